@@ -1,0 +1,16 @@
+// Package psa holds the neutral model that psa-sync uses to talk about every
+// PSA it supports: services (catalog items), companies, contracts and the
+// quantity on a contract line, plus the Backend interface each PSA adapter
+// implements and the sentinel errors callers test with errors.Is.
+//
+// The package imports neither Terraform nor Prometheus, and none of its own
+// subpackages. A backend is built by package backends:
+//
+//	b, err := backends.New(ctx, backends.Config{System: psa.SystemAutotask, Autotask: &backends.AutotaskConfig{...}})
+//	if err != nil { ... }
+//	lines, err := b.ReadLines(ctx, []string{"29684183"}, time.Now())
+//	if err != nil { ... }
+//	for _, l := range lines {
+//		fmt.Println(l.ContractID, l.ServiceID, l.Quantity)
+//	}
+package psa

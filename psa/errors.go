@@ -1,0 +1,92 @@
+package psa
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Backends return errors that match these with errors.Is;
+// the typed errors below carry the details.
+var (
+	// ErrNotFound means the object does not exist in the PSA.
+	ErrNotFound = errors.New("psa: not found")
+	// ErrUnauthorized means the PSA rejected the credentials.
+	ErrUnauthorized = errors.New("psa: unauthorized")
+	// ErrRateLimited means the PSA throttled the request; see RateLimitError.
+	ErrRateLimited = errors.New("psa: rate limited")
+	// ErrConflict means the request conflicts with the PSA's state or is
+	// ambiguous (two objects where one was expected); see AmbiguousError.
+	ErrConflict = errors.New("psa: conflict")
+	// ErrValidation means the PSA refused the request; see ValidationError.
+	ErrValidation = errors.New("psa: validation failed")
+	// ErrNotSupported means the PSA cannot do what was asked.
+	ErrNotSupported = errors.New("psa: not supported")
+	// ErrOutcomeUnknown means a non-idempotent write may or may not have been
+	// applied and a re-read could not tell which. The caller must reconcile
+	// before writing again.
+	ErrOutcomeUnknown = errors.New("psa: outcome of write unknown")
+)
+
+// RateLimitError is returned when the PSA throttles a request.
+type RateLimitError struct {
+	System System
+	// RetryAfter is how long the PSA asked to wait; zero when it did not say.
+	RetryAfter time.Duration
+	// Hourly is true when the hourly request budget is exhausted (as opposed
+	// to a concurrency limit).
+	Hourly  bool
+	Message string
+}
+
+func (e *RateLimitError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: rate limited", e.System)
+	if e.Hourly {
+		b.WriteString(" (hourly request budget exhausted)")
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, ", retry after %s", e.RetryAfter)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrRateLimited.
+func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
+
+// ValidationError carries the PSA's own messages when it refuses a request.
+type ValidationError struct {
+	System   System
+	Messages []string
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Messages) == 0 {
+		return fmt.Sprintf("%s: request refused", e.System)
+	}
+	return fmt.Sprintf("%s: %s", e.System, strings.Join(e.Messages, "; "))
+}
+
+// Is reports whether target is ErrValidation.
+func (e *ValidationError) Is(target error) bool { return target == ErrValidation }
+
+// AmbiguousError is returned when a lookup that must find one object finds
+// several. Matches describes each candidate (for example "Acme (id 174)").
+type AmbiguousError struct {
+	// Kind is the kind of object, e.g. "company".
+	Kind string
+	// Query says what was looked up, e.g. `name "Acme"`.
+	Query   string
+	Matches []string
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("%s %s is ambiguous: %d matches: %s", e.Kind, e.Query, len(e.Matches), strings.Join(e.Matches, ", "))
+}
+
+// Is reports whether target is ErrConflict.
+func (e *AmbiguousError) Is(target error) bool { return target == ErrConflict }

@@ -1,0 +1,216 @@
+package psa
+
+import (
+	"context"
+	"time"
+)
+
+// System names a PSA. The values are the ones used in the mapping export, the
+// provider configuration blocks and the daemon configuration.
+type System string
+
+// The PSA systems psa-sync knows.
+const (
+	SystemAutotask    System = "autotask"
+	SystemConnectWise System = "connectwise"
+	SystemKaseyaBMS   System = "kaseya_bms"
+)
+
+// Systems lists every known system in a stable order.
+var Systems = []System{SystemAutotask, SystemConnectWise, SystemKaseyaBMS}
+
+// Valid reports whether s is one of Systems.
+func (s System) Valid() bool {
+	for _, k := range Systems {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// BillingPeriod is the neutral billing period of a service.
+type BillingPeriod string
+
+// Billing periods. Each backend maps them to its own vocabulary (Autotask reads
+// the period type picklist and matches these by label).
+const (
+	BillingPeriodMonthly    BillingPeriod = "monthly"
+	BillingPeriodQuarterly  BillingPeriod = "quarterly"
+	BillingPeriodSemiAnnual BillingPeriod = "semi_annual"
+	BillingPeriodYearly     BillingPeriod = "yearly"
+)
+
+// BillingPeriods lists every BillingPeriod in a stable order.
+var BillingPeriods = []BillingPeriod{BillingPeriodMonthly, BillingPeriodQuarterly, BillingPeriodSemiAnnual, BillingPeriodYearly}
+
+// Service is a billable catalog item in a PSA: an Autotask Service, a
+// ConnectWise catalog item or a Kaseya BMS service. IDs are strings in every
+// system.
+type Service struct {
+	ID                 string
+	Name               string
+	Description        string
+	InvoiceDescription string
+	UnitPrice          float64
+	UnitCost           float64
+	BillingPeriod      BillingPeriod
+	Active             bool
+
+	// Autotask holds the fields only Autotask has. It is nil for other systems
+	// and may be nil on input to Autotask, in which case defaults apply.
+	Autotask *AutotaskServiceFields
+}
+
+// AutotaskServiceFields are the Service fields only Autotask has.
+type AutotaskServiceFields struct {
+	// BillingCodeID is the allocation (billing) code of the service.
+	BillingCodeID string
+	// PeriodType is the label of the Services.periodType picklist value, for
+	// tenants whose labels do not match a neutral BillingPeriod. When empty the
+	// backend derives it from Service.BillingPeriod.
+	PeriodType string
+}
+
+// Company is a customer organisation in the PSA (Autotask Company,
+// ConnectWise company, Kaseya BMS account).
+type Company struct {
+	ID     string
+	Name   string
+	Active bool
+}
+
+// Contract is the agreement that usage is billed on (Autotask Contract,
+// ConnectWise agreement, Kaseya BMS contract).
+type Contract struct {
+	ID        string
+	CompanyID string
+	Name      string
+	// Type is the PSA's own label for the contract type, e.g. "Recurring Service".
+	Type string
+	// Status is the PSA's own label for the status, e.g. "Active".
+	Status string
+	// Active is true when the contract can be billed on now.
+	Active bool
+	// Recurring is true for recurring-service contracts, the only kind usage
+	// sync writes to.
+	Recurring bool
+	StartDate time.Time
+	EndDate   time.Time
+}
+
+// ContractQuery selects contracts in FindContracts.
+type ContractQuery struct {
+	// CompanyID limits the result to one company. Required.
+	CompanyID string
+	// Name matches the contract name exactly (case-insensitively). Empty
+	// matches every contract of the company.
+	Name string
+	// IncludeInactive also returns contracts that are not active.
+	IncludeInactive bool
+	// AnyType also returns contracts that are not recurring-service contracts.
+	AnyType bool
+}
+
+// ContractLine is the quantity of one service on one contract for the billing
+// period that contains a given date.
+type ContractLine struct {
+	ContractID string
+	ServiceID  string
+	// LineID is the PSA's id of the line (Autotask ContractService id,
+	// ConnectWise addition id, Kaseya BMS contract service id).
+	LineID      string
+	Quantity    int64
+	UnitPrice   float64
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+}
+
+// Key returns the (contract, service) pair that identifies a line.
+func (l ContractLine) Key() LineKey { return LineKey{ContractID: l.ContractID, ServiceID: l.ServiceID} }
+
+// LineKey identifies a contract line by contract and service.
+type LineKey struct {
+	ContractID string
+	ServiceID  string
+}
+
+// SetQuantityRequest asks a backend to set a contract line to an absolute
+// quantity as of an effective date.
+type SetQuantityRequest struct {
+	ContractID string
+	ServiceID  string
+	// Quantity is the absolute quantity wanted from EffectiveDate on.
+	Quantity int64
+	// Current is the line as the caller last read it (from ReadLines), or nil
+	// when the contract has no line for the service. Backends whose write is a
+	// delta (Autotask) compute it from Current, so the caller must pass what it
+	// read in the same pass.
+	Current *ContractLine
+	// EffectiveDate is the first day the new quantity applies.
+	EffectiveDate time.Time
+}
+
+// Budget is a PSA's API request budget for the current time frame.
+type Budget struct {
+	Limit     int
+	Used      int
+	Timeframe time.Duration
+}
+
+// Remaining returns the number of requests left in the time frame.
+func (b Budget) Remaining() int { return b.Limit - b.Used }
+
+// Backend is what the provider and the daemon use to talk to a PSA. Each
+// system implements it in its own vocabulary inside its adapter.
+//
+// A Backend is safe for concurrent use by multiple goroutines; it bounds its
+// own concurrency and request rate to stay inside the PSA's limits. Methods
+// return errors that match the sentinels in this package with errors.Is.
+type Backend interface {
+	// System returns the PSA system of the backend.
+	System() System
+	// Instance returns a non-secret name of the PSA instance, such as the
+	// Autotask zone host. It is recorded in the mapping export.
+	Instance() string
+	// Ping authenticates and makes one cheap read.
+	Ping(ctx context.Context) error
+	// Budget returns the API request budget; ErrNotSupported when the PSA
+	// does not report one.
+	Budget(ctx context.Context) (*Budget, error)
+
+	// CreateService creates s (its ID is ignored) and returns the stored service.
+	CreateService(ctx context.Context, s *Service) (*Service, error)
+	// GetService returns the service with the given id, or ErrNotFound.
+	GetService(ctx context.Context, id string) (*Service, error)
+	// UpdateService updates the service with s.ID and returns the stored service.
+	UpdateService(ctx context.Context, s *Service) (*Service, error)
+	// DeactivateService marks the service inactive.
+	DeactivateService(ctx context.Context, id string) error
+	// DeleteService deletes the service; ErrNotSupported where the PSA does
+	// not allow it.
+	DeleteService(ctx context.Context, id string) error
+	// FindServices returns the services whose name equals name
+	// (case-insensitively), active or not.
+	FindServices(ctx context.Context, name string) ([]Service, error)
+
+	// GetCompany returns the company with the given id, or ErrNotFound.
+	GetCompany(ctx context.Context, id string) (*Company, error)
+	// FindCompanies returns the companies whose name equals name (case-insensitively).
+	FindCompanies(ctx context.Context, name string) ([]Company, error)
+	// GetContract returns the contract with the given id, or ErrNotFound.
+	GetContract(ctx context.Context, id string) (*Contract, error)
+	// FindContracts returns the contracts matching q.
+	FindContracts(ctx context.Context, q ContractQuery) ([]Contract, error)
+
+	// ReadLines returns the current quantity of every service line on the
+	// given contracts for the billing period that contains asOf. It makes few
+	// requests for many contracts (bulk reads), never one per line.
+	ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]ContractLine, error)
+	// SetQuantity sets one line to an absolute quantity as of an effective
+	// date and returns the line as it is afterwards. A non-idempotent write
+	// (such as an Autotask adjustment) is never re-sent blindly: when its
+	// outcome is unknown the backend re-reads the line, and returns an error
+	// matching ErrOutcomeUnknown only if it still cannot tell.
+	SetQuantity(ctx context.Context, req SetQuantityRequest) (*ContractLine, error)
+}
