@@ -1,0 +1,177 @@
+package source
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Period is a billing month.
+type Period struct {
+	Year  int
+	Month time.Month
+}
+
+// PeriodOf returns the billing month that contains t, in t's location.
+func PeriodOf(t time.Time) Period {
+	return Period{Year: t.Year(), Month: t.Month()}
+}
+
+// ParsePeriod parses a period written as "YYYY-MM" (the form String returns).
+// A single-digit month ("2026-5") is accepted too.
+func ParsePeriod(s string) (Period, error) {
+	y, m, ok := strings.Cut(strings.TrimSpace(s), "-")
+	if !ok {
+		return Period{}, fmt.Errorf("source: period %q is not YYYY-MM", s)
+	}
+	year, err := strconv.Atoi(y)
+	if err != nil || len(y) != 4 {
+		return Period{}, fmt.Errorf("source: period %q is not YYYY-MM", s)
+	}
+	month, err := strconv.Atoi(m)
+	if err != nil || len(m) > 2 || month < 1 || month > 12 {
+		return Period{}, fmt.Errorf("source: period %q is not YYYY-MM", s)
+	}
+	return Period{Year: year, Month: time.Month(month)}, nil
+}
+
+// Start returns the first instant of the period in loc (UTC when loc is nil).
+func (p Period) Start(loc *time.Location) time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.Date(p.Year, p.Month, 1, 0, 0, 0, 0, loc)
+}
+
+// Next returns the period after p.
+func (p Period) Next() Period {
+	return PeriodOf(time.Date(p.Year, p.Month+1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// Prev returns the period before p.
+func (p Period) Prev() Period {
+	return PeriodOf(time.Date(p.Year, p.Month-1, 1, 0, 0, 0, 0, time.UTC))
+}
+
+// IsZero reports whether p is the zero Period.
+func (p Period) IsZero() bool { return p == Period{} }
+
+// String returns the period as "YYYY-MM", for example "2026-11".
+func (p Period) String() string {
+	return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month))
+}
+
+// Record is the usage of one product by one customer, as a source reports it.
+// A source may return several records for the same (CustomerID, Product); use
+// Sum to add them up.
+type Record struct {
+	// CustomerID is the source's own customer key (a Sophos tenant id, the
+	// customer_id column of a file). Empty means usage that belongs to no
+	// customer: it is reported, never billed.
+	CustomerID   string
+	CustomerName string
+	// Product is the source's stable product key (a Sophos productCode).
+	Product     string
+	ProductName string
+	Quantity    int64
+	// Period is the period as the source gave it, if it gave one.
+	Period string
+	// Where says where the record came from, for messages: "usage.csv:14",
+	// "sophos tenant 718b6047-...".
+	Where string
+}
+
+// Unassigned reports whether the record is usage that belongs to no customer.
+func (r Record) Unassigned() bool { return r.CustomerID == "" }
+
+// Problem is a bad row or item that a source skipped. The rest of the data
+// still counts.
+type Problem struct {
+	Where string
+	Err   error
+}
+
+// String returns "where: err", e.g. `usage.csv:14: quantity "x" is not a whole number`.
+func (p Problem) String() string {
+	if p.Where == "" {
+		return p.Err.Error()
+	}
+	return p.Where + ": " + p.Err.Error()
+}
+
+// Report is what a source returned for one period.
+type Report struct {
+	// Source is the Name of the source that made the report.
+	Source string
+	Period Period
+	// Records holds the usage rows as the source reported them; several
+	// rows may share a (CustomerID, Product).
+	Records []Record
+	// Problems lists what was skipped, and notices such as "no data for this
+	// month yet".
+	Problems []Problem
+}
+
+// Source is a vendor's usage data. Implementations are safe for concurrent use
+// by several goroutines; each call is independent and the caller owns the
+// returned Report.
+type Source interface {
+	// Name returns the source's key as used in the mapping export ("sophos",
+	// "file").
+	Name() string
+	// Fetch returns the usage for period p. Rows it cannot use are skipped
+	// and listed in Report.Problems; an error means nothing usable could be
+	// read (authentication failed, file missing, the API answered garbage).
+	Fetch(ctx context.Context, p Period) (*Report, error)
+	// Check verifies that the source can be reached and read (authenticates,
+	// opens the file) and returns an error saying what is wrong.
+	Check(ctx context.Context) error
+}
+
+// Sum adds up records per (CustomerID, Product). The result is sorted by
+// CustomerID then Product, so it is deterministic. The first non-empty
+// CustomerName, ProductName and Period win; Where is the first record's Where,
+// followed by " (+N more)" when several records were added together.
+func Sum(records []Record) []Record {
+	type key struct{ customer, product string }
+	idx := make(map[key]int, len(records))
+	n := make([]int, 0, len(records))
+	out := make([]Record, 0, len(records))
+	for _, r := range records {
+		k := key{r.CustomerID, r.Product}
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			out = append(out, r)
+			n = append(n, 1)
+			continue
+		}
+		s := &out[i]
+		s.Quantity += r.Quantity
+		if s.CustomerName == "" {
+			s.CustomerName = r.CustomerName
+		}
+		if s.ProductName == "" {
+			s.ProductName = r.ProductName
+		}
+		if s.Period == "" {
+			s.Period = r.Period
+		}
+		n[i]++
+	}
+	for i := range out {
+		if n[i] > 1 {
+			out[i].Where = fmt.Sprintf("%s (+%d more)", out[i].Where, n[i]-1)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].CustomerID != out[j].CustomerID {
+			return out[i].CustomerID < out[j].CustomerID
+		}
+		return out[i].Product < out[j].Product
+	})
+	return out
+}
