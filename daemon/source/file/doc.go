@@ -1,0 +1,35 @@
+// Package file is a usage source that reads a CSV or JSON snapshot, for
+// vendors that publish usage as files rather than through an API (Password
+// Boss, for example).
+//
+// A CSV file starts with a header row naming its columns, in any order:
+//
+//	customer_id,customer_name,product,product_name,quantity,period
+//	718b6047-2fbc-b4f4-1a43-45ee42bf5d3b,Acme,PB-STD,Password Boss Standard,20,2026-10
+//	,,PB-STD,Password Boss Standard,3,2026-10
+//
+// customer_id, product and quantity are required columns; the others are
+// optional. A column the format does not know rejects the whole file, so a
+// misspelt optional column (customer_nmae) cannot silently drop data. A UTF-8
+// byte-order mark is ignored.
+//
+// A JSON file holds an array of objects with the same keys, or an object
+// {"records": [...]} wrapping that array. Values are strings or numbers.
+//
+// Every row is checked on its own: a missing product, a quantity that is not
+// a whole number or is negative, a row with the wrong number of columns, an
+// unknown JSON key, or a period other than the requested one is reported as a
+// source.Problem with its line number ("usage.csv:14: quantity \"x\" is not
+// a whole number") and skipped; the rest of the file still counts. A row with
+// an empty customer_id is usage that belongs to no customer (a Record with
+// CustomerID ""), not a problem. Rows are returned as they are; the daemon
+// sums them per (customer, product) with source.Sum.
+//
+//	src, err := file.New(file.Config{Path: "/var/lib/psa-sync/passwordboss.csv", Name: "passwordboss"})
+//	if err != nil { ... }
+//	rep, err := src.Fetch(ctx, source.Period{Year: 2026, Month: time.October})
+//	if err != nil { ... } // unreadable file or bad header
+//	for _, p := range rep.Problems {
+//		fmt.Println(p) // usage.csv:14: quantity "x" is not a whole number
+//	}
+package file

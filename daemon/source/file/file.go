@@ -1,0 +1,443 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+)
+
+// Format is the encoding of a usage file.
+type Format string
+
+// The formats a usage file can have. FormatAuto picks one from the file name's
+// extension: ".csv" is CSV, ".json" is JSON; anything else is an error.
+const (
+	FormatAuto Format = ""
+	FormatCSV  Format = "csv"
+	FormatJSON Format = "json"
+)
+
+// DefaultName is the source name used when Config.Name is empty.
+const DefaultName = "file"
+
+// Column names, which are also the JSON keys.
+const (
+	colCustomerID   = "customer_id"
+	colCustomerName = "customer_name"
+	colProduct      = "product"
+	colProductName  = "product_name"
+	colQuantity     = "quantity"
+	colPeriod       = "period"
+)
+
+var (
+	knownColumns    = []string{colCustomerID, colCustomerName, colProduct, colProductName, colQuantity, colPeriod}
+	requiredColumns = []string{colCustomerID, colProduct, colQuantity}
+)
+
+// Config configures a file source.
+type Config struct {
+	// Path is the usage file. It is read anew on every Fetch, so another
+	// program can replace it between passes (write a temp file and rename).
+	Path string
+	// Format is the file's encoding; FormatAuto (the default) goes by the
+	// extension.
+	Format Format
+	// Name is the source name the mapping export uses for this data, for
+	// example "passwordboss"; "" means DefaultName.
+	Name string
+}
+
+// Source reads usage from a CSV or JSON file. It is safe for concurrent use.
+type Source struct {
+	path   string
+	format Format
+	name   string
+}
+
+var _ source.Source = (*Source)(nil)
+
+// New returns a Source for cfg. It checks the configuration only; the file is
+// opened by Fetch and Check.
+func New(cfg Config) (*Source, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("file: path is required")
+	}
+	f := cfg.Format
+	if f == FormatAuto {
+		switch strings.ToLower(filepath.Ext(cfg.Path)) {
+		case ".csv":
+			f = FormatCSV
+		case ".json":
+			f = FormatJSON
+		default:
+			return nil, fmt.Errorf("file: cannot tell the format of %q from its extension; set the format to csv or json", cfg.Path)
+		}
+	}
+	if f != FormatCSV && f != FormatJSON {
+		return nil, fmt.Errorf("file: unknown format %q (want csv or json)", cfg.Format)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = DefaultName
+	}
+	return &Source{path: cfg.Path, format: f, name: name}, nil
+}
+
+// Name returns the source name (Config.Name, or "file").
+func (s *Source) Name() string { return s.name }
+
+// Path returns the file the source reads.
+func (s *Source) Path() string { return s.path }
+
+// Format returns the file's format (never FormatAuto).
+func (s *Source) Format() Format { return s.format }
+
+// Fetch reads the file and returns its rows as records for period p. Rows that
+// cannot be used are skipped and listed in Report.Problems with their line
+// number; a row whose period column is set and differs from p is such a row.
+// A zero p accepts every period. A file that cannot be read or whose header
+// or structure is wrong is an error.
+func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		return nil, fmt.Errorf("file: reading usage: %w", err)
+	}
+	rep := &source.Report{Source: s.name, Period: p}
+	name := filepath.Base(s.path)
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	var rows []row
+	switch s.format {
+	case FormatCSV:
+		rows, err = parseCSV(name, data)
+	default:
+		rows, err = parseJSON(name, data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		rec, err := r.record(p)
+		if err != nil {
+			rep.Problems = append(rep.Problems, source.Problem{Where: r.where, Err: err})
+			continue
+		}
+		rep.Records = append(rep.Records, rec)
+	}
+	return rep, nil
+}
+
+// Check reads and parses the file. It fails when the file cannot be read or
+// when some rows have problems, and then says how many and which.
+func (s *Source) Check(ctx context.Context) error {
+	rep, err := s.Fetch(ctx, source.Period{})
+	if err != nil {
+		return err
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("file: %s", summary(filepath.Base(s.path), rep))
+	}
+	return nil
+}
+
+// Describe reads and parses the file and says how many rows it holds and how
+// many were skipped, for example "usage.csv: 14 rows, 2 skipped (first:
+// usage.csv:3: product is missing)".
+func (s *Source) Describe(ctx context.Context) (string, error) {
+	rep, err := s.Fetch(ctx, source.Period{})
+	if err != nil {
+		return "", err
+	}
+	return summary(filepath.Base(s.path), rep), nil
+}
+
+func summary(name string, rep *source.Report) string {
+	n := len(rep.Records) + len(rep.Problems)
+	msg := fmt.Sprintf("%s: %d %s, %d skipped", name, n, plural(n, "row", "rows"), len(rep.Problems))
+	if len(rep.Problems) > 0 {
+		msg += fmt.Sprintf(" (first: %s)", rep.Problems[0])
+	}
+	return msg
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// row is one row of the file before validation. Fields are trimmed text.
+type row struct {
+	where  string
+	fields map[string]string
+	err    error // set when the row could not even be split into fields
+}
+
+func (r row) record(p source.Period) (source.Record, error) {
+	if r.err != nil {
+		return source.Record{}, r.err
+	}
+	rec := source.Record{
+		CustomerID:   r.fields[colCustomerID],
+		CustomerName: r.fields[colCustomerName],
+		Product:      r.fields[colProduct],
+		ProductName:  r.fields[colProductName],
+		Period:       r.fields[colPeriod],
+		Where:        r.where,
+	}
+	if rec.Product == "" {
+		return rec, errors.New("product is missing")
+	}
+	q := r.fields[colQuantity]
+	if q == "" {
+		return rec, errors.New("quantity is missing")
+	}
+	n, err := strconv.ParseInt(q, 10, 64)
+	if err != nil {
+		return rec, fmt.Errorf("quantity %q is not a whole number", q)
+	}
+	if n < 0 {
+		return rec, fmt.Errorf("quantity %d is negative", n)
+	}
+	rec.Quantity = n
+	if rec.Period != "" {
+		rp, err := source.ParsePeriod(rec.Period)
+		if err != nil {
+			return rec, fmt.Errorf("period %q is not YYYY-MM", rec.Period)
+		}
+		if !p.IsZero() && rp != p {
+			return rec, fmt.Errorf("period %s is not the requested period %s", rp, p)
+		}
+	}
+	return rec, nil
+}
+
+// parseCSV reads the header and the rows. Header problems (a missing required
+// column, an unknown or repeated column) reject the whole file, because every
+// row would be misread; row problems are added to rep.
+func parseCSV(name string, data []byte) ([]row, error) {
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("file: %s: empty file, want a header row with %s", name, strings.Join(requiredColumns, ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file: %s: reading header: %w", name, err)
+	}
+	cols := make([]string, len(header))
+	seen := map[string]bool{}
+	for i, h := range header {
+		c := strings.ToLower(strings.TrimSpace(h))
+		if !known(c) {
+			return nil, fmt.Errorf("file: %s:1: unknown column %q (want %s)", name, h, strings.Join(knownColumns, ", "))
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("file: %s:1: column %q appears twice", name, c)
+		}
+		seen[c] = true
+		cols[i] = c
+	}
+	for _, c := range requiredColumns {
+		if !seen[c] {
+			return nil, fmt.Errorf("file: %s:1: column %q is missing from the header", name, c)
+		}
+	}
+	var rows []row
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				rows = append(rows, row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err})
+				continue
+			}
+			return nil, fmt.Errorf("file: %s: %w", name, err)
+		}
+		line, _ := cr.FieldPos(0)
+		where := fmt.Sprintf("%s:%d", name, line)
+		if len(rec) != len(cols) {
+			rows = append(rows, row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))})
+			continue
+		}
+		r := row{where: where, fields: make(map[string]string, len(cols))}
+		for i, c := range cols {
+			r.fields[c] = strings.TrimSpace(rec[i])
+		}
+		rows = append(rows, r)
+	}
+}
+
+func known(c string) bool {
+	for _, k := range knownColumns {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// parseJSON reads an array of objects, or an object {"records": [...]}. Each
+// object's line number is where its opening brace is. An object with an
+// unknown key, or a value of the wrong type, is a problem for that row only.
+func parseJSON(name string, data []byte) ([]row, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+	}
+	var rows []row
+	switch tok {
+	case json.Delim('['):
+		if rows, err = jsonRows(name, data, dec); err != nil {
+			return nil, err
+		}
+	case json.Delim('{'):
+		// The {"records": [...]} form.
+		found := false
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+			}
+			if key != "records" {
+				return nil, fmt.Errorf("file: %s:%d: unknown key %q (want \"records\")", name, lineAt(data, dec.InputOffset()), key)
+			}
+			if found {
+				return nil, fmt.Errorf("file: %s: key \"records\" appears twice", name)
+			}
+			found = true
+			if tok, err = dec.Token(); err != nil {
+				return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+			}
+			if tok != json.Delim('[') {
+				return nil, fmt.Errorf("file: %s: \"records\" must be an array of objects", name)
+			}
+			if rows, err = jsonRows(name, data, dec); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing brace
+			return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+		}
+		if !found {
+			return nil, fmt.Errorf("file: %s: the object has no \"records\" array", name)
+		}
+	default:
+		return nil, fmt.Errorf("file: %s: want an array of records or an object with a \"records\" array", name)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("file: %s:%d: unexpected data after the records", name, lineAt(data, valueStart(data, dec.InputOffset())))
+	}
+	return rows, nil
+}
+
+// jsonRows reads array elements up to and including the closing bracket.
+func jsonRows(name string, data []byte, dec *json.Decoder) ([]row, error) {
+	var rows []row
+	for dec.More() {
+		start := dec.InputOffset()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+		}
+		where := fmt.Sprintf("%s:%d", name, lineAt(data, valueStart(data, start)))
+		r := jsonRow(raw)
+		r.where = where
+		rows = append(rows, r)
+	}
+	if _, err := dec.Token(); err != nil { // the closing bracket
+		return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+	}
+	return rows, nil
+}
+
+func jsonRow(raw json.RawMessage) row {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return row{err: errors.New("record is not a JSON object")}
+	}
+	r := row{fields: make(map[string]string, len(obj))}
+	for k, v := range obj {
+		if !known(k) {
+			return row{err: fmt.Errorf("unknown key %q", k)}
+		}
+		s, err := jsonScalar(v)
+		if err != nil {
+			return row{err: fmt.Errorf("%s: %w", k, err)}
+		}
+		r.fields[k] = strings.TrimSpace(s)
+	}
+	return r
+}
+
+// jsonScalar returns a string's value, a number's literal text (so 2.5 is
+// reported as not a whole number rather than rounded), or "" for null.
+func jsonScalar(v json.RawMessage) (string, error) {
+	v = bytes.TrimSpace(v)
+	switch {
+	case len(v) == 0 || string(v) == "null":
+		return "", nil
+	case v[0] == '"':
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return "", err
+		}
+		return s, nil
+	case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+		return string(v), nil
+	default:
+		return "", errors.New("want a string or a number")
+	}
+}
+
+// valueStart skips the whitespace and comma between the decoder's offset and
+// the next value.
+func valueStart(data []byte, off int64) int64 {
+	for off < int64(len(data)) {
+		switch data[off] {
+		case ' ', '\t', '\r', '\n', ',':
+			off++
+		default:
+			return off
+		}
+	}
+	return off
+}
+
+// lineAt returns the 1-based line number of byte offset off.
+func lineAt(data []byte, off int64) int {
+	if off > int64(len(data)) {
+		off = int64(len(data))
+	}
+	return bytes.Count(data[:off], []byte("\n")) + 1
+}
+
+// jsonErr adds a line number to JSON syntax errors.
+func jsonErr(data []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("line %d: %w", lineAt(data, se.Offset), err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("unexpected end of JSON")
+	}
+	return err
+}

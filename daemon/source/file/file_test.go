@@ -1,0 +1,317 @@
+package file_test
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+)
+
+var oct2026 = source.Period{Year: 2026, Month: time.October}
+
+// writeFile writes content to name in a fresh temp dir and returns its path.
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newSource(t *testing.T, cfg file.Config) *file.Source {
+	t.Helper()
+	s, err := file.New(cfg)
+	if err != nil {
+		t.Fatalf("file.New: %v", err)
+	}
+	return s
+}
+
+// problems renders a report's problems as strings, for comparing.
+func problems(rep *source.Report) []string {
+	var out []string
+	for _, p := range rep.Problems {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+func wantGoodRecords(name string) []source.Record {
+	return []source.Record{
+		{CustomerID: "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", CustomerName: "Acme", Product: "PB-STD", ProductName: "Password Boss Standard", Quantity: 20, Period: "2026-10", Where: name + ":2"},
+		{CustomerID: "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", CustomerName: "Acme", Product: "PB-ADV", ProductName: "Password Boss Advanced", Quantity: 5, Period: "2026-10", Where: name + ":3"},
+		{CustomerID: "c0ffee00-0000-4000-8000-000000000002", CustomerName: "Globex", Product: "PB-STD", ProductName: "Password Boss Standard", Quantity: 12, Where: name + ":4"},
+		{Product: "PB-STD", ProductName: "Password Boss Standard", Quantity: 3, Period: "2026-10", Where: name + ":5"},
+	}
+}
+
+func TestFetch_csv(t *testing.T) {
+	t.Parallel()
+	s := newSource(t, file.Config{Path: "testdata/usage.csv"})
+	if s.Name() != "file" || s.Format() != file.FormatCSV {
+		t.Errorf("Name, Format = %q, %q; want file, csv", s.Name(), s.Format())
+	}
+	rep, err := s.Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("Problems = %q, want none", problems(rep))
+	}
+	if diff := cmp.Diff(wantGoodRecords("usage.csv"), rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+	if rep.Source != "file" || rep.Period != oct2026 {
+		t.Errorf("Source, Period = %q, %v", rep.Source, rep.Period)
+	}
+	if !rep.Records[3].Unassigned() {
+		t.Errorf("row without customer_id is not unassigned usage: %+v", rep.Records[3])
+	}
+}
+
+func TestFetch_json(t *testing.T) {
+	t.Parallel()
+	s := newSource(t, file.Config{Path: "testdata/usage.json", Name: "passwordboss"})
+	rep, err := s.Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("Problems = %q, want none", problems(rep))
+	}
+	want := []source.Record{
+		{CustomerID: "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", CustomerName: "Acme", Product: "PB-STD", ProductName: "Password Boss Standard", Quantity: 20, Period: "2026-10", Where: "usage.json:3"},
+		{CustomerID: "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", CustomerName: "Acme", Product: "PB-ADV", Quantity: 5, Where: "usage.json:4"},
+		{CustomerID: "c0ffee00-0000-4000-8000-000000000002", Product: "PB-STD", Quantity: 12, Where: "usage.json:5"},
+		{Product: "PB-STD", Quantity: 3, Where: "usage.json:6"},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+	if rep.Source != "passwordboss" {
+		t.Errorf("Source = %q, want passwordboss", rep.Source)
+	}
+}
+
+func TestFetch_jsonArray(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "usage.json", "[\n{\"customer_id\":\"a\",\"product\":\"P\",\"quantity\":1},\n{\"customer_id\":\"b\",\"product\":\"P\",\"quantity\":2}]\n")
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	want := []source.Record{
+		{CustomerID: "a", Product: "P", Quantity: 1, Where: "usage.json:2"},
+		{CustomerID: "b", Product: "P", Quantity: 2, Where: "usage.json:3"},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFetch_csvBadRows(t *testing.T) {
+	t.Parallel()
+	content := strings.Join([]string{
+		"product,quantity,customer_id,period", // column order is free
+		"P1,5,c1,2026-10",                     // 2: good
+		",5,c1,",                              // 3: product missing
+		"P1,x,c1,",                            // 4: not a number
+		"P1,-3,c1,",                           // 5: negative
+		"P1,2.5,c1,",                          // 6: fraction
+		"P1,5,c1",                             // 7: column count
+		"P1,5,c1,2026-09",                     // 8: other period
+		"P1,5,c1,Oct",                         // 9: bad period
+		"P1,,c1,",                             // 10: quantity missing
+		"",                                    // 11: blank lines are skipped
+		"P2,7,,",                              // 12: good, unassigned
+	}, "\n") + "\n"
+	p := writeFile(t, "usage.csv", content)
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	wantProblems := []string{
+		`usage.csv:3: product is missing`,
+		`usage.csv:4: quantity "x" is not a whole number`,
+		`usage.csv:5: quantity -3 is negative`,
+		`usage.csv:6: quantity "2.5" is not a whole number`,
+		`usage.csv:7: row has 3 columns, the header has 4`,
+		`usage.csv:8: period 2026-09 is not the requested period 2026-10`,
+		`usage.csv:9: period "Oct" is not YYYY-MM`,
+		`usage.csv:10: quantity is missing`,
+	}
+	if diff := cmp.Diff(wantProblems, problems(rep)); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+	want := []source.Record{
+		{CustomerID: "c1", Product: "P1", Quantity: 5, Period: "2026-10", Where: "usage.csv:2"},
+		{Product: "P2", Quantity: 7, Where: "usage.csv:12"},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFetch_csvQuotedFieldSpanningLines(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "usage.csv", "customer_id,customer_name,product,quantity\nc1,\"Acme\nInc\",P,1\nc2,Bad \"quote,P,x\nc3,Globex,P,2\n")
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), source.Period{})
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(rep.Records) != 2 || rep.Records[0].Where != "usage.csv:2" || rep.Records[1].Where != "usage.csv:5" {
+		t.Errorf("Records = %+v, want rows at lines 2 and 5", rep.Records)
+	}
+	if got := problems(rep); len(got) != 1 || !strings.HasPrefix(got[0], "usage.csv:4: ") {
+		t.Errorf("Problems = %q, want one at line 4", got)
+	}
+}
+
+func TestFetch_jsonBadRows(t *testing.T) {
+	t.Parallel()
+	content := `[
+  {"customer_id": "c1", "product": "P1", "quantity": 5},
+  {"customer_id": "c1", "quantity": 5},
+  {"customer_id": "c1", "product": "P1", "quantity": "x"},
+  {"customer_id": "c1", "product": "P1", "quantity": -3},
+  {"customer_id": "c1", "product": "P1", "quantity": 2.5},
+  {"customer_id": "c1", "product": "P1", "quantity": 5, "qty": 5},
+  {"customer_id": "c1", "product": "P1", "quantity": 5, "period": "2026-09"},
+  {"customer_id": "c1", "product": ["P1"], "quantity": 5},
+  "not an object",
+  {"product": "P2", "quantity": 7}
+]`
+	p := writeFile(t, "usage.json", content)
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	wantProblems := []string{
+		`usage.json:3: product is missing`,
+		`usage.json:4: quantity "x" is not a whole number`,
+		`usage.json:5: quantity -3 is negative`,
+		`usage.json:6: quantity "2.5" is not a whole number`,
+		`usage.json:7: unknown key "qty"`,
+		`usage.json:8: period 2026-09 is not the requested period 2026-10`,
+		`usage.json:9: product: want a string or a number`,
+		`usage.json:10: record is not a JSON object`,
+	}
+	if diff := cmp.Diff(wantProblems, problems(rep)); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+	want := []source.Record{
+		{CustomerID: "c1", Product: "P1", Quantity: 5, Where: "usage.json:2"},
+		{Product: "P2", Quantity: 7, Where: "usage.json:11"},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFetch_bom(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, content string }{
+		{"usage.csv", "\ufeffcustomer_id,product,quantity\nc1,P,4\n"},
+		{"usage.json", "\ufeff[{\"customer_id\":\"c1\",\"product\":\"P\",\"quantity\":4}]"},
+	} {
+		p := writeFile(t, tc.name, tc.content)
+		rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatalf("%s: Fetch: %v", tc.name, err)
+		}
+		want := []source.Record{{CustomerID: "c1", Product: "P", Quantity: 4, Where: tc.name + ":1"}}
+		if tc.name == "usage.csv" {
+			want[0].Where = "usage.csv:2"
+		}
+		if diff := cmp.Diff(want, rep.Records); diff != "" || len(rep.Problems) > 0 {
+			t.Errorf("%s: Records mismatch (-want +got):\n%s\nproblems %q", tc.name, diff, problems(rep))
+		}
+	}
+}
+
+func TestFetch_fileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"unknown column", "u.csv", "customer_id,product,quantity,notes\n", `file: u.csv:1: unknown column "notes" (want customer_id, customer_name, product, product_name, quantity, period)`},
+		{"missing column", "u.csv", "customer_id,product\n", `file: u.csv:1: column "quantity" is missing from the header`},
+		{"repeated column", "u.csv", "customer_id,product,quantity,Product\n", `file: u.csv:1: column "product" appears twice`},
+		{"empty csv", "u.csv", "", `file: u.csv: empty file, want a header row with customer_id, product, quantity`},
+		{"json scalar", "u.json", `42`, `file: u.json: want an array of records or an object with a "records" array`},
+		{"json wrapper key", "u.json", "{\n\"rows\": []}", `file: u.json:2: unknown key "rows" (want "records")`},
+		{"json no records", "u.json", `{}`, `file: u.json: the object has no "records" array`},
+		{"json truncated", "u.json", `[{"product": "P", "quantity": 1}`, `file: u.json: unexpected end of JSON`},
+		{"json syntax", "u.json", "[\n{\"product\": \"P\",, }]", `file: u.json: line 2: invalid character ',' looking for beginning of object key string`},
+		{"json trailing", "u.json", "[]\n[]", `file: u.json:2: unexpected data after the records`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := writeFile(t, tc.file, tc.content)
+			_, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Fetch error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFetch_missingFile(t *testing.T) {
+	t.Parallel()
+	s := newSource(t, file.Config{Path: filepath.Join(t.TempDir(), "nope.csv")})
+	_, err := s.Fetch(t.Context(), oct2026)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Fetch error = %v, want fs.ErrNotExist", err)
+	}
+	if err := s.Check(t.Context()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Check error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestNew_errors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		cfg  file.Config
+		want string
+	}{
+		{file.Config{}, "file: path is required"},
+		{file.Config{Path: "usage.txt"}, `file: cannot tell the format of "usage.txt" from its extension; set the format to csv or json`},
+		{file.Config{Path: "usage.csv", Format: "xml"}, `file: unknown format "xml" (want csv or json)`},
+	}
+	for _, tc := range tests {
+		if _, err := file.New(tc.cfg); err == nil || err.Error() != tc.want {
+			t.Errorf("New(%+v) error = %v, want %s", tc.cfg, err, tc.want)
+		}
+	}
+	s, err := file.New(file.Config{Path: "usage.txt", Format: file.FormatJSON})
+	if err != nil || s.Format() != file.FormatJSON {
+		t.Errorf("New with explicit format = %v, %v", s, err)
+	}
+}
+
+func TestCheckAndDescribe(t *testing.T) {
+	t.Parallel()
+	good := newSource(t, file.Config{Path: "testdata/usage.csv"})
+	if err := good.Check(t.Context()); err != nil {
+		t.Errorf("Check good file: %v", err)
+	}
+	if got, err := good.Describe(t.Context()); err != nil || got != "usage.csv: 4 rows, 0 skipped" {
+		t.Errorf("Describe = %q, %v", got, err)
+	}
+	p := writeFile(t, "bad.csv", "customer_id,product,quantity\nc1,P,1\nc1,,2\nc1,P,z\n")
+	err := newSource(t, file.Config{Path: p}).Check(t.Context())
+	want := `file: bad.csv: 3 rows, 2 skipped (first: bad.csv:3: product is missing)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Check bad file = %v, want %s", err, want)
+	}
+}
