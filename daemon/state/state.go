@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -193,15 +194,9 @@ func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return nil, fmt.Errorf("state: creating state directory: %w", err)
 	}
-	bdb, err := bolt.Open(file, 0o600, &bolt.Options{Timeout: lockTimeout})
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("state: state database %q is locked by another psa-syncd process", file)
-	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
-		errors.Is(err, bolterrors.ErrVersionMismatch), errors.Is(err, bolterrors.ErrInvalidMapping):
-		return nil, corrupt(file, err)
-	case err != nil:
-		return nil, fmt.Errorf("state: opening state database %q: %w", file, err)
+	bdb, err := openBolt(file)
+	if err != nil {
+		return nil, err
 	}
 	db := &DB{bolt: bdb, path: file}
 	if err := db.init(); err != nil {
@@ -211,19 +206,72 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
+// openBolt opens the bbolt file and classifies failures. bbolt panics on
+// some damaged files (a bad freelist page, for instance); the panic is
+// turned into a corruption error, and the file bbolt opened is closed
+// through the OpenFile hook, since bbolt itself never returns it. bbolt's
+// memory map of the file cannot be reached, and it keeps the file lock
+// alive, so after such an error the process should exit rather than try
+// again (psa-syncd does).
+func openBolt(file string) (bdb *bolt.DB, err error) {
+	var f *os.File
+	defer func() {
+		if r := recover(); r != nil {
+			if f != nil {
+				_ = f.Close()
+			}
+			bdb, err = nil, corrupt(file, fmt.Errorf("%v", r))
+		}
+	}()
+	bdb, err = bolt.Open(file, 0o600, &bolt.Options{
+		Timeout: lockTimeout,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			var err error
+			f, err = os.OpenFile(name, flag, perm)
+			return f, err
+		},
+	})
+	var pathErr *fs.PathError
+	switch {
+	case err == nil:
+		return bdb, nil
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("state: state database %q is locked by another psa-syncd process", file)
+	case errors.As(err, &pathErr):
+		// The file could not be opened, locked, read or mapped: a
+		// permission or I/O problem, not a damaged file.
+		return nil, fmt.Errorf("state: opening state database %q: %w", file, err)
+	default:
+		// Everything else bbolt reports is a file that is not a valid
+		// database: bad magic, checksum, version or size.
+		return nil, corrupt(file, err)
+	}
+}
+
 func corrupt(file string, err error) error {
 	return fmt.Errorf("state: state database %q is corrupt or not a psa-syncd database (%w); "+
 		"it was left untouched: restore it from a backup or move it aside to start with empty state", file, err)
 }
 
-// init creates missing buckets and checks the schema version. bbolt can
-// panic on a damaged page, so a panic here is reported as corruption.
+// init checks the whole file for consistency, creates missing buckets and
+// checks the schema version. Checking up front (the file is small) turns
+// damage into a clear error at start-up instead of a panic mid-pass; bbolt
+// can panic on a damaged page, so a panic here is reported as corruption too.
 func (db *DB) init() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = corrupt(db.path, fmt.Errorf("%v", r))
 		}
 	}()
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return corrupt(db.path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
