@@ -1,0 +1,228 @@
+package export
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// SchemaV1 is the schema identifier of version 1 of the mapping export, the
+// only version this package reads and writes.
+const SchemaV1 = "psa-sync.mapping-export/v1"
+
+// SupportedSchemas lists the schema versions Decode accepts.
+var SupportedSchemas = []string{SchemaV1}
+
+// Document is a mapping export: the product and customer mappings of one PSA
+// instance, written by the Terraform provider and read by psa-syncd. It holds
+// no credentials and has no field that could hold one.
+//
+// A Document is not safe for concurrent use; Store.Update gives each caller
+// its own copy.
+type Document struct {
+	// Schema is SchemaV1.
+	Schema string `json:"schema"`
+	// PSA names the PSA system and instance the mappings belong to.
+	PSA PSA `json:"psa"`
+	// Revision increases by one on every write through a Store.
+	Revision int64 `json:"revision"`
+	// UpdatedAt is the time of the last write through a Store, in UTC.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Integration holds the integration-wide settings; nil when no
+	// psa_integration resource manages them (the daemon's configuration
+	// then applies).
+	Integration *Integration `json:"integration,omitempty"`
+	// ProductMappings are keyed by (Source, Product).
+	ProductMappings []ProductMapping `json:"product_mappings"`
+	// CustomerMappings are keyed by (Source, CustomerID).
+	CustomerMappings []CustomerMapping `json:"customer_mappings"`
+}
+
+// PSA identifies the PSA a document belongs to.
+type PSA struct {
+	// System is the PSA system; a document belongs to exactly one.
+	System psa.System `json:"system"`
+	// Instance tells instances of one system apart, for example the
+	// Autotask zone host "webservices5.autotask.net", the ConnectWise site or
+	// the Kaseya BMS hostname. It may be empty.
+	Instance string `json:"instance"`
+}
+
+// Integration holds the integration-wide settings of psa_integration.
+type Integration struct {
+	// Enabled false means the daemon sends nothing to the PSA.
+	Enabled bool `json:"enabled"`
+	// Schedule is a schedule in the grammar of package schedule; empty
+	// means the daemon's configured schedule.
+	Schedule string `json:"schedule"`
+	// Timezone is an IANA zone name for calendar schedules; empty means the
+	// daemon's configured zone.
+	Timezone string `json:"timezone"`
+}
+
+// ProductMapping maps a vendor product to a PSA service.
+type ProductMapping struct {
+	// Source is the usage source, e.g. "sophos". Part of the key.
+	Source string `json:"source"`
+	// Product is the vendor's product code. Part of the key.
+	Product string `json:"product"`
+	// ServiceID is the PSA service the product is billed as.
+	ServiceID string `json:"service_id"`
+	// ServiceName is the service's name, for people reading the export.
+	ServiceName string `json:"service_name"`
+	// SyncEnabled false keeps the mapping but stops usage sync for it.
+	SyncEnabled bool `json:"sync_enabled"`
+}
+
+// CustomerMapping maps a vendor customer (tenant) to a PSA company and one of
+// its contracts.
+type CustomerMapping struct {
+	// Source is the usage source, e.g. "sophos". Part of the key.
+	Source string `json:"source"`
+	// CustomerID is the vendor's customer or tenant id. Part of the key.
+	CustomerID string `json:"customer_id"`
+	// CustomerName is the vendor's customer name, for people reading the
+	// export.
+	CustomerName string `json:"customer_name"`
+	// CompanyID is the PSA company.
+	CompanyID string `json:"company_id"`
+	// ContractID is the company's PSA contract the usage is billed on.
+	ContractID string `json:"contract_id"`
+	// UsageSync switches usage sync on for the customer.
+	UsageSync bool `json:"usage_sync"`
+	// TicketSync switches ticket sync on for the customer.
+	TicketSync bool `json:"ticket_sync"`
+}
+
+// New returns an empty document for a PSA instance, at revision 0.
+func New(system psa.System, instance string) *Document {
+	return &Document{
+		Schema:           SchemaV1,
+		PSA:              PSA{System: system, Instance: instance},
+		ProductMappings:  []ProductMapping{},
+		CustomerMappings: []CustomerMapping{},
+	}
+}
+
+// Clone returns a deep copy of d.
+func (d *Document) Clone() *Document {
+	c := *d
+	if d.Integration != nil {
+		i := *d.Integration
+		c.Integration = &i
+	}
+	c.ProductMappings = append([]ProductMapping{}, d.ProductMappings...)
+	c.CustomerMappings = append([]CustomerMapping{}, d.CustomerMappings...)
+	return &c
+}
+
+// Product returns the product mapping with the given key.
+func (d *Document) Product(source, product string) (ProductMapping, bool) {
+	if i := d.productIndex(source, product); i >= 0 {
+		return d.ProductMappings[i], true
+	}
+	return ProductMapping{}, false
+}
+
+// PutProduct adds m, or replaces the mapping with m's key.
+func (d *Document) PutProduct(m ProductMapping) {
+	if i := d.productIndex(m.Source, m.Product); i >= 0 {
+		d.ProductMappings[i] = m
+		return
+	}
+	d.ProductMappings = append(d.ProductMappings, m)
+}
+
+// DeleteProduct removes the product mapping with the given key and reports
+// whether there was one.
+func (d *Document) DeleteProduct(source, product string) bool {
+	i := d.productIndex(source, product)
+	if i < 0 {
+		return false
+	}
+	d.ProductMappings = slices.Delete(d.ProductMappings, i, i+1)
+	return true
+}
+
+func (d *Document) productIndex(source, product string) int {
+	return slices.IndexFunc(d.ProductMappings, func(m ProductMapping) bool {
+		return m.Source == source && m.Product == product
+	})
+}
+
+// Customer returns the customer mapping with the given key.
+func (d *Document) Customer(source, customerID string) (CustomerMapping, bool) {
+	if i := d.customerIndex(source, customerID); i >= 0 {
+		return d.CustomerMappings[i], true
+	}
+	return CustomerMapping{}, false
+}
+
+// PutCustomer adds m, or replaces the mapping with m's key.
+func (d *Document) PutCustomer(m CustomerMapping) {
+	if i := d.customerIndex(m.Source, m.CustomerID); i >= 0 {
+		d.CustomerMappings[i] = m
+		return
+	}
+	d.CustomerMappings = append(d.CustomerMappings, m)
+}
+
+// DeleteCustomer removes the customer mapping with the given key and reports
+// whether there was one.
+func (d *Document) DeleteCustomer(source, customerID string) bool {
+	i := d.customerIndex(source, customerID)
+	if i < 0 {
+		return false
+	}
+	d.CustomerMappings = slices.Delete(d.CustomerMappings, i, i+1)
+	return true
+}
+
+func (d *Document) customerIndex(source, customerID string) int {
+	return slices.IndexFunc(d.CustomerMappings, func(m CustomerMapping) bool {
+		return m.Source == source && m.CustomerID == customerID
+	})
+}
+
+func compareProducts(a, b ProductMapping) int {
+	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Product, b.Product))
+}
+
+func compareCustomers(a, b CustomerMapping) int {
+	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.CustomerID, b.CustomerID))
+}
+
+// Encode returns the document as JSON with the mappings sorted by key,
+// two-space indentation and a trailing newline. Equal documents encode to
+// equal bytes, so the file diffs well in reviews. UpdatedAt is written in
+// UTC. Encode does not validate and does not modify d.
+func (d *Document) Encode() ([]byte, error) {
+	c := d.Clone()
+	c.UpdatedAt = c.UpdatedAt.UTC()
+	slices.SortStableFunc(c.ProductMappings, compareProducts)
+	slices.SortStableFunc(c.CustomerMappings, compareCustomers)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("export: encoding: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// contentEqual reports whether a and b hold the same settings and mappings,
+// ignoring Revision and UpdatedAt and the order of the mappings.
+func contentEqual(a, b *Document) bool {
+	a, b = a.Clone(), b.Clone()
+	a.Revision, b.Revision = 0, 0
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	ea, errA := a.Encode()
+	eb, errB := b.Encode()
+	return errA == nil && errB == nil && bytes.Equal(ea, eb)
+}

@@ -1,0 +1,226 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Store reads and writes a mapping export file.
+//
+// Reads need no lock: writes replace the file atomically, so a reader sees
+// either the old or the new document, never a mix. Update serialises
+// writers twice over: with a mutex per file shared by every Store in the
+// process (Terraform applies resources in parallel, each with its own
+// provider call), and with an advisory lock on a companion file path+".lock"
+// that other processes take too (two `terraform apply` runs, or an apply and
+// `psa-syncd validate`). The lock file is left in place; deleting it while a
+// writer holds it would let a second writer in.
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	path string
+	now  func() time.Time
+}
+
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithClock sets the clock Update uses for updated_at. The default is
+// time.Now.
+func WithClock(now func() time.Time) StoreOption {
+	return func(s *Store) { s.now = now }
+}
+
+// NewStore returns a Store for the export file at path. It does not touch
+// the file system.
+func NewStore(path string, opts ...StoreOption) *Store {
+	s := &Store{path: path, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Path returns the path the Store was created with.
+func (s *Store) Path() string { return s.path }
+
+// Read reads and decodes the export. A missing file gives an error that
+// matches fs.ErrNotExist; a file that is not valid JSON gives a
+// *SyntaxError and an invalid document a *ValidationError, both naming the
+// file.
+func (s *Store) Read() (*Document, error) {
+	return s.read(s.path)
+}
+
+func (s *Store) read(path string) (*Document, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s%w (no mapping export has been written there yet)", prefix(s.path), fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%sreading: %w", prefix(s.path), err)
+	}
+	d, err := Decode(data)
+	if err != nil {
+		return nil, s.withFile(err)
+	}
+	return d, nil
+}
+
+// withFile puts the Store's path into an error from Decode or Validate.
+func (s *Store) withFile(err error) error {
+	var ve *ValidationError
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &ve):
+		c := *ve
+		c.File = s.path
+		return &c
+	case errors.As(err, &se):
+		c := *se
+		c.File = s.path
+		return &c
+	default:
+		return fmt.Errorf("%s%w", prefix(s.path), err)
+	}
+}
+
+// Update changes the export under a lock and writes it if fn changed it.
+//
+// It reads the current document; a missing file starts from New(system,
+// instance). It refuses a document that belongs to another PSA system, or
+// to another instance of the same system (an empty instance in the file is
+// filled in; an empty instance argument accepts any). A file that cannot be
+// read or decoded is reported and left exactly as it is: Update never
+// replaces a document it could not read.
+//
+// fn may change the document; an error from fn is returned unchanged and
+// nothing is written. When the mappings and settings are unchanged (compared
+// ignoring revision and updated_at), nothing is written and no file is
+// created. Otherwise Update increments Revision, sets UpdatedAt to the
+// current time in UTC (to the second), validates the result and replaces the
+// file atomically: a temporary file in the same directory is written,
+// synced, given the old file's permissions (0644 for a new file) and renamed
+// over the export, and the directory is synced. The parent directory is
+// created if missing. When path is a symbolic link, its target is updated.
+//
+// Update returns the document as it is now stored.
+func (s *Store) Update(system psa.System, instance string, fn func(*Document) error) (*Document, error) {
+	path := s.path
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	mu := pathMutex(path)
+	mu.Lock()
+	defer mu.Unlock()
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("%screating directory: %w", prefix(s.path), err)
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("%slocking: %w", prefix(s.path), err)
+	}
+	defer unlock()
+
+	old, err := s.read(path)
+	exists := err == nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		old = New(system, instance)
+	case err != nil:
+		return nil, err
+	}
+	if old.PSA.System != system {
+		return nil, fmt.Errorf("%sthe export belongs to PSA system %q, not %q; use one export file per PSA system", prefix(s.path), old.PSA.System, system)
+	}
+	if instance != "" && old.PSA.Instance != instance && old.PSA.Instance != "" {
+		return nil, fmt.Errorf("%sthe export belongs to %s instance %q, not %q; use one export file per PSA instance", prefix(s.path), system, old.PSA.Instance, instance)
+	}
+
+	d := old.Clone()
+	if d.PSA.Instance == "" {
+		d.PSA.Instance = instance
+	}
+	if err := fn(d); err != nil {
+		return nil, err
+	}
+	if d.PSA.System != system {
+		return nil, fmt.Errorf("%sthe update changed psa.system from %q to %q, which is not allowed", prefix(s.path), system, d.PSA.System)
+	}
+	if exists && contentEqual(old, d) {
+		return d, nil
+	}
+	if !exists && contentEqual(New(system, instance), d) {
+		return d, nil
+	}
+	d.Revision = old.Revision + 1
+	d.UpdatedAt = s.now().UTC().Truncate(time.Second)
+	if err := d.Validate(); err != nil {
+		return nil, s.withFile(err)
+	}
+	data, err := d.Encode()
+	if err != nil {
+		return nil, s.withFile(err)
+	}
+	if err := writeFile(path, data); err != nil {
+		return nil, fmt.Errorf("%swriting: %w", prefix(s.path), err)
+	}
+	return d, nil
+}
+
+// pathMutexes holds one mutex per cleaned absolute path, shared by every
+// Store in the process. An flock alone is not enough within one process:
+// its semantics for two descriptors of one process differ between systems.
+var pathMutexes sync.Map // string → *sync.Mutex
+
+func pathMutex(path string) *sync.Mutex {
+	key, err := filepath.Abs(path)
+	if err != nil {
+		key = filepath.Clean(path)
+	}
+	mu, _ := pathMutexes.LoadOrStore(key, new(sync.Mutex))
+	return mu.(*sync.Mutex)
+}
+
+// writeFile replaces path with data atomically and durably.
+func writeFile(path string, data []byte) (err error) {
+	mode := fs.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}

@@ -1,0 +1,212 @@
+package export
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// maxListedProblems caps the problems ValidationError.Error lists; the rest
+// are counted. Problems holds all of them.
+const maxListedProblems = 20
+
+// Problem is one thing wrong with a document.
+type Problem struct {
+	// Entry names the mapping at fault with its index and key, e.g.
+	// "customer_mappings[3] (sophos/718b6047)"; empty for document-level
+	// fields.
+	Entry string
+	// Field is the JSON field at fault, e.g. "contract_id" or "psa.system";
+	// empty when the entry as a whole is at fault.
+	Field string
+	// Message completes the sentence that starts with the field, e.g.
+	// "is required".
+	Message string
+}
+
+// String formats p as a line of ValidationError.Error, e.g.
+// "customer_mappings[3] (sophos/718b6047): contract_id is required".
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Entry != "" {
+		b.WriteString(p.Entry)
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field)
+		b.WriteString(" ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError reports every problem found in a document. Decode,
+// Validate, Store.Read and Store.Update return it; use errors.As to get the
+// problems.
+type ValidationError struct {
+	// File is the path of the export when the document came from a Store.
+	File string
+	// Problems lists every problem, in document order.
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString(prefix(e.File))
+	if len(e.Problems) == 1 {
+		b.WriteString(e.Problems[0].String())
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%d problems:", len(e.Problems))
+	for i, p := range e.Problems {
+		if i == maxListedProblems {
+			fmt.Fprintf(&b, "\n\t... and %d more", len(e.Problems)-i)
+			break
+		}
+		b.WriteString("\n\t")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// prefix is how this package's errors start: "export: " for a document in
+// memory, `export "path": ` for a file.
+func prefix(file string) string {
+	if file == "" {
+		return "export: "
+	}
+	return fmt.Sprintf("export %q: ", file)
+}
+
+// Validate checks the whole document and returns a *ValidationError listing
+// every problem: an unsupported schema version, a missing or unknown PSA
+// system, a negative revision, an integration schedule or time zone that
+// does not parse, a mapping missing a required field, and two mappings with
+// one key.
+func (d *Document) Validate() error {
+	if p := d.problems(); len(p) > 0 {
+		return &ValidationError{Problems: p}
+	}
+	return nil
+}
+
+func (d *Document) problems() []Problem {
+	var ps []Problem
+	add := func(entry, field, format string, args ...any) {
+		ps = append(ps, Problem{Entry: entry, Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	supported := quoteAll(SupportedSchemas)
+	switch {
+	case d.Schema == "":
+		add("", "schema", "is required (supported: %s)", supported)
+	case !isSupported(d.Schema):
+		add("", "schema", "%q is not a supported version (supported: %s)", d.Schema, supported)
+	}
+	switch {
+	case d.PSA.System == "":
+		add("", "psa.system", "is required (want %s)", systemList())
+	case !d.PSA.System.Valid():
+		add("", "psa.system", "%q is not a known PSA system (want %s)", d.PSA.System, systemList())
+	}
+	if d.Revision < 0 {
+		add("", "revision", "must not be negative (got %d)", d.Revision)
+	}
+	if in := d.Integration; in != nil {
+		if in.Schedule != "" {
+			if _, err := schedule.Parse(in.Schedule); err != nil {
+				add("", "integration.schedule", "is invalid: %v", err)
+			}
+		}
+		if in.Timezone != "" {
+			if _, err := schedule.LoadLocation(in.Timezone); err != nil {
+				add("", "integration.timezone", "%q is not a usable time zone (want an IANA name such as \"Europe/Rome\", or \"UTC\")", in.Timezone)
+			}
+		}
+	}
+
+	seenProducts := make(map[[2]string]int, len(d.ProductMappings))
+	for i, m := range d.ProductMappings {
+		entry := productEntry(i, m)
+		required(add, entry, "source", m.Source)
+		required(add, entry, "product", m.Product)
+		required(add, entry, "service_id", m.ServiceID)
+		key := [2]string{m.Source, m.Product}
+		if j, dup := seenProducts[key]; dup {
+			add(entry, "", "has the same source and product as product_mappings[%d]", j)
+		} else {
+			seenProducts[key] = i
+		}
+	}
+	seenCustomers := make(map[[2]string]int, len(d.CustomerMappings))
+	for i, m := range d.CustomerMappings {
+		entry := customerEntry(i, m)
+		required(add, entry, "source", m.Source)
+		required(add, entry, "customer_id", m.CustomerID)
+		required(add, entry, "company_id", m.CompanyID)
+		required(add, entry, "contract_id", m.ContractID)
+		key := [2]string{m.Source, m.CustomerID}
+		if j, dup := seenCustomers[key]; dup {
+			add(entry, "", "has the same source and customer_id as customer_mappings[%d]", j)
+		} else {
+			seenCustomers[key] = i
+		}
+	}
+	return ps
+}
+
+func required(add func(entry, field, format string, args ...any), entry, field, value string) {
+	if strings.TrimSpace(value) == "" {
+		add(entry, field, "is required")
+	}
+}
+
+// productEntry names a product mapping in messages: its index, which finds it
+// in the file, and its key, which finds it in Terraform configuration.
+func productEntry(i int, m ProductMapping) string {
+	return entryName("product_mappings", i, m.Source, m.Product)
+}
+
+func customerEntry(i int, m CustomerMapping) string {
+	return entryName("customer_mappings", i, m.Source, m.CustomerID)
+}
+
+func entryName(list string, i int, source, id string) string {
+	name := list + "[" + strconv.Itoa(i) + "]"
+	if source == "" && id == "" {
+		return name
+	}
+	return name + " (" + source + "/" + id + ")"
+}
+
+func isSupported(schema string) bool {
+	for _, s := range SupportedSchemas {
+		if s == schema {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+// systemList returns "autotask, connectwise or kaseya_bms".
+func systemList() string {
+	names := make([]string, len(psa.Systems))
+	for i, s := range psa.Systems {
+		names[i] = string(s)
+	}
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
