@@ -1,0 +1,795 @@
+package autotask
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+const (
+	// DefaultZoneLookupURL is the zoneInformation endpoint used to discover the
+	// zone (API root) of the API user. Any zone answers for every user.
+	DefaultZoneLookupURL = "https://webservices.autotask.net/atservicesrest/v1.0/zoneInformation"
+
+	// DefaultUserAgent is the User-Agent sent when WithUserAgent is not used.
+	DefaultUserAgent = "psa-sync"
+
+	// MaxConcurrency is the number of requests Autotask allows in flight per
+	// integration and entity endpoint (the "thread threshold"). The client
+	// never exceeds it.
+	MaxConcurrency = 3
+
+	// DefaultMaxRetries is how often an idempotent request is retried when
+	// WithMaxRetries is not used.
+	DefaultMaxRetries = 4
+
+	// MaxPageSize is the largest MaxRecords Autotask accepts.
+	MaxPageSize = 500
+
+	// apiVersion is the version segment appended to the zone root.
+	apiVersion = "V1.0/"
+
+	// maxErrorBody bounds how much of an error response is read.
+	maxErrorBody = 1 << 20
+
+	// maxBody bounds how much of a successful response is read; a page of
+	// 500 rows is far below it.
+	maxBody = 64 << 20
+
+	// maxRetryAfter is the longest Retry-After the client waits for before
+	// retrying; a longer one is returned to the caller as a rate-limit error.
+	maxRetryAfter = 5 * time.Minute
+)
+
+// Default backoff between retries: exponential from defaultBackoffBase, capped
+// at defaultBackoffMax, with full jitter.
+const (
+	defaultBackoffBase = 500 * time.Millisecond
+	defaultBackoffMax  = 30 * time.Second
+)
+
+// A Client talks to the Autotask REST API (version 1.0) of one tenant.
+//
+// A Client is safe for concurrent use. It discovers the tenant's zone lazily on
+// the first request, keeps at most MaxConcurrency requests in flight per
+// entity endpoint, retries idempotent requests with exponential backoff and
+// full jitter, and never re-sends a request that creates an entity when its
+// outcome is unknown.
+type Client struct {
+	client        *http.Client
+	zoneLookupURL *url.URL
+	creds         *credentials // a pointer, so that %v of a Client prints an address, not secrets
+	userAgent     string
+	maxConc       int
+	maxRetries    int
+	backoffBase   time.Duration
+	backoffMax    time.Duration
+	logger        *slog.Logger
+
+	// sleep waits between retries; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	zoneMu     sync.Mutex
+	baseURL    *url.URL // zone root with the version segment, e.g. https://webservices5.autotask.net/ATServicesRest/V1.0/
+	discovered bool     // baseURL came from zone discovery (and may be re-discovered after a 401)
+
+	semMu sync.Mutex
+	sems  map[string]chan struct{}
+
+	fieldsMu sync.Mutex
+	fields   map[string][]*Field // entityInformation/fields by lower-case entity name
+
+	threshold thresholdTracker
+
+	common service // reused by every service instead of allocating one each
+
+	// Services for the parts of the API psa-sync uses.
+	Companies                  *CompaniesService
+	Contracts                  *ContractsService
+	Services                   *ServicesService
+	ContractServices           *ContractServicesService
+	ContractServiceUnits       *ContractServiceUnitsService
+	ContractServiceAdjustments *ContractServiceAdjustmentsService
+	BillingCodes               *BillingCodesService
+	EntityInformation          *EntityInformationService
+}
+
+type service struct {
+	client *Client
+}
+
+// credentials are the API user's credentials. They are only ever written to
+// request headers.
+type credentials struct {
+	username        string
+	secret          string
+	integrationCode string
+	impersonation   int64 // 0 = none
+}
+
+// String keeps the credentials out of logs and error messages.
+func (*credentials) String() string { return "autotask credentials (redacted)" }
+
+// GoString keeps the credentials out of %#v output.
+func (c *credentials) GoString() string { return c.String() }
+
+// An Option configures a Client in NewClient.
+type Option func(*Client) error
+
+// WithHTTPClient sets the HTTP client that sends every request. The default is
+// a client with a 60 second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("autotask: nil HTTP client")
+		}
+		c.client = hc
+		return nil
+	}
+}
+
+// WithBaseURL sets the zone root, such as
+// https://webservices5.autotask.net/ATServicesRest/, and skips zone discovery.
+// The client appends the version segment "V1.0/". By default the zone is
+// discovered on first use through the zoneInformation endpoint.
+func WithBaseURL(rawURL string) Option {
+	return func(c *Client) error {
+		u, err := parseRoot(rawURL)
+		if err != nil {
+			return fmt.Errorf("autotask: base URL: %w", err)
+		}
+		c.baseURL = u
+		c.discovered = false
+		return nil
+	}
+}
+
+// WithZoneLookupURL sets the zoneInformation endpoint used for zone discovery.
+// The default is DefaultZoneLookupURL. It is ignored when WithBaseURL is used.
+func WithZoneLookupURL(rawURL string) Option {
+	return func(c *Client) error {
+		u, err := url.Parse(rawURL)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("autotask: zone lookup URL %q is not an absolute URL", rawURL)
+		}
+		c.zoneLookupURL = u
+		return nil
+	}
+}
+
+// WithCredentials sets the API-only user's name (an email address), its
+// secret and the API integration code (tracking identifier). They are
+// required; there is no default.
+func WithCredentials(username, secret, integrationCode string) Option {
+	return func(c *Client) error {
+		c.creds.username = username
+		c.creds.secret = secret
+		c.creds.integrationCode = integrationCode
+		return nil
+	}
+}
+
+// WithImpersonation makes the client act as the given resource on requests
+// that change data (the ImpersonationResourceId header, sent on every method
+// but GET). By default no impersonation header is sent.
+func WithImpersonation(resourceID int64) Option {
+	return func(c *Client) error {
+		if resourceID <= 0 {
+			return fmt.Errorf("autotask: impersonation resource id must be positive, got %d", resourceID)
+		}
+		c.creds.impersonation = resourceID
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header. The default is DefaultUserAgent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if ua != "" {
+			c.userAgent = ua
+		}
+		return nil
+	}
+}
+
+// WithMaxConcurrency sets how many requests may be in flight per entity
+// endpoint. The default, and the maximum, is MaxConcurrency (Autotask's thread
+// threshold); larger values are capped at it.
+func WithMaxConcurrency(n int) Option {
+	return func(c *Client) error {
+		if n < 1 {
+			return fmt.Errorf("autotask: max concurrency must be at least 1, got %d", n)
+		}
+		c.maxConc = min(n, MaxConcurrency)
+		return nil
+	}
+}
+
+// WithMaxRetries sets how often an idempotent request (a GET, a query, a
+// PATCH) is retried after a throttling response, a server timeout or a
+// network error. Zero disables retries. The default is DefaultMaxRetries.
+func WithMaxRetries(n int) Option {
+	return func(c *Client) error {
+		if n < 0 {
+			return fmt.Errorf("autotask: max retries must not be negative, got %d", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the exponential backoff between retries: the n-th retry
+// waits a random time up to min(max, base·2ⁿ), or longer when the server sent
+// Retry-After. The defaults are 500ms and 30s.
+func WithBackoff(base, maxWait time.Duration) Option {
+	return func(c *Client) error {
+		if base <= 0 || maxWait < base {
+			return fmt.Errorf("autotask: invalid backoff %s..%s", base, maxWait)
+		}
+		c.backoffBase, c.backoffMax = base, maxWait
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and zone discovery. The default
+// discards everything. Credentials are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+// NewClient returns a client configured by opts. It does no network I/O:
+// the zone is discovered on first use unless WithBaseURL is given.
+func NewClient(opts ...Option) (*Client, error) {
+	lookup, _ := url.Parse(DefaultZoneLookupURL)
+	c := &Client{
+		client:        &http.Client{Timeout: 60 * time.Second},
+		zoneLookupURL: lookup,
+		creds:         &credentials{},
+		userAgent:     DefaultUserAgent,
+		maxConc:       MaxConcurrency,
+		maxRetries:    DefaultMaxRetries,
+		backoffBase:   defaultBackoffBase,
+		backoffMax:    defaultBackoffMax,
+		logger:        slog.New(slog.DiscardHandler),
+		sleep:         sleepContext,
+		sems:          make(map[string]chan struct{}),
+		fields:        make(map[string][]*Field),
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	var missing []string
+	if c.creds.username == "" {
+		missing = append(missing, "username")
+	}
+	if c.creds.secret == "" {
+		missing = append(missing, "secret")
+	}
+	if c.creds.integrationCode == "" {
+		missing = append(missing, "integration code")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("autotask: missing credentials: %s", strings.Join(missing, ", "))
+	}
+	c.common.client = c
+	c.Companies = (*CompaniesService)(&c.common)
+	c.Contracts = (*ContractsService)(&c.common)
+	c.Services = (*ServicesService)(&c.common)
+	c.ContractServices = (*ContractServicesService)(&c.common)
+	c.ContractServiceUnits = (*ContractServiceUnitsService)(&c.common)
+	c.ContractServiceAdjustments = (*ContractServiceAdjustmentsService)(&c.common)
+	c.BillingCodes = (*BillingCodesService)(&c.common)
+	c.EntityInformation = (*EntityInformationService)(&c.common)
+	return c, nil
+}
+
+// parseRoot parses a zone root and returns it with the version segment.
+func parseRoot(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", rawURL)
+	}
+	if !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	u.RawPath = ""
+	return u.JoinPath(apiVersion), nil
+}
+
+// Zone is the answer of the zoneInformation endpoint.
+type Zone struct {
+	ZoneName string `json:"zoneName"`
+	URL      string `json:"url"`
+	WebURL   string `json:"webUrl"`
+	CI       int    `json:"ci"`
+}
+
+// BaseURL returns the API root the client sends requests to (the zone root
+// followed by "V1.0/"), discovering the zone first if needed.
+func (c *Client) BaseURL(ctx context.Context) (*url.URL, error) {
+	c.zoneMu.Lock()
+	defer c.zoneMu.Unlock()
+	if c.baseURL != nil {
+		u := *c.baseURL
+		return &u, nil
+	}
+	if err := c.discoverLocked(ctx); err != nil {
+		return nil, err
+	}
+	u := *c.baseURL
+	return &u, nil
+}
+
+// Host returns the host of the zone (for example webservices5.autotask.net),
+// or "" when the zone has not been discovered yet.
+func (c *Client) Host() string {
+	c.zoneMu.Lock()
+	defer c.zoneMu.Unlock()
+	if c.baseURL == nil {
+		return ""
+	}
+	return c.baseURL.Host
+}
+
+// rediscover fetches the zone again after a 401 when it was discovered (the
+// tenant may have moved), and reports whether the root changed from stale.
+func (c *Client) rediscover(ctx context.Context, stale *url.URL) (bool, error) {
+	c.zoneMu.Lock()
+	defer c.zoneMu.Unlock()
+	if !c.discovered {
+		return false, nil
+	}
+	if c.baseURL.String() != stale.String() {
+		return true, nil // another request already moved it
+	}
+	if err := c.discoverLocked(ctx); err != nil {
+		return false, err
+	}
+	return c.baseURL.String() != stale.String(), nil
+}
+
+// discoverLocked looks the zone up. The caller holds zoneMu. The lookup
+// carries no credentials and is not subject to the thread limit.
+func (c *Client) discoverLocked(ctx context.Context) error {
+	u := *c.zoneLookupURL
+	q := u.Query()
+	q.Set("user", c.creds.username)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("autotask: zone lookup: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("autotask: zone lookup: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := CheckResponse(resp); err != nil {
+		return fmt.Errorf("autotask: zone lookup for user %q: %w", c.creds.username, err)
+	}
+	var z Zone
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&z); err != nil {
+		return fmt.Errorf("autotask: zone lookup: decoding response: %w", err)
+	}
+	root, err := parseRoot(z.URL)
+	if err != nil {
+		return fmt.Errorf("autotask: zone lookup returned an unusable url: %w", err)
+	}
+	if c.baseURL == nil || c.baseURL.String() != root.String() {
+		c.logger.Info("Discovered Autotask zone", "zone", z.ZoneName, "url", z.URL)
+	}
+	c.baseURL = root
+	c.discovered = true
+	return nil
+}
+
+// NewRequest builds a request for the API. A relative urlStr (such as
+// "Companies/query") is resolved against the zone's API root, discovering the
+// zone if needed; an absolute one (a nextPageUrl) must have the zone's
+// origin, so that credentials are never sent anywhere else. body, if not nil,
+// is sent as JSON. NewRequest sets the authentication headers.
+func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any) (*http.Request, error) {
+	base, err := c.BaseURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := base.Parse(urlStr)
+	if err != nil {
+		return nil, fmt.Errorf("autotask: bad request URL: %w", err)
+	}
+	if !sameOrigin(u, base) {
+		return nil, fmt.Errorf("autotask: refusing to send credentials to %s://%s, which is not the zone %s://%s", u.Scheme, u.Host, base.Scheme, base.Host)
+	}
+	var buf []byte
+	if body != nil {
+		buf, err = json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("autotask: encoding request body: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(buf))
+	if err != nil {
+		return nil, fmt.Errorf("autotask: %w", err)
+	}
+	if body == nil {
+		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("ApiIntegrationCode", c.creds.integrationCode)
+	req.Header.Set("UserName", c.creds.username)
+	req.Header.Set("Secret", c.creds.secret)
+	if c.creds.impersonation != 0 && method != http.MethodGet {
+		// As django-autotask does: impersonation only matters for writes.
+		req.Header.Set("ImpersonationResourceId", strconv.FormatInt(c.creds.impersonation, 10))
+	}
+	return req, nil
+}
+
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
+}
+
+// PageDetails is the paging state of a query response.
+type PageDetails struct {
+	Count        int    `json:"count"`
+	RequestCount int    `json:"requestCount"`
+	PrevPageURL  string `json:"prevPageUrl"`
+	NextPageURL  string `json:"nextPageUrl"`
+}
+
+// Response wraps an HTTP response from Autotask with the paging state of a
+// query response (nil for other responses).
+type Response struct {
+	*http.Response
+
+	// PageDetails is the pageDetails object of a query response.
+	PageDetails *PageDetails
+	// NextPageURL is PageDetails.NextPageURL, or "" on the last page.
+	NextPageURL string
+}
+
+func newResponse(r *http.Response, body []byte) *Response {
+	resp := &Response{Response: r}
+	if bytes.Contains(body, []byte(`"pageDetails"`)) {
+		var env struct {
+			PageDetails *PageDetails `json:"pageDetails"`
+		}
+		if json.Unmarshal(body, &env) == nil && env.PageDetails != nil {
+			resp.PageDetails = env.PageDetails
+			resp.NextPageURL = env.PageDetails.NextPageURL
+		}
+	}
+	return resp
+}
+
+// isIdempotent reports whether req may be sent twice with the same effect.
+// Queries are POSTs but read-only; PATCH sets absolute values.
+func isIdempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPut:
+		return true
+	case http.MethodPost:
+		p := strings.ToLower(req.URL.Path)
+		return strings.HasSuffix(p, "/query") || strings.HasSuffix(p, "/query/count") || strings.HasSuffix(p, "/query/next")
+	}
+	return false
+}
+
+// entityKeys returns the entity endpoints a request counts against for the
+// thread limit. Autotask does not document whether a parent-scoped URL such
+// as Contracts/1/Services counts against Contracts or ContractServices, so it
+// counts against both; the parent is always acquired first, so two requests
+// can never wait for each other.
+func (c *Client) entityKeys(u *url.URL) []string {
+	p := u.Path
+	if i := strings.Index(strings.ToLower(p), "/"+strings.ToLower(apiVersion)); i >= 0 {
+		p = p[i+len(apiVersion)+1:]
+	}
+	segs := strings.Split(strings.Trim(p, "/"), "/")
+	if len(segs) == 0 || segs[0] == "" {
+		return []string{"-"}
+	}
+	keys := []string{strings.ToLower(segs[0])}
+	if len(segs) >= 3 && isID(segs[1]) {
+		child := segs[2]
+		if full, ok := childEntities[strings.ToLower(segs[0]+"/"+child)]; ok {
+			child = full
+		}
+		keys = append(keys, strings.ToLower(child))
+	}
+	return keys
+}
+
+// childEntities maps parent-scoped child names to their root entities.
+var childEntities = map[string]string{
+	"contracts/services":           "ContractServices",
+	"contracts/serviceunits":       "ContractServiceUnits",
+	"contracts/serviceadjustments": "ContractServiceAdjustments",
+}
+
+func isID(s string) bool {
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+func (c *Client) semaphore(key string) chan struct{} {
+	c.semMu.Lock()
+	defer c.semMu.Unlock()
+	s, ok := c.sems[key]
+	if !ok {
+		s = make(chan struct{}, c.maxConc)
+		c.sems[key] = s
+	}
+	return s
+}
+
+// acquire takes a slot for every key in order and returns the release func.
+func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
+	var held []chan struct{}
+	release := func() {
+		for _, s := range held {
+			<-s
+		}
+	}
+	for _, k := range keys {
+		s := c.semaphore(k)
+		select {
+		case s <- struct{}{}:
+			held = append(held, s)
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
+}
+
+// Do sends req and decodes a successful JSON response into v (when v is not
+// nil). It waits for a slot under the per-entity concurrency limit, retries
+// idempotent requests, and maps error responses with CheckResponse.
+//
+// A request that creates an entity (a POST that is not a query) is never
+// re-sent when it may have been applied: a network error after sending it,
+// or a 5xx response without validation messages, returns an error matching
+// psa.ErrOutcomeUnknown. It is retried only when Autotask surely did not
+// process it: the connection could not be made, or the thread threshold
+// rejected it (Autotask refuses those before doing any work).
+func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
+	idempotent := isIdempotent(req)
+	rediscovered := false
+	for attempt := 0; ; attempt++ {
+		resp, body, err := c.roundTrip(ctx, req)
+		if err == nil {
+			if v != nil && len(bytes.TrimSpace(body)) > 0 {
+				if derr := json.Unmarshal(body, v); derr != nil {
+					return resp, fmt.Errorf("autotask: %s %s: decoding response: %w", req.Method, redactURL(req.URL), derr)
+				}
+			}
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return resp, ctx.Err()
+		}
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized && !rediscovered {
+			// A 401 was not processed, so any method may be re-sent.
+			rediscovered = true
+			if moved, derr := c.rebase(ctx, req); derr == nil && moved {
+				attempt--
+				continue
+			}
+		}
+		retry, wait, outErr := c.classify(req, resp, err, idempotent)
+		if !retry || attempt >= c.maxRetries {
+			return resp, outErr
+		}
+		d := c.backoff(attempt, wait)
+		c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
+		if serr := c.sleep(ctx, d); serr != nil {
+			return resp, serr
+		}
+		if req, err = rewind(req); err != nil {
+			return resp, err
+		}
+	}
+}
+
+// roundTrip sends req once within the concurrency limit and reads the body.
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
+	release, err := c.acquire(ctx, c.entityKeys(req.URL))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer release()
+	hr, err := c.client.Do(req)
+	if err != nil {
+		return nil, nil, &transportError{err: err, notSent: notSent(err)}
+	}
+	defer hr.Body.Close()
+	c.threshold.count() // every answered request counts against the hourly budget
+	if err := CheckResponse(hr); err != nil {
+		return &Response{Response: hr}, nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	if err != nil {
+		// The response was lost half way: the request was processed.
+		return &Response{Response: hr}, nil, &transportError{err: err}
+	}
+	return newResponse(hr, body), body, nil
+}
+
+// rebase re-discovers the zone after a 401 and points req at the new zone.
+func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {
+	c.zoneMu.Lock()
+	stale := c.baseURL
+	c.zoneMu.Unlock()
+	if stale == nil || !strings.HasPrefix(req.URL.String(), stale.String()) {
+		return false, nil
+	}
+	moved, err := c.rediscover(ctx, stale)
+	if err != nil || !moved {
+		return false, err
+	}
+	base, err := c.BaseURL(ctx)
+	if err != nil {
+		return false, err
+	}
+	u, err := url.Parse(base.String() + strings.TrimPrefix(req.URL.String(), stale.String()))
+	if err != nil {
+		return false, err
+	}
+	nr, err := rewind(req)
+	if err != nil {
+		return false, err
+	}
+	*req = *nr
+	req.URL, req.Host = u, ""
+	return true, nil
+}
+
+// rewind returns a copy of req with a fresh body.
+func rewind(req *http.Request) (*http.Request, error) {
+	nr := req.Clone(req.Context())
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("autotask: rewinding request body: %w", err)
+		}
+		nr.Body = b
+	}
+	return nr, nil
+}
+
+// classify decides whether a failed attempt may be retried, how long the
+// server asked to wait, and the error to return when it is not retried.
+func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
+	var te *transportError
+	if errors.As(err, &te) {
+		switch {
+		case idempotent:
+			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		case te.notSent:
+			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		default:
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+		}
+	}
+	var rl *psa.RateLimitError
+	if errors.As(err, &rl) {
+		if rl.Hourly || rl.RetryAfter > maxRetryAfter {
+			return false, 0, err // retrying cannot help until the budget recovers
+		}
+		// A thread-threshold or 429 rejection happens before any work, so even
+		// a create may be re-sent.
+		return true, rl.RetryAfter, err
+	}
+	var er *ErrorResponse
+	if errors.As(err, &er) {
+		st := er.Response.StatusCode
+		serverFault := st >= 500 && !errors.Is(er, psa.ErrValidation)
+		if idempotent {
+			return serverFault && st != http.StatusNotImplemented, retryAfter(er.Response), err
+		}
+		if serverFault {
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+		}
+	}
+	return false, 0, err
+}
+
+// backoff returns the wait before retry number attempt (0-based): full jitter
+// over an exponentially growing window, and at least what the server asked.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	window := c.backoffBase << min(attempt, 30)
+	if window <= 0 || window > c.backoffMax {
+		window = c.backoffMax
+	}
+	d := time.Duration(rand.Int64N(int64(window) + 1))
+	return max(d, retryAfter)
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// transportError is a failure to get a response at all.
+type transportError struct {
+	err     error
+	notSent bool // the connection was never established
+}
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// notSent reports whether err happened before any byte of the request could
+// reach the server (dialing failed).
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// OutcomeUnknownError is returned when a request that creates an entity may
+// or may not have been applied: the connection failed after it was sent, or
+// the server answered 5xx without saying why. It matches
+// psa.ErrOutcomeUnknown. The client does not re-send such a request; the
+// caller must find out by reading.
+type OutcomeUnknownError struct {
+	Method string
+	URL    string
+	Err    error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("autotask: %s %s: outcome unknown: %v", e.Method, e.URL, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is reports whether target is psa.ErrOutcomeUnknown.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
+
+// redactURL returns u without its query string, which may hold search
+// filters; it never holds credentials, which only travel in headers.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.User = "", nil
+	return r.String()
+}

@@ -1,0 +1,214 @@
+package autotask
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Timestamp is an Autotask date-time. Autotask writes them in several ISO
+// 8601 forms (with or without fraction and zone); a missing zone means UTC.
+// The zero Timestamp is encoded as null.
+type Timestamp struct {
+	time.Time
+}
+
+var timestampLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02T15:04:05",
+	"2006-01-02",
+}
+
+// UnmarshalJSON parses any of the forms Autotask uses.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(b, []byte("null")) {
+		t.Time = time.Time{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("autotask: timestamp %s: %w", b, err)
+	}
+	if s == "" {
+		t.Time = time.Time{}
+		return nil
+	}
+	for _, layout := range timestampLayouts {
+		if v, err := time.Parse(layout, s); err == nil {
+			t.Time = v.UTC()
+			return nil
+		}
+	}
+	return fmt.Errorf("autotask: unrecognised timestamp %q", s)
+}
+
+// MarshalJSON writes the time as RFC 3339 in UTC, or null when zero.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return json.Marshal(FormatTime(t.Time))
+}
+
+// NewTimestamp returns t as a *Timestamp, for request fields.
+func NewTimestamp(t time.Time) *Timestamp { return &Timestamp{t} }
+
+// Ptr returns a pointer to v, for the optional fields of update requests.
+func Ptr[T any](v T) *T { return &v }
+
+// UserDefinedField is a user-defined field value of an entity.
+type UserDefinedField struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// itemResponse is the envelope of GET /{Entity}/{id}.
+type itemResponse[T any] struct {
+	Item *T `json:"item"`
+}
+
+// listResponse is the envelope of a query response.
+type listResponse[T any] struct {
+	Items []*T `json:"items"`
+}
+
+// createResponse is the envelope of a create or update.
+type createResponse struct {
+	ItemID int64 `json:"itemId"`
+}
+
+// getItem reads one entity. Autotask answers an unknown id with 200 and
+// {"item": null}, which becomes an error matching psa.ErrNotFound.
+func getItem[T any](ctx context.Context, c *Client, path string) (*T, *Response, error) {
+	req, err := c.NewRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var env itemResponse[T]
+	resp, err := c.Do(ctx, req, &env)
+	if err != nil {
+		return nil, resp, err
+	}
+	if env.Item == nil {
+		return nil, resp, &NotFoundError{Path: path}
+	}
+	return env.Item, resp, nil
+}
+
+// NotFoundError is returned when Autotask answers a read with a null item.
+// It matches psa.ErrNotFound.
+type NotFoundError struct {
+	// Path is the entity path, e.g. "Services/30000012".
+	Path string
+}
+
+func (e *NotFoundError) Error() string { return "autotask: " + e.Path + " not found" }
+
+// Is reports whether target is psa.ErrNotFound.
+func (e *NotFoundError) Is(target error) bool { return target == psa.ErrNotFound }
+
+// listItems runs a query with POST and follows nextPageUrl with the same
+// method and body until the last page. The Response is the last page's.
+func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]*T, *Response, error) {
+	if err := q.Validate(); err != nil {
+		return nil, nil, err
+	}
+	var all []*T
+	next := path
+	for {
+		req, err := c.NewRequest(ctx, http.MethodPost, next, q)
+		if err != nil {
+			return all, nil, err
+		}
+		var env listResponse[T]
+		resp, err := c.Do(ctx, req, &env)
+		if err != nil {
+			return all, resp, err
+		}
+		all = append(all, env.Items...)
+		if resp.NextPageURL == "" || len(env.Items) == 0 {
+			return all, resp, nil
+		}
+		next = resp.NextPageURL
+	}
+}
+
+// listChild reads a parent-scoped collection with GET, following paging.
+func listChild[T any](ctx context.Context, c *Client, path string) ([]*T, *Response, error) {
+	var all []*T
+	next := path
+	for {
+		req, err := c.NewRequest(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return all, nil, err
+		}
+		var env listResponse[T]
+		resp, err := c.Do(ctx, req, &env)
+		if err != nil {
+			return all, resp, err
+		}
+		all = append(all, env.Items...)
+		if resp.NextPageURL == "" || len(env.Items) == 0 {
+			return all, resp, nil
+		}
+		next = resp.NextPageURL
+	}
+}
+
+// countItems runs a query/count.
+func countItems(ctx context.Context, c *Client, entity string, q *Query) (int64, *Response, error) {
+	if err := q.Validate(); err != nil {
+		return 0, nil, err
+	}
+	req, err := c.NewRequest(ctx, http.MethodPost, entity+"/query/count", q)
+	if err != nil {
+		return 0, nil, err
+	}
+	var cr CountResponse
+	resp, err := c.Do(ctx, req, &cr)
+	if err != nil {
+		return 0, resp, err
+	}
+	return cr.QueryCount, resp, nil
+}
+
+// write sends a create (POST) or update (PATCH) to a collection URL and
+// returns the itemId.
+func write(ctx context.Context, c *Client, method, path string, body any) (int64, *Response, error) {
+	req, err := c.NewRequest(ctx, method, path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	var cr createResponse
+	resp, err := c.Do(ctx, req, &cr)
+	if err != nil {
+		return 0, resp, err
+	}
+	return cr.ItemID, resp, nil
+}
+
+func itemPath(entity string, id int64) string { return entity + "/" + strconv.FormatInt(id, 10) }
+
+func childPath(parent string, parentID int64, child string) string {
+	return parent + "/" + strconv.FormatInt(parentID, 10) + "/" + child
+}
+
+// normLabel folds a picklist label for comparison: lower case, letters and
+// digits only, so "Semi-Annual", "semi annual" and "SemiAnnual" are equal.
+func normLabel(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}

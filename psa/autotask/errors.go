@@ -1,0 +1,190 @@
+package autotask
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// ErrorResponse is an error response from Autotask. Autotask reports
+// validation and business-rule failures as HTTP 500 with an "errors" array,
+// and a wrong method with the ASP.NET {"Message": "..."} shape.
+//
+// It matches psa.ErrUnauthorized (401), psa.ErrNotFound (404) and, for a 500
+// carrying errors, psa.ErrValidation: errors.As(err, new(*psa.ValidationError))
+// then yields the messages.
+type ErrorResponse struct {
+	// Response is the HTTP response; its body has been consumed.
+	Response *http.Response
+	// Errors are the messages of the "errors" array.
+	Errors []string
+	// Message is the "Message" of an ASP.NET-shaped error (such as a 405).
+	Message string
+
+	wrapped error
+}
+
+func (r *ErrorResponse) Error() string {
+	var b strings.Builder
+	b.WriteString("autotask: ")
+	if r.Response.Request != nil {
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+	}
+	b.WriteString(strconv.Itoa(r.Response.StatusCode))
+	msgs := r.Errors
+	if r.Message != "" {
+		msgs = append([]string{r.Message}, msgs...)
+	}
+	if len(msgs) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(msgs, "; "))
+	} else {
+		b.WriteString(" ")
+		b.WriteString(http.StatusText(r.Response.StatusCode))
+	}
+	return b.String()
+}
+
+// Unwrap returns the matching psa error, if any (a *psa.ValidationError or a
+// sentinel).
+func (r *ErrorResponse) Unwrap() error { return r.wrapped }
+
+// CheckResponse returns nil for a 2xx response, and otherwise an error
+// describing it: a *psa.RateLimitError when Autotask throttled the request
+// (a 429, or a thread- or hourly-threshold message with any status), else an
+// *ErrorResponse. It reads at most 1 MiB of the body.
+func CheckResponse(r *http.Response) error {
+	if c := r.StatusCode; 200 <= c && c <= 299 {
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	er := &ErrorResponse{Response: r}
+	er.Errors, er.Message = parseErrorBody(data)
+
+	all := append([]string{er.Message}, er.Errors...)
+	kind := throttleKind(all)
+	if r.StatusCode == http.StatusTooManyRequests || kind != notThrottled {
+		return &psa.RateLimitError{
+			System:     psa.SystemAutotask,
+			RetryAfter: retryAfter(r),
+			Hourly:     kind == hourlyThreshold,
+			Message:    strings.Join(nonEmpty(all), "; "),
+		}
+	}
+	switch {
+	case r.StatusCode == http.StatusUnauthorized:
+		er.wrapped = psa.ErrUnauthorized
+	case r.StatusCode == http.StatusNotFound:
+		er.wrapped = psa.ErrNotFound
+	case r.StatusCode >= 500 && len(er.Errors) > 0 && !isTimeout(er.Errors):
+		er.wrapped = &psa.ValidationError{System: psa.SystemAutotask, Messages: er.Errors}
+	}
+	return er
+}
+
+// parseErrorBody reads the "errors" array (strings or {"message": ...}
+// objects) and the ASP.NET "Message" from an error body.
+func parseErrorBody(data []byte) (errs []string, message string) {
+	var env struct {
+		Errors  []json.RawMessage `json:"errors"`
+		Message string            `json:"Message"`
+	}
+	if json.Unmarshal(data, &env) != nil {
+		return nil, ""
+	}
+	for _, raw := range env.Errors {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			if s != "" {
+				errs = append(errs, s)
+			}
+			continue
+		}
+		var o struct {
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		}
+		if json.Unmarshal(raw, &o) == nil && o.Message != "" {
+			if o.Field != "" {
+				errs = append(errs, o.Field+": "+o.Message)
+			} else {
+				errs = append(errs, o.Message)
+			}
+		}
+	}
+	return errs, env.Message
+}
+
+type throttle int
+
+const (
+	notThrottled throttle = iota
+	threadThreshold
+	hourlyThreshold
+)
+
+// throttleKind recognises Autotask's throttling messages. The thread limit
+// says "Thread Threshold Exceeded ... thread threshold of 3 threads"
+// (internal code Itgenatr005); the hourly limit's wording is not documented,
+// so any other "threshold ... exceeded" or request-limit message counts as it.
+func throttleKind(msgs []string) throttle {
+	for _, m := range msgs {
+		l := strings.ToLower(m)
+		switch {
+		case strings.Contains(l, "thread threshold"), strings.Contains(l, "itgenatr005"):
+			return threadThreshold
+		case strings.Contains(l, "threshold") && (strings.Contains(l, "exceed") || strings.Contains(l, "hour") || strings.Contains(l, "suspend")),
+			strings.Contains(l, "request limit"):
+			return hourlyThreshold
+		}
+	}
+	return notThrottled
+}
+
+// isTimeout reports whether a 5xx carries a server-side timeout rather than
+// a validation failure.
+func isTimeout(msgs []string) bool {
+	for _, m := range msgs {
+		l := strings.ToLower(m)
+		if strings.Contains(l, "timeout") || strings.Contains(l, "timed out") {
+			return true
+		}
+	}
+	return false
+}
+
+func nonEmpty(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// retryAfter parses a Retry-After header in seconds or as an HTTP date.
+func retryAfter(r *http.Response) time.Duration {
+	if r == nil {
+		return 0
+	}
+	v := strings.TrimSpace(r.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
