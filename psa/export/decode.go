@@ -61,7 +61,10 @@ func Decode(data []byte) (*Document, error) {
 	}
 
 	var dc decoder
-	d := dc.document(raw)
+	d, ok := dc.document(raw)
+	if !ok {
+		return nil, &ValidationError{Problems: dc.problems}
+	}
 	// Validate sees what could be decoded; drop what it would repeat (a
 	// field with the wrong type is also "required"), and everything about
 	// entries that are not objects at all.
@@ -189,8 +192,9 @@ func want(dst any) string {
 	}
 }
 
-func (dc *decoder) document(raw json.RawMessage) *Document {
-	d := &Document{}
+// document decodes the top level; ok is false when raw is not an object.
+func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
+	d = &Document{}
 	var psaRaw, integrationRaw json.RawMessage
 	var products, customers []json.RawMessage
 	if !dc.object("", "", raw, []field{
@@ -203,7 +207,7 @@ func (dc *decoder) document(raw json.RawMessage) *Document {
 		{"customer_mappings", &customers},
 	}) {
 		dc.add("", "", "the document must be a JSON object")
-		return d
+		return nil, false
 	}
 	if psaRaw != nil && !dc.object("", "psa.", psaRaw, []field{
 		{"system", (*string)(&d.PSA.System)},
@@ -252,7 +256,7 @@ func (dc *decoder) document(raw json.RawMessage) *Document {
 		})
 		dc.entry(customerEntry(i, *m), ok, sub.problems)
 	}
-	return d
+	return d, true
 }
 
 // entry records the problems of one mapping under its name, which is only
