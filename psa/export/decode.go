@@ -111,7 +111,8 @@ func syntaxError(data []byte, err error) *SyntaxError {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return newSyntaxError(data, int64(len(data)), "unexpected end of input")
 	case errors.As(err, &se):
-		return newSyntaxError(data, se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+		// Offset counts the bytes read, the offending one included.
+		return newSyntaxError(data, se.Offset-1, strings.TrimPrefix(se.Error(), "json: "))
 	default:
 		return newSyntaxError(data, 0, err.Error())
 	}

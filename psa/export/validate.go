@@ -123,7 +123,7 @@ func (d *Document) problems() []Problem {
 		}
 		if in.Timezone != "" {
 			if _, err := schedule.LoadLocation(in.Timezone); err != nil {
-				add("", "integration.timezone", "%q is not a usable time zone (want an IANA name such as \"Europe/Rome\", or \"UTC\")", in.Timezone)
+				add("", "integration.timezone", "%q is not a usable time zone (want an IANA name such as \"Europe/Rome\" or \"UTC\")", in.Timezone)
 			}
 		}
 	}

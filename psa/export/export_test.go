@@ -1,0 +1,305 @@
+package export
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden.json from the test document")
+
+// testDocument returns a document with its mappings out of key order and a
+// time outside UTC, so that Encode has to sort and normalise.
+func testDocument() *Document {
+	d := New(psa.SystemAutotask, "webservices5.autotask.net")
+	d.Revision = 12
+	d.UpdatedAt = time.Date(2026, 11, 21, 11, 0, 0, 0, time.FixedZone("CET", 3600))
+	d.Integration = &Integration{Enabled: true, Schedule: "daily 02:00", Timezone: "Europe/Rome"}
+	d.PutProduct(ProductMapping{Source: "sophos", Product: "MDR-MSP", ServiceID: "30000013", ServiceName: "Sophos MDR", SyncEnabled: true})
+	d.PutProduct(ProductMapping{Source: "passwordboss", Product: "PB-BUSINESS", ServiceID: "30000020", ServiceName: "Password Boss <Business> & more", SyncEnabled: false})
+	d.PutProduct(ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000012", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "9c0e1a2b-55aa-4bcd-8e2f-0123456789ab", CustomerName: "Globex", CompanyID: "180", ContractID: "29684190", UsageSync: false, TicketSync: true})
+	d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "718b6047-2f4c-4f8e-9d27-3f0d9a1c5e11", CustomerName: "Acme", CompanyID: "174", ContractID: "29684183", UsageSync: true})
+	d.PutCustomer(CustomerMapping{Source: "file", CustomerID: "C-0042", CustomerName: "Initech", CompanyID: "181", ContractID: "29684200", UsageSync: true})
+	return d
+}
+
+func TestDocument_Encode_golden(t *testing.T) {
+	t.Parallel()
+	d := testDocument()
+	got, err := d.Encode()
+	if err != nil {
+		t.Fatalf("Encode returned error %v", err)
+	}
+	golden := filepath.Join("testdata", "golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("Encode mismatch (-want +got):\n%s", diff)
+	}
+	if !bytes.HasSuffix(got, []byte("}\n")) || bytes.Contains(got, []byte("\t")) {
+		t.Errorf("Encode output is not 2-space indented with a trailing newline:\n%s", got)
+	}
+
+	// Encode leaves the document as it was.
+	if diff := cmp.Diff(testDocument(), d); diff != "" {
+		t.Errorf("Encode modified the document (-want +got):\n%s", diff)
+	}
+
+	// Encoding does not depend on insertion order.
+	r := New(psa.SystemAutotask, "webservices5.autotask.net")
+	r.Revision, r.UpdatedAt, r.Integration = d.Revision, d.UpdatedAt.UTC(), d.Integration
+	for i := len(d.ProductMappings) - 1; i >= 0; i-- {
+		r.PutProduct(d.ProductMappings[i])
+	}
+	for i := len(d.CustomerMappings) - 1; i >= 0; i-- {
+		r.PutCustomer(d.CustomerMappings[i])
+	}
+	again, err := r.Encode()
+	if err != nil || !bytes.Equal(again, got) {
+		t.Errorf("Encode of the same mappings in another order differs (err %v):\n%s", err, again)
+	}
+}
+
+func TestDecode_roundTrip(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Decode(data)
+	if err != nil {
+		t.Fatalf("Decode returned error %v", err)
+	}
+	if d.Revision != 12 || d.PSA.System != psa.SystemAutotask || !d.UpdatedAt.Equal(time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("Decode = %+v", d)
+	}
+	if m, ok := d.Customer("sophos", "718b6047-2f4c-4f8e-9d27-3f0d9a1c5e11"); !ok || m.ContractID != "29684183" || !m.UsageSync {
+		t.Errorf("Customer(sophos, 718b...) = %+v, %v", m, ok)
+	}
+	out, err := d.Encode()
+	if err != nil {
+		t.Fatalf("Encode returned error %v", err)
+	}
+	if diff := cmp.Diff(string(data), string(out)); diff != "" {
+		t.Errorf("Decode then Encode is not the identity (-golden +got):\n%s", diff)
+	}
+}
+
+func TestDecode_minimal(t *testing.T) {
+	t.Parallel()
+	// Hand-written exports may leave out revision, updated_at, the
+	// integration block, the instance and empty mapping lists; null counts
+	// as absent.
+	d, err := Decode([]byte(`{"schema": "psa-sync.mapping-export/v1", "psa": {"system": "kaseya_bms"}, "integration": null, "product_mappings": null}`))
+	if err != nil {
+		t.Fatalf("Decode returned error %v", err)
+	}
+	want := &Document{Schema: SchemaV1, PSA: PSA{System: psa.SystemKaseyaBMS}, ProductMappings: []ProductMapping{}, CustomerMappings: []CustomerMapping{}}
+	if diff := cmp.Diff(want, d); diff != "" {
+		t.Errorf("Decode mismatch (-want +got):\n%s", diff)
+	}
+	// Empty schedule and time zone mean "the daemon's configuration".
+	if _, err := Decode([]byte(`{"schema": "psa-sync.mapping-export/v1", "psa": {"system": "connectwise"}, "integration": {"enabled": false, "schedule": "", "timezone": ""}}`)); err != nil {
+		t.Errorf("Decode with an empty schedule returned error %v", err)
+	}
+}
+
+// TestStore_Read_bad reads every testdata/bad-*.json through a Store and
+// compares the whole error message, as blackbox_exporter's config tests do.
+func TestStore_Read_bad(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"bad-contract-missing.json": `export "testdata/bad-contract-missing.json": 2 problems:
+	customer_mappings[1] (sophos/9c0e1a2b): contract_id is required
+	customer_mappings[2] (sophos/5d3f): contract_id is required`,
+		"bad-duplicate-customer.json": `export "testdata/bad-duplicate-customer.json": customer_mappings[1] (sophos/718b6047): has the same source and customer_id as customer_mappings[0]`,
+		"bad-duplicate-product.json":  `export "testdata/bad-duplicate-product.json": product_mappings[2] (sophos/CIXA-MSP): has the same source and product as product_mappings[0]`,
+		"bad-empty.json":              `export "testdata/bad-empty.json": not valid JSON: the file is empty (the file may be half-written or edited by hand)`,
+		"bad-fields-missing.json": `export "testdata/bad-fields-missing.json": 4 problems:
+	product_mappings[0] (sophos/): product is required
+	product_mappings[1] (sophos/MDR): service_id is required
+	customer_mappings[0] (sophos/): customer_id is required
+	customer_mappings[0] (sophos/): company_id is required`,
+		"bad-merge-conflict.json":    `export "testdata/bad-merge-conflict.json": not valid JSON at line 1, column 1 (byte 0): invalid character '<' looking for beginning of value (the file may be half-written or edited by hand)`,
+		"bad-not-object.json":        `export "testdata/bad-not-object.json": the document must be a JSON object`,
+		"bad-revision-negative.json": `export "testdata/bad-revision-negative.json": revision must not be negative (got -4)`,
+		"bad-schedule.json":          `export "testdata/bad-schedule.json": integration.schedule is invalid: schedule "daily 25:00": hour must be 00-23`,
+		"bad-schema-missing.json":    `export "testdata/bad-schema-missing.json": schema is required (supported: "psa-sync.mapping-export/v1")`,
+		"bad-schema-unknown.json":    `export "testdata/bad-schema-unknown.json": schema "psa-sync.mapping-export/v2" is not a supported version (supported: "psa-sync.mapping-export/v1")`,
+		"bad-source-empty.json": `export "testdata/bad-source-empty.json": 2 problems:
+	product_mappings[0] (/CIXA-MSP): source is required
+	customer_mappings[0] (/718b6047): source is required`,
+		"bad-syntax.json":         `export "testdata/bad-syntax.json": not valid JSON at line 4, column 26 (byte 118): invalid character ',' looking for beginning of object key string (the file may be half-written or edited by hand)`,
+		"bad-system-missing.json": `export "testdata/bad-system-missing.json": psa.system is required (want autotask, connectwise or kaseya_bms)`,
+		"bad-system-unknown.json": `export "testdata/bad-system-unknown.json": psa.system "halopsa" is not a known PSA system (want autotask, connectwise or kaseya_bms)`,
+		"bad-timezone.json":       `export "testdata/bad-timezone.json": integration.timezone "Europe/Milan" is not a usable time zone (want an IANA name such as "Europe/Rome" or "UTC")`,
+		"bad-trailing.json":       `export "testdata/bad-trailing.json": not valid JSON at line 7, column 1 (byte 147): unexpected data after the end of the document (the file may be half-written or edited by hand)`,
+		"bad-truncated.json":      `export "testdata/bad-truncated.json": not valid JSON at line 5, column 31 (byte 147): unexpected end of input (the file may be half-written or edited by hand)`,
+		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
+	integration.token is not a known field (want enabled, schedule, timezone)
+	secret is not a known field (want schema, psa, revision, updated_at, integration, product_mappings, customer_mappings)
+	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync)
+	customer_mappings[0] (sophos/718b6047): contract_id is required`,
+		"bad-wrong-type.json": `export "testdata/bad-wrong-type.json": 7 problems:
+	psa.instance must be a string
+	revision must be an integer
+	updated_at must be an RFC 3339 time such as "2026-11-21T10:00:00Z"
+	customer_mappings must be a JSON array
+	product_mappings[0] (sophos/CIXA-MSP): service_id must be a string
+	product_mappings[0] (sophos/CIXA-MSP): sync_enabled must be true or false
+	product_mappings[1]: must be a JSON object`,
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "bad-*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tests) {
+		t.Errorf("testdata has %d bad-*.json files, the table %d", len(files), len(tests))
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want, ok := tests[name]
+			if !ok {
+				t.Fatalf("no expected error for %s", file)
+			}
+			d, err := NewStore(file).Read()
+			if err == nil {
+				t.Fatalf("Read returned %+v, want error", d)
+			}
+			if got := err.Error(); got != want {
+				t.Errorf("Read error\n got: %s\nwant: %s", got, want)
+			}
+			var ve *ValidationError
+			var se *SyntaxError
+			if !errors.As(err, &ve) && !errors.As(err, &se) {
+				t.Errorf("Read error %T is neither *ValidationError nor *SyntaxError", err)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error message contains a secret value: %v", err)
+			}
+			// Decode of the same bytes says the same without the file name.
+			data, _ := os.ReadFile(file)
+			_, derr := Decode(data)
+			wantDecode := "export: " + strings.TrimPrefix(want, fmt.Sprintf("export %q: ", file))
+			if derr == nil || derr.Error() != wantDecode {
+				t.Errorf("Decode error\n got: %v\nwant: %s", derr, wantDecode)
+			}
+		})
+	}
+}
+
+func TestDocument_Validate(t *testing.T) {
+	t.Parallel()
+	if err := testDocument().Validate(); err != nil {
+		t.Fatalf("Validate of a good document returned %v", err)
+	}
+	if err := New(psa.SystemConnectWise, "").Validate(); err != nil {
+		t.Fatalf("Validate of a new document returned %v", err)
+	}
+
+	d := testDocument()
+	d.CustomerMappings[0].ContractID = ""
+	d.ProductMappings = append(d.ProductMappings, d.ProductMappings[1])
+	err := d.Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate returned %v, want a *ValidationError", err)
+	}
+	want := []Problem{
+		{Entry: "product_mappings[3] (passwordboss/PB-BUSINESS)", Message: "has the same source and product as product_mappings[1]"},
+		{Entry: "customer_mappings[0] (sophos/9c0e1a2b-55aa-4bcd-8e2f-0123456789ab)", Field: "contract_id", Message: "is required"},
+	}
+	if diff := cmp.Diff(want, ve.Problems); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+	wantMsg := `export: 2 problems:
+	product_mappings[3] (passwordboss/PB-BUSINESS): has the same source and product as product_mappings[1]
+	customer_mappings[0] (sophos/9c0e1a2b-55aa-4bcd-8e2f-0123456789ab): contract_id is required`
+	if err.Error() != wantMsg {
+		t.Errorf("Validate error\n got: %s\nwant: %s", err, wantMsg)
+	}
+}
+
+func TestValidationError_capped(t *testing.T) {
+	t.Parallel()
+	d := New(psa.SystemAutotask, "")
+	for i := range 25 {
+		d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: fmt.Sprint(i), CompanyID: "1"})
+	}
+	err := d.Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 25 {
+		t.Fatalf("Validate returned %v", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 22 {
+		t.Errorf("Error() has %d lines, want a header, 20 problems and a count", len(lines))
+	}
+	if lines[0] != "export: 25 problems:" || lines[21] != "\t... and 5 more" {
+		t.Errorf("Error() = %s", err)
+	}
+}
+
+func TestDocument_accessors(t *testing.T) {
+	t.Parallel()
+	d := New(psa.SystemAutotask, "")
+	if _, ok := d.Product("sophos", "X"); ok {
+		t.Error("Product found in an empty document")
+	}
+	d.PutProduct(ProductMapping{Source: "sophos", Product: "X", ServiceID: "1"})
+	d.PutProduct(ProductMapping{Source: "file", Product: "X", ServiceID: "2"})
+	d.PutProduct(ProductMapping{Source: "sophos", Product: "X", ServiceID: "3"})
+	if len(d.ProductMappings) != 2 {
+		t.Errorf("PutProduct of an existing key appended: %+v", d.ProductMappings)
+	}
+	if m, ok := d.Product("sophos", "X"); !ok || m.ServiceID != "3" {
+		t.Errorf("Product(sophos, X) = %+v, %v", m, ok)
+	}
+	if !d.DeleteProduct("sophos", "X") || d.DeleteProduct("sophos", "X") {
+		t.Error("DeleteProduct did not report the deletion once")
+	}
+	if m, ok := d.Product("file", "X"); !ok || m.ServiceID != "2" {
+		t.Errorf("Product(file, X) = %+v, %v", m, ok)
+	}
+
+	if _, ok := d.Customer("sophos", "c"); ok {
+		t.Error("Customer found in an empty document")
+	}
+	d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "c", ContractID: "1"})
+	d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "c", ContractID: "2"})
+	if m, ok := d.Customer("sophos", "c"); !ok || m.ContractID != "2" || len(d.CustomerMappings) != 1 {
+		t.Errorf("Customer(sophos, c) = %+v, %v", m, ok)
+	}
+	if !d.DeleteCustomer("sophos", "c") || d.DeleteCustomer("sophos", "c") || len(d.CustomerMappings) != 0 {
+		t.Error("DeleteCustomer did not report the deletion once")
+	}
+
+	// Clone is deep.
+	d.Integration = &Integration{Schedule: "daily 02:00"}
+	c := d.Clone()
+	c.Integration.Schedule = "every 1h"
+	c.ProductMappings[0].ServiceID = "9"
+	if d.Integration.Schedule != "daily 02:00" || d.ProductMappings[0].ServiceID != "2" {
+		t.Error("Clone shares memory with the original")
+	}
+}
