@@ -65,9 +65,9 @@ func Decode(data []byte) (*Document, error) {
 	if !ok {
 		return nil, &ValidationError{Problems: dc.problems}
 	}
-	// Validate sees what could be decoded; drop what it would repeat (a
-	// field with the wrong type is also "required"), and everything about
-	// entries that are not objects at all.
+	// Validate sees what could be decoded. Drop what it would repeat: a
+	// field with the wrong type is also "required", and nothing more needs
+	// saying about an entry or object that is not an object at all.
 	for _, p := range d.problems() {
 		if !dc.covers(p) {
 			dc.problems = append(dc.problems, p)
@@ -131,7 +131,7 @@ func (dc *decoder) add(entry, field, msg string) {
 // covers reports whether a Validate problem repeats one already found.
 func (dc *decoder) covers(p Problem) bool {
 	for _, q := range dc.problems {
-		if q.Entry == p.Entry && (q.Field == p.Field || q.Field == "") {
+		if q.Entry == p.Entry && (q.Field == "" || q.Field == p.Field || strings.HasPrefix(p.Field, q.Field+".")) {
 			return true
 		}
 	}

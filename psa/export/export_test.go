@@ -303,3 +303,16 @@ func TestDocument_accessors(t *testing.T) {
 		t.Error("Clone shares memory with the original")
 	}
 }
+
+func TestDecode_notObjects(t *testing.T) {
+	t.Parallel()
+	_, err := Decode([]byte(`{"schema": "psa-sync.mapping-export/v1", "psa": "autotask", "integration": [], "customer_mappings": [null, 7]}`))
+	want := `export: 4 problems:
+	psa must be a JSON object
+	integration must be a JSON object
+	customer_mappings[0]: must be a JSON object
+	customer_mappings[1]: must be a JSON object`
+	if err == nil || err.Error() != want {
+		t.Errorf("Decode error\n got: %v\nwant: %s", err, want)
+	}
+}
