@@ -27,6 +27,7 @@ type SyntaxError struct {
 	Msg string
 }
 
+// Error describes the error with its position and a hint at the usual cause.
 func (e *SyntaxError) Error() string {
 	where := ""
 	if e.Offset >= 0 {

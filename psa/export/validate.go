@@ -53,6 +53,8 @@ type ValidationError struct {
 	Problems []Problem
 }
 
+// Error lists the problems one per line (the first 20, then a count), or
+// gives the only one on the first line.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString(prefix(e.File))
