@@ -102,7 +102,9 @@ func (s *Store) withFile(err error) error {
 // replaces a document it could not read.
 //
 // fn may change the document; an error from fn is returned unchanged and
-// nothing is written. When the mappings and settings are unchanged (compared
+// nothing is written. fn runs with the file locked, so it must be quick and
+// must not call Update on the same file (that would deadlock); do PSA
+// look-ups before calling Update. When the mappings and settings are unchanged (compared
 // ignoring revision and updated_at), nothing is written and no file is
 // created. Otherwise Update increments Revision, sets UpdatedAt to the
 // current time in UTC (to the second), validates the result and replaces the
