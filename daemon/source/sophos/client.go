@@ -1,0 +1,453 @@
+package sophos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+const (
+	// DefaultAuthURL is the Sophos ID token endpoint.
+	DefaultAuthURL = "https://id.sophos.com/api/v2/oauth2/token"
+	// DefaultBaseURL is the global Central API host, where whoami and the
+	// partner APIs live.
+	DefaultBaseURL = "https://api.central.sophos.com/"
+	// DefaultMaxRetries is the number of retries callers pass when the user
+	// did not choose one.
+	DefaultMaxRetries = 4
+
+	defaultUserAgent     = "psa-sync"
+	defaultTokenLifetime = time.Hour // what Sophos ID issues
+	tokenMargin          = time.Minute
+	maxErrorBody         = 1 << 20
+	maxBody              = 64 << 20
+)
+
+// Client talks to the Sophos Central Partner API. Its methods are safe for
+// concurrent use. The access token and the partner id are fetched on first
+// use and cached.
+type Client struct {
+	httpClient    *http.Client
+	authURL       *url.URL
+	baseURL       *url.URL
+	baseURLSet    bool
+	clientID      string
+	clientSecret  string
+	userAgent     string
+	maxRetries    int
+	backoffBase   time.Duration
+	backoffMax    time.Duration
+	maxRetryAfter time.Duration
+	sleep         func(context.Context, time.Duration) error
+	now           func() time.Time
+	logger        *slog.Logger
+
+	tokenMu     sync.Mutex // held while a token is fetched, so callers share one
+	token       string
+	tokenExpiry time.Time
+
+	partnerMu   sync.Mutex
+	partnerID   string
+	partnerBase *url.URL
+
+	common service
+
+	// WhoAmI reads who the credentials belong to.
+	WhoAmI *WhoAmIService
+	// Tenants lists the partner's customer tenants.
+	Tenants *TenantsService
+	// Billing reads the partner's monthly usage reports.
+	Billing *BillingService
+}
+
+type service struct {
+	client *Client
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithCredentials sets the API credential's client id and secret. Required.
+func WithCredentials(clientID, clientSecret string) Option {
+	return func(c *Client) error {
+		c.clientID, c.clientSecret = clientID, clientSecret
+		return nil
+	}
+}
+
+// WithAuthURL overrides the token endpoint (default DefaultAuthURL), for a
+// simulator.
+func WithAuthURL(u string) Option {
+	return func(c *Client) error {
+		p, err := parseURL(u, false)
+		if err != nil {
+			return fmt.Errorf("sophos: auth URL: %w", err)
+		}
+		c.authURL = p
+		return nil
+	}
+}
+
+// WithBaseURL overrides the API host (default DefaultBaseURL). When it is
+// set, every call goes to it; otherwise the partner calls go to the global
+// host that whoami names.
+func WithBaseURL(u string) Option {
+	return func(c *Client) error {
+		p, err := parseURL(u, true)
+		if err != nil {
+			return fmt.Errorf("sophos: base URL: %w", err)
+		}
+		c.baseURL, c.baseURLSet = p, true
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client (default: one with a 60 s timeout).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc != nil {
+			c.httpClient = hc
+		}
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header (default "psa-sync").
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if ua != "" {
+			c.userAgent = ua
+		}
+		return nil
+	}
+}
+
+// WithMaxRetries sets how often a request is retried after a 429, a 5xx or
+// a network error (default 0: no retries; callers usually pass
+// DefaultMaxRetries).
+func WithMaxRetries(n int) Option {
+	return func(c *Client) error {
+		if n < 0 {
+			return fmt.Errorf("sophos: max retries %d is negative", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the first retry delay and the cap of the exponential
+// backoff (default 500 ms and 30 s). Each delay is jittered down to half its
+// value. A Retry-After header wins over the backoff.
+func WithBackoff(base, maxDelay time.Duration) Option {
+	return func(c *Client) error {
+		c.backoffBase, c.backoffMax = base, maxDelay
+		return nil
+	}
+}
+
+// WithMaxRetryAfter sets the longest Retry-After the client waits for
+// (default 5 minutes); a longer one ends the call with a *RateLimitError.
+func WithMaxRetryAfter(d time.Duration) Option {
+	return func(c *Client) error {
+		c.maxRetryAfter = d
+		return nil
+	}
+}
+
+// WithSleep replaces the function that waits between retries (default: a
+// timer that stops when ctx is done). Tests use it to record waits without
+// waiting.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *Client) error {
+		c.sleep = sleep
+		return nil
+	}
+}
+
+// WithClock sets the clock used for token expiry (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(c *Client) error {
+		c.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and token refreshes (default:
+// discard). Secrets are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+func parseURL(s string, dir bool) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if dir && !strings.HasSuffix(u.Path, "/") {
+		u.Path += "/"
+	}
+	return u, nil
+}
+
+// NewClient returns a client. It does no network I/O.
+func NewClient(opts ...Option) (*Client, error) {
+	c := &Client{
+		httpClient:    &http.Client{Timeout: 60 * time.Second},
+		userAgent:     defaultUserAgent,
+		backoffBase:   500 * time.Millisecond,
+		backoffMax:    30 * time.Second,
+		maxRetryAfter: 5 * time.Minute,
+		sleep:         sleepCtx,
+		now:           time.Now,
+		logger:        slog.New(slog.DiscardHandler),
+	}
+	c.authURL, _ = url.Parse(DefaultAuthURL)
+	c.baseURL, _ = url.Parse(DefaultBaseURL)
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	if c.clientID == "" || c.clientSecret == "" {
+		return nil, errors.New("sophos: client id and client secret are required")
+	}
+	c.common.client = c
+	c.WhoAmI = (*WhoAmIService)(&c.common)
+	c.Tenants = (*TenantsService)(&c.common)
+	c.Billing = (*BillingService)(&c.common)
+	return c, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Response wraps an API response and adds its paging block.
+type Response struct {
+	*http.Response
+
+	// Pages is the response's paging block (zero for single objects).
+	Pages Pages
+	// NextPage is the next page number of a page-based list; 0 on the last
+	// page or when the total is unknown.
+	NextPage int
+	// NextKey is the pageFromKey of the next page of a key-based list; ""
+	// on the last page.
+	NextKey string
+}
+
+// Pages is the "pages" block of Central list responses. Page-based lists
+// (tenants) fill Current; key-based lists (billing usage) fill FromKey and
+// NextKey. Total and Items are only sent when the request asked for
+// pageTotal=true.
+type Pages struct {
+	Current int    `json:"current,omitempty"`
+	FromKey string `json:"fromKey,omitempty"`
+	NextKey string `json:"nextKey,omitempty"`
+	Size    int    `json:"size,omitempty"`
+	Total   int    `json:"total,omitempty"`
+	Items   int    `json:"items,omitempty"`
+	MaxSize int    `json:"maxSize,omitempty"`
+}
+
+// newRequest builds a GET request for path (relative to base) and query.
+func (c *Client) newRequest(ctx context.Context, base *url.URL, path string, query url.Values) (*http.Request, error) {
+	u, err := base.Parse(path)
+	if err != nil {
+		return nil, fmt.Errorf("sophos: %w", err)
+	}
+	if len(query) > 0 {
+		u.RawQuery = query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("sophos: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	return req, nil
+}
+
+// newPartnerRequest builds a /partner/v1 request: on the partner host, with
+// X-Partner-ID.
+func (c *Client) newPartnerRequest(ctx context.Context, path string, query url.Values) (*http.Request, error) {
+	id, base, err := c.partner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.newRequest(ctx, base, path, query)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Partner-ID", id)
+	return req, nil
+}
+
+// endpoint names a request in messages: method and path, without the query
+// or host.
+func endpoint(req *http.Request) string {
+	return req.Method + " " + req.URL.Path
+}
+
+// Do sends a GET request with a bearer token and decodes a JSON answer into
+// v. It fetches a new token once when the API answers 401, and retries 429,
+// 5xx and network errors up to the configured number of times, waiting as
+// Retry-After says or with jittered exponential backoff.
+func (c *Client) Do(req *http.Request, v any) (*Response, error) {
+	ctx := req.Context()
+	reauthed := false
+	for attempt := 0; ; {
+		tok, err := c.accessToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r := req.Clone(ctx)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := c.httpClient.Do(r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("sophos: %s: %w", endpoint(req), ctx.Err())
+			}
+			if attempt < c.maxRetries {
+				if err := c.wait(ctx, req, attempt, 0, err.Error()); err != nil {
+					return nil, err
+				}
+				attempt++
+				continue
+			}
+			return nil, fmt.Errorf("sophos: %s: %w", endpoint(req), stripURL(err))
+		}
+		if resp.StatusCode == http.StatusUnauthorized && !reauthed {
+			// The token expired early or was revoked: get a new one, once.
+			drain(resp)
+			c.invalidateToken(tok)
+			reauthed = true
+			c.logger.Debug("Access token refused, fetching a new one", "endpoint", endpoint(req))
+			continue
+		}
+		if retryable(resp.StatusCode) && attempt < c.maxRetries {
+			ra := retryAfter(resp.Header.Get("Retry-After"), c.now())
+			if ra <= c.maxRetryAfter {
+				drain(resp)
+				if err := c.wait(ctx, req, attempt, ra, resp.Status); err != nil {
+					return nil, err
+				}
+				attempt++
+				continue
+			}
+		}
+		return c.finish(req, resp, v)
+	}
+}
+
+// finish checks the status and decodes the body.
+func (c *Client) finish(req *http.Request, resp *http.Response, v any) (*Response, error) {
+	defer resp.Body.Close()
+	response := &Response{Response: resp}
+	if err := c.checkResponse(req, resp); err != nil {
+		return response, err
+	}
+	if v == nil {
+		drain(resp)
+		return response, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return response, fmt.Errorf("sophos: %s: reading response: %w", endpoint(req), err)
+	}
+	if len(data) > maxBody {
+		return response, fmt.Errorf("sophos: %s: response larger than %d bytes", endpoint(req), maxBody)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return response, fmt.Errorf("sophos: %s: decoding response: %w", endpoint(req), err)
+	}
+	return response, nil
+}
+
+// wait sleeps before retry attempt+1: ra when the server said, otherwise
+// jittered exponential backoff.
+func (c *Client) wait(ctx context.Context, req *http.Request, attempt int, ra time.Duration, why string) error {
+	d := ra
+	if d <= 0 {
+		d = c.backoffBase << attempt
+		if d > c.backoffMax || d <= 0 {
+			d = c.backoffMax
+		}
+		d = d/2 + rand.N(d/2+1)
+	}
+	c.logger.Warn("Retrying Sophos request", "endpoint", endpoint(req), "attempt", attempt+1, "wait", d, "reason", why)
+	if err := c.sleep(ctx, d); err != nil {
+		return fmt.Errorf("sophos: %s: %w", endpoint(req), err)
+	}
+	return nil
+}
+
+func retryable(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date); 0 when
+// absent or unreadable.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	resp.Body.Close()
+}
+
+// stripURL drops the URL from a *url.Error: endpoint() already names it.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// readErrorBody reads at most maxErrorBody bytes of an error response.
+func readErrorBody(resp *http.Response) []byte {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	return bytes.TrimSpace(data)
+}

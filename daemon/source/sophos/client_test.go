@@ -1,0 +1,524 @@
+package sophos_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+const (
+	acme   = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
+	globex = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
+)
+
+var oct2026 = source.Period{Year: 2026, Month: time.October}
+
+// waits records the retry delays a client asked for, without waiting.
+type waits struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (w *waits) sleep(_ context.Context, d time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.d = append(w.d, d)
+	return nil
+}
+
+func (w *waits) get() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.d...)
+}
+
+// setup starts a simulator from the example fixture and a client pointed at
+// it, with retries on and no real waiting.
+func setup(t *testing.T, simOpts ...sophostest.Option) (*sophostest.Server, *sophos.Client, *waits) {
+	t.Helper()
+	simOpts = append([]sophostest.Option{sophostest.WithFixtureFile("../sophostest/testdata/fixture.json")}, simOpts...)
+	sim := sophostest.Start(t, simOpts...)
+	w := &waits{}
+	c, err := sophos.NewClient(
+		sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()),
+		sophos.WithAuthURL(sim.AuthURL()),
+		sophos.WithBaseURL(sim.APIURL()),
+		sophos.WithMaxRetries(sophos.DefaultMaxRetries),
+		sophos.WithBackoff(time.Millisecond, 10*time.Millisecond),
+		sophos.WithSleep(w.sleep),
+	)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return sim, c, w
+}
+
+func TestNewClient_errors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		opts []sophos.Option
+		want string
+	}{
+		{nil, "sophos: client id and client secret are required"},
+		{[]sophos.Option{sophos.WithCredentials("id", "s"), sophos.WithBaseURL("api.central.sophos.com")}, `sophos: base URL: "api.central.sophos.com" is not an absolute http(s) URL`},
+		{[]sophos.Option{sophos.WithCredentials("id", "s"), sophos.WithAuthURL("ftp://x/")}, `sophos: auth URL: "ftp://x/" is not an absolute http(s) URL`},
+		{[]sophos.Option{sophos.WithCredentials("id", "s"), sophos.WithMaxRetries(-1)}, "sophos: max retries -1 is negative"},
+	}
+	for _, tc := range tests {
+		if _, err := sophos.NewClient(tc.opts...); err == nil || err.Error() != tc.want {
+			t.Errorf("NewClient error = %v, want %s", err, tc.want)
+		}
+	}
+}
+
+func TestWhoAmIService_Get(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	who, _, err := c.WhoAmI.Get(t.Context())
+	if err != nil {
+		t.Fatalf("WhoAmI.Get: %v", err)
+	}
+	want := &sophos.WhoAmI{ID: sim.PartnerID(), IDType: "partner", APIHosts: sophos.APIHosts{Global: sim.URL()}}
+	if !cmp.Equal(who, want) {
+		t.Errorf("WhoAmI.Get returned %+v, want %+v", who, want)
+	}
+	id, err := c.PartnerID(t.Context())
+	if err != nil || id != "5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a" {
+		t.Errorf("PartnerID = %q, %v", id, err)
+	}
+}
+
+func TestClient_partnerIDNotPartner(t *testing.T) {
+	t.Parallel()
+	_, c, _ := setup(t, sophostest.WithIDType("tenant"))
+	_, err := c.PartnerID(t.Context())
+	want := "sophos: the API credential belongs to a tenant (id 5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a), not a partner; create the credential in Sophos Central Partner"
+	if err == nil || err.Error() != want {
+		t.Errorf("PartnerID error = %v, want %s", err, want)
+	}
+	if _, err := c.Tenants.ListAll(t.Context()); err == nil || err.Error() != want {
+		t.Errorf("Tenants.ListAll error = %v, want %s", err, want)
+	}
+}
+
+func TestClient_tokenCached(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	ctx := t.Context()
+	for range 3 {
+		if _, err := c.Tenants.ListAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Billing.ListAllUsage(ctx, 2026, time.October, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 1 {
+		t.Errorf("token requests = %d, want 1", n)
+	}
+	if n := sim.CountRequests("GET", "/whoami/v1"); n != 1 {
+		t.Errorf("whoami requests = %d, want 1", n)
+	}
+	// The token request is a form post with the client-credentials grant.
+	for _, r := range sim.Requests() {
+		if r.Path != "/api/v2/oauth2/token" {
+			if got := r.Header.Get("Authorization"); !strings.HasPrefix(got, "Bearer sim-access-") {
+				t.Errorf("%s %s: Authorization = %q", r.Method, r.Path, got)
+			}
+			if strings.HasPrefix(r.Path, "/partner/") && r.Header.Get("X-Partner-ID") != sim.PartnerID() {
+				t.Errorf("%s %s: X-Partner-ID = %q", r.Method, r.Path, r.Header.Get("X-Partner-ID"))
+			}
+			continue
+		}
+		if ct := r.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+			t.Errorf("token request Content-Type = %q", ct)
+		}
+		for _, kv := range []string{"grant_type=client_credentials", "scope=token", "client_id=sim-client-id", "client_secret=sim-client-secret"} {
+			if !strings.Contains(string(r.Body), kv) {
+				t.Errorf("token request body %q lacks %q", r.Body, kv)
+			}
+		}
+	}
+}
+
+func TestClient_tokenRefreshedBeforeExpiry(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sim := sophostest.Start(t, sophostest.WithFixtureFile("../sophostest/testdata/fixture.json"), sophostest.WithClock(clock))
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()),
+		sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()), sophos.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Tenants.ListAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour - 30*time.Second) // inside the one-minute margin
+	mu.Unlock()
+	if _, err := c.Tenants.ListAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+	if n := sim.CountRequests("", "/partner/*"); n != 2 {
+		t.Errorf("partner requests = %d, want 2 (no 401 round trip)", n)
+	}
+}
+
+func TestClient_reauthOn401(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	ctx := t.Context()
+	if _, err := c.Tenants.ListAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim.RevokeTokens()
+	ts, err := c.Tenants.ListAll(ctx)
+	if err != nil {
+		t.Fatalf("Tenants.ListAll after revocation: %v", err)
+	}
+	if len(ts) != 3 {
+		t.Errorf("got %d tenants, want 3", len(ts))
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+	// A 401 that persists is reported after one new token, not looped on.
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusUnauthorized})
+	sim.ResetRequests()
+	_, err = c.Tenants.ListAll(ctx)
+	if !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("error = %v, want psa.ErrUnauthorized", err)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/tenants"); n != 2 {
+		t.Errorf("tenant requests = %d, want 2", n)
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 1 {
+		t.Errorf("token requests = %d, want 1", n)
+	}
+}
+
+func TestClient_badCredentials(t *testing.T) {
+	t.Parallel()
+	sim := sophostest.Start(t)
+	for _, tc := range []struct {
+		id, secret, want string
+	}{
+		{"sim-client-id", "wrong-secret", "sophos: token request refused: 401 Unauthorized: Unauthorized (oauth.invalid_client_secret); check the API credential's client id and secret (trackingId "},
+		{"nobody", "wrong-secret", "sophos: token request refused: 401 Unauthorized: Unauthorized (oauth.client_app_does_not_exist); check the API credential's client id and secret (trackingId "},
+	} {
+		c, err := sophos.NewClient(sophos.WithCredentials(tc.id, tc.secret), sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()), sophos.WithMaxRetries(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PartnerID(t.Context())
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("error = %v, want prefix %s", err, tc.want)
+		}
+		if strings.Contains(err.Error(), tc.secret) {
+			t.Errorf("error %q contains the secret", err)
+		}
+		var ae *sophos.AuthError
+		if !errors.As(err, &ae) || !errors.Is(err, psa.ErrUnauthorized) {
+			t.Errorf("error %T does not match *AuthError and psa.ErrUnauthorized", err)
+		}
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 2 {
+		t.Errorf("token requests = %d, want 2 (401 is not retried)", n)
+	}
+}
+
+func TestTenantsService_ListAll(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	for i := range 230 {
+		sim.AddTenant(sophostest.Tenant{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: fmt.Sprintf("Tenant %03d", i)})
+	}
+	ts, err := c.Tenants.ListAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 233 {
+		t.Fatalf("got %d tenants, want 233", len(ts))
+	}
+	if ts[0].ID != acme || ts[0].Name != "Acme Corporation" || ts[0].Partner == nil || ts[0].Partner.ID != sim.PartnerID() {
+		t.Errorf("first tenant = %+v", ts[0])
+	}
+	if ts[232].Name != "Tenant 229" {
+		t.Errorf("last tenant = %+v", ts[232])
+	}
+	var queries []string
+	for _, r := range sim.Requests() {
+		if r.Path == "/partner/v1/tenants" {
+			queries = append(queries, r.RawQuery)
+		}
+	}
+	want := []string{"page=1&pageSize=100&pageTotal=true", "page=2&pageSize=100&pageTotal=true", "page=3&pageSize=100&pageTotal=true"}
+	if !cmp.Equal(queries, want) {
+		t.Errorf("tenant queries = %q, want %q", queries, want)
+	}
+}
+
+func TestTenantsService_Get(t *testing.T) {
+	t.Parallel()
+	_, c, _ := setup(t)
+	tn, _, err := c.Tenants.Get(t.Context(), globex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn.DisplayName() != "Globex" || tn.DataRegion != "eu01" || tn.Organization == nil {
+		t.Errorf("Tenants.Get returned %+v", tn)
+	}
+	_, _, err = c.Tenants.Get(t.Context(), "00000000-0000-4000-8000-000000000000")
+	if !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("Tenants.Get unknown error = %v, want psa.ErrNotFound", err)
+	}
+}
+
+func TestBillingService_ListAllUsagePaging(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	items, err := c.Billing.ListAllUsage(t.Context(), 2026, time.October, &sophos.UsageListOptions{PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 6 {
+		t.Fatalf("got %d items, want 6", len(items))
+	}
+	var queries []string
+	for _, r := range sim.Requests() {
+		if strings.HasPrefix(r.Path, "/partner/v1/billing/usage/") {
+			if r.Path != "/partner/v1/billing/usage/2026/10" {
+				t.Errorf("usage path = %q", r.Path)
+			}
+			queries = append(queries, r.RawQuery)
+		}
+	}
+	if len(queries) != 3 || queries[0] != "pageSize=2&pageTotal=true" ||
+		!strings.HasPrefix(queries[1], "pageFromKey=") || !strings.HasPrefix(queries[2], "pageFromKey=") || queries[1] == queries[2] {
+		t.Errorf("usage queries = %q, want a first page with pageTotal then two pageFromKey pages", queries)
+	}
+	one, resp, err := c.Billing.GetUsage(t.Context(), 2026, time.October, &sophos.UsageListOptions{AccountID: globex})
+	if err != nil || len(one) != 2 || resp.NextKey != "" {
+		t.Errorf("GetUsage(accountId) = %d items, next %q, %v", len(one), resp.NextKey, err)
+	}
+}
+
+func TestSource_Fetch(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	s := sophos.NewSource(c)
+	if s.Name() != "sophos" {
+		t.Errorf("Name = %q", s.Name())
+	}
+	rep, err := s.Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	want := []source.Record{
+		{Product: "XGS-FW-MSP", ProductName: "XGS Firewall Xstream Protection - MSP Monthly", Quantity: 1, Period: "2026-10", Where: "sophos unassigned usage (serial C01234ABC1CDEF2)"},
+		{CustomerID: globex, CustomerName: "Globex", Product: "CIXA-MSP", ProductName: "Central Intercept X Advanced - MSP Monthly", Quantity: 42, Period: "2026-10", Where: "sophos tenant " + globex},
+		{CustomerID: globex, CustomerName: "Globex", Product: "MDR-MSP", ProductName: "Managed Detection and Response - MSP Monthly", Quantity: 42, Period: "2026-10", Where: "sophos tenant " + globex},
+		{CustomerID: acme, CustomerName: "Acme Corporation", Product: "CIXA-MSP", ProductName: "Central Intercept X Advanced - MSP Monthly", Quantity: 25, Period: "2026-10", Where: "sophos tenant " + acme + " (+1 more)"},
+		{CustomerID: acme, CustomerName: "Acme Corporation", Product: "CIXAS-MSP", ProductName: "Central Intercept X Advanced for Server - MSP Monthly", Quantity: 3, Period: "2026-10", Where: "sophos tenant " + acme},
+	}
+	if diff := cmp.Diff(want, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+	if len(rep.Problems) != 0 {
+		t.Errorf("Problems = %v", rep.Problems)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/billing/usage/2026/10"); n != 1 {
+		t.Errorf("usage requests = %d, want 1 (page size 1000)", n)
+	}
+}
+
+func TestSource_FetchPartnerLevelAndBadRows(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	nov := source.Period{Year: 2026, Month: time.November}
+	sim.SetUsage(nov, []sophostest.UsageItem{
+		{AccountID: acme, ProductCode: "CIXA-MSP", BillableQuantity: 7, OrderLineItemNumber: "L1"},
+		{AccountID: acme, ProductCode: "CIXA-MSP", BillableQuantity: 2.5, OrderLineItemNumber: "L2"},
+		{AccountID: acme, ProductCode: "", BillableQuantity: 1, OrderLineItemNumber: "L3"},
+		{AccountID: acme, ProductCode: "CIXA-MSP", BillableQuantity: -1, OrderLineItemNumber: "L4"},
+		{AccountID: sim.PartnerID(), ProductCode: "XGS-FW-MSP", BillableQuantity: 2},
+		{AccountID: "11111111-2222-4333-8444-555555555555", AccountType: "partner", ProductCode: "XGS-FW-MSP", BillableQuantity: 1},
+		{AccountID: "99999999-0000-4000-8000-000000000000", AssignedAccountIdentifier: "Unknown Co", ProductCode: "CIXA-MSP", BillableQuantity: 4},
+	})
+	rep, err := sophos.NewSource(c).Fetch(t.Context(), nov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rep.Records {
+		got = append(got, fmt.Sprintf("%s|%s|%s|%d", r.CustomerID, r.CustomerName, r.Product, r.Quantity))
+	}
+	want := []string{
+		"||XGS-FW-MSP|3",
+		"718b6047-2fbc-b4f4-1a43-45ee42bf5d3b|Acme Corporation|CIXA-MSP|7",
+		"99999999-0000-4000-8000-000000000000|Unknown Co|CIXA-MSP|4",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records mismatch (-want +got):\n%s", diff)
+	}
+	var problems []string
+	for _, p := range rep.Problems {
+		problems = append(problems, p.String())
+	}
+	wantProblems := []string{
+		"sophos usage 2026-11 item 2 (account 718b6047-2fbc-b4f4-1a43-45ee42bf5d3b, order line L2): billableQuantity 2.5 is not a whole number",
+		"sophos usage 2026-11 item 3 (account 718b6047-2fbc-b4f4-1a43-45ee42bf5d3b, order line L3): productCode is missing",
+		"sophos usage 2026-11 item 4 (account 718b6047-2fbc-b4f4-1a43-45ee42bf5d3b, order line L4): billableQuantity -1 is negative",
+	}
+	if diff := cmp.Diff(wantProblems, problems); diff != "" {
+		t.Errorf("problems mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestSource_FetchNoDataMonth(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	rep, err := sophos.NewSource(c).Fetch(t.Context(), source.Period{Year: 2026, Month: time.December})
+	if err != nil {
+		t.Fatalf("Fetch of a month without data: %v", err)
+	}
+	if len(rep.Records) != 0 || len(rep.Problems) != 1 || !errors.Is(rep.Problems[0].Err, sophos.ErrNoData) {
+		t.Fatalf("report = %+v, want no records and one ErrNoData problem", rep)
+	}
+	if got, want := rep.Problems[0].String(), "sophos usage 2026-12: sophos: no usage data for this month yet"; got != want {
+		t.Errorf("problem = %q, want %q", got, want)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/billing/usage/2026/12"); n != 1 {
+		t.Errorf("usage requests = %d, want 1 (404 is not retried)", n)
+	}
+}
+
+func TestSource_rateLimitedRetried(t *testing.T) {
+	t.Parallel()
+	sim, c, w := setup(t)
+	sim.AddFault(sophostest.Fault{Method: "GET", Path: "/partner/v1/billing/usage/*", Status: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Times: 2})
+	sim.AddFault(sophostest.Fault{Method: "GET", Path: "/partner/v1/tenants", Status: http.StatusServiceUnavailable, Times: 1})
+	rep, err := sophos.NewSource(c).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(rep.Records) != 5 {
+		t.Errorf("got %d records, want 5", len(rep.Records))
+	}
+	got := w.get()
+	if len(got) != 3 || got[0] != 7*time.Second || got[1] != 7*time.Second || got[2] > 10*time.Millisecond {
+		t.Errorf("waits = %v, want 7s, 7s (Retry-After) then a backoff of at most 10ms", got)
+	}
+}
+
+func TestClient_rateLimitExhausted(t *testing.T) {
+	t.Parallel()
+	sim, c, w := setup(t)
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	_, err := c.Tenants.ListAll(t.Context())
+	var rl *sophos.RateLimitError
+	if !errors.As(err, &rl) || !errors.Is(err, psa.ErrRateLimited) || rl.RetryAfter != time.Second {
+		t.Fatalf("error = %v (%T), want *RateLimitError with RetryAfter 1s", err, err)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/tenants"); n != 1+sophos.DefaultMaxRetries {
+		t.Errorf("requests = %d, want %d", n, 1+sophos.DefaultMaxRetries)
+	}
+	if len(w.get()) != sophos.DefaultMaxRetries {
+		t.Errorf("waits = %v", w.get())
+	}
+}
+
+func TestClient_serverErrorAndDropRetried(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	sim.AddFault(sophostest.Fault{Path: "/whoami/v1", Drop: true, Times: 1})
+	sim.AddFault(sophostest.Fault{Path: "/api/v2/oauth2/token", Status: http.StatusBadGateway, Times: 1})
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusInternalServerError, Times: 2})
+	ts, err := c.Tenants.ListAll(t.Context())
+	if err != nil || len(ts) != 3 {
+		t.Fatalf("ListAll = %d tenants, %v", len(ts), err)
+	}
+	// Without retries the 500 is an error naming the endpoint.
+	c0, _ := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()), sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()))
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusInternalServerError, Times: 1})
+	_, err = c0.Tenants.ListAll(t.Context())
+	var er *sophos.ErrorResponse
+	if !errors.As(err, &er) || !strings.HasPrefix(err.Error(), "sophos: GET /partner/v1/tenants: 500 Internal Server Error: Internal Server Error (requestId ") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestClient_garbledAnswer(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/billing/usage/2026/10", Status: http.StatusOK, Body: `{"items": [{"accountId": `})
+	_, err := sophos.NewSource(c).Fetch(t.Context(), oct2026)
+	want := "sophos: GET /partner/v1/billing/usage/2026/10: decoding response: unexpected end of JSON input"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+	sim.ClearFaults()
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: http.StatusOK, Body: `{"items": {"id": "x"}}`})
+	_, err = c.Tenants.ListAll(t.Context())
+	if err == nil || !strings.HasPrefix(err.Error(), "sophos: GET /partner/v1/tenants: decoding items: json: cannot unmarshal object") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestClient_partnerHeaderChecked(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	// The simulator refuses a partner id that is not the caller's.
+	req, err := http.NewRequestWithContext(t.Context(), "GET", sim.APIURL()+"partner/v1/tenants", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Partner-ID", "00000000-0000-4000-8000-000000000001")
+	_, err = c.Do(req, nil)
+	if !errors.Is(err, psa.ErrUnauthorized) || !strings.Contains(err.Error(), "403 Forbidden") {
+		t.Errorf("Do with a foreign partner id: %v, want 403", err)
+	}
+}
+
+func TestSource_CheckAndNew(t *testing.T) {
+	t.Parallel()
+	sim := sophostest.Start(t, sophostest.WithFixtureFile("../sophostest/testdata/fixture.json"))
+	s, err := sophos.New(sophos.Config{ClientID: sim.ClientID(), ClientSecret: sim.ClientSecret(), AuthURL: sim.AuthURL(), APIURL: sim.APIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(t.Context()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	got, err := s.Describe(t.Context())
+	if want := "partner 5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a with 3 tenants"; err != nil || got != want {
+		t.Errorf("Describe = %q, %v; want %q", got, err, want)
+	}
+	s2, err := sophos.New(sophos.Config{ClientID: sim.ClientID(), ClientSecret: "nope", AuthURL: sim.AuthURL(), APIURL: sim.APIURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Check(t.Context()); !errors.Is(err, psa.ErrUnauthorized) || strings.Contains(err.Error(), "nope") {
+		t.Errorf("Check with a bad secret = %v", err)
+	}
+	if _, err := sophos.New(sophos.Config{}); err == nil {
+		t.Error("New with no credentials succeeded")
+	}
+}

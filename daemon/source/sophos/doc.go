@@ -1,0 +1,51 @@
+// Package sophos is a usage source and API client for the Sophos Central
+// Partner API.
+//
+// The client follows the vendor's wire protocol: an OAuth2 client-credentials
+// token from Sophos ID (form POST with scope=token), cached until a minute
+// before it expires and fetched anew once when the API answers 401; GET
+// /whoami/v1 for the partner id (the credential must be a partner's; a tenant
+// or organization credential is a clear error); the X-Partner-ID header on
+// every /partner/v1 call; tenants by page (page, pageSize, pageTotal); and
+// the monthly billing usage report by key (pageFromKey, nextKey). 429 and 5xx
+// answers and network errors are retried with jittered exponential backoff,
+// honouring Retry-After. At most 1 MiB of an error body is read, and the
+// client secret and access token never appear in errors or logs.
+//
+// Source turns a month's report into usage records:
+//
+//   - billableQuantity is summed per (accountId, productCode); the customer
+//     name comes from the tenant list;
+//   - a row with no accountId, with the partner's own account id (from whoami
+//     or the row's partnerAccountId), or with accountType "partner" is usage
+//     that belongs to no customer tenant (firewall licences not yet assigned,
+//     for example); it becomes a record with an empty CustomerID, which the
+//     daemon reports and never bills;
+//   - a row without productCode, or whose billableQuantity is not a whole,
+//     non-negative number, is skipped and reported as a source.Problem;
+//   - a month Sophos has no report for yet (404) gives an empty report with
+//     one Problem wrapping ErrNoData, not an error.
+//
+// Usage:
+//
+//	src, err := sophos.New(sophos.Config{
+//		ClientID:     os.Getenv("SOPHOS_CLIENT_ID"),
+//		ClientSecret: os.Getenv("SOPHOS_CLIENT_SECRET"),
+//		MaxRetries:   sophos.DefaultMaxRetries,
+//	})
+//	if err != nil { ... }
+//	rep, err := src.Fetch(ctx, source.Period{Year: 2026, Month: time.October})
+//	if err != nil { ... }
+//	for _, r := range rep.Records {
+//		fmt.Println(r.CustomerID, r.CustomerName, r.Product, r.Quantity)
+//	}
+//
+// The lower-level client mirrors the API (go-github style):
+//
+//	c, err := sophos.NewClient(sophos.WithCredentials(id, secret))
+//	tenants, err := c.Tenants.ListAll(ctx)
+//	items, err := c.Billing.ListAllUsage(ctx, 2026, time.October, nil)
+//
+// Package sophostest is a wire-compatible simulator to point AuthURL and
+// APIURL at.
+package sophos

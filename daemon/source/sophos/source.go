@@ -1,0 +1,213 @@
+package sophos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Name is the source name of Sophos usage in the mapping export.
+const Name = "sophos"
+
+// Config configures a Sophos usage source.
+type Config struct {
+	// ClientID and ClientSecret are a Sophos Central Partner API credential.
+	ClientID     string
+	ClientSecret string
+	// AuthURL overrides the token endpoint; "" means DefaultAuthURL.
+	AuthURL string
+	// APIURL overrides the API host; "" means DefaultBaseURL, and then the
+	// partner calls go to the global host whoami names.
+	APIURL string
+	// HTTPClient sends every request; nil means a client with a 60 s timeout.
+	HTTPClient *http.Client
+	// MaxRetries is how often a read is retried after 429, 5xx or a network
+	// error; 0 disables retries; callers pass DefaultMaxRetries when the user
+	// said nothing.
+	MaxRetries int
+	// UserAgent is sent with every request; "" means "psa-sync".
+	UserAgent string
+	// PageSize is the usage page size; 0 means 1000, the API's maximum.
+	PageSize int
+	// Logger logs retries; nil means discard.
+	Logger *slog.Logger
+}
+
+// Source is the Sophos Central Partner usage source. It is safe for
+// concurrent use.
+type Source struct {
+	client   *Client
+	pageSize int
+}
+
+var _ source.Source = (*Source)(nil)
+
+// New builds a Source from cfg. It does no network I/O.
+func New(cfg Config) (*Source, error) {
+	opts := []Option{
+		WithCredentials(cfg.ClientID, cfg.ClientSecret),
+		WithHTTPClient(cfg.HTTPClient),
+		WithMaxRetries(cfg.MaxRetries),
+		WithUserAgent(cfg.UserAgent),
+		WithLogger(cfg.Logger),
+	}
+	if cfg.AuthURL != "" {
+		opts = append(opts, WithAuthURL(cfg.AuthURL))
+	}
+	if cfg.APIURL != "" {
+		opts = append(opts, WithBaseURL(cfg.APIURL))
+	}
+	c, err := NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	s := NewSource(c)
+	if cfg.PageSize > 0 {
+		s.pageSize = cfg.PageSize
+	}
+	return s, nil
+}
+
+// NewSource returns a Source that reads through c.
+func NewSource(c *Client) *Source {
+	return &Source{client: c, pageSize: 1000}
+}
+
+// Client returns the API client the source uses.
+func (s *Source) Client() *Client { return s.client }
+
+// Name returns "sophos".
+func (s *Source) Name() string { return Name }
+
+// Fetch reads the partner's usage report for p and returns one record per
+// (accountId, productCode) with billableQuantity summed over the report's
+// rows, named after the tenant. Usage that belongs to no customer tenant
+// (see the package documentation) becomes a record with an empty CustomerID.
+// Rows without a productCode, or with a quantity that is not a whole,
+// non-negative number, are skipped and listed as problems. When Sophos has no
+// report for p yet (404), the report is empty and has one problem wrapping
+// ErrNoData; that is not an error.
+func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
+	rep := &source.Report{Source: Name, Period: p}
+	partnerID, err := s.client.PartnerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.client.Billing.ListAllUsage(ctx, p.Year, p.Month, &UsageListOptions{PageSize: s.pageSize})
+	if errors.Is(err, psa.ErrNotFound) {
+		rep.Problems = append(rep.Problems, source.Problem{Where: fmt.Sprintf("sophos usage %s", p), Err: ErrNoData})
+		return rep, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	if len(items) > 0 {
+		tenants, err := s.client.Tenants.ListAll(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tenants {
+			names[strings.ToLower(t.ID)] = t.DisplayName()
+		}
+	}
+	var recs []source.Record
+	for i, it := range items {
+		rec, err := record(it, partnerID, names, p)
+		if err != nil {
+			rep.Problems = append(rep.Problems, source.Problem{Where: itemWhere(p, i, it), Err: err})
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	rep.Records = source.Sum(recs)
+	return rep, nil
+}
+
+// unassigned reports whether a usage row belongs to no customer tenant: it
+// has no accountId, or its accountId is the partner's own account, or its
+// accountType says it is the partner's.
+func unassigned(it *UsageItem, partnerID string) bool {
+	id := strings.TrimSpace(it.AccountID)
+	return id == "" ||
+		strings.EqualFold(id, partnerID) ||
+		(it.PartnerAccountID != "" && strings.EqualFold(id, it.PartnerAccountID)) ||
+		strings.EqualFold(it.AccountType, "partner")
+}
+
+func record(it *UsageItem, partnerID string, names map[string]string, p source.Period) (source.Record, error) {
+	code := strings.TrimSpace(it.ProductCode)
+	if code == "" {
+		return source.Record{}, errors.New("productCode is missing")
+	}
+	q := it.BillableQuantity
+	if q != math.Trunc(q) || math.IsInf(q, 0) || q > 1<<53 {
+		return source.Record{}, fmt.Errorf("billableQuantity %v is not a whole number", q)
+	}
+	if q < 0 {
+		return source.Record{}, fmt.Errorf("billableQuantity %v is negative", q)
+	}
+	rec := source.Record{
+		Product:     code,
+		ProductName: it.ProductDescription,
+		Quantity:    int64(q),
+		Period:      p.String(),
+	}
+	if unassigned(it, partnerID) {
+		rec.Where = "sophos unassigned usage"
+		if it.AccountNumberOrSerialNumber != "" {
+			rec.Where += " (serial " + it.AccountNumberOrSerialNumber + ")"
+		}
+		return rec, nil
+	}
+	rec.CustomerID = strings.TrimSpace(it.AccountID)
+	rec.CustomerName = names[strings.ToLower(rec.CustomerID)]
+	if rec.CustomerName == "" {
+		rec.CustomerName = it.AssignedAccountIdentifier
+	}
+	rec.Where = "sophos tenant " + rec.CustomerID
+	return rec, nil
+}
+
+func itemWhere(p source.Period, i int, it *UsageItem) string {
+	w := fmt.Sprintf("sophos usage %s item %d", p, i+1)
+	var ids []string
+	if it.AccountID != "" {
+		ids = append(ids, "account "+it.AccountID)
+	}
+	if it.OrderLineItemNumber != "" {
+		ids = append(ids, "order line "+it.OrderLineItemNumber)
+	}
+	if len(ids) > 0 {
+		w += " (" + strings.Join(ids, ", ") + ")"
+	}
+	return w
+}
+
+// Check authenticates, reads whoami and asks for one page of tenants.
+func (s *Source) Check(ctx context.Context) error {
+	_, err := s.Describe(ctx)
+	return err
+}
+
+// Describe does what Check does and says what it found, e.g. "partner
+// 5e1b4c2a-... with 12 tenants".
+func (s *Source) Describe(ctx context.Context) (string, error) {
+	id, err := s.client.PartnerID(ctx)
+	if err != nil {
+		return "", err
+	}
+	_, resp, err := s.client.Tenants.List(ctx, &TenantListOptions{Page: 1, PageSize: 1, PageTotal: true})
+	if err != nil {
+		return "", err
+	}
+	n := resp.Pages.Items
+	return fmt.Sprintf("partner %s with %d %s", id, n, map[bool]string{true: "tenant", false: "tenants"}[n == 1]), nil
+}

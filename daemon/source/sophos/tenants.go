@@ -1,0 +1,145 @@
+package sophos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// TenantsService reads /partner/v1/tenants.
+type TenantsService service
+
+// Tenant is a customer tenant of the partner. Its ID is the accountId of
+// billing usage rows.
+type Tenant struct {
+	ID            string `json:"id"`
+	ShowAs        string `json:"showAs,omitempty"`
+	Name          string `json:"name"`
+	DataGeography string `json:"dataGeography,omitempty"`
+	DataRegion    string `json:"dataRegion,omitempty"`
+	BillingType   string `json:"billingType,omitempty"`
+	Partner       *IDRef `json:"partner,omitempty"`
+	Organization  *IDRef `json:"organization,omitempty"`
+	APIHost       string `json:"apiHost,omitempty"`
+	Status        string `json:"status,omitempty"`
+}
+
+// IDRef is a reference to another object by id.
+type IDRef struct {
+	ID string `json:"id"`
+}
+
+// DisplayName returns ShowAs, or Name when ShowAs is empty.
+func (t *Tenant) DisplayName() string {
+	if t.ShowAs != "" {
+		return t.ShowAs
+	}
+	return t.Name
+}
+
+// TenantListOptions are the query parameters of the tenants list.
+type TenantListOptions struct {
+	// Page is the page number, from 1 (0 means 1).
+	Page int
+	// PageSize is the page size; 0 leaves it to the API (50).
+	PageSize int
+	// PageTotal asks the API to count pages and items.
+	PageTotal bool
+	// Fields limits the returned fields (partial response).
+	Fields []string
+}
+
+func (o *TenantListOptions) values() url.Values {
+	v := url.Values{}
+	if o == nil {
+		return v
+	}
+	if o.Page > 0 {
+		v.Set("page", strconv.Itoa(o.Page))
+	}
+	if o.PageSize > 0 {
+		v.Set("pageSize", strconv.Itoa(o.PageSize))
+	}
+	if o.PageTotal {
+		v.Set("pageTotal", "true")
+	}
+	if len(o.Fields) > 0 {
+		v.Set("fields", strings.Join(o.Fields, ","))
+	}
+	return v
+}
+
+// listEnvelope is the body of a list response.
+type listEnvelope struct {
+	Items json.RawMessage `json:"items"`
+	Pages Pages           `json:"pages"`
+}
+
+// List returns one page of tenants. Response.NextPage is set when the
+// response counted its pages (PageTotal) and there are more.
+func (s *TenantsService) List(ctx context.Context, opts *TenantListOptions) ([]*Tenant, *Response, error) {
+	req, err := s.client.newPartnerRequest(ctx, "partner/v1/tenants", opts.values())
+	if err != nil {
+		return nil, nil, err
+	}
+	var env listEnvelope
+	resp, err := s.client.Do(req, &env)
+	if err != nil {
+		return nil, resp, err
+	}
+	var tenants []*Tenant
+	if err := decodeItems(env.Items, &tenants); err != nil {
+		return nil, resp, fmt.Errorf("sophos: %s: decoding items: %w", endpoint(req), err)
+	}
+	resp.Pages = env.Pages
+	if env.Pages.Total > 0 && env.Pages.Current > 0 && env.Pages.Current < env.Pages.Total {
+		resp.NextPage = env.Pages.Current + 1
+	}
+	return tenants, resp, nil
+}
+
+// ListAll returns every tenant, asking for 100 per page.
+func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
+	var all []*Tenant
+	opts := &TenantListOptions{Page: 1, PageSize: 100, PageTotal: true}
+	for {
+		ts, resp, err := s.List(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, ts...)
+		if resp.NextPage == 0 || len(ts) == 0 {
+			return all, nil
+		}
+		if resp.NextPage <= opts.Page {
+			return nil, fmt.Errorf("sophos: GET /partner/v1/tenants: page %d points back to page %d", opts.Page, resp.NextPage)
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Get returns one tenant.
+func (s *TenantsService) Get(ctx context.Context, id string) (*Tenant, *Response, error) {
+	req, err := s.client.newPartnerRequest(ctx, "partner/v1/tenants/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var t Tenant
+	resp, err := s.client.Do(req, &t)
+	if err != nil {
+		return nil, resp, err
+	}
+	return &t, resp, nil
+}
+
+// decodeItems decodes a list's items; a missing items field is an empty list
+// but anything other than an array is an error.
+func decodeItems(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
