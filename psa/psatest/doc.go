@@ -1,0 +1,161 @@
+// Package psatest provides wire-compatible, in-memory PSA simulators for
+// tests and demos. A Server listens on a loopback address only and serves a
+// vendor's REST API (so far Autotask's) from state held in memory, with the
+// vendor's routes, authentication headers, query rules, paging, error
+// envelopes and limits, plus fault injection and a request log.
+//
+// It is an ordinary package, not a _test.go file, so that client, provider
+// and daemon tests share it; nothing in it needs testing.TB, so a command
+// can run it by hand from a JSON fixture.
+//
+// # Usage in tests
+//
+//	func TestSomething(t *testing.T) {
+//		t.Parallel()
+//		srv := psatest.Start(t) // 127.0.0.1:random; closed by t.Cleanup
+//		at := srv.Autotask()
+//		company := at.AddCompany("Acme")
+//		contract := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Acme Managed Services"})
+//		service := at.AddService("Sophos Intercept X Advanced", 4.5)
+//		at.SetUnits(contract, service, 10, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+//
+//		// Point the client under test at srv.AutotaskBaseURL() (the zone root,
+//		// "http://127.0.0.1:port/ATServicesRest/") or at
+//		// srv.AutotaskZoneLookupURL() for zone discovery, with the default
+//		// credentials DefaultAutotaskUsername, DefaultAutotaskSecret and
+//		// DefaultAutotaskIntegrationCode.
+//
+//		srv.AddFault(psatest.Fault{Method: "POST", Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", DropAfterHandling: true, Times: 1})
+//		// ... run the client ...
+//		units, _ := at.Units(contract, service, time.Now())
+//		_ = units
+//		_ = srv.Requests() // what the client sent, with the status answered
+//	}
+//
+// # Running by hand
+//
+//	f, err := psatest.LoadFixture("psa/psatest/testdata/autotask.json")
+//	if err != nil { ... }
+//	srv, err := psatest.NewServerOn("127.0.0.1:8089", psatest.WithFixture(f))
+//	if err != nil { ... }
+//	defer srv.Close()
+//	fmt.Println("Autotask zone root:", srv.AutotaskBaseURL())
+//
+// Server.Handler returns the whole handler for serving it some other way.
+//
+// # The simulated Autotask API
+//
+// All paths are case-insensitive and live under /ATServicesRest/:
+//
+//   - GET VersionInformation and GET V1.0/zoneInformation?user= (no
+//     credentials; an unknown or blank user gets 500). The zone url is the
+//     server's own zone root.
+//   - Every other request needs the UserName, Secret and ApiIntegrationCode
+//     headers: an unknown user or integration code gets 500 {"errors":[...]},
+//     a wrong secret 401. ImpersonationResourceId is accepted and becomes
+//     the creator of records.
+//   - Entities: Companies, Contracts, Services (GET {id}, query, query/count,
+//     POST, PATCH and PUT at the collection URL); BillingCodes (read-only);
+//     ContractServices (read and query; created and updated only through
+//     /Contracts/{id}/Services); ContractServiceUnits (read-only; also GET
+//     /Contracts/{id}/ServiceUnits); ContractServiceAdjustments (POST only,
+//     also /Contracts/{id}/ServiceAdjustments); ThresholdInformation;
+//     {Entity}/entityInformation[/fields|/userDefinedFields]. Any other
+//     method on these gets 405 {"Message":"The requested resource does not
+//     support http method 'X'."}; unknown entities get 404.
+//   - Queries (POST {Entity}/query with a JSON body or GET with ?search=)
+//     follow Autotask's strict rules: a missing filter is a 500, "filter":[]
+//     returns no rows, MaxRecords must be 1..500 (default 500); the 13
+//     operators and and/or groups, case-insensitive field names and body
+//     keys, IncludeFields (id is always kept). Pages end with a pageDetails
+//     whose absolute nextPageUrl ({zone root}V1.0/{Entity}/query/next?paging=)
+//     must be followed with the method and the query of the first request: a
+//     POST with the same body, or a GET (which carries &search=) after a GET.
+//     A GET after a POST query gets 405.
+//   - Validation failures are 500 {"errors":["..."]}, as Autotask does.
+//   - Picklists: Services.periodType Monthly=1, Quarterly=2, Semi-Annual=3,
+//     Yearly=4; Contracts.contractType includes Recurring Service=7;
+//     Contracts.status Active=1, Inactive=0. Clients must read them from
+//     entityInformation/fields, as on a real tenant.
+//
+// # Contract units
+//
+// Each service line on a contract (a ContractService) has one
+// ContractServiceUnits row per monthly period from the contract's start date
+// to its end date. Rows hold calendar days: startDate is the first day and
+// endDate the last day of the row, both at 00:00:00Z, so a query for the row
+// covering an instant should compare against that instant's date at
+// midnight UTC. A ContractServiceAdjustment {contractID, serviceID or
+// contractServiceID, unitChange, effectiveDate, adjustedUnitPrice?} adds
+// unitChange to every row from effectiveDate on, first splitting the row
+// that contains effectiveDate (the new row runs from effectiveDate to the
+// old row's end). It creates the ContractService when the contract has no
+// line for the service, at adjustedUnitPrice or the service's unit price.
+// It is refused (500) when a row would go below zero units, when
+// effectiveDate is missing or outside the contract, and when the contract
+// or service is unknown or inactive.
+//
+// # Limits
+//
+// Every request except the zone lookup and version list counts against a
+// rolling hourly budget (WithHourlyLimit, default 10,000), reported by GET
+// V1.0/ThresholdInformation; beyond it requests get 429 {"errors":["API
+// Request Threshold Exceeded — The Autotask API request threshold of N
+// requests per hour exceeded; ..."]}. At most WithThreadLimit (default 3)
+// requests run at once per integration code and entity endpoint; the next
+// one gets 429 {"errors":["Thread Threshold Exceeded — The Autotask API
+// thread threshold of 3 threads has been exceeded ..."]}. Autotask does not
+// document either status code; 429 is the simulator's choice.
+//
+// # Faults
+//
+// Fault (WithFault, Server.AddFault) matches requests by method and path
+// (exact, or a prefix ending in "*") and answers with a status and body,
+// adds Retry-After or latency, closes the connection without an answer
+// (Drop), or runs the real handler and then closes the connection
+// (DropAfterHandling: the write happened but the client never learns it).
+// A Go http.Client may transparently retry an idempotent request whose
+// connection was dropped, which uses up one more of the fault's Times.
+//
+// # Fixtures
+//
+// A fixture is a JSON document; LoadFixture reads it strictly (unknown
+// fields are errors) and WithFixture or WithFixtureFile seed a server with
+// it. Records refer to each other by name. Dates are "YYYY-MM-DD". Labels
+// (types, statuses, period types) are picklist labels; omitted ones take the
+// defaults shown.
+//
+//	{
+//	  "autotask": {
+//	    "username": "api@msp.example",
+//	    "secret": "sim-secret",
+//	    "integrationCode": "SIMCODE",
+//	    "billingCodes": [{"name": "Recurring Services", "useType": "Recurring Contract Service", "active": true}],
+//	    "companies": [{"name": "Acme", "number": "C-1", "type": "Customer"}],
+//	    "contracts": [{"name": "Acme Managed Services", "company": "Acme", "type": "Recurring Service",
+//	                   "status": "Active", "startDate": "2026-01-01", "endDate": "2026-12-31"}],
+//	    "services": [{"name": "Sophos Intercept X Advanced", "unitPrice": 4.5, "unitCost": 2.1,
+//	                  "periodType": "Monthly", "billingCode": "Recurring Services"}],
+//	    "contractServices": [{"contract": "Acme Managed Services", "service": "Sophos Intercept X Advanced",
+//	                          "units": 25, "from": "2026-01-01"}]
+//	  }
+//	}
+//
+// Every record may also give an "id"; contracts may give "companyID" and
+// lines "contractID"/"serviceID" instead of names. Without ids, ids are
+// allocated deterministically: companies from 174, contracts from 29684000,
+// services from 30000000, billing codes from 29682800, contract services
+// from 40000000, unit rows from 50000000 and adjustments from 60000000. A
+// tenant without billing codes gets "Recurring Services" (29682800).
+// testdata/autotask.json is a small example.
+//
+// # Inspection endpoints (NOT Autotask)
+//
+// Paths under /_sim/ are the simulator's own and exist in no vendor API.
+// They are not logged, limited or faulted:
+//
+//   - GET /_sim/autotask/state: JSON of the tenant (companies, contracts,
+//     services, billing codes, lines with their current units and unit
+//     rows, adjustments, hourly count); see AutotaskState.
+//   - GET /_sim/requests: the request log, with credential headers redacted.
+package psatest

@@ -1,0 +1,128 @@
+package psatest
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fault describes a failure to inject into requests that match Method and
+// Path. Faults are checked in the order they were added; the first match
+// applies. The /_sim/ inspection endpoints are never faulted.
+type Fault struct {
+	// Method matches the request method; "" matches any.
+	Method string
+	// Path is the exact request path, or a prefix when it ends in "*";
+	// matching is case-insensitive. "" matches any path.
+	Path string
+	// Status is the status to answer with without calling the real handler.
+	// 0 passes the request through to the handler (e.g. latency only).
+	Status int
+	// Body is the response body for Status; the default is an
+	// Autotask-shaped {"errors":[...]} body.
+	Body string
+	// RetryAfter sets the Retry-After header (whole seconds, rounded up)
+	// when > 0.
+	RetryAfter time.Duration
+	// Latency is added before handling. For a pass-through fault the
+	// request holds its thread slot while it waits.
+	Latency time.Duration
+	// Drop closes the connection without a response and without handling
+	// the request.
+	Drop bool
+	// DropAfterHandling runs the real handler (state changes happen), then
+	// closes the connection without sending the response: a lost response.
+	DropAfterHandling bool
+	// Times is how many requests the fault applies to; 0 means forever.
+	Times int
+}
+
+// AddFault installs f at run time; it applies to requests that arrive from
+// now on.
+func (s *Server) AddFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every installed fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// matchFault returns a copy of the first fault matching r and uses up one of
+// its Times.
+func (s *Server) matchFault(r *http.Request) *Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, f := range s.faults {
+		if !f.matches(r) {
+			continue
+		}
+		c := *f
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			}
+		}
+		return &c
+	}
+	return nil
+}
+
+func (f *Fault) matches(r *http.Request) bool {
+	if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
+		return false
+	}
+	switch {
+	case f.Path == "":
+		return true
+	case strings.HasSuffix(f.Path, "*"):
+		return hasPrefixFold(r.URL.Path, strings.TrimSuffix(f.Path, "*"))
+	default:
+		return strings.EqualFold(r.URL.Path, f.Path)
+	}
+}
+
+func writeFault(w http.ResponseWriter, f *Fault) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterValue(f.RetryAfter))
+	}
+	if f.Body == "" {
+		writeErrors(w, f.Status, fmt.Sprintf("Simulated fault: HTTP %d %s", f.Status, http.StatusText(f.Status)))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(f.Status)
+	_, _ = w.Write([]byte(f.Body))
+}
+
+func retryAfterValue(d time.Duration) string {
+	return strconv.Itoa(int(math.Ceil(d.Seconds())))
+}
+
+// dropConnection closes the client connection without writing a response.
+// On TCP it resets the connection (linger 0), as a crashing proxy would.
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		// HTTP/2 or a recorder: the closest thing is to abort the handler,
+		// which makes net/http reset the stream.
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
