@@ -225,6 +225,9 @@ func openBolt(file string) (bdb *bolt.DB, err error) {
 	}()
 	bdb, err = bolt.Open(file, 0o600, &bolt.Options{
 		Timeout: lockTimeout,
+		// NoSync stays false: every commit is fsynced, which is what makes
+		// an intent durable before its write is sent.
+		NoSync: false,
 		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 			var err error
 			f, err = os.OpenFile(name, flag, perm)
@@ -446,8 +449,9 @@ func (db *DB) OpenIntent(in Intent) (Intent, error) {
 }
 
 // CompleteIntent closes an open intent. state is "done" when the write
-// reached the PSA, in which case the matching ledger entry (time at) is
-// appended in the same transaction, so the two can never disagree.
+// reached the PSA, in which case the matching ledger entry (time at, or now
+// when at is zero) is appended in the same transaction, so the two can
+// never disagree.
 // "failed" (the write certainly did not happen) and "review" (an operator
 // must look) close the intent without a ledger entry. Completing an
 // unknown or already closed intent is an error.
@@ -479,6 +483,9 @@ func (db *DB) CompleteIntent(id int64, state, note string, at time.Time) error {
 		}
 		if state != IntentDone {
 			return nil
+		}
+		if at.IsZero() {
+			at = time.Now().UTC()
 		}
 		_, err = appendLedger(tx, LedgerEntry{
 			RunID:         in.RunID,

@@ -530,6 +530,51 @@ func TestIntent_stateIsForcedOpenAndCreatedDefaulted(t *testing.T) {
 	}
 }
 
+func TestIntent_concurrentWriters(t *testing.T) {
+	t.Parallel()
+	db := openTest(t)
+
+	const writers, each = 8, 10
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				req := testIntent()
+				req.ServiceID = fmt.Sprintf("s%d-%d", w, i)
+				in, err := db.OpenIntent(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ledger, err := db.Ledger(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := map[int64]bool{}
+	intents := map[int64]bool{}
+	for _, e := range ledger {
+		seqs[e.Seq] = true
+		intents[e.IntentID] = true
+	}
+	if len(ledger) != writers*each || len(seqs) != writers*each || len(intents) != writers*each {
+		t.Errorf("ledger has %d entries, %d distinct seqs, %d distinct intents; want %d of each",
+			len(ledger), len(seqs), len(intents), writers*each)
+	}
+}
+
 func TestLedger_appendOrderAndLastSet(t *testing.T) {
 	t.Parallel()
 	db := openTest(t)
