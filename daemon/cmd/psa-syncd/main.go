@@ -1,0 +1,305 @@
+// Command psa-syncd syncs vendor usage to PSA contract quantities. See the
+// repository README for the configuration file, the HTTP API and the metrics.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	commonversion "github.com/prometheus/common/version"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3"; when
+// it is empty the module version from the build info is used.
+var version string
+
+func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
+
+// command is one psa-syncd subcommand.
+type command struct {
+	name    string
+	summary string
+	// run parses args with its own FlagSet and returns the exit code.
+	run func(ctx context.Context, e *env, args []string) int
+}
+
+// env is what a command needs from the process; tests provide their own.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+var commands = []command{
+	{"run", "run the daemon: scheduled passes, the HTTP API and /metrics", cmdRun},
+	{"sync", "run one sync pass and exit (non-zero when it failed or was partial)", cmdSync},
+	{"plan", "print the quantity changes the next pass would make", cmdPlan},
+	{"check", "authenticate against the PSA and the usage source and say what works", cmdCheck},
+	{"validate", "validate the config file and the mapping export", cmdValidate},
+	{"status", "print the per-customer sync status", cmdStatus},
+	{"simulate", "serve the Autotask and Sophos simulators from JSON fixtures on loopback ports", cmdSimulate},
+	{"version", "print the version", cmdVersion},
+}
+
+// run is main without the process: it dispatches args to a subcommand and
+// returns the exit code (0 success, 1 failure, 2 usage error).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := strings.TrimLeft(args[0], "-")
+	if name == "help" || name == "h" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	fmt.Fprintf(stderr, "psa-syncd: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: psa-syncd <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' for the flags of a command. Flags take one or two dashes.")
+}
+
+// newFlagSet returns a FlagSet for a subcommand whose --help prints the
+// summary and the flags to stdout.
+func newFlagSet(e *env, name, args, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet("psa-syncd "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: psa-syncd %s [flags]%s\n\n%s\n\nFlags:\n", name, args, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args; it returns -1 to continue, or the exit code (0 for
+// --help, 2 for a usage error).
+func parse(fs *flag.FlagSet, e *env, args []string) int {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(e.stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return 0
+	case err != nil:
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n\n", err)
+		fs.Usage()
+		return 2
+	case fs.NArg() > 0:
+		fmt.Fprintf(e.stderr, "psa-syncd: unexpected argument %q\n\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	return -1
+}
+
+// commonFlags are the flags every command that reads the config has.
+type commonFlags struct {
+	configFile string
+	logLevel   string
+	logFormat  string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.configFile, "config.file", "psa-syncd.yml", "psa-syncd configuration `file`.")
+	fs.StringVar(&c.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
+	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
+}
+
+// logger builds the one logger of the process, writing to stderr.
+func (c *commonFlags) logger(e *env) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log.level: unknown level %q: want debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("-log.format: unknown format %q: want logfmt or json", c.logFormat)
+}
+
+// setup builds the logger, loads the config and creates a Daemon (which opens
+// the state database). The caller closes the Daemon.
+func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *slog.Logger, int) {
+	logger, err := c.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return nil, nil, 2
+	}
+	cfg, err := daemon.Load(c.configFile, e.getenv)
+	if err != nil {
+		logger.Error("Error loading config", "err", err)
+		return nil, nil, 1
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	d, err := daemon.New(cfg, c.configFile, daemon.Options{
+		Logger:   logger,
+		Registry: reg,
+		Version:  buildVersion(),
+		Getenv:   e.getenv,
+	})
+	if err != nil {
+		logger.Error("Error starting psa-syncd", "err", err)
+		return nil, nil, 1
+	}
+	return d, logger, -1
+}
+
+func cmdRun(ctx context.Context, e *env, args []string) int {
+	var (
+		cf            commonFlags
+		listenAddress string
+		watch         = daemon.DefaultWatchInterval
+		shutdown      = daemon.DefaultShutdownTimeout
+	)
+	fs := newFlagSet(e, "run", "", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
+		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
+	cf.register(fs)
+	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
+	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
+	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	// Register for SIGHUP before any slow start-up work, so that a reload
+	// requested meanwhile is not lost (or fatal).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	logger.Info("Starting psa-syncd", "version", buildVersion(), "go", commonversion.GoVersion)
+	cfg, err := daemon.Load(cf.configFile, e.getenv)
+	if err != nil {
+		logger.Error("Error loading config", "err", err)
+		return 1
+	}
+	if listenAddress != "" {
+		cfg.Web.ListenAddress = listenAddress
+	}
+	reg := newRegistry()
+	d, err := daemon.New(cfg, cf.configFile, daemon.Options{
+		Logger:          logger,
+		Registry:        reg,
+		Version:         buildVersion(),
+		Getenv:          e.getenv,
+		WatchInterval:   watch,
+		ShutdownTimeout: shutdown,
+	})
+	if err != nil {
+		logger.Error("Error starting psa-syncd", "err", err)
+		return 1
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("Received SIGHUP, reloading")
+				_ = d.Reload() // logged and recorded in metrics
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		logger.Error("psa-syncd stopped", "err", err)
+		return 1
+	}
+	logger.Info("Received SIGTERM, exiting gracefully")
+	return 0
+}
+
+// newRegistry returns the daemon's registry with the Go and process
+// collectors; package daemon adds its own metrics and build info.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+// buildVersion returns the version set with -ldflags, else the module
+// version from the build info, else "devel". It also feeds the build-info
+// metric.
+func buildVersion() string {
+	v := version
+	if v == "" {
+		v = "devel"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					commonversion.Revision = s.Value
+				}
+			}
+		}
+	}
+	commonversion.Version = v
+	return v
+}
+
+func cmdVersion(_ context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "version", "", "Print the version of psa-syncd.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	fmt.Fprintf(e.stdout, "psa-syncd %s (%s)\n", buildVersion(), commonversion.GoVersion)
+	return 0
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

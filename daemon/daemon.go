@@ -1,0 +1,776 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// Defaults for Options.
+const (
+	// DefaultWatchInterval is how often Run polls the mapping export for changes.
+	DefaultWatchInterval = 5 * time.Second
+	// DefaultShutdownTimeout bounds how long Run waits, after its context is
+	// cancelled, for the running pass to finish and for HTTP requests to drain.
+	DefaultShutdownTimeout = 30 * time.Second
+)
+
+// Options configures a Daemon. The zero value of every field has a default.
+type Options struct {
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger
+	// Registry is where the daemon registers its metrics and what /metrics
+	// serves; nil means a new registry. Callers that also want the Go, process
+	// and build-info collectors register them on it themselves.
+	Registry *prometheus.Registry
+	// Version is reported in logs.
+	Version string
+	// HTTPClient is the base client for the PSA and the usage source; nil
+	// means a client with a 60s timeout. The daemon copies it and wraps the
+	// PSA client's Transport with the request metrics.
+	HTTPClient *http.Client
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// Getenv resolves environment variables when the config file is
+	// reloaded; nil means no environment (the library never reads the
+	// process environment itself).
+	Getenv func(string) string
+	// WatchInterval is how often Run polls the export file (modification
+	// time, size and content hash); 0 means DefaultWatchInterval.
+	WatchInterval time.Duration
+	// ShutdownTimeout bounds graceful shutdown; 0 means DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Listener, when set, is used by Run instead of listening on the
+	// configured web.listen_address (tests pass a 127.0.0.1:0 listener).
+	Listener net.Listener
+}
+
+// Daemon is psa-syncd: it holds the running configuration, the last good
+// mapping export, the state database and the sync queue, and serves the HTTP
+// API. Its methods are safe for concurrent use. Create it with New, start it
+// with Run, and release it with Close when Run is not used.
+type Daemon struct {
+	configPath      string
+	logger          *slog.Logger
+	registry        *prometheus.Registry
+	metrics         *Metrics
+	version         string
+	baseClient      *http.Client
+	psaClient       *http.Client
+	now             func() time.Time
+	getenv          func(string) string
+	watchInterval   time.Duration
+	shutdownTimeout time.Duration
+	listener        net.Listener
+
+	db *state.DB
+
+	cfg atomic.Pointer[Config]
+	exp atomic.Pointer[exportSnapshot]
+
+	// reloadMu serialises reloads: startup, SIGHUP, POST /-/reload and the
+	// export watch all go through reload.
+	reloadMu       sync.Mutex
+	lastExportSeen fileStamp // the export file as last examined, loaded or not
+	ticketLogged   int64     // export revision whose ticket_sync notice was logged
+
+	// passMu makes passes run one at a time inside the process; the state
+	// database's file lock keeps other processes out.
+	passMu sync.Mutex
+
+	queue *syncQueue
+
+	// scheduleChanged wakes the scheduler after a reload.
+	scheduleChanged chan struct{}
+}
+
+// exportSnapshot is a loaded, valid mapping export.
+type exportSnapshot struct {
+	doc    *export.Document
+	stamp  fileStamp
+	loaded time.Time
+}
+
+// fileStamp identifies a version of a file without re-reading it every poll.
+type fileStamp struct {
+	modTime time.Time
+	size    int64
+	hash    [sha256.Size]byte
+	exists  bool
+}
+
+// New opens the state database in cfg.StateDir and returns a Daemon using cfg.
+// The mapping export is read by Reload (Run calls it at start), so a missing
+// or invalid export does not stop the daemon from starting; it stays not
+// ready until a valid export appears.
+func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
+	if cfg == nil {
+		return nil, errors.New("daemon: config is nil")
+	}
+	d := &Daemon{
+		configPath:      configPath,
+		logger:          o.Logger,
+		registry:        o.Registry,
+		version:         o.Version,
+		baseClient:      o.HTTPClient,
+		now:             o.Now,
+		getenv:          o.Getenv,
+		watchInterval:   o.WatchInterval,
+		shutdownTimeout: o.ShutdownTimeout,
+		listener:        o.Listener,
+		queue:           newSyncQueue(),
+		scheduleChanged: make(chan struct{}, 1),
+	}
+	if d.logger == nil {
+		d.logger = slog.New(slog.DiscardHandler)
+	}
+	if d.registry == nil {
+		d.registry = prometheus.NewRegistry()
+	}
+	if d.baseClient == nil {
+		d.baseClient = &http.Client{Timeout: 60 * time.Second}
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.getenv == nil {
+		d.getenv = func(string) string { return "" }
+	}
+	if d.watchInterval <= 0 {
+		d.watchInterval = DefaultWatchInterval
+	}
+	if d.shutdownTimeout <= 0 {
+		d.shutdownTimeout = DefaultShutdownTimeout
+	}
+	d.metrics = NewMetrics(d.registry, cfg.PSA.System)
+	pc := *d.baseClient
+	next := pc.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	pc.Transport = d.metrics.InstrumentRoundTripper(next)
+	d.psaClient = &pc
+
+	db, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	d.db = db
+	d.cfg.Store(cfg)
+	d.metrics.ConfigReloaded(true, d.now())
+	return d, nil
+}
+
+// Close closes the state database. Run closes it on return.
+func (d *Daemon) Close() error { return d.db.Close() }
+
+// Config returns the running configuration.
+func (d *Daemon) Config() *Config { return d.cfg.Load() }
+
+// Export returns the mapping export in use, or nil before one has loaded.
+func (d *Daemon) Export() *export.Document {
+	if s := d.exp.Load(); s != nil {
+		return s.doc
+	}
+	return nil
+}
+
+// State returns the daemon's state database.
+func (d *Daemon) State() *state.DB { return d.db }
+
+// Ready reports whether the configuration and a valid mapping export are
+// loaded, so that passes can run.
+func (d *Daemon) Ready() bool { return d.cfg.Load() != nil && d.exp.Load() != nil }
+
+// Reload re-reads the configuration file (when New was given its path) and
+// the mapping export. Whatever fails to load is logged at error level and
+// recorded in the reload metrics, and the running version stays in use. It
+// returns the first error.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cerr := d.reloadConfigLocked()
+	eerr := d.reloadExportLocked(true)
+	return errors.Join(cerr, eerr)
+}
+
+func (d *Daemon) reloadConfigLocked() error {
+	if d.configPath == "" {
+		return nil
+	}
+	old := d.cfg.Load()
+	cfg, err := Load(d.configPath, d.getenv)
+	if err == nil && cfg.PSA.System != old.PSA.System {
+		err = fmt.Errorf("daemon: psa.system changed from %q to %q: restart psa-syncd to switch PSA", old.PSA.System, cfg.PSA.System)
+	}
+	if err == nil && cfg.StateDir != old.StateDir {
+		err = fmt.Errorf("daemon: state_dir changed from %q to %q: restart psa-syncd to move the state database", old.StateDir, cfg.StateDir)
+	}
+	if err != nil {
+		d.metrics.ConfigReloaded(false, d.now())
+		d.logger.Error("Error reloading config", "file", d.configPath, "err", err)
+		return err
+	}
+	if cfg.Web.ListenAddress != old.Web.ListenAddress {
+		d.logger.Warn("web.listen_address changed; it takes effect after a restart", "running", old.Web.ListenAddress, "configured", cfg.Web.ListenAddress)
+	}
+	if !reflect.DeepEqual(cfg, old) {
+		d.logger.Info("Loaded config", "file", d.configPath)
+	}
+	d.cfg.Store(cfg)
+	d.metrics.ConfigReloaded(true, d.now())
+	d.poke()
+	return nil
+}
+
+// reloadExportLocked loads the export file when force is set or when it
+// changed since it was last examined. A file that is unchanged since a failed
+// attempt is not retried (and not logged again) until it changes.
+func (d *Daemon) reloadExportLocked(force bool) error {
+	cfg := d.cfg.Load()
+	data, stamp, err := readStamped(cfg.ExportPath)
+	if !force && stamp.exists == d.lastExportSeen.exists && stamp.hash == d.lastExportSeen.hash && err == nil {
+		d.lastExportSeen = stamp
+		return nil
+	}
+	d.lastExportSeen = stamp
+	var doc *export.Document
+	if err == nil {
+		doc, err = export.Decode(data)
+	}
+	if err == nil && doc.PSA.System != cfg.PSA.System {
+		err = fmt.Errorf("export is for PSA system %q but psa-syncd is configured for %q", doc.PSA.System, cfg.PSA.System)
+	}
+	if err == nil && doc.Integration != nil {
+		if _, serr := schedule.Parse(doc.Integration.Schedule); doc.Integration.Schedule != "" && serr != nil {
+			err = fmt.Errorf("integration: schedule: %w", serr)
+		} else if _, lerr := schedule.LoadLocation(doc.Integration.Timezone); lerr != nil {
+			err = fmt.Errorf("integration: timezone: %w", lerr)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportPath, err)
+		d.metrics.ExportReloaded(false, d.now())
+		if d.exp.Load() != nil {
+			d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
+		} else {
+			d.logger.Error("Error loading mapping export", "err", err)
+		}
+		return err
+	}
+	prev := d.exp.Load()
+	d.exp.Store(&exportSnapshot{doc: doc, stamp: stamp, loaded: d.now()})
+	d.metrics.ExportReloaded(true, d.now())
+	enabled := doc.Integration == nil || doc.Integration.Enabled
+	d.metrics.SetIntegrationEnabled(enabled)
+	if prev == nil || prev.doc.Revision != doc.Revision || prev.stamp.hash != stamp.hash {
+		d.logger.Info("Loaded mapping export", "file", cfg.ExportPath, "revision", doc.Revision,
+			"products", len(doc.ProductMappings), "customers", len(doc.CustomerMappings), "integration_enabled", enabled)
+		if n := ticketSyncCount(doc); n > 0 {
+			d.logger.Info("Ticket sync is switched on for some customers but is not yet performed by psa-syncd; only usage is synced",
+				"customers", n, "revision", doc.Revision)
+		}
+		if !enabled {
+			d.logger.Warn("Integration is disabled in the mapping export: passes compute and report but write nothing to the PSA")
+		}
+	}
+	d.poke()
+	return nil
+}
+
+func ticketSyncCount(doc *export.Document) int {
+	n := 0
+	for _, c := range doc.CustomerMappings {
+		if c.TicketSync {
+			n++
+		}
+	}
+	return n
+}
+
+// readStamped reads path and returns its content and stamp. A missing file
+// returns an error matching fs.ErrNotExist and a stamp with exists=false.
+func readStamped(path string) ([]byte, fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fileStamp{}, err
+	}
+	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true}, nil
+}
+
+// exportChanged reports, cheaply, whether the export file may have changed
+// since it was last examined: it compares modification time and size first
+// and hashes the content only when they differ.
+func (d *Daemon) exportChanged() bool {
+	d.reloadMu.Lock()
+	seen := d.lastExportSeen
+	path := d.cfg.Load().ExportPath
+	d.reloadMu.Unlock()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return seen.exists || !errors.Is(err, fs.ErrNotExist)
+	}
+	if !seen.exists {
+		return true
+	}
+	if fi.ModTime().Equal(seen.modTime) && fi.Size() == seen.size {
+		return false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return true
+	}
+	h := sha256.Sum256(data)
+	if bytes.Equal(h[:], seen.hash[:]) {
+		// Touched but not changed: remember the new time so the next poll
+		// does not hash again.
+		d.reloadMu.Lock()
+		if d.lastExportSeen.hash == h {
+			d.lastExportSeen.modTime, d.lastExportSeen.size = fi.ModTime(), fi.Size()
+		}
+		d.reloadMu.Unlock()
+		return false
+	}
+	return true
+}
+
+// poke wakes the scheduler so that it recomputes the next run.
+func (d *Daemon) poke() {
+	select {
+	case d.scheduleChanged <- struct{}{}:
+	default:
+	}
+}
+
+// activeSchedule returns the schedule and time zone in force: the export's
+// integration block wins over the config file.
+func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
+	cfg := d.cfg.Load()
+	spec, tz := cfg.Schedule, cfg.Timezone
+	if s := d.exp.Load(); s != nil && s.doc.Integration != nil {
+		if s.doc.Integration.Schedule != "" {
+			spec = s.doc.Integration.Schedule
+		}
+		if s.doc.Integration.Timezone != "" {
+			tz = s.doc.Integration.Timezone
+		}
+	}
+	if spec == "" {
+		spec = DefaultSchedule
+	}
+	sched, err := schedule.Parse(spec)
+	if err != nil {
+		return schedule.Schedule{}, nil, fmt.Errorf("daemon: schedule: %w", err)
+	}
+	loc, err := schedule.LoadLocation(tz)
+	if err != nil {
+		return schedule.Schedule{}, nil, fmt.Errorf("daemon: timezone: %w", err)
+	}
+	return sched, loc, nil
+}
+
+// NewBackend builds the PSA backend for cfg with the daemon's instrumented
+// HTTP client.
+func (d *Daemon) NewBackend(cfg *Config) (psa.Backend, error) {
+	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa", "system", string(cfg.PSA.System))))
+}
+
+// NewSource builds the usage source for cfg.
+func (d *Daemon) NewSource(cfg *Config) (source.Source, error) {
+	return cfg.NewSource(d.baseClient, d.logger.With("component", "source"))
+}
+
+// engine builds an Engine for one pass from the running config and export.
+func (d *Daemon) engine() (*Engine, *export.Document, error) {
+	snap := d.exp.Load()
+	if snap == nil {
+		return nil, nil, errors.New("daemon: no valid mapping export loaded")
+	}
+	cfg := d.cfg.Load()
+	_, loc, err := d.activeSchedule()
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := d.NewBackend(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon: psa: %w", err)
+	}
+	src, err := d.NewSource(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon: source: %w", err)
+	}
+	e := NewEngine(EngineOptions{
+		Backend:  be,
+		Source:   src,
+		State:    d.db,
+		Policies: cfg.Policies,
+		Metrics:  d.metrics,
+		Logger:   d.logger.With("component", "sync", "system", string(cfg.PSA.System)),
+		Location: loc,
+		Now:      d.now,
+	})
+	return e, snap.doc, nil
+}
+
+// SyncOnce runs one pass now with the running config and export and waits
+// for it. Passes never overlap: SyncOnce waits for a running pass to end
+// first. When the export switches the integration off, the pass runs with
+// WritesDisabled.
+func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	e, doc, err := d.engine()
+	if err != nil {
+		return nil, err
+	}
+	if doc.Integration != nil && !doc.Integration.Enabled {
+		o.WritesDisabled = true
+	}
+	if o.Trigger == "" {
+		o.Trigger = "manual"
+	}
+	return e.Sync(ctx, doc, o)
+}
+
+// Plan computes the changes the next pass would make, writing nothing.
+func (d *Daemon) Plan(ctx context.Context, o PassOptions) (*Plan, error) {
+	e, doc, err := d.engine()
+	if err != nil {
+		return nil, err
+	}
+	if doc.Integration != nil && !doc.Integration.Enabled {
+		o.WritesDisabled = true
+	}
+	return e.Plan(ctx, doc, o)
+}
+
+// Reconcile settles the intents that a crashed or killed pass left open, by
+// re-reading the PSA. It must run before the first pass after start-up; Run
+// calls it.
+func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	e, _, err := d.engine()
+	if err != nil {
+		cfg := d.cfg.Load()
+		// Without an export the engine cannot be built for a pass, but open
+		// intents only need the PSA: build a minimal engine for them.
+		be, berr := d.NewBackend(cfg)
+		if berr != nil {
+			return 0, fmt.Errorf("daemon: psa: %w", berr)
+		}
+		e = NewEngine(EngineOptions{Backend: be, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+			Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
+	}
+	return e.Reconcile(ctx)
+}
+
+// RequestSync queues a pass for one customer ("" for all) and returns its
+// ticket id at once. A request identical to one still waiting is coalesced
+// with it (and a request for one customer with a waiting request for all),
+// so repeated clicks never queue repeated passes. Run executes the queue.
+func (d *Daemon) RequestSync(customer, trigger string) SyncTicket {
+	return d.queue.add(customer, trigger, d.now())
+}
+
+// Ticket returns a queued, running or finished sync request by id.
+func (d *Daemon) Ticket(id string) (SyncTicket, bool) { return d.queue.get(id) }
+
+// Run runs the daemon until ctx is cancelled: it loads the export, settles
+// open intents, then serves HTTP, runs scheduled and requested passes, and
+// watches the export file. On cancel it lets the running pass finish (up to
+// the shutdown timeout, after which the pass is stopped safely: writes are
+// guarded by intents that the next start reconciles), shuts the HTTP server
+// down and closes the state database. It returns nil after a clean shutdown.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.Close()
+	cfg := d.cfg.Load()
+	ln := d.listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", cfg.Web.ListenAddress)
+		if err != nil {
+			return fmt.Errorf("daemon: listening on %s: %w", cfg.Web.ListenAddress, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           d.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
+	}
+
+	d.reloadMu.Lock()
+	if err := d.reloadExportLocked(true); err != nil {
+		d.logger.Warn("Not ready until a valid mapping export is available", "file", cfg.ExportPath)
+	}
+	d.reloadMu.Unlock()
+
+	// Passes get their own context so that a shutdown lets them finish; it
+	// is cancelled only when the shutdown timeout expires.
+	passCtx, stopPasses := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPasses()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		d.logger.Info("Listening", "address", ln.Addr().String())
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("daemon: http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			d.logger.Warn("HTTP server did not shut down cleanly", "err", err)
+		}
+		return nil
+	})
+	g.Go(func() error { d.watchLoop(gctx); return nil })
+	g.Go(func() error { d.scheduleLoop(gctx); return nil })
+	passesDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(passesDone)
+		if n, err := d.Reconcile(passCtx); err != nil {
+			d.logger.Error("Error reconciling open intents; passes will not write until it succeeds", "err", err)
+		} else if n > 0 {
+			d.logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
+		}
+		d.workLoop(gctx, passCtx)
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		select {
+		case <-passesDone:
+		case <-time.After(d.shutdownTimeout):
+			d.logger.Warn("Pass still running at shutdown timeout; stopping it (open intents are reconciled at the next start)")
+			stopPasses()
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// watchLoop polls the export file and reloads it when it changed.
+func (d *Daemon) watchLoop(ctx context.Context) {
+	t := time.NewTicker(d.watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !d.exportChanged() {
+			continue
+		}
+		d.reloadMu.Lock()
+		_ = d.reloadExportLocked(false) // logged and recorded in metrics
+		d.reloadMu.Unlock()
+	}
+}
+
+// scheduleLoop queues a pass at each scheduled time. It recomputes the next
+// time whenever a reload may have changed the schedule or time zone.
+func (d *Daemon) scheduleLoop(ctx context.Context) {
+	var last string
+	for {
+		sched, loc, err := d.activeSchedule()
+		var wait <-chan time.Time
+		var timer *time.Timer
+		if err != nil {
+			d.logger.Error("No valid schedule; only requested passes run", "err", err)
+		} else {
+			next := sched.Next(d.now(), loc)
+			d.metrics.SetScheduleInterval(sched.Interval())
+			if desc := sched.String() + " " + loc.String(); desc != last {
+				d.logger.Info("Schedule", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
+				last = desc
+			}
+			timer = time.NewTimer(time.Until(next))
+			wait = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-d.scheduleChanged:
+		case <-wait:
+			if d.Ready() {
+				d.RequestSync("", "schedule")
+			} else {
+				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded")
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// workLoop runs queued passes one after another until ctx is done. Passes
+// use passCtx, which outlives ctx until the shutdown timeout.
+func (d *Daemon) workLoop(ctx, passCtx context.Context) {
+	for {
+		t, ok := d.queue.next(ctx)
+		if !ok {
+			return
+		}
+		start := d.now()
+		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
+		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger})
+		var run state.Run
+		if res != nil {
+			run = res.Run
+		}
+		d.queue.finish(t.ID, run, err, d.now())
+		if err != nil {
+			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
+			continue
+		}
+		d.logger.Info("Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
+			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
+			"duration", d.now().Sub(start).Round(time.Millisecond))
+	}
+}
+
+// SyncTicket is a sync request made through the API or the scheduler. Its ID
+// is what POST /api/v1/sync returns as run_id; once the pass has started,
+// RunID is the id of the run in the state database.
+type SyncTicket struct {
+	ID       string    `json:"run_id"`
+	Customer string    `json:"customer,omitempty"`
+	Trigger  string    `json:"trigger"`
+	Status   string    `json:"status"` // queued | running | done | failed
+	Queued   time.Time `json:"queued"`
+	Finished time.Time `json:"finished,omitzero"`
+	// RunID is the state database's id of the run the request became.
+	RunID  int64  `json:"state_run_id,omitempty"`
+	Result string `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// syncQueue is the FIFO of sync requests with coalescing of duplicates, and
+// the recent history of requests so that their ids can be looked up.
+type syncQueue struct {
+	mu      sync.Mutex
+	seq     int64
+	pending []string // ticket ids, oldest first
+	tickets map[string]*SyncTicket
+	order   []string // every ticket id, oldest first, bounded
+	wake    chan struct{}
+}
+
+const maxTickets = 1000
+
+func newSyncQueue() *syncQueue {
+	return &syncQueue{tickets: make(map[string]*SyncTicket), wake: make(chan struct{}, 1)}
+}
+
+func (q *syncQueue) add(customer, trigger string, now time.Time) SyncTicket {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, id := range q.pending {
+		t := q.tickets[id]
+		if t.Customer == customer || t.Customer == "" {
+			return *t
+		}
+	}
+	q.seq++
+	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: customer, Trigger: trigger, Status: "queued", Queued: now}
+	q.tickets[t.ID] = t
+	q.pending = append(q.pending, t.ID)
+	q.order = append(q.order, t.ID)
+	if len(q.order) > maxTickets {
+		for _, old := range q.order[:len(q.order)-maxTickets] {
+			if q.tickets[old].Status == "done" || q.tickets[old].Status == "failed" {
+				delete(q.tickets, old)
+			}
+		}
+		q.order = append([]string(nil), q.order[len(q.order)-maxTickets:]...)
+	}
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return *t
+}
+
+// next blocks until a request is pending or ctx is done, marks it running
+// and returns it.
+func (q *syncQueue) next(ctx context.Context) (SyncTicket, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.pending) > 0 {
+			id := q.pending[0]
+			q.pending = q.pending[1:]
+			t := q.tickets[id]
+			t.Status = "running"
+			q.mu.Unlock()
+			return *t, true
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return SyncTicket{}, false
+		case <-q.wake:
+		}
+	}
+}
+
+func (q *syncQueue) finish(id string, run state.Run, err error, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.tickets[id]
+	if !ok {
+		return
+	}
+	t.Finished = now
+	t.RunID = run.ID
+	t.Result = run.Result
+	t.Status = "done"
+	if err != nil {
+		t.Status = "failed"
+		t.Error = err.Error()
+	}
+}
+
+func (q *syncQueue) get(id string) (SyncTicket, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.tickets[id]
+	if !ok {
+		return SyncTicket{}, false
+	}
+	return *t, true
+}
