@@ -88,12 +88,12 @@ func (s *EntityInformationService) Picklist(ctx context.Context, entity, field s
 	for _, f := range fields {
 		if strings.EqualFold(f.Name, field) {
 			if !f.IsPickList && len(f.PicklistValues) == 0 {
-				return nil, fmt.Errorf("autotask: %s.%s is not a picklist", entity, field)
+				return nil, &PicklistError{Entity: entity, Field: field, msg: "is not a picklist"}
 			}
 			return f.PicklistValues, nil
 		}
 	}
-	return nil, fmt.Errorf("autotask: %s has no field %q", entity, field)
+	return nil, &PicklistError{Entity: entity, Field: field, msg: "does not exist"}
 }
 
 // PicklistValue returns the value of entity.field whose label equals label,
@@ -124,7 +124,7 @@ func (s *EntityInformationService) PicklistValue(ctx context.Context, entity, fi
 	for _, v := range values {
 		labels = append(labels, strconv.Quote(v.Label))
 	}
-	return 0, fmt.Errorf("autotask: %s.%s has no value labelled %q (labels: %s)", entity, field, label, strings.Join(labels, ", "))
+	return 0, &PicklistError{Entity: entity, Field: field, msg: fmt.Sprintf("has no value labelled %q (labels: %s)", label, strings.Join(labels, ", "))}
 }
 
 // PicklistLabel returns the label of value in entity.field.
@@ -138,5 +138,17 @@ func (s *EntityInformationService) PicklistLabel(ctx context.Context, entity, fi
 			return v.Label, nil
 		}
 	}
-	return "", fmt.Errorf("autotask: %s.%s has no value %d", entity, field, value)
+	return "", &PicklistError{Entity: entity, Field: field, msg: fmt.Sprintf("has no value %d", value)}
+}
+
+// PicklistError is returned when the tenant's metadata lacks a picklist, or
+// a value or label in it, as opposed to a failed request.
+type PicklistError struct {
+	Entity, Field string
+
+	msg string
+}
+
+func (e *PicklistError) Error() string {
+	return fmt.Sprintf("autotask: picklist %s.%s %s", e.Entity, e.Field, e.msg)
 }

@@ -1,0 +1,635 @@
+package autotask
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend satisfies the psa.Backend interface.
+var _ psa.Backend = (*Backend)(nil)
+
+// Labels of the picklist values psa-sync looks up. The numeric values differ
+// between tenants, so they are always read from entityInformation/fields.
+const (
+	labelRecurringService         = "Recurring Service"          // Contracts.contractType
+	labelActive                   = "Active"                     // Contracts.status
+	labelRecurringContractService = "Recurring Contract Service" // BillingCodes.useType
+)
+
+// periodLabels are the folded (see normLabel) Services.periodType labels
+// each neutral billing period matches, the first being Autotask's own.
+var periodLabels = map[psa.BillingPeriod][]string{
+	psa.BillingPeriodMonthly:    {"monthly"},
+	psa.BillingPeriodQuarterly:  {"quarterly"},
+	psa.BillingPeriodSemiAnnual: {"semiannual", "semiannually", "halfyearly"},
+	psa.BillingPeriodYearly:     {"yearly", "annual", "annually"},
+}
+
+// Backend adapts a Client to psa.Backend, translating Autotask's vocabulary
+// to the neutral model. IDs are Autotask's integer ids as decimal strings.
+// A Backend is safe for concurrent use; its Client bounds concurrency.
+type Backend struct {
+	client *Client
+}
+
+// NewBackend returns a Backend that uses c.
+func NewBackend(c *Client) *Backend { return &Backend{client: c} }
+
+// Client returns the underlying client.
+func (b *Backend) Client() *Client { return b.client }
+
+// System returns psa.SystemAutotask.
+func (b *Backend) System() psa.System { return psa.SystemAutotask }
+
+// Instance returns the zone host, such as webservices5.autotask.net, or ""
+// until the zone is known (after Ping or any other call, or at once when a
+// base URL was configured).
+func (b *Backend) Instance() string { return b.client.Host() }
+
+// Ping discovers the zone and reads ThresholdInformation, which needs valid
+// credentials.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, _, err := b.client.ThresholdInformation(ctx)
+	return err
+}
+
+// Budget returns the tenant's hourly request budget from ThresholdInformation.
+func (b *Backend) Budget(ctx context.Context) (*psa.Budget, error) {
+	ti, _, err := b.client.ThresholdInformation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &psa.Budget{Limit: ti.ExternalRequestThreshold, Used: ti.CurrentTimeframeRequestCount, Timeframe: ti.Timeframe()}, nil
+}
+
+// CreateService creates a Service. Autotask requires a period type and a
+// billing code: the period type is the picklist value labelled like
+// s.BillingPeriod (or s.Autotask.PeriodType); the billing code is
+// s.Autotask.BillingCodeID or else the tenant's only active billing code for
+// recurring contract services. A create whose outcome is unknown is not
+// re-sent; its error matches psa.ErrOutcomeUnknown.
+func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Service, error) {
+	if strings.TrimSpace(s.Name) == "" {
+		return nil, validationError("service name is required")
+	}
+	periodType, err := b.periodType(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	billingCode, err := b.billingCode(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	id, _, err := b.client.Services.Create(ctx, &CreateServiceRequest{
+		Name:               s.Name,
+		Description:        s.Description,
+		InvoiceDescription: s.InvoiceDescription,
+		UnitPrice:          s.UnitPrice,
+		UnitCost:           Ptr(s.UnitCost),
+		PeriodType:         periodType,
+		BillingCodeID:      billingCode,
+		IsActive:           Ptr(s.Active),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("autotask: creating service %q: %w", s.Name, err)
+	}
+	return b.GetService(ctx, strconv.FormatInt(id, 10))
+}
+
+// GetService returns the service with the given id.
+func (b *Backend) GetService(ctx context.Context, id string) (*psa.Service, error) {
+	n, err := parseID("service", id)
+	if err != nil {
+		return nil, err
+	}
+	svc, _, err := b.client.Services.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return b.toService(ctx, svc)
+}
+
+// UpdateService patches the service s.ID with every neutral field of s, and
+// with the period type and billing code when s names them.
+func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Service, error) {
+	n, err := parseID("service", s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(s.Name) == "" {
+		return nil, validationError("service name is required")
+	}
+	req := &UpdateServiceRequest{
+		ID:                 n,
+		Name:               Ptr(s.Name),
+		Description:        Ptr(s.Description),
+		InvoiceDescription: Ptr(s.InvoiceDescription),
+		UnitPrice:          Ptr(s.UnitPrice),
+		UnitCost:           Ptr(s.UnitCost),
+		IsActive:           Ptr(s.Active),
+	}
+	if s.BillingPeriod != "" || s.Autotask != nil && s.Autotask.PeriodType != "" {
+		pt, err := b.periodType(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		req.PeriodType = &pt
+	}
+	if s.Autotask != nil && s.Autotask.BillingCodeID != "" {
+		bc, err := parseID("billing code", s.Autotask.BillingCodeID)
+		if err != nil {
+			return nil, err
+		}
+		req.BillingCodeID = &bc
+	}
+	if _, _, err := b.client.Services.Update(ctx, req); err != nil {
+		return nil, fmt.Errorf("autotask: updating service %d: %w", n, err)
+	}
+	return b.GetService(ctx, s.ID)
+}
+
+// DeactivateService sets isActive to false. It reads the service first, so a
+// missing one gives psa.ErrNotFound and an inactive one costs no write.
+func (b *Backend) DeactivateService(ctx context.Context, id string) error {
+	n, err := parseID("service", id)
+	if err != nil {
+		return err
+	}
+	svc, _, err := b.client.Services.Get(ctx, n)
+	if err != nil {
+		return err
+	}
+	if !svc.IsActive {
+		return nil
+	}
+	if _, _, err := b.client.Services.Update(ctx, &UpdateServiceRequest{ID: n, IsActive: Ptr(false)}); err != nil {
+		return fmt.Errorf("autotask: deactivating service %d: %w", n, err)
+	}
+	return nil
+}
+
+// DeleteService returns psa.ErrNotSupported: the Autotask API has no DELETE
+// for Services. Deactivate them instead.
+func (b *Backend) DeleteService(context.Context, string) error {
+	return fmt.Errorf("autotask: services cannot be deleted through the Autotask API, only deactivated: %w", psa.ErrNotSupported)
+}
+
+// FindServices returns the services named name (case-insensitively).
+func (b *Backend) FindServices(ctx context.Context, name string) ([]psa.Service, error) {
+	list, _, err := b.client.Services.List(ctx, NewQuery(Eq("name", name)))
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Service
+	for _, svc := range list {
+		if !strings.EqualFold(svc.Name, name) {
+			continue
+		}
+		s, err := b.toService(ctx, svc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *s)
+	}
+	return out, nil
+}
+
+// GetCompany returns the company with the given id.
+func (b *Backend) GetCompany(ctx context.Context, id string) (*psa.Company, error) {
+	n, err := parseID("company", id)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := b.client.Companies.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toCompany(c), nil
+}
+
+// FindCompanies returns the companies named name (case-insensitively).
+func (b *Backend) FindCompanies(ctx context.Context, name string) ([]psa.Company, error) {
+	q := NewQuery(Eq("companyName", name))
+	q.IncludeFields = []string{"id", "companyName", "isActive"}
+	list, _, err := b.client.Companies.List(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Company
+	for _, c := range list {
+		if strings.EqualFold(c.CompanyName, name) {
+			out = append(out, *toCompany(c))
+		}
+	}
+	return out, nil
+}
+
+// GetContract returns the contract with the given id.
+func (b *Backend) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
+	n, err := parseID("contract", id)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := b.client.Contracts.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return b.toContract(ctx, c)
+}
+
+// FindContracts returns the contracts of q.CompanyID; unless q says
+// otherwise, only active Recurring Service contracts (the picklist values
+// labelled "Active" and "Recurring Service").
+func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa.Contract, error) {
+	company, err := parseID("company", q.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	query := NewQuery(Eq("companyID", company))
+	if q.Name != "" {
+		query.Filter = append(query.Filter, Eq("contractName", q.Name))
+	}
+	if !q.AnyType {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "contractType", labelRecurringService)
+		if err != nil {
+			return nil, err
+		}
+		query.Filter = append(query.Filter, Eq("contractType", v))
+	}
+	if !q.IncludeInactive {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "status", labelActive)
+		if err != nil {
+			return nil, err
+		}
+		query.Filter = append(query.Filter, Eq("status", v))
+	}
+	list, _, err := b.client.Contracts.List(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Contract
+	for _, c := range list {
+		if q.Name != "" && !strings.EqualFold(c.ContractName, q.Name) {
+			continue
+		}
+		pc, err := b.toContract(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pc)
+	}
+	return out, nil
+}
+
+// unitFields are the ContractServiceUnits fields ReadLines needs; "id" is
+// required when a query can return more than one page.
+var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", "startDate", "endDate", "units", "price"}
+
+// ReadLines reads the units of every service on the given contracts for the
+// period containing asOf (its calendar date), with one ContractServiceUnits
+// query per 500 contracts (an "in" filter on contractID plus the date
+// window), following pages of 500 rows. Lines come sorted by contract and
+// service id.
+func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	ids := make([]int64, 0, len(contractIDs))
+	seen := make(map[int64]bool, len(contractIDs))
+	for _, s := range contractIDs {
+		n, err := parseID("contract", s)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[n] {
+			seen[n] = true
+			ids = append(ids, n)
+		}
+	}
+	day := dateOf(asOf)
+	var rows []*ContractServiceUnit
+	for chunk := range slices.Chunk(ids, MaxPageSize) {
+		q := NewQuery(In("contractID", chunk...), Lte("startDate", day), Gte("endDate", day))
+		q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
+		units, _, err := b.client.ContractServiceUnits.List(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("autotask: reading contract service units: %w", err)
+		}
+		rows = append(rows, units...)
+	}
+	return toLines(rows), nil
+}
+
+// toLines keeps one row per (contract, service): the latest that started.
+func toLines(rows []*ContractServiceUnit) []psa.ContractLine {
+	type key struct{ contract, service int64 }
+	best := make(map[key]*ContractServiceUnit, len(rows))
+	for _, r := range rows {
+		k := key{r.ContractID, r.ServiceID}
+		if cur, ok := best[k]; !ok || r.StartDate.After(cur.StartDate.Time) {
+			best[k] = r
+		}
+	}
+	keys := make([]key, 0, len(best))
+	for k := range best {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.contract, b.contract), cmp.Compare(a.service, b.service))
+	})
+	lines := make([]psa.ContractLine, 0, len(keys))
+	for _, k := range keys {
+		lines = append(lines, toLine(best[k]))
+	}
+	return lines
+}
+
+func toLine(r *ContractServiceUnit) psa.ContractLine {
+	return psa.ContractLine{
+		ContractID:  strconv.FormatInt(r.ContractID, 10),
+		ServiceID:   strconv.FormatInt(r.ServiceID, 10),
+		LineID:      strconv.FormatInt(r.ContractServiceID, 10),
+		Quantity:    r.Units,
+		UnitPrice:   r.Price,
+		PeriodStart: r.StartDate.Time,
+		PeriodEnd:   r.EndDate.Time,
+	}
+}
+
+// readLine reads one line at day; a contract without the service gives a
+// line with zero units and no LineID.
+func (b *Backend) readLine(ctx context.Context, contractID, serviceID int64, day time.Time) (*psa.ContractLine, error) {
+	q := NewQuery(Eq("contractID", contractID), Eq("serviceID", serviceID), Lte("startDate", day), Gte("endDate", day))
+	q.IncludeFields = unitFields
+	units, _, err := b.client.ContractServiceUnits.List(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if lines := toLines(units); len(lines) > 0 {
+		return &lines[0], nil
+	}
+	return &psa.ContractLine{ContractID: strconv.FormatInt(contractID, 10), ServiceID: strconv.FormatInt(serviceID, 10)}, nil
+}
+
+// SetQuantity posts one ContractServiceAdjustment with unitChange = wanted −
+// current (current from req.Current, 0 without a line) effective on the
+// calendar date of req.EffectiveDate. Without a line, the adjustment creates
+// the ContractService at the service's catalog unit price. Nothing is sent
+// when the quantity is already right.
+//
+// An adjustment is never re-sent. When its outcome is unknown, SetQuantity
+// re-reads the units at the effective date: the wanted quantity means it
+// was applied; the old one means it was not (a plain error, so the next pass
+// may try again); anything else, or a failed read, gives an error matching
+// psa.ErrOutcomeUnknown.
+func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	contractID, err := parseID("contract", req.ContractID)
+	if err != nil {
+		return nil, err
+	}
+	serviceID, err := parseID("service", req.ServiceID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Quantity < 0 {
+		return nil, validationError(fmt.Sprintf("quantity must not be negative, got %d", req.Quantity))
+	}
+	if req.EffectiveDate.IsZero() {
+		return nil, validationError("effective date is required")
+	}
+	var current int64
+	if req.Current != nil {
+		current = req.Current.Quantity
+	}
+	if req.Quantity == current {
+		if req.Current != nil {
+			l := *req.Current
+			return &l, nil
+		}
+		return &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID}, nil
+	}
+	day := dateOf(req.EffectiveDate)
+	adj := &CreateContractServiceAdjustmentRequest{
+		ContractID:    contractID,
+		ServiceID:     serviceID,
+		UnitChange:    req.Quantity - current,
+		EffectiveDate: Timestamp{day},
+	}
+	if req.Current == nil {
+		// The adjustment creates the ContractService; give it the catalog price.
+		svc, _, err := b.client.Services.Get(ctx, serviceID)
+		if err != nil {
+			return nil, fmt.Errorf("autotask: reading the unit price of service %d: %w", serviceID, err)
+		}
+		adj.AdjustedUnitPrice = Ptr(svc.UnitPrice)
+	}
+	what := fmt.Sprintf("adjusting contract %d service %d from %d to %d units on %s", contractID, serviceID, current, req.Quantity, day.Format(time.DateOnly))
+	if _, _, err := b.client.ContractServiceAdjustments.Create(ctx, adj); err != nil {
+		if !errors.Is(err, psa.ErrOutcomeUnknown) {
+			return nil, fmt.Errorf("autotask: %s: %w", what, err)
+		}
+		return b.reconcile(ctx, what, contractID, serviceID, day, current, req.Quantity, err)
+	}
+	line, err := b.readLine(ctx, contractID, serviceID, day)
+	if err != nil {
+		// The write succeeded; only the confirmation read failed.
+		b.client.logger.Warn("Could not re-read an Autotask contract line after adjusting it", "contract", contractID, "service", serviceID, "err", err)
+		line = &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID, Quantity: req.Quantity}
+		if req.Current != nil {
+			line.LineID, line.UnitPrice = req.Current.LineID, req.Current.UnitPrice
+		}
+	}
+	return line, nil
+}
+
+// reconcile finds out by reading whether an adjustment whose response was
+// lost was applied.
+func (b *Backend) reconcile(ctx context.Context, what string, contractID, serviceID int64, day time.Time, current, wanted int64, postErr error) (*psa.ContractLine, error) {
+	line, err := b.readLine(ctx, contractID, serviceID, day)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("autotask: %s: %w; re-reading the line to find out failed: %v", what, postErr, err)
+	case line.Quantity == wanted:
+		b.client.logger.Info("Autotask adjustment was applied although its response was lost", "contract", contractID, "service", serviceID, "units", wanted)
+		return line, nil
+	case line.Quantity == current:
+		// Deliberately not wrapping postErr: it is known now that nothing changed.
+		return nil, fmt.Errorf("autotask: %s: not applied (units are still %d): %v", what, current, postErr)
+	default:
+		return nil, fmt.Errorf("autotask: %s: units are now %d, neither the %d before nor the %d wanted (%v): %w", what, line.Quantity, current, wanted, postErr, psa.ErrOutcomeUnknown)
+	}
+}
+
+// periodType resolves the Services.periodType picklist value for s.
+func (b *Backend) periodType(ctx context.Context, s *psa.Service) (int64, error) {
+	if s.Autotask != nil && s.Autotask.PeriodType != "" {
+		return b.client.EntityInformation.PicklistValue(ctx, "Services", "periodType", s.Autotask.PeriodType)
+	}
+	if s.BillingPeriod == "" {
+		return 0, validationError("service billing period is required")
+	}
+	want, ok := periodLabels[s.BillingPeriod]
+	if !ok {
+		return 0, validationError(fmt.Sprintf("unknown billing period %q", s.BillingPeriod))
+	}
+	values, err := b.client.EntityInformation.Picklist(ctx, "Services", "periodType")
+	if err != nil {
+		return 0, err
+	}
+	for _, label := range want {
+		for _, v := range values {
+			if v.IsActive && normLabel(v.Label) == label {
+				return v.Int()
+			}
+		}
+	}
+	labels := make([]string, 0, len(values))
+	for _, v := range values {
+		labels = append(labels, strconv.Quote(v.Label))
+	}
+	return 0, validationError(fmt.Sprintf("no Services.periodType picklist value matches billing period %q (labels: %s); name the label in the Autotask period type", s.BillingPeriod, strings.Join(labels, ", ")))
+}
+
+// billingPeriod maps a periodType value to a neutral period and its label.
+func (b *Backend) billingPeriod(ctx context.Context, periodType int64) (psa.BillingPeriod, string, error) {
+	values, err := b.client.EntityInformation.Picklist(ctx, "Services", "periodType")
+	if err != nil {
+		return "", "", err
+	}
+	for _, v := range values {
+		if n, err := v.Int(); err != nil || n != periodType {
+			continue
+		}
+		folded := normLabel(v.Label)
+		for _, p := range psa.BillingPeriods {
+			if slices.Contains(periodLabels[p], folded) {
+				return p, v.Label, nil
+			}
+		}
+		return "", v.Label, nil
+	}
+	return "", "", nil
+}
+
+// billingCode returns s's billing code, or the tenant's only active billing
+// code for recurring contract services.
+func (b *Backend) billingCode(ctx context.Context, s *psa.Service) (int64, error) {
+	if s.Autotask != nil && s.Autotask.BillingCodeID != "" {
+		return parseID("billing code", s.Autotask.BillingCodeID)
+	}
+	q := NewQuery(Eq("isActive", true))
+	kind := "active billing codes"
+	if v, err := b.client.EntityInformation.PicklistValue(ctx, "BillingCodes", "useType", labelRecurringContractService); err == nil {
+		q.Filter = append(q.Filter, Eq("useType", v))
+		kind = "active billing codes of use type " + strconv.Quote(labelRecurringContractService)
+	} else if !errors.As(err, new(*PicklistError)) {
+		return 0, err // a failed request, not a tenant without the picklist
+	}
+	codes, _, err := b.client.BillingCodes.List(ctx, q)
+	if err != nil {
+		return 0, fmt.Errorf("autotask: looking up the billing code for a new service: %w", err)
+	}
+	if len(codes) == 1 {
+		return codes[0].ID, nil
+	}
+	names := make([]string, 0, len(codes))
+	for i, c := range codes {
+		if i == 10 {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, fmt.Sprintf("%s (id %d)", c.Name, c.ID))
+	}
+	msg := fmt.Sprintf("a billing code is required: the tenant has %d %s", len(codes), kind)
+	if len(names) > 0 {
+		msg += ": " + strings.Join(names, ", ")
+	}
+	return 0, validationError(msg + "; set the Autotask billing code id of the service")
+}
+
+func (b *Backend) toService(ctx context.Context, svc *Service) (*psa.Service, error) {
+	period, label, err := b.billingPeriod(ctx, svc.PeriodType)
+	if err != nil {
+		return nil, err
+	}
+	return &psa.Service{
+		ID:                 strconv.FormatInt(svc.ID, 10),
+		Name:               svc.Name,
+		Description:        svc.Description,
+		InvoiceDescription: svc.InvoiceDescription,
+		UnitPrice:          svc.UnitPrice,
+		UnitCost:           svc.UnitCost,
+		BillingPeriod:      period,
+		Active:             svc.IsActive,
+		Autotask: &psa.AutotaskServiceFields{
+			BillingCodeID: strconv.FormatInt(svc.BillingCodeID, 10),
+			PeriodType:    label,
+		},
+	}, nil
+}
+
+func toCompany(c *Company) *psa.Company {
+	return &psa.Company{ID: strconv.FormatInt(c.ID, 10), Name: c.CompanyName, Active: c.IsActive}
+}
+
+func (b *Backend) toContract(ctx context.Context, c *Contract) (*psa.Contract, error) {
+	typ, err := b.label(ctx, "Contracts", "contractType", c.ContractType)
+	if err != nil {
+		return nil, err
+	}
+	status, err := b.label(ctx, "Contracts", "status", c.Status)
+	if err != nil {
+		return nil, err
+	}
+	return &psa.Contract{
+		ID:        strconv.FormatInt(c.ID, 10),
+		CompanyID: strconv.FormatInt(c.CompanyID, 10),
+		Name:      c.ContractName,
+		Type:      typ,
+		Status:    status,
+		Active:    normLabel(status) == normLabel(labelActive),
+		Recurring: normLabel(typ) == normLabel(labelRecurringService),
+		StartDate: c.StartDate.Time,
+		EndDate:   c.EndDate.Time,
+	}, nil
+}
+
+// label returns the label of a picklist value; an unknown value (a picklist
+// changed since) is shown as its number rather than failing the read.
+func (b *Backend) label(ctx context.Context, entity, field string, value int64) (string, error) {
+	values, err := b.client.EntityInformation.Picklist(ctx, entity, field)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range values {
+		if n, err := v.Int(); err == nil && n == value {
+			return v.Label, nil
+		}
+	}
+	return strconv.FormatInt(value, 10), nil
+}
+
+// parseID parses an Autotask id given as a string.
+func parseID(kind, s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, validationError(fmt.Sprintf("invalid %s id %q: Autotask ids are non-negative integers", kind, s))
+	}
+	return n, nil
+}
+
+func validationError(msg string) error {
+	return &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{msg}}
+}
+
+// dateOf returns the calendar date of t (in t's location) as midnight UTC:
+// Autotask dates are calendar dates written in UTC.
+func dateOf(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

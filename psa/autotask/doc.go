@@ -1,0 +1,59 @@
+// Package autotask is a client for the Autotask PSA REST API (version 1.0)
+// and the psa.Backend adapter that psa-sync uses to talk to it.
+//
+// The client follows go-github: a Client with one service per API area
+// (Companies, Contracts, Services, ContractServices, ContractServiceUnits,
+// ContractServiceAdjustments, BillingCodes, EntityInformation), methods
+// taking a context first and returning the value, a *Response and an error.
+//
+//	client, err := autotask.NewClient(
+//		autotask.WithCredentials("api@msp.example", secret, integrationCode),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	q := autotask.NewQuery(
+//		autotask.Eq("companyID", 174),
+//		autotask.Or(autotask.Eq("status", 1), autotask.In("contractType", 6, 7)),
+//	)
+//	contracts, _, err := client.Contracts.List(ctx, q)
+//
+// # Wire behaviour
+//
+// The client discovers the tenant's zone through zoneInformation on first use
+// (WithBaseURL skips that) and sends the ApiIntegrationCode, UserName and
+// Secret headers, plus ImpersonationResourceId on writes when configured.
+// Queries are POSTed to {Entity}/query; further pages are fetched by POSTing
+// the same body to pageDetails.nextPageUrl, and only when that URL has the
+// zone's origin, so credentials never leave it. An unknown id (Autotask
+// answers {"item": null}) gives an error matching psa.ErrNotFound. Updates are
+// PATCHes to the collection URL with the id in the body.
+//
+// # Errors and limits
+//
+// CheckResponse maps Autotask's error shapes: a 500 with an "errors" array is
+// a validation error (errors.Is(err, psa.ErrValidation), messages in a
+// *psa.ValidationError); 401 matches psa.ErrUnauthorized; thread- and
+// hourly-threshold responses, whatever their status, are *psa.RateLimitError.
+//
+// At most three requests (Autotask's thread threshold) are in flight per
+// entity endpoint. Reads, queries and PATCHes are retried on throttling,
+// server timeouts and network errors with exponential backoff, full jitter
+// and Retry-After. Creates are not: a create whose outcome is unknown (the
+// connection broke after sending, or a 5xx without a reason) returns an error
+// matching psa.ErrOutcomeUnknown, because a ContractServiceAdjustment is a
+// delta that cannot be read back, and sending it twice would bill twice.
+// Creates rejected by the thread threshold, or whose connection never opened,
+// were not processed and are retried.
+//
+// # Backend
+//
+// Backend adapts a Client to psa.Backend. Picklist values (the service period
+// type, the contract type "Recurring Service" and status "Active", the billing
+// code use type) are looked up by label in entityInformation/fields and
+// cached, never hard-coded, because they differ between tenants. ReadLines
+// reads the units of many contracts with one ContractServiceUnits query per
+// 500 contracts; SetQuantity posts one ContractServiceAdjustment with the
+// difference and, when its outcome is unknown, re-reads the line instead of
+// posting again.
+package autotask

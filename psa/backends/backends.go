@@ -1,0 +1,167 @@
+package backends
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
+)
+
+// DefaultMaxRetries is the number of retries of idempotent requests callers
+// pass when the user did not choose one.
+const DefaultMaxRetries = 4
+
+// defaultTimeout bounds each request when Config.HTTPClient is nil.
+const defaultTimeout = 60 * time.Second
+
+// Config selects and configures a PSA backend.
+type Config struct {
+	System   psa.System
+	Autotask *AutotaskConfig // set when System == psa.SystemAutotask
+
+	// HTTPClient sends every request; nil means a client with a 60s timeout.
+	// The daemon passes one whose Transport is instrumented with Prometheus
+	// metrics.
+	HTTPClient *http.Client
+	// MaxConcurrency is the maximum number of requests in flight per
+	// endpoint; 0 means the system's limit (3 for Autotask), and larger
+	// values are capped at it.
+	MaxConcurrency int
+	// MaxRetries is how often idempotent requests are retried; 0 disables
+	// retries. Callers pass DefaultMaxRetries when the user said nothing.
+	MaxRetries int
+	// UserAgent is sent with every request; "" means "psa-sync".
+	UserAgent string
+	// Logger receives retry and discovery messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// AutotaskConfig holds the Autotask connection settings.
+type AutotaskConfig struct {
+	// Username is the API-only user's name (an email address). Required.
+	Username string
+	// Secret is the API user's secret. Required.
+	Secret string
+	// IntegrationCode is the API tracking identifier. Required.
+	IntegrationCode string
+	// BaseURL is the zone root, such as
+	// https://webservices5.autotask.net/ATServicesRest/; it skips zone
+	// discovery.
+	BaseURL string
+	// ImpersonationResourceID optionally names the resource to act as.
+	ImpersonationResourceID string
+	// ZoneLookupURL optionally overrides the zoneInformation endpoint
+	// (tests and simulators).
+	ZoneLookupURL string
+}
+
+// String describes the configuration without its secrets.
+func (c *AutotaskConfig) String() string {
+	return fmt.Sprintf("autotask user %q (base URL %q)", c.Username, c.BaseURL)
+}
+
+// GoString describes the configuration without its secrets.
+func (c *AutotaskConfig) GoString() string { return c.String() }
+
+// constructors maps each system to the function that builds its backend.
+// It is the one place that knows every system; there is no init-time
+// registration.
+var constructors = map[psa.System]func(Config) (psa.Backend, error){
+	psa.SystemAutotask:    newAutotask,
+	psa.SystemConnectWise: notYet(psa.SystemConnectWise),
+	psa.SystemKaseyaBMS:   notYet(psa.SystemKaseyaBMS),
+}
+
+// ErrUnknownSystem is returned for a System that psa-sync does not know.
+var ErrUnknownSystem = errors.New("backends: unknown PSA system")
+
+// New builds a backend. It does no network I/O (zone discovery is lazy, on
+// first use). Missing credentials are reported by attribute name, never with
+// their values.
+func New(cfg Config) (psa.Backend, error) {
+	newBackend, ok := constructors[cfg.System]
+	if !ok {
+		known := make([]string, 0, len(psa.Systems))
+		for _, s := range psa.Systems {
+			known = append(known, string(s))
+		}
+		return nil, fmt.Errorf("%w %q (want one of %s)", ErrUnknownSystem, cfg.System, strings.Join(known, ", "))
+	}
+	if cfg.MaxConcurrency < 0 {
+		return nil, fmt.Errorf("backends: max concurrency must not be negative, got %d", cfg.MaxConcurrency)
+	}
+	if cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("backends: max retries must not be negative, got %d", cfg.MaxRetries)
+	}
+	return newBackend(cfg)
+}
+
+func notYet(s psa.System) func(Config) (psa.Backend, error) {
+	return func(Config) (psa.Backend, error) {
+		return nil, fmt.Errorf("backends: %s is not supported yet: %w", s, psa.ErrNotSupported)
+	}
+}
+
+func newAutotask(cfg Config) (psa.Backend, error) {
+	ac := cfg.Autotask
+	if ac == nil {
+		return nil, errors.New("backends: autotask configuration is missing")
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"username", ac.Username},
+		{"secret", ac.Secret},
+		{"integration_code", ac.IntegrationCode},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("backends: autotask: missing required attribute %s", strings.Join(missing, ", "))
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: defaultTimeout}
+	}
+	conc := cfg.MaxConcurrency
+	if conc == 0 {
+		conc = autotask.MaxConcurrency
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []autotask.Option{
+		autotask.WithCredentials(ac.Username, ac.Secret, ac.IntegrationCode),
+		autotask.WithHTTPClient(hc),
+		autotask.WithMaxConcurrency(conc),
+		autotask.WithMaxRetries(cfg.MaxRetries),
+		autotask.WithUserAgent(cfg.UserAgent),
+		autotask.WithLogger(logger.With("system", string(psa.SystemAutotask))),
+	}
+	if ac.BaseURL != "" {
+		opts = append(opts, autotask.WithBaseURL(ac.BaseURL))
+	}
+	if ac.ZoneLookupURL != "" {
+		opts = append(opts, autotask.WithZoneLookupURL(ac.ZoneLookupURL))
+	}
+	if ac.ImpersonationResourceID != "" {
+		id, err := strconv.ParseInt(strings.TrimSpace(ac.ImpersonationResourceID), 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("backends: autotask: impersonation_resource_id %q is not a positive integer", ac.ImpersonationResourceID)
+		}
+		opts = append(opts, autotask.WithImpersonation(id))
+	}
+	c, err := autotask.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("backends: %w", err)
+	}
+	return autotask.NewBackend(c), nil
+}
