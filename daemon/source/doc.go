@@ -7,7 +7,7 @@
 // Records whose CustomerID is empty are usage that belongs to no customer;
 // they are reported, never billed.
 //
-//	src, err := file.New("usage.csv")
+//	src, err := file.New(file.Config{Path: "usage.csv"})
 //	if err != nil { ... }
 //	rep, err := src.Fetch(ctx, source.PeriodOf(time.Now()).Prev())
 //	if err != nil { ... }

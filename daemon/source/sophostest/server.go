@@ -247,6 +247,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /partner/v1/tenants/{tenantId}", s.partner(s.handleTenant))
 	mux.HandleFunc("GET /partner/v1/billing/usage/{year}/{month}", s.partner(s.handleUsage))
 	mux.HandleFunc("GET /_sim/sophos/state", s.handleState)
+	for _, p := range []string{tokenPath, "/whoami/v1", "/partner/v1/tenants", "/partner/v1/tenants/{tenantId}", "/partner/v1/billing/usage/{year}/{month}"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "Method not allowed")
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", "Resource not found")
 	})

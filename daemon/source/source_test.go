@@ -1,0 +1,97 @@
+package source_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+	_ "time/tzdata" // Europe/Rome without the system zone database
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+)
+
+func TestPeriod(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := source.PeriodOf(time.Date(2026, 12, 31, 23, 30, 0, 0, rome))
+	if p != (source.Period{Year: 2026, Month: time.December}) || p.String() != "2026-12" {
+		t.Errorf("PeriodOf = %v (%s)", p, p)
+	}
+	if got := p.Next(); got.String() != "2027-01" {
+		t.Errorf("Next = %s", got)
+	}
+	if got := (source.Period{Year: 2026, Month: time.January}).Prev(); got.String() != "2025-12" {
+		t.Errorf("Prev = %s", got)
+	}
+	if got, want := p.Start(rome), time.Date(2026, 12, 1, 0, 0, 0, 0, rome); !got.Equal(want) || got.Location() != rome {
+		t.Errorf("Start(rome) = %v, want %v", got, want)
+	}
+	if got := p.Start(nil); got != time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC) {
+		t.Errorf("Start(nil) = %v", got)
+	}
+	if !(source.Period{}).IsZero() || p.IsZero() {
+		t.Error("IsZero wrong")
+	}
+}
+
+func TestParsePeriod(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]source.Period{
+		"2026-11":  {Year: 2026, Month: time.November},
+		"2026-5":   {Year: 2026, Month: time.May},
+		" 2026-05": {Year: 2026, Month: time.May},
+	} {
+		if got, err := source.ParsePeriod(in); err != nil || got != want {
+			t.Errorf("ParsePeriod(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2026", "2026-13", "2026-00", "26-01", "2026-001", "Oct 2026", "2026-1x"} {
+		if _, err := source.ParsePeriod(in); err == nil {
+			t.Errorf("ParsePeriod(%q) succeeded", in)
+		} else if want := `source: period "` + in + `" is not YYYY-MM`; err.Error() != want {
+			t.Errorf("ParsePeriod(%q) error = %q, want %q", in, err, want)
+		}
+	}
+}
+
+func TestSum(t *testing.T) {
+	t.Parallel()
+	in := []source.Record{
+		{CustomerID: "b", Product: "P", Quantity: 2, Where: "f:2"},
+		{CustomerID: "a", Product: "Q", Quantity: 1, Where: "f:3"},
+		{CustomerID: "b", CustomerName: "Bee", Product: "P", ProductName: "Pee", Quantity: 3, Period: "2026-10", Where: "f:4"},
+		{CustomerID: "", Product: "P", Quantity: 4, Where: "f:5"},
+		{CustomerID: "b", Product: "P", Quantity: 0, Where: "f:6"},
+		{CustomerID: "", Product: "P", Quantity: 1, Where: "f:7"},
+	}
+	want := []source.Record{
+		{CustomerID: "", Product: "P", Quantity: 5, Where: "f:5 (+1 more)"},
+		{CustomerID: "a", Product: "Q", Quantity: 1, Where: "f:3"},
+		{CustomerID: "b", CustomerName: "Bee", Product: "P", ProductName: "Pee", Quantity: 5, Period: "2026-10", Where: "f:2 (+2 more)"},
+	}
+	got := source.Sum(in)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Sum mismatch (-want +got):\n%s", diff)
+	}
+	if !got[0].Unassigned() || got[1].Unassigned() {
+		t.Error("Unassigned wrong")
+	}
+	if len(source.Sum(nil)) != 0 {
+		t.Error("Sum(nil) not empty")
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	t.Parallel()
+	p := source.Problem{Where: "usage.csv:14", Err: errors.New(`quantity "x" is not a whole number`)}
+	if got, want := p.String(), `usage.csv:14: quantity "x" is not a whole number`; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+	if got := (source.Problem{Err: errors.New("e")}).String(); got != "e" {
+		t.Errorf("String without Where = %q", got)
+	}
+}
