@@ -1,0 +1,539 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// Defaults applied by Load to settings the file leaves out.
+const (
+	DefaultSchedule      = "every 24h"
+	DefaultListenAddress = ":9810"
+)
+
+// Effective date policies (Policies.EffectiveDate).
+const (
+	// EffectivePeriodStart dates a change on the first day of the billing
+	// month the usage belongs to, so the whole month is billed at the new
+	// quantity (billing in arrears).
+	EffectivePeriodStart = "period_start"
+	// EffectiveToday dates a change on the day of the pass (prorated).
+	EffectiveToday = "today"
+	// EffectiveNextPeriodStart dates a change on the first day of the next
+	// billing month (billing in advance).
+	EffectiveNextPeriodStart = "next_period_start"
+)
+
+// Missing usage policies (Policies.MissingUsage).
+const (
+	// MissingUsageZero sets a mapped line that has no usage this period to 0.
+	MissingUsageZero = "zero"
+	// MissingUsageKeep leaves a mapped line that has no usage this period as
+	// it is.
+	MissingUsageKeep = "keep"
+)
+
+// Usage source types (SourceConfig.Type).
+const (
+	SourceSophos = "sophos"
+	SourceFile   = "file"
+)
+
+// DefaultPolicies are the policies used for every setting the config file
+// leaves out.
+var DefaultPolicies = Policies{
+	EffectiveDate:      EffectivePeriodStart,
+	MissingUsage:       MissingUsageZero,
+	MaxDecreasePercent: 50,
+	BudgetReserve:      500,
+	WriteConcurrency:   3,
+}
+
+// Config is the daemon's configuration file. Load reads and validates it;
+// secrets given by file or environment variable are resolved into the
+// Secret fields, and relative paths are made absolute against the
+// directory of the config file.
+type Config struct {
+	// ExportPath is the mapping export written by the Terraform provider.
+	ExportPath string `yaml:"export_path"`
+	// StateDir holds the state database (statuses, runs, ledger).
+	StateDir string       `yaml:"state_dir"`
+	PSA      PSAConfig    `yaml:"psa"`
+	Source   SourceConfig `yaml:"source"`
+	// Schedule is when passes run (default "every 24h"); the export's
+	// integration.schedule wins over it.
+	Schedule string `yaml:"schedule"`
+	// Timezone is the IANA zone of the schedule and of billing months
+	// (default UTC); the export's integration.timezone wins over it.
+	Timezone string    `yaml:"timezone"`
+	Policies Policies  `yaml:"policies"`
+	Web      WebConfig `yaml:"web"`
+
+	schedule schedule.Schedule
+	location *time.Location
+}
+
+// PSAConfig selects the PSA and holds its connection settings.
+type PSAConfig struct {
+	// System is the PSA to write to. Only autotask is supported so far.
+	System   psa.System      `yaml:"system"`
+	Autotask *AutotaskConfig `yaml:"autotask,omitempty"`
+	// MaxConcurrency caps requests in flight per endpoint; 0 means the
+	// PSA's own limit (3 for Autotask).
+	MaxConcurrency int `yaml:"max_concurrency,omitempty"`
+	// MaxRetries is how often idempotent requests are retried; nil means
+	// backends.DefaultMaxRetries and 0 disables retries.
+	MaxRetries *int `yaml:"max_retries,omitempty"`
+}
+
+// AutotaskConfig holds the Autotask connection settings. Every setting
+// except the *_file ones may also come from a PSA_AUTOTASK_* environment
+// variable; the file wins over a *_file, which wins over the environment.
+type AutotaskConfig struct {
+	Username            string `yaml:"username,omitempty"`
+	Secret              Secret `yaml:"secret,omitempty"`
+	SecretFile          string `yaml:"secret_file,omitempty"`
+	IntegrationCode     Secret `yaml:"integration_code,omitempty"`
+	IntegrationCodeFile string `yaml:"integration_code_file,omitempty"`
+	// BaseURL is the zone root, e.g.
+	// https://webservices5.autotask.net/ATServicesRest/; it skips zone
+	// discovery.
+	BaseURL                 string `yaml:"base_url,omitempty"`
+	ImpersonationResourceID string `yaml:"impersonation_resource_id,omitempty"`
+	// ZoneLookupURL overrides the zoneInformation endpoint (simulators).
+	ZoneLookupURL string `yaml:"zone_lookup_url,omitempty"`
+}
+
+// SourceConfig selects the usage source.
+type SourceConfig struct {
+	// Type is sophos or file.
+	Type   string        `yaml:"type"`
+	Sophos *SophosConfig `yaml:"sophos,omitempty"`
+	File   *FileConfig   `yaml:"file,omitempty"`
+}
+
+// SophosConfig holds the Sophos Central Partner API credentials.
+// ClientID and ClientSecret may also come from PSA_SOPHOS_CLIENT_ID and
+// PSA_SOPHOS_CLIENT_SECRET.
+type SophosConfig struct {
+	ClientID         string `yaml:"client_id,omitempty"`
+	ClientSecret     Secret `yaml:"client_secret,omitempty"`
+	ClientSecretFile string `yaml:"client_secret_file,omitempty"`
+	// AuthURL and APIURL override the Sophos endpoints (simulators).
+	AuthURL string `yaml:"auth_url,omitempty"`
+	APIURL  string `yaml:"api_url,omitempty"`
+}
+
+// FileConfig configures a usage file source.
+type FileConfig struct {
+	// Path is the CSV or JSON usage file.
+	Path string `yaml:"path"`
+	// Format is csv or json; empty means by the file's extension.
+	Format string `yaml:"format,omitempty"`
+	// Name is the source name used by the mapping export's entries for this
+	// data (for example "passwordboss"); empty means "file".
+	Name string `yaml:"name,omitempty"`
+}
+
+// Policies decide how a pass turns usage into quantities.
+type Policies struct {
+	// EffectiveDate is period_start (default), today or next_period_start.
+	EffectiveDate string `yaml:"effective_date"`
+	// MissingUsage is what happens to a mapped line without usage this
+	// period: zero (default) or keep.
+	MissingUsage string `yaml:"missing_usage"`
+	// MaxDecreasePercent holds decreases larger than this share of the
+	// current quantity for review: plan shows them, sync --approve applies
+	// them. 0 turns the guard off; default 50.
+	MaxDecreasePercent float64 `yaml:"max_decrease_percent"`
+	// BudgetReserve stops writing when the PSA's remaining hourly request
+	// budget falls to this; default 500.
+	BudgetReserve int `yaml:"budget_reserve"`
+	// WriteConcurrency bounds the writes in flight; default 3.
+	WriteConcurrency int `yaml:"write_concurrency"`
+}
+
+// WebConfig configures the HTTP listener.
+type WebConfig struct {
+	// ListenAddress is host:port; default ":9810".
+	ListenAddress string `yaml:"listen_address"`
+	// APIToken is the bearer token for mutating endpoints; also from
+	// api_token_file or PSA_SYNCD_API_TOKEN.
+	APIToken     Secret `yaml:"api_token,omitempty"`
+	APITokenFile string `yaml:"api_token_file,omitempty"`
+}
+
+// Secret is a string that never prints: String and YAML marshalling give
+// "<secret>" (or "" when empty), so a Config can be logged or dumped.
+type Secret string
+
+// String returns "<secret>" for a non-empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "<secret>"
+}
+
+// GoString hides the secret from %#v as well.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// MarshalYAML redacts the secret.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// Load reads the config file at path, applies defaults, resolves secrets
+// (the value in the file, then its *_file, then the environment through
+// getenv; nil getenv means no environment) and validates everything. Errors
+// name the key and are wrapped as `error parsing config file "path": ...`;
+// they never contain a secret.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	c, err := load(path, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
+	}
+	return c, nil
+}
+
+func load(path string, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &Config{
+		Schedule: DefaultSchedule,
+		Policies: DefaultPolicies,
+		Web:      WebConfig{ListenAddress: DefaultListenAddress},
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	if err := c.validate(dir, getenv); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) validate(dir string, getenv func(string) string) error {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	if c.ExportPath == "" {
+		return errors.New("export_path is required")
+	}
+	c.ExportPath = abs(c.ExportPath)
+	if c.StateDir == "" {
+		return errors.New("state_dir is required")
+	}
+	c.StateDir = abs(c.StateDir)
+
+	if err := c.PSA.validate(abs, getenv); err != nil {
+		return err
+	}
+	if err := c.Source.validate(abs, getenv); err != nil {
+		return err
+	}
+
+	// psa/schedule's errors already start with `schedule "<input>"`, which
+	// names the key.
+	sc, err := schedule.Parse(c.Schedule)
+	if err != nil {
+		return err
+	}
+	c.schedule = sc
+	loc, err := schedule.LoadLocation(c.Timezone)
+	if err != nil {
+		return fmt.Errorf("timezone: %s", strings.TrimPrefix(err.Error(), "schedule: "))
+	}
+	c.location = loc
+
+	if err := c.Policies.validate(); err != nil {
+		return err
+	}
+
+	if c.Web.ListenAddress == "" {
+		return errors.New("web.listen_address must not be empty")
+	}
+	tok, err := resolveSecret(c.Web.APIToken, abs(c.Web.APITokenFile), "PSA_SYNCD_API_TOKEN", getenv)
+	if err != nil {
+		return fmt.Errorf("web.api_token_file: %w", err)
+	}
+	c.Web.APIToken = tok
+	c.Web.APITokenFile = abs(c.Web.APITokenFile)
+	return nil
+}
+
+func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string) error {
+	switch p.System {
+	case "":
+		return fmt.Errorf("psa.system is required (one of %s)", systemList())
+	case psa.SystemAutotask:
+	case psa.SystemConnectWise, psa.SystemKaseyaBMS:
+		return fmt.Errorf("psa.system: %q is not supported yet (supported: %s)", p.System, psa.SystemAutotask)
+	default:
+		return fmt.Errorf("psa.system: unknown system %q (one of %s)", p.System, systemList())
+	}
+	if p.MaxConcurrency < 0 {
+		return fmt.Errorf("psa.max_concurrency: must not be negative, got %d", p.MaxConcurrency)
+	}
+	if p.MaxRetries != nil && *p.MaxRetries < 0 {
+		return fmt.Errorf("psa.max_retries: must not be negative, got %d", *p.MaxRetries)
+	}
+	if p.Autotask == nil {
+		p.Autotask = &AutotaskConfig{}
+	}
+	a := p.Autotask
+	if a.Username == "" {
+		a.Username = getenv("PSA_AUTOTASK_USERNAME")
+	}
+	if a.Username == "" {
+		return errors.New("psa.autotask.username is required (or set PSA_AUTOTASK_USERNAME)")
+	}
+	var err error
+	a.SecretFile = abs(a.SecretFile)
+	if a.Secret, err = resolveSecret(a.Secret, a.SecretFile, "PSA_AUTOTASK_SECRET", getenv); err != nil {
+		return fmt.Errorf("psa.autotask.secret_file: %w", err)
+	}
+	if a.Secret == "" {
+		return errors.New("psa.autotask.secret is required (or secret_file, or PSA_AUTOTASK_SECRET)")
+	}
+	a.IntegrationCodeFile = abs(a.IntegrationCodeFile)
+	if a.IntegrationCode, err = resolveSecret(a.IntegrationCode, a.IntegrationCodeFile, "PSA_AUTOTASK_INTEGRATION_CODE", getenv); err != nil {
+		return fmt.Errorf("psa.autotask.integration_code_file: %w", err)
+	}
+	if a.IntegrationCode == "" {
+		return errors.New("psa.autotask.integration_code is required (or integration_code_file, or PSA_AUTOTASK_INTEGRATION_CODE)")
+	}
+	if a.BaseURL == "" {
+		a.BaseURL = getenv("PSA_AUTOTASK_BASE_URL")
+	}
+	if err := checkURL(a.BaseURL); err != nil {
+		return fmt.Errorf("psa.autotask.base_url: %w", err)
+	}
+	if err := checkURL(a.ZoneLookupURL); err != nil {
+		return fmt.Errorf("psa.autotask.zone_lookup_url: %w", err)
+	}
+	return nil
+}
+
+func systemList() string {
+	names := make([]string, len(psa.Systems))
+	for i, s := range psa.Systems {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (s *SourceConfig) validate(abs func(string) string, getenv func(string) string) error {
+	switch s.Type {
+	case SourceSophos:
+		if s.File != nil {
+			return errors.New("source.file: not allowed when source.type is sophos")
+		}
+		if s.Sophos == nil {
+			s.Sophos = &SophosConfig{}
+		}
+		so := s.Sophos
+		if so.ClientID == "" {
+			so.ClientID = getenv("PSA_SOPHOS_CLIENT_ID")
+		}
+		if so.ClientID == "" {
+			return errors.New("source.sophos.client_id is required (or set PSA_SOPHOS_CLIENT_ID)")
+		}
+		so.ClientSecretFile = abs(so.ClientSecretFile)
+		var err error
+		if so.ClientSecret, err = resolveSecret(so.ClientSecret, so.ClientSecretFile, "PSA_SOPHOS_CLIENT_SECRET", getenv); err != nil {
+			return fmt.Errorf("source.sophos.client_secret_file: %w", err)
+		}
+		if so.ClientSecret == "" {
+			return errors.New("source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)")
+		}
+		if err := checkURL(so.AuthURL); err != nil {
+			return fmt.Errorf("source.sophos.auth_url: %w", err)
+		}
+		if err := checkURL(so.APIURL); err != nil {
+			return fmt.Errorf("source.sophos.api_url: %w", err)
+		}
+	case SourceFile:
+		if s.Sophos != nil {
+			return errors.New("source.sophos: not allowed when source.type is file")
+		}
+		if s.File == nil || s.File.Path == "" {
+			return errors.New("source.file.path is required")
+		}
+		switch file.Format(s.File.Format) {
+		case file.FormatAuto, file.FormatCSV, file.FormatJSON:
+		default:
+			return fmt.Errorf("source.file.format: unknown format %q (one of csv, json)", s.File.Format)
+		}
+		s.File.Path = abs(s.File.Path)
+		if _, err := s.newFile(); err != nil {
+			return fmt.Errorf("source.file: %w", err)
+		}
+	case "":
+		return errors.New("source.type is required (one of sophos, file)")
+	default:
+		return fmt.Errorf("source.type: unknown type %q (one of sophos, file)", s.Type)
+	}
+	return nil
+}
+
+func (s *SourceConfig) newFile() (*file.Source, error) {
+	return file.New(file.Config{Path: s.File.Path, Format: file.Format(s.File.Format), Name: s.File.Name})
+}
+
+func (p *Policies) validate() error {
+	switch p.EffectiveDate {
+	case EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart:
+	default:
+		return fmt.Errorf("policies.effective_date: unknown value %q (one of %s, %s, %s)",
+			p.EffectiveDate, EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart)
+	}
+	switch p.MissingUsage {
+	case MissingUsageZero, MissingUsageKeep:
+	default:
+		return fmt.Errorf("policies.missing_usage: unknown value %q (one of %s, %s)", p.MissingUsage, MissingUsageZero, MissingUsageKeep)
+	}
+	if p.MaxDecreasePercent < 0 || p.MaxDecreasePercent > 100 {
+		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
+	}
+	if p.BudgetReserve < 0 {
+		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
+	}
+	if p.WriteConcurrency < 1 {
+		return fmt.Errorf("policies.write_concurrency: must be at least 1, got %d", p.WriteConcurrency)
+	}
+	return nil
+}
+
+// resolveSecret returns v when set, else the trimmed content of file when
+// set, else the environment variable env. Errors carry the file's path but
+// never its content.
+func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secret, error) {
+	if v != "" {
+		return v, nil
+	}
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		s := strings.TrimSpace(string(data))
+		if s == "" {
+			return "", fmt.Errorf("%s is empty", file)
+		}
+		return Secret(s), nil
+	}
+	return Secret(getenv(env)), nil
+}
+
+func checkURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+// ParsedSchedule returns the parsed Schedule setting.
+func (c *Config) ParsedSchedule() schedule.Schedule { return c.schedule }
+
+// Location returns the loaded Timezone setting (UTC when unset).
+func (c *Config) Location() *time.Location {
+	if c.location == nil {
+		return time.UTC
+	}
+	return c.location
+}
+
+// String returns the configuration as YAML with every secret replaced by
+// "<secret>", for logs and `psa-syncd validate`.
+func (c *Config) String() string {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return fmt.Sprintf("<error marshalling config: %s>", err)
+	}
+	return string(b)
+}
+
+// BackendConfig returns the psa/backends configuration for the PSA. hc sends
+// every request (the daemon passes one with an instrumented transport);
+// logger may be nil.
+func (c *Config) BackendConfig(hc *http.Client, logger *slog.Logger) backends.Config {
+	retries := backends.DefaultMaxRetries
+	if c.PSA.MaxRetries != nil {
+		retries = *c.PSA.MaxRetries
+	}
+	cfg := backends.Config{
+		System:         c.PSA.System,
+		HTTPClient:     hc,
+		MaxConcurrency: c.PSA.MaxConcurrency,
+		MaxRetries:     retries,
+		UserAgent:      "psa-syncd",
+		Logger:         logger,
+	}
+	if a := c.PSA.Autotask; a != nil && c.PSA.System == psa.SystemAutotask {
+		cfg.Autotask = &backends.AutotaskConfig{
+			Username:                a.Username,
+			Secret:                  string(a.Secret),
+			IntegrationCode:         string(a.IntegrationCode),
+			BaseURL:                 a.BaseURL,
+			ImpersonationResourceID: a.ImpersonationResourceID,
+			ZoneLookupURL:           a.ZoneLookupURL,
+		}
+	}
+	return cfg
+}
+
+// NewSource builds the configured usage source. hc sends the source's
+// requests (nil means a default client); logger may be nil.
+func (c *Config) NewSource(hc *http.Client, logger *slog.Logger) (source.Source, error) {
+	switch c.Source.Type {
+	case SourceFile:
+		return c.Source.newFile()
+	case SourceSophos:
+		so := c.Source.Sophos
+		return sophos.New(sophos.Config{
+			ClientID:     so.ClientID,
+			ClientSecret: string(so.ClientSecret),
+			AuthURL:      so.AuthURL,
+			APIURL:       so.APIURL,
+			HTTPClient:   hc,
+			MaxRetries:   sophos.DefaultMaxRetries,
+			UserAgent:    "psa-syncd",
+			Logger:       logger,
+		})
+	default:
+		return nil, fmt.Errorf("daemon: unknown source type %q", c.Source.Type)
+	}
+}

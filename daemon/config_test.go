@@ -1,0 +1,258 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+)
+
+// env returns a getenv that answers from m.
+func cfgEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoad_good(t *testing.T) {
+	t.Parallel()
+	c, err := Load("testdata/good.yml", cfgEnv(map[string]string{
+		"PSA_AUTOTASK_INTEGRATION_CODE": "ENVCODE",
+		"PSA_AUTOTASK_SECRET":           "env-secret-loses-to-file",
+		"PSA_SYNCD_API_TOKEN":           "env-token-loses-to-file",
+	}))
+	if err != nil {
+		t.Fatalf("Load returned error: %v", err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	want := &Config{
+		ExportPath: filepath.Join(dir, "psa-mappings.json"),
+		StateDir:   filepath.Join(dir, "state"),
+		PSA: PSAConfig{
+			System: psa.SystemAutotask,
+			Autotask: &AutotaskConfig{
+				Username:                "api@msp.example",
+				Secret:                  "file-secret",
+				SecretFile:              filepath.Join(dir, "secrets/autotask-secret"),
+				IntegrationCode:         "ENVCODE",
+				BaseURL:                 "https://webservices5.autotask.net/ATServicesRest/",
+				ImpersonationResourceID: "29682885",
+			},
+			MaxConcurrency: 2,
+			MaxRetries:     &zero,
+		},
+		Source:   SourceConfig{Type: "file", File: &FileConfig{Path: filepath.Join(dir, "usage.csv"), Name: "passwordboss"}},
+		Schedule: "daily 02:00",
+		Timezone: "Europe/Rome",
+		Policies: Policies{
+			EffectiveDate:      EffectiveNextPeriodStart,
+			MissingUsage:       MissingUsageKeep,
+			MaxDecreasePercent: 0,
+			BudgetReserve:      1000,
+			WriteConcurrency:   2,
+		},
+		Web: WebConfig{ListenAddress: "127.0.0.1:9810", APIToken: "s3cr3t-token"},
+	}
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
+		t.Errorf("Load mismatch (-want +got):\n%s", diff)
+	}
+	if got := c.ParsedSchedule().String(); got != "daily 02:00" {
+		t.Errorf("ParsedSchedule = %q, want %q", got, "daily 02:00")
+	}
+	if got := c.Location().String(); got != "Europe/Rome" {
+		t.Errorf("Location = %q, want Europe/Rome", got)
+	}
+
+	bc := c.BackendConfig(http.DefaultClient, nil)
+	wantBC := backends.Config{
+		System: psa.SystemAutotask,
+		Autotask: &backends.AutotaskConfig{
+			Username: "api@msp.example", Secret: "file-secret", IntegrationCode: "ENVCODE",
+			BaseURL: "https://webservices5.autotask.net/ATServicesRest/", ImpersonationResourceID: "29682885",
+		},
+		HTTPClient:     http.DefaultClient,
+		MaxConcurrency: 2,
+		MaxRetries:     0,
+		UserAgent:      "psa-syncd",
+	}
+	if diff := cmp.Diff(wantBC, bc, cmpopts.IgnoreFields(backends.Config{}, "HTTPClient", "Logger")); diff != "" {
+		t.Errorf("BackendConfig mismatch (-want +got):\n%s", diff)
+	}
+
+	src, err := c.NewSource(nil, nil)
+	if err != nil {
+		t.Fatalf("NewSource returned error: %v", err)
+	}
+	if got := src.Name(); got != "passwordboss" {
+		t.Errorf("source name = %q, want passwordboss", got)
+	}
+}
+
+func TestLoad_defaultsAndEnvironment(t *testing.T) {
+	t.Parallel()
+	c, err := Load("testdata/minimal.yml", cfgEnv(map[string]string{
+		"PSA_AUTOTASK_USERNAME":         "env-user",
+		"PSA_AUTOTASK_SECRET":           "env-secret",
+		"PSA_AUTOTASK_INTEGRATION_CODE": "env-code",
+		"PSA_AUTOTASK_BASE_URL":         "https://webservices2.autotask.net/ATServicesRest/",
+		"PSA_SOPHOS_CLIENT_ID":          "env-client",
+		"PSA_SOPHOS_CLIENT_SECRET":      "env-client-secret",
+		"PSA_SYNCD_API_TOKEN":           "env-token",
+	}))
+	if err != nil {
+		t.Fatalf("Load returned error: %v", err)
+	}
+	a := c.PSA.Autotask
+	if a.Username != "env-user" || a.Secret != "env-secret" || a.IntegrationCode != "env-code" ||
+		a.BaseURL != "https://webservices2.autotask.net/ATServicesRest/" {
+		t.Errorf("autotask settings from env = %+v", *a)
+	}
+	if s := c.Source.Sophos; s.ClientID != "env-client" || s.ClientSecret != "env-client-secret" {
+		t.Errorf("sophos settings from env = %+v", *s)
+	}
+	if c.Web.APIToken != "env-token" || c.Web.ListenAddress != DefaultListenAddress {
+		t.Errorf("web = %+v", c.Web)
+	}
+	if c.Policies != DefaultPolicies {
+		t.Errorf("Policies = %+v, want the defaults %+v", c.Policies, DefaultPolicies)
+	}
+	if c.Schedule != DefaultSchedule || c.ParsedSchedule().Interval() != 24*time.Hour {
+		t.Errorf("Schedule = %q (%s), want %q", c.Schedule, c.ParsedSchedule(), DefaultSchedule)
+	}
+	if c.Location() != time.UTC {
+		t.Errorf("Location = %v, want UTC", c.Location())
+	}
+	if got := c.BackendConfig(nil, nil).MaxRetries; got != backends.DefaultMaxRetries {
+		t.Errorf("BackendConfig MaxRetries = %d, want the default %d", got, backends.DefaultMaxRetries)
+	}
+}
+
+func TestLoad_bad(t *testing.T) {
+	t.Parallel()
+	// Every environment variable is set so that each file fails only for
+	// the reason its name gives; the missing-secret files prove that the
+	// file wins over nothing but is not replaced when it is broken.
+	for _, tc := range []struct {
+		file string
+		env  map[string]string
+		want string
+	}{
+		{file: "bad-unknown-field.yml", want: "yaml: unmarshal errors:\n  line 9: field pasword not found in type daemon.AutotaskConfig"},
+		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str `three` into int"},
+		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
+		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
+		{file: "bad-system-unsupported.yml", want: `psa.system: "connectwise" is not supported yet (supported: autotask)`},
+		{file: "bad-missing-secret.yml", want: "psa.autotask.secret is required (or secret_file, or PSA_AUTOTASK_SECRET)"},
+		{file: "bad-missing-secret-file.yml", env: map[string]string{"PSA_AUTOTASK_SECRET": "not-used"},
+			want: "psa.autotask.secret_file: open " + cfgAbs(t, "testdata/secrets/does-not-exist") + ": no such file or directory"},
+		{file: "bad-schedule.yml", want: `schedule "hourly": unknown kind "hourly"; want ` + cfgScheduleAccepted},
+		{file: "bad-duration.yml", want: `schedule "every 24x": "24x" is not a duration (want a Go duration such as 24h, 6h or 1h30m)`},
+		{file: "bad-timezone.yml", want: `timezone: unknown time zone "Europe/Atlantis" (want an IANA name such as "Europe/Rome" or "UTC")`},
+		{file: "bad-effective-date.yml", want: `policies.effective_date: unknown value "yesterday" (one of period_start, today, next_period_start)`},
+		{file: "bad-missing-usage.yml", want: `policies.missing_usage: unknown value "guess" (one of zero, keep)`},
+		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
+		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must be at least 1, got 0"},
+		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
+		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
+		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},
+		{file: "bad-export-path.yml", want: "export_path is required"},
+		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
+		{file: "does-not-exist.yml", want: "open testdata/does-not-exist.yml: no such file or directory"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			path := "testdata/" + tc.file
+			_, err := Load(path, cfgEnv(tc.env))
+			if err == nil {
+				t.Fatalf("Load(%q) returned no error", path)
+			}
+			want := fmt.Sprintf("error parsing config file %q: %s", path, tc.want)
+			if err.Error() != want {
+				t.Errorf("Load(%q) error\n got: %s\nwant: %s", path, err, want)
+			}
+		})
+	}
+}
+
+// cfgScheduleAccepted is the grammar that psa/schedule's errors end with.
+const cfgScheduleAccepted = `"every <duration>", "daily HH:MM", "weekly DAY HH:MM", "monthly last-day HH:MM" or "monthly DD HH:MM"`
+
+func cfgAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestLoad_secretsNeverPrinted(t *testing.T) {
+	t.Parallel()
+	c, err := Load("testdata/minimal.yml", cfgEnv(map[string]string{
+		"PSA_AUTOTASK_USERNAME":         "env-user",
+		"PSA_AUTOTASK_SECRET":           "TOPSECRET-1",
+		"PSA_AUTOTASK_INTEGRATION_CODE": "TOPSECRET-2",
+		"PSA_SOPHOS_CLIENT_ID":          "env-client",
+		"PSA_SOPHOS_CLIENT_SECRET":      "TOPSECRET-3",
+		"PSA_SYNCD_API_TOKEN":           "TOPSECRET-4",
+	}))
+	if err != nil {
+		t.Fatalf("Load returned error: %v", err)
+	}
+	for _, s := range []string{c.String(), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", *c.PSA.Autotask), fmt.Sprintf("%#v", *c.Source.Sophos)} {
+		if strings.Contains(s, "TOPSECRET") {
+			t.Errorf("secret printed:\n%s", s)
+		}
+	}
+	if !strings.Contains(c.String(), "secret: <secret>") {
+		t.Errorf("String() does not show the redacted secret:\n%s", c.String())
+	}
+
+	// A secret file's content never shows in an error either.
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yml")
+	cfgWriteFile(t, filepath.Join(dir, "secret"), "  \n")
+	cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {username: u, secret_file: secret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n")
+	_, err = Load(cfg, nil)
+	want := fmt.Sprintf("error parsing config file %q: psa.autotask.secret_file: %s is empty", cfg, filepath.Join(dir, "secret"))
+	if err == nil || err.Error() != want {
+		t.Errorf("Load with an empty secret file: got %v, want %s", err, want)
+	}
+}
+
+func TestLoad_example(t *testing.T) {
+	t.Parallel()
+	c, err := Load("../examples/daemon/psa-syncd.yml", cfgEnv(map[string]string{
+		"PSA_AUTOTASK_SECRET":           "s",
+		"PSA_AUTOTASK_INTEGRATION_CODE": "c",
+		"PSA_SOPHOS_CLIENT_SECRET":      "s",
+		"PSA_SYNCD_API_TOKEN":           "t",
+	}))
+	if err != nil {
+		t.Fatalf("the example configuration does not load: %v", err)
+	}
+	if c.PSA.System != psa.SystemAutotask || c.Source.Type != SourceSophos || c.Schedule != "daily 02:00" {
+		t.Errorf("example config = %s", c)
+	}
+	if _, err := c.NewSource(nil, nil); err != nil {
+		t.Errorf("NewSource for the example: %v", err)
+	}
+}
+
+func cfgWriteFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

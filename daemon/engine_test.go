@@ -1,0 +1,744 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// etNow is the clock of every engine test: the billing period is
+// November 2026 and period_start changes take effect on 2026-11-01.
+var (
+	etNow        = time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+	etPeriodDay  = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+	etAdjustPath = "/ATServicesRest/V1.0/ContractServiceAdjustments"
+	etUnitsPath  = "/ATServicesRest/V1.0/ContractServiceUnits/*"
+)
+
+// etHarness is one simulated Autotask tenant, a usage file, a state database,
+// a registry and an export, wired into an Engine.
+type etHarness struct {
+	t     *testing.T
+	sim   *psatest.Server
+	at    *psatest.Autotask
+	be    psa.Backend
+	db    *state.DB
+	reg   *prometheus.Registry
+	m     *Metrics
+	usage string
+	doc   *export.Document
+	pol   Policies
+
+	// The tenant: two customers with one contract each, and two services.
+	contractA, contractB int64
+	svcIntercept, svcMDR int64
+}
+
+func newETHarness(t *testing.T, opts ...psatest.Option) *etHarness {
+	t.Helper()
+	opts = append([]psatest.Option{psatest.WithClock(func() time.Time { return etNow })}, opts...)
+	sim := psatest.Start(t, opts...)
+	h := &etHarness{t: t, sim: sim, at: sim.Autotask(), reg: prometheus.NewRegistry(), pol: DefaultPolicies}
+	h.m = NewMetrics(h.reg, psa.SystemAutotask)
+	user, secret, code := h.at.Credentials()
+	be, err := backends.New(backends.Config{
+		System: psa.SystemAutotask,
+		Autotask: &backends.AutotaskConfig{
+			Username: user, Secret: secret, IntegrationCode: code,
+			BaseURL: sim.AutotaskBaseURL(),
+		},
+		HTTPClient: &http.Client{Transport: h.m.InstrumentRoundTripper(nil), Timeout: 30 * time.Second},
+		MaxRetries: backends.DefaultMaxRetries,
+	})
+	if err != nil {
+		t.Fatalf("backends.New: %v", err)
+	}
+	h.be = be
+	db, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("state.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
+	h.usage = filepath.Join(t.TempDir(), "usage.csv")
+
+	acme := h.at.AddCompany("Acme")
+	globex := h.at.AddCompany("Globex")
+	h.contractA = h.at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Acme Managed Services"})
+	h.contractB = h.at.AddContract(psatest.AutotaskContract{CompanyID: globex, Name: "Globex Managed Services"})
+	h.svcIntercept = h.at.AddService("Sophos Intercept X Advanced", 4.5)
+	h.svcMDR = h.at.AddService("Sophos MDR", 9)
+
+	h.doc = export.New(psa.SystemAutotask, "sim")
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: etID(h.svcIntercept), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: etID(h.svcIntercept), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: etID(h.svcMDR), ServiceName: "Sophos MDR", SyncEnabled: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "OLD", ServiceID: etID(h.svcMDR), ServiceName: "Sophos MDR", SyncEnabled: false})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-a", CustomerName: "Acme", CompanyID: etID(acme), ContractID: etID(h.contractA), UsageSync: true})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-b", CustomerName: "Globex", CompanyID: etID(globex), ContractID: etID(h.contractB), UsageSync: true})
+	return h
+}
+
+func etID(n int64) string { return strconv.FormatInt(n, 10) }
+
+// writeUsage replaces the usage file (header added).
+func (h *etHarness) writeUsage(rows ...string) {
+	h.t.Helper()
+	content := "customer_id,customer_name,product,quantity\n" + strings.Join(rows, "\n") + "\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *etHarness) engine() *Engine {
+	h.t.Helper()
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return NewEngine(EngineOptions{
+		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return etNow },
+	})
+}
+
+func (h *etHarness) sync(o PassOptions) *Result {
+	h.t.Helper()
+	res, err := h.engine().Sync(h.t.Context(), h.doc, o)
+	if err != nil {
+		h.t.Fatalf("Sync returned error: %v", err)
+	}
+	return res
+}
+
+// units returns the quantity of a line in the simulator for November.
+func (h *etHarness) units(contract, service int64) int64 {
+	h.t.Helper()
+	n, _ := h.at.Units(contract, service, etPeriodDay)
+	return n
+}
+
+func (h *etHarness) wantUnits(contract, service, want int64) {
+	h.t.Helper()
+	if got := h.units(contract, service); got != want {
+		h.t.Errorf("units of contract %d service %d = %d, want %d", contract, service, got, want)
+	}
+}
+
+// adjustmentPosts counts the adjustment POSTs the simulator received since
+// the last ResetRequests.
+func (h *etHarness) adjustmentPosts() int {
+	n := 0
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodPost && strings.Contains(strings.ToLower(r.Path), "serviceadjustments") {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *etHarness) metric(c prometheus.Collector) float64 {
+	h.t.Helper()
+	return testutil.ToFloat64(c)
+}
+
+func (h *etHarness) status(customer string) state.CustomerStatus {
+	h.t.Helper()
+	cs, ok, err := h.db.CustomerStatus("file", customer)
+	if err != nil || !ok {
+		h.t.Fatalf("CustomerStatus(%s) = %v, %v", customer, ok, err)
+	}
+	return cs
+}
+
+func etFindChange(p *Plan, customer string, service int64) *Change {
+	for i := range p.Changes {
+		if p.Changes[i].CustomerID == customer && p.Changes[i].ServiceID == etID(service) {
+			return &p.Changes[i]
+		}
+	}
+	return nil
+}
+
+func TestEngine_Sync_endToEnd(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage(
+		"cust-a,Acme,CIXA-MSP,40",
+		"cust-a,Acme,CIXA-SRV,2",
+		"cust-a,Acme,MDR,5",
+		"cust-a,Acme,ZTNA,7", // no product mapping
+		"cust-a,Acme,OLD,9",  // mapping with sync_enabled = false
+		"cust-b,Globex,CIXA-MSP,6",
+		"cust-b,Globex,CIXA-MSP,4",  // adds up with the row above
+		"cust-x,Initech,CIXA-MSP,3", // no customer mapping
+		",,FW-XGS,1",                // no customer at all
+	)
+
+	res := h.sync(PassOptions{Trigger: TriggerCLI})
+
+	h.wantUnits(h.contractA, h.svcIntercept, 42) // 40 + 2 on one service
+	h.wantUnits(h.contractA, h.svcMDR, 5)        // OLD (sync off) is not added
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if n := len(h.at.Adjustments()); n != 3 {
+		t.Errorf("simulator has %d adjustments, want 3", n)
+	}
+	for _, a := range h.at.Adjustments() {
+		if !a.EffectiveDate.Equal(etPeriodDay) {
+			t.Errorf("adjustment %d effective %s, want %s", a.ID, a.EffectiveDate, etPeriodDay)
+		}
+	}
+
+	run := res.Run
+	if run.Result != state.RunSuccess || run.Updated != 3 || run.Unchanged != 0 || run.Failed != 0 || run.Customers != 2 || run.DryRun {
+		t.Errorf("run = %+v, want success with 3 updated for 2 customers", run)
+	}
+	if run.Period != "2026-11" || run.Trigger != TriggerCLI || run.Requests == 0 || run.Finished.IsZero() {
+		t.Errorf("run = %+v, want period 2026-11, trigger cli, requests counted, finished", run)
+	}
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Reason != "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)" ||
+		c.Current != 30 || !c.CurrentKnown || c.Desired != 42 || c.Action != ActionUpdate {
+		t.Errorf("change for cust-a intercept = %+v", c)
+	}
+	u := res.Plan.Unmapped
+	if len(u.Customers) != 1 || u.Customers[0].CustomerID != "cust-x" || u.Customers[0].Quantity != 3 {
+		t.Errorf("unmapped customers = %+v, want cust-x with 3", u.Customers)
+	}
+	if len(u.Products) != 1 || u.Products[0].Product != "ZTNA" || u.Products[0].Quantity != 7 {
+		t.Errorf("unmapped products = %+v, want ZTNA with 7", u.Products)
+	}
+	if len(u.Unassigned) != 1 || u.Unassigned[0].Product != "FW-XGS" || u.Unassigned[0].Quantity != 1 {
+		t.Errorf("unassigned = %+v, want FW-XGS with 1", u.Unassigned)
+	}
+	if len(u.SyncOff) != 1 || u.SyncOff[0].Product != "OLD" {
+		t.Errorf("sync off = %+v, want OLD", u.SyncOff)
+	}
+
+	for _, c := range []string{"cust-a", "cust-b"} {
+		cs := h.status(c)
+		if cs.Result != state.CustomerSucceeded || cs.LastSuccess.IsZero() || cs.RunID != etID(run.ID) || cs.Error != "" {
+			t.Errorf("status of %s = %+v, want succeeded", c, cs)
+		}
+	}
+	ledger, err := h.db.Ledger(0)
+	if err != nil || len(ledger) != 3 {
+		t.Fatalf("ledger = %+v, %v; want 3 entries", ledger, err)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents after a clean pass: %+v", open)
+	}
+
+	for _, tc := range []struct {
+		c    prometheus.Collector
+		want float64
+	}{
+		{h.m.RunsTotal.WithLabelValues("success"), 1},
+		{h.m.LinesTotal.WithLabelValues(LineUpdated), 3},
+		{h.m.Customers.WithLabelValues("succeeded"), 2},
+		{h.m.Customers.WithLabelValues("failed"), 0},
+		{h.m.Unmapped.WithLabelValues("customer"), 1},
+		{h.m.Unmapped.WithLabelValues("product"), 1},
+		{h.m.Unmapped.WithLabelValues("unassigned"), 1},
+		{h.m.LastSuccessTimestamp, float64(etNow.Unix())},
+	} {
+		if got := h.metric(tc.c); got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.c.(prometheus.Metric).Desc(), got, tc.want)
+		}
+	}
+
+	// The second pass finds everything in place and writes nothing.
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{})
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("second pass posted %d adjustments, want 0", n)
+	}
+	if res.Run.Updated != 0 || res.Run.Unchanged != 3 || res.Run.Result != state.RunSuccess {
+		t.Errorf("second run = %+v, want 3 unchanged", res.Run)
+	}
+	if n := len(h.at.Adjustments()); n != 3 {
+		t.Errorf("simulator has %d adjustments after the second pass, want 3", n)
+	}
+	if got := h.metric(h.m.LinesTotal.WithLabelValues(LineUnchanged)); got != 3 {
+		t.Errorf("lines unchanged = %v, want 3", got)
+	}
+	// The current quantities were read in bulk, not line by line.
+	reads := 0
+	for _, r := range h.sim.Requests() {
+		if strings.Contains(strings.ToLower(r.Path), "contractserviceunits") {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("second pass made %d ContractServiceUnits requests, want 1 bulk read", reads)
+	}
+}
+
+func TestEngine_Sync_dryRunAndDisabledWriteNothing(t *testing.T) {
+	t.Parallel()
+	for _, o := range []PassOptions{{DryRun: true}, {WritesDisabled: true}} {
+		t.Run(fmt.Sprintf("dry=%v,disabled=%v", o.DryRun, o.WritesDisabled), func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,MDR,2", "cust-x,,MDR,1")
+			res := h.sync(o)
+			if n := h.adjustmentPosts(); n != 0 {
+				t.Errorf("posted %d adjustments, want 0", n)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 0)
+			if !res.Run.DryRun || res.Run.Updated != 2 || res.Run.Result != state.RunSuccess {
+				t.Errorf("run = %+v, want a dry run that would update 2 lines", res.Run)
+			}
+			if o.WritesDisabled && !strings.Contains(res.Run.Error, "integration disabled") {
+				t.Errorf("run error = %q, want it to say the integration is disabled", res.Run.Error)
+			}
+			if sts, _ := h.db.CustomerStatuses(); len(sts) != 0 {
+				t.Errorf("a dry run stored statuses: %+v", sts)
+			}
+			if len(res.Customers) != 2 {
+				t.Errorf("result has %d customer statuses, want 2", len(res.Customers))
+			}
+			if runs, _ := h.db.Runs(0); len(runs) != 1 || !runs[0].DryRun {
+				t.Errorf("runs = %+v, want one dry run", runs)
+			}
+			if got := h.metric(h.m.RunsTotal.WithLabelValues("success")); got != 0 {
+				t.Errorf("runs_total{success} = %v after a dry run, want 0", got)
+			}
+			if got := h.metric(h.m.Unmapped.WithLabelValues("customer")); got != 1 {
+				t.Errorf("unmapped{customer} = %v, want 1", got)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("a dry run opened intents: %+v", open)
+			}
+		})
+	}
+}
+
+func TestEngine_Plan_writesNothing(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Changes) != 1 || p.Changes[0].Action != ActionUpdate || p.Changes[0].Desired != 40 || p.Changes[0].CurrentKnown {
+		t.Errorf("plan changes = %+v", p.Changes)
+	}
+	if p.Period.String() != "2026-11" || !p.EffectiveDate.Equal(etPeriodDay) || p.Customers != 2 {
+		t.Errorf("plan = period %s, effective %s, %d customers", p.Period, p.EffectiveDate, p.Customers)
+	}
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("Plan posted %d adjustments", n)
+	}
+	if runs, _ := h.db.Runs(0); len(runs) != 0 {
+		t.Errorf("Plan recorded runs: %+v", runs)
+	}
+}
+
+func TestEngine_Sync_customerLimitsThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	res := h.sync(PassOptions{Customer: "cust-b"})
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Customers != 1 || res.Run.Customer != "cust-b" || len(res.Customers) != 1 {
+		t.Errorf("run = %+v, want one customer", res.Run)
+	}
+	if _, ok, _ := h.db.CustomerStatus("file", "cust-a"); ok {
+		t.Error("a pass for cust-b stored a status for cust-a")
+	}
+
+	_, err := h.engine().Sync(t.Context(), h.doc, PassOptions{Customer: "nobody"})
+	if err == nil || err.Error() != "daemon: no customer mapping for file/nobody in the mapping export" {
+		t.Errorf("Sync for an unknown customer: %v", err)
+	}
+}
+
+func TestEngine_Sync_missingUsage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		policy string
+		want   int64
+		action string
+	}{
+		{MissingUsageZero, 0, ActionUpdate},
+		{MissingUsageKeep, 8, ActionUnchanged},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.pol.MissingUsage = tc.policy
+			h.pol.MaxDecreasePercent = 0
+			h.at.SetUnits(h.contractA, h.svcMDR, 8, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40") // no MDR usage this month
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcMDR, tc.want)
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			c := etFindChange(res.Plan, "cust-a", h.svcMDR)
+			if c == nil || c.Action != tc.action || !strings.Contains(c.Reason, "missing_usage: "+tc.policy) {
+				t.Errorf("change = %+v, want %s", c, tc.action)
+			}
+			// Customer b has no usage and no lines: nothing to do.
+			if c := etFindChange(res.Plan, "cust-b", h.svcMDR); c != nil {
+				t.Errorf("change for a line that does not exist: %+v", c)
+			}
+		})
+	}
+}
+
+func TestEngine_Sync_decreaseGuard(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,4")
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 10)
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "decrease of 60% (from 10 to 4) held for review") {
+		t.Errorf("change = %+v, want held", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Held != 1 || !strings.Contains(cs.Hint, "--approve") {
+		t.Errorf("status = %+v, want held with a hint", cs)
+	}
+	if res.Run.Result != state.RunSuccess || res.Run.Held != 1 {
+		t.Errorf("run = %+v", res.Run)
+	}
+	if got := h.metric(h.m.Customers.WithLabelValues("held")); got != 1 {
+		t.Errorf("customers{held} = %v, want 1", got)
+	}
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("posted %d adjustments while held", n)
+	}
+
+	res = h.sync(PassOptions{Approve: true})
+	h.wantUnits(h.contractA, h.svcIntercept, 4)
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "approved") {
+		t.Errorf("approved change = %+v", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status after approve = %+v", cs)
+	}
+}
+
+func TestEngine_Sync_readsRetried(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t,
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etUnitsPath, Status: http.StatusTooManyRequests, RetryAfter: time.Second, Times: 1}),
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etUnitsPath, Status: http.StatusServiceUnavailable, Times: 1}),
+	)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("run = %+v, want success after retries", res.Run)
+	}
+	statuses := map[int]int{}
+	for _, r := range h.sim.Requests() {
+		if strings.Contains(strings.ToLower(r.Path), "contractserviceunits") {
+			statuses[r.Status]++
+		}
+	}
+	if statuses[429] != 1 || statuses[503] != 1 || statuses[200] < 1 {
+		t.Errorf("ContractServiceUnits answers = %v, want one 429, one 503, then 200", statuses)
+	}
+	if got := h.metric(h.m.RateLimitedTotal); got != 1 {
+		t.Errorf("rate_limited_total = %v, want 1", got)
+	}
+	if got := h.metric(h.m.APIRequestsTotal.WithLabelValues("post", "429")); got != 1 {
+		t.Errorf("api_requests_total{post,429} = %v, want 1", got)
+	}
+}
+
+func TestEngine_Sync_lostAdjustmentResponseIsNotReposted(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, DropAfterHandling: true, Times: 1}))
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.adjustmentPosts(); n != 1 {
+		t.Errorf("posted %d adjustments, want exactly 1", n)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+
+	// Whether the backend confirmed the write by re-reading or left the
+	// outcome unknown, the next pass settles it and never posts again.
+	res2 := h.sync(PassOptions{})
+	if n := h.adjustmentPosts(); n != 1 {
+		t.Errorf("after the second pass: %d adjustment POSTs, want 1", n)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if n := len(h.at.Adjustments()); n != 1 {
+		t.Errorf("simulator has %d adjustments, want 1", n)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents left: %+v", open)
+	}
+	ledger, _ := h.db.Ledger(0)
+	if len(ledger) != 1 || ledger[0].Before != 30 || ledger[0].After != 42 {
+		t.Errorf("ledger = %+v, want one change 30 -> 42", ledger)
+	}
+	if res2.Run.Result != state.RunSuccess {
+		t.Errorf("second run = %+v (first: %+v)", res2.Run, res.Run)
+	}
+}
+
+func TestEngine_Sync_openIntentFromACrashIsReconciled(t *testing.T) {
+	t.Parallel()
+	for _, applied := range []bool{true, false} {
+		t.Run(fmt.Sprintf("applied=%v", applied), func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+			// A pass opened the intent and was killed: either after the
+			// adjustment reached Autotask or before.
+			in, err := h.db.OpenIntent(state.Intent{RunID: 99, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-a",
+				ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: 30, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if applied {
+				h.at.SetUnits(h.contractA, h.svcIntercept, 42, etPeriodDay)
+			}
+
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			wantPosts := 0
+			if !applied {
+				wantPosts = 1
+			}
+			if n := h.adjustmentPosts(); n != wantPosts {
+				t.Errorf("posted %d adjustments, want %d", n, wantPosts)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v", open)
+			}
+			ledger, _ := h.db.Ledger(0)
+			if len(ledger) != 1 || ledger[0].IntentID == 0 {
+				t.Fatalf("ledger = %+v, want one entry", ledger)
+			}
+			if applied && ledger[0].IntentID != in.ID {
+				t.Errorf("ledger entry is for intent %d, want the reconciled intent %d", ledger[0].IntentID, in.ID)
+			}
+			if res.Run.Result != state.RunSuccess {
+				t.Errorf("run = %+v", res.Run)
+			}
+		})
+	}
+}
+
+func TestEngine_Reconcile(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 42, etPeriodDay) // applied
+	h.at.SetUnits(h.contractA, h.svcMDR, 5, etPeriodDay)        // not applied
+	h.at.SetUnits(h.contractB, h.svcIntercept, 7, etPeriodDay)  // changed by someone else
+	open := func(contract, service, before, after int64) state.Intent {
+		in, err := h.db.OpenIntent(state.Intent{RunID: 1, System: psa.SystemAutotask, Source: "file", CustomerID: "c",
+			ContractID: etID(contract), ServiceID: etID(service), Before: before, After: after, BeforeKnown: true, EffectiveDate: etPeriodDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	open(h.contractA, h.svcIntercept, 30, 42)
+	open(h.contractA, h.svcMDR, 5, 9)
+	open(h.contractB, h.svcIntercept, 3, 4)
+
+	n, err := NewEngine(EngineOptions{Backend: h.be, State: h.db}).Reconcile(t.Context())
+	if err != nil || n != 3 {
+		t.Fatalf("Reconcile = %d, %v; want 3, nil", n, err)
+	}
+	ledger, _ := h.db.Ledger(0)
+	if len(ledger) != 1 || ledger[0].ContractID != etID(h.contractA) || ledger[0].After != 42 {
+		t.Errorf("ledger = %+v, want only the applied change", ledger)
+	}
+	if left, _ := h.db.OpenIntents(); len(left) != 0 {
+		t.Errorf("open intents left: %+v", left)
+	}
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("Reconcile posted %d adjustments", n)
+	}
+
+	// A read failure leaves the intent open and says so.
+	open(h.contractA, h.svcIntercept, 42, 50)
+	h.sim.AddFault(psatest.Fault{Path: etUnitsPath, Status: http.StatusUnauthorized})
+	n, err = NewEngine(EngineOptions{Backend: h.be, State: h.db}).Reconcile(t.Context())
+	if err == nil || n != 0 {
+		t.Errorf("Reconcile with the PSA failing = %d, %v; want 0 and an error", n, err)
+	}
+	if left, _ := h.db.OpenIntents(); len(left) != 1 {
+		t.Errorf("open intents = %+v, want the unread one still open", left)
+	}
+}
+
+func TestEngine_Sync_badContractFailsOnlyThatCustomer(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-c", CustomerName: "Hooli", CompanyID: "1", ContractID: "999999", UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-c,Hooli,CIXA-MSP,5")
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	cs := h.status("cust-c")
+	wantHint := "contract 999999 not found in autotask: check contract_id of customer mapping file/cust-c or re-run terraform apply"
+	if cs.Result != state.CustomerFailed || cs.Hint != wantHint || !strings.Contains(cs.Error, "999999") {
+		t.Errorf("status of cust-c = %+v\nwant failed with hint %q", cs, wantHint)
+	}
+	for _, c := range []string{"cust-a", "cust-b"} {
+		if cs := h.status(c); cs.Result != state.CustomerSucceeded {
+			t.Errorf("status of %s = %+v, want succeeded", c, cs)
+		}
+	}
+	if got := h.metric(h.m.Customers.WithLabelValues("failed")); got != 1 {
+		t.Errorf("customers{failed} = %v, want 1", got)
+	}
+	if got := h.metric(h.m.RunsTotal.WithLabelValues("partial")); got != 1 {
+		t.Errorf("runs_total{partial} = %v, want 1", got)
+	}
+	if len(res.Plan.Failures) != 1 || res.Plan.Failures[0].CustomerID != "cust-c" {
+		t.Errorf("plan failures = %+v", res.Plan.Failures)
+	}
+}
+
+func TestEngine_Sync_twoCustomersOnOneContract(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-d", CustomerName: "Acme East", CompanyID: "1", ContractID: etID(h.contractA), UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-d,Acme East,CIXA-MSP,5")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	for _, c := range []string{"cust-a", "cust-d"} {
+		if cs := h.status(c); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "is mapped to 2 customers") {
+			t.Errorf("status of %s = %+v, want failed", c, cs)
+		}
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+}
+
+func TestEngine_Sync_budgetReserveStopsWriting(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithHourlyLimit(10000))
+	h.at.SetHourlyCount(9600)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	res := h.sync(PassOptions{})
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("posted %d adjustments with the budget at the reserve", n)
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	for _, c := range []string{"cust-a", "cust-b"} {
+		if cs := h.status(c); cs.Result != state.CustomerSkipped || !strings.Contains(cs.Error, "budget") {
+			t.Errorf("status of %s = %+v, want skipped", c, cs)
+		}
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action != ActionSkipped {
+			t.Errorf("change %+v, want skipped", c)
+		}
+	}
+	if got := h.metric(h.m.APIBudgetRemaining); got <= 0 || got > 500 {
+		t.Errorf("api_budget_remaining = %v, want the remaining budget (at most 500)", got)
+	}
+	if got := h.metric(h.m.Customers.WithLabelValues("skipped")); got != 2 {
+		t.Errorf("customers{skipped} = %v, want 2", got)
+	}
+}
+
+func TestEngine_Sync_malformedUsageRowIsReported(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,ten")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 0)
+	if len(res.Plan.Problems) != 1 || !strings.Contains(res.Plan.Problems[0].String(), "usage.csv:3") {
+		t.Errorf("problems = %v, want one for usage.csv:3", res.Plan.Problems)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("run = %+v", res.Run)
+	}
+}
+
+func TestEngine_Sync_emptyUsageKeepsLines(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractA, h.svcIntercept, 12, etPeriodDay)
+	h.writeUsage()
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 12)
+	if len(res.Plan.Problems) != 1 || !strings.Contains(res.Plan.Problems[0].String(), "no usage at all") {
+		t.Errorf("problems = %v", res.Plan.Problems)
+	}
+}
+
+func TestEngine_Sync_sourceFailureFailsThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t) // the usage file is never written
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || res == nil || res.Run.Result != state.RunFailure || res.Run.ID == 0 {
+		t.Fatalf("Sync without usage = %+v, %v; want a recorded failure", res, err)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("error %v does not wrap fs.ErrNotExist", err)
+	}
+	if got := h.metric(h.m.RunsTotal.WithLabelValues("failure")); got != 1 {
+		t.Errorf("runs_total{failure} = %v, want 1", got)
+	}
+	if got := h.metric(h.m.LastSuccessTimestamp); got != 0 {
+		t.Errorf("last_success_timestamp_seconds = %v after a failure, want 0", got)
+	}
+}
+
+func TestEngine_effectiveDate(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 23:30 UTC on 31 October is already 1 November in Rome.
+	now := time.Date(2026, time.October, 31, 23, 30, 0, 0, time.UTC).In(rome)
+	for policy, want := range map[string]time.Time{
+		EffectivePeriodStart:     time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC),
+		EffectiveToday:           time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC),
+		EffectiveNextPeriodStart: time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		e := NewEngine(EngineOptions{Policies: Policies{EffectiveDate: policy}, Location: rome})
+		if got := e.effectiveDate(now); !got.Equal(want) {
+			t.Errorf("%s: effectiveDate = %s, want %s", policy, got, want)
+		}
+	}
+}

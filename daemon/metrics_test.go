@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+func TestNewMetrics_seriesExistAtStart(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg, psa.SystemAutotask)
+
+	// Every labelled series an alert may use exists (at 0) before the
+	// first pass.
+	want := `
+# HELP psa_sync_customers Customers with usage sync on, by the status of their last sync (succeeded, failed, held or skipped).
+# TYPE psa_sync_customers gauge
+psa_sync_customers{status="failed",system="autotask"} 0
+psa_sync_customers{status="held",system="autotask"} 0
+psa_sync_customers{status="skipped",system="autotask"} 0
+psa_sync_customers{status="succeeded",system="autotask"} 0
+# HELP psa_sync_lines_total Contract lines handled by sync passes, by outcome (updated, unchanged, held or failed).
+# TYPE psa_sync_lines_total counter
+psa_sync_lines_total{outcome="failed",system="autotask"} 0
+psa_sync_lines_total{outcome="held",system="autotask"} 0
+psa_sync_lines_total{outcome="unchanged",system="autotask"} 0
+psa_sync_lines_total{outcome="updated",system="autotask"} 0
+# HELP psa_sync_runs_total Sync passes that wrote to the PSA, by result (success, partial or failure). Dry runs are not counted.
+# TYPE psa_sync_runs_total counter
+psa_sync_runs_total{result="failure",system="autotask"} 0
+psa_sync_runs_total{result="partial",system="autotask"} 0
+psa_sync_runs_total{result="success",system="autotask"} 0
+# HELP psa_sync_unmapped Usage the last pass could not bill: customers and products without a mapping, and usage rows with no customer (unassigned).
+# TYPE psa_sync_unmapped gauge
+psa_sync_unmapped{kind="customer",system="autotask"} 0
+psa_sync_unmapped{kind="product",system="autotask"} 0
+psa_sync_unmapped{kind="unassigned",system="autotask"} 0
+# HELP psa_sync_last_success_timestamp_seconds Time the last successful sync pass finished, as a Unix timestamp.
+# TYPE psa_sync_last_success_timestamp_seconds gauge
+psa_sync_last_success_timestamp_seconds{system="autotask"} 0
+# HELP psa_sync_rate_limited_total PSA API responses that said the request was rate limited (HTTP 429).
+# TYPE psa_sync_rate_limited_total counter
+psa_sync_rate_limited_total{system="autotask"} 0
+`
+	names := []string{"psa_sync_customers", "psa_sync_lines_total", "psa_sync_runs_total", "psa_sync_unmapped",
+		"psa_sync_last_success_timestamp_seconds", "psa_sync_rate_limited_total"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+
+	// Every pinned metric name is registered.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = true
+	}
+	for _, name := range []string{
+		"psa_sync_runs_total", "psa_sync_last_run_timestamp_seconds", "psa_sync_last_success_timestamp_seconds",
+		"psa_sync_run_duration_seconds", "psa_sync_lines_total", "psa_sync_customers", "psa_sync_unmapped",
+		"psa_sync_rate_limited_total", "psa_sync_api_budget_remaining", "psa_sync_schedule_interval_seconds",
+		"psa_sync_integration_enabled", "psa_sync_export_last_reload_successful",
+		"psa_sync_export_last_reload_success_timestamp_seconds", "psa_sync_config_last_reload_successful",
+		"psa_sync_config_last_reload_success_timestamp_seconds", "psa_sync_build_info",
+	} {
+		if !got[name] {
+			t.Errorf("metric %s is not registered", name)
+		}
+	}
+}
+
+func TestMetrics_InstrumentRoundTripper(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/busy" {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, psa.SystemAutotask)
+	hc := &http.Client{Transport: m.InstrumentRoundTripper(nil)}
+	for _, p := range []string{"/ok", "/ok", "/busy"} {
+		resp, err := hc.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := hc.Post(srv.URL+"/ok", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	want := `
+# HELP psa_sync_api_requests_total HTTP requests sent to the PSA API, by method and status code.
+# TYPE psa_sync_api_requests_total counter
+psa_sync_api_requests_total{code="200",method="get",system="autotask"} 2
+psa_sync_api_requests_total{code="200",method="post",system="autotask"} 1
+psa_sync_api_requests_total{code="429",method="get",system="autotask"} 1
+# HELP psa_sync_rate_limited_total PSA API responses that said the request was rate limited (HTTP 429).
+# TYPE psa_sync_rate_limited_total counter
+psa_sync_rate_limited_total{system="autotask"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "psa_sync_api_requests_total", "psa_sync_rate_limited_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.APIRequestDuration.(prometheus.Collector)); n != 2 {
+		t.Errorf("psa_sync_api_request_duration_seconds has %d series, want 2 (get, post)", n)
+	}
+	if got := m.Requests(); got != 4 {
+		t.Errorf("Requests() = %d, want 4", got)
+	}
+}
+
+func TestMetrics_reloadAndSettings(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, psa.SystemAutotask)
+	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+	m.ConfigReloaded(true, at)
+	m.ExportReloaded(true, at)
+	m.ExportReloaded(false, at.Add(time.Hour))
+	m.SetIntegrationEnabled(true)
+	m.SetScheduleInterval(24 * time.Hour)
+
+	for _, tc := range []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+	}{
+		{"config_last_reload_successful", m.ConfigLastReloadSuccessful, 1},
+		{"config_last_reload_success_timestamp_seconds", m.ConfigLastReloadSuccessTimestamp, float64(at.Unix())},
+		{"export_last_reload_successful", m.ExportLastReloadSuccessful, 0},
+		{"export_last_reload_success_timestamp_seconds", m.ExportLastReloadSuccessTimestamp, float64(at.Unix())},
+		{"integration_enabled", m.IntegrationEnabled, 1},
+		{"schedule_interval_seconds", m.ScheduleInterval, 86400},
+	} {
+		if got := testutil.ToFloat64(tc.c); got != tc.want {
+			t.Errorf("psa_sync_%s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
