@@ -1,0 +1,524 @@
+package autotask_test
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// now is the simulator's clock: contracts it creates run through 2026.
+var now = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+// newBackend starts a simulator and returns a backend pointed at its zone
+// root (no discovery) with fast retries.
+func newBackend(t *testing.T, opts ...psatest.Option) (*autotask.Backend, *psatest.Server) {
+	t.Helper()
+	s := psatest.Start(t, append([]psatest.Option{psatest.WithClock(func() time.Time { return now })}, opts...)...)
+	user, secret, code := s.Autotask().Credentials()
+	c, err := autotask.NewClient(
+		autotask.WithBaseURL(s.AutotaskBaseURL()),
+		autotask.WithCredentials(user, secret, code),
+		autotask.WithBackoff(time.Millisecond, 5*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return autotask.NewBackend(c), s
+}
+
+func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+// countRequests counts logged requests whose method matches and whose path
+// contains pathPart (case-insensitively).
+func countRequests(s *psatest.Server, method, pathPart string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method == method && strings.Contains(strings.ToLower(r.Path), strings.ToLower(pathPart)) {
+			n++
+		}
+	}
+	return n
+}
+
+func units(t *testing.T, s *psatest.Server, contract, service int64, at time.Time) int64 {
+	t.Helper()
+	u, _ := s.Autotask().Units(contract, service, at)
+	return u
+}
+
+func TestBackend_ReadLines_bulk(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svcA := at.AddService("Backup", 4.5)
+	svcB := at.AddService("Endpoint", 2)
+	const contracts = 600
+	ids := make([]string, 0, contracts)
+	want := map[psa.LineKey]int64{}
+	for i := range contracts {
+		c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed " + strconv.Itoa(i)})
+		ids = append(ids, id(c))
+		at.SetUnits(c, svcA, int64(i%7+1), date(2026, 1, 1))
+		at.SetUnits(c, svcB, int64(i%5+10), date(2026, 1, 1))
+		at.SetUnits(c, svcB, int64(i%5+20), date(2026, 11, 10)) // a mid-month change
+		want[psa.LineKey{ContractID: id(c), ServiceID: id(svcA)}] = int64(i%7 + 1)
+		want[psa.LineKey{ContractID: id(c), ServiceID: id(svcB)}] = int64(i%5 + 20)
+	}
+	s.ResetRequests()
+
+	lines, err := b.ReadLines(ctx, ids, now)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	if len(lines) != 2*contracts {
+		t.Fatalf("ReadLines returned %d lines, want %d", len(lines), 2*contracts)
+	}
+	for _, l := range lines {
+		if w, ok := want[l.Key()]; !ok || l.Quantity != w {
+			t.Fatalf("line %+v: quantity %d, want %d", l.Key(), l.Quantity, w)
+		}
+		if l.LineID == "" || l.PeriodStart.After(now) || l.PeriodEnd.Before(date(2026, 11, 15)) {
+			t.Fatalf("line %+v has no line id or a period not containing %s", l, now)
+		}
+	}
+	// 600 contracts are 2 chunks (500 + 100); the first has 1,000 rows, so
+	// 2 pages. Nothing else is needed.
+	queries := countRequests(s, http.MethodPost, "/ContractServiceUnits/query")
+	t.Logf("ReadLines of %d lines: %d ContractServiceUnits queries, %d requests in all", len(lines), queries, len(s.Requests()))
+	if queries < 2 || queries > 4 {
+		t.Errorf("ContractServiceUnits query requests = %d, want 2..4", queries)
+	}
+	if n := len(s.Requests()); n > queries+2 {
+		t.Errorf("ReadLines made %d requests in all, want at most %d", n, queries+2)
+	}
+}
+
+func TestBackend_ReadLines_rateLimitedRetried(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 4.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(c, svc, 7, date(2026, 1, 1))
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusTooManyRequests, Times: 1})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(c)}, now)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	if len(lines) != 1 || lines[0].Quantity != 7 {
+		t.Errorf("ReadLines returned %+v, want one line with 7 units", lines)
+	}
+	var statuses []int
+	for _, r := range s.Requests() {
+		if strings.EqualFold(r.Path, "/ATServicesRest/V1.0/ContractServiceUnits/query") {
+			statuses = append(statuses, r.Status)
+		}
+	}
+	if len(statuses) != 2 || statuses[0] != http.StatusTooManyRequests || statuses[1] != http.StatusOK {
+		t.Errorf("ContractServiceUnits query statuses = %v, want [429 200]", statuses)
+	}
+}
+
+func TestBackend_SetQuantity_upAndDown(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 12.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+
+	// No line yet: the adjustment creates it at the catalog price.
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(2026, 11, 1)})
+	if err != nil {
+		t.Fatalf("SetQuantity(10): %v", err)
+	}
+	if line.Quantity != 10 || line.LineID == "" || line.UnitPrice != 12.5 {
+		t.Errorf("SetQuantity(10) returned %+v, want 10 units at 12.5 with a line id", line)
+	}
+	if u := units(t, s, c, svc, date(2026, 10, 31)); u != 0 {
+		t.Errorf("units on 31 Oct = %d, want 0 (before the effective date)", u)
+	}
+	if u := units(t, s, c, svc, date(2026, 11, 1)); u != 10 {
+		t.Errorf("units on 1 Nov = %d, want 10", u)
+	}
+	adjs := at.Adjustments()
+	if len(adjs) != 1 || adjs[0].UnitChange != 10 || adjs[0].AdjustedUnitPrice == nil || *adjs[0].AdjustedUnitPrice != 12.5 {
+		t.Fatalf("adjustments = %+v, want one of +10 at 12.5", adjs)
+	}
+
+	// Read back, then go up mid-month and down from next month.
+	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
+	if err != nil || len(lines) != 1 || lines[0].Quantity != 10 {
+		t.Fatalf("ReadLines = %+v, %v; want 10 units", lines, err)
+	}
+	line, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 12, Current: &lines[0], EffectiveDate: date(2026, 11, 20)})
+	if err != nil || line.Quantity != 12 {
+		t.Fatalf("SetQuantity(12) = %+v, %v", line, err)
+	}
+	line, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 4, Current: line, EffectiveDate: time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)})
+	if err != nil || line.Quantity != 4 {
+		t.Fatalf("SetQuantity(4) = %+v, %v", line, err)
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want int64
+	}{
+		{date(2026, 11, 1), 10}, {date(2026, 11, 19), 10}, {date(2026, 11, 20), 12},
+		{date(2026, 11, 30), 12}, {date(2026, 12, 1), 4}, {date(2026, 12, 31), 4},
+	} {
+		if u := units(t, s, c, svc, tc.at); u != tc.want {
+			t.Errorf("units on %s = %d, want %d", tc.at.Format(time.DateOnly), u, tc.want)
+		}
+	}
+	var changes []int64
+	for _, a := range at.Adjustments() {
+		changes = append(changes, a.UnitChange)
+		if a.EffectiveDate.Hour() != 0 {
+			t.Errorf("adjustment effective %s, want a calendar date", a.EffectiveDate)
+		}
+	}
+	if want := []int64{10, 2, -8}; !equal(changes, want) {
+		t.Errorf("unit changes = %v, want %v", changes, want)
+	}
+
+	// Nothing to do: no request.
+	s.ResetRequests()
+	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 4, Current: line, EffectiveDate: date(2026, 12, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("an unchanged quantity made %d requests, want 0", n)
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestBackend_SetQuantity_lostResponse(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 12.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(c, svc, 5, date(2026, 1, 1))
+	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("ReadLines = %+v, %v", lines, err)
+	}
+	// The adjustment is applied, but its response never arrives.
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", DropAfterHandling: true, Times: 1})
+
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(2026, 11, 1)})
+	if err != nil {
+		t.Fatalf("SetQuantity: %v (the re-read shows it was applied)", err)
+	}
+	if line.Quantity != 8 {
+		t.Errorf("SetQuantity returned %+v, want 8 units", line)
+	}
+	if n := countRequests(s, http.MethodPost, "/ContractServiceAdjustments"); n != 1 {
+		t.Errorf("adjustment POSTs = %d, want exactly 1", n)
+	}
+	if u := units(t, s, c, svc, now); u != 8 {
+		t.Errorf("units = %d, want 8 (not 11)", u)
+	}
+}
+
+func TestBackend_SetQuantity_dropped(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 12.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(c, svc, 5, date(2026, 1, 1))
+	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("ReadLines = %+v, %v", lines, err)
+	}
+	// The connection drops before the adjustment is handled.
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Drop: true, Times: 1})
+
+	req := psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(2026, 11, 1)}
+	_, err = b.SetQuantity(ctx, req)
+	if err == nil {
+		t.Fatal("SetQuantity returned no error for an adjustment that was not applied")
+	}
+	if errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("SetQuantity error = %v, want a plain error: the re-read shows nothing changed", err)
+	}
+	if n := countRequests(s, http.MethodPost, "/ContractServiceAdjustments"); n != 1 {
+		t.Errorf("adjustment POSTs = %d, want exactly 1 (never re-sent blindly)", n)
+	}
+	if u := units(t, s, c, svc, now); u != 5 {
+		t.Errorf("units = %d, want 5", u)
+	}
+	if len(at.Adjustments()) != 0 {
+		t.Errorf("adjustments = %+v, want none", at.Adjustments())
+	}
+
+	// The next pass may simply try again.
+	if line, err := b.SetQuantity(ctx, req); err != nil || line.Quantity != 8 {
+		t.Fatalf("second SetQuantity = %+v, %v", line, err)
+	}
+	if u := units(t, s, c, svc, now); u != 8 {
+		t.Errorf("units = %d, want 8", u)
+	}
+}
+
+func TestBackend_services(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	// The tenant's only billing code for recurring services is the default.
+	at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Labour", UseType: "Work Type", Active: true})
+	var bc int64
+	for _, c := range at.BillingCodes() {
+		if c.Active && c.UseType == "Recurring Contract Service" {
+			if bc != 0 {
+				t.Fatalf("simulator seeds several recurring billing codes: %+v", at.BillingCodes())
+			}
+			bc = c.ID
+		}
+	}
+
+	created, err := b.CreateService(ctx, &psa.Service{
+		Name: "Sophos Intercept X", Description: "EDR", UnitPrice: 4.5, UnitCost: 2,
+		BillingPeriod: psa.BillingPeriodSemiAnnual, Active: true,
+	})
+	if err != nil {
+		t.Fatalf("CreateService: %v", err)
+	}
+	want := &psa.Service{
+		ID: created.ID, Name: "Sophos Intercept X", Description: "EDR", UnitPrice: 4.5, UnitCost: 2,
+		BillingPeriod: psa.BillingPeriodSemiAnnual, Active: true,
+		Autotask: &psa.AutotaskServiceFields{BillingCodeID: id(bc), PeriodType: "Semi-Annual"},
+	}
+	if !equalService(created, want) {
+		t.Errorf("CreateService returned %+v (%+v), want %+v (%+v)", created, created.Autotask, want, want.Autotask)
+	}
+	n, _ := strconv.ParseInt(created.ID, 10, 64)
+	if sim, ok := at.Service(n); !ok || sim.PeriodType != "Semi-Annual" || sim.BillingCodeID != bc {
+		t.Errorf("simulator has %+v", sim)
+	}
+
+	// The period type label may be named directly.
+	yearly, err := b.CreateService(ctx, &psa.Service{Name: "Firewall", UnitPrice: 100, Active: true, Autotask: &psa.AutotaskServiceFields{PeriodType: "yearly", BillingCodeID: id(bc)}})
+	if err != nil || yearly.BillingPeriod != psa.BillingPeriodYearly {
+		t.Fatalf("CreateService(yearly) = %+v, %v", yearly, err)
+	}
+
+	created.Name, created.UnitPrice, created.BillingPeriod = "Sophos Intercept X Advanced", 5, psa.BillingPeriodMonthly
+	created.Autotask = nil
+	updated, err := b.UpdateService(ctx, created)
+	if err != nil {
+		t.Fatalf("UpdateService: %v", err)
+	}
+	if updated.Name != "Sophos Intercept X Advanced" || updated.UnitPrice != 5 || updated.BillingPeriod != psa.BillingPeriodMonthly || updated.Description != "EDR" {
+		t.Errorf("UpdateService returned %+v", updated)
+	}
+
+	found, err := b.FindServices(ctx, "sophos intercept x ADVANCED")
+	if err != nil || len(found) != 1 || found[0].ID != created.ID {
+		t.Errorf("FindServices = %+v, %v; want the updated service", found, err)
+	}
+	if found, err := b.FindServices(ctx, "nothing"); err != nil || len(found) != 0 {
+		t.Errorf("FindServices(nothing) = %+v, %v", found, err)
+	}
+
+	if err := b.DeactivateService(ctx, created.ID); err != nil {
+		t.Fatalf("DeactivateService: %v", err)
+	}
+	if sim, _ := at.Service(n); sim.Active {
+		t.Error("service still active after DeactivateService")
+	}
+	if err := b.DeactivateService(ctx, created.ID); err != nil {
+		t.Errorf("DeactivateService of an inactive service: %v", err)
+	}
+	if err := b.DeleteService(ctx, created.ID); !errors.Is(err, psa.ErrNotSupported) {
+		t.Errorf("DeleteService = %v, want psa.ErrNotSupported", err)
+	}
+
+	at.DeleteService(n)
+	if _, err := b.GetService(ctx, created.ID); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetService of a deleted service = %v, want psa.ErrNotFound", err)
+	}
+	if err := b.DeactivateService(ctx, created.ID); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("DeactivateService of a deleted service = %v, want psa.ErrNotFound", err)
+	}
+	if _, err := b.GetService(ctx, "abc"); !errors.Is(err, psa.ErrValidation) {
+		t.Errorf("GetService(abc) = %v, want psa.ErrValidation", err)
+	}
+}
+
+func equalService(a, b *psa.Service) bool {
+	if a == nil || b == nil || (a.Autotask == nil) != (b.Autotask == nil) {
+		return false
+	}
+	if a.Autotask != nil && *a.Autotask != *b.Autotask {
+		return false
+	}
+	x, y := *a, *b
+	x.Autotask, y.Autotask = nil, nil
+	return x == y
+}
+
+func TestBackend_CreateService_billingCode(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	svc := &psa.Service{Name: "Backup", UnitPrice: 1, BillingPeriod: psa.BillingPeriodMonthly, Active: true}
+
+	// Several candidates (the simulator seeds one): ambiguous, and the
+	// message names them and asks for the id.
+	at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Recurring A", Active: true})
+	at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Recurring B", Active: true})
+	at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Labour", UseType: "Work Type", Active: true})
+	_, err := b.CreateService(ctx, svc)
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "billing code is required") ||
+		!strings.Contains(err.Error(), "Recurring A") || !strings.Contains(err.Error(), "Recurring B") || strings.Contains(err.Error(), "Labour") {
+		t.Errorf("CreateService with several billing codes = %v, want a validation error naming the recurring ones", err)
+	}
+	if n := countRequests(s, http.MethodPost, "/ATServicesRest/V1.0/Services"); n != 0 {
+		t.Errorf("Services POSTs = %d, want none", n)
+	}
+
+	// No billing period.
+	if _, err := b.CreateService(ctx, &psa.Service{Name: "x"}); !errors.Is(err, psa.ErrValidation) {
+		t.Errorf("CreateService without a period = %v, want psa.ErrValidation", err)
+	}
+	// A period type label the tenant does not have.
+	if _, err := b.CreateService(ctx, &psa.Service{Name: "x", Autotask: &psa.AutotaskServiceFields{PeriodType: "Fortnightly"}}); err == nil || !strings.Contains(err.Error(), "Fortnightly") {
+		t.Errorf("CreateService with an unknown period type = %v", err)
+	}
+}
+
+func TestBackend_companiesAndContracts(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	acme := at.AddCompany("Acme")
+	at.AddCompany("Globex")
+	active := at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Managed Services"})
+	inactive := at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Old", Status: "Inactive"})
+	tm := at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Projects", Type: "Time & Materials"})
+
+	c, err := b.GetCompany(ctx, id(acme))
+	if err != nil || *c != (psa.Company{ID: id(acme), Name: "Acme", Active: true}) {
+		t.Errorf("GetCompany = %+v, %v", c, err)
+	}
+	if _, err := b.GetCompany(ctx, "999"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetCompany(999) = %v, want psa.ErrNotFound", err)
+	}
+	cs, err := b.FindCompanies(ctx, "ACME")
+	if err != nil || len(cs) != 1 || cs[0].ID != id(acme) {
+		t.Errorf("FindCompanies(ACME) = %+v, %v", cs, err)
+	}
+
+	got, err := b.GetContract(ctx, id(tm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != "Time & Materials" || got.Status != "Active" || !got.Active || got.Recurring || got.CompanyID != id(acme) || got.StartDate != date(2026, 1, 1) {
+		t.Errorf("GetContract = %+v", got)
+	}
+
+	ids := func(cs []psa.Contract) []string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		q    psa.ContractQuery
+		want []string
+	}{
+		{psa.ContractQuery{CompanyID: id(acme)}, []string{id(active)}},
+		{psa.ContractQuery{CompanyID: id(acme), IncludeInactive: true}, []string{id(active), id(inactive)}},
+		{psa.ContractQuery{CompanyID: id(acme), AnyType: true}, []string{id(active), id(tm)}},
+		{psa.ContractQuery{CompanyID: id(acme), AnyType: true, IncludeInactive: true, Name: "old"}, []string{id(inactive)}},
+	} {
+		cs, err := b.FindContracts(ctx, tc.q)
+		if err != nil || strings.Join(ids(cs), ",") != strings.Join(tc.want, ",") {
+			t.Errorf("FindContracts(%+v) = %v, %v; want %v", tc.q, ids(cs), err, tc.want)
+		}
+	}
+	if _, err := b.FindContracts(ctx, psa.ContractQuery{}); !errors.Is(err, psa.ErrValidation) {
+		t.Errorf("FindContracts without a company = %v, want psa.ErrValidation", err)
+	}
+	// Picklists were read once each, however many contracts were mapped.
+	if n := countRequests(s, http.MethodGet, "/Contracts/entityInformation/fields"); n != 1 {
+		t.Errorf("Contracts entityInformation/fields requests = %d, want 1", n)
+	}
+}
+
+func TestBackend_pingBudgetInstance(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithHourlyLimit(500))
+	user, secret, code := s.Autotask().Credentials()
+	c, err := autotask.NewClient(
+		autotask.WithZoneLookupURL(s.AutotaskZoneLookupURL()),
+		autotask.WithCredentials(user, secret, code),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := autotask.NewBackend(c)
+	ctx := t.Context()
+	if b.System() != psa.SystemAutotask {
+		t.Errorf("System = %q", b.System())
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	u, _ := url.Parse(s.URL())
+	if got := b.Instance(); got != u.Host {
+		t.Errorf("Instance = %q, want the zone host %q", got, u.Host)
+	}
+	budget, err := b.Budget(ctx)
+	if err != nil {
+		t.Fatalf("Budget: %v", err)
+	}
+	if budget.Limit != 500 || budget.Used < 1 || budget.Timeframe != time.Hour {
+		t.Errorf("Budget = %+v, want limit 500, some used, 1h", budget)
+	}
+
+	bad, err := autotask.NewClient(autotask.WithBaseURL(s.AutotaskBaseURL()), autotask.WithCredentials(user, "wrong", code))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := autotask.NewBackend(bad).Ping(ctx); !errors.Is(err, psa.ErrUnauthorized) {
+		t.Errorf("Ping with a wrong secret = %v, want psa.ErrUnauthorized", err)
+	}
+}
