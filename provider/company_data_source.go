@@ -1,0 +1,121 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure companyDataSource satisfies the data source interfaces.
+var (
+	_ datasource.DataSource              = (*companyDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*companyDataSource)(nil)
+)
+
+// NewCompanyDataSource returns the psa_company data source.
+func NewCompanyDataSource() datasource.DataSource {
+	return &companyDataSource{}
+}
+
+// companyDataSource looks a PSA company up by name.
+type companyDataSource struct {
+	data *providerData
+}
+
+// companyDataSourceModel maps the psa_company schema data.
+type companyDataSourceModel struct {
+	ID     types.String `tfsdk:"id"`
+	Name   types.String `tfsdk:"name"`
+	Active types.Bool   `tfsdk:"active"`
+}
+
+func (d *companyDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_company"
+}
+
+func (d *companyDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Looks up a PSA company (an Autotask Company) by its exact name, ignoring case, so " +
+			"configurations hold names that stay stable across environments rather than ids. The read fails, listing " +
+			"every match, when several companies have the name, and fails naming the search when none has it.",
+		Attributes: map[string]schema.Attribute{
+			"name": schema.StringAttribute{
+				MarkdownDescription: "Exact name of the company, compared without regard to case.",
+				Required:            true,
+				Validators:          []validator.String{nonEmpty()},
+			},
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The PSA's id of the company, for `psa_customer_mapping.company_id`.",
+				Computed:            true,
+			},
+			"active": schema.BoolAttribute{
+				MarkdownDescription: "Whether the company is active in the PSA.",
+				Computed:            true,
+			},
+		},
+	}
+}
+
+func (d *companyDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError(summaryUnexpectedDataSourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
+		return
+	}
+	d.data = data
+}
+
+func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	ctx = d.data.maskedContext(ctx)
+	var config companyDataSourceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := config.Name.ValueString()
+	query := fmt.Sprintf("name %q", name)
+
+	companies, err := d.data.backend.FindCompanies(ctx, name)
+	if err != nil {
+		resp.Diagnostics.AddError("Error Reading PSA Company", psaErrorDetail(d.data.system, "Looking up the company with "+query, err))
+		return
+	}
+	switch len(companies) {
+	case 0:
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "PSA Company Not Found",
+			notFoundDetail(d.data.system, "company", query, "Check the spelling; the name must match the whole company name."))
+		return
+	case 1:
+	default:
+		matches := make([]string, len(companies))
+		for i, c := range companies {
+			matches[i] = fmt.Sprintf("%q (id %s%s)", c.Name, c.ID, inactiveSuffix(c.Active))
+		}
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Ambiguous PSA Company Name",
+			ambiguousDetail(&psa.AmbiguousError{Kind: "company", Query: query, Matches: matches},
+				"Rename or merge the duplicates in the PSA, or use the id of the right one directly."))
+		return
+	}
+
+	c := companies[0]
+	config.ID = types.StringValue(c.ID)
+	config.Active = types.BoolValue(c.Active)
+	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+}
+
+func inactiveSuffix(active bool) string {
+	if active {
+		return ""
+	}
+	return ", inactive"
+}

@@ -1,0 +1,341 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// Ensure customerMappingResource satisfies the resource interfaces.
+var (
+	_ resource.Resource                = (*customerMappingResource)(nil)
+	_ resource.ResourceWithConfigure   = (*customerMappingResource)(nil)
+	_ resource.ResourceWithImportState = (*customerMappingResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*customerMappingResource)(nil)
+)
+
+// NewCustomerMappingResource returns the psa_customer_mapping resource.
+func NewCustomerMappingResource() resource.Resource {
+	return &customerMappingResource{}
+}
+
+// customerMappingResource maps a vendor customer to a PSA company and
+// contract in the mapping export.
+type customerMappingResource struct {
+	data *providerData
+}
+
+// customerMappingResourceModel maps the psa_customer_mapping schema data.
+type customerMappingResourceModel struct {
+	ID           types.String `tfsdk:"id"`
+	Source       types.String `tfsdk:"source"`
+	CustomerID   types.String `tfsdk:"customer_id"`
+	CustomerName types.String `tfsdk:"customer_name"`
+	CompanyID    types.String `tfsdk:"company_id"`
+	ContractID   types.String `tfsdk:"contract_id"`
+	UsageSync    types.Bool   `tfsdk:"usage_sync"`
+	TicketSync   types.Bool   `tfsdk:"ticket_sync"`
+}
+
+func (r *customerMappingResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_customer_mapping"
+}
+
+func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Maps a vendor customer (tenant) to a PSA company and one of its contracts in the mapping " +
+			"export. psa-syncd sets the quantities of the mapped services on that contract from the customer's usage.\n\n" +
+			"The plan checks that the contract exists and belongs to the company (when either changes), and that no " +
+			"other customer mapping in the same configuration uses the contract. Mappings kept in other " +
+			"configurations, behind another provider alias or left out with `-target` are not seen by that check. " +
+			"Destroying the mapping removes it from the export; it never changes the contract.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "`<source>/<customer_id>`, the key of the mapping in the export.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"source": schema.StringAttribute{
+				MarkdownDescription: "Usage source the customer comes from, as named in the psa-syncd configuration. " +
+					"Defaults to `\"sophos\"`. Changing it replaces the mapping.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString(defaultSource),
+				Validators:    []validator.String{keyPart()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"customer_id": schema.StringAttribute{
+				MarkdownDescription: "The vendor's customer id, e.g. the Sophos Central tenant id. Changing it replaces the mapping.",
+				Required:            true,
+				Validators:          []validator.String{nonEmpty()},
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"customer_name": schema.StringAttribute{
+				MarkdownDescription: "The customer's name at the vendor, for people reading the export and psa-syncd's reports. " +
+					"Defaults to empty.",
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(""),
+			},
+			"company_id": schema.StringAttribute{
+				MarkdownDescription: "Id of the PSA company (Autotask Company) the customer is, usually `data.psa_company.<name>.id`.",
+				Required:            true,
+				Validators:          []validator.String{nonEmpty()},
+			},
+			"contract_id": schema.StringAttribute{
+				MarkdownDescription: "Id of the company's contract that usage is billed on, usually `data.psa_contract.<name>.id`. " +
+					"It must belong to `company_id`, and only one customer may map to it.",
+				Required:   true,
+				Validators: []validator.String{nonEmpty()},
+			},
+			"usage_sync": schema.BoolAttribute{
+				MarkdownDescription: "Whether psa-syncd sets contract quantities from the customer's usage. Defaults to `true`.",
+				Optional:            true,
+				Computed:            true,
+				Default:             booldefault.StaticBool(true),
+			},
+			"ticket_sync": schema.BoolAttribute{
+				MarkdownDescription: "Whether vendor alerts for the customer become PSA tickets. Defaults to `false`.",
+				Optional:            true,
+				Computed:            true,
+				Default:             booldefault.StaticBool(false),
+			},
+		},
+	}
+}
+
+func (r *customerMappingResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError(summaryUnexpectedResourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// ModifyPlan claims the contract for this customer in the plan-wide
+// registry and, when the company or contract changes, checks with the PSA
+// that the contract is the company's.
+func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	if !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
+		return
+	}
+	ctx = r.data.maskedContext(ctx)
+
+	var plan customerMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.Source.IsUnknown() || plan.CustomerID.IsUnknown() || plan.ContractID.IsUnknown() {
+		return
+	}
+	customer := customerMappingImportID.format(plan.Source.ValueString(), plan.CustomerID.ValueString())
+	contractID := plan.ContractID.ValueString()
+	if other, ok := r.data.contracts.claim(r.data.system, contractID, customer); !ok {
+		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Mapped by Two Customers",
+			fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration. "+
+				"Usage of two customers on one contract would be billed as one; map each customer to its own contract.",
+				contractID, other, customer))
+		return
+	}
+
+	if plan.CompanyID.IsUnknown() {
+		return
+	}
+	if !req.State.Raw.IsNull() {
+		var state customerMappingResourceModel
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		// Checked when it was planned last; re-checking every mapping on
+		// every plan would spend the PSA's request budget for nothing.
+		if state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) {
+			return
+		}
+	}
+
+	contract, err := r.data.backend.GetContract(ctx, contractID)
+	switch {
+	case errors.Is(err, psa.ErrNotFound):
+		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",
+			fmt.Sprintf("Contract %s does not exist in %s, so customer %s cannot be mapped to it. "+
+				"Check contract_id; data.psa_contract looks contracts up by company and name.",
+				contractID, systemTitle(r.data.system), customer))
+	case errors.Is(err, psa.ErrUnauthorized):
+		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract",
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
+	case err != nil:
+		// The check is a courtesy; an unreachable PSA must not block a plan
+		// that only changes the export.
+		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
+	case contract.CompanyID != plan.CompanyID.ValueString():
+		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Belongs to Another Company",
+			fmt.Sprintf("Contract %s (%q) belongs to company %s, not to company %s, so customer %s cannot be billed on it. "+
+				"Use one of company %s's contracts (data.psa_contract with company_id = %q), or fix company_id.",
+				contractID, contract.Name, contract.CompanyID, plan.CompanyID.ValueString(), customer,
+				plan.CompanyID.ValueString(), plan.CompanyID.ValueString()))
+	case !contract.Active:
+		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
+			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",
+				contractID, contract.Name, contract.Status, customer))
+	}
+}
+
+func (r *customerMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan customerMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
+		return
+	}
+	m := plan.toMapping()
+	id := customerMappingImportID.format(m.Source, m.CustomerID)
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		if _, exists := doc.Customer(m.Source, m.CustomerID); exists {
+			return fmt.Errorf("customer mapping %s already exists; import it with: terraform import <address> %s", id, id)
+		}
+		doc.PutCustomer(m)
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Created customer mapping", map[string]any{"id": id, "company_id": m.CompanyID, "contract_id": m.ContractID})
+
+	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var state customerMappingResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
+		return
+	}
+	id := customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString())
+
+	doc, found, err := r.data.readExport()
+	if err != nil {
+		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+		return
+	}
+	var m export.CustomerMapping
+	if found {
+		m, found = doc.Customer(state.Source.ValueString(), state.CustomerID.ValueString())
+	}
+	if !found {
+		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "Customer mapping "+id+" in "+r.data.exportPath))
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, newCustomerMappingModel(m))...)
+}
+
+func (r *customerMappingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan customerMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
+		return
+	}
+	m := plan.toMapping()
+	id := customerMappingImportID.format(m.Source, m.CustomerID)
+
+	// Put also restores a mapping removed from the export since the plan.
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.PutCustomer(m)
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "update", "customer mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Updated customer mapping", map[string]any{"id": id, "company_id": m.CompanyID, "contract_id": m.ContractID})
+
+	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *customerMappingResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var state customerMappingResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
+		return
+	}
+	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
+	id := customerMappingImportID.format(source, customerID)
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.DeleteCustomer(source, customerID) // already gone is fine
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "remove", "customer mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Deleted customer mapping", map[string]any{"id": id})
+}
+
+func (r *customerMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	parts, ok := customerMappingImportID.parseOrDiagnose(req.ID, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+}
+
+// toMapping converts the planned values to an export entry.
+func (m customerMappingResourceModel) toMapping() export.CustomerMapping {
+	return export.CustomerMapping{
+		Source:       m.Source.ValueString(),
+		CustomerID:   m.CustomerID.ValueString(),
+		CustomerName: m.CustomerName.ValueString(),
+		CompanyID:    m.CompanyID.ValueString(),
+		ContractID:   m.ContractID.ValueString(),
+		UsageSync:    m.UsageSync.ValueBool(),
+		TicketSync:   m.TicketSync.ValueBool(),
+	}
+}
+
+// newCustomerMappingModel converts an export entry to the state.
+func newCustomerMappingModel(m export.CustomerMapping) customerMappingResourceModel {
+	return customerMappingResourceModel{
+		ID:           types.StringValue(customerMappingImportID.format(m.Source, m.CustomerID)),
+		Source:       types.StringValue(m.Source),
+		CustomerID:   types.StringValue(m.CustomerID),
+		CustomerName: types.StringValue(m.CustomerName),
+		CompanyID:    types.StringValue(m.CompanyID),
+		ContractID:   types.StringValue(m.ContractID),
+		UsageSync:    types.BoolValue(m.UsageSync),
+		TicketSync:   types.BoolValue(m.TicketSync),
+	}
+}

@@ -1,0 +1,118 @@
+package provider
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Diagnostic texts used by more than one resource or data source. Summaries
+// are short Title Case phrases; details are sentences that say what failed
+// and what to do, followed by a blank line and the underlying error.
+const (
+	summaryUnexpectedResourceConfigure   = "Unexpected Resource Configure Type"
+	summaryUnexpectedDataSourceConfigure = "Unexpected Data Source Configure Type"
+	detailUnexpectedConfigure            = "Expected *provider.providerData, got: %T. Please report this issue to the provider developers."
+
+	summaryMissingExportPath = "Missing Mapping Export Path"
+	detailMissingExportPath  = "%s is stored in the mapping export, but the provider has no export_path. " +
+		"Set export_path in the provider block or the " + envExportPath + " environment variable."
+
+	summaryReadExport   = "Unable to Read Mapping Export"
+	summaryUpdateExport = "Unable to Update Mapping Export"
+
+	summaryUnexpectedImportID = "Unexpected Import Identifier"
+	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
+
+	summaryRemovedFromState = "%s no longer exists and was removed from the Terraform state; the next plan creates it again"
+)
+
+// unknownDetail explains an unknown provider configuration value.
+func unknownDetail(name, system string) string {
+	target := "the provider"
+	if system != "" {
+		target = "the " + system + " API client"
+	}
+	return fmt.Sprintf("The provider cannot create %s because %s is unknown until apply. "+
+		"Set it to a static value, apply the resource it depends on first (-target), "+
+		"or leave it unset and use its environment variable.", target, name)
+}
+
+// missingDetail explains a required provider configuration value that is set
+// neither in the configuration nor in the environment.
+func missingDetail(block, name, env string) string {
+	return fmt.Sprintf("The provider cannot create the %s API client because %s is not set. "+
+		"Set %s in the %s block, or set the %s environment variable. "+
+		"If either is already set, make sure the value is not empty.", systemTitle(psa.System(block)), name, name, block, env)
+}
+
+// exportReadError adds the error for an export that cannot be read. The file
+// is never replaced by the provider, so the fix is the user's.
+func exportReadError(diags *diag.Diagnostics, path string, err error) {
+	diags.AddError(summaryReadExport, fmt.Sprintf("The provider could not read the mapping export %q. "+
+		"It was left unchanged: fix or restore the file (for example from version control) and run Terraform again.\n\n%s", path, err))
+}
+
+// exportUpdateError adds the error for a failed write of one entry.
+func exportUpdateError(diags *diag.Diagnostics, action, entry, path string, err error) {
+	diags.AddError(summaryUpdateExport, fmt.Sprintf("The provider could not %s %s in the mapping export %q. "+
+		"The file was not changed. If it is invalid, fix or restore it and run Terraform again.\n\n%s", action, entry, path, err))
+}
+
+// psaErrorDetail says what failed against the PSA, adds a hint for the
+// error kinds a user can act on and ends with the error itself.
+func psaErrorDetail(system psa.System, what string, err error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s in %s failed.", what, systemTitle(system))
+	var rl *psa.RateLimitError
+	switch {
+	case errors.Is(err, psa.ErrUnauthorized):
+		b.WriteString(" The PSA refused the credentials: check the user name, secret and integration code of the provider configuration and the API user's security level.")
+	case errors.As(err, &rl) && rl.Hourly:
+		b.WriteString(" The PSA's hourly API request budget is used up; run Terraform again later.")
+	case errors.Is(err, psa.ErrRateLimited):
+		b.WriteString(" The PSA kept throttling requests after every retry; lower max_concurrency or raise max_retries.")
+	case errors.Is(err, psa.ErrValidation):
+		b.WriteString(" The PSA refused the values; its message follows.")
+	case errors.Is(err, psa.ErrOutcomeUnknown):
+		b.WriteString(" The PSA may or may not have applied the change; check it before running Terraform again.")
+	}
+	b.WriteString("\n\n")
+	b.WriteString(err.Error())
+	return b.String()
+}
+
+// systemTitle is the product name of a PSA system, for messages.
+func systemTitle(s psa.System) string {
+	switch s {
+	case psa.SystemAutotask:
+		return "Autotask"
+	case psa.SystemConnectWise:
+		return "ConnectWise PSA"
+	case psa.SystemKaseyaBMS:
+		return "Kaseya BMS"
+	}
+	return string(s)
+}
+
+// notFoundDetail describes a lookup by name that found nothing.
+func notFoundDetail(system psa.System, kind, query, hint string) string {
+	s := fmt.Sprintf("No %s with %s was found in %s.", kind, query, systemTitle(system))
+	if hint != "" {
+		s += " " + hint
+	}
+	return s
+}
+
+// ambiguousDetail describes a lookup by name that found several objects.
+func ambiguousDetail(err *psa.AmbiguousError, hint string) string {
+	s := "The lookup must find exactly one object, but found several. "
+	if hint != "" {
+		s += hint + " "
+	}
+	return s + "\n\n" + err.Error()
+}

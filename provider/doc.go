@@ -1,0 +1,24 @@
+// Package provider implements the psa Terraform provider with
+// terraform-plugin-framework.
+//
+// The provider talks to a PSA through a psa.Backend built by
+// backends.New from the provider block, and writes product mappings,
+// customer mappings and the integration settings to the mapping export
+// through export.Store. Resources and data sources receive both in one
+// *providerData from Configure.
+//
+// main.go serves it:
+//
+//	providerserver.Serve(ctx, provider.New(version), providerserver.ServeOpts{
+//		Address: "registry.terraform.io/psa-sync/psa",
+//	})
+//
+// Tests run it in-process against a psatest simulator:
+//
+//	resource.UnitTest(t, resource.TestCase{
+//		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
+//			"psa": providerserver.NewProtocol6WithError(provider.New("test")()),
+//		},
+//		Steps: ...,
+//	})
+package provider

@@ -1,0 +1,256 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// Defaults of psa_integration; they match psa-syncd's own defaults.
+const (
+	defaultSchedule = "every 24h"
+	defaultTimezone = "UTC"
+)
+
+// Ensure integrationResource satisfies the resource interfaces.
+var (
+	_ resource.Resource                = (*integrationResource)(nil)
+	_ resource.ResourceWithConfigure   = (*integrationResource)(nil)
+	_ resource.ResourceWithImportState = (*integrationResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*integrationResource)(nil)
+)
+
+// NewIntegrationResource returns the psa_integration resource.
+func NewIntegrationResource() resource.Resource {
+	return &integrationResource{}
+}
+
+// integrationResource manages the integration-wide settings of the mapping
+// export: one per export.
+type integrationResource struct {
+	data *providerData
+}
+
+// integrationResourceModel maps the psa_integration schema data.
+type integrationResourceModel struct {
+	ID       types.String `tfsdk:"id"`
+	Enabled  types.Bool   `tfsdk:"enabled"`
+	Schedule types.String `tfsdk:"schedule"`
+	Timezone types.String `tfsdk:"timezone"`
+}
+
+func (r *integrationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_integration"
+}
+
+func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "The integration-wide settings in the mapping export: whether psa-syncd writes to the PSA at " +
+			"all, and when it syncs. There is at most one per export. Without it, psa-syncd uses the schedule and time " +
+			"zone of its configuration file; with it, these settings win.\n\n" +
+			"While `enabled` is `false` psa-syncd sends nothing to the PSA, but every mapping can still be changed. " +
+			"Destroying the resource removes the settings from the export.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The provider's `export_path`: there is one integration per export.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"enabled": schema.BoolAttribute{
+				MarkdownDescription: "Whether psa-syncd writes quantities to the PSA. `false` switches the integration off: " +
+					"passes still run and report what they would change. Defaults to `true`.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(true),
+			},
+			"schedule": schema.StringAttribute{
+				MarkdownDescription: "When psa-syncd syncs, in its schedule grammar: `\"every <duration>\"` (at least `1m`, " +
+					"e.g. `\"every 24h\"`), `\"daily HH:MM\"`, `\"weekly DAY HH:MM\"` (`monday`..`sunday` or `mon`..`sun`), " +
+					"`\"monthly last-day HH:MM\"` or `\"monthly DD HH:MM\"` (`DD` 1..28). A month's user count is taken on its " +
+					"last day, so sync before invoices are generated. Defaults to `\"" + defaultSchedule + "\"`.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultSchedule),
+				Validators: []validator.String{scheduleString()},
+			},
+			"timezone": schema.StringAttribute{
+				MarkdownDescription: "IANA time zone of the calendar schedules, e.g. `\"Europe/Rome\"`. Defaults to `\"" +
+					defaultTimezone + "\"`.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(defaultTimezone),
+				Validators: []validator.String{timezoneString()},
+			},
+		},
+	}
+}
+
+func (r *integrationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError(summaryUnexpectedResourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// ModifyPlan fails the plan when the provider has no export, and plans the
+// id, which is known before apply.
+func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+}
+
+func (r *integrationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan integrationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	in := plan.toIntegration()
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		if doc.Integration != nil {
+			return fmt.Errorf("the export already has integration settings; there is one psa_integration per export. "+
+				"Import them with: terraform import <address> %s", r.data.exportPath)
+		}
+		doc.Integration = &in
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Created integration settings", map[string]any{"enabled": in.Enabled, "schedule": in.Schedule, "timezone": in.Timezone})
+
+	plan.ID = types.StringValue(r.data.exportPath)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *integrationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var state integrationResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+
+	doc, found, err := r.data.readExport()
+	if err != nil {
+		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+		return
+	}
+	if !found || doc.Integration == nil {
+		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "The integration settings in "+r.data.exportPath))
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, newIntegrationModel(r.data.exportPath, *doc.Integration))...)
+}
+
+func (r *integrationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan integrationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	in := plan.toIntegration()
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.Integration = &in
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "update", "the integration settings", r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Updated integration settings", map[string]any{"enabled": in.Enabled, "schedule": in.Schedule, "timezone": in.Timezone})
+
+	plan.ID = types.StringValue(r.data.exportPath)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	ctx = r.data.maskedContext(ctx)
+	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.Integration = nil
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "remove", "the integration settings", r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Deleted integration settings")
+}
+
+// ImportState takes the export path, which must be the provider's: the
+// provider reads and writes only that export.
+func (r *integrationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if r.data == nil || !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	if !samePath(req.ID, r.data.exportPath) {
+		resp.Diagnostics.AddError(summaryUnexpectedImportID,
+			fmt.Sprintf("Expected the provider's export_path as import identifier, %q, because psa_integration is imported "+
+				"from the export the provider is configured with. Got: %q", r.data.exportPath, req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+}
+
+// samePath reports whether a and b name the same file, comparing absolute
+// clean paths so that "./x.json" imports an export configured as "x.json".
+func samePath(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	if err := errors.Join(errA, errB); err != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return absA == absB
+}
+
+// toIntegration converts the planned values to the export's settings.
+func (m integrationResourceModel) toIntegration() export.Integration {
+	return export.Integration{
+		Enabled:  m.Enabled.ValueBool(),
+		Schedule: m.Schedule.ValueString(),
+		Timezone: m.Timezone.ValueString(),
+	}
+}
+
+// newIntegrationModel converts the export's settings to the state.
+func newIntegrationModel(exportPath string, in export.Integration) integrationResourceModel {
+	return integrationResourceModel{
+		ID:       types.StringValue(exportPath),
+		Enabled:  types.BoolValue(in.Enabled),
+		Schedule: types.StringValue(in.Schedule),
+		Timezone: types.StringValue(in.Timezone),
+	}
+}

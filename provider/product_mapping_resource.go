@@ -1,0 +1,343 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// defaultSource is the usage source of mappings that do not name one.
+const defaultSource = "sophos"
+
+// Ensure productMappingResource satisfies the resource interfaces.
+var (
+	_ resource.Resource                = (*productMappingResource)(nil)
+	_ resource.ResourceWithConfigure   = (*productMappingResource)(nil)
+	_ resource.ResourceWithImportState = (*productMappingResource)(nil)
+	_ resource.ResourceWithModifyPlan  = (*productMappingResource)(nil)
+)
+
+// NewProductMappingResource returns the psa_product_mapping resource.
+func NewProductMappingResource() resource.Resource {
+	return &productMappingResource{}
+}
+
+// productMappingResource maps a vendor product to a PSA service in the
+// mapping export.
+type productMappingResource struct {
+	data *providerData
+}
+
+// productMappingResourceModel maps the psa_product_mapping schema data.
+type productMappingResourceModel struct {
+	ID          types.String `tfsdk:"id"`
+	Source      types.String `tfsdk:"source"`
+	Product     types.String `tfsdk:"product"`
+	ServiceID   types.String `tfsdk:"service_id"`
+	ServiceName types.String `tfsdk:"service_name"`
+	SyncEnabled types.Bool   `tfsdk:"sync_enabled"`
+}
+
+func (r *productMappingResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_product_mapping"
+}
+
+func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Maps a vendor product to a PSA service in the mapping export. psa-syncd bills the usage " +
+			"of the product as quantities of the service on each mapped customer's contract; usage of several " +
+			"products mapped to one service adds up. Products without a mapping are reported as unmapped and never " +
+			"billed.\n\n" +
+			"The plan checks that the service exists and is active. Destroying the mapping removes it from the " +
+			"export, which stops usage sync for the product; it never changes contracts in the PSA.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "`<source>/<product>`, the key of the mapping in the export.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"source": schema.StringAttribute{
+				MarkdownDescription: "Usage source the product comes from, as named in the psa-syncd configuration. " +
+					"Defaults to `\"sophos\"`. Changing it replaces the mapping.",
+				Optional:      true,
+				Computed:      true,
+				Default:       stringdefault.StaticString(defaultSource),
+				Validators:    []validator.String{keyPart()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"product": schema.StringAttribute{
+				MarkdownDescription: "The vendor's product code, e.g. the Sophos licence code `\"CIXA-MSP\"`. " +
+					"Changing it replaces the mapping.",
+				Required:      true,
+				Validators:    []validator.String{nonEmpty()},
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"service_id": schema.StringAttribute{
+				MarkdownDescription: "Id of the PSA service the product is billed as, usually `psa_service.<name>.id` or " +
+					"`data.psa_service.<name>.id`. The service must exist and be active.",
+				Required:   true,
+				Validators: []validator.String{nonEmpty()},
+			},
+			"service_name": schema.StringAttribute{
+				MarkdownDescription: "Name of the service, read from the PSA when the plan is made and written to the export " +
+					"for people reading it. A service renamed in the same apply shows its new name at the next plan.",
+				Computed: true,
+			},
+			"sync_enabled": schema.BoolAttribute{
+				MarkdownDescription: "Whether psa-syncd sets quantities for the product. `false` keeps the mapping but stops " +
+					"usage sync for it. Defaults to `true`.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(true),
+			},
+		},
+	}
+}
+
+func (r *productMappingResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError(summaryUnexpectedResourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+// ModifyPlan checks that the service exists and is active and plans its
+// current name, so that the export records what the PSA calls it.
+func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.data == nil || req.Plan.Raw.IsNull() {
+		return
+	}
+	if !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
+		return
+	}
+	ctx = r.data.maskedContext(ctx)
+
+	var plan productMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	var state *productMappingResourceModel
+	if !req.State.Raw.IsNull() {
+		state = new(productMappingResourceModel)
+		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
+	// The service is created in this apply: its id and name are unknown, and
+	// Create checks it instead.
+	if plan.ServiceID.IsUnknown() {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), types.StringUnknown())...)
+		return
+	}
+
+	svc, err := r.data.backend.GetService(ctx, plan.ServiceID.ValueString())
+	switch {
+	case errors.Is(err, psa.ErrNotFound):
+		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "PSA Service Not Found",
+			fmt.Sprintf("Service %s does not exist in %s, so product %q cannot be mapped to it. "+
+				"Check service_id, or create the service with a psa_service resource.",
+				plan.ServiceID.ValueString(), systemTitle(r.data.system), plan.Product.ValueString()))
+		return
+	case err != nil:
+		// The check is a courtesy; an unreachable PSA must not block a plan
+		// that only changes the export.
+		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), "Unable to Verify PSA Service",
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s", plan.ServiceID.ValueString()), err))
+		name := types.StringUnknown()
+		if state != nil && state.ServiceID.Equal(plan.ServiceID) {
+			name = state.ServiceName
+		}
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
+		return
+	case !svc.Active:
+		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
+			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
+				"Activate it (active = true on its psa_service) and apply that first, or map product %q to another service.",
+				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
+		return
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), types.StringValue(svc.Name))...)
+}
+
+func (r *productMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan productMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
+		return
+	}
+	if !r.resolveServiceName(ctx, &plan, &resp.Diagnostics) {
+		return
+	}
+	m := plan.toMapping()
+	id := productMappingImportID.format(m.Source, m.Product)
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		if _, exists := doc.Product(m.Source, m.Product); exists {
+			return fmt.Errorf("product mapping %s already exists; import it with: terraform import <address> %s", id, id)
+		}
+		doc.PutProduct(m)
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Created product mapping", map[string]any{"id": id, "service_id": m.ServiceID})
+
+	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *productMappingResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var state productMappingResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
+		return
+	}
+	id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
+
+	doc, found, err := r.data.readExport()
+	if err != nil {
+		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+		return
+	}
+	var m export.ProductMapping
+	if found {
+		m, found = doc.Product(state.Source.ValueString(), state.Product.ValueString())
+	}
+	if !found {
+		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "Product mapping "+id+" in "+r.data.exportPath))
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, newProductMappingModel(m))...)
+}
+
+func (r *productMappingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var plan productMappingResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
+		return
+	}
+	if !r.resolveServiceName(ctx, &plan, &resp.Diagnostics) {
+		return
+	}
+	m := plan.toMapping()
+	id := productMappingImportID.format(m.Source, m.Product)
+
+	// Put also restores a mapping removed from the export since the plan.
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.PutProduct(m)
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "update", "product mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Updated product mapping", map[string]any{"id": id, "service_id": m.ServiceID})
+
+	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+}
+
+func (r *productMappingResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	ctx = r.data.maskedContext(ctx)
+	var state productMappingResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
+		return
+	}
+	source, product := state.Source.ValueString(), state.Product.ValueString()
+	id := productMappingImportID.format(source, product)
+
+	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		doc.DeleteProduct(source, product) // already gone is fine
+		return nil
+	})
+	if err != nil {
+		exportUpdateError(&resp.Diagnostics, "remove", "product mapping "+id, r.data.exportPath, err)
+		return
+	}
+	tflog.Info(ctx, "Deleted product mapping", map[string]any{"id": id})
+}
+
+func (r *productMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	parts, ok := productMappingImportID.parseOrDiagnose(req.ID, &resp.Diagnostics)
+	if !ok {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("product"), parts[1])...)
+}
+
+// resolveServiceName fills a service name that was unknown at plan time
+// (the service was created in the same apply) and checks the service.
+func (r *productMappingResource) resolveServiceName(ctx context.Context, plan *productMappingResourceModel, diags *diag.Diagnostics) bool {
+	if !plan.ServiceName.IsUnknown() {
+		return true
+	}
+	svc, err := r.data.backend.GetService(ctx, plan.ServiceID.ValueString())
+	if err != nil {
+		diags.AddAttributeError(path.Root("service_id"), "Error Reading PSA Service",
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s for product %q", plan.ServiceID.ValueString(), plan.Product.ValueString()), err))
+		return false
+	}
+	if !svc.Active {
+		diags.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
+			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
+				"Activate it or map product %q to another service.", svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
+		return false
+	}
+	plan.ServiceName = types.StringValue(svc.Name)
+	return true
+}
+
+// toMapping converts the planned values to an export entry.
+func (m productMappingResourceModel) toMapping() export.ProductMapping {
+	return export.ProductMapping{
+		Source:      m.Source.ValueString(),
+		Product:     m.Product.ValueString(),
+		ServiceID:   m.ServiceID.ValueString(),
+		ServiceName: m.ServiceName.ValueString(),
+		SyncEnabled: m.SyncEnabled.ValueBool(),
+	}
+}
+
+// newProductMappingModel converts an export entry to the state.
+func newProductMappingModel(m export.ProductMapping) productMappingResourceModel {
+	return productMappingResourceModel{
+		ID:          types.StringValue(productMappingImportID.format(m.Source, m.Product)),
+		Source:      types.StringValue(m.Source),
+		Product:     types.StringValue(m.Product),
+		ServiceID:   types.StringValue(m.ServiceID),
+		ServiceName: types.StringValue(m.ServiceName),
+		SyncEnabled: types.BoolValue(m.SyncEnabled),
+	}
+}

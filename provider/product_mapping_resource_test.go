@@ -1,0 +1,208 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+func testAccProductMappingResourceConfig(e *testEnv, product, serviceID, extra string) string {
+	return e.providerConfig() + fmt.Sprintf(`
+resource "psa_product_mapping" "test" {
+  product    = %[1]q
+  service_id = %[2]q
+%[3]s
+}
+`, product, serviceID, extra)
+}
+
+// productMappingIs checks one product mapping of the export.
+func productMappingIs(want export.ProductMapping) func(*export.Document) error {
+	return func(doc *export.Document) error {
+		got, ok := doc.Product(want.Source, want.Product)
+		if !ok {
+			return fmt.Errorf("export has no product mapping %s/%s; it has %+v", want.Source, want.Product, doc.ProductMappings)
+		}
+		if got != want {
+			return fmt.Errorf("export product mapping = %+v, want %+v", got, want)
+		}
+		return nil
+	}
+}
+
+// TestAccProductMappingResource_basic maps a product to a service created in
+// the same apply, whose id is unknown at plan time, then imports the mapping.
+func TestAccProductMappingResource_basic(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: e.providerConfig() + `
+resource "psa_service" "cixa" {
+  name       = "Sophos Intercept X Advanced"
+  unit_price = 4.5
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = psa_service.cixa.id
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("id"), knownvalue.StringExact("sophos/CIXA-MSP")),
+					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("source"), knownvalue.StringExact("sophos")),
+					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
+					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("sync_enabled"), knownvalue.Bool(true)),
+					statecheck.CompareValuePairs("psa_product_mapping.test", tfjsonpath.New("service_id"),
+						"psa_service.cixa", tfjsonpath.New("id"), compare.ValuesSame()),
+				},
+				Check: e.checkExport(func(doc *export.Document) error {
+					if doc.PSA.System != "autotask" || len(doc.ProductMappings) != 1 {
+						return fmt.Errorf("export = %+v", doc)
+					}
+					m := doc.ProductMappings[0]
+					if m.Source != "sophos" || m.Product != "CIXA-MSP" || m.ServiceName != "Sophos Intercept X Advanced" || !m.SyncEnabled || m.ServiceID == "" {
+						return fmt.Errorf("export product mapping = %+v", m)
+					}
+					return nil
+				}),
+			},
+			{
+				ResourceName:      "psa_product_mapping.test",
+				ImportState:       true,
+				ImportStateId:     "sophos/CIXA-MSP",
+				ImportStateVerify: true,
+			},
+			{
+				ResourceName:  "psa_product_mapping.test",
+				ImportState:   true,
+				ImportStateId: "CIXA-MSP",
+				ExpectError:   regexp.MustCompile(`(?s)Unexpected Import Identifier.*<source>/<product>`),
+			},
+		},
+		CheckDestroy: e.checkExport(func(doc *export.Document) error {
+			if len(doc.ProductMappings) != 0 {
+				return fmt.Errorf("export still has product mappings after destroy: %+v", doc.ProductMappings)
+			}
+			return nil
+		}),
+	})
+}
+
+func TestAccProductMappingResource_update(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	first := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
+	second := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced for Server", 9), 10)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", first, ""),
+			},
+			{
+				Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", second, `  sync_enabled = false`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionUpdate),
+						// The name is read from the PSA at plan time, so the plan shows it.
+						plancheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"),
+							knownvalue.StringExact("Sophos Intercept X Advanced for Server")),
+					},
+				},
+				Check: e.checkExport(productMappingIs(export.ProductMapping{
+					Source: "sophos", Product: "CIXA-MSP", ServiceID: second,
+					ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: false,
+				})),
+			},
+			{
+				Config: testAccProductMappingResourceConfig(e, "CIXA-SRV", second, `  source = "file"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionReplace),
+					},
+				},
+				Check: e.checkExport(func(doc *export.Document) error {
+					if len(doc.ProductMappings) != 1 {
+						return fmt.Errorf("export has %d product mappings after replace, want 1: %+v", len(doc.ProductMappings), doc.ProductMappings)
+					}
+					return productMappingIs(export.ProductMapping{
+						Source: "file", Product: "CIXA-SRV", ServiceID: second,
+						ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: true,
+					})(doc)
+				}),
+			},
+		},
+	})
+}
+
+func TestAccProductMappingResource_disappears(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	service := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
+	config := testAccProductMappingResourceConfig(e, "CIXA-MSP", service, "")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+			},
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.DeleteProduct("sophos", "CIXA-MSP")
+						return nil
+					})
+				},
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: config,
+				Check: e.checkExport(productMappingIs(export.ProductMapping{
+					Source: "sophos", Product: "CIXA-MSP", ServiceID: service,
+					ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true,
+				})),
+			},
+		},
+	})
+}
+
+// TestAccProductMappingResource_serviceChecks fails plans that map a product
+// to a missing or inactive service.
+func TestAccProductMappingResource_serviceChecks(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	inactive := e.sim.Autotask().AddService("Retired service", 1)
+	e.sim.Autotask().SetServiceActive(inactive, false)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", strconv.FormatInt(inactive, 10), ""),
+				ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Retired service`),
+			},
+			{
+				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", "987654321", ""),
+				ExpectError: regexp.MustCompile(`(?s)PSA Service Not Found.*987654321`),
+			},
+		},
+	})
+}

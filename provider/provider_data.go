@@ -1,0 +1,126 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// providerData is what Configure hands to every resource and data source. One
+// value lives for one provider configuration, which Terraform creates afresh
+// for each command (plan, apply), so per-plan bookkeeping such as the
+// contract registry may live here.
+//
+// It is safe for concurrent use: Terraform plans and applies resources in
+// parallel.
+type providerData struct {
+	backend psa.Backend
+	system  psa.System
+
+	// exportPath is export_path as configured; store is nil when it is unset.
+	exportPath string
+	store      *export.Store
+
+	// secrets are masked in every log line written with maskedContext.
+	secrets []string
+
+	// contracts records which customer mapping claimed each contract in the
+	// plan being made, to catch two customers mapped to one contract.
+	contracts *contractRegistry
+
+	instanceOnce sync.Mutex
+}
+
+// maskedContext returns ctx with the provider's credentials masked in logs.
+func (d *providerData) maskedContext(ctx context.Context) context.Context {
+	return maskSecrets(ctx, d.secrets)
+}
+
+// requireStore adds an error when export_path is not configured.
+func (d *providerData) requireStore(diags *diag.Diagnostics, resourceType string) bool {
+	if d.store != nil {
+		return true
+	}
+	diags.AddError(summaryMissingExportPath, fmt.Sprintf(detailMissingExportPath, resourceType))
+	return false
+}
+
+// instance returns the backend's instance name for the export. Backends that
+// discover their instance lazily (Autotask zone lookup without base_url)
+// learn it on first use, so an apply that has made no request yet pings once.
+func (d *providerData) instance(ctx context.Context) (string, error) {
+	if in := d.backend.Instance(); in != "" {
+		return in, nil
+	}
+	d.instanceOnce.Lock()
+	defer d.instanceOnce.Unlock()
+	if in := d.backend.Instance(); in != "" {
+		return in, nil
+	}
+	if err := d.backend.Ping(ctx); err != nil {
+		return "", err
+	}
+	return d.backend.Instance(), nil
+}
+
+// readExport reads the mapping export. A missing file is reported as
+// found == false without an error: nothing has been written yet.
+func (d *providerData) readExport() (doc *export.Document, found bool, err error) {
+	doc, err = d.store.Read()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if doc.PSA.System != d.system {
+		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.store.Path(), doc.PSA.System, d.system)
+	}
+	return doc, true, nil
+}
+
+// updateExport runs fn on the mapping export under its lock and writes the
+// result when fn changed it.
+func (d *providerData) updateExport(ctx context.Context, fn func(*export.Document) error) error {
+	instance, err := d.instance(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
+	}
+	_, err = d.store.Update(d.system, instance, fn)
+	return err
+}
+
+// contractRegistry maps a contract to the customer mapping that claimed it
+// during the current plan. Terraform plans every resource of a configuration
+// in one provider process, so two customer mappings with one contract meet
+// here. It cannot see mappings in other configurations (or behind another
+// provider alias), nor resources excluded with -target.
+type contractRegistry struct {
+	mu     sync.Mutex
+	claims map[string]string
+}
+
+func newContractRegistry() *contractRegistry {
+	return &contractRegistry{claims: map[string]string{}}
+}
+
+// claim records that customer maps contract and returns the other customer
+// that already claimed it, if any. Claiming twice for one customer is fine:
+// Terraform may plan a resource more than once.
+func (r *contractRegistry) claim(system psa.System, contract, customer string) (other string, ok bool) {
+	key := string(system) + "\x00" + contract
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, claimed := r.claims[key]; claimed && c != customer {
+		return c, false
+	}
+	r.claims[key] = customer
+	return "", true
+}

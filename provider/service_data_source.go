@@ -1,0 +1,168 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure serviceDataSource satisfies the data source interfaces.
+var (
+	_ datasource.DataSource              = (*serviceDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*serviceDataSource)(nil)
+)
+
+// NewServiceDataSource returns the psa_service data source.
+func NewServiceDataSource() datasource.DataSource {
+	return &serviceDataSource{}
+}
+
+// serviceDataSource looks a PSA service up by name.
+type serviceDataSource struct {
+	data *providerData
+}
+
+// serviceDataSourceModel maps the psa_service data source schema data.
+type serviceDataSourceModel struct {
+	Name               types.String  `tfsdk:"name"`
+	ID                 types.String  `tfsdk:"id"`
+	Description        types.String  `tfsdk:"description"`
+	InvoiceDescription types.String  `tfsdk:"invoice_description"`
+	UnitPrice          types.Float64 `tfsdk:"unit_price"`
+	UnitCost           types.Float64 `tfsdk:"unit_cost"`
+	BillingPeriod      types.String  `tfsdk:"billing_period"`
+	Active             types.Bool    `tfsdk:"active"`
+	Autotask           types.Object  `tfsdk:"autotask"`
+}
+
+func (d *serviceDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_service"
+}
+
+func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Looks up an existing PSA service (an Autotask Service) by its exact name, ignoring case, " +
+			"active or not, for mapping products to services that Terraform does not manage. The read fails, listing " +
+			"every match, when several services have the name, and fails naming the search when none has it.",
+		Attributes: map[string]schema.Attribute{
+			"name": schema.StringAttribute{
+				MarkdownDescription: "Exact name of the service, compared without regard to case.",
+				Required:            true,
+				Validators:          []validator.String{nonEmpty()},
+			},
+			"id": schema.StringAttribute{
+				MarkdownDescription: "The PSA's id of the service, for `psa_product_mapping.service_id`.",
+				Computed:            true,
+			},
+			"description": schema.StringAttribute{
+				MarkdownDescription: "Internal description of the service.",
+				Computed:            true,
+			},
+			"invoice_description": schema.StringAttribute{
+				MarkdownDescription: "Text printed on invoices for the service.",
+				Computed:            true,
+			},
+			"unit_price": schema.Float64Attribute{
+				MarkdownDescription: "Price of one unit per billing period.",
+				Computed:            true,
+			},
+			"unit_cost": schema.Float64Attribute{
+				MarkdownDescription: "Cost of one unit per billing period.",
+				Computed:            true,
+			},
+			"billing_period": schema.StringAttribute{
+				MarkdownDescription: "How often one unit is billed: " + quotedList(billingPeriods()) + ".",
+				Computed:            true,
+			},
+			"active": schema.BoolAttribute{
+				MarkdownDescription: "Whether the service can be added to contracts; product mappings need an active service.",
+				Computed:            true,
+			},
+			string(psa.SystemAutotask): schema.SingleNestedAttribute{
+				MarkdownDescription: "Fields only Autotask has; null for other PSAs.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"billing_code_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service.",
+						Computed:            true,
+					},
+					"period_type": schema.StringAttribute{
+						MarkdownDescription: "Label of the Autotask `periodType` picklist value.",
+						Computed:            true,
+					},
+				},
+			},
+		},
+	}
+}
+
+func (d *serviceDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError(summaryUnexpectedDataSourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
+		return
+	}
+	d.data = data
+}
+
+func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	ctx = d.data.maskedContext(ctx)
+	var config serviceDataSourceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	name := config.Name.ValueString()
+	query := fmt.Sprintf("name %q", name)
+
+	services, err := d.data.backend.FindServices(ctx, name)
+	if err != nil {
+		resp.Diagnostics.AddError("Error Reading PSA Service", psaErrorDetail(d.data.system, "Looking up the service with "+query, err))
+		return
+	}
+	switch len(services) {
+	case 0:
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "PSA Service Not Found",
+			notFoundDetail(d.data.system, "service", query, "Check the spelling; the name must match the whole service name. Inactive services are included."))
+		return
+	case 1:
+	default:
+		matches := make([]string, len(services))
+		for i, s := range services {
+			matches[i] = fmt.Sprintf("%q (id %s%s)", s.Name, s.ID, inactiveSuffix(s.Active))
+		}
+		resp.Diagnostics.AddAttributeError(path.Root("name"), "Ambiguous PSA Service Name",
+			ambiguousDetail(&psa.AmbiguousError{Kind: "service", Query: query, Matches: matches},
+				"Rename the duplicates in the PSA, or use the id of the right one directly."))
+		return
+	}
+
+	s := services[0]
+	config.ID = types.StringValue(s.ID)
+	config.Description = types.StringValue(s.Description)
+	config.InvoiceDescription = types.StringValue(s.InvoiceDescription)
+	config.UnitPrice = types.Float64Value(s.UnitPrice)
+	config.UnitCost = types.Float64Value(s.UnitCost)
+	config.BillingPeriod = types.StringValue(string(s.BillingPeriod))
+	config.Active = types.BoolValue(s.Active)
+	config.Autotask = types.ObjectNull(serviceAutotaskAttrTypes)
+	if s.Autotask != nil {
+		obj, diags := types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
+			BillingCodeID: types.StringValue(s.Autotask.BillingCodeID),
+			PeriodType:    types.StringValue(s.Autotask.PeriodType),
+		})
+		resp.Diagnostics.Append(diags...)
+		config.Autotask = obj
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+}

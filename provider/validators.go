@@ -1,0 +1,142 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// stringCheck is a string validator built from a function, for checks that
+// reuse a parser from package psa (schedules, time zones, URLs).
+type stringCheck struct {
+	description string
+	summary     string
+	check       func(string) error
+}
+
+var _ validator.String = stringCheck{}
+
+func (v stringCheck) Description(context.Context) string         { return v.description }
+func (v stringCheck) MarkdownDescription(context.Context) string { return v.description }
+
+func (v stringCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := v.check(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, err.Error())
+	}
+}
+
+// scheduleString validates a sync schedule with the daemon's parser, so a
+// schedule the daemon would refuse never reaches the export.
+func scheduleString() validator.String {
+	return stringCheck{
+		description: "value must be a schedule: " + schedule.Accepted,
+		summary:     "Invalid Sync Schedule",
+		check: func(s string) error {
+			_, err := schedule.Parse(s)
+			return err
+		},
+	}
+}
+
+// timezoneString validates an IANA time zone name with the daemon's loader.
+func timezoneString() validator.String {
+	return stringCheck{
+		description: `value must be an IANA time zone name such as "Europe/Rome", or "UTC"`,
+		summary:     "Invalid Time Zone",
+		check: func(s string) error {
+			if s == "" {
+				return fmt.Errorf(`time zone must not be empty; use "UTC" for UTC`)
+			}
+			_, err := schedule.LoadLocation(s)
+			return err
+		},
+	}
+}
+
+// httpURL validates an absolute http or https URL.
+func httpURL() validator.String {
+	return stringCheck{
+		description: "value must be an absolute http or https URL",
+		summary:     "Invalid URL",
+		check: func(s string) error {
+			u, err := url.Parse(s)
+			if err != nil {
+				return fmt.Errorf("%q is not a URL: %w", s, err)
+			}
+			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("%q must be an absolute http or https URL, such as \"https://webservices5.autotask.net/ATServicesRest/\"", s)
+			}
+			return nil
+		},
+	}
+}
+
+// keyPart validates a part of a composite key such as a mapping's source: it
+// must be non-empty and must not contain the separator of import ids.
+func keyPart() validator.String {
+	return stringCheck{
+		description: "value must be non-empty and must not contain \"" + importIDSeparator + "\"",
+		summary:     "Invalid Key",
+		check: func(s string) error {
+			if strings.TrimSpace(s) == "" {
+				return fmt.Errorf("value must not be empty")
+			}
+			if strings.Contains(s, importIDSeparator) {
+				return fmt.Errorf("%q must not contain %q, which separates the parts of import identifiers", s, importIDSeparator)
+			}
+			return nil
+		},
+	}
+}
+
+// nonEmpty validates a non-blank string.
+func nonEmpty() validator.String {
+	return stringCheck{
+		description: "value must not be empty",
+		summary:     "Invalid Value",
+		check: func(s string) error {
+			if strings.TrimSpace(s) == "" {
+				return fmt.Errorf("value must not be empty")
+			}
+			return nil
+		},
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// titleCase turns an attribute name such as "integration_code" into
+// "Integration Code" for diagnostic summaries.
+func titleCase(name string) string {
+	words := strings.Split(name, "_")
+	for i, w := range words {
+		switch w {
+		case "url", "id":
+			words[i] = strings.ToUpper(w)
+		default:
+			if w != "" {
+				words[i] = strings.ToUpper(w[:1]) + w[1:]
+			}
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
