@@ -131,6 +131,14 @@ type Source interface {
 	Check(ctx context.Context) error
 }
 
+// Describer is implemented by sources that can say what Check found, for
+// `psa-syncd check`: "usage.csv: 14 rows, 2 skipped (first: ...)" or
+// "partner 5e1b... with 12 tenants". Describe does the work of Check and
+// fails as Check does. Callers type-assert for it; it is optional.
+type Describer interface {
+	Describe(ctx context.Context) (string, error)
+}
+
 // Sum adds up records per (CustomerID, Product). The result is sorted by
 // CustomerID then Product, so it is deterministic. The first non-empty
 // CustomerName, ProductName and Period win; Where is the first record's Where,

@@ -65,7 +65,10 @@ type Source struct {
 	name   string
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source    = (*Source)(nil)
+	_ source.Describer = (*Source)(nil)
+)
 
 // New returns a Source for cfg. It checks the configuration only; the file is
 // opened by Fetch and Check.

@@ -148,12 +148,18 @@ func (c *Client) partner(ctx context.Context) (string, *url.URL, error) {
 	base := c.baseURL
 	if !c.baseURLSet && who.APIHosts.Global != "" {
 		// Partner APIs are global; follow the host whoami names unless the
-		// user pinned one.
+		// user pinned one. Only over TLS: the vendor's own example answer
+		// names an http:// host, and the bearer token must not travel in
+		// clear text.
 		u, err := parseURL(who.APIHosts.Global, true)
 		if err != nil {
 			return "", nil, fmt.Errorf("sophos: GET /whoami/v1: apiHosts.global: %w", err)
 		}
-		base = u
+		if u.Scheme == "https" {
+			base = u
+		} else {
+			c.logger.Warn("Ignoring non-TLS API host from whoami", "host", u.Host)
+		}
 	}
 	c.partnerID, c.partnerBase = who.ID, base
 	return c.partnerID, c.partnerBase, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -520,5 +521,20 @@ func TestSource_CheckAndNew(t *testing.T) {
 	}
 	if _, err := sophos.New(sophos.Config{}); err == nil {
 		t.Error("New with no credentials succeeded")
+	}
+}
+
+func TestConfig_String(t *testing.T) {
+	t.Parallel()
+	cfg := sophos.Config{ClientID: "id-1", ClientSecret: "top-secret", MaxRetries: 4}
+	for _, got := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
+		if strings.Contains(got, "top-secret") || !strings.Contains(got, "[redacted]") {
+			t.Errorf("formatted config %q shows the secret", got)
+		}
+	}
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("config", "sophos", cfg)
+	if strings.Contains(b.String(), "top-secret") {
+		t.Errorf("logged config %q shows the secret", b.String())
 	}
 }

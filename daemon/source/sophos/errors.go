@@ -35,6 +35,7 @@ type ErrorResponse struct {
 	Body string `json:"-"`
 }
 
+// Error returns "sophos: <method> <path>: <status>: <message> (requestId <id>)".
 func (e *ErrorResponse) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sophos: %s: %s", e.Endpoint, e.Response.Status)
@@ -71,6 +72,7 @@ type RateLimitError struct {
 	Message    string
 }
 
+// Error returns "sophos: <method> <path>: rate limited, retry after <d>".
 func (e *RateLimitError) Error() string {
 	msg := fmt.Sprintf("sophos: %s: rate limited", e.Endpoint)
 	if e.RetryAfter > 0 {
@@ -97,6 +99,8 @@ type AuthError struct {
 	Body       string `json:"-"`
 }
 
+// Error says the token request was refused, with Sophos ID's code and a
+// hint; it never contains the credentials.
 func (e *AuthError) Error() string {
 	msg := "sophos: token request refused: " + e.Status
 	switch {

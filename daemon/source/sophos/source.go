@@ -40,6 +40,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// String describes the configuration without the client secret.
+func (c Config) String() string {
+	secret := ""
+	if c.ClientSecret != "" {
+		secret = "[redacted]"
+	}
+	return fmt.Sprintf("sophos.Config{ClientID: %q, ClientSecret: %q, AuthURL: %q, APIURL: %q, MaxRetries: %d, PageSize: %d}",
+		c.ClientID, secret, c.AuthURL, c.APIURL, c.MaxRetries, c.PageSize)
+}
+
+// GoString is String, so %#v does not print the secret either.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue logs the configuration without the client secret.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("client_id", c.ClientID),
+		slog.String("auth_url", c.AuthURL),
+		slog.String("api_url", c.APIURL),
+	)
+}
+
 // Source is the Sophos Central Partner usage source. It is safe for
 // concurrent use.
 type Source struct {
@@ -47,7 +69,10 @@ type Source struct {
 	pageSize int
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source    = (*Source)(nil)
+	_ source.Describer = (*Source)(nil)
+)
 
 // New builds a Source from cfg. It does no network I/O.
 func New(cfg Config) (*Source, error) {

@@ -38,7 +38,9 @@ type Server struct {
 }
 
 // Request is one request the simulator received, with the status it answered.
-// Status is 0 for a dropped connection.
+// Status is 0 for a dropped connection. Header and Body are as received (at
+// most 1 MiB of body), so a token request's body holds the client secret:
+// the simulator's own, never a real one.
 type Request struct {
 	Method   string
 	Path     string
@@ -83,6 +85,9 @@ func WithIDType(idType string) Option {
 // WithFixture loads the starting state from f. Options after it override it.
 func WithFixture(f *Fixture) Option {
 	return func(s *Server) error {
+		if f == nil {
+			return nil
+		}
 		if err := f.Validate(); err != nil {
 			return fmt.Errorf("sophostest: fixture: %w", err)
 		}
