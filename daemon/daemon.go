@@ -502,6 +502,24 @@ func (d *Daemon) RequestSync(customer, trigger string) SyncTicket {
 // Ticket returns a queued, running or finished sync request by id.
 func (d *Daemon) Ticket(id string) (SyncTicket, bool) { return d.queue.get(id) }
 
+// WaitTicket waits until the sync request with the given id has finished,
+// or ctx is done, and returns it.
+func (d *Daemon) WaitTicket(ctx context.Context, id string) (SyncTicket, error) {
+	d.queue.mu.Lock()
+	done, ok := d.queue.done[id]
+	d.queue.mu.Unlock()
+	if !ok {
+		return SyncTicket{}, fmt.Errorf("daemon: no sync request %q", id)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return SyncTicket{}, ctx.Err()
+	}
+	t, _ := d.queue.get(id)
+	return t, nil
+}
+
 // Run runs the daemon until ctx is cancelled: it loads the export, settles
 // open intents, then serves HTTP, runs scheduled and requested passes, and
 // watches the export file. On cancel it lets the running pass finish (up to
@@ -687,14 +705,15 @@ type syncQueue struct {
 	seq     int64
 	pending []string // ticket ids, oldest first
 	tickets map[string]*SyncTicket
-	order   []string // every ticket id, oldest first, bounded
+	done    map[string]chan struct{} // closed when the ticket finishes
+	order   []string                 // every ticket id, oldest first, bounded
 	wake    chan struct{}
 }
 
 const maxTickets = 1000
 
 func newSyncQueue() *syncQueue {
-	return &syncQueue{tickets: make(map[string]*SyncTicket), wake: make(chan struct{}, 1)}
+	return &syncQueue{tickets: make(map[string]*SyncTicket), done: make(map[string]chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 func (q *syncQueue) add(customer, trigger string, now time.Time) SyncTicket {
@@ -709,12 +728,14 @@ func (q *syncQueue) add(customer, trigger string, now time.Time) SyncTicket {
 	q.seq++
 	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: customer, Trigger: trigger, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
+	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)
 	q.order = append(q.order, t.ID)
 	if len(q.order) > maxTickets {
 		for _, old := range q.order[:len(q.order)-maxTickets] {
 			if q.tickets[old].Status == "done" || q.tickets[old].Status == "failed" {
 				delete(q.tickets, old)
+				delete(q.done, old)
 			}
 		}
 		q.order = append([]string(nil), q.order[len(q.order)-maxTickets:]...)
@@ -763,6 +784,7 @@ func (q *syncQueue) finish(id string, run state.Run, err error, now time.Time) {
 		t.Status = "failed"
 		t.Error = err.Error()
 	}
+	close(q.done[id])
 }
 
 func (q *syncQueue) get(id string) (SyncTicket, bool) {

@@ -1,0 +1,417 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// dtEnv is a daemon wired to an Autotask simulator and a usage file, with
+// everything in a temporary directory. (Helpers in this file and in
+// server_test.go carry a dt prefix to stay apart from the engine tests'.)
+type dtEnv struct {
+	dir        string
+	sim        *psatest.Server
+	cfgPath    string
+	exportPath string
+	usagePath  string
+	companies  [2]int64
+	contracts  [2]int64
+	services   [2]int64
+	doc        *export.Document
+	reg        *prometheus.Registry
+	d          *Daemon
+}
+
+type dtOptions struct {
+	token      string // web.api_token; "" configures none
+	noExport   bool   // do not write the mapping export
+	disabled   bool   // integration.enabled = false in the export
+	simOptions []psatest.Option
+	daemonOpts Options
+}
+
+const dtUsage = `customer_id,customer_name,product,product_name,quantity
+cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10
+cust-acme,Acme,CIXA-SRV,Intercept X Server,2
+cust-acme,Acme,CIXA-MSP,Intercept X Advanced,1
+cust-globex,Globex,CIXA-MSP,Intercept X Advanced,5
+cust-unmapped,Initech,CIXA-MSP,Intercept X Advanced,4
+,,CIXA-MSP,Intercept X Advanced,3
+cust-acme,Acme,XGS-FW,Firewall,1
+`
+
+func dtSetup(t testing.TB, o dtOptions) *dtEnv {
+	t.Helper()
+	sim := psatest.Start(t, o.simOptions...)
+	a := sim.Autotask()
+	e := &dtEnv{dir: t.TempDir(), sim: sim}
+	e.companies = [2]int64{a.AddCompany("Acme Corp"), a.AddCompany("Globex")}
+	e.contracts = [2]int64{
+		a.AddContract(psatest.AutotaskContract{CompanyID: e.companies[0], Name: "Acme Managed Security"}),
+		a.AddContract(psatest.AutotaskContract{CompanyID: e.companies[1], Name: "Globex Managed Security"}),
+	}
+	e.services = [2]int64{a.AddService("Sophos Intercept X Advanced", 4.5), a.AddService("Sophos Intercept X Server", 9)}
+
+	e.cfgPath = filepath.Join(e.dir, "psa-syncd.yml")
+	e.exportPath = filepath.Join(e.dir, "mappings.json")
+	e.usagePath = filepath.Join(e.dir, "usage.csv")
+	dtWrite(t, e.usagePath, dtUsage)
+	user, secret, code := a.Credentials()
+	cfg := fmt.Sprintf(`export_path: mappings.json
+state_dir: state
+psa:
+  system: autotask
+  autotask:
+    username: %q
+    secret: %q
+    integration_code: %q
+    base_url: %q
+source:
+  type: file
+  file:
+    path: usage.csv
+web:
+  listen_address: 127.0.0.1:0
+`, user, secret, code, sim.AutotaskBaseURL())
+	if o.token != "" {
+		cfg += "  api_token: " + strconv.Quote(o.token) + "\n"
+	}
+	dtWrite(t, e.cfgPath, cfg)
+
+	doc := export.New(psa.SystemAutotask, "sim")
+	doc.Revision = 1
+	doc.Integration = &export.Integration{Enabled: !o.disabled, Schedule: "daily 02:00", Timezone: "UTC"}
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: dtID(e.services[0]), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: dtID(e.services[1]), ServiceName: "Sophos Intercept X Server", SyncEnabled: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", CompanyID: dtID(e.companies[0]), ContractID: dtID(e.contracts[0]), UsageSync: true, TicketSync: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-globex", CustomerName: "Globex", CompanyID: dtID(e.companies[1]), ContractID: dtID(e.contracts[1]), UsageSync: true})
+	e.doc = doc
+	if !o.noExport {
+		e.writeExport(t, doc)
+	}
+
+	c, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	opts := o.daemonOpts
+	opts.Registry = e.reg
+	d, err := New(c, e.cfgPath, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	e.d = d
+	return e
+}
+
+func dtID(n int64) string { return strconv.FormatInt(n, 10) }
+
+func dtWrite(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *dtEnv) writeExport(t testing.TB, doc *export.Document) {
+	t.Helper()
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.exportPath, string(data))
+}
+
+// units returns the current units of contract i's line for service j.
+func (e *dtEnv) units(i, j int) int64 {
+	n, _ := e.sim.Autotask().Units(e.contracts[i], e.services[j], time.Now())
+	return n
+}
+
+func (e *dtEnv) writes() int {
+	n := 0
+	for _, r := range e.sim.Requests() {
+		if r.Method != http.MethodGet && !strings.HasSuffix(strings.ToLower(r.Path), "/query") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestDaemon_SyncOnce(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	ctx := t.Context()
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.d.SyncOnce(ctx, PassOptions{Trigger: TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Result != "success" || res.Run.Updated != 3 {
+		t.Fatalf("first pass: result %q, %d updated; want success, 3", res.Run.Result, res.Run.Updated)
+	}
+	for _, c := range []struct {
+		contract, service int
+		want              int64
+	}{{0, 0, 11}, {0, 1, 2}, {1, 0, 5}} {
+		if got := e.units(c.contract, c.service); got != c.want {
+			t.Errorf("units of contract %d service %d = %d, want %d", c.contract, c.service, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(e.d.metrics.LinesTotal.WithLabelValues(LineUpdated)); got != 3 {
+		t.Errorf("psa_sync_lines_total{outcome=updated} = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.Unmapped.WithLabelValues("unassigned")); got != 1 {
+		t.Errorf("psa_sync_unmapped{kind=unassigned} = %v, want 1", got)
+	}
+
+	e.sim.ResetRequests()
+	res, err = e.d.SyncOnce(ctx, PassOptions{Trigger: TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Updated != 0 || res.Run.Unchanged != 3 {
+		t.Errorf("second pass: %d updated, %d unchanged; want 0, 3", res.Run.Updated, res.Run.Unchanged)
+	}
+	if n := e.writes(); n != 0 {
+		t.Errorf("second pass sent %d writes, want 0", n)
+	}
+}
+
+func TestDaemon_SyncOnce_integrationDisabled(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{disabled: true})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.IntegrationEnabled); got != 0 {
+		t.Errorf("psa_sync_integration_enabled = %v, want 0", got)
+	}
+	res, err := e.d.SyncOnce(t.Context(), PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Run.DryRun {
+		t.Errorf("run with the integration off is not recorded as a dry run: %+v", res.Run)
+	}
+	if n := e.writes(); n != 0 {
+		t.Errorf("sent %d writes with the integration off, want 0", n)
+	}
+	if got := e.units(0, 0); got != 0 {
+		t.Errorf("units = %d with the integration off, want 0", got)
+	}
+}
+
+func TestDaemon_Reload_keepsLastGoodExport(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !e.d.Ready() || e.d.Export().Revision != 1 {
+		t.Fatalf("after the first reload: ready %t, export %+v", e.d.Ready(), e.d.Export())
+	}
+
+	// A customer mapping without a contract is invalid.
+	dtWrite(t, e.exportPath, strings.Replace(string(dtMust(e.doc.Encode())), `"contract_id": "`+dtID(e.contracts[1])+`"`, `"contract_id": ""`, 1))
+	err := e.d.Reload()
+	if err == nil || !strings.Contains(err.Error(), "contract_id is required") {
+		t.Fatalf("Reload of an export without contract_id returned %v, want an error naming contract_id", err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after a bad export, want 0", got)
+	}
+	if doc := e.d.Export(); doc == nil || doc.Revision != 1 || len(doc.CustomerMappings) != 2 {
+		t.Errorf("the last good export was not kept: %+v", doc)
+	}
+	if !e.d.Ready() {
+		t.Error("not ready after a bad export replaced a good one")
+	}
+
+	// An export for another PSA is refused as well.
+	other := e.doc.Clone()
+	other.PSA.System = psa.SystemConnectWise
+	e.writeExport(t, other)
+	if err := e.d.Reload(); err == nil || !strings.Contains(err.Error(), "connectwise") {
+		t.Errorf("Reload of a ConnectWise export returned %v, want an error naming the system", err)
+	}
+
+	fixed := e.doc.Clone()
+	fixed.Revision = 2
+	e.writeExport(t, fixed)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after a fix, want 1", got)
+	}
+	if e.d.Export().Revision != 2 {
+		t.Errorf("export revision = %d, want 2", e.d.Export().Revision)
+	}
+}
+
+func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "t1"})
+	orig := string(dtMust(os.ReadFile(e.cfgPath)))
+	dtWrite(t, e.cfgPath, orig+"unknown_key: 1\n")
+	err := e.d.Reload()
+	if err == nil || !strings.Contains(err.Error(), "unknown_key") {
+		t.Fatalf("Reload with an unknown key returned %v, want an error naming it", err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_config_last_reload_successful = %v, want 0", got)
+	}
+	if got := string(e.d.Config().Web.APIToken); got != "t1" {
+		t.Errorf("running config was replaced by a bad one")
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(orig, `api_token: "t1"`, `api_token: "t2"`, 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(e.d.Config().Web.APIToken); got != "t2" {
+		t.Errorf("config not reloaded")
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_config_last_reload_successful = %v, want 1", got)
+	}
+}
+
+func TestDaemon_exportChanged(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if e.d.exportChanged() {
+		t.Error("exportChanged is true right after a load")
+	}
+	// Same content, new modification time: not a change.
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(e.exportPath, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if e.d.exportChanged() {
+		t.Error("exportChanged is true for a touched but unchanged file")
+	}
+	next := e.doc.Clone()
+	next.Revision = 7
+	e.writeExport(t, next)
+	if err := os.Chtimes(e.exportPath, later.Add(time.Second), later.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !e.d.exportChanged() {
+		t.Fatal("exportChanged is false after the export was rewritten")
+	}
+	e.d.reloadMu.Lock()
+	err := e.d.reloadExportLocked(false)
+	e.d.reloadMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.d.Export().Revision != 7 {
+		t.Errorf("revision = %d after the watch reload, want 7", e.d.Export().Revision)
+	}
+}
+
+func TestDaemon_Run(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+
+	// Run loads the export before it serves; the queue runs the pass.
+	tk := e.d.RequestSync("cust-globex", "api")
+	got, err := e.d.WaitTicket(t.Context(), tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != "done" || got.Result != "success" || got.RunID == 0 {
+		t.Fatalf("ticket = %+v, want done with a successful run", got)
+	}
+	if u := e.units(1, 0); u != 5 {
+		t.Errorf("globex units = %d, want 5", u)
+	}
+	if u := e.units(0, 0); u != 0 {
+		t.Errorf("acme units = %d, want 0 (pass was limited to globex)", u)
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/-/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/-/ready = %d, want 200", resp.StatusCode)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+	if _, err := http.Get("http://" + ln.Addr().String() + "/-/healthy"); err == nil {
+		t.Error("server still answers after Run returned")
+	}
+}
+
+func TestSyncQueue_coalesces(t *testing.T) {
+	t.Parallel()
+	q := newSyncQueue()
+	now := time.Now()
+	a := q.add("", "api", now)
+	b := q.add("", "api", now)
+	c := q.add("cust-1", "api", now)
+	if a.ID != b.ID || a.ID != c.ID {
+		t.Errorf("duplicate requests were queued separately: %s %s %s", a.ID, b.ID, c.ID)
+	}
+	first, ok := q.next(t.Context())
+	if !ok || first.ID != a.ID || first.Status != "running" {
+		t.Fatalf("next = %+v, %t", first, ok)
+	}
+	d := q.add("cust-1", "api", now)
+	e := q.add("cust-1", "schedule", now)
+	f := q.add("cust-2", "api", now)
+	if d.ID == a.ID || d.ID != e.ID || f.ID == d.ID {
+		t.Errorf("after the first started: ids %s %s %s", d.ID, e.ID, f.ID)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	q.next(ctx)
+	q.next(ctx)
+	if _, ok := q.next(ctx); ok {
+		t.Error("next on an empty queue with a cancelled context returned a ticket")
+	}
+}
+
+func dtMust[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+var _ = errors.New
