@@ -538,3 +538,20 @@ func TestConfig_String(t *testing.T) {
 		t.Errorf("logged config %q shows the secret", b.String())
 	}
 }
+
+func TestTenantsService_ListAllWithoutTotals(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	// An answer without pages.total: the client keeps asking until a short page.
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: 200, Times: 1,
+		Body: `{"items": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}], "pages": {"current": 1, "size": 2, "maxSize": 100}}`})
+	sim.AddFault(sophostest.Fault{Path: "/partner/v1/tenants", Status: 200, Times: 1,
+		Body: `{"items": [{"id": "c", "name": "C"}], "pages": {"current": 2, "size": 2, "maxSize": 100}}`})
+	ts, err := c.Tenants.ListAll(t.Context())
+	if err != nil || len(ts) != 3 || ts[2].ID != "c" {
+		t.Fatalf("ListAll = %v, %v", ts, err)
+	}
+	if n := sim.CountRequests("GET", "/partner/v1/tenants"); n != 2 {
+		t.Errorf("requests = %d, want 2", n)
+	}
+}

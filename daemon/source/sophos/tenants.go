@@ -111,6 +111,11 @@ func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
 			return nil, err
 		}
 		all = append(all, ts...)
+		if resp.NextPage == 0 && resp.Pages.Total == 0 && len(ts) > 0 && len(ts) >= resp.Pages.Size {
+			// The API did not count the pages; a full page may have a
+			// successor, so ask until a short or empty page.
+			resp.NextPage = opts.Page + 1
+		}
 		if resp.NextPage == 0 || len(ts) == 0 {
 			return all, nil
 		}

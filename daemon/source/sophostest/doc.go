@@ -28,7 +28,7 @@
 // Faults (status with Retry-After, latency, dropped connections, a number of
 // times) are injected with WithFault or AddFault; Requests returns the log.
 // GET /_sim/sophos/state returns the state as a fixture; it is not part of
-// the Sophos API.
+// the Sophos API and is never faulted.
 //
 // In a test:
 //
@@ -42,7 +42,7 @@
 //
 // By hand, on a chosen address:
 //
-//	sim, err := sophostest.Listen("127.0.0.1:9443", sophostest.WithFixtureFile("sophos.json"))
+//	sim, err := sophostest.NewServerOn("127.0.0.1:9443", sophostest.WithFixtureFile("sophos.json"))
 //	if err != nil { ... }
 //	defer sim.Close()
 //	fmt.Println("Sophos simulator at", sim.URL())

@@ -183,10 +183,19 @@ func Start(tb interface{ Cleanup(func()) }, opts ...Option) *Server {
 	return s
 }
 
-// Listen starts a simulator on addr, for example "127.0.0.1:9443" or
-// "127.0.0.1:0"; psa-syncd simulate uses it. Listening on a non-loopback
-// address exposes an unauthenticated state endpoint; do not.
-func Listen(addr string, opts ...Option) (*Server, error) {
+// NewServerOn starts a simulator listening on addr, which must be a loopback
+// address such as "127.0.0.1:9443" or "localhost:0" (the state endpoint needs
+// no token). It is meant for running the simulator by hand, as
+// psa-syncd simulate does; call Close to stop it. Unlike NewServer it returns
+// option errors (a bad fixture) instead of panicking.
+func NewServerOn(addr string, opts ...Option) (*Server, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("sophostest: listen address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("sophostest: listen address %q is not a loopback address", addr)
+	}
 	s, err := newServer(opts)
 	if err != nil {
 		return nil, err
@@ -296,7 +305,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			Header: r.Header.Clone(), Body: body, Time: now,
 		})
 		latency := s.latency
-		f := s.matchFault(r.Method, r.URL.Path)
+		var f *Fault
+		if !strings.HasPrefix(r.URL.Path, "/_sim/") { // inspection is never faulted
+			f = s.matchFault(r.Method, r.URL.Path)
+		}
 		s.mu.Unlock()
 
 		setStatus := func(code int) {

@@ -285,9 +285,9 @@ func TestServer_faults(t *testing.T) {
 	}
 }
 
-func TestListen(t *testing.T) {
+func TestNewServerOn(t *testing.T) {
 	t.Parallel()
-	sim, err := sophostest.Listen("127.0.0.1:0", sophostest.WithFixtureFile("testdata/fixture.json"))
+	sim, err := sophostest.NewServerOn("127.0.0.1:0", sophostest.WithFixtureFile("testdata/fixture.json"), sophostest.WithFault(sophostest.Fault{Status: 500}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,8 +299,14 @@ func TestListen(t *testing.T) {
 	if r.status != 200 || len(r.body["tenants"].([]any)) != 3 || r.body["partner_id"] != sim.PartnerID() {
 		t.Errorf("state = %d %v", r.status, r.body)
 	}
-	if _, err := sophostest.Listen("127.0.0.1:0", sophostest.WithFixtureFile("testdata/nope.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Listen with a missing fixture: %v", err)
+	if r := do(t, "GET", sim.URL()+"/whoami/v1", nil, nil); r.status != 500 {
+		t.Errorf("faulted whoami = %d, want 500", r.status)
+	}
+	if _, err := sophostest.NewServerOn("127.0.0.1:0", sophostest.WithFixtureFile("testdata/nope.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("NewServerOn with a missing fixture: %v", err)
+	}
+	if _, err := sophostest.NewServerOn("0.0.0.0:0"); err == nil || err.Error() != `sophostest: listen address "0.0.0.0:0" is not a loopback address` {
+		t.Errorf("NewServerOn on all interfaces: %v", err)
 	}
 }
 
