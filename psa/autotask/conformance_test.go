@@ -165,11 +165,17 @@ func TestConformance_routes(t *testing.T) {
 		"Contracts.List":  func(ctx context.Context) error { _, _, err := c.Contracts.List(ctx, q); return err },
 		"Contracts.Count": func(ctx context.Context) error { _, _, err := c.Contracts.Count(ctx, q); return err },
 
-		"Services.Get":    func(ctx context.Context) error { _, _, err := c.Services.Get(ctx, 1); return err },
-		"Services.List":   func(ctx context.Context) error { _, _, err := c.Services.List(ctx, q); return err },
-		"Services.Count":  func(ctx context.Context) error { _, _, err := c.Services.Count(ctx, q); return err },
-		"Services.Create": func(ctx context.Context) error { _, _, err := c.Services.Create(ctx, &CreateServiceRequest{Name: "x"}); return err },
-		"Services.Update": func(ctx context.Context) error { _, _, err := c.Services.Update(ctx, &UpdateServiceRequest{ID: 1}); return err },
+		"Services.Get":   func(ctx context.Context) error { _, _, err := c.Services.Get(ctx, 1); return err },
+		"Services.List":  func(ctx context.Context) error { _, _, err := c.Services.List(ctx, q); return err },
+		"Services.Count": func(ctx context.Context) error { _, _, err := c.Services.Count(ctx, q); return err },
+		"Services.Create": func(ctx context.Context) error {
+			_, _, err := c.Services.Create(ctx, &CreateServiceRequest{Name: "x"})
+			return err
+		},
+		"Services.Update": func(ctx context.Context) error {
+			_, _, err := c.Services.Update(ctx, &UpdateServiceRequest{ID: 1})
+			return err
+		},
 
 		"ContractServices.Get":   func(ctx context.Context) error { _, _, err := c.ContractServices.Get(ctx, 1); return err },
 		"ContractServices.List":  func(ctx context.Context) error { _, _, err := c.ContractServices.List(ctx, q); return err },
