@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -600,7 +601,8 @@ func TestEngine_Sync_badContractFailsOnlyThatCustomer(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
 	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-c", CustomerName: "Hooli", CompanyID: "1", ContractID: "999999", UsageSync: true})
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-c,Hooli,CIXA-MSP,5")
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-e", CustomerName: "Umbrella", CompanyID: "1", ContractID: "C-17", UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-c,Hooli,CIXA-MSP,5", "cust-e,Umbrella,CIXA-MSP,5")
 
 	res := h.sync(PassOptions{})
 	h.wantUnits(h.contractA, h.svcIntercept, 40)
@@ -618,13 +620,18 @@ func TestEngine_Sync_badContractFailsOnlyThatCustomer(t *testing.T) {
 			t.Errorf("status of %s = %+v, want succeeded", c, cs)
 		}
 	}
-	if got := h.metric(h.m.Customers.WithLabelValues("failed")); got != 1 {
-		t.Errorf("customers{failed} = %v, want 1", got)
+	cs = h.status("cust-e")
+	wantHint = `autotask refused to read contract C-17 (invalid contract id "C-17": Autotask ids are non-negative integers): check contract_id of customer mapping file/cust-e or re-run terraform apply`
+	if cs.Result != state.CustomerFailed || cs.Hint != wantHint {
+		t.Errorf("status of cust-e = %+v\nwant failed with hint %q", cs, wantHint)
+	}
+	if got := h.metric(h.m.Customers.WithLabelValues("failed")); got != 2 {
+		t.Errorf("customers{failed} = %v, want 2", got)
 	}
 	if got := h.metric(h.m.RunsTotal.WithLabelValues("partial")); got != 1 {
 		t.Errorf("runs_total{partial} = %v, want 1", got)
 	}
-	if len(res.Plan.Failures) != 1 || res.Plan.Failures[0].CustomerID != "cust-c" {
+	if len(res.Plan.Failures) != 2 || res.Plan.Failures[0].CustomerID != "cust-c" {
 		t.Errorf("plan failures = %+v", res.Plan.Failures)
 	}
 }
@@ -741,4 +748,160 @@ func TestEngine_effectiveDate(t *testing.T) {
 			t.Errorf("%s: effectiveDate = %s, want %s", policy, got, want)
 		}
 	}
+}
+
+// unknownOutcome is a backend whose writes reach the PSA but whose callers
+// never learn it: SetQuantity applies the change and then reports
+// psa.ErrOutcomeUnknown, as a backend must when even its re-read fails.
+type unknownOutcome struct{ psa.Backend }
+
+func (b unknownOutcome) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	if _, err := b.Backend.SetQuantity(ctx, req); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("autotask: adjusting contract %s: %w", req.ContractID, psa.ErrOutcomeUnknown)
+}
+
+func TestEngine_Sync_outcomeUnknownLeavesIntentOpen(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	inner := h.be
+	h.be = unknownOutcome{inner}
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Result != state.RunFailure || res.Run.Failed != 2 {
+		t.Errorf("run = %+v, want failure with 2 failed lines", res.Run)
+	}
+	cs := h.status("cust-a")
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, "never posted twice") {
+		t.Errorf("status = %+v, want failed with the reconcile hint", cs)
+	}
+	open, _ := h.db.OpenIntents()
+	if len(open) != 2 {
+		t.Fatalf("open intents = %+v, want 2", open)
+	}
+	if ledger, _ := h.db.Ledger(0); len(ledger) != 0 {
+		t.Errorf("ledger = %+v before reconciliation, want empty", ledger)
+	}
+
+	// The next pass (with a backend that answers again) settles both
+	// intents by reading and posts nothing.
+	h.be = inner
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{})
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("the pass after an unknown outcome posted %d adjustments, want 0", n)
+	}
+	if n := len(h.at.Adjustments()); n != 2 {
+		t.Errorf("simulator has %d adjustments, want 2", n)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents left: %+v", open)
+	}
+	if ledger, _ := h.db.Ledger(0); len(ledger) != 2 {
+		t.Errorf("ledger = %+v, want the 2 reconciled changes", ledger)
+	}
+	if res.Run.Result != state.RunSuccess || res.Run.Unchanged != 2 {
+		t.Errorf("run = %+v, want success with 2 unchanged", res.Run)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status = %+v, want succeeded", cs)
+	}
+}
+
+// failingReads fails every ReadLines call while fail is true.
+type failingReads struct {
+	psa.Backend
+	fail *bool
+}
+
+func (b failingReads) ReadLines(ctx context.Context, ids []string, asOf time.Time) ([]psa.ContractLine, error) {
+	if *b.fail {
+		*b.fail = false
+		return nil, fmt.Errorf("autotask: reading contract service units: %w", &psa.RateLimitError{System: psa.SystemAutotask, Hourly: true})
+	}
+	return b.Backend.ReadLines(ctx, ids, asOf)
+}
+
+func TestEngine_Sync_refusesLineWithOpenIntent(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	if _, err := h.db.OpenIntent(state.Intent{RunID: 1, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-a",
+		ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: 30, After: 35, BeforeKnown: true, EffectiveDate: etPeriodDay}); err != nil {
+		t.Fatal(err)
+	}
+	// Reconciliation's read fails once; the pass's own read works.
+	fail := true
+	h.be = failingReads{h.be, &fail}
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 30) // not written: its intent is unsettled
+	h.wantUnits(h.contractB, h.svcIntercept, 10) // other customers go on
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "is not confirmed yet") {
+		t.Errorf("change = %+v, want failed because of the open intent", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, "never posted twice") {
+		t.Errorf("status = %+v", cs)
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 1 {
+		t.Errorf("open intents = %+v, want the unsettled one", open)
+	}
+}
+
+func TestEngine_Sync_budgetReachedMidPass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithHourlyLimit(10000))
+	h.pol.WriteConcurrency = 1
+	h.pol.BudgetReserve = 500
+	h.writeUsage("cust-a,Acme,CIXA-MSP,1", "cust-a,Acme,MDR,2", "cust-b,Globex,CIXA-MSP,3", "cust-b,Globex,MDR,4")
+	// Room for the bulk read, one budget check and a few writes.
+	h.at.SetHourlyCount(10000 - 500 - 12)
+
+	res := h.sync(PassOptions{})
+	var written, skipped int
+	for _, c := range res.Plan.Changes {
+		got := h.units(mustInt(t, c.ContractID), mustInt(t, c.ServiceID))
+		switch c.Action {
+		case ActionUpdate:
+			written++
+			if got != c.Desired {
+				t.Errorf("updated line %s/%s has %d units, want %d", c.ContractID, c.ServiceID, got, c.Desired)
+			}
+		case ActionSkipped:
+			skipped++
+			if got != 0 {
+				t.Errorf("skipped line %s/%s has %d units, want 0", c.ContractID, c.ServiceID, got)
+			}
+		default:
+			t.Errorf("change %+v, want updated or skipped", c)
+		}
+	}
+	if written == 0 || skipped == 0 {
+		t.Errorf("written %d, skipped %d; want some of each", written, skipped)
+	}
+	if n := len(h.at.Adjustments()); n != written {
+		t.Errorf("simulator has %d adjustments, want %d", n, written)
+	}
+	if res.Run.Result != state.RunPartial || res.Run.Updated != written {
+		t.Errorf("run = %+v, want partial with %d updated", res.Run, written)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

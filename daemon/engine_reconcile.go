@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Reconcile settles the intents that an interrupted pass left open: it
+// re-reads each intent's line at its effective date and closes the intent
+// as done (the PSA shows the intended quantity; the change goes to the
+// ledger), failed (the PSA still shows the quantity from before: the write
+// never arrived) or review (the PSA shows something else). Intents whose
+// line cannot be read stay open, and the error says why. It returns how
+// many intents it closed.
+func (e *Engine) Reconcile(ctx context.Context) (int, error) {
+	if e.db == nil {
+		return 0, errors.New("daemon: reconcile needs a state database")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.reconcile(ctx)
+}
+
+func (e *Engine) reconcile(ctx context.Context) (int, error) {
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		return 0, fmt.Errorf("daemon: reading open intents: %w", err)
+	}
+	if len(open) == 0 {
+		return 0, nil
+	}
+	sys := e.be.System()
+	byDate := map[time.Time][]state.Intent{}
+	var errs []error
+	for _, in := range open {
+		if in.System != sys {
+			errs = append(errs, fmt.Errorf("intent %d is for %s, not %s: settle it with psa-syncd configured for %s", in.ID, in.System, sys, in.System))
+			continue
+		}
+		d := in.EffectiveDate.UTC()
+		byDate[d] = append(byDate[d], in)
+	}
+	dates := make([]time.Time, 0, len(byDate))
+	for d := range byDate {
+		dates = append(dates, d)
+	}
+	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
+
+	n := 0
+	for _, d := range dates {
+		intents := byDate[d]
+		var ids []string
+		for _, in := range intents {
+			if !slices.Contains(ids, in.ContractID) {
+				ids = append(ids, in.ContractID)
+			}
+		}
+		got, err := e.be.ReadLines(ctx, ids, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("re-reading contracts %s at %s: %w", strings.Join(ids, ", "), d.Format(time.DateOnly), err))
+			continue
+		}
+		lines := map[psa.LineKey]psa.ContractLine{}
+		for _, l := range got {
+			lines[l.Key()] = l
+		}
+		for _, in := range intents {
+			l, ok := lines[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}]
+			qty := l.Quantity // 0 when the line does not exist
+			var st, note string
+			switch {
+			case qty == in.After && (ok || in.After == 0):
+				st, note = state.IntentDone, fmt.Sprintf("reconciled: the PSA shows %d", qty)
+			case qty == in.Before:
+				st, note = state.IntentFailed, fmt.Sprintf("not applied: the PSA still shows %d", qty)
+			default:
+				st, note = state.IntentReview, fmt.Sprintf("the PSA shows %d, neither %d (before) nor %d (after): check the line and the ledger", qty, in.Before, in.After)
+			}
+			if err := e.db.CompleteIntent(in.ID, st, note, e.now().UTC()); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+			level := slog.LevelInfo
+			if st == state.IntentReview {
+				level = slog.LevelWarn
+			}
+			e.logger.Log(ctx, level, "Settled open intent", "intent", in.ID, "state", st, "customer", in.CustomerID,
+				"contract", in.ContractID, "service", in.ServiceID, "note", note)
+		}
+	}
+	if len(errs) > 0 {
+		return n, fmt.Errorf("daemon: reconciling open intents: %w", errors.Join(errs...))
+	}
+	return n, nil
+}

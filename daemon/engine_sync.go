@@ -1,0 +1,484 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// requestsPerWrite is how many PSA requests one write may cost (an Autotask
+// adjustment on a new line reads the service's price, posts, and re-reads
+// the line). The budget check uses it to estimate the budget between two
+// checks.
+const requestsPerWrite = 3
+
+// budgetCheckEvery is how many writes may pass between two budget checks.
+// Checking costs a request itself, so it is not done before every write.
+const budgetCheckEvery = 20
+
+// Sync runs one pass: it settles open intents, computes the plan and writes
+// the lines that differ (unless o.DryRun or o.WritesDisabled), then records
+// the run, the customer statuses and the metrics. A customer's failure never
+// stops the others. Sync returns an error, together with the recorded
+// Result when there is one, only when the pass as a whole failed (usage
+// could not be fetched, the state database failed).
+func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) (*Result, error) {
+	if e.db == nil {
+		return nil, errors.New("daemon: sync needs a state database")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	dry := o.DryRun || o.WritesDisabled
+	started := e.now()
+	reqs := e.metrics.Requests()
+	if o.Trigger == "" {
+		o.Trigger = TriggerManual
+	}
+	run, err := e.db.BeginRun(state.Run{Trigger: o.Trigger, DryRun: dry, Customer: o.Customer, Started: started.UTC(),
+		Period: source.PeriodOf(started.In(e.loc)).String()})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: recording run: %w", err)
+	}
+	log := e.logger.With("run", run.ID)
+	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
+
+	fail := func(err error) (*Result, error) {
+		run.Result = state.RunFailure
+		run.Error = err.Error()
+		run.Finished = e.now().UTC()
+		run.Requests = int(e.metrics.Requests() - reqs)
+		if serr := e.db.SaveRun(run); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		if !dry {
+			e.recordRun(run, started, nil)
+		}
+		log.Error("Sync pass failed", "err", err)
+		return &Result{Run: run}, err
+	}
+
+	// Settle what an interrupted pass left open before writing anything,
+	// so that no line is ever changed twice.
+	if !dry {
+		if n, err := e.reconcile(ctx); err != nil {
+			log.Warn("Could not settle every open intent; their lines are not written this pass", "err", err)
+		} else if n > 0 {
+			log.Info("Settled open intents", "intents", n)
+		}
+	}
+
+	p, err := e.plan(ctx, doc, o)
+	if err != nil {
+		return fail(err)
+	}
+	e.recordUnmapped(p.plan)
+
+	if !dry {
+		if err := e.write(ctx, log, run.ID, p); err != nil {
+			return fail(err)
+		}
+		p.flatten()
+	}
+
+	statuses, counts := e.statuses(p, run.ID)
+	run.Updated, run.Unchanged, run.Held, run.Failed = counts[LineUpdated], counts[LineUnchanged], counts[LineHeld], counts[LineFailed]
+	run.Customers = len(p.customers)
+	run.Result = runResult(statuses)
+	switch {
+	case o.WritesDisabled:
+		run.Error = "integration disabled in the mapping export: nothing was written"
+	case run.Result != state.RunSuccess:
+		run.Error = failureSummary(statuses)
+	}
+	if !dry {
+		for _, cs := range statuses {
+			if err := e.db.PutCustomerStatus(cs); err != nil {
+				return fail(fmt.Errorf("daemon: recording customer status: %w", err))
+			}
+		}
+	}
+	run.Finished = e.now().UTC()
+	run.Requests = int(e.metrics.Requests() - reqs)
+	if err := e.db.SaveRun(run); err != nil {
+		return &Result{Run: run, Plan: p.plan, Customers: statuses}, fmt.Errorf("daemon: recording run: %w", err)
+	}
+	if !dry {
+		e.recordRun(run, started, counts)
+		e.recordCustomers(doc)
+	}
+	log.Info("Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
+		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,
+		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
+		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
+	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// write applies every update of the plan with bounded concurrency.
+func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pass) error {
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		return fmt.Errorf("daemon: reading open intents: %w", err)
+	}
+	pending := map[psa.LineKey]int64{}
+	for _, in := range open {
+		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in.ID
+	}
+	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
+	var g errgroup.Group
+	g.SetLimit(e.policies.WriteConcurrency)
+	for _, cp := range p.customers {
+		if cp.err != nil {
+			continue
+		}
+		cp.errs = make([]error, len(cp.changes))
+		for i, c := range cp.changes {
+			if c.Action != ActionUpdate {
+				continue
+			}
+			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
+			if id, ok := pending[key]; ok {
+				cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, id)
+				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
+				continue
+			}
+			var current *psa.ContractLine
+			if l, ok := p.lines[key]; ok {
+				current = &l
+			}
+			g.Go(func() error {
+				cp.errs[i] = e.writeLine(ctx, log, runID, gate, c, current)
+				return nil
+			})
+		}
+	}
+	return g.Wait()
+}
+
+// writeLine writes one line, guarded by an intent. It records the outcome
+// in c and returns the error that failed the line, if any.
+func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, gate *budgetGate, c *Change, current *psa.ContractLine) error {
+	if ctx.Err() != nil {
+		c.Action, c.Reason = ActionSkipped, c.Reason+"; pass cancelled before the write"
+		return nil
+	}
+	if !gate.allow(ctx) {
+		c.Action, c.Reason = ActionSkipped, c.Reason+fmt.Sprintf("; not written: the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
+		return nil
+	}
+	in, err := e.db.OpenIntent(state.Intent{
+		RunID:         runID,
+		System:        e.be.System(),
+		Source:        c.Source,
+		CustomerID:    c.CustomerID,
+		ContractID:    c.ContractID,
+		ServiceID:     c.ServiceID,
+		Before:        c.Current,
+		After:         c.Desired,
+		BeforeKnown:   c.CurrentKnown,
+		EffectiveDate: c.EffectiveDate,
+		Created:       e.now().UTC(),
+	})
+	if err != nil {
+		err = fmt.Errorf("recording the intent failed, nothing was written: %w", err)
+		c.Action, c.Reason = ActionFailed, err.Error()
+		return err
+	}
+	attrs := []any{"customer", c.CustomerID, "contract", c.ContractID, "service", c.ServiceID,
+		"from", c.Current, "to", c.Desired, "effective_date", c.EffectiveDate.Format(time.DateOnly), "intent", in.ID}
+	got, err := e.be.SetQuantity(ctx, psa.SetQuantityRequest{
+		ContractID:    c.ContractID,
+		ServiceID:     c.ServiceID,
+		Quantity:      c.Desired,
+		Current:       current,
+		EffectiveDate: c.EffectiveDate,
+	})
+	if err != nil {
+		var rle *psa.RateLimitError
+		if errors.As(err, &rle) && rle.Hourly {
+			gate.stop()
+		}
+		c.Action, c.Reason = ActionFailed, err.Error()
+		if errors.Is(err, psa.ErrOutcomeUnknown) || ctx.Err() != nil {
+			// The write may have reached the PSA: leave the intent open
+			// so that reconciliation settles it by re-reading.
+			log.Error("Outcome of contract line update unknown; it is settled before the line is written again", append(attrs, "err", err)...)
+			return err
+		}
+		if cerr := e.db.CompleteIntent(in.ID, state.IntentFailed, err.Error(), e.now().UTC()); cerr != nil {
+			log.Error("Could not close intent", "intent", in.ID, "err", cerr)
+		}
+		log.Error("Failed to update contract line", append(attrs, "err", err)...)
+		return err
+	}
+	note := ""
+	if got != nil && got.Quantity != c.Desired {
+		note = fmt.Sprintf("the PSA reports %d after the write", got.Quantity)
+	}
+	if err := e.db.CompleteIntent(in.ID, state.IntentDone, note, e.now().UTC()); err != nil {
+		// The write happened; the open intent is settled as done by the
+		// next reconciliation, which finds the line at its new quantity.
+		log.Error("Could not close intent after a successful write", "intent", in.ID, "err", err)
+	}
+	log.Info("Updated contract line", attrs...)
+	return nil
+}
+
+// budgetGate stops writes when the PSA's remaining hourly budget reaches the
+// reserve. It checks the budget before the first write and then every
+// budgetCheckEvery writes, or sooner when the estimate nears the reserve.
+type budgetGate struct {
+	be      psa.Backend
+	reserve int
+	metrics *Metrics
+	logger  *slog.Logger
+
+	mu          sync.Mutex
+	unsupported bool
+	checked     bool
+	stopped     bool
+	remaining   int
+	since       int
+}
+
+func (g *budgetGate) allow(ctx context.Context) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	if g.unsupported {
+		return true
+	}
+	estimate := g.remaining - g.since*requestsPerWrite
+	if !g.checked || g.since >= budgetCheckEvery || estimate <= g.reserve+requestsPerWrite {
+		b, err := g.be.Budget(ctx)
+		switch {
+		case errors.Is(err, psa.ErrNotSupported):
+			g.unsupported = true
+			return true
+		case err != nil:
+			// Not knowing the budget is no reason to stop: the writes
+			// themselves fail if the PSA is out of budget.
+			g.logger.Warn("Could not read the PSA's API budget", "err", err)
+			g.checked, g.since, g.remaining = true, 0, g.reserve+budgetCheckEvery*requestsPerWrite+requestsPerWrite+1
+		default:
+			g.checked, g.since, g.remaining = true, 0, b.Remaining()
+			if g.metrics != nil {
+				g.metrics.APIBudgetRemaining.Set(float64(b.Remaining()))
+			}
+			if b.Remaining() <= g.reserve {
+				g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve", "remaining", b.Remaining(), "reserve", g.reserve)
+				g.stopped = true
+				return false
+			}
+		}
+	}
+	g.since++
+	return true
+}
+
+func (g *budgetGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+// statuses derives the customer statuses and the line counts of a pass.
+func (e *Engine) statuses(p *pass, runID int64) ([]state.CustomerStatus, map[string]int) {
+	counts := map[string]int{}
+	now := e.now().UTC()
+	out := make([]state.CustomerStatus, 0, len(p.customers))
+	for _, cp := range p.customers {
+		cm := cp.m
+		cs := state.CustomerStatus{
+			Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
+			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
+			LastAttempt: now, RunID: strconv.FormatInt(runID, 10),
+		}
+		if prev, ok, err := e.db.CustomerStatus(cm.Source, cm.CustomerID); err == nil && ok {
+			cs.LastSuccess = prev.LastSuccess
+		}
+		var skipped int
+		var firstErr, firstHint string
+		nErr := 0
+		for i, c := range cp.changes {
+			switch c.Action {
+			case ActionUpdate:
+				// A dry run counts what it would update as updated, so
+				// its report reads like the real pass's would.
+				cs.Updated++
+			case ActionUnchanged:
+				cs.Unchanged++
+			case ActionHeld:
+				cs.Held++
+			case ActionSkipped:
+				skipped++
+			case ActionFailed:
+				cs.Failed++
+				if cp.err == nil {
+					nErr++
+					if firstErr == "" {
+						firstErr = fmt.Sprintf("contract %s service %s: %s", c.ContractID, c.ServiceID, c.Reason)
+						if i < len(cp.errs) && cp.errs[i] != nil {
+							firstHint = e.hint(cp.errs[i], cm, c.ServiceID)
+						}
+					}
+				}
+			}
+		}
+		switch {
+		case cp.err != nil:
+			cs.Result, cs.Error, cs.Hint = state.CustomerFailed, cp.err.Error(), cp.hint
+			if cs.Failed == 0 {
+				cs.Failed = 1 // the customer failed before any line could be decided
+			}
+		case nErr > 0:
+			cs.Result, cs.Error, cs.Hint = state.CustomerFailed, firstErr, firstHint
+			if nErr > 1 {
+				cs.Error += fmt.Sprintf(" (and %d more lines)", nErr-1)
+			}
+		case skipped > 0:
+			cs.Result = state.CustomerSkipped
+			cs.Error = fmt.Sprintf("%d lines not written: the PSA's hourly API budget reached the reserve", skipped)
+			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+		case cs.Held > 0:
+			cs.Result = state.CustomerHeld
+			cs.Hint = fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID)
+		default:
+			cs.Result = state.CustomerSucceeded
+			cs.LastSuccess = now
+		}
+		counts[LineUpdated] += cs.Updated
+		counts[LineUnchanged] += cs.Unchanged
+		counts[LineHeld] += cs.Held
+		counts[LineFailed] += cs.Failed
+		out = append(out, cs)
+	}
+	return out, counts
+}
+
+// flatten copies the per-customer changes into the plan, in customer order.
+func (p *pass) flatten() {
+	p.plan.Changes = p.plan.Changes[:0]
+	for _, cp := range p.customers {
+		for _, c := range cp.changes {
+			p.plan.Changes = append(p.plan.Changes, *c)
+		}
+	}
+}
+
+func runResult(statuses []state.CustomerStatus) string {
+	failed, other := 0, 0
+	for _, cs := range statuses {
+		switch cs.Result {
+		case state.CustomerFailed:
+			failed++
+		case state.CustomerSkipped:
+			other++
+		}
+	}
+	switch {
+	case failed > 0 && failed == len(statuses):
+		return state.RunFailure
+	case failed > 0 || other > 0:
+		return state.RunPartial
+	default:
+		return state.RunSuccess
+	}
+}
+
+func failureSummary(statuses []state.CustomerStatus) string {
+	var failed, skipped []string
+	for _, cs := range statuses {
+		switch cs.Result {
+		case state.CustomerFailed:
+			failed = append(failed, cs.CustomerID)
+		case state.CustomerSkipped:
+			skipped = append(skipped, cs.CustomerID)
+		}
+	}
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses)))
+	}
+	if len(skipped) > 0 {
+		parts = append(parts, fmt.Sprintf("%d customers not fully written (API budget reserve reached)", len(skipped)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// recordRun updates the run metrics. Dry runs never call it, so a switched
+// off integration does not look like a healthy one.
+func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]int) {
+	m := e.metrics
+	if m == nil {
+		return
+	}
+	m.RunsTotal.WithLabelValues(run.Result).Inc()
+	end := run.Finished
+	if end.IsZero() {
+		end = e.now()
+	}
+	m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
+	if run.Result == state.RunSuccess {
+		m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
+	}
+	m.RunDuration.Observe(end.Sub(started).Seconds())
+	for _, o := range LineOutcomes {
+		if n := counts[o]; n > 0 {
+			m.LinesTotal.WithLabelValues(o).Add(float64(n))
+		}
+	}
+}
+
+// recordUnmapped sets the unmapped gauges from a plan.
+func (e *Engine) recordUnmapped(p *Plan) {
+	if m := e.metrics; m != nil {
+		m.Unmapped.WithLabelValues("customer").Set(float64(len(p.Unmapped.Customers)))
+		m.Unmapped.WithLabelValues("product").Set(float64(len(p.Unmapped.Products)))
+		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(p.Unmapped.Unassigned)))
+	}
+}
+
+// recordCustomers sets the customers gauge from the stored statuses of the
+// customers that the export still maps with usage sync on, so a customer
+// whose mapping is removed stops counting (and its alert clears).
+func (e *Engine) recordCustomers(doc *export.Document) {
+	m := e.metrics
+	if m == nil {
+		return
+	}
+	all, err := e.db.CustomerStatuses()
+	if err != nil {
+		e.logger.Error("Could not read customer statuses for metrics", "err", err)
+		return
+	}
+	counts := map[string]int{}
+	for _, cs := range all {
+		cm, ok := doc.Customer(cs.Source, cs.CustomerID)
+		if !ok || !cm.UsageSync || (e.src != nil && cs.Source != e.src.Name()) {
+			continue
+		}
+		r := cs.Result
+		if r == state.CustomerPartial {
+			r = state.CustomerFailed
+		}
+		counts[r]++
+	}
+	for _, s := range CustomerStatuses {
+		m.Customers.WithLabelValues(s).Set(float64(counts[s]))
+	}
+}
