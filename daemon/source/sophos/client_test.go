@@ -555,3 +555,136 @@ func TestTenantsService_ListAllWithoutTotals(t *testing.T) {
 		t.Errorf("requests = %d, want 2", n)
 	}
 }
+
+func TestClient_retryAfterLimits(t *testing.T) {
+	t.Parallel()
+	sim, _, _ := setup(t)
+	w := &waits{}
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()),
+		sophos.WithAuthURL(sim.AuthURL()), sophos.WithBaseURL(sim.APIURL()),
+		sophos.WithMaxRetries(2), sophos.WithSleep(w.sleep), sophos.WithMaxRetryAfter(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Retry-After longer than the client will wait ends the call at once.
+	sim.AddFault(sophostest.Fault{Path: "/whoami/v1", Status: 429, RetryAfter: 2 * time.Minute, Times: 1})
+	_, _, err = c.WhoAmI.Get(t.Context())
+	if err == nil || err.Error() != "sophos: GET /whoami/v1: rate limited, retry after 2m0s: Too Many Requests" {
+		t.Errorf("error = %v", err)
+	}
+	if len(w.get()) != 0 {
+		t.Errorf("waited %v", w.get())
+	}
+	// A 503 without Retry-After is retried after a backoff.
+	sim.AddFault(sophostest.Fault{Path: "/whoami/v1", Status: 503, Times: 1, Body: `{"error":"ServiceUnavailable","message":"busy"}`})
+	if _, _, err := c.WhoAmI.Get(t.Context()); err != nil {
+		t.Errorf("after a 503: %v", err)
+	}
+	if got := w.get(); len(got) != 1 || got[0] > 500*time.Millisecond || got[0] < 250*time.Millisecond {
+		t.Errorf("waits = %v, want one default backoff in [250ms, 500ms]", got)
+	}
+}
+
+func TestClient_retryAfterHTTPDate(t *testing.T) {
+	t.Parallel()
+	w := &waits{}
+	now := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	calls := 0
+	srv := http.NewServeMux()
+	srv.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(rw, `{"access_token":"t","token_type":"bearer","expires_in":3600}`)
+	})
+	srv.HandleFunc("GET /whoami/v1", func(rw http.ResponseWriter, r *http.Request) {
+		calls++
+		if calls == 1 {
+			rw.Header().Set("Retry-After", now.Add(20*time.Second).Format(http.TimeFormat))
+			rw.WriteHeader(429)
+			return
+		}
+		fmt.Fprint(rw, `{"id":"p","idType":"partner","apiHosts":{"global":"http://example.invalid"}}`)
+	})
+	ts := newTestServer(t, srv)
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts),
+		sophos.WithMaxRetries(1), sophos.WithSleep(w.sleep), sophos.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PartnerID(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.get(); len(got) != 1 || got[0] != 20*time.Second {
+		t.Errorf("waits = %v, want [20s]", got)
+	}
+}
+
+func TestClient_transportErrors(t *testing.T) {
+	t.Parallel()
+	sim := sophostest.NewServer()
+	authURL, apiURL := sim.AuthURL(), sim.APIURL()
+	sim.Close()
+	w := &waits{}
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "very-secret"), sophos.WithAuthURL(authURL), sophos.WithBaseURL(apiURL),
+		sophos.WithMaxRetries(2), sophos.WithSleep(w.sleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.PartnerID(t.Context())
+	if err == nil || !strings.HasPrefix(err.Error(), "sophos: token request to 127.0.0.1:") || strings.Contains(err.Error(), "very-secret") {
+		t.Errorf("error = %v", err)
+	}
+	if len(w.get()) != 2 {
+		t.Errorf("waits = %v, want 2 retries", w.get())
+	}
+	// A cancelled context stops the wait between retries.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	c2, _ := sophos.NewClient(sophos.WithCredentials("id", "s"), sophos.WithAuthURL(authURL), sophos.WithMaxRetries(3))
+	if _, err := c2.PartnerID(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
+
+func TestClient_badTokenAnswers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, `<html>`, "sophos: POST token endpoint: decoding response: invalid character '<' looking for beginning of value"},
+		{200, `{"token_type":"bearer"}`, "sophos: POST token endpoint: response has no access_token"},
+		{200, `{"access_token":"x","token_type":"mac"}`, `sophos: POST token endpoint: token type "mac" is not bearer`},
+		{503, "<html>\n<body>Service   Unavailable</body></html>", "sophos: token request refused: 503 Service Unavailable: <html> <body>Service Unavailable</body></html>"},
+		{429, `{"errorCode":"too_many","message":"slow down"}`, "sophos: POST token endpoint: rate limited: slow down"},
+	} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+			rw.WriteHeader(tc.status)
+			fmt.Fprint(rw, tc.body)
+		})
+		ts := newTestServer(t, mux)
+		c, err := sophos.NewClient(sophos.WithCredentials("id", "secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PartnerID(t.Context()); err == nil || err.Error() != tc.want {
+			t.Errorf("%d %s: error = %v, want %s", tc.status, tc.body, err, tc.want)
+		}
+	}
+}
+
+func TestClient_errorBodyNotJSON(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	long := strings.Repeat("x", 300)
+	sim.AddFault(sophostest.Fault{Path: "/whoami/v1", Status: 418, Body: long})
+	_, _, err := c.WhoAmI.Get(t.Context())
+	var er *sophos.ErrorResponse
+	if !errors.As(err, &er) || er.Body != long || err.Error() != "sophos: GET /whoami/v1: 418 I'm a teapot: "+strings.Repeat("x", 200)+"..." {
+		t.Errorf("error = %v", err)
+	}
+	if errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrUnauthorized) {
+		t.Error("418 matches a sentinel")
+	}
+}
