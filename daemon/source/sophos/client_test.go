@@ -688,3 +688,29 @@ func TestClient_errorBodyNotJSON(t *testing.T) {
 		t.Error("418 matches a sentinel")
 	}
 }
+
+func TestClient_concurrentCallersShareToken(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	s := sophos.NewSource(c)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.Fetch(t.Context(), oct2026); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := sim.CountRequests("POST", "/api/v2/oauth2/token"); n != 1 {
+		t.Errorf("token requests = %d, want 1", n)
+	}
+	if n := sim.CountRequests("GET", "/whoami/v1"); n != 1 {
+		t.Errorf("whoami requests = %d, want 1", n)
+	}
+}
