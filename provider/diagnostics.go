@@ -110,9 +110,9 @@ func notFoundDetail(system psa.System, kind, query, hint string) string {
 
 // ambiguousDetail describes a lookup by name that found several objects.
 func ambiguousDetail(err *psa.AmbiguousError, hint string) string {
-	s := "The lookup must find exactly one object, but found several. "
+	s := "The lookup must find exactly one object, but found several."
 	if hint != "" {
-		s += hint + " "
+		s += " " + hint
 	}
 	return s + "\n\n" + err.Error()
 }

@@ -18,7 +18,9 @@ import (
 type stringCheck struct {
 	description string
 	summary     string
-	check       func(string) error
+	// detail is the sentence that precedes the parser's error.
+	detail string
+	check  func(string) error
 }
 
 var _ validator.String = stringCheck{}
@@ -31,7 +33,7 @@ func (v stringCheck) ValidateString(_ context.Context, req validator.StringReque
 		return
 	}
 	if err := v.check(req.ConfigValue.ValueString()); err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, v.summary, err.Error())
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary, v.detail+"\n\n"+err.Error())
 	}
 }
 
@@ -41,6 +43,7 @@ func scheduleString() validator.String {
 	return stringCheck{
 		description: "value must be a schedule: " + schedule.Accepted,
 		summary:     "Invalid Sync Schedule",
+		detail:      "psa-syncd could not run on this schedule. Use one of the forms in the attribute's documentation.",
 		check: func(s string) error {
 			_, err := schedule.Parse(s)
 			return err
@@ -53,6 +56,7 @@ func timezoneString() validator.String {
 	return stringCheck{
 		description: `value must be an IANA time zone name such as "Europe/Rome", or "UTC"`,
 		summary:     "Invalid Time Zone",
+		detail:      "psa-syncd could not load this time zone. Use an IANA zone name from the tz database.",
 		check: func(s string) error {
 			if s == "" {
 				return fmt.Errorf(`time zone must not be empty; use "UTC" for UTC`)
@@ -68,6 +72,7 @@ func httpURL() validator.String {
 	return stringCheck{
 		description: "value must be an absolute http or https URL",
 		summary:     "Invalid URL",
+		detail:      "The provider needs the full URL of the API, including the scheme.",
 		check: func(s string) error {
 			u, err := url.Parse(s)
 			if err != nil {
@@ -87,6 +92,7 @@ func keyPart() validator.String {
 	return stringCheck{
 		description: "value must be non-empty and must not contain \"" + importIDSeparator + "\"",
 		summary:     "Invalid Key",
+		detail:      "Key attributes make up the resource's import identifier, so they cannot be empty or contain its separator.",
 		check: func(s string) error {
 			if strings.TrimSpace(s) == "" {
 				return fmt.Errorf("value must not be empty")
@@ -104,6 +110,7 @@ func nonEmpty() validator.String {
 	return stringCheck{
 		description: "value must not be empty",
 		summary:     "Invalid Value",
+		detail:      "The attribute needs a value.",
 		check: func(s string) error {
 			if strings.TrimSpace(s) == "" {
 				return fmt.Errorf("value must not be empty")

@@ -1,0 +1,340 @@
+package provider
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// customerFixture is a company with two recurring-service contracts.
+type customerFixture struct {
+	company, contract, otherContract string
+}
+
+func (e *testEnv) addCustomerFixture(name string) customerFixture {
+	at := e.sim.Autotask()
+	company := at.AddCompany(name)
+	return customerFixture{
+		company:       id(company),
+		contract:      id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Managed Services"})),
+		otherContract: id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Security"})),
+	}
+}
+
+func id(i int64) string { return strconv.FormatInt(i, 10) }
+
+func testAccCustomerMappingResourceConfig(e *testEnv, customerID, companyID, contractID, extra string) string {
+	return e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "test" {
+  customer_id = %[1]q
+  company_id  = %[2]q
+  contract_id = %[3]q
+%[4]s
+}
+`, customerID, companyID, contractID, extra)
+}
+
+// customerMappingIs checks one customer mapping of the export.
+func customerMappingIs(want export.CustomerMapping) func(*export.Document) error {
+	return func(doc *export.Document) error {
+		got, ok := doc.Customer(want.Source, want.CustomerID)
+		if !ok {
+			return fmt.Errorf("export has no customer mapping %s/%s; it has %+v", want.Source, want.CustomerID, doc.CustomerMappings)
+		}
+		if got != want {
+			return fmt.Errorf("export customer mapping = %+v, want %+v", got, want)
+		}
+		return nil
+	}
+}
+
+// TestAccCustomerMappingResource_basic maps a customer through the lookups
+// users write, then imports the mapping.
+func TestAccCustomerMappingResource_basic(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: e.providerConfig() + `
+data "psa_company" "acme" {
+  name = "acme"
+}
+
+data "psa_contract" "acme" {
+  company_id = data.psa_company.acme.id
+  name       = "Acme Managed Services"
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id   = "718b6047-1a2b-4c3d-9e8f-0123456789ab"
+  customer_name = "Acme Corp"
+  company_id    = data.psa_company.acme.id
+  contract_id   = data.psa_contract.acme.id
+}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("id"),
+						knownvalue.StringExact("sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab")),
+					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("usage_sync"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("ticket_sync"), knownvalue.Bool(false)),
+				},
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "718b6047-1a2b-4c3d-9e8f-0123456789ab", CustomerName: "Acme Corp",
+					CompanyID: acme.company, ContractID: acme.contract, UsageSync: true, TicketSync: false,
+				})),
+			},
+			{
+				ResourceName:      "psa_customer_mapping.test",
+				ImportState:       true,
+				ImportStateId:     "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
+				ImportStateVerify: true,
+			},
+		},
+		CheckDestroy: e.checkExport(func(doc *export.Document) error {
+			if len(doc.CustomerMappings) != 0 {
+				return fmt.Errorf("export still has customer mappings after destroy: %+v", doc.CustomerMappings)
+			}
+			return nil
+		}),
+	})
+}
+
+func TestAccCustomerMappingResource_update(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
+			},
+			{
+				Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.otherContract, `
+  usage_sync  = false
+  ticket_sync = true
+`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionUpdate),
+					},
+				},
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.otherContract,
+					UsageSync: false, TicketSync: true,
+				})),
+			},
+			{
+				Config: testAccCustomerMappingResourceConfig(e, "cust-2", acme.company, acme.otherContract, `  source = "file"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionReplace),
+					},
+				},
+				Check: e.checkExport(func(doc *export.Document) error {
+					if len(doc.CustomerMappings) != 1 {
+						return fmt.Errorf("export has %d customer mappings after replace, want 1: %+v", len(doc.CustomerMappings), doc.CustomerMappings)
+					}
+					return customerMappingIs(export.CustomerMapping{
+						Source: "file", CustomerID: "cust-2", CompanyID: acme.company, ContractID: acme.otherContract, UsageSync: true,
+					})(doc)
+				}),
+			},
+		},
+	})
+}
+
+func TestAccCustomerMappingResource_disappears(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+			},
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.DeleteCustomer("sophos", "cust-1")
+						return nil
+					})
+				},
+				Config:             config,
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: config,
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+				})),
+			},
+		},
+	})
+}
+
+// TestAccCustomerMappingResource_planChecks fails plans that bill a customer
+// on another company's contract, on a missing contract, or on a contract
+// another customer in the configuration already uses.
+func TestAccCustomerMappingResource_planChecks(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+	globex := e.addCustomerFixture("Globex")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, globex.contract, ""),
+				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs to company ` + globex.company),
+			},
+			{
+				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "987654321", ""),
+				ExpectError: regexp.MustCompile(`(?s)PSA Contract Not Found.*987654321`),
+			},
+			{
+				Config: e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "one" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+resource "psa_customer_mapping" "two" {
+  customer_id = "cust-2"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+`, acme.company, acme.contract),
+				ExpectError: regexp.MustCompile(`(?s)Contract Mapped by Two Customers.*sophos/cust-[12]`),
+			},
+		},
+	})
+}
+
+// TestAccCustomerMappingResource_many applies 200 mappings at Terraform's
+// default parallelism of 10 and checks that the locked read-modify-write of
+// the export lost none of them.
+func TestAccCustomerMappingResource_many(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	const n = 200
+	at := e.sim.Autotask()
+	company := at.AddCompany("Big MSP Customer")
+	contracts := make([]string, n)
+	for i := range contracts {
+		contracts[i] = strconv.Quote(id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: fmt.Sprintf("Contract %d", i)})))
+	}
+	config := e.providerConfig() + fmt.Sprintf(`
+locals {
+  contracts = [%[3]s]
+}
+
+resource "psa_customer_mapping" "test" {
+  count = %[1]d
+
+  customer_id = "tenant-${count.index}"
+  company_id  = %[2]q
+  contract_id = local.contracts[count.index]
+}
+`, n, id(company), strings.Join(contracts, ", "))
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: e.checkExport(func(doc *export.Document) error {
+					if len(doc.CustomerMappings) != n {
+						return fmt.Errorf("export has %d customer mappings, want %d", len(doc.CustomerMappings), n)
+					}
+					seen := map[string]bool{}
+					for _, m := range doc.CustomerMappings {
+						seen[m.CustomerID] = true
+					}
+					for i := range n {
+						if !seen[fmt.Sprintf("tenant-%d", i)] {
+							return fmt.Errorf("export lost tenant-%d", i)
+						}
+					}
+					return nil
+				}),
+			},
+		},
+	})
+}
+
+// TestAccCustomerMappingResource_corruptExport checks that a hand-broken
+// export fails the plan with the export's own message and is left as it is.
+func TestAccCustomerMappingResource_corruptExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+	var good []byte
+	corrupt := []byte(`{"schema": "psa-sync.mapping-export/v1", "psa": {"system": "autotask"`)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: func(*terraform.State) error {
+					var err error
+					good, err = os.ReadFile(e.exportPath)
+					return err
+				},
+			},
+			{
+				PreConfig: func() {
+					if err := os.WriteFile(e.exportPath, corrupt, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, `  ticket_sync = true`),
+				ExpectError: regexp.MustCompile(`(?s)Unable to Read Mapping Export.*left unchanged`),
+			},
+			{
+				PreConfig: func() {
+					got, err := os.ReadFile(e.exportPath)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got, corrupt) {
+						t.Errorf("the corrupt export was overwritten; it is now:\n%s", got)
+					}
+					// Restore the file, as a user would from version control.
+					if err := os.WriteFile(e.exportPath, good, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:   config,
+				PlanOnly: true,
+			},
+		},
+	})
+}
