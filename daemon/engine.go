@@ -272,23 +272,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		Unmapped:      Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
 
-	// Select the customers first: a pass for a customer that cannot be
-	// synced is a mistake worth an error before any request is made.
-	var mappings []export.CustomerMapping
-	for _, cm := range doc.CustomerMappings {
-		if cm.Source != srcName || !cm.UsageSync {
-			continue
-		}
-		if o.Customer != "" && cm.CustomerID != o.Customer {
-			continue
-		}
-		mappings = append(mappings, cm)
-	}
-	if o.Customer != "" && len(mappings) == 0 {
-		if cm, ok := doc.Customer(srcName, o.Customer); ok && !cm.UsageSync {
-			return nil, fmt.Errorf("daemon: customer %s/%s has usage_sync off", srcName, o.Customer)
-		}
-		return nil, fmt.Errorf("daemon: no customer mapping for %s/%s in the mapping export", srcName, o.Customer)
+	mappings, err := e.selectCustomers(doc, o)
+	if err != nil {
+		return nil, err
 	}
 
 	rep, err := e.src.Fetch(ctx, period)
@@ -409,6 +395,37 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	})
 	p.flatten()
 	return p, nil
+}
+
+// selectCustomers returns the customer mappings a pass covers: those of the
+// engine's source with usage sync on, limited to o.Customer when set. A pass
+// for one customer that cannot be synced is an error, raised before any
+// request is made or any run is recorded.
+func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.CustomerMapping, error) {
+	if doc == nil {
+		return nil, errors.New("daemon: no mapping export")
+	}
+	if e.src == nil {
+		return nil, errors.New("daemon: no usage source configured")
+	}
+	srcName := e.src.Name()
+	var mappings []export.CustomerMapping
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source != srcName || !cm.UsageSync {
+			continue
+		}
+		if o.Customer != "" && cm.CustomerID != o.Customer {
+			continue
+		}
+		mappings = append(mappings, cm)
+	}
+	if o.Customer != "" && len(mappings) == 0 {
+		if cm, ok := doc.Customer(srcName, o.Customer); ok && !cm.UsageSync {
+			return nil, fmt.Errorf("daemon: customer %s/%s has usage_sync off", srcName, o.Customer)
+		}
+		return nil, fmt.Errorf("daemon: no customer mapping for %s/%s in the mapping export", srcName, o.Customer)
+	}
+	return mappings, nil
 }
 
 // classify sorts summed usage into billable usage per customer and the

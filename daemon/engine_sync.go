@@ -38,6 +38,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if e.db == nil {
 		return nil, errors.New("daemon: sync needs a state database")
 	}
+	if _, err := e.selectCustomers(doc, o); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -94,6 +97,12 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 
 	statuses, counts := e.statuses(p, run.ID)
+	for _, cs := range statuses {
+		if cs.Result == state.CustomerFailed {
+			log.Warn("Customer not synced", "customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID,
+				"err", cs.Error, "hint", cs.Hint)
+		}
+	}
 	run.Updated, run.Unchanged, run.Held, run.Failed = counts[LineUpdated], counts[LineUnchanged], counts[LineHeld], counts[LineFailed]
 	run.Customers = len(p.customers)
 	run.Result = runResult(statuses)

@@ -371,6 +371,12 @@ func TestEngine_Sync_customerLimitsThePass(t *testing.T) {
 	if err == nil || err.Error() != "daemon: no customer mapping for file/nobody in the mapping export" {
 		t.Errorf("Sync for an unknown customer: %v", err)
 	}
+	if runs, _ := h.db.Runs(0); len(runs) != 1 {
+		t.Errorf("runs = %+v, want only the first pass recorded (a mistyped customer is no run)", runs)
+	}
+	if got := h.metric(h.m.RunsTotal.WithLabelValues("failure")); got != 0 {
+		t.Errorf("runs_total{failure} = %v after a mistyped customer, want 0", got)
+	}
 }
 
 func TestEngine_Sync_missingUsage(t *testing.T) {
