@@ -253,11 +253,9 @@ func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) 
 }
 
 func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) (*pass, error) {
-	if doc == nil {
-		return nil, errors.New("daemon: no mapping export")
-	}
-	if e.src == nil {
-		return nil, errors.New("daemon: no usage source configured")
+	mappings, err := e.selectCustomers(doc, o)
+	if err != nil {
+		return nil, err
 	}
 	if sys := e.be.System(); doc.PSA.System != sys {
 		return nil, fmt.Errorf("daemon: the mapping export is for PSA system %q, not %q", doc.PSA.System, sys)
@@ -271,11 +269,6 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		Changes:       []Change{},
 		Unmapped:      Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
-
-	mappings, err := e.selectCustomers(doc, o)
-	if err != nil {
-		return nil, err
-	}
 
 	rep, err := e.src.Fetch(ctx, period)
 	if err != nil {

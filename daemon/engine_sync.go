@@ -24,6 +24,10 @@ import (
 // checks.
 const requestsPerWrite = 3
 
+// maxLoggedProblems bounds the usage problems logged per pass; the plan
+// holds all of them.
+const maxLoggedProblems = 20
+
 // budgetCheckEvery is how many writes may pass between two budget checks.
 // Checking costs a request itself, so it is not done before every write.
 const budgetCheckEvery = 20
@@ -88,6 +92,13 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return fail(err)
 	}
 	e.recordUnmapped(p.plan)
+	for i, pr := range p.plan.Problems {
+		if i == maxLoggedProblems {
+			log.Warn("More usage problems not logged", "problems", len(p.plan.Problems))
+			break
+		}
+		log.Warn("Skipped usage", "problem", pr.String())
+	}
 
 	if !dry {
 		if err := e.write(ctx, log, run.ID, p); err != nil {
@@ -96,7 +107,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		p.flatten()
 	}
 
-	statuses, counts := e.statuses(p, run.ID)
+	statuses, counts := e.statuses(p, run.ID, dry)
 	for _, cs := range statuses {
 		if cs.Result == state.CustomerFailed {
 			log.Warn("Customer not synced", "customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID,
@@ -305,8 +316,10 @@ func (g *budgetGate) stop() {
 	g.mu.Unlock()
 }
 
-// statuses derives the customer statuses and the line counts of a pass.
-func (e *Engine) statuses(p *pass, runID int64) ([]state.CustomerStatus, map[string]int) {
+// statuses derives the customer statuses and the line counts of a pass. In
+// a dry run they say what the pass would have done (a line it would update
+// counts as updated) and LastSuccess stays as stored.
+func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatus, map[string]int) {
 	counts := map[string]int{}
 	now := e.now().UTC()
 	out := make([]state.CustomerStatus, 0, len(p.customers))
@@ -368,7 +381,9 @@ func (e *Engine) statuses(p *pass, runID int64) ([]state.CustomerStatus, map[str
 			cs.Hint = fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID)
 		default:
 			cs.Result = state.CustomerSucceeded
-			cs.LastSuccess = now
+			if !dry {
+				cs.LastSuccess = now
+			}
 		}
 		counts[LineUpdated] += cs.Updated
 		counts[LineUnchanged] += cs.Unchanged
