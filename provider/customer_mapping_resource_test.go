@@ -210,7 +210,7 @@ func TestAccCustomerMappingResource_planChecks(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, globex.contract, ""),
-				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs to company ` + globex.company),
+				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs\s+to\s+company\s+` + globex.company),
 			},
 			{
 				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "987654321", ""),
@@ -316,7 +316,7 @@ func TestAccCustomerMappingResource_corruptExport(t *testing.T) {
 					}
 				},
 				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, `  ticket_sync = true`),
-				ExpectError: regexp.MustCompile(`(?s)Unable to Read Mapping Export.*left unchanged`),
+				ExpectError: regexp.MustCompile(`(?s)Unable to Read Mapping Export.*left\s+unchanged`),
 			},
 			{
 				PreConfig: func() {

@@ -41,7 +41,7 @@ data "psa_company" "test" {
   name = "Globex"
 }
 `,
-				ExpectError: regexp.MustCompile(`(?s)Ambiguous PSA Company Name.*2 matches: "Globex" \(id \d+\),\s+"Globex"\s+\(id \d+\)`),
+				ExpectError: regexp.MustCompile(`(?s)Ambiguous PSA Company Name.*2\s+matches:\s+"Globex" \(id \d+\),\s+"Globex"\s+\(id \d+\)`),
 			},
 			{
 				Config: e.providerConfig() + `
@@ -49,7 +49,7 @@ data "psa_company" "test" {
   name = "Initech"
 }
 `,
-				ExpectError: regexp.MustCompile(`(?s)PSA Company Not Found.*No company with name "Initech"`),
+				ExpectError: regexp.MustCompile(`(?s)PSA Company Not Found.*No\s+company\s+with\s+name\s+"Initech"`),
 			},
 		},
 	})
@@ -90,7 +90,7 @@ data "psa_contract" "test" {
 			},
 			{
 				Config:      config(`  name = "Old Services"`),
-				ExpectError: regexp.MustCompile(`(?s)PSA Contract Not Found.*Only\s+active recurring-service contracts were searched`),
+				ExpectError: regexp.MustCompile(`(?s)PSA Contract Not Found.*Only\s+active\s+recurring-service\s+contracts\s+were\s+searched`),
 			},
 			{
 				Config: config(`
@@ -117,7 +117,7 @@ data "psa_contract" "test" {
 			},
 			{
 				Config:      config(`  name = "Twice"`),
-				ExpectError: regexp.MustCompile(`(?s)Ambiguous PSA Contract Name.*is ambiguous: 2 matches`),
+				ExpectError: regexp.MustCompile(`(?s)Ambiguous PSA Contract Name.*is\s+ambiguous:\s+2\s+matches`),
 			},
 		},
 	})

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -130,7 +131,7 @@ data "psa_company" "test" {
   name = "Acme"
 }
 `,
-				ExpectError: regexp.MustCompile(`Exactly one of these attributes must be configured: \[autotask\]`),
+				ExpectError: regexp.MustCompile(`Exactly\s+one\s+of\s+these\s+attributes\s+must\s+be\s+configured:\s+\[autotask\]`),
 			},
 		},
 	})
@@ -284,4 +285,68 @@ resource "psa_customer_mapping" "acme" {
 func excerpt(data []byte, i int) string {
 	lo, hi := max(0, i-200), min(len(data), i+100)
 	return string(data[lo:hi])
+}
+
+// TestAccProvider_deleteGone destroys, without refreshing first, objects
+// that were removed out of band: Delete must treat "already gone" as done.
+func TestAccProvider_deleteGone(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+	config := e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" "test" {
+  name       = "Gone before destroy"
+  unit_price = 1
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = psa_service.test.id
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+resource "psa_integration" "test" {}
+`, acme.company, acme.contract)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+			},
+			{
+				PreConfig: func() {
+					s, err := e.simService("Gone before destroy")
+					if err != nil {
+						t.Fatal(err)
+					}
+					e.sim.Autotask().DeleteService(s.ID)
+					e.sim.ResetRequests()
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.DeleteProduct("sophos", "CIXA-MSP")
+						doc.DeleteCustomer("sophos", "cust-1")
+						doc.Integration = nil
+						return nil
+					})
+				},
+				Config:  config,
+				Destroy: true,
+			},
+		},
+		CheckDestroy: func(*terraform.State) error {
+			// Delete ran against the PSA and got "not found".
+			for _, r := range e.sim.Requests() {
+				if strings.Contains(strings.ToLower(r.Path), "/services/") && r.Status == http.StatusNotFound {
+					return nil
+				}
+			}
+			return fmt.Errorf("destroy made no request for the deleted service; requests: %+v", e.sim.Requests())
+		},
+	})
 }

@@ -229,11 +229,11 @@ func TestAccServiceResource_deletePolicyUnsupported(t *testing.T) {
 		Steps: []resource.TestStep{
 			{
 				Config:      testAccServiceResourceConfig(e, "Never deletable", 1, `  deletion_policy = "delete"`),
-				ExpectError: regexp.MustCompile(`(?s)Unsupported Deletion Policy.*Autotask cannot delete services`),
+				ExpectError: regexp.MustCompile(`(?s)Unsupported Deletion Policy.*Autotask\s+cannot\s+delete\s+services`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Bad period", 1, `  billing_period = "weekly"`),
-				ExpectError: regexp.MustCompile(`billing_period value must be one of`),
+				ExpectError: regexp.MustCompile(`billing_period\s+value\s+must\s+be\s+one\s+of`),
 			},
 		},
 	})
