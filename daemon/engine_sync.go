@@ -506,3 +506,42 @@ func (e *Engine) recordCustomers(doc *export.Document) {
 		m.Customers.WithLabelValues(s).Set(float64(counts[s]))
 	}
 }
+
+// RestoreMetrics sets the gauges that describe past passes from the state
+// database: the last run and last success timestamps (of passes that wrote,
+// not dry runs) and the customers by status for the customers doc maps with
+// usage sync on. Call it at start-up, so that a restart does not make the
+// last success look like it never happened. doc may be nil (the customers
+// gauge is then left alone).
+func (e *Engine) RestoreMetrics(doc *export.Document) error {
+	if e.metrics == nil || e.db == nil {
+		return nil
+	}
+	runs, err := e.db.Runs(0)
+	if err != nil {
+		return fmt.Errorf("daemon: reading runs: %w", err)
+	}
+	var lastRun, lastSuccess time.Time
+	for _, r := range runs { // newest first
+		if r.DryRun || r.Finished.IsZero() || r.Result == state.RunRunning {
+			continue
+		}
+		if lastRun.IsZero() {
+			lastRun = r.Finished
+		}
+		if r.Result == state.RunSuccess {
+			lastSuccess = r.Finished
+			break
+		}
+	}
+	if !lastRun.IsZero() {
+		e.metrics.LastRunTimestamp.Set(float64(lastRun.UnixNano()) / 1e9)
+	}
+	if !lastSuccess.IsZero() {
+		e.metrics.LastSuccessTimestamp.Set(float64(lastSuccess.UnixNano()) / 1e9)
+	}
+	if doc != nil {
+		e.recordCustomers(doc)
+	}
+	return nil
+}

@@ -911,3 +911,32 @@ func mustInt(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+func TestEngine_RestoreMetrics(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	h.sync(PassOptions{})
+	h.sync(PassOptions{DryRun: true})
+
+	// A restarted daemon has a fresh registry but the same state.
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, psa.SystemAutotask)
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Metrics: m})
+	if err := e.RestoreMetrics(h.doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.LastSuccessTimestamp); got != float64(etNow.Unix()) {
+		t.Errorf("last_success_timestamp_seconds = %v, want %v", got, float64(etNow.Unix()))
+	}
+	if got := testutil.ToFloat64(m.LastRunTimestamp); got != float64(etNow.Unix()) {
+		t.Errorf("last_run_timestamp_seconds = %v, want %v", got, float64(etNow.Unix()))
+	}
+	if got := testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")); got != 2 {
+		t.Errorf("customers{succeeded} = %v, want 2", got)
+	}
+}
