@@ -428,6 +428,12 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
+	mapped := make(map[string]bool, len(doc.CustomerMappings)) // Document.Customer scans the list
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source == srcName {
+			mapped[cm.CustomerID] = true
+		}
+	}
 	addProduct := func(set map[string]*UnmappedProduct, r source.Record) {
 		up := set[r.Product]
 		if up == nil {
@@ -445,7 +451,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			u.Unassigned = append(u.Unassigned, r)
 			continue
 		}
-		if _, ok := doc.Customer(srcName, r.CustomerID); !ok {
+		if !mapped[r.CustomerID] {
 			uc := unmappedCustomers[r.CustomerID]
 			if uc == nil {
 				uc = &UnmappedCustomer{CustomerID: r.CustomerID}

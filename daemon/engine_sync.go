@@ -490,10 +490,16 @@ func (e *Engine) recordCustomers(doc *export.Document) {
 		e.logger.Error("Could not read customer statuses for metrics", "err", err)
 		return
 	}
+	type key struct{ source, customer string }
+	syncing := make(map[key]bool, len(doc.CustomerMappings))
+	for _, cm := range doc.CustomerMappings {
+		if cm.UsageSync && (e.src == nil || cm.Source == e.src.Name()) {
+			syncing[key{cm.Source, cm.CustomerID}] = true
+		}
+	}
 	counts := map[string]int{}
 	for _, cs := range all {
-		cm, ok := doc.Customer(cs.Source, cs.CustomerID)
-		if !ok || !cm.UsageSync || (e.src != nil && cs.Source != e.src.Name()) {
+		if !syncing[key{cs.Source, cs.CustomerID}] {
 			continue
 		}
 		r := cs.Result

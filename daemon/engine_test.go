@@ -35,7 +35,7 @@ var (
 // etHarness is one simulated Autotask tenant, a usage file, a state database,
 // a registry and an export, wired into an Engine.
 type etHarness struct {
-	t     *testing.T
+	t     testing.TB
 	sim   *psatest.Server
 	at    *psatest.Autotask
 	be    psa.Backend
@@ -51,7 +51,7 @@ type etHarness struct {
 	svcIntercept, svcMDR int64
 }
 
-func newETHarness(t *testing.T, opts ...psatest.Option) *etHarness {
+func newETHarness(t testing.TB, opts ...psatest.Option) *etHarness {
 	t.Helper()
 	opts = append([]psatest.Option{psatest.WithClock(func() time.Time { return etNow })}, opts...)
 	sim := psatest.Start(t, opts...)
