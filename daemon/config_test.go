@@ -143,7 +143,7 @@ func TestLoad_bad(t *testing.T) {
 	// Every environment variable is set so that each file fails only for
 	// the reason its name gives; the missing-secret files prove that the
 	// file wins over nothing but is not replaced when it is broken.
-	for _, tc := range []struct {
+	cases := []struct {
 		file string
 		env  map[string]string
 		want string
@@ -169,7 +169,22 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-export-path.yml", want: "export_path is required"},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
 		{file: "does-not-exist.yml", want: "open testdata/does-not-exist.yml: no such file or directory"},
-	} {
+	}
+	// Every bad-*.yml in testdata is in the table.
+	files, err := filepath.Glob("testdata/bad-*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, tc := range cases {
+		covered[tc.file] = true
+	}
+	for _, f := range files {
+		if !covered[filepath.Base(f)] {
+			t.Errorf("%s has no case in TestLoad_bad", f)
+		}
+	}
+	for _, tc := range cases {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
 			path := "testdata/" + tc.file
