@@ -1,0 +1,4 @@
+import {
+  to = psa_integration.this
+  id = "psa-mappings.json"
+}

@@ -1,0 +1,4 @@
+import {
+  to = psa_product_mapping.cixa_msp
+  id = "sophos/CIXA-MSP"
+}

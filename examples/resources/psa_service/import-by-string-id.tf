@@ -1,0 +1,4 @@
+import {
+  to = psa_service.intercept_x
+  id = "30000012"
+}
