@@ -160,6 +160,17 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 		return
 	}
 
+	if req.State.Raw.IsNull() {
+		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
+		r.data.checkCreate(&resp.Diagnostics, "Customer mapping "+customer, customer, func(doc *export.Document) bool {
+			_, ok := doc.Customer(source, customerID)
+			return ok
+		})
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
 	if plan.CompanyID.IsUnknown() {
 		return
 	}

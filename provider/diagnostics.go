@@ -25,6 +25,11 @@ const (
 	summaryReadExport   = "Unable to Read Mapping Export"
 	summaryUpdateExport = "Unable to Update Mapping Export"
 
+	summaryEntryExists = "Already in Mapping Export"
+	detailEntryExists  = "%s is already in the mapping export %q, and Terraform does not manage it here. " +
+		"Import it instead of creating it (terraform import <address> %s, or an import block). " +
+		"If another resource address of this configuration managed it before, add a moved block."
+
 	summaryUnexpectedImportID = "Unexpected Import Identifier"
 	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
 

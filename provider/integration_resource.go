@@ -111,14 +111,21 @@ func (r *integrationResource) Configure(_ context.Context, req resource.Configur
 	r.data = data
 }
 
-// ModifyPlan fails the plan when the provider has no export, and plans the
-// id, which is known before apply.
+// ModifyPlan fails the plan when the provider has no export or the export
+// cannot take new settings, and plans the id, which is known before apply.
 func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
 	}
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
+	}
+	if req.State.Raw.IsNull() {
+		r.data.checkCreate(&resp.Diagnostics, "The integration settings (one psa_integration per export)", r.data.exportPath,
+			func(doc *export.Document) bool { return doc.Integration != nil })
+		if resp.Diagnostics.HasError() {
+			return
+		}
 	}
 	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
 }

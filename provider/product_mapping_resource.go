@@ -146,6 +146,18 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 		}
 	}
 
+	if state == nil && !plan.Source.IsUnknown() && !plan.Product.IsUnknown() {
+		source, product := plan.Source.ValueString(), plan.Product.ValueString()
+		id := productMappingImportID.format(source, product)
+		r.data.checkCreate(&resp.Diagnostics, "Product mapping "+id, id, func(doc *export.Document) bool {
+			_, ok := doc.Product(source, product)
+			return ok
+		})
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
 	// The service is created in this apply: its id and name are unknown, and
 	// Create checks it instead.
 	if plan.ServiceID.IsUnknown() {

@@ -184,13 +184,15 @@ func TestAccProductMappingResource_disappears(t *testing.T) {
 	})
 }
 
-// TestAccProductMappingResource_serviceChecks fails plans that map a product
-// to a missing or inactive service.
-func TestAccProductMappingResource_serviceChecks(t *testing.T) {
+// TestAccProductMappingResource_planChecks fails plans that map a product
+// to a missing or inactive service, or create a mapping the export already
+// has.
+func TestAccProductMappingResource_planChecks(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	inactive := e.sim.Autotask().AddService("Retired service", 1)
 	e.sim.Autotask().SetServiceActive(inactive, false)
+	active := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -202,6 +204,16 @@ func TestAccProductMappingResource_serviceChecks(t *testing.T) {
 			{
 				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", "987654321", ""),
 				ExpectError: regexp.MustCompile(`(?s)PSA Service Not Found.*987654321`),
+			},
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: active, SyncEnabled: true})
+						return nil
+					})
+				},
+				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", active, ""),
+				ExpectError: regexp.MustCompile(`(?s)Already in Mapping Export.*terraform\s+import\s+<address>\s+sophos/CIXA-MSP`),
 			},
 		},
 	})

@@ -216,6 +216,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 
 	ctx = maskSecrets(ctx, secrets)
+	cfg.Logger = newBackendLogger(ctx)
 	tflog.Debug(ctx, "Creating PSA backend", map[string]any{
 		"system":          string(cfg.System),
 		"export_path":     exportPath,

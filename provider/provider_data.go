@@ -86,6 +86,22 @@ func (d *providerData) readExport() (doc *export.Document, found bool, err error
 	return doc, true, nil
 }
 
+// checkCreate fails the plan of a new export entry that the apply could not
+// write: the export is unreadable, or holds the entry already (not yet
+// imported, or managed by another resource address). exists reports
+// whether doc has the entry; entry names it in messages and importID is
+// how to import it.
+func (d *providerData) checkCreate(diags *diag.Diagnostics, entry, importID string, exists func(*export.Document) bool) {
+	doc, found, err := d.readExport()
+	if err != nil {
+		exportReadError(diags, d.exportPath, err)
+		return
+	}
+	if found && exists(doc) {
+		diags.AddError(summaryEntryExists, fmt.Sprintf(detailEntryExists, entry, d.exportPath, importID))
+	}
+}
+
 // updateExport runs fn on the mapping export under its lock and writes the
 // result when fn changed it.
 func (d *providerData) updateExport(ctx context.Context, fn func(*export.Document) error) error {

@@ -350,3 +350,45 @@ resource "psa_integration" "test" {}
 		},
 	})
 }
+
+// TestAccProvider_environment checks the environment fallbacks: values in
+// the provider block win over the environment, and unset ones come from it.
+// It is not parallel because it sets process environment variables.
+func TestAccProvider_environment(t *testing.T) {
+	e := newTestEnv(t)
+	e.sim.Autotask().AddCompany("Acme")
+	t.Setenv(envAutotaskUsername, "wrong@msp.example")
+	t.Setenv(envAutotaskSecret, "wrong-secret")
+	t.Setenv(envAutotaskIntegrationCode, "WRONGCODE")
+	t.Setenv(envAutotaskBaseURL, "http://127.0.0.1:1/ATServicesRest/")
+	t.Setenv(envExportPath, e.exportPath)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: fmt.Sprintf(`
+provider "psa" {
+  autotask {
+    username         = "api@msp.example"
+    secret           = "sim-secret"
+    integration_code = "SIMCODE"
+    base_url         = %[1]q
+  }
+}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+
+resource "psa_integration" "test" {}
+`, e.sim.AutotaskBaseURL()),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
+					resource.TestCheckResourceAttr("psa_integration.test", "id", e.exportPath),
+					e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
+				),
+			},
+		},
+	})
+}
