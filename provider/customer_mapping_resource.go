@@ -261,7 +261,7 @@ func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadReq
 		m, found = doc.Customer(state.Source.ValueString(), state.CustomerID.ValueString())
 	}
 	if !found {
-		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "Customer mapping "+id+" in "+r.data.exportPath))
+		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "Customer mapping "+id+" in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
 		return
 	}

@@ -33,7 +33,9 @@ const (
 	summaryUnexpectedImportID = "Unexpected Import Identifier"
 	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
 
-	summaryRemovedFromState = "%s no longer exists and was removed from the Terraform state; the next plan creates it again"
+	// logRemovedFromState is the tflog.Warn message of Read for an object
+	// that is gone.
+	logRemovedFromState = "%s no longer exists and was removed from the Terraform state; the next plan creates it again"
 )
 
 // unknownDetail explains an unknown provider configuration value.

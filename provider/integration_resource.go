@@ -171,7 +171,7 @@ func (r *integrationResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 	if !found || doc.Integration == nil {
-		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "The integration settings in "+r.data.exportPath))
+		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "The integration settings in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
 		return
 	}

@@ -243,7 +243,7 @@ func (r *productMappingResource) Read(ctx context.Context, req resource.ReadRequ
 		m, found = doc.Product(state.Source.ValueString(), state.Product.ValueString())
 	}
 	if !found {
-		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "Product mapping "+id+" in "+r.data.exportPath))
+		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "Product mapping "+id+" in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
 		return
 	}

@@ -35,7 +35,7 @@ type providerData struct {
 	// plan being made, to catch two customers mapped to one contract.
 	contracts *contractRegistry
 
-	instanceOnce sync.Mutex
+	instanceMu sync.Mutex
 }
 
 // maskedContext returns ctx with the provider's credentials masked in logs.
@@ -59,8 +59,8 @@ func (d *providerData) instance(ctx context.Context) (string, error) {
 	if in := d.backend.Instance(); in != "" {
 		return in, nil
 	}
-	d.instanceOnce.Lock()
-	defer d.instanceOnce.Unlock()
+	d.instanceMu.Lock()
+	defer d.instanceMu.Unlock()
 	if in := d.backend.Instance(); in != "" {
 		return in, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -154,7 +155,8 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 		Blocks: map[string]schema.Block{
 			string(psa.SystemAutotask): schema.SingleNestedBlock{
 				MarkdownDescription: "Fields only Autotask has. Omit the block to let the provider choose them; set it " +
-					"(it may be empty) to have Terraform track them. Only valid with an `autotask` provider.",
+					"(it may be empty) to have Terraform track them; an imported service starts without it. " +
+					"Only valid with an `autotask` provider block.",
 				Attributes: map[string]schema.Attribute{
 					"billing_code_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service. " +
@@ -226,7 +228,23 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("The autotask block only applies to Autotask, but the provider is configured for %s. Remove the block.",
 				systemTitle(r.data.system)))
 	}
-	if resp.Diagnostics.HasError() || req.State.Raw.IsNull() || plan.Autotask.IsNull() || plan.Autotask.IsUnknown() {
+	if resp.Diagnostics.HasError() || plan.Autotask.IsNull() || plan.Autotask.IsUnknown() {
+		return
+	}
+
+	var cfgAT serviceAutotaskModel
+	if !config.Autotask.IsNull() && !config.Autotask.IsUnknown() {
+		resp.Diagnostics.Append(config.Autotask.As(ctx, &cfgAT, basetypes.ObjectAsOptions{})...)
+	}
+	if label := cfgAT.PeriodType; !label.IsNull() && !label.IsUnknown() && !plan.BillingPeriod.IsUnknown() {
+		if p, ok := autotaskLabelPeriod(label.ValueString()); ok && string(p) != plan.BillingPeriod.ValueString() {
+			resp.Diagnostics.AddAttributeError(path.Root("autotask").AtName("period_type"), "Conflicting Billing Period",
+				fmt.Sprintf("The Autotask period type %q bills %s, but billing_period is %q. Set billing_period = %q as well, "+
+					"or leave period_type unset to derive it from billing_period.",
+					label.ValueString(), p, plan.BillingPeriod.ValueString(), p))
+		}
+	}
+	if resp.Diagnostics.HasError() || req.State.Raw.IsNull() {
 		return
 	}
 
@@ -236,10 +254,6 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
-	}
-	var cfgAT serviceAutotaskModel
-	if !config.Autotask.IsNull() && !config.Autotask.IsUnknown() {
-		resp.Diagnostics.Append(config.Autotask.As(ctx, &cfgAT, basetypes.ObjectAsOptions{})...)
 	}
 	var planAT serviceAutotaskModel
 	resp.Diagnostics.Append(plan.Autotask.As(ctx, &planAT, basetypes.ObjectAsOptions{})...)
@@ -296,7 +310,7 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 
 	svc, err := r.data.backend.GetService(ctx, state.ID.ValueString())
 	if errors.Is(err, psa.ErrNotFound) {
-		tflog.Warn(ctx, fmt.Sprintf(summaryRemovedFromState, "PSA service "+state.ID.ValueString()))
+		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "PSA service "+state.ID.ValueString()))
 		resp.State.RemoveResource(ctx)
 		return
 	}
@@ -417,10 +431,10 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 
 // newServiceModel converts a service from the PSA to the state. prior
 // supplies what the PSA does not hold: deletion_policy and whether the
-// autotask block is tracked. A prior without a name is an import, which
-// tracks the block and takes the default policy.
+// autotask block is tracked. An import has neither; it takes the default
+// policy and leaves the block untracked, which matches the smallest
+// configuration, so importing it plans no change.
 func newServiceModel(ctx context.Context, svc *psa.Service, prior serviceResourceModel) (serviceResourceModel, diag.Diagnostics) {
-	imported := prior.Name.IsNull()
 	m := serviceResourceModel{
 		ID:                 types.StringValue(svc.ID),
 		Name:               types.StringValue(svc.Name),
@@ -433,11 +447,16 @@ func newServiceModel(ctx context.Context, svc *psa.Service, prior serviceResourc
 		DeletionPolicy:     prior.DeletionPolicy,
 		Autotask:           types.ObjectNull(serviceAutotaskAttrTypes),
 	}
+	// A tenant's own period type label may match no neutral period; the
+	// label is then tracked in autotask.period_type alone.
+	if svc.BillingPeriod == "" && !prior.BillingPeriod.IsNull() && !prior.BillingPeriod.IsUnknown() {
+		m.BillingPeriod = prior.BillingPeriod
+	}
 	if m.DeletionPolicy.IsNull() || m.DeletionPolicy.IsUnknown() {
 		m.DeletionPolicy = types.StringValue(deletionPolicyDeactivate)
 	}
 	var diags diag.Diagnostics
-	if svc.Autotask != nil && (imported || !prior.Autotask.IsNull()) {
+	if svc.Autotask != nil && !prior.Autotask.IsNull() {
 		m.Autotask, diags = types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
 			BillingCodeID: types.StringValue(svc.Autotask.BillingCodeID),
 			PeriodType:    types.StringValue(svc.Autotask.PeriodType),
@@ -458,6 +477,30 @@ func serviceFieldsEqual(a, b serviceResourceModel) bool {
 		a.Active.Equal(b.Active) &&
 		a.Autotask.Equal(b.Autotask) &&
 		a.DeletionPolicy.Equal(b.DeletionPolicy)
+}
+
+// autotaskLabelPeriod reads an Autotask Services.periodType label as a
+// billing period the way the Autotask backend does (case, spaces and
+// punctuation ignored), so that a period_type contradicting billing_period
+// fails the plan rather than the apply.
+func autotaskLabelPeriod(label string) (psa.BillingPeriod, bool) {
+	var b strings.Builder
+	for _, r := range strings.ToLower(label) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	switch b.String() {
+	case "monthly":
+		return psa.BillingPeriodMonthly, true
+	case "quarterly":
+		return psa.BillingPeriodQuarterly, true
+	case "semiannual", "semiannually", "halfyearly":
+		return psa.BillingPeriodSemiAnnual, true
+	case "yearly", "annual", "annually":
+		return psa.BillingPeriodYearly, true
+	}
+	return "", false
 }
 
 func billingPeriods() []string {

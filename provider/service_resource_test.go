@@ -63,8 +63,6 @@ func TestAccServiceResource_basic(t *testing.T) {
   invoice_description = "Sophos Intercept X Advanced, per user"
   unit_cost           = 2.25
   billing_period      = "monthly"
-
-  autotask {}
 `),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
@@ -72,8 +70,7 @@ func TestAccServiceResource_basic(t *testing.T) {
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("unit_cost"), knownvalue.Float64Exact(2.25)),
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("deletion_policy"), knownvalue.StringExact("deactivate")),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("billing_code_id"), knownvalue.NotNull()),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Monthly")),
+					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask"), knownvalue.Null()),
 				},
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttrSet("psa_service.test", "id"),
@@ -102,7 +99,11 @@ func TestAccServiceResource_update(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				Config: testAccServiceResourceConfig(e, "Password Boss", 2, ""),
+				Config: testAccServiceResourceConfig(e, "Password Boss", 2, `  autotask {}`),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("billing_code_id"), knownvalue.NotNull()),
+					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Monthly")),
+				},
 			},
 			{
 				Config: testAccServiceResourceConfig(e, "Password Boss Business", 2.75, `
@@ -110,6 +111,8 @@ func TestAccServiceResource_update(t *testing.T) {
   billing_period  = "yearly"
   active          = false
   deletion_policy = "abandon"
+
+  autotask {}
 `),
 				ConfigPlanChecks: resource.ConfigPlanChecks{
 					PreApply: []plancheck.PlanCheck{
@@ -118,6 +121,8 @@ func TestAccServiceResource_update(t *testing.T) {
 				},
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("billing_period"), knownvalue.StringExact("yearly")),
+					// The derived period type label follows the billing period.
+					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Yearly")),
 					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(false)),
 				},
 				Check: e.checkSimService("Password Boss Business", func(s psatest.AutotaskService) error {
@@ -220,7 +225,7 @@ resource "psa_service" "abandon" {
 	})
 }
 
-func TestAccServiceResource_deletePolicyUnsupported(t *testing.T) {
+func TestAccServiceResource_invalid(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 
@@ -230,6 +235,14 @@ func TestAccServiceResource_deletePolicyUnsupported(t *testing.T) {
 			{
 				Config:      testAccServiceResourceConfig(e, "Never deletable", 1, `  deletion_policy = "delete"`),
 				ExpectError: regexp.MustCompile(`(?s)Unsupported Deletion Policy.*Autotask\s+cannot\s+delete\s+services`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Conflicting period", 1, `
+  autotask {
+    period_type = "Yearly"
+  }
+`),
+				ExpectError: regexp.MustCompile(`(?s)Conflicting Billing Period.*billing_period\s+=\s+"yearly"`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Bad period", 1, `  billing_period = "weekly"`),
