@@ -38,15 +38,19 @@ const (
 	logRemovedFromState = "%s no longer exists and was removed from the Terraform state; the next plan creates it again"
 )
 
-// unknownDetail explains an unknown provider configuration value.
-func unknownDetail(name, system string) string {
-	target := "the provider"
+// unknownDetail explains an unknown provider configuration value. env is the
+// environment variable that may provide it instead, if any.
+func unknownDetail(name, system, env string) string {
+	s := "The provider cannot be configured"
 	if system != "" {
-		target = "the " + system + " API client"
+		s = "The provider cannot create the " + system + " API client"
 	}
-	return fmt.Sprintf("The provider cannot create %s because %s is unknown until apply. "+
-		"Set it to a static value, apply the resource it depends on first (-target), "+
-		"or leave it unset and use its environment variable.", target, name)
+	s += fmt.Sprintf(" because %s is unknown until apply. Set it to a static value, "+
+		"or apply the resource it depends on first (terraform apply -target=...)", name)
+	if env != "" {
+		s += ", or leave it unset and set the " + env + " environment variable"
+	}
+	return s + "."
 }
 
 // missingDetail explains a required provider configuration value that is set

@@ -177,13 +177,13 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 
 	// Unknown values come from configuration that depends on resources not
 	// yet created. Refuse them one by one, so the user sees every culprit.
-	unknownAttributeErrors(&resp.Diagnostics, map[string]configValue{
-		"export_path":     config.ExportPath,
-		"max_concurrency": config.MaxConcurrency,
-		"max_retries":     config.MaxRetries,
-	}, path.Empty(), "")
+	unknownAttributeErrors(&resp.Diagnostics, path.Empty(), "", []unknownCheck{
+		{"export_path", config.ExportPath, envExportPath},
+		{"max_concurrency", config.MaxConcurrency, ""},
+		{"max_retries", config.MaxRetries, ""},
+	})
 	if config.Autotask.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("autotask"), "Unknown Autotask Configuration", unknownDetail("autotask block", ""))
+		resp.Diagnostics.AddAttributeError(path.Root("autotask"), "Unknown Autotask Configuration", unknownDetail("the autotask block", "", ""))
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -258,13 +258,13 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 		return nil, nil
 	}
 	base := path.Root("autotask")
-	unknownAttributeErrors(diags, map[string]configValue{
-		"username":                  m.Username,
-		"secret":                    m.Secret,
-		"integration_code":          m.IntegrationCode,
-		"base_url":                  m.BaseURL,
-		"impersonation_resource_id": m.ImpersonationResourceID,
-	}, base, "Autotask")
+	unknownAttributeErrors(diags, base, "Autotask", []unknownCheck{
+		{"base_url", m.BaseURL, envAutotaskBaseURL},
+		{"impersonation_resource_id", m.ImpersonationResourceID, envAutotaskImpersonationResourceID},
+		{"integration_code", m.IntegrationCode, envAutotaskIntegrationCode},
+		{"secret", m.Secret, envAutotaskSecret},
+		{"username", m.Username, envAutotaskUsername},
+	})
 	if diags.HasError() {
 		return nil, nil
 	}
@@ -307,24 +307,26 @@ func (p *psaProvider) DataSources(context.Context) []func() datasource.DataSourc
 	}
 }
 
-// configValue is the part of an attribute value that Configure inspects.
-type configValue interface {
-	IsUnknown() bool
+// unknownCheck is a provider attribute that must be known in Configure.
+type unknownCheck struct {
+	name  string
+	value interface{ IsUnknown() bool }
+	env   string // environment variable that may provide it instead, if any
 }
 
-// unknownAttributeErrors adds one attribute error per unknown value, in name
-// order so that diagnostics are stable.
-func unknownAttributeErrors(diags *diag.Diagnostics, values map[string]configValue, base path.Path, system string) {
-	for _, name := range sortedKeys(values) {
-		if !values[name].IsUnknown() {
+// unknownAttributeErrors adds one attribute error per unknown value, so that
+// the user sees every culprit at once.
+func unknownAttributeErrors(diags *diag.Diagnostics, base path.Path, system string, checks []unknownCheck) {
+	for _, c := range checks {
+		if !c.value.IsUnknown() {
 			continue
 		}
-		p := path.Root(name)
+		p := path.Root(c.name)
 		if len(base.Steps()) > 0 {
-			p = base.AtName(name)
+			p = base.AtName(c.name)
 		}
-		summary := "Unknown " + strings.TrimSpace(system+" "+titleCase(name))
-		diags.AddAttributeError(p, summary, unknownDetail(name, system))
+		summary := "Unknown " + strings.TrimSpace(system+" "+titleCase(c.name))
+		diags.AddAttributeError(p, summary, unknownDetail(c.name, system, c.env))
 	}
 }
 

@@ -392,3 +392,29 @@ resource "psa_integration" "test" {}
 		},
 	})
 }
+
+func TestAccProvider_missingExportPath(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: fmt.Sprintf(`
+provider "psa" {
+  autotask {
+    username         = "api@msp.example"
+    secret           = "sim-secret"
+    integration_code = "SIMCODE"
+    base_url         = %[1]q
+  }
+}
+
+resource "psa_integration" "test" {}
+`, e.sim.AutotaskBaseURL()),
+				ExpectError: regexp.MustCompile(`(?s)Missing Mapping Export Path.*PSA_EXPORT_PATH`),
+			},
+		},
+	})
+}
