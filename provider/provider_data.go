@@ -35,6 +35,8 @@ type providerData struct {
 	// plan being made, to catch two customers mapped to one contract.
 	contracts *contractRegistry
 
+	// instanceMu makes concurrent first writes wait for one ping instead of
+	// each pinging the PSA (see instance).
 	instanceMu sync.Mutex
 }
 
