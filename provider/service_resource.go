@@ -159,8 +159,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"Only valid with an `autotask` provider block.",
 				Attributes: map[string]schema.Attribute{
 					"billing_code_id": schema.StringAttribute{
-						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service. " +
-							"Defaults to the tenant's first active recurring-contract allocation code.",
+						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service. When unset, the " +
+							"tenant's one active allocation code of use type \"Recurring Contract Service\" is used; a tenant with " +
+							"several must name one here, and the apply error lists them.",
 						Optional:      true,
 						Computed:      true,
 						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
