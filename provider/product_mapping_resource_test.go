@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"testing"
@@ -70,8 +71,12 @@ resource "psa_product_mapping" "test" {
 						"psa_service.cixa", tfjsonpath.New("id"), compare.ValuesSame()),
 				},
 				Check: e.checkExport(func(doc *export.Document) error {
-					if doc.PSA.System != "autotask" || len(doc.ProductMappings) != 1 {
-						return fmt.Errorf("export = %+v", doc)
+					u, err := url.Parse(e.sim.URL())
+					if err != nil {
+						return err
+					}
+					if doc.PSA.System != "autotask" || doc.PSA.Instance != u.Host || len(doc.ProductMappings) != 1 {
+						return fmt.Errorf("export = %+v, want one product mapping for autotask instance %s", doc, u.Host)
 					}
 					m := doc.ProductMappings[0]
 					if m.Source != "sophos" || m.Product != "CIXA-MSP" || m.ServiceName != "Sophos Intercept X Advanced" || !m.SyncEnabled || m.ServiceID == "" {

@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"context"
+	"sync"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -23,5 +25,48 @@ func TestContractRegistry_claim(t *testing.T) {
 	// Contract ids are per system.
 	if _, ok := r.claim(psa.SystemConnectWise, "29684183", "sophos/b"); !ok {
 		t.Error("claim of the same id in another system refused")
+	}
+}
+
+// lazyBackend is a backend that learns its instance on first use, like
+// Autotask without base_url.
+type lazyBackend struct {
+	psa.Backend // unused methods panic
+	mu          sync.Mutex
+	pings       int
+	instance    string
+}
+
+func (b *lazyBackend) Instance() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.instance
+}
+
+func (b *lazyBackend) Ping(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pings++
+	b.instance = "webservices5.autotask.net"
+	return nil
+}
+
+func TestProviderData_instance(t *testing.T) {
+	t.Parallel()
+
+	b := &lazyBackend{}
+	d := &providerData{backend: b, system: psa.SystemAutotask}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			in, err := d.instance(t.Context())
+			if err != nil || in != "webservices5.autotask.net" {
+				t.Errorf("instance() = %q, %v", in, err)
+			}
+		})
+	}
+	wg.Wait()
+	if b.pings != 1 {
+		t.Errorf("pinged %d times, want 1", b.pings)
 	}
 }
