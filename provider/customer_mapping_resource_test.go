@@ -107,6 +107,12 @@ resource "psa_customer_mapping" "test" {
 				ImportStateId:     "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
 				ImportStateVerify: true,
 			},
+			{
+				ResourceName:    "psa_customer_mapping.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
+			},
 		},
 		CheckDestroy: e.checkExport(func(doc *export.Document) error {
 			if len(doc.CustomerMappings) != 0 {

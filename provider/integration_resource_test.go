@@ -59,6 +59,12 @@ func TestAccIntegrationResource_basic(t *testing.T) {
 				ImportStateVerify: true,
 			},
 			{
+				ResourceName:    "psa_integration.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   e.exportPath,
+			},
+			{
 				ResourceName:  "psa_integration.test",
 				ImportState:   true,
 				ImportStateId: "other.json",

@@ -92,6 +92,12 @@ resource "psa_product_mapping" "test" {
 				ImportStateVerify: true,
 			},
 			{
+				ResourceName:    "psa_product_mapping.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   "sophos/CIXA-MSP",
+			},
+			{
 				ResourceName:  "psa_product_mapping.test",
 				ImportState:   true,
 				ImportStateId: "CIXA-MSP",

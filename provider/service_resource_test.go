@@ -87,6 +87,19 @@ func TestAccServiceResource_basic(t *testing.T) {
 				ImportState:       true,
 				ImportStateVerify: true,
 			},
+			// An import block plans no change, and the configuration that
+			// `terraform plan -generate-config-out` writes imports cleanly too.
+			{
+				ResourceName:    "psa_service.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+			},
+			{
+				ResourceName:    "psa_service.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
+			},
 		},
 	})
 }
