@@ -418,3 +418,73 @@ resource "psa_integration" "test" {}
 		},
 	})
 }
+
+func TestAccProvider_wrongCredentials(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psatest.WithAutotaskCredentials("api@msp.example", "the-real-secret", "SIMCODE"))
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				// providerConfig sends "sim-secret".
+				Config: e.providerConfig() + `
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+				ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials`),
+			},
+		},
+	})
+}
+
+// TestAccProvider_psaUnavailable checks that plan-time checks are a
+// courtesy: when the PSA cannot answer them, a plan that only changes the
+// export warns and goes ahead.
+func TestAccProvider_psaUnavailable(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	acme := e.addCustomerFixture("Acme")
+	e.sim.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/Contracts*", Status: http.StatusServiceUnavailable})
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: fmt.Sprintf(`
+provider "psa" {
+  export_path = %[2]q
+  max_retries = 0
+
+  autotask {
+    username         = "api@msp.example"
+    secret           = "sim-secret"
+    integration_code = "SIMCODE"
+    base_url         = %[1]q
+  }
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[3]q
+  contract_id = %[4]q
+}
+`, e.sim.AutotaskBaseURL(), e.exportPath, acme.company, acme.contract),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					e.checkExport(customerMappingIs(export.CustomerMapping{
+						Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+					})),
+					func(*terraform.State) error {
+						for _, r := range e.sim.Requests() {
+							if strings.Contains(r.Path, "/Contracts/") && r.Status == http.StatusServiceUnavailable {
+								return nil
+							}
+						}
+						return fmt.Errorf("the plan never asked the PSA for the contract")
+					},
+				),
+			},
+		},
+	})
+}
