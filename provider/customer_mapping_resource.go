@@ -132,7 +132,7 @@ func (r *customerMappingResource) Configure(_ context.Context, req resource.Conf
 
 // ModifyPlan claims the contract for this customer in the plan-wide
 // registry and, when the company or contract changes, checks with the PSA
-// that the contract is the company's.
+// that the contract is the company's and can be billed on.
 func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
@@ -208,6 +208,12 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 				"Use one of company %s's contracts (data.psa_contract with company_id = %q), or fix company_id.",
 				contractID, contract.Name, contract.CompanyID, plan.CompanyID.ValueString(), customer,
 				plan.CompanyID.ValueString(), plan.CompanyID.ValueString()))
+	case !contract.Recurring:
+		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Not a Recurring-Service Contract",
+			fmt.Sprintf("Contract %s (%q) is a %q contract. psa-syncd sets quantities only on recurring-service contracts, "+
+				"so customer %s's usage could never be billed on it. Map the customer to one of company %s's recurring-service "+
+				"contracts; data.psa_contract finds only those by default.",
+				contractID, contract.Name, contract.Type, customer, plan.CompanyID.ValueString()))
 	case !contract.Active:
 		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",

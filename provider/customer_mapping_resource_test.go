@@ -22,6 +22,7 @@ import (
 
 // customerFixture is a company with two recurring-service contracts.
 type customerFixture struct {
+	companyID                        int64
 	company, contract, otherContract string
 }
 
@@ -29,6 +30,7 @@ func (e *testEnv) addCustomerFixture(name string) customerFixture {
 	at := e.sim.Autotask()
 	company := at.AddCompany(name)
 	return customerFixture{
+		companyID:     company,
 		company:       id(company),
 		contract:      id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Managed Services"})),
 		otherContract: id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Security"})),
@@ -203,13 +205,15 @@ func TestAccCustomerMappingResource_disappears(t *testing.T) {
 }
 
 // TestAccCustomerMappingResource_planChecks fails plans that bill a customer
-// on another company's contract, on a missing contract, or on a contract
-// another customer in the configuration already uses.
+// on another company's contract, on a contract that is not recurring, on a
+// missing contract, or on a contract another customer in the configuration
+// already uses.
 func TestAccCustomerMappingResource_planChecks(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
 	acme := e.addCustomerFixture("Acme")
 	globex := e.addCustomerFixture("Globex")
+	projects := id(e.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: acme.companyID, Name: "Projects", Type: "Fixed Price"}))
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -217,6 +221,10 @@ func TestAccCustomerMappingResource_planChecks(t *testing.T) {
 			{
 				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, globex.contract, ""),
 				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs\s+to\s+company\s+` + globex.company),
+			},
+			{
+				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, projects, ""),
+				ExpectError: regexp.MustCompile(`(?s)Not a Recurring-Service Contract.*"Fixed\s+Price"`),
 			},
 			{
 				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "987654321", ""),
