@@ -599,6 +599,11 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			return resp, nil
 		}
 		if ctx.Err() != nil {
+			var te *transportError
+			if !idempotent && errors.As(err, &te) && !te.notSent {
+				// Canceled after sending: the create may have been applied.
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+			}
 			return resp, ctx.Err()
 		}
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized && !rediscovered {

@@ -1299,3 +1299,33 @@ func TestClient_contextCanceledWhileWaiting(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A create canceled after it was sent may have been applied.
+func TestServicesService_Create_canceled(t *testing.T) {
+	t.Parallel()
+	client, mux, _ := setup(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	mux.HandleFunc("/Services", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices the client leaving
+		cancel()
+		<-r.Context().Done()
+	})
+	_, _, err := client.Services.Create(ctx, &CreateServiceRequest{Name: "x"})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Create error = %v, want psa.ErrOutcomeUnknown and context.Canceled", err)
+	}
+}
+
+func TestCompaniesService_List_repeatedNextPage(t *testing.T) {
+	t.Parallel()
+	client, mux, serverURL := setup(t)
+	mux.HandleFunc("/Companies/query/next", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"items":[{"id":1}],"pageDetails":{"count":1,"nextPageUrl":"%s%s/Companies/query/next"}}`, serverURL, apiPath)
+	})
+	mux.HandleFunc("/Companies/query", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"items":[{"id":1}],"pageDetails":{"count":1,"nextPageUrl":"%s%s/Companies/query/next"}}`, serverURL, apiPath)
+	})
+	if _, _, err := client.Companies.List(t.Context(), NewQuery(All())); err == nil || !strings.Contains(err.Error(), "same nextPageUrl") {
+		t.Errorf("Companies.List error = %v, want a paging loop error", err)
+	}
+}

@@ -137,6 +137,9 @@ func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
 			return all, resp, nil
 		}
+		if resp.NextPageURL == next {
+			return all, resp, fmt.Errorf("autotask: %s: the server returned the same nextPageUrl twice", path)
+		}
 		next = resp.NextPageURL
 	}
 }
@@ -158,6 +161,9 @@ func listChild[T any](ctx context.Context, c *Client, path string) ([]*T, *Respo
 		all = append(all, env.Items...)
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
 			return all, resp, nil
+		}
+		if resp.NextPageURL == next {
+			return all, resp, fmt.Errorf("autotask: %s: the server returned the same nextPageUrl twice", path)
 		}
 		next = resp.NextPageURL
 	}
