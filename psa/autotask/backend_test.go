@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -520,5 +521,34 @@ func TestBackend_pingBudgetInstance(t *testing.T) {
 	}
 	if err := autotask.NewBackend(bad).Ping(ctx); !errors.Is(err, psa.ErrUnauthorized) {
 		t.Errorf("Ping with a wrong secret = %v, want psa.ErrUnauthorized", err)
+	}
+}
+
+// The simulator rejects a fourth concurrent request per endpoint with 429;
+// with retries off, any rejection would fail a call.
+func TestBackend_staysInsideThreadLimit(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithThreadLimit(3), psatest.WithLatency(2*time.Millisecond))
+	user, secret, code := s.Autotask().Credentials()
+	c, err := autotask.NewClient(autotask.WithBaseURL(s.AutotaskBaseURL()), autotask.WithCredentials(user, secret, code), autotask.WithMaxRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := autotask.NewBackend(c)
+	company := s.Autotask().AddCompany("Acme")
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Go(func() {
+			if _, err := b.GetCompany(ctx, id(company)); err != nil {
+				t.Errorf("GetCompany: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, r := range s.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			t.Errorf("%s %s was throttled", r.Method, r.Path)
+		}
 	}
 }

@@ -1329,3 +1329,24 @@ func TestCompaniesService_List_repeatedNextPage(t *testing.T) {
 		t.Errorf("Companies.List error = %v, want a paging loop error", err)
 	}
 }
+
+func TestClient_unauthorizedZoneUnchanged(t *testing.T) {
+	t.Parallel()
+	zs := newZoneServer(t, "/zone5/ATServicesRest/")
+	var calls atomic.Int32
+	zs.mux.HandleFunc("/zone5/ATServicesRest/V1.0/Companies/1", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":["User authentication failed"]}`)
+	})
+	client := zs.client(t)
+	if _, _, err := client.Companies.Get(t.Context(), 1); !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("Companies.Get error = %v, want psa.ErrUnauthorized", err)
+	}
+	if n := zs.lookups.Load(); n != 2 {
+		t.Errorf("zone lookups = %d, want 2 (one re-fetch after the 401)", n)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("requests = %d, want 1 (the zone did not move, so no retry)", n)
+	}
+}
