@@ -781,6 +781,7 @@ type OutcomeUnknownError struct {
 	Err    error
 }
 
+// Error says which request may or may not have been applied.
 func (e *OutcomeUnknownError) Error() string {
 	return fmt.Sprintf("autotask: %s %s: outcome unknown: %v", e.Method, e.URL, e.Err)
 }

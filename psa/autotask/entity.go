@@ -110,6 +110,7 @@ type NotFoundError struct {
 	Path string
 }
 
+// Error names the missing entity.
 func (e *NotFoundError) Error() string { return "autotask: " + e.Path + " not found" }
 
 // Is reports whether target is psa.ErrNotFound.

@@ -149,6 +149,7 @@ type PicklistError struct {
 	msg string
 }
 
+// Error names the picklist and what is wrong with it.
 func (e *PicklistError) Error() string {
 	return fmt.Sprintf("autotask: picklist %s.%s %s", e.Entity, e.Field, e.msg)
 }

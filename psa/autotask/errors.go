@@ -30,6 +30,7 @@ type ErrorResponse struct {
 	wrapped error
 }
 
+// Error describes the response: method, URL without query, status and messages.
 func (r *ErrorResponse) Error() string {
 	var b strings.Builder
 	b.WriteString("autotask: ")
