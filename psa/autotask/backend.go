@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -38,10 +39,45 @@ var periodLabels = map[psa.BillingPeriod][]string{
 // A Backend is safe for concurrent use; its Client bounds concurrency.
 type Backend struct {
 	client *Client
+
+	// prices caches service unit prices for new contract lines, so a pass
+	// that adds one service to many contracts reads its price once. Entries
+	// expire after priceTTL so a price changed in Autotask is picked up.
+	mu     sync.Mutex
+	prices map[int64]cachedPrice
+	now    func() time.Time
 }
 
+type cachedPrice struct {
+	price float64
+	at    time.Time
+}
+
+// priceTTL bounds how stale a cached service price may be.
+const priceTTL = 10 * time.Minute
+
 // NewBackend returns a Backend that uses c.
-func NewBackend(c *Client) *Backend { return &Backend{client: c} }
+func NewBackend(c *Client) *Backend {
+	return &Backend{client: c, prices: make(map[int64]cachedPrice), now: time.Now}
+}
+
+// servicePrice returns the catalog unit price of a service, cached for priceTTL.
+func (b *Backend) servicePrice(ctx context.Context, serviceID int64) (float64, error) {
+	b.mu.Lock()
+	c, ok := b.prices[serviceID]
+	b.mu.Unlock()
+	if ok && b.now().Sub(c.at) < priceTTL {
+		return c.price, nil
+	}
+	svc, _, err := b.client.Services.Get(ctx, serviceID)
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	b.prices[serviceID] = cachedPrice{price: svc.UnitPrice, at: b.now()}
+	b.mu.Unlock()
+	return svc.UnitPrice, nil
+}
 
 // Client returns the underlying client.
 func (b *Backend) Client() *Client { return b.client }
@@ -422,11 +458,11 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 	}
 	if req.Current == nil {
 		// The adjustment creates the ContractService; give it the catalog price.
-		svc, _, err := b.client.Services.Get(ctx, serviceID)
+		price, err := b.servicePrice(ctx, serviceID)
 		if err != nil {
 			return nil, fmt.Errorf("autotask: reading the unit price of service %d: %w", serviceID, err)
 		}
-		adj.AdjustedUnitPrice = Ptr(svc.UnitPrice)
+		adj.AdjustedUnitPrice = Ptr(price)
 	}
 	what := fmt.Sprintf("adjusting contract %d service %d from %d to %d units on %s", contractID, serviceID, current, req.Quantity, day.Format(time.DateOnly))
 	if _, _, err := b.client.ContractServiceAdjustments.Create(ctx, adj); err != nil {
@@ -435,14 +471,15 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		}
 		return b.reconcile(ctx, what, contractID, serviceID, day, current, req.Quantity, err)
 	}
-	line, err := b.readLine(ctx, contractID, serviceID, day)
-	if err != nil {
-		// The write succeeded; only the confirmation read failed.
-		b.client.logger.Warn("Could not re-read an Autotask contract line after adjusting it", "contract", contractID, "service", serviceID, "err", err)
-		line = &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID, Quantity: req.Quantity}
-		if req.Current != nil {
-			line.LineID, line.UnitPrice = req.Current.LineID, req.Current.UnitPrice
-		}
+	// Autotask answered with the adjustment's id, so it was applied. The
+	// line is computed rather than re-read: a confirmation read per write
+	// would spend a third of the hourly budget of a pass that adds lines.
+	line := &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID, Quantity: req.Quantity}
+	if req.Current != nil {
+		line.LineID, line.UnitPrice = req.Current.LineID, req.Current.UnitPrice
+		line.PeriodStart, line.PeriodEnd = req.Current.PeriodStart, req.Current.PeriodEnd
+	} else {
+		line.UnitPrice = *adj.AdjustedUnitPrice
 	}
 	return line, nil
 }

@@ -143,13 +143,18 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	svc := at.AddService("Backup", 12.5)
 	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
 
-	// No line yet: the adjustment creates it at the catalog price.
+	// No line yet: the adjustment creates it at the catalog price. The
+	// price is read once; a successful answer is not confirmed by a re-read.
+	s.ResetRequests()
 	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(2026, 11, 1)})
 	if err != nil {
 		t.Fatalf("SetQuantity(10): %v", err)
 	}
-	if line.Quantity != 10 || line.LineID == "" || line.UnitPrice != 12.5 {
-		t.Errorf("SetQuantity(10) returned %+v, want 10 units at 12.5 with a line id", line)
+	if line.Quantity != 10 || line.UnitPrice != 12.5 {
+		t.Errorf("SetQuantity(10) returned %+v, want 10 units at 12.5", line)
+	}
+	if n := len(s.Requests()); n != 2 {
+		t.Errorf("SetQuantity on a new line made %d requests, want 2 (service price, adjustment)", n)
 	}
 	if u := units(t, s, c, svc, date(2026, 10, 31)); u != 0 {
 		t.Errorf("units on 31 Oct = %d, want 0 (before the effective date)", u)
