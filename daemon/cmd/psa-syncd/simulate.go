@@ -64,7 +64,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) int {
 		}
 		soOpts = append(soOpts, sophostest.WithFixture(f))
 	}
-	so, err := sophostest.Listen(sophosAddr, soOpts...)
+	so, err := sophostest.NewServerOn(sophosAddr, soOpts...)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: sophos simulator: %v\n", err)
 		return 1
