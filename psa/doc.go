@@ -6,7 +6,7 @@
 // The package imports neither Terraform nor Prometheus, and none of its own
 // subpackages. A backend is built by package backends:
 //
-//	b, err := backends.New(ctx, backends.Config{System: psa.SystemAutotask, Autotask: &backends.AutotaskConfig{...}})
+//	b, err := backends.New(backends.Config{System: psa.SystemAutotask, Autotask: &backends.AutotaskConfig{...}})
 //	if err != nil { ... }
 //	lines, err := b.ReadLines(ctx, []string{"29684183"}, time.Now())
 //	if err != nil { ... }
