@@ -525,8 +525,8 @@ func unitOf(r record) AutotaskUnit {
 	}
 }
 
-// Units returns the units of a contract's service line on the day of at
-// (UTC); false when the contract has no line for the service or no row
+// Units returns the units of a contract's service line on the calendar date
+// of at (in at's location); false when the contract has no line for the service or no row
 // covers that day.
 func (a *Autotask) Units(contractID, serviceID int64, at time.Time) (int64, bool) {
 	a.mu.Lock()
@@ -541,8 +541,8 @@ func (a *Autotask) Units(contractID, serviceID int64, at time.Time) (int64, bool
 	return 0, false
 }
 
-// SetUnits sets a line to an absolute number of units from the day of from
-// on, out of band (no adjustment is recorded). It adds the line at the
+// SetUnits sets a line to an absolute number of units from the calendar date
+// of from on, out of band (no adjustment is recorded). It adds the line at the
 // service's unit price when the contract has none.
 func (a *Autotask) SetUnits(contractID, serviceID int64, units int64, from time.Time) {
 	a.mu.Lock()

@@ -424,19 +424,21 @@ func writeValue(buf *bytes.Buffer, v any) {
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.999Z07:00") }
 
 // parseTime accepts the ISO-8601 forms Autotask clients send. Values without
-// a zone are UTC, as Autotask evaluates queries in UTC.
+// a zone are UTC, as Autotask evaluates queries in UTC; values with one keep
+// it, so that day can take the calendar date as written.
 func parseTime(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a valid date", s)
 }
 
-// day returns the UTC calendar day of t at midnight.
+// day returns the calendar date of t, as written in t's own zone, at
+// midnight UTC. Date fields (contract dates, effective dates, unit rows) are
+// calendar days: "2026-11-01T00:00:00+01:00" is 1 November, not 31 October.
 func day(t time.Time) time.Time {
-	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 

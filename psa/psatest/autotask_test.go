@@ -814,6 +814,27 @@ func TestAutotask_adjustments(t *testing.T) {
 	}
 }
 
+func TestAutotask_adjustmentDateAsWritten(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	_, k, svc := seed(t, s)
+	r := api(t, s, http.MethodPost, "ContractServiceAdjustments",
+		fmt.Sprintf(`{"contractID":%d,"serviceID":%d,"unitChange":2,"effectiveDate":"2026-11-01T00:00:00+01:00"}`, k, svc))
+	if r.status != http.StatusOK {
+		t.Fatalf("adjustment = %d %s", r.status, r)
+	}
+	at := s.Autotask()
+	if u, _ := at.Units(k, svc, date(2026, 10, 31)); u != 0 {
+		t.Errorf("units on 31 October = %d, want 0", u)
+	}
+	if u, _ := at.Units(k, svc, date(2026, 11, 1)); u != 2 {
+		t.Errorf("units on 1 November = %d, want 2", u)
+	}
+	if e := at.Adjustments()[0].EffectiveDate; !e.Equal(date(2026, 11, 1)) {
+		t.Errorf("EffectiveDate = %v, want 2026-11-01", e)
+	}
+}
+
 func TestAutotask_unitAccessors(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)

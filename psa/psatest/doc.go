@@ -91,6 +91,8 @@
 // that contains effectiveDate (the new row runs from effectiveDate to the
 // old row's end). It creates the ContractService when the contract has no
 // line for the service, at adjustedUnitPrice or the service's unit price.
+// effectiveDate and the contract dates are calendar dates taken as written:
+// "2026-11-01T00:00:00+01:00" means 1 November.
 // It is refused (500) when a row would go below zero units, when
 // effectiveDate is missing or outside the contract, and when the contract
 // or service is unknown or inactive.
