@@ -34,6 +34,7 @@ type Autotask struct {
 	srv                               *Server
 	username, secret, integrationCode string
 	hourlyLimit, threadLimit          int
+	usageDelays                       [2]time.Duration // at 50% and 75% of the hourly limit
 	clock                             func() time.Time
 
 	// holdHook, when set, is called by every API request while it holds its
@@ -60,6 +61,7 @@ func newAutotask(s *Server, c config) *Autotask {
 		integrationCode: DefaultAutotaskIntegrationCode,
 		hourlyLimit:     c.hourlyLimit,
 		threadLimit:     c.threadLimit,
+		usageDelays:     c.usageDelays,
 		clock:           c.clock,
 		tables:          map[string]*table{},
 		nextID:          map[string]int64{},

@@ -61,10 +61,12 @@ func (a *Autotask) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !a.countRequest() {
+	used, ok := a.countRequest()
+	if !ok {
 		writeErrors(w, http.StatusTooManyRequests, fmt.Sprintf(hourlyLimitText, a.hourlyLimit))
 		return
 	}
+	latency := requestLatency(r.Context()) + a.usageLatency(used)
 	h, endpoint := a.resolve(r, segs)
 	if endpoint == "" {
 		h(w, r) // a routing error: no thread slot needed
@@ -79,8 +81,20 @@ func (a *Autotask) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if hook := a.holdHook; hook != nil {
 		hook(endpoint)
 	}
-	a.srv.wait(r.Context(), requestLatency(r.Context()))
+	a.srv.wait(r.Context(), latency)
 	h(w, r)
+}
+
+// usageLatency is the delay Autotask adds as a tenant uses up its hourly
+// budget: none below 50%, then one tier from 50% and another from 75%.
+func (a *Autotask) usageLatency(used int) time.Duration {
+	switch {
+	case used*4 >= a.hourlyLimit*3:
+		return a.usageDelays[1]
+	case used*2 >= a.hourlyLimit:
+		return a.usageDelays[0]
+	}
+	return 0
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
@@ -136,19 +150,19 @@ func (a *Autotask) authenticate(w http.ResponseWriter, r *http.Request) (string,
 	return code, true
 }
 
-// countRequest adds a request to the rolling hourly window, or reports that
-// the window is full. Refused requests are not counted, so the budget
-// recovers as the hour rolls on.
-func (a *Autotask) countRequest() bool {
+// countRequest adds a request to the rolling hourly window and returns the
+// number of requests in it, or reports that the window is full. Refused
+// requests are not counted, so the budget recovers as the hour rolls on.
+func (a *Autotask) countRequest() (int, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.clock()
 	a.pruneHitsLocked(now)
 	if len(a.hits) >= a.hourlyLimit {
-		return false
+		return len(a.hits), false
 	}
 	a.hits = append(a.hits, now)
-	return true
+	return len(a.hits), true
 }
 
 func (a *Autotask) pruneHitsLocked(now time.Time) {

@@ -1008,3 +1008,27 @@ func TestAutotask_hourlyLimit(t *testing.T) {
 		t.Errorf("after SetHourlyCount(5) = %d, want 429", r.status)
 	}
 }
+
+func TestAutotask_usageLatency(t *testing.T) {
+	t.Parallel()
+	const half, threeQuarters = 30 * time.Millisecond, 60 * time.Millisecond
+	s := newTestServer(t, WithHourlyLimit(100), WithUsageLatency(half, threeQuarters))
+	for used, want := range map[int]time.Duration{1: 0, 49: 0, 50: half, 74: half, 75: threeQuarters, 100: threeQuarters} {
+		if got := s.autotask.usageLatency(used); got != want {
+			t.Errorf("usageLatency(%d) = %v, want %v", used, got, want)
+		}
+	}
+	for _, c := range []struct {
+		before int
+		want   time.Duration
+	}{{49, half}, {74, threeQuarters}} {
+		s.Autotask().SetHourlyCount(c.before)
+		start := time.Now()
+		if r := api(t, s, http.MethodGet, "ThresholdInformation", ""); r.status != http.StatusOK {
+			t.Fatalf("ThresholdInformation = %d", r.status)
+		}
+		if el := time.Since(start); el < c.want {
+			t.Errorf("request number %d took %v, want at least %v", c.before+1, el, c.want)
+		}
+	}
+}

@@ -81,6 +81,7 @@ type config struct {
 	latency     time.Duration
 	hourlyLimit int
 	threadLimit int
+	usageDelays [2]time.Duration
 	faults      []Fault
 	clock       func() time.Time
 	errs        []error
@@ -146,6 +147,14 @@ func WithHourlyLimit(n int) Option {
 // (integration code, entity endpoint). The default is DefaultThreadLimit.
 func WithThreadLimit(n int) Option {
 	return func(c *config) { c.threadLimit = n }
+}
+
+// WithUsageLatency makes the Autotask simulator slow down as the hourly
+// budget is used up, as Autotask does: requests made while the rolling hour
+// holds at least 50% of WithHourlyLimit wait half, from 75% threeQuarters
+// (Autotask: 0.5 s and 1 s; tests use less). The default is no such delay.
+func WithUsageLatency(half, threeQuarters time.Duration) Option {
+	return func(c *config) { c.usageDelays = [2]time.Duration{half, threeQuarters} }
 }
 
 // WithFault installs a fault from the start; see Server.AddFault.
