@@ -72,7 +72,15 @@
 //     must be followed with the method and the query of the first request: a
 //     POST with the same body, or a GET (which carries &search=) after a GET.
 //     A GET after a POST query gets 405.
+//     The simulator has no user-defined fields: conditions with "udf":true
+//     are accepted and see null. GET /Contracts/{id}/{Child} lists page like
+//     a GET query.
 //   - Validation failures are 500 {"errors":["..."]}, as Autotask does.
+//     Create and PATCH/PUT bodies are case-insensitive; read-only and unknown
+//     properties are ignored; PUT sets the writable properties it leaves out
+//     to null. A service needs name, unitPrice, periodType and an active
+//     billing code of use type "Recurring Contract Service"; a service line
+//     can only be added to a Recurring Service contract, once per service.
 //   - Picklists: Services.periodType Monthly=1, Quarterly=2, Semi-Annual=3,
 //     Yearly=4; Contracts.contractType includes Recurring Service=7;
 //     Contracts.status Active=1, Inactive=0. Clients must read them from
@@ -107,7 +115,9 @@
 // requests run at once per integration code and entity endpoint; the next
 // one gets 429 {"errors":["Thread Threshold Exceeded — The Autotask API
 // thread threshold of 3 threads has been exceeded ..."]}. Autotask does not
-// document either status code; 429 is the simulator's choice.
+// document either status code; 429 is the simulator's choice. With
+// WithUsageLatency, requests slow down from 50% and 75% of the hourly limit,
+// as Autotask's do.
 //
 // # Faults
 //
@@ -160,4 +170,8 @@
 //     services, billing codes, lines with their current units and unit
 //     rows, adjustments, hourly count); see AutotaskState.
 //   - GET /_sim/requests: the request log, with credential headers redacted.
+//
+// Server.Requests returns the same log in Go, credentials included, each
+// entry with the status answered (or that would have been answered, for
+// DropAfterHandling) and whether the connection was dropped.
 package psatest
