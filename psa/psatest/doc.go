@@ -99,6 +99,8 @@
 // that contains effectiveDate (the new row runs from effectiveDate to the
 // old row's end). It creates the ContractService when the contract has no
 // line for the service, at adjustedUnitPrice or the service's unit price.
+// Rows are made when the line is added: changing a contract's dates later
+// does not remake them.
 // effectiveDate and the contract dates are calendar dates taken as written:
 // "2026-11-01T00:00:00+01:00" means 1 November.
 // It is refused (500) when a row would go below zero units, when
