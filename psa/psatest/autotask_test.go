@@ -1032,3 +1032,56 @@ func TestAutotask_usageLatency(t *testing.T) {
 		}
 	}
 }
+
+// TestAutotask_usageSyncRecipe walks the usage-sync recipe of the wire
+// reference (§1.10) against the example fixture with plain HTTP.
+func TestAutotask_usageSyncRecipe(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, WithFixtureFile("testdata/autotask.json"))
+
+	var zone struct{ URL string }
+	send(t, s, http.MethodGet, "/atservicesrest/v1.0/zoneInformation?user="+url.QueryEscape(DefaultAutotaskUsername), "", nil).decode(t, &zone)
+	root := zone.URL + "V1.0/"
+	post := func(path, body string, v any) {
+		t.Helper()
+		r := send(t, s, http.MethodPost, root+path, body, authHeaders())
+		if r.status != http.StatusOK {
+			t.Fatalf("POST %s = %d %s", path, r.status, r)
+		}
+		r.decode(t, v)
+	}
+	type items[T any] struct{ Items []T }
+
+	var companies items[struct{ ID int64 }]
+	post("Companies/query", `{"filter":[{"op":"eq","field":"companyName","value":"Acme Corporation"}]}`, &companies)
+	if len(companies.Items) != 1 {
+		t.Fatalf("companies = %+v", companies)
+	}
+	var contracts items[struct{ ID int64 }]
+	post("Contracts/query", fmt.Sprintf(`{"filter":[{"op":"eq","field":"companyID","value":%d},{"op":"eq","field":"contractType","value":7},{"op":"eq","field":"status","value":1}]}`, companies.Items[0].ID), &contracts)
+	if len(contracts.Items) != 1 || contracts.Items[0].ID != 29684000 {
+		t.Fatalf("recurring contracts = %+v", contracts)
+	}
+	unitsQuery := fmt.Sprintf(`{"filter":[{"op":"in","field":"contractID","value":[%d]},{"op":"lte","field":"startDate","value":"2026-11-15T00:00:00Z"},{"op":"gte","field":"endDate","value":"2026-11-15T00:00:00Z"}],"IncludeFields":["contractID","serviceID","units"]}`, contracts.Items[0].ID)
+	type unit struct{ ContractID, ServiceID, Units int64 }
+	var units items[unit]
+	post("ContractServiceUnits/query", unitsQuery, &units)
+	want := []unit{{29684000, 30000000, 25}, {29684000, 30000001, 1}}
+	if fmt.Sprint(units.Items) != fmt.Sprint(want) {
+		t.Fatalf("current units = %+v, want %+v", units.Items, want)
+	}
+	// Set the AV line to 31 from 1 November: a +6 adjustment.
+	var created struct{ ItemID int64 }
+	post("ContractServiceAdjustments", `{"contractID":29684000,"serviceID":30000000,"unitChange":6,"effectiveDate":"2026-11-01T00:00:00Z"}`, &created)
+	if created.ItemID == 0 {
+		t.Fatal("no itemId")
+	}
+	units = items[unit]{}
+	post("ContractServiceUnits/query", unitsQuery, &units)
+	if units.Items[0].Units != 31 {
+		t.Errorf("after the adjustment = %+v, want 31 AV units", units.Items)
+	}
+	if u, _ := s.Autotask().Units(29684000, 30000000, date(2026, 10, 31)); u != 25 {
+		t.Errorf("October units = %d, want 25 unchanged", u)
+	}
+}
