@@ -87,8 +87,6 @@ func (f *fieldDef) numeric() bool {
 	return false
 }
 
-func (f *fieldDef) integral() bool { return f.Type == typeInteger || f.Type == typeLong }
-
 func (f *fieldDef) picklistLabel(v int64) (string, bool) {
 	for _, p := range f.Picklist {
 		if p.Value == v {

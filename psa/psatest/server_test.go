@@ -423,6 +423,36 @@ func TestLoadFixture(t *testing.T) {
 	}
 }
 
+func TestLoadFixture_explicitIDs(t *testing.T) {
+	t.Parallel()
+	f, err := ParseFixture([]byte(`{"autotask":{
+		"companies":[{"id":500,"name":"Acme"}],
+		"contracts":[{"id":29684183,"name":"Managed","companyID":500,"startDate":"2026-01-01","endDate":"2026-12-31"}],
+		"services":[{"id":30000012,"name":"AV","unitPrice":2}],
+		"contractServices":[{"contractID":29684183,"serviceID":30000012,"units":3,"from":"2026-06-01"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, WithFixture(f))
+	at := s.Autotask()
+	if u, ok := at.Units(29684183, 30000012, date(2026, 6, 1)); !ok || u != 3 {
+		t.Errorf("units from June = %d %v, want 3", u, ok)
+	}
+	if u, _ := at.Units(29684183, 30000012, date(2026, 5, 31)); u != 0 {
+		t.Errorf("units in May = %d, want 0", u)
+	}
+	// Ids given in a fixture are never allocated again.
+	if id := at.AddCompany("Next"); id != 501 {
+		t.Errorf("next company id = %d, want 501", id)
+	}
+	if id := at.AddContract(AutotaskContract{CompanyID: 500, Name: "Next"}); id != 29684184 {
+		t.Errorf("next contract id = %d, want 29684184", id)
+	}
+	if id := at.AddService("Next", 1); id != 30000013 {
+		t.Errorf("next service id = %d, want 30000013", id)
+	}
+}
+
 func TestLoadFixture_errors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
