@@ -33,8 +33,9 @@ func apiErr(format string, args ...any) error {
 	return &apiError{msg: fmt.Sprintf(format, args...)}
 }
 
-// ServeHTTP serves the Autotask REST API under /ATServicesRest/.
-func (a *Autotask) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve serves the Autotask REST API under /ATServicesRest/ (the caller has
+// checked the prefix).
+func (a *Autotask) serve(w http.ResponseWriter, r *http.Request) {
 	rest := strings.Trim(r.URL.Path[len(autotaskPrefix):], "/")
 	lower := strings.ToLower(rest)
 	if lower == "versioninformation" {

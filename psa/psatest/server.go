@@ -367,7 +367,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if hasPrefixFold(r.URL.Path, autotaskPrefix) {
-		s.autotask.ServeHTTP(w, r)
+		s.autotask.serve(w, r)
 		return
 	}
 	writeMessage(w, http.StatusNotFound, fmt.Sprintf("No HTTP resource was found that matches the request URI '%s'.", r.URL.Path))
