@@ -60,6 +60,11 @@ type Service struct {
 	// Autotask holds the fields only Autotask has. It is nil for other systems
 	// and may be nil on input to Autotask, in which case defaults apply.
 	Autotask *AutotaskServiceFields
+	// KaseyaBMS holds the fields only Kaseya BMS has. It is nil for other
+	// systems and may be nil on input to Kaseya BMS, in which case the
+	// service gets no category, subcategory or unit of measure and is not
+	// taxable.
+	KaseyaBMS *KaseyaBMSServiceFields
 }
 
 // AutotaskServiceFields are the Service fields only Autotask has.
@@ -70,6 +75,15 @@ type AutotaskServiceFields struct {
 	// tenants whose labels do not match a neutral BillingPeriod. When empty the
 	// backend derives it from Service.BillingPeriod.
 	PeriodType string
+}
+
+// KaseyaBMSServiceFields are the Service fields only Kaseya BMS has. The
+// names are those shown in BMS (Admin > Finance > Services).
+type KaseyaBMSServiceFields struct {
+	Category      string
+	Subcategory   string
+	UnitOfMeasure string
+	Taxable       bool
 }
 
 // Company is a customer organisation in the PSA (Autotask Company,
