@@ -60,6 +60,11 @@ type Service struct {
 	// Autotask holds the fields only Autotask has. It is nil for other systems
 	// and may be nil on input to Autotask, in which case defaults apply.
 	Autotask *AutotaskServiceFields
+	// ConnectWise holds the fields only ConnectWise has. It is nil for other
+	// systems and may be nil on input to ConnectWise, in which case the
+	// identifier is derived from Name and the other fields are left to
+	// ConnectWise's defaults.
+	ConnectWise *ConnectWiseServiceFields
 	// KaseyaBMS holds the fields only Kaseya BMS has. It is nil for other
 	// systems and may be nil on input to Kaseya BMS, in which case the
 	// service gets no category, subcategory or unit of measure and is not
@@ -75,6 +80,26 @@ type AutotaskServiceFields struct {
 	// tenants whose labels do not match a neutral BillingPeriod. When empty the
 	// backend derives it from Service.BillingPeriod.
 	PeriodType string
+}
+
+// ConnectWiseServiceFields are the Service (catalog item) fields only
+// ConnectWise has. IDs are ConnectWise ids as decimal strings.
+type ConnectWiseServiceFields struct {
+	// Identifier is the catalog item's product id (max 60 characters), what
+	// agreement additions refer to. Empty on input means one derived from
+	// the service name.
+	Identifier string
+	// TypeID is the product type (procurement/types) id; "" leaves it unset.
+	TypeID string
+	// SubcategoryID is the product subcategory id; "" leaves it unset.
+	SubcategoryID string
+	// ProductClass is Agreement, Bundle, Inventory, NonInventory or Service;
+	// "" leaves ConnectWise's default.
+	ProductClass string
+	// CustomerDescription is the text customers see on invoices (required
+	// by ConnectWise, max 6000). Empty on input means Service.Description,
+	// or else Service.Name.
+	CustomerDescription string
 }
 
 // KaseyaBMSServiceFields are the Service fields only Kaseya BMS has. The
