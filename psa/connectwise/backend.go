@@ -1,0 +1,906 @@
+package connectwise
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend satisfies the psa.Backend interface.
+var _ psa.Backend = (*Backend)(nil)
+
+// MaxIdentifier and MaxDescription are ConnectWise's length limits of a
+// catalog item's identifier and description.
+const (
+	MaxIdentifier  = 60
+	MaxDescription = 60
+)
+
+// readConcurrency bounds how many agreements ReadLines reads at once.
+const readConcurrency = 4
+
+// priceTTL bounds how stale a cached catalog price may be.
+const priceTTL = 10 * time.Minute
+
+// additionFields are the addition fields ReadLines and SetQuantity need.
+var additionFields = []string{"id", "product/id", "product/identifier", "quantity", "unitPrice", "effectiveDate", "cancelledDate", "agreementStatus", "agreementId"}
+
+// agreementFields are the agreement fields needed to decide whether it can
+// be written to.
+var agreementFields = []string{"id", "name", "agreementStatus", "cancelledFlag", "company/id"}
+
+// Backend adapts a Client to psa.Backend. The neutral model maps to
+// ConnectWise as follows:
+//
+//   - Service: a procurement/catalog item. ID is the catalog item id; Name is
+//     its description (the name ConnectWise shows, max 60); Description is
+//     its customerDescription (required by ConnectWise; defaults to Name);
+//     UnitPrice and UnitCost are price and cost; Active is !inactiveFlag.
+//     InvoiceDescription has no catalog field and is not stored.
+//     BillingPeriod is read from recurringBillCycle and not written:
+//     additions are billed on their agreement's billing cycle. The
+//     ConnectWise block carries identifier (product id; derived from Name
+//     when empty), type and subcategory ids, product class and customer
+//     description.
+//   - Company: company/companies; Active when not deleted and the status is
+//     not Inactive.
+//   - Contract: finance/agreements. Active is agreementStatus "Active";
+//     every agreement is Recurring (it bills its additions every cycle)
+//     except one whose billing cycle is "One Time".
+//   - ContractLine: an active agreement addition. LineID is the addition id,
+//     ServiceID the catalog item (product) id, Quantity the quantity.
+//
+// A Backend is safe for concurrent use.
+type Backend struct {
+	client *Client
+
+	mu     sync.Mutex
+	prices map[int64]cachedPrice
+	now    func() time.Time
+}
+
+type cachedPrice struct {
+	price, cost float64
+	at          time.Time
+}
+
+// NewBackend returns a Backend that uses c.
+func NewBackend(c *Client) *Backend {
+	return &Backend{client: c, prices: map[int64]cachedPrice{}, now: time.Now}
+}
+
+// Client returns the underlying client.
+func (b *Backend) Client() *Client { return b.client }
+
+// System returns psa.SystemConnectWise.
+func (b *Backend) System() psa.System { return psa.SystemConnectWise }
+
+// Instance returns the site host, such as api-na.myconnectwise.net.
+func (b *Backend) Instance() string { return b.client.Host() }
+
+// Ping discovers the codebase and reads one company id, which needs valid
+// keys and clientId.
+func (b *Backend) Ping(ctx context.Context) error {
+	_, _, err := b.client.Companies.List(ctx, &ListOptions{Fields: []string{"id"}, PageSize: 1, Conditions: Gt("id", 0)})
+	if errors.Is(err, psa.ErrNotFound) {
+		// On hosted ConnectWise a wrong company id can answer 404.
+		return fmt.Errorf("connectwise: ping: %w (check the site and company id)", err)
+	}
+	return err
+}
+
+// Budget returns psa.ErrNotSupported: ConnectWise reports no request budget.
+func (b *Backend) Budget(context.Context) (*psa.Budget, error) {
+	return nil, fmt.Errorf("connectwise: the API reports no request budget: %w", psa.ErrNotSupported)
+}
+
+// CreateService creates a catalog item. A create whose outcome is unknown
+// is not re-sent; its error matches psa.ErrOutcomeUnknown.
+func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Service, error) {
+	req, err := toCreateCatalogItem(s)
+	if err != nil {
+		return nil, err
+	}
+	item, _, err := b.client.Catalog.Create(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: creating catalog item %q: %w", req.Identifier, err)
+	}
+	return toService(item), nil
+}
+
+func toCreateCatalogItem(s *psa.Service) (*CreateCatalogItemRequest, error) {
+	if err := checkService(s); err != nil {
+		return nil, err
+	}
+	req := &CreateCatalogItemRequest{
+		Identifier:          identifierOf(s),
+		Description:         strings.TrimSpace(s.Name),
+		CustomerDescription: customerDescriptionOf(s),
+		InactiveFlag:        !s.Active,
+		Price:               s.UnitPrice,
+		Cost:                s.UnitCost,
+	}
+	if cw := s.ConnectWise; cw != nil {
+		var err error
+		if req.Type, err = reference("type", cw.TypeID); err != nil {
+			return nil, err
+		}
+		if req.Subcategory, err = reference("subcategory", cw.SubcategoryID); err != nil {
+			return nil, err
+		}
+		req.ProductClass = cw.ProductClass
+	}
+	return req, nil
+}
+
+var productClasses = []string{"Agreement", "Bundle", "Inventory", "NonInventory", "Service"}
+
+func checkService(s *psa.Service) error {
+	name := strings.TrimSpace(s.Name)
+	switch {
+	case name == "":
+		return validationError("service name is required")
+	case len([]rune(name)) > MaxDescription:
+		return validationError(fmt.Sprintf("service name %q is longer than the %d characters of a ConnectWise catalog description", name, MaxDescription))
+	}
+	if id := identifierOf(s); id == "" {
+		return validationError(fmt.Sprintf("cannot derive a catalog identifier from service name %q; set the ConnectWise identifier", name))
+	} else if len([]rune(id)) > MaxIdentifier {
+		return validationError(fmt.Sprintf("identifier %q is longer than %d characters", id, MaxIdentifier))
+	}
+	if cw := s.ConnectWise; cw != nil && cw.ProductClass != "" && !slices.Contains(productClasses, cw.ProductClass) {
+		return validationError(fmt.Sprintf("product class %q is not one of %s", cw.ProductClass, strings.Join(productClasses, ", ")))
+	}
+	return nil
+}
+
+// identifierOf returns the ConnectWise identifier, or one derived from the
+// name: letters, digits, '-', '_' and '.' kept, runs of anything else
+// become '_', at most MaxIdentifier characters.
+func identifierOf(s *psa.Service) string {
+	if s.ConnectWise != nil && strings.TrimSpace(s.ConnectWise.Identifier) != "" {
+		return strings.TrimSpace(s.ConnectWise.Identifier)
+	}
+	return Slug(s.Name)
+}
+
+// Slug derives a catalog identifier from a name, as CreateService does when
+// no identifier is given: "Sophos Intercept X (Adv.)" → "Sophos_Intercept_X_Adv.".
+func Slug(name string) string {
+	var b strings.Builder
+	sep := false
+	for _, r := range strings.TrimSpace(name) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' {
+			if sep && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			sep = false
+			b.WriteRune(r)
+			continue
+		}
+		sep = true
+	}
+	out := []rune(b.String())
+	if len(out) > MaxIdentifier {
+		out = out[:MaxIdentifier]
+	}
+	return strings.TrimRight(string(out), "_")
+}
+
+func customerDescriptionOf(s *psa.Service) string {
+	if s.ConnectWise != nil && s.ConnectWise.CustomerDescription != "" {
+		return s.ConnectWise.CustomerDescription
+	}
+	if s.Description != "" {
+		return s.Description
+	}
+	return strings.TrimSpace(s.Name)
+}
+
+func reference(kind, id string) (*Reference, error) {
+	if strings.TrimSpace(id) == "" {
+		return nil, nil
+	}
+	n, err := parseID(kind, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Reference{ID: n}, nil
+}
+
+// GetService returns the catalog item with the given id.
+func (b *Backend) GetService(ctx context.Context, id string) (*psa.Service, error) {
+	n, err := parseID("service", id)
+	if err != nil {
+		return nil, err
+	}
+	item, _, err := b.client.Catalog.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toService(item), nil
+}
+
+// UpdateService PATCHes every mapped field of the catalog item s.ID and
+// returns it as stored. The identifier changes only when s names one.
+func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Service, error) {
+	n, err := parseID("service", s.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkService(s); err != nil {
+		return nil, err
+	}
+	ops := []PatchOperation{
+		Replace("description", strings.TrimSpace(s.Name)),
+		Replace("customerDescription", customerDescriptionOf(s)),
+		Replace("price", s.UnitPrice),
+		Replace("cost", s.UnitCost),
+		Replace("inactiveFlag", !s.Active),
+	}
+	if cw := s.ConnectWise; cw != nil {
+		if strings.TrimSpace(cw.Identifier) != "" {
+			ops = append(ops, Replace("identifier", strings.TrimSpace(cw.Identifier)))
+		}
+		if ref, err := reference("type", cw.TypeID); err != nil {
+			return nil, err
+		} else if ref != nil {
+			ops = append(ops, Replace("type", ref))
+		}
+		if ref, err := reference("subcategory", cw.SubcategoryID); err != nil {
+			return nil, err
+		} else if ref != nil {
+			ops = append(ops, Replace("subcategory", ref))
+		}
+		if cw.ProductClass != "" {
+			ops = append(ops, Replace("productClass", cw.ProductClass))
+		}
+	}
+	item, _, err := b.client.Catalog.Update(ctx, n, ops)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: updating catalog item %d: %w", n, err)
+	}
+	b.forgetPrice(n)
+	return toService(item), nil
+}
+
+// DeactivateService sets inactiveFlag. A missing item gives psa.ErrNotFound.
+func (b *Backend) DeactivateService(ctx context.Context, id string) error {
+	n, err := parseID("service", id)
+	if err != nil {
+		return err
+	}
+	if _, _, err := b.client.Catalog.Deactivate(ctx, n); err != nil {
+		return fmt.Errorf("connectwise: deactivating catalog item %d: %w", n, err)
+	}
+	return nil
+}
+
+// DeleteService deletes the catalog item. ConnectWise refuses to delete an
+// item that is in use; the error carries its message.
+func (b *Backend) DeleteService(ctx context.Context, id string) error {
+	n, err := parseID("service", id)
+	if err != nil {
+		return err
+	}
+	if _, err := b.client.Catalog.Delete(ctx, n); err != nil {
+		return fmt.Errorf("connectwise: deleting catalog item %d: %w", n, err)
+	}
+	b.forgetPrice(n)
+	return nil
+}
+
+// FindServices returns the catalog items whose description (the name)
+// equals name, case-insensitively.
+func (b *Backend) FindServices(ctx context.Context, name string) ([]psa.Service, error) {
+	items, _, err := b.client.Catalog.List(ctx, &ListOptions{Conditions: Eq("description", name)})
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Service
+	for _, it := range items {
+		if strings.EqualFold(it.Description, name) {
+			out = append(out, *toService(it))
+		}
+	}
+	return out, nil
+}
+
+func toService(it *CatalogItem) *psa.Service {
+	s := &psa.Service{
+		ID:          strconv.FormatInt(it.ID, 10),
+		Name:        it.Description,
+		Description: it.CustomerDescription,
+		UnitPrice:   it.Price,
+		UnitCost:    it.Cost,
+		Active:      !it.InactiveFlag,
+		ConnectWise: &psa.ConnectWiseServiceFields{
+			Identifier:          it.Identifier,
+			ProductClass:        it.ProductClass,
+			CustomerDescription: it.CustomerDescription,
+		},
+	}
+	if it.Type != nil && it.Type.ID != 0 {
+		s.ConnectWise.TypeID = strconv.FormatInt(it.Type.ID, 10)
+	}
+	if it.Subcategory != nil && it.Subcategory.ID != 0 {
+		s.ConnectWise.SubcategoryID = strconv.FormatInt(it.Subcategory.ID, 10)
+	}
+	if it.RecurringBillCycle != nil {
+		s.BillingPeriod = billingPeriodOf(it.RecurringBillCycle.Name)
+	}
+	return s
+}
+
+func billingPeriodOf(cycle string) psa.BillingPeriod {
+	switch fold(cycle) {
+	case "monthly":
+		return psa.BillingPeriodMonthly
+	case "quarterly":
+		return psa.BillingPeriodQuarterly
+	case "semiannual", "semiannually", "biannual":
+		return psa.BillingPeriodSemiAnnual
+	case "yearly", "annual", "annually":
+		return psa.BillingPeriodYearly
+	}
+	return ""
+}
+
+func fold(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// GetCompany returns the company with the given id.
+func (b *Backend) GetCompany(ctx context.Context, id string) (*psa.Company, error) {
+	n, err := parseID("company", id)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := b.client.Companies.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toCompany(c), nil
+}
+
+// FindCompanies returns the companies named name (case-insensitively).
+func (b *Backend) FindCompanies(ctx context.Context, name string) ([]psa.Company, error) {
+	list, _, err := b.client.Companies.List(ctx, &ListOptions{
+		Conditions: Eq("name", name),
+		Fields:     []string{"id", "identifier", "name", "status/name", "deletedFlag"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Company
+	for _, c := range list {
+		if strings.EqualFold(c.Name, name) {
+			out = append(out, *toCompany(c))
+		}
+	}
+	return out, nil
+}
+
+func toCompany(c *Company) *psa.Company {
+	active := !c.DeletedFlag && (c.Status == nil || fold(c.Status.Name) != "inactive")
+	return &psa.Company{ID: strconv.FormatInt(c.ID, 10), Name: c.Name, Active: active}
+}
+
+// GetContract returns the agreement with the given id.
+func (b *Backend) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
+	n, err := parseID("contract", id)
+	if err != nil {
+		return nil, err
+	}
+	a, _, err := b.client.Agreements.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toContract(a), nil
+}
+
+// FindContracts returns the agreements of q.CompanyID: by default only
+// active ones (agreementStatus "Active") that bill every cycle.
+func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa.Contract, error) {
+	company, err := parseID("company", q.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	cond := []Condition{Eq("company/id", company)}
+	if q.Name != "" {
+		cond = append(cond, Eq("name", q.Name))
+	}
+	if !q.IncludeInactive {
+		cond = append(cond, Eq("agreementStatus", AgreementActive))
+	}
+	list, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: And(cond...)})
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Contract
+	for _, a := range list {
+		if q.Name != "" && !strings.EqualFold(a.Name, q.Name) {
+			continue
+		}
+		c := toContract(a)
+		if !q.AnyType && !c.Recurring {
+			continue
+		}
+		if !q.IncludeInactive && !c.Active {
+			continue
+		}
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+func toContract(a *Agreement) *psa.Contract {
+	c := &psa.Contract{
+		ID:        strconv.FormatInt(a.ID, 10),
+		Name:      a.Name,
+		Status:    a.AgreementStatus,
+		Active:    a.AgreementStatus == AgreementActive && !a.CancelledFlag,
+		Recurring: a.BillingCycle == nil || fold(a.BillingCycle.Name) != "onetime",
+	}
+	if a.Company != nil {
+		c.CompanyID = strconv.FormatInt(a.Company.ID, 10)
+	}
+	if a.Type != nil {
+		c.Type = a.Type.Name
+	}
+	if a.StartDate != nil {
+		c.StartDate = a.StartDate.Time
+	}
+	if a.EndDate != nil {
+		c.EndDate = a.EndDate.Time
+	}
+	return c
+}
+
+// ContractErrors is returned by ReadLines, together with the lines of every
+// other contract, when some contracts could not be read for reasons of their
+// own: an agreement that does not exist (psa.ErrNotFound), is cancelled or
+// expired (psa.ErrConflict: the customer mapping is stale), has two active
+// additions for one product (a *psa.AmbiguousError, psa.ErrConflict) or a
+// fractional quantity (a *psa.ValidationError). Errors that concern the
+// whole PSA (credentials, rate limits, outages) are returned alone, with no
+// lines.
+//
+// errors.Is and errors.As see every per-contract error (Unwrap returns them
+// all), so a caller that treats any such error as "bisect to find the bad
+// contracts" keeps working; a caller that knows ContractErrors uses the
+// lines it got and fails only the contracts listed.
+type ContractErrors struct {
+	// Errors maps a contract (agreement) id to its error.
+	Errors map[string]error
+}
+
+// Error lists the failed contracts in id order.
+func (e *ContractErrors) Error() string {
+	ids := e.ids()
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("agreement %s: %v", id, e.Errors[id]))
+	}
+	return fmt.Sprintf("connectwise: %d of the agreements could not be read: %s", len(ids), strings.Join(parts, "; "))
+}
+
+// Unwrap returns the per-contract errors in contract id order.
+func (e *ContractErrors) Unwrap() []error {
+	ids := e.ids()
+	out := make([]error, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, e.Errors[id])
+	}
+	return out
+}
+
+// ContractErrors returns the per-contract errors; callers may match it with
+// the interface{ ContractErrors() map[string]error } without importing this
+// package.
+func (e *ContractErrors) ContractErrors() map[string]error { return e.Errors }
+
+func (e *ContractErrors) ids() []string {
+	ids := make([]string, 0, len(e.Errors))
+	for id := range e.Errors {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, _ := strconv.ParseInt(ids[i], 10, 64)
+		b, _ := strconv.ParseInt(ids[j], 10, 64)
+		return cmp.Or(cmp.Compare(a, b), strings.Compare(ids[i], ids[j])) < 0
+	})
+	return ids
+}
+
+// StaleAgreementError says that an agreement can no longer be billed on: the
+// customer mapping that points at it is stale. It matches psa.ErrConflict.
+type StaleAgreementError struct {
+	AgreementID int64
+	Status      string
+}
+
+// Error says what is wrong and what to do.
+func (e *StaleAgreementError) Error() string {
+	return fmt.Sprintf("connectwise: agreement %d is %s: the customer mapping is stale; map the customer to an active agreement", e.AgreementID, e.Status)
+}
+
+// Is reports whether target is psa.ErrConflict.
+func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrConflict }
+
+// ReadLines returns the active additions of the given agreements (asOf only
+// excludes additions cancelled by then). It makes one request per 1,000
+// agreements to learn their status, then one per agreement per 1,000
+// additions, at most four agreements at a time. Lines come sorted by
+// contract and service id; PeriodStart is the addition's effective date and
+// PeriodEnd its cancelled date, when set.
+//
+// Contracts that cannot be read for reasons of their own are reported in a
+// *ContractErrors returned with the lines of the others (see there).
+func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, s := range contractIDs {
+		n, err := parseID("contract", s)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[n] {
+			seen[n] = true
+			ids = append(ids, n)
+		}
+	}
+	perContract := map[string]error{}
+	var readable []int64
+	for chunk := range slices.Chunk(ids, MaxPageSize) {
+		agreements, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: In("id", chunk...), Fields: agreementFields})
+		if err != nil {
+			return nil, fmt.Errorf("connectwise: reading agreements: %w", err)
+		}
+		byID := map[int64]*Agreement{}
+		for _, a := range agreements {
+			byID[a.ID] = a
+		}
+		for _, id := range chunk {
+			a, ok := byID[id]
+			switch {
+			case !ok:
+				perContract[strconv.FormatInt(id, 10)] = fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
+			case isStale(a):
+				perContract[strconv.FormatInt(id, 10)] = &StaleAgreementError{AgreementID: id, Status: statusOf(a)}
+			default:
+				readable = append(readable, id)
+			}
+		}
+	}
+
+	results := make([][]psa.ContractLine, len(readable))
+	errs := make([]error, len(readable))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readConcurrency)
+	for i, id := range readable {
+		g.Go(func() error {
+			adds, err := b.activeAdditions(gctx, id, Condition{})
+			if err != nil {
+				if errors.Is(err, psa.ErrNotFound) {
+					errs[i] = fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
+					return nil
+				}
+				return fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
+			}
+			results[i], errs[i] = linesOf(id, adds, asOf)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var lines []psa.ContractLine
+	for i, id := range readable {
+		if errs[i] != nil {
+			perContract[strconv.FormatInt(id, 10)] = errs[i]
+			continue
+		}
+		lines = append(lines, results[i]...)
+	}
+	slices.SortFunc(lines, func(a, b psa.ContractLine) int {
+		an, _ := strconv.ParseInt(a.ContractID, 10, 64)
+		bn, _ := strconv.ParseInt(b.ContractID, 10, 64)
+		as, _ := strconv.ParseInt(a.ServiceID, 10, 64)
+		bs, _ := strconv.ParseInt(b.ServiceID, 10, 64)
+		return cmp.Or(cmp.Compare(an, bn), cmp.Compare(as, bs))
+	})
+	if len(perContract) > 0 {
+		return lines, &ContractErrors{Errors: perContract}
+	}
+	return lines, nil
+}
+
+func isStale(a *Agreement) bool {
+	return a.CancelledFlag || a.AgreementStatus == AgreementCancelled || a.AgreementStatus == AgreementExpired
+}
+
+func statusOf(a *Agreement) string {
+	if a.CancelledFlag && a.AgreementStatus == AgreementActive {
+		return "cancelled"
+	}
+	return strings.ToLower(a.AgreementStatus)
+}
+
+// activeAdditions lists an agreement's active additions, optionally
+// narrowed by extra.
+func (b *Backend) activeAdditions(ctx context.Context, agreementID int64, extra Condition) ([]*Addition, error) {
+	adds, _, err := b.client.AgreementAdditions.List(ctx, agreementID, &ListOptions{
+		Conditions: And(Eq("agreementStatus", AgreementActive), extra),
+		Fields:     additionFields,
+	})
+	return adds, err
+}
+
+// linesOf turns an agreement's active additions into lines, refusing
+// fractional quantities and two additions of one product.
+func linesOf(agreementID int64, adds []*Addition, asOf time.Time) ([]psa.ContractLine, error) {
+	byProduct := map[int64][]*Addition{}
+	var products []int64
+	for _, a := range adds {
+		if a.Product == nil || a.Product.ID == 0 {
+			continue
+		}
+		if a.CancelledDate != nil && !a.CancelledDate.IsZero() && !asOf.IsZero() && !a.CancelledDate.After(asOf) {
+			continue
+		}
+		if _, ok := byProduct[a.Product.ID]; !ok {
+			products = append(products, a.Product.ID)
+		}
+		byProduct[a.Product.ID] = append(byProduct[a.Product.ID], a)
+	}
+	var lines []psa.ContractLine
+	var problems []error
+	for _, p := range products {
+		group := byProduct[p]
+		if len(group) > 1 {
+			problems = append(problems, ambiguous(agreementID, p, group))
+			continue
+		}
+		l, err := lineOf(agreementID, group[0])
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return lines, nil
+}
+
+func ambiguous(agreementID, productID int64, group []*Addition) error {
+	matches := make([]string, 0, len(group))
+	for _, a := range group {
+		matches = append(matches, fmt.Sprintf("addition %d (quantity %s)", a.ID, strconv.FormatFloat(a.Quantity, 'f', -1, 64)))
+	}
+	ident := ""
+	if group[0].Product.Identifier != "" {
+		ident = fmt.Sprintf(" (%s)", group[0].Product.Identifier)
+	}
+	return &psa.AmbiguousError{
+		Kind:    "agreement addition",
+		Query:   fmt.Sprintf("for product %d%s on agreement %d", productID, ident, agreementID),
+		Matches: matches,
+	}
+}
+
+func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
+	if a.Quantity != math.Trunc(a.Quantity) || math.IsInf(a.Quantity, 0) || math.IsNaN(a.Quantity) {
+		return psa.ContractLine{}, validationError(fmt.Sprintf("addition %d (product %d) on agreement %d has the fractional quantity %s; psa-sync only writes whole units: correct it in ConnectWise",
+			a.ID, a.Product.ID, agreementID, strconv.FormatFloat(a.Quantity, 'f', -1, 64)))
+	}
+	l := psa.ContractLine{
+		ContractID: strconv.FormatInt(agreementID, 10),
+		ServiceID:  strconv.FormatInt(a.Product.ID, 10),
+		LineID:     strconv.FormatInt(a.ID, 10),
+		Quantity:   int64(a.Quantity),
+		UnitPrice:  a.UnitPrice,
+	}
+	if a.EffectiveDate != nil {
+		l.PeriodStart = a.EffectiveDate.Time
+	}
+	if a.CancelledDate != nil {
+		l.PeriodEnd = a.CancelledDate.Time
+	}
+	return l, nil
+}
+
+// SetQuantity sets the quantity of the service's addition on the agreement.
+//
+// It first reads the agreement: a cancelled or expired one gives a
+// *StaleAgreementError (psa.ErrConflict) and an inactive one a conflict, and
+// nothing is written. With req.Current naming an addition, it PATCHes
+// [{"op":"replace","path":"quantity","value":N}] (absolute, so retried
+// safely); nothing is sent when the quantity is already right. Without one,
+// it reads the agreement's active additions of the product: one found is
+// PATCHed, two are an ambiguity error, none is created with a POST (product,
+// quantity, billCustomer Billable, effectiveDate, the catalog's price and
+// cost) unless the quantity wanted is 0. A POST is never re-sent: when its
+// outcome is unknown the additions are read again, and the error matches
+// psa.ErrOutcomeUnknown only when that cannot tell.
+func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	agreementID, err := parseID("contract", req.ContractID)
+	if err != nil {
+		return nil, err
+	}
+	productID, err := parseID("service", req.ServiceID)
+	if err != nil {
+		return nil, err
+	}
+	if req.Quantity < 0 {
+		return nil, validationError(fmt.Sprintf("quantity must not be negative, got %d", req.Quantity))
+	}
+	if req.EffectiveDate.IsZero() {
+		return nil, validationError("effective date is required")
+	}
+	ag, _, err := b.client.Agreements.Get(ctx, agreementID)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: reading agreement %d: %w", agreementID, err)
+	}
+	switch {
+	case isStale(ag):
+		return nil, &StaleAgreementError{AgreementID: agreementID, Status: statusOf(ag)}
+	case ag.AgreementStatus != AgreementActive:
+		return nil, fmt.Errorf("connectwise: agreement %d is %s, not active; nothing was written: %w", agreementID, ag.AgreementStatus, psa.ErrConflict)
+	}
+
+	if cur := req.Current; cur != nil && cur.LineID != "" {
+		additionID, err := parseID("addition", cur.LineID)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Quantity == req.Quantity {
+			l := *cur
+			return &l, nil
+		}
+		return b.patchQuantity(ctx, agreementID, productID, additionID, req.Quantity)
+	}
+
+	adds, err := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: reading the additions of agreement %d: %w", agreementID, err)
+	}
+	switch len(adds) {
+	case 0:
+	case 1:
+		if adds[0].Quantity == float64(req.Quantity) {
+			l, err := lineOf(agreementID, adds[0])
+			return &l, err
+		}
+		return b.patchQuantity(ctx, agreementID, productID, adds[0].ID, req.Quantity)
+	default:
+		return nil, ambiguous(agreementID, productID, adds)
+	}
+	if req.Quantity == 0 {
+		return &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID}, nil
+	}
+	return b.createAddition(ctx, agreementID, productID, req)
+}
+
+func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, additionID, quantity int64) (*psa.ContractLine, error) {
+	a, _, err := b.client.AgreementAdditions.SetQuantity(ctx, agreementID, additionID, float64(quantity))
+	if errors.Is(err, psa.ErrNotFound) {
+		return nil, fmt.Errorf("connectwise: addition %d on agreement %d no longer exists (it changed since it was read); nothing was written: %w", additionID, agreementID, psa.ErrConflict)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: setting the quantity of addition %d on agreement %d to %d: %w", additionID, agreementID, quantity, err)
+	}
+	if a.Product != nil && a.Product.ID != 0 && a.Product.ID != productID {
+		return nil, fmt.Errorf("connectwise: addition %d on agreement %d is for product %d, not %d: %w", additionID, agreementID, a.Product.ID, productID, psa.ErrConflict)
+	}
+	if a.Product == nil {
+		a.Product = &Reference{ID: productID}
+	}
+	l, err := lineOf(agreementID, a)
+	return &l, err
+}
+
+func (b *Backend) createAddition(ctx context.Context, agreementID, productID int64, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	price, cost, err := b.catalogPrice(ctx, productID)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: reading the price of catalog item %d: %w", productID, err)
+	}
+	day := dateOf(req.EffectiveDate)
+	body := &CreateAdditionRequest{
+		Product:       &Reference{ID: productID},
+		Quantity:      float64(req.Quantity),
+		BillCustomer:  BillCustomerBillable,
+		EffectiveDate: NewTime(day),
+		UnitPrice:     Ptr(price),
+		UnitCost:      Ptr(cost),
+	}
+	what := fmt.Sprintf("adding product %d with quantity %d to agreement %d from %s", productID, req.Quantity, agreementID, day.Format(time.DateOnly))
+	a, _, err := b.client.AgreementAdditions.Create(ctx, agreementID, body)
+	if err == nil {
+		if a.Product == nil {
+			a.Product = &Reference{ID: productID}
+		}
+		l, err := lineOf(agreementID, a)
+		return &l, err
+	}
+	if !errors.Is(err, psa.ErrOutcomeUnknown) {
+		return nil, fmt.Errorf("connectwise: %s: %w", what, err)
+	}
+	// The POST may or may not have been applied: read, never re-send.
+	adds, rerr := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
+	switch {
+	case rerr != nil:
+		return nil, fmt.Errorf("connectwise: %s: %w; re-reading the additions to find out failed: %v", what, err, rerr)
+	case len(adds) == 0:
+		return nil, fmt.Errorf("connectwise: %s: not applied (the agreement has no addition for the product): %v", what, err)
+	case len(adds) == 1 && adds[0].Quantity == float64(req.Quantity):
+		b.client.logger.Info("ConnectWise addition was created although the response was lost", "agreement", agreementID, "product", productID, "addition", adds[0].ID)
+		l, lerr := lineOf(agreementID, adds[0])
+		return &l, lerr
+	default:
+		return nil, fmt.Errorf("connectwise: %s: the agreement now has %d additions for the product, not the one wanted (%v): %w", what, len(adds), err, psa.ErrOutcomeUnknown)
+	}
+}
+
+// catalogPrice returns a catalog item's price and cost, cached for priceTTL.
+func (b *Backend) catalogPrice(ctx context.Context, id int64) (float64, float64, error) {
+	b.mu.Lock()
+	c, ok := b.prices[id]
+	b.mu.Unlock()
+	if ok && b.now().Sub(c.at) < priceTTL {
+		return c.price, c.cost, nil
+	}
+	item, _, err := b.client.Catalog.Get(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	b.mu.Lock()
+	b.prices[id] = cachedPrice{price: item.Price, cost: item.Cost, at: b.now()}
+	b.mu.Unlock()
+	return item.Price, item.Cost, nil
+}
+
+func (b *Backend) forgetPrice(id int64) {
+	b.mu.Lock()
+	delete(b.prices, id)
+	b.mu.Unlock()
+}
+
+func parseID(kind, s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, validationError(fmt.Sprintf("invalid %s id %q: ConnectWise ids are positive integers", kind, s))
+	}
+	return n, nil
+}
+
+func validationError(msg string) error {
+	return &psa.ValidationError{System: psa.SystemConnectWise, Messages: []string{msg}}
+}
+
+// dateOf returns the calendar date of t (in t's location) at midnight UTC.
+func dateOf(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}

@@ -1,0 +1,793 @@
+package connectwise
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+const (
+	// DefaultAPIVersion is the API version requested in the Accept header
+	// when WithAPIVersion is not used.
+	DefaultAPIVersion = "2025.16"
+
+	// DefaultUserAgent is the User-Agent sent when WithUserAgent is not used.
+	DefaultUserAgent = "psa-sync"
+
+	// DefaultMaxConcurrency is how many requests the client keeps in flight
+	// when WithMaxConcurrency is not used. ConnectWise documents no limit;
+	// this keeps a sync pass polite.
+	DefaultMaxConcurrency = 8
+
+	// DefaultMaxRetries is how often an idempotent request is retried when
+	// WithMaxRetries is not used.
+	DefaultMaxRetries = 4
+
+	// MaxPageSize is the largest pageSize ConnectWise accepts.
+	MaxPageSize = 1000
+
+	// mediaType is ConnectWise's vendor media type. It must come first in
+	// Accept, or the version parameter is not honoured.
+	mediaType = "application/vnd.connectwise.com+json"
+
+	// apiPath is appended to the codebase to form the API root.
+	apiPath = "apis/3.0/"
+
+	maxErrorBody  = 1 << 20
+	maxBody       = 64 << 20
+	maxRetryAfter = 5 * time.Minute
+
+	defaultBackoffBase = 500 * time.Millisecond
+	defaultBackoffMax  = 30 * time.Second
+)
+
+// A Client talks to the ConnectWise PSA (Manage) REST API 3.0 of one company.
+//
+// A Client is safe for concurrent use. Unless WithBaseURL or WithCodebase
+// pins it, the client discovers the company's codebase lazily through
+// /login/companyinfo/{company} and discovers it again once when a request
+// gets 404, because hosted codebases change over time. It keeps at most a
+// configured number of requests in flight, retries reads and PATCHes with
+// exponential backoff and full jitter, and never re-sends a POST whose
+// outcome is unknown.
+type Client struct {
+	client      *http.Client
+	site        *url.URL // scheme and host of the site
+	creds       *credentials
+	apiVersion  string
+	userAgent   string
+	maxRetries  int
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	logger      *slog.Logger
+	sem         chan struct{}
+
+	// sleep waits between retries; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	baseMu   sync.Mutex
+	baseURL  *url.URL // API root, e.g. https://api-na.myconnectwise.net/v4_6_release/apis/3.0/
+	codebase string   // pinned or discovered codebase, e.g. "v4_6_release/"
+	pinned   bool     // baseURL or codebase was configured: never re-discovered
+
+	common service
+
+	// Services for the parts of the API psa-sync uses.
+	Companies          *CompaniesService
+	Catalog            *CatalogService
+	Agreements         *AgreementsService
+	AgreementAdditions *AgreementAdditionsService
+}
+
+type service struct {
+	client *Client
+}
+
+// credentials are the API member's keys. They are only ever written to the
+// Authorization and clientId headers.
+type credentials struct {
+	company    string
+	publicKey  string
+	privateKey string
+	clientID   string
+}
+
+// String keeps the credentials out of logs and error messages.
+func (*credentials) String() string { return "connectwise credentials (redacted)" }
+
+// GoString keeps the credentials out of %#v output.
+func (c *credentials) GoString() string { return c.String() }
+
+// An Option configures a Client in NewClient.
+type Option func(*Client) error
+
+// WithHTTPClient sets the HTTP client that sends every request. The default
+// is a client with a 60 second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("connectwise: nil HTTP client")
+		}
+		c.client = hc
+		return nil
+	}
+}
+
+// WithSite sets the ConnectWise site: a host name such as
+// api-na.myconnectwise.net (https is implied) or a URL with a scheme such as
+// http://127.0.0.1:8089 (simulators, on-premises installs). It is required
+// unless WithBaseURL is given.
+func WithSite(site string) Option {
+	return func(c *Client) error {
+		u, err := parseSite(site)
+		if err != nil {
+			return err
+		}
+		c.site = u
+		return nil
+	}
+}
+
+func parseSite(site string) (*url.URL, error) {
+	s := strings.TrimSpace(site)
+	if s == "" {
+		return nil, errors.New("connectwise: site is empty")
+	}
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("connectwise: site %q is neither a host name nor an http(s) URL", site)
+	}
+	if p := strings.Trim(u.Path, "/"); p != "" || u.RawQuery != "" {
+		return nil, fmt.Errorf("connectwise: site %q must not have a path; give the codebase with WithCodebase or the API root with WithBaseURL", site)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}, nil
+}
+
+// WithCompanyID sets the login company id (such as "training"), used for
+// codebase discovery and in the Authorization header. Required.
+func WithCompanyID(company string) Option {
+	return func(c *Client) error {
+		c.creds.company = company
+		return nil
+	}
+}
+
+// WithKeys sets the API member's public and private keys. Required.
+func WithKeys(publicKey, privateKey string) Option {
+	return func(c *Client) error {
+		c.creds.publicKey, c.creds.privateKey = publicKey, privateKey
+		return nil
+	}
+}
+
+// WithClientID sets the clientId issued by the ConnectWise developer portal
+// for the integration. Required.
+func WithClientID(clientID string) Option {
+	return func(c *Client) error {
+		c.creds.clientID = clientID
+		return nil
+	}
+}
+
+// WithCodebase pins the codebase, such as "v2025_1/" or "v4_6_release/", and
+// skips discovery. By default the codebase is discovered on first use.
+func WithCodebase(codebase string) Option {
+	return func(c *Client) error {
+		cb, err := cleanCodebase(codebase)
+		if err != nil {
+			return err
+		}
+		c.codebase, c.pinned = cb, true
+		return nil
+	}
+}
+
+func cleanCodebase(codebase string) (string, error) {
+	cb := strings.Trim(strings.TrimSpace(codebase), "/")
+	if cb == "" || strings.ContainsAny(cb, "?#:\\") || strings.Contains(cb, "..") {
+		return "", fmt.Errorf("connectwise: invalid codebase %q", codebase)
+	}
+	return cb + "/", nil
+}
+
+// WithBaseURL sets the API root, such as
+// https://api-na.myconnectwise.net/v2025_1/apis/3.0/, and skips codebase
+// discovery. A root that does not end in "apis/3.0/" gets it appended.
+func WithBaseURL(rawURL string) Option {
+	return func(c *Client) error {
+		u, err := url.Parse(rawURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("connectwise: base URL %q is not an absolute http(s) URL", rawURL)
+		}
+		u.RawQuery, u.Fragment, u.RawPath = "", "", ""
+		if !strings.HasSuffix(u.Path, "/") {
+			u.Path += "/"
+		}
+		if !strings.HasSuffix(strings.ToLower(u.Path), apiPath) {
+			u.Path += apiPath
+		}
+		c.baseURL, c.pinned = u, true
+		if c.site == nil {
+			c.site = &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}
+		}
+		return nil
+	}
+}
+
+// WithAPIVersion sets the version requested in the Accept header, such as
+// "2025.16". The default is DefaultAPIVersion.
+func WithAPIVersion(v string) Option {
+	return func(c *Client) error {
+		v = strings.TrimSpace(v)
+		if v == "" || strings.ContainsAny(v, ",; \"") {
+			return fmt.Errorf("connectwise: invalid API version %q", v)
+		}
+		c.apiVersion = v
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header. The default is DefaultUserAgent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if ua != "" {
+			c.userAgent = ua
+		}
+		return nil
+	}
+}
+
+// WithMaxConcurrency sets how many requests may be in flight at once. The
+// default is DefaultMaxConcurrency.
+func WithMaxConcurrency(n int) Option {
+	return func(c *Client) error {
+		if n < 1 {
+			return fmt.Errorf("connectwise: max concurrency must be at least 1, got %d", n)
+		}
+		c.sem = make(chan struct{}, n)
+		return nil
+	}
+}
+
+// WithMaxRetries sets how often a GET or PATCH is retried after a 429, a 5xx
+// or a network error. Zero disables retries. The default is
+// DefaultMaxRetries.
+func WithMaxRetries(n int) Option {
+	return func(c *Client) error {
+		if n < 0 {
+			return fmt.Errorf("connectwise: max retries must not be negative, got %d", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the exponential backoff between retries: the n-th retry
+// waits a random time up to min(max, base·2ⁿ), and at least the server's
+// Retry-After. The defaults are 500ms and 30s.
+func WithBackoff(base, maxWait time.Duration) Option {
+	return func(c *Client) error {
+		if base <= 0 || maxWait < base {
+			return fmt.Errorf("connectwise: invalid backoff %s..%s", base, maxWait)
+		}
+		c.backoffBase, c.backoffMax = base, maxWait
+		return nil
+	}
+}
+
+// WithSleep replaces the function that waits between retries (tests pass
+// one that records the waits). The default sleeps, or returns early with the
+// context's error.
+func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
+	return func(c *Client) error {
+		if sleep == nil {
+			return errors.New("connectwise: nil sleep function")
+		}
+		c.sleep = sleep
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and codebase discovery. The default
+// discards everything. Credentials are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+// NewClient returns a client configured by opts. It does no network I/O:
+// the codebase is discovered on first use unless WithBaseURL or WithCodebase
+// pins it.
+func NewClient(opts ...Option) (*Client, error) {
+	c := &Client{
+		client:      &http.Client{Timeout: 60 * time.Second},
+		creds:       &credentials{},
+		apiVersion:  DefaultAPIVersion,
+		userAgent:   DefaultUserAgent,
+		maxRetries:  DefaultMaxRetries,
+		backoffBase: defaultBackoffBase,
+		backoffMax:  defaultBackoffMax,
+		logger:      slog.New(slog.DiscardHandler),
+		sem:         make(chan struct{}, DefaultMaxConcurrency),
+		sleep:       sleepContext,
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	var missing []string
+	if c.site == nil {
+		missing = append(missing, "site")
+	}
+	for _, f := range []struct{ name, v string }{
+		{"company id", c.creds.company}, {"public key", c.creds.publicKey},
+		{"private key", c.creds.privateKey}, {"client id", c.creds.clientID},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("connectwise: missing settings: %s", strings.Join(missing, ", "))
+	}
+	if c.baseURL == nil && c.pinned {
+		c.baseURL = c.site.JoinPath(c.codebase, apiPath)
+		c.baseURL.Path = strings.TrimSuffix(c.baseURL.Path, "/") + "/"
+	}
+	c.common.client = c
+	c.Companies = (*CompaniesService)(&c.common)
+	c.Catalog = (*CatalogService)(&c.common)
+	c.Agreements = (*AgreementsService)(&c.common)
+	c.AgreementAdditions = (*AgreementAdditionsService)(&c.common)
+	return c, nil
+}
+
+// Host returns the site's host, such as api-na.myconnectwise.net.
+func (c *Client) Host() string { return c.site.Host }
+
+// CompanyInfo is the answer of /login/companyinfo/{company}. Only Codebase is
+// documented by the libraries that use it.
+type CompanyInfo struct {
+	CompanyName string `json:"CompanyName,omitempty"`
+	Codebase    string `json:"Codebase"`
+	VersionCode string `json:"VersionCode,omitempty"`
+	CompanyID   string `json:"CompanyID,omitempty"`
+	SiteURL     string `json:"SiteUrl,omitempty"`
+}
+
+// BaseURL returns the API root requests are sent to, discovering the
+// codebase first if needed.
+func (c *Client) BaseURL(ctx context.Context) (*url.URL, error) {
+	c.baseMu.Lock()
+	defer c.baseMu.Unlock()
+	if c.baseURL == nil {
+		if err := c.discoverLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+	u := *c.baseURL
+	return &u, nil
+}
+
+// CompanyInfo fetches /login/companyinfo/{company} (no credentials needed).
+func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
+	u := c.site.JoinPath("login", "companyinfo", c.creds.company)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: company info: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: company info: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := CheckResponse(resp); err != nil {
+		return nil, fmt.Errorf("connectwise: company info for company %q: %w", c.creds.company, err)
+	}
+	var ci CompanyInfo
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&ci); err != nil {
+		return nil, fmt.Errorf("connectwise: company info: decoding response: %w", err)
+	}
+	return &ci, nil
+}
+
+func (c *Client) discoverLocked(ctx context.Context) error {
+	ci, err := c.CompanyInfo(ctx)
+	if err != nil {
+		return err
+	}
+	cb, err := cleanCodebase(ci.Codebase)
+	if err != nil {
+		return fmt.Errorf("connectwise: company info for company %q returned no usable codebase: %w", c.creds.company, err)
+	}
+	if cb != c.codebase {
+		c.logger.Info("Discovered ConnectWise codebase", "codebase", cb, "previous", c.codebase)
+	}
+	c.codebase = cb
+	c.baseURL = c.site.JoinPath(cb, apiPath)
+	c.baseURL.Path = strings.TrimSuffix(c.baseURL.Path, "/") + "/"
+	return nil
+}
+
+// rediscover fetches the codebase again after a 404 on stale, and reports
+// whether the API root moved.
+func (c *Client) rediscover(ctx context.Context, stale string) (bool, error) {
+	c.baseMu.Lock()
+	defer c.baseMu.Unlock()
+	if c.pinned || c.baseURL == nil {
+		return false, nil
+	}
+	if c.baseURL.String() != stale {
+		return true, nil // another request already moved it
+	}
+	if err := c.discoverLocked(ctx); err != nil {
+		return false, err
+	}
+	return c.baseURL.String() != stale, nil
+}
+
+// NewRequest builds a request. A relative urlStr (such as
+// "procurement/catalog") is resolved against the API root; an absolute one
+// (a Link header's next page) must have the API root's origin, so that
+// credentials are never sent anywhere else. body, if not nil, is sent as
+// JSON. NewRequest sets the authentication and Accept headers.
+func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any) (*http.Request, error) {
+	base, err := c.BaseURL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := base.Parse(urlStr)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: bad request URL: %w", err)
+	}
+	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
+		return nil, fmt.Errorf("connectwise: refusing to send credentials to %s://%s, which is not the site %s://%s", u.Scheme, u.Host, base.Scheme, base.Host)
+	}
+	var buf []byte
+	if body != nil {
+		if buf, err = json.Marshal(body); err != nil {
+			return nil, fmt.Errorf("connectwise: encoding request body: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(buf))
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: %w", err)
+	}
+	if body == nil {
+		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+	} else {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", mediaType+"; version="+c.apiVersion)
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("clientId", c.creds.clientID)
+	req.SetBasicAuth(c.creds.company+"+"+c.creds.publicKey, c.creds.privateKey)
+	return req, nil
+}
+
+// Response wraps an HTTP response from ConnectWise with the paging links
+// and the server's API version, parsed once.
+type Response struct {
+	*http.Response
+
+	// NextPageURL is the Link header's rel="next" target, or "" on the last
+	// page (and for responses that are not lists).
+	NextPageURL string
+	// Links holds every Link header entry by rel (next, prev, first, last).
+	Links map[string]string
+	// APIVersion is the api-current-version header, the server's version.
+	APIVersion string
+}
+
+func newResponse(r *http.Response) *Response {
+	resp := &Response{Response: r, Links: parseLinks(r.Header.Values("Link")), APIVersion: r.Header.Get("api-current-version")}
+	resp.NextPageURL = resp.Links["next"]
+	return resp
+}
+
+// parseLinks parses RFC 8288 Link headers: <url>; rel="next", <url>; rel=last.
+func parseLinks(values []string) map[string]string {
+	links := map[string]string{}
+	for _, v := range values {
+		for _, part := range splitLinks(v) {
+			part = strings.TrimSpace(part)
+			if !strings.HasPrefix(part, "<") {
+				continue
+			}
+			end := strings.Index(part, ">")
+			if end < 0 {
+				continue
+			}
+			target := part[1:end]
+			for _, p := range strings.Split(part[end+1:], ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "rel") {
+					for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(val), `"`)) {
+						if _, dup := links[strings.ToLower(rel)]; !dup {
+							links[strings.ToLower(rel)] = target
+						}
+					}
+				}
+			}
+		}
+	}
+	return links
+}
+
+// splitLinks splits a Link header at the commas between entries, not at
+// commas inside <...>.
+func splitLinks(v string) []string {
+	var parts []string
+	depth, start := 0, 0
+	for i, r := range v {
+		switch r {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				parts = append(parts, v[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(parts, v[start:])
+}
+
+// isIdempotent reports whether req may be sent again when its outcome is
+// unknown: reads, and PATCHes, which set absolute values.
+func isIdempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// Do sends req and decodes a successful JSON response into v (when v is not
+// nil). It waits for a concurrency slot, re-discovers the codebase once after
+// a 404, retries reads and PATCHes, and maps error responses with
+// CheckResponse.
+//
+// A POST (a create) is never re-sent when it may have been applied: a
+// network error after sending it, or a 5xx without validation messages,
+// returns an error matching psa.ErrOutcomeUnknown. It is retried only when
+// ConnectWise surely did not process it: the connection could not be made,
+// or the answer was 429. PUT and DELETE are not retried.
+func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
+	idempotent := isIdempotent(req)
+	rediscovered := false
+	for attempt := 0; ; attempt++ {
+		resp, body, err := c.roundTrip(req)
+		if err == nil {
+			if v != nil && len(bytes.TrimSpace(body)) > 0 {
+				if derr := json.Unmarshal(body, v); derr != nil {
+					return resp, fmt.Errorf("connectwise: %s %s: decoding response: %w", req.Method, redactURL(req.URL), derr)
+				}
+			}
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			var te *transportError
+			if !idempotent && errors.As(err, &te) && !te.notSent {
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+			}
+			return resp, ctx.Err()
+		}
+		if resp != nil && resp.StatusCode == http.StatusNotFound && !rediscovered {
+			// The hosted codebase may have moved; a 404 was not processed,
+			// so any method may be re-sent to the new one.
+			rediscovered = true
+			if moved, derr := c.rebase(ctx, req); derr == nil && moved {
+				attempt--
+				continue
+			}
+		}
+		retry, wait, outErr := c.classify(req, resp, err, idempotent)
+		if !retry || attempt >= c.maxRetries {
+			return resp, outErr
+		}
+		d := c.backoff(attempt, wait)
+		c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)
+		if serr := c.sleep(ctx, d); serr != nil {
+			return resp, serr
+		}
+		if req, err = rewind(req); err != nil {
+			return resp, err
+		}
+	}
+}
+
+func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
+	select {
+	case c.sem <- struct{}{}:
+	case <-req.Context().Done():
+		return nil, nil, req.Context().Err()
+	}
+	defer func() { <-c.sem }()
+	hr, err := c.client.Do(req)
+	if err != nil {
+		return nil, nil, &transportError{err: err, notSent: notSent(err)}
+	}
+	defer hr.Body.Close()
+	if err := CheckResponse(hr); err != nil {
+		return newResponse(hr), nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	if err != nil {
+		return newResponse(hr), nil, &transportError{err: err}
+	}
+	return newResponse(hr), body, nil
+}
+
+// rebase re-discovers the codebase after a 404 and points req at it.
+func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {
+	c.baseMu.Lock()
+	var stale string
+	if c.baseURL != nil {
+		stale = c.baseURL.String()
+	}
+	c.baseMu.Unlock()
+	if stale == "" || !strings.HasPrefix(req.URL.String(), stale) {
+		return false, nil
+	}
+	moved, err := c.rediscover(ctx, stale)
+	if err != nil || !moved {
+		if err != nil {
+			c.logger.Warn("ConnectWise codebase re-discovery failed", "err", err)
+		}
+		return false, err
+	}
+	base, err := c.BaseURL(ctx)
+	if err != nil {
+		return false, err
+	}
+	u, err := url.Parse(base.String() + strings.TrimPrefix(req.URL.String(), stale))
+	if err != nil {
+		return false, err
+	}
+	nr, err := rewind(req)
+	if err != nil {
+		return false, err
+	}
+	*req = *nr
+	req.URL, req.Host = u, ""
+	return true, nil
+}
+
+func rewind(req *http.Request) (*http.Request, error) {
+	nr := req.Clone(req.Context())
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("connectwise: rewinding request body: %w", err)
+		}
+		nr.Body = b
+	}
+	return nr, nil
+}
+
+// classify decides whether a failed attempt may be retried, how long the
+// server asked to wait, and the error to return when it is not retried.
+func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
+	var te *transportError
+	if errors.As(err, &te) {
+		switch {
+		case idempotent, te.notSent:
+			return true, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		case req.Method == http.MethodPost:
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+		default:
+			return false, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		}
+	}
+	var rl *psa.RateLimitError
+	if errors.As(err, &rl) {
+		if rl.RetryAfter > maxRetryAfter {
+			return false, 0, err
+		}
+		// A 429 is refused before any work, so even a create may be re-sent.
+		return idempotent || req.Method == http.MethodPost, rl.RetryAfter, err
+	}
+	var er *ErrorResponse
+	if errors.As(err, &er) {
+		st := er.Response.StatusCode
+		serverFault := st >= 500 && st != http.StatusNotImplemented && !errors.Is(er, psa.ErrValidation)
+		if idempotent {
+			return serverFault, retryAfter(er.Response), err
+		}
+		if serverFault && req.Method == http.MethodPost {
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+		}
+	}
+	return false, 0, err
+}
+
+// backoff returns the wait before retry number attempt (0-based): full
+// jitter over an exponentially growing window, and at least what the server
+// asked.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	window := c.backoffBase << min(attempt, 30)
+	if window <= 0 || window > c.backoffMax {
+		window = c.backoffMax
+	}
+	d := time.Duration(rand.Int64N(int64(window) + 1))
+	return max(d, retryAfter)
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type transportError struct {
+	err     error
+	notSent bool
+}
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// OutcomeUnknownError is returned when a POST may or may not have been
+// applied: the connection failed after it was sent, or the server answered
+// 5xx without saying why. It matches psa.ErrOutcomeUnknown. The client does
+// not re-send such a request; the caller must find out by reading.
+type OutcomeUnknownError struct {
+	Method string
+	URL    string
+	Err    error
+}
+
+// Error says which request may or may not have been applied.
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("connectwise: %s %s: outcome unknown: %v", e.Method, e.URL, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is reports whether target is psa.ErrOutcomeUnknown.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
+
+// redactURL returns u without its query string (which may hold customer
+// names in conditions) and user info. Credentials only travel in headers.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.User = "", nil
+	return r.String()
+}

@@ -1,0 +1,67 @@
+// Package connectwise is a client for the ConnectWise PSA (Manage) REST API
+// 3.0 and the psa.Backend adapter that psa-sync uses to talk to it.
+//
+// The client follows go-github: a Client with one service per API area
+// (Companies, Catalog, Agreements, AgreementAdditions), methods taking a
+// context first and returning the value, a *Response and an error.
+//
+//	client, err := connectwise.NewClient(
+//		connectwise.WithSite("api-na.myconnectwise.net"),
+//		connectwise.WithCompanyID("msp"),
+//		connectwise.WithKeys(publicKey, privateKey),
+//		connectwise.WithClientID(clientID),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	agreements, _, err := client.Agreements.List(ctx, &connectwise.ListOptions{
+//		Conditions: connectwise.And(
+//			connectwise.Eq("company/id", 174),
+//			connectwise.Eq("agreementStatus", connectwise.AgreementActive),
+//		),
+//		Fields: []string{"id", "name", "agreementStatus"},
+//	})
+//
+// # Wire behaviour
+//
+// The API root is https://{site}/{codebase}apis/3.0/. The codebase is
+// discovered on first use through the unauthenticated
+// GET /login/companyinfo/{company} (its "Codebase"), and discovered again
+// once when a request gets 404, because hosted codebases change;
+// WithCodebase and WithBaseURL pin it instead. Every request carries Basic
+// authentication "company+publicKey:privateKey", the clientId header and
+// Accept: application/vnd.connectwise.com+json; version=2025.16 (the vendor
+// type first, or the version is ignored; WithAPIVersion changes it).
+//
+// Lists are bare JSON arrays. ListOptions builds conditions (see Condition:
+// strings quoted and escaped, dates in [...], nested paths such as
+// company/id), fields, orderBy and pageSize (1,000 by default, the maximum),
+// and the client follows the Link header's rel="next" with the original
+// query, navigable or forward-only (ListOptions.ForwardOnly). Writes are
+// POST (create), PATCH in ConnectWise's dialect
+// [{"op":"replace","path":"quantity","value":42}] and DELETE.
+//
+// # Errors and limits
+//
+// CheckResponse maps {"code","message","errors":[...]} bodies: 400 matches
+// psa.ErrValidation with the messages in a *psa.ValidationError, 401 and 403
+// psa.ErrUnauthorized, 404 psa.ErrNotFound, 409 psa.ErrConflict and 429 is a
+// *psa.RateLimitError with Retry-After. At most WithMaxConcurrency requests
+// are in flight. GETs and PATCHes are retried on 429, 5xx and network errors
+// with exponential backoff, full jitter and Retry-After. A POST is retried
+// only when ConnectWise surely did not process it (429, or no connection);
+// otherwise an unknown outcome gives an error matching psa.ErrOutcomeUnknown
+// and the caller reads to find out. Error bodies are read up to 1 MiB, and
+// no error or log line carries credentials.
+//
+// # Backend
+//
+// Backend adapts a Client to psa.Backend; its doc comment lists how the
+// neutral model maps to catalog items, companies, agreements and additions.
+// ReadLines reads the status of up to 1,000 agreements per request and then
+// the active additions of each agreement (one request per 1,000 additions,
+// four agreements at a time); per-agreement problems (missing, stale,
+// ambiguous, fractional) come back in a *ContractErrors alongside the other
+// agreements' lines. SetQuantity PATCHes the quantity, or creates the
+// addition when there is none, and refuses stale agreements.
+package connectwise

@@ -1,0 +1,142 @@
+package connectwise
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// FieldError is one entry of the "errors" array of a ConnectWise error
+// response.
+type FieldError struct {
+	Code     string `json:"code,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Resource string `json:"resource,omitempty"`
+	Field    string `json:"field,omitempty"`
+}
+
+// ErrorResponse is an error response from ConnectWise:
+// {"code": "InvalidObject", "message": "...", "errors": [...]}.
+//
+// It matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404),
+// psa.ErrConflict (409) and, for a 400, psa.ErrValidation:
+// errors.As(err, new(*psa.ValidationError)) then yields the messages.
+type ErrorResponse struct {
+	// Response is the HTTP response; its body has been consumed.
+	Response *http.Response
+	Code     string       `json:"code"`
+	Message  string       `json:"message"`
+	Errors   []FieldError `json:"errors"`
+
+	wrapped error
+}
+
+// Error describes the response: method, URL without query, status, code and
+// messages.
+func (r *ErrorResponse) Error() string {
+	var b strings.Builder
+	b.WriteString("connectwise: ")
+	if r.Response.Request != nil {
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+	}
+	b.WriteString(strconv.Itoa(r.Response.StatusCode))
+	if r.Code != "" {
+		fmt.Fprintf(&b, " %s", r.Code)
+	}
+	if msgs := r.messages(); len(msgs) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(msgs, "; "))
+	} else {
+		b.WriteString(" ")
+		b.WriteString(http.StatusText(r.Response.StatusCode))
+	}
+	return b.String()
+}
+
+// messages returns the top-level message followed by each field error.
+func (r *ErrorResponse) messages() []string {
+	var msgs []string
+	if r.Message != "" {
+		msgs = append(msgs, r.Message)
+	}
+	for _, e := range r.Errors {
+		m := e.Message
+		if m == "" {
+			m = e.Code
+		}
+		if e.Field != "" {
+			m = e.Field + ": " + m
+		}
+		if m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
+// Unwrap returns the matching psa error, if any.
+func (r *ErrorResponse) Unwrap() error { return r.wrapped }
+
+// CheckResponse returns nil for a 2xx response, and otherwise an error: a
+// *psa.RateLimitError for 429 (with Retry-After), else an *ErrorResponse. It
+// reads at most 1 MiB of the body.
+func CheckResponse(r *http.Response) error {
+	if c := r.StatusCode; 200 <= c && c <= 299 {
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	er := &ErrorResponse{Response: r}
+	_ = json.Unmarshal(data, er) // a non-JSON body leaves the fields empty
+	if er.Message == "" {
+		// Some gateways answer {"error": ..., "message": ...} or {"Message": ...}.
+		var alt struct {
+			Message string `json:"Message"`
+		}
+		if json.Unmarshal(data, &alt) == nil {
+			er.Message = alt.Message
+		}
+	}
+	switch {
+	case r.StatusCode == http.StatusTooManyRequests:
+		return &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: retryAfter(r), Message: strings.Join(er.messages(), "; ")}
+	case r.StatusCode == http.StatusUnauthorized, r.StatusCode == http.StatusForbidden:
+		er.wrapped = psa.ErrUnauthorized
+	case r.StatusCode == http.StatusNotFound:
+		er.wrapped = psa.ErrNotFound
+	case r.StatusCode == http.StatusConflict:
+		er.wrapped = psa.ErrConflict
+	case r.StatusCode == http.StatusBadRequest:
+		msgs := er.messages()
+		if len(msgs) == 0 {
+			msgs = []string{"bad request"}
+		}
+		er.wrapped = &psa.ValidationError{System: psa.SystemConnectWise, Messages: msgs}
+	}
+	return er
+}
+
+// retryAfter parses a Retry-After header in seconds or as an HTTP date.
+func retryAfter(r *http.Response) time.Duration {
+	if r == nil {
+		return 0
+	}
+	v := strings.TrimSpace(r.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
