@@ -426,7 +426,7 @@ func printResult(w io.Writer, res *daemon.Result) {
 	}
 	if res.Plan != nil {
 		fmt.Fprintln(w)
-		printPlan(w, res.Plan, false)
+		printChanges(w, res.Plan, false)
 	}
 }
 
@@ -441,6 +441,12 @@ func writeResultJSON(w io.Writer, res *daemon.Result) {
 // lines with all), then unmapped and unassigned usage and skipped rows.
 func printPlan(w io.Writer, p *daemon.Plan, all bool) {
 	fmt.Fprintf(w, "Plan for period %s (effective %s), %d customers with usage sync\n\n", p.Period, fmtDate(p.EffectiveDate), p.Customers)
+	printChanges(w, p, all)
+}
+
+// printChanges prints the lines of a plan (those that change, or all),
+// their counts, and the usage that cannot be billed.
+func printChanges(w io.Writer, p *daemon.Plan, all bool) {
 	counts := map[string]int{}
 	var rows []daemon.Change
 	for _, c := range p.Changes {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The psa-sync demo (make demo). It needs Go and Terraform (the GNUmakefile
+# builds Terraform when it is not on PATH) and nothing on the network:
+#
+#  1. builds the provider and psa-syncd from this checkout;
+#  2. starts `psa-syncd simulate`: an Autotask tenant and a Sophos partner
+#     from examples/demo/autotask.json and sophos.json, on loopback ports;
+#  3. applies examples/demo/main.tf with the freshly built provider (a
+#     generated Terraform CLI config with dev_overrides, so no registry and no
+#     `terraform init`), which creates a service and writes the mapping export;
+#  4. runs `psa-syncd plan`, then `psa-syncd sync`, and prints the
+#     per-customer report, the contract quantities before and after (read
+#     back from the simulator) and the key metrics;
+#  5. syncs again to show that nothing changes, then runs the daemon briefly
+#     and triggers a pass through its HTTP API;
+#  6. stops everything it started and removes its temporary directory.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+terraform="${TERRAFORM:-terraform}"
+work="$(mktemp -d "${TMPDIR:-/tmp}/psa-sync-demo.XXXXXX")"
+pids=()
+
+cleanup() {
+	local pid
+	for pid in "${pids[@]}"; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -t 1 ]]; then bold=$'\033[1m' reset=$'\033[0m'; else bold="" reset=""; fi
+section() { printf '\n%s== %s%s\n\n' "$bold" "$*" "$reset"; }
+
+# wait_for FILE PATTERN PID: wait until a line of FILE matches PATTERN, as
+# long as process PID lives.
+wait_for() {
+	local i
+	for i in $(seq 1 600); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "demo: timed out waiting for /$2/ in $1" >&2
+	return 1
+}
+
+section "Building the provider and psa-syncd"
+(
+	cd "$root"
+	go build -o "$work/plugins/terraform-provider-psa" .
+	go build -o "$work/bin/psa-syncd" ./daemon/cmd/psa-syncd
+	go build -o "$work/bin/simstate" ./examples/demo/simstate
+)
+syncd="$work/bin/psa-syncd"
+"$syncd" version
+
+section "Starting the Autotask and Sophos simulators"
+# The usage fixture is for "the current month", whatever month this is.
+sed "s/CURRENT-MONTH/$(date -u +%Y-%m)/" "$here/sophos.json" >"$work/sophos.json"
+"$syncd" simulate -autotask.fixture "$here/autotask.json" -sophos.fixture "$work/sophos.json" \
+	>"$work/simulate.env" 2>"$work/simulate.log" &
+pids+=("$!")
+wait_for "$work/simulate.env" '^READY=1$' "${pids[0]}" || { cat "$work/simulate.log" >&2; exit 1; }
+while IFS='=' read -r key value; do
+	case "$key" in AUTOTASK_* | SOPHOS_*) printf -v "$key" '%s' "$value" ;; esac
+done <"$work/simulate.env"
+echo "Autotask REST API: $AUTOTASK_BASE_URL (API user $AUTOTASK_USERNAME)"
+echo "Sophos Central:    $SOPHOS_API_URL (token endpoint $SOPHOS_AUTH_URL)"
+echo "Simulator state:   $AUTOTASK_STATE_URL (the simulator's own, not Autotask's)"
+
+# The provider and psa-syncd read the same credentials from the environment.
+export PSA_AUTOTASK_USERNAME="$AUTOTASK_USERNAME" PSA_AUTOTASK_SECRET="$AUTOTASK_SECRET"
+export PSA_AUTOTASK_INTEGRATION_CODE="$AUTOTASK_INTEGRATION_CODE" PSA_AUTOTASK_BASE_URL="$AUTOTASK_BASE_URL"
+export PSA_SOPHOS_CLIENT_ID="$SOPHOS_CLIENT_ID" PSA_SOPHOS_CLIENT_SECRET="$SOPHOS_CLIENT_SECRET"
+
+section "Contract quantities before"
+"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+
+section "terraform apply examples/demo/main.tf"
+cat >"$work/terraformrc" <<EOF
+provider_installation {
+  dev_overrides {
+    "registry.terraform.io/psa-sync/psa" = "$work/plugins"
+  }
+  direct {}
+}
+EOF
+mkdir "$work/tf"
+cp "$here/main.tf" "$work/tf/main.tf"
+export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
+export TF_VAR_autotask_base_url="$AUTOTASK_BASE_URL" TF_VAR_autotask_username="$AUTOTASK_USERNAME"
+export TF_VAR_autotask_secret="$AUTOTASK_SECRET" TF_VAR_autotask_integration_code="$AUTOTASK_INTEGRATION_CODE"
+export TF_VAR_export_path="$work/psa-mappings.json"
+"$terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color 2>&1 |
+	grep -v -e '^$' -e 'Provider development overrides' -e 'psa-sync/psa in ' -e 'The behavior may therefore' \
+		-e 'applying changes may cause' -e 'published releases\.' -e 'Warning:' -e '^│' -e '^╵' -e '^╷' || true
+[[ -s "$work/psa-mappings.json" ]] || { echo "demo: terraform did not write the mapping export" >&2; exit 1; }
+
+section "psa-syncd validate and check"
+sed -e "s|@SOPHOS_AUTH_URL@|$SOPHOS_AUTH_URL|" -e "s|@SOPHOS_API_URL@|$SOPHOS_API_URL|" \
+	"$here/psa-syncd.yml" >"$work/psa-syncd.yml"
+od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$work/api-token"
+cfg=(-config.file "$work/psa-syncd.yml" -log.level warn)
+"$syncd" validate "${cfg[@]}"
+"$syncd" check "${cfg[@]}"
+
+section "psa-syncd plan (nothing is written)"
+"$syncd" plan "${cfg[@]}"
+
+section "psa-syncd sync"
+rc=0
+"$syncd" sync "${cfg[@]}" -metrics.file "$work/metrics.prom" || rc=$?
+echo
+echo "exit code: $rc (non-zero when the pass failed or was partial)"
+
+section "Contract quantities after"
+"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+
+section "Key metrics (psa-syncd sync -metrics.file)"
+grep -E '^psa_sync_(runs_total|lines_total|customers|unmapped|last_success_timestamp_seconds|api_requests_total|export_last_reload_successful)[{ ]' \
+	"$work/metrics.prom" | grep -v ' 0$' || true
+
+section "psa-syncd sync again: nothing changes"
+"$syncd" sync "${cfg[@]}" | sed -n "1,2p"
+"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+
+if command -v curl >/dev/null; then
+	section "psa-syncd run: the daemon, its HTTP API and /metrics"
+	"$syncd" run "${cfg[@]}" -log.level info -web.listen-address 127.0.0.1:0 2>"$work/run.log" &
+	pids+=("$!")
+	wait_for "$work/run.log" 'msg=Listening' "$!" || { cat "$work/run.log" >&2; exit 1; }
+	addr="$(sed -n 's/.*msg=Listening address=\([^ ]*\).*/\1/p' "$work/run.log" | head -n 1)"
+	echo "GET  /-/ready         -> $(curl -fsS "http://$addr/-/ready")"
+	echo "POST /api/v1/sync     -> $(curl -fsS -X POST -H "Authorization: Bearer $(cat "$work/api-token")" \
+		-d '{"customer": "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"}' "http://$addr/api/v1/sync" | tr -d '\n ')"
+	wait_for "$work/run.log" 'msg="Finished pass"' "${pids[-1]}"
+	echo "POST without a token  -> HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$addr/api/v1/sync")"
+	echo "GET  /api/v1/customers?status=failed -> $(curl -fsS "http://$addr/api/v1/customers?status=failed" | tr -d '\n ')"
+	echo
+	curl -fsS "http://$addr/metrics" | grep -E '^psa_sync_(runs_total|customers|unmapped)\{' | grep -v ' 0$' || true
+	kill -TERM "${pids[-1]}"
+	wait "${pids[-1]}" || true
+	grep -o 'msg="Received SIGTERM, exiting gracefully"' "$work/run.log" || true
+fi
+
+section "Done"
+echo "Everything the demo started is stopped; its temporary directory is removed."
