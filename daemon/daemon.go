@@ -89,6 +89,10 @@ type Daemon struct {
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]
+	// clients are the backend and source built from cfg. They are built
+	// once per config load and shared by every pass and plan, so that the
+	// backend's own bound on concurrent requests holds across all of them.
+	clients atomic.Pointer[clients]
 
 	// reloadMu serialises reloads: startup, SIGHUP, POST /-/reload and the
 	// export watch all go through reload.
@@ -104,6 +108,12 @@ type Daemon struct {
 
 	// scheduleChanged wakes the scheduler after a reload.
 	scheduleChanged chan struct{}
+}
+
+// clients are the PSA backend and usage source of one config.
+type clients struct {
+	backend psa.Backend
+	source  source.Source
 }
 
 // exportSnapshot is a loaded, valid mapping export.
@@ -177,8 +187,14 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
+	cl, err := d.newClients(cfg)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	d.db = db
 	d.cfg.Store(cfg)
+	d.clients.Store(cl)
 	d.metrics.ConfigReloaded(true, d.now())
 	return d, nil
 }
@@ -228,6 +244,10 @@ func (d *Daemon) reloadConfigLocked() error {
 	if err == nil && cfg.StateDir != old.StateDir {
 		err = fmt.Errorf("daemon: state_dir changed from %q to %q: restart psa-syncd to move the state database", old.StateDir, cfg.StateDir)
 	}
+	var cl *clients
+	if err == nil {
+		cl, err = d.newClients(cfg)
+	}
 	if err != nil {
 		d.metrics.ConfigReloaded(false, d.now())
 		d.logger.Error("Error reloading config", "file", d.configPath, "err", err)
@@ -240,6 +260,7 @@ func (d *Daemon) reloadConfigLocked() error {
 		d.logger.Info("Loaded config", "file", d.configPath)
 	}
 	d.cfg.Store(cfg)
+	d.clients.Store(cl)
 	d.metrics.ConfigReloaded(true, d.now())
 	d.poke()
 	return nil
@@ -406,6 +427,18 @@ func (d *Daemon) NewSource(cfg *Config) (source.Source, error) {
 	return cfg.NewSource(d.baseClient, d.logger.With("component", "source"))
 }
 
+func (d *Daemon) newClients(cfg *Config) (*clients, error) {
+	be, err := d.NewBackend(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: psa: %w", err)
+	}
+	src, err := d.NewSource(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: source: %w", err)
+	}
+	return &clients{backend: be, source: src}, nil
+}
+
 // engine builds an Engine for one pass from the running config and export.
 func (d *Daemon) engine() (*Engine, *export.Document, error) {
 	snap := d.exp.Load()
@@ -417,17 +450,10 @@ func (d *Daemon) engine() (*Engine, *export.Document, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	be, err := d.NewBackend(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("daemon: psa: %w", err)
-	}
-	src, err := d.NewSource(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("daemon: source: %w", err)
-	}
+	cl := d.clients.Load()
 	e := NewEngine(EngineOptions{
-		Backend:  be,
-		Source:   src,
+		Backend:  cl.backend,
+		Source:   cl.source,
 		State:    d.db,
 		Policies: cfg.Policies,
 		Metrics:  d.metrics,
@@ -481,11 +507,7 @@ func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 		cfg := d.cfg.Load()
 		// Without an export the engine cannot be built for a pass, but open
 		// intents only need the PSA: build a minimal engine for them.
-		be, berr := d.NewBackend(cfg)
-		if berr != nil {
-			return 0, fmt.Errorf("daemon: psa: %w", berr)
-		}
-		e = NewEngine(EngineOptions{Backend: be, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+		e = NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
 			Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
 	}
 	return e.Reconcile(ctx)
