@@ -13,6 +13,8 @@ import (
 // documentation for the format). Each simulated PSA has its own section.
 type Fixture struct {
 	Autotask *AutotaskFixture `json:"autotask,omitempty"`
+	// KaseyaBMS seeds the simulated Kaseya BMS tenant (see kaseyabms_fixture.go).
+	KaseyaBMS *KaseyaBMSFixture `json:"kaseyaBMS,omitempty"`
 }
 
 // AutotaskFixture seeds a simulated Autotask tenant. Records refer to each
@@ -128,6 +130,7 @@ func ParseFixture(data []byte) (*Fixture, error) {
 
 // merge adds the records of o to f.
 func (f *Fixture) merge(o *Fixture) {
+	f.mergeKaseyaBMS(o)
 	if o.Autotask == nil {
 		return
 	}

@@ -44,6 +44,8 @@ type Server struct {
 	latency  time.Duration
 	clock    func() time.Time
 	autotask *Autotask
+	// kaseyabms is the simulated Kaseya BMS tenant (see kaseyabms.go).
+	kaseyabms *KaseyaBMS
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -77,6 +79,7 @@ type Option func(*config)
 type config struct {
 	system      psa.System
 	creds       *[3]string
+	bmsCreds    *[3]string // Kaseya BMS username, password, tenant
 	fixture     *Fixture
 	latency     time.Duration
 	hourlyLimit int
@@ -99,6 +102,14 @@ func WithSystem(s psa.System) Option {
 // DefaultAutotaskIntegrationCode.
 func WithAutotaskCredentials(username, secret, integrationCode string) Option {
 	return func(c *config) { c.creds = &[3]string{username, secret, integrationCode} }
+}
+
+// WithKaseyaBMSCredentials sets the Kaseya BMS API user's name, password
+// and tenant. They win over credentials in a fixture. The defaults are
+// DefaultKaseyaBMSUsername, DefaultKaseyaBMSPassword and
+// DefaultKaseyaBMSTenant.
+func WithKaseyaBMSCredentials(username, password, tenant string) Option {
+	return func(c *config) { c.bmsCreds = &[3]string{username, password, tenant} }
 }
 
 // WithFixture seeds the server's state from f. Options are applied in order,
@@ -228,7 +239,9 @@ func newServer(opts []Option) (*Server, error) {
 	if len(c.errs) > 0 {
 		return nil, errors.Join(c.errs...)
 	}
-	if c.system != psa.SystemAutotask {
+	switch c.system {
+	case psa.SystemAutotask, psa.SystemKaseyaBMS:
+	default:
 		return nil, fmt.Errorf("psatest: system %q is not simulated yet", c.system)
 	}
 	if c.hourlyLimit <= 0 || c.threadLimit <= 0 {
@@ -250,6 +263,12 @@ func newServer(opts []Option) (*Server, error) {
 		}
 	}
 	s.autotask.ensureBillingCode()
+	s.kaseyabms = newKaseyaBMS(s, c)
+	if c.fixture != nil && c.fixture.KaseyaBMS != nil {
+		if err := s.kaseyabms.load(c.fixture.KaseyaBMS); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s, nil
 }
@@ -285,6 +304,15 @@ func (s *Server) AutotaskBaseURL() string { return s.URL() + "/ATServicesRest/" 
 func (s *Server) AutotaskZoneLookupURL() string {
 	return s.URL() + "/atservicesrest/v1.0/zoneInformation"
 }
+
+// KaseyaBMSBaseURL returns the Kaseya BMS API root, URL()+"/"; clients
+// append "v2/...". It serves BMS only on a server started with
+// WithSystem(psa.SystemKaseyaBMS).
+func (s *Server) KaseyaBMSBaseURL() string { return s.URL() + "/" }
+
+// KaseyaBMS returns the simulated Kaseya BMS tenant, for seeding and
+// inspecting its state.
+func (s *Server) KaseyaBMS() *KaseyaBMS { return s.kaseyabms }
 
 // Autotask returns the simulated Autotask tenant, for seeding and inspecting
 // its state.
@@ -366,6 +394,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.system == psa.SystemKaseyaBMS && hasPrefixFold(r.URL.Path, kaseyaBMSPrefix) {
+		s.kaseyabms.serveHTTP(w, r)
+		return
+	}
 	if hasPrefixFold(r.URL.Path, autotaskPrefix) {
 		s.autotask.serve(w, r)
 		return
@@ -483,6 +515,7 @@ func isSimPath(p string) bool { return hasPrefixFold(p, simPrefix) }
 //
 //	GET /_sim/requests        the request log, credentials redacted
 //	GET /_sim/autotask/state  the Autotask tenant's state
+//	GET /_sim/kaseyabms/state the Kaseya BMS tenant's state (not BMS)
 func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		writeMessage(w, http.StatusMethodNotAllowed, fmt.Sprintf("The requested resource does not support http method '%s'.", r.Method))
@@ -493,6 +526,8 @@ func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"requests": s.redactedRequests()})
 	case "/_sim/autotask/state":
 		writeJSON(w, http.StatusOK, s.autotask.State())
+	case "/_sim/kaseyabms/state":
+		writeJSON(w, http.StatusOK, s.kaseyabms.State())
 	default:
 		writeMessage(w, http.StatusNotFound, fmt.Sprintf("No simulator resource matches '%s'.", r.URL.Path))
 	}

@@ -1,0 +1,185 @@
+package kaseyabms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Token is the result of POST /v2/security/authenticate and
+// /v2/security/refreshtoken (TokenOutputDto). Its String method hides the
+// tokens.
+type Token struct {
+	AccessToken          string `json:"AccessToken"`
+	RefreshToken         string `json:"RefreshToken"`
+	AccessTokenExpireOn  Time   `json:"AccessTokenExpireOn"`
+	RefreshTokenExpireOn Time   `json:"RefreshTokenExpireOn"`
+}
+
+// String keeps the tokens out of logs.
+func (t *Token) String() string {
+	return fmt.Sprintf("kaseya bms token (redacted, expires %s)", t.AccessTokenExpireOn.Format(time.RFC3339))
+}
+
+// GoString keeps the tokens out of %#v output.
+func (t *Token) GoString() string { return t.String() }
+
+// errAuthFailed marks a failure of the authenticate endpoint itself, so Do
+// does not try to re-authenticate after it.
+var errAuthFailed = errors.New("kaseyabms: authentication failed")
+
+// Authenticate signs in with the configured credentials (POST
+// /v2/security/authenticate, form fields GrantType=password, UserName,
+// Password, Tenant) and keeps the token for later requests. Requests
+// authenticate by themselves; call it to check the credentials.
+func (c *Client) Authenticate(ctx context.Context) (*Token, error) {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	form := url.Values{}
+	form.Set("GrantType", "password")
+	form.Set("UserName", c.creds.username)
+	form.Set("Password", c.creds.password)
+	form.Set("Tenant", c.creds.tenant)
+	tok, err := c.postToken(ctx, authenticatePath, form)
+	if err != nil {
+		return nil, err
+	}
+	c.token = tok
+	return tok, nil
+}
+
+// accessToken returns a token that is valid for at least tokenMargin,
+// refreshing or authenticating as needed.
+func (c *Client) accessToken(ctx context.Context) (string, error) {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	now := c.now()
+	if t := c.token; t != nil && (t.AccessTokenExpireOn.IsZero() || now.Add(tokenMargin).Before(t.AccessTokenExpireOn.Time)) {
+		return t.AccessToken, nil
+	}
+	if t := c.token; t != nil && t.RefreshToken != "" && (t.RefreshTokenExpireOn.IsZero() || now.Before(t.RefreshTokenExpireOn.Time)) {
+		form := url.Values{}
+		form.Set("AccessToken", t.AccessToken)
+		form.Set("RefreshToken", t.RefreshToken)
+		tok, err := c.postToken(ctx, refreshTokenPath, form)
+		if err == nil {
+			c.token = tok
+			return tok.AccessToken, nil
+		}
+		if ctx.Err() != nil {
+			return "", err
+		}
+		c.logger.Info("Refreshing the Kaseya BMS token failed; authenticating again", "err", err)
+	}
+	form := url.Values{}
+	form.Set("GrantType", "password")
+	form.Set("UserName", c.creds.username)
+	form.Set("Password", c.creds.password)
+	form.Set("Tenant", c.creds.tenant)
+	tok, err := c.postToken(ctx, authenticatePath, form)
+	if err != nil {
+		c.token = nil
+		return "", err
+	}
+	c.token = tok
+	return tok.AccessToken, nil
+}
+
+// dropToken forgets the access token so the next request authenticates.
+func (c *Client) dropToken() {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	c.token = nil
+}
+
+// postToken posts a security form and decodes the token, with the usual
+// retries (authentication is safe to repeat). The caller holds tokenMu.
+// The form goes as application/x-www-form-urlencoded, as every known
+// client does; the spec lists multipart/form-data (see the package
+// documentation).
+func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*Token, error) {
+	u, err := c.baseURL.Parse(path)
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: %w", err)
+	}
+	body := form.Encode()
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("kaseyabms: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", c.userAgent)
+		var tok Token
+		resp, err := c.send(ctx, req, &tok, false)
+		if err == nil {
+			if tok.AccessToken == "" {
+				return nil, fmt.Errorf("kaseyabms: %s: the answer holds no access token: %w", path, errAuthFailed)
+			}
+			return &tok, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrValidation) || errors.Is(err, psa.ErrNotFound) {
+			// Wrong credentials: BMS answers success:false (or 400/401).
+			return nil, &authError{err: err}
+		}
+		retry, wait, outErr := c.classify(req, resp, err, true)
+		if !retry || attempt >= c.maxRetries {
+			return nil, outErr
+		}
+		if serr := c.sleep(ctx, c.backoff(attempt, wait)); serr != nil {
+			return nil, serr
+		}
+	}
+}
+
+// authError is a refusal of the credentials by the authenticate or refresh
+// endpoint. It matches psa.ErrUnauthorized.
+type authError struct{ err error }
+
+func (e *authError) Error() string {
+	return fmt.Sprintf("kaseyabms: the API user, password or tenant was refused: %v", e.err)
+}
+
+func (e *authError) Unwrap() []error { return []error{e.err, errAuthFailed, psa.ErrUnauthorized} }
+
+// Time is a BMS date-time. It decodes RFC 3339 and the zone-less
+// "2006-01-02T15:04:05[.fffffff]" form ASP.NET writes (read as UTC), and
+// encodes RFC 3339.
+type Time struct{ time.Time }
+
+// timeLayouts are the forms Time accepts, most specific first.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05", time.DateOnly}
+
+// UnmarshalJSON parses a JSON string or null.
+func (t *Time) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		t.Time = time.Time{}
+		return nil
+	}
+	for _, l := range timeLayouts {
+		if v, err := time.Parse(l, s); err == nil {
+			t.Time = v
+			return nil
+		}
+	}
+	return fmt.Errorf("kaseyabms: cannot parse time %q", s)
+}
+
+// MarshalJSON writes RFC 3339, or null for the zero time.
+func (t Time) MarshalJSON() ([]byte, error) {
+	if t.IsZero() {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + t.UTC().Format(time.RFC3339) + `"`), nil
+}

@@ -1,0 +1,318 @@
+package kaseyabms_test
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// newSimBackend starts a BMS simulator and a backend pointed at it.
+func newSimBackend(t *testing.T, opts ...psatest.Option) (*kaseyabms.Backend, *psatest.Server) {
+	t.Helper()
+	srv := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(psa.SystemKaseyaBMS)}, opts...)...)
+	c, err := kaseyabms.NewClient(
+		kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
+		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
+		kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kaseyabms.NewBackend(c), srv
+}
+
+func TestBackend_Ping(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	if err := b.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if got, want := b.Instance(), strings.TrimPrefix(strings.TrimSuffix(srv.KaseyaBMSBaseURL(), "/"), "http://"); got != want {
+		t.Errorf("Instance = %q, want %q", got, want)
+	}
+	if b.System() != psa.SystemKaseyaBMS {
+		t.Errorf("System = %q", b.System())
+	}
+	if _, err := b.Budget(t.Context()); !errors.Is(err, psa.ErrNotSupported) {
+		t.Errorf("Budget error = %v, want ErrNotSupported", err)
+	}
+}
+
+func TestBackend_PingWrongPassword(t *testing.T) {
+	t.Parallel()
+	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
+		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, "wrong-password", psatest.DefaultKaseyaBMSTenant))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = kaseyabms.NewBackend(c).Ping(t.Context())
+	if !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("Ping error = %v, want ErrUnauthorized", err)
+	}
+	if strings.Contains(err.Error(), "wrong-password") {
+		t.Errorf("error %q contains the password", err)
+	}
+	if n := len(srv.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1 (refused credentials are not retried)", n)
+	}
+}
+
+func TestBackend_ServiceCRUD(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	created, err := b.CreateService(ctx, &psa.Service{
+		Name: "Sophos Intercept X Advanced", Description: "Endpoint", UnitPrice: 4.5, UnitCost: 2.1, Active: true,
+		KaseyaBMS: &psa.KaseyaBMSServiceFields{Category: "managed services", Subcategory: "Security", Taxable: true},
+	})
+	if err != nil {
+		t.Fatalf("CreateService: %v", err)
+	}
+	want := psa.Service{ID: created.ID, Name: "Sophos Intercept X Advanced", Description: "Endpoint", UnitPrice: 4.5, UnitCost: 2.1, Active: true,
+		KaseyaBMS: &psa.KaseyaBMSServiceFields{Category: "Managed Services", Subcategory: "Security", Taxable: true}}
+	if created.ID == "" || created.Name != want.Name || *created.KaseyaBMS != *want.KaseyaBMS || created.UnitPrice != 4.5 {
+		t.Fatalf("CreateService = %+v (%+v), want %+v", created, created.KaseyaBMS, want)
+	}
+	got, err := b.GetService(ctx, created.ID)
+	if err != nil || got.Name != want.Name || !got.Active {
+		t.Fatalf("GetService = %+v, %v", got, err)
+	}
+	got.UnitPrice, got.Description = 5, "Endpoint protection"
+	got.KaseyaBMS = nil // keeps the stored BMS fields
+	upd, err := b.UpdateService(ctx, got)
+	if err != nil {
+		t.Fatalf("UpdateService: %v", err)
+	}
+	if upd.UnitPrice != 5 || upd.Description != "Endpoint protection" || upd.KaseyaBMS.Category != "Managed Services" || !upd.KaseyaBMS.Taxable {
+		t.Errorf("UpdateService = %+v %+v", upd, upd.KaseyaBMS)
+	}
+	found, err := b.FindServices(ctx, "SOPHOS intercept x advanced")
+	if err != nil || len(found) != 1 || found[0].ID != created.ID {
+		t.Errorf("FindServices = %+v, %v", found, err)
+	}
+	if found, _ := b.FindServices(ctx, "Sophos"); len(found) != 0 {
+		t.Errorf("FindServices(partial) = %+v, want none (exact names only)", found)
+	}
+	if err := b.DeactivateService(ctx, created.ID); err != nil {
+		t.Fatalf("DeactivateService: %v", err)
+	}
+	if s := srv.KaseyaBMS().Services()[0]; s.Active {
+		t.Errorf("service still active after DeactivateService")
+	}
+	srv.ResetRequests()
+	if err := b.DeactivateService(ctx, created.ID); err != nil {
+		t.Fatalf("DeactivateService again: %v", err)
+	}
+	for _, r := range srv.Requests() {
+		if r.Method != http.MethodGet {
+			t.Errorf("deactivating an inactive service sent %s %s", r.Method, r.Path)
+		}
+	}
+	if err := b.DeleteService(ctx, created.ID); err != nil {
+		t.Fatalf("DeleteService: %v", err)
+	}
+	if _, err := b.GetService(ctx, created.ID); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetService after delete = %v, want ErrNotFound", err)
+	}
+}
+
+func TestBackend_CreateServiceUnknownCategory(t *testing.T) {
+	t.Parallel()
+	b, _ := newSimBackend(t)
+	_, err := b.CreateService(t.Context(), &psa.Service{Name: "X", KaseyaBMS: &psa.KaseyaBMSServiceFields{Category: "Nope"}})
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), `"Managed Services"`) {
+		t.Fatalf("error = %v, want a validation error listing the categories", err)
+	}
+}
+
+func TestBackend_CreateServiceDuplicateName(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	srv.KaseyaBMS().AddService("Backup", 1)
+	_, err := b.CreateService(t.Context(), &psa.Service{Name: "Backup", Active: true})
+	if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("error = %v, want the simulator's validation message", err)
+	}
+}
+
+func TestBackend_UnitOfMeasureFromExistingService(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	srv.KaseyaBMS().AddServiceFull(psatest.KaseyaBMSService{Name: "Seat", UnitOfMeasureID: 2, Active: true})
+	s, err := b.CreateService(t.Context(), &psa.Service{Name: "M365", Active: true, KaseyaBMS: &psa.KaseyaBMSServiceFields{UnitOfMeasure: "user"}})
+	if err != nil || s.KaseyaBMS.UnitOfMeasure != "User" {
+		t.Fatalf("CreateService = %+v, %v", s, err)
+	}
+	_, err = b.CreateService(t.Context(), &psa.Service{Name: "Other", KaseyaBMS: &psa.KaseyaBMSServiceFields{UnitOfMeasure: "Device"}})
+	if !errors.Is(err, psa.ErrValidation) {
+		t.Fatalf("unused unit of measure: error = %v, want validation", err)
+	}
+}
+
+func TestBackend_CompaniesAndContracts(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	k := srv.KaseyaBMS()
+	acme := k.AddAccount("Acme")
+	acme2 := k.AddAccount("Acme Labs")
+	dup := k.AddAccount("acme") // same name, other account
+	rs := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed Services"})
+	k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme T&M", Type: "Time & Materials"})
+	old := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme 2020", Inactive: true,
+		StartDate: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2020, 12, 31, 0, 0, 0, 0, time.UTC)})
+	dupContract := k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Acme Managed Services"})
+	k.AddContract(psatest.KaseyaBMSContract{AccountID: acme2, Name: "Labs"})
+
+	c, err := b.GetCompany(ctx, itoa(acme))
+	if err != nil || c.Name != "Acme" || !c.Active {
+		t.Fatalf("GetCompany = %+v, %v", c, err)
+	}
+	if _, err := b.GetCompany(ctx, "999999"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetCompany(unknown) = %v, want ErrNotFound", err)
+	}
+	found, err := b.FindCompanies(ctx, "ACME")
+	if err != nil || len(found) != 2 {
+		t.Fatalf("FindCompanies = %+v, %v; want Acme and acme", found, err)
+	}
+
+	ct, err := b.GetContract(ctx, itoa(rs))
+	if err != nil {
+		t.Fatalf("GetContract: %v", err)
+	}
+	if ct.CompanyID != itoa(acme) || !ct.Recurring || !ct.Active || ct.Name != "Acme Managed Services" || ct.Type != "Recurring Services" || ct.StartDate.IsZero() {
+		t.Errorf("GetContract = %+v", ct)
+	}
+	ct, err = b.GetContract(ctx, itoa(dupContract))
+	if err != nil || ct.CompanyID != itoa(dup) {
+		t.Errorf("GetContract(same names) = %+v, %v; want company %d", ct, err, dup)
+	}
+	if _, err := b.GetContract(ctx, "9999"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetContract(unknown) = %v, want ErrNotFound", err)
+	}
+
+	list, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: itoa(acme)})
+	if err != nil || len(list) != 1 || list[0].ID != itoa(rs) {
+		t.Fatalf("FindContracts(default) = %+v, %v", list, err)
+	}
+	list, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: itoa(acme), AnyType: true, IncludeInactive: true})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("FindContracts(all) = %+v, %v", list, err)
+	}
+	list, _ = b.FindContracts(ctx, psa.ContractQuery{CompanyID: itoa(acme), Name: "acme 2020", IncludeInactive: true})
+	if len(list) != 1 || list[0].ID != itoa(old) || list[0].Active {
+		t.Errorf("FindContracts(name, inactive) = %+v", list)
+	}
+}
+
+func TestBackend_ReadLinesNotSupported(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	_, err := b.ReadLines(t.Context(), []string{"1"}, time.Now())
+	if !errors.Is(err, psa.ErrNotSupported) || !errors.Is(err, kaseyabms.ErrUnitsNotReadable) {
+		t.Fatalf("ReadLines error = %v, want ErrUnitsNotReadable", err)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("ReadLines sent %d requests, want 0", n)
+	}
+}
+
+func TestBackend_SetQuantity(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	k := srv.KaseyaBMS()
+	acme := k.AddAccount("Acme")
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme MS",
+		StartDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)})
+	svc := k.AddService("Sophos", 4.5)
+	nov := time.Date(2026, 11, 1, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 42, EffectiveDate: nov})
+	if err != nil {
+		t.Fatalf("SetQuantity: %v", err)
+	}
+	if line.Quantity != 42 || line.LineID == "" || line.UnitPrice != 4.5 || !line.PeriodStart.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("SetQuantity = %+v", line)
+	}
+	lines := k.ServiceLines(contract)
+	if len(lines) != 1 || lines[0].Units != 42 || lines[0].ServiceName != "Sophos" || lines[0].UnitPrice != 4.5 ||
+		!lines[0].EffectiveDate.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("ServiceLines = %+v", lines)
+	}
+	// A second change posts a second line; the same quantity as Current posts nothing.
+	dec := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 40, Current: line, EffectiveDate: dec}); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetRequests()
+	same := &psa.ContractLine{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 40}
+	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 40, Current: same, EffectiveDate: dec}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("unchanged quantity sent %d requests", n)
+	}
+	if u, ok := k.Units(contract, svc, dec); !ok || u != 40 {
+		t.Errorf("Units(dec) = %d, %v; want 40", u, ok)
+	}
+	if u, _ := k.Units(contract, svc, nov); u != 42 {
+		t.Errorf("Units(nov) = %d; want 42", u)
+	}
+}
+
+func TestBackend_SetQuantityLostResponse(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: k.AddAccount("Acme"), Name: "MS"})
+	svc := k.AddService("Sophos", 4.5)
+	srv.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v2/finance/contracts/recurringservices/*", DropAfterHandling: true, Times: 1})
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 7, EffectiveDate: time.Now()})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Fatalf("error = %v, want ErrOutcomeUnknown", err)
+	}
+	if n := len(k.ServiceLines(contract)); n != 1 {
+		t.Errorf("%d lines, want exactly 1 (posted once, never re-sent)", n)
+	}
+	posts := 0
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/services") {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d posts of the line, want 1", posts)
+	}
+}
+
+func TestBackend_SetQuantityRefused(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: k.AddAccount("Acme"), Name: "MS", Inactive: true})
+	svc := k.AddService("Sophos", 4.5)
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: itoa(svc), Quantity: 7, EffectiveDate: time.Now()})
+	if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), "not active") {
+		t.Fatalf("error = %v, want the validation message", err)
+	}
+	for _, bad := range []psa.SetQuantityRequest{
+		{ContractID: "x", ServiceID: "1", Quantity: 1, EffectiveDate: time.Now()},
+		{ContractID: "1", ServiceID: "1", Quantity: -1, EffectiveDate: time.Now()},
+		{ContractID: "1", ServiceID: "1", Quantity: 1},
+	} {
+		if _, err := b.SetQuantity(t.Context(), bad); !errors.Is(err, psa.ErrValidation) {
+			t.Errorf("SetQuantity(%+v) = %v, want validation error", bad, err)
+		}
+	}
+}
+
+func itoa(n int) string { return strconvItoa(n) }

@@ -1,0 +1,169 @@
+package kaseyabms
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// ErrorResponse is an error answer from Kaseya BMS: an HTTP error status,
+// or a 200 whose envelope says success:false (how the spec models every
+// error). The envelope's ErrorInfo, when there is one, fills Code, Message,
+// Details and SubErrors; the stack trace is never kept.
+//
+// It matches psa.ErrUnauthorized, psa.ErrNotFound or psa.ErrValidation (see
+// CheckResponse); errors.As(err, new(*psa.ValidationError)) then yields the
+// messages.
+type ErrorResponse struct {
+	// Response is the HTTP response; its body has been consumed.
+	Response  *http.Response
+	Code      int
+	Message   string
+	Details   string
+	SubErrors []string
+
+	wrapped error
+}
+
+// Error describes the response: method, URL without query, status and messages.
+func (r *ErrorResponse) Error() string {
+	var b strings.Builder
+	b.WriteString("kaseyabms: ")
+	if r.Response != nil && r.Response.Request != nil {
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+	}
+	if r.Response != nil {
+		b.WriteString(strconv.Itoa(r.Response.StatusCode))
+	}
+	if msgs := r.messages(); len(msgs) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(msgs, "; "))
+	} else if r.Response != nil {
+		b.WriteString(" ")
+		b.WriteString(http.StatusText(r.Response.StatusCode))
+	}
+	return b.String()
+}
+
+func (r *ErrorResponse) messages() []string {
+	var msgs []string
+	for _, m := range append([]string{r.Message, r.Details}, r.SubErrors...) {
+		if m = strings.TrimSpace(m); m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
+// Unwrap returns the matching psa error, if any.
+func (r *ErrorResponse) Unwrap() error { return r.wrapped }
+
+// CheckResponse returns nil for a 2xx response, and otherwise an error
+// describing it: a *psa.RateLimitError for 429 (BMS documents no status or
+// headers for throttling; 429 is assumed), else an *ErrorResponse that
+// matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404) or
+// psa.ErrValidation (400, 409, 422). It reads at most 1 MiB of the body and
+// understands the success:false envelope in any key casing.
+func CheckResponse(r *http.Response) error {
+	if c := r.StatusCode; 200 <= c && c <= 299 {
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	var env envelope
+	_ = json.Unmarshal(data, &env)
+	er := &ErrorResponse{Response: r}
+	if env.Error != nil {
+		er.Code, er.Message, er.Details, er.SubErrors = env.Error.Code, env.Error.Message, env.Error.Details, env.Error.SubErrors
+	}
+	if er.Message == "" {
+		// ASP.NET problem details or {"Message": "..."}.
+		var alt struct {
+			Message string `json:"Message"`
+			Title   string `json:"Title"`
+		}
+		if json.Unmarshal(data, &alt) == nil {
+			er.Message = cmpOr(alt.Message, alt.Title)
+		}
+	}
+	if r.StatusCode == http.StatusTooManyRequests {
+		return &psa.RateLimitError{
+			System:     psa.SystemKaseyaBMS,
+			RetryAfter: retryAfter(r),
+			Message:    strings.Join(er.messages(), "; "),
+		}
+	}
+	switch r.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		er.wrapped = psa.ErrUnauthorized
+	case http.StatusNotFound:
+		er.wrapped = psa.ErrNotFound
+	case http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity:
+		er.wrapped = &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: cmpOrSlice(er.messages(), http.StatusText(r.StatusCode))}
+	}
+	return er
+}
+
+// newEnvelopeError maps a success:false envelope inside a 2xx. BMS
+// documents no error codes, so the code is read as an HTTP status when it
+// looks like one and the message decides otherwise.
+func newEnvelopeError(r *http.Response, info *ErrorInfo) error {
+	er := &ErrorResponse{Response: r}
+	if info != nil {
+		er.Code, er.Message, er.Details, er.SubErrors = info.Code, info.Message, info.Details, info.SubErrors
+	}
+	msgs := er.messages()
+	text := strings.ToLower(strings.Join(msgs, " "))
+	switch {
+	case er.Code == http.StatusTooManyRequests || strings.Contains(text, "limit exceeded") || strings.Contains(text, "too many requests"):
+		return &psa.RateLimitError{System: psa.SystemKaseyaBMS, RetryAfter: retryAfter(r), Hourly: true, Message: strings.Join(msgs, "; ")}
+	case er.Code == http.StatusUnauthorized || er.Code == http.StatusForbidden ||
+		strings.Contains(text, "unauthori") || strings.Contains(text, "invalid credentials") ||
+		strings.Contains(text, "invalid username") || strings.Contains(text, "invalid user name") || strings.Contains(text, "password"):
+		er.wrapped = psa.ErrUnauthorized
+	case er.Code == http.StatusNotFound || strings.Contains(text, "not found") || strings.Contains(text, "does not exist") || strings.Contains(text, "no record"):
+		er.wrapped = psa.ErrNotFound
+	default:
+		er.wrapped = &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: cmpOrSlice(msgs, "request refused (success:false without a message)")}
+	}
+	return er
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func cmpOrSlice(msgs []string, def string) []string {
+	if len(msgs) > 0 {
+		return msgs
+	}
+	return []string{def}
+}
+
+// retryAfter parses a Retry-After header in seconds or as an HTTP date.
+func retryAfter(r *http.Response) time.Duration {
+	if r == nil {
+		return 0
+	}
+	v := strings.TrimSpace(r.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

@@ -1,0 +1,723 @@
+package kaseyabms
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+const (
+	// DefaultUserAgent is the User-Agent sent when WithUserAgent is not used.
+	DefaultUserAgent = "psa-sync"
+
+	// DefaultMaxRetries is how often an idempotent request is retried when
+	// WithMaxRetries is not used.
+	DefaultMaxRetries = 4
+
+	// HourlyLimit is the number of calls Kaseya BMS allows per hour and
+	// endpoint ("The V2 API call limit is 1500 per hour per endpoint"). The
+	// client's limiter never lets more through.
+	HourlyLimit = 1500
+
+	// DefaultPageSize is the PageSize the client asks for when listing.
+	// BMS does not document a maximum.
+	DefaultPageSize = 100
+
+	// maxPages bounds a paging loop, in case a server ignores PageNumber.
+	maxPages = 10000
+
+	// maxErrorBody bounds how much of an error response is read.
+	maxErrorBody = 1 << 20
+
+	// maxBody bounds how much of a successful response is read.
+	maxBody = 64 << 20
+
+	// maxRetryAfter is the longest Retry-After the client waits for before
+	// retrying; a longer one is returned to the caller.
+	maxRetryAfter = 5 * time.Minute
+
+	// tokenMargin is how long before its expiry an access token is renewed.
+	tokenMargin = 2 * time.Minute
+)
+
+// Default backoff between retries: exponential from defaultBackoffBase,
+// capped at defaultBackoffMax, with full jitter.
+const (
+	defaultBackoffBase = 500 * time.Millisecond
+	defaultBackoffMax  = 30 * time.Second
+)
+
+// Paths of the security endpoints.
+const (
+	authenticatePath = "v2/security/authenticate"
+	refreshTokenPath = "v2/security/refreshtoken"
+)
+
+// A Client talks to the Kaseya BMS REST API (version 2) of one tenant.
+//
+// A Client is safe for concurrent use. It authenticates lazily, renews its
+// bearer token before it expires (and once more after a 401), keeps to
+// HourlyLimit calls per endpoint in a rolling hour, retries idempotent
+// requests with exponential backoff and full jitter, and never re-sends a
+// request that creates something when its outcome is unknown.
+type Client struct {
+	client      *http.Client
+	baseURL     *url.URL // API root, ending in "/", e.g. https://api.bmsemea.kaseya.com/
+	hostURL     *url.URL // from WithHostname
+	overrideURL *url.URL // from WithBaseURL
+	creds       *credentials
+	userAgent   string
+	maxRetries  int
+	backoffBase time.Duration
+	backoffMax  time.Duration
+	logger      *slog.Logger
+	now         func() time.Time
+	sem         chan struct{} // nil: no concurrency bound
+
+	// sleep waits between retries; tests replace it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	limiter *limiter
+
+	tokenMu sync.Mutex
+	token   *Token
+
+	common service
+
+	// Services for the parts of the API psa-sync uses.
+	Services  *ServicesService
+	Accounts  *AccountsService
+	Contracts *ContractsService
+}
+
+type service struct {
+	client *Client
+}
+
+// credentials are the API user's credentials. They are only ever written to
+// the authenticate form.
+type credentials struct {
+	username string
+	password string
+	tenant   string
+}
+
+// String keeps the credentials out of logs and error messages.
+func (*credentials) String() string { return "kaseya bms credentials (redacted)" }
+
+// GoString keeps the credentials out of %#v output.
+func (c *credentials) GoString() string { return c.String() }
+
+// An Option configures a Client in NewClient.
+type Option func(*Client) error
+
+// WithHTTPClient sets the HTTP client that sends every request. The default
+// is a client with a 60 second timeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return errors.New("kaseyabms: nil HTTP client")
+		}
+		c.client = hc
+		return nil
+	}
+}
+
+// WithHostname sets the tenant's host as the BMS console shows it (My
+// Settings, server URL), such as "bmsemea.kaseya.com", without protocol or
+// path. The API host is derived from it by APIHost. One of WithHostname and
+// WithBaseURL is required.
+func WithHostname(hostname string) Option {
+	return func(c *Client) error {
+		host, err := APIHost(hostname)
+		if err != nil {
+			return err
+		}
+		c.hostURL = &url.URL{Scheme: "https", Host: host, Path: "/"}
+		return nil
+	}
+}
+
+// WithBaseURL sets the API root, such as https://api.bmsemea.kaseya.com/
+// (the client appends "v2/..."), for simulators and unusual installs. It
+// wins over WithHostname.
+func WithBaseURL(rawURL string) Option {
+	return func(c *Client) error {
+		u, err := url.Parse(rawURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("kaseyabms: base URL %q is not an absolute http(s) URL", rawURL)
+		}
+		if !strings.HasSuffix(u.Path, "/") {
+			u.Path += "/"
+		}
+		u.RawQuery, u.Fragment, u.RawPath = "", "", ""
+		c.overrideURL = u
+		return nil
+	}
+}
+
+// WithCredentials sets the API user's name, password and tenant (the
+// company name shown in BMS, spaces allowed). They are required.
+func WithCredentials(username, password, tenant string) Option {
+	return func(c *Client) error {
+		c.creds.username, c.creds.password, c.creds.tenant = username, password, tenant
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header. The default is DefaultUserAgent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		if ua != "" {
+			c.userAgent = ua
+		}
+		return nil
+	}
+}
+
+// WithMaxConcurrency bounds the requests in flight at once. BMS documents
+// no concurrency limit; the default is no bound.
+func WithMaxConcurrency(n int) Option {
+	return func(c *Client) error {
+		if n < 0 {
+			return fmt.Errorf("kaseyabms: max concurrency must not be negative, got %d", n)
+		}
+		if n > 0 {
+			c.sem = make(chan struct{}, n)
+		}
+		return nil
+	}
+}
+
+// WithMaxRetries sets how often an idempotent request (a GET, PUT, DELETE,
+// a search or an authentication) is retried after a throttling response,
+// a server error or a network error. Zero disables retries. The default is
+// DefaultMaxRetries.
+func WithMaxRetries(n int) Option {
+	return func(c *Client) error {
+		if n < 0 {
+			return fmt.Errorf("kaseyabms: max retries must not be negative, got %d", n)
+		}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the exponential backoff between retries: the n-th retry
+// waits a random time up to min(max, base·2ⁿ), or longer when the server
+// sent Retry-After. The defaults are 500ms and 30s.
+func WithBackoff(base, maxWait time.Duration) Option {
+	return func(c *Client) error {
+		if base <= 0 || maxWait < base {
+			return fmt.Errorf("kaseyabms: invalid backoff %s..%s", base, maxWait)
+		}
+		c.backoffBase, c.backoffMax = base, maxWait
+		return nil
+	}
+}
+
+// WithHourlyLimit sets the calls per endpoint allowed in a rolling hour.
+// The default, and the maximum, is HourlyLimit.
+func WithHourlyLimit(n int) Option {
+	return func(c *Client) error {
+		if n < 1 {
+			return fmt.Errorf("kaseyabms: hourly limit must be at least 1, got %d", n)
+		}
+		c.limiter.limit = min(n, HourlyLimit)
+		return nil
+	}
+}
+
+// WithClock sets the clock used for token expiry and the hourly limiter.
+// The default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(c *Client) error {
+		if now == nil {
+			return errors.New("kaseyabms: nil clock")
+		}
+		c.now = now
+		c.limiter.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger for retries and authentication. The default
+// discards everything. Credentials and tokens are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) error {
+		if l != nil {
+			c.logger = l
+		}
+		return nil
+	}
+}
+
+// NewClient returns a client configured by opts. It does no network I/O:
+// it authenticates on the first request.
+func NewClient(opts ...Option) (*Client, error) {
+	c := &Client{
+		client:      &http.Client{Timeout: 60 * time.Second},
+		creds:       &credentials{},
+		userAgent:   DefaultUserAgent,
+		maxRetries:  DefaultMaxRetries,
+		backoffBase: defaultBackoffBase,
+		backoffMax:  defaultBackoffMax,
+		logger:      slog.New(slog.DiscardHandler),
+		now:         time.Now,
+		sleep:       sleepContext,
+		limiter:     newLimiter(HourlyLimit, time.Hour, time.Now),
+	}
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return nil, err
+		}
+	}
+	// The base URL wins over the hostname whatever the option order.
+	c.baseURL = c.overrideURL
+	if c.baseURL == nil {
+		c.baseURL = c.hostURL
+	}
+	if c.baseURL == nil {
+		return nil, errors.New("kaseyabms: a hostname (such as bmsemea.kaseya.com) or a base URL is required")
+	}
+	var missing []string
+	if c.creds.username == "" {
+		missing = append(missing, "username")
+	}
+	if c.creds.password == "" {
+		missing = append(missing, "password")
+	}
+	if c.creds.tenant == "" {
+		missing = append(missing, "tenant")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("kaseyabms: missing credentials: %s", strings.Join(missing, ", "))
+	}
+	c.common.client = c
+	c.Services = (*ServicesService)(&c.common)
+	c.Accounts = (*AccountsService)(&c.common)
+	c.Contracts = (*ContractsService)(&c.common)
+	return c, nil
+}
+
+// APIHost validates a hostname as typed in the BMS console and returns the
+// host of its V2 API: the console host prefixed with "api." (bms.kaseya.com
+// → api.bms.kaseya.com, bmsemea.kaseya.com → api.bmsemea.kaseya.com,
+// bmsapac.kaseya.com → api.bmsapac.kaseya.com, vorexlogin.com →
+// api.vorexlogin.com). A host that already starts with "api." is kept. A
+// protocol, path, query, credentials or spaces are refused with a message
+// saying what to type instead.
+func APIHost(hostname string) (string, error) {
+	h := strings.ToLower(strings.TrimSpace(hostname))
+	example := "give the host alone as the BMS console shows it, such as bmsemea.kaseya.com"
+	switch {
+	case h == "":
+		return "", fmt.Errorf("kaseyabms: hostname is empty; %s", example)
+	case strings.Contains(h, "://"):
+		return "", fmt.Errorf("kaseyabms: hostname %q must not include a protocol; %s", hostname, example)
+	case strings.ContainsAny(h, "/?#"):
+		return "", fmt.Errorf("kaseyabms: hostname %q must not include a path; %s", hostname, example)
+	case strings.ContainsAny(h, "@ \t\\"):
+		return "", fmt.Errorf("kaseyabms: hostname %q is not a host name; %s", hostname, example)
+	}
+	u, err := url.Parse("https://" + h + "/")
+	if err != nil || u.Host != h || u.Hostname() == "" || strings.HasPrefix(u.Hostname(), ".") || strings.HasSuffix(u.Hostname(), ".") {
+		return "", fmt.Errorf("kaseyabms: hostname %q is not a host name; %s", hostname, example)
+	}
+	h = strings.TrimPrefix(h, "www.")
+	if strings.HasPrefix(h, "api.") {
+		return h, nil
+	}
+	return "api." + h, nil
+}
+
+// Host returns the API host, such as api.bmsemea.kaseya.com.
+func (c *Client) Host() string { return c.baseURL.Host }
+
+// BaseURL returns a copy of the API root the client sends requests to.
+func (c *Client) BaseURL() *url.URL {
+	u := *c.baseURL
+	return &u
+}
+
+// NewRequest builds a request for the API. urlStr is relative to the API
+// root (such as "v2/crm/accounts/lookup"); body, if not nil, is sent as
+// JSON. The bearer token is added when the request is sent.
+func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any) (*http.Request, error) {
+	u, err := c.baseURL.Parse(strings.TrimPrefix(urlStr, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: bad request URL: %w", err)
+	}
+	if !strings.EqualFold(u.Scheme, c.baseURL.Scheme) || !strings.EqualFold(u.Host, c.baseURL.Host) {
+		return nil, fmt.Errorf("kaseyabms: refusing to send a token to %s://%s, which is not the API host", u.Scheme, u.Host)
+	}
+	var buf []byte
+	if body != nil {
+		buf, err = json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("kaseyabms: encoding request body: %w", err)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(buf))
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: %w", err)
+	}
+	if body == nil {
+		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+	} else {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	return req, nil
+}
+
+// Response wraps an HTTP response from Kaseya BMS with the envelope's paging
+// information.
+type Response struct {
+	*http.Response
+
+	// TotalRecords is the envelope's totalRecords: the number of records
+	// the listing matches across all pages; -1 when the envelope has none.
+	TotalRecords int
+}
+
+// envelope is the V2 response envelope. The spec declares PascalCase keys;
+// the wire is camelCase. encoding/json matches keys case-insensitively, so
+// both decode.
+type envelope struct {
+	Success      *bool           `json:"Success"`
+	Error        *ErrorInfo      `json:"Error"`
+	Result       json.RawMessage `json:"Result"`
+	TotalRecords *int            `json:"TotalRecords"`
+}
+
+// ErrorInfo is the envelope's error object (ErrorInfo in the spec; the
+// stack trace the spec spells StackStrace is never decoded).
+type ErrorInfo struct {
+	Code      int      `json:"Code"`
+	Message   string   `json:"Message"`
+	Details   string   `json:"Details"`
+	SubErrors []string `json:"SubErrors"`
+}
+
+// isEnvelope reports whether a JSON object is an envelope (it has a
+// success or result key in any casing) rather than a bare DTO, as the spec
+// declares for GET /v2/crm/accounts/summary/{id}.
+func isEnvelope(body []byte) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(body, &keys) != nil {
+		return false
+	}
+	for k := range keys {
+		if strings.EqualFold(k, "success") || strings.EqualFold(k, "result") {
+			return true
+		}
+	}
+	return false
+}
+
+// Do sends req and decodes the envelope's result into v (when v is not
+// nil). It waits for the hourly limiter, adds the bearer token
+// (authenticating or refreshing first when needed), retries idempotent
+// requests, re-authenticates once after a 401, and turns an error status or
+// a success:false envelope into an error (see CheckResponse).
+//
+// A request that creates something (a POST that is not a search) is never
+// re-sent when it may have been applied: a network error after sending it,
+// or a 5xx answer, returns an error matching psa.ErrOutcomeUnknown. It is
+// re-sent only when BMS surely did not process it: the connection could not
+// be made, or the answer was 401 or 429.
+func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
+	idempotent := isIdempotent(req)
+	reauthed := false
+	for attempt := 0; ; attempt++ {
+		resp, err := c.send(ctx, req, v, true)
+		if err == nil {
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			var te *transportError
+			if !idempotent && errors.As(err, &te) && !te.notSent {
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+			}
+			return resp, ctx.Err()
+		}
+		if errors.Is(err, psa.ErrUnauthorized) && !reauthed && !errors.Is(err, errAuthFailed) {
+			// The token was refused (expired early or revoked): a 401 was
+			// not processed, so any method may be re-sent once.
+			reauthed = true
+			c.dropToken()
+			if req, err = rewind(req); err != nil {
+				return resp, err
+			}
+			attempt--
+			continue
+		}
+		retry, wait, outErr := c.classify(req, resp, err, idempotent)
+		if !retry || attempt >= c.maxRetries {
+			return resp, outErr
+		}
+		d := c.backoff(attempt, wait)
+		c.logger.Warn("Retrying Kaseya BMS request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
+		if serr := c.sleep(ctx, d); serr != nil {
+			return resp, serr
+		}
+		if req, err = rewind(req); err != nil {
+			return resp, err
+		}
+	}
+}
+
+// send sends req once: limiter, token, round trip, envelope.
+func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
+	if err := c.limiter.take(endpointKey(req.URL.Path, c.baseURL.Path)); err != nil {
+		return nil, err
+	}
+	if auth {
+		tok, err := c.accessToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if c.sem != nil {
+		select {
+		case c.sem <- struct{}{}:
+			defer func() { <-c.sem }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	hr, err := c.client.Do(req)
+	if err != nil {
+		return nil, &transportError{err: err, notSent: notSent(err)}
+	}
+	defer hr.Body.Close()
+	resp := &Response{Response: hr, TotalRecords: -1}
+	if err := CheckResponse(hr); err != nil {
+		return resp, err
+	}
+	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	if err != nil {
+		// The response was lost half way: the request was processed.
+		return resp, &transportError{err: err}
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return resp, nil
+	}
+	if !isEnvelope(body) {
+		if v != nil {
+			if err := json.Unmarshal(body, v); err != nil {
+				return resp, fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, redactURL(req.URL), err)
+			}
+		}
+		return resp, nil
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return resp, fmt.Errorf("kaseyabms: %s %s: decoding response envelope: %w", req.Method, redactURL(req.URL), err)
+	}
+	if env.TotalRecords != nil {
+		resp.TotalRecords = *env.TotalRecords
+	}
+	if env.Success != nil && !*env.Success {
+		return resp, newEnvelopeError(hr, env.Error)
+	}
+	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
+		if err := json.Unmarshal(env.Result, v); err != nil {
+			return resp, fmt.Errorf("kaseyabms: %s %s: decoding result: %w", req.Method, redactURL(req.URL), err)
+		}
+	}
+	return resp, nil
+}
+
+// isIdempotent reports whether req may be sent twice with the same effect:
+// reads, absolute updates, deletes, searches (POSTs that only read) and
+// authentication.
+func isIdempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	case http.MethodPost:
+		p := strings.ToLower(strings.TrimSuffix(req.URL.Path, "/"))
+		return strings.HasSuffix(p, "/search") || strings.HasSuffix(p, "/"+authenticatePath) || strings.HasSuffix(p, "/"+refreshTokenPath)
+	}
+	return false
+}
+
+// classify decides whether a failed attempt may be retried, how long the
+// server asked to wait, and the error to return when it is not retried.
+func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
+	var te *transportError
+	if errors.As(err, &te) {
+		switch {
+		case idempotent, te.notSent:
+			return true, 0, fmt.Errorf("kaseyabms: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		default:
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+		}
+	}
+	var rl *psa.RateLimitError
+	if errors.As(err, &rl) {
+		if rl.Hourly || rl.RetryAfter > maxRetryAfter {
+			return false, 0, err // only time helps
+		}
+		// A throttled request was refused before any work, so even a create
+		// may be re-sent.
+		return true, rl.RetryAfter, err
+	}
+	var er *ErrorResponse
+	if errors.As(err, &er) && er.Response != nil {
+		st := er.Response.StatusCode
+		serverFault := st >= 500 && st != http.StatusNotImplemented
+		if idempotent {
+			return serverFault, retryAfter(er.Response), err
+		}
+		if serverFault {
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+		}
+	}
+	return false, 0, err
+}
+
+// backoff returns the wait before retry number attempt (0-based): full
+// jitter over an exponentially growing window, and at least what the server
+// asked.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	window := c.backoffBase << min(attempt, 30)
+	if window <= 0 || window > c.backoffMax {
+		window = c.backoffMax
+	}
+	d := time.Duration(rand.Int64N(int64(window) + 1))
+	return max(d, retryAfter)
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rewind returns a copy of req with a fresh body.
+func rewind(req *http.Request) (*http.Request, error) {
+	nr := req.Clone(req.Context())
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("kaseyabms: rewinding request body: %w", err)
+		}
+		nr.Body = b
+	}
+	return nr, nil
+}
+
+// transportError is a failure to get a response at all.
+type transportError struct {
+	err     error
+	notSent bool // the connection was never established
+}
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
+
+// notSent reports whether err happened before any byte of the request could
+// reach the server (dialing failed).
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// OutcomeUnknownError is returned when a request that creates something may
+// or may not have been applied: the connection failed after it was sent, or
+// the server answered 5xx. It matches psa.ErrOutcomeUnknown. The client
+// does not re-send such a request.
+type OutcomeUnknownError struct {
+	Method string
+	URL    string
+	Err    error
+}
+
+// Error says which request may or may not have been applied.
+func (e *OutcomeUnknownError) Error() string {
+	return fmt.Sprintf("kaseyabms: %s %s: outcome unknown: %v", e.Method, e.URL, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// Is reports whether target is psa.ErrOutcomeUnknown.
+func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
+
+// redactURL returns u without its query string, which may hold search
+// filters.
+func redactURL(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.User = "", nil
+	return r.String()
+}
+
+// ListOptions are the paging parameters of GET listings.
+type ListOptions struct {
+	// PageSize is the number of records per page; 0 means DefaultPageSize.
+	PageSize int
+	// PageNumber is the page to fetch; pages count from 1.
+	PageNumber int
+}
+
+func (o ListOptions) values(q url.Values) {
+	size := o.PageSize
+	if size <= 0 {
+		size = DefaultPageSize
+	}
+	q.Set("PageSize", strconv.Itoa(size))
+	q.Set("PageNumber", strconv.Itoa(max(o.PageNumber, 1)))
+}
+
+// collect fetches pages 1, 2, ... until it has TotalRecords records, a
+// page is empty, or (for listings without TotalRecords) a page is short.
+// BMS does not document whether PageNumber counts from 0 or 1; the spec's
+// own example body uses 1, and so does the client.
+func collect[T any](fetch func(page, size int) ([]T, *Response, error)) ([]T, *Response, error) {
+	var all []T
+	var last *Response
+	for page := 1; page <= maxPages; page++ {
+		items, resp, err := fetch(page, DefaultPageSize)
+		if err != nil {
+			return all, resp, err
+		}
+		last = resp
+		all = append(all, items...)
+		switch {
+		case len(items) == 0:
+			return all, last, nil
+		case resp != nil && resp.TotalRecords >= 0:
+			if len(all) >= resp.TotalRecords {
+				return all, last, nil
+			}
+		case len(items) < DefaultPageSize:
+			return all, last, nil
+		}
+	}
+	return all, last, fmt.Errorf("kaseyabms: more than %d pages; the server may be ignoring PageNumber", maxPages)
+}

@@ -1,0 +1,250 @@
+package kaseyabms
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// ServicesService handles the service catalog (Admin > Finance > Services,
+// /v2/admin/finance/services).
+type ServicesService service
+
+// Service is a catalog service (ServiceOutputDto).
+type Service struct {
+	ID                 int      `json:"Id"`
+	Name               string   `json:"Name"`
+	Description        string   `json:"Description"`
+	UnitCost           float64  `json:"UnitCost"`
+	UnitPrice          float64  `json:"UnitPrice"`
+	CategoryID         *int     `json:"CategoryId"`
+	Category           string   `json:"Category"`
+	SubCategoryID      *int     `json:"SubCategoryId"`
+	SubCategory        string   `json:"SubCategory"`
+	UnitOfMeasureID    *int     `json:"UnitOfMeasureId"`
+	UnitOfMeasure      string   `json:"UnitOfMeasure"`
+	IncomeAccountID    *int     `json:"IncomeAccountId"`
+	IncomeAccountCode  string   `json:"IncomeAccountCode"`
+	IncomeAccountName  string   `json:"IncomeAccountName"`
+	ExpenseAccountID   *int     `json:"ExpenseAccountId"`
+	ExpenseAccountCode string   `json:"ExpenseAccountCode"`
+	ExpenseAccountName string   `json:"ExpenseAccountName"`
+	IsActive           bool     `json:"IsActive"`
+	IsTaxable          bool     `json:"IsTaxable"`
+	Margin             *float64 `json:"Margin"`
+	MarginType         *int     `json:"MarginType"`
+	CreatedOn          Time     `json:"CreatedOn"`
+	CreatedBy          int      `json:"CreatedBy"`
+	ModifiedOn         Time     `json:"ModifiedOn"`
+	ModifiedBy         int      `json:"ModifiedBy"`
+}
+
+// ServiceLookup is an entry of the service lookup (ServiceLookupOutputDto).
+type ServiceLookup struct {
+	ID          int    `json:"Id"`
+	Name        string `json:"Name"`
+	Description string `json:"Description"`
+}
+
+// CreateServiceRequest is the body of a service create (ServiceInputDto).
+// Nil pointers are sent as null.
+type CreateServiceRequest struct {
+	ID               int      `json:"Id"`
+	Name             string   `json:"Name"`
+	Description      string   `json:"Description"`
+	UnitCost         *float64 `json:"UnitCost"`
+	UnitPrice        *float64 `json:"UnitPrice"`
+	CategoryID       *int     `json:"CategoryId"`
+	SubCategoryID    *int     `json:"SubCategoryId"`
+	UnitOfMeasureID  *int     `json:"UnitOfMeasureId"`
+	IncomeAccountID  *int     `json:"IncomeAccountId"`
+	ExpenseAccountID *int     `json:"ExpenseAccountId"`
+	IsActive         bool     `json:"IsActive"`
+	IsTaxable        bool     `json:"IsTaxable"`
+	Margin           *float64 `json:"Margin"`
+	MarginType       *int     `json:"MarginType"`
+}
+
+// UpdateServiceRequest is the body of a service update (ServiceInputDto).
+// The PUT replaces the service: every field is written.
+type UpdateServiceRequest CreateServiceRequest
+
+// ServicesFilter filters a service search (ServicesListFilterDto). IsActive
+// and IsTaxable are 0/1 integers in BMS.
+type ServicesFilter struct {
+	Name             *string `json:"Name,omitempty"`
+	CategoryIDs      []int   `json:"CategoryIds,omitempty"`
+	SubCategoryIDs   []int   `json:"SubCategoryIds,omitempty"`
+	UnitOfMeasureIDs []int   `json:"UnitOfMeasureIds,omitempty"`
+	IsActive         *int    `json:"IsActive,omitempty"`
+	IsTaxable        *int    `json:"IsTaxable,omitempty"`
+	Description      *string `json:"Description,omitempty"`
+}
+
+// ServicesSearchRequest is the body of a service search (ServicesListInputDto).
+type ServicesSearchRequest struct {
+	PageSize   int             `json:"PageSize"`
+	PageNumber int             `json:"PageNumber"`
+	Filter     *ServicesFilter `json:"Filter,omitempty"`
+}
+
+// ServiceLookupOptions are the query parameters of the service lookup.
+type ServiceLookupOptions struct {
+	ID   int    // Filter.Id; 0 means any
+	Name string // Filter.Name; "" means any
+	ListOptions
+}
+
+// Get returns a service (GET /v2/admin/finance/services/{serviceId}).
+func (s *ServicesService) Get(ctx context.Context, id int) (*Service, *Response, error) {
+	req, err := s.client.NewRequest(ctx, http.MethodGet, fmt.Sprintf("v2/admin/finance/services/%d", id), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var svc Service
+	resp, err := s.client.Do(ctx, req, &svc)
+	if err != nil {
+		return nil, resp, err
+	}
+	if svc.ID == 0 {
+		return nil, resp, notFound(resp, fmt.Sprintf("service %d", id))
+	}
+	return &svc, resp, nil
+}
+
+// Lookup returns one page of the service lookup (GET
+// /v2/admin/finance/services/lookup).
+func (s *ServicesService) Lookup(ctx context.Context, opts *ServiceLookupOptions) ([]*ServiceLookup, *Response, error) {
+	q := url.Values{}
+	if opts == nil {
+		opts = &ServiceLookupOptions{}
+	}
+	if opts.ID != 0 {
+		q.Set("Filter.Id", strconv.Itoa(opts.ID))
+	}
+	if opts.Name != "" {
+		q.Set("Filter.Name", opts.Name)
+	}
+	opts.values(q)
+	req, err := s.client.NewRequest(ctx, http.MethodGet, "v2/admin/finance/services/lookup?"+q.Encode(), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*ServiceLookup
+	resp, err := s.client.Do(ctx, req, &out)
+	return out, resp, err
+}
+
+// LookupAll pages through the service lookup.
+func (s *ServicesService) LookupAll(ctx context.Context, name string) ([]*ServiceLookup, *Response, error) {
+	return collect(func(page, size int) ([]*ServiceLookup, *Response, error) {
+		return s.Lookup(ctx, &ServiceLookupOptions{Name: name, ListOptions: ListOptions{PageSize: size, PageNumber: page}})
+	})
+}
+
+// Search returns one page of a service search (POST
+// /v2/admin/finance/services/search).
+func (s *ServicesService) Search(ctx context.Context, body *ServicesSearchRequest) ([]*Service, *Response, error) {
+	if body.PageSize <= 0 {
+		body.PageSize = DefaultPageSize
+	}
+	body.PageNumber = max(body.PageNumber, 1)
+	req, err := s.client.NewRequest(ctx, http.MethodPost, "v2/admin/finance/services/search", body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*Service
+	resp, err := s.client.Do(ctx, req, &out)
+	return out, resp, err
+}
+
+// SearchAll pages through a service search.
+func (s *ServicesService) SearchAll(ctx context.Context, filter *ServicesFilter) ([]*Service, *Response, error) {
+	return collect(func(page, size int) ([]*Service, *Response, error) {
+		return s.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, Filter: filter})
+	})
+}
+
+// Create creates a service (POST /v2/admin/finance/services/services; the
+// path really doubles the word). It is never re-sent when its outcome is
+// unknown.
+func (s *ServicesService) Create(ctx context.Context, body *CreateServiceRequest) (*Service, *Response, error) {
+	req, err := s.client.NewRequest(ctx, http.MethodPost, "v2/admin/finance/services/services", body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var svc Service
+	resp, err := s.client.Do(ctx, req, &svc)
+	if err != nil {
+		return nil, resp, err
+	}
+	return &svc, resp, nil
+}
+
+// Update replaces a service (PUT /v2/admin/finance/services/{serviceId}).
+func (s *ServicesService) Update(ctx context.Context, id int, body *UpdateServiceRequest) (*Service, *Response, error) {
+	body.ID = id
+	req, err := s.client.NewRequest(ctx, http.MethodPut, fmt.Sprintf("v2/admin/finance/services/%d", id), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	var svc Service
+	resp, err := s.client.Do(ctx, req, &svc)
+	if err != nil {
+		return nil, resp, err
+	}
+	return &svc, resp, nil
+}
+
+// Delete deletes a service (DELETE /v2/admin/finance/services/{serviceId}).
+func (s *ServicesService) Delete(ctx context.Context, id int) (*Response, error) {
+	req, err := s.client.NewRequest(ctx, http.MethodDelete, fmt.Sprintf("v2/admin/finance/services/%d", id), nil)
+	if err != nil {
+		return nil, err
+	}
+	return s.client.Do(ctx, req, nil)
+}
+
+// Category is an entry of the service category and subcategory lookups
+// (ServiceCategoryLookupOutputDto).
+type Category struct {
+	ID   int    `json:"Id"`
+	Name string `json:"Name"`
+}
+
+// Categories returns the service categories (GET
+// /v2/admin/finance/servicecategory/lookup).
+func (s *ServicesService) Categories(ctx context.Context) ([]*Category, *Response, error) {
+	req, err := s.client.NewRequest(ctx, http.MethodGet, "v2/admin/finance/servicecategory/lookup", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*Category
+	resp, err := s.client.Do(ctx, req, &out)
+	return out, resp, err
+}
+
+// SubCategories returns the subcategories of a service category (GET
+// /v2/admin/finance/servicecategory/{categoryId}/servicesubcategory/lookup).
+func (s *ServicesService) SubCategories(ctx context.Context, categoryID int) ([]*Category, *Response, error) {
+	req, err := s.client.NewRequest(ctx, http.MethodGet, fmt.Sprintf("v2/admin/finance/servicecategory/%d/servicesubcategory/lookup", categoryID), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*Category
+	resp, err := s.client.Do(ctx, req, &out)
+	return out, resp, err
+}
+
+// notFound builds the error for a success envelope with no result.
+func notFound(resp *Response, what string) error {
+	er := &ErrorResponse{Message: what + " not found", wrapped: psa.ErrNotFound}
+	if resp != nil {
+		er.Response = resp.Response
+	}
+	return er
+}
