@@ -11,6 +11,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 )
 
 // DefaultMaxRetries is the number of retries of idempotent requests callers
@@ -24,6 +25,8 @@ const defaultTimeout = 60 * time.Second
 type Config struct {
 	System   psa.System
 	Autotask *AutotaskConfig // set when System == psa.SystemAutotask
+	// KaseyaBMS is set when System == psa.SystemKaseyaBMS.
+	KaseyaBMS *KaseyaBMSConfig
 
 	// HTTPClient sends every request; nil means a client with a 60s timeout.
 	// The daemon passes one whose Transport is instrumented with Prometheus
@@ -69,13 +72,38 @@ func (c *AutotaskConfig) String() string {
 // GoString describes the configuration without its secrets.
 func (c *AutotaskConfig) GoString() string { return c.String() }
 
+// KaseyaBMSConfig holds the Kaseya BMS connection settings.
+type KaseyaBMSConfig struct {
+	// Hostname is the tenant's host as the BMS console shows it, such as
+	// bmsemea.kaseya.com: no protocol, no path. The API host is derived
+	// from it (api.bmsemea.kaseya.com). Required unless BaseURL is set.
+	Hostname string
+	// Username is the API user's name. Required.
+	Username string
+	// Password is the API user's password. Required.
+	Password string
+	// Tenant is the company (tenant) name shown in BMS. Required.
+	Tenant string
+	// BaseURL optionally overrides the API root, such as
+	// https://api.bmsemea.kaseya.com/ (simulators, unusual installs).
+	BaseURL string
+}
+
+// String describes the configuration without its secrets.
+func (c *KaseyaBMSConfig) String() string {
+	return fmt.Sprintf("kaseya bms user %q, tenant %q (hostname %q, base URL %q)", c.Username, c.Tenant, c.Hostname, c.BaseURL)
+}
+
+// GoString describes the configuration without its secrets.
+func (c *KaseyaBMSConfig) GoString() string { return c.String() }
+
 // constructors maps each system to the function that builds its backend.
 // It is the one place that knows every system; there is no init-time
 // registration.
 var constructors = map[psa.System]func(Config) (psa.Backend, error){
 	psa.SystemAutotask:    newAutotask,
 	psa.SystemConnectWise: notYet(psa.SystemConnectWise),
-	psa.SystemKaseyaBMS:   notYet(psa.SystemKaseyaBMS),
+	psa.SystemKaseyaBMS:   newKaseyaBMS,
 }
 
 // ErrUnknownSystem is returned for a System that psa-sync does not know.
@@ -106,6 +134,59 @@ func notYet(s psa.System) func(Config) (psa.Backend, error) {
 	return func(Config) (psa.Backend, error) {
 		return nil, fmt.Errorf("backends: %s is not supported yet: %w", s, psa.ErrNotSupported)
 	}
+}
+
+// newKaseyaBMS builds a Kaseya BMS backend. BMS documents no concurrency
+// limit, so MaxConcurrency 0 means no bound; the client keeps to the
+// documented 1,500 calls per hour per endpoint by itself.
+func newKaseyaBMS(cfg Config) (psa.Backend, error) {
+	kc := cfg.KaseyaBMS
+	if kc == nil {
+		return nil, errors.New("backends: kaseya_bms configuration is missing")
+	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"username", kc.Username},
+		{"password", kc.Password},
+		{"tenant", kc.Tenant},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if strings.TrimSpace(kc.Hostname) == "" && strings.TrimSpace(kc.BaseURL) == "" {
+		missing = append(missing, "hostname")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("backends: kaseya_bms: missing required attribute %s", strings.Join(missing, ", "))
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: defaultTimeout}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []kaseyabms.Option{
+		kaseyabms.WithCredentials(kc.Username, kc.Password, kc.Tenant),
+		kaseyabms.WithHTTPClient(hc),
+		kaseyabms.WithMaxConcurrency(cfg.MaxConcurrency),
+		kaseyabms.WithMaxRetries(cfg.MaxRetries),
+		kaseyabms.WithUserAgent(cfg.UserAgent),
+		kaseyabms.WithLogger(logger.With("system", string(psa.SystemKaseyaBMS))),
+	}
+	if kc.Hostname != "" {
+		opts = append(opts, kaseyabms.WithHostname(kc.Hostname))
+	}
+	if kc.BaseURL != "" {
+		opts = append(opts, kaseyabms.WithBaseURL(kc.BaseURL))
+	}
+	c, err := kaseyabms.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("backends: %w", err)
+	}
+	return kaseyabms.NewBackend(c), nil
 }
 
 func newAutotask(cfg Config) (psa.Backend, error) {

@@ -117,7 +117,17 @@ func TestNew_errors(t *testing.T) {
 	}{
 		{name: "unknown system", cfg: backends.Config{System: "halo"}, want: `unknown PSA system "halo"`, is: backends.ErrUnknownSystem},
 		{name: "connectwise", cfg: backends.Config{System: psa.SystemConnectWise}, want: "connectwise is not supported yet", is: psa.ErrNotSupported},
-		{name: "kaseya", cfg: backends.Config{System: psa.SystemKaseyaBMS}, want: "kaseya_bms is not supported yet", is: psa.ErrNotSupported},
+		{name: "no kaseya_bms block", cfg: backends.Config{System: psa.SystemKaseyaBMS}, want: "kaseya_bms configuration is missing"},
+		{
+			name: "kaseya_bms missing password and hostname",
+			cfg:  backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{Username: "u", Tenant: secret}},
+			want: "missing required attribute password, hostname",
+		},
+		{
+			name: "kaseya_bms hostname with protocol",
+			cfg:  backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{Hostname: "https://bmsemea.kaseya.com", Username: "u", Password: secret, Tenant: "t"}},
+			want: "must not include a protocol",
+		},
 		{name: "no autotask block", cfg: backends.Config{System: psa.SystemAutotask}, want: "autotask configuration is missing"},
 		{
 			name: "missing username and code",
@@ -168,6 +178,39 @@ func TestAutotaskConfig_String(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
 		if strings.Contains(s, "s3cr3t") || strings.Contains(s, "c0de") {
 			t.Errorf("formatted config leaks secrets: %s", s)
+		}
+	}
+}
+
+func TestNew_kaseyaBMS(t *testing.T) {
+	t.Parallel()
+	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	be, err := backends.New(backends.Config{
+		System: psa.SystemKaseyaBMS,
+		KaseyaBMS: &backends.KaseyaBMSConfig{
+			Hostname: "bmsemea.kaseya.com", // the base URL wins
+			BaseURL:  srv.KaseyaBMSBaseURL(),
+			Username: psatest.DefaultKaseyaBMSUsername, Password: psatest.DefaultKaseyaBMSPassword, Tenant: psatest.DefaultKaseyaBMSTenant,
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.System() != psa.SystemKaseyaBMS {
+		t.Errorf("System = %q", be.System())
+	}
+	if err := be.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	be, err = backends.New(backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{
+		Hostname: "bmsemea.kaseya.com", Username: "u", Password: "p", Tenant: "t"}})
+	if err != nil || be.Instance() != "api.bmsemea.kaseya.com" {
+		t.Errorf("Instance = %q, %v; want api.bmsemea.kaseya.com", be.Instance(), err)
+	}
+	c := &backends.KaseyaBMSConfig{Username: "u", Password: "s3cr3t", Tenant: "t"}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {
+		if strings.Contains(s, "s3cr3t") {
+			t.Errorf("formatted config leaks the password: %s", s)
 		}
 	}
 }
