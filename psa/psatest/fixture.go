@@ -15,6 +15,8 @@ type Fixture struct {
 	Autotask *AutotaskFixture `json:"autotask,omitempty"`
 	// KaseyaBMS seeds the simulated Kaseya BMS tenant (see kaseyabms_fixture.go).
 	KaseyaBMS *KaseyaBMSFixture `json:"kaseyaBMS,omitempty"`
+	// ConnectWise seeds the simulated ConnectWise company (see connectwise.go).
+	ConnectWise *ConnectWiseFixture `json:"connectwise,omitempty"`
 }
 
 // AutotaskFixture seeds a simulated Autotask tenant. Records refer to each
@@ -131,6 +133,7 @@ func ParseFixture(data []byte) (*Fixture, error) {
 // merge adds the records of o to f.
 func (f *Fixture) merge(o *Fixture) {
 	f.mergeKaseyaBMS(o)
+	f.mergeConnectWise(o)
 	if o.Autotask == nil {
 		return
 	}

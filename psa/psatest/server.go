@@ -46,6 +46,8 @@ type Server struct {
 	autotask *Autotask
 	// kaseyabms is the simulated Kaseya BMS tenant (see kaseyabms.go).
 	kaseyabms *KaseyaBMS
+	// connectwise is the simulated ConnectWise company (see connectwise.go).
+	connectwise *ConnectWise
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -80,6 +82,7 @@ type config struct {
 	system      psa.System
 	creds       *[3]string
 	bmsCreds    *[3]string // Kaseya BMS username, password, tenant
+	connectwise []ConnectWiseOption
 	fixture     *Fixture
 	latency     time.Duration
 	hourlyLimit int
@@ -240,7 +243,7 @@ func newServer(opts []Option) (*Server, error) {
 		return nil, errors.Join(c.errs...)
 	}
 	switch c.system {
-	case psa.SystemAutotask, psa.SystemKaseyaBMS:
+	case psa.SystemAutotask, psa.SystemKaseyaBMS, psa.SystemConnectWise:
 	default:
 		return nil, fmt.Errorf("psatest: system %q is not simulated yet", c.system)
 	}
@@ -268,6 +271,15 @@ func newServer(opts []Option) (*Server, error) {
 		if err := s.kaseyabms.load(c.fixture.KaseyaBMS); err != nil {
 			return nil, err
 		}
+	}
+	s.connectwise = newConnectWise(s, c)
+	if c.fixture != nil && c.fixture.ConnectWise != nil {
+		if err := s.connectwise.load(c.fixture.ConnectWise); err != nil {
+			return nil, err
+		}
+	}
+	for _, o := range c.connectwise {
+		o(s.connectwise)
 	}
 	s.handler = http.HandlerFunc(s.serveHTTP)
 	return s, nil
@@ -394,6 +406,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if s.system == psa.SystemConnectWise && s.ownsConnectWise(r.URL.Path) {
+		s.connectwise.ServeHTTP(w, r)
+		return
+	}
 	if s.system == psa.SystemKaseyaBMS && hasPrefixFold(r.URL.Path, kaseyaBMSPrefix) {
 		s.kaseyabms.serveHTTP(w, r)
 		return
@@ -516,6 +532,7 @@ func isSimPath(p string) bool { return hasPrefixFold(p, simPrefix) }
 //	GET /_sim/requests        the request log, credentials redacted
 //	GET /_sim/autotask/state  the Autotask tenant's state
 //	GET /_sim/kaseyabms/state the Kaseya BMS tenant's state (not BMS)
+//	GET /_sim/connectwise/state the ConnectWise company's state (not ConnectWise)
 func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		writeMessage(w, http.StatusMethodNotAllowed, fmt.Sprintf("The requested resource does not support http method '%s'.", r.Method))
@@ -526,6 +543,8 @@ func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"requests": s.redactedRequests()})
 	case "/_sim/autotask/state":
 		writeJSON(w, http.StatusOK, s.autotask.State())
+	case "/_sim/connectwise/state":
+		writeJSON(w, http.StatusOK, s.connectwise.State())
 	case "/_sim/kaseyabms/state":
 		writeJSON(w, http.StatusOK, s.kaseyabms.State())
 	default:
