@@ -479,7 +479,7 @@ func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 		o.WritesDisabled = true
 	}
 	if o.Trigger == "" {
-		o.Trigger = "manual"
+		o.Trigger = TriggerManual
 	}
 	return e.Sync(ctx, doc, o)
 }
@@ -638,24 +638,34 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 	}
 }
 
-// scheduleLoop queues a pass at each scheduled time. It recomputes the next
-// time whenever a reload may have changed the schedule or time zone.
+// scheduleLoop queues a pass for all customers at each scheduled time. The
+// next time is computed from the start of the last full pass recorded in the
+// state database (whatever triggered it), or from the start-up time when
+// there is none, so that neither a restart nor a reload postpones an
+// "every 24h" pass, and a scheduled time missed while the daemon was down is
+// caught up at start-up. A reload that changes the schedule or time zone
+// takes effect at once.
 func (d *Daemon) scheduleLoop(ctx context.Context) {
+	base := d.now()
+	if t := d.lastFullRun(); !t.IsZero() {
+		base = t
+	}
 	var last string
 	for {
 		sched, loc, err := d.activeSchedule()
 		var wait <-chan time.Time
 		var timer *time.Timer
+		var next time.Time
 		if err != nil {
 			d.logger.Error("No valid schedule; only requested passes run", "err", err)
 		} else {
-			next := sched.Next(d.now(), loc)
+			next = sched.Next(base, loc)
 			d.metrics.SetScheduleInterval(sched.Interval())
-			if desc := sched.String() + " " + loc.String(); desc != last {
-				d.logger.Info("Schedule", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
+			if desc := sched.String() + " " + loc.String() + " " + next.String(); desc != last {
+				d.logger.Info("Next scheduled pass", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
 				last = desc
 			}
-			timer = time.NewTimer(time.Until(next))
+			timer = time.NewTimer(max(0, next.Sub(d.now())))
 			wait = timer.C
 		}
 		select {
@@ -665,17 +675,40 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 			return
 		case <-d.scheduleChanged:
+			if t := d.lastFullRun(); t.After(base) {
+				base = t
+			}
 		case <-wait:
 			if d.Ready() {
-				d.RequestSync("", "schedule")
+				d.RequestSync("", TriggerSchedule)
 			} else {
 				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded")
+			}
+			base = next
+			if now := d.now(); now.After(base) {
+				base = now
 			}
 		}
 		if timer != nil {
 			timer.Stop()
 		}
 	}
+}
+
+// lastFullRun returns when the last pass over all customers that was not a
+// dry run started, or the zero time.
+func (d *Daemon) lastFullRun() time.Time {
+	runs, err := d.db.Runs(100)
+	if err != nil {
+		d.logger.Warn("Cannot read the run history for the schedule", "err", err)
+		return time.Time{}
+	}
+	for _, r := range runs {
+		if r.Customer == "" && !r.DryRun {
+			return r.Started
+		}
+	}
+	return time.Time{}
 }
 
 // workLoop runs queued passes one after another until ctx is done. Passes

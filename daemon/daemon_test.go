@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -44,6 +45,9 @@ type dtOptions struct {
 	disabled   bool   // integration.enabled = false in the export
 	simOptions []psatest.Option
 	daemonOpts Options
+	// baseURL, when set, returns the Autotask base URL to configure (a
+	// proxy in front of the simulator).
+	baseURL func(*psatest.Server) string
 }
 
 const dtUsage = `customer_id,customer_name,product,product_name,quantity
@@ -73,6 +77,10 @@ func dtSetup(t testing.TB, o dtOptions) *dtEnv {
 	e.usagePath = filepath.Join(e.dir, "usage.csv")
 	dtWrite(t, e.usagePath, dtUsage)
 	user, secret, code := a.Credentials()
+	base := sim.AutotaskBaseURL()
+	if o.baseURL != nil {
+		base = o.baseURL(sim)
+	}
 	cfg := fmt.Sprintf(`export_path: mappings.json
 state_dir: state
 psa:
@@ -88,7 +96,7 @@ source:
     path: usage.csv
 web:
   listen_address: 127.0.0.1:0
-`, user, secret, code, sim.AutotaskBaseURL())
+`, user, secret, code, base)
 	if o.token != "" {
 		cfg += "  api_token: " + strconv.Quote(o.token) + "\n"
 	}
@@ -378,6 +386,119 @@ func TestDaemon_Run(t *testing.T) {
 	}
 }
 
+// TestDaemon_scheduleCatchesUp: the last full pass started more than one
+// interval ago (the daemon was down), so the scheduler queues a pass at once.
+func TestDaemon_scheduleCatchesUp(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 1h"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: now.Add(-3 * time.Hour), Result: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx) // what the work loop would run
+	if !ok || tk.Trigger != TriggerSchedule || tk.Customer != "" {
+		t.Fatalf("queued %+v, %t; want a scheduled pass for all customers", tk, ok)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ScheduleInterval); got != 3600 {
+		t.Errorf("psa_sync_schedule_interval_seconds = %v, want 3600", got)
+	}
+}
+
+// TestDaemon_scheduleNotPostponedByReload: the next pass is computed from
+// the last full pass, so reloads (which recompute it) never push it back.
+func TestDaemon_scheduleNotPostponedByReload(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 24h"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: now.Add(-23 * time.Hour), Result: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
+		t.Errorf("lastFullRun = %v, want %v", got, now.Add(-23*time.Hour))
+	}
+	// A dry run and a single-customer pass do not count as the last full pass.
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerAPI, Customer: "cust-acme", Started: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerCLI, DryRun: true, Started: now.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
+		t.Errorf("lastFullRun = %v after a customer pass and a dry run, want %v", got, now.Add(-23*time.Hour))
+	}
+}
+
+// TestDaemon_Run_shutdownFinishesPass cancels Run while a pass has a write
+// in flight: Run lets the pass finish, then returns nil.
+func TestDaemon_Run_shutdownFinishesPass(t *testing.T) {
+	t.Parallel()
+	hold := &dtHold{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(hold)
+	t.Cleanup(front.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
+		baseURL: func(s *psatest.Server) string { hold.sim = s; return front.URL + "/ATServicesRest/" }})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	tk := e.d.RequestSync("", TriggerAPI)
+	<-hold.arrived // an adjustment is in flight
+	cancel()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v while a pass was writing", err)
+	default:
+	}
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v, want nil", err)
+	}
+	got, _ := e.d.Ticket(tk.ID)
+	if got.Status != "done" || got.Result != "success" {
+		t.Fatalf("ticket after shutdown = %+v, want a finished, successful pass", got)
+	}
+	if u := e.units(0, 0); u != 11 {
+		t.Errorf("acme units = %d, want 11", u)
+	}
+}
+
+// dtHold is a proxy in front of the simulator that holds adjustment POSTs
+// until release is closed.
+type dtHold struct {
+	sim     *psatest.Server
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (h *dtHold) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/contractserviceadjustments") {
+		select {
+		case h.arrived <- struct{}{}:
+		default:
+		}
+		<-h.release
+	}
+	h.sim.Handler().ServeHTTP(w, r)
+}
+
 func TestSyncQueue_coalesces(t *testing.T) {
 	t.Parallel()
 	q := newSyncQueue()
@@ -413,5 +534,3 @@ func dtMust[T any](v T, err error) T {
 	}
 	return v
 }
-
-var _ = errors.New

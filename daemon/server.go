@@ -253,7 +253,7 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
-	t := d.RequestSync(body.Customer, "api")
+	t := d.RequestSync(body.Customer, TriggerAPI)
 	w.Header().Set("Location", "/api/v1/runs/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)
 }
@@ -350,7 +350,7 @@ func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "no valid mapping export loaded yet")
 		return
 	}
-	o := PassOptions{Customer: r.URL.Query().Get("customer"), Trigger: "api", DryRun: true}
+	o := PassOptions{Customer: r.URL.Query().Get("customer"), Trigger: TriggerAPI, DryRun: true}
 	p, err := d.Plan(r.Context(), o)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())

@@ -62,7 +62,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 	} else if n > 0 {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
-	res, err := d.SyncOnce(ctx, daemon.PassOptions{DryRun: dryRun, Approve: approve, Customer: customer, Trigger: "cli"})
+	res, err := d.SyncOnce(ctx, daemon.PassOptions{DryRun: dryRun, Approve: approve, Customer: customer, Trigger: daemon.TriggerCLI})
 	if metricsFile != "" {
 		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
 			logger.Error("Error writing metrics file", "file", metricsFile, "err", werr)
@@ -111,7 +111,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) int {
 	if err := d.Reload(); err != nil {
 		return 1
 	}
-	p, err := d.Plan(ctx, daemon.PassOptions{DryRun: true, Customer: customer, Trigger: "cli"})
+	p, err := d.Plan(ctx, daemon.PassOptions{DryRun: true, Customer: customer, Trigger: daemon.TriggerCLI})
 	if err != nil {
 		logger.Error("Error computing plan", "err", err)
 		return 1
