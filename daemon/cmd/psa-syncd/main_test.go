@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -413,6 +415,14 @@ func TestRun_daemonSignals(t *testing.T) {
 	if got, _ := e.sim.Autotask().Units(e.contracts[1], e.services[0], time.Now()); got != 5 {
 		t.Errorf("globex units = %d after sync now, want 5", got)
 	}
+	// status asks the running daemon, whose state database is locked.
+	code, stdout, errOut := runCmd(t, "status", "-web.url", base)
+	if code != 0 || !strings.Contains(stdout, "cust-globex") || !strings.Contains(stdout, "succeeded") {
+		t.Errorf("status -web.url: exit %d\n%s\n%s", code, stdout, errOut)
+	}
+	if code, _, stderr := runCmd(t, "status", "-config.file", e.cfgPath); code != 1 || !strings.Contains(stderr, "locked") {
+		t.Errorf("status on the locked database: exit %d, stderr %q; want 1 saying it is locked", code, stderr)
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -520,5 +530,41 @@ func TestSync_killedBetweenIntentAndCompletion(t *testing.T) {
 				t.Errorf("adjustments on %d lines, want %d: %v", len(perLine), len(wantUnits), perLine)
 			}
 		})
+	}
+}
+
+// TestDemoFiles loads the demo's fixtures and its psa-syncd.yml (with the
+// placeholders run.sh fills in), so that `make demo` cannot rot unnoticed.
+func TestDemoFiles(t *testing.T) {
+	t.Parallel()
+	demo := filepath.Join("..", "..", "..", "examples", "demo")
+	if _, err := psatest.LoadFixture(filepath.Join(demo, "autotask.json")); err != nil {
+		t.Error(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(demo, "sophos.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sophostest.ParseFixture(bytes.ReplaceAll(raw, []byte("CURRENT-MONTH"), []byte(time.Now().UTC().Format("2006-01")))); err != nil {
+		t.Errorf("sophos.json: %v", err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(demo, "psa-syncd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rendered := strings.NewReplacer("@SOPHOS_AUTH_URL@", "http://127.0.0.1:1/api/v2/oauth2/token", "@SOPHOS_API_URL@", "http://127.0.0.1:1/").Replace(string(cfg))
+	writeFile(t, filepath.Join(dir, "psa-syncd.yml"), rendered)
+	writeFile(t, filepath.Join(dir, "api-token"), "token\n")
+	env := map[string]string{
+		"PSA_AUTOTASK_USERNAME": "u", "PSA_AUTOTASK_SECRET": "s", "PSA_AUTOTASK_INTEGRATION_CODE": "c",
+		"PSA_AUTOTASK_BASE_URL": "http://127.0.0.1:1/ATServicesRest/", "PSA_SOPHOS_CLIENT_ID": "id", "PSA_SOPHOS_CLIENT_SECRET": "secret",
+	}
+	c, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Source.Type != daemon.SourceSophos || string(c.Web.APIToken) != "token" {
+		t.Errorf("demo config: source %q, token set %t", c.Source.Type, c.Web.APIToken != "")
 	}
 }
