@@ -1,0 +1,571 @@
+package kaseyabms_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+)
+
+// basePath is a non-empty prefix every request must keep.
+const basePath = "/bms-root/"
+
+// testClock is a settable clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type fixture struct {
+	client *kaseyabms.Client
+	mux    *http.ServeMux
+	clock  *testClock
+	auths  atomic.Int32 // authenticate calls
+	mu     sync.Mutex
+	forms  []map[string]string
+}
+
+// setup starts a server whose mux lives under basePath, with an
+// authenticate endpoint that issues "token-N" valid for an hour, and a
+// client pointed at it.
+func setup(t *testing.T, opts ...kaseyabms.Option) *fixture {
+	t.Helper()
+	f := &fixture{mux: http.NewServeMux(), clock: &testClock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}}
+	f.mux.HandleFunc("POST /v2/security/authenticate", func(w http.ResponseWriter, r *http.Request) {
+		n := f.auths.Add(1)
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("authenticate: %v", err)
+		}
+		form := map[string]string{"Content-Type": r.Header.Get("Content-Type")}
+		for k, v := range r.PostForm {
+			form[k] = v[0]
+		}
+		f.mu.Lock()
+		f.forms = append(f.forms, form)
+		f.mu.Unlock()
+		if r.PostForm.Get("Password") != "pw" {
+			fmt.Fprint(w, `{"success":false,"error":{"code":401,"message":"Invalid username, password or tenant"},"result":null}`)
+			return
+		}
+		fmt.Fprintf(w, `{"success":true,"error":null,"result":{"accessToken":"token-%d","refreshToken":"refresh-%d","accessTokenExpireOn":%q,"refreshTokenExpireOn":%q}}`,
+			n, n, f.clock.Now().Add(time.Hour).Format("2006-01-02T15:04:05"), f.clock.Now().Add(24*time.Hour).Format(time.RFC3339))
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, basePath) {
+			t.Errorf("request %s %s lost the base path %s", r.Method, r.URL.Path, basePath)
+			http.Error(w, "bad path", http.StatusBadRequest)
+			return
+		}
+		r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, basePath)
+		f.mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	base := []kaseyabms.Option{
+		kaseyabms.WithBaseURL(srv.URL + basePath),
+		kaseyabms.WithCredentials("api@msp.example", "pw", "Acme MSP"),
+		kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond),
+		kaseyabms.WithClock(f.clock.Now),
+	}
+	c, err := kaseyabms.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.client = c
+	return f
+}
+
+func testMethod(t *testing.T, r *http.Request, want string) {
+	t.Helper()
+	if r.Method != want {
+		t.Errorf("request method = %s, want %s", r.Method, want)
+	}
+}
+
+func testHeader(t *testing.T, r *http.Request, name, want string) {
+	t.Helper()
+	if got := r.Header.Get(name); got != want {
+		t.Errorf("header %s = %q, want %q", name, got, want)
+	}
+}
+
+func testJSONBody(t *testing.T, r *http.Request, want string) {
+	t.Helper()
+	b, _ := io.ReadAll(r.Body)
+	var got, exp any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("body %s: %v", b, err)
+	}
+	if err := json.Unmarshal([]byte(want), &exp); err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(got, exp) {
+		t.Errorf("request body = %s, want %s", b, want)
+	}
+}
+
+func TestAPIHost(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"bms.kaseya.com":         "api.bms.kaseya.com",
+		"bmsemea.kaseya.com":     "api.bmsemea.kaseya.com",
+		" BMSAPAC.Kaseya.com ":   "api.bmsapac.kaseya.com",
+		"vorexlogin.com":         "api.vorexlogin.com",
+		"www.vorexlogin.com":     "api.vorexlogin.com",
+		"vorexlogin.kaseya.com":  "api.vorexlogin.kaseya.com",
+		"api.bmsemea.kaseya.com": "api.bmsemea.kaseya.com",
+		"bms.example.local:8443": "api.bms.example.local:8443",
+	} {
+		got, err := kaseyabms.APIHost(in)
+		if err != nil || got != want {
+			t.Errorf("APIHost(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, msg := range map[string]string{
+		"https://bmsemea.kaseya.com": "must not include a protocol",
+		"http://bms.kaseya.com/":     "must not include a protocol",
+		"bmsemea.kaseya.com/":        "must not include a path",
+		"bmsemea.kaseya.com/v2":      "must not include a path",
+		"bms.kaseya.com?tenant=x":    "must not include a path",
+		"":                           "hostname is empty",
+		"user@bms.kaseya.com":        "is not a host name",
+		"bms kaseya.com":             "is not a host name",
+		".kaseya.com":                "is not a host name",
+	} {
+		_, err := kaseyabms.APIHost(in)
+		if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), "bmsemea.kaseya.com") {
+			t.Errorf("APIHost(%q) error = %v, want it to contain %q and an example", in, err, msg)
+		}
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	t.Parallel()
+	c, err := kaseyabms.NewClient(kaseyabms.WithHostname("bmsemea.kaseya.com"), kaseyabms.WithCredentials("u", "p", "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.BaseURL().String(); got != "https://api.bmsemea.kaseya.com/" {
+		t.Errorf("BaseURL = %s", got)
+	}
+	// The base URL wins over the hostname, in any order.
+	c, _ = kaseyabms.NewClient(kaseyabms.WithBaseURL("http://127.0.0.1:9/x"), kaseyabms.WithHostname("bms.kaseya.com"), kaseyabms.WithCredentials("u", "p", "t"))
+	if got := c.BaseURL().String(); got != "http://127.0.0.1:9/x/" {
+		t.Errorf("BaseURL = %s", got)
+	}
+	for _, tc := range []struct {
+		opts []kaseyabms.Option
+		want string
+	}{
+		{[]kaseyabms.Option{kaseyabms.WithCredentials("u", "p", "t")}, "hostname"},
+		{[]kaseyabms.Option{kaseyabms.WithHostname("bms.kaseya.com"), kaseyabms.WithCredentials("u", "", "")}, "missing credentials: password, tenant"},
+		{[]kaseyabms.Option{kaseyabms.WithBaseURL("bms.kaseya.com")}, "not an absolute http(s) URL"},
+		{[]kaseyabms.Option{kaseyabms.WithHostname("https://bms.kaseya.com")}, "must not include a protocol"},
+		{[]kaseyabms.Option{kaseyabms.WithHourlyLimit(0)}, "hourly limit"},
+	} {
+		if _, err := kaseyabms.NewClient(tc.opts...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewClient error = %v, want %q", err, tc.want)
+		}
+	}
+}
+
+func TestClient_authenticate(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		testHeader(t, r, "Authorization", "Bearer token-1")
+		testHeader(t, r, "User-Agent", "psa-sync")
+		fmt.Fprint(w, `{"success":true,"result":[{"id":1,"name":"Acme","isActive":true}]}`)
+	})
+	for range 2 {
+		got, _, err := f.client.Accounts.Lookup(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []*kaseyabms.AccountLookup{{ID: 1, Name: "Acme", IsActive: true}}; !cmp.Equal(got, want) {
+			t.Errorf("Accounts.Lookup returned %+v, want %+v", got, want)
+		}
+	}
+	if n := f.auths.Load(); n != 1 {
+		t.Errorf("%d authentications, want 1", n)
+	}
+	want := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "GrantType": "password", "UserName": "api@msp.example", "Password": "pw", "Tenant": "Acme MSP"}
+	if !cmp.Equal(f.forms[0], want) {
+		t.Errorf("authenticate form = %v, want %v", f.forms[0], want)
+	}
+}
+
+func TestClient_authenticateRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t, kaseyabms.WithCredentials("api@msp.example", "wrong", "Acme MSP"))
+	_, _, err := f.client.Services.Get(t.Context(), 1)
+	if !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("error = %v, want ErrUnauthorized", err)
+	}
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("error %q leaks the password", err)
+	}
+	if n := f.auths.Load(); n != 1 {
+		t.Errorf("%d authentications, want 1 (refusals are final)", n)
+	}
+}
+
+func TestClient_tokenRefresh(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var refreshForm map[string][]string
+	f.mux.HandleFunc("POST /v2/security/refreshtoken", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		refreshForm = r.PostForm
+		fmt.Fprintf(w, `{"Success":true,"Result":{"AccessToken":"refreshed","RefreshToken":"r2","AccessTokenExpireOn":%q}}`, f.clock.Now().Add(time.Hour).Format(time.RFC3339))
+	})
+	var seen []string
+	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Authorization"))
+		fmt.Fprint(w, `{"success":true,"result":{"id":7,"name":"Backup"}}`)
+	})
+	ctx := t.Context()
+	if _, _, err := f.client.Services.Get(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(59 * time.Minute) // within the renewal margin
+	if _, _, err := f.client.Services.Get(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Bearer token-1", "Bearer refreshed"}; !cmp.Equal(seen, want) {
+		t.Errorf("Authorization headers = %v, want %v", seen, want)
+	}
+	if refreshForm["AccessToken"][0] != "token-1" || refreshForm["RefreshToken"][0] != "refresh-1" {
+		t.Errorf("refresh form = %v", refreshForm)
+	}
+	if n := f.auths.Load(); n != 1 {
+		t.Errorf("%d authentications, want 1", n)
+	}
+}
+
+func TestClient_refreshFailsThenAuthenticates(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("POST /v2/security/refreshtoken", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":false,"error":{"code":401,"message":"Invalid refresh token"}}`)
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"id":7}}`)
+	})
+	_, _, _ = f.client.Services.Get(t.Context(), 7)
+	f.clock.Add(2 * time.Hour)
+	if _, _, err := f.client.Services.Get(t.Context(), 7); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.auths.Load(); n != 2 {
+		t.Errorf("%d authentications, want 2", n)
+	}
+}
+
+func TestClient_reauthenticateOn401(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var creates atomic.Int32
+	f.mux.HandleFunc("POST /v2/admin/finance/services/services", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer token-1" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"success":false,"error":{"code":401,"message":"Authorization has been denied for this request."}}`)
+			return
+		}
+		creates.Add(1)
+		testJSONBody(t, r, `{"Id":0,"Name":"Backup","Description":"","UnitCost":null,"UnitPrice":2,"CategoryId":null,"SubCategoryId":null,
+			"UnitOfMeasureId":null,"IncomeAccountId":null,"ExpenseAccountId":null,"IsActive":true,"IsTaxable":false,"Margin":null,"MarginType":null}`)
+		fmt.Fprint(w, `{"success":true,"result":{"id":9,"name":"Backup","unitPrice":2,"isActive":true}}`)
+	})
+	price := 2.0
+	svc, _, err := f.client.Services.Create(t.Context(), &kaseyabms.CreateServiceRequest{Name: "Backup", UnitPrice: &price, IsActive: true})
+	if err != nil {
+		t.Fatalf("Services.Create: %v", err)
+	}
+	if svc.ID != 9 || creates.Load() != 1 || f.auths.Load() != 2 {
+		t.Errorf("Services.Create = %+v; creates %d, authentications %d; want id 9, 1, 2", svc, creates.Load(), f.auths.Load())
+	}
+}
+
+func TestClient_401Twice(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	_, _, err := f.client.Services.Get(t.Context(), 7)
+	if !errors.Is(err, psa.ErrUnauthorized) {
+		t.Fatalf("error = %v, want ErrUnauthorized", err)
+	}
+	if calls.Load() != 2 || f.auths.Load() != 2 {
+		t.Errorf("calls %d, authentications %d; want 2 and 2 (re-authenticated once)", calls.Load(), f.auths.Load())
+	}
+}
+
+func TestClient_envelopeFailure(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v2/admin/finance/services/1", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"Success":false,"Error":{"Code":404,"Message":"Service with id 1 not found","StackStrace":"at Secret.Internals()"},"Result":null}`)
+	})
+	f.mux.HandleFunc("PUT /v2/admin/finance/services/2", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":false,"error":{"code":0,"message":"Name is required","subErrors":["Name: must not be empty"]}}`)
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"error":null,"result":null}`)
+	})
+	_, _, err := f.client.Services.Get(t.Context(), 1)
+	if !errors.Is(err, psa.ErrNotFound) || strings.Contains(err.Error(), "Secret.Internals") {
+		t.Errorf("Services.Get error = %v, want ErrNotFound without the stack trace", err)
+	}
+	_, _, err = f.client.Services.Update(t.Context(), 2, &kaseyabms.UpdateServiceRequest{})
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || !cmp.Equal(ve.Messages, []string{"Name is required", "Name: must not be empty"}) {
+		t.Errorf("Services.Update error = %v, want a validation error with both messages", err)
+	}
+	if _, _, err = f.client.Services.Get(t.Context(), 3); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("Services.Get(empty result) error = %v, want ErrNotFound", err)
+	}
+}
+
+func TestClient_bareDTO(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v2/crm/accounts/summary/5", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"id":5,"accountName":"Acme","isActive":true}`)
+	})
+	f.mux.HandleFunc("GET /v2/crm/accounts/summary/6", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"Id":6,"AccountName":"Globex"}}`)
+	})
+	a, _, err := f.client.Accounts.GetSummary(t.Context(), 5)
+	if err != nil || a.AccountName != "Acme" || !a.IsActive {
+		t.Errorf("Accounts.GetSummary(bare) = %+v, %v", a, err)
+	}
+	a, _, err = f.client.Accounts.GetSummary(t.Context(), 6)
+	if err != nil || a.AccountName != "Globex" {
+		t.Errorf("Accounts.GetSummary(envelope) = %+v, %v", a, err)
+	}
+}
+
+func TestClient_paging(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var pages []string
+	f.mux.HandleFunc("POST /v2/admin/finance/services/search", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ PageSize, PageNumber int }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		pages = append(pages, fmt.Sprint(body.PageNumber))
+		// The server caps pages at 2 records; 5 in all.
+		var items []string
+		for i := (body.PageNumber-1)*2 + 1; i <= min(body.PageNumber*2, 5); i++ {
+			items = append(items, fmt.Sprintf(`{"id":%d,"name":"S%d"}`, i, i))
+		}
+		fmt.Fprintf(w, `{"success":true,"result":[%s],"totalRecords":5}`, strings.Join(items, ","))
+	})
+	all, resp, err := f.client.Services.SearchAll(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 5 || all[4].Name != "S5" || resp.TotalRecords != 5 {
+		t.Errorf("SearchAll = %d services, total %d", len(all), resp.TotalRecords)
+	}
+	if want := []string{"1", "2", "3"}; !cmp.Equal(pages, want) {
+		t.Errorf("pages = %v, want %v", pages, want)
+	}
+}
+
+func TestClient_pagingStopsOnEmptyPage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/crm/accounts/summary", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("PageSize") != "100" {
+			t.Errorf("PageSize = %q", r.URL.Query().Get("PageSize"))
+		}
+		if calls.Add(1) == 1 {
+			fmt.Fprint(w, `{"success":true,"result":[{"id":1,"accountName":"Acme"}],"totalRecords":10}`)
+			return
+		}
+		fmt.Fprint(w, `{"success":true,"result":[],"totalRecords":10}`)
+	})
+	all, _, err := f.client.Accounts.ListSummaryAll(t.Context(), kaseyabms.AccountSummaryListOptions{AccountName: "Acme"})
+	if err != nil || len(all) != 1 || calls.Load() != 2 {
+		t.Errorf("ListSummaryAll = %d accounts, %v after %d calls; want 1 after 2", len(all), err, calls.Load())
+	}
+}
+
+func TestClient_limiter(t *testing.T) {
+	t.Parallel()
+	f := setup(t, kaseyabms.WithHourlyLimit(2))
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/admin/finance/services/{id}", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		fmt.Fprintf(w, `{"success":true,"result":{"id":%s}}`, r.PathValue("id"))
+	})
+	f.mux.HandleFunc("GET /v2/finance/contracts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":[]}`)
+	})
+	ctx := t.Context()
+	for _, id := range []int{1, 2} {
+		if _, _, err := f.client.Services.Get(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := f.client.Services.Get(ctx, 3) // same endpoint template as 1 and 2
+	var rl *psa.RateLimitError
+	if !errors.As(err, &rl) || !rl.Hourly || rl.RetryAfter != time.Hour {
+		t.Fatalf("third call error = %v, want an hourly rate limit error with RetryAfter 1h", err)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d calls reached the server, want 2", calls.Load())
+	}
+	if _, _, err := f.client.Contracts.Lookup(ctx, nil); err != nil {
+		t.Errorf("another endpoint: %v", err)
+	}
+	if n := f.client.CallsInWindow("/v2/admin/finance/services/99"); n != 2 {
+		t.Errorf("CallsInWindow = %d, want 2", n)
+	}
+	f.clock.Add(time.Hour + time.Second)
+	if _, _, err := f.client.Services.Get(ctx, 3); err != nil {
+		t.Errorf("after an hour: %v", err)
+	}
+}
+
+func TestClient_retriesReads(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("POST /v2/admin/finance/services/search", func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"success":false,"error":{"code":429,"message":"Too many requests"}}`)
+		default:
+			fmt.Fprint(w, `{"success":true,"result":[{"id":1}],"totalRecords":1}`)
+		}
+	})
+	got, _, err := f.client.Services.Search(t.Context(), &kaseyabms.ServicesSearchRequest{})
+	if err != nil || len(got) != 1 || calls.Load() != 3 {
+		t.Errorf("Services.Search = %v, %v after %d calls; want 1 service after 3", got, err, calls.Load())
+	}
+}
+
+func TestClient_retriesExhausted(t *testing.T) {
+	t.Parallel()
+	f := setup(t, kaseyabms.WithMaxRetries(1))
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	})
+	_, _, err := f.client.Accounts.Lookup(t.Context(), nil)
+	var er *kaseyabms.ErrorResponse
+	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusBadGateway || calls.Load() != 2 {
+		t.Errorf("error = %v after %d calls, want 502 after 2", err, calls.Load())
+	}
+}
+
+func TestClient_postsAreNotRetried(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		handler func(w http.ResponseWriter)
+	}{
+		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }},
+		{"dropped", func(w http.ResponseWriter) {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			var calls atomic.Int32
+			f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				tc.handler(w)
+			})
+			_, _, err := f.client.Contracts.AddServices(t.Context(), 5, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
+			if !errors.Is(err, psa.ErrOutcomeUnknown) {
+				t.Errorf("error = %v, want ErrOutcomeUnknown", err)
+			}
+			if calls.Load() != 1 {
+				t.Errorf("%d posts, want 1", calls.Load())
+			}
+		})
+	}
+}
+
+func TestClient_throttledPostIsResent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/5/services", func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		testJSONBody(t, r, `[{"ServiceId":1,"ServiceName":"Backup","ServiceDescription":"","Units":3,"UnitCost":1,"UnitPrice":2,"EffectiveDate":"2026-11-01T00:00:00Z","SortOrder":0}]`)
+		fmt.Fprint(w, `{"success":true,"result":{"id":77,"serviceId":1,"contractId":5,"units":3.0,"unitPrice":2}}`)
+	})
+	line, _, err := f.client.Contracts.AddServices(t.Context(), 5, []kaseyabms.RecurringService{{ServiceID: 1, ServiceName: "Backup", Units: 3, UnitCost: 1, UnitPrice: 2,
+		EffectiveDate: kaseyabms.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}})
+	if err != nil || line.ID != 77 || line.Units != 3 || calls.Load() != 2 {
+		t.Errorf("AddServices = %+v, %v after %d calls", line, err, calls.Load())
+	}
+}
+
+func TestClient_contracts(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v2/finance/contracts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		if got, want := r.URL.RawQuery, "AccountId=4&ExcludeExpiredContracts=true&Ids=1&Ids=2"; got != want {
+			t.Errorf("query = %s, want %s", got, want)
+		}
+		fmt.Fprint(w, `{"success":true,"result":[{"id":1,"name":"MS","isActive":true,"endDate":"2026-12-31T00:00:00"}]}`)
+	})
+	f.mux.HandleFunc("PUT /v2/finance/contracts/1/deactivate", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"id":1,"statusId":2,"statusName":"Inactive"}}`)
+	})
+	got, _, err := f.client.Contracts.Lookup(t.Context(), &kaseyabms.ContractLookupOptions{AccountID: 4, IDs: []int{1, 2}, ExcludeExpiredContracts: true})
+	if err != nil || len(got) != 1 || !got[0].EndDate.Equal(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Contracts.Lookup = %+v, %v", got, err)
+	}
+	st, _, err := f.client.Contracts.Deactivate(t.Context(), 1)
+	if err != nil || st.StatusName != "Inactive" {
+		t.Errorf("Contracts.Deactivate = %+v, %v", st, err)
+	}
+}
+
+func TestToken_String(t *testing.T) {
+	t.Parallel()
+	tok := &kaseyabms.Token{AccessToken: "sekrit", RefreshToken: "sekrit2"}
+	for _, s := range []string{fmt.Sprint(tok), fmt.Sprintf("%+v", tok), fmt.Sprintf("%#v", tok)} {
+		if strings.Contains(s, "sekrit") {
+			t.Errorf("formatted token leaks: %s", s)
+		}
+	}
+}
