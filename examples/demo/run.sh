@@ -95,10 +95,16 @@ export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISA
 export TF_VAR_autotask_base_url="$AUTOTASK_BASE_URL" TF_VAR_autotask_username="$AUTOTASK_USERNAME"
 export TF_VAR_autotask_secret="$AUTOTASK_SECRET" TF_VAR_autotask_integration_code="$AUTOTASK_INTEGRATION_CODE"
 export TF_VAR_export_path="$work/psa-mappings.json"
-"$terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color 2>&1 |
-	grep -v -e '^$' -e 'Provider development overrides' -e 'psa-sync/psa in ' -e 'The behavior may therefore' \
-		-e 'applying changes may cause' -e 'published releases\.' -e 'Warning:' -e '^│' -e '^╵' -e '^╷' || true
-[[ -s "$work/psa-mappings.json" ]] || { echo "demo: terraform did not write the mapping export" >&2; exit 1; }
+if ! "$terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color >"$work/apply.log" 2>&1; then
+	cat "$work/apply.log" >&2
+	echo "demo: terraform apply failed" >&2
+	exit 1
+fi
+# Skip Terraform's notice that dev_overrides are in effect; show the rest.
+awk '/^(data\.|psa_|Terraform used|Plan:|No changes)/ { shown = 1 } shown' "$work/apply.log"
+echo
+echo "The mapping export psa-syncd reads:"
+cat "$work/psa-mappings.json"
 
 section "psa-syncd validate and check"
 sed -e "s|@SOPHOS_AUTH_URL@|$SOPHOS_AUTH_URL|" -e "s|@SOPHOS_API_URL@|$SOPHOS_API_URL|" \
