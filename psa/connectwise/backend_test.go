@@ -1,0 +1,583 @@
+package connectwise_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// now is the simulator's clock.
+var now = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+// sleeps records the waits between retries instead of sleeping.
+type sleeps struct {
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waits = append(s.waits, d)
+	return ctx.Err()
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.waits...)
+}
+
+// newBackend starts a ConnectWise simulator and returns a backend pointed
+// at its API root (no discovery) whose retries do not sleep.
+func newBackend(t *testing.T, opts ...psatest.Option) (*connectwise.Backend, *psatest.Server, *sleeps) {
+	t.Helper()
+	s := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now })}, opts...)...)
+	sl := &sleeps{}
+	c := newClient(t, s, sl, connectwise.WithBaseURL(s.ConnectWiseBaseURL()))
+	return connectwise.NewBackend(c), s, sl
+}
+
+func newClient(t *testing.T, s *psatest.Server, sl *sleeps, opts ...connectwise.Option) *connectwise.Client {
+	t.Helper()
+	company, pub, priv, clientID := s.ConnectWise().Credentials()
+	base := []connectwise.Option{
+		connectwise.WithSite(s.ConnectWiseSite()),
+		connectwise.WithCompanyID(company),
+		connectwise.WithKeys(pub, priv),
+		connectwise.WithClientID(clientID),
+		connectwise.WithSleep(sl.sleep),
+	}
+	c, err := connectwise.NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return c
+}
+
+func countRequests(s *psatest.Server, method, pathPart string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if (method == "" || r.Method == method) && strings.Contains(strings.ToLower(r.Path), strings.ToLower(pathPart)) {
+			n++
+		}
+	}
+	return n
+}
+
+// seed adds a company with one active agreement and returns their ids.
+func seed(cw *psatest.ConnectWise, name string) (company, agreement int64) {
+	company = cw.AddCompany(name)
+	agreement = cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: name + " Managed Services"})
+	return company, agreement
+}
+
+func TestBackend_ReadLines_bulk(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	p1 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	p2 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Endpoint", Price: 2})
+	const agreements = 40
+	var ids []string
+	want := map[psa.LineKey]int64{}
+	for i := range agreements {
+		_, ag := seed(cw, "Customer "+strconv.Itoa(i))
+		ids = append(ids, id(ag))
+		a1 := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p1, Quantity: float64(i%7 + 1)})
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p2, Quantity: float64(i + 10)})
+		// A cancelled addition of the same product is history, not a duplicate.
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p1, Quantity: 99, CancelledDate: date(2026, 6, 30)})
+		want[psa.LineKey{ContractID: id(ag), ServiceID: id(p1)}] = int64(i%7 + 1)
+		want[psa.LineKey{ContractID: id(ag), ServiceID: id(p2)}] = int64(i + 10)
+		_ = a1
+	}
+	s.ResetRequests()
+
+	lines, err := b.ReadLines(t.Context(), ids, now)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	if len(lines) != 2*agreements {
+		t.Fatalf("ReadLines returned %d lines, want %d", len(lines), 2*agreements)
+	}
+	for _, l := range lines {
+		if w, ok := want[l.Key()]; !ok || l.Quantity != w || l.LineID == "" {
+			t.Fatalf("line %+v: want quantity %d and a line id", l, w)
+		}
+	}
+	// One agreement status read, then one additions read per agreement.
+	if n, w := len(s.Requests()), 1+agreements; n != w {
+		t.Errorf("ReadLines made %d requests, want %d", n, w)
+	}
+	for _, r := range s.Requests() {
+		if strings.HasSuffix(r.Path, "/additions") && !strings.Contains(r.RawQuery, "pageSize=1000") {
+			t.Errorf("additions read %s without pageSize=1000", r.RawQuery)
+		}
+	}
+}
+
+func TestBackend_ReadLines_pagesOfAThousand(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	_, ag := seed(cw, "Big")
+	for i := range 1500 {
+		p := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Product " + strconv.Itoa(i)})
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p, Quantity: 1})
+	}
+	s.ResetRequests()
+	lines, err := b.ReadLines(t.Context(), []string{id(ag)}, now)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	if len(lines) != 1500 {
+		t.Errorf("ReadLines returned %d lines, want 1500", len(lines))
+	}
+	if n := countRequests(s, http.MethodGet, "/additions"); n != 2 {
+		t.Errorf("additions requests = %d, want 2 (1,000 per page)", n)
+	}
+}
+
+func TestBackend_ReadLines_perContractErrors(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "SOPHOS-IXA", Description: "Sophos Intercept X Advanced", Price: 4.5})
+	_, good := seed(cw, "Good")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 12})
+	_, dup := seed(cw, "Dup")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: dup, ProductID: prod, Quantity: 3})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: dup, ProductID: prod, Quantity: 4})
+	_, stale := seed(cw, "Stale")
+	cw.SetAgreementStatus(stale, "Cancelled")
+	_, expired := seed(cw, "Expired")
+	cw.SetAgreementStatus(expired, "Expired")
+	_, frac := seed(cw, "Fraction")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: frac, ProductID: prod, Quantity: 2.5})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(good), id(dup), id(stale), id(expired), id(frac), "999999"}, now)
+	if len(lines) != 1 || lines[0].ContractID != id(good) || lines[0].Quantity != 12 {
+		t.Errorf("ReadLines lines = %+v, want only agreement %d's", lines, good)
+	}
+	var ce *connectwise.ContractErrors
+	if !errors.As(err, &ce) {
+		t.Fatalf("ReadLines error = %v, want *ContractErrors", err)
+	}
+	if len(ce.Errors) != 5 {
+		t.Errorf("ContractErrors has %d entries, want 5: %v", len(ce.Errors), err)
+	}
+	var amb *psa.AmbiguousError
+	if e := ce.Errors[id(dup)]; !errors.As(e, &amb) || len(amb.Matches) != 2 || !errors.Is(e, psa.ErrConflict) {
+		t.Errorf("duplicate additions: error %v, want an AmbiguousError with 2 matches", e)
+	}
+	for _, ag := range []int64{stale, expired} {
+		var se *connectwise.StaleAgreementError
+		if e := ce.Errors[id(ag)]; !errors.As(e, &se) || !errors.Is(e, psa.ErrConflict) || !strings.Contains(e.Error(), "stale") {
+			t.Errorf("agreement %d: error %v, want a stale-mapping conflict", ag, e)
+		}
+	}
+	if e := ce.Errors[id(frac)]; !errors.Is(e, psa.ErrValidation) || !strings.Contains(e.Error(), "fractional quantity 2.5") {
+		t.Errorf("fractional quantity: error %v, want a validation error naming 2.5", e)
+	}
+	if e := ce.Errors["999999"]; !errors.Is(e, psa.ErrNotFound) {
+		t.Errorf("missing agreement: error %v, want ErrNotFound", e)
+	}
+	// The whole error is isolatable: it matches the kinds the daemon bisects on.
+	if !errors.Is(err, psa.ErrConflict) || !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("errors.Is on ContractErrors does not see the per-contract errors: %v", err)
+	}
+	if n := countRequests(s, http.MethodGet, "/finance/agreements/"+id(stale)+"/additions"); n != 0 {
+		t.Errorf("the additions of the cancelled agreement were read %d times, want 0", n)
+	}
+}
+
+func TestBackend_SetQuantity_patchUpAndDown(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	_, ag := seed(cw, "Acme")
+	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 10})
+	ctx := t.Context()
+
+	for _, want := range []int64{30, 5} {
+		lines, err := b.ReadLines(ctx, []string{id(ag)}, now)
+		if err != nil || len(lines) != 1 {
+			t.Fatalf("ReadLines = %+v, %v", lines, err)
+		}
+		s.ResetRequests()
+		got, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: want, Current: &lines[0], EffectiveDate: date(2026, 11, 1)})
+		if err != nil {
+			t.Fatalf("SetQuantity(%d): %v", want, err)
+		}
+		if got.Quantity != want || got.LineID != id(add) {
+			t.Errorf("SetQuantity returned %+v, want quantity %d on addition %d", got, want, add)
+		}
+		if q, _ := cw.Quantity(ag, prod); q != float64(want) {
+			t.Errorf("simulator quantity = %v, want %d", q, want)
+		}
+		var patches []psatest.Request
+		for _, r := range s.Requests() {
+			if r.Method == http.MethodPatch {
+				patches = append(patches, r)
+			}
+		}
+		if len(patches) != 1 {
+			t.Fatalf("PATCH requests = %d, want 1", len(patches))
+		}
+		var body []map[string]any
+		if err := json.Unmarshal(patches[0].Body, &body); err != nil || len(body) != 1 || body[0]["op"] != "replace" || body[0]["path"] != "quantity" || body[0]["value"] != float64(want) {
+			t.Errorf("PATCH body = %s, want [{\"op\":\"replace\",\"path\":\"quantity\",\"value\":%d}]", patches[0].Body, want)
+		}
+		if n := countRequests(s, http.MethodPost, ""); n != 0 {
+			t.Errorf("POST requests = %d, want 0", n)
+		}
+	}
+	if n := len(cw.Additions(ag)); n != 1 {
+		t.Errorf("agreement has %d additions, want 1", n)
+	}
+}
+
+func TestBackend_SetQuantity_unchangedWritesNothing(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	_, ag := seed(cw, "Acme")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 10})
+	lines, _ := b.ReadLines(t.Context(), []string{id(ag)}, now)
+	s.ResetRequests()
+	if _, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 10, Current: &lines[0], EffectiveDate: now}); err != nil {
+		t.Fatalf("SetQuantity: %v", err)
+	}
+	if n := countRequests(s, http.MethodPatch, "") + countRequests(s, http.MethodPost, ""); n != 0 {
+		t.Errorf("writes = %d, want 0", n)
+	}
+}
+
+func TestBackend_SetQuantity_createsMissingAddition(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5, Cost: 2.25})
+	_, ag := seed(cw, "Acme")
+	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 7, EffectiveDate: date(2026, 11, 1)})
+	if err != nil {
+		t.Fatalf("SetQuantity: %v", err)
+	}
+	adds := cw.Additions(ag)
+	if len(adds) != 1 {
+		t.Fatalf("agreement has %d additions, want 1", len(adds))
+	}
+	a := adds[0]
+	if a.Quantity != 7 || a.ProductID != prod || a.BillCustomer != "Billable" || *a.UnitPrice != 4.5 || *a.UnitCost != 2.25 || !a.EffectiveDate.Equal(date(2026, 11, 1)) {
+		t.Errorf("created addition = %+v, want quantity 7, Billable, price 4.5, cost 2.25, effective 2026-11-01", a)
+	}
+	if got.LineID != id(a.ID) || got.Quantity != 7 || got.UnitPrice != 4.5 {
+		t.Errorf("SetQuantity returned %+v", got)
+	}
+	// Zero wanted and no addition: nothing to create.
+	p2 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Other"})
+	s.ResetRequests()
+	if _, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(p2), Quantity: 0, EffectiveDate: now}); err != nil {
+		t.Fatalf("SetQuantity(0): %v", err)
+	}
+	if n := countRequests(s, http.MethodPost, ""); n != 0 {
+		t.Errorf("POSTs for a zero quantity without an addition = %d, want 0", n)
+	}
+}
+
+func TestBackend_SetQuantity_ambiguous(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, ag := seed(cw, "Acme")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 1})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 2})
+	s.ResetRequests()
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 5, EffectiveDate: now})
+	var amb *psa.AmbiguousError
+	if !errors.As(err, &amb) || !errors.Is(err, psa.ErrConflict) {
+		t.Fatalf("SetQuantity error = %v, want an AmbiguousError", err)
+	}
+	if n := countRequests(s, http.MethodPatch, "") + countRequests(s, http.MethodPost, ""); n != 0 {
+		t.Errorf("writes = %d, want 0", n)
+	}
+}
+
+func TestBackend_SetQuantity_staleAgreement(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, ag := seed(cw, "Acme")
+	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 4})
+	lines, _ := b.ReadLines(t.Context(), []string{id(ag)}, now)
+	for _, status := range []string{"Cancelled", "Expired", "Inactive"} {
+		cw.SetAgreementStatus(ag, status)
+		s.ResetRequests()
+		_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 9, Current: &lines[0], EffectiveDate: now})
+		if !errors.Is(err, psa.ErrConflict) {
+			t.Errorf("%s agreement: error %v, want ErrConflict", status, err)
+		}
+		if status != "Inactive" && !strings.Contains(err.Error(), "customer mapping is stale") {
+			t.Errorf("%s agreement: error %q does not say the mapping is stale", status, err)
+		}
+		if n := countRequests(s, http.MethodPatch, "") + countRequests(s, http.MethodPost, ""); n != 0 {
+			t.Errorf("%s agreement: writes = %d, want 0", status, n)
+		}
+	}
+	if q, _ := cw.Quantity(ag, prod); q != 4 {
+		t.Errorf("quantity = %v, want 4 (unchanged)", q)
+	}
+	_ = add
+}
+
+func TestBackend_ReadLines_retriesThrottlingAndServerErrors(t *testing.T) {
+	t.Parallel()
+	b, s, sl := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, ag := seed(cw, "Acme")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 3})
+	path := "/v4_6_release/apis/3.0/finance/agreements/" + id(ag) + "/additions"
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second, Times: 1})
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusServiceUnavailable, Times: 2})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(ag)}, now)
+	if err != nil || len(lines) != 1 || lines[0].Quantity != 3 {
+		t.Fatalf("ReadLines = %+v, %v", lines, err)
+	}
+	if n := countRequests(s, http.MethodGet, "/additions"); n != 4 {
+		t.Errorf("additions requests = %d, want 4 (429, 503, 503, 200)", n)
+	}
+	waits := sl.all()
+	if len(waits) != 3 || waits[0] < 2*time.Second {
+		t.Errorf("waits = %v, want 3 with the first at least the 2s Retry-After", waits)
+	}
+}
+
+func TestBackend_rateLimitExhausted(t *testing.T) {
+	t.Parallel()
+	b, _, _ := newBackend(t, psatest.WithConnectWiseRateLimit(1, time.Minute))
+	_, err := b.FindCompanies(t.Context(), "Acme") // uses the only request
+	if err != nil {
+		t.Fatalf("FindCompanies: %v", err)
+	}
+	_, err = b.FindCompanies(t.Context(), "Acme")
+	var rl *psa.RateLimitError
+	if !errors.As(err, &rl) || rl.RetryAfter <= 0 || rl.System != psa.SystemConnectWise {
+		t.Errorf("error = %v, want a ConnectWise RateLimitError with Retry-After", err)
+	}
+}
+
+func TestBackend_SetQuantity_lostCreateResponseNotResent(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 3})
+	_, ag := seed(cw, "Acme")
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v4_6_release/apis/3.0/finance/agreements/" + id(ag) + "/additions", DropAfterHandling: true, Times: 1})
+
+	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 8, EffectiveDate: date(2026, 11, 1)})
+	if err != nil {
+		t.Fatalf("SetQuantity: %v", err)
+	}
+	if got.Quantity != 8 {
+		t.Errorf("SetQuantity returned %+v, want quantity 8", got)
+	}
+	if n := countRequests(s, http.MethodPost, "/additions"); n != 1 {
+		t.Errorf("POST requests = %d, want exactly 1 (never re-sent)", n)
+	}
+	dropped := false
+	for _, r := range s.Requests() {
+		dropped = dropped || r.Method == http.MethodPost && r.Dropped
+	}
+	if !dropped {
+		t.Errorf("the POST's response was not dropped: the fault did not apply")
+	}
+	if n := len(cw.Additions(ag)); n != 1 {
+		t.Errorf("agreement has %d additions, want 1", n)
+	}
+}
+
+func TestBackend_SetQuantity_createServerErrorNotApplied(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 3})
+	_, ag := seed(cw, "Acme")
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v4_6_release/apis/3.0/finance/agreements/" + id(ag) + "/additions", Status: http.StatusInternalServerError, Times: 1})
+
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 8, EffectiveDate: now})
+	if err == nil || errors.Is(err, psa.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "not applied") {
+		t.Errorf("error = %v, want a plain 'not applied' error (the re-read found no addition)", err)
+	}
+	if n := countRequests(s, http.MethodPost, "/additions"); n != 1 {
+		t.Errorf("POST requests = %d, want 1", n)
+	}
+}
+
+func TestBackend_codebaseChangeRediscovered(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	cw := s.ConnectWise()
+	company, _ := seed(cw, "Acme")
+	b := connectwise.NewBackend(newClient(t, s, &sleeps{}))
+	ctx := t.Context()
+	if _, err := b.GetCompany(ctx, id(company)); err != nil {
+		t.Fatalf("GetCompany: %v", err)
+	}
+	cw.ChangeCodebase("v2026_1/")
+	s.ResetRequests()
+	c, err := b.GetCompany(ctx, id(company))
+	if err != nil {
+		t.Fatalf("GetCompany after the codebase changed: %v", err)
+	}
+	if c.Name != "Acme" {
+		t.Errorf("GetCompany = %+v", c)
+	}
+	reqs := s.Requests()
+	if len(reqs) != 3 || reqs[0].Status != http.StatusNotFound || !strings.HasPrefix(reqs[1].Path, "/login/companyinfo/") || !strings.HasPrefix(reqs[2].Path, "/v2026_1/apis/3.0/") {
+		for _, r := range reqs {
+			t.Logf("%s %s -> %d", r.Method, r.Path, r.Status)
+		}
+		t.Errorf("want 404 on the old codebase, one companyinfo, then the request on v2026_1")
+	}
+	// A real 404 costs one companyinfo and is reported.
+	if _, err := b.GetCompany(ctx, "424242"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetCompany(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+func TestBackend_services(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	ctx := t.Context()
+	created, err := b.CreateService(ctx, &psa.Service{Name: "Sophos Intercept X Advanced", UnitPrice: 4.5, UnitCost: 2.1, Active: true})
+	if err != nil {
+		t.Fatalf("CreateService: %v", err)
+	}
+	if created.ConnectWise == nil || created.ConnectWise.Identifier != "Sophos_Intercept_X_Advanced" || created.Description != "Sophos Intercept X Advanced" || !created.Active {
+		t.Errorf("CreateService = %+v %+v", created, created.ConnectWise)
+	}
+	got, err := b.GetService(ctx, created.ID)
+	if err != nil || got.Name != created.Name || got.UnitPrice != 4.5 || got.UnitCost != 2.1 {
+		t.Errorf("GetService = %+v, %v", got, err)
+	}
+	_, err = b.CreateService(ctx, &psa.Service{Name: "Other", Active: true, ConnectWise: &psa.ConnectWiseServiceFields{Identifier: "sophos_intercept_x_advanced"}})
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "already in use") {
+		t.Errorf("CreateService with a taken identifier: %v, want a validation error", err)
+	}
+	got.Name, got.UnitPrice = "Sophos Intercept X Advanced for Server", 6
+	got.ConnectWise = &psa.ConnectWiseServiceFields{Identifier: "SOPHOS-IXA-SRV", ProductClass: "Service", CustomerDescription: "Server protection"}
+	upd, err := b.UpdateService(ctx, got)
+	if err != nil {
+		t.Fatalf("UpdateService: %v", err)
+	}
+	if upd.Name != got.Name || upd.UnitPrice != 6 || upd.ConnectWise.Identifier != "SOPHOS-IXA-SRV" || upd.Description != "Server protection" || upd.ConnectWise.ProductClass != "Service" {
+		t.Errorf("UpdateService = %+v %+v", upd, upd.ConnectWise)
+	}
+	found, err := b.FindServices(ctx, "sophos intercept x advanced for server")
+	if err != nil || len(found) != 1 || found[0].ID != created.ID {
+		t.Errorf("FindServices = %+v, %v", found, err)
+	}
+	if err := b.DeactivateService(ctx, created.ID); err != nil {
+		t.Fatalf("DeactivateService: %v", err)
+	}
+	if it, _ := s.ConnectWise().CatalogItem(mustInt(t, created.ID)); !it.Inactive {
+		t.Errorf("catalog item is still active")
+	}
+	if err := b.DeleteService(ctx, created.ID); err != nil {
+		t.Fatalf("DeleteService: %v", err)
+	}
+	if _, err := b.GetService(ctx, created.ID); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetService after delete = %v, want ErrNotFound", err)
+	}
+	if _, err := b.CreateService(ctx, &psa.Service{Name: strings.Repeat("x", 61)}); !errors.Is(err, psa.ErrValidation) {
+		t.Errorf("CreateService with a 61-character name = %v, want ErrValidation", err)
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestBackend_companiesAndContracts(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	ctx := t.Context()
+	acme := cw.AddCompany("Acme \"Quoted\" Ltd")
+	cw.AddCompany("Other")
+	active := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Managed"})
+	cancelled := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Old", Status: "Cancelled"})
+	cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Setup", BillingCycle: "One Time"})
+
+	found, err := b.FindCompanies(ctx, "acme \"quoted\" ltd")
+	if err != nil || len(found) != 1 || found[0].ID != id(acme) || !found[0].Active {
+		t.Errorf("FindCompanies = %+v, %v", found, err)
+	}
+	c, err := b.GetContract(ctx, id(active))
+	if err != nil || !c.Active || !c.Recurring || c.CompanyID != id(acme) || c.Status != "Active" || c.Type != "Managed Services" {
+		t.Errorf("GetContract = %+v, %v", c, err)
+	}
+	list, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme)})
+	if err != nil || len(list) != 1 || list[0].ID != id(active) {
+		t.Errorf("FindContracts(default) = %+v, %v", list, err)
+	}
+	list, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme), IncludeInactive: true, AnyType: true})
+	if err != nil || len(list) != 3 {
+		t.Errorf("FindContracts(all) = %+v, %v", list, err)
+	}
+	list, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme), Name: "old", IncludeInactive: true})
+	if err != nil || len(list) != 1 || list[0].ID != id(cancelled) || list[0].Active {
+		t.Errorf("FindContracts(name) = %+v, %v", list, err)
+	}
+}
+
+func TestBackend_pingAndBudget(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	if err := b.Ping(t.Context()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if _, err := b.Budget(t.Context()); !errors.Is(err, psa.ErrNotSupported) {
+		t.Errorf("Budget = %v, want ErrNotSupported", err)
+	}
+	if b.Instance() != strings.TrimPrefix(s.URL(), "http://") || b.System() != psa.SystemConnectWise {
+		t.Errorf("Instance = %q, System = %q", b.Instance(), b.System())
+	}
+	company, pub, _, clientID := s.ConnectWise().Credentials()
+	bad, err := connectwise.NewClient(connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithCompanyID(company),
+		connectwise.WithKeys(pub, "wrong-private-key"), connectwise.WithClientID(clientID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = connectwise.NewBackend(bad).Ping(t.Context())
+	if !errors.Is(err, psa.ErrUnauthorized) || strings.Contains(err.Error(), "wrong-private-key") {
+		t.Errorf("Ping with a wrong key = %v, want ErrUnauthorized without the key", err)
+	}
+}
