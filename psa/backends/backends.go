@@ -11,6 +11,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	Autotask *AutotaskConfig // set when System == psa.SystemAutotask
 	// KaseyaBMS is set when System == psa.SystemKaseyaBMS.
 	KaseyaBMS *KaseyaBMSConfig
+	// ConnectWise is set when System == psa.SystemConnectWise.
+	ConnectWise *ConnectWiseConfig
 
 	// HTTPClient sends every request; nil means a client with a 60s timeout.
 	// The daemon passes one whose Transport is instrumented with Prometheus
@@ -102,7 +105,7 @@ func (c *KaseyaBMSConfig) GoString() string { return c.String() }
 // registration.
 var constructors = map[psa.System]func(Config) (psa.Backend, error){
 	psa.SystemAutotask:    newAutotask,
-	psa.SystemConnectWise: notYet(psa.SystemConnectWise),
+	psa.SystemConnectWise: newConnectWise,
 	psa.SystemKaseyaBMS:   newKaseyaBMS,
 }
 
@@ -130,10 +133,103 @@ func New(cfg Config) (psa.Backend, error) {
 	return newBackend(cfg)
 }
 
-func notYet(s psa.System) func(Config) (psa.Backend, error) {
-	return func(Config) (psa.Backend, error) {
-		return nil, fmt.Errorf("backends: %s is not supported yet: %w", s, psa.ErrNotSupported)
+// ConnectWiseConfig holds the ConnectWise PSA (Manage) connection settings.
+type ConnectWiseConfig struct {
+	// Site is the ConnectWise site host, such as api-na.myconnectwise.net
+	// (https implied), or a URL with a scheme for simulators and
+	// on-premises installs. Required unless BaseURL is set.
+	Site string
+	// CompanyID is the login company id, such as "training". Required.
+	CompanyID string
+	// PublicKey and PrivateKey are the API member's keys. Required.
+	PublicKey  string
+	PrivateKey string
+	// ClientID is the integration's clientId from the ConnectWise developer
+	// portal. Required.
+	ClientID string
+	// BaseURL optionally pins the API root, such as
+	// https://api-na.myconnectwise.net/v2025_1/apis/3.0/; it skips codebase
+	// discovery.
+	BaseURL string
+	// Codebase optionally pins the codebase, such as "v2025_1/"; it skips
+	// discovery through /login/companyinfo.
+	Codebase string
+	// APIVersion optionally overrides the version requested in Accept
+	// (default connectwise.DefaultAPIVersion).
+	APIVersion string
+}
+
+// String describes the configuration without its secrets.
+func (c *ConnectWiseConfig) String() string {
+	return fmt.Sprintf("connectwise company %q, public key %q (site %q, base URL %q, codebase %q)", c.CompanyID, c.PublicKey, c.Site, c.BaseURL, c.Codebase)
+}
+
+// GoString describes the configuration without its secrets.
+func (c *ConnectWiseConfig) GoString() string { return c.String() }
+
+// newConnectWise builds a ConnectWise backend. ConnectWise documents no
+// concurrency limit; MaxConcurrency 0 means connectwise.DefaultMaxConcurrency.
+func newConnectWise(cfg Config) (psa.Backend, error) {
+	cc := cfg.ConnectWise
+	if cc == nil {
+		return nil, errors.New("backends: connectwise configuration is missing")
 	}
+	var missing []string
+	for _, f := range []struct{ name, value string }{
+		{"company_id", cc.CompanyID},
+		{"public_key", cc.PublicKey},
+		{"private_key", cc.PrivateKey},
+		{"client_id", cc.ClientID},
+	} {
+		if strings.TrimSpace(f.value) == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if strings.TrimSpace(cc.Site) == "" && strings.TrimSpace(cc.BaseURL) == "" {
+		missing = append([]string{"site"}, missing...)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("backends: connectwise: missing required attribute %s", strings.Join(missing, ", "))
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: defaultTimeout}
+	}
+	conc := cfg.MaxConcurrency
+	if conc == 0 {
+		conc = connectwise.DefaultMaxConcurrency
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []connectwise.Option{
+		connectwise.WithCompanyID(cc.CompanyID),
+		connectwise.WithKeys(cc.PublicKey, cc.PrivateKey),
+		connectwise.WithClientID(cc.ClientID),
+		connectwise.WithHTTPClient(hc),
+		connectwise.WithMaxConcurrency(conc),
+		connectwise.WithMaxRetries(cfg.MaxRetries),
+		connectwise.WithUserAgent(cfg.UserAgent),
+		connectwise.WithLogger(logger.With("system", string(psa.SystemConnectWise))),
+	}
+	if strings.TrimSpace(cc.Site) != "" {
+		opts = append(opts, connectwise.WithSite(cc.Site))
+	}
+	if cc.BaseURL != "" {
+		opts = append(opts, connectwise.WithBaseURL(cc.BaseURL))
+	}
+	if cc.Codebase != "" {
+		opts = append(opts, connectwise.WithCodebase(cc.Codebase))
+	}
+	if cc.APIVersion != "" {
+		opts = append(opts, connectwise.WithAPIVersion(cc.APIVersion))
+	}
+	c, err := connectwise.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("backends: %w", err)
+	}
+	return connectwise.NewBackend(c), nil
 }
 
 // newKaseyaBMS builds a Kaseya BMS backend. BMS documents no concurrency

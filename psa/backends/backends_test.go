@@ -116,7 +116,17 @@ func TestNew_errors(t *testing.T) {
 		is   error
 	}{
 		{name: "unknown system", cfg: backends.Config{System: "halo"}, want: `unknown PSA system "halo"`, is: backends.ErrUnknownSystem},
-		{name: "connectwise", cfg: backends.Config{System: psa.SystemConnectWise}, want: "connectwise is not supported yet", is: psa.ErrNotSupported},
+		{name: "no connectwise block", cfg: backends.Config{System: psa.SystemConnectWise}, want: "connectwise configuration is missing"},
+		{
+			name: "connectwise missing site and keys",
+			cfg:  backends.Config{System: psa.SystemConnectWise, ConnectWise: &backends.ConnectWiseConfig{CompanyID: "msp", PrivateKey: secret}},
+			want: "missing required attribute site, public_key, client_id",
+		},
+		{
+			name: "connectwise bad site",
+			cfg:  backends.Config{System: psa.SystemConnectWise, ConnectWise: &backends.ConnectWiseConfig{Site: "na.myconnectwise.net/v4_6_release", CompanyID: "msp", PublicKey: "p", PrivateKey: secret, ClientID: "c"}},
+			want: "must not have a path",
+		},
 		{name: "no kaseya_bms block", cfg: backends.Config{System: psa.SystemKaseyaBMS}, want: "kaseya_bms configuration is missing"},
 		{
 			name: "kaseya_bms missing password and hostname",

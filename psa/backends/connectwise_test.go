@@ -1,0 +1,44 @@
+package backends_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+func TestNew_connectwise(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise))
+	company, pub, priv, clientID := s.ConnectWise().Credentials()
+	for _, cfg := range []*backends.ConnectWiseConfig{
+		{Site: s.ConnectWiseSite(), CompanyID: company, PublicKey: pub, PrivateKey: priv, ClientID: clientID},
+		{BaseURL: s.ConnectWiseBaseURL(), CompanyID: company, PublicKey: pub, PrivateKey: priv, ClientID: clientID, APIVersion: "2024.1"},
+		{Site: s.ConnectWiseSite(), Codebase: "v4_6_release", CompanyID: company, PublicKey: pub, PrivateKey: priv, ClientID: clientID},
+	} {
+		s.ResetRequests()
+		b, err := backends.New(backends.Config{System: psa.SystemConnectWise, ConnectWise: cfg, MaxRetries: backends.DefaultMaxRetries, UserAgent: "psa-sync-test"})
+		if err != nil {
+			t.Fatalf("New(%v): %v", cfg, err)
+		}
+		if n := len(s.Requests()); n != 0 {
+			t.Errorf("New made %d requests, want none (discovery is lazy)", n)
+		}
+		if err := b.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping(%v): %v", cfg, err)
+		}
+		if got, want := b.Instance(), strings.TrimPrefix(s.URL(), "http://"); got != want || b.System() != psa.SystemConnectWise {
+			t.Errorf("Instance = %q, want %q; System = %q", got, want, b.System())
+		}
+		for _, r := range s.Requests() {
+			if ua := r.Header.Get("User-Agent"); ua != "psa-sync-test" {
+				t.Errorf("%s %s: User-Agent %q", r.Method, r.Path, ua)
+			}
+		}
+	}
+	if s := (&backends.ConnectWiseConfig{PrivateKey: "top-secret"}).String(); strings.Contains(s, "top-secret") {
+		t.Errorf("String() leaks the private key: %s", s)
+	}
+}
