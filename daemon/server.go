@@ -267,8 +267,8 @@ func exportHasCustomer(doc *export.Document, id string) bool {
 	return false
 }
 
-// apiRun is a run in GET /api/v1/runs.
-type apiRun struct {
+// RunView is a run as the HTTP API and psa-syncd sync -json show it.
+type RunView struct {
 	ID        int64     `json:"id"`
 	Trigger   string    `json:"trigger"`
 	DryRun    bool      `json:"dry_run"`
@@ -286,8 +286,9 @@ type apiRun struct {
 	Requests  int       `json:"requests"`
 }
 
-func newAPIRun(r state.Run) apiRun {
-	return apiRun{
+// NewRunView returns the API view of r.
+func NewRunView(r state.Run) RunView {
+	return RunView{
 		ID: r.ID, Trigger: r.Trigger, DryRun: r.DryRun, Customer: r.Customer, Started: r.Started, Finished: r.Finished,
 		Result: r.Result, Error: r.Error, Period: r.Period, Customers: r.Customers,
 		Updated: r.Updated, Unchanged: r.Unchanged, Held: r.Held, Failed: r.Failed, Requests: r.Requests,
@@ -309,9 +310,9 @@ func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "reading runs: "+err.Error())
 		return
 	}
-	out := make([]apiRun, len(runs))
+	out := make([]RunView, len(runs))
 	for i, run := range runs {
-		out[i] = newAPIRun(run)
+		out[i] = NewRunView(run)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
@@ -322,7 +323,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		resp := map[string]any{"request": t}
 		if t.RunID != 0 {
 			if run, ok, err := d.db.Run(t.RunID); err == nil && ok {
-				resp["run"] = newAPIRun(run)
+				resp["run"] = NewRunView(run)
 			}
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -342,7 +343,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": newAPIRun(run)})
+	writeJSON(w, http.StatusOK, map[string]any{"run": NewRunView(run)})
 }
 
 func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {

@@ -312,11 +312,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 			if failed && cs.Result != "failed" && cs.Result != "partial" {
 				continue
 			}
-			customers = append(customers, statusRow{
-				Source: cs.Source, CustomerID: cs.CustomerID, CustomerName: cs.CustomerName, ContractID: cs.ContractID,
-				UsageSync: cs.UsageSync, Status: cs.Result, LastAttempt: cs.LastAttempt, LastSuccess: cs.LastSuccess,
-				Error: cs.Error, Hint: cs.Hint, Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
-			})
+			customers = append(customers, newStatusRow(cs))
 		}
 	}
 	if asJSON {
@@ -430,11 +426,24 @@ func printResult(w io.Writer, res *daemon.Result) {
 	}
 }
 
-// writeResultJSON prints a pass's run, customers and plan as JSON.
+// writeResultJSON prints a pass's run, customers and plan as JSON, in the
+// shapes of the HTTP API.
 func writeResultJSON(w io.Writer, res *daemon.Result) {
+	customers := make([]statusRow, 0, len(res.Customers))
+	for _, cs := range res.Customers {
+		customers = append(customers, newStatusRow(cs))
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"run": res.Run, "customers": res.Customers})
+	_ = enc.Encode(map[string]any{"run": daemon.NewRunView(res.Run), "customers": customers, "plan": res.Plan})
+}
+
+func newStatusRow(cs state.CustomerStatus) statusRow {
+	return statusRow{
+		Source: cs.Source, CustomerID: cs.CustomerID, CustomerName: cs.CustomerName, ContractID: cs.ContractID,
+		UsageSync: cs.UsageSync, Status: cs.Result, LastAttempt: cs.LastAttempt, LastSuccess: cs.LastSuccess,
+		Error: cs.Error, Hint: cs.Hint, Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
+	}
 }
 
 // printPlan prints a plan as aligned tables: the lines that change (all

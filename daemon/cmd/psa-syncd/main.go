@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -292,14 +291,4 @@ func cmdVersion(_ context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "psa-syncd %s (%s)\n", buildVersion(), commonversion.GoVersion)
 	return 0
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -268,6 +268,20 @@ func TestRun_planSyncStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "0 updated, 3 unchanged") {
 		t.Errorf("second sync: exit %d\n%s", code, stdout)
 	}
+	code, stdout, _ = runCmd(t, "sync", cfg, "-json")
+	var res struct {
+		Run struct {
+			Result    string `json:"result"`
+			Unchanged int    `json:"unchanged"`
+		} `json:"run"`
+		Customers []struct {
+			CustomerID string `json:"customer_id"`
+			Status     string `json:"status"`
+		} `json:"customers"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); code != 0 || err != nil || res.Run.Result != "success" || res.Run.Unchanged != 3 || len(res.Customers) != 2 {
+		t.Errorf("sync -json: exit %d, %v, %+v\n%s", code, err, res, stdout)
+	}
 	if n := len(e.sim.Autotask().Adjustments()); n != 3 {
 		t.Errorf("%d adjustments after two passes, want 3", n)
 	}
