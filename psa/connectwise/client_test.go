@@ -1,0 +1,511 @@
+package connectwise
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+const (
+	// baseURLPath is a non-empty codebase, so that tests catch requests that
+	// lose it (as go-github does).
+	baseURLPath = "/v2025_1/apis/3.0"
+
+	testCompany = "msp"
+	testPublic  = "pub-key"
+	testPrivate = "s3cr3t-private-key"
+	testClient  = "client-guid"
+)
+
+// setup starts a test server and returns a client with the codebase pinned
+// (no discovery), a mux for the API (paths relative to apis/3.0, e.g.
+// "/company/companies/1") and the server URL. Retries do not sleep.
+func setup(t *testing.T, opts ...Option) (*Client, *http.ServeMux, string) {
+	t.Helper()
+	mux := http.NewServeMux()
+	outer := http.NewServeMux()
+	outer.Handle(baseURLPath+"/", http.StripPrefix(baseURLPath, mux))
+	outer.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request lost the base path: %s %s", r.Method, r.URL)
+		http.Error(w, "request lost the base path", http.StatusBadRequest)
+	})
+	server := httptest.NewServer(outer)
+	t.Cleanup(server.Close)
+	base := []Option{
+		WithSite(server.URL),
+		WithCodebase("v2025_1/"),
+		WithCompanyID(testCompany),
+		WithKeys(testPublic, testPrivate),
+		WithClientID(testClient),
+		WithSleep(func(ctx context.Context, _ time.Duration) error { return ctx.Err() }),
+	}
+	c, err := NewClient(append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("NewClient: %v", err)
+	}
+	return c, mux, server.URL
+}
+
+func testMethod(t *testing.T, r *http.Request, want string) {
+	t.Helper()
+	if got := r.Method; got != want {
+		t.Errorf("Request method: %v, want %v", got, want)
+	}
+}
+
+func testHeader(t *testing.T, r *http.Request, header, want string) {
+	t.Helper()
+	if got := r.Header.Get(header); got != want {
+		t.Errorf("Header.Get(%q) returned %q, want %q", header, got, want)
+	}
+}
+
+func testJSONBody(t *testing.T, r *http.Request, want string) {
+	t.Helper()
+	testHeader(t, r, "Content-Type", "application/json")
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	var got, w any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("request body %q is not JSON: %v", b, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("want %q is not JSON: %v", want, err)
+	}
+	if !reflect.DeepEqual(got, w) {
+		t.Errorf("Request body = %s, want %s", b, want)
+	}
+}
+
+func TestNewClient_missingSettings(t *testing.T) {
+	t.Parallel()
+	_, err := NewClient(WithCompanyID("msp"), WithKeys("pub", ""))
+	if err == nil || !strings.Contains(err.Error(), "site, private key, client id") {
+		t.Errorf("NewClient error = %v, want one naming site, private key and client id", err)
+	}
+	if _, err := NewClient(WithSite("https://na.myconnectwise.net/v4_6_release/")); err == nil || !strings.Contains(err.Error(), "must not have a path") {
+		t.Errorf("WithSite with a path: %v", err)
+	}
+	if _, err := NewClient(WithCodebase("../x")); err == nil {
+		t.Error("WithCodebase(\"../x\") succeeded")
+	}
+}
+
+func TestClient_headers(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t, WithAPIVersion("2024.1"), WithUserAgent("psa-sync-test"))
+	mux.HandleFunc("/company/companies/174", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodGet)
+		testHeader(t, r, "Accept", "application/vnd.connectwise.com+json; version=2024.1")
+		testHeader(t, r, "clientId", testClient)
+		testHeader(t, r, "User-Agent", "psa-sync-test")
+		want := "Basic " + base64.StdEncoding.EncodeToString([]byte(testCompany+"+"+testPublic+":"+testPrivate))
+		testHeader(t, r, "Authorization", want)
+		w.Header().Set("api-current-version", "2025.16")
+		fmt.Fprint(w, `{"id":174,"identifier":"Acme","name":"Acme Ltd","status":{"id":1,"name":"Active"}}`)
+	})
+	got, resp, err := c.Companies.Get(t.Context(), 174)
+	if err != nil {
+		t.Fatalf("Companies.Get returned error: %v", err)
+	}
+	want := &Company{ID: 174, Identifier: "Acme", Name: "Acme Ltd", Status: &Reference{ID: 1, Name: "Active"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Companies.Get returned %+v, want %+v", got, want)
+	}
+	if resp.APIVersion != "2025.16" {
+		t.Errorf("Response.APIVersion = %q", resp.APIVersion)
+	}
+}
+
+func TestCompaniesService_List_pagingKeepsConditions(t *testing.T) {
+	t.Parallel()
+	c, mux, serverURL := setup(t)
+	var calls atomic.Int32
+	mux.HandleFunc("/company/companies", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if got, want := q.Get("conditions"), `name="Acme \"Quoted\"" and deletedFlag=false`; got != want {
+			t.Errorf("conditions = %q, want %q", got, want)
+		}
+		if q.Get("fields") != "id,name" || q.Get("pageSize") != "2" {
+			t.Errorf("query = %s", r.URL.RawQuery)
+		}
+		switch calls.Add(1) {
+		case 1:
+			next := *r.URL
+			qq := next.Query()
+			qq.Set("page", "2")
+			next.RawQuery = qq.Encode()
+			w.Header().Set("Link", fmt.Sprintf(`<%s%s?%s>; rel="next", <%s%s?page=2>; rel="last"`, serverURL, baseURLPath+r.URL.Path, qq.Encode(), serverURL, baseURLPath+r.URL.Path))
+			fmt.Fprint(w, `[{"id":1,"name":"a"},{"id":2,"name":"b"}]`)
+		default:
+			if q.Get("page") != "2" {
+				t.Errorf("second request page = %q", q.Get("page"))
+			}
+			fmt.Fprint(w, `[{"id":3,"name":"c"}]`)
+		}
+	})
+	got, _, err := c.Companies.List(t.Context(), &ListOptions{
+		Conditions: And(Eq("name", `Acme "Quoted"`), Eq("deletedFlag", false)),
+		Fields:     []string{"id", "name"},
+		PageSize:   2,
+	})
+	if err != nil {
+		t.Fatalf("Companies.List returned error: %v", err)
+	}
+	if len(got) != 3 || got[2].ID != 3 || calls.Load() != 2 {
+		t.Errorf("Companies.List returned %d companies in %d calls, want 3 in 2", len(got), calls.Load())
+	}
+}
+
+func TestCatalogService_List_forwardOnly(t *testing.T) {
+	t.Parallel()
+	c, mux, serverURL := setup(t)
+	mux.HandleFunc("/procurement/catalog", func(w http.ResponseWriter, r *http.Request) {
+		testHeader(t, r, "pagination-type", "forward-only")
+		if r.URL.Query().Get("orderBy") != "" || r.URL.Query().Get("page") != "" {
+			t.Errorf("forward-only request with page or orderBy: %s", r.URL.RawQuery)
+		}
+		if r.URL.Query().Get("pageId") == "" {
+			w.Header().Set("Link", fmt.Sprintf(`<%s%s?pageSize=1&pageId=700>; rel="next"`, serverURL, baseURLPath+r.URL.Path))
+			fmt.Fprint(w, `[{"id":700,"identifier":"A","description":"A"}]`)
+			return
+		}
+		fmt.Fprint(w, `[]`)
+	})
+	got, _, err := c.Catalog.List(t.Context(), &ListOptions{PageSize: 1, ForwardOnly: true})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Catalog.List = %v, %v", got, err)
+	}
+	if _, _, err := c.Catalog.List(t.Context(), &ListOptions{ForwardOnly: true, OrderBy: "id asc"}); err == nil {
+		t.Error("forward-only with orderBy was accepted")
+	}
+}
+
+func TestCatalogService_List_forwardOnlyUnsupported(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/procurement/catalog", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `[{"id":1},{"id":2}]`) // a full page and no Link
+	})
+	_, _, err := c.Catalog.List(t.Context(), &ListOptions{PageSize: 2, ForwardOnly: true})
+	if err == nil || !strings.Contains(err.Error(), "does not support forward-only") {
+		t.Errorf("Catalog.List error = %v, want one saying forward-only is not supported", err)
+	}
+}
+
+func TestClient_pagingLoopAndForeignOrigin(t *testing.T) {
+	t.Parallel()
+	c, mux, serverURL := setup(t)
+	mux.HandleFunc("/finance/agreements", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?page=2>; rel="next"`, serverURL, baseURLPath+r.URL.Path))
+		fmt.Fprint(w, `[{"id":1}]`)
+	})
+	if _, _, err := c.Agreements.List(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "same next page twice") {
+		t.Errorf("Agreements.List error = %v, want a paging loop error", err)
+	}
+	mux.HandleFunc("/company/companies", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", `<https://evil.example/steal>; rel="next"`)
+		fmt.Fprint(w, `[{"id":1}]`)
+	})
+	if _, _, err := c.Companies.List(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "refusing to send credentials") {
+		t.Errorf("Companies.List error = %v, want a refusal to follow a foreign link", err)
+	}
+}
+
+func TestAgreementAdditionsService_Create(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/finance/agreements/871/additions", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPost)
+		testJSONBody(t, r, `{"product":{"id":752},"quantity":42,"billCustomer":"Billable","effectiveDate":"2026-11-01T00:00:00Z","unitPrice":4.5}`)
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":3589,"product":{"id":752,"identifier":"SOPHOS"},"quantity":42,"billCustomer":"Billable","agreementId":871,"agreementStatus":"Active","cancelledDate":null}`)
+	})
+	got, _, err := c.AgreementAdditions.Create(t.Context(), 871, &CreateAdditionRequest{
+		Product: &Reference{ID: 752}, Quantity: 42, BillCustomer: BillCustomerBillable,
+		EffectiveDate: NewTime(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)), UnitPrice: Ptr(4.5),
+	})
+	if err != nil {
+		t.Fatalf("AgreementAdditions.Create returned error: %v", err)
+	}
+	if got.ID != 3589 || got.Quantity != 42 || got.CancelledDate != nil {
+		t.Errorf("AgreementAdditions.Create returned %+v", got)
+	}
+}
+
+func TestAgreementAdditionsService_SetQuantityAndCancel(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	var bodies []string
+	var mu sync.Mutex
+	mux.HandleFunc("/finance/agreements/871/additions/3589", func(w http.ResponseWriter, r *http.Request) {
+		testMethod(t, r, http.MethodPatch)
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		fmt.Fprint(w, `{"id":3589,"quantity":7}`)
+	})
+	if _, _, err := c.AgreementAdditions.SetQuantity(t.Context(), 871, 3589, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.AgreementAdditions.Cancel(t.Context(), 871, 3589, time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`[{"op":"replace","path":"quantity","value":7}]`, `[{"op":"replace","path":"cancelledDate","value":"2026-11-30T00:00:00Z"}]`}
+	if !reflect.DeepEqual(bodies, want) {
+		t.Errorf("PATCH bodies = %q, want %q", bodies, want)
+	}
+	if _, _, err := c.AgreementAdditions.Update(t.Context(), 871, 3589, []PatchOperation{{Op: "replace", Path: "/quantity", Value: 1}}); err == nil {
+		t.Error("a patch path with a leading slash was accepted")
+	}
+}
+
+func TestCheckResponse_errors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		status int
+		body   string
+		is     error
+		text   string
+	}{
+		{http.StatusBadRequest, `{"code":"InvalidObject","message":"catalogItem object is invalid","errors":[{"code":"ObjectExists","message":"Product ID already in use.","resource":"catalogItem","field":"identifier"}]}`, psa.ErrValidation, "identifier: Product ID already in use."},
+		{http.StatusUnauthorized, `{"code":"Unauthorized","message":"Authentication failed."}`, psa.ErrUnauthorized, "Authentication failed."},
+		{http.StatusForbidden, `{"code":"Forbidden","message":"no access"}`, psa.ErrUnauthorized, "no access"},
+		{http.StatusNotFound, `{"code":"NotFound","message":"Addition recId 5 not found"}`, psa.ErrNotFound, "recId 5"},
+		{http.StatusConflict, `{"code":"Conflict","message":"changed"}`, psa.ErrConflict, "changed"},
+		{http.StatusTooManyRequests, `{"code":"TooManyRequests","message":"slow down"}`, psa.ErrRateLimited, "retry after 7s"},
+		{http.StatusInternalServerError, `not json`, nil, "500 Internal Server Error"},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			t.Parallel()
+			r := &http.Response{StatusCode: tt.status, Header: http.Header{"Retry-After": {"7"}}, Body: io.NopCloser(strings.NewReader(tt.body)),
+				Request: &http.Request{Method: http.MethodGet, URL: mustURL("https://cw.example/v1/apis/3.0/x?conditions=secret")}}
+			err := CheckResponse(r)
+			if err == nil || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("CheckResponse = %v, want it to contain %q", err, tt.text)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("CheckResponse = %v, want it to match %v", err, tt.is)
+			}
+			if strings.Contains(err.Error(), "conditions=secret") {
+				t.Errorf("error carries the query string: %v", err)
+			}
+		})
+	}
+	var ve *psa.ValidationError
+	r := &http.Response{StatusCode: 400, Body: io.NopCloser(strings.NewReader(tests[0].body))}
+	if !errors.As(CheckResponse(r), &ve) || len(ve.Messages) != 2 || ve.System != psa.SystemConnectWise {
+		t.Errorf("validation error = %+v", ve)
+	}
+}
+
+func TestCheckResponse_bodyLimit(t *testing.T) {
+	t.Parallel()
+	big := `{"code":"InvalidObject","message":"` + strings.Repeat("x", 2<<20) + `"}`
+	r := &http.Response{StatusCode: 400, Body: io.NopCloser(strings.NewReader(big))}
+	var er *ErrorResponse
+	if !errors.As(CheckResponse(r), &er) || er.Message != "" {
+		t.Errorf("a body over 1 MiB was parsed: %d bytes of message", len(er.Message))
+	}
+}
+
+func TestClient_retriesReadsAndPatches(t *testing.T) {
+	t.Parallel()
+	var waits []time.Duration
+	var mu sync.Mutex
+	c, mux, _ := setup(t, WithSleep(func(_ context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return nil
+	}))
+	var n atomic.Int32
+	mux.HandleFunc("/finance/agreements/1", func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			w.Header().Set("Retry-After", "3")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 2:
+			w.WriteHeader(http.StatusBadGateway)
+		default:
+			fmt.Fprint(w, `{"id":1,"agreementStatus":"Active"}`)
+		}
+	})
+	got, _, err := c.Agreements.Get(t.Context(), 1)
+	if err != nil || got.AgreementStatus != AgreementActive {
+		t.Fatalf("Agreements.Get = %+v, %v", got, err)
+	}
+	if len(waits) != 2 || waits[0] < 3*time.Second {
+		t.Errorf("waits = %v, want 2, the first at least 3s", waits)
+	}
+	var p atomic.Int32
+	mux.HandleFunc("/procurement/catalog/5", func(w http.ResponseWriter, r *http.Request) {
+		if p.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, `{"id":5,"inactiveFlag":true}`)
+	})
+	if it, _, err := c.Catalog.Deactivate(t.Context(), 5); err != nil || !it.InactiveFlag || p.Load() != 2 {
+		t.Errorf("Catalog.Deactivate = %+v, %v after %d attempts", it, err, p.Load())
+	}
+}
+
+func TestClient_createNotRetried(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	var n atomic.Int32
+	mux.HandleFunc("/procurement/catalog", func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, `{"code":"ConnectWiseApi","message":"An error occurred"}`)
+	})
+	_, _, err := c.Catalog.Create(t.Context(), &CreateCatalogItemRequest{Identifier: "A", Description: "A", CustomerDescription: "A"})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) || n.Load() != 1 {
+		t.Errorf("Catalog.Create = %v after %d attempts, want ErrOutcomeUnknown after 1", err, n.Load())
+	}
+	mux.HandleFunc("/finance/agreements/1/additions", func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _ := http.NewResponseController(w).Hijack()
+		conn.Close()
+	})
+	_, _, err = c.AgreementAdditions.Create(t.Context(), 1, &CreateAdditionRequest{Product: &Reference{ID: 1}, BillCustomer: "Billable"})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("AgreementAdditions.Create with a dropped connection = %v, want ErrOutcomeUnknown", err)
+	}
+	var m atomic.Int32
+	mux.HandleFunc("/finance/agreements/2/additions", func(w http.ResponseWriter, r *http.Request) {
+		if m.Add(1) == 1 {
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"id":9}`)
+	})
+	if a, _, err := c.AgreementAdditions.Create(t.Context(), 2, &CreateAdditionRequest{Product: &Reference{ID: 1}, BillCustomer: "Billable"}); err != nil || a.ID != 9 || m.Load() != 2 {
+		t.Errorf("a create refused with 429 was not re-sent: %+v, %v, %d attempts", a, err, m.Load())
+	}
+}
+
+func TestClient_codebaseDiscovery(t *testing.T) {
+	t.Parallel()
+	var codebase atomic.Value
+	codebase.Store("v2025_1/")
+	var infos atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login/companyinfo/msp", func(w http.ResponseWriter, r *http.Request) {
+		infos.Add(1)
+		if r.Header.Get("Authorization") != "" {
+			t.Error("companyinfo was sent credentials")
+		}
+		fmt.Fprintf(w, `{"CompanyName":"msp","Codebase":%q,"VersionCode":"v2025.1","CompanyID":"msp"}`, codebase.Load())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/"+codebase.Load().(string)+"apis/3.0/") {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"code":"NotFound","message":"no such codebase"}`)
+			return
+		}
+		fmt.Fprint(w, `{"id":1,"name":"Acme"}`)
+	})
+	server := httptest.NewServer(mux)
+	t.Cleanup(server.Close)
+	c, err := NewClient(WithSite(server.URL), WithCompanyID(testCompany), WithKeys(testPublic, testPrivate), WithClientID(testClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Companies.Get(t.Context(), 1); err != nil {
+		t.Fatalf("Companies.Get: %v", err)
+	}
+	codebase.Store("v2026_1/")
+	if _, _, err := c.Companies.Get(t.Context(), 1); err != nil {
+		t.Fatalf("Companies.Get after the codebase moved: %v", err)
+	}
+	if infos.Load() != 2 {
+		t.Errorf("companyinfo requests = %d, want 2", infos.Load())
+	}
+	u, _ := c.BaseURL(t.Context())
+	if !strings.HasSuffix(u.Path, "/v2026_1/apis/3.0/") {
+		t.Errorf("BaseURL = %s", u)
+	}
+}
+
+func TestParseLinks(t *testing.T) {
+	t.Parallel()
+	got := parseLinks([]string{`<https://h/a?page=2&x=a,b>; rel="next", <https://h/a?page=5>; rel=last`, `<https://h/a?page=1>; rel="first prev"`})
+	want := map[string]string{"next": "https://h/a?page=2&x=a,b", "last": "https://h/a?page=5", "first": "https://h/a?page=1", "prev": "https://h/a?page=1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parseLinks = %v, want %v", got, want)
+	}
+}
+
+func TestConditions(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 31, 0, 0, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		c    Condition
+		want string
+	}{
+		{Eq("company/id", 174), "company/id=174"},
+		{Eq("name", `a "b" \c`), `name="a \"b\" \\c"`},
+		{And(Eq("agreementStatus", "Active"), Eq("cancelledFlag", false)), `agreementStatus="Active" and cancelledFlag=false`},
+		{And(Or(Eq("a", 1), Eq("b", 2.5)), Gt("lastUpdated", at)), `(a=1 or b=2.5) and lastUpdated>[2026-01-30T23:00:00Z]`},
+		{In("id", int64(1), int64(2), int64(3)), `id in (1,2,3)`},
+		{And(Contains("name", "x"), Like("identifier", "SOPH"+EscapeLike("_%")+"%")), `name contains "x" and identifier like "SOPH[_][%]%"`},
+		{Not(IsNull("cancelledDate")), `not (cancelledDate=null)`},
+		{And(Condition{}, Eq("a", true)), `a=true`},
+		{NotEq("x", "y\nz"), `x!="y z"`},
+		{Lte("quantity", 3), "quantity<=3"},
+	}
+	for _, tt := range tests {
+		if tt.c.Err() != nil || tt.c.String() != tt.want {
+			t.Errorf("condition = %q (err %v), want %q", tt.c, tt.c.Err(), tt.want)
+		}
+	}
+	for _, bad := range []Condition{Eq("name) or (1", 1), Eq("a", struct{}{}), In[int]("id"), And(Eq("ok", 1), Eq("bad field", 2))} {
+		if bad.Err() == nil {
+			t.Errorf("condition %q has no error", bad)
+		}
+	}
+	if _, err := (&ListOptions{Conditions: Eq("a b", 1)}).query(); err == nil {
+		t.Error("a bad condition was sent")
+	}
+	if _, err := (&ListOptions{PageSize: 1001}).query(); err == nil {
+		t.Error("pageSize 1001 was accepted")
+	}
+}
+
+func TestCredentialsRedacted(t *testing.T) {
+	t.Parallel()
+	c, _, _ := setup(t)
+	for _, s := range []string{fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c.creds)} {
+		if strings.Contains(s, testPrivate) {
+			t.Errorf("formatting the client leaks the private key: %s", s)
+		}
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
