@@ -108,6 +108,8 @@ type Daemon struct {
 
 	// scheduleChanged wakes the scheduler after a reload.
 	scheduleChanged chan struct{}
+	// watchTick replaces the export poll ticker in tests.
+	watchTick <-chan time.Time
 }
 
 // clients are the PSA backend and usage source of one config.
@@ -129,7 +131,12 @@ type fileStamp struct {
 	size    int64
 	hash    [sha256.Size]byte
 	exists  bool
+	read    time.Time // when the content was read
 }
+
+// racyWindow is how close to its modification time a file must have been
+// read for the watch to compare its content rather than trust time and size.
+const racyWindow = 2 * time.Second
 
 // New opens the state database in cfg.StateDir and returns a Daemon using cfg.
 // The mapping export is read by Reload (Run calls it at start), so a missing
@@ -342,7 +349,7 @@ func readStamped(path string) ([]byte, fileStamp, error) {
 	if err != nil {
 		return nil, fileStamp{}, err
 	}
-	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true}, nil
+	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true, read: time.Now()}, nil
 }
 
 // exportChanged reports, cheaply, whether the export file may have changed
@@ -360,7 +367,10 @@ func (d *Daemon) exportChanged() bool {
 	if !seen.exists {
 		return true
 	}
-	if fi.ModTime().Equal(seen.modTime) && fi.Size() == seen.size {
+	// Same time and size means unchanged, unless the file was modified so
+	// shortly before it was last read that a second write could share its
+	// (coarse) time stamp: then only the content tells.
+	if fi.ModTime().Equal(seen.modTime) && fi.Size() == seen.size && seen.read.Sub(seen.modTime) > racyWindow {
 		return false
 	}
 	data, err := os.ReadFile(path)
@@ -373,7 +383,7 @@ func (d *Daemon) exportChanged() bool {
 		// does not hash again.
 		d.reloadMu.Lock()
 		if d.lastExportSeen.hash == h {
-			d.lastExportSeen.modTime, d.lastExportSeen.size = fi.ModTime(), fi.Size()
+			d.lastExportSeen.modTime, d.lastExportSeen.size, d.lastExportSeen.read = fi.ModTime(), fi.Size(), time.Now()
 		}
 		d.reloadMu.Unlock()
 		return false
@@ -621,13 +631,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // watchLoop polls the export file and reloads it when it changed.
 func (d *Daemon) watchLoop(ctx context.Context) {
-	t := time.NewTicker(d.watchInterval)
-	defer t.Stop()
+	tick := d.watchTick
+	if tick == nil {
+		t := time.NewTicker(d.watchInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 		}
 		if !d.exportChanged() {
 			continue

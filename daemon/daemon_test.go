@@ -342,6 +342,41 @@ func TestDaemon_exportChanged(t *testing.T) {
 	}
 }
 
+// TestDaemon_watchLoop: a poll that finds the export rewritten reloads it;
+// a poll that finds an invalid export keeps the last good one.
+func TestDaemon_watchLoop(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	tick := make(chan time.Time)
+	e.d.watchTick = tick
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	<-e.d.scheduleChanged // drain the reload's wake-up
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.watchLoop(ctx)
+
+	next := e.doc.Clone()
+	next.Revision = 2
+	e.writeExport(t, next)
+	tick <- time.Now()
+	<-e.d.scheduleChanged // a successful export reload wakes the scheduler
+	if got := e.d.Export().Revision; got != 2 {
+		t.Fatalf("revision = %d after the watch reload, want 2", got)
+	}
+
+	dtWrite(t, e.exportPath, "{not json")
+	tick <- time.Now()
+	tick <- time.Now() // the loop has finished the previous poll
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after an invalid export, want 0", got)
+	}
+	if got := e.d.Export().Revision; got != 2 {
+		t.Errorf("revision = %d after an invalid export, want the last good 2", got)
+	}
+}
+
 func TestDaemon_Run(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
