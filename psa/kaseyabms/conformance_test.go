@@ -1,0 +1,489 @@
+package kaseyabms_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// The vendor's OpenAPI document is loaded once per test binary: it is 1.4 MB.
+var (
+	specOnce   sync.Once
+	specRouter routers.Router
+	specErr    error
+)
+
+// specServer is the server the document declares; recorded requests are
+// re-addressed to it before routing.
+const specServer = "https://api.bms.kaseya.com"
+
+func loadSpec(t *testing.T) routers.Router {
+	t.Helper()
+	specOnce.Do(func() {
+		path, err := specPath()
+		if err != nil {
+			specErr = err
+			return
+		}
+		loader := openapi3.NewLoader()
+		doc, err := loader.LoadFromFile(path)
+		if err != nil {
+			specErr = fmt.Errorf("loading %s: %w", path, err)
+			return
+		}
+		// The document as published is not valid OpenAPI 3.0 (for example
+		// PUT /v2/admin/companysettings declares no response, and
+		// GET /v2/admin/finance/chartofaccounts/lookup/{parentAccountCodeId}
+		// declares query parameters as path parameters), and the router
+		// validates the whole document. Only the paths the client uses are
+		// kept; they are valid as published.
+		for path := range doc.Paths.Map() {
+			if !clientPaths[path] {
+				doc.Paths.Delete(path)
+			}
+		}
+		specRouter, specErr = legacy.NewRouter(doc)
+	})
+	if specErr != nil {
+		t.Fatal(specErr)
+	}
+	return specRouter
+}
+
+// specPath walks up from the working directory to go.mod and returns
+// ../shared/specs/kaseya-bms-v2-openapi.json next to the module.
+func specPath() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			p := filepath.Join(dir, "..", "shared", "specs", "kaseya-bms-v2-openapi.json")
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("the vendor's OpenAPI document: %w", err)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// clientPaths are the document's paths the client uses.
+var clientPaths = map[string]bool{
+	"/v2/security/authenticate":                                                true,
+	"/v2/security/refreshtoken":                                                true,
+	"/v2/admin/finance/services/lookup":                                        true,
+	"/v2/admin/finance/services/search":                                        true,
+	"/v2/admin/finance/services/services":                                      true,
+	"/v2/admin/finance/services/{serviceId}":                                   true,
+	"/v2/admin/finance/servicecategory/lookup":                                 true,
+	"/v2/admin/finance/servicecategory/{categoryId}/servicesubcategory/lookup": true,
+	"/v2/crm/accounts/summary":                                                 true,
+	"/v2/crm/accounts/summary/{id}":                                            true,
+	"/v2/crm/accounts/lookup":                                                  true,
+	"/v2/finance/contracts/summary":                                            true,
+	"/v2/finance/contracts/lookup":                                             true,
+	"/v2/finance/contracts/recurringservices":                                  true,
+	"/v2/finance/contracts/recurringservices/{contractId}/services":            true,
+	"/v2/finance/contracts/{contractId}/activate":                              true,
+	"/v2/finance/contracts/{contractId}/deactivate":                            true,
+}
+
+// exchange is one request and its response as they crossed the wire.
+type exchange struct {
+	req      *http.Request
+	reqBody  []byte
+	status   int
+	header   http.Header
+	respBody []byte
+}
+
+// recorder is a RoundTripper that keeps every exchange.
+type recorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	log  []exchange
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		body, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	r.mu.Lock()
+	r.log = append(r.log, exchange{req: req, reqBody: body, status: resp.StatusCode, header: resp.Header.Clone(), respBody: data})
+	r.mu.Unlock()
+	return resp, nil
+}
+
+// TestConformance drives every client method against the simulator and
+// validates each request the client sent and each 200 response the
+// simulator returned against the vendor's OpenAPI document. See the
+// package documentation for the two places the wire is adapted before
+// validation (camelCase keys, the urlencoded authenticate form) and why.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	router := loadSpec(t)
+	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	k := srv.KaseyaBMS()
+	// Short-lived tokens make the client refresh, so refreshtoken is covered.
+	k.SetTokenLifetimes(time.Minute, time.Hour)
+	rec := &recorder{next: http.DefaultTransport}
+	c, err := kaseyabms.NewClient(
+		kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
+		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
+		kaseyabms.WithHTTPClient(&http.Client{Transport: rec}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exercise(t, c, k)
+
+	covered := map[string]bool{}
+	for i, ex := range rec.log {
+		what := fmt.Sprintf("#%d %s %s", i, ex.req.Method, ex.req.URL.Path)
+		route, params, err := findRoute(router, ex.req)
+		if err != nil {
+			t.Errorf("%s: not in the vendor's document: %v", what, err)
+			continue
+		}
+		covered[ex.req.Method+" "+route.Path] = true
+		in, err := requestInput(ex, route, params)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			t.Errorf("%s: request does not conform: %v\nbody: %s", what, err, ex.reqBody)
+		}
+		if isForm(ex.req) {
+			if err := validateForm(route, ex.reqBody); err != nil {
+				t.Errorf("%s: form does not conform: %v\nbody: %s", what, err, ex.reqBody)
+			}
+		}
+		if ex.status != http.StatusOK {
+			// The document declares only 200 answers; 401 and 429 are
+			// observed/assumed behaviour it does not describe.
+			if !bytes.Contains(bytes.ToLower(ex.respBody), []byte(`"success":false`)) {
+				t.Errorf("%s: %d answer without a success:false envelope: %s", what, ex.status, ex.respBody)
+			}
+			continue
+		}
+		body, err := toSpecCasing(ex.respBody, responseSchema(route))
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		out := &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: in,
+			Status:                 ex.status,
+			Header:                 ex.header,
+			Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		}
+		out.SetBodyBytes(body)
+		if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+			t.Errorf("%s: response does not conform: %v\nbody: %s", what, err, body)
+		}
+	}
+	for _, op := range []string{
+		"POST /v2/security/authenticate", "POST /v2/security/refreshtoken",
+		"GET /v2/admin/finance/services/lookup", "POST /v2/admin/finance/services/search",
+		"GET /v2/admin/finance/services/{serviceId}", "POST /v2/admin/finance/services/services",
+		"PUT /v2/admin/finance/services/{serviceId}", "DELETE /v2/admin/finance/services/{serviceId}",
+		"GET /v2/admin/finance/servicecategory/lookup", "GET /v2/admin/finance/servicecategory/{categoryId}/servicesubcategory/lookup",
+		"GET /v2/crm/accounts/summary", "GET /v2/crm/accounts/summary/{id}", "GET /v2/crm/accounts/lookup",
+		"GET /v2/finance/contracts/summary", "GET /v2/finance/contracts/lookup",
+		"POST /v2/finance/contracts/recurringservices", "POST /v2/finance/contracts/recurringservices/{contractId}/services",
+		"PUT /v2/finance/contracts/{contractId}/activate", "PUT /v2/finance/contracts/{contractId}/deactivate",
+	} {
+		if !covered[op] {
+			t.Errorf("operation %s was not exercised", op)
+		}
+	}
+}
+
+// exercise calls every client method, and the backend, against the simulator.
+func exercise(t *testing.T, c *kaseyabms.Client, k *psatest.KaseyaBMS) {
+	t.Helper()
+	ctx := t.Context()
+	acme := k.AddAccount("Acme")
+	k.AddAccount("Acme Labs")
+	used := k.AddServiceFull(psatest.KaseyaBMSService{Name: "Seat", UnitOfMeasureID: 2, Active: true})
+	check := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := c.Authenticate(ctx)
+	check("Authenticate", err)
+	_, _, err = c.Services.Categories(ctx) // refreshes the short-lived token
+	check("Services.Categories", err)
+	k.SetTokenLifetimes(time.Hour, 24*time.Hour)
+	b := kaseyabms.NewBackend(c)
+	svc, err := b.CreateService(ctx, &psa.Service{Name: "Sophos", Description: "EDR", UnitPrice: 4.5, UnitCost: 2, Active: true,
+		KaseyaBMS: &psa.KaseyaBMSServiceFields{Category: "Managed Services", Subcategory: "Security", UnitOfMeasure: "User", Taxable: true}})
+	check("CreateService", err)
+	svc.UnitPrice = 5
+	_, err = b.UpdateService(ctx, svc)
+	check("UpdateService", err)
+	_, err = b.FindServices(ctx, "Sophos")
+	check("FindServices", err)
+	_, _, err = c.Services.LookupAll(ctx, "Soph")
+	check("Services.LookupAll", err)
+	_, err = b.GetService(ctx, "999999")
+	if !errors.Is(err, psa.ErrNotFound) {
+		t.Fatalf("GetService(unknown) = %v", err)
+	}
+	_, _, err = c.Accounts.ListSummaryAll(ctx, kaseyabms.AccountSummaryListOptions{AccountName: "Acme", IsActive: new(true)})
+	check("Accounts.ListSummaryAll", err)
+	_, err = b.FindCompanies(ctx, "Acme")
+	check("FindCompanies", err)
+	ct, _, err := c.Contracts.CreateRecurringServices(ctx, &kaseyabms.CreateRecurringServicesContractRequest{
+		ContractName: "Acme Managed Services", AccountID: acme, BillingCycleID: 1,
+		StartDate: kaseyabms.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		EndDate:   kaseyabms.Time{Time: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)},
+		Services: []kaseyabms.RecurringService{{ServiceID: used, ServiceName: "Seat", Units: 3, UnitPrice: 1,
+			EffectiveDate: kaseyabms.Time{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}},
+	})
+	check("Contracts.CreateRecurringServices", err)
+	contractID := fmt.Sprint(ct.ID)
+	_, err = b.GetContract(ctx, contractID)
+	check("GetContract", err)
+	_, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: fmt.Sprint(acme)})
+	check("FindContracts", err)
+	_, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: contractID, ServiceID: svc.ID, Quantity: 12,
+		EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	check("SetQuantity", err)
+	_, _, err = c.Contracts.Deactivate(ctx, ct.ID)
+	check("Contracts.Deactivate", err)
+	_, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: contractID, ServiceID: svc.ID, Quantity: 13,
+		EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	if !errors.Is(err, psa.ErrValidation) {
+		t.Fatalf("SetQuantity on an inactive contract = %v", err)
+	}
+	_, _, err = c.Contracts.Activate(ctx, ct.ID)
+	check("Contracts.Activate", err)
+	other, err := b.CreateService(ctx, &psa.Service{Name: "Spare", Active: true})
+	check("CreateService(spare)", err)
+	check("DeleteService", b.DeleteService(ctx, other.ID))
+	check("Ping", b.Ping(ctx))
+}
+
+func findRoute(router routers.Router, req *http.Request) (*routers.Route, map[string]string, error) {
+	u, _ := url.Parse(specServer)
+	r := req.Clone(context.Background())
+	r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, u.Host
+	return router.FindRoute(r)
+}
+
+// requestInput builds the validation input of a recorded request.
+func requestInput(ex exchange, route *routers.Route, params map[string]string) (*openapi3filter.RequestValidationInput, error) {
+	req := ex.req.Clone(context.Background())
+	req.Body = io.NopCloser(bytes.NewReader(ex.reqBody))
+	req.ContentLength = int64(len(ex.reqBody))
+	return &openapi3filter.RequestValidationInput{
+		Request:    req,
+		PathParams: params,
+		Route:      route,
+		Options: &openapi3filter.Options{
+			MultiError:         true,
+			ExcludeRequestBody: isForm(req),
+			AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+				// The document puts every operation, the security ones
+				// included, under its global bearerAuth; authenticate and
+				// refreshtoken are how a bearer token is obtained.
+				if strings.HasPrefix(strings.ToLower(in.RequestValidationInput.Request.URL.Path), "/v2/security/") {
+					return nil
+				}
+				scheme, tok, _ := strings.Cut(in.RequestValidationInput.Request.Header.Get("Authorization"), " ")
+				if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+					return errors.New("no bearer token")
+				}
+				return nil
+			},
+		},
+	}, nil
+}
+
+func isForm(req *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded"
+}
+
+// validateForm checks an urlencoded security form against the document's
+// multipart/form-data schema of the operation. The client posts the form
+// urlencoded, as every known BMS client does; the document lists only
+// multipart/form-data. The fields are what matters, so they are validated
+// as an object against that schema (names in the document's casing,
+// required fields present, string types).
+func validateForm(route *routers.Route, body []byte) error {
+	rb := route.Operation.RequestBody
+	if rb == nil || rb.Value == nil {
+		return errors.New("the document declares no form for this operation")
+	}
+	mt := rb.Value.Content.Get("multipart/form-data")
+	if mt == nil || mt.Schema == nil {
+		return errors.New("the document declares no multipart/form-data body for this operation")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return err
+	}
+	obj := map[string]any{}
+	for key, vs := range form {
+		if _, ok := mt.Schema.Value.Properties[key]; !ok {
+			return fmt.Errorf("form field %q is not in the document", key)
+		}
+		obj[key] = vs[0]
+	}
+	return mt.Schema.Value.VisitJSON(obj)
+}
+
+// responseSchema returns the schema of the route's 200 application/json answer.
+func responseSchema(route *routers.Route) *openapi3.Schema {
+	r := route.Operation.Responses.Status(http.StatusOK)
+	if r == nil || r.Value == nil {
+		return nil
+	}
+	mt := r.Value.Content.Get("application/json")
+	if mt == nil || mt.Schema == nil {
+		return nil
+	}
+	return mt.Schema.Value
+}
+
+// toSpecCasing rewrites a camelCase body to the document's PascalCase by
+// matching each key case-insensitively against the schema's properties.
+// The envelope's "error": null of a successful answer is dropped: the
+// document's ErrorInfo is not nullable, but the wire carries null there.
+func toSpecCasing(body []byte, s *openapi3.Schema) ([]byte, error) {
+	if s == nil || len(bytes.TrimSpace(body)) == 0 {
+		return body, nil
+	}
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("response is not JSON: %w", err)
+	}
+	return json.Marshal(recase(v, s, true))
+}
+
+func recase(v any, s *openapi3.Schema, top bool) any {
+	if s == nil {
+		return v
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for key, val := range x {
+			name, prop := key, (*openapi3.Schema)(nil)
+			for p, ref := range s.Properties {
+				if strings.EqualFold(p, key) {
+					name, prop = p, ref.Value
+				}
+			}
+			if top && name == "Error" && val == nil {
+				continue
+			}
+			out[name] = recase(val, prop, false)
+		}
+		return out
+	case []any:
+		var item *openapi3.Schema
+		if s.Items != nil {
+			item = s.Items.Value
+		}
+		for i := range x {
+			x[i] = recase(x[i], item, false)
+		}
+		return x
+	}
+	return v
+}
+
+// TestConformance_detectsDrift makes sure the validation is not vacuous: a
+// field the document does not declare fails it, in either direction.
+func TestConformance_detectsDrift(t *testing.T) {
+	t.Parallel()
+	router := loadSpec(t)
+	req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1/v2/admin/finance/services/1", strings.NewReader(`{"Name":"x","Bogus":1}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer t")
+	ex := exchange{req: req, reqBody: []byte(`{"Name":"x","Bogus":1}`)}
+	route, params, err := findRoute(router, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := requestInput(ex, route, params)
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err == nil || !strings.Contains(err.Error(), "Bogus") {
+		t.Errorf("request with an undeclared field: error = %v, want one naming it", err)
+	}
+	body, err := toSpecCasing([]byte(`{"success":true,"error":null,"result":{"id":1,"name":"x","bogus":2}}`), responseSchema(route))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Request.Body = io.NopCloser(bytes.NewReader(nil))
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: 200,
+		Header: http.Header{"Content-Type": {"application/json"}}, Options: &openapi3filter.Options{MultiError: true}}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("response with an undeclared field: error = %v, want one naming it", err)
+	}
+	if err := validateForm(mustRoute(t, router, http.MethodPost, "/v2/security/authenticate"), []byte("GrantType=password&Nickname=x")); err == nil {
+		t.Error("form with an undeclared field passed")
+	}
+	if err := validateForm(mustRoute(t, router, http.MethodPost, "/v2/security/authenticate"), []byte("UserName=x")); err == nil {
+		t.Error("form without the required GrantType passed")
+	}
+}
+
+func mustRoute(t *testing.T, router routers.Router, method, path string) *routers.Route {
+	t.Helper()
+	req, _ := http.NewRequest(method, specServer+path, nil)
+	route, _, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return route
+}
