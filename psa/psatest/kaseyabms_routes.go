@@ -132,7 +132,7 @@ func (k *KaseyaBMS) countCall(endpoint string) (time.Duration, bool) {
 type bmsEnvelope struct {
 	Success      bool         `json:"success"`
 	Error        *bmsErrorDTO `json:"error"`
-	Result       any          `json:"result"`
+	Result       any          `json:"result,omitempty"`
 	TotalRecords *int         `json:"totalRecords,omitempty"`
 }
 
