@@ -400,7 +400,10 @@ func (cw *ConnectWise) listLocked(w http.ResponseWriter, r *http.Request, kind s
 		size = min(n, 1000)
 	}
 	orderBy := cwQuery(r, "orderBy")
-	forward := strings.EqualFold(r.Header.Get("pagination-type"), "forward-only") && kind != "addition"
+	// The additions endpoint stands for those that do not support
+	// forward-only paging: they answer the first page without a Link.
+	askedForward := strings.EqualFold(r.Header.Get("pagination-type"), "forward-only")
+	forward := askedForward && kind != "addition"
 	if forward && orderBy != "" {
 		cwError(w, http.StatusBadRequest, "InvalidObject", "orderBy is not supported with forward-only pagination.")
 		return
@@ -462,7 +465,7 @@ func (cw *ConnectWise) listLocked(w http.ResponseWriter, r *http.Request, kind s
 			}
 		}
 	}
-	if len(links) > 0 {
+	if len(links) > 0 && askedForward == forward {
 		var parts []string
 		for _, rel := range []string{"prev", "next", "first", "last"} {
 			if u, ok := links[rel]; ok {

@@ -163,6 +163,55 @@
 // tenant without billing codes gets "Recurring Services" (29682800).
 // testdata/autotask.json is a small example.
 //
+// # The simulated ConnectWise PSA API
+//
+// With WithSystem(psa.SystemConnectWise) the server simulates one
+// ConnectWise company (Server.ConnectWise; ids from 250 for companies, 700
+// for catalog items, 800 for agreements and 3500 for additions):
+//
+//   - GET /login/companyinfo/{company} without credentials returns
+//     {"Codebase": "v4_6_release/", "CompanyID": ..., "SiteUrl": ...};
+//     ConnectWise.ChangeCodebase moves the company, after which the old
+//     codebase answers 404 until the client discovers the new one.
+//     Server.ConnectWiseSite is the site for discovery,
+//     Server.ConnectWiseBaseURL the current API root.
+//   - Every request under /{codebase}apis/3.0/ needs Basic
+//     "company+publicKey:privateKey" and the clientId header (401
+//     {"code":"Unauthorized"} otherwise; defaults
+//     DefaultConnectWiseCompany, DefaultConnectWisePublicKey,
+//     DefaultConnectWisePrivateKey, DefaultConnectWiseClientID, or
+//     WithConnectWiseCredentials). A version in Accept is honoured when the
+//     vendor type comes first, and one newer than ConnectWiseAPIVersion (or
+//     malformed) gets 400 {"code":"ConnectWiseApi"}. Every answer carries
+//     api-current-version.
+//   - Resources: company/companies and finance/agreements (GET), and
+//     procurement/catalog and finance/agreements/{id}/additions (GET, POST,
+//     PATCH, DELETE), each with /count and /{id}. Lists are bare arrays with
+//     conditions (=, !=, <>, <, <=, >, >=, contains, like, in, not, and, or,
+//     parentheses, nested paths, quoted strings with backslash escapes,
+//     numbers, true/false, null, [dates]; unknown fields are 400), fields
+//     projection, orderBy, pageSize (default 25, at most 1,000) and page,
+//     with a Link header (next, prev, first, last). The header
+//     pagination-type: forward-only gives keyset paging by id (Link with
+//     pageId; orderBy refused), except on additions, which stand for the
+//     endpoints without it and answer without a Link.
+//   - PATCH takes ConnectWise's dialect [{"op","path","value"}]: op add,
+//     replace or remove, a bare writable field name, a value of the right
+//     type; anything else is 400 {"code":"InvalidObject"}. POST validates
+//     like ConnectWise: a catalog item needs identifier (unique, max 60),
+//     description (max 60) and customerDescription; an addition needs an
+//     active product ({"id"} or {"identifier"}) and billCustomer, takes the
+//     catalog price and cost and the agreement's start date by default, and
+//     is refused on a cancelled or expired agreement. An addition's
+//     agreementStatus is Cancelled once its cancelledDate has passed.
+//   - WithConnectWiseRateLimit(n, per) answers 429 with Retry-After beyond n
+//     requests in per; Fault and WithLatency apply as for Autotask.
+//
+// The fixture's "connectwise" section (see ConnectWiseFixture and
+// testdata/connectwise.json) seeds companies, catalog items, agreements
+// (referring to companies by name or identifier) and additions (referring
+// to agreements by name and products by identifier).
+//
 // # Inspection endpoints (NOT Autotask)
 //
 // Paths under /_sim/ are the simulator's own and exist in no vendor API.
@@ -171,6 +220,9 @@
 //   - GET /_sim/autotask/state: JSON of the tenant (companies, contracts,
 //     services, billing codes, lines with their current units and unit
 //     rows, adjustments, hourly count); see AutotaskState.
+//   - GET /_sim/connectwise/state: JSON of the ConnectWise company (codebase,
+//     companies, catalog, agreements, additions as the API serves them); see
+//     ConnectWiseState.
 //   - GET /_sim/requests: the request log, with credential headers redacted.
 //
 // Server.Requests returns the same log in Go, credentials included, each
