@@ -212,6 +212,63 @@
 // (referring to companies by name or identifier) and additions (referring
 // to agreements by name and products by identifier).
 //
+// # The simulated Kaseya BMS API
+//
+// With WithSystem(psa.SystemKaseyaBMS) the server simulates one Kaseya BMS
+// tenant (Server.KaseyaBMS) under /v2/ at Server.KaseyaBMSBaseURL; paths
+// are case-insensitive, and ids are allocated from 1001 for accounts, 2001
+// for contracts, 3001 for services and 4001 for contract lines:
+//
+//   - POST v2/security/authenticate takes a form, urlencoded or multipart,
+//     with keys in any casing: GrantType=password, UserName, Password and
+//     Tenant (compared case-insensitively); defaults
+//     DefaultKaseyaBMSUsername, DefaultKaseyaBMSPassword and
+//     DefaultKaseyaBMSTenant, or WithKaseyaBMSCredentials. It answers
+//     {"success":true,"error":null,"result":{"accessToken", "refreshToken",
+//     "accessTokenExpireOn", "refreshTokenExpireOn"}}; wrong credentials get
+//     200 with success:false. POST v2/security/refreshtoken (AccessToken,
+//     RefreshToken) issues a new pair once. Tokens live
+//     DefaultKaseyaBMSTokenTTL and DefaultKaseyaBMSRefreshTTL by the
+//     server's clock (KaseyaBMS.SetTokenLifetimes, KaseyaBMS.RevokeTokens).
+//   - Every other request needs Authorization: Bearer with a live token,
+//     else 401 with a success:false envelope.
+//   - Answers use the envelope in camelCase, as observed on the wire
+//     (the vendor's document says PascalCase): success, error, result and,
+//     on paged listings, totalRecords. Validation failures and unknown ids
+//     are 200 with success:false and error {code, message}, as the document
+//     models them. GET v2/crm/accounts/summary/{id} answers the bare DTO, as
+//     the document declares.
+//   - Services: GET lookup (Filter.Id, Filter.Name), POST search (Filter
+//     Name, IsActive, IsTaxable), GET/PUT/DELETE {id}, POST services/services
+//     (names unique; a service on a contract cannot be deleted); fixed
+//     categories (1 Managed Services: 11 Security, 12 Backup; 2 Licensing:
+//     21 Microsoft) through servicecategory/lookup and
+//     servicecategory/{id}/servicesubcategory/lookup; units of measure 1
+//     Each, 2 User, 3 Device. Accounts: summary (Filter.AccountName,
+//     Filter.IsActive), summary/{id}, lookup (Filter.Ids, Filter.Name,
+//     Filter.WithInactiveAccounts). Contracts: summary (Filter.ContractType,
+//     ContractName, AccountName, BillingCycle, Status), lookup (Ids,
+//     AccountId, Name, ExcludeExpiredContracts), POST recurringservices, PUT
+//     {id}/activate and {id}/deactivate. Name filters match substrings.
+//   - POST v2/finance/contracts/recurringservices/{id}/services takes an
+//     array of lines {ServiceId, ServiceName, ServiceDescription, Units,
+//     UnitCost, UnitPrice, EffectiveDate, SortOrder}, on an active
+//     recurring-services contract, with Units given and not negative and
+//     EffectiveDate within the contract; it answers the first line. Every
+//     post adds lines (KaseyaBMS.ServiceLines); KaseyaBMS.Units gives the
+//     units of the latest line in effect at a date.
+//   - Paging: PageSize (default 50) and PageNumber from 1 (0 reads as 1);
+//     a page beyond the end is empty.
+//   - Limits: at most 1,500 calls per endpoint template (numeric segments
+//     as {id}) in a rolling hour, or WithHourlyLimit when set; beyond it
+//     429 with Retry-After and a success:false envelope. Fault and
+//     WithLatency apply as for Autotask.
+//
+// The fixture's "kaseyaBMS" section (see KaseyaBMSFixture and
+// testdata/kaseyabms.json) seeds accounts, contracts (referring to accounts
+// by name), services (category, subcategory and unit of measure by name)
+// and lines (contract and service by name).
+//
 // # Inspection endpoints (NOT Autotask)
 //
 // Paths under /_sim/ are the simulator's own and exist in no vendor API.
@@ -221,8 +278,11 @@
 //     services, billing codes, lines with their current units and unit
 //     rows, adjustments, hourly count); see AutotaskState.
 //   - GET /_sim/connectwise/state: JSON of the ConnectWise company (codebase,
-//     companies, catalog, agreements, additions as the API serves them); see
-//     ConnectWiseState.
+//     companies, catalog items, agreements, additions with their status);
+//     see ConnectWiseState.
+//   - GET /_sim/kaseyabms/state: JSON of the Kaseya BMS tenant (accounts,
+//     contracts, services, every posted line, the units in force today,
+//     calls per endpoint in the hour); see KaseyaBMSState. It is not BMS.
 //   - GET /_sim/requests: the request log, with credential headers redacted.
 //
 // Server.Requests returns the same log in Go, credentials included, each
