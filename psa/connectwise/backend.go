@@ -817,6 +817,10 @@ func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, add
 	if a.Product == nil {
 		a.Product = &Reference{ID: productID}
 	}
+	if a.AgreementStatus != "" && a.AgreementStatus != AgreementActive {
+		return nil, fmt.Errorf("connectwise: addition %d on agreement %d is %s (it changed since it was read), so the quantity %d does not bill: %w",
+			additionID, agreementID, a.AgreementStatus, quantity, psa.ErrConflict)
+	}
 	l, err := lineOf(agreementID, a)
 	return &l, err
 }

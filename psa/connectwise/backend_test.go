@@ -581,3 +581,34 @@ func TestBackend_pingAndBudget(t *testing.T) {
 		t.Errorf("Ping with a wrong key = %v, want ErrUnauthorized without the key", err)
 	}
 }
+
+func TestBackend_SetQuantity_lineChangedSinceRead(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, ag := seed(cw, "Acme")
+	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 4})
+	lines, _ := b.ReadLines(t.Context(), []string{id(ag)}, now)
+
+	cw.CancelAddition(add, date(2026, 11, 1))
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 9, Current: &lines[0], EffectiveDate: now})
+	if !errors.Is(err, psa.ErrConflict) || !strings.Contains(err.Error(), "Cancelled") {
+		t.Errorf("PATCH of a cancelled addition: %v, want a conflict", err)
+	}
+
+	add2 := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 4})
+	lines, _ = b.ReadLines(t.Context(), []string{id(ag)}, now)
+	if len(lines) != 1 || lines[0].LineID != id(add2) {
+		t.Fatalf("lines = %+v", lines)
+	}
+	s.ResetRequests()
+	cw.DeleteAddition(add2)
+	_, err = b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 9, Current: &lines[0], EffectiveDate: now})
+	if !errors.Is(err, psa.ErrConflict) || errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("PATCH of a deleted addition: %v, want a conflict (not a missing contract)", err)
+	}
+	if n := countRequests(s, http.MethodPost, ""); n != 0 {
+		t.Errorf("POSTs = %d, want 0", n)
+	}
+}

@@ -410,10 +410,29 @@ func (cw *ConnectWise) Additions(agreementID int64) []ConnectWiseAddition {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	var out []ConnectWiseAddition
-	for _, id := range sortedIDs(cw.additions) {
-		if r := cw.renderAdditionLocked(cw.additions[id]); num(r["agreementId"]) == agreementID {
-			out = append(out, additionOf(r))
+	for _, a := range cw.additionsLocked() {
+		if a.AgreementID == agreementID {
+			out = append(out, a)
 		}
+	}
+	return out
+}
+
+// Addition returns the addition with the given id.
+func (cw *ConnectWise) Addition(id int64) (ConnectWiseAddition, bool) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	r := cw.additions[id]
+	if r == nil {
+		return ConnectWiseAddition{}, false
+	}
+	return additionOf(cw.renderAdditionLocked(r)), true
+}
+
+func (cw *ConnectWise) additionsLocked() []ConnectWiseAddition {
+	out := []ConnectWiseAddition{}
+	for _, id := range sortedIDs(cw.additions) {
+		out = append(out, additionOf(cw.renderAdditionLocked(cw.additions[id])))
 	}
 	return out
 }
@@ -434,9 +453,10 @@ func (cw *ConnectWise) Quantity(agreementID, productID int64) (float64, bool) {
 }
 
 func additionOf(r map[string]any) ConnectWiseAddition {
+	q, _ := r["quantity"].(float64)
 	a := ConnectWiseAddition{
 		ID: num(r["id"]), AgreementID: num(r["agreementId"]), ProductID: num(lookupPath(r, []string{"product", "id"})),
-		Quantity: r["quantity"].(float64), BillCustomer: str(r["billCustomer"]), Status: str(r["agreementStatus"]),
+		Quantity: q, BillCustomer: str(r["billCustomer"]), Status: str(r["agreementStatus"]),
 	}
 	if p, ok := r["unitPrice"].(float64); ok {
 		a.UnitPrice = &p
@@ -453,7 +473,11 @@ func additionOf(r map[string]any) ConnectWiseAddition {
 func (cw *ConnectWise) Companies() []ConnectWiseCompany {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	var out []ConnectWiseCompany
+	return cw.companiesLocked()
+}
+
+func (cw *ConnectWise) companiesLocked() []ConnectWiseCompany {
+	out := []ConnectWiseCompany{}
 	for _, id := range sortedIDs(cw.companies) {
 		r := cw.companies[id]
 		out = append(out, ConnectWiseCompany{ID: id, Identifier: str(r["identifier"]), Name: str(r["name"]),
@@ -466,7 +490,11 @@ func (cw *ConnectWise) Companies() []ConnectWiseCompany {
 func (cw *ConnectWise) Agreements() []ConnectWiseAgreement {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	var out []ConnectWiseAgreement
+	return cw.agreementsLocked()
+}
+
+func (cw *ConnectWise) agreementsLocked() []ConnectWiseAgreement {
+	out := []ConnectWiseAgreement{}
 	for _, id := range sortedIDs(cw.agreements) {
 		r := cw.agreements[id]
 		a := ConnectWiseAgreement{ID: id, CompanyID: num(lookupPath(r, []string{"company", "id"})), Name: str(r["name"]),
@@ -483,7 +511,11 @@ func (cw *ConnectWise) Agreements() []ConnectWiseAgreement {
 func (cw *ConnectWise) CatalogItems() []ConnectWiseCatalogItem {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	var out []ConnectWiseCatalogItem
+	return cw.catalogLocked()
+}
+
+func (cw *ConnectWise) catalogLocked() []ConnectWiseCatalogItem {
+	out := []ConnectWiseCatalogItem{}
 	for _, id := range sortedIDs(cw.catalog) {
 		out = append(out, catalogOf(cw.catalog[id]))
 	}
@@ -510,31 +542,26 @@ func catalogOf(r map[string]any) ConnectWiseCatalogItem {
 }
 
 // ConnectWiseState is the simulated company as GET /_sim/connectwise/state
-// shows it: the records as the API serves them.
+// shows it (the accessors' view, not ConnectWise's wire format).
 type ConnectWiseState struct {
-	Codebase   string           `json:"codebase"`
-	Companies  []map[string]any `json:"companies"`
-	Catalog    []map[string]any `json:"catalog"`
-	Agreements []map[string]any `json:"agreements"`
-	Additions  []map[string]any `json:"additions"`
+	Codebase   string                   `json:"codebase"`
+	Companies  []ConnectWiseCompany     `json:"companies"`
+	Catalog    []ConnectWiseCatalogItem `json:"catalog"`
+	Agreements []ConnectWiseAgreement   `json:"agreements"`
+	Additions  []ConnectWiseAddition    `json:"additions"`
 }
 
-// State returns a snapshot of the company.
+// State returns a consistent snapshot of the company.
 func (cw *ConnectWise) State() ConnectWiseState {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	st := ConnectWiseState{Codebase: cw.codebase}
-	for _, k := range []struct {
-		table map[int64]map[string]any
-		kind  string
-		dst   *[]map[string]any
-	}{{cw.companies, "company", &st.Companies}, {cw.catalog, "catalog", &st.Catalog}, {cw.agreements, "agreement", &st.Agreements}, {cw.additions, "addition", &st.Additions}} {
-		*k.dst = []map[string]any{}
-		for _, id := range sortedIDs(k.table) {
-			*k.dst = append(*k.dst, cw.renderLocked(k.kind, k.table[id]))
-		}
+	return ConnectWiseState{
+		Codebase:   cw.codebase,
+		Companies:  cw.companiesLocked(),
+		Catalog:    cw.catalogLocked(),
+		Agreements: cw.agreementsLocked(),
+		Additions:  cw.additionsLocked(),
 	}
-	return st
 }
 
 func (cw *ConnectWise) mustLocked(table map[int64]map[string]any, kind string, id int64) map[string]any {
@@ -773,4 +800,11 @@ func (s *Server) ConnectWiseSite() string { return s.URL() }
 // as http://127.0.0.1:41234/v4_6_release/apis/3.0/; it skips discovery.
 func (s *Server) ConnectWiseBaseURL() string {
 	return s.URL() + "/" + s.connectwise.Codebase() + "apis/3.0/"
+}
+
+// DeleteAddition removes an addition out of band.
+func (cw *ConnectWise) DeleteAddition(id int64) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	delete(cw.additions, id)
 }
