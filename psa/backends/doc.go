@@ -3,8 +3,8 @@
 // from psa.System to a constructor, with no init-time registration (as
 // blackbox_exporter maps prober names to probers).
 //
-// Autotask is implemented; ConnectWise PSA and Kaseya BMS return an error
-// matching psa.ErrNotSupported until their adapters exist.
+// Each system has its own block in Config: Autotask, ConnectWise (PSA,
+// formerly Manage) and KaseyaBMS.
 //
 //	b, err := backends.New(backends.Config{
 //		System: psa.SystemAutotask,
