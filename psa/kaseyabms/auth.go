@@ -91,11 +91,15 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// dropToken forgets the access token so the next request authenticates.
-func (c *Client) dropToken() {
+// dropToken forgets the access token a request was refused with, so the
+// next request authenticates; a token another request has renewed since is
+// kept.
+func (c *Client) dropToken(refused string) {
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
-	c.token = nil
+	if c.token != nil && c.token.AccessToken == refused {
+		c.token = nil
+	}
 }
 
 // postToken posts a security form and decodes the token, with the usual

@@ -569,3 +569,23 @@ func TestToken_String(t *testing.T) {
 		}
 	}
 }
+
+func TestClient_concurrentRequestsAuthenticateOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t, kaseyabms.WithMaxConcurrency(4))
+	f.mux.HandleFunc("GET /v2/admin/finance/services/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"success":true,"result":{"id":%s}}`, r.PathValue("id"))
+	})
+	var wg sync.WaitGroup
+	for i := 1; i <= 20; i++ {
+		wg.Go(func() {
+			if _, _, err := f.client.Services.Get(t.Context(), i); err != nil {
+				t.Errorf("Services.Get(%d): %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.auths.Load(); n != 1 {
+		t.Errorf("%d authentications, want 1", n)
+	}
+}

@@ -461,7 +461,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			// The token was refused (expired early or revoked): a 401 was
 			// not processed, so any method may be re-sent once.
 			reauthed = true
-			c.dropToken()
+			c.dropToken(strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "))
 			if req, err = rewind(req); err != nil {
 				return resp, err
 			}
