@@ -805,3 +805,22 @@ func (cw *ConnectWise) createLocked(w http.ResponseWriter, r *http.Request, kind
 		writeJSON(w, http.StatusCreated, cw.renderLocked(kind, rec))
 	}
 }
+
+// writeConnectWiseFault answers a fault without a Body in ConnectWise's
+// error envelope.
+func writeConnectWiseFault(w http.ResponseWriter, f *Fault) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterValue(f.RetryAfter))
+	}
+	w.Header().Set("api-current-version", ConnectWiseAPIVersion)
+	code := "ConnectWiseApi"
+	switch f.Status {
+	case http.StatusTooManyRequests:
+		code = "TooManyRequests"
+	case http.StatusNotFound:
+		code = "NotFound"
+	case http.StatusUnauthorized:
+		code = "Unauthorized"
+	}
+	cwError(w, f.Status, code, fmt.Sprintf("Simulated fault: HTTP %d %s", f.Status, http.StatusText(f.Status)))
+}

@@ -375,8 +375,8 @@ func TestConnectWise_rateLimitAndFaults(t *testing.T) {
 	}
 	s.ConnectWise().SetRateLimit(0, 0)
 	s.AddFault(Fault{Method: http.MethodGet, Path: "/v4_6_release/apis/3.0/company/*", Status: 503, Times: 1})
-	if r := cwSend(t, s, http.MethodGet, "company/companies", "", nil); r.status != 503 {
-		t.Errorf("faulted request = %d, want 503", r.status)
+	if r := cwSend(t, s, http.MethodGet, "company/companies", "", nil); r.status != 503 || !strings.Contains(string(r.body), `"code":"ConnectWiseApi"`) {
+		t.Errorf("faulted request = %d %s, want 503 in ConnectWise's envelope", r.status, r.body)
 	}
 	if r := cwSend(t, s, http.MethodGet, "company/companies", "", nil); r.status != 200 {
 		t.Errorf("request after the fault = %d", r.status)

@@ -386,7 +386,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case f != nil && f.Status != 0:
 		s.wait(r.Context(), latency)
-		writeFault(buf, f)
+		if s.system == psa.SystemConnectWise && f.Body == "" {
+			writeConnectWiseFault(buf, f)
+		} else {
+			writeFault(buf, f)
+		}
 	default:
 		if f != nil && f.RetryAfter > 0 {
 			buf.Header().Set("Retry-After", retryAfterValue(f.RetryAfter))
