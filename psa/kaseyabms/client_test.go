@@ -589,3 +589,22 @@ func TestClient_concurrentRequestsAuthenticateOnce(t *testing.T) {
 		t.Errorf("%d authentications, want 1", n)
 	}
 }
+
+func TestClient_pagingIgnoredByServer(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		// Always the same full page of 100, whatever PageNumber says.
+		items := make([]string, 100)
+		for i := range items {
+			items[i] = fmt.Sprintf(`{"id":%d,"name":"A%d"}`, i+1, i+1)
+		}
+		fmt.Fprintf(w, `{"success":true,"result":[%s]}`, strings.Join(items, ","))
+	})
+	all, _, err := f.client.Accounts.LookupAll(t.Context(), kaseyabms.AccountLookupOptions{})
+	if err != nil || len(all) != 100 || calls.Load() != 2 {
+		t.Errorf("LookupAll = %d accounts, %v after %d calls; want 100 after 2", len(all), err, calls.Load())
+	}
+}

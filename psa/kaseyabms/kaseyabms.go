@@ -701,12 +701,22 @@ func (o ListOptions) values(q url.Values) {
 func collect[T any](fetch func(page, size int) ([]T, *Response, error)) ([]T, *Response, error) {
 	var all []T
 	var last *Response
+	var prevFirst []byte
 	for page := 1; page <= maxPages; page++ {
 		items, resp, err := fetch(page, DefaultPageSize)
 		if err != nil {
 			return all, resp, err
 		}
 		last = resp
+		if len(items) > 0 {
+			// A server that ignores PageNumber answers the first page
+			// again; stop instead of collecting it twice.
+			first, _ := json.Marshal(items[0])
+			if page > 1 && bytes.Equal(first, prevFirst) {
+				return all, last, nil
+			}
+			prevFirst = first
+		}
 		all = append(all, items...)
 		switch {
 		case len(items) == 0:
