@@ -97,8 +97,8 @@ type ConnectWiseServiceFields struct {
 	// "" leaves ConnectWise's default.
 	ProductClass string
 	// CustomerDescription is the text customers see on invoices (required
-	// by ConnectWise, max 6000). Empty on input means Service.Description,
-	// or else Service.Name.
+	// by ConnectWise, max 6000). Empty on input means
+	// Service.InvoiceDescription, or else Service.Name.
 	CustomerDescription string
 }
 

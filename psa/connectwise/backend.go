@@ -47,14 +47,14 @@ var agreementFields = []string{"id", "name", "agreementStatus", "cancelledFlag",
 //
 //   - Service: a procurement/catalog item. ID is the catalog item id; Name is
 //     its description (the name ConnectWise shows, max 60); Description is
-//     its customerDescription (required by ConnectWise; defaults to Name);
+//     its internal notes; InvoiceDescription is its customerDescription (the
+//     text customers see; required by ConnectWise, so it defaults to Name);
 //     UnitPrice and UnitCost are price and cost; Active is !inactiveFlag.
-//     InvoiceDescription has no catalog field and is not stored.
 //     BillingPeriod is read from recurringBillCycle and not written:
 //     additions are billed on their agreement's billing cycle. The
 //     ConnectWise block carries identifier (product id; derived from Name
 //     when empty), type and subcategory ids, product class and customer
-//     description.
+//     description (which, when set, wins over InvoiceDescription).
 //   - Company: company/companies; Active when not deleted and the status is
 //     not Inactive.
 //   - Contract: finance/agreements. Active is agreementStatus "Active";
@@ -129,6 +129,7 @@ func toCreateCatalogItem(s *psa.Service) (*CreateCatalogItemRequest, error) {
 		Identifier:          identifierOf(s),
 		Description:         strings.TrimSpace(s.Name),
 		CustomerDescription: customerDescriptionOf(s),
+		Notes:               s.Description,
 		InactiveFlag:        !s.Active,
 		Price:               s.UnitPrice,
 		Cost:                s.UnitCost,
@@ -204,8 +205,8 @@ func customerDescriptionOf(s *psa.Service) string {
 	if s.ConnectWise != nil && s.ConnectWise.CustomerDescription != "" {
 		return s.ConnectWise.CustomerDescription
 	}
-	if s.Description != "" {
-		return s.Description
+	if s.InvoiceDescription != "" {
+		return s.InvoiceDescription
 	}
 	return strings.TrimSpace(s.Name)
 }
@@ -247,6 +248,7 @@ func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	ops := []PatchOperation{
 		Replace("description", strings.TrimSpace(s.Name)),
 		Replace("customerDescription", customerDescriptionOf(s)),
+		Replace("notes", s.Description),
 		Replace("price", s.UnitPrice),
 		Replace("cost", s.UnitCost),
 		Replace("inactiveFlag", !s.Active),
@@ -321,12 +323,13 @@ func (b *Backend) FindServices(ctx context.Context, name string) ([]psa.Service,
 
 func toService(it *CatalogItem) *psa.Service {
 	s := &psa.Service{
-		ID:          strconv.FormatInt(it.ID, 10),
-		Name:        it.Description,
-		Description: it.CustomerDescription,
-		UnitPrice:   it.Price,
-		UnitCost:    it.Cost,
-		Active:      !it.InactiveFlag,
+		ID:                 strconv.FormatInt(it.ID, 10),
+		Name:               it.Description,
+		Description:        it.Notes,
+		InvoiceDescription: it.CustomerDescription,
+		UnitPrice:          it.Price,
+		UnitCost:           it.Cost,
+		Active:             !it.InactiveFlag,
 		ConnectWise: &psa.ConnectWiseServiceFields{
 			Identifier:          it.Identifier,
 			ProductClass:        it.ProductClass,

@@ -470,11 +470,11 @@ func TestBackend_services(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)
 	ctx := t.Context()
-	created, err := b.CreateService(ctx, &psa.Service{Name: "Sophos Intercept X Advanced", UnitPrice: 4.5, UnitCost: 2.1, Active: true})
+	created, err := b.CreateService(ctx, &psa.Service{Name: "Sophos Intercept X Advanced", Description: "mapped from Sophos CIXA", UnitPrice: 4.5, UnitCost: 2.1, Active: true})
 	if err != nil {
 		t.Fatalf("CreateService: %v", err)
 	}
-	if created.ConnectWise == nil || created.ConnectWise.Identifier != "Sophos_Intercept_X_Advanced" || created.Description != "Sophos Intercept X Advanced" || !created.Active {
+	if created.ConnectWise == nil || created.ConnectWise.Identifier != "Sophos_Intercept_X_Advanced" || created.InvoiceDescription != "Sophos Intercept X Advanced" || created.Description != "mapped from Sophos CIXA" || !created.Active {
 		t.Errorf("CreateService = %+v %+v", created, created.ConnectWise)
 	}
 	got, err := b.GetService(ctx, created.ID)
@@ -492,7 +492,7 @@ func TestBackend_services(t *testing.T) {
 	if err != nil {
 		t.Fatalf("UpdateService: %v", err)
 	}
-	if upd.Name != got.Name || upd.UnitPrice != 6 || upd.ConnectWise.Identifier != "SOPHOS-IXA-SRV" || upd.Description != "Server protection" || upd.ConnectWise.ProductClass != "Service" {
+	if upd.Name != got.Name || upd.UnitPrice != 6 || upd.ConnectWise.Identifier != "SOPHOS-IXA-SRV" || upd.InvoiceDescription != "Server protection" || upd.Description != "mapped from Sophos CIXA" || upd.ConnectWise.ProductClass != "Service" {
 		t.Errorf("UpdateService = %+v %+v", upd, upd.ConnectWise)
 	}
 	found, err := b.FindServices(ctx, "sophos intercept x advanced for server")

@@ -46,6 +46,7 @@ type CatalogItem struct {
 	Identifier          string            `json:"identifier"`
 	Description         string            `json:"description"`
 	CustomerDescription string            `json:"customerDescription,omitempty"`
+	Notes               string            `json:"notes,omitempty"`
 	InactiveFlag        bool              `json:"inactiveFlag"`
 	Price               float64           `json:"price"`
 	Cost                float64           `json:"cost"`
@@ -66,6 +67,7 @@ type CreateCatalogItemRequest struct {
 	Identifier          string     `json:"identifier"`
 	Description         string     `json:"description"`
 	CustomerDescription string     `json:"customerDescription"`
+	Notes               string     `json:"notes,omitempty"`
 	InactiveFlag        bool       `json:"inactiveFlag"`
 	Price               float64    `json:"price"`
 	Cost                float64    `json:"cost"`

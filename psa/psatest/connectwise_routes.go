@@ -28,7 +28,7 @@ const cwCompanyInfoPrefix = "/login/companyinfo/"
 var cwSchema = map[string]map[string]byte{
 	"company": {"id": 'n', "identifier": 's', "name": 's', "status": 'r', "deletedFlag": 'b', "types": 'a', "_info": 'i'},
 	"catalog": {"id": 'n', "identifier": 's', "description": 's', "customerDescription": 's', "price": 'n', "cost": 'n',
-		"productClass": 's', "inactiveFlag": 'b', "billableOption": 's', "recurringFlag": 'b', "type": 'r', "category": 'r',
+		"notes": 's', "productClass": 's', "inactiveFlag": 'b', "billableOption": 's', "recurringFlag": 'b', "type": 'r', "category": 'r',
 		"subcategory": 'r', "recurringBillCycle": 'r', "integrationXRef": 's', "_info": 'i'},
 	"agreement": {"id": 'n', "name": 's', "type": 'r', "company": 'r', "agreementStatus": 's', "cancelledFlag": 'b',
 		"dateCancelled": 'd', "startDate": 'd', "endDate": 'd', "noEndingDateFlag": 'b', "billingCycle": 'r', "_info": 'i'},
@@ -39,7 +39,7 @@ var cwSchema = map[string]map[string]byte{
 
 // cwWritable lists the fields PATCH may change.
 var cwWritable = map[string]map[string]bool{
-	"catalog": {"identifier": true, "description": true, "customerDescription": true, "price": true, "cost": true,
+	"catalog": {"identifier": true, "description": true, "customerDescription": true, "notes": true, "price": true, "cost": true,
 		"productClass": true, "inactiveFlag": true, "billableOption": true, "recurringFlag": true, "type": true,
 		"category": true, "subcategory": true, "integrationXRef": true},
 	"addition": {"quantity": true, "lessIncluded": true, "unitPrice": true, "unitCost": true, "billCustomer": true,
