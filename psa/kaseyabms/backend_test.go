@@ -316,3 +316,36 @@ func TestBackend_SetQuantityRefused(t *testing.T) {
 }
 
 func itoa(n int) string { return strconvItoa(n) }
+
+// TestBackend_pascalCaseWire runs the backend against answers in the
+// vendor document's PascalCase instead of the observed camelCase.
+func TestBackend_pascalCaseWire(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	k.SetPascalCase(true)
+	ctx := t.Context()
+	acme := k.AddAccount("Acme")
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme MS"})
+	if err := b.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	svc, err := b.CreateService(ctx, &psa.Service{Name: "Backup", UnitPrice: 2, Active: true})
+	if err != nil || svc.Name != "Backup" || svc.UnitPrice != 2 {
+		t.Fatalf("CreateService = %+v, %v", svc, err)
+	}
+	ct, err := b.GetContract(ctx, itoa(contract))
+	if err != nil || ct.CompanyID != itoa(acme) || !ct.Recurring {
+		t.Fatalf("GetContract = %+v, %v", ct, err)
+	}
+	if _, err := b.GetCompany(ctx, "999"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetCompany(unknown) = %v, want ErrNotFound", err)
+	}
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: svc.ID, Quantity: 3, EffectiveDate: time.Now()})
+	if err != nil || line.LineID == "" {
+		t.Fatalf("SetQuantity = %+v, %v", line, err)
+	}
+	if !strings.Contains(string(srv.Requests()[len(srv.Requests())-1].Path), "/services") {
+		t.Errorf("last request %+v", srv.Requests()[len(srv.Requests())-1])
+	}
+}

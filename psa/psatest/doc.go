@@ -234,7 +234,9 @@
 //     else 401 with a success:false envelope.
 //   - Answers use the envelope in camelCase, as observed on the wire
 //     (the vendor's document says PascalCase): success, error, result and,
-//     on paged listings, totalRecords. Validation failures and unknown ids
+//     on paged listings, totalRecords (KaseyaBMS.SetPascalCase, or the
+//     fixture's "pascalCase", switches to the document's PascalCase).
+//     Validation failures and unknown ids
 //     are 200 with success:false and error {code, message}, as the document
 //     models them. GET v2/crm/accounts/summary/{id} answers the bare DTO, as
 //     the document declares.

@@ -47,6 +47,7 @@ type KaseyaBMS struct {
 	clock                      func() time.Time
 
 	mu         sync.Mutex
+	pascal     bool
 	tokenTTL   time.Duration
 	refreshTTL time.Duration
 	accounts   []*KaseyaBMSAccount
@@ -204,6 +205,21 @@ func (k *KaseyaBMS) SetTokenLifetimes(access, refresh time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.tokenTTL, k.refreshTTL = access, refresh
+}
+
+// SetPascalCase makes the API answer with PascalCase keys, as the vendor's
+// document declares, instead of the camelCase observed on the wire (the
+// default).
+func (k *KaseyaBMS) SetPascalCase(on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pascal = on
+}
+
+func (k *KaseyaBMS) pascalCase() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.pascal
 }
 
 // RevokeTokens invalidates every access token issued so far (refresh tokens

@@ -13,6 +13,9 @@ type KaseyaBMSFixture struct {
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	Tenant   string `json:"tenant,omitempty"`
+	// PascalCase makes the API answer in PascalCase (see
+	// KaseyaBMS.SetPascalCase).
+	PascalCase bool `json:"pascalCase,omitempty"`
 
 	Accounts  []KaseyaBMSFixtureAccount  `json:"accounts,omitempty"`
 	Contracts []KaseyaBMSFixtureContract `json:"contracts,omitempty"`
@@ -90,6 +93,7 @@ func (f *Fixture) mergeKaseyaBMS(o *Fixture) {
 	if b.Tenant != "" {
 		a.Tenant = b.Tenant
 	}
+	a.PascalCase = a.PascalCase || b.PascalCase
 	a.Accounts = append(a.Accounts, b.Accounts...)
 	a.Contracts = append(a.Contracts, b.Contracts...)
 	a.Services = append(a.Services, b.Services...)
@@ -112,6 +116,7 @@ func namedID(kind string, list []bmsNamed, name string) (int, error) {
 func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.pascal = f.PascalCase
 	accounts := map[string]int{}
 	for _, a := range f.Accounts {
 		accounts[strings.ToLower(a.Name)] = k.addAccountLocked(KaseyaBMSAccount{ID: a.ID, Name: a.Name, Code: a.Code, Active: boolOr(a.Active, true)})

@@ -1,6 +1,7 @@
 package psatest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -34,6 +35,11 @@ func bmsEndpoint(path string) string {
 // ServeHTTP serves the BMS V2 API. Paths are matched case-insensitively.
 func (k *KaseyaBMS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	k.srv.wait(r.Context(), requestLatency(r.Context()))
+	if k.pascalCase() {
+		pw := &pascalWriter{ResponseWriter: w}
+		defer pw.flush()
+		w = pw
+	}
 	endpoint := bmsEndpoint(r.URL.Path)
 	if retry, limited := k.countCall(endpoint); limited {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
@@ -842,4 +848,62 @@ func (k *KaseyaBMS) contractSetActive(w http.ResponseWriter, id int, active bool
 	}
 	bmsOK(w, map[string]any{"id": c.ID, "contractName": c.Name, "contractDescription": nil, "contractNumber": c.Number,
 		"statusId": statusID, "statusName": status(c), "typeId": 1, "typeName": c.Type}, -1)
+}
+
+// pascalWriter rewrites a JSON answer's keys to PascalCase (first letter
+// upper-cased), the casing the vendor's document declares.
+type pascalWriter struct {
+	http.ResponseWriter
+	status int
+	buf    []byte
+}
+
+func (p *pascalWriter) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+
+func (p *pascalWriter) Write(b []byte) (int, error) {
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	p.buf = append(p.buf, b...)
+	return len(b), nil
+}
+
+func (p *pascalWriter) flush() {
+	body := p.buf
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if dec.Decode(&v) == nil {
+		if data, err := json.Marshal(pascalKeys(v)); err == nil {
+			body = data
+		}
+	}
+	if p.status == 0 {
+		p.status = http.StatusOK
+	}
+	p.ResponseWriter.WriteHeader(p.status)
+	_, _ = p.ResponseWriter.Write(body)
+}
+
+func pascalKeys(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			if k != "" {
+				k = strings.ToUpper(k[:1]) + k[1:]
+			}
+			out[k] = pascalKeys(val)
+		}
+		return out
+	case []any:
+		for i := range x {
+			x[i] = pascalKeys(x[i])
+		}
+	}
+	return v
 }

@@ -312,3 +312,15 @@ func TestKaseyaBMS_credentialsOption(t *testing.T) {
 		t.Errorf("authenticate = %v", out)
 	}
 }
+
+func TestKaseyaBMS_pascalCase(t *testing.T) {
+	t.Parallel()
+	srv := startBMS(t)
+	tok := bmsToken(t, srv)
+	srv.KaseyaBMS().SetPascalCase(true)
+	srv.KaseyaBMS().AddAccount("Acme")
+	_, out := bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/summary", tok, "", "")
+	if out["Success"] != true || out["TotalRecords"].(float64) != 1 || out["Result"].([]any)[0].(map[string]any)["AccountName"] != "Acme" {
+		t.Errorf("PascalCase answer = %v", out)
+	}
+}
