@@ -195,9 +195,11 @@ type ConnectWiseCatalogItem struct {
 	Identifier  string `json:"identifier"`
 	Description string `json:"description"`
 	// CustomerDescription "" means Description.
-	CustomerDescription string  `json:"customerDescription"`
-	Price               float64 `json:"price"`
-	Cost                float64 `json:"cost"`
+	CustomerDescription string `json:"customerDescription"`
+	// Notes are the internal notes.
+	Notes string  `json:"notes"`
+	Price float64 `json:"price"`
+	Cost  float64 `json:"cost"`
 	// ProductClass "" means "NonInventory".
 	ProductClass string `json:"productClass"`
 	Inactive     bool   `json:"inactive"`
@@ -329,7 +331,7 @@ func (cw *ConnectWise) addCatalogLocked(it ConnectWiseCatalogItem) int64 {
 	}
 	cw.catalog[id] = map[string]any{
 		"id": float64(id), "identifier": it.Identifier, "description": it.Description,
-		"customerDescription": it.CustomerDescription, "price": it.Price, "cost": it.Cost,
+		"customerDescription": it.CustomerDescription, "notes": it.Notes, "price": it.Price, "cost": it.Cost,
 		"productClass": it.ProductClass, "inactiveFlag": it.Inactive,
 		"billableOption": "Billable", "recurringFlag": false,
 		"_info": cw.info(),
@@ -537,7 +539,7 @@ func catalogOf(r map[string]any) ConnectWiseCatalogItem {
 	p, _ := r["price"].(float64)
 	c, _ := r["cost"].(float64)
 	return ConnectWiseCatalogItem{ID: num(r["id"]), Identifier: str(r["identifier"]), Description: str(r["description"]),
-		CustomerDescription: str(r["customerDescription"]), Price: p, Cost: c,
+		CustomerDescription: str(r["customerDescription"]), Notes: str(r["notes"]), Price: p, Cost: c,
 		ProductClass: str(r["productClass"]), Inactive: r["inactiveFlag"] == true}
 }
 
@@ -648,6 +650,7 @@ type FixtureCWCatalog struct {
 	Identifier          string  `json:"identifier,omitempty"`
 	Description         string  `json:"description"`
 	CustomerDescription string  `json:"customerDescription,omitempty"`
+	Notes               string  `json:"notes,omitempty"`
 	Price               float64 `json:"price"`
 	Cost                float64 `json:"cost,omitempty"`
 	ProductClass        string  `json:"productClass,omitempty"`
@@ -727,7 +730,7 @@ func (cw *ConnectWise) load(f *ConnectWiseFixture) (err error) {
 	products := map[string]int64{}
 	for _, c := range f.Catalog {
 		id := cw.addCatalogLocked(ConnectWiseCatalogItem{ID: c.ID, Identifier: c.Identifier, Description: c.Description,
-			CustomerDescription: c.CustomerDescription, Price: c.Price, Cost: c.Cost, ProductClass: c.ProductClass, Inactive: c.Inactive})
+			CustomerDescription: c.CustomerDescription, Notes: c.Notes, Price: c.Price, Cost: c.Cost, ProductClass: c.ProductClass, Inactive: c.Inactive})
 		products[strings.ToLower(str(cw.catalog[id]["identifier"]))] = id
 	}
 	agreements := map[string]int64{}
