@@ -3,6 +3,7 @@ package kaseyabms_test
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,7 +316,7 @@ func TestBackend_SetQuantityRefused(t *testing.T) {
 	}
 }
 
-func itoa(n int) string { return strconvItoa(n) }
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestBackend_pascalCaseWire runs the backend against answers in the
 // vendor document's PascalCase instead of the observed camelCase.
