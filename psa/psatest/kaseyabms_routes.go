@@ -907,3 +907,22 @@ func pascalKeys(v any) any {
 	}
 	return v
 }
+
+// redactBMSForm hides the password and tokens of a BMS security form in
+// the /_sim/requests log; other bodies are returned as they are.
+func redactBMSForm(path string, body []byte) []byte {
+	if !hasPrefixFold(path, kaseyaBMSPrefix+"security/") {
+		return body
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return []byte("REDACTED")
+	}
+	for key := range form {
+		switch strings.ToLower(key) {
+		case "password", "accesstoken", "refreshtoken", "clientsecret", "mfacode":
+			form.Set(key, "REDACTED")
+		}
+	}
+	return []byte(form.Encode())
+}

@@ -324,3 +324,18 @@ func TestKaseyaBMS_pascalCase(t *testing.T) {
 		t.Errorf("PascalCase answer = %v", out)
 	}
 }
+
+func TestKaseyaBMS_requestLogRedactsForms(t *testing.T) {
+	t.Parallel()
+	srv := startBMS(t)
+	bmsToken(t, srv)
+	resp, err := http.Get(srv.URL() + "/_sim/requests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if bytes.Contains(data, []byte(psatest.DefaultKaseyaBMSPassword)) || !bytes.Contains(data, []byte("REDACTED")) {
+		t.Errorf("/_sim/requests = %s, want the password redacted", data)
+	}
+}

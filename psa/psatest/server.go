@@ -583,7 +583,7 @@ func (s *Server) redactedRequests() []simRequest {
 		}
 		out = append(out, simRequest{
 			Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Header: h,
-			Body: string(r.Body), Status: r.Status, Dropped: r.Dropped, Time: r.Time,
+			Body: string(redactBMSForm(r.Path, r.Body)), Status: r.Status, Dropped: r.Dropped, Time: r.Time,
 		})
 	}
 	return out
