@@ -32,6 +32,11 @@ const (
 // readConcurrency bounds how many agreements ReadLines reads at once.
 const readConcurrency = 4
 
+// statusChunk is how many agreement ids one status read names in an
+// "id in (...)" condition: 100 ids keep the query string under the 2,048
+// characters that IIS, which hosts ConnectWise, allows by default.
+const statusChunk = 100
+
 // priceTTL bounds how stale a cached catalog price may be.
 const priceTTL = 10 * time.Minute
 
@@ -551,7 +556,7 @@ func (e *StaleAgreementError) Error() string {
 func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrConflict }
 
 // ReadLines returns the active additions of the given agreements (asOf only
-// excludes additions cancelled by then). It makes one request per 1,000
+// excludes additions cancelled by then). It makes one request per 100
 // agreements to learn their status, then one per agreement per 1,000
 // additions, at most four agreements at a time. Lines come sorted by
 // contract and service id; PeriodStart is the addition's effective date and
@@ -574,7 +579,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	}
 	perContract := map[string]error{}
 	var readable []int64
-	for chunk := range slices.Chunk(ids, MaxPageSize) {
+	for chunk := range slices.Chunk(ids, statusChunk) {
 		agreements, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: In("id", chunk...), Fields: agreementFields})
 		if err != nil {
 			return nil, fmt.Errorf("connectwise: reading agreements: %w", err)

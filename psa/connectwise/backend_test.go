@@ -120,7 +120,7 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 			t.Fatalf("line %+v: want quantity %d and a line id", l, w)
 		}
 	}
-	// One agreement status read, then one additions read per agreement.
+	// One agreement status read per 100, then one additions read per agreement.
 	if n, w := len(s.Requests()), 1+agreements; n != w {
 		t.Errorf("ReadLines made %d requests, want %d", n, w)
 	}
@@ -196,6 +196,12 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	}
 	if e := ce.Errors["999999"]; !errors.Is(e, psa.ErrNotFound) {
 		t.Errorf("missing agreement: error %v, want ErrNotFound", e)
+	}
+	// Callers that do not import this package find the per-contract errors
+	// through an interface.
+	var hook interface{ ContractErrors() map[string]error }
+	if !errors.As(err, &hook) || len(hook.ContractErrors()) != 5 {
+		t.Errorf("errors.As to the ContractErrors interface failed: %v", err)
 	}
 	// The whole error is isolatable: it matches the kinds the daemon bisects on.
 	if !errors.Is(err, psa.ErrConflict) || !errors.Is(err, psa.ErrNotFound) {
@@ -610,5 +616,32 @@ func TestBackend_SetQuantity_lineChangedSinceRead(t *testing.T) {
 	}
 	if n := countRequests(s, http.MethodPost, ""); n != 0 {
 		t.Errorf("POSTs = %d, want 0", n)
+	}
+}
+
+func TestBackend_ReadLines_manyAgreementsShortQueries(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	company := cw.AddCompany("Acme")
+	var ids []string
+	for i := range 250 {
+		ids = append(ids, id(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "A" + strconv.Itoa(i)})))
+	}
+	s.ResetRequests()
+	if _, err := b.ReadLines(t.Context(), ids, now); err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	status := 0
+	for _, r := range s.Requests() {
+		if strings.HasSuffix(r.Path, "/finance/agreements") {
+			status++
+			if len(r.RawQuery) > 2048 {
+				t.Errorf("status read query is %d characters, more than IIS's default 2,048", len(r.RawQuery))
+			}
+		}
+	}
+	if status != 3 {
+		t.Errorf("status reads = %d, want 3 (100 agreements each)", status)
 	}
 }

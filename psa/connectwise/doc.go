@@ -58,7 +58,7 @@
 //
 // Backend adapts a Client to psa.Backend; its doc comment lists how the
 // neutral model maps to catalog items, companies, agreements and additions.
-// ReadLines reads the status of up to 1,000 agreements per request and then
+// ReadLines reads the status of up to 100 agreements per request and then
 // the active additions of each agreement (one request per 1,000 additions,
 // four agreements at a time); per-agreement problems (missing, stale,
 // ambiguous, fractional) come back in a *ContractErrors alongside the other
