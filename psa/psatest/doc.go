@@ -266,7 +266,7 @@
 //     429 with Retry-After and a success:false envelope. Fault and
 //     WithLatency apply as for Autotask.
 //
-// The fixture's "kaseyaBMS" section (see KaseyaBMSFixture and
+// The fixture's "kaseyabms" section (see KaseyaBMSFixture and
 // testdata/kaseyabms.json) seeds accounts, contracts (referring to accounts
 // by name), services (category, subcategory and unit of measure by name)
 // and lines (contract and service by name).

@@ -14,7 +14,7 @@ import (
 type Fixture struct {
 	Autotask *AutotaskFixture `json:"autotask,omitempty"`
 	// KaseyaBMS seeds the simulated Kaseya BMS tenant (see kaseyabms_fixture.go).
-	KaseyaBMS *KaseyaBMSFixture `json:"kaseyaBMS,omitempty"`
+	KaseyaBMS *KaseyaBMSFixture `json:"kaseyabms,omitempty"`
 	// ConnectWise seeds the simulated ConnectWise company (see connectwise.go).
 	ConnectWise *ConnectWiseFixture `json:"connectwise,omitempty"`
 }

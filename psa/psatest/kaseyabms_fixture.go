@@ -123,7 +123,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 	}
 	contracts := map[string]int{}
 	for _, c := range f.Contracts {
-		where := fmt.Sprintf("psatest: fixture: kaseyaBMS contract %q", c.Name)
+		where := fmt.Sprintf("psatest: fixture: kaseyabms contract %q", c.Name)
 		account := c.AccountID
 		if c.Account != "" {
 			id, ok := accounts[strings.ToLower(c.Account)]
@@ -148,7 +148,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 	}
 	services := map[string]int{}
 	for _, s := range f.Services {
-		where := fmt.Sprintf("psatest: fixture: kaseyaBMS service %q", s.Name)
+		where := fmt.Sprintf("psatest: fixture: kaseyabms service %q", s.Name)
 		cat, err := namedID("category", kaseyaBMSCategories, s.Category)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
@@ -166,7 +166,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 			Taxable: s.Taxable, Active: boolOr(s.Active, true)})
 	}
 	for i, l := range f.Lines {
-		where := fmt.Sprintf("psatest: fixture: kaseyaBMS lines[%d]", i)
+		where := fmt.Sprintf("psatest: fixture: kaseyabms lines[%d]", i)
 		contractID, serviceID := l.ContractID, l.ServiceID
 		if l.Contract != "" {
 			contractID = contracts[strings.ToLower(l.Contract)]
