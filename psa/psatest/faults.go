@@ -23,7 +23,8 @@ type Fault struct {
 	// 0 passes the request through to the handler (e.g. latency only).
 	Status int
 	// Body is the response body for Status; the default is an
-	// Autotask-shaped {"errors":[...]} body.
+	// Autotask-shaped {"errors":[...]} body, or ConnectWise's
+	// {"code","message"} on a ConnectWise server.
 	Body string
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up)
 	// when > 0.

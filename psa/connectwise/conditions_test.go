@@ -1,0 +1,81 @@
+package connectwise_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestConditions_againstSimulator checks that what the builder writes means
+// the same to the simulator's parser: quoting, escaping, dates, nested
+// paths, in, like and not.
+func TestConditions_againstSimulator(t *testing.T) {
+	t.Parallel()
+	_, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	c := newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()))
+	tricky := cw.AddCompany(`Quote " and back\slash`)
+	pct := cw.AddCompany("100% Managed_IT")
+	plain := cw.AddCompany("Plain")
+	a1 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: tricky, Name: "T", StartDate: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
+	a2 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: pct, Name: "P", Status: connectwise.AgreementCancelled})
+	a3 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: plain, Name: "Q"})
+
+	companies := []struct {
+		cond connectwise.Condition
+		want []int64
+	}{
+		{connectwise.Eq("name", `Quote " and back\slash`), []int64{tricky}},
+		{connectwise.Like("name", connectwise.EscapeLike("100%")+"%"), []int64{pct}},
+		{connectwise.Like("name", "%"+connectwise.EscapeLike("_IT")), []int64{pct}},
+		{connectwise.Like("name", "%_IT"), []int64{pct}},
+		{connectwise.In("id", tricky, plain), []int64{tricky, plain}},
+		{connectwise.Not(connectwise.Contains("name", "BACK")), []int64{pct, plain}},
+	}
+	for _, tt := range companies {
+		got, _, err := c.Companies.List(t.Context(), &connectwise.ListOptions{Conditions: tt.cond})
+		if err != nil {
+			t.Fatalf("Companies.List(%s): %v", tt.cond, err)
+		}
+		if ids := companyIDs(got); !slices.Equal(ids, tt.want) {
+			t.Errorf("conditions %s: ids %v, want %v", tt.cond, ids, tt.want)
+		}
+	}
+	agreements := []struct {
+		cond connectwise.Condition
+		want []int64
+	}{
+		{connectwise.Eq("company/name", `Quote " and back\slash`), []int64{a1}},
+		{connectwise.And(connectwise.Gte("startDate", time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)), connectwise.Eq("agreementStatus", connectwise.AgreementActive)), []int64{a1}},
+		{connectwise.Or(connectwise.Eq("cancelledFlag", true), connectwise.Eq("company/id", plain)), []int64{a2, a3}},
+		{connectwise.IsNull("endDate"), []int64{a1, a2, a3}},
+	}
+	for _, tt := range agreements {
+		got, _, err := c.Agreements.List(t.Context(), &connectwise.ListOptions{Conditions: tt.cond})
+		if err != nil {
+			t.Fatalf("Agreements.List(%s): %v", tt.cond, err)
+		}
+		var ids []int64
+		for _, a := range got {
+			ids = append(ids, a.ID)
+		}
+		if !slices.Equal(ids, tt.want) {
+			t.Errorf("conditions %s: ids %v, want %v", tt.cond, ids, tt.want)
+		}
+	}
+	n, _, err := c.Agreements.Count(t.Context(), connectwise.Eq("agreementStatus", connectwise.AgreementActive))
+	if err != nil || n != 2 {
+		t.Errorf("Agreements.Count = %d, %v, want 2", n, err)
+	}
+}
+
+func companyIDs(cs []*connectwise.Company) []int64 {
+	var ids []int64
+	for _, c := range cs {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
