@@ -1,6 +1,7 @@
 // Package psatest provides wire-compatible, in-memory PSA simulators for
 // tests and demos. A Server listens on a loopback address only and serves a
-// vendor's REST API (so far Autotask's) from state held in memory, with the
+// vendor's REST API (Autotask, ConnectWise PSA or Kaseya BMS, chosen with
+// WithSystem) from state held in memory, with the
 // vendor's routes, authentication headers, query rules, paging, error
 // envelopes and limits, plus fault injection and a request log.
 //

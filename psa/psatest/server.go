@@ -93,8 +93,8 @@ type config struct {
 	errs        []error
 }
 
-// WithSystem chooses the PSA the server simulates. The default is
-// psa.SystemAutotask, the only system simulated so far.
+// WithSystem chooses the PSA the server simulates: psa.SystemAutotask (the
+// default), psa.SystemConnectWise or psa.SystemKaseyaBMS.
 func WithSystem(s psa.System) Option {
 	return func(c *config) { c.system = s }
 }
