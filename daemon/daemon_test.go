@@ -246,8 +246,17 @@ func TestDaemon_Reload_keepsLastGoodExport(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "contract_id is required") {
 		t.Fatalf("Reload of an export without contract_id returned %v, want an error naming contract_id", err)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
-		t.Errorf("psa_sync_export_last_reload_successful = %v after a bad export, want 0", got)
+	const want = `
+# HELP psa_sync_config_last_reload_successful 1 when the last reload of the configuration file succeeded, 0 when it failed.
+# TYPE psa_sync_config_last_reload_successful gauge
+psa_sync_config_last_reload_successful 1
+# HELP psa_sync_export_last_reload_successful 1 when the last reload of the mapping export succeeded, 0 when it was rejected.
+# TYPE psa_sync_export_last_reload_successful gauge
+psa_sync_export_last_reload_successful 0
+`
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want),
+		"psa_sync_config_last_reload_successful", "psa_sync_export_last_reload_successful"); err != nil {
+		t.Error(err)
 	}
 	if doc := e.d.Export(); doc == nil || doc.Revision != 1 || len(doc.CustomerMappings) != 2 {
 		t.Errorf("the last good export was not kept: %+v", doc)
