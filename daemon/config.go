@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -90,11 +93,15 @@ type Config struct {
 	location *time.Location
 }
 
-// PSAConfig selects the PSA and holds its connection settings.
+// PSAConfig selects the PSA and holds its connection settings. Exactly the
+// block of the selected system may be given.
 type PSAConfig struct {
-	// System is the PSA to write to. Only autotask is supported so far.
-	System   psa.System      `yaml:"system"`
-	Autotask *AutotaskConfig `yaml:"autotask,omitempty"`
+	// System is the PSA to write to: autotask, connectwise or kaseya_bms.
+	// It must match the mapping export's psa.system.
+	System      psa.System         `yaml:"system"`
+	Autotask    *AutotaskConfig    `yaml:"autotask,omitempty"`
+	ConnectWise *ConnectWiseConfig `yaml:"connectwise,omitempty"`
+	KaseyaBMS   *KaseyaBMSConfig   `yaml:"kaseya_bms,omitempty"`
 	// MaxConcurrency caps requests in flight per endpoint; 0 means the
 	// PSA's own limit (3 for Autotask).
 	MaxConcurrency int `yaml:"max_concurrency,omitempty"`
@@ -119,6 +126,57 @@ type AutotaskConfig struct {
 	ImpersonationResourceID string `yaml:"impersonation_resource_id,omitempty"`
 	// ZoneLookupURL overrides the zoneInformation endpoint (simulators).
 	ZoneLookupURL string `yaml:"zone_lookup_url,omitempty"`
+}
+
+// ConnectWiseConfig holds the ConnectWise PSA (Manage) connection
+// settings. Every setting except private_key_file may also come from a
+// PSA_CONNECTWISE_* environment variable (PSA_CONNECTWISE_SITE,
+// PSA_CONNECTWISE_COMPANY_ID, PSA_CONNECTWISE_PUBLIC_KEY,
+// PSA_CONNECTWISE_PRIVATE_KEY, PSA_CONNECTWISE_CLIENT_ID,
+// PSA_CONNECTWISE_BASE_URL, PSA_CONNECTWISE_CODEBASE); the file wins over
+// private_key_file, which wins over the environment.
+type ConnectWiseConfig struct {
+	// Site is the ConnectWise site host, such as api-na.myconnectwise.net,
+	// or an http(s) URL without a path (simulators, on-premises installs).
+	// Required unless BaseURL is set.
+	Site string `yaml:"site,omitempty"`
+	// CompanyID is the company id used to log in, such as "msp".
+	CompanyID string `yaml:"company_id,omitempty"`
+	// PublicKey and PrivateKey are the API member's keys.
+	PublicKey      string `yaml:"public_key,omitempty"`
+	PrivateKey     Secret `yaml:"private_key,omitempty"`
+	PrivateKeyFile string `yaml:"private_key_file,omitempty"`
+	// ClientID is the integration's clientId from the ConnectWise
+	// developer portal.
+	ClientID string `yaml:"client_id,omitempty"`
+	// BaseURL pins the API root, such as
+	// https://api-na.myconnectwise.net/v2025_1/apis/3.0/; it skips codebase
+	// discovery.
+	BaseURL string `yaml:"base_url,omitempty"`
+	// Codebase pins the codebase, such as "v2025_1/"; it skips discovery
+	// through /login/companyinfo.
+	Codebase string `yaml:"codebase,omitempty"`
+}
+
+// KaseyaBMSConfig holds the Kaseya BMS connection settings. Every setting
+// except password_file may also come from a PSA_KASEYA_BMS_* environment
+// variable (PSA_KASEYA_BMS_HOSTNAME, PSA_KASEYA_BMS_USERNAME,
+// PSA_KASEYA_BMS_PASSWORD, PSA_KASEYA_BMS_TENANT, PSA_KASEYA_BMS_BASE_URL);
+// the file wins over password_file, which wins over the environment.
+type KaseyaBMSConfig struct {
+	// Hostname is the host as the BMS console shows it, such as
+	// bmsemea.kaseya.com: no protocol, no path. Required unless BaseURL is
+	// set.
+	Hostname string `yaml:"hostname,omitempty"`
+	// Username is the API user's name.
+	Username     string `yaml:"username,omitempty"`
+	Password     Secret `yaml:"password,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+	// Tenant is the company (tenant) name shown in BMS.
+	Tenant string `yaml:"tenant,omitempty"`
+	// BaseURL overrides the API root, such as
+	// https://api.bmsemea.kaseya.com/ (simulators, unusual installs).
+	BaseURL string `yaml:"base_url,omitempty"`
 }
 
 // SourceConfig selects the usage source.
@@ -258,6 +316,11 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	if err := c.PSA.validate(abs, getenv); err != nil {
 		return err
 	}
+	// Building the backend does no I/O; it catches whatever the checks
+	// above do not, so that a config that loads can be used.
+	if _, err := backends.New(c.BackendConfig(nil, nil)); err != nil {
+		return fmt.Errorf("psa.%s: %w", c.PSA.System, err)
+	}
 	if err := c.Source.validate(abs, getenv); err != nil {
 		return err
 	}
@@ -295,11 +358,23 @@ func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string
 	switch p.System {
 	case "":
 		return fmt.Errorf("psa.system is required (one of %s)", systemList())
-	case psa.SystemAutotask:
-	case psa.SystemConnectWise, psa.SystemKaseyaBMS:
-		return fmt.Errorf("psa.system: %q is not supported yet (supported: %s)", p.System, psa.SystemAutotask)
+	case psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS:
 	default:
 		return fmt.Errorf("psa.system: unknown system %q (one of %s)", p.System, systemList())
+	}
+	// Exactly the block of the chosen system: a leftover block of another
+	// system is a mistake, and its credentials would be ignored silently.
+	for _, b := range []struct {
+		system psa.System
+		given  bool
+	}{
+		{psa.SystemAutotask, p.Autotask != nil},
+		{psa.SystemConnectWise, p.ConnectWise != nil},
+		{psa.SystemKaseyaBMS, p.KaseyaBMS != nil},
+	} {
+		if b.given && b.system != p.System {
+			return fmt.Errorf("psa.%s: not allowed when psa.system is %s", b.system, p.System)
+		}
 	}
 	if p.MaxConcurrency < 0 {
 		return fmt.Errorf("psa.max_concurrency: must not be negative, got %d", p.MaxConcurrency)
@@ -307,10 +382,26 @@ func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string
 	if p.MaxRetries != nil && *p.MaxRetries < 0 {
 		return fmt.Errorf("psa.max_retries: must not be negative, got %d", *p.MaxRetries)
 	}
-	if p.Autotask == nil {
-		p.Autotask = &AutotaskConfig{}
+	switch p.System {
+	case psa.SystemConnectWise:
+		if p.ConnectWise == nil {
+			p.ConnectWise = &ConnectWiseConfig{}
+		}
+		return p.ConnectWise.validate(abs, getenv)
+	case psa.SystemKaseyaBMS:
+		if p.KaseyaBMS == nil {
+			p.KaseyaBMS = &KaseyaBMSConfig{}
+		}
+		return p.KaseyaBMS.validate(abs, getenv)
+	default:
+		if p.Autotask == nil {
+			p.Autotask = &AutotaskConfig{}
+		}
+		return p.Autotask.validate(abs, getenv)
 	}
-	a := p.Autotask
+}
+
+func (a *AutotaskConfig) validate(abs func(string) string, getenv func(string) string) error {
 	if a.Username == "" {
 		a.Username = getenv("PSA_AUTOTASK_USERNAME")
 	}
@@ -340,6 +431,102 @@ func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string
 	}
 	if err := checkURL(a.ZoneLookupURL); err != nil {
 		return fmt.Errorf("psa.autotask.zone_lookup_url: %w", err)
+	}
+	if id := a.ImpersonationResourceID; id != "" {
+		if n, err := strconv.ParseInt(id, 10, 64); err != nil || n <= 0 {
+			return fmt.Errorf("psa.autotask.impersonation_resource_id: %q is not a positive integer", id)
+		}
+	}
+	return nil
+}
+
+func (c *ConnectWiseConfig) validate(abs func(string) string, getenv func(string) string) error {
+	for _, f := range []struct {
+		v   *string
+		env string
+	}{
+		{&c.Site, "PSA_CONNECTWISE_SITE"},
+		{&c.CompanyID, "PSA_CONNECTWISE_COMPANY_ID"},
+		{&c.PublicKey, "PSA_CONNECTWISE_PUBLIC_KEY"},
+		{&c.ClientID, "PSA_CONNECTWISE_CLIENT_ID"},
+		{&c.BaseURL, "PSA_CONNECTWISE_BASE_URL"},
+		{&c.Codebase, "PSA_CONNECTWISE_CODEBASE"},
+	} {
+		if *f.v == "" {
+			*f.v = getenv(f.env)
+		}
+	}
+	if c.Site == "" && c.BaseURL == "" {
+		return errors.New("psa.connectwise.site is required (or set PSA_CONNECTWISE_SITE, or give base_url)")
+	}
+	if err := checkSite(c.Site); err != nil {
+		return fmt.Errorf("psa.connectwise.site: %w", err)
+	}
+	if c.CompanyID == "" {
+		return errors.New("psa.connectwise.company_id is required (or set PSA_CONNECTWISE_COMPANY_ID)")
+	}
+	if c.PublicKey == "" {
+		return errors.New("psa.connectwise.public_key is required (or set PSA_CONNECTWISE_PUBLIC_KEY)")
+	}
+	var err error
+	c.PrivateKeyFile = abs(c.PrivateKeyFile)
+	if c.PrivateKey, err = resolveSecret(c.PrivateKey, c.PrivateKeyFile, "PSA_CONNECTWISE_PRIVATE_KEY", getenv); err != nil {
+		return fmt.Errorf("psa.connectwise.private_key_file: %w", err)
+	}
+	if c.PrivateKey == "" {
+		return errors.New("psa.connectwise.private_key is required (or private_key_file, or PSA_CONNECTWISE_PRIVATE_KEY)")
+	}
+	if c.ClientID == "" {
+		return errors.New("psa.connectwise.client_id is required (or set PSA_CONNECTWISE_CLIENT_ID): " +
+			"the clientId of the integration, from the ConnectWise developer portal")
+	}
+	if err := checkURL(c.BaseURL); err != nil {
+		return fmt.Errorf("psa.connectwise.base_url: %w", err)
+	}
+	if cb := strings.Trim(c.Codebase, "/"); c.Codebase != "" && (cb == "" || strings.ContainsAny(cb, "?#:\\ ") || strings.Contains(cb, "..")) {
+		return fmt.Errorf("psa.connectwise.codebase: %q is not a codebase (such as v2025_1/)", c.Codebase)
+	}
+	return nil
+}
+
+func (k *KaseyaBMSConfig) validate(abs func(string) string, getenv func(string) string) error {
+	for _, f := range []struct {
+		v   *string
+		env string
+	}{
+		{&k.Hostname, "PSA_KASEYA_BMS_HOSTNAME"},
+		{&k.Username, "PSA_KASEYA_BMS_USERNAME"},
+		{&k.Tenant, "PSA_KASEYA_BMS_TENANT"},
+		{&k.BaseURL, "PSA_KASEYA_BMS_BASE_URL"},
+	} {
+		if *f.v == "" {
+			*f.v = getenv(f.env)
+		}
+	}
+	if k.Hostname == "" && k.BaseURL == "" {
+		return errors.New("psa.kaseya_bms.hostname is required (or set PSA_KASEYA_BMS_HOSTNAME, or give base_url)")
+	}
+	if k.Hostname != "" {
+		if _, err := kaseyabms.APIHost(k.Hostname); err != nil {
+			return fmt.Errorf("psa.kaseya_bms.hostname: %s", strings.TrimPrefix(err.Error(), "kaseyabms: hostname "))
+		}
+	}
+	if k.Username == "" {
+		return errors.New("psa.kaseya_bms.username is required (or set PSA_KASEYA_BMS_USERNAME)")
+	}
+	var err error
+	k.PasswordFile = abs(k.PasswordFile)
+	if k.Password, err = resolveSecret(k.Password, k.PasswordFile, "PSA_KASEYA_BMS_PASSWORD", getenv); err != nil {
+		return fmt.Errorf("psa.kaseya_bms.password_file: %w", err)
+	}
+	if k.Password == "" {
+		return errors.New("psa.kaseya_bms.password is required (or password_file, or PSA_KASEYA_BMS_PASSWORD)")
+	}
+	if k.Tenant == "" {
+		return errors.New("psa.kaseya_bms.tenant is required (or set PSA_KASEYA_BMS_TENANT): the company name shown in BMS")
+	}
+	if err := checkURL(k.BaseURL); err != nil {
+		return fmt.Errorf("psa.kaseya_bms.base_url: %w", err)
 	}
 	return nil
 }
@@ -465,6 +652,25 @@ func checkURL(s string) error {
 	return nil
 }
 
+// checkSite accepts a host name, or an http(s) URL without a path.
+func checkSite(s string) error {
+	if s == "" {
+		return nil
+	}
+	raw := s
+	if !strings.Contains(s, "://") {
+		raw = "https://" + s
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
+		return fmt.Errorf("%q is neither a host name nor an http(s) URL", s)
+	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url", s)
+	}
+	return nil
+}
+
 // ParsedSchedule returns the parsed Schedule setting.
 func (c *Config) ParsedSchedule() schedule.Schedule { return c.schedule }
 
@@ -510,6 +716,26 @@ func (c *Config) BackendConfig(hc *http.Client, logger *slog.Logger) backends.Co
 			BaseURL:                 a.BaseURL,
 			ImpersonationResourceID: a.ImpersonationResourceID,
 			ZoneLookupURL:           a.ZoneLookupURL,
+		}
+	}
+	if cw := c.PSA.ConnectWise; cw != nil && c.PSA.System == psa.SystemConnectWise {
+		cfg.ConnectWise = &backends.ConnectWiseConfig{
+			Site:       cw.Site,
+			CompanyID:  cw.CompanyID,
+			PublicKey:  cw.PublicKey,
+			PrivateKey: string(cw.PrivateKey),
+			ClientID:   cw.ClientID,
+			BaseURL:    cw.BaseURL,
+			Codebase:   cw.Codebase,
+		}
+	}
+	if k := c.PSA.KaseyaBMS; k != nil && c.PSA.System == psa.SystemKaseyaBMS {
+		cfg.KaseyaBMS = &backends.KaseyaBMSConfig{
+			Hostname: k.Hostname,
+			Username: k.Username,
+			Password: string(k.Password),
+			Tenant:   k.Tenant,
+			BaseURL:  k.BaseURL,
 		}
 	}
 	return cfg

@@ -152,7 +152,19 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str `three` into int"},
 		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
 		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
-		{file: "bad-system-unsupported.yml", want: `psa.system: "connectwise" is not supported yet (supported: autotask)`},
+		{file: "bad-impersonation.yml", want: `psa.autotask.impersonation_resource_id: "me" is not a positive integer`},
+		{file: "bad-connectwise-missing-private-key.yml", want: "psa.connectwise.private_key is required (or private_key_file, or PSA_CONNECTWISE_PRIVATE_KEY)"},
+		{file: "bad-connectwise-missing-client-id.yml", want: "psa.connectwise.client_id is required (or set PSA_CONNECTWISE_CLIENT_ID): the clientId of the integration, from the ConnectWise developer portal"},
+		{file: "bad-connectwise-site-path.yml", want: `psa.connectwise.site: "https://api-na.myconnectwise.net/v2025_1/apis/3.0/" must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url`},
+		{file: "bad-connectwise-codebase.yml", want: `psa.connectwise.codebase: "../v2025_1/" is not a codebase (such as v2025_1/)`},
+		{file: "bad-connectwise-other-block.yml", want: "psa.autotask: not allowed when psa.system is connectwise"},
+		{file: "bad-kaseya-bms-hostname-protocol.yml", want: `psa.kaseya_bms.hostname: "https://bmsemea.kaseya.com" must not include a protocol; give the host alone as the BMS console shows it, such as bmsemea.kaseya.com`},
+		{file: "bad-kaseya-bms-hostname-path.yml", want: `psa.kaseya_bms.hostname: "bmsemea.kaseya.com/api" must not include a path; give the host alone as the BMS console shows it, such as bmsemea.kaseya.com`},
+		{file: "bad-kaseya-bms-missing-hostname.yml", want: "psa.kaseya_bms.hostname is required (or set PSA_KASEYA_BMS_HOSTNAME, or give base_url)"},
+		{file: "bad-kaseya-bms-missing-tenant.yml", want: "psa.kaseya_bms.tenant is required (or set PSA_KASEYA_BMS_TENANT): the company name shown in BMS"},
+		{file: "bad-kaseya-bms-password-file.yml", env: map[string]string{"PSA_KASEYA_BMS_PASSWORD": "not-used"},
+			want: "psa.kaseya_bms.password_file: open " + cfgAbs(t, "testdata/secrets/does-not-exist") + ": no such file or directory"},
+		{file: "bad-kaseya-bms-base-url.yml", want: `psa.kaseya_bms.base_url: "api.bmsemea.kaseya.com" is not an http(s) URL`},
 		{file: "bad-missing-secret.yml", want: "psa.autotask.secret is required (or secret_file, or PSA_AUTOTASK_SECRET)"},
 		{file: "bad-missing-secret-file.yml", env: map[string]string{"PSA_AUTOTASK_SECRET": "not-used"},
 			want: "psa.autotask.secret_file: open " + cfgAbs(t, "testdata/secrets/does-not-exist") + ": no such file or directory"},
@@ -262,6 +274,156 @@ func TestLoad_example(t *testing.T) {
 	}
 	if _, err := c.NewSource(nil, nil); err != nil {
 		t.Errorf("NewSource for the example: %v", err)
+	}
+}
+
+// TestLoad_systems loads the ConnectWise and Kaseya BMS examples (secrets
+// from the environment) and a minimal file per system whose every setting
+// comes from the environment, and checks the backend configuration each
+// one gives.
+func TestLoad_systems(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       backends.Config
+	}{
+		{
+			name: "connectwise example",
+			file: "../examples/daemon/psa-syncd-connectwise.yml",
+			env: map[string]string{
+				"PSA_CONNECTWISE_PRIVATE_KEY": "env-private",
+				"PSA_CONNECTWISE_SITE":        "loses-to-the-file.example",
+				"PSA_SOPHOS_CLIENT_SECRET":    "s",
+			},
+			want: backends.Config{
+				System: psa.SystemConnectWise,
+				ConnectWise: &backends.ConnectWiseConfig{
+					Site: "api-na.myconnectwise.net", CompanyID: "msp", PublicKey: "3xAmPlEpUbLiCkEy",
+					PrivateKey: "env-private", ClientID: "5f8a3c8e-8a8e-4f38-9a3b-2d6c2f2f1e11",
+				},
+				MaxRetries: 4,
+			},
+		},
+		{
+			name: "connectwise from the environment",
+			file: "testdata/minimal-connectwise.yml",
+			env: map[string]string{
+				"PSA_CONNECTWISE_SITE":        "http://127.0.0.1:8089",
+				"PSA_CONNECTWISE_COMPANY_ID":  "env-company",
+				"PSA_CONNECTWISE_PUBLIC_KEY":  "env-public",
+				"PSA_CONNECTWISE_PRIVATE_KEY": "env-private",
+				"PSA_CONNECTWISE_CLIENT_ID":   "env-client",
+				"PSA_CONNECTWISE_BASE_URL":    "http://127.0.0.1:8089/v2025_1/apis/3.0/",
+				"PSA_CONNECTWISE_CODEBASE":    "v2025_1/",
+			},
+			want: backends.Config{
+				System: psa.SystemConnectWise,
+				ConnectWise: &backends.ConnectWiseConfig{
+					Site: "http://127.0.0.1:8089", CompanyID: "env-company", PublicKey: "env-public", PrivateKey: "env-private",
+					ClientID: "env-client", BaseURL: "http://127.0.0.1:8089/v2025_1/apis/3.0/", Codebase: "v2025_1/",
+				},
+				MaxRetries: backends.DefaultMaxRetries,
+			},
+		},
+		{
+			name: "kaseya bms example",
+			file: "../examples/daemon/psa-syncd-kaseya-bms.yml",
+			env: map[string]string{
+				"PSA_KASEYA_BMS_PASSWORD": "env-password",
+				"PSA_KASEYA_BMS_TENANT":   "loses to the file",
+			},
+			want: backends.Config{
+				System: psa.SystemKaseyaBMS,
+				KaseyaBMS: &backends.KaseyaBMSConfig{
+					Hostname: "bmsemea.kaseya.com", Username: "api-psa-sync@msp.example", Password: "env-password", Tenant: "Acme MSP",
+				},
+				MaxRetries: 4,
+			},
+		},
+		{
+			name: "kaseya bms from the environment",
+			file: "testdata/minimal-kaseya-bms.yml",
+			env: map[string]string{
+				"PSA_KASEYA_BMS_HOSTNAME": "bms.kaseya.com",
+				"PSA_KASEYA_BMS_USERNAME": "env-user",
+				"PSA_KASEYA_BMS_PASSWORD": "env-password",
+				"PSA_KASEYA_BMS_TENANT":   "Env MSP",
+				"PSA_KASEYA_BMS_BASE_URL": "http://127.0.0.1:8090/",
+			},
+			want: backends.Config{
+				System: psa.SystemKaseyaBMS,
+				KaseyaBMS: &backends.KaseyaBMSConfig{
+					Hostname: "bms.kaseya.com", Username: "env-user", Password: "env-password", Tenant: "Env MSP", BaseURL: "http://127.0.0.1:8090/",
+				},
+				MaxRetries: backends.DefaultMaxRetries,
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(tc.file, cfgEnv(tc.env))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tc.want.UserAgent = "psa-syncd"
+			got := c.BackendConfig(nil, nil)
+			if diff := cmp.Diff(tc.want, got, cmpopts.IgnoreFields(backends.Config{}, "HTTPClient", "Logger")); diff != "" {
+				t.Errorf("BackendConfig mismatch (-want +got):\n%s", diff)
+			}
+			if _, err := backends.New(got); err != nil {
+				t.Errorf("backends.New: %v", err)
+			}
+			if _, err := c.NewSource(nil, nil); err != nil {
+				t.Errorf("NewSource: %v", err)
+			}
+			for _, secret := range []string{"env-private", "env-password"} {
+				if s := c.String(); strings.Contains(s, secret) {
+					t.Errorf("String() shows a secret:\n%s", s)
+				}
+			}
+		})
+	}
+}
+
+// TestLoad_secretFilePrecedence checks, for the ConnectWise private key and
+// the BMS password, that the value in the file wins over its *_file, which
+// wins over the environment.
+func TestLoad_secretFilePrecedence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfgWriteFile(t, filepath.Join(dir, "secret"), "from-file\n")
+	blocks := map[psa.System]string{
+		psa.SystemConnectWise: "connectwise: {site: api-na.myconnectwise.net, company_id: msp, public_key: pub, client_id: cid%s}",
+		psa.SystemKaseyaBMS:   "kaseya_bms: {hostname: bms.kaseya.com, username: u, tenant: t%s}",
+	}
+	env := cfgEnv(map[string]string{"PSA_CONNECTWISE_PRIVATE_KEY": "from-env", "PSA_KASEYA_BMS_PASSWORD": "from-env"})
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		key := map[psa.System]string{psa.SystemConnectWise: "private_key", psa.SystemKaseyaBMS: "password"}[sys]
+		for extra, want := range map[string]string{
+			"":                           "from-env",
+			", " + key + "_file: secret": "from-file",
+			", " + key + "_file: secret, " + key + ": here": "here",
+		} {
+			cfg := filepath.Join(dir, fmt.Sprintf("%s-%d.yml", sys, len(extra)))
+			cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\npsa:\n  system: "+
+				string(sys)+"\n  "+fmt.Sprintf(blocks[sys], extra)+"\n")
+			c, err := Load(cfg, env)
+			if err != nil {
+				t.Fatalf("%s %q: %v", sys, extra, err)
+			}
+			bc := c.BackendConfig(nil, nil)
+			got := ""
+			if bc.ConnectWise != nil {
+				got = bc.ConnectWise.PrivateKey
+			} else {
+				got = bc.KaseyaBMS.Password
+			}
+			if got != want {
+				t.Errorf("%s %q: %s = %q, want %q", sys, extra, key, got, want)
+			}
+		}
 	}
 }
 
