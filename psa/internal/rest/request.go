@@ -1,0 +1,91 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+)
+
+// TransportError is a failure to get a complete response: http.Client.Do
+// failed, or the body was lost half way.
+type TransportError struct {
+	// Err is the underlying error.
+	Err error
+	// NotSent reports that the connection was never established, so the
+	// server cannot have processed the request and even a create may be
+	// sent again.
+	NotSent bool
+}
+
+// NewTransportError wraps an error of http.Client.Do, setting NotSent when
+// dialing failed.
+func NewTransportError(err error) *TransportError {
+	return &TransportError{Err: err, NotSent: notSent(err)}
+}
+
+// Error returns the underlying error's message.
+func (e *TransportError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// notSent reports whether err happened before any byte of the request could
+// reach the server (dialing failed).
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// RedactURL returns u without its query string, which may hold search
+// filters or customer names, and without user info. It is what error
+// messages and logs show of a request; credentials only travel in headers.
+func RedactURL(u *url.URL) string {
+	r := *u
+	r.RawQuery, r.User = "", nil
+	return r.String()
+}
+
+// Rewind returns a copy of req with a fresh body, to send it again. The
+// error, from req.GetBody, carries no package prefix.
+func Rewind(req *http.Request) (*http.Request, error) {
+	nr := req.Clone(req.Context())
+	if req.GetBody != nil {
+		b, err := req.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("rewinding request body: %w", err)
+		}
+		nr.Body = b
+	}
+	return nr, nil
+}
+
+// Acquire takes a slot in each semaphore in order, waiting until one is free
+// or ctx ends, and returns the function that gives them all back. A nil
+// semaphore is no bound. Callers that hold several semaphores must always
+// list them in the same order, so that two requests never wait for each
+// other. On ctx's end the slots already taken are given back and ctx's error
+// is returned.
+func Acquire(ctx context.Context, sems ...chan struct{}) (release func(), err error) {
+	var held []chan struct{}
+	release = func() {
+		for _, s := range held {
+			<-s
+		}
+	}
+	for _, s := range sems {
+		if s == nil {
+			continue
+		}
+		select {
+		case s <- struct{}{}:
+			held = append(held, s)
+		case <-ctx.Done():
+			release()
+			return nil, ctx.Err()
+		}
+	}
+	return release, nil
+}

@@ -1,0 +1,58 @@
+package rest
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const (
+	// MaxErrorBody bounds how much of an error response (or of a small
+	// discovery answer) is read.
+	MaxErrorBody = 1 << 20
+
+	// MaxBody bounds how much of a successful response is read; a page of
+	// any of the APIs is far below it.
+	MaxBody = 64 << 20
+
+	// MaxRetryAfter is the longest Retry-After a client waits for before
+	// retrying; a longer one is returned to the caller instead.
+	MaxRetryAfter = 5 * time.Minute
+)
+
+// ReadErrorBody reads at most MaxErrorBody bytes of r's body. A read error
+// only shortens the result: an error response is described by its status
+// even when its body is lost.
+func ReadErrorBody(r *http.Response) []byte {
+	data, _ := io.ReadAll(io.LimitReader(r.Body, MaxErrorBody))
+	return data
+}
+
+// ReadBody reads at most MaxBody bytes of r's body.
+func ReadBody(r *http.Response) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, MaxBody))
+}
+
+// RetryAfter parses r's Retry-After header, given in seconds or as an HTTP
+// date. It returns 0 for a nil response, a missing or malformed header, or
+// a date in the past.
+func RetryAfter(r *http.Response) time.Duration {
+	if r == nil {
+		return 0
+	}
+	v := strings.TrimSpace(r.Header.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

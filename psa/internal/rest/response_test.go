@@ -1,0 +1,87 @@
+package rest
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, header string
+		want         time.Duration
+	}{
+		{"missing", "", 0},
+		{"seconds", "7", 7 * time.Second},
+		{"seconds with spaces", " 3 ", 3 * time.Second},
+		{"zero", "0", 0},
+		{"negative", "-5", 0},
+		{"garbage", "soon", 0},
+		{"past date", "Mon, 02 Jan 2006 15:04:05 GMT", 0},
+	} {
+		r := &http.Response{Header: http.Header{}}
+		if tc.header != "" {
+			r.Header.Set("Retry-After", tc.header)
+		}
+		if got := RetryAfter(r); got != tc.want {
+			t.Errorf("%s: RetryAfter(%q) = %s, want %s", tc.name, tc.header, got, tc.want)
+		}
+	}
+	if got := RetryAfter(nil); got != 0 {
+		t.Errorf("RetryAfter(nil) = %s, want 0", got)
+	}
+	r := &http.Response{Header: http.Header{"Retry-After": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}}
+	if got := RetryAfter(r); got < 58*time.Minute || got > time.Hour {
+		t.Errorf("RetryAfter(date in an hour) = %s, want about 1h", got)
+	}
+}
+
+// countingReader counts the bytes read from an endless body.
+type countingReader struct{ n int }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	c.n += len(p)
+	return len(p), nil
+}
+
+func TestReadErrorBody(t *testing.T) {
+	t.Parallel()
+	src := &countingReader{}
+	got := ReadErrorBody(&http.Response{Body: io.NopCloser(src)})
+	if len(got) != MaxErrorBody {
+		t.Errorf("ReadErrorBody of an endless body returned %d bytes, want %d", len(got), MaxErrorBody)
+	}
+	if src.n > MaxErrorBody+64<<10 {
+		t.Errorf("ReadErrorBody read %d bytes, want about %d", src.n, MaxErrorBody)
+	}
+	got = ReadErrorBody(&http.Response{Body: io.NopCloser(io.MultiReader(strings.NewReader("partial"), errReader{}))})
+	if string(got) != "partial" {
+		t.Errorf("ReadErrorBody of a failing body = %q, want %q", got, "partial")
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+func TestReadBody(t *testing.T) {
+	t.Parallel()
+	got, err := ReadBody(&http.Response{Body: io.NopCloser(bytes.NewReader([]byte(`{"id":1}`)))})
+	if err != nil || string(got) != `{"id":1}` {
+		t.Errorf("ReadBody = %q, %v, want %q, nil", got, err, `{"id":1}`)
+	}
+	got, err = ReadBody(&http.Response{Body: io.NopCloser(io.LimitReader(&countingReader{}, MaxBody+1))})
+	if err != nil || len(got) != MaxBody {
+		t.Errorf("ReadBody of %d bytes returned %d bytes, %v, want %d", MaxBody+1, len(got), err, MaxBody)
+	}
+	if _, err := ReadBody(&http.Response{Body: io.NopCloser(errReader{})}); err != io.ErrUnexpectedEOF {
+		t.Errorf("ReadBody of a failing body: error = %v, want io.ErrUnexpectedEOF", err)
+	}
+}
