@@ -42,7 +42,7 @@ func (d *companyDataSource) Metadata(_ context.Context, req datasource.MetadataR
 
 func (d *companyDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Looks up a PSA company (an Autotask Company) by its exact name, ignoring case, so " +
+		MarkdownDescription: "Looks up a PSA company (an Autotask Company, a ConnectWise company or a Kaseya BMS account) by its exact name, ignoring case, so " +
 			"configurations hold names that stay stable across environments rather than ids. The read fails, listing " +
 			"every match, when several companies have the name, and fails naming the search when none has it.",
 		Attributes: map[string]schema.Attribute{

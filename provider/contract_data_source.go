@@ -51,7 +51,8 @@ func (d *contractDataSource) Metadata(_ context.Context, req datasource.Metadata
 
 func (d *contractDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Looks up one of a company's contracts (an Autotask Contract) by its exact name, ignoring " +
+		MarkdownDescription: "Looks up one of a company's contracts (an Autotask Contract, a ConnectWise agreement or a Kaseya BMS " +
+			"contract) by its exact name, ignoring " +
 			"case. Only active recurring-service contracts are considered, because those are the only ones usage sync " +
 			"writes to; `include_inactive` and `any_type` widen the search. The read fails, listing every match, when " +
 			"several contracts have the name, and fails naming the search when none has it.",
@@ -91,8 +92,10 @@ func (d *contractDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 				Computed:            true,
 			},
 			"recurring": schema.BoolAttribute{
-				MarkdownDescription: "Whether it is a recurring-service contract, the only kind usage sync writes to.",
-				Computed:            true,
+				MarkdownDescription: "Whether it is a recurring-service contract, the only kind usage sync writes to: an Autotask Recurring " +
+					"Service contract, a ConnectWise agreement whose billing cycle is not One Time, or a Kaseya BMS recurring " +
+					"services contract.",
+				Computed: true,
 			},
 			"start_date": schema.StringAttribute{
 				MarkdownDescription: "First day of the contract, as `YYYY-MM-DD`.",

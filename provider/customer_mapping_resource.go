@@ -62,7 +62,28 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"The plan checks that the contract exists and belongs to the company (when either changes), and that no " +
 			"other customer mapping in the same configuration uses the contract. Mappings kept in other " +
 			"configurations, behind another provider alias or left out with `-target` are not seen by that check. " +
-			"Destroying the mapping removes it from the export; it never changes the contract.",
+			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
+			"## How psa-syncd sets quantities in each PSA\n\n" +
+			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
+			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
+			"one before sending it, so a crash never sends it twice).\n" +
+			"- **ConnectWise PSA**: the contract is an agreement, and the quantity is set on the agreement's active " +
+			"addition for the service's catalog item with an absolute PATCH (`quantity` replaced, never incremented), " +
+			"so repeating a write is harmless. A missing addition is created (billed to the customer) when psa-syncd's " +
+			"policy allows it. **Two active additions for one product on one agreement are an error** for that customer: " +
+			"psa-syncd writes nothing for it and reports the ambiguity instead of guessing which addition to change; " +
+			"cancel one of them in ConnectWise. A cancelled or expired agreement marks the mapping stale, and nothing is " +
+			"written to it.\n" +
+			"- **Kaseya BMS: a limitation.** The BMS v2 API documents no way to read the units on a contract's service " +
+			"lines, and none to change them in place. So psa-syncd keeps the quantity it last set for each contract and " +
+			"service in its own ledger (in its state directory), and when the quantity changes it posts a **new " +
+			"recurring-service line** with the new units (`Units`) and the effective date (`EffectiveDate`). What this " +
+			"means for you: lines added or changed by hand in BMS are not seen, because psa-syncd compares usage with its " +
+			"ledger, not with BMS; the first sync of a contract and service posts a line even if BMS already has one for " +
+			"that service; and BMS does not document how it bills a service posted to a contract again (a second line or " +
+			"a prorated change), so check the first invoice after mapping a customer. Losing psa-syncd's state directory " +
+			"loses the record of what was set. A line whose post may or may not have reached BMS is never posted again " +
+			"blindly: the customer is held for review until an operator resolves it.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "`<source>/<customer_id>`, the key of the mapping in the export.",
@@ -92,7 +113,7 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 				Default:  stringdefault.StaticString(""),
 			},
 			"company_id": schema.StringAttribute{
-				MarkdownDescription: "Id of the PSA company (Autotask Company) the customer is, usually `data.psa_company.<name>.id`.",
+				MarkdownDescription: "Id of the PSA company (Autotask Company, ConnectWise company, Kaseya BMS account) the customer is, usually `data.psa_company.<name>.id`.",
 				Required:            true,
 				Validators:          []validator.String{nonEmpty()},
 			},

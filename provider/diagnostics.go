@@ -33,6 +33,10 @@ const (
 	summaryUnexpectedImportID = "Unexpected Import Identifier"
 	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
 
+	summaryInvalidBMSHostname = "Invalid Kaseya BMS Hostname"
+	detailInvalidBMSHostname  = "Give the host name alone, as the BMS console shows it (for example bmsemea.kaseya.com), " +
+		"without https:// and without a path. Use base_url for a full API URL."
+
 	// logRemovedFromState is the tflog.Warn message of Read for an object
 	// that is gone.
 	logRemovedFromState = "%s no longer exists and was removed from the Terraform state; the next plan creates it again"
@@ -82,7 +86,7 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	var rl *psa.RateLimitError
 	switch {
 	case errors.Is(err, psa.ErrUnauthorized):
-		b.WriteString(" The PSA refused the credentials: check the user name, secret and integration code of the provider configuration and the API user's security level.")
+		b.WriteString(" The PSA refused the credentials: " + credentialsHint(system))
 	case errors.As(err, &rl) && rl.Hourly:
 		b.WriteString(" The PSA's hourly API request budget is used up; run Terraform again later.")
 	case errors.Is(err, psa.ErrRateLimited):
@@ -95,6 +99,18 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	b.WriteString("\n\n")
 	b.WriteString(err.Error())
 	return b.String()
+}
+
+// credentialsHint says which provider settings to check when the PSA
+// refuses the credentials.
+func credentialsHint(s psa.System) string {
+	switch s {
+	case psa.SystemConnectWise:
+		return "check company_id, public_key, private_key and client_id of the provider configuration and the API member's security role."
+	case psa.SystemKaseyaBMS:
+		return "check username, password and tenant of the provider configuration and the API user's role."
+	}
+	return "check the user name, secret and integration code of the provider configuration and the API user's security level."
 }
 
 // systemTitle is the product name of a PSA system, for messages.

@@ -20,7 +20,9 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 )
 
 // Environment variables read by Configure when an attribute is not set in
@@ -32,6 +34,20 @@ const (
 	envAutotaskIntegrationCode         = "PSA_AUTOTASK_INTEGRATION_CODE"
 	envAutotaskBaseURL                 = "PSA_AUTOTASK_BASE_URL"
 	envAutotaskImpersonationResourceID = "PSA_AUTOTASK_IMPERSONATION_RESOURCE_ID"
+
+	envConnectWiseSite       = "PSA_CONNECTWISE_SITE"
+	envConnectWiseCompanyID  = "PSA_CONNECTWISE_COMPANY_ID"
+	envConnectWisePublicKey  = "PSA_CONNECTWISE_PUBLIC_KEY"
+	envConnectWisePrivateKey = "PSA_CONNECTWISE_PRIVATE_KEY"
+	envConnectWiseClientID   = "PSA_CONNECTWISE_CLIENT_ID"
+	envConnectWiseBaseURL    = "PSA_CONNECTWISE_BASE_URL"
+	envConnectWiseCodebase   = "PSA_CONNECTWISE_CODEBASE"
+
+	envKaseyaBMSHostname = "PSA_KASEYA_BMS_HOSTNAME"
+	envKaseyaBMSUsername = "PSA_KASEYA_BMS_USERNAME"
+	envKaseyaBMSPassword = "PSA_KASEYA_BMS_PASSWORD"
+	envKaseyaBMSTenant   = "PSA_KASEYA_BMS_TENANT"
+	envKaseyaBMSBaseURL  = "PSA_KASEYA_BMS_BASE_URL"
 )
 
 // systemBlocks lists the provider blocks that select a PSA, one per system,
@@ -39,6 +55,8 @@ const (
 // a schema block, a configure function in Configure and one entry here.
 var systemBlocks = []psa.System{
 	psa.SystemAutotask,
+	psa.SystemConnectWise,
+	psa.SystemKaseyaBMS,
 }
 
 // Ensure psaProvider satisfies the provider interfaces.
@@ -58,6 +76,8 @@ type psaProviderModel struct {
 	MaxConcurrency types.Int64  `tfsdk:"max_concurrency"`
 	MaxRetries     types.Int64  `tfsdk:"max_retries"`
 	Autotask       types.Object `tfsdk:"autotask"`
+	ConnectWise    types.Object `tfsdk:"connectwise"`
+	KaseyaBMS      types.Object `tfsdk:"kaseya_bms"`
 }
 
 // autotaskProviderModel maps the autotask block of the provider schema.
@@ -67,6 +87,26 @@ type autotaskProviderModel struct {
 	IntegrationCode         types.String `tfsdk:"integration_code"`
 	BaseURL                 types.String `tfsdk:"base_url"`
 	ImpersonationResourceID types.String `tfsdk:"impersonation_resource_id"`
+}
+
+// connectwiseProviderModel maps the connectwise block of the provider schema.
+type connectwiseProviderModel struct {
+	Site       types.String `tfsdk:"site"`
+	CompanyID  types.String `tfsdk:"company_id"`
+	PublicKey  types.String `tfsdk:"public_key"`
+	PrivateKey types.String `tfsdk:"private_key"`
+	ClientID   types.String `tfsdk:"client_id"`
+	BaseURL    types.String `tfsdk:"base_url"`
+	Codebase   types.String `tfsdk:"codebase"`
+}
+
+// kaseyaBMSProviderModel maps the kaseya_bms block of the provider schema.
+type kaseyaBMSProviderModel struct {
+	Hostname types.String `tfsdk:"hostname"`
+	Username types.String `tfsdk:"username"`
+	Password types.String `tfsdk:"password"`
+	Tenant   types.String `tfsdk:"tenant"`
+	BaseURL  types.String `tfsdk:"base_url"`
 }
 
 // New returns a function that builds the provider for the given version.
@@ -89,9 +129,12 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"`psa_customer_mapping` and `psa_integration` are written to the **mapping export**, a versioned JSON " +
 			"document at `export_path` that the psa-syncd daemon reads to set contract quantities from vendor usage. " +
 			"The export never contains credentials.\n\n" +
-			"Exactly one PSA block configures the connection. Autotask PSA is supported now; every Autotask " +
-			"credential may also come from a `PSA_AUTOTASK_*` environment variable, and a value in the " +
-			"configuration wins over the environment.\n\n" +
+			"Exactly one PSA block configures the connection: `autotask` (Autotask PSA), `connectwise` " +
+			"(ConnectWise PSA, also called Manage) or `kaseya_bms` (Kaseya BMS). Every credential may also come " +
+			"from a `PSA_<SYSTEM>_<ATTRIBUTE>` environment variable (`PSA_AUTOTASK_SECRET`, " +
+			"`PSA_CONNECTWISE_PRIVATE_KEY`, `PSA_KASEYA_BMS_PASSWORD`, ...), and a value in the configuration wins " +
+			"over the environment. Secrets are marked sensitive and masked in Terraform's logs. The examples below " +
+			"show one provider block per PSA.\n\n" +
 			"Plans check what they can against the PSA before anything is written: that a mapped contract " +
 			"belongs to the mapped company, that a mapped service exists and is active, and that no contract is " +
 			"mapped by two customers in one configuration.",
@@ -105,7 +148,10 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"max_concurrency": schema.Int64Attribute{
 				MarkdownDescription: "Maximum number of requests in flight per PSA API endpoint. Defaults to the PSA's own " +
-					"limit (3 for Autotask) and is capped at it, so several Terraform runs against one tenant can share it.",
+					"limit and is capped at it where the PSA has one (3 for Autotask), so several Terraform runs against one " +
+					"tenant can share it. ConnectWise documents no limit (default " + itoa(connectwise.DefaultMaxConcurrency) +
+					"); Kaseya BMS documents none either (default unbounded), and its client keeps to BMS's 1,500 calls per " +
+					"hour per endpoint by itself.",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(1)},
 			},
@@ -144,13 +190,102 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"Skips zone discovery; when unset the zone is looked up from the user name on first use. " +
 							"May also be provided via the `" + envAutotaskBaseURL + "` environment variable.",
 						Optional:   true,
-						Validators: []validator.String{httpURL()},
+						Validators: []validator.String{httpURL("https://webservices5.autotask.net/ATServicesRest/")},
 					},
 					"impersonation_resource_id": schema.StringAttribute{
 						MarkdownDescription: "Id of an Autotask resource to impersonate, so that objects the provider creates " +
 							"are attributed to that resource. " +
 							"May also be provided via the `" + envAutotaskImpersonationResourceID + "` environment variable.",
 						Optional: true,
+					},
+				},
+			},
+			string(psa.SystemConnectWise): schema.SingleNestedBlock{
+				MarkdownDescription: "Connects to ConnectWise PSA (Manage) through its REST API with an API member's keys. " +
+					"Set this block (it may be empty when every value comes from the environment) to use ConnectWise. " +
+					"The codebase (API version path) is discovered through `/login/companyinfo` on first use, and again " +
+					"once if the hosted codebase moves; `codebase` or `base_url` pin it instead.",
+				Attributes: map[string]schema.Attribute{
+					"site": schema.StringAttribute{
+						MarkdownDescription: "ConnectWise site host, e.g. `api-na.myconnectwise.net` (`https://` is implied), or " +
+							"the URL of an on-premises server. Required unless `base_url` is set. " +
+							"May also be provided via the `" + envConnectWiseSite + "` environment variable.",
+						Optional: true,
+					},
+					"company_id": schema.StringAttribute{
+						MarkdownDescription: "Company id used to log in to ConnectWise, e.g. `msp`. " +
+							"May also be provided via the `" + envConnectWiseCompanyID + "` environment variable.",
+						Optional: true,
+					},
+					"public_key": schema.StringAttribute{
+						MarkdownDescription: "Public key of the API member. It is half of the credential, so it is treated as a secret. " +
+							"May also be provided via the `" + envConnectWisePublicKey + "` environment variable.",
+						Optional:  true,
+						Sensitive: true,
+					},
+					"private_key": schema.StringAttribute{
+						MarkdownDescription: "Private key of the API member. " +
+							"May also be provided via the `" + envConnectWisePrivateKey + "` environment variable.",
+						Optional:  true,
+						Sensitive: true,
+					},
+					"client_id": schema.StringAttribute{
+						MarkdownDescription: "The integration's `clientId` (a GUID) from the ConnectWise developer portal. It " +
+							"identifies the integration, not the member, and is not a secret, so it is not marked sensitive " +
+							"(it is still never logged). " +
+							"May also be provided via the `" + envConnectWiseClientID + "` environment variable.",
+						Optional: true,
+					},
+					"base_url": schema.StringAttribute{
+						MarkdownDescription: "API root, e.g. `https://api-na.myconnectwise.net/v2025_1/apis/3.0/`, for on-premises " +
+							"installs and tests. Skips codebase discovery; `apis/3.0/` is appended when missing. " +
+							"May also be provided via the `" + envConnectWiseBaseURL + "` environment variable.",
+						Optional:   true,
+						Validators: []validator.String{httpURL("https://api-na.myconnectwise.net/v2025_1/apis/3.0/")},
+					},
+					"codebase": schema.StringAttribute{
+						MarkdownDescription: "Codebase to use with `site`, e.g. `v2025_1/`, instead of discovering it. Pin it only " +
+							"when discovery is blocked: hosted ConnectWise moves companies between codebases. " +
+							"May also be provided via the `" + envConnectWiseCodebase + "` environment variable.",
+						Optional: true,
+					},
+				},
+			},
+			string(psa.SystemKaseyaBMS): schema.SingleNestedBlock{
+				MarkdownDescription: "Connects to Kaseya BMS through its REST API (version 2) with an API user. " +
+					"Set this block (it may be empty when every value comes from the environment) to use Kaseya BMS. " +
+					"BMS cannot report the units on a contract line; see `psa_customer_mapping` for what that means.",
+				Attributes: map[string]schema.Attribute{
+					"hostname": schema.StringAttribute{
+						MarkdownDescription: "The tenant's host as the BMS console shows it, e.g. `bmsemea.kaseya.com`, without " +
+							"`https://` and without a path; the API host (`api.bmsemea.kaseya.com`) is derived from it. The plan " +
+							"fails when it has a protocol or a path. Required unless `base_url` is set. " +
+							"May also be provided via the `" + envKaseyaBMSHostname + "` environment variable.",
+						Optional:   true,
+						Validators: []validator.String{bmsHostname()},
+					},
+					"username": schema.StringAttribute{
+						MarkdownDescription: "User name of the BMS API user. " +
+							"May also be provided via the `" + envKaseyaBMSUsername + "` environment variable.",
+						Optional: true,
+					},
+					"password": schema.StringAttribute{
+						MarkdownDescription: "Password of the BMS API user. " +
+							"May also be provided via the `" + envKaseyaBMSPassword + "` environment variable.",
+						Optional:  true,
+						Sensitive: true,
+					},
+					"tenant": schema.StringAttribute{
+						MarkdownDescription: "Company (tenant) name the user signs in to, as shown in BMS. " +
+							"May also be provided via the `" + envKaseyaBMSTenant + "` environment variable.",
+						Optional: true,
+					},
+					"base_url": schema.StringAttribute{
+						MarkdownDescription: "API root, e.g. `https://api.bmsemea.kaseya.com/`, for unusual installs and tests. " +
+							"Wins over `hostname`. " +
+							"May also be provided via the `" + envKaseyaBMSBaseURL + "` environment variable.",
+						Optional:   true,
+						Validators: []validator.String{httpURL("https://api.bmsemea.kaseya.com/")},
 					},
 				},
 			},
@@ -182,8 +317,11 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		{"max_concurrency", config.MaxConcurrency, ""},
 		{"max_retries", config.MaxRetries, ""},
 	})
-	if config.Autotask.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("autotask"), "Unknown Autotask Configuration", unknownDetail("the autotask block", "", ""))
+	for _, sys := range systemBlocks {
+		if block, _ := config.block(sys); block.IsUnknown() {
+			resp.Diagnostics.AddAttributeError(path.Root(string(sys)), "Unknown "+systemTitle(sys)+" Configuration",
+				unknownDetail("the "+string(sys)+" block", "", ""))
+		}
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -205,6 +343,12 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	case !config.Autotask.IsNull():
 		cfg.System = psa.SystemAutotask
 		cfg.Autotask, secrets = configureAutotask(ctx, config.Autotask, &resp.Diagnostics)
+	case !config.ConnectWise.IsNull():
+		cfg.System = psa.SystemConnectWise
+		cfg.ConnectWise, secrets = configureConnectWise(ctx, config.ConnectWise, &resp.Diagnostics)
+	case !config.KaseyaBMS.IsNull():
+		cfg.System = psa.SystemKaseyaBMS
+		cfg.KaseyaBMS, secrets = configureKaseyaBMS(ctx, config.KaseyaBMS, &resp.Diagnostics)
 	default:
 		// The ExactlyOneOf validator has already refused this configuration;
 		// this keeps Configure safe when it is called without validation.
@@ -276,18 +420,130 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 		BaseURL:                 stringFromEnv(m.BaseURL, envAutotaskBaseURL),
 		ImpersonationResourceID: stringFromEnv(m.ImpersonationResourceID, envAutotaskImpersonationResourceID),
 	}
-	for _, req := range []struct {
-		name, title, env, value string
-	}{
+	missingAttributeErrors(diags, psa.SystemAutotask, []requiredValue{
 		{"username", "Username", envAutotaskUsername, cfg.Username},
 		{"secret", "Secret", envAutotaskSecret, cfg.Secret},
 		{"integration_code", "Integration Code", envAutotaskIntegrationCode, cfg.IntegrationCode},
-	} {
-		if req.value == "" {
-			diags.AddAttributeError(base.AtName(req.name), "Missing Autotask "+req.title, missingDetail("autotask", req.name, req.env))
+	})
+	return cfg, []string{cfg.Secret, cfg.IntegrationCode}
+}
+
+// configureConnectWise reads the connectwise block like configureAutotask.
+func configureConnectWise(ctx context.Context, block types.Object, diags *diag.Diagnostics) (*backends.ConnectWiseConfig, []string) {
+	var m connectwiseProviderModel
+	diags.Append(block.As(ctx, &m, basetypes.ObjectAsOptions{})...)
+	if diags.HasError() {
+		return nil, nil
+	}
+	base := path.Root(string(psa.SystemConnectWise))
+	unknownAttributeErrors(diags, base, "ConnectWise", []unknownCheck{
+		{"base_url", m.BaseURL, envConnectWiseBaseURL},
+		{"client_id", m.ClientID, envConnectWiseClientID},
+		{"codebase", m.Codebase, envConnectWiseCodebase},
+		{"company_id", m.CompanyID, envConnectWiseCompanyID},
+		{"private_key", m.PrivateKey, envConnectWisePrivateKey},
+		{"public_key", m.PublicKey, envConnectWisePublicKey},
+		{"site", m.Site, envConnectWiseSite},
+	})
+	if diags.HasError() {
+		return nil, nil
+	}
+
+	cfg := &backends.ConnectWiseConfig{
+		Site:       stringFromEnv(m.Site, envConnectWiseSite),
+		CompanyID:  stringFromEnv(m.CompanyID, envConnectWiseCompanyID),
+		PublicKey:  stringFromEnv(m.PublicKey, envConnectWisePublicKey),
+		PrivateKey: stringFromEnv(m.PrivateKey, envConnectWisePrivateKey),
+		ClientID:   stringFromEnv(m.ClientID, envConnectWiseClientID),
+		BaseURL:    stringFromEnv(m.BaseURL, envConnectWiseBaseURL),
+		Codebase:   stringFromEnv(m.Codebase, envConnectWiseCodebase),
+	}
+	required := []requiredValue{
+		{"company_id", "Company ID", envConnectWiseCompanyID, cfg.CompanyID},
+		{"public_key", "Public Key", envConnectWisePublicKey, cfg.PublicKey},
+		{"private_key", "Private Key", envConnectWisePrivateKey, cfg.PrivateKey},
+		{"client_id", "Client ID", envConnectWiseClientID, cfg.ClientID},
+	}
+	if cfg.BaseURL == "" {
+		required = append([]requiredValue{{"site", "Site", envConnectWiseSite, cfg.Site}}, required...)
+	}
+	missingAttributeErrors(diags, psa.SystemConnectWise, required)
+	return cfg, []string{cfg.PublicKey, cfg.PrivateKey}
+}
+
+// configureKaseyaBMS reads the kaseya_bms block like configureAutotask. A
+// hostname from the environment is checked here; one from the
+// configuration was already checked by its validator.
+func configureKaseyaBMS(ctx context.Context, block types.Object, diags *diag.Diagnostics) (*backends.KaseyaBMSConfig, []string) {
+	var m kaseyaBMSProviderModel
+	diags.Append(block.As(ctx, &m, basetypes.ObjectAsOptions{})...)
+	if diags.HasError() {
+		return nil, nil
+	}
+	base := path.Root(string(psa.SystemKaseyaBMS))
+	unknownAttributeErrors(diags, base, "Kaseya BMS", []unknownCheck{
+		{"base_url", m.BaseURL, envKaseyaBMSBaseURL},
+		{"hostname", m.Hostname, envKaseyaBMSHostname},
+		{"password", m.Password, envKaseyaBMSPassword},
+		{"tenant", m.Tenant, envKaseyaBMSTenant},
+		{"username", m.Username, envKaseyaBMSUsername},
+	})
+	if diags.HasError() {
+		return nil, nil
+	}
+
+	cfg := &backends.KaseyaBMSConfig{
+		Hostname: stringFromEnv(m.Hostname, envKaseyaBMSHostname),
+		Username: stringFromEnv(m.Username, envKaseyaBMSUsername),
+		Password: stringFromEnv(m.Password, envKaseyaBMSPassword),
+		Tenant:   stringFromEnv(m.Tenant, envKaseyaBMSTenant),
+		BaseURL:  stringFromEnv(m.BaseURL, envKaseyaBMSBaseURL),
+	}
+	required := []requiredValue{
+		{"username", "Username", envKaseyaBMSUsername, cfg.Username},
+		{"password", "Password", envKaseyaBMSPassword, cfg.Password},
+		{"tenant", "Tenant", envKaseyaBMSTenant, cfg.Tenant},
+	}
+	if cfg.BaseURL == "" {
+		required = append([]requiredValue{{"hostname", "Hostname", envKaseyaBMSHostname, cfg.Hostname}}, required...)
+	}
+	missingAttributeErrors(diags, psa.SystemKaseyaBMS, required)
+	if cfg.Hostname != "" && m.Hostname.IsNull() {
+		if _, err := kaseyabms.APIHost(cfg.Hostname); err != nil {
+			diags.AddAttributeError(base.AtName("hostname"), summaryInvalidBMSHostname,
+				"The "+envKaseyaBMSHostname+" environment variable does not hold a BMS host name. "+detailInvalidBMSHostname+"\n\n"+err.Error())
 		}
 	}
-	return cfg, []string{cfg.Secret, cfg.IntegrationCode}
+	return cfg, []string{cfg.Password}
+}
+
+// requiredValue is a provider attribute that must have a value, from the
+// configuration or the environment, once both have been read.
+type requiredValue struct {
+	name, title, env, value string
+}
+
+// missingAttributeErrors adds one attribute error per empty required value.
+func missingAttributeErrors(diags *diag.Diagnostics, system psa.System, values []requiredValue) {
+	for _, v := range values {
+		if v.value == "" {
+			diags.AddAttributeError(path.Root(string(system)).AtName(v.name), "Missing "+systemTitle(system)+" "+v.title,
+				missingDetail(string(system), v.name, v.env))
+		}
+	}
+}
+
+// block returns the provider block that selects sys.
+func (m psaProviderModel) block(sys psa.System) (types.Object, bool) {
+	switch sys {
+	case psa.SystemAutotask:
+		return m.Autotask, true
+	case psa.SystemConnectWise:
+		return m.ConnectWise, true
+	case psa.SystemKaseyaBMS:
+		return m.KaseyaBMS, true
+	}
+	return types.ObjectNull(nil), false
 }
 
 func (p *psaProvider) Resources(context.Context) []func() resource.Resource {
@@ -342,7 +598,7 @@ func stringFromEnv(v types.String, env string) string {
 // maskSecrets returns a context whose log lines mask the secret attributes
 // and any field value containing one of the secret strings.
 func maskSecrets(ctx context.Context, secrets []string) context.Context {
-	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "secret", "integration_code", "password", "private_key", "authorization")
+	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "secret", "integration_code", "password", "public_key", "private_key", "authorization")
 	var nonEmpty []string
 	for _, s := range secrets {
 		if s != "" {

@@ -40,6 +40,8 @@ type serviceDataSourceModel struct {
 	BillingPeriod      types.String  `tfsdk:"billing_period"`
 	Active             types.Bool    `tfsdk:"active"`
 	Autotask           types.Object  `tfsdk:"autotask"`
+	ConnectWise        types.Object  `tfsdk:"connectwise"`
+	KaseyaBMS          types.Object  `tfsdk:"kaseya_bms"`
 }
 
 func (d *serviceDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -48,7 +50,8 @@ func (d *serviceDataSource) Metadata(_ context.Context, req datasource.MetadataR
 
 func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Looks up an existing PSA service (an Autotask Service) by its exact name, ignoring case, " +
+		MarkdownDescription: "Looks up an existing PSA service (an Autotask Service, a ConnectWise catalog item or a Kaseya BMS " +
+			"service) by its exact name, ignoring case, " +
 			"active or not, for mapping products to services that Terraform does not manage. The read fails, listing " +
 			"every match, when several services have the name, and fails naming the search when none has it.",
 		Attributes: map[string]schema.Attribute{
@@ -62,12 +65,13 @@ func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 				Computed:            true,
 			},
 			"description": schema.StringAttribute{
-				MarkdownDescription: "Internal description of the service.",
+				MarkdownDescription: "Internal description of the service (the catalog item's notes in ConnectWise).",
 				Computed:            true,
 			},
 			"invoice_description": schema.StringAttribute{
-				MarkdownDescription: "Text printed on invoices for the service.",
-				Computed:            true,
+				MarkdownDescription: "Text printed on invoices for the service (the customer description in ConnectWise); " +
+					"empty for Kaseya BMS, whose services have none.",
+				Computed: true,
 			},
 			"unit_price": schema.Float64Attribute{
 				MarkdownDescription: "Price of one unit per billing period.",
@@ -78,8 +82,10 @@ func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 				Computed:            true,
 			},
 			"billing_period": schema.StringAttribute{
-				MarkdownDescription: "How often one unit is billed: " + quotedList(billingPeriods()) + ".",
-				Computed:            true,
+				MarkdownDescription: "How often one unit is billed: " + quotedList(billingPeriods()) + ". Empty when the " +
+					"PSA does not say: Kaseya BMS services have no billing period, and a ConnectWise catalog item has one " +
+					"only when its recurring bill cycle is set.",
+				Computed: true,
 			},
 			"active": schema.BoolAttribute{
 				MarkdownDescription: "Whether the service can be added to contracts; product mappings need an active service.",
@@ -95,6 +101,54 @@ func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 					},
 					"period_type": schema.StringAttribute{
 						MarkdownDescription: "Label of the Autotask `periodType` picklist value.",
+						Computed:            true,
+					},
+				},
+			},
+			string(psa.SystemConnectWise): schema.SingleNestedAttribute{
+				MarkdownDescription: "Fields only ConnectWise catalog items have; null for other PSAs.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"identifier": schema.StringAttribute{
+						MarkdownDescription: "The catalog item's product id, which agreement additions refer to.",
+						Computed:            true,
+					},
+					"type_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the product type; empty when none.",
+						Computed:            true,
+					},
+					"subcategory_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the product subcategory; empty when none.",
+						Computed:            true,
+					},
+					"product_class": schema.StringAttribute{
+						MarkdownDescription: "Product class, e.g. `\"NonInventory\"`.",
+						Computed:            true,
+					},
+					"customer_description": schema.StringAttribute{
+						MarkdownDescription: "The customer description, as in `invoice_description`.",
+						Computed:            true,
+					},
+				},
+			},
+			string(psa.SystemKaseyaBMS): schema.SingleNestedAttribute{
+				MarkdownDescription: "Fields only Kaseya BMS services have; null for other PSAs.",
+				Computed:            true,
+				Attributes: map[string]schema.Attribute{
+					"category": schema.StringAttribute{
+						MarkdownDescription: "Name of the service category; empty when none.",
+						Computed:            true,
+					},
+					"subcategory": schema.StringAttribute{
+						MarkdownDescription: "Name of the service subcategory; empty when none.",
+						Computed:            true,
+					},
+					"unit_of_measure": schema.StringAttribute{
+						MarkdownDescription: "Name of the unit of measure; empty when none.",
+						Computed:            true,
+					},
+					"taxable": schema.BoolAttribute{
+						MarkdownDescription: "Whether the service is taxable.",
 						Computed:            true,
 					},
 				},
@@ -163,6 +217,18 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		})
 		resp.Diagnostics.Append(diags...)
 		config.Autotask = obj
+	}
+	config.ConnectWise = types.ObjectNull(serviceConnectWiseAttrTypes)
+	if s.ConnectWise != nil {
+		obj, diags := types.ObjectValueFrom(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(s.ConnectWise))
+		resp.Diagnostics.Append(diags...)
+		config.ConnectWise = obj
+	}
+	config.KaseyaBMS = types.ObjectNull(serviceKaseyaBMSAttrTypes)
+	if s.KaseyaBMS != nil {
+		obj, diags := types.ObjectValueFrom(ctx, serviceKaseyaBMSAttrTypes, newServiceKaseyaBMSModel(s.KaseyaBMS))
+		resp.Diagnostics.Append(diags...)
+		config.KaseyaBMS = obj
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 )
 
 // Deletion policies of psa_service.
@@ -33,11 +34,33 @@ const (
 	deletionPolicyAbandon    = "abandon"
 )
 
-// servicesDeletable says which PSAs let their API delete services. Autotask
-// does not: its Services entity has no delete call, only isActive.
-var servicesDeletable = map[psa.System]bool{
-	psa.SystemAutotask: false,
+// serviceSupport is what a PSA's API stores of a service beyond the fields
+// every PSA has.
+type serviceSupport struct {
+	// delete: the API can delete services. Autotask's Services entity has
+	// no delete call, only isActive.
+	delete bool
+	// billingPeriod: the service carries its billing period. ConnectWise
+	// bills an agreement addition on its agreement's cycle and does not
+	// take one from the catalog item; Kaseya BMS services have none.
+	billingPeriod bool
+	// invoiceDescription: the service has a text for invoices. Kaseya BMS
+	// services have none.
+	invoiceDescription bool
 }
+
+// serviceSupports holds the serviceSupport of every system in systemBlocks.
+// A field a PSA does not store is kept in the Terraform state only, so it
+// never shows a diff.
+var serviceSupports = map[psa.System]serviceSupport{
+	psa.SystemAutotask:    {delete: false, billingPeriod: true, invoiceDescription: true},
+	psa.SystemConnectWise: {delete: true, billingPeriod: false, invoiceDescription: true},
+	psa.SystemKaseyaBMS:   {delete: true, billingPeriod: false, invoiceDescription: false},
+}
+
+// connectWiseProductClasses are the values ConnectWise takes for a catalog
+// item's productClass.
+var connectWiseProductClasses = []string{"Agreement", "Bundle", "Inventory", "NonInventory", "Service"}
 
 // Ensure serviceResource satisfies the resource interfaces.
 var (
@@ -68,6 +91,8 @@ type serviceResourceModel struct {
 	BillingPeriod      types.String  `tfsdk:"billing_period"`
 	Active             types.Bool    `tfsdk:"active"`
 	Autotask           types.Object  `tfsdk:"autotask"`
+	ConnectWise        types.Object  `tfsdk:"connectwise"`
+	KaseyaBMS          types.Object  `tfsdk:"kaseya_bms"`
 	DeletionPolicy     types.String  `tfsdk:"deletion_policy"`
 }
 
@@ -82,39 +107,81 @@ var serviceAutotaskAttrTypes = map[string]attr.Type{
 	"period_type":     types.StringType,
 }
 
+// serviceConnectWiseModel maps the connectwise block of psa_service.
+type serviceConnectWiseModel struct {
+	Identifier          types.String `tfsdk:"identifier"`
+	TypeID              types.String `tfsdk:"type_id"`
+	SubcategoryID       types.String `tfsdk:"subcategory_id"`
+	ProductClass        types.String `tfsdk:"product_class"`
+	CustomerDescription types.String `tfsdk:"customer_description"`
+}
+
+var serviceConnectWiseAttrTypes = map[string]attr.Type{
+	"identifier":           types.StringType,
+	"type_id":              types.StringType,
+	"subcategory_id":       types.StringType,
+	"product_class":        types.StringType,
+	"customer_description": types.StringType,
+}
+
+// serviceKaseyaBMSModel maps the kaseya_bms block of psa_service.
+type serviceKaseyaBMSModel struct {
+	Category      types.String `tfsdk:"category"`
+	Subcategory   types.String `tfsdk:"subcategory"`
+	UnitOfMeasure types.String `tfsdk:"unit_of_measure"`
+	Taxable       types.Bool   `tfsdk:"taxable"`
+}
+
+var serviceKaseyaBMSAttrTypes = map[string]attr.Type{
+	"category":        types.StringType,
+	"subcategory":     types.StringType,
+	"unit_of_measure": types.StringType,
+	"taxable":         types.BoolType,
+}
+
 func (r *serviceResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_service"
 }
 
 func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "A billable service in the PSA: an Autotask Service. Usage sync sets the quantity of " +
-			"services on customers' contracts, so every `psa_product_mapping` points at one.\n\n" +
+		MarkdownDescription: "A billable service in the PSA: an Autotask Service, a ConnectWise catalog item (product) " +
+			"or a Kaseya BMS service. Usage sync sets the quantity of services on customers' contracts, so every " +
+			"`psa_product_mapping` points at one.\n\n" +
 			"Destroying the resource **deactivates** the service by default, because contracts and invoices may " +
-			"still refer to it and Autotask cannot delete services through its API. `deletion_policy` chooses " +
-			"otherwise.",
+			"still refer to it (and Autotask cannot delete services through its API). `deletion_policy` chooses " +
+			"otherwise.\n\n" +
+			"Not every PSA stores every field. ConnectWise bills an agreement addition on its agreement's billing cycle, " +
+			"and Kaseya BMS services have neither a billing period nor an invoice description: with those PSAs, " +
+			"`billing_period` (and, for Kaseya BMS, `invoice_description`) are kept in the Terraform state only, never " +
+			"show a diff, and a plan that sets or changes them warns. Fields only one PSA has go in its nested block " +
+			"(`autotask`, `connectwise` or `kaseya_bms`); a block for another PSA than the provider's fails the plan.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The PSA's id of the service, e.g. the Autotask Service id `30000012`.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "The PSA's id of the service: the Autotask Service id (e.g. `30000012`), the ConnectWise " +
+					"catalog item id or the Kaseya BMS service id.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"name": schema.StringAttribute{
-				MarkdownDescription: "Name of the service as it appears on contracts and invoices.",
-				Required:            true,
-				Validators:          []validator.String{nonEmpty()},
+				MarkdownDescription: "Name of the service as it appears on contracts and invoices. In ConnectWise it is the " +
+					"catalog item's description, at most 60 characters (checked at plan time).",
+				Required:   true,
+				Validators: []validator.String{nonEmpty()},
 			},
 			"description": schema.StringAttribute{
-				MarkdownDescription: "Internal description of the service. Defaults to empty.",
+				MarkdownDescription: "Internal description of the service (the catalog item's notes in ConnectWise). Defaults to empty.",
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString(""),
 			},
 			"invoice_description": schema.StringAttribute{
-				MarkdownDescription: "Text printed on invoices for the service. Defaults to empty.",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString(""),
+				MarkdownDescription: "Text printed on invoices for the service. Defaults to empty. In ConnectWise it is the " +
+					"catalog item's customer description, which ConnectWise requires: when empty, the name is used. Kaseya " +
+					"BMS services have no invoice description; the value is kept in the Terraform state only.",
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(""),
 			},
 			"unit_price": schema.Float64Attribute{
 				MarkdownDescription: "Price of one unit per billing period, in the PSA's currency.",
@@ -129,11 +196,13 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Validators:          []validator.Float64{float64validator.AtLeast(0)},
 			},
 			"billing_period": schema.StringAttribute{
-				MarkdownDescription: "How often one unit is billed: " + quotedList(billingPeriods()) + ". Defaults to `\"monthly\"`.",
-				Optional:            true,
-				Computed:            true,
-				Default:             stringdefault.StaticString(string(psa.BillingPeriodMonthly)),
-				Validators:          []validator.String{stringvalidator.OneOf(billingPeriods()...)},
+				MarkdownDescription: "How often one unit is billed: " + quotedList(billingPeriods()) + ". Defaults to `\"monthly\"`. " +
+					"Only Autotask stores it on the service. ConnectWise bills additions on their agreement's billing cycle and " +
+					"Kaseya BMS on the contract's, so with those PSAs the value is kept in the Terraform state only.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(string(psa.BillingPeriodMonthly)),
+				Validators: []validator.String{stringvalidator.OneOf(billingPeriods()...)},
 			},
 			"active": schema.BoolAttribute{
 				MarkdownDescription: "Whether the service can be added to contracts. Usage sync refuses to map products to " +
@@ -145,7 +214,8 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"deletion_policy": schema.StringAttribute{
 				MarkdownDescription: "What destroying the resource does in the PSA: `\"deactivate\"` (the default) marks the " +
 					"service inactive and keeps it for existing contracts and invoices; `\"delete\"` deletes it where the PSA " +
-					"allows that (Autotask does not, and the plan fails); `\"abandon\"` only removes it from the Terraform state.",
+					"allows that (ConnectWise and Kaseya BMS do, and refuse to delete a service that is still in use; Autotask " +
+					"does not, and the plan fails); `\"abandon\"` only removes it from the Terraform state.",
 				Optional:   true,
 				Computed:   true,
 				Default:    stringdefault.StaticString(deletionPolicyDeactivate),
@@ -175,6 +245,82 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					},
 				},
 			},
+			string(psa.SystemConnectWise): schema.SingleNestedBlock{
+				MarkdownDescription: "Fields only ConnectWise catalog items have. Omit the block to let the provider and " +
+					"ConnectWise choose them; set it (it may be empty) to have Terraform track them; an imported service " +
+					"starts without it. Only valid with a `connectwise` provider block.",
+				Attributes: map[string]schema.Attribute{
+					"identifier": schema.StringAttribute{
+						MarkdownDescription: "The catalog item's product id (at most 60 characters), which agreement additions " +
+							"refer to. When unset it is derived from `name` on create (`Sophos Intercept X Advanced` becomes " +
+							"`Sophos_Intercept_X_Advanced`) and kept when the name changes later.",
+						Optional:      true,
+						Computed:      true,
+						Validators:    []validator.String{stringvalidator.LengthBetween(1, 60)},
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+					},
+					"type_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice.",
+						Optional:            true,
+						Computed:            true,
+						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+					},
+					"subcategory_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the product subcategory. Unset leaves ConnectWise's choice.",
+						Optional:            true,
+						Computed:            true,
+						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+					},
+					"product_class": schema.StringAttribute{
+						MarkdownDescription: "Product class: " + quotedList(connectWiseProductClasses) + ". Unset leaves " +
+							"ConnectWise's default (`\"NonInventory\"`).",
+						Optional:      true,
+						Computed:      true,
+						Validators:    []validator.String{stringvalidator.OneOf(connectWiseProductClasses...)},
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+					},
+					"customer_description": schema.StringAttribute{
+						MarkdownDescription: "The catalog item's customer description, when it must differ from " +
+							"`invoice_description`: set, it wins over `invoice_description`. Unset, it follows " +
+							"`invoice_description` (or `name` when that is empty).",
+						Optional: true,
+						Computed: true,
+					},
+				},
+			},
+			string(psa.SystemKaseyaBMS): schema.SingleNestedBlock{
+				MarkdownDescription: "Fields only Kaseya BMS services have, by the names BMS shows (Admin > Finance > " +
+					"Services). Omit the block to leave them as they are in BMS (none on create); set it to have Terraform " +
+					"own all four: an attribute left unset then clears the field. Only valid with a `kaseya_bms` provider block.",
+				Attributes: map[string]schema.Attribute{
+					"category": schema.StringAttribute{
+						MarkdownDescription: "Name of the service category, e.g. `\"Managed Services\"`. Defaults to none.",
+						Optional:            true,
+						Computed:            true,
+						Default:             stringdefault.StaticString(""),
+					},
+					"subcategory": schema.StringAttribute{
+						MarkdownDescription: "Name of a subcategory of `category`, e.g. `\"Security\"`. Defaults to none.",
+						Optional:            true,
+						Computed:            true,
+						Default:             stringdefault.StaticString(""),
+					},
+					"unit_of_measure": schema.StringAttribute{
+						MarkdownDescription: "Name of the unit of measure, e.g. `\"User\"`. The BMS v2 API has no unit-of-measure " +
+							"lookup, so the name is resolved from an existing service that uses it: set it on one service in BMS " +
+							"first. Defaults to none.",
+						Optional: true,
+						Computed: true,
+						Default:  stringdefault.StaticString(""),
+					},
+					"taxable": schema.BoolAttribute{
+						MarkdownDescription: "Whether the service is taxable. Defaults to `false`.",
+						Optional:            true,
+						Computed:            true,
+						Default:             booldefault.StaticBool(false),
+					},
+				},
+			},
 		},
 	}
 }
@@ -192,47 +338,103 @@ func (r *serviceResource) Configure(_ context.Context, req resource.ConfigureReq
 }
 
 // ModifyPlan refuses at plan time what the PSA would refuse at apply time:
-// a deletion policy the PSA cannot carry out and fields of another PSA.
+// a deletion policy the PSA cannot carry out, fields of another PSA and, for
+// ConnectWise, a name longer than a catalog description. It warns when a
+// field the PSA does not store is set or changed.
 func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	if r.data == nil {
 		return
 	}
+	sys := r.data.system
+	support := serviceSupports[sys]
 	if req.Plan.Raw.IsNull() {
 		var state serviceResourceModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		if state.DeletionPolicy.ValueString() == deletionPolicyDelete && !servicesDeletable[r.data.system] {
+		if state.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 			resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Cannot Delete PSA Service",
 				fmt.Sprintf("%s cannot delete services through its API, so service %s cannot be destroyed with "+
 					"deletion_policy = \"delete\". Set deletion_policy to \"deactivate\" or \"abandon\" and apply, then destroy.",
-					systemTitle(r.data.system), state.ID.ValueString()))
+					systemTitle(sys), state.ID.ValueString()))
 		}
 		return
 	}
 
-	var plan, config serviceResourceModel
+	var plan, config, state serviceResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !servicesDeletable[r.data.system] {
+	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
 				"Use \"deactivate\" (the default) to keep the service for existing contracts, or \"abandon\" to leave it untouched.",
-				systemTitle(r.data.system)))
+				systemTitle(sys)))
 	}
-	if !plan.Autotask.IsNull() && r.data.system != psa.SystemAutotask {
-		resp.Diagnostics.AddAttributeError(path.Root("autotask"), "Autotask Fields on Another PSA",
-			fmt.Sprintf("The autotask block only applies to Autotask, but the provider is configured for %s. Remove the block.",
-				systemTitle(r.data.system)))
+	for _, other := range systemBlocks {
+		if other == sys {
+			continue
+		}
+		var block types.Object
+		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(string(other)), &block)...)
+		if !block.IsNull() {
+			resp.Diagnostics.AddAttributeError(path.Root(string(other)), systemTitle(other)+" Fields on Another PSA",
+				fmt.Sprintf("The %s block only applies to %s, but the provider is configured for %s. Remove the block%s.",
+					other, systemTitle(other), systemTitle(sys), blockHint(sys)))
+		}
 	}
-	if resp.Diagnostics.HasError() || plan.Autotask.IsNull() || plan.Autotask.IsUnknown() {
+	if sys == psa.SystemConnectWise && !plan.Name.IsUnknown() {
+		if n := len([]rune(strings.TrimSpace(plan.Name.ValueString()))); n > connectwise.MaxDescription {
+			resp.Diagnostics.AddAttributeError(path.Root("name"), "Service Name Too Long for ConnectWise",
+				fmt.Sprintf("The name is %d characters long, but a ConnectWise catalog item's description (its name) holds "+
+					"at most %d. Shorten the name; invoice_description may hold the long text.", n, connectwise.MaxDescription))
+		}
+	}
+	if !support.billingPeriod {
+		stateOnlyWarning(&resp.Diagnostics, sys, "billing_period", config.BillingPeriod, state.BillingPeriod,
+			"the billing cycle of the contract or agreement decides how often a line is billed")
+	}
+	if !support.invoiceDescription {
+		stateOnlyWarning(&resp.Diagnostics, sys, "invoice_description", config.InvoiceDescription, state.InvoiceDescription,
+			"its services have no invoice description")
+	}
+	if resp.Diagnostics.HasError() {
 		return
 	}
+	if sys == psa.SystemAutotask {
+		r.modifyAutotaskPlan(ctx, req, resp, plan, config, state)
+	}
+}
 
+// blockHint names the block that holds the configured PSA's own fields.
+func blockHint(sys psa.System) string {
+	return fmt.Sprintf(", or use a %s block for %s's own fields", sys, systemTitle(sys))
+}
+
+// stateOnlyWarning warns when a field the PSA does not store is configured
+// on create, or changed, so that nobody expects it to reach the PSA. Plans
+// that leave it as it is stay quiet.
+func stateOnlyWarning(diags *diag.Diagnostics, sys psa.System, name string, config, state types.String, why string) {
+	if config.IsNull() || config.IsUnknown() || config.Equal(state) {
+		return
+	}
+	diags.AddAttributeWarning(path.Root(name), "Value Not Stored in "+systemTitle(sys),
+		fmt.Sprintf("%s does not store %s for a service (%s), so the value is kept in the Terraform state only and "+
+			"changes nothing in the PSA.", systemTitle(sys), name, why))
+}
+
+// modifyAutotaskPlan checks the autotask block against billing_period and
+// derives its period type label.
+func (r *serviceResource) modifyAutotaskPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, plan, config, state serviceResourceModel) {
+	if plan.Autotask.IsNull() || plan.Autotask.IsUnknown() {
+		return
+	}
 	var cfgAT serviceAutotaskModel
 	if !config.Autotask.IsNull() && !config.Autotask.IsUnknown() {
 		resp.Diagnostics.Append(config.Autotask.As(ctx, &cfgAT, basetypes.ObjectAsOptions{})...)
@@ -251,11 +453,6 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 	// period_type follows billing_period unless it is configured, so a new
 	// billing period makes the derived label unknown until apply.
-	var state serviceResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
 	var planAT serviceAutotaskModel
 	resp.Diagnostics.Append(plan.Autotask.As(ctx, &planAT, basetypes.ObjectAsOptions{})...)
 	if resp.Diagnostics.HasError() {
@@ -296,7 +493,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	tflog.Info(ctx, "Created PSA service", map[string]any{"id": created.ID, "name": created.Name})
 
-	state, diags := newServiceModel(ctx, created, plan)
+	state, diags := newServiceModel(ctx, r.data.system, created, plan)
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
 }
@@ -321,7 +518,7 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 
-	newState, diags := newServiceModel(ctx, svc, state)
+	newState, diags := newServiceModel(ctx, r.data.system, svc, state)
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, newState)...)
 }
@@ -359,7 +556,7 @@ func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	tflog.Info(ctx, "Updated PSA service", map[string]any{"id": updated.ID, "name": updated.Name})
 
-	newState, diags := newServiceModel(ctx, updated, plan)
+	newState, diags := newServiceModel(ctx, r.data.system, updated, plan)
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, newState)...)
 }
@@ -427,15 +624,41 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 			PeriodType:    at.PeriodType.ValueString(),
 		}
 	}
+	if !m.ConnectWise.IsNull() && !m.ConnectWise.IsUnknown() {
+		var cw serviceConnectWiseModel
+		diags.Append(m.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		// Unknown values read as "": the backend then derives the
+		// identifier from the name and the customer description from
+		// invoice_description, as the attributes document.
+		svc.ConnectWise = &psa.ConnectWiseServiceFields{
+			Identifier:          cw.Identifier.ValueString(),
+			TypeID:              cw.TypeID.ValueString(),
+			SubcategoryID:       cw.SubcategoryID.ValueString(),
+			ProductClass:        cw.ProductClass.ValueString(),
+			CustomerDescription: cw.CustomerDescription.ValueString(),
+		}
+	}
+	if !m.KaseyaBMS.IsNull() && !m.KaseyaBMS.IsUnknown() {
+		var bms serviceKaseyaBMSModel
+		diags.Append(m.KaseyaBMS.As(ctx, &bms, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		svc.KaseyaBMS = &psa.KaseyaBMSServiceFields{
+			Category:      bms.Category.ValueString(),
+			Subcategory:   bms.Subcategory.ValueString(),
+			UnitOfMeasure: bms.UnitOfMeasure.ValueString(),
+			Taxable:       bms.Taxable.ValueBool(),
+		}
+	}
 	return svc, diags
 }
 
 // newServiceModel converts a service from the PSA to the state. prior
-// supplies what the PSA does not hold: deletion_policy and whether the
-// autotask block is tracked. An import has neither; it takes the default
-// policy and leaves the block untracked, which matches the smallest
-// configuration, so importing it plans no change.
-func newServiceModel(ctx context.Context, svc *psa.Service, prior serviceResourceModel) (serviceResourceModel, diag.Diagnostics) {
+// supplies what the PSA does not hold: deletion_policy, whether a PSA's own
+// block is tracked, and the fields the PSA does not store (see
+// serviceSupports). An import has none of these; it takes the defaults and
+// leaves the blocks untracked, which matches the smallest configuration, so
+// importing it plans no change.
+func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, prior serviceResourceModel) (serviceResourceModel, diag.Diagnostics) {
+	support := serviceSupports[system]
 	m := serviceResourceModel{
 		ID:                 types.StringValue(svc.ID),
 		Name:               types.StringValue(svc.Name),
@@ -447,24 +670,122 @@ func newServiceModel(ctx context.Context, svc *psa.Service, prior serviceResourc
 		Active:             types.BoolValue(svc.Active),
 		DeletionPolicy:     prior.DeletionPolicy,
 		Autotask:           types.ObjectNull(serviceAutotaskAttrTypes),
+		ConnectWise:        types.ObjectNull(serviceConnectWiseAttrTypes),
+		KaseyaBMS:          types.ObjectNull(serviceKaseyaBMSAttrTypes),
 	}
-	// A tenant's own period type label may match no neutral period; the
-	// label is then tracked in autotask.period_type alone.
-	if svc.BillingPeriod == "" && !prior.BillingPeriod.IsNull() && !prior.BillingPeriod.IsUnknown() {
+	switch {
+	case !support.billingPeriod && known(prior.BillingPeriod):
 		m.BillingPeriod = prior.BillingPeriod
+	case !support.billingPeriod && svc.BillingPeriod == "":
+		m.BillingPeriod = types.StringValue(string(psa.BillingPeriodMonthly))
+	case svc.BillingPeriod == "" && known(prior.BillingPeriod):
+		// A tenant's own Autotask period type label may match no neutral
+		// period; the label is then tracked in autotask.period_type alone.
+		m.BillingPeriod = prior.BillingPeriod
+	}
+	switch {
+	case !support.invoiceDescription && known(prior.InvoiceDescription):
+		m.InvoiceDescription = prior.InvoiceDescription
+	case !support.invoiceDescription:
+		m.InvoiceDescription = types.StringValue("")
+	case system == psa.SystemConnectWise:
+		m.InvoiceDescription = connectWiseInvoiceDescription(ctx, svc, prior)
 	}
 	if m.DeletionPolicy.IsNull() || m.DeletionPolicy.IsUnknown() {
 		m.DeletionPolicy = types.StringValue(deletionPolicyDeactivate)
 	}
+
 	var diags diag.Diagnostics
+	var d diag.Diagnostics
 	if svc.Autotask != nil && !prior.Autotask.IsNull() {
-		m.Autotask, diags = types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
+		m.Autotask, d = types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
 			BillingCodeID: types.StringValue(svc.Autotask.BillingCodeID),
 			PeriodType:    types.StringValue(svc.Autotask.PeriodType),
 		})
+		diags.Append(d...)
+	}
+	if svc.ConnectWise != nil && !prior.ConnectWise.IsNull() {
+		m.ConnectWise, d = types.ObjectValueFrom(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(svc.ConnectWise))
+		diags.Append(d...)
+	}
+	if svc.KaseyaBMS != nil && !prior.KaseyaBMS.IsNull() {
+		var was serviceKaseyaBMSModel
+		if !prior.KaseyaBMS.IsUnknown() {
+			diags.Append(prior.KaseyaBMS.As(ctx, &was, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		}
+		// BMS resolves names case-insensitively and answers with its own
+		// spelling; the configured spelling is kept when they match.
+		m.KaseyaBMS, d = types.ObjectValueFrom(ctx, serviceKaseyaBMSAttrTypes, serviceKaseyaBMSModel{
+			Category:      sameName(was.Category, svc.KaseyaBMS.Category),
+			Subcategory:   sameName(was.Subcategory, svc.KaseyaBMS.Subcategory),
+			UnitOfMeasure: sameName(was.UnitOfMeasure, svc.KaseyaBMS.UnitOfMeasure),
+			Taxable:       types.BoolValue(svc.KaseyaBMS.Taxable),
+		})
+		diags.Append(d...)
 	}
 	return m, diags
 }
+
+func newServiceConnectWiseModel(cw *psa.ConnectWiseServiceFields) serviceConnectWiseModel {
+	return serviceConnectWiseModel{
+		Identifier:          types.StringValue(cw.Identifier),
+		TypeID:              types.StringValue(cw.TypeID),
+		SubcategoryID:       types.StringValue(cw.SubcategoryID),
+		ProductClass:        types.StringValue(cw.ProductClass),
+		CustomerDescription: types.StringValue(cw.CustomerDescription),
+	}
+}
+
+func newServiceKaseyaBMSModel(bms *psa.KaseyaBMSServiceFields) serviceKaseyaBMSModel {
+	return serviceKaseyaBMSModel{
+		Category:      types.StringValue(bms.Category),
+		Subcategory:   types.StringValue(bms.Subcategory),
+		UnitOfMeasure: types.StringValue(bms.UnitOfMeasure),
+		Taxable:       types.BoolValue(bms.Taxable),
+	}
+}
+
+// connectWiseInvoiceDescription maps a catalog item's customerDescription
+// back to invoice_description. ConnectWise requires a customer description,
+// so the provider sends connectwise.customer_description when set, else
+// invoice_description, else the name. When the PSA holds what that rule
+// gives for prior, invoice_description stays as it was; an item whose
+// customer description is its name (an import, or an empty
+// invoice_description) reads as ""; anything else is drift and is shown.
+func connectWiseInvoiceDescription(ctx context.Context, svc *psa.Service, prior serviceResourceModel) types.String {
+	got := svc.InvoiceDescription
+	want := svc.Name
+	if known(prior.InvoiceDescription) && prior.InvoiceDescription.ValueString() != "" {
+		want = prior.InvoiceDescription.ValueString()
+	}
+	if !prior.ConnectWise.IsNull() && !prior.ConnectWise.IsUnknown() {
+		var cw serviceConnectWiseModel
+		// Errors cannot happen here: prior was decoded with this schema.
+		_ = prior.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})
+		if known(cw.CustomerDescription) && cw.CustomerDescription.ValueString() != "" {
+			want = cw.CustomerDescription.ValueString()
+		}
+	}
+	switch {
+	case got == want && known(prior.InvoiceDescription):
+		return prior.InvoiceDescription
+	case got == svc.Name && (!known(prior.InvoiceDescription) || prior.InvoiceDescription.ValueString() == ""):
+		return types.StringValue("")
+	}
+	return types.StringValue(got)
+}
+
+// sameName returns the prior spelling of a name when the PSA's equals it
+// ignoring case, else the PSA's.
+func sameName(prior types.String, got string) types.String {
+	if known(prior) && strings.EqualFold(prior.ValueString(), got) {
+		return prior
+	}
+	return types.StringValue(got)
+}
+
+// known reports whether v has a value.
+func known(v attr.Value) bool { return !v.IsNull() && !v.IsUnknown() }
 
 // serviceFieldsEqual reports whether a and b describe the same service in
 // the PSA.
@@ -477,6 +798,8 @@ func serviceFieldsEqual(a, b serviceResourceModel) bool {
 		a.BillingPeriod.Equal(b.BillingPeriod) &&
 		a.Active.Equal(b.Active) &&
 		a.Autotask.Equal(b.Autotask) &&
+		a.ConnectWise.Equal(b.ConnectWise) &&
+		a.KaseyaBMS.Equal(b.KaseyaBMS) &&
 		a.DeletionPolicy.Equal(b.DeletionPolicy)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -66,8 +67,9 @@ func timezoneString() validator.String {
 	}
 }
 
-// httpURL validates an absolute http or https URL.
-func httpURL() validator.String {
+// httpURL validates an absolute http or https URL; example is quoted in the
+// error.
+func httpURL(example string) validator.String {
 	return stringCheck{
 		description: "value must be an absolute http or https URL",
 		summary:     "Invalid URL",
@@ -78,9 +80,23 @@ func httpURL() validator.String {
 				return fmt.Errorf("%q is not a URL: %w", s, err)
 			}
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("%q must be an absolute http or https URL, such as \"https://webservices5.autotask.net/ATServicesRest/\"", s)
+				return fmt.Errorf("%q must be an absolute http or https URL, such as %q", s, example)
 			}
 			return nil
+		},
+	}
+}
+
+// bmsHostname validates a Kaseya BMS hostname with the kaseyabms client's
+// own check, so the plan fails with the message the client would give.
+func bmsHostname() validator.String {
+	return stringCheck{
+		description: "value must be a host name such as bmsemea.kaseya.com, without a protocol or a path",
+		summary:     summaryInvalidBMSHostname,
+		detail:      detailInvalidBMSHostname,
+		check: func(s string) error {
+			_, err := kaseyabms.APIHost(s)
+			return err
 		},
 	}
 }
