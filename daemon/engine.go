@@ -240,6 +240,10 @@ type pass struct {
 	plan      *Plan
 	customers []*customerPass
 	lines     map[psa.LineKey]psa.ContractLine
+	// ledger is true when the PSA cannot report current quantities
+	// (Kaseya BMS) and lines holds what psa-syncd's ledger says it last
+	// set instead.
+	ledger bool
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -337,11 +341,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	p.plan.Customers = len(p.customers)
 
-	lines, readErrs := e.readContracts(ctx, contracts, p.plan.EffectiveDate)
-	p.lines = lines
+	lines, readErrs, ledger := e.readContracts(ctx, contracts, serviceIDs, p.plan.EffectiveDate)
+	p.lines, p.ledger = lines, ledger
 	hasLines := map[string]bool{}
 	for k := range lines {
 		hasLines[k.ContractID] = true
+	}
+	// Where the PSA cannot be read, a line whose earlier write has an
+	// unknown outcome cannot be settled by reading: it stays blocked, even
+	// in a plan, until an operator resolves it (see ResolveIntent).
+	var review map[psa.LineKey]state.Intent
+	if ledger && e.db != nil {
+		if review, err = e.openIntentsByLine(); err != nil {
+			return nil, err
+		}
 	}
 
 	for _, cp := range p.customers {
@@ -350,19 +363,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		cm := cp.m
 		if err := readErrs[cm.ContractID]; err != nil {
-			cp.err = fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
-			cp.hint = e.hint(err, cm, "")
-			var ve *psa.ValidationError
-			if errors.As(err, &ve) {
-				cp.hint = fmt.Sprintf("%s refused to read contract %s (%s): check contract_id of customer mapping %s/%s or re-run terraform apply",
-					e.be.System(), cm.ContractID, strings.Join(ve.Messages, "; "), cm.Source, cm.CustomerID)
-			}
+			cp.err, cp.hint = e.readProblem(err, cm)
 			continue
 		}
 		for _, sid := range serviceIDs {
-			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, missing, o.Approve, p.plan.EffectiveDate)
+			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, ledger, missing, o.Approve, p.plan.EffectiveDate)
 			if c != nil {
 				cp.changes = append(cp.changes, c)
+			}
+		}
+		cp.errs = make([]error, len(cp.changes))
+		for i, c := range cp.changes {
+			if in, ok := review[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]; ok {
+				cp.errs[i] = e.awaitingReview(in, c.ServiceName)
+				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
 			}
 		}
 		// A contract without a single line may not exist at all: ReadLines
@@ -495,7 +509,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
 func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage map[string]source.Record,
-	lines map[psa.LineKey]psa.ContractLine, missing string, approve bool, eff time.Time) *Change {
+	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
 	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
 	c := &Change{
 		Source:        cm.Source,
@@ -524,6 +538,15 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	switch {
 	case used:
 		c.Reason = fmt.Sprintf("usage %d (%s)", c.Desired, strings.Join(parts, " + "))
+		switch {
+		case ledger && lineOK:
+			c.Reason += fmt.Sprintf("; current %d as psa-syncd last set it", c.Current)
+		case ledger && c.Desired > 0:
+			c.Reason += fmt.Sprintf("; current unknown → %d: %s cannot report a line's units and psa-syncd has not set this line before, so a new line is posted",
+				c.Desired, e.be.System())
+		case ledger:
+			c.Reason += "; current unknown and nothing to post"
+		}
 	case !lineOK:
 		return nil
 	case missing == MissingUsageKeep:
@@ -538,10 +561,10 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	switch {
 	case c.Desired == c.Current:
 		c.Action = ActionUnchanged
-		if !lineOK {
+		if !lineOK && !ledger {
 			c.Reason += "; no line on the contract"
 		}
-	case c.Desired < c.Current && e.policies.MaxDecreasePercent > 0 &&
+	case c.CurrentKnown && c.Desired < c.Current && e.policies.MaxDecreasePercent > 0 &&
 		float64(c.Current-c.Desired)*100/float64(c.Current) > e.policies.MaxDecreasePercent:
 		pct := float64(c.Current-c.Desired) * 100 / float64(c.Current)
 		if approve {
@@ -571,18 +594,25 @@ func (e *Engine) effectiveDate(now time.Time) time.Time {
 	}
 }
 
-// readContracts reads the lines of every contract in bulk. When the bulk read
-// fails for a reason that one bad contract id can cause (not found,
-// refused), it splits the set in halves to find the culprits, so that one
-// customer's bad contract fails only that customer. Errors that concern the
-// whole PSA (rate limits, credentials, outages, cancellation) fail every
-// contract at once instead of multiplying requests.
-func (e *Engine) readContracts(ctx context.Context, ids []string, asOf time.Time) (map[psa.LineKey]psa.ContractLine, map[string]error) {
-	lines := map[psa.LineKey]psa.ContractLine{}
-	errs := map[string]error{}
+// readContracts reads the lines of every contract in bulk. A backend that
+// reports per-contract problems (ConnectWise's *ContractErrors, found
+// through its ContractErrors method) fails just those contracts and returns
+// the other contracts' lines. Otherwise, when the bulk read fails for a
+// reason that one bad contract id can cause (not found, refused), it splits
+// the set in halves to find the culprits, so that one customer's bad
+// contract fails only that customer. Errors that concern the whole PSA
+// (rate limits, credentials, outages, cancellation) fail every contract at
+// once instead of multiplying requests.
+//
+// A backend that cannot read quantities at all (psa.ErrNotSupported: Kaseya
+// BMS) gets its lines from the ledger instead, for the given services, and
+// readContracts returns ledger = true.
+func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines map[psa.LineKey]psa.ContractLine, errs map[string]error, ledger bool) {
+	lines = map[psa.LineKey]psa.ContractLine{}
+	errs = map[string]error{}
 	var read func(ids []string)
 	read = func(ids []string) {
-		if len(ids) == 0 {
+		if len(ids) == 0 || ledger {
 			return
 		}
 		got, err := e.be.ReadLines(ctx, ids, asOf)
@@ -592,7 +622,22 @@ func (e *Engine) readContracts(ctx context.Context, ids []string, asOf time.Time
 			}
 			return
 		}
-		if len(ids) > 1 && isolatable(err) && ctx.Err() == nil {
+		var ce contractErrors
+		switch {
+		case errors.Is(err, psa.ErrNotSupported):
+			ledger = true
+			return
+		case errors.As(err, &ce):
+			for _, l := range got {
+				lines[l.Key()] = l
+			}
+			for id, cerr := range ce.ContractErrors() {
+				if slices.Contains(ids, id) {
+					errs[id] = &contractError{err: cerr}
+				}
+			}
+			return
+		case len(ids) > 1 && isolatable(err) && ctx.Err() == nil:
 			read(ids[:len(ids)/2])
 			read(ids[len(ids)/2:])
 			return
@@ -602,7 +647,53 @@ func (e *Engine) readContracts(ctx context.Context, ids []string, asOf time.Time
 		}
 	}
 	read(ids)
-	return lines, errs
+	if ledger {
+		var err error
+		if lines, err = e.ledgerLines(ids, serviceIDs); err != nil {
+			for _, id := range ids {
+				errs[id] = err
+			}
+		}
+	}
+	return lines, errs, ledger
+}
+
+// contractErrors is what a backend's bulk read returns when some contracts
+// failed for reasons of their own (psa/connectwise.ContractErrors), matched
+// by method so that the engine does not depend on any one PSA's package.
+type contractErrors interface {
+	error
+	ContractErrors() map[string]error
+}
+
+// contractError marks a problem the PSA reported about one contract (as
+// opposed to a failed request).
+type contractError struct{ err error }
+
+func (e *contractError) Error() string { return e.err.Error() }
+func (e *contractError) Unwrap() error { return e.err }
+
+// readProblem turns a contract's read error into the customer's error and
+// hint.
+func (e *Engine) readProblem(err error, cm export.CustomerMapping) (error, string) {
+	sys := e.be.System()
+	var ce *contractError
+	own := errors.As(err, &ce)
+	var amb *psa.AmbiguousError
+	var ve *psa.ValidationError
+	switch {
+	case errors.As(err, &amb), errors.Is(err, psa.ErrConflict):
+		return fmt.Errorf("contract %s: %w", cm.ContractID, err), e.hint(err, cm, "")
+	case own && errors.As(err, &ve):
+		return fmt.Errorf("contract %s: %w", cm.ContractID, err),
+			fmt.Sprintf("fix contract %s in %s: %s", cm.ContractID, sys, strings.Join(ve.Messages, "; "))
+	case errors.As(err, &ve):
+		return fmt.Errorf("reading contract %s: %w", cm.ContractID, err),
+			fmt.Sprintf("%s refused to read contract %s (%s): check contract_id of customer mapping %s/%s or re-run terraform apply",
+				sys, cm.ContractID, strings.Join(ve.Messages, "; "), cm.Source, cm.CustomerID)
+	default:
+		return fmt.Errorf("reading contract %s: %w", cm.ContractID, err), e.hint(err, cm, "")
+	}
 }
 
 func isolatable(err error) bool {
@@ -638,7 +729,11 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	sys := e.be.System()
 	mapping := cm.Source + "/" + cm.CustomerID
 	var ve *psa.ValidationError
+	var amb *psa.AmbiguousError
+	var he *hintedError
 	switch {
+	case errors.As(err, &he):
+		return he.hint
 	case errors.Is(err, psa.ErrOutcomeUnknown), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "the PSA did not confirm the change: psa-syncd re-reads the line before writing it again, so it is never posted twice"
 	case errors.Is(err, errUnsettled):
@@ -654,8 +749,13 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 			cm.ContractID, serviceID, sys, mapping)
 	case errors.As(err, &ve):
 		return "PSA refused the change: " + strings.Join(ve.Messages, "; ")
+	case errors.As(err, &amb):
+		return fmt.Sprintf("more than one active line %s (%s): cancel all but one in %s, then run the pass again; psa-syncd never guesses which one to change",
+			amb.Query, strings.Join(amb.Matches, ", "), systemName(sys))
 	case errors.Is(err, psa.ErrConflict):
-		return fmt.Sprintf("%s reports a conflict on contract %s: check its service lines", sys, cm.ContractID)
+		// A contract that can no longer be billed on (ConnectWise: a
+		// cancelled or expired agreement): the customer mapping is stale.
+		return fmt.Sprintf("contract %s can no longer be billed on: map the customer to an active agreement in Terraform (psa_customer_mapping.contract_id) and apply", cm.ContractID)
 	default:
 		return "the pass will retry on the next run; psa-syncd check tests the connection"
 	}

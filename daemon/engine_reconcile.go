@@ -21,6 +21,12 @@ import (
 // never arrived) or review (the PSA shows something else). Intents whose
 // line cannot be read stay open, and the error says why. It returns how
 // many intents it closed.
+//
+// Where the PSA cannot report a line's units at all (Kaseya BMS), nothing
+// is guessed: the intents stay open (their lines are not written), their
+// customers are recorded as failed with a hint saying which line to check,
+// and no error is returned for them; an operator settles each one with
+// ResolveIntent.
 func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 	if e.db == nil {
 		return 0, errors.New("daemon: reconcile needs a state database")
@@ -65,6 +71,20 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			}
 		}
 		got, err := e.be.ReadLines(ctx, ids, d)
+		if errors.Is(err, psa.ErrNotSupported) {
+			// Nothing can be learned from the PSA: never guess, never
+			// post again. The intents stay open, which blocks their
+			// lines, until an operator resolves them.
+			for _, in := range intents {
+				e.logger.Warn("Open intent awaits an operator's review: the PSA cannot report a line's units", "intent", in.ID,
+					"customer", in.CustomerID, "contract", in.ContractID, "service", in.ServiceID, "units", in.After,
+					"effective_date", in.EffectiveDate.Format(time.DateOnly), "hint", reviewHint(in, ""))
+			}
+			if err := e.markForReview(intents, e.now().UTC()); err != nil {
+				errs = append(errs, fmt.Errorf("recording the customers awaiting review: %w", err))
+			}
+			continue
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("re-reading contracts %s at %s: %w", strings.Join(ids, ", "), d.Format(time.DateOnly), err))
 			continue

@@ -152,9 +152,9 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	if err != nil {
 		return fmt.Errorf("daemon: reading open intents: %w", err)
 	}
-	pending := map[psa.LineKey]int64{}
+	pending := map[psa.LineKey]state.Intent{}
 	for _, in := range open {
-		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in.ID
+		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
 	}
 	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
 	var g errgroup.Group
@@ -163,14 +163,20 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 		if cp.err != nil {
 			continue
 		}
-		cp.errs = make([]error, len(cp.changes))
+		if len(cp.errs) != len(cp.changes) {
+			cp.errs = make([]error, len(cp.changes))
+		}
 		for i, c := range cp.changes {
 			if c.Action != ActionUpdate {
 				continue
 			}
 			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
-			if id, ok := pending[key]; ok {
-				cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, id)
+			if in, ok := pending[key]; ok {
+				if p.ledger {
+					cp.errs[i] = e.awaitingReview(in, c.ServiceName)
+				} else {
+					cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID)
+				}
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
 				continue
 			}
@@ -179,7 +185,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 				current = &l
 			}
 			g.Go(func() error {
-				cp.errs[i] = e.writeLine(ctx, log, runID, gate, c, current)
+				cp.errs[i] = e.writeLine(ctx, log, runID, gate, c, current, p.ledger)
 				return nil
 			})
 		}
@@ -188,8 +194,10 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 }
 
 // writeLine writes one line, guarded by an intent. It records the outcome
-// in c and returns the error that failed the line, if any.
-func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, gate *budgetGate, c *Change, current *psa.ContractLine) error {
+// in c and returns the error that failed the line, if any. ledger says that
+// the PSA cannot be read, so a write with an unknown outcome must wait for
+// an operator.
+func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, gate *budgetGate, c *Change, current *psa.ContractLine, ledger bool) error {
 	if ctx.Err() != nil {
 		c.Action, c.Reason = ActionSkipped, c.Reason+"; pass cancelled before the write"
 		return nil
@@ -233,7 +241,13 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 		c.Action, c.Reason = ActionFailed, err.Error()
 		if errors.Is(err, psa.ErrOutcomeUnknown) || ctx.Err() != nil {
 			// The write may have reached the PSA: leave the intent open
-			// so that reconciliation settles it by re-reading.
+			// so that reconciliation settles it by re-reading, or, where
+			// the PSA cannot be read, an operator.
+			if ledger {
+				log.Error("Outcome of contract line post unknown; the line is blocked until an operator resolves the intent",
+					append(attrs, "err", err, "hint", reviewHint(in, c.ServiceName))...)
+				return &hintedError{err: err, hint: reviewHint(in, c.ServiceName)}
+			}
 			log.Error("Outcome of contract line update unknown; it is settled before the line is written again", append(attrs, "err", err)...)
 			return err
 		}

@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// This file holds what the engine does for a PSA that cannot report the
+// current quantity of a contract line (Kaseya BMS: its v2 API has no read of
+// a line's units, and its ReadLines returns psa.ErrNotSupported):
+//
+//   - The current quantity of a line is what psa-syncd's ledger says it
+//     last set (state.DB.LastSet); a line psa-syncd never set is "unknown".
+//   - A write whose outcome is unknown (a lost answer, a crash between the
+//     intent and the answer) cannot be settled by reading: its intent stays
+//     open, the line is blocked, and the customer fails with a hint that
+//     says which line to look for in the PSA. An operator resolves it with
+//     ResolveIntent after checking.
+
+// ledgerLines returns, for every contract and service given, the quantity
+// psa-syncd last set on that line, as a ContractLine (PeriodStart is the
+// effective date of that change). Lines psa-syncd never set (or set while
+// configured for another PSA system) are absent.
+func (e *Engine) ledgerLines(contracts, services []string) (map[psa.LineKey]psa.ContractLine, error) {
+	lines := map[psa.LineKey]psa.ContractLine{}
+	if e.db == nil {
+		return lines, nil
+	}
+	sys := e.be.System()
+	for _, c := range contracts {
+		for _, s := range services {
+			le, ok, err := e.db.LastSet(c, s)
+			if err != nil {
+				return nil, fmt.Errorf("daemon: reading the ledger (the only record of %s quantities): %w", sys, err)
+			}
+			if !ok || le.System != sys {
+				continue
+			}
+			k := psa.LineKey{ContractID: c, ServiceID: s}
+			lines[k] = psa.ContractLine{ContractID: c, ServiceID: s, Quantity: le.After, PeriodStart: le.EffectiveDate}
+		}
+	}
+	return lines, nil
+}
+
+// openIntentsByLine returns the open intents of the engine's PSA system by
+// line.
+func (e *Engine) openIntentsByLine() (map[psa.LineKey]state.Intent, error) {
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: reading open intents: %w", err)
+	}
+	byLine := make(map[psa.LineKey]state.Intent, len(open))
+	for _, in := range open {
+		if in.System == e.be.System() {
+			byLine[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
+		}
+	}
+	return byLine, nil
+}
+
+// errAwaitingReview marks a line whose earlier write has an unknown outcome
+// that reading the PSA cannot settle.
+var errAwaitingReview = errors.New("awaiting review")
+
+// hintedError is an error that carries the operator hint for it.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+
+// awaitingReview is the error of a line blocked by the open intent in.
+func (e *Engine) awaitingReview(in state.Intent, serviceName string) error {
+	return &hintedError{
+		err: fmt.Errorf("%w: the outcome of posting %d units of service %s on contract %s effective %s (intent %d) is unknown, and %s cannot report a line's units; the line is not written until an operator resolves it",
+			errAwaitingReview, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), in.ID, systemName(in.System)),
+		hint: reviewHint(in, serviceName),
+	}
+}
+
+// reviewHint tells the operator how to settle an intent that reading the
+// PSA cannot settle.
+func reviewHint(in state.Intent, serviceName string) string {
+	svc := "service " + in.ServiceID
+	if serviceName != "" {
+		svc = fmt.Sprintf("service %s (%s)", in.ServiceID, serviceName)
+	}
+	return fmt.Sprintf("check contract %s in %s for a line of %s with %d units effective %s; then run "+
+		"`psa-syncd resolve -intent %d -posted` if it is there (delete any duplicate first) or "+
+		"`psa-syncd resolve -intent %d -not-posted` if it is not; psa-syncd never posts it again by itself",
+		in.ContractID, systemName(in.System), svc, in.After, in.EffectiveDate.Format(time.DateOnly), in.ID, in.ID)
+}
+
+// ResolveIntent settles an open intent by an operator's word, for a write
+// whose outcome psa-syncd cannot find out by reading the PSA (Kaseya BMS).
+// posted says whether the operator found the change in the PSA: true
+// closes the intent as done and appends the change to the ledger (so the
+// next pass takes the quantity as set), false closes it as failed (the
+// next pass writes the line again). note is recorded with the intent; it
+// should say who checked. It returns the intent as it was while open.
+//
+// ResolveIntent needs only the state database (EngineOptions.State); it
+// makes no PSA request.
+func (e *Engine) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
+	if e.db == nil {
+		return state.Intent{}, errors.New("daemon: resolving an intent needs a state database")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		return state.Intent{}, fmt.Errorf("daemon: reading open intents: %w", err)
+	}
+	var in state.Intent
+	found := false
+	for _, o := range open {
+		if o.ID == id {
+			in, found = o, true
+		}
+	}
+	if !found {
+		return state.Intent{}, fmt.Errorf("daemon: intent %d is not open: it was settled already, or never existed", id)
+	}
+	st, what := state.IntentFailed, "not posted"
+	if posted {
+		st, what = state.IntentDone, "posted"
+	}
+	msg := fmt.Sprintf("resolved by an operator: %s", what)
+	if note = strings.TrimSpace(note); note != "" {
+		msg += ": " + note
+	}
+	if err := e.db.CompleteIntent(id, st, msg, e.now().UTC()); err != nil {
+		return state.Intent{}, fmt.Errorf("daemon: resolving intent %d: %w", id, err)
+	}
+	e.logger.Warn("Open intent resolved by an operator", "intent", id, "state", st, "customer", in.CustomerID,
+		"contract", in.ContractID, "service", in.ServiceID, "units", in.After, "effective_date", in.EffectiveDate.Format(time.DateOnly))
+	return in, nil
+}
+
+// markForReview records, for each intent that reading the PSA cannot
+// settle, the customer's status as failed with the review hint, so that
+// `psa-syncd status` shows it right after a restart, before any pass.
+func (e *Engine) markForReview(intents []state.Intent, now time.Time) error {
+	var errs []error
+	for _, in := range intents {
+		cs, ok, err := e.db.CustomerStatus(in.Source, in.CustomerID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			cs = state.CustomerStatus{Source: in.Source, CustomerID: in.CustomerID, ContractID: in.ContractID, UsageSync: true}
+		}
+		cs.LastAttempt = now
+		cs.Result = state.CustomerFailed
+		cs.Error = e.awaitingReview(in, "").Error()
+		cs.Hint = reviewHint(in, "")
+		if cs.Failed == 0 {
+			cs.Failed = 1
+		}
+		if err := e.db.PutCustomerStatus(cs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// systemName is the name operators know a PSA system by.
+func systemName(s psa.System) string {
+	switch s {
+	case psa.SystemAutotask:
+		return "Autotask"
+	case psa.SystemConnectWise:
+		return "ConnectWise"
+	case psa.SystemKaseyaBMS:
+		return "Kaseya BMS"
+	default:
+		return string(s)
+	}
+}
