@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 const (
@@ -44,22 +43,7 @@ const (
 	apiVersion = "V1.0/"
 
 	// maxErrorBody bounds how much of an error response is read.
-	maxErrorBody = 1 << 20
-
-	// maxBody bounds how much of a successful response is read; a page of
-	// 500 rows is far below it.
-	maxBody = 64 << 20
-
-	// maxRetryAfter is the longest Retry-After the client waits for before
-	// retrying; a longer one is returned to the caller as a rate-limit error.
-	maxRetryAfter = 5 * time.Minute
-)
-
-// Default backoff between retries: exponential from defaultBackoffBase, capped
-// at defaultBackoffMax, with full jitter.
-const (
-	defaultBackoffBase = 500 * time.Millisecond
-	defaultBackoffMax  = 30 * time.Second
+	maxErrorBody = rest.MaxErrorBody
 )
 
 // A Client talks to the Autotask REST API (version 1.0) of one tenant.
@@ -76,8 +60,7 @@ type Client struct {
 	userAgent     string
 	maxConc       int
 	maxRetries    int
-	backoffBase   time.Duration
-	backoffMax    time.Duration
+	backoff       rest.Backoff
 	logger        *slog.Logger
 
 	// sleep waits between retries; tests replace it.
@@ -237,10 +220,11 @@ func WithMaxRetries(n int) Option {
 // Retry-After. The defaults are 500ms and 30s.
 func WithBackoff(base, maxWait time.Duration) Option {
 	return func(c *Client) error {
-		if base <= 0 || maxWait < base {
-			return fmt.Errorf("autotask: invalid backoff %s..%s", base, maxWait)
+		b, err := rest.NewBackoff(base, maxWait)
+		if err != nil {
+			return fmt.Errorf("autotask: %w", err)
 		}
-		c.backoffBase, c.backoffMax = base, maxWait
+		c.backoff = b
 		return nil
 	}
 }
@@ -267,10 +251,9 @@ func NewClient(opts ...Option) (*Client, error) {
 		userAgent:     DefaultUserAgent,
 		maxConc:       MaxConcurrency,
 		maxRetries:    DefaultMaxRetries,
-		backoffBase:   defaultBackoffBase,
-		backoffMax:    defaultBackoffMax,
+		backoff:       rest.DefaultBackoff,
 		logger:        slog.New(slog.DiscardHandler),
-		sleep:         sleepContext,
+		sleep:         rest.SleepContext,
 		sems:          make(map[string]chan struct{}),
 		fields:        make(map[string][]*Field),
 	}
@@ -556,23 +539,11 @@ func (c *Client) semaphore(key string) chan struct{} {
 
 // acquire takes a slot for every key in order and returns the release func.
 func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
-	var held []chan struct{}
-	release := func() {
-		for _, s := range held {
-			<-s
-		}
+	sems := make([]chan struct{}, len(keys))
+	for i, k := range keys {
+		sems[i] = c.semaphore(k)
 	}
-	for _, k := range keys {
-		s := c.semaphore(k)
-		select {
-		case s <- struct{}{}:
-			held = append(held, s)
-		case <-ctx.Done():
-			release()
-			return nil, ctx.Err()
-		}
-	}
-	return release, nil
+	return rest.Acquire(ctx, sems...)
 }
 
 // Do sends req and decodes a successful JSON response into v (when v is not
@@ -593,16 +564,16 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
 				if derr := json.Unmarshal(body, v); derr != nil {
-					return resp, fmt.Errorf("autotask: %s %s: decoding response: %w", req.Method, redactURL(req.URL), derr)
+					return resp, fmt.Errorf("autotask: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), derr)
 				}
 			}
 			return resp, nil
 		}
 		if ctx.Err() != nil {
-			var te *transportError
-			if !idempotent && errors.As(err, &te) && !te.notSent {
+			var te *rest.TransportError
+			if !idempotent && errors.As(err, &te) && !te.NotSent {
 				// Canceled after sending: the create may have been applied.
-				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: ctx.Err()}
 			}
 			return resp, ctx.Err()
 		}
@@ -618,7 +589,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if !retry || attempt >= c.maxRetries {
 			return resp, outErr
 		}
-		d := c.backoff(attempt, wait)
+		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
 		if serr := c.sleep(ctx, d); serr != nil {
 			return resp, serr
@@ -638,17 +609,17 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	defer release()
 	hr, err := c.client.Do(req)
 	if err != nil {
-		return nil, nil, &transportError{err: err, notSent: notSent(err)}
+		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	c.threshold.count() // every answered request counts against the hourly budget
 	if err := CheckResponse(hr); err != nil {
 		return &Response{Response: hr}, nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	body, err := rest.ReadBody(hr)
 	if err != nil {
 		// The response was lost half way: the request was processed.
-		return &Response{Response: hr}, nil, &transportError{err: err}
+		return &Response{Response: hr}, nil, &rest.TransportError{Err: err}
 	}
 	return newResponse(hr, body), body, nil
 }
@@ -684,13 +655,9 @@ func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {
 
 // rewind returns a copy of req with a fresh body.
 func rewind(req *http.Request) (*http.Request, error) {
-	nr := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("autotask: rewinding request body: %w", err)
-		}
-		nr.Body = b
+	nr, err := rest.Rewind(req)
+	if err != nil {
+		return nil, fmt.Errorf("autotask: %w", err)
 	}
 	return nr, nil
 }
@@ -698,20 +665,20 @@ func rewind(req *http.Request) (*http.Request, error) {
 // classify decides whether a failed attempt may be retried, how long the
 // server asked to wait, and the error to return when it is not retried.
 func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
-	var te *transportError
+	var te *rest.TransportError
 	if errors.As(err, &te) {
 		switch {
 		case idempotent:
-			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, redactURL(req.URL), te.err)
-		case te.notSent:
-			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), te.Err)
+		case te.NotSent:
+			return true, 0, fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), te.Err)
 		default:
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: te.Err}
 		}
 	}
 	var rl *psa.RateLimitError
 	if errors.As(err, &rl) {
-		if rl.Hourly || rl.RetryAfter > maxRetryAfter {
+		if rl.Hourly || rl.RetryAfter > rest.MaxRetryAfter {
 			return false, 0, err // retrying cannot help until the budget recovers
 		}
 		// A thread-threshold or 429 rejection happens before any work, so even
@@ -723,51 +690,13 @@ func (c *Client) classify(req *http.Request, resp *Response, err error, idempote
 		st := er.Response.StatusCode
 		serverFault := st >= 500 && !errors.Is(er, psa.ErrValidation)
 		if idempotent {
-			return serverFault && st != http.StatusNotImplemented, retryAfter(er.Response), err
+			return serverFault && st != http.StatusNotImplemented, rest.RetryAfter(er.Response), err
 		}
 		if serverFault {
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
 		}
 	}
 	return false, 0, err
-}
-
-// backoff returns the wait before retry number attempt (0-based): full jitter
-// over an exponentially growing window, and at least what the server asked.
-func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	window := c.backoffBase << min(attempt, 30)
-	if window <= 0 || window > c.backoffMax {
-		window = c.backoffMax
-	}
-	d := time.Duration(rand.Int64N(int64(window) + 1))
-	return max(d, retryAfter)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// transportError is a failure to get a response at all.
-type transportError struct {
-	err     error
-	notSent bool // the connection was never established
-}
-
-func (e *transportError) Error() string { return e.err.Error() }
-func (e *transportError) Unwrap() error { return e.err }
-
-// notSent reports whether err happened before any byte of the request could
-// reach the server (dialing failed).
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // OutcomeUnknownError is returned when a request that creates an entity may
@@ -791,11 +720,3 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
 // Is reports whether target is psa.ErrOutcomeUnknown.
 func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
-
-// redactURL returns u without its query string, which may hold search
-// filters; it never holds credentials, which only travel in headers.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.RawQuery, r.User = "", nil
-	return r.String()
-}

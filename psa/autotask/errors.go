@@ -3,13 +3,12 @@ package autotask
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // ErrorResponse is an error response from Autotask. Autotask reports
@@ -35,7 +34,7 @@ func (r *ErrorResponse) Error() string {
 	var b strings.Builder
 	b.WriteString("autotask: ")
 	if r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
 	}
 	b.WriteString(strconv.Itoa(r.Response.StatusCode))
 	msgs := r.Errors
@@ -64,7 +63,7 @@ func CheckResponse(r *http.Response) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
-	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	data := rest.ReadErrorBody(r)
 	er := &ErrorResponse{Response: r}
 	er.Errors, er.Message = parseErrorBody(data)
 
@@ -73,7 +72,7 @@ func CheckResponse(r *http.Response) error {
 	if r.StatusCode == http.StatusTooManyRequests || kind != notThrottled {
 		return &psa.RateLimitError{
 			System:     psa.SystemAutotask,
-			RetryAfter: retryAfter(r),
+			RetryAfter: rest.RetryAfter(r),
 			Hourly:     kind == hourlyThreshold,
 			Message:    strings.Join(nonEmpty(all), "; "),
 		}
@@ -168,24 +167,4 @@ func nonEmpty(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// retryAfter parses a Retry-After header in seconds or as an HTTP date.
-func retryAfter(r *http.Response) time.Duration {
-	if r == nil {
-		return 0
-	}
-	v := strings.TrimSpace(r.Header.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
