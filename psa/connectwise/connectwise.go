@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 const (
@@ -45,13 +44,6 @@ const (
 
 	// apiPath is appended to the codebase to form the API root.
 	apiPath = "apis/3.0/"
-
-	maxErrorBody  = 1 << 20
-	maxBody       = 64 << 20
-	maxRetryAfter = 5 * time.Minute
-
-	defaultBackoffBase = 500 * time.Millisecond
-	defaultBackoffMax  = 30 * time.Second
 )
 
 // A Client talks to the ConnectWise PSA (Manage) REST API 3.0 of one company.
@@ -64,16 +56,15 @@ const (
 // exponential backoff and full jitter, and never re-sends a POST whose
 // outcome is unknown.
 type Client struct {
-	client      *http.Client
-	site        *url.URL // scheme and host of the site
-	creds       *credentials
-	apiVersion  string
-	userAgent   string
-	maxRetries  int
-	backoffBase time.Duration
-	backoffMax  time.Duration
-	logger      *slog.Logger
-	sem         chan struct{}
+	client     *http.Client
+	site       *url.URL // scheme and host of the site
+	creds      *credentials
+	apiVersion string
+	userAgent  string
+	maxRetries int
+	backoff    rest.Backoff
+	logger     *slog.Logger
+	sem        chan struct{}
 
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
@@ -283,10 +274,11 @@ func WithMaxRetries(n int) Option {
 // Retry-After. The defaults are 500ms and 30s.
 func WithBackoff(base, maxWait time.Duration) Option {
 	return func(c *Client) error {
-		if base <= 0 || maxWait < base {
-			return fmt.Errorf("connectwise: invalid backoff %s..%s", base, maxWait)
+		b, err := rest.NewBackoff(base, maxWait)
+		if err != nil {
+			return fmt.Errorf("connectwise: %w", err)
 		}
-		c.backoffBase, c.backoffMax = base, maxWait
+		c.backoff = b
 		return nil
 	}
 }
@@ -320,16 +312,15 @@ func WithLogger(l *slog.Logger) Option {
 // pins it.
 func NewClient(opts ...Option) (*Client, error) {
 	c := &Client{
-		client:      &http.Client{Timeout: 60 * time.Second},
-		creds:       &credentials{},
-		apiVersion:  DefaultAPIVersion,
-		userAgent:   DefaultUserAgent,
-		maxRetries:  DefaultMaxRetries,
-		backoffBase: defaultBackoffBase,
-		backoffMax:  defaultBackoffMax,
-		logger:      slog.New(slog.DiscardHandler),
-		sem:         make(chan struct{}, DefaultMaxConcurrency),
-		sleep:       sleepContext,
+		client:     &http.Client{Timeout: 60 * time.Second},
+		creds:      &credentials{},
+		apiVersion: DefaultAPIVersion,
+		userAgent:  DefaultUserAgent,
+		maxRetries: DefaultMaxRetries,
+		backoff:    rest.DefaultBackoff,
+		logger:     slog.New(slog.DiscardHandler),
+		sem:        make(chan struct{}, DefaultMaxConcurrency),
+		sleep:      rest.SleepContext,
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -408,7 +399,7 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 		return nil, fmt.Errorf("connectwise: company info for company %q: %w", c.creds.company, err)
 	}
 	var ci CompanyInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&ci); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, rest.MaxErrorBody)).Decode(&ci); err != nil {
 		return nil, fmt.Errorf("connectwise: company info: decoding response: %w", err)
 	}
 	return &ci, nil
@@ -586,15 +577,15 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
 				if derr := json.Unmarshal(body, v); derr != nil {
-					return resp, fmt.Errorf("connectwise: %s %s: decoding response: %w", req.Method, redactURL(req.URL), derr)
+					return resp, fmt.Errorf("connectwise: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), derr)
 				}
 			}
 			return resp, nil
 		}
 		if ctx.Err() != nil {
-			var te *transportError
-			if !idempotent && errors.As(err, &te) && !te.notSent {
-				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+			var te *rest.TransportError
+			if !idempotent && errors.As(err, &te) && !te.NotSent {
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: ctx.Err()}
 			}
 			return resp, ctx.Err()
 		}
@@ -611,7 +602,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if !retry || attempt >= c.maxRetries {
 			return resp, outErr
 		}
-		d := c.backoff(attempt, wait)
+		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)
 		if serr := c.sleep(ctx, d); serr != nil {
 			return resp, serr
@@ -623,23 +614,22 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 }
 
 func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
-	select {
-	case c.sem <- struct{}{}:
-	case <-req.Context().Done():
-		return nil, nil, req.Context().Err()
+	release, err := rest.Acquire(req.Context(), c.sem)
+	if err != nil {
+		return nil, nil, err
 	}
-	defer func() { <-c.sem }()
+	defer release()
 	hr, err := c.client.Do(req)
 	if err != nil {
-		return nil, nil, &transportError{err: err, notSent: notSent(err)}
+		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	if err := CheckResponse(hr); err != nil {
 		return newResponse(hr), nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	body, err := rest.ReadBody(hr)
 	if err != nil {
-		return newResponse(hr), nil, &transportError{err: err}
+		return newResponse(hr), nil, &rest.TransportError{Err: err}
 	}
 	return newResponse(hr), body, nil
 }
@@ -680,13 +670,9 @@ func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {
 }
 
 func rewind(req *http.Request) (*http.Request, error) {
-	nr := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("connectwise: rewinding request body: %w", err)
-		}
-		nr.Body = b
+	nr, err := rest.Rewind(req)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: %w", err)
 	}
 	return nr, nil
 }
@@ -694,20 +680,20 @@ func rewind(req *http.Request) (*http.Request, error) {
 // classify decides whether a failed attempt may be retried, how long the
 // server asked to wait, and the error to return when it is not retried.
 func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
-	var te *transportError
+	var te *rest.TransportError
 	if errors.As(err, &te) {
 		switch {
-		case idempotent, te.notSent:
-			return true, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		case idempotent, te.NotSent:
+			return true, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), te.Err)
 		case req.Method == http.MethodPost:
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: te.Err}
 		default:
-			return false, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+			return false, 0, fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), te.Err)
 		}
 	}
 	var rl *psa.RateLimitError
 	if errors.As(err, &rl) {
-		if rl.RetryAfter > maxRetryAfter {
+		if rl.RetryAfter > rest.MaxRetryAfter {
 			return false, 0, err
 		}
 		// A 429 is refused before any work, so even a create may be re-sent.
@@ -718,49 +704,13 @@ func (c *Client) classify(req *http.Request, resp *Response, err error, idempote
 		st := er.Response.StatusCode
 		serverFault := st >= 500 && st != http.StatusNotImplemented && !errors.Is(er, psa.ErrValidation)
 		if idempotent {
-			return serverFault, retryAfter(er.Response), err
+			return serverFault, rest.RetryAfter(er.Response), err
 		}
 		if serverFault && req.Method == http.MethodPost {
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
 		}
 	}
 	return false, 0, err
-}
-
-// backoff returns the wait before retry number attempt (0-based): full
-// jitter over an exponentially growing window, and at least what the server
-// asked.
-func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	window := c.backoffBase << min(attempt, 30)
-	if window <= 0 || window > c.backoffMax {
-		window = c.backoffMax
-	}
-	d := time.Duration(rand.Int64N(int64(window) + 1))
-	return max(d, retryAfter)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-type transportError struct {
-	err     error
-	notSent bool
-}
-
-func (e *transportError) Error() string { return e.err.Error() }
-func (e *transportError) Unwrap() error { return e.err }
-
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // OutcomeUnknownError is returned when a POST may or may not have been
@@ -783,11 +733,3 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
 // Is reports whether target is psa.ErrOutcomeUnknown.
 func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
-
-// redactURL returns u without its query string (which may hold customer
-// names in conditions) and user info. Credentials only travel in headers.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.RawQuery, r.User = "", nil
-	return r.String()
-}

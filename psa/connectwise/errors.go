@@ -3,13 +3,12 @@ package connectwise
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // FieldError is one entry of the "errors" array of a ConnectWise error
@@ -43,7 +42,7 @@ func (r *ErrorResponse) Error() string {
 	var b strings.Builder
 	b.WriteString("connectwise: ")
 	if r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
 	}
 	b.WriteString(strconv.Itoa(r.Response.StatusCode))
 	if r.Code != "" {
@@ -90,7 +89,7 @@ func CheckResponse(r *http.Response) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
-	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	data := rest.ReadErrorBody(r)
 	er := &ErrorResponse{Response: r}
 	_ = json.Unmarshal(data, er) // a non-JSON body leaves the fields empty
 	if er.Message == "" {
@@ -104,7 +103,7 @@ func CheckResponse(r *http.Response) error {
 	}
 	switch {
 	case r.StatusCode == http.StatusTooManyRequests:
-		return &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: retryAfter(r), Message: strings.Join(er.messages(), "; ")}
+		return &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: rest.RetryAfter(r), Message: strings.Join(er.messages(), "; ")}
 	case r.StatusCode == http.StatusUnauthorized, r.StatusCode == http.StatusForbidden:
 		er.wrapped = psa.ErrUnauthorized
 	case r.StatusCode == http.StatusNotFound:
@@ -119,24 +118,4 @@ func CheckResponse(r *http.Response) error {
 		er.wrapped = &psa.ValidationError{System: psa.SystemConnectWise, Messages: msgs}
 	}
 	return er
-}
-
-// retryAfter parses a Retry-After header in seconds or as an HTTP date.
-func retryAfter(r *http.Response) time.Duration {
-	if r == nil {
-		return 0
-	}
-	v := strings.TrimSpace(r.Header.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
