@@ -140,7 +140,7 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 		if !retry || attempt >= c.maxRetries {
 			return nil, outErr
 		}
-		if serr := c.sleep(ctx, c.backoff(attempt, wait)); serr != nil {
+		if serr := c.sleep(ctx, c.backoff.Wait(attempt, wait)); serr != nil {
 			return nil, serr
 		}
 	}

@@ -3,13 +3,12 @@ package kaseyabms
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // ErrorResponse is an error answer from Kaseya BMS: an HTTP error status,
@@ -36,7 +35,7 @@ func (r *ErrorResponse) Error() string {
 	var b strings.Builder
 	b.WriteString("kaseyabms: ")
 	if r.Response != nil && r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, redactURL(r.Response.Request.URL))
+		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
 	}
 	if r.Response != nil {
 		b.WriteString(strconv.Itoa(r.Response.StatusCode))
@@ -74,7 +73,7 @@ func CheckResponse(r *http.Response) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
-	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	data := rest.ReadErrorBody(r)
 	var env envelope
 	_ = json.Unmarshal(data, &env)
 	er := &ErrorResponse{Response: r}
@@ -94,7 +93,7 @@ func CheckResponse(r *http.Response) error {
 	if r.StatusCode == http.StatusTooManyRequests {
 		return &psa.RateLimitError{
 			System:     psa.SystemKaseyaBMS,
-			RetryAfter: retryAfter(r),
+			RetryAfter: rest.RetryAfter(r),
 			Message:    strings.Join(er.messages(), "; "),
 		}
 	}
@@ -121,7 +120,7 @@ func newEnvelopeError(r *http.Response, info *ErrorInfo) error {
 	text := strings.ToLower(strings.Join(msgs, " "))
 	switch {
 	case er.Code == http.StatusTooManyRequests || strings.Contains(text, "limit exceeded") || strings.Contains(text, "too many requests"):
-		return &psa.RateLimitError{System: psa.SystemKaseyaBMS, RetryAfter: retryAfter(r), Hourly: true, Message: strings.Join(msgs, "; ")}
+		return &psa.RateLimitError{System: psa.SystemKaseyaBMS, RetryAfter: rest.RetryAfter(r), Hourly: true, Message: strings.Join(msgs, "; ")}
 	case er.Code == http.StatusUnauthorized || er.Code == http.StatusForbidden ||
 		strings.Contains(text, "unauthori") || strings.Contains(text, "invalid credentials") ||
 		strings.Contains(text, "invalid username") || strings.Contains(text, "invalid user name") || strings.Contains(text, "password"):
@@ -146,24 +145,4 @@ func cmpOrSlice(msgs []string, def string) []string {
 		return msgs
 	}
 	return []string{def}
-}
-
-// retryAfter parses a Retry-After header in seconds or as an HTTP date.
-func retryAfter(r *http.Response) time.Duration {
-	if r == nil {
-		return 0
-	}
-	v := strings.TrimSpace(r.Header.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
 }

@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 const (
@@ -40,25 +38,8 @@ const (
 	// maxPages bounds a paging loop, in case a server ignores PageNumber.
 	maxPages = 10000
 
-	// maxErrorBody bounds how much of an error response is read.
-	maxErrorBody = 1 << 20
-
-	// maxBody bounds how much of a successful response is read.
-	maxBody = 64 << 20
-
-	// maxRetryAfter is the longest Retry-After the client waits for before
-	// retrying; a longer one is returned to the caller.
-	maxRetryAfter = 5 * time.Minute
-
 	// tokenMargin is how long before its expiry an access token is renewed.
 	tokenMargin = 2 * time.Minute
-)
-
-// Default backoff between retries: exponential from defaultBackoffBase,
-// capped at defaultBackoffMax, with full jitter.
-const (
-	defaultBackoffBase = 500 * time.Millisecond
-	defaultBackoffMax  = 30 * time.Second
 )
 
 // Paths of the security endpoints.
@@ -82,8 +63,7 @@ type Client struct {
 	creds       *credentials
 	userAgent   string
 	maxRetries  int
-	backoffBase time.Duration
-	backoffMax  time.Duration
+	backoff     rest.Backoff
 	logger      *slog.Logger
 	now         func() time.Time
 	sem         chan struct{} // nil: no concurrency bound
@@ -222,10 +202,11 @@ func WithMaxRetries(n int) Option {
 // sent Retry-After. The defaults are 500ms and 30s.
 func WithBackoff(base, maxWait time.Duration) Option {
 	return func(c *Client) error {
-		if base <= 0 || maxWait < base {
-			return fmt.Errorf("kaseyabms: invalid backoff %s..%s", base, maxWait)
+		b, err := rest.NewBackoff(base, maxWait)
+		if err != nil {
+			return fmt.Errorf("kaseyabms: %w", err)
 		}
-		c.backoffBase, c.backoffMax = base, maxWait
+		c.backoff = b
 		return nil
 	}
 }
@@ -270,16 +251,15 @@ func WithLogger(l *slog.Logger) Option {
 // it authenticates on the first request.
 func NewClient(opts ...Option) (*Client, error) {
 	c := &Client{
-		client:      &http.Client{Timeout: 60 * time.Second},
-		creds:       &credentials{},
-		userAgent:   DefaultUserAgent,
-		maxRetries:  DefaultMaxRetries,
-		backoffBase: defaultBackoffBase,
-		backoffMax:  defaultBackoffMax,
-		logger:      slog.New(slog.DiscardHandler),
-		now:         time.Now,
-		sleep:       sleepContext,
-		limiter:     newLimiter(HourlyLimit, time.Hour, time.Now),
+		client:     &http.Client{Timeout: 60 * time.Second},
+		creds:      &credentials{},
+		userAgent:  DefaultUserAgent,
+		maxRetries: DefaultMaxRetries,
+		backoff:    rest.DefaultBackoff,
+		logger:     slog.New(slog.DiscardHandler),
+		now:        time.Now,
+		sleep:      rest.SleepContext,
+		limiter:    newLimiter(HourlyLimit, time.Hour, time.Now),
 	}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
@@ -451,9 +431,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			return resp, nil
 		}
 		if ctx.Err() != nil {
-			var te *transportError
-			if !idempotent && errors.As(err, &te) && !te.notSent {
-				return resp, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: ctx.Err()}
+			var te *rest.TransportError
+			if !idempotent && errors.As(err, &te) && !te.NotSent {
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: ctx.Err()}
 			}
 			return resp, ctx.Err()
 		}
@@ -472,7 +452,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if !retry || attempt >= c.maxRetries {
 			return resp, outErr
 		}
-		d := c.backoff(attempt, wait)
+		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying Kaseya BMS request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)
 		if serr := c.sleep(ctx, d); serr != nil {
 			return resp, serr
@@ -495,27 +475,24 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	if c.sem != nil {
-		select {
-		case c.sem <- struct{}{}:
-			defer func() { <-c.sem }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	release, err := rest.Acquire(ctx, c.sem)
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	hr, err := c.client.Do(req)
 	if err != nil {
-		return nil, &transportError{err: err, notSent: notSent(err)}
+		return nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
 	resp := &Response{Response: hr, TotalRecords: -1}
 	if err := CheckResponse(hr); err != nil {
 		return resp, err
 	}
-	body, err := io.ReadAll(io.LimitReader(hr.Body, maxBody))
+	body, err := rest.ReadBody(hr)
 	if err != nil {
 		// The response was lost half way: the request was processed.
-		return resp, &transportError{err: err}
+		return resp, &rest.TransportError{Err: err}
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -524,14 +501,14 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	if !isEnvelope(body) {
 		if v != nil {
 			if err := json.Unmarshal(body, v); err != nil {
-				return resp, fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, redactURL(req.URL), err)
+				return resp, fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), err)
 			}
 		}
 		return resp, nil
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return resp, fmt.Errorf("kaseyabms: %s %s: decoding response envelope: %w", req.Method, redactURL(req.URL), err)
+		return resp, fmt.Errorf("kaseyabms: %s %s: decoding response envelope: %w", req.Method, rest.RedactURL(req.URL), err)
 	}
 	if env.TotalRecords != nil {
 		resp.TotalRecords = *env.TotalRecords
@@ -541,7 +518,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	}
 	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
 		if err := json.Unmarshal(env.Result, v); err != nil {
-			return resp, fmt.Errorf("kaseyabms: %s %s: decoding result: %w", req.Method, redactURL(req.URL), err)
+			return resp, fmt.Errorf("kaseyabms: %s %s: decoding result: %w", req.Method, rest.RedactURL(req.URL), err)
 		}
 	}
 	return resp, nil
@@ -564,18 +541,18 @@ func isIdempotent(req *http.Request) bool {
 // classify decides whether a failed attempt may be retried, how long the
 // server asked to wait, and the error to return when it is not retried.
 func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
-	var te *transportError
+	var te *rest.TransportError
 	if errors.As(err, &te) {
 		switch {
-		case idempotent, te.notSent:
-			return true, 0, fmt.Errorf("kaseyabms: %s %s: %w", req.Method, redactURL(req.URL), te.err)
+		case idempotent, te.NotSent:
+			return true, 0, fmt.Errorf("kaseyabms: %s %s: %w", req.Method, rest.RedactURL(req.URL), te.Err)
 		default:
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: te.err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: te.Err}
 		}
 	}
 	var rl *psa.RateLimitError
 	if errors.As(err, &rl) {
-		if rl.Hourly || rl.RetryAfter > maxRetryAfter {
+		if rl.Hourly || rl.RetryAfter > rest.MaxRetryAfter {
 			return false, 0, err // only time helps
 		}
 		// A throttled request was refused before any work, so even a create
@@ -587,65 +564,22 @@ func (c *Client) classify(req *http.Request, resp *Response, err error, idempote
 		st := er.Response.StatusCode
 		serverFault := st >= 500 && st != http.StatusNotImplemented
 		if idempotent {
-			return serverFault, retryAfter(er.Response), err
+			return serverFault, rest.RetryAfter(er.Response), err
 		}
 		if serverFault {
-			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: redactURL(req.URL), Err: err}
+			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
 		}
 	}
 	return false, 0, err
 }
 
-// backoff returns the wait before retry number attempt (0-based): full
-// jitter over an exponentially growing window, and at least what the server
-// asked.
-func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	window := c.backoffBase << min(attempt, 30)
-	if window <= 0 || window > c.backoffMax {
-		window = c.backoffMax
-	}
-	d := time.Duration(rand.Int64N(int64(window) + 1))
-	return max(d, retryAfter)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // rewind returns a copy of req with a fresh body.
 func rewind(req *http.Request) (*http.Request, error) {
-	nr := req.Clone(req.Context())
-	if req.GetBody != nil {
-		b, err := req.GetBody()
-		if err != nil {
-			return nil, fmt.Errorf("kaseyabms: rewinding request body: %w", err)
-		}
-		nr.Body = b
+	nr, err := rest.Rewind(req)
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: %w", err)
 	}
 	return nr, nil
-}
-
-// transportError is a failure to get a response at all.
-type transportError struct {
-	err     error
-	notSent bool // the connection was never established
-}
-
-func (e *transportError) Error() string { return e.err.Error() }
-func (e *transportError) Unwrap() error { return e.err }
-
-// notSent reports whether err happened before any byte of the request could
-// reach the server (dialing failed).
-func notSent(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // OutcomeUnknownError is returned when a request that creates something may
@@ -668,14 +602,6 @@ func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
 
 // Is reports whether target is psa.ErrOutcomeUnknown.
 func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOutcomeUnknown }
-
-// redactURL returns u without its query string, which may hold search
-// filters.
-func redactURL(u *url.URL) string {
-	r := *u
-	r.RawQuery, r.User = "", nil
-	return r.String()
-}
 
 // ListOptions are the paging parameters of GET listings.
 type ListOptions struct {
