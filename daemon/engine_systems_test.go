@@ -1,0 +1,382 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// The engine tests in this file run against every PSA simulator where the
+// behaviour is shared; engine_connectwise_test.go and
+// engine_kaseyabms_test.go hold what only one PSA does.
+
+// sysHarness is one simulated PSA tenant of any system, with two customers
+// (contract A for Acme, contract B for Globex) and two services (Intercept
+// X, mapped from CIXA-MSP and CIXA-SRV, and MDR), a usage file, a state
+// database and metrics, wired into an Engine.
+type sysHarness struct {
+	t      testing.TB
+	system psa.System
+	sim    *psatest.Server
+	be     psa.Backend
+	db     *state.DB
+	reg    *prometheus.Registry
+	m      *Metrics
+	usage  string
+	doc    *export.Document
+	pol    Policies
+
+	contractA, contractB string
+	svcIntercept, svcMDR string
+
+	// units returns the quantity of a line in the simulator for November
+	// 2026, false when there is no line.
+	units func(contract, service string) (int64, bool)
+	// isWrite reports whether a logged request changes a contract line.
+	isWrite func(r psatest.Request) bool
+}
+
+// sysSystems are the systems the shared engine tests run against.
+var sysSystems = []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS}
+
+func newSysHarness(t testing.TB, system psa.System, opts ...psatest.Option) *sysHarness {
+	t.Helper()
+	opts = append([]psatest.Option{psatest.WithSystem(system), psatest.WithClock(func() time.Time { return etNow })}, opts...)
+	sim := psatest.Start(t, opts...)
+	h := &sysHarness{t: t, system: system, sim: sim, reg: prometheus.NewRegistry(), pol: DefaultPolicies}
+	h.m = NewMetrics(h.reg, system)
+	cfg := backends.Config{
+		System:     system,
+		HTTPClient: &http.Client{Transport: h.m.InstrumentRoundTripper(nil), Timeout: 30 * time.Second},
+		MaxRetries: backends.DefaultMaxRetries,
+	}
+	var companyA, companyB string
+	switch system {
+	case psa.SystemAutotask:
+		at := sim.Autotask()
+		user, secret, code := at.Credentials()
+		cfg.Autotask = &backends.AutotaskConfig{Username: user, Secret: secret, IntegrationCode: code, BaseURL: sim.AutotaskBaseURL()}
+		a, b := at.AddCompany("Acme"), at.AddCompany("Globex")
+		companyA, companyB = etID(a), etID(b)
+		h.contractA = etID(at.AddContract(psatest.AutotaskContract{CompanyID: a, Name: "Acme Managed Services"}))
+		h.contractB = etID(at.AddContract(psatest.AutotaskContract{CompanyID: b, Name: "Globex Managed Services"}))
+		h.svcIntercept = etID(at.AddService("Sophos Intercept X Advanced", 4.5))
+		h.svcMDR = etID(at.AddService("Sophos MDR", 9))
+		h.units = func(contract, service string) (int64, bool) {
+			return at.Units(mustParse(t, contract), mustParse(t, service), etPeriodDay)
+		}
+		h.isWrite = func(r psatest.Request) bool {
+			return r.Method == http.MethodPost && strings.Contains(strings.ToLower(r.Path), "serviceadjustments")
+		}
+	case psa.SystemConnectWise:
+		cw := sim.ConnectWise()
+		company, pub, priv, client := cw.Credentials()
+		cfg.ConnectWise = &backends.ConnectWiseConfig{Site: sim.ConnectWiseSite(), CompanyID: company, PublicKey: pub, PrivateKey: priv, ClientID: client}
+		a, b := cw.AddCompany("Acme"), cw.AddCompany("Globex")
+		companyA, companyB = etID(a), etID(b)
+		h.contractA = etID(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: a, Name: "Acme Managed Services"}))
+		h.contractB = etID(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: b, Name: "Globex Managed Services"}))
+		h.svcIntercept = etID(cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Sophos Intercept X Advanced", Price: 4.5}))
+		h.svcMDR = etID(cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Sophos MDR", Price: 9}))
+		h.units = func(contract, service string) (int64, bool) {
+			q, ok := cw.Quantity(mustParse(t, contract), mustParse(t, service))
+			return int64(q), ok
+		}
+		h.isWrite = func(r psatest.Request) bool {
+			return (r.Method == http.MethodPost || r.Method == http.MethodPatch) && strings.Contains(strings.ToLower(r.Path), "/additions")
+		}
+	case psa.SystemKaseyaBMS:
+		k := sim.KaseyaBMS()
+		user, password, tenant := k.Credentials()
+		cfg.KaseyaBMS = &backends.KaseyaBMSConfig{BaseURL: sim.KaseyaBMSBaseURL(), Username: user, Password: password, Tenant: tenant}
+		a, b := k.AddAccount("Acme"), k.AddAccount("Globex")
+		companyA, companyB = strconv.Itoa(a), strconv.Itoa(b)
+		h.contractA = strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: "Acme Managed Services"}))
+		h.contractB = strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: b, Name: "Globex Managed Services"}))
+		h.svcIntercept = strconv.Itoa(k.AddService("Sophos Intercept X Advanced", 4.5))
+		h.svcMDR = strconv.Itoa(k.AddService("Sophos MDR", 9))
+		h.units = func(contract, service string) (int64, bool) {
+			n, ok := k.Units(int(mustParse(t, contract)), int(mustParse(t, service)), etPeriodDay)
+			return int64(n), ok
+		}
+		h.isWrite = func(r psatest.Request) bool {
+			p := strings.ToLower(r.Path)
+			return r.Method == http.MethodPost && strings.Contains(p, "/recurringservices/") && strings.HasSuffix(p, "/services")
+		}
+	default:
+		t.Fatalf("no harness for %s", system)
+	}
+	be, err := backends.New(cfg)
+	if err != nil {
+		t.Fatalf("backends.New: %v", err)
+	}
+	h.be = be
+	db, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("state.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h.db = db
+	h.usage = filepath.Join(t.TempDir(), "usage.csv")
+
+	h.doc = export.New(system, "sim")
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: h.svcIntercept, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: h.svcIntercept, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-a", CustomerName: "Acme", CompanyID: companyA, ContractID: h.contractA, UsageSync: true})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-b", CustomerName: "Globex", CompanyID: companyB, ContractID: h.contractB, UsageSync: true})
+	return h
+}
+
+func mustParse(t testing.TB, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("id %q: %v", s, err)
+	}
+	return n
+}
+
+func (h *sysHarness) writeUsage(rows ...string) {
+	h.t.Helper()
+	content := "customer_id,customer_name,product,quantity\n" + strings.Join(rows, "\n") + "\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *sysHarness) engine() *Engine {
+	h.t.Helper()
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return NewEngine(EngineOptions{
+		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return etNow },
+	})
+}
+
+func (h *sysHarness) sync(o PassOptions) *Result {
+	h.t.Helper()
+	res, err := h.engine().Sync(h.t.Context(), h.doc, o)
+	if err != nil {
+		h.t.Fatalf("Sync returned error: %v", err)
+	}
+	return res
+}
+
+func (h *sysHarness) wantUnits(contract, service string, want int64) {
+	h.t.Helper()
+	if got, _ := h.units(contract, service); got != want {
+		h.t.Errorf("%s: units of contract %s service %s = %d, want %d", h.system, contract, service, got, want)
+	}
+}
+
+// writes counts the line-changing requests since the last ResetRequests.
+func (h *sysHarness) writes() int {
+	n := 0
+	for _, r := range h.sim.Requests() {
+		if h.isWrite(r) {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *sysHarness) status(customer string) state.CustomerStatus {
+	h.t.Helper()
+	cs, ok, err := h.db.CustomerStatus("file", customer)
+	if err != nil || !ok {
+		h.t.Fatalf("CustomerStatus(%s) = %v, %v", customer, ok, err)
+	}
+	return cs
+}
+
+func sysFindChange(p *Plan, customer, service string) *Change {
+	for i := range p.Changes {
+		if p.Changes[i].CustomerID == customer && p.Changes[i].ServiceID == service {
+			return &p.Changes[i]
+		}
+	}
+	return nil
+}
+
+// TestEngineSystems_passes runs the life of a tenant in every simulator:
+// a first pass sets exact quantities from usage, a second pass with the
+// same usage writes nothing (for Kaseya BMS because the ledger says so), a
+// dry run writes nothing, and a change writes exactly one line.
+func TestEngineSystems_passes(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.writeUsage(
+				"cust-a,Acme,CIXA-MSP,40",
+				"cust-a,Acme,CIXA-SRV,2",
+				"cust-a,Acme,MDR,5",
+				"cust-b,Globex,CIXA-MSP,10",
+			)
+
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := sysFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.CurrentKnown {
+				t.Errorf("planned change = %+v, want an update to 42 from an unknown or missing line", c)
+			}
+
+			res := h.sync(PassOptions{Trigger: TriggerCLI})
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			h.wantUnits(h.contractA, h.svcMDR, 5)
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+			if n := h.writes(); n != 3 {
+				t.Errorf("first pass: %d line writes, want 3", n)
+			}
+			if res.Run.Result != state.RunSuccess || res.Run.Updated != 3 {
+				t.Errorf("first run = %+v, want success with 3 updated", res.Run)
+			}
+			for _, c := range []string{"cust-a", "cust-b"} {
+				if cs := h.status(c); cs.Result != state.CustomerSucceeded {
+					t.Errorf("status of %s = %+v, want succeeded", c, cs)
+				}
+			}
+			if ledger, _ := h.db.Ledger(0); len(ledger) != 3 {
+				t.Errorf("ledger = %+v, want 3 entries", ledger)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v", open)
+			}
+			if sys != psa.SystemAutotask {
+				// Budget() is not supported: no budget information, no
+				// error, no gauge.
+				if got := testutil.ToFloat64(h.m.APIBudgetRemaining); got != 0 {
+					t.Errorf("api_budget_remaining = %v, want 0 (not reported by %s)", got, sys)
+				}
+			}
+
+			// The same usage again: nothing to write.
+			h.sim.ResetRequests()
+			res = h.sync(PassOptions{})
+			if n := h.writes(); n != 0 {
+				t.Errorf("second pass: %d line writes, want 0", n)
+			}
+			if res.Run.Result != state.RunSuccess || res.Run.Unchanged != 3 || res.Run.Updated != 0 {
+				t.Errorf("second run = %+v, want success with 3 unchanged", res.Run)
+			}
+			if sys == psa.SystemKaseyaBMS {
+				for _, r := range h.sim.Requests() {
+					if r.Method == http.MethodPost && !strings.Contains(strings.ToLower(r.Path), "/security/") {
+						t.Errorf("second BMS pass sent POST %s", r.Path)
+					}
+				}
+				if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || !c.CurrentKnown || c.Current != 42 ||
+					!strings.Contains(c.Reason, "current 42 as psa-syncd last set it") {
+					t.Errorf("BMS change = %+v, want current 42 from the ledger", c)
+				}
+			}
+
+			// A dry run with changed usage writes nothing.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,50", "cust-a,Acme,CIXA-SRV,2", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,12")
+			h.sim.ResetRequests()
+			res = h.sync(PassOptions{DryRun: true})
+			if n := h.writes(); n != 0 {
+				t.Errorf("dry run: %d line writes, want 0", n)
+			}
+			if res.Run.Updated != 2 || !res.Run.DryRun {
+				t.Errorf("dry run = %+v, want 2 lines that would be updated", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+
+			// One changed line: exactly one write.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,CIXA-SRV,2", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,12")
+			h.sim.ResetRequests()
+			res = h.sync(PassOptions{})
+			if n := h.writes(); n != 1 {
+				t.Errorf("third pass: %d line writes, want 1", n)
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 12)
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			if res.Run.Result != state.RunSuccess || res.Run.Updated != 1 || res.Run.Unchanged != 2 {
+				t.Errorf("third run = %+v, want success with 1 updated", res.Run)
+			}
+			if le, ok, _ := h.db.LastSet(h.contractB, h.svcIntercept); !ok || le.Before != 10 || le.After != 12 || !le.EffectiveDate.Equal(etPeriodDay) {
+				t.Errorf("ledger entry = %+v, want 10 -> 12 effective %s", le, etPeriodDay)
+			}
+		})
+	}
+}
+
+// hourlyLimited lets n writes through and then fails every write with the
+// hourly rate limit, as a PSA whose hourly budget ran out does.
+type hourlyLimited struct {
+	psa.Backend
+	left *atomic.Int32
+}
+
+func (b hourlyLimited) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	if b.left.Add(-1) < 0 {
+		return nil, &psa.RateLimitError{System: b.System(), Hourly: true, Message: "hourly limit reached"}
+	}
+	return b.Backend.SetQuantity(ctx, req)
+}
+
+// TestEngineSystems_hourlyRateLimitStopsWriting checks that a write refused
+// by the hourly limit stops the pass from writing (the rest is skipped) and
+// the run ends as partial, in every system.
+func TestEngineSystems_hourlyRateLimitStopsWriting(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.WriteConcurrency = 1
+			h.writeUsage("cust-a,Acme,CIXA-MSP,1", "cust-a,Acme,MDR,2", "cust-b,Globex,CIXA-MSP,3", "cust-b,Globex,MDR,4")
+			left := &atomic.Int32{}
+			left.Store(1)
+			h.be = hourlyLimited{h.be, left}
+
+			res := h.sync(PassOptions{})
+			var actions []string
+			for _, c := range res.Plan.Changes {
+				actions = append(actions, c.CustomerID+"/"+c.Action)
+			}
+			want := "cust-a/update cust-a/failed cust-b/skipped cust-b/skipped"
+			if got := strings.Join(actions, " "); got != want {
+				t.Errorf("actions = %s, want %s", got, want)
+			}
+			if n := h.writes(); n != 1 {
+				t.Errorf("%d line writes, want 1", n)
+			}
+			if res.Run.Result != state.RunPartial {
+				t.Errorf("run = %+v, want partial", res.Run)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, "rate limited") {
+				t.Errorf("status of cust-a = %+v, want failed, rate limited", cs)
+			}
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSkipped {
+				t.Errorf("status of cust-b = %+v, want skipped", cs)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v (a refused write is certainly not applied)", open)
+			}
+		})
+	}
+}
