@@ -1,0 +1,236 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// cwRequests returns the method and path of every logged request to the
+// additions of agreement id, e.g. "PATCH .../finance/agreements/800/additions/3500".
+func cwRequests(h *sysHarness, agreement string) []psatest.Request {
+	var out []psatest.Request
+	for _, r := range h.sim.Requests() {
+		if strings.Contains(strings.ToLower(r.Path), "/finance/agreements/"+agreement+"/additions") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestEngineConnectWise_patchesExistingAndCreatesMissingAdditions(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	existing := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 30})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5")
+
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("run = %+v, want success with 2 updated", res.Run)
+	}
+	var patches, posts []string
+	for _, r := range cwRequests(h, h.contractA) {
+		switch r.Method {
+		case http.MethodPatch:
+			patches = append(patches, r.Path+" "+string(r.Body))
+		case http.MethodPost:
+			posts = append(posts, r.Path)
+		}
+	}
+	if len(patches) != 1 || !strings.HasSuffix(strings.Fields(patches[0])[0], "/additions/"+etID(existing)) ||
+		!strings.Contains(patches[0], `"op":"replace"`) || !strings.Contains(patches[0], `"path":"quantity"`) || !strings.Contains(patches[0], `"value":42`) {
+		t.Errorf("PATCHes = %q, want one replace of quantity 42 on addition %d", patches, existing)
+	}
+	if len(posts) != 1 {
+		t.Errorf("POSTs = %q, want one (the missing MDR addition)", posts)
+	}
+	adds := cw.Additions(mustParse(t, h.contractA))
+	if len(adds) != 2 {
+		t.Fatalf("additions = %+v, want the patched one and the created one", adds)
+	}
+	if a, _ := cw.Addition(existing); a.Quantity != 42 {
+		t.Errorf("existing addition = %+v, want quantity 42", a)
+	}
+	created := adds[1]
+	if created.ProductID != mustParse(t, h.svcMDR) || created.Quantity != 5 || created.BillCustomer != "Billable" || !created.EffectiveDate.Equal(etPeriodDay) {
+		t.Errorf("created addition = %+v, want 5 of MDR, billable, effective %s", created, etPeriodDay)
+	}
+	ledger, _ := h.db.Ledger(0)
+	if len(ledger) != 2 {
+		t.Errorf("ledger = %+v, want 2 entries", ledger)
+	}
+	for _, le := range ledger {
+		if le.ServiceID == h.svcIntercept && (le.Before != 30 || le.After != 42) {
+			t.Errorf("ledger entry %+v, want 30 -> 42", le)
+		}
+	}
+}
+
+func TestEngineConnectWise_ambiguousAdditionsFailOnlyThatCustomer(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	agreementA, product := mustParse(t, h.contractA), mustParse(t, h.svcIntercept)
+	first := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: product, Quantity: 3})
+	second := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: product, Quantity: 5})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	for _, r := range cwRequests(h, h.contractA) {
+		if r.Method != http.MethodGet {
+			t.Errorf("wrote to the ambiguous agreement: %s %s", r.Method, r.Path)
+		}
+	}
+	for _, id := range []int64{first, second} {
+		if a, _ := cw.Addition(id); a.Quantity != 3 && a.Quantity != 5 {
+			t.Errorf("addition %d changed: %+v", id, a)
+		}
+	}
+	cs := h.status("cust-a")
+	item, _ := cw.CatalogItem(product)
+	wantHint := "more than one active line for product " + h.svcIntercept + " (" + item.Identifier + ") on agreement " + h.contractA +
+		" (addition " + etID(first) + " (quantity 3), addition " + etID(second) + " (quantity 5)): cancel all but one in ConnectWise, then run the pass again; psa-syncd never guesses which one to change"
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "is ambiguous") {
+		t.Errorf("status of cust-a = %+v, want failed as ambiguous", cs)
+	}
+	if cs.Hint != wantHint {
+		t.Errorf("hint = %q\nwant %q", cs.Hint, wantHint)
+	}
+	if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status of cust-b = %+v, want succeeded", cs)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.CustomerID == "cust-a" && c.Action != ActionFailed {
+			t.Errorf("change %+v, want failed", c)
+		}
+	}
+}
+
+func TestEngineConnectWise_cancelledAgreementMarksTheMappingStale(t *testing.T) {
+	t.Parallel()
+	for _, status := range []string{"Cancelled", "Expired"} {
+		t.Run(status, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemConnectWise)
+			cw := h.sim.ConnectWise()
+			add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 30})
+			cw.SetAgreementStatus(mustParse(t, h.contractA), status)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+			if a, _ := cw.Addition(add); a.Quantity != 30 {
+				t.Errorf("addition on the %s agreement = %+v, want it untouched", status, a)
+			}
+			for _, r := range cwRequests(h, h.contractA) {
+				if r.Method != http.MethodGet {
+					t.Errorf("wrote to the %s agreement: %s %s", status, r.Method, r.Path)
+				}
+			}
+			cs := h.status("cust-a")
+			wantHint := "contract " + h.contractA + " can no longer be billed on: map the customer to an active agreement in Terraform (psa_customer_mapping.contract_id) and apply"
+			if cs.Result != state.CustomerFailed || cs.Hint != wantHint || !strings.Contains(cs.Error, "customer mapping is stale") ||
+				!strings.Contains(cs.Error, strings.ToLower(status)) {
+				t.Errorf("status of cust-a = %+v\nwant failed, stale, with hint %q", cs, wantHint)
+			}
+			if res.Run.Result != state.RunPartial {
+				t.Errorf("run = %+v, want partial", res.Run)
+			}
+		})
+	}
+}
+
+func TestEngineConnectWise_readsRetried(t *testing.T) {
+	t.Parallel()
+	additions := "/" + psatest.DefaultConnectWiseCodebase + "apis/3.0/finance/agreements/*"
+	h := newSysHarness(t, psa.SystemConnectWise,
+		psatest.WithFault(psatest.Fault{Method: http.MethodGet, Path: additions, Status: http.StatusTooManyRequests, Times: 1}),
+		psatest.WithFault(psatest.Fault{Method: http.MethodGet, Path: additions, Status: http.StatusServiceUnavailable, Times: 1}),
+	)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("run = %+v, want success after retries", res.Run)
+	}
+	statuses := map[int]int{}
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodGet && strings.Contains(strings.ToLower(r.Path), "/finance/agreements") {
+			statuses[r.Status]++
+		}
+	}
+	if statuses[429] != 1 || statuses[503] != 1 || statuses[200] < 1 {
+		t.Errorf("agreement reads answered %v, want one 429, one 503, then 200s", statuses)
+	}
+	if got := testutil.ToFloat64(h.m.RateLimitedTotal); got != 1 {
+		t.Errorf("rate_limited_total = %v, want 1", got)
+	}
+}
+
+// codebaseMover moves the simulated company to another codebase before the
+// first write, as hosted ConnectWise does during an upgrade.
+type codebaseMover struct {
+	psa.Backend
+	once sync.Once
+	move func()
+}
+
+func (b *codebaseMover) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	b.once.Do(b.move)
+	return b.Backend.SetQuantity(ctx, req)
+}
+
+func TestEngineConnectWise_codebaseChangeMidPass(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	existing := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 30})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	// One write at a time: psa/connectwise's Client.rebase does not yet
+	// follow a move that a concurrent request has already re-discovered
+	// (it compares the request with the new root and gives up), so two
+	// writes that both get 404 fail one of them until the next pass.
+	h.pol.WriteConcurrency = 1
+	h.be = &codebaseMover{Backend: h.be, move: func() { cw.ChangeCodebase("v2025_1/") }}
+
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("run = %+v, want success with 2 updated", res.Run)
+	}
+	if a, _ := cw.Addition(existing); a.Quantity != 42 {
+		t.Errorf("addition = %+v, want 42", a)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	var notFound, discoveries, moved int
+	for _, r := range h.sim.Requests() {
+		p := strings.ToLower(r.Path)
+		switch {
+		case r.Status == http.StatusNotFound:
+			notFound++
+		case strings.HasPrefix(p, "/login/companyinfo/"):
+			discoveries++
+		case strings.HasPrefix(p, "/v2025_1/"):
+			moved++
+		}
+	}
+	if notFound == 0 || discoveries < 2 || moved == 0 {
+		t.Errorf("requests: %d answered 404, %d codebase discoveries, %d on the new codebase; want the move noticed and followed", notFound, discoveries, moved)
+	}
+	if n := len(cw.Additions(mustParse(t, h.contractB))); n != 1 {
+		t.Errorf("agreement B has %d additions, want exactly 1 (a POST refused with 404 is sent again once, never twice)", n)
+	}
+}
