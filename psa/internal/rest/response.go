@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -55,4 +56,30 @@ func RetryAfter(r *http.Response) time.Duration {
 		}
 	}
 	return 0
+}
+
+// DescribeResponse describes an error response for an error message, without
+// a package prefix: "GET https://host/path: 404 CODE: first; second", or
+// "GET https://host/path: 404 Not Found" when there are no messages. The URL
+// is redacted. The method and URL are left out when r has no request, and
+// the status when r is nil; code, a vendor's error code, may be empty.
+func DescribeResponse(r *http.Response, code string, msgs []string) string {
+	var b strings.Builder
+	if r != nil && r.Request != nil {
+		fmt.Fprintf(&b, "%s %s: ", r.Request.Method, RedactURL(r.Request.URL))
+	}
+	if r != nil {
+		b.WriteString(strconv.Itoa(r.StatusCode))
+	}
+	if code != "" {
+		fmt.Fprintf(&b, " %s", code)
+	}
+	if len(msgs) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(msgs, "; "))
+	} else if r != nil {
+		b.WriteString(" ")
+		b.WriteString(http.StatusText(r.StatusCode))
+	}
+	return b.String()
 }

@@ -85,3 +85,30 @@ func TestReadBody(t *testing.T) {
 		t.Errorf("ReadBody of a failing body: error = %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+func TestDescribeResponse(t *testing.T) {
+	t.Parallel()
+	req, _ := http.NewRequest(http.MethodPost, "https://api.example.com/v2/crm/accounts/search?name=Acme", nil)
+	withReq := &http.Response{StatusCode: http.StatusNotFound, Request: req}
+	noReq := &http.Response{StatusCode: http.StatusInternalServerError}
+	for _, tc := range []struct {
+		name string
+		r    *http.Response
+		code string
+		msgs []string
+		want string
+	}{
+		{"messages", withReq, "", []string{"first", "second"}, "POST https://api.example.com/v2/crm/accounts/search: 404: first; second"},
+		{"no messages", withReq, "", nil, "POST https://api.example.com/v2/crm/accounts/search: 404 Not Found"},
+		{"code and messages", withReq, "InvalidObject", []string{"name: required"}, "POST https://api.example.com/v2/crm/accounts/search: 404 InvalidObject: name: required"},
+		{"code only", withReq, "NotFound", nil, "POST https://api.example.com/v2/crm/accounts/search: 404 NotFound Not Found"},
+		{"no request", noReq, "", []string{"boom"}, "500: boom"},
+		{"no request, no messages", noReq, "", nil, "500 Internal Server Error"},
+		{"no response", nil, "", []string{"refused"}, ": refused"},
+		{"nothing", nil, "", nil, ""},
+	} {
+		if got := DescribeResponse(tc.r, tc.code, tc.msgs); got != tc.want {
+			t.Errorf("%s: DescribeResponse = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
