@@ -2,9 +2,7 @@ package autotask
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -31,24 +29,11 @@ type ErrorResponse struct {
 
 // Error describes the response: method, URL without query, status and messages.
 func (r *ErrorResponse) Error() string {
-	var b strings.Builder
-	b.WriteString("autotask: ")
-	if r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
-	}
-	b.WriteString(strconv.Itoa(r.Response.StatusCode))
 	msgs := r.Errors
 	if r.Message != "" {
 		msgs = append([]string{r.Message}, msgs...)
 	}
-	if len(msgs) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(msgs, "; "))
-	} else {
-		b.WriteString(" ")
-		b.WriteString(http.StatusText(r.Response.StatusCode))
-	}
-	return b.String()
+	return "autotask: " + rest.DescribeResponse(r.Response, "", msgs)
 }
 
 // Unwrap returns the matching psa error, if any (a *psa.ValidationError or a

@@ -2,9 +2,7 @@ package connectwise
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -39,23 +37,7 @@ type ErrorResponse struct {
 // Error describes the response: method, URL without query, status, code and
 // messages.
 func (r *ErrorResponse) Error() string {
-	var b strings.Builder
-	b.WriteString("connectwise: ")
-	if r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
-	}
-	b.WriteString(strconv.Itoa(r.Response.StatusCode))
-	if r.Code != "" {
-		fmt.Fprintf(&b, " %s", r.Code)
-	}
-	if msgs := r.messages(); len(msgs) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(msgs, "; "))
-	} else {
-		b.WriteString(" ")
-		b.WriteString(http.StatusText(r.Response.StatusCode))
-	}
-	return b.String()
+	return "connectwise: " + rest.DescribeResponse(r.Response, r.Code, r.messages())
 }
 
 // messages returns the top-level message followed by each field error.

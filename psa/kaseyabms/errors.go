@@ -2,9 +2,7 @@ package kaseyabms
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -32,22 +30,7 @@ type ErrorResponse struct {
 
 // Error describes the response: method, URL without query, status and messages.
 func (r *ErrorResponse) Error() string {
-	var b strings.Builder
-	b.WriteString("kaseyabms: ")
-	if r.Response != nil && r.Response.Request != nil {
-		fmt.Fprintf(&b, "%s %s: ", r.Response.Request.Method, rest.RedactURL(r.Response.Request.URL))
-	}
-	if r.Response != nil {
-		b.WriteString(strconv.Itoa(r.Response.StatusCode))
-	}
-	if msgs := r.messages(); len(msgs) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(msgs, "; "))
-	} else if r.Response != nil {
-		b.WriteString(" ")
-		b.WriteString(http.StatusText(r.Response.StatusCode))
-	}
-	return b.String()
+	return "kaseyabms: " + rest.DescribeResponse(r.Response, "", r.messages())
 }
 
 func (r *ErrorResponse) messages() []string {
