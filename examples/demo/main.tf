@@ -1,8 +1,14 @@
-# The psa-sync demo: bill Sophos usage on Autotask contracts.
+# The psa-sync demo: bill Sophos usage on PSA contracts (Autotask contracts,
+# ConnectWise agreements or Kaseya BMS recurring-services contracts).
 #
-# examples/demo/run.sh (make demo) applies this against the Autotask
-# simulator with a freshly built provider; every input comes from the
-# variables below, which run.sh sets through TF_VAR_* environment variables.
+# examples/demo/run.sh (make demo, make demo PSA=connectwise, make demo
+# PSA=kaseya_bms) applies this against the chosen PSA's simulator with a
+# freshly built provider, together with the PSA's own file from psa/
+# (autotask.tf, connectwise.tf or kaseya_bms.tf: the provider block and a new
+# service). run.sh sets export_path through TF_VAR_export_path and the PSA
+# credentials through PSA_<SYSTEM>_* environment variables. The three PSAs'
+# demo fixtures hold companies, contracts and services of the same names, so
+# this file fits them all.
 
 terraform {
   required_providers {
@@ -12,52 +18,15 @@ terraform {
   }
 }
 
-variable "autotask_base_url" {
-  description = "Zone root of the Autotask REST API (the simulator's, in the demo)."
-  type        = string
-}
-
-variable "autotask_username" {
-  description = "Autotask API user."
-  type        = string
-}
-
-variable "autotask_secret" {
-  description = "Secret of the Autotask API user."
-  type        = string
-  sensitive   = true
-}
-
-variable "autotask_integration_code" {
-  description = "Autotask API tracking identifier."
-  type        = string
-  sensitive   = true
-}
-
 variable "export_path" {
   description = "Where the mapping export that psa-syncd reads is written."
   type        = string
 }
 
-provider "psa" {
-  export_path = var.export_path
-  autotask {
-    username         = var.autotask_username
-    secret           = var.autotask_secret
-    integration_code = var.autotask_integration_code
-    base_url         = var.autotask_base_url
-  }
-}
+# The provider block and the new service are in psa/<system>.tf, one file
+# per PSA; run.sh puts the chosen one next to this file.
 
-# A new service, created in Autotask by Terraform.
-resource "psa_service" "intercept_x" {
-  name                = "Sophos Intercept X Advanced"
-  invoice_description = "Sophos Intercept X Advanced endpoint protection, per user"
-  unit_price          = 4.50
-  unit_cost           = 2.25
-}
-
-# A service that already exists in Autotask, looked up by name.
+# A service that already exists in the PSA, looked up by name.
 data "psa_service" "intercept_x_server" {
   name = "Sophos Intercept X Advanced for Server"
 }

@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# The psa-sync demo (make demo). It needs Go and Terraform (the GNUmakefile
-# builds Terraform when it is not on PATH) and nothing on the network:
+# The psa-sync demo (make demo, make demo PSA=connectwise, make demo
+# PSA=kaseya_bms). It needs Go and Terraform (the GNUmakefile builds
+# Terraform when it is not on PATH) and nothing on the network:
 #
 #  1. builds the provider and psa-syncd from this checkout;
-#  2. starts `psa-syncd simulate`: an Autotask tenant and a Sophos partner
-#     from examples/demo/autotask.json and sophos.json, on loopback ports;
-#  3. applies examples/demo/main.tf with the freshly built provider (a
-#     generated Terraform CLI config with dev_overrides, so no registry and no
+#  2. starts `psa-syncd simulate`: a PSA (Autotask by default; PSA=connectwise
+#     or PSA=kaseya_bms for the others) and a Sophos partner from the
+#     fixtures in examples/demo/ (autotask.json, connectwise.json or
+#     kaseyabms.json, and sophos.json), on loopback ports;
+#  3. applies examples/demo/main.tf with psa/<system>.tf (the provider block
+#     and a new service) with the freshly built provider (a generated
+#     Terraform CLI config with dev_overrides, so no registry and no
 #     `terraform init`), which creates a service and writes the mapping export;
 #  4. runs `psa-syncd plan`, then `psa-syncd sync`, and prints the
 #     per-customer report, the contract quantities before and after (read
-#     back from the simulator) and the key metrics;
+#     back from the simulator's /_sim/<system>/state endpoint) and the key
+#     metrics;
 #  5. syncs again to show that nothing changes, then runs the daemon briefly
 #     and triggers a pass through its HTTP API;
 #  6. stops everything it started and removes its temporary directory.
 set -euo pipefail
+
+system="${PSA:-autotask}"
+case "$system" in
+autotask) fixture=autotask.json title="Autotask" ;;
+connectwise) fixture=connectwise.json title="ConnectWise PSA" ;;
+kaseya_bms) fixture=kaseyabms.json title="Kaseya BMS" ;;
+*)
+	echo "demo: PSA=$system: want autotask, connectwise or kaseya_bms" >&2
+	exit 2
+	;;
+esac
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -58,29 +74,53 @@ section "Building the provider and psa-syncd"
 syncd="$work/bin/psa-syncd"
 "$syncd" version
 
-section "Starting the Autotask and Sophos simulators"
+section "Starting the $title and Sophos simulators"
 # The usage fixture is for "the current month", whatever month this is.
 sed "s/CURRENT-MONTH/$(date -u +%Y-%m)/" "$here/sophos.json" >"$work/sophos.json"
-"$syncd" simulate -autotask.fixture "$here/autotask.json" -sophos.fixture "$work/sophos.json" \
+"$syncd" simulate -psa.system "$system" -psa.fixture "$here/$fixture" -sophos.fixture "$work/sophos.json" \
 	>"$work/simulate.env" 2>"$work/simulate.log" &
 pids+=("$!")
 wait_for "$work/simulate.env" '^READY=1$' "${pids[0]}" || { cat "$work/simulate.log" >&2; exit 1; }
 while IFS='=' read -r key value; do
-	case "$key" in AUTOTASK_* | SOPHOS_*) printf -v "$key" '%s' "$value" ;; esac
+	case "$key" in PSA_* | AUTOTASK_* | CONNECTWISE_* | KASEYA_BMS_* | SOPHOS_*) printf -v "$key" '%s' "$value" ;; esac
 done <"$work/simulate.env"
-echo "Autotask REST API: $AUTOTASK_BASE_URL (API user $AUTOTASK_USERNAME)"
-echo "Sophos Central:    $SOPHOS_API_URL (token endpoint $SOPHOS_AUTH_URL)"
-echo "Simulator state:   $AUTOTASK_STATE_URL (the simulator's own, not Autotask's)"
 
 # The provider and psa-syncd read the same credentials from the environment.
-export PSA_AUTOTASK_USERNAME="$AUTOTASK_USERNAME" PSA_AUTOTASK_SECRET="$AUTOTASK_SECRET"
-export PSA_AUTOTASK_INTEGRATION_CODE="$AUTOTASK_INTEGRATION_CODE" PSA_AUTOTASK_BASE_URL="$AUTOTASK_BASE_URL"
+case "$system" in
+autotask)
+	echo "Autotask REST API: $AUTOTASK_BASE_URL (API user $AUTOTASK_USERNAME)"
+	export PSA_AUTOTASK_USERNAME="$AUTOTASK_USERNAME" PSA_AUTOTASK_SECRET="$AUTOTASK_SECRET"
+	export PSA_AUTOTASK_INTEGRATION_CODE="$AUTOTASK_INTEGRATION_CODE" PSA_AUTOTASK_BASE_URL="$AUTOTASK_BASE_URL"
+	;;
+connectwise)
+	# Only the site is given: the codebase is discovered through
+	# /login/companyinfo, as against a hosted ConnectWise.
+	echo "ConnectWise site:  $CONNECTWISE_SITE (company $CONNECTWISE_COMPANY_ID, codebase $CONNECTWISE_CODEBASE)"
+	export PSA_CONNECTWISE_SITE="$CONNECTWISE_SITE" PSA_CONNECTWISE_COMPANY_ID="$CONNECTWISE_COMPANY_ID"
+	export PSA_CONNECTWISE_PUBLIC_KEY="$CONNECTWISE_PUBLIC_KEY" PSA_CONNECTWISE_PRIVATE_KEY="$CONNECTWISE_PRIVATE_KEY"
+	export PSA_CONNECTWISE_CLIENT_ID="$CONNECTWISE_CLIENT_ID"
+	;;
+kaseya_bms)
+	# A real tenant takes PSA_KASEYA_BMS_HOSTNAME (e.g. bmsemea.kaseya.com);
+	# the simulator's API root is given as the base URL instead.
+	echo "Kaseya BMS API:    $KASEYA_BMS_BASE_URL (user $KASEYA_BMS_USERNAME, tenant $KASEYA_BMS_TENANT)"
+	export PSA_KASEYA_BMS_BASE_URL="$KASEYA_BMS_BASE_URL" PSA_KASEYA_BMS_USERNAME="$KASEYA_BMS_USERNAME"
+	export PSA_KASEYA_BMS_PASSWORD="$KASEYA_BMS_PASSWORD" PSA_KASEYA_BMS_TENANT="$KASEYA_BMS_TENANT"
+	;;
+esac
 export PSA_SOPHOS_CLIENT_ID="$SOPHOS_CLIENT_ID" PSA_SOPHOS_CLIENT_SECRET="$SOPHOS_CLIENT_SECRET"
+echo "Sophos Central:    $SOPHOS_API_URL (token endpoint $SOPHOS_AUTH_URL)"
+echo "Simulator state:   $PSA_STATE_URL (the simulator's own, not $title's)"
 
 section "Contract quantities before"
-"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+"$work/bin/simstate" "$PSA_STATE_URL"
+if [[ "$system" == kaseya_bms ]]; then
+	echo
+	echo "(Kaseya BMS v2 cannot read these units back: psa-syncd does not see them, and"
+	echo " keeps its own record of what it sets in its ledger. See psa-syncd check below.)"
+fi
 
-section "terraform apply examples/demo/main.tf"
+section "terraform apply examples/demo/main.tf and psa/$system.tf"
 cat >"$work/terraformrc" <<EOF
 provider_installation {
   dev_overrides {
@@ -90,10 +130,8 @@ provider_installation {
 }
 EOF
 mkdir "$work/tf"
-cp "$here/main.tf" "$work/tf/main.tf"
+cp "$here/main.tf" "$here/psa/$system.tf" "$work/tf/"
 export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1
-export TF_VAR_autotask_base_url="$AUTOTASK_BASE_URL" TF_VAR_autotask_username="$AUTOTASK_USERNAME"
-export TF_VAR_autotask_secret="$AUTOTASK_SECRET" TF_VAR_autotask_integration_code="$AUTOTASK_INTEGRATION_CODE"
 export TF_VAR_export_path="$work/psa-mappings.json"
 if ! "$terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color >"$work/apply.log" 2>&1; then
 	cat "$work/apply.log" >&2
@@ -107,7 +145,7 @@ echo "The mapping export psa-syncd reads:"
 cat "$work/psa-mappings.json"
 
 section "psa-syncd validate and check"
-sed -e "s|@SOPHOS_AUTH_URL@|$SOPHOS_AUTH_URL|" -e "s|@SOPHOS_API_URL@|$SOPHOS_API_URL|" \
+sed -e "s|@PSA_SYSTEM@|$system|" -e "s|@SOPHOS_AUTH_URL@|$SOPHOS_AUTH_URL|" -e "s|@SOPHOS_API_URL@|$SOPHOS_API_URL|" \
 	"$here/psa-syncd.yml" >"$work/psa-syncd.yml"
 od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$work/api-token"
 cfg=(-config.file "$work/psa-syncd.yml" -log.level warn)
@@ -124,7 +162,7 @@ echo
 echo "exit code: $rc (non-zero when the pass failed or was partial)"
 
 section "Contract quantities after"
-"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+"$work/bin/simstate" "$PSA_STATE_URL"
 
 section "Key metrics (psa-syncd sync -metrics.file)"
 grep -E '^psa_sync_(runs_total|lines_total|customers|unmapped|last_success_timestamp_seconds|api_requests_total|export_last_reload_successful)[{ ]' \
@@ -132,7 +170,7 @@ grep -E '^psa_sync_(runs_total|lines_total|customers|unmapped|last_success_times
 
 section "psa-syncd sync again: nothing changes"
 "$syncd" sync "${cfg[@]}" | sed -n "1,2p"
-"$work/bin/simstate" "$AUTOTASK_STATE_URL"
+"$work/bin/simstate" "$PSA_STATE_URL"
 
 if command -v curl >/dev/null; then
 	section "psa-syncd run: the daemon, its HTTP API and /metrics"

@@ -21,6 +21,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
@@ -167,8 +168,20 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 			report(false, "psa "+sys, "authentication: "+err.Error())
 		} else {
 			report(true, "psa "+sys, "authenticated at "+be.Instance())
+			if cw, ok := be.(*connectwise.Backend); ok {
+				root, detail, err := connectWiseRoot(ctx, cw, cfg.PSA.ConnectWise)
+				if err != nil {
+					report(false, "psa "+sys+" codebase", err.Error())
+				} else {
+					report(true, "psa "+sys+" codebase", detail+"; API root "+root)
+				}
+			}
 			b, err := be.Budget(ctx)
 			switch {
+			case errors.Is(err, psa.ErrNotSupported) && cfg.PSA.System == psa.SystemKaseyaBMS:
+				report(true, "psa "+sys+" budget", "Kaseya BMS reports no request budget; the client keeps below its limit of 1,500 calls per hour per endpoint")
+			case errors.Is(err, psa.ErrNotSupported) && cfg.PSA.System == psa.SystemConnectWise:
+				report(true, "psa "+sys+" budget", "ConnectWise reports no request budget and documents no hourly limit")
 			case errors.Is(err, psa.ErrNotSupported):
 				report(true, "psa "+sys+" budget", "the PSA does not report an API request budget")
 			case err != nil:
@@ -178,6 +191,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 					fmt.Sprintf("%d of %d requests left this %s (passes stop writing at %d)", b.Remaining(), b.Limit, b.Timeframe, cfg.Policies.BudgetReserve))
 			}
 		}
+	}
+
+	if cfg.PSA.System == psa.SystemKaseyaBMS {
+		note(e.stdout, "psa "+sys+" quantities", kaseyaBMSLimitation(cfg.StateDir))
 	}
 
 	src, err := cfg.NewSource(hc, logger.With("component", "source"))
@@ -198,6 +215,57 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// kaseyaBMSLimitation says what the Kaseya BMS backend cannot do and what
+// psa-syncd does instead (see package kaseyabms).
+func kaseyaBMSLimitation(stateDir string) string {
+	return "Kaseya BMS v2 documents no read of the units on a contract's service lines and no way to change " +
+		"them in place. psa-syncd's ledger (in " + stateDir + ") is the record of the quantity it last set on each line, " +
+		"and each change posts a new recurring-service line with the new units and its effective date. " +
+		"A line psa-syncd has not set before has unknown units, so the first pass posts one. " +
+		"Lines added or changed by hand in BMS are not seen: change the quantities of synced lines only through psa-syncd."
+}
+
+// note prints an informational item of check: not a failure, but something
+// the operator must know. The text is wrapped and indented under the item.
+func note(w io.Writer, what, text string) {
+	fmt.Fprintf(w, "NOTE %s:\n", what)
+	line := ""
+	for _, word := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(word) > 90 {
+			fmt.Fprintf(w, "     %s\n", line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		fmt.Fprintf(w, "     %s\n", line)
+	}
+}
+
+// connectWiseRoot returns the API root a ConnectWise backend sends requests
+// to, discovering the codebase if needed, and says where the codebase came
+// from.
+func connectWiseRoot(ctx context.Context, be *connectwise.Backend, cfg *daemon.ConnectWiseConfig) (string, string, error) {
+	root, err := be.Client().BaseURL(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	switch {
+	case cfg != nil && cfg.BaseURL != "":
+		return root.String(), "pinned by base_url", nil
+	case cfg != nil && cfg.Codebase != "":
+		return root.String(), "codebase " + cfg.Codebase + " (pinned by codebase)", nil
+	}
+	ci, err := be.Client().CompanyInfo(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return root.String(), "codebase " + ci.Codebase + " discovered through /login/companyinfo at site " + be.Instance(), nil
 }
 
 // readExport reads and validates the mapping export the config names, and

@@ -49,7 +49,7 @@ var commands = []command{
 	{"check", "authenticate against the PSA and the usage source and say what works", cmdCheck},
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status", cmdStatus},
-	{"simulate", "serve the Autotask and Sophos simulators from JSON fixtures on loopback ports", cmdSimulate},
+	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
 

@@ -326,18 +326,25 @@ func TestRun_check(t *testing.T) {
 	}
 }
 
-func TestRun_simulate(t *testing.T) {
-	t.Parallel()
-	fixture := filepath.Join(t.TempDir(), "autotask.json")
-	writeFile(t, fixture, `{"autotask": {"username": "demo@msp.example", "companies": [{"name": "Acme"}]}}`)
+// startSimulate runs `psa-syncd simulate` in-process with args and returns
+// the KEY=value lines it printed up to READY=1. The command stops when the
+// test ends, and must then exit 0.
+func startSimulate(t *testing.T, args ...string) map[string]string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
 	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"simulate", "-autotask.fixture", fixture}, pw, io.Discard, nil)
+		done <- run(ctx, append([]string{"simulate"}, args...), pw, &stderr, nil)
 		pw.Close()
 	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("simulate exited %d after cancel, want 0", code)
+		}
+	})
 	vars := map[string]string{}
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
@@ -347,22 +354,96 @@ func TestRun_simulate(t *testing.T) {
 			break
 		}
 	}
-	if vars["AUTOTASK_USERNAME"] != "demo@msp.example" || vars["SOPHOS_CLIENT_ID"] == "" || !strings.HasPrefix(vars["AUTOTASK_BASE_URL"], "http://127.0.0.1:") {
-		t.Errorf("simulate printed %v", vars)
+	go io.Copy(io.Discard, pr)
+	if vars["READY"] != "1" {
+		t.Fatalf("simulate %v printed %v, stderr %s", args, vars, stderr.String())
 	}
-	resp, err := http.Get(vars["AUTOTASK_STATE_URL"])
+	return vars
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Acme") {
-		t.Errorf("GET %s = %d %s", vars["AUTOTASK_STATE_URL"], resp.StatusCode, body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", url, resp.StatusCode, body)
 	}
-	cancel()
-	go io.Copy(io.Discard, pr)
-	if code := <-done; code != 0 {
-		t.Errorf("simulate exited %d after cancel, want 0", code)
+	return string(body)
+}
+
+func TestRun_simulate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name, fixture string
+		args          []string
+		want          map[string]string // keys and a prefix of their values
+		state         string            // in the state endpoint's answer
+	}{
+		{
+			name:    "autotask",
+			fixture: `{"autotask": {"username": "demo@msp.example", "companies": [{"name": "Acme"}]}}`,
+			want: map[string]string{
+				"PSA_SYSTEM": "autotask", "AUTOTASK_USERNAME": "demo@msp.example", "AUTOTASK_BASE_URL": "http://127.0.0.1:",
+				"AUTOTASK_SECRET": psatest.DefaultAutotaskSecret, "PSA_STATE_URL": "http://127.0.0.1:", "SOPHOS_CLIENT_ID": "",
+			},
+			state: `"Acme"`,
+		},
+		{
+			name:    "connectwise from the fixture's section",
+			fixture: `{"connectwise": {"company": "examplemsp", "codebase": "v2025_1/", "companies": [{"identifier": "Acme", "name": "Acme Corporation"}]}}`,
+			want: map[string]string{
+				"PSA_SYSTEM": "connectwise", "CONNECTWISE_SITE": "http://127.0.0.1:", "CONNECTWISE_CODEBASE": "v2025_1/",
+				"CONNECTWISE_COMPANY_ID": "examplemsp", "CONNECTWISE_PUBLIC_KEY": psatest.DefaultConnectWisePublicKey,
+				"CONNECTWISE_PRIVATE_KEY": psatest.DefaultConnectWisePrivateKey, "CONNECTWISE_CLIENT_ID": psatest.DefaultConnectWiseClientID,
+				"CONNECTWISE_BASE_URL": "http://127.0.0.1:",
+			},
+			state: `"Acme Corporation"`,
+		},
+		{
+			name:    "kaseya_bms by flag",
+			fixture: `{"kaseyabms": {"tenant": "Example MSP", "accounts": [{"name": "Globex"}]}}`,
+			args:    []string{"-psa.system", "kaseya_bms"},
+			want: map[string]string{
+				"PSA_SYSTEM": "kaseya_bms", "KASEYA_BMS_BASE_URL": "http://127.0.0.1:", "KASEYA_BMS_TENANT": "Example MSP",
+				"KASEYA_BMS_USERNAME": psatest.DefaultKaseyaBMSUsername, "KASEYA_BMS_PASSWORD": psatest.DefaultKaseyaBMSPassword,
+			},
+			state: `"Globex"`,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fixture := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".json")
+			writeFile(t, fixture, tt.fixture)
+			vars := startSimulate(t, append(tt.args, "-psa.fixture", fixture)...)
+			for k, prefix := range tt.want {
+				if v, ok := vars[k]; !ok || !strings.HasPrefix(v, prefix) || v == "" {
+					t.Errorf("%s = %q, want a value starting with %q", k, v, prefix)
+				}
+			}
+			if !strings.HasSuffix(vars["PSA_STATE_URL"], "/_sim/"+strings.ReplaceAll(vars["PSA_SYSTEM"], "_", "")+"/state") {
+				t.Errorf("PSA_STATE_URL = %q", vars["PSA_STATE_URL"])
+			}
+			if body := getBody(t, vars["PSA_STATE_URL"]); !strings.Contains(body, tt.state) {
+				t.Errorf("GET %s = %s, want %s in it", vars["PSA_STATE_URL"], body, tt.state)
+			}
+		})
+	}
+}
+
+func TestRun_simulateBadSystem(t *testing.T) {
+	t.Parallel()
+	fixture := filepath.Join(t.TempDir(), "two.json")
+	writeFile(t, fixture, `{"autotask": {}, "kaseyabms": {}}`)
+	if code, _, stderr := runCmd(t, "simulate", "-psa.fixture", fixture); code != 2 || !strings.Contains(stderr, "choose one with -psa.system") {
+		t.Errorf("simulate with two sections: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "simulate", "-psa.system", "halopsa"); code != 2 || !strings.Contains(stderr, `unknown system "halopsa"`) {
+		t.Errorf("simulate -psa.system halopsa: exit %d, stderr %q", code, stderr)
 	}
 }
 
@@ -548,13 +629,11 @@ func TestSync_killedBetweenIntentAndCompletion(t *testing.T) {
 }
 
 // TestDemoFiles loads the demo's fixtures and its psa-syncd.yml (with the
-// placeholders run.sh fills in), so that `make demo` cannot rot unnoticed.
+// placeholders run.sh fills in) for every PSA, so that `make demo` cannot
+// rot unnoticed.
 func TestDemoFiles(t *testing.T) {
 	t.Parallel()
 	demo := filepath.Join("..", "..", "..", "examples", "demo")
-	if _, err := psatest.LoadFixture(filepath.Join(demo, "autotask.json")); err != nil {
-		t.Error(err)
-	}
 	raw, err := os.ReadFile(filepath.Join(demo, "sophos.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -566,19 +645,204 @@ func TestDemoFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	rendered := strings.NewReplacer("@SOPHOS_AUTH_URL@", "http://127.0.0.1:1/api/v2/oauth2/token", "@SOPHOS_API_URL@", "http://127.0.0.1:1/").Replace(string(cfg))
-	writeFile(t, filepath.Join(dir, "psa-syncd.yml"), rendered)
-	writeFile(t, filepath.Join(dir, "api-token"), "token\n")
-	env := map[string]string{
-		"PSA_AUTOTASK_USERNAME": "u", "PSA_AUTOTASK_SECRET": "s", "PSA_AUTOTASK_INTEGRATION_CODE": "c",
-		"PSA_AUTOTASK_BASE_URL": "http://127.0.0.1:1/ATServicesRest/", "PSA_SOPHOS_CLIENT_ID": "id", "PSA_SOPHOS_CLIENT_SECRET": "secret",
+	for _, tt := range []struct {
+		system  psa.System
+		fixture string
+		env     map[string]string
+	}{
+		{psa.SystemAutotask, "autotask.json", map[string]string{
+			"PSA_AUTOTASK_USERNAME": "u", "PSA_AUTOTASK_SECRET": "s", "PSA_AUTOTASK_INTEGRATION_CODE": "c",
+			"PSA_AUTOTASK_BASE_URL": "http://127.0.0.1:1/ATServicesRest/",
+		}},
+		{psa.SystemConnectWise, "connectwise.json", map[string]string{
+			"PSA_CONNECTWISE_SITE": "http://127.0.0.1:1", "PSA_CONNECTWISE_COMPANY_ID": "msp", "PSA_CONNECTWISE_PUBLIC_KEY": "pub",
+			"PSA_CONNECTWISE_PRIVATE_KEY": "priv", "PSA_CONNECTWISE_CLIENT_ID": "client",
+		}},
+		{psa.SystemKaseyaBMS, "kaseyabms.json", map[string]string{
+			"PSA_KASEYA_BMS_BASE_URL": "http://127.0.0.1:1/", "PSA_KASEYA_BMS_USERNAME": "u", "PSA_KASEYA_BMS_PASSWORD": "p",
+			"PSA_KASEYA_BMS_TENANT": "t",
+		}},
+	} {
+		t.Run(string(tt.system), func(t *testing.T) {
+			t.Parallel()
+			f, err := psatest.LoadFixture(filepath.Join(demo, tt.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sys, err := simulatedSystem("", f); err != nil || sys != tt.system {
+				t.Errorf("%s simulates %q, %v; want %q", tt.fixture, sys, err, tt.system)
+			}
+			if _, err := os.Stat(filepath.Join(demo, "psa", string(tt.system)+".tf")); err != nil {
+				t.Error(err)
+			}
+			dir := t.TempDir()
+			rendered := strings.NewReplacer("@PSA_SYSTEM@", string(tt.system),
+				"@SOPHOS_AUTH_URL@", "http://127.0.0.1:1/api/v2/oauth2/token", "@SOPHOS_API_URL@", "http://127.0.0.1:1/").Replace(string(cfg))
+			writeFile(t, filepath.Join(dir, "psa-syncd.yml"), rendered)
+			writeFile(t, filepath.Join(dir, "api-token"), "token\n")
+			env := map[string]string{"PSA_SOPHOS_CLIENT_ID": "id", "PSA_SOPHOS_CLIENT_SECRET": "secret"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			c, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.PSA.System != tt.system || c.Source.Type != daemon.SourceSophos || string(c.Web.APIToken) != "token" {
+				t.Errorf("demo config: system %q, source %q, token set %t", c.PSA.System, c.Source.Type, c.Web.APIToken != "")
+			}
+		})
 	}
-	c, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(k string) string { return env[k] })
+}
+
+// systemEnv is a config, a mapping export and a usage file in a temporary
+// directory, pointing at a ConnectWise or Kaseya BMS simulator with two
+// customers (each with a contract) and two services; units reads a line's
+// quantity back from the simulator.
+type systemEnv struct {
+	dir, cfgPath string
+	sim          *psatest.Server
+	contracts    []string
+	services     []string
+	units        func(contract, service string) (int64, bool)
+}
+
+func newSystemEnv(t *testing.T, sys psa.System) *systemEnv {
+	t.Helper()
+	sim := psatest.Start(t, psatest.WithSystem(sys))
+	e := &systemEnv{dir: t.TempDir(), sim: sim}
+	e.cfgPath = filepath.Join(e.dir, "psa-syncd.yml")
+	var companies []string
+	var psaSection string
+	switch sys {
+	case psa.SystemConnectWise:
+		cw := sim.ConnectWise()
+		for _, name := range []string{"Acme Corp", "Globex"} {
+			c := cw.AddCompany(name)
+			companies = append(companies, itoa(c))
+			e.contracts = append(e.contracts, itoa(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: c, Name: name + " Managed Security"})))
+		}
+		for _, p := range []struct{ id, name string }{{"SOPHOS-IXA", "Sophos Intercept X Advanced"}, {"SOPHOS-SRV", "Sophos Intercept X Server"}} {
+			e.services = append(e.services, itoa(cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: p.id, Description: p.name, Price: 4.5})))
+		}
+		company, public, private, client := cw.Credentials()
+		psaSection = fmt.Sprintf("  system: connectwise\n  connectwise:\n    site: %q\n    company_id: %q\n    public_key: %q\n    private_key: %q\n    client_id: %q\n",
+			sim.ConnectWiseSite(), company, public, private, client)
+		e.units = func(contract, service string) (int64, bool) {
+			a, _ := strconv.ParseInt(contract, 10, 64)
+			p, _ := strconv.ParseInt(service, 10, 64)
+			q, ok := cw.Quantity(a, p)
+			return int64(q), ok
+		}
+	case psa.SystemKaseyaBMS:
+		k := sim.KaseyaBMS()
+		for _, name := range []string{"Acme Corp", "Globex"} {
+			a := k.AddAccount(name)
+			companies = append(companies, strconv.Itoa(a))
+			e.contracts = append(e.contracts, strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: name + " Managed Security"})))
+		}
+		for _, name := range []string{"Sophos Intercept X Advanced", "Sophos Intercept X Server"} {
+			e.services = append(e.services, strconv.Itoa(k.AddService(name, 4.5)))
+		}
+		user, password, tenant := k.Credentials()
+		psaSection = fmt.Sprintf("  system: kaseya_bms\n  kaseya_bms:\n    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\n",
+			sim.KaseyaBMSBaseURL(), user, password, tenant)
+		e.units = func(contract, service string) (int64, bool) {
+			c, _ := strconv.Atoi(contract)
+			s, _ := strconv.Atoi(service)
+			u, ok := k.Units(c, s, time.Now())
+			return int64(u), ok
+		}
+	default:
+		t.Fatalf("newSystemEnv: %s", sys)
+	}
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), testUsage)
+	writeFile(t, e.cfgPath, "export_path: mappings.json\nstate_dir: state\npsa:\n"+psaSection+
+		"source:\n  type: file\n  file:\n    path: usage.csv\n")
+	doc := export.New(sys, "sim")
+	doc.Revision = 1
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: e.services[0], ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: e.services[1], ServiceName: "Sophos Intercept X Server", SyncEnabled: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", CompanyID: companies[0], ContractID: e.contracts[0], UsageSync: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-globex", CustomerName: "Globex", CompanyID: companies[1], ContractID: e.contracts[1], UsageSync: true})
+	data, err := doc.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Source.Type != daemon.SourceSophos || string(c.Web.APIToken) != "token" {
-		t.Errorf("demo config: source %q, token set %t", c.Source.Type, c.Web.APIToken != "")
+	writeFile(t, filepath.Join(e.dir, "mappings.json"), string(data))
+	return e
+}
+
+func TestRun_checkOtherSystems(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		system psa.System
+		want   []string
+	}{
+		{psa.SystemConnectWise, []string{
+			"ok   psa connectwise: authenticated at 127.0.0.1:",
+			"ok   psa connectwise codebase: codebase " + psatest.DefaultConnectWiseCodebase + " discovered through /login/companyinfo",
+			"API root http://127.0.0.1:",
+			"ok   psa connectwise budget: ConnectWise reports no request budget",
+		}},
+		{psa.SystemKaseyaBMS, []string{
+			"ok   psa kaseya_bms: authenticated at 127.0.0.1:",
+			"ok   psa kaseya_bms budget: Kaseya BMS reports no request budget",
+			"NOTE psa kaseya_bms quantities:",
+			"Kaseya BMS v2 documents no read of the units",
+			"posts a new recurring-service line with the new units and its effective date",
+			"Lines added or changed by hand in BMS are not seen",
+		}},
+	} {
+		t.Run(string(tt.system), func(t *testing.T) {
+			t.Parallel()
+			e := newSystemEnv(t, tt.system)
+			code, stdout, stderr := runCmd(t, "check", "-config.file", e.cfgPath)
+			flat := strings.Join(strings.Fields(stdout), " ")
+			for _, want := range tt.want {
+				if !strings.Contains(flat, strings.Join(strings.Fields(want), " ")) {
+					t.Errorf("check output lacks %q", want)
+				}
+			}
+			if code != 0 || !strings.Contains(stdout, "ok   source file") {
+				t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+		})
+	}
+}
+
+// TestRun_syncOtherSystems runs plan, sync and sync again against the
+// ConnectWise and Kaseya BMS simulators: the first pass sets every line,
+// the second changes nothing and writes nothing.
+func TestRun_syncOtherSystems(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newSystemEnv(t, sys)
+			cfg := "-config.file=" + e.cfgPath
+			if code, stdout, stderr := runCmd(t, "plan", cfg); code != 0 || !strings.Contains(stdout, "3 to update") {
+				t.Fatalf("plan: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 || !strings.Contains(stdout, "3 updated") {
+				t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			for _, w := range wantUnits {
+				contract, service := e.contracts[w[0]], e.services[w[1]]
+				if got, ok := e.units(contract, service); !ok || got != w[2] {
+					t.Errorf("contract %s service %s: units %d (%t), want %d", contract, service, got, ok, w[2])
+				}
+			}
+			e.sim.ResetRequests()
+			code, stdout, stderr := runCmd(t, "sync", cfg)
+			if code != 0 || !strings.Contains(stdout, "0 updated, 3 unchanged") {
+				t.Errorf("second sync: exit %d\n%s\n%s", code, stdout, stderr)
+			}
+			for _, r := range e.sim.Requests() {
+				if r.Method != http.MethodGet && !strings.Contains(strings.ToLower(r.Path), "/security/") {
+					t.Errorf("second sync sent %s %s", r.Method, r.Path)
+				}
+			}
+		})
 	}
 }
