@@ -1,0 +1,275 @@
+package daemon
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// bmsServicesPath matches the POST that adds lines to a contract.
+const bmsServicesPath = "/v2/finance/contracts/recurringservices/*"
+
+// bmsLines returns the lines of one service on one contract, as posted.
+func bmsLines(h *sysHarness, contract, service string) []psatest.KaseyaBMSLine {
+	h.t.Helper()
+	var out []psatest.KaseyaBMSLine
+	for _, l := range h.sim.KaseyaBMS().ServiceLines(int(mustParse(h.t, contract))) {
+		if strconv.Itoa(l.ServiceID) == service {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.EffectiveDate = EffectiveToday
+	today := time.Date(2026, time.November, 21, 0, 0, 0, 0, time.UTC)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sysFindChange(plan, "cust-a", h.svcIntercept)
+	wantReason := "usage 40 (CIXA-MSP 40); current unknown → 40: kaseya_bms cannot report a line's units and psa-syncd has not set this line before, so a new line is posted"
+	if c == nil || c.Action != ActionUpdate || c.CurrentKnown || c.Reason != wantReason {
+		t.Errorf("planned change = %+v\nwant an update with reason %q", c, wantReason)
+	}
+
+	h.sync(PassOptions{})
+	lines := bmsLines(h, h.contractA, h.svcIntercept)
+	if len(lines) != 1 || lines[0].Units != 40 || !lines[0].EffectiveDate.Equal(today) || lines[0].UnitPrice != 4.5 {
+		t.Fatalf("lines after the first pass = %+v, want one of 40 units at 4.5 from %s", lines, today)
+	}
+
+	// Usage grows: exactly one new line with the new units, the first
+	// one is left as it is.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d line posts, want 1", n)
+	}
+	lines = bmsLines(h, h.contractA, h.svcIntercept)
+	if len(lines) != 2 || lines[0].Units != 40 || lines[1].Units != 45 || !lines[1].EffectiveDate.Equal(today) {
+		t.Errorf("lines = %+v, want the first line and a new one of 45 units from %s", lines, today)
+	}
+	if n := len(bmsLines(h, h.contractB, h.svcIntercept)); n != 1 {
+		t.Errorf("contract B has %d lines, want 1", n)
+	}
+	c = sysFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Current != 40 || !c.CurrentKnown || c.Desired != 45 {
+		t.Errorf("change = %+v, want 40 -> 45", c)
+	}
+
+	// The decrease guard compares with the ledger.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{})
+	if n := h.writes(); n != 0 {
+		t.Errorf("%d line posts for a held decrease, want 0", n)
+	}
+	if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "from 45 to 5") {
+		t.Errorf("change = %+v, want the decrease held", c)
+	}
+}
+
+func TestEngineKaseyaBMS_nothingSetAndNoUsagePostsNothing(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	// MDR has no usage and was never set: no line is posted for it, not
+	// even 0. CIXA-SRV reports 0: nothing to post either.
+	h.writeUsage("cust-a,Acme,CIXA-SRV,0", "cust-b,Globex,CIXA-MSP,10")
+	res := h.sync(PassOptions{})
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d line posts, want 1 (cust-b only)", n)
+	}
+	if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUnchanged || c.Reason != "usage 0 (CIXA-SRV 0); current unknown and nothing to post" {
+		t.Errorf("change = %+v, want unchanged, nothing to post", c)
+	}
+	if c := sysFindChange(res.Plan, "cust-a", h.svcMDR); c != nil {
+		t.Errorf("change for a service never set and without usage: %+v", c)
+	}
+}
+
+func TestEngineKaseyaBMS_lostResponseIsNotReposted(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS,
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: bmsServicesPath, DropAfterHandling: true, Times: 1}))
+	h.pol.WriteConcurrency = 1 // the first post (Acme's Intercept X) loses its answer
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
+
+	res := h.sync(PassOptions{})
+	if n := h.writes(); n != 3 {
+		t.Errorf("%d line posts, want 3", n)
+	}
+	open, _ := h.db.OpenIntents()
+	if len(open) != 1 || open[0].ServiceID != h.svcIntercept || open[0].After != 42 {
+		t.Fatalf("open intents = %+v, want the one whose answer was lost", open)
+	}
+	in := open[0]
+	cs := h.status("cust-a")
+	wantHint := fmt.Sprintf("check contract %s in Kaseya BMS for a line of service %s (Sophos Intercept X Advanced) with 42 units effective 2026-11-01; "+
+		"then run `psa-syncd resolve -intent %d -posted` if it is there (delete any duplicate first) or `psa-syncd resolve -intent %d -not-posted` if it is not; "+
+		"psa-syncd never posts it again by itself", h.contractA, h.svcIntercept, in.ID, in.ID)
+	if cs.Result != state.CustomerFailed || cs.Hint != wantHint {
+		t.Errorf("status of cust-a = %+v\nwant failed with hint %q", cs, wantHint)
+	}
+	if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status of cust-b = %+v, want succeeded", cs)
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+
+	// The next passes never post that line again, whatever the usage.
+	for _, usage := range []string{"cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,CIXA-MSP,43"} {
+		h.writeUsage(usage, "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
+		h.sim.ResetRequests()
+		res = h.sync(PassOptions{})
+		if n := h.writes(); n != 0 {
+			t.Errorf("usage %q: %d line posts, want 0", usage, n)
+		}
+		c := sysFindChange(res.Plan, "cust-a", h.svcIntercept)
+		if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "awaiting review") {
+			t.Errorf("change = %+v, want failed, awaiting review", c)
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || cs.Hint != wantHint {
+			t.Errorf("status of cust-a = %+v, want failed with the review hint", cs)
+		}
+	}
+	// A plan shows the blocked line too.
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionFailed {
+		t.Errorf("planned change = %+v, want failed, awaiting review", c)
+	}
+	if n := len(bmsLines(h, h.contractA, h.svcIntercept)); n != 1 {
+		t.Errorf("the simulator has %d lines of the service, want 1", n)
+	}
+
+	// The operator finds the line in BMS and says so; the ledger then
+	// knows 42, and usage of 43 posts one new line.
+	if _, err := h.engine().ResolveIntent(in.ID, true, "seen in BMS by jane"); err != nil {
+		t.Fatal(err)
+	}
+	if le, ok, _ := h.db.LastSet(h.contractA, h.svcIntercept); !ok || le.After != 42 || le.IntentID != in.ID {
+		t.Errorf("LastSet = %+v, want 42 from intent %d", le, in.ID)
+	}
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{})
+	if n := h.writes(); n != 1 {
+		t.Errorf("after resolving: %d line posts, want 1", n)
+	}
+	if lines := bmsLines(h, h.contractA, h.svcIntercept); len(lines) != 2 || lines[1].Units != 43 {
+		t.Errorf("lines = %+v, want a new line of 43 units", lines)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("run after resolving = %+v, want success", res.Run)
+	}
+	if _, err := h.engine().ResolveIntent(in.ID, true, ""); err == nil || !strings.Contains(err.Error(), "is not open") {
+		t.Errorf("resolving twice: %v, want an error", err)
+	}
+}
+
+// TestEngineKaseyaBMS_crashBetweenIntentAndPost covers a psa-syncd killed
+// after recording an intent, with the line posted before the kill or not:
+// after the restart, Reconcile cannot read BMS, so it guesses nothing,
+// marks the customer for review and leaves the line blocked; a pass never
+// posts it; the operator's answer settles it.
+func TestEngineKaseyaBMS_crashBetweenIntentAndPost(t *testing.T) {
+	t.Parallel()
+	for _, posted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("posted=%v", posted), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+			h.sync(PassOptions{})
+
+			// The killed pass: usage rose to 42, the intent was recorded,
+			// and the post reached BMS or not.
+			in, err := h.db.OpenIntent(state.Intent{RunID: 99, System: psa.SystemKaseyaBMS, Source: "file", CustomerID: "cust-a",
+				ContractID: h.contractA, ServiceID: h.svcIntercept, Before: 40, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if posted {
+				h.sim.KaseyaBMS().AddLine(int(mustParse(t, h.contractA)), int(mustParse(t, h.svcIntercept)), 42, etPeriodDay)
+			}
+			wantLines := len(bmsLines(h, h.contractA, h.svcIntercept))
+
+			// The restart: Reconcile settles nothing, and says why.
+			h.sim.ResetRequests()
+			n, err := NewEngine(EngineOptions{Backend: h.be, State: h.db, Now: func() time.Time { return etNow }}).Reconcile(t.Context())
+			if err != nil || n != 0 {
+				t.Fatalf("Reconcile = %d, %v; want 0, nil", n, err)
+			}
+			if len(h.sim.Requests()) != 0 {
+				t.Errorf("Reconcile sent %d requests to BMS, want none", len(h.sim.Requests()))
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 1 || open[0].ID != in.ID {
+				t.Fatalf("open intents = %+v, want intent %d still open", open, in.ID)
+			}
+			cs := h.status("cust-a")
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, fmt.Sprintf("check contract %s in Kaseya BMS", h.contractA)) ||
+				!strings.Contains(cs.Hint, "with 42 units effective 2026-11-01") || !strings.Contains(cs.Error, "awaiting review") {
+				t.Errorf("status of cust-a after Reconcile = %+v, want marked for review", cs)
+			}
+
+			// Passes go on for everyone else and never post that line.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,11")
+			for range 2 {
+				h.sim.ResetRequests()
+				res := h.sync(PassOptions{})
+				if n := h.writes(); n > 1 {
+					t.Errorf("%d line posts, want at most 1 (cust-b)", n)
+				}
+				if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, "psa-syncd resolve -intent") {
+					t.Errorf("status of cust-a = %+v, want failed awaiting review", cs)
+				}
+				if res.Run.Result != state.RunPartial {
+					t.Errorf("run = %+v, want partial", res.Run)
+				}
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 11)
+			if got := len(bmsLines(h, h.contractA, h.svcIntercept)); got != wantLines {
+				t.Errorf("contract A has %d lines of the service, want %d", got, wantLines)
+			}
+
+			// The operator checks BMS and answers.
+			if _, err := h.engine().ResolveIntent(in.ID, posted, ""); err != nil {
+				t.Fatal(err)
+			}
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			wantPosts := 0
+			if !posted {
+				wantPosts = 1 // now, and only now, the line is posted
+			}
+			if n := h.writes(); n != wantPosts {
+				t.Errorf("after resolving: %d line posts, want %d", n, wantPosts)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			if got := len(bmsLines(h, h.contractA, h.svcIntercept)); got != 2 {
+				t.Errorf("contract A has %d lines of the service, want 2 (40, then 42)", got)
+			}
+			if res.Run.Result != state.RunSuccess {
+				t.Errorf("run after resolving = %+v, want success", res.Run)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v", open)
+			}
+		})
+	}
+}
