@@ -273,3 +273,16 @@ func TestEngineKaseyaBMS_crashBetweenIntentAndPost(t *testing.T) {
 		})
 	}
 }
+
+func TestSystemNotes(t *testing.T) {
+	t.Parallel()
+	notes := strings.Join(SystemNotes(psa.SystemKaseyaBMS), " ")
+	for _, want := range []string{"cannot report the units", "one new recurring-service line", "psa-syncd resolve"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("Kaseya BMS notes %q do not say %q", notes, want)
+		}
+	}
+	if n := SystemNotes(psa.SystemAutotask); len(n) != 0 {
+		t.Errorf("Autotask notes = %q, want none", n)
+	}
+}

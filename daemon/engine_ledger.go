@@ -173,6 +173,31 @@ func (e *Engine) markForReview(intents []state.Intent, now time.Time) error {
 	return errors.Join(errs...)
 }
 
+// SystemNotes returns what an operator must know about how psa-syncd
+// writes to a PSA system, one sentence or short paragraph per entry, for
+// `psa-syncd check` and logs at start-up. It is empty when there is nothing
+// beyond the documentation's general rules.
+func SystemNotes(s psa.System) []string {
+	switch s {
+	case psa.SystemKaseyaBMS:
+		return []string{
+			"Kaseya BMS cannot report the units of a contract line: psa-syncd compares usage with the quantity it last set, " +
+				"recorded in its state database (back up the state directory).",
+			"A change is posted as one new recurring-service line with the new units and effective date; unchanged lines are not posted.",
+			"Lines entered in BMS by hand are not seen: on its first pass for a line psa-syncd posts the usage as a new line, " +
+				"so end hand-made lines for mapped services first.",
+			"A post whose outcome is unknown is never re-sent: its line waits for an operator to check BMS and run " +
+				"psa-syncd resolve -intent ID -posted or -not-posted.",
+		}
+	case psa.SystemConnectWise:
+		return []string{
+			"ConnectWise reports no API request budget; policies.budget_reserve has no effect and 429 answers are retried after Retry-After.",
+		}
+	default:
+		return nil
+	}
+}
+
 // systemName is the name operators know a PSA system by.
 func systemName(s psa.System) string {
 	switch s {
