@@ -51,7 +51,9 @@ type EngineOptions struct {
 	// Reconcile.
 	Source source.Source
 	// State records runs, customer statuses, intents and the ledger.
-	// Required by Sync and Reconcile, not by Plan.
+	// Required by Sync and Reconcile, not by Plan; but for a PSA that
+	// cannot report current quantities (Kaseya BMS) the ledger is where
+	// they come from, so a Plan without State takes them all as unknown.
 	State *state.DB
 	// Policies; empty strings and a zero WriteConcurrency take the values
 	// of DefaultPolicies (Load already fills them in).
@@ -145,7 +147,9 @@ type Change struct {
 	Products []string `json:"products"`
 	Current  int64    `json:"current"`
 	// CurrentKnown is false when the contract has no line for the service
-	// yet (Current is then 0) or it could not be read.
+	// yet (Current is then 0) or it could not be read. For Kaseya BMS,
+	// whose lines cannot be read, Current is the quantity psa-syncd last
+	// set (from the ledger), and unknown when it never set the line.
 	CurrentKnown  bool      `json:"current_known"`
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
