@@ -16,24 +16,21 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
-	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // customerFixture is a company with two recurring-service contracts.
 type customerFixture struct {
-	companyID                        int64
 	company, contract, otherContract string
 }
 
 func (e *testEnv) addCustomerFixture(name string) customerFixture {
-	at := e.sim.Autotask()
-	company := at.AddCompany(name)
+	company := e.addCompany(name)
 	return customerFixture{
-		companyID:     company,
-		company:       id(company),
-		contract:      id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Managed Services"})),
-		otherContract: id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: name + " Security"})),
+		company:       company,
+		contract:      e.addContract(company, name+" Managed Services", contractRecurring),
+		otherContract: e.addContract(company, name+" Security", contractRecurring),
 	}
 }
 
@@ -68,140 +65,155 @@ func customerMappingIs(want export.CustomerMapping) func(*export.Document) error
 // users write, then imports the mapping.
 func TestAccCustomerMappingResource_basic(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: e.providerConfig() + `
-data "psa_company" "acme" {
-  name = "acme"
-}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: e.providerConfig() + `
+		data "psa_company" "acme" {
+		  name = "acme"
+		}
 
-data "psa_contract" "acme" {
-  company_id = data.psa_company.acme.id
-  name       = "Acme Managed Services"
-}
+		data "psa_contract" "acme" {
+		  company_id = data.psa_company.acme.id
+		  name       = "Acme Managed Services"
+		}
 
-resource "psa_customer_mapping" "test" {
-  customer_id   = "718b6047-1a2b-4c3d-9e8f-0123456789ab"
-  customer_name = "Acme Corp"
-  company_id    = data.psa_company.acme.id
-  contract_id   = data.psa_contract.acme.id
-}
-`,
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("id"),
-						knownvalue.StringExact("sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab")),
-					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("usage_sync"), knownvalue.Bool(true)),
-					statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("ticket_sync"), knownvalue.Bool(false)),
+		resource "psa_customer_mapping" "test" {
+		  customer_id   = "718b6047-1a2b-4c3d-9e8f-0123456789ab"
+		  customer_name = "Acme Corp"
+		  company_id    = data.psa_company.acme.id
+		  contract_id   = data.psa_contract.acme.id
+		}
+		`,
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("id"),
+								knownvalue.StringExact("sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab")),
+							statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("usage_sync"), knownvalue.Bool(true)),
+							statecheck.ExpectKnownValue("psa_customer_mapping.test", tfjsonpath.New("ticket_sync"), knownvalue.Bool(false)),
+						},
+						Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+							Source: "sophos", CustomerID: "718b6047-1a2b-4c3d-9e8f-0123456789ab", CustomerName: "Acme Corp",
+							CompanyID: acme.company, ContractID: acme.contract, UsageSync: true, TicketSync: false,
+						})),
+					},
+					{
+						ResourceName:      "psa_customer_mapping.test",
+						ImportState:       true,
+						ImportStateId:     "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
+						ImportStateVerify: true,
+					},
+					{
+						ResourceName:    "psa_customer_mapping.test",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+						ImportStateId:   "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
+					},
 				},
-				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
-					Source: "sophos", CustomerID: "718b6047-1a2b-4c3d-9e8f-0123456789ab", CustomerName: "Acme Corp",
-					CompanyID: acme.company, ContractID: acme.contract, UsageSync: true, TicketSync: false,
-				})),
-			},
-			{
-				ResourceName:      "psa_customer_mapping.test",
-				ImportState:       true,
-				ImportStateId:     "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
-				ImportStateVerify: true,
-			},
-			{
-				ResourceName:    "psa_customer_mapping.test",
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-				ImportStateId:   "sophos/718b6047-1a2b-4c3d-9e8f-0123456789ab",
-			},
-		},
-		CheckDestroy: e.checkExport(func(doc *export.Document) error {
-			if len(doc.CustomerMappings) != 0 {
-				return fmt.Errorf("export still has customer mappings after destroy: %+v", doc.CustomerMappings)
-			}
-			return nil
-		}),
-	})
+				CheckDestroy: e.checkExport(func(doc *export.Document) error {
+					if len(doc.CustomerMappings) != 0 {
+						return fmt.Errorf("export still has customer mappings after destroy: %+v", doc.CustomerMappings)
+					}
+					return nil
+				}),
+			})
+		})
+	}
 }
 
 func TestAccCustomerMappingResource_update(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
-			},
-			{
-				Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.otherContract, `
-  usage_sync  = false
-  ticket_sync = true
-`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionUpdate),
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
+					},
+					{
+						Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.otherContract, `
+		  usage_sync  = false
+		  ticket_sync = true
+		`),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionUpdate),
+							},
+						},
+						Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+							Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.otherContract,
+							UsageSync: false, TicketSync: true,
+						})),
+					},
+					{
+						Config: testAccCustomerMappingResourceConfig(e, "cust-2", acme.company, acme.otherContract, `  source = "file"`),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionReplace),
+							},
+						},
+						Check: e.checkExport(func(doc *export.Document) error {
+							if len(doc.CustomerMappings) != 1 {
+								return fmt.Errorf("export has %d customer mappings after replace, want 1: %+v", len(doc.CustomerMappings), doc.CustomerMappings)
+							}
+							return customerMappingIs(export.CustomerMapping{
+								Source: "file", CustomerID: "cust-2", CompanyID: acme.company, ContractID: acme.otherContract, UsageSync: true,
+							})(doc)
+						}),
 					},
 				},
-				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
-					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.otherContract,
-					UsageSync: false, TicketSync: true,
-				})),
-			},
-			{
-				Config: testAccCustomerMappingResourceConfig(e, "cust-2", acme.company, acme.otherContract, `  source = "file"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionReplace),
-					},
-				},
-				Check: e.checkExport(func(doc *export.Document) error {
-					if len(doc.CustomerMappings) != 1 {
-						return fmt.Errorf("export has %d customer mappings after replace, want 1: %+v", len(doc.CustomerMappings), doc.CustomerMappings)
-					}
-					return customerMappingIs(export.CustomerMapping{
-						Source: "file", CustomerID: "cust-2", CompanyID: acme.company, ContractID: acme.otherContract, UsageSync: true,
-					})(doc)
-				}),
-			},
-		},
-	})
+			})
+		})
+	}
 }
 
 func TestAccCustomerMappingResource_disappears(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
-	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: config,
-			},
-			{
-				PreConfig: func() {
-					e.updateExport(t, func(doc *export.Document) error {
-						doc.DeleteCustomer("sophos", "cust-1")
-						return nil
-					})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config,
+					},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.DeleteCustomer("sophos", "cust-1")
+								return nil
+							})
+						},
+						Config:             config,
+						PlanOnly:           true,
+						ExpectNonEmptyPlan: true,
+					},
+					{
+						Config: config,
+						Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+							Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+						})),
+					},
 				},
-				Config:             config,
-				PlanOnly:           true,
-				ExpectNonEmptyPlan: true,
-			},
-			{
-				Config: config,
-				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
-					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
-				})),
-			},
-		},
-	})
+			})
+		})
+	}
 }
 
 // TestAccCustomerMappingResource_planChecks fails plans that bill a customer
@@ -210,58 +222,66 @@ func TestAccCustomerMappingResource_disappears(t *testing.T) {
 // already uses.
 func TestAccCustomerMappingResource_planChecks(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
-	globex := e.addCustomerFixture("Globex")
-	projects := id(e.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: acme.companyID, Name: "Projects", Type: "Fixed Price"}))
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			globex := e.addCustomerFixture("Globex")
+			projects := e.addContract(acme.company, "Projects", contractOther)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, globex.contract, ""),
-				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs\s+to\s+company\s+` + globex.company),
-			},
-			{
-				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, projects, ""),
-				ExpectError: regexp.MustCompile(`(?s)Not a Recurring-Service Contract.*"Fixed\s+Price"`),
-			},
-			{
-				Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "987654321", ""),
-				ExpectError: regexp.MustCompile(`(?s)PSA Contract Not Found.*987654321`),
-			},
-			{
-				Config: e.providerConfig() + fmt.Sprintf(`
-resource "psa_customer_mapping" "one" {
-  customer_id = "cust-1"
-  company_id  = %[1]q
-  contract_id = %[2]q
-}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, globex.contract, ""),
+						ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*belongs\s+to\s+company\s+` + globex.company),
+					},
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, projects, ""),
+						ExpectError: regexp.MustCompile(`(?s)Not a Recurring-Service Contract.*"Projects"`),
+					},
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "987654321", ""),
+						ExpectError: regexp.MustCompile(`(?s)PSA Contract Not Found.*987654321`),
+					},
+					{
+						Config: e.providerConfig() + fmt.Sprintf(`
+		resource "psa_customer_mapping" "one" {
+		  customer_id = "cust-1"
+		  company_id  = %[1]q
+		  contract_id = %[2]q
+		}
 
-resource "psa_customer_mapping" "two" {
-  customer_id = "cust-2"
-  company_id  = %[1]q
-  contract_id = %[2]q
-}
-`, acme.company, acme.contract),
-				ExpectError: regexp.MustCompile(`(?s)Contract Mapped by Two Customers.*sophos/cust-[12]`),
-			},
-		},
-	})
+		resource "psa_customer_mapping" "two" {
+		  customer_id = "cust-2"
+		  company_id  = %[1]q
+		  contract_id = %[2]q
+		}
+		`, acme.company, acme.contract),
+						ExpectError: regexp.MustCompile(`(?s)Contract Mapped by Two Customers.*sophos/cust-[12]`),
+					},
+				},
+			})
+		})
+	}
 }
 
 // TestAccCustomerMappingResource_many applies 200 mappings at Terraform's
 // default parallelism of 10 and checks that the locked read-modify-write of
 // the export lost none of them.
+//
+// It runs against Autotask only: what it tests is the export's locking,
+// which is the same for every PSA, and 200 plan-time contract checks per
+// PSA would only slow the suite down.
 func TestAccCustomerMappingResource_many(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnv(t, psa.SystemAutotask)
 	const n = 200
-	at := e.sim.Autotask()
-	company := at.AddCompany("Big MSP Customer")
+	company := e.addCompany("Big MSP Customer")
 	contracts := make([]string, n)
 	for i := range contracts {
-		contracts[i] = strconv.Quote(id(at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: fmt.Sprintf("Contract %d", i)})))
+		contracts[i] = strconv.Quote(e.addContract(company, fmt.Sprintf("Contract %d", i), contractRecurring))
 	}
 	config := e.providerConfig() + fmt.Sprintf(`
 locals {
@@ -275,7 +295,7 @@ resource "psa_customer_mapping" "test" {
   company_id  = %[2]q
   contract_id = local.contracts[count.index]
 }
-`, n, id(company), strings.Join(contracts, ", "))
+`, n, company, strings.Join(contracts, ", "))
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -304,9 +324,10 @@ resource "psa_customer_mapping" "test" {
 
 // TestAccCustomerMappingResource_corruptExport checks that a hand-broken
 // export fails the plan with the export's own message and is left as it is.
+// The export does not depend on the PSA, so one PSA is enough.
 func TestAccCustomerMappingResource_corruptExport(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnv(t, psa.SystemAutotask)
 	acme := e.addCustomerFixture("Acme")
 	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
 	var good []byte

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -37,52 +38,57 @@ func integrationIs(want export.Integration) func(*export.Document) error {
 
 func TestAccIntegrationResource_basic(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: testAccIntegrationResourceConfig(e, ""),
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("id"), knownvalue.StringExact(e.exportPath)),
-					statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("enabled"), knownvalue.Bool(true)),
-					statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("schedule"), knownvalue.StringExact("every 24h")),
-					statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("timezone"), knownvalue.StringExact("UTC")),
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: testAccIntegrationResourceConfig(e, ""),
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("id"), knownvalue.StringExact(e.exportPath)),
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("enabled"), knownvalue.Bool(true)),
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("schedule"), knownvalue.StringExact("every 24h")),
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("timezone"), knownvalue.StringExact("UTC")),
+						},
+						Check: e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
+					},
+					{
+						ResourceName:      "psa_integration.test",
+						ImportState:       true,
+						ImportStateId:     e.exportPath,
+						ImportStateVerify: true,
+					},
+					{
+						ResourceName:    "psa_integration.test",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+						ImportStateId:   e.exportPath,
+					},
+					{
+						ResourceName:  "psa_integration.test",
+						ImportState:   true,
+						ImportStateId: "other.json",
+						ExpectError:   regexp.MustCompile(`Unexpected Import Identifier`),
+					},
 				},
-				Check: e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
-			},
-			{
-				ResourceName:      "psa_integration.test",
-				ImportState:       true,
-				ImportStateId:     e.exportPath,
-				ImportStateVerify: true,
-			},
-			{
-				ResourceName:    "psa_integration.test",
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-				ImportStateId:   e.exportPath,
-			},
-			{
-				ResourceName:  "psa_integration.test",
-				ImportState:   true,
-				ImportStateId: "other.json",
-				ExpectError:   regexp.MustCompile(`Unexpected Import Identifier`),
-			},
-		},
-		CheckDestroy: e.checkExport(func(doc *export.Document) error {
-			if doc.Integration != nil {
-				return fmt.Errorf("export still has integration settings after destroy: %+v", *doc.Integration)
-			}
-			return nil
-		}),
-	})
+				CheckDestroy: e.checkExport(func(doc *export.Document) error {
+					if doc.Integration != nil {
+						return fmt.Errorf("export still has integration settings after destroy: %+v", *doc.Integration)
+					}
+					return nil
+				}),
+			})
+		})
+	}
 }
 
 func TestAccIntegrationResource_update(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnv(t, psa.SystemAutotask)
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -109,7 +115,7 @@ func TestAccIntegrationResource_update(t *testing.T) {
 
 func TestAccIntegrationResource_disappears(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnv(t, psa.SystemAutotask)
 	config := testAccIntegrationResourceConfig(e, `  schedule = "weekly sun 23:30"`)
 
 	resource.UnitTest(t, resource.TestCase{
@@ -139,7 +145,7 @@ func TestAccIntegrationResource_disappears(t *testing.T) {
 
 func TestAccIntegrationResource_invalid(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	e := newTestEnv(t, psa.SystemAutotask)
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strconv"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
@@ -45,154 +44,169 @@ func productMappingIs(want export.ProductMapping) func(*export.Document) error {
 // the same apply, whose id is unknown at plan time, then imports the mapping.
 func TestAccProductMappingResource_basic(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: e.providerConfig() + `
-resource "psa_service" "cixa" {
-  name       = "Sophos Intercept X Advanced"
-  unit_price = 4.5
-}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: e.providerConfig() + `
+		resource "psa_service" "cixa" {
+		  name       = "Sophos Intercept X Advanced"
+		  unit_price = 4.5
+		}
 
-resource "psa_product_mapping" "test" {
-  product    = "CIXA-MSP"
-  service_id = psa_service.cixa.id
-}
-`,
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("id"), knownvalue.StringExact("sophos/CIXA-MSP")),
-					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("source"), knownvalue.StringExact("sophos")),
-					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
-					statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("sync_enabled"), knownvalue.Bool(true)),
-					statecheck.CompareValuePairs("psa_product_mapping.test", tfjsonpath.New("service_id"),
-						"psa_service.cixa", tfjsonpath.New("id"), compare.ValuesSame()),
+		resource "psa_product_mapping" "test" {
+		  product    = "CIXA-MSP"
+		  service_id = psa_service.cixa.id
+		}
+		`,
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("id"), knownvalue.StringExact("sophos/CIXA-MSP")),
+							statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("source"), knownvalue.StringExact("sophos")),
+							statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
+							statecheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("sync_enabled"), knownvalue.Bool(true)),
+							statecheck.CompareValuePairs("psa_product_mapping.test", tfjsonpath.New("service_id"),
+								"psa_service.cixa", tfjsonpath.New("id"), compare.ValuesSame()),
+						},
+						Check: e.checkExport(func(doc *export.Document) error {
+							u, err := url.Parse(e.sim.URL())
+							if err != nil {
+								return err
+							}
+							if doc.PSA.System != sys || doc.PSA.Instance != u.Host || len(doc.ProductMappings) != 1 {
+								return fmt.Errorf("export = %+v, want one product mapping for %s instance %s", doc, sys, u.Host)
+							}
+							m := doc.ProductMappings[0]
+							if m.Source != "sophos" || m.Product != "CIXA-MSP" || m.ServiceName != "Sophos Intercept X Advanced" || !m.SyncEnabled || m.ServiceID == "" {
+								return fmt.Errorf("export product mapping = %+v", m)
+							}
+							return nil
+						}),
+					},
+					{
+						ResourceName:      "psa_product_mapping.test",
+						ImportState:       true,
+						ImportStateId:     "sophos/CIXA-MSP",
+						ImportStateVerify: true,
+					},
+					{
+						ResourceName:    "psa_product_mapping.test",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+						ImportStateId:   "sophos/CIXA-MSP",
+					},
+					{
+						ResourceName:  "psa_product_mapping.test",
+						ImportState:   true,
+						ImportStateId: "CIXA-MSP",
+						ExpectError:   regexp.MustCompile(`(?s)Unexpected Import Identifier.*<source>/<product>`),
+					},
 				},
-				Check: e.checkExport(func(doc *export.Document) error {
-					u, err := url.Parse(e.sim.URL())
-					if err != nil {
-						return err
-					}
-					if doc.PSA.System != "autotask" || doc.PSA.Instance != u.Host || len(doc.ProductMappings) != 1 {
-						return fmt.Errorf("export = %+v, want one product mapping for autotask instance %s", doc, u.Host)
-					}
-					m := doc.ProductMappings[0]
-					if m.Source != "sophos" || m.Product != "CIXA-MSP" || m.ServiceName != "Sophos Intercept X Advanced" || !m.SyncEnabled || m.ServiceID == "" {
-						return fmt.Errorf("export product mapping = %+v", m)
+				CheckDestroy: e.checkExport(func(doc *export.Document) error {
+					if len(doc.ProductMappings) != 0 {
+						return fmt.Errorf("export still has product mappings after destroy: %+v", doc.ProductMappings)
 					}
 					return nil
 				}),
-			},
-			{
-				ResourceName:      "psa_product_mapping.test",
-				ImportState:       true,
-				ImportStateId:     "sophos/CIXA-MSP",
-				ImportStateVerify: true,
-			},
-			{
-				ResourceName:    "psa_product_mapping.test",
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-				ImportStateId:   "sophos/CIXA-MSP",
-			},
-			{
-				ResourceName:  "psa_product_mapping.test",
-				ImportState:   true,
-				ImportStateId: "CIXA-MSP",
-				ExpectError:   regexp.MustCompile(`(?s)Unexpected Import Identifier.*<source>/<product>`),
-			},
-		},
-		CheckDestroy: e.checkExport(func(doc *export.Document) error {
-			if len(doc.ProductMappings) != 0 {
-				return fmt.Errorf("export still has product mappings after destroy: %+v", doc.ProductMappings)
-			}
-			return nil
-		}),
-	})
+			})
+		})
+	}
 }
 
 func TestAccProductMappingResource_update(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	first := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
-	second := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced for Server", 9), 10)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			first := e.addService("Sophos Intercept X Advanced", 4.5)
+			second := e.addService("Sophos Intercept X Advanced for Server", 9)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", first, ""),
-			},
-			{
-				Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", second, `  sync_enabled = false`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionUpdate),
-						// The name is read from the PSA at plan time, so the plan shows it.
-						plancheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"),
-							knownvalue.StringExact("Sophos Intercept X Advanced for Server")),
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", first, ""),
+					},
+					{
+						Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", second, `  sync_enabled = false`),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionUpdate),
+								// The name is read from the PSA at plan time, so the plan shows it.
+								plancheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"),
+									knownvalue.StringExact("Sophos Intercept X Advanced for Server")),
+							},
+						},
+						Check: e.checkExport(productMappingIs(export.ProductMapping{
+							Source: "sophos", Product: "CIXA-MSP", ServiceID: second,
+							ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: false,
+						})),
+					},
+					{
+						Config: testAccProductMappingResourceConfig(e, "CIXA-SRV", second, `  source = "file"`),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionReplace),
+							},
+						},
+						Check: e.checkExport(func(doc *export.Document) error {
+							if len(doc.ProductMappings) != 1 {
+								return fmt.Errorf("export has %d product mappings after replace, want 1: %+v", len(doc.ProductMappings), doc.ProductMappings)
+							}
+							return productMappingIs(export.ProductMapping{
+								Source: "file", Product: "CIXA-SRV", ServiceID: second,
+								ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: true,
+							})(doc)
+						}),
 					},
 				},
-				Check: e.checkExport(productMappingIs(export.ProductMapping{
-					Source: "sophos", Product: "CIXA-MSP", ServiceID: second,
-					ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: false,
-				})),
-			},
-			{
-				Config: testAccProductMappingResourceConfig(e, "CIXA-SRV", second, `  source = "file"`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionReplace),
-					},
-				},
-				Check: e.checkExport(func(doc *export.Document) error {
-					if len(doc.ProductMappings) != 1 {
-						return fmt.Errorf("export has %d product mappings after replace, want 1: %+v", len(doc.ProductMappings), doc.ProductMappings)
-					}
-					return productMappingIs(export.ProductMapping{
-						Source: "file", Product: "CIXA-SRV", ServiceID: second,
-						ServiceName: "Sophos Intercept X Advanced for Server", SyncEnabled: true,
-					})(doc)
-				}),
-			},
-		},
-	})
+			})
+		})
+	}
 }
 
 func TestAccProductMappingResource_disappears(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	service := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
-	config := testAccProductMappingResourceConfig(e, "CIXA-MSP", service, "")
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			service := e.addService("Sophos Intercept X Advanced", 4.5)
+			config := testAccProductMappingResourceConfig(e, "CIXA-MSP", service, "")
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: config,
-			},
-			{
-				PreConfig: func() {
-					e.updateExport(t, func(doc *export.Document) error {
-						doc.DeleteProduct("sophos", "CIXA-MSP")
-						return nil
-					})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config,
+					},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.DeleteProduct("sophos", "CIXA-MSP")
+								return nil
+							})
+						},
+						Config:             config,
+						PlanOnly:           true,
+						ExpectNonEmptyPlan: true,
+					},
+					{
+						Config: config,
+						Check: e.checkExport(productMappingIs(export.ProductMapping{
+							Source: "sophos", Product: "CIXA-MSP", ServiceID: service,
+							ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true,
+						})),
+					},
 				},
-				Config:             config,
-				PlanOnly:           true,
-				ExpectNonEmptyPlan: true,
-			},
-			{
-				Config: config,
-				Check: e.checkExport(productMappingIs(export.ProductMapping{
-					Source: "sophos", Product: "CIXA-MSP", ServiceID: service,
-					ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true,
-				})),
-			},
-		},
-	})
+			})
+		})
+	}
 }
 
 // TestAccProductMappingResource_planChecks fails plans that map a product
@@ -200,32 +214,37 @@ func TestAccProductMappingResource_disappears(t *testing.T) {
 // has.
 func TestAccProductMappingResource_planChecks(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	inactive := e.sim.Autotask().AddService("Retired service", 1)
-	e.sim.Autotask().SetServiceActive(inactive, false)
-	active := strconv.FormatInt(e.sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5), 10)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			inactive := e.addService("Retired service", 1)
+			e.setServiceActive(inactive, false)
+			active := e.addService("Sophos Intercept X Advanced", 4.5)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", strconv.FormatInt(inactive, 10), ""),
-				ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Retired service`),
-			},
-			{
-				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", "987654321", ""),
-				ExpectError: regexp.MustCompile(`(?s)PSA Service Not Found.*987654321`),
-			},
-			{
-				PreConfig: func() {
-					e.updateExport(t, func(doc *export.Document) error {
-						doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: active, SyncEnabled: true})
-						return nil
-					})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", inactive, ""),
+						ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Retired service`),
+					},
+					{
+						Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", "987654321", ""),
+						ExpectError: regexp.MustCompile(`(?s)PSA Service Not Found.*987654321`),
+					},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: active, SyncEnabled: true})
+								return nil
+							})
+						},
+						Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", active, ""),
+						ExpectError: regexp.MustCompile(`(?s)Already in Mapping Export.*terraform\s+import\s+<address>\s+sophos/CIXA-MSP`),
+					},
 				},
-				Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", active, ""),
-				ExpectError: regexp.MustCompile(`(?s)Already in Mapping Export.*terraform\s+import\s+<address>\s+sophos/CIXA-MSP`),
-			},
-		},
-	})
+			})
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -13,7 +14,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -28,40 +32,35 @@ var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServe
 
 // testEnv is one test's simulator and export file.
 type testEnv struct {
+	system     psa.System
 	sim        *psatest.Server
 	exportPath string
 }
 
-// newTestEnv starts a simulator for t and picks an export path in t's
-// temporary directory. Nothing is shared between tests, so they run in
-// parallel.
-func newTestEnv(t *testing.T, opts ...psatest.Option) *testEnv {
+// newTestEnv starts a simulator of the system for t and picks an export path
+// in t's temporary directory. Nothing is shared between tests, so they run
+// in parallel.
+func newTestEnv(t *testing.T, system psa.System, opts ...psatest.Option) *testEnv {
 	t.Helper()
 	return &testEnv{
-		sim:        psatest.Start(t, opts...),
+		system:     system,
+		sim:        psatest.Start(t, append([]psatest.Option{psatest.WithSystem(system)}, opts...)...),
 		exportPath: filepath.Join(t.TempDir(), "psa-mappings.json"),
 	}
 }
 
-// providerConfig is the provider block pointing at the simulator. The URL
-// goes through HCL, never the environment, which parallel tests share.
+// providerConfig is the provider block pointing at the simulator.
 func (e *testEnv) providerConfig() string {
-	return testAccProviderConfig(e.sim.AutotaskBaseURL(), e.exportPath)
+	return e.providerConfigWith("")
 }
 
-func testAccProviderConfig(endpoint, exportPath string) string {
+// providerConfigWith is providerConfig with extra provider attributes.
+func (e *testEnv) providerConfigWith(extra string) string {
 	return fmt.Sprintf(`
 provider "psa" {
-  export_path = %[2]q
-
-  autotask {
-    username         = "api@msp.example"
-    secret           = "sim-secret"
-    integration_code = "SIMCODE"
-    base_url         = %[1]q
-  }
-}
-`, endpoint, exportPath)
+  export_path = %[1]q
+%[2]s%[3]s}
+`, e.exportPath, extra, e.psaBlock())
 }
 
 // readExport reads the test's export file the way psa-syncd does.
@@ -84,39 +83,69 @@ func (e *testEnv) checkExport(fn func(*export.Document) error) resource.TestChec
 // would.
 func (e *testEnv) updateExport(t *testing.T, fn func(*export.Document) error) {
 	t.Helper()
-	if _, err := export.NewStore(e.exportPath).Update(psa.SystemAutotask, "", fn); err != nil {
+	if _, err := export.NewStore(e.exportPath).Update(e.system, "", fn); err != nil {
 		t.Fatalf("updating export out of band: %v", err)
 	}
 }
 
 func TestAccProvider_missingCredentials(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: fmt.Sprintf(`
-provider "psa" {
-  autotask {
+	// Each PSA block sets one value and leaves the rest unset.
+	cases := map[psa.System]struct {
+		block string
+		want  string
+	}{
+		psa.SystemAutotask: {
+			block: `autotask {
     username = "api@msp.example"
-    base_url = %[1]q
-  }
+    base_url = BASE_URL
+  }`,
+			want: `(?s)Missing Autotask Secret.*PSA_AUTOTASK_SECRET.*Missing Autotask Integration Code`,
+		},
+		psa.SystemConnectWise: {
+			block: `connectwise {
+    company_id = "msp"
+  }`,
+			want: `(?s)Missing ConnectWise PSA Site.*PSA_CONNECTWISE_SITE.*Missing ConnectWise PSA Public Key.*` +
+				`Missing ConnectWise PSA Private Key.*Missing ConnectWise PSA Client ID.*PSA_CONNECTWISE_CLIENT_ID`,
+		},
+		psa.SystemKaseyaBMS: {
+			block: `kaseya_bms {
+    username = "api@msp.example"
+  }`,
+			want: `(?s)Missing Kaseya BMS Hostname.*PSA_KASEYA_BMS_HOSTNAME.*Missing Kaseya BMS Password.*Missing Kaseya BMS Tenant`,
+		},
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			tc := cases[sys]
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
+provider "psa" {
+  ` + strings.ReplaceAll(tc.block, "BASE_URL", strconv.Quote(e.baseURL())) + `
 }
 
 data "psa_company" "test" {
   name = "Acme"
 }
-`, e.sim.AutotaskBaseURL()),
-				ExpectError: regexp.MustCompile(`(?s)Missing Autotask Secret.*PSA_AUTOTASK_SECRET.*Missing Autotask Integration Code`),
-			},
-		},
-	})
+`,
+						ExpectError: regexp.MustCompile(tc.want),
+					},
+				},
+			})
+		})
+	}
 }
 
 func TestAccProvider_exactlyOnePSABlock(t *testing.T) {
 	t.Parallel()
+	want := regexp.MustCompile(`(?s)(Exactly\s+one\s+of\s+these\s+attributes\s+must\s+be\s+configured|only\s+one\)).*\[autotask,connectwise,kaseya_bms\]`)
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -131,7 +160,20 @@ data "psa_company" "test" {
   name = "Acme"
 }
 `,
-				ExpectError: regexp.MustCompile(`Exactly\s+one\s+of\s+these\s+attributes\s+must\s+be\s+configured:\s+\[autotask\]`),
+				ExpectError: want,
+			},
+			{
+				Config: `
+provider "psa" {
+  autotask {}
+  kaseya_bms {}
+}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+				ExpectError: want,
 			},
 		},
 	})
@@ -139,73 +181,104 @@ data "psa_company" "test" {
 
 func TestAccProvider_unknownConfiguration(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	want := map[psa.System]string{
+		psa.SystemAutotask:    `Unknown Autotask Secret`,
+		psa.SystemConnectWise: `Unknown ConnectWise Private Key`,
+		psa.SystemKaseyaBMS:   `Unknown Kaseya BMS Password`,
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			name, _ := secretAttribute(sys)
+			// A secret that depends on a resource is unknown when the
+			// provider is configured for the plan.
+			block := strings.Replace(e.psaBlockWithout(name), "{\n", "{\n    "+name+" = terraform_data.secret.output\n", 1)
 
-	// A secret that depends on a resource is unknown when the provider is
-	// configured for the plan.
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: fmt.Sprintf(`
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
 resource "terraform_data" "secret" {
   input = "late"
 }
 
-provider "psa" {
-  autotask {
-    username         = "api@msp.example"
-    secret           = terraform_data.secret.output
-    integration_code = "SIMCODE"
-    base_url         = %[1]q
-  }
-}
+provider "psa" {` + block + `}
 
 data "psa_company" "test" {
   name = "Acme"
 }
-`, e.sim.AutotaskBaseURL()),
-				ExpectError: regexp.MustCompile(`Unknown Autotask Secret`),
-			},
-		},
-	})
+`,
+						ExpectError: regexp.MustCompile(want[sys]),
+					},
+				},
+			})
+		})
+	}
 }
 
 // TestAccProvider_secretsNotLogged runs a full apply with trace logging and
-// checks that neither the secret nor the integration code reach the log,
-// the state or the export. The secret comes from the environment and the
-// integration code from a sensitive variable, the two ways users pass them;
-// neither is written into the configuration, which the test framework logs.
-// It is not parallel because it sets process environment variables.
+// checks that no credential reaches the log, the state or the export. One
+// secret comes from the environment and, where the PSA has a second, that
+// one from a sensitive variable: the two ways users pass them. Neither is
+// written into the configuration, which the test framework logs. It is not
+// parallel because it sets process environment variables.
 func TestAccProvider_secretsNotLogged(t *testing.T) {
+	cases := map[psa.System]struct {
+		sim      psatest.Option
+		env      string // environment variable with the first secret
+		variable string // attribute set from the sensitive variable, if any
+	}{
+		psa.SystemAutotask: {
+			sim:      psatest.WithAutotaskCredentials(psatest.DefaultAutotaskUsername, "s3cr3t-Zq81-never-log-me", "INTCODE-7Hq2-never-log-me"),
+			env:      envAutotaskSecret,
+			variable: "integration_code",
+		},
+		psa.SystemConnectWise: {
+			sim: psatest.WithConnectWiseCredentials(psatest.DefaultConnectWiseCompany, "INTCODE-7Hq2-never-log-me",
+				"s3cr3t-Zq81-never-log-me", psatest.DefaultConnectWiseClientID),
+			env:      envConnectWisePrivateKey,
+			variable: "public_key",
+		},
+		psa.SystemKaseyaBMS: {
+			sim: psatest.WithKaseyaBMSCredentials(psatest.DefaultKaseyaBMSUsername, "s3cr3t-Zq81-never-log-me", psatest.DefaultKaseyaBMSTenant),
+			env: envKaseyaBMSPassword,
+		},
+	}
 	const (
 		secret = "s3cr3t-Zq81-never-log-me"
 		code   = "INTCODE-7Hq2-never-log-me"
 	)
-	logPath := filepath.Join(t.TempDir(), "terraform.log")
-	t.Setenv("TF_LOG", "TRACE")
-	t.Setenv("TF_ACC_LOG_PATH", logPath)
-	t.Setenv(envAutotaskSecret, secret)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			tc := cases[sys]
+			logPath := filepath.Join(t.TempDir(), "terraform.log")
+			t.Setenv("TF_LOG", "TRACE")
+			t.Setenv("TF_ACC_LOG_PATH", logPath)
+			t.Setenv(tc.env, secret)
 
-	e := newTestEnv(t, psatest.WithAutotaskCredentials("api@msp.example", secret, code))
-	company := e.sim.Autotask().AddCompany("Acme")
-	e.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Acme Managed Services"})
+			e := newTestEnv(t, sys, tc.sim)
+			company := e.addCompany("Acme")
+			e.addContract(company, "Acme Managed Services", contractRecurring)
 
-	hcl := fmt.Sprintf(`
-variable "integration_code" {
+			secretName, _ := secretAttribute(sys)
+			block := e.psaBlockWithout(secretName, tc.variable)
+			vars := config.Variables{"secret": config.StringVariable("unused")}
+			if tc.variable != "" {
+				block = strings.Replace(block, "{\n", "{\n    "+tc.variable+" = var.secret\n", 1)
+				vars["secret"] = config.StringVariable(code)
+			}
+
+			hcl := fmt.Sprintf(`
+variable "secret" {
   type      = string
   sensitive = true
 }
 
 provider "psa" {
-  export_path = %[2]q
-
-  autotask {
-    username         = "api@msp.example"
-    integration_code = var.integration_code
-    base_url         = %[1]q
-  }
-}
+  export_path = %[1]q
+%[2]s}
 
 resource "psa_service" "test" {
   name       = "Sophos Intercept X Advanced"
@@ -231,54 +304,56 @@ resource "psa_customer_mapping" "acme" {
   company_id  = data.psa_company.acme.id
   contract_id = data.psa_contract.acme.id
 }
-`, e.sim.AutotaskBaseURL(), e.exportPath)
+`, e.exportPath, block)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config:          hcl,
-				ConfigVariables: config.Variables{"integration_code": config.StringVariable(code)},
-				Check: resource.ComposeAggregateTestCheckFunc(
-					func(s *terraform.State) error {
-						for addr, rs := range s.RootModule().Resources {
-							for k, v := range rs.Primary.Attributes {
-								if strings.Contains(v, secret) || strings.Contains(v, code) {
-									return fmt.Errorf("%s.%s contains a credential", addr, k)
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config:          hcl,
+						ConfigVariables: vars,
+						Check: resource.ComposeAggregateTestCheckFunc(
+							func(s *terraform.State) error {
+								for addr, rs := range s.RootModule().Resources {
+									for k, v := range rs.Primary.Attributes {
+										if strings.Contains(v, secret) || strings.Contains(v, code) {
+											return fmt.Errorf("%s.%s contains a credential", addr, k)
+										}
+									}
 								}
-							}
-						}
-						return nil
+								return nil
+							},
+							func(*terraform.State) error {
+								data, err := os.ReadFile(e.exportPath)
+								if err != nil {
+									return err
+								}
+								if strings.Contains(string(data), secret) || strings.Contains(string(data), code) {
+									return fmt.Errorf("export %s contains a credential", e.exportPath)
+								}
+								return nil
+							},
+						),
 					},
-					func(*terraform.State) error {
-						data, err := os.ReadFile(e.exportPath)
-						if err != nil {
-							return err
-						}
-						if strings.Contains(string(data), secret) || strings.Contains(string(data), code) {
-							return fmt.Errorf("export %s contains a credential", e.exportPath)
-						}
-						return nil
-					},
-				),
-			},
-		},
-	})
+				},
+			})
 
-	data, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatalf("reading log: %v", err)
-	}
-	if len(data) == 0 {
-		t.Fatal("log is empty: trace logging was not captured")
-	}
-	if !strings.Contains(string(data), "Configured PSA provider") {
-		t.Error("log has no provider log lines: provider logging was not captured")
-	}
-	for name, s := range map[string]string{"secret": secret, "integration code": code} {
-		if i := strings.Index(string(data), s); i >= 0 {
-			t.Errorf("log contains the %s at byte %d: %q", name, i, excerpt(data, i))
-		}
+			data, err := os.ReadFile(logPath)
+			if err != nil {
+				t.Fatalf("reading log: %v", err)
+			}
+			if len(data) == 0 {
+				t.Fatal("log is empty: trace logging was not captured")
+			}
+			if !strings.Contains(string(data), "Configured PSA provider") {
+				t.Error("log has no provider log lines: provider logging was not captured")
+			}
+			for name, s := range map[string]string{"first secret": secret, "second secret": code} {
+				if i := strings.Index(string(data), s); i >= 0 {
+					t.Errorf("log contains the %s at byte %d: %q", name, i, excerpt(data, i))
+				}
+			}
+		})
 	}
 }
 
@@ -291,9 +366,13 @@ func excerpt(data []byte, i int) string {
 // that were removed out of band: Delete must treat "already gone" as done.
 func TestAccProvider_deleteGone(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
-	config := e.providerConfig() + fmt.Sprintf(`
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			var serviceID string
+			config := e.providerConfig() + fmt.Sprintf(`
 resource "psa_service" "test" {
   name       = "Gone before destroy"
   unit_price = 1
@@ -313,130 +392,205 @@ resource "psa_customer_mapping" "test" {
 resource "psa_integration" "test" {}
 `, acme.company, acme.contract)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
-		Steps: []resource.TestStep{
-			{
-				Config: config,
-			},
-			{
-				PreConfig: func() {
-					s, err := e.simService("Gone before destroy")
-					if err != nil {
-						t.Fatal(err)
-					}
-					e.sim.Autotask().DeleteService(s.ID)
-					e.sim.ResetRequests()
-					e.updateExport(t, func(doc *export.Document) error {
-						doc.DeleteProduct("sophos", "CIXA-MSP")
-						doc.DeleteCustomer("sophos", "cust-1")
-						doc.Integration = nil
-						return nil
-					})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+				Steps: []resource.TestStep{
+					{
+						Config: config,
+						Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+							serviceID = v
+							return nil
+						}),
+					},
+					{
+						PreConfig: func() {
+							e.deleteService(serviceID)
+							e.sim.ResetRequests()
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.DeleteProduct("sophos", "CIXA-MSP")
+								doc.DeleteCustomer("sophos", "cust-1")
+								doc.Integration = nil
+								return nil
+							})
+						},
+						Config:  config,
+						Destroy: true,
+					},
 				},
-				Config:  config,
-				Destroy: true,
-			},
-		},
-		CheckDestroy: func(*terraform.State) error {
-			// Delete ran against the PSA and got "not found".
-			for _, r := range e.sim.Requests() {
-				if strings.Contains(strings.ToLower(r.Path), "/services/") && r.Status == http.StatusNotFound {
-					return nil
-				}
-			}
-			return fmt.Errorf("destroy made no request for the deleted service; requests: %+v", e.sim.Requests())
-		},
-	})
+				CheckDestroy: func(*terraform.State) error {
+					// Delete asked the PSA for the service and was told it is gone.
+					for _, r := range e.sim.Requests() {
+						if e.isServiceRequest(r, serviceID) {
+							return nil
+						}
+					}
+					return fmt.Errorf("destroy made no request for the deleted service %s; requests: %+v", serviceID, e.sim.Requests())
+				},
+			})
+		})
+	}
 }
 
 // TestAccProvider_environment checks the environment fallbacks: values in
 // the provider block win over the environment, and unset ones come from it.
 // It is not parallel because it sets process environment variables.
 func TestAccProvider_environment(t *testing.T) {
-	e := newTestEnv(t)
-	e.sim.Autotask().AddCompany("Acme")
-	t.Setenv(envAutotaskUsername, "wrong@msp.example")
-	t.Setenv(envAutotaskSecret, "wrong-secret")
-	t.Setenv(envAutotaskIntegrationCode, "WRONGCODE")
-	t.Setenv(envAutotaskBaseURL, "http://127.0.0.1:1/ATServicesRest/")
-	t.Setenv(envExportPath, e.exportPath)
+	wrong := map[psa.System]map[string]string{
+		psa.SystemAutotask: {
+			envAutotaskUsername:        "wrong@msp.example",
+			envAutotaskSecret:          "wrong-secret",
+			envAutotaskIntegrationCode: "WRONGCODE",
+			envAutotaskBaseURL:         "http://127.0.0.1:1/ATServicesRest/",
+		},
+		psa.SystemConnectWise: {
+			envConnectWiseSite:       "127.0.0.1:1",
+			envConnectWiseCompanyID:  "wrong",
+			envConnectWisePublicKey:  "wrong-public",
+			envConnectWisePrivateKey: "wrong-private",
+			envConnectWiseClientID:   "wrong-client",
+			envConnectWiseBaseURL:    "http://127.0.0.1:1/v4_6_release/apis/3.0/",
+			envConnectWiseCodebase:   "v1_wrong/",
+		},
+		psa.SystemKaseyaBMS: {
+			envKaseyaBMSHostname: "wrong.example",
+			envKaseyaBMSUsername: "wrong@msp.example",
+			envKaseyaBMSPassword: "wrong-password",
+			envKaseyaBMSTenant:   "Wrong MSP",
+			envKaseyaBMSBaseURL:  "http://127.0.0.1:1/",
+		},
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			e := newTestEnv(t, sys)
+			e.addCompany("Acme")
+			for k, v := range wrong[sys] {
+				t.Setenv(k, v)
+			}
+			t.Setenv(envExportPath, e.exportPath)
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: fmt.Sprintf(`
-provider "psa" {
-  autotask {
-    username         = "api@msp.example"
-    secret           = "sim-secret"
-    integration_code = "SIMCODE"
-    base_url         = %[1]q
-  }
-}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
+provider "psa" {` + e.psaBlock() + `}
 
 data "psa_company" "test" {
   name = "Acme"
 }
 
 resource "psa_integration" "test" {}
-`, e.sim.AutotaskBaseURL()),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
-					resource.TestCheckResourceAttr("psa_integration.test", "id", e.exportPath),
-					e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
-				),
-			},
-		},
-	})
+`,
+						Check: resource.ComposeAggregateTestCheckFunc(
+							resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
+							resource.TestCheckResourceAttr("psa_integration.test", "id", e.exportPath),
+							e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
+						),
+					},
+				},
+			})
+		})
+	}
 }
 
-func TestAccProvider_missingExportPath(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t)
+// TestAccProvider_environmentOnly configures every value of each PSA block
+// from the environment, with the block left empty. It is not parallel
+// because it sets process environment variables.
+func TestAccProvider_environmentOnly(t *testing.T) {
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			e := newTestEnv(t, sys)
+			e.addCompany("Acme")
+			switch sys {
+			case psa.SystemAutotask:
+				t.Setenv(envAutotaskUsername, psatest.DefaultAutotaskUsername)
+				t.Setenv(envAutotaskSecret, psatest.DefaultAutotaskSecret)
+				t.Setenv(envAutotaskIntegrationCode, psatest.DefaultAutotaskIntegrationCode)
+				t.Setenv(envAutotaskBaseURL, e.baseURL())
+			case psa.SystemConnectWise:
+				// Site and codebase rather than base_url, so discovery runs.
+				t.Setenv(envConnectWiseSite, e.sim.ConnectWiseSite())
+				t.Setenv(envConnectWiseCompanyID, psatest.DefaultConnectWiseCompany)
+				t.Setenv(envConnectWisePublicKey, psatest.DefaultConnectWisePublicKey)
+				t.Setenv(envConnectWisePrivateKey, psatest.DefaultConnectWisePrivateKey)
+				t.Setenv(envConnectWiseClientID, psatest.DefaultConnectWiseClientID)
+				t.Setenv(envConnectWiseCodebase, e.sim.ConnectWise().Codebase())
+			case psa.SystemKaseyaBMS:
+				t.Setenv(envKaseyaBMSUsername, psatest.DefaultKaseyaBMSUsername)
+				t.Setenv(envKaseyaBMSPassword, psatest.DefaultKaseyaBMSPassword)
+				t.Setenv(envKaseyaBMSTenant, psatest.DefaultKaseyaBMSTenant)
+				t.Setenv(envKaseyaBMSBaseURL, e.baseURL())
+			}
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: fmt.Sprintf(`
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
 provider "psa" {
-  autotask {
-    username         = "api@msp.example"
-    secret           = "sim-secret"
-    integration_code = "SIMCODE"
-    base_url         = %[1]q
-  }
+  ` + string(sys) + ` {}
 }
 
-resource "psa_integration" "test" {}
-`, e.sim.AutotaskBaseURL()),
-				ExpectError: regexp.MustCompile(`(?s)Missing Mapping Export Path.*PSA_EXPORT_PATH`),
-			},
-		},
-	})
-}
-
-func TestAccProvider_wrongCredentials(t *testing.T) {
-	t.Parallel()
-	e := newTestEnv(t, psatest.WithAutotaskCredentials("api@msp.example", "the-real-secret", "SIMCODE"))
-
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				// providerConfig sends "sim-secret".
-				Config: e.providerConfig() + `
 data "psa_company" "test" {
   name = "Acme"
 }
 `,
-				ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials`),
-			},
-		},
-	})
+						Check: resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
+					},
+				},
+			})
+		})
+	}
+}
+
+func TestAccProvider_missingExportPath(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
+provider "psa" {` + e.psaBlock() + `}
+
+resource "psa_integration" "test" {}
+`,
+						ExpectError: regexp.MustCompile(`(?s)Missing Mapping Export Path.*PSA_EXPORT_PATH`),
+					},
+				},
+			})
+		})
+	}
+}
+
+func TestAccProvider_wrongCredentials(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			// providerConfig sends the simulator's default secret.
+			e := newTestEnv(t, sys, credentialsOption(sys, "the-real-secret"))
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: e.providerConfig() + `
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+						ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials`),
+					},
+				},
+			})
+		})
+	}
 }
 
 // TestAccProvider_psaUnavailable checks that plan-time checks are a
@@ -444,46 +598,175 @@ data "psa_company" "test" {
 // export warns and goes ahead.
 func TestAccProvider_psaUnavailable(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	acme := e.addCustomerFixture("Acme")
-	e.sim.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/Contracts*", Status: http.StatusServiceUnavailable})
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			e.sim.AddFault(psatest.Fault{Path: e.contractFaultPath(), Status: http.StatusServiceUnavailable})
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: e.providerConfigWith("  max_retries = 0\n") + fmt.Sprintf(`
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+`, acme.company, acme.contract),
+						Check: resource.ComposeAggregateTestCheckFunc(
+							e.checkExport(customerMappingIs(export.CustomerMapping{
+								Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+							})),
+							func(*terraform.State) error {
+								for _, r := range e.sim.Requests() {
+									if e.isContractRead(r) && r.Status == http.StatusServiceUnavailable {
+										return nil
+									}
+								}
+								return fmt.Errorf("the plan never asked the PSA for the contract")
+							},
+						),
+					},
+				},
+			})
+		})
+	}
+}
+
+// TestAccProvider_connectWiseCodebase checks ConnectWise codebase handling:
+// discovery from the site, rediscovery after a hosted upgrade moves the
+// company, and a pinned codebase, which is used as given.
+func TestAccProvider_connectWiseCodebase(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	acme := e.addCompany("Acme")
+	config := func(codebase string) string {
+		pin := ""
+		if codebase != "" {
+			pin = fmt.Sprintf("    codebase    = %q\n", codebase)
+		}
+		return fmt.Sprintf(`
+provider "psa" {
+  connectwise {
+    site        = %[1]q
+    company_id  = %[2]q
+    public_key  = %[3]q
+    private_key = %[4]q
+    client_id   = %[5]q
+%[6]s  }
+}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`, e.sim.ConnectWiseSite(), psatest.DefaultConnectWiseCompany, psatest.DefaultConnectWisePublicKey,
+			psatest.DefaultConnectWisePrivateKey, psatest.DefaultConnectWiseClientID, pin)
+	}
+	found := statecheck.ExpectKnownValue("data.psa_company.test", tfjsonpath.New("id"), knownvalue.StringExact(acme))
+	old := e.sim.ConnectWise().Codebase()
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				Config: fmt.Sprintf(`
-provider "psa" {
-  export_path = %[2]q
-  max_retries = 0
+				Config:            config(""),
+				ConfigStateChecks: []statecheck.StateCheck{found},
+			},
+			{
+				// A hosted upgrade: the old codebase answers 404 until the
+				// client discovers the new one.
+				PreConfig:         func() { e.sim.ConnectWise().ChangeCodebase("v2025_1/") },
+				Config:            config(""),
+				ConfigStateChecks: []statecheck.StateCheck{found},
+			},
+			{
+				Config:            config("v2025_1/"),
+				ConfigStateChecks: []statecheck.StateCheck{found},
+			},
+			{
+				// A pinned codebase is not rediscovered.
+				Config:      config(old),
+				ExpectError: regexp.MustCompile(`Error Reading PSA Company`),
+			},
+		},
+	})
+}
 
-  autotask {
-    username         = "api@msp.example"
-    secret           = "sim-secret"
-    integration_code = "SIMCODE"
-    base_url         = %[1]q
+// TestAccProvider_kaseyaBMSHostname checks that a BMS hostname with a
+// protocol or a path fails the plan with the kaseyabms client's message,
+// and that base_url wins over a valid hostname.
+func TestAccProvider_kaseyaBMSHostname(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemKaseyaBMS)
+	e.addCompany("Acme")
+	config := func(hostname, baseURL string) string {
+		url := ""
+		if baseURL != "" {
+			url = fmt.Sprintf("    base_url = %q\n", baseURL)
+		}
+		return fmt.Sprintf(`
+provider "psa" {
+  kaseya_bms {
+    hostname = %[1]q
+    username = %[2]q
+    password = %[3]q
+    tenant   = %[4]q
+%[5]s  }
+}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`, hostname, psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant, url)
+	}
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config("https://bmsemea.kaseya.com", ""),
+				ExpectError: regexp.MustCompile(`(?s)Invalid Kaseya BMS Hostname.*without\s+https://.*` +
+					`hostname\s+"https://bmsemea.kaseya.com"\s+must\s+not\s+include\s+a\s+protocol`),
+			},
+			{
+				Config:      config("bmsemea.kaseya.com/api", ""),
+				ExpectError: regexp.MustCompile(`(?s)Invalid Kaseya BMS Hostname.*must\s+not\s+include\s+a\s+path`),
+			},
+			{
+				Config: config("bmsemea.kaseya.com", e.baseURL()),
+				Check:  resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
+			},
+		},
+	})
+}
+
+// TestAccProvider_kaseyaBMSHostnameFromEnvironment checks the hostname
+// from the environment, which no validator sees. It is not parallel
+// because it sets process environment variables.
+func TestAccProvider_kaseyaBMSHostnameFromEnvironment(t *testing.T) {
+	t.Setenv(envKaseyaBMSHostname, "https://bmsemea.kaseya.com/")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: `
+provider "psa" {
+  kaseya_bms {
+    username = "api@msp.example"
+    password = "sim-password"
+    tenant   = "Sim MSP"
   }
 }
 
-resource "psa_customer_mapping" "test" {
-  customer_id = "cust-1"
-  company_id  = %[3]q
-  contract_id = %[4]q
+data "psa_company" "test" {
+  name = "Acme"
 }
-`, e.sim.AutotaskBaseURL(), e.exportPath, acme.company, acme.contract),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					e.checkExport(customerMappingIs(export.CustomerMapping{
-						Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
-					})),
-					func(*terraform.State) error {
-						for _, r := range e.sim.Requests() {
-							if strings.Contains(r.Path, "/Contracts/") && r.Status == http.StatusServiceUnavailable {
-								return nil
-							}
-						}
-						return fmt.Errorf("the plan never asked the PSA for the contract")
-					},
-				),
+`,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Kaseya BMS Hostname.*PSA_KASEYA_BMS_HOSTNAME.*must\s+not\s+include\s+a\s+protocol`),
 			},
 		},
 	})

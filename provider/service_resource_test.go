@@ -3,7 +3,7 @@ package provider
 import (
 	"fmt"
 	"regexp"
-	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -27,20 +28,20 @@ resource "psa_service" "test" {
 }
 
 // simService returns the simulator's service with the given name.
-func (e *testEnv) simService(name string) (psatest.AutotaskService, error) {
-	var found []psatest.AutotaskService
-	for _, s := range e.sim.Autotask().Services() {
+func (e *testEnv) simService(name string) (simService, error) {
+	var found []simService
+	for _, s := range e.services() {
 		if s.Name == name {
 			found = append(found, s)
 		}
 	}
 	if len(found) != 1 {
-		return psatest.AutotaskService{}, fmt.Errorf("simulator has %d services named %q, want 1", len(found), name)
+		return simService{}, fmt.Errorf("simulator has %d services named %q, want 1", len(found), name)
 	}
 	return found[0], nil
 }
 
-func (e *testEnv) checkSimService(name string, fn func(psatest.AutotaskService) error) resource.TestCheckFunc {
+func (e *testEnv) checkSimService(name string, fn func(simService) error) resource.TestCheckFunc {
 	return func(*terraform.State) error {
 		s, err := e.simService(name)
 		if err != nil {
@@ -52,162 +53,349 @@ func (e *testEnv) checkSimService(name string, fn func(psatest.AutotaskService) 
 
 func TestAccServiceResource_basic(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			// Kaseya BMS services have no invoice description: setting one
+			// would only be kept in the state, and an import could not
+			// find it.
+			invoice := `  invoice_description = "Sophos Intercept X Advanced, per user"`
+			if !serviceSupports[sys].invoiceDescription {
+				invoice = ""
+			}
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, `
-  description         = "Endpoint protection"
-  invoice_description = "Sophos Intercept X Advanced, per user"
-  unit_cost           = 2.25
-  billing_period      = "monthly"
-`),
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("unit_price"), knownvalue.Float64Exact(4.5)),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("unit_cost"), knownvalue.Float64Exact(2.25)),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(true)),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("deletion_policy"), knownvalue.StringExact("deactivate")),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask"), knownvalue.Null()),
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, `
+  description    = "Endpoint protection"
+  unit_cost      = 2.25
+  billing_period = "monthly"
+`+invoice),
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("name"), knownvalue.StringExact("Sophos Intercept X Advanced")),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("unit_price"), knownvalue.Float64Exact(4.5)),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("unit_cost"), knownvalue.Float64Exact(2.25)),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(true)),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("deletion_policy"), knownvalue.StringExact("deactivate")),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask"), knownvalue.Null()),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise"), knownvalue.Null()),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms"), knownvalue.Null()),
+						},
+						Check: resource.ComposeAggregateTestCheckFunc(
+							resource.TestCheckResourceAttrSet("psa_service.test", "id"),
+							e.checkSimService("Sophos Intercept X Advanced", func(s simService) error {
+								if s.UnitPrice != 4.5 || s.UnitCost != 2.25 || !s.Active || s.Description != "Endpoint protection" {
+									return fmt.Errorf("simulator service = %+v", s)
+								}
+								return nil
+							}),
+						),
+					},
+					{
+						ResourceName:      "psa_service.test",
+						ImportState:       true,
+						ImportStateVerify: true,
+					},
+					// An import block plans no change, and the configuration that
+					// `terraform plan -generate-config-out` writes imports cleanly too.
+					{
+						ResourceName:    "psa_service.test",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+					},
+					{
+						ResourceName:    "psa_service.test",
+						ImportState:     true,
+						ImportStateKind: resource.ImportBlockWithID,
+						GenerateConfig:  true,
+					},
 				},
-				Check: resource.ComposeAggregateTestCheckFunc(
-					resource.TestCheckResourceAttrSet("psa_service.test", "id"),
-					e.checkSimService("Sophos Intercept X Advanced", func(s psatest.AutotaskService) error {
-						if s.UnitPrice != 4.5 || s.UnitCost != 2.25 || !s.Active || s.Description != "Endpoint protection" {
-							return fmt.Errorf("simulator service = %+v", s)
-						}
-						return nil
-					}),
-				),
-			},
-			{
-				ResourceName:      "psa_service.test",
-				ImportState:       true,
-				ImportStateVerify: true,
-			},
-			// An import block plans no change, and the configuration that
-			// `terraform plan -generate-config-out` writes imports cleanly too.
-			{
-				ResourceName:    "psa_service.test",
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-			},
-			{
-				ResourceName:    "psa_service.test",
-				ImportState:     true,
-				ImportStateKind: resource.ImportBlockWithID,
-				GenerateConfig:  true,
-			},
+			})
+		})
+	}
+}
+
+// serviceUpdateCase is what TestAccServiceResource_update does with one
+// PSA's own block.
+type serviceUpdateCase struct {
+	// before and after are the PSA's block in the two steps.
+	before, after string
+	// checkBefore and checkAfter check the block after each step.
+	checkBefore, checkAfter []statecheck.StateCheck
+	// sim checks the service in the simulator after the update.
+	sim func(*testEnv) resource.TestCheckFunc
+}
+
+var serviceUpdateCases = map[psa.System]serviceUpdateCase{
+	psa.SystemAutotask: {
+		before: `  autotask {}`,
+		after:  `  autotask {}`,
+		checkBefore: []statecheck.StateCheck{
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("billing_code_id"), knownvalue.NotNull()),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Monthly")),
 		},
-	})
+		checkAfter: []statecheck.StateCheck{
+			// The derived period type label follows the billing period.
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Yearly")),
+		},
+		sim: func(e *testEnv) resource.TestCheckFunc {
+			return func(*terraform.State) error {
+				for _, s := range e.sim.Autotask().Services() {
+					if s.Name == "Password Boss Business" && s.PeriodType != "Yearly" {
+						return fmt.Errorf("simulator period type = %q, want Yearly", s.PeriodType)
+					}
+				}
+				return nil
+			}
+		},
+	},
+	psa.SystemConnectWise: {
+		before: `  connectwise {}`,
+		after: `
+  connectwise {
+    product_class        = "Service"
+    customer_description = "Password Boss Business, per user and year"
+  }
+`,
+		checkBefore: []statecheck.StateCheck{
+			// Derived from the name on create ...
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("identifier"), knownvalue.StringExact("Password_Boss")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("product_class"), knownvalue.StringExact("NonInventory")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("customer_description"), knownvalue.StringExact("Password Boss")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("invoice_description"), knownvalue.StringExact("")),
+		},
+		checkAfter: []statecheck.StateCheck{
+			// ... and kept when the name changes.
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("identifier"), knownvalue.StringExact("Password_Boss")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("product_class"), knownvalue.StringExact("Service")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("customer_description"),
+				knownvalue.StringExact("Password Boss Business, per user and year")),
+			// Not what ConnectWise holds, which customer_description decides.
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("invoice_description"), knownvalue.StringExact("Password manager")),
+		},
+		sim: func(e *testEnv) resource.TestCheckFunc {
+			return func(*terraform.State) error {
+				for _, it := range e.sim.ConnectWise().CatalogItems() {
+					if it.Description == "Password Boss Business" &&
+						(it.Identifier != "Password_Boss" || it.ProductClass != "Service" || it.CustomerDescription != "Password Boss Business, per user and year") {
+						return fmt.Errorf("simulator catalog item = %+v", it)
+					}
+				}
+				return nil
+			}
+		},
+	},
+	psa.SystemKaseyaBMS: {
+		before: `
+  kaseya_bms {
+    category    = "managed services" # BMS spells it "Managed Services"
+    subcategory = "Security"
+    taxable     = true
+  }
+`,
+		after: `
+  kaseya_bms {
+    category = "Licensing"
+  }
+`,
+		checkBefore: []statecheck.StateCheck{
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("category"), knownvalue.StringExact("managed services")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("subcategory"), knownvalue.StringExact("Security")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("taxable"), knownvalue.Bool(true)),
+		},
+		checkAfter: []statecheck.StateCheck{
+			// The block owns all four fields: unset ones are cleared.
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("category"), knownvalue.StringExact("Licensing")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("subcategory"), knownvalue.StringExact("")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("taxable"), knownvalue.Bool(false)),
+		},
+		sim: func(e *testEnv) resource.TestCheckFunc {
+			return func(*terraform.State) error {
+				for _, s := range e.sim.KaseyaBMS().Services() {
+					if s.Name == "Password Boss Business" && (s.CategoryID != 2 || s.SubCategoryID != 0 || s.Taxable) {
+						return fmt.Errorf("simulator service = %+v, want category 2 (Licensing), no subcategory, not taxable", s)
+					}
+				}
+				return nil
+			}
+		},
+	},
 }
 
 func TestAccServiceResource_update(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			tc := serviceUpdateCases[sys]
+			invoice := `  invoice_description = "Password manager"`
+			if !serviceSupports[sys].invoiceDescription {
+				invoice = ""
+			}
 
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: testAccServiceResourceConfig(e, "Password Boss", 2, `  autotask {}`),
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("billing_code_id"), knownvalue.NotNull()),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Monthly")),
-				},
-			},
-			{
-				Config: testAccServiceResourceConfig(e, "Password Boss Business", 2.75, `
-  description     = "Password manager"
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config:            testAccServiceResourceConfig(e, "Password Boss", 2, tc.before),
+						ConfigStateChecks: tc.checkBefore,
+					},
+					{
+						Config: testAccServiceResourceConfig(e, "Password Boss Business", 2.75, `
+  description     = "Password manager, billed per user"
   billing_period  = "yearly"
   active          = false
   deletion_policy = "abandon"
-
-  autotask {}
-`),
-				ConfigPlanChecks: resource.ConfigPlanChecks{
-					PreApply: []plancheck.PlanCheck{
-						plancheck.ExpectResourceAction("psa_service.test", plancheck.ResourceActionUpdate),
+`+invoice+"\n"+tc.after),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_service.test", plancheck.ResourceActionUpdate),
+							},
+						},
+						ConfigStateChecks: append([]statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("billing_period"), knownvalue.StringExact("yearly")),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(false)),
+						}, tc.checkAfter...),
+						Check: resource.ComposeAggregateTestCheckFunc(
+							e.checkSimService("Password Boss Business", func(s simService) error {
+								if s.UnitPrice != 2.75 || s.Active || s.Description != "Password manager, billed per user" {
+									return fmt.Errorf("simulator service = %+v, want price 2.75, inactive, the new description", s)
+								}
+								return nil
+							}),
+							tc.sim(e),
+						),
 					},
 				},
-				ConfigStateChecks: []statecheck.StateCheck{
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("billing_period"), knownvalue.StringExact("yearly")),
-					// The derived period type label follows the billing period.
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("autotask").AtMapKey("period_type"), knownvalue.StringExact("Yearly")),
-					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("active"), knownvalue.Bool(false)),
-				},
-				Check: e.checkSimService("Password Boss Business", func(s psatest.AutotaskService) error {
-					if s.UnitPrice != 2.75 || s.Active || s.PeriodType != "Yearly" {
-						return fmt.Errorf("simulator service = %+v, want price 2.75, inactive, Yearly", s)
+				// abandon leaves the service as it was.
+				CheckDestroy: e.checkSimService("Password Boss Business", func(s simService) error {
+					if s.Active || s.UnitPrice != 2.75 {
+						return fmt.Errorf("abandoned service changed: %+v", s)
 					}
 					return nil
 				}),
-			},
-		},
-		// abandon leaves the service as it was.
-		CheckDestroy: e.checkSimService("Password Boss Business", func(s psatest.AutotaskService) error {
-			if s.Active || s.UnitPrice != 2.75 {
-				return fmt.Errorf("abandoned service changed: %+v", s)
-			}
-			return nil
-		}),
-	})
+			})
+		})
+	}
 }
 
-func TestAccServiceResource_disappears(t *testing.T) {
+// TestAccServiceResource_connectWiseInvoiceDescription checks that the
+// customer description ConnectWise requires maps to invoice_description
+// without diffs, and that a change made in ConnectWise is seen as drift.
+func TestAccServiceResource_connectWiseInvoiceDescription(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-	config := testAccServiceResourceConfig(e, "Datto SaaS Protection", 3, "")
-	var firstID string
+	e := newTestEnv(t, psa.SystemConnectWise)
+	var serviceID string
+	config := func(invoice string) string {
+		return testAccServiceResourceConfig(e, "Datto SaaS Protection", 3, fmt.Sprintf(`  invoice_description = %q`, invoice))
+	}
 
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
-				Config: config,
-				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(id string) error {
-					firstID = id
-					return nil
-				}),
+				// Empty: ConnectWise gets the name, the state keeps "".
+				Config: config(""),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+						serviceID = v
+						return nil
+					}),
+					e.checkCatalogCustomerDescription(&serviceID, "Datto SaaS Protection"),
+				),
 			},
 			{
+				Config: config("Datto SaaS Protection, per seat"),
+				Check:  e.checkCatalogCustomerDescription(&serviceID, "Datto SaaS Protection, per seat"),
+			},
+			{
+				// Someone edits the customer description in ConnectWise.
 				PreConfig: func() {
-					id, err := strconv.ParseInt(firstID, 10, 64)
-					if err != nil {
-						t.Fatalf("service id %q: %v", firstID, err)
-					}
-					e.sim.Autotask().DeleteService(id)
+					e.deleteService(serviceID)
+					e.sim.ConnectWise().AddCatalogItem(psatest.ConnectWiseCatalogItem{
+						ID: mustID(serviceID), Description: "Datto SaaS Protection", CustomerDescription: "Edited by hand", Price: 3,
+					})
 				},
-				Config:             config,
+				Config:             config("Datto SaaS Protection, per seat"),
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
 			},
 			{
-				Config: config,
-				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(id string) error {
-					if id == firstID {
-						return fmt.Errorf("id = %s, want a new service", id)
-					}
-					return nil
-				}),
+				Config: config("Datto SaaS Protection, per seat"),
+				Check:  e.checkCatalogCustomerDescription(&serviceID, "Datto SaaS Protection, per seat"),
 			},
 		},
 	})
 }
 
-// TestAccServiceResource_deletionPolicy destroys one service per policy that
-// Autotask supports and checks what is left in the PSA.
+// checkCatalogCustomerDescription checks a ConnectWise catalog item's
+// customer description.
+func (e *testEnv) checkCatalogCustomerDescription(serviceID *string, want string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		it, ok := e.sim.ConnectWise().CatalogItem(mustID(*serviceID))
+		if !ok {
+			return fmt.Errorf("no catalog item %s", *serviceID)
+		}
+		if it.CustomerDescription != want {
+			return fmt.Errorf("customer description = %q, want %q", it.CustomerDescription, want)
+		}
+		return nil
+	}
+}
+
+func TestAccServiceResource_disappears(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			config := testAccServiceResourceConfig(e, "Datto SaaS Protection", 3, "")
+			var firstID string
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config,
+						Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(id string) error {
+							firstID = id
+							return nil
+						}),
+					},
+					{
+						PreConfig:          func() { e.deleteService(firstID) },
+						Config:             config,
+						PlanOnly:           true,
+						ExpectNonEmptyPlan: true,
+					},
+					{
+						Config: config,
+						Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(id string) error {
+							if id == firstID {
+								return fmt.Errorf("id = %s, want a new service", id)
+							}
+							return nil
+						}),
+					},
+				},
+			})
+		})
+	}
+}
+
+// TestAccServiceResource_deletionPolicy destroys one service per policy
+// that the PSA supports and checks what is left in the PSA.
 func TestAccServiceResource_deletionPolicy(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config: e.providerConfig() + `
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			config := e.providerConfig() + `
 resource "psa_service" "deactivate" {
   name       = "Deactivated on destroy"
   unit_price = 1
@@ -218,49 +406,153 @@ resource "psa_service" "abandon" {
   unit_price      = 1
   deletion_policy = "abandon"
 }
-`,
-			},
-		},
-		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
-			e.checkSimService("Deactivated on destroy", func(s psatest.AutotaskService) error {
-				if s.Active {
-					return fmt.Errorf("service %d is still active after destroy with deletion_policy deactivate", s.ID)
-				}
-				return nil
-			}),
-			e.checkSimService("Abandoned on destroy", func(s psatest.AutotaskService) error {
-				if !s.Active {
-					return fmt.Errorf("service %d was deactivated despite deletion_policy abandon", s.ID)
-				}
-				return nil
-			}),
-		),
-	})
+`
+			checks := []resource.TestCheckFunc{
+				e.checkSimService("Deactivated on destroy", func(s simService) error {
+					if s.Active {
+						return fmt.Errorf("service %s is still active after destroy with deletion_policy deactivate", s.ID)
+					}
+					return nil
+				}),
+				e.checkSimService("Abandoned on destroy", func(s simService) error {
+					if !s.Active {
+						return fmt.Errorf("service %s was deactivated despite deletion_policy abandon", s.ID)
+					}
+					return nil
+				}),
+			}
+			if serviceSupports[sys].delete {
+				config += `
+resource "psa_service" "delete" {
+  name            = "Deleted on destroy"
+  unit_price      = 1
+  deletion_policy = "delete"
+}
+`
+				checks = append(checks, func(*terraform.State) error {
+					if _, err := e.simService("Deleted on destroy"); err == nil {
+						return fmt.Errorf("service still exists after destroy with deletion_policy delete")
+					}
+					return nil
+				})
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps:                    []resource.TestStep{{Config: config}},
+				CheckDestroy:             resource.ComposeAggregateTestCheckFunc(checks...),
+			})
+		})
+	}
 }
 
 func TestAccServiceResource_invalid(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t)
-
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config:      testAccServiceResourceConfig(e, "Never deletable", 1, `  deletion_policy = "delete"`),
-				ExpectError: regexp.MustCompile(`(?s)Unsupported Deletion Policy.*Autotask\s+cannot\s+delete\s+services`),
-			},
-			{
-				Config: testAccServiceResourceConfig(e, "Conflicting period", 1, `
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			steps := []resource.TestStep{
+				{
+					Config:      testAccServiceResourceConfig(e, "Bad period", 1, `  billing_period = "weekly"`),
+					ExpectError: regexp.MustCompile(`billing_period\s+value\s+must\s+be\s+one\s+of`),
+				},
+			}
+			// A block for any other PSA fails the plan.
+			for _, other := range testSystems {
+				if other == sys {
+					continue
+				}
+				steps = append(steps, resource.TestStep{
+					Config: testAccServiceResourceConfig(e, "Wrong block", 1, "  "+string(other)+" {}"),
+					ExpectError: regexp.MustCompile(`(?s)` + systemTitle(other) + ` Fields on Another PSA.*configured\s+for\s+` +
+						strings.ReplaceAll(systemTitle(sys), " ", `\s+`)),
+				})
+			}
+			switch sys {
+			case psa.SystemAutotask:
+				steps = append(steps,
+					resource.TestStep{
+						Config:      testAccServiceResourceConfig(e, "Never deletable", 1, `  deletion_policy = "delete"`),
+						ExpectError: regexp.MustCompile(`(?s)Unsupported Deletion Policy.*Autotask\s+cannot\s+delete\s+services`),
+					},
+					resource.TestStep{
+						Config: testAccServiceResourceConfig(e, "Conflicting period", 1, `
   autotask {
     period_type = "Yearly"
   }
 `),
-				ExpectError: regexp.MustCompile(`(?s)Conflicting Billing Period.*billing_period\s+=\s+"yearly"`),
-			},
-			{
-				Config:      testAccServiceResourceConfig(e, "Bad period", 1, `  billing_period = "weekly"`),
-				ExpectError: regexp.MustCompile(`billing_period\s+value\s+must\s+be\s+one\s+of`),
-			},
-		},
-	})
+						ExpectError: regexp.MustCompile(`(?s)Conflicting Billing Period.*billing_period\s+=\s+"yearly"`),
+					},
+				)
+			case psa.SystemConnectWise:
+				steps = append(steps,
+					resource.TestStep{
+						Config:      testAccServiceResourceConfig(e, strings.Repeat("x", 61), 1, ""),
+						ExpectError: regexp.MustCompile(`(?s)Service Name Too Long for ConnectWise.*61\s+characters`),
+					},
+					resource.TestStep{
+						Config: testAccServiceResourceConfig(e, "Bad class", 1, `
+  connectwise {
+    product_class = "Widget"
+  }
+`),
+						ExpectError: regexp.MustCompile(`product_class\s+value\s+must\s+be\s+one\s+of`),
+					},
+				)
+			case psa.SystemKaseyaBMS:
+				steps = append(steps, resource.TestStep{
+					Config: testAccServiceResourceConfig(e, "Unknown category", 1, `
+  kaseya_bms {
+    category = "Hardware"
+  }
+`),
+					ExpectError: regexp.MustCompile(`(?s)Error Creating PSA Service.*no\s+service\s+category\s+named\s+"Hardware"`),
+				})
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps:                    steps,
+			})
+		})
+	}
+}
+
+// TestAccServiceResource_stateOnlyFields checks that the fields a PSA does
+// not store (billing_period in ConnectWise and Kaseya BMS, and
+// invoice_description in Kaseya BMS) warn when set, never show a diff and
+// survive a refresh.
+func TestAccServiceResource_stateOnlyFields(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			config := testAccServiceResourceConfig(e, "Microsoft 365 Business Premium", 20, `
+  billing_period      = "yearly"
+  invoice_description = "Microsoft 365 Business Premium, per user"
+`)
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config,
+						ConfigStateChecks: []statecheck.StateCheck{
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("billing_period"), knownvalue.StringExact("yearly")),
+							statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("invoice_description"),
+								knownvalue.StringExact("Microsoft 365 Business Premium, per user")),
+						},
+					},
+					{
+						Config: config,
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+						},
+					},
+				},
+			})
+		})
+	}
 }
