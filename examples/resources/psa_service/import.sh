@@ -1,4 +1,5 @@
-# A service is imported by its PSA id, the Autotask Service id shown in the
-# service's URL and in data.psa_service.<name>.id. The import takes the
-# default deletion_policy, "deactivate".
+# A service is imported by its PSA id, as shown in data.psa_service.<name>.id:
+# the Autotask Service id (in the service's URL), the ConnectWise catalog
+# item id or the Kaseya BMS service id. The import takes the default
+# deletion_policy, "deactivate", and tracks no PSA-specific block.
 terraform import psa_service.intercept_x 30000012

@@ -1,0 +1,32 @@
+# ConnectWise PSA (Manage). The keys come from variables (or the
+# PSA_CONNECTWISE_PUBLIC_KEY and PSA_CONNECTWISE_PRIVATE_KEY environment
+# variables), never from the configuration itself.
+variable "connectwise_public_key" {
+  type      = string
+  sensitive = true
+}
+
+variable "connectwise_private_key" {
+  type      = string
+  sensitive = true
+}
+
+provider "psa" {
+  export_path = "psa-mappings.json"
+
+  connectwise {
+    site        = "api-na.myconnectwise.net"
+    company_id  = "msp"
+    public_key  = var.connectwise_public_key
+    private_key = var.connectwise_private_key
+
+    # The integration's clientId from the ConnectWise developer portal. It
+    # identifies the integration, not the member, and is not a secret.
+    client_id = "00000000-0000-4000-8000-000000000000"
+
+    # The codebase is discovered through /login/companyinfo and
+    # rediscovered when a hosted upgrade moves it; pin it only when
+    # discovery is blocked:
+    # codebase = "v2025_1/"
+  }
+}
