@@ -1,8 +1,9 @@
 // Package provider implements the psa Terraform provider with
 // terraform-plugin-framework.
 //
-// The provider talks to a PSA through a psa.Backend built by
-// backends.New from the provider block, and writes product mappings,
+// The provider talks to a PSA (Autotask, ConnectWise PSA or Kaseya BMS,
+// chosen by the one PSA block of the provider configuration) through a
+// psa.Backend built by backends.New from that block, and writes product mappings,
 // customer mappings and the integration settings to the mapping export
 // through export.Store. Resources and data sources receive both in one
 // *providerData from Configure.
@@ -13,7 +14,9 @@
 //		Address: "registry.terraform.io/psa-sync/psa",
 //	})
 //
-// Tests run it in-process against a psatest simulator:
+// Tests run it in-process against a psatest simulator of each PSA; the
+// acceptance tests loop over testSystems, and a per-system testEnv seeds the
+// simulator and writes the provider block:
 //
 //	resource.UnitTest(t, resource.TestCase{
 //		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){

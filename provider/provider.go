@@ -231,8 +231,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					},
 					"client_id": schema.StringAttribute{
 						MarkdownDescription: "The integration's `clientId` (a GUID) from the ConnectWise developer portal. It " +
-							"identifies the integration, not the member, and is not a secret, so it is not marked sensitive " +
-							"(it is still never logged). " +
+							"identifies the integration, not the member, and is not a secret, so it is not marked sensitive. " +
 							"May also be provided via the `" + envConnectWiseClientID + "` environment variable.",
 						Optional: true,
 					},

@@ -636,9 +636,12 @@ resource "psa_customer_mapping" "test" {
 	}
 }
 
-// TestAccProvider_connectWiseCodebase checks ConnectWise codebase handling:
-// discovery from the site, rediscovery after a hosted upgrade moves the
-// company, and a pinned codebase, which is used as given.
+// TestAccProvider_connectWiseCodebase checks ConnectWise codebase handling
+// through the provider: discovery from the site, a hosted upgrade that moves
+// the company between runs (each Terraform command configures the provider
+// afresh and discovers again; rediscovery after a 404 within one run is
+// covered by the connectwise package's tests), and a pinned codebase, which
+// is used as given.
 func TestAccProvider_connectWiseCodebase(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemConnectWise)
@@ -676,8 +679,7 @@ data "psa_company" "test" {
 				ConfigStateChecks: []statecheck.StateCheck{found},
 			},
 			{
-				// A hosted upgrade: the old codebase answers 404 until the
-				// client discovers the new one.
+				// A hosted upgrade: the old codebase now answers 404.
 				PreConfig:         func() { e.sim.ConnectWise().ChangeCodebase("v2025_1/") },
 				Config:            config(""),
 				ConfigStateChecks: []statecheck.StateCheck{found},

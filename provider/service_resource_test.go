@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -553,6 +555,33 @@ func TestAccServiceResource_stateOnlyFields(t *testing.T) {
 					},
 				},
 			})
+		})
+	}
+}
+
+func TestStateOnlyWarning(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name          string
+		config, state types.String
+		want          bool
+	}{
+		{"unset", types.StringNull(), types.StringNull(), false},
+		{"set on create", types.StringValue("yearly"), types.StringNull(), true},
+		{"unchanged", types.StringValue("yearly"), types.StringValue("yearly"), false},
+		{"changed", types.StringValue("monthly"), types.StringValue("yearly"), true},
+		{"unknown", types.StringUnknown(), types.StringNull(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var diags diag.Diagnostics
+			stateOnlyWarning(&diags, psa.SystemKaseyaBMS, "billing_period", tc.config, tc.state, "why")
+			if got := diags.WarningsCount() == 1; got != tc.want || diags.HasError() {
+				t.Fatalf("diagnostics = %v, want a warning: %v", diags, tc.want)
+			}
+			if tc.want && !strings.Contains(diags[0].Summary(), "Kaseya BMS") {
+				t.Errorf("summary = %q, want it to name Kaseya BMS", diags[0].Summary())
+			}
 		})
 	}
 }
