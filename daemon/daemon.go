@@ -523,6 +523,28 @@ func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 	return e.Reconcile(ctx)
 }
 
+// OpenIntents returns the writes whose outcome is not settled yet, oldest
+// first. For Autotask and ConnectWise they exist only between a crash and
+// the next Reconcile; for Kaseya BMS, whose lines cannot be read back, they
+// wait for an operator (ResolveIntent), and their lines are not written
+// until then.
+func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents() }
+
+// ResolveIntent records an operator's answer for an open intent that
+// reading the PSA cannot settle (see Engine.ResolveIntent): posted closes
+// it as done and the change goes to the ledger; not posted closes it as
+// failed, and the next pass writes the line again. It waits for a running
+// pass to end and makes no PSA request. It returns the intent as it was
+// while open.
+func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	cfg := d.cfg.Load()
+	e := NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
+	return e.ResolveIntent(id, posted, note)
+}
+
 // RequestSync queues a pass for one customer ("" for all) and returns its
 // ticket id at once. A request identical to one still waiting is coalesced
 // with it (and a request for one customer with a waiting request for all),

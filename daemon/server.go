@@ -32,6 +32,8 @@ const maxRequestBody = 64 << 10
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync)
 //	GET  /api/v1/plan           the changes the next pass would make; ?customer=ID
+//	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
+//	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //
 // Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
 // token is configured they are refused with 403.
@@ -56,6 +58,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/runs", d.handleRuns)
 	mux.HandleFunc("GET /api/v1/runs/{id}", d.handleRun)
 	mux.HandleFunc("GET /api/v1/plan", d.handlePlan)
+	mux.HandleFunc("GET /api/v1/intents", d.handleIntents)
+	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(http.HandlerFunc(d.handleResolve)))
 	return mux
 }
 
@@ -360,6 +364,77 @@ func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = WritePlanJSON(w, p)
+}
+
+// IntentView is an open intent in GET /api/v1/intents and in
+// `psa-syncd status`: a write whose outcome is not settled yet.
+type IntentView struct {
+	ID            int64     `json:"id"`
+	RunID         int64     `json:"run_id"`
+	System        string    `json:"system"`
+	Source        string    `json:"source"`
+	CustomerID    string    `json:"customer_id"`
+	ContractID    string    `json:"contract_id"`
+	ServiceID     string    `json:"service_id"`
+	Before        *int64    `json:"before"` // null when it was not known
+	After         int64     `json:"after"`
+	EffectiveDate string    `json:"effective_date"`
+	Created       time.Time `json:"created"`
+}
+
+// NewIntentView converts a state intent for the API.
+func NewIntentView(in state.Intent) IntentView {
+	v := IntentView{
+		ID: in.ID, RunID: in.RunID, System: string(in.System), Source: in.Source, CustomerID: in.CustomerID,
+		ContractID: in.ContractID, ServiceID: in.ServiceID, After: in.After,
+		EffectiveDate: in.EffectiveDate.Format(time.DateOnly), Created: in.Created,
+	}
+	if in.BeforeKnown {
+		b := in.Before
+		v.Before = &b
+	}
+	return v
+}
+
+func (d *Daemon) handleIntents(w http.ResponseWriter, _ *http.Request) {
+	open, err := d.OpenIntents()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading open intents: "+err.Error())
+		return
+	}
+	out := make([]IntentView, 0, len(open))
+	for _, in := range open {
+		out = append(out, NewIntentView(in))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"intents": out})
+}
+
+func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid intent id %q: want a positive number", r.PathValue("id")))
+		return
+	}
+	var body struct {
+		Posted *bool  `json:"posted"`
+		Note   string `json:"note"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.Posted == nil {
+		msg := `invalid request body: want {"posted": true|false, "note": "<who checked what>"}`
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	in, err := d.ResolveIntent(id, *body.Posted, body.Note)
+	if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"intent": NewIntentView(in), "posted": *body.Posted})
 }
 
 // writeJSON writes v as indented JSON with the given status.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +327,59 @@ func TestHandler_metrics(t *testing.T) {
 		if !strings.Contains(body, name) {
 			t.Errorf("/metrics lacks %s after a pass", name)
 		}
+	}
+}
+
+func TestHandler_intents(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/intents", "", "")
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "{\n  \"intents\": []\n}" {
+		t.Fatalf("GET /api/v1/intents with none open = %d %s", rec.Code, rec.Body)
+	}
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	in, err := e.d.State().OpenIntent(state.Intent{RunID: 7, System: "kaseya_bms", Source: "file", CustomerID: "cust-acme",
+		ContractID: dtID(e.contracts[0]), ServiceID: dtID(e.services[0]), After: 42, EffectiveDate: eff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/intents", "", "")
+	var got struct {
+		Intents []IntentView `json:"intents"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Intents) != 1 {
+		t.Fatalf("GET /api/v1/intents = %d %s", rec.Code, rec.Body)
+	}
+	if v := got.Intents[0]; v.ID != in.ID || v.After != 42 || v.Before != nil || v.EffectiveDate != "2026-11-01" || v.System != "kaseya_bms" {
+		t.Errorf("intent = %+v", v)
+	}
+
+	target := "/api/v1/intents/" + strconv.FormatInt(in.ID, 10) + "/resolve"
+	for _, tt := range []struct {
+		target, token, body string
+		code                int
+	}{
+		{target, "", `{"posted": true}`, http.StatusUnauthorized},
+		{"/api/v1/intents/x/resolve", "s3cret", `{"posted": true}`, http.StatusBadRequest},
+		{target, "s3cret", `{}`, http.StatusBadRequest},
+		{target, "s3cret", `{"posted": true, "bogus": 1}`, http.StatusBadRequest},
+		{"/api/v1/intents/999/resolve", "s3cret", `{"posted": true}`, http.StatusConflict},
+	} {
+		if rec := dtServe(t, e.d, http.MethodPost, tt.target, tt.token, tt.body); rec.Code != tt.code {
+			t.Errorf("POST %s %s = %d %s, want %d", tt.target, tt.body, rec.Code, rec.Body, tt.code)
+		}
+	}
+	rec = dtServe(t, e.d, http.MethodPost, target, "s3cret", `{"posted": true, "note": "jane: found in BMS"}`)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"posted": true`) {
+		t.Fatalf("POST %s = %d %s, want 200", target, rec.Code, rec.Body)
+	}
+	if l, ok, err := e.d.State().LastSet(dtID(e.contracts[0]), dtID(e.services[0])); err != nil || !ok || l.After != 42 || l.IntentID != in.ID {
+		t.Errorf("ledger after resolving as posted: %+v, %t, %v", l, ok, err)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", `{"posted": false}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "not open") {
+		t.Errorf("resolving it again = %d %s, want 409", rec.Code, rec.Body)
 	}
 }

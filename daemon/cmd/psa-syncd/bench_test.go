@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,78 +21,92 @@ const (
 	benchCustomers = 2000
 	benchProducts  = 5
 	benchLatency   = 20 * time.Millisecond
+	// benchBMSCustomers is smaller: Kaseya BMS allows 1,500 calls per hour
+	// per endpoint, every changed line is one POST to the same endpoint
+	// (.../recurringservices/{id}/services), and the client refuses calls
+	// beyond the limit rather than wait up to an hour. 250 customers × 5
+	// products = 1,250 lines fit in one hour's budget.
+	benchBMSCustomers = 250
 )
 
-// BenchmarkSyncPass measures `psa-syncd sync` (the binary, as a process of
-// its own) over 2,000 customers × 5 products against the Autotask simulator
-// with 20 ms of latency on every request and Autotask's limit of 3
-// concurrent requests per endpoint. The first pass changes every line (each
-// starts at 1 unit); the second finds nothing to change and must write
-// nothing. It reports, per pass, the requests the simulator received (reads
-// and writes), the wall time and the peak resident memory of the psa-syncd
-// process. Run it with `make bench`:
-//
-//	go test -run '^$' -bench BenchmarkSyncPass -benchtime 1x ./daemon/cmd/psa-syncd/
-//
-// The simulator's hourly limit is raised for the benchmark: a first pass
-// over 10,000 lines needs more requests than Autotask's 10,000 per hour, so
-// against a real tenant it would stop at the budget reserve, end as
-// partial, and continue in the next hour's pass.
-func BenchmarkSyncPass(b *testing.B) {
-	sim := psatest.Start(b, psatest.WithLatency(benchLatency), psatest.WithThreadLimit(psatest.DefaultThreadLimit),
-		psatest.WithHourlyLimit(1_000_000))
-	a := sim.Autotask()
-	dir := b.TempDir()
-	periodStart := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+// benchTenant is a simulator seeded for the benchmark: the PSA section of
+// the config, a mapping export, and how to tell writes from reads.
+type benchTenant struct {
+	customers int
+	psaConfig string
+	doc       *export.Document
+	isWrite   func(psatest.Request) bool
+	// limits describes the simulator's limits for the report.
+	limits string
+}
 
-	products := make([]string, benchProducts)
-	services := make([]int64, benchProducts)
-	doc := export.New(psa.SystemAutotask, "sim")
-	for j := range products {
-		products[j] = fmt.Sprintf("PROD-%d", j)
-		services[j] = a.AddService(fmt.Sprintf("Service %d", j), float64(j+1))
-		doc.PutProduct(export.ProductMapping{Source: "file", Product: products[j], ServiceID: itoa(services[j]), SyncEnabled: true})
+// BenchmarkSyncPass measures `psa-syncd sync` (the binary, as a process of
+// its own) against each PSA simulator with 20 ms of latency on every
+// request: 2,000 customers × 5 products for Autotask (with its limit of 3
+// concurrent requests per endpoint) and ConnectWise, 250 × 5 for Kaseya BMS
+// (see benchBMSCustomers). The first pass changes every line (each starts at
+// 1 unit; for Kaseya BMS, whose units psa-syncd cannot read, the ledger is
+// empty, so every line is posted); the second finds nothing to change and
+// must write nothing. It reports, per pass, the requests the simulator
+// received (reads and writes), the wall time and the peak resident memory
+// of the psa-syncd process. Run it with `make bench` (all three, or
+// `make bench PSA=connectwise`):
+//
+//	go test -run '^$' -bench 'BenchmarkSyncPass/' -benchtime 1x ./daemon/cmd/psa-syncd/
+//
+// The Autotask simulator's hourly limit is raised for the benchmark: a
+// first pass over 10,000 lines needs more requests than Autotask's 10,000
+// per hour, so against a real tenant it would stop at the budget reserve,
+// end as partial, and continue in the next hour's pass.
+func BenchmarkSyncPass(b *testing.B) {
+	for _, sys := range psa.Systems {
+		b.Run(string(sys), func(b *testing.B) { benchSyncPass(b, sys) })
 	}
+}
+
+func benchSyncPass(b *testing.B, sys psa.System) {
+	opts := []psatest.Option{psatest.WithSystem(sys), psatest.WithLatency(benchLatency)}
+	if sys == psa.SystemAutotask {
+		opts = append(opts, psatest.WithThreadLimit(psatest.DefaultThreadLimit), psatest.WithHourlyLimit(1_000_000))
+	}
+	sim := psatest.Start(b, opts...)
+	var t *benchTenant
+	switch sys {
+	case psa.SystemAutotask:
+		t = seedAutotask(sim)
+	case psa.SystemConnectWise:
+		t = seedConnectWise(sim)
+	case psa.SystemKaseyaBMS:
+		t = seedKaseyaBMS(sim)
+	default:
+		b.Fatalf("no benchmark for %s", sys)
+	}
+	lines := t.customers * benchProducts
+
+	dir := b.TempDir()
 	var usage strings.Builder
 	usage.WriteString("customer_id,product,quantity\n")
-	for i := range benchCustomers {
-		company := a.AddCompany(fmt.Sprintf("Customer %04d", i))
-		contract := a.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
-		id := fmt.Sprintf("cust-%04d", i)
-		doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: itoa(company), ContractID: itoa(contract), UsageSync: true})
-		for j := range products {
-			a.SetUnits(contract, services[j], 1, periodStart)
-			fmt.Fprintf(&usage, "%s,%s,%d\n", id, products[j], 2+(i+j)%40)
+	for i := range t.customers {
+		for j := range benchProducts {
+			fmt.Fprintf(&usage, "cust-%04d,PROD-%d,%d\n", i, j, 2+(i+j)%40)
 		}
 	}
 	writeFile(b, filepath.Join(dir, "usage.csv"), usage.String())
-	data, err := doc.Encode()
+	data, err := t.doc.Encode()
 	if err != nil {
 		b.Fatal(err)
 	}
 	writeFile(b, filepath.Join(dir, "mappings.json"), string(data))
-	user, secret, code := a.Credentials()
 	cfg := filepath.Join(dir, "psa-syncd.yml")
-	writeFile(b, cfg, fmt.Sprintf(`export_path: mappings.json
-state_dir: state
-psa:
-  system: autotask
-  autotask:
-    username: %q
-    secret: %q
-    integration_code: %q
-    base_url: %q
-source:
-  type: file
-  file:
-    path: usage.csv
-`, user, secret, code, sim.AutotaskBaseURL()))
+	writeFile(b, cfg, "export_path: mappings.json\nstate_dir: state\npsa:\n"+t.psaConfig+
+		"source:\n  type: file\n  file:\n    path: usage.csv\n")
 
 	type result struct {
 		name          string
 		reads, writes int
 		wall          time.Duration
 		maxRSS        int64 // KiB; 0 where /proc is missing
+		out           string
 	}
 	pass := func(name string) result {
 		sim.ResetRequests()
@@ -108,15 +123,15 @@ source:
 		err := cmd.Wait()
 		wall := time.Since(start)
 		close(stop)
-		r := result{name: name, wall: wall, maxRSS: <-peak}
+		r := result{name: name, wall: wall, maxRSS: <-peak, out: out.String()}
 		if err != nil {
 			b.Fatalf("%s pass: %v\n%s", name, err, out)
 		}
 		for _, req := range sim.Requests() {
-			if req.Method == http.MethodGet || strings.Contains(strings.ToLower(req.Path), "/query") {
-				r.reads++
-			} else {
+			if t.isWrite(req) {
 				r.writes++
+			} else {
+				r.reads++
 			}
 		}
 		return r
@@ -127,15 +142,21 @@ source:
 	second := pass("second")
 	b.StopTimer()
 
-	if n := len(a.Adjustments()); n != benchCustomers*benchProducts {
-		b.Errorf("first pass made %d adjustments, want %d", n, benchCustomers*benchProducts)
+	if want := fmt.Sprintf("lines: %d updated, 0 unchanged", lines); !strings.Contains(first.out, want) {
+		b.Errorf("first pass did not report %q:\n%.2000s", want, first.out)
+	}
+	if first.writes != lines {
+		b.Errorf("first pass sent %d writes, want %d (one per line)", first.writes, lines)
+	}
+	if want := fmt.Sprintf("lines: 0 updated, %d unchanged", lines); !strings.Contains(second.out, want) {
+		b.Errorf("second pass did not report %q:\n%.2000s", want, second.out)
 	}
 	if second.writes != 0 {
 		b.Errorf("second pass sent %d writes, want 0", second.writes)
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n%d customers x %d products = %d lines, %s latency per request, %d concurrent requests per endpoint\n",
-		benchCustomers, benchProducts, benchCustomers*benchProducts, benchLatency, psatest.DefaultThreadLimit)
+	fmt.Fprintf(&table, "\n%s: %d customers x %d products = %d lines, %s latency per request, %s\n",
+		sys, t.customers, benchProducts, lines, benchLatency, t.limits)
 	fmt.Fprintf(&table, "%-7s %8s %8s %10s %14s\n", "pass", "reads", "writes", "wall", "peak RSS")
 	for _, r := range []result{first, second} {
 		fmt.Fprintf(&table, "%-7s %8d %8d %10s %11.1f MiB\n", r.name, r.reads, r.writes, r.wall.Round(100*time.Millisecond), float64(r.maxRSS)/1024)
@@ -149,6 +170,106 @@ source:
 	b.ReportMetric(float64(second.writes), "second-writes")
 	b.ReportMetric(second.wall.Seconds(), "second-s")
 	b.ReportMetric(float64(second.maxRSS)/1024, "second-MiB")
+}
+
+func benchPeriodStart() time.Time {
+	now := time.Now().UTC()
+	return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// seedAutotask adds companies with recurring-service contracts whose five
+// service lines hold 1 unit. Writes are ContractServiceAdjustment POSTs;
+// queries (POST .../query) are reads.
+func seedAutotask(sim *psatest.Server) *benchTenant {
+	a := sim.Autotask()
+	t := &benchTenant{
+		customers: benchCustomers,
+		doc:       export.New(psa.SystemAutotask, "sim"),
+		isWrite: func(r psatest.Request) bool {
+			return r.Method != http.MethodGet && !strings.Contains(strings.ToLower(r.Path), "/query")
+		},
+		limits: fmt.Sprintf("%d concurrent requests per endpoint", psatest.DefaultThreadLimit),
+	}
+	services := make([]int64, benchProducts)
+	for j := range services {
+		services[j] = a.AddService(fmt.Sprintf("Service %d", j), float64(j+1))
+		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: itoa(services[j]), SyncEnabled: true})
+	}
+	for i := range t.customers {
+		company := a.AddCompany(fmt.Sprintf("Customer %04d", i))
+		contract := a.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: itoa(company), ContractID: itoa(contract), UsageSync: true})
+		for _, s := range services {
+			a.SetUnits(contract, s, 1, benchPeriodStart())
+		}
+	}
+	user, secret, code := a.Credentials()
+	t.psaConfig = fmt.Sprintf("  system: autotask\n  autotask:\n    username: %q\n    secret: %q\n    integration_code: %q\n    base_url: %q\n",
+		user, secret, code, sim.AutotaskBaseURL())
+	return t
+}
+
+// seedConnectWise adds companies with agreements whose five additions hold
+// a quantity of 1. Writes are POST, PATCH and DELETE; GETs are reads.
+func seedConnectWise(sim *psatest.Server) *benchTenant {
+	cw := sim.ConnectWise()
+	t := &benchTenant{
+		customers: benchCustomers,
+		doc:       export.New(psa.SystemConnectWise, "sim"),
+		isWrite:   func(r psatest.Request) bool { return r.Method != http.MethodGet },
+		limits:    "the client's default concurrency (ConnectWise documents no limit)",
+	}
+	products := make([]int64, benchProducts)
+	for j := range products {
+		products[j] = cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: fmt.Sprintf("SVC-%d", j), Description: fmt.Sprintf("Service %d", j), Price: float64(j + 1)})
+		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: itoa(products[j]), SyncEnabled: true})
+	}
+	for i := range t.customers {
+		company := cw.AddCompany(fmt.Sprintf("Customer %04d", i))
+		agreement := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "Managed Services"})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: itoa(company), ContractID: itoa(agreement), UsageSync: true})
+		for _, p := range products {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: p, Quantity: 1})
+		}
+	}
+	company, public, private, client := cw.Credentials()
+	t.psaConfig = fmt.Sprintf("  system: connectwise\n  connectwise:\n    site: %q\n    company_id: %q\n    public_key: %q\n    private_key: %q\n    client_id: %q\n",
+		sim.ConnectWiseSite(), company, public, private, client)
+	return t
+}
+
+// seedKaseyaBMS adds accounts with recurring-services contracts whose five
+// services each have a line of 1 unit, which psa-syncd cannot see. Writes
+// are the POSTs that add service lines or create or change objects; sign-in
+// (security/...) and searches are reads.
+func seedKaseyaBMS(sim *psatest.Server) *benchTenant {
+	k := sim.KaseyaBMS()
+	t := &benchTenant{
+		customers: benchBMSCustomers,
+		doc:       export.New(psa.SystemKaseyaBMS, "sim"),
+		isWrite: func(r psatest.Request) bool {
+			p := strings.ToLower(r.Path)
+			return r.Method != http.MethodGet && !strings.Contains(p, "/security/") && !strings.HasSuffix(p, "/search")
+		},
+		limits: "1,500 calls per hour per endpoint",
+	}
+	services := make([]int, benchProducts)
+	for j := range services {
+		services[j] = k.AddService(fmt.Sprintf("Service %d", j), float64(j+1))
+		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: strconv.Itoa(services[j]), SyncEnabled: true})
+	}
+	for i := range t.customers {
+		account := k.AddAccount(fmt.Sprintf("Customer %04d", i))
+		contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: fmt.Sprintf("Managed Services %04d", i)})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: strconv.Itoa(account), ContractID: strconv.Itoa(contract), UsageSync: true})
+		for _, s := range services {
+			k.AddLine(contract, s, 1, benchPeriodStart())
+		}
+	}
+	user, password, tenant := k.Credentials()
+	t.psaConfig = fmt.Sprintf("  system: kaseya_bms\n  kaseya_bms:\n    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\n",
+		sim.KaseyaBMSBaseURL(), user, password, tenant)
+	return t
 }
 
 // samplePeakRSS returns the highest VmHWM (peak resident set size, KiB) that

@@ -193,8 +193,11 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	if cfg.PSA.System == psa.SystemKaseyaBMS {
-		note(e.stdout, "psa "+sys+" quantities", kaseyaBMSLimitation(cfg.StateDir))
+	if notes := daemon.SystemNotes(cfg.PSA.System); len(notes) > 0 {
+		if cfg.PSA.System == psa.SystemKaseyaBMS {
+			notes = append(notes, "The state database is in "+cfg.StateDir+".")
+		}
+		note(e.stdout, "psa "+sys, notes)
 	}
 
 	src, err := cfg.NewSource(hc, logger.With("component", "source"))
@@ -217,33 +220,26 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	return 0
 }
 
-// kaseyaBMSLimitation says what the Kaseya BMS backend cannot do and what
-// psa-syncd does instead (see package kaseyabms).
-func kaseyaBMSLimitation(stateDir string) string {
-	return "Kaseya BMS v2 documents no read of the units on a contract's service lines and no way to change " +
-		"them in place. psa-syncd's ledger (in " + stateDir + ") is the record of the quantity it last set on each line, " +
-		"and each change posts a new recurring-service line with the new units and its effective date. " +
-		"A line psa-syncd has not set before has unknown units, so the first pass posts one. " +
-		"Lines added or changed by hand in BMS are not seen: change the quantities of synced lines only through psa-syncd."
-}
-
-// note prints an informational item of check: not a failure, but something
-// the operator must know. The text is wrapped and indented under the item.
-func note(w io.Writer, what, text string) {
+// note prints what the operator must know about an item of check: not a
+// failure. Each paragraph is wrapped and indented under the item.
+func note(w io.Writer, what string, paragraphs []string) {
 	fmt.Fprintf(w, "NOTE %s:\n", what)
-	line := ""
-	for _, word := range strings.Fields(text) {
-		if line != "" && len(line)+1+len(word) > 90 {
-			fmt.Fprintf(w, "     %s\n", line)
-			line = ""
+	for _, p := range paragraphs {
+		prefix := "   - "
+		line := ""
+		for _, word := range strings.Fields(p) {
+			if line != "" && len(line)+1+len(word) > 88 {
+				fmt.Fprintf(w, "%s%s\n", prefix, line)
+				prefix, line = "     ", ""
+			}
+			if line != "" {
+				line += " "
+			}
+			line += word
 		}
 		if line != "" {
-			line += " "
+			fmt.Fprintf(w, "%s%s\n", prefix, line)
 		}
-		line += word
-	}
-	if line != "" {
-		fmt.Fprintf(w, "     %s\n", line)
 	}
 }
 
@@ -351,7 +347,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
-	var customers []statusRow
+	var (
+		customers []statusRow
+		intents   []daemon.IntentView
+	)
 	if url != "" {
 		rows, err := fetchStatus(ctx, url, failed)
 		if err != nil {
@@ -359,6 +358,10 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 			return 1
 		}
 		customers = rows
+		if intents, err = fetchIntents(ctx, url); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
 	} else {
 		cfg, err := daemon.Load(cf.configFile, e.getenv)
 		if err != nil {
@@ -382,13 +385,25 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 			}
 			customers = append(customers, newStatusRow(cs))
 		}
+		open, err := db.OpenIntents()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		for _, in := range open {
+			intents = append(intents, daemon.NewIntentView(in))
+		}
 	}
 	if asJSON {
+		if intents == nil {
+			intents = []daemon.IntentView{}
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"customers": customers})
+		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents})
 		return 0
 	}
+	defer printIntents(e.stdout, intents)
 	if len(customers) == 0 {
 		if failed {
 			fmt.Fprintln(e.stdout, "No customer's last sync failed.")

@@ -48,7 +48,8 @@ var commands = []command{
 	{"plan", "print the quantity changes the next pass would make", cmdPlan},
 	{"check", "authenticate against the PSA and the usage source and say what works", cmdCheck},
 	{"validate", "validate the config file and the mapping export", cmdValidate},
-	{"status", "print the per-customer sync status", cmdStatus},
+	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
+	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }

@@ -707,9 +707,9 @@ type systemEnv struct {
 	units        func(contract, service string) (int64, bool)
 }
 
-func newSystemEnv(t *testing.T, sys psa.System) *systemEnv {
+func newSystemEnv(t *testing.T, sys psa.System, opts ...psatest.Option) *systemEnv {
 	t.Helper()
-	sim := psatest.Start(t, psatest.WithSystem(sys))
+	sim := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(sys)}, opts...)...)
 	e := &systemEnv{dir: t.TempDir(), sim: sim}
 	e.cfgPath = filepath.Join(e.dir, "psa-syncd.yml")
 	var companies []string
@@ -784,14 +784,17 @@ func TestRun_checkOtherSystems(t *testing.T) {
 			"ok   psa connectwise codebase: codebase " + psatest.DefaultConnectWiseCodebase + " discovered through /login/companyinfo",
 			"API root http://127.0.0.1:",
 			"ok   psa connectwise budget: ConnectWise reports no request budget",
+			"NOTE psa connectwise:",
 		}},
 		{psa.SystemKaseyaBMS, []string{
 			"ok   psa kaseya_bms: authenticated at 127.0.0.1:",
 			"ok   psa kaseya_bms budget: Kaseya BMS reports no request budget",
-			"NOTE psa kaseya_bms quantities:",
-			"Kaseya BMS v2 documents no read of the units",
-			"posts a new recurring-service line with the new units and its effective date",
-			"Lines added or changed by hand in BMS are not seen",
+			"NOTE psa kaseya_bms:",
+			"Kaseya BMS cannot report the units of a contract line",
+			"one new recurring-service line with the new units and effective date",
+			"Lines entered in BMS by hand are not seen",
+			"psa-syncd resolve -intent ID",
+			"The state database is in",
 		}},
 	} {
 		t.Run(string(tt.system), func(t *testing.T) {
@@ -844,5 +847,62 @@ func TestRun_syncOtherSystems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRun_resolveKaseyaBMS loses the answer to one BMS line post: the
+// customer fails with a review hint, status lists the open intent, sync
+// never posts the line again, and resolve -posted settles it so that the
+// next pass changes nothing.
+func TestRun_resolveKaseyaBMS(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemKaseyaBMS, psatest.WithFault(psatest.Fault{
+		Method: http.MethodPost, Path: "/v2/finance/contracts/recurringservices/*", DropAfterHandling: true, Times: 1}))
+	cfg := "-config.file=" + e.cfgPath
+	if code, stdout, _ := runCmd(t, "sync", cfg); code != 1 || !strings.Contains(stdout, "partial") {
+		t.Fatalf("sync with a lost answer: exit %d, want 1 and partial\n%s", code, stdout)
+	}
+	code, stdout, _ := runCmd(t, "status", cfg, "-json")
+	var st struct {
+		Intents []daemon.IntentView `json:"intents"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil || len(st.Intents) != 1 {
+		t.Fatalf("status -json: exit %d, %v, want one intent:\n%s", code, err, stdout)
+	}
+	in := st.Intents[0]
+	id := strconv.FormatInt(in.ID, 10)
+	code, stdout, _ = runCmd(t, "status", cfg)
+	for _, want := range []string{"Writes whose outcome is not settled", "INTENT", "kaseya_bms", "psa-syncd resolve -intent " + id + " -posted"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("status: exit %d, output lacks %q:\n%s", code, want, stdout)
+		}
+	}
+
+	e.sim.ResetRequests()
+	if code, stdout, _ := runCmd(t, "sync", cfg); code != 1 || !strings.Contains(stdout, "awaiting review") {
+		t.Errorf("sync while awaiting review: exit %d, want 1 and the line awaiting review\n%s", code, stdout)
+	}
+	for _, r := range e.sim.Requests() {
+		if r.Method == http.MethodPost && strings.Contains(strings.ToLower(r.Path), "/recurringservices/") {
+			t.Errorf("sync while awaiting review posted %s", r.Path)
+		}
+	}
+
+	if code, _, stderr := runCmd(t, "resolve", cfg, "-intent", id); code != 2 || !strings.Contains(stderr, "-posted") {
+		t.Errorf("resolve without an answer: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := runCmd(t, "resolve", cfg, "-intent", id, "-posted", "-note", "test: line found in BMS")
+	if code != 0 || !strings.Contains(stdout, "Intent "+id+" resolved as posted") {
+		t.Fatalf("resolve -posted: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCmd(t, "resolve", cfg, "-intent", id, "-not-posted"); code != 1 || !strings.Contains(stderr, "not open") {
+		t.Errorf("resolving it again: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "sync", cfg)
+	if code != 0 || !strings.Contains(stdout, "0 updated, 3 unchanged") {
+		t.Errorf("sync after resolve: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runCmd(t, "status", cfg); code != 0 || strings.Contains(stdout, "not settled") {
+		t.Errorf("status after resolve still lists intents: exit %d\n%s", code, stdout)
 	}
 }

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+func cmdResolve(ctx context.Context, e *env, args []string) int {
+	var (
+		cf        commonFlags
+		id        int64
+		posted    bool
+		notPosted bool
+		noteText  string
+		url       string
+		tokenFile string
+	)
+	fs := newFlagSet(e, "resolve", "", "Settle a write whose outcome psa-syncd cannot find out by reading the PSA (a Kaseya\n"+
+		"BMS line post whose answer was lost, or that was in flight when psa-syncd stopped).\n"+
+		"Such a line is not written again until an operator checks the contract in the PSA\n"+
+		"and answers: -posted (the line is there; its units go to the ledger) or -not-posted\n"+
+		"(it is not; the next pass posts it). `psa-syncd status` lists the open intents and\n"+
+		"the failed customers' hints name what to look for.")
+	cf.register(fs)
+	fs.Int64Var(&id, "intent", 0, "The open intent's `id`, from `psa-syncd status` or the customer's hint.")
+	fs.BoolVar(&posted, "posted", false, "The line is in the PSA (delete any duplicate first).")
+	fs.BoolVar(&notPosted, "not-posted", false, "The line is not in the PSA.")
+	fs.StringVar(&noteText, "note", "", "Recorded with the intent: who checked what, e.g. \"jane: line 4711 in BMS\".")
+	fs.StringVar(&url, "web.url", "", "Base `URL` of a running psa-syncd to ask instead of opening the state database\n(which the daemon locks); needs its API token.")
+	fs.StringVar(&tokenFile, "web.token-file", "", "`File` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	switch {
+	case id < 1:
+		fmt.Fprintln(e.stderr, "psa-syncd: -intent is required: the id of an open intent (see psa-syncd status)")
+		return 2
+	case posted == notPosted:
+		fmt.Fprintln(e.stderr, "psa-syncd: give exactly one of -posted and -not-posted")
+		return 2
+	}
+	var (
+		in  daemon.IntentView
+		err error
+	)
+	if url != "" {
+		token := e.getenv("PSA_SYNCD_API_TOKEN")
+		if tokenFile != "" {
+			data, rerr := os.ReadFile(tokenFile)
+			if rerr != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: -web.token-file: %v\n", rerr)
+				return 1
+			}
+			token = strings.TrimSpace(string(data))
+		}
+		in, err = resolveRemote(ctx, url, token, id, posted, noteText)
+	} else {
+		d, _, rc := cf.setup(e, nil)
+		if rc >= 0 {
+			return rc
+		}
+		defer d.Close()
+		var st state.Intent
+		if st, err = d.ResolveIntent(id, posted, noteText); err == nil {
+			in = daemon.NewIntentView(st)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	if posted {
+		fmt.Fprintf(e.stdout, "Intent %d resolved as posted: contract %s service %s holds %d units from %s (recorded in the ledger).\n",
+			in.ID, in.ContractID, in.ServiceID, in.After, in.EffectiveDate)
+	} else {
+		fmt.Fprintf(e.stdout, "Intent %d resolved as not posted: the next pass posts %d units of service %s on contract %s.\n",
+			in.ID, in.After, in.ServiceID, in.ContractID)
+	}
+	return 0
+}
+
+// resolveRemote asks a running daemon to resolve an intent.
+func resolveRemote(ctx context.Context, base, token string, id int64, posted bool, noteText string) (daemon.IntentView, error) {
+	u := strings.TrimRight(base, "/") + "/api/v1/intents/" + strconv.FormatInt(id, 10) + "/resolve"
+	body, _ := json.Marshal(map[string]any{"posted": posted, "note": noteText})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return daemon.IntentView{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	var out struct {
+		Intent daemon.IntentView `json:"intent"`
+	}
+	if err := doJSON(req, &out); err != nil {
+		return daemon.IntentView{}, err
+	}
+	return out.Intent, nil
+}
+
+// fetchIntents reads the open intents from a running daemon.
+func fetchIntents(ctx context.Context, base string) ([]daemon.IntentView, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/v1/intents", nil)
+	if err != nil {
+		return nil, err
+	}
+	var out struct {
+		Intents []daemon.IntentView `json:"intents"`
+	}
+	if err := doJSON(req, &out); err != nil {
+		return nil, err
+	}
+	return out.Intents, nil
+}
+
+// doJSON sends req to psa-syncd's API and decodes a 2xx answer into v; any
+// other answer is an error carrying the API's message.
+func doJSON(req *http.Request, v any) error {
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s %s: decoding answer: %w", req.Method, req.URL.Redacted(), err)
+	}
+	return nil
+}
+
+// printIntents lists the writes whose outcome is not settled yet.
+func printIntents(w io.Writer, intents []daemon.IntentView) {
+	if len(intents) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nWrites whose outcome is not settled (their lines are not written until then):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INTENT\tSYSTEM\tCUSTOMER\tCONTRACT\tSERVICE\tUNITS\tEFFECTIVE\tSINCE")
+	bms := false
+	for _, in := range intents {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.System, in.CustomerID, in.ContractID, in.ServiceID,
+			in.After, in.EffectiveDate, fmtTime(in.Created))
+		bms = bms || in.System == "kaseya_bms"
+	}
+	_ = tw.Flush()
+	if bms {
+		fmt.Fprintln(w, "Check each contract in Kaseya BMS for that line, then run `psa-syncd resolve -intent ID -posted` or `-not-posted`.")
+	} else {
+		fmt.Fprintln(w, "The next sync (or the daemon's start) settles them by reading the PSA.")
+	}
+}
