@@ -129,6 +129,8 @@ type serviceUpdateCase struct {
 	checkBefore, checkAfter []statecheck.StateCheck
 	// sim checks the service in the simulator after the update.
 	sim func(*testEnv) resource.TestCheckFunc
+	// setup, if set, seeds the simulator first.
+	setup func(*testEnv)
 }
 
 var serviceUpdateCases = map[psa.System]serviceUpdateCase{
@@ -193,11 +195,17 @@ var serviceUpdateCases = map[psa.System]serviceUpdateCase{
 	psa.SystemKaseyaBMS: {
 		before: `
   kaseya_bms {
-    category    = "managed services" # BMS spells it "Managed Services"
-    subcategory = "Security"
-    taxable     = true
+    category        = "managed services" # BMS spells it "Managed Services"
+    subcategory     = "Security"
+    unit_of_measure = "User"
+    taxable         = true
   }
 `,
+		// BMS v2 has no unit-of-measure lookup: the backend finds the unit
+		// on a service that uses it.
+		setup: func(e *testEnv) {
+			e.sim.KaseyaBMS().AddServiceFull(psatest.KaseyaBMSService{Name: "Per-user service", UnitPrice: 1, UnitOfMeasureID: 2, Active: true})
+		},
 		after: `
   kaseya_bms {
     category = "Licensing"
@@ -206,18 +214,20 @@ var serviceUpdateCases = map[psa.System]serviceUpdateCase{
 		checkBefore: []statecheck.StateCheck{
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("category"), knownvalue.StringExact("managed services")),
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("subcategory"), knownvalue.StringExact("Security")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("unit_of_measure"), knownvalue.StringExact("User")),
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("taxable"), knownvalue.Bool(true)),
 		},
 		checkAfter: []statecheck.StateCheck{
 			// The block owns all four fields: unset ones are cleared.
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("category"), knownvalue.StringExact("Licensing")),
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("subcategory"), knownvalue.StringExact("")),
+			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("unit_of_measure"), knownvalue.StringExact("")),
 			statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("kaseya_bms").AtMapKey("taxable"), knownvalue.Bool(false)),
 		},
 		sim: func(e *testEnv) resource.TestCheckFunc {
 			return func(*terraform.State) error {
 				for _, s := range e.sim.KaseyaBMS().Services() {
-					if s.Name == "Password Boss Business" && (s.CategoryID != 2 || s.SubCategoryID != 0 || s.Taxable) {
+					if s.Name == "Password Boss Business" && (s.CategoryID != 2 || s.SubCategoryID != 0 || s.UnitOfMeasureID != 0 || s.Taxable) {
 						return fmt.Errorf("simulator service = %+v, want category 2 (Licensing), no subcategory, not taxable", s)
 					}
 				}
@@ -234,6 +244,9 @@ func TestAccServiceResource_update(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t, sys)
 			tc := serviceUpdateCases[sys]
+			if tc.setup != nil {
+				tc.setup(e)
+			}
 			invoice := `  invoice_description = "Password manager"`
 			if !serviceSupports[sys].invoiceDescription {
 				invoice = ""
