@@ -200,11 +200,6 @@ func TestEngineConnectWise_codebaseChangeMidPass(t *testing.T) {
 	cw := h.sim.ConnectWise()
 	existing := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 30})
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-	// One write at a time: psa/connectwise's Client.rebase does not yet
-	// follow a move that a concurrent request has already re-discovered
-	// (it compares the request with the new root and gives up), so two
-	// writes that both get 404 fail one of them until the next pass.
-	h.pol.WriteConcurrency = 1
 	h.be = &codebaseMover{Backend: h.be, move: func() { cw.ChangeCodebase("v2025_1/") }}
 
 	res := h.sync(PassOptions{})

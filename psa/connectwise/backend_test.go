@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -469,6 +471,129 @@ func TestBackend_codebaseChangeRediscovered(t *testing.T) {
 	// A real 404 costs one companyinfo and is reported.
 	if _, err := b.GetCompany(ctx, "424242"); !errors.Is(err, psa.ErrNotFound) {
 		t.Errorf("GetCompany(missing) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestClient_codebaseChangeWithRequestsInFlight moves the company while
+// reads, PATCHes and a POST are in flight: every one of them gets 404 from
+// the old codebase, one company info request finds the new codebase, and
+// all of them follow it, including those that reach the client after it has
+// already moved.
+func TestClient_codebaseChangeWithRequestsInFlight(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	cw := s.ConnectWise()
+	company, agreement := seed(cw, "Acme")
+	backup := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	endpoint := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Endpoint", Price: 2})
+	additions := make([]int64, 3)
+	for i := range additions {
+		additions[i] = cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: backup, Quantity: 1})
+	}
+
+	// The gate holds requests to the old codebase until all of them are in
+	// flight; the test then moves the company and lets them through.
+	oldRoot := "/" + strings.ToLower(cw.Codebase()) + "apis/3.0/"
+	var holding atomic.Bool
+	arrived, release := make(chan struct{}), make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if holding.Load() && strings.HasPrefix(strings.ToLower(r.URL.Path), oldRoot) {
+			select {
+			case arrived <- struct{}{}:
+			case <-r.Context().Done():
+			}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		s.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	c := newClient(t, s, &sleeps{}, connectwise.WithSite(front.URL))
+	ctx := t.Context()
+	if _, _, err := c.Companies.Get(ctx, company); err != nil {
+		t.Fatalf("Companies.Get: %v", err)
+	}
+
+	patch := func(i int) func() error {
+		return func() error {
+			_, _, err := c.AgreementAdditions.SetQuantity(ctx, agreement, additions[i], float64(10+i))
+			return err
+		}
+	}
+	requests := []struct {
+		name string
+		do   func() error
+	}{
+		{"get company", func() error { _, _, err := c.Companies.Get(ctx, company); return err }},
+		{"get agreement", func() error { _, _, err := c.Agreements.Get(ctx, agreement); return err }},
+		{"list additions", func() error {
+			_, _, err := c.AgreementAdditions.List(ctx, agreement, &connectwise.ListOptions{Conditions: connectwise.Eq("product/id", backup)})
+			return err
+		}},
+		{"patch addition 0", patch(0)},
+		{"patch addition 1", patch(1)},
+		{"patch addition 2", patch(2)},
+		{"create addition", func() error {
+			_, _, err := c.AgreementAdditions.Create(ctx, agreement, &connectwise.CreateAdditionRequest{Product: &connectwise.Reference{ID: endpoint}, Quantity: 5, BillCustomer: "Billable"})
+			return err
+		}},
+	}
+	if len(requests) > connectwise.DefaultMaxConcurrency {
+		t.Fatalf("%d requests cannot all be in flight with %d slots", len(requests), connectwise.DefaultMaxConcurrency)
+	}
+	s.ResetRequests()
+	holding.Store(true)
+	errs := make([]error, len(requests))
+	var wg sync.WaitGroup
+	for i, r := range requests {
+		wg.Go(func() { errs[i] = r.do() })
+	}
+	for range requests {
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			t.Fatal("requests did not reach the server")
+		}
+	}
+	holding.Store(false)
+	cw.ChangeCodebase("v2026_1/")
+	close(release)
+	wg.Wait()
+
+	for i, r := range requests {
+		if errs[i] != nil {
+			t.Errorf("%s after the codebase changed under it: %v", r.name, errs[i])
+		}
+	}
+	var notFound, infos, moved int
+	for _, r := range s.Requests() {
+		switch p := strings.ToLower(r.Path); {
+		case strings.HasPrefix(p, "/login/companyinfo/"):
+			infos++
+		case strings.HasPrefix(p, oldRoot) && r.Status == http.StatusNotFound:
+			notFound++
+		case strings.HasPrefix(p, "/v2026_1/apis/3.0/") && r.Status < 300:
+			moved++
+		default:
+			t.Errorf("unexpected request %s %s -> %d", r.Method, r.Path, r.Status)
+		}
+	}
+	if notFound != len(requests) || moved != len(requests) || infos != 1 {
+		t.Errorf("%d answered 404 on the old codebase, %d company info requests, %d succeeded on the new one; want %d, 1, %d",
+			notFound, infos, moved, len(requests), len(requests))
+	}
+	for i, id := range additions {
+		if a, _ := cw.Addition(id); a.Quantity != float64(10+i) {
+			t.Errorf("addition %d = %+v, want quantity %d", id, a, 10+i)
+		}
+	}
+	if q, ok := cw.Quantity(agreement, endpoint); !ok || q != 5 || len(cw.Additions(agreement)) != len(additions)+1 {
+		t.Errorf("agreement has %d additions, endpoint quantity %v (%t); want the refused POST created exactly once", len(cw.Additions(agreement)), q, ok)
+	}
+	if u, err := c.BaseURL(ctx); err != nil || !strings.HasSuffix(u.Path, "/v2026_1/apis/3.0/") {
+		t.Errorf("BaseURL = %v, %v; want the new codebase", u, err)
 	}
 }
 

@@ -447,6 +447,73 @@ func TestClient_codebaseDiscovery(t *testing.T) {
 	}
 }
 
+// TestClient_discoveryAbandoned cancels the request whose discovery is under
+// way: it gets its context's error, and a request that needs the codebase
+// at the same time discovers it with its own context instead of failing.
+func TestClient_discoveryAbandoned(t *testing.T) {
+	t.Parallel()
+	var infos atomic.Int32
+	first := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login/companyinfo/msp", func(w http.ResponseWriter, r *http.Request) {
+		if infos.Add(1) == 1 {
+			close(first)
+			<-r.Context().Done() // answered only after the caller gave up
+			return
+		}
+		fmt.Fprint(w, `{"CompanyName":"msp","Codebase":"v2025_1/","CompanyID":"msp"}`)
+	})
+	mux.HandleFunc("/v2025_1/apis/3.0/company/companies/1", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"id":1,"name":"Acme"}`)
+	})
+	server := httptest.NewServer(mux)
+	t.Cleanup(server.Close)
+	c, err := NewClient(WithSite(server.URL), WithCompanyID(testCompany), WithKeys(testPublic, testPrivate), WithClientID(testClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	errA, errB := make(chan error, 1), make(chan error, 1)
+	go func() { _, _, err := c.Companies.Get(ctx, 1); errA <- err }()
+	<-first
+	go func() { _, _, err := c.Companies.Get(t.Context(), 1); errB <- err }()
+	cancel()
+	if err := <-errA; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled request = %v, want context.Canceled", err)
+	}
+	if err := <-errB; err != nil {
+		t.Errorf("request that needed the codebase meanwhile = %v", err)
+	}
+	if _, _, err := c.Companies.Get(t.Context(), 1); err != nil || infos.Load() != 2 {
+		t.Errorf("Companies.Get = %v after %d company info requests, want nil after 2", err, infos.Load())
+	}
+}
+
+func TestSplitAPIRoot(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url, root, rest string
+		ok              bool
+	}{
+		{"https://api-na.myconnectwise.net/v2025_1/apis/3.0/company/companies/7?fields=id,name",
+			"https://api-na.myconnectwise.net/v2025_1/apis/3.0/", "company/companies/7?fields=id,name", true},
+		{"http://127.0.0.1:8089/V4_6_Release/APIs/3.0/finance/agreements", "http://127.0.0.1:8089/V4_6_Release/APIs/3.0/", "finance/agreements", true},
+		{"https://h/v1/apis/3.0/procurement/catalog/a%2Fb?conditions=name%3D%22x%22", "https://h/v1/apis/3.0/", "procurement/catalog/a%2Fb?conditions=name%3D%22x%22", true},
+		{"https://h/apis/3.0/system/info", "https://h/apis/3.0/", "system/info", true},
+		{"https://h/login/companyinfo/msp", "", "", false},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, rest, ok := splitAPIRoot(u)
+		if root != tt.root || rest != tt.rest || ok != tt.ok {
+			t.Errorf("splitAPIRoot(%s) = %q, %q, %t; want %q, %q, %t", tt.url, root, rest, ok, tt.root, tt.rest, tt.ok)
+		}
+	}
+}
+
 func TestParseLinks(t *testing.T) {
 	t.Parallel()
 	got := parseLinks([]string{`<https://h/a?page=2&x=a,b>; rel="next", <https://h/a?page=5>; rel=last`, `<https://h/a?page=1>; rel="first prev"`})

@@ -51,7 +51,9 @@ const (
 // A Client is safe for concurrent use. Unless WithBaseURL or WithCodebase
 // pins it, the client discovers the company's codebase lazily through
 // /login/companyinfo/{company} and discovers it again once when a request
-// gets 404, because hosted codebases change over time. It keeps at most a
+// gets 404, because hosted codebases change over time; requests in flight
+// when the codebase changes share that discovery and are all sent once more
+// under the new codebase. It keeps at most a
 // configured number of requests in flight, retries reads and PATCHes with
 // exponential backoff and full jitter, and never re-sends a POST whose
 // outcome is unknown.
@@ -69,10 +71,13 @@ type Client struct {
 	// sleep waits between retries; tests replace it.
 	sleep func(ctx context.Context, d time.Duration) error
 
-	baseMu   sync.Mutex
-	baseURL  *url.URL // API root, e.g. https://api-na.myconnectwise.net/v4_6_release/apis/3.0/
-	codebase string   // pinned or discovered codebase, e.g. "v4_6_release/"
-	pinned   bool     // baseURL or codebase was configured: never re-discovered
+	baseMu    sync.Mutex
+	baseURL   *url.URL   // API root, e.g. https://api-na.myconnectwise.net/v4_6_release/apis/3.0/
+	codebase  string     // pinned or discovered codebase, e.g. "v4_6_release/"
+	pinned    bool       // baseURL or codebase was configured: never re-discovered
+	started   uint64     // discoveries started: the generation of the newest one
+	inflight  *discovery // the discovery under way, or nil
+	lastFound *discovery // the newest discovery that finished
 
 	common service
 
@@ -373,7 +378,12 @@ func (c *Client) BaseURL(ctx context.Context) (*url.URL, error) {
 	c.baseMu.Lock()
 	defer c.baseMu.Unlock()
 	if c.baseURL == nil {
-		if err := c.discoverLocked(ctx); err != nil {
+		// Join a discovery under way; never reuse a finished one that failed.
+		after := c.started
+		if c.inflight != nil {
+			after--
+		}
+		if err := c.discoverLocked(ctx, after, func() bool { return c.baseURL != nil }); err != nil {
 			return nil, err
 		}
 	}
@@ -405,39 +415,109 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 	return &ci, nil
 }
 
-func (c *Client) discoverLocked(ctx context.Context) error {
-	ci, err := c.CompanyInfo(ctx)
-	if err != nil {
+// A discovery is one GET /login/companyinfo/{company}, shared by every
+// request that needs the codebase while it is under way.
+type discovery struct {
+	gen  uint64        // 1 for the client's first discovery, 2 for the next, ...
+	done chan struct{} // closed when it finished or was abandoned
+	err  error         // its outcome, set before done is closed
+}
+
+// discoverLocked waits until satisfied reports true or a discovery newer
+// than generation after has finished, and returns that discovery's error.
+// Callers that find a discovery under way join it; otherwise they start
+// one, so that requests that need the codebase at the same time fetch
+// company info once. c.baseMu is held on entry and on return, and released
+// while waiting.
+//
+// A discovery runs under the context of the request that started it. When
+// that context ends first, the discovery is abandoned rather than finished,
+// and the requests that joined it start another with their own context.
+func (c *Client) discoverLocked(ctx context.Context, after uint64, satisfied func() bool) error {
+	for !satisfied() {
+		if d := c.lastFound; d != nil && d.gen > after {
+			return d.err
+		}
+		if d := c.inflight; d != nil {
+			c.baseMu.Unlock()
+			select {
+			case <-d.done:
+			case <-ctx.Done():
+			}
+			c.baseMu.Lock()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			continue
+		}
+		c.started++
+		d := &discovery{gen: c.started, done: make(chan struct{})}
+		c.inflight = d
+		c.baseMu.Unlock()
+		root, cb, err := c.discover(ctx)
+		c.baseMu.Lock()
+		c.inflight = nil
+		if err != nil && ctx.Err() != nil {
+			close(d.done) // abandoned: whoever joined starts another
+			return err
+		}
+		if err == nil {
+			if cb != c.codebase {
+				c.logger.Info("Discovered ConnectWise codebase", "codebase", cb, "previous", c.codebase)
+			}
+			c.codebase, c.baseURL = cb, root
+		}
+		d.err = err
+		c.lastFound = d
+		close(d.done)
 		return err
 	}
-	cb, err := cleanCodebase(ci.Codebase)
-	if err != nil {
-		return fmt.Errorf("connectwise: company info for company %q returned no usable codebase: %w", c.creds.company, err)
-	}
-	if cb != c.codebase {
-		c.logger.Info("Discovered ConnectWise codebase", "codebase", cb, "previous", c.codebase)
-	}
-	c.codebase = cb
-	c.baseURL = c.site.JoinPath(cb, apiPath)
-	c.baseURL.Path = strings.TrimSuffix(c.baseURL.Path, "/") + "/"
 	return nil
 }
 
-// rediscover fetches the codebase again after a 404 on stale, and reports
-// whether the API root moved.
-func (c *Client) rediscover(ctx context.Context, stale string) (bool, error) {
+// discover fetches company info and returns the API root and codebase it
+// names.
+func (c *Client) discover(ctx context.Context) (*url.URL, string, error) {
+	ci, err := c.CompanyInfo(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	cb, err := cleanCodebase(ci.Codebase)
+	if err != nil {
+		return nil, "", fmt.Errorf("connectwise: company info for company %q returned no usable codebase: %w", c.creds.company, err)
+	}
+	root := c.site.JoinPath(cb, apiPath)
+	root.Path = strings.TrimSuffix(root.Path, "/") + "/"
+	return root, cb, nil
+}
+
+// rediscover is called after a request under the API root stale got 404. It
+// returns the API root to send the request to again, or nil when the
+// codebase did not move (the 404 is real, or the root is pinned).
+//
+// When the client's root is no longer stale, another request has already
+// followed the move and there is nothing to fetch. Otherwise the request
+// needs a discovery that started after its 404: it joins the one under way,
+// which may have been answered just before the move, only to see whether
+// that one moved the root, and starts (or joins) the next one if not.
+// Requests that got 404 from the same stale codebase therefore share one
+// company info request per codebase change, and real 404s that arrive
+// while a discovery is under way share the next one.
+func (c *Client) rediscover(ctx context.Context, stale string) (*url.URL, error) {
 	c.baseMu.Lock()
 	defer c.baseMu.Unlock()
 	if c.pinned || c.baseURL == nil {
-		return false, nil
+		return nil, nil
 	}
-	if c.baseURL.String() != stale {
-		return true, nil // another request already moved it
+	moved := func() bool { return !strings.EqualFold(c.baseURL.String(), stale) }
+	if err := c.discoverLocked(ctx, c.started, moved); err != nil {
+		return nil, err
 	}
-	if err := c.discoverLocked(ctx); err != nil {
-		return false, err
+	if !moved() {
+		return nil, nil
 	}
-	return c.baseURL.String() != stale, nil
+	u := *c.baseURL
+	return &u, nil
 }
 
 // NewRequest builds a request. A relative urlStr (such as
@@ -590,10 +670,16 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			return resp, ctx.Err()
 		}
 		if resp != nil && resp.StatusCode == http.StatusNotFound && !rediscovered {
-			// The hosted codebase may have moved; a 404 was not processed,
-			// so any method may be re-sent to the new one.
+			// The hosted codebase may have moved. The request is sent once
+			// more, under the new root, only if it has: a codebase that is
+			// not the company's answers 404 when routing the request, before
+			// authentication and before any handler runs (the simulator in
+			// psa/psatest does the same), so nothing was applied and even a
+			// POST may be re-sent. A 404 under the current root is an
+			// answer, returned as psa.ErrNotFound, and nothing is re-sent.
 			rediscovered = true
-			if moved, derr := c.rebase(ctx, req); derr == nil && moved {
+			if nr, derr := c.rebase(ctx, req); derr == nil && nr != nil {
+				req = nr
 				attempt--
 				continue
 			}
@@ -634,39 +720,55 @@ func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
 	return newResponse(hr), body, nil
 }
 
-// rebase re-discovers the codebase after a 404 and points req at it.
-func (c *Client) rebase(ctx context.Context, req *http.Request) (bool, error) {
-	c.baseMu.Lock()
-	var stale string
-	if c.baseURL != nil {
-		stale = c.baseURL.String()
+// rebase is called after req got 404. It re-discovers the codebase when
+// req was sent under the client's current API root, and returns req
+// rewritten onto the API root the company has moved to, or nil when it has
+// not moved.
+//
+// The stale root is taken from req's own URL, not from the client: when
+// several requests are in flight as the codebase changes, the first 404
+// moves the client, and the others must still follow.
+func (c *Client) rebase(ctx context.Context, req *http.Request) (*http.Request, error) {
+	stale, rest, ok := splitAPIRoot(req.URL)
+	if !ok {
+		return nil, nil
 	}
-	c.baseMu.Unlock()
-	if stale == "" || !strings.HasPrefix(req.URL.String(), stale) {
-		return false, nil
-	}
-	moved, err := c.rediscover(ctx, stale)
-	if err != nil || !moved {
-		if err != nil {
-			c.logger.Warn("ConnectWise codebase re-discovery failed", "err", err)
-		}
-		return false, err
-	}
-	base, err := c.BaseURL(ctx)
+	root, err := c.rediscover(ctx, stale)
 	if err != nil {
-		return false, err
+		c.logger.Warn("ConnectWise codebase re-discovery failed", "err", err)
+		return nil, err
 	}
-	u, err := url.Parse(base.String() + strings.TrimPrefix(req.URL.String(), stale))
+	if root == nil {
+		return nil, nil
+	}
+	u, err := url.Parse(root.String() + rest)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("connectwise: bad request URL: %w", err)
 	}
 	nr, err := rewind(req)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	*req = *nr
-	req.URL, req.Host = u, ""
-	return true, nil
+	nr.URL, nr.Host = u, ""
+	return nr, nil
+}
+
+// splitAPIRoot splits u after its first "apis/3.0/" into the API root
+// (https://api-na.myconnectwise.net/v2025_1/apis/3.0/) and the rest, path
+// and query, as sent (company/companies/7?fields=id).
+func splitAPIRoot(u *url.URL) (root, rest string, ok bool) {
+	p := u.EscapedPath()
+	i := strings.Index(strings.ToLower(p), "/"+apiPath)
+	if i < 0 {
+		return "", "", false
+	}
+	end := i + len("/"+apiPath)
+	root = (&url.URL{Scheme: u.Scheme, Host: u.Host}).String() + p[:end]
+	rest = p[end:]
+	if u.RawQuery != "" {
+		rest += "?" + u.RawQuery
+	}
+	return root, rest, true
 }
 
 func rewind(req *http.Request) (*http.Request, error) {

@@ -27,8 +27,11 @@
 // The API root is https://{site}/{codebase}apis/3.0/. The codebase is
 // discovered on first use through the unauthenticated
 // GET /login/companyinfo/{company} (its "Codebase"), and discovered again
-// once when a request gets 404, because hosted codebases change;
-// WithCodebase and WithBaseURL pin it instead. Every request carries Basic
+// once when a request gets 404, because hosted codebases change: requests
+// in flight at the change share one discovery, and each is sent once more
+// under the new codebase (a POST too, as a codebase that is not the
+// company's refuses it before processing). WithCodebase and WithBaseURL pin
+// it instead. Every request carries Basic
 // authentication "company+publicKey:privateKey", the clientId header and
 // Accept: application/vnd.connectwise.com+json; version=2025.16 (the vendor
 // type first, or the version is ignored; WithAPIVersion changes it).
