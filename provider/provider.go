@@ -210,7 +210,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 						MarkdownDescription: "ConnectWise site host, e.g. `api-na.myconnectwise.net` (`https://` is implied), or " +
 							"the URL of an on-premises server. Required unless `base_url` is set. " +
 							"May also be provided via the `" + envConnectWiseSite + "` environment variable.",
-						Optional: true,
+						Optional:   true,
+						Validators: []validator.String{connectWiseSite()},
 					},
 					"company_id": schema.StringAttribute{
 						MarkdownDescription: "Company id used to log in to ConnectWise, e.g. `msp`. " +

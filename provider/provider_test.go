@@ -675,6 +675,11 @@ data "psa_company" "test" {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{
+				// A site with a path fails the plan: the codebase has its own attribute.
+				Config:      strings.Replace(config(""), e.sim.ConnectWiseSite(), "api-na.myconnectwise.net/v4_6_release", 1),
+				ExpectError: regexp.MustCompile(`(?s)Invalid ConnectWise Site.*codebase.*site\s+"api-na.myconnectwise.net/v4_6_release"\s+must\s+not\s+have\s+a\s+path`),
+			},
+			{
 				Config:            config(""),
 				ConfigStateChecks: []statecheck.StateCheck{found},
 			},

@@ -101,6 +101,35 @@ func bmsHostname() validator.String {
 	}
 }
 
+// connectWiseSite validates a ConnectWise site the way the connectwise
+// client reads it (a host, or an http(s) URL without a path), with a message
+// that names the provider's attributes rather than the client's options.
+func connectWiseSite() validator.String {
+	return stringCheck{
+		description: "value must be a host name such as api-na.myconnectwise.net, or an http(s) URL without a path",
+		summary:     "Invalid ConnectWise Site",
+		detail: "Give the site host alone (for example api-na.myconnectwise.net), or the URL of an on-premises server " +
+			"without a path. The codebase goes in codebase, a full API root in base_url.",
+		check: func(site string) error {
+			s := strings.TrimSpace(site)
+			if s == "" {
+				return fmt.Errorf("site is empty")
+			}
+			if !strings.Contains(s, "://") {
+				s = "https://" + s
+			}
+			u, err := url.Parse(s)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("site %q is neither a host name nor an http(s) URL", site)
+			}
+			if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+				return fmt.Errorf("site %q must not have a path", site)
+			}
+			return nil
+		},
+	}
+}
+
 // keyPart validates a part of a composite key such as a mapping's source: it
 // must be non-empty and must not contain the separator of import ids.
 func keyPart() validator.String {
