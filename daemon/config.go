@@ -21,7 +21,6 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
-	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -507,7 +506,7 @@ func (k *KaseyaBMSConfig) validate(abs func(string) string, getenv func(string) 
 		return errors.New("psa.kaseya_bms.hostname is required (or set PSA_KASEYA_BMS_HOSTNAME, or give base_url)")
 	}
 	if k.Hostname != "" {
-		if _, err := kaseyabms.APIHost(k.Hostname); err != nil {
+		if _, err := backends.KaseyaBMSAPIHost(k.Hostname); err != nil {
 			return fmt.Errorf("psa.kaseya_bms.hostname: %s", strings.TrimPrefix(err.Error(), "kaseyabms: hostname "))
 		}
 	}

@@ -20,9 +20,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
-	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
-	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 )
 
 // Environment variables read by Configure when an attribute is not set in
@@ -149,7 +147,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"max_concurrency": schema.Int64Attribute{
 				MarkdownDescription: "Maximum number of requests in flight per PSA API endpoint. Defaults to the PSA's own " +
 					"limit and is capped at it where the PSA has one (3 for Autotask), so several Terraform runs against one " +
-					"tenant can share it. ConnectWise documents no limit (default " + itoa(connectwise.DefaultMaxConcurrency) +
+					"tenant can share it. ConnectWise documents no limit (default " + itoa(backends.ConnectWiseDefaultMaxConcurrency) +
 					"); Kaseya BMS documents none either (default unbounded), and its client keeps to BMS's 1,500 calls per " +
 					"hour per endpoint by itself.",
 				Optional:   true,
@@ -509,7 +507,7 @@ func configureKaseyaBMS(ctx context.Context, block types.Object, diags *diag.Dia
 	}
 	missingAttributeErrors(diags, psa.SystemKaseyaBMS, required)
 	if cfg.Hostname != "" && m.Hostname.IsNull() {
-		if _, err := kaseyabms.APIHost(cfg.Hostname); err != nil {
+		if _, err := backends.KaseyaBMSAPIHost(cfg.Hostname); err != nil {
 			diags.AddAttributeError(base.AtName("hostname"), summaryInvalidBMSHostname,
 				"The "+envKaseyaBMSHostname+" environment variable does not hold a BMS host name. "+detailInvalidBMSHostname+"\n\n"+err.Error())
 		}

@@ -24,7 +24,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
-	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 )
 
 // Deletion policies of psa_service.
@@ -390,10 +390,10 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 	if sys == psa.SystemConnectWise && !plan.Name.IsUnknown() {
-		if n := len([]rune(strings.TrimSpace(plan.Name.ValueString()))); n > connectwise.MaxDescription {
+		if n := len([]rune(strings.TrimSpace(plan.Name.ValueString()))); n > backends.ConnectWiseMaxServiceName {
 			resp.Diagnostics.AddAttributeError(path.Root("name"), "Service Name Too Long for ConnectWise",
 				fmt.Sprintf("The name is %d characters long, but a ConnectWise catalog item's description (its name) holds "+
-					"at most %d. Shorten the name; invoice_description may hold the long text.", n, connectwise.MaxDescription))
+					"at most %d. Shorten the name; invoice_description may hold the long text.", n, backends.ConnectWiseMaxServiceName))
 		}
 	}
 	if !support.billingPeriod {

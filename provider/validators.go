@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 
-	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -95,7 +95,7 @@ func bmsHostname() validator.String {
 		summary:     summaryInvalidBMSHostname,
 		detail:      detailInvalidBMSHostname,
 		check: func(s string) error {
-			_, err := kaseyabms.APIHost(s)
+			_, err := backends.KaseyaBMSAPIHost(s)
 			return err
 		},
 	}

@@ -342,3 +342,17 @@ func newAutotask(cfg Config) (psa.Backend, error) {
 	}
 	return autotask.NewBackend(c), nil
 }
+
+// ConnectWiseDefaultMaxConcurrency is how many requests per endpoint a
+// ConnectWise backend keeps in flight when Config.MaxConcurrency is 0.
+const ConnectWiseDefaultMaxConcurrency = connectwise.DefaultMaxConcurrency
+
+// ConnectWiseMaxServiceName is the longest service name ConnectWise accepts
+// (a catalog item's description).
+const ConnectWiseMaxServiceName = connectwise.MaxDescription
+
+// KaseyaBMSAPIHost checks a Kaseya BMS hostname as a user types it in the
+// vendor's console (no protocol, no path) and returns the API host it maps
+// to, such as api.bmsemea.kaseya.com for bmsemea.kaseya.com. Callers that
+// validate configuration use it so that their messages match the client's.
+func KaseyaBMSAPIHost(hostname string) (string, error) { return kaseyabms.APIHost(hostname) }
