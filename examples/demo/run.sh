@@ -116,8 +116,10 @@ section "Contract quantities before"
 "$work/bin/simstate" "$PSA_STATE_URL"
 if [[ "$system" == kaseya_bms ]]; then
 	echo
-	echo "(Kaseya BMS v2 cannot read these units back: psa-syncd does not see them, and"
-	echo " keeps its own record of what it sets in its ledger. See psa-syncd check below.)"
+	echo "(Kaseya BMS v2 cannot read these units back, so psa-syncd does not see them: it"
+	echo " keeps its own record of what it sets in its ledger. The hand-made lines above"
+	echo " stay, and a line psa-syncd sets gets a new line of its own; psa-syncd check"
+	echo " below says what that means.)"
 fi
 
 section "terraform apply examples/demo/main.tf and psa/$system.tf"
