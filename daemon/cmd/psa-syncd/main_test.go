@@ -515,6 +515,16 @@ func TestRun_daemonSignals(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "cust-globex") || !strings.Contains(stdout, "succeeded") {
 		t.Errorf("status -web.url: exit %d\n%s\n%s", code, stdout, errOut)
 	}
+	// resolve asks the running daemon too, with its token.
+	tokenFile := filepath.Join(e.dir, "token")
+	writeFile(t, tokenFile, "test-token\n")
+	if code, _, stderr := runCmd(t, "resolve", "-web.url", base, "-web.token-file", tokenFile, "-intent", "999", "-posted"); code != 1 ||
+		!strings.Contains(stderr, "409 Conflict") || !strings.Contains(stderr, "intent 999 is not open") {
+		t.Errorf("resolve -web.url of an unknown intent: exit %d, stderr %q; want 1 and the daemon's 409", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "resolve", "-web.url", base, "-intent", "999", "-posted"); code != 1 || !strings.Contains(stderr, "401") {
+		t.Errorf("resolve -web.url without a token: exit %d, stderr %q; want 1 and 401", code, stderr)
+	}
 	if code, _, stderr := runCmd(t, "status", "-config.file", e.cfgPath); code != 1 || !strings.Contains(stderr, "locked") {
 		t.Errorf("status on the locked database: exit %d, stderr %q; want 1 saying it is locked", code, stderr)
 	}
