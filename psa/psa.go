@@ -253,3 +253,11 @@ type Backend interface {
 	// matching ErrOutcomeUnknown only if it still cannot tell.
 	SetQuantity(ctx context.Context, req SetQuantityRequest) (*ContractLine, error)
 }
+
+// Describer is implemented by backends that can say more about the
+// connection than Instance, for operators checking a configuration (for
+// example how the ConnectWise codebase was found). Describe may make
+// requests; it never returns secrets.
+type Describer interface {
+	Describe(ctx context.Context) (string, error)
+}

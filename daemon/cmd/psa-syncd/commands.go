@@ -21,7 +21,6 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
-	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
@@ -168,13 +167,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 			report(false, "psa "+sys, "authentication: "+err.Error())
 		} else {
 			report(true, "psa "+sys, "authenticated at "+be.Instance())
-			if cw, ok := be.(*connectwise.Backend); ok {
-				root, detail, err := connectWiseRoot(ctx, cw, cfg.PSA.ConnectWise)
-				if err != nil {
-					report(false, "psa "+sys+" codebase", err.Error())
-				} else {
-					report(true, "psa "+sys+" codebase", detail+"; API root "+root)
-				}
+			if d, ok := be.(psa.Describer); ok {
+				detail, err := d.Describe(ctx)
+				report(err == nil, "psa "+sys+" connection", errText(detail, err))
 			}
 			b, err := be.Budget(ctx)
 			switch {
@@ -243,25 +238,12 @@ func note(w io.Writer, what string, paragraphs []string) {
 	}
 }
 
-// connectWiseRoot returns the API root a ConnectWise backend sends requests
-// to, discovering the codebase if needed, and says where the codebase came
-// from.
-func connectWiseRoot(ctx context.Context, be *connectwise.Backend, cfg *daemon.ConnectWiseConfig) (string, string, error) {
-	root, err := be.Client().BaseURL(ctx)
+// errText returns err's message when err is not nil, else text.
+func errText(text string, err error) string {
 	if err != nil {
-		return "", "", err
+		return err.Error()
 	}
-	switch {
-	case cfg != nil && cfg.BaseURL != "":
-		return root.String(), "pinned by base_url", nil
-	case cfg != nil && cfg.Codebase != "":
-		return root.String(), "codebase " + cfg.Codebase + " (pinned by codebase)", nil
-	}
-	ci, err := be.Client().CompanyInfo(ctx)
-	if err != nil {
-		return "", "", err
-	}
-	return root.String(), "codebase " + ci.Codebase + " discovered through /login/companyinfo at site " + be.Instance(), nil
+	return text
 }
 
 // readExport reads and validates the mapping export the config names, and

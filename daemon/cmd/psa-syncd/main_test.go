@@ -791,7 +791,7 @@ func TestRun_checkOtherSystems(t *testing.T) {
 	}{
 		{psa.SystemConnectWise, []string{
 			"ok   psa connectwise: authenticated at 127.0.0.1:",
-			"ok   psa connectwise codebase: codebase " + psatest.DefaultConnectWiseCodebase + " discovered through /login/companyinfo",
+			"ok   psa connectwise connection: codebase " + psatest.DefaultConnectWiseCodebase + " discovered through /login/companyinfo",
 			"API root http://127.0.0.1:",
 			"ok   psa connectwise budget: ConnectWise reports no request budget",
 			"NOTE psa connectwise:",
