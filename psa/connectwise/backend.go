@@ -40,6 +40,12 @@ const statusChunk = 100
 // priceTTL bounds how stale a cached catalog price may be.
 const priceTTL = 10 * time.Minute
 
+// statusTTL bounds how long an agreement status read at write time lets
+// further writes to the agreement through without another read (see
+// SetQuantity): an agreement cancelled in ConnectWise within statusTTL of
+// that read may still receive the writes of the pass in progress.
+const statusTTL = 2 * time.Minute
+
 // additionFields are the addition fields ReadLines and SetQuantity need.
 var additionFields = []string{"id", "product/id", "product/identifier", "quantity", "unitPrice", "effectiveDate", "cancelledDate", "agreementStatus", "agreementId"}
 
@@ -75,6 +81,29 @@ type Backend struct {
 	mu     sync.Mutex
 	prices map[int64]cachedPrice
 	now    func() time.Time
+
+	// statuses holds agreement statuses read at write time, for statusTTL;
+	// due holds the agreements the last ReadLines found billable, with when,
+	// whose status the first write re-reads in bulk; flights are the status
+	// reads in progress, by agreement.
+	statuses map[int64]agreementState
+	due      map[int64]time.Time
+	flights  map[int64]*statusFlight
+}
+
+// agreementState is what SetQuantity needs of an agreement to decide
+// whether it may be written to.
+type agreementState struct {
+	status    string
+	cancelled bool
+	at        time.Time
+}
+
+// statusFlight is one status read that concurrent writes share.
+type statusFlight struct {
+	done   chan struct{}
+	states map[int64]agreementState
+	err    error
 }
 
 type cachedPrice struct {
@@ -84,7 +113,14 @@ type cachedPrice struct {
 
 // NewBackend returns a Backend that uses c.
 func NewBackend(c *Client) *Backend {
-	return &Backend{client: c, prices: map[int64]cachedPrice{}, now: time.Now}
+	return &Backend{
+		client:   c,
+		prices:   map[int64]cachedPrice{},
+		now:      time.Now,
+		statuses: map[int64]agreementState{},
+		due:      map[int64]time.Time{},
+		flights:  map[int64]*statusFlight{},
+	}
 }
 
 // Client returns the underlying client.
@@ -588,6 +624,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 		for _, a := range agreements {
 			byID[a.ID] = a
 		}
+		b.noteRead(chunk, byID)
 		for _, id := range chunk {
 			a, ok := byID[id]
 			switch {
@@ -741,17 +778,36 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 
 // SetQuantity sets the quantity of the service's addition on the agreement.
 //
-// It first reads the agreement: a cancelled or expired one gives a
-// *StaleAgreementError (psa.ErrConflict) and an inactive one a conflict, and
-// nothing is written. With req.Current naming an addition, it PATCHes
-// [{"op":"replace","path":"quantity","value":N}] (absolute, so retried
-// safely); nothing is sent when the quantity is already right. Without one,
-// it reads the agreement's active additions of the product: one found is
-// PATCHed, two are an ambiguity error, none is created with a POST (product,
-// quantity, billCustomer Billable, effectiveDate, the catalog's price and
-// cost) unless the quantity wanted is 0. A POST is never re-sent: when its
-// outcome is unknown the additions are read again, and the error matches
-// psa.ErrOutcomeUnknown only when that cannot tell.
+// It first checks the agreement's status: a cancelled or expired agreement
+// gives a *StaleAgreementError (psa.ErrConflict) and an inactive one a
+// conflict, and nothing is written. With req.Current naming an addition, it
+// PATCHes [{"op":"replace","path":"quantity","value":N}] (absolute, so
+// retried safely); nothing is sent when the quantity is already right.
+// Without one, it reads the agreement's active additions of the product: one
+// found is PATCHed, two are an ambiguity error, none is created with a POST
+// (product, quantity, billCustomer Billable, effectiveDate, the catalog's
+// price and cost) unless the quantity wanted is 0. A POST is never re-sent:
+// when its outcome is unknown the additions are read again, and the error
+// matches psa.ErrOutcomeUnknown only when that cannot tell.
+//
+// The status is read once per agreement, not once per line: the first write
+// to an agreement that ReadLines found billable reads its status afresh
+// together with up to 99 other agreements ReadLines found (one request), and
+// an agreement ReadLines did not name is read alone; the status is then
+// trusted for statusTTL (2 minutes). So an agreement cancelled within
+// statusTTL after that read may still receive the pass's remaining writes
+// to it. This window is accepted, not closed: the ConnectWise references
+// psa-sync was built from do not say that ConnectWise refuses a PATCH on an
+// addition of a cancelled agreement (the simulator does not refuse it; it
+// refuses only a POST to a cancelled or expired agreement, which is not
+// verified against ConnectWise either). What bounds the harm: the write is
+// an absolute quantity on an addition that was active when read, a PATCH
+// answered with a cancelled addition is still refused as a conflict, and the
+// next pass's ReadLines reports the agreement as stale and writes nothing
+// more to it. Reading before every line only narrowed the window to the
+// time between that read and its write. A write answered with a conflict, a
+// validation error or not found forgets the agreement's status, so that the
+// next write to it reads it again.
 func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
 	agreementID, err := parseID("contract", req.ContractID)
 	if err != nil {
@@ -767,17 +823,21 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 	if req.EffectiveDate.IsZero() {
 		return nil, validationError("effective date is required")
 	}
-	ag, _, err := b.client.Agreements.Get(ctx, agreementID)
+	st, err := b.agreementState(ctx, agreementID)
 	if err != nil {
-		return nil, fmt.Errorf("connectwise: reading agreement %d: %w", agreementID, err)
+		return nil, err
 	}
-	switch {
-	case isStale(ag):
-		return nil, &StaleAgreementError{AgreementID: agreementID, Status: statusOf(ag)}
-	case ag.AgreementStatus != AgreementActive:
-		return nil, fmt.Errorf("connectwise: agreement %d is %s, not active; nothing was written: %w", agreementID, ag.AgreementStatus, psa.ErrConflict)
+	if err := st.refusal(agreementID); err != nil {
+		return nil, err
 	}
+	l, err := b.setQuantity(ctx, agreementID, productID, req)
+	if errors.Is(err, psa.ErrConflict) || errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrValidation) {
+		b.forgetStatus(agreementID)
+	}
+	return l, err
+}
 
+func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
 	if cur := req.Current; cur != nil && cur.LineID != "" {
 		additionID, err := parseID("addition", cur.LineID)
 		if err != nil {
@@ -809,6 +869,144 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		return &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID}, nil
 	}
 	return b.createAddition(ctx, agreementID, productID, req)
+}
+
+func stateOf(a *Agreement, at time.Time) agreementState {
+	return agreementState{status: a.AgreementStatus, cancelled: a.CancelledFlag, at: at}
+}
+
+// refusal returns why agreement id, in state st, may not be written to, or
+// nil when it may.
+func (st agreementState) refusal(id int64) error {
+	a := &Agreement{ID: id, AgreementStatus: st.status, CancelledFlag: st.cancelled}
+	switch {
+	case isStale(a):
+		return &StaleAgreementError{AgreementID: id, Status: statusOf(a)}
+	case st.status != AgreementActive:
+		return fmt.Errorf("connectwise: agreement %d is %s, not active; nothing was written: %w", id, st.status, psa.ErrConflict)
+	}
+	return nil
+}
+
+// noteRead records what a ReadLines status read found: an agreement that
+// may be written to becomes due for a status read at its first write; one
+// that may not is remembered as such (refusing needs no fresher read).
+func (b *Backend) noteRead(ids []int64, found map[int64]*Agreement) {
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, st := range b.statuses {
+		if now.Sub(st.at) >= statusTTL {
+			delete(b.statuses, id)
+		}
+	}
+	for id, at := range b.due {
+		if now.Sub(at) >= statusTTL {
+			delete(b.due, id)
+		}
+	}
+	for _, id := range ids {
+		delete(b.statuses, id)
+		delete(b.due, id)
+		a, ok := found[id]
+		switch {
+		case !ok:
+		case stateOf(a, now).refusal(id) == nil:
+			b.due[id] = now
+		default:
+			b.statuses[id] = stateOf(a, now)
+		}
+	}
+}
+
+// agreementState returns the status of an agreement as read at most
+// statusTTL ago. On a miss it reads the agreement's status together with up
+// to statusChunk-1 other due agreements; concurrent writes to agreements in
+// that read wait for it instead of reading again.
+func (b *Backend) agreementState(ctx context.Context, id int64) (agreementState, error) {
+	b.mu.Lock()
+	now := b.now()
+	if st, ok := b.statuses[id]; ok && now.Sub(st.at) < statusTTL {
+		b.mu.Unlock()
+		return st, nil
+	}
+	f := b.flights[id]
+	if f == nil {
+		f = &statusFlight{done: make(chan struct{})}
+		batch := b.batchLocked(id, now)
+		for _, x := range batch {
+			b.flights[x] = f
+		}
+		b.mu.Unlock()
+		b.readStatuses(ctx, f, batch)
+	} else {
+		b.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return agreementState{}, fmt.Errorf("connectwise: reading agreement %d: %w", id, ctx.Err())
+		}
+	}
+	if f.err != nil {
+		return agreementState{}, fmt.Errorf("connectwise: reading agreement %d: %w", id, f.err)
+	}
+	st, ok := f.states[id]
+	if !ok {
+		return agreementState{}, fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
+	}
+	return st, nil
+}
+
+// batchLocked returns id and up to statusChunk-1 due agreements that no
+// read is in flight for, those after id first (writes tend to follow
+// agreement order). b.mu must be held.
+func (b *Backend) batchLocked(id int64, now time.Time) []int64 {
+	var rest []int64
+	for x, at := range b.due {
+		switch {
+		case now.Sub(at) >= statusTTL:
+			delete(b.due, x)
+		case x != id && b.flights[x] == nil:
+			rest = append(rest, x)
+		}
+	}
+	slices.Sort(rest)
+	i, _ := slices.BinarySearch(rest, id)
+	rest = slices.Concat(rest[i:], rest[:i])
+	return append([]int64{id}, rest[:min(len(rest), statusChunk-1)]...)
+}
+
+// readStatuses reads the status of ids in one request into f, caches what
+// it found and releases the writes waiting for f.
+func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64) {
+	at := b.now()
+	agreements, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: In("id", ids...), Fields: agreementFields})
+	f.states, f.err = map[int64]agreementState{}, err
+	for _, a := range agreements {
+		f.states[a.ID] = stateOf(a, at)
+	}
+	b.mu.Lock()
+	for _, x := range ids {
+		delete(b.flights, x)
+		if err != nil {
+			continue
+		}
+		delete(b.due, x)
+		if st, ok := f.states[x]; ok {
+			b.statuses[x] = st
+		}
+	}
+	b.mu.Unlock()
+	close(f.done)
+}
+
+// forgetStatus drops the cached status of an agreement after a write to it
+// was refused, so that the next write reads it again.
+func (b *Backend) forgetStatus(id int64) {
+	b.mu.Lock()
+	delete(b.statuses, id)
+	delete(b.due, id)
+	b.mu.Unlock()
 }
 
 func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, additionID, quantity int64) (*psa.ContractLine, error) {

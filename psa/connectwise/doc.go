@@ -67,4 +67,17 @@
 // ambiguous, fractional) come back in a *ContractErrors alongside the other
 // agreements' lines. SetQuantity PATCHes the quantity, or creates the
 // addition when there is none, and refuses stale agreements.
+//
+// SetQuantity reads an agreement's status once per pass, not once per line:
+// the first write to an agreement that ReadLines found billable reads the
+// status of up to 100 such agreements in one request, and a status is then
+// trusted for two minutes. An agreement cancelled in those two minutes may
+// still receive the pass's remaining writes to it: the references this
+// package was built from do not say that ConnectWise refuses a PATCH on an
+// addition of a cancelled agreement, so the window is accepted rather than
+// closed. The write is an absolute quantity on an addition that was active
+// when read; a PATCH answered with a cancelled addition is still refused;
+// the next pass reports the agreement as stale and writes nothing more to
+// it; and a write answered with a conflict, a validation error or not found
+// forgets the status, so the next write reads it again.
 package connectwise

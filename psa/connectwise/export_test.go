@@ -1,0 +1,6 @@
+package connectwise
+
+import "time"
+
+// SetNow replaces the backend's clock, for tests of its caches.
+func (b *Backend) SetNow(now func() time.Time) { b.now = now }
