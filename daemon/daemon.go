@@ -98,7 +98,6 @@ type Daemon struct {
 	// export watch all go through reload.
 	reloadMu       sync.Mutex
 	lastExportSeen fileStamp // the export file as last examined, loaded or not
-	ticketLogged   int64     // export revision whose ticket_sync notice was logged
 
 	// passMu makes passes run one at a time inside the process; the state
 	// database's file lock keeps other processes out.
@@ -579,9 +578,10 @@ func (d *Daemon) WaitTicket(ctx context.Context, id string) (SyncTicket, error) 
 // watches the export file. On cancel it lets the running pass finish (up to
 // the shutdown timeout, after which the pass is stopped safely: writes are
 // guarded by intents that the next start reconciles), shuts the HTTP server
-// down and closes the state database. It returns nil after a clean shutdown.
-func (d *Daemon) Run(ctx context.Context) error {
-	defer d.Close()
+// down and closes the state database. It returns nil after a clean shutdown,
+// and an error if the server failed or the state database did not close.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, d.Close()) }()
 	cfg := d.cfg.Load()
 	ln := d.listener
 	if ln == nil {

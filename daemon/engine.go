@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -106,7 +105,7 @@ func NewEngine(o EngineOptions) *Engine {
 		e.policies.WriteConcurrency = DefaultPolicies.WriteConcurrency
 	}
 	if e.logger == nil {
-		e.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		e.logger = slog.New(slog.DiscardHandler)
 	}
 	if e.loc == nil {
 		e.loc = time.UTC
@@ -367,7 +366,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		cm := cp.m
 		if err := readErrs[cm.ContractID]; err != nil {
-			cp.err, cp.hint = e.readProblem(err, cm)
+			cp.hint, cp.err = e.readProblem(err, cm)
 			continue
 		}
 		for _, sid := range serviceIDs {
@@ -677,9 +676,9 @@ type contractError struct{ err error }
 func (e *contractError) Error() string { return e.err.Error() }
 func (e *contractError) Unwrap() error { return e.err }
 
-// readProblem turns a contract's read error into the customer's error and
-// hint.
-func (e *Engine) readProblem(err error, cm export.CustomerMapping) (error, string) {
+// readProblem turns a contract's read error into the customer's hint and
+// error.
+func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, error) {
 	sys := e.be.System()
 	var ce *contractError
 	own := errors.As(err, &ce)
@@ -687,16 +686,16 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (error, strin
 	var ve *psa.ValidationError
 	switch {
 	case errors.As(err, &amb), errors.Is(err, psa.ErrConflict):
-		return fmt.Errorf("contract %s: %w", cm.ContractID, err), e.hint(err, cm, "")
+		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case own && errors.As(err, &ve):
-		return fmt.Errorf("contract %s: %w", cm.ContractID, err),
-			fmt.Sprintf("fix contract %s in %s: %s", cm.ContractID, sys, strings.Join(ve.Messages, "; "))
+		return fmt.Sprintf("fix contract %s in %s: %s", cm.ContractID, sys, strings.Join(ve.Messages, "; ")),
+			fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case errors.As(err, &ve):
-		return fmt.Errorf("reading contract %s: %w", cm.ContractID, err),
-			fmt.Sprintf("%s refused to read contract %s (%s): check contract_id of customer mapping %s/%s or re-run terraform apply",
-				sys, cm.ContractID, strings.Join(ve.Messages, "; "), cm.Source, cm.CustomerID)
+		return fmt.Sprintf("%s refused to read contract %s (%s): check contract_id of customer mapping %s/%s or re-run terraform apply",
+				sys, cm.ContractID, strings.Join(ve.Messages, "; "), cm.Source, cm.CustomerID),
+			fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	default:
-		return fmt.Errorf("reading contract %s: %w", cm.ContractID, err), e.hint(err, cm, "")
+		return e.hint(err, cm, ""), fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	}
 }
 

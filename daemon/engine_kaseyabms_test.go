@@ -39,7 +39,7 @@ func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := sysFindChange(plan, "cust-a", h.svcIntercept)
+	c := sysFindChange(plan, h.svcIntercept)
 	wantReason := "usage 40 (CIXA-MSP 40); current unknown → 40: kaseya_bms cannot report a line's units and psa-syncd has not set this line before, so a new line is posted"
 	if c == nil || c.Action != ActionUpdate || c.CurrentKnown || c.Reason != wantReason {
 		t.Errorf("planned change = %+v\nwant an update with reason %q", c, wantReason)
@@ -66,7 +66,7 @@ func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
 	if n := len(bmsLines(h, h.contractB, h.svcIntercept)); n != 1 {
 		t.Errorf("contract B has %d lines, want 1", n)
 	}
-	c = sysFindChange(res.Plan, "cust-a", h.svcIntercept)
+	c = sysFindChange(res.Plan, h.svcIntercept)
 	if c == nil || c.Current != 40 || !c.CurrentKnown || c.Desired != 45 {
 		t.Errorf("change = %+v, want 40 -> 45", c)
 	}
@@ -78,7 +78,7 @@ func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
 	if n := h.writes(); n != 0 {
 		t.Errorf("%d line posts for a held decrease, want 0", n)
 	}
-	if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "from 45 to 5") {
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "from 45 to 5") {
 		t.Errorf("change = %+v, want the decrease held", c)
 	}
 }
@@ -93,10 +93,10 @@ func TestEngineKaseyaBMS_nothingSetAndNoUsagePostsNothing(t *testing.T) {
 	if n := h.writes(); n != 1 {
 		t.Errorf("%d line posts, want 1 (cust-b only)", n)
 	}
-	if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUnchanged || c.Reason != "usage 0 (CIXA-SRV 0); current unknown and nothing to post" {
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUnchanged || c.Reason != "usage 0 (CIXA-SRV 0); current unknown and nothing to post" {
 		t.Errorf("change = %+v, want unchanged, nothing to post", c)
 	}
-	if c := sysFindChange(res.Plan, "cust-a", h.svcMDR); c != nil {
+	if c := sysFindChange(res.Plan, h.svcMDR); c != nil {
 		t.Errorf("change for a service never set and without usage: %+v", c)
 	}
 }
@@ -139,7 +139,7 @@ func TestEngineKaseyaBMS_lostResponseIsNotReposted(t *testing.T) {
 		if n := h.writes(); n != 0 {
 			t.Errorf("usage %q: %d line posts, want 0", usage, n)
 		}
-		c := sysFindChange(res.Plan, "cust-a", h.svcIntercept)
+		c := sysFindChange(res.Plan, h.svcIntercept)
 		if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "awaiting review") {
 			t.Errorf("change = %+v, want failed, awaiting review", c)
 		}
@@ -152,7 +152,7 @@ func TestEngineKaseyaBMS_lostResponseIsNotReposted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := sysFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionFailed {
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionFailed {
 		t.Errorf("planned change = %+v, want failed, awaiting review", c)
 	}
 	if n := len(bmsLines(h, h.contractA, h.svcIntercept)); n != 1 {

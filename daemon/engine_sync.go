@@ -198,9 +198,12 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 // the PSA cannot be read, so a write with an unknown outcome must wait for
 // an operator.
 func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, gate *budgetGate, c *Change, current *psa.ContractLine, ledger bool) error {
-	if ctx.Err() != nil {
+	select {
+	case <-ctx.Done():
+		// Not a failure of the line: it is reported as skipped.
 		c.Action, c.Reason = ActionSkipped, c.Reason+"; pass cancelled before the write"
 		return nil
+	default:
 	}
 	if !gate.allow(ctx) {
 		c.Action, c.Reason = ActionSkipped, c.Reason+fmt.Sprintf("; not written: the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)

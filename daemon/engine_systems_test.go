@@ -131,7 +131,11 @@ func newSysHarness(t testing.TB, system psa.System, opts ...psatest.Option) *sys
 	if err != nil {
 		t.Fatalf("state.Open: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("closing the state database: %v", err)
+		}
+	})
 	h.db = db
 	h.usage = filepath.Join(t.TempDir(), "usage.csv")
 
@@ -209,9 +213,11 @@ func (h *sysHarness) status(customer string) state.CustomerStatus {
 	return cs
 }
 
-func sysFindChange(p *Plan, customer, service string) *Change {
+// sysFindChange returns the change in p for cust-a's line of service, or
+// nil. The tests follow cust-a; cust-b is there to be left alone.
+func sysFindChange(p *Plan, service string) *Change {
 	for i := range p.Changes {
-		if p.Changes[i].CustomerID == customer && p.Changes[i].ServiceID == service {
+		if p.Changes[i].CustomerID == "cust-a" && p.Changes[i].ServiceID == service {
 			return &p.Changes[i]
 		}
 	}
@@ -239,7 +245,7 @@ func TestEngineSystems_passes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := sysFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.CurrentKnown {
+			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 42 || c.CurrentKnown {
 				t.Errorf("planned change = %+v, want an update to 42 from an unknown or missing line", c)
 			}
 
@@ -287,7 +293,7 @@ func TestEngineSystems_passes(t *testing.T) {
 						t.Errorf("second BMS pass sent POST %s", r.Path)
 					}
 				}
-				if c := sysFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || !c.CurrentKnown || c.Current != 42 ||
+				if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || !c.CurrentKnown || c.Current != 42 ||
 					!strings.Contains(c.Reason, "current 42 as psa-syncd last set it") {
 					t.Errorf("BMS change = %+v, want current 42 from the ledger", c)
 				}

@@ -75,7 +75,11 @@ func newETHarness(t testing.TB, opts ...psatest.Option) *etHarness {
 	if err != nil {
 		t.Fatalf("state.Open: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("closing the state database: %v", err)
+		}
+	})
 	h.db = db
 	h.usage = filepath.Join(t.TempDir(), "usage.csv")
 
@@ -247,7 +251,11 @@ func TestEngine_Sync_endToEnd(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		c    prometheus.Collector
+		// Counters and gauges are also Metrics, whose Desc names them.
+		c interface {
+			prometheus.Collector
+			prometheus.Metric
+		}
 		want float64
 	}{
 		{h.m.RunsTotal.WithLabelValues("success"), 1},
@@ -260,7 +268,7 @@ func TestEngine_Sync_endToEnd(t *testing.T) {
 		{h.m.LastSuccessTimestamp, float64(etNow.Unix())},
 	} {
 		if got := h.metric(tc.c); got != tc.want {
-			t.Errorf("%s = %v, want %v", tc.c.(prometheus.Metric).Desc(), got, tc.want)
+			t.Errorf("%s = %v, want %v", tc.c.Desc(), got, tc.want)
 		}
 	}
 

@@ -120,7 +120,7 @@ psa_sync_rate_limited_total{system="autotask"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "psa_sync_api_requests_total", "psa_sync_rate_limited_total"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(m.APIRequestDuration.(prometheus.Collector)); n != 2 {
+	if n := testutil.CollectAndCount(m.APIRequestDuration); n != 2 {
 		t.Errorf("psa_sync_api_request_duration_seconds has %d series, want 2 (get, post)", n)
 	}
 	if got := m.Requests(); got != 4 {

@@ -21,7 +21,6 @@ func ExampleDB_OpenIntent() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer db.Close()
 
 	run, err := db.BeginRun(state.Run{Trigger: "schedule", Period: "2026-11"})
 	if err != nil {
@@ -48,6 +47,9 @@ func ExampleDB_OpenIntent() {
 	}
 	open, err := db.OpenIntents()
 	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(ok, last.Before, "->", last.After, "in run", last.RunID)

@@ -17,6 +17,14 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
+// closeDB closes db, failing the test if that fails.
+func closeDB(t *testing.T, db *DB) {
+	t.Helper()
+	if err := db.Close(); err != nil {
+		t.Errorf("Close returned error: %v", err)
+	}
+}
+
 // openTest opens a fresh database in a temporary state directory.
 func openTest(t *testing.T) *DB {
 	t.Helper()
@@ -24,11 +32,7 @@ func openTest(t *testing.T) *DB {
 	if err != nil {
 		t.Fatalf("Open returned error: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("Close returned error: %v", err)
-		}
-	})
+	t.Cleanup(func() { closeDB(t, db) })
 	return db
 }
 
@@ -41,7 +45,7 @@ func TestOpen_createsDirectoryAndFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open returned error: %v", err)
 	}
-	defer db.Close()
+	defer closeDB(t, db)
 	if want := filepath.Join(dir, FileName); db.Path() != want {
 		t.Errorf("Path = %q, want %q", db.Path(), want)
 	}
@@ -68,7 +72,7 @@ func TestOpen_filePath(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open returned error: %v", err)
 	}
-	defer db.Close()
+	defer closeDB(t, db)
 	if db.Path() != file {
 		t.Errorf("Path = %q, want %q", db.Path(), file)
 	}
@@ -88,14 +92,14 @@ func TestOpen_lockedBySecondOpener(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open returned error: %v", err)
 	}
-	defer db.Close()
+	defer closeDB(t, db)
 
 	// flock locks belong to the open file description, so a second Open in
 	// this process is refused exactly as one from another process is.
 	start := time.Now()
 	second, err := Open(dir)
 	if err == nil {
-		second.Close()
+		closeDB(t, second)
 		t.Fatal("second Open returned nil error")
 	}
 	want := fmt.Sprintf("state: state database %q is locked by another psa-syncd process", filepath.Join(dir, FileName))
@@ -114,7 +118,7 @@ func TestOpen_lockedBySecondOpener(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open after Close returned error: %v", err)
 	}
-	again.Close()
+	closeDB(t, again)
 }
 
 func TestOpen_corruptFileIsLeftUntouched(t *testing.T) {
@@ -160,7 +164,7 @@ func TestOpen_corruptFileIsLeftUntouched(t *testing.T) {
 			}
 			db, err := Open(dir)
 			if err == nil {
-				db.Close()
+				closeDB(t, db)
 				t.Fatal("Open returned nil error for a corrupt file")
 			}
 			want := fmt.Sprintf("state: state database %q is corrupt or not a psa-syncd database (", file)
@@ -226,7 +230,7 @@ func TestOpen_reopenKeepsData(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopen returned error: %v", err)
 	}
-	defer db.Close()
+	defer closeDB(t, db)
 	got, ok, err := db.CustomerStatus("sophos", "718b")
 	if err != nil || !ok || !cmp.Equal(got, cs) {
 		t.Errorf("CustomerStatus after reopen = %+v, %v, %v; want %+v", got, ok, err, cs)
@@ -694,8 +698,7 @@ func crashChild(dir string) {
 	if err != nil {
 		fail(err)
 	}
-	fmt.Printf("intent %d\n", in.ID)
-	os.Stdout.Sync()
+	fmt.Printf("intent %d\n", in.ID) // os.Stdout is unbuffered: the parent reads it now
 	select {}
 }
 
@@ -718,8 +721,10 @@ func TestIntent_survivesCrash(t *testing.T) {
 	}
 	var id int64
 	if _, err := fmt.Fscanf(stdout, "intent %d\n", &id); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// The test fails either way; kill and reap the child so that it
+		// does not outlive it.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatalf("reading the child's intent id: %v (stderr: %s)", err, stderr.String())
 	}
 	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no deferred Close, no clean exit
@@ -733,7 +738,7 @@ func TestIntent_survivesCrash(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reopening after the crash returned error: %v", err)
 	}
-	defer db.Close()
+	defer closeDB(t, db)
 	open, err := db.OpenIntents()
 	if err != nil {
 		t.Fatal(err)

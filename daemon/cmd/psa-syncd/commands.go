@@ -25,7 +25,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
-func cmdSync(ctx context.Context, e *env, args []string) int {
+func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf          commonFlags
 		dryRun      bool
@@ -34,7 +34,7 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		metricsFile string
 		asJSON      bool
 	)
-	fs := newFlagSet(e, "sync", "", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
+	fs := newFlagSet(e, "sync", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
 		"reconciled first. The exit code is 1 when the pass failed or was partial.")
 	cf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
@@ -46,11 +46,11 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 		return rc
 	}
 	reg := prometheus.NewRegistry()
-	d, logger, rc := cf.setup(e, reg)
-	if rc >= 0 {
-		return rc
+	d, logger, code := cf.setup(e, reg)
+	if code >= 0 {
+		return code
 	}
-	defer d.Close()
+	defer closeDaemon(d, logger, &rc)
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	if err := d.Reload(); err != nil {
@@ -85,14 +85,14 @@ func cmdSync(ctx context.Context, e *env, args []string) int {
 	return 0
 }
 
-func cmdPlan(ctx context.Context, e *env, args []string) int {
+func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf       commonFlags
 		asJSON   bool
 		all      bool
 		customer string
 	)
-	fs := newFlagSet(e, "plan", "", "Print the quantity changes the next pass would make, and the usage that is not\n"+
+	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
 		"mapped or has no customer. Nothing is written.")
 	cf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
@@ -101,11 +101,11 @@ func cmdPlan(ctx context.Context, e *env, args []string) int {
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
-	d, logger, rc := cf.setup(e, nil)
-	if rc >= 0 {
-		return rc
+	d, logger, code := cf.setup(e, nil)
+	if code >= 0 {
+		return code
 	}
-	defer d.Close()
+	defer closeDaemon(d, logger, &rc)
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	if err := d.Reload(); err != nil {
@@ -129,7 +129,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) int {
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
 	var cf commonFlags
-	fs := newFlagSet(e, "check", "", "Authenticate against the PSA and the usage source with the configured credentials\n"+
+	fs := newFlagSet(e, "check", "Authenticate against the PSA and the usage source with the configured credentials\n"+
 		"and say what works. The exit code is 1 when anything fails.")
 	cf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -278,7 +278,7 @@ func cmdValidate(_ context.Context, e *env, args []string) int {
 		cf         commonFlags
 		exportFile string
 	)
-	fs := newFlagSet(e, "validate", "", "Validate the config file and the mapping export it names. Errors name the file,\n"+
+	fs := newFlagSet(e, "validate", "Validate the config file and the mapping export it names. Errors name the file,\n"+
 		"the entry and the field. The exit code is 1 when either is invalid.")
 	cf.register(fs)
 	fs.StringVar(&exportFile, "export.file", "", "Validate this mapping export `file` instead of the config file's export_path.")
@@ -313,14 +313,14 @@ func cmdValidate(_ context.Context, e *env, args []string) int {
 	return 0
 }
 
-func cmdStatus(ctx context.Context, e *env, args []string) int {
+func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf     commonFlags
 		failed bool
 		asJSON bool
 		url    string
 	)
-	fs := newFlagSet(e, "status", "", "Print the per-customer sync status from the state database, or from a running\n"+
+	fs := newFlagSet(e, "status", "Print the per-customer sync status from the state database, or from a running\n"+
 		"daemon's API with -web.url (the database is locked while the daemon runs).")
 	cf.register(fs)
 	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial.")
@@ -355,7 +355,12 @@ func cmdStatus(ctx context.Context, e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		defer db.Close()
+		defer func() {
+			if err := db.Close(); err != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+				rc = 1
+			}
+		}()
 		sts, err := db.CustomerStatuses()
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)

@@ -90,12 +90,12 @@ func usage(w io.Writer) {
 
 // newFlagSet returns a FlagSet for a subcommand whose --help prints the
 // summary and the flags to stdout.
-func newFlagSet(e *env, name, args, summary string) *flag.FlagSet {
+func newFlagSet(e *env, name, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("psa-syncd "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: psa-syncd %s [flags]%s\n\n%s\n\nFlags:\n", name, args, summary)
+		fmt.Fprintf(w, "Usage: psa-syncd %s [flags]\n\n%s\n\nFlags:\n", name, summary)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -182,6 +182,16 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 	return d, logger, -1
 }
 
+// closeDaemon closes d at the end of a command that set it up. Closing the
+// state database can fail (the file lock or the file itself); that is logged
+// and turns the exit code *rc into 1.
+func closeDaemon(d *daemon.Daemon, logger *slog.Logger, rc *int) {
+	if err := d.Close(); err != nil {
+		logger.Error("Error closing the state database", "err", err)
+		*rc = 1
+	}
+}
+
 func cmdRun(ctx context.Context, e *env, args []string) int {
 	var (
 		cf            commonFlags
@@ -189,7 +199,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		watch         = daemon.DefaultWatchInterval
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
-	fs := newFlagSet(e, "run", "", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
+	fs := newFlagSet(e, "run", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
@@ -286,7 +296,7 @@ func buildVersion() string {
 }
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "version", "", "Print the version of psa-syncd.")
+	fs := newFlagSet(e, "version", "Print the version of psa-syncd.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}

@@ -337,7 +337,7 @@ func startSimulate(t *testing.T, args ...string) map[string]string {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"simulate"}, args...), pw, &stderr, nil)
-		pw.Close()
+		_ = pw.Close() // always nil for a PipeWriter; gives the reader below EOF
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -354,7 +354,9 @@ func startSimulate(t *testing.T, args ...string) map[string]string {
 			break
 		}
 	}
-	go io.Copy(io.Discard, pr)
+	// Drain the rest so that simulate never blocks writing; the copy ends
+	// when simulate exits and closes the pipe.
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if vars["READY"] != "1" {
 		t.Fatalf("simulate %v printed %v, stderr %s", args, vars, stderr.String())
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
-func cmdResolve(ctx context.Context, e *env, args []string) int {
+func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf        commonFlags
 		id        int64
@@ -27,7 +27,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) int {
 		url       string
 		tokenFile string
 	)
-	fs := newFlagSet(e, "resolve", "", "Settle a write whose outcome psa-syncd cannot find out by reading the PSA (a Kaseya\n"+
+	fs := newFlagSet(e, "resolve", "Settle a write whose outcome psa-syncd cannot find out by reading the PSA (a Kaseya\n"+
 		"BMS line post whose answer was lost, or that was in flight when psa-syncd stopped).\n"+
 		"Such a line is not written again until an operator checks the contract in the PSA\n"+
 		"and answers: -posted (the line is there; its units go to the ledger) or -not-posted\n"+
@@ -67,11 +67,11 @@ func cmdResolve(ctx context.Context, e *env, args []string) int {
 		}
 		in, err = resolveRemote(ctx, url, token, id, posted, noteText)
 	} else {
-		d, _, rc := cf.setup(e, nil)
-		if rc >= 0 {
-			return rc
+		d, logger, code := cf.setup(e, nil)
+		if code >= 0 {
+			return code
 		}
-		defer d.Close()
+		defer closeDaemon(d, logger, &rc)
 		var st state.Intent
 		if st, err = d.ResolveIntent(id, posted, noteText); err == nil {
 			in = daemon.NewIntentView(st)

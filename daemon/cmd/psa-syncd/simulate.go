@@ -24,7 +24,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) int {
 		latency     time.Duration
 		hourlyLimit int
 	)
-	fs := newFlagSet(e, "simulate", "", "Serve a PSA simulator (Autotask, ConnectWise PSA or Kaseya BMS) and the Sophos\n"+
+	fs := newFlagSet(e, "simulate", "Serve a PSA simulator (Autotask, ConnectWise PSA or Kaseya BMS) and the Sophos\n"+
 		"Central Partner simulator from JSON fixtures on loopback ports, print their URLs\n"+
 		"and credentials as KEY=value lines, and serve until SIGINT or SIGTERM. The\n"+
 		"simulators keep their state in memory; GET <url>/_sim/... shows it (that path is\n"+

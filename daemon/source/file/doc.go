@@ -10,7 +10,7 @@
 //
 // customer_id, product and quantity are required columns; the others are
 // optional. A column the format does not know rejects the whole file, so a
-// misspelt optional column (customer_nmae) cannot silently drop data. A UTF-8
+// misspelt optional column (customer_nam) cannot silently drop data. A UTF-8
 // byte-order mark is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object

@@ -230,7 +230,7 @@ func missing(prefix string, want, got any) []string {
 		return missing(prefix+"[0]", w[0], g[0])
 	default:
 		if w != got {
-			return []string{prefix + ": want a " + w.(string) + ", got " + toString(got)}
+			return []string{prefix + ": want a " + toString(w) + ", got " + toString(got)}
 		}
 		return nil
 	}

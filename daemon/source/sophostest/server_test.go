@@ -46,6 +46,17 @@ func do(t *testing.T, method, u string, header map[string]string, body io.Reader
 	return r
 }
 
+// as returns v, a value decoded from JSON, as a T; it fails the test when v
+// is something else.
+func as[T any](t *testing.T, v any) T {
+	t.Helper()
+	x, ok := v.(T)
+	if !ok {
+		t.Fatalf("got %T %v, want %T", v, v, x)
+	}
+	return x
+}
+
 func auth(tok, partner string) map[string]string {
 	h := map[string]string{"Authorization": "Bearer " + tok}
 	if partner != "" {
@@ -162,7 +173,7 @@ func token10(t *testing.T, sim *sophostest.Server) string {
 	if r.status != 200 || r.body["expires_in"] != float64(600) {
 		t.Fatalf("token: %d %v", r.status, r.body)
 	}
-	return r.body["access_token"].(string)
+	return as[string](t, r.body["access_token"])
 }
 
 func TestServer_usagePagingAndFilters(t *testing.T) {
@@ -178,8 +189,8 @@ func TestServer_usagePagingAndFilters(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("page %d: %d %v", i, r.status, r.body)
 		}
-		n += len(r.body["items"].([]any))
-		pages := r.body["pages"].(map[string]any)
+		n += len(as[[]any](t, r.body["items"]))
+		pages := as[map[string]any](t, r.body["pages"])
 		if i == 0 && (pages["total"] != float64(2) || pages["items"] != float64(6) || pages["maxSize"] != float64(1000)) {
 			t.Errorf("first pages block = %v", pages)
 		}
@@ -209,13 +220,13 @@ func TestServer_usagePagingAndFilters(t *testing.T) {
 		}
 	}
 	r := do(t, "GET", base+"?accountId=2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a&fields=productCode,billableQuantity", h, nil)
-	items := r.body["items"].([]any)
-	if len(items) != 2 || len(items[0].(map[string]any)) != 2 || items[0].(map[string]any)["productCode"] != "CIXA-MSP" {
+	items := as[[]any](t, r.body["items"])
+	if len(items) != 2 || len(as[map[string]any](t, items[0])) != 2 || as[map[string]any](t, items[0])["productCode"] != "CIXA-MSP" {
 		t.Errorf("filtered items = %v", items)
 	}
 	// Filled-in fields.
 	r = do(t, "GET", base+"?pageSize=1", h, nil)
-	it := r.body["items"].([]any)[0].(map[string]any)
+	it := as[map[string]any](t, as[[]any](t, r.body["items"])[0])
 	if it["partnerAccountId"] != sim.PartnerID() || it["billingStartDate"] != "2026-10-01" || it["billingEndDate"] != "2026-10-31" || it["accountStatus"] != "active" {
 		t.Errorf("served item = %v", it)
 	}
@@ -226,13 +237,13 @@ func TestServer_tenantsPaging(t *testing.T) {
 	sim := sophostest.Start(t, sophostest.WithFixtureFile("testdata/fixture.json"))
 	h := auth(token(t, sim), sim.PartnerID())
 	r := do(t, "GET", sim.URL()+"/partner/v1/tenants?page=2&pageSize=2&pageTotal=true", h, nil)
-	items := r.body["items"].([]any)
-	pages := r.body["pages"].(map[string]any)
-	if len(items) != 1 || items[0].(map[string]any)["name"] != "Initech (trial)" || pages["current"] != float64(2) || pages["total"] != float64(2) || pages["items"] != float64(3) {
+	items := as[[]any](t, r.body["items"])
+	pages := as[map[string]any](t, r.body["pages"])
+	if len(items) != 1 || as[map[string]any](t, items[0])["name"] != "Initech (trial)" || pages["current"] != float64(2) || pages["total"] != float64(2) || pages["items"] != float64(3) {
 		t.Errorf("page 2 = %v", r.body)
 	}
 	r = do(t, "GET", sim.URL()+"/partner/v1/tenants", h, nil)
-	if _, ok := r.body["pages"].(map[string]any)["total"]; ok {
+	if _, ok := as[map[string]any](t, r.body["pages"])["total"]; ok {
 		t.Errorf("pages.total sent without pageTotal=true: %v", r.body["pages"])
 	}
 	if r := do(t, "GET", sim.URL()+"/partner/v1/tenants/00000000-0000-4000-8000-000000000000", h, nil); r.status != 404 {
@@ -296,7 +307,7 @@ func TestNewServerOn(t *testing.T) {
 		t.Errorf("URLs %s %s %s", sim.URL(), sim.AuthURL(), sim.APIURL())
 	}
 	r := do(t, "GET", sim.URL()+"/_sim/sophos/state", nil, nil)
-	if r.status != 200 || len(r.body["tenants"].([]any)) != 3 || r.body["partner_id"] != sim.PartnerID() {
+	if r.status != 200 || len(as[[]any](t, r.body["tenants"])) != 3 || r.body["partner_id"] != sim.PartnerID() {
 		t.Errorf("state = %d %v", r.status, r.body)
 	}
 	if r := do(t, "GET", sim.URL()+"/whoami/v1", nil, nil); r.status != 500 {
@@ -350,7 +361,7 @@ func TestServer_stateAccessors(t *testing.T) {
 	}
 	sim.SetUsage(p, nil)
 	h := auth(token(t, sim), sim.PartnerID())
-	if r := do(t, "GET", sim.URL()+"/partner/v1/billing/usage/2026/11", h, nil); r.status != 200 || len(r.body["items"].([]any)) != 0 {
+	if r := do(t, "GET", sim.URL()+"/partner/v1/billing/usage/2026/11", h, nil); r.status != 200 || len(as[[]any](t, r.body["items"])) != 0 {
 		t.Errorf("empty month = %d %v", r.status, r.body)
 	}
 	sim.DeleteUsage(p)
