@@ -190,7 +190,7 @@ func TestAccProvider_unknownConfiguration(t *testing.T) {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			e := newTestEnv(t, sys)
-			name, _ := secretAttribute(sys)
+			name := secretAttribute(sys)
 			// A secret that depends on a resource is unknown when the
 			// provider is configured for the plan.
 			block := strings.Replace(e.psaBlockWithout(name), "{\n", "{\n    "+name+" = terraform_data.secret.output\n", 1)
@@ -262,7 +262,7 @@ func TestAccProvider_secretsNotLogged(t *testing.T) {
 			company := e.addCompany("Acme")
 			e.addContract(company, "Acme Managed Services", contractRecurring)
 
-			secretName, _ := secretAttribute(sys)
+			secretName := secretAttribute(sys)
 			block := e.psaBlockWithout(secretName, tc.variable)
 			vars := config.Variables{"secret": config.StringVariable("unused")}
 			if tc.variable != "" {

@@ -280,15 +280,15 @@ func credentialsOption(sys psa.System, secret string) psatest.Option {
 }
 
 // secretAttribute names the attribute of the PSA block that credentialsOption
-// sets, and its environment variable.
-func secretAttribute(sys psa.System) (name, env string) {
+// sets.
+func secretAttribute(sys psa.System) string {
 	switch sys {
 	case psa.SystemConnectWise:
-		return "private_key", envConnectWisePrivateKey
+		return "private_key"
 	case psa.SystemKaseyaBMS:
-		return "password", envKaseyaBMSPassword
+		return "password"
 	}
-	return "secret", envAutotaskSecret
+	return "secret"
 }
 
 // psaBlockWithout returns the PSA block without the named attributes, so
