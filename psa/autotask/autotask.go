@@ -585,7 +585,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 				continue
 			}
 		}
-		retry, wait, outErr := c.classify(req, resp, err, idempotent)
+		retry, wait, outErr := c.classify(req, err, idempotent)
 		if !retry || attempt >= c.maxRetries {
 			return resp, outErr
 		}
@@ -664,7 +664,7 @@ func rewind(req *http.Request) (*http.Request, error) {
 
 // classify decides whether a failed attempt may be retried, how long the
 // server asked to wait, and the error to return when it is not retried.
-func (c *Client) classify(req *http.Request, resp *Response, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
+func (c *Client) classify(req *http.Request, err error, idempotent bool) (retry bool, wait time.Duration, out error) {
 	var te *rest.TransportError
 	if errors.As(err, &te) {
 		switch {

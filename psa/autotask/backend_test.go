@@ -18,13 +18,14 @@ import (
 // now is the simulator's clock: contracts it creates run through 2026.
 var now = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 
-func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+// date returns midnight UTC of a day in 2026, the simulator's year.
+func date(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
 
 // newBackend starts a simulator and returns a backend pointed at its zone
 // root (no discovery) with fast retries.
-func newBackend(t *testing.T, opts ...psatest.Option) (*autotask.Backend, *psatest.Server) {
+func newBackend(t *testing.T) (*autotask.Backend, *psatest.Server) {
 	t.Helper()
-	s := psatest.Start(t, append([]psatest.Option{psatest.WithClock(func() time.Time { return now })}, opts...)...)
+	s := psatest.Start(t, psatest.WithClock(func() time.Time { return now }))
 	user, secret, code := s.Autotask().Credentials()
 	c, err := autotask.NewClient(
 		autotask.WithBaseURL(s.AutotaskBaseURL()),
@@ -71,9 +72,9 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 	for i := range contracts {
 		c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed " + strconv.Itoa(i)})
 		ids = append(ids, id(c))
-		at.SetUnits(c, svcA, int64(i%7+1), date(2026, 1, 1))
-		at.SetUnits(c, svcB, int64(i%5+10), date(2026, 1, 1))
-		at.SetUnits(c, svcB, int64(i%5+20), date(2026, 11, 10)) // a mid-month change
+		at.SetUnits(c, svcA, int64(i%7+1), date(1, 1))
+		at.SetUnits(c, svcB, int64(i%5+10), date(1, 1))
+		at.SetUnits(c, svcB, int64(i%5+20), date(11, 10)) // a mid-month change
 		want[psa.LineKey{ContractID: id(c), ServiceID: id(svcA)}] = int64(i%7 + 1)
 		want[psa.LineKey{ContractID: id(c), ServiceID: id(svcB)}] = int64(i%5 + 20)
 	}
@@ -90,7 +91,7 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 		if w, ok := want[l.Key()]; !ok || l.Quantity != w {
 			t.Fatalf("line %+v: quantity %d, want %d", l.Key(), l.Quantity, w)
 		}
-		if l.LineID == "" || l.PeriodStart.After(now) || l.PeriodEnd.Before(date(2026, 11, 15)) {
+		if l.LineID == "" || l.PeriodStart.After(now) || l.PeriodEnd.Before(date(11, 15)) {
 			t.Fatalf("line %+v has no line id or a period not containing %s", l, now)
 		}
 	}
@@ -113,7 +114,7 @@ func TestBackend_ReadLines_rateLimitedRetried(t *testing.T) {
 	company := at.AddCompany("Acme")
 	svc := at.AddService("Backup", 4.5)
 	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 7, date(2026, 1, 1))
+	at.SetUnits(c, svc, 7, date(1, 1))
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusTooManyRequests, Times: 1})
 
 	lines, err := b.ReadLines(t.Context(), []string{id(c)}, now)
@@ -146,7 +147,7 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	// No line yet: the adjustment creates it at the catalog price. The
 	// price is read once; a successful answer is not confirmed by a re-read.
 	s.ResetRequests()
-	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(2026, 11, 1)})
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(11, 1)})
 	if err != nil {
 		t.Fatalf("SetQuantity(10): %v", err)
 	}
@@ -156,10 +157,10 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	if n := len(s.Requests()); n != 2 {
 		t.Errorf("SetQuantity on a new line made %d requests, want 2 (service price, adjustment)", n)
 	}
-	if u := units(t, s, c, svc, date(2026, 10, 31)); u != 0 {
+	if u := units(t, s, c, svc, date(10, 31)); u != 0 {
 		t.Errorf("units on 31 Oct = %d, want 0 (before the effective date)", u)
 	}
-	if u := units(t, s, c, svc, date(2026, 11, 1)); u != 10 {
+	if u := units(t, s, c, svc, date(11, 1)); u != 10 {
 		t.Errorf("units on 1 Nov = %d, want 10", u)
 	}
 	adjs := at.Adjustments()
@@ -172,7 +173,7 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	if err != nil || len(lines) != 1 || lines[0].Quantity != 10 {
 		t.Fatalf("ReadLines = %+v, %v; want 10 units", lines, err)
 	}
-	line, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 12, Current: &lines[0], EffectiveDate: date(2026, 11, 20)})
+	line, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 12, Current: &lines[0], EffectiveDate: date(11, 20)})
 	if err != nil || line.Quantity != 12 {
 		t.Fatalf("SetQuantity(12) = %+v, %v", line, err)
 	}
@@ -184,8 +185,8 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 		at   time.Time
 		want int64
 	}{
-		{date(2026, 11, 1), 10}, {date(2026, 11, 19), 10}, {date(2026, 11, 20), 12},
-		{date(2026, 11, 30), 12}, {date(2026, 12, 1), 4}, {date(2026, 12, 31), 4},
+		{date(11, 1), 10}, {date(11, 19), 10}, {date(11, 20), 12},
+		{date(11, 30), 12}, {date(12, 1), 4}, {date(12, 31), 4},
 	} {
 		if u := units(t, s, c, svc, tc.at); u != tc.want {
 			t.Errorf("units on %s = %d, want %d", tc.at.Format(time.DateOnly), u, tc.want)
@@ -204,7 +205,7 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 
 	// Nothing to do: no request.
 	s.ResetRequests()
-	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 4, Current: line, EffectiveDate: date(2026, 12, 1)}); err != nil {
+	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 4, Current: line, EffectiveDate: date(12, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(s.Requests()); n != 0 {
@@ -232,7 +233,7 @@ func TestBackend_SetQuantity_lostResponse(t *testing.T) {
 	company := at.AddCompany("Acme")
 	svc := at.AddService("Backup", 12.5)
 	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 5, date(2026, 1, 1))
+	at.SetUnits(c, svc, 5, date(1, 1))
 	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
 	if err != nil || len(lines) != 1 {
 		t.Fatalf("ReadLines = %+v, %v", lines, err)
@@ -240,7 +241,7 @@ func TestBackend_SetQuantity_lostResponse(t *testing.T) {
 	// The adjustment is applied, but its response never arrives.
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", DropAfterHandling: true, Times: 1})
 
-	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(2026, 11, 1)})
+	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(11, 1)})
 	if err != nil {
 		t.Fatalf("SetQuantity: %v (the re-read shows it was applied)", err)
 	}
@@ -263,7 +264,7 @@ func TestBackend_SetQuantity_dropped(t *testing.T) {
 	company := at.AddCompany("Acme")
 	svc := at.AddService("Backup", 12.5)
 	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
-	at.SetUnits(c, svc, 5, date(2026, 1, 1))
+	at.SetUnits(c, svc, 5, date(1, 1))
 	lines, err := b.ReadLines(ctx, []string{id(c)}, now)
 	if err != nil || len(lines) != 1 {
 		t.Fatalf("ReadLines = %+v, %v", lines, err)
@@ -271,7 +272,7 @@ func TestBackend_SetQuantity_dropped(t *testing.T) {
 	// The connection drops before the adjustment is handled.
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Drop: true, Times: 1})
 
-	req := psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(2026, 11, 1)}
+	req := psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 8, Current: &lines[0], EffectiveDate: date(11, 1)}
 	_, err = b.SetQuantity(ctx, req)
 	if err == nil {
 		t.Fatal("SetQuantity returned no error for an adjustment that was not applied")
@@ -455,7 +456,7 @@ func TestBackend_companiesAndContracts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Type != "Time & Materials" || got.Status != "Active" || !got.Active || got.Recurring || got.CompanyID != id(acme) || got.StartDate != date(2026, 1, 1) {
+	if got.Type != "Time & Materials" || got.Status != "Active" || !got.Active || got.Recurring || got.CompanyID != id(acme) || got.StartDate != date(1, 1) {
 		t.Errorf("GetContract = %+v", got)
 	}
 

@@ -36,5 +36,5 @@ func (s *ContractServiceAdjustmentsService) Create(ctx context.Context, r *Creat
 // CreateForContract posts an adjustment through the parent-scoped URL
 // (POST Contracts/{id}/ServiceAdjustments) and returns its id.
 func (s *ContractServiceAdjustmentsService) CreateForContract(ctx context.Context, r *CreateContractServiceAdjustmentRequest) (int64, *Response, error) {
-	return write(ctx, s.client, http.MethodPost, childPath("Contracts", r.ContractID, "ServiceAdjustments"), r)
+	return write(ctx, s.client, http.MethodPost, contractChildPath(r.ContractID, "ServiceAdjustments"), r)
 }

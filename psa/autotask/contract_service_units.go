@@ -42,5 +42,5 @@ func (s *ContractServiceUnitsService) Count(ctx context.Context, q *Query) (int6
 // ListByContract returns the unit rows of one contract
 // (GET Contracts/{id}/ServiceUnits), following all pages.
 func (s *ContractServiceUnitsService) ListByContract(ctx context.Context, contractID int64) ([]*ContractServiceUnit, *Response, error) {
-	return listChild[ContractServiceUnit](ctx, s.client, childPath("Contracts", contractID, "ServiceUnits"))
+	return listChild[ContractServiceUnit](ctx, s.client, contractChildPath(contractID, "ServiceUnits"))
 }

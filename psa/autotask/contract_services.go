@@ -64,17 +64,17 @@ func (s *ContractServicesService) Count(ctx context.Context, q *Query) (int64, *
 // ListByContract returns the services of one contract
 // (GET Contracts/{id}/Services), following all pages.
 func (s *ContractServicesService) ListByContract(ctx context.Context, contractID int64) ([]*ContractService, *Response, error) {
-	return listChild[ContractService](ctx, s.client, childPath("Contracts", contractID, "Services"))
+	return listChild[ContractService](ctx, s.client, contractChildPath(contractID, "Services"))
 }
 
 // Create adds a service to the contract r.ContractID and returns the new
 // ContractService id. It is never retried when its outcome is unknown.
 func (s *ContractServicesService) Create(ctx context.Context, r *CreateContractServiceRequest) (int64, *Response, error) {
-	return write(ctx, s.client, http.MethodPost, childPath("Contracts", r.ContractID, "Services"), r)
+	return write(ctx, s.client, http.MethodPost, contractChildPath(r.ContractID, "Services"), r)
 }
 
 // Update changes the fields set in r on a service of the given contract
 // (PATCH Contracts/{id}/Services, the id in the body).
 func (s *ContractServicesService) Update(ctx context.Context, contractID int64, r *UpdateContractServiceRequest) (int64, *Response, error) {
-	return write(ctx, s.client, http.MethodPatch, childPath("Contracts", contractID, "Services"), r)
+	return write(ctx, s.client, http.MethodPatch, contractChildPath(contractID, "Services"), r)
 }

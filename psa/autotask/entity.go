@@ -204,8 +204,10 @@ func write(ctx context.Context, c *Client, method, path string, body any) (int64
 
 func itemPath(entity string, id int64) string { return entity + "/" + strconv.FormatInt(id, 10) }
 
-func childPath(parent string, parentID int64, child string) string {
-	return parent + "/" + strconv.FormatInt(parentID, 10) + "/" + child
+// contractChildPath is the path of a contract's child collection, such as
+// Contracts/{id}/Services.
+func contractChildPath(contractID int64, child string) string {
+	return "Contracts/" + strconv.FormatInt(contractID, 10) + "/" + child
 }
 
 // normLabel folds a picklist label for comparison: lower case, letters and

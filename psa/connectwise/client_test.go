@@ -418,7 +418,8 @@ func TestClient_codebaseDiscovery(t *testing.T) {
 		fmt.Fprintf(w, `{"CompanyName":"msp","Codebase":%q,"VersionCode":"v2025.1","CompanyID":"msp"}`, codebase.Load())
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/"+codebase.Load().(string)+"apis/3.0/") {
+		cb, _ := codebase.Load().(string) // the test stores only strings
+		if !strings.HasPrefix(r.URL.Path, "/"+cb+"apis/3.0/") {
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"code":"NotFound","message":"no such codebase"}`)
 			return

@@ -83,16 +83,16 @@ func CheckResponse(r *http.Response) error {
 			er.Message = alt.Message
 		}
 	}
-	switch {
-	case r.StatusCode == http.StatusTooManyRequests:
+	switch r.StatusCode {
+	case http.StatusTooManyRequests:
 		return &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: rest.RetryAfter(r), Message: strings.Join(er.messages(), "; ")}
-	case r.StatusCode == http.StatusUnauthorized, r.StatusCode == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		er.wrapped = psa.ErrUnauthorized
-	case r.StatusCode == http.StatusNotFound:
+	case http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
-	case r.StatusCode == http.StatusConflict:
+	case http.StatusConflict:
 		er.wrapped = psa.ErrConflict
-	case r.StatusCode == http.StatusBadRequest:
+	case http.StatusBadRequest:
 		msgs := er.messages()
 		if len(msgs) == 0 {
 			msgs = []string{"bad request"}

@@ -147,8 +147,10 @@ type field struct {
 
 // object decodes raw, a JSON object, into the given fields and reports
 // unknown fields and values of the wrong type. Field names in problems get
-// path (e.g. "psa.") in front. It returns false when raw is not an object.
-func (dc *decoder) object(entry, path string, raw json.RawMessage, fields []field) bool {
+// path (e.g. "psa.") in front. The problems have no entry: a mapping's are
+// filed under its entry by the caller (see entry). It returns false when raw
+// is not an object.
+func (dc *decoder) object(path string, raw json.RawMessage, fields []field) bool {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return false
@@ -161,7 +163,7 @@ func (dc *decoder) object(entry, path string, raw json.RawMessage, fields []fiel
 			continue
 		}
 		if err := json.Unmarshal(v, f.dst); err != nil {
-			dc.add(entry, path+f.name, "must be "+want(f.dst))
+			dc.add("", path+f.name, "must be "+want(f.dst))
 		}
 	}
 	var unknown []string
@@ -172,7 +174,7 @@ func (dc *decoder) object(entry, path string, raw json.RawMessage, fields []fiel
 	}
 	slices.Sort(unknown)
 	for _, k := range unknown {
-		dc.add(entry, path+k, "is not a known field (want "+strings.Join(names, ", ")+")")
+		dc.add("", path+k, "is not a known field (want "+strings.Join(names, ", ")+")")
 	}
 	return true
 }
@@ -199,7 +201,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	d = &Document{}
 	var psaRaw, integrationRaw json.RawMessage
 	var products, customers []json.RawMessage
-	if !dc.object("", "", raw, []field{
+	if !dc.object("", raw, []field{
 		{"schema", &d.Schema},
 		{"psa", &psaRaw},
 		{"revision", &d.Revision},
@@ -211,7 +213,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 		dc.add("", "", "the document must be a JSON object")
 		return nil, false
 	}
-	if psaRaw != nil && !dc.object("", "psa.", psaRaw, []field{
+	if psaRaw != nil && !dc.object("psa.", psaRaw, []field{
 		{"system", (*string)(&d.PSA.System)},
 		{"instance", &d.PSA.Instance},
 	}) {
@@ -219,7 +221,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	}
 	if integrationRaw != nil && string(integrationRaw) != "null" {
 		in := &Integration{}
-		if dc.object("", "integration.", integrationRaw, []field{
+		if dc.object("integration.", integrationRaw, []field{
 			{"enabled", &in.Enabled},
 			{"schedule", &in.Schedule},
 			{"timezone", &in.Timezone},
@@ -234,7 +236,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	for i, r := range products {
 		m := &d.ProductMappings[i]
 		var sub decoder
-		ok := sub.object("", "", r, []field{
+		ok := sub.object("", r, []field{
 			{"source", &m.Source},
 			{"product", &m.Product},
 			{"service_id", &m.ServiceID},
@@ -247,7 +249,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	for i, r := range customers {
 		m := &d.CustomerMappings[i]
 		var sub decoder
-		ok := sub.object("", "", r, []field{
+		ok := sub.object("", r, []field{
 			{"source", &m.Source},
 			{"customer_id", &m.CustomerID},
 			{"customer_name", &m.CustomerName},

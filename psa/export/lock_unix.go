@@ -28,7 +28,8 @@ func lockFile(path string) (unlock func(), err error) {
 		return nil, err
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		// Closing f releases the lock too, so a failed unlock changes nothing.
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
 }

@@ -181,15 +181,24 @@ func (s *Store) Update(system psa.System, instance string, fn func(*Document) er
 // pathMutexes holds one mutex per cleaned absolute path, shared by every
 // Store in the process. An flock alone is not enough within one process:
 // its semantics for two descriptors of one process differ between systems.
-var pathMutexes sync.Map // string → *sync.Mutex
+var (
+	pathMutexesMu sync.Mutex
+	pathMutexes   = map[string]*sync.Mutex{}
+)
 
 func pathMutex(path string) *sync.Mutex {
 	key, err := filepath.Abs(path)
 	if err != nil {
 		key = filepath.Clean(path)
 	}
-	mu, _ := pathMutexes.LoadOrStore(key, new(sync.Mutex))
-	return mu.(*sync.Mutex)
+	pathMutexesMu.Lock()
+	defer pathMutexesMu.Unlock()
+	mu, ok := pathMutexes[key]
+	if !ok {
+		mu = new(sync.Mutex)
+		pathMutexes[key] = mu
+	}
+	return mu
 }
 
 // writeFile replaces path with data atomically and durably.
@@ -205,8 +214,10 @@ func writeFile(path string, data []byte) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+			// The write failed and is reported; the temporary file is
+			// discarded, and a leftover one is harmless.
+			_ = f.Close()
+			_ = os.Remove(f.Name())
 		}
 	}()
 	if _, err := f.Write(data); err != nil {

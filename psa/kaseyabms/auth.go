@@ -122,7 +122,7 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("User-Agent", c.userAgent)
 		var tok Token
-		resp, err := c.send(ctx, req, &tok, false)
+		_, err = c.send(ctx, req, &tok, false)
 		if err == nil {
 			if tok.AccessToken == "" {
 				return nil, fmt.Errorf("kaseyabms: %s: the answer holds no access token: %w", path, errAuthFailed)
@@ -136,7 +136,7 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 			// Wrong credentials: BMS answers success:false (or 400/401).
 			return nil, &authError{err: err}
 		}
-		retry, wait, outErr := c.classify(req, resp, err, true)
+		retry, wait, outErr := c.classify(req, err, true)
 		if !retry || attempt >= c.maxRetries {
 			return nil, outErr
 		}

@@ -14,9 +14,9 @@ import (
 )
 
 // newSimBackend starts a BMS simulator and a backend pointed at it.
-func newSimBackend(t *testing.T, opts ...psatest.Option) (*kaseyabms.Backend, *psatest.Server) {
+func newSimBackend(t *testing.T) (*kaseyabms.Backend, *psatest.Server) {
 	t.Helper()
-	srv := psatest.Start(t, append([]psatest.Option{psatest.WithSystem(psa.SystemKaseyaBMS)}, opts...)...)
+	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
 	c, err := kaseyabms.NewClient(
 		kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
 		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
@@ -346,7 +346,7 @@ func TestBackend_pascalCaseWire(t *testing.T) {
 	if err != nil || line.LineID == "" {
 		t.Fatalf("SetQuantity = %+v, %v", line, err)
 	}
-	if !strings.Contains(string(srv.Requests()[len(srv.Requests())-1].Path), "/services") {
+	if !strings.Contains(srv.Requests()[len(srv.Requests())-1].Path, "/services") {
 		t.Errorf("last request %+v", srv.Requests()[len(srv.Requests())-1])
 	}
 }

@@ -93,13 +93,6 @@ func setup(t *testing.T, opts ...kaseyabms.Option) *fixture {
 	return f
 }
 
-func testMethod(t *testing.T, r *http.Request, want string) {
-	t.Helper()
-	if r.Method != want {
-		t.Errorf("request method = %s, want %s", r.Method, want)
-	}
-}
-
 func testHeader(t *testing.T, r *http.Request, name, want string) {
 	t.Helper()
 	if got := r.Header.Get(name); got != want {
@@ -496,7 +489,11 @@ func TestClient_postsAreNotRetried(t *testing.T) {
 	}{
 		{"5xx", func(w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) }},
 		{"dropped", func(w http.ResponseWriter) {
-			conn, _, _ := w.(http.Hijacker).Hijack()
+			// httptest's HTTP/1.1 server can always hijack.
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err)
+			}
 			conn.Close()
 		}},
 	} {

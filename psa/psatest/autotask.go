@@ -320,7 +320,7 @@ func (a *Autotask) addBillingCodeLocked(b AutotaskBillingCode) int64 {
 // Service billing code, creating "Recurring Services" when there is none.
 func (a *Autotask) defaultBillingCodeLocked() int64 {
 	for _, rec := range a.tables[entBillingCodes].all() {
-		if rec.bool("isActive") && rec.int("useType") == AutotaskUseTypeRecurringContractService {
+		if rec.active() && rec.int("useType") == AutotaskUseTypeRecurringContractService {
 			return rec.id()
 		}
 	}
@@ -401,7 +401,7 @@ func (a *Autotask) Companies() []AutotaskCompany {
 			Name:   r.str("companyName"),
 			Number: r.str("companyNumber"),
 			Type:   picklistLabel(entCompanies, "companyType", r.int("companyType")),
-			Active: r.bool("isActive"),
+			Active: r.active(),
 		})
 	}
 	return out
@@ -462,7 +462,7 @@ func serviceOf(r record) AutotaskService {
 		UnitCost:           r.float("unitCost"),
 		PeriodType:         picklistLabel(entServices, "periodType", r.int("periodType")),
 		BillingCodeID:      r.int("billingCodeID"),
-		Active:             r.bool("isActive"),
+		Active:             r.active(),
 	}
 }
 
@@ -476,7 +476,7 @@ func (a *Autotask) BillingCodes() []AutotaskBillingCode {
 			ID:      r.id(),
 			Name:    r.str("name"),
 			UseType: picklistLabel(entBillingCodes, "useType", r.int("useType")),
-			Active:  r.bool("isActive"),
+			Active:  r.active(),
 		})
 	}
 	return out

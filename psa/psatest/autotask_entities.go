@@ -363,8 +363,9 @@ func (r record) str(name string) string {
 	return s
 }
 
-func (r record) bool(name string) bool {
-	b, _ := r[name].(bool)
+// active reads isActive, the only boolean field the simulator acts on.
+func (r record) active() bool {
+	b, _ := r["isActive"].(bool)
 	return b
 }
 

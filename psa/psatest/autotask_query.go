@@ -195,14 +195,12 @@ func (c *compiler) condition(raw any) (predicate, error) {
 		if !ok {
 			return nil, apiErr("The %q condition on %s requires an array value.", op, name)
 		}
-		set := make([]operand, 0, len(list))
 		keys := map[string]bool{}
 		for _, v := range list {
 			o, err := newOperand(f, v)
 			if err != nil {
 				return nil, err
 			}
-			set = append(set, o)
 			keys[o.key()] = true
 		}
 		want := op == "in"

@@ -521,8 +521,8 @@ func (a *Autotask) decodeWrite(r *http.Request, d *entityDef, pid int64) (record
 		return nil, &apiError{msg: err.Error()}
 	}
 	if pid != 0 {
-		if v, ok := in["contractID"]; ok && v != nil && v.(int64) != pid {
-			return nil, apiErr("The contractID in the body (%d) does not match the contract in the URL (%d).", v.(int64), pid)
+		if in["contractID"] != nil && in.int("contractID") != pid {
+			return nil, apiErr("The contractID in the body (%d) does not match the contract in the URL (%d).", in.int("contractID"), pid)
 		}
 		in["contractID"] = pid
 	}

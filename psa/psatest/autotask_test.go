@@ -12,15 +12,15 @@ import (
 
 func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 
-// seed adds a company, a 2026 recurring contract and a service, returning
-// their ids (174, 29684000, 30000000).
-func seed(t *testing.T, s *Server) (company, contract, service int64) {
+// seed adds a company (174), a 2026 recurring contract and a service,
+// returning the contract's and the service's ids (29684000, 30000000).
+func seed(t *testing.T, s *Server) (contract, service int64) {
 	t.Helper()
 	at := s.Autotask()
-	company = at.AddCompany("Acme")
+	company := at.AddCompany("Acme")
 	contract = at.AddContract(AutotaskContract{CompanyID: company, Name: "Acme Managed Services"})
 	service = at.AddService("Sophos Intercept X", 4.5)
-	return company, contract, service
+	return contract, service
 }
 
 func TestAutotask_zoneInformation(t *testing.T) {
@@ -124,7 +124,7 @@ func TestAutotask_auth(t *testing.T) {
 func TestAutotask_routes(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, _ := seed(t, s)
+	k, _ := seed(t, s)
 	tests := []struct {
 		method, path string
 		status       int
@@ -199,7 +199,7 @@ func TestAutotask_routes(t *testing.T) {
 func TestAutotask_getItem(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, svc := seed(t, s)
+	k, svc := seed(t, s)
 	other := s.Autotask().AddContract(AutotaskContract{CompanyID: 174, Name: "Other"})
 	s.Autotask().SetUnits(k, svc, 3, date(2026, 1, 1))
 
@@ -515,7 +515,7 @@ func TestAutotask_paging(t *testing.T) {
 func TestAutotask_childListPaging(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, _ := seed(t, s)
+	k, _ := seed(t, s)
 	at := s.Autotask()
 	for i := range 45 { // 45 services × 12 months = 540 unit rows
 		at.SetUnits(k, at.AddService(fmt.Sprintf("S%d", i), 1), int64(i), date(2026, 1, 1))
@@ -645,7 +645,7 @@ func TestAutotask_companiesAndContractsCreate(t *testing.T) {
 func TestAutotask_contractServices(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, svc := seed(t, s)
+	k, svc := seed(t, s)
 	at := s.Autotask()
 	tm := at.AddContract(AutotaskContract{CompanyID: 174, Name: "T&M", Type: "Time & Materials"})
 	off := at.AddService("Retired", 1)
@@ -817,7 +817,7 @@ func TestAutotask_adjustments(t *testing.T) {
 func TestAutotask_adjustmentDateAsWritten(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, svc := seed(t, s)
+	k, svc := seed(t, s)
 	r := api(t, s, http.MethodPost, "ContractServiceAdjustments",
 		fmt.Sprintf(`{"contractID":%d,"serviceID":%d,"unitChange":2,"effectiveDate":"2026-11-01T00:00:00+01:00"}`, k, svc))
 	if r.status != http.StatusOK {
@@ -838,7 +838,7 @@ func TestAutotask_adjustmentDateAsWritten(t *testing.T) {
 func TestAutotask_unitAccessors(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)
-	_, k, svc := seed(t, s)
+	k, svc := seed(t, s)
 	at := s.Autotask()
 	if _, ok := at.Units(k, svc, testNow); ok {
 		t.Error("Units reported for a missing line")

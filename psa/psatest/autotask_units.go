@@ -131,7 +131,7 @@ func (a *Autotask) validateLocked(d *entityDef, rec, old record) error {
 			switch {
 			case bc == nil:
 				return apiErr("The billing code %d does not exist.", rec.int("billingCodeID"))
-			case !bc.bool("isActive"):
+			case !bc.active():
 				return apiErr("The billing code %d is inactive.", rec.int("billingCodeID"))
 			case bc.int("useType") != AutotaskUseTypeRecurringContractService:
 				return apiErr("The billing code %d is not a Recurring Contract Service billing code.", rec.int("billingCodeID"))
@@ -158,7 +158,7 @@ func (a *Autotask) validateLocked(d *entityDef, rec, old record) error {
 		if svc == nil {
 			return apiErr("The service %d does not exist.", rec.int("serviceID"))
 		}
-		if !svc.bool("isActive") {
+		if !svc.active() {
 			return apiErr("The service %d is inactive.", rec.int("serviceID"))
 		}
 		if a.contractServiceLocked(contract.id(), svc.id()) != nil {
@@ -345,7 +345,7 @@ func (a *Autotask) adjustLocked(in record) (int64, error) {
 	switch {
 	case svc == nil:
 		return 0, apiErr("No matching records found. The Service with id %d does not exist.", serviceID)
-	case !svc.bool("isActive"):
+	case !svc.active():
 		return 0, apiErr("The service %d is inactive and cannot be adjusted.", serviceID)
 	}
 	if eff.Before(contract.time("startDate")) || eff.After(contract.time("endDate")) {

@@ -723,14 +723,13 @@ func (cw *ConnectWise) load(f *ConnectWiseFixture) (err error) {
 	}()
 	companies := map[string]int64{}
 	for _, c := range f.Companies {
-		id := cw.addCompanyLocked(ConnectWiseCompany{ID: c.ID, Identifier: c.Identifier, Name: c.Name, Status: c.Status, Deleted: c.Deleted})
+		id := cw.addCompanyLocked(ConnectWiseCompany(c))
 		companies[strings.ToLower(c.Name)] = id
 		companies[strings.ToLower(str(cw.companies[id]["identifier"]))] = id
 	}
 	products := map[string]int64{}
 	for _, c := range f.Catalog {
-		id := cw.addCatalogLocked(ConnectWiseCatalogItem{ID: c.ID, Identifier: c.Identifier, Description: c.Description,
-			CustomerDescription: c.CustomerDescription, Notes: c.Notes, Price: c.Price, Cost: c.Cost, ProductClass: c.ProductClass, Inactive: c.Inactive})
+		id := cw.addCatalogLocked(ConnectWiseCatalogItem(c))
 		products[strings.ToLower(str(cw.catalog[id]["identifier"]))] = id
 	}
 	agreements := map[string]int64{}

@@ -68,12 +68,14 @@ func cwSend(t *testing.T, s *Server, method, path, body string, hdr map[string]s
 	return cwResp{resp.StatusCode, resp.Header, b}
 }
 
-func cwSeed(s *Server) (company, agreement, product int64) {
+// cwSeed adds a company, an agreement of it and a catalog item, returning
+// the agreement's and the item's ids.
+func cwSeed(s *Server) (agreement, product int64) {
 	cw := s.ConnectWise()
-	company = cw.AddCompany("Acme")
+	company := cw.AddCompany("Acme")
 	agreement = cw.AddAgreement(ConnectWiseAgreement{CompanyID: company, Name: "Acme Managed Services"})
 	product = cw.AddCatalogItem(ConnectWiseCatalogItem{Identifier: "SOPHOS-IXA", Description: "Sophos Intercept X Advanced", Price: 4.5, Cost: 2})
-	return company, agreement, product
+	return agreement, product
 }
 
 func TestConnectWise_companyInfo(t *testing.T) {
@@ -169,7 +171,7 @@ func TestConnectWise_navigablePaging(t *testing.T) {
 func TestConnectWise_forwardOnlyPaging(t *testing.T) {
 	t.Parallel()
 	s := newCWServer(t)
-	_, ag, prod := cwSeed(s)
+	ag, prod := cwSeed(s)
 	for range 3 {
 		s.ConnectWise().AddCatalogItem(ConnectWiseCatalogItem{Description: "Item"})
 	}
@@ -247,7 +249,7 @@ func TestConnectWise_conditions(t *testing.T) {
 func TestConnectWise_fieldsCountAndGet(t *testing.T) {
 	t.Parallel()
 	s := newCWServer(t)
-	_, ag, prod := cwSeed(s)
+	ag, prod := cwSeed(s)
 	add := s.ConnectWise().AddAddition(ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 3})
 	r := cwSend(t, s, http.MethodGet, "finance/agreements/"+itoa(ag)+"/additions?fields=id,product/identifier,quantity", "", nil)
 	var got []map[string]any
@@ -278,7 +280,7 @@ func TestConnectWise_fieldsCountAndGet(t *testing.T) {
 func TestConnectWise_patchDialect(t *testing.T) {
 	t.Parallel()
 	s := newCWServer(t)
-	_, ag, prod := cwSeed(s)
+	ag, prod := cwSeed(s)
 	add := s.ConnectWise().AddAddition(ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 3})
 	path := "finance/agreements/" + itoa(ag) + "/additions/" + itoa(add)
 	tests := []struct {
@@ -315,7 +317,7 @@ func TestConnectWise_patchDialect(t *testing.T) {
 func TestConnectWise_createValidation(t *testing.T) {
 	t.Parallel()
 	s := newCWServer(t)
-	_, ag, prod := cwSeed(s)
+	ag, prod := cwSeed(s)
 	adds := "finance/agreements/" + itoa(ag) + "/additions"
 	tests := []struct {
 		path, body string

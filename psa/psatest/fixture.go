@@ -157,9 +157,11 @@ func (f *Fixture) merge(o *Fixture) {
 	a.ContractServices = append(a.ContractServices, b.ContractServices...)
 }
 
-func boolOr(p *bool, def bool) bool {
+// defaultTrue reads an optional fixture flag that is true when absent, such
+// as active.
+func defaultTrue(p *bool) bool {
 	if p == nil {
-		return def
+		return true
 	}
 	return *p
 }
@@ -192,7 +194,7 @@ func (a *Autotask) load(f *AutotaskFixture) (err error) {
 			return fmt.Errorf("psatest: fixture: billing code %q: %w", b.Name, err)
 		}
 		codes[strings.ToLower(b.Name)] = a.addBillingCodeLocked(AutotaskBillingCode{
-			ID: b.ID, Name: b.Name, UseType: b.UseType, Active: boolOr(b.Active, true),
+			ID: b.ID, Name: b.Name, UseType: b.UseType, Active: defaultTrue(b.Active),
 		})
 	}
 
@@ -202,7 +204,7 @@ func (a *Autotask) load(f *AutotaskFixture) (err error) {
 			return fmt.Errorf("psatest: fixture: company %q: %w", c.Name, err)
 		}
 		companies[strings.ToLower(c.Name)] = a.addCompanyLocked(AutotaskCompany{
-			ID: c.ID, Name: c.Name, Number: c.Number, Type: c.Type, Active: boolOr(c.Active, true),
+			ID: c.ID, Name: c.Name, Number: c.Number, Type: c.Type, Active: defaultTrue(c.Active),
 		})
 	}
 
@@ -256,7 +258,7 @@ func (a *Autotask) load(f *AutotaskFixture) (err error) {
 		services[strings.ToLower(s.Name)] = a.addServiceLocked(AutotaskService{
 			ID: s.ID, Name: s.Name, Description: s.Description, InvoiceDescription: s.InvoiceDescription,
 			UnitPrice: s.UnitPrice, UnitCost: s.UnitCost, PeriodType: s.PeriodType, BillingCodeID: code,
-			Active: boolOr(s.Active, true),
+			Active: defaultTrue(s.Active),
 		})
 	}
 

@@ -119,7 +119,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 	k.pascal = f.PascalCase
 	accounts := map[string]int{}
 	for _, a := range f.Accounts {
-		accounts[strings.ToLower(a.Name)] = k.addAccountLocked(KaseyaBMSAccount{ID: a.ID, Name: a.Name, Code: a.Code, Active: boolOr(a.Active, true)})
+		accounts[strings.ToLower(a.Name)] = k.addAccountLocked(KaseyaBMSAccount{ID: a.ID, Name: a.Name, Code: a.Code, Active: defaultTrue(a.Active)})
 	}
 	contracts := map[string]int{}
 	for _, c := range f.Contracts {
@@ -144,7 +144,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 			return fmt.Errorf("%s: endDate: %w", where, err)
 		}
 		contracts[strings.ToLower(c.Name)] = k.addContractLocked(KaseyaBMSContract{ID: c.ID, AccountID: account, Name: c.Name,
-			Type: c.Type, Inactive: !boolOr(c.Active, true), StartDate: start, EndDate: end})
+			Type: c.Type, Inactive: !defaultTrue(c.Active), StartDate: start, EndDate: end})
 	}
 	services := map[string]int{}
 	for _, s := range f.Services {
@@ -163,7 +163,7 @@ func (k *KaseyaBMS) load(f *KaseyaBMSFixture) error {
 		}
 		services[strings.ToLower(s.Name)] = k.addServiceLocked(KaseyaBMSService{ID: s.ID, Name: s.Name, Description: s.Description,
 			UnitPrice: s.UnitPrice, UnitCost: s.UnitCost, CategoryID: cat, SubCategoryID: sub, UnitOfMeasureID: uom,
-			Taxable: s.Taxable, Active: boolOr(s.Active, true)})
+			Taxable: s.Taxable, Active: defaultTrue(s.Active)})
 	}
 	for i, l := range f.Lines {
 		where := fmt.Sprintf("psatest: fixture: kaseyabms lines[%d]", i)

@@ -48,6 +48,17 @@ func bmsCall(t *testing.T, srv *psatest.Server, method, path, token string, body
 	return resp.StatusCode, out
 }
 
+// as returns v, a value decoded from JSON, as a T; it fails the test when v
+// is something else.
+func as[T any](t *testing.T, v any) T {
+	t.Helper()
+	x, ok := v.(T)
+	if !ok {
+		t.Fatalf("got %T %v, want %T", v, v, x)
+	}
+	return x
+}
+
 // bmsToken authenticates with the default credentials.
 func bmsToken(t *testing.T, srv *psatest.Server) string {
 	t.Helper()
@@ -57,7 +68,7 @@ func bmsToken(t *testing.T, srv *psatest.Server) string {
 	if st != 200 || out["success"] != true {
 		t.Fatalf("authenticate = %d %v", st, out)
 	}
-	return out["result"].(map[string]any)["accessToken"].(string)
+	return as[string](t, as[map[string]any](t, out["result"])["accessToken"])
 }
 
 func startBMS(t *testing.T, opts ...psatest.Option) *psatest.Server {
@@ -78,7 +89,9 @@ func TestKaseyaBMS_authenticate(t *testing.T) {
 	for k, v := range map[string]string{"GrantType": "password", "UserName": psatest.DefaultKaseyaBMSUsername, "Password": psatest.DefaultKaseyaBMSPassword, "Tenant": psatest.DefaultKaseyaBMSTenant} {
 		_ = mw.WriteField(k, v)
 	}
-	mw.Close()
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if st, out := bmsCall(t, srv, http.MethodPost, "v2/security/authenticate", "", buf.String(), mw.FormDataContentType()); st != 200 || out["success"] != true {
 		t.Errorf("multipart authenticate = %d %v", st, out)
 	}
@@ -125,13 +138,13 @@ func TestKaseyaBMS_refresh(t *testing.T) {
 	srv := startBMS(t)
 	form := "GrantType=password&UserName=api%40msp.example&Password=sim-password&Tenant=Sim+MSP"
 	_, out := bmsCall(t, srv, http.MethodPost, "v2/security/authenticate", "", form, "application/x-www-form-urlencoded")
-	res := out["result"].(map[string]any)
-	refresh := url.Values{"AccessToken": {res["accessToken"].(string)}, "RefreshToken": {res["refreshToken"].(string)}}.Encode()
+	res := as[map[string]any](t, out["result"])
+	refresh := url.Values{"AccessToken": {as[string](t, res["accessToken"])}, "RefreshToken": {as[string](t, res["refreshToken"])}}.Encode()
 	st, out := bmsCall(t, srv, http.MethodPost, "v2/security/refreshtoken", "", refresh, "application/x-www-form-urlencoded")
 	if st != 200 || out["success"] != true {
 		t.Fatalf("refresh = %d %v", st, out)
 	}
-	if st, _ := bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/lookup", res["accessToken"].(string), "", ""); st != 401 {
+	if st, _ := bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/lookup", as[string](t, res["accessToken"]), "", ""); st != 401 {
 		t.Errorf("the refreshed-away token still works: %d", st)
 	}
 	if _, out := bmsCall(t, srv, http.MethodPost, "v2/security/refreshtoken", "", refresh, "application/x-www-form-urlencoded"); out["success"] != false {
@@ -149,25 +162,25 @@ func TestKaseyaBMS_pagingAndFilters(t *testing.T) {
 	k.AddService("Other", 1)
 	tok := bmsToken(t, srv)
 	_, out := bmsCall(t, srv, http.MethodPost, "v2/admin/finance/services/search", tok, `{"pageSize":2,"pageNumber":3,"filter":{"name":"svc"}}`, "")
-	if out["totalRecords"].(float64) != 5 || len(out["result"].([]any)) != 1 {
+	if as[float64](t, out["totalRecords"]) != 5 || len(as[[]any](t, out["result"])) != 1 {
 		t.Errorf("search page 3 = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, "v2/admin/finance/services/lookup?Filter.Name=svc&PageSize=2&PageNumber=1", tok, "", "")
-	if out["totalRecords"].(float64) != 5 || len(out["result"].([]any)) != 2 {
+	if as[float64](t, out["totalRecords"]) != 5 || len(as[[]any](t, out["result"])) != 2 {
 		t.Errorf("lookup page 1 = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, "v2/admin/finance/services/lookup?Filter.Name=svc&PageSize=2&PageNumber=9", tok, "", "")
-	if r := out["result"].([]any); len(r) != 0 {
+	if r := as[[]any](t, out["result"]); len(r) != 0 {
 		t.Errorf("lookup beyond the end = %v, want an empty page", out)
 	}
 	acme := k.AddAccount("Acme")
 	k.SetAccountActive(k.AddAccount("Acme Old"), false)
 	_, out = bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/lookup?Filter.Name=acme", tok, "", "")
-	if len(out["result"].([]any)) != 1 || out["totalRecords"] != nil {
+	if len(as[[]any](t, out["result"])) != 1 || out["totalRecords"] != nil {
 		t.Errorf("account lookup without inactive = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/lookup?Filter.Name=acme&Filter.WithInactiveAccounts=true", tok, "", "")
-	if len(out["result"].([]any)) != 2 {
+	if len(as[[]any](t, out["result"])) != 2 {
 		t.Errorf("account lookup with inactive = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, fmt.Sprintf("v2/crm/accounts/summary/%d", acme), tok, "", "")
@@ -189,10 +202,10 @@ func TestKaseyaBMS_contractsAndLines(t *testing.T) {
 	if out["success"] != true {
 		t.Fatalf("create contract = %v", out)
 	}
-	contract := int(out["result"].(map[string]any)["id"].(float64))
+	contract := int(as[float64](t, as[map[string]any](t, out["result"])["id"]))
 	_, out = bmsCall(t, srv, http.MethodPost, fmt.Sprintf("v2/finance/contracts/recurringservices/%d/services", contract), tok,
 		fmt.Sprintf(`[{"serviceId":%d,"units":12,"unitPrice":4.5,"effectiveDate":"2026-11-01"}]`, svc), "")
-	if out["success"] != true || out["result"].(map[string]any)["units"].(float64) != 12 {
+	if out["success"] != true || as[float64](t, as[map[string]any](t, out["result"])["units"]) != 12 {
 		t.Fatalf("add line = %v", out)
 	}
 	lines := k.ServiceLines(contract)
@@ -216,15 +229,15 @@ func TestKaseyaBMS_contractsAndLines(t *testing.T) {
 		}
 	}
 	_, out = bmsCall(t, srv, http.MethodPut, fmt.Sprintf("v2/finance/contracts/%d/deactivate", contract), tok, "", "")
-	if out["result"].(map[string]any)["statusName"] != "Inactive" {
+	if as[map[string]any](t, out["result"])["statusName"] != "Inactive" {
 		t.Errorf("deactivate = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, fmt.Sprintf("v2/finance/contracts/lookup?AccountId=%d", acme), tok, "", "")
-	if r := out["result"].([]any); len(r) != 1 || r[0].(map[string]any)["isActive"] != false {
+	if r := as[[]any](t, out["result"]); len(r) != 1 || as[map[string]any](t, r[0])["isActive"] != false {
 		t.Errorf("lookup = %v", out)
 	}
 	_, out = bmsCall(t, srv, http.MethodGet, "v2/finance/contracts/summary?Filter.AccountName=acme", tok, "", "")
-	if r := out["result"].([]any); len(r) != 1 || r[0].(map[string]any)["status"] != "Inactive" {
+	if r := as[[]any](t, out["result"]); len(r) != 1 || as[map[string]any](t, r[0])["status"] != "Inactive" {
 		t.Errorf("summary = %v", out)
 	}
 	if len(k.State().Lines) != 2 {
@@ -320,7 +333,7 @@ func TestKaseyaBMS_pascalCase(t *testing.T) {
 	srv.KaseyaBMS().SetPascalCase(true)
 	srv.KaseyaBMS().AddAccount("Acme")
 	_, out := bmsCall(t, srv, http.MethodGet, "v2/crm/accounts/summary", tok, "", "")
-	if out["Success"] != true || out["TotalRecords"].(float64) != 1 || out["Result"].([]any)[0].(map[string]any)["AccountName"] != "Acme" {
+	if out["Success"] != true || as[float64](t, out["TotalRecords"]) != 1 || as[map[string]any](t, as[[]any](t, out["Result"])[0])["AccountName"] != "Acme" {
 		t.Errorf("PascalCase answer = %v", out)
 	}
 }
