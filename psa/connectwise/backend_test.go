@@ -21,7 +21,7 @@ import (
 // now is the simulator's clock.
 var now = time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
 
-func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+func date(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
 
@@ -103,7 +103,7 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 		a1 := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p1, Quantity: float64(i%7 + 1)})
 		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p2, Quantity: float64(i + 10)})
 		// A cancelled addition of the same product is history, not a duplicate.
-		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p1, Quantity: 99, CancelledDate: date(2026, 6, 30)})
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: p1, Quantity: 99, CancelledDate: date(6, 30)})
 		want[psa.LineKey{ContractID: id(ag), ServiceID: id(p1)}] = int64(i%7 + 1)
 		want[psa.LineKey{ContractID: id(ag), ServiceID: id(p2)}] = int64(i + 10)
 		_ = a1
@@ -229,7 +229,7 @@ func TestBackend_SetQuantity_patchUpAndDown(t *testing.T) {
 			t.Fatalf("ReadLines = %+v, %v", lines, err)
 		}
 		s.ResetRequests()
-		got, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: want, Current: &lines[0], EffectiveDate: date(2026, 11, 1)})
+		got, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: want, Current: &lines[0], EffectiveDate: date(11, 1)})
 		if err != nil {
 			t.Fatalf("SetQuantity(%d): %v", want, err)
 		}
@@ -284,7 +284,7 @@ func TestBackend_SetQuantity_createsMissingAddition(t *testing.T) {
 	cw := s.ConnectWise()
 	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5, Cost: 2.25})
 	_, ag := seed(cw, "Acme")
-	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 7, EffectiveDate: date(2026, 11, 1)})
+	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 7, EffectiveDate: date(11, 1)})
 	if err != nil {
 		t.Fatalf("SetQuantity: %v", err)
 	}
@@ -293,7 +293,7 @@ func TestBackend_SetQuantity_createsMissingAddition(t *testing.T) {
 		t.Fatalf("agreement has %d additions, want 1", len(adds))
 	}
 	a := adds[0]
-	if a.Quantity != 7 || a.ProductID != prod || a.BillCustomer != "Billable" || *a.UnitPrice != 4.5 || *a.UnitCost != 2.25 || !a.EffectiveDate.Equal(date(2026, 11, 1)) {
+	if a.Quantity != 7 || a.ProductID != prod || a.BillCustomer != "Billable" || *a.UnitPrice != 4.5 || *a.UnitCost != 2.25 || !a.EffectiveDate.Equal(date(11, 1)) {
 		t.Errorf("created addition = %+v, want quantity 7, Billable, price 4.5, cost 2.25, effective 2026-11-01", a)
 	}
 	if got.LineID != id(a.ID) || got.Quantity != 7 || got.UnitPrice != 4.5 {
@@ -403,7 +403,7 @@ func TestBackend_SetQuantity_lostCreateResponseNotResent(t *testing.T) {
 	_, ag := seed(cw, "Acme")
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v4_6_release/apis/3.0/finance/agreements/" + id(ag) + "/additions", DropAfterHandling: true, Times: 1})
 
-	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 8, EffectiveDate: date(2026, 11, 1)})
+	got, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 8, EffectiveDate: date(11, 1)})
 	if err != nil {
 		t.Fatalf("SetQuantity: %v", err)
 	}
@@ -722,7 +722,7 @@ func TestBackend_SetQuantity_lineChangedSinceRead(t *testing.T) {
 	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 4})
 	lines, _ := b.ReadLines(t.Context(), []string{id(ag)}, now)
 
-	cw.CancelAddition(add, date(2026, 11, 1))
+	cw.CancelAddition(add, date(11, 1))
 	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 9, Current: &lines[0], EffectiveDate: now})
 	if !errors.Is(err, psa.ErrConflict) || !strings.Contains(err.Error(), "Cancelled") {
 		t.Errorf("PATCH of a cancelled addition: %v, want a conflict", err)
