@@ -564,7 +564,13 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
 				if derr := json.Unmarshal(body, v); derr != nil {
-					return resp, fmt.Errorf("autotask: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), derr)
+					derr = fmt.Errorf("decoding response: %w", derr)
+					if !idempotent {
+						// Autotask answered 2xx, so the create was most
+						// likely applied; only its answer is unreadable.
+						return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: derr}
+					}
+					return resp, fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), derr)
 				}
 			}
 			return resp, nil

@@ -1099,6 +1099,9 @@ func TestContractServiceAdjustmentsService_Create_noRetry(t *testing.T) {
 		{name: "dropped connection", handler: func(t *testing.T, w http.ResponseWriter) {
 			dropConnection(t, w)
 		}, unknown: true},
+		{name: "200 with an unreadable body", handler: func(t *testing.T, w http.ResponseWriter) {
+			fmt.Fprint(w, `<html>upstream hiccup</html>`)
+		}, unknown: true},
 		{name: "validation", handler: func(t *testing.T, w http.ResponseWriter) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"errors":["effectiveDate is outside the contract period"]}`)

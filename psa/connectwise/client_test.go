@@ -249,6 +249,28 @@ func TestAgreementAdditionsService_Create(t *testing.T) {
 	}
 }
 
+// A 2xx answer to a create that cannot be decoded means ConnectWise
+// accepted it: the outcome is unknown, and the POST is not re-sent.
+func TestAgreementAdditionsService_Create_unreadableAnswer(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	var calls atomic.Int32
+	mux.HandleFunc("/finance/agreements/871/additions", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `<html>upstream hiccup</html>`)
+	})
+	_, _, err := c.AgreementAdditions.Create(t.Context(), 871, &CreateAdditionRequest{
+		Product: &Reference{ID: 752}, Quantity: 42, BillCustomer: BillCustomerBillable,
+	})
+	if !errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("Create error = %v, want one matching psa.ErrOutcomeUnknown", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("POST sent %d times, want exactly once", n)
+	}
+}
+
 func TestAgreementAdditionsService_SetQuantityAndCancel(t *testing.T) {
 	t.Parallel()
 	c, mux, _ := setup(t)

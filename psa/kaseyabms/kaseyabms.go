@@ -430,6 +430,15 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			return resp, nil
 		}
+		var de *decodeError
+		if errors.As(err, &de) {
+			if !idempotent {
+				// BMS answered 2xx, so the line was most likely posted;
+				// only its answer is unreadable. Never post it again.
+				return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: de.err}
+			}
+			return resp, de.err
+		}
 		if ctx.Err() != nil {
 			var te *rest.TransportError
 			if !idempotent && errors.As(err, &te) && !te.NotSent {
@@ -462,6 +471,13 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		}
 	}
 }
+
+// decodeError is a 2xx answer whose body could not be decoded. Do turns it
+// into an OutcomeUnknownError for a create: the server accepted the request.
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
 
 // send sends req once: limiter, token, round trip, envelope.
 func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
@@ -501,14 +517,14 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	if !isEnvelope(body) {
 		if v != nil {
 			if err := json.Unmarshal(body, v); err != nil {
-				return resp, fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), err)
+				return resp, &decodeError{fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), err)}
 			}
 		}
 		return resp, nil
 	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return resp, fmt.Errorf("kaseyabms: %s %s: decoding response envelope: %w", req.Method, rest.RedactURL(req.URL), err)
+		return resp, &decodeError{fmt.Errorf("kaseyabms: %s %s: decoding response envelope: %w", req.Method, rest.RedactURL(req.URL), err)}
 	}
 	if env.TotalRecords != nil {
 		resp.TotalRecords = *env.TotalRecords
@@ -518,7 +534,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	}
 	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
 		if err := json.Unmarshal(env.Result, v); err != nil {
-			return resp, fmt.Errorf("kaseyabms: %s %s: decoding result: %w", req.Method, rest.RedactURL(req.URL), err)
+			return resp, &decodeError{fmt.Errorf("kaseyabms: %s %s: decoding result: %w", req.Method, rest.RedactURL(req.URL), err)}
 		}
 	}
 	return resp, nil
