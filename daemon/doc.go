@@ -38,9 +38,14 @@
 // are left alone for that pass, because an empty month usually means the
 // vendor has no data yet. A decrease larger than
 // policies.max_decrease_percent is held for review until a pass runs with
-// PassOptions.Approve. Only lines that differ are written, with bounded
-// concurrency, and writing stops (the run ends as partial) when the PSA's
-// hourly request budget falls to policies.budget_reserve.
+// PassOptions.Approve. A line whose units change again later in the billing
+// month (psa.ContractLine.LaterChanges: a mid-period Autotask adjustment
+// after the effective date) is held too, unless it is left alone for lack of
+// usage, even when it matches on the effective date, because a delta from
+// the effective date would mis-bill the rest of the month; Approve does not
+// release it. Only lines that differ are written, with bounded concurrency,
+// and writing stops (the run ends as partial) when the PSA's hourly request
+// budget falls to policies.budget_reserve.
 //
 // # Safety
 //

@@ -24,7 +24,9 @@ const (
 	ActionUpdate = "update"
 	// ActionUnchanged means the line already has the desired quantity.
 	ActionUnchanged = "unchanged"
-	// ActionHeld means the decrease guard holds the change for review.
+	// ActionHeld means the change is held for review: by the decrease
+	// guard (PassOptions.Approve releases it), or because the line's units
+	// change again later in the billing month, which no approval releases.
 	ActionHeld = "held"
 	// ActionSkipped means the pass stopped writing before the line (the
 	// PSA's hourly budget reached the reserve, or the pass was cancelled).
@@ -121,7 +123,9 @@ type PassOptions struct {
 	// DryRun computes and reports, writes nothing to the PSA, and records
 	// the run as a dry run without touching customer statuses.
 	DryRun bool
-	// Approve applies the decreases the guard would hold.
+	// Approve applies the decreases the guard would hold. It does not
+	// release lines held because their units change again later in the
+	// billing month.
 	Approve bool
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
@@ -156,6 +160,10 @@ type Change struct {
 	Action string `json:"action"`
 	// Reason explains the action, e.g. "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)".
 	Reason string `json:"reason"`
+
+	// laterChange is set when the change is held because the line's units
+	// change again later in the billing month (not a decrease-guard hold).
+	laterChange bool
 }
 
 // UnmappedCustomer is a source customer with usage but no customer mapping.
@@ -562,6 +570,13 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	}
 
 	switch {
+	case lineOK && len(line.LaterChanges) > 0:
+		// An adjustment adds a delta to every unit row from its effective
+		// date on: with a row that differs later in the month, no write
+		// dated eff gives Desired for the whole month. Not even an
+		// approved pass writes it.
+		c.Action, c.laterChange = ActionHeld, true
+		c.Reason += e.laterChangeReason(line, c.Desired, eff)
 	case c.Desired == c.Current:
 		c.Action = ActionUnchanged
 		if !lineOK && !ledger {
@@ -582,6 +597,23 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 		c.Action = ActionUpdate
 	}
 	return c
+}
+
+// laterChangeReason explains why a line whose units change again after eff
+// in the same month is held.
+func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff time.Time) string {
+	first := line.LaterChanges[0]
+	what := fmt.Sprintf("units change again on %s (to %d: a mid-period adjustment in %s)",
+		first.From.Format(time.DateOnly), first.Quantity, systemName(e.be.System()))
+	if n := len(line.LaterChanges); n > 1 {
+		what += fmt.Sprintf(" and %d more times", n-1)
+	}
+	effect := fmt.Sprintf("writing a delta from %s would mis-bill the rest of the period", eff.Format(time.DateOnly))
+	if desired == line.Quantity {
+		effect = fmt.Sprintf("the rest of the period is not billed at %d, and a delta from %s cannot fix that", desired, eff.Format(time.DateOnly))
+	}
+	return fmt.Sprintf("; %s; %s: held for review (sync --approve does not release it): review the contract, then use policies.effective_date: %s or fix the line by hand",
+		what, effect, EffectiveToday)
 }
 
 // effectiveDate returns the date changes take effect per the policy, as a

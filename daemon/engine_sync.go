@@ -351,6 +351,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 			cs.LastSuccess = prev.LastSuccess
 		}
 		var skipped int
+		var laterHeld int
 		var firstErr, firstHint string
 		nErr := 0
 		for i, c := range cp.changes {
@@ -363,6 +364,9 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 				cs.Unchanged++
 			case ActionHeld:
 				cs.Held++
+				if c.laterChange {
+					laterHeld++
+				}
 			case ActionSkipped:
 				skipped++
 			case ActionFailed:
@@ -395,7 +399,15 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
 		case cs.Held > 0:
 			cs.Result = state.CustomerHeld
-			cs.Hint = fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID)
+			var hints []string
+			if laterHeld > 0 {
+				hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
+					systemName(e.be.System()), EffectiveToday))
+			}
+			if cs.Held > laterHeld {
+				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID))
+			}
+			cs.Hint = strings.Join(hints, "; ")
 		default:
 			cs.Result = state.CustomerSucceeded
 			if !dry {

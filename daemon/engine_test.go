@@ -948,3 +948,102 @@ func TestEngine_RestoreMetrics(t *testing.T) {
 		t.Errorf("customers{succeeded} = %v, want 2", got)
 	}
 }
+
+func TestEngine_Sync_laterChangeHeld(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	nov := func(d int) time.Time { return time.Date(2026, time.November, d, 0, 0, 0, 0, time.UTC) }
+	// Someone adjusted two lines by hand in mid-November: Acme's Intercept
+	// X +2 from the 15th, Globex's MDR +2 from the 20th. Globex's
+	// Intercept X row is split on the 15th without a change of units.
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 12, nov(15))
+	h.at.SetUnits(h.contractA, h.svcMDR, 3, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 10, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 10, nov(15))
+	h.at.SetUnits(h.contractB, h.svcMDR, 2, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcMDR, 4, nov(20))
+	h.writeUsage("cust-a,Acme,CIXA-MSP,15", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,15", "cust-b,Globex,MDR,2")
+	units := func(contract, service int64, at time.Time) int64 {
+		t.Helper()
+		n, _ := h.at.Units(contract, service, at)
+		return n
+	}
+
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || c.Current != 10 || c.Desired != 15 ||
+		!strings.Contains(c.Reason, "units change again on 2026-11-15 (to 12: a mid-period adjustment in Autotask)") ||
+		!strings.Contains(c.Reason, "writing a delta from 2026-11-01 would mis-bill the rest of the period") ||
+		!strings.Contains(c.Reason, "sync --approve does not release it") {
+		t.Errorf("Acme Intercept X change = %+v, want held for the later change", c)
+	}
+	c = etFindChange(res.Plan, "cust-b", h.svcMDR)
+	if c == nil || c.Action != ActionHeld || c.Desired != 2 || c.Current != 2 ||
+		!strings.Contains(c.Reason, "units change again on 2026-11-20 (to 4") ||
+		!strings.Contains(c.Reason, "the rest of the period is not billed at 2") {
+		t.Errorf("Globex MDR change = %+v, want held although 2 = 2 on the 1st", c)
+	}
+	for _, k := range []struct {
+		customer string
+		service  int64
+	}{{"cust-a", h.svcMDR}, {"cust-b", h.svcIntercept}} {
+		if c := etFindChange(res.Plan, k.customer, k.service); c == nil || c.Action != ActionUpdate {
+			t.Errorf("%s service %d change = %+v, want update", k.customer, k.service, c)
+		}
+	}
+	if n := h.adjustmentPosts(); n != 2 {
+		t.Errorf("posted %d adjustments, want 2 (the lines without later changes)", n)
+	}
+	for _, tc := range []struct {
+		contract, service int64
+		at                time.Time
+		want              int64
+	}{
+		{h.contractA, h.svcIntercept, nov(1), 10}, {h.contractA, h.svcIntercept, nov(15), 12},
+		{h.contractA, h.svcMDR, nov(1), 5},
+		{h.contractB, h.svcIntercept, nov(1), 15}, {h.contractB, h.svcIntercept, nov(30), 15},
+		{h.contractB, h.svcMDR, nov(1), 2}, {h.contractB, h.svcMDR, nov(20), 4},
+	} {
+		if got := units(tc.contract, tc.service, tc.at); got != tc.want {
+			t.Errorf("units of contract %d service %d on %s = %d, want %d", tc.contract, tc.service, tc.at.Format(time.DateOnly), got, tc.want)
+		}
+	}
+	for _, customer := range []string{"cust-a", "cust-b"} {
+		if cs := h.status(customer); cs.Result != state.CustomerHeld || cs.Held != 1 || cs.Updated != 1 ||
+			!strings.Contains(cs.Hint, "mid-period adjustment in Autotask") || strings.Contains(cs.Hint, "--approve --customer") {
+			t.Errorf("status of %s = %+v, want held with the mid-period hint only", customer, cs)
+		}
+	}
+	if res.Run.Held != 2 || res.Run.Updated != 2 {
+		t.Errorf("run = %+v, want 2 held and 2 updated", res.Run)
+	}
+
+	// --approve releases decrease-guard holds only: a big decrease on the
+	// adjusted line stays held, and nothing is written to it.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,4", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,15", "cust-b,Globex,MDR,2")
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{Approve: true})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld ||
+		!strings.Contains(c.Reason, "units change again on 2026-11-15") || strings.Contains(c.Reason, "approved") {
+		t.Errorf("approved pass: Acme Intercept X change = %+v, want still held", c)
+	}
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("approved pass posted %d adjustments, want 0", n)
+	}
+	if a, b := units(h.contractA, h.svcIntercept, nov(1)), units(h.contractA, h.svcIntercept, nov(15)); a != 10 || b != 12 {
+		t.Errorf("Acme Intercept X units after an approved pass = %d then %d, want 10 then 12", a, b)
+	}
+
+	// With effective_date: today, the pass reads the line on the 21st, after
+	// the hand adjustment, and may write it from then on.
+	h.pol.EffectiveDate = EffectiveToday
+	res = h.sync(PassOptions{Approve: true})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Current != 12 {
+		t.Errorf("effective today: Acme Intercept X change = %+v, want an update from 12", c)
+	}
+	if a, b := units(h.contractA, h.svcIntercept, nov(20)), units(h.contractA, h.svcIntercept, nov(21)); a != 12 || b != 4 {
+		t.Errorf("Acme Intercept X units = %d on the 20th and %d on the 21st, want 12 and 4", a, b)
+	}
+}

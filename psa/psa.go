@@ -163,6 +163,20 @@ type ContractLine struct {
 	UnitPrice   float64
 	PeriodStart time.Time
 	PeriodEnd   time.Time
+	// LaterChanges lists, in date order, where the line's quantity changes
+	// again after the date it was read at and up to the end of that date's
+	// calendar month (psa-syncd's billing period): a mid-period adjustment
+	// dated after the effective date. Each entry differs from the quantity
+	// before it. When it is not empty, a write that adds a delta from the
+	// read date on (Autotask) would not give the wanted quantity for the
+	// whole period. Backends that cannot tell leave it nil.
+	LaterChanges []QuantityChange
+}
+
+// QuantityChange is a quantity that applies to a line from a date on.
+type QuantityChange struct {
+	From     time.Time
+	Quantity int64
 }
 
 // Key returns the (contract, service) pair that identifies a line.

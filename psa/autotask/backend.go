@@ -334,6 +334,13 @@ var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", 
 // query per 500 contracts (an "in" filter on contractID plus the date
 // window), following pages of 500 rows. Lines come sorted by contract and
 // service id.
+//
+// The window reaches to the end of asOf's calendar month, so that a line
+// whose units change again later in the month (a mid-period adjustment:
+// Autotask splits the unit row there) reports where in
+// psa.ContractLine.LaterChanges: an adjustment is a delta applied to every
+// row from its effective date on, so one dated asOf would leave the later
+// rows off by as much as they differ.
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
 	ids := make([]int64, 0, len(contractIDs))
 	seen := make(map[int64]bool, len(contractIDs))
@@ -350,7 +357,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	day := dateOf(asOf)
 	var rows []*ContractServiceUnit
 	for chunk := range slices.Chunk(ids, MaxPageSize) {
-		q := NewQuery(In("contractID", chunk...), Lte("startDate", day), Gte("endDate", day))
+		q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))
 		q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
 		units, _, err := b.client.ContractServiceUnits.List(ctx, q)
 		if err != nil {
@@ -358,17 +365,35 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 		}
 		rows = append(rows, units...)
 	}
-	return toLines(rows), nil
+	return toLines(rows, day), nil
 }
 
-// toLines keeps one row per (contract, service): the latest that started.
-func toLines(rows []*ContractServiceUnit) []psa.ContractLine {
+// monthEnd returns the last day of day's calendar month.
+func monthEnd(day time.Time) time.Time {
+	return time.Date(day.Year(), day.Month()+1, 0, 0, 0, 0, 0, time.UTC)
+}
+
+// toLines makes one line per (contract, service) from the unit rows that
+// overlap [day, end of day's month]: the row that contains day (the latest
+// that started, should rows overlap) gives the quantity, and the rows that
+// start after day give LaterChanges. A service without a row containing day
+// has no line.
+func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
 	type key struct{ contract, service int64 }
 	best := make(map[key]*ContractServiceUnit, len(rows))
+	later := make(map[key][]*ContractServiceUnit)
 	for _, r := range rows {
 		k := key{r.ContractID, r.ServiceID}
-		if cur, ok := best[k]; !ok || r.StartDate.After(cur.StartDate.Time) {
-			best[k] = r
+		switch {
+		case r.StartDate.After(day):
+			later[k] = append(later[k], r)
+		case r.EndDate.Before(day):
+			// Not in the window; only a query without an endDate filter
+			// returns such rows.
+		default:
+			if cur, ok := best[k]; !ok || r.StartDate.After(cur.StartDate.Time) {
+				best[k] = r
+			}
 		}
 	}
 	keys := make([]key, 0, len(best))
@@ -380,7 +405,17 @@ func toLines(rows []*ContractServiceUnit) []psa.ContractLine {
 	})
 	lines := make([]psa.ContractLine, 0, len(keys))
 	for _, k := range keys {
-		lines = append(lines, toLine(best[k]))
+		line := toLine(best[k])
+		rs := later[k]
+		slices.SortFunc(rs, func(a, b *ContractServiceUnit) int { return a.StartDate.Compare(b.StartDate.Time) })
+		units := line.Quantity
+		for _, r := range rs {
+			if r.Units != units {
+				line.LaterChanges = append(line.LaterChanges, psa.QuantityChange{From: r.StartDate.Time, Quantity: r.Units})
+				units = r.Units
+			}
+		}
+		lines = append(lines, line)
 	}
 	return lines
 }
@@ -406,7 +441,7 @@ func (b *Backend) readLine(ctx context.Context, contractID, serviceID int64, day
 	if err != nil {
 		return nil, err
 	}
-	if lines := toLines(units); len(lines) > 0 {
+	if lines := toLines(units, day); len(lines) > 0 {
 		return &lines[0], nil
 	}
 	return &psa.ContractLine{ContractID: strconv.FormatInt(contractID, 10), ServiceID: strconv.FormatInt(serviceID, 10)}, nil

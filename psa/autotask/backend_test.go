@@ -105,6 +105,33 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 	if n := len(s.Requests()); n > queries+2 {
 		t.Errorf("ReadLines made %d requests in all, want at most %d", n, queries+2)
 	}
+
+	// Read at the 1st, the window to the month's end also holds B's row
+	// from the 10th: 3 rows per contract, so 1,500 rows (3 pages) in the
+	// first chunk and 300 in the second. Still one query per chunk.
+	s.ResetRequests()
+	lines, err = b.ReadLines(ctx, ids, date(11, 1))
+	if err != nil || len(lines) != 2*contracts {
+		t.Fatalf("ReadLines(2026-11-01) = %d lines, %v; want %d", len(lines), err, 2*contracts)
+	}
+	for i, l := range lines {
+		n := int64(i / 2) // lines come by contract, then service (A before B)
+		switch l.ServiceID {
+		case id(svcA):
+			if l.Quantity != n%7+1 || len(l.LaterChanges) != 0 {
+				t.Fatalf("line %+v: want %d units, no later changes", l, n%7+1)
+			}
+		default:
+			if l.Quantity != n%5+10 || len(l.LaterChanges) != 1 || !l.LaterChanges[0].From.Equal(date(11, 10)) || l.LaterChanges[0].Quantity != n%5+20 {
+				t.Fatalf("line %+v: want %d units, then %d from 2026-11-10", l, n%5+10, n%5+20)
+			}
+		}
+	}
+	queries = countRequests(s, http.MethodPost, "/ContractServiceUnits/query")
+	t.Logf("ReadLines at the 1st: %d ContractServiceUnits queries, %d requests in all", queries, len(s.Requests()))
+	if queries < 2 || queries > 5 || len(s.Requests()) != queries {
+		t.Errorf("ReadLines at the 1st made %d ContractServiceUnits queries (%d requests in all), want 2..5 and nothing else", queries, len(s.Requests()))
+	}
 }
 
 func TestBackend_ReadLines_rateLimitedRetried(t *testing.T) {
@@ -557,4 +584,104 @@ func TestBackend_staysInsideThreadLimit(t *testing.T) {
 			t.Errorf("%s %s was throttled", r.Method, r.Path)
 		}
 	}
+}
+
+func TestBackend_ReadLines_laterChanges(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svcA := at.AddService("Backup", 4.5)
+	svcB := at.AddService("Endpoint", 2)
+	svcC := at.AddService("Mail", 3)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	// A is adjusted by hand in mid-November, twice; B's row is split
+	// without a change of units; C changes only from December.
+	at.SetUnits(c, svcA, 10, date(1, 1))
+	at.SetUnits(c, svcA, 12, date(11, 15))
+	at.SetUnits(c, svcA, 11, date(11, 20))
+	at.SetUnits(c, svcA, 30, date(12, 1))
+	at.SetUnits(c, svcB, 5, date(1, 1))
+	at.SetUnits(c, svcB, 5, date(11, 10))
+	at.SetUnits(c, svcC, 7, date(1, 1))
+	at.SetUnits(c, svcC, 9, date(12, 1))
+
+	for _, tc := range []struct {
+		asOf  time.Time
+		want  int64
+		later []psa.QuantityChange
+	}{
+		{date(11, 1), 10, []psa.QuantityChange{{From: date(11, 15), Quantity: 12}, {From: date(11, 20), Quantity: 11}}},
+		{date(11, 15), 12, []psa.QuantityChange{{From: date(11, 20), Quantity: 11}}},
+		{date(11, 20), 11, nil},
+		{date(11, 30), 11, nil},
+	} {
+		s.ResetRequests()
+		lines, err := b.ReadLines(ctx, []string{id(c)}, tc.asOf)
+		if err != nil {
+			t.Fatalf("ReadLines(%s): %v", tc.asOf.Format(time.DateOnly), err)
+		}
+		if n := len(s.Requests()); n != 1 {
+			t.Errorf("ReadLines(%s) made %d requests, want 1", tc.asOf.Format(time.DateOnly), n)
+		}
+		if len(lines) != 3 {
+			t.Fatalf("ReadLines(%s) = %+v, want 3 lines", tc.asOf.Format(time.DateOnly), lines)
+		}
+		a, bl, cl := lines[0], lines[1], lines[2]
+		if a.ServiceID != id(svcA) || a.Quantity != tc.want || !equalChanges(a.LaterChanges, tc.later) {
+			t.Errorf("ReadLines(%s) line A = %d units, later %v; want %d, later %v",
+				tc.asOf.Format(time.DateOnly), a.Quantity, a.LaterChanges, tc.want, tc.later)
+		}
+		if bl.Quantity != 5 || len(bl.LaterChanges) != 0 {
+			t.Errorf("ReadLines(%s) line B = %+v, want 5 units and no later changes (a split row with the same units)", tc.asOf.Format(time.DateOnly), bl)
+		}
+		if cl.Quantity != 7 || len(cl.LaterChanges) != 0 {
+			t.Errorf("ReadLines(%s) line C = %+v, want 7 units and no later changes (December is another period)", tc.asOf.Format(time.DateOnly), cl)
+		}
+	}
+
+	// Next month's read sees December's units and nothing later.
+	lines, err := b.ReadLines(ctx, []string{id(c)}, date(12, 1))
+	if err != nil || len(lines) != 3 || lines[0].Quantity != 30 || len(lines[0].LaterChanges) != 0 || lines[2].Quantity != 9 {
+		t.Errorf("ReadLines(2026-12-01) = %+v, %v; want A at 30, C at 9, no later changes", lines, err)
+	}
+}
+
+func TestBackend_ReadLines_laterAdjustmentPosted(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 4.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	at.SetUnits(c, svc, 10, date(1, 1))
+	// Someone posts +2 effective the 15th (here through the API, as an
+	// operator's tool would).
+	if _, _, err := b.Client().ContractServiceAdjustments.Create(ctx, &autotask.CreateContractServiceAdjustmentRequest{
+		ContractID: c, ServiceID: svc, UnitChange: 2, EffectiveDate: autotask.Timestamp{Time: date(11, 15)},
+	}); err != nil {
+		t.Fatalf("posting the adjustment: %v", err)
+	}
+	lines, err := b.ReadLines(ctx, []string{id(c)}, date(11, 1))
+	if err != nil || len(lines) != 1 {
+		t.Fatalf("ReadLines = %+v, %v", lines, err)
+	}
+	want := []psa.QuantityChange{{From: date(11, 15), Quantity: 12}}
+	if l := lines[0]; l.Quantity != 10 || !equalChanges(l.LaterChanges, want) {
+		t.Errorf("line = %d units, later %v; want 10, later %v", l.Quantity, l.LaterChanges, want)
+	}
+}
+
+func equalChanges(a, b []psa.QuantityChange) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].From.Equal(b[i].From) || a[i].Quantity != b[i].Quantity {
+			return false
+		}
+	}
+	return true
 }
