@@ -38,7 +38,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		"reconciled first. The exit code is 1 when the pass failed or was partial.")
 	cf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
-	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review.")
+	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review. Lines held because the PSA changes them again later in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
