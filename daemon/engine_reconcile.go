@@ -85,6 +85,14 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			}
 			continue
 		}
+		// A backend that reports per-contract problems returns the other
+		// contracts' lines with them: one customer's unreadable contract
+		// must not keep every other customer's intents open.
+		var ce contractErrors
+		var unreadable map[string]error
+		if err != nil && errors.As(err, &ce) {
+			unreadable, err = ce.ContractErrors(), nil
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("re-reading contracts %s at %s: %w", strings.Join(ids, ", "), d.Format(time.DateOnly), err))
 			continue
@@ -94,6 +102,10 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			lines[l.Key()] = l
 		}
 		for _, in := range intents {
+			if cerr, bad := unreadable[in.ContractID]; bad {
+				errs = append(errs, fmt.Errorf("re-reading contract %s at %s for intent %d: %w", in.ContractID, d.Format(time.DateOnly), in.ID, cerr))
+				continue
+			}
 			l, ok := lines[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}]
 			qty := l.Quantity // 0 when the line does not exist
 			var st, note string

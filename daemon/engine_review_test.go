@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement
+// checks that one customer's agreement that can no longer be read (here
+// cancelled after a crash left intents open) does not keep the intents of
+// other customers open: ConnectWise reports the stale agreement in a
+// *ContractErrors together with the lines of the others, and those lines
+// settle their intents.
+func TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	agreementA, agreementB, product := mustParse(t, h.contractA), mustParse(t, h.contractB), mustParse(t, h.svcIntercept)
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: product, Quantity: 30})
+	// Globex's PATCH from 5 to 10 reached ConnectWise; its answer did not.
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementB, ProductID: product, Quantity: 10})
+	cw.SetAgreementStatus(agreementA, "Cancelled")
+
+	open := func(customer, contract string, before, after int64) state.Intent {
+		t.Helper()
+		in, err := h.db.OpenIntent(state.Intent{System: psa.SystemConnectWise, Source: "file", CustomerID: customer, ContractID: contract,
+			ServiceID: h.svcIntercept, Before: before, After: after, BeforeKnown: true, EffectiveDate: etPeriodDay})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	inA := open("cust-a", h.contractA, 30, 42)
+	inB := open("cust-b", h.contractB, 5, 10)
+
+	n, err := h.engine().Reconcile(t.Context())
+	if err == nil {
+		t.Errorf("Reconcile error = nil, want one naming agreement %s", h.contractA)
+	}
+	if n != 1 {
+		t.Errorf("Reconcile settled %d intents, want 1 (Globex's)", n)
+	}
+	still, err := h.db.OpenIntents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(still) != 1 || still[0].ID != inA.ID {
+		t.Errorf("open intents = %+v, want only %d (the cancelled agreement's)", still, inA.ID)
+	}
+	le, ok, err := h.db.LastSet(h.contractB, h.svcIntercept)
+	if err != nil || !ok || le.IntentID != inB.ID || le.After != 10 {
+		t.Errorf("ledger for Globex's line = %+v, %v, %v; want the change 5 -> 10 of intent %d", le, ok, err, inB.ID)
+	}
+
+	// The next pass writes Globex as usual.
+	h.writeUsage("cust-b,Globex,CIXA-MSP,12")
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractB, h.svcIntercept, 12)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status of cust-b = %+v, want succeeded", cs)
+	}
+}
