@@ -181,7 +181,13 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 		return
 	}
 
-	if req.State.Raw.IsNull() {
+	if !req.State.Raw.IsNull() {
+		var source, customerID types.String
+		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("source"), &source)...)
+		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("customer_id"), &customerID)...)
+		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, customerMappingImportID.format(source.ValueString(), customerID.ValueString()))...)
+	}
+	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, customer) {
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
 		r.data.checkCreate(&resp.Diagnostics, "Customer mapping "+customer, customer, func(doc *export.Document) bool {
 			_, ok := doc.Customer(source, customerID)

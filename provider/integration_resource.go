@@ -120,7 +120,10 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	if req.State.Raw.IsNull() {
+	if !req.State.Raw.IsNull() {
+		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, r.data.exportPath)...)
+	}
+	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
 		r.data.checkCreate(&resp.Diagnostics, "The integration settings (one psa_integration per export)", r.data.exportPath,
 			func(doc *export.Document) bool { return doc.Integration != nil })
 		if resp.Diagnostics.HasError() {

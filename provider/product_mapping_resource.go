@@ -146,7 +146,12 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 		}
 	}
 
-	if state == nil && !plan.Source.IsUnknown() && !plan.Product.IsUnknown() {
+	if state != nil {
+		id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
+		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, id)...)
+	}
+	if state == nil && !plan.Source.IsUnknown() && !plan.Product.IsUnknown() &&
+		!replacesExportKey(ctx, req.Private, productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())) {
 		source, product := plan.Source.ValueString(), plan.Product.ValueString()
 		id := productMappingImportID.format(source, product)
 		r.data.checkCreate(&resp.Diagnostics, "Product mapping "+id, id, func(doc *export.Document) bool {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +103,39 @@ func (d *providerData) checkCreate(diags *diag.Diagnostics, entry, importID stri
 	if found && exists(doc) {
 		diags.AddError(summaryEntryExists, fmt.Sprintf(detailEntryExists, entry, d.exportPath, importID))
 	}
+}
+
+// privateKeyExportKey is the private-state key under which the export
+// resources' ModifyPlan records the export key of a resource that exists.
+// Terraform plans a replacement (terraform apply -replace, or
+// replace_triggered_by) a second time with a null prior state but with the
+// private data of the first plan: the key tells checkCreate that the entry it
+// finds in the export is the one being replaced, not one to import.
+const privateKeyExportKey = "export_key"
+
+// privateData is the private state of a plan (resource.ModifyPlanRequest and
+// resource.ModifyPlanResponse Private).
+type privateData interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
+	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
+}
+
+// recordExportKey records in a plan's private data that the planned
+// resource exists under key.
+func recordExportKey(ctx context.Context, private privateData, key string) diag.Diagnostics {
+	v, _ := json.Marshal(key) // a string always encodes
+	return private.SetKey(ctx, privateKeyExportKey, v)
+}
+
+// replacesExportKey reports whether a plan with a null prior state is the
+// second plan of a replacement of the resource that has key.
+func replacesExportKey(ctx context.Context, private privateData, key string) bool {
+	v, diags := private.GetKey(ctx, privateKeyExportKey)
+	if diags.HasError() || len(v) == 0 {
+		return false
+	}
+	var got string
+	return json.Unmarshal(v, &got) == nil && got == key
 }
 
 // updateExport runs fn on the mapping export under its lock and writes the

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
@@ -777,4 +778,79 @@ data "psa_company" "test" {
 			},
 		},
 	})
+}
+
+// TestAccProvider_replaceTriggered replaces the export resources without
+// changing their keys (replace_triggered_by, as terraform apply -replace
+// does). Terraform plans such a replacement as a create, but the entries in
+// the export are the resources' own, not ones to import.
+func TestAccProvider_replaceTriggered(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			service := e.addService("Sophos Intercept X Advanced", 4.5)
+			config := func(trigger string) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %[1]q
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = %[2]q
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+  }
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[3]q
+  contract_id = %[4]q
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+  }
+}
+
+resource "psa_integration" "test" {
+  schedule = "daily 02:00"
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+  }
+}
+`, trigger, service, acme.company, acme.contract)
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config("one"),
+					},
+					{
+						Config: config("two"),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionReplace),
+								plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionReplace),
+								plancheck.ExpectResourceAction("psa_integration.test", plancheck.ResourceActionReplace),
+							},
+						},
+						Check: e.checkExport(func(doc *export.Document) error {
+							if len(doc.ProductMappings) != 1 || len(doc.CustomerMappings) != 1 || doc.Integration == nil {
+								return fmt.Errorf("export after the replacement = %+v, want one product mapping, one customer mapping and the integration settings", doc)
+							}
+							return nil
+						}),
+					},
+				},
+			})
+		})
+	}
 }
