@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -61,5 +64,36 @@ func TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement(t *
 	h.wantUnits(h.contractB, h.svcIntercept, 12)
 	if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
 		t.Errorf("status of cust-b = %+v, want succeeded", cs)
+	}
+}
+
+// TestEngineReview_runPeriodIsThePlansPeriod checks that a pass that
+// starts just before midnight on the last day of the month and computes its
+// plan just after records the period whose usage it synced.
+func TestEngineReview_runPeriodIsThePlansPeriod(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,4")
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, time.November, 30, 23, 59, 59, 0, time.UTC)
+	var calls atomic.Int64
+	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m, Location: time.UTC,
+		Now: func() time.Time { return start.Add(time.Duration(calls.Add(1)-1) * time.Second) }})
+	res, err := e.Sync(t.Context(), h.doc, PassOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := res.Plan.Period.String(); res.Run.Period != want {
+		t.Errorf("run period = %s, want %s (the period the plan synced)", res.Run.Period, want)
+	}
+	stored, _, err := h.db.Run(res.Run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Period != res.Plan.Period.String() {
+		t.Errorf("stored run period = %s, want %s", stored.Period, res.Plan.Period)
 	}
 }

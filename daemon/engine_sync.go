@@ -91,6 +91,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if err != nil {
 		return fail(err)
 	}
+	// The plan reads the clock again; at a month end it may sync another
+	// period than the one the pass started in.
+	run.Period = p.plan.Period.String()
 	e.recordUnmapped(p.plan)
 	for i, pr := range p.plan.Problems {
 		if i == maxLoggedProblems {
