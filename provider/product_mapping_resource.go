@@ -94,8 +94,9 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 				Validators: []validator.String{nonEmpty()},
 			},
 			"service_name": schema.StringAttribute{
-				MarkdownDescription: "Name of the service, read from the PSA when the plan is made and written to the export " +
-					"for people reading it. A service renamed in the same apply shows its new name at the next plan.",
+				MarkdownDescription: "Name of the service, written to the export for people reading it. It is read from the " +
+					"PSA when the plan is made; when `service_id` refers to a `psa_service` whose name the same plan changes, " +
+					"the plan shows the new name.",
 				Computed: true,
 			},
 			"sync_enabled": schema.BoolAttribute{
@@ -170,33 +171,52 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 		return
 	}
 
-	svc, err := r.data.backend.GetService(ctx, plan.ServiceID.ValueString())
+	serviceID := plan.ServiceID.ValueString()
+	svc, err := r.data.backend.GetService(ctx, serviceID)
+	planned, changed := r.data.services.planned(serviceID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "PSA Service Not Found",
 			fmt.Sprintf("Service %s does not exist in %s, so product %q cannot be mapped to it. "+
 				"Check service_id, or create the service with a psa_service resource.",
-				plan.ServiceID.ValueString(), systemTitle(r.data.system), plan.Product.ValueString()))
+				serviceID, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
 		// that only changes the export.
 		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), "Unable to Verify PSA Service",
-			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s", plan.ServiceID.ValueString()), err))
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s", serviceID), err))
 		name := types.StringUnknown()
-		if state != nil && state.ServiceID.Equal(plan.ServiceID) {
+		switch {
+		case changed:
+			name = planned.name
+		case state != nil && state.ServiceID.Equal(plan.ServiceID):
 			name = state.ServiceName
 		}
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
 		return
-	case !svc.Active:
+	case changed && known(planned.active) && !planned.active.ValueBool():
+		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
+			fmt.Sprintf("This plan deactivates service %s (%q) in %s (active = false on its psa_service), and usage cannot be "+
+				"billed on an inactive service. Map product %q to another service, or remove the mapping, in the same change.",
+				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
+		return
+	case !svc.Active && !(changed && planned.active.ValueBool()):
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
 			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
-				"Activate it (active = true on its psa_service) and apply that first, or map product %q to another service.",
+				"Activate it (active = true on its psa_service, with service_id = psa_service.<name>.id so that the plan sees "+
+				"the change), or map product %q to another service.",
 				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
 	}
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), types.StringValue(svc.Name))...)
+	// A psa_service changed in this plan gets its planned name, which may be
+	// unknown until the apply: the export entry then follows the rename in
+	// the same apply.
+	name := types.StringValue(svc.Name)
+	if changed {
+		name = planned.name
+	}
+	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
 }
 
 func (r *productMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

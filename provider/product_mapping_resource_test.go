@@ -248,3 +248,83 @@ func TestAccProductMappingResource_planChecks(t *testing.T) {
 		})
 	}
 }
+
+// TestAccProductMappingResource_serviceChangedInPlan changes a mapped
+// psa_service in the same plan as the mapping: a rename shows in the
+// mapping's plan, so the plan after the apply is empty; a deactivation fails
+// the plan rather than every plan after the apply; an activation lets a new
+// mapping use the service in the same apply.
+func TestAccProductMappingResource_serviceChangedInPlan(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			config := func(name string, active, mapped bool) string {
+				c := e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" "cixa" {
+  name       = %q
+  unit_price = 4.5
+  active     = %t
+}
+`, name, active)
+				if mapped {
+					c += `
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = psa_service.cixa.id
+}
+`
+				}
+				return c
+			}
+			const (
+				oldName = "Sophos Intercept X Advanced"
+				newName = "Sophos Intercept X Advanced (per user)"
+			)
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config(oldName, true, true),
+					},
+					{
+						Config: config(newName, true, true),
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{
+								plancheck.ExpectResourceAction("psa_service.cixa", plancheck.ResourceActionUpdate),
+								plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionUpdate),
+								plancheck.ExpectKnownValue("psa_product_mapping.test", tfjsonpath.New("service_name"),
+									knownvalue.StringExact(newName)),
+							},
+						},
+						Check: e.checkExport(func(doc *export.Document) error {
+							m, ok := doc.Product("sophos", "CIXA-MSP")
+							if !ok || m.ServiceName != newName {
+								return fmt.Errorf("export product mapping = %+v, want service name %q", m, newName)
+							}
+							return nil
+						}),
+					},
+					{
+						Config:      config(newName, false, true),
+						ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*This plan deactivates service`),
+					},
+					{
+						Config: config(newName, false, false),
+					},
+					{
+						Config: config(newName, true, true),
+						Check: e.checkExport(func(doc *export.Document) error {
+							if _, ok := doc.Product("sophos", "CIXA-MSP"); !ok {
+								return fmt.Errorf("export has no product mapping after the service was activated: %+v", doc.ProductMappings)
+							}
+							return nil
+						}),
+					},
+				},
+			})
+		})
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -35,6 +36,10 @@ type providerData struct {
 	// contracts records which customer mapping claimed each contract in the
 	// plan being made, to catch two customers mapped to one contract.
 	contracts *contractRegistry
+
+	// services records what the plan being made does to existing
+	// psa_service resources, for the product mappings that refer to them.
+	services serviceRegistry
 
 	// instanceMu makes concurrent first writes wait for one ping instead of
 	// each pinging the PSA (see instance).
@@ -175,4 +180,43 @@ func (r *contractRegistry) claim(system psa.System, contract, customer string) (
 	}
 	r.claims[key] = customer
 	return "", true
+}
+
+// plannedService is what the plan being made does to an existing service:
+// its planned name (unknown when it comes from a value known only at apply)
+// and active flag.
+type plannedService struct {
+	name   types.String
+	active types.Bool
+}
+
+// serviceRegistry maps the id of a service that a psa_service resource
+// manages to its plannedService. A product mapping that refers to
+// psa_service.<name>.id is planned after that resource, so it finds the
+// service's new name and active flag here and plans the export entry the
+// apply will write, rather than what the PSA holds before the apply. A
+// mapping that names the service by a literal id may be planned first and
+// then sees the PSA's values. The zero value is ready to use.
+type serviceRegistry struct {
+	mu    sync.Mutex
+	plans map[string]plannedService
+}
+
+// record stores the plan of the service with the given id.
+func (r *serviceRegistry) record(id string, p plannedService) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.plans == nil {
+		r.plans = map[string]plannedService{}
+	}
+	r.plans[id] = p
+}
+
+// planned returns the plan of the service with the given id, if a
+// psa_service resource has planned it.
+func (r *serviceRegistry) planned(id string) (plannedService, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.plans[id]
+	return p, ok
 }

@@ -371,6 +371,9 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if known(state.ID) {
+		r.data.services.record(state.ID.ValueString(), plannedService{name: plan.Name, active: plan.Active})
+	}
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
