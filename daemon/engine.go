@@ -164,6 +164,9 @@ type Change struct {
 	// laterChange is set when the change is held because the line's units
 	// change again later in the billing month (not a decrease-guard hold).
 	laterChange bool
+	// cancelled is set when the change is skipped because the pass was
+	// cancelled (not because the API budget reached the reserve).
+	cancelled bool
 }
 
 // UnmappedCustomer is a source customer with usage but no customer mapping.

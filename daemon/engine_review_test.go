@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,5 +97,52 @@ func TestEngineReview_runPeriodIsThePlansPeriod(t *testing.T) {
 	}
 	if stored.Period != res.Plan.Period.String() {
 		t.Errorf("stored run period = %s, want %s", stored.Period, res.Plan.Period)
+	}
+}
+
+// cancelOnBudget cancels the pass when the budget gate first asks for the
+// budget, as a shutdown that stops a running pass would.
+type cancelOnBudget struct {
+	psa.Backend
+	cancel context.CancelFunc
+}
+
+func (b cancelOnBudget) Budget(context.Context) (*psa.Budget, error) {
+	b.cancel()
+	return nil, psa.ErrNotSupported
+}
+
+// TestEngineReview_cancelledPassSaysSo checks that lines a cancelled pass
+// did not write give their customer a status that says the pass was
+// cancelled, not that the PSA's hourly budget reached the reserve (whose
+// hint, lowering budget_reserve, would send the operator the wrong way).
+func TestEngineReview_cancelledPassSaysSo(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage("cust-a,Acme,CIXA-MSP,4", "cust-b,Globex,CIXA-MSP,6")
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	e := NewEngine(EngineOptions{Backend: cancelOnBudget{Backend: h.be, cancel: cancel}, Source: src, State: h.db, Policies: h.pol,
+		Metrics: h.m, Location: time.UTC, Now: func() time.Time { return etNow }})
+	res, err := e.Sync(ctx, h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := h.status("cust-b")
+	if cs.Result != state.CustomerSkipped {
+		t.Fatalf("status of cust-b = %+v, want skipped", cs)
+	}
+	for _, s := range []string{cs.Error, cs.Hint, res.Run.Error} {
+		if strings.Contains(s, "budget") {
+			t.Errorf("%q blames the API budget; the pass was cancelled", s)
+		}
+	}
+	if !strings.Contains(cs.Error, "cancelled") {
+		t.Errorf("status error %q does not say that the pass was cancelled", cs.Error)
 	}
 }

@@ -204,7 +204,7 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 	select {
 	case <-ctx.Done():
 		// Not a failure of the line: it is reported as skipped.
-		c.Action, c.Reason = ActionSkipped, c.Reason+"; pass cancelled before the write"
+		c.Action, c.Reason, c.cancelled = ActionSkipped, c.Reason+"; pass cancelled before the write", true
 		return nil
 	default:
 	}
@@ -353,7 +353,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 		if prev, ok, err := e.db.CustomerStatus(cm.Source, cm.CustomerID); err == nil && ok {
 			cs.LastSuccess = prev.LastSuccess
 		}
-		var skipped int
+		var skipped, cancelled int
 		var laterHeld int
 		var firstErr, firstHint string
 		nErr := 0
@@ -372,6 +372,9 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 				}
 			case ActionSkipped:
 				skipped++
+				if c.cancelled {
+					cancelled++
+				}
 			case ActionFailed:
 				cs.Failed++
 				if cp.err == nil {
@@ -398,8 +401,17 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 			}
 		case skipped > 0:
 			cs.Result = state.CustomerSkipped
-			cs.Error = fmt.Sprintf("%d lines not written: the PSA's hourly API budget reached the reserve", skipped)
-			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+			switch {
+			case cancelled == skipped:
+				cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonCancelled)
+				cs.Hint = "the remaining lines are written by the next pass"
+			case cancelled > 0:
+				cs.Error = fmt.Sprintf("%d lines not written: %s, or %s", skipped, skipReasonBudget, skipReasonCancelled)
+				cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+			default:
+				cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonBudget)
+				cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+			}
 		case cs.Held > 0:
 			cs.Result = state.CustomerHeld
 			var hints []string
@@ -456,14 +468,23 @@ func runResult(statuses []state.CustomerStatus) string {
 	}
 }
 
+// Why a customer's lines were skipped, as its status says.
+const (
+	skipReasonBudget    = "the PSA's hourly API budget reached the reserve"
+	skipReasonCancelled = "the pass was cancelled before their writes"
+)
+
 func failureSummary(statuses []state.CustomerStatus) string {
 	var failed, skipped []string
+	budget, cancelled := false, false
 	for _, cs := range statuses {
 		switch cs.Result {
 		case state.CustomerFailed:
 			failed = append(failed, cs.CustomerID)
 		case state.CustomerSkipped:
 			skipped = append(skipped, cs.CustomerID)
+			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
+			cancelled = cancelled || strings.Contains(cs.Error, skipReasonCancelled)
 		}
 	}
 	var parts []string
@@ -471,7 +492,14 @@ func failureSummary(statuses []state.CustomerStatus) string {
 		parts = append(parts, fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses)))
 	}
 	if len(skipped) > 0 {
-		parts = append(parts, fmt.Sprintf("%d customers not fully written (API budget reserve reached)", len(skipped)))
+		why := "API budget reserve reached"
+		switch {
+		case cancelled && budget:
+			why += ", pass cancelled"
+		case cancelled:
+			why = "pass cancelled"
+		}
+		parts = append(parts, fmt.Sprintf("%d customers not fully written (%s)", len(skipped), why))
 	}
 	return strings.Join(parts, "; ")
 }
