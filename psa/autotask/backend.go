@@ -396,18 +396,34 @@ func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
 			}
 		}
 	}
-	keys := make([]key, 0, len(best))
+	keys := make([]key, 0, len(best)+len(later))
 	for k := range best {
 		keys = append(keys, k)
+	}
+	for k := range later {
+		if _, ok := best[k]; !ok {
+			keys = append(keys, k)
+		}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
 		return cmp.Or(cmp.Compare(a.contract, b.contract), cmp.Compare(a.service, b.service))
 	})
 	lines := make([]psa.ContractLine, 0, len(keys))
 	for _, k := range keys {
-		line := toLine(best[k])
 		rs := later[k]
 		slices.SortFunc(rs, func(a, b *ContractServiceUnit) int { return a.StartDate.Compare(b.StartDate.Time) })
+		var line psa.ContractLine
+		if r, ok := best[k]; ok {
+			line = toLine(r)
+		} else {
+			// The service has no units on day but gets some later in the
+			// window (a line added by hand mid-period). Report it as a
+			// line with zero units that changes later, so that it is held
+			// for review: a delta dated day would add to the later units
+			// instead of replacing them.
+			line = toLine(rs[0])
+			line.Quantity, line.PeriodStart, line.PeriodEnd = 0, day, time.Time{}
+		}
 		units := line.Quantity
 		for _, r := range rs {
 			if r.Units != units {
