@@ -146,3 +146,24 @@ func TestEngineReview_cancelledPassSaysSo(t *testing.T) {
 		t.Errorf("status error %q does not say that the pass was cancelled", cs.Error)
 	}
 }
+
+// A successful pass for one customer ("sync now") must not move the last
+// success timestamp, or it would hide that a full sync is stale.
+func TestEngine_Sync_customerPassDoesNotRefreshLastSuccess(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+	if res := h.sync(PassOptions{Customer: "cust-a"}); res.Run.Result != state.RunSuccess {
+		t.Fatalf("run = %+v, want success", res.Run)
+	}
+	if got := h.metric(h.m.LastSuccessTimestamp); got != 0 {
+		t.Errorf("last_success_timestamp_seconds after a one-customer pass = %v, want 0", got)
+	}
+	if got := h.metric(h.m.LastRunTimestamp); got == 0 {
+		t.Error("last_run_timestamp_seconds after a pass = 0, want it set")
+	}
+	h.sync(PassOptions{})
+	if got := h.metric(h.m.LastSuccessTimestamp); got == 0 {
+		t.Error("last_success_timestamp_seconds after a full pass = 0, want it set")
+	}
+}

@@ -517,7 +517,9 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 		end = e.now()
 	}
 	m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
-	if run.Result == state.RunSuccess {
+	// Only a pass over every customer counts as a success for staleness:
+	// a "sync now" for one customer must not hide that the others are stale.
+	if run.Result == state.RunSuccess && run.Customer == "" {
 		m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
 	}
 	m.RunDuration.Observe(end.Sub(started).Seconds())
@@ -595,7 +597,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		if lastRun.IsZero() {
 			lastRun = r.Finished
 		}
-		if r.Result == state.RunSuccess {
+		if r.Result == state.RunSuccess && r.Customer == "" {
 			lastSuccess = r.Finished
 			break
 		}

@@ -83,7 +83,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.LastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "last_success_timestamp_seconds",
-		Help:      "Time the last successful sync pass finished, as a Unix timestamp.",
+		Help:      "Time the last successful sync pass over all customers finished, as a Unix timestamp.",
 	}, []string{"system"}).With(sys)
 	m.RunDuration = f.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace,

@@ -43,7 +43,7 @@ psa_sync_runs_total{result="success",system="autotask"} 0
 psa_sync_unmapped{kind="customer",system="autotask"} 0
 psa_sync_unmapped{kind="product",system="autotask"} 0
 psa_sync_unmapped{kind="unassigned",system="autotask"} 0
-# HELP psa_sync_last_success_timestamp_seconds Time the last successful sync pass finished, as a Unix timestamp.
+# HELP psa_sync_last_success_timestamp_seconds Time the last successful sync pass over all customers finished, as a Unix timestamp.
 # TYPE psa_sync_last_success_timestamp_seconds gauge
 psa_sync_last_success_timestamp_seconds{system="autotask"} 0
 # HELP psa_sync_rate_limited_total PSA API responses that said the request was rate limited (HTTP 429).
