@@ -516,11 +516,14 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	if end.IsZero() {
 		end = e.now()
 	}
-	m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
-	// Only a pass over every customer counts as a success for staleness:
-	// a "sync now" for one customer must not hide that the others are stale.
-	if run.Result == state.RunSuccess && run.Customer == "" {
-		m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
+	// Only a pass over every customer moves the timestamps: a "sync now"
+	// for one customer must neither hide that the others are stale nor,
+	// by succeeding after a failed full pass, look like a failure.
+	if run.Customer == "" {
+		m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
+		if run.Result == state.RunSuccess {
+			m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
+		}
 	}
 	m.RunDuration.Observe(end.Sub(started).Seconds())
 	for _, o := range LineOutcomes {
@@ -591,13 +594,13 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	}
 	var lastRun, lastSuccess time.Time
 	for _, r := range runs { // newest first
-		if r.DryRun || r.Finished.IsZero() || r.Result == state.RunRunning {
+		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning {
 			continue
 		}
 		if lastRun.IsZero() {
 			lastRun = r.Finished
 		}
-		if r.Result == state.RunSuccess && r.Customer == "" {
+		if r.Result == state.RunSuccess {
 			lastSuccess = r.Finished
 			break
 		}

@@ -78,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.LastRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "last_run_timestamp_seconds",
-		Help:      "Time the last sync pass finished, whatever its result, as a Unix timestamp.",
+		Help:      "Time the last sync pass over all customers finished, whatever its result, as a Unix timestamp.",
 	}, []string{"system"}).With(sys)
 	m.LastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
