@@ -130,10 +130,12 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 				Default:             booldefault.StaticBool(true),
 			},
 			"ticket_sync": schema.BoolAttribute{
-				MarkdownDescription: "Whether vendor alerts for the customer become PSA tickets. Defaults to `false`.",
-				Optional:            true,
-				Computed:            true,
-				Default:             booldefault.StaticBool(false),
+				MarkdownDescription: "Whether vendor alerts for the customer are to become PSA tickets. Defaults to `false`. " +
+					"It is recorded in the export only: psa-syncd does not create tickets yet, syncs usage alone and logs how " +
+					"many customers have ticket sync switched on.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
 			},
 		},
 	}

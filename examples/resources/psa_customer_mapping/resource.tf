@@ -17,7 +17,4 @@ resource "psa_customer_mapping" "acme" {
   customer_name = "Acme" # shown in psa-syncd's reports
   company_id    = data.psa_company.acme.id
   contract_id   = data.psa_contract.acme_managed.id
-
-  # Also turn alerts into tickets for this customer.
-  ticket_sync = true
 }
