@@ -587,6 +587,13 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 					systemTitle(r.data.system), id, err))
 			return
 		}
+		if errors.Is(err, psa.ErrValidation) || errors.Is(err, psa.ErrConflict) {
+			resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Cannot Delete PSA Service",
+				fmt.Sprintf("%s refused to delete service %s, usually because contracts or agreements still use it. "+
+					"Set deletion_policy to \"deactivate\" (the service stays for existing contracts and invoices) or "+
+					"\"abandon\" and apply, then destroy again.\n\n%s", systemTitle(r.data.system), id, err))
+			return
+		}
 	default:
 		err = r.data.backend.DeactivateService(ctx, id)
 	}

@@ -598,3 +598,50 @@ func TestStateOnlyWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestAccServiceResource_deleteInUse destroys, with deletion_policy
+// "delete", a service that the PSA refuses to delete because an agreement
+// still uses it: the error says how to get out, and following it destroys
+// the service by deactivating it. It runs against ConnectWise, the PSA
+// whose simulator models a catalog item in use.
+func TestAccServiceResource_deleteInUse(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	acme := e.addCustomerFixture("Acme")
+	var serviceID string
+	config := func(policy string) string {
+		return testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, fmt.Sprintf(`  deletion_policy = %q`, policy))
+	}
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config(deletionPolicyDelete),
+				Check: resource.TestCheckResourceAttrWith("psa_service.test", "id", func(v string) error {
+					serviceID = v
+					return nil
+				}),
+			},
+			{
+				PreConfig: func() {
+					e.sim.ConnectWise().AddAddition(psatest.ConnectWiseAddition{
+						AgreementID: mustID(acme.contract), ProductID: mustID(serviceID), Quantity: 10,
+					})
+				},
+				Config:      config(deletionPolicyDelete),
+				Destroy:     true,
+				ExpectError: regexp.MustCompile(`(?s)Cannot Delete PSA Service.*deletion_policy\s+to\s+"deactivate"`),
+			},
+			{
+				Config: config(deletionPolicyDeactivate),
+			},
+		},
+		CheckDestroy: e.checkSimService("Sophos Intercept X Advanced", func(s simService) error {
+			if s.Active {
+				return fmt.Errorf("service %s is still active after destroy with deletion_policy deactivate", s.ID)
+			}
+			return nil
+		}),
+	})
+}
