@@ -328,3 +328,58 @@ resource "psa_product_mapping" "test" {
 		})
 	}
 }
+
+// TestAccProductMappingResource_serviceRenamedOutOfBand changes a mapping
+// in a plan made with -refresh=false after its psa_service was renamed in
+// the PSA. The service looks unchanged, and Terraform does not plan an
+// unchanged resource again during the apply: the mapping must plan the
+// PSA's name both times, or Terraform rejects the apply as inconsistent.
+func TestAccProductMappingResource_serviceRenamedOutOfBand(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			var serviceID string
+			config := func(syncEnabled bool) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" "cixa" {
+  name       = "Sophos Intercept X Advanced"
+  unit_price = 4.5
+}
+
+resource "psa_product_mapping" "test" {
+  product      = "CIXA-MSP"
+  service_id   = psa_service.cixa.id
+  sync_enabled = %t
+}
+`, syncEnabled)
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+				Steps: []resource.TestStep{
+					{
+						Config: config(true),
+						Check: resource.TestCheckResourceAttrWith("psa_service.cixa", "id", func(v string) error {
+							serviceID = v
+							return nil
+						}),
+					},
+					{
+						PreConfig: func() { e.renameService(t, serviceID, "Intercept X Advanced (renamed in the PSA)") },
+						Config:    config(false),
+						Check: e.checkExport(func(doc *export.Document) error {
+							m, ok := doc.Product("sophos", "CIXA-MSP")
+							if !ok || m.ServiceName != "Intercept X Advanced (renamed in the PSA)" || m.SyncEnabled {
+								return fmt.Errorf("export product mapping = %+v, want the PSA's name and sync off", m)
+							}
+							return nil
+						}),
+					},
+				},
+			})
+		})
+	}
+}

@@ -190,8 +190,8 @@ type plannedService struct {
 	active types.Bool
 }
 
-// serviceRegistry maps the id of a service that a psa_service resource
-// manages to its plannedService. A product mapping that refers to
+// serviceRegistry maps the id of a service whose name or active flag a
+// psa_service resource changes to its plannedService. A product mapping that refers to
 // psa_service.<name>.id is planned after that resource, so it finds the
 // service's new name and active flag here and plans the export entry the
 // apply will write, rather than what the PSA holds before the apply. A
@@ -213,7 +213,7 @@ func (r *serviceRegistry) record(id string, p plannedService) {
 }
 
 // planned returns the plan of the service with the given id, if a
-// psa_service resource has planned it.
+// psa_service resource plans to change its name or active flag.
 func (r *serviceRegistry) planned(id string) (plannedService, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -371,7 +371,10 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if known(state.ID) {
+	// Only a change is recorded: Terraform does not plan an unchanged
+	// resource again during the apply, so a mapping planned then must see
+	// the PSA's values, as it did at plan time.
+	if known(state.ID) && (!plan.Name.Equal(state.Name) || !plan.Active.Equal(state.Active)) {
 		r.data.services.record(state.ID.ValueString(), plannedService{name: plan.Name, active: plan.Active})
 	}
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {

@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -239,6 +241,37 @@ func (e *testEnv) deleteService(serviceID string) {
 		e.sim.KaseyaBMS().DeleteService(int(n))
 	default:
 		e.sim.Autotask().DeleteService(n)
+	}
+}
+
+// renameService renames a service out of band through the PSA's API, as
+// someone in the PSA would.
+func (e *testEnv) renameService(t *testing.T, serviceID, name string) {
+	t.Helper()
+	cfg := backends.Config{System: e.system}
+	switch e.system {
+	case psa.SystemConnectWise:
+		cfg.ConnectWise = &backends.ConnectWiseConfig{CompanyID: psatest.DefaultConnectWiseCompany,
+			PublicKey: psatest.DefaultConnectWisePublicKey, PrivateKey: psatest.DefaultConnectWisePrivateKey,
+			ClientID: psatest.DefaultConnectWiseClientID, BaseURL: e.baseURL()}
+	case psa.SystemKaseyaBMS:
+		cfg.KaseyaBMS = &backends.KaseyaBMSConfig{Username: psatest.DefaultKaseyaBMSUsername,
+			Password: psatest.DefaultKaseyaBMSPassword, Tenant: psatest.DefaultKaseyaBMSTenant, BaseURL: e.baseURL()}
+	default:
+		cfg.Autotask = &backends.AutotaskConfig{Username: psatest.DefaultAutotaskUsername, Secret: psatest.DefaultAutotaskSecret,
+			IntegrationCode: psatest.DefaultAutotaskIntegrationCode, BaseURL: e.baseURL()}
+	}
+	b, err := backends.New(cfg)
+	if err != nil {
+		t.Fatalf("backend for renaming a service: %v", err)
+	}
+	svc, err := b.GetService(t.Context(), serviceID)
+	if err != nil {
+		t.Fatalf("renaming service %s: %v", serviceID, err)
+	}
+	svc.Name = name
+	if _, err := b.UpdateService(t.Context(), svc); err != nil {
+		t.Fatalf("renaming service %s: %v", serviceID, err)
 	}
 }
 
