@@ -60,8 +60,11 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 		MarkdownDescription: "Maps a vendor customer (tenant) to a PSA company and one of its contracts in the mapping " +
 			"export. psa-syncd sets the quantities of the mapped services on that contract from the customer's usage.\n\n" +
 			"The plan checks that the contract exists and belongs to the company (when either changes), and that no " +
-			"other customer mapping in the same configuration uses the contract. Mappings kept in other " +
-			"configurations, behind another provider alias or left out with `-target` are not seen by that check. " +
+			"other customer mapping of the same `source` in the same configuration syncs usage to the contract: " +
+			"psa-syncd would not know whose usage to bill on it. Customers of different sources (say a Sophos tenant " +
+			"and a usage file for the same company) may share a contract, and so may a mapping with `usage_sync = false`. " +
+			"Mappings kept in other configurations, behind another provider alias or left out with `-target` are not seen " +
+			"by that check. " +
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
@@ -119,7 +122,7 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			},
 			"contract_id": schema.StringAttribute{
 				MarkdownDescription: "Id of the company's contract that usage is billed on, usually `data.psa_contract.<name>.id`. " +
-					"It must belong to `company_id`, and only one customer may map to it.",
+					"It must belong to `company_id`, and only one customer of each `source` may sync usage to it.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -175,12 +178,18 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 	}
 	customer := customerMappingImportID.format(plan.Source.ValueString(), plan.CustomerID.ValueString())
 	contractID := plan.ContractID.ValueString()
-	if other, ok := r.data.contracts.claim(r.data.system, contractID, customer); !ok {
-		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Mapped by Two Customers",
-			fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration. "+
-				"Usage of two customers on one contract would be billed as one; map each customer to its own contract.",
-				contractID, other, customer))
-		return
+	// psa-syncd sets a contract's quantities from one source's usage at a
+	// time, so customers of different sources may share a contract, and a
+	// customer without usage sync writes nothing to it.
+	if plan.UsageSync.ValueBool() {
+		if other, ok := r.data.contracts.claim(r.data.system, plan.Source.ValueString(), contractID, customer); !ok {
+			resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Mapped by Two Customers",
+				fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration, both with usage_sync on. "+
+					"psa-syncd would set the contract's quantities from the usage of both and refuses to sync either. "+
+					"Map each customer to its own contract, or set usage_sync = false on the one that is not billed.",
+					contractID, other, customer))
+			return
+		}
 	}
 
 	if !req.State.Raw.IsNull() {

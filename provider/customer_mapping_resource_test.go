@@ -373,3 +373,62 @@ func TestAccCustomerMappingResource_corruptExport(t *testing.T) {
 		},
 	})
 }
+
+// TestAccCustomerMappingResource_sharedContract maps one company's
+// customers from two usage sources (Sophos tenants and a usage file) to its
+// one contract, and keeps a paused mapping beside the active one, as
+// psa-syncd allows: it refuses only two customers of one source that both
+// sync usage to one contract, whose lines they would fight over.
+func TestAccCustomerMappingResource_sharedContract(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			config := func(oldTenantUsageSync bool) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "sophos" {
+  customer_id = "718b6047-1a2b-4c3d-9e8f-0123456789ab"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+resource "psa_customer_mapping" "password_boss" {
+  source      = "file"
+  customer_id = "acme"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+# The tenant Acme is moving away from: kept, but paused.
+resource "psa_customer_mapping" "sophos_old" {
+  customer_id = "0a1b2c3d-0000-4000-8000-000000000000"
+  company_id  = %[1]q
+  contract_id = %[2]q
+  usage_sync  = %[3]t
+}
+`, acme.company, acme.contract, oldTenantUsageSync)
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: config(false),
+						Check: e.checkExport(func(doc *export.Document) error {
+							if len(doc.CustomerMappings) != 3 {
+								return fmt.Errorf("export has %d customer mappings, want 3: %+v", len(doc.CustomerMappings), doc.CustomerMappings)
+							}
+							return nil
+						}),
+					},
+					{
+						Config:      config(true),
+						ExpectError: regexp.MustCompile(`(?s)Contract Mapped by Two Customers.*sophos/`),
+					},
+				},
+			})
+		})
+	}
+}

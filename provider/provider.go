@@ -135,7 +135,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"show one provider block per PSA.\n\n" +
 			"Plans check what they can against the PSA before anything is written: that a mapped contract " +
 			"belongs to the mapped company, that a mapped service exists and is active, and that no contract is " +
-			"mapped by two customers in one configuration.",
+			"mapped by two customers of one usage source that both sync usage, in one configuration.",
 		Attributes: map[string]schema.Attribute{
 			"export_path": schema.StringAttribute{
 				MarkdownDescription: "Path of the mapping export file that `psa_product_mapping`, `psa_customer_mapping` " +

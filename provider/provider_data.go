@@ -154,11 +154,12 @@ func (d *providerData) updateExport(ctx context.Context, fn func(*export.Documen
 	return err
 }
 
-// contractRegistry maps a contract to the customer mapping that claimed it
-// during the current plan. Terraform plans every resource of a configuration
-// in one provider process, so two customer mappings with one contract meet
-// here. It cannot see mappings in other configurations (or behind another
-// provider alias), nor resources excluded with -target.
+// contractRegistry maps a contract and usage source to the customer mapping
+// with usage sync that claimed it during the current plan. Terraform plans
+// every resource of a configuration in one provider process, so two customer
+// mappings with one contract meet here. It cannot see mappings in other
+// configurations (or behind another provider alias), nor resources excluded
+// with -target.
 type contractRegistry struct {
 	mu     sync.Mutex
 	claims map[string]string
@@ -168,11 +169,13 @@ func newContractRegistry() *contractRegistry {
 	return &contractRegistry{claims: map[string]string{}}
 }
 
-// claim records that customer maps contract and returns the other customer
-// that already claimed it, if any. Claiming twice for one customer is fine:
-// Terraform may plan a resource more than once.
-func (r *contractRegistry) claim(system psa.System, contract, customer string) (other string, ok bool) {
-	key := string(system) + "\x00" + contract
+// claim records that customer syncs the usage of source to contract and
+// returns the other customer that already claimed it, if any. Claiming twice
+// for one customer is fine: Terraform may plan a resource more than once.
+// psa-syncd syncs one source at a time, so claims of different sources do
+// not meet.
+func (r *contractRegistry) claim(system psa.System, source, contract, customer string) (other string, ok bool) {
+	key := string(system) + "\x00" + source + "\x00" + contract
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, claimed := r.claims[key]; claimed && c != customer {

@@ -12,18 +12,22 @@ func TestContractRegistry_claim(t *testing.T) {
 	t.Parallel()
 
 	r := newContractRegistry()
-	if _, ok := r.claim(psa.SystemAutotask, "29684183", "sophos/a"); !ok {
+	if _, ok := r.claim(psa.SystemAutotask, "sophos", "29684183", "sophos/a"); !ok {
 		t.Fatal("first claim refused")
 	}
 	// Terraform may plan one resource more than once.
-	if _, ok := r.claim(psa.SystemAutotask, "29684183", "sophos/a"); !ok {
+	if _, ok := r.claim(psa.SystemAutotask, "sophos", "29684183", "sophos/a"); !ok {
 		t.Error("second claim by the same customer refused")
 	}
-	if other, ok := r.claim(psa.SystemAutotask, "29684183", "sophos/b"); ok || other != "sophos/a" {
+	if other, ok := r.claim(psa.SystemAutotask, "sophos", "29684183", "sophos/b"); ok || other != "sophos/a" {
 		t.Errorf("claim by another customer = %q, %v; want sophos/a, false", other, ok)
 	}
+	// psa-syncd syncs one source at a time.
+	if _, ok := r.claim(psa.SystemAutotask, "file", "29684183", "file/b"); !ok {
+		t.Error("claim of the same contract for another source refused")
+	}
 	// Contract ids are per system.
-	if _, ok := r.claim(psa.SystemConnectWise, "29684183", "sophos/b"); !ok {
+	if _, ok := r.claim(psa.SystemConnectWise, "sophos", "29684183", "sophos/b"); !ok {
 		t.Error("claim of the same id in another system refused")
 	}
 }
