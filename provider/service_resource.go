@@ -689,7 +689,10 @@ func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, p
 	switch {
 	case !support.billingPeriod && known(prior.BillingPeriod):
 		m.BillingPeriod = prior.BillingPeriod
-	case !support.billingPeriod && svc.BillingPeriod == "":
+	case !support.billingPeriod:
+		// An import: the PSA's own period (a ConnectWise recurring bill
+		// cycle) is not what billing_period sets, so the default, which
+		// the smallest configuration plans, is taken.
 		m.BillingPeriod = types.StringValue(string(psa.BillingPeriodMonthly))
 	case svc.BillingPeriod == "" && known(prior.BillingPeriod):
 		// A tenant's own Autotask period type label may match no neutral

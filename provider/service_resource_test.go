@@ -645,3 +645,30 @@ func TestAccServiceResource_deleteInUse(t *testing.T) {
 		}),
 	})
 }
+
+// TestNewServiceModel_importStateOnlyBillingPeriod imports services of the
+// PSAs that do not store a billing period. The state takes the default,
+// which the smallest configuration plans, even when the PSA reports a
+// period of its own (a ConnectWise catalog item's recurring bill cycle).
+func TestNewServiceModel_importStateOnlyBillingPeriod(t *testing.T) {
+	t.Parallel()
+	for sys, support := range serviceSupports {
+		if support.billingPeriod {
+			continue
+		}
+		for _, period := range []psa.BillingPeriod{"", psa.BillingPeriodYearly} {
+			t.Run(string(sys)+"/"+string(period), func(t *testing.T) {
+				t.Parallel()
+				imported := serviceResourceModel{ID: types.StringValue("700")}
+				svc := &psa.Service{ID: "700", Name: "Datto SaaS Protection", UnitPrice: 3, BillingPeriod: period, Active: true}
+				m, diags := newServiceModel(t.Context(), sys, svc, imported)
+				if diags.HasError() {
+					t.Fatal(diags)
+				}
+				if got := m.BillingPeriod.ValueString(); got != string(psa.BillingPeriodMonthly) {
+					t.Errorf("billing_period after import = %q, want %q, the default", got, psa.BillingPeriodMonthly)
+				}
+			})
+		}
+	}
+}
