@@ -63,7 +63,9 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"of the product as quantities of the service on each mapped customer's contract; usage of several " +
 			"products mapped to one service adds up. Products without a mapping are reported as unmapped and never " +
 			"billed.\n\n" +
-			"The plan checks that the service exists and is active. Destroying the mapping removes it from the " +
+			"The plan checks that the service exists and is active, and that no products of another usage source " +
+			"with `sync_enabled` feed the same service in the same configuration (psa-syncd sets a line to one " +
+			"source's usage, so two sources would overwrite each other). Destroying the mapping removes it from the " +
 			"export, which stops usage sync for the product; it never changes contracts in the PSA.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -172,6 +174,18 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 	}
 
 	serviceID := plan.ServiceID.ValueString()
+	if !plan.Source.IsUnknown() && !plan.SyncEnabled.IsUnknown() && plan.SyncEnabled.ValueBool() {
+		source := plan.Source.ValueString()
+		if other, ok := r.data.serviceSources.claim(r.data.system, "service", serviceID, source); !ok {
+			resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Service Fed by Two Usage Sources",
+				fmt.Sprintf("Service %s is mapped by products of usage source %q and of usage source %q in this configuration, "+
+					"both with sync_enabled on. psa-syncd syncs one source at a time and sets a line to that source's usage, so "+
+					"two sources on one service would overwrite each other's quantity on every contract both bill. "+
+					"Map each source's products to its own service, or set sync_enabled = false on one of them.",
+					serviceID, other, source))
+			return
+		}
+	}
 	svc, err := r.data.backend.GetService(ctx, serviceID)
 	planned, changed := r.data.services.planned(serviceID)
 	switch {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -247,6 +248,47 @@ func TestAccProductMappingResource_planChecks(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestAccProductMappingResource_twoSourcesOnOneService refuses a service
+// fed by products of two usage sources: one psa-syncd per source would
+// overwrite the other's quantity on every contract both bill. Several
+// products of one source, or a second source with sync off, are fine.
+func TestAccProductMappingResource_twoSourcesOnOneService(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	svc := e.addService("Sophos Intercept X Advanced", 4.5)
+	config := func(secondSource string, secondSync bool) string {
+		return e.providerConfig() + fmt.Sprintf(`
+resource "psa_product_mapping" "a" {
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+
+resource "psa_product_mapping" "b" {
+  product    = "CIXA-SRV"
+  service_id = %[1]q
+}
+
+resource "psa_product_mapping" "c" {
+  source       = %[2]q
+  product      = "PB-USERS"
+  service_id   = %[1]q
+  sync_enabled = %[3]t
+}
+`, svc, secondSource, secondSync)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      config("passwordboss", true),
+				ExpectError: regexp.MustCompile(`(?s)Service Fed by Two Usage Sources.*"(sophos|passwordboss)".*"(sophos|passwordboss)"`),
+			},
+			{Config: config("passwordboss", false)},
+			{Config: config("sophos", true)},
+		},
+	})
 }
 
 // TestAccProductMappingResource_serviceChangedInPlan changes a mapped

@@ -375,10 +375,11 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 
 	data := &providerData{
-		backend:   backend,
-		system:    backend.System(),
-		secrets:   secrets,
-		contracts: newContractRegistry(),
+		backend:        backend,
+		system:         backend.System(),
+		secrets:        secrets,
+		contracts:      newClaimRegistry(),
+		serviceSources: newClaimRegistry(),
 	}
 	if exportPath != "" {
 		data.exportPath = exportPath

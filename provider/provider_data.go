@@ -33,9 +33,16 @@ type providerData struct {
 	// secrets are masked in every log line written with maskedContext.
 	secrets []string
 
-	// contracts records which customer mapping claimed each contract in the
-	// plan being made, to catch two customers mapped to one contract.
-	contracts *contractRegistry
+	// contracts records which customer mapping claimed each contract (per
+	// usage source) in the plan being made, to catch two customers of one
+	// source mapped to one contract.
+	contracts *claimRegistry
+
+	// serviceSources records which usage source's products feed each
+	// service in the plan being made: psa-syncd syncs one source at a
+	// time, so two sources on one service would overwrite each other's
+	// quantity on every contract both bill.
+	serviceSources *claimRegistry
 
 	// services records what the plan being made does to existing
 	// psa_service resources, for the product mappings that refer to them.
@@ -154,34 +161,33 @@ func (d *providerData) updateExport(ctx context.Context, fn func(*export.Documen
 	return err
 }
 
-// contractRegistry maps a contract and usage source to the customer mapping
-// with usage sync that claimed it during the current plan. Terraform plans
-// every resource of a configuration in one provider process, so two customer
-// mappings with one contract meet here. It cannot see mappings in other
+// claimRegistry records, for the plan being made, which owner claimed a
+// PSA object: the customer mapping that syncs a source's usage to a
+// contract, or the usage source whose products feed a service. Terraform
+// plans every resource of a configuration in one provider process, so two
+// claims on one object meet here. It cannot see mappings in other
 // configurations (or behind another provider alias), nor resources excluded
 // with -target.
-type contractRegistry struct {
+type claimRegistry struct {
 	mu     sync.Mutex
 	claims map[string]string
 }
 
-func newContractRegistry() *contractRegistry {
-	return &contractRegistry{claims: map[string]string{}}
+func newClaimRegistry() *claimRegistry {
+	return &claimRegistry{claims: map[string]string{}}
 }
 
-// claim records that customer syncs the usage of source to contract and
-// returns the other customer that already claimed it, if any. Claiming twice
-// for one customer is fine: Terraform may plan a resource more than once.
-// psa-syncd syncs one source at a time, so claims of different sources do
-// not meet.
-func (r *contractRegistry) claim(system psa.System, source, contract, customer string) (other string, ok bool) {
-	key := string(system) + "\x00" + source + "\x00" + contract
+// claim records that owner claims the object id within scope and returns
+// the other owner that already claimed it, if any. Claiming twice for one
+// owner is fine: Terraform may plan a resource more than once.
+func (r *claimRegistry) claim(system psa.System, scope, id, owner string) (other string, ok bool) {
+	key := string(system) + "\x00" + scope + "\x00" + id
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, claimed := r.claims[key]; claimed && c != customer {
+	if c, claimed := r.claims[key]; claimed && c != owner {
 		return c, false
 	}
-	r.claims[key] = customer
+	r.claims[key] = owner
 	return "", true
 }
 

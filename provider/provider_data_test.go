@@ -8,10 +8,10 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-func TestContractRegistry_claim(t *testing.T) {
+func TestClaimRegistry_claim(t *testing.T) {
 	t.Parallel()
 
-	r := newContractRegistry()
+	r := newClaimRegistry()
 	if _, ok := r.claim(psa.SystemAutotask, "sophos", "29684183", "sophos/a"); !ok {
 		t.Fatal("first claim refused")
 	}
