@@ -43,7 +43,10 @@
 // after the effective date) is held too, unless it is left alone for lack of
 // usage, even when it matches on the effective date, because a delta from
 // the effective date would mis-bill the rest of the month; Approve does not
-// release it. Only lines that differ are written, with bounded concurrency,
+// release it. A line that products of another usage source (with sync on)
+// also feed, on a contract one of that source's customers uses, fails and is
+// not written: one psa-syncd per source would each set it to its own usage.
+// Only lines that differ are written, with bounded concurrency,
 // and writing stops (the run ends as partial) when the PSA's hourly request
 // budget falls to policies.budget_reserve.
 //

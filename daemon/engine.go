@@ -337,6 +337,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			owners[cm.ContractID] = append(owners[cm.ContractID], cm.CustomerID)
 		}
 	}
+	rivals := rivalSources(doc, srcName)
 
 	var contracts []string
 	seen := map[string]bool{}
@@ -391,6 +392,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			if in, ok := review[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]; ok {
 				cp.errs[i] = e.awaitingReview(in, c.ServiceName)
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
+				continue
+			}
+			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
+				cp.errs[i] = fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource)
+				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
 			}
 		}
 		// A contract without a single line may not exist at all: ReadLines
@@ -416,6 +422,47 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	})
 	p.flatten()
 	return p, nil
+}
+
+// errRivalSource marks a line that another usage source also feeds.
+var errRivalSource = errors.New("one psa-syncd per source would overwrite the other's quantity, so neither writes it; map each source's products to its own service (psa_product_mapping.service_id) or turn sync off for one of them")
+
+// rivals indexes what the usage sources other than the engine's own feed:
+// services their products with sync on map to, and contracts their
+// customers with usage sync on map to.
+type rivals struct {
+	services  map[string][]string          // service id -> other sources
+	contracts map[string]map[string]string // contract id -> other source -> customer
+}
+
+func rivalSources(doc *export.Document, own string) rivals {
+	r := rivals{services: map[string][]string{}, contracts: map[string]map[string]string{}}
+	for _, pm := range doc.ProductMappings {
+		if pm.Source != own && pm.SyncEnabled && !slices.Contains(r.services[pm.ServiceID], pm.Source) {
+			r.services[pm.ServiceID] = append(r.services[pm.ServiceID], pm.Source)
+		}
+	}
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source != own && cm.UsageSync {
+			if r.contracts[cm.ContractID] == nil {
+				r.contracts[cm.ContractID] = map[string]string{}
+			}
+			r.contracts[cm.ContractID][cm.Source] = cm.CustomerID
+		}
+	}
+	return r
+}
+
+// line returns another source (as "source/customer") that also feeds the
+// line of service on contract, if any: a psa-syncd for that source sets the
+// same line to its own usage.
+func (r rivals) line(contract, service string) (string, bool) {
+	for _, src := range r.services[service] {
+		if customer, ok := r.contracts[contract][src]; ok {
+			return src + "/" + customer, true
+		}
+	}
+	return "", false
 }
 
 // selectCustomers returns the customer mappings a pass covers: those of the

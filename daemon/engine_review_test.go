@@ -10,6 +10,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -167,4 +168,33 @@ func TestEngine_Sync_customerPassDoesNotRefreshLastSuccess(t *testing.T) {
 	if got := h.metric(h.m.LastSuccessTimestamp); got == 0 {
 		t.Error("last_success_timestamp_seconds after a full pass = 0, want it set")
 	}
+}
+
+// A line that products of another usage source also feed, on a contract
+// that source's customer also uses, is written by neither psa-syncd: each
+// would set it to its own usage and undo the other's.
+func TestEngine_Sync_lineFedByAnotherSourceIsNotWritten(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.doc.PutProduct(export.ProductMapping{Source: "passwordboss", Product: "PB-USERS", ServiceID: etID(h.svcIntercept), SyncEnabled: true})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "passwordboss", CustomerID: "pb-acme", CompanyID: "1", ContractID: etID(h.contractA), UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+
+	res := h.sync(PassOptions{})
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "also fed by usage source passwordboss/pb-acme") {
+		t.Errorf("change for cust-a = %+v, want failed: also fed by passwordboss", c)
+	}
+	if u := h.units(h.contractA, h.svcIntercept); u != 0 {
+		t.Errorf("units on Acme's contract = %d, want 0 (not written)", u)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 7)
+	if cs := h.status("cust-a"); cs.Result != state.CustomerFailed {
+		t.Errorf("status of cust-a = %+v, want failed", cs)
+	}
+
+	// With the other source's product not synced, the line is this source's.
+	h.doc.PutProduct(export.ProductMapping{Source: "passwordboss", Product: "PB-USERS", ServiceID: etID(h.svcIntercept), SyncEnabled: false})
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
 }
