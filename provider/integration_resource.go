@@ -11,19 +11,12 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
-)
-
-// Defaults of psa_integration; they match psa-syncd's own defaults.
-const (
-	defaultSchedule = "every 24h"
-	defaultTimezone = "UTC"
 )
 
 // Ensure integrationResource satisfies the resource interfaces.
@@ -81,18 +74,15 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "When psa-syncd syncs, in its schedule grammar: `\"every <duration>\"` (at least `1m`, " +
 					"e.g. `\"every 24h\"`), `\"daily HH:MM\"`, `\"weekly DAY HH:MM\"` (`monday`..`sunday` or `mon`..`sun`), " +
 					"`\"monthly last-day HH:MM\"` or `\"monthly DD HH:MM\"` (`DD` 1..28). A month's user count is taken on its " +
-					"last day, so sync before invoices are generated. Defaults to `\"" + defaultSchedule + "\"`.",
+					"last day, so sync before invoices are generated. When unset, psa-syncd uses the `schedule` of its " +
+					"configuration file (which defaults to `\"every 24h\"`).",
 				Optional:   true,
-				Computed:   true,
-				Default:    stringdefault.StaticString(defaultSchedule),
 				Validators: []validator.String{scheduleString()},
 			},
 			"timezone": schema.StringAttribute{
-				MarkdownDescription: "IANA time zone of the calendar schedules, e.g. `\"Europe/Rome\"`. Defaults to `\"" +
-					defaultTimezone + "\"`.",
+				MarkdownDescription: "IANA time zone of the calendar schedules, e.g. `\"Europe/Rome\"`. When unset, " +
+					"psa-syncd uses the `timezone` of its configuration file (which defaults to `\"UTC\"`).",
 				Optional:   true,
-				Computed:   true,
-				Default:    stringdefault.StaticString(defaultTimezone),
 				Validators: []validator.String{timezoneString()},
 			},
 		},
@@ -260,7 +250,15 @@ func newIntegrationModel(exportPath string, in export.Integration) integrationRe
 	return integrationResourceModel{
 		ID:       types.StringValue(exportPath),
 		Enabled:  types.BoolValue(in.Enabled),
-		Schedule: types.StringValue(in.Schedule),
-		Timezone: types.StringValue(in.Timezone),
+		Schedule: optionalString(in.Schedule),
+		Timezone: optionalString(in.Timezone),
 	}
+}
+
+// optionalString maps the export's "" (psa-syncd's own setting) to null.
+func optionalString(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
 }

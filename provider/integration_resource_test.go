@@ -51,10 +51,12 @@ func TestAccIntegrationResource_basic(t *testing.T) {
 						ConfigStateChecks: []statecheck.StateCheck{
 							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("id"), knownvalue.StringExact(e.exportPath)),
 							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("enabled"), knownvalue.Bool(true)),
-							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("schedule"), knownvalue.StringExact("every 24h")),
-							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("timezone"), knownvalue.StringExact("UTC")),
+							// Unset: psa-syncd's configuration file decides, so the
+							// export says nothing ("") rather than a default.
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("schedule"), knownvalue.Null()),
+							statecheck.ExpectKnownValue("psa_integration.test", tfjsonpath.New("timezone"), knownvalue.Null()),
 						},
-						Check: e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
+						Check: e.checkExport(integrationIs(export.Integration{Enabled: true})),
 					},
 					{
 						ResourceName:      "psa_integration.test",
@@ -137,7 +139,7 @@ func TestAccIntegrationResource_disappears(t *testing.T) {
 			},
 			{
 				Config: config,
-				Check:  e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "weekly sun 23:30", Timezone: "UTC"})),
+				Check:  e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "weekly sun 23:30"})),
 			},
 		},
 	})

@@ -486,7 +486,7 @@ resource "psa_integration" "test" {}
 						Check: resource.ComposeAggregateTestCheckFunc(
 							resource.TestCheckResourceAttrSet("data.psa_company.test", "id"),
 							resource.TestCheckResourceAttr("psa_integration.test", "id", e.exportPath),
-							e.checkExport(integrationIs(export.Integration{Enabled: true, Schedule: "every 24h", Timezone: "UTC"})),
+							e.checkExport(integrationIs(export.Integration{Enabled: true})),
 						),
 					},
 				},
