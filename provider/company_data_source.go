@@ -6,7 +6,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -64,15 +63,7 @@ func (d *companyDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 }
 
 func (d *companyDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError(summaryUnexpectedDataSourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
-		return
-	}
-	d.data = data
+	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics, summaryUnexpectedDataSourceConfigure)
 }
 
 func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -90,24 +81,13 @@ func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		resp.Diagnostics.AddError("Error Reading PSA Company", psaErrorDetail(d.data.system, "Looking up the company with "+query, err))
 		return
 	}
-	switch len(companies) {
-	case 0:
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "PSA Company Not Found",
-			notFoundDetail(d.data.system, "company", query, "Check the spelling; the name must match the whole company name."))
-		return
-	case 1:
-	default:
-		matches := make([]string, len(companies))
-		for i, c := range companies {
-			matches[i] = fmt.Sprintf("%q (id %s%s)", c.Name, c.ID, inactiveSuffix(c.Active))
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Ambiguous PSA Company Name",
-			ambiguousDetail(&psa.AmbiguousError{Kind: "company", Query: query, Matches: matches},
-				"Rename or merge the duplicates in the PSA, or use the id of the right one directly."))
+	c, ok := exactlyOne(&resp.Diagnostics, d.data.system, "company", query, companies,
+		func(c psa.Company) string { return fmt.Sprintf("%q (id %s%s)", c.Name, c.ID, inactiveSuffix(c.Active)) },
+		"Check the spelling; the name must match the whole company name.",
+		"Rename or merge the duplicates in the PSA, or use the id of the right one directly.")
+	if !ok {
 		return
 	}
-
-	c := companies[0]
 	config.ID = types.StringValue(c.ID)
 	config.Active = types.BoolValue(c.Active)
 	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -110,15 +109,7 @@ func (d *contractDataSource) Schema(_ context.Context, _ datasource.SchemaReques
 }
 
 func (d *contractDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError(summaryUnexpectedDataSourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
-		return
-	}
-	d.data = data
+	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics, summaryUnexpectedDataSourceConfigure)
 }
 
 func (d *contractDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -141,33 +132,22 @@ func (d *contractDataSource) Read(ctx context.Context, req datasource.ReadReques
 		resp.Diagnostics.AddError("Error Reading PSA Contract", psaErrorDetail(d.data.system, "Looking up the contract with "+query, err))
 		return
 	}
-	switch len(contracts) {
-	case 0:
-		var searched string
-		switch {
-		case !q.IncludeInactive && !q.AnyType:
-			searched = "Only active recurring-service contracts were searched; set include_inactive or any_type to widen the search."
-		case !q.IncludeInactive:
-			searched = "Only active contracts were searched; set include_inactive to widen the search."
-		case !q.AnyType:
-			searched = "Only recurring-service contracts were searched; set any_type to widen the search."
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "PSA Contract Not Found",
-			notFoundDetail(d.data.system, "contract", query, searched))
-		return
-	case 1:
-	default:
-		matches := make([]string, len(contracts))
-		for i, c := range contracts {
-			matches[i] = fmt.Sprintf("%q (id %s, %s, %s)", c.Name, c.ID, c.Type, c.Status)
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Ambiguous PSA Contract Name",
-			ambiguousDetail(&psa.AmbiguousError{Kind: "contract", Query: query, Matches: matches},
-				"Rename the contracts in the PSA so that names are unique per company, or use the id of the right one directly."))
+	var searched string
+	switch {
+	case !q.IncludeInactive && !q.AnyType:
+		searched = "Only active recurring-service contracts were searched; set include_inactive or any_type to widen the search."
+	case !q.IncludeInactive:
+		searched = "Only active contracts were searched; set include_inactive to widen the search."
+	case !q.AnyType:
+		searched = "Only recurring-service contracts were searched; set any_type to widen the search."
+	}
+	c, ok := exactlyOne(&resp.Diagnostics, d.data.system, "contract", query, contracts,
+		func(c psa.Contract) string { return fmt.Sprintf("%q (id %s, %s, %s)", c.Name, c.ID, c.Type, c.Status) },
+		searched,
+		"Rename the contracts in the PSA so that names are unique per company, or use the id of the right one directly.")
+	if !ok {
 		return
 	}
-
-	c := contracts[0]
 	config.ID = types.StringValue(c.ID)
 	config.Type = types.StringValue(c.Type)
 	config.Status = types.StringValue(c.Status)

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -142,4 +143,43 @@ func ambiguousDetail(err *psa.AmbiguousError, hint string) string {
 		s += " " + hint
 	}
 	return s + "\n\n" + err.Error()
+}
+
+// providerDataFrom returns the *providerData that Configure receives, or nil
+// before the provider is configured (Terraform validates configurations
+// that way). Any other type is a bug, reported with the template wording.
+func providerDataFrom(pd any, diags *diag.Diagnostics, summary string) *providerData {
+	if pd == nil {
+		return nil
+	}
+	data, ok := pd.(*providerData)
+	if !ok {
+		diags.AddError(summary, fmt.Sprintf(detailUnexpectedConfigure, pd))
+		return nil
+	}
+	return data
+}
+
+// exactlyOne returns the only object a data source's lookup by name found.
+// Otherwise it adds an error on the name attribute: not found (with a hint
+// saying what was searched), or ambiguous (listing every match as describe
+// names it, with a hint saying how to resolve it).
+func exactlyOne[T any](diags *diag.Diagnostics, system psa.System, kind, query string, found []T,
+	describe func(T) string, notFoundHint, ambiguousHint string) (T, bool) {
+	title := strings.ToUpper(kind[:1]) + kind[1:]
+	switch len(found) {
+	case 1:
+		return found[0], true
+	case 0:
+		diags.AddAttributeError(path.Root("name"), "PSA "+title+" Not Found", notFoundDetail(system, kind, query, notFoundHint))
+	default:
+		matches := make([]string, len(found))
+		for i, f := range found {
+			matches[i] = describe(f)
+		}
+		diags.AddAttributeError(path.Root("name"), "Ambiguous PSA "+title+" Name",
+			ambiguousDetail(&psa.AmbiguousError{Kind: kind, Query: query, Matches: matches}, ambiguousHint))
+	}
+	var zero T
+	return zero, false
 }

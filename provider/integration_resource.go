@@ -90,15 +90,7 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 }
 
 func (r *integrationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError(summaryUnexpectedResourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
-		return
-	}
-	r.data = data
+	r.data = providerDataFrom(req.ProviderData, &resp.Diagnostics, summaryUnexpectedResourceConfigure)
 }
 
 // ModifyPlan fails the plan when the provider has no export or the export

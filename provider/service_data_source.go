@@ -6,7 +6,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -158,15 +157,7 @@ func (d *serviceDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 }
 
 func (d *serviceDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
-	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError(summaryUnexpectedDataSourceConfigure, fmt.Sprintf(detailUnexpectedConfigure, req.ProviderData))
-		return
-	}
-	d.data = data
+	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics, summaryUnexpectedDataSourceConfigure)
 }
 
 func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
@@ -184,24 +175,13 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 		resp.Diagnostics.AddError("Error Reading PSA Service", psaErrorDetail(d.data.system, "Looking up the service with "+query, err))
 		return
 	}
-	switch len(services) {
-	case 0:
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "PSA Service Not Found",
-			notFoundDetail(d.data.system, "service", query, "Check the spelling; the name must match the whole service name. Inactive services are included."))
-		return
-	case 1:
-	default:
-		matches := make([]string, len(services))
-		for i, s := range services {
-			matches[i] = fmt.Sprintf("%q (id %s%s)", s.Name, s.ID, inactiveSuffix(s.Active))
-		}
-		resp.Diagnostics.AddAttributeError(path.Root("name"), "Ambiguous PSA Service Name",
-			ambiguousDetail(&psa.AmbiguousError{Kind: "service", Query: query, Matches: matches},
-				"Rename the duplicates in the PSA, or use the id of the right one directly."))
+	s, ok := exactlyOne(&resp.Diagnostics, d.data.system, "service", query, services,
+		func(s psa.Service) string { return fmt.Sprintf("%q (id %s%s)", s.Name, s.ID, inactiveSuffix(s.Active)) },
+		"Check the spelling; the name must match the whole service name. Inactive services are included.",
+		"Rename the duplicates in the PSA, or use the id of the right one directly.")
+	if !ok {
 		return
 	}
-
-	s := services[0]
 	config.ID = types.StringValue(s.ID)
 	config.Description = types.StringValue(s.Description)
 	config.InvoiceDescription = types.StringValue(s.InvoiceDescription)
