@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -17,29 +18,56 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
-// routesFile is the route list harvested from Autotask's swagger collection.
-// It lives in the shared specs beside the module (../shared/specs), where the
-// project's checkouts and CI have it; it is read from there, not copied.
-const routesFile = "autotask-rest-v1.0-routes.tsv"
+// routesFile is the list of routes the conformance test accepts: one
+// "method /v1.0/path" key per line, lower-cased, with placeholders written
+// {id} and {parentId}. It is derived from the route list harvested from
+// Autotask's swagger collection (autotask-rest-v1.0-routes.tsv, columns
+// method, path and operation) by TestRoutesFile; refresh it with
+//
+//	go test ./psa/autotask -run TestRoutesFile -update -spec /path/to/autotask-rest-v1.0-routes.tsv
+const routesFile = "testdata/routes.txt"
 
-// loadRoutes reads the route list as a set of "METHOD /v1.0/path" keys with
-// placeholders written {id} and {parentId}, lower-cased.
+//go:generate go test -run TestRoutesFile -update -spec ${AUTOTASK_ROUTES_TSV}
+
+var (
+	update = flag.Bool("update", false, "rewrite "+routesFile+" from the vendor's route list given with -spec")
+	spec   = flag.String("spec", "", "the vendor's route list (autotask-rest-v1.0-routes.tsv) to check "+routesFile+" against")
+)
+
+// loadRoutes reads routesFile as a set of route keys.
 func loadRoutes(t *testing.T) map[string]bool {
 	t.Helper()
-	data, err := sharedSpec(t)
+	data, err := os.ReadFile(routesFile)
 	if err != nil {
-		t.Fatalf("reading the route list (../shared/specs/%s beside the module): %v", routesFile, err)
+		t.Fatal(err)
 	}
 	routes := map[string]bool{}
+	for _, k := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		routes[k] = true
+	}
+	return routes
+}
+
+// routesFromSpec derives routesFile's content from the vendor's route list:
+// a tab-separated file whose header starts with "method" and "path" and
+// whose paths write placeholders as :name.
+func routesFromSpec(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	placeholder := regexp.MustCompile(`:([A-Za-z]+)`)
-	for line := 0; sc.Scan(); line++ {
+	for line := 1; sc.Scan(); line++ {
 		f := strings.Split(sc.Text(), "\t")
-		if line == 0 {
+		if line == 1 {
 			if len(f) < 2 || f[0] != "method" || f[1] != "path" {
-				t.Fatalf("unexpected header %q", sc.Text())
+				return nil, fmt.Errorf("%s:1: header is %q, want it to start with method and path", path, sc.Text())
 			}
 			continue
 		}
@@ -47,32 +75,45 @@ func loadRoutes(t *testing.T) map[string]bool {
 			continue
 		}
 		p := placeholder.ReplaceAllString(f[1], "{$1}")
-		routes[strings.ToLower(f[0]+" "+p)] = true
+		keys[strings.ToLower(f[0]+" "+p)] = true
 	}
 	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return routes
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no routes", path)
+	}
+	sorted := slices.Sorted(maps.Keys(keys))
+	return []byte(strings.Join(sorted, "\n") + "\n"), nil
 }
 
-// sharedSpec reads ../shared/specs/<routesFile> relative to the module root.
-func sharedSpec(t *testing.T) ([]byte, error) {
-	t.Helper()
-	dir, err := os.Getwd()
+// TestRoutesFile checks that routesFile is what the vendor's route list
+// given with -spec yields, and rewrites it with -update. Without -spec it
+// checks that routesFile is well-formed.
+func TestRoutesFile(t *testing.T) {
+	if *spec == "" {
+		routes := loadRoutes(t)
+		if len(routes) < 100 || !routes["get /v1.0/companies/{id}"] {
+			t.Fatalf("%s holds %d routes and lacks get /v1.0/companies/{id}; regenerate it with -update -spec", routesFile, len(routes))
+		}
+		return
+	}
+	want, err := routesFromSpec(*spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+	if *update {
+		if err := os.WriteFile(routesFile, want, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil, fmt.Errorf("no go.mod above %s", dir)
-		}
-		dir = parent
 	}
-	return os.ReadFile(filepath.Join(filepath.Dir(dir), "shared", "specs", routesFile))
+	got, err := os.ReadFile(routesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s is stale (run go test -run TestRoutesFile -update -spec %s) (-spec +file):\n%s", routesFile, *spec, diff)
+	}
 }
 
 // routeKey turns a request into a route key: the path after the zone root,

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
+	"flag"
+		"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +27,22 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
-// The vendor's OpenAPI document is loaded once per test binary: it is 1.4 MB.
+// specFile is the part of the vendor's OpenAPI document (Kaseya BMS API v2,
+// 1.4 MB as published) that the conformance test validates against: the
+// paths in clientPaths and the components they reference, as published.
+// TestSpecFile derives it from the vendor's document; refresh it with
+//
+//	go test ./psa/kaseyabms -run TestSpecFile -update -spec /path/to/kaseya-bms-v2-openapi.json
+const specFile = "testdata/kaseya-bms-v2-openapi.client.json"
+
+//go:generate go test -run TestSpecFile -update -spec ${KASEYA_BMS_OPENAPI_JSON}
+
+var (
+	update = flag.Bool("update", false, "rewrite "+specFile+" from the vendor's OpenAPI document given with -spec")
+	spec   = flag.String("spec", "", "the vendor's OpenAPI document (kaseya-bms-v2-openapi.json) to check "+specFile+" against")
+)
+
+// The document is loaded once per test binary.
 var (
 	specOnce   sync.Once
 	specRouter routers.Router
@@ -41,27 +56,10 @@ const specServer = "https://api.bms.kaseya.com"
 func loadSpec(t *testing.T) routers.Router {
 	t.Helper()
 	specOnce.Do(func() {
-		path, err := specPath()
+		doc, err := openapi3.NewLoader().LoadFromFile(specFile)
 		if err != nil {
-			specErr = err
+			specErr = fmt.Errorf("loading %s: %w", specFile, err)
 			return
-		}
-		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromFile(path)
-		if err != nil {
-			specErr = fmt.Errorf("loading %s: %w", path, err)
-			return
-		}
-		// The document as published is not valid OpenAPI 3.0 (for example
-		// PUT /v2/admin/companysettings declares no response, and
-		// GET /v2/admin/finance/chartofaccounts/lookup/{parentAccountCodeId}
-		// declares query parameters as path parameters), and the router
-		// validates the whole document. Only the paths the client uses are
-		// kept; they are valid as published.
-		for path := range doc.Paths.Map() {
-			if !clientPaths[path] {
-				doc.Paths.Delete(path)
-			}
 		}
 		specRouter, specErr = legacy.NewRouter(doc)
 	})
@@ -71,26 +69,121 @@ func loadSpec(t *testing.T) routers.Router {
 	return specRouter
 }
 
-// specPath walks up from the working directory to go.mod and returns
-// ../shared/specs/kaseya-bms-v2-openapi.json next to the module.
-func specPath() (string, error) {
-	dir, err := os.Getwd()
+// clientSpec derives specFile's content from the vendor's document. The
+// document as published is not valid OpenAPI 3.0 (for example
+// PUT /v2/admin/companysettings declares no response, and
+// GET /v2/admin/finance/chartofaccounts/lookup/{parentAccountCodeId}
+// declares query parameters as path parameters), and the router validates
+// the whole document. Only the paths the client uses are kept, with every
+// schema they reference directly or through other schemas; they are valid
+// as published.
+func clientSpec(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "specs", "kaseya-bms-v2-openapi.json")
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("the vendor's OpenAPI document: %w", err)
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	paths, _ := doc["paths"].(map[string]any)
+	components, _ := doc["components"].(map[string]any)
+	kept := map[string]any{}
+	for p := range clientPaths {
+		item, ok := paths[p]
+		if !ok {
+			return nil, fmt.Errorf("%s has no path %s", path, p)
+		}
+		kept[p] = item
+	}
+	// Follow "#/components/<kind>/<name>" references until no new one
+	// turns up.
+	keptComponents := map[string]map[string]any{}
+	var walk func(v any) error
+	walk = func(v any) error {
+		switch v := v.(type) {
+		case map[string]any:
+			if ref, ok := v["$ref"].(string); ok {
+				kind, name, ok := strings.Cut(strings.TrimPrefix(ref, "#/components/"), "/")
+				if !ok || !strings.HasPrefix(ref, "#/components/") {
+					return fmt.Errorf("%s: reference %q is not to #/components/<kind>/<name>", path, ref)
+				}
+				if _, seen := keptComponents[kind][name]; !seen {
+					byKind, _ := components[kind].(map[string]any)
+					target, ok := byKind[name]
+					if !ok {
+						return fmt.Errorf("%s: reference %q has no target", path, ref)
+					}
+					if keptComponents[kind] == nil {
+						keptComponents[kind] = map[string]any{}
+					}
+					keptComponents[kind][name] = target
+					if err := walk(target); err != nil {
+						return err
+					}
+				}
 			}
-			return p, nil
+			for _, e := range v {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
+		case []any:
+			for _, e := range v {
+				if err := walk(e); err != nil {
+					return err
+				}
+			}
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
+		return nil
+	}
+	if err := walk(kept); err != nil {
+		return nil, err
+	}
+	// Security schemes are named by security requirements, not referenced.
+	if schemes, ok := components["securitySchemes"].(map[string]any); ok {
+		keptComponents["securitySchemes"] = schemes
+	}
+	doc["paths"] = kept
+	doc["components"] = keptComponents
+	out, err := json.MarshalIndent(doc, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}
+
+// TestSpecFile checks that specFile is what the vendor's document given
+// with -spec yields, and rewrites it with -update. Without -spec it checks
+// that specFile covers clientPaths.
+func TestSpecFile(t *testing.T) {
+	if *spec == "" {
+		doc, err := openapi3.NewLoader().LoadFromFile(specFile)
+		if err != nil {
+			t.Fatal(err)
 		}
-		dir = parent
+		for p := range clientPaths {
+			if doc.Paths.Find(p) == nil {
+				t.Errorf("%s lacks %s, which the client uses (regenerate it with -update -spec)", specFile, p)
+			}
+		}
+		return
+	}
+	want, err := clientSpec(*spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(specFile, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s is stale: run go test -run TestSpecFile -update -spec %s", specFile, *spec)
 	}
 }
 

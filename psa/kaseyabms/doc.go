@@ -49,7 +49,7 @@
 //
 // The conformance test validates every request the client sends and every
 // 200 answer of the simulator (psa/psatest) against the vendor's OpenAPI
-// document, ../shared/specs/kaseya-bms-v2-openapi.json. These are the places
+// document (the part the client uses, in testdata/). These are the places
 // where the document and what is observed (see the project's wire
 // reference, §2) differ, and what the code follows:
 //

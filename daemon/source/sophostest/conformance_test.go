@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -16,31 +15,19 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/postman-shapes.json from the vendor's Postman collection")
-
+// goldenShapes holds the shapes of the vendor's example responses that the
+// simulator must match, extracted from Sophos Central's Partner API Postman
+// collection by TestPostmanShapesGolden; refresh it with
+//
+//	go test ./daemon/source/sophostest -run TestPostmanShapesGolden -update -spec /path/to/sophos-central-partner.postman.json
 const goldenShapes = "testdata/postman-shapes.json"
 
-// specPath finds ../shared/specs/sophos-central-partner.postman.json next to
-// the module root (the directory holding go.mod).
-func specPath(t *testing.T) (string, bool) {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "specs", "sophos-central-partner.postman.json")
-			_, err := os.Stat(p)
-			return p, err == nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package directory")
-		}
-		dir = parent
-	}
-}
+//go:generate go test -run TestPostmanShapesGolden -update -spec ${SOPHOS_POSTMAN_JSON}
+
+var (
+	update = flag.Bool("update", false, "rewrite "+goldenShapes+" from the vendor's Postman collection given with -spec")
+	spec   = flag.String("spec", "", "the vendor's Postman collection (sophos-central-partner.postman.json) to check "+goldenShapes+" against")
+)
 
 // postmanItem is the part of a Postman v2.1 collection item we read.
 type postmanItem struct {
@@ -139,14 +126,9 @@ func shapesFromSpec(t *testing.T, path string) map[string]any {
 	return out
 }
 
-// vendorShapes returns the vendor's example shapes: from the Postman
-// collection when the shared specs are next to the module, otherwise from the
-// golden file extracted from it (TestPostmanShapesGolden keeps the two equal).
+// vendorShapes returns the vendor's example shapes from the golden file.
 func vendorShapes(t *testing.T) map[string]any {
 	t.Helper()
-	if p, ok := specPath(t); ok {
-		return shapesFromSpec(t, p)
-	}
 	data, err := os.ReadFile(goldenShapes)
 	if err != nil {
 		t.Fatal(err)
@@ -158,18 +140,22 @@ func vendorShapes(t *testing.T) map[string]any {
 	return out
 }
 
+// TestPostmanShapesGolden checks that goldenShapes is what the collection
+// given with -spec yields, and rewrites it with -update. Without -spec it
+// checks that goldenShapes holds every wanted example.
 func TestPostmanShapesGolden(t *testing.T) {
-	p, ok := specPath(t)
-	if !ok {
-		// Outside the workspace only the golden file exists; it is what
-		// TestConformance uses, so there is nothing to compare it with.
-		data, err := os.ReadFile(goldenShapes)
-		if err != nil || !json.Valid(data) {
-			t.Fatalf("golden %s unreadable: %v", goldenShapes, err)
+	if *spec == "" {
+		shapes := vendorShapes(t)
+		for name, codes := range wanted {
+			for _, c := range codes {
+				if _, ok := shapes[shapeKey(name, c)]; !ok {
+					t.Errorf("%s has no %d example for %q (regenerate it with -update -spec)", goldenShapes, c, name)
+				}
+			}
 		}
 		return
 	}
-	shapes := shapesFromSpec(t, p)
+	shapes := shapesFromSpec(t, *spec)
 	if *update {
 		data, err := json.MarshalIndent(shapes, "", "  ")
 		if err != nil {
@@ -181,14 +167,14 @@ func TestPostmanShapesGolden(t *testing.T) {
 	}
 	data, err := os.ReadFile(goldenShapes)
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestPostmanShapesGolden -update)", err)
+		t.Fatalf("%v (run go test -run TestPostmanShapesGolden -update -spec FILE)", err)
 	}
 	var golden map[string]any
 	if err := json.Unmarshal(data, &golden); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(shapes, golden); diff != "" {
-		t.Errorf("%s is stale (run go test -run TestPostmanShapesGolden -update) (-spec +golden):\n%s", goldenShapes, diff)
+		t.Errorf("%s is stale (run go test -run TestPostmanShapesGolden -update -spec FILE) (-spec +golden):\n%s", goldenShapes, diff)
 	}
 }
 
