@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-		"fmt"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
