@@ -75,40 +75,31 @@ syncd="$work/bin/psa-syncd"
 "$syncd" version
 
 section "Starting the $title and Sophos simulators"
-# The usage fixture is for "the current month", whatever month this is.
-sed "s/CURRENT-MONTH/$(date -u +%Y-%m)/" "$here/sophos.json" >"$work/sophos.json"
-"$syncd" simulate -psa.system "$system" -psa.fixture "$here/$fixture" -sophos.fixture "$work/sophos.json" \
+# The Sophos usage fixture is for CURRENT-MONTH, which the simulator
+# resolves to whatever month this is.
+"$syncd" simulate -psa.system "$system" -psa.fixture "$here/$fixture" -sophos.fixture "$here/sophos.json" \
 	>"$work/simulate.env" 2>"$work/simulate.log" &
 pids+=("$!")
 wait_for "$work/simulate.env" '^READY=1$' "${pids[0]}" || { cat "$work/simulate.log" >&2; exit 1; }
-while IFS='=' read -r key value; do
-	case "$key" in PSA_* | AUTOTASK_* | CONNECTWISE_* | KASEYA_BMS_* | SOPHOS_*) printf -v "$key" '%s' "$value" ;; esac
-done <"$work/simulate.env"
+# simulate prints shell assignments: the credentials exported under the
+# names the provider and psa-syncd read (PSA_AUTOTASK_USERNAME, ...,
+# PSA_SOPHOS_CLIENT_ID), and the simulators' URLs for the configuration.
+# shellcheck source=/dev/null
+. "$work/simulate.env"
 
-# The provider and psa-syncd read the same credentials from the environment.
 case "$system" in
-autotask)
-	echo "Autotask REST API: $AUTOTASK_BASE_URL (API user $AUTOTASK_USERNAME)"
-	export PSA_AUTOTASK_USERNAME="$AUTOTASK_USERNAME" PSA_AUTOTASK_SECRET="$AUTOTASK_SECRET"
-	export PSA_AUTOTASK_INTEGRATION_CODE="$AUTOTASK_INTEGRATION_CODE" PSA_AUTOTASK_BASE_URL="$AUTOTASK_BASE_URL"
-	;;
+autotask) echo "Autotask REST API: $PSA_AUTOTASK_BASE_URL (API user $PSA_AUTOTASK_USERNAME)" ;;
 connectwise)
 	# Only the site is given: the codebase is discovered through
 	# /login/companyinfo, as against a hosted ConnectWise.
-	echo "ConnectWise site:  $CONNECTWISE_SITE (company $CONNECTWISE_COMPANY_ID, codebase $CONNECTWISE_CODEBASE)"
-	export PSA_CONNECTWISE_SITE="$CONNECTWISE_SITE" PSA_CONNECTWISE_COMPANY_ID="$CONNECTWISE_COMPANY_ID"
-	export PSA_CONNECTWISE_PUBLIC_KEY="$CONNECTWISE_PUBLIC_KEY" PSA_CONNECTWISE_PRIVATE_KEY="$CONNECTWISE_PRIVATE_KEY"
-	export PSA_CONNECTWISE_CLIENT_ID="$CONNECTWISE_CLIENT_ID"
+	echo "ConnectWise site:  $PSA_CONNECTWISE_SITE (company $PSA_CONNECTWISE_COMPANY_ID)"
 	;;
 kaseya_bms)
 	# A real tenant takes PSA_KASEYA_BMS_HOSTNAME (e.g. bmsemea.kaseya.com);
 	# the simulator's API root is given as the base URL instead.
-	echo "Kaseya BMS API:    $KASEYA_BMS_BASE_URL (user $KASEYA_BMS_USERNAME, tenant $KASEYA_BMS_TENANT)"
-	export PSA_KASEYA_BMS_BASE_URL="$KASEYA_BMS_BASE_URL" PSA_KASEYA_BMS_USERNAME="$KASEYA_BMS_USERNAME"
-	export PSA_KASEYA_BMS_PASSWORD="$KASEYA_BMS_PASSWORD" PSA_KASEYA_BMS_TENANT="$KASEYA_BMS_TENANT"
+	echo "Kaseya BMS API:    $PSA_KASEYA_BMS_BASE_URL (user $PSA_KASEYA_BMS_USERNAME, tenant $PSA_KASEYA_BMS_TENANT)"
 	;;
 esac
-export PSA_SOPHOS_CLIENT_ID="$SOPHOS_CLIENT_ID" PSA_SOPHOS_CLIENT_SECRET="$SOPHOS_CLIENT_SECRET"
 echo "Sophos Central:    $SOPHOS_API_URL (token endpoint $SOPHOS_AUTH_URL)"
 echo "Simulator state:   $PSA_STATE_URL (the simulator's own, not $title's)"
 

@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,8 +329,10 @@ func TestRun_check(t *testing.T) {
 }
 
 // startSimulate runs `psa-syncd simulate` in-process with args and returns
-// the KEY=value lines it printed up to READY=1. The command stops when the
-// test ends, and must then exit 0.
+// what it printed up to READY=1, as the variables a POSIX shell sets when it
+// sources that output (read back by running sh, so that the output is
+// checked to be valid shell). The command stops when the test ends, and
+// must then exit 0.
 func startSimulate(t *testing.T, args ...string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -345,20 +349,44 @@ func startSimulate(t *testing.T, args ...string) map[string]string {
 			t.Errorf("simulate exited %d after cancel, want 0", code)
 		}
 	})
-	vars := map[string]string{}
+	var out strings.Builder
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
-		k, v, _ := strings.Cut(sc.Text(), "=")
-		vars[k] = v
-		if k == "READY" {
+		out.WriteString(sc.Text() + "\n")
+		if sc.Text() == "READY=1" {
 			break
 		}
 	}
 	// Drain the rest so that simulate never blocks writing; the copy ends
 	// when simulate exits and closes the pipe.
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if vars["READY"] != "1" {
-		t.Fatalf("simulate %v printed %v, stderr %s", args, vars, stderr.String())
+	if !strings.HasSuffix(out.String(), "READY=1\n") {
+		t.Fatalf("simulate %v printed %q, stderr %s", args, out.String(), stderr.String())
+	}
+	envFile := filepath.Join(t.TempDir(), "simulate.env")
+	writeFile(t, envFile, out.String())
+	// Exported variables are listed by env, the others by set; both as
+	// NAME=value with the value as it is, one per line (no value here holds
+	// a newline).
+	cmd := exec.CommandContext(t.Context(), "sh", "-c", `. "$1" && env && echo --- && echo "PSA_SYSTEM=$PSA_SYSTEM" && echo "PSA_STATE_URL=$PSA_STATE_URL" && echo "SOPHOS_AUTH_URL=$SOPHOS_AUTH_URL" && echo "SOPHOS_API_URL=$SOPHOS_API_URL" && echo "READY=$READY"`, "sh", envFile)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sourcing simulate's output in sh: %v\n%s", err, out.String())
+	}
+	vars := map[string]string{}
+	exported, rest, _ := strings.Cut(string(got), "---\n")
+	for _, line := range strings.Split(exported, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "PSA_") {
+			vars[k] = v
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(rest), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		if _, ok := vars[k]; ok {
+			t.Errorf("%s is exported: it is for scripts, not read by the provider or psa-syncd", k)
+		}
+		vars["unexported "+k] = v
 	}
 	return vars
 }
@@ -377,9 +405,31 @@ func getBody(t *testing.T, url string) string {
 	return string(body)
 }
 
+// readEnvNames lists the PSA_ environment variables read by the provider
+// and psa-syncd, from their sources.
+func readEnvNames(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	re := regexp.MustCompile(`"(PSA_[A-Z_]+)"`)
+	for _, f := range []string{"../../../provider/provider.go", "../../config.go"} {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			names[m[1]] = true
+		}
+	}
+	if !names["PSA_AUTOTASK_USERNAME"] || !names["PSA_SOPHOS_CLIENT_SECRET"] {
+		t.Fatalf("found %v in the provider's and psa-syncd's sources", names)
+	}
+	return names
+}
+
 func TestRun_simulate(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	readable := readEnvNames(t)
 	for _, tt := range []struct {
 		name, fixture string
 		args          []string
@@ -388,10 +438,13 @@ func TestRun_simulate(t *testing.T) {
 	}{
 		{
 			name:    "autotask",
-			fixture: `{"autotask": {"username": "demo@msp.example", "companies": [{"name": "Acme"}]}}`,
+			fixture: `{"autotask": {"username": "it's demo@msp.example", "companies": [{"name": "Acme"}]}}`,
 			want: map[string]string{
-				"PSA_SYSTEM": "autotask", "AUTOTASK_USERNAME": "demo@msp.example", "AUTOTASK_BASE_URL": "http://127.0.0.1:",
-				"AUTOTASK_SECRET": psatest.DefaultAutotaskSecret, "PSA_STATE_URL": "http://127.0.0.1:", "SOPHOS_CLIENT_ID": "",
+				"unexported PSA_SYSTEM": "autotask", "PSA_AUTOTASK_USERNAME": "it's demo@msp.example", "PSA_AUTOTASK_BASE_URL": "http://127.0.0.1:",
+				"PSA_AUTOTASK_SECRET": psatest.DefaultAutotaskSecret, "PSA_AUTOTASK_INTEGRATION_CODE": "",
+				"unexported PSA_STATE_URL": "http://127.0.0.1:", "PSA_SOPHOS_CLIENT_ID": sophostest.DefaultClientID,
+				"PSA_SOPHOS_CLIENT_SECRET": sophostest.DefaultClientSecret, "unexported SOPHOS_AUTH_URL": "http://127.0.0.1:",
+				"unexported SOPHOS_API_URL": "http://127.0.0.1:", "unexported READY": "1",
 			},
 			state: `"Acme"`,
 		},
@@ -399,10 +452,9 @@ func TestRun_simulate(t *testing.T) {
 			name:    "connectwise from the fixture's section",
 			fixture: `{"connectwise": {"company": "examplemsp", "codebase": "v2025_1/", "companies": [{"identifier": "Acme", "name": "Acme Corporation"}]}}`,
 			want: map[string]string{
-				"PSA_SYSTEM": "connectwise", "CONNECTWISE_SITE": "http://127.0.0.1:", "CONNECTWISE_CODEBASE": "v2025_1/",
-				"CONNECTWISE_COMPANY_ID": "examplemsp", "CONNECTWISE_PUBLIC_KEY": psatest.DefaultConnectWisePublicKey,
-				"CONNECTWISE_PRIVATE_KEY": psatest.DefaultConnectWisePrivateKey, "CONNECTWISE_CLIENT_ID": psatest.DefaultConnectWiseClientID,
-				"CONNECTWISE_BASE_URL": "http://127.0.0.1:",
+				"unexported PSA_SYSTEM": "connectwise", "PSA_CONNECTWISE_SITE": "http://127.0.0.1:",
+				"PSA_CONNECTWISE_COMPANY_ID": "examplemsp", "PSA_CONNECTWISE_PUBLIC_KEY": psatest.DefaultConnectWisePublicKey,
+				"PSA_CONNECTWISE_PRIVATE_KEY": psatest.DefaultConnectWisePrivateKey, "PSA_CONNECTWISE_CLIENT_ID": psatest.DefaultConnectWiseClientID,
 			},
 			state: `"Acme Corporation"`,
 		},
@@ -411,8 +463,8 @@ func TestRun_simulate(t *testing.T) {
 			fixture: `{"kaseyabms": {"tenant": "Example MSP", "accounts": [{"name": "Globex"}]}}`,
 			args:    []string{"-psa.system", "kaseya_bms"},
 			want: map[string]string{
-				"PSA_SYSTEM": "kaseya_bms", "KASEYA_BMS_BASE_URL": "http://127.0.0.1:", "KASEYA_BMS_TENANT": "Example MSP",
-				"KASEYA_BMS_USERNAME": psatest.DefaultKaseyaBMSUsername, "KASEYA_BMS_PASSWORD": psatest.DefaultKaseyaBMSPassword,
+				"unexported PSA_SYSTEM": "kaseya_bms", "PSA_KASEYA_BMS_BASE_URL": "http://127.0.0.1:", "PSA_KASEYA_BMS_TENANT": "Example MSP",
+				"PSA_KASEYA_BMS_USERNAME": psatest.DefaultKaseyaBMSUsername, "PSA_KASEYA_BMS_PASSWORD": psatest.DefaultKaseyaBMSPassword,
 			},
 			state: `"Globex"`,
 		},
@@ -427,13 +479,36 @@ func TestRun_simulate(t *testing.T) {
 					t.Errorf("%s = %q, want a value starting with %q", k, v, prefix)
 				}
 			}
-			if !strings.HasSuffix(vars["PSA_STATE_URL"], "/_sim/"+strings.ReplaceAll(vars["PSA_SYSTEM"], "_", "")+"/state") {
-				t.Errorf("PSA_STATE_URL = %q", vars["PSA_STATE_URL"])
+			for k := range vars {
+				if !strings.HasPrefix(k, "unexported ") && !readable[k] {
+					t.Errorf("simulate exports %s, which neither the provider nor psa-syncd reads", k)
+				}
 			}
-			if body := getBody(t, vars["PSA_STATE_URL"]); !strings.Contains(body, tt.state) {
-				t.Errorf("GET %s = %s, want %s in it", vars["PSA_STATE_URL"], body, tt.state)
+			state := vars["unexported PSA_STATE_URL"]
+			if !strings.HasSuffix(state, "/_sim/"+strings.ReplaceAll(vars["unexported PSA_SYSTEM"], "_", "")+"/state") {
+				t.Errorf("PSA_STATE_URL = %q", state)
+			}
+			if body := getBody(t, state); !strings.Contains(body, tt.state) {
+				t.Errorf("GET %s = %s, want %s in it", state, body, tt.state)
 			}
 		})
+	}
+}
+
+// TestRun_simulateShippedFixtures starts the simulators from the demo's
+// fixtures as they are shipped: the Sophos usage is for CURRENT-MONTH, which
+// the simulator resolves.
+func TestRun_simulateShippedFixtures(t *testing.T) {
+	t.Parallel()
+	demo := filepath.Join("..", "..", "..", "examples", "demo")
+	vars := startSimulate(t, "-psa.fixture", filepath.Join(demo, "autotask.json"), "-sophos.fixture", filepath.Join(demo, "sophos.json"))
+	u, err := url.Parse(vars["unexported SOPHOS_API_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := getBody(t, u.Scheme+"://"+u.Host+"/_sim/sophos/state")
+	if month := time.Now().UTC().Format("2006-01"); !strings.Contains(state, `"`+month+`"`) {
+		t.Errorf("the Sophos simulator's state has no usage for %s: %s", month, state)
 	}
 }
 
@@ -650,7 +725,7 @@ func TestDemoFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sophostest.ParseFixture(bytes.ReplaceAll(raw, []byte("CURRENT-MONTH"), []byte(time.Now().UTC().Format("2006-01")))); err != nil {
+	if _, err := sophostest.ParseFixture(raw); err != nil {
 		t.Errorf("sophos.json: %v", err)
 	}
 	cfg, err := os.ReadFile(filepath.Join(demo, "psa-syncd.yml"))

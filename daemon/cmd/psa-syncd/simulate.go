@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,9 +27,15 @@ func cmdSimulate(ctx context.Context, e *env, args []string) int {
 	)
 	fs := newFlagSet(e, "simulate", "Serve a PSA simulator (Autotask, ConnectWise PSA or Kaseya BMS) and the Sophos\n"+
 		"Central Partner simulator from JSON fixtures on loopback ports, print their URLs\n"+
-		"and credentials as KEY=value lines, and serve until SIGINT or SIGTERM. The\n"+
-		"simulators keep their state in memory; GET <url>/_sim/... shows it (that path is\n"+
-		"the simulator's, not the vendor's).")
+		"and credentials as shell variable assignments, then READY=1, and serve until\n"+
+		"SIGINT or SIGTERM. The credentials are exported under the names the provider and\n"+
+		"psa-syncd read (PSA_AUTOTASK_USERNAME, PSA_SOPHOS_CLIENT_ID, ...), so a shell can\n"+
+		"source the output:\n\n"+
+		"  psa-syncd simulate -psa.fixture examples/demo/autotask.json \\\n"+
+		"    -sophos.fixture examples/demo/sophos.json >sim.env &\n"+
+		"  until grep -q '^READY=1$' sim.env; do sleep 0.1; done; . ./sim.env\n\n"+
+		"The simulators keep their state in memory; GET $PSA_STATE_URL shows it (that path\n"+
+		"is the simulator's, not the vendor's).")
 	fs.StringVar(&system, "psa.system", "", "PSA to simulate: autotask, connectwise or kaseya_bms. Empty means the system of the\nfixture's only section (\"autotask\", \"connectwise\" or \"kaseyabms\"), else autotask.")
 	fs.StringVar(&psaFixture, "psa.fixture", "", "PSA simulator fixture `file` (JSON, with an \"autotask\", \"connectwise\" or\n\"kaseyabms\" section); empty starts an empty tenant.")
 	fs.StringVar(&sophosFix, "sophos.fixture", "", "Sophos simulator fixture `file` (JSON); empty starts a partner with no tenants.")
@@ -90,15 +97,20 @@ func cmdSimulate(ctx context.Context, e *env, args []string) int {
 	}
 	defer so.Close()
 
-	// KEY=value lines, so that scripts can read them with `read`; these are
-	// the simulators' own throwaway credentials from the fixtures.
-	printVars(e.stdout, simulatorVars(sim))
-	printVars(e.stdout, [][2]string{
-		{"SOPHOS_URL", so.URL()},
+	// Shell assignments, so that scripts can source them; these are the
+	// simulators' own throwaway credentials from the fixtures.
+	fmt.Fprintf(e.stdout, "# psa-syncd simulate: %s and Sophos Central simulators.\n", sim.System())
+	fmt.Fprintln(e.stdout, "# Read by the provider and psa-syncd:")
+	printVars(e.stdout, "export ", append(simulatorEnv(sim),
+		[2]string{"PSA_SOPHOS_CLIENT_ID", clientID},
+		[2]string{"PSA_SOPHOS_CLIENT_SECRET", clientSecret},
+	))
+	fmt.Fprintln(e.stdout, "# For psa-syncd's configuration file (source.sophos.auth_url, api_url) and scripts:")
+	printVars(e.stdout, "", [][2]string{
+		{"PSA_SYSTEM", string(sim.System())},
+		{"PSA_STATE_URL", sim.URL() + "/_sim/" + strings.ReplaceAll(string(sim.System()), "_", "") + "/state"},
 		{"SOPHOS_AUTH_URL", so.AuthURL()},
 		{"SOPHOS_API_URL", so.APIURL()},
-		{"SOPHOS_CLIENT_ID", clientID},
-		{"SOPHOS_CLIENT_SECRET", clientSecret},
 	})
 	fmt.Fprintln(e.stdout, "READY=1")
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {
@@ -142,53 +154,56 @@ func simulatedSystem(flagValue string, f *psatest.Fixture) (psa.System, error) {
 	return "", fmt.Errorf("-psa.fixture has sections for %v: choose one with -psa.system", found)
 }
 
-// simulatorVars returns the URLs and credentials of a PSA simulator, under
-// names that say which system they belong to, plus PSA_SYSTEM and
-// PSA_STATE_URL (its /_sim/ state endpoint) for scripts that handle every
-// system alike.
-func simulatorVars(sim *psatest.Server) [][2]string {
-	sys := sim.System()
-	vars := [][2]string{{"PSA_SYSTEM", string(sys)}}
-	switch sys {
+// simulatorEnv returns the URL and credentials of a PSA simulator under the
+// environment variables the provider and psa-syncd read for its system.
+func simulatorEnv(sim *psatest.Server) [][2]string {
+	switch sim.System() {
 	case psa.SystemConnectWise:
+		// Only the site: the codebase is discovered through
+		// /login/companyinfo, as against a hosted ConnectWise.
 		company, publicKey, privateKey, clientID := sim.ConnectWise().Credentials()
-		return append(vars,
-			[2]string{"PSA_STATE_URL", sim.URL() + "/_sim/connectwise/state"},
-			[2]string{"CONNECTWISE_URL", sim.URL()},
-			[2]string{"CONNECTWISE_SITE", sim.ConnectWiseSite()},
-			[2]string{"CONNECTWISE_CODEBASE", sim.ConnectWise().Codebase()},
-			[2]string{"CONNECTWISE_BASE_URL", sim.ConnectWiseBaseURL()},
-			[2]string{"CONNECTWISE_COMPANY_ID", company},
-			[2]string{"CONNECTWISE_PUBLIC_KEY", publicKey},
-			[2]string{"CONNECTWISE_PRIVATE_KEY", privateKey},
-			[2]string{"CONNECTWISE_CLIENT_ID", clientID},
-		)
+		return [][2]string{
+			{"PSA_CONNECTWISE_SITE", sim.ConnectWiseSite()},
+			{"PSA_CONNECTWISE_COMPANY_ID", company},
+			{"PSA_CONNECTWISE_PUBLIC_KEY", publicKey},
+			{"PSA_CONNECTWISE_PRIVATE_KEY", privateKey},
+			{"PSA_CONNECTWISE_CLIENT_ID", clientID},
+		}
 	case psa.SystemKaseyaBMS:
+		// A real tenant takes PSA_KASEYA_BMS_HOSTNAME; the simulator's
+		// API root is given as the base URL instead.
 		user, password, tenant := sim.KaseyaBMS().Credentials()
-		return append(vars,
-			[2]string{"PSA_STATE_URL", sim.URL() + "/_sim/kaseyabms/state"},
-			[2]string{"KASEYA_BMS_URL", sim.URL()},
-			[2]string{"KASEYA_BMS_BASE_URL", sim.KaseyaBMSBaseURL()},
-			[2]string{"KASEYA_BMS_USERNAME", user},
-			[2]string{"KASEYA_BMS_PASSWORD", password},
-			[2]string{"KASEYA_BMS_TENANT", tenant},
-		)
+		return [][2]string{
+			{"PSA_KASEYA_BMS_BASE_URL", sim.KaseyaBMSBaseURL()},
+			{"PSA_KASEYA_BMS_USERNAME", user},
+			{"PSA_KASEYA_BMS_PASSWORD", password},
+			{"PSA_KASEYA_BMS_TENANT", tenant},
+		}
 	}
+	// The zone root is given, so zone discovery is skipped.
 	user, secret, code := sim.Autotask().Credentials()
-	return append(vars,
-		[2]string{"PSA_STATE_URL", sim.URL() + "/_sim/autotask/state"},
-		[2]string{"AUTOTASK_URL", sim.URL()},
-		[2]string{"AUTOTASK_BASE_URL", sim.AutotaskBaseURL()},
-		[2]string{"AUTOTASK_ZONE_LOOKUP_URL", sim.AutotaskZoneLookupURL()},
-		[2]string{"AUTOTASK_STATE_URL", sim.URL() + "/_sim/autotask/state"},
-		[2]string{"AUTOTASK_USERNAME", user},
-		[2]string{"AUTOTASK_SECRET", secret},
-		[2]string{"AUTOTASK_INTEGRATION_CODE", code},
-	)
+	return [][2]string{
+		{"PSA_AUTOTASK_USERNAME", user},
+		{"PSA_AUTOTASK_SECRET", secret},
+		{"PSA_AUTOTASK_INTEGRATION_CODE", code},
+		{"PSA_AUTOTASK_BASE_URL", sim.AutotaskBaseURL()},
+	}
 }
 
-func printVars(w io.Writer, vars [][2]string) {
+// printVars writes one shell assignment per variable, each after prefix
+// ("export " or nothing), quoting values that a shell would otherwise split
+// or expand.
+func printVars(w io.Writer, prefix string, vars [][2]string) {
 	for _, kv := range vars {
-		fmt.Fprintf(w, "%s=%s\n", kv[0], kv[1])
+		fmt.Fprintf(w, "%s%s=%s\n", prefix, kv[0], shellQuote(kv[1]))
 	}
+}
+
+// shellQuote returns v as a POSIX shell word: as it is when it holds only
+// characters no shell treats specially, else in single quotes.
+func shellQuote(v string) string {
+	if v != "" && strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }

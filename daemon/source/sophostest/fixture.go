@@ -32,6 +32,11 @@ const (
 // dates, accountStatus "active", sku, productDescription and productGroup).
 // A month that is absent from usage answers 404 "no data", as the real API
 // does for months whose report is not ready.
+//
+// Usage months may also be written relative to the simulator's clock when
+// it starts: CurrentMonth ("CURRENT-MONTH") and PreviousMonth
+// ("PREVIOUS-MONTH"), so that a shipped fixture shows usage for whatever
+// month it is run in. A month given both ways takes the absolute one.
 type Fixture struct {
 	ClientID     string                 `json:"client_id,omitempty"`
 	ClientSecret string                 `json:"client_secret,omitempty"`
@@ -41,6 +46,16 @@ type Fixture struct {
 	Tenants      []Tenant               `json:"tenants,omitempty"`
 	Usage        map[string][]UsageItem `json:"usage,omitempty"`
 }
+
+// Relative usage months, resolved by the simulator's clock (in UTC) when it
+// starts.
+const (
+	CurrentMonth  = "CURRENT-MONTH"
+	PreviousMonth = "PREVIOUS-MONTH"
+)
+
+// relativeMonths maps each relative month to its offset from the current one.
+var relativeMonths = map[string]int{CurrentMonth: 0, PreviousMonth: -1}
 
 // LoadFixture reads a JSON fixture. Unknown keys are errors, so a typo does not
 // silently leave part of the state out.
@@ -70,7 +85,8 @@ func ParseFixture(data []byte) (*Fixture, error) {
 	return &f, nil
 }
 
-// Validate checks that usage months are "YYYY-MM" and tenant ids are unique
+// Validate checks that usage months are "YYYY-MM" or relative (CurrentMonth,
+// PreviousMonth) and that tenant ids are unique
 // and present.
 func (f *Fixture) Validate() error {
 	seen := map[string]bool{}
@@ -89,8 +105,11 @@ func (f *Fixture) Validate() error {
 	}
 	sort.Strings(months)
 	for _, m := range months {
+		if _, ok := relativeMonths[m]; ok {
+			continue
+		}
 		if _, err := source.ParsePeriod(m); err != nil {
-			return fmt.Errorf("usage: month %q is not YYYY-MM", m)
+			return fmt.Errorf("usage: month %q is not YYYY-MM, %s or %s", m, CurrentMonth, PreviousMonth)
 		}
 	}
 	return nil

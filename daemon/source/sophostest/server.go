@@ -28,6 +28,7 @@ type Server struct {
 	idType        string
 	tenants       []Tenant
 	usage         map[source.Period][]UsageItem
+	relativeUsage map[int][]UsageItem  // a fixture's relative months until newServer resolves them
 	tokens        map[string]time.Time // access token → expiry
 	refresh       map[string]bool
 	tokenLifetime time.Duration
@@ -160,6 +161,7 @@ func newServer(opts []Option) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.resolveRelativeUsage()
 	s.ts = httptest.NewUnstartedServer(s.Handler())
 	return s, nil
 }

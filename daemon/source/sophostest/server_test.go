@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -333,7 +334,7 @@ func TestLoadFixture(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ content, want string }{
 		{`{"tenant": []}`, `json: unknown field "tenant"`},
-		{`{"usage": {"October": []}}`, `usage: month "October" is not YYYY-MM`},
+		{`{"usage": {"October": []}}`, `usage: month "October" is not YYYY-MM, CURRENT-MONTH or PREVIOUS-MONTH`},
 		{`{"tenants": [{"name": "x"}]}`, `tenants[0]: id is required`},
 		{`{"tenants": [{"id": "a", "name": "x"}, {"id": "a", "name": "y"}]}`, `tenants[1]: id a appears twice`},
 	} {
@@ -383,5 +384,38 @@ func TestServer_stateAccessors(t *testing.T) {
 	}
 	if f := sim.Fixture(); f.ClientID != "new-id" {
 		t.Errorf("Fixture = %+v", f)
+	}
+}
+
+// TestFixture_relativeMonths serves a fixture's CURRENT-MONTH and
+// PREVIOUS-MONTH usage under the months the simulator's clock gives, also
+// when WithClock comes after the fixture, and lets an absolute month win.
+func TestFixture_relativeMonths(t *testing.T) {
+	t.Parallel()
+	f, err := sophostest.ParseFixture([]byte(`{"usage": {
+		"CURRENT-MONTH": [{"accountId": "a", "productCode": "CIXA-MSP", "billableQuantity": 3}],
+		"PREVIOUS-MONTH": [{"accountId": "a", "productCode": "CIXA-MSP", "billableQuantity": 2}],
+		"2026-11": [{"accountId": "a", "productCode": "CIXA-MSP", "billableQuantity": 9}]
+	}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		now  time.Time
+		want map[string]float64
+	}{
+		{time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC), map[string]float64{"2027-01": 3, "2026-12": 2, "2026-11": 9}},
+		{time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), map[string]float64{"2026-12": 3, "2026-11": 9}},
+	} {
+		sim := sophostest.Start(t, sophostest.WithFixture(f), sophostest.WithClock(func() time.Time { return tc.now }))
+		got := map[string]float64{}
+		for m, items := range sim.Fixture().Usage {
+			for _, it := range items {
+				got[m] += it.BillableQuantity
+			}
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("at %s: usage by month = %v, want %v", tc.now.Format(time.DateOnly), got, tc.want)
+		}
 	}
 }

@@ -27,10 +27,32 @@ func (s *Server) load(f *Fixture) {
 	}
 	s.tenants = slices.Clone(f.Tenants)
 	s.usage = map[source.Period][]UsageItem{}
+	s.relativeUsage = map[int][]UsageItem{}
 	for m, items := range f.Usage {
+		if off, ok := relativeMonths[m]; ok {
+			s.relativeUsage[off] = slices.Clone(items)
+			continue
+		}
 		p, _ := source.ParsePeriod(m) // Validate has checked it
 		s.usage[p] = slices.Clone(items)
 	}
+}
+
+// resolveRelativeUsage files the fixture's relative months under the months
+// they stand for by the simulator's clock. It runs once all options are
+// applied, so that WithClock counts wherever it is given.
+func (s *Server) resolveRelativeUsage() {
+	current := source.PeriodOf(s.clock().UTC())
+	for off, items := range s.relativeUsage {
+		p := current
+		for ; off < 0; off++ {
+			p = p.Prev()
+		}
+		if _, ok := s.usage[p]; !ok {
+			s.usage[p] = items
+		}
+	}
+	s.relativeUsage = nil
 }
 
 // Fixture returns the current state as a fixture (the credentials included:
