@@ -65,6 +65,10 @@ type Options struct {
 	// Listener, when set, is used by Run instead of listening on the
 	// configured web.listen_address (tests pass a 127.0.0.1:0 listener).
 	Listener net.Listener
+	// WebConfigFile is a web configuration file in exporter-toolkit's format
+	// (TLS, client certificates, basic authentication; see listener.go);
+	// empty means plain HTTP.
+	WebConfigFile string
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -84,6 +88,7 @@ type Daemon struct {
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
 	listener        net.Listener
+	webConfigFile   string
 
 	db *state.DB
 
@@ -145,6 +150,9 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if cfg == nil {
 		return nil, errors.New("daemon: config is nil")
 	}
+	if err := validateWebConfig(o.WebConfigFile); err != nil {
+		return nil, err
+	}
 	d := &Daemon{
 		configPath:      configPath,
 		logger:          o.Logger,
@@ -156,6 +164,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		watchInterval:   o.WatchInterval,
 		shutdownTimeout: o.ShutdownTimeout,
 		listener:        o.Listener,
+		webConfigFile:   o.WebConfigFile,
 		queue:           newSyncQueue(),
 		scheduleChanged: make(chan struct{}, 1),
 	}
@@ -611,7 +620,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		d.logger.Info("Listening", "address", ln.Addr().String())
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := d.serve(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("daemon: http server: %w", err)
 		}
 		return nil

@@ -86,6 +86,11 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 }
 
 func bearerToken(r *http.Request) (string, bool) {
+	// With basic authentication in the web config file the token is the
+	// basic password (see listener.go).
+	if _, password, ok := r.BasicAuth(); ok {
+		return password, password != ""
+	}
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -196,6 +196,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	var (
 		cf            commonFlags
 		listenAddress string
+		webConfigFile string
 		watch         = daemon.DefaultWatchInterval
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
@@ -203,6 +204,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
+	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password.")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -238,6 +240,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		Getenv:          e.getenv,
 		WatchInterval:   watch,
 		ShutdownTimeout: shutdown,
+		WebConfigFile:   webConfigFile,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)

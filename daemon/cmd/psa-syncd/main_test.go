@@ -993,3 +993,16 @@ func TestRun_resolveKaseyaBMS(t *testing.T) {
 		t.Errorf("status after resolve still lists intents: exit %d\n%s", code, stdout)
 	}
 }
+
+// TestRun_runBadWebConfig: run refuses to start with a web config file that
+// names a missing certificate, and says which file.
+func TestRun_runBadWebConfig(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	web := filepath.Join(e.dir, "web-config.yml")
+	writeFile(t, web, "tls_server_config:\n  cert_file: missing.pem\n  key_file: missing-key.pem\n")
+	code, _, stderr := runCmd(t, "run", "-config.file", e.cfgPath, "-web.listen-address", "127.0.0.1:0", "-web.config.file", web)
+	if code != 1 || !strings.Contains(stderr, "web config file") || !strings.Contains(stderr, "missing.pem") {
+		t.Errorf("run with a bad web config file: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -1,0 +1,246 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// ltPKI is a throwaway CA with a server certificate for 127.0.0.1 and a
+// client certificate, written as PEM files into dir.
+type ltPKI struct {
+	caFile, certFile, keyFile string
+	roots                     *x509.CertPool
+	client                    tls.Certificate
+}
+
+func ltNewPKI(t *testing.T, dir string) *ltPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "psa-syncd test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(serial int64, name string, usage x509.ExtKeyUsage, ips []net.IP) (certPEM, keyPEM []byte) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+			pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	}
+	p := &ltPKI{
+		caFile:   filepath.Join(dir, "ca.pem"),
+		certFile: filepath.Join(dir, "server.pem"),
+		keyFile:  filepath.Join(dir, "server-key.pem"),
+		roots:    x509.NewCertPool(),
+	}
+	p.roots.AddCert(ca)
+	dtWrite(t, p.caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	serverCert, serverKey := issue(2, "psa-syncd", x509.ExtKeyUsageServerAuth, []net.IP{net.IPv4(127, 0, 0, 1)})
+	dtWrite(t, p.certFile, string(serverCert))
+	dtWrite(t, p.keyFile, string(serverKey))
+	clientCert, clientKey := issue(3, "prometheus", x509.ExtKeyUsageClientAuth, nil)
+	if p.client, err = tls.X509KeyPair(clientCert, clientKey); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ltStart runs a daemon whose listener is secured by webConfig (a web
+// configuration file's content) and returns its address.
+func ltStart(t *testing.T, dir, webConfig string) string {
+	t.Helper()
+	webFile := filepath.Join(dir, "web-config.yml")
+	dtWrite(t, webFile, webConfig)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v after cancel, want nil", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// ltDo sends method path to addr through client with the given
+// Authorization header and returns the status code, or -1 with the error
+// when no HTTP answer came.
+func ltDo(t *testing.T, client *http.Client, scheme, addr, method, path, authorization string) (int, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, scheme+"://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return -1, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func basicAuth(user, password string) string {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(user, password)
+	return req.Header.Get("Authorization")
+}
+
+func bcryptHash(t *testing.T, password string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// TestDaemon_Run_webConfigTLSClientCertsBasicAuth serves over TLS with
+// required client certificates and basic authentication, and checks every
+// gate over real TLS connections; the API token is the basic password of
+// the mutating endpoints.
+func TestDaemon_Run_webConfigTLSClientCertsBasicAuth(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	addr := ltStart(t, dir, fmt.Sprintf(`tls_server_config:
+  cert_file: %s
+  key_file: %s
+  client_auth_type: RequireAndVerifyClientCert
+  client_ca_file: %s
+basic_auth_users:
+  prometheus: %s
+  automation: %s
+`, pki.certFile, pki.keyFile, pki.caFile, bcryptHash(t, "scrape-password"), bcryptHash(t, "secret-token")))
+
+	withCert := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pki.roots, Certificates: []tls.Certificate{pki.client},
+	}}}
+	withoutCert := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots}}}
+	scrape := basicAuth("prometheus", "scrape-password")
+
+	// Plain HTTP gets no HTTP answer: the server speaks TLS only.
+	if code, err := ltDo(t, &http.Client{Timeout: 30 * time.Second}, "http", addr, "GET", "/-/healthy", scrape); code != http.StatusBadRequest && err == nil {
+		t.Errorf("plain HTTP: %d, want a failure or 400 (TLS only)", code)
+	}
+	if code, err := ltDo(t, withoutCert, "https", addr, "GET", "/-/healthy", scrape); err == nil {
+		t.Errorf("TLS without a client certificate: %d, want the handshake to fail", code)
+	}
+	for _, tc := range []struct {
+		method, path, authorization string
+		want                        int
+	}{
+		{"GET", "/-/healthy", "", http.StatusUnauthorized},
+		{"GET", "/-/healthy", basicAuth("prometheus", "wrong"), http.StatusUnauthorized},
+		{"GET", "/-/healthy", scrape, http.StatusOK},
+		{"GET", "/metrics", scrape, http.StatusOK},
+		// Basic authentication alone does not allow mutations.
+		{"POST", "/-/reload", scrape, http.StatusUnauthorized},
+		// The Authorization header holds basic credentials, so a bearer
+		// token alone does not pass the basic-auth gate...
+		{"POST", "/-/reload", "Bearer secret-token", http.StatusUnauthorized},
+		// ...and the token goes in as the basic password of a user whose
+		// hash is of the token.
+		{"POST", "/-/reload", basicAuth("automation", "secret-token"), http.StatusOK},
+	} {
+		code, err := ltDo(t, withCert, "https", addr, tc.method, tc.path, tc.authorization)
+		if err != nil || code != tc.want {
+			t.Errorf("%s %s with %q: %d %v, want %d", tc.method, tc.path, tc.authorization, code, err, tc.want)
+		}
+	}
+}
+
+// TestDaemon_Run_webConfigTLS serves over TLS without basic authentication:
+// reads need nothing more, and mutations take the bearer token as before.
+func TestDaemon_Run_webConfigTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	addr := ltStart(t, dir, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots}}}
+	for _, tc := range []struct {
+		method, path, authorization string
+		want                        int
+	}{
+		{"GET", "/-/healthy", "", http.StatusOK},
+		{"POST", "/-/reload", "", http.StatusUnauthorized},
+		{"POST", "/-/reload", "Bearer wrong", http.StatusUnauthorized},
+		{"POST", "/-/reload", "Bearer secret-token", http.StatusOK},
+	} {
+		code, err := ltDo(t, client, "https", addr, tc.method, tc.path, tc.authorization)
+		if err != nil || code != tc.want {
+			t.Errorf("%s %s with %q: %d %v, want %d", tc.method, tc.path, tc.authorization, code, err, tc.want)
+		}
+	}
+}
+
+func TestNew_badWebConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct{ content, want string }{
+		{"tls_server_config:\n  cert_file: missing.pem\n  key_file: missing-key.pem\n", "missing.pem"},
+		{"basic_auth_users:\n  admin: not-a-bcrypt-hash\n", "bcrypt"},
+		{"tls_server_cnfig: {}\n", "tls_server_cnfig"},
+	} {
+		p := filepath.Join(dir, "web.yml")
+		if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := New(&Config{}, "", Options{WebConfigFile: p})
+		if err == nil || !strings.Contains(err.Error(), `daemon: web config file "`+p+`"`) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New with web config %q: %v, want an error naming the file and %q", tc.content, err, tc.want)
+		}
+	}
+}
