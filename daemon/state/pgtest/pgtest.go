@@ -226,3 +226,19 @@ func Main(m *testing.M) int {
 	}
 	return code
 }
+
+// New starts a cluster for one test and stops it when the test ends; for
+// packages whose tests do not share one through Main.
+func New(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return c
+}
