@@ -19,6 +19,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -75,8 +76,11 @@ var DefaultPolicies = Policies{
 type Config struct {
 	// ExportPath is the mapping export written by the Terraform provider.
 	ExportPath string `yaml:"export_path"`
-	// StateDir holds the state database (statuses, runs, ledger).
+	// StateDir holds the SQLite state database (statuses, runs, ledger);
+	// with PostgreSQL it is optional, and only looked at for a bbolt state
+	// file of an earlier version to import.
 	StateDir string       `yaml:"state_dir"`
+	State    StateConfig  `yaml:"state"`
 	PSA      PSAConfig    `yaml:"psa"`
 	Source   SourceConfig `yaml:"source"`
 	// Schedule is when passes run (default "every 24h"); the export's
@@ -227,6 +231,89 @@ type Policies struct {
 	WriteConcurrency int `yaml:"write_concurrency"`
 }
 
+// StateConfig selects the state database: SQLite in state_dir (the
+// default) or PostgreSQL, which several psa-syncd may share, one of them
+// active. Zero values mean the defaults of package state.
+type StateConfig struct {
+	// Driver is sqlite (default) or postgres.
+	Driver string `yaml:"driver,omitempty"`
+	// URL is the PostgreSQL connection URL or keyword/value string; also
+	// from url_file or PSA_SYNCD_STATE_URL. It is a secret.
+	URL     Secret `yaml:"url,omitempty"`
+	URLFile string `yaml:"url_file,omitempty"`
+	// MaxOpenConns, MaxIdleConns and ConnMaxLifetime tune the PostgreSQL
+	// connection pool (defaults 10, 5, 30m).
+	MaxOpenConns    int           `yaml:"max_open_conns,omitempty"`
+	MaxIdleConns    int           `yaml:"max_idle_conns,omitempty"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime,omitempty"`
+	// ConnectTimeout bounds connecting (default 10s), QueryTimeout every
+	// statement (default 30s).
+	ConnectTimeout time.Duration `yaml:"connect_timeout,omitempty"`
+	QueryTimeout   time.Duration `yaml:"query_timeout,omitempty"`
+	// LockInterval is how often a standby tries to become the active
+	// instance and the active one checks its lock (default 2s).
+	LockInterval time.Duration `yaml:"lock_interval,omitempty"`
+	// AdvertiseURL is this instance's API URL as the others can reach it;
+	// a standby names the active one's when it refuses a request.
+	AdvertiseURL string `yaml:"advertise_url,omitempty"`
+}
+
+// DefaultLockInterval is StateConfig.LockInterval's default.
+const DefaultLockInterval = 2 * time.Second
+
+// Database returns the state package's configuration of the database.
+func (s StateConfig) Database(stateDir string) state.Config {
+	return state.Config{
+		Driver: s.Driver, Path: stateDir, URL: string(s.URL),
+		MaxOpenConns: s.MaxOpenConns, MaxIdleConns: s.MaxIdleConns, ConnMaxLifetime: s.ConnMaxLifetime,
+		ConnectTimeout: s.ConnectTimeout, QueryTimeout: s.QueryTimeout,
+	}
+}
+
+func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv func(string) string) error {
+	switch s.Driver {
+	case "":
+		s.Driver = state.DriverSQLite
+	case state.DriverSQLite, state.DriverPostgres:
+	default:
+		return fmt.Errorf("state.driver: unknown driver %q (one of sqlite, postgres)", s.Driver)
+	}
+	s.URLFile = abs(s.URLFile)
+	if s.Driver == state.DriverSQLite {
+		if stateDir == "" {
+			return errors.New("state_dir is required")
+		}
+		if s.URL != "" || s.URLFile != "" {
+			return errors.New("state.url: only for the postgres driver (state.driver)")
+		}
+	} else {
+		url, err := resolveSecret(s.URL, s.URLFile, "PSA_SYNCD_STATE_URL", getenv)
+		if err != nil {
+			return fmt.Errorf("state.url_file: %w", err)
+		}
+		if url == "" {
+			return errors.New("state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)")
+		}
+		s.URL = url
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"max_open_conns", int64(s.MaxOpenConns)}, {"max_idle_conns", int64(s.MaxIdleConns)},
+		{"conn_max_lifetime", int64(s.ConnMaxLifetime)}, {"connect_timeout", int64(s.ConnectTimeout)},
+		{"query_timeout", int64(s.QueryTimeout)}, {"lock_interval", int64(s.LockInterval)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("state.%s: must not be negative", f.name)
+		}
+	}
+	if err := checkURL(s.AdvertiseURL); err != nil {
+		return fmt.Errorf("state.advertise_url: %w", err)
+	}
+	return nil
+}
+
 // WebConfig configures the HTTP listener.
 type WebConfig struct {
 	// ListenAddress is host:port; default ":9810".
@@ -307,10 +394,10 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return errors.New("export_path is required")
 	}
 	c.ExportPath = abs(c.ExportPath)
-	if c.StateDir == "" {
-		return errors.New("state_dir is required")
-	}
 	c.StateDir = abs(c.StateDir)
+	if err := c.State.validate(c.StateDir, abs, getenv); err != nil {
+		return err
+	}
 
 	if err := c.PSA.validate(abs, getenv); err != nil {
 		return err

@@ -39,6 +39,7 @@ func TestLoad_good(t *testing.T) {
 	want := &Config{
 		ExportPath: filepath.Join(dir, "psa-mappings.json"),
 		StateDir:   filepath.Join(dir, "state"),
+		State:      StateConfig{Driver: "sqlite"},
 		PSA: PSAConfig{
 			System: psa.SystemAutotask,
 			Autotask: &AutotaskConfig{
@@ -179,6 +180,9 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},
 		{file: "bad-export-path.yml", want: "export_path is required"},
+		{file: "bad-state-driver.yml", want: `state.driver: unknown driver "mysql" (one of sqlite, postgres)`},
+		{file: "bad-state-postgres-no-url.yml", want: "state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)"},
+		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
 		{file: "does-not-exist.yml", want: "open testdata/does-not-exist.yml: no such file or directory"},
 	}
@@ -209,6 +213,36 @@ func TestLoad_bad(t *testing.T) {
 				t.Errorf("Load(%q) error\n got: %s\nwant: %s", path, err, want)
 			}
 		})
+	}
+}
+
+func TestLoad_postgresState(t *testing.T) {
+	t.Parallel()
+	c, err := Load("testdata/postgres.yml", cfgEnv(map[string]string{"PSA_SYNCD_STATE_URL": "postgres://env-loses-to-file@db/psa"}))
+	if err != nil {
+		t.Fatalf("Load returned error: %v", err)
+	}
+	want := StateConfig{
+		Driver: "postgres", URL: "postgres://psa:pg-s3cret@db.internal:5432/psa", URLFile: cfgAbs(t, "testdata/secrets/state-url"),
+		MaxOpenConns: 4, QueryTimeout: 5 * time.Second, LockInterval: time.Second, AdvertiseURL: "http://psa-syncd-0.psa-syncd:9810",
+	}
+	if !cmp.Equal(c.State, want) {
+		t.Errorf("State mismatch (-want +got):\n%s", cmp.Diff(want, c.State))
+	}
+	if c.StateDir != "" {
+		t.Errorf("StateDir = %q, want none (optional with postgres)", c.StateDir)
+	}
+	db := c.State.Database(c.StateDir)
+	if db.Driver != "postgres" || db.URL != string(want.URL) || db.MaxOpenConns != 4 || db.QueryTimeout != 5*time.Second {
+		t.Errorf("Database() = %+v", db)
+	}
+	if strings.Contains(c.String(), "pg-s3cret") || strings.Contains(fmt.Sprintf("%v %+v %#v", c, c, c), "pg-s3cret") {
+		t.Error("the state URL's password appears in the printed config")
+	}
+	// From the environment alone.
+	c, err = Load("testdata/bad-state-postgres-no-url.yml", cfgEnv(map[string]string{"PSA_SYNCD_STATE_URL": "postgres://psa@db/psa"}))
+	if err != nil || c.State.URL != "postgres://psa@db/psa" {
+		t.Errorf("Load with PSA_SYNCD_STATE_URL = %v, %v", c, err)
 	}
 }
 

@@ -69,6 +69,11 @@ type Options struct {
 	// (TLS, client certificates, basic authentication; see listener.go);
 	// empty means plain HTTP.
 	WebConfigFile string
+	// AllowEmptyState lets passes write although the state database holds
+	// no record of earlier writes while the export maps customers whose
+	// quantities only the ledger records (Kaseya BMS): for a first start
+	// only, never after losing the database (restore a backup instead).
+	AllowEmptyState bool
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -91,6 +96,11 @@ type Daemon struct {
 	webConfigFile   string
 
 	db *state.DB
+	// leading is set while this instance holds the state database's
+	// leadership (always, once Run or BecomeActive took it, with SQLite).
+	leading         atomic.Bool
+	lead            *state.Leadership
+	allowEmptyState bool
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]
@@ -165,6 +175,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		shutdownTimeout: o.ShutdownTimeout,
 		listener:        o.Listener,
 		webConfigFile:   o.WebConfigFile,
+		allowEmptyState: o.AllowEmptyState,
 		queue:           newSyncQueue(),
 		scheduleChanged: make(chan struct{}, 1),
 	}
@@ -198,7 +209,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	pc.Transport = d.metrics.InstrumentRoundTripper(next)
 	d.psaClient = &pc
 
-	db, err := state.Open(cfg.StateDir)
+	db, err := state.OpenConfig(context.Background(), cfg.State.Database(cfg.StateDir))
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
@@ -211,11 +222,82 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	d.cfg.Store(cfg)
 	d.clients.Store(cl)
 	d.metrics.ConfigReloaded(true, d.now())
+	if db.Driver() == state.DriverSQLite {
+		// The file lock that Open took makes this the only instance.
+		if err := d.BecomeActive(context.Background()); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
-// Close closes the state database. Run closes it on return.
-func (d *Daemon) Close() error { return d.db.Close() }
+// Close gives the leadership up and closes the state database. Run closes it
+// on return.
+func (d *Daemon) Close() error {
+	var err error
+	if d.lead != nil {
+		err = d.lead.Release()
+	}
+	d.leading.Store(false)
+	d.metrics.Leader.Set(0)
+	return errors.Join(err, d.db.Close())
+}
+
+// BecomeActive makes this psa-syncd the active instance of those sharing
+// its state database, the only one that syncs: at once with SQLite, whose
+// file lock New already holds; with PostgreSQL when no other instance holds
+// the leadership lock, else with an error naming the one that does. Run
+// calls it (waiting for the lock); the sync command calls it once.
+func (d *Daemon) BecomeActive(ctx context.Context) error {
+	if d.leading.Load() {
+		return nil
+	}
+	cfg := d.cfg.Load()
+	host, _ := os.Hostname()
+	interval := cfg.State.LockInterval
+	if interval <= 0 {
+		interval = DefaultLockInterval
+	}
+	l, err := d.db.TryLead(ctx, state.LeaderInfo{Holder: fmt.Sprintf("%s pid %d", host, os.Getpid()), URL: cfg.State.AdvertiseURL, Since: d.now()}, interval)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if l == nil {
+		return &StandbyError{Active: d.activeInstance()}
+	}
+	d.lead = l
+	d.leading.Store(true)
+	d.metrics.Leader.Set(1)
+	return nil
+}
+
+// StandbyError is returned when this psa-syncd is a standby: another
+// instance holds the leadership lock of the shared state database.
+type StandbyError struct {
+	// Active describes the active instance, when known.
+	Active string
+}
+
+func (e *StandbyError) Error() string {
+	return "daemon: this psa-syncd is a standby; the active instance, the only one that syncs, is " + e.Active +
+		": send sync and resolve requests to it"
+}
+
+// activeInstance describes the instance that holds the leadership lock.
+func (d *Daemon) activeInstance() string {
+	info, held, err := d.db.Leader()
+	switch {
+	case err != nil || info.Holder == "":
+		return "another psa-syncd"
+	case !held:
+		return fmt.Sprintf("none right now (the last was %s; a standby takes over within seconds)", info)
+	}
+	return fmt.Sprintf("%s (active since %s)", info, info.Since.Format(time.RFC3339))
+}
+
+// Active reports whether this psa-syncd is the active instance.
+func (d *Daemon) Active() bool { return d.leading.Load() }
 
 // Config returns the running configuration.
 func (d *Daemon) Config() *Config { return d.cfg.Load() }
@@ -258,6 +340,9 @@ func (d *Daemon) reloadConfigLocked() error {
 	}
 	if err == nil && cfg.StateDir != old.StateDir {
 		err = fmt.Errorf("daemon: state_dir changed from %q to %q: restart psa-syncd to move the state database", old.StateDir, cfg.StateDir)
+	}
+	if err == nil && !reflect.DeepEqual(cfg.State, old.State) {
+		err = errors.New("daemon: the state section changed: restart psa-syncd to use another state database or its new settings")
 	}
 	var cl *clients
 	if err == nil {
@@ -489,6 +574,9 @@ func (d *Daemon) engine() (*Engine, *export.Document, error) {
 func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
+	if !d.leading.Load() {
+		return nil, &StandbyError{Active: d.activeInstance()}
+	}
 	e, doc, err := d.engine()
 	if err != nil {
 		return nil, err
@@ -499,7 +587,46 @@ func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
+	if !o.DryRun && !o.WritesDisabled {
+		if err := d.checkWriteHistory(doc); err != nil {
+			return nil, err
+		}
+	}
 	return e.Sync(ctx, doc, o)
+}
+
+// checkWriteHistory refuses to write when the PSA's quantities are known
+// only from the ledger (Kaseya BMS), the export maps customers with usage
+// sync on, and the state database holds no record of earlier writes: it is
+// new, or it lost its content (an emptied or replaced file, a fresh
+// database), and a pass would post every line again. AllowEmptyState (the
+// -state.allow-empty flag) lets a first start through, once.
+func (d *Daemon) checkWriteHistory(doc *export.Document) error {
+	cfg := d.cfg.Load()
+	if cfg.PSA.System != psa.SystemKaseyaBMS {
+		return nil
+	}
+	n := 0
+	for _, c := range doc.CustomerMappings {
+		if c.UsageSync {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	ok, err := d.db.HasWriteHistory()
+	if err != nil || ok {
+		return err
+	}
+	if d.allowEmptyState {
+		d.logger.Warn("Starting on a state database without a ledger, as -state.allow-empty says", "database", d.db.Path(), "customers", n)
+		return d.db.AllowEmptyStart(d.now())
+	}
+	return fmt.Errorf("daemon: the state database %s holds no ledger, but the mapping export maps %d customers with usage sync on "+
+		"and Kaseya BMS quantities are known only from psa-syncd's ledger: if psa-syncd synced them before, restore the state "+
+		"database from a backup (a pass now would post every line again); if this is the first start for this export, "+
+		"run once with -state.allow-empty", d.db.Path(), n)
 }
 
 // Plan computes the changes the next pass would make, writing nothing.
@@ -520,6 +647,9 @@ func (d *Daemon) Plan(ctx context.Context, o PassOptions) (*Plan, error) {
 func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
+	if !d.leading.Load() {
+		return 0, &StandbyError{Active: d.activeInstance()}
+	}
 	e, _, err := d.engine()
 	if err != nil {
 		cfg := d.cfg.Load()
@@ -547,6 +677,9 @@ func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents
 func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
+	if !d.leading.Load() {
+		return state.Intent{}, &StandbyError{Active: d.activeInstance()}
+	}
 	cfg := d.cfg.Load()
 	e := NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
 		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
@@ -635,17 +768,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	g.Go(func() error { d.watchLoop(gctx); return nil })
-	g.Go(func() error { d.scheduleLoop(gctx); return nil })
 	passesDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(passesDone)
-		if n, err := d.Reconcile(passCtx); err != nil {
-			d.logger.Error("Error reconciling open intents; passes will not write until it succeeds", "err", err)
-		} else if n > 0 {
-			d.logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
-		}
-		d.workLoop(gctx, passCtx)
-		return nil
+		return d.runActive(gctx, passCtx, stopPasses)
 	})
 	g.Go(func() error {
 		<-gctx.Done()
@@ -658,6 +784,79 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		return nil
 	})
 	return g.Wait()
+}
+
+// runActive waits until this psa-syncd is the active instance (at once with
+// SQLite; with PostgreSQL when no other holds the leadership lock), then
+// settles open intents before anything else and runs scheduled and
+// requested passes until ctx is done. Losing the lock stops the passes at
+// once and returns an error, so that the process exits and the standby,
+// which settles what this one left open, takes over.
+func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.CancelFunc) error {
+	if !d.awaitActive(ctx) {
+		return nil
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := d.lead.Lost()
+	go func() {
+		select {
+		case <-lost:
+			d.leading.Store(false)
+			d.metrics.Leader.Set(0)
+			d.logger.Error("Lost the state database's leadership lock; stopping passes and exiting so that a standby takes over")
+			stopPasses()
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	scheduled := make(chan struct{})
+	go func() { defer close(scheduled); d.scheduleLoop(lctx) }()
+	if n, err := d.Reconcile(passCtx); err != nil {
+		d.logger.Error("Error reconciling open intents; passes will not write until it succeeds", "err", err)
+	} else if n > 0 {
+		d.logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
+	}
+	d.workLoop(lctx, passCtx)
+	<-scheduled
+	select {
+	case <-lost:
+		return errors.New("daemon: lost the state database's leadership lock (its connection failed); a standby takes over")
+	default:
+		return nil
+	}
+}
+
+// awaitActive tries to become the active instance every lock interval
+// until it is or ctx is done, and reports whether it is.
+func (d *Daemon) awaitActive(ctx context.Context) bool {
+	logged := false
+	for {
+		err := d.BecomeActive(ctx)
+		if err == nil {
+			if d.db.Driver() != state.DriverSQLite {
+				d.logger.Info("This psa-syncd is the active instance", "database", d.db.Path())
+			}
+			return true
+		}
+		var se *StandbyError
+		switch {
+		case !errors.As(err, &se):
+			d.logger.Error("Error trying to become the active instance", "err", err)
+		case !logged:
+			d.logger.Info("Standby: serving the read-only API and metrics until the active instance's lock is gone", "active", se.Active)
+			logged = true
+		}
+		interval := d.cfg.Load().State.LockInterval
+		if interval <= 0 {
+			interval = DefaultLockInterval
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(interval):
+		}
+	}
 }
 
 // watchLoop polls the export file and reloads it when it changed.

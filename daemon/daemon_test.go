@@ -48,6 +48,8 @@ type dtOptions struct {
 	// baseURL, when set, returns the Autotask base URL to configure (a
 	// proxy in front of the simulator).
 	baseURL func(*psatest.Server) string
+	// state is a state section for the config file.
+	state string
 }
 
 const dtUsage = `customer_id,customer_name,product,product_name,quantity
@@ -100,6 +102,7 @@ web:
 	if o.token != "" {
 		cfg += "  api_token: " + strconv.Quote(o.token) + "\n"
 	}
+	cfg += o.state
 	dtWrite(t, e.cfgPath, cfg)
 
 	doc := export.New(psa.SystemAutotask, "sim")

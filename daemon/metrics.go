@@ -52,6 +52,7 @@ type Metrics struct {
 	APIBudgetRemaining   prometheus.Gauge
 	ScheduleInterval     prometheus.Gauge
 	IntegrationEnabled   prometheus.Gauge
+	Leader               prometheus.Gauge
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -137,6 +138,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "integration_enabled",
 		Help:      "1 when the mapping export enables the integration (passes write to the PSA), 0 when it is switched off.",
 	}, []string{"system"}).With(sys)
+	m.Leader = f.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "leader",
+		Help:      "1 when this psa-syncd is the active instance of those sharing its state database (always, with SQLite), 0 on a standby.",
+	})
 
 	m.ExportLastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace,

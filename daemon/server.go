@@ -25,7 +25,7 @@ const maxRequestBody = 64 << 10
 //
 //	GET  /metrics               Prometheus metrics (the daemon's own registry)
 //	GET  /-/healthy             200 while the process runs
-//	GET  /-/ready               200 once the config and a valid mapping export are loaded, else 503
+//	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503
 //	POST /-/reload              reload config and export (bearer token)
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "..."} (bearer token); 202 {"run_id": ...}
@@ -36,7 +36,10 @@ const maxRequestBody = 64 << 10
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //
 // Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
-// token is configured they are refused with 403.
+// token is configured they are refused with 403. A standby (another
+// psa-syncd holds the shared state database's leadership lock) serves the
+// read-only endpoints and refuses sync and resolve with 503, naming the
+// active instance.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
@@ -54,12 +57,12 @@ func (d *Daemon) Handler() http.Handler {
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})
 	mux.HandleFunc("GET /api/v1/customers", d.handleCustomers)
-	mux.Handle("POST /api/v1/sync", d.requireToken(http.HandlerFunc(d.handleSync)))
+	mux.Handle("POST /api/v1/sync", d.requireToken(d.requireActive(http.HandlerFunc(d.handleSync))))
 	mux.HandleFunc("GET /api/v1/runs", d.handleRuns)
 	mux.HandleFunc("GET /api/v1/runs/{id}", d.handleRun)
 	mux.HandleFunc("GET /api/v1/plan", d.handlePlan)
 	mux.HandleFunc("GET /api/v1/intents", d.handleIntents)
-	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(http.HandlerFunc(d.handleResolve)))
+	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(d.requireActive(http.HandlerFunc(d.handleResolve))))
 	return mux
 }
 
@@ -79,6 +82,19 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 				msg = "invalid bearer token"
 			}
 			writeError(w, http.StatusUnauthorized, msg)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireActive refuses a request that only the active instance may serve
+// when this one is a standby.
+func (d *Daemon) requireActive(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !d.Active() {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -105,6 +121,10 @@ func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if !d.Ready() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "psa-syncd is not ready: no valid mapping export loaded yet.")
+		return
+	}
+	if !d.Active() {
+		fmt.Fprintln(w, "psa-syncd is Ready (standby: serving the read-only API; the active instance is "+d.activeInstance()+").")
 		return
 	}
 	fmt.Fprintln(w, "psa-syncd is Ready.")

@@ -1,62 +1,39 @@
 package state
 
 import (
-	"encoding/binary"
-	"encoding/json"
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// FileName is the name of the database file inside a state directory.
+// FileName is the name of the SQLite database file inside a state
+// directory, and of the bbolt file that earlier versions kept there.
 const FileName = "psa-syncd.db"
 
-// SchemaVersion is the version of the on-disk layout this package writes.
-// Open refuses a database written by a newer version, so that an old binary
-// never misreads (or rewrites) records it does not understand.
-const SchemaVersion = 1
-
-// lockTimeout bounds the wait for the database's file lock. bbolt would
-// otherwise wait forever when another psa-syncd holds the file.
-const lockTimeout = time.Second
-
-// Bucket names. Keys are documented next to each bucket.
-var (
-	// bucketMeta holds "schema_version" as a decimal string.
-	bucketMeta = []byte("meta")
-	// bucketCustomers maps source\x00customer_id to a JSON CustomerStatus.
-	bucketCustomers = []byte("customers")
-	// bucketRuns maps a big-endian run id to a JSON Run.
-	bucketRuns = []byte("runs")
-	// bucketIntents maps a big-endian intent id to a JSON Intent.
-	bucketIntents = []byte("intents")
-	// bucketOpenIntents maps the big-endian id of every open intent to
-	// nothing, so start-up reconciliation does not scan closed intents.
-	bucketOpenIntents = []byte("intents_open")
-	// bucketLedger maps a big-endian sequence number to a JSON
-	// LedgerEntry. It is append-only.
-	bucketLedger = []byte("ledger")
-	// bucketLedgerLast maps contract_id\x00service_id to the big-endian
-	// sequence number of the newest ledger entry for that line.
-	bucketLedgerLast = []byte("ledger_last")
-
-	keySchemaVersion = []byte("schema_version")
-
-	allBuckets = [][]byte{
-		bucketMeta, bucketCustomers, bucketRuns, bucketIntents,
-		bucketOpenIntents, bucketLedger, bucketLedgerLast,
-	}
+// Drivers (Config.Driver).
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
 )
+
+// Defaults for Config.
+const (
+	DefaultMaxOpenConns    = 10
+	DefaultMaxIdleConns    = 5
+	DefaultConnMaxLifetime = 30 * time.Minute
+	DefaultConnectTimeout  = 10 * time.Second
+	DefaultQueryTimeout    = 30 * time.Second
+)
+
+// lockTimeout bounds the wait for the SQLite database's lock, which another
+// psa-syncd process holds while it has the database open.
+const lockTimeout = time.Second
 
 // Intent states.
 const (
@@ -83,12 +60,77 @@ const (
 	CustomerSkipped   = "skipped"
 )
 
+// Sentinel errors.
+var (
+	// ErrNotFound is returned when a record asked for does not exist.
+	ErrNotFound = errors.New("state: not found")
+	// ErrConflict is returned when a record to be created exists already.
+	ErrConflict = errors.New("state: conflict")
+)
+
+// Config selects and tunes the state database. The zero value of every
+// field but the location has a default.
+type Config struct {
+	// Driver is DriverSQLite (the default) or DriverPostgres.
+	Driver string
+	// Path is, for SQLite, the database file when it ends in ".db", or
+	// else the state directory that holds FileName. For PostgreSQL it is
+	// optional: a state directory in which a bbolt state file of an
+	// earlier version is looked for and imported.
+	Path string
+	// URL is the PostgreSQL connection URL or keyword/value string. It is
+	// a secret (it may hold a password) and never appears in errors.
+	URL string
+	// MaxOpenConns, MaxIdleConns and ConnMaxLifetime tune the PostgreSQL
+	// connection pool (SQLite uses one connection).
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	// ConnectTimeout bounds opening the database and each attempt to
+	// become the active instance.
+	ConnectTimeout time.Duration
+	// QueryTimeout bounds every statement.
+	QueryTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Driver == "" {
+		c.Driver = DriverSQLite
+	}
+	if c.MaxOpenConns <= 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if c.MaxIdleConns <= 0 {
+		c.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if c.ConnMaxLifetime <= 0 {
+		c.ConnMaxLifetime = DefaultConnMaxLifetime
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
+}
+
 // DB is the daemon's state database. Its methods are safe for concurrent
-// use; writes are serialised by bbolt and each one is committed (and
+// use; each write is one transaction that is committed (and, on SQLite,
 // fsynced) before the method returns.
 type DB struct {
-	bolt *bolt.DB
-	path string
+	sql     *sql.DB
+	dialect dialect
+	path    string // SQLite file, or a description of the PostgreSQL database
+	timeout time.Duration
+	cfg     Config
+
+	// fence, when set, is the connection that holds the leadership lock
+	// (PostgreSQL). Intents are committed through it, so an instance that
+	// lost the lock can no longer commit one, and so never sends a write.
+	// fenced is set for PostgreSQL: OpenIntent then needs the lock.
+	fenced  bool
+	fenceMu sync.Mutex
+	fence   *sql.Conn
 }
 
 // CustomerStatus is the outcome of the last sync attempt for one source
@@ -175,186 +217,180 @@ type LedgerEntry struct {
 	IntentID      int64      `json:"intent_id"`
 }
 
-// Open opens the state database, creating it (and its directory, mode
-// 0700) when missing. path is either the database file, when it ends in
-// ".db", or the state directory, in which case the file is FileName inside
-// it.
+// Open opens the SQLite state database, creating it (and its directory,
+// mode 0700) when missing. path is either the database file, when it ends
+// in ".db", or the state directory, in which case the file is FileName
+// inside it. A bbolt state file of an earlier version found there is
+// imported once and kept beside it as a backup (see OpenConfig).
 //
 // Only one process may have the database open: a second Open fails after
-// a second with an error saying so. A file that is not a valid database is
-// reported with its path and left untouched.
+// a second with an error saying so. An empty, truncated or damaged file is
+// refused with an error that names it and the way out, and left untouched.
 func Open(path string) (*DB, error) {
-	if path == "" {
-		return nil, errors.New("state: no state path given")
+	return OpenConfig(context.Background(), Config{Driver: DriverSQLite, Path: path})
+}
+
+// OpenConfig opens the state database that cfg selects and brings its
+// schema up to date. For PostgreSQL it connects with the pool settings of
+// cfg; several psa-syncd may share one database, and AcquireLeadership
+// decides which of them writes.
+func OpenConfig(ctx context.Context, cfg Config) (*DB, error) {
+	cfg.setDefaults()
+	var (
+		db  *DB
+		err error
+	)
+	switch cfg.Driver {
+	case DriverSQLite:
+		db, err = openSQLite(ctx, cfg)
+	case DriverPostgres:
+		db, err = openPostgres(ctx, cfg)
+	default:
+		return nil, fmt.Errorf("state: unknown driver %q (want %s or %s)", cfg.Driver, DriverSQLite, DriverPostgres)
 	}
-	file := path
-	if filepath.Ext(path) != ".db" {
-		file = filepath.Join(path, FileName)
-	}
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("state: creating state directory: %w", err)
-	}
-	bdb, err := openBolt(file)
 	if err != nil {
-		return nil, err
-	}
-	db := &DB{bolt: bdb, path: file}
-	if err := db.init(); err != nil {
-		_ = bdb.Close()
 		return nil, err
 	}
 	return db, nil
 }
 
-// openBolt opens the bbolt file and classifies failures. bbolt panics on
-// some damaged files (a bad freelist page, for instance); the panic is
-// turned into a corruption error, and the file bbolt opened is closed
-// through the OpenFile hook, since bbolt itself never returns it. bbolt's
-// memory map of the file cannot be reached, and it keeps the file lock
-// alive, so after such an error the process should exit rather than try
-// again (psa-syncd does).
-func openBolt(file string) (bdb *bolt.DB, err error) {
-	var f *os.File
-	defer func() {
-		if r := recover(); r != nil {
-			if f != nil {
-				_ = f.Close()
-			}
-			bdb, err = nil, corrupt(file, fmt.Errorf("%v", r))
-		}
-	}()
-	bdb, err = bolt.Open(file, 0o600, &bolt.Options{
-		Timeout: lockTimeout,
-		// NoSync stays false: every commit is fsynced, which is what makes
-		// an intent durable before its write is sent.
-		NoSync: false,
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			var err error
-			f, err = os.OpenFile(name, flag, perm)
-			return f, err
-		},
-	})
-	var pathErr *fs.PathError
-	switch {
-	case err == nil:
-		return bdb, nil
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("state: state database %q is locked by another psa-syncd process", file)
-	case errors.As(err, &pathErr):
-		// The file could not be opened, locked, read or mapped: a
-		// permission or I/O problem, not a damaged file.
-		return nil, fmt.Errorf("state: opening state database %q: %w", file, err)
-	default:
-		// Everything else bbolt reports is a file that is not a valid
-		// database: bad magic, checksum, version or size.
-		return nil, corrupt(file, err)
-	}
-}
-
-func corrupt(file string, err error) error {
-	return fmt.Errorf("state: state database %q is corrupt or not a psa-syncd database (%w); "+
-		"it was left untouched: restore it from a backup or move it aside to start with empty state", file, err)
-}
-
-// init checks the whole file for consistency, creates missing buckets and
-// checks the schema version. Checking up front (the file is small) turns
-// damage into a clear error at start-up instead of a panic mid-pass; bbolt
-// can panic on a damaged page, so a panic here is reported as corruption too.
-func (db *DB) init() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = corrupt(db.path, fmt.Errorf("%v", r))
-		}
-	}()
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return corrupt(db.path, err)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("state: creating bucket %s in %q: %w", name, db.path, err)
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		v := meta.Get(keySchemaVersion)
-		if v == nil {
-			return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
-		}
-		n, err := strconv.Atoi(string(v))
-		if err != nil {
-			return corrupt(db.path, fmt.Errorf("bad schema version %q", v))
-		}
-		if n > SchemaVersion {
-			return fmt.Errorf("state: state database %q has schema version %d, but this psa-syncd supports up to %d: "+
-				"upgrade psa-syncd or use another state directory", db.path, n, SchemaVersion)
-		}
-		return nil
-	})
-}
-
-// Path returns the path of the database file.
+// Path returns the path of the SQLite database file, or for PostgreSQL a
+// description of the database without credentials.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the database and releases its file lock.
+// Driver returns DriverSQLite or DriverPostgres.
+func (db *DB) Driver() string { return db.cfg.Driver }
+
+// Close closes the database, releasing its lock (SQLite) or the
+// leadership lock (PostgreSQL).
 func (db *DB) Close() error {
-	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("state: closing %q: %w", db.path, err)
+	db.fenceMu.Lock()
+	if db.fence != nil {
+		_ = db.fence.Close()
+		db.fence = nil
+	}
+	db.fenceMu.Unlock()
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("state: closing %s: %w", db.path, err)
 	}
 	return nil
+}
+
+// ctx returns a context bounded by the query timeout.
+func (db *DB) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), db.timeout)
+}
+
+// wrap prefixes a database error with what was being done.
+func (db *DB) wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("state: %s in %s: %w", what, db.path, err)
+}
+
+// tx runs fn in a transaction and commits it.
+func (db *DB) tx(what string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return db.wrap(what, err)
+	}
+	if err := fn(ctx, tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return db.wrap(what, tx.Commit())
 }
 
 // PutCustomerStatus stores cs, replacing the status stored for the same
 // (Source, CustomerID).
 func (db *DB) PutCustomerStatus(cs CustomerStatus) error {
-	key, err := pairKey("customer", cs.Source, cs.CustomerID)
-	if err != nil {
+	if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
 		return err
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		return putJSON(tx, bucketCustomers, key, cs)
-	})
+	ctx, cancel := db.ctx()
+	defer cancel()
+	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO customers (source, customer_id, customer_name, company_id, contract_id,
+		usage_sync, ticket_sync, last_attempt, last_success, result, error, hint, run_id, updated, unchanged, held, failed)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (source, customer_id) DO UPDATE SET customer_name = excluded.customer_name,
+		company_id = excluded.company_id, contract_id = excluded.contract_id, usage_sync = excluded.usage_sync,
+		ticket_sync = excluded.ticket_sync, last_attempt = excluded.last_attempt, last_success = excluded.last_success,
+		result = excluded.result, error = excluded.error, hint = excluded.hint, run_id = excluded.run_id,
+		updated = excluded.updated, unchanged = excluded.unchanged, held = excluded.held, failed = excluded.failed`),
+		cs.Source, cs.CustomerID, cs.CustomerName, cs.CompanyID, cs.ContractID, cs.UsageSync, cs.TicketSync,
+		db.tv(cs.LastAttempt), db.tv(cs.LastSuccess), cs.Result, cs.Error, cs.Hint, cs.RunID,
+		cs.Updated, cs.Unchanged, cs.Held, cs.Failed)
+	return db.wrap("storing the status of customer "+cs.CustomerID, err)
+}
+
+const customerColumns = `source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync,
+	last_attempt, last_success, result, error, hint, run_id, updated, unchanged, held, failed`
+
+func scanCustomer(row interface{ Scan(...any) error }) (CustomerStatus, error) {
+	var cs CustomerStatus
+	err := row.Scan(&cs.Source, &cs.CustomerID, &cs.CustomerName, &cs.CompanyID, &cs.ContractID, &cs.UsageSync,
+		&cs.TicketSync, timeDest{&cs.LastAttempt}, timeDest{&cs.LastSuccess}, &cs.Result, &cs.Error, &cs.Hint, &cs.RunID,
+		&cs.Updated, &cs.Unchanged, &cs.Held, &cs.Failed)
+	return cs, err
 }
 
 // CustomerStatus returns the stored status of one customer. The bool is
 // false when none is stored.
 func (db *DB) CustomerStatus(source, customerID string) (CustomerStatus, bool, error) {
-	var cs CustomerStatus
-	key, err := pairKey("customer", source, customerID)
-	if err != nil {
-		return cs, false, err
+	if err := checkKey("customer", source, customerID); err != nil {
+		return CustomerStatus{}, false, err
 	}
-	var found bool
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		found, err = getJSON(tx, bucketCustomers, key, &cs)
-		return err
-	})
-	return cs, found, err
+	ctx, cancel := db.ctx()
+	defer cancel()
+	cs, err := scanCustomer(db.sql.QueryRowContext(ctx,
+		db.q(`SELECT `+customerColumns+` FROM customers WHERE source = ? AND customer_id = ?`), source, customerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return CustomerStatus{}, false, nil
+	}
+	if err != nil {
+		return CustomerStatus{}, false, db.wrap("reading the status of customer "+customerID, err)
+	}
+	return cs, true, nil
 }
 
 // CustomerStatuses returns every stored customer status, sorted by source
 // and then customer id.
 func (db *DB) CustomerStatuses() ([]CustomerStatus, error) {
-	var out []CustomerStatus
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		// Keys are source\x00customer_id and bbolt iterates in byte order,
-		// which is exactly (source, customer_id) order.
-		return tx.Bucket(bucketCustomers).ForEach(func(k, v []byte) error {
-			var cs CustomerStatus
-			if err := unmarshal(bucketCustomers, k, v, &cs); err != nil {
-				return err
-			}
-			out = append(out, cs)
-			return nil
-		})
-	})
-	return out, err
+	return queryAll(db, "reading customer statuses",
+		`SELECT `+customerColumns+` FROM customers ORDER BY source, customer_id`, scanCustomer)
+}
+
+// queryAll runs a query and scans every row with scan.
+func queryAll[T any](db *DB, what, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) ([]T, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.sql.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, db.wrap(what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, db.wrap(what, err)
+		}
+		out = append(out, v)
+	}
+	return out, db.wrap(what, rows.Err())
+}
+
+const runColumns = `id, trigger, dry_run, customer, started, finished, result, error, updated, unchanged, held, failed,
+	requests, period, customers`
+
+func scanRun(row interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	err := row.Scan(&r.ID, &r.Trigger, &r.DryRun, &r.Customer, timeDest{&r.Started}, timeDest{&r.Finished}, &r.Result,
+		&r.Error, &r.Updated, &r.Unchanged, &r.Held, &r.Failed, &r.Requests, &r.Period, &r.Customers)
+	return r, err
 }
 
 // BeginRun stores r as a new run and returns it with its ID assigned. An
@@ -364,86 +400,116 @@ func (db *DB) BeginRun(r Run) (Run, error) {
 		r.Result = RunRunning
 	}
 	if r.Started.IsZero() {
-		r.Started = time.Now().UTC()
+		r.Started = time.Now()
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		id, err := tx.Bucket(bucketRuns).NextSequence()
-		if err != nil {
-			return fmt.Errorf("state: allocating run id: %w", err)
-		}
-		r.ID = int64(id)
-		return putJSON(tx, bucketRuns, itob(r.ID), r)
-	})
+	r.Started, r.Finished = db.stored(r.Started), db.stored(r.Finished)
+	ctx, cancel := db.ctx()
+	defer cancel()
+	err := db.sql.QueryRowContext(ctx, db.q(`INSERT INTO runs (trigger, dry_run, customer, started, finished, result, error,
+		updated, unchanged, held, failed, requests, period, customers)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers).Scan(&r.ID)
 	if err != nil {
-		return Run{}, err
+		return Run{}, db.wrap("storing a new run", err)
 	}
 	return r, nil
 }
 
 // SaveRun replaces a run started with BeginRun.
 func (db *DB) SaveRun(r Run) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		if r.ID <= 0 || tx.Bucket(bucketRuns).Get(itob(r.ID)) == nil {
-			return fmt.Errorf("state: saving run %d: no such run", r.ID)
-		}
-		return putJSON(tx, bucketRuns, itob(r.ID), r)
-	})
+	ctx, cancel := db.ctx()
+	defer cancel()
+	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE runs SET trigger = ?, dry_run = ?, customer = ?, started = ?,
+		finished = ?, result = ?, error = ?, updated = ?, unchanged = ?, held = ?, failed = ?, requests = ?, period = ?,
+		customers = ? WHERE id = ?`),
+		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.ID)
+	if err != nil {
+		return db.wrap(fmt.Sprintf("saving run %d", r.ID), err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("state: saving run %d: no such run", r.ID)
+	}
+	return nil
 }
 
 // Run returns one run. The bool is false when there is no such run.
 func (db *DB) Run(id int64) (Run, bool, error) {
-	var r Run
-	var found bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		var err error
-		found, err = getJSON(tx, bucketRuns, itob(id), &r)
-		return err
-	})
-	return r, found, err
+	ctx, cancel := db.ctx()
+	defer cancel()
+	r, err := scanRun(db.sql.QueryRowContext(ctx, db.q(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, false, nil
+	}
+	if err != nil {
+		return Run{}, false, db.wrap(fmt.Sprintf("reading run %d", id), err)
+	}
+	return r, true, nil
 }
 
 // Runs returns up to limit runs, newest first. A limit of 0 or less means
 // all of them.
 func (db *DB) Runs(limit int) ([]Run, error) {
-	var out []Run
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return reverse(tx.Bucket(bucketRuns), limit, func(k, v []byte) error {
-			var r Run
-			if err := unmarshal(bucketRuns, k, v, &r); err != nil {
-				return err
-			}
-			out = append(out, r)
-			return nil
-		})
-	})
-	return out, err
+	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs ORDER BY id DESC`+limitClause(limit), scanRun)
+}
+
+func limitClause(limit int) string {
+	if limit <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" LIMIT %d", limit)
+}
+
+const intentColumns = `id, run_id, system, source, customer_id, contract_id, service_id, qty_before, qty_after,
+	before_known, effective_date, created, state, note`
+
+func scanIntent(row interface{ Scan(...any) error }) (Intent, error) {
+	var in Intent
+	err := row.Scan(&in.ID, &in.RunID, &in.System, &in.Source, &in.CustomerID, &in.ContractID, &in.ServiceID,
+		&in.Before, &in.After, &in.BeforeKnown, timeDest{&in.EffectiveDate}, timeDest{&in.Created}, &in.State, &in.Note)
+	return in, err
 }
 
 // OpenIntent records in as an open intent and returns it with its ID
 // assigned, State "open" and, when zero, Created set to now. The record is
-// committed and fsynced before OpenIntent returns, so the caller may send
-// the write once it gets a nil error and never before.
+// committed (and, on SQLite, fsynced) before OpenIntent returns, so the
+// caller may send the write once it gets a nil error and never before.
+// While this instance is the active one of several on a PostgreSQL
+// database, the intent is committed through the session that holds the
+// leadership lock: once the lock is lost, no intent can be opened, so no
+// write can be sent.
 func (db *DB) OpenIntent(in Intent) (Intent, error) {
-	if _, err := pairKey("intent", in.ContractID, in.ServiceID); err != nil {
+	if err := checkKey("intent", in.ContractID, in.ServiceID); err != nil {
 		return Intent{}, err
 	}
 	in.State = IntentOpen
 	if in.Created.IsZero() {
-		in.Created = time.Now().UTC()
+		in.Created = time.Now()
 	}
-	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		id, err := tx.Bucket(bucketIntents).NextSequence()
+	in.Created, in.EffectiveDate = db.stored(in.Created), db.stored(in.EffectiveDate)
+	query := db.q(`INSERT INTO intents (run_id, system, source, customer_id, contract_id, service_id, qty_before, qty_after,
+		before_known, effective_date, created, state, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	args := []any{in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
+		in.BeforeKnown, db.tv(in.EffectiveDate), db.tv(in.Created), in.State, in.Note}
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var err error
+	db.fenceMu.Lock()
+	switch {
+	case db.fence != nil:
+		err = db.fence.QueryRowContext(ctx, query, args...).Scan(&in.ID)
 		if err != nil {
-			return fmt.Errorf("state: allocating intent id: %w", err)
+			err = fmt.Errorf("%w (the connection that holds the leadership lock failed, so this instance may no longer be the active one)", err)
 		}
-		in.ID = int64(id)
-		if err := putJSON(tx, bucketIntents, itob(in.ID), in); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketOpenIntents).Put(itob(in.ID), nil)
-	})
+	case db.fenced:
+		err = ErrNotLeader
+	default:
+		err = db.sql.QueryRowContext(ctx, query, args...).Scan(&in.ID)
+	}
+	db.fenceMu.Unlock()
 	if err != nil {
-		return Intent{}, err
+		return Intent{}, db.wrap("recording an intent", err)
 	}
 	return in, nil
 }
@@ -461,201 +527,86 @@ func (db *DB) CompleteIntent(id int64, state, note string, at time.Time) error {
 	default:
 		return fmt.Errorf("state: completing intent %d: invalid state %q (want done, failed or review)", id, state)
 	}
-	return db.bolt.Update(func(tx *bolt.Tx) error {
-		var in Intent
-		found, err := getJSON(tx, bucketIntents, itob(id), &in)
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return db.tx(fmt.Sprintf("completing intent %d", id), func(ctx context.Context, tx *sql.Tx) error {
+		in, err := scanIntent(tx.QueryRowContext(ctx, db.q(`UPDATE intents SET state = ?, note = ? WHERE id = ? AND state = ?
+			RETURNING `+intentColumns), state, note, id, IntentOpen))
+		if errors.Is(err, sql.ErrNoRows) {
+			var cur string
+			err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), id).Scan(&cur)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("state: completing intent %d: no such intent", id)
+			}
+			if err != nil {
+				return db.wrap(fmt.Sprintf("completing intent %d", id), err)
+			}
+			return fmt.Errorf("state: completing intent %d: already %s", id, cur)
+		}
 		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("state: completing intent %d: no such intent", id)
-		}
-		if in.State != IntentOpen {
-			return fmt.Errorf("state: completing intent %d: already %s", id, in.State)
-		}
-		in.State = state
-		in.Note = note
-		if err := putJSON(tx, bucketIntents, itob(id), in); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketOpenIntents).Delete(itob(id)); err != nil {
-			return fmt.Errorf("state: completing intent %d: %w", id, err)
+			return db.wrap(fmt.Sprintf("completing intent %d", id), err)
 		}
 		if state != IntentDone {
 			return nil
 		}
-		if at.IsZero() {
-			at = time.Now().UTC()
-		}
-		_, err = appendLedger(tx, LedgerEntry{
-			RunID:         in.RunID,
-			System:        in.System,
-			Source:        in.Source,
-			CustomerID:    in.CustomerID,
-			ContractID:    in.ContractID,
-			ServiceID:     in.ServiceID,
-			Before:        in.Before,
-			After:         in.After,
-			EffectiveDate: in.EffectiveDate,
-			Time:          at,
-			IntentID:      in.ID,
-		})
-		return err
+		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO ledger (run_id, system, source, customer_id, contract_id, service_id,
+			qty_before, qty_after, effective_date, at, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
+			db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
+		return db.wrap(fmt.Sprintf("appending the ledger entry of intent %d", id), err)
 	})
 }
 
 // OpenIntents returns every intent that is still open, oldest first.
 func (db *DB) OpenIntents() ([]Intent, error) {
-	var out []Intent
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOpenIntents).ForEach(func(k, _ []byte) error {
-			var in Intent
-			found, err := getJSON(tx, bucketIntents, k, &in)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return corrupt(db.path, fmt.Errorf("open intent %d has no record", btoi(k)))
-			}
-			out = append(out, in)
-			return nil
-		})
-	})
-	return out, err
+	return queryAll(db, "reading open intents",
+		`SELECT `+intentColumns+` FROM intents WHERE state = 'open' ORDER BY id`, scanIntent)
 }
 
-// appendLedger assigns e its sequence number, stores it and points the
-// per-line index at it.
-func appendLedger(tx *bolt.Tx, e LedgerEntry) (LedgerEntry, error) {
-	seq, err := tx.Bucket(bucketLedger).NextSequence()
-	if err != nil {
-		return e, fmt.Errorf("state: allocating ledger sequence: %w", err)
-	}
-	e.Seq = int64(seq)
-	if err := putJSON(tx, bucketLedger, itob(e.Seq), e); err != nil {
-		return e, err
-	}
-	key, err := pairKey("ledger entry", e.ContractID, e.ServiceID)
-	if err != nil {
-		return e, err
-	}
-	if err := tx.Bucket(bucketLedgerLast).Put(key, itob(e.Seq)); err != nil {
-		return e, fmt.Errorf("state: indexing ledger entry %d: %w", e.Seq, err)
-	}
-	return e, nil
+const ledgerColumns = `seq, run_id, system, source, customer_id, contract_id, service_id, qty_before, qty_after,
+	effective_date, at, intent_id`
+
+func scanLedger(row interface{ Scan(...any) error }) (LedgerEntry, error) {
+	var e LedgerEntry
+	err := row.Scan(&e.Seq, &e.RunID, &e.System, &e.Source, &e.CustomerID, &e.ContractID, &e.ServiceID,
+		&e.Before, &e.After, timeDest{&e.EffectiveDate}, timeDest{&e.Time}, &e.IntentID)
+	return e, err
 }
 
 // Ledger returns up to limit ledger entries, newest first. A limit of 0 or
 // less means all of them.
 func (db *DB) Ledger(limit int) ([]LedgerEntry, error) {
-	var out []LedgerEntry
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		return reverse(tx.Bucket(bucketLedger), limit, func(k, v []byte) error {
-			var e LedgerEntry
-			if err := unmarshal(bucketLedger, k, v, &e); err != nil {
-				return err
-			}
-			out = append(out, e)
-			return nil
-		})
-	})
-	return out, err
+	return queryAll(db, "reading the ledger", `SELECT `+ledgerColumns+` FROM ledger ORDER BY seq DESC`+limitClause(limit), scanLedger)
 }
 
 // LastSet returns the newest ledger entry for one contract line: the
 // quantity psa-syncd last set on it. The bool is false when psa-syncd has
 // never changed that line.
 func (db *DB) LastSet(contractID, serviceID string) (LedgerEntry, bool, error) {
-	var e LedgerEntry
-	key, err := pairKey("ledger entry", contractID, serviceID)
+	if err := checkKey("ledger entry", contractID, serviceID); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	ctx, cancel := db.ctx()
+	defer cancel()
+	e, err := scanLedger(db.sql.QueryRowContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM ledger
+		WHERE contract_id = ? AND service_id = ? ORDER BY seq DESC LIMIT 1`), contractID, serviceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return LedgerEntry{}, false, nil
+	}
 	if err != nil {
-		return e, false, err
+		return LedgerEntry{}, false, db.wrap("reading the ledger", err)
 	}
-	var found bool
-	err = db.bolt.View(func(tx *bolt.Tx) error {
-		seq := tx.Bucket(bucketLedgerLast).Get(key)
-		if seq == nil {
-			return nil
-		}
-		var err error
-		found, err = getJSON(tx, bucketLedger, seq, &e)
-		if err == nil && !found {
-			err = corrupt(db.path, fmt.Errorf("ledger index points at missing entry %d", btoi(seq)))
-		}
-		return err
-	})
-	return e, found, err
+	return e, true, nil
 }
 
-// reverse calls fn for up to limit entries of b, last key first.
-func reverse(b *bolt.Bucket, limit int, fn func(k, v []byte) error) error {
-	c := b.Cursor()
-	n := 0
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
-		if limit > 0 && n >= limit {
-			break
-		}
-		if err := fn(k, v); err != nil {
-			return err
-		}
-		n++
-	}
-	return nil
-}
-
-// pairKey joins two identifiers with a NUL byte, which neither may contain.
-func pairKey(what, a, b string) ([]byte, error) {
+// checkKey requires two non-empty identifiers without NUL bytes.
+func checkKey(what, a, b string) error {
 	if a == "" || b == "" {
-		return nil, fmt.Errorf("state: %s key needs two non-empty ids, got %q and %q", what, a, b)
+		return fmt.Errorf("state: %s key needs two non-empty ids, got %q and %q", what, a, b)
 	}
 	if strings.IndexByte(a, 0) >= 0 || strings.IndexByte(b, 0) >= 0 {
-		return nil, fmt.Errorf("state: %s key ids must not contain NUL bytes", what)
-	}
-	k := make([]byte, 0, len(a)+1+len(b))
-	k = append(k, a...)
-	k = append(k, 0)
-	return append(k, b...), nil
-}
-
-// putJSON stores v as JSON under key in the named bucket of tx.
-func putJSON(tx *bolt.Tx, bucket, key []byte, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("state: encoding %s record: %w", bucket, err)
-	}
-	if err := tx.Bucket(bucket).Put(key, data); err != nil {
-		return fmt.Errorf("state: storing %s record: %w", bucket, err)
+		return fmt.Errorf("state: %s key ids must not contain NUL bytes", what)
 	}
 	return nil
-}
-
-// getJSON decodes the JSON stored under key in the named bucket of tx into
-// v, reporting whether there was one.
-func getJSON(tx *bolt.Tx, bucket, key []byte, v any) (bool, error) {
-	data := tx.Bucket(bucket).Get(key)
-	if data == nil {
-		return false, nil
-	}
-	return true, unmarshal(bucket, key, data, v)
-}
-
-func unmarshal(bucket, key, data []byte, v any) error {
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("state: decoding %s record %x: %w", bucket, key, err)
-	}
-	return nil
-}
-
-// itob encodes an id as 8 big-endian bytes, so keys sort numerically.
-func itob(v int64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, uint64(v))
-	return b
-}
-
-func btoi(b []byte) int64 {
-	if len(b) != 8 {
-		return -1
-	}
-	return int64(binary.BigEndian.Uint64(b))
 }

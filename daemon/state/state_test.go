@@ -1,21 +1,45 @@
 package state
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	bolt "go.etcd.io/bbolt"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
+
+// testDriver is one database the table-driven tests run against.
+type testDriver struct {
+	name string
+	// config returns the Config of a new, empty database.
+	config func(t *testing.T) Config
+}
+
+var testDrivers = []testDriver{
+	{DriverSQLite, func(t *testing.T) Config { return Config{Driver: DriverSQLite, Path: t.TempDir()} }},
+	{DriverPostgres, func(t *testing.T) Config { return Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t)} }},
+}
+
+// forEachDriver runs fn as a parallel subtest per driver.
+func forEachDriver(t *testing.T, fn func(t *testing.T, d testDriver)) {
+	t.Helper()
+	t.Parallel()
+	for _, d := range testDrivers {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, d)
+		})
+	}
+}
 
 // closeDB closes db, failing the test if that fails.
 func closeDB(t *testing.T, db *DB) {
@@ -25,380 +49,244 @@ func closeDB(t *testing.T, db *DB) {
 	}
 }
 
-// openTest opens a fresh database in a temporary state directory.
-func openTest(t *testing.T) *DB {
+// openConfig opens cfg and makes the process the active instance, as the
+// daemon does before it writes.
+func openConfig(t *testing.T, cfg Config) *DB {
 	t.Helper()
-	db, err := Open(t.TempDir())
+	db, err := OpenConfig(t.Context(), cfg)
 	if err != nil {
-		t.Fatalf("Open returned error: %v", err)
+		t.Fatalf("OpenConfig returned error: %v", err)
 	}
+	// A killed holder's lock is freed as soon as PostgreSQL sees its
+	// connection close, which may take a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := db.TryLead(t.Context(), LeaderInfo{Holder: t.Name()}, time.Second)
+		if err == nil && l != nil {
+			return db
+		}
+		if err != nil || time.Now().After(deadline) {
+			_ = db.Close()
+			t.Fatalf("TryLead = %v, %v; want the leadership", l, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// openTest opens a new database of driver d, closed when the test ends.
+func openTest(t *testing.T, d testDriver) *DB {
+	t.Helper()
+	db := openConfig(t, d.config(t))
 	t.Cleanup(func() { closeDB(t, db) })
 	return db
 }
 
 var t0 = time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
 
-func TestOpen_createsDirectoryAndFile(t *testing.T) {
+func TestMigrations_sameInEveryDialect(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "var", "lib", "psa-syncd")
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatalf("Open returned error: %v", err)
-	}
-	defer closeDB(t, db)
-	if want := filepath.Join(dir, FileName); db.Path() != want {
-		t.Errorf("Path = %q, want %q", db.Path(), want)
-	}
-	fi, err := os.Stat(dir)
+	lite, err := migrations(dialectSQLite)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm != 0o700 {
-		t.Errorf("state directory mode = %o, want 700", perm)
-	}
-	fi, err = os.Stat(db.Path())
+	pg, err := migrations(dialectPostgres)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		t.Errorf("database file mode = %o, want no group or other access", perm)
+	if len(lite) != SchemaVersion || len(pg) != SchemaVersion {
+		t.Fatalf("%d SQLite and %d PostgreSQL migrations, want SchemaVersion = %d of each", len(lite), len(pg), SchemaVersion)
 	}
-}
-
-func TestOpen_filePath(t *testing.T) {
-	t.Parallel()
-	file := filepath.Join(t.TempDir(), "sub", "custom.db")
-	db, err := Open(file)
-	if err != nil {
-		t.Fatalf("Open returned error: %v", err)
-	}
-	defer closeDB(t, db)
-	if db.Path() != file {
-		t.Errorf("Path = %q, want %q", db.Path(), file)
-	}
-}
-
-func TestOpen_emptyPath(t *testing.T) {
-	t.Parallel()
-	if _, err := Open(""); err == nil {
-		t.Fatal("Open(\"\") returned nil error")
-	}
-}
-
-func TestOpen_lockedBySecondOpener(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatalf("Open returned error: %v", err)
-	}
-	defer closeDB(t, db)
-
-	// flock locks belong to the open file description, so a second Open in
-	// this process is refused exactly as one from another process is.
-	start := time.Now()
-	second, err := Open(dir)
-	if err == nil {
-		closeDB(t, second)
-		t.Fatal("second Open returned nil error")
-	}
-	want := fmt.Sprintf("state: state database %q is locked by another psa-syncd process", filepath.Join(dir, FileName))
-	if err.Error() != want {
-		t.Errorf("second Open error = %q, want %q", err, want)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("second Open took %v, want about %v", d, lockTimeout)
-	}
-
-	// Once the first holder closes, the database opens again.
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	again, err := Open(dir)
-	if err != nil {
-		t.Fatalf("Open after Close returned error: %v", err)
-	}
-	closeDB(t, again)
-}
-
-func TestOpen_corruptFileIsLeftUntouched(t *testing.T) {
-	t.Parallel()
-
-	// A real database to damage in different ways.
-	src := t.TempDir()
-	db, err := Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 50 {
-		if _, err := db.BeginRun(Run{Trigger: "schedule", Started: t0}); err != nil {
-			t.Fatal(err)
+	for i := range lite {
+		if lite[i].version != pg[i].version || lite[i].name != pg[i].name {
+			t.Errorf("migration %d is %d_%s for SQLite but %d_%s for PostgreSQL", i+1, lite[i].version, lite[i].name, pg[i].version, pg[i].name)
 		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	good, err := os.ReadFile(filepath.Join(src, FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const meta = 2 * 4096 // bbolt's two meta pages at the default page size
-	if len(good) <= meta {
-		t.Fatalf("test database is only %d bytes", len(good))
-	}
-
-	for name, data := range map[string][]byte{
-		"text":       []byte(strings.Repeat("this is not a bbolt database\n", 1000)),
-		"short":      []byte("hello"),
-		"truncated":  good[:4096],
-		"zeroedMeta": append(make([]byte, meta), good[meta:]...),
-		// bbolt panics on this one inside its Open.
-		"zeroedData": append(append([]byte{}, good[:meta]...), make([]byte, len(good)-meta)...),
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			dir := t.TempDir()
-			file := filepath.Join(dir, FileName)
-			if err := os.WriteFile(file, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			db, err := Open(dir)
-			if err == nil {
-				closeDB(t, db)
-				t.Fatal("Open returned nil error for a corrupt file")
-			}
-			want := fmt.Sprintf("state: state database %q is corrupt or not a psa-syncd database (", file)
-			if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "left untouched") {
-				t.Errorf("Open error = %q, want it to start with %q and say the file was left untouched", err, want)
-			}
-			got, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(data) {
-				t.Error("Open modified the corrupt file")
-			}
-		})
-	}
-}
-
-func TestOpen_newerSchemaRefused(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.bolt.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion+1)))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	_, err = Open(dir)
-	want := fmt.Sprintf("state: state database %q has schema version %d, but this psa-syncd supports up to %d: "+
-		"upgrade psa-syncd or use another state directory", filepath.Join(dir, FileName), SchemaVersion+1, SchemaVersion)
-	if err == nil || err.Error() != want {
-		t.Errorf("Open error = %v, want %q", err, want)
 	}
 }
 
 func TestOpen_reopenKeepsData(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0}
-	if err := db.PutCustomerStatus(cs); err != nil {
-		t.Fatal(err)
-	}
-	r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		cs := CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0}
+		if err := db.PutCustomerStatus(cs); err != nil {
+			t.Fatal(err)
+		}
+		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 
-	db, err = Open(dir)
-	if err != nil {
-		t.Fatalf("reopen returned error: %v", err)
-	}
-	defer closeDB(t, db)
-	got, ok, err := db.CustomerStatus("sophos", "718b")
-	if err != nil || !ok || !cmp.Equal(got, cs) {
-		t.Errorf("CustomerStatus after reopen = %+v, %v, %v; want %+v", got, ok, err, cs)
-	}
-	r2, err := db.BeginRun(Run{Trigger: "manual", Started: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r2.ID != r.ID+1 {
-		t.Errorf("run id after reopen = %d, want %d", r2.ID, r.ID+1)
-	}
+		db = openConfig(t, cfg)
+		defer closeDB(t, db)
+		got, ok, err := db.CustomerStatus("sophos", "718b")
+		if err != nil || !ok || !cmp.Equal(got, cs) {
+			t.Errorf("CustomerStatus after reopen = %+v, %v, %v; want %+v", got, ok, err, cs)
+		}
+		r2, err := db.BeginRun(Run{Trigger: "manual", Started: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r2.ID != r.ID+1 {
+			t.Errorf("run id after reopen = %d, want %d", r2.ID, r.ID+1)
+		}
+		if v, err := db.Version(); err != nil || v != SchemaVersion {
+			t.Errorf("Version = %d, %v; want %d", v, err, SchemaVersion)
+		}
+	})
+}
+
+func TestOpen_newerSchemaRefused(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		if _, err := db.sql.Exec(db.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 'now')`), SchemaVersion+1); err != nil {
+			t.Fatal(err)
+		}
+		where := db.quotedPath()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := OpenConfig(t.Context(), cfg)
+		want := fmt.Sprintf("state: state database %s has schema version %d, but this psa-syncd supports up to %d: "+
+			"upgrade psa-syncd or use another state directory", where, SchemaVersion+1, SchemaVersion)
+		if err == nil || err.Error() != want {
+			t.Errorf("OpenConfig error = %v, want %q", err, want)
+		}
+	})
 }
 
 func TestCustomerStatus_roundTripAndOrder(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-
-	in := []CustomerStatus{
-		{Source: "sophos", CustomerID: "b", CustomerName: "Beta", CompanyID: "174", ContractID: "29684183",
-			UsageSync: true, TicketSync: true, LastAttempt: t0, LastSuccess: t0.Add(-time.Hour),
-			Result: CustomerFailed, Error: "autotask: 403", Hint: "check the API user's security level",
-			RunID: "7", Updated: 1, Unchanged: 2, Held: 3, Failed: 4},
-		{Source: "sophos", CustomerID: "a", Result: CustomerSucceeded, LastAttempt: t0},
-		{Source: "file", CustomerID: "z", Result: CustomerSkipped},
-		// "sophos" must sort before "sophos2" whatever the customer ids.
-		{Source: "sophos2", CustomerID: "0", Result: CustomerHeld},
-	}
-	for _, cs := range in {
-		if err := db.PutCustomerStatus(cs); err != nil {
-			t.Fatalf("PutCustomerStatus(%+v) returned error: %v", cs, err)
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		in := []CustomerStatus{
+			{Source: "sophos", CustomerID: "b", CustomerName: "Beta", CompanyID: "174", ContractID: "29684183",
+				UsageSync: true, TicketSync: true, LastAttempt: t0, LastSuccess: t0.Add(-time.Hour),
+				Result: CustomerFailed, Error: "autotask: 403", Hint: "check the API user's security level",
+				RunID: "7", Updated: 1, Unchanged: 2, Held: 3, Failed: 4},
+			{Source: "sophos", CustomerID: "a", Result: CustomerSucceeded, LastAttempt: t0},
+			{Source: "file", CustomerID: "z", Result: CustomerSkipped},
+			// "sophos" must sort before "sophos2" whatever the customer ids,
+			// and "B" before "a" (byte order, whatever the locale).
+			{Source: "sophos2", CustomerID: "0", Result: CustomerHeld},
+			{Source: "sophos", CustomerID: "B", Result: CustomerHeld},
 		}
-	}
-
-	got, ok, err := db.CustomerStatus("sophos", "b")
-	if err != nil || !ok {
-		t.Fatalf("CustomerStatus returned %v, %v", ok, err)
-	}
-	if !cmp.Equal(got, in[0]) {
-		t.Errorf("CustomerStatus round trip: %s", cmp.Diff(in[0], got))
-	}
-
-	// Put replaces.
-	upd := in[1]
-	upd.Result = CustomerFailed
-	upd.Error = "boom"
-	if err := db.PutCustomerStatus(upd); err != nil {
-		t.Fatal(err)
-	}
-
-	all, err := db.CustomerStatuses()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []CustomerStatus{in[2], upd, in[0], in[3]}
-	if !cmp.Equal(all, want) {
-		t.Errorf("CustomerStatuses mismatch (-want +got):\n%s", cmp.Diff(want, all))
-	}
-
-	if _, ok, err := db.CustomerStatus("sophos", "missing"); ok || err != nil {
-		t.Errorf("CustomerStatus(missing) = %v, %v; want false, nil", ok, err)
-	}
+		for _, cs := range in {
+			if err := db.PutCustomerStatus(cs); err != nil {
+				t.Fatalf("PutCustomerStatus(%+v) returned error: %v", cs, err)
+			}
+		}
+		got, ok, err := db.CustomerStatus("sophos", "b")
+		if err != nil || !ok {
+			t.Fatalf("CustomerStatus returned %v, %v", ok, err)
+		}
+		if !cmp.Equal(got, in[0]) {
+			t.Errorf("CustomerStatus round trip: %s", cmp.Diff(in[0], got))
+		}
+		// Put replaces.
+		upd := in[1]
+		upd.Result = CustomerFailed
+		upd.Error = "boom"
+		if err := db.PutCustomerStatus(upd); err != nil {
+			t.Fatal(err)
+		}
+		all, err := db.CustomerStatuses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []CustomerStatus{in[2], in[4], upd, in[0], in[3]}
+		if !cmp.Equal(all, want) {
+			t.Errorf("CustomerStatuses mismatch (-want +got):\n%s", cmp.Diff(want, all))
+		}
+		if _, ok, err := db.CustomerStatus("sophos", "missing"); ok || err != nil {
+			t.Errorf("CustomerStatus(missing) = %v, %v; want false, nil", ok, err)
+		}
+	})
 }
 
 func TestCustomerStatus_badKeys(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-	for _, cs := range []CustomerStatus{
-		{Source: "", CustomerID: "a"},
-		{Source: "sophos", CustomerID: ""},
-		{Source: "sop\x00hos", CustomerID: "a"},
-	} {
-		if err := db.PutCustomerStatus(cs); err == nil {
-			t.Errorf("PutCustomerStatus(%q, %q) returned nil error", cs.Source, cs.CustomerID)
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for _, cs := range []CustomerStatus{
+			{Source: "", CustomerID: "a"},
+			{Source: "sophos", CustomerID: ""},
+			{Source: "sop\x00hos", CustomerID: "a"},
+		} {
+			if err := db.PutCustomerStatus(cs); err == nil {
+				t.Errorf("PutCustomerStatus(%q, %q) returned nil error", cs.Source, cs.CustomerID)
+			}
 		}
-	}
-	if all, err := db.CustomerStatuses(); err != nil || len(all) != 0 {
-		t.Errorf("CustomerStatuses = %v, %v; want none", all, err)
-	}
+		if all, err := db.CustomerStatuses(); err != nil || len(all) != 0 {
+			t.Errorf("CustomerStatuses = %v, %v; want none", all, err)
+		}
+	})
 }
 
 func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-
-	if runs, err := db.Runs(10); err != nil || len(runs) != 0 {
-		t.Fatalf("Runs on empty db = %v, %v", runs, err)
-	}
-
-	var ids []int64
-	for i := range 5 {
-		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0.Add(time.Duration(i) * time.Hour), Period: "2026-11"})
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		if runs, err := db.Runs(10); err != nil || len(runs) != 0 {
+			t.Fatalf("Runs on empty db = %v, %v", runs, err)
+		}
+		var ids []int64
+		for i := range 5 {
+			r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0.Add(time.Duration(i) * time.Hour), Period: "2026-11"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Result != RunRunning {
+				t.Errorf("BeginRun Result = %q, want %q", r.Result, RunRunning)
+			}
+			ids = append(ids, r.ID)
+		}
+		for i := 1; i < len(ids); i++ {
+			if ids[i] <= ids[i-1] {
+				t.Fatalf("run ids not increasing: %v", ids)
+			}
+		}
+		r, ok, err := db.Run(ids[2])
+		if err != nil || !ok {
+			t.Fatalf("Run(%d) = %v, %v", ids[2], ok, err)
+		}
+		r.Finished = r.Started.Add(90*time.Second + 123456789*time.Nanosecond)
+		r.Result = RunPartial
+		r.Error = "hourly budget nearly used"
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Customers = 3, 40, 1, 2, 57, 12
+		r.DryRun = true
+		r.Customer = "718b"
+		if err := db.SaveRun(r); err != nil {
+			t.Fatalf("SaveRun returned error: %v", err)
+		}
+		got, ok, err := db.Run(ids[2])
+		// Times are kept to the nanosecond, on PostgreSQL to the microsecond.
+		r.Finished = db.stored(r.Finished)
+		if err != nil || !ok || !cmp.Equal(got, r) {
+			t.Errorf("Run after SaveRun = %+v, %v, %v; want %+v", got, ok, err, r)
+		}
+		if err := db.SaveRun(Run{ID: 999}); err == nil {
+			t.Error("SaveRun of an unknown run returned nil error")
+		}
+		if _, ok, err := db.Run(999); ok || err != nil {
+			t.Errorf("Run(999) = %v, %v; want false, nil", ok, err)
+		}
+		runs, err := db.Runs(3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Result != RunRunning {
-			t.Errorf("BeginRun Result = %q, want %q", r.Result, RunRunning)
+		var gotIDs []int64
+		for _, r := range runs {
+			gotIDs = append(gotIDs, r.ID)
 		}
-		ids = append(ids, r.ID)
-	}
-	for i := 1; i < len(ids); i++ {
-		if ids[i] <= ids[i-1] {
-			t.Fatalf("run ids not increasing: %v", ids)
+		if want := []int64{ids[4], ids[3], ids[2]}; !cmp.Equal(gotIDs, want) {
+			t.Errorf("Runs(3) ids = %v, want %v", gotIDs, want)
 		}
-	}
-
-	r, ok, err := db.Run(ids[2])
-	if err != nil || !ok {
-		t.Fatalf("Run(%d) = %v, %v", ids[2], ok, err)
-	}
-	r.Finished = r.Started.Add(90 * time.Second)
-	r.Result = RunPartial
-	r.Error = "hourly budget nearly used"
-	r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Customers = 3, 40, 1, 2, 57, 12
-	r.DryRun = true
-	r.Customer = "718b"
-	if err := db.SaveRun(r); err != nil {
-		t.Fatalf("SaveRun returned error: %v", err)
-	}
-	got, ok, err := db.Run(ids[2])
-	if err != nil || !ok || !cmp.Equal(got, r) {
-		t.Errorf("Run after SaveRun = %+v, %v, %v; want %+v", got, ok, err, r)
-	}
-
-	if err := db.SaveRun(Run{ID: 999}); err == nil {
-		t.Error("SaveRun of an unknown run returned nil error")
-	}
-	if _, ok, err := db.Run(999); ok || err != nil {
-		t.Errorf("Run(999) = %v, %v; want false, nil", ok, err)
-	}
-
-	runs, err := db.Runs(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotIDs []int64
-	for _, r := range runs {
-		gotIDs = append(gotIDs, r.ID)
-	}
-	if want := []int64{ids[4], ids[3], ids[2]}; !cmp.Equal(gotIDs, want) {
-		t.Errorf("Runs(3) ids = %v, want %v", gotIDs, want)
-	}
-	if runs[2].Result != RunPartial {
-		t.Errorf("Runs(3)[2].Result = %q, want %q", runs[2].Result, RunPartial)
-	}
-	all, err := db.Runs(0)
-	if err != nil || len(all) != 5 || all[0].ID != ids[4] || all[4].ID != ids[0] {
-		t.Errorf("Runs(0) = %d runs, %v; want all 5 newest first", len(all), err)
-	}
-}
-
-func TestRuns_idsSortNumericallyPast255(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-	var last int64
-	for range 300 {
-		r, err := db.BeginRun(Run{Trigger: "api", Started: t0})
-		if err != nil {
-			t.Fatal(err)
+		all, err := db.Runs(0)
+		if err != nil || len(all) != 5 || all[0].ID != ids[4] || all[4].ID != ids[0] {
+			t.Errorf("Runs(0) = %d runs, %v; want all 5 newest first", len(all), err)
 		}
-		last = r.ID
-	}
-	runs, err := db.Runs(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(runs) != 2 || runs[0].ID != last || runs[1].ID != last-1 {
-		t.Errorf("Runs(2) = %+v, want ids %d, %d", runs, last, last-1)
-	}
+	})
 }
 
 func testIntent() Intent {
@@ -412,244 +300,306 @@ func testIntent() Intent {
 }
 
 func TestIntent_lifecycleDoneAppendsLedger(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-
-	in, err := db.OpenIntent(testIntent())
-	if err != nil {
-		t.Fatalf("OpenIntent returned error: %v", err)
-	}
-	if in.ID == 0 || in.State != IntentOpen {
-		t.Errorf("OpenIntent = ID %d State %q, want an id and %q", in.ID, in.State, IntentOpen)
-	}
-	open, err := db.OpenIntents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []Intent{in}; !cmp.Equal(open, want) {
-		t.Errorf("OpenIntents mismatch (-want +got):\n%s", cmp.Diff(want, open))
-	}
-	if _, ok, _ := db.LastSet(in.ContractID, in.ServiceID); ok {
-		t.Error("LastSet found an entry before the intent was done")
-	}
-
-	at := t0.Add(time.Minute)
-	if err := db.CompleteIntent(in.ID, IntentDone, "adjustment posted", at); err != nil {
-		t.Fatalf("CompleteIntent returned error: %v", err)
-	}
-	if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
-		t.Errorf("OpenIntents after done = %v, %v; want none", open, err)
-	}
-
-	want := LedgerEntry{
-		Seq: 1, RunID: 3, System: psa.SystemAutotask, Source: "sophos", CustomerID: "718b",
-		ContractID: "29684183", ServiceID: "30000012", Before: 40, After: 42,
-		EffectiveDate: in.EffectiveDate, Time: at, IntentID: in.ID,
-	}
-	got, ok, err := db.LastSet("29684183", "30000012")
-	if err != nil || !ok {
-		t.Fatalf("LastSet = %v, %v", ok, err)
-	}
-	if !cmp.Equal(got, want) {
-		t.Errorf("LastSet mismatch (-want +got):\n%s", cmp.Diff(want, got))
-	}
-
-	// A closed intent cannot be completed again, whatever the new state.
-	for _, s := range []string{IntentDone, IntentFailed, IntentReview} {
-		err := db.CompleteIntent(in.ID, s, "", at)
-		if err == nil || !strings.Contains(err.Error(), "already done") {
-			t.Errorf("CompleteIntent(%s) on a done intent = %v, want an 'already done' error", s, err)
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		in, err := db.OpenIntent(testIntent())
+		if err != nil {
+			t.Fatalf("OpenIntent returned error: %v", err)
 		}
-	}
-	if l, err := db.Ledger(0); err != nil || len(l) != 1 {
-		t.Errorf("Ledger after repeated completion = %d entries, %v; want 1", len(l), err)
-	}
+		if in.ID == 0 || in.State != IntentOpen {
+			t.Errorf("OpenIntent = ID %d State %q, want an id and %q", in.ID, in.State, IntentOpen)
+		}
+		open, err := db.OpenIntents()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []Intent{in}; !cmp.Equal(open, want) {
+			t.Errorf("OpenIntents mismatch (-want +got):\n%s", cmp.Diff(want, open))
+		}
+		if _, ok, _ := db.LastSet(in.ContractID, in.ServiceID); ok {
+			t.Error("LastSet found an entry before the intent was done")
+		}
+		at := t0.Add(time.Minute)
+		if err := db.CompleteIntent(in.ID, IntentDone, "adjustment posted", at); err != nil {
+			t.Fatalf("CompleteIntent returned error: %v", err)
+		}
+		if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+			t.Errorf("OpenIntents after done = %v, %v; want none", open, err)
+		}
+		want := LedgerEntry{
+			Seq: 1, RunID: 3, System: psa.SystemAutotask, Source: "sophos", CustomerID: "718b",
+			ContractID: "29684183", ServiceID: "30000012", Before: 40, After: 42,
+			EffectiveDate: in.EffectiveDate, Time: at, IntentID: in.ID,
+		}
+		got, ok, err := db.LastSet("29684183", "30000012")
+		if err != nil || !ok {
+			t.Fatalf("LastSet = %v, %v", ok, err)
+		}
+		if !cmp.Equal(got, want) {
+			t.Errorf("LastSet mismatch (-want +got):\n%s", cmp.Diff(want, got))
+		}
+		// A closed intent cannot be completed again, whatever the new state.
+		for _, s := range []string{IntentDone, IntentFailed, IntentReview} {
+			err := db.CompleteIntent(in.ID, s, "", at)
+			if err == nil || !strings.Contains(err.Error(), "already done") {
+				t.Errorf("CompleteIntent(%s) on a done intent = %v, want an 'already done' error", s, err)
+			}
+		}
+		if l, err := db.Ledger(0); err != nil || len(l) != 1 {
+			t.Errorf("Ledger after repeated completion = %d entries, %v; want 1", len(l), err)
+		}
+	})
 }
 
 func TestIntent_failedAndReviewWriteNoLedger(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-	for _, s := range []string{IntentFailed, IntentReview} {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for _, s := range []string{IntentFailed, IntentReview} {
+			in, err := db.OpenIntent(testIntent())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, s, "autotask: 500", t0); err != nil {
+				t.Fatalf("CompleteIntent(%s) returned error: %v", s, err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err == nil {
+				t.Errorf("CompleteIntent(done) after %s returned nil error", s)
+			}
+		}
+		if l, err := db.Ledger(0); err != nil || len(l) != 0 {
+			t.Errorf("Ledger = %v, %v; want empty", l, err)
+		}
+		if _, ok, err := db.LastSet("29684183", "30000012"); ok || err != nil {
+			t.Errorf("LastSet = %v, %v; want false, nil", ok, err)
+		}
+		if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+			t.Errorf("OpenIntents = %v, %v; want none", open, err)
+		}
+	})
+}
+
+func TestIntent_errors(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		if err := db.CompleteIntent(42, IntentDone, "", t0); err == nil || !strings.Contains(err.Error(), "no such intent") {
+			t.Errorf("CompleteIntent(unknown) = %v, want a 'no such intent' error", err)
+		}
 		in, err := db.OpenIntent(testIntent())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.CompleteIntent(in.ID, s, "autotask: 500", t0); err != nil {
-			t.Fatalf("CompleteIntent(%s) returned error: %v", s, err)
+		if err := db.CompleteIntent(in.ID, "open", "", t0); err == nil {
+			t.Error("CompleteIntent(state open) returned nil error")
 		}
-		if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err == nil {
-			t.Errorf("CompleteIntent(done) after %s returned nil error", s)
+		if err := db.CompleteIntent(in.ID, "bogus", "", t0); err == nil {
+			t.Error("CompleteIntent(state bogus) returned nil error")
 		}
-	}
-	if l, err := db.Ledger(0); err != nil || len(l) != 0 {
-		t.Errorf("Ledger = %v, %v; want empty", l, err)
-	}
-	if _, ok, err := db.LastSet("29684183", "30000012"); ok || err != nil {
-		t.Errorf("LastSet = %v, %v; want false, nil", ok, err)
-	}
-	if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
-		t.Errorf("OpenIntents = %v, %v; want none", open, err)
-	}
-}
-
-func TestIntent_errors(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-	if err := db.CompleteIntent(42, IntentDone, "", t0); err == nil || !strings.Contains(err.Error(), "no such intent") {
-		t.Errorf("CompleteIntent(unknown) = %v, want a 'no such intent' error", err)
-	}
-	in, err := db.OpenIntent(testIntent())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CompleteIntent(in.ID, "open", "", t0); err == nil {
-		t.Error("CompleteIntent(state open) returned nil error")
-	}
-	if err := db.CompleteIntent(in.ID, "bogus", "", t0); err == nil {
-		t.Error("CompleteIntent(state bogus) returned nil error")
-	}
-	bad := testIntent()
-	bad.ServiceID = ""
-	if _, err := db.OpenIntent(bad); err == nil {
-		t.Error("OpenIntent without a service id returned nil error")
-	}
-	// The intent survives the rejected completions.
-	if open, err := db.OpenIntents(); err != nil || len(open) != 1 || open[0].ID != in.ID {
-		t.Errorf("OpenIntents = %v, %v; want only %d", open, err, in.ID)
-	}
+		bad := testIntent()
+		bad.ServiceID = ""
+		if _, err := db.OpenIntent(bad); err == nil {
+			t.Error("OpenIntent without a service id returned nil error")
+		}
+		if open, err := db.OpenIntents(); err != nil || len(open) != 1 || open[0].ID != in.ID {
+			t.Errorf("OpenIntents = %v, %v; want only %d", open, err, in.ID)
+		}
+	})
 }
 
 func TestIntent_stateIsForcedOpenAndCreatedDefaulted(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-	req := testIntent()
-	req.State = IntentDone
-	req.Created = time.Time{}
-	in, err := db.OpenIntent(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if in.State != IntentOpen || in.Created.IsZero() {
-		t.Errorf("OpenIntent = State %q Created %v, want open and a time", in.State, in.Created)
-	}
-}
-
-func TestIntent_concurrentWriters(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-
-	const writers, each = 8, 10
-	errs := make(chan error, writers)
-	for w := range writers {
-		go func() {
-			for i := range each {
-				req := testIntent()
-				req.ServiceID = fmt.Sprintf("s%d-%d", w, i)
-				in, err := db.OpenIntent(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	for range writers {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	ledger, err := db.Ledger(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seqs := map[int64]bool{}
-	intents := map[int64]bool{}
-	for _, e := range ledger {
-		seqs[e.Seq] = true
-		intents[e.IntentID] = true
-	}
-	if len(ledger) != writers*each || len(seqs) != writers*each || len(intents) != writers*each {
-		t.Errorf("ledger has %d entries, %d distinct seqs, %d distinct intents; want %d of each",
-			len(ledger), len(seqs), len(intents), writers*each)
-	}
-}
-
-func TestLedger_appendOrderAndLastSet(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
-
-	type line struct{ contract, service string }
-	steps := []struct {
-		line          line
-		before, after int64
-	}{
-		{line{"c1", "s1"}, 0, 10},
-		{line{"c1", "s2"}, 5, 6},
-		{line{"c1", "s1"}, 10, 12},
-		{line{"c2", "s1"}, 0, 1},
-		{line{"c1", "s1"}, 12, 7},
-	}
-	for i, s := range steps {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
 		req := testIntent()
-		req.ContractID, req.ServiceID = s.line.contract, s.line.service
-		req.Before, req.After = s.before, s.after
+		req.State = IntentDone
+		req.Created = time.Time{}
 		in, err := db.OpenIntent(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+		if in.State != IntentOpen || in.Created.IsZero() {
+			t.Errorf("OpenIntent = State %q Created %v, want open and a time", in.State, in.Created)
+		}
+		open, err := db.OpenIntents()
+		if err != nil || len(open) != 1 || !cmp.Equal(open[0], in) {
+			t.Errorf("OpenIntents = %+v, %v; want exactly what OpenIntent returned, %+v", open, err, in)
+		}
+	})
+}
+
+func TestIntent_concurrentWriters(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		const writers, each = 8, 10
+		errs := make(chan error, writers)
+		for w := range writers {
+			go func() {
+				for i := range each {
+					req := testIntent()
+					req.ServiceID = fmt.Sprintf("s%d-%d", w, i)
+					in, err := db.OpenIntent(req)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		ledger, err := db.Ledger(0)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-
-	all, err := db.Ledger(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != len(steps) {
-		t.Fatalf("Ledger(0) has %d entries, want %d", len(all), len(steps))
-	}
-	for i, e := range all {
-		s := steps[len(steps)-1-i]
-		if e.Seq != int64(len(steps)-i) || e.ContractID != s.line.contract || e.After != s.after {
-			t.Errorf("Ledger(0)[%d] = seq %d %s/%s after %d; want seq %d %s/%s after %d",
-				i, e.Seq, e.ContractID, e.ServiceID, e.After, len(steps)-i, s.line.contract, s.line.service, s.after)
+		seqs := map[int64]bool{}
+		intents := map[int64]bool{}
+		for _, e := range ledger {
+			seqs[e.Seq] = true
+			intents[e.IntentID] = true
 		}
-	}
-	two, err := db.Ledger(2)
-	if err != nil || len(two) != 2 || two[0].Seq != 5 || two[1].Seq != 4 {
-		t.Errorf("Ledger(2) = %+v, %v; want seqs 5, 4", two, err)
-	}
-
-	for _, tc := range []struct {
-		line  line
-		after int64
-		seq   int64
-	}{
-		{line{"c1", "s1"}, 7, 5},
-		{line{"c1", "s2"}, 6, 2},
-		{line{"c2", "s1"}, 1, 4},
-	} {
-		e, ok, err := db.LastSet(tc.line.contract, tc.line.service)
-		if err != nil || !ok || e.After != tc.after || e.Seq != tc.seq {
-			t.Errorf("LastSet(%s, %s) = %+v, %v, %v; want after %d seq %d", tc.line.contract, tc.line.service, e, ok, err, tc.after, tc.seq)
+		if len(ledger) != writers*each || len(seqs) != writers*each || len(intents) != writers*each {
+			t.Errorf("ledger has %d entries, %d distinct seqs, %d distinct intents; want %d of each",
+				len(ledger), len(seqs), len(intents), writers*each)
 		}
-	}
-	// "c1"+"s1" must not be confused with "c1s"+"1": the key separator is NUL.
-	if _, ok, err := db.LastSet("c1s", "1"); ok || err != nil {
-		t.Errorf("LastSet(c1s, 1) = %v, %v; want false, nil", ok, err)
-	}
+	})
+}
+
+func TestLedger_appendOrderAndLastSet(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		type line struct{ contract, service string }
+		steps := []struct {
+			line          line
+			before, after int64
+		}{
+			{line{"c1", "s1"}, 0, 10},
+			{line{"c1", "s2"}, 5, 6},
+			{line{"c1", "s1"}, 10, 12},
+			{line{"c2", "s1"}, 0, 1},
+			{line{"c1", "s1"}, 12, 7},
+		}
+		for i, s := range steps {
+			req := testIntent()
+			req.ContractID, req.ServiceID = s.line.contract, s.line.service
+			req.Before, req.After = s.before, s.after
+			in, err := db.OpenIntent(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := db.Ledger(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != len(steps) {
+			t.Fatalf("Ledger(0) has %d entries, want %d", len(all), len(steps))
+		}
+		for i, e := range all {
+			s := steps[len(steps)-1-i]
+			if e.Seq != int64(len(steps)-i) || e.ContractID != s.line.contract || e.After != s.after {
+				t.Errorf("Ledger(0)[%d] = seq %d %s/%s after %d; want seq %d %s/%s after %d",
+					i, e.Seq, e.ContractID, e.ServiceID, e.After, len(steps)-i, s.line.contract, s.line.service, s.after)
+			}
+		}
+		two, err := db.Ledger(2)
+		if err != nil || len(two) != 2 || two[0].Seq != 5 || two[1].Seq != 4 {
+			t.Errorf("Ledger(2) = %+v, %v; want seqs 5, 4", two, err)
+		}
+		for _, tc := range []struct {
+			line  line
+			after int64
+			seq   int64
+		}{
+			{line{"c1", "s1"}, 7, 5},
+			{line{"c1", "s2"}, 6, 2},
+			{line{"c2", "s1"}, 1, 4},
+		} {
+			e, ok, err := db.LastSet(tc.line.contract, tc.line.service)
+			if err != nil || !ok || e.After != tc.after || e.Seq != tc.seq {
+				t.Errorf("LastSet(%s, %s) = %+v, %v, %v; want after %d seq %d", tc.line.contract, tc.line.service, e, ok, err, tc.after, tc.seq)
+			}
+		}
+		if _, ok, err := db.LastSet("c1s", "1"); ok || err != nil {
+			t.Errorf("LastSet(c1s, 1) = %v, %v; want false, nil", ok, err)
+		}
+	})
+}
+
+func TestExport_putCurrentHistory(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		if _, _, err := db.CurrentExport(); !errors.Is(err, ErrNotFound) {
+			t.Errorf("CurrentExport on an empty database = %v, want ErrNotFound", err)
+		}
+		bodies := []string{`{"revision":1}`, `{"revision":2}`, `{"revision":3,"x":"\u0000"}`}
+		for i, b := range bodies {
+			v := ExportVersion{Revision: int64(i + 1), Digest: fmt.Sprintf("sha256:%d", i), At: t0.Add(time.Duration(i) * time.Minute), Source: "terraform"}
+			if err := db.PutExport(v, []byte(b)); err != nil {
+				t.Fatalf("PutExport(%d) returned error: %v", v.Revision, err)
+			}
+		}
+		for _, rev := range []int64{3, 2} {
+			err := db.PutExport(ExportVersion{Revision: rev, Digest: "other"}, []byte("{}"))
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("PutExport(revision %d again) = %v, want ErrConflict", rev, err)
+			}
+		}
+		v, body, err := db.CurrentExport()
+		want := ExportVersion{Revision: 3, Digest: "sha256:2", Size: int64(len(bodies[2])), At: t0.Add(2 * time.Minute), Source: "terraform"}
+		if err != nil || !cmp.Equal(v, want) || string(body) != bodies[2] {
+			t.Errorf("CurrentExport = %+v, %q, %v; want %+v, %q", v, body, err, want, bodies[2])
+		}
+		h, err := db.ExportHistory(2)
+		if err != nil || len(h) != 2 || h[0].Revision != 3 || h[1].Revision != 2 || h[1].Size != int64(len(bodies[1])) {
+			t.Errorf("ExportHistory(2) = %+v, %v; want revisions 3, 2", h, err)
+		}
+		if all, err := db.ExportHistory(0); err != nil || len(all) != 3 {
+			t.Errorf("ExportHistory(0) = %d versions, %v; want 3", len(all), err)
+		}
+	})
+}
+
+func TestWriteHistory_emptyStart(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		// Runs and statuses alone (a dry run, say) are no write history.
+		if _, err := db.BeginRun(Run{Trigger: "cli", DryRun: true}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := db.HasWriteHistory(); ok || err != nil {
+			t.Errorf("HasWriteHistory on a new database = %v, %v; want false", ok, err)
+		}
+		if err := db.AllowEmptyStart(t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AllowEmptyStart(t0); err != nil {
+			t.Fatalf("second AllowEmptyStart: %v", err)
+		}
+		if ok, err := db.HasWriteHistory(); !ok || err != nil {
+			t.Errorf("HasWriteHistory after AllowEmptyStart = %v, %v; want true", ok, err)
+		}
+		other := openTest(t, d)
+		if _, err := other.OpenIntent(testIntent()); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := other.HasWriteHistory(); !ok || err != nil {
+			t.Errorf("HasWriteHistory with an intent = %v, %v; want true", ok, err)
+		}
+	})
 }
 
 func TestJSONFieldNames(t *testing.T) {
 	t.Parallel()
-	// The stored records (and anything that serves them as JSON) use
-	// snake_case names; renaming one needs a SchemaVersion bump.
+	// Records are served as JSON with snake_case names.
 	data, err := json.Marshal(LedgerEntry{Seq: 1, ContractID: "c", EffectiveDate: t0, Time: t0})
 	if err != nil {
 		t.Fatal(err)
@@ -664,27 +614,35 @@ func TestJSONFieldNames(t *testing.T) {
 // The crash-safety test runs a child copy of this test binary that opens an
 // intent and dies without closing the database, the way a SIGKILL or a
 // power cut would leave it.
-const crashEnv = "PSA_SYNC_STATE_CRASH_CHILD_DIR"
+const (
+	crashEnvDriver = "PSA_SYNC_STATE_CRASH_CHILD_DRIVER"
+	crashEnvPath   = "PSA_SYNC_STATE_CRASH_CHILD_PATH"
+	crashEnvURL    = "PSA_SYNC_STATE_CRASH_CHILD_URL"
+)
 
-// TestMain turns this test binary into the crash child when crashEnv is
-// set, before any test runs.
+// TestMain turns this test binary into the crash child when crashEnvDriver
+// is set, before any test runs; otherwise it runs the tests and stops the
+// PostgreSQL cluster they shared.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(crashEnv); dir != "" {
-		crashChild(dir)
+	if drv := os.Getenv(crashEnvDriver); drv != "" {
+		crashChild(Config{Driver: drv, Path: os.Getenv(crashEnvPath), URL: os.Getenv(crashEnvURL)})
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
 // crashChild completes one intent, opens another, reports its id and then
 // blocks until the parent kills it, exactly where a daemon would be
 // sending the write. It never closes the database.
-func crashChild(dir string) {
+func crashChild(cfg Config) {
 	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	db, err := Open(dir)
+	db, err := OpenConfig(context.Background(), cfg)
 	if err != nil {
+		fail(err)
+	}
+	if _, err := db.TryLead(context.Background(), LeaderInfo{Holder: "crash child"}, time.Second); err != nil {
 		fail(err)
 	}
 	done, err := db.OpenIntent(testIntent())
@@ -703,66 +661,50 @@ func crashChild(dir string) {
 }
 
 func TestIntent_survivesCrash(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-
-	// TestMain diverts the child before any test runs; -test.run=^$ makes
-	// sure it would run none even if it did not.
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var id int64
-	if _, err := fmt.Fscanf(stdout, "intent %d\n", &id); err != nil {
-		// The test fails either way; kill and reap the child so that it
-		// does not outlive it.
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("reading the child's intent id: %v (stderr: %s)", err, stderr.String())
-	}
-	if err := cmd.Process.Kill(); err != nil { // SIGKILL: no deferred Close, no clean exit
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatal("child exited cleanly, want killed")
-	}
-
-	db, err := Open(dir)
-	if err != nil {
-		t.Fatalf("reopening after the crash returned error: %v", err)
-	}
-	defer closeDB(t, db)
-	open, err := db.OpenIntents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(open) != 1 || open[0].ID != id || open[0].State != IntentOpen || open[0].After != 42 {
-		t.Fatalf("OpenIntents after crash = %+v, want intent %d open", open, id)
-	}
-	if l, err := db.Ledger(0); err != nil || len(l) != 1 || l[0].IntentID == id {
-		t.Errorf("Ledger after crash = %+v, %v; want only the completed intent's entry", l, err)
-	}
-	// The in-flight intent can be settled after the restart.
-	if err := db.CompleteIntent(id, IntentDone, "reconciled: PSA shows 42", t0); err != nil {
-		t.Errorf("CompleteIntent after crash returned error: %v", err)
-	}
-}
-
-func TestItob(t *testing.T) {
-	t.Parallel()
-	for _, v := range []int64{0, 1, 255, 256, 1 << 40} {
-		if got := btoi(itob(v)); got != v {
-			t.Errorf("btoi(itob(%d)) = %d", v, got)
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		// TestMain diverts the child before any test runs; -test.run=^$
+		// makes sure it would run none even if it did not.
+		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashEnvDriver+"="+cfg.Driver, crashEnvPath+"="+cfg.Path, crashEnvURL+"="+cfg.URL)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if btoi([]byte{1}) != -1 {
-		t.Error("btoi of a short key did not return -1")
-	}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		if _, err := fmt.Fscanf(stdout, "intent %d\n", &id); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("reading the child's intent id: %v (stderr: %s)", err, stderr.String())
+		}
+		if err := cmd.Process.Kill(); err != nil { // SIGKILL: no deferred Close, no clean exit
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err == nil {
+			t.Fatal("child exited cleanly, want killed")
+		}
+
+		// Reopening (and, on PostgreSQL, taking the lock the dead child
+		// held) succeeds at once.
+		db := openConfig(t, cfg)
+		defer closeDB(t, db)
+		open, err := db.OpenIntents()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) != 1 || open[0].ID != id || open[0].State != IntentOpen || open[0].After != 42 {
+			t.Fatalf("OpenIntents after crash = %+v, want intent %d open", open, id)
+		}
+		if l, err := db.Ledger(0); err != nil || len(l) != 1 || l[0].IntentID == id {
+			t.Errorf("Ledger after crash = %+v, %v; want only the completed intent's entry", l, err)
+		}
+		if err := db.CompleteIntent(id, IntentDone, "reconciled: PSA shows 42", t0); err != nil {
+			t.Errorf("CompleteIntent after crash returned error: %v", err)
+		}
+	})
 }

@@ -1,0 +1,103 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ExportVersion is one stored version of the mapping export, for the export
+// store that psa-syncd serves. Its body is kept beside it.
+type ExportVersion struct {
+	// Revision is the export's revision; each new version is the previous
+	// one's plus one.
+	Revision int64
+	// Digest identifies the body (the store's ETag).
+	Digest string
+	// Size is the body's length in bytes.
+	Size int64
+	// At is when the version was stored.
+	At time.Time
+	// Source says who wrote it (for example the Terraform provider).
+	Source string
+}
+
+// PutExport stores a new version of the export with its body. The caller
+// assigns Revision as the current revision plus one; a Revision that is not
+// newer than every stored one fails with an error matching ErrConflict, so
+// two writers that raced for the same revision cannot both succeed. A zero
+// At becomes now and a zero Size the body's length.
+func (db *DB) PutExport(v ExportVersion, body []byte) error {
+	if v.Revision <= 0 {
+		return fmt.Errorf("state: storing export revision %d: revisions start at 1", v.Revision)
+	}
+	if v.Size == 0 {
+		v.Size = int64(len(body))
+	}
+	if v.Size != int64(len(body)) {
+		return fmt.Errorf("state: storing export revision %d: size %d but the body has %d bytes", v.Revision, v.Size, len(body))
+	}
+	if v.At.IsZero() {
+		v.At = time.Now()
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	what := fmt.Sprintf("storing export revision %d", v.Revision)
+	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		var cur int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(revision), 0) FROM export_versions`).Scan(&cur); err != nil {
+			return db.wrap(what, err)
+		}
+		if v.Revision <= cur {
+			return fmt.Errorf("state: %s: the current revision is %d: %w", what, cur, ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, db.q(`INSERT INTO export_versions (revision, digest, size, at, source, body)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (revision) DO NOTHING`),
+			v.Revision, v.Digest, v.Size, db.tv(v.At), v.Source, body)
+		if err != nil {
+			return db.wrap(what, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			return fmt.Errorf("state: %s: stored meanwhile by another writer: %w", what, ErrConflict)
+		}
+		return nil
+	})
+}
+
+const exportColumns = `revision, digest, size, at, source`
+
+func scanExport(row interface{ Scan(...any) error }) (ExportVersion, error) {
+	var v ExportVersion
+	err := row.Scan(&v.Revision, &v.Digest, &v.Size, timeDest{&v.At}, &v.Source)
+	return v, err
+}
+
+// CurrentExport returns the newest stored version of the export and its
+// body, or an error matching ErrNotFound when none is stored.
+func (db *DB) CurrentExport() (ExportVersion, []byte, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var (
+		v    ExportVersion
+		body []byte
+	)
+	err := db.sql.QueryRowContext(ctx, `SELECT `+exportColumns+`, body FROM export_versions ORDER BY revision DESC LIMIT 1`).
+		Scan(&v.Revision, &v.Digest, &v.Size, timeDest{&v.At}, &v.Source, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ExportVersion{}, nil, fmt.Errorf("state: no export stored: %w", ErrNotFound)
+	}
+	if err != nil {
+		return ExportVersion{}, nil, db.wrap("reading the current export", err)
+	}
+	return v, body, nil
+}
+
+// ExportHistory returns up to limit stored versions of the export, newest
+// first, without their bodies. A limit of 0 or less means all of them.
+func (db *DB) ExportHistory(limit int) ([]ExportVersion, error) {
+	return queryAll(db, "reading the export history",
+		`SELECT `+exportColumns+` FROM export_versions ORDER BY revision DESC`+limitClause(limit), scanExport)
+}

@@ -1,0 +1,204 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Several psa-syncd may run against one PostgreSQL database; exactly one of
+// them, the active instance, syncs. Leadership is a PostgreSQL session-level
+// advisory lock held on a connection of its own, chosen over a lease row
+// because the server itself ends it: when the holder's process dies or its
+// connection breaks, PostgreSQL ends the session and frees the lock at
+// once, with no lease duration to wait out and no clocks to trust. The
+// fencing that a lease's token would give comes from committing every
+// intent through that same session (see OpenIntent): a deposed instance
+// can no longer commit one, so it can never send a write. On SQLite the
+// file lock taken by Open already makes the process the only one.
+
+// leaderLockKey is the advisory lock key of the active instance.
+const leaderLockKey int64 = 0x7073612d73796e63 // "psa-sync"
+
+// ErrNotLeader is returned by OpenIntent on a PostgreSQL database when this
+// process does not hold the leadership lock.
+var ErrNotLeader = errors.New("state: this psa-syncd is not the active instance (another one holds the leadership lock), so it writes nothing")
+
+// LeaderInfo describes the active instance. It is recorded in the database
+// when an instance becomes active, so that standbys can say which one is.
+type LeaderInfo struct {
+	// Holder names the instance, such as its host name and process id.
+	Holder string
+	// URL is where its HTTP API can be reached, when known.
+	URL   string
+	Since time.Time
+}
+
+// Leadership is held by the active instance until Release, Close or the
+// loss of its connection.
+type Leadership struct {
+	db   *DB
+	lost chan struct{}
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Lost is closed when the leadership is lost without Release: the
+// connection that held the lock failed. The process must stop writing; the
+// other instance takes over and settles whatever intents it left open.
+func (l *Leadership) Lost() <-chan struct{} { return l.lost }
+
+// TryLead tries once to make this process the active instance and returns
+// its Leadership, or nil (and no error) when another instance holds it.
+// While held, the lock's connection is checked every check interval.
+func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration) (*Leadership, error) {
+	if info.Since.IsZero() {
+		info.Since = time.Now()
+	}
+	l := &Leadership{db: db, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	if db.dialect == dialectSQLite {
+		close(l.done)
+		return l, db.recordLeader(ctx, db.sql, info)
+	}
+	db.fenceMu.Lock()
+	defer db.fenceMu.Unlock()
+	if db.fence != nil {
+		return nil, errors.New("state: this process is already the active instance")
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil, db.wrap("connecting for the leadership lock", err)
+	}
+	var ok bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil {
+		_ = conn.Close()
+		return nil, db.wrap("trying the leadership lock", err)
+	}
+	if !ok {
+		return nil, conn.Close()
+	}
+	if err := db.recordLeader(ctx, conn, info); err != nil {
+		_ = conn.Close() // ends the session, which frees the lock
+		return nil, err
+	}
+	db.fence = conn
+	if check <= 0 {
+		check = time.Second
+	}
+	go l.watch(check)
+	return l, nil
+}
+
+// watch checks the lock's connection until it fails or Release.
+func (l *Leadership) watch(check time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(check)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		db := l.db
+		db.fenceMu.Lock()
+		if db.fence == nil {
+			db.fenceMu.Unlock()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(check, db.timeout))
+		var one int
+		err := db.fence.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+		cancel()
+		if err != nil {
+			_ = db.fence.Close()
+			db.fence = nil
+			db.fenceMu.Unlock()
+			l.once.Do(func() { close(l.lost) })
+			return
+		}
+		db.fenceMu.Unlock()
+	}
+}
+
+// Release gives the leadership up: the lock is released and another
+// instance may take over. It is safe to call more than once.
+func (l *Leadership) Release() error {
+	select {
+	case <-l.stop:
+		return nil
+	default:
+		close(l.stop)
+	}
+	<-l.done
+	db := l.db
+	db.fenceMu.Lock()
+	defer db.fenceMu.Unlock()
+	if db.fence == nil {
+		return nil
+	}
+	ctx, cancel := db.ctx()
+	defer cancel()
+	_, err := db.fence.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockKey)
+	cerr := db.fence.Close()
+	db.fence = nil
+	return db.wrap("releasing the leadership lock", errors.Join(err, cerr))
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (db *DB) recordLeader(ctx context.Context, x execer, info LeaderInfo) error {
+	_, err := x.ExecContext(ctx, db.q(`INSERT INTO leader (id, holder, url, since) VALUES (1, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, url = excluded.url, since = excluded.since`),
+		info.Holder, info.URL, db.tv(info.Since))
+	return db.wrap("recording the active instance", err)
+}
+
+// Leader returns the instance recorded as active, and whether it still
+// holds the leadership lock (always true on SQLite, where the recorded
+// instance is this process or the last one to run).
+func (db *DB) Leader() (LeaderInfo, bool, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var info LeaderInfo
+	err := db.sql.QueryRowContext(ctx, `SELECT holder, url, since FROM leader WHERE id = 1`).
+		Scan(&info.Holder, &info.URL, timeDest{&info.Since})
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	if err != nil || db.dialect == dialectSQLite {
+		return info, err == nil, db.wrap("reading the active instance", err)
+	}
+	var held bool
+	err = db.sql.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 AND granted)`,
+		leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&held)
+	return info, held, db.wrap("reading the leadership lock", err)
+}
+
+// IsLeader reports whether this process holds the leadership lock (on
+// SQLite: always).
+func (db *DB) IsLeader() bool {
+	if db.dialect == dialectSQLite {
+		return true
+	}
+	db.fenceMu.Lock()
+	defer db.fenceMu.Unlock()
+	return db.fence != nil
+}
+
+// String describes the instance for logs.
+func (i LeaderInfo) String() string {
+	if i.URL == "" {
+		return i.Holder
+	}
+	return fmt.Sprintf("%s (%s)", i.Holder, i.URL)
+}

@@ -1,0 +1,146 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The schema is changed only by adding a migration: a file
+// migrations/<dialect>/NNNN_<name>.sql in both dialects, with the same
+// number and name. A migration is never edited once released.
+//
+//go:embed migrations
+var migrationFiles embed.FS
+
+// SchemaVersion is the schema version this package migrates databases to:
+// the number of the newest migration. Open refuses a database with a newer
+// version, so that an old binary never misreads (or rewrites) records it
+// does not understand.
+const SchemaVersion = 1
+
+// migrationLockKey serialises migrations of PostgreSQL databases when
+// several psa-syncd start at once (a transaction-level advisory lock).
+const migrationLockKey int64 = 0x7073612d6d696772 // "psa-migr"
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations returns the embedded migrations of dialect d in order.
+func migrations(d dialect) ([]migration, error) {
+	dir := "migrations/sqlite"
+	if d == dialectPostgres {
+		dir = "migrations/postgres"
+	}
+	entries, err := migrationFiles.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("state: migration file %s is not named NNNN_name.sql", e.Name())
+		}
+		data, err := migrationFiles.ReadFile(path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: name, sql: string(data)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i, m := range out {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("state: migration %d of %s is numbered %d", i+1, dir, m.version)
+		}
+	}
+	return out, nil
+}
+
+// migrate brings the schema up to SchemaVersion in one transaction: either
+// every pending migration is applied, or none is.
+func (db *DB) migrate(ctx context.Context) error {
+	ms, err := migrations(db.dialect)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
+	defer cancel()
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return db.classify(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if db.dialect == dialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+			return db.wrap("waiting for the migration lock", err)
+		}
+	} else if err := db.checkForeignSQLite(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`); err != nil {
+		return db.classify(err)
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return db.classify(err)
+	}
+	if cur > SchemaVersion {
+		return fmt.Errorf("state: state database %s has schema version %d, but this psa-syncd supports up to %d: "+
+			"upgrade psa-syncd or use another state directory", db.quotedPath(), cur, SchemaVersion)
+	}
+	for _, m := range ms[cur:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return db.wrap(fmt.Sprintf("applying schema migration %d (%s)", m.version, m.name), err)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+			m.version, m.name, time.Now().UTC().Format(time.RFC3339)); err != nil {
+			return db.wrap(fmt.Sprintf("recording schema migration %d", m.version), err)
+		}
+	}
+	return db.wrap("migrating the schema", tx.Commit())
+}
+
+// checkForeignSQLite refuses an SQLite database that has tables but not
+// psa-syncd's.
+func (db *DB) checkForeignSQLite(ctx context.Context, tx *sql.Tx) error {
+	var tables, ours int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(SUM(name = 'schema_migrations'), 0) FROM sqlite_master WHERE type = 'table'`).
+		Scan(&tables, &ours)
+	if err != nil {
+		return db.classify(err)
+	}
+	if tables > 0 && ours == 0 {
+		return corrupt(db.path, fmt.Errorf("it has %d tables but no psa-syncd schema", tables))
+	}
+	return nil
+}
+
+// quotedPath is the path in quotes for SQLite files, and the description
+// of a PostgreSQL database as it is.
+func (db *DB) quotedPath() string {
+	if db.dialect == dialectSQLite {
+		return strconv.Quote(db.path)
+	}
+	return db.path
+}
+
+// Version returns the schema version of the open database.
+func (db *DB) Version() (int, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	var v int
+	err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, db.wrap("reading the schema version", err)
+}

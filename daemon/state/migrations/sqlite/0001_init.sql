@@ -1,0 +1,97 @@
+-- psa-syncd state, schema version 1 (SQLite). Times are UTC text in the
+-- fixed-width form 2006-01-02T15:04:05.000000Z, so they sort as strings.
+-- postgres/0001_init.sql is the same schema in PostgreSQL's types.
+
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+
+CREATE TABLE customers (
+	source        TEXT NOT NULL,
+	customer_id   TEXT NOT NULL,
+	customer_name TEXT NOT NULL DEFAULT '',
+	company_id    TEXT NOT NULL DEFAULT '',
+	contract_id   TEXT NOT NULL DEFAULT '',
+	usage_sync    INTEGER NOT NULL DEFAULT 0,
+	ticket_sync   INTEGER NOT NULL DEFAULT 0,
+	last_attempt  TEXT,
+	last_success  TEXT,
+	result        TEXT NOT NULL DEFAULT '',
+	error         TEXT NOT NULL DEFAULT '',
+	hint          TEXT NOT NULL DEFAULT '',
+	run_id        TEXT NOT NULL DEFAULT '',
+	updated       INTEGER NOT NULL DEFAULT 0,
+	unchanged     INTEGER NOT NULL DEFAULT 0,
+	held          INTEGER NOT NULL DEFAULT 0,
+	failed        INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (source, customer_id)
+);
+
+CREATE TABLE runs (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT,
+	trigger   TEXT NOT NULL DEFAULT '',
+	dry_run   INTEGER NOT NULL DEFAULT 0,
+	customer  TEXT NOT NULL DEFAULT '',
+	started   TEXT,
+	finished  TEXT,
+	result    TEXT NOT NULL,
+	error     TEXT NOT NULL DEFAULT '',
+	updated   INTEGER NOT NULL DEFAULT 0,
+	unchanged INTEGER NOT NULL DEFAULT 0,
+	held      INTEGER NOT NULL DEFAULT 0,
+	failed    INTEGER NOT NULL DEFAULT 0,
+	requests  INTEGER NOT NULL DEFAULT 0,
+	period    TEXT NOT NULL DEFAULT '',
+	customers INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE intents (
+	id             INTEGER PRIMARY KEY AUTOINCREMENT,
+	run_id         INTEGER NOT NULL,
+	system         TEXT NOT NULL,
+	source         TEXT NOT NULL,
+	customer_id    TEXT NOT NULL,
+	contract_id    TEXT NOT NULL,
+	service_id     TEXT NOT NULL,
+	qty_before     INTEGER NOT NULL,
+	qty_after      INTEGER NOT NULL,
+	before_known   INTEGER NOT NULL,
+	effective_date TEXT,
+	created        TEXT,
+	state          TEXT NOT NULL,
+	note           TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX intents_open ON intents (id) WHERE state = 'open';
+
+CREATE TABLE ledger (
+	seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+	run_id         INTEGER NOT NULL,
+	system         TEXT NOT NULL,
+	source         TEXT NOT NULL,
+	customer_id    TEXT NOT NULL,
+	contract_id    TEXT NOT NULL,
+	service_id     TEXT NOT NULL,
+	qty_before     INTEGER NOT NULL,
+	qty_after      INTEGER NOT NULL,
+	effective_date TEXT,
+	at             TEXT,
+	intent_id      INTEGER NOT NULL
+);
+CREATE INDEX ledger_line ON ledger (contract_id, service_id, seq);
+
+CREATE TABLE export_versions (
+	revision INTEGER PRIMARY KEY,
+	digest   TEXT NOT NULL,
+	size     INTEGER NOT NULL,
+	at       TEXT,
+	source   TEXT NOT NULL DEFAULT '',
+	body     BLOB NOT NULL
+);
+
+CREATE TABLE leader (
+	id     INTEGER PRIMARY KEY CHECK (id = 1),
+	holder TEXT NOT NULL,
+	url    TEXT NOT NULL DEFAULT '',
+	since  TEXT
+);

@@ -1,0 +1,244 @@
+// Package pgtest runs a real PostgreSQL server for tests: a cluster made
+// with initdb in a temporary directory and started with pg_ctl on a
+// loopback port, from Debian's postgresql package (the GNUmakefile
+// installs it when initdb is missing). When the tests run as root the
+// server runs as the unprivileged user "nobody", which owns the data
+// directory, since PostgreSQL refuses to run as root.
+//
+// One cluster is shared by the tests of a package: call Main from TestMain
+// so that it is stopped when they end, and NewDatabase for a fresh database
+// per test.
+//
+//	func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+//
+//	func TestSomething(t *testing.T) {
+//		url := pgtest.NewDatabase(t) // postgres://...@127.0.0.1:port/test_1
+//		...
+//	}
+package pgtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Cluster is a running PostgreSQL server in a temporary directory.
+type Cluster struct {
+	dir  string // removed by Stop
+	data string
+	bin  string
+	port int
+	cred *syscall.Credential // nil when not running as root
+	dbs  atomic.Int64
+}
+
+// Bin returns the directory of the PostgreSQL server programs: the one
+// holding initdb on PATH, else the newest /usr/lib/postgresql/*/bin.
+func Bin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	if len(dirs) == 0 {
+		return "", errors.New("pgtest: PostgreSQL's initdb is neither on PATH nor in /usr/lib/postgresql/*/bin: " +
+			"install Debian's postgresql package (make postgres does)")
+	}
+	return filepath.Dir(dirs[0]), nil
+}
+
+func version(initdb string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return n
+}
+
+// Start creates and starts a new cluster. Stop it with Stop.
+func Start() (*Cluster, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin}
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("nobody")
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("pgtest: running as root needs the unprivileged user nobody: %w", err)
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
+	}
+	for attempt := 0; ; attempt++ {
+		c.port, err = freePort()
+		if err == nil {
+			err = c.start()
+		}
+		if err == nil {
+			return c, nil
+		}
+		if attempt == 2 {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+}
+
+func (c *Cluster) start() error {
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s "+
+		"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, c.dir)
+	out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
+		return fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, log)
+	}
+	return nil
+}
+
+// run runs a PostgreSQL program as the cluster's user.
+func (c *Cluster) run(name string, args ...string) ([]byte, error) {
+	cmd := exec.Command(filepath.Join(c.bin, name), args...)
+	cmd.Dir = c.dir
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
+	if c.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	}
+	return cmd.CombinedOutput()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Stop stops the server at once and removes its directory.
+func (c *Cluster) Stop() error {
+	out, err := c.run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", c.data)
+	if rerr := os.RemoveAll(c.dir); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// URL returns the connection URL of a database of the cluster.
+func (c *Cluster) URL(database string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
+}
+
+// Port returns the server's port on 127.0.0.1.
+func (c *Cluster) Port() int { return c.port }
+
+// CreateDatabase creates a new, empty database and returns its URL.
+func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
+	name := fmt.Sprintf("test_%d", c.dbs.Add(1))
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", fmt.Errorf("pgtest: creating database %s: %w", name, err)
+	}
+	return c.URL(name), nil
+}
+
+var (
+	sharedMu  sync.Mutex
+	shared    *Cluster
+	sharedErr error
+)
+
+// Shared returns the cluster shared by the tests of this process, starting
+// it on first use. Main stops it.
+func Shared(tb testing.TB) *Cluster {
+	tb.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil && sharedErr == nil {
+		shared, sharedErr = Start()
+	}
+	if sharedErr != nil {
+		tb.Fatal(sharedErr)
+	}
+	return shared
+}
+
+// NewDatabase returns the URL of a new database on the shared cluster.
+func NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, err := Shared(tb).CreateDatabase(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return url
+}
+
+// Main runs the tests and then stops the shared cluster, if one was
+// started. Use it as os.Exit(pgtest.Main(m)) in TestMain.
+func Main(m *testing.M) int {
+	code := m.Run()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared != nil {
+		if err := shared.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			if code == 0 {
+				code = 1
+			}
+		}
+		shared = nil
+	}
+	return code
+}
+
+// New starts a cluster for one test and stops it when the test ends; for
+// packages whose tests do not share one through Main.
+func New(tb testing.TB) *Cluster {
+	tb.Helper()
+	c, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return c
+}

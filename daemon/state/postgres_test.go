@@ -1,0 +1,149 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+)
+
+func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	open := func() *DB {
+		db, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		return db
+	}
+	a, b := open(), open()
+
+	// Before either leads, neither may open an intent.
+	if _, err := a.OpenIntent(testIntent()); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("OpenIntent without the lock = %v, want ErrNotLeader", err)
+	}
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a", URL: "http://a:9810"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	if lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Second); lb != nil || err != nil {
+		t.Fatalf("b.TryLead while a leads = %v, %v; want nil, nil", lb, err)
+	}
+	if !a.IsLeader() || b.IsLeader() {
+		t.Errorf("IsLeader = %v, %v; want true, false", a.IsLeader(), b.IsLeader())
+	}
+	if _, err := a.OpenIntent(testIntent()); err != nil {
+		t.Errorf("a.OpenIntent = %v", err)
+	}
+	if _, err := b.OpenIntent(testIntent()); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("b.OpenIntent = %v, want ErrNotLeader", err)
+	}
+	info, held, err := b.Leader()
+	if err != nil || !held || info.Holder != "a" || info.URL != "http://a:9810" || info.Since.IsZero() {
+		t.Errorf("b.Leader = %+v, %v, %v; want a, held", info, held, err)
+	}
+
+	// Ending a's lock session (as a crash or a broken network would) is
+	// noticed by its watch, after which a can open no intent, and b takes
+	// over.
+	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1`,
+		leaderLockKey&0xffffffff); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-la.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's leadership was not reported lost within 10s of its session ending")
+	}
+	if _, err := a.OpenIntent(testIntent()); err == nil {
+		t.Error("a.OpenIntent after losing the lock returned nil error")
+	}
+	if _, held, err := b.Leader(); held || err != nil {
+		t.Errorf("b.Leader after a's session ended: held = %v, %v; want false", held, err)
+	}
+	lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Second)
+	if err != nil || lb == nil {
+		t.Fatalf("b.TryLead after a lost the lock = %v, %v", lb, err)
+	}
+	if open, err := b.OpenIntents(); err != nil || len(open) != 1 {
+		t.Errorf("b.OpenIntents = %v, %v; want a's intent, to settle", open, err)
+	}
+	// Release hands over at once.
+	if err := lb.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if la2, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, time.Second); err != nil || la2 == nil {
+		t.Errorf("a.TryLead after b released = %v, %v", la2, err)
+	}
+}
+
+func TestOpenPostgres_importsBboltState(t *testing.T) {
+	t.Parallel()
+	orig, err := os.ReadFile("testdata/bbolt-v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, FileName)
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t), Path: dir}
+	db := openConfig(t, cfg)
+	checkFixtureState(t, db)
+	closeDB(t, db)
+	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still exists after the import: %v", file, err)
+	}
+	if got, err := os.ReadFile(boltBackupName(file)); err != nil || !bytes.Equal(got, orig) {
+		t.Errorf("bbolt backup: %v; want the original file", err)
+	}
+
+	// A bbolt file beside a database that already holds other state is
+	// refused rather than merged.
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t), Path: dir}
+	db = openConfig(t, Config{Driver: DriverPostgres, URL: other.URL})
+	if _, err := db.BeginRun(Run{Trigger: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	closeDB(t, db)
+	if _, err := OpenConfig(t.Context(), other); err == nil || !strings.Contains(err.Error(), "already holds state") {
+		t.Errorf("OpenConfig with a bbolt file and a non-empty database = %v, want an 'already holds state' error", err)
+	}
+}
+
+func TestOpenPostgres_errorsHideTheURL(t *testing.T) {
+	t.Parallel()
+	for _, url := range []string{
+		"postgres://psa:s3cr3t-pw@127.0.0.1:1/psa?sslmode=disable&connect_timeout=1",
+		"postgres://psa:s3cr3t-pw@[::1:bad/psa",
+		"host=127.0.0.1 port=1 password=s3cr3t-pw dbname=psa connect_timeout=1 sslmode=bogus",
+	} {
+		_, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, ConnectTimeout: 2 * time.Second})
+		if err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
+			t.Errorf("OpenConfig(bad URL) = %v; want an error without the password", err)
+		}
+	}
+	if _, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres}); err == nil || !strings.Contains(err.Error(), "state.url") {
+		t.Errorf("OpenConfig without a URL = %v, want an error naming state.url", err)
+	}
+}
+
+func TestBackup_postgresSaysPgDump(t *testing.T) {
+	t.Parallel()
+	db := openConfig(t, Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t)})
+	defer closeDB(t, db)
+	if err := db.Backup(filepath.Join(t.TempDir(), "b.db")); !errors.Is(err, ErrBackupUnsupported) || !strings.Contains(err.Error(), "pg_dump") {
+		t.Errorf("Backup on PostgreSQL = %v, want ErrBackupUnsupported naming pg_dump", err)
+	}
+}

@@ -1,0 +1,288 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// sqliteMagic starts every SQLite database file.
+var sqliteMagic = []byte("SQLite format 3\x00")
+
+// fileKind is what inspectFile found at a database path.
+type fileKind int
+
+const (
+	fileMissing fileKind = iota
+	fileSQLite
+	fileBolt
+)
+
+// sqliteDSN opens file with durable commits: WAL with synchronous=FULL
+// (every commit is fsynced before it returns), and an exclusive lock held
+// from the first transaction until Close, so that no second psa-syncd can
+// use the file at the same time. Transactions begin IMMEDIATE, taking the
+// write lock up front instead of upgrading to it.
+func sqliteDSN(file string) string {
+	return file + "?_pragma=busy_timeout(" + fmt.Sprint(lockTimeout.Milliseconds()) + ")" +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=locking_mode(EXCLUSIVE)" +
+		"&_pragma=foreign_keys(1)&_txlock=immediate"
+}
+
+func sqliteFile(path string) string {
+	if filepath.Ext(path) != ".db" {
+		return filepath.Join(path, FileName)
+	}
+	return path
+}
+
+func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("state: no state path given")
+	}
+	file := sqliteFile(cfg.Path)
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, fmt.Errorf("state: creating state directory: %w", err)
+	}
+	kind, err := inspectFile(file)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case fileMissing:
+		// Create the database under a temporary name and move it into
+		// place once its schema is complete, so that a crash never leaves
+		// an empty or half-made file behind, which the next start would
+		// refuse.
+		if err := createSQLite(ctx, file, cfg, nil); err != nil {
+			return nil, err
+		}
+	case fileBolt:
+		if err := importBoltIntoSQLite(ctx, file, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return openSQLiteFile(ctx, file, cfg)
+}
+
+// openSQLiteFile opens an existing SQLite state database, checks it and
+// migrates its schema.
+func openSQLiteFile(ctx context.Context, file string, cfg Config) (*DB, error) {
+	sdb, err := sql.Open("sqlite", sqliteDSN(file))
+	if err != nil {
+		return nil, fmt.Errorf("state: opening state database %q: %w", file, err)
+	}
+	// One connection: the exclusive lock belongs to a connection, and
+	// SQLite runs one write at a time anyway.
+	sdb.SetMaxOpenConns(1)
+	sdb.SetMaxIdleConns(1)
+	sdb.SetConnMaxLifetime(0)
+	sdb.SetConnMaxIdleTime(0)
+	db := &DB{sql: sdb, dialect: dialectSQLite, path: file, timeout: cfg.QueryTimeout, cfg: cfg}
+	if err := db.checkSQLite(ctx); err != nil {
+		_ = sdb.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		_ = sdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// checkSQLite takes the file's lock (by writing nothing in an IMMEDIATE
+// transaction) and runs SQLite's quick integrity check.
+func (db *DB) checkSQLite(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout)
+	defer cancel()
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return db.classify(err)
+	}
+	rows, err := db.sql.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return db.classify(err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return db.classify(err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.classify(err)
+	}
+	if len(problems) > 0 {
+		return corrupt(db.path, fmt.Errorf("integrity check: %s", problems[0]))
+	}
+	return nil
+}
+
+// classify turns an SQLite error at open into the error psa-syncd reports.
+func (db *DB) classify(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return fmt.Errorf("state: state database %q is locked by another psa-syncd process", db.path)
+		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FORMAT:
+			return corrupt(db.path, err)
+		}
+	}
+	return fmt.Errorf("state: opening state database %q: %w", db.path, err)
+}
+
+func corrupt(file string, err error) error {
+	return fmt.Errorf("state: state database %q is corrupt or not a psa-syncd database (%w); "+
+		"it was left untouched: restore it from a backup or move it aside to start with empty state", file, err)
+}
+
+// inspectFile tells what is at file without changing it: nothing, an SQLite
+// database whose header is sound, or a bbolt file of an earlier version.
+// Everything else (an empty file, a truncated one, another format) is an
+// error naming the file and the recovery.
+func inspectFile(file string) (fileKind, error) {
+	f, err := os.Open(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return fileMissing, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("state: opening state database %q: %w", file, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, fmt.Errorf("state: opening state database %q: %w", file, err)
+	}
+	if fi.IsDir() {
+		return 0, fmt.Errorf("state: state database %q is a directory", file)
+	}
+	size := fi.Size()
+	if size == 0 {
+		return 0, fmt.Errorf("state: state database %q is empty (0 bytes): psa-syncd never leaves its database empty, so it was "+
+			"truncated or replaced. It was left untouched: restore it from a backup (see psa-syncd backup); only if psa-syncd "+
+			"has never synced with this state directory, delete the file to start with empty state", file)
+	}
+	h := make([]byte, 100)
+	n, err := io.ReadFull(f, h)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return 0, fmt.Errorf("state: reading state database %q: %w", file, err)
+	}
+	h = h[:n]
+	if isBolt(h) {
+		return fileBolt, nil
+	}
+	if !bytes.HasPrefix(h, sqliteMagic) {
+		return 0, corrupt(file, errors.New("not an SQLite database"))
+	}
+	if len(h) < 100 {
+		return 0, corrupt(file, fmt.Errorf("truncated to %d bytes", size))
+	}
+	pageSize := int64(binary.BigEndian.Uint16(h[16:18]))
+	if pageSize == 1 {
+		pageSize = 65536
+	}
+	// psa-syncd creates every database in WAL mode (file format versions
+	// 2 and 2); anything else was not written by it.
+	if h[18] != 2 || h[19] != 2 {
+		return 0, corrupt(file, errors.New("not in WAL mode"))
+	}
+	// The page count in the header is valid when its "version valid for"
+	// matches the change counter.
+	pages := int64(binary.BigEndian.Uint32(h[28:32]))
+	if binary.BigEndian.Uint32(h[92:96]) == binary.BigEndian.Uint32(h[24:28]) && pages*pageSize > size {
+		return 0, corrupt(file, fmt.Errorf("truncated: %d bytes, but its header counts %d pages of %d bytes", size, pages, pageSize))
+	}
+	return fileSQLite, nil
+}
+
+// isBolt reports whether h starts with a bbolt meta page.
+func isBolt(h []byte) bool {
+	const boltMagic = 0xED0CDAED
+	return len(h) >= 20 && binary.LittleEndian.Uint32(h[16:20]) == boltMagic
+}
+
+// createSQLite creates a new database at file: it is made under a
+// temporary name with mode 0600, its schema is migrated and fill (when not
+// nil) adds data, and only then is it moved into place. When file exists
+// (a bbolt file being imported) it is kept as a hard link named by
+// boltBackupName.
+func createSQLite(ctx context.Context, file string, cfg Config, fill func(*DB) error) error {
+	tmp := file + ".creating"
+	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("state: removing %q: %w", f, err)
+		}
+	}
+	// SQLite gives its -wal file the database file's mode.
+	if err := writeEmpty(tmp); err != nil {
+		return err
+	}
+	sdb, err := sql.Open("sqlite", sqliteDSN(tmp))
+	if err != nil {
+		return fmt.Errorf("state: creating state database %q: %w", file, err)
+	}
+	sdb.SetMaxOpenConns(1)
+	db := &DB{sql: sdb, dialect: dialectSQLite, path: file, timeout: cfg.QueryTimeout, cfg: cfg}
+	err = db.migrate(ctx)
+	if err == nil && fill != nil {
+		err = fill(db)
+	}
+	if cerr := sdb.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("state: creating state database %q: %w", file, cerr)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if fill != nil {
+		backup := boltBackupName(file)
+		if err := os.Remove(backup); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("state: removing %q: %w", backup, err)
+		}
+		if err := os.Link(file, backup); err != nil {
+			return fmt.Errorf("state: keeping the bbolt state file as %q: %w", backup, err)
+		}
+	}
+	if err := os.Rename(tmp, file); err != nil {
+		return fmt.Errorf("state: creating state database %q: %w", file, err)
+	}
+	return syncDir(filepath.Dir(file))
+}
+
+func writeEmpty(file string) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("state: creating %q: %w", file, err)
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("state: syncing %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("state: syncing %q: %w", dir, err)
+	}
+	return nil
+}

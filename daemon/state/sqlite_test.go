@@ -1,0 +1,380 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+func TestOpen_createsDirectoryAndFile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "var", "lib", "psa-syncd")
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open returned error: %v", err)
+	}
+	defer closeDB(t, db)
+	if want := filepath.Join(dir, FileName); db.Path() != want {
+		t.Errorf("Path = %q, want %q", db.Path(), want)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o700 {
+		t.Errorf("state directory mode = %o, want 700", perm)
+	}
+	for _, f := range []string{db.Path(), db.Path() + "-wal"} {
+		fi, err := os.Stat(f)
+		if errors.Is(err, os.ErrNotExist) && strings.HasSuffix(f, "-wal") {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s mode = %o, want no group or other access", f, perm)
+		}
+	}
+	if _, err := os.Stat(db.Path() + ".creating"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+func TestOpen_filePath(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "sub", "custom.db")
+	db, err := Open(file)
+	if err != nil {
+		t.Fatalf("Open returned error: %v", err)
+	}
+	defer closeDB(t, db)
+	if db.Path() != file {
+		t.Errorf("Path = %q, want %q", db.Path(), file)
+	}
+}
+
+func TestOpen_emptyPathAndUnknownDriver(t *testing.T) {
+	t.Parallel()
+	if _, err := Open(""); err == nil {
+		t.Error(`Open("") returned nil error`)
+	}
+	_, err := OpenConfig(t.Context(), Config{Driver: "mysql", Path: t.TempDir()})
+	if want := `state: unknown driver "mysql" (want sqlite or postgres)`; err == nil || err.Error() != want {
+		t.Errorf("OpenConfig(mysql) = %v, want %q", err, want)
+	}
+}
+
+func TestOpen_lockedBySecondOpener(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open returned error: %v", err)
+	}
+	defer closeDB(t, db)
+
+	// SQLite's locks belong to a connection, so a second Open in this
+	// process is refused exactly as one from another process is.
+	start := time.Now()
+	second, err := Open(dir)
+	if err == nil {
+		closeDB(t, second)
+		t.Fatal("second Open returned nil error")
+	}
+	want := fmt.Sprintf("state: state database %q is locked by another psa-syncd process", filepath.Join(dir, FileName))
+	if err.Error() != want {
+		t.Errorf("second Open error = %q, want %q", err, want)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("second Open took %v, want about %v", d, lockTimeout)
+	}
+	// The first holder still works, and once it closes the database opens
+	// again.
+	if _, err := db.BeginRun(Run{Trigger: "cli"}); err != nil {
+		t.Fatalf("BeginRun after a refused second Open: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after Close returned error: %v", err)
+	}
+	closeDB(t, again)
+}
+
+// goodFile returns the bytes of a closed database holding some state.
+func goodFile(t *testing.T) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if _, err := db.BeginRun(Run{Trigger: "schedule", Started: t0, Error: strings.Repeat("x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return good
+}
+
+func TestOpen_damagedFileRefusedAndLeftUntouched(t *testing.T) {
+	t.Parallel()
+	good := goodFile(t)
+	if len(good) < 8*4096 {
+		t.Fatalf("test database is only %d bytes", len(good))
+	}
+	flipped := append([]byte{}, good...)
+	for i := 2 * 4096; i < 3*4096; i++ {
+		flipped[i] ^= 0x5a
+	}
+	walOff := append([]byte{}, good...)
+	walOff[18], walOff[19] = 1, 1
+
+	corruptPrefix := "state: state database %q is corrupt or not a psa-syncd database ("
+	for name, tc := range map[string]struct {
+		data []byte
+		want string // format with the file name; a prefix
+	}{
+		"empty":         {nil, "state: state database %q is empty (0 bytes)"},
+		"text":          {[]byte(strings.Repeat("this is not a database\n", 1000)), corruptPrefix},
+		"short":         {[]byte("hello"), corruptPrefix},
+		"headerOnly":    {good[:50], corruptPrefix},
+		"truncated4k":   {good[:4096], corruptPrefix},
+		"truncatedHalf": {good[:len(good)/2], corruptPrefix},
+		"truncated2_3":  {good[:len(good)*2/3], corruptPrefix},
+		"flippedPage":   {flipped, corruptPrefix},
+		"notWAL":        {walOff, corruptPrefix},
+		"zeroedHeader":  {append(make([]byte, 100), good[100:]...), corruptPrefix},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			file := filepath.Join(dir, FileName)
+			if err := os.WriteFile(file, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Open(dir)
+			if err == nil {
+				closeDB(t, db)
+				t.Fatal("Open returned nil error for a damaged file")
+			}
+			if want := fmt.Sprintf(tc.want, file); !strings.HasPrefix(err.Error(), want) ||
+				!strings.Contains(err.Error(), "left untouched") || !strings.Contains(err.Error(), "backup") {
+				t.Errorf("Open error = %q, want it to start with %q and say the file was left untouched and how to recover", err, want)
+			}
+			got, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tc.data) {
+				t.Error("Open modified the damaged file")
+			}
+		})
+	}
+}
+
+func TestOpen_foreignSQLiteRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "other.db")
+	db, err := Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.sql.Exec(`DROP TABLE schema_migrations`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(file)
+	if err == nil || !strings.Contains(err.Error(), "no psa-syncd schema") {
+		t.Errorf("Open of an SQLite database without psa-syncd's schema = %v, want a 'no psa-syncd schema' error", err)
+	}
+}
+
+// fixtureState is what testdata/bbolt-v1.db holds. The file was written by
+// the bbolt state package of commit b4a41d9, the last one with it.
+func checkFixtureState(t *testing.T, db *DB) {
+	t.Helper()
+	day := time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+	cs, err := db.CustomerStatuses()
+	if err != nil || len(cs) != 2 || cs[0].CustomerID != "cust-a" || cs[1].Hint != "check contract 29684184 in Kaseya BMS" ||
+		!cs[1].TicketSync || !cs[0].LastSuccess.Equal(t0) {
+		t.Errorf("CustomerStatuses = %+v, %v; want cust-a and cust-b as stored", cs, err)
+	}
+	runs, err := db.Runs(0)
+	if err != nil || len(runs) != 3 || runs[0].ID != 3 || runs[0].Result != RunRunning || runs[1].Error != "hourly budget nearly used" ||
+		!runs[1].DryRun || runs[2].Requests != 12 || !runs[2].Finished.Equal(t0.Add(90*time.Second)) {
+		t.Errorf("Runs = %+v, %v; want the three runs as stored", runs, err)
+	}
+	open, err := db.OpenIntents()
+	want := []Intent{{ID: 6, RunID: 3, System: psa.SystemKaseyaBMS, Source: "file", CustomerID: "cust-a", ContractID: "29684184",
+		ServiceID: "30000012", After: 9, EffectiveDate: day, Created: t0.Add(2*time.Hour + time.Second), State: IntentOpen}}
+	if err != nil || !cmp.Equal(open, want) {
+		t.Errorf("OpenIntents = %v (-want +got):\n%s", err, cmp.Diff(want, open))
+	}
+	ledger, err := db.Ledger(0)
+	if err != nil || len(ledger) != 3 {
+		t.Fatalf("Ledger = %+v, %v; want 3 entries", ledger, err)
+	}
+	last, ok, err := db.LastSet("29684183", "30000012")
+	wantLast := LedgerEntry{Seq: 3, RunID: 1, System: psa.SystemKaseyaBMS, Source: "file", CustomerID: "cust-a",
+		ContractID: "29684183", ServiceID: "30000012", Before: 40, After: 42, EffectiveDate: day, Time: t0.Add(6 * time.Second), IntentID: 3}
+	if err != nil || !ok || !cmp.Equal(last, wantLast) {
+		t.Errorf("LastSet = %v, %v (-want +got):\n%s", ok, err, cmp.Diff(wantLast, last))
+	}
+	// Closed intents keep their state: the failed one writes no ledger
+	// entry and a new intent continues the numbering.
+	if err := db.CompleteIntent(4, IntentDone, "", t0); err == nil || !strings.Contains(err.Error(), "already failed") {
+		t.Errorf("CompleteIntent(4) = %v, want 'already failed'", err)
+	}
+	in, err := db.OpenIntent(testIntent())
+	if err != nil || in.ID != 7 {
+		t.Errorf("OpenIntent after the import = id %d, %v; want 7", in.ID, err)
+	}
+	r, err := db.BeginRun(Run{Trigger: "cli"})
+	if err != nil || r.ID != 4 {
+		t.Errorf("BeginRun after the import = id %d, %v; want 4", r.ID, err)
+	}
+}
+
+func TestOpen_importsBboltStateOnce(t *testing.T) {
+	t.Parallel()
+	orig, err := os.ReadFile("testdata/bbolt-v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, FileName)
+	if err := os.WriteFile(file, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open of a bbolt state file: %v", err)
+	}
+	checkFixtureState(t, db)
+	closeDB(t, db)
+
+	backup, err := os.ReadFile(boltBackupName(file))
+	if err != nil || !bytes.Equal(backup, orig) {
+		t.Errorf("bbolt backup %s: %v; want the original file, unchanged", boltBackupName(file), err)
+	}
+	if kind, err := inspectFile(file); err != nil || kind != fileSQLite {
+		t.Errorf("after the import %s is kind %d, %v; want SQLite", file, kind, err)
+	}
+	// Reopening does not import again: the run begun above is still there.
+	db, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	if runs, err := db.Runs(0); err != nil || len(runs) != 4 {
+		t.Errorf("Runs after reopening = %d, %v; want 4", len(runs), err)
+	}
+}
+
+func TestOpen_damagedBboltRefused(t *testing.T) {
+	t.Parallel()
+	orig, err := os.ReadFile("testdata/bbolt-v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, FileName)
+	damaged := append(append([]byte{}, orig[:2*4096]...), make([]byte, len(orig)-2*4096)...)
+	if err := os.WriteFile(file, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir)
+	if err == nil || !strings.Contains(err.Error(), "is corrupt or not a psa-syncd database") {
+		t.Errorf("Open of a damaged bbolt file = %v, want a corrupt error", err)
+	}
+	if got, _ := os.ReadFile(file); !bytes.Equal(got, damaged) {
+		t.Error("Open modified the damaged bbolt file")
+	}
+}
+
+func TestBackup_consistentCopyWhileOpen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	in, err := db.OpenIntent(testIntent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
+		t.Fatal(err)
+	}
+	open, err := db.OpenIntent(testIntent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := db.Backup(backup); err != nil {
+		t.Fatalf("Backup returned error: %v", err)
+	}
+	if err := db.Backup(backup); err == nil {
+		t.Error("a second Backup to the same file returned nil error, want a refusal to overwrite")
+	}
+	if fi, err := os.Stat(backup); err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("backup file: %v, %v; want mode 0600", fi, err)
+	}
+	// The database is still in use, and the copy is a state database of
+	// its own holding the ledger and the open intent.
+	if _, err := db.BeginRun(Run{Trigger: "cli"}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := Open(backup)
+	if err != nil {
+		t.Fatalf("opening the backup: %v", err)
+	}
+	defer closeDB(t, cp)
+	if l, err := cp.Ledger(0); err != nil || len(l) != 1 {
+		t.Errorf("backup ledger = %v, %v; want 1 entry", l, err)
+	}
+	if o, err := cp.OpenIntents(); err != nil || len(o) != 1 || o[0].ID != open.ID {
+		t.Errorf("backup open intents = %v, %v; want intent %d", o, err, open.ID)
+	}
+	if r, err := cp.Runs(0); err != nil || len(r) != 0 {
+		t.Errorf("backup runs = %v, %v; want none (taken before the run)", r, err)
+	}
+}
+
+func TestDialect_placeholders(t *testing.T) {
+	t.Parallel()
+	pg := &DB{dialect: dialectPostgres}
+	if got, want := pg.q(`SELECT a FROM t WHERE b = ? AND c = ?`), `SELECT a FROM t WHERE b = $1 AND c = $2`; got != want {
+		t.Errorf("q = %q, want %q", got, want)
+	}
+	lite := &DB{dialect: dialectSQLite}
+	if got := lite.q(`b = ?`); got != `b = ?` {
+		t.Errorf("SQLite q = %q", got)
+	}
+	_ = context.Background
+}

@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestDaemon_standbyOnSharedPostgres: two psa-syncd on one PostgreSQL
+// database; the first is active, the second a standby that serves the
+// read-only API, refuses sync and resolve naming the active one, and takes
+// over once the active one is gone.
+func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "s3cret-token"
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://active.example:9810\n", url)})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("first BecomeActive: %v", err)
+	}
+	raw, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bPath := filepath.Join(e.dir, "standby.yml")
+	dtWrite(t, bPath, strings.Replace(string(raw), "active.example", "standby.example", 1))
+	cfg, err := Load(bPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, bPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) || !strings.Contains(se.Active, "http://active.example:9810") {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError naming the active instance", err)
+	}
+	if got := testutil.ToFloat64(a.metrics.Leader); got != 1 {
+		t.Errorf("psa_sync_leader on the active instance = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(b.metrics.Leader); got != 0 {
+		t.Errorf("psa_sync_leader on the standby = %v, want 0", got)
+	}
+
+	srv := httptest.NewServer(b.Handler())
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(`{"posted": true}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, path := range []string{"/api/v1/sync", "/api/v1/intents/1/resolve"} {
+		code, body := do(http.MethodPost, path)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") || !strings.Contains(body, "http://active.example:9810") {
+			t.Errorf("POST %s on the standby = %d %s; want 503 naming the active instance", path, code, body)
+		}
+	}
+	if code, body := do(http.MethodGet, "/-/ready"); code != http.StatusOK || !strings.Contains(body, "standby") {
+		t.Errorf("GET /-/ready on the standby = %d %s; want 200 saying standby", code, body)
+	}
+	if code, body := do(http.MethodGet, "/api/v1/customers"); code != http.StatusOK || !strings.Contains(body, "cust-acme") {
+		t.Errorf("GET /api/v1/customers on the standby = %d %s; want 200", code, body)
+	}
+	if _, err := b.SyncOnce(t.Context(), PassOptions{}); !errors.As(err, &se) {
+		t.Errorf("SyncOnce on the standby = %v, want a StandbyError", err)
+	}
+
+	// The active one syncs; once it is gone the standby takes over.
+	if res, err := a.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated == 0 {
+		t.Fatalf("SyncOnce on the active instance = %v, %v", res, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("BecomeActive after the active instance closed: %v", err)
+	}
+	res, err := b.SyncOnce(t.Context(), PassOptions{})
+	if err != nil || res.Run.Updated != 0 || res.Run.Result != "success" {
+		t.Errorf("SyncOnce on the new active instance = %+v, %v; want nothing left to change", res, err)
+	}
+	if got := testutil.ToFloat64(b.metrics.Leader); got != 1 {
+		t.Errorf("psa_sync_leader after the takeover = %v, want 1", got)
+	}
+}
+
+// TestDaemon_kaseyaBMSEmptyStateNeedsFlag: with Kaseya BMS, whose
+// quantities only the ledger records, a pass on a state database without a
+// ledger is refused unless the operator allows it, once.
+func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
+	t.Parallel()
+	sim := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	k := sim.KaseyaBMS()
+	svc := k.AddService("Sophos Intercept X Advanced", 4.5)
+	account := k.AddAccount("Acme")
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
+	dir := t.TempDir()
+	doc := export.New(psa.SystemKaseyaBMS, "sim")
+	doc.Revision = 1
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: fmt.Sprint(svc), SyncEnabled: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CompanyID: fmt.Sprint(account), ContractID: fmt.Sprint(contract), UsageSync: true})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, dir+"/mappings.json", string(data))
+	dtWrite(t, dir+"/usage.csv", "customer_id,product,quantity\ncust-acme,CIXA-MSP,25\n")
+	user, password, tenant := k.Credentials()
+	dtWrite(t, dir+"/psa-syncd.yml", fmt.Sprintf("export_path: mappings.json\nstate_dir: state\npsa:\n  system: kaseya_bms\n  kaseya_bms:\n"+
+		"    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\nsource:\n  type: file\n  file:\n    path: usage.csv\n",
+		sim.KaseyaBMSBaseURL(), user, password, tenant))
+	open := func(allow bool) *Daemon {
+		cfg, err := Load(dir+"/psa-syncd.yml", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(cfg, dir+"/psa-syncd.yml", Options{AllowEmptyState: allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	posts := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
+				n++
+			}
+		}
+		return n
+	}
+
+	d := open(false)
+	_, err = d.SyncOnce(t.Context(), PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), "holds no ledger") || !strings.Contains(err.Error(), "-state.allow-empty") ||
+		!strings.Contains(err.Error(), "restore the state database from a backup") {
+		t.Errorf("SyncOnce on an empty state database = %v, want a refusal naming the backup and -state.allow-empty", err)
+	}
+	if res, err := d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil || res.Run.Updated != 1 {
+		t.Errorf("a dry run = %v, %v; want it allowed", res, err)
+	}
+	if n := posts(); n != 0 {
+		t.Fatalf("%d lines posted before the operator allowed it", n)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = open(true)
+	if res, err := d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated != 1 {
+		t.Fatalf("SyncOnce with AllowEmptyState = %v, %v; want the line posted", res, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// From then on the ledger is the record: no flag needed, nothing posted again.
+	d = open(false)
+	defer d.Close()
+	if res, err := d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated != 0 || res.Run.Unchanged != 1 {
+		t.Errorf("SyncOnce after the first pass = %+v, %v; want 1 unchanged", res, err)
+	}
+	if n := posts(); n != 1 {
+		t.Errorf("%d lines posted in all, want 1", n)
+	}
+}
