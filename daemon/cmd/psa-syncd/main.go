@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -275,8 +276,10 @@ func newRegistry() *prometheus.Registry {
 
 // buildVersion returns the version set with -ldflags, else the module
 // version from the build info, else "devel". It also feeds the build-info
-// metric.
-func buildVersion() string {
+// metric. It works it out once: commands running in parallel (in-process
+// tests) would otherwise write prometheus/common/version's globals while
+// daemon.New reads them.
+var buildVersion = sync.OnceValue(func() string {
 	v := version
 	if v == "" {
 		v = "devel"
@@ -293,7 +296,7 @@ func buildVersion() string {
 	}
 	commonversion.Version = v
 	return v
-}
+})
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "version", "Print the version of psa-syncd.")
