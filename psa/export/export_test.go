@@ -134,8 +134,8 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-duplicate-key.json": `export "testdata/bad-duplicate-key.json": 2 problems:
 	psa.system appears twice in one object (again at line 3, column 74): JSON readers differ on which one counts, so remove one
 	customer_mappings[0] (sophos/718b6047): contract_id appears twice in one object (again at line 9, column 33): JSON readers differ on which one counts, so remove one`,
-		"bad-duplicate-product.json":  `export "testdata/bad-duplicate-product.json": product_mappings[2] (sophos/CIXA-MSP): has the same source and product as product_mappings[0]`,
-		"bad-empty.json":              `export "testdata/bad-empty.json": not valid JSON: the file is empty (the file may be half-written or edited by hand)`,
+		"bad-duplicate-product.json": `export "testdata/bad-duplicate-product.json": product_mappings[2] (sophos/CIXA-MSP): has the same source and product as product_mappings[0]`,
+		"bad-empty.json":             `export "testdata/bad-empty.json": not valid JSON: the file is empty (the file may be half-written or edited by hand)`,
 		"bad-fields-missing.json": `export "testdata/bad-fields-missing.json": 4 problems:
 	product_mappings[0] (sophos/): product is required
 	product_mappings[1] (sophos/MDR): service_id is required
