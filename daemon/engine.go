@@ -228,6 +228,12 @@ type Plan struct {
 	Failures []Failure `json:"failures,omitempty"`
 	// Customers is the number of customers in the pass.
 	Customers int `json:"customers"`
+	// ComputedAt is when the plan was computed (the PSA and the source
+	// were read).
+	ComputedAt time.Time `json:"computed_at"`
+	// RunID is the run of the pass that made the plan; 0 for a plan that
+	// no pass made (psa-syncd plan, POST /api/v1/plan).
+	RunID int64 `json:"run_id,omitempty"`
 }
 
 // Result is the outcome of Sync.
@@ -283,6 +289,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	now := e.now().In(e.loc)
 	period := source.PeriodOf(now)
 	p := &pass{plan: &Plan{
+		ComputedAt:    now.UTC(),
 		Period:        period,
 		EffectiveDate: e.effectiveDate(now),
 		Changes:       []Change{},

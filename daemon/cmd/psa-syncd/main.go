@@ -203,7 +203,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
-	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
+	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \"127.0.0.1:9810\", loopback only; \":9810\" listens on every interface).")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
 	if rc := parse(fs, e, args); rc >= 0 {
