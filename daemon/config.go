@@ -28,7 +28,7 @@ import (
 // Defaults applied by Load to settings the file leaves out.
 const (
 	DefaultSchedule      = "every 24h"
-	DefaultListenAddress = ":9810"
+	DefaultListenAddress = "127.0.0.1:9810"
 )
 
 // Effective date policies (Policies.EffectiveDate).
@@ -316,7 +316,8 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 
 // WebConfig configures the HTTP listener.
 type WebConfig struct {
-	// ListenAddress is host:port; default ":9810".
+	// ListenAddress is host:port; default "127.0.0.1:9810" (loopback only:
+	// listening on other interfaces is a choice, e.g. ":9810").
 	ListenAddress string `yaml:"listen_address"`
 	// APIToken is the bearer token for mutating endpoints; also from
 	// api_token_file or PSA_SYNCD_API_TOKEN.

@@ -120,6 +120,15 @@ type Daemon struct {
 
 	queue *syncQueue
 
+	// plans keeps the last pass's plan for the read-only API; freshPlans
+	// rate-limits the plans that API clients ask the PSA for.
+	plans      planMemory
+	freshPlans freshPlanLimiter
+	// apiSlots bounds the API requests served at once (see Handler).
+	apiSlots chan struct{}
+	// httpTimeouts bound each connection to the HTTP server.
+	httpTimeouts httpTimeouts
+
 	// scheduleChanged wakes the scheduler after a reload.
 	scheduleChanged chan struct{}
 	// watchTick replaces the export poll ticker in tests.
@@ -177,6 +186,8 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		webConfigFile:   o.WebConfigFile,
 		allowEmptyState: o.AllowEmptyState,
 		queue:           newSyncQueue(),
+		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
+		httpTimeouts:    defaultHTTPTimeouts,
 		scheduleChanged: make(chan struct{}, 1),
 	}
 	if d.logger == nil {
@@ -592,7 +603,13 @@ func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 			return nil, err
 		}
 	}
-	return e.Sync(ctx, doc, o)
+	res, err := e.Sync(ctx, doc, o)
+	if res != nil && res.Plan != nil {
+		p := *res.Plan
+		p.RunID = res.Run.ID
+		d.plans.record(&p, o.Customer)
+	}
+	return res, err
 }
 
 // checkWriteHistory refuses to write when the PSA's quantities are known
@@ -628,6 +645,12 @@ func (d *Daemon) checkWriteHistory(doc *export.Document) error {
 		"database from a backup (a pass now would post every line again); if this is the first start for this export, "+
 		"run once with -state.allow-empty", d.db.Path(), n)
 }
+
+// LastPlan returns the plan of the last pass since start-up (or of the last
+// plan computed for every customer through the API), limited to one
+// customer when customer is not "". It makes no request: ok is false when
+// no such plan is known yet.
+func (d *Daemon) LastPlan(customer string) (p *Plan, ok bool) { return d.plans.get(customer) }
 
 // Plan computes the changes the next pass would make, writing nothing.
 func (d *Daemon) Plan(ctx context.Context, o PassOptions) (*Plan, error) {
@@ -733,11 +756,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("daemon: listening on %s: %w", cfg.Web.ListenAddress, err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           d.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
-	}
+	srv := d.newHTTPServer()
 
 	d.reloadMu.Lock()
 	if err := d.reloadExportLocked(true); err != nil {

@@ -30,6 +30,12 @@
 // whose mapping has sync_enabled = false is "sync off", not unmapped: it is
 // listed in Unmapped.SyncOff and its usage is ignored on purpose.
 //
+// Usage that the source could not read (source.Problem.Unreadable: a
+// quantity that is not a number, a sum past the int64 range) never lowers a
+// quantity: the customer it belongs to fails the pass with the file and row
+// named, and when the row does not tell whose it is the whole pass fails.
+// Rows of products not mapped with sync on are only reported.
+//
 // For every customer with usage sync on, the current quantities of all
 // involved contracts are read in bulk as of the effective date (the policy:
 // the first day of the billing month, today, or the first day of the next

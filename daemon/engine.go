@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -227,6 +228,12 @@ type Plan struct {
 	Failures []Failure `json:"failures,omitempty"`
 	// Customers is the number of customers in the pass.
 	Customers int `json:"customers"`
+	// ComputedAt is when the plan was computed (the PSA and the source
+	// were read).
+	ComputedAt time.Time `json:"computed_at"`
+	// RunID is the run of the pass that made the plan; 0 for a plan that
+	// no pass made (psa-syncd plan, POST /api/v1/plan).
+	RunID int64 `json:"run_id,omitempty"`
 }
 
 // Result is the outcome of Sync.
@@ -282,6 +289,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	now := e.now().In(e.loc)
 	period := source.PeriodOf(now)
 	p := &pass{plan: &Plan{
+		ComputedAt:    now.UTC(),
 		Period:        period,
 		EffectiveDate: e.effectiveDate(now),
 		Changes:       []Change{},
@@ -327,7 +335,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	slices.SortFunc(serviceIDs, compareIDs)
 
 	usage := map[string]map[string]source.Record{} // customer -> product -> summed record
-	e.classify(doc, srcName, source.Sum(rep.Records), products, usage, &p.plan.Unmapped)
+	sums, overflows := source.Sum(rep.Records)
+	p.plan.Problems = append(p.plan.Problems, overflows...)
+	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
+	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
+	if err != nil {
+		return nil, err
+	}
 
 	// Two customers on one contract would fight over its lines; the
 	// provider refuses this at plan time, the engine refuses to guess.
@@ -344,6 +358,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	for _, cm := range mappings {
 		cp := &customerPass{m: cm}
 		p.customers = append(p.customers, cp)
+		if probs := unreadable[cm.CustomerID]; len(probs) > 0 {
+			// Without that usage, the sum is too low: writing it would
+			// lower a quantity that the unread rows may have raised.
+			cp.err = unreadableError(probs)
+			cp.hint = "fix the usage rows named in the error (or have the vendor fix them) and run the pass again; until then psa-syncd writes none of this customer's lines"
+			continue
+		}
 		if o := owners[cm.ContractID]; len(o) > 1 {
 			cp.err = fmt.Errorf("contract %s is mapped to %d customers (%s)", cm.ContractID, len(o), strings.Join(o, ", "))
 			cp.hint = "each customer needs its own contract: fix the customer mappings and re-run terraform apply"
@@ -422,6 +443,53 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	})
 	p.flatten()
 	return p, nil
+}
+
+// maxUnreadableShown bounds the rows an unreadable-usage error names.
+const maxUnreadableShown = 3
+
+// unreadableUsage sorts the source's Unreadable problems by the customer
+// they belong to. Rows of products that are not mapped with sync on cannot
+// change a quantity and are left as warnings. A row that may belong to any
+// customer fails the whole pass: no customer's usage can be trusted to be
+// complete.
+func unreadableUsage(srcName string, problems []source.Problem, products map[string]export.ProductMapping) (map[string][]source.Problem, error) {
+	byCustomer := map[string][]source.Problem{}
+	var anyone []source.Problem
+	for _, pr := range problems {
+		if !pr.Unreadable {
+			continue
+		}
+		if pm, ok := products[pr.Product]; pr.Product != "" && (!ok || !pm.SyncEnabled) {
+			continue
+		}
+		if pr.CustomerID == "" {
+			anyone = append(anyone, pr)
+			continue
+		}
+		byCustomer[pr.CustomerID] = append(byCustomer[pr.CustomerID], pr)
+	}
+	if len(anyone) > 0 {
+		return nil, fmt.Errorf("daemon: usage from %s that cannot be read and whose customer cannot be told: %w; no line is written this pass, since any customer's quantity could be too low",
+			srcName, unreadableError(anyone))
+	}
+	return byCustomer, nil
+}
+
+// unreadableError lists unreadable usage rows, the first few in full.
+func unreadableError(probs []source.Problem) error {
+	var b strings.Builder
+	for i, pr := range probs {
+		if i == maxUnreadableShown {
+			fmt.Fprintf(&b, "; and %d more", len(probs)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(pr.String())
+	}
+	return fmt.Errorf("usage that cannot be read: %s", b.String())
 }
 
 // errRivalSource marks a line that another usage source also feeds.
@@ -593,8 +661,14 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 			continue
 		}
 		used = true
-		c.Desired += r.Quantity
+		sum, ok := source.AddQuantity(c.Desired, r.Quantity)
 		parts = append(parts, fmt.Sprintf("%s %d", prod, r.Quantity))
+		if !ok {
+			c.Action = ActionFailed
+			c.Reason = fmt.Sprintf("usage adds up to more than %d (%s): check the usage rows (%s)", int64(math.MaxInt64), strings.Join(parts, " + "), r.Where)
+			return c
+		}
+		c.Desired = sum
 	}
 	switch {
 	case used:

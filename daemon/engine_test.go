@@ -698,18 +698,85 @@ func TestEngine_Sync_budgetReserveStopsWriting(t *testing.T) {
 	}
 }
 
-func TestEngine_Sync_malformedUsageRowIsReported(t *testing.T) {
+// TestEngine_Sync_unreadableUsageRowFailsItsCustomer is the issue's
+// reproduction: with max_decrease_percent 0, a row "2c9f…,CIXA-MSP,4x2" was
+// skipped with a warning, the line went from 42 to 0 and the run was a
+// success. Now the customer of the row fails with the file and row named,
+// its line keeps 42, the other customer is synced, and the run is partial.
+func TestEngine_Sync_unreadableUsageRowFailsItsCustomer(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,ten")
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,4x2", "cust-b,Globex,ZTNA,y")
 	res := h.sync(PassOptions{})
 	h.wantUnits(h.contractA, h.svcIntercept, 40)
-	h.wantUnits(h.contractB, h.svcIntercept, 0)
-	if len(res.Plan.Problems) != 1 || !strings.Contains(res.Plan.Problems[0].String(), "usage.csv:3") {
-		t.Errorf("problems = %v, want one for usage.csv:3", res.Plan.Problems)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+	if len(res.Plan.Problems) != 2 || !strings.Contains(res.Plan.Problems[0].String(), "usage.csv:3") {
+		t.Errorf("problems = %v, want usage.csv:3 and usage.csv:4", res.Plan.Problems)
 	}
-	if res.Run.Result != state.RunSuccess {
-		t.Errorf("run = %+v", res.Run)
+	if res.Run.Result == state.RunSuccess {
+		t.Errorf("run result = %s, want not success: %+v", res.Run.Result, res.Run)
+	}
+	cs := h.status("cust-b")
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.csv:3: quantity "4x2" is not a whole number`) {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:3", cs.Result, cs.Error)
+	}
+	// ZTNA is not mapped: its bad row cannot change a quantity.
+	if strings.Contains(cs.Error, "usage.csv:4") {
+		t.Errorf("cust-b error names the row of an unmapped product: %q", cs.Error)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("cust-a status = %s %q, want succeeded", cs.Result, cs.Error)
+	}
+}
+
+// TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass: a row that
+// cannot even be split into columns may be anyone's usage, so nothing is
+// written and the pass fails naming the row.
+func TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP")
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), "usage.csv:3: row has 3 columns, the header has 4") {
+		t.Fatalf("Sync error = %v, want the pass to fail naming usage.csv:3", err)
+	}
+	if res == nil || res.Run.Result != state.RunFailure {
+		t.Errorf("Sync result = %+v, want a failed run", res)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+}
+
+// TestEngine_Sync_usageOverflowFails: two rows of the largest int64 for one
+// line gave a desired quantity of -2. Now the customer fails; so does a
+// customer whose products on one service add up past it.
+func TestEngine_Sync_usageOverflowFails(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 42, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,9223372036854775807", "cust-a,Acme,CIXA-MSP,9223372036854775807",
+		"cust-b,Globex,CIXA-MSP,9223372036854775807", "cust-b,Globex,CIXA-SRV,1")
+	res := h.sync(PassOptions{Approve: true})
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
+	for _, c := range res.Plan.Changes {
+		if c.Desired < 0 || c.Action == ActionUpdate {
+			t.Errorf("change %+v, want no update and no negative quantity", c)
+		}
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "usage.csv:2") || !strings.Contains(cs.Error, "usage.csv:3") {
+		t.Errorf("cust-a status = %s %q, want failed naming usage.csv:2 and 3", cs.Result, cs.Error)
+	}
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "adds up to more than") {
+		t.Errorf("cust-b status = %s %q, want failed for the overflow", cs.Result, cs.Error)
+	}
+	if res.Run.Result == state.RunSuccess {
+		t.Errorf("run result = %s, want not success", res.Run.Result)
 	}
 }
 

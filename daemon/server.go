@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,8 +21,50 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
-// maxRequestBody bounds the body of POST /api/v1/sync.
-const maxRequestBody = 64 << 10
+// Limits of the HTTP API. Together with the timeouts they keep a client
+// that is slow, or one that opens many connections, from holding the
+// daemon's file descriptors and goroutines.
+const (
+	// maxRequestBody bounds a request body; larger ones get 413.
+	maxRequestBody = 64 << 10
+	// maxHeaderBytes bounds the request line and headers.
+	maxHeaderBytes = 64 << 10
+	// maxConcurrentAPIRequests bounds the /api/ and /-/reload requests
+	// served at once; more get 503 with Retry-After at once rather than
+	// queueing.
+	maxConcurrentAPIRequests = 16
+	// freshPlanInterval is the least time between two plans computed for
+	// POST /api/v1/plan: each one reads the PSA, whose hourly budget other
+	// integrations share.
+	freshPlanInterval = 30 * time.Second
+	// freshPlanWriteTimeout replaces the write timeout for a fresh plan,
+	// which reads every contract before it answers.
+	freshPlanWriteTimeout = 10 * time.Minute
+)
+
+// httpTimeouts bound each connection to the HTTP server: reading the
+// headers, reading the whole request (body included), writing the
+// response, and waiting for the next request on a kept-alive connection.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+var defaultHTTPTimeouts = httpTimeouts{readHeader: 10 * time.Second, read: 30 * time.Second, write: time.Minute, idle: 2 * time.Minute}
+
+// newHTTPServer returns the daemon's HTTP server, with its timeouts and
+// limits, serving Handler.
+func (d *Daemon) newHTTPServer() *http.Server {
+	t := d.httpTimeouts
+	return &http.Server{
+		Handler:           d.Handler(),
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
+	}
+}
 
 // Handler returns the daemon's HTTP API on a private mux:
 //
@@ -31,15 +76,19 @@ const maxRequestBody = 64 << 10
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "..."} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync)
-//	GET  /api/v1/plan           the changes the next pass would make; ?customer=ID
+//	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
+//	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //
-// Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
-// token is configured they are refused with 403. A standby (another
-// psa-syncd holds the shared state database's leadership lock) serves the
-// read-only endpoints and refuses sync and resolve with 503, naming the
-// active instance.
+// Mutating endpoints, and everything that makes a request to the PSA or the
+// usage source, require "Authorization: Bearer <web.api_token>". When no
+// token is configured they are refused with 403. Read-only endpoints answer
+// from memory and the state database only. API requests are bounded in
+// number and size (see maxConcurrentAPIRequests and maxRequestBody). A
+// standby (another psa-syncd holds the shared state database's leadership
+// lock) serves the read-only endpoints and refuses sync and resolve with 503,
+// naming the active instance.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
@@ -51,19 +100,79 @@ func (d *Daemon) Handler() http.Handler {
 		fmt.Fprintln(w, "psa-syncd is Healthy.")
 	})
 	mux.HandleFunc("GET /-/ready", d.handleReady)
-	mux.Handle("POST /-/reload", d.requireToken(http.HandlerFunc(d.handleReload)))
+	mux.Handle("POST /-/reload", d.bounded(d.requireToken(http.HandlerFunc(d.handleReload))))
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})
-	mux.HandleFunc("GET /api/v1/customers", d.handleCustomers)
-	mux.Handle("POST /api/v1/sync", d.requireToken(d.requireActive(http.HandlerFunc(d.handleSync))))
-	mux.HandleFunc("GET /api/v1/runs", d.handleRuns)
-	mux.HandleFunc("GET /api/v1/runs/{id}", d.handleRun)
-	mux.HandleFunc("GET /api/v1/plan", d.handlePlan)
-	mux.HandleFunc("GET /api/v1/intents", d.handleIntents)
-	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(d.requireActive(http.HandlerFunc(d.handleResolve))))
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.bounded(h)) }
+	token := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.bounded(d.requireToken(h))) }
+	api("GET /api/v1/customers", d.handleCustomers)
+	token("POST /api/v1/sync", d.requireActive(http.HandlerFunc(d.handleSync)).ServeHTTP)
+	api("GET /api/v1/runs", d.handleRuns)
+	api("GET /api/v1/runs/{id}", d.handleRun)
+	api("GET /api/v1/plan", d.handlePlan)
+	token("POST /api/v1/plan", d.handleFreshPlan)
+	api("GET /api/v1/intents", d.handleIntents)
+	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
 	return mux
+}
+
+// bounded serves at most maxConcurrentAPIRequests requests at once and
+// limits their bodies to maxRequestBody.
+func (d *Daemon) bounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case d.apiSlots <- struct{}{}:
+			defer func() { <-d.apiSlots }()
+		default:
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many API requests at once (at most %d): try again shortly", maxConcurrentAPIRequests))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errEmptyBody is what decodeBody returns for a body with no JSON in it.
+var errEmptyBody = errors.New("the request body is empty")
+
+// decodeBody decodes a request body that must hold exactly one JSON object
+// with known fields only: null, trailing data and unknown fields are
+// refused. It returns errEmptyBody for an empty body, and an error matching
+// *http.MaxBytesError for one over maxRequestBody.
+func decodeBody(r *http.Request, v any) error {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		return fmt.Errorf("reading request body: %w", err)
+	}
+	data = bytes.TrimSpace(data)
+	switch {
+	case len(data) == 0:
+		return errEmptyBody
+	case data[0] != '{':
+		return errors.New("the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.InputOffset() != int64(len(data)) {
+		return fmt.Errorf("unexpected data after the JSON object at byte %d", dec.InputOffset())
+	}
+	return nil
+}
+
+// writeBodyError answers a request whose body decodeBody refused.
+func writeBodyError(w http.ResponseWriter, want string, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": "+err.Error())
 }
 
 // requireToken lets a request through only with the configured bearer token.
@@ -260,18 +369,9 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Customer string `json:"customer"`
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
+		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
 		return
-	}
-	if len(strings.TrimSpace(string(data))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			writeError(w, http.StatusBadRequest, `invalid request body: want {"customer": "<source customer id>"} or no body: `+err.Error())
-			return
-		}
 	}
 	doc := d.Export()
 	if doc == nil {
@@ -375,20 +475,99 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"run": NewRunView(run)})
 }
 
+// handlePlan shows the plan of the last pass. It never asks the PSA: that
+// would let anyone who reaches the listener spend the PSA's request budget.
 func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {
-	if !d.Ready() {
+	doc := d.Export()
+	if doc == nil {
 		writeError(w, http.StatusServiceUnavailable, "no valid mapping export loaded yet")
 		return
 	}
-	o := PassOptions{Customer: r.URL.Query().Get("customer"), Trigger: TriggerAPI, DryRun: true}
-	p, err := d.Plan(r.Context(), o)
-	if err != nil {
-		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())
+	customer := r.URL.Query().Get("customer")
+	if customer != "" && !exportHasCustomer(doc, customer) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", customer))
+		return
+	}
+	p, ok := d.LastPlan(customer)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no plan yet: no pass has run since psa-syncd started; POST /api/v1/plan with the bearer token computes one now")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_ = WritePlanJSON(w, p)
+}
+
+// handleFreshPlan computes a plan now, reading the usage source and the
+// PSA. It is rate-limited to one at a time and one per freshPlanInterval.
+func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Customer string `json:"customer"`
+	}
+	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
+		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
+		return
+	}
+	doc := d.Export()
+	if doc == nil || !d.Ready() {
+		writeError(w, http.StatusServiceUnavailable, "no valid mapping export loaded yet")
+		return
+	}
+	if body.Customer != "" && !exportHasCustomer(doc, body.Customer) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
+		return
+	}
+	wait, ok := d.freshPlans.start(d.now())
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("a plan is computed at most once every %s: try again in %s, or GET /api/v1/plan for the last pass's plan",
+			freshPlanInterval, wait.Round(time.Second)))
+		return
+	}
+	defer d.freshPlans.done()
+	// Reading every contract can take longer than an ordinary answer.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(freshPlanWriteTimeout))
+	p, err := d.Plan(r.Context(), PassOptions{Customer: body.Customer, Trigger: TriggerAPI, DryRun: true})
+	if err != nil {
+		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())
+		return
+	}
+	if body.Customer == "" {
+		d.plans.record(p, "")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = WritePlanJSON(w, p)
+}
+
+// freshPlanLimiter lets one fresh plan run at a time, and at most one start
+// per freshPlanInterval.
+type freshPlanLimiter struct {
+	mu      sync.Mutex
+	running bool
+	last    time.Time
+}
+
+// start reserves a fresh plan at now, or says how long to wait.
+func (l *freshPlanLimiter) start(now time.Time) (wait time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running {
+		return freshPlanInterval, false
+	}
+	if !l.last.IsZero() {
+		if since := now.Sub(l.last); since >= 0 && since < freshPlanInterval {
+			return freshPlanInterval - since, false
+		}
+	}
+	l.running, l.last = true, now
+	return 0, true
+}
+
+func (l *freshPlanLimiter) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.running = false
 }
 
 // IntentView is an open intent in GET /api/v1/intents and in
@@ -444,14 +623,13 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		Posted *bool  `json:"posted"`
 		Note   string `json:"note"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.Posted == nil {
-		msg := `invalid request body: want {"posted": true|false, "note": "<who checked what>"}`
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		writeError(w, http.StatusBadRequest, msg)
+	const want = `{"posted": true|false, "note": "<who checked what>"}`
+	if err := decodeBody(r, &body); err != nil {
+		writeBodyError(w, want, err)
+		return
+	}
+	if body.Posted == nil {
+		writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": posted is required")
 		return
 	}
 	in, err := d.ResolveIntent(id, *body.Posted, body.Note)

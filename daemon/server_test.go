@@ -2,12 +2,16 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,26 +265,224 @@ func TestHandler_syncNow(t *testing.T) {
 	}
 }
 
+// TestHandler_plan: GET /api/v1/plan shows the last pass's plan and makes
+// no request to the PSA, however often it is asked (100 unauthenticated
+// requests used to make 100 Autotask requests); a fresh plan needs the
+// token and is rate-limited.
 func TestHandler_plan(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{})
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := dtSetup(t, dtOptions{token: "s3cret", daemonOpts: Options{Now: clock}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", "")
-	if rec.Code != http.StatusOK {
-		t.Fatalf("GET /api/v1/plan = %d %s", rec.Code, rec.Body)
+	e.sim.ResetRequests()
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", ""); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "no pass has run") {
+		t.Errorf("GET /api/v1/plan before any pass = %d %s, want 404 saying no pass has run", rec.Code, rec.Body)
 	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ResetRequests()
+	for range 100 {
+		for _, target := range []string{"/api/v1/plan", "/api/v1/plan?customer=cust-acme", "/api/v1/customers", "/api/v1/runs", "/api/v1/intents", "/metrics", "/-/ready"} {
+			if rec := dtServe(t, e.d, http.MethodGet, target, "", ""); rec.Code != http.StatusOK {
+				t.Fatalf("GET %s = %d %s", target, rec.Code, rec.Body)
+			}
+		}
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("unauthenticated GET requests made %d PSA requests, want 0", n)
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", "")
 	var p Plan
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Changes) != 3 || len(p.Unmapped.Customers) != 1 || len(p.Unmapped.Products) != 1 || len(p.Unmapped.Unassigned) != 1 {
-		t.Errorf("plan: %d changes, %d unmapped customers, %d unmapped products, %d unassigned; want 3, 1, 1, 1",
-			len(p.Changes), len(p.Unmapped.Customers), len(p.Unmapped.Products), len(p.Unmapped.Unassigned))
+	if len(p.Changes) != 3 || len(p.Unmapped.Customers) != 1 || len(p.Unmapped.Products) != 1 || len(p.Unmapped.Unassigned) != 1 || p.RunID == 0 {
+		t.Errorf("plan: %d changes, %d unmapped customers, %d unmapped products, %d unassigned, run %d; want 3, 1, 1, 1 and the pass's run",
+			len(p.Changes), len(p.Unmapped.Customers), len(p.Unmapped.Products), len(p.Unmapped.Unassigned), p.RunID)
+	}
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/plan?customer=cust-globex", "", "")
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || len(p.Changes) != 1 || p.Changes[0].CustomerID != "cust-globex" {
+		t.Errorf("GET /api/v1/plan?customer=cust-globex = %s, want globex's one line", rec.Body)
+	}
+
+	// A fresh plan reads the PSA: it needs the token, and is rate-limited.
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /api/v1/plan without the token = %d, want 401", rec.Code)
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("unauthenticated POST /api/v1/plan made %d PSA requests, want 0", n)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", ""); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"changes"`) {
+		t.Errorf("POST /api/v1/plan with the token = %d %s, want 200 and a plan", rec.Code, rec.Body)
+	}
+	if len(e.sim.Requests()) == 0 {
+		t.Error("POST /api/v1/plan made no PSA request: it should compute a fresh plan")
+	}
+	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", `{"customer": "cust-acme"}`)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "31" {
+		t.Errorf("second POST /api/v1/plan at once = %d (Retry-After %q) %s, want 429 with Retry-After 31", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	mu.Lock()
+	now = now.Add(freshPlanInterval)
+	mu.Unlock()
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", `{"customer": "cust-acme"}`); rec.Code != http.StatusOK {
+		t.Errorf("POST /api/v1/plan after the interval = %d %s, want 200", rec.Code, rec.Body)
 	}
 	if n := e.writes(); n != 0 {
-		t.Errorf("GET /api/v1/plan sent %d writes", n)
+		t.Errorf("plans sent %d writes", n)
+	}
+}
+
+// TestHandler_unknownCustomer: a customer that is not in the export is 404,
+// never a PSA request that ends as 502.
+func TestHandler_unknownCustomer(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ResetRequests()
+	for _, c := range []struct{ method, target, token, body string }{
+		{http.MethodGet, "/api/v1/plan?customer=unknown", "", ""},
+		{http.MethodPost, "/api/v1/plan", "s3cret", `{"customer": "unknown"}`},
+		{http.MethodPost, "/api/v1/sync", "s3cret", `{"customer": "unknown"}`},
+	} {
+		rec := dtServe(t, e.d, c.method, c.target, c.token, c.body)
+		if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `customer \"unknown\" is not in the mapping export`) {
+			t.Errorf("%s %s %s = %d %s, want 404 naming the customer", c.method, c.target, c.body, rec.Code, rec.Body)
+		}
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("requests for an unknown customer made %d PSA requests", n)
+	}
+}
+
+// TestHandler_strictBodies: a body is one JSON object with known fields;
+// trailing data and null are not "sync all".
+func TestHandler_strictBodies(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		target, body string
+		code         int
+		want         string
+	}{
+		{"/api/v1/sync", `{"customer":""}{"x":1}`, http.StatusBadRequest, "unexpected data after the JSON object"},
+		{"/api/v1/sync", `null`, http.StatusBadRequest, "must be a JSON object"},
+		{"/api/v1/sync", `[]`, http.StatusBadRequest, "must be a JSON object"},
+		{"/api/v1/sync", `{"customer": "cust-acme", "extra": 1}`, http.StatusBadRequest, "unknown field"},
+		{"/api/v1/sync", `{"customer": "` + strings.Repeat("x", maxRequestBody) + `"}`, http.StatusRequestEntityTooLarge, "larger than 65536 bytes"},
+		{"/api/v1/plan", `{"customer":"cust-acme"} x`, http.StatusBadRequest, "unexpected data"},
+		{"/api/v1/intents/1/resolve", `null`, http.StatusBadRequest, "must be a JSON object"},
+		{"/api/v1/intents/1/resolve", `{"posted": true} {}`, http.StatusBadRequest, "unexpected data"},
+	} {
+		rec := dtServe(t, e.d, http.MethodPost, c.target, "s3cret", c.body)
+		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("POST %s %.40q = %d %s, want %d containing %q", c.target, c.body, rec.Code, rec.Body, c.code, c.want)
+		}
+	}
+	if _, ok := e.d.Ticket("q1"); ok {
+		t.Error("a refused body queued a pass")
+	}
+	// Whitespace alone is no body: sync all.
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "s3cret", " \n"); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with a blank body = %d %s, want 202", rec.Code, rec.Body)
+	}
+}
+
+// TestHandler_concurrencyBound: with every API slot taken, a further API
+// request is refused at once with 503 and Retry-After, while health checks
+// and metrics still answer.
+func TestHandler_concurrencyBound(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	for range maxConcurrentAPIRequests {
+		e.d.apiSlots <- struct{}{}
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "", "")
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("GET /api/v1/customers with every slot taken = %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	for _, target := range []string{"/-/healthy", "/metrics"} {
+		if rec := dtServe(t, e.d, http.MethodGet, target, "", ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s with every API slot taken = %d, want 200", target, rec.Code)
+		}
+	}
+	<-e.d.apiSlots
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET /api/v1/customers with a slot free = %d, want 200", rec.Code)
+	}
+}
+
+// TestServer_timeouts: a client that sends its body one byte at a time, or
+// keeps an idle connection open, is disconnected by the server (only the
+// header timeout was set, and such connections were held forever). The
+// timeouts are shortened for the test; the test's own deadline is only a
+// bound on how long it waits for the server to act.
+func TestServer_timeouts(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	e.d.httpTimeouts = httpTimeouts{readHeader: 200 * time.Millisecond, read: 300 * time.Millisecond, write: time.Second, idle: 300 * time.Millisecond}
+	srv := e.d.newHTTPServer()
+	if srv.MaxHeaderBytes != maxHeaderBytes {
+		t.Errorf("MaxHeaderBytes = %d, want %d", srv.MaxHeaderBytes, maxHeaderBytes)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	closed := func(conn net.Conn, trickle bool) bool {
+		t.Helper()
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		done := make(chan struct{})
+		if trickle {
+			go func() {
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					if _, err := conn.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		defer close(done)
+		_, err := io.Copy(io.Discard, conn) // returns when the server closes
+		var ne net.Error
+		return !errors.As(err, &ne) || !ne.Timeout()
+	}
+
+	slow, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(slow, "POST /api/v1/sync HTTP/1.1\r\nHost: psa-syncd\r\nAuthorization: Bearer s3cret\r\nContent-Length: 200000\r\n\r\n")
+	if !closed(slow, true) {
+		t.Error("a connection sending its body a byte at a time was still open after 20s")
+	}
+
+	idle, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(idle, "GET /-/healthy HTTP/1.1\r\nHost: psa-syncd\r\n\r\n")
+	if !closed(idle, false) {
+		t.Error("an idle kept-alive connection was still open after 20s")
 	}
 }
 

@@ -14,7 +14,8 @@
 //	for _, p := range rep.Problems {
 //		logger.Warn("Skipped usage row", "problem", p.String())
 //	}
-//	for _, r := range source.Sum(rep.Records) {
+//	sums, overflows := source.Sum(rep.Records)
+//	for _, r := range sums {
 //		fmt.Println(r.CustomerID, r.Product, r.Quantity)
 //	}
 package source

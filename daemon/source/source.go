@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,11 +88,22 @@ type Record struct {
 // Unassigned reports whether the record is usage that belongs to no customer.
 func (r Record) Unassigned() bool { return r.CustomerID == "" }
 
-// Problem is a bad row or item that a source skipped. The rest of the data
-// still counts.
+// Problem is a bad row or item that a source skipped, or a notice about the
+// data. The rest of the data still counts.
 type Problem struct {
 	Where string
 	Err   error
+	// Unreadable marks usage that was there but could not be read (a
+	// quantity that is not a number, a row that cannot be split into
+	// columns, a sum that overflows): skipping it could lower a quantity
+	// that it should have raised, so the customer it belongs to must not
+	// be synced this pass.
+	Unreadable bool
+	// CustomerID and Product say whose usage an Unreadable problem is, as
+	// far as the row tells; an empty CustomerID means the row could belong
+	// to any customer, an empty Product to any product.
+	CustomerID string
+	Product    string
 }
 
 // String returns "where: err", e.g. `usage.csv:14: quantity "x" is not a whole number`.
@@ -139,15 +151,27 @@ type Describer interface {
 	Describe(ctx context.Context) (string, error)
 }
 
+// AddQuantity returns a+b, and false when the sum does not fit in an int64.
+func AddQuantity(a, b int64) (int64, bool) {
+	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
+		return 0, false
+	}
+	return a + b, true
+}
+
 // Sum adds up records per (CustomerID, Product). The result is sorted by
 // CustomerID then Product, so it is deterministic. The first non-empty
 // CustomerName, ProductName and Period win; Where is the first record's Where,
 // followed by " (+N more)" when several records were added together.
-func Sum(records []Record) []Record {
+//
+// A sum that does not fit in an int64 is left out of the result and
+// returned as an Unreadable problem naming the records that overflowed it.
+func Sum(records []Record) ([]Record, []Problem) {
 	type key struct{ customer, product string }
 	idx := make(map[key]int, len(records))
 	n := make([]int, 0, len(records))
 	out := make([]Record, 0, len(records))
+	overflow := map[int][]string{} // index in out -> Where of the records that did not fit
 	for _, r := range records {
 		k := key{r.CustomerID, r.Product}
 		i, ok := idx[k]
@@ -158,7 +182,12 @@ func Sum(records []Record) []Record {
 			continue
 		}
 		s := &out[i]
-		s.Quantity += r.Quantity
+		q, ok := AddQuantity(s.Quantity, r.Quantity)
+		if !ok {
+			overflow[i] = append(overflow[i], r.Where)
+			continue
+		}
+		s.Quantity = q
 		if s.CustomerName == "" {
 			s.CustomerName = r.CustomerName
 		}
@@ -170,16 +199,25 @@ func Sum(records []Record) []Record {
 		}
 		n[i]++
 	}
-	for i := range out {
-		if n[i] > 1 {
-			out[i].Where = fmt.Sprintf("%s (+%d more)", out[i].Where, n[i]-1)
+	var problems []Problem
+	kept := out[:0]
+	for i, r := range out {
+		if wheres, ok := overflow[i]; ok {
+			problems = append(problems, Problem{Where: r.Where, Unreadable: true, CustomerID: r.CustomerID, Product: r.Product,
+				Err: fmt.Errorf("usage of %s by customer %q adds up to more than %d with %s", r.Product, r.CustomerID, int64(math.MaxInt64), strings.Join(wheres, ", "))})
+			continue
 		}
+		if n[i] > 1 {
+			r.Where = fmt.Sprintf("%s (+%d more)", r.Where, n[i]-1)
+		}
+		kept = append(kept, r)
 	}
+	out = kept
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].CustomerID != out[j].CustomerID {
 			return out[i].CustomerID < out[j].CustomerID
 		}
 		return out[i].Product < out[j].Product
 	})
-	return out
+	return out, problems
 }

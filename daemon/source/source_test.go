@@ -73,14 +73,17 @@ func TestSum(t *testing.T) {
 		{CustomerID: "a", Product: "Q", Quantity: 1, Where: "f:3"},
 		{CustomerID: "b", CustomerName: "Bee", Product: "P", ProductName: "Pee", Quantity: 5, Period: "2026-10", Where: "f:2 (+2 more)"},
 	}
-	got := source.Sum(in)
+	got, problems := source.Sum(in)
+	if len(problems) != 0 {
+		t.Errorf("Sum problems = %v, want none", problems)
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Sum mismatch (-want +got):\n%s", diff)
 	}
 	if !got[0].Unassigned() || got[1].Unassigned() {
 		t.Error("Unassigned wrong")
 	}
-	if len(source.Sum(nil)) != 0 {
+	if sums, _ := source.Sum(nil); len(sums) != 0 {
 		t.Error("Sum(nil) not empty")
 	}
 }
@@ -93,5 +96,31 @@ func TestProblemString(t *testing.T) {
 	}
 	if got := (source.Problem{Err: errors.New("e")}).String(); got != "e" {
 		t.Errorf("String without Where = %q", got)
+	}
+}
+
+// TestSum_overflow: two rows of the largest int64 for one line must not wrap
+// around to a small (or negative) quantity; the line is left out and
+// reported as unreadable usage of its customer, naming the rows.
+func TestSum_overflow(t *testing.T) {
+	t.Parallel()
+	in := []source.Record{
+		{CustomerID: "a", Product: "P", Quantity: 9223372036854775807, Where: "usage.csv:2"},
+		{CustomerID: "a", Product: "P", Quantity: 9223372036854775807, Where: "usage.csv:3"},
+		{CustomerID: "b", Product: "P", Quantity: 1, Where: "usage.csv:4"},
+	}
+	got, problems := source.Sum(in)
+	if want := []source.Record{in[2]}; !cmp.Equal(want, got) {
+		t.Errorf("Sum = %+v, want only %+v", got, want)
+	}
+	if len(problems) != 1 || !problems[0].Unreadable || problems[0].CustomerID != "a" || problems[0].Product != "P" ||
+		problems[0].String() != `usage.csv:2: usage of P by customer "a" adds up to more than 9223372036854775807 with usage.csv:3` {
+		t.Errorf("Sum problems = %+v, want one unreadable problem of customer a naming both rows", problems)
+	}
+	if q, ok := source.AddQuantity(9223372036854775807, 1); ok {
+		t.Errorf("AddQuantity(MaxInt64, 1) = %d, true; want false", q)
+	}
+	if q, ok := source.AddQuantity(-9223372036854775807, -2); ok {
+		t.Errorf("AddQuantity(-MaxInt64, -2) = %d, true; want false", q)
 	}
 }

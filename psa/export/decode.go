@@ -46,7 +46,8 @@ func newSyntaxError(data []byte, offset int64, msg string) *SyntaxError {
 
 // Decode parses a mapping export strictly and validates it. It returns a
 // *SyntaxError when data is not one JSON value (trailing data included), and
-// otherwise a *ValidationError listing every problem at once: unknown fields
+// otherwise a *ValidationError listing every problem at once: keys repeated
+// within an object (with the line and column of the repeat), unknown fields
 // and values of the wrong type (reported with the entry and field, unlike
 // encoding/json's DisallowUnknownFields, which stops at the first and names
 // neither), followed by everything Validate reports.
@@ -65,6 +66,14 @@ func Decode(data []byte) (*Document, error) {
 	d, ok := dc.document(raw)
 	if !ok {
 		return nil, &ValidationError{Problems: dc.problems}
+	}
+	for _, dup := range duplicateKeys(data) {
+		dc.problems = append(dc.problems, dup.problem(func(list string, i int) string {
+			if list == "product_mappings" {
+				return productEntry(i, d.ProductMappings[i])
+			}
+			return customerEntry(i, d.CustomerMappings[i])
+		}))
 	}
 	// Validate sees what could be decoded. Drop what it would repeat: a
 	// field with the wrong type is also "required", and nothing more needs

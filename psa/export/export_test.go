@@ -131,8 +131,11 @@ func TestStore_Read_bad(t *testing.T) {
 	customer_mappings[1] (sophos/9c0e1a2b): contract_id is required
 	customer_mappings[2] (sophos/5d3f): contract_id is required`,
 		"bad-duplicate-customer.json": `export "testdata/bad-duplicate-customer.json": customer_mappings[1] (sophos/718b6047): has the same source and customer_id as customer_mappings[0]`,
-		"bad-duplicate-product.json":  `export "testdata/bad-duplicate-product.json": product_mappings[2] (sophos/CIXA-MSP): has the same source and product as product_mappings[0]`,
-		"bad-empty.json":              `export "testdata/bad-empty.json": not valid JSON: the file is empty (the file may be half-written or edited by hand)`,
+		"bad-duplicate-key.json": `export "testdata/bad-duplicate-key.json": 2 problems:
+	psa.system appears twice in one object (again at line 3, column 74): JSON readers differ on which one counts, so remove one
+	customer_mappings[0] (sophos/718b6047): contract_id appears twice in one object (again at line 9, column 33): JSON readers differ on which one counts, so remove one`,
+		"bad-duplicate-product.json": `export "testdata/bad-duplicate-product.json": product_mappings[2] (sophos/CIXA-MSP): has the same source and product as product_mappings[0]`,
+		"bad-empty.json":             `export "testdata/bad-empty.json": not valid JSON: the file is empty (the file may be half-written or edited by hand)`,
 		"bad-fields-missing.json": `export "testdata/bad-fields-missing.json": 4 problems:
 	product_mappings[0] (sophos/): product is required
 	product_mappings[1] (sophos/MDR): service_id is required

@@ -110,7 +110,8 @@ func (s *Store) withFile(err error) error {
 // current time in UTC (to the second), validates the result and replaces the
 // file atomically: a temporary file in the same directory is written,
 // synced, given the old file's permissions (0644 for a new file) and renamed
-// over the export, and the directory is synced. The parent directory is
+// over the export, and the directory is synced. Temporary files that a killed
+// writer left behind are removed first. The parent directory is
 // created if missing. When path is a symbolic link, its target is updated.
 //
 // Update returns the document as it is now stored.
@@ -131,6 +132,7 @@ func (s *Store) Update(system psa.System, instance string, fn func(*Document) er
 		return nil, fmt.Errorf("%slocking: %w", prefix(s.path), err)
 	}
 	defer unlock()
+	removeStaleTemps(path)
 
 	old, err := s.read(path)
 	exists := err == nil
@@ -201,6 +203,22 @@ func pathMutex(path string) *sync.Mutex {
 	return mu
 }
 
+// tempPattern is the name writeFile gives its temporary file, in the
+// export's directory, for os.CreateTemp and filepath.Glob.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// removeStaleTemps removes the temporary files that writers killed between
+// creating and renaming them left beside path. It must run with path locked:
+// every writer holds the lock while its temporary file exists, so any such
+// file found then belongs to no running writer. A file that cannot be
+// removed is left for the next Update; it does no harm but take space.
+func removeStaleTemps(path string) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPattern(path)))
+	for _, f := range stale {
+		_ = os.Remove(f)
+	}
+}
+
 // writeFile replaces path with data atomically and durably.
 func writeFile(path string, data []byte) (err error) {
 	mode := fs.FileMode(0o644)
@@ -208,14 +226,15 @@ func writeFile(path string, data []byte) (err error) {
 		mode = fi.Mode().Perm()
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
 			// The write failed and is reported; the temporary file is
-			// discarded, and a leftover one is harmless.
+			// discarded (one left by a killed writer is removed by the
+			// next Update).
 			_ = f.Close()
 			_ = os.Remove(f.Name())
 		}

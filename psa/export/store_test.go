@@ -151,6 +151,31 @@ func TestStore_Update_nothingToWrite(t *testing.T) {
 	}
 }
 
+// TestStore_Update_removesStaleTemps: a writer killed between creating its
+// temporary file and renaming it leaves the file behind; the next Update,
+// which holds the lock, removes it, and nothing else in the directory.
+func TestStore_Update_removesStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "export.json")
+	stale := filepath.Join(dir, ".export.json.tmp-1234567")
+	other := filepath.Join(dir, ".other.json.tmp-1234567")
+	for _, f := range []string{stale, other} {
+		if err := os.WriteFile(f, []byte(`{"half`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewStore(path).Update(psa.SystemAutotask, "", func(*Document) error { return nil }); err != nil {
+		t.Fatalf("Update returned error %v", err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Update left the stale temporary file %s: %v", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("Update removed another export's file %s: %v", other, err)
+	}
+}
+
 func TestStore_Read_missing(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "none.json")

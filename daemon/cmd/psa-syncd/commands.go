@@ -116,15 +116,43 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Error("Error computing plan", "err", err)
 		return 1
 	}
+	// A plan that leaves customers out is not a plan a CI job may trust:
+	// the exit code says so, and so does the first line of the table.
+	rc = 0
+	if len(unplanned(p)) > 0 {
+		rc = 1
+	}
 	if asJSON {
 		if err := daemon.WritePlanJSON(e.stdout, p); err != nil {
 			logger.Error("Error writing plan", "err", err)
 			return 1
 		}
-		return 0
+		return rc
 	}
 	printPlan(e.stdout, p, all)
-	return 0
+	return rc
+}
+
+// unplanned returns the customers of p that cannot be planned as a whole or
+// have lines that cannot, "name (id)", in plan order.
+func unplanned(p *daemon.Plan) []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(source, id, name string) {
+		if k := source + "/" + id; !seen[k] {
+			seen[k] = true
+			out = append(out, nameID(name, id))
+		}
+	}
+	for _, f := range p.Failures {
+		add(f.Source, f.CustomerID, f.CustomerName)
+	}
+	for _, c := range p.Changes {
+		if c.Action == daemon.ActionFailed {
+			add(c.Source, c.CustomerID, c.CustomerName)
+		}
+	}
+	return out
 }
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
@@ -519,6 +547,10 @@ func newStatusRow(cs state.CustomerStatus) statusRow {
 // printPlan prints a plan as aligned tables: the lines that change (all
 // lines with all), then unmapped and unassigned usage and skipped rows.
 func printPlan(w io.Writer, p *daemon.Plan, all bool) {
+	if bad := unplanned(p); len(bad) > 0 {
+		fmt.Fprintf(w, "ERROR: %d of %d customers cannot be planned (see \"Customers that cannot be synced\" and the failed lines below): %s\n\n",
+			len(bad), p.Customers, strings.Join(bad, ", "))
+	}
 	fmt.Fprintf(w, "Plan for period %s (effective %s), %d customers with usage sync\n\n", p.Period, fmtDate(p.EffectiveDate), p.Customers)
 	printChanges(w, p, all)
 }
@@ -534,9 +566,12 @@ func printChanges(w io.Writer, p *daemon.Plan, all bool) {
 			rows = append(rows, c)
 		}
 	}
-	if len(rows) == 0 {
+	switch {
+	case len(rows) == 0 && len(p.Failures) > 0:
+		fmt.Fprintln(w, "No changes for the customers that could be read; the others are listed under \"Customers that cannot be synced\".")
+	case len(rows) == 0:
 		fmt.Fprintln(w, "No changes: every contract line already has the right quantity.")
-	} else {
+	default:
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tCURRENT\tDESIRED\tEFFECTIVE\tREASON")
 		for _, c := range rows {

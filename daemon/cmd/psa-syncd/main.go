@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -203,7 +204,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "Run the daemon: scheduled and requested sync passes, the HTTP API and /metrics.\n"+
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
-	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
+	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \"127.0.0.1:9810\", loopback only; \":9810\" listens on every interface).")
 	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password.")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
@@ -278,8 +279,10 @@ func newRegistry() *prometheus.Registry {
 
 // buildVersion returns the version set with -ldflags, else the module
 // version from the build info, else "devel". It also feeds the build-info
-// metric.
-func buildVersion() string {
+// metric. It works it out once: commands running in parallel (in-process
+// tests) would otherwise write prometheus/common/version's globals while
+// daemon.New reads them.
+var buildVersion = sync.OnceValue(func() string {
 	v := version
 	if v == "" {
 		v = "devel"
@@ -296,7 +299,7 @@ func buildVersion() string {
 	}
 	commonversion.Version = v
 	return v
-}
+})
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "version", "Print the version of psa-syncd.")

@@ -1006,3 +1006,29 @@ func TestRun_runBadWebConfig(t *testing.T) {
 		t.Errorf("run with a bad web config file: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestRun_planFailsWhenCustomersCannotBePlanned: when the PSA refuses every
+// read (here Autotask answering 401), plan must not print "No changes" and
+// exit 0; it says first which customers cannot be planned and exits 1, in
+// the table and in the JSON form.
+func TestRun_planFailsWhenCustomersCannotBePlanned(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	cfg := "-config.file=" + e.cfgPath
+	e.sim.AddFault(psatest.Fault{Path: "/atservicesrest/*", Status: http.StatusUnauthorized})
+
+	code, stdout, stderr := runCmd(t, "plan", cfg)
+	if code != 1 {
+		t.Errorf("plan with every customer failing: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	first, _, _ := strings.Cut(stdout, "\n")
+	if !strings.HasPrefix(first, "ERROR: 2 of 2 customers cannot be planned") || !strings.Contains(first, "Acme (cust-acme)") {
+		t.Errorf("plan output does not start with the failure:\n%s", stdout)
+	}
+	if strings.Contains(stdout, "every contract line already has the right quantity") {
+		t.Errorf("plan output claims no changes are needed:\n%s", stdout)
+	}
+	if code, stdout, _ := runCmd(t, "plan", cfg, "--json"); code != 1 || !strings.Contains(stdout, `"failures"`) {
+		t.Errorf("plan --json with every customer failing: exit %d, want 1 and the failures:\n%s", code, stdout)
+	}
+}

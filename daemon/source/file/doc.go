@@ -20,7 +20,10 @@
 // a whole number or is negative, a row with the wrong number of columns, an
 // unknown JSON key, or a period other than the requested one is reported as a
 // source.Problem with its line number ("usage.csv:14: quantity \"x\" is not
-// a whole number") and skipped; the rest of the file still counts. A row with
+// a whole number") and skipped; the rest of the file still counts. A skipped
+// row that may have held usage is marked Unreadable with the customer_id it
+// names (none when the row cannot be split into columns), so that the daemon
+// syncs none of that customer's lines rather than lower them. A row with
 // an empty customer_id is usage that belongs to no customer (a Record with
 // CustomerID ""), not a problem. Rows are returned as they are; the daemon
 // sums them per (customer, product) with source.Sum.

@@ -109,6 +109,10 @@ func (s *Source) Format() Format { return s.format }
 // Fetch reads the file and returns its rows as records for period p. Rows that
 // cannot be used are skipped and listed in Report.Problems with their line
 // number; a row whose period column is set and differs from p is such a row.
+// A row that cannot be read is an Unreadable problem of the customer in its
+// customer_id column, or of any customer when the row cannot be split into
+// columns; one whose customer_id is empty is usage of no customer, and one
+// of another period is not this period's usage, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
 // or structure is wrong is an error.
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
@@ -135,7 +139,7 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	for _, r := range rows {
 		rec, err := r.record(p)
 		if err != nil {
-			rep.Problems = append(rep.Problems, source.Problem{Where: r.where, Err: err})
+			rep.Problems = append(rep.Problems, r.problem(err))
 			continue
 		}
 		rep.Records = append(rep.Records, rec)
@@ -185,9 +189,28 @@ func plural(n int, one, many string) string {
 
 // row is one row of the file before validation. Fields are trimmed text.
 type row struct {
-	where  string
+	where string
+	// fields is nil when the row could not be split into fields; then it
+	// may hold the customer_id alone, when that could be read.
 	fields map[string]string
 	err    error // set when the row could not even be split into fields
+}
+
+// errOtherPeriod marks a row of another period than the requested one.
+var errOtherPeriod = errors.New("not the requested period")
+
+// problem describes why the row was skipped, and whose usage it was.
+func (r row) problem(err error) source.Problem {
+	pr := source.Problem{Where: r.where, Err: err}
+	if errors.Is(err, errOtherPeriod) {
+		return pr
+	}
+	customer, known := r.fields[colCustomerID]
+	if known && customer == "" {
+		return pr // usage of no customer: reported, never billed
+	}
+	pr.Unreadable, pr.CustomerID, pr.Product = true, customer, r.fields[colProduct]
+	return pr
 }
 
 func (r row) record(p source.Period) (source.Record, error) {
@@ -223,7 +246,7 @@ func (r row) record(p source.Period) (source.Record, error) {
 			return rec, fmt.Errorf("period %q is not YYYY-MM", rec.Period)
 		}
 		if !p.IsZero() && rp != p {
-			return rec, fmt.Errorf("period %s is not the requested period %s", rp, p)
+			return rec, fmt.Errorf("period %s is %w %s", rp, errOtherPeriod, p)
 		}
 	}
 	return rec, nil
@@ -378,13 +401,22 @@ func jsonRow(raw json.RawMessage) row {
 		return row{err: errors.New("record is not a JSON object")}
 	}
 	r := row{fields: make(map[string]string, len(obj))}
+	bad := func(err error) row {
+		// Keep the customer, when it can be read, so that the problem
+		// holds that customer only.
+		r := row{err: err}
+		if s, err := jsonScalar(obj[colCustomerID]); err == nil && obj[colCustomerID] != nil {
+			r.fields = map[string]string{colCustomerID: strings.TrimSpace(s)}
+		}
+		return r
+	}
 	for k, v := range obj {
 		if !known(k) {
-			return row{err: fmt.Errorf("unknown key %q", k)}
+			return bad(fmt.Errorf("unknown key %q", k))
 		}
 		s, err := jsonScalar(v)
 		if err != nil {
-			return row{err: fmt.Errorf("%s: %w", k, err)}
+			return bad(fmt.Errorf("%s: %w", k, err))
 		}
 		r.fields[k] = strings.TrimSpace(s)
 	}

@@ -315,3 +315,67 @@ func TestCheckAndDescribe(t *testing.T) {
 		t.Errorf("Check bad file = %v, want %s", err, want)
 	}
 }
+
+// TestFetch_unreadableRows: a row that cannot be read is Unreadable for the
+// customer in its customer_id column (or for any customer when the row
+// cannot be split into columns, or its JSON customer_id cannot be read), so
+// that the engine does not lower that customer's quantities on the rest.
+// Usage of no customer and usage of another period are not Unreadable.
+func TestFetch_unreadableRows(t *testing.T) {
+	t.Parallel()
+	type got struct {
+		Where      string
+		Unreadable bool
+		CustomerID string
+		Product    string
+	}
+	summarize := func(rep *source.Report) []got {
+		var out []got
+		for _, p := range rep.Problems {
+			out = append(out, got{p.Where, p.Unreadable, p.CustomerID, p.Product})
+		}
+		return out
+	}
+	csvPath := writeFile(t, "usage.csv", strings.Join([]string{
+		"customer_id,product,quantity,period",
+		"2c9f,CIXA-MSP,4x2,",      // 2: this customer's usage is unknown
+		",CIXA-MSP,x,",            // 3: no customer: never billed
+		"2c9f,CIXA-MSP,1",         // 4: cannot be split: anyone's
+		"2c9f,CIXA-MSP,1,2026-09", // 5: another period
+		"2c9f,,1,",                // 6: product missing: any of 2c9f's
+	}, "\n")+"\n")
+	rep, err := newSource(t, file.Config{Path: csvPath}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []got{
+		{"usage.csv:2", true, "2c9f", "CIXA-MSP"},
+		{"usage.csv:3", false, "", ""},
+		{"usage.csv:4", true, "", ""},
+		{"usage.csv:5", false, "", ""},
+		{"usage.csv:6", true, "2c9f", ""},
+	}
+	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
+	}
+
+	jsonPath := writeFile(t, "usage.json", `[
+{"customer_id": "2c9f", "product": "P", "quantity": "4x2"},
+{"customer_id": "2c9f", "product": "P", "quantity": 1, "seats": 3},
+{"customer_id": 7, "product": "P", "quantity": true},
+[1]
+]`)
+	rep, err = newSource(t, file.Config{Path: jsonPath}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []got{
+		{"usage.json:2", true, "2c9f", "P"},
+		{"usage.json:3", true, "2c9f", ""},
+		{"usage.json:4", true, "7", ""},
+		{"usage.json:5", true, "", ""},
+	}
+	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
+	}
+}

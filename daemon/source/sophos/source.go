@@ -116,7 +116,9 @@ func (s *Source) Name() string { return Name }
 // rows, named after the tenant. Usage that belongs to no customer tenant
 // (see the package documentation) becomes a record with an empty CustomerID.
 // Rows without a productCode, or with a quantity that is not a whole,
-// non-negative number, are skipped and listed as problems. When Sophos has no
+// non-negative number, are skipped and listed as problems; those of a
+// customer tenant are Unreadable, so that the engine does not sync that
+// tenant on partial usage. When Sophos has no
 // report for p yet (404), the report is empty and has one problem wrapping
 // ErrNoData; that is not an error.
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
@@ -147,12 +149,20 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	for i, it := range items {
 		rec, err := record(it, partnerID, names, p)
 		if err != nil {
-			rep.Problems = append(rep.Problems, source.Problem{Where: itemWhere(p, i, it), Err: err})
+			pr := source.Problem{Where: itemWhere(p, i, it), Err: err, Product: strings.TrimSpace(it.ProductCode)}
+			// A tenant's item that cannot be read holds that tenant's
+			// sync; the partner's own usage is never billed anyway.
+			if !unassigned(it, partnerID) {
+				pr.Unreadable, pr.CustomerID = true, strings.TrimSpace(it.AccountID)
+			}
+			rep.Problems = append(rep.Problems, pr)
 			continue
 		}
 		recs = append(recs, rec)
 	}
-	rep.Records = source.Sum(recs)
+	var overflows []source.Problem
+	rep.Records, overflows = source.Sum(recs)
+	rep.Problems = append(rep.Problems, overflows...)
 	return rep, nil
 }
 

@@ -1,0 +1,78 @@
+package daemon
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// planMemory holds the plan of the last pass, so that read-only API
+// requests can show what psa-syncd is about to do (or just did) without
+// asking the PSA: an unauthenticated request must never spend the PSA's
+// request budget. It lives in memory until the state database can hold it;
+// a restart forgets it until the next pass. It is safe for concurrent use.
+type planMemory struct {
+	mu   sync.Mutex
+	plan *Plan // nil before the first pass
+	// customer is the only customer plan covers, or "" when it covers
+	// every customer with usage sync on.
+	customer string
+}
+
+// record keeps p, the plan of a pass for customer ("" for all). A pass for
+// one customer replaces that customer's lines in the plan of the last full
+// pass, so that "sync now" for one customer does not hide the others.
+func (m *planMemory) record(p *Plan, customer string) {
+	if p == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if customer == "" || m.plan == nil || m.customer != "" {
+		m.plan, m.customer = p, customer
+		return
+	}
+	merged := *m.plan
+	merged.Changes = slices.DeleteFunc(slices.Clone(m.plan.Changes), func(c Change) bool { return c.CustomerID == customer })
+	merged.Changes = append(merged.Changes, p.Changes...)
+	slices.SortStableFunc(merged.Changes, func(a, b Change) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.CustomerName), strings.ToLower(b.CustomerName)), strings.Compare(a.CustomerID, b.CustomerID))
+	})
+	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f Failure) bool { return f.CustomerID == customer })
+	merged.Failures = append(merged.Failures, p.Failures...)
+	m.plan = &merged
+}
+
+// get returns the last plan, limited to one customer when customer is not
+// "". ok is false when no pass has recorded a plan that covers customer.
+func (m *planMemory) get(customer string) (p *Plan, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.plan == nil || (m.customer != "" && m.customer != customer) {
+		return nil, false
+	}
+	if customer == "" {
+		return m.plan, true
+	}
+	return m.plan.forCustomer(customer), true
+}
+
+// forCustomer returns a copy of p with only customer's lines and failures.
+func (p *Plan) forCustomer(customer string) *Plan {
+	out := *p
+	out.Changes = []Change{}
+	for _, c := range p.Changes {
+		if c.CustomerID == customer {
+			out.Changes = append(out.Changes, c)
+		}
+	}
+	out.Failures = nil
+	for _, f := range p.Failures {
+		if f.CustomerID == customer {
+			out.Failures = append(out.Failures, f)
+		}
+	}
+	out.Customers = 1
+	return &out
+}
