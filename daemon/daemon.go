@@ -428,7 +428,7 @@ func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
 // NewBackend builds the PSA backend for cfg with the daemon's instrumented
 // HTTP client.
 func (d *Daemon) NewBackend(cfg *Config) (psa.Backend, error) {
-	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa", "system", string(cfg.PSA.System))))
+	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa")))
 }
 
 // NewSource builds the usage source for cfg.
@@ -767,7 +767,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
 			continue
 		}
-		d.logger.Info("Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
+		d.logger.Log(passCtx, resultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
 			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
 			"duration", d.now().Sub(start).Round(time.Millisecond))
 	}

@@ -142,11 +142,26 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.recordRun(run, started, counts)
 		e.recordCustomers(doc)
 	}
-	log.Info("Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
+	log.Log(ctx, resultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
 		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// resultLevel is the level at which a pass with the given result is logged:
+// a failed pass is an error, a partial one a warning, so that log-based
+// alerting sees them. A dry run changes nothing and is logged at info.
+func resultLevel(result string, dry bool) slog.Level {
+	switch {
+	case dry:
+		return slog.LevelInfo
+	case result == state.RunFailure:
+		return slog.LevelError
+	case result == state.RunPartial:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // write applies every update of the plan with bounded concurrency.

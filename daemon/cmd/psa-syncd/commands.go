@@ -159,7 +159,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	report(true, "config", cf.configFile)
 
 	sys := string(cfg.PSA.System)
-	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", sys)))
+	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
 	if err != nil {
 		report(false, "psa "+sys, err.Error())
 	} else {
@@ -401,17 +401,47 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tUSAGE SYNC\tSTATUS\tLAST ATTEMPT\tLAST SUCCESS\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
+	var hints []customerHint
 	for _, c := range customers {
-		msg := c.Error
-		if c.Hint != "" {
-			msg += " (hint: " + c.Hint + ")"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
 			c.CustomerID, c.CustomerName, c.ContractID, c.UsageSync, c.Status, fmtTime(c.LastAttempt), fmtTime(c.LastSuccess),
-			c.Updated, c.Unchanged, c.Held, c.Failed, oneLine(msg))
+			c.Updated, c.Unchanged, c.Held, c.Failed, dash(daemon.ShortError(c.Error)))
+		hints = append(hints, customerHint{c.CustomerID, c.Hint})
 	}
 	_ = tw.Flush()
+	printHints(e.stdout, hints)
 	return 0
+}
+
+// customerHint is a customer's hint, printed under a table whose error
+// column only has room for a short error.
+type customerHint struct{ customer, hint string }
+
+// printHints lists the hints of the customers that have one, and says where
+// the full errors are.
+func printHints(w io.Writer, hints []customerHint) {
+	n := 0
+	for _, h := range hints {
+		if h.hint == "" {
+			continue
+		}
+		if n == 0 {
+			fmt.Fprintln(w, "\nHints:")
+		}
+		n++
+		fmt.Fprintf(w, "  %s: %s\n", h.customer, oneLine(h.hint))
+	}
+	if n > 0 {
+		fmt.Fprintln(w, "Full errors: add -json, or GET /api/v1/customers.")
+	}
+}
+
+// dash stands in for an empty table cell.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // statusRow is one customer in the status output; its JSON matches
@@ -474,21 +504,20 @@ func printResult(w io.Writer, res *daemon.Result) {
 	fmt.Fprintf(w, "  period %s, %d customers, lines: %d updated, %d unchanged, %d held, %d failed; %d PSA requests; %s\n",
 		r.Period, r.Customers, r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Finished.Sub(r.Started).Round(time.Millisecond))
 	if r.Error != "" {
-		fmt.Fprintf(w, "  error: %s\n", oneLine(r.Error))
+		fmt.Fprintf(w, "  error: %s\n", daemon.ShortError(r.Error))
 	}
 	if len(res.Customers) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tRESULT\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
+		var hints []customerHint
 		for _, c := range res.Customers {
-			msg := c.Error
-			if c.Hint != "" {
-				msg += " (hint: " + c.Hint + ")"
-			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.CustomerID, c.CustomerName, c.ContractID, c.Result,
-				c.Updated, c.Unchanged, c.Held, c.Failed, oneLine(msg))
+				c.Updated, c.Unchanged, c.Held, c.Failed, dash(daemon.ShortError(c.Error)))
+			hints = append(hints, customerHint{c.CustomerID, c.Hint})
 		}
 		_ = tw.Flush()
+		printHints(w, hints)
 	}
 	if res.Plan != nil {
 		fmt.Fprintln(w)
@@ -545,7 +574,10 @@ func printChanges(w io.Writer, p *daemon.Plan, all bool) {
 				cur = strconv.FormatInt(c.Current, 10)
 			}
 			reason := c.Reason
-			if c.Action != "update" {
+			if c.Action == daemon.ActionFailed {
+				reason = daemon.ShortError(reason)
+			}
+			if c.Action != daemon.ActionUpdate {
 				reason = c.Action + ": " + reason
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", nameID(c.CustomerName, c.CustomerID), c.ContractID,
@@ -627,14 +659,13 @@ func printUnmapped(w io.Writer, p *daemon.Plan) {
 	}
 	section("Products mapped with sync_enabled = false (not synced on purpose):", "PRODUCT\tNAME\tCUSTOMERS\tQUANTITY", rows)
 	rows = nil
+	var hints []customerHint
 	for _, f := range p.Failures {
-		msg := f.Error
-		if f.Hint != "" {
-			msg += " (hint: " + f.Hint + ")"
-		}
-		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, oneLine(msg)})
+		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})
+		hints = append(hints, customerHint{f.CustomerID, f.Hint})
 	}
 	section("Customers that cannot be synced:", "CUSTOMER\tCONTRACT\tERROR", rows)
+	printHints(w, hints)
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(w, "\nSkipped source rows:\n")
 		for _, pr := range p.Problems {

@@ -26,6 +26,11 @@ import (
 // it is empty the module version from the build info is used.
 var version string
 
+// revision is the VCS commit, set at build time with -ldflags
+// "-X main.revision=$(git rev-parse HEAD)" (make daemon does); when it is
+// empty the vcs.revision that `go build -buildvcs` stamps is used.
+var revision string
+
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
 
 // command is one psa-syncd subcommand.
@@ -274,25 +279,54 @@ func newRegistry() *prometheus.Registry {
 }
 
 // buildVersion returns the version set with -ldflags, else the module
-// version from the build info, else "devel". It also feeds the build-info
-// metric.
+// version from the build info, else "devel". It also sets what the
+// build-info metric (psa_sync_build_info) reports: the version, and the VCS
+// revision from -ldflags or else the one `go build` stamps into the binary
+// from the git checkout (with a "-dirty" suffix for uncommitted changes), and
+// the commit time, whether or not -ldflags set the version.
 func buildVersion() string {
 	v := version
+	bi, ok := debug.ReadBuildInfo()
 	if v == "" {
 		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					commonversion.Revision = s.Value
-				}
+		if ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	if revision != "" {
+		commonversion.Revision = revision
+	}
+	if ok {
+		if rev := vcsRevision(bi.Settings); rev != "" && revision == "" {
+			commonversion.Revision = rev
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				commonversion.BuildDate = s.Value
 			}
 		}
 	}
 	commonversion.Version = v
 	return v
+}
+
+// vcsRevision returns the vcs.revision build setting, with "-dirty" when
+// vcs.modified says the checkout had uncommitted changes, or "".
+func vcsRevision(settings []debug.BuildSetting) string {
+	var rev string
+	dirty := false
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
