@@ -109,6 +109,8 @@ type Daemon struct {
 	scheduleChanged chan struct{}
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
+	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
+	nextRun atomic.Int64
 }
 
 // clients are the PSA backend and usage source of one config.
@@ -602,6 +604,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.logger.Warn("Not ready until a valid mapping export is available", "file", cfg.ExportPath)
 	}
 	d.reloadMu.Unlock()
+	if err := d.RestoreMetrics(); err != nil {
+		d.logger.Error("Could not restore metrics from the state database", "err", err)
+	}
 
 	// Passes get their own context so that a shutdown lets them finish; it
 	// is cancelled only when the shutdown timeout expires.
@@ -694,8 +699,10 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 		var next time.Time
 		if err != nil {
 			d.logger.Error("No valid schedule; only requested passes run", "err", err)
+			d.setNextRun(time.Time{})
 		} else {
 			next = sched.Next(base, loc)
+			d.setNextRun(next)
 			d.metrics.SetScheduleInterval(sched.Interval())
 			if desc := sched.String() + " " + loc.String() + " " + next.String(); desc != last {
 				d.logger.Info("Next scheduled pass", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))

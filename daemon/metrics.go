@@ -52,6 +52,13 @@ type Metrics struct {
 	APIBudgetRemaining   prometheus.Gauge
 	ScheduleInterval     prometheus.Gauge
 	IntegrationEnabled   prometheus.Gauge
+	APIBudgetLimit       prometheus.Gauge
+	NextRunTimestamp     prometheus.Gauge
+	PassInProgress       prometheus.Gauge
+	PassLinesDone        prometheus.Gauge
+	PassLinesTotal       prometheus.Gauge
+	HeldLines            prometheus.Gauge
+	HeldSince            prometheus.Gauge
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -59,6 +66,12 @@ type Metrics struct {
 	ConfigLastReloadSuccessTimestamp prometheus.Gauge
 
 	requests atomic.Int64
+
+	// progress mirrors the pass gauges for the API and the status page.
+	progress struct {
+		running     atomic.Bool
+		done, total atomic.Int64
+	}
 }
 
 // NewMetrics creates every psa_sync_* collector on reg for the given PSA
@@ -136,6 +149,42 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "integration_enabled",
 		Help:      "1 when the mapping export enables the integration (passes write to the PSA), 0 when it is switched off.",
+	}, []string{"system"}).With(sys)
+
+	m.APIBudgetLimit = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_limit",
+		Help:      "Size of the PSA's hourly API budget when last checked; 0 until checked, and for PSAs that report none.",
+	}, []string{"system"}).With(sys)
+	m.NextRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "next_run_timestamp_seconds",
+		Help:      "Time of the next scheduled sync pass, as a Unix timestamp; 0 while no valid schedule is loaded.",
+	}, []string{"system"}).With(sys)
+	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_in_progress",
+		Help:      "1 while a sync pass runs, else 0.",
+	}, []string{"system"}).With(sys)
+	m.PassLinesDone = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_done",
+		Help:      "Contract line writes the running pass has finished (or the last pass, once it ended).",
+	}, []string{"system"}).With(sys)
+	m.PassLinesTotal = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_total",
+		Help:      "Contract line writes the running pass has to make (or the last pass made).",
+	}, []string{"system"}).With(sys)
+	m.HeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_lines",
+		Help:      "Contract lines held for review in the last sync of their customer (customers with usage sync on).",
+	}, []string{"system"}).With(sys)
+	m.HeldSince = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_since_timestamp_seconds",
+		Help:      "Since when some customer has had lines held for review without a break, as a Unix timestamp; 0 when none is held.",
 	}, []string{"system"}).With(sys)
 
 	m.ExportLastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
@@ -241,3 +290,63 @@ func boolFloat(b bool) float64 {
 	}
 	return 0
 }
+
+// SetNextRun records the time of the next scheduled pass (zero: none).
+func (m *Metrics) SetNextRun(t time.Time) {
+	if t.IsZero() {
+		m.NextRunTimestamp.Set(0)
+		return
+	}
+	m.NextRunTimestamp.Set(unixSeconds(t))
+}
+
+// passStarted records that a pass began; its number of writes is not known
+// until its plan is.
+func (m *Metrics) passStarted() {
+	if m == nil {
+		return
+	}
+	m.progress.done.Store(0)
+	m.progress.total.Store(0)
+	m.progress.running.Store(true)
+	m.PassInProgress.Set(1)
+	m.PassLinesDone.Set(0)
+	m.PassLinesTotal.Set(0)
+}
+
+// passWrites records how many line writes the running pass makes.
+func (m *Metrics) passWrites(total int) {
+	if m == nil {
+		return
+	}
+	m.progress.total.Store(int64(total))
+	m.PassLinesTotal.Set(float64(total))
+}
+
+// lineDone records that the running pass finished one line write.
+func (m *Metrics) lineDone() {
+	if m == nil {
+		return
+	}
+	m.PassLinesDone.Set(float64(m.progress.done.Add(1)))
+}
+
+// passFinished records that the running pass ended.
+func (m *Metrics) passFinished() {
+	if m == nil {
+		return
+	}
+	m.progress.running.Store(false)
+	m.PassInProgress.Set(0)
+}
+
+// Progress reports whether a pass is running and how many of its line
+// writes are done out of how many.
+func (m *Metrics) Progress() (running bool, done, total int) {
+	if m == nil {
+		return false, 0, 0
+	}
+	return m.progress.running.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
