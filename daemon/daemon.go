@@ -551,8 +551,25 @@ func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent
 // with it (and a request for one customer with a waiting request for all),
 // so repeated clicks never queue repeated passes. Run executes the queue.
 func (d *Daemon) RequestSync(customer, trigger string) SyncTicket {
-	return d.queue.add(customer, trigger, d.now())
+	return d.queue.add(SyncRequest{Customer: customer, Trigger: trigger}, d.now())
 }
+
+// SyncRequest is what a "sync now" asks for.
+type SyncRequest struct {
+	// Customer limits the pass to one source customer id ("" = all).
+	Customer string
+	// Approve releases the customer's decrease-guard holds (PassOptions.Approve);
+	// it needs Customer.
+	Approve bool
+	// Service, with Approve, releases only the hold on the customer's line
+	// of this PSA service id.
+	Service string
+	Trigger string
+}
+
+// RequestPass queues a pass like RequestSync, with approval. A request that
+// approves is never coalesced with one that does not.
+func (d *Daemon) RequestPass(r SyncRequest) SyncTicket { return d.queue.add(r, d.now()) }
 
 // Ticket returns a queued, running or finished sync request by id.
 func (d *Daemon) Ticket(id string) (SyncTicket, bool) { return d.queue.get(id) }
@@ -764,7 +781,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		}
 		start := d.now()
 		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
-		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger})
+		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service})
 		var run state.Run
 		if res != nil {
 			run = res.Run
@@ -786,6 +803,8 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 type SyncTicket struct {
 	ID       string    `json:"run_id"`
 	Customer string    `json:"customer,omitempty"`
+	Approve  bool      `json:"approve,omitempty"`
+	Service  string    `json:"service,omitempty"`
 	Trigger  string    `json:"trigger"`
 	Status   string    `json:"status"` // queued | running | done | failed
 	Queued   time.Time `json:"queued"`
@@ -814,17 +833,21 @@ func newSyncQueue() *syncQueue {
 	return &syncQueue{tickets: make(map[string]*SyncTicket), done: make(map[string]chan struct{}), wake: make(chan struct{}, 1)}
 }
 
-func (q *syncQueue) add(customer, trigger string, now time.Time) SyncTicket {
+func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Customer == customer || t.Customer == "" {
+		if t.Approve != r.Approve || t.Service != r.Service {
+			continue
+		}
+		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
 			return *t
 		}
 	}
 	q.seq++
-	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: customer, Trigger: trigger, Status: "queued", Queued: now}
+	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
+		Trigger: r.Trigger, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

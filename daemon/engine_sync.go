@@ -45,6 +45,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if _, err := e.selectCustomers(doc, o); err != nil {
 		return nil, err
 	}
+	if o.ApproveService != "" && (!o.Approve || o.Customer == "") {
+		return nil, errors.New("daemon: approving one line needs the customer and approve as well as the service")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -60,7 +63,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
-	e.metrics.passStarted()
+	e.metrics.passStarted(run.ID)
 	defer e.metrics.passFinished()
 	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
 

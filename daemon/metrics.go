@@ -70,6 +70,7 @@ type Metrics struct {
 	// progress mirrors the pass gauges for the API and the status page.
 	progress struct {
 		running     atomic.Bool
+		run         atomic.Int64
 		done, total atomic.Int64
 	}
 }
@@ -300,12 +301,13 @@ func (m *Metrics) SetNextRun(t time.Time) {
 	m.NextRunTimestamp.Set(unixSeconds(t))
 }
 
-// passStarted records that a pass began; its number of writes is not known
-// until its plan is.
-func (m *Metrics) passStarted() {
+// passStarted records that the pass with the given run id began; its number
+// of writes is not known until its plan is.
+func (m *Metrics) passStarted(runID int64) {
 	if m == nil {
 		return
 	}
+	m.progress.run.Store(runID)
 	m.progress.done.Store(0)
 	m.progress.total.Store(0)
 	m.progress.running.Store(true)
@@ -340,13 +342,13 @@ func (m *Metrics) passFinished() {
 	m.PassInProgress.Set(0)
 }
 
-// Progress reports whether a pass is running and how many of its line
-// writes are done out of how many.
-func (m *Metrics) Progress() (running bool, done, total int) {
-	if m == nil {
-		return false, 0, 0
+// Progress reports the run id of the pass in progress (0 when none runs)
+// and how many of its line writes are done out of how many.
+func (m *Metrics) Progress() (run int64, done, total int) {
+	if m == nil || !m.progress.running.Load() {
+		return 0, 0, 0
 	}
-	return m.progress.running.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
+	return m.progress.run.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -42,9 +42,9 @@ func (d *Daemon) NextRun() time.Time {
 	return time.Time{}
 }
 
-// Progress reports whether a pass is running and how many of its line
-// writes are done out of how many.
-func (d *Daemon) Progress() (running bool, done, total int) { return d.metrics.Progress() }
+// Progress reports the run id of the pass in progress (0 when none runs)
+// and how many of its line writes are done out of how many.
+func (d *Daemon) Progress() (run int64, done, total int) { return d.metrics.Progress() }
 
 // LastUnmapped returns the usage the last pass could not bill, as kept in
 // the state database; its Time is zero before the first pass.

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"regexp"
@@ -210,8 +212,8 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if running, done, total := e.d.Progress(); running || done != 3 || total != 3 {
-		t.Errorf("Progress after the first pass = %t, %d, %d; want false, 3, 3", running, done, total)
+	if run, _, _ := e.d.Progress(); run != 0 {
+		t.Errorf("Progress after the first pass names run %d, want none running", run)
 	}
 	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
 		t.Errorf("psa_sync_pass_lines_done = %v, want 3", got)
@@ -308,5 +310,201 @@ func TestDaemon_nextRunMetric(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.d.metrics.NextRunTimestamp); got != float64(want.Unix()) {
 		t.Errorf("psa_sync_next_run_timestamp_seconds = %v, want %v", got, want.Unix())
+	}
+}
+
+// An approving request is never folded into a plain one (it would not
+// approve) nor a plain one into it (it would approve what nobody asked to).
+func TestSyncQueue_approveIsNotCoalesced(t *testing.T) {
+	t.Parallel()
+	q := newSyncQueue()
+	now := time.Now()
+	all := q.add(SyncRequest{Trigger: "api"}, now)
+	approve := q.add(SyncRequest{Customer: "cust-1", Approve: true, Trigger: "api"}, now)
+	again := q.add(SyncRequest{Customer: "cust-1", Approve: true, Trigger: "cli"}, now)
+	line := q.add(SyncRequest{Customer: "cust-1", Approve: true, Service: "30000012", Trigger: "api"}, now)
+	plain := q.add(SyncRequest{Customer: "cust-1", Trigger: "api"}, now)
+	if approve.ID == all.ID || again.ID != approve.ID || line.ID == approve.ID || plain.ID != all.ID {
+		t.Errorf("tickets all=%s approve=%s again=%s line=%s plain=%s; want approve=again, plain=all, the rest apart",
+			all.ID, approve.ID, again.ID, line.ID, plain.ID)
+	}
+	if !approve.Approve || line.Service != "30000012" {
+		t.Errorf("tickets lost their approval: %+v %+v", approve, line)
+	}
+}
+
+// While a pass writes, the run shows its progress in the API and the
+// metrics say a pass is in progress.
+func TestHandler_runProgress(t *testing.T) {
+	t.Parallel()
+	hold := &dtHold{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(hold)
+	t.Cleanup(front.Close)
+	e := dtSetup(t, dtOptions{baseURL: func(s *psatest.Server) string { hold.sim = s; return front.URL + "/ATServicesRest/" }})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.d.SyncOnce(context.WithoutCancel(t.Context()), PassOptions{}); done <- err }()
+	<-hold.arrived // the first of three writes is in flight
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
+	var runs struct {
+		Runs []RunView `json:"runs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &runs); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs.Runs) != 1 || runs.Runs[0].Result != "running" || runs.Runs[0].Progress == nil || runs.Runs[0].Progress.LinesTotal != 3 {
+		t.Errorf("GET /api/v1/runs during the pass = %s, want one running run with progress of 3 lines", rec.Body)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 1 {
+		t.Errorf("psa_sync_pass_in_progress = %v during the pass, want 1", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassLinesTotal); got != 3 {
+		t.Errorf("psa_sync_pass_lines_total = %v during the pass, want 3", got)
+	}
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 0 {
+		t.Errorf("psa_sync_pass_in_progress = %v after the pass, want 0", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
+		t.Errorf("psa_sync_pass_lines_done = %v after the pass, want 3", got)
+	}
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
+	if strings.Contains(rec.Body.String(), "progress") {
+		t.Errorf("finished run still shows progress: %s", rec.Body)
+	}
+}
+
+// Customers can be listed by every status, held and never included.
+func TestHandler_customersStatusFilters(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	e.reopen(t)
+	doc := e.doc.Clone()
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-new", CustomerName: "Newco", CompanyID: "1", ContractID: "424242", UsageSync: true})
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.writeExport(t, doc)
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{Customer: "cust-acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for filter, want := range map[string]string{"held": "cust-acme", "succeeded": "cust-globex", "never": "cust-new", "failed": "", "": "cust-acme,cust-globex,cust-new"} {
+		rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers?status="+filter, "", "")
+		var out struct {
+			Customers []struct {
+				CustomerID string `json:"customer_id"`
+				Status     string `json:"status"`
+			} `json:"customers"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("status=%s: %v: %s", filter, err, rec.Body)
+		}
+		var ids []string
+		for _, c := range out.Customers {
+			ids = append(ids, c.CustomerID)
+		}
+		if got := strings.Join(ids, ","); got != want {
+			t.Errorf("GET /api/v1/customers?status=%s = %q, want %q", filter, got, want)
+		}
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers?status=broken", "", "")
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "succeeded, failed, partial, held, skipped, never") {
+		t.Errorf("unknown status filter: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A decrease held for review is released through the API, for one line of
+// one customer, and the change shows in the ledger.
+func TestHandler_approveAndLedger(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Acme drops from 11 to 1 Intercept X seat and from 2 to 0 servers:
+	// both are held.
+	usage := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1)
+	usage = strings.Replace(usage, "cust-acme,Acme,CIXA-SRV,Intercept X Server,2\n", "", 1)
+	dtWrite(t, e.usagePath, usage)
+	if res, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Held != 2 {
+		t.Fatalf("second pass: %+v, %v; want 2 held lines", res, err)
+	}
+
+	for body, want := range map[string]string{
+		`{"approve": true}`:                        "approve needs a customer",
+		`{"customer": "cust-acme", "service": "1"}`: "service is only used with approve",
+	} {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 %q", body, rec.Code, rec.Body, want)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	svc := dtID(e.services[0])
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+svc+`"}`)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
+	}
+	var tk SyncTicket
+	if err := json.Unmarshal(rec.Body.Bytes(), &tk); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.d.WaitTicket(t.Context(), tk.ID); err != nil || got.Status != "done" {
+		t.Fatalf("approve ticket = %+v, %v", got, err)
+	}
+	if u := e.units(0, 0); u != 1 {
+		t.Errorf("acme Intercept X units = %d after approving that line, want 1", u)
+	}
+	if u := e.units(0, 1); u != 2 {
+		t.Errorf("acme server units = %d, want 2 (still held: only the other line was approved)", u)
+	}
+
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?customer=cust-acme&service="+svc, "", "")
+	var out struct {
+		Ledger []LedgerView `json:"ledger"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Ledger) != 2 || out.Ledger[0].Before != 11 || out.Ledger[0].After != 1 || out.Ledger[1].After != 11 {
+		t.Errorf("ledger of acme's Intercept X line = %+v, want 11→1 then 0→11, newest first", out.Ledger)
+	}
+	period := out.Ledger[0].EffectiveDate[:7]
+	for query, want := range map[string]int{
+		"": 4, "?contract=" + dtID(e.contracts[1]): 1, "?period=" + period: 4, "?period=1999-01": 0, "?limit=1": 1,
+	} {
+		rec := dtServe(t, e.d, http.MethodGet, "/api/v1/ledger"+query, "", "")
+		out.Ledger = nil
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Ledger) != want {
+			t.Errorf("GET /api/v1/ledger%s = %d entries (%v), want %d", query, len(out.Ledger), err, want)
+		}
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?period=12-2026", "", ""); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad period: %d %s, want 400", rec.Code, rec.Body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -128,6 +129,19 @@ func (p Problem) MarshalJSON() ([]byte, error) {
 		v.Error = p.Err.Error()
 	}
 	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (clients of the HTTP API).
+func (p *Problem) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Where string `json:"where"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	p.Where, p.Err = v.Where, errors.New(v.Error)
+	return nil
 }
 
 // Report is what a source returned for one period.

@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+// StatusFilters are the values of the status filter of GET /api/v1/customers
+// and psa-syncd status -status: a customer's last result, or "never" for a
+// customer that has not been synced yet. "failed" includes "partial".
+var StatusFilters = []string{"succeeded", "failed", "partial", "held", "skipped", "never"}
+
+// CheckStatusFilter returns an error naming the valid values when filter is
+// not "" or one of StatusFilters.
+func CheckStatusFilter(filter string) error {
+	if filter == "" {
+		return nil
+	}
+	for _, f := range StatusFilters {
+		if f == filter {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid status filter %q: want one of %s", filter, strings.Join(StatusFilters, ", "))
+}
+
+// StatusMatches reports whether a customer whose last result is status
+// passes the filter ("" passes everything). "failed" includes partial
+// results (some lines failed).
+func StatusMatches(filter, status string) bool {
+	switch filter {
+	case "":
+		return true
+	case "failed":
+		return status == "failed" || status == "partial"
+	}
+	return status == filter
+}
+
+// checkApproval returns why a sync request's approval fields do not go
+// together, or "".
+func checkApproval(customer string, approve bool, service string) string {
+	switch {
+	case approve && customer == "":
+		return "approve needs a customer: approving every held decrease at once is not allowed; review and approve them one customer (or line) at a time"
+	case service != "" && !approve:
+		return "service is only used with approve: it names the one line to approve"
+	}
+	return ""
+}
+
+// RunProgress is how far the pass in progress is: its line writes done out
+// of how many it makes (0 of 0 while it still reads usage and the PSA).
+type RunProgress struct {
+	LinesDone  int `json:"lines_done"`
+	LinesTotal int `json:"lines_total"`
+}
+
+// runView is NewRunView with the progress of the pass in progress.
+func (d *Daemon) runView(r state.Run) RunView {
+	v := NewRunView(r)
+	if r.Result == state.RunRunning {
+		if run, done, total := d.Progress(); run == r.ID {
+			v.Progress = &RunProgress{LinesDone: done, LinesTotal: total}
+		}
+	}
+	return v
+}
