@@ -449,7 +449,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	}
 
 	for body, want := range map[string]string{
-		`{"approve": true}`:                        "approve needs a customer",
+		`{"approve": true}`:                         "approve needs a customer",
 		`{"customer": "cust-acme", "service": "1"}`: "service is only used with approve",
 	} {
 		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
