@@ -68,3 +68,23 @@ func (d *Daemon) runView(r state.Run) RunView {
 	}
 	return v
 }
+
+// CustomerView is one customer as GET /api/v1/customers and psa-syncd status
+// show it: the customer's mapping and the status of its last sync.
+type CustomerView = apiCustomer
+
+// CustomerViews returns every customer of the running export, and every
+// customer with a recorded status (see Customers).
+func (d *Daemon) CustomerViews() ([]CustomerView, error) { return d.Customers() }
+
+// NewCustomerView returns the view of a stored customer status, as a pass
+// reports it.
+func NewCustomerView(cs state.CustomerStatus) CustomerView {
+	return CustomerView{
+		Source: cs.Source, CustomerID: cs.CustomerID, CustomerName: cs.CustomerName,
+		CompanyID: cs.CompanyID, ContractID: cs.ContractID, UsageSync: cs.UsageSync, TicketSync: cs.TicketSync,
+		Status: cs.Result, LastAttempt: cs.LastAttempt, LastSuccess: cs.LastSuccess,
+		Error: cs.Error, Hint: cs.Hint, RunID: cs.RunID,
+		Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
+	}
+}

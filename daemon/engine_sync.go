@@ -454,7 +454,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 					systemName(e.be.System()), EffectiveToday))
 			}
 			if cs.Held > laterHeld {
-				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID))
+				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
 			}
 			cs.Hint = strings.Join(hints, "; ")
 		default:

@@ -55,6 +55,7 @@ var commands = []command{
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
+	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
@@ -134,9 +135,12 @@ type commonFlags struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	// command is the subcommand's name, for messages.
+	command string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
+	c.command = strings.TrimPrefix(fs.Name(), "psa-syncd ")
 	fs.StringVar(&c.configFile, "config.file", "psa-syncd.yml", "psa-syncd configuration `file`.")
 	fs.StringVar(&c.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
@@ -182,6 +186,9 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
+		if hint := lockedHint(cfg, c.command, err); hint != "" {
+			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+		}
 		return nil, nil, 1
 	}
 	return d, logger, -1
