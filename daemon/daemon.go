@@ -702,24 +702,42 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 // there is none, so that neither a restart nor a reload postpones an
 // "every 24h" pass, and a scheduled time missed while the daemon was down is
 // caught up at start-up. A reload that changes the schedule or time zone
-// takes effect at once.
+// takes effect at once. The next-run metric shows the scheduled time until
+// that pass has finished, then the next one.
 func (d *Daemon) scheduleLoop(ctx context.Context) {
 	base := d.now()
 	if t := d.lastFullRun(); !t.IsZero() {
 		base = t
 	}
 	var last string
+	// due is the time of the scheduled pass that was queued and has not
+	// finished yet (dueTicket): until it has, it is what the next-run
+	// metric shows, so that a pass that never runs or never ends shows as
+	// overdue instead of moving the next run on.
+	var (
+		due       time.Time
+		dueTicket string
+	)
 	for {
+		if dueTicket != "" {
+			if t, ok := d.Ticket(dueTicket); !ok || t.Status == "done" || t.Status == "failed" {
+				due, dueTicket = time.Time{}, ""
+			}
+		}
 		sched, loc, err := d.activeSchedule()
 		var wait <-chan time.Time
 		var timer *time.Timer
 		var next time.Time
 		if err != nil {
 			d.logger.Error("No valid schedule; only requested passes run", "err", err)
-			d.setNextRun(time.Time{})
+			d.setNextRun(due)
 		} else {
 			next = sched.Next(base, loc)
-			d.setNextRun(next)
+			if due.IsZero() {
+				d.setNextRun(next)
+			} else {
+				d.setNextRun(due)
+			}
 			d.metrics.SetScheduleInterval(sched.Interval())
 			if desc := sched.String() + " " + loc.String() + " " + next.String(); desc != last {
 				d.logger.Info("Next scheduled pass", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
@@ -740,7 +758,13 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 		case <-wait:
 			if d.Ready() {
-				d.RequestSync("", TriggerSchedule)
+				tk := d.RequestSync("", TriggerSchedule)
+				due, dueTicket = next, tk.ID
+				go func() {
+					if _, err := d.WaitTicket(ctx, tk.ID); err == nil {
+						d.poke()
+					}
+				}()
 			} else {
 				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded")
 			}

@@ -554,6 +554,7 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	// for one customer must neither hide that the others are stale nor,
 	// by succeeding after a failed full pass, look like a failure.
 	if run.Customer == "" {
+		m.setLastRunResult(run.Result)
 		m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
 		if run.Result == state.RunSuccess {
 			m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
@@ -692,6 +693,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		}
 		if lastRun.IsZero() {
 			lastRun = r.Finished
+			e.metrics.setLastRunResult(r.Result)
 		}
 		if r.Result == state.RunSuccess {
 			lastSuccess = r.Finished

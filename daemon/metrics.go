@@ -59,6 +59,7 @@ type Metrics struct {
 	PassLinesTotal       prometheus.Gauge
 	HeldLines            prometheus.Gauge
 	HeldSince            prometheus.Gauge
+	LastRunResult        *prometheus.GaugeVec // result
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -188,6 +189,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "Since when some customer has had lines held for review without a break, as a Unix timestamp; 0 when none is held.",
 	}, []string{"system"}).With(sys)
 
+	m.LastRunResult = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_run_result",
+		Help:      "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote, 0 for the others; all 0 before the first.",
+	}, []string{"system", "result"}).MustCurryWith(sys)
+
 	m.ExportLastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "export_last_reload_successful",
@@ -216,6 +223,9 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	}
 	for _, o := range LineOutcomes {
 		m.LinesTotal.WithLabelValues(o)
+	}
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r)
 	}
 	for _, s := range CustomerStatuses {
 		m.Customers.WithLabelValues(s)
@@ -352,3 +362,10 @@ func (m *Metrics) Progress() (run int64, done, total int) {
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// setLastRunResult marks result as the last full pass's result.
+func (m *Metrics) setLastRunResult(result string) {
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r).Set(boolFloat(r == result))
+	}
+}

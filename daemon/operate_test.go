@@ -238,8 +238,9 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 		"held_lines":           testutil.ToFloat64(m.HeldLines),
 		"held_since":           testutil.ToFloat64(m.HeldSince),
 		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
+		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
 	}
-	want := map[string]float64{"customers{held}": 1, "customers{succeeded}": 1, "unmapped{customer}": 1, "unmapped{unassigned}": 1, "held_lines": 1, "integration_enabled": 1}
+	want := map[string]float64{"last_run{success}": 1, "customers{held}": 1, "customers{succeeded}": 1, "unmapped{customer}": 1, "unmapped{unassigned}": 1, "held_lines": 1, "integration_enabled": 1}
 	for k, v := range want {
 		if before[k] != v {
 			t.Errorf("before the restart %s = %v, want %v", k, before[k], v)
@@ -269,6 +270,7 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 		"held_lines":           testutil.ToFloat64(m.HeldLines),
 		"held_since":           testutil.ToFloat64(m.HeldSince),
 		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
+		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
 	}
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("after the restart the gauges are\n%v\nwant\n%v", after, before)
@@ -299,10 +301,7 @@ func TestDaemon_nextRunMetric(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go e.d.scheduleLoop(ctx)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.d.NextRun().IsZero() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the next run", func() bool { return !e.d.NextRun().IsZero() })
 	rome, _ := time.LoadLocation("Europe/Rome")
 	want := time.Date(2026, 12, 31, 18, 0, 0, 0, rome)
 	if got := e.d.NextRun(); !got.Equal(want) {
@@ -506,5 +505,51 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// bound; it orders the test after a goroutine, it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A scheduled pass that was queued but has not finished keeps the next-run
+// metric at its due time, so the missed-run alert sees it overdue; once it
+// finishes, the next run moves on.
+func TestDaemon_nextRunStaysDueUntilThePassEnds(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 1h"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	started := now.Add(-3 * time.Hour)
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: started, Result: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx) // the catch-up pass, queued at once
+	if !ok {
+		t.Fatal("no pass queued")
+	}
+	due := started.Add(time.Hour)
+	waitFor(t, "the next run to be the overdue one", func() bool { return e.d.NextRun().Equal(due) })
+	e.d.queue.finish(tk.ID, state.Run{ID: 2, Result: "success"}, nil, now)
+	waitFor(t, "the next run to move on", func() bool { return e.d.NextRun().After(now) })
+	if got := testutil.ToFloat64(e.d.metrics.NextRunTimestamp); got != float64(e.d.NextRun().UnixNano())/1e9 {
+		t.Errorf("psa_sync_next_run_timestamp_seconds = %v, want %v", got, e.d.NextRun())
 	}
 }
