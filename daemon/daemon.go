@@ -133,6 +133,8 @@ type Daemon struct {
 	scheduleChanged chan struct{}
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
+	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
+	nextRun atomic.Int64
 }
 
 // clients are the PSA backend and usage source of one config.
@@ -533,7 +535,7 @@ func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
 // NewBackend builds the PSA backend for cfg with the daemon's instrumented
 // HTTP client.
 func (d *Daemon) NewBackend(cfg *Config) (psa.Backend, error) {
-	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa", "system", string(cfg.PSA.System))))
+	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa")))
 }
 
 // NewSource builds the usage source for cfg.
@@ -714,8 +716,25 @@ func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent
 // with it (and a request for one customer with a waiting request for all),
 // so repeated clicks never queue repeated passes. Run executes the queue.
 func (d *Daemon) RequestSync(customer, trigger string) SyncTicket {
-	return d.queue.add(customer, trigger, d.now())
+	return d.queue.add(SyncRequest{Customer: customer, Trigger: trigger}, d.now())
 }
+
+// SyncRequest is what a "sync now" asks for.
+type SyncRequest struct {
+	// Customer limits the pass to one source customer id ("" = all).
+	Customer string
+	// Approve releases the customer's decrease-guard holds (PassOptions.Approve);
+	// it needs Customer.
+	Approve bool
+	// Service, with Approve, releases only the hold on the customer's line
+	// of this PSA service id.
+	Service string
+	Trigger string
+}
+
+// RequestPass queues a pass like RequestSync, with approval. A request that
+// approves is never coalesced with one that does not.
+func (d *Daemon) RequestPass(r SyncRequest) SyncTicket { return d.queue.add(r, d.now()) }
 
 // Ticket returns a queued, running or finished sync request by id.
 func (d *Daemon) Ticket(id string) (SyncTicket, bool) { return d.queue.get(id) }
@@ -763,6 +782,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.logger.Warn("Not ready until a valid mapping export is available", "file", cfg.ExportPath)
 	}
 	d.reloadMu.Unlock()
+	if err := d.RestoreMetrics(); err != nil {
+		d.logger.Error("Could not restore metrics from the state database", "err", err)
+	}
 
 	// Passes get their own context so that a shutdown lets them finish; it
 	// is cancelled only when the shutdown timeout expires.
@@ -907,22 +929,42 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 // there is none, so that neither a restart nor a reload postpones an
 // "every 24h" pass, and a scheduled time missed while the daemon was down is
 // caught up at start-up. A reload that changes the schedule or time zone
-// takes effect at once.
+// takes effect at once. The next-run metric shows the scheduled time until
+// that pass has finished, then the next one.
 func (d *Daemon) scheduleLoop(ctx context.Context) {
 	base := d.now()
 	if t := d.lastFullRun(); !t.IsZero() {
 		base = t
 	}
 	var last string
+	// due is the time of the scheduled pass that was queued and has not
+	// finished yet (dueTicket): until it has, it is what the next-run
+	// metric shows, so that a pass that never runs or never ends shows as
+	// overdue instead of moving the next run on.
+	var (
+		due       time.Time
+		dueTicket string
+	)
 	for {
+		if dueTicket != "" {
+			if t, ok := d.Ticket(dueTicket); !ok || t.Status == "done" || t.Status == "failed" {
+				due, dueTicket = time.Time{}, ""
+			}
+		}
 		sched, loc, err := d.activeSchedule()
 		var wait <-chan time.Time
 		var timer *time.Timer
 		var next time.Time
 		if err != nil {
 			d.logger.Error("No valid schedule; only requested passes run", "err", err)
+			d.setNextRun(due)
 		} else {
 			next = sched.Next(base, loc)
+			if due.IsZero() {
+				d.setNextRun(next)
+			} else {
+				d.setNextRun(due)
+			}
 			d.metrics.SetScheduleInterval(sched.Interval())
 			if desc := sched.String() + " " + loc.String() + " " + next.String(); desc != last {
 				d.logger.Info("Next scheduled pass", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
@@ -943,7 +985,13 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 		case <-wait:
 			if d.Ready() {
-				d.RequestSync("", TriggerSchedule)
+				tk := d.RequestSync("", TriggerSchedule)
+				due, dueTicket = next, tk.ID
+				go func() {
+					if _, err := d.WaitTicket(ctx, tk.ID); err == nil {
+						d.poke()
+					}
+				}()
 			} else {
 				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded")
 			}
@@ -984,7 +1032,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		}
 		start := d.now()
 		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
-		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger})
+		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service})
 		var run state.Run
 		if res != nil {
 			run = res.Run
@@ -994,7 +1042,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
 			continue
 		}
-		d.logger.Info("Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
+		d.logger.Log(passCtx, resultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
 			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
 			"duration", d.now().Sub(start).Round(time.Millisecond))
 	}
@@ -1006,6 +1054,8 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 type SyncTicket struct {
 	ID       string    `json:"run_id"`
 	Customer string    `json:"customer,omitempty"`
+	Approve  bool      `json:"approve,omitempty"`
+	Service  string    `json:"service,omitempty"`
 	Trigger  string    `json:"trigger"`
 	Status   string    `json:"status"` // queued | running | done | failed
 	Queued   time.Time `json:"queued"`
@@ -1034,17 +1084,21 @@ func newSyncQueue() *syncQueue {
 	return &syncQueue{tickets: make(map[string]*SyncTicket), done: make(map[string]chan struct{}), wake: make(chan struct{}, 1)}
 }
 
-func (q *syncQueue) add(customer, trigger string, now time.Time) SyncTicket {
+func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Customer == customer || t.Customer == "" {
+		if t.Approve != r.Approve || t.Service != r.Service {
+			continue
+		}
+		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
 			return *t
 		}
 	}
 	q.seq++
-	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: customer, Trigger: trigger, Status: "queued", Queued: now}
+	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
+		Trigger: r.Trigger, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

@@ -550,9 +550,9 @@ func TestSyncQueue_coalesces(t *testing.T) {
 	t.Parallel()
 	q := newSyncQueue()
 	now := time.Now()
-	a := q.add("", "api", now)
-	b := q.add("", "api", now)
-	c := q.add("cust-1", "api", now)
+	a := q.add(SyncRequest{Customer: "", Trigger: "api"}, now)
+	b := q.add(SyncRequest{Customer: "", Trigger: "api"}, now)
+	c := q.add(SyncRequest{Customer: "cust-1", Trigger: "api"}, now)
 	if a.ID != b.ID || a.ID != c.ID {
 		t.Errorf("duplicate requests were queued separately: %s %s %s", a.ID, b.ID, c.ID)
 	}
@@ -560,9 +560,9 @@ func TestSyncQueue_coalesces(t *testing.T) {
 	if !ok || first.ID != a.ID || first.Status != "running" {
 		t.Fatalf("next = %+v, %t", first, ok)
 	}
-	d := q.add("cust-1", "api", now)
-	e := q.add("cust-1", "schedule", now)
-	f := q.add("cust-2", "api", now)
+	d := q.add(SyncRequest{Customer: "cust-1", Trigger: "api"}, now)
+	e := q.add(SyncRequest{Customer: "cust-1", Trigger: "schedule"}, now)
+	f := q.add(SyncRequest{Customer: "cust-2", Trigger: "api"}, now)
 	if d.ID == a.ID || d.ID != e.ID || f.ID == d.ID {
 		t.Errorf("after the first started: ids %s %s %s", d.ID, e.ID, f.ID)
 	}

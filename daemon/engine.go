@@ -128,6 +128,10 @@ type PassOptions struct {
 	// release lines held because their units change again later in the
 	// billing month.
 	Approve bool
+	// ApproveService, with Approve and Customer, limits the approval to
+	// the customer's line of this PSA service id; the customer's other
+	// held lines stay held.
+	ApproveService string
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
 	// Trigger says who started the pass: schedule, manual, api or cli.
@@ -135,6 +139,12 @@ type PassOptions struct {
 	// WritesDisabled is set when the export switches the integration off:
 	// the pass runs like DryRun and is reported as "integration disabled".
 	WritesDisabled bool
+}
+
+// approves reports whether the pass releases a decrease-guard hold on the
+// line of the given service.
+func (o PassOptions) approves(serviceID string) bool {
+	return o.Approve && (o.ApproveService == "" || o.ApproveService == serviceID)
 }
 
 // Change is one contract line in a pass: its current and desired quantity
@@ -403,7 +413,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			continue
 		}
 		for _, sid := range serviceIDs {
-			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, ledger, missing, o.Approve, p.plan.EffectiveDate)
+			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, ledger, missing, o.approves(sid), p.plan.EffectiveDate)
 			if c != nil {
 				cp.changes = append(cp.changes, c)
 			}

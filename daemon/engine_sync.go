@@ -45,6 +45,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if _, err := e.selectCustomers(doc, o); err != nil {
 		return nil, err
 	}
+	if o.ApproveService != "" && (!o.Approve || o.Customer == "") {
+		return nil, errors.New("daemon: approving one line needs the customer and approve as well as the service")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
@@ -60,6 +63,8 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
+	e.metrics.passStarted(run.ID)
+	defer e.metrics.passFinished()
 	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
 
 	fail := func(err error) (*Result, error) {
@@ -94,7 +99,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// The plan reads the clock again; at a month end it may sync another
 	// period than the one the pass started in.
 	run.Period = p.plan.Period.String()
-	e.recordUnmapped(p.plan)
+	e.recordUnmapped(run.ID, p.plan)
 	for i, pr := range p.plan.Problems {
 		if i == maxLoggedProblems {
 			log.Warn("More usage problems not logged", "problems", len(p.plan.Problems))
@@ -142,11 +147,26 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.recordRun(run, started, counts)
 		e.recordCustomers(doc)
 	}
-	log.Info("Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
+	log.Log(ctx, resultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
 		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// resultLevel is the level at which a pass with the given result is logged:
+// a failed pass is an error, a partial one a warning, so that log-based
+// alerting sees them. A dry run changes nothing and is logged at info.
+func resultLevel(result string, dry bool) slog.Level {
+	switch {
+	case dry:
+		return slog.LevelInfo
+	case result == state.RunFailure:
+		return slog.LevelError
+	case result == state.RunPartial:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
 }
 
 // write applies every update of the plan with bounded concurrency.
@@ -160,6 +180,17 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
 	}
 	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
+	total := 0
+	for _, cp := range p.customers {
+		if cp.err == nil {
+			for _, c := range cp.changes {
+				if c.Action == ActionUpdate {
+					total++
+				}
+			}
+		}
+	}
+	e.metrics.passWrites(total)
 	var g errgroup.Group
 	g.SetLimit(e.policies.WriteConcurrency)
 	for _, cp := range p.customers {
@@ -181,6 +212,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 					cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID)
 				}
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
+				e.metrics.lineDone()
 				continue
 			}
 			var current *psa.ContractLine
@@ -189,6 +221,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 			}
 			g.Go(func() error {
 				cp.errs[i] = e.writeLine(ctx, log, runID, gate, c, current, p.ledger)
+				e.metrics.lineDone()
 				return nil
 			})
 		}
@@ -318,6 +351,7 @@ func (g *budgetGate) allow(ctx context.Context) bool {
 			g.checked, g.since, g.remaining = true, 0, b.Remaining()
 			if g.metrics != nil {
 				g.metrics.APIBudgetRemaining.Set(float64(b.Remaining()))
+				g.metrics.APIBudgetLimit.Set(float64(b.Limit))
 			}
 			if b.Remaining() <= g.reserve {
 				g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve", "remaining", b.Remaining(), "reserve", g.reserve)
@@ -420,7 +454,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 					systemName(e.be.System()), EffectiveToday))
 			}
 			if cs.Held > laterHeld {
-				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s", cm.CustomerID))
+				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
 			}
 			cs.Hint = strings.Join(hints, "; ")
 		default:
@@ -520,6 +554,7 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	// for one customer must neither hide that the others are stale nor,
 	// by succeeding after a failed full pass, look like a failure.
 	if run.Customer == "" {
+		m.setLastRunResult(run.Result)
 		m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
 		if run.Result == state.RunSuccess {
 			m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
@@ -533,12 +568,23 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	}
 }
 
-// recordUnmapped sets the unmapped gauges from a plan.
-func (e *Engine) recordUnmapped(p *Plan) {
+// recordUnmapped sets the unmapped gauges from a plan, and keeps the
+// unmapped usage in the state database so that a restart restores them.
+func (e *Engine) recordUnmapped(runID int64, p *Plan) {
+	e.setUnmapped(p.Unmapped)
+	if e.db != nil {
+		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: p.Unmapped}
+		if err := e.db.PutSnapshot(snapshotUnmapped, rep); err != nil {
+			e.logger.Warn("Could not record the unmapped usage", "err", err)
+		}
+	}
+}
+
+func (e *Engine) setUnmapped(u Unmapped) {
 	if m := e.metrics; m != nil {
-		m.Unmapped.WithLabelValues("customer").Set(float64(len(p.Unmapped.Customers)))
-		m.Unmapped.WithLabelValues("product").Set(float64(len(p.Unmapped.Products)))
-		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(p.Unmapped.Unassigned)))
+		m.Unmapped.WithLabelValues("customer").Set(float64(len(u.Customers)))
+		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products)))
+		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(u.Unassigned)))
 	}
 }
 
@@ -563,6 +609,13 @@ func (e *Engine) recordCustomers(doc *export.Document) {
 		}
 	}
 	counts := map[string]int{}
+	held := 0
+	var prevSince map[string]time.Time
+	if _, err := e.db.Snapshot(snapshotHeldSince, &prevSince); err != nil {
+		e.logger.Warn("Could not read since when lines are held", "err", err)
+	}
+	since := map[string]time.Time{}
+	var oldest time.Time
 	for _, cs := range all {
 		if !syncing[key{cs.Source, cs.CustomerID}] {
 			continue
@@ -572,16 +625,57 @@ func (e *Engine) recordCustomers(doc *export.Document) {
 			r = state.CustomerFailed
 		}
 		counts[r]++
+		if cs.Held == 0 {
+			continue
+		}
+		held += cs.Held
+		k := cs.Source + "/" + cs.CustomerID
+		t, ok := prevSince[k]
+		if !ok {
+			t = cs.LastAttempt
+		}
+		since[k] = t
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
 	}
 	for _, s := range CustomerStatuses {
 		m.Customers.WithLabelValues(s).Set(float64(counts[s]))
 	}
+	m.HeldLines.Set(float64(held))
+	if oldest.IsZero() {
+		m.HeldSince.Set(0)
+	} else {
+		m.HeldSince.Set(unixSeconds(oldest))
+	}
+	if err := e.db.PutSnapshot(snapshotHeldSince, since); err != nil {
+		e.logger.Warn("Could not record since when lines are held", "err", err)
+	}
+}
+
+// Names of the state snapshots the engine keeps.
+const (
+	// snapshotHeldSince maps source/customer_id to the time since which
+	// the customer has had lines held for review without a break.
+	snapshotHeldSince = "held_since"
+	// snapshotUnmapped is the UnmappedReport of the last pass.
+	snapshotUnmapped = "unmapped"
+)
+
+// UnmappedReport is the usage the last pass could not bill, as kept in the
+// state database across restarts (GET /api/v1/unmapped).
+type UnmappedReport struct {
+	// Time is when the pass computed it; zero before the first pass.
+	Time     time.Time     `json:"time,omitzero"`
+	RunID    int64         `json:"run_id,omitempty"`
+	Period   source.Period `json:"period,omitzero"`
+	Unmapped Unmapped      `json:"unmapped"`
 }
 
 // RestoreMetrics sets the gauges that describe past passes from the state
 // database: the last run and last success timestamps (of passes that wrote,
-// not dry runs) and the customers by status for the customers doc maps with
-// usage sync on. Call it at start-up, so that a restart does not make the
+// not dry runs), the unmapped usage of the last pass, and the customers by
+// status and their held lines for the customers doc maps with usage sync on. Call it at start-up, so that a restart does not make the
 // last success look like it never happened. doc may be nil (the customers
 // gauge is then left alone).
 func (e *Engine) RestoreMetrics(doc *export.Document) error {
@@ -599,6 +693,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		}
 		if lastRun.IsZero() {
 			lastRun = r.Finished
+			e.metrics.setLastRunResult(r.Result)
 		}
 		if r.Result == state.RunSuccess {
 			lastSuccess = r.Finished
@@ -610,6 +705,12 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	}
 	if !lastSuccess.IsZero() {
 		e.metrics.LastSuccessTimestamp.Set(float64(lastSuccess.UnixNano()) / 1e9)
+	}
+	var rep UnmappedReport
+	if ok, err := e.db.Snapshot(snapshotUnmapped, &rep); err != nil {
+		return fmt.Errorf("daemon: reading the last unmapped usage: %w", err)
+	} else if ok {
+		e.setUnmapped(rep.Unmapped)
 	}
 	if doc != nil {
 		e.recordCustomers(doc)

@@ -53,6 +53,14 @@ type Metrics struct {
 	ScheduleInterval     prometheus.Gauge
 	IntegrationEnabled   prometheus.Gauge
 	Leader               prometheus.Gauge
+	APIBudgetLimit       prometheus.Gauge
+	NextRunTimestamp     prometheus.Gauge
+	PassInProgress       prometheus.Gauge
+	PassLinesDone        prometheus.Gauge
+	PassLinesTotal       prometheus.Gauge
+	HeldLines            prometheus.Gauge
+	HeldSince            prometheus.Gauge
+	LastRunResult        *prometheus.GaugeVec // result
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -60,6 +68,13 @@ type Metrics struct {
 	ConfigLastReloadSuccessTimestamp prometheus.Gauge
 
 	requests atomic.Int64
+
+	// progress mirrors the pass gauges for the API and the status page.
+	progress struct {
+		running     atomic.Bool
+		run         atomic.Int64
+		done, total atomic.Int64
+	}
 }
 
 // NewMetrics creates every psa_sync_* collector on reg for the given PSA
@@ -144,6 +159,48 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "1 when this psa-syncd is the active instance of those sharing its state database (always, with SQLite), 0 on a standby.",
 	})
 
+	m.APIBudgetLimit = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_limit",
+		Help:      "Size of the PSA's hourly API budget when last checked; 0 until checked, and for PSAs that report none.",
+	}, []string{"system"}).With(sys)
+	m.NextRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "next_run_timestamp_seconds",
+		Help:      "Time of the next scheduled sync pass, as a Unix timestamp; 0 while no valid schedule is loaded.",
+	}, []string{"system"}).With(sys)
+	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_in_progress",
+		Help:      "1 while a sync pass runs, else 0.",
+	}, []string{"system"}).With(sys)
+	m.PassLinesDone = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_done",
+		Help:      "Contract line writes the running pass has finished (or the last pass, once it ended).",
+	}, []string{"system"}).With(sys)
+	m.PassLinesTotal = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_total",
+		Help:      "Contract line writes the running pass has to make (or the last pass made).",
+	}, []string{"system"}).With(sys)
+	m.HeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_lines",
+		Help:      "Contract lines held for review in the last sync of their customer (customers with usage sync on).",
+	}, []string{"system"}).With(sys)
+	m.HeldSince = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_since_timestamp_seconds",
+		Help:      "Since when some customer has had lines held for review without a break, as a Unix timestamp; 0 when none is held.",
+	}, []string{"system"}).With(sys)
+
+	m.LastRunResult = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_run_result",
+		Help:      "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote, 0 for the others; all 0 before the first.",
+	}, []string{"system", "result"}).MustCurryWith(sys)
+
 	m.ExportLastReloadSuccessful = f.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "export_last_reload_successful",
@@ -172,6 +229,9 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	}
 	for _, o := range LineOutcomes {
 		m.LinesTotal.WithLabelValues(o)
+	}
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r)
 	}
 	for _, s := range CustomerStatuses {
 		m.Customers.WithLabelValues(s)
@@ -246,4 +306,72 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// SetNextRun records the time of the next scheduled pass (zero: none).
+func (m *Metrics) SetNextRun(t time.Time) {
+	if t.IsZero() {
+		m.NextRunTimestamp.Set(0)
+		return
+	}
+	m.NextRunTimestamp.Set(unixSeconds(t))
+}
+
+// passStarted records that the pass with the given run id began; its number
+// of writes is not known until its plan is.
+func (m *Metrics) passStarted(runID int64) {
+	if m == nil {
+		return
+	}
+	m.progress.run.Store(runID)
+	m.progress.done.Store(0)
+	m.progress.total.Store(0)
+	m.progress.running.Store(true)
+	m.PassInProgress.Set(1)
+	m.PassLinesDone.Set(0)
+	m.PassLinesTotal.Set(0)
+}
+
+// passWrites records how many line writes the running pass makes.
+func (m *Metrics) passWrites(total int) {
+	if m == nil {
+		return
+	}
+	m.progress.total.Store(int64(total))
+	m.PassLinesTotal.Set(float64(total))
+}
+
+// lineDone records that the running pass finished one line write.
+func (m *Metrics) lineDone() {
+	if m == nil {
+		return
+	}
+	m.PassLinesDone.Set(float64(m.progress.done.Add(1)))
+}
+
+// passFinished records that the running pass ended.
+func (m *Metrics) passFinished() {
+	if m == nil {
+		return
+	}
+	m.progress.running.Store(false)
+	m.PassInProgress.Set(0)
+}
+
+// Progress reports the run id of the pass in progress (0 when none runs)
+// and how many of its line writes are done out of how many.
+func (m *Metrics) Progress() (run int64, done, total int) {
+	if m == nil || !m.progress.running.Load() {
+		return 0, 0, 0
+	}
+	return m.progress.run.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// setLastRunResult marks result as the last full pass's result.
+func (m *Metrics) setLastRunResult(result string) {
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r).Set(boolFloat(r == result))
+	}
 }

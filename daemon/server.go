@@ -72,14 +72,16 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /-/healthy             200 while the process runs
 //	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503
 //	POST /-/reload              reload config and export (bearer token)
-//	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed&usage_sync=true|false
-//	POST /api/v1/sync           queue a pass, optionally {"customer": "..."} (bearer token); 202 {"run_id": ...}
+//	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
+//	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "..."} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync)
 //	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
+//	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first; ?customer=&contract=&service=&period=YYYY-MM&limit=N
+//	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
 //
 // Mutating endpoints, and everything that makes a request to the PSA or the
 // usage source, require "Authorization: Bearer <web.api_token>". When no
@@ -115,6 +117,8 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/plan", d.handleFreshPlan)
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
+	api("GET /api/v1/ledger", d.handleLedger)
+	api("GET /api/v1/unmapped", d.handleUnmapped)
 	return mux
 }
 
@@ -319,23 +323,11 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 	return res, nil
 }
 
-// statusMatches reports whether a customer's last result matches the status
-// filter: "failed" includes partial results (some lines failed).
-func statusMatches(filter, result string) bool {
-	switch filter {
-	case "succeeded":
-		return result == "succeeded"
-	case "failed":
-		return result == "failed" || result == "partial"
-	}
-	return true
-}
-
 func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	status := q.Get("status")
-	if status != "" && status != "succeeded" && status != "failed" {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid status filter %q: want succeeded or failed", status))
+	if err := CheckStatusFilter(status); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	var usage *bool
@@ -354,7 +346,7 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]apiCustomer, 0, len(all))
 	for _, c := range all {
-		if status != "" && !statusMatches(status, c.Status) {
+		if !StatusMatches(status, c.Status) {
 			continue
 		}
 		if usage != nil && c.UsageSync != *usage {
@@ -368,9 +360,15 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Customer string `json:"customer"`
+		Approve  bool   `json:"approve"`
+		Service  string `json:"service"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
-		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
+		writeBodyError(w, `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>"} or no body`, err)
+		return
+	}
+	if msg := checkApproval(body.Customer, body.Approve, body.Service); msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
 	doc := d.Export()
@@ -382,7 +380,7 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
-	t := d.RequestSync(body.Customer, TriggerAPI)
+	t := d.RequestPass(SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Trigger: TriggerAPI})
 	w.Header().Set("Location", "/api/v1/runs/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)
 }
@@ -413,6 +411,8 @@ type RunView struct {
 	Held      int       `json:"held"`
 	Failed    int       `json:"failed"`
 	Requests  int       `json:"requests"`
+	// Progress is set while the run is the pass in progress.
+	Progress *RunProgress `json:"progress,omitempty"`
 }
 
 // NewRunView returns the API view of r.
@@ -441,7 +441,7 @@ func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]RunView, len(runs))
 	for i, run := range runs {
-		out[i] = NewRunView(run)
+		out[i] = d.runView(run)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
 }
@@ -452,7 +452,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		resp := map[string]any{"request": t}
 		if t.RunID != 0 {
 			if run, ok, err := d.db.Run(t.RunID); err == nil && ok {
-				resp["run"] = NewRunView(run)
+				resp["run"] = d.runView(run)
 			}
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -472,7 +472,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"run": NewRunView(run)})
+	writeJSON(w, http.StatusOK, map[string]any{"run": d.runView(run)})
 }
 
 // handlePlan shows the plan of the last pass. It never asks the PSA: that
@@ -505,7 +505,7 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 		Customer string `json:"customer"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
-		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
+		writeBodyError(w, `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>"} or no body`, err)
 		return
 	}
 	doc := d.Export()

@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -65,6 +67,20 @@ func (p Period) String() string {
 	return fmt.Sprintf("%04d-%02d", p.Year, int(p.Month))
 }
 
+// MarshalText returns the period as "YYYY-MM", so that JSON and logs show
+// "2026-11" rather than a year and a month number.
+func (p Period) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText parses "YYYY-MM" (see ParsePeriod).
+func (p *Period) UnmarshalText(b []byte) error {
+	v, err := ParsePeriod(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 // Record is the usage of one product by one customer, as a source reports it.
 // A source may return several records for the same (CustomerID, Product); use
 // Sum to add them up.
@@ -72,17 +88,17 @@ type Record struct {
 	// CustomerID is the source's own customer key (a Sophos tenant id, the
 	// customer_id column of a file). Empty means usage that belongs to no
 	// customer: it is reported, never billed.
-	CustomerID   string
-	CustomerName string
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
 	// Product is the source's stable product key (a Sophos productCode).
-	Product     string
-	ProductName string
-	Quantity    int64
+	Product     string `json:"product"`
+	ProductName string `json:"product_name,omitempty"`
+	Quantity    int64  `json:"quantity"`
 	// Period is the period as the source gave it, if it gave one.
-	Period string
+	Period string `json:"period,omitempty"`
 	// Where says where the record came from, for messages: "usage.csv:14",
 	// "sophos tenant 718b6047-...".
-	Where string
+	Where string `json:"where,omitempty"`
 }
 
 // Unassigned reports whether the record is usage that belongs to no customer.
@@ -112,6 +128,32 @@ func (p Problem) String() string {
 		return p.Err.Error()
 	}
 	return p.Where + ": " + p.Err.Error()
+}
+
+// MarshalJSON writes the problem as {"where": ..., "error": ...}; an error
+// value has no JSON form of its own.
+func (p Problem) MarshalJSON() ([]byte, error) {
+	v := struct {
+		Where string `json:"where,omitempty"`
+		Error string `json:"error"`
+	}{Where: p.Where}
+	if p.Err != nil {
+		v.Error = p.Err.Error()
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (clients of the HTTP API).
+func (p *Problem) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Where string `json:"where"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	p.Where, p.Err = v.Where, errors.New(v.Error)
+	return nil
 }
 
 // Report is what a source returned for one period.

@@ -1,6 +1,7 @@
 package source_test
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -122,5 +123,36 @@ func TestSum_overflow(t *testing.T) {
 	}
 	if q, ok := source.AddQuantity(-9223372036854775807, -2); ok {
 		t.Errorf("AddQuantity(-MaxInt64, -2) = %d, true; want false", q)
+	}
+}
+
+// The HTTP API and `plan -json` show periods, usage rows and problems in
+// snake_case JSON with periods as "YYYY-MM", like the rest of the API.
+func TestJSON(t *testing.T) {
+	t.Parallel()
+	v := struct {
+		Period   source.Period    `json:"period"`
+		Records  []source.Record  `json:"records"`
+		Problems []source.Problem `json:"problems"`
+	}{
+		Period:   source.Period{Year: 2026, Month: 12},
+		Records:  []source.Record{{Product: "XGS-FW", ProductName: "XGS Firewall", Quantity: 3, Where: "usage.csv:6"}},
+		Problems: []source.Problem{{Where: "usage.csv:9", Err: errors.New("quantity \"x\" is not a whole number")}},
+	}
+	got, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"period":"2026-12","records":[{"customer_id":"","product":"XGS-FW","product_name":"XGS Firewall","quantity":3,"where":"usage.csv:6"}],` +
+		`"problems":[{"where":"usage.csv:9","error":"quantity \"x\" is not a whole number"}]}`
+	if string(got) != want {
+		t.Errorf("json.Marshal =\n%s\nwant\n%s", got, want)
+	}
+	var back source.Period
+	if err := json.Unmarshal([]byte(`"2027-01"`), &back); err != nil || back != (source.Period{Year: 2027, Month: 1}) {
+		t.Errorf("Unmarshal(\"2027-01\") = %v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`"2027"`), &back); err == nil {
+		t.Error("Unmarshal(\"2027\") succeeded, want an error")
 	}
 }

@@ -68,7 +68,7 @@ section "Building the provider and psa-syncd"
 (
 	cd "$root"
 	go build -o "$work/plugins/terraform-provider-psa" .
-	go build -o "$work/bin/psa-syncd" ./daemon/cmd/psa-syncd
+	go build -ldflags "-X main.revision=$(git rev-parse HEAD 2>/dev/null)" -o "$work/bin/psa-syncd" ./daemon/cmd/psa-syncd
 	go build -o "$work/bin/simstate" ./examples/demo/simstate
 )
 syncd="$work/bin/psa-syncd"

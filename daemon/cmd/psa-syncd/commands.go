@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -28,22 +29,53 @@ import (
 func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf          commonFlags
+		rf          remoteFlags
 		dryRun      bool
 		approve     bool
 		customer    string
+		service     string
 		metricsFile string
 		asJSON      bool
 	)
 	fs := newFlagSet(e, "sync", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
-		"reconciled first. The exit code is 1 when the pass failed or was partial.")
+		"reconciled first. With -web.url the running daemon runs the pass (it holds the state\n"+
+		"database) and the command waits for it. The exit code is 1 when the pass failed or was partial.")
 	cf.register(fs)
+	rf.register(fs, true)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
-	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review. Lines held because the PSA changes them again later in the period are never released by it.")
+	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review, for the -customer (and only its\n-service line, when given). Lines held because the PSA changes them again later in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
+	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	switch {
+	case approve && customer == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held decreases one customer (or line) at a time")
+		return 2
+	case service != "" && !approve:
+		fmt.Fprintln(e.stderr, "psa-syncd: -service is only used with -approve")
+		return 2
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	if api != nil {
+		switch {
+		case dryRun:
+			fmt.Fprintln(e.stderr, "psa-syncd: -dry-run with -web.url: use `psa-syncd plan -web.url ...` to see what a pass would change")
+			return 2
+		case metricsFile != "":
+			fmt.Fprintln(e.stderr, "psa-syncd: -metrics.file with -web.url: the running daemon serves its metrics on /metrics")
+			return 2
+		}
+		return syncRemote(ctx, e, api, customer, approve, service, asJSON)
 	}
 	reg := prometheus.NewRegistry()
 	d, logger, code := cf.setup(e, reg)
@@ -51,8 +83,6 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		return code
 	}
 	defer closeDaemon(d, logger, &rc)
-	ctx, stop := signalContext(ctx)
-	defer stop()
 	if err := d.Reload(); err != nil {
 		return 1 // logged by Reload
 	}
@@ -62,7 +92,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	} else if n > 0 {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
-	res, err := d.SyncOnce(ctx, daemon.PassOptions{DryRun: dryRun, Approve: approve, Customer: customer, Trigger: daemon.TriggerCLI})
+	res, err := d.SyncOnce(ctx, daemon.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, Customer: customer, Trigger: daemon.TriggerCLI})
 	if metricsFile != "" {
 		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
 			logger.Error("Error writing metrics file", "file", metricsFile, "err", werr)
@@ -85,36 +115,100 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	return 0
 }
 
+// syncRemote asks a running daemon for a pass, waits for it and prints it
+// like a local pass (without the plan, which the daemon does not keep).
+func syncRemote(ctx context.Context, e *env, api *apiClient, customer string, approve bool, service string, asJSON bool) int {
+	var tk daemon.SyncTicket
+	body := map[string]any{"customer": customer, "approve": approve, "service": service}
+	if err := api.post(ctx, "/api/v1/sync", body, &tk); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(e.stderr, "Sync request %s queued; waiting for the pass to finish.\n", tk.ID)
+	tk, run, err := api.waitRun(ctx, tk.ID)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	if run == nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: sync request %s failed before its pass started: %s\n", tk.ID, tk.Error)
+		return 1
+	}
+	var out struct {
+		Customers []statusRow `json:"customers"`
+	}
+	if err := api.get(ctx, "/api/v1/customers", nil, &out); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	customers := []statusRow{}
+	for _, c := range out.Customers {
+		if c.RunID == strconv.FormatInt(run.ID, 10) {
+			customers = append(customers, c)
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"request": tk, "run": run, "customers": customers})
+	} else {
+		printRun(e.stdout, *run, customers)
+	}
+	if run.Result != "success" {
+		return 1
+	}
+	return 0
+}
+
 func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf       commonFlags
+		rf       remoteFlags
 		asJSON   bool
 		all      bool
 		customer string
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
-		"mapped or has no customer. Nothing is written.")
+		"mapped or has no customer. Nothing is written. With -web.url the running daemon computes it.")
 	cf.register(fs)
+	rf.register(fs, false)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
-	d, logger, code := cf.setup(e, nil)
-	if code >= 0 {
-		return code
-	}
-	defer closeDaemon(d, logger, &rc)
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	if err := d.Reload(); err != nil {
-		return 1
-	}
-	p, err := d.Plan(ctx, daemon.PassOptions{DryRun: true, Customer: customer, Trigger: daemon.TriggerCLI})
+	api, err := rf.client(e)
 	if err != nil {
-		logger.Error("Error computing plan", "err", err)
-		return 1
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	var p *daemon.Plan
+	if api != nil {
+		q := url.Values{}
+		if customer != "" {
+			q.Set("customer", customer)
+		}
+		p = new(daemon.Plan)
+		if err := api.get(ctx, "/api/v1/plan", q, p); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+	} else {
+		d, logger, code := cf.setup(e, nil)
+		if code >= 0 {
+			return code
+		}
+		defer closeDaemon(d, logger, &rc)
+		if err := d.Reload(); err != nil {
+			return 1
+		}
+		if p, err = d.Plan(ctx, daemon.PassOptions{DryRun: true, Customer: customer, Trigger: daemon.TriggerCLI}); err != nil {
+			logger.Error("Error computing plan", "err", err)
+			return 1
+		}
 	}
 	// A plan that leaves customers out is not a plan a CI job may trust:
 	// the exit code says so, and so does the first line of the table.
@@ -124,7 +218,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	if asJSON {
 		if err := daemon.WritePlanJSON(e.stdout, p); err != nil {
-			logger.Error("Error writing plan", "err", err)
+			fmt.Fprintf(e.stderr, "psa-syncd: writing plan: %v\n", err)
 			return 1
 		}
 		return rc
@@ -187,7 +281,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	report(true, "config", cf.configFile)
 
 	sys := string(cfg.PSA.System)
-	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", sys)))
+	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
 	if err != nil {
 		report(false, "psa "+sys, err.Error())
 	} else {
@@ -344,63 +438,79 @@ func cmdValidate(_ context.Context, e *env, args []string) int {
 func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf     commonFlags
+		rf     remoteFlags
 		failed bool
+		status string
 		asJSON bool
-		url    string
 	)
-	fs := newFlagSet(e, "status", "Print the per-customer sync status from the state database, or from a running\n"+
-		"daemon's API with -web.url (the database is locked while the daemon runs).")
+	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
+		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).")
 	cf.register(fs)
-	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial.")
+	rf.register(fs, false)
+	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial (same as -status failed).")
+	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
+		"\n(failed includes partial; never: mapped but not synced yet).")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON.")
-	fs.StringVar(&url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if failed {
+		if status != "" && status != "failed" {
+			fmt.Fprintln(e.stderr, "psa-syncd: -failed and -status "+status+" contradict each other")
+			return 2
+		}
+		status = "failed"
+	}
+	if err := daemon.CheckStatusFilter(status); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: -status: %v\n", err)
+		return 2
+	}
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
 	}
 	var (
 		customers []statusRow
 		intents   []daemon.IntentView
 	)
-	if url != "" {
-		rows, err := fetchStatus(ctx, url, failed)
-		if err != nil {
+	if api != nil {
+		q := url.Values{}
+		if status != "" {
+			q.Set("status", status)
+		}
+		var out struct {
+			Customers []statusRow `json:"customers"`
+		}
+		if err := api.get(ctx, "/api/v1/customers", q, &out); err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		customers = rows
-		if intents, err = fetchIntents(ctx, url); err != nil {
+		customers = out.Customers
+		if intents, err = fetchIntents(ctx, api); err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
 	} else {
-		cfg, err := daemon.Load(cf.configFile, e.getenv)
+		d, logger, code := cf.setup(e, nil)
+		if code >= 0 {
+			return code
+		}
+		defer closeDaemon(d, logger, &rc)
+		// Without a valid export the stored statuses still show; the
+		// reload error is logged.
+		_ = d.Reload()
+		all, err := d.CustomerViews()
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		db, err := state.Open(cfg.StateDir)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
-		}
-		defer func() {
-			if err := db.Close(); err != nil {
-				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-				rc = 1
+		for _, c := range all {
+			if daemon.StatusMatches(status, c.Status) {
+				customers = append(customers, c)
 			}
-		}()
-		sts, err := db.CustomerStatuses()
-		if err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
 		}
-		for _, cs := range sts {
-			if failed && cs.Result != "failed" && cs.Result != "partial" {
-				continue
-			}
-			customers = append(customers, newStatusRow(cs))
-		}
-		open, err := db.OpenIntents()
+		open, err := d.OpenIntents()
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
@@ -413,6 +523,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		if intents == nil {
 			intents = []daemon.IntentView{}
 		}
+		if customers == nil {
+			customers = []statusRow{}
+		}
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents})
@@ -420,80 +533,80 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	defer printIntents(e.stdout, intents)
 	if len(customers) == 0 {
-		if failed {
+		switch status {
+		case "failed":
 			fmt.Fprintln(e.stdout, "No customer's last sync failed.")
-		} else {
-			fmt.Fprintln(e.stdout, "No customer has been synced yet.")
+		case "":
+			fmt.Fprintln(e.stdout, "No customer is mapped or has been synced yet.")
+		default:
+			fmt.Fprintf(e.stdout, "No customer has status %s.\n", status)
 		}
 		return 0
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tUSAGE SYNC\tSTATUS\tLAST ATTEMPT\tLAST SUCCESS\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
+	var hints []customerHint
 	for _, c := range customers {
-		msg := c.Error
-		if c.Hint != "" {
-			msg += " (hint: " + c.Hint + ")"
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n",
 			c.CustomerID, c.CustomerName, c.ContractID, c.UsageSync, c.Status, fmtTime(c.LastAttempt), fmtTime(c.LastSuccess),
-			c.Updated, c.Unchanged, c.Held, c.Failed, oneLine(msg))
+			c.Updated, c.Unchanged, c.Held, c.Failed, dash(daemon.ShortError(c.Error)))
+		hints = append(hints, customerHint{c.CustomerID, c.Hint})
 	}
 	_ = tw.Flush()
+	printHints(e.stdout, hints)
 	return 0
+}
+
+// customerHint is a customer's hint, printed under a table whose error
+// column only has room for a short error.
+type customerHint struct{ customer, hint string }
+
+// printHints lists the hints of the customers that have one, and says where
+// the full errors are.
+func printHints(w io.Writer, hints []customerHint) {
+	n := 0
+	for _, h := range hints {
+		if h.hint == "" {
+			continue
+		}
+		if n == 0 {
+			fmt.Fprintln(w, "\nHints:")
+		}
+		n++
+		fmt.Fprintf(w, "  %s: %s\n", h.customer, oneLine(h.hint))
+	}
+	if n > 0 {
+		fmt.Fprintln(w, "Full errors: add -json, or GET /api/v1/customers.")
+	}
+}
+
+// dash stands in for an empty table cell.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // statusRow is one customer in the status output; its JSON matches
 // GET /api/v1/customers.
-type statusRow struct {
-	Source       string    `json:"source"`
-	CustomerID   string    `json:"customer_id"`
-	CustomerName string    `json:"customer_name,omitempty"`
-	ContractID   string    `json:"contract_id,omitempty"`
-	UsageSync    bool      `json:"usage_sync"`
-	Status       string    `json:"status"`
-	LastAttempt  time.Time `json:"last_attempt,omitzero"`
-	LastSuccess  time.Time `json:"last_success,omitzero"`
-	Error        string    `json:"error,omitempty"`
-	Hint         string    `json:"hint,omitempty"`
-	Updated      int       `json:"updated"`
-	Unchanged    int       `json:"unchanged"`
-	Held         int       `json:"held"`
-	Failed       int       `json:"failed"`
-}
-
-func fetchStatus(ctx context.Context, base string, failed bool) ([]statusRow, error) {
-	u := strings.TrimRight(base, "/") + "/api/v1/customers"
-	if failed {
-		u += "?status=failed"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
-	}
-	var out struct {
-		Customers []statusRow `json:"customers"`
-	}
-	if err := json.Unmarshal(body, &out); err != nil {
-		return nil, fmt.Errorf("GET %s: decoding answer: %w", u, err)
-	}
-	return out.Customers, nil
-}
+type statusRow = daemon.CustomerView
 
 // printResult prints the per-customer report of a pass.
 func printResult(w io.Writer, res *daemon.Result) {
-	r := res.Run
+	customers := make([]statusRow, 0, len(res.Customers))
+	for _, cs := range res.Customers {
+		customers = append(customers, newStatusRow(cs))
+	}
+	printRun(w, daemon.NewRunView(res.Run), customers)
+	if res.Plan != nil {
+		fmt.Fprintln(w)
+		printChanges(w, res.Plan, false)
+	}
+}
+
+// printRun prints a run and the customers it synced.
+func printRun(w io.Writer, r daemon.RunView, customers []statusRow) {
 	mode := ""
 	if r.DryRun {
 		mode = " (dry run: nothing written)"
@@ -502,26 +615,22 @@ func printResult(w io.Writer, res *daemon.Result) {
 	fmt.Fprintf(w, "  period %s, %d customers, lines: %d updated, %d unchanged, %d held, %d failed; %d PSA requests; %s\n",
 		r.Period, r.Customers, r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Finished.Sub(r.Started).Round(time.Millisecond))
 	if r.Error != "" {
-		fmt.Fprintf(w, "  error: %s\n", oneLine(r.Error))
+		fmt.Fprintf(w, "  error: %s\n", daemon.ShortError(r.Error))
 	}
-	if len(res.Customers) > 0 {
-		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tRESULT\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
-		for _, c := range res.Customers {
-			msg := c.Error
-			if c.Hint != "" {
-				msg += " (hint: " + c.Hint + ")"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.CustomerID, c.CustomerName, c.ContractID, c.Result,
-				c.Updated, c.Unchanged, c.Held, c.Failed, oneLine(msg))
-		}
-		_ = tw.Flush()
+	if len(customers) == 0 {
+		return
 	}
-	if res.Plan != nil {
-		fmt.Fprintln(w)
-		printChanges(w, res.Plan, false)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tRESULT\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
+	var hints []customerHint
+	for _, c := range customers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", c.CustomerID, c.CustomerName, c.ContractID, c.Status,
+			c.Updated, c.Unchanged, c.Held, c.Failed, dash(daemon.ShortError(c.Error)))
+		hints = append(hints, customerHint{c.CustomerID, c.Hint})
 	}
+	_ = tw.Flush()
+	printHints(w, hints)
 }
 
 // writeResultJSON prints a pass's run, customers and plan as JSON, in the
@@ -536,13 +645,7 @@ func writeResultJSON(w io.Writer, res *daemon.Result) {
 	_ = enc.Encode(map[string]any{"run": daemon.NewRunView(res.Run), "customers": customers, "plan": res.Plan})
 }
 
-func newStatusRow(cs state.CustomerStatus) statusRow {
-	return statusRow{
-		Source: cs.Source, CustomerID: cs.CustomerID, CustomerName: cs.CustomerName, ContractID: cs.ContractID,
-		UsageSync: cs.UsageSync, Status: cs.Result, LastAttempt: cs.LastAttempt, LastSuccess: cs.LastSuccess,
-		Error: cs.Error, Hint: cs.Hint, Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
-	}
-}
+func newStatusRow(cs state.CustomerStatus) statusRow { return daemon.NewCustomerView(cs) }
 
 // printPlan prints a plan as aligned tables: the lines that change (all
 // lines with all), then unmapped and unassigned usage and skipped rows.
@@ -580,7 +683,10 @@ func printChanges(w io.Writer, p *daemon.Plan, all bool) {
 				cur = strconv.FormatInt(c.Current, 10)
 			}
 			reason := c.Reason
-			if c.Action != "update" {
+			if c.Action == daemon.ActionFailed {
+				reason = daemon.ShortError(reason)
+			}
+			if c.Action != daemon.ActionUpdate {
 				reason = c.Action + ": " + reason
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", nameID(c.CustomerName, c.CustomerID), c.ContractID,
@@ -662,14 +768,13 @@ func printUnmapped(w io.Writer, p *daemon.Plan) {
 	}
 	section("Products mapped with sync_enabled = false (not synced on purpose):", "PRODUCT\tNAME\tCUSTOMERS\tQUANTITY", rows)
 	rows = nil
+	var hints []customerHint
 	for _, f := range p.Failures {
-		msg := f.Error
-		if f.Hint != "" {
-			msg += " (hint: " + f.Hint + ")"
-		}
-		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, oneLine(msg)})
+		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})
+		hints = append(hints, customerHint{f.CustomerID, f.Hint})
 	}
 	section("Customers that cannot be synced:", "CUSTOMER\tCONTRACT\tERROR", rows)
+	printHints(w, hints)
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(w, "\nSkipped source rows:\n")
 		for _, pr := range p.Problems {

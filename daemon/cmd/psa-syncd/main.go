@@ -27,6 +27,11 @@ import (
 // it is empty the module version from the build info is used.
 var version string
 
+// revision is the VCS commit, set at build time with -ldflags
+// "-X main.revision=$(git rev-parse HEAD)" (make daemon does); when it is
+// empty the vcs.revision that `go build -buildvcs` stamps is used.
+var revision string
+
 func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
 
 // command is one psa-syncd subcommand.
@@ -51,6 +56,7 @@ var commands = []command{
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
+	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
@@ -130,9 +136,12 @@ type commonFlags struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	// command is the subcommand's name, for messages.
+	command string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
+	c.command = strings.TrimPrefix(fs.Name(), "psa-syncd ")
 	fs.StringVar(&c.configFile, "config.file", "psa-syncd.yml", "psa-syncd configuration `file`.")
 	fs.StringVar(&c.logLevel, "log.level", "info", "Only log messages with the given severity or above: debug, info, warn, error.")
 	fs.StringVar(&c.logFormat, "log.format", "logfmt", "Output format of log messages: logfmt or json.")
@@ -178,6 +187,9 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
+		if hint := lockedHint(cfg, c.command, err); hint != "" {
+			fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+		}
 		return nil, nil, 1
 	}
 	return d, logger, -1
@@ -278,28 +290,57 @@ func newRegistry() *prometheus.Registry {
 }
 
 // buildVersion returns the version set with -ldflags, else the module
-// version from the build info, else "devel". It also feeds the build-info
-// metric. It works it out once: commands running in parallel (in-process
-// tests) would otherwise write prometheus/common/version's globals while
-// daemon.New reads them.
+// version from the build info, else "devel". It also sets what the
+// build-info metric (psa_sync_build_info) reports: the version, and the VCS
+// revision from -ldflags or else the one `go build` stamps into the binary
+// from the git checkout (with a "-dirty" suffix for uncommitted changes), and
+// the commit time, whether or not -ldflags set the version. It works it out
+// once: commands running in parallel (in-process tests) would otherwise write
+// prometheus/common/version's globals while daemon.New reads them.
 var buildVersion = sync.OnceValue(func() string {
 	v := version
+	bi, ok := debug.ReadBuildInfo()
 	if v == "" {
 		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-				v = bi.Main.Version
-			}
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					commonversion.Revision = s.Value
-				}
+		if ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	if revision != "" {
+		commonversion.Revision = revision
+	}
+	if ok {
+		if rev := vcsRevision(bi.Settings); rev != "" && revision == "" {
+			commonversion.Revision = rev
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.time" {
+				commonversion.BuildDate = s.Value
 			}
 		}
 	}
 	commonversion.Version = v
 	return v
 })
+
+// vcsRevision returns the vcs.revision build setting, with "-dirty" when
+// vcs.modified says the checkout had uncommitted changes, or "".
+func vcsRevision(settings []debug.BuildSetting) string {
+	var rev string
+	dirty := false
+	for _, s := range settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
 
 func cmdVersion(_ context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "version", "Print the version of psa-syncd.")

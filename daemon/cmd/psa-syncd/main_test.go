@@ -32,6 +32,9 @@ import (
 // of their own (signals, SIGKILL).
 var binary string
 
+// testRevision is the git commit TestMain stamped into binary.
+var testRevision string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "psa-syncd-test-")
 	if err != nil {
@@ -39,7 +42,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "psa-syncd")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	// Stamp the commit the way make daemon does (go build -buildvcs does not
+	// work in git worktrees, and hosts may set GOFLAGS=-buildvcs=false).
+	rev, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "git rev-parse HEAD: %v\n", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	testRevision = strings.TrimSpace(string(rev))
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.revision="+testRevision, "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building psa-syncd: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -542,6 +554,9 @@ func TestRun_daemonSignals(t *testing.T) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if dup := duplicateKeys(sc.Bytes()); len(dup) > 0 {
+				t.Errorf("log line repeats keys %v: %s", dup, sc.Bytes())
+			}
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				logs <- m

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -24,8 +22,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		posted    bool
 		notPosted bool
 		noteText  string
-		url       string
-		tokenFile string
+		rf        remoteFlags
 	)
 	fs := newFlagSet(e, "resolve", "Settle a write whose outcome psa-syncd cannot find out by reading the PSA (a Kaseya\n"+
 		"BMS line post whose answer was lost, or that was in flight when psa-syncd stopped).\n"+
@@ -38,8 +35,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&posted, "posted", false, "The line is in the PSA (delete any duplicate first).")
 	fs.BoolVar(&notPosted, "not-posted", false, "The line is not in the PSA.")
 	fs.StringVar(&noteText, "note", "", "Recorded with the intent: who checked what, e.g. \"jane: line 4711 in BMS\".")
-	fs.StringVar(&url, "web.url", "", "Base `URL` of a running psa-syncd to ask instead of opening the state database\n(which the daemon locks); needs its API token.")
-	fs.StringVar(&tokenFile, "web.token-file", "", "`File` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	rf.register(fs, true)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -51,21 +47,18 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		fmt.Fprintln(e.stderr, "psa-syncd: give exactly one of -posted and -not-posted")
 		return 2
 	}
-	var (
-		in  daemon.IntentView
-		err error
-	)
-	if url != "" {
-		token := e.getenv("PSA_SYNCD_API_TOKEN")
-		if tokenFile != "" {
-			data, rerr := os.ReadFile(tokenFile)
-			if rerr != nil {
-				fmt.Fprintf(e.stderr, "psa-syncd: -web.token-file: %v\n", rerr)
-				return 1
-			}
-			token = strings.TrimSpace(string(data))
+	var in daemon.IntentView
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	if api != nil {
+		var out struct {
+			Intent daemon.IntentView `json:"intent"`
 		}
-		in, err = resolveRemote(ctx, url, token, id, posted, noteText)
+		err = api.post(ctx, "/api/v1/intents/"+strconv.FormatInt(id, 10)+"/resolve", map[string]any{"posted": posted, "note": noteText}, &out)
+		in = out.Intent
 	} else {
 		d, logger, code := cf.setup(e, nil)
 		if code >= 0 {
@@ -91,37 +84,12 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 	return 0
 }
 
-// resolveRemote asks a running daemon to resolve an intent.
-func resolveRemote(ctx context.Context, base, token string, id int64, posted bool, noteText string) (daemon.IntentView, error) {
-	u := strings.TrimRight(base, "/") + "/api/v1/intents/" + strconv.FormatInt(id, 10) + "/resolve"
-	body, _ := json.Marshal(map[string]any{"posted": posted, "note": noteText})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return daemon.IntentView{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	var out struct {
-		Intent daemon.IntentView `json:"intent"`
-	}
-	if err := doJSON(req, &out); err != nil {
-		return daemon.IntentView{}, err
-	}
-	return out.Intent, nil
-}
-
 // fetchIntents reads the open intents from a running daemon.
-func fetchIntents(ctx context.Context, base string) ([]daemon.IntentView, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/v1/intents", nil)
-	if err != nil {
-		return nil, err
-	}
+func fetchIntents(ctx context.Context, api *apiClient) ([]daemon.IntentView, error) {
 	var out struct {
 		Intents []daemon.IntentView `json:"intents"`
 	}
-	if err := doJSON(req, &out); err != nil {
+	if err := api.get(ctx, "/api/v1/intents", nil, &out); err != nil {
 		return nil, err
 	}
 	return out.Intents, nil

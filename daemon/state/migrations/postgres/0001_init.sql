@@ -95,3 +95,10 @@ CREATE TABLE leader (
 	url    TEXT NOT NULL DEFAULT '',
 	since  TIMESTAMPTZ
 );
+
+-- Values the daemon keeps across restarts without a history (the unmapped
+-- usage of the last pass, since when lines are held), as JSON by name.
+CREATE TABLE snapshots (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);

@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+// StatusFilters are the values of the status filter of GET /api/v1/customers
+// and psa-syncd status -status: a customer's last result, or "never" for a
+// customer that has not been synced yet. "failed" includes "partial".
+var StatusFilters = []string{"succeeded", "failed", "partial", "held", "skipped", "never"}
+
+// CheckStatusFilter returns an error naming the valid values when filter is
+// not "" or one of StatusFilters.
+func CheckStatusFilter(filter string) error {
+	if filter == "" {
+		return nil
+	}
+	for _, f := range StatusFilters {
+		if f == filter {
+			return nil
+		}
+	}
+	return fmt.Errorf("invalid status filter %q: want one of %s", filter, strings.Join(StatusFilters, ", "))
+}
+
+// StatusMatches reports whether a customer whose last result is status
+// passes the filter ("" passes everything). "failed" includes partial
+// results (some lines failed).
+func StatusMatches(filter, status string) bool {
+	switch filter {
+	case "":
+		return true
+	case "failed":
+		return status == "failed" || status == "partial"
+	}
+	return status == filter
+}
+
+// checkApproval returns why a sync request's approval fields do not go
+// together, or "".
+func checkApproval(customer string, approve bool, service string) string {
+	switch {
+	case approve && customer == "":
+		return "approve needs a customer: approving every held decrease at once is not allowed; review and approve them one customer (or line) at a time"
+	case service != "" && !approve:
+		return "service is only used with approve: it names the one line to approve"
+	}
+	return ""
+}
+
+// RunProgress is how far the pass in progress is: its line writes done out
+// of how many it makes (0 of 0 while it still reads usage and the PSA).
+type RunProgress struct {
+	LinesDone  int `json:"lines_done"`
+	LinesTotal int `json:"lines_total"`
+}
+
+// runView is NewRunView with the progress of the pass in progress.
+func (d *Daemon) runView(r state.Run) RunView {
+	v := NewRunView(r)
+	if r.Result == state.RunRunning {
+		if run, done, total := d.Progress(); run == r.ID {
+			v.Progress = &RunProgress{LinesDone: done, LinesTotal: total}
+		}
+	}
+	return v
+}
+
+// CustomerView is one customer as GET /api/v1/customers and psa-syncd status
+// show it: the customer's mapping and the status of its last sync.
+type CustomerView = apiCustomer
+
+// CustomerViews returns every customer of the running export, and every
+// customer with a recorded status (see Customers).
+func (d *Daemon) CustomerViews() ([]CustomerView, error) { return d.Customers() }
+
+// NewCustomerView returns the view of a stored customer status, as a pass
+// reports it.
+func NewCustomerView(cs state.CustomerStatus) CustomerView {
+	return CustomerView{
+		Source: cs.Source, CustomerID: cs.CustomerID, CustomerName: cs.CustomerName,
+		CompanyID: cs.CompanyID, ContractID: cs.ContractID, UsageSync: cs.UsageSync, TicketSync: cs.TicketSync,
+		Status: cs.Result, LastAttempt: cs.LastAttempt, LastSuccess: cs.LastSuccess,
+		Error: cs.Error, Hint: cs.Hint, RunID: cs.RunID,
+		Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
+	}
+}

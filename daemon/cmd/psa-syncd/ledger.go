@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
+	var (
+		cf       commonFlags
+		rf       remoteFlags
+		customer string
+		contract string
+		service  string
+		period   string
+		limit    int
+		format   string
+	)
+	fs := newFlagSet(e, "ledger", "Print the ledger: every quantity change psa-syncd made on a contract line (before, after,\n"+
+		"effective date, run), newest first. From the state database, or from a running daemon's\n"+
+		"API with -web.url (the daemon holds the database locked).")
+	cf.register(fs)
+	rf.register(fs, false)
+	fs.StringVar(&customer, "customer", "", "Only changes for this source customer `id`.")
+	fs.StringVar(&contract, "contract", "", "Only changes on this PSA contract `id`.")
+	fs.StringVar(&service, "service", "", "Only changes of this PSA service `id`.")
+	fs.StringVar(&period, "period", "", "Only changes effective in this billing month, `YYYY-MM`.")
+	fs.IntVar(&limit, "limit", 0, "Print at most this many changes (0: all).")
+	fs.StringVar(&format, "format", "table", "Output `format`: table, csv or json.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	if format != "table" && format != "csv" && format != "json" {
+		fmt.Fprintf(e.stderr, "psa-syncd: -format %q: want table, csv or json\n", format)
+		return 2
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"customer": customer, "contract": contract, "service": service, "period": period} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	f, err := daemon.ParseLedgerQuery(q.Get)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	var entries []daemon.LedgerView
+	if api != nil {
+		var out struct {
+			Ledger []daemon.LedgerView `json:"ledger"`
+		}
+		if err := api.get(ctx, "/api/v1/ledger", q, &out); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		entries = out.Ledger
+	} else {
+		cfg, err := daemon.Load(cf.configFile, e.getenv)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		db, err := state.Open(cfg.StateDir)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			if hint := lockedHint(cfg, "ledger", err); hint != "" {
+				fmt.Fprintf(e.stderr, "psa-syncd: %s\n", hint)
+			}
+			return 1
+		}
+		defer func() {
+			if err := db.Close(); err != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+				rc = 1
+			}
+		}()
+		if entries, err = daemon.FilterLedger(db, f); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+	}
+	switch format {
+	case "json":
+		if entries == nil {
+			entries = []daemon.LedgerView{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(map[string]any{"ledger": entries})
+	case "csv":
+		if err := writeLedgerCSV(e.stdout, entries); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: writing CSV: %v\n", err)
+			return 1
+		}
+	default:
+		printLedger(e.stdout, entries)
+	}
+	return 0
+}
+
+var ledgerColumns = []string{"seq", "time", "run_id", "system", "source", "customer_id", "contract_id", "service_id",
+	"before", "after", "change", "effective_date", "intent_id"}
+
+func ledgerRow(l daemon.LedgerView) []string {
+	return []string{strconv.FormatInt(l.Seq, 10), l.Time.UTC().Format(time.RFC3339), strconv.FormatInt(l.RunID, 10), l.System, l.Source,
+		l.CustomerID, l.ContractID, l.ServiceID, strconv.FormatInt(l.Before, 10), strconv.FormatInt(l.After, 10),
+		fmt.Sprintf("%+d", l.After-l.Before), l.EffectiveDate, strconv.FormatInt(l.IntentID, 10)}
+}
+
+// writeLedgerCSV writes the entries as CSV with a header row, for a
+// spreadsheet or a billing reconciliation.
+func writeLedgerCSV(w io.Writer, entries []daemon.LedgerView) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write(ledgerColumns)
+	for _, l := range entries {
+		_ = cw.Write(ledgerRow(l))
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func printLedger(w io.Writer, entries []daemon.LedgerView) {
+	if len(entries) == 0 {
+		fmt.Fprintln(w, "No quantity changes match.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tRUN\tCUSTOMER\tCONTRACT\tSERVICE\tBEFORE\tAFTER\tCHANGE\tEFFECTIVE")
+	for _, l := range entries {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%+d\t%s\n", l.Time.UTC().Format(time.RFC3339), l.RunID, l.CustomerID, l.ContractID,
+			l.ServiceID, l.Before, l.After, l.After-l.Before, l.EffectiveDate)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// duplicateKeys returns the keys that appear more than once at the top
+// level of a JSON log line (slog's JSON handler writes a key again when a
+// logger's With and a call both set it).
+func duplicateKeys(line []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dup []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return dup
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			dup = append(dup, key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return dup
+		}
+	}
+	return dup
+}
+
+func TestDuplicateKeys(t *testing.T) {
+	t.Parallel()
+	if got := duplicateKeys([]byte(`{"msg":"x","system":"autotask","a":{"system":1},"system":"autotask"}`)); len(got) != 1 || got[0] != "system" {
+		t.Errorf("duplicateKeys = %v, want [system]", got)
+	}
+	if got := duplicateKeys([]byte(`{"msg":"x","system":"autotask"}`)); len(got) != 0 {
+		t.Errorf("duplicateKeys = %v, want none", got)
+	}
+}
+
+func TestVCSRevision(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		settings []debug.BuildSetting
+		want     string
+	}{
+		{nil, ""},
+		{[]debug.BuildSetting{{Key: "vcs.revision", Value: "abc123"}, {Key: "vcs.modified", Value: "false"}}, "abc123"},
+		{[]debug.BuildSetting{{Key: "vcs.modified", Value: "true"}, {Key: "vcs.revision", Value: "abc123"}}, "abc123-dirty"},
+	} {
+		if got := vcsRevision(tc.settings); got != tc.want {
+			t.Errorf("vcsRevision(%v) = %q, want %q", tc.settings, got, tc.want)
+		}
+	}
+}
+
+// TestBuildInfoRevision checks that the binary built like make daemon
+// builds it reports its commit in psa_sync_build_info instead of "unknown".
+func TestBuildInfoRevision(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	metrics := filepath.Join(e.dir, "metrics.prom")
+	if code, _, stderr := runBinary(t, "sync", "-config.file", e.cfgPath, "-metrics.file", metrics); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, stderr)
+	}
+	data, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`psa_sync_build_info\{[^}]*revision="([^"]*)"`).FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("no psa_sync_build_info in\n%s", data)
+	}
+	if string(m[1]) != testRevision {
+		t.Errorf("psa_sync_build_info revision = %q, want the git commit %q", m[1], testRevision)
+	}
+}
+
+// runBinary runs the psa-syncd binary built by TestMain and returns its exit
+// code, stdout and stderr.
+func runBinary(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), binary, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return 0, stdout.String(), stderr.String()
+}
+
+// startDaemon runs `psa-syncd run` on cfgPath as a process on a loopback
+// port, waits until it listens and returns its base URL. Every log line is
+// checked for repeated keys. The process is killed at the end of the test.
+func startDaemon(t *testing.T, cfgPath string) string {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-config.file", cfgPath, "-web.listen-address", "127.0.0.1:0", "-log.format", "json")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if dup := duplicateKeys(sc.Bytes()); len(dup) > 0 {
+				t.Errorf("log line repeats keys %v: %s", dup, sc.Bytes())
+			}
+			var m struct {
+				Msg     string `json:"msg"`
+				Address string `json:"address"`
+			}
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m.Msg == "Listening" {
+				addr <- m.Address
+			}
+		}
+		close(addr)
+	}()
+	a, ok := <-addr
+	if !ok {
+		t.Fatal("psa-syncd run ended before it listened")
+	}
+	return "http://" + a
+}
+
+// Every operator command works against a running daemon through its API:
+// plan prints the same table as without a daemon, sync runs and approves,
+// status filters, ledger lists; commands that need the locked database say
+// how to reach the daemon.
+func TestRun_remoteCommands(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	cfg := "-config.file=" + e.cfgPath
+	tokenFile := filepath.Join(e.dir, "token")
+	writeFile(t, tokenFile, "test-token\n")
+
+	code, localPlan, stderr := runCmd(t, "plan", cfg, "-all")
+	if code != 0 {
+		t.Fatalf("plan without a daemon: exit %d\n%s", code, stderr)
+	}
+	base := startDaemon(t, e.cfgPath)
+	web := "-web.url=" + base
+
+	code, remotePlan, stderr := runCmd(t, "plan", web, "-all")
+	if code != 0 || remotePlan != localPlan {
+		t.Errorf("plan -web.url: exit %d %s\n%s\nwant the table plan prints without a daemon:\n%s", code, stderr, remotePlan, localPlan)
+	}
+	if code, _, stderr := runCmd(t, "plan", cfg); code != 1 || !strings.Contains(stderr, "psa-syncd plan -web.url http://127.0.0.1:") {
+		t.Errorf("plan on the locked database: exit %d, stderr %q; want 1 and how to reach the daemon", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "ledger", cfg); code != 1 || !strings.Contains(stderr, "psa-syncd ledger -web.url") {
+		t.Errorf("ledger on the locked database: exit %d, stderr %q; want 1 and how to reach the daemon", code, stderr)
+	}
+
+	if code, _, stderr := runCmd(t, "sync", web); code != 1 || !strings.Contains(stderr, "401") {
+		t.Errorf("sync -web.url without a token: exit %d, stderr %q; want 1 and 401", code, stderr)
+	}
+	code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile)
+	if code != 0 || !strings.Contains(stdout, ": success") || !strings.Contains(stdout, "cust-acme") {
+		t.Fatalf("sync -web.url: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	e.checkUnits(t)
+
+	// Acme drops from 11 to 1 seat: held for review.
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.Replace(testUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,1", 1))
+	if code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-customer", "cust-acme"); code != 0 || !strings.Contains(stdout, "held") {
+		t.Fatalf("sync -web.url of the decrease: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCmd(t, "status", web, "-status", "held")
+	if code != 0 || !strings.Contains(stdout, "cust-acme") || strings.Contains(stdout, "cust-globex") || !strings.Contains(stdout, "sync --approve --customer cust-acme") {
+		t.Errorf("status -web.url -status held: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve"); code != 2 || !strings.Contains(stderr, "-approve needs -customer") {
+		t.Errorf("sync -approve without -customer: exit %d, stderr %q", code, stderr)
+	}
+	if code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve", "-customer", "cust-acme"); code != 0 || !strings.Contains(stdout, "success") {
+		t.Fatalf("sync -web.url -approve: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 1 {
+		t.Errorf("acme units = %d after the approval, want 1", got)
+	}
+	code, stdout, _ = runCmd(t, "status", web, "-status", "held")
+	if code != 0 || !strings.Contains(stdout, "No customer has status held.") {
+		t.Errorf("status -status held after the approval: exit %d\n%s", code, stdout)
+	}
+
+	code, stdout, _ = runCmd(t, "ledger", web, "-customer", "cust-acme", "-service", itoa(e.services[0]), "-format", "csv")
+	rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if code != 0 || err != nil || len(rows) != 3 || rows[0][0] != "seq" || rows[1][8] != "11" || rows[1][9] != "1" || rows[1][10] != "-10" {
+		t.Errorf("ledger -format csv: exit %d, %v\n%s\nwant a header, 11→1 then 0→11", code, err, stdout)
+	}
+	code, stdout, _ = runCmd(t, "ledger", web, "-contract", itoa(e.contracts[1]))
+	if code != 0 || !strings.Contains(stdout, "cust-globex") || strings.Contains(stdout, "cust-acme") {
+		t.Errorf("ledger -contract: exit %d\n%s", code, stdout)
+	}
+	code, stdout, _ = runCmd(t, "ledger", web, "-period", "1999-01", "-format", "json")
+	if code != 0 || !strings.Contains(stdout, `"ledger": []`) {
+		t.Errorf("ledger -period 1999-01 -format json: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCmd(t, "ledger", web, "-period", "Dec"); code != 2 || !strings.Contains(stderr, "want YYYY-MM") {
+		t.Errorf("ledger -period Dec: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

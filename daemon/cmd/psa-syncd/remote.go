@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+)
+
+// remoteFlags are the flags of the commands that can ask a running daemon
+// through its HTTP API instead of opening the state database, which the
+// daemon holds locked.
+type remoteFlags struct {
+	url       string
+	tokenFile string
+}
+
+func (r *remoteFlags) register(fs *flag.FlagSet, changes bool) {
+	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked).")
+	if changes {
+		fs.StringVar(&r.tokenFile, "web.token-file", "", "`File` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.")
+	}
+}
+
+// client returns the API client for -web.url, or nil when it is not set.
+func (r *remoteFlags) client(e *env) (*apiClient, error) {
+	if r.url == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(r.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", r.url)
+	}
+	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: e.getenv("PSA_SYNCD_API_TOKEN")}
+	if r.tokenFile != "" {
+		data, err := os.ReadFile(r.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("-web.token-file: %w", err)
+		}
+		c.token = strings.TrimSpace(string(data))
+	}
+	return c, nil
+}
+
+// apiClient talks to a running psa-syncd's HTTP API.
+type apiClient struct {
+	base  string
+	token string
+}
+
+// get decodes the JSON answer of GET path?query into v.
+func (c *apiClient) get(ctx context.Context, path string, query url.Values, v any) error {
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	return doJSON(req, v)
+}
+
+// post sends body as JSON with the API token and decodes the answer into v.
+func (c *apiClient) post(ctx context.Context, path string, body, v any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return doJSON(req, v)
+}
+
+// pollInterval is how often a command that asked a running daemon for a
+// pass asks how it is going.
+const pollInterval = 500 * time.Millisecond
+
+// waitRun polls the sync request id until its pass has finished, and
+// returns the request and its run (nil when the pass never started).
+func (c *apiClient) waitRun(ctx context.Context, id string) (daemon.SyncTicket, *daemon.RunView, error) {
+	for {
+		var out struct {
+			Request daemon.SyncTicket `json:"request"`
+			Run     *daemon.RunView   `json:"run"`
+		}
+		if err := c.get(ctx, "/api/v1/runs/"+url.PathEscape(id), nil, &out); err != nil {
+			return daemon.SyncTicket{}, nil, err
+		}
+		if out.Request.Status == "done" || out.Request.Status == "failed" {
+			return out.Request, out.Run, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out.Request, out.Run, ctx.Err()
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// lockedHint explains, after err from opening the state database, how to
+// reach the daemon that holds it, or returns "" when err is something else.
+func lockedHint(cfg *daemon.Config, command string, err error) string {
+	if err == nil || !strings.Contains(err.Error(), "is locked by another psa-syncd process") {
+		return ""
+	}
+	addr := daemon.DefaultListenAddress
+	if cfg != nil && cfg.Web.ListenAddress != "" {
+		addr = cfg.Web.ListenAddress
+	}
+	host, port, serr := net.SplitHostPort(addr)
+	if serr != nil {
+		host, port = "127.0.0.1", "9810"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("psa-syncd run is using the state database: ask it through its API instead, e.g. `psa-syncd %s -web.url http://%s` (its web.listen_address)",
+		command, net.JoinHostPort(host, port))
+}

@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+)
+
+// RestoreMetrics sets the gauges that describe past passes from the state
+// database (see Engine.RestoreMetrics), so that a restart neither resolves
+// alerts nor makes the last success look like it never happened. Run calls
+// it at start-up, after loading the mapping export.
+func (d *Daemon) RestoreMetrics() error {
+	e, doc, err := d.engine()
+	if err != nil {
+		// No export yet: restore what needs none (the timestamps and the
+		// unmapped usage); the customers follow the first pass.
+		cfg := d.cfg.Load()
+		e = NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+			Logger: d.logger.With("component", "sync"), Now: d.now})
+		doc = nil
+	}
+	return e.RestoreMetrics(doc)
+}
+
+// setNextRun records the time of the next scheduled pass (zero: none).
+func (d *Daemon) setNextRun(t time.Time) {
+	d.metrics.SetNextRun(t)
+	if t.IsZero() {
+		d.nextRun.Store(0)
+		return
+	}
+	d.nextRun.Store(t.UnixNano())
+}
+
+// NextRun returns the time of the next scheduled pass, or the zero time
+// while no valid schedule is loaded.
+func (d *Daemon) NextRun() time.Time {
+	if n := d.nextRun.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Progress reports the run id of the pass in progress (0 when none runs)
+// and how many of its line writes are done out of how many.
+func (d *Daemon) Progress() (run int64, done, total int) { return d.metrics.Progress() }
+
+// LastUnmapped returns the usage the last pass could not bill, as kept in
+// the state database; its Time is zero before the first pass.
+func (d *Daemon) LastUnmapped() (UnmappedReport, error) {
+	var rep UnmappedReport
+	if _, err := d.db.Snapshot(snapshotUnmapped, &rep); err != nil {
+		return UnmappedReport{}, err
+	}
+	u := &rep.Unmapped
+	if u.Customers == nil {
+		u.Customers = []UnmappedCustomer{}
+	}
+	if u.Products == nil {
+		u.Products = []UnmappedProduct{}
+	}
+	if u.Unassigned == nil {
+		u.Unassigned = []source.Record{}
+	}
+	return rep, nil
+}

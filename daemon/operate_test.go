@@ -1,0 +1,555 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// recordHandler keeps every log record it handles.
+type recordHandler struct {
+	mu      *sync.Mutex
+	records *[]slog.Record
+}
+
+func newRecordHandler() *recordHandler {
+	return &recordHandler{mu: new(sync.Mutex), records: new([]slog.Record)}
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.records = append(*h.records, r.Clone())
+	return nil
+}
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+
+// level returns the level of the first record with the message, and
+// whether there was one.
+func (h *recordHandler) level(msg string) (slog.Level, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range *h.records {
+		if r.Message == msg {
+			return r.Level, true
+		}
+	}
+	return 0, false
+}
+
+// A failed pass is logged at error level and a partial one at warn, so that
+// log-based alerting sees them; a good pass stays at info.
+func TestEngine_Sync_logLevelFollowsResult(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		setup  func(h *etHarness)
+		result string
+		level  slog.Level
+	}{
+		{"success", func(*etHarness) {}, state.RunSuccess, slog.LevelInfo},
+		{"partial", func(h *etHarness) {
+			h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-c", CustomerName: "Hooli", CompanyID: "1", ContractID: "999999", UsageSync: true})
+		}, state.RunPartial, slog.LevelWarn},
+		{"failure", func(h *etHarness) {
+			h.sim.AddFault(psatest.Fault{Status: 401})
+		}, state.RunFailure, slog.LevelError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-c,Hooli,CIXA-MSP,5")
+			tc.setup(h)
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := newRecordHandler()
+			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+				Logger: slog.New(logs), Now: func() time.Time { return etNow }})
+			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Run.Result != tc.result {
+				t.Fatalf("run result = %q, want %q", res.Run.Result, tc.result)
+			}
+			if lvl, ok := logs.level("Finished sync pass"); !ok || lvl != tc.level {
+				t.Errorf("Finished sync pass logged at %v (found %t), want %v", lvl, ok, tc.level)
+			}
+		})
+	}
+}
+
+// snakeKeys returns every object key in v (decoded JSON) that is not
+// snake_case, with its path.
+func snakeKeys(path string, v any) []string {
+	var bad []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if !snakeCase.MatchString(k) {
+				bad = append(bad, path+"."+k)
+			}
+			bad = append(bad, snakeKeys(path+"."+k, x)...)
+		}
+	case []any:
+		for i, x := range v {
+			bad = append(bad, snakeKeys(fmt.Sprintf("%s[%d]", path, i), x)...)
+		}
+	}
+	return bad
+}
+
+var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// Every answer of the API uses snake_case keys, and periods are "YYYY-MM".
+func TestHandler_snakeCaseJSON(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// A malformed row gives the plan a problem to show.
+	dtWrite(t, e.usagePath, dtUsage+"cust-acme,Acme,CIXA-MSP,Intercept X Advanced,lots\n")
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/api/v1/plan", "/api/v1/customers", "/api/v1/runs", "/api/v1/runs/1", "/api/v1/intents"} {
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", target, rec.Code, rec.Body)
+		}
+		var v any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatal(err)
+		}
+		if bad := snakeKeys("", v); len(bad) > 0 {
+			t.Errorf("GET %s has keys that are not snake_case: %v", target, bad)
+		}
+		if target == "/api/v1/plan" {
+			var p struct {
+				Period   string `json:"period"`
+				Problems []struct {
+					Where string `json:"where"`
+					Error string `json:"error"`
+				} `json:"problems"`
+				Unmapped struct {
+					Unassigned []struct {
+						Product  string `json:"product"`
+						Quantity int64  `json:"quantity"`
+					} `json:"unassigned"`
+				} `json:"unmapped"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if !regexp.MustCompile(`^\d{4}-\d{2}$`).MatchString(p.Period) {
+				t.Errorf("plan period = %q, want YYYY-MM", p.Period)
+			}
+			if len(p.Unmapped.Unassigned) != 1 || p.Unmapped.Unassigned[0].Product != "CIXA-MSP" || p.Unmapped.Unassigned[0].Quantity != 3 {
+				t.Errorf("plan unassigned = %+v", p.Unmapped.Unassigned)
+			}
+			if len(p.Problems) != 1 || !strings.Contains(p.Problems[0].Where, "usage.csv") || p.Problems[0].Error == "" {
+				t.Errorf("plan problems = %+v", p.Problems)
+			}
+		}
+	}
+}
+
+// dtReopen closes e's daemon and opens a new one on the same config file and
+// state directory with a fresh registry, as a restart does, with the export
+// loaded.
+func (e *dtEnv) reopen(t *testing.T) {
+	t.Helper()
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	d, err := New(c, e.cfgPath, Options{Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	e.d = d
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A restart restores from the state database what the last passes found, so
+// that alerts neither resolve nor fire on a deploy.
+func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	e.reopen(t)
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if run, _, _ := e.d.Progress(); run != 0 {
+		t.Errorf("Progress after the first pass names run %d, want none running", run)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
+		t.Errorf("psa_sync_pass_lines_done = %v, want 3", got)
+	}
+	// Acme drops from 11 to 1 seat: held by the decrease guard.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	res, err := e.d.SyncOnce(t.Context(), PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Held != 1 {
+		t.Fatalf("second pass held %d lines, want 1: %+v", res.Run.Held, res.Run)
+	}
+	m := e.d.metrics
+	before := map[string]float64{
+		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
+		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
+		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
+		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
+		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
+		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
+		"held_lines":           testutil.ToFloat64(m.HeldLines),
+		"held_since":           testutil.ToFloat64(m.HeldSince),
+		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
+		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
+	}
+	want := map[string]float64{"last_run{success}": 1, "customers{held}": 1, "customers{succeeded}": 1, "unmapped{customer}": 1, "unmapped{unassigned}": 1, "held_lines": 1, "integration_enabled": 1}
+	for k, v := range want {
+		if before[k] != v {
+			t.Errorf("before the restart %s = %v, want %v", k, before[k], v)
+		}
+	}
+	for _, k := range []string{"last_success", "last_run", "held_since"} {
+		if before[k] <= 0 {
+			t.Errorf("before the restart %s = %v, want a time", k, before[k])
+		}
+	}
+
+	e.reopen(t)
+	m = e.d.metrics
+	if got := testutil.ToFloat64(m.Customers.WithLabelValues("held")); got != 0 {
+		t.Fatalf("customers{held} = %v before RestoreMetrics, want 0 (the test would prove nothing)", got)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	after := map[string]float64{
+		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
+		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
+		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
+		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
+		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
+		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
+		"held_lines":           testutil.ToFloat64(m.HeldLines),
+		"held_since":           testutil.ToFloat64(m.HeldSince),
+		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
+		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("after the restart the gauges are\n%v\nwant\n%v", after, before)
+	}
+
+	// A third pass that still holds the line keeps the time it was first held.
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.HeldSince); got != before["held_since"] {
+		t.Errorf("held_since = %v after another holding pass, want %v (unchanged)", got, before["held_since"])
+	}
+}
+
+// The next scheduled pass is exported for every kind of schedule, including
+// the month-end one whose nominal interval says nothing about when it runs.
+func TestDaemon_nextRunMetric(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "monthly last-day 18:00"
+	doc.Integration.Timezone = "Europe/Rome"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	waitFor(t, "the next run", func() bool { return !e.d.NextRun().IsZero() })
+	rome, _ := time.LoadLocation("Europe/Rome")
+	want := time.Date(2026, 12, 31, 18, 0, 0, 0, rome)
+	if got := e.d.NextRun(); !got.Equal(want) {
+		t.Fatalf("NextRun = %v, want %v", got, want)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.NextRunTimestamp); got != float64(want.Unix()) {
+		t.Errorf("psa_sync_next_run_timestamp_seconds = %v, want %v", got, want.Unix())
+	}
+}
+
+// An approving request is never folded into a plain one (it would not
+// approve) nor a plain one into it (it would approve what nobody asked to).
+func TestSyncQueue_approveIsNotCoalesced(t *testing.T) {
+	t.Parallel()
+	q := newSyncQueue()
+	now := time.Now()
+	all := q.add(SyncRequest{Trigger: "api"}, now)
+	approve := q.add(SyncRequest{Customer: "cust-1", Approve: true, Trigger: "api"}, now)
+	again := q.add(SyncRequest{Customer: "cust-1", Approve: true, Trigger: "cli"}, now)
+	line := q.add(SyncRequest{Customer: "cust-1", Approve: true, Service: "30000012", Trigger: "api"}, now)
+	plain := q.add(SyncRequest{Customer: "cust-1", Trigger: "api"}, now)
+	if approve.ID == all.ID || again.ID != approve.ID || line.ID == approve.ID || plain.ID != all.ID {
+		t.Errorf("tickets all=%s approve=%s again=%s line=%s plain=%s; want approve=again, plain=all, the rest apart",
+			all.ID, approve.ID, again.ID, line.ID, plain.ID)
+	}
+	if !approve.Approve || line.Service != "30000012" {
+		t.Errorf("tickets lost their approval: %+v %+v", approve, line)
+	}
+}
+
+// While a pass writes, the run shows its progress in the API and the
+// metrics say a pass is in progress.
+func TestHandler_runProgress(t *testing.T) {
+	t.Parallel()
+	hold := &dtHold{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(hold)
+	t.Cleanup(front.Close)
+	e := dtSetup(t, dtOptions{baseURL: func(s *psatest.Server) string { hold.sim = s; return front.URL + "/ATServicesRest/" }})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := e.d.SyncOnce(context.WithoutCancel(t.Context()), PassOptions{}); done <- err }()
+	<-hold.arrived // the first of three writes is in flight
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
+	var runs struct {
+		Runs []RunView `json:"runs"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &runs); err != nil {
+		t.Fatal(err)
+	}
+	if len(runs.Runs) != 1 || runs.Runs[0].Result != "running" || runs.Runs[0].Progress == nil || runs.Runs[0].Progress.LinesTotal != 3 {
+		t.Errorf("GET /api/v1/runs during the pass = %s, want one running run with progress of 3 lines", rec.Body)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 1 {
+		t.Errorf("psa_sync_pass_in_progress = %v during the pass, want 1", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassLinesTotal); got != 3 {
+		t.Errorf("psa_sync_pass_lines_total = %v during the pass, want 3", got)
+	}
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 0 {
+		t.Errorf("psa_sync_pass_in_progress = %v after the pass, want 0", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
+		t.Errorf("psa_sync_pass_lines_done = %v after the pass, want 3", got)
+	}
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
+	if strings.Contains(rec.Body.String(), "progress") {
+		t.Errorf("finished run still shows progress: %s", rec.Body)
+	}
+}
+
+// Customers can be listed by every status, held and never included.
+func TestHandler_customersStatusFilters(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	e.reopen(t)
+	doc := e.doc.Clone()
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-new", CustomerName: "Newco", CompanyID: "1", ContractID: "424242", UsageSync: true})
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.writeExport(t, doc)
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{Customer: "cust-acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for filter, want := range map[string]string{"held": "cust-acme", "succeeded": "cust-globex", "never": "cust-new", "failed": "", "": "cust-acme,cust-globex,cust-new"} {
+		rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers?status="+filter, "", "")
+		var out struct {
+			Customers []struct {
+				CustomerID string `json:"customer_id"`
+				Status     string `json:"status"`
+			} `json:"customers"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("status=%s: %v: %s", filter, err, rec.Body)
+		}
+		var ids []string
+		for _, c := range out.Customers {
+			ids = append(ids, c.CustomerID)
+		}
+		if got := strings.Join(ids, ","); got != want {
+			t.Errorf("GET /api/v1/customers?status=%s = %q, want %q", filter, got, want)
+		}
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers?status=broken", "", "")
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "succeeded, failed, partial, held, skipped, never") {
+		t.Errorf("unknown status filter: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// A decrease held for review is released through the API, for one line of
+// one customer, and the change shows in the ledger.
+func TestHandler_approveAndLedger(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Acme drops from 11 to 1 Intercept X seat and from 2 to 0 servers:
+	// both are held.
+	usage := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1)
+	usage = strings.Replace(usage, "cust-acme,Acme,CIXA-SRV,Intercept X Server,2\n", "", 1)
+	dtWrite(t, e.usagePath, usage)
+	if res, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Held != 2 {
+		t.Fatalf("second pass: %+v, %v; want 2 held lines", res, err)
+	}
+
+	for body, want := range map[string]string{
+		`{"approve": true}`:                         "approve needs a customer",
+		`{"customer": "cust-acme", "service": "1"}`: "service is only used with approve",
+	} {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 %q", body, rec.Code, rec.Body, want)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	svc := dtID(e.services[0])
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+svc+`"}`)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
+	}
+	var tk SyncTicket
+	if err := json.Unmarshal(rec.Body.Bytes(), &tk); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.d.WaitTicket(t.Context(), tk.ID); err != nil || got.Status != "done" {
+		t.Fatalf("approve ticket = %+v, %v", got, err)
+	}
+	if u := e.units(0, 0); u != 1 {
+		t.Errorf("acme Intercept X units = %d after approving that line, want 1", u)
+	}
+	if u := e.units(0, 1); u != 2 {
+		t.Errorf("acme server units = %d, want 2 (still held: only the other line was approved)", u)
+	}
+
+	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?customer=cust-acme&service="+svc, "", "")
+	var out struct {
+		Ledger []LedgerView `json:"ledger"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Ledger) != 2 || out.Ledger[0].Before != 11 || out.Ledger[0].After != 1 || out.Ledger[1].After != 11 {
+		t.Errorf("ledger of acme's Intercept X line = %+v, want 11→1 then 0→11, newest first", out.Ledger)
+	}
+	period := out.Ledger[0].EffectiveDate[:7]
+	for query, want := range map[string]int{
+		"": 4, "?contract=" + dtID(e.contracts[1]): 1, "?period=" + period: 4, "?period=1999-01": 0, "?limit=1": 1,
+	} {
+		rec := dtServe(t, e.d, http.MethodGet, "/api/v1/ledger"+query, "", "")
+		out.Ledger = nil
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Ledger) != want {
+			t.Errorf("GET /api/v1/ledger%s = %d entries (%v), want %d", query, len(out.Ledger), err, want)
+		}
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?period=12-2026", "", ""); rec.Code != http.StatusBadRequest {
+		t.Errorf("bad period: %d %s, want 400", rec.Code, rec.Body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// bound; it orders the test after a goroutine, it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A scheduled pass that was queued but has not finished keeps the next-run
+// metric at its due time, so the missed-run alert sees it overdue; once it
+// finishes, the next run moves on.
+func TestDaemon_nextRunStaysDueUntilThePassEnds(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 1h"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	started := now.Add(-3 * time.Hour)
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: started, Result: "success"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx) // the catch-up pass, queued at once
+	if !ok {
+		t.Fatal("no pass queued")
+	}
+	due := started.Add(time.Hour)
+	waitFor(t, "the next run to be the overdue one", func() bool { return e.d.NextRun().Equal(due) })
+	e.d.queue.finish(tk.ID, state.Run{ID: 2, Result: "success"}, nil, now)
+	waitFor(t, "the next run to move on", func() bool { return e.d.NextRun().After(now) })
+	if got := testutil.ToFloat64(e.d.metrics.NextRunTimestamp); got != float64(e.d.NextRun().UnixNano())/1e9 {
+		t.Errorf("psa_sync_next_run_timestamp_seconds = %v, want %v", got, e.d.NextRun())
+	}
+}
