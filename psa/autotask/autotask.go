@@ -89,6 +89,7 @@ type Client struct {
 	ContractServiceAdjustments *ContractServiceAdjustmentsService
 	BillingCodes               *BillingCodesService
 	EntityInformation          *EntityInformationService
+	Tickets                    *TicketsService
 }
 
 type service struct {
@@ -284,6 +285,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	c.ContractServiceAdjustments = (*ContractServiceAdjustmentsService)(&c.common)
 	c.BillingCodes = (*BillingCodesService)(&c.common)
 	c.EntityInformation = (*EntityInformationService)(&c.common)
+	c.Tickets = (*TicketsService)(&c.common)
 	return c, nil
 }
 
@@ -519,6 +521,7 @@ var childEntities = map[string]string{
 	"contracts/services":           "ContractServices",
 	"contracts/serviceunits":       "ContractServiceUnits",
 	"contracts/serviceadjustments": "ContractServiceAdjustments",
+	"tickets/notes":                "TicketNotes",
 }
 
 func isID(s string) bool {

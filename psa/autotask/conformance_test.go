@@ -250,6 +250,22 @@ func TestConformance_routes(t *testing.T) {
 		"BillingCodes.List":  func(ctx context.Context) error { _, _, err := c.BillingCodes.List(ctx, q); return err },
 		"BillingCodes.Count": func(ctx context.Context) error { _, _, err := c.BillingCodes.Count(ctx, q); return err },
 
+		"Tickets.Get":  func(ctx context.Context) error { _, _, err := c.Tickets.Get(ctx, 1); return err },
+		"Tickets.List": func(ctx context.Context) error { _, _, err := c.Tickets.List(ctx, q); return err },
+		"Tickets.Create": func(ctx context.Context) error {
+			_, _, err := c.Tickets.Create(ctx, &CreateTicketRequest{CompanyID: 1, Title: "x", Status: 1, Priority: 1})
+			return err
+		},
+		"Tickets.Update": func(ctx context.Context) error {
+			_, _, err := c.Tickets.Update(ctx, &UpdateTicketRequest{ID: 1, Status: Ptr[int64](5)})
+			return err
+		},
+		"Tickets.CreateNote": func(ctx context.Context) error {
+			_, _, err := c.Tickets.CreateNote(ctx, &CreateTicketNoteRequest{TicketID: 12, Description: "x", NoteType: 1, Publish: 1})
+			return err
+		},
+		"Tickets.ListNotes": func(ctx context.Context) error { _, _, err := c.Tickets.ListNotes(ctx, 12); return err },
+
 		// The picklist helpers all go through Fields, which is cached per
 		// entity, so each uses its own entity here.
 		"EntityInformation.Fields": func(ctx context.Context) error {

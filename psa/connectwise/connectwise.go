@@ -86,6 +86,8 @@ type Client struct {
 	Catalog            *CatalogService
 	Agreements         *AgreementsService
 	AgreementAdditions *AgreementAdditionsService
+	Tickets            *TicketsService
+	Boards             *BoardsService
 }
 
 type service struct {
@@ -356,6 +358,8 @@ func NewClient(opts ...Option) (*Client, error) {
 	c.Catalog = (*CatalogService)(&c.common)
 	c.Agreements = (*AgreementsService)(&c.common)
 	c.AgreementAdditions = (*AgreementAdditionsService)(&c.common)
+	c.Tickets = (*TicketsService)(&c.common)
+	c.Boards = (*BoardsService)(&c.common)
 	return c, nil
 }
 

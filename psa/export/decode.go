@@ -98,7 +98,7 @@ func Decode(data []byte) (*Document, error) {
 func position(p Problem) int {
 	const perList = 1 << 40
 	if p.Entry == "" {
-		for i, f := range []string{"schema", "psa", "revision", "updated_at", "integration", "product_mappings", "customer_mappings"} {
+		for i, f := range []string{"schema", "psa", "revision", "updated_at", "integration", "tickets", "product_mappings", "customer_mappings"} {
 			if p.Field == f || strings.HasPrefix(p.Field, f+".") {
 				return i
 			}
@@ -208,7 +208,7 @@ func want(dst any) string {
 // document decodes the top level; ok is false when raw is not an object.
 func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	d = &Document{}
-	var psaRaw, integrationRaw json.RawMessage
+	var psaRaw, integrationRaw, ticketsRaw json.RawMessage
 	var products, customers []json.RawMessage
 	if !dc.object("", raw, []field{
 		{"schema", &d.Schema},
@@ -216,6 +216,7 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 		{"revision", &d.Revision},
 		{"updated_at", &d.UpdatedAt},
 		{"integration", &integrationRaw},
+		{"tickets", &ticketsRaw},
 		{"product_mappings", &products},
 		{"customer_mappings", &customers},
 	}) {
@@ -239,6 +240,10 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 		} else {
 			dc.add("", "integration", "must be a JSON object")
 		}
+	}
+
+	if ticketsRaw != nil && string(ticketsRaw) != "null" {
+		d.Tickets = dc.tickets(ticketsRaw)
 	}
 
 	d.ProductMappings = make([]ProductMapping, len(products))

@@ -8,6 +8,12 @@
 // equal documents are equal bytes and changes diff well in review. The
 // document has no field for credentials.
 //
+// The optional "tickets" object (Tickets, written by psa_ticket_routing) is
+// the ticket routing of psa-syncd's ticket sync. Documents written before it
+// existed have none and decode as before; it is validated for the
+// document's PSA system (Kaseya BMS tickets, for example, need a status, a
+// ticket type and a source).
+//
 // Decode is strict: unknown fields, values of the wrong type and trailing
 // data are errors, and every problem is reported at once, naming the entry
 // and field (a *ValidationError), or the line and column of broken JSON (a

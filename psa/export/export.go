@@ -37,6 +37,10 @@ type Document struct {
 	// psa_integration resource manages them (the daemon's configuration
 	// then applies).
 	Integration *Integration `json:"integration,omitempty"`
+	// Tickets is the ticket routing; nil when no psa_ticket_routing
+	// resource manages it (psa-syncd then creates no tickets). Documents
+	// written before ticket sync have none.
+	Tickets *Tickets `json:"tickets,omitempty"`
 	// ProductMappings are keyed by (Source, Product).
 	ProductMappings []ProductMapping `json:"product_mappings"`
 	// CustomerMappings are keyed by (Source, CustomerID).
@@ -115,6 +119,9 @@ func (d *Document) Clone() *Document {
 	if d.Integration != nil {
 		i := *d.Integration
 		c.Integration = &i
+	}
+	if d.Tickets != nil {
+		c.Tickets = d.Tickets.clone()
 	}
 	c.ProductMappings = append([]ProductMapping{}, d.ProductMappings...)
 	c.CustomerMappings = append([]CustomerMapping{}, d.CustomerMappings...)

@@ -158,7 +158,7 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-truncated.json":      `export "testdata/bad-truncated.json": not valid JSON at line 5, column 31 (byte 147): unexpected end of input (the file may be half-written or edited by hand)`,
 		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
 	integration.token is not a known field (want enabled, schedule, timezone)
-	secret is not a known field (want schema, psa, revision, updated_at, integration, product_mappings, customer_mappings)
+	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings)
 	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync)
 	customer_mappings[0] (sophos/718b6047): contract_id is required`,
 		"bad-wrong-type.json": `export "testdata/bad-wrong-type.json": 7 problems:

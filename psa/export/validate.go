@@ -130,6 +130,10 @@ func (d *Document) problems() []Problem {
 		}
 	}
 
+	if d.Tickets != nil {
+		d.Tickets.problems(d.PSA.System, add)
+	}
+
 	seenProducts := make(map[[2]string]int, len(d.ProductMappings))
 	for i, m := range d.ProductMappings {
 		entry := productEntry(i, m)

@@ -82,6 +82,7 @@ type Client struct {
 	Services  *ServicesService
 	Accounts  *AccountsService
 	Contracts *ContractsService
+	Tickets   *TicketsService
 }
 
 type service struct {
@@ -291,6 +292,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	c.Services = (*ServicesService)(&c.common)
 	c.Accounts = (*AccountsService)(&c.common)
 	c.Contracts = (*ContractsService)(&c.common)
+	c.Tickets = (*TicketsService)(&c.common)
 	return c, nil
 }
 

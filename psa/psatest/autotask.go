@@ -17,6 +17,8 @@ var autotaskFirstID = map[string]int64{
 	entContractServices:   40000000,
 	entContractUnits:      50000000,
 	entContractAdjustment: 60000000,
+	entTickets:            7000,
+	entTicketNotes:        29800000,
 }
 
 // autotaskAPIResourceID is the resource id of the simulated API user; it is

@@ -77,6 +77,10 @@ type fieldDef struct {
 	CreateOnly bool
 	Ref        string
 	Picklist   []picklistValue
+	// ParentField names the picklist this one depends on (subIssueType on
+	// issueType); Parents maps each value to its parent value.
+	ParentField string
+	Parents     map[int64]int64
 }
 
 func (f *fieldDef) numeric() bool {
@@ -112,6 +116,9 @@ type entityDef struct {
 	Singular string
 	Fields   []fieldDef
 	UDF      bool // has userDefinedFields in its records
+	// Parent is the field that holds the parent id of a child entity
+	// (ticketID for TicketNotes); "" means contractID.
+	Parent string
 
 	CanGet, CanQuery, CanCreate, CanUpdate bool
 
@@ -119,6 +126,14 @@ type entityDef struct {
 }
 
 func (d *entityDef) field(name string) *fieldDef { return d.byLower[strings.ToLower(name)] }
+
+// parentField is the field a child URL's parent id fills.
+func (d *entityDef) parentField() string {
+	if d.Parent != "" {
+		return d.Parent
+	}
+	return "contractID"
+}
 
 // childDef is a child collection such as /Contracts/{id}/Services.
 type childDef struct {
@@ -131,7 +146,7 @@ type childDef struct {
 var (
 	yesNoActive = []picklistValue{{0, "Inactive", false, true}, {1, "Active", true, true}}
 
-	autotaskEntities = buildEntities([]*entityDef{
+	autotaskEntities = buildEntities(append(autotaskTicketEntities, []*entityDef{
 		{
 			Name: entCompanies, Singular: "Company", UDF: true,
 			CanGet: true, CanQuery: true, CanCreate: true, CanUpdate: true,
@@ -300,7 +315,7 @@ var (
 				{Name: "contractServiceBundleID", Type: typeLong},
 			},
 		},
-	})
+	}...))
 
 	// contractChildren are the child collections under /Contracts/{id}/.
 	contractChildren = map[string]childDef{
@@ -631,15 +646,16 @@ func entityFields(d *entityDef) map[string]any {
 	out := make([]fieldInfo, 0, len(d.Fields))
 	for _, f := range d.Fields {
 		fi := fieldInfo{
-			Name:                f.Name,
-			DataType:            f.Type,
-			Length:              f.Length,
-			IsRequired:          f.Required,
-			IsReadOnly:          f.ReadOnly,
-			IsQueryable:         d.CanQuery,
-			IsReference:         f.Ref != "",
-			ReferenceEntityType: f.Ref,
-			IsPickList:          f.Picklist != nil,
+			Name:                     f.Name,
+			DataType:                 f.Type,
+			Length:                   f.Length,
+			IsRequired:               f.Required,
+			IsReadOnly:               f.ReadOnly,
+			IsQueryable:              d.CanQuery,
+			IsReference:              f.Ref != "",
+			ReferenceEntityType:      f.Ref,
+			IsPickList:               f.Picklist != nil,
+			PicklistParentValueField: f.ParentField,
 		}
 		for i, p := range f.Picklist {
 			fi.PicklistValues = append(fi.PicklistValues, picklistEntry{
@@ -650,6 +666,9 @@ func entityFields(d *entityDef) map[string]any {
 				IsActive:       p.Active,
 				IsSystem:       true,
 			})
+			if parent, ok := f.Parents[p.Value]; ok {
+				fi.PicklistValues[i].ParentValue = strconv.FormatInt(parent, 10)
+			}
 		}
 		out = append(out, fi)
 	}

@@ -267,15 +267,16 @@ func (a *Autotask) resolve(r *http.Request, segs []string) (http.HandlerFunc, st
 			})
 		}
 	}
-	if d.Name == entContracts && len(segs) >= 3 && isID(segs[1]) {
-		return a.resolveChild(r, parseID(segs[1]), segs[2:], lower[2:])
+	if children, ok := autotaskChildren[d.Name]; ok && len(segs) >= 3 && isID(segs[1]) {
+		return a.resolveChild(r, children, parseID(segs[1]), segs[2:], lower[2:])
 	}
 	return methodNotAllowed, ""
 }
 
-// resolveChild routes /Contracts/{pid}/{Child}[/...].
-func (a *Autotask) resolveChild(r *http.Request, pid int64, segs, lower []string) (http.HandlerFunc, string) {
-	c, found := contractChildren[lower[0]]
+// resolveChild routes /{Parent}/{pid}/{Child}[/...], such as
+// /Contracts/{pid}/Services and /Tickets/{pid}/Notes.
+func (a *Autotask) resolveChild(r *http.Request, children map[string]childDef, pid int64, segs, lower []string) (http.HandlerFunc, string) {
+	c, found := children[lower[0]]
 	if !found {
 		return notFound, ""
 	}
@@ -510,7 +511,7 @@ func (a *Autotask) handleUpdate(w http.ResponseWriter, r *http.Request, d *entit
 }
 
 // decodeWrite decodes a create/update body; under a parent URL the parent id
-// fills contractID and must agree with the body.
+// fills the parent field (contractID, ticketID) and must agree with the body.
 func (a *Autotask) decodeWrite(r *http.Request, d *entityDef, pid int64) (record, error) {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -521,10 +522,11 @@ func (a *Autotask) decodeWrite(r *http.Request, d *entityDef, pid int64) (record
 		return nil, &apiError{msg: err.Error()}
 	}
 	if pid != 0 {
-		if in["contractID"] != nil && in.int("contractID") != pid {
-			return nil, apiErr("The contractID in the body (%d) does not match the contract in the URL (%d).", in.int("contractID"), pid)
+		pf := d.parentField()
+		if in[pf] != nil && in.int(pf) != pid {
+			return nil, apiErr("The %s in the body (%d) does not match the parent in the URL (%d).", pf, in.int(pf), pid)
 		}
-		in["contractID"] = pid
+		in[pf] = pid
 	}
 	return in, nil
 }

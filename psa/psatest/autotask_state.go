@@ -15,6 +15,7 @@ type AutotaskState struct {
 	Services     []AutotaskService     `json:"services"`
 	Lines        []AutotaskLineState   `json:"lines"`
 	Adjustments  []AutotaskAdjustment  `json:"adjustments"`
+	Tickets      []AutotaskTicket      `json:"tickets"`
 }
 
 // AutotaskLineState is a contract service line with its units now and its
@@ -38,6 +39,7 @@ func (a *Autotask) State() AutotaskState {
 		Contracts:    a.Contracts(),
 		Services:     a.Services(),
 		Adjustments:  a.Adjustments(),
+		Tickets:      a.Tickets(),
 	}
 	today := day(st.Time)
 	for _, cs := range a.ContractServices() {

@@ -175,7 +175,7 @@ func TestAutotask_routes(t *testing.T) {
 		{"GET", "ThresholdInformation", 200},
 		{"POST", "ThresholdInformation", 405},
 		{"GET", "Version", 200},
-		{"GET", "Tickets/1", 404},
+		{"GET", "Projects/1", 404},
 		{"POST", "Widgets/query", 404},
 	}
 	s.Autotask().SetUnits(k, 30000000, 1, date(2026, 1, 1))

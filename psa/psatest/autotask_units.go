@@ -53,6 +53,8 @@ func (a *Autotask) createLocked(d *entityDef, in record, resourceID int64) (int6
 			rec["unitPrice"] = a.tables[entServices].get(rec.int("serviceID")).float("unitPrice")
 		}
 		return a.addContractServiceLocked(contract, rec.int("serviceID"), rec.float("unitPrice"), rec).id(), nil
+	case entTickets, entTicketNotes:
+		a.stampTicketLocked(d, rec, nil, now, resourceID)
 	}
 	return a.insertLocked(d.Name, 0, rec), nil
 }
@@ -65,7 +67,7 @@ func (a *Autotask) updateLocked(d *entityDef, in record, put bool, pid, resource
 		return 0, apiErr("An id is required to update a %s.", d.Singular)
 	}
 	old := a.tables[d.Name].get(id)
-	if old == nil || (pid != 0 && old.int("contractID") != pid) {
+	if old == nil || (pid != 0 && old.int(d.parentField()) != pid) {
 		return 0, apiErr("No matching records found. The %s with id %d does not exist.", d.Singular, id)
 	}
 	rec := old.clone()
@@ -102,6 +104,8 @@ func (a *Autotask) updateLocked(d *entityDef, in record, put bool, pid, resource
 	case entServices:
 		rec["lastModifiedDate"] = now
 		rec["updateResourceID"] = resourceID
+	case entTickets, entTicketNotes:
+		a.stampTicketLocked(d, rec, old, now, resourceID)
 	}
 	a.tables[d.Name].put(rec)
 	return id, nil
@@ -111,6 +115,8 @@ func (a *Autotask) updateLocked(d *entityDef, in record, put bool, pid, resource
 // be stored; old is nil on create.
 func (a *Autotask) validateLocked(d *entityDef, rec, old record) error {
 	switch d.Name {
+	case entTickets, entTicketNotes:
+		return a.validateTicketLocked(d, rec, old)
 	case entCompanies:
 		if p, ok := rec["parentCompanyID"].(int64); ok && a.tables[entCompanies].get(p) == nil {
 			return apiErr("The parent company %d does not exist.", p)

@@ -49,6 +49,7 @@ type ConnectWise struct {
 	agreements map[int64]map[string]any
 	additions  map[int64]map[string]any
 	nextID     map[string]int64
+	service    *cwServiceDesk // tickets and their settings; see connectwise_tickets.go
 }
 
 // ConnectWiseOption configures the simulated ConnectWise company; pass it

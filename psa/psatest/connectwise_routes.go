@@ -225,6 +225,10 @@ func (cw *ConnectWise) route(w http.ResponseWriter, r *http.Request, segs []stri
 	notFound := func() {
 		cwError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("No resource matches '%s'.", r.URL.Path))
 	}
+	if lower[0] == "service" {
+		cw.routeService(w, r, segs, lower)
+		return
+	}
 	var kind string
 	var rest []string
 	var agreementID int64
@@ -386,7 +390,13 @@ func filterRecords(w http.ResponseWriter, r *http.Request, kind string, recs []m
 }
 
 func (cw *ConnectWise) listLocked(w http.ResponseWriter, r *http.Request, kind string, agreementID int64) {
-	recs, ok := filterRecords(w, r, kind, cw.recordsLocked(kind, agreementID))
+	writeCWList(w, r, kind, cw.recordsLocked(kind, agreementID))
+}
+
+// writeCWList answers a list request over the rendered records of kind:
+// conditions, orderBy, paging (navigable or forward-only) and fields.
+func writeCWList(w http.ResponseWriter, r *http.Request, kind string, all []map[string]any) {
+	recs, ok := filterRecords(w, r, kind, all)
 	if !ok {
 		return
 	}

@@ -272,6 +272,37 @@
 // by name), services (category, subcategory and unit of measure by name)
 // and lines (contract and service by name).
 //
+// # Tickets
+//
+// Each simulator also serves its vendor's tickets, as strictly as the rest:
+//
+//   - Autotask: Tickets (GET {id}, query, POST, PATCH/PUT at the collection
+//     URL; no DELETE) and their notes under /Tickets/{id}/Notes (the root
+//     TicketNotes collection is read-only, as in the route list). A ticket
+//     needs companyID, title (250), status, priority, and a queueID or a
+//     resource with a role; dueDateTime unless a ticketCategory is set; a
+//     subIssueType must belong to its issueType (picklist parentValue).
+//     Status 5 (Complete) sets completedDate. Picklist values are the
+//     Autotask* constants; externalID (50) is queryable.
+//   - ConnectWise: service/tickets ([/count|/{id}], POST, PATCH), their
+//     notes (one of detailDescriptionFlag, internalAnalysisFlag or
+//     resolutionFlag must be true), service/boards with their statuses and
+//     types, service/priorities and service/sources. The status must be one
+//     of the ticket's board; a closedStatus sets closedFlag. externalXRef is
+//     usable in conditions. Ids are the ConnectWise* constants.
+//   - Kaseya BMS: POST v2/servicedesk/tickets, GET and PATCH (JSON Patch)
+//     .../{id}, POST .../search (Filter.Title and Filter.Details by
+//     substring, Filter.AccountIds comma-separated), POST .../{id}/resolve,
+//     GET and POST .../{id}/notes, the system lookups of queues, priorities,
+//     statuses, issue and sub-issue types, the generic lookup tables
+//     TicketType, TicketSource and NoteType, and an account's locations
+//     (one main location each). Bodies are decoded strictly: properties the
+//     vendor's document does not declare are refused. Ids are the KaseyaBMS*
+//     constants.
+//
+// Tickets(), TicketNotes() and SetTicketStatus() on each vendor's state
+// inspect tickets and change them out of band, as a technician would.
+//
 // # Inspection endpoints (NOT Autotask)
 //
 // Paths under /_sim/ are the simulator's own and exist in no vendor API.

@@ -59,6 +59,7 @@ type KaseyaBMS struct {
 	tokenSeq   int
 	nextID     map[string]int
 	hits       map[string][]time.Time // endpoint template → call times
+	desk       *bmsServiceDesk        // tickets; see kaseyabms_tickets.go
 }
 
 type bmsRefresh struct {

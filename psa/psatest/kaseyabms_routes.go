@@ -69,6 +69,9 @@ func (k *KaseyaBMS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return n, err == nil && n > 0
 	}
 	path := strings.Join(segs, "/")
+	if k.serveTickets(w, r, segs) {
+		return
+	}
 	switch {
 	case path == "admin/finance/services/lookup" && r.Method == http.MethodGet:
 		k.serviceLookup(w, r)

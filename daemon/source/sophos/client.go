@@ -69,6 +69,8 @@ type Client struct {
 	Tenants *TenantsService
 	// Billing reads the partner's monthly usage reports.
 	Billing *BillingService
+	// Alerts reads the tenants' open alerts.
+	Alerts *AlertsService
 }
 
 type service struct {
@@ -234,6 +236,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	c.WhoAmI = (*WhoAmIService)(&c.common)
 	c.Tenants = (*TenantsService)(&c.common)
 	c.Billing = (*BillingService)(&c.common)
+	c.Alerts = (*AlertsService)(&c.common)
 	return c, nil
 }
 

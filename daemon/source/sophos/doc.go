@@ -46,6 +46,14 @@
 //	tenants, err := c.Tenants.ListAll(ctx)
 //	items, err := c.Billing.ListAllUsage(ctx, 2026, time.October, nil)
 //
+// Alerts are read per tenant, on the tenant's apiHost with X-Tenant-ID
+// (AlertsService); ListAll returns a tenant's complete open set or an
+// error, never part of it, because an alert missing from a listing is how
+// Central says it was resolved:
+//
+//	alerts, err := c.Alerts.ListAll(ctx, tenant.ID, tenant.APIHost, &sophos.AlertListOptions{Severity: []string{"high", "medium"}})
+//	if sophos.IsAccessDenied(err) { ... } // the customer has not granted access
+//
 // Package sophostest is a wire-compatible simulator to point AuthURL and
 // APIURL at.
 package sophos

@@ -14,7 +14,15 @@
 //     GET /partner/v1/tenants/{id};
 //   - GET /partner/v1/billing/usage/{year}/{month} (pageSize up to 1000,
 //     pageFromKey/nextKey with opaque keys, pageTotal, accountId,
-//     contactEmail, fields), answering 404 for a month without data.
+//     contactEmail, fields), answering 404 for a month without data;
+//   - GET /common/v1/alerts (the tenant-level Common API: X-Tenant-ID with
+//     the partner's token; groupKey, from, to, sort, product, category,
+//     severity, ids, fields, pageSize up to 1000, pageFromKey/nextKey,
+//     pageTotal; other parameters are refused) and
+//     GET /common/v1/alerts/{id}, 404 once the alert is resolved.
+//     AddAlert raises an alert, ResolveAlert clears it (it is then simply no
+//     longer listed, as in Central), DenyAlerts makes a tenant answer 403
+//     "Access is denied", as Central does for some tenants.
 //
 // API calls need a live bearer token (401 otherwise, with the Central error
 // envelope); /partner/v1 calls also need X-Partner-ID (400 when missing or not

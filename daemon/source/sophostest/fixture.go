@@ -45,6 +45,8 @@ type Fixture struct {
 	IDType       string                 `json:"id_type,omitempty"`
 	Tenants      []Tenant               `json:"tenants,omitempty"`
 	Usage        map[string][]UsageItem `json:"usage,omitempty"`
+	// Alerts are each tenant's open alerts by tenant id (see Alert).
+	Alerts map[string][]Alert `json:"alerts,omitempty"`
 }
 
 // Relative usage months, resolved by the simulator's clock (in UTC) when it
@@ -98,6 +100,9 @@ func (f *Fixture) Validate() error {
 			return fmt.Errorf("tenants[%d]: id %s appears twice", i, t.ID)
 		}
 		seen[t.ID] = true
+	}
+	if err := f.validateAlerts(seen); err != nil {
+		return err
 	}
 	months := make([]string, 0, len(f.Usage))
 	for m := range f.Usage {

@@ -29,6 +29,8 @@ type Server struct {
 	tenants       []Tenant
 	usage         map[source.Period][]UsageItem
 	relativeUsage map[int][]UsageItem  // a fixture's relative months until newServer resolves them
+	alerts        map[string][]Alert   // tenant id → open alerts, in the order raised; see alerts.go
+	alertsDenied  map[string]bool      // tenants whose alerts answer 403
 	tokens        map[string]time.Time // access token → expiry
 	refresh       map[string]bool
 	tokenLifetime time.Duration
@@ -151,6 +153,8 @@ func newServer(opts []Option) (*Server, error) {
 		partnerName:   "Simulated Partner",
 		idType:        "partner",
 		usage:         map[source.Period][]UsageItem{},
+		alerts:        map[string][]Alert{},
+		alertsDenied:  map[string]bool{},
 		tokens:        map[string]time.Time{},
 		refresh:       map[string]bool{},
 		tokenLifetime: time.Hour,
@@ -262,8 +266,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /partner/v1/tenants", s.partner(s.handleTenants))
 	mux.HandleFunc("GET /partner/v1/tenants/{tenantId}", s.partner(s.handleTenant))
 	mux.HandleFunc("GET /partner/v1/billing/usage/{year}/{month}", s.partner(s.handleUsage))
+	mux.HandleFunc("GET /common/v1/alerts", s.tenant(s.handleAlerts))
+	mux.HandleFunc("GET /common/v1/alerts/{alertId}", s.tenant(s.handleAlert))
 	mux.HandleFunc("GET /_sim/sophos/state", s.handleState)
-	for _, p := range []string{tokenPath, "/whoami/v1", "/partner/v1/tenants", "/partner/v1/tenants/{tenantId}", "/partner/v1/billing/usage/{year}/{month}"} {
+	for _, p := range []string{tokenPath, "/whoami/v1", "/partner/v1/tenants", "/partner/v1/tenants/{tenantId}", "/partner/v1/billing/usage/{year}/{month}",
+		"/common/v1/alerts", "/common/v1/alerts/{alertId}"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "Method not allowed")
 		})

@@ -442,10 +442,10 @@ func (s *Server) handleUsage(w http.ResponseWriter, r *http.Request) {
 
 // selectFields implements the fields parameter (a partial response): only the
 // named top-level fields of each item are returned.
-func selectFields(items []UsageItem, fields string) (any, error) {
+func selectFields[T any](items []T, fields string) (any, error) {
 	if fields == "" {
 		if items == nil {
-			items = []UsageItem{}
+			items = []T{}
 		}
 		return items, nil
 	}

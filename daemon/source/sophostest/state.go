@@ -26,6 +26,10 @@ func (s *Server) load(f *Fixture) {
 		s.idType = f.IDType
 	}
 	s.tenants = slices.Clone(f.Tenants)
+	s.alerts = map[string][]Alert{}
+	for id, list := range f.Alerts {
+		s.alerts[strings.ToLower(id)] = slices.Clone(list)
+	}
 	s.usage = map[source.Period][]UsageItem{}
 	s.relativeUsage = map[int][]UsageItem{}
 	for m, items := range f.Usage {
@@ -65,6 +69,14 @@ func (s *Server) Fixture() *Fixture {
 		PartnerID: s.partnerID, PartnerName: s.partnerName, IDType: s.idType,
 		Tenants: slices.Clone(s.tenants),
 		Usage:   map[string][]UsageItem{},
+	}
+	for id, list := range s.alerts {
+		if len(list) > 0 {
+			if f.Alerts == nil {
+				f.Alerts = map[string][]Alert{}
+			}
+			f.Alerts[id] = slices.Clone(list)
+		}
 	}
 	for p, items := range s.usage {
 		f.Usage[p.String()] = slices.Clone(items)

@@ -1,0 +1,183 @@
+package sophos_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+func TestAlertsService_ListAll_paging(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	var want []string
+	for i := range 5 {
+		a := sim.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d on PC-%d", i, i),
+			RaisedAt: fmt.Sprintf("2026-11-1%dT10:00:00.000", i), ManagedAgent: &sophostest.ManagedAgent{ID: fmt.Sprintf("dev-%d", i), Type: "computer"}})
+		want = append(want, a.ID)
+	}
+	sim.AddAlert(globex, sophostest.Alert{Description: "Other tenant"})
+
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+	if err != nil {
+		t.Fatalf("ListAll: %v", err)
+	}
+	var got []string
+	for _, a := range alerts {
+		got = append(got, a.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ListAll ids = %v, want %v", got, want)
+	}
+	first := alerts[0]
+	if first.Severity != "high" || first.Tenant == nil || first.Tenant.ID != acme || !first.RaisedAt.Equal(time.Date(2026, 11, 10, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("alert = %+v", first)
+	}
+	if u := first.DeviceURL(); u != "https://central.sophos.com/manage/endpoint/devices/computers/dev-0/summary" {
+		t.Errorf("DeviceURL = %q", u)
+	}
+	var calls int
+	for _, r := range sim.Requests() {
+		if r.Path != "/common/v1/alerts" {
+			continue
+		}
+		calls++
+		if r.Header.Get("X-Tenant-ID") != acme || r.Header.Get("X-Partner-ID") != "" || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			t.Errorf("alerts request headers %v: want X-Tenant-ID %s, a bearer token and no X-Partner-ID", r.Header, acme)
+		}
+	}
+	if calls != 3 {
+		t.Errorf("%d alerts requests, want 3 pages of 2", calls)
+	}
+}
+
+func TestAlertsService_List_filters(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	sim.AddAlert(acme, sophostest.Alert{Severity: "low", RaisedAt: "2026-11-01T00:00:00.000"})
+	high := sim.AddAlert(acme, sophostest.Alert{Severity: "high", RaisedAt: "2026-11-02T00:00:00.000"})
+	alerts, resp, err := c.Alerts.List(t.Context(), acme, "", &sophos.AlertListOptions{Severity: []string{"high", "medium"}, From: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 1 || alerts[0].ID != high.ID || resp.NextKey != "" {
+		t.Errorf("List = %+v (next %q), want only the high alert", alerts, resp.NextKey)
+	}
+	if _, _, err := c.Alerts.List(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 1001}); err == nil || !strings.Contains(err.Error(), "between 1 and 1000") {
+		t.Errorf("page size 1001: error = %v", err)
+	}
+}
+
+// A resolved alert is no longer listed, and its GET answers 404.
+func TestAlertsService_resolved(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	a := sim.AddAlert(acme, sophostest.Alert{Description: "Out of date"})
+	if got, _, err := c.Alerts.Get(t.Context(), acme, "", a.ID); err != nil || got.ID != a.ID {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	if !sim.ResolveAlert(acme, a.ID) {
+		t.Fatal("ResolveAlert: not open")
+	}
+	if alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil); err != nil || len(alerts) != 0 {
+		t.Errorf("ListAll after resolving = %+v, %v; want none", alerts, err)
+	}
+	if _, _, err := c.Alerts.Get(t.Context(), acme, "", a.ID); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("Get of a resolved alert: error = %v, want not found", err)
+	}
+}
+
+func TestAlertsService_accessDenied(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	sim.DenyAlerts(acme, true)
+	_, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+	if !sophos.IsAccessDenied(err) || !errors.Is(err, psa.ErrUnauthorized) || !strings.Contains(err.Error(), "Access is denied") {
+		t.Errorf("error = %v, want access denied", err)
+	}
+	if _, err := c.Alerts.ListAll(t.Context(), globex, "", nil); err != nil {
+		t.Errorf("another tenant: %v", err)
+	}
+	if _, err := c.Alerts.ListAll(t.Context(), "00000000-0000-4000-8000-000000000000", "", nil); !sophos.IsAccessDenied(err) {
+		t.Errorf("a tenant that is not the partner's: error = %v, want access denied", err)
+	}
+}
+
+// A throttled page is retried; a failing later page fails the whole list,
+// never returning a partial one.
+func TestAlertsService_ListAll_faults(t *testing.T) {
+	t.Parallel()
+	sim, c, w := setup(t)
+	for range 3 {
+		sim.AddAlert(acme, sophostest.Alert{})
+	}
+	sim.AddFault(sophostest.Fault{Path: "/common/v1/alerts", Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second, Times: 1})
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+	if err != nil || len(alerts) != 3 {
+		t.Fatalf("ListAll after a 429 = %d alerts, %v", len(alerts), err)
+	}
+	if got := w.get(); len(got) != 1 || got[0] != 2*time.Second {
+		t.Errorf("waits = %v, want the 2s Retry-After", got)
+	}
+
+	// A server that fails every page after the first.
+	front := newTestServer(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("pageFromKey") != "" {
+			http.Error(rw, `{"error":"badRequest","message":"Invalid value for query parameter pageFromKey"}`, http.StatusBadRequest)
+			return
+		}
+		sim.Handler().ServeHTTP(rw, r)
+	}))
+	c2, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()), sophos.WithAuthURL(sim.AuthURL()),
+		sophos.WithBaseURL(front+"/"), sophos.WithSleep(w.sleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err = c2.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 2})
+	if err == nil || alerts != nil || !strings.Contains(err.Error(), "pageFromKey") {
+		t.Errorf("ListAll with a failing second page = %d alerts, %v; want an error and no alerts", len(alerts), err)
+	}
+}
+
+// Without a pinned base URL, alerts go to the tenant's apiHost, which must
+// be https.
+func TestAlertsService_apiHost(t *testing.T) {
+	t.Parallel()
+	sim := sophostest.Start(t, sophostest.WithFixtureFile("../sophostest/testdata/fixture.json"))
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()), sophos.WithAuthURL(sim.AuthURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Alerts.List(t.Context(), acme, sim.URL(), nil)
+	if err == nil || !strings.Contains(err.Error(), "is not https") {
+		t.Errorf("http apiHost: error = %v, want a refusal", err)
+	}
+	if _, _, err := c.Alerts.List(t.Context(), acme, "", nil); err == nil || !strings.Contains(err.Error(), "has no apiHost") {
+		t.Errorf("no apiHost: error = %v", err)
+	}
+}
+
+func TestAlert_DeviceURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a    sophos.Alert
+		want string
+	}{
+		{sophos.Alert{Product: "server", ManagedAgent: &sophos.ManagedAgent{ID: "s1", Type: "server"}}, "https://central.sophos.com/manage/server/devices/servers/s1/summary"},
+		{sophos.Alert{Product: "endpoint", ManagedAgent: &sophos.ManagedAgent{ID: "c1", Type: "computer"}}, "https://central.sophos.com/manage/endpoint/devices/computers/c1/summary"},
+		{sophos.Alert{Product: "wireless", ManagedAgent: &sophos.ManagedAgent{ID: "w1"}}, ""},
+		{sophos.Alert{Product: "endpoint"}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.a.DeviceURL(); got != tt.want {
+			t.Errorf("%+v: DeviceURL = %q, want %q", tt.a, got, tt.want)
+		}
+	}
+}

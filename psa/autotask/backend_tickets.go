@@ -1,0 +1,290 @@
+package autotask
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend satisfies the psa.Ticketer interface.
+var _ psa.Ticketer = (*Backend)(nil)
+
+// Autotask limits of ticket fields (REST-generated model; the SOAP
+// metadata says 255 for the title, so 250 is the safe one).
+const (
+	maxTicketTitle       = 250
+	maxTicketDescription = 8000
+	maxNoteDescription   = 32000
+)
+
+// Labels of the picklist values the ticket adapter looks up.
+const (
+	labelComplete     = "Complete"           // Tickets.status, the system status that closes a ticket
+	labelInternalOnly = "Internal Only"      // TicketNotes.publish
+	labelAllUsers     = "All Autotask Users" // TicketNotes.publish
+)
+
+// ticketPicklists maps each lookup kind to the entity and field whose
+// picklist holds it.
+var ticketPicklists = map[psa.TicketLookupKind][2]string{
+	psa.TicketLookupQueue:        {"Tickets", "queueID"},
+	psa.TicketLookupStatus:       {"Tickets", "status"},
+	psa.TicketLookupPriority:     {"Tickets", "priority"},
+	psa.TicketLookupSource:       {"Tickets", "source"},
+	psa.TicketLookupIssueType:    {"Tickets", "issueType"},
+	psa.TicketLookupSubIssueType: {"Tickets", "subIssueType"},
+	psa.TicketLookupTicketType:   {"Tickets", "ticketType"},
+	psa.TicketLookupCategory:     {"Tickets", "ticketCategory"},
+	psa.TicketLookupNoteType:     {"TicketNotes", "noteType"},
+}
+
+// TicketLookupKinds returns every kind: all of them are Autotask picklists.
+func (b *Backend) TicketLookupKinds() []psa.TicketLookupKind {
+	return append([]psa.TicketLookupKind(nil), psa.TicketLookupKinds...)
+}
+
+// TicketLookups reads a picklist of Tickets (or TicketNotes.noteType) from
+// entityInformation/fields. Sub-issue types are those whose parent value is
+// scope, the issue type id; other kinds take no scope. The status labelled
+// "Complete" is the closed one.
+func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, scope string) ([]psa.TicketLookup, error) {
+	pl, ok := ticketPicklists[kind]
+	if !ok {
+		return nil, fmt.Errorf("autotask: ticket lookup %q: %w", kind, psa.ErrNotSupported)
+	}
+	if scope != "" && kind != psa.TicketLookupSubIssueType {
+		return nil, validationError(fmt.Sprintf("ticket lookup %s takes no scope, got %q", kind, scope))
+	}
+	values, err := b.client.EntityInformation.Picklist(ctx, pl[0], pl[1])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]psa.TicketLookup, 0, len(values))
+	for _, v := range values {
+		if kind == psa.TicketLookupSubIssueType && scope != "" && v.ParentValue != scope {
+			continue
+		}
+		out = append(out, psa.TicketLookup{
+			ID: strings.TrimSpace(v.Value), Name: v.Label, Active: v.IsActive, Default: v.IsDefaultValue,
+			Closed: kind == psa.TicketLookupStatus && normLabel(v.Label) == normLabel(labelComplete),
+		})
+	}
+	return out, nil
+}
+
+// CreateTicket creates a ticket with externalID set to req.ExternalRef.
+// Status and priority default to the picklists' default values; a queue is
+// required (psa-sync does not assign tickets to resources). Without a due
+// date or a ticket category (whose defaults may set one), the ticket is due
+// a day after it opened, as Autotask requires a due date.
+func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
+	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	if strings.TrimSpace(req.Title) == "" {
+		return nil, validationError("ticket title is required")
+	}
+	company, err := parseID("company", req.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	r := &CreateTicketRequest{
+		CompanyID:   company,
+		Title:       psa.TruncateTitle(req.Title, maxTicketTitle),
+		Description: psa.TruncateTitle(req.Description, maxTicketDescription),
+		ExternalID:  req.ExternalRef,
+	}
+	rt := req.Routing
+	if rt.QueueID == "" {
+		return nil, validationError("ticket queue id is required")
+	}
+	for _, f := range []struct {
+		kind string
+		in   string
+		out  **int64
+	}{
+		{"contract", req.ContractID, &r.ContractID}, {"queue", rt.QueueID, &r.QueueID},
+		{"source", rt.SourceID, &r.Source}, {"issue type", rt.IssueTypeID, &r.IssueType},
+		{"sub-issue type", rt.SubIssueTypeID, &r.SubIssueType}, {"ticket type", rt.TicketTypeID, &r.TicketType},
+		{"ticket category", rt.CategoryID, &r.TicketCategory},
+	} {
+		if f.in == "" {
+			continue
+		}
+		id, err := parseID(f.kind, f.in)
+		if err != nil {
+			return nil, err
+		}
+		*f.out = &id
+	}
+	if r.Status, err = b.picklistOrDefault(ctx, "Tickets", "status", "status", rt.StatusID); err != nil {
+		return nil, err
+	}
+	if r.Priority, err = b.picklistOrDefault(ctx, "Tickets", "priority", "priority", rt.PriorityID); err != nil {
+		return nil, err
+	}
+	opened := req.OpenedAt
+	if opened.IsZero() {
+		opened = b.now()
+	}
+	switch {
+	case !req.DueAt.IsZero():
+		r.DueDateTime = NewTimestamp(req.DueAt.UTC())
+	case r.TicketCategory == nil:
+		r.DueDateTime = NewTimestamp(opened.UTC().Add(24 * time.Hour))
+	}
+	id, _, err := b.client.Tickets.Create(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("autotask: creating ticket %q for company %d: %w", req.ExternalRef, company, err)
+	}
+	return b.GetTicket(ctx, strconv.FormatInt(id, 10))
+}
+
+// picklistOrDefault parses id, or returns the picklist's default value when
+// id is empty.
+func (b *Backend) picklistOrDefault(ctx context.Context, entity, field, kind, id string) (int64, error) {
+	if id != "" {
+		return parseID(kind, id)
+	}
+	values, err := b.client.EntityInformation.Picklist(ctx, entity, field)
+	if err != nil {
+		return 0, err
+	}
+	for _, v := range values {
+		if v.IsDefaultValue && v.IsActive {
+			return v.Int()
+		}
+	}
+	return 0, validationError(fmt.Sprintf("the %s.%s picklist has no default value; set the ticket %s id", entity, field, kind))
+}
+
+// GetTicket returns a ticket.
+func (b *Backend) GetTicket(ctx context.Context, id string) (*psa.Ticket, error) {
+	n, err := parseID("ticket", id)
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := b.client.Tickets.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return b.toTicket(ctx, t)
+}
+
+// FindTickets queries tickets by externalID and companyID.
+func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
+	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	company, err := parseID("company", q.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	list, _, err := b.client.Tickets.List(ctx, NewQuery(Eq("externalID", q.ExternalRef), Eq("companyID", company)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]psa.Ticket, 0, len(list))
+	for _, t := range list {
+		// The query's eq may fold case; the reference must match exactly.
+		if t.ExternalID != q.ExternalRef {
+			continue
+		}
+		pt, err := b.toTicket(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *pt)
+	}
+	return out, nil
+}
+
+// SetTicketStatus PATCHes the status. A note that goes with a closing
+// status becomes the ticket's resolution; with any other status it is
+// added as an internal note.
+func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
+	id, err := parseID("ticket", u.TicketID)
+	if err != nil {
+		return nil, err
+	}
+	status, err := parseID("status", u.StatusID)
+	if err != nil {
+		return nil, err
+	}
+	closing, err := b.closedStatus(ctx, status)
+	if err != nil {
+		return nil, err
+	}
+	r := &UpdateTicketRequest{ID: id, Status: &status}
+	if closing && u.Note != "" {
+		r.Resolution = Ptr(psa.TruncateTitle(u.Note, maxNoteDescription))
+	}
+	if _, _, err := b.client.Tickets.Update(ctx, r); err != nil {
+		return nil, fmt.Errorf("autotask: setting status of ticket %d: %w", id, err)
+	}
+	if !closing && u.Note != "" {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+			return nil, err
+		}
+	}
+	return b.GetTicket(ctx, u.TicketID)
+}
+
+func (b *Backend) closedStatus(ctx context.Context, status int64) (bool, error) {
+	label, err := b.label(ctx, "Tickets", "status", status)
+	if err != nil {
+		return false, err
+	}
+	return normLabel(label) == normLabel(labelComplete), nil
+}
+
+// AddTicketNote adds a note under the ticket. The note type defaults to
+// the picklist's default; publish is "Internal Only" unless the note is
+// public ("All Autotask Users"), looked up by label because the values are
+// tenant-specific and a wrong one publishes internal notes to customers.
+func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
+	id, err := parseID("ticket", n.TicketID)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(n.Text) == "" {
+		return validationError("ticket note text is required")
+	}
+	noteType, err := b.picklistOrDefault(ctx, "TicketNotes", "noteType", "note type", n.NoteTypeID)
+	if err != nil {
+		return err
+	}
+	label := labelInternalOnly
+	if n.Public {
+		label = labelAllUsers
+	}
+	publish, err := b.client.EntityInformation.PicklistValue(ctx, "TicketNotes", "publish", label)
+	if err != nil {
+		return err
+	}
+	_, _, err = b.client.Tickets.CreateNote(ctx, &CreateTicketNoteRequest{
+		TicketID: id, Title: psa.TruncateTitle(n.Title, maxTicketTitle),
+		Description: psa.TruncateTitle(n.Text, maxNoteDescription), NoteType: noteType, Publish: publish,
+	})
+	if err != nil {
+		return fmt.Errorf("autotask: adding a note to ticket %d: %w", id, err)
+	}
+	return nil
+}
+
+func (b *Backend) toTicket(ctx context.Context, t *Ticket) (*psa.Ticket, error) {
+	closed, err := b.closedStatus(ctx, t.Status)
+	var pe *PicklistError
+	if err != nil && !errors.As(err, &pe) {
+		return nil, err
+	}
+	return &psa.Ticket{
+		ID: strconv.FormatInt(t.ID, 10), Number: t.TicketNumber, CompanyID: strconv.FormatInt(t.CompanyID, 10),
+		Title: t.Title, ExternalRef: t.ExternalID, StatusID: strconv.FormatInt(t.Status, 10), Closed: closed,
+	}, nil
+}

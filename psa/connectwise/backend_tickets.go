@@ -1,0 +1,230 @@
+package connectwise
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend satisfies the psa.Ticketer interface.
+var _ psa.Ticketer = (*Backend)(nil)
+
+// maxSummary is the longest ticket summary ConnectWise accepts.
+const maxSummary = 100
+
+// ticketFields are the fields FindTickets and GetTicket read.
+var ticketFields = []string{"id", "summary", "company/id", "status/id", "closedFlag", "externalXRef"}
+
+// TicketLookupKinds returns the kinds ConnectWise has: boards (as queues),
+// their statuses and types, priorities and sources.
+func (b *Backend) TicketLookupKinds() []psa.TicketLookupKind {
+	return []psa.TicketLookupKind{psa.TicketLookupQueue, psa.TicketLookupStatus, psa.TicketLookupPriority, psa.TicketLookupSource, psa.TicketLookupTicketType}
+}
+
+// TicketLookups reads service boards (queue), a board's statuses and types
+// (scope: the board id), priorities and sources.
+func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, scope string) ([]psa.TicketLookup, error) {
+	boardScoped := kind == psa.TicketLookupStatus || kind == psa.TicketLookupTicketType
+	var board int64
+	switch {
+	case boardScoped && scope == "":
+		return nil, validationError(fmt.Sprintf("ticket lookup %s needs the board id as its scope", kind))
+	case boardScoped:
+		n, err := parseID("board", scope)
+		if err != nil {
+			return nil, err
+		}
+		board = n
+	case scope != "":
+		return nil, validationError(fmt.Sprintf("ticket lookup %s takes no scope, got %q", kind, scope))
+	}
+	id := func(n int64) string { return strconv.FormatInt(n, 10) }
+	var out []psa.TicketLookup
+	switch kind {
+	case psa.TicketLookupQueue:
+		list, _, err := b.client.Boards.List(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range list {
+			out = append(out, psa.TicketLookup{ID: id(x.ID), Name: x.Name, Active: !x.InactiveFlag})
+		}
+	case psa.TicketLookupStatus:
+		list, _, err := b.client.Boards.Statuses(ctx, board)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range list {
+			out = append(out, psa.TicketLookup{ID: id(x.ID), Name: x.Name, Active: !x.Inactive, Default: x.DefaultFlag, Closed: x.ClosedStatus})
+		}
+	case psa.TicketLookupTicketType:
+		list, _, err := b.client.Boards.Types(ctx, board)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range list {
+			out = append(out, psa.TicketLookup{ID: id(x.ID), Name: x.Name, Active: !x.InactiveFlag, Default: x.DefaultFlag})
+		}
+	case psa.TicketLookupPriority:
+		list, _, err := b.client.Boards.Priorities(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range list {
+			out = append(out, psa.TicketLookup{ID: id(x.ID), Name: x.Name, Active: true, Default: x.DefaultFlag})
+		}
+	case psa.TicketLookupSource:
+		list, _, err := b.client.Boards.Sources(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range list {
+			out = append(out, psa.TicketLookup{ID: id(x.ID), Name: x.Name, Active: true, Default: x.DefaultFlag})
+		}
+	default:
+		return nil, fmt.Errorf("connectwise: ticket lookup %q: %w", kind, psa.ErrNotSupported)
+	}
+	return out, nil
+}
+
+// CreateTicket creates a service ticket on the board req.Routing.QueueID
+// with externalXRef set to req.ExternalRef, linked to the agreement
+// req.ContractID when given, and without e-mailing the customer contact.
+// An empty status leaves the board's default.
+func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
+	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	if strings.TrimSpace(req.Title) == "" {
+		return nil, validationError("ticket title is required")
+	}
+	if req.Routing.QueueID == "" {
+		return nil, validationError("ticket board id is required")
+	}
+	company, err := reference("company", req.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	if company == nil {
+		return nil, validationError("ticket company id is required")
+	}
+	r := &CreateTicketRequest{
+		Summary: psa.TruncateTitle(req.Title, maxSummary), Company: company,
+		InitialDescription: req.Description, ExternalXRef: req.ExternalRef,
+	}
+	rt := req.Routing
+	for _, f := range []struct {
+		kind, in string
+		out      **Reference
+	}{
+		{"board", rt.QueueID, &r.Board}, {"status", rt.StatusID, &r.Status}, {"priority", rt.PriorityID, &r.Priority},
+		{"source", rt.SourceID, &r.Source}, {"type", rt.TicketTypeID, &r.Type}, {"agreement", req.ContractID, &r.Agreement},
+	} {
+		if *f.out, err = reference(f.kind, f.in); err != nil {
+			return nil, err
+		}
+	}
+	t, _, err := b.client.Tickets.Create(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: creating ticket %q for company %s: %w", req.ExternalRef, req.CompanyID, err)
+	}
+	return toTicket(t), nil
+}
+
+// GetTicket returns a ticket.
+func (b *Backend) GetTicket(ctx context.Context, id string) (*psa.Ticket, error) {
+	n, err := parseID("ticket", id)
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := b.client.Tickets.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toTicket(t), nil
+}
+
+// FindTickets lists tickets by externalXRef and company. externalXRef is a
+// free-text field technicians can edit, so matches are checked exactly.
+func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
+	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	company, err := parseID("company", q.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	list, _, err := b.client.Tickets.List(ctx, &ListOptions{
+		Conditions: And(Eq("externalXRef", q.ExternalRef), Eq("company/id", company)),
+		Fields:     ticketFields,
+		OrderBy:    "id asc",
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]psa.Ticket, 0, len(list))
+	for _, t := range list {
+		if t.ExternalXRef == q.ExternalRef && t.Company != nil && t.Company.ID == company {
+			out = append(out, *toTicket(t))
+		}
+	}
+	return out, nil
+}
+
+// SetTicketStatus moves the ticket to a status of its board (a status whose
+// closedStatus is true closes it) and adds the note as an internal one.
+func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
+	id, err := parseID("ticket", u.TicketID)
+	if err != nil {
+		return nil, err
+	}
+	status, err := parseID("status", u.StatusID)
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := b.client.Tickets.Update(ctx, id, []PatchOperation{Replace("status", Reference{ID: status})})
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: setting status of ticket %d: %w", id, err)
+	}
+	if u.Note != "" {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+			return nil, err
+		}
+	}
+	return toTicket(t), nil
+}
+
+// AddTicketNote adds an internal analysis note, or a discussion
+// (detail description) note when n.Public is set. Notifications are off.
+func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
+	id, err := parseID("ticket", n.TicketID)
+	if err != nil {
+		return err
+	}
+	text := strings.TrimSpace(n.Text)
+	if text == "" {
+		return validationError("ticket note text is required")
+	}
+	if n.Title != "" {
+		text = n.Title + "\n\n" + text
+	}
+	note := &ServiceNote{Text: text, InternalAnalysisFlag: !n.Public, DetailDescriptionFlag: n.Public}
+	if _, _, err := b.client.Tickets.CreateNote(ctx, id, note); err != nil {
+		return fmt.Errorf("connectwise: adding a note to ticket %d: %w", id, err)
+	}
+	return nil
+}
+
+func toTicket(t *Ticket) *psa.Ticket {
+	out := &psa.Ticket{ID: strconv.FormatInt(t.ID, 10), Number: strconv.FormatInt(t.ID, 10), Title: t.Summary, ExternalRef: t.ExternalXRef, Closed: t.ClosedFlag}
+	if t.Company != nil {
+		out.CompanyID = strconv.FormatInt(t.Company.ID, 10)
+	}
+	if t.Status != nil {
+		out.StatusID = strconv.FormatInt(t.Status.ID, 10)
+	}
+	return out
+}

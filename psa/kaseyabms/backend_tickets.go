@@ -1,0 +1,321 @@
+package kaseyabms
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend satisfies the psa.Ticketer interface.
+var _ psa.Ticketer = (*Backend)(nil)
+
+// maxTitle is the longest title psa-sync writes. BMS declares no limit;
+// tickets with very long titles are hard to read in its lists.
+const maxTitle = 200
+
+// closedStatusNames are the (folded) status names that complete a ticket.
+// BMS's status lookup carries a TypeId whose meaning is not documented, so
+// closing is decided by name; a ticket read back is closed when it has a
+// completion date.
+var closedStatusNames = map[string]bool{"completed": true, "complete": true, "closed": true, "resolved": true}
+
+// TicketLookupKinds returns the kinds BMS has.
+func (b *Backend) TicketLookupKinds() []psa.TicketLookupKind {
+	return []psa.TicketLookupKind{psa.TicketLookupQueue, psa.TicketLookupStatus, psa.TicketLookupPriority, psa.TicketLookupSource,
+		psa.TicketLookupIssueType, psa.TicketLookupSubIssueType, psa.TicketLookupTicketType, psa.TicketLookupNoteType}
+}
+
+// TicketLookups reads queues, statuses, priorities and issue types from
+// their lookups, sub-issue types of the issue type given as scope, and
+// ticket types, sources and note types from the generic lookup tables
+// TableTicketType, TableTicketSource and TableNoteType.
+func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, scope string) ([]psa.TicketLookup, error) {
+	if scope != "" && kind != psa.TicketLookupSubIssueType {
+		return nil, validationError(fmt.Sprintf("ticket lookup %s takes no scope, got %q", kind, scope))
+	}
+	t := b.client.Tickets
+	var list []*Lookup
+	var err error
+	switch kind {
+	case psa.TicketLookupQueue:
+		list, _, err = t.Queues(ctx)
+	case psa.TicketLookupStatus:
+		list, _, err = t.Statuses(ctx)
+	case psa.TicketLookupPriority:
+		list, _, err = t.Priorities(ctx)
+	case psa.TicketLookupIssueType:
+		list, _, err = t.IssueTypes(ctx)
+	case psa.TicketLookupSubIssueType:
+		issue, perr := parseID("issue type", scope)
+		if perr != nil {
+			return nil, perr
+		}
+		list, _, err = t.IssueSubTypes(ctx, issue)
+	case psa.TicketLookupTicketType:
+		list, _, err = t.Table(ctx, TableTicketType)
+	case psa.TicketLookupSource:
+		list, _, err = t.Table(ctx, TableTicketSource)
+	case psa.TicketLookupNoteType:
+		list, _, err = t.Table(ctx, TableNoteType)
+	default:
+		return nil, fmt.Errorf("kaseyabms: ticket lookup %q: %w", kind, psa.ErrNotSupported)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]psa.TicketLookup, 0, len(list))
+	for _, l := range list {
+		out = append(out, psa.TicketLookup{
+			ID: strconv.Itoa(l.ID), Name: l.Name, Active: l.Active(), Default: l.IsDefault,
+			Closed: kind == psa.TicketLookupStatus && closedStatusNames[strings.ToLower(strings.TrimSpace(l.Name))],
+		})
+	}
+	return out, nil
+}
+
+// CreateTicket creates a ticket on the account's main location. BMS
+// requires a status, a ticket type and a source; the priority defaults to
+// the default priority. The title carries psa.RefToken(req.ExternalRef),
+// the details the reference itself, because BMS tickets have no searchable
+// external-reference field.
+func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
+	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	if strings.TrimSpace(req.Title) == "" {
+		return nil, validationError("ticket title is required")
+	}
+	account, err := parseID("company", req.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	rt := req.Routing
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"status", rt.StatusID}, {"ticket type", rt.TicketTypeID}, {"source", rt.SourceID}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, validationError("Kaseya BMS tickets need a " + strings.Join(missing, ", ") + " id")
+	}
+	token := psa.RefToken(req.ExternalRef)
+	in := &TicketInput{
+		Title:     psa.TruncateTitle(req.Title, maxTitle-len(token)-1) + " " + token,
+		Details:   strings.TrimSpace(req.Description + "\n\nExternal reference: " + req.ExternalRef),
+		AccountID: account,
+		OpenDate:  Time{req.OpenedAt.UTC()},
+	}
+	if in.OpenDate.IsZero() {
+		in.OpenDate = Time{b.now().UTC()}
+	}
+	if !req.DueAt.IsZero() {
+		in.DueDate = &Time{req.DueAt.UTC()}
+	}
+	for _, f := range []struct {
+		kind, v string
+		out     *int
+	}{{"status", rt.StatusID, &in.StatusID}, {"ticket type", rt.TicketTypeID, &in.TypeID}, {"source", rt.SourceID, &in.SourceID}} {
+		if *f.out, err = parseID(f.kind, f.v); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct {
+		kind, v string
+		out     **int
+	}{{"queue", rt.QueueID, &in.QueueID}, {"issue type", rt.IssueTypeID, &in.IssueTypeID},
+		{"sub-issue type", rt.SubIssueTypeID, &in.SubIssueTypeID}, {"contract", req.ContractID, &in.ContractID}} {
+		if f.v == "" {
+			continue
+		}
+		n, err := parseID(f.kind, f.v)
+		if err != nil {
+			return nil, err
+		}
+		*f.out = &n
+	}
+	if in.PriorityID, err = b.priority(ctx, rt.PriorityID); err != nil {
+		return nil, err
+	}
+	if in.LocationID, err = b.mainLocation(ctx, account); err != nil {
+		return nil, err
+	}
+	t, _, err := b.client.Tickets.Create(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: creating ticket %q for account %d: %w", req.ExternalRef, account, err)
+	}
+	return toTicket(t, req.ExternalRef), nil
+}
+
+func (b *Backend) priority(ctx context.Context, id string) (int, error) {
+	if id != "" {
+		return parseID("priority", id)
+	}
+	list, _, err := b.client.Tickets.Priorities(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range list {
+		if p.IsDefault {
+			return p.ID, nil
+		}
+	}
+	return 0, validationError("Kaseya BMS has no default priority; set the ticket priority id")
+}
+
+// mainLocation returns the account's main location (LocationId is
+// required on tickets), or its only one.
+func (b *Backend) mainLocation(ctx context.Context, account int) (int, error) {
+	locs, _, err := b.client.Tickets.Locations(ctx, account)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range locs {
+		if l.IsMain {
+			return l.ID, nil
+		}
+	}
+	if len(locs) == 1 {
+		return locs[0].ID, nil
+	}
+	return 0, validationError(fmt.Sprintf("account %d has %d locations and none is the main one", account, len(locs)))
+}
+
+// GetTicket returns a ticket. Its ExternalRef is read from the details.
+func (b *Backend) GetTicket(ctx context.Context, id string) (*psa.Ticket, error) {
+	n, err := parseID("ticket", id)
+	if err != nil {
+		return nil, err
+	}
+	t, _, err := b.client.Tickets.Get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return toTicket(t, refFromDetails(t.Details)), nil
+}
+
+// FindTickets searches the account's tickets whose title contains the
+// reference token (completed ones too), and keeps those whose title holds
+// the token exactly.
+func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
+	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
+		return nil, validationError(err.Error())
+	}
+	account, err := parseID("company", q.CompanyID)
+	if err != nil {
+		return nil, err
+	}
+	token := psa.RefToken(q.ExternalRef)
+	list, _, err := b.client.Tickets.SearchAll(ctx, &TicketFilter{Title: token, AccountIDs: strconv.Itoa(account)})
+	if err != nil {
+		return nil, err
+	}
+	var out []psa.Ticket
+	for _, t := range list {
+		if strings.Contains(t.Title, token) && t.AccountID != nil && *t.AccountID == account {
+			out = append(out, *toTicket(t, q.ExternalRef))
+		}
+	}
+	return out, nil
+}
+
+// SetTicketStatus resolves the ticket (with the note as an internal
+// comment) when the status completes it, and otherwise PATCHes the status
+// and adds the note.
+func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
+	id, err := parseID("ticket", u.TicketID)
+	if err != nil {
+		return nil, err
+	}
+	status, err := parseID("status", u.StatusID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := psa.FindTicketLookupID(ctx, b, psa.TicketLookupStatus, "", u.StatusID)
+	if err != nil {
+		return nil, err
+	}
+	var t *Ticket
+	if st.Closed {
+		comment := u.Note
+		if comment == "" {
+			comment = "Closed by psa-sync."
+		}
+		t, _, err = b.client.Tickets.Resolve(ctx, id, &ResolveTicket{Comment: comment, StatusID: status, IsInternal: true})
+	} else {
+		t, _, err = b.client.Tickets.Patch(ctx, id, []PatchOperation{{Op: "replace", Path: "/StatusId", Value: status}})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: setting status of ticket %d: %w", id, err)
+	}
+	if !st.Closed && u.Note != "" {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+			return nil, err
+		}
+	}
+	return toTicket(t, refFromDetails(t.Details)), nil
+}
+
+// AddTicketNote adds an internal note (public when n.Public is set) of the
+// given note type or the default one, mailing nobody.
+func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
+	id, err := parseID("ticket", n.TicketID)
+	if err != nil {
+		return err
+	}
+	text := strings.TrimSpace(n.Text)
+	if text == "" {
+		return validationError("ticket note text is required")
+	}
+	if n.Title != "" {
+		text = n.Title + "\n\n" + text
+	}
+	typeID := 0
+	if n.NoteTypeID != "" {
+		if typeID, err = parseID("note type", n.NoteTypeID); err != nil {
+			return err
+		}
+	} else {
+		types, err := b.TicketLookups(ctx, psa.TicketLookupNoteType, "")
+		if err != nil {
+			return err
+		}
+		for _, t := range types {
+			if t.Default && t.Active {
+				typeID, _ = strconv.Atoi(t.ID)
+			}
+		}
+		if typeID == 0 {
+			return validationError("Kaseya BMS has no default note type; set the note type id")
+		}
+	}
+	_, _, err = b.client.Tickets.CreateNote(ctx, id, &TicketNoteInput{Details: text, IsInternal: !n.Public, TypeID: typeID, NoteDate: Time{b.now().UTC()}})
+	if err != nil {
+		return fmt.Errorf("kaseyabms: adding a note to ticket %d: %w", id, err)
+	}
+	return nil
+}
+
+const refLabel = "External reference: "
+
+// refFromDetails reads the reference CreateTicket wrote into the details.
+func refFromDetails(details string) string {
+	i := strings.LastIndex(details, refLabel)
+	if i < 0 {
+		return ""
+	}
+	ref, _, _ := strings.Cut(details[i+len(refLabel):], "\n")
+	return strings.TrimSpace(ref)
+}
+
+func toTicket(t *Ticket, ref string) *psa.Ticket {
+	out := &psa.Ticket{ID: strconv.Itoa(t.ID), Number: t.TicketNumber, Title: t.Title, ExternalRef: ref,
+		StatusID: strconv.Itoa(t.StatusID), Closed: t.Completed()}
+	if t.AccountID != nil {
+		out.CompanyID = strconv.Itoa(*t.AccountID)
+	}
+	return out
+}
