@@ -186,4 +186,3 @@ func status(err error) int {
 	}
 	return -1
 }
-
