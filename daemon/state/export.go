@@ -27,7 +27,8 @@ type ExportVersion struct {
 // PutExport stores a new version of the export with its body. The caller
 // assigns Revision as the current revision plus one; a Revision that is not
 // newer than every stored one fails with an error matching ErrConflict, so
-// two writers that raced for the same revision cannot both succeed. A zero
+// two writers that raced for the same revision cannot both succeed, and one
+// that skips revisions fails with another error. A zero
 // At becomes now and a zero Size the body's length.
 func (db *DB) PutExport(v ExportVersion, body []byte) error {
 	if v.Revision <= 0 {
@@ -54,6 +55,9 @@ func (db *DB) PutExport(v ExportVersion, body []byte) error {
 		if v.Revision <= cur {
 			return fmt.Errorf("state: %s: the current revision is %d: %w", what, cur, ErrConflict)
 		}
+		if v.Revision != cur+1 {
+			return fmt.Errorf("state: %s: the current revision is %d, so the next one must be %d", what, cur, cur+1)
+		}
 		res, err := tx.ExecContext(ctx, db.q(`INSERT INTO export_versions (revision, digest, size, at, source, body)
 			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (revision) DO NOTHING`),
 			v.Revision, v.Digest, v.Size, db.tv(v.At), v.Source, body)
@@ -75,8 +79,12 @@ func scanExport(row interface{ Scan(...any) error }) (ExportVersion, error) {
 	return v, err
 }
 
+// ErrNoExport is returned by CurrentExport when no export is stored; it
+// matches ErrNotFound too.
+var ErrNoExport = fmt.Errorf("state: no mapping export stored: %w", ErrNotFound)
+
 // CurrentExport returns the newest stored version of the export and its
-// body, or an error matching ErrNotFound when none is stored.
+// body, or ErrNoExport when none is stored.
 func (db *DB) CurrentExport() (ExportVersion, []byte, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
@@ -87,7 +95,7 @@ func (db *DB) CurrentExport() (ExportVersion, []byte, error) {
 	err := db.sql.QueryRowContext(ctx, `SELECT `+exportColumns+`, body FROM export_versions ORDER BY revision DESC LIMIT 1`).
 		Scan(&v.Revision, &v.Digest, &v.Size, timeDest{&v.At}, &v.Source, &body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ExportVersion{}, nil, fmt.Errorf("state: no export stored: %w", ErrNotFound)
+		return ExportVersion{}, nil, ErrNoExport
 	}
 	if err != nil {
 		return ExportVersion{}, nil, db.wrap("reading the current export", err)

@@ -75,20 +75,24 @@ func (s *Store) read(path string) (*Document, error) {
 }
 
 // withFile puts the Store's path into an error from Decode or Validate.
-func (s *Store) withFile(err error) error {
+func (s *Store) withFile(err error) error { return located(s.path, err) }
+
+// located puts the name of the export's file or store into an error from
+// Decode or Validate, or prefixes any other error with it.
+func located(name string, err error) error {
 	var ve *ValidationError
 	var se *SyntaxError
 	switch {
 	case errors.As(err, &ve):
 		c := *ve
-		c.File = s.path
+		c.File = name
 		return &c
 	case errors.As(err, &se):
 		c := *se
-		c.File = s.path
+		c.File = name
 		return &c
 	default:
-		return fmt.Errorf("%s%w", prefix(s.path), err)
+		return fmt.Errorf("%s%w", prefix(name), err)
 	}
 }
 

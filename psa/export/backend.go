@@ -1,0 +1,134 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// ErrConflict is returned by Backend.Save when the stored export is no
+// longer the version the write was based on: another writer saved first.
+var ErrConflict = errors.New("export: the export was changed by another writer")
+
+// ErrNotModified is returned by Backend.Load when the stored version is the
+// one the caller already has.
+var ErrNotModified = errors.New("export: not modified")
+
+// Blob is one stored version of the export: its bytes and the version the
+// store gave it.
+type Blob struct {
+	Data []byte
+	// Version identifies Data in the store: a content digest for a file,
+	// the object's ETag on S3, the revision on psa-syncd. It is opaque to
+	// callers and only compared for equality.
+	Version string
+}
+
+// Backend is a place where the export is kept: a file (FileBackend), an
+// S3-compatible bucket (S3Backend) or psa-syncd (HTTPBackend). It moves
+// bytes and versions only; Client decodes, validates and updates.
+//
+// Implementations are safe for concurrent use. They never cache: every
+// Load and Save asks the store.
+type Backend interface {
+	// Load returns the stored export. It returns an error matching
+	// fs.ErrNotExist when the store holds none, and ErrNotModified when
+	// ifNoneMatch is not empty and equals the stored version.
+	Load(ctx context.Context, ifNoneMatch string) (Blob, error)
+	// Save stores data if the stored version is still ifMatch, or, when
+	// ifMatch is empty, only if the store holds no export yet. It returns
+	// the new version, or an error matching ErrConflict when the condition
+	// failed and nothing was stored.
+	Save(ctx context.Context, data []byte, ifMatch string) (version string, err error)
+	// String names the store in messages: a path or URL without
+	// credentials.
+	String() string
+}
+
+// Store kinds, as OpenBackend recognises them from the URL.
+const (
+	KindFile     = "file"
+	KindS3       = "s3"
+	KindPSASyncd = "psa-syncd"
+)
+
+// BackendOptions are the settings of a store that do not belong in its URL.
+type BackendOptions struct {
+	// Token is the bearer token of a psa-syncd store.
+	Token string
+	// HTTPClient is used for S3 and psa-syncd stores; nil means a client
+	// with a 60-second timeout.
+	HTTPClient *http.Client
+}
+
+// Kind returns the kind of store rawURL names: KindFile for a path or a
+// file:// URL, KindS3 for s3://, KindPSASyncd for http:// and https://.
+func Kind(rawURL string) (string, error) {
+	scheme, _, found := strings.Cut(rawURL, "://")
+	if !found {
+		return KindFile, nil
+	}
+	switch strings.ToLower(scheme) {
+	case "file":
+		return KindFile, nil
+	case "s3":
+		return KindS3, nil
+	case "http", "https":
+		return KindPSASyncd, nil
+	default:
+		return "", fmt.Errorf("export: unsupported export URL scheme %q in %q: use a path, file://, s3:// or the http(s):// URL of psa-syncd", scheme, Redact(rawURL))
+	}
+}
+
+// OpenBackend returns the Backend for the store named by rawURL:
+//
+//   - a path or file:///path: the export file, written atomically under a
+//     lock (see Store);
+//   - s3://bucket/key?region=…&endpoint=…&use_path_style=true&profile=…:
+//     an object in S3 or an S3-compatible store (see NewS3Backend);
+//   - http(s)://host:port: psa-syncd's /api/v1/export (see NewHTTPBackend).
+//
+// It does not contact the store.
+func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend, error) {
+	kind, err := Kind(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case KindS3:
+		return NewS3Backend(ctx, rawURL, o.HTTPClient)
+	case KindPSASyncd:
+		return NewHTTPBackend(rawURL, o.Token, o.HTTPClient)
+	}
+	path := rawURL
+	if strings.Contains(rawURL, "://") {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("export: invalid file URL %q: %w", rawURL, err)
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("export: file URL %q names host %q: only local files are supported (file:///path)", rawURL, u.Host)
+		}
+		path = u.Path
+	}
+	if path == "" {
+		return nil, errors.New("export: the export URL is empty")
+	}
+	return NewFileBackend(filepath.Clean(path)), nil
+}
+
+// Redact returns rawURL with the password of any user information
+// replaced by "xxxxx", for messages and logs. Export URLs carry no other
+// secrets: S3 credentials come from the AWS credential chain and the
+// psa-syncd token from its own setting.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return rawURL
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,330 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// maxConflicts bounds how often one batch of changes is re-applied after
+// losing a compare-and-swap before Update gives up.
+const maxConflicts = 100
+
+// Client reads and updates the export kept in a Backend. It is what the
+// Terraform provider uses for every store.
+//
+// Every write is a compare-and-swap on the version that was read: when
+// another writer saved first, the Client re-reads the export and re-applies
+// the change, so concurrent writers (the resources of one apply, or two
+// applies) never lose each other's updates.
+//
+// Concurrent Update calls on one Client are committed together: while one
+// write is in flight, the changes that arrive wait and then go to the store
+// as one write. Terraform applies ten resources at a time, so an apply of a
+// thousand mappings makes about a hundred writes, not a thousand; on a store
+// 20 ms away that is what keeps S3 and psa-syncd close to a local file.
+//
+// The Client decodes each version of the export once: it keeps the last
+// version it read or wrote, asks the store for a newer one with a
+// conditional read, and concurrent reads share one request.
+//
+// A Client is safe for concurrent use. Documents it returns are shared and
+// must not be modified; Clone one to change it.
+type Client struct {
+	backend Backend
+	now     func() time.Time
+
+	reads singleflight.Group
+
+	mu      sync.Mutex
+	version string    // the version of doc; "" when nothing is cached
+	doc     *Document // the decoded export at version, never modified
+	pending []*change // changes waiting for the next write
+	leading bool      // an Update is writing the pending changes
+}
+
+// change is one Update call waiting to be written.
+type change struct {
+	system   psa.System
+	instance string
+	fn       func(*Document) error
+
+	done chan struct{}
+	doc  *Document
+	err  error
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithClientClock sets the clock Update uses for updated_at. The default
+// is time.Now.
+func WithClientClock(now func() time.Time) ClientOption {
+	return func(c *Client) { c.now = now }
+}
+
+// NewClient returns a Client for the export in b.
+func NewClient(b Backend, opts ...ClientOption) *Client {
+	c := &Client{backend: b, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// Backend returns the store the Client reads and writes.
+func (c *Client) Backend() Backend { return c.backend }
+
+// String names the store, as Backend.String does.
+func (c *Client) String() string { return c.backend.String() }
+
+// Read returns the export as the store holds it now, with its version. A
+// store without an export gives an error matching fs.ErrNotExist; an export
+// that is not valid JSON or not a valid document gives a *SyntaxError or
+// *ValidationError naming the store.
+func (c *Client) Read(ctx context.Context) (*Document, string, error) {
+	type result struct {
+		doc     *Document
+		version string
+	}
+	v, err, _ := c.reads.Do("", func() (any, error) {
+		doc, version, err := c.load(ctx)
+		return result{doc, version}, err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	r := v.(result) //nolint:forcetypeassert // the function above returns only result
+	return r.doc, r.version, nil
+}
+
+// load reads the export, asking the store only for a version newer than the
+// cached one.
+func (c *Client) load(ctx context.Context) (*Document, string, error) {
+	c.mu.Lock()
+	have, cached := c.version, c.doc
+	c.mu.Unlock()
+	b, err := c.backend.Load(ctx, have)
+	switch {
+	case errors.Is(err, ErrNotModified):
+		return cached, have, nil
+	case err != nil:
+		return nil, "", err
+	}
+	doc, err := Decode(b.Data)
+	if err != nil {
+		return nil, "", located(c.backend.String(), err)
+	}
+	c.remember(b.Version, doc)
+	return doc, b.Version, nil
+}
+
+func (c *Client) remember(version string, doc *Document) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.version, c.doc = version, doc
+}
+
+// cached returns the cached export, reading it when nothing is cached.
+func (c *Client) cached(ctx context.Context) (*Document, string, error) {
+	c.mu.Lock()
+	version, doc := c.version, c.doc
+	c.mu.Unlock()
+	if doc != nil {
+		return doc, version, nil
+	}
+	return c.Read(ctx)
+}
+
+// Update changes the export with fn and writes it if fn changed it, as a
+// compare-and-swap that is retried on conflict: fn may run more than once,
+// each time on the export as it is then, so it must decide from the
+// document it is given (for example "add the mapping unless it is there"),
+// and it must be quick and must not call Update.
+//
+// A store without an export starts from New(system, instance), and nothing
+// is created when fn leaves that empty document unchanged. Update refuses
+// an export of another PSA system, or of another instance of the same
+// system (an empty instance in the export is filled in; an empty instance
+// argument accepts any), and never replaces an export it could not read or
+// decode. An error from fn is returned unchanged and that change is not
+// written; a change that makes the document invalid gets the
+// *ValidationError. Otherwise Update increments Revision, sets UpdatedAt to
+// the current time in UTC (to the second) and saves the document.
+//
+// Update returns the document as it is now stored.
+func (c *Client) Update(ctx context.Context, system psa.System, instance string, fn func(*Document) error) (*Document, error) {
+	ch := &change{system: system, instance: instance, fn: fn, done: make(chan struct{})}
+	c.mu.Lock()
+	c.pending = append(c.pending, ch)
+	lead := !c.leading
+	c.leading = true
+	c.mu.Unlock()
+	if lead {
+		c.writePending(ctx)
+	}
+	<-ch.done
+	return ch.doc, ch.err
+}
+
+// writePending writes the pending changes, a batch of one system and
+// instance at a time, until none are left. The Update that found no write
+// in flight runs it with its own context.
+func (c *Client) writePending(ctx context.Context) {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 {
+			c.leading = false
+			c.mu.Unlock()
+			return
+		}
+		first := c.pending[0]
+		var batch, rest []*change
+		for _, ch := range c.pending {
+			if ch.system == first.system && ch.instance == first.instance {
+				batch = append(batch, ch)
+			} else {
+				rest = append(rest, ch)
+			}
+		}
+		c.pending = rest
+		c.mu.Unlock()
+
+		c.commit(ctx, batch)
+		for _, ch := range batch {
+			close(ch.done)
+		}
+	}
+}
+
+// commit applies a batch of changes to the export and saves the result,
+// re-reading and re-applying on conflict.
+func (c *Client) commit(ctx context.Context, batch []*change) {
+	fail := func(err error) {
+		for _, ch := range batch {
+			ch.err = err
+		}
+	}
+	system, instance := batch[0].system, batch[0].instance
+	name := c.backend.String()
+	for attempt := 0; ; attempt++ {
+		old, version, err := c.cached(ctx)
+		missing := errors.Is(err, fs.ErrNotExist)
+		switch {
+		case missing:
+			old, version = New(system, instance), ""
+		case err != nil:
+			fail(err)
+			return
+		}
+		if old.PSA.System != system {
+			fail(fmt.Errorf("%sthe export belongs to PSA system %q, not %q; use one export per PSA system", prefix(name), old.PSA.System, system))
+			return
+		}
+		if instance != "" && old.PSA.Instance != instance && old.PSA.Instance != "" {
+			fail(fmt.Errorf("%sthe export belongs to %s instance %q, not %q; use one export per PSA instance", prefix(name), system, old.PSA.Instance, instance))
+			return
+		}
+
+		d := old.Clone()
+		if d.PSA.Instance == "" {
+			d.PSA.Instance = instance
+		}
+		for _, ch := range batch {
+			ch.err = applyChange(name, d, ch)
+		}
+		if contentEqual(old, d) {
+			// Nothing to write; a missing export stays missing.
+			for _, ch := range batch {
+				ch.doc = old
+			}
+			return
+		}
+		d.Revision = old.Revision + 1
+		d.UpdatedAt = c.now().UTC().Truncate(time.Second)
+		data, err := d.Encode()
+		if err != nil {
+			fail(located(name, err))
+			return
+		}
+		newVersion, err := c.backend.Save(ctx, data, version)
+		if errors.Is(err, ErrConflict) && attempt < maxConflicts {
+			// Another writer saved first: forget the cached export so the
+			// next attempt reads theirs, and back off a little so that two
+			// busy writers do not keep colliding.
+			c.remember("", nil)
+			if err := sleep(ctx, backoff(attempt)); err != nil {
+				fail(err)
+				return
+			}
+			continue
+		}
+		if err != nil {
+			for _, ch := range batch {
+				if ch.err == nil {
+					ch.err = err
+				}
+			}
+			return
+		}
+		c.remember(newVersion, d)
+		for _, ch := range batch {
+			if ch.err == nil {
+				ch.doc = d
+			}
+		}
+		return
+	}
+}
+
+// applyChange runs one change's fn on d. When fn fails, or leaves d
+// invalid or for another system, d is restored and the error returned.
+func applyChange(name string, d *Document, ch *change) error {
+	before := d.Clone()
+	restore := func() { *d = *before }
+	if err := ch.fn(d); err != nil {
+		restore()
+		return err
+	}
+	if d.PSA.System != before.PSA.System {
+		restore()
+		return fmt.Errorf("%sthe update changed psa.system from %q to %q, which is not allowed", prefix(name), before.PSA.System, d.PSA.System)
+	}
+	if err := d.Validate(); err != nil {
+		restore()
+		return located(name, err)
+	}
+	return nil
+}
+
+// backoff returns a jittered wait of up to 5 ms times the attempt, at most
+// 100 ms.
+func backoff(attempt int) time.Duration {
+	if attempt == 0 {
+		return 0
+	}
+	limit := min(time.Duration(attempt)*5*time.Millisecond, 100*time.Millisecond)
+	return rand.N(limit)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,283 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
+)
+
+const testInstance = "webservices5.autotask.net"
+
+// stores returns a fresh, empty store of every kind this package can test
+// on its own: a file and an object on a real S3-compatible server. The
+// psa-syncd store is tested in package daemon, which serves it.
+func stores(t *testing.T) map[string]func(t *testing.T) Backend {
+	return map[string]func(t *testing.T) Backend{
+		"file": func(t *testing.T) Backend {
+			return NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))
+		},
+		"s3": func(t *testing.T) Backend {
+			srv := s3test.Start(t)
+			b, err := OpenBackend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"), BackendOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+	}
+}
+
+// TestClient_concurrentApplies runs two "applies" (two Clients, as two
+// provider processes would have) of n mappings each, ten at a time like
+// Terraform, against one store: every mapping must survive.
+func TestClient_concurrentApplies(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			var wg sync.WaitGroup
+			for apply := range 2 {
+				c := NewClient(b)
+				sem := make(chan struct{}, 10)
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						sem <- struct{}{}
+						defer func() { <-sem }()
+						m := acme()
+						m.CustomerID = fmt.Sprintf("apply%d-customer%03d", apply, i)
+						m.ContractID = m.CustomerID
+						_, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+							d.PutCustomer(m)
+							return nil
+						})
+						if err != nil {
+							t.Error(err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			doc, _, err := NewClient(b).Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(doc.CustomerMappings); got != 2*n {
+				t.Errorf("after two concurrent applies of %d mappings the export holds %d, want %d", n, got, 2*n)
+			}
+		})
+	}
+}
+
+// countingBackend counts the loads that returned a new version.
+type countingBackend struct {
+	Backend
+	fresh, notModified atomic.Int64
+}
+
+func (c *countingBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) {
+	b, err := c.Backend.Load(ctx, ifNoneMatch)
+	switch {
+	case errors.Is(err, ErrNotModified):
+		c.notModified.Add(1)
+	case err == nil:
+		c.fresh.Add(1)
+	}
+	return b, err
+}
+
+func TestClient_Read_decodesEachVersionOnce(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := &countingBackend{Backend: open(t)}
+			writer := NewClient(b.Backend)
+			if _, err := writer.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutProduct(cixa())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			c := NewClient(b)
+			first, v1, err := c.Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, v2, err := c.Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first != second || v1 != v2 {
+				t.Errorf("two reads of one version returned different documents (%p %q, %p %q)", first, v1, second, v2)
+			}
+			if b.fresh.Load() != 1 || b.notModified.Load() != 1 {
+				t.Errorf("loads: %d fresh, %d not modified; want 1 and 1", b.fresh.Load(), b.notModified.Load())
+			}
+
+			if _, err := writer.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutCustomer(acme())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			third, v3, err := c.Read(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v3 == v2 || len(third.CustomerMappings) != 1 {
+				t.Errorf("read after another writer's update returned version %q with %d customers, want a new version with 1", v3, len(third.CustomerMappings))
+			}
+		})
+	}
+}
+
+func TestClient_Update_missingExport(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			c := NewClient(b, WithClientClock(newClock().Now))
+			if _, _, err := c.Read(t.Context()); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("Read of an empty store returned %v, want fs.ErrNotExist", err)
+			}
+			// Deleting from a missing export creates nothing.
+			if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.DeleteProduct("sophos", "CIXA-MSP")
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Load(t.Context(), ""); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("an update that changed nothing created the export (%v)", err)
+			}
+			doc, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutProduct(cixa())
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc.Revision != 1 || doc.PSA.Instance != testInstance {
+				t.Errorf("first write: revision %d, instance %q; want 1, %q", doc.Revision, doc.PSA.Instance, testInstance)
+			}
+			if _, err := c.Update(t.Context(), psa.SystemConnectWise, "", func(*Document) error { return nil }); err == nil {
+				t.Error("Update for another PSA system succeeded")
+			}
+		})
+	}
+}
+
+func TestClient_Update_fnErrorAndInvalidChange(t *testing.T) {
+	t.Parallel()
+	c := NewClient(NewFileBackend(filepath.Join(t.TempDir(), "x.json")))
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	fns := []func(*Document) error{
+		func(d *Document) error { d.PutProduct(cixa()); return nil },
+		func(d *Document) error { d.PutCustomer(acme()); return boom },
+		func(d *Document) error { d.PutProduct(ProductMapping{Source: "sophos", Product: "X"}); return nil }, // no service id
+	}
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = c.Update(t.Context(), psa.SystemAutotask, testInstance, fn)
+		}()
+	}
+	wg.Wait()
+	var ve *ValidationError
+	if errs[0] != nil || !errors.Is(errs[1], boom) || !errors.As(errs[2], &ve) {
+		t.Fatalf("errors = %v, want nil, boom and a validation error", errs)
+	}
+	doc, _, err := c.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.ProductMappings) != 1 || len(doc.CustomerMappings) != 0 {
+		t.Errorf("export holds %d products and %d customers, want only the valid change", len(doc.ProductMappings), len(doc.CustomerMappings))
+	}
+}
+
+func TestBackend_conditionalWrites(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			ctx := t.Context()
+			if _, err := b.Load(ctx, ""); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("Load of a missing export returned %v, want fs.ErrNotExist", err)
+			}
+			v1, err := b.Save(ctx, []byte("one"), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Save(ctx, []byte("again"), ""); !errors.Is(err, ErrConflict) {
+				t.Errorf("create-only Save over an existing export returned %v, want ErrConflict", err)
+			}
+			v2, err := b.Save(ctx, []byte("two"), v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Save(ctx, []byte("stale"), v1); !errors.Is(err, ErrConflict) {
+				t.Errorf("Save with a stale version returned %v, want ErrConflict", err)
+			}
+			if _, err := b.Load(ctx, v2); !errors.Is(err, ErrNotModified) {
+				t.Errorf("Load with the current version returned %v, want ErrNotModified", err)
+			}
+			got, err := b.Load(ctx, v1)
+			if err != nil || string(got.Data) != "two" || got.Version != v2 {
+				t.Errorf("Load = %q %q %v, want %q %q", got.Data, got.Version, err, "two", v2)
+			}
+		})
+	}
+}
+
+func TestOpenBackend(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url, kind, name, err string
+	}{
+		{url: "psa-mappings.json", kind: KindFile, name: "psa-mappings.json"},
+		{url: "file:///var/lib/psa/psa-mappings.json", kind: KindFile, name: "/var/lib/psa/psa-mappings.json"},
+		{url: "file://host/x.json", err: `export: file URL "file://host/x.json" names host "host": only local files are supported (file:///path)`},
+		{url: "s3://bucket/psa/psa-mappings.json?region=eu-west-1", kind: KindS3, name: "s3://bucket/psa/psa-mappings.json?region=eu-west-1"},
+		{url: "s3://bucket/", err: `export: S3 URL "s3://bucket/" must name a bucket and an object key: s3://bucket/path/psa-mappings.json`},
+		{url: "s3://bucket/k?regoin=x", err: `export: S3 URL "s3://bucket/k?regoin=x" has unknown parameter "regoin"; known: region, endpoint, use_path_style, profile`},
+		{url: "s3://bucket/k?use_path_style=yes", err: `export: S3 URL "s3://bucket/k?use_path_style=yes": use_path_style must be true or false, got "yes"`},
+		{url: "s3://bucket/k?endpoint=minio:9000", err: `export: S3 URL "s3://bucket/k?endpoint=minio:9000": endpoint must be an http:// or https:// URL, got "minio:9000"`},
+		{url: "https://psa-syncd.internal:9810", kind: KindPSASyncd, name: "https://psa-syncd.internal:9810"},
+		{url: "https://user:pw@psa-syncd.internal:9810", err: `export: psa-syncd URL "https://user:xxxxx@psa-syncd.internal:9810" must not carry user information, a query or a fragment; the token is a setting of its own`},
+		{url: "gs://bucket/key", err: `export: unsupported export URL scheme "gs" in "gs://bucket/key": use a path, file://, s3:// or the http(s):// URL of psa-syncd`},
+	}
+	for _, tt := range tests {
+		b, err := OpenBackend(t.Context(), tt.url, BackendOptions{})
+		if tt.err != "" {
+			if err == nil || err.Error() != tt.err {
+				t.Errorf("OpenBackend(%q) error = %v, want %q", tt.url, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("OpenBackend(%q) returned %v", tt.url, err)
+			continue
+		}
+		if kind, _ := Kind(tt.url); kind != tt.kind || b.String() != tt.name {
+			t.Errorf("OpenBackend(%q) = %s %q, want %s %q", tt.url, kind, b.String(), tt.kind, tt.name)
+		}
+	}
+}

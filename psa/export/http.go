@@ -1,0 +1,157 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ExportAPIPath is where psa-syncd serves the export it stores.
+const ExportAPIPath = "/api/v1/export"
+
+// maxExportSize bounds what HTTPBackend reads from psa-syncd: far above
+// any real export (a thousand mappings are about 250 KiB).
+const maxExportSize = 64 << 20
+
+// HTTPBackend keeps the export in psa-syncd itself, through its
+// GET and PUT /api/v1/export. Versions are the ETag psa-syncd gives each
+// accepted export (its revision in the state database); Save sends If-Match
+// (or If-None-Match: * for the first export), and psa-syncd answers 412
+// when another writer saved first. psa-syncd validates the export as it
+// would a file, keeps every accepted version (GET /api/v1/export/history)
+// and uses a new one at once.
+type HTTPBackend struct {
+	base   *url.URL
+	token  string
+	client *http.Client
+}
+
+// Ensure HTTPBackend satisfies Backend.
+var _ Backend = (*HTTPBackend)(nil)
+
+// NewHTTPBackend returns the Backend for the psa-syncd at rawURL (its
+// web.listen_address as a URL, e.g. https://psa-syncd.internal:9810; a
+// path prefix is kept for a reverse proxy). token is psa-syncd's
+// web.api_token, needed to write. hc nil means a client with a 60-second
+// timeout.
+func NewHTTPBackend(rawURL, token string, hc *http.Client) (*HTTPBackend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("export: psa-syncd URL %q must be http(s)://host[:port]", Redact(rawURL))
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("export: psa-syncd URL %q must not carry user information, a query or a fragment; the token is a setting of its own", Redact(rawURL))
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + ExportAPIPath
+	if hc == nil {
+		hc = &http.Client{Timeout: 60 * time.Second}
+	}
+	return &HTTPBackend{base: u, token: token, client: hc}, nil
+}
+
+// String returns the psa-syncd URL.
+func (b *HTTPBackend) String() string {
+	u := *b.base
+	u.Path = strings.TrimSuffix(u.Path, ExportAPIPath)
+	return u.String()
+}
+
+// Load gets the export from psa-syncd.
+func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) {
+	req, err := b.request(ctx, http.MethodGet, nil)
+	if err != nil {
+		return Blob{}, err
+	}
+	if ifNoneMatch != "" {
+		req.Header.Set("If-None-Match", ifNoneMatch)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotModified:
+		return Blob{Version: ifNoneMatch}, ErrNotModified
+	case http.StatusNotFound:
+		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, apiError(resp))
+	default:
+		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), apiError(resp))
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxExportSize))
+	if err != nil {
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
+	}
+	return Blob{Data: data, Version: resp.Header.Get("ETag")}, nil
+}
+
+// Save puts the export to psa-syncd. A validation error from psa-syncd is
+// returned with its message, which names the bad entry.
+func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (string, error) {
+	req, err := b.request(ctx, http.MethodPut, data)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	} else {
+		req.Header.Set("If-None-Match", "*")
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%swriting: %w", prefix(b.String()), err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated:
+		return resp.Header.Get("ETag"), nil
+	case http.StatusPreconditionFailed:
+		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), apiError(resp))
+	default:
+		return "", fmt.Errorf("%swriting: %s", prefix(b.String()), apiError(resp))
+	}
+}
+
+func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (*http.Request, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, b.base.String(), r)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", prefix(b.String()), err)
+	}
+	if b.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	return req, nil
+}
+
+// apiError describes an error response of psa-syncd: its status and the
+// message of its {"error": "..."} body.
+func apiError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var body struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &body) == nil && body.Error != "" {
+		msg = body.Error
+	}
+	if msg == "" {
+		return errors.New(resp.Status)
+	}
+	return fmt.Errorf("%s: %s", resp.Status, msg)
+}

@@ -1,0 +1,188 @@
+package export
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// defaultS3Region is the region used when neither the URL nor the AWS
+// configuration names one: S3-compatible stores accept any region, and
+// us-east-1 is what they expect when they care.
+const defaultS3Region = "us-east-1"
+
+// S3Backend keeps the export as one object in S3 or an S3-compatible store
+// (Ceph RGW, Cloudflare R2, Wasabi, Backblaze B2, MinIO, versitygw, Google
+// Cloud Storage's XML API). Versions are the object's ETag, and Save is a
+// conditional PutObject: If-Match on the ETag read, or If-None-Match: *
+// for the first write, so the store itself refuses a lost update with 412.
+//
+// It uses the AWS SDK for Go v2, whose default configuration is the
+// standard AWS credential chain: environment variables, the shared config
+// and credentials files with profiles, web identity tokens (GitHub
+// Actions' and GitLab's OIDC), SSO, ECS and EC2 instance roles.
+type S3Backend struct {
+	client *s3.Client
+	bucket string
+	key    string
+	url    string
+}
+
+// Ensure S3Backend satisfies Backend.
+var _ Backend = (*S3Backend)(nil)
+
+// s3Params are the query parameters an s3:// URL may carry.
+var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
+
+// NewS3Backend returns the Backend for s3://bucket/key. Query parameters:
+//
+//   - region: the bucket's region (default: the AWS configuration's, else
+//     us-east-1);
+//   - endpoint: the store's URL, for anything but AWS, e.g.
+//     https://<account>.r2.cloudflarestorage.com or http://127.0.0.1:7070;
+//   - use_path_style=true: address the bucket in the path instead of the
+//     host name, which most self-hosted stores need;
+//   - profile: the profile of the shared AWS config to use.
+//
+// hc is the HTTP client; nil means the SDK's default. NewS3Backend loads
+// the AWS configuration but does not contact the store.
+func NewS3Backend(ctx context.Context, rawURL string, hc *http.Client) (*S3Backend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("export: invalid S3 URL %q: %w", Redact(rawURL), err)
+	}
+	key := strings.TrimPrefix(u.Path, "/")
+	if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
+		return nil, fmt.Errorf("export: S3 URL %q must name a bucket and an object key: s3://bucket/path/psa-mappings.json", Redact(rawURL))
+	}
+	q := u.Query()
+	for name := range q {
+		if !slices.Contains(s3Params, name) {
+			return nil, fmt.Errorf("export: S3 URL %q has unknown parameter %q; known: %s", Redact(rawURL), name, strings.Join(s3Params, ", "))
+		}
+	}
+	pathStyle := false
+	if v := q.Get("use_path_style"); v != "" {
+		if pathStyle, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("export: S3 URL %q: use_path_style must be true or false, got %q", Redact(rawURL), v)
+		}
+	}
+	endpoint := q.Get("endpoint")
+	if endpoint != "" {
+		if e, err := url.Parse(endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+			return nil, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), endpoint)
+		}
+	}
+
+	var loadOpts []func(*config.LoadOptions) error
+	if r := q.Get("region"); r != "" {
+		loadOpts = append(loadOpts, config.WithRegion(r))
+	}
+	if p := q.Get("profile"); p != "" {
+		loadOpts = append(loadOpts, config.WithSharedConfigProfile(p))
+	}
+	if hc != nil {
+		loadOpts = append(loadOpts, config.WithHTTPClient(hc))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("export: loading the AWS configuration for %s: %w", Redact(rawURL), err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = defaultS3Region
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.UsePathStyle = pathStyle
+		// Checksums only where S3 requires them: several S3-compatible
+		// stores reject the CRC headers newer SDKs send by default.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &S3Backend{client: client, bucket: u.Host, key: key, url: Redact(rawURL)}, nil
+}
+
+// String returns the s3:// URL.
+func (b *S3Backend) String() string { return b.url }
+
+// Load gets the object, conditionally on ifNoneMatch.
+func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key)}
+	if ifNoneMatch != "" {
+		in.IfNoneMatch = aws.String(ifNoneMatch)
+	}
+	out, err := b.client.GetObject(ctx, in)
+	switch status(err) {
+	case 0:
+	case http.StatusNotModified:
+		return Blob{Version: ifNoneMatch}, ErrNotModified
+	case http.StatusNotFound:
+		return Blob{}, fmt.Errorf("%s%w (no mapping export has been written there yet, or the bucket does not exist)", prefix(b.url), fs.ErrNotExist)
+	default:
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(out.Body)
+	if err != nil {
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), err)
+	}
+	return Blob{Data: data, Version: aws.ToString(out.ETag)}, nil
+}
+
+// Save puts the object with If-Match: ifMatch, or If-None-Match: * when
+// ifMatch is empty.
+func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (string, error) {
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(b.key),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		ContentType:   aws.String("application/json"),
+	}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	} else {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := b.client.PutObject(ctx, in)
+	switch status(err) {
+	case 0:
+		return aws.ToString(out.ETag), nil
+	case http.StatusPreconditionFailed, http.StatusConflict:
+		// 409 is S3's answer when a concurrent conditional write to the
+		// same key is still in progress: the same lost race as 412.
+		return "", fmt.Errorf("%s%w", prefix(b.url), ErrConflict)
+	case http.StatusNotFound:
+		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), err)
+	default:
+		return "", fmt.Errorf("%swriting: %w", prefix(b.url), err)
+	}
+}
+
+// status returns the HTTP status of an SDK error, -1 for an error without
+// one (a network error), and 0 for no error.
+func status(err error) int {
+	if err == nil {
+		return 0
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return -1
+}
