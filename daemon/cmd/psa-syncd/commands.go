@@ -169,9 +169,10 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		customer string
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
-		"mapped or has no customer. Nothing is written. With -web.url the running daemon computes it.")
+		"mapped or has no customer. Nothing is written. With -web.url and the API token the running daemon\n"+
+		"computes it now; with -web.url and no token it shows the plan of the daemon's last pass.")
 	cf.register(fs)
-	rf.register(fs, false)
+	rf.register(fs, true)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
@@ -192,7 +193,14 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 			q.Set("customer", customer)
 		}
 		p = new(daemon.Plan)
-		if err := api.get(ctx, "/api/v1/plan", q, p); err != nil {
+		// Computing a plan reads the PSA, so it needs the token; the last
+		// pass's plan does not.
+		if api.token != "" {
+			err = api.post(ctx, "/api/v1/plan", map[string]string{"customer": customer}, p)
+		} else {
+			err = api.get(ctx, "/api/v1/plan", q, p)
+		}
+		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}

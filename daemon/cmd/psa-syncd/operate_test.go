@@ -167,7 +167,7 @@ func TestRun_remoteCommands(t *testing.T) {
 	base := startDaemon(t, e.cfgPath)
 	web := "-web.url=" + base
 
-	code, remotePlan, stderr := runCmd(t, "plan", web, "-all")
+	code, remotePlan, stderr := runCmd(t, "plan", web, "-all", "-web.token-file", tokenFile)
 	if code != 0 || remotePlan != localPlan {
 		t.Errorf("plan -web.url: exit %d %s\n%s\nwant the table plan prints without a daemon:\n%s", code, stderr, remotePlan, localPlan)
 	}
