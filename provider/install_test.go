@@ -15,12 +15,18 @@ import (
 // a CLI configuration that takes psa-sync/psa from the mirror only, for a
 // configuration that requires it with a version constraint. It runs the CLI
 // the GNUmakefile chose (TF_ACC_TERRAFORM_PATH: Terraform, or OpenTofu with
-// `make testacc-tofu`), with no network: anything not in the mirror fails.
+// `make testacc-tofu`; terraform on PATH without it), with no network:
+// anything not in the mirror fails.
 func TestInstall_filesystemMirror(t *testing.T) {
 	t.Parallel()
 	cli := os.Getenv("TF_ACC_TERRAFORM_PATH")
 	if cli == "" {
-		t.Fatal("TF_ACC_TERRAFORM_PATH is not set: run the tests through the GNUmakefile (make test), which sets it")
+		// As the test framework does for the acceptance tests.
+		p, err := exec.LookPath("terraform")
+		if err != nil {
+			t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
+		}
+		cli = p
 	}
 	dir := t.TempDir()
 	const version = "0.1.0"
