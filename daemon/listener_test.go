@@ -132,6 +132,23 @@ func ltDo(t *testing.T, client *http.Client, scheme, addr, method, path, authori
 	return resp.StatusCode, nil
 }
 
+// ltCase is a request and the status it must get.
+type ltCase struct {
+	method, path, authorization string
+	want                        int
+}
+
+// ltExpect sends each case over HTTPS to addr through client.
+func ltExpect(t *testing.T, client *http.Client, addr string, cases []ltCase) {
+	t.Helper()
+	for _, tc := range cases {
+		code, err := ltDo(t, client, "https", addr, tc.method, tc.path, tc.authorization)
+		if err != nil || code != tc.want {
+			t.Errorf("%s %s with %q: %d %v, want %d", tc.method, tc.path, tc.authorization, code, err, tc.want)
+		}
+	}
+}
+
 func basicAuth(user, password string) string {
 	req, _ := http.NewRequest(http.MethodGet, "/", nil)
 	req.SetBasicAuth(user, password)
@@ -178,10 +195,7 @@ basic_auth_users:
 	if code, err := ltDo(t, withoutCert, "https", addr, "GET", "/-/healthy", scrape); err == nil {
 		t.Errorf("TLS without a client certificate: %d, want the handshake to fail", code)
 	}
-	for _, tc := range []struct {
-		method, path, authorization string
-		want                        int
-	}{
+	ltExpect(t, withCert, addr, []ltCase{
 		{"GET", "/-/healthy", "", http.StatusUnauthorized},
 		{"GET", "/-/healthy", basicAuth("prometheus", "wrong"), http.StatusUnauthorized},
 		{"GET", "/-/healthy", scrape, http.StatusOK},
@@ -194,12 +208,7 @@ basic_auth_users:
 		// ...and the token goes in as the basic password of a user whose
 		// hash is of the token.
 		{"POST", "/-/reload", basicAuth("automation", "secret-token"), http.StatusOK},
-	} {
-		code, err := ltDo(t, withCert, "https", addr, tc.method, tc.path, tc.authorization)
-		if err != nil || code != tc.want {
-			t.Errorf("%s %s with %q: %d %v, want %d", tc.method, tc.path, tc.authorization, code, err, tc.want)
-		}
-	}
+	})
 }
 
 // TestDaemon_Run_webConfigTLS serves over TLS without basic authentication:
@@ -210,20 +219,12 @@ func TestDaemon_Run_webConfigTLS(t *testing.T) {
 	pki := ltNewPKI(t, dir)
 	addr := ltStart(t, dir, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.roots}}}
-	for _, tc := range []struct {
-		method, path, authorization string
-		want                        int
-	}{
+	ltExpect(t, client, addr, []ltCase{
 		{"GET", "/-/healthy", "", http.StatusOK},
 		{"POST", "/-/reload", "", http.StatusUnauthorized},
 		{"POST", "/-/reload", "Bearer wrong", http.StatusUnauthorized},
 		{"POST", "/-/reload", "Bearer secret-token", http.StatusOK},
-	} {
-		code, err := ltDo(t, client, "https", addr, tc.method, tc.path, tc.authorization)
-		if err != nil || code != tc.want {
-			t.Errorf("%s %s with %q: %d %v, want %d", tc.method, tc.path, tc.authorization, code, err, tc.want)
-		}
-	}
+	})
 }
 
 func TestNew_badWebConfig(t *testing.T) {

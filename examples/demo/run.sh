@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The psa-sync demo (make demo, make demo PSA=connectwise, make demo
-# PSA=kaseya_bms). It needs Go and Terraform (the GNUmakefile builds
-# Terraform when it is not on PATH) and nothing on the network:
+# PSA=kaseya_bms, make demo TERRAFORM=tofu). It needs Go and Terraform or
+# OpenTofu (the GNUmakefile builds either when it is not on PATH) and nothing
+# on the network:
 #
 #  1. builds the provider and psa-syncd from this checkout;
 #  2. starts `psa-syncd simulate`: a PSA (Autotask by default; PSA=connectwise
@@ -10,8 +11,9 @@
 #     kaseyabms.json, and sophos.json), on loopback ports;
 #  3. applies examples/demo/main.tf with psa/<system>.tf (the provider block
 #     and a new service) with the freshly built provider (a generated
-#     Terraform CLI config with dev_overrides, so no registry and no
-#     `terraform init`), which creates a service and writes the mapping export;
+#     CLI config with dev_overrides for both registry addresses, Terraform's
+#     and OpenTofu's, so no registry and no `init`), which creates a service
+#     and writes the mapping export;
 #  4. runs `psa-syncd plan`, then `psa-syncd sync`, and prints the
 #     per-customer report, the contract quantities before and after (read
 #     back from the simulator's /_sim/<system>/state endpoint) and the key
@@ -113,11 +115,12 @@ if [[ "$system" == kaseya_bms ]]; then
 	echo " below says what that means.)"
 fi
 
-section "terraform apply examples/demo/main.tf and psa/$system.tf"
+section "$(basename "$terraform") apply examples/demo/main.tf and psa/$system.tf"
 cat >"$work/terraformrc" <<EOF
 provider_installation {
   dev_overrides {
     "registry.terraform.io/psa-sync/psa" = "$work/plugins"
+    "registry.opentofu.org/psa-sync/psa" = "$work/plugins"
   }
   direct {}
 }
@@ -128,11 +131,11 @@ export TF_CLI_CONFIG_FILE="$work/terraformrc" TF_IN_AUTOMATION=1 CHECKPOINT_DISA
 export TF_VAR_export_path="$work/psa-mappings.json"
 if ! "$terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color >"$work/apply.log" 2>&1; then
 	cat "$work/apply.log" >&2
-	echo "demo: terraform apply failed" >&2
+	echo "demo: $(basename "$terraform") apply failed" >&2
 	exit 1
 fi
-# Skip Terraform's notice that dev_overrides are in effect; show the rest.
-awk '/^(data\.|psa_|Terraform used|Plan:|No changes)/ { shown = 1 } shown' "$work/apply.log"
+# Skip the notice that dev_overrides are in effect; show the rest.
+awk '/^(data\.|psa_|Terraform used|OpenTofu used|Plan:|No changes)/ { shown = 1 } shown' "$work/apply.log"
 echo
 echo "The mapping export psa-syncd reads:"
 cat "$work/psa-mappings.json"

@@ -1,7 +1,8 @@
 terraform {
   required_providers {
     psa = {
-      source = "psa-sync/psa"
+      source  = "psa-sync/psa"
+      version = "~> 0.1"
     }
   }
 }

@@ -1,0 +1,124 @@
+package provider
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestInstall_filesystemMirror follows README's air-gapped install: it builds
+// the provider with a release version, lays it out in a filesystem mirror
+// under both Terraform's and OpenTofu's registry hosts, and runs `init` with
+// a CLI configuration that takes psa-sync/psa from the mirror only, for a
+// configuration that requires it with a version constraint. It runs the CLI
+// the GNUmakefile chose (TF_ACC_TERRAFORM_PATH: Terraform, or OpenTofu with
+// `make testacc-tofu`; terraform on PATH without it), with no network:
+// anything not in the mirror fails.
+func TestInstall_filesystemMirror(t *testing.T) {
+	t.Parallel()
+	cli := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if cli == "" {
+		// As the test framework does for the acceptance tests.
+		p, err := exec.LookPath("terraform")
+		if err != nil {
+			t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
+		}
+		cli = p
+	}
+	dir := t.TempDir()
+	const version = "0.1.0"
+	platform := runtime.GOOS + "_" + runtime.GOARCH
+	mirror := filepath.Join(dir, "mirror")
+	binary := filepath.Join(dir, "terraform-provider-psa_v"+version)
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", binary, "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The unpacked layout: HOSTNAME/NAMESPACE/TYPE/VERSION/TARGET/binary.
+	for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
+		p := filepath.Join(mirror, host, "psa-sync", "psa", version, platform, "terraform-provider-psa_v"+version)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cliConfig := filepath.Join(dir, "cli.tfrc")
+	writeTestFile(t, cliConfig, `provider_installation {
+  filesystem_mirror {
+    path    = "`+filepath.ToSlash(mirror)+`"
+    include = ["registry.terraform.io/psa-sync/psa", "registry.opentofu.org/psa-sync/psa"]
+  }
+  direct {
+    exclude = ["registry.terraform.io/psa-sync/psa", "registry.opentofu.org/psa-sync/psa"]
+  }
+}
+`)
+	work := filepath.Join(dir, "work")
+	writeTestFile(t, filepath.Join(work, "main.tf"), `terraform {
+  required_providers {
+    psa = {
+      source  = "psa-sync/psa"
+      version = "~> 0.1"
+    }
+  }
+}
+
+provider "psa" {
+  export_path = "psa-mappings.json"
+  autotask {
+    username         = "api@msp.example"
+    secret           = "not-used-by-validate"
+    integration_code = "not-used-by-validate"
+  }
+}
+
+resource "psa_product_mapping" "cixa" {
+  product    = "CIXA-MSP"
+  service_id = "1"
+}
+`)
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(cli, append([]string{"-chdir=" + work}, args...)...)
+		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_PLUGIN_CACHE_DIR=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", filepath.Base(cli), strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out := run("init", "-input=false", "-no-color")
+	if !strings.Contains(out, "Installing psa-sync/psa v"+version) {
+		t.Errorf("init did not install psa-sync/psa v%s from the mirror:\n%s", version, out)
+	}
+	lock, err := os.ReadFile(filepath.Join(work, ".terraform.lock.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(lock), `/psa-sync/psa"`) || !strings.Contains(string(lock), `version     = "`+version+`"`) {
+		t.Errorf("the dependency lock file does not pin psa-sync/psa %s:\n%s", version, lock)
+	}
+	// The installed provider starts and serves its schema.
+	if out := run("validate", "-no-color"); !strings.Contains(out, "Success") {
+		t.Errorf("validate:\n%s", out)
+	}
+}
+
+func writeTestFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
