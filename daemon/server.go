@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,6 +36,7 @@ const maxRequestBody = 64 << 10
 //	GET  /api/v1/plan           the changes the next pass would make; ?customer=ID
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
+//	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
 //
 // Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
 // token is configured they are refused with 403. A standby (another
@@ -63,6 +66,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/plan", d.handlePlan)
 	mux.HandleFunc("GET /api/v1/intents", d.handleIntents)
 	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(d.requireActive(http.HandlerFunc(d.handleResolve))))
+	mux.Handle("GET /api/v1/backup", d.requireToken(http.HandlerFunc(d.handleBackup)))
 	return mux
 }
 
@@ -99,6 +103,37 @@ func (d *Daemon) requireActive(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// handleBackup streams a consistent copy of the SQLite state database,
+// written next to it and removed afterwards.
+func (d *Daemon) handleBackup(w http.ResponseWriter, _ *http.Request) {
+	if d.db.Driver() != state.DriverSQLite {
+		writeError(w, http.StatusNotImplemented, strings.TrimPrefix(state.ErrBackupUnsupported.Error(), "state: "))
+		return
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(d.db.Path()), ".backup-")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())
+		return
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, state.FileName)
+	if err := d.db.Backup(file); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+state.FileName+`"`)
+	if _, err := io.Copy(w, f); err != nil {
+		d.logger.Warn("Sending a backup failed", "err", err)
+	}
 }
 
 func bearerToken(r *http.Request) (string, bool) {

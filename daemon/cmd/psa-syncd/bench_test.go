@@ -110,7 +110,7 @@ func benchSyncPass(b *testing.B, sys psa.System) {
 	}
 	pass := func(name string) result {
 		sim.ResetRequests()
-		cmd := exec.Command(binary, "sync", "-config.file", cfg, "-log.level", "warn")
+		cmd := exec.Command(binary, "sync", "-config.file", cfg, "-log.level", "warn", "-state.allow-empty")
 		out := &strings.Builder{}
 		cmd.Stdout, cmd.Stderr = out, out
 		start := time.Now()

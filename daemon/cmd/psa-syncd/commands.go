@@ -42,6 +42,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
+	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -55,6 +56,10 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	defer stop()
 	if err := d.Reload(); err != nil {
 		return 1 // logged by Reload
+	}
+	if err := d.BecomeActive(ctx); err != nil {
+		logger.Error("Not syncing", "err", err)
+		return 1
 	}
 	if n, err := d.Reconcile(ctx); err != nil {
 		logger.Error("Error reconciling open intents; not syncing", "err", err)
@@ -350,7 +355,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		db, err := state.Open(cfg.StateDir)
+		db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1

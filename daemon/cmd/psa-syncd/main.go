@@ -50,6 +50,7 @@ var commands = []command{
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
+	{"backup", "write a consistent copy of the state database, also while the daemon runs", cmdBackup},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
@@ -129,6 +130,8 @@ type commonFlags struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	// allowEmpty is -state.allow-empty, for the commands that have it.
+	allowEmpty bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -170,10 +173,11 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 		reg = prometheus.NewRegistry()
 	}
 	d, err := daemon.New(cfg, c.configFile, daemon.Options{
-		Logger:   logger,
-		Registry: reg,
-		Version:  buildVersion(),
-		Getenv:   e.getenv,
+		Logger:          logger,
+		Registry:        reg,
+		Version:         buildVersion(),
+		Getenv:          e.getenv,
+		AllowEmptyState: c.allowEmpty,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
@@ -196,6 +200,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	var (
 		cf            commonFlags
 		listenAddress string
+		allowEmpty    bool
 		watch         = daemon.DefaultWatchInterval
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
@@ -205,6 +210,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
+	fs.BoolVar(&allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -238,6 +244,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		Getenv:          e.getenv,
 		WatchInterval:   watch,
 		ShutdownTimeout: shutdown,
+		AllowEmptyState: allowEmpty,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
@@ -261,6 +268,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	logger.Info("Received SIGTERM, exiting gracefully")
 	return 0
 }
+
+// allowEmptyHelp documents -state.allow-empty of run and sync.
+const allowEmptyHelp = "Let passes write although the state database holds no ledger while the export maps Kaseya BMS\n" +
+	"customers with usage sync on (whose quantities only the ledger records). Only for the first start;\n" +
+	"after losing the database, restore it from a backup instead, or every line is posted again."
 
 // newRegistry returns the daemon's registry with the Go and process
 // collectors; package daemon adds its own metrics and build info.
