@@ -122,22 +122,27 @@ web:
 		active.kill(t)
 		killed := time.Now()
 		mark := standby.mark()
-		m := standby.waitLogSince(t, "This psa-syncd is the active instance", mark, failoverTakeover)
+		standby.waitLogSince(t, "This psa-syncd is the active instance", mark, failoverTakeover)
 		if took := time.Since(killed); took > slowest {
 			slowest = took
 		}
-		// The new active instance settles the open intents before
-		// anything else (and logs how many).
-		if m := standby.findSince("Reconciled open intents from an interrupted pass", mark); m != nil {
-			settled += int(m["intents"].(float64))
-		}
-		_ = m
+		// The new active instance settles the killed one's open intents
+		// (by re-reading the PSA) before anything else.
 		var open struct {
 			Intents []json.RawMessage `json:"intents"`
 		}
-		standby.getJSON(t, "/api/v1/intents", &open)
-		if len(open.Intents) != 0 {
-			t.Errorf("round %d: %d intents still open after the takeover", round, len(open.Intents))
+		for {
+			standby.getJSON(t, "/api/v1/intents", &open)
+			if len(open.Intents) == 0 {
+				break
+			}
+			if time.Since(killed) > failoverTakeover {
+				t.Fatalf("round %d: %d intents still open %s after the kill", round, len(open.Intents), failoverTakeover)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if m := standby.findSince("Reconciled open intents from an interrupted pass", mark); m != nil {
+			settled += int(m["intents"].(float64))
 		}
 		mark = standby.mark()
 		standby.post(t, "/api/v1/sync", token, http.StatusAccepted)
