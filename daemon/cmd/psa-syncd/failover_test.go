@@ -104,6 +104,19 @@ web:
 	standby := startSyncd(t, cfg)
 	standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone", 30*time.Second)
 
+	// A one-off sync on the shared database is refused while an instance
+	// is active; status reads the shared database (no file lock to hit).
+	writeUsage(0)
+	if code, _, stderr := runCmd(t, "sync", "-config.file", cfg); code != 1 || !strings.Contains(stderr, "standby") {
+		t.Errorf("sync while another instance is active: exit %d, stderr %q; want 1 saying it is a standby", code, stderr)
+	}
+	if code, stdout, stderr := runCmd(t, "status", "-config.file", cfg); code != 0 {
+		t.Errorf("status on the shared database: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if n := len(at.Adjustments()); n != 0 {
+		t.Fatalf("%d adjustments before the first round", n)
+	}
+
 	lines := failoverCustomers * failoverProducts
 	var doubled, settled int
 	var slowest time.Duration
