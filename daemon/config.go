@@ -253,8 +253,9 @@ type StateConfig struct {
 	// LockInterval is how often a standby tries to become the active
 	// instance and the active one checks its lock (default 2s).
 	LockInterval time.Duration `yaml:"lock_interval,omitempty"`
-	// AdvertiseURL is this instance's API URL as the others can reach it;
-	// a standby names the active one's when it refuses a request.
+	// AdvertiseURL is this instance's API URL as the others can reach it
+	// (also from PSA_SYNCD_ADVERTISE_URL); a standby names the active
+	// one's when it refuses a request.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
 }
 
@@ -307,6 +308,9 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		if f.v < 0 {
 			return fmt.Errorf("state.%s: must not be negative", f.name)
 		}
+	}
+	if s.AdvertiseURL == "" {
+		s.AdvertiseURL = getenv("PSA_SYNCD_ADVERTISE_URL")
 	}
 	if err := checkURL(s.AdvertiseURL); err != nil {
 		return fmt.Errorf("state.advertise_url: %w", err)

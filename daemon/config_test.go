@@ -311,6 +311,28 @@ func TestLoad_example(t *testing.T) {
 	}
 }
 
+// TestLoad_kubernetesHAExample loads the configuration of the two-replica
+// Kubernetes example, its secrets from the environment as the Deployment
+// sets them.
+func TestLoad_kubernetesHAExample(t *testing.T) {
+	t.Parallel()
+	c, err := Load("../examples/deploy/kubernetes-ha/psa-syncd.yml", cfgEnv(map[string]string{
+		"PSA_SYNCD_STATE_URL":           "postgres://psa_syncd:pw@postgres:5432/psa_syncd?sslmode=disable",
+		"PSA_SYNCD_ADVERTISE_URL":       "http://10.0.0.7:9810",
+		"PSA_AUTOTASK_SECRET":           "s",
+		"PSA_AUTOTASK_INTEGRATION_CODE": "c",
+		"PSA_SOPHOS_CLIENT_ID":          "id",
+		"PSA_SOPHOS_CLIENT_SECRET":      "s",
+		"PSA_SYNCD_API_TOKEN":           "t",
+	}))
+	if err != nil {
+		t.Fatalf("the Kubernetes HA example configuration does not load: %v", err)
+	}
+	if c.State.Driver != "postgres" || c.State.URL == "" || c.State.AdvertiseURL != "http://10.0.0.7:9810" || c.StateDir != "" {
+		t.Errorf("state = %+v, state_dir %q; want postgres from the environment", c.State, c.StateDir)
+	}
+}
+
 // TestLoad_systems loads the ConnectWise and Kaseya BMS examples (secrets
 // from the environment) and a minimal file per system whose every setting
 // comes from the environment, and checks the backend configuration each

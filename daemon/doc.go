@@ -153,9 +153,10 @@
 //	if err != nil { ... }
 //	src, err := cfg.NewSource(nil, logger)
 //	if err != nil { ... }
-//	db, err := state.Open(cfg.StateDir)
+//	db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
 //	if err != nil { ... }
 //	defer db.Close()
+//	if l, err := db.TryLead(ctx, state.LeaderInfo{Holder: "example"}, time.Second); err != nil || l == nil { ... }
 //	doc, err := export.NewStore(cfg.ExportPath).Read()
 //	if err != nil { ... }
 //	e := daemon.NewEngine(daemon.EngineOptions{

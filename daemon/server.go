@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +84,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first; ?customer=&contract=&service=&period=YYYY-MM&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
+//	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
 //
 // Mutating endpoints, and everything that makes a request to the PSA or the
 // usage source, require "Authorization: Bearer <web.api_token>". When no
@@ -119,6 +122,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
 	api("GET /api/v1/ledger", d.handleLedger)
 	api("GET /api/v1/unmapped", d.handleUnmapped)
+	token("GET /api/v1/backup", d.handleBackup)
 	return mux
 }
 
@@ -212,6 +216,37 @@ func (d *Daemon) requireActive(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// handleBackup streams a consistent copy of the SQLite state database,
+// written next to it and removed afterwards.
+func (d *Daemon) handleBackup(w http.ResponseWriter, _ *http.Request) {
+	if d.db.Driver() != state.DriverSQLite {
+		writeError(w, http.StatusNotImplemented, strings.TrimPrefix(state.ErrBackupUnsupported.Error(), "state: "))
+		return
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(d.db.Path()), ".backup-")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())
+		return
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, state.FileName)
+	if err := d.db.Backup(file); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+state.FileName+`"`)
+	if _, err := io.Copy(w, f); err != nil {
+		d.logger.Warn("Sending a backup failed", "err", err)
+	}
 }
 
 func bearerToken(r *http.Request) (string, bool) {

@@ -1,16 +1,20 @@
 package daemon
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -196,5 +200,50 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	}
 	if n := posts(); n != 1 {
 		t.Errorf("%d lines posted in all, want 1", n)
+	}
+}
+
+// TestDaemon_Run_exitsWhenLeadershipLost: when the connection holding the
+// leadership lock fails, Run stops and returns an error, so that the
+// process exits and a standby takes over.
+func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(t.Context()) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.d.Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("the only instance did not become active")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
+			t.Errorf("Run returned %v, want the lost leadership", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its leadership lock was lost")
+	}
+	if got := testutil.ToFloat64(e.d.metrics.Leader); got != 0 {
+		t.Errorf("psa_sync_leader after the loss = %v, want 0", got)
 	}
 }

@@ -193,6 +193,33 @@ func TestOpen_damagedFileRefusedAndLeftUntouched(t *testing.T) {
 	}
 }
 
+func TestOpen_truncatedWithStaleWALRefused(t *testing.T) {
+	t.Parallel()
+	good := goodFile(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, FileName)
+	data := good[:len(good)/2]
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A WAL that is not this database's: SQLite ignores it, so the
+	// truncation is found by quick_check instead of the header.
+	if err := os.WriteFile(file+"-wal", bytes.Repeat([]byte{0x37}, 8192), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(dir)
+	if err == nil {
+		closeDB(t, db)
+		t.Fatal("Open returned nil error for a truncated file with a WAL beside it")
+	}
+	if !strings.Contains(err.Error(), "is corrupt or not a psa-syncd database") {
+		t.Errorf("Open error = %v, want a corrupt error", err)
+	}
+	if got, _ := os.ReadFile(file); !bytes.Equal(got, data) {
+		t.Error("Open modified the truncated file")
+	}
+}
+
 func TestOpen_foreignSQLiteRefused(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -153,7 +153,9 @@ section "psa-syncd plan (nothing is written)"
 
 section "psa-syncd sync"
 rc=0
-"$syncd" sync "${cfg[@]}" -metrics.file "$work/metrics.prom" || rc=$?
+# The demo's state database is new: -state.allow-empty confirms that this is
+# a first start (Kaseya BMS refuses to write on a database without a ledger).
+"$syncd" sync "${cfg[@]}" -state.allow-empty -metrics.file "$work/metrics.prom" || rc=$?
 echo
 echo "exit code: $rc (non-zero when the pass failed or was partial)"
 

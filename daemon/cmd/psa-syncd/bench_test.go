@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -58,13 +59,30 @@ type benchTenant struct {
 // first pass over 10,000 lines needs more requests than Autotask's 10,000
 // per hour, so against a real tenant it would stop at the budget reserve,
 // end as partial, and continue in the next hour's pass.
+//
+// The state database is SQLite; the Autotask case also runs on PostgreSQL
+// (a cluster that pgtest starts) when its server programs are installed.
+// Each pass prints a line
+//
+//	BENCH state <driver> <system> <pass> lines=... reads=... writes=... wall=...s peak_rss_mib=...
 func BenchmarkSyncPass(b *testing.B) {
 	for _, sys := range psa.Systems {
-		b.Run(string(sys), func(b *testing.B) { benchSyncPass(b, sys) })
+		b.Run(string(sys), func(b *testing.B) { benchSyncPass(b, sys, "") })
+		if _, err := pgtest.Bin(); err == nil && sys == psa.SystemAutotask {
+			b.Run(string(sys)+"-postgres", func(b *testing.B) {
+				url, err := pgtest.New(b, pgtest.Durable).CreateDatabase(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				benchSyncPass(b, sys, url)
+			})
+		}
 	}
 }
 
-func benchSyncPass(b *testing.B, sys psa.System) {
+// benchSyncPass runs the two passes; pgURL selects PostgreSQL for the state
+// instead of SQLite.
+func benchSyncPass(b *testing.B, sys psa.System, pgURL string) {
 	opts := []psatest.Option{psatest.WithSystem(sys), psatest.WithLatency(benchLatency)}
 	if sys == psa.SystemAutotask {
 		opts = append(opts, psatest.WithThreadLimit(psatest.DefaultThreadLimit), psatest.WithHourlyLimit(1_000_000))
@@ -98,7 +116,11 @@ func benchSyncPass(b *testing.B, sys psa.System) {
 	}
 	writeFile(b, filepath.Join(dir, "mappings.json"), string(data))
 	cfg := filepath.Join(dir, "psa-syncd.yml")
-	writeFile(b, cfg, "export_path: mappings.json\nstate_dir: state\npsa:\n"+t.psaConfig+
+	driver, stateCfg := "sqlite", "state_dir: state\n"
+	if pgURL != "" {
+		driver, stateCfg = "postgres", fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)
+	}
+	writeFile(b, cfg, "export_path: mappings.json\n"+stateCfg+"psa:\n"+t.psaConfig+
 		"source:\n  type: file\n  file:\n    path: usage.csv\n")
 
 	type result struct {
@@ -110,7 +132,7 @@ func benchSyncPass(b *testing.B, sys psa.System) {
 	}
 	pass := func(name string) result {
 		sim.ResetRequests()
-		cmd := exec.Command(binary, "sync", "-config.file", cfg, "-log.level", "warn")
+		cmd := exec.Command(binary, "sync", "-config.file", cfg, "-log.level", "warn", "-state.allow-empty")
 		out := &strings.Builder{}
 		cmd.Stdout, cmd.Stderr = out, out
 		start := time.Now()
@@ -162,6 +184,10 @@ func benchSyncPass(b *testing.B, sys psa.System) {
 		fmt.Fprintf(&table, "%-7s %8d %8d %10s %11.1f MiB\n", r.name, r.reads, r.writes, r.wall.Round(100*time.Millisecond), float64(r.maxRSS)/1024)
 	}
 	b.Log(table.String())
+	for _, r := range []result{first, second} {
+		fmt.Printf("BENCH state %s %s %s lines=%d reads=%d writes=%d wall=%.1fs peak_rss_mib=%.1f\n",
+			driver, sys, r.name, lines, r.reads, r.writes, r.wall.Seconds(), float64(r.maxRSS)/1024)
+	}
 	b.ReportMetric(float64(first.reads), "first-reads")
 	b.ReportMetric(float64(first.writes), "first-writes")
 	b.ReportMetric(first.wall.Seconds(), "first-s")

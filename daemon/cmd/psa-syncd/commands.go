@@ -48,6 +48,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
+	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -85,6 +86,10 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	defer closeDaemon(d, logger, &rc)
 	if err := d.Reload(); err != nil {
 		return 1 // logged by Reload
+	}
+	if err := d.BecomeActive(ctx); err != nil {
+		logger.Error("Not syncing", "err", err)
+		return 1
 	}
 	if n, err := d.Reconcile(ctx); err != nil {
 		logger.Error("Error reconciling open intents; not syncing", "err", err)

@@ -57,6 +57,7 @@ var commands = []command{
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
 	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},
+	{"backup", "write a consistent copy of the state database, also while the daemon runs", cmdBackup},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
@@ -138,6 +139,8 @@ type commonFlags struct {
 	logFormat  string
 	// command is the subcommand's name, for messages.
 	command string
+	// allowEmpty is -state.allow-empty, for the commands that have it.
+	allowEmpty bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -180,10 +183,11 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 		reg = prometheus.NewRegistry()
 	}
 	d, err := daemon.New(cfg, c.configFile, daemon.Options{
-		Logger:   logger,
-		Registry: reg,
-		Version:  buildVersion(),
-		Getenv:   e.getenv,
+		Logger:          logger,
+		Registry:        reg,
+		Version:         buildVersion(),
+		Getenv:          e.getenv,
+		AllowEmptyState: c.allowEmpty,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
@@ -210,6 +214,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		cf            commonFlags
 		listenAddress string
 		webConfigFile string
+		allowEmpty    bool
 		watch         = daemon.DefaultWatchInterval
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
@@ -220,6 +225,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password.")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
+	fs.BoolVar(&allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -254,6 +260,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		WatchInterval:   watch,
 		ShutdownTimeout: shutdown,
 		WebConfigFile:   webConfigFile,
+		AllowEmptyState: allowEmpty,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
@@ -277,6 +284,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	logger.Info("Received SIGTERM, exiting gracefully")
 	return 0
 }
+
+// allowEmptyHelp documents -state.allow-empty of run and sync.
+const allowEmptyHelp = "Let passes write although the state database holds no ledger while the export maps Kaseya BMS\n" +
+	"customers with usage sync on (whose quantities only the ledger records). Only for the first start;\n" +
+	"after losing the database, restore it from a backup instead, or every line is posted again."
 
 // newRegistry returns the daemon's registry with the Go and process
 // collectors; package daemon adds its own metrics and build info.

@@ -65,6 +65,10 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 			return code
 		}
 		defer closeDaemon(d, logger, &rc)
+		if err := d.BecomeActive(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
 		var st state.Intent
 		if st, err = d.ResolveIntent(id, posted, noteText); err == nil {
 			in = daemon.NewIntentView(st)
@@ -103,24 +107,31 @@ func doJSON(req *http.Request, v any) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return doJSONError(req, resp)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		msg := strings.TrimSpace(string(data))
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			msg = e.Error
-		}
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%s %s: decoding answer: %w", req.Method, req.URL.Redacted(), err)
 	}
 	return nil
+}
+
+// doJSONError is the error of an answer that is not 2xx: its status and
+// the API's {"error": ...} message.
+func doJSONError(req *http.Request, resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(data))
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
 }
 
 // printIntents lists the writes whose outcome is not settled yet.

@@ -39,13 +39,22 @@ import (
 
 // Cluster is a running PostgreSQL server in a temporary directory.
 type Cluster struct {
-	dir  string // removed by Stop
-	data string
-	bin  string
-	port int
-	cred *syscall.Credential // nil when not running as root
-	dbs  atomic.Int64
+	dir     string // removed by Stop
+	data    string
+	bin     string
+	port    int
+	cred    *syscall.Credential // nil when not running as root
+	dbs     atomic.Int64
+	durable bool
 }
+
+// Option configures a cluster.
+type Option func(*Cluster)
+
+// Durable makes the server fsync its commits, as a production server does;
+// by default test clusters skip fsync, which tests of the protocol (not of
+// the disk) do not need. Benchmarks use it.
+func Durable(c *Cluster) { c.durable = true }
 
 // Bin returns the directory of the PostgreSQL server programs: the one
 // holding initdb on PATH, else the newest /usr/lib/postgresql/*/bin.
@@ -68,7 +77,7 @@ func version(initdb string) int {
 }
 
 // Start creates and starts a new cluster. Stop it with Stop.
-func Start() (*Cluster, error) {
+func Start(opts ...Option) (*Cluster, error) {
 	bin, err := Bin()
 	if err != nil {
 		return nil, err
@@ -78,6 +87,9 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{dir: dir, data: filepath.Join(dir, "data"), bin: bin}
+	for _, o := range opts {
+		o(c)
+	}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("nobody")
 		if err != nil {
@@ -112,8 +124,10 @@ func Start() (*Cluster, error) {
 }
 
 func (c *Cluster) start() error {
-	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s "+
-		"-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, c.dir)
+	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c max_connections=200", c.port, c.dir)
+	if !c.durable {
+		opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	}
 	out, err := c.run("pg_ctl", "start", "-w", "-t", "60", "-D", c.data, "-l", filepath.Join(c.dir, "server.log"), "-o", opts)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "server.log"))
@@ -229,9 +243,9 @@ func Main(m *testing.M) int {
 
 // New starts a cluster for one test and stops it when the test ends; for
 // packages whose tests do not share one through Main.
-func New(tb testing.TB) *Cluster {
+func New(tb testing.TB, opts ...Option) *Cluster {
 	tb.Helper()
-	c, err := Start()
+	c, err := Start(opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

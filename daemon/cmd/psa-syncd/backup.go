@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+func cmdBackup(ctx context.Context, e *env, args []string) int {
+	var (
+		cf        commonFlags
+		out       string
+		url       string
+		tokenFile string
+	)
+	fs := newFlagSet(e, "backup", "Write a consistent copy of the SQLite state database (statuses, runs, intents, ledger,\n"+
+		"export history) to a new file. While the daemon runs it holds the database's lock: ask it\n"+
+		"with -web.url. To restore, stop psa-syncd, remove psa-syncd.db-wal and psa-syncd.db-shm in\n"+
+		"the state directory and put the copy in place of psa-syncd.db. A PostgreSQL state database\n"+
+		"is backed up with pg_dump (or the managed service's backups) instead.")
+	cf.register(fs)
+	fs.StringVar(&out, "output", "", "The backup `file` to write; it must not exist.")
+	fs.StringVar(&url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")
+	fs.StringVar(&tokenFile, "web.token-file", "", "`File` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	if out == "" {
+		fmt.Fprintln(e.stderr, "psa-syncd: -output is required: the backup file to write")
+		return 2
+	}
+	if _, err := os.Lstat(out); err == nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: -output %s exists; give a new file\n", out)
+		return 1
+	}
+	var err error
+	if url != "" {
+		token := e.getenv("PSA_SYNCD_API_TOKEN")
+		if tokenFile != "" {
+			data, rerr := os.ReadFile(tokenFile)
+			if rerr != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: -web.token-file: %v\n", rerr)
+				return 1
+			}
+			token = strings.TrimSpace(string(data))
+		}
+		err = backupRemote(ctx, url, token, out)
+	} else {
+		err = backupLocal(ctx, e, cf.configFile, out)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(e.stdout, "Wrote a backup of the state database to %s.\n", out)
+	return 0
+}
+
+func backupLocal(ctx context.Context, e *env, configFile, out string) error {
+	cfg, err := daemon.Load(configFile, e.getenv)
+	if err != nil {
+		return err
+	}
+	db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
+	if err != nil {
+		if strings.Contains(err.Error(), "is locked by another psa-syncd process") {
+			return fmt.Errorf("%w: ask the running daemon with -web.url", err)
+		}
+		return err
+	}
+	return errors.Join(db.Backup(out), db.Close())
+}
+
+// backupRemote downloads a backup from a running daemon into out, through
+// a temporary file so that a broken transfer leaves nothing named out.
+func backupRemote(ctx context.Context, base, token, out string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/api/v1/backup", nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Minute}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return doJSONError(req, resp)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".psa-syncd-backup-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, resp.Body)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", req.URL.Redacted(), err)
+	}
+	// Link refuses to replace a file that appeared meanwhile.
+	return os.Link(tmp.Name(), out)
+}
