@@ -16,6 +16,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -61,6 +62,7 @@ type Client struct {
 	hostURL     *url.URL // from WithHostname
 	overrideURL *url.URL // from WithBaseURL
 	creds       *credentials
+	redact      *redact.Redactor
 	userAgent   string
 	maxRetries  int
 	backoff     rest.Backoff
@@ -287,6 +289,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("kaseyabms: missing credentials: %s", strings.Join(missing, ", "))
 	}
+	c.redact = redact.New(c.creds.password)
 	c.common.client = c
 	c.Services = (*ServicesService)(&c.common)
 	c.Accounts = (*AccountsService)(&c.common)
@@ -502,7 +505,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	}
 	defer hr.Body.Close()
 	resp := &Response{Response: hr, TotalRecords: -1}
-	if err := CheckResponse(hr); err != nil {
+	if err := checkResponse(hr, c.redact); err != nil {
 		return resp, err
 	}
 	body, err := rest.ReadBody(hr)
@@ -530,7 +533,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		resp.TotalRecords = *env.TotalRecords
 	}
 	if env.Success != nil && !*env.Success {
-		return resp, newEnvelopeError(hr, env.Error)
+		return resp, newEnvelopeError(hr, env.Error, c.redact)
 	}
 	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
 		if err := json.Unmarshal(env.Result, v); err != nil {
