@@ -52,9 +52,9 @@ type Metrics struct {
 	// APIBudgetRemaining has the label endpoint: "" for a budget of the
 	// whole tenant (Autotask), an endpoint template for a PSA that limits
 	// each endpoint (Kaseya BMS).
-	APIBudgetRemaining   *prometheus.GaugeVec
-	ScheduleInterval     prometheus.Gauge
-	IntegrationEnabled   prometheus.Gauge
+	APIBudgetRemaining *prometheus.GaugeVec
+	ScheduleInterval   prometheus.Gauge
+	IntegrationEnabled prometheus.Gauge
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
