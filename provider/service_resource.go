@@ -734,12 +734,16 @@ func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, p
 	return m, diags
 }
 
+// newServiceConnectWiseModel converts a catalog item's fields. A type,
+// subcategory or product class that ConnectWise leaves out of its answer
+// (strict implementations omit null fields) is null, not "": an empty
+// string would contradict a planned null and fail the apply.
 func newServiceConnectWiseModel(cw *psa.ConnectWiseServiceFields) serviceConnectWiseModel {
 	return serviceConnectWiseModel{
 		Identifier:          types.StringValue(cw.Identifier),
-		TypeID:              types.StringValue(cw.TypeID),
-		SubcategoryID:       types.StringValue(cw.SubcategoryID),
-		ProductClass:        types.StringValue(cw.ProductClass),
+		TypeID:              optionalString(cw.TypeID),
+		SubcategoryID:       optionalString(cw.SubcategoryID),
+		ProductClass:        optionalString(cw.ProductClass),
 		CustomerDescription: types.StringValue(cw.CustomerDescription),
 	}
 }
