@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -284,5 +286,53 @@ func TestSystemNotes(t *testing.T) {
 	}
 	if n := SystemNotes(psa.SystemAutotask); len(n) != 0 {
 		t.Errorf("Autotask notes = %q, want none", n)
+	}
+}
+
+// TestEngineKaseyaBMS_limitRefusalStopsThePass: another process used up the
+// hour's 1,500 line posts, so BMS answers 429 "API call limit exceeded".
+// The pass used to retry every post for minutes; now the first refusal
+// stops the posts for the pass: one request reaches BMS, the other line is
+// skipped saying when the budget frees up, the run is partial, and
+// psa_sync_api_budget_remaining shows the endpoint spent.
+func TestEngineKaseyaBMS_limitRefusalStopsThePass(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: bmsServicesPath, Status: http.StatusTooManyRequests,
+		Body: `{"success":false,"error":{"code":429,"message":"API call limit exceeded"}}`})
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	posts := 0
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodPost && strings.Contains(strings.ToLower(r.Path), "/recurringservices/") {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d line posts reached BMS, want 1: the refusal stops the others, without retries", posts)
+	}
+	if res.Run.Result != state.RunPartial && res.Run.Result != state.RunFailure {
+		t.Errorf("run result = %s, want partial", res.Run.Result)
+	}
+	var skipped, failed int
+	for _, c := range res.Plan.Changes {
+		switch c.Action {
+		case ActionSkipped:
+			skipped++
+			if !strings.Contains(c.Reason, "no more calls go there until") {
+				t.Errorf("skipped line reason = %q, want it to say when the budget frees up", c.Reason)
+			}
+		case ActionFailed:
+			failed++
+		}
+	}
+	if skipped != 1 || failed != 1 {
+		t.Errorf("%d skipped and %d failed lines, want 1 and 1: %+v", skipped, failed, res.Plan.Changes)
+	}
+	const endpoint = "/v2/finance/contracts/recurringservices/{id}/services"
+	if got := testutil.ToFloat64(h.m.APIBudgetRemaining.WithLabelValues(endpoint)); got != 0 {
+		t.Errorf("api_budget_remaining{endpoint=%q} = %v, want 0", endpoint, got)
 	}
 }

@@ -114,6 +114,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		p.flatten()
 	}
+	e.recordEndpointBudgets()
 
 	statuses, counts := e.statuses(p, run.ID, dry)
 	for _, cs := range statuses {
@@ -242,7 +243,11 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 	default:
 	}
 	if !gate.allow(ctx) {
-		c.Action, c.Reason = ActionSkipped, c.Reason+fmt.Sprintf("; not written: the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
+		why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
+		if r := gate.reason(); r != "" {
+			why = r
+		}
+		c.Action, c.Reason = ActionSkipped, c.Reason+"; not written: "+why
 		return nil
 	}
 	in, err := e.db.OpenIntent(state.Intent{
@@ -275,7 +280,7 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 	if err != nil {
 		var rle *psa.RateLimitError
 		if errors.As(err, &rle) && rle.Hourly {
-			gate.stop()
+			gate.stop(rle.Error())
 		}
 		c.Action, c.Reason = ActionFailed, err.Error()
 		if errors.Is(err, psa.ErrOutcomeUnknown) || ctx.Err() != nil {
@@ -309,6 +314,18 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 	return nil
 }
 
+// recordEndpointBudgets sets psa_sync_api_budget_remaining per endpoint for
+// a PSA that limits each endpoint (Kaseya BMS). It makes no request.
+func (e *Engine) recordEndpointBudgets() {
+	eb, ok := e.be.(psa.EndpointBudgeter)
+	if !ok || e.metrics == nil {
+		return
+	}
+	for endpoint, b := range eb.EndpointBudgets() {
+		e.metrics.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(b.Remaining()))
+	}
+}
+
 // budgetGate stops writes when the PSA's remaining hourly budget reaches the
 // reserve. It checks the budget before the first write and then every
 // budgetCheckEvery writes, or sooner when the estimate nears the reserve.
@@ -322,6 +339,7 @@ type budgetGate struct {
 	unsupported bool
 	checked     bool
 	stopped     bool
+	why         string
 	remaining   int
 	since       int
 }
@@ -350,7 +368,7 @@ func (g *budgetGate) allow(ctx context.Context) bool {
 		default:
 			g.checked, g.since, g.remaining = true, 0, b.Remaining()
 			if g.metrics != nil {
-				g.metrics.APIBudgetRemaining.Set(float64(b.Remaining()))
+				g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
 				g.metrics.APIBudgetLimit.Set(float64(b.Limit))
 			}
 			if b.Remaining() <= g.reserve {
@@ -364,10 +382,20 @@ func (g *budgetGate) allow(ctx context.Context) bool {
 	return true
 }
 
-func (g *budgetGate) stop() {
+// stop stops the writes of the pass: the PSA refused one for its hourly
+// limit, and why says so (and, where the PSA or the client knows, when the
+// budget frees up).
+func (g *budgetGate) stop(why string) {
 	g.mu.Lock()
-	g.stopped = true
+	g.stopped, g.why = true, why
 	g.mu.Unlock()
+}
+
+// reason returns why writes were stopped by stop, or "".
+func (g *budgetGate) reason() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.why
 }
 
 // statuses derives the customer statuses and the line counts of a pass. In

@@ -273,7 +273,7 @@ func TestEngineSystems_passes(t *testing.T) {
 			if sys != psa.SystemAutotask {
 				// Budget() is not supported: no budget information, no
 				// error, no gauge.
-				if got := testutil.ToFloat64(h.m.APIBudgetRemaining); got != 0 {
+				if got := testutil.ToFloat64(h.m.APIBudgetRemaining.WithLabelValues("")); got != 0 {
 					t.Errorf("api_budget_remaining = %v, want 0 (not reported by %s)", got, sys)
 				}
 			}

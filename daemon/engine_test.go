@@ -690,7 +690,7 @@ func TestEngine_Sync_budgetReserveStopsWriting(t *testing.T) {
 			t.Errorf("change %+v, want skipped", c)
 		}
 	}
-	if got := h.metric(h.m.APIBudgetRemaining); got <= 0 || got > 500 {
+	if got := h.metric(h.m.APIBudgetRemaining.WithLabelValues("")); got <= 0 || got > 500 {
 		t.Errorf("api_budget_remaining = %v, want the remaining budget (at most 500)", got)
 	}
 	if got := h.metric(h.m.Customers.WithLabelValues("skipped")); got != 2 {

@@ -49,18 +49,21 @@ type Metrics struct {
 	APIRequestsTotal     *prometheus.CounterVec // method, code
 	APIRequestDuration   prometheus.ObserverVec // method
 	RateLimitedTotal     prometheus.Counter
-	APIBudgetRemaining   prometheus.Gauge
-	ScheduleInterval     prometheus.Gauge
-	IntegrationEnabled   prometheus.Gauge
-	Leader               prometheus.Gauge
-	APIBudgetLimit       prometheus.Gauge
-	NextRunTimestamp     prometheus.Gauge
-	PassInProgress       prometheus.Gauge
-	PassLinesDone        prometheus.Gauge
-	PassLinesTotal       prometheus.Gauge
-	HeldLines            prometheus.Gauge
-	HeldSince            prometheus.Gauge
-	LastRunResult        *prometheus.GaugeVec // result
+	// APIBudgetRemaining has the label endpoint: "" for a budget of the
+	// whole tenant (Autotask), an endpoint template for a PSA that limits
+	// each endpoint (Kaseya BMS).
+	APIBudgetRemaining *prometheus.GaugeVec
+	ScheduleInterval   prometheus.Gauge
+	IntegrationEnabled prometheus.Gauge
+	Leader             prometheus.Gauge
+	APIBudgetLimit     prometheus.Gauge
+	NextRunTimestamp   prometheus.Gauge
+	PassInProgress     prometheus.Gauge
+	PassLinesDone      prometheus.Gauge
+	PassLinesTotal     prometheus.Gauge
+	HeldLines          prometheus.Gauge
+	HeldSince          prometheus.Gauge
+	LastRunResult      *prometheus.GaugeVec // result
 
 	ExportLastReloadSuccessful       prometheus.Gauge
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
@@ -141,8 +144,9 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.APIBudgetRemaining = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "api_budget_remaining",
-		Help:      "Requests left in the PSA's hourly API budget when last checked (Autotask ThresholdInformation).",
-	}, []string{"system"}).With(sys)
+		Help:      "Requests left in the PSA's hourly API budget when last checked: the tenant's (Autotask ThresholdInformation; endpoint=\"\") or each endpoint's (Kaseya BMS, as psa-syncd counts its calls).",
+	}, []string{"system", "endpoint"}).MustCurryWith(sys)
+	m.APIBudgetRemaining.WithLabelValues("") // the tenant's budget, 0 until known
 	m.ScheduleInterval = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "schedule_interval_seconds",

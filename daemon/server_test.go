@@ -507,7 +507,7 @@ func TestHandler_metrics(t *testing.T) {
 		`psa_sync_customers{status="failed",system="autotask"} 0`,
 		`psa_sync_unmapped{kind="unassigned",system="autotask"} 0`,
 		`psa_sync_rate_limited_total{system="autotask"} 0`,
-		`psa_sync_api_budget_remaining{system="autotask"}`,
+		`psa_sync_api_budget_remaining{endpoint="",system="autotask"}`,
 		`psa_sync_schedule_interval_seconds{system="autotask"}`,
 		`psa_sync_integration_enabled{system="autotask"} 1`,
 		`psa_sync_export_last_reload_successful 1`,

@@ -260,13 +260,17 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"type_id": schema.StringAttribute{
-						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice.",
+						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice " +
+							"(its default type); some ConnectWise versions require a type on create and refuse the catalog item " +
+							"without one, so set it there. Null when ConnectWise reports no type.",
 						Optional:            true,
 						Computed:            true,
 						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"subcategory_id": schema.StringAttribute{
-						MarkdownDescription: "Id of the product subcategory. Unset leaves ConnectWise's choice.",
+						MarkdownDescription: "Id of the product subcategory (Procurement > Setup Tables > Category, its " +
+							"subcategories). Unset leaves ConnectWise's choice; some ConnectWise versions require a subcategory on " +
+							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none.",
 						Optional:            true,
 						Computed:            true,
 						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
@@ -734,12 +738,16 @@ func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, p
 	return m, diags
 }
 
+// newServiceConnectWiseModel converts a catalog item's fields. A type,
+// subcategory or product class that ConnectWise leaves out of its answer
+// (strict implementations omit null fields) is null, not "": an empty
+// string would contradict a planned null and fail the apply.
 func newServiceConnectWiseModel(cw *psa.ConnectWiseServiceFields) serviceConnectWiseModel {
 	return serviceConnectWiseModel{
 		Identifier:          types.StringValue(cw.Identifier),
-		TypeID:              types.StringValue(cw.TypeID),
-		SubcategoryID:       types.StringValue(cw.SubcategoryID),
-		ProductClass:        types.StringValue(cw.ProductClass),
+		TypeID:              optionalString(cw.TypeID),
+		SubcategoryID:       optionalString(cw.SubcategoryID),
+		ProductClass:        optionalString(cw.ProductClass),
 		CustomerDescription: types.StringValue(cw.CustomerDescription),
 	}
 }

@@ -214,6 +214,14 @@ type Budget struct {
 // Remaining returns the number of requests left in the time frame.
 func (b Budget) Remaining() int { return b.Limit - b.Used }
 
+// EndpointBudgeter is implemented by a Backend whose PSA limits each
+// endpoint on its own (Kaseya BMS: 1,500 calls per hour per endpoint). It
+// returns the budget of each endpoint used in the current time frame, by a
+// bounded endpoint name, without making a request.
+type EndpointBudgeter interface {
+	EndpointBudgets() map[string]Budget
+}
+
 // Backend is what the provider and the daemon use to talk to a PSA. Each
 // system implements it in its own vocabulary inside its adapter.
 //

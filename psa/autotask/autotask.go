@@ -17,6 +17,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -57,6 +58,7 @@ type Client struct {
 	client        *http.Client
 	zoneLookupURL *url.URL
 	creds         *credentials // a pointer, so that %v of a Client prints an address, not secrets
+	redact        *redact.Redactor
 	userAgent     string
 	maxConc       int
 	maxRetries    int
@@ -276,6 +278,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("autotask: missing credentials: %s", strings.Join(missing, ", "))
 	}
+	c.redact = redact.New(c.creds.secret, c.creds.integrationCode)
 	c.common.client = c
 	c.Companies = (*CompaniesService)(&c.common)
 	c.Contracts = (*ContractsService)(&c.common)
@@ -376,7 +379,7 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 		return fmt.Errorf("autotask: zone lookup: %w", err)
 	}
 	defer resp.Body.Close()
-	if err := CheckResponse(resp); err != nil {
+	if err := checkResponse(resp, c.redact); err != nil {
 		return fmt.Errorf("autotask: zone lookup for user %q: %w", c.creds.username, err)
 	}
 	var z Zone
@@ -385,10 +388,10 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	root, err := parseRoot(z.URL)
 	if err != nil {
-		return fmt.Errorf("autotask: zone lookup returned an unusable url: %w", err)
+		return fmt.Errorf("autotask: zone lookup returned an unusable url: %s", c.redact.String(err.Error()))
 	}
 	if c.baseURL == nil || c.baseURL.String() != root.String() {
-		c.logger.Info("Discovered Autotask zone", "zone", z.ZoneName, "url", z.URL)
+		c.logger.Info("Discovered Autotask zone", "zone", c.redact.String(z.ZoneName), "url", c.redact.String(z.URL))
 	}
 	c.baseURL = root
 	c.discovered = true
@@ -622,7 +625,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	}
 	defer hr.Body.Close()
 	c.threshold.count() // every answered request counts against the hourly budget
-	if err := CheckResponse(hr); err != nil {
+	if err := checkResponse(hr, c.redact); err != nil {
 		return &Response{Response: hr}, nil, err
 	}
 	body, err := rest.ReadBody(hr)

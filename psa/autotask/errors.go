@@ -7,6 +7,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // ErrorResponse is an error response from Autotask. Autotask reports
@@ -43,14 +44,21 @@ func (r *ErrorResponse) Unwrap() error { return r.wrapped }
 // CheckResponse returns nil for a 2xx response, and otherwise an error
 // describing it: a *psa.RateLimitError when Autotask throttled the request
 // (a 429, or a thread- or hourly-threshold message with any status), else an
-// *ErrorResponse. It reads at most 1 MiB of the body.
-func CheckResponse(r *http.Response) error {
+// *ErrorResponse. It reads at most 1 MiB of the body. Messages are cut to
+// redact.MaxText bytes each.
+func CheckResponse(r *http.Response) error { return checkResponse(r, nil) }
+
+// checkResponse is CheckResponse with the client's Redactor, which takes
+// the credentials out of the messages: a server may echo the request's
+// headers.
+func checkResponse(r *http.Response, red *redact.Redactor) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
 	data := rest.ReadErrorBody(r)
 	er := &ErrorResponse{Response: r}
 	er.Errors, er.Message = parseErrorBody(data)
+	er.Errors, er.Message = red.Strings(er.Errors), red.String(er.Message)
 
 	all := append([]string{er.Message}, er.Errors...)
 	kind := throttleKind(all)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -61,6 +62,7 @@ type Client struct {
 	client     *http.Client
 	site       *url.URL // scheme and host of the site
 	creds      *credentials
+	redact     *redact.Redactor
 	apiVersion string
 	userAgent  string
 	maxRetries int
@@ -349,6 +351,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("connectwise: missing settings: %s", strings.Join(missing, ", "))
 	}
+	c.redact = redact.New(c.creds.privateKey, c.creds.company+"+"+c.creds.publicKey+":"+c.creds.privateKey)
 	if c.baseURL == nil && c.pinned {
 		c.baseURL = c.site.JoinPath(c.codebase, apiPath)
 		c.baseURL.Path = strings.TrimSuffix(c.baseURL.Path, "/") + "/"
@@ -409,7 +412,7 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 		return nil, fmt.Errorf("connectwise: company info: %w", err)
 	}
 	defer resp.Body.Close()
-	if err := CheckResponse(resp); err != nil {
+	if err := checkResponse(resp, c.redact); err != nil {
 		return nil, fmt.Errorf("connectwise: company info for company %q: %w", c.creds.company, err)
 	}
 	var ci CompanyInfo
@@ -488,7 +491,7 @@ func (c *Client) discover(ctx context.Context) (*url.URL, string, error) {
 	}
 	cb, err := cleanCodebase(ci.Codebase)
 	if err != nil {
-		return nil, "", fmt.Errorf("connectwise: company info for company %q returned no usable codebase: %w", c.creds.company, err)
+		return nil, "", fmt.Errorf("connectwise: company info for company %q returned no usable codebase: %s", c.creds.company, c.redact.String(err.Error()))
 	}
 	root := c.site.JoinPath(cb, apiPath)
 	root.Path = strings.TrimSuffix(root.Path, "/") + "/"
@@ -720,7 +723,7 @@ func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
 		return nil, nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
-	if err := CheckResponse(hr); err != nil {
+	if err := checkResponse(hr, c.redact); err != nil {
 		return newResponse(hr), nil, err
 	}
 	body, err := rest.ReadBody(hr)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // FieldError is one entry of the "errors" array of a ConnectWise error
@@ -66,8 +67,14 @@ func (r *ErrorResponse) Unwrap() error { return r.wrapped }
 
 // CheckResponse returns nil for a 2xx response, and otherwise an error: a
 // *psa.RateLimitError for 429 (with Retry-After), else an *ErrorResponse. It
-// reads at most 1 MiB of the body.
-func CheckResponse(r *http.Response) error {
+// reads at most 1 MiB of the body. Messages are cut to redact.MaxText
+// bytes each.
+func CheckResponse(r *http.Response) error { return checkResponse(r, nil) }
+
+// checkResponse is CheckResponse with the client's Redactor, which takes
+// the credentials (the private key, and the Basic credential in every
+// encoding) out of the messages: a server may echo the request's headers.
+func checkResponse(r *http.Response, red *redact.Redactor) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
@@ -82,6 +89,11 @@ func CheckResponse(r *http.Response) error {
 		if json.Unmarshal(data, &alt) == nil {
 			er.Message = alt.Message
 		}
+	}
+	er.Code, er.Message = red.String(er.Code), red.String(er.Message)
+	for i := range er.Errors {
+		fe := &er.Errors[i]
+		fe.Code, fe.Message, fe.Field = red.String(fe.Code), red.String(fe.Message), red.String(fe.Field)
 	}
 	switch r.StatusCode {
 	case http.StatusTooManyRequests:

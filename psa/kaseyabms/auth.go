@@ -127,6 +127,7 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 			if tok.AccessToken == "" {
 				return nil, fmt.Errorf("kaseyabms: %s: the answer holds no access token: %w", path, errAuthFailed)
 			}
+			c.redact.Set("token", tok.AccessToken, tok.RefreshToken)
 			return &tok, nil
 		}
 		if ctx.Err() != nil {

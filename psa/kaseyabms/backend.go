@@ -82,6 +82,10 @@ func (b *Backend) Budget(context.Context) (*psa.Budget, error) {
 	return nil, fmt.Errorf("kaseyabms: BMS reports no request budget: %w", psa.ErrNotSupported)
 }
 
+// EndpointBudgets returns the calls left per endpoint in the rolling hour,
+// as the client counts them (see Client.EndpointBudgets).
+func (b *Backend) EndpointBudgets() map[string]psa.Budget { return b.client.EndpointBudgets() }
+
 // CreateService creates a catalog service. BMS services have no billing
 // period (a contract's billing cycle decides) and no invoice description;
 // those neutral fields are ignored. The KaseyaBMS fields name a category,

@@ -516,12 +516,15 @@ func TestClient_postsAreNotRetried(t *testing.T) {
 	}
 }
 
+// TestClient_throttledPostIsResent: a 429 that names a short wait is a
+// passing throttle; the post was not processed and is sent again.
 func TestClient_throttledPostIsResent(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
 	var calls atomic.Int32
 	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/5/services", func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusTooManyRequests)
 			return
 		}
@@ -532,6 +535,53 @@ func TestClient_throttledPostIsResent(t *testing.T) {
 		EffectiveDate: kaseyabms.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}})
 	if err != nil || line.ID != 77 || line.Units != 3 || calls.Load() != 2 {
 		t.Errorf("AddServices = %+v, %v after %d calls", line, err, calls.Load())
+	}
+}
+
+// TestClient_limitRefusalStopsTheEndpoint: BMS's "API call limit exceeded"
+// 429 (no Retry-After) is its hourly limit per endpoint, which another
+// process may have used up. The client used to retry each post for
+// minutes; now the post fails at once, saying when the budget frees up, no
+// further call goes to that endpoint (a second post makes no request), and
+// other endpoints still work. EndpointBudgets reports the endpoint spent.
+func TestClient_limitRefusalStopsTheEndpoint(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var posts atomic.Int32
+	f.mux.HandleFunc("POST /v2/finance/contracts/recurringservices/{id}/services", func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, `{"success":false,"error":{"code":429,"message":"API call limit exceeded"}}`)
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"id":3,"name":"Backup"}}`)
+	})
+	for i, contract := range []int{5, 6} {
+		_, _, err := f.client.Contracts.AddServices(t.Context(), contract, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}})
+		var rl *psa.RateLimitError
+		if !errors.As(err, &rl) || !rl.Hourly || rl.RetryAfter != time.Hour || !strings.Contains(err.Error(), "until 2026-11-21T11:00:00Z") && !strings.Contains(err.Error(), "frees up at 2026-11-21T11:00:00Z") {
+			t.Errorf("post %d: error = %v, want an hourly rate limit saying when the budget frees up", i+1, err)
+		}
+		if errors.Is(err, psa.ErrOutcomeUnknown) {
+			t.Errorf("post %d: a refused post is not of unknown outcome: %v", i+1, err)
+		}
+	}
+	if n := posts.Load(); n != 1 {
+		t.Errorf("%d posts reached BMS, want 1 (no retries, and none after the refusal)", n)
+	}
+	if _, _, err := f.client.Services.Get(t.Context(), 3); err != nil {
+		t.Errorf("another endpoint after the refusal: %v", err)
+	}
+	b := f.client.EndpointBudgets()
+	if got := b["/v2/finance/contracts/recurringservices/{id}/services"]; got.Remaining() != 0 {
+		t.Errorf("budget of the refused endpoint = %+v, want none left", got)
+	}
+	if got := b["/v2/admin/finance/services/{id}"]; got.Remaining() != kaseyabms.HourlyLimit-1 {
+		t.Errorf("budget of the services endpoint = %+v, want %d left", got, kaseyabms.HourlyLimit-1)
+	}
+	f.clock.Add(time.Hour)
+	if _, _, err := f.client.Contracts.AddServices(t.Context(), 7, []kaseyabms.RecurringService{{ServiceID: 1, Units: 3}}); posts.Load() != 2 {
+		t.Errorf("after the hour: %v with %d posts, want the post sent again", err, posts.Load())
 	}
 }
 

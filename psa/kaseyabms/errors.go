@@ -3,10 +3,12 @@ package kaseyabms
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // ErrorResponse is an error answer from Kaseya BMS: an HTTP error status,
@@ -52,7 +54,14 @@ func (r *ErrorResponse) Unwrap() error { return r.wrapped }
 // matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404) or
 // psa.ErrValidation (400, 409, 422). It reads at most 1 MiB of the body and
 // understands the success:false envelope in any key casing.
-func CheckResponse(r *http.Response) error {
+//
+// Messages are cut to redact.MaxText bytes each.
+func CheckResponse(r *http.Response) error { return checkResponse(r, nil) }
+
+// checkResponse is CheckResponse with the client's Redactor, which takes
+// the password and the tokens out of the messages: a server may echo the
+// request.
+func checkResponse(r *http.Response, red *redact.Redactor) error {
 	if c := r.StatusCode; 200 <= c && c <= 299 {
 		return nil
 	}
@@ -73,6 +82,7 @@ func CheckResponse(r *http.Response) error {
 			er.Message = cmpOr(alt.Message, alt.Title)
 		}
 	}
+	er.scrub(red)
 	if r.StatusCode == http.StatusTooManyRequests {
 		return &psa.RateLimitError{
 			System:     psa.SystemKaseyaBMS,
@@ -91,14 +101,21 @@ func CheckResponse(r *http.Response) error {
 	return er
 }
 
+// scrub passes the vendor's texts through red.
+func (r *ErrorResponse) scrub(red *redact.Redactor) {
+	r.Message, r.Details = red.String(r.Message), red.String(r.Details)
+	r.SubErrors = red.Strings(slices.Clone(r.SubErrors))
+}
+
 // newEnvelopeError maps a success:false envelope inside a 2xx. BMS
 // documents no error codes, so the code is read as an HTTP status when it
 // looks like one and the message decides otherwise.
-func newEnvelopeError(r *http.Response, info *ErrorInfo) error {
+func newEnvelopeError(r *http.Response, info *ErrorInfo, red *redact.Redactor) error {
 	er := &ErrorResponse{Response: r}
 	if info != nil {
 		er.Code, er.Message, er.Details, er.SubErrors = info.Code, info.Message, info.Details, info.SubErrors
 	}
+	er.scrub(red)
 	msgs := er.messages()
 	text := strings.ToLower(strings.Join(msgs, " "))
 	switch {

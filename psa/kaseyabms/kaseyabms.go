@@ -16,6 +16,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -61,6 +62,7 @@ type Client struct {
 	hostURL     *url.URL // from WithHostname
 	overrideURL *url.URL // from WithBaseURL
 	creds       *credentials
+	redact      *redact.Redactor
 	userAgent   string
 	maxRetries  int
 	backoff     rest.Backoff
@@ -224,6 +226,19 @@ func WithHourlyLimit(n int) Option {
 	}
 }
 
+// WithCallStore sets where the calls per endpoint are counted. The default
+// counts in memory, for this client only; a store shared by every process
+// that uses the same BMS tenant keeps them all inside the limit.
+func WithCallStore(s CallStore) Option {
+	return func(c *Client) error {
+		if s == nil {
+			return errors.New("kaseyabms: nil call store")
+		}
+		c.limiter.store = s
+		return nil
+	}
+}
+
 // WithClock sets the clock used for token expiry and the hourly limiter.
 // The default is time.Now.
 func WithClock(now func() time.Time) Option {
@@ -288,6 +303,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("kaseyabms: missing credentials: %s", strings.Join(missing, ", "))
 	}
+	c.redact = redact.New(c.creds.password)
 	c.common.client = c
 	c.Services = (*ServicesService)(&c.common)
 	c.Accounts = (*AccountsService)(&c.common)
@@ -474,6 +490,36 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	}
 }
 
+// throttled turns BMS's refusal of a call for its limit (a 429 without a
+// short Retry-After, or "API call limit exceeded") into a refusal of every
+// further call to the endpoint, without a retry: BMS's only documented
+// limit is the hourly one per endpoint, so retrying within minutes only
+// spends time (and, in a pass of many writes, many refused requests). A 429
+// that names a short wait is a passing throttle and is retried after it.
+// Other errors pass through.
+func (c *Client) throttled(endpoint string, err error, retryAfterSent bool) error {
+	var rl *psa.RateLimitError
+	if !errors.As(err, &rl) {
+		return err
+	}
+	if retryAfterSent && !rl.Hourly && rl.RetryAfter <= rest.MaxRetryAfter {
+		return err
+	}
+	until := c.limiter.refused(endpoint, rl.RetryAfter)
+	msg := fmt.Sprintf("Kaseya BMS refused a call to %s for its limit of %d calls per hour; no more calls go there until %s",
+		endpoint, c.limiter.limit, until.UTC().Format(time.RFC3339))
+	if rl.Message != "" {
+		msg += " (" + rl.Message + ")"
+	}
+	return &psa.RateLimitError{System: psa.SystemKaseyaBMS, RetryAfter: until.Sub(c.limiter.now()), Hourly: true, Message: msg}
+}
+
+// EndpointBudgets returns, for every endpoint called (or refused) in the
+// rolling hour, the calls left of its hourly limit, by endpoint template
+// such as "/v2/finance/contracts/{id}/services". The counts are this
+// client's, or the shared CallStore's (WithCallStore).
+func (c *Client) EndpointBudgets() map[string]psa.Budget { return c.limiter.budgets() }
+
 // decodeError is a 2xx answer whose body could not be decoded. Do turns it
 // into an OutcomeUnknownError for a create: the server accepted the request.
 type decodeError struct{ err error }
@@ -483,7 +529,8 @@ func (e *decodeError) Unwrap() error { return e.err }
 
 // send sends req once: limiter, token, round trip, envelope.
 func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
-	if err := c.limiter.take(endpointKey(req.URL.Path, c.baseURL.Path)); err != nil {
+	endpoint := endpointKey(req.URL.Path, c.baseURL.Path)
+	if err := c.limiter.take(endpoint); err != nil {
 		return nil, err
 	}
 	if auth {
@@ -504,8 +551,8 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	}
 	defer hr.Body.Close()
 	resp := &Response{Response: hr, TotalRecords: -1}
-	if err := CheckResponse(hr); err != nil {
-		return resp, err
+	if err := checkResponse(hr, c.redact); err != nil {
+		return resp, c.throttled(endpoint, err, hr.Header.Get("Retry-After") != "")
 	}
 	body, err := rest.ReadBody(hr)
 	if err != nil {
@@ -532,7 +579,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		resp.TotalRecords = *env.TotalRecords
 	}
 	if env.Success != nil && !*env.Success {
-		return resp, newEnvelopeError(hr, env.Error)
+		return resp, c.throttled(endpoint, newEnvelopeError(hr, env.Error, c.redact), false)
 	}
 	if v != nil && len(env.Result) > 0 && !bytes.Equal(env.Result, []byte("null")) {
 		if err := json.Unmarshal(env.Result, v); err != nil {

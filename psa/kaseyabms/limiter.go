@@ -10,56 +10,157 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
+// CallStore keeps the calls made to each BMS endpoint, and the endpoints BMS
+// has refused (429) until a given time, so that the limit of HourlyLimit
+// calls per endpoint per rolling hour can hold across passes and processes
+// when the store is shared. The default keeps them in memory, for one
+// process; a store in the daemon's state database can replace it
+// (WithCallStore). Implementations must be safe for concurrent use, and
+// Take must be atomic: two callers must never both get the last call.
+type CallStore interface {
+	// Take records a call to endpoint at now unless limit calls were
+	// recorded in (now-window, now] or the endpoint is blocked at now. When
+	// it refuses, free is when a call will be allowed again.
+	Take(endpoint string, now time.Time, window time.Duration, limit int) (free time.Time, ok bool, err error)
+	// Block refuses calls to endpoint until the given time.
+	Block(endpoint string, until time.Time) error
+	// Calls returns the number of calls recorded to each endpoint in
+	// (now-window, now]; a blocked endpoint counts as limit calls.
+	Calls(now time.Time, window time.Duration, limit int) (map[string]int, error)
+}
+
+// memoryCallStore is the in-process CallStore.
+type memoryCallStore struct {
+	mu      sync.Mutex
+	hits    map[string][]time.Time // oldest first
+	blocked map[string]time.Time
+}
+
+func newMemoryCallStore() *memoryCallStore {
+	return &memoryCallStore{hits: map[string][]time.Time{}, blocked: map[string]time.Time{}}
+}
+
+// prune drops the calls at or before now-window; the caller holds mu.
+func (m *memoryCallStore) prune(endpoint string, now time.Time, window time.Duration) []time.Time {
+	h := m.hits[endpoint]
+	i := 0
+	for i < len(h) && !h[i].After(now.Add(-window)) {
+		i++
+	}
+	h = h[i:]
+	m.hits[endpoint] = h
+	return h
+}
+
+func (m *memoryCallStore) Take(endpoint string, now time.Time, window time.Duration, limit int) (time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if until, ok := m.blocked[endpoint]; ok {
+		if now.Before(until) {
+			return until, false, nil
+		}
+		delete(m.blocked, endpoint)
+	}
+	h := m.prune(endpoint, now, window)
+	if len(h) >= limit {
+		return h[len(h)-limit].Add(window), false, nil
+	}
+	m.hits[endpoint] = append(h, now)
+	return time.Time{}, true, nil
+}
+
+func (m *memoryCallStore) Block(endpoint string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if until.After(m.blocked[endpoint]) {
+		m.blocked[endpoint] = until
+	}
+	return nil
+}
+
+func (m *memoryCallStore) Calls(now time.Time, window time.Duration, limit int) (map[string]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]int{}
+	for ep := range m.hits {
+		out[ep] = len(m.prune(ep, now, window))
+	}
+	for ep, until := range m.blocked {
+		if now.Before(until) {
+			out[ep] = limit
+		}
+	}
+	return out, nil
+}
+
 // limiter keeps to BMS's call limit per endpoint in a rolling window. It
 // refuses a call instead of waiting, because a free slot can be up to an
 // hour away; the caller gets a *psa.RateLimitError with Hourly set.
 type limiter struct {
-	mu     sync.Mutex
 	limit  int
 	window time.Duration
 	now    func() time.Time
-	hits   map[string][]time.Time
+	store  CallStore
 }
 
 func newLimiter(limit int, window time.Duration, now func() time.Time) *limiter {
-	return &limiter{limit: limit, window: window, now: now, hits: map[string][]time.Time{}}
+	return &limiter{limit: limit, window: window, now: now, store: newMemoryCallStore()}
 }
 
-// take records a call to endpoint, or refuses it when the window is full.
+// take records a call to endpoint, or refuses it when the window is full or
+// BMS refused the endpoint until later.
 func (l *limiter) take(endpoint string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
-	h := l.hits[endpoint]
-	i := 0
-	for i < len(h) && !h[i].After(now.Add(-l.window)) {
-		i++
+	free, ok, err := l.store.Take(endpoint, now, l.window, l.limit)
+	if err != nil {
+		return fmt.Errorf("kaseyabms: counting calls to %s: %w", endpoint, err)
 	}
-	h = h[i:]
-	if len(h) >= l.limit {
-		l.hits[endpoint] = h
-		return &psa.RateLimitError{
-			System:     psa.SystemKaseyaBMS,
-			RetryAfter: h[0].Add(l.window).Sub(now),
-			Hourly:     true,
-			Message:    fmt.Sprintf("client-side limit of %d calls per hour to %s reached", l.limit, endpoint),
-		}
+	if ok {
+		return nil
 	}
-	l.hits[endpoint] = append(h, now)
-	return nil
+	return &psa.RateLimitError{
+		System:     psa.SystemKaseyaBMS,
+		RetryAfter: free.Sub(now),
+		Hourly:     true,
+		Message: fmt.Sprintf("limit of %d calls per hour to %s reached; the budget frees up at %s",
+			l.limit, endpoint, free.UTC().Format(time.RFC3339)),
+	}
+}
+
+// refused records that BMS answered 429 for endpoint: no further call goes
+// there until the time the answer gave or, when it gave none, for a whole
+// window (the calls that used the budget up may have been made by another
+// process, so no earlier time is known). It returns that time.
+func (l *limiter) refused(endpoint string, retryAfter time.Duration) time.Time {
+	now := l.now()
+	until := now.Add(retryAfter)
+	if retryAfter <= 0 {
+		until = now.Add(l.window)
+	}
+	_ = l.store.Block(endpoint, until) // the 429 itself is reported either way
+	return until
 }
 
 // count returns the calls to endpoint in the current window.
 func (l *limiter) count(endpoint string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, t := range l.hits[endpoint] {
-		if t.After(l.now().Add(-l.window)) {
-			n++
-		}
+	calls, err := l.store.Calls(l.now(), l.window, l.limit)
+	if err != nil {
+		return 0
 	}
-	return n
+	return calls[endpoint]
+}
+
+// budgets returns the calls left per endpoint used in the window.
+func (l *limiter) budgets() map[string]psa.Budget {
+	calls, err := l.store.Calls(l.now(), l.window, l.limit)
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]psa.Budget, len(calls))
+	for ep, n := range calls {
+		out[ep] = psa.Budget{Limit: l.limit, Used: min(n, l.limit), Timeframe: l.window}
+	}
+	return out
 }
 
 var numericSegment = regexp.MustCompile(`/\d+(/|$)`)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,12 @@ type Fault struct {
 	DropAfterHandling bool
 	// Times is how many requests the fault applies to; 0 means forever.
 	Times int
+	// EchoRequest makes the body for Status quote the whole request:
+	// method, URL, every header (credentials included) and the body, as a
+	// careless proxy or server does, in an envelope that every vendor's
+	// client reads as the error message. It tests that clients keep
+	// secrets out of their errors.
+	EchoRequest bool
 }
 
 // AddFault installs f at run time; it applies to requests that arrive from
@@ -103,6 +110,28 @@ func writeFault(w http.ResponseWriter, f *Fault) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(f.Status)
 	_, _ = w.Write([]byte(f.Body))
+}
+
+// writeEcho answers with f.Status and a message quoting the request.
+func writeEcho(w http.ResponseWriter, f *Fault, r *http.Request, body []byte) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "echo of the request: %s %s", r.Method, r.URL.String())
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s: %s;", k, strings.Join(r.Header[k], ", "))
+	}
+	fmt.Fprintf(&b, " body: %s", body)
+	msg := b.String()
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfterValue(f.RetryAfter))
+	}
+	// Autotask reads "errors", ConnectWise "code" and "message", Kaseya
+	// BMS and ASP.NET "Message" (case-insensitively, as Go does).
+	writeJSON(w, f.Status, map[string]any{"errors": []string{msg}, "code": "Echo", "message": msg})
 }
 
 func retryAfterValue(d time.Duration) string {

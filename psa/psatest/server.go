@@ -384,6 +384,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.logRequest(entry)
 		dropConnection(w)
 		return
+	case f != nil && f.Status != 0 && f.EchoRequest:
+		s.wait(r.Context(), latency)
+		writeEcho(buf, f, r, body)
 	case f != nil && f.Status != 0:
 		s.wait(r.Context(), latency)
 		if s.system == psa.SystemConnectWise && f.Body == "" {

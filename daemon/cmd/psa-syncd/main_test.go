@@ -1078,3 +1078,42 @@ func TestRun_planFailsWhenCustomersCannotBePlanned(t *testing.T) {
 		t.Errorf("plan --json with every customer failing: exit %d, want 1 and the failures:\n%s", code, stdout)
 	}
 }
+
+// TestRun_echoedSecretsStayOut: against an Autotask that quotes each
+// request (headers included) in its errors, the secret and the integration
+// code appeared in check, plan, sync and status output and in the state
+// database. None of them may show either now.
+func TestRun_echoedSecretsStayOut(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	cfg := "-config.file=" + e.cfgPath
+	_, secret, code := e.sim.Autotask().Credentials()
+	e.sim.AddFault(psatest.Fault{Path: "/atservicesrest/*", Status: http.StatusInternalServerError, EchoRequest: true})
+	var all strings.Builder
+	for _, args := range [][]string{{"check", cfg}, {"plan", cfg}, {"sync", cfg}, {"status", cfg}} {
+		_, stdout, stderr := runCmd(t, args...)
+		all.WriteString(stdout + stderr)
+	}
+	if !strings.Contains(all.String(), "[REDACTED]") {
+		t.Errorf("no command output shows the echoed request redacted:\n%s", all.String())
+	}
+	// Whatever the state directory holds (the database and its journals).
+	var state []byte
+	files, err := filepath.Glob(filepath.Join(e.dir, "state", "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no state files: %v", err)
+	}
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			state = append(state, data...)
+		}
+	}
+	for _, s := range []string{secret, code} {
+		if strings.Contains(all.String(), s) {
+			t.Errorf("command output contains the credential %q:\n%s", s, all.String())
+		}
+		if bytes.Contains(state, []byte(s)) {
+			t.Errorf("the state database contains the credential %q", s)
+		}
+	}
+}

@@ -101,6 +101,7 @@ func (c *Client) tokenFromResponse(resp *http.Response, what string) (string, ti
 		if json.Unmarshal(body, e) != nil || e.ErrorCode == "" {
 			e.Body = string(body)
 		}
+		e.ErrorCode, e.Message, e.TrackingID, e.Body = c.redact.String(e.ErrorCode), c.redact.String(e.Message), c.redact.String(e.TrackingID), c.redact.String(e.Body)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			return "", 0, &RateLimitError{Endpoint: what, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now()), Message: e.Message}
 		}
@@ -118,8 +119,9 @@ func (c *Client) tokenFromResponse(resp *http.Response, what string) (string, ti
 		return "", 0, fmt.Errorf("sophos: %s: response has no access_token", what)
 	}
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
-		return "", 0, fmt.Errorf("sophos: %s: token type %q is not bearer", what, tr.TokenType)
+		return "", 0, fmt.Errorf("sophos: %s: token type %q is not bearer", what, c.redact.String(tr.TokenType))
 	}
+	c.redact.Set("token", tr.AccessToken)
 	lifetime := time.Duration(tr.ExpiresIn) * time.Second
 	if lifetime <= 0 {
 		lifetime = defaultTokenLifetime

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -44,6 +46,7 @@ type Client struct {
 	baseURLSet    bool
 	clientID      string
 	clientSecret  string
+	redact        *redact.Redactor // the secret and the access token, for texts from Sophos' answers
 	userAgent     string
 	maxRetries    int
 	backoffBase   time.Duration
@@ -232,6 +235,7 @@ func NewClient(opts ...Option) (*Client, error) {
 	if c.clientID == "" || c.clientSecret == "" {
 		return nil, errors.New("sophos: client id and client secret are required")
 	}
+	c.redact = redact.New(c.clientSecret)
 	c.common.client = c
 	c.WhoAmI = (*WhoAmIService)(&c.common)
 	c.Tenants = (*TenantsService)(&c.common)
@@ -404,7 +408,7 @@ func (c *Client) wait(ctx context.Context, req *http.Request, attempt int, ra ti
 		}
 		d = d/2 + rand.N(d/2+1)
 	}
-	c.logger.Warn("Retrying Sophos request", "endpoint", endpoint(req), "attempt", attempt+1, "wait", d, "reason", why)
+	c.logger.Warn("Retrying Sophos request", "endpoint", endpoint(req), "attempt", attempt+1, "wait", d, "reason", c.redact.String(why))
 	if err := c.sleep(ctx, d); err != nil {
 		return fmt.Errorf("sophos: %s: %w", endpoint(req), err)
 	}

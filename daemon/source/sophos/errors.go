@@ -135,6 +135,11 @@ func (c *Client) checkResponse(req *http.Request, resp *http.Response) error {
 	if json.Unmarshal(body, e) != nil || (e.ErrorName == "" && e.Message == "") {
 		e.Body = string(body)
 	}
+	// Every text of the answer is cut and loses the credentials: a server
+	// may echo the request.
+	for _, f := range []*string{&e.ErrorName, &e.Message, &e.Code, &e.CorrelationID, &e.RequestID, &e.CreatedAt, &e.DocURL, &e.Body} {
+		*f = c.redact.String(*f)
+	}
 	if resp.StatusCode == http.StatusTooManyRequests {
 		return &RateLimitError{Endpoint: e.Endpoint, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), c.now()), Message: e.Message}
 	}

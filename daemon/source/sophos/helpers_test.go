@@ -7,7 +7,7 @@ import (
 )
 
 // newTestServer serves h on a loopback port for the test and returns its URL.
-func newTestServer(t *testing.T, h http.Handler) string {
+func newTestServer(t testing.TB, h http.Handler) string {
 	t.Helper()
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)

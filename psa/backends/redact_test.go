@@ -1,0 +1,118 @@
+package backends_test
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestBackends_echoedSecretsAreRedacted points each PSA client at a server
+// that answers errors quoting the whole request, headers and body included
+// (Autotask used to return its secret and integration code in check, plan
+// and sync output this way). No error, and no message inside a
+// *psa.ValidationError or *psa.RateLimitError, may contain a credential in
+// any encoding.
+func TestBackends_echoedSecretsAreRedacted(t *testing.T) {
+	t.Parallel()
+	const (
+		atSecret = "at-Secret/with+signs&more"
+		atCode   = "AT-INTEGRATION-CODE-1234"
+		cwPriv   = "cw-private-key-5678"
+		bmsPass  = "bms pass/word+&=9"
+	)
+	type target struct {
+		name    string
+		sim     *psatest.Server
+		cfg     backends.Config
+		secrets func(*psatest.Server) []string
+		// authFirst lets authentication succeed before the echo fault, so
+		// that the echoed request carries the access token.
+		authFirst bool
+	}
+	at := psatest.Start(t, psatest.WithAutotaskCredentials("api@msp.example", atSecret, atCode))
+	cw := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithConnectWiseCredentials("acme", "pubkey1234", cwPriv, "client-id"))
+	bms := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS), psatest.WithKaseyaBMSCredentials("api@msp.example", bmsPass, "tenant1"))
+	cwCred := "acme+pubkey1234:" + cwPriv
+	targets := []target{
+		{name: "autotask", sim: at, cfg: backends.Config{System: psa.SystemAutotask, Autotask: &backends.AutotaskConfig{
+			Username: "api@msp.example", Secret: atSecret, IntegrationCode: atCode, BaseURL: at.AutotaskBaseURL()}},
+			secrets: func(*psatest.Server) []string { return []string{atSecret, atCode, url.QueryEscape(atSecret)} }},
+		{name: "connectwise", sim: cw, cfg: backends.Config{System: psa.SystemConnectWise, ConnectWise: &backends.ConnectWiseConfig{
+			BaseURL: cw.ConnectWiseBaseURL(), CompanyID: "acme", PublicKey: "pubkey1234", PrivateKey: cwPriv, ClientID: "client-id"}},
+			secrets: func(*psatest.Server) []string {
+				return []string{cwPriv, base64.StdEncoding.EncodeToString([]byte(cwCred))}
+			}},
+		{name: "kaseya_bms/authentication", sim: bms, cfg: backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{
+			BaseURL: bms.KaseyaBMSBaseURL(), Username: "api@msp.example", Password: bmsPass, Tenant: "tenant1"}},
+			secrets: func(*psatest.Server) []string { return []string{bmsPass, url.QueryEscape(bmsPass)} }},
+	}
+	for _, tc := range targets {
+		for _, status := range []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusInternalServerError, http.StatusTooManyRequests} {
+			tc.sim.ClearFaults()
+			tc.sim.AddFault(psatest.Fault{Status: status, EchoRequest: true})
+			be, err := backends.New(tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkNoSecret(t, tc.name, status, be.Ping(t.Context()), tc.secrets(tc.sim))
+			_, err = be.GetContract(t.Context(), "29684183")
+			checkNoSecret(t, tc.name, status, err, tc.secrets(tc.sim))
+		}
+		tc.sim.ClearFaults()
+	}
+
+	// Kaseya BMS: the echoed request carries the bearer token.
+	be, err := backends.New(targets[2].cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	var token string
+	for _, r := range bms.Requests() {
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+			token = strings.TrimPrefix(h, "Bearer ")
+		}
+	}
+	if token == "" {
+		t.Fatal("no bearer token seen")
+	}
+	bms.AddFault(psatest.Fault{Status: http.StatusBadRequest, EchoRequest: true})
+	_, err = be.GetContract(t.Context(), "1")
+	checkNoSecret(t, "kaseya_bms/token", http.StatusBadRequest, err, []string{token, bmsPass})
+}
+
+func checkNoSecret(t *testing.T, name string, status int, err error, secrets []string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s %d: no error from an echoing server", name, status)
+		return
+	}
+	texts := []string{err.Error()}
+	var ve *psa.ValidationError
+	if errors.As(err, &ve) {
+		texts = append(texts, ve.Messages...)
+	}
+	var rl *psa.RateLimitError
+	if errors.As(err, &rl) {
+		texts = append(texts, rl.Message)
+	}
+	if !strings.Contains(strings.Join(texts, " "), "echo of the request") && !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Logf("%s %d: the error does not quote the echo (%v)", name, status, err)
+	}
+	for _, text := range texts {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s %d: error text contains the secret %q:\n%s", name, status, s, text)
+			}
+		}
+	}
+}
