@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"net/url"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
