@@ -205,7 +205,8 @@ func syncAndWait(t *testing.T, base string) string {
 // TestAlertingE2E runs psa-syncd and a real Prometheus server that scrapes
 // it and evaluates examples/prometheus/alerts.yml: when the PSA refuses the
 // credentials the failure alert fires, and once they work again it
-// resolves.
+// resolves. Then every query of the Grafana dashboard in examples/grafana
+// must return data from that Prometheus.
 func TestAlertingE2E(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
@@ -252,4 +253,15 @@ func TestAlertingE2E(t *testing.T) {
 		return !ok
 	})
 	e.checkUnits(t)
+
+	// The Grafana dashboard's queries all return data from this Prometheus
+	// once it has scraped a few times since the last pass.
+	waitUntil(t, "Prometheus to scrape after the pass", func() bool {
+		var data struct {
+			Result []json.RawMessage `json:"result"`
+		}
+		err := prom.api(t, "/api/v1/query", url.Values{"query": {`count_over_time(psa_sync_last_run_result{result="success"}[1m]) >= 3 and psa_sync_last_run_result{result="success"} == 1`}}, &data)
+		return err == nil && len(data.Result) == 1
+	})
+	checkDashboardData(t, prom)
 }
