@@ -36,6 +36,8 @@ const maxRequestBody = 64 << 10
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first; ?customer=&contract=&service=&period=YYYY-MM&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
+//	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
+//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out and /ui/sync
 //
 // Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
 // token is configured they are refused with 403.
@@ -64,6 +66,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(http.HandlerFunc(d.handleResolve)))
 	mux.HandleFunc("GET /api/v1/ledger", d.handleLedger)
 	mux.HandleFunc("GET /api/v1/unmapped", d.handleUnmapped)
+	d.registerStatusPage(mux)
 	return mux
 }
 
