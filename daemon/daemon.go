@@ -135,6 +135,8 @@ type Daemon struct {
 	watchTick <-chan time.Time
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
 	nextRun atomic.Int64
+	// ui holds the status page's signed-in sessions.
+	ui uiSessions
 }
 
 // clients are the PSA backend and usage source of one config.

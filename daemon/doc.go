@@ -17,7 +17,10 @@
 //     and the metrics; Reconcile settles writes whose outcome is unknown;
 //     ResolveIntent records an operator's answer for one that cannot be
 //     settled by reading the PSA.
-//   - Daemon (daemon.go, server.go): reloads, the scheduler, the HTTP API.
+//   - Daemon (daemon.go, server.go): reloads, the scheduler, the HTTP API;
+//     operate.go and api_*.go: metrics restored at start-up, the next run,
+//     pass progress, approvals, the ledger API; statuspage.go: the status
+//     page at / (templates and CSS embedded from statuspage/).
 //
 // # A pass
 //

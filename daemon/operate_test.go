@@ -178,7 +178,7 @@ func TestHandler_snakeCaseJSON(t *testing.T) {
 	}
 }
 
-// dtReopen closes e's daemon and opens a new one on the same config file and
+// reopen closes e's daemon and opens a new one on the same config file and
 // state directory with a fresh registry, as a restart does, with the export
 // loaded.
 func (e *dtEnv) reopen(t *testing.T) {
@@ -199,6 +199,22 @@ func (e *dtEnv) reopen(t *testing.T) {
 	e.d = d
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// restorableGauges reads the gauges that a restart restores.
+func restorableGauges(m *Metrics) map[string]float64 {
+	return map[string]float64{
+		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
+		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
+		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
+		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
+		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
+		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
+		"held_lines":           testutil.ToFloat64(m.HeldLines),
+		"held_since":           testutil.ToFloat64(m.HeldSince),
+		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
+		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
 	}
 }
 
@@ -228,18 +244,7 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 		t.Fatalf("second pass held %d lines, want 1: %+v", res.Run.Held, res.Run)
 	}
 	m := e.d.metrics
-	before := map[string]float64{
-		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
-		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
-		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
-		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
-		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
-		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
-		"held_lines":           testutil.ToFloat64(m.HeldLines),
-		"held_since":           testutil.ToFloat64(m.HeldSince),
-		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
-		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
-	}
+	before := restorableGauges(m)
 	want := map[string]float64{"last_run{success}": 1, "customers{held}": 1, "customers{succeeded}": 1, "unmapped{customer}": 1, "unmapped{unassigned}": 1, "held_lines": 1, "integration_enabled": 1}
 	for k, v := range want {
 		if before[k] != v {
@@ -260,18 +265,7 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	if err := e.d.RestoreMetrics(); err != nil {
 		t.Fatal(err)
 	}
-	after := map[string]float64{
-		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
-		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
-		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
-		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
-		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
-		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
-		"held_lines":           testutil.ToFloat64(m.HeldLines),
-		"held_since":           testutil.ToFloat64(m.HeldSince),
-		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
-		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
-	}
+	after := restorableGauges(m)
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("after the restart the gauges are\n%v\nwant\n%v", after, before)
 	}

@@ -84,6 +84,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first; ?customer=&contract=&service=&period=YYYY-MM&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
+//	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
+//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out and /ui/sync
 //	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
 //
 // Mutating endpoints, and everything that makes a request to the PSA or the
@@ -123,6 +125,7 @@ func (d *Daemon) Handler() http.Handler {
 	api("GET /api/v1/ledger", d.handleLedger)
 	api("GET /api/v1/unmapped", d.handleUnmapped)
 	token("GET /api/v1/backup", d.handleBackup)
+	d.registerStatusPage(mux)
 	return mux
 }
 

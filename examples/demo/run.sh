@@ -184,6 +184,12 @@ if command -v curl >/dev/null; then
 	echo "GET  /api/v1/customers?status=failed -> $(curl -fsS "http://$addr/api/v1/customers?status=failed" | tr -d '\n ')"
 	echo
 	curl -fsS "http://$addr/metrics" | grep -E '^psa_sync_(runs_total|customers|unmapped)\{' | grep -v ' 0$' || true
+	echo
+	echo "The status page is at http://$addr/ while the daemon runs; the operator commands ask the daemon:"
+	echo "\$ psa-syncd status -web.url http://$addr"
+	"$syncd" status -web.url "http://$addr"
+	echo "\$ psa-syncd ledger -web.url http://$addr -limit 5"
+	"$syncd" ledger -web.url "http://$addr" -limit 5
 	kill -TERM "${pids[-1]}"
 	wait "${pids[-1]}" || true
 	grep -o 'msg="Received SIGTERM, exiting gracefully"' "$work/run.log" || true

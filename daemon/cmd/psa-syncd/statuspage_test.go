@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// chromiumBinary returns the browser to drive: the one on PATH, else
+// Debian's (make test installs the chromium package when missing).
+func chromiumBinary(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	const debian = "/usr/bin/chromium"
+	if _, err := os.Stat(debian); err != nil {
+		t.Fatalf("no Chromium: install Debian's chromium package (make test does): %v", err)
+	}
+	return debian
+}
+
+// newBrowser starts headless Chromium with a fresh profile and returns a
+// context for driving one tab. It is closed at the end of the test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumBinary(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("no-default-browser-check", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1400, 1000),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	return ctx
+}
+
+// browse runs browser actions with a generous bound that only stops a broken
+// test.
+func browse(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read runs one browser action that returns a value.
+func read[T any](t *testing.T, ctx context.Context, a chromedp.Action[T]) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// customerRows returns the customer ids of the customer table on the page.
+func customerRows(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	return read(t, ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#customers tr')).map(r => r.dataset.customer)`))
+}
+
+// requestStatus returns the status of the sync request the page shows, or
+// "" (also while the page reloads itself).
+func requestStatus(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('#request') || {dataset: {}}).dataset.status || ''`))
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// TestStatusPage drives the status page in headless Chromium against a
+// running psa-syncd with simulator data: the customer table and its
+// filters, signing in, "sync now" until the run finishes, and approving a
+// held decrease. It writes a screenshot to testdata/output/.
+func TestStatusPage(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	cfg := "-config.file=" + e.cfgPath
+	// A first pass sets the lines; then Acme drops from 11 to 1 seat (held
+	// for review), Hooli is mapped to a contract that does not exist
+	// (failed), and Newco is mapped but never synced.
+	if code, _, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s", code, stderr)
+	}
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.Replace(testUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,1", 1)+
+		"cust-hooli,Hooli,CIXA-MSP,Intercept X Advanced,2\n")
+	doc := e.doc.Clone()
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-hooli", CustomerName: "Hooli", CompanyID: "1", ContractID: "999999", UsageSync: true})
+	e.writeExport(t, doc)
+	if code, _, stderr := runCmd(t, "sync", cfg); code != 1 {
+		t.Fatalf("second sync: exit %d, want 1 (partial)\n%s", code, stderr)
+	}
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-newco", CustomerName: "Newco", CompanyID: "1", ContractID: "424242", UsageSync: false})
+	doc.Revision++
+	e.writeExport(t, doc)
+
+	base := startDaemon(t, e.cfgPath)
+	ctx := newBrowser(t)
+
+	browse(t, ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#customers`)))
+	if got, want := customerRows(t, ctx), []string{"cust-acme", "cust-globex", "cust-hooli", "cust-newco"}; !slices.Equal(got, want) {
+		t.Errorf("all customers = %v, want %v", got, want)
+	}
+	for filter, want := range map[string][]string{
+		"Usage sync on":   {"cust-acme", "cust-globex", "cust-hooli"},
+		"Succeeded":       {"cust-globex"},
+		"Failed":          {"cust-hooli"},
+		"Held for review": {"cust-acme"},
+		"Never synced":    {"cust-newco"},
+	} {
+		browse(t, ctx, chromedp.Click(`//nav[@class="tabs"]/a[starts-with(normalize-space(.), "`+filter+`")]`),
+			chromedp.WaitVisible(chromedp.CSS(`nav.tabs a.active`)))
+		active := read(t, ctx, chromedp.Text(chromedp.CSS(`nav.tabs a.active`)))
+		if got := customerRows(t, ctx); !strings.HasPrefix(active, filter) || !slices.Equal(got, want) {
+			t.Errorf("filter %q (active tab %q) = %v, want %v", filter, active, got, want)
+		}
+	}
+	browse(t, ctx, chromedp.Navigate(base+"/"))
+	text := read(t, ctx, chromedp.Text(chromedp.CSS(`body`)))
+	for _, want := range []string{"Initech", "XGS Firewall", "Usage with no customer", "is held for review", "not found in autotask"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the page does not show %q", want)
+		}
+	}
+
+	// Sign in with the API token, then "sync now".
+	browse(t, ctx,
+		chromedp.SendKeys(chromedp.CSS(`#token`), "test-token"),
+		chromedp.Click(chromedp.CSS(`#sign-in`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sync-all`)),
+		chromedp.Click(chromedp.CSS(`#sync-all`)),
+		chromedp.WaitVisible(chromedp.CSS(`#request`)),
+	)
+	// The page refreshes itself (no JavaScript) until the pass has run.
+	waitUntil(t, "the sync request to finish on the page", func() bool { return requestStatus(ctx) == "done" })
+	if result := read(t, ctx, chromedp.AttributeValue(chromedp.CSS(`#request`), "data-result")); result.Value != "partial" {
+		t.Errorf("sync now ran a %q pass, want partial (Hooli fails)", result.Value)
+	}
+
+	// Approve Acme's held decrease on its page.
+	browse(t, ctx, chromedp.Navigate(base+"/customers/file/cust-acme"), chromedp.WaitVisible(chromedp.CSS(`#lines`)),
+		chromedp.Click(chromedp.CSS(`#approve-`+itoa(e.services[0]))), chromedp.WaitVisible(chromedp.CSS(`#request`)))
+	waitUntil(t, "the approval to finish on the page", func() bool { return requestStatus(ctx) == "done" })
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 1 {
+		t.Errorf("acme units = %d after approving on the page, want 1", got)
+	}
+
+	browse(t, ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#customers`)))
+	png := read(t, ctx, chromedp.FullScreenshot(100))
+	out := filepath.Join("testdata", "output")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "statuspage.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, ctx, chromedp.Navigate(base+"/customers/file/cust-acme"), chromedp.WaitVisible(chromedp.CSS(`#lines`)))
+	png = read(t, ctx, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(out, "customerpage.png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,491 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The status page at / is server-rendered from html/template and embedded
+// assets: no JavaScript, no build step. Reading needs nothing; "sync now"
+// and "approve" need the API token, given once in a sign-in form and kept as
+// a server-side session whose id is in an HttpOnly, SameSite=Strict cookie.
+// Every form carries a CSRF token that must match a second cookie
+// (double-submit), so another site can neither read the page's token nor
+// post with the session.
+
+//go:embed statuspage
+var statusPageFS embed.FS
+
+var statusTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"short":   ShortError,
+	"when":    fmtWhen,
+	"escape":  url.PathEscape,
+	"percent": percent,
+	"dict":    dict,
+}).ParseFS(statusPageFS, "statuspage/*.html"))
+
+// Status page cookies and limits.
+const (
+	sessionCookie  = "psa_syncd_session"
+	csrfCookie     = "psa_syncd_csrf"
+	sessionTTL     = 12 * time.Hour
+	maxFormBody    = 16 << 10
+	refreshSeconds = 2
+	recentRuns     = 15
+)
+
+// uiSessions are the signed-in sessions of the status page. The zero value
+// is ready to use.
+type uiSessions struct {
+	mu sync.Mutex
+	m  map[string]uiSession
+}
+
+// uiSession is one signed-in browser. tokenHash is the hash of the API token
+// it signed in with: changing web.api_token signs every session out.
+type uiSession struct {
+	tokenHash [sha256.Size]byte
+	expires   time.Time
+}
+
+func (s *uiSessions) add(tokenHash [sha256.Size]byte, now time.Time) string {
+	id := randomToken()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]uiSession)
+	}
+	for k, v := range s.m {
+		if now.After(v.expires) {
+			delete(s.m, k)
+		}
+	}
+	s.m[id] = uiSession{tokenHash: tokenHash, expires: now.Add(sessionTTL)}
+	return id
+}
+
+func (s *uiSessions) valid(id string, tokenHash [sha256.Size]byte, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[id]
+	return ok && now.Before(v.expires) && subtle.ConstantTimeCompare(v.tokenHash[:], tokenHash[:]) == 1
+}
+
+func (s *uiSessions) remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
+}
+
+// registerStatusPage adds the status page's routes to mux.
+func (d *Daemon) registerStatusPage(mux *http.ServeMux) {
+	static, _ := fs.Sub(statusPageFS, "statuspage")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", d.handleStatusPage)
+	mux.HandleFunc("GET /customers/{source}/{id}", d.handleCustomerPage)
+	mux.HandleFunc("POST /ui/sign-in", d.handleSignIn)
+	mux.HandleFunc("POST /ui/sign-out", d.uiAction(false, d.handleSignOut))
+	mux.HandleFunc("POST /ui/sync", d.uiAction(true, d.handleUISync))
+}
+
+// page is what every status page template gets.
+type page struct {
+	Title    string
+	System   string
+	Version  string
+	SignedIn bool
+	// CanSignIn is false when no API token is configured.
+	CanSignIn bool
+	CSRF      string
+	Path      string
+	Message   string
+	Error     string
+	Refresh   int
+	Now       time.Time
+	NextRun   time.Time
+	Ready     bool
+	Revision  int64
+	// Request is the sync request the last action queued, if any.
+	Request *SyncTicket
+	Data    any
+}
+
+// newPage fills the parts of a page that every view shows, and sets the
+// CSRF cookie when the browser has none.
+func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
+	cfg := d.cfg.Load()
+	p := &page{
+		Title: title, System: string(cfg.PSA.System), Version: d.version,
+		CanSignIn: cfg.Web.APIToken != "", SignedIn: d.signedIn(r),
+		Path: r.URL.Path, Message: r.URL.Query().Get("msg"), Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
+	}
+	if doc := d.Export(); doc != nil {
+		p.Revision = doc.Revision
+	}
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 64 {
+		p.CSRF = c.Value
+	} else {
+		p.CSRF = randomToken()
+		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: p.CSRF, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	}
+	if id := r.URL.Query().Get("request"); id != "" {
+		if t, ok := d.Ticket(id); ok {
+			p.Request = &t
+		}
+	}
+	return p
+}
+
+func (d *Daemon) render(w http.ResponseWriter, status int, name string, p *page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	if err := statusTemplates.ExecuteTemplate(w, name, p); err != nil {
+		d.logger.Error("Error rendering the status page", "page", name, "err", err)
+	}
+}
+
+func (d *Daemon) signedIn(r *http.Request) bool {
+	want := string(d.cfg.Load().Web.APIToken)
+	c, err := r.Cookie(sessionCookie)
+	if want == "" || err != nil {
+		return false
+	}
+	return d.ui.valid(c.Value, sha256.Sum256([]byte(want)), d.now())
+}
+
+// tab is one filter of the customer table.
+type tab struct {
+	Label  string
+	Href   string
+	Count  int
+	Active bool
+}
+
+// runRow is a run in the status page's list of recent runs.
+type runRow struct {
+	RunView
+	Percent int
+}
+
+// statusData is the index page.
+type statusData struct {
+	Tabs      []tab
+	Filter    string
+	Customers []CustomerView
+	Runs      []runRow
+	Pending   []SyncTicket
+	Intents   []IntentView
+	Unmapped  UnmappedReport
+}
+
+// customerFilters are the status page's tabs: the vendor consoles' (all,
+// usage sync available, succeeded, failed) and held and never synced.
+var customerFilters = []struct{ key, label, status, usage string }{
+	{"all", "All customers", "", ""},
+	{"usage", "Usage sync on", "", "true"},
+	{"succeeded", "Succeeded", "succeeded", ""},
+	{"failed", "Failed", "failed", ""},
+	{"held", "Held for review", "held", ""},
+	{"never", "Never synced", "never", ""},
+}
+
+func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
+	p := d.newPage(w, r, "psa-syncd")
+	filter := r.URL.Query().Get("filter")
+	if filter == "" {
+		filter = "all"
+	}
+	data := &statusData{Filter: filter}
+	p.Data = data
+	all, err := d.Customers()
+	if err != nil {
+		p.Error = err.Error()
+	}
+	known := false
+	for _, f := range customerFilters {
+		t := tab{Label: f.label, Href: "/?filter=" + f.key, Active: f.key == filter}
+		for _, c := range all {
+			if StatusMatches(f.status, c.Status) && (f.usage == "" || c.UsageSync) {
+				t.Count++
+				if t.Active {
+					data.Customers = append(data.Customers, c)
+				}
+			}
+		}
+		known = known || t.Active
+		data.Tabs = append(data.Tabs, t)
+	}
+	if !known {
+		p.Error = fmt.Sprintf("unknown filter %q", filter)
+	}
+	runs, err := d.db.Runs(recentRuns)
+	if err != nil {
+		p.Error = "reading runs: " + err.Error()
+	}
+	for _, run := range runs {
+		row := runRow{RunView: d.runView(run)}
+		if pr := row.Progress; pr != nil && pr.LinesTotal > 0 {
+			row.Percent = pr.LinesDone * 100 / pr.LinesTotal
+		}
+		if row.Progress != nil {
+			p.Refresh = refreshSeconds
+		}
+		data.Runs = append(data.Runs, row)
+	}
+	data.Pending = d.queue.active()
+	if len(data.Pending) > 0 || (p.Request != nil && (p.Request.Status == "queued" || p.Request.Status == "running")) {
+		p.Refresh = refreshSeconds
+	}
+	open, err := d.OpenIntents()
+	if err != nil {
+		p.Error = "reading open intents: " + err.Error()
+	}
+	for _, in := range open {
+		data.Intents = append(data.Intents, NewIntentView(in))
+	}
+	if data.Unmapped, err = d.LastUnmapped(); err != nil {
+		p.Error = "reading unmapped usage: " + err.Error()
+	}
+	d.render(w, http.StatusOK, "index.html", p)
+}
+
+// customerData is a customer's page.
+type customerData struct {
+	Customer CustomerView
+	Lines    []lineRow
+	PlanErr  string
+	Ledger   []LedgerView
+}
+
+// lineRow is one contract line on a customer's page.
+type lineRow struct {
+	Change
+	Approvable bool
+	LastChange *LedgerView
+}
+
+func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
+	source, id := r.PathValue("source"), r.PathValue("id")
+	p := d.newPage(w, r, id)
+	all, err := d.Customers()
+	if err != nil {
+		p.Error = err.Error()
+	}
+	data := &customerData{}
+	found := false
+	for _, c := range all {
+		if c.Source == source && c.CustomerID == id {
+			data.Customer, found = c, true
+		}
+	}
+	if !found {
+		p.Error = fmt.Sprintf("customer %s/%s is neither in the mapping export nor in the state database", source, id)
+		d.render(w, http.StatusNotFound, "customer.html", p)
+		return
+	}
+	p.Title = data.Customer.CustomerName
+	if p.Title == "" {
+		p.Title = id
+	}
+	p.Data = data
+	ledger, err := FilterLedger(d.db, LedgerFilter{Customer: id, Limit: 100})
+	if err != nil {
+		p.Error = err.Error()
+	}
+	data.Ledger = ledger
+	last := map[[2]string]*LedgerView{}
+	for i := len(ledger) - 1; i >= 0; i-- { // oldest first, so the newest wins
+		last[[2]string{ledger[i].ContractID, ledger[i].ServiceID}] = &ledger[i]
+	}
+	if data.Customer.UsageSync && d.Ready() {
+		plan, err := d.Plan(r.Context(), PassOptions{Customer: id, DryRun: true, Trigger: TriggerAPI})
+		if err != nil {
+			data.PlanErr = err.Error()
+		} else {
+			for _, c := range plan.Changes {
+				data.Lines = append(data.Lines, lineRow{Change: c, Approvable: c.Action == ActionHeld && !c.laterChange,
+					LastChange: last[[2]string{c.ContractID, c.ServiceID}]})
+			}
+		}
+	}
+	if p.Request != nil && (p.Request.Status == "queued" || p.Request.Status == "running") {
+		p.Refresh = refreshSeconds
+	}
+	d.render(w, http.StatusOK, "customer.html", p)
+}
+
+// uiAction wraps a status page POST: it checks the CSRF token and, when
+// auth is set, the session.
+func (d *Daemon) uiAction(auth bool, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "Bad form: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		c, err := r.Cookie(csrfCookie)
+		if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
+			http.Error(w, "Forbidden: the form's CSRF token does not match. Reload the page and try again.", http.StatusForbidden)
+			return
+		}
+		if auth && !d.signedIn(r) {
+			http.Error(w, "Unauthorized: sign in with the API token (web.api_token) first.", http.StatusUnauthorized)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// backTo returns the local path a form asks to return to, or "/".
+func backTo(r *http.Request) string {
+	next := r.PostForm.Get("next")
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+// redirect sends the browser back with a message (and request id).
+func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string) {
+	u, err := url.Parse(path)
+	if err != nil {
+		u = &url.URL{Path: "/"}
+	}
+	q := u.Query()
+	q.Del("msg")
+	q.Del("request")
+	if msg != "" {
+		q.Set("msg", msg)
+	}
+	if request != "" {
+		q.Set("request", request)
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
+	d.uiAction(false, func(w http.ResponseWriter, r *http.Request) {
+		want := string(d.cfg.Load().Web.APIToken)
+		if want == "" {
+			http.Error(w, "Forbidden: no API token is configured (web.api_token), so sync and approve are disabled.", http.StatusForbidden)
+			return
+		}
+		got := r.PostForm.Get("token")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			d.logger.Warn("Status page sign-in with a wrong API token", "remote", r.RemoteAddr)
+			redirect(w, r, backTo(r), "Wrong API token.", "")
+			return
+		}
+		id := d.ui.add(sha256.Sum256([]byte(want)), d.now())
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
+		redirect(w, r, backTo(r), "Signed in.", "")
+	})(w, r)
+}
+
+func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		d.ui.remove(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: -1})
+	redirect(w, r, backTo(r), "Signed out.", "")
+}
+
+// handleUISync is "sync now" and "approve": a pass for everyone or one
+// customer, optionally approving the customer's held decreases (or one
+// line's).
+func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
+	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: TriggerAPI}
+	req.Approve, _ = strconv.ParseBool(r.PostForm.Get("approve"))
+	if msg := checkApproval(req.Customer, req.Approve, req.Service); msg != "" {
+		redirect(w, r, backTo(r), msg, "")
+		return
+	}
+	doc := d.Export()
+	switch {
+	case doc == nil:
+		redirect(w, r, backTo(r), "No valid mapping export is loaded yet.", "")
+		return
+	case req.Customer != "" && !exportHasCustomer(doc, req.Customer):
+		redirect(w, r, backTo(r), fmt.Sprintf("Customer %s is not in the mapping export.", req.Customer), "")
+		return
+	}
+	t := d.RequestPass(req)
+	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service)
+	what := "Sync"
+	if req.Approve {
+		what = "Approval"
+	}
+	redirect(w, r, backTo(r), what+" requested.", t.ID)
+}
+
+// active returns the requests that are queued or running, oldest first.
+func (q *syncQueue) active() []SyncTicket {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []SyncTicket
+	for _, id := range q.order {
+		if t, ok := q.tickets[id]; ok && (t.Status == "queued" || t.Status == "running") {
+			out = append(out, *t)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Queued.Before(out[j].Queued) })
+	return out
+}
+
+// fmtWhen formats a time for the page: UTC, to the second, or "never".
+func fmtWhen(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func percent(done, total int) int {
+	if total <= 0 {
+		return 0
+	}
+	return done * 100 / total
+}
+
+// dict builds a map from key, value pairs, for passing several values to a
+// template.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, fmt.Errorf("dict: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
+}

@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// uiClient drives the status page's handler with a cookie jar of its own.
+type uiClient struct {
+	t       *testing.T
+	h       http.Handler
+	cookies map[string]string
+}
+
+func newUIClient(t *testing.T, d *Daemon) *uiClient {
+	return &uiClient{t: t, h: d.Handler(), cookies: map[string]string{}}
+}
+
+func (c *uiClient) do(method, target string, form url.Values) *httptest.ResponseRecorder {
+	c.t.Helper()
+	var req *http.Request
+	if form != nil {
+		req = httptest.NewRequestWithContext(c.t.Context(), method, target, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		req = httptest.NewRequestWithContext(c.t.Context(), method, target, nil)
+	}
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, req)
+	for _, ck := range rec.Result().Cookies() {
+		if ck.MaxAge < 0 {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	return rec
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
+
+// The status page renders the customers with the consoles' filters, needs
+// the token for actions, keeps it in an HttpOnly SameSite=Strict session
+// cookie, and refuses posts without the form's CSRF token.
+func TestStatusPageHandlers(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	rec := c.do(http.MethodGet, "/", nil)
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK || !strings.Contains(body, `data-customer="cust-acme"`) || !strings.Contains(body, `data-customer="cust-globex"`) {
+		t.Fatalf("GET / = %d\n%s", rec.Code, body)
+	}
+	for _, want := range []string{"Unmapped customers", "cust-unmapped", "Usage with no customer", "Recent runs", `id="sign-in"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="sync-all"`) {
+		t.Error("GET / shows sync now before signing in")
+	}
+	if rec := c.do(http.MethodGet, "/?filter=failed", nil); !strings.Contains(rec.Body.String(), `id="no-customers"`) {
+		t.Errorf("GET /?filter=failed lists customers:\n%s", rec.Body)
+	}
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+
+	// Without the CSRF token, or with another one, nothing is accepted.
+	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("sign-in without CSRF = %d, want 403", rec.Code)
+	}
+	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {strings.Repeat("0", 64)}}); rec.Code != http.StatusForbidden {
+		t.Errorf("sign-in with a foreign CSRF token = %d, want 403", rec.Code)
+	}
+	// Not signed in: sync is refused.
+	if rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}}); rec.Code != http.StatusUnauthorized {
+		t.Errorf("sync before sign-in = %d, want 401", rec.Code)
+	}
+	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"wrong"}, "csrf": {csrf}}); rec.Code != http.StatusSeeOther || c.cookies[sessionCookie] != "" {
+		t.Errorf("sign-in with a wrong token = %d, session %q", rec.Code, c.cookies[sessionCookie])
+	}
+	rec = c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d %s", rec.Code, rec.Body)
+	}
+	var session *http.Cookie
+	for _, ck := range rec.Result().Cookies() {
+		if ck.Name == sessionCookie {
+			session = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Value == "tok" || strings.Contains(session.Value, "tok") {
+		t.Fatalf("session cookie = %+v, want HttpOnly, SameSite=Strict, not the token itself", session)
+	}
+	if body := c.do(http.MethodGet, "/", nil).Body.String(); !strings.Contains(body, `id="sync-all"`) || !strings.Contains(body, `id="sign-out"`) {
+		t.Errorf("signed in, the page has no sync now or sign out:\n%s", body)
+	}
+	// Signed in but without the CSRF token: refused.
+	if rec := c.do(http.MethodPost, "/ui/sync", url.Values{}); rec.Code != http.StatusForbidden {
+		t.Errorf("sync without CSRF = %d, want 403", rec.Code)
+	}
+	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-globex"}, "next": {"/"}})
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "request=q1") {
+		t.Fatalf("sync now = %d, Location %q", rec.Code, loc)
+	}
+	if tk, ok := e.d.Ticket("q1"); !ok || tk.Customer != "cust-globex" || tk.Trigger != TriggerAPI {
+		t.Errorf("sync now queued %+v, %t", tk, ok)
+	}
+	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.Contains(body, `id="request" data-status="queued"`) || !strings.Contains(body, `http-equiv="refresh"`) {
+		t.Errorf("after sync now the page does not show the queued request and refresh:\n%s", body)
+	}
+	// Approve needs a customer; a redirect to another site is not followed.
+	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "approve": {"true"}, "next": {"//evil.example/"}})
+	if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, "/?") || !strings.Contains(loc, "approve+needs+a+customer") {
+		t.Errorf("approve without customer redirects to %q", loc)
+	}
+	// The customer's page shows its lines and ledger.
+	rec = c.do(http.MethodGet, "/customers/file/cust-acme", nil)
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, `id="lines"`) || !strings.Contains(body, `id="ledger"`) {
+		t.Errorf("customer page = %d\n%s", rec.Code, body)
+	}
+	if rec := c.do(http.MethodGet, "/customers/file/nobody", nil); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown customer page = %d, want 404", rec.Code)
+	}
+	if rec := c.do(http.MethodGet, "/static/style.css", nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "--accent") {
+		t.Errorf("GET /static/style.css = %d", rec.Code)
+	}
+	// Signing out ends the session on the server, not just in the browser.
+	old := c.cookies[sessionCookie]
+	c.do(http.MethodPost, "/ui/sign-out", url.Values{"csrf": {csrf}})
+	c.cookies[sessionCookie] = old
+	if rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}}); rec.Code != http.StatusUnauthorized {
+		t.Errorf("sync with a signed-out session = %d, want 401", rec.Code)
+	}
+}
