@@ -34,6 +34,9 @@ const maxRequestBody = 64 << 10
 //	GET  /api/v1/plan           the changes the next pass would make; ?customer=ID
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
+//	GET  /api/v1/export         the mapping export in use, with its ETag
+//	PUT  /api/v1/export         store a new export when export_url is self (bearer token; If-Match or If-None-Match: *)
+//	GET  /api/v1/export/history the stored export versions, newest first; ?limit=N
 //
 // Mutating endpoints require "Authorization: Bearer <web.api_token>". When no
 // token is configured they are refused with 403.
@@ -60,6 +63,9 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/plan", d.handlePlan)
 	mux.HandleFunc("GET /api/v1/intents", d.handleIntents)
 	mux.Handle("POST /api/v1/intents/{id}/resolve", d.requireToken(http.HandlerFunc(d.handleResolve)))
+	mux.HandleFunc("GET "+export.ExportAPIPath, d.handleGetExport)
+	mux.Handle("PUT "+export.ExportAPIPath, d.requireToken(http.HandlerFunc(d.handlePutExport)))
+	mux.HandleFunc("GET "+export.ExportAPIPath+"/history", d.handleExportHistory)
 	return mux
 }
 

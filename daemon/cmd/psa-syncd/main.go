@@ -203,7 +203,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \":9810\").")
-	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export file for changes.")
+	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export for changes: the file's time, size and content, or a conditional GET (If-None-Match) of an S3 object or another psa-syncd. An export PUT to this psa-syncd (export_url: self) takes effect at once.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
