@@ -422,15 +422,15 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		serviceSources: newClaimRegistry(),
 	}
 	if exportURL != "" {
-		b, err := export.OpenBackend(ctx, exportURL, export.BackendOptions{Token: exportToken})
+		c, err := exportClient(ctx, exportURL, exportToken)
 		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("export_url"), "Invalid Mapping Export Store",
 				"The provider cannot use the mapping export store "+strconv.Quote(export.Redact(exportURL))+". "+
 					"Check export_url (or export_path) and, for S3, the AWS configuration.\n\n"+err.Error())
 			return
 		}
-		data.exportPath = b.String()
-		data.store = export.NewClient(b)
+		data.exportPath = c.String()
+		data.store = c
 	}
 	resp.DataSourceData = data
 	resp.ResourceData = data
