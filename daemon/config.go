@@ -74,8 +74,13 @@ var DefaultPolicies = Policies{
 // Secret fields, and relative paths are made absolute against the
 // directory of the config file.
 type Config struct {
-	// ExportPath is the mapping export written by the Terraform provider.
+	// ExportPath is the mapping export file written by the Terraform
+	// provider. Load fills it in from an export_url that names a file.
 	ExportPath string `yaml:"export_path"`
+	// ExportURL names the export store when it is not a file: an
+	// s3://bucket/key?… URL, the http(s):// URL of another psa-syncd, or
+	// ExportSelf. Give export_path or export_url, not both.
+	ExportURL string `yaml:"export_url"`
 	// StateDir holds the SQLite state database (statuses, runs, ledger);
 	// with PostgreSQL it is optional, and only looked at for a bbolt state
 	// file of an earlier version to import.
@@ -395,8 +400,8 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		}
 		return filepath.Join(dir, p)
 	}
-	if c.ExportPath == "" {
-		return errors.New("export_path is required")
+	if err := c.validateExport(); err != nil {
+		return err
 	}
 	c.ExportPath = abs(c.ExportPath)
 	c.StateDir = abs(c.StateDir)

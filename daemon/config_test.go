@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +180,10 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},
-		{file: "bad-export-path.yml", want: "export_path is required"},
+		{file: "bad-export-path.yml", want: "export_path or export_url is required: where the Terraform provider writes the mapping export"},
+		{file: "bad-export-url-both.yml", want: "export_path and export_url are mutually exclusive: give the store as export_url only"},
+		{file: "bad-export-url-scheme.yml", want: `export_url: export: unsupported export URL scheme "gs" in "gs://psa-sync/psa-mappings.json": use a path, file://, s3:// or the http(s):// URL of psa-syncd`},
+		{file: "bad-export-url-s3.yml", want: `export_url: export: S3 URL "s3://psa-sync/psa-mappings.json?endpoint=minio:9000": endpoint must be an http:// or https:// URL, got "minio:9000"`},
 		{file: "bad-state-driver.yml", want: `state.driver: unknown driver "mysql" (one of sqlite, postgres)`},
 		{file: "bad-state-postgres-no-url.yml", want: "state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)"},
 		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
@@ -487,5 +491,37 @@ func cfgWriteFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoad_exportURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		url, store, path, name string
+	}{
+		{url: "file:///var/lib/psa/psa-mappings.json", store: StoreFile, path: "/var/lib/psa/psa-mappings.json", name: "/var/lib/psa/psa-mappings.json"},
+		{url: "psa-mappings.json", store: StoreFile, path: "DIR/psa-mappings.json", name: "DIR/psa-mappings.json"},
+		{url: "s3://psa-sync/prod/psa-mappings.json?region=eu-central-1", store: StoreS3, name: "s3://psa-sync/prod/psa-mappings.json?region=eu-central-1"},
+		{url: "https://psa-syncd-primary.internal:9810", store: StoreRemote, name: "https://psa-syncd-primary.internal:9810"},
+		{url: "self", store: StoreSelf, name: "psa-syncd's state database (export_url: self)"},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "psa-syncd.yml")
+		cfg := "export_url: " + strconv.Quote(tt.url) + "\nstate_dir: state\npsa:\n  system: autotask\n" +
+			"  autotask: {username: u, secret: s, integration_code: c}\nsource:\n  type: file\n  file: {path: usage.csv}\n"
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, cfgEnv(nil))
+		if err != nil {
+			t.Errorf("export_url %q: %v", tt.url, err)
+			continue
+		}
+		wantPath := strings.ReplaceAll(tt.path, "DIR", dir)
+		wantName := strings.ReplaceAll(tt.name, "DIR", dir)
+		if c.ExportStore() != tt.store || c.ExportPath != wantPath || c.ExportName() != wantName {
+			t.Errorf("export_url %q: store %q, path %q, name %q; want %q, %q, %q", tt.url, c.ExportStore(), c.ExportPath, c.ExportName(), tt.store, wantPath, wantName)
+		}
 	}
 }

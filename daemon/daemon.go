@@ -113,6 +113,12 @@ type Daemon struct {
 	// export watch all go through reload.
 	reloadMu       sync.Mutex
 	lastExportSeen fileStamp // the export file as last examined, loaded or not
+	// remote is the S3 or psa-syncd store of export_url, opened once per URL.
+	remote struct {
+		url     string
+		backend export.Backend
+		version string // the version last examined, loaded or not
+	}
 
 	// passMu makes passes run one at a time inside the process; the state
 	// database's file lock keeps other processes out.
@@ -147,9 +153,13 @@ type clients struct {
 
 // exportSnapshot is a loaded, valid mapping export.
 type exportSnapshot struct {
-	doc    *export.Document
-	stamp  fileStamp
-	loaded time.Time
+	doc *export.Document
+	// version is the store's version of data: the digest of a file, the
+	// ETag of an S3 object or another psa-syncd's export, or the ETag of
+	// the revision in the state database with export_url: self.
+	version string
+	data    []byte
+	loaded  time.Time
 }
 
 // fileStamp identifies a version of a file without re-reading it every poll.
@@ -381,11 +391,19 @@ func (d *Daemon) reloadConfigLocked() error {
 	return nil
 }
 
-// reloadExportLocked loads the export file when force is set or when it
-// changed since it was last examined. A file that is unchanged since a failed
-// attempt is not retried (and not logged again) until it changes.
+// reloadExportLocked loads the export when force is set or when it changed
+// since it was last examined. A file that is unchanged since a failed
+// attempt is not retried (and not logged again) until it changes. An export
+// on S3 or another psa-syncd is asked for with If-None-Match; with
+// export_url: self, it is the newest version in the state database.
 func (d *Daemon) reloadExportLocked(force bool) error {
 	cfg := d.cfg.Load()
+	switch cfg.ExportStore() {
+	case StoreSelf:
+		return d.reloadSelfExportLocked(cfg)
+	case StoreS3, StoreRemote:
+		return d.reloadRemoteExportLocked(cfg, force)
+	}
 	data, stamp, err := readStamped(cfg.ExportPath)
 	if !force && stamp.exists == d.lastExportSeen.exists && stamp.hash == d.lastExportSeen.hash && err == nil {
 		d.lastExportSeen = stamp
@@ -394,35 +412,47 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 	d.lastExportSeen = stamp
 	var doc *export.Document
 	if err == nil {
-		doc, err = export.Decode(data)
-	}
-	if err == nil && doc.PSA.System != cfg.PSA.System {
-		err = fmt.Errorf("export is for PSA system %q but psa-syncd is configured for %q", doc.PSA.System, cfg.PSA.System)
-	}
-	if err == nil && doc.Integration != nil {
-		if _, serr := schedule.Parse(doc.Integration.Schedule); doc.Integration.Schedule != "" && serr != nil {
-			err = fmt.Errorf("integration: schedule: %w", serr)
-		} else if _, lerr := schedule.LoadLocation(doc.Integration.Timezone); lerr != nil {
-			err = fmt.Errorf("integration: timezone: %w", lerr)
-		}
+		doc, err = d.checkExport(cfg, data)
 	}
 	if err != nil {
-		err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportPath, err)
-		d.metrics.ExportReloaded(false, d.now())
-		if d.exp.Load() != nil {
-			d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
-		} else {
-			d.logger.Error("Error loading mapping export", "err", err)
-		}
-		return err
+		return d.exportFailed(cfg, err)
 	}
+	d.useExport(cfg, doc, export.Digest(data), data)
+	return nil
+}
+
+// checkExport decodes an export and checks it against the running config
+// and PSA connection.
+func (d *Daemon) checkExport(cfg *Config, data []byte) (*export.Document, error) {
+	var instance string
+	if cl := d.clients.Load(); cl != nil {
+		instance = cl.backend.Instance()
+	}
+	return CheckExport(cfg, data, instance)
+}
+
+// exportFailed records and logs an export that could not be loaded; the
+// last good one stays in use.
+func (d *Daemon) exportFailed(cfg *Config, err error) error {
+	err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportName(), err)
+	d.metrics.ExportReloaded(false, d.now())
+	if d.exp.Load() != nil {
+		d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
+	} else {
+		d.logger.Error("Error loading mapping export", "err", err)
+	}
+	return err
+}
+
+// useExport makes a checked export the one passes use.
+func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {
 	prev := d.exp.Load()
-	d.exp.Store(&exportSnapshot{doc: doc, stamp: stamp, loaded: d.now()})
+	d.exp.Store(&exportSnapshot{doc: doc, version: version, data: data, loaded: d.now()})
 	d.metrics.ExportReloaded(true, d.now())
 	enabled := doc.Integration == nil || doc.Integration.Enabled
 	d.metrics.SetIntegrationEnabled(enabled)
-	if prev == nil || prev.doc.Revision != doc.Revision || prev.stamp.hash != stamp.hash {
-		d.logger.Info("Loaded mapping export", "file", cfg.ExportPath, "revision", doc.Revision,
+	if prev == nil || prev.doc.Revision != doc.Revision || prev.version != version {
+		d.logger.Info("Loaded mapping export", "store", cfg.ExportName(), "revision", doc.Revision,
 			"products", len(doc.ProductMappings), "customers", len(doc.CustomerMappings), "integration_enabled", enabled)
 		if n := ticketSyncCount(doc); n > 0 {
 			d.logger.Info("Ticket sync is switched on for some customers but is not yet performed by psa-syncd; only usage is synced",
@@ -433,7 +463,6 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 		}
 	}
 	d.poke()
-	return nil
 }
 
 func ticketSyncCount(doc *export.Document) int {
@@ -781,7 +810,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	d.reloadMu.Lock()
 	if err := d.reloadExportLocked(true); err != nil {
-		d.logger.Warn("Not ready until a valid mapping export is available", "file", cfg.ExportPath)
+		d.logger.Warn("Not ready until a valid mapping export is available", "store", cfg.ExportName())
 	}
 	d.reloadMu.Unlock()
 	if err := d.RestoreMetrics(); err != nil {
@@ -902,7 +931,8 @@ func (d *Daemon) awaitActive(ctx context.Context) bool {
 	}
 }
 
-// watchLoop polls the export file and reloads it when it changed.
+// watchLoop polls the export file, S3 object or other psa-syncd and
+// reloads the export when it changed.
 func (d *Daemon) watchLoop(ctx context.Context) {
 	tick := d.watchTick
 	if tick == nil {
@@ -916,7 +946,10 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
-		if !d.exportChanged() {
+		if d.cfg.Load().ExportStore() == StoreSelf {
+			continue // a PUT takes effect at once; there is nothing to poll
+		}
+		if d.cfg.Load().ExportStore() == StoreFile && !d.exportChanged() {
 			continue
 		}
 		d.reloadMu.Lock()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,6 +42,7 @@ type dtEnv struct {
 
 type dtOptions struct {
 	token      string // web.api_token; "" configures none
+	exportURL  string // export_url instead of export_path: mappings.json
 	noExport   bool   // do not write the mapping export
 	disabled   bool   // integration.enabled = false in the export
 	simOptions []psatest.Option
@@ -103,9 +105,18 @@ web:
 		cfg += "  api_token: " + strconv.Quote(o.token) + "\n"
 	}
 	cfg += o.state
+	if o.exportURL != "" {
+		cfg = strings.Replace(cfg, "export_path: mappings.json", "export_url: "+strconv.Quote(o.exportURL), 1)
+	}
 	dtWrite(t, e.cfgPath, cfg)
 
-	doc := export.New(psa.SystemAutotask, "sim")
+	// The export is for the simulator's instance: psa-syncd refuses one
+	// written for another.
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := export.New(psa.SystemAutotask, u.Host)
 	doc.Revision = 1
 	doc.Integration = &export.Integration{Enabled: !o.disabled, Schedule: "daily 02:00", Timezone: "UTC"}
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: dtID(e.services[0]), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})

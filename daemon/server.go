@@ -87,6 +87,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
 //	                            /static/ and the form posts /ui/sign-in, /ui/sign-out and /ui/sync
 //	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
+//	GET  /api/v1/export         the mapping export in use, with its ETag
+//	PUT  /api/v1/export         store a new export when export_url is self (bearer token; If-Match or If-None-Match: *)
+//	GET  /api/v1/export/history the stored export versions, newest first; ?limit=N
 //
 // Mutating endpoints, and everything that makes a request to the PSA or the
 // usage source, require "Authorization: Bearer <web.api_token>". When no
@@ -126,6 +129,9 @@ func (d *Daemon) Handler() http.Handler {
 	api("GET /api/v1/unmapped", d.handleUnmapped)
 	token("GET /api/v1/backup", d.handleBackup)
 	d.registerStatusPage(mux)
+	api("GET "+export.ExportAPIPath, d.handleGetExport)
+	token("PUT "+export.ExportAPIPath, d.handlePutExport)
+	api("GET "+export.ExportAPIPath+"/history", d.handleExportHistory)
 	return mux
 }
 

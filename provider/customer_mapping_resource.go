@@ -192,9 +192,10 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 	}
 	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, customer) {
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
-		r.data.checkCreate(&resp.Diagnostics, "Customer mapping "+customer, customer, func(doc *export.Document) bool {
-			_, ok := doc.Customer(source, customerID)
-			return ok
+		owner := fmt.Sprintf("company_id %s, contract_id %s", plan.CompanyID, plan.ContractID)
+		r.data.checkCreate(ctx, &resp.Diagnostics, "customer mapping "+customer, customer, owner, func(doc *export.Document) (bool, bool) {
+			m, ok := doc.Customer(source, customerID)
+			return ok, ok && plan.known() && m == plan.toMapping()
 		})
 		if resp.Diagnostics.HasError() {
 			return
@@ -261,9 +262,15 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 	m := plan.toMapping()
 	id := customerMappingImportID.format(m.Source, m.CustomerID)
 
+	adopted := false
 	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		if _, exists := doc.Customer(m.Source, m.CustomerID); exists {
-			return fmt.Errorf("customer mapping %s already exists; import it with: terraform import <address> %s", id, id)
+		adopted = false
+		if existing, exists := doc.Customer(m.Source, m.CustomerID); exists {
+			if existing == m {
+				adopted = true // written by an interrupted apply
+				return nil
+			}
+			return fmt.Errorf("customer mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
 		}
 		doc.PutCustomer(m)
 		return nil
@@ -271,6 +278,9 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
 		return
+	}
+	if adopted {
+		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Customer mapping "+id, r.data.exportPath))
 	}
 	tflog.Info(ctx, "Created customer mapping", map[string]any{"id": id, "company_id": m.CompanyID, "contract_id": m.ContractID})
 
@@ -287,15 +297,11 @@ func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadReq
 	}
 	id := customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString())
 
-	doc, found, err := r.data.readExport()
-	if err != nil {
-		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+	doc, ok := r.data.readExportForState(ctx, &resp.Diagnostics, "Customer mapping "+id)
+	if !ok {
 		return
 	}
-	var m export.CustomerMapping
-	if found {
-		m, found = doc.Customer(state.Source.ValueString(), state.CustomerID.ValueString())
-	}
+	m, found := doc.Customer(state.Source.ValueString(), state.CustomerID.ValueString())
 	if !found {
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "Customer mapping "+id+" in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
@@ -358,6 +364,12 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+}
+
+// known reports whether every value of the export entry is known.
+func (m customerMappingResourceModel) known() bool {
+	return known(m.Source) && known(m.CustomerID) && known(m.CustomerName) && known(m.CompanyID) &&
+		known(m.ContractID) && known(m.UsageSync) && known(m.TicketSync)
 }
 
 // toMapping converts the planned values to an export entry.

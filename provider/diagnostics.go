@@ -26,8 +26,26 @@ const (
 	summaryReadExport   = "Unable to Read Mapping Export"
 	summaryUpdateExport = "Unable to Update Mapping Export"
 
+	summaryExportNotFound = "Mapping Export Not Found"
+	detailExportNotFound  = "%s is in the Terraform state, but the mapping export store %q holds no export at all. " +
+		"The provider does not start a new, empty export in its place: psa-syncd would stop billing every customer " +
+		"missing from it. Check export_url (a wrong path, bucket, key or psa-syncd URL is the usual cause) and the " +
+		"store's credentials. If the export was lost, restore it (from a backup, S3 object versioning or the last " +
+		"CI artifact) and plan again. To start a new export on purpose, remove the mappings from the state " +
+		"(terraform state rm) and import or create them again."
+
+	summaryDuplicateKey = "Duplicate Mapping Export Entry"
+	detailDuplicateKey  = "Two resources of this configuration create %s: another resource (%s) and this one (%s). " +
+		"An export entry has one owner, so at apply one of them would fail, depending on the order. " +
+		"Remove one of the two resources, or change the key of one of them."
+
+	summaryEntryAdopted = "Adopting Mapping Export Entry"
+	detailEntryAdopted  = "%s is already in the mapping export %q with exactly the values this resource plans, " +
+		"most likely written by an earlier apply that was interrupted before it saved the Terraform state. " +
+		"The apply adopts the entry instead of creating it; nothing else changes."
+
 	summaryEntryExists = "Already in Mapping Export"
-	detailEntryExists  = "%s is already in the mapping export %q, and Terraform does not manage it here. " +
+	detailEntryExists  = "%s is already in the mapping export %q with other values, and Terraform does not manage it here. " +
 		"Import it instead of creating it (terraform import <address> %s, or an import block). " +
 		"If another resource address of this configuration managed it before, add a moved block."
 

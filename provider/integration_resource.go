@@ -106,8 +106,17 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, r.data.exportPath)...)
 	}
 	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
-		r.data.checkCreate(&resp.Diagnostics, "The integration settings (one psa_integration per export)", r.data.exportPath,
-			func(doc *export.Document) bool { return doc.Integration != nil })
+		var plan integrationResourceModel
+		resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		owner := fmt.Sprintf("enabled %s, schedule %s", plan.Enabled, plan.Schedule)
+		r.data.checkCreate(ctx, &resp.Diagnostics, "the integration settings (one psa_integration per export)", r.data.exportPath, owner,
+			func(doc *export.Document) (bool, bool) {
+				return doc.Integration != nil, doc.Integration != nil && known(plan.Enabled) && known(plan.Schedule) &&
+					known(plan.Timezone) && *doc.Integration == plan.toIntegration()
+			})
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -124,9 +133,15 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	in := plan.toIntegration()
 
+	adopted := false
 	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+		adopted = false
 		if doc.Integration != nil {
-			return fmt.Errorf("the export already has integration settings; there is one psa_integration per export. "+
+			if *doc.Integration == in {
+				adopted = true // written by an interrupted apply
+				return nil
+			}
+			return fmt.Errorf("the export already has other integration settings; there is one psa_integration per export. "+
 				"Import them with: terraform import <address> %s", r.data.exportPath)
 		}
 		doc.Integration = &in
@@ -135,6 +150,9 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
 		return
+	}
+	if adopted {
+		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "The integration settings", r.data.exportPath))
 	}
 	tflog.Info(ctx, "Created integration settings", map[string]any{"enabled": in.Enabled, "schedule": in.Schedule, "timezone": in.Timezone})
 
@@ -150,12 +168,11 @@ func (r *integrationResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 
-	doc, found, err := r.data.readExport()
-	if err != nil {
-		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+	doc, ok := r.data.readExportForState(ctx, &resp.Diagnostics, "The integration settings")
+	if !ok {
 		return
 	}
-	if !found || doc.Integration == nil {
+	if doc.Integration == nil {
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "The integration settings in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
 		return

@@ -149,9 +149,13 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 		!replacesExportKey(ctx, req.Private, productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())) {
 		source, product := plan.Source.ValueString(), plan.Product.ValueString()
 		id := productMappingImportID.format(source, product)
-		r.data.checkCreate(&resp.Diagnostics, "Product mapping "+id, id, func(doc *export.Document) bool {
-			_, ok := doc.Product(source, product)
-			return ok
+		owner := fmt.Sprintf("service_id %s", plan.ServiceID)
+		r.data.checkCreate(ctx, &resp.Diagnostics, "product mapping "+id, id, owner, func(doc *export.Document) (bool, bool) {
+			m, ok := doc.Product(source, product)
+			// service_name is planned below from the PSA; the entry's is
+			// what an earlier apply read.
+			return ok, ok && known(plan.ServiceID) && known(plan.SyncEnabled) &&
+				m.ServiceID == plan.ServiceID.ValueString() && m.SyncEnabled == plan.SyncEnabled.ValueBool()
 		})
 		if resp.Diagnostics.HasError() {
 			return
@@ -238,9 +242,15 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 	m := plan.toMapping()
 	id := productMappingImportID.format(m.Source, m.Product)
 
+	adopted := false
 	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		if _, exists := doc.Product(m.Source, m.Product); exists {
-			return fmt.Errorf("product mapping %s already exists; import it with: terraform import <address> %s", id, id)
+		adopted = false
+		if existing, exists := doc.Product(m.Source, m.Product); exists {
+			if existing == m {
+				adopted = true // written by an interrupted apply
+				return nil
+			}
+			return fmt.Errorf("product mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
 		}
 		doc.PutProduct(m)
 		return nil
@@ -248,6 +258,9 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
 		return
+	}
+	if adopted {
+		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Product mapping "+id, r.data.exportPath))
 	}
 	tflog.Info(ctx, "Created product mapping", map[string]any{"id": id, "service_id": m.ServiceID})
 
@@ -264,15 +277,11 @@ func (r *productMappingResource) Read(ctx context.Context, req resource.ReadRequ
 	}
 	id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
 
-	doc, found, err := r.data.readExport()
-	if err != nil {
-		exportReadError(&resp.Diagnostics, r.data.exportPath, err)
+	doc, ok := r.data.readExportForState(ctx, &resp.Diagnostics, "Product mapping "+id)
+	if !ok {
 		return
 	}
-	var m export.ProductMapping
-	if found {
-		m, found = doc.Product(state.Source.ValueString(), state.Product.ValueString())
-	}
+	m, found := doc.Product(state.Source.ValueString(), state.Product.ValueString())
 	if !found {
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "Product mapping "+id+" in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)

@@ -237,12 +237,14 @@ func TestAccProductMappingResource_planChecks(t *testing.T) {
 					{
 						PreConfig: func() {
 							e.updateExport(t, func(doc *export.Document) error {
-								doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: active, SyncEnabled: true})
+								// Not what the resource plans (sync is off), so not
+								// adopted.
+								doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: active, SyncEnabled: false})
 								return nil
 							})
 						},
 						Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", active, ""),
-						ExpectError: regexp.MustCompile(`(?s)Already in Mapping Export.*terraform\s+import\s+<address>\s+sophos/CIXA-MSP`),
+						ExpectError: regexp.MustCompile(`(?s)Already in Mapping Export.*other values.*terraform\s+import\s+<address>\s+sophos/CIXA-MSP`),
 					},
 				},
 			})

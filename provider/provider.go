@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
@@ -27,6 +28,8 @@ import (
 // the provider block. Configuration always wins.
 const (
 	envExportPath                      = "PSA_EXPORT_PATH"
+	envExportURL                       = "PSA_EXPORT_URL"
+	envExportToken                     = "PSA_EXPORT_TOKEN"
 	envAutotaskUsername                = "PSA_AUTOTASK_USERNAME"
 	envAutotaskSecret                  = "PSA_AUTOTASK_SECRET"
 	envAutotaskIntegrationCode         = "PSA_AUTOTASK_INTEGRATION_CODE"
@@ -71,6 +74,8 @@ type psaProvider struct {
 // psaProviderModel maps the provider schema data.
 type psaProviderModel struct {
 	ExportPath     types.String `tfsdk:"export_path"`
+	ExportURL      types.String `tfsdk:"export_url"`
+	ExportToken    types.String `tfsdk:"export_token"`
 	MaxConcurrency types.Int64  `tfsdk:"max_concurrency"`
 	MaxRetries     types.Int64  `tfsdk:"max_retries"`
 	Autotask       types.Object `tfsdk:"autotask"`
@@ -125,8 +130,11 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"system and the mapping of vendor products and customers to them.\n\n" +
 			"`psa_service` creates and edits services in the PSA itself. `psa_product_mapping`, " +
 			"`psa_customer_mapping` and `psa_integration` are written to the **mapping export**, a versioned JSON " +
-			"document at `export_path` that the psa-syncd daemon reads to set contract quantities from vendor usage. " +
-			"The export never contains credentials.\n\n" +
+			"document in the store named by `export_url` (a file, an S3-compatible bucket, or psa-syncd itself) that the " +
+			"psa-syncd daemon reads to set contract quantities from vendor usage. The export never contains credentials. " +
+			"Every write is a compare-and-swap on the version read, so resources applied in parallel and overlapping " +
+			"applies never lose each other's changes. The [CI workflow guide](guides/ci-workflow) shows how to apply from " +
+			"GitHub Actions or GitLab CI with psa-syncd picking the export up.\n\n" +
 			"Exactly one PSA block configures the connection: `autotask` (Autotask PSA), `connectwise` " +
 			"(ConnectWise PSA, also called Manage) or `kaseya_bms` (Kaseya BMS). Every credential may also come " +
 			"from a `PSA_<SYSTEM>_<ATTRIBUTE>` environment variable (`PSA_AUTOTASK_SECRET`, " +
@@ -137,10 +145,33 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"belongs to the mapped company, that a mapped service exists and is active, and that no contract is " +
 			"mapped by two customers of one usage source that both sync usage, in one configuration.",
 		Attributes: map[string]schema.Attribute{
+			"export_url": schema.StringAttribute{
+				MarkdownDescription: "Where `psa_product_mapping`, `psa_customer_mapping` and `psa_integration` keep the " +
+					"mapping export, and where psa-syncd reads it. A store without an export is only written by an apply whose " +
+					"state holds no mappings yet: a wrong URL fails the plan instead of starting a new, empty export. " +
+					"Conflicts with `export_path`. May also be provided via the `" + envExportURL + "` environment variable. " +
+					"One of:\n" +
+					"  - a path or `file:///path`: a local file, written atomically beside a `.lock` file (one machine);\n" +
+					"  - `s3://bucket/key`: an object in AWS S3 or an S3-compatible store (Cloudflare R2, Ceph, Wasabi, " +
+					"Backblaze B2, MinIO, Google Cloud Storage's interoperability API). Credentials come from the standard " +
+					"AWS chain: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and the shared config files, or a " +
+					"web identity token (`AWS_ROLE_ARN` with `AWS_WEB_IDENTITY_TOKEN_FILE`, as CI OIDC sets them). Query " +
+					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
+					"(most self-hosted stores) and `profile`. Writes use `If-Match`/`If-None-Match`, which the store must " +
+					"support (AWS S3 and R2 do);\n" +
+					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`), through its " +
+					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`.",
+				Optional: true,
+			},
+			"export_token": schema.StringAttribute{
+				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token when `export_url` is a " +
+					"psa-syncd. May also be provided via the `" + envExportToken + "` environment variable.",
+				Optional:  true,
+				Sensitive: true,
+			},
 			"export_path": schema.StringAttribute{
-				MarkdownDescription: "Path of the mapping export file that `psa_product_mapping`, `psa_customer_mapping` " +
-					"and `psa_integration` write, relative to the working directory. The file and a `.lock` file beside it " +
-					"are created on first write. Required when any of those resources is used. " +
+				MarkdownDescription: "Path of the mapping export file, relative to the working directory: the same as an " +
+					"`export_url` that is a path, kept for existing configurations. Conflicts with `export_url`. " +
 					"May also be provided via the `" + envExportPath + "` environment variable.",
 				Optional: true,
 			},
@@ -312,6 +343,8 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	// yet created. Refuse them one by one, so the user sees every culprit.
 	unknownAttributeErrors(&resp.Diagnostics, path.Empty(), "", []unknownCheck{
 		{"export_path", config.ExportPath, envExportPath},
+		{"export_url", config.ExportURL, envExportURL},
+		{"export_token", config.ExportToken, envExportToken},
 		{"max_concurrency", config.MaxConcurrency, ""},
 		{"max_retries", config.MaxRetries, ""},
 	})
@@ -325,7 +358,10 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		return
 	}
 
-	exportPath := stringFromEnv(config.ExportPath, envExportPath)
+	exportURL, exportToken := exportSettings(config, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	maxRetries := backends.DefaultMaxRetries
 	if !config.MaxRetries.IsNull() {
 		maxRetries = int(config.MaxRetries.ValueInt64())
@@ -357,11 +393,14 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		return
 	}
 
+	if exportToken != "" {
+		secrets = append(secrets, exportToken)
+	}
 	ctx = maskSecrets(ctx, secrets)
 	cfg.Logger = newBackendLogger(ctx)
 	tflog.Debug(ctx, "Creating PSA backend", map[string]any{
 		"system":          string(cfg.System),
-		"export_path":     exportPath,
+		"export_url":      export.Redact(exportURL),
 		"max_concurrency": cfg.MaxConcurrency,
 		"max_retries":     cfg.MaxRetries,
 	})
@@ -379,11 +418,19 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		system:         backend.System(),
 		secrets:        secrets,
 		contracts:      newClaimRegistry(),
+		exportKeys:     newClaimRegistry(),
 		serviceSources: newClaimRegistry(),
 	}
-	if exportPath != "" {
-		data.exportPath = exportPath
-		data.store = export.NewStore(exportPath)
+	if exportURL != "" {
+		c, err := exportClient(ctx, exportURL, exportToken)
+		if err != nil {
+			resp.Diagnostics.AddAttributeError(path.Root("export_url"), "Invalid Mapping Export Store",
+				"The provider cannot use the mapping export store "+strconv.Quote(export.Redact(exportURL))+". "+
+					"Check export_url (or export_path) and, for S3, the AWS configuration.\n\n"+err.Error())
+			return
+		}
+		data.exportPath = c.String()
+		data.store = c
 	}
 	resp.DataSourceData = data
 	resp.ResourceData = data

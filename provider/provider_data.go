@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -26,9 +29,15 @@ type providerData struct {
 	backend psa.Backend
 	system  psa.System
 
-	// exportPath is export_path as configured; store is nil when it is unset.
+	// exportPath names the export store in messages and is the id of
+	// psa_integration: the path or URL of export_url (or export_path)
+	// without credentials. store is nil when neither is set.
 	exportPath string
-	store      *export.Store
+	store      *export.Client
+
+	// exportKeys records which resource of the plan being made creates each
+	// export entry, to refuse two resources with one key.
+	exportKeys *claimRegistry
 
 	// secrets are masked in every log line written with maskedContext.
 	secrets []string
@@ -85,10 +94,11 @@ func (d *providerData) instance(ctx context.Context) (string, error) {
 	return d.backend.Instance(), nil
 }
 
-// readExport reads the mapping export. A missing file is reported as
-// found == false without an error: nothing has been written yet.
-func (d *providerData) readExport() (doc *export.Document, found bool, err error) {
-	doc, err = d.store.Read()
+// readExport reads the mapping export. A store without an export is
+// reported as found == false without an error: nothing has been written
+// yet. The document is shared and must not be modified.
+func (d *providerData) readExport(ctx context.Context) (doc *export.Document, found bool, err error) {
+	doc, _, err = d.store.Read(ctx)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -96,26 +106,67 @@ func (d *providerData) readExport() (doc *export.Document, found bool, err error
 		return nil, false, err
 	}
 	if doc.PSA.System != d.system {
-		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.store.Path(), doc.PSA.System, d.system)
+		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.exportPath, doc.PSA.System, d.system)
 	}
 	return doc, true, nil
 }
 
-// checkCreate fails the plan of a new export entry that the apply could not
-// write: the export is unreadable, or holds the entry already (not yet
-// imported, or managed by another resource address). exists reports
-// whether doc has the entry; entry names it in messages and importID is
-// how to import it.
-func (d *providerData) checkCreate(diags *diag.Diagnostics, entry, importID string, exists func(*export.Document) bool) {
-	doc, found, err := d.readExport()
+// readExportForState reads the export for the Read of a resource that
+// is in the Terraform state. A store that holds no export at all is an
+// error, not a resource to remove: the state says an export was written,
+// so a wrong export_url, wrong credentials or a lost export must not turn
+// into a plan that recreates every mapping in a new, empty export. entry
+// names the resource in the message.
+func (d *providerData) readExportForState(ctx context.Context, diags *diag.Diagnostics, entry string) (*export.Document, bool) {
+	doc, found, err := d.readExport(ctx)
+	switch {
+	case err != nil:
+		exportReadError(diags, d.exportPath, err)
+		return nil, false
+	case !found:
+		diags.AddError(summaryExportNotFound, fmt.Sprintf(detailExportNotFound, entry, d.exportPath))
+		return nil, false
+	}
+	return doc, true
+}
+
+// checkCreate checks the plan of a new export entry: the export must be
+// readable; no other resource of the configuration may create the same
+// entry; and an entry the export holds already (an earlier apply was
+// killed after writing it, or it is not imported) is adopted with a
+// warning when it equals what the resource would write, and otherwise
+// fails the plan with the import hint. entry names the entry in messages,
+// importID is its key and how to import it, and owner describes this
+// resource's values, to tell two resources with one key apart. match
+// reports whether doc has the entry and whether it equals the plan.
+func (d *providerData) checkCreate(ctx context.Context, diags *diag.Diagnostics, entry, importID, owner string, match func(*export.Document) (exists, same bool)) {
+	// Terraform plans each resource instance once per plan, so a second
+	// claim on one key comes from a second resource.
+	if other, ok := d.exportKeys.claim(d.system, "export entry", importID, owner+"\x00"+newClaimID()); !ok {
+		other, _, _ = strings.Cut(other, "\x00")
+		diags.AddError(summaryDuplicateKey, fmt.Sprintf(detailDuplicateKey, entry, other, owner))
+		return
+	}
+	doc, found, err := d.readExport(ctx)
 	if err != nil {
 		exportReadError(diags, d.exportPath, err)
 		return
 	}
-	if found && exists(doc) {
+	if !found {
+		return
+	}
+	switch exists, same := match(doc); {
+	case exists && same:
+		diags.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, entry, d.exportPath))
+	case exists:
 		diags.AddError(summaryEntryExists, fmt.Sprintf(detailEntryExists, entry, d.exportPath, importID))
 	}
 }
+
+// claimIDs makes each checkCreate claim unique (see checkCreate).
+var claimIDs atomic.Int64
+
+func newClaimID() string { return strconv.FormatInt(claimIDs.Add(1), 10) }
 
 // privateKeyExportKey is the private-state key under which the export
 // resources' ModifyPlan records the export key of a resource that exists.
@@ -157,7 +208,7 @@ func (d *providerData) updateExport(ctx context.Context, fn func(*export.Documen
 	if err != nil {
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
-	_, err = d.store.Update(d.system, instance, fn)
+	_, err = d.store.Update(ctx, d.system, instance, fn)
 	return err
 }
 

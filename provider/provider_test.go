@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -36,6 +37,9 @@ type testEnv struct {
 	system     psa.System
 	sim        *psatest.Server
 	exportPath string
+	// exportURL, when set, is the provider's export_url instead of
+	// export_path, and exportToken its export_token.
+	exportURL, exportToken string
 }
 
 // newTestEnv starts a simulator of the system for t and picks an export path
@@ -57,16 +61,30 @@ func (e *testEnv) providerConfig() string {
 
 // providerConfigWith is providerConfig with extra provider attributes.
 func (e *testEnv) providerConfigWith(extra string) string {
+	store := fmt.Sprintf("export_path = %q\n", e.exportPath)
+	if e.exportURL != "" {
+		store = fmt.Sprintf("export_url = %q\n", e.exportURL)
+		if e.exportToken != "" {
+			store += fmt.Sprintf("  export_token = %q\n", e.exportToken)
+		}
+	}
 	return fmt.Sprintf(`
 provider "psa" {
-  export_path = %[1]q
-%[2]s%[3]s}
-`, e.exportPath, extra, e.psaBlock())
+  %[1]s%[2]s%[3]s}
+`, store, extra, e.psaBlock())
 }
 
-// readExport reads the test's export file the way psa-syncd does.
+// readExport reads the test's export the way psa-syncd does.
 func (e *testEnv) readExport() (*export.Document, error) {
-	return export.NewStore(e.exportPath).Read()
+	if e.exportURL == "" {
+		return export.NewStore(e.exportPath).Read()
+	}
+	b, err := export.OpenBackend(context.Background(), e.exportURL, export.BackendOptions{Token: e.exportToken})
+	if err != nil {
+		return nil, err
+	}
+	doc, _, err := export.NewClient(b).Read(context.Background())
+	return doc, err
 }
 
 // checkExport runs fn on the export after a step.

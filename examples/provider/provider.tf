@@ -21,9 +21,12 @@ variable "autotask_integration_code" {
 }
 
 provider "psa" {
-  # psa-syncd reads the mappings from this file; commit it next to the
-  # configuration so that changes to billing are reviewed in pull requests.
-  export_path = "psa-mappings.json"
+  # Where the mapping export lives, for this provider and for psa-syncd:
+  # here an S3 bucket that the CI runner applying this configuration and
+  # psa-syncd both reach (credentials from the AWS chain). A local path
+  # works on one machine; https://psa-syncd.example:9810 (with export_token)
+  # makes psa-syncd itself the store. See the CI workflow guide.
+  export_url = "s3://msp-psa-sync/psa-mappings.json?region=eu-central-1"
 
   autotask {
     username         = "api@msp.example"

@@ -60,8 +60,9 @@ const (
 type BackendOptions struct {
 	// Token is the bearer token of a psa-syncd store.
 	Token string
-	// HTTPClient is used for S3 and psa-syncd stores; nil means a client
-	// with a 60-second timeout.
+	// HTTPClient is used for psa-syncd stores; nil means a client with a
+	// 60-second timeout. S3 stores use the AWS SDK's client, which honours
+	// AWS_CA_BUNDLE.
 	HTTPClient *http.Client
 }
 
@@ -84,6 +85,25 @@ func Kind(rawURL string) (string, error) {
 	}
 }
 
+// CheckURL checks the form of an export URL without any I/O: what
+// OpenBackend would refuse except for a failure to load the AWS
+// configuration.
+func CheckURL(rawURL string) error {
+	kind, err := Kind(rawURL)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case KindS3:
+		_, err = parseS3URL(rawURL)
+	case KindPSASyncd:
+		_, err = NewHTTPBackend(rawURL, "", nil)
+	default:
+		_, err = OpenBackend(context.Background(), rawURL, BackendOptions{})
+	}
+	return err
+}
+
 // OpenBackend returns the Backend for the store named by rawURL:
 //
 //   - a path or file:///path: the export file, written atomically under a
@@ -100,7 +120,7 @@ func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend,
 	}
 	switch kind {
 	case KindS3:
-		return NewS3Backend(ctx, rawURL, o.HTTPClient)
+		return NewS3Backend(ctx, rawURL)
 	case KindPSASyncd:
 		return NewHTTPBackend(rawURL, o.Token, o.HTTPClient)
 	}

@@ -19,9 +19,28 @@
 // and field (a *ValidationError), or the line and column of broken JSON (a
 // *SyntaxError). Store adds the file name.
 //
-// Store.Update is the only writer. It serialises writers within the process
-// and across processes, never overwrites a file it could not read, writes
-// nothing when nothing changed, and replaces the file atomically.
+// The export lives in a store, a Backend named by a URL (OpenBackend): a
+// file (FileBackend, locked and replaced atomically like Store), an object
+// in S3 or an S3-compatible store (S3Backend, conditional writes with
+// If-Match/If-None-Match), or psa-syncd itself (HTTPBackend, its
+// /api/v1/export). A Client reads and updates the export in any of them:
+// each write is a compare-and-swap on the version read, re-read and
+// re-applied on conflict, concurrent writes are sent together, and each
+// version is decoded once.
+//
+//	b, err := export.OpenBackend(ctx, "s3://msp-psa-sync/psa-mappings.json?region=eu-central-1", export.BackendOptions{})
+//	if err != nil {
+//		return err
+//	}
+//	c := export.NewClient(b)
+//	_, err = c.Update(ctx, psa.SystemAutotask, "webservices5.autotask.net", func(d *export.Document) error {
+//		d.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000012", SyncEnabled: true})
+//		return nil
+//	})
+//
+// Store.Update, the file store's own writer, serialises writers within the
+// process and across processes, never overwrites a file it could not read,
+// writes nothing when nothing changed, and replaces the file atomically.
 //
 // Usage, as a provider resource's Create would do it:
 //

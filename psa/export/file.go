@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // FileBackend keeps the export in a local file. Versions are content
@@ -56,20 +55,9 @@ func (b *FileBackend) Load(_ context.Context, ifNoneMatch string) (Blob, error) 
 // an empty ifMatch, if it does not exist). The parent directory is created
 // when missing; a symbolic link is followed and its target replaced.
 func (b *FileBackend) Save(_ context.Context, data []byte, ifMatch string) (string, error) {
-	path := b.path
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	}
-	mu := pathMutex(path)
-	mu.Lock()
-	defer mu.Unlock()
-
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return "", fmt.Errorf("%screating directory: %w", prefix(b.path), err)
-	}
-	unlock, err := lockFile(path + ".lock")
+	path, unlock, err := lockForWrite(b.path)
 	if err != nil {
-		return "", fmt.Errorf("%slocking: %w", prefix(b.path), err)
+		return "", err
 	}
 	defer unlock()
 

@@ -57,35 +57,15 @@ var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
 //     host name, which most self-hosted stores need;
 //   - profile: the profile of the shared AWS config to use.
 //
-// hc is the HTTP client; nil means the SDK's default. NewS3Backend loads
-// the AWS configuration but does not contact the store.
-func NewS3Backend(ctx context.Context, rawURL string, hc *http.Client) (*S3Backend, error) {
-	u, err := url.Parse(rawURL)
+// NewS3Backend loads the AWS configuration but does not contact the store.
+// It uses the SDK's own HTTP client, which honours AWS_CA_BUNDLE and the
+// shared config's ca_bundle.
+func NewS3Backend(ctx context.Context, rawURL string) (*S3Backend, error) {
+	loc, err := parseS3URL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("export: invalid S3 URL %q: %w", Redact(rawURL), err)
+		return nil, err
 	}
-	key := strings.TrimPrefix(u.Path, "/")
-	if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
-		return nil, fmt.Errorf("export: S3 URL %q must name a bucket and an object key: s3://bucket/path/psa-mappings.json", Redact(rawURL))
-	}
-	q := u.Query()
-	for name := range q {
-		if !slices.Contains(s3Params, name) {
-			return nil, fmt.Errorf("export: S3 URL %q has unknown parameter %q; known: %s", Redact(rawURL), name, strings.Join(s3Params, ", "))
-		}
-	}
-	pathStyle := false
-	if v := q.Get("use_path_style"); v != "" {
-		if pathStyle, err = strconv.ParseBool(v); err != nil {
-			return nil, fmt.Errorf("export: S3 URL %q: use_path_style must be true or false, got %q", Redact(rawURL), v)
-		}
-	}
-	endpoint := q.Get("endpoint")
-	if endpoint != "" {
-		if e, err := url.Parse(endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-			return nil, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), endpoint)
-		}
-	}
+	q, pathStyle, endpoint := loc.query, loc.pathStyle, loc.endpoint
 
 	var loadOpts []func(*config.LoadOptions) error
 	if r := q.Get("region"); r != "" {
@@ -93,9 +73,6 @@ func NewS3Backend(ctx context.Context, rawURL string, hc *http.Client) (*S3Backe
 	}
 	if p := q.Get("profile"); p != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(p))
-	}
-	if hc != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(hc))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
@@ -114,7 +91,45 @@ func NewS3Backend(ctx context.Context, rawURL string, hc *http.Client) (*S3Backe
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3Backend{client: client, bucket: u.Host, key: key, url: Redact(rawURL)}, nil
+	return &S3Backend{client: client, bucket: loc.bucket, key: loc.key, url: Redact(rawURL)}, nil
+}
+
+// s3Location is a parsed s3:// URL.
+type s3Location struct {
+	bucket, key string
+	query       url.Values
+	pathStyle   bool
+	endpoint    string
+}
+
+// parseS3URL checks an s3:// URL without any I/O.
+func parseS3URL(rawURL string) (s3Location, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return s3Location{}, fmt.Errorf("export: invalid S3 URL %q: %w", Redact(rawURL), err)
+	}
+	key := strings.TrimPrefix(u.Path, "/")
+	if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
+		return s3Location{}, fmt.Errorf("export: S3 URL %q must name a bucket and an object key: s3://bucket/path/psa-mappings.json", Redact(rawURL))
+	}
+	q := u.Query()
+	for name := range q {
+		if !slices.Contains(s3Params, name) {
+			return s3Location{}, fmt.Errorf("export: S3 URL %q has unknown parameter %q; known: %s", Redact(rawURL), name, strings.Join(s3Params, ", "))
+		}
+	}
+	loc := s3Location{bucket: u.Host, key: key, query: q, endpoint: q.Get("endpoint")}
+	if v := q.Get("use_path_style"); v != "" {
+		if loc.pathStyle, err = strconv.ParseBool(v); err != nil {
+			return s3Location{}, fmt.Errorf("export: S3 URL %q: use_path_style must be true or false, got %q", Redact(rawURL), v)
+		}
+	}
+	if loc.endpoint != "" {
+		if e, err := url.Parse(loc.endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+			return s3Location{}, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), loc.endpoint)
+		}
+	}
+	return loc, nil
 }
 
 // String returns the s3:// URL.
@@ -181,7 +196,7 @@ func status(err error) int {
 		return 0
 	}
 	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.HTTPStatusCode() > 0 {
 		return re.HTTPStatusCode()
 	}
 	return -1

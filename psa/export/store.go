@@ -120,20 +120,9 @@ func located(name string, err error) error {
 //
 // Update returns the document as it is now stored.
 func (s *Store) Update(system psa.System, instance string, fn func(*Document) error) (*Document, error) {
-	path := s.path
-	if target, err := filepath.EvalSymlinks(path); err == nil {
-		path = target
-	}
-	mu := pathMutex(path)
-	mu.Lock()
-	defer mu.Unlock()
-
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("%screating directory: %w", prefix(s.path), err)
-	}
-	unlock, err := lockFile(path + ".lock")
+	path, unlock, err := lockForWrite(s.path)
 	if err != nil {
-		return nil, fmt.Errorf("%slocking: %w", prefix(s.path), err)
+		return nil, err
 	}
 	defer unlock()
 	removeStaleTemps(path)
@@ -182,6 +171,32 @@ func (s *Store) Update(system psa.System, instance string, fn func(*Document) er
 		return nil, fmt.Errorf("%swriting: %w", prefix(s.path), err)
 	}
 	return d, nil
+}
+
+// lockForWrite takes the writers' locks of the export file at name (after
+// following a symbolic link): the in-process mutex and the advisory lock
+// file, creating the parent directory if missing. It returns the path to
+// write and the function that releases both locks.
+func lockForWrite(name string) (path string, unlock func(), err error) {
+	path = name
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	mu := pathMutex(path)
+	mu.Lock()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		mu.Unlock()
+		return "", nil, fmt.Errorf("%screating directory: %w", prefix(name), err)
+	}
+	unlockFile, err := lockFile(path + ".lock")
+	if err != nil {
+		mu.Unlock()
+		return "", nil, fmt.Errorf("%slocking: %w", prefix(name), err)
+	}
+	return path, func() {
+		unlockFile()
+		mu.Unlock()
+	}, nil
 }
 
 // pathMutexes holds one mutex per cleaned absolute path, shared by every

@@ -23,7 +23,6 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
-	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
 func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
@@ -294,13 +293,15 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	report(true, "config", cf.configFile)
 
 	sys := string(cfg.PSA.System)
-	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa")))
+	connected := false
+	be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", sys)))
 	if err != nil {
 		report(false, "psa "+sys, err.Error())
 	} else {
 		if err := be.Ping(ctx); err != nil {
 			report(false, "psa "+sys, "authentication: "+err.Error())
 		} else {
+			connected = true
 			report(true, "psa "+sys, "authenticated at "+be.Instance())
 			if d, ok := be.(psa.Describer); ok {
 				detail, err := d.Describe(ctx)
@@ -339,10 +340,16 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		report(true, "source "+src.Name(), "reachable and authenticated")
 	}
 
-	if _, err := readExport(cfg); err != nil {
+	// The export must be for the instance psa-syncd connects to; an
+	// instance that could not be reached is not compared.
+	instance := ""
+	if be != nil && connected {
+		instance = be.Instance()
+	}
+	if _, err := readExport(ctx, cfg, instance); err != nil {
 		report(false, "mapping export", err.Error())
 	} else {
-		report(true, "mapping export", cfg.ExportPath)
+		report(true, "mapping export", cfg.ExportName())
 	}
 	if failed {
 		return 1
@@ -381,34 +388,40 @@ func errText(text string, err error) string {
 	return text
 }
 
-// readExport reads and validates the mapping export the config names, and
-// checks it against the config.
-func readExport(cfg *daemon.Config) (*export.Document, error) {
-	data, err := os.ReadFile(cfg.ExportPath)
+// readExport reads the mapping export from the store the config names
+// and checks it against the config and, when instance is not empty, the
+// PSA instance psa-syncd connects to.
+func readExport(ctx context.Context, cfg *daemon.Config, instance string) (*export.Document, error) {
+	data, err := readExportData(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mapping export: %w", err)
+		return nil, fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
 	}
-	doc, err := export.Decode(data)
+	doc, err := daemon.CheckExport(cfg, data, instance)
 	if err != nil {
-		return nil, fmt.Errorf("mapping export %s: %w", cfg.ExportPath, err)
-	}
-	if doc.PSA.System != cfg.PSA.System {
-		return nil, fmt.Errorf("mapping export %s: psa.system: the export is for %q but the config file is for %q", cfg.ExportPath, doc.PSA.System, cfg.PSA.System)
-	}
-	if in := doc.Integration; in != nil {
-		if in.Schedule != "" {
-			if _, err := schedule.Parse(in.Schedule); err != nil {
-				return nil, fmt.Errorf("mapping export %s: integration.schedule: %w", cfg.ExportPath, err)
-			}
-		}
-		if _, err := schedule.LoadLocation(in.Timezone); err != nil {
-			return nil, fmt.Errorf("mapping export %s: integration.timezone: %w", cfg.ExportPath, err)
-		}
+		return nil, fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
 	}
 	return doc, nil
 }
 
-func cmdValidate(_ context.Context, e *env, args []string) int {
+func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
+	if cfg.ExportStore() == daemon.StoreSelf {
+		db, err := state.Open(cfg.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("%w (while psa-syncd runs, read its export with GET %s)", err, export.ExportAPIPath)
+		}
+		defer db.Close()
+		_, data, err := db.CurrentExport()
+		return data, err
+	}
+	b, err := cfg.OpenExportBackend(ctx, &http.Client{Timeout: 60 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	blob, err := b.Load(ctx, "")
+	return blob.Data, err
+}
+
+func cmdValidate(ctx context.Context, e *env, args []string) int {
 	var (
 		cf         commonFlags
 		exportFile string
@@ -427,9 +440,9 @@ func cmdValidate(_ context.Context, e *env, args []string) int {
 	}
 	fmt.Fprintf(e.stdout, "config file %s: valid\n", cf.configFile)
 	if exportFile != "" {
-		cfg.ExportPath = exportFile
+		cfg.ExportPath, cfg.ExportURL = exportFile, ""
 	}
-	doc, err := readExport(cfg)
+	doc, err := readExport(ctx, cfg, "")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
@@ -444,7 +457,7 @@ func cmdValidate(_ context.Context, e *env, args []string) int {
 		}
 	}
 	fmt.Fprintf(e.stdout, "mapping export %s: valid (revision %d, %d product mappings, %d customer mappings, %d with usage sync, %d with ticket sync)\n",
-		cfg.ExportPath, doc.Revision, len(doc.ProductMappings), len(doc.CustomerMappings), usage, tickets)
+		cfg.ExportName(), doc.Revision, len(doc.ProductMappings), len(doc.CustomerMappings), usage, tickets)
 	return 0
 }
 

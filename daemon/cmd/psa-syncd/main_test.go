@@ -124,7 +124,13 @@ web:
   api_token: test-token
 `, user, secret, code, base))
 
-	doc := export.New(psa.SystemAutotask, "sim")
+	// The export is for the instance psa-syncd connects to (the simulator,
+	// or the proxy in front of it): psa-syncd refuses one for another.
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := export.New(psa.SystemAutotask, u.Host)
 	doc.Revision = 1
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: itoa(e.services[0]), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: itoa(e.services[1]), ServiceName: "Sophos Intercept X Server", SyncEnabled: true})
@@ -338,6 +344,21 @@ func TestRun_check(t *testing.T) {
 	code, stdout, _ = runCmd(t, "check", "-config.file", e.cfgPath)
 	if code != 1 || !strings.Contains(stdout, "FAIL psa autotask") || strings.Contains(stdout, "wrong-secret") {
 		t.Errorf("check with a wrong secret: exit %d\n%s", code, stdout)
+	}
+}
+
+// TestRun_checkInstanceMismatch: an export written for another PSA
+// instance (another tenant's zone host) is reported by check.
+func TestRun_checkInstanceMismatch(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	other := e.doc.Clone()
+	other.PSA.Instance = "webservices99.autotask.net"
+	e.writeExport(t, other)
+	code, stdout, _ := runCmd(t, "check", "-config.file", e.cfgPath)
+	want := `FAIL mapping export: mapping export ` + e.exportPath + `: psa.instance: the export is for autotask instance "webservices99.autotask.net" but psa-syncd is connected to`
+	if code != 1 || !strings.Contains(stdout, want) {
+		t.Errorf("check with an export for another instance: exit %d\n%s\nwant a line starting %q", code, stdout, want)
 	}
 }
 
@@ -890,7 +911,8 @@ func newSystemEnv(t *testing.T, sys psa.System, opts ...psatest.Option) *systemE
 	writeFile(t, filepath.Join(e.dir, "usage.csv"), testUsage)
 	writeFile(t, e.cfgPath, "export_path: mappings.json\nstate_dir: state\npsa:\n"+psaSection+
 		"source:\n  type: file\n  file:\n    path: usage.csv\n")
-	doc := export.New(sys, "sim")
+	// The export is for the simulator's instance, its host.
+	doc := export.New(sys, strings.TrimPrefix(sim.URL(), "http://"))
 	doc.Revision = 1
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: e.services[0], ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: e.services[1], ServiceName: "Sophos Intercept X Server", SyncEnabled: true})

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// exportLoadTimeout bounds one read of the export from S3 or another
+// psa-syncd.
+const exportLoadTimeout = time.Minute
+
+// CheckExport decodes and validates an export and checks it against the
+// config and the PSA connection: its psa.system must be the config's, and
+// its psa.instance the connection's instance when both are known (instance
+// is the backend's Instance, "" when it is not known yet). Its integration
+// schedule and time zone must parse. Errors name the field.
+func CheckExport(cfg *Config, data []byte, instance string) (*export.Document, error) {
+	doc, err := export.Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if doc.PSA.System != cfg.PSA.System {
+		return nil, fmt.Errorf("psa.system: the export is for %q but psa-syncd is configured for %q", doc.PSA.System, cfg.PSA.System)
+	}
+	if instance != "" && doc.PSA.Instance != "" && !strings.EqualFold(doc.PSA.Instance, instance) {
+		return nil, fmt.Errorf("psa.instance: the export is for %s instance %q but psa-syncd is connected to %q; "+
+			"an export belongs to one PSA instance: point psa-syncd at that instance's export, or apply the Terraform "+
+			"configuration of this instance", cfg.PSA.System, doc.PSA.Instance, instance)
+	}
+	if in := doc.Integration; in != nil {
+		if in.Schedule != "" {
+			if _, err := schedule.Parse(in.Schedule); err != nil {
+				return nil, fmt.Errorf("integration.schedule: %w", err)
+			}
+		}
+		if _, err := schedule.LoadLocation(in.Timezone); err != nil {
+			return nil, fmt.Errorf("integration.timezone: %w", err)
+		}
+	}
+	return doc, nil
+}
+
+// reloadRemoteExportLocked reads the export from S3 or another psa-syncd,
+// asking only for a version other than the one last examined (unless force
+// is set), and uses it when it is valid.
+func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), exportLoadTimeout)
+	defer cancel()
+	if d.remote.backend == nil || d.remote.url != cfg.ExportURL {
+		b, err := cfg.OpenExportBackend(ctx, d.baseClient)
+		if err != nil {
+			return d.exportFailed(cfg, err)
+		}
+		d.remote.url, d.remote.backend, d.remote.version = cfg.ExportURL, b, ""
+	}
+	ifNoneMatch := d.remote.version
+	if force {
+		ifNoneMatch = ""
+	}
+	blob, err := d.remote.backend.Load(ctx, ifNoneMatch)
+	if errors.Is(err, export.ErrNotModified) {
+		return nil
+	}
+	if err != nil {
+		return d.exportFailed(cfg, err)
+	}
+	d.remote.version = blob.Version
+	doc, err := d.checkExport(cfg, blob.Data)
+	if err != nil {
+		return d.exportFailed(cfg, err)
+	}
+	d.useExport(cfg, doc, blob.Version, blob.Data)
+	return nil
+}
+
+// reloadSelfExportLocked uses the newest export stored in the state
+// database, when psa-syncd is the export store.
+func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
+	v, data, err := d.db.CurrentExport()
+	if errors.Is(err, state.ErrNoExport) {
+		return d.exportFailed(cfg, fmt.Errorf("%w: no export has been written to PUT %s yet", fs.ErrNotExist, export.ExportAPIPath))
+	}
+	if err != nil {
+		return d.exportFailed(cfg, err)
+	}
+	doc, err := d.checkExport(cfg, data)
+	if err != nil {
+		return d.exportFailed(cfg, err)
+	}
+	d.useExport(cfg, doc, revisionETag(v.Revision), data)
+	return nil
+}
+
+// revisionETag is the ETag of a revision of the export stored in psa-syncd.
+func revisionETag(rev int64) string { return strconv.Quote(strconv.FormatInt(rev, 10)) }
+
+// errPrecondition is a PUT whose If-Match or If-None-Match does not hold.
+var errPrecondition = errors.New("the export changed since it was read")
+
+// putExport stores a new export version when psa-syncd is the store and
+// uses it at once. ifMatch is the ETag the change is based on, or "" with
+// create set for the first export. A bad export is refused with the reason
+// (the last good one stays in use); a lost race returns errPrecondition.
+func (d *Daemon) putExport(data []byte, ifMatch string, create bool, source string) (state.ExportVersion, *export.Document, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg := d.cfg.Load()
+	cur, _, err := d.db.CurrentExport()
+	exists := err == nil
+	switch {
+	case err != nil && !errors.Is(err, state.ErrNoExport):
+		return state.ExportVersion{}, nil, err
+	case create && exists:
+		return state.ExportVersion{}, nil, fmt.Errorf("%w: an export exists already (revision %d)", errPrecondition, cur.Revision)
+	case !create && !exists:
+		return state.ExportVersion{}, nil, fmt.Errorf("%w: no export is stored yet; send If-None-Match: * to create it", errPrecondition)
+	case !create && ifMatch != revisionETag(cur.Revision):
+		return state.ExportVersion{}, nil, fmt.Errorf("%w: If-Match is %s but the current export is %s", errPrecondition, ifMatch, revisionETag(cur.Revision))
+	}
+	doc, err := d.checkExport(cfg, data)
+	if err != nil {
+		return state.ExportVersion{}, nil, d.exportFailed(cfg, err)
+	}
+	v := state.ExportVersion{
+		Revision: cur.Revision + 1,
+		Digest:   export.Digest(data),
+		Size:     int64(len(data)),
+		At:       d.now().UTC(),
+		Source:   source,
+	}
+	if err := d.db.PutExport(v, data); errors.Is(err, state.ErrConflict) {
+		return state.ExportVersion{}, nil, fmt.Errorf("%w: %w", errPrecondition, err)
+	} else if err != nil {
+		return state.ExportVersion{}, nil, err
+	}
+	d.useExport(cfg, doc, revisionETag(v.Revision), data)
+	return v, doc, nil
+}

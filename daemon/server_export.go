@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// maxExportBody bounds the body of PUT /api/v1/export: far above any real
+// export (a thousand mappings are about 250 KiB).
+const maxExportBody = 64 << 20
+
+// ExportVersionView is one version in GET /api/v1/export/history and the
+// answer of PUT /api/v1/export.
+type ExportVersionView struct {
+	Revision int64     `json:"revision"`
+	ETag     string    `json:"etag"`
+	Digest   string    `json:"digest"`
+	Size     int64     `json:"size"`
+	At       time.Time `json:"at"`
+	Source   string    `json:"source,omitempty"`
+	// ExportRevision, Products and Customers describe the document; they
+	// are set in the answer of a PUT.
+	ExportRevision int64 `json:"export_revision,omitempty"`
+	Products       *int  `json:"product_mappings,omitempty"`
+	Customers      *int  `json:"customer_mappings,omitempty"`
+}
+
+func newExportVersionView(v state.ExportVersion) ExportVersionView {
+	return ExportVersionView{Revision: v.Revision, ETag: revisionETag(v.Revision), Digest: v.Digest, Size: v.Size, At: v.At, Source: v.Source}
+}
+
+// handleGetExport serves the export psa-syncd uses: with export_url: self
+// the newest stored version, otherwise the last good export it loaded. Its
+// ETag is what PUT's If-Match expects; If-None-Match gives 304.
+func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
+	var data []byte
+	var etag string
+	if d.cfg.Load().ExportStore() == StoreSelf {
+		v, body, err := d.db.CurrentExport()
+		switch {
+		case errors.Is(err, state.ErrNoExport):
+			writeError(w, http.StatusNotFound, "no mapping export has been written yet: PUT one with If-None-Match: *")
+			return
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "reading the export: "+err.Error())
+			return
+		}
+		data, etag = body, revisionETag(v.Revision)
+	} else {
+		s := d.exp.Load()
+		if s == nil {
+			writeError(w, http.StatusNotFound, "no valid mapping export loaded yet from "+d.cfg.Load().ExportName())
+			return
+		}
+		data, etag = s.data, s.version
+		if !strings.HasPrefix(etag, `"`) {
+			etag = strconv.Quote(etag)
+		}
+	}
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+// handlePutExport stores a new export when psa-syncd is the export store
+// (export_url: self). The request must say which version it replaces:
+// If-Match with that version's ETag, or If-None-Match: * for the first
+// export; otherwise 428. A lost race is 412, an invalid export 422 with
+// the reason, and the export in use stays. An accepted export takes effect
+// at once and is kept in the history.
+func (d *Daemon) handlePutExport(w http.ResponseWriter, r *http.Request) {
+	cfg := d.cfg.Load()
+	if cfg.ExportStore() != StoreSelf {
+		writeError(w, http.StatusConflict, fmt.Sprintf("psa-syncd reads its mapping export from %s; set export_url: self in its configuration to make psa-syncd the export store", cfg.ExportName()))
+		return
+	}
+	ifMatch, ifNoneMatch := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	create := ifNoneMatch == "*"
+	if ifMatch == "" && !create {
+		writeError(w, http.StatusPreconditionRequired, "send If-Match with the ETag of the export the change is based on (GET "+export.ExportAPIPath+"), or If-None-Match: * to create the first export")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxExportBody))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "reading the export: "+err.Error())
+		return
+	}
+	v, doc, err := d.putExport(data, ifMatch, create, r.RemoteAddr)
+	switch {
+	case errors.Is(err, errPrecondition):
+		writeError(w, http.StatusPreconditionFailed, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	view := newExportVersionView(v)
+	products, customers := len(doc.ProductMappings), len(doc.CustomerMappings)
+	view.ExportRevision, view.Products, view.Customers = doc.Revision, &products, &customers
+	w.Header().Set("ETag", view.ETag)
+	status := http.StatusOK
+	if v.Revision == 1 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, view)
+}
+
+// handleExportHistory lists the stored export versions, newest first:
+// the audit trail of mapping changes when psa-syncd is the export store.
+func (d *Daemon) handleExportHistory(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: want a number from 1 to 10000", v))
+			return
+		}
+		limit = n
+	}
+	versions, err := d.db.ExportHistory(limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "reading the export history: "+err.Error())
+		return
+	}
+	out := make([]ExportVersionView, len(versions))
+	for i, v := range versions {
+		out[i] = newExportVersionView(v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"versions": out})
+}

@@ -1,0 +1,225 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
+)
+
+const dtToken = "s3cr3t-token"
+
+// dtExportRequest sends a request to /api/v1/export with the token.
+func dtExportRequest(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+dtToken)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func (e *dtEnv) encode(t *testing.T, doc *export.Document) []byte {
+	t.Helper()
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestHandler_exportStore walks psa-syncd as the export store through
+// its life: empty, first export, conditional updates, a refused export
+// and the history.
+func TestHandler_exportStore(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	h := e.d.Handler()
+	if err := e.d.Reload(); err == nil || e.d.Ready() {
+		t.Fatalf("Reload with an empty store returned %v, ready %v; want an error and not ready", err, e.d.Ready())
+	}
+	if rec := dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, nil); rec.Code != http.StatusNotFound {
+		t.Errorf("GET of an empty store = %d, want 404", rec.Code)
+	}
+	first := e.encode(t, e.doc)
+	if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", first, nil); rec.Code != http.StatusPreconditionRequired {
+		t.Errorf("PUT without If-Match or If-None-Match = %d %s, want 428", rec.Code, rec.Body)
+	}
+	noToken := httptest.NewRequest(http.MethodPut, "/api/v1/export", bytes.NewReader(first))
+	noToken.Header.Set("If-None-Match", "*")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, noToken)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("PUT without a token = %d, want 401", rec.Code)
+	}
+
+	rec = dtExportRequest(t, h, http.MethodPut, "/api/v1/export", first, map[string]string{"If-None-Match": "*"})
+	if rec.Code != http.StatusCreated || rec.Header().Get("ETag") != `"1"` {
+		t.Fatalf("first PUT = %d ETag %s %s, want 201 with ETag \"1\"", rec.Code, rec.Header().Get("ETag"), rec.Body)
+	}
+	if !e.d.Ready() || len(e.d.Export().CustomerMappings) != 2 {
+		t.Fatal("the first export did not take effect at once")
+	}
+	if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", first, map[string]string{"If-None-Match": "*"}); rec.Code != http.StatusPreconditionFailed {
+		t.Errorf("second create-only PUT = %d, want 412", rec.Code)
+	}
+
+	rec = dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, nil)
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), first) || rec.Header().Get("ETag") != `"1"` {
+		t.Errorf("GET = %d ETag %s, want 200, the export and ETag \"1\"", rec.Code, rec.Header().Get("ETag"))
+	}
+	if rec := dtExportRequest(t, h, http.MethodGet, "/api/v1/export", nil, map[string]string{"If-None-Match": `"1"`}); rec.Code != http.StatusNotModified {
+		t.Errorf("conditional GET of the current version = %d, want 304", rec.Code)
+	}
+
+	// An export for another instance is refused; the good one stays.
+	other := e.doc.Clone()
+	other.PSA.Instance = "webservices99.autotask.net"
+	other.Revision = 2
+	rec = dtExportRequest(t, h, http.MethodPut, "/api/v1/export", e.encode(t, other), map[string]string{"If-Match": `"1"`})
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `psa.instance: the export is for autotask instance \"webservices99.autotask.net\"`) {
+		t.Errorf("PUT for another instance = %d %s, want 422 naming psa.instance", rec.Code, rec.Body)
+	}
+	if e.d.Export().PSA.Instance == "webservices99.autotask.net" {
+		t.Error("the refused export replaced the good one")
+	}
+
+	next := e.doc.Clone()
+	next.Revision = 2
+	next.DeleteCustomer("file", "cust-globex")
+	if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", e.encode(t, next), map[string]string{"If-Match": `"7"`}); rec.Code != http.StatusPreconditionFailed {
+		t.Errorf("PUT with a stale If-Match = %d, want 412", rec.Code)
+	}
+	rec = dtExportRequest(t, h, http.MethodPut, "/api/v1/export", e.encode(t, next), map[string]string{"If-Match": `"1"`})
+	if rec.Code != http.StatusOK || rec.Header().Get("ETag") != `"2"` {
+		t.Fatalf("PUT with If-Match \"1\" = %d ETag %s %s, want 200 ETag \"2\"", rec.Code, rec.Header().Get("ETag"), rec.Body)
+	}
+	if len(e.d.Export().CustomerMappings) != 1 {
+		t.Error("the second export did not take effect at once")
+	}
+
+	rec = dtExportRequest(t, h, http.MethodGet, "/api/v1/export/history", nil, nil)
+	var hist struct{ Versions []ExportVersionView }
+	if err := json.Unmarshal(rec.Body.Bytes(), &hist); err != nil {
+		t.Fatal(err)
+	}
+	if len(hist.Versions) != 2 || hist.Versions[0].Revision != 2 || hist.Versions[1].Digest != export.Digest(first) || hist.Versions[1].Size != int64(len(first)) {
+		t.Errorf("history = %+v, want revisions 2 and 1 with digest and size", hist.Versions)
+	}
+}
+
+// TestHandler_exportStoreRefusedWhenNotSelf: a psa-syncd that reads its
+// export elsewhere does not accept one by PUT.
+func TestHandler_exportStoreRefusedWhenNotSelf(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	rec := dtExportRequest(t, e.d.Handler(), http.MethodPut, "/api/v1/export", e.encode(t, e.doc), map[string]string{"If-None-Match": "*"})
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "export_url: self") {
+		t.Errorf("PUT to a psa-syncd reading a file = %d %s, want 409 saying how to make it the store", rec.Code, rec.Body)
+	}
+}
+
+// TestExportStore_concurrentApplies: two applies of n mappings each,
+// written through psa-syncd's API at the same time, all arrive.
+func TestExportStore_concurrentApplies(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	srv := httptest.NewServer(e.d.Handler())
+	t.Cleanup(srv.Close)
+	instance := e.doc.PSA.Instance
+	var wg sync.WaitGroup
+	for apply := range 2 {
+		b, err := export.NewHTTPBackend(srv.URL, dtToken, srv.Client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := export.NewClient(b)
+		sem := make(chan struct{}, 10)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				id := fmt.Sprintf("apply%d-customer%03d", apply, i)
+				_, err := c.Update(t.Context(), psa.SystemAutotask, instance, func(d *export.Document) error {
+					d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: id, UsageSync: true})
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := len(e.d.Export().CustomerMappings); got != 2*n {
+		t.Errorf("after two concurrent applies of %d mappings psa-syncd uses %d, want %d", n, got, 2*n)
+	}
+	hist, err := e.d.State().ExportHistory(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) == 0 || len(hist) > 2*n {
+		t.Errorf("history has %d versions, want between 1 and %d", len(hist), 2*n)
+	}
+}
+
+// TestDaemon_exportFromS3: psa-syncd reads its export from an S3 bucket,
+// asks again with If-None-Match on every poll, and picks up a new version.
+func TestDaemon_exportFromS3(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	url := srv.ObjectURL("prod/psa-mappings.json")
+	e := dtSetup(t, dtOptions{exportURL: url, noExport: true})
+	b, err := export.OpenBackend(t.Context(), url, export.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := b.Save(t.Context(), e.encode(t, e.doc), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := make(chan time.Time)
+	e.d.watchTick = tick
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	<-e.d.scheduleChanged
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.watchLoop(ctx)
+
+	next := e.doc.Clone()
+	next.Revision = 2
+	next.DeleteCustomer("file", "cust-globex")
+	if _, err := b.Save(t.Context(), e.encode(t, next), v1); err != nil {
+		t.Fatal(err)
+	}
+	tick <- time.Now()
+	<-e.d.scheduleChanged // the new version was loaded
+	if got := e.d.Export().Revision; got != 2 {
+		t.Errorf("revision after a poll = %d, want 2", got)
+	}
+	// An unchanged object is not loaded again.
+	loaded := e.d.exp.Load()
+	tick <- time.Now()
+	tick <- time.Now() // the second tick is taken once the first poll is done
+	if e.d.exp.Load() != loaded {
+		t.Error("a poll of an unchanged object loaded it again")
+	}
+}

@@ -1,0 +1,72 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"sync"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// exportClients holds one export.Client per store for the life of the
+// provider process. Terraform configures the provider again for every
+// command it runs against one process (and terraform-plugin-testing runs
+// many), and a Client decodes each version of the export once: sharing it
+// keeps a thousand-mapping export from being decoded again per command.
+// Every Read still asks the store whether its version is current.
+var (
+	exportClientsMu sync.Mutex
+	exportClients   = map[[sha256.Size]byte]*export.Client{}
+)
+
+// exportClient returns the process's Client for the store at url with
+// token, opening it on first use.
+func exportClient(ctx context.Context, url, token string) (*export.Client, error) {
+	key := sha256.Sum256([]byte(url + "\x00" + token)) // the token is not kept in clear
+	exportClientsMu.Lock()
+	defer exportClientsMu.Unlock()
+	if c, ok := exportClients[key]; ok {
+		return c, nil
+	}
+	b, err := export.OpenBackend(ctx, url, export.BackendOptions{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	c := export.NewClient(b)
+	exportClients[key] = c
+	return c, nil
+}
+
+// exportSettings returns the export store's URL (export_url, or
+// export_path, which names a file) and the psa-syncd token. A value in the
+// configuration wins over the environment; export_path and export_url
+// name the same thing, so giving both at one level is an error.
+func exportSettings(config psaProviderModel, diags *diag.Diagnostics) (url, token string) {
+	token = stringFromEnv(config.ExportToken, envExportToken)
+	pathSet, urlSet := !config.ExportPath.IsNull(), !config.ExportURL.IsNull()
+	switch {
+	case pathSet && urlSet:
+		diags.AddAttributeError(path.Root("export_url"), "Conflicting Mapping Export Settings",
+			"export_path and export_url both name the mapping export store. Keep export_url only: a path is a valid export_url.")
+		return "", ""
+	case urlSet:
+		return config.ExportURL.ValueString(), token
+	case pathSet:
+		return config.ExportPath.ValueString(), token
+	}
+	envPath, envURL := os.Getenv(envExportPath), os.Getenv(envExportURL)
+	if envPath != "" && envURL != "" {
+		diags.AddError("Conflicting Mapping Export Settings",
+			"The "+envExportPath+" and "+envExportURL+" environment variables are both set and both name the mapping export store. "+
+				"Unset "+envExportPath+": a path is a valid "+envExportURL+".")
+		return "", ""
+	}
+	if envURL != "" {
+		return envURL, token
+	}
+	return envPath, token
+}

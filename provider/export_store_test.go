@@ -1,0 +1,168 @@
+package provider
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
+)
+
+// TestAccExportStore_s3 keeps the export in a bucket of a real
+// S3-compatible server: create, update, import and destroy all go through
+// conditional writes to the object.
+func TestAccExportStore_s3(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	e.exportURL = s3test.Start(t).ObjectURL("ci/psa-mappings.json")
+	acme := e.addCustomerFixture("Acme")
+	config := func(contract string) string {
+		return testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, contract, "")
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config(acme.contract),
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+				})),
+			},
+			{
+				Config: config(acme.otherContract),
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.otherContract, UsageSync: true,
+				})),
+			},
+			{
+				ResourceName:      "psa_customer_mapping.test",
+				ImportState:       true,
+				ImportStateId:     "sophos/cust-1",
+				ImportStateVerify: true,
+			},
+		},
+	})
+	doc, err := e.readExport()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.CustomerMappings) != 0 {
+		t.Errorf("after destroy the S3 export still holds %+v", doc.CustomerMappings)
+	}
+}
+
+// TestAccExportStore_missingExport: an export that vanished while the
+// state holds mappings fails the plan, naming the store, instead of
+// planning to create every mapping in a new export.
+func TestAccExportStore_missingExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: config},
+			{
+				PreConfig: func() {
+					if err := os.Remove(e.exportPath); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:   config,
+				PlanOnly: true,
+				ExpectError: regexp.MustCompile(`(?s)Mapping Export Not Found.*Customer\s+mapping\s+sophos/cust-1\s+is\s+in\s+the\s+Terraform\s+state.*` +
+					regexp.QuoteMeta(e.exportPath) + `.*terraform\s+state\s+rm`),
+			},
+			{
+				// Put back, the export plans nothing again.
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true})
+						return nil
+					})
+				},
+				Config:   config,
+				PlanOnly: true,
+			},
+		},
+	})
+}
+
+// TestAccExportStore_duplicateKey refuses two resources of one
+// configuration with the same key at plan time.
+func TestAccExportStore_duplicateKey(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	initech := e.addCustomerFixture("Initech")
+	config := e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "acme" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+resource "psa_customer_mapping" "initech" {
+  customer_id = "cust-1"
+  company_id  = %[3]q
+  contract_id = %[4]q
+}
+`, acme.company, acme.contract, initech.company, initech.contract)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration create\s+customer\s+mapping\s+sophos/cust-1`),
+		}},
+	})
+	if _, err := os.Stat(e.exportPath); err == nil {
+		t.Error("the refused plan wrote an export")
+	}
+}
+
+// TestAccExportStore_adoptAfterKilledApply: an apply killed after writing
+// an entry but before saving the state left it in the export; the next
+// apply adopts the identical entry instead of failing.
+func TestAccExportStore_adoptAfterKilledApply(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	want := export.CustomerMapping{Source: "sophos", CustomerID: "cust-1", CustomerName: "Acme", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			PreConfig: func() {
+				e.updateExport(t, func(doc *export.Document) error {
+					doc.PutCustomer(want)
+					return nil
+				})
+			},
+			Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, `  customer_name = "Acme"`),
+			Check: resource.ComposeTestCheckFunc(
+				resource.TestCheckResourceAttr("psa_customer_mapping.test", "id", "sophos/cust-1"),
+				e.checkExport(customerMappingIs(want)),
+			),
+		}},
+	})
+}
+
+func TestAccProvider_exportSettingsConflict(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+	config = regexp.MustCompile(`export_path = (".*")`).ReplaceAllString(config, "export_path = $1\n  export_url = $1")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: regexp.MustCompile(`(?s)Conflicting Mapping Export Settings.*Keep\s+export_url\s+only`),
+		}},
+	})
+}
