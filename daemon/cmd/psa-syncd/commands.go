@@ -91,6 +91,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 		all      bool
 		customer string
+		tf       impactFlags
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
 		"mapped or has no customer. Nothing is written.")
@@ -98,8 +99,12 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
+	tf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if tf.terraformPlan != "" {
+		return runImpact(ctx, e, &cf, tf)
 	}
 	d, logger, code := cf.setup(e, nil)
 	if code >= 0 {
