@@ -132,8 +132,8 @@ type UsageChange struct {
 	ID   string `json:"id"`
 	Name string `json:"name,omitempty"`
 	// Customers is how many customers used the product (Kind product).
-	Customers int   `json:"customers,omitempty"`
-	Quantity  int64 `json:"quantity"`
+	Customers int    `json:"customers,omitempty"`
+	Quantity  int64  `json:"quantity"`
 	Why       string `json:"why"`
 }
 
@@ -530,7 +530,9 @@ func (c *compare) unmapped(rep *Report, cur, prop *daemon.Plan, usageKnown bool)
 			rep.NewlyBilled = append(rep.NewlyBilled, e.u)
 		}
 	}
-	order := func(a, b UsageChange) int { return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID)) }
+	order := func(a, b UsageChange) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
+	}
 	slices.SortFunc(rep.Unmapped, order)
 	slices.SortFunc(rep.NewlyBilled, order)
 }

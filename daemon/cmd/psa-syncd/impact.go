@@ -104,4 +104,3 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	}
 	return 0
 }
-
