@@ -176,6 +176,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	}
 	be := newReadOnly(base)
 	src := newOnceSource(o.Source, o.SourceName)
+	src.standIn = standInUsage(o.SourceName, current, proposed)
 	eng := daemon.NewEngine(daemon.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
 		Logger: o.Logger, Location: o.Location, Now: o.Now})
 	pass := daemon.PassOptions{DryRun: true, Trigger: daemon.TriggerCLI}
@@ -280,6 +281,8 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 		}
 		psaLine, hasLine, contractRead := c.be.line(psa.LineKey{ContractID: k.contract, ServiceID: k.service})
 		switch {
+		case l.NewService:
+			l.Now = ptr(int64(0)) // no contract has a line of a service that does not exist yet
 		case contractRead:
 			l.Now = ptr(psaLine.Quantity)
 		case any.CurrentKnown:

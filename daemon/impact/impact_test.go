@@ -2,9 +2,12 @@ package impact_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,9 +71,91 @@ func TestBillingImpact_changes(t *testing.T) {
 			t.Parallel()
 			w := impacttest.New(t, psa.SystemAutotask)
 			w.Plan(t, impacttest.Before, c.Config, func(planJSON []byte, current *export.Document) {
+				w.Sim.ResetRequests()
 				_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
 				golden(t, c.Name+".md", md)
+				for _, r := range w.Sim.Requests() {
+					// Autotask reads many records with POST .../query;
+					// anything else but a GET would change the PSA.
+					if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") && !strings.HasSuffix(r.Path, "/query/count") {
+						t.Errorf("the report sent %s %s; it must only read", r.Method, r.Path)
+					}
+				}
 			})
 		})
 	}
+}
+
+// TestBillingImpact_systems runs a plan that creates a service with a
+// product mapping and raises another service's price against each PSA. Autotask
+// and ConnectWise lines keep their own price; Kaseya BMS lines have none that
+// can be read, so the service's new price applies, and their quantities now
+// come from psa-syncd's ledger.
+func TestBillingImpact_systems(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[0].Config // new_product_mapping
+	change = strings.Replace(change, "unit_price = 4.5", "unit_price = 5", 1)
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			w := impacttest.New(t, sys)
+			w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+				o := impact.Options{Backend: w.Backend, Source: w.Source}
+				if sys == psa.SystemKaseyaBMS {
+					o.State = w.State
+				}
+				_, md := report(t, w, o, planJSON, current, impact.FormatMarkdown)
+				golden(t, "systems_"+string(sys)+".md", md)
+			})
+		})
+	}
+}
+
+// TestBillingImpact_withoutCredentials reports a plan as a pull request from
+// a fork gets it: without PSA credentials, and without usage either. The
+// report says which figures it could not compute and still shows what the
+// plan and the export tell.
+func TestBillingImpact_withoutCredentials(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	moved := impacttest.Changes[2]
+	if moved.Name != "customer_moved" {
+		t.Fatalf("Changes[2] is %s", moved.Name)
+	}
+	w.Plan(t, impacttest.Before, moved.Config, func(planJSON []byte, current *export.Document) {
+		noPSA := impact.Options{Source: w.Source, NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)"}
+		_, md := report(t, w, noPSA, planJSON, current, impact.FormatMarkdown)
+		golden(t, "without_psa_credentials.md", md)
+
+		nothing := impact.Options{NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)", NoSource: "no usage-source credentials (PSA_SOPHOS_CLIENT_SECRET not set)"}
+		rep, table := report(t, w, nothing, planJSON, current, impact.FormatTable)
+		golden(t, "without_any_credentials.txt", table)
+		for _, l := range rep.Lines {
+			if l.Now != nil || l.MonthlyDelta != nil {
+				t.Errorf("line %s/%s: now %v, delta %v without PSA or usage; want both unknown", l.ContractID, l.ServiceID, l.Now, l.MonthlyDelta)
+			}
+		}
+
+		_, js := report(t, w, noPSA, planJSON, current, impact.FormatJSON)
+		var got impact.Report
+		if err := json.Unmarshal([]byte(js), &got); err != nil {
+			t.Fatalf("decoding the JSON report: %v\n%s", err, js)
+		}
+		if len(got.NotComputed) != 1 || !strings.Contains(got.NotComputed[0], "PSA_AUTOTASK_SECRET") {
+			t.Errorf("JSON not_computed = %q, want one entry naming PSA_AUTOTASK_SECRET", got.NotComputed)
+		}
+	})
+}
+
+// TestBillingImpact_noChange: a plan that changes no mapping gives the short
+// report.
+func TestBillingImpact_noChange(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, impacttest.Before, impacttest.Before, func(planJSON []byte, current *export.Document) {
+		rep, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		if !rep.NoChange() || !strings.Contains(md, "**No billing change.**") {
+			t.Errorf("report of an empty plan:\n%s\nwant No billing change", md)
+		}
+	})
 }

@@ -44,7 +44,11 @@ func (r *Report) NoChange() bool {
 // summary is the one-sentence total at the top of a report.
 func (r *Report) summary() string {
 	var parts []string
-	if len(r.Lines) > 0 {
+	switch lines := plural(len(r.Lines), "contract line changes", "contract lines change"); {
+	case len(r.Lines) == 0:
+	case r.Totals.Unknown == len(r.Lines):
+		parts = append(parts, lines+" (monthly amounts not computed)")
+	default:
 		s := fmt.Sprintf("%s per month", signed(r.Totals.MonthlyDelta))
 		var n []string
 		if r.Totals.Up > 0 {
@@ -96,7 +100,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", systemName(r.System), r.Period, r.EffectiveDate)
 	if r.NoChange() {
 		b.WriteString("**No billing change.**")
-		if r.PlanChanges {
+		if len(r.NotComputed) > 0 {
+			b.WriteString(" Some figures could not be computed (below).")
+		} else if r.PlanChanges {
 			b.WriteString(" The plan changes psa_* resources, but no contract line, usage sync or billed usage.")
 		}
 		b.WriteString("\n")
@@ -156,6 +162,9 @@ func writeTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", systemName(r.System), r.Period, r.EffectiveDate)
 	if r.NoChange() {
 		fmt.Fprintln(w, "No billing change.")
+		if len(r.NotComputed) > 0 {
+			fmt.Fprintln(w, "Some figures could not be computed:")
+		}
 	} else {
 		fmt.Fprintf(w, "%s.\n", capitalize(r.summary()))
 	}
