@@ -165,7 +165,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	base, noPSA := o.Backend, o.NoBackend
 	if base != nil {
 		if err := base.Ping(ctx); err != nil {
-			base, noPSA = nil, fmt.Sprintf("%s did not accept the connection (%v)", systemName(sys), err)
+			base, noPSA = nil, fmt.Sprintf("%s did not accept the connection (%v)", sys.Title(), err)
 		}
 	}
 	if base == nil {
@@ -269,11 +269,11 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 	for _, k := range keys {
 		cc, inC := curBy[k]
 		cp, inP := propBy[k]
-		any := cc
+		either := cc
 		if !inC {
-			any = cp
+			either = cp
 		}
-		l := Line{Source: k.source, CustomerID: k.customer, CustomerName: any.CustomerName, ContractID: k.contract,
+		l := Line{Source: k.source, CustomerID: k.customer, CustomerName: either.CustomerName, ContractID: k.contract,
 			ServiceID: k.service, ServiceName: cmp.Or(cp.ServiceName, cc.ServiceName), NewService: isUnknown(k.service),
 			CurrentSynced: inC && onC, ProposedSynced: inP && onP}
 		if cp.CustomerName != "" {
@@ -285,8 +285,8 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 			l.Now = ptr(int64(0)) // no contract has a line of a service that does not exist yet
 		case contractRead:
 			l.Now = ptr(psaLine.Quantity)
-		case any.CurrentKnown:
-			l.Now = ptr(any.Current)
+		case either.CurrentKnown:
+			l.Now = ptr(either.Current)
 		}
 		l.Current = c.quantity(l.CurrentSynced, cc, l.Now)
 		l.Proposed = c.quantity(l.ProposedSynced, cp, l.Now)
@@ -553,16 +553,4 @@ func round2(f float64) float64 {
 		return -round2(-f)
 	}
 	return float64(int64(f*100+0.5)) / 100
-}
-
-func systemName(s psa.System) string {
-	switch s {
-	case psa.SystemAutotask:
-		return "Autotask"
-	case psa.SystemConnectWise:
-		return "ConnectWise PSA"
-	case psa.SystemKaseyaBMS:
-		return "Kaseya BMS"
-	}
-	return string(s)
 }

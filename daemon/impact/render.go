@@ -97,7 +97,7 @@ func (r *Report) summary() string {
 
 func writeMarkdown(w io.Writer, r *Report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", systemName(r.System), r.Period, r.EffectiveDate)
+	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", r.System.Title(), r.Period, r.EffectiveDate)
 	if r.NoChange() {
 		b.WriteString("**No billing change.**")
 		if len(r.NotComputed) > 0 {
@@ -159,7 +159,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 }
 
 func writeTable(w io.Writer, r *Report) error {
-	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", systemName(r.System), r.Period, r.EffectiveDate)
+	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", r.System.Title(), r.Period, r.EffectiveDate)
 	if r.NoChange() {
 		fmt.Fprintln(w, "No billing change.")
 		if len(r.NotComputed) > 0 {
