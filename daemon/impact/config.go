@@ -50,9 +50,9 @@ func LoadConfig(path string, getenv func(string) string) (*daemon.Config, Missin
 		// because a client whose credentials are missing is not built.
 		return "unset@psa-syncd.invalid"
 	}
-	cfg, err2 := daemon.Load(path, stand)
-	if err2 != nil {
-		return nil, Missing{}, err // the first error: the stand-ins were not the problem
+	if cfg, err = daemon.Load(path, stand); err != nil {
+		// With every credential standing in, what is left is a real error.
+		return nil, Missing{}, err
 	}
 	slices.Sort(missing.PSA)
 	slices.Sort(missing.Source)

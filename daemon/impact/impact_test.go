@@ -159,3 +159,48 @@ func TestBillingImpact_noChange(t *testing.T) {
 		}
 	})
 }
+
+// TestBillingImpact_ciExample loads the configuration of the CI example
+// without any credential, as a pull request from a fork runs it, and checks
+// that the example report in its README is the one the tests produce.
+func TestBillingImpact_ciExample(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "examples", "ci", "billing-impact")
+	cfg, missing, err := impact.LoadConfig(filepath.Join(dir, "psa-syncd.yml"), nil)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if cfg.PSA.System != psa.SystemAutotask {
+		t.Errorf("psa.system = %q, want autotask", cfg.PSA.System)
+	}
+	wantPSA := []string{"PSA_AUTOTASK_INTEGRATION_CODE", "PSA_AUTOTASK_SECRET", "PSA_AUTOTASK_USERNAME"}
+	wantSource := []string{"PSA_SOPHOS_CLIENT_ID", "PSA_SOPHOS_CLIENT_SECRET"}
+	if !cmp.Equal(missing.PSA, wantPSA) || !cmp.Equal(missing.Source, wantSource) {
+		t.Errorf("LoadConfig missing = %+v, want PSA %q and source %q", missing, wantPSA, wantSource)
+	}
+
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "customer_moved.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := strings.ReplaceAll("> "+strings.ReplaceAll(strings.TrimSuffix(string(report), "\n"), "\n", "\n> "), "> \n", ">\n")
+	if !strings.Contains(string(readme), quoted) {
+		t.Errorf("%s/README.md does not quote testdata/customer_moved.md; paste it again, as:\n%s", dir, quoted)
+	}
+}
+
+// TestLoadConfig_badConfig: a missing credential is tolerated, nothing else.
+func TestLoadConfig_badConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+	if err := os.WriteFile(path, []byte("export_path: x.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {}\nsource:\n  type: sophos\n  sophos: {}\nschedule: sometimes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := impact.LoadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "sometimes") {
+		t.Errorf("LoadConfig with a bad schedule: err = %v, want one naming the schedule", err)
+	}
+}

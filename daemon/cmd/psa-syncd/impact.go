@@ -31,9 +31,9 @@ type impactFlags struct {
 }
 
 func (f *impactFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the output of `terraform show -json tfplan` in this `file`. "+
+	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the JSON that 'terraform show -json tfplan' prints, in this `file`. "+
 		"Nothing is written. Without PSA or usage-source credentials (a pull request from a fork) the report says which figures it could not compute.")
-	fs.StringVar(&f.format, "format", impact.FormatTable, "Format of the billing-impact report: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
+	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
 }
 
 // runImpact prints the billing impact of a Terraform plan.
