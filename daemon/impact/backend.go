@@ -23,14 +23,16 @@ var errReadOnly = errors.New("impact: the billing-impact report never writes to 
 type readOnly struct {
 	psa.Backend
 
-	mu       sync.Mutex
-	lines    map[psa.LineKey]psa.ContractLine
-	read     map[string]bool // contracts read successfully
-	services map[string]*psa.Service
+	mu         sync.Mutex
+	lines      map[psa.LineKey]psa.ContractLine
+	byContract map[string][]psa.ContractLine
+	read       map[string]bool // contracts read successfully
+	services   map[string]*psa.Service
 }
 
 func newReadOnly(be psa.Backend) *readOnly {
-	return &readOnly{Backend: be, lines: map[psa.LineKey]psa.ContractLine{}, read: map[string]bool{}, services: map[string]*psa.Service{}}
+	return &readOnly{Backend: be, lines: map[psa.LineKey]psa.ContractLine{}, byContract: map[string][]psa.ContractLine{},
+		read: map[string]bool{}, services: map[string]*psa.Service{}}
 }
 
 // ReadLines reads the contracts not read yet in one bulk read and answers
@@ -52,6 +54,7 @@ func (r *readOnly) ReadLines(ctx context.Context, contractIDs []string, asOf tim
 		r.mu.Lock()
 		for _, l := range got {
 			r.lines[l.Key()] = l
+			r.byContract[l.ContractID] = append(r.byContract[l.ContractID], l)
 		}
 		for _, id := range missing {
 			r.read[id] = true
@@ -62,11 +65,7 @@ func (r *readOnly) ReadLines(ctx context.Context, contractIDs []string, asOf tim
 	defer r.mu.Unlock()
 	var out []psa.ContractLine
 	for _, id := range contractIDs {
-		for k, l := range r.lines {
-			if k.ContractID == id {
-				out = append(out, l)
-			}
-		}
+		out = append(out, r.byContract[id]...)
 	}
 	return out, nil
 }

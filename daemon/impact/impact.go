@@ -28,8 +28,8 @@ type Options struct {
 	// Source is the usage source. Nil means usage cannot be read (no
 	// credentials): quantities under the mappings are then unknown.
 	Source source.Source
-	// SourceName is the source's key in the export ("sophos", "file"). It
-	// is required even without a Source.
+	// SourceName is the source's key in the export ("sophos", "file");
+	// "" means Source.Name(), so it is required without a Source.
 	SourceName string
 	// NoSource says why Source is nil.
 	NoSource string
@@ -148,8 +148,11 @@ const (
 // engine's plan (which writes nothing) for both, against a read-only view of
 // the PSA.
 func Compute(ctx context.Context, o Options, current *export.Document, tp *TerraformPlan) (*Report, error) {
+	if o.SourceName == "" && o.Source != nil {
+		o.SourceName = o.Source.Name()
+	}
 	if o.SourceName == "" {
-		return nil, errors.New("impact: Options.SourceName is required")
+		return nil, errors.New("impact: Options.SourceName is required without a Source")
 	}
 	proposed, err := tp.Apply(current)
 	if err != nil {
@@ -301,8 +304,11 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 			l.UnitPrice, l.ProposedUnitPrice = c.servicePrice(k.service, false), c.servicePrice(k.service, true)
 		}
 
+		// Both plans compute a synced line from the same usage: with the
+		// same products (and the same failure, if any) it comes out the same.
 		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
-			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && cc.Action != daemon.ActionFailed && cp.Action != daemon.ActionFailed))
+			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == daemon.ActionFailed) == (cp.Action == daemon.ActionFailed) &&
+				(cc.Action != daemon.ActionFailed || cc.Reason == cp.Reason)))
 		if same && !(priceChanged && hasLine) {
 			continue
 		}

@@ -74,12 +74,21 @@ func TestBillingImpact_changes(t *testing.T) {
 				w.Sim.ResetRequests()
 				_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
 				golden(t, c.Name+".md", md)
+				units := 0
 				for _, r := range w.Sim.Requests() {
 					// Autotask reads many records with POST .../query;
 					// anything else but a GET would change the PSA.
 					if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") && !strings.HasSuffix(r.Path, "/query/count") {
 						t.Errorf("the report sent %s %s; it must only read", r.Method, r.Path)
 					}
+					if strings.HasSuffix(r.Path, "/ContractServiceUnits/query") {
+						units++
+					}
+				}
+				// Both plans share one bulk read of the contracts; a
+				// customer's new contract is read once more.
+				if want := map[bool]int{false: 1, true: 2}[c.Name == "customer_moved"]; units != want {
+					t.Errorf("the report read contract units %d times, want %d", units, want)
 				}
 			})
 		})
