@@ -100,6 +100,11 @@ resource "psa_product_mapping" "mdr" {
 	{"usage_sync_off", config(baseServices, baseMappings, strings.Replace(baseCustomers,
 		"contract_id   = data.psa_contract.globex.id\n", "contract_id   = data.psa_contract.globex.id\n  usage_sync    = false\n", 1))},
 	{"service_price_change", config(strings.Replace(baseServices, "unit_price = 4.5", "unit_price = 5", 1), baseMappings, baseCustomers)},
+	{"integration_off", config(baseServices, baseMappings, baseCustomers, `
+resource "psa_integration" "this" {
+  enabled = false
+}
+`)},
 }
 
 const baseServices = `
