@@ -420,14 +420,14 @@ func (c *compare) why(l Line, cc, cp daemon.Change, svc *PlannedService, priceCh
 		case !integrationOn(c.proposed):
 			parts = append(parts, "integration switched off; "+keeps)
 		default:
-			parts = append(parts, "product mapping removed or sync_enabled off ("+products(cc.Products)+"); "+keeps)
+			parts = append(parts, c.productsGone(l.Source, cc.Products)+"; "+keeps)
 		}
 	case l.CurrentSynced && !slices.Equal(cc.Products, cp.Products):
 		if a := added(cp.Products, cc.Products); len(a) > 0 {
 			parts = append(parts, "new product mapping: "+products(a))
 		}
 		if r := added(cc.Products, cp.Products); len(r) > 0 {
-			parts = append(parts, "product mapping removed or sync_enabled off: "+products(r))
+			parts = append(parts, c.productsGone(l.Source, r))
 		}
 	}
 	if priceChanged {
@@ -448,6 +448,33 @@ func (c *compare) why(l Line, cc, cp daemon.Change, svc *PlannedService, priceCh
 		}
 	}
 	return strings.Join(slices.Compact(parts), "; ")
+}
+
+// productsGone says why products no longer feed a service under the
+// proposed mappings.
+func (c *compare) productsGone(source string, ps []string) string {
+	var removed, off, moved []string
+	for _, p := range ps {
+		switch pm, ok := c.proposed.Product(source, p); {
+		case !ok:
+			removed = append(removed, p)
+		case !pm.SyncEnabled:
+			off = append(off, p)
+		default:
+			moved = append(moved, fmt.Sprintf("%s (now to service %s)", p, cmp.Or(pm.ServiceName, pm.ServiceID)))
+		}
+	}
+	var parts []string
+	if len(removed) > 0 {
+		parts = append(parts, "product mapping removed: "+products(removed))
+	}
+	if len(off) > 0 {
+		parts = append(parts, "sync_enabled switched off: "+products(off))
+	}
+	if len(moved) > 0 {
+		parts = append(parts, "product mapped to another service: "+products(moved))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // added returns the products in a that are not in b.

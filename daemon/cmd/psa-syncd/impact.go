@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -92,6 +95,23 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 		o.NoSource = err.Error()
 	} else {
 		o.Source, o.SourceName = src, src.Name()
+	}
+	if cfg.PSA.System == psa.SystemKaseyaBMS {
+		// Kaseya BMS quantities come from the ledger. It is there only on
+		// the daemon's host, and not while the daemon holds it open.
+		if _, err := os.Stat(filepath.Join(cfg.StateDir, state.FileName)); err == nil {
+			db, err := state.Open(cfg.StateDir)
+			if err != nil {
+				logger.Warn("Cannot read the ledger; Kaseya BMS quantities now are not computed", "err", err)
+			} else {
+				defer func() {
+					if err := db.Close(); err != nil {
+						logger.Warn("Error closing the state database", "err", err)
+					}
+				}()
+				o.State = db
+			}
+		}
 	}
 	rep, err := impact.Compute(ctx, o, doc, tp)
 	if err != nil {
