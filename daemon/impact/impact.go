@@ -210,7 +210,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		rep.NotComputed = append(rep.NotComputed, "Quantities now: Kaseya BMS cannot report a contract line's units, and psa-syncd's ledger (its state database) is not available here; prices are the services' (BMS lines have none of their own that can be read).")
 	}
 
-	c := &compare{ctx: ctx, be: be, tp: tp, sys: sys, current: current, proposed: proposed, usageKnown: usageKnown}
+	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
 	c.unmapped(rep, cur, prop, usageKnown)
@@ -221,21 +221,27 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	case !onC && onP:
 		rep.Integration = "on"
 	}
-	for _, l := range rep.Lines {
+	rep.Totals = total(rep.Lines)
+	return rep, nil
+}
+
+// total sums up the lines.
+func total(lines []Line) Totals {
+	var t Totals
+	for _, l := range lines {
 		switch {
 		case l.MonthlyDelta == nil:
-			rep.Totals.Unknown++
+			t.Unknown++
+			continue
 		case *l.MonthlyDelta > 0:
-			rep.Totals.Up++
+			t.Up++
 		case *l.MonthlyDelta < 0:
-			rep.Totals.Down++
+			t.Down++
 		}
-		if l.MonthlyDelta != nil {
-			rep.Totals.MonthlyDelta += *l.MonthlyDelta
-		}
+		t.MonthlyDelta += *l.MonthlyDelta
 	}
-	rep.Totals.MonthlyDelta = round2(rep.Totals.MonthlyDelta)
-	return rep, nil
+	t.MonthlyDelta = round2(t.MonthlyDelta)
+	return t
 }
 
 // compare holds what comparing the two plans needs.
@@ -243,7 +249,6 @@ type compare struct {
 	ctx               context.Context
 	be                *readOnly
 	tp                *TerraformPlan
-	sys               psa.System
 	current, proposed *export.Document
 	usageKnown        bool
 }
