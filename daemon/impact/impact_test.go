@@ -96,15 +96,16 @@ func TestBillingImpact_changes(t *testing.T) {
 }
 
 // TestBillingImpact_systems runs a plan that creates a service with a
-// product mapping and raises another service's price against each PSA. Autotask
-// and ConnectWise lines keep their own price; Kaseya BMS lines have none that
-// can be read, so the service's new price applies, and their quantities now
-// come from psa-syncd's ledger.
+// product mapping and raises another service's price against the PSAs
+// other than Autotask (which TestBillingImpact_changes covers). ConnectWise
+// lines keep their own price, as Autotask's do; Kaseya BMS lines have none
+// that can be read, so the service's new price applies, and their quantities
+// now come from psa-syncd's ledger.
 func TestBillingImpact_systems(t *testing.T) {
 	t.Parallel()
 	change := impacttest.Changes[0].Config // new_product_mapping
 	change = strings.Replace(change, "unit_price = 4.5", "unit_price = 5", 1)
-	for _, sys := range psa.Systems {
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			w := impacttest.New(t, sys)
