@@ -171,6 +171,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 		all      bool
 		customer string
+		tf       impactFlags
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
 		"mapped or has no customer. Nothing is written. With -web.url and the API token the running daemon\n"+
@@ -180,8 +181,12 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
+	tf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if tf.terraformPlan != "" {
+		return runImpact(ctx, e, &cf, tf)
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
@@ -405,7 +410,7 @@ func readExport(ctx context.Context, cfg *daemon.Config, instance string) (*expo
 
 func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
-		db, err := state.Open(cfg.StateDir)
+		db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
 		if err != nil {
 			return nil, fmt.Errorf("%w (while psa-syncd runs, read its export with GET %s)", err, export.ExportAPIPath)
 		}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// loadCurrentExport is where the billing-impact report gets the mapping
+// export that is in use now: from the store the configuration names (a
+// file, S3, or psa-syncd), like every other command.
+var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config) (*export.Document, error) {
+	return readExport(ctx, cfg, "")
+}
+
+// impactFlags are the flags of `plan -terraform-plan`.
+type impactFlags struct {
+	terraformPlan string
+	format        string
+}
+
+func (f *impactFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the JSON that 'terraform show -json tfplan' prints, in this `file`. "+
+		"Nothing is written. Without PSA or usage-source credentials (a pull request from a fork) the report says which figures it could not compute.")
+	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
+}
+
+// runImpact prints the billing impact of a Terraform plan.
+func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int {
+	if !slices.Contains(impact.Formats, f.format) {
+		fmt.Fprintf(e.stderr, "psa-syncd: -format: unknown format %q: want %s\n", f.format, strings.Join(impact.Formats, ", "))
+		return 2
+	}
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	data, err := os.ReadFile(f.terraformPlan)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: -terraform-plan: %v\n", err)
+		return 1
+	}
+	tp, err := impact.ReadTerraformPlan(data)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: -terraform-plan %s: %v\n", f.terraformPlan, err)
+		return 1
+	}
+	cfg, missing, err := impact.LoadConfig(cf.configFile, e.getenv)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	doc, err := loadCurrentExport(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	loc := cfg.Location()
+	if in := doc.Integration; in != nil && in.Timezone != "" {
+		if loc, err = schedule.LoadLocation(in.Timezone); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: mapping export: integration.timezone: %v\n", err)
+			return 1
+		}
+	}
+
+	hc := &http.Client{Timeout: 60 * time.Second}
+	o := impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: string(cfg.Source.Type)}
+	if len(missing.PSA) > 0 {
+		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
+	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", string(cfg.PSA.System)))); err != nil {
+		o.NoBackend = err.Error()
+	} else {
+		o.Backend = be
+	}
+	if len(missing.Source) > 0 {
+		o.NoSource = "no usage-source credentials (" + strings.Join(missing.Source, ", ") + " not set)"
+	} else if src, err := cfg.NewSource(hc, logger.With("component", "source")); err != nil {
+		o.NoSource = err.Error()
+	} else {
+		o.Source, o.SourceName = src, src.Name()
+	}
+	if cfg.PSA.System == psa.SystemKaseyaBMS {
+		// Kaseya BMS quantities come from the ledger. It is there only on
+		// the daemon's host, and not while the daemon holds it open.
+		if _, err := os.Stat(filepath.Join(cfg.StateDir, state.FileName)); err == nil {
+			db, err := state.Open(cfg.StateDir)
+			if err != nil {
+				logger.Warn("Cannot read the ledger; Kaseya BMS quantities now are not computed", "err", err)
+			} else {
+				defer func() {
+					if err := db.Close(); err != nil {
+						logger.Warn("Error closing the state database", "err", err)
+					}
+				}()
+				o.State = db
+			}
+		}
+	}
+	rep, err := impact.Compute(ctx, o, doc, tp)
+	if err != nil {
+		logger.Error("Error computing the billing impact", "err", err)
+		return 1
+	}
+	if err := impact.Write(e.stdout, rep, f.format); err != nil {
+		logger.Error("Error writing the billing impact", "err", err)
+		return 1
+	}
+	return 0
+}

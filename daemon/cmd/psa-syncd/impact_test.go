@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestBillingImpact_command runs `psa-syncd plan -terraform-plan` on a plan
+// the Terraform CLI made, with the credentials in the environment and, as
+// in a pull request from a fork, without them.
+func TestBillingImpact_command(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	dir := t.TempDir()
+	planFile := filepath.Join(dir, "plan.json")
+	cfgFile := filepath.Join(dir, "psa-syncd.yml")
+	cfg := fmt.Sprintf(`export_path: current-export.json
+state_dir: state
+psa:
+  system: autotask
+  autotask:
+    base_url: %q
+source:
+  type: file
+  file: {path: %q, name: %s}
+`, w.Sim.AutotaskBaseURL(), w.UsagePath, impacttest.SourceName)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{
+		"PSA_AUTOTASK_USERNAME":         psatest.DefaultAutotaskUsername,
+		"PSA_AUTOTASK_SECRET":           psatest.DefaultAutotaskSecret,
+		"PSA_AUTOTASK_INTEGRATION_CODE": psatest.DefaultAutotaskIntegrationCode,
+	}
+	plan := func(getenv func(string) string, args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), append([]string{"plan", "-config.file", cfgFile}, args...), &stdout, &stderr, getenv)
+		return code, stdout.String(), stderr.String()
+	}
+
+	w.Plan(t, impacttest.Before, impacttest.Changes[0].Config, func(planJSON []byte, current *export.Document) {
+		if err := os.WriteFile(planFile, planJSON, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data, err := current.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "current-export.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+
+		code, out, errOut := plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "markdown")
+		if code != 0 || !strings.Contains(out, "| Acme (acme-tenant) | 29684000 | new service *Sophos MDR* | 0 | 0 | 25 | 9.00 | +225.00 |") ||
+			strings.Contains(out, "Not computed") {
+			t.Errorf("with credentials: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+
+		code, out, errOut = plan(func(string) string { return "" }, "-terraform-plan", planFile, "-format", "markdown")
+		want := "no PSA credentials (PSA_AUTOTASK_INTEGRATION_CODE, PSA_AUTOTASK_SECRET, PSA_AUTOTASK_USERNAME not set)"
+		if code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "| new service *Sophos MDR* | 0 | 0 | 25 | 9.00 | +225.00 |") {
+			t.Errorf("without credentials: exit %d, want 0 and a report that says %q\nstdout:\n%s\nstderr:\n%s", code, want, out, errOut)
+		}
+		if strings.Contains(out+errOut, psatest.DefaultAutotaskSecret) {
+			t.Errorf("the output shows the secret")
+		}
+
+		code, out, _ = plan(func(k string) string { return secrets[k] }, "-terraform-plan", planFile, "-format", "json")
+		if code != 0 || !strings.Contains(out, `"monthly_delta": 225`) {
+			t.Errorf("-format json: exit %d\n%s", code, out)
+		}
+	})
+
+	if code, _, errOut := plan(func(string) string { return "" }, "-terraform-plan", filepath.Join(dir, "current-export.json")); code != 1 ||
+		!strings.Contains(errOut, "not the JSON of a Terraform plan") {
+		t.Errorf("an export instead of a plan: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := plan(func(string) string { return "" }, "-terraform-plan", planFile, "-format", "html"); code != 2 ||
+		!strings.Contains(errOut, `unknown format "html"`) {
+		t.Errorf("-format html: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -1,0 +1,594 @@
+package impact
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// Options are what Compute needs besides the export and the plan.
+type Options struct {
+	// Backend is the PSA. Nil means there is none to ask (no credentials):
+	// the report then leaves out what only the PSA knows and says so.
+	Backend psa.Backend
+	// NoBackend says why Backend is nil, e.g. "PSA_AUTOTASK_SECRET is not
+	// set"; it is quoted in the report.
+	NoBackend string
+	// Source is the usage source. Nil means usage cannot be read (no
+	// credentials): quantities under the mappings are then unknown.
+	Source source.Source
+	// SourceName is the source's key in the export ("sophos", "file");
+	// "" means Source.Name(), so it is required without a Source.
+	SourceName string
+	// NoSource says why Source is nil.
+	NoSource string
+	// State, when set, is psa-syncd's state database, whose ledger holds
+	// the quantities of a PSA that cannot report them (Kaseya BMS).
+	State *state.DB
+	// Policies, Location and Now are the engine's (daemon.EngineOptions).
+	Policies daemon.Policies
+	Location *time.Location
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Report is the billing impact of a Terraform plan: how the next sync pass
+// would set contract lines under the proposed mappings compared with the
+// current ones, and what that does to the monthly amounts.
+type Report struct {
+	System        psa.System `json:"system"`
+	Period        string     `json:"period"`
+	EffectiveDate string     `json:"effective_date"`
+	// PlanChanges is false when the Terraform plan changes no psa_* resource.
+	PlanChanges bool   `json:"plan_changes"`
+	Totals      Totals `json:"totals"`
+	// Lines are the contract lines whose quantity, price or sync changes.
+	Lines []Line `json:"lines"`
+	// UsageSync lists the customers whose usage sync starts or stops.
+	UsageSync []SyncChange `json:"usage_sync"`
+	// Unmapped is usage that the proposed mappings stop billing, NewlyBilled
+	// usage that they start billing (unmapped now, mapped then).
+	Unmapped    []UsageChange `json:"unmapped"`
+	NewlyBilled []UsageChange `json:"newly_billed"`
+	// Integration is "on" or "off" when the plan switches the integration,
+	// else "".
+	Integration string `json:"integration,omitempty"`
+	// NotComputed says which figures could not be computed and why.
+	NotComputed []string `json:"not_computed"`
+	// Notes are values the plan leaves unknown and other remarks.
+	Notes []string `json:"notes"`
+}
+
+// Totals sum up the lines.
+type Totals struct {
+	// MonthlyDelta is the sum of the lines' known monthly deltas.
+	MonthlyDelta float64 `json:"monthly_delta"`
+	Up           int     `json:"up"`
+	Down         int     `json:"down"`
+	// Unknown counts lines whose delta could not be computed.
+	Unknown int `json:"unknown"`
+}
+
+// Line is one contract line in the report. Quantities and amounts are nil
+// when they could not be computed.
+type Line struct {
+	Source       string `json:"source"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	ContractID   string `json:"contract_id"`
+	ServiceID    string `json:"service_id"`
+	ServiceName  string `json:"service_name,omitempty"`
+	// NewService is true when the plan creates the service: its id is known
+	// only after apply (ServiceID is then a placeholder).
+	NewService bool `json:"new_service"`
+	// Now is the quantity on the line in the PSA now (0 when the contract
+	// has no line for the service).
+	Now *int64 `json:"now"`
+	// Current and Proposed are what the next pass leaves on the line under
+	// the current and the proposed mappings; a line psa-syncd does not set
+	// keeps Now.
+	Current  *int64 `json:"current"`
+	Proposed *int64 `json:"proposed"`
+	// CurrentSynced and ProposedSynced say whether psa-syncd sets the line.
+	CurrentSynced  bool `json:"current_synced"`
+	ProposedSynced bool `json:"proposed_synced"`
+	// UnitPrice and ProposedUnitPrice are the price per unit: the line's own
+	// where the PSA has one, else the service's (PriceFrom says which).
+	UnitPrice         *float64 `json:"unit_price"`
+	ProposedUnitPrice *float64 `json:"proposed_unit_price"`
+	PriceFrom         string   `json:"price_from"`
+	// MonthlyDelta is Proposed × ProposedUnitPrice − Current × UnitPrice.
+	MonthlyDelta *float64 `json:"monthly_delta"`
+	// Why says what in the plan changes the line.
+	Why string `json:"why"`
+}
+
+// SyncChange is a customer whose usage sync starts or stops.
+type SyncChange struct {
+	Source       string `json:"source"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	// Starts is true when usage sync starts, false when it stops.
+	Starts bool   `json:"starts"`
+	Why    string `json:"why"`
+}
+
+// UsageChange is a product or a customer whose usage becomes unmapped or
+// newly billed.
+type UsageChange struct {
+	// Kind is "product" or "customer".
+	Kind string `json:"kind"`
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// Customers is how many customers used the product (Kind product).
+	Customers int    `json:"customers,omitempty"`
+	Quantity  int64  `json:"quantity"`
+	Why       string `json:"why"`
+}
+
+// Price sources (Line.PriceFrom).
+const (
+	PriceFromLine    = "contract line"
+	PriceFromService = "service"
+)
+
+// Compute works out the billing impact of tp on the export current: it
+// applies tp's planned values to a copy of current and runs the sync
+// engine's plan (which writes nothing) for both, against a read-only view of
+// the PSA.
+func Compute(ctx context.Context, o Options, current *export.Document, tp *TerraformPlan) (*Report, error) {
+	if o.SourceName == "" && o.Source != nil {
+		o.SourceName = o.Source.Name()
+	}
+	if o.SourceName == "" {
+		return nil, errors.New("impact: Options.SourceName is required without a Source")
+	}
+	proposed, err := tp.Apply(current)
+	if err != nil {
+		return nil, err
+	}
+	sys := current.PSA.System
+	rep := &Report{System: sys, PlanChanges: tp.Changed(), Lines: []Line{}, UsageSync: []SyncChange{},
+		Unmapped: []UsageChange{}, NewlyBilled: []UsageChange{}, NotComputed: []string{}, Notes: slices.Clone(tp.Notes)}
+	if rep.Notes == nil {
+		rep.Notes = []string{}
+	}
+
+	base, noPSA := o.Backend, o.NoBackend
+	if base != nil {
+		if err := base.Ping(ctx); err != nil {
+			base, noPSA = nil, fmt.Sprintf("%s did not accept the connection (%v)", sys.Title(), err)
+		}
+	}
+	if base == nil {
+		if noPSA == "" {
+			noPSA = "no PSA connection"
+		}
+		base = offline{system: sys}
+	}
+	be := newReadOnly(base)
+	src := newOnceSource(o.Source, o.SourceName)
+	src.standIn = standInUsage(o.SourceName, current, proposed)
+	eng := daemon.NewEngine(daemon.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
+		Logger: o.Logger, Location: o.Location, Now: o.Now})
+	pass := daemon.PassOptions{DryRun: true, Trigger: daemon.TriggerCLI}
+	cur, err := eng.Plan(ctx, current, pass)
+	if err != nil {
+		return nil, fmt.Errorf("impact: planning under the current mappings: %w", err)
+	}
+	prop, err := eng.Plan(ctx, proposed, pass)
+	if err != nil {
+		return nil, fmt.Errorf("impact: planning under the proposed mappings: %w", err)
+	}
+	rep.Period, rep.EffectiveDate = cur.Period.String(), cur.EffectiveDate.Format(time.DateOnly)
+
+	usageKnown := true
+	switch {
+	case o.Source == nil:
+		usageKnown = false
+		rep.NotComputed = append(rep.NotComputed, fmt.Sprintf("Quantities under the current and proposed mappings, and usage that becomes unmapped or newly billed: usage from %s could not be read (%s).",
+			o.SourceName, cmp.Or(o.NoSource, "no usage source")))
+	case src.failed() != nil:
+		usageKnown = false
+		rep.NotComputed = append(rep.NotComputed, fmt.Sprintf("Quantities under the current and proposed mappings, and usage that becomes unmapped or newly billed: usage from %s could not be read (%v).",
+			o.SourceName, src.failed()))
+	}
+	if _, isOffline := base.(offline); isOffline {
+		rep.NotComputed = append(rep.NotComputed, fmt.Sprintf("Quantities now, the prices of contract lines, and the prices of services this plan does not manage: %s.", noPSA))
+	} else if sys == psa.SystemKaseyaBMS && o.State == nil {
+		rep.NotComputed = append(rep.NotComputed, "Quantities now: Kaseya BMS cannot report a contract line's units, and psa-syncd's ledger (its state database) is not available here; prices are the services' (BMS lines have none of their own that can be read).")
+	}
+
+	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown}
+	c.lines(rep, cur, prop)
+	c.usageSync(rep)
+	c.unmapped(rep, cur, prop, usageKnown)
+	onC, onP := integrationOn(current), integrationOn(proposed)
+	switch {
+	case onC && !onP:
+		rep.Integration = "off"
+	case !onC && onP:
+		rep.Integration = "on"
+	}
+	rep.Totals = total(rep.Lines)
+	return rep, nil
+}
+
+// total sums up the lines.
+func total(lines []Line) Totals {
+	var t Totals
+	for _, l := range lines {
+		switch {
+		case l.MonthlyDelta == nil:
+			t.Unknown++
+			continue
+		case *l.MonthlyDelta > 0:
+			t.Up++
+		case *l.MonthlyDelta < 0:
+			t.Down++
+		}
+		t.MonthlyDelta += *l.MonthlyDelta
+	}
+	t.MonthlyDelta = round2(t.MonthlyDelta)
+	return t
+}
+
+// compare holds what comparing the two plans needs.
+type compare struct {
+	ctx               context.Context
+	be                *readOnly
+	tp                *TerraformPlan
+	current, proposed *export.Document
+	usageKnown        bool
+}
+
+type lineKey struct{ source, customer, contract, service string }
+
+func keyOf(c daemon.Change) lineKey {
+	return lineKey{c.Source, c.CustomerID, c.ContractID, c.ServiceID}
+}
+
+// lines compares the contract lines of both plans.
+func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
+	curBy, propBy := map[lineKey]daemon.Change{}, map[lineKey]daemon.Change{}
+	var keys []lineKey
+	for _, ch := range cur.Changes {
+		curBy[keyOf(ch)] = ch
+		keys = append(keys, keyOf(ch))
+	}
+	for _, ch := range prop.Changes {
+		if _, ok := curBy[keyOf(ch)]; !ok {
+			keys = append(keys, keyOf(ch))
+		}
+		propBy[keyOf(ch)] = ch
+	}
+	onC, onP := integrationOn(c.current), integrationOn(c.proposed)
+	for _, k := range keys {
+		cc, inC := curBy[k]
+		cp, inP := propBy[k]
+		either := cc
+		if !inC {
+			either = cp
+		}
+		l := Line{Source: k.source, CustomerID: k.customer, CustomerName: either.CustomerName, ContractID: k.contract,
+			ServiceID: k.service, ServiceName: cmp.Or(cp.ServiceName, cc.ServiceName), NewService: isUnknown(k.service),
+			CurrentSynced: inC && onC, ProposedSynced: inP && onP}
+		if cp.CustomerName != "" {
+			l.CustomerName = cp.CustomerName
+		}
+		psaLine, hasLine, contractRead := c.be.line(psa.LineKey{ContractID: k.contract, ServiceID: k.service})
+		switch {
+		case l.NewService:
+			l.Now = ptr(int64(0)) // no contract has a line of a service that does not exist yet
+		case contractRead:
+			l.Now = ptr(psaLine.Quantity)
+		case either.CurrentKnown:
+			l.Now = ptr(either.Current)
+		}
+		l.Current = c.quantity(l.CurrentSynced, cc, l.Now)
+		l.Proposed = c.quantity(l.ProposedSynced, cp, l.Now)
+
+		svc, managed := c.tp.serviceByID(k.service)
+		priceChanged := managed && !svc.Created && svc.Before != nil && svc.After != nil && *svc.Before != *svc.After
+		if hasLine {
+			l.PriceFrom = PriceFromLine
+			l.UnitPrice, l.ProposedUnitPrice = ptr(psaLine.UnitPrice), ptr(psaLine.UnitPrice)
+		} else {
+			l.PriceFrom = PriceFromService
+			l.UnitPrice, l.ProposedUnitPrice = c.servicePrice(k.service, false), c.servicePrice(k.service, true)
+		}
+
+		// Both plans compute a synced line from the same usage: with the
+		// same products (and the same failure, if any) it comes out the same.
+		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
+			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == daemon.ActionFailed) == (cp.Action == daemon.ActionFailed) &&
+				(cc.Action != daemon.ActionFailed || cc.Reason == cp.Reason)))
+		if same && !(priceChanged && hasLine) {
+			continue
+		}
+		l.MonthlyDelta = delta(l, same)
+		l.Why = c.why(l, cc, cp, svc, priceChanged)
+		rep.Lines = append(rep.Lines, l)
+	}
+	slices.SortFunc(rep.Lines, func(a, b Line) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.CustomerName), strings.ToLower(b.CustomerName)),
+			strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.ContractID, b.ContractID),
+			strings.Compare(strings.ToLower(a.ServiceName), strings.ToLower(b.ServiceName)), strings.Compare(a.ServiceID, b.ServiceID))
+	})
+}
+
+// quantity is what a pass leaves on a line: the change's desired quantity
+// when psa-syncd sets the line, else the quantity now.
+func (c *compare) quantity(synced bool, ch daemon.Change, now *int64) *int64 {
+	switch {
+	case !synced:
+		return now
+	case ch.Action == daemon.ActionFailed || !c.usageKnown:
+		return nil
+	}
+	return ptr(ch.Desired)
+}
+
+// servicePrice is a service's unit price before (after = false) or after
+// apply: the plan's value for a psa_service it manages, else the PSA's.
+func (c *compare) servicePrice(id string, after bool) *float64 {
+	if s, ok := c.tp.serviceByID(id); ok {
+		if after {
+			return s.After
+		}
+		if s.Before != nil || s.Created {
+			return s.Before
+		}
+	}
+	if isUnknown(id) {
+		return nil
+	}
+	svc, err := c.be.GetService(c.ctx, id)
+	if err != nil {
+		return nil
+	}
+	return ptr(svc.UnitPrice)
+}
+
+// delta is the monthly amount delta of a line, nil when unknown. A line
+// whose quantity and price stay the same has none even when they are
+// unknown.
+func delta(l Line, same bool) *float64 {
+	amount := func(q *int64, p *float64) *float64 {
+		switch {
+		case q == nil:
+			return nil
+		case *q == 0:
+			return ptr(0.0)
+		case p == nil:
+			return nil
+		}
+		return ptr(float64(*q) * *p)
+	}
+	if same {
+		return ptr(0.0)
+	}
+	a, b := amount(l.Current, l.UnitPrice), amount(l.Proposed, l.ProposedUnitPrice)
+	if a == nil || b == nil {
+		return nil
+	}
+	return ptr(round2(*b - *a))
+}
+
+// why says in words what in the plan changes a line.
+func (c *compare) why(l Line, cc, cp daemon.Change, svc *PlannedService, priceChanged bool) string {
+	cmC, okC := c.current.Customer(l.Source, l.CustomerID)
+	cmP, okP := c.proposed.Customer(l.Source, l.CustomerID)
+	var parts []string
+	switch {
+	case !l.CurrentSynced && l.ProposedSynced:
+		switch {
+		case l.NewService:
+			parts = append(parts, "new product mapping: "+products(cp.Products)+", to a service this plan creates (its id is known after apply)")
+		case okC && cmC.ContractID != l.ContractID && cmC.UsageSync:
+			parts = append(parts, fmt.Sprintf("customer moved here from contract %s", cmC.ContractID))
+		case !okC:
+			parts = append(parts, "new customer mapping")
+		case !cmC.UsageSync:
+			parts = append(parts, "usage sync switched on")
+		case !integrationOn(c.current):
+			parts = append(parts, "integration switched on")
+		default:
+			parts = append(parts, "new product mapping: "+products(added(cp.Products, cc.Products)))
+		}
+	case l.CurrentSynced && !l.ProposedSynced:
+		keeps := "no longer synced: keeps its current units"
+		switch {
+		case l.Now != nil && *l.Now == 0:
+			keeps = "no longer synced: stays at 0 units"
+		case l.Now != nil:
+			keeps = fmt.Sprintf("no longer synced: keeps its %d units", *l.Now)
+		}
+		switch {
+		case !okP:
+			parts = append(parts, "customer mapping removed; "+keeps)
+		case cmP.ContractID != l.ContractID:
+			parts = append(parts, fmt.Sprintf("customer moved to contract %s; %s (still billed here)", cmP.ContractID, keeps))
+		case !cmP.UsageSync:
+			parts = append(parts, "usage sync switched off; "+keeps)
+		case !integrationOn(c.proposed):
+			parts = append(parts, "integration switched off; "+keeps)
+		default:
+			parts = append(parts, c.productsGone(l.Source, cc.Products)+"; "+keeps)
+		}
+	case l.CurrentSynced && !slices.Equal(cc.Products, cp.Products):
+		if a := added(cp.Products, cc.Products); len(a) > 0 {
+			parts = append(parts, "new product mapping: "+products(a))
+		}
+		if r := added(cc.Products, cp.Products); len(r) > 0 {
+			parts = append(parts, c.productsGone(l.Source, r))
+		}
+	}
+	if priceChanged {
+		switch l.PriceFrom {
+		case PriceFromLine:
+			parts = append(parts, fmt.Sprintf("service price %s → %s applies to new lines only; this line keeps its own price",
+				money(*svc.Before), money(*svc.After)))
+		default:
+			parts = append(parts, fmt.Sprintf("service price %s → %s", money(*svc.Before), money(*svc.After)))
+		}
+	}
+	for _, ch := range []daemon.Change{cc, cp} {
+		switch {
+		case ch.Action == daemon.ActionFailed:
+			parts = append(parts, "cannot be computed: "+ch.Reason)
+		case ch.Action == daemon.ActionHeld && c.usageKnown:
+			parts = append(parts, "the pass would hold this change for review")
+		}
+	}
+	return strings.Join(slices.Compact(parts), "; ")
+}
+
+// productsGone says why products no longer feed a service under the
+// proposed mappings.
+func (c *compare) productsGone(source string, ps []string) string {
+	var removed, off, moved []string
+	for _, p := range ps {
+		switch pm, ok := c.proposed.Product(source, p); {
+		case !ok:
+			removed = append(removed, p)
+		case !pm.SyncEnabled:
+			off = append(off, p)
+		default:
+			moved = append(moved, fmt.Sprintf("%s (now to service %s)", p, cmp.Or(pm.ServiceName, pm.ServiceID)))
+		}
+	}
+	var parts []string
+	if len(removed) > 0 {
+		parts = append(parts, "product mapping removed: "+products(removed))
+	}
+	if len(off) > 0 {
+		parts = append(parts, "sync_enabled switched off: "+products(off))
+	}
+	if len(moved) > 0 {
+		parts = append(parts, "product mapped to another service: "+products(moved))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// added returns the products in a that are not in b.
+func added(a, b []string) []string {
+	var out []string
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func products(ps []string) string {
+	if len(ps) == 0 {
+		return "no products"
+	}
+	return strings.Join(ps, " + ")
+}
+
+// usageSync lists the customers whose usage sync starts or stops.
+func (c *compare) usageSync(rep *Report) {
+	type key struct{ source, customer string }
+	seen := map[key]bool{}
+	var all []export.CustomerMapping
+	for _, cm := range append(slices.Clone(c.current.CustomerMappings), c.proposed.CustomerMappings...) {
+		if k := (key{cm.Source, cm.CustomerID}); !seen[k] {
+			seen[k] = true
+			all = append(all, cm)
+		}
+	}
+	for _, cm := range all {
+		cmC, okC := c.current.Customer(cm.Source, cm.CustomerID)
+		cmP, okP := c.proposed.Customer(cm.Source, cm.CustomerID)
+		onC, onP := okC && cmC.UsageSync, okP && cmP.UsageSync
+		if onC == onP {
+			continue
+		}
+		sc := SyncChange{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cmp.Or(cmP.CustomerName, cmC.CustomerName), Starts: onP}
+		switch {
+		case !okC:
+			sc.Why = "new customer mapping"
+		case !okP:
+			sc.Why = "customer mapping removed: its usage becomes unmapped"
+		case onP:
+			sc.Why = "usage_sync switched on"
+		default:
+			sc.Why = "usage_sync switched off: its contract lines keep their quantities"
+		}
+		rep.UsageSync = append(rep.UsageSync, sc)
+	}
+	slices.SortFunc(rep.UsageSync, func(a, b SyncChange) int {
+		return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.CustomerID, b.CustomerID))
+	})
+}
+
+// unmapped lists usage that becomes unmapped or newly billed.
+func (c *compare) unmapped(rep *Report, cur, prop *daemon.Plan, usageKnown bool) {
+	if !usageKnown {
+		return
+	}
+	type entry struct {
+		u   UsageChange
+		why string
+	}
+	index := func(u daemon.Unmapped) map[string]entry {
+		m := map[string]entry{}
+		for _, p := range u.Products {
+			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "no product mapping"}
+		}
+		for _, p := range u.SyncOff {
+			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "product mapping has sync_enabled = false"}
+		}
+		for _, cu := range u.Customers {
+			m["customer/"+cu.CustomerID] = entry{UsageChange{Kind: "customer", ID: cu.CustomerID, Name: cu.CustomerName, Quantity: cu.Quantity}, "no customer mapping"}
+		}
+		return m
+	}
+	ic, ip := index(cur.Unmapped), index(prop.Unmapped)
+	for k, e := range ip {
+		if _, ok := ic[k]; !ok {
+			e.u.Why = e.why
+			rep.Unmapped = append(rep.Unmapped, e.u)
+		}
+	}
+	for k, e := range ic {
+		if _, ok := ip[k]; !ok {
+			e.u.Why = "mapped by this plan (was: " + e.why + ")"
+			rep.NewlyBilled = append(rep.NewlyBilled, e.u)
+		}
+	}
+	order := func(a, b UsageChange) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.ID, b.ID))
+	}
+	slices.SortFunc(rep.Unmapped, order)
+	slices.SortFunc(rep.NewlyBilled, order)
+}
+
+func integrationOn(d *export.Document) bool { return d.Integration == nil || d.Integration.Enabled }
+
+func sameFloat(a, b *float64) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func round2(f float64) float64 {
+	if f < 0 {
+		return -round2(-f)
+	}
+	return float64(int64(f*100+0.5)) / 100
+}

@@ -1,0 +1,216 @@
+package impact_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// report computes the billing impact of a plan in w with o's PSA and
+// source (w's own when o leaves them unset) and renders it.
+func report(t *testing.T, w *impacttest.World, o impact.Options, planJSON []byte, current *export.Document, format string) (*impact.Report, string) {
+	t.Helper()
+	tp, err := impact.ReadTerraformPlan(planJSON)
+	if err != nil {
+		t.Fatalf("ReadTerraformPlan: %v", err)
+	}
+	o.SourceName = impacttest.SourceName
+	o.Policies = daemon.DefaultPolicies
+	o.Now = func() time.Time { return impacttest.Now }
+	rep, err := impact.Compute(t.Context(), o, current, tp)
+	if err != nil {
+		t.Fatalf("Compute: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := impact.Write(&buf, rep, format); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	return rep, buf.String()
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("report differs from %s (-want +got):\n%s", path, diff)
+	}
+}
+
+// TestBillingImpact_changes runs one plan per kind of change against the
+// Autotask simulator and compares the Markdown report with a golden file.
+func TestBillingImpact_changes(t *testing.T) {
+	t.Parallel()
+	for _, c := range impacttest.Changes {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			w := impacttest.New(t, psa.SystemAutotask)
+			w.Plan(t, impacttest.Before, c.Config, func(planJSON []byte, current *export.Document) {
+				w.Sim.ResetRequests()
+				_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+				golden(t, c.Name+".md", md)
+				units := 0
+				for _, r := range w.Sim.Requests() {
+					// Autotask reads many records with POST .../query;
+					// anything else but a GET would change the PSA.
+					if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") && !strings.HasSuffix(r.Path, "/query/count") {
+						t.Errorf("the report sent %s %s; it must only read", r.Method, r.Path)
+					}
+					if strings.HasSuffix(r.Path, "/ContractServiceUnits/query") {
+						units++
+					}
+				}
+				// Both plans share one bulk read of the contracts; a
+				// customer's new contract is read once more.
+				if want := map[bool]int{false: 1, true: 2}[c.Name == "customer_moved"]; units != want {
+					t.Errorf("the report read contract units %d times, want %d", units, want)
+				}
+			})
+		})
+	}
+}
+
+// TestBillingImpact_systems runs a plan that creates a service with a
+// product mapping and raises another service's price against the PSAs
+// other than Autotask (which TestBillingImpact_changes covers). ConnectWise
+// lines keep their own price, as Autotask's do; Kaseya BMS lines have none
+// that can be read, so the service's new price applies, and their quantities
+// now come from psa-syncd's ledger.
+func TestBillingImpact_systems(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[0].Config // new_product_mapping
+	change = strings.Replace(change, "unit_price = 4.5", "unit_price = 5", 1)
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			w := impacttest.New(t, sys)
+			w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+				o := impact.Options{Backend: w.Backend, Source: w.Source}
+				if sys == psa.SystemKaseyaBMS {
+					o.State = w.State
+				}
+				_, md := report(t, w, o, planJSON, current, impact.FormatMarkdown)
+				golden(t, "systems_"+string(sys)+".md", md)
+			})
+		})
+	}
+}
+
+// TestBillingImpact_withoutCredentials reports a plan as a pull request from
+// a fork gets it: without PSA credentials, and without usage either. The
+// report says which figures it could not compute and still shows what the
+// plan and the export tell.
+func TestBillingImpact_withoutCredentials(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	moved := impacttest.Changes[2]
+	if moved.Name != "customer_moved" {
+		t.Fatalf("Changes[2] is %s", moved.Name)
+	}
+	w.Plan(t, impacttest.Before, moved.Config, func(planJSON []byte, current *export.Document) {
+		noPSA := impact.Options{Source: w.Source, NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)"}
+		_, md := report(t, w, noPSA, planJSON, current, impact.FormatMarkdown)
+		golden(t, "without_psa_credentials.md", md)
+
+		nothing := impact.Options{NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)", NoSource: "no usage-source credentials (PSA_SOPHOS_CLIENT_SECRET not set)"}
+		rep, table := report(t, w, nothing, planJSON, current, impact.FormatTable)
+		golden(t, "without_any_credentials.txt", table)
+		for _, l := range rep.Lines {
+			if l.Now != nil || l.MonthlyDelta != nil {
+				t.Errorf("line %s/%s: now %v, delta %v without PSA or usage; want both unknown", l.ContractID, l.ServiceID, l.Now, l.MonthlyDelta)
+			}
+		}
+
+		_, js := report(t, w, noPSA, planJSON, current, impact.FormatJSON)
+		var got impact.Report
+		if err := json.Unmarshal([]byte(js), &got); err != nil {
+			t.Fatalf("decoding the JSON report: %v\n%s", err, js)
+		}
+		if len(got.NotComputed) != 1 || !strings.Contains(got.NotComputed[0], "PSA_AUTOTASK_SECRET") {
+			t.Errorf("JSON not_computed = %q, want one entry naming PSA_AUTOTASK_SECRET", got.NotComputed)
+		}
+	})
+}
+
+// TestBillingImpact_noChange: a plan that changes no mapping gives the short
+// report.
+func TestBillingImpact_noChange(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, impacttest.Before, impacttest.Before, func(planJSON []byte, current *export.Document) {
+		rep, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		if !rep.NoChange() || !strings.Contains(md, "**No billing change.**") {
+			t.Errorf("report of an empty plan:\n%s\nwant No billing change", md)
+		}
+	})
+}
+
+// TestBillingImpact_ciExample loads the configuration of the CI example
+// without any credential, as a pull request from a fork runs it, and checks
+// that the example report in its README is the one the tests produce.
+func TestBillingImpact_ciExample(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "..", "examples", "ci", "billing-impact")
+	cfg, missing, err := impact.LoadConfig(filepath.Join(dir, "psa-syncd.yml"), nil)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if cfg.PSA.System != psa.SystemAutotask {
+		t.Errorf("psa.system = %q, want autotask", cfg.PSA.System)
+	}
+	wantPSA := []string{"PSA_AUTOTASK_INTEGRATION_CODE", "PSA_AUTOTASK_SECRET", "PSA_AUTOTASK_USERNAME"}
+	wantSource := []string{"PSA_SOPHOS_CLIENT_ID", "PSA_SOPHOS_CLIENT_SECRET"}
+	if !cmp.Equal(missing.PSA, wantPSA) || !cmp.Equal(missing.Source, wantSource) {
+		t.Errorf("LoadConfig missing = %+v, want PSA %q and source %q", missing, wantPSA, wantSource)
+	}
+
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := os.ReadFile(filepath.Join("testdata", "customer_moved.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted := strings.ReplaceAll("> "+strings.ReplaceAll(strings.TrimSuffix(string(report), "\n"), "\n", "\n> "), "> \n", ">\n")
+	if !strings.Contains(string(readme), quoted) {
+		t.Errorf("%s/README.md does not quote testdata/customer_moved.md; paste it again, as:\n%s", dir, quoted)
+	}
+}
+
+// TestLoadConfig_badConfig: a missing credential is tolerated, nothing else.
+func TestLoadConfig_badConfig(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+	if err := os.WriteFile(path, []byte("export_path: x.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {}\nsource:\n  type: sophos\n  sophos: {}\nschedule: sometimes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := impact.LoadConfig(path, nil); err == nil || !strings.Contains(err.Error(), "sometimes") {
+		t.Errorf("LoadConfig with a bad schedule: err = %v, want one naming the schedule", err)
+	}
+}

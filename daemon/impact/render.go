@@ -1,0 +1,300 @@
+package impact
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Formats of a report.
+const (
+	FormatMarkdown = "markdown"
+	FormatTable    = "table"
+	FormatJSON     = "json"
+)
+
+// Formats lists the formats Write accepts.
+var Formats = []string{FormatMarkdown, FormatTable, FormatJSON}
+
+// Write renders r in a format: markdown (for a pull-request comment), table
+// (aligned text for a terminal) or json.
+func Write(w io.Writer, r *Report, format string) error {
+	switch format {
+	case FormatMarkdown:
+		return writeMarkdown(w, r)
+	case FormatTable:
+		return writeTable(w, r)
+	case FormatJSON:
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	return fmt.Errorf("impact: unknown format %q: want %s", format, strings.Join(Formats, ", "))
+}
+
+// NoChange reports whether r shows no billing change at all.
+func (r *Report) NoChange() bool {
+	return len(r.Lines) == 0 && len(r.UsageSync) == 0 && len(r.Unmapped) == 0 && len(r.NewlyBilled) == 0 && r.Integration == ""
+}
+
+// summary is the one-sentence total at the top of a report.
+func (r *Report) summary() string {
+	var parts []string
+	switch lines := plural(len(r.Lines), "contract line changes", "contract lines change"); {
+	case len(r.Lines) == 0:
+	case r.Totals.Unknown == len(r.Lines):
+		parts = append(parts, lines+" (monthly amounts not computed)")
+	default:
+		s := fmt.Sprintf("%s per month", signed(r.Totals.MonthlyDelta))
+		var n []string
+		if r.Totals.Up > 0 {
+			n = append(n, fmt.Sprintf("%d up", r.Totals.Up))
+		}
+		if r.Totals.Down > 0 {
+			n = append(n, fmt.Sprintf("%d down", r.Totals.Down))
+		}
+		if r.Totals.Unknown > 0 {
+			n = append(n, fmt.Sprintf("%d not computed", r.Totals.Unknown))
+		}
+		s += fmt.Sprintf(" on %s", plural(len(r.Lines), "contract line", "contract lines"))
+		if len(n) > 0 {
+			s += " (" + strings.Join(n, ", ") + ")"
+		}
+		parts = append(parts, s)
+	}
+	starts, stops := 0, 0
+	for _, sc := range r.UsageSync {
+		if sc.Starts {
+			starts++
+		} else {
+			stops++
+		}
+	}
+	if starts > 0 {
+		parts = append(parts, "usage sync starts for "+plural(starts, "customer", "customers"))
+	}
+	if stops > 0 {
+		parts = append(parts, "usage sync stops for "+plural(stops, "customer", "customers"))
+	}
+	if len(r.Unmapped) > 0 {
+		parts = append(parts, plural(len(r.Unmapped), "usage item becomes", "usage items become")+" unmapped")
+	}
+	if len(r.NewlyBilled) > 0 {
+		parts = append(parts, plural(len(r.NewlyBilled), "usage item is", "usage items are")+" newly billed")
+	}
+	switch r.Integration {
+	case "off":
+		parts = append(parts, "the integration is switched off: psa-syncd stops writing")
+	case "on":
+		parts = append(parts, "the integration is switched on")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func writeMarkdown(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", r.System.Title(), r.Period, r.EffectiveDate)
+	if r.NoChange() {
+		b.WriteString("**No billing change.**")
+		if len(r.NotComputed) > 0 {
+			b.WriteString(" Some figures could not be computed (below).")
+		} else if r.PlanChanges {
+			b.WriteString(" The plan changes psa_* resources, but no contract line, usage sync or billed usage.")
+		}
+		b.WriteString("\n")
+	} else {
+		fmt.Fprintf(&b, "**%s.**\n", capitalize(r.summary()))
+	}
+	if len(r.NotComputed) > 0 {
+		b.WriteString("\n**Not computed:**\n\n")
+		for _, n := range r.NotComputed {
+			fmt.Fprintf(&b, "- %s\n", md(n))
+		}
+	}
+	if len(r.Lines) > 0 {
+		b.WriteString("\n| Customer | Contract | Service | Now | Current mappings | Proposed | Unit price | Monthly Δ | Why |\n")
+		b.WriteString("|---|---|---|--:|--:|--:|--:|--:|---|\n")
+		for _, l := range r.Lines {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID),
+				md(serviceLabel(l, true)), quantity(l.Now), quantity(l.Current), quantity(l.Proposed), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
+		}
+	}
+	if len(r.UsageSync) > 0 {
+		b.WriteString("\n#### Usage sync\n\n")
+		for _, sc := range r.UsageSync {
+			verb := "Stops"
+			if sc.Starts {
+				verb = "Starts"
+			}
+			fmt.Fprintf(&b, "- **%s** for %s: %s\n", verb, md(nameID(sc.CustomerName, sc.CustomerID)), md(sc.Why))
+		}
+	}
+	usage := func(title string, list []UsageChange) {
+		if len(list) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "\n#### %s\n\n| Kind | Id | Name | Customers | Quantity | Why |\n|---|---|---|--:|--:|---|\n", title)
+		for _, u := range list {
+			customers := ""
+			if u.Kind == "product" {
+				customers = strconv.Itoa(u.Customers)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %d | %s |\n", u.Kind, md(u.ID), md(u.Name), customers, u.Quantity, md(u.Why))
+		}
+	}
+	usage("Usage that becomes unmapped (reported, not billed)", r.Unmapped)
+	usage("Usage newly billed", r.NewlyBilled)
+	if len(r.Notes) > 0 {
+		b.WriteString("\n#### Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", md(n))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeTable(w io.Writer, r *Report) error {
+	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", r.System.Title(), r.Period, r.EffectiveDate)
+	if r.NoChange() {
+		fmt.Fprintln(w, "No billing change.")
+		if len(r.NotComputed) > 0 {
+			fmt.Fprintln(w, "Some figures could not be computed:")
+		}
+	} else {
+		fmt.Fprintf(w, "%s.\n", capitalize(r.summary()))
+	}
+	for _, n := range r.NotComputed {
+		fmt.Fprintf(w, "Not computed: %s\n", n)
+	}
+	if len(r.Lines) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tNOW\tCURRENT\tPROPOSED\tUNIT PRICE\tMONTHLY DELTA\tWHY")
+		for _, l := range r.Lines {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nameID(l.CustomerName, l.CustomerID), l.ContractID, serviceLabel(l, false),
+				quantity(l.Now), quantity(l.Current), quantity(l.Proposed), prices(l), deltaText(l.MonthlyDelta), l.Why)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.UsageSync) > 0 {
+		fmt.Fprintln(w, "\nUsage sync:")
+		for _, sc := range r.UsageSync {
+			verb := "stops"
+			if sc.Starts {
+				verb = "starts"
+			}
+			fmt.Fprintf(w, "  %s %s: %s\n", verb, nameID(sc.CustomerName, sc.CustomerID), sc.Why)
+		}
+	}
+	for _, s := range []struct {
+		title string
+		list  []UsageChange
+	}{{"Usage that becomes unmapped (reported, not billed):", r.Unmapped}, {"Usage newly billed:", r.NewlyBilled}} {
+		if len(s.list) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s\n", s.title)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tID\tNAME\tQUANTITY\tWHY")
+		for _, u := range s.list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", u.Kind, u.ID, u.Name, u.Quantity, u.Why)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "Note: %s\n", n)
+	}
+	return nil
+}
+
+// serviceLabel names a line's service; a service the plan creates is shown
+// as such, since its id is known only after apply.
+func serviceLabel(l Line, markdown bool) string {
+	if l.NewService {
+		if markdown {
+			return fmt.Sprintf("new service *%s*", l.ServiceName)
+		}
+		return fmt.Sprintf("new service %q (id known after apply)", l.ServiceName)
+	}
+	return nameID(l.ServiceName, l.ServiceID)
+}
+
+func nameID(name, id string) string {
+	if name == "" || name == id {
+		return id
+	}
+	return name + " (" + id + ")"
+}
+
+func quantity(q *int64) string {
+	if q == nil {
+		return "?"
+	}
+	return strconv.FormatInt(*q, 10)
+}
+
+// prices shows the unit price, or how it changes. The price of a side
+// whose quantity is 0 does not matter (a new service has none before).
+func prices(l Line) string {
+	a, b := priceText(l.UnitPrice), priceText(l.ProposedUnitPrice)
+	switch {
+	case l.Current != nil && *l.Current == 0:
+		return b
+	case l.Proposed != nil && *l.Proposed == 0:
+		return a
+	case a == b:
+		return a
+	}
+	return a + " → " + b
+}
+
+func priceText(p *float64) string {
+	if p == nil {
+		return "?"
+	}
+	return money(*p)
+}
+
+func money(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }
+
+func signed(f float64) string {
+	if f > 0 {
+		return "+" + money(f)
+	}
+	return money(f)
+}
+
+func deltaText(d *float64) string {
+	if d == nil {
+		return "?"
+	}
+	return signed(*d)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// md escapes the characters that would break a Markdown table cell.
+func md(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
+}

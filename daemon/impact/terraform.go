@@ -1,0 +1,306 @@
+package impact
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	tfjson "github.com/hashicorp/terraform-json"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// unknownPrefix starts the placeholder that stands for an id Terraform
+// knows only after apply, such as the id of a service the same plan creates.
+// The engine treats it as any other id; no PSA ever has one like it.
+const unknownPrefix = "(known after apply) "
+
+// isUnknown reports whether id is a placeholder for a value known after apply.
+func isUnknown(id string) bool { return strings.HasPrefix(id, unknownPrefix) }
+
+// TerraformPlan is what a Terraform plan does to the psa_* resources, read
+// from the output of `terraform show -json tfplan`.
+type TerraformPlan struct {
+	// Services are the psa_service resources of the plan by address,
+	// including those that do not change (their values are the PSA's as
+	// refreshed by the plan).
+	Services map[string]*PlannedService
+	changes  []*tfjson.ResourceChange
+	config   *tfjson.Config
+	// Notes are values the plan leaves unknown that the report cannot
+	// resolve, said in words.
+	Notes []string
+}
+
+// PlannedService is a psa_service resource in a plan.
+type PlannedService struct {
+	Address string
+	// ID is the service id, or a placeholder when the plan creates the
+	// service (or replaces it).
+	ID string
+	// Name is the planned name ("" when unknown).
+	Name string
+	// Before and After are the unit prices before and after apply; nil
+	// when the resource does not exist on that side or the value is unknown.
+	Before, After *float64
+	// Created is true when the plan creates (or replaces) the service.
+	Created bool
+	// Deleted is true when the plan destroys the service without creating
+	// it again.
+	Deleted bool
+}
+
+// ReadTerraformPlan decodes the JSON of `terraform show -json tfplan`. It
+// rejects input that is not a plan (a state, or a saved binary plan file)
+// with an error saying what to pass instead.
+func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
+	var probe struct {
+		FormatVersion   string          `json:"format_version"`
+		ResourceChanges json.RawMessage `json:"resource_changes"`
+		PlannedValues   json.RawMessage `json:"planned_values"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("not the JSON of a Terraform plan (pass the output of `terraform show -json tfplan`, not the binary plan file): %w", err)
+	}
+	if probe.PlannedValues == nil && probe.ResourceChanges == nil {
+		return nil, errors.New("not the JSON of a Terraform plan: it has neither planned_values nor resource_changes (pass the output of `terraform show -json tfplan`)")
+	}
+	var p tfjson.Plan
+	if err := p.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("reading the Terraform plan: %w", err)
+	}
+	tp := &TerraformPlan{Services: map[string]*PlannedService{}, config: p.Config}
+	for _, rc := range p.ResourceChanges {
+		if rc.Mode != tfjson.ManagedResourceMode || rc.Change == nil || rc.DeposedKey != "" || !strings.HasPrefix(rc.Type, "psa_") {
+			continue
+		}
+		tp.changes = append(tp.changes, rc)
+		if rc.Type == "psa_service" {
+			tp.Services[rc.Address] = newPlannedService(rc)
+		}
+	}
+	return tp, nil
+}
+
+func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
+	a := rc.Change.Actions
+	before, after := values(rc.Change.Before), values(rc.Change.After)
+	unknown := values(rc.Change.AfterUnknown)
+	s := &PlannedService{Address: rc.Address, Created: a.Create() || a.Replace(), Deleted: a.Delete() && !a.Replace()}
+	if id, ok := after["id"].(string); ok && id != "" && !s.Created {
+		s.ID = id
+	} else if id, ok := before["id"].(string); ok && id != "" && !s.Created {
+		s.ID = id
+	} else {
+		s.ID = unknownPrefix + rc.Address
+	}
+	if n, ok := after["name"].(string); ok {
+		s.Name = n
+	} else if n, ok := before["name"].(string); ok && unknown["name"] != true {
+		s.Name = n
+	}
+	if v, ok := before["unit_price"].(float64); ok && !s.Created {
+		s.Before = &v
+	}
+	if v, ok := after["unit_price"].(float64); ok && !s.Deleted {
+		s.After = &v
+	}
+	return s
+}
+
+// values returns v as an object, or an empty one.
+func values(v any) map[string]any {
+	if m, ok := v.(map[string]any); ok {
+		return m
+	}
+	return map[string]any{}
+}
+
+// serviceByID returns the planned service with id, if the plan manages it.
+func (tp *TerraformPlan) serviceByID(id string) (*PlannedService, bool) {
+	for _, s := range tp.Services {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// Changed reports whether the plan changes any psa_* resource.
+func (tp *TerraformPlan) Changed() bool {
+	return slices.ContainsFunc(tp.changes, func(rc *tfjson.ResourceChange) bool {
+		return !rc.Change.Actions.NoOp() && !rc.Change.Actions.Read()
+	})
+}
+
+// Apply returns the export as it will be after the plan is applied: the
+// planned values of the psa_product_mapping, psa_customer_mapping and
+// psa_integration resources applied to a copy of current. A value Terraform
+// knows only after apply becomes a placeholder id naming where it comes
+// from (a service id of a psa_service that the plan creates), never a guess.
+func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, error) {
+	doc := current.Clone()
+	tp.Notes = nil
+	// Deletions first, so that a mapping replaced under another key, or a
+	// key that moves from one resource to another, ends up present.
+	for _, rc := range tp.changes {
+		if a := rc.Change.Actions; !a.Delete() {
+			continue
+		}
+		before := values(rc.Change.Before)
+		switch rc.Type {
+		case "psa_product_mapping":
+			doc.DeleteProduct(str(before, "source"), str(before, "product"))
+		case "psa_customer_mapping":
+			doc.DeleteCustomer(str(before, "source"), str(before, "customer_id"))
+		case "psa_integration":
+			doc.Integration = nil
+		}
+	}
+	for _, rc := range tp.changes {
+		if a := rc.Change.Actions; !a.Create() && !a.Update() {
+			continue
+		}
+		v := tp.planned(rc)
+		switch rc.Type {
+		case "psa_product_mapping":
+			pm := export.ProductMapping{
+				Source: v.str("source"), Product: v.str("product"), ServiceID: v.str("service_id"),
+				ServiceName: v.str("service_name"), SyncEnabled: v.bool("sync_enabled"),
+			}
+			if s, ok := tp.serviceByID(pm.ServiceID); ok && s.Name != "" && (pm.ServiceName == "" || isUnknown(pm.ServiceName)) {
+				pm.ServiceName = s.Name
+			}
+			doc.PutProduct(pm)
+		case "psa_customer_mapping":
+			doc.PutCustomer(export.CustomerMapping{
+				Source: v.str("source"), CustomerID: v.str("customer_id"), CustomerName: v.str("customer_name"),
+				CompanyID: v.str("company_id"), ContractID: v.str("contract_id"),
+				UsageSync: v.bool("usage_sync"), TicketSync: v.bool("ticket_sync"),
+			})
+		case "psa_integration":
+			doc.Integration = &export.Integration{Enabled: v.bool("enabled"), Schedule: v.str("schedule"), Timezone: v.str("timezone")}
+		}
+		tp.Notes = append(tp.Notes, v.notes...)
+	}
+	if err := doc.Validate(); err != nil {
+		return nil, fmt.Errorf("the mapping export after this plan would be invalid: %w", err)
+	}
+	return doc, nil
+}
+
+// plannedValues are one resource's values after apply, with unknown ones
+// resolved to placeholders.
+type plannedValues struct {
+	address string
+	after   map[string]any
+	before  map[string]any
+	unknown map[string]any
+	tp      *TerraformPlan
+	rc      *tfjson.ResourceChange
+	notes   []string
+}
+
+func (tp *TerraformPlan) planned(rc *tfjson.ResourceChange) *plannedValues {
+	return &plannedValues{address: rc.Address, after: values(rc.Change.After), before: values(rc.Change.Before),
+		unknown: values(rc.Change.AfterUnknown), tp: tp, rc: rc}
+}
+
+// str returns a string attribute after apply. An unknown one becomes a
+// placeholder: for a reference to a psa_service, that service's id
+// placeholder (so every mapping of the new service shares it) or name.
+func (v *plannedValues) str(name string) string {
+	if s, ok := v.after[name].(string); ok {
+		return s
+	}
+	if v.unknown[name] != true {
+		return ""
+	}
+	if svc := v.tp.referencedService(v.rc, name); svc != nil {
+		switch name {
+		case "service_id":
+			return svc.ID
+		case "service_name":
+			if svc.Name != "" {
+				return svc.Name
+			}
+		}
+	}
+	return unknownPrefix + v.address + "." + name
+}
+
+// bool returns a bool attribute after apply. An unknown one keeps its value
+// from before apply (false for a new resource) and is noted.
+func (v *plannedValues) bool(name string) bool {
+	if b, ok := v.after[name].(bool); ok {
+		return b
+	}
+	b, _ := v.before[name].(bool)
+	if v.unknown[name] == true {
+		v.notes = append(v.notes, fmt.Sprintf("%s.%s is known only after apply; the report takes it as %t", v.address, name, b))
+	}
+	return b
+}
+
+func str(m map[string]any, name string) string {
+	s, _ := m[name].(string)
+	return s
+}
+
+// referencedService returns the psa_service that the configuration of rc's
+// attribute refers to (service_id = psa_service.mdr.id), or nil.
+func (tp *TerraformPlan) referencedService(rc *tfjson.ResourceChange, attr string) *PlannedService {
+	cr := tp.configResource(rc)
+	if cr == nil {
+		return nil
+	}
+	expr := cr.Expressions[attr]
+	if expr == nil || expr.ExpressionData == nil {
+		return nil
+	}
+	prefix := ""
+	if rc.ModuleAddress != "" {
+		prefix = rc.ModuleAddress + "."
+	}
+	for _, ref := range expr.References {
+		if !strings.HasPrefix(ref, "psa_service.") {
+			continue
+		}
+		addr := prefix + strings.TrimSuffix(strings.TrimSuffix(ref, ".name"), ".id")
+		if s, ok := tp.Services[addr]; ok {
+			return s
+		}
+	}
+	return nil
+}
+
+// configResource finds the configuration block of rc, in the root module or
+// a module call (module instance keys are dropped: every instance shares
+// one block).
+func (tp *TerraformPlan) configResource(rc *tfjson.ResourceChange) *tfjson.ConfigResource {
+	if tp.config == nil || tp.config.RootModule == nil {
+		return nil
+	}
+	mod := tp.config.RootModule
+	if rc.ModuleAddress != "" {
+		for _, part := range strings.Split(rc.ModuleAddress, "module.")[1:] {
+			name := strings.TrimSuffix(part, ".")
+			if i := strings.IndexByte(name, '['); i >= 0 {
+				name = name[:i]
+			}
+			call := mod.ModuleCalls[name]
+			if call == nil || call.Module == nil {
+				return nil
+			}
+			mod = call.Module
+		}
+	}
+	for _, r := range mod.Resources {
+		if r.Mode == tfjson.ManagedResourceMode && r.Type == rc.Type && r.Name == rc.Name {
+			return r
+		}
+	}
+	return nil
+}
