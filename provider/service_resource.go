@@ -263,17 +263,17 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice " +
 							"(its default type); some ConnectWise versions require a type on create and refuse the catalog item " +
 							"without one, so set it there. Null when ConnectWise reports no type.",
-						Optional:            true,
-						Computed:            true,
-						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+						Optional:      true,
+						Computed:      true,
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"subcategory_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the product subcategory (Procurement > Setup Tables > Category, its " +
 							"subcategories). Unset leaves ConnectWise's choice; some ConnectWise versions require a subcategory on " +
 							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none.",
-						Optional:            true,
-						Computed:            true,
-						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+						Optional:      true,
+						Computed:      true,
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"product_class": schema.StringAttribute{
 						MarkdownDescription: "Product class: " + quotedList(connectWiseProductClasses) + ". Unset leaves " +
