@@ -102,7 +102,7 @@ func (d *Daemon) registerStatusPage(mux *http.ServeMux) {
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
 	mux.HandleFunc("GET /customers/{source}/{id}", d.handleCustomerPage)
-	mux.HandleFunc("POST /ui/sign-in", d.handleSignIn)
+	mux.HandleFunc("POST /ui/sign-in", d.uiAction(false, d.handleSignIn))
 	mux.HandleFunc("POST /ui/sign-out", d.uiAction(false, d.handleSignOut))
 	mux.HandleFunc("POST /ui/sync", d.uiAction(true, d.handleUISync))
 }
@@ -388,23 +388,20 @@ func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string)
 }
 
 func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
-	d.uiAction(false, func(w http.ResponseWriter, r *http.Request) {
-		want := string(d.cfg.Load().Web.APIToken)
-		if want == "" {
-			http.Error(w, "Forbidden: no API token is configured (web.api_token), so sync and approve are disabled.", http.StatusForbidden)
-			return
-		}
-		got := r.PostForm.Get("token")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			d.logger.Warn("Status page sign-in with a wrong API token", "remote", r.RemoteAddr)
-			redirect(w, r, backTo(r), "Wrong API token.", "")
-			return
-		}
-		id := d.ui.add(sha256.Sum256([]byte(want)), d.now())
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
-		redirect(w, r, backTo(r), "Signed in.", "")
-	})(w, r)
+	want := string(d.cfg.Load().Web.APIToken)
+	if want == "" {
+		http.Error(w, "Forbidden: no API token is configured (web.api_token), so sync and approve are disabled.", http.StatusForbidden)
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(want)) != 1 {
+		d.logger.Warn("Status page sign-in with a wrong API token", "remote", r.RemoteAddr)
+		redirect(w, r, backTo(r), "Wrong API token.", "")
+		return
+	}
+	id := d.ui.add(sha256.Sum256([]byte(want)), d.now())
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
+	redirect(w, r, backTo(r), "Signed in.", "")
 }
 
 func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
