@@ -131,7 +131,7 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	account := k.AddAccount("Acme")
 	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
 	dir := t.TempDir()
-	doc := export.New(psa.SystemKaseyaBMS, "sim")
+	doc := export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://"))
 	doc.Revision = 1
 	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: fmt.Sprint(svc), SyncEnabled: true})
 	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CompanyID: fmt.Sprint(account), ContractID: fmt.Sprint(contract), UsageSync: true})

@@ -210,7 +210,7 @@ func seedAutotask(sim *psatest.Server) *benchTenant {
 	a := sim.Autotask()
 	t := &benchTenant{
 		customers: benchCustomers,
-		doc:       export.New(psa.SystemAutotask, "sim"),
+		doc:       export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://")),
 		isWrite: func(r psatest.Request) bool {
 			return r.Method != http.MethodGet && !strings.Contains(strings.ToLower(r.Path), "/query")
 		},
@@ -241,7 +241,7 @@ func seedConnectWise(sim *psatest.Server) *benchTenant {
 	cw := sim.ConnectWise()
 	t := &benchTenant{
 		customers: benchCustomers,
-		doc:       export.New(psa.SystemConnectWise, "sim"),
+		doc:       export.New(psa.SystemConnectWise, strings.TrimPrefix(sim.URL(), "http://")),
 		isWrite:   func(r psatest.Request) bool { return r.Method != http.MethodGet },
 		limits:    "the client's default concurrency (ConnectWise documents no limit)",
 	}
@@ -272,7 +272,7 @@ func seedKaseyaBMS(sim *psatest.Server) *benchTenant {
 	k := sim.KaseyaBMS()
 	t := &benchTenant{
 		customers: benchBMSCustomers,
-		doc:       export.New(psa.SystemKaseyaBMS, "sim"),
+		doc:       export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://")),
 		isWrite: func(r psatest.Request) bool {
 			p := strings.ToLower(r.Path)
 			return r.Method != http.MethodGet && !strings.Contains(p, "/security/") && !strings.HasSuffix(p, "/search")

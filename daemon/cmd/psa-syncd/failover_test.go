@@ -45,7 +45,7 @@ func TestFailover(t *testing.T) {
 	sim := psatest.Start(t, psatest.WithSystem(psa.SystemAutotask), psatest.WithLatency(15*time.Millisecond),
 		psatest.WithThreadLimit(psatest.DefaultThreadLimit), psatest.WithHourlyLimit(1_000_000))
 	at := sim.Autotask()
-	doc := export.New(psa.SystemAutotask, "sim")
+	doc := export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://"))
 	doc.Revision = 1
 	services := make([]int64, failoverProducts)
 	for j := range services {
