@@ -71,8 +71,16 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		return nil
 	}
 	if err != nil {
+		// A store that stays unreachable is logged once, not at every poll;
+		// the reload metric records every failure.
+		if !force && err.Error() == d.remote.lastErr {
+			d.metrics.ExportReloaded(false, d.now())
+			return err
+		}
+		d.remote.lastErr = err.Error()
 		return d.exportFailed(cfg, err)
 	}
+	d.remote.lastErr = ""
 	d.remote.version = blob.Version
 	doc, err := d.checkExport(cfg, blob.Data)
 	if err != nil {
