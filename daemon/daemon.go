@@ -118,6 +118,7 @@ type Daemon struct {
 		url     string
 		backend export.Backend
 		version string // the version last examined, loaded or not
+		lastErr string // the last error reading it, logged once
 	}
 
 	// passMu makes passes run one at a time inside the process; the state

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
@@ -21,7 +20,9 @@ const exportLoadTimeout = time.Minute
 // CheckExport decodes and validates an export and checks it against the
 // config and the PSA connection: its psa.system must be the config's, and
 // its psa.instance the connection's instance when both are known (instance
-// is the backend's Instance, "" when it is not known yet). Its integration
+// is the backend's Instance, "" when it is not known yet; they are compared
+// with export.SameInstance, so for Autotask the tenant's CI decides, not
+// the zone host that many tenants share). Its integration
 // schedule and time zone must parse. Errors name the field.
 func CheckExport(cfg *Config, data []byte, instance string) (*export.Document, error) {
 	doc, err := export.Decode(data)
@@ -31,7 +32,7 @@ func CheckExport(cfg *Config, data []byte, instance string) (*export.Document, e
 	if doc.PSA.System != cfg.PSA.System {
 		return nil, fmt.Errorf("psa.system: the export is for %q but psa-syncd is configured for %q", doc.PSA.System, cfg.PSA.System)
 	}
-	if instance != "" && doc.PSA.Instance != "" && !strings.EqualFold(doc.PSA.Instance, instance) {
+	if instance != "" && doc.PSA.Instance != "" && !export.SameInstance(doc.PSA.Instance, instance) {
 		return nil, fmt.Errorf("psa.instance: the export is for %s instance %q but psa-syncd is connected to %q; "+
 			"an export belongs to one PSA instance: point psa-syncd at that instance's export, or apply the Terraform "+
 			"configuration of this instance", cfg.PSA.System, doc.PSA.Instance, instance)
@@ -71,8 +72,16 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		return nil
 	}
 	if err != nil {
+		// A store that stays unreachable is logged once, not at every poll;
+		// the reload metric records every failure.
+		if !force && err.Error() == d.remote.lastErr {
+			d.metrics.ExportReloaded(false, d.now())
+			return err
+		}
+		d.remote.lastErr = err.Error()
 		return d.exportFailed(cfg, err)
 	}
+	d.remote.lastErr = ""
 	d.remote.version = blob.Version
 	doc, err := d.checkExport(cfg, blob.Data)
 	if err != nil {

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -221,5 +224,29 @@ func TestDaemon_exportFromS3(t *testing.T) {
 	tick <- time.Now() // the second tick is taken once the first poll is done
 	if e.d.exp.Load() != loaded {
 		t.Error("a poll of an unchanged object loaded it again")
+	}
+}
+
+// TestDaemon_exportRemoteUnreachable: a store that stays unreachable fails
+// every poll, but is logged once.
+func TestDaemon_exportRemoteUnreachable(t *testing.T) {
+	t.Parallel()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{exportURL: gone.URL, noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	for range 3 {
+		e.d.reloadMu.Lock()
+		err := e.d.reloadExportLocked(false)
+		e.d.reloadMu.Unlock()
+		if err == nil {
+			t.Fatal("a poll of an unreachable store succeeded")
+		}
+	}
+	if n := strings.Count(logs.String(), "Error loading mapping export"); n != 1 {
+		t.Errorf("three failed polls logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v, want 0", got)
 	}
 }

@@ -71,6 +71,7 @@ type Client struct {
 	zoneMu     sync.Mutex
 	baseURL    *url.URL // zone root with the version segment, e.g. https://webservices5.autotask.net/ATServicesRest/V1.0/
 	discovered bool     // baseURL came from zone discovery (and may be re-discovered after a 401)
+	ci         int      // the tenant's company identifier from zone discovery; 0 when unknown
 
 	semMu sync.Mutex
 	sems  map[string]chan struct{}
@@ -344,6 +345,15 @@ func (c *Client) Host() string {
 	return c.baseURL.Host
 }
 
+// CI returns the tenant's company identifier ("ci") that zone discovery
+// reported, or 0 when the zone has not been discovered (or was configured
+// with WithBaseURL). Zone hosts serve many tenants; the CI tells them apart.
+func (c *Client) CI() int {
+	c.zoneMu.Lock()
+	defer c.zoneMu.Unlock()
+	return c.ci
+}
+
 // rediscover fetches the zone again after a 401 when it was discovered (the
 // tenant may have moved), and reports whether the root changed from stale.
 func (c *Client) rediscover(ctx context.Context, stale *url.URL) (bool, error) {
@@ -395,6 +405,7 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	c.baseURL = root
 	c.discovered = true
+	c.ci = z.CI
 	return nil
 }
 

@@ -85,10 +85,20 @@ func (b *Backend) Client() *Client { return b.client }
 // System returns psa.SystemAutotask.
 func (b *Backend) System() psa.System { return psa.SystemAutotask }
 
-// Instance returns the zone host, such as webservices5.autotask.net, or ""
-// until the zone is known (after Ping or any other call, or at once when a
-// base URL was configured).
-func (b *Backend) Instance() string { return b.client.Host() }
+// Instance identifies the tenant: "ci:<CI>@<zone host>", such as
+// ci:29683541@webservices5.autotask.net, where the CI is the company
+// identifier that zone discovery reports. A zone host serves many tenants,
+// so the host alone does not tell them apart. With a configured base URL
+// there is no discovery and Instance is the host alone. It is "" until the
+// zone is known (after Ping or any other call, or at once when a base URL
+// was configured). export.SameInstance compares instances.
+func (b *Backend) Instance() string {
+	host := b.client.Host()
+	if ci := b.client.CI(); ci > 0 && host != "" {
+		return fmt.Sprintf("ci:%d@%s", ci, host)
+	}
+	return host
+}
 
 // Ping discovers the zone and reads ThresholdInformation, which needs valid
 // credentials.

@@ -38,7 +38,8 @@ func TestNew_autotask(t *testing.T) {
 	if err := b.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	if got, want := b.Instance(), strings.TrimPrefix(s.URL(), "http://"); got != want {
+	// The tenant (CI 1 in the simulator) at the discovered zone host.
+	if got, want := b.Instance(), "ci:1@"+strings.TrimPrefix(s.URL(), "http://"); got != want {
 		t.Errorf("Instance = %q, want %q", got, want)
 	}
 	for _, r := range s.Requests() {

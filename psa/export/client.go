@@ -153,8 +153,9 @@ func (c *Client) cached(ctx context.Context) (*Document, string, error) {
 // A store without an export starts from New(system, instance), and nothing
 // is created when fn leaves that empty document unchanged. Update refuses
 // an export of another PSA system, or of another instance of the same
-// system (an empty instance in the export is filled in; an empty instance
-// argument accepts any), and never replaces an export it could not read or
+// system (see SameInstance; an empty instance in the export, or a bare host
+// of the same tenant, is replaced by instance; an empty instance argument
+// accepts any), and never replaces an export it could not read or
 // decode. An error from fn is returned unchanged and that change is not
 // written; a change that makes the document invalid gets the
 // *ValidationError. Otherwise Update increments Revision, sets UpdatedAt to
@@ -229,13 +230,15 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 			fail(fmt.Errorf("%sthe export belongs to PSA system %q, not %q; use one export per PSA system", prefix(name), old.PSA.System, system))
 			return
 		}
-		if instance != "" && old.PSA.Instance != instance && old.PSA.Instance != "" {
+		if instance != "" && old.PSA.Instance != "" && !SameInstance(old.PSA.Instance, instance) {
 			fail(fmt.Errorf("%sthe export belongs to %s instance %q, not %q; use one export per PSA instance", prefix(name), system, old.PSA.Instance, instance))
 			return
 		}
 
 		d := old.Clone()
-		if d.PSA.Instance == "" {
+		if instance != "" {
+			// Records the tenant in an export written before tenants were,
+			// and the new host of a tenant that moved.
 			d.PSA.Instance = instance
 		}
 		for _, ch := range batch {

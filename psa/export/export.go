@@ -51,9 +51,12 @@ type Document struct {
 type PSA struct {
 	// System is the PSA system; a document belongs to exactly one.
 	System psa.System `json:"system"`
-	// Instance tells instances of one system apart, for example the
-	// Autotask zone host "webservices5.autotask.net", the ConnectWise site or
-	// the Kaseya BMS hostname. It may be empty.
+	// Instance tells instances of one system apart: for Autotask the
+	// tenant at its zone host, "ci:29683541@webservices5.autotask.net" (the
+	// CI is the company identifier zone discovery reports; a zone host
+	// serves many tenants), or the zone host alone when the base URL is
+	// configured; the ConnectWise site; the Kaseya BMS hostname. It may be
+	// empty. SameInstance compares two.
 	Instance string `json:"instance"`
 }
 

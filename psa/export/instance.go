@@ -1,0 +1,29 @@
+package export
+
+import "strings"
+
+// SameInstance reports whether two psa.instance values name the same PSA
+// tenant. An instance is a host ("webservices5.autotask.net") or a tenant
+// at a host ("ci:29683541@webservices5.autotask.net", as the Autotask
+// backend reports it once zone discovery has told it the tenant's company
+// identifier). When both name a tenant, the tenants must be equal and the
+// hosts may differ (Autotask moves a tenant to another zone now and then);
+// otherwise the hosts must be equal, so an export written before tenants
+// were recorded still matches its tenant. Comparison ignores case.
+func SameInstance(a, b string) bool {
+	tenantA, hostA := splitInstance(a)
+	tenantB, hostB := splitInstance(b)
+	if tenantA != "" && tenantB != "" {
+		return strings.EqualFold(tenantA, tenantB)
+	}
+	return strings.EqualFold(hostA, hostB)
+}
+
+// splitInstance splits "tenant@host" into its parts; a bare host has no
+// tenant.
+func splitInstance(s string) (tenant, host string) {
+	if t, h, ok := strings.Cut(s, "@"); ok {
+		return t, h
+	}
+	return "", s
+}
