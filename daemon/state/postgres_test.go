@@ -53,7 +53,8 @@ func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
 	// Ending a's lock session (as a crash or a broken network would) is
 	// noticed by its watch, after which a can open no intent, and b takes
 	// over.
-	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1`,
+	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
 		leaderLockKey&0xffffffff); err != nil {
 		t.Fatal(err)
 	}
