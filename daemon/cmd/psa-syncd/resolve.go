@@ -56,14 +56,10 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		err error
 	)
 	if url != "" {
-		token := e.getenv("PSA_SYNCD_API_TOKEN")
-		if tokenFile != "" {
-			data, rerr := os.ReadFile(tokenFile)
-			if rerr != nil {
-				fmt.Fprintf(e.stderr, "psa-syncd: -web.token-file: %v\n", rerr)
-				return 1
-			}
-			token = strings.TrimSpace(string(data))
+		token, terr := apiToken(e, tokenFile)
+		if terr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", terr)
+			return 1
 		}
 		in, err = resolveRemote(ctx, url, token, id, posted, noteText)
 	} else {
@@ -93,6 +89,19 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 			in.ID, in.After, in.ServiceID, in.ContractID)
 	}
 	return 0
+}
+
+// apiToken returns the API token for -web.url: the content of
+// -web.token-file when given, else PSA_SYNCD_API_TOKEN.
+func apiToken(e *env, tokenFile string) (string, error) {
+	if tokenFile == "" {
+		return e.getenv("PSA_SYNCD_API_TOKEN"), nil
+	}
+	data, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("-web.token-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 // resolveRemote asks a running daemon to resolve an intent.
