@@ -259,8 +259,8 @@ type StateConfig struct {
 	// instance and the active one checks its lock (default 2s).
 	LockInterval time.Duration `yaml:"lock_interval,omitempty"`
 	// AdvertiseURL is this instance's API URL as the others can reach it
-	// (also from PSA_SYNCD_ADVERTISE_URL); a standby names the active
-	// one's when it refuses a request.
+	// (also from PSA_SYNCD_ADVERTISE_URL); standbys forward sync and
+	// resolve requests there while this instance is active.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
 }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -97,8 +99,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 // from memory and the state database only. API requests are bounded in
 // number and size (see maxConcurrentAPIRequests and maxRequestBody). A
 // standby (another psa-syncd holds the shared state database's leadership
-// lock) serves the read-only endpoints and refuses sync and resolve with 503,
-// naming the active instance.
+// lock) serves the read-only endpoints and forwards sync and resolve to the
+// active instance (at its state.advertise_url), or refuses them with 503
+// naming it.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
@@ -214,17 +217,50 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// requireActive refuses a request that only the active instance may serve
-// when this one is a standby.
+// forwardedHeader marks a request that a standby forwarded to the active
+// instance, so that it is never forwarded twice.
+const forwardedHeader = "X-Psa-Syncd-Forwarded-By"
+
+// requireActive lets a request that only the active instance may serve
+// through on the active instance. A standby forwards it to the active one
+// when that one recorded its state.advertise_url, and otherwise refuses it
+// with 503 naming the active instance.
 func (d *Daemon) requireActive(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !d.Active() {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
+		if d.Active() {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		if info, held, err := d.db.Leader(); err == nil && held && info.URL != "" && r.Header.Get(forwardedHeader) == "" {
+			d.forward(w, r, info)
+			return
+		}
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
 	})
+}
+
+// forward sends r, token and body included, to the active instance and
+// relays its answer.
+func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.LeaderInfo) {
+	target, err := url.Parse(active.URL)
+	if err != nil {
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby, and the active instance's URL %q is not valid: %v", active.URL, err))
+		return
+	}
+	host, _ := os.Hostname()
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(forwardedHeader, host)
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %v", active, err))
+		},
+		ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
+	}
+	d.logger.Debug("Forwarding a request to the active instance", "path", r.URL.Path, "active", active.String())
+	proxy.ServeHTTP(w, r)
 }
 
 // handleBackup streams a consistent copy of the SQLite state database,

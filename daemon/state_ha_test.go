@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,8 +27,9 @@ import (
 
 // TestDaemon_standbyOnSharedPostgres: two psa-syncd on one PostgreSQL
 // database; the first is active, the second a standby that serves the
-// read-only API, refuses sync and resolve naming the active one, and takes
-// over once the active one is gone.
+// read-only API, forwards sync and resolve to the active one (refusing them,
+// naming it, when forwarding is not possible), and takes over once the
+// active one is gone.
 func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	t.Parallel()
 	url, err := pgtest.New(t).CreateDatabase(t.Context())
@@ -35,8 +37,13 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	const token = "s3cret-token"
-	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://active.example:9810\n", url)})
+	// The active instance's API, at the URL it advertises.
+	var activeAPI http.Handler
+	srvA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { activeAPI.ServeHTTP(w, r) }))
+	defer srvA.Close()
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", url, srvA.URL)})
 	a := e.d
+	activeAPI = a.Handler()
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +55,7 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	bPath := filepath.Join(e.dir, "standby.yml")
-	dtWrite(t, bPath, strings.Replace(string(raw), "active.example", "standby.example", 1))
+	dtWrite(t, bPath, strings.Replace(string(raw), srvA.URL, "http://127.0.0.1:1", 1))
 	cfg, err := Load(bPath, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,7 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	var se *StandbyError
-	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) || !strings.Contains(se.Active, "http://active.example:9810") {
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) || !strings.Contains(se.Active, srvA.URL) {
 		t.Fatalf("second BecomeActive = %v, want a StandbyError naming the active instance", err)
 	}
 	if got := testutil.ToFloat64(a.metrics.Leader); got != 1 {
@@ -74,9 +81,16 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 
 	srv := httptest.NewServer(b.Handler())
 	defer srv.Close()
-	do := func(method, path string) (int, string) {
-		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(`{"posted": true}`))
+	do := func(method, path string, header ...string) (int, string) {
+		reqBody := `{"posted": true}`
+		if strings.HasSuffix(path, "/sync") {
+			reqBody = `{"customer": "cust-acme"}`
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+path, strings.NewReader(reqBody))
 		req.Header.Set("Authorization", "Bearer "+token)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -85,10 +99,23 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
+	// Forwarded to the active instance, token and body included: it queues
+	// the pass, and it answers for the intent (which is not open).
+	code, body := do(http.MethodPost, "/api/v1/sync")
+	var ticket SyncTicket
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &ticket) != nil {
+		t.Errorf("POST /api/v1/sync on the standby = %d %s; want the active instance's 202", code, body)
+	} else if got, ok := a.Ticket(ticket.ID); !ok || got.Customer != "cust-acme" {
+		t.Errorf("the forwarded sync request %s on the active instance = %+v, %v; want it queued for cust-acme", ticket.ID, got, ok)
+	}
+	if code, body := do(http.MethodPost, "/api/v1/intents/1/resolve"); code != http.StatusConflict || !strings.Contains(body, "intent 1 is not open") {
+		t.Errorf("POST resolve on the standby = %d %s; want the active instance's 409", code, body)
+	}
+	// A request that was forwarded already is never forwarded again.
 	for _, path := range []string{"/api/v1/sync", "/api/v1/intents/1/resolve"} {
-		code, body := do(http.MethodPost, path)
-		if code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") || !strings.Contains(body, "http://active.example:9810") {
-			t.Errorf("POST %s on the standby = %d %s; want 503 naming the active instance", path, code, body)
+		code, body := do(http.MethodPost, path, forwardedHeader, "other-standby")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") || !strings.Contains(body, srvA.URL) {
+			t.Errorf("POST %s forwarded to a standby = %d %s; want 503 naming the active instance", path, code, body)
 		}
 	}
 	if code, body := do(http.MethodGet, "/-/ready"); code != http.StatusOK || !strings.Contains(body, "standby") {

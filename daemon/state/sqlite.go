@@ -177,7 +177,7 @@ func inspectFile(file string) (fileKind, error) {
 	size := fi.Size()
 	if size == 0 {
 		return 0, fmt.Errorf("state: state database %q is empty (0 bytes): psa-syncd never leaves its database empty, so it was "+
-			"truncated or replaced. It was left untouched: restore it from a backup (see psa-syncd backup); only if psa-syncd "+
+			"truncated or replaced; it was left untouched: restore it from a backup (see psa-syncd backup), or, only if psa-syncd "+
 			"has never synced with this state directory, delete the file to start with empty state", file)
 	}
 	h := make([]byte, 100)

@@ -44,14 +44,10 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 	}
 	var err error
 	if url != "" {
-		token := e.getenv("PSA_SYNCD_API_TOKEN")
-		if tokenFile != "" {
-			data, rerr := os.ReadFile(tokenFile)
-			if rerr != nil {
-				fmt.Fprintf(e.stderr, "psa-syncd: -web.token-file: %v\n", rerr)
-				return 1
-			}
-			token = strings.TrimSpace(string(data))
+		token, terr := apiToken(e, tokenFile)
+		if terr != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", terr)
+			return 1
 		}
 		err = backupRemote(ctx, url, token, out)
 	} else {
