@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
@@ -265,6 +266,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 							"without one, so set it there. Null when ConnectWise reports no type.",
 						Optional:      true,
 						Computed:      true,
+						Validators:    []validator.String{connectWiseIDValidator},
 						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"subcategory_id": schema.StringAttribute{
@@ -273,6 +275,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none.",
 						Optional:      true,
 						Computed:      true,
+						Validators:    []validator.String{connectWiseIDValidator},
 						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"product_class": schema.StringAttribute{
@@ -397,6 +400,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				fmt.Sprintf("The name is %d characters long, but a ConnectWise catalog item's description (its name) holds "+
 					"at most %d. Shorten the name; invoice_description may hold the long text.", n, backends.ConnectWiseMaxServiceName))
 		}
+		r.modifyConnectWisePlan(ctx, req, resp, plan, config)
 	}
 	if !support.billingPeriod {
 		stateOnlyWarning(&resp.Diagnostics, sys, "billing_period", config.BillingPeriod, state.BillingPeriod,
@@ -413,6 +417,56 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		r.modifyAutotaskPlan(ctx, req, resp, plan, config, state)
 	}
 }
+
+// modifyConnectWisePlan checks at plan time the fields ConnectWise requires
+// when it creates a catalog item (identifier, description, customer
+// description; see the reference in psa/connectwise) and plans the
+// identifier the provider derives from the name, so that the apply cannot
+// fail on them.
+func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
+	plan, config serviceResourceModel) {
+	var cw serviceConnectWiseModel
+	if !config.ConnectWise.IsNull() && !config.ConnectWise.IsUnknown() {
+		resp.Diagnostics.Append(config.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+	}
+	if !req.State.Raw.IsNull() || cw.Identifier.IsUnknown() {
+		return
+	}
+	name := plan.Name.ValueString()
+	if cw.Identifier.IsNull() {
+		id := backends.ConnectWiseIdentifier(name)
+		if id == "" {
+			resp.Diagnostics.AddAttributeError(path.Root("connectwise").AtName("identifier"), "Cannot Derive ConnectWise Identifier",
+				fmt.Sprintf("ConnectWise requires a product id (identifier) for a new catalog item, and none can be derived from "+
+					"the name %q, which has no letters or digits. Set connectwise { identifier = \"...\" }.", name))
+			return
+		}
+		if !plan.ConnectWise.IsNull() {
+			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("connectwise").AtName("identifier"), id)...)
+		}
+	}
+	// The customer description is required too; the provider sends
+	// customer_description, else invoice_description, else the name.
+	desc, at := strings.TrimSpace(name), path.Root("name")
+	switch {
+	case cw.CustomerDescription.IsUnknown() || plan.InvoiceDescription.IsUnknown():
+		return
+	case cw.CustomerDescription.ValueString() != "":
+		desc, at = cw.CustomerDescription.ValueString(), path.Root("connectwise").AtName("customer_description")
+	case plan.InvoiceDescription.ValueString() != "":
+		desc, at = plan.InvoiceDescription.ValueString(), path.Root("invoice_description")
+	}
+	if n := len([]rune(desc)); n > backends.ConnectWiseMaxCustomerDescription {
+		resp.Diagnostics.AddAttributeError(at, "Customer Description Too Long for ConnectWise",
+			fmt.Sprintf("ConnectWise sets a catalog item's customer description from this text, which is %d characters long; "+
+				"ConnectWise holds at most %d. Shorten it, or set connectwise.customer_description.", n, backends.ConnectWiseMaxCustomerDescription))
+	}
+}
+
+// connectWiseIDValidator accepts ConnectWise record ids: positive whole
+// numbers, as the API takes them in a reference ({"id": 12}).
+var connectWiseIDValidator = stringvalidator.RegexMatches(regexp.MustCompile(`^[1-9][0-9]{0,18}$`),
+	"must be a ConnectWise record id, a positive whole number")
 
 // blockHint names the block that holds the configured PSA's own fields.
 func blockHint(sys psa.System) string {

@@ -646,6 +646,55 @@ func TestAccServiceResource_deleteInUse(t *testing.T) {
 	})
 }
 
+// TestAccServiceResource_connectWiseRequiredFields: ConnectWise requires an
+// identifier, a description and a customer description when it creates a
+// catalog item. What the provider cannot send fails at plan time, not at
+// apply time, and the identifier it derives from the name is in the plan.
+func TestAccServiceResource_connectWiseRequiredFields(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:             testAccServiceResourceConfig(e, "+++", 1, ""),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ExpectError:        regexp.MustCompile(`(?s)Cannot Derive ConnectWise Identifier.*identifier\s+=`),
+			},
+			{
+				Config:             testAccServiceResourceConfig(e, "Long text", 1, fmt.Sprintf("  invoice_description = %q\n", strings.Repeat("x", 6001))),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ExpectError:        regexp.MustCompile(`(?s)Customer Description Too Long for ConnectWise.*6001\s+characters`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Bad type", 1, `
+  connectwise {
+    type_id = "Service"
+  }
+`),
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+				ExpectError:        regexp.MustCompile(`must\s+be\s+a\s+ConnectWise\s+record\s+id`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Sophos MDR (Complete)", 1, `
+  connectwise {}
+`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("identifier"), knownvalue.StringExact("Sophos_MDR_Complete")),
+					},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("psa_service.test", tfjsonpath.New("connectwise").AtMapKey("identifier"), knownvalue.StringExact("Sophos_MDR_Complete")),
+				},
+			},
+		},
+	})
+}
+
 // TestNewServiceModel_importStateOnlyBillingPeriod imports services of the
 // PSAs that do not store a billing period. The state takes the default,
 // which the smallest configuration plans, even when the PSA reports a

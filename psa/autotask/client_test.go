@@ -1353,3 +1353,29 @@ func TestClient_unauthorizedZoneUnchanged(t *testing.T) {
 		t.Errorf("requests = %d, want 1 (the zone did not move, so no retry)", n)
 	}
 }
+
+// TestContractServiceUnitsService_missingUnits: a unit row that leaves out
+// its units (or reports null) is refused, not read as 0 units: the next
+// adjustment's delta would be computed from that 0.
+func TestContractServiceUnitsService_missingUnits(t *testing.T) {
+	t.Parallel()
+	client, mux, _ := setup(t)
+	mux.HandleFunc("/ContractServiceUnits/7", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"item":{"id":7,"contractID":3,"serviceID":4}}`)
+	})
+	mux.HandleFunc("/ContractServiceUnits/8", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"item":{"id":8,"contractID":3,"serviceID":4,"units":null}}`)
+	})
+	mux.HandleFunc("/ContractServiceUnits/9", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"item":{"id":9,"contractID":3,"serviceID":4,"units":5}}`)
+	})
+	for _, id := range []int64{7, 8} {
+		u, _, err := client.ContractServiceUnits.Get(t.Context(), id)
+		if err == nil || !strings.Contains(err.Error(), "reports no units") {
+			t.Errorf("ContractServiceUnits.Get(%d) = %+v, %v; want an error saying the row reports no units", id, u, err)
+		}
+	}
+	if u, _, err := client.ContractServiceUnits.Get(t.Context(), 9); err != nil || u.Units != 5 || u.ContractID != 3 {
+		t.Errorf("ContractServiceUnits.Get(9) = %+v, %v; want 5 units of contract 3", u, err)
+	}
+}

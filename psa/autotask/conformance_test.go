@@ -170,7 +170,7 @@ func TestConformance_routes(t *testing.T) {
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// One body that satisfies every decoder.
-		fmt.Fprintf(w, `{"item":{"id":1},"items":[],"itemId":1,"queryCount":0,
+		fmt.Fprintf(w, `{"item":{"id":1,"units":0},"items":[],"itemId":1,"queryCount":0,
 			"fields":[{"name":"f","isPickList":true,"picklistValues":[{"value":"1","label":"L","isActive":true}]}],
 			"url":%q,"externalRequestThreshold":10000,"requestThresholdTimeframe":60}`, srv.URL+"/ATServicesRest/")
 	}))

@@ -1,6 +1,10 @@
 package autotask
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
 
 // ContractServiceUnitsService reads ContractServiceUnits (read-only): one row
 // per billing period per contract service, split at the effective date of
@@ -20,6 +24,27 @@ type ContractServiceUnit struct {
 	Cost               float64   `json:"cost"`
 	ApproveAndPostDate Timestamp `json:"approveAndPostDate"`
 	VendorCompanyID    *int64    `json:"vendorCompanyID,omitempty"`
+}
+
+// UnmarshalJSON decodes a unit row. A row without units (the field left
+// out, or null) is refused rather than read as 0 units: the next
+// adjustment is a delta from the units read, so a wrong 0 would bill the
+// difference again.
+func (u *ContractServiceUnit) UnmarshalJSON(b []byte) error {
+	type plain ContractServiceUnit
+	var aux struct {
+		plain
+		Units *int64 `json:"units"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if aux.Units == nil {
+		return fmt.Errorf("autotask: contract service unit %d (contract %d, service %d) reports no units", aux.ID, aux.ContractID, aux.ServiceID)
+	}
+	*u = ContractServiceUnit(aux.plain)
+	u.Units = *aux.Units
+	return nil
 }
 
 // Get returns the unit row with the given id, or an error matching

@@ -351,6 +351,15 @@ const ConnectWiseDefaultMaxConcurrency = connectwise.DefaultMaxConcurrency
 // (a catalog item's description).
 const ConnectWiseMaxServiceName = connectwise.MaxDescription
 
+// ConnectWiseMaxCustomerDescription is the longest customer description a
+// ConnectWise catalog item holds.
+const ConnectWiseMaxCustomerDescription = connectwise.MaxCustomerDescription
+
+// ConnectWiseIdentifier returns the catalog identifier ConnectWise's
+// backend derives from a service name when none is given, or "" when the
+// name has nothing to derive one from.
+func ConnectWiseIdentifier(name string) string { return connectwise.Slug(name) }
+
 // KaseyaBMSAPIHost checks a Kaseya BMS hostname as a user types it in the
 // vendor's console (no protocol, no path) and returns the API host it maps
 // to, such as api.bmsemea.kaseya.com for bmsemea.kaseya.com. Callers that

@@ -22,11 +22,13 @@ import (
 // Ensure Backend satisfies the psa.Backend interface.
 var _ psa.Backend = (*Backend)(nil)
 
-// MaxIdentifier and MaxDescription are ConnectWise's length limits of a
-// catalog item's identifier and description.
+// MaxIdentifier, MaxDescription and MaxCustomerDescription are
+// ConnectWise's length limits of a catalog item's identifier, description
+// and customer description, the three fields it requires on create.
 const (
-	MaxIdentifier  = 60
-	MaxDescription = 60
+	MaxIdentifier          = 60
+	MaxDescription         = 60
+	MaxCustomerDescription = 6000
 )
 
 // readConcurrency bounds how many agreements ReadLines reads at once.
@@ -202,6 +204,9 @@ func checkService(s *psa.Service) error {
 		return validationError(fmt.Sprintf("cannot derive a catalog identifier from service name %q; set the ConnectWise identifier", name))
 	} else if len([]rune(id)) > MaxIdentifier {
 		return validationError(fmt.Sprintf("identifier %q is longer than %d characters", id, MaxIdentifier))
+	}
+	if cd := customerDescriptionOf(s); len([]rune(cd)) > MaxCustomerDescription {
+		return validationError(fmt.Sprintf("customer description is %d characters long, longer than the %d ConnectWise allows", len([]rune(cd)), MaxCustomerDescription))
 	}
 	if cw := s.ConnectWise; cw != nil && cw.ProductClass != "" && !slices.Contains(productClasses, cw.ProductClass) {
 		return validationError(fmt.Sprintf("product class %q is not one of %s", cw.ProductClass, strings.Join(productClasses, ", ")))

@@ -419,7 +419,7 @@ func TestClient_createNotRetried(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-		fmt.Fprint(w, `{"id":9}`)
+		fmt.Fprint(w, `{"id":9,"quantity":0}`)
 	})
 	if a, _, err := c.AgreementAdditions.Create(t.Context(), 2, &CreateAdditionRequest{Product: &Reference{ID: 1}, BillCustomer: "Billable"}); err != nil || a.ID != 9 || m.Load() != 2 {
 		t.Errorf("a create refused with 429 was not re-sent: %+v, %v, %d attempts", a, err, m.Load())
@@ -598,4 +598,19 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// TestAdditionsService_missingQuantity: an addition that leaves out its
+// quantity (a strict ConnectWise omits nulls) is refused, not read as 0.
+func TestAdditionsService_missingQuantity(t *testing.T) {
+	t.Parallel()
+	var a Addition
+	for _, body := range []string{`{"id":5,"product":{"id":1}}`, `{"id":5,"quantity":null}`} {
+		if err := json.Unmarshal([]byte(body), &a); err == nil || !strings.Contains(err.Error(), "addition 5 reports no quantity") {
+			t.Errorf("decoding %s: %v, want an error saying it reports no quantity", body, err)
+		}
+	}
+	if err := json.Unmarshal([]byte(`{"id":6,"quantity":3,"agreementStatus":"Active"}`), &a); err != nil || a.Quantity != 3 || a.AgreementStatus != "Active" {
+		t.Errorf("decoding a full addition = %+v, %v", a, err)
+	}
 }

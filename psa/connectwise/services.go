@@ -2,6 +2,8 @@ package connectwise
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -185,6 +187,26 @@ type Addition struct {
 	AgreementID     int64             `json:"agreementId,omitempty"`
 	Description     string            `json:"description,omitempty"`
 	Info            map[string]string `json:"_info,omitempty"`
+}
+
+// UnmarshalJSON decodes an addition. One without a quantity (the field left
+// out, or null) is refused rather than read as 0: psa-syncd would then
+// write a quantity it compared with a number ConnectWise never reported.
+func (a *Addition) UnmarshalJSON(b []byte) error {
+	type plain Addition
+	var aux struct {
+		plain
+		Quantity *float64 `json:"quantity"`
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if aux.Quantity == nil {
+		return fmt.Errorf("connectwise: agreement addition %d reports no quantity", aux.ID)
+	}
+	*a = Addition(aux.plain)
+	a.Quantity = *aux.Quantity
+	return nil
 }
 
 // CreateAdditionRequest is the body of an addition create. Product and
