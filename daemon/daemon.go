@@ -565,9 +565,17 @@ func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
 }
 
 // NewBackend builds the PSA backend for cfg with the daemon's instrumented
-// HTTP client.
+// HTTP client. Kaseya BMS counts its calls per endpoint in the state
+// database, so that its hourly limit holds across passes, restarts and the
+// instances that share the database.
 func (d *Daemon) NewBackend(cfg *Config) (psa.Backend, error) {
-	return backends.New(cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa")))
+	bc := cfg.BackendConfig(d.psaClient, d.logger.With("component", "psa"))
+	if bc.KaseyaBMS != nil && d.db != nil {
+		kc := *bc.KaseyaBMS
+		kc.Calls = d.db.APICalls()
+		bc.KaseyaBMS = &kc
+	}
+	return backends.New(bc)
 }
 
 // NewSource builds the usage source for cfg.

@@ -228,6 +228,25 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	if n := posts(); n != 1 {
 		t.Errorf("%d lines posted in all, want 1", n)
 	}
+	// The calls of both passes are counted against BMS's hourly limit in
+	// the state database, so a restart (or another instance) knows what is
+	// left: every request of every pass, sign-ins included.
+	calls, err := d.db.APICalls().Calls(time.Now(), time.Hour, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, apiRequests := 0, 0
+	for _, n := range calls {
+		total += n
+	}
+	for _, r := range sim.Requests() {
+		if strings.Contains(r.Path, "/v2/") {
+			apiRequests++
+		}
+	}
+	if total == 0 || total != apiRequests {
+		t.Errorf("calls counted in the state database = %d (%v), want the %d API requests of the passes", total, calls, apiRequests)
+	}
 }
 
 // TestDaemon_Run_exitsWhenLeadershipLost: when the connection holding the

@@ -90,6 +90,11 @@ type KaseyaBMSConfig struct {
 	// BaseURL optionally overrides the API root, such as
 	// https://api.bmsemea.kaseya.com/ (simulators, unusual installs).
 	BaseURL string
+	// Calls, when set, counts the calls per endpoint against BMS's hourly
+	// limit in a store that outlives the client (psa-syncd's state
+	// database), so that the limit holds across passes and processes. Nil
+	// counts in memory, for this client only.
+	Calls kaseyabms.CallStore
 }
 
 // String describes the configuration without its secrets.
@@ -277,6 +282,9 @@ func newKaseyaBMS(cfg Config) (psa.Backend, error) {
 	}
 	if kc.BaseURL != "" {
 		opts = append(opts, kaseyabms.WithBaseURL(kc.BaseURL))
+	}
+	if kc.Calls != nil {
+		opts = append(opts, kaseyabms.WithCallStore(kc.Calls))
 	}
 	c, err := kaseyabms.NewClient(opts...)
 	if err != nil {

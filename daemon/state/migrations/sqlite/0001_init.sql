@@ -96,6 +96,21 @@ CREATE TABLE leader (
 	since  TEXT
 );
 
+-- The calls psa-syncd made to each endpoint of a PSA that limits calls per
+-- endpoint (Kaseya BMS: 1,500 per rolling hour), so that every pass and
+-- every process sharing the database knows what is left; and the endpoints
+-- the PSA refused (429) until a given time.
+CREATE TABLE api_calls (
+	endpoint TEXT NOT NULL,
+	at       TEXT NOT NULL
+);
+CREATE INDEX api_calls_endpoint_at ON api_calls (endpoint, at);
+
+CREATE TABLE api_blocks (
+	endpoint TEXT PRIMARY KEY,
+	until    TEXT NOT NULL
+);
+
 -- Values the daemon keeps across restarts without a history (the unmapped
 -- usage of the last pass, since when lines are held), as JSON by name.
 CREATE TABLE snapshots (

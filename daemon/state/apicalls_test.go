@@ -1,0 +1,101 @@
+package state
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestAPICalls_sharedAcrossProcesses: two handles on one database, as two
+// psa-syncd processes or two passes are, share one budget per endpoint: the
+// second cannot spend what the first spent, concurrent takers never both
+// get the last call, a block holds for both, and calls leave the window
+// after it.
+func TestAPICalls_sharedAcrossProcesses(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		a := openConfig(t, cfg)
+		defer closeDB(t, a)
+		b, err := OpenConfig(t.Context(), cfg)
+		if d.name == DriverSQLite {
+			// SQLite is locked by one process; the second handle is the
+			// next pass of the same process, after the first closed.
+			if err == nil {
+				t.Fatal("a second SQLite handle opened while the first is open")
+			}
+			b = a
+		} else if err != nil {
+			t.Fatal(err)
+		} else {
+			defer closeDB(t, b)
+		}
+		const (
+			limit  = 5
+			window = time.Hour
+			ep     = "/v2/finance/contracts/{id}/services"
+		)
+		now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+
+		// Eight takers race for five calls.
+		var (
+			mu  sync.Mutex
+			got int
+			wg  sync.WaitGroup
+		)
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				db := a
+				if i%2 == 1 {
+					db = b
+				}
+				_, ok, err := db.APICalls().Take(ep, now.Add(time.Duration(i)*time.Millisecond), window, limit)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					mu.Lock()
+					got++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if got != limit {
+			t.Fatalf("%d of 8 concurrent takes got a call, want exactly %d", got, limit)
+		}
+		free, ok, err := b.APICalls().Take(ep, now.Add(time.Minute), window, limit)
+		if err != nil || ok || !free.After(now.Add(window-time.Second)) || free.After(now.Add(window+time.Second)) {
+			t.Errorf("Take with the window full = %v, %v, %v; want refused until about %v", free, ok, err, now.Add(window))
+		}
+		if calls, err := a.APICalls().Calls(now.Add(time.Minute), window, limit); err != nil || !cmp.Equal(calls, map[string]int{ep: limit}) {
+			t.Errorf("Calls = %v, %v; want %s: %d", calls, err, ep, limit)
+		}
+		// An hour later the window is empty again.
+		if _, ok, err := a.APICalls().Take(ep, now.Add(window+time.Minute), window, limit); err != nil || !ok {
+			t.Errorf("Take after the window = %v, %v; want a call", ok, err)
+		}
+
+		// A 429 blocks the endpoint for every holder until the given time.
+		other := "/v2/crm/accounts"
+		until := now.Add(2 * time.Hour)
+		if err := a.APICalls().Block(other, until); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.APICalls().Block(other, now); err != nil { // an earlier block does not shorten it
+			t.Fatal(err)
+		}
+		if free, ok, err := b.APICalls().Take(other, now.Add(time.Hour), window, limit); err != nil || ok || !free.Equal(until) {
+			t.Errorf("Take of a blocked endpoint = %v, %v, %v; want refused until %v", free, ok, err, until)
+		}
+		if calls, err := b.APICalls().Calls(now.Add(time.Hour), window, limit); err != nil || calls[other] != limit {
+			t.Errorf("Calls of a blocked endpoint = %v, %v; want %d", calls, err, limit)
+		}
+		if _, ok, err := b.APICalls().Take(other, until.Add(time.Second), window, limit); err != nil || !ok {
+			t.Errorf("Take after the block = %v, %v; want a call", ok, err)
+		}
+	})
+}
