@@ -649,7 +649,7 @@ func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 	if res != nil && res.Plan != nil {
 		p := *res.Plan
 		p.RunID = res.Run.ID
-		d.plans.record(&p, o.Customer)
+		d.recordPlan(&p, o.Customer)
 	}
 	return res, err
 }

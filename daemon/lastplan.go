@@ -10,8 +10,9 @@ import (
 // planMemory holds the plan of the last pass, so that read-only API
 // requests can show what psa-syncd is about to do (or just did) without
 // asking the PSA: an unauthenticated request must never spend the PSA's
-// request budget. It lives in memory until the state database can hold it;
-// a restart forgets it until the next pass. It is safe for concurrent use.
+// request budget. The daemon also keeps it in the state database (see
+// Daemon.recordPlan), so that it survives a restart and a standby that
+// takes over shows it. It is safe for concurrent use.
 type planMemory struct {
 	mu   sync.Mutex
 	plan *Plan // nil before the first pass
@@ -42,6 +43,33 @@ func (m *planMemory) record(p *Plan, customer string) {
 	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f Failure) bool { return f.CustomerID == customer })
 	merged.Failures = append(merged.Failures, p.Failures...)
 	m.plan = &merged
+}
+
+// lastPlanSnapshot is the name of the state database snapshot that holds
+// the last plan.
+const lastPlanSnapshot = "last_plan"
+
+// storedPlan is the last plan as the state database keeps it.
+type storedPlan struct {
+	Customer string `json:"customer"`
+	Plan     *Plan  `json:"plan"`
+}
+
+// stored returns what the memory holds, for the state database.
+func (m *planMemory) stored() storedPlan {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return storedPlan{Customer: m.customer, Plan: m.plan}
+}
+
+// restore replaces what the memory holds with a stored plan.
+func (m *planMemory) restore(s storedPlan) {
+	if s.Plan == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.plan, m.customer = s.Plan, s.Customer
 }
 
 // get returns the last plan, limited to one customer when customer is not

@@ -11,6 +11,9 @@ import (
 // alerts nor makes the last success look like it never happened. Run calls
 // it at start-up, after loading the mapping export.
 func (d *Daemon) RestoreMetrics() error {
+	if err := d.restorePlan(); err != nil {
+		return err
+	}
 	e, doc, err := d.engine()
 	if err != nil {
 		// No export yet: restore what needs none (the timestamps and the
@@ -21,6 +24,26 @@ func (d *Daemon) RestoreMetrics() error {
 		doc = nil
 	}
 	return e.RestoreMetrics(doc)
+}
+
+// recordPlan keeps p, the plan of a pass (or of a fresh plan for every
+// customer) for customer ("" for all), as the last plan: in memory, and in
+// the state database so that GET /api/v1/plan shows it after a restart too.
+func (d *Daemon) recordPlan(p *Plan, customer string) {
+	d.plans.record(p, customer)
+	if err := d.db.PutSnapshot(lastPlanSnapshot, d.plans.stored()); err != nil {
+		d.logger.Warn("Could not keep the last plan in the state database; GET /api/v1/plan shows it until a restart", "err", err)
+	}
+}
+
+// restorePlan loads the last plan from the state database.
+func (d *Daemon) restorePlan() error {
+	var s storedPlan
+	if _, err := d.db.Snapshot(lastPlanSnapshot, &s); err != nil {
+		return err
+	}
+	d.plans.restore(s)
+	return nil
 }
 
 // setNextRun records the time of the next scheduled pass (zero: none).

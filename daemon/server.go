@@ -613,7 +613,7 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Customer == "" {
-		d.plans.record(p, "")
+		d.recordPlan(p, "")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
@@ -583,5 +585,46 @@ func TestHandler_intents(t *testing.T) {
 	}
 	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", `{"posted": false}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "not open") {
 		t.Errorf("resolving it again = %d %s, want 409", rec.Code, rec.Body)
+	}
+}
+
+// TestHandler_planAfterRestart: the last pass's plan is kept in the state
+// database, so that after a restart GET /api/v1/plan shows it at once,
+// still without a request to the PSA.
+func TestHandler_planAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ResetRequests()
+	rec := dtServe(t, d, http.MethodGet, "/api/v1/plan", "", "")
+	var p Plan
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); rec.Code != http.StatusOK || err != nil || len(p.Changes) != 3 || p.RunID == 0 {
+		t.Errorf("GET /api/v1/plan after a restart = %d %s, want the last pass's 3 changes", rec.Code, rec.Body)
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("GET /api/v1/plan after a restart made %d PSA requests, want 0", n)
 	}
 }
