@@ -263,17 +263,17 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 						MarkdownDescription: "Id of the product type (Procurement > Setup Tables > Type). Unset leaves ConnectWise's choice " +
 							"(its default type); some ConnectWise versions require a type on create and refuse the catalog item " +
 							"without one, so set it there. Null when ConnectWise reports no type.",
-						Optional:            true,
-						Computed:            true,
-						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+						Optional:      true,
+						Computed:      true,
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"subcategory_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the product subcategory (Procurement > Setup Tables > Category, its " +
 							"subcategories). Unset leaves ConnectWise's choice; some ConnectWise versions require a subcategory on " +
 							"create and refuse the catalog item without one, so set it there. Null when ConnectWise reports none.",
-						Optional:            true,
-						Computed:            true,
-						PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+						Optional:      true,
+						Computed:      true,
+						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"product_class": schema.StringAttribute{
 						MarkdownDescription: "Product class: " + quotedList(connectWiseProductClasses) + ". Unset leaves " +
@@ -494,6 +494,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	tflog.Info(ctx, "Created PSA service", map[string]any{"id": created.ID, "name": created.Name})
+	r.data.reads.services.put(created.ID, created)
 
 	state, diags := newServiceModel(ctx, r.data.system, created, plan)
 	resp.Diagnostics.Append(diags...)
@@ -508,7 +509,7 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 
-	svc, err := r.data.backend.GetService(ctx, state.ID.ValueString())
+	svc, err := r.data.reads.services.get(ctx, state.ID.ValueString())
 	if errors.Is(err, psa.ErrNotFound) {
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "PSA service "+state.ID.ValueString()))
 		resp.State.RemoveResource(ctx)
@@ -551,12 +552,14 @@ func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest
 	svc.ID = state.ID.ValueString()
 
 	updated, err := r.data.backend.UpdateService(ctx, svc)
+	r.data.reads.services.forget(svc.ID)
 	if err != nil {
 		resp.Diagnostics.AddError("Error Updating PSA Service",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Updating service %s (%q)", svc.ID, svc.Name), err))
 		return
 	}
 	tflog.Info(ctx, "Updated PSA service", map[string]any{"id": updated.ID, "name": updated.Name})
+	r.data.reads.services.put(updated.ID, updated)
 
 	newState, diags := newServiceModel(ctx, r.data.system, updated, plan)
 	resp.Diagnostics.Append(diags...)
@@ -596,6 +599,7 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 	default:
 		err = r.data.backend.DeactivateService(ctx, id)
 	}
+	r.data.reads.services.forget(id)
 	if errors.Is(err, psa.ErrNotFound) {
 		tflog.Warn(ctx, "PSA service already gone", map[string]any{"id": id})
 		return
