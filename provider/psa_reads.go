@@ -11,9 +11,15 @@ import (
 )
 
 // batchWindow is how long the first read of a batch waits for others to
-// join it. Terraform reads and plans up to ten resources at once, each in
-// its own call, so the reads that arrive together go out as one bulk query.
-const batchWindow = 5 * time.Millisecond
+// join it, about one request's round trip. Terraform reads and plans up to
+// ten resources at once (its default -parallelism), each in its own call,
+// so the reads that arrive together go out as one bulk query; once
+// batchFull reads wait, no other call of Terraform's can come, and the
+// batch goes out at once.
+const (
+	batchWindow = 20 * time.Millisecond
+	batchFull   = 10
+)
 
 // errNotInBulk marks an id the bulk query did not return: it does not exist
 // or is not a valid id, and the single read tells which.
@@ -42,6 +48,7 @@ type readCache[T any] struct {
 	mu      sync.Mutex
 	entries map[string]*readEntry[T]
 	pending []*readEntry[T]
+	full    chan struct{} // closed when pending reaches batchFull
 	primed  bool
 }
 
@@ -84,15 +91,24 @@ func (c *readCache[T]) enqueueLocked(ctx context.Context, id string) *readEntry[
 	e := &readEntry[T]{id: id, done: make(chan struct{})}
 	c.entries[id] = e
 	c.pending = append(c.pending, e)
-	if len(c.pending) == 1 {
-		go c.flush(context.WithoutCancel(ctx))
+	switch len(c.pending) {
+	case 1:
+		c.full = make(chan struct{})
+		go c.flush(context.WithoutCancel(ctx), c.full)
+	case batchFull:
+		close(c.full)
 	}
 	return e
 }
 
 // flush sends the waiting batch as one bulk read.
-func (c *readCache[T]) flush(ctx context.Context) {
-	time.Sleep(batchWindow)
+func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
+	timer := time.NewTimer(batchWindow)
+	select {
+	case <-timer.C:
+	case <-full:
+		timer.Stop()
+	}
 	var known []string
 	c.mu.Lock()
 	prime := !c.primed && c.known != nil
