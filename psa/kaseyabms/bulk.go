@@ -1,10 +1,13 @@
 package kaseyabms
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -15,15 +18,22 @@ var _ psa.BulkReader = (*Backend)(nil)
 // bulkChunk is how many ids one lookup names in its query string.
 const bulkChunk = 100
 
+// bulkMin is the fewest ids read through the whole service search or
+// contract summary: BMS filters neither by ids, so for fewer ids the single
+// reads (one or three requests each) cost less than paging through every
+// record of a tenant with hundreds of them.
+const bulkMin = 25
+
 // GetServices returns the services with the given ids that exist. BMS
-// filters services by neither id nor ids, so it pages through the service
-// search (DefaultPageSize services a request) and keeps the ones asked for.
+// filters services by neither id nor ids, so from bulkMin ids on it pages
+// through the service search (DefaultPageSize services a request) and keeps
+// the ones asked for.
 func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
 	want := bulkIDs(ids)
-	out := map[string]*psa.Service{}
-	if len(want) == 0 {
-		return out, nil
+	if len(want) < bulkMin {
+		return singles(ctx, want, b.GetService)
 	}
+	out := map[string]*psa.Service{}
 	list, _, err := b.client.Services.SearchAll(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -55,15 +65,20 @@ func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*p
 	return out, nil
 }
 
-// GetContracts returns the contracts with the given ids that exist, read as
-// GetContract reads one but in bulk: the contract lookup by ids (bulkChunk a
-// request), the whole contract summary and the whole account lookup, paged.
+// GetContracts returns the contracts with the given ids that exist. From
+// bulkMin ids on they are read as GetContract reads one but in bulk: the
+// contract lookup by ids (bulkChunk a request), the whole contract summary
+// and the whole account lookup, paged.
 // A contract whose account name several accounts share is left out, for
 // GetContract to tell them apart.
 func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	want := bulkIDs(ids)
+	if len(want) < bulkMin {
+		return singles(ctx, want, b.GetContract)
+	}
 	out := map[string]*psa.Contract{}
 	var looked []*ContractLookup
-	for chunk := range slices.Chunk(bulkIDs(ids), bulkChunk) {
+	for chunk := range slices.Chunk(want, bulkChunk) {
 		list, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{IDs: chunk})
 		if err != nil {
 			return nil, err
@@ -108,6 +123,36 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 			continue
 		}
 		out[strconv.Itoa(lk.ID)] = toContract(lk, sum, companyID)
+	}
+	return out, nil
+}
+
+// singles reads ids one at a time, concurrently (the client bounds its own
+// concurrency), and leaves out the ones that do not exist.
+func singles[T any](ctx context.Context, ids []int, get func(context.Context, string) (*T, error)) (map[string]*T, error) {
+	out := make(map[string]*T, len(ids))
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+	)
+	for _, n := range ids {
+		wg.Go(func() {
+			v, err := get(ctx, strconv.Itoa(n))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, psa.ErrNotFound):
+			case err != nil:
+				first = cmp.Or(first, err)
+			default:
+				out[strconv.Itoa(n)] = v
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return nil, first
 	}
 	return out, nil
 }

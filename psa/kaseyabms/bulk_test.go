@@ -3,6 +3,7 @@ package kaseyabms_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -11,7 +12,8 @@ import (
 
 // TestBackend_bulkReads checks that the bulk reads return what the single
 // reads return, leave out missing and invalid ids, and leave a contract of
-// an ambiguous account name to GetContract.
+// an ambiguous account name to GetContract; few ids are read one by one,
+// many through the paged search.
 func TestBackend_bulkReads(t *testing.T) {
 	t.Parallel()
 	b, srv := newSimBackend(t)
@@ -28,6 +30,20 @@ func TestBackend_bulkReads(t *testing.T) {
 	tm := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme T&M", Type: "Time & Materials"})
 	ambiguous := k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Globex Managed Services"})
 
+	srv.ResetRequests()
+	all, err := b.GetServices(ctx, append(services, "999999"))
+	if err != nil || len(all) != len(services) {
+		t.Fatalf("GetServices of %d ids = %d services, %v", len(services), len(all), err)
+	}
+	n := 0
+	for _, r := range srv.Requests() {
+		if strings.HasSuffix(r.Path, "/services/search") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("GetServices of 150 ids made %d requests, want 2 (the search, 100 a page)", n)
+	}
 	got, err := b.GetServices(ctx, []string{services[0], services[149], "999999", "not-an-id"})
 	if err != nil || len(got) != 2 {
 		t.Fatalf("GetServices = %+v, %v; want 2 services", got, err)
@@ -42,9 +58,17 @@ func TestBackend_bulkReads(t *testing.T) {
 		t.Errorf("GetCompanies = %+v, %v", cs, err)
 	}
 
-	ks, err := b.GetContracts(ctx, []string{itoa(rs), itoa(tm), itoa(ambiguous), "999999"})
-	if err != nil || len(ks) != 2 {
-		t.Fatalf("GetContracts = %+v, %v; want the 2 contracts of Acme", ks, err)
+	few, err := b.GetContracts(ctx, []string{itoa(rs), itoa(ambiguous), "999999"})
+	if err != nil || len(few) != 2 || few[itoa(ambiguous)].CompanyID != itoa(dup) {
+		t.Fatalf("GetContracts of 3 ids = %+v, %v; want 2, one read by one", few, err)
+	}
+	many := []string{itoa(rs), itoa(tm), itoa(ambiguous), "999999"}
+	for i := range 30 {
+		many = append(many, itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme " + itoa(i)})))
+	}
+	ks, err := b.GetContracts(ctx, many)
+	if err != nil || len(ks) != 32 {
+		t.Fatalf("GetContracts = %d contracts, %v; want the 32 contracts of Acme", len(ks), err)
 	}
 	for _, id := range []int{rs, tm} {
 		one, err := b.GetContract(ctx, itoa(id))
