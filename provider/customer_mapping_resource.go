@@ -218,7 +218,7 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 		}
 	}
 
-	contract, err := r.data.backend.GetContract(ctx, contractID)
+	contract, err := r.data.reads.contracts.get(ctx, contractID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
 		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",

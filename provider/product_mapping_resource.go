@@ -182,7 +182,7 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 			return
 		}
 	}
-	svc, err := r.data.backend.GetService(ctx, serviceID)
+	svc, err := r.data.reads.services.get(ctx, serviceID)
 	planned, changed := r.data.services.planned(serviceID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
@@ -355,7 +355,7 @@ func (r *productMappingResource) resolveServiceName(ctx context.Context, plan *p
 	if !plan.ServiceName.IsUnknown() {
 		return true
 	}
-	svc, err := r.data.backend.GetService(ctx, plan.ServiceID.ValueString())
+	svc, err := r.data.reads.services.get(ctx, plan.ServiceID.ValueString())
 	if err != nil {
 		diags.AddAttributeError(path.Root("service_id"), "Error Reading PSA Service",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s for product %q", plan.ServiceID.ValueString(), plan.Product.ValueString()), err))

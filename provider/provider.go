@@ -432,6 +432,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		data.exportPath = c.String()
 		data.store = c
 	}
+	data.reads = newPSAReads(backend, data.exportForReads)
 	resp.DataSourceData = data
 	resp.ResourceData = data
 

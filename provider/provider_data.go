@@ -57,6 +57,10 @@ type providerData struct {
 	// psa_service resources, for the product mappings that refer to them.
 	services serviceRegistry
 
+	// reads answers the reads of services and contracts by id in bulk,
+	// shared by every resource and data source (see readCache).
+	reads psaReads
+
 	// instanceMu makes concurrent first writes wait for one ping instead of
 	// each pinging the PSA (see instance).
 	instanceMu sync.Mutex
@@ -109,6 +113,20 @@ func (d *providerData) readExport(ctx context.Context) (doc *export.Document, fo
 		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.exportPath, doc.PSA.System, d.system)
 	}
 	return doc, true, nil
+}
+
+// exportForReads returns the export whose ids the bulk reads ask for
+// ahead, or nil when there is none or it cannot be read: the reads are then
+// made as the resources ask, and the resources report the export's errors.
+func (d *providerData) exportForReads(ctx context.Context) *export.Document {
+	if d.store == nil {
+		return nil
+	}
+	doc, found, err := d.readExport(ctx)
+	if err != nil || !found {
+		return nil
+	}
+	return doc
 }
 
 // readExportForState reads the export for the Read of a resource that

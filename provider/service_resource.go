@@ -548,6 +548,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	tflog.Info(ctx, "Created PSA service", map[string]any{"id": created.ID, "name": created.Name})
+	r.data.reads.services.put(created.ID, created)
 
 	state, diags := newServiceModel(ctx, r.data.system, created, plan)
 	resp.Diagnostics.Append(diags...)
@@ -562,7 +563,7 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 
-	svc, err := r.data.backend.GetService(ctx, state.ID.ValueString())
+	svc, err := r.data.reads.services.get(ctx, state.ID.ValueString())
 	if errors.Is(err, psa.ErrNotFound) {
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "PSA service "+state.ID.ValueString()))
 		resp.State.RemoveResource(ctx)
@@ -605,12 +606,14 @@ func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest
 	svc.ID = state.ID.ValueString()
 
 	updated, err := r.data.backend.UpdateService(ctx, svc)
+	r.data.reads.services.forget(svc.ID)
 	if err != nil {
 		resp.Diagnostics.AddError("Error Updating PSA Service",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Updating service %s (%q)", svc.ID, svc.Name), err))
 		return
 	}
 	tflog.Info(ctx, "Updated PSA service", map[string]any{"id": updated.ID, "name": updated.Name})
+	r.data.reads.services.put(updated.ID, updated)
 
 	newState, diags := newServiceModel(ctx, r.data.system, updated, plan)
 	resp.Diagnostics.Append(diags...)
@@ -650,6 +653,7 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 	default:
 		err = r.data.backend.DeactivateService(ctx, id)
 	}
+	r.data.reads.services.forget(id)
 	if errors.Is(err, psa.ErrNotFound) {
 		tflog.Warn(ctx, "PSA service already gone", map[string]any{"id": id})
 		return

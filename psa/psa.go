@@ -283,3 +283,14 @@ type Backend interface {
 type Describer interface {
 	Describe(ctx context.Context) (string, error)
 }
+
+// BulkReader is implemented by a Backend that reads many objects by id in a
+// few requests (Autotask: an "in" filter of up to 500 ids per query). The
+// result holds the objects that exist, keyed by id; an id that does not exist,
+// or is not a valid id for the PSA, is absent, and GetService, GetCompany or
+// GetContract tells why. Callers with a single id use those.
+type BulkReader interface {
+	GetServices(ctx context.Context, ids []string) (map[string]*Service, error)
+	GetCompanies(ctx context.Context, ids []string) (map[string]*Company, error)
+	GetContracts(ctx context.Context, ids []string) (map[string]*Contract, error)
+}

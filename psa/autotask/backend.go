@@ -46,6 +46,12 @@ type Backend struct {
 	mu     sync.Mutex
 	prices map[int64]cachedPrice
 	now    func() time.Time
+
+	// codeMu makes concurrent creates wait for one lookup of the default
+	// billing code, which is then kept for priceTTL.
+	codeMu      sync.Mutex
+	defaultCode int64
+	defaultAt   time.Time
 }
 
 type cachedPrice struct {
@@ -615,10 +621,15 @@ func (b *Backend) billingPeriod(ctx context.Context, periodType int64) (psa.Bill
 }
 
 // billingCode returns s's billing code, or the tenant's only active billing
-// code for recurring contract services.
+// code for recurring contract services, looked up once per priceTTL.
 func (b *Backend) billingCode(ctx context.Context, s *psa.Service) (int64, error) {
 	if s.Autotask != nil && s.Autotask.BillingCodeID != "" {
 		return parseID("billing code", s.Autotask.BillingCodeID)
+	}
+	b.codeMu.Lock()
+	defer b.codeMu.Unlock()
+	if b.defaultCode != 0 && b.now().Sub(b.defaultAt) < priceTTL {
+		return b.defaultCode, nil
 	}
 	q := NewQuery(Eq("isActive", true))
 	kind := "active billing codes"
@@ -633,6 +644,7 @@ func (b *Backend) billingCode(ctx context.Context, s *psa.Service) (int64, error
 		return 0, fmt.Errorf("autotask: looking up the billing code for a new service: %w", err)
 	}
 	if len(codes) == 1 {
+		b.defaultCode, b.defaultAt = codes[0].ID, b.now()
 		return codes[0].ID, nil
 	}
 	names := make([]string, 0, len(codes))

@@ -1,0 +1,225 @@
+package provider
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// The size and repetitions of BenchmarkProvider; `make bench-provider`
+// sets them from its MAPPINGS, SERVICES and RUNS variables.
+var (
+	benchMappings = benchEnvInt("PSA_BENCH_MAPPINGS", 1000) // product plus customer mappings, half each
+	benchServices = benchEnvInt("PSA_BENCH_SERVICES", 200)
+	benchRuns     = benchEnvInt("PSA_BENCH_RUNS", 3)
+)
+
+// benchLatency is the simulator's latency per request.
+const benchLatency = 20 * time.Millisecond
+
+func benchEnvInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+		panic(fmt.Sprintf("%s=%q is not a positive integer", name, v))
+	}
+	return def
+}
+
+// BenchmarkProvider runs the real Terraform CLI (TF_ACC_TERRAFORM_PATH) with
+// the provider binary against a simulator answering after benchLatency:
+// `terraform apply` creating benchServices psa_service resources and
+// benchMappings product and customer mappings, then a refresh plan of them.
+// The floor is the same commands on as many terraform_data resources. It
+// prints, per PSA and command, the median of benchRuns runs:
+//
+//	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R
+func BenchmarkProvider(b *testing.B) {
+	tf := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if tf == "" {
+		b.Fatal("TF_ACC_TERRAFORM_PATH is not set; run make bench-provider")
+	}
+	pluginDir := b.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "terraform-provider-psa"), "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the provider: %v\n%s", err, out)
+	}
+	cliConfig := filepath.Join(pluginDir, "terraformrc")
+	if err := os.WriteFile(cliConfig, fmt.Appendf(nil, `provider_installation {
+  dev_overrides {
+    "psa-sync/psa" = %q
+  }
+  filesystem_mirror {
+    path = %q
+  }
+}
+`, pluginDir, filepath.Join(pluginDir, "mirror")), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	resources := benchServices + benchMappings
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		b.Run(string(sys), func(b *testing.B) {
+			for b.Loop() {
+				var wall, floor [2][]time.Duration // apply, plan
+				var requests [2][]int
+				for range benchRuns {
+					f := benchRun(b, tf, cliConfig, floorConfig(resources), nil)
+					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
+						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
+					p := benchRun(b, tf, cliConfig, productConfig(e), e.sim)
+					e.sim.Close()
+					for i := range 2 {
+						floor[i] = append(floor[i], f.wall[i])
+						wall[i] = append(wall[i], p.wall[i])
+						requests[i] = append(requests[i], p.requests[i])
+					}
+				}
+				for i, cmd := range []string{"apply", "plan"} {
+					w, fl := median(wall[i]), median(floor[i])
+					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f\n",
+						sys, cmd, resources, median(requests[i]), w.Seconds(), fl.Seconds(), w.Seconds()/fl.Seconds())
+				}
+			}
+		})
+	}
+}
+
+// benchResult is the wall time and PSA requests of an apply and of the
+// refresh plan after it.
+type benchResult struct {
+	wall     [2]time.Duration
+	requests [2]int
+}
+
+// benchRun applies config in a new directory and plans it again; the plan
+// must be empty.
+func benchRun(b *testing.B, tf, cliConfig, config string, sim *psatest.Server) benchResult {
+	b.Helper()
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(config), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var r benchResult
+	for i, args := range [][]string{
+		{"apply", "-auto-approve", "-input=false", "-no-color"},
+		{"plan", "-input=false", "-no-color", "-detailed-exitcode"},
+	} {
+		if sim != nil {
+			sim.ResetRequests()
+		}
+		cmd := exec.CommandContext(b.Context(), tf, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		start := time.Now()
+		err := cmd.Run()
+		r.wall[i] = time.Since(start)
+		if err != nil {
+			b.Fatalf("terraform %s: %v\n%s", args[0], err, tail(out.String(), 4000))
+		}
+		if sim != nil {
+			r.requests[i] = len(sim.Requests())
+			b.Logf("terraform %s: %d requests: %s", args[0], r.requests[i], requestKinds(sim.Requests()))
+		}
+	}
+	return r
+}
+
+// floorConfig is n terraform_data resources: Terraform's own cost.
+func floorConfig(n int) string {
+	return fmt.Sprintf(`resource "terraform_data" "r" {
+  count = %d
+  input = "resource-${count.index}"
+}
+`, n)
+}
+
+// productConfig seeds e's simulator with one company and contract per
+// customer mapping and returns benchServices services, half of
+// benchMappings product mappings spread over them, and the other half
+// customer mappings, one per contract.
+func productConfig(e *testEnv) string {
+	customers := benchMappings / 2
+	var list strings.Builder
+	for i := range customers {
+		company := e.addCompany(fmt.Sprintf("Bench Company %04d", i))
+		contract := e.addContract(company, fmt.Sprintf("Bench Company %04d Managed Services", i), contractRecurring)
+		fmt.Fprintf(&list, "    { company = %q, contract = %q },\n", company, contract)
+	}
+	return fmt.Sprintf(`terraform {
+  required_providers {
+    psa = { source = "psa-sync/psa" }
+  }
+}
+%[1]s
+locals {
+  customers = [
+%[2]s  ]
+}
+
+resource "psa_service" "s" {
+  count      = %[3]d
+  name       = "Bench Service ${count.index}"
+  unit_price = 5
+}
+
+resource "psa_product_mapping" "p" {
+  count      = %[4]d
+  product    = "BENCH-${count.index}"
+  service_id = psa_service.s[count.index %% %[3]d].id
+}
+
+resource "psa_customer_mapping" "c" {
+  count       = %[5]d
+  customer_id = "customer-${count.index}"
+  company_id  = local.customers[count.index].company
+  contract_id = local.customers[count.index].contract
+}
+`, e.providerConfig(), list.String(), benchServices, benchMappings-customers, customers)
+}
+
+// requestKinds counts requests by method and path, ids left out.
+func requestKinds(reqs []psatest.Request) string {
+	counts := map[string]int{}
+	for _, r := range reqs {
+		parts := strings.Split(r.Path, "/")
+		for i, p := range parts {
+			if _, err := strconv.Atoi(p); err == nil {
+				parts[i] = "{id}"
+			}
+		}
+		counts[r.Method+" "+strings.Join(parts, "/")]++
+	}
+	keys := slices.Sorted(maps.Keys(counts))
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%d× %s", counts[k], k)
+	}
+	return strings.Join(out, ", ")
+}
+
+func median[T int | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}

@@ -1,0 +1,217 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// batchWindow is how long the first read of a batch waits for others to
+// join it, about one request's round trip. Terraform reads and plans up to
+// ten resources at once (its default -parallelism), each in its own call,
+// so the reads that arrive together go out as one bulk query; once
+// batchFull reads wait, no other call of Terraform's can come, and the
+// batch goes out at once.
+const (
+	batchWindow = 20 * time.Millisecond
+	batchFull   = 10
+)
+
+// errNotInBulk marks an id the bulk query did not return: it does not exist
+// or is not a valid id, and the single read tells which.
+var errNotInBulk = errors.New("not returned by the bulk read")
+
+// readCache reads one kind of PSA object by id for every resource and data
+// source of one provider configuration (one Terraform command), so a
+// refresh of N objects costs a few bulk queries rather than N requests:
+//
+//   - reads that arrive within batchWindow of each other are sent as one
+//     bulk query (the backend splits it into pages of its own size);
+//   - the first batch also asks for every id the export refers to (known),
+//     which covers the objects that the other resources will ask for next;
+//   - an object read once is answered from memory afterwards, and two
+//     resources asking for one id at once share the request;
+//   - the provider's own writes (put, forget) keep it current.
+//
+// Terraform configures the provider afresh for each command, so nothing is
+// older than the command that reads it. Without bulk (a backend that is not
+// a psa.BulkReader), every read is a single request, as before.
+type readCache[T any] struct {
+	single func(context.Context, string) (*T, error)
+	bulk   func(context.Context, []string) (map[string]*T, error)
+	known  func(context.Context) []string
+
+	mu      sync.Mutex
+	entries map[string]*readEntry[T]
+	pending []*readEntry[T]
+	full    chan struct{} // closed when pending reaches batchFull
+	primed  bool
+}
+
+type readEntry[T any] struct {
+	id   string
+	done chan struct{}
+	val  *T
+	err  error
+}
+
+func newReadCache[T any](single func(context.Context, string) (*T, error), bulk func(context.Context, []string) (map[string]*T, error), known func(context.Context) []string) *readCache[T] {
+	return &readCache[T]{single: single, bulk: bulk, known: known, entries: map[string]*readEntry[T]{}}
+}
+
+// get returns the object with id, or an error matching psa.ErrNotFound.
+func (c *readCache[T]) get(ctx context.Context, id string) (*T, error) {
+	if c.bulk == nil {
+		return c.single(ctx, id)
+	}
+	c.mu.Lock()
+	e, ok := c.entries[id]
+	if !ok {
+		e = c.enqueueLocked(ctx, id)
+	}
+	c.mu.Unlock()
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if errors.Is(e.err, errNotInBulk) {
+		return c.single(ctx, id)
+	}
+	return e.val, e.err
+}
+
+// enqueueLocked adds id to the next batch, starting one when none is
+// waiting. The batch outlives a cancelled caller: others may wait for it.
+func (c *readCache[T]) enqueueLocked(ctx context.Context, id string) *readEntry[T] {
+	e := &readEntry[T]{id: id, done: make(chan struct{})}
+	c.entries[id] = e
+	c.pending = append(c.pending, e)
+	switch len(c.pending) {
+	case 1:
+		c.full = make(chan struct{})
+		go c.flush(context.WithoutCancel(ctx), c.full)
+	case batchFull:
+		close(c.full)
+	}
+	return e
+}
+
+// flush sends the waiting batch as one bulk read.
+func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
+	timer := time.NewTimer(batchWindow)
+	select {
+	case <-timer.C:
+	case <-full:
+		timer.Stop()
+	}
+	var known []string
+	c.mu.Lock()
+	prime := !c.primed && c.known != nil
+	c.primed = true
+	c.mu.Unlock()
+	if prime {
+		known = c.known(ctx)
+	}
+
+	c.mu.Lock()
+	for _, id := range known {
+		if _, ok := c.entries[id]; !ok {
+			e := &readEntry[T]{id: id, done: make(chan struct{})}
+			c.entries[id] = e
+			c.pending = append(c.pending, e)
+		}
+	}
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	ids := make([]string, len(batch))
+	for i, e := range batch {
+		ids[i] = e.id
+	}
+
+	found, err := c.bulk(ctx, ids)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range batch {
+		switch {
+		case err != nil:
+			e.err = err
+			if c.entries[e.id] == e {
+				delete(c.entries, e.id) // a later read tries again
+			}
+		case found[e.id] != nil:
+			e.val = found[e.id]
+		default:
+			e.err = errNotInBulk
+		}
+		close(e.done)
+	}
+}
+
+// put records v, just written by the provider, as the object with id. A
+// batch still reading the id answers its own callers, who asked before the
+// write; later reads get v.
+func (c *readCache[T]) put(id string, v *T) {
+	e := &readEntry[T]{done: make(chan struct{}), val: v}
+	close(e.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries[id] = e
+}
+
+// forget drops the object with id after the provider changed it.
+func (c *readCache[T]) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
+}
+
+// psaReads are the provider's cached reads of services and contracts.
+type psaReads struct {
+	services  *readCache[psa.Service]
+	contracts *readCache[psa.Contract]
+}
+
+// newPSAReads returns the reads of backend; the first bulk read of each kind
+// also reads the ids that the export returned by doc refers to.
+func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document) psaReads {
+	r := psaReads{
+		services:  newReadCache(backend.GetService, nil, nil),
+		contracts: newReadCache(backend.GetContract, nil, nil),
+	}
+	bulk, ok := backend.(psa.BulkReader)
+	if !ok {
+		return r
+	}
+	// known reads the ids of the export's entries.
+	known := func(ids func(*export.Document) []string) func(context.Context) []string {
+		return func(ctx context.Context) []string {
+			if d := doc(ctx); d != nil {
+				return ids(d)
+			}
+			return nil
+		}
+	}
+	r.services.bulk = bulk.GetServices
+	r.services.known = known(func(d *export.Document) []string {
+		ids := make([]string, len(d.ProductMappings))
+		for i, m := range d.ProductMappings {
+			ids[i] = m.ServiceID
+		}
+		return ids
+	})
+	r.contracts.bulk = bulk.GetContracts
+	r.contracts.known = known(func(d *export.Document) []string {
+		ids := make([]string, len(d.CustomerMappings))
+		for i, m := range d.CustomerMappings {
+			ids[i] = m.ContractID
+		}
+		return ids
+	})
+	return r
+}

@@ -1,0 +1,145 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// fakeReads is a PSA of 1,000 services that counts single and bulk reads.
+type fakeReads struct {
+	singles, bulks atomic.Int64
+	mu             sync.Mutex
+	bulkSizes      []int
+}
+
+func (f *fakeReads) exists(id string) bool {
+	var n int
+	_, err := fmt.Sscan(id, &n)
+	return err == nil && n >= 0 && n < 1000
+}
+
+func (f *fakeReads) single(_ context.Context, id string) (*psa.Service, error) {
+	f.singles.Add(1)
+	if !f.exists(id) {
+		return nil, psa.ErrNotFound
+	}
+	return &psa.Service{ID: id, Name: "svc " + id}, nil
+}
+
+func (f *fakeReads) bulk(_ context.Context, ids []string) (map[string]*psa.Service, error) {
+	f.bulks.Add(1)
+	f.mu.Lock()
+	f.bulkSizes = append(f.bulkSizes, len(ids))
+	f.mu.Unlock()
+	out := map[string]*psa.Service{}
+	for _, id := range ids {
+		if f.exists(id) {
+			out[id] = &psa.Service{ID: id, Name: "svc " + id}
+		}
+	}
+	return out, nil
+}
+
+// TestReadCache_primedByKnownIDs checks that the first read also reads the
+// ids the export refers to, so that the reads of the other resources,
+// Terraform's ten at a time, need no further request.
+func TestReadCache_primedByKnownIDs(t *testing.T) {
+	f := &fakeReads{}
+	known := make([]string, 0, 400)
+	for i := range 400 {
+		known = append(known, fmt.Sprint(i))
+	}
+	c := newReadCache(f.single, f.bulk, func(context.Context) []string { return known })
+	readAll(t, c, known, 10)
+	if n := f.bulks.Load(); n != 1 {
+		t.Errorf("400 reads of known ids made %d bulk reads (sizes %v), want 1", n, f.bulkSizes)
+	}
+	if n := f.singles.Load(); n != 0 {
+		t.Errorf("400 reads of known ids made %d single reads, want 0", n)
+	}
+}
+
+// TestReadCache_batchesConcurrentReads checks that reads arriving together
+// go out in bulk reads that ask for each id once, and that a missing id is
+// reported as not found by the single read.
+func TestReadCache_batchesConcurrentReads(t *testing.T) {
+	f := &fakeReads{}
+	c := newReadCache(f.single, f.bulk, nil)
+	ids := make([]string, 0, 100)
+	for i := range 100 {
+		ids = append(ids, fmt.Sprint(i%50)) // every id twice
+	}
+	readAll(t, c, ids, 100)
+	total := 0
+	for _, n := range f.bulkSizes {
+		total += n
+	}
+	if total != 50 {
+		t.Errorf("bulk reads asked for %d ids, want the 50 distinct ones", total)
+	}
+	if _, err := c.get(t.Context(), "5000"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("get(5000) = %v, want psa.ErrNotFound", err)
+	}
+	if n := f.singles.Load(); n != 1 {
+		t.Errorf("made %d single reads, want 1 (the missing id)", n)
+	}
+}
+
+// TestReadCache_writes checks that the provider's writes replace what was
+// read.
+func TestReadCache_writes(t *testing.T) {
+	f := &fakeReads{}
+	c := newReadCache(f.single, f.bulk, nil)
+	ctx := t.Context()
+	if s, err := c.get(ctx, "7"); err != nil || s.Name != "svc 7" {
+		t.Fatalf("get(7) = %+v, %v", s, err)
+	}
+	c.put("7", &psa.Service{ID: "7", Name: "renamed"})
+	if s, err := c.get(ctx, "7"); err != nil || s.Name != "renamed" {
+		t.Errorf("get(7) after put = %+v, %v; want the written service", s, err)
+	}
+	c.forget("7")
+	if s, err := c.get(ctx, "7"); err != nil || s.Name != "svc 7" {
+		t.Errorf("get(7) after forget = %+v, %v; want it read again", s, err)
+	}
+	if n := f.bulks.Load(); n != 2 {
+		t.Errorf("made %d bulk reads, want 2", n)
+	}
+}
+
+// TestReadCache_withoutBulk checks that a backend without bulk reads is
+// read one id at a time, as before.
+func TestReadCache_withoutBulk(t *testing.T) {
+	f := &fakeReads{}
+	c := newReadCache(f.single, nil, nil)
+	readAll(t, c, []string{"1", "2", "3"}, 3)
+	if n := f.singles.Load(); n != 3 {
+		t.Errorf("made %d single reads, want 3", n)
+	}
+}
+
+// readAll reads ids with the given parallelism and fails on an error.
+func readAll(t *testing.T, c *readCache[psa.Service], ids []string, parallelism int) {
+	t.Helper()
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s, err := c.get(t.Context(), id)
+			if err != nil || s.ID != id {
+				t.Errorf("get(%s) = %+v, %v", id, s, err)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,85 @@
+package autotask
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend reads in bulk.
+var _ psa.BulkReader = (*Backend)(nil)
+
+// GetServices returns the services with the given ids that exist: one query
+// per 500 ids (an "in" filter on id).
+func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
+	list, err := bulkGet(ctx, ids, b.client.Services.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Service, len(list))
+	for _, s := range list {
+		svc, err := b.toService(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out[svc.ID] = svc
+	}
+	return out, nil
+}
+
+// GetCompanies returns the companies with the given ids that exist: one
+// query per 500 ids.
+func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
+	list, err := bulkGet(ctx, ids, b.client.Companies.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Company, len(list))
+	for _, c := range list {
+		out[strconv.FormatInt(c.ID, 10)] = toCompany(c)
+	}
+	return out, nil
+}
+
+// GetContracts returns the contracts with the given ids that exist: one
+// query per 500 ids.
+func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	list, err := bulkGet(ctx, ids, b.client.Contracts.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Contract, len(list))
+	for _, c := range list {
+		contract, err := b.toContract(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		out[contract.ID] = contract
+	}
+	return out, nil
+}
+
+// bulkGet lists the entities whose id is one of ids, MaxPageSize ids per
+// query. Ids that are not Autotask ids are skipped: they match nothing.
+func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context, *Query) ([]*T, *Response, error)) ([]*T, error) {
+	nums := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && n >= 0 {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	nums = slices.Compact(nums)
+	var out []*T
+	for chunk := range slices.Chunk(nums, MaxPageSize) {
+		items, _, err := list(ctx, NewQuery(In("id", chunk...)))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}

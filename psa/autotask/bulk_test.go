@@ -1,0 +1,82 @@
+package autotask_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestBackend_bulkReads checks that services, companies and contracts are
+// read by id in one query per 500 ids, that what the read returns matches
+// the single reads, and that missing and invalid ids are left out.
+func TestBackend_bulkReads(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	var services, companies, contracts []string
+	for i := range 620 {
+		services = append(services, id(at.AddService("Backup "+id(int64(i)), 5)))
+	}
+	for _, name := range []string{"Acme", "Globex"} {
+		c := at.AddCompany(name)
+		companies = append(companies, id(c))
+		contracts = append(contracts, id(at.AddContract(psatest.AutotaskContract{CompanyID: c, Name: "Managed Services"})))
+	}
+	// Warm the picklist cache so that only the bulk queries are counted.
+	if _, err := b.GetService(ctx, services[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GetContract(ctx, contracts[0]); err != nil {
+		t.Fatal(err)
+	}
+	s.ResetRequests()
+
+	got, err := b.GetServices(ctx, append(services, "999999", "not-an-id", services[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(services) {
+		t.Errorf("GetServices returned %d services, want %d", len(got), len(services))
+	}
+	one, err := b.GetService(ctx, services[619])
+	if err != nil || !equalService(got[services[619]], one) {
+		t.Errorf("GetServices[%s] = %+v, GetService = %+v, %v", services[619], got[services[619]], one, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/Services/query"); n != 2 {
+		t.Errorf("GetServices of 620 ids made %d queries, want 2", n)
+	}
+
+	cs, err := b.GetCompanies(ctx, append(companies, "999999"))
+	if err != nil || len(cs) != 2 || cs[companies[1]].Name != "Globex" {
+		t.Errorf("GetCompanies = %+v, %v", cs, err)
+	}
+	ks, err := b.GetContracts(ctx, contracts)
+	if err != nil || len(ks) != 2 || ks[contracts[1]].CompanyID != companies[1] || !ks[contracts[1]].Recurring {
+		t.Errorf("GetContracts = %+v, %v", ks, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/Companies/query") + countRequests(s, http.MethodPost, "/Contracts/query"); n != 2 {
+		t.Errorf("GetCompanies and GetContracts made %d queries, want 2", n)
+	}
+	if got, err := b.GetServices(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("GetServices(nil) = %+v, %v", got, err)
+	}
+}
+
+// TestBackend_CreateService_billingCodeLookedUpOnce checks that creating
+// many services looks the tenant's default billing code up once.
+func TestBackend_CreateService_billingCodeLookedUpOnce(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	for i := range 3 {
+		svc := &psa.Service{Name: "Backup " + id(int64(i)), UnitPrice: 1, BillingPeriod: psa.BillingPeriodMonthly, Active: true}
+		if _, err := b.CreateService(t.Context(), svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countRequests(s, http.MethodPost, "/BillingCodes/query"); n != 1 {
+		t.Errorf("3 creates made %d billing code queries, want 1", n)
+	}
+}

@@ -1,0 +1,76 @@
+package connectwise
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Ensure Backend reads in bulk.
+var _ psa.BulkReader = (*Backend)(nil)
+
+// GetServices returns the catalog items with the given ids that exist: one
+// "id in (...)" read per statusChunk ids, following pages.
+func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
+	list, err := bulkGet(ctx, ids, b.client.Catalog.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Service, len(list))
+	for _, it := range list {
+		out[strconv.FormatInt(it.ID, 10)] = toService(it)
+	}
+	return out, nil
+}
+
+// GetCompanies returns the companies with the given ids that exist.
+func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
+	list, err := bulkGet(ctx, ids, b.client.Companies.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Company, len(list))
+	for _, c := range list {
+		out[strconv.FormatInt(c.ID, 10)] = toCompany(c)
+	}
+	return out, nil
+}
+
+// GetContracts returns the agreements with the given ids that exist.
+func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	list, err := bulkGet(ctx, ids, b.client.Agreements.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Contract, len(list))
+	for _, a := range list {
+		out[strconv.FormatInt(a.ID, 10)] = toContract(a)
+	}
+	return out, nil
+}
+
+// bulkGet lists the records whose id is one of ids, statusChunk ids per
+// condition (the query string stays under IIS's limit). Ids that are not
+// ConnectWise ids are skipped: they match nothing.
+func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context, *ListOptions) ([]*T, *Response, error)) ([]*T, error) {
+	nums := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && n > 0 {
+			nums = append(nums, n)
+		}
+	}
+	slices.Sort(nums)
+	nums = slices.Compact(nums)
+	var out []*T
+	for chunk := range slices.Chunk(nums, statusChunk) {
+		items, _, err := list(ctx, &ListOptions{Conditions: In("id", chunk...)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package connectwise_test
+
+import (
+	"net/http"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestBackend_bulkReads checks that catalog items, companies and agreements
+// are read by id with "id in (...)" conditions of 100 ids, that what the
+// read returns matches the single reads, and that missing and invalid ids
+// are left out.
+func TestBackend_bulkReads(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	ctx := t.Context()
+	cw := s.ConnectWise()
+	var services, companies, contracts []string
+	for i := range 150 {
+		services = append(services, strconv.FormatInt(cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup " + strconv.Itoa(i), Price: 5}), 10))
+	}
+	for _, name := range []string{"Acme", "Globex"} {
+		company, agreement := seed(cw, name)
+		companies = append(companies, strconv.FormatInt(company, 10))
+		contracts = append(contracts, strconv.FormatInt(agreement, 10))
+	}
+	s.ResetRequests()
+
+	got, err := b.GetServices(ctx, append(services, "999999", "not-an-id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(services) {
+		t.Errorf("GetServices returned %d services, want %d", len(got), len(services))
+	}
+	if n := countRequests(s, http.MethodGet, "/procurement/catalog"); n != 2 {
+		t.Errorf("GetServices of 150 ids made %d requests, want 2", n)
+	}
+	one, err := b.GetService(ctx, services[149])
+	if err != nil || !reflect.DeepEqual(got[services[149]], one) {
+		t.Errorf("GetServices[%s] = %+v, GetService = %+v, %v", services[149], got[services[149]], one, err)
+	}
+
+	cs, err := b.GetCompanies(ctx, append(companies, "999999"))
+	if err != nil || len(cs) != 2 || cs[companies[1]].Name != "Globex" {
+		t.Errorf("GetCompanies = %+v, %v", cs, err)
+	}
+	ks, err := b.GetContracts(ctx, contracts)
+	if err != nil || len(ks) != 2 {
+		t.Fatalf("GetContracts = %+v, %v", ks, err)
+	}
+	k, err := b.GetContract(ctx, contracts[1])
+	if err != nil || !reflect.DeepEqual(ks[contracts[1]], k) {
+		t.Errorf("GetContracts[%s] = %+v, GetContract = %+v, %v", contracts[1], ks[contracts[1]], k, err)
+	}
+}

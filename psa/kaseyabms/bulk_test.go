@@ -1,0 +1,85 @@
+package kaseyabms_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestBackend_bulkReads checks that the bulk reads return what the single
+// reads return, leave out missing and invalid ids, and leave a contract of
+// an ambiguous account name to GetContract; few ids are read one by one,
+// many through the paged search.
+func TestBackend_bulkReads(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	k := srv.KaseyaBMS()
+	var services []string
+	for i := range 150 {
+		services = append(services, itoa(k.AddService("Backup "+itoa(i), 5)))
+	}
+	acme := k.AddAccount("Acme")
+	globex := k.AddAccount("Globex")
+	dup := k.AddAccount("globex")
+	rs := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed Services"})
+	tm := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme T&M", Type: "Time & Materials"})
+	ambiguous := k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Globex Managed Services"})
+
+	srv.ResetRequests()
+	all, err := b.GetServices(ctx, append(services, "999999"))
+	if err != nil || len(all) != len(services) {
+		t.Fatalf("GetServices of %d ids = %d services, %v", len(services), len(all), err)
+	}
+	n := 0
+	for _, r := range srv.Requests() {
+		if strings.HasSuffix(r.Path, "/services/search") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("GetServices of 150 ids made %d requests, want 2 (the search, 100 a page)", n)
+	}
+	got, err := b.GetServices(ctx, []string{services[0], services[149], "999999", "not-an-id"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("GetServices = %+v, %v; want 2 services", got, err)
+	}
+	one, err := b.GetService(ctx, services[149])
+	if err != nil || !reflect.DeepEqual(got[services[149]], one) {
+		t.Errorf("GetServices[%s] = %+v, GetService = %+v, %v", services[149], got[services[149]], one, err)
+	}
+
+	cs, err := b.GetCompanies(ctx, []string{itoa(acme), itoa(globex), "999999"})
+	if err != nil || len(cs) != 2 || cs[itoa(globex)].Name != "Globex" {
+		t.Errorf("GetCompanies = %+v, %v", cs, err)
+	}
+
+	few, err := b.GetContracts(ctx, []string{itoa(rs), itoa(ambiguous), "999999"})
+	if err != nil || len(few) != 2 || few[itoa(ambiguous)].CompanyID != itoa(dup) {
+		t.Fatalf("GetContracts of 3 ids = %+v, %v; want 2, one read by one", few, err)
+	}
+	many := []string{itoa(rs), itoa(tm), itoa(ambiguous), "999999"}
+	for i := range 30 {
+		many = append(many, itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme " + itoa(i)})))
+	}
+	ks, err := b.GetContracts(ctx, many)
+	if err != nil || len(ks) != 32 {
+		t.Fatalf("GetContracts = %d contracts, %v; want the 32 contracts of Acme", len(ks), err)
+	}
+	for _, id := range []int{rs, tm} {
+		one, err := b.GetContract(ctx, itoa(id))
+		if err != nil || !reflect.DeepEqual(ks[itoa(id)], one) {
+			t.Errorf("GetContracts[%d] = %+v, GetContract = %+v, %v", id, ks[itoa(id)], one, err)
+		}
+	}
+	if c, err := b.GetContract(ctx, itoa(ambiguous)); err != nil || c.CompanyID != itoa(dup) {
+		t.Errorf("GetContract(%d) = %+v, %v; want company %d", ambiguous, c, err, dup)
+	}
+	if _, err := b.GetContract(ctx, "999999"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("GetContract(999999) = %v, want psa.ErrNotFound", err)
+	}
+}
