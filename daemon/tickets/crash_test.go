@@ -27,7 +27,7 @@ const crashChildEnv = "PSA_SYNC_TICKETS_CRASH_CHILD"
 
 type crashSettings struct {
 	StateDir, AutotaskURL, SophosURL, SophosAuthURL, Company string
-	User, Secret, Code, SophosID, SophosSecret              string
+	User, Secret, Code, SophosID, SophosSecret               string
 }
 
 func TestMain(m *testing.M) {
