@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -349,32 +350,42 @@ func (r *ticketRoutingResource) checkID(diags *diag.Diagnostics, id routingID, l
 }
 
 func (r *ticketRoutingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	ctx = r.data.maskedContext(ctx)
 	var plan ticketRoutingResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
+	r.write(ctx, plan, true, &resp.State, &resp.Diagnostics)
+}
+
+// write stores the planned routing in the export (refusing to replace one
+// on create) and sets the state.
+func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingResourceModel, create bool, st *tfsdk.State, diags *diag.Diagnostics) {
+	ctx = r.data.maskedContext(ctx)
+	if diags.HasError() || !r.data.requireStore(diags, "psa_ticket_routing") {
 		return
 	}
-	tk, diags := plan.toTickets(ctx)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	tk, d := plan.toTickets(ctx)
+	diags.Append(d...)
+	if diags.HasError() {
 		return
 	}
 	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		if doc.Tickets != nil {
+		if create && doc.Tickets != nil {
 			return fmt.Errorf("the export already has a ticket routing; there is one psa_ticket_routing per export. "+
 				"Import it with: terraform import <address> %s", r.data.exportPath)
 		}
 		doc.Tickets = &tk
 		return nil
 	})
+	action, logged := "update", "Updated ticket routing"
+	if create {
+		action, logged = "add", "Created ticket routing"
+	}
 	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "add", "the ticket routing", r.data.exportPath, err)
+		exportUpdateError(diags, action, "the ticket routing", r.data.exportPath, err)
 		return
 	}
-	tflog.Info(ctx, "Created ticket routing", map[string]any{"queue_id": tk.QueueID, "enabled": tk.Enabled})
+	tflog.Info(ctx, logged, map[string]any{"queue_id": tk.QueueID, "enabled": tk.Enabled})
 	plan.ID = types.StringValue(r.data.exportPath)
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	diags.Append(st.Set(ctx, plan)...)
 }
 
 func (r *ticketRoutingResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -398,28 +409,9 @@ func (r *ticketRoutingResource) Read(ctx context.Context, req resource.ReadReque
 }
 
 func (r *ticketRoutingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	ctx = r.data.maskedContext(ctx)
 	var plan ticketRoutingResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
-		return
-	}
-	tk, diags := plan.toTickets(ctx)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		doc.Tickets = &tk
-		return nil
-	})
-	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "update", "the ticket routing", r.data.exportPath, err)
-		return
-	}
-	tflog.Info(ctx, "Updated ticket routing", map[string]any{"queue_id": tk.QueueID, "enabled": tk.Enabled})
-	plan.ID = types.StringValue(r.data.exportPath)
-	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
+	r.write(ctx, plan, false, &resp.State, &resp.Diagnostics)
 }
 
 func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteRequest, resp *resource.DeleteResponse) {
