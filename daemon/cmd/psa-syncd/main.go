@@ -50,6 +50,7 @@ var commands = []command{
 	{"validate", "validate the config file and the mapping export", cmdValidate},
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
+	{"tickets", "run one ticket pass (Sophos alerts to PSA tickets) and exit; -dry-run prints it", cmdTickets},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},
 }
