@@ -114,7 +114,7 @@ func New(c Config) (*Engine, error) {
 	return e, nil
 }
 
-// Outcome of one customer in a pass.
+// CustomerReport is the outcome of one customer in a pass.
 type CustomerReport struct {
 	Customer Customer
 	// Created, Adopted, Closed, Noted and Reopened count tickets;
@@ -155,7 +155,8 @@ func (r Report) Totals() CustomerReport {
 	return t
 }
 
-// pass is the state of one pass.
+// pass is the state of one pass: whether it writes, how many tickets it
+// created, and why it stopped creating.
 type pass struct {
 	dryRun  bool
 	created int64
@@ -287,14 +288,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 	}
 
-	min := severityRank[cmp.Or(e.routing.MinSeverity, "low")]
+	floor := severityRank[cmp.Or(e.routing.MinSeverity, "low")]
 	slices.SortStableFunc(alerts, func(a, b Alert) int {
 		return cmp.Or(-cmp.Compare(severityRank[a.Severity], severityRank[b.Severity]), a.RaisedAt.Compare(b.RaisedAt), cmp.Compare(a.ID, b.ID))
 	})
 	var perCustomer int64
 	var over []Alert
 	for _, a := range alerts {
-		if severityRank[a.Severity] < min || covered[a.ID] {
+		if severityRank[a.Severity] < floor || covered[a.ID] {
 			continue
 		}
 		r := byKey[a.ID]
