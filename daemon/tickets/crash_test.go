@@ -50,7 +50,7 @@ func crashChild(settings string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	at, err := autotask.NewClient(autotask.WithBaseURL(s.AutotaskURL), autotask.WithCredentials(s.User, s.Secret, s.Code))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -131,7 +131,11 @@ func TestEngine_kill9(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer db.Close()
+		defer func() {
+			if err := db.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
 		in, err := db.TicketIntents()
 		if err != nil {
 			t.Fatal(err)
@@ -159,13 +163,13 @@ func TestEngine_kill9(t *testing.T) {
 				if err := cmd.Process.Kill(); err == nil {
 					killed++
 				}
-				<-done
+				t.Logf("trial %d: killed the child (%v)", trial, <-done)
 				unsettled += openIntents()
 				break
 			}
 			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				<-done
+				_ = cmd.Process.Kill()
+				t.Logf("trial %d: killed the child (%v)", trial, <-done)
 				t.Fatalf("trial %d: no create within 30s", trial)
 			}
 			time.Sleep(time.Millisecond)

@@ -60,7 +60,11 @@ func newEnv(t *testing.T, system psa.System) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	e.db = db
 	switch system {
 	case psa.SystemAutotask:

@@ -69,7 +69,7 @@ func printTickets(w io.Writer, rep tickets.Report, dryRun bool) {
 				c.Reopened, c.Summarised, c.Failed, ticketErr(c.Err))
 		}
 	}
-	tw.Flush()
+	_ = tw.Flush()
 	t := rep.Totals()
 	switch {
 	case dryRun:
