@@ -375,3 +375,28 @@ func TestAccTicketRoutingResource_examples(t *testing.T) {
 		})
 	}
 }
+
+// The ticket routing and the integration settings share the export's path
+// as their id but are different entries: one configuration has both.
+func TestAccTicketRoutingResource_withIntegration(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	c := ticketRoutingCases()[psa.SystemAutotask]
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: e.providerConfig() + c.config + `
+resource "psa_integration" "this" {
+  enabled  = true
+  schedule = "daily 02:00"
+}
+`,
+			Check: e.checkExport(func(doc *export.Document) error {
+				if doc.Tickets == nil || doc.Integration == nil {
+					return fmt.Errorf("export has routing %v and integration %v, want both", doc.Tickets, doc.Integration)
+				}
+				return nil
+			}),
+		}},
+	})
+}
