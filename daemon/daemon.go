@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -554,12 +555,15 @@ func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
 			tz = s.doc.Integration.Timezone
 		}
 	}
-	if spec == "" {
-		spec = DefaultSchedule
-	}
+	return parseSchedule("schedule", cmp.Or(spec, DefaultSchedule), tz)
+}
+
+// parseSchedule parses a schedule and its time zone; what names the
+// schedule in errors.
+func parseSchedule(what, spec, tz string) (schedule.Schedule, *time.Location, error) {
 	sched, err := schedule.Parse(spec)
 	if err != nil {
-		return schedule.Schedule{}, nil, fmt.Errorf("daemon: schedule: %w", err)
+		return schedule.Schedule{}, nil, fmt.Errorf("daemon: %s: %w", what, err)
 	}
 	loc, err := schedule.LoadLocation(tz)
 	if err != nil {

@@ -130,18 +130,7 @@ func (d *Daemon) ticketSchedule() (schedule.Schedule, *time.Location, error) {
 			tz = s.doc.Integration.Timezone
 		}
 	}
-	if spec == "" {
-		spec = DefaultTicketSchedule
-	}
-	sched, err := schedule.Parse(spec)
-	if err != nil {
-		return schedule.Schedule{}, nil, fmt.Errorf("daemon: ticket schedule: %w", err)
-	}
-	loc, err := schedule.LoadLocation(tz)
-	if err != nil {
-		return schedule.Schedule{}, nil, fmt.Errorf("daemon: timezone: %w", err)
-	}
-	return sched, loc, nil
+	return parseSchedule("ticket schedule", cmp.Or(spec, DefaultTicketSchedule), tz)
 }
 
 // logTicketSync says, when an export is loaded, whether and when ticket
