@@ -56,6 +56,12 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	if doc.Integration != nil && !doc.Integration.Enabled {
 		dryRun = true
 	}
+	return eng.Pass(ctx, ticketCustomers(doc), dryRun)
+}
+
+// ticketCustomers returns the customers of doc that take part in ticket
+// sync: Sophos customers whose mapping has ticket_sync on.
+func ticketCustomers(doc *export.Document) []tickets.Customer {
 	var customers []tickets.Customer
 	for _, m := range doc.CustomerMappings {
 		if m.TicketSync && m.Source == SourceSophos {
@@ -64,7 +70,7 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 			})
 		}
 	}
-	return eng.Pass(ctx, customers, dryRun)
+	return customers
 }
 
 // snapshotTickets is the ticketRecord of the scheduled ticket passes.
@@ -217,6 +223,20 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 	defer d.ticketMu.Unlock()
 	start := d.now()
 	rep, err := d.TicketPass(ctx, false)
+	if err != nil {
+		// The pass failed before or while it went through the customers
+		// (settling earlier creates, building the engine): the customers it
+		// did not reach failed with it.
+		reached := map[string]bool{}
+		for _, c := range rep.Customers {
+			reached[ticketStatusKey(c.Customer.Source, c.Customer.CustomerID)] = true
+		}
+		for _, c := range ticketCustomers(doc) {
+			if !reached[ticketStatusKey(c.Source, c.CustomerID)] {
+				rep.Customers = append(rep.Customers, tickets.CustomerReport{Customer: c, Err: err})
+			}
+		}
+	}
 	if err := d.recordTicketPass(rep, err, start); err != nil {
 		d.logger.Error("Error recording the ticket pass", "err", err)
 	}

@@ -239,3 +239,31 @@ func TestDaemon_ticketPassFailureRecorded(t *testing.T) {
 			testutil.ToFloat64(d.metrics.TicketLastPassTimestamp), testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp))
 	}
 }
+
+// A ticket pass that fails as a whole (here: the usage source is a file,
+// so there are no alerts to read) fails every customer with ticket sync on,
+// with the reason.
+func TestDaemon_ticketPassErrorFailsCustomers(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Tickets = &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: ttAcme, CustomerName: "Acme", CompanyID: dtID(e.companies[0]),
+		ContractID: dtID(e.contracts[0]), TicketSync: true})
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.d.scheduledTicketPass(t.Context())
+	st, err := e.d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[ticketStatusKey("sophos", ttAcme)]
+	if s.Result != "failed" || !strings.Contains(s.Error, "Sophos Central alerts") {
+		t.Errorf("ticket status = %+v, want failed with the pass's error", s)
+	}
+	if testutil.ToFloat64(e.d.metrics.TicketLastPassTimestamp) == 0 || testutil.ToFloat64(e.d.metrics.TicketLastSuccessTimestamp) != 0 {
+		t.Error("a failed pass must set the last pass time and not the last success")
+	}
+}
