@@ -33,6 +33,15 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	if err := d.Reload(); err != nil {
 		return 1
 	}
+	// A pass that writes needs the state database's leadership, as sync
+	// does: with PostgreSQL, not while another psa-syncd is active (its own
+	// ticket passes run on its schedule).
+	if !dryRun {
+		if err := d.BecomeActive(ctx); err != nil {
+			logger.Error("Not running the ticket pass", "err", err)
+			return 1
+		}
+	}
 	rep, err := d.TicketPass(ctx, dryRun)
 	if err != nil {
 		logger.Error("Error running the ticket pass", "err", err)
