@@ -27,8 +27,11 @@ import (
 
 // Defaults applied by Load to settings the file leaves out.
 const (
-	DefaultSchedule      = "every 24h"
-	DefaultListenAddress = "127.0.0.1:9810"
+	DefaultSchedule = "every 24h"
+	// DefaultTicketSchedule is how often ticket passes run when neither
+	// the config file nor the export's ticket routing says.
+	DefaultTicketSchedule = "every 5m"
+	DefaultListenAddress  = "127.0.0.1:9810"
 )
 
 // Effective date policies (Policies.EffectiveDate).
@@ -91,6 +94,9 @@ type Config struct {
 	// Schedule is when passes run (default "every 24h"); the export's
 	// integration.schedule wins over it.
 	Schedule string `yaml:"schedule"`
+	// TicketSchedule is when ticket passes run (default "every 5m"); the
+	// export's tickets.schedule (psa_ticket_routing) wins over it.
+	TicketSchedule string `yaml:"ticket_schedule"`
 	// Timezone is the IANA zone of the schedule and of billing months
 	// (default UTC); the export's integration.timezone wins over it.
 	Timezone string    `yaml:"timezone"`
@@ -374,9 +380,10 @@ func load(path string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c := &Config{
-		Schedule: DefaultSchedule,
-		Policies: DefaultPolicies,
-		Web:      WebConfig{ListenAddress: DefaultListenAddress},
+		Schedule:       DefaultSchedule,
+		TicketSchedule: DefaultTicketSchedule,
+		Policies:       DefaultPolicies,
+		Web:            WebConfig{ListenAddress: DefaultListenAddress},
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -428,6 +435,9 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return err
 	}
 	c.schedule = sc
+	if _, err := schedule.Parse(c.TicketSchedule); err != nil {
+		return fmt.Errorf("ticket_%w", err)
+	}
 	loc, err := schedule.LoadLocation(c.Timezone)
 	if err != nil {
 		return fmt.Errorf("timezone: %s", strings.TrimPrefix(err.Error(), "schedule: "))

@@ -54,9 +54,10 @@ func TestLoad_good(t *testing.T) {
 			MaxConcurrency: 2,
 			MaxRetries:     &zero,
 		},
-		Source:   SourceConfig{Type: "file", File: &FileConfig{Path: filepath.Join(dir, "usage.csv"), Name: "passwordboss"}},
-		Schedule: "daily 02:00",
-		Timezone: "Europe/Rome",
+		Source:         SourceConfig{Type: "file", File: &FileConfig{Path: filepath.Join(dir, "usage.csv"), Name: "passwordboss"}},
+		Schedule:       "daily 02:00",
+		TicketSchedule: DefaultTicketSchedule,
+		Timezone:       "Europe/Rome",
 		Policies: Policies{
 			EffectiveDate:      EffectiveNextPeriodStart,
 			MissingUsage:       MissingUsageKeep,
@@ -129,6 +130,9 @@ func TestLoad_defaultsAndEnvironment(t *testing.T) {
 	if c.Policies != DefaultPolicies {
 		t.Errorf("Policies = %+v, want the defaults %+v", c.Policies, DefaultPolicies)
 	}
+	if c.TicketSchedule != DefaultTicketSchedule {
+		t.Errorf("TicketSchedule = %q, want %q", c.TicketSchedule, DefaultTicketSchedule)
+	}
 	if c.Schedule != DefaultSchedule || c.ParsedSchedule().Interval() != 24*time.Hour {
 		t.Errorf("Schedule = %q (%s), want %q", c.Schedule, c.ParsedSchedule(), DefaultSchedule)
 	}
@@ -171,6 +175,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-missing-secret-file.yml", env: map[string]string{"PSA_AUTOTASK_SECRET": "not-used"},
 			want: "psa.autotask.secret_file: open " + cfgAbs(t, "testdata/secrets/does-not-exist") + ": no such file or directory"},
 		{file: "bad-schedule.yml", want: `schedule "hourly": unknown kind "hourly"; want ` + cfgScheduleAccepted},
+		{file: "bad-ticket-schedule.yml", want: `ticket_schedule "hourly": unknown kind "hourly"; want ` + cfgScheduleAccepted},
 		{file: "bad-duration.yml", want: `schedule "every 24x": "24x" is not a duration (want a Go duration such as 24h, 6h or 1h30m)`},
 		{file: "bad-timezone.yml", want: `timezone: unknown time zone "Europe/Atlantis" (want an IANA name such as "Europe/Rome" or "UTC")`},
 		{file: "bad-effective-date.yml", want: `policies.effective_date: unknown value "yesterday" (one of period_start, today, next_period_start)`},

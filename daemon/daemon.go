@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -136,8 +137,12 @@ type Daemon struct {
 	// httpTimeouts bound each connection to the HTTP server.
 	httpTimeouts httpTimeouts
 
-	// scheduleChanged wakes the scheduler after a reload.
-	scheduleChanged chan struct{}
+	// scheduleChanged wakes the scheduler after a reload, and
+	// ticketScheduleChanged the ticket scheduler.
+	scheduleChanged       chan struct{}
+	ticketScheduleChanged chan struct{}
+	// ticketMu makes ticket passes run one at a time inside the process.
+	ticketMu sync.Mutex
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
@@ -204,6 +209,8 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
 		httpTimeouts:    defaultHTTPTimeouts,
 		scheduleChanged: make(chan struct{}, 1),
+
+		ticketScheduleChanged: make(chan struct{}, 1),
 	}
 	if d.logger == nil {
 		d.logger = slog.New(slog.DiscardHandler)
@@ -455,10 +462,7 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 	if prev == nil || prev.doc.Revision != doc.Revision || prev.version != version {
 		d.logger.Info("Loaded mapping export", "store", cfg.ExportName(), "revision", doc.Revision,
 			"products", len(doc.ProductMappings), "customers", len(doc.CustomerMappings), "integration_enabled", enabled)
-		if n := ticketSyncCount(doc); n > 0 {
-			d.logger.Info("Ticket sync is switched on for some customers but is not yet performed by psa-syncd; only usage is synced",
-				"customers", n, "revision", doc.Revision)
-		}
+		d.logTicketSync(cfg, doc)
 		if !enabled {
 			d.logger.Warn("Integration is disabled in the mapping export: passes compute and report but write nothing to the PSA")
 		}
@@ -529,11 +533,13 @@ func (d *Daemon) exportChanged() bool {
 	return true
 }
 
-// poke wakes the scheduler so that it recomputes the next run.
+// poke wakes the schedulers so that they recompute the next run.
 func (d *Daemon) poke() {
-	select {
-	case d.scheduleChanged <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{d.scheduleChanged, d.ticketScheduleChanged} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -550,12 +556,15 @@ func (d *Daemon) activeSchedule() (schedule.Schedule, *time.Location, error) {
 			tz = s.doc.Integration.Timezone
 		}
 	}
-	if spec == "" {
-		spec = DefaultSchedule
-	}
+	return parseSchedule("schedule", cmp.Or(spec, DefaultSchedule), tz)
+}
+
+// parseSchedule parses a schedule and its time zone; what names the
+// schedule in errors.
+func parseSchedule(what, spec, tz string) (schedule.Schedule, *time.Location, error) {
 	sched, err := schedule.Parse(spec)
 	if err != nil {
-		return schedule.Schedule{}, nil, fmt.Errorf("daemon: schedule: %w", err)
+		return schedule.Schedule{}, nil, fmt.Errorf("daemon: %s: %w", what, err)
 	}
 	loc, err := schedule.LoadLocation(tz)
 	if err != nil {
@@ -893,6 +902,8 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	}()
 	scheduled := make(chan struct{})
 	go func() { defer close(scheduled); d.scheduleLoop(lctx) }()
+	ticketsDone := make(chan struct{})
+	go func() { defer close(ticketsDone); d.ticketLoop(lctx, passCtx) }()
 	if n, err := d.Reconcile(passCtx); err != nil {
 		d.logger.Error("Error reconciling open intents; passes will not write until it succeeds", "err", err)
 	} else if n > 0 {
@@ -900,6 +911,7 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	}
 	d.workLoop(lctx, passCtx)
 	<-scheduled
+	<-ticketsDone
 	select {
 	case <-lost:
 		return errors.New("daemon: lost the state database's leadership lock (its connection failed); a standby takes over")

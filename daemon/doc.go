@@ -1,26 +1,49 @@
-// Package daemon is the library behind psa-syncd, the usage sync daemon: it
-// reads the mapping export that the Terraform provider writes, pulls usage
-// from a vendor (package source), and sets the quantities of the mapped PSA
-// contract lines. The binary in cmd/psa-syncd parses flags and calls into
-// this package; the package itself never reads flags, environment variables
-// or globals.
+// Package daemon is the library behind psa-syncd: it reads the mapping
+// export that the Terraform provider writes and runs two jobs on it, usage
+// sync (pull usage from a vendor, package source, and set the quantities of
+// the mapped PSA contract lines) and ticket sync (file each customer's open
+// vendor alerts as PSA tickets, package tickets). The binary in
+// cmd/psa-syncd parses flags and calls into this package; the package
+// itself never reads flags, environment variables or globals.
 //
-// The parts:
+// # Layout
 //
-//   - Config (config.go): the YAML configuration file, decoded strictly and
-//     validated by Load, with secrets from the file, a *_file or the
-//     environment (in that order). Config.String redacts every secret.
-//   - Metrics (metrics.go): every psa_sync_* collector on a caller-owned
-//     registry, and InstrumentRoundTripper for the PSA's HTTP client.
-//   - Engine (engine*.go): one sync pass. Plan computes the changes without
-//     writing; Sync writes them and records the run, the customer statuses
-//     and the metrics; Reconcile settles writes whose outcome is unknown;
-//     ResolveIntent records an operator's answer for one that cannot be
-//     settled by reading the PSA.
-//   - Daemon (daemon.go, server.go): reloads, the scheduler, the HTTP API;
-//     operate.go and api_*.go: metrics restored at start-up, the next run,
-//     pass progress, approvals, the ledger API; statuspage.go: the status
-//     page at / (templates and CSS embedded from statuspage/).
+// psa-syncd is two engines and the service around them:
+//
+//   - The usage engine, Engine (engine*.go in this package): one usage
+//     pass. Plan computes the changes without writing; Sync writes them and
+//     records the run, the customer statuses and the metrics; Reconcile
+//     settles writes whose outcome is unknown; ResolveIntent records an
+//     operator's answer for one that cannot be settled by reading the PSA.
+//     The rest of this comment describes it. (It is not yet a package of
+//     its own under daemon/, as the ticket engine is.)
+//   - The ticket engine, package daemon/tickets: one ticket pass over the
+//     customers with ticket sync on, through psa.Ticketer and an
+//     AlertSource (Sophos Central alerts), with its records in a
+//     tickets.Store. It knows nothing of configuration, scheduling or HTTP;
+//     tickets_job.go here runs it (Daemon.TicketPass), schedules it and
+//     records its outcome.
+//   - The service around them, here: Config (config.go: the YAML
+//     configuration file, decoded strictly and validated by Load, with
+//     secrets from the file, a *_file or the environment; Config.String
+//     redacts every secret); Metrics (metrics.go: every psa_sync_*
+//     collector on a caller-owned registry, and InstrumentRoundTripper for
+//     the PSA's HTTP client); Daemon (daemon.go, server.go: reloads of the
+//     configuration and the export, the leadership of the state database,
+//     the usage scheduler and work queue, the ticket scheduler, the HTTP
+//     API); operate.go and api_*.go (metrics restored at start-up, the next
+//     run, pass progress, approvals, the ledger API); statuspage.go (the
+//     status page at /, templates and CSS embedded from statuspage/). The
+//     state itself is package daemon/state (SQLite or PostgreSQL): usage
+//     runs, customer statuses, intents and the ledger, the export history,
+//     and the ticket records the ticket engine's Store is.
+//
+// Both jobs run only on the active instance (with PostgreSQL, the holder of
+// the leadership lock), each on its own schedule (schedule, every 24h by
+// default, and ticket_schedule, every 5 minutes; the export's
+// integration.schedule and tickets.schedule win), each one pass at a time.
+// A usage pass and a ticket pass may run at once: they share the PSA client
+// (and so its bound on concurrent requests) but no records.
 //
 // # A pass
 //

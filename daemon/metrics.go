@@ -23,6 +23,7 @@ var (
 	LineOutcomes     = []string{LineUpdated, LineUnchanged, LineHeld, LineFailed}
 	CustomerStatuses = []string{"succeeded", "failed", "held", "skipped"}
 	UnmappedKinds    = []string{"customer", "product", "unassigned"}
+	TicketOutcomes   = []string{"created", "updated", "closed", "failed"}
 )
 
 // Line outcomes counted in psa_sync_lines_total.
@@ -69,6 +70,11 @@ type Metrics struct {
 	ExportLastReloadSuccessTimestamp prometheus.Gauge
 	ConfigLastReloadSuccessful       prometheus.Gauge
 	ConfigLastReloadSuccessTimestamp prometheus.Gauge
+
+	TicketsTotal               *prometheus.CounterVec // outcome
+	OpenTickets                prometheus.Gauge
+	TicketLastPassTimestamp    prometheus.Gauge
+	TicketLastSuccessTimestamp prometheus.Gauge
 
 	requests atomic.Int64
 
@@ -226,6 +232,27 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "Time of the last successful reload of the configuration file, as a Unix timestamp.",
 	})
 
+	m.TicketsTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "tickets_total",
+		Help:      "Tickets handled by ticket passes, by outcome: created, updated (noted or reopened), closed, and failed (a create, close or note that did not succeed).",
+	}, []string{"system", "outcome"}).MustCurryWith(sys)
+	m.OpenTickets = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "open_tickets",
+		Help:      "Tickets psa-syncd created that are open, over the customers with ticket sync on, after the last ticket pass.",
+	}, []string{"system"}).With(sys)
+	m.TicketLastPassTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_last_pass_timestamp_seconds",
+		Help:      "Time the last scheduled ticket pass finished, whatever its result, as a Unix timestamp.",
+	}, []string{"system"}).With(sys)
+	m.TicketLastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_last_success_timestamp_seconds",
+		Help:      "Time the last ticket pass in which every customer succeeded finished, as a Unix timestamp.",
+	}, []string{"system"}).With(sys)
+
 	reg.MustRegister(version.NewCollector(Namespace))
 
 	for _, r := range RunResults {
@@ -242,6 +269,9 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	}
 	for _, k := range UnmappedKinds {
 		m.Unmapped.WithLabelValues(k)
+	}
+	for _, o := range TicketOutcomes {
+		m.TicketsTotal.WithLabelValues(o)
 	}
 	return m
 }

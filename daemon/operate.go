@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -9,7 +10,8 @@ import (
 // RestoreMetrics sets the gauges that describe past passes from the state
 // database (see Engine.RestoreMetrics), so that a restart neither resolves
 // alerts nor makes the last success look like it never happened. Run calls
-// it at start-up, after loading the mapping export.
+// it at start-up, after loading the mapping export. The ticket metrics
+// are restored too.
 func (d *Daemon) RestoreMetrics() error {
 	if err := d.restorePlan(); err != nil {
 		return err
@@ -23,7 +25,7 @@ func (d *Daemon) RestoreMetrics() error {
 			Logger: d.logger.With("component", "sync"), Now: d.now})
 		doc = nil
 	}
-	return e.RestoreMetrics(doc)
+	return errors.Join(e.RestoreMetrics(doc), d.restoreTicketMetrics())
 }
 
 // recordPlan keeps p, the plan of a pass (or of a fresh plan for every

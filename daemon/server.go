@@ -351,12 +351,16 @@ type apiCustomer struct {
 	Unchanged    int       `json:"unchanged"`
 	Held         int       `json:"held"`
 	Failed       int       `json:"failed"`
+	// Tickets is the customer's ticket sync as of the last ticket pass;
+	// absent before the first.
+	Tickets *TicketStatus `json:"tickets,omitempty"`
 }
 
 // Customers returns every customer of the running export, and every customer
 // with a recorded status, with their last status. Customers that have not
 // been synced yet have status "never". A customer whose mapping was removed
-// keeps its last status and reports usage_sync false.
+// keeps its last status and reports usage_sync false. Customers with a
+// ticket pass behind them carry their ticket sync status.
 func (d *Daemon) Customers() ([]apiCustomer, error) {
 	statuses, err := d.db.CustomerStatuses()
 	if err != nil {
@@ -388,6 +392,15 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 			}
 			c.CustomerName, c.CompanyID, c.ContractID = m.CustomerName, m.CompanyID, m.ContractID
 			c.UsageSync, c.TicketSync = m.UsageSync, m.TicketSync
+		}
+	}
+	ticketStatuses, err := d.TicketStatuses()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		if st, ok := ticketStatuses[ticketStatusKey(c.Source, c.CustomerID)]; ok {
+			c.Tickets = &st
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -129,7 +129,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 		MarkdownDescription: "The psa provider manages billable services in a PSA (professional services automation) " +
 			"system and the mapping of vendor products and customers to them.\n\n" +
 			"`psa_service` creates and edits services in the PSA itself. `psa_product_mapping`, " +
-			"`psa_customer_mapping` and `psa_integration` are written to the **mapping export**, a versioned JSON " +
+			"`psa_customer_mapping`, `psa_integration` and `psa_ticket_routing` are written to the **mapping export**, a versioned JSON " +
 			"document in the store named by `export_url` (a file, an S3-compatible bucket, or psa-syncd itself) that the " +
 			"psa-syncd daemon reads to set contract quantities from vendor usage. The export never contains credentials. " +
 			"Every write is a compare-and-swap on the version read, so resources applied in parallel and overlapping " +
@@ -599,6 +599,7 @@ func (p *psaProvider) Resources(context.Context) []func() resource.Resource {
 		NewProductMappingResource,
 		NewCustomerMappingResource,
 		NewIntegrationResource,
+		NewTicketRoutingResource,
 	}
 }
 
@@ -607,6 +608,7 @@ func (p *psaProvider) DataSources(context.Context) []func() datasource.DataSourc
 		NewCompanyDataSource,
 		NewContractDataSource,
 		NewServiceDataSource,
+		NewTicketLookupDataSource,
 	}
 }
 

@@ -159,8 +159,10 @@ func (d *providerData) readExportForState(ctx context.Context, diags *diag.Diagn
 // reports whether doc has the entry and whether it equals the plan.
 func (d *providerData) checkCreate(ctx context.Context, diags *diag.Diagnostics, entry, importID, owner string, match func(*export.Document) (exists, same bool)) {
 	// Terraform plans each resource instance once per plan, so a second
-	// claim on one key comes from a second resource.
-	if other, ok := d.exportKeys.claim(d.system, "export entry", importID, owner+"\x00"+newClaimID()); !ok {
+	// claim on one key comes from a second resource. The key is the entry
+	// with its id: the integration settings and the ticket routing share
+	// the export's path as their id, but are different entries.
+	if other, ok := d.exportKeys.claim(d.system, "export entry", entry+"\x00"+importID, owner+"\x00"+newClaimID()); !ok {
 		other, _, _ = strings.Cut(other, "\x00")
 		diags.AddError(summaryDuplicateKey, fmt.Sprintf(detailDuplicateKey, entry, other, owner))
 		return

@@ -117,6 +117,18 @@ type CreateTicketRequest struct {
 	DueAt time.Time
 }
 
+// Validate checks what every PSA needs of a create: a company, a title
+// and a usable external reference.
+func (r CreateTicketRequest) Validate() error {
+	switch {
+	case strings.TrimSpace(r.CompanyID) == "":
+		return fmt.Errorf("psa: ticket company id is required")
+	case strings.TrimSpace(r.Title) == "":
+		return fmt.Errorf("psa: ticket title is required")
+	}
+	return CheckExternalRef(r.ExternalRef)
+}
+
 // Ticket is a PSA ticket (Autotask ticket, ConnectWise service ticket,
 // Kaseya BMS ticket).
 type Ticket struct {

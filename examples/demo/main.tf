@@ -53,6 +53,9 @@ locals {
       company    = "Acme Corporation"
       contract   = "Acme Managed Services"
       usage_sync = true
+      # Acme's Sophos Central alerts become tickets (see psa_ticket_routing
+      # in psa/<system>.tf).
+      ticket_sync = true
     }
     globex = {
       tenant     = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
@@ -90,6 +93,7 @@ resource "psa_customer_mapping" "customer" {
   company_id    = data.psa_company.customer[each.key].id
   contract_id   = data.psa_contract.customer[each.key].id
   usage_sync    = each.value.usage_sync
+  ticket_sync   = lookup(each.value, "ticket_sync", false)
 }
 
 resource "psa_integration" "this" {

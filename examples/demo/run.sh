@@ -18,9 +18,12 @@
 #     per-customer report, the contract quantities before and after (read
 #     back from the simulator's /_sim/<system>/state endpoint) and the key
 #     metrics;
-#  5. syncs again to show that nothing changes, then runs the daemon briefly
-#     and triggers a pass through its HTTP API;
-#  6. stops everything it started and removes its temporary directory.
+#  5. syncs again to show that nothing changes;
+#  6. runs `psa-syncd tickets`: Acme's open Sophos Central alerts become
+#     tickets (never twice), then an alert is resolved in the simulator and
+#     the next pass closes its ticket;
+#  7. runs the daemon briefly and triggers a pass through its HTTP API;
+#  8. stops everything it started and removes its temporary directory.
 set -euo pipefail
 
 system="${PSA:-autotask}"
@@ -170,6 +173,36 @@ section "psa-syncd sync again: nothing changes"
 "$syncd" sync "${cfg[@]}" | sed -n "1,2p"
 "$work/bin/simstate" "$PSA_STATE_URL"
 
+section "psa-syncd tickets: Sophos Central alerts become $title tickets"
+# Acme has ticket_sync on and two open alerts; Globex has one alert but
+# ticket sync off, so it gets no ticket.
+echo "\$ psa-syncd tickets -dry-run"
+"$syncd" tickets "${cfg[@]}" -dry-run
+echo
+echo "\$ psa-syncd tickets"
+"$syncd" tickets "${cfg[@]}"
+echo
+echo "\$ psa-syncd tickets   (again: each alert has its ticket, nothing is created twice)"
+"$syncd" tickets "${cfg[@]}"
+
+if command -v curl >/dev/null; then
+	section "An alert is resolved in Sophos Central: its ticket is closed"
+	# The simulator's own endpoint resolves the malware alert, as a
+	# technician cleaning up ACME-PC-014 would in Sophos Central.
+	code="$(curl -sS -o /dev/null -w '%{http_code}' -X DELETE \
+		"${SOPHOS_API_URL%/}/_sim/sophos/alerts/718b6047-2fbc-b4f4-1a43-45ee42bf5d3b/3b0f6a52-8d1e-4c7a-9f21-6e5d4c3b2a10")"
+	[[ "$code" == 204 ]] || { echo "demo: resolving the alert in the Sophos simulator: HTTP $code" >&2; exit 1; }
+	echo "Resolved alert 3b0f6a52-8d1e-4c7a-9f21-6e5d4c3b2a10 (Acme, high: manual cleanup required)."
+	echo
+	echo "\$ psa-syncd tickets"
+	"$syncd" tickets "${cfg[@]}"
+	if [[ "$system" == autotask ]]; then
+		echo
+		echo "The tickets in the Autotask simulator:"
+		"$work/bin/simstate" -tickets "$PSA_STATE_URL"
+	fi
+fi
+
 if command -v curl >/dev/null; then
 	section "psa-syncd run: the daemon, its HTTP API and /metrics"
 	"$syncd" run "${cfg[@]}" -log.level info -web.listen-address 127.0.0.1:0 2>"$work/run.log" &
@@ -183,7 +216,7 @@ if command -v curl >/dev/null; then
 	echo "POST without a token  -> HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$addr/api/v1/sync")"
 	echo "GET  /api/v1/customers?status=failed -> $(curl -fsS "http://$addr/api/v1/customers?status=failed" | tr -d '\n ')"
 	echo
-	curl -fsS "http://$addr/metrics" | grep -E '^psa_sync_(runs_total|customers|unmapped)\{' | grep -v ' 0$' || true
+	curl -fsS "http://$addr/metrics" | grep -E '^psa_sync_(runs_total|customers|unmapped|tickets_total|open_tickets)\{' | grep -v ' 0$' || true
 	echo
 	echo "The status page is at http://$addr/ while the daemon runs; the operator commands ask the daemon:"
 	echo "\$ psa-syncd status -web.url http://$addr"

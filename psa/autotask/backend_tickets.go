@@ -83,11 +83,8 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // date or a ticket category (whose defaults may set one), the ticket is due
 // a day after it opened, as Autotask requires a due date.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
-	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
-		return nil, validationError(err.Error())
-	}
-	if strings.TrimSpace(req.Title) == "" {
-		return nil, validationError("ticket title is required")
+	if err := req.Validate(); err != nil {
+		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
 	}
 	company, err := parseID("company", req.CompanyID)
 	if err != nil {

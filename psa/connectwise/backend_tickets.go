@@ -95,11 +95,8 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // req.ContractID when given, and without e-mailing the customer contact.
 // An empty status leaves the board's default.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
-	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
-		return nil, validationError(err.Error())
-	}
-	if strings.TrimSpace(req.Title) == "" {
-		return nil, validationError("ticket title is required")
+	if err := req.Validate(); err != nil {
+		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
 	}
 	if req.Routing.QueueID == "" {
 		return nil, validationError("ticket board id is required")

@@ -82,11 +82,8 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // the details the reference itself, because BMS tickets have no searchable
 // external-reference field.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
-	if err := psa.CheckExternalRef(req.ExternalRef); err != nil {
-		return nil, validationError(err.Error())
-	}
-	if strings.TrimSpace(req.Title) == "" {
-		return nil, validationError("ticket title is required")
+	if err := req.Validate(); err != nil {
+		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
 	}
 	account, err := parseID("company", req.CompanyID)
 	if err != nil {

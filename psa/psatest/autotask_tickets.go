@@ -167,7 +167,7 @@ func (a *Autotask) validateTicketLocked(d *entityDef, rec, old record) error {
 	_, queue := rec["queueID"].(int64)
 	_, res := rec["assignedResourceID"].(int64)
 	_, role := rec["assignedResourceRoleID"].(int64)
-	if !queue && !(res && role) {
+	if !queue && (!res || !role) {
 		return apiErr("AssignedResourceID, AssignedResourceRoleID, and QueueID cannot all be empty; a resource needs a role.")
 	}
 	if _, ok := rec["dueDateTime"].(time.Time); !ok {

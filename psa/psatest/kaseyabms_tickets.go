@@ -124,8 +124,12 @@ func (k *KaseyaBMS) deskLocked() *bmsServiceDesk {
 func (k *KaseyaBMS) serveTickets(w http.ResponseWriter, r *http.Request, segs []string) bool {
 	path := strings.Join(segs, "/")
 	get, post := r.Method == http.MethodGet, r.Method == http.MethodPost
-	num := func(i int) int {
-		n, err := strconv.Atoi(segs[i])
+	// num is the id in the third segment (…/{id}/…), 0 when there is none.
+	num := func() int {
+		if len(segs) < 3 {
+			return 0
+		}
+		n, err := strconv.Atoi(segs[2])
 		if err != nil || n <= 0 {
 			return 0
 		}
@@ -156,7 +160,7 @@ func (k *KaseyaBMS) serveTickets(w http.ResponseWriter, r *http.Request, segs []
 	case path == "system/issuetypes/lookup" && get:
 		bmsOK(w, lookupDTOs(bmsIssueTypes, "isActive"), -1)
 	case len(segs) == 5 && segs[0] == "system" && segs[1] == "issuetypes" && segs[3] == "issuesubtypes" && segs[4] == "lookup" && get:
-		subs, ok := bmsSubIssues[num(2)]
+		subs, ok := bmsSubIssues[num()]
 		if !ok {
 			bmsError(w, http.StatusOK, http.StatusNotFound, fmt.Sprintf("Issue type %s not found", segs[2]))
 			return true
@@ -174,7 +178,7 @@ func (k *KaseyaBMS) serveTickets(w http.ResponseWriter, r *http.Request, segs []
 		}
 		bmsOK(w, out, -1)
 	case len(segs) == 5 && segs[0] == "crm" && segs[1] == "accounts" && segs[3] == "locations" && segs[4] == "lookup" && get:
-		a := k.accountLocked(num(2))
+		a := k.accountLocked(num())
 		if a == nil {
 			bmsError(w, http.StatusOK, http.StatusNotFound, fmt.Sprintf("Account %s not found", segs[2]))
 			return true
@@ -184,8 +188,8 @@ func (k *KaseyaBMS) serveTickets(w http.ResponseWriter, r *http.Request, segs []
 		k.ticketCreateLocked(w, r)
 	case path == "servicedesk/tickets/search" && post:
 		k.ticketSearchLocked(w, r)
-	case len(segs) == 3 && path == "servicedesk/tickets/"+segs[2] && num(2) > 0:
-		t := k.ticketLocked(num(2))
+	case len(segs) == 3 && path == "servicedesk/tickets/"+segs[2] && num() > 0:
+		t := k.ticketLocked(num())
 		switch {
 		case t == nil:
 			bmsError(w, http.StatusOK, http.StatusNotFound, fmt.Sprintf("Ticket %s not found", segs[2]))
@@ -197,7 +201,7 @@ func (k *KaseyaBMS) serveTickets(w http.ResponseWriter, r *http.Request, segs []
 			bmsMethodNotAllowed(w, r)
 		}
 	case len(segs) == 4 && segs[0] == "servicedesk" && segs[1] == "tickets" && (segs[3] == "resolve" || segs[3] == "notes"):
-		t := k.ticketLocked(num(2))
+		t := k.ticketLocked(num())
 		switch {
 		case t == nil:
 			bmsError(w, http.StatusOK, http.StatusNotFound, fmt.Sprintf("Ticket %s not found", segs[2]))

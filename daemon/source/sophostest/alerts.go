@@ -321,6 +321,18 @@ func (s *Server) ResolveAlert(tenantID, alertID string) bool {
 	return len(s.alerts[key]) < n
 }
 
+// handleResolveAlert serves DELETE /_sim/sophos/alerts/{tenantId}/{alertId},
+// the simulator's own (not Central's) way to resolve an alert from outside
+// the process, as ResolveAlert does: 204, or 404 when the tenant has no
+// such open alert.
+func (s *Server) handleResolveAlert(w http.ResponseWriter, r *http.Request) {
+	if !s.ResolveAlert(r.PathValue("tenantId"), r.PathValue("alertId")) {
+		writeError(w, http.StatusNotFound, "NotFound", "No such open alert")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // Alerts returns a tenant's open alerts in the order they were raised.
 func (s *Server) Alerts(tenantID string) []Alert {
 	s.mu.Lock()

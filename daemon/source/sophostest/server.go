@@ -269,6 +269,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /common/v1/alerts", s.tenant(s.handleAlerts))
 	mux.HandleFunc("GET /common/v1/alerts/{alertId}", s.tenant(s.handleAlert))
 	mux.HandleFunc("GET /_sim/sophos/state", s.handleState)
+	mux.HandleFunc("DELETE /_sim/sophos/alerts/{tenantId}/{alertId}", s.handleResolveAlert)
 	for _, p := range []string{tokenPath, "/whoami/v1", "/partner/v1/tenants", "/partner/v1/tenants/{tenantId}", "/partner/v1/billing/usage/{year}/{month}",
 		"/common/v1/alerts", "/common/v1/alerts/{alertId}"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {

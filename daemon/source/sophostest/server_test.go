@@ -387,6 +387,24 @@ func TestServer_stateAccessors(t *testing.T) {
 	}
 }
 
+// The inspection endpoint resolves an alert as ResolveAlert does.
+func TestServer_resolveAlertEndpoint(t *testing.T) {
+	t.Parallel()
+	sim := sophostest.Start(t)
+	sim.AddTenant(sophostest.Tenant{ID: "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", Name: "Acme"})
+	a := sim.AddAlert("718b6047-2fbc-b4f4-1a43-45ee42bf5d3b", sophostest.Alert{Severity: "high"})
+	url := sim.URL() + "/_sim/sophos/alerts/718b6047-2fbc-b4f4-1a43-45ee42bf5d3b/" + a.ID
+	if r := do(t, "DELETE", url, nil, nil); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE %s = %d, want 204", url, r.status)
+	}
+	if n := len(sim.Alerts("718b6047-2fbc-b4f4-1a43-45ee42bf5d3b")); n != 0 {
+		t.Errorf("%d open alerts after resolving, want 0", n)
+	}
+	if r := do(t, "DELETE", url, nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("second DELETE = %d, want 404", r.status)
+	}
+}
+
 // TestFixture_relativeMonths serves a fixture's CURRENT-MONTH and
 // PREVIOUS-MONTH usage under the months the simulator's clock gives, also
 // when WithClock comes after the fixture, and lets an absolute month win.

@@ -16,3 +16,35 @@ resource "psa_service" "intercept_x" {
   unit_price          = 4.50
   unit_cost           = 2.25
 }
+
+# Ticket sync: Acme's Sophos Central alerts become tickets in the
+# "Monitoring Alert" queue; a resolved alert completes its ticket. The ids
+# are looked up by name, so this works on every Autotask tenant.
+data "psa_ticket_lookup" "queue" {
+  kind = "queue"
+  name = "Monitoring Alert"
+}
+
+data "psa_ticket_lookup" "complete" {
+  kind = "status"
+  name = "Complete"
+}
+
+data "psa_ticket_lookup" "high" {
+  kind = "priority"
+  name = "High"
+}
+
+data "psa_ticket_lookup" "medium" {
+  kind = "priority"
+  name = "Medium"
+}
+
+resource "psa_ticket_routing" "alerts" {
+  queue_id         = data.psa_ticket_lookup.queue.id
+  closed_status_id = data.psa_ticket_lookup.complete.id
+  priorities = {
+    high   = data.psa_ticket_lookup.high.id
+    medium = data.psa_ticket_lookup.medium.id
+  }
+}

@@ -24,3 +24,29 @@ resource "psa_service" "intercept_x" {
     product_class = "Service"
   }
 }
+
+# Ticket sync: Acme's Sophos Central alerts become Security tickets on the
+# "Alerts" service board; a resolved alert moves its ticket to ">Resolved".
+# Statuses and types belong to a board, so they are looked up in its scope.
+data "psa_ticket_lookup" "board" {
+  kind = "queue"
+  name = "Alerts"
+}
+
+data "psa_ticket_lookup" "resolved" {
+  kind  = "status"
+  name  = ">Resolved"
+  scope = data.psa_ticket_lookup.board.id
+}
+
+data "psa_ticket_lookup" "security" {
+  kind  = "ticket_type"
+  name  = "Security"
+  scope = data.psa_ticket_lookup.board.id
+}
+
+resource "psa_ticket_routing" "alerts" {
+  queue_id         = data.psa_ticket_lookup.board.id
+  closed_status_id = data.psa_ticket_lookup.resolved.id
+  ticket_type_id   = data.psa_ticket_lookup.security.id
+}

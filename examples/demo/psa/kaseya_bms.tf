@@ -24,3 +24,39 @@ resource "psa_service" "intercept_x" {
     unit_of_measure = "Device"
   }
 }
+
+# Ticket sync: Acme's Sophos Central alerts become Alert tickets in the
+# "Security Alerts" queue; a resolved alert completes its ticket. Kaseya BMS
+# needs the status, type and source of new tickets besides.
+data "psa_ticket_lookup" "queue" {
+  kind = "queue"
+  name = "Security Alerts"
+}
+
+data "psa_ticket_lookup" "new" {
+  kind = "status"
+  name = "New"
+}
+
+data "psa_ticket_lookup" "completed" {
+  kind = "status"
+  name = "Completed"
+}
+
+data "psa_ticket_lookup" "alert" {
+  kind = "ticket_type"
+  name = "Alert"
+}
+
+data "psa_ticket_lookup" "monitoring" {
+  kind = "source"
+  name = "Monitoring"
+}
+
+resource "psa_ticket_routing" "alerts" {
+  queue_id         = data.psa_ticket_lookup.queue.id
+  new_status_id    = data.psa_ticket_lookup.new.id
+  closed_status_id = data.psa_ticket_lookup.completed.id
+  ticket_type_id   = data.psa_ticket_lookup.alert.id
+  source_id        = data.psa_ticket_lookup.monitoring.id
+}

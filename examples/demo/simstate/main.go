@@ -24,11 +24,20 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: simstate <simulator state URL>")
+	args := os.Args[1:]
+	tickets := len(args) == 2 && args[0] == "-tickets"
+	if tickets {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: simstate [-tickets] <simulator state URL>")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Stdout); err != nil {
+	run := run
+	if tickets {
+		run = runTickets
+	}
+	if err := run(args[0], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "simstate:", err)
 		os.Exit(1)
 	}
@@ -192,4 +201,34 @@ func kaseyaBMSTable(st psatest.KaseyaBMSState) table {
 	}
 	t.footer = fmt.Sprintf("%d API calls in the last hour over %d endpoints (limit 1,500 per endpoint)", calls, len(st.Hourly))
 	return t
+}
+
+// runTickets prints the tickets of an Autotask simulator's state: number,
+// status, priority, external id and title.
+func runTickets(url string, w io.Writer) error {
+	if !strings.HasSuffix(url, "/_sim/autotask/state") {
+		return fmt.Errorf("%s: only the Autotask simulator's state lists tickets", url)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	var st psatest.AutotaskState
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return fmt.Errorf("decoding %s: %w", url, err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NUMBER\tSTATUS\tPRIORITY\tEXTERNAL ID\tTITLE")
+	for _, t := range st.Tickets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Number, t.Status, t.Priority, t.ExternalID, t.Title)
+	}
+	if len(st.Tickets) == 0 {
+		fmt.Fprintln(tw, "(no tickets)")
+	}
+	return tw.Flush()
 }

@@ -117,3 +117,30 @@ CREATE TABLE snapshots (
 	name  TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
+
+-- The ticket engine's records: one per alert (or summary) of a customer, so
+-- that no ticket is created twice. A record in state 'creating' is an intent
+-- whose create is not settled yet; covered is a JSON array of alert ids.
+CREATE TABLE tickets (
+	source       TEXT NOT NULL,
+	customer_id  TEXT NOT NULL,
+	alert_key    TEXT NOT NULL,
+	ref          TEXT NOT NULL DEFAULT '',
+	generation   INTEGER NOT NULL DEFAULT 0,
+	system       TEXT NOT NULL DEFAULT '',
+	company_id   TEXT NOT NULL DEFAULT '',
+	ticket_id    TEXT NOT NULL DEFAULT '',
+	number       TEXT NOT NULL DEFAULT '',
+	state        TEXT NOT NULL,
+	severity     TEXT NOT NULL DEFAULT '',
+	title        TEXT NOT NULL DEFAULT '',
+	covered      TEXT NOT NULL DEFAULT '[]',
+	routing_hash TEXT NOT NULL DEFAULT '',
+	error        TEXT NOT NULL DEFAULT '',
+	closed_by    TEXT NOT NULL DEFAULT '',
+	created      TEXT,
+	updated      TEXT,
+	closed_at    TEXT,
+	PRIMARY KEY (source, customer_id, alert_key)
+);
+CREATE INDEX tickets_creating ON tickets (source, customer_id, alert_key) WHERE state = 'creating';

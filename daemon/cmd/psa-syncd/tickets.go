@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+)
+
+func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
+	var (
+		cf     commonFlags
+		dryRun bool
+	)
+	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
+		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
+		"of resolved alerts are closed or annotated. Exits non-zero when a customer failed.\n"+
+		"With -dry-run, print what the pass would create and close, and write nothing.")
+	cf.register(fs)
+	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create and close; write nothing to the PSA or the state.")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	d, logger, code := cf.setup(e, nil)
+	if code >= 0 {
+		return code
+	}
+	defer closeDaemon(d, logger, &rc)
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	if err := d.Reload(); err != nil {
+		return 1
+	}
+	// A pass that writes needs the state database's leadership, as sync
+	// does: with PostgreSQL, not while another psa-syncd is active (its own
+	// ticket passes run on its schedule).
+	if !dryRun {
+		if err := d.BecomeActive(ctx); err != nil {
+			logger.Error("Not running the ticket pass", "err", err)
+			return 1
+		}
+	}
+	rep, err := d.TicketPass(ctx, dryRun)
+	if err != nil {
+		logger.Error("Error running the ticket pass", "err", err)
+		return 1
+	}
+	printTickets(e.stdout, rep, dryRun)
+	for _, c := range rep.Customers {
+		if c.Err != nil {
+			logger.Error("Ticket pass failed for a customer", "source", c.Customer.Source, "customer", c.Customer.CustomerID, "err", c.Err)
+			rc = 1
+		}
+	}
+	return rc
+}
+
+// printTickets writes one line per customer and the totals.
+func printTickets(w io.Writer, rep tickets.Report, dryRun bool) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if dryRun {
+		fmt.Fprintln(tw, "CUSTOMER\tWOULD CREATE\tWOULD CLOSE\tERROR")
+		for _, c := range rep.Customers {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", customerName(c.Customer), len(c.WouldCreate), len(c.WouldClose), ticketErr(c.Err))
+			for _, ref := range c.WouldCreate {
+				fmt.Fprintf(tw, "  create\t%s\t\t\n", ref)
+			}
+			for _, id := range c.WouldClose {
+				fmt.Fprintf(tw, "  close\tticket %s\t\t\n", id)
+			}
+		}
+	} else {
+		fmt.Fprintln(tw, "CUSTOMER\tCREATED\tADOPTED\tCLOSED\tNOTED\tREOPENED\tSUMMARISED\tFAILED\tERROR")
+		for _, c := range rep.Customers {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", customerName(c.Customer), c.Created, c.Adopted, c.Closed, c.Noted,
+				c.Reopened, c.Summarised, c.Failed, ticketErr(c.Err))
+		}
+	}
+	_ = tw.Flush()
+	t := rep.Totals()
+	switch {
+	case dryRun:
+		fmt.Fprintf(w, "\nwould create %d tickets and close %d\n", len(t.WouldCreate), len(t.WouldClose))
+	default:
+		fmt.Fprintf(w, "\ncreated %d, adopted %d, closed %d, noted %d, reopened %d, summarised %d alerts, failed %d; settled %d earlier creates\n",
+			t.Created, t.Adopted, t.Closed, t.Noted, t.Reopened, t.Summarised, t.Failed, rep.Settled)
+	}
+	if rep.RateLimited {
+		fmt.Fprintln(w, "the PSA throttled the pass; the rest is created next pass")
+	}
+}
+
+func customerName(c tickets.Customer) string {
+	if c.CustomerName != "" {
+		return c.CustomerName + " (" + c.CustomerID + ")"
+	}
+	return c.CustomerID
+}
+
+func ticketErr(err error) string {
+	if err == nil {
+		return "-"
+	}
+	return err.Error()
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+const ticketsAcme = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
+
+// ticketsSetup writes a config file (with stateYAML for the state
+// database) and an export with a ticket routing for Acme, whose Sophos
+// tenant has one open alert, and returns the config file's path.
+func ticketsSetup(t *testing.T, stateYAML string) (string, *psatest.Server, *sophostest.Server) {
+	t.Helper()
+	const acme = ticketsAcme
+	sim := psatest.Start(t)
+	sop := sophostest.Start(t, sophostest.WithFixtureFile("../../source/sophostest/testdata/fixture.json"))
+	dir := t.TempDir()
+	user, secret, code := sim.Autotask().Credentials()
+	cfg := filepath.Join(dir, "psa-syncd.yml")
+	write := func(path, s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(cfg, fmt.Sprintf(`export_path: mappings.json
+%s
+psa:
+  system: autotask
+  autotask: {username: %q, secret: %q, integration_code: %q, base_url: %q}
+source:
+  type: sophos
+  sophos: {client_id: %q, client_secret: %q, auth_url: %q, api_url: %q}
+`, stateYAML, user, secret, code, sim.AutotaskBaseURL(), sop.ClientID(), sop.ClientSecret(), sop.AuthURL(), sop.APIURL()))
+	company := sim.Autotask().AddCompany("Acme")
+	contract := sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	doc := export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://"))
+	doc.Tickets = &export.Tickets{Enabled: true, QueueID: fmt.Sprint(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: acme, CustomerName: "Acme", CompanyID: fmt.Sprint(company),
+		ContractID: fmt.Sprint(contract), TicketSync: true})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(dir, "mappings.json"), string(data))
+	sop.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	return cfg, sim, sop
+}
+
+func TestRun_tickets(t *testing.T) {
+	t.Parallel()
+	const acme = ticketsAcme
+	cfg, sim, sop := ticketsSetup(t, "state_dir: state")
+
+	rc, stdout, stderr := runCmd(t, "tickets", "-config.file", cfg, "-dry-run")
+	if rc != 0 || !strings.Contains(stdout, "would create 1 tickets and close 0") || len(sim.Autotask().Tickets()) != 0 {
+		t.Fatalf("tickets -dry-run: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
+	}
+	rc, stdout, stderr = runCmd(t, "tickets", "-config.file", cfg)
+	if rc != 0 || !strings.Contains(stdout, "created 1,") || len(sim.Autotask().Tickets()) != 1 {
+		t.Fatalf("tickets: exit %d\nstdout: %s\nstderr: %s", rc, stdout, stderr)
+	}
+	if rc, stdout, _ = runCmd(t, "tickets", "-config.file", cfg); rc != 0 || !strings.Contains(stdout, "created 0,") || len(sim.Autotask().Tickets()) != 1 {
+		t.Errorf("second tickets run: exit %d, stdout %s; want nothing new", rc, stdout)
+	}
+	sop.DenyAlerts(acme, true)
+	if rc, _, stderr = runCmd(t, "tickets", "-config.file", cfg); rc != 1 || !strings.Contains(stderr, "Access is denied") {
+		t.Errorf("tickets with alerts denied: exit %d, stderr %s; want 1 naming the refusal", rc, stderr)
+	}
+}
+
+// On a shared PostgreSQL database, a ticket pass that writes needs the
+// leadership: while another psa-syncd is active, tickets refuses and
+// creates nothing (a dry run still works).
+func TestRun_ticketsStandby(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	cfg, sim, _ := ticketsSetup(t, fmt.Sprintf("state: {driver: postgres, url: %q}", url))
+	active, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = active.Close() })
+	if l, err := active.TryLead(t.Context(), state.LeaderInfo{Holder: "active.example"}, time.Second); err != nil || l == nil {
+		t.Fatalf("TryLead = %v, %v", l, err)
+	}
+	rc, stdout, stderr := runCmd(t, "tickets", "-config.file", cfg)
+	if rc != 1 || !strings.Contains(stderr, "active.example") || len(sim.Autotask().Tickets()) != 0 {
+		t.Errorf("tickets beside an active instance: exit %d, %d tickets\nstdout: %s\nstderr: %s; want 1 naming the active one and no ticket",
+			rc, len(sim.Autotask().Tickets()), stdout, stderr)
+	}
+	if rc, stdout, _ := runCmd(t, "tickets", "-config.file", cfg, "-dry-run"); rc != 0 || !strings.Contains(stdout, "would create 1 tickets") {
+		t.Errorf("tickets -dry-run beside an active instance: exit %d, stdout %s", rc, stdout)
+	}
+}

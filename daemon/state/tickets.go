@@ -1,0 +1,146 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+)
+
+// Ensure DB satisfies the ticket engine's store.
+var _ tickets.Store = (*DB)(nil)
+
+// ticketColumns are the columns of the tickets table in the order
+// ticketArgs and scanTicket use.
+const ticketColumns = `source, customer_id, alert_key, ref, generation, system, company_id, ticket_id, number,
+	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at`
+
+func checkTicketKey(r tickets.Record) error {
+	if err := checkKey("ticket", r.Source, r.CustomerID); err != nil {
+		return err
+	}
+	if r.AlertKey == "" || strings.IndexByte(r.AlertKey, 0) >= 0 {
+		return fmt.Errorf("state: ticket key needs an alert key without NUL bytes, got %q", r.AlertKey)
+	}
+	return nil
+}
+
+// ticketArgs returns r's column values in ticketColumns order.
+func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
+	covered := r.Covered
+	if covered == nil {
+		covered = []string{}
+	}
+	data, err := json.Marshal(covered)
+	if err != nil {
+		return nil, fmt.Errorf("state: encoding the alerts covered by ticket %s/%s/%s: %w", r.Source, r.CustomerID, r.AlertKey, err)
+	}
+	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.CompanyID, r.TicketID, r.Number,
+		r.State, r.Severity, r.Title, string(data), r.RoutingHash, r.Error, r.ClosedBy,
+		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt)}, nil
+}
+
+// insertTicket is the INSERT of a ticket record; the caller appends what
+// happens on a conflict.
+const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// CreateTicketIntent stores r if no record has its key, and returns
+// tickets.ErrRecordExists otherwise. The primary key decides, so two
+// workers on one database never both get nil.
+func (db *DB) CreateTicketIntent(r tickets.Record) error {
+	if err := checkTicketKey(r); err != nil {
+		return err
+	}
+	args, err := db.ticketArgs(r)
+	if err != nil {
+		return err
+	}
+	what := "recording the intent to create ticket " + r.Ref
+	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(insertTicket+` ON CONFLICT (source, customer_id, alert_key) DO NOTHING`), args...)
+		if err != nil {
+			return db.wrap(what, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return db.wrap(what, err)
+		}
+		if n == 0 {
+			return tickets.ErrRecordExists
+		}
+		return nil
+	})
+}
+
+// PutTicketRecord stores r, replacing the record with its key.
+func (db *DB) PutTicketRecord(r tickets.Record) error {
+	if err := checkTicketKey(r); err != nil {
+		return err
+	}
+	args, err := db.ticketArgs(r)
+	if err != nil {
+		return err
+	}
+	what := "storing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey
+	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(insertTicket+` ON CONFLICT (source, customer_id, alert_key) DO UPDATE SET
+			ref = excluded.ref, generation = excluded.generation, system = excluded.system, company_id = excluded.company_id,
+			ticket_id = excluded.ticket_id, number = excluded.number, state = excluded.state, severity = excluded.severity,
+			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
+			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
+			closed_at = excluded.closed_at`), args...)
+		return db.wrap(what, err)
+	})
+}
+
+// TicketRecords returns a customer's ticket records in alert key order.
+func (db *DB) TicketRecords(source, customerID string) ([]tickets.Record, error) {
+	if err := checkKey("ticket", source, customerID); err != nil {
+		return nil, err
+	}
+	return db.ticketRecords("reading the ticket records of "+source+"/"+customerID,
+		`WHERE source = ? AND customer_id = ? ORDER BY alert_key`, source, customerID)
+}
+
+// TicketIntents returns every record whose create is unsettled.
+func (db *DB) TicketIntents() ([]tickets.Record, error) {
+	return db.ticketRecords("reading the open ticket intents",
+		`WHERE state = ? ORDER BY source, customer_id, alert_key`, tickets.StateCreating)
+}
+
+func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+ticketColumns+` FROM tickets `+where), args...)
+	if err != nil {
+		return nil, db.wrap(what, err)
+	}
+	defer rows.Close()
+	var out []tickets.Record
+	for rows.Next() {
+		var (
+			r       tickets.Record
+			covered string
+		)
+		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.CompanyID,
+			&r.TicketID, &r.Number, &r.State, &r.Severity, &r.Title, &covered, &r.RoutingHash, &r.Error, &r.ClosedBy,
+			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}); err != nil {
+			return nil, db.wrap(what, err)
+		}
+		if err := json.Unmarshal([]byte(covered), &r.Covered); err != nil {
+			return nil, fmt.Errorf("state: %s: covered alerts of %s: %w", what, r.AlertKey, err)
+		}
+		if len(r.Covered) == 0 {
+			r.Covered = nil
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap(what, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,117 @@
+package state
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+)
+
+func TestTickets_intentIsUnique(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		r := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1", Ref: "sc:a1", State: tickets.StateCreating,
+			Created: time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)}
+		if err := db.CreateTicketIntent(r); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateTicketIntent(r); !errors.Is(err, tickets.ErrRecordExists) {
+			t.Fatalf("second CreateTicketIntent = %v, want ErrRecordExists", err)
+		}
+		intents, err := db.TicketIntents()
+		if err != nil || len(intents) != 1 || intents[0].Ref != "sc:a1" {
+			t.Fatalf("TicketIntents = %+v, %v", intents, err)
+		}
+		r.State, r.TicketID = tickets.StateOpen, "7000"
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+		if intents, _ := db.TicketIntents(); len(intents) != 0 {
+			t.Errorf("TicketIntents after settling = %+v, want none", intents)
+		}
+	})
+}
+
+// Two workers racing for one alert: exactly one may create its ticket.
+func TestTickets_concurrentIntentsOneWins(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		const workers = 8
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			won  int
+			errs []error
+		)
+		for i := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := db.CreateTicketIntent(tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1",
+					Ref: "sc:a1", State: tickets.StateCreating, Generation: i})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won++
+				case !errors.Is(err, tickets.ErrRecordExists):
+					errs = append(errs, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 || len(errs) != 0 {
+			t.Errorf("%d of %d workers got the intent (errors %v), want exactly 1", won, workers, errs)
+		}
+	})
+}
+
+func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		closed := time.Date(2026, 11, 15, 11, 30, 0, 123456000, time.UTC)
+		for _, r := range []tickets.Record{
+			{Source: "sophos", CustomerID: "c1", AlertKey: "b", State: tickets.StateOpen, Covered: []string{"x"}},
+			{Source: "sophos", CustomerID: "c1", AlertKey: "a", State: tickets.StateClosed, ClosedBy: tickets.ClosedBySync,
+				Ref: "sc:a#2", Generation: 2, System: "autotask", CompanyID: "29683", TicketID: "7001", Number: "T2026.0001",
+				Severity: "high", Title: "Malware", RoutingHash: "h1", Created: t0, Updated: closed, ClosedAt: closed},
+			{Source: "sophos", CustomerID: "c10", AlertKey: "a", State: tickets.StateOpen},
+		} {
+			if err := db.PutTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db = openConfig(t, cfg)
+		t.Cleanup(func() { closeDB(t, db) })
+		got, err := db.TicketRecords("sophos", "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []tickets.Record{
+			{Source: "sophos", CustomerID: "c1", AlertKey: "a", State: tickets.StateClosed, ClosedBy: tickets.ClosedBySync,
+				Ref: "sc:a#2", Generation: 2, System: "autotask", CompanyID: "29683", TicketID: "7001", Number: "T2026.0001",
+				Severity: "high", Title: "Malware", RoutingHash: "h1", Created: t0, Updated: closed, ClosedAt: closed},
+			{Source: "sophos", CustomerID: "c1", AlertKey: "b", State: tickets.StateOpen, Covered: []string{"x"}},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("TicketRecords(c1) (-want +got):\n%s", diff)
+		}
+		if _, err := db.TicketRecords("", "c1"); err == nil {
+			t.Error("TicketRecords without a source succeeded")
+		}
+		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c\x001", AlertKey: "a"}); err == nil {
+			t.Error("a key with a NUL byte was stored")
+		}
+		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c1"}); err == nil {
+			t.Error("a record without an alert key was stored")
+		}
+	})
+}

@@ -1,0 +1,50 @@
+// Package tickets is psa-syncd's ticket engine: it files each customer's
+// open vendor alerts (Sophos Central) as PSA tickets, through the neutral
+// psa.Ticketer of the PSA backend, for the customers whose mapping has
+// ticket sync on, routed as the export's ticket routing says
+// (export.Tickets, written by psa_ticket_routing).
+//
+// One pass, per customer:
+//
+//   - the customer's complete open alert set is listed (AlertSource); a
+//     failed or partial listing fails the customer and closes nothing;
+//   - the tickets of alerts no longer listed (resolved) are closed with an
+//     internal note, or only annotated, as the routing says; a ticket a
+//     technician closed is only recorded;
+//   - each new alert at or above the severity floor becomes one ticket,
+//     most severe first, up to the caps per customer and per pass; the
+//     alerts over a cap share one summary ticket per customer, which later
+//     passes extend with a note and which closes when all its alerts are
+//     resolved;
+//   - an alert that comes back after its ticket was closed by psa-syncd
+//     reopens it within the reopen window (on_return "reopen") or gets a new
+//     ticket; a ticket a technician closed while its alert was open is never
+//     reopened for it.
+//
+// A ticket is never created twice. Each create is an intent first: a record
+// in StateCreating, stored durably under a unique (source, customer, alert)
+// key before anything is sent. The ticket carries the alert's reference
+// ("sc:<alert id>") in a searchable field (Autotask externalID, ConnectWise
+// externalXRef, a title token in Kaseya BMS), and the PSA is searched for
+// it before the create is sent. A create whose outcome is unknown (a lost
+// answer, a crash, a kill -9) leaves the intent open; the next pass settles
+// it by searching, adopting the ticket when found. A create the PSA
+// throttles stops the pass's creates; a create it refuses is retried only
+// when the routing changes.
+//
+// Customers that are not passed to Pass (ticket sync off, mapping removed)
+// are not touched: their open tickets stay as they are.
+//
+// Usage:
+//
+//	eng, err := tickets.New(tickets.Config{
+//		System: psa.SystemAutotask, PSA: backend.(psa.Ticketer), Store: db,
+//		Alerts: tickets.NewSophosAlerts(sophosClient), Routing: *doc.Tickets,
+//	})
+//	if err != nil { ... }
+//	rep, err := eng.Pass(ctx, customers, false)
+//	t := rep.Totals()
+//	logger.Info("Ticket pass done", "created", t.Created, "closed", t.Closed, "failed", t.Failed)
+//
+// The engine keeps its records in a Store; daemon/state implements it.
+package tickets

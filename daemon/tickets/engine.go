@@ -1,0 +1,607 @@
+package tickets
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// Alert is an open vendor alert of one customer.
+type Alert struct {
+	ID          string
+	Severity    string // low, medium or high
+	Type        string
+	Category    string
+	Product     string
+	Description string
+	RaisedAt    time.Time
+	// DeviceURL links to the device in the vendor console; may be empty.
+	DeviceURL string
+}
+
+// Customer is a customer whose alerts become tickets: a customer mapping
+// with ticket sync on.
+type Customer struct {
+	Source       string
+	CustomerID   string
+	CustomerName string
+	CompanyID    string
+	ContractID   string
+}
+
+// AlertSource lists a customer's open alerts. It returns the complete
+// open set or an error, never part of it: an alert missing from a listing
+// is how the vendor says it was resolved, so a partial listing would close
+// tickets wrongly.
+type AlertSource interface {
+	OpenAlerts(ctx context.Context, c Customer) ([]Alert, error)
+}
+
+// Engine runs ticket passes: it files each customer's open alerts as PSA
+// tickets, closes (or annotates) the tickets of resolved alerts, and never
+// creates a ticket twice. It is safe for one pass at a time; the daemon
+// serialises passes.
+type Engine struct {
+	system  psa.System
+	psa     psa.Ticketer
+	store   Store
+	alerts  AlertSource
+	routing export.Tickets
+	now     func() time.Time
+	logger  *slog.Logger
+}
+
+// Config configures an Engine.
+type Config struct {
+	System  psa.System
+	PSA     psa.Ticketer
+	Store   Store
+	Alerts  AlertSource
+	Routing export.Tickets
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults for routing fields left at zero.
+const (
+	DefaultMaxPerPass     = 50
+	DefaultMaxPerCustomer = 10
+)
+
+// New returns an Engine.
+func New(c Config) (*Engine, error) {
+	if c.PSA == nil || c.Store == nil || c.Alerts == nil {
+		return nil, errors.New("tickets: the PSA, the store and the alert source are required")
+	}
+	r := c.Routing
+	if strings.TrimSpace(r.QueueID) == "" {
+		return nil, errors.New("tickets: the routing has no queue")
+	}
+	if r.TitleFormat == "" {
+		r.TitleFormat = export.DefaultTitleFormat
+	}
+	if r.MaxPerPass <= 0 {
+		r.MaxPerPass = DefaultMaxPerPass
+	}
+	if r.MaxPerCustomer <= 0 {
+		r.MaxPerCustomer = DefaultMaxPerCustomer
+	}
+	if r.OnResolve == "" {
+		r.OnResolve = export.OnResolveClose
+	}
+	if r.OnReturn == "" {
+		r.OnReturn = export.OnReturnNew
+	}
+	e := &Engine{system: c.System, psa: c.PSA, store: c.Store, alerts: c.Alerts, routing: r, now: c.Now, logger: c.Logger}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
+}
+
+// CustomerReport is the outcome of one customer in a pass.
+type CustomerReport struct {
+	Customer Customer
+	// Created, Adopted, Closed, Noted and Reopened count tickets;
+	// Summarised counts the alerts a summary ticket stands for.
+	Created, Adopted, Closed, Noted, Reopened, Summarised, Failed int
+	// WouldCreate and WouldClose list refs a dry run would create and the
+	// ticket ids it would close.
+	WouldCreate []string
+	WouldClose  []string
+	// Err is why the customer's pass failed or stopped early.
+	Err error
+}
+
+// Report is the outcome of a pass.
+type Report struct {
+	Customers []CustomerReport
+	// Settled counts unsettled creates found in the PSA by their Ref.
+	Settled int
+	// RateLimited is true when the PSA throttled the pass; it stopped
+	// creating and the rest is done next pass.
+	RateLimited bool
+}
+
+// Totals adds up the customers' counts.
+func (r Report) Totals() CustomerReport {
+	var t CustomerReport
+	for _, c := range r.Customers {
+		t.Created += c.Created
+		t.Adopted += c.Adopted
+		t.Closed += c.Closed
+		t.Noted += c.Noted
+		t.Reopened += c.Reopened
+		t.Summarised += c.Summarised
+		t.Failed += c.Failed
+		t.WouldCreate = append(t.WouldCreate, c.WouldCreate...)
+		t.WouldClose = append(t.WouldClose, c.WouldClose...)
+	}
+	return t
+}
+
+// pass is the state of one pass: whether it writes, how many tickets it
+// created, and why it stopped creating.
+type pass struct {
+	dryRun  bool
+	created int64
+	stopped error // set when the PSA's budget ran out: no more creates
+}
+
+// Pass runs one ticket pass over customers (those with ticket sync on).
+// Unsettled creates from earlier passes are settled first. With dryRun
+// nothing is written to the PSA or the store; the report says what would
+// be created and closed. Customers not listed are not touched: their open
+// tickets stay as they are.
+func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (Report, error) {
+	var rep Report
+	if !e.routing.Enabled {
+		return rep, nil
+	}
+	p := &pass{dryRun: dryRun}
+	if !dryRun {
+		n, err := e.settle(ctx)
+		rep.Settled = n
+		if err != nil {
+			return rep, err
+		}
+	}
+	for _, c := range customers {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		cr := e.customer(ctx, p, c)
+		rep.Customers = append(rep.Customers, cr)
+	}
+	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
+	return rep, nil
+}
+
+// settle finds every unsettled create in the PSA by its Ref: found, the
+// ticket is adopted; not found, the record is released so the customer's
+// pass creates it (searching once more first).
+func (e *Engine) settle(ctx context.Context) (int, error) {
+	intents, err := e.store.TicketIntents()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range intents {
+		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
+		if err != nil {
+			e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
+			continue
+		}
+		if len(found) > 0 {
+			e.adopt(&r, found)
+			n++
+		} else {
+			// The create never reached the PSA: forget the intent; the
+			// customer's pass decides afresh.
+			r.State = StateFailed
+			r.RoutingHash = ""
+			r.Error = "the create was not applied; it is sent again"
+		}
+		r.Updated = e.now().UTC()
+		if err := e.store.PutTicketRecord(r); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// adopt takes the oldest ticket found for r's Ref.
+func (e *Engine) adopt(r *Record, found []psa.Ticket) {
+	t := slices.MinFunc(found, func(a, b psa.Ticket) int { return cmp.Compare(len(a.ID), len(b.ID))*2 + cmp.Compare(a.ID, b.ID) })
+	r.TicketID, r.Number, r.Error = t.ID, t.Number, ""
+	r.State = StateOpen
+	if t.Closed {
+		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSA, e.now().UTC()
+	}
+	if len(found) > 1 {
+		e.logger.Warn("Several tickets carry one reference; following the oldest", "ref", r.Ref, "ticket", t.ID, "count", len(found))
+	}
+}
+
+var severityRank = map[string]int{"low": 1, "medium": 2, "high": 3}
+
+// customer runs the pass for one customer.
+func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerReport {
+	cr := CustomerReport{Customer: c}
+	log := e.logger.With("source", c.Source, "customer", c.CustomerID)
+	alerts, err := e.alerts.OpenAlerts(ctx, c)
+	if err != nil {
+		cr.Err = fmt.Errorf("listing open alerts: %w", err)
+		return cr
+	}
+	records, err := e.store.TicketRecords(c.Source, c.CustomerID)
+	if err != nil {
+		cr.Err = err
+		return cr
+	}
+	byKey := make(map[string]*Record, len(records))
+	for i := range records {
+		byKey[records[i].AlertKey] = &records[i]
+	}
+	open := make(map[string]bool, len(alerts))
+	for _, a := range alerts {
+		open[a.ID] = true
+	}
+	summary := byKey[SummaryKey]
+	covered := map[string]bool{}
+	if summary != nil && summary.State == StateOpen {
+		for _, id := range summary.Covered {
+			covered[id] = true
+		}
+	}
+
+	// Resolved alerts first: closing frees no budget, but a storm that
+	// clears should close its tickets even when creation is throttled.
+	for i := range records {
+		r := &records[i]
+		if r.AlertKey == SummaryKey || r.State != StateOpen || open[r.AlertKey] {
+			continue
+		}
+		if err := e.resolve(ctx, p, r, &cr); err != nil {
+			cr.Err = err
+			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
+		}
+	}
+	if summary != nil && summary.State == StateOpen && !slices.ContainsFunc(summary.Covered, func(id string) bool { return open[id] }) {
+		if err := e.resolve(ctx, p, summary, &cr); err != nil {
+			cr.Err = err
+		}
+	}
+
+	floor := severityRank[cmp.Or(e.routing.MinSeverity, "low")]
+	slices.SortStableFunc(alerts, func(a, b Alert) int {
+		return cmp.Or(-cmp.Compare(severityRank[a.Severity], severityRank[b.Severity]), a.RaisedAt.Compare(b.RaisedAt), cmp.Compare(a.ID, b.ID))
+	})
+	var perCustomer int64
+	var over []Alert
+	for _, a := range alerts {
+		if severityRank[a.Severity] < floor || covered[a.ID] {
+			continue
+		}
+		r := byKey[a.ID]
+		switch {
+		case r == nil:
+		case r.State == StateOpen || r.State == StateCreating:
+			continue
+		case r.State == StateFailed && r.RoutingHash == e.routingHash():
+			continue // refused with this routing: wait for it to change
+		case r.State == StateClosed && r.ClosedBy == ClosedByPSA:
+			// A technician closed the ticket while the alert was open:
+			// never reopen it for this alert (no reopen loops).
+			continue
+		case r.State == StateClosed && e.routing.OnReturn == export.OnReturnReopen && e.now().Sub(r.ClosedAt) <= e.reopenWindow():
+			if err := e.reopen(ctx, p, r, a, &cr); err != nil {
+				cr.Err = err
+			}
+			continue
+		}
+		if p.stopped != nil {
+			break
+		}
+		if perCustomer >= e.routing.MaxPerCustomer || p.created >= e.routing.MaxPerPass {
+			over = append(over, a)
+			continue
+		}
+		if e.create(ctx, p, c, r, a, &cr) {
+			perCustomer++
+			p.created++
+		}
+	}
+	if len(over) > 0 && p.stopped == nil {
+		if err := e.summarise(ctx, p, c, summary, over, &cr); err != nil {
+			cr.Err = err
+		}
+	}
+	if p.stopped != nil && cr.Err == nil {
+		cr.Err = p.stopped
+	}
+	return cr
+}
+
+func (e *Engine) reopenWindow() time.Duration {
+	if d, err := time.ParseDuration(e.routing.ReopenWindow); err == nil && d > 0 {
+		return d
+	}
+	return export.DefaultReopenWindow
+}
+
+// routingHash identifies the routing a create was refused with.
+func (e *Engine) routingHash() string {
+	r := e.routing
+	prios := make([]string, 0, len(r.Priorities))
+	for _, s := range export.Severities {
+		prios = append(prios, s+"="+r.Priorities[s])
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{r.QueueID, r.NewStatusID, strings.Join(prios, ","), r.SourceID,
+		r.IssueTypeID, r.SubIssueTypeID, r.TicketTypeID, r.CategoryID}, "|")))
+	return hex.EncodeToString(sum[:8])
+}
+
+// ref is the external reference of an alert's ticket: "sc:<alert id>",
+// with "/<generation>" for the tickets after the first.
+func ref(alertID string, generation int) string {
+	r := "sc:" + alertID
+	if generation > 1 {
+		r += fmt.Sprintf("/%d", generation)
+	}
+	if len(r) > psa.MaxExternalRefLength {
+		sum := sha256.Sum256([]byte(r))
+		r = "sch:" + hex.EncodeToString(sum[:16])
+	}
+	return r
+}
+
+// create files one alert: intent first (durable), then a search by Ref
+// (the ticket may exist from a create whose answer was lost, or by hand),
+// then the create. It reports whether a ticket was created or adopted.
+func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, a Alert, cr *CustomerReport) bool {
+	gen := 1
+	if prev != nil {
+		gen = prev.Generation
+		if prev.State == StateClosed {
+			gen++
+		}
+	}
+	r := Record{
+		Source: c.Source, CustomerID: c.CustomerID, AlertKey: a.ID, Ref: ref(a.ID, gen), Generation: gen,
+		System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: a.Severity,
+		Title: e.title(c, a), RoutingHash: e.routingHash(), Created: e.now().UTC(), Updated: e.now().UTC(),
+	}
+	if p.dryRun {
+		cr.WouldCreate = append(cr.WouldCreate, r.Ref)
+		return true
+	}
+	var err error
+	if prev == nil {
+		err = e.store.CreateTicketIntent(r)
+	} else {
+		err = e.store.PutTicketRecord(r)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrRecordExists) {
+			cr.Err = err
+		}
+		return false
+	}
+	return e.send(ctx, p, &r, e.request(c, a, r), cr)
+}
+
+// send searches for r's Ref and creates the ticket when it is not there,
+// then stores the outcome. An unknown outcome leaves the intent for the
+// next pass to settle.
+func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTicketRequest, cr *CustomerReport) bool {
+	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
+	if err != nil {
+		e.stopOn(p, err)
+		cr.Err = fmt.Errorf("searching for %s before creating: %w", r.Ref, err)
+		return false
+	}
+	if len(found) > 0 {
+		e.adopt(r, found)
+		cr.Adopted++
+	} else {
+		t, err := e.psa.CreateTicket(ctx, req)
+		switch {
+		case errors.Is(err, psa.ErrOutcomeUnknown):
+			cr.Err = fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err)
+			return false
+		case errors.Is(err, psa.ErrValidation):
+			r.State, r.Error = StateFailed, err.Error()
+			cr.Failed++
+			cr.Err = fmt.Errorf("creating %s: %w", r.Ref, err)
+		case err != nil:
+			// Refused before it was applied (429, 401, ...): the intent is
+			// settled by a search next pass.
+			e.stopOn(p, err)
+			cr.Err = fmt.Errorf("creating %s: %w", r.Ref, err)
+			return false
+		default:
+			r.State, r.TicketID, r.Number, r.Error = StateOpen, t.ID, t.Number, ""
+			cr.Created++
+		}
+	}
+	r.Updated = e.now().UTC()
+	if err := e.store.PutTicketRecord(*r); err != nil {
+		cr.Err = err
+		return false
+	}
+	return r.State == StateOpen || r.State == StateClosed
+}
+
+// stopOn stops creating for the rest of the pass when the PSA's budget ran
+// out or it refused the credentials.
+func (e *Engine) stopOn(p *pass, err error) {
+	if errors.Is(err, psa.ErrRateLimited) || errors.Is(err, psa.ErrUnauthorized) {
+		p.stopped = err
+	}
+}
+
+// resolve closes the ticket of a resolved alert, or adds a note, as the
+// routing says. A ticket already closed in the PSA is only recorded.
+func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
+	if p.dryRun {
+		cr.WouldClose = append(cr.WouldClose, r.TicketID)
+		return nil
+	}
+	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	if err != nil {
+		return err
+	}
+	now := e.now().UTC()
+	note := fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
+	if r.AlertKey == SummaryKey {
+		note = fmt.Sprintf("Every alert this ticket summarised was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
+	}
+	switch {
+	case t.Closed:
+		r.ClosedBy = ClosedByPSA
+	case e.routing.OnResolve == export.OnResolveNote:
+		if err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID}); err != nil {
+			return err
+		}
+		r.ClosedBy = ClosedBySync
+		cr.Noted++
+	default:
+		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, Note: note}); err != nil {
+			return err
+		}
+		r.ClosedBy = ClosedBySync
+		cr.Closed++
+	}
+	r.State, r.ClosedAt, r.Updated = StateClosed, now, now
+	return e.store.PutTicketRecord(*r)
+}
+
+// reopen sets a closed ticket's reopen status when its alert came back
+// within the reopen window.
+func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) error {
+	if p.dryRun {
+		return nil
+	}
+	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
+	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, Note: note}); err != nil {
+		return err
+	}
+	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
+	cr.Reopened++
+	return e.store.PutTicketRecord(*r)
+}
+
+// summarise files the alerts over the caps in the customer's summary
+// ticket: a new one, or a note on the open one naming the new alerts.
+func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Record, over []Alert, cr *CustomerReport) error {
+	var lines []string
+	var ids []string
+	for _, a := range over {
+		ids = append(ids, a.ID)
+		lines = append(lines, fmt.Sprintf("- %s %s: %s (alert %s)", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type, a.Description, a.ID))
+	}
+	cr.Summarised += len(over)
+	if p.dryRun {
+		cr.WouldCreate = append(cr.WouldCreate, fmt.Sprintf("summary of %d alerts", len(over)))
+		return nil
+	}
+	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets in one pass (at most %d per customer, %d in all). "+
+		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, e.routing.MaxPerPass, len(over), strings.Join(lines, "\n"))
+	if summary != nil && summary.State == StateOpen {
+		if err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body, NoteTypeID: e.routing.NoteTypeID}); err != nil {
+			return err
+		}
+		summary.Covered = append(summary.Covered, ids...)
+		summary.Updated = e.now().UTC()
+		return e.store.PutTicketRecord(*summary)
+	}
+	gen := 1
+	if summary != nil {
+		gen = summary.Generation + 1
+	}
+	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
+	r := Record{
+		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
+		Generation: gen, System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
+		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
+		Covered: ids, RoutingHash: e.routingHash(), Created: e.now().UTC(), Updated: e.now().UTC(),
+	}
+	var err error
+	if summary == nil {
+		err = e.store.CreateTicketIntent(r)
+	} else {
+		err = e.store.PutTicketRecord(r)
+	}
+	if err != nil {
+		return err
+	}
+	req := e.baseRequest(c, r, over[0].Severity)
+	req.Title, req.Description = r.Title, body+"\n\nManaged by psa-sync ticket sync; do not edit the external reference."
+	e.send(ctx, p, &r, req, cr)
+	if r.State == StateOpen && cr.Created > 0 {
+		// A summary is not one of the customer's alert tickets.
+		cr.Created--
+	}
+	return nil
+}
+
+// title fills in the title format.
+func (e *Engine) title(c Customer, a Alert) string {
+	sev := a.Severity
+	if sev != "" {
+		sev = strings.ToUpper(sev[:1]) + sev[1:]
+	}
+	return strings.NewReplacer(
+		"{severity}", a.Severity, "{Severity}", sev, "{description}", a.Description, "{type}", a.Type,
+		"{category}", a.Category, "{product}", a.Product, "{customer}", cmp.Or(c.CustomerName, c.CustomerID),
+	).Replace(e.routing.TitleFormat)
+}
+
+func (e *Engine) baseRequest(c Customer, r Record, severity string) psa.CreateTicketRequest {
+	rt := e.routing
+	return psa.CreateTicketRequest{
+		CompanyID: c.CompanyID, ContractID: c.ContractID, ExternalRef: r.Ref, OpenedAt: e.now().UTC(),
+		Routing: psa.TicketRouting{
+			QueueID: rt.QueueID, StatusID: rt.NewStatusID, PriorityID: rt.Priorities[severity], SourceID: rt.SourceID,
+			IssueTypeID: rt.IssueTypeID, SubIssueTypeID: rt.SubIssueTypeID, TicketTypeID: rt.TicketTypeID, CategoryID: rt.CategoryID,
+		},
+	}
+}
+
+// request is the create of an alert's ticket.
+func (e *Engine) request(c Customer, a Alert, r Record) psa.CreateTicketRequest {
+	req := e.baseRequest(c, r, a.Severity)
+	req.Title = r.Title
+	if !a.RaisedAt.IsZero() {
+		req.OpenedAt = a.RaisedAt.UTC()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Sophos Central alert for %s\n\n", cmp.Or(c.CustomerName, c.CustomerID))
+	fmt.Fprintf(&b, "Severity: %s\nType: %s\nCategory: %s\nProduct: %s\n", a.Severity, a.Type, a.Category, a.Product)
+	if !a.RaisedAt.IsZero() {
+		fmt.Fprintf(&b, "Raised: %s\n", a.RaisedAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, "Description: %s\n", a.Description)
+	if a.DeviceURL != "" {
+		fmt.Fprintf(&b, "Device: %s\n", a.DeviceURL)
+	}
+	fmt.Fprintf(&b, "Alert id: %s\n\nManaged by psa-sync ticket sync; do not edit the external reference (%s).", a.ID, r.Ref)
+	req.Description = b.String()
+	return req
+}

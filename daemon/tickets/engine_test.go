@@ -1,0 +1,411 @@
+package tickets_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+const acme = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
+
+// env is one PSA simulator, a Sophos simulator with the example tenants,
+// a state database and an engine over them.
+type env struct {
+	t       *testing.T
+	system  psa.System
+	psaSim  *psatest.Server
+	sophos  *sophostest.Server
+	db      *state.DB
+	backend psa.Ticketer
+	company string
+	now     time.Time
+}
+
+func id(n int64) string { return strconv.FormatInt(n, 10) }
+
+// routings are realistic routings per PSA with the simulators' ids.
+var routings = map[psa.System]export.Tickets{
+	psa.SystemAutotask: {Enabled: true, QueueID: id(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: id(psatest.AutotaskTicketStatusComplete),
+		ReopenStatusID: id(psatest.AutotaskTicketStatusInProgress), Priorities: map[string]string{"high": id(psatest.AutotaskTicketPriorityHigh)},
+		SourceID: id(psatest.AutotaskSourceSophosCentral), MinSeverity: "medium", OnResolve: export.OnResolveClose, OnReturn: export.OnReturnNew},
+	psa.SystemConnectWise: {Enabled: true, QueueID: id(psatest.ConnectWiseBoardAlerts), ClosedStatusID: id(psatest.ConnectWiseStatusResolved),
+		ReopenStatusID: id(psatest.ConnectWiseStatusNew), Priorities: map[string]string{"high": id(psatest.ConnectWisePriorityHigh)},
+		TicketTypeID: id(psatest.ConnectWiseTypeSecurity), MinSeverity: "medium", OnResolve: export.OnResolveClose, OnReturn: export.OnReturnNew},
+	psa.SystemKaseyaBMS: {Enabled: true, QueueID: id(psatest.KaseyaBMSQueueSecurity), NewStatusID: id(psatest.KaseyaBMSStatusNew),
+		ClosedStatusID: id(psatest.KaseyaBMSStatusCompleted), ReopenStatusID: id(psatest.KaseyaBMSStatusInProgress),
+		TicketTypeID: id(psatest.KaseyaBMSTypeAlert), SourceID: id(psatest.KaseyaBMSSourceMonitoring), MinSeverity: "medium",
+		OnResolve: export.OnResolveClose, OnReturn: export.OnReturnNew},
+}
+
+func newEnv(t *testing.T, system psa.System) *env {
+	t.Helper()
+	e := &env{t: t, system: system, now: time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)}
+	e.psaSim = psatest.Start(t, psatest.WithSystem(system), psatest.WithClock(func() time.Time { return e.now }))
+	e.sophos = sophostest.Start(t, sophostest.WithFixtureFile("../source/sophostest/testdata/fixture.json"))
+	db, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	e.db = db
+	switch system {
+	case psa.SystemAutotask:
+		user, secret, code := e.psaSim.Autotask().Credentials()
+		c, err := autotask.NewClient(autotask.WithBaseURL(e.psaSim.AutotaskBaseURL()), autotask.WithCredentials(user, secret, code),
+			autotask.WithBackoff(time.Millisecond, 2*time.Millisecond), autotask.WithMaxRetries(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.backend = autotask.NewBackend(c)
+		e.company = id(e.psaSim.Autotask().AddCompany("Acme"))
+	case psa.SystemConnectWise:
+		company, pub, priv, clientID := e.psaSim.ConnectWise().Credentials()
+		c, err := connectwise.NewClient(connectwise.WithSite(e.psaSim.ConnectWiseSite()), connectwise.WithBaseURL(e.psaSim.ConnectWiseBaseURL()),
+			connectwise.WithCompanyID(company), connectwise.WithKeys(pub, priv), connectwise.WithClientID(clientID),
+			connectwise.WithBackoff(time.Millisecond, 2*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.backend = connectwise.NewBackend(c)
+		e.company = id(e.psaSim.ConnectWise().AddCompany("Acme"))
+	case psa.SystemKaseyaBMS:
+		c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(e.psaSim.KaseyaBMSBaseURL()),
+			kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
+			kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.backend = kaseyabms.NewBackend(c)
+		e.company = id(int64(e.psaSim.KaseyaBMS().AddAccount("Acme")))
+	}
+	return e
+}
+
+func (e *env) engine(routing export.Tickets) *tickets.Engine {
+	e.t.Helper()
+	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
+		Now: func() time.Time { return e.now }})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return eng
+}
+
+func (e *env) customers() []tickets.Customer {
+	return []tickets.Customer{{Source: "sophos", CustomerID: acme, CustomerName: "Acme Corporation", CompanyID: e.company}}
+}
+
+func (e *env) pass(eng *tickets.Engine) tickets.Report {
+	e.t.Helper()
+	rep, err := eng.Pass(e.t.Context(), e.customers(), false)
+	if err != nil {
+		e.t.Fatalf("Pass: %v", err)
+	}
+	return rep
+}
+
+// psaTicket is a ticket as the PSA simulator holds it.
+type psaTicket struct {
+	id     int64
+	title  string
+	closed bool
+	notes  []string
+}
+
+func (e *env) tickets() []psaTicket {
+	var out []psaTicket
+	switch e.system {
+	case psa.SystemAutotask:
+		for _, t := range e.psaSim.Autotask().Tickets() {
+			var notes []string
+			for _, n := range e.psaSim.Autotask().TicketNotes(t.ID) {
+				notes = append(notes, n.Description)
+			}
+			if t.Resolution != "" {
+				notes = append(notes, t.Resolution)
+			}
+			out = append(out, psaTicket{t.ID, t.Title, t.Status == "Complete", notes})
+		}
+	case psa.SystemConnectWise:
+		for _, t := range e.psaSim.ConnectWise().Tickets() {
+			var notes []string
+			for _, n := range e.psaSim.ConnectWise().TicketNotes(t.ID) {
+				if n.Internal {
+					notes = append(notes, n.Text)
+				}
+			}
+			out = append(out, psaTicket{t.ID, t.Summary, t.Closed, notes})
+		}
+	case psa.SystemKaseyaBMS:
+		for _, t := range e.psaSim.KaseyaBMS().Tickets() {
+			var notes []string
+			for _, n := range e.psaSim.KaseyaBMS().TicketNotes(t.ID) {
+				notes = append(notes, n.Details)
+			}
+			out = append(out, psaTicket{int64(t.ID), t.Title, t.CompletedDate != nil, notes})
+		}
+	}
+	return out
+}
+
+// Each PSA end to end: an alert becomes one ticket, passes are idempotent,
+// a low alert below the floor gets none, and a resolved alert closes its
+// ticket with a note.
+func TestEngine_lifecycle(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			eng := e.engine(routings[sys])
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Type: "Event::Endpoint::Threat::CleanupFailed",
+				Description: "Manual cleanup required: 'EICAR-AV-Test' on PC-042", ManagedAgent: &sophostest.ManagedAgent{ID: "bb90527d", Type: "computer"}})
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "low", Description: "Low noise"})
+
+			rep := e.pass(eng)
+			if tot := rep.Totals(); tot.Created != 1 || tot.Err != nil {
+				t.Fatalf("first pass = %+v", rep.Customers)
+			}
+			got := e.tickets()
+			if len(got) != 1 || !strings.HasPrefix(got[0].title, "[Sophos] High: Manual cleanup required") || got[0].closed {
+				t.Fatalf("tickets after the first pass = %+v", got)
+			}
+			rep = e.pass(eng)
+			if tot := rep.Totals(); tot.Created != 0 || tot.Adopted != 0 || len(e.tickets()) != 1 {
+				t.Fatalf("second pass created again: %+v, tickets %+v", rep.Customers, e.tickets())
+			}
+
+			e.sophos.ResolveAlert(acme, a.ID)
+			rep = e.pass(eng)
+			if tot := rep.Totals(); tot.Closed != 1 {
+				t.Fatalf("pass after resolving = %+v", rep.Customers)
+			}
+			got = e.tickets()
+			if len(got) != 1 || !got[0].closed || !strings.Contains(strings.Join(got[0].notes, "\n"), "resolved in Sophos Central") {
+				t.Errorf("tickets after resolving = %+v", got)
+			}
+			if rep = e.pass(eng); rep.Totals().Closed != 0 {
+				t.Errorf("a closed ticket was closed again: %+v", rep.Customers)
+			}
+		})
+	}
+}
+
+// A lost answer to a create is settled by searching the PSA: the ticket is
+// adopted, never created a second time.
+func TestEngine_lostAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true, Times: 1})
+
+	rep := e.pass(eng)
+	if tot, err := rep.Totals(), rep.Customers[0].Err; tot.Created != 0 || err == nil || !strings.Contains(err.Error(), "settled by searching") {
+		t.Fatalf("pass with a lost answer = %+v", rep.Customers)
+	}
+	intents, _ := e.db.TicketIntents()
+	if len(intents) != 1 {
+		t.Fatalf("intents after the lost answer = %+v, want the one open intent", intents)
+	}
+	rep = e.pass(eng)
+	if rep.Settled != 1 || rep.Totals().Created != 0 {
+		t.Fatalf("next pass = settled %d, %+v; want the ticket adopted", rep.Settled, rep.Customers)
+	}
+	if n := len(e.tickets()); n != 1 {
+		t.Errorf("%d tickets, want 1", n)
+	}
+	posts := 0
+	for _, r := range e.psaSim.Requests() {
+		if r.Method == http.MethodPost && strings.EqualFold(r.Path, "/ATServicesRest/V1.0/Tickets") {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d ticket creates sent, want 1", posts)
+	}
+}
+
+// A PSA that throttles stops the pass's creates; the next pass makes them.
+func TestEngine_rateLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemConnectWise)
+	eng := e.engine(routings[psa.SystemConnectWise])
+	for i := range 3 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i)})
+	}
+	base := strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL())
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: base + "service/tickets", Status: http.StatusTooManyRequests, RetryAfter: time.Hour})
+
+	rep := e.pass(eng)
+	if !rep.RateLimited || rep.Totals().Created != 0 || len(e.tickets()) != 0 {
+		t.Fatalf("throttled pass = %+v (rate limited %v), tickets %+v", rep.Customers, rep.RateLimited, e.tickets())
+	}
+	posts := 0
+	for _, r := range e.psaSim.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/service/tickets") {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Errorf("%d creates sent while throttled, want 1 (the pass stops at the first 429)", posts)
+	}
+	e.psaSim.ClearFaults()
+	rep = e.pass(eng)
+	if got := len(e.tickets()); got != 3 {
+		t.Fatalf("after the throttle: %d tickets (%+v), want 3", got, rep.Customers)
+	}
+}
+
+// An alert storm is capped: the alerts over the per-customer cap share one
+// summary ticket, which later passes extend instead of duplicating, and
+// which closes when every alert it covers is resolved.
+func TestEngine_storm(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 5
+	eng := e.engine(r)
+	var ids []string
+	for i := range 30 {
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "medium", Type: "Event::Endpoint::OutOfDate",
+			Description: fmt.Sprintf("PC-%03d is out of date", i), RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		ids = append(ids, a.ID)
+	}
+	rep := e.pass(eng)
+	tot := rep.Totals()
+	if tot.Created != 5 || tot.Summarised != 25 || len(e.tickets()) != 6 {
+		t.Fatalf("storm pass = %+v, %d tickets", tot, len(e.tickets()))
+	}
+	var summary psaTicket
+	for _, tk := range e.tickets() {
+		if strings.Contains(tk.title, "Alert storm") {
+			summary = tk
+		}
+	}
+	if summary.id == 0 {
+		t.Fatalf("no summary ticket among %+v", e.tickets())
+	}
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Created != 0 || tot.Summarised != 0 || len(e.tickets()) != 6 {
+		t.Fatalf("second pass = %+v, %d tickets; want nothing new", tot, len(e.tickets()))
+	}
+	for _, a := range ids {
+		e.sophos.ResolveAlert(acme, a)
+	}
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Closed != 6 {
+		t.Fatalf("pass after the storm = %+v, want 6 closed", tot)
+	}
+}
+
+// Customers without ticket sync are left alone: their open tickets stay
+// open even when the alerts are resolved.
+func TestEngine_ticketSyncOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+	rep, err := eng.Pass(t.Context(), nil, false)
+	if err != nil || len(rep.Customers) != 0 {
+		t.Fatalf("Pass without customers = %+v, %v", rep, err)
+	}
+	if got := e.tickets(); len(got) != 1 || got[0].closed {
+		t.Errorf("tickets = %+v, want the one ticket still open", got)
+	}
+}
+
+// A resolved alert that comes back reopens its ticket within the window;
+// a ticket a technician closed is never reopened for its alert.
+func TestEngine_reopen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	b := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Other"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.pass(eng)
+	// The alert is raised again with its id (a snoozed health alert).
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	rep := e.pass(eng)
+	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 {
+		t.Fatalf("pass after the return = %+v", tot)
+	}
+	// A technician closes b's ticket while b is open; b clears and returns.
+	var bTicket int64
+	for _, tk := range e.psaSim.Autotask().Tickets() {
+		if strings.Contains(tk.Title, "Other") {
+			bTicket = tk.ID
+		}
+	}
+	e.psaSim.Autotask().SetTicketStatus(bTicket, "Complete")
+	e.sophos.ResolveAlert(acme, b.ID)
+	e.pass(eng)
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: b.ID, Severity: "high", Description: "Other"})
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Reopened != 0 || tot.Created != 0 {
+		t.Errorf("a technician's closed ticket was reopened or replaced: %+v", tot)
+	}
+}
+
+func TestEngine_dryRun(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemKaseyaBMS)
+	eng := e.engine(routings[psa.SystemKaseyaBMS])
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+	rep, err := eng.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := rep.Totals().WouldCreate; len(w) != 1 || w[0] != "sc:"+a.ID {
+		t.Errorf("WouldCreate = %v", w)
+	}
+	if n := len(e.tickets()); n != 0 {
+		t.Errorf("a dry run created %d tickets", n)
+	}
+	if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 0 {
+		t.Errorf("a dry run stored records: %+v", recs)
+	}
+}
+
+// Tenants that deny alert access fail their customer, not the pass.
+func TestEngine_alertsDenied(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.DenyAlerts(acme, true)
+	rep := e.pass(eng)
+	if len(rep.Customers) != 1 || !sophos.IsAccessDenied(rep.Customers[0].Err) {
+		t.Errorf("report = %+v, want the customer's access-denied error", rep.Customers)
+	}
+}

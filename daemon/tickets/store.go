@@ -1,0 +1,87 @@
+package tickets
+
+import (
+	"errors"
+	"time"
+)
+
+// Record states.
+const (
+	// StateCreating is an intent: the ticket may or may not exist in the
+	// PSA. It is recorded (durably) before the create is sent, and settled
+	// by searching the PSA for the record's Ref, never by creating again
+	// blindly.
+	StateCreating = "creating"
+	// StateOpen is a ticket psa-syncd created (or adopted) and follows.
+	StateOpen = "open"
+	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
+	// or added a note (ClosedBy "sync"), or found it closed in the PSA
+	// (ClosedBy "psa").
+	StateClosed = "closed"
+	// StateFailed is a create the PSA certainly refused. It is retried only
+	// when the routing changes (RoutingHash).
+	StateFailed = "failed"
+)
+
+// Who closed a ticket.
+const (
+	ClosedBySync = "sync"
+	ClosedByPSA  = "psa"
+)
+
+// Record is what psa-syncd knows about one ticket: the alert it is for,
+// the PSA ticket, and where it is in its life. Records are keyed by
+// (Source, CustomerID, AlertKey).
+type Record struct {
+	Source     string `json:"source"`
+	CustomerID string `json:"customer_id"`
+	// AlertKey is the alert id, or SummaryKey for a customer's summary
+	// ticket.
+	AlertKey string `json:"alert_key"`
+	// Ref is the external reference the ticket carries, by which it is
+	// found again in the PSA.
+	Ref string `json:"ref"`
+	// Generation counts the tickets made for the alert: a resolved alert
+	// that comes back gets a new ticket (and Ref) when it is not reopened.
+	Generation int    `json:"generation"`
+	System     string `json:"system"`
+	CompanyID  string `json:"company_id"`
+	TicketID   string `json:"ticket_id,omitempty"`
+	Number     string `json:"number,omitempty"`
+	State      string `json:"state"`
+	Severity   string `json:"severity,omitempty"`
+	Title      string `json:"title,omitempty"`
+	// Covered lists the alert ids a summary ticket stands for.
+	Covered     []string  `json:"covered,omitempty"`
+	RoutingHash string    `json:"routing_hash,omitempty"`
+	Error       string    `json:"error,omitempty"`
+	ClosedBy    string    `json:"closed_by,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	ClosedAt    time.Time `json:"closed_at,omitzero"`
+}
+
+// SummaryKey is the AlertKey of a customer's summary ticket, which stands
+// for the alerts over the caps of a pass.
+const SummaryKey = "summary"
+
+// ErrRecordExists is returned by Store.CreateTicketIntent when a record
+// with the key exists: another pass or replica is creating the ticket.
+var ErrRecordExists = errors.New("tickets: a ticket record with this key exists")
+
+// Store keeps the ticket records. Implementations are safe for concurrent
+// use, and every write is durable when the method returns: the engine sends
+// a create only after CreateTicketIntent returned nil.
+type Store interface {
+	// CreateTicketIntent stores r (State StateCreating) if no record has
+	// its key, and returns ErrRecordExists otherwise. Implementations
+	// enforce the key's uniqueness (a unique constraint), so that two
+	// workers never both create.
+	CreateTicketIntent(r Record) error
+	// PutTicketRecord stores r, replacing the record with its key.
+	PutTicketRecord(r Record) error
+	// TicketRecords returns a customer's records, in AlertKey order.
+	TicketRecords(source, customerID string) ([]Record, error)
+	// TicketIntents returns every record in StateCreating.
+	TicketIntents() ([]Record, error)
+}

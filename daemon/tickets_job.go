@@ -1,0 +1,347 @@
+package daemon
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
+)
+
+// ErrNoTicketRouting is returned by TicketPass when the export has no
+// ticket routing (no psa_ticket_routing resource): ticket sync is off.
+var ErrNoTicketRouting = errors.New("daemon: the mapping export has no ticket routing (psa_ticket_routing); ticket sync is off")
+
+// TicketPass runs one ticket pass (package tickets) with the running
+// configuration and export, for the Sophos customers whose mapping has
+// ticket_sync on. With dryRun, or while the export switches the integration
+// off, it writes nothing and reports what it would create and close.
+//
+// Ticket passes are independent of usage passes (their records and intents
+// are their own); callers run one ticket pass at a time (the ticket
+// scheduler, ticketLoop, holds ticketMu).
+func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, error) {
+	snap := d.exp.Load()
+	if snap == nil {
+		return tickets.Report{}, errors.New("daemon: no valid mapping export loaded")
+	}
+	doc := snap.doc
+	if doc.Tickets == nil {
+		return tickets.Report{}, ErrNoTicketRouting
+	}
+	cfg := d.cfg.Load()
+	cl := d.clients.Load()
+	t, ok := cl.backend.(psa.Ticketer)
+	if !ok {
+		return tickets.Report{}, fmt.Errorf("daemon: the %s backend cannot create tickets", cfg.PSA.System)
+	}
+	src, ok := cl.source.(*sophos.Source)
+	if !ok {
+		return tickets.Report{}, fmt.Errorf("daemon: ticket sync reads Sophos Central alerts, but the configured source is %q", cfg.Source.Type)
+	}
+	eng, err := tickets.New(tickets.Config{
+		System: cfg.PSA.System, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
+		Now: d.now, Logger: d.logger.With("component", "tickets", "system", string(cfg.PSA.System)),
+	})
+	if err != nil {
+		return tickets.Report{}, err
+	}
+	if doc.Integration != nil && !doc.Integration.Enabled {
+		dryRun = true
+	}
+	return eng.Pass(ctx, ticketCustomers(doc), dryRun)
+}
+
+// ticketCustomers returns the customers of doc that take part in ticket
+// sync: Sophos customers whose mapping has ticket_sync on.
+func ticketCustomers(doc *export.Document) []tickets.Customer {
+	var customers []tickets.Customer
+	for _, m := range doc.CustomerMappings {
+		if m.TicketSync && m.Source == SourceSophos {
+			customers = append(customers, tickets.Customer{
+				Source: m.Source, CustomerID: m.CustomerID, CustomerName: m.CustomerName, CompanyID: m.CompanyID, ContractID: m.ContractID,
+			})
+		}
+	}
+	return customers
+}
+
+// snapshotTickets is the ticketRecord of the scheduled ticket passes.
+const snapshotTickets = "tickets"
+
+// TicketStatus is a customer's ticket sync as of the last scheduled
+// ticket pass (GET /api/v1/customers, the status page).
+type TicketStatus struct {
+	// Result is "succeeded" or "failed".
+	Result      string    `json:"result"`
+	LastAttempt time.Time `json:"last_attempt"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	Error       string    `json:"error,omitempty"`
+	// OpenTickets counts the customer's tickets psa-syncd created that are
+	// open; Created, Updated, Closed and Failed count what the last pass did.
+	OpenTickets int `json:"open_tickets"`
+	Created     int `json:"created"`
+	Updated     int `json:"updated"`
+	Closed      int `json:"closed"`
+	Failed      int `json:"failed"`
+}
+
+// ticketRecord is kept in the state database across restarts: the totals
+// behind the ticket metrics and each customer's TicketStatus.
+type ticketRecord struct {
+	// LastPass is when the last pass started, Finished when it finished.
+	LastPass    time.Time `json:"last_pass"`
+	Finished    time.Time `json:"finished"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Totals counts tickets by outcome (TicketOutcomes) since the state
+	// database was created.
+	Totals    map[string]int64         `json:"totals"`
+	Customers map[string]*TicketStatus `json:"customers"`
+}
+
+func ticketStatusKey(source, customerID string) string { return source + "/" + customerID }
+
+// TicketStatuses returns each customer's ticket status by source and
+// customer id, as of the last scheduled ticket pass.
+func (d *Daemon) TicketStatuses() (map[string]TicketStatus, error) {
+	var rec ticketRecord
+	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+		return nil, fmt.Errorf("daemon: reading the ticket status: %w", err)
+	}
+	out := make(map[string]TicketStatus, len(rec.Customers))
+	for k, s := range rec.Customers {
+		out[k] = *s
+	}
+	return out, nil
+}
+
+// ticketSchedule returns the ticket schedule and time zone in force: the
+// export's ticket routing wins over the config file's ticket_schedule; the
+// time zone is the usage schedule's.
+func (d *Daemon) ticketSchedule() (schedule.Schedule, *time.Location, error) {
+	spec := d.cfg.Load().TicketSchedule
+	tz := d.cfg.Load().Timezone
+	if s := d.exp.Load(); s != nil {
+		if s.doc.Tickets != nil && s.doc.Tickets.Schedule != "" {
+			spec = s.doc.Tickets.Schedule
+		}
+		if s.doc.Integration != nil && s.doc.Integration.Timezone != "" {
+			tz = s.doc.Integration.Timezone
+		}
+	}
+	return parseSchedule("ticket schedule", cmp.Or(spec, DefaultTicketSchedule), tz)
+}
+
+// logTicketSync says, when an export is loaded, whether and when ticket
+// passes run.
+func (d *Daemon) logTicketSync(cfg *Config, doc *export.Document) {
+	n := ticketSyncCount(doc)
+	switch {
+	case n == 0:
+	case doc.Tickets == nil:
+		d.logger.Warn("Ticket sync is on for some customers, but the mapping export has no ticket routing (psa_ticket_routing); no tickets are created",
+			"customers", n, "revision", doc.Revision)
+	case !doc.Tickets.Enabled:
+		d.logger.Info("Ticket routing is disabled in the mapping export; no ticket passes run", "customers", n)
+	default:
+		spec := cmp.Or(doc.Tickets.Schedule, cfg.TicketSchedule, DefaultTicketSchedule)
+		d.logger.Info("Ticket sync is on", "customers", n, "schedule", spec)
+	}
+}
+
+// ticketLoop runs a ticket pass at each time of the ticket schedule until
+// ctx is done, one at a time, with passCtx (which outlives ctx until the
+// shutdown timeout). The first time is computed from the last ticket pass
+// in the state database, so a restart neither postpones nor repeats it.
+// Only the active instance runs it.
+func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
+	base := d.now()
+	var rec ticketRecord
+	if ok, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+		d.logger.Warn("Cannot read the last ticket pass for the ticket schedule", "err", err)
+	} else if ok && !rec.LastPass.IsZero() {
+		base = rec.LastPass
+	}
+	var last string
+	for {
+		sched, loc, err := d.ticketSchedule()
+		var wait <-chan time.Time
+		var timer *time.Timer
+		var next time.Time
+		if err != nil {
+			d.logger.Error("No valid ticket schedule; no ticket passes run", "err", err)
+		} else {
+			next = sched.Next(base, loc)
+			if desc := sched.String() + " " + loc.String(); desc != last {
+				d.logger.Debug("Ticket schedule", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
+				last = desc
+			}
+			timer = time.NewTimer(max(0, next.Sub(d.now())))
+			wait = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-d.ticketScheduleChanged:
+		case <-wait:
+			d.scheduledTicketPass(passCtx)
+			base = next
+			if now := d.now(); now.After(base) {
+				base = now
+			}
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// scheduledTicketPass runs one ticket pass when the export has an enabled
+// ticket routing, the integration is on and some customer has ticket sync
+// on, and records its outcome in the metrics and the state database.
+func (d *Daemon) scheduledTicketPass(ctx context.Context) {
+	snap := d.exp.Load()
+	if snap == nil {
+		d.logger.Warn("Skipping ticket pass: no valid mapping export loaded")
+		return
+	}
+	doc := snap.doc
+	if doc.Tickets == nil || !doc.Tickets.Enabled || (doc.Integration != nil && !doc.Integration.Enabled) || ticketSyncCount(doc) == 0 {
+		return
+	}
+	d.ticketMu.Lock()
+	defer d.ticketMu.Unlock()
+	start := d.now()
+	rep, err := d.TicketPass(ctx, false)
+	if err != nil {
+		// The pass failed before or while it went through the customers
+		// (settling earlier creates, building the engine): the customers it
+		// did not reach failed with it.
+		reached := map[string]bool{}
+		for _, c := range rep.Customers {
+			reached[ticketStatusKey(c.Customer.Source, c.Customer.CustomerID)] = true
+		}
+		for _, c := range ticketCustomers(doc) {
+			if !reached[ticketStatusKey(c.Source, c.CustomerID)] {
+				rep.Customers = append(rep.Customers, tickets.CustomerReport{Customer: c, Err: err})
+			}
+		}
+	}
+	if err := d.recordTicketPass(rep, err, start); err != nil {
+		d.logger.Error("Error recording the ticket pass", "err", err)
+	}
+	t := rep.Totals()
+	switch {
+	case err != nil:
+		d.logger.Error("Ticket pass failed", "err", err)
+	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
+		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed)
+	case t.Created+t.Closed+t.Noted+t.Reopened > 0:
+		d.logger.Info("Ticket pass finished", "created", t.Created, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
+			"summarised", t.Summarised, "settled", rep.Settled)
+	}
+}
+
+// recordTicketPass updates the ticket metrics and the stored ticket status
+// with the outcome of a pass that started at start.
+func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.Time) error {
+	var rec ticketRecord
+	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+		return err
+	}
+	if rec.Totals == nil {
+		rec.Totals = map[string]int64{}
+	}
+	if rec.Customers == nil {
+		rec.Customers = map[string]*TicketStatus{}
+	}
+	now := d.now().UTC()
+	ok := passErr == nil
+	for _, c := range rep.Customers {
+		key := ticketStatusKey(c.Customer.Source, c.Customer.CustomerID)
+		st := rec.Customers[key]
+		if st == nil {
+			st = &TicketStatus{}
+			rec.Customers[key] = st
+		}
+		st.LastAttempt = now
+		st.Created, st.Updated, st.Closed, st.Failed = c.Created, c.Noted+c.Reopened, c.Closed, c.Failed
+		st.Result, st.Error = "succeeded", ""
+		if c.Err != nil || c.Failed > 0 {
+			ok = false
+			st.Result = "failed"
+			if c.Err != nil {
+				st.Error = c.Err.Error()
+			} else {
+				st.Error = fmt.Sprintf("%d ticket operations failed; they are retried next pass", c.Failed)
+			}
+		} else {
+			st.LastSuccess = now
+		}
+		records, err := d.db.TicketRecords(c.Customer.Source, c.Customer.CustomerID)
+		if err != nil {
+			return err
+		}
+		st.OpenTickets = 0
+		for _, r := range records {
+			if r.State == tickets.StateOpen {
+				st.OpenTickets++
+			}
+		}
+	}
+	t := rep.Totals()
+	for outcome, n := range map[string]int{"created": t.Created, "updated": t.Noted + t.Reopened, "closed": t.Closed, "failed": t.Failed} {
+		rec.Totals[outcome] += int64(n)
+		d.metrics.TicketsTotal.WithLabelValues(outcome).Add(float64(n))
+	}
+	rec.LastPass, rec.Finished = start.UTC(), now
+	if ok && !rep.RateLimited {
+		rec.LastSuccess = now
+	}
+	if err := d.db.PutSnapshot(snapshotTickets, rec); err != nil {
+		return err
+	}
+	d.setTicketGauges(rec)
+	return nil
+}
+
+// setTicketGauges sets the ticket gauges from rec.
+func (d *Daemon) setTicketGauges(rec ticketRecord) {
+	open := 0
+	for _, s := range rec.Customers {
+		open += s.OpenTickets
+	}
+	d.metrics.OpenTickets.Set(float64(open))
+	if !rec.Finished.IsZero() {
+		d.metrics.TicketLastPassTimestamp.Set(float64(rec.Finished.UnixNano()) / 1e9)
+	}
+	if !rec.LastSuccess.IsZero() {
+		d.metrics.TicketLastSuccessTimestamp.Set(float64(rec.LastSuccess.UnixNano()) / 1e9)
+	}
+}
+
+// restoreTicketMetrics sets the ticket metrics from the state database at
+// start-up, so that a restart neither resets the counters nor hides a
+// failing ticket sync.
+func (d *Daemon) restoreTicketMetrics() error {
+	var rec ticketRecord
+	ok, err := d.db.Snapshot(snapshotTickets, &rec)
+	if err != nil || !ok {
+		return err
+	}
+	for _, o := range TicketOutcomes {
+		d.metrics.TicketsTotal.WithLabelValues(o).Add(float64(rec.Totals[o]))
+	}
+	d.setTicketGauges(rec)
+	return nil
+}

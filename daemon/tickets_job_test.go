@@ -1,0 +1,269 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+const ttAcme = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
+
+// ttSetup is a daemon with the Sophos source and an Autotask simulator,
+// and an export with a ticket routing when routing is set.
+func ttSetup(t *testing.T, routing *export.Tickets, enabled bool) (*Daemon, *psatest.Server, *sophostest.Server) {
+	t.Helper()
+	sim := psatest.Start(t)
+	sop := sophostest.Start(t, sophostest.WithFixtureFile("source/sophostest/testdata/fixture.json"))
+	dir := t.TempDir()
+	user, secret, code := sim.Autotask().Credentials()
+	dtWrite(t, filepath.Join(dir, "psa-syncd.yml"), fmt.Sprintf(`export_path: mappings.json
+state_dir: state
+psa:
+  system: autotask
+  autotask:
+    username: %q
+    secret: %q
+    integration_code: %q
+    base_url: %q
+source:
+  type: sophos
+  sophos:
+    client_id: %q
+    client_secret: %q
+    auth_url: %q
+    api_url: %q
+web:
+  listen_address: 127.0.0.1:0
+`, user, secret, code, sim.AutotaskBaseURL(), sop.ClientID(), sop.ClientSecret(), sop.AuthURL(), sop.APIURL()))
+	company := dtID(sim.Autotask().AddCompany("Acme"))
+	contract := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: sim.Autotask().Companies()[0].ID, Name: "Managed"}))
+	doc := export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://"))
+	doc.Revision = 1
+	doc.Integration = &export.Integration{Enabled: enabled}
+	doc.Tickets = routing
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: ttAcme, CustomerName: "Acme", CompanyID: company, ContractID: contract, TicketSync: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a", CustomerName: "Globex", CompanyID: company, ContractID: contract})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(dir, "mappings.json"), string(data))
+	c, err := Load(filepath.Join(dir, "psa-syncd.yml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, filepath.Join(dir, "psa-syncd.yml"), Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	return d, sim, sop
+}
+
+func TestDaemon_TicketPass(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetup(t, routing, true)
+	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	sop.AddAlert("2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a", sophostest.Alert{Severity: "high", Description: "Globex has ticket sync off"})
+
+	rep, err := d.TicketPass(t.Context(), true)
+	if err != nil || len(rep.Totals().WouldCreate) != 1 || len(sim.Autotask().Tickets()) != 0 {
+		t.Fatalf("dry run = %+v, %v; tickets %+v", rep.Totals(), err, sim.Autotask().Tickets())
+	}
+	rep, err = d.TicketPass(t.Context(), false)
+	if err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("TicketPass = %+v, %v", rep.Customers, err)
+	}
+	got := sim.Autotask().Tickets()
+	if len(got) != 1 || got[0].ExternalID != "sc:"+a.ID {
+		t.Fatalf("tickets = %+v, want one for Acme's alert", got)
+	}
+	sop.ResolveAlert(ttAcme, a.ID)
+	if rep, err = d.TicketPass(t.Context(), false); err != nil || rep.Totals().Closed != 1 {
+		t.Fatalf("pass after resolving = %+v, %v", rep.Totals(), err)
+	}
+}
+
+func TestDaemon_TicketPass_off(t *testing.T) {
+	t.Parallel()
+	d, _, _ := ttSetup(t, nil, true)
+	if _, err := d.TicketPass(t.Context(), false); !errors.Is(err, ErrNoTicketRouting) {
+		t.Errorf("TicketPass without routing: error = %v", err)
+	}
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	d, sim, sop := ttSetup(t, routing, false)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high"})
+	rep, err := d.TicketPass(t.Context(), false)
+	if err != nil || len(rep.Totals().WouldCreate) != 1 || len(sim.Autotask().Tickets()) != 0 {
+		t.Errorf("pass with the integration off = %+v, %v; want a dry run", rep.Totals(), err)
+	}
+}
+
+// waitTicketStatus waits until the ticket scheduler has recorded a pass
+// for Acme, or the test's context ends.
+func waitTicketStatus(t *testing.T, d *Daemon, ok func(TicketStatus) bool) TicketStatus {
+	t.Helper()
+	for {
+		st, err := d.TicketStatuses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, found := st[ticketStatusKey("sophos", ttAcme)]; found && ok(s) {
+			return s
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("no ticket pass recorded; statuses %+v", st)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// The ticket scheduler runs passes on its own schedule, catching up at
+// start when the last pass is older than the interval, and records the
+// metrics and each customer's ticket status, which survive a restart.
+func TestDaemon_ticketLoop(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, Schedule: "every 1h", QueueID: dtID(psatest.AutotaskQueueMonitoringAlert),
+		ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	if err := d.db.PutSnapshot(snapshotTickets, ticketRecord{LastPass: time.Now().Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); d.ticketLoop(ctx, ctx) }()
+	st := waitTicketStatus(t, d, func(TicketStatus) bool { return true })
+	cancel()
+	<-done
+	if st.Result != "succeeded" || st.Created != 1 || st.OpenTickets != 1 {
+		t.Errorf("ticket status = %+v, want succeeded with 1 created and 1 open", st)
+	}
+	if n := len(sim.Autotask().Tickets()); n != 1 {
+		t.Errorf("%d tickets in the PSA, want 1", n)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketsTotal.WithLabelValues("created")); got != 1 {
+		t.Errorf("psa_sync_tickets_total{outcome=created} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 1 {
+		t.Errorf("psa_sync_open_tickets = %v, want 1", got)
+	}
+	if testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp) == 0 {
+		t.Error("psa_sync_ticket_last_success_timestamp_seconds not set after a successful pass")
+	}
+	cs, err := d.Customers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acme *CustomerView
+	for i := range cs {
+		if cs[i].CustomerID == ttAcme {
+			acme = &cs[i]
+		}
+	}
+	if acme == nil || acme.Tickets == nil || acme.Tickets.OpenTickets != 1 {
+		t.Errorf("customer view of Acme = %+v, want its ticket status with 1 open ticket", acme)
+	}
+
+	ui := newUIClient(t, d)
+	for _, page := range []string{"/", "/customers/sophos/" + ttAcme} {
+		body := ui.do(http.MethodGet, page, nil).Body.String()
+		if !strings.Contains(body, "1 open") {
+			t.Errorf("status page %s does not show Acme's open ticket:\n%s", page, body)
+		}
+	}
+
+	// A restart restores the ticket metrics from the state database.
+	cfg := d.Config()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := New(cfg, d.configPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d2.Close() })
+	if err := d2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(d2.metrics.TicketsTotal.WithLabelValues("created")); got != 1 {
+		t.Errorf("restored psa_sync_tickets_total{outcome=created} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(d2.metrics.OpenTickets); got != 1 {
+		t.Errorf("restored psa_sync_open_tickets = %v, want 1", got)
+	}
+	if testutil.ToFloat64(d2.metrics.TicketLastSuccessTimestamp) == 0 {
+		t.Error("psa_sync_ticket_last_success_timestamp_seconds not restored")
+	}
+}
+
+// A failing ticket pass is recorded as such: the customer's status says
+// why, and the last success stays unset, which the alert rule sees.
+func TestDaemon_ticketPassFailureRecorded(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.Close() // Sophos Central unreachable: the alerts cannot be listed
+	d.scheduledTicketPass(t.Context())
+	st, err := d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[ticketStatusKey("sophos", ttAcme)]
+	if s.Result != "failed" || s.Error == "" {
+		t.Errorf("ticket status after a failing pass = %+v, want failed with an error", s)
+	}
+	if testutil.ToFloat64(d.metrics.TicketLastPassTimestamp) == 0 || testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp) != 0 {
+		t.Errorf("last pass %v, last success %v; want a last pass and no success",
+			testutil.ToFloat64(d.metrics.TicketLastPassTimestamp), testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp))
+	}
+}
+
+// A ticket pass that fails as a whole (here: the usage source is a file,
+// so there are no alerts to read) fails every customer with ticket sync on,
+// with the reason.
+func TestDaemon_ticketPassErrorFailsCustomers(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Tickets = &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: ttAcme, CustomerName: "Acme", CompanyID: dtID(e.companies[0]),
+		ContractID: dtID(e.contracts[0]), TicketSync: true})
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.d.scheduledTicketPass(t.Context())
+	st, err := e.d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[ticketStatusKey("sophos", ttAcme)]
+	if s.Result != "failed" || !strings.Contains(s.Error, "Sophos Central alerts") {
+		t.Errorf("ticket status = %+v, want failed with the pass's error", s)
+	}
+	if testutil.ToFloat64(e.d.metrics.TicketLastPassTimestamp) == 0 || testutil.ToFloat64(e.d.metrics.TicketLastSuccessTimestamp) != 0 {
+		t.Error("a failed pass must set the last pass time and not the last success")
+	}
+}

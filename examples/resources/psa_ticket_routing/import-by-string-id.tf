@@ -1,0 +1,4 @@
+import {
+  to = psa_ticket_routing.this
+  id = "psa-mappings.json"
+}
