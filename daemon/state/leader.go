@@ -178,7 +178,10 @@ func (db *DB) Leader() (LeaderInfo, bool, error) {
 		return info, err == nil, db.wrap("reading the active instance", err)
 	}
 	var held bool
+	// Advisory locks belong to a database, and pg_locks shows those of
+	// every database of the cluster: only this database's lock counts.
 	err = db.sql.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 AND granted)`,
 		leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&held)
 	return info, held, db.wrap("reading the leadership lock", err)

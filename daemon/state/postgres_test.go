@@ -148,3 +148,25 @@ func TestBackup_postgresSaysPgDump(t *testing.T) {
 		t.Errorf("Backup on PostgreSQL = %v, want ErrBackupUnsupported naming pg_dump", err)
 	}
 }
+
+// TestLeader_otherDatabaseOfTheCluster: two psa-syncd deployments may use
+// two databases of one PostgreSQL cluster; the leadership lock of one is
+// not the other's (advisory locks belong to a database, but pg_locks lists
+// every database's).
+func TestLeader_otherDatabaseOfTheCluster(t *testing.T) {
+	t.Parallel()
+	a := openConfig(t, Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t)})
+	defer closeDB(t, a)
+	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: pgtest.NewDatabase(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, b)
+	if _, held, err := b.Leader(); held || err != nil {
+		t.Errorf("Leader of a database nobody leads, while another database of the cluster has a leader = held %v, %v; want false", held, err)
+	}
+	l, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Second)
+	if err != nil || l == nil {
+		t.Errorf("TryLead on the other database = %v, %v; want the leadership", l, err)
+	}
+}
