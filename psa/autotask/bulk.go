@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -67,7 +66,7 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context, *Query) ([]*T, *Response, error)) ([]*T, error) {
 	nums := make([]int64, 0, len(ids))
 	for _, id := range ids {
-		if n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && n >= 0 {
+		if n, err := parseID("", id); err == nil {
 			nums = append(nums, n)
 		}
 	}

@@ -161,8 +161,8 @@ func singles[T any](ctx context.Context, ids []int, get func(context.Context, st
 func bulkIDs(ids []string) []int {
 	out := make([]int, 0, len(ids))
 	for _, id := range ids {
-		if n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 32); err == nil && n > 0 {
-			out = append(out, int(n))
+		if n, err := parseID("", id); err == nil {
+			out = append(out, n)
 		}
 	}
 	slices.Sort(out)
