@@ -20,6 +20,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -34,43 +35,11 @@ const (
 	DefaultListenAddress  = "127.0.0.1:9810"
 )
 
-// Effective date policies (Policies.EffectiveDate).
-const (
-	// EffectivePeriodStart dates a change on the first day of the billing
-	// month the usage belongs to, so the whole month is billed at the new
-	// quantity (billing in arrears).
-	EffectivePeriodStart = "period_start"
-	// EffectiveToday dates a change on the day of the pass (prorated).
-	EffectiveToday = "today"
-	// EffectiveNextPeriodStart dates a change on the first day of the next
-	// billing month (billing in advance).
-	EffectiveNextPeriodStart = "next_period_start"
-)
-
-// Missing usage policies (Policies.MissingUsage).
-const (
-	// MissingUsageZero sets a mapped line that has no usage this period to 0.
-	MissingUsageZero = "zero"
-	// MissingUsageKeep leaves a mapped line that has no usage this period as
-	// it is.
-	MissingUsageKeep = "keep"
-)
-
 // Usage source types (SourceConfig.Type).
 const (
 	SourceSophos = "sophos"
 	SourceFile   = "file"
 )
-
-// DefaultPolicies are the policies used for every setting the config file
-// leaves out.
-var DefaultPolicies = Policies{
-	EffectiveDate:      EffectivePeriodStart,
-	MissingUsage:       MissingUsageZero,
-	MaxDecreasePercent: 50,
-	BudgetReserve:      500,
-	WriteConcurrency:   3,
-}
 
 // Config is the daemon's configuration file. Load reads and validates it;
 // secrets given by file or environment variable are resolved into the
@@ -99,9 +68,9 @@ type Config struct {
 	TicketSchedule string `yaml:"ticket_schedule"`
 	// Timezone is the IANA zone of the schedule and of billing months
 	// (default UTC); the export's integration.timezone wins over it.
-	Timezone string    `yaml:"timezone"`
-	Policies Policies  `yaml:"policies"`
-	Web      WebConfig `yaml:"web"`
+	Timezone string         `yaml:"timezone"`
+	Policies usage.Policies `yaml:"policies"`
+	Web      WebConfig      `yaml:"web"`
 
 	schedule schedule.Schedule
 	location *time.Location
@@ -222,24 +191,6 @@ type FileConfig struct {
 	// Name is the source name used by the mapping export's entries for this
 	// data (for example "passwordboss"); empty means "file".
 	Name string `yaml:"name,omitempty"`
-}
-
-// Policies decide how a pass turns usage into quantities.
-type Policies struct {
-	// EffectiveDate is period_start (default), today or next_period_start.
-	EffectiveDate string `yaml:"effective_date"`
-	// MissingUsage is what happens to a mapped line without usage this
-	// period: zero (default) or keep.
-	MissingUsage string `yaml:"missing_usage"`
-	// MaxDecreasePercent holds decreases larger than this share of the
-	// current quantity for review: plan shows them, sync --approve applies
-	// them. 0 turns the guard off; default 50.
-	MaxDecreasePercent float64 `yaml:"max_decrease_percent"`
-	// BudgetReserve stops writing when the PSA's remaining hourly request
-	// budget falls to this; default 500.
-	BudgetReserve int `yaml:"budget_reserve"`
-	// WriteConcurrency bounds the writes in flight; default 3.
-	WriteConcurrency int `yaml:"write_concurrency"`
 }
 
 // StateConfig selects the state database: SQLite in state_dir (the
@@ -382,7 +333,7 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	c := &Config{
 		Schedule:       DefaultSchedule,
 		TicketSchedule: DefaultTicketSchedule,
-		Policies:       DefaultPolicies,
+		Policies:       usage.DefaultPolicies,
 		Web:            WebConfig{ListenAddress: DefaultListenAddress},
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -444,7 +395,7 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	}
 	c.location = loc
 
-	if err := c.Policies.validate(); err != nil {
+	if err := c.Policies.Validate(); err != nil {
 		return err
 	}
 
@@ -701,30 +652,6 @@ func (s *SourceConfig) validate(abs func(string) string, getenv func(string) str
 
 func (s *SourceConfig) newFile() (*file.Source, error) {
 	return file.New(file.Config{Path: s.File.Path, Format: file.Format(s.File.Format), Name: s.File.Name})
-}
-
-func (p *Policies) validate() error {
-	switch p.EffectiveDate {
-	case EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart:
-	default:
-		return fmt.Errorf("policies.effective_date: unknown value %q (one of %s, %s, %s)",
-			p.EffectiveDate, EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart)
-	}
-	switch p.MissingUsage {
-	case MissingUsageZero, MissingUsageKeep:
-	default:
-		return fmt.Errorf("policies.missing_usage: unknown value %q (one of %s, %s)", p.MissingUsage, MissingUsageZero, MissingUsageKeep)
-	}
-	if p.MaxDecreasePercent < 0 || p.MaxDecreasePercent > 100 {
-		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
-	}
-	if p.BudgetReserve < 0 {
-		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
-	}
-	if p.WriteConcurrency < 1 {
-		return fmt.Errorf("policies.write_concurrency: must be at least 1, got %d", p.WriteConcurrency)
-	}
-	return nil
 }
 
 // resolveSecret returns v when set, else the trimmed content of file when

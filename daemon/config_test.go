@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 )
@@ -58,9 +59,9 @@ func TestLoad_good(t *testing.T) {
 		Schedule:       "daily 02:00",
 		TicketSchedule: DefaultTicketSchedule,
 		Timezone:       "Europe/Rome",
-		Policies: Policies{
-			EffectiveDate:      EffectiveNextPeriodStart,
-			MissingUsage:       MissingUsageKeep,
+		Policies: usage.Policies{
+			EffectiveDate:      usage.EffectiveNextPeriodStart,
+			MissingUsage:       usage.MissingUsageKeep,
 			MaxDecreasePercent: 0,
 			BudgetReserve:      1000,
 			WriteConcurrency:   2,
@@ -127,8 +128,8 @@ func TestLoad_defaultsAndEnvironment(t *testing.T) {
 	if c.Web.APIToken != "env-token" || c.Web.ListenAddress != DefaultListenAddress {
 		t.Errorf("web = %+v", c.Web)
 	}
-	if c.Policies != DefaultPolicies {
-		t.Errorf("Policies = %+v, want the defaults %+v", c.Policies, DefaultPolicies)
+	if c.Policies != usage.DefaultPolicies {
+		t.Errorf("Policies = %+v, want the defaults %+v", c.Policies, usage.DefaultPolicies)
 	}
 	if c.TicketSchedule != DefaultTicketSchedule {
 		t.Errorf("TicketSchedule = %q, want %q", c.TicketSchedule, DefaultTicketSchedule)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -605,7 +606,7 @@ func (d *Daemon) newClients(cfg *Config) (*clients, error) {
 }
 
 // engine builds an Engine for one pass from the running config and export.
-func (d *Daemon) engine() (*Engine, *export.Document, error) {
+func (d *Daemon) engine() (*usage.Engine, *export.Document, error) {
 	snap := d.exp.Load()
 	if snap == nil {
 		return nil, nil, errors.New("daemon: no valid mapping export loaded")
@@ -616,12 +617,12 @@ func (d *Daemon) engine() (*Engine, *export.Document, error) {
 		return nil, nil, err
 	}
 	cl := d.clients.Load()
-	e := NewEngine(EngineOptions{
+	e := usage.NewEngine(usage.EngineOptions{
 		Backend:  cl.backend,
 		Source:   cl.source,
 		State:    d.db,
 		Policies: cfg.Policies,
-		Metrics:  d.metrics,
+		Metrics:  d.metrics.engine(),
 		Logger:   d.logger.With("component", "sync", "system", string(cfg.PSA.System)),
 		Location: loc,
 		Now:      d.now,
@@ -633,7 +634,7 @@ func (d *Daemon) engine() (*Engine, *export.Document, error) {
 // for it. Passes never overlap: SyncOnce waits for a running pass to end
 // first. When the export switches the integration off, the pass runs with
 // WritesDisabled.
-func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
+func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Result, error) {
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
 	if !d.leading.Load() {
@@ -647,7 +648,7 @@ func (d *Daemon) SyncOnce(ctx context.Context, o PassOptions) (*Result, error) {
 		o.WritesDisabled = true
 	}
 	if o.Trigger == "" {
-		o.Trigger = TriggerManual
+		o.Trigger = usage.TriggerManual
 	}
 	if !o.DryRun && !o.WritesDisabled {
 		if err := d.checkWriteHistory(doc); err != nil {
@@ -701,10 +702,10 @@ func (d *Daemon) checkWriteHistory(doc *export.Document) error {
 // plan computed for every customer through the API), limited to one
 // customer when customer is not "". It makes no request: ok is false when
 // no such plan is known yet.
-func (d *Daemon) LastPlan(customer string) (p *Plan, ok bool) { return d.plans.get(customer) }
+func (d *Daemon) LastPlan(customer string) (p *usage.Plan, ok bool) { return d.plans.get(customer) }
 
 // Plan computes the changes the next pass would make, writing nothing.
-func (d *Daemon) Plan(ctx context.Context, o PassOptions) (*Plan, error) {
+func (d *Daemon) Plan(ctx context.Context, o usage.PassOptions) (*usage.Plan, error) {
 	e, doc, err := d.engine()
 	if err != nil {
 		return nil, err
@@ -729,7 +730,7 @@ func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 		cfg := d.cfg.Load()
 		// Without an export the engine cannot be built for a pass, but open
 		// intents only need the PSA: build a minimal engine for them.
-		e = NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+		e = usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
 			Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
 	}
 	return e.Reconcile(ctx)
@@ -755,7 +756,7 @@ func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent
 		return state.Intent{}, &StandbyError{Active: d.activeInstance()}
 	}
 	cfg := d.cfg.Load()
-	e := NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+	e := usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
 		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
 	return e.ResolveIntent(id, posted, note)
 }
@@ -1041,7 +1042,7 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 		case <-wait:
 			if d.Ready() {
-				tk := d.RequestSync("", TriggerSchedule)
+				tk := d.RequestSync("", usage.TriggerSchedule)
 				due, dueTicket = next, tk.ID
 				go func() {
 					if _, err := d.WaitTicket(ctx, tk.ID); err == nil {
@@ -1088,7 +1089,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		}
 		start := d.now()
 		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
-		res, err := d.SyncOnce(passCtx, PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service})
+		res, err := d.SyncOnce(passCtx, usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service})
 		var run state.Run
 		if res != nil {
 			run = res.Run
@@ -1098,7 +1099,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
 			continue
 		}
-		d.logger.Log(passCtx, resultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
+		d.logger.Log(passCtx, usage.ResultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
 			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
 			"duration", d.now().Sub(start).Round(time.Millisecond))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -185,7 +186,7 @@ func TestDaemon_SyncOnce(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.d.SyncOnce(ctx, PassOptions{Trigger: TriggerManual})
+	res, err := e.d.SyncOnce(ctx, usage.PassOptions{Trigger: usage.TriggerManual})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,15 +201,15 @@ func TestDaemon_SyncOnce(t *testing.T) {
 			t.Errorf("units of contract %d service %d = %d, want %d", c.contract, c.service, got, c.want)
 		}
 	}
-	if got := testutil.ToFloat64(e.d.metrics.LinesTotal.WithLabelValues(LineUpdated)); got != 3 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.LinesTotal.WithLabelValues(usage.LineUpdated)); got != 3 {
 		t.Errorf("psa_sync_lines_total{outcome=updated} = %v, want 3", got)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.Unmapped.WithLabelValues("unassigned")); got != 1 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.Unmapped.WithLabelValues("unassigned")); got != 1 {
 		t.Errorf("psa_sync_unmapped{kind=unassigned} = %v, want 1", got)
 	}
 
 	e.sim.ResetRequests()
-	res, err = e.d.SyncOnce(ctx, PassOptions{Trigger: TriggerManual})
+	res, err = e.d.SyncOnce(ctx, usage.PassOptions{Trigger: usage.TriggerManual})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestDaemon_SyncOnce_integrationDisabled(t *testing.T) {
 	if got := testutil.ToFloat64(e.d.metrics.IntegrationEnabled); got != 0 {
 		t.Errorf("psa_sync_integration_enabled = %v, want 0", got)
 	}
-	res, err := e.d.SyncOnce(t.Context(), PassOptions{})
+	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,14 +457,14 @@ func TestDaemon_scheduleCatchesUp(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: now.Add(-3 * time.Hour), Result: "success"}); err != nil {
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-3 * time.Hour), Result: "success"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go e.d.scheduleLoop(ctx)
 	tk, ok := e.d.queue.next(ctx) // what the work loop would run
-	if !ok || tk.Trigger != TriggerSchedule || tk.Customer != "" {
+	if !ok || tk.Trigger != usage.TriggerSchedule || tk.Customer != "" {
 		t.Fatalf("queued %+v, %t; want a scheduled pass for all customers", tk, ok)
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ScheduleInterval); got != 3600 {
@@ -483,17 +484,17 @@ func TestDaemon_scheduleNotPostponedByReload(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: now.Add(-23 * time.Hour), Result: "success"}); err != nil {
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-23 * time.Hour), Result: "success"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
 		t.Errorf("lastFullRun = %v, want %v", got, now.Add(-23*time.Hour))
 	}
 	// A dry run and a single-customer pass do not count as the last full pass.
-	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerAPI, Customer: "cust-acme", Started: now.Add(-time.Hour)}); err != nil {
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerAPI, Customer: "cust-acme", Started: now.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerCLI, DryRun: true, Started: now.Add(-time.Minute)}); err != nil {
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerCLI, DryRun: true, Started: now.Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
@@ -517,7 +518,7 @@ func TestDaemon_Run_shutdownFinishesPass(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- e.d.Run(ctx) }()
-	tk := e.d.RequestSync("", TriggerAPI)
+	tk := e.d.RequestSync("", usage.TriggerAPI)
 	<-hold.arrived // an adjustment is in flight
 	cancel()
 	select {

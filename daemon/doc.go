@@ -1,42 +1,50 @@
 // Package daemon is the library behind psa-syncd: it reads the mapping
 // export that the Terraform provider writes and runs two jobs on it, usage
 // sync (pull usage from a vendor, package source, and set the quantities of
-// the mapped PSA contract lines) and ticket sync (file each customer's open
-// vendor alerts as PSA tickets, package tickets). The binary in
+// the mapped PSA contract lines, package usage) and ticket sync (file each
+// customer's open vendor alerts as PSA tickets, package tickets). The binary in
 // cmd/psa-syncd parses flags and calls into this package; the package
 // itself never reads flags, environment variables or globals.
 //
 // # Layout
 //
-// psa-syncd is two engines and the service around them:
+// psa-syncd is two engines, each a package of its own, and the service
+// around them, here:
 //
-//   - The usage engine, Engine (engine*.go in this package): one usage
-//     pass. Plan computes the changes without writing; Sync writes them and
-//     records the run, the customer statuses and the metrics; Reconcile
-//     settles writes whose outcome is unknown; ResolveIntent records an
-//     operator's answer for one that cannot be settled by reading the PSA.
-//     The rest of this comment describes it. (It is not yet a package of
-//     its own under daemon/, as the ticket engine is.)
+//   - The usage engine, package daemon/usage: one usage pass. Plan computes
+//     the changes without writing; Sync writes them and records the run, the
+//     customer statuses and the metrics; Reconcile settles writes whose
+//     outcome is unknown; ResolveIntent records an operator's answer for one
+//     that cannot be settled by reading the PSA. Its package documentation
+//     describes a pass, its safety and what it does on each PSA. It knows
+//     nothing of configuration, scheduling or HTTP; daemon.go here builds it
+//     from the configuration (Daemon.SyncOnce, Daemon.Plan,
+//     Daemon.Reconcile, Daemon.ResolveIntent), schedules it and queues its
+//     passes.
 //   - The ticket engine, package daemon/tickets: one ticket pass over the
 //     customers with ticket sync on, through psa.Ticketer and an
 //     AlertSource (Sophos Central alerts), with its records in a
-//     tickets.Store. It knows nothing of configuration, scheduling or HTTP;
-//     tickets_job.go here runs it (Daemon.TicketPass), schedules it and
-//     records its outcome.
+//     tickets.Store. It knows nothing of configuration, scheduling or HTTP
+//     either; tickets_job.go here runs it (Daemon.TicketPass), schedules it
+//     and records its outcome.
 //   - The service around them, here: Config (config.go: the YAML
 //     configuration file, decoded strictly and validated by Load, with
 //     secrets from the file, a *_file or the environment; Config.String
-//     redacts every secret); Metrics (metrics.go: every psa_sync_*
-//     collector on a caller-owned registry, and InstrumentRoundTripper for
-//     the PSA's HTTP client); Daemon (daemon.go, server.go: reloads of the
-//     configuration and the export, the leadership of the state database,
-//     the usage scheduler and work queue, the ticket scheduler, the HTTP
-//     API); operate.go and api_*.go (metrics restored at start-up, the next
-//     run, pass progress, approvals, the ledger API); statuspage.go (the
-//     status page at /, templates and CSS embedded from statuspage/). The
-//     state itself is package daemon/state (SQLite or PostgreSQL): usage
-//     runs, customer statuses, intents and the ledger, the export history,
-//     and the ticket records the ticket engine's Store is.
+//     redacts every secret; its policies are usage.Policies); Metrics
+//     (metrics.go: every psa_sync_* collector on a caller-owned registry,
+//     the usage engine's own collectors, usage.Metrics, among them as
+//     Metrics.Usage, and InstrumentRoundTripper for the PSA's HTTP client,
+//     whose request count the usage engine reads); Daemon (daemon.go,
+//     server.go: reloads of the configuration and the export, the
+//     leadership of the state database, the usage scheduler and work queue,
+//     the ticket scheduler, the HTTP API); operate.go, lastplan.go and
+//     api_*.go (metrics restored at start-up, the last plan, the next run,
+//     pass progress, approvals, the ledger API); statuspage.go (the status
+//     page at /, templates and CSS embedded from statuspage/); errtext.go
+//     (ShortError, for tables and the status page). The state itself is
+//     package daemon/state (SQLite or PostgreSQL): usage runs, customer
+//     statuses, intents and the ledger, the export history, and the ticket
+//     records the ticket engine's Store is.
 //
 // Both jobs run only on the active instance (with PostgreSQL, the holder of
 // the leadership lock), each on its own schedule (schedule, every 24h by
@@ -44,129 +52,6 @@
 // integration.schedule and tickets.schedule win), each one pass at a time.
 // A usage pass and a ticket pass may run at once: they share the PSA client
 // (and so its bound on concurrent requests) but no records.
-//
-// # A pass
-//
-// The billing period is the calendar month that contains the pass's time in
-// the configured time zone. Usage rows are summed per (customer, product);
-// the products mapped to one service add up to that service's quantity.
-// Usage of a customer without a customer mapping, of a product without a
-// product mapping, and usage that belongs to no customer is reported
-// (Plan.Unmapped, psa_sync_unmapped) and never written anywhere. A product
-// whose mapping has sync_enabled = false is "sync off", not unmapped: it is
-// listed in Unmapped.SyncOff and its usage is ignored on purpose.
-//
-// Usage that the source could not read (source.Problem.Unreadable: a
-// quantity that is not a number, a sum past the int64 range) never lowers a
-// quantity: the customer it belongs to fails the pass with the file and row
-// named, and when the row does not tell whose it is the whole pass fails.
-// Rows of products not mapped with sync on are only reported.
-//
-// For every customer with usage sync on, the current quantities of all
-// involved contracts are read in bulk as of the effective date (the policy:
-// the first day of the billing month, today, or the first day of the next
-// month). A mapped line without usage this period is set to 0 or left alone
-// (policies.missing_usage); when the source reports no usage at all, lines
-// are left alone for that pass, because an empty month usually means the
-// vendor has no data yet. A decrease larger than
-// policies.max_decrease_percent is held for review until a pass runs with
-// PassOptions.Approve. A line whose units change again later in the billing
-// month (psa.ContractLine.LaterChanges: a mid-period Autotask adjustment
-// after the effective date) is held too, unless it is left alone for lack of
-// usage, even when it matches on the effective date, because a delta from
-// the effective date would mis-bill the rest of the month; Approve does not
-// release it. A line that products of another usage source (with sync on)
-// also feed, on a contract one of that source's customers uses, fails and is
-// not written: one psa-syncd per source would each set it to its own usage.
-// Only lines that differ are written, with bounded concurrency,
-// and writing stops (the run ends as partial) when the PSA's hourly request
-// budget falls to policies.budget_reserve.
-//
-// # Safety
-//
-// Every write is recorded as an intent in the state database before it is
-// sent and closed after it, and the ledger gets the change in the same
-// transaction. A write whose outcome is unknown (a lost answer, a crash, a
-// kill) leaves its intent open; Reconcile, which Sync runs first, re-reads
-// the line and closes the intent as done, failed or review. A line whose
-// intent is still open is never written, so an Autotask adjustment, a
-// ConnectWise addition or a Kaseya BMS line is never posted twice. One customer's failure never stops the others; each
-// customer's status carries the error and a hint for the fix.
-//
-// # PSA systems
-//
-// The engine talks to every PSA through psa.Backend; what "set a line to a
-// quantity" means differs per system:
-//
-//   - Autotask: the current units are read in bulk (ContractServiceUnits of
-//     the period containing the effective date) and a change is posted as a
-//     ContractServiceAdjustment of desired minus current. Adjustments are
-//     create-only, so an unknown outcome is settled by re-reading the units.
-//     The tenant's hourly budget (ThresholdInformation) is checked while
-//     writing; policies.budget_reserve stops the pass before it runs out.
-//   - ConnectWise PSA: the current quantity is the active addition of the
-//     service's catalog item on the agreement. A change replaces the
-//     addition's quantity in place (an absolute PATCH, safe to retry); a
-//     missing addition is created (billable, from the effective date).
-//     Problems of one agreement fail only its customer, with no extra
-//     requests: a cancelled or expired agreement marks the customer mapping
-//     stale ("map the customer to an active agreement in Terraform
-//     (psa_customer_mapping.contract_id) and apply"); two active additions
-//     of one product are an ambiguity that names both additions and is
-//     never resolved by guessing; a fractional quantity must be corrected
-//     in ConnectWise. Nothing is written to such an agreement. ConnectWise
-//     reports no request budget; 429 answers are retried after Retry-After.
-//   - Kaseya BMS: see below. BMS reports no request budget either; its
-//     client keeps to 1,500 calls per hour per endpoint by itself, and a
-//     pass that reaches the limit stops writing and ends as partial.
-//
-// # Kaseya BMS: the ledger is the record of current units
-//
-// The Kaseya BMS v2 API has no way to read the units of a contract line
-// and no way to change them in place: a new recurring-service line with
-// Units and an EffectiveDate can only be added. For operators this means:
-//
-//   - psa-syncd's own ledger (in the state database) is the only record of
-//     what a line holds. A pass compares usage with the quantity psa-syncd
-//     last set; when they are equal nothing is sent, and when they differ
-//     exactly one new line with the new units and the effective date is
-//     posted. Back up the state directory: without it psa-syncd no longer
-//     knows what it set.
-//   - A line psa-syncd has never set has an unknown current quantity. The
-//     plan says "current unknown → N", the first pass posts N (nothing when
-//     N is 0), and the decrease guard cannot apply to it. Lines typed into
-//     BMS by hand are invisible: end them in BMS before the first pass, or
-//     the contract may bill both (what BMS does with two lines of one
-//     service is not documented).
-//   - Changes made by hand in BMS to lines psa-syncd posted are not seen
-//     either; the next change is posted as another line regardless.
-//
-// # Lines awaiting review
-//
-// A post whose answer is lost (a timeout, a dropped connection) or that
-// was in flight when psa-syncd was killed may or may not have reached the
-// PSA. Where the PSA can be read (Autotask, ConnectWise), Reconcile
-// settles it by reading. Where it cannot (Kaseya BMS), nothing is guessed
-// and nothing is posted again: the intent stays open, the line is blocked
-// (plans and passes show it as failed, "awaiting review"), and the
-// customer's status is failed with a hint naming the contract, the
-// service, the units and the effective date to look for. An operator
-// checks the contract in BMS and answers with ResolveIntent (the
-// `psa-syncd resolve -intent ID -posted` or `-not-posted` command):
-//
-//   - posted: the line is in BMS (delete any duplicate first). The intent
-//     is closed as done and the change goes to the ledger, so the next pass
-//     takes it as the current quantity.
-//   - not posted: the line is not in BMS. The intent is closed as failed,
-//     and the next pass posts the line.
-//
-// Until then the rest of the customer's lines, and every other customer,
-// are synced as usual.
-//
-// Dry runs (PassOptions.DryRun, or WritesDisabled when the export switches
-// the integration off) compute everything and write nothing: they are
-// recorded in the run history but change no customer status and no run
-// metric, so a disabled integration never looks like a healthy one.
 //
 // # Example
 //
@@ -185,11 +70,11 @@
 //	if l, err := db.TryLead(ctx, state.LeaderInfo{Holder: "example"}, time.Second); err != nil || l == nil { ... }
 //	doc, err := export.NewStore(cfg.ExportPath).Read()
 //	if err != nil { ... }
-//	e := daemon.NewEngine(daemon.EngineOptions{
+//	e := usage.NewEngine(usage.EngineOptions{
 //		Backend: be, Source: src, State: db, Policies: cfg.Policies,
-//		Metrics: m, Logger: logger, Location: cfg.Location(),
+//		Metrics: m.Usage, Logger: logger, Location: cfg.Location(),
 //	})
-//	res, err := e.Sync(ctx, doc, daemon.PassOptions{Trigger: daemon.TriggerCLI})
+//	res, err := e.Sync(ctx, doc, usage.PassOptions{Trigger: usage.TriggerCLI})
 //	if err != nil { ... }
 //	fmt.Println(res.Run.Result, res.Run.Updated, "lines updated")
 package daemon

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // planMemory holds the plan of the last pass, so that read-only API
@@ -15,7 +17,8 @@ import (
 // takes over shows it. It is safe for concurrent use.
 type planMemory struct {
 	mu   sync.Mutex
-	plan *Plan // nil before the first pass
+	plan *usage. // nil before the first pass
+		Plan
 	// customer is the only customer plan covers, or "" when it covers
 	// every customer with usage sync on.
 	customer string
@@ -24,7 +27,7 @@ type planMemory struct {
 // record keeps p, the plan of a pass for customer ("" for all). A pass for
 // one customer replaces that customer's lines in the plan of the last full
 // pass, so that "sync now" for one customer does not hide the others.
-func (m *planMemory) record(p *Plan, customer string) {
+func (m *planMemory) record(p *usage.Plan, customer string) {
 	if p == nil {
 		return
 	}
@@ -35,12 +38,12 @@ func (m *planMemory) record(p *Plan, customer string) {
 		return
 	}
 	merged := *m.plan
-	merged.Changes = slices.DeleteFunc(slices.Clone(m.plan.Changes), func(c Change) bool { return c.CustomerID == customer })
+	merged.Changes = slices.DeleteFunc(slices.Clone(m.plan.Changes), func(c usage.Change) bool { return c.CustomerID == customer })
 	merged.Changes = append(merged.Changes, p.Changes...)
-	slices.SortStableFunc(merged.Changes, func(a, b Change) int {
+	slices.SortStableFunc(merged.Changes, func(a, b usage.Change) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.CustomerName), strings.ToLower(b.CustomerName)), strings.Compare(a.CustomerID, b.CustomerID))
 	})
-	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f Failure) bool { return f.CustomerID == customer })
+	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f usage.Failure) bool { return f.CustomerID == customer })
 	merged.Failures = append(merged.Failures, p.Failures...)
 	m.plan = &merged
 }
@@ -51,8 +54,8 @@ const lastPlanSnapshot = "last_plan"
 
 // storedPlan is the last plan as the state database keeps it.
 type storedPlan struct {
-	Customer string `json:"customer"`
-	Plan     *Plan  `json:"plan"`
+	Customer string      `json:"customer"`
+	Plan     *usage.Plan `json:"plan"`
 }
 
 // stored returns what the memory holds, for the state database.
@@ -74,7 +77,7 @@ func (m *planMemory) restore(s storedPlan) {
 
 // get returns the last plan, limited to one customer when customer is not
 // "". ok is false when no pass has recorded a plan that covers customer.
-func (m *planMemory) get(customer string) (p *Plan, ok bool) {
+func (m *planMemory) get(customer string) (p *usage.Plan, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.plan == nil || (m.customer != "" && m.customer != customer) {
@@ -83,13 +86,14 @@ func (m *planMemory) get(customer string) (p *Plan, ok bool) {
 	if customer == "" {
 		return m.plan, true
 	}
-	return m.plan.forCustomer(customer), true
+	return planForCustomer(m.plan, customer), true
 }
 
-// forCustomer returns a copy of p with only customer's lines and failures.
-func (p *Plan) forCustomer(customer string) *Plan {
+// planForCustomer returns a copy of p with only customer's lines and
+// failures.
+func planForCustomer(p *usage.Plan, customer string) *usage.Plan {
 	out := *p
-	out.Changes = []Change{}
+	out.Changes = []usage.Change{}
 	for _, c := range p.Changes {
 		if c.CustomerID == customer {
 			out.Changes = append(out.Changes, c)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // RestoreMetrics sets the gauges that describe past passes from the state
@@ -21,7 +22,7 @@ func (d *Daemon) RestoreMetrics() error {
 		// No export yet: restore what needs none (the timestamps and the
 		// unmapped usage); the customers follow the first pass.
 		cfg := d.cfg.Load()
-		e = NewEngine(EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics,
+		e = usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
 			Logger: d.logger.With("component", "sync"), Now: d.now})
 		doc = nil
 	}
@@ -31,7 +32,7 @@ func (d *Daemon) RestoreMetrics() error {
 // recordPlan keeps p, the plan of a pass (or of a fresh plan for every
 // customer) for customer ("" for all), as the last plan: in memory, and in
 // the state database so that GET /api/v1/plan shows it after a restart too.
-func (d *Daemon) recordPlan(p *Plan, customer string) {
+func (d *Daemon) recordPlan(p *usage.Plan, customer string) {
 	d.plans.record(p, customer)
 	if err := d.db.PutSnapshot(lastPlanSnapshot, d.plans.stored()); err != nil {
 		d.logger.Warn("Could not keep the last plan in the state database; GET /api/v1/plan shows it until a restart", "err", err)
@@ -73,17 +74,17 @@ func (d *Daemon) Progress() (run int64, done, total int) { return d.metrics.Prog
 
 // LastUnmapped returns the usage the last pass could not bill, as kept in
 // the state database; its Time is zero before the first pass.
-func (d *Daemon) LastUnmapped() (UnmappedReport, error) {
-	var rep UnmappedReport
-	if _, err := d.db.Snapshot(snapshotUnmapped, &rep); err != nil {
-		return UnmappedReport{}, err
+func (d *Daemon) LastUnmapped() (usage.UnmappedReport, error) {
+	var rep usage.UnmappedReport
+	if _, err := d.db.Snapshot(usage.SnapshotUnmapped, &rep); err != nil {
+		return usage.UnmappedReport{}, err
 	}
 	u := &rep.Unmapped
 	if u.Customers == nil {
-		u.Customers = []UnmappedCustomer{}
+		u.Customers = []usage.UnmappedCustomer{}
 	}
 	if u.Products == nil {
-		u.Products = []UnmappedProduct{}
+		u.Products = []usage.UnmappedProduct{}
 	}
 	if u.Unassigned == nil {
 		u.Unassigned = []source.Record{}

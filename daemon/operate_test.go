@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,95 +11,17 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
-
-// recordHandler keeps every log record it handles.
-type recordHandler struct {
-	mu      *sync.Mutex
-	records *[]slog.Record
-}
-
-func newRecordHandler() *recordHandler {
-	return &recordHandler{mu: new(sync.Mutex), records: new([]slog.Record)}
-}
-
-func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	*h.records = append(*h.records, r.Clone())
-	return nil
-}
-func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
-
-// level returns the level of the first record with the message, and
-// whether there was one.
-func (h *recordHandler) level(msg string) (slog.Level, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range *h.records {
-		if r.Message == msg {
-			return r.Level, true
-		}
-	}
-	return 0, false
-}
-
-// A failed pass is logged at error level and a partial one at warn, so that
-// log-based alerting sees them; a good pass stays at info.
-func TestEngine_Sync_logLevelFollowsResult(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name   string
-		setup  func(h *etHarness)
-		result string
-		level  slog.Level
-	}{
-		{"success", func(*etHarness) {}, state.RunSuccess, slog.LevelInfo},
-		{"partial", func(h *etHarness) {
-			h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-c", CustomerName: "Hooli", CompanyID: "1", ContractID: "999999", UsageSync: true})
-		}, state.RunPartial, slog.LevelWarn},
-		{"failure", func(h *etHarness) {
-			h.sim.AddFault(psatest.Fault{Status: 401})
-		}, state.RunFailure, slog.LevelError},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			h := newETHarness(t)
-			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-c,Hooli,CIXA-MSP,5")
-			tc.setup(h)
-			src, err := file.New(file.Config{Path: h.usage})
-			if err != nil {
-				t.Fatal(err)
-			}
-			logs := newRecordHandler()
-			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-				Logger: slog.New(logs), Now: func() time.Time { return etNow }})
-			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Run.Result != tc.result {
-				t.Fatalf("run result = %q, want %q", res.Run.Result, tc.result)
-			}
-			if lvl, ok := logs.level("Finished sync pass"); !ok || lvl != tc.level {
-				t.Errorf("Finished sync pass logged at %v (found %t), want %v", lvl, ok, tc.level)
-			}
-		})
-	}
-}
 
 // snakeKeys returns every object key in v (decoded JSON) that is not
 // snake_case, with its path.
@@ -133,7 +54,7 @@ func TestHandler_snakeCaseJSON(t *testing.T) {
 	}
 	// A malformed row gives the plan a problem to show.
 	dtWrite(t, e.usagePath, dtUsage+"cust-acme,Acme,CIXA-MSP,Intercept X Advanced,lots\n")
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, target := range []string{"/api/v1/plan", "/api/v1/customers", "/api/v1/runs", "/api/v1/runs/1", "/api/v1/intents"} {
@@ -205,16 +126,16 @@ func (e *dtEnv) reopen(t *testing.T) {
 // restorableGauges reads the gauges that a restart restores.
 func restorableGauges(m *Metrics) map[string]float64 {
 	return map[string]float64{
-		"customers{held}":      testutil.ToFloat64(m.Customers.WithLabelValues("held")),
-		"customers{succeeded}": testutil.ToFloat64(m.Customers.WithLabelValues("succeeded")),
-		"unmapped{customer}":   testutil.ToFloat64(m.Unmapped.WithLabelValues("customer")),
-		"unmapped{unassigned}": testutil.ToFloat64(m.Unmapped.WithLabelValues("unassigned")),
-		"last_success":         testutil.ToFloat64(m.LastSuccessTimestamp),
-		"last_run":             testutil.ToFloat64(m.LastRunTimestamp),
-		"held_lines":           testutil.ToFloat64(m.HeldLines),
-		"held_since":           testutil.ToFloat64(m.HeldSince),
+		"customers{held}":      testutil.ToFloat64(m.Usage.Customers.WithLabelValues("held")),
+		"customers{succeeded}": testutil.ToFloat64(m.Usage.Customers.WithLabelValues("succeeded")),
+		"unmapped{customer}":   testutil.ToFloat64(m.Usage.Unmapped.WithLabelValues("customer")),
+		"unmapped{unassigned}": testutil.ToFloat64(m.Usage.Unmapped.WithLabelValues("unassigned")),
+		"last_success":         testutil.ToFloat64(m.Usage.LastSuccessTimestamp),
+		"last_run":             testutil.ToFloat64(m.Usage.LastRunTimestamp),
+		"held_lines":           testutil.ToFloat64(m.Usage.HeldLines),
+		"held_since":           testutil.ToFloat64(m.Usage.HeldSince),
 		"integration_enabled":  testutil.ToFloat64(m.IntegrationEnabled),
-		"last_run{success}":    testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")),
+		"last_run{success}":    testutil.ToFloat64(m.Usage.LastRunResult.WithLabelValues("success")),
 	}
 }
 
@@ -225,18 +146,18 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	e := dtSetup(t, dtOptions{})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
 	e.reopen(t)
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if run, _, _ := e.d.Progress(); run != 0 {
 		t.Errorf("Progress after the first pass names run %d, want none running", run)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.PassLinesDone); got != 3 {
 		t.Errorf("psa_sync_pass_lines_done = %v, want 3", got)
 	}
 	// Acme drops from 11 to 1 seat: held by the decrease guard.
 	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
-	res, err := e.d.SyncOnce(t.Context(), PassOptions{})
+	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +180,7 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 
 	e.reopen(t)
 	m = e.d.metrics
-	if got := testutil.ToFloat64(m.Customers.WithLabelValues("held")); got != 0 {
+	if got := testutil.ToFloat64(m.Usage.Customers.WithLabelValues("held")); got != 0 {
 		t.Fatalf("customers{held} = %v before RestoreMetrics, want 0 (the test would prove nothing)", got)
 	}
 	if err := e.d.RestoreMetrics(); err != nil {
@@ -271,10 +192,10 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	}
 
 	// A third pass that still holds the line keeps the time it was first held.
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(m.HeldSince); got != before["held_since"] {
+	if got := testutil.ToFloat64(m.Usage.HeldSince); got != before["held_since"] {
 		t.Errorf("held_since = %v after another holding pass, want %v (unchanged)", got, before["held_since"])
 	}
 }
@@ -338,7 +259,7 @@ func TestHandler_runProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { _, err := e.d.SyncOnce(context.WithoutCancel(t.Context()), PassOptions{}); done <- err }()
+	go func() { _, err := e.d.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{}); done <- err }()
 	<-hold.arrived // the first of three writes is in flight
 	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
 	var runs struct {
@@ -350,20 +271,20 @@ func TestHandler_runProgress(t *testing.T) {
 	if len(runs.Runs) != 1 || runs.Runs[0].Result != "running" || runs.Runs[0].Progress == nil || runs.Runs[0].Progress.LinesTotal != 3 {
 		t.Errorf("GET /api/v1/runs during the pass = %s, want one running run with progress of 3 lines", rec.Body)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 1 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.PassInProgress); got != 1 {
 		t.Errorf("psa_sync_pass_in_progress = %v during the pass, want 1", got)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.PassLinesTotal); got != 3 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.PassLinesTotal); got != 3 {
 		t.Errorf("psa_sync_pass_lines_total = %v during the pass, want 3", got)
 	}
 	close(hold.release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.PassInProgress); got != 0 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.PassInProgress); got != 0 {
 		t.Errorf("psa_sync_pass_in_progress = %v after the pass, want 0", got)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.PassLinesDone); got != 3 {
+	if got := testutil.ToFloat64(e.d.metrics.Usage.PassLinesDone); got != 3 {
 		t.Errorf("psa_sync_pass_lines_done = %v after the pass, want 3", got)
 	}
 	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
@@ -380,7 +301,7 @@ func TestHandler_customersStatusFilters(t *testing.T) {
 	e.reopen(t)
 	doc := e.doc.Clone()
 	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-new", CustomerName: "Newco", CompanyID: "1", ContractID: "424242", UsageSync: true})
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.writeExport(t, doc)
@@ -388,7 +309,7 @@ func TestHandler_customersStatusFilters(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{Customer: "cust-acme"}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{Customer: "cust-acme"}); err != nil {
 		t.Fatal(err)
 	}
 	for filter, want := range map[string]string{"held": "cust-acme", "succeeded": "cust-globex", "never": "cust-new", "failed": "", "": "cust-acme,cust-globex,cust-new"} {
@@ -429,15 +350,15 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Acme drops from 11 to 1 Intercept X seat and from 2 to 0 servers:
 	// both are held.
-	usage := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1)
-	usage = strings.Replace(usage, "cust-acme,Acme,CIXA-SRV,Intercept X Server,2\n", "", 1)
-	dtWrite(t, e.usagePath, usage)
-	if res, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Held != 2 {
+	lower := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1)
+	lower = strings.Replace(lower, "cust-acme,Acme,CIXA-SRV,Intercept X Server,2\n", "", 1)
+	dtWrite(t, e.usagePath, lower)
+	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 2 {
 		t.Fatalf("second pass: %+v, %v; want 2 held lines", res, err)
 	}
 
@@ -529,7 +450,7 @@ func TestDaemon_nextRunStaysDueUntilThePassEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := now.Add(-3 * time.Hour)
-	if _, err := e.d.State().BeginRun(state.Run{Trigger: TriggerSchedule, Started: started, Result: "success"}); err != nil {
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: started, Result: "success"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())

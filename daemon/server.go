@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -473,7 +474,7 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
-	t := d.RequestPass(SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Trigger: TriggerAPI})
+	t := d.RequestPass(SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Trigger: usage.TriggerAPI})
 	w.Header().Set("Location", "/api/v1/runs/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)
 }
@@ -620,7 +621,7 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 	defer d.freshPlans.done()
 	// Reading every contract can take longer than an ordinary answer.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(freshPlanWriteTimeout))
-	p, err := d.Plan(r.Context(), PassOptions{Customer: body.Customer, Trigger: TriggerAPI, DryRun: true})
+	p, err := d.Plan(r.Context(), usage.PassOptions{Customer: body.Customer, Trigger: usage.TriggerAPI, DryRun: true})
 	if err != nil {
 		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())
 		return
@@ -749,7 +750,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // WritePlanJSON writes p as indented JSON, the format of GET /api/v1/plan and
 // psa-syncd plan --json.
-func WritePlanJSON(w io.Writer, p *Plan) error {
+func WritePlanJSON(w io.Writer, p *usage.Plan) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)

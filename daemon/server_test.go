@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // dtServe sends one request to the daemon's handler and returns the recorded
@@ -284,7 +285,7 @@ func TestHandler_plan(t *testing.T) {
 	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", ""); rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "no pass has run") {
 		t.Errorf("GET /api/v1/plan before any pass = %d %s, want 404 saying no pass has run", rec.Code, rec.Body)
 	}
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.ResetRequests()
@@ -299,7 +300,7 @@ func TestHandler_plan(t *testing.T) {
 		t.Errorf("unauthenticated GET requests made %d PSA requests, want 0", n)
 	}
 	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", "")
-	var p Plan
+	var p usage.Plan
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +524,7 @@ func TestHandler_metrics(t *testing.T) {
 		}
 	}
 	// The request metrics appear once the PSA has been called.
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	body = dtServe(t, e.d, http.MethodGet, "/metrics", "", "").Body.String()
@@ -597,7 +598,7 @@ func TestHandler_planAfterRestart(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.d.Close(); err != nil {
@@ -620,7 +621,7 @@ func TestHandler_planAfterRestart(t *testing.T) {
 	}
 	e.sim.ResetRequests()
 	rec := dtServe(t, d, http.MethodGet, "/api/v1/plan", "", "")
-	var p Plan
+	var p usage.Plan
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); rec.Code != http.StatusOK || err != nil || len(p.Changes) != 3 || p.RunID == 0 {
 		t.Errorf("GET /api/v1/plan after a restart = %d %s, want the last pass's 3 changes", rec.Code, rec.Body)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -124,12 +125,12 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	if code, body := do(http.MethodGet, "/api/v1/customers"); code != http.StatusOK || !strings.Contains(body, "cust-acme") {
 		t.Errorf("GET /api/v1/customers on the standby = %d %s; want 200", code, body)
 	}
-	if _, err := b.SyncOnce(t.Context(), PassOptions{}); !errors.As(err, &se) {
+	if _, err := b.SyncOnce(t.Context(), usage.PassOptions{}); !errors.As(err, &se) {
 		t.Errorf("SyncOnce on the standby = %v, want a StandbyError", err)
 	}
 
 	// The active one syncs; once it is gone the standby takes over.
-	if res, err := a.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated == 0 {
+	if res, err := a.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Updated == 0 {
 		t.Fatalf("SyncOnce on the active instance = %v, %v", res, err)
 	}
 	if err := a.Close(); err != nil {
@@ -138,7 +139,7 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	if err := b.BecomeActive(t.Context()); err != nil {
 		t.Fatalf("BecomeActive after the active instance closed: %v", err)
 	}
-	res, err := b.SyncOnce(t.Context(), PassOptions{})
+	res, err := b.SyncOnce(t.Context(), usage.PassOptions{})
 	if err != nil || res.Run.Updated != 0 || res.Run.Result != "success" {
 		t.Errorf("SyncOnce on the new active instance = %+v, %v; want nothing left to change", res, err)
 	}
@@ -197,12 +198,12 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	}
 
 	d := open(false)
-	_, err = d.SyncOnce(t.Context(), PassOptions{})
+	_, err = d.SyncOnce(t.Context(), usage.PassOptions{})
 	if err == nil || !strings.Contains(err.Error(), "holds no ledger") || !strings.Contains(err.Error(), "-state.allow-empty") ||
 		!strings.Contains(err.Error(), "restore the state database from a backup") {
 		t.Errorf("SyncOnce on an empty state database = %v, want a refusal naming the backup and -state.allow-empty", err)
 	}
-	if res, err := d.SyncOnce(t.Context(), PassOptions{DryRun: true}); err != nil || res.Run.Updated != 1 {
+	if res, err := d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil || res.Run.Updated != 1 {
 		t.Errorf("a dry run = %v, %v; want it allowed", res, err)
 	}
 	if n := posts(); n != 0 {
@@ -213,7 +214,7 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	}
 
 	d = open(true)
-	if res, err := d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated != 1 {
+	if res, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Updated != 1 {
 		t.Fatalf("SyncOnce with AllowEmptyState = %v, %v; want the line posted", res, err)
 	}
 	if err := d.Close(); err != nil {
@@ -222,7 +223,7 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	// From then on the ledger is the record: no flag needed, nothing posted again.
 	d = open(false)
 	defer d.Close()
-	if res, err := d.SyncOnce(t.Context(), PassOptions{}); err != nil || res.Run.Updated != 0 || res.Run.Unchanged != 1 {
+	if res, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Updated != 0 || res.Run.Unchanged != 1 {
 		t.Errorf("SyncOnce after the first pass = %+v, %v; want 1 unchanged", res, err)
 	}
 	if n := posts(); n != 1 {

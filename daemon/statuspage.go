@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // The status page at / is server-rendered from html/template and embedded
@@ -198,7 +200,7 @@ type statusData struct {
 	Runs      []runRow
 	Pending   []SyncTicket
 	Intents   []IntentView
-	Unmapped  UnmappedReport
+	Unmapped  usage.UnmappedReport
 }
 
 // customerFilters are the status page's tabs: the vendor consoles' (all,
@@ -282,7 +284,7 @@ type customerData struct {
 
 // lineRow is one contract line on a customer's page.
 type lineRow struct {
-	Change
+	usage.Change
 	Approvable bool
 	LastChange *LedgerView
 }
@@ -321,12 +323,12 @@ func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
 		last[[2]string{ledger[i].ContractID, ledger[i].ServiceID}] = &ledger[i]
 	}
 	if data.Customer.UsageSync && d.Ready() {
-		plan, err := d.Plan(r.Context(), PassOptions{Customer: id, DryRun: true, Trigger: TriggerAPI})
+		plan, err := d.Plan(r.Context(), usage.PassOptions{Customer: id, DryRun: true, Trigger: usage.TriggerAPI})
 		if err != nil {
 			data.PlanErr = err.Error()
 		} else {
 			for _, c := range plan.Changes {
-				data.Lines = append(data.Lines, lineRow{Change: c, Approvable: c.Action == ActionHeld && !c.laterChange,
+				data.Lines = append(data.Lines, lineRow{Change: c, Approvable: c.Approvable(),
 					LastChange: last[[2]string{c.ContractID, c.ServiceID}]})
 			}
 		}
@@ -417,7 +419,7 @@ func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
 // customer, optionally approving the customer's held decreases (or one
 // line's).
 func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
-	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: TriggerAPI}
+	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: usage.TriggerAPI}
 	req.Approve, _ = strconv.ParseBool(r.PostForm.Get("approve"))
 	if msg := checkApproval(req.Customer, req.Approve, req.Service); msg != "" {
 		redirect(w, r, backTo(r), msg, "")

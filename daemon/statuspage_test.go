@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // uiClient drives the status page's handler with a cookie jar of its own.
@@ -55,7 +57,7 @@ func TestStatusPageHandlers(t *testing.T) {
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.d.SyncOnce(t.Context(), PassOptions{}); err != nil {
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c := newUIClient(t, e.d)
@@ -120,7 +122,7 @@ func TestStatusPageHandlers(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "request=q1") {
 		t.Fatalf("sync now = %d, Location %q", rec.Code, loc)
 	}
-	if tk, ok := e.d.Ticket("q1"); !ok || tk.Customer != "cust-globex" || tk.Trigger != TriggerAPI {
+	if tk, ok := e.d.Ticket("q1"); !ok || tk.Customer != "cust-globex" || tk.Trigger != usage.TriggerAPI {
 		t.Errorf("sync now queued %+v, %t", tk, ok)
 	}
 	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.Contains(body, `id="request" data-status="queued"`) || !strings.Contains(body, `http-equiv="refresh"`) {

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -72,7 +73,7 @@ func TestExportWorkflow(t *testing.T) {
 					if err := waitForExport(d, store, contract); err != nil {
 						return err
 					}
-					if _, err := d.SyncOnce(t.Context(), daemon.PassOptions{Trigger: daemon.TriggerManual}); err != nil {
+					if _, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual}); err != nil {
 						return fmt.Errorf("pass: %w", err)
 					}
 					if got := contractUnits(contract); got != 7 {

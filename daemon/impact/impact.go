@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -36,8 +36,8 @@ type Options struct {
 	// State, when set, is psa-syncd's state database, whose ledger holds
 	// the quantities of a PSA that cannot report them (Kaseya BMS).
 	State *state.DB
-	// Policies, Location and Now are the engine's (daemon.EngineOptions).
-	Policies daemon.Policies
+	// Policies, Location and Now are the engine's (usage.EngineOptions).
+	Policies usage.Policies
 	Location *time.Location
 	Now      func() time.Time
 	Logger   *slog.Logger
@@ -180,9 +180,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	be := newReadOnly(base)
 	src := newOnceSource(o.Source, o.SourceName)
 	src.standIn = standInUsage(o.SourceName, current, proposed)
-	eng := daemon.NewEngine(daemon.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
+	eng := usage.NewEngine(usage.EngineOptions{Backend: be, Source: src, State: o.State, Policies: o.Policies,
 		Logger: o.Logger, Location: o.Location, Now: o.Now})
-	pass := daemon.PassOptions{DryRun: true, Trigger: daemon.TriggerCLI}
+	pass := usage.PassOptions{DryRun: true, Trigger: usage.TriggerCLI}
 	cur, err := eng.Plan(ctx, current, pass)
 	if err != nil {
 		return nil, fmt.Errorf("impact: planning under the current mappings: %w", err)
@@ -255,13 +255,13 @@ type compare struct {
 
 type lineKey struct{ source, customer, contract, service string }
 
-func keyOf(c daemon.Change) lineKey {
+func keyOf(c usage.Change) lineKey {
 	return lineKey{c.Source, c.CustomerID, c.ContractID, c.ServiceID}
 }
 
 // lines compares the contract lines of both plans.
-func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
-	curBy, propBy := map[lineKey]daemon.Change{}, map[lineKey]daemon.Change{}
+func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
+	curBy, propBy := map[lineKey]usage.Change{}, map[lineKey]usage.Change{}
 	var keys []lineKey
 	for _, ch := range cur.Changes {
 		curBy[keyOf(ch)] = ch
@@ -312,8 +312,8 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 		// Both plans compute a synced line from the same usage: with the
 		// same products (and the same failure, if any) it comes out the same.
 		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
-			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == daemon.ActionFailed) == (cp.Action == daemon.ActionFailed) &&
-				(cc.Action != daemon.ActionFailed || cc.Reason == cp.Reason)))
+			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == usage.ActionFailed) == (cp.Action == usage.ActionFailed) &&
+				(cc.Action != usage.ActionFailed || cc.Reason == cp.Reason)))
 		if same && !(priceChanged && hasLine) {
 			continue
 		}
@@ -330,11 +330,11 @@ func (c *compare) lines(rep *Report, cur, prop *daemon.Plan) {
 
 // quantity is what a pass leaves on a line: the change's desired quantity
 // when psa-syncd sets the line, else the quantity now.
-func (c *compare) quantity(synced bool, ch daemon.Change, now *int64) *int64 {
+func (c *compare) quantity(synced bool, ch usage.Change, now *int64) *int64 {
 	switch {
 	case !synced:
 		return now
-	case ch.Action == daemon.ActionFailed || !c.usageKnown:
+	case ch.Action == usage.ActionFailed || !c.usageKnown:
 		return nil
 	}
 	return ptr(ch.Desired)
@@ -387,7 +387,7 @@ func delta(l Line, same bool) *float64 {
 }
 
 // why says in words what in the plan changes a line.
-func (c *compare) why(l Line, cc, cp daemon.Change, svc *PlannedService, priceChanged bool) string {
+func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceChanged bool) string {
 	cmC, okC := c.current.Customer(l.Source, l.CustomerID)
 	cmP, okP := c.proposed.Customer(l.Source, l.CustomerID)
 	var parts []string
@@ -444,11 +444,11 @@ func (c *compare) why(l Line, cc, cp daemon.Change, svc *PlannedService, priceCh
 			parts = append(parts, fmt.Sprintf("service price %s → %s", money(*svc.Before), money(*svc.After)))
 		}
 	}
-	for _, ch := range []daemon.Change{cc, cp} {
+	for _, ch := range []usage.Change{cc, cp} {
 		switch {
-		case ch.Action == daemon.ActionFailed:
+		case ch.Action == usage.ActionFailed:
 			parts = append(parts, "cannot be computed: "+ch.Reason)
-		case ch.Action == daemon.ActionHeld && c.usageKnown:
+		case ch.Action == usage.ActionHeld && c.usageKnown:
 			parts = append(parts, "the pass would hold this change for review")
 		}
 	}
@@ -537,7 +537,7 @@ func (c *compare) usageSync(rep *Report) {
 }
 
 // unmapped lists usage that becomes unmapped or newly billed.
-func (c *compare) unmapped(rep *Report, cur, prop *daemon.Plan, usageKnown bool) {
+func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) {
 	if !usageKnown {
 		return
 	}
@@ -545,7 +545,7 @@ func (c *compare) unmapped(rep *Report, cur, prop *daemon.Plan, usageKnown bool)
 		u   UsageChange
 		why string
 	}
-	index := func(u daemon.Unmapped) map[string]entry {
+	index := func(u usage.Unmapped) map[string]entry {
 		m := map[string]entry{}
 		for _, p := range u.Products {
 			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "no product mapping"}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -31,7 +31,7 @@ func report(t *testing.T, w *impacttest.World, o impact.Options, planJSON []byte
 		t.Fatalf("ReadTerraformPlan: %v", err)
 	}
 	o.SourceName = impacttest.SourceName
-	o.Policies = daemon.DefaultPolicies
+	o.Policies = usage.DefaultPolicies
 	o.Now = func() time.Time { return impacttest.Now }
 	rep, err := impact.Compute(t.Context(), o, current, tp)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -96,7 +97,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	} else if n > 0 {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
-	res, err := d.SyncOnce(ctx, daemon.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, Customer: customer, Trigger: daemon.TriggerCLI})
+	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, Customer: customer, Trigger: usage.TriggerCLI})
 	if metricsFile != "" {
 		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
 			logger.Error("Error writing metrics file", "file", metricsFile, "err", werr)
@@ -195,13 +196,13 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
-	var p *daemon.Plan
+	var p *usage.Plan
 	if api != nil {
 		q := url.Values{}
 		if customer != "" {
 			q.Set("customer", customer)
 		}
-		p = new(daemon.Plan)
+		p = new(usage.Plan)
 		// Computing a plan reads the PSA, so it needs the token; the last
 		// pass's plan does not.
 		if api.token != "" {
@@ -222,7 +223,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		if err := d.Reload(); err != nil {
 			return 1
 		}
-		if p, err = d.Plan(ctx, daemon.PassOptions{DryRun: true, Customer: customer, Trigger: daemon.TriggerCLI}); err != nil {
+		if p, err = d.Plan(ctx, usage.PassOptions{DryRun: true, Customer: customer, Trigger: usage.TriggerCLI}); err != nil {
 			logger.Error("Error computing plan", "err", err)
 			return 1
 		}
@@ -246,7 +247,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 
 // unplanned returns the customers of p that cannot be planned as a whole or
 // have lines that cannot, "name (id)", in plan order.
-func unplanned(p *daemon.Plan) []string {
+func unplanned(p *usage.Plan) []string {
 	var out []string
 	seen := map[string]bool{}
 	add := func(source, id, name string) {
@@ -259,7 +260,7 @@ func unplanned(p *daemon.Plan) []string {
 		add(f.Source, f.CustomerID, f.CustomerName)
 	}
 	for _, c := range p.Changes {
-		if c.Action == daemon.ActionFailed {
+		if c.Action == usage.ActionFailed {
 			add(c.Source, c.CustomerID, c.CustomerName)
 		}
 	}
@@ -329,7 +330,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		}
 	}
 
-	if notes := daemon.SystemNotes(cfg.PSA.System); len(notes) > 0 {
+	if notes := usage.SystemNotes(cfg.PSA.System); len(notes) > 0 {
 		if cfg.PSA.System == psa.SystemKaseyaBMS {
 			notes = append(notes, "The state database is in "+cfg.StateDir+".")
 		}
@@ -624,7 +625,7 @@ func dash(s string) string {
 type statusRow = daemon.CustomerView
 
 // printResult prints the per-customer report of a pass.
-func printResult(w io.Writer, res *daemon.Result) {
+func printResult(w io.Writer, res *usage.Result) {
 	customers := make([]statusRow, 0, len(res.Customers))
 	for _, cs := range res.Customers {
 		customers = append(customers, newStatusRow(cs))
@@ -666,7 +667,7 @@ func printRun(w io.Writer, r daemon.RunView, customers []statusRow) {
 
 // writeResultJSON prints a pass's run, customers and plan as JSON, in the
 // shapes of the HTTP API.
-func writeResultJSON(w io.Writer, res *daemon.Result) {
+func writeResultJSON(w io.Writer, res *usage.Result) {
 	customers := make([]statusRow, 0, len(res.Customers))
 	for _, cs := range res.Customers {
 		customers = append(customers, newStatusRow(cs))
@@ -680,7 +681,7 @@ func newStatusRow(cs state.CustomerStatus) statusRow { return daemon.NewCustomer
 
 // printPlan prints a plan as aligned tables: the lines that change (all
 // lines with all), then unmapped and unassigned usage and skipped rows.
-func printPlan(w io.Writer, p *daemon.Plan, all bool) {
+func printPlan(w io.Writer, p *usage.Plan, all bool) {
 	if bad := unplanned(p); len(bad) > 0 {
 		fmt.Fprintf(w, "ERROR: %d of %d customers cannot be planned (see \"Customers that cannot be synced\" and the failed lines below): %s\n\n",
 			len(bad), p.Customers, strings.Join(bad, ", "))
@@ -691,9 +692,9 @@ func printPlan(w io.Writer, p *daemon.Plan, all bool) {
 
 // printChanges prints the lines of a plan (those that change, or all),
 // their counts, and the usage that cannot be billed.
-func printChanges(w io.Writer, p *daemon.Plan, all bool) {
+func printChanges(w io.Writer, p *usage.Plan, all bool) {
 	counts := map[string]int{}
-	var rows []daemon.Change
+	var rows []usage.Change
 	for _, c := range p.Changes {
 		counts[c.Action]++
 		if all || c.Action != "unchanged" {
@@ -714,10 +715,10 @@ func printChanges(w io.Writer, p *daemon.Plan, all bool) {
 				cur = strconv.FormatInt(c.Current, 10)
 			}
 			reason := c.Reason
-			if c.Action == daemon.ActionFailed {
+			if c.Action == usage.ActionFailed {
 				reason = daemon.ShortError(reason)
 			}
-			if c.Action != daemon.ActionUpdate {
+			if c.Action != usage.ActionUpdate {
 				reason = c.Action + ": " + reason
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", nameID(c.CustomerName, c.CustomerID), c.ContractID,
@@ -764,7 +765,7 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 
 // printUnmapped prints the usage a pass cannot bill, the customers that
 // failed as a whole and the source rows that were skipped.
-func printUnmapped(w io.Writer, p *daemon.Plan) {
+func printUnmapped(w io.Writer, p *usage.Plan) {
 	u := p.Unmapped
 	section := func(title, header string, rows [][]string) {
 		if len(rows) == 0 {

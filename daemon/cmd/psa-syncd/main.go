@@ -68,12 +68,12 @@ var commands = []command{
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
 	if len(args) == 0 {
-		usage(stderr)
+		printUsage(stderr)
 		return 2
 	}
 	name := strings.TrimLeft(args[0], "-")
 	if name == "help" || name == "h" {
-		usage(stdout)
+		printUsage(stdout)
 		return 0
 	}
 	for _, c := range commands {
@@ -82,11 +82,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 	}
 	fmt.Fprintf(stderr, "psa-syncd: unknown command %q\n\n", args[0])
-	usage(stderr)
+	printUsage(stderr)
 	return 2
 }
 
-func usage(w io.Writer) {
+func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: psa-syncd <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")

@@ -31,10 +31,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/provider"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
@@ -262,9 +262,9 @@ func (w *World) SetUsage(t testing.TB, csv string) {
 }
 
 // Engine returns a sync engine for the world, as psa-syncd builds it.
-func (w *World) Engine() *daemon.Engine {
-	return daemon.NewEngine(daemon.EngineOptions{Backend: w.Backend, Source: w.Source, State: w.State,
-		Policies: daemon.DefaultPolicies, Now: func() time.Time { return Now }})
+func (w *World) Engine() *usage.Engine {
+	return usage.NewEngine(usage.EngineOptions{Backend: w.Backend, Source: w.Source, State: w.State,
+		Policies: usage.DefaultPolicies, Now: func() time.Time { return Now }})
 }
 
 // Export reads the world's mapping export.
@@ -295,7 +295,7 @@ func (w *World) Plan(t *testing.T, before, after string, atPlan func(planJSON []
 			{
 				PreConfig: func() {
 					w.SetUsage(t, UsageAtSync)
-					res, err := w.Engine().Sync(context.Background(), w.Export(t), daemon.PassOptions{Trigger: daemon.TriggerCLI})
+					res, err := w.Engine().Sync(context.Background(), w.Export(t), usage.PassOptions{Trigger: usage.TriggerCLI})
 					if err != nil {
 						t.Fatalf("impacttest: sync pass: %v", err)
 					}

@@ -1,4 +1,4 @@
-package daemon
+package usage
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -176,8 +174,8 @@ func TestEngineConnectWise_readsRetried(t *testing.T) {
 	if statuses[429] != 1 || statuses[503] != 1 || statuses[200] < 1 {
 		t.Errorf("agreement reads answered %v, want one 429, one 503, then 200s", statuses)
 	}
-	if got := testutil.ToFloat64(h.m.RateLimitedTotal); got != 1 {
-		t.Errorf("rate_limited_total = %v, want 1", got)
+	if got := h.rt.rateLimited.Load(); got != 1 {
+		t.Errorf("429 answers seen by the client's transport = %v, want 1", got)
 	}
 }
 

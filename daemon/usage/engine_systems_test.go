@@ -1,4 +1,4 @@
-package daemon
+package usage
 
 import (
 	"context"
@@ -38,6 +38,7 @@ type sysHarness struct {
 	db     *state.DB
 	reg    *prometheus.Registry
 	m      *Metrics
+	rt     *countingTransport
 	usage  string
 	doc    *export.Document
 	pol    Policies
@@ -61,9 +62,10 @@ func newSysHarness(t testing.TB, system psa.System, opts ...psatest.Option) *sys
 	sim := psatest.Start(t, opts...)
 	h := &sysHarness{t: t, system: system, sim: sim, reg: prometheus.NewRegistry(), pol: DefaultPolicies}
 	h.m = NewMetrics(h.reg, system)
+	h.rt = newCountingTransport(h.m)
 	cfg := backends.Config{
 		System:     system,
-		HTTPClient: &http.Client{Transport: h.m.InstrumentRoundTripper(nil), Timeout: 30 * time.Second},
+		HTTPClient: &http.Client{Transport: h.rt, Timeout: 30 * time.Second},
 		MaxRetries: backends.DefaultMaxRetries,
 	}
 	var companyA, companyB string

@@ -1,4 +1,4 @@
-package daemon
+package usage
 
 import (
 	"context"
@@ -53,7 +53,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 
 	dry := o.DryRun || o.WritesDisabled
 	started := e.now()
-	reqs := e.metrics.Requests()
+	reqs := e.metrics.requests()
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
@@ -71,7 +71,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		run.Result = state.RunFailure
 		run.Error = err.Error()
 		run.Finished = e.now().UTC()
-		run.Requests = int(e.metrics.Requests() - reqs)
+		run.Requests = int(e.metrics.requests() - reqs)
 		if serr := e.db.SaveRun(run); serr != nil {
 			err = errors.Join(err, serr)
 		}
@@ -140,7 +140,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 	run.Finished = e.now().UTC()
-	run.Requests = int(e.metrics.Requests() - reqs)
+	run.Requests = int(e.metrics.requests() - reqs)
 	if err := e.db.SaveRun(run); err != nil {
 		return &Result{Run: run, Plan: p.plan, Customers: statuses}, fmt.Errorf("daemon: recording run: %w", err)
 	}
@@ -148,17 +148,17 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.recordRun(run, started, counts)
 		e.recordCustomers(doc)
 	}
-	log.Log(ctx, resultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
+	log.Log(ctx, ResultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
 		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
 }
 
-// resultLevel is the level at which a pass with the given result is logged:
+// ResultLevel is the level at which a pass with the given result is logged:
 // a failed pass is an error, a partial one a warning, so that log-based
 // alerting sees them. A dry run changes nothing and is logged at info.
-func resultLevel(result string, dry bool) slog.Level {
+func ResultLevel(result string, dry bool) slog.Level {
 	switch {
 	case dry:
 		return slog.LevelInfo
@@ -602,7 +602,7 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan) {
 	e.setUnmapped(p.Unmapped)
 	if e.db != nil {
 		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: p.Unmapped}
-		if err := e.db.PutSnapshot(snapshotUnmapped, rep); err != nil {
+		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 			e.logger.Warn("Could not record the unmapped usage", "err", err)
 		}
 	}
@@ -686,8 +686,8 @@ const (
 	// snapshotHeldSince maps source/customer_id to the time since which
 	// the customer has had lines held for review without a break.
 	snapshotHeldSince = "held_since"
-	// snapshotUnmapped is the UnmappedReport of the last pass.
-	snapshotUnmapped = "unmapped"
+	// SnapshotUnmapped is the UnmappedReport of the last pass.
+	SnapshotUnmapped = "unmapped"
 )
 
 // UnmappedReport is the usage the last pass could not bill, as kept in the
@@ -735,7 +735,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		e.metrics.LastSuccessTimestamp.Set(float64(lastSuccess.UnixNano()) / 1e9)
 	}
 	var rep UnmappedReport
-	if ok, err := e.db.Snapshot(snapshotUnmapped, &rep); err != nil {
+	if ok, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return fmt.Errorf("daemon: reading the last unmapped usage: %w", err)
 	} else if ok {
 		e.setUnmapped(rep.Unmapped)

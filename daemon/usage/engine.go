@@ -1,4 +1,4 @@
-package daemon
+package usage
 
 import (
 	"cmp"
@@ -179,6 +179,11 @@ type Change struct {
 	// cancelled (not because the API budget reached the reserve).
 	cancelled bool
 }
+
+// Approvable reports whether c is held by the decrease guard, which a pass
+// with PassOptions.Approve releases (a line held because its units change
+// again later in the billing month is not).
+func (c Change) Approvable() bool { return c.Action == ActionHeld && !c.laterChange }
 
 // UnmappedCustomer is a source customer with usage but no customer mapping.
 type UnmappedCustomer struct {

@@ -1,0 +1,248 @@
+package usage
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// Namespace is the prefix of every metric psa-syncd exports.
+const Namespace = "psa_sync"
+
+// Label values of the bounded enums. Every combination is created at start,
+// so alerts see a 0 before the first pass.
+var (
+	RunResults       = []string{"success", "partial", "failure"}
+	LineOutcomes     = []string{LineUpdated, LineUnchanged, LineHeld, LineFailed}
+	CustomerStatuses = []string{"succeeded", "failed", "held", "skipped"}
+	UnmappedKinds    = []string{"customer", "product", "unassigned"}
+)
+
+// Line outcomes counted in psa_sync_lines_total.
+const (
+	LineUpdated   = "updated"
+	LineUnchanged = "unchanged"
+	LineHeld      = "held"
+	LineFailed    = "failed"
+)
+
+// Metrics holds the collectors the usage engine sets: the outcome of its
+// passes, the progress of the running one, the customers and unmapped usage,
+// and the PSA's API budget. NewMetrics registers them on the caller's
+// registry; package daemon adds the service's own collectors beside them.
+// Collectors are labelled with the PSA system only through currying, so
+// callers pass just the bounded labels that vary.
+type Metrics struct {
+	RunsTotal            *prometheus.CounterVec // result
+	LastRunTimestamp     prometheus.Gauge
+	LastSuccessTimestamp prometheus.Gauge
+	RunDuration          prometheus.Observer
+	LinesTotal           *prometheus.CounterVec // outcome
+	Customers            *prometheus.GaugeVec   // status
+	Unmapped             *prometheus.GaugeVec   // kind
+	// APIBudgetRemaining has the label endpoint: "" for a budget of the
+	// whole tenant (Autotask), an endpoint template for a PSA that limits
+	// each endpoint (Kaseya BMS).
+	APIBudgetRemaining *prometheus.GaugeVec
+	APIBudgetLimit     prometheus.Gauge
+	PassInProgress     prometheus.Gauge
+	PassLinesDone      prometheus.Gauge
+	PassLinesTotal     prometheus.Gauge
+	HeldLines          prometheus.Gauge
+	HeldSince          prometheus.Gauge
+	LastRunResult      *prometheus.GaugeVec // result
+
+	// Requests, when set, returns how many requests have been sent to the
+	// PSA so far; a pass records the difference in its run. Package daemon
+	// sets it to the count of its instrumented HTTP transport.
+	Requests func() int64
+
+	// progress mirrors the pass gauges for the API and the status page.
+	progress struct {
+		running     atomic.Bool
+		run         atomic.Int64
+		done, total atomic.Int64
+	}
+}
+
+// NewMetrics creates the usage engine's psa_sync_* collectors on reg for the
+// given PSA system. Every labelled series is created with value 0. It
+// panics if a collector is already registered on reg, like promauto.
+func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
+	f := promauto.With(reg)
+	sys := prometheus.Labels{"system": string(system)}
+	m := &Metrics{}
+
+	m.RunsTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "runs_total",
+		Help:      "Sync passes that wrote to the PSA, by result (success, partial or failure). Dry runs are not counted.",
+	}, []string{"system", "result"}).MustCurryWith(sys)
+	m.LastRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_run_timestamp_seconds",
+		Help:      "Time the last sync pass over all customers finished, whatever its result, as a Unix timestamp.",
+	}, []string{"system"}).With(sys)
+	m.LastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_success_timestamp_seconds",
+		Help:      "Time the last successful sync pass over all customers finished, as a Unix timestamp.",
+	}, []string{"system"}).With(sys)
+	m.RunDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace,
+		Name:      "run_duration_seconds",
+		Help:      "Duration of sync passes.",
+		Buckets:   []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600},
+	}, []string{"system"}).With(sys)
+	m.LinesTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "lines_total",
+		Help:      "Contract lines handled by sync passes, by outcome (updated, unchanged, held or failed).",
+	}, []string{"system", "outcome"}).MustCurryWith(sys)
+	m.Customers = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "customers",
+		Help:      "Customers with usage sync on, by the status of their last sync (succeeded, failed, held or skipped).",
+	}, []string{"system", "status"}).MustCurryWith(sys)
+	m.Unmapped = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "unmapped",
+		Help:      "Usage the last pass could not bill: customers and products without a mapping, and usage rows with no customer (unassigned).",
+	}, []string{"system", "kind"}).MustCurryWith(sys)
+	m.APIBudgetRemaining = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_remaining",
+		Help:      "Requests left in the PSA's hourly API budget when last checked: the tenant's (Autotask ThresholdInformation; endpoint=\"\") or each endpoint's (Kaseya BMS, as psa-syncd counts its calls).",
+	}, []string{"system", "endpoint"}).MustCurryWith(sys)
+	m.APIBudgetRemaining.WithLabelValues("") // the tenant's budget, 0 until known
+	m.APIBudgetLimit = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_limit",
+		Help:      "Size of the PSA's hourly API budget when last checked; 0 until checked, and for PSAs that report none.",
+	}, []string{"system"}).With(sys)
+	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_in_progress",
+		Help:      "1 while a sync pass runs, else 0.",
+	}, []string{"system"}).With(sys)
+	m.PassLinesDone = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_done",
+		Help:      "Contract line writes the running pass has finished (or the last pass, once it ended).",
+	}, []string{"system"}).With(sys)
+	m.PassLinesTotal = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "pass_lines_total",
+		Help:      "Contract line writes the running pass has to make (or the last pass made).",
+	}, []string{"system"}).With(sys)
+	m.HeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_lines",
+		Help:      "Contract lines held for review in the last sync of their customer (customers with usage sync on).",
+	}, []string{"system"}).With(sys)
+	m.HeldSince = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "held_since_timestamp_seconds",
+		Help:      "Since when some customer has had lines held for review without a break, as a Unix timestamp; 0 when none is held.",
+	}, []string{"system"}).With(sys)
+	m.LastRunResult = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "last_run_result",
+		Help:      "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote, 0 for the others; all 0 before the first.",
+	}, []string{"system", "result"}).MustCurryWith(sys)
+
+	for _, r := range RunResults {
+		m.RunsTotal.WithLabelValues(r)
+	}
+	for _, o := range LineOutcomes {
+		m.LinesTotal.WithLabelValues(o)
+	}
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r)
+	}
+	for _, s := range CustomerStatuses {
+		m.Customers.WithLabelValues(s)
+	}
+	for _, k := range UnmappedKinds {
+		m.Unmapped.WithLabelValues(k)
+	}
+	return m
+}
+
+// requests returns Requests(), or 0 without a count.
+func (m *Metrics) requests() int64 {
+	if m == nil || m.Requests == nil {
+		return 0
+	}
+	return m.Requests()
+}
+
+// passStarted records that the pass with the given run id began; its number
+// of writes is not known until its plan is.
+func (m *Metrics) passStarted(runID int64) {
+	if m == nil {
+		return
+	}
+	m.progress.run.Store(runID)
+	m.progress.done.Store(0)
+	m.progress.total.Store(0)
+	m.progress.running.Store(true)
+	m.PassInProgress.Set(1)
+	m.PassLinesDone.Set(0)
+	m.PassLinesTotal.Set(0)
+}
+
+// passWrites records how many line writes the running pass makes.
+func (m *Metrics) passWrites(total int) {
+	if m == nil {
+		return
+	}
+	m.progress.total.Store(int64(total))
+	m.PassLinesTotal.Set(float64(total))
+}
+
+// lineDone records that the running pass finished one line write.
+func (m *Metrics) lineDone() {
+	if m == nil {
+		return
+	}
+	m.PassLinesDone.Set(float64(m.progress.done.Add(1)))
+}
+
+// passFinished records that the running pass ended.
+func (m *Metrics) passFinished() {
+	if m == nil {
+		return
+	}
+	m.progress.running.Store(false)
+	m.PassInProgress.Set(0)
+}
+
+// Progress reports the run id of the pass in progress (0 when none runs)
+// and how many of its line writes are done out of how many.
+func (m *Metrics) Progress() (run int64, done, total int) {
+	if m == nil || !m.progress.running.Load() {
+		return 0, 0, 0
+	}
+	return m.progress.run.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// setLastRunResult marks result as the last full pass's result.
+func (m *Metrics) setLastRunResult(result string) {
+	for _, r := range RunResults {
+		m.LastRunResult.WithLabelValues(r).Set(boolFloat(r == result))
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

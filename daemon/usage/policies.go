@@ -1,0 +1,78 @@
+package usage
+
+import "fmt"
+
+// Effective date policies (Policies.EffectiveDate).
+const (
+	// EffectivePeriodStart dates a change on the first day of the billing
+	// month the usage belongs to, so the whole month is billed at the new
+	// quantity (billing in arrears).
+	EffectivePeriodStart = "period_start"
+	// EffectiveToday dates a change on the day of the pass (prorated).
+	EffectiveToday = "today"
+	// EffectiveNextPeriodStart dates a change on the first day of the next
+	// billing month (billing in advance).
+	EffectiveNextPeriodStart = "next_period_start"
+)
+
+// Missing usage policies (Policies.MissingUsage).
+const (
+	// MissingUsageZero sets a mapped line that has no usage this period to 0.
+	MissingUsageZero = "zero"
+	// MissingUsageKeep leaves a mapped line that has no usage this period as
+	// it is.
+	MissingUsageKeep = "keep"
+)
+
+// Policies decide how a pass turns usage into quantities.
+type Policies struct {
+	// EffectiveDate is period_start (default), today or next_period_start.
+	EffectiveDate string `yaml:"effective_date"`
+	// MissingUsage is what happens to a mapped line without usage this
+	// period: zero (default) or keep.
+	MissingUsage string `yaml:"missing_usage"`
+	// MaxDecreasePercent holds decreases larger than this share of the
+	// current quantity for review: plan shows them, sync --approve applies
+	// them. 0 turns the guard off; default 50.
+	MaxDecreasePercent float64 `yaml:"max_decrease_percent"`
+	// BudgetReserve stops writing when the PSA's remaining hourly request
+	// budget falls to this; default 500.
+	BudgetReserve int `yaml:"budget_reserve"`
+	// WriteConcurrency bounds the writes in flight; default 3.
+	WriteConcurrency int `yaml:"write_concurrency"`
+}
+
+// DefaultPolicies are the policies used for every setting the config file
+// leaves out.
+var DefaultPolicies = Policies{
+	EffectiveDate:      EffectivePeriodStart,
+	MissingUsage:       MissingUsageZero,
+	MaxDecreasePercent: 50,
+	BudgetReserve:      500,
+	WriteConcurrency:   3,
+}
+
+// Validate checks p, as Load does, and names the setting that is wrong.
+func (p *Policies) Validate() error {
+	switch p.EffectiveDate {
+	case EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart:
+	default:
+		return fmt.Errorf("policies.effective_date: unknown value %q (one of %s, %s, %s)",
+			p.EffectiveDate, EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart)
+	}
+	switch p.MissingUsage {
+	case MissingUsageZero, MissingUsageKeep:
+	default:
+		return fmt.Errorf("policies.missing_usage: unknown value %q (one of %s, %s)", p.MissingUsage, MissingUsageZero, MissingUsageKeep)
+	}
+	if p.MaxDecreasePercent < 0 || p.MaxDecreasePercent > 100 {
+		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
+	}
+	if p.BudgetReserve < 0 {
+		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
+	}
+	if p.WriteConcurrency < 1 {
+		return fmt.Errorf("policies.write_concurrency: must be at least 1, got %d", p.WriteConcurrency)
+	}
+	return nil
+}
