@@ -15,6 +15,8 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -119,6 +121,27 @@ func TestBillingImpact_systems(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestBillingImpact_ledgerOnPostgres: with the state in PostgreSQL, a CI
+// runner reads the Kaseya BMS ledger through a read-only connection while
+// the active instance holds the database, and the report is the one the
+// daemon's own state gives.
+func TestBillingImpact_ledgerOnPostgres(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[0].Config
+	change = strings.Replace(change, "unit_price = 4.5", "unit_price = 5", 1)
+	url := pgtest.NewDatabase(t)
+	w := impacttest.New(t, psa.SystemKaseyaBMS, impacttest.WithPostgres(url))
+	w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+		ro, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url, ReadOnly: true})
+		if err != nil {
+			t.Fatalf("read-only open: %v", err)
+		}
+		defer ro.Close()
+		_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source, State: ro}, planJSON, current, impact.FormatMarkdown)
+		golden(t, "systems_"+string(psa.SystemKaseyaBMS)+".md", md)
+	})
 }
 
 // TestBillingImpact_withoutCredentials reports a plan as a pull request from

@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The schema is changed only by adding a migration: a file
@@ -110,6 +113,29 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return db.wrap("migrating the schema", tx.Commit())
+}
+
+// pgUndefinedTable is PostgreSQL's SQLSTATE for a missing table.
+const pgUndefinedTable = "42P01"
+
+// checkVersion requires the schema version this package supports, for a
+// database opened read-only, which is never migrated.
+func (db *DB) checkVersion(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
+	defer cancel()
+	var cur int
+	err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == pgUndefinedTable:
+		return fmt.Errorf("state: %s has no psa-syncd state yet (no schema_migrations table): start psa-syncd on it first", db.quotedPath())
+	case err != nil:
+		return db.wrap("reading the schema version", err)
+	case cur != SchemaVersion:
+		return fmt.Errorf("state: %s has schema version %d, but this psa-syncd reads version %d without migrating: "+
+			"use the psa-syncd version the active instance runs", db.quotedPath(), cur, SchemaVersion)
+	}
+	return nil
 }
 
 // checkForeignSQLite refuses an SQLite database that has tables but not

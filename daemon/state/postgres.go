@@ -23,6 +23,9 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	if pc.ConnectTimeout == 0 {
 		pc.ConnectTimeout = cfg.ConnectTimeout
 	}
+	if cfg.ReadOnly {
+		pc.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	sdb := stdlib.OpenDB(*pc)
 	sdb.SetMaxOpenConns(cfg.MaxOpenConns)
 	sdb.SetMaxIdleConns(cfg.MaxIdleConns)
@@ -37,6 +40,13 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	if err := sdb.PingContext(pctx); err != nil {
 		_ = sdb.Close()
 		return nil, fmt.Errorf("state: connecting to the %s: %w", db.path, err)
+	}
+	if cfg.ReadOnly {
+		if err := db.checkVersion(ctx); err != nil {
+			_ = sdb.Close()
+			return nil, err
+		}
+		return db, nil
 	}
 	if err := db.migrate(ctx); err != nil {
 		_ = sdb.Close()

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -168,5 +169,50 @@ func TestLeader_otherDatabaseOfTheCluster(t *testing.T) {
 	l, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Second)
 	if err != nil || l == nil {
 		t.Errorf("TryLead on the other database = %v, %v; want the leadership", l, err)
+	}
+}
+
+// TestOpenPostgres_readOnly: a read-only open (the billing-impact report on
+// a CI runner) reads the active instance's ledger, never migrates, refuses
+// another schema version and cannot write.
+func TestOpenPostgres_readOnly(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ro := Config{Driver: DriverPostgres, URL: url, ReadOnly: true}
+	if _, err := OpenConfig(t.Context(), ro); err == nil || !strings.Contains(err.Error(), "no psa-syncd state yet") {
+		t.Errorf("read-only OpenConfig of an empty database = %v, want a 'no psa-syncd state yet' error", err)
+	}
+
+	db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
+	in, err := db.OpenIntent(testIntent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
+		t.Fatal(err)
+	}
+
+	r, err := OpenConfig(t.Context(), ro)
+	if err != nil {
+		t.Fatalf("read-only OpenConfig while the active instance runs returned error: %v", err)
+	}
+	if e, ok, err := r.LastSet(in.ContractID, in.ServiceID); err != nil || !ok || e.After != in.After {
+		t.Errorf("LastSet through the read-only open = %+v, %v, %v; want the entry setting %d", e, ok, err, in.After)
+	}
+	if _, err := r.sql.ExecContext(t.Context(), `DELETE FROM ledger`); err == nil || !strings.Contains(err.Error(), "read-only transaction") {
+		t.Errorf("DELETE through the read-only open = %v, want a read-only transaction error", err)
+	}
+	closeDB(t, r)
+
+	if _, err := db.sql.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	closeDB(t, db)
+	want := fmt.Sprintf("has schema version %d, but this psa-syncd reads version %d", SchemaVersion+1, SchemaVersion)
+	if _, err := OpenConfig(t.Context(), ro); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("read-only OpenConfig of a newer schema = %v, want an error saying %q", err, want)
+	}
+	if _, err := OpenConfig(t.Context(), Config{Driver: DriverSQLite, Path: t.TempDir(), ReadOnly: true}); err == nil {
+		t.Error("read-only OpenConfig of SQLite succeeded, want an error")
 	}
 }

@@ -91,6 +91,15 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// QueryTimeout bounds every statement.
 	QueryTimeout time.Duration
+	// ReadOnly opens a PostgreSQL database for reading what the active
+	// instance keeps (the ledger, for the billing-impact report) without
+	// changing it: no schema migration, no bbolt import, and every
+	// transaction read-only (default_transaction_read_only), so that
+	// neither a newer psa-syncd on a CI runner nor a bug can write to the
+	// shared database. The schema must be the version this package
+	// supports. SQLite refuses it: the active instance holds its file
+	// exclusively, so the file is read with Open where no daemon runs.
+	ReadOnly bool
 }
 
 func (c *Config) setDefaults() {
@@ -242,6 +251,9 @@ func OpenConfig(ctx context.Context, cfg Config) (*DB, error) {
 	)
 	switch cfg.Driver {
 	case DriverSQLite:
+		if cfg.ReadOnly {
+			return nil, errors.New("state: a read-only open is for PostgreSQL; an SQLite state file is read with the daemon stopped")
+		}
 		db, err = openSQLite(ctx, cfg)
 	case DriverPostgres:
 		db, err = openPostgres(ctx, cfg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -97,20 +98,17 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 		o.Source, o.SourceName = src, src.Name()
 	}
 	if cfg.PSA.System == psa.SystemKaseyaBMS {
-		// Kaseya BMS quantities come from the ledger. It is there only on
-		// the daemon's host, and not while the daemon holds it open.
-		if _, err := os.Stat(filepath.Join(cfg.StateDir, state.FileName)); err == nil {
-			db, err := state.Open(cfg.StateDir)
-			if err != nil {
-				logger.Warn("Cannot read the ledger; Kaseya BMS quantities now are not computed", "err", err)
-			} else {
-				defer func() {
-					if err := db.Close(); err != nil {
-						logger.Warn("Error closing the state database", "err", err)
-					}
-				}()
-				o.State = db
-			}
+		db, err := openLedger(ctx, cfg)
+		switch {
+		case err != nil:
+			logger.Warn("Cannot read the ledger; Kaseya BMS quantities now are not computed", "err", err)
+		case db != nil:
+			defer func() {
+				if err := db.Close(); err != nil {
+					logger.Warn("Error closing the state database", "err", err)
+				}
+			}()
+			o.State = db
 		}
 	}
 	rep, err := impact.Compute(ctx, o, doc, tp)
@@ -123,4 +121,23 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 		return 1
 	}
 	return 0
+}
+
+// openLedger opens the state database that holds the ledger, where Kaseya
+// BMS quantities come from, or returns nil when there is none to read here.
+// PostgreSQL, which the CI runner reaches like the daemon does, is opened
+// read-only: the report never migrates or writes the active instance's
+// database. An SQLite file is only on the daemon's host, and readable only
+// while the daemon does not hold it.
+func openLedger(ctx context.Context, cfg *daemon.Config) (*state.DB, error) {
+	dbc := cfg.State.Database(cfg.StateDir)
+	if dbc.Driver == state.DriverPostgres {
+		dbc.ReadOnly = true
+		dbc.Path = "" // no bbolt import
+		return state.OpenConfig(ctx, dbc)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, state.FileName)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return state.OpenConfig(ctx, dbc)
 }

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -87,5 +90,35 @@ source:
 	if code, _, errOut := plan(func(string) string { return "" }, "-terraform-plan", planFile, "-format", "html"); code != 2 ||
 		!strings.Contains(errOut, `unknown format "html"`) {
 		t.Errorf("-format html: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestOpenLedger: the billing-impact report opens a PostgreSQL state
+// read-only (never creating or migrating the schema) and finds no ledger
+// where no SQLite state file exists.
+func TestOpenLedger(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	cfg := &daemon.Config{StateDir: t.TempDir(), State: daemon.StateConfig{Driver: state.DriverPostgres, URL: daemon.Secret(url)}}
+	if db, err := openLedger(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "no psa-syncd state yet") {
+		t.Errorf("openLedger on an empty PostgreSQL database = %v, %v; want a 'no psa-syncd state yet' error and no migration", db, err)
+	}
+	rw, err := state.OpenConfig(t.Context(), cfg.State.Database(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	db, err := openLedger(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("openLedger on psa-syncd's PostgreSQL database: %v", err)
+	}
+	if _, err := db.Ledger(0); err != nil {
+		t.Errorf("reading the ledger: %v", err)
+	}
+	db.Close()
+
+	cfg = &daemon.Config{StateDir: t.TempDir(), State: daemon.StateConfig{Driver: state.DriverSQLite}}
+	if db, err := openLedger(t.Context(), cfg); db != nil || err != nil {
+		t.Errorf("openLedger without an SQLite state file = %v, %v; want nothing", db, err)
 	}
 }

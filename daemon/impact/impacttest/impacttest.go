@@ -192,9 +192,23 @@ type World struct {
 	State   *state.DB
 }
 
+// An Option changes the World that New builds.
+type Option func(*options)
+
+type options struct {
+	postgresURL string
+}
+
+// WithPostgres keeps the world's state in the PostgreSQL database at url
+// (the world's process is its active instance) instead of an SQLite file.
+func WithPostgres(url string) Option {
+	return func(o *options) { o.postgresURL = url }
+}
+
 // New starts a simulator of sys seeded from the fixture, with the clock at
-// Now, and opens a state database in a temporary directory.
-func New(t testing.TB, sys psa.System) *World {
+// Now, and opens a state database in a temporary directory (or the one
+// WithPostgres names).
+func New(t testing.TB, sys psa.System, opts ...Option) *World {
 	t.Helper()
 	f, err := psatest.ParseFixture(fixtureJSON)
 	if err != nil {
@@ -210,10 +224,24 @@ func New(t testing.TB, sys psa.System) *World {
 	if w.Source, err = file.New(file.Config{Path: w.UsagePath, Name: SourceName}); err != nil {
 		t.Fatalf("impacttest: file.New: %v", err)
 	}
-	if w.State, err = state.Open(filepath.Join(w.Dir, "state")); err != nil {
-		t.Fatalf("impacttest: state.Open: %v", err)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	dbc := state.Config{Driver: state.DriverSQLite, Path: filepath.Join(w.Dir, "state")}
+	if o.postgresURL != "" {
+		dbc = state.Config{Driver: state.DriverPostgres, URL: o.postgresURL}
+	}
+	if w.State, err = state.OpenConfig(context.Background(), dbc); err != nil {
+		t.Fatalf("impacttest: opening the state: %v", err)
 	}
 	t.Cleanup(func() { _ = w.State.Close() })
+	if o.postgresURL != "" {
+		l, err := w.State.TryLead(context.Background(), state.LeaderInfo{Holder: "impacttest"}, time.Second)
+		if err != nil || l == nil {
+			t.Fatalf("impacttest: becoming the active instance: %v, %v", l, err)
+		}
+	}
 	return w
 }
 
