@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,28 +19,55 @@ import (
 // done with its ledger entry, both durable. It runs on SQLite, on
 // PostgreSQL (a local cluster with fsync on), and on a bbolt file written the way psa-syncd's state was
 // before this package moved to SQL (the same buckets, JSON records and
-// fsynced transactions), for comparison, and prints
+// fsynced transactions), for comparison. The SQL drivers run it with one
+// writer and with 3 and 16 concurrent writers (Autotask's 3 concurrent
+// requests per endpoint, and a wider engine), whose intents share group
+// commits. It prints, per driver and concurrency,
 //
-//	BENCH state <driver> intent-cycle us_per_write=...
+//	BENCH state <driver> intent-cycle concurrency=N us_per_write=... writes=... commits_per_write=...
+//
+// where us_per_write is the wall time of all writes divided by their
+// number, so the concurrent lines show throughput.
 func BenchmarkIntentCycle(b *testing.B) {
-	cycle := func(b *testing.B, driver string, open func(*testing.B) func(i int) error) {
-		b.Run(driver, func(b *testing.B) {
-			write := open(b)
+	cycle := func(b *testing.B, driver string, concurrency int, open func(*testing.B) (func(i int) error, func() int64)) {
+		b.Run(fmt.Sprintf("%s/concurrency=%d", driver, concurrency), func(b *testing.B) {
+			write, commits := open(b)
+			work := make(chan int)
+			errs := make(chan error, concurrency)
+			for range concurrency {
+				go func() {
+					var err error
+					for i := range work {
+						if err == nil {
+							err = write(i)
+						}
+					}
+					errs <- err
+				}()
+			}
+			c0 := commits()
 			start := time.Now()
 			n := 0
 			for b.Loop() {
-				if err := write(n); err != nil {
-					b.Fatal(err)
-				}
+				work <- n
 				n++
 			}
+			close(work)
+			for range concurrency {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
 			us := float64(time.Since(start).Microseconds()) / float64(n)
+			perWrite := float64(commits()-c0) / float64(n)
 			b.ReportMetric(us, "us/write")
-			fmt.Printf("BENCH state %s intent-cycle us_per_write=%.0f writes=%d\n", driver, us, n)
+			b.ReportMetric(perWrite, "commits/write")
+			fmt.Printf("BENCH state %s intent-cycle concurrency=%d us_per_write=%.0f writes=%d commits_per_write=%.2f\n",
+				driver, concurrency, us, n, perWrite)
 		})
 	}
-	sqlWrite := func(cfg func(b *testing.B) Config) func(*testing.B) func(int) error {
-		return func(b *testing.B) func(int) error {
+	sqlWrite := func(cfg func(b *testing.B) Config) func(*testing.B) (func(int) error, func() int64) {
+		return func(b *testing.B) (func(int) error, func() int64) {
 			db, err := OpenConfig(b.Context(), cfg(b))
 			if err != nil {
 				b.Fatal(err)
@@ -56,25 +84,40 @@ func BenchmarkIntentCycle(b *testing.B) {
 					return err
 				}
 				return db.CompleteIntent(in.ID, IntentDone, "", time.Now())
-			}
+			}, db.commits.Load
 		}
 	}
-	cycle(b, DriverSQLite, sqlWrite(func(b *testing.B) Config { return Config{Driver: DriverSQLite, Path: b.TempDir()} }))
-	if _, err := pgtest.Bin(); err == nil {
-		cycle(b, DriverPostgres, sqlWrite(func(b *testing.B) Config {
-			url, err := pgtest.New(b, pgtest.Durable).CreateDatabase(b.Context())
-			if err != nil {
-				b.Fatal(err)
-			}
-			return Config{Driver: DriverPostgres, URL: url}
-		}))
+	var pg *pgtest.Cluster
+	for _, concurrency := range []int{1, 3, 16} {
+		cycle(b, DriverSQLite, concurrency, sqlWrite(func(b *testing.B) Config { return Config{Driver: DriverSQLite, Path: b.TempDir()} }))
+		if _, err := pgtest.Bin(); err == nil {
+			cycle(b, DriverPostgres, concurrency, sqlWrite(func(b *testing.B) Config {
+				if pg == nil {
+					var err error
+					if pg, err = pgtest.Start(pgtest.Durable); err != nil {
+						b.Fatal(err)
+					}
+				}
+				url, err := pg.CreateDatabase(b.Context())
+				if err != nil {
+					b.Fatal(err)
+				}
+				return Config{Driver: DriverPostgres, URL: url}
+			}))
+		}
 	}
-	cycle(b, "bbolt", openBoltBench)
+	if pg != nil {
+		if err := pg.Stop(); err != nil {
+			b.Error(err)
+		}
+	}
+	cycle(b, "bbolt", 1, openBoltBench)
 }
 
 // openBoltBench writes intents and ledger entries the way the bbolt state
 // of earlier versions did.
-func openBoltBench(b *testing.B) func(int) error {
+func openBoltBench(b *testing.B) (func(int) error, func() int64) {
+	var commits atomic.Int64
 	bdb, err := bolt.Open(filepath.Join(b.TempDir(), FileName), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -93,6 +136,7 @@ func openBoltBench(b *testing.B) func(int) error {
 	}
 	key := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 	return func(i int) error {
+		commits.Add(2)
 		in := testIntent()
 		in.ServiceID = fmt.Sprint(i)
 		in.State = IntentOpen
@@ -130,5 +174,5 @@ func openBoltBench(b *testing.B) func(int) error {
 			}
 			return tx.Bucket(buckets[3]).Put([]byte(cur.ContractID+"\x00"+cur.ServiceID), key(seq))
 		})
-	}
+	}, commits.Load
 }

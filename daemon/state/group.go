@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 )
 
@@ -129,6 +130,12 @@ func (g *committer) loop(db *DB) {
 			g.mu.Unlock()
 			return
 		}
+		// The callers of the group just committed were woken together and
+		// are about to submit their next operations: let them, so that
+		// those join this group rather than each making one of its own.
+		g.mu.Unlock()
+		runtime.Gosched()
+		g.mu.Lock()
 		n := min(len(g.queue), maxGroup)
 		group := make([]*groupOp, n)
 		copy(group, g.queue)
