@@ -76,3 +76,61 @@ func (db *DB) PutCustomerStatusBatch(ctx context.Context, statuses []CustomerSta
 		},
 	})
 }
+
+// CompleteIntentDeferred closes an open intent as CompleteIntent does, but
+// returns without waiting for the commit: the completion joins the next
+// group commit (the next intent opened or status stored by anyone), or is
+// committed on its own within 200 ms, or at Flush or Close. Closing an
+// intent may wait because an intent whose close is lost in a crash stays
+// open, and is settled by reconciliation like any write whose outcome is
+// unknown; opening one may not, so there is no OpenIntentDeferred.
+//
+// It returns an error only for an invalid state. Other errors (an unknown
+// or closed intent, a failed transaction) are returned by the next Flush,
+// or by Close. OpenIntents, Ledger and LastSet first wait for the deferred
+// writes queued before them, so that they never show an intent as open
+// whose completion was accepted.
+func (db *DB) CompleteIntentDeferred(c IntentCompletion) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return db.group.submitDeferred(db, &groupOp{
+		what: fmt.Sprintf("completing intent %d", c.ID),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.completeIntent(ctx, tx, c)
+		},
+	})
+}
+
+// PutCustomerStatusDeferred stores cs as PutCustomerStatus does, but
+// returns without waiting for the commit, like CompleteIntentDeferred: a
+// status lost in a crash is written again by the next pass. It returns an
+// error only for an invalid key; CustomerStatus and CustomerStatuses wait
+// for the deferred writes queued before them.
+func (db *DB) PutCustomerStatusDeferred(cs CustomerStatus) error {
+	if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
+		return err
+	}
+	return db.group.submitDeferred(db, &groupOp{
+		what: "storing the status of customer " + cs.CustomerID,
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.upsertCustomers(ctx, tx, []CustomerStatus{cs})
+		},
+	})
+}
+
+// Flush commits the deferred writes queued so far and returns the errors
+// of every deferred write since the last Flush, joined. A pass calls it at
+// its end, to report what it could not record.
+func (db *DB) Flush(ctx context.Context) error {
+	return db.group.flush(ctx, db)
+}
+
+// syncDeferred waits for the deferred writes queued so far, so that a read
+// sees them. Their errors are left for Flush; an error of the wait itself
+// shows up as the read's own.
+func (db *DB) syncDeferred() {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	_ = db.group.sync(ctx, db)
+}

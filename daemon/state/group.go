@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
+	"time"
 )
 
 // maxGroup bounds the operations one group commit holds, so that a long
@@ -26,7 +28,9 @@ type groupOp struct {
 	// fenced marks an operation that, on PostgreSQL, only the holder of
 	// the leadership lock may commit (opening intents).
 	fenced bool
-	// run executes the operation's statements in tx. An error made with
+	// deferred marks an operation whose caller does not wait for it.
+	deferred bool
+	// run executes the operation's statements in tx (nil: none). An error made with
 	// refuse is this operation's own outcome (it wrote nothing, and the
 	// others of the group commit as usual); any other error fails the
 	// whole group.
@@ -48,29 +52,92 @@ func (r refusal) Unwrap() error { return r.err }
 
 func refuse(err error) error { return refusal{err} }
 
+// deferDelay bounds how long a deferred operation waits for a group to
+// join before it is committed in a group of its own.
+const deferDelay = 200 * time.Millisecond
+
 // committer turns the writes that callers submit concurrently into group
 // commits: one goroutine takes every operation queued while the previous
 // transaction was committing, runs them in one transaction and commits it
 // once, so that N concurrent callers cost one fsync instead of N. A caller
 // returns only when the transaction holding its operation has committed
 // (nil, or its refusal) or failed (the failure, which every operation of
-// that transaction gets). No timer holds a lone operation back: a group is
+// that transaction gets). No timer holds a waiting caller back: a group is
 // whatever queued up while the disk was busy.
+//
+// A deferred operation has no caller waiting for it: it joins the next
+// group that a waiting caller causes, or is committed deferDelay after it
+// was queued, or at sync and close. Its refusal or failure is kept for
+// the next flush.
 //
 // The zero value is ready to use; the goroutine starts with the first
 // operation and ends at close, after the queue is drained.
 type committer struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []*groupOp
+	mu    sync.Mutex
+	cond  *sync.Cond
+	queue []*groupOp
+	// waiting counts the operations in queue whose callers wait for them.
+	waiting int
+	// deferred counts the deferred operations queued or being committed;
+	// due is set when the oldest queued one has waited deferDelay.
+	deferred int
+	due      bool
+	timer    *time.Timer
+	// errs holds the errors of deferred operations until flush.
+	errs    []error
 	running bool
 	closed  bool
 	stopped chan struct{}
 
+	// delay, when set (by tests), replaces deferDelay.
+	delay time.Duration
 	// beforeGroup, when set (by tests), is called by the committer with
 	// the number of operations it took, before it begins their
 	// transaction.
 	beforeGroup func(n int)
+}
+
+// enqueue adds o to the queue, starting the committer if need be. g.mu is
+// held.
+func (g *committer) enqueue(db *DB, o *groupOp) error {
+	if g.closed {
+		return errClosed
+	}
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	o.queued = true
+	g.queue = append(g.queue, o)
+	if o.deferred {
+		g.deferred++
+		if g.timer == nil && !g.due {
+			delay := deferDelay
+			if g.delay > 0 {
+				delay = g.delay
+			}
+			g.timer = time.AfterFunc(delay, g.expire)
+		}
+	} else {
+		g.waiting++
+	}
+	if !g.running {
+		g.running = true
+		g.stopped = make(chan struct{})
+		go g.loop(db)
+	}
+	g.cond.Signal()
+	return nil
+}
+
+// expire makes the queued deferred operations due.
+func (g *committer) expire() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.timer = nil
+	if slices.ContainsFunc(g.queue, func(o *groupOp) bool { return o.deferred }) {
+		g.due = true
+		g.cond.Signal()
+	}
 }
 
 // submit queues o and waits for its outcome. While o is still queued,
@@ -81,22 +148,11 @@ type committer struct {
 func (g *committer) submit(ctx context.Context, db *DB, o *groupOp) error {
 	o.done = make(chan error, 1)
 	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return errClosed
-	}
-	if g.cond == nil {
-		g.cond = sync.NewCond(&g.mu)
-	}
-	o.queued = true
-	g.queue = append(g.queue, o)
-	if !g.running {
-		g.running = true
-		g.stopped = make(chan struct{})
-		go g.loop(db)
-	}
-	g.cond.Signal()
+	err := g.enqueue(db, o)
 	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	select {
 	case err := <-o.done:
 		return err
@@ -111,6 +167,7 @@ func (g *committer) submit(ctx context.Context, db *DB, o *groupOp) error {
 			}
 		}
 		o.queued = false
+		g.waiting--
 		g.mu.Unlock()
 		return ctx.Err()
 	}
@@ -118,12 +175,68 @@ func (g *committer) submit(ctx context.Context, db *DB, o *groupOp) error {
 	return <-o.done
 }
 
+// submitDeferred queues o without waiting for it.
+func (g *committer) submitDeferred(db *DB, o *groupOp) error {
+	o.deferred = true
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.enqueue(db, o)
+}
+
+// sync waits until every deferred operation queued before it has been
+// committed or has failed. It returns the error of its own wait only.
+func (g *committer) sync(ctx context.Context, db *DB) error {
+	g.mu.Lock()
+	pending := g.deferred
+	g.mu.Unlock()
+	if pending == 0 {
+		return nil
+	}
+	// A waiting operation that writes nothing makes the committer take
+	// the queue now; the groups are taken in order, so it returns after
+	// those holding the deferred operations.
+	return g.submit(ctx, db, &groupOp{what: "committing deferred writes"})
+}
+
+// flush syncs and returns the errors of the deferred operations since the
+// last flush.
+func (g *committer) flush(ctx context.Context, db *DB) error {
+	if err := g.sync(ctx, db); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	errs := g.errs
+	g.errs = nil
+	g.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// deliver tells o its outcome.
+func (g *committer) deliver(o *groupOp, err error) {
+	if !o.deferred {
+		o.done <- err
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.deferred--
+	if err != nil {
+		g.errs = append(g.errs, err)
+	}
+}
+
+// ready reports whether the committer should take a group now. g.mu is
+// held.
+func (g *committer) ready() bool {
+	return g.waiting > 0 || (g.due && len(g.queue) > 0) || g.closed || len(g.queue) >= maxGroup
+}
+
 // loop commits groups until close.
 func (g *committer) loop(db *DB) {
 	defer close(g.stopped)
 	for {
 		g.mu.Lock()
-		for len(g.queue) == 0 && !g.closed {
+		for !g.ready() {
 			g.cond.Wait()
 		}
 		if len(g.queue) == 0 {
@@ -142,6 +255,16 @@ func (g *committer) loop(db *DB) {
 		g.queue = append(g.queue[:0], g.queue[n:]...)
 		for _, o := range group {
 			o.queued = false
+			if !o.deferred {
+				g.waiting--
+			}
+		}
+		if !slices.ContainsFunc(g.queue, func(o *groupOp) bool { return o.deferred }) {
+			g.due = false
+			if g.timer != nil {
+				g.timer.Stop()
+				g.timer = nil
+			}
 		}
 		hook := g.beforeGroup
 		g.mu.Unlock()
@@ -153,8 +276,9 @@ func (g *committer) loop(db *DB) {
 }
 
 // close commits what is queued, stops the committer and refuses further
-// operations.
-func (g *committer) close() {
+// operations. It returns the errors of deferred operations not yet
+// flushed.
+func (g *committer) close() error {
 	g.mu.Lock()
 	g.closed = true
 	running, stopped := g.running, g.stopped
@@ -165,6 +289,15 @@ func (g *committer) close() {
 	if running {
 		<-stopped
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.timer != nil {
+		g.timer.Stop()
+		g.timer = nil
+	}
+	errs := g.errs
+	g.errs = nil
+	return errors.Join(errs...)
 }
 
 // queued returns the number of operations waiting for the committer.
@@ -192,7 +325,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			kept := group[:0]
 			for _, o := range group {
 				if o.fenced {
-					o.done <- db.wrap(o.what, ErrNotLeader)
+					db.group.deliver(o, db.wrap(o.what, ErrNotLeader))
 					continue
 				}
 				kept = append(kept, o)
@@ -208,7 +341,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			err = fmt.Errorf("%w (the connection that holds the leadership lock failed, so this instance may no longer be the active one)", err)
 		}
 		for _, o := range group {
-			o.done <- db.wrap(o.what, err)
+			db.group.deliver(o, db.wrap(o.what, err))
 		}
 	}
 	tx, err := begin(ctx, nil)
@@ -217,7 +350,11 @@ func (db *DB) commitGroup(group []*groupOp) {
 		return
 	}
 	outcome := make([]error, len(group))
+	wrote := false
 	for i, o := range group {
+		if o.run == nil {
+			continue
+		}
 		err := o.run(ctx, tx)
 		var r refusal
 		if errors.As(err, &r) {
@@ -229,22 +366,18 @@ func (db *DB) commitGroup(group []*groupOp) {
 			fail(err)
 			return
 		}
+		wrote = true
 	}
-	refused := 0
-	for _, err := range outcome {
-		if err != nil {
-			refused++
-		}
-	}
-	if refused == len(group) {
-		// Nothing to commit: every operation was refused before writing.
+	if !wrote {
+		// Nothing to commit: every operation was refused before writing,
+		// or writes nothing.
 		_ = tx.Rollback()
 	} else if err := db.commit(tx); err != nil {
 		fail(err)
 		return
 	}
 	for i, o := range group {
-		o.done <- outcome[i]
+		db.group.deliver(o, outcome[i])
 	}
 }
 

@@ -618,3 +618,134 @@ func TestGroupCommit_survivesCrash(t *testing.T) {
 		t.Logf("%d intents reported opened, %d done; after the kill %d are open and %d done", len(opened), len(done), len(open), len(ledger))
 	})
 }
+
+// setDeferDelay sets how long db's deferred writes wait for a group.
+func setDeferDelay(db *DB, d time.Duration) {
+	db.group.mu.Lock()
+	db.group.delay = d
+	db.group.mu.Unlock()
+}
+
+func TestDeferred_ridesWithTheNextWaitingWrite(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		setDeferDelay(db, time.Hour)
+		ins, err := db.OpenIntentBatch(t.Context(), []Intent{testIntent(), testIntent(), testIntent()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits := commitCounter(t, db)
+		for _, in := range ins {
+			if err := db.CompleteIntentDeferred(IntentCompletion{ID: in.ID, State: IntentDone, At: t0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.PutCustomerStatusDeferred(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded}); err != nil {
+			t.Fatal(err)
+		}
+		if n := commits(); n != 0 {
+			t.Errorf("deferred writes made %d commits on their own before their delay, want 0", n)
+		}
+		next := testIntent()
+		next.ServiceID = "next"
+		if _, err := db.OpenIntent(next); err != nil {
+			t.Fatal(err)
+		}
+		if n := commits(); n != 1 {
+			t.Errorf("3 deferred completions, a deferred status and an intent opened after them cost %d commits, want 1", n)
+		}
+		open, err := db.OpenIntents()
+		if err != nil || len(open) != 1 || open[0].ServiceID != "next" {
+			t.Errorf("OpenIntents = %+v, %v; want only the intent opened last", open, err)
+		}
+		if l, err := db.Ledger(0); err != nil || len(l) != 3 {
+			t.Errorf("Ledger = %d entries, %v; want 3", len(l), err)
+		}
+		if _, ok, err := db.CustomerStatus("sophos", "718b"); !ok || err != nil {
+			t.Errorf("CustomerStatus of the deferred status = %v, %v; want it stored", ok, err)
+		}
+		if err := db.Flush(t.Context()); err != nil {
+			t.Errorf("Flush = %v", err)
+		}
+	})
+}
+
+func TestDeferred_readsWaitForThem(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		setDeferDelay(db, time.Hour)
+		in, err := db.OpenIntent(testIntent())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteIntentDeferred(IntentCompletion{ID: in.ID, State: IntentDone, At: t0}); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing else is written: the read itself must get the
+		// completion committed, or it would show the intent as open.
+		if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+			t.Errorf("OpenIntents after a deferred completion = %+v, %v; want none", open, err)
+		}
+		if e, ok, err := db.LastSet(in.ContractID, in.ServiceID); err != nil || !ok || e.IntentID != in.ID {
+			t.Errorf("LastSet after a deferred completion = %+v, %v, %v; want intent %d's entry", e, ok, err, in.ID)
+		}
+	})
+}
+
+func TestDeferred_committedAfterTheirDelay(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		setDeferDelay(db, time.Millisecond)
+		commits := commitCounter(t, db)
+		if err := db.PutCustomerStatusDeferred(CustomerStatus{Source: "sophos", CustomerID: "718b"}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for commits() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("a deferred write with no other write after it was not committed")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}
+
+func TestDeferred_errorsAtFlushAndClose(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openConfig(t, d.config(t))
+		setDeferDelay(db, time.Hour)
+		in, err := db.OpenIntent(testIntent())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteIntentDeferred(IntentCompletion{ID: in.ID, State: "bogus"}); err == nil {
+			t.Error("CompleteIntentDeferred to state bogus returned nil error")
+		}
+		if err := db.PutCustomerStatusDeferred(CustomerStatus{Source: "sophos"}); err == nil {
+			t.Error("PutCustomerStatusDeferred without a customer id returned nil error")
+		}
+		for _, id := range []int64{999999, in.ID, in.ID} {
+			if err := db.CompleteIntentDeferred(IntentCompletion{ID: id, State: IntentFailed}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = db.Flush(t.Context())
+		for _, want := range []string{"intent 999999: no such intent", fmt.Sprintf("intent %d: already failed", in.ID)} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Flush = %v, want an error saying %q", err, want)
+			}
+		}
+		if open, err := db.OpenIntents(); err != nil || len(open) != 0 {
+			t.Errorf("OpenIntents = %+v, %v; want the intent closed by its first completion", open, err)
+		}
+		if err := db.Flush(t.Context()); err != nil {
+			t.Errorf("second Flush = %v, want nil: errors are reported once", err)
+		}
+		if err := db.CompleteIntentDeferred(IntentCompletion{ID: 424242, State: IntentDone}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err == nil || !strings.Contains(err.Error(), "intent 424242: no such intent") {
+			t.Errorf("Close with a failed deferred completion = %v, want its error", err)
+		}
+	})
+}

@@ -271,7 +271,7 @@ func (db *DB) Driver() string { return db.cfg.Driver }
 // Close closes the database, releasing its lock (SQLite) or the
 // leadership lock (PostgreSQL).
 func (db *DB) Close() error {
-	db.group.close()
+	deferred := db.group.close()
 	db.fenceMu.Lock()
 	if db.fence != nil {
 		_ = db.fence.Close()
@@ -279,9 +279,9 @@ func (db *DB) Close() error {
 	}
 	db.fenceMu.Unlock()
 	if err := db.sql.Close(); err != nil {
-		return fmt.Errorf("state: closing %s: %w", db.path, err)
+		return errors.Join(deferred, fmt.Errorf("state: closing %s: %w", db.path, err))
 	}
-	return nil
+	return deferred
 }
 
 // ctx returns a context bounded by the query timeout.
@@ -390,6 +390,7 @@ func (db *DB) CustomerStatus(source, customerID string) (CustomerStatus, bool, e
 	if err := checkKey("customer", source, customerID); err != nil {
 		return CustomerStatus{}, false, err
 	}
+	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	cs, err := scanCustomer(db.sql.QueryRowContext(ctx,
@@ -406,6 +407,7 @@ func (db *DB) CustomerStatus(source, customerID string) (CustomerStatus, bool, e
 // CustomerStatuses returns every stored customer status, sorted by source
 // and then customer id.
 func (db *DB) CustomerStatuses() ([]CustomerStatus, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading customer statuses",
 		`SELECT `+customerColumns+` FROM customers ORDER BY source, customer_id`, scanCustomer)
 }
@@ -650,6 +652,7 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 
 // OpenIntents returns every intent that is still open, oldest first.
 func (db *DB) OpenIntents() ([]Intent, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading open intents",
 		`SELECT `+intentColumns+` FROM intents WHERE state = 'open' ORDER BY id`, scanIntent)
 }
@@ -667,6 +670,7 @@ func scanLedger(row interface{ Scan(...any) error }) (LedgerEntry, error) {
 // Ledger returns up to limit ledger entries, newest first. A limit of 0 or
 // less means all of them.
 func (db *DB) Ledger(limit int) ([]LedgerEntry, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading the ledger", `SELECT `+ledgerColumns+` FROM ledger ORDER BY seq DESC`+limitClause(limit), scanLedger)
 }
 
@@ -677,6 +681,7 @@ func (db *DB) LastSet(contractID, serviceID string) (LedgerEntry, bool, error) {
 	if err := checkKey("ledger entry", contractID, serviceID); err != nil {
 		return LedgerEntry{}, false, err
 	}
+	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	e, err := scanLedger(db.sql.QueryRowContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM ledger
