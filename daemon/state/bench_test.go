@@ -210,3 +210,71 @@ func openBoltBench(b *testing.B) benchWriter {
 		})
 	}}
 }
+
+// BenchmarkCustomerStatuses measures storing the statuses of a pass's
+// customers (one per benchmark iteration), the only writes of a pass that
+// changes nothing: one commit each (PutCustomerStatus, one after another,
+// as the engine stores them), deferred (PutCustomerStatusDeferred, then
+// Flush) or in one batch (PutCustomerStatusBatch). It prints
+//
+//	BENCH state <driver> statuses mode=<each|deferred|batch> customers=N ms=... commits=...
+func BenchmarkCustomerStatuses(b *testing.B) {
+	modes := []string{"each", "deferred", "batch"}
+	run := func(b *testing.B, driver string, cfg func(b *testing.B) Config) {
+		for _, mode := range modes {
+			b.Run(driver+"/"+mode, func(b *testing.B) {
+				db, err := OpenConfig(b.Context(), cfg(b))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = db.Close() })
+				if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
+					b.Fatalf("TryLead: %v", err)
+				}
+				c0 := db.commits.Load()
+				start := time.Now()
+				var batch []CustomerStatus
+				n := 0
+				for b.Loop() {
+					cs := CustomerStatus{Source: "sophos", CustomerID: fmt.Sprintf("cust-%06d", n), ContractID: fmt.Sprint(n),
+						UsageSync: true, LastAttempt: start, LastSuccess: start, Result: CustomerSucceeded, RunID: "1", Unchanged: 5}
+					n++
+					var err error
+					switch mode {
+					case "each":
+						err = db.PutCustomerStatus(cs)
+					case "deferred":
+						err = db.PutCustomerStatusDeferred(cs)
+					case "batch":
+						batch = append(batch, cs)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				switch mode {
+				case "deferred":
+					err = db.Flush(b.Context())
+				case "batch":
+					err = db.PutCustomerStatusBatch(b.Context(), batch)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms := float64(time.Since(start).Microseconds()) / 1000
+				fmt.Printf("BENCH state %s statuses mode=%s customers=%d ms=%.0f commits=%d\n", driver, mode, n, ms, db.commits.Load()-c0)
+			})
+		}
+	}
+	run(b, DriverSQLite, func(b *testing.B) Config { return Config{Driver: DriverSQLite, Path: b.TempDir()} })
+	if _, err := pgtest.Bin(); err == nil {
+		pg := pgtest.New(b, pgtest.Durable)
+		run(b, DriverPostgres, func(b *testing.B) Config {
+			url, err := pg.CreateDatabase(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			return Config{Driver: DriverPostgres, URL: url}
+		})
+	}
+}
