@@ -14,6 +14,19 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
+// openBench opens cfg as the active instance, closed when b ends.
+func openBench(b *testing.B, cfg Config) *DB {
+	db, err := OpenConfig(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
+		b.Fatalf("TryLead: %v", err)
+	}
+	return db
+}
+
 // benchWriter is one state database under a write benchmark.
 type benchWriter struct {
 	// write does the i-th write; finish, when set, ends the run (Flush).
@@ -84,14 +97,7 @@ func BenchmarkIntentCycle(b *testing.B) {
 	}
 	sqlWrite := func(cfg func(b *testing.B) Config, deferred bool) func(*testing.B) benchWriter {
 		return func(b *testing.B) benchWriter {
-			db, err := OpenConfig(b.Context(), cfg(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = db.Close() })
-			if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
-				b.Fatalf("TryLead: %v", err)
-			}
+			db := openBench(b, cfg(b))
 			w := benchWriter{commits: db.commits.Load}
 			w.write = func(i int) error {
 				req := testIntent()
@@ -223,23 +229,16 @@ func BenchmarkCustomerStatuses(b *testing.B) {
 	run := func(b *testing.B, driver string, cfg func(b *testing.B) Config) {
 		for _, mode := range modes {
 			b.Run(driver+"/"+mode, func(b *testing.B) {
-				db, err := OpenConfig(b.Context(), cfg(b))
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { _ = db.Close() })
-				if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
-					b.Fatalf("TryLead: %v", err)
-				}
+				db := openBench(b, cfg(b))
 				c0 := db.commits.Load()
 				start := time.Now()
 				var batch []CustomerStatus
 				n := 0
+				var err error
 				for b.Loop() {
 					cs := CustomerStatus{Source: "sophos", CustomerID: fmt.Sprintf("cust-%06d", n), ContractID: fmt.Sprint(n),
 						UsageSync: true, LastAttempt: start, LastSuccess: start, Result: CustomerSucceeded, RunID: "1", Unchanged: 5}
 					n++
-					var err error
 					switch mode {
 					case "each":
 						err = db.PutCustomerStatus(cs)

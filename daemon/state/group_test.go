@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -551,18 +549,7 @@ func groupCrashChild(db *DB, fail func(error)) {
 func TestGroupCommit_survivesCrash(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		cfg := d.config(t)
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvDriver+"="+cfg.Driver, crashEnvPath+"="+cfg.Path, crashEnvURL+"="+cfg.URL,
-			crashEnvMode+"=group")
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout, stderr := startCrashChild(t, cfg, "group")
 		opened, done := map[int64]bool{}, map[int64]bool{}
 		sc := bufio.NewScanner(stdout)
 		for len(done) < 300 && sc.Scan() {
