@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // maxGroup bounds the operations one group commit holds, so that a long
@@ -337,7 +339,11 @@ func (db *DB) commitGroup(group []*groupOp) {
 		return
 	}
 	fail := func(err error) {
-		if viaFence {
+		// A statement the server refused (an ERROR, not a FATAL that ends
+		// the session) says the connection works; any other failure
+		// through the fence may mean that the lock is gone.
+		var pgErr *pgconn.PgError
+		if viaFence && (!errors.As(err, &pgErr) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC") {
 			err = fmt.Errorf("%w (the connection that holds the leadership lock failed, so this instance may no longer be the active one)", err)
 		}
 		for _, o := range group {

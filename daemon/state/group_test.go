@@ -282,6 +282,10 @@ func TestGroupCommit_failureReachesEveryCallerAndWritesNothing(t *testing.T) {
 			if o.err == nil || !strings.Contains(o.err.Error(), "poisoned status") {
 				t.Errorf("%s in the failed group = %v, want the group's error", what, o.err)
 			}
+			// The server refused a statement: its connection works.
+			if o.err != nil && strings.Contains(o.err.Error(), "leadership lock") {
+				t.Errorf("%s in the failed group = %v, which blames the leadership lock's connection", what, o.err)
+			}
 		}
 		open, err := db.OpenIntents()
 		if err != nil || len(open) != 1 || open[0].ID != pending.ID {
