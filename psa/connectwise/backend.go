@@ -787,15 +787,16 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 // 99 agreements that come after it in CheckWrites' order and whose status
 // is about to expire (one request); an agreement CheckWrites did not name
 // is read alone. So an agreement cancelled within statusTTL after that read
-// may still receive the pass's remaining writes to it. This window is accepted, not closed: the ConnectWise references
-// psa-sync was built from do not say that ConnectWise refuses a PATCH on an
-// addition of a cancelled agreement (the simulator does not refuse it; it
-// refuses only a POST to a cancelled or expired agreement, which is not
-// verified against ConnectWise either). What bounds the harm: the write is
-// an absolute quantity on an addition that was active when read, a PATCH
-// answered with a cancelled addition is still refused as a conflict, and the
-// next pass's ReadLines reports the agreement as stale and writes nothing
-// more to it. Reading before every line only narrowed the window to the
+// may still receive the pass's remaining writes to it. This window is
+// accepted, not closed: the ConnectWise references psa-sync was built from
+// do not say that ConnectWise refuses a PATCH on an addition of a cancelled
+// agreement (the simulator does not refuse it; it refuses only a POST to a
+// cancelled or expired agreement, which is not verified against
+// ConnectWise either). What bounds the harm: the write is an absolute
+// quantity on an addition that was active when read, a PATCH answered with
+// a cancelled addition is still refused as a conflict, and the next pass's
+// CheckWrites reports the agreement as stale and nothing more is written to
+// it. Reading before every line only narrowed the window to the
 // time between that read and its write. A write answered with a conflict, a
 // validation error or not found forgets the agreement's status, so that the
 // next write to it reads it again.
@@ -1025,7 +1026,9 @@ func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64
 	}
 	b.mu.Lock()
 	for _, x := range ids {
-		delete(b.flights, x)
+		if b.flights[x] == f {
+			delete(b.flights, x)
+		}
 		if st, ok := f.states[x]; ok && err == nil {
 			b.statuses[x] = st
 		}
