@@ -237,3 +237,75 @@ func TestEngineRequests_kaseyaBMS(t *testing.T) {
 		t.Errorf("status of cust-new = %+v, want failed: the contract belongs to another company", cs)
 	}
 }
+
+// TestEngineKaseyaBMS_badContractsFailTheirCustomers checks that a contract
+// that is missing, belongs to another company, is inactive or is not a
+// recurring-services contract fails its customer, with the same error and
+// hint whether the contracts are read one by one (a few customers) or in
+// bulk (many), and that nothing is posted to it or recorded as verified.
+func TestEngineKaseyaBMS_badContractsFailTheirCustomers(t *testing.T) {
+	t.Parallel()
+	for _, others := range []int{0, 30} {
+		t.Run(fmt.Sprintf("%d other customers", others), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			k := h.sim.KaseyaBMS()
+			customers := h.manyCustomers(others, func(i int) (string, string) {
+				a := k.AddAccount(fmt.Sprintf("Customer %04d", i))
+				return strconv.Itoa(a), strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: fmt.Sprintf("Managed Services %04d", i)}))
+			})
+			acme, globex := k.AddAccount("Acme Corp"), k.AddAccount("Globex Corp")
+			globexContract := strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: globex, Name: "Globex Managed Services"}))
+			inactive := strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Old", Inactive: true}))
+			timeAndMaterials := strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme T&M", Type: "Time and Materials"}))
+			remap := func(c string) string {
+				return "map customer file/" + c + " to an active recurring service contract of its company and re-run terraform apply"
+			}
+			bad := []struct {
+				customer, contract, err, hint string
+			}{
+				{"bad-missing", "999999", "contract 999999 not found in kaseya_bms",
+					"contract 999999 not found in kaseya_bms: check contract_id of customer mapping file/bad-missing or re-run terraform apply"},
+				{"bad-company", globexContract, "contract " + globexContract + " belongs to company " + strconv.Itoa(globex) + ", not " + strconv.Itoa(acme),
+					remap("bad-company")},
+				{"bad-inactive", inactive, "contract " + inactive + " is not active in kaseya_bms", remap("bad-inactive")},
+				{"bad-type", timeAndMaterials, "contract " + timeAndMaterials + ` is not a recurring service contract (type "Time and Materials")`, remap("bad-type")},
+			}
+			rows := usageRows(customers, func(int) int { return 0 })
+			for _, b := range bad {
+				h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: b.customer, CustomerName: b.customer, CompanyID: strconv.Itoa(acme),
+					ContractID: b.contract, UsageSync: true})
+				rows = append(rows, b.customer+","+b.customer+",MDR,4")
+			}
+			h.writeUsage(rows...)
+
+			res := h.sync(PassOptions{})
+			want := map[bool]string{true: state.RunPartial, false: state.RunFailure}[others > 0]
+			if res.Run.Result != want || res.Run.Updated != 2*others {
+				t.Errorf("run = %+v, want %s with %d updated", res.Run, want, 2*others)
+			}
+			for _, b := range bad {
+				cs := h.status(b.customer)
+				if cs.Result != state.CustomerFailed || !strings.HasPrefix(cs.Error, b.err) || cs.Hint != b.hint {
+					t.Errorf("status of %s = %+v\nwant failed with error %q... and hint %q", b.customer, cs, b.err, b.hint)
+				}
+				if n := len(bmsLines(h, b.contract, h.svcMDR)); b.contract != "999999" && n != 0 {
+					t.Errorf("%s: %d lines posted to contract %s, want none", b.customer, n, b.contract)
+				}
+			}
+			var ids []string
+			for _, b := range bad {
+				ids = append(ids, b.contract)
+			}
+			checks, err := h.db.ContractChecks(psa.SystemKaseyaBMS, ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id, c := range checks {
+				if stillVerified(c, export.CustomerMapping{CompanyID: strconv.Itoa(acme)}, etNow) {
+					t.Errorf("contract %s is recorded as verified: %+v", id, c)
+				}
+			}
+		})
+	}
+}
