@@ -294,3 +294,21 @@ type BulkReader interface {
 	GetCompanies(ctx context.Context, ids []string) (map[string]*Company, error)
 	GetContracts(ctx context.Context, ids []string) (map[string]*Contract, error)
 }
+
+// WriteChecker is implemented by a Backend that must verify a contract with
+// a read of its own before it writes to it (ConnectWise reads an
+// agreement's status, so that it never writes to a cancelled or expired
+// one) and can verify many contracts in one request. A caller about to
+// write to several contracts calls CheckWrites once, before the first
+// write, with every contract it will write to, in the order it will write
+// to them: the backend reads them in bulk, and its writes reuse what it
+// read while that is fresh instead of reading each contract at its first
+// write. CheckWrites does not write.
+//
+// The result maps each contract that may not be written to to the reason,
+// an error matching ErrNotFound (the contract does not exist) or
+// ErrConflict (it can no longer be billed on); the writes to it would fail
+// the same way. An error concerns the call as a whole.
+type WriteChecker interface {
+	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
+}

@@ -80,6 +80,28 @@ func (r *readOnly) GetContract(ctx context.Context, id string) (*psa.Contract, e
 	return r.Backend.GetContract(ctx, id)
 }
 
+// CheckWrites passes the check of the contracts a plan would write to on
+// to a PSA that makes one (psa.WriteChecker: ConnectWise reads the
+// agreements' status), so that the report shows a cancelled agreement as
+// the pass would: failed, not updated. It writes nothing. Contracts known
+// only after apply are not checked.
+func (r *readOnly) CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error) {
+	wc, ok := r.Backend.(psa.WriteChecker)
+	if !ok {
+		return nil, nil
+	}
+	var known []string
+	for _, id := range contractIDs {
+		if !isUnknown(id) {
+			known = append(known, id)
+		}
+	}
+	if len(known) == 0 {
+		return nil, nil
+	}
+	return wc.CheckWrites(ctx, known)
+}
+
 // GetService reads a service once.
 func (r *readOnly) GetService(ctx context.Context, id string) (*psa.Service, error) {
 	if isUnknown(id) {

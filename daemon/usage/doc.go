@@ -50,6 +50,16 @@
 // and writing stops (the run ends as partial) when the PSA's hourly request
 // budget falls to policies.budget_reserve.
 //
+// Before anything is written to a contract that has no line the pass could
+// read (ReadLines cannot tell an unknown contract from an empty one; Kaseya
+// BMS has no read at all, only the ledger), the contract is verified: it
+// exists, belongs to the mapping's company, is active and is recurring. The
+// contracts are read in bulk (psa.BulkReader), not one by one, and the
+// result is kept in the state database (contract_checks): for 24 hours,
+// and as long as the mapping names the same company, later passes write to
+// the contract without looking it up again. A contract that fails the
+// check fails its customer with a hint and is checked again next pass.
+//
 // # Safety
 //
 // Every write is recorded as an intent in the state database before it is
@@ -67,7 +77,8 @@
 // quantity" means differs per system:
 //
 //   - Autotask: the current units are read in bulk (ContractServiceUnits of
-//     the period containing the effective date) and a change is posted as a
+//     the period containing the effective date, one query per 500
+//     contracts, three at once as Autotask allows) and a change is posted as a
 //     ContractServiceAdjustment of desired minus current. Adjustments are
 //     create-only, so an unknown outcome is settled by re-reading the units.
 //     The tenant's hourly budget (ThresholdInformation) is checked while
@@ -76,17 +87,28 @@
 //     service's catalog item on the agreement. A change replaces the
 //     addition's quantity in place (an absolute PATCH, safe to retry); a
 //     missing addition is created (billable, from the effective date).
-//     Problems of one agreement fail only its customer, with no extra
-//     requests: a cancelled or expired agreement marks the customer mapping
-//     stale ("map the customer to an active agreement in Terraform
-//     (psa_customer_mapping.contract_id) and apply"); two active additions
-//     of one product are an ambiguity that names both additions and is
-//     never resolved by guessing; a fractional quantity must be corrected
-//     in ConnectWise. Nothing is written to such an agreement. ConnectWise
+//     A pass reads each agreement's additions once (ConnectWise has no read
+//     of many agreements' additions), as many agreements at once as the
+//     client keeps in flight, and the status of only the agreements it will
+//     write to: 100 a request, once, before the first write
+//     (psa.WriteChecker), then again only for agreements whose status is
+//     older than two minutes when their writes come. A pass that changes
+//     nothing reads nothing but the additions. Problems of one agreement
+//     fail only its customer: a cancelled or expired agreement that the
+//     pass would write to marks the customer mapping stale ("map the
+//     customer to an active agreement in Terraform
+//     (psa_customer_mapping.contract_id) and apply"), and nothing is
+//     written to it; two active additions of one product are an ambiguity
+//     that names both additions and is never resolved by guessing; a
+//     fractional quantity must be corrected in ConnectWise. ConnectWise
 //     reports no request budget; 429 answers are retried after Retry-After.
 //   - Kaseya BMS: see below. BMS reports no request budget either; its
 //     client keeps to 1,500 calls per hour per endpoint by itself, and a
-//     pass that reaches the limit stops writing and ends as partial.
+//     pass that reaches the limit stops writing and ends as partial. The
+//     contracts of a first pass are verified in a few pages (the contract
+//     lookup by ids, the contract summary and the account lookup), and
+//     later passes, whose contracts have ledger lines or a recorded check,
+//     send only the changed lines.
 //
 // # Kaseya BMS: the ledger is the record of current units
 //

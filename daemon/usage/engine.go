@@ -139,6 +139,10 @@ type PassOptions struct {
 	// WritesDisabled is set when the export switches the integration off:
 	// the pass runs like DryRun and is reported as "integration disabled".
 	WritesDisabled bool
+
+	// planOnly is set by Plan, which changes no state (not even the
+	// contract checks a pass records).
+	planOnly bool
 }
 
 // approves reports whether the pass releases a decrease-guard hold on the
@@ -285,6 +289,7 @@ type pass struct {
 // Plan computes the changes a pass would make now, reading the source and
 // the PSA but writing nothing and changing no state.
 func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) (*Plan, error) {
+	o.planOnly = true
 	p, err := e.plan(ctx, doc, o)
 	if err != nil {
 		return nil, err
@@ -408,6 +413,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 
+	var unchecked []*customerPass
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
@@ -436,12 +442,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			}
 		}
 		// A contract without a single line may not exist at all: ReadLines
-		// cannot tell an unknown contract from an empty one. Check it once
+		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
-		if !hasLines[cm.ContractID] && slices.ContainsFunc(cp.changes, func(c *Change) bool { return c.Action == ActionUpdate }) {
-			cp.hint, cp.err = e.checkContract(ctx, cm)
+		if !hasLines[cm.ContractID] && cp.updates() {
+			unchecked = append(unchecked, cp)
 		}
 	}
+	e.checkContracts(ctx, unchecked, !o.planOnly)
+	// Customers are written in this order: a backend that verifies the
+	// contracts before writing (checkWrites) reads them in this order.
+	slices.SortFunc(p.customers, func(a, b *customerPass) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
+			strings.Compare(a.m.CustomerID, b.m.CustomerID))
+	})
+	e.checkWrites(ctx, p.customers)
 
 	for _, cp := range p.customers {
 		if cp.err != nil {
@@ -452,10 +466,6 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
-	slices.SortFunc(p.customers, func(a, b *customerPass) int {
-		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
-			strings.Compare(a.m.CustomerID, b.m.CustomerID))
-	})
 	p.flatten()
 	return p, nil
 }
@@ -872,27 +882,6 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, erro
 
 func isolatable(err error) bool {
 	return errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrValidation) || errors.Is(err, psa.ErrConflict)
-}
-
-// checkContract verifies that a contract exists and can take usage. It
-// returns a hint for the fix with the problem.
-func (e *Engine) checkContract(ctx context.Context, cm export.CustomerMapping) (string, error) {
-	sys := e.be.System()
-	remap := fmt.Sprintf("map customer %s/%s to an active recurring service contract of its company and re-run terraform apply", cm.Source, cm.CustomerID)
-	ct, err := e.be.GetContract(ctx, cm.ContractID)
-	switch {
-	case errors.Is(err, psa.ErrNotFound):
-		return e.hint(err, cm, ""), fmt.Errorf("contract %s not found in %s: %w", cm.ContractID, sys, err)
-	case err != nil:
-		return e.hint(err, cm, ""), fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
-	case cm.CompanyID != "" && ct.CompanyID != "" && ct.CompanyID != cm.CompanyID:
-		return remap, fmt.Errorf("contract %s belongs to company %s, not %s", cm.ContractID, ct.CompanyID, cm.CompanyID)
-	case !ct.Active:
-		return remap, fmt.Errorf("contract %s is not active in %s (status %q)", cm.ContractID, sys, ct.Status)
-	case !ct.Recurring:
-		return remap, fmt.Errorf("contract %s is not a recurring service contract (type %q)", cm.ContractID, ct.Type)
-	}
-	return "", nil
 }
 
 // errUnsettled marks a line whose earlier write is still an open intent.

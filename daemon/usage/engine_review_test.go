@@ -14,13 +14,13 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
-// TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement
+// TestEngineReview_reconcileSettlesOtherContractsDespiteOneUnreadableAgreement
 // checks that one customer's agreement that can no longer be read (here
-// cancelled after a crash left intents open) does not keep the intents of
-// other customers open: ConnectWise reports the stale agreement in a
-// *ContractErrors together with the lines of the others, and those lines
-// settle their intents.
-func TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement(t *testing.T) {
+// given a second active addition of the product after a crash left intents
+// open) does not keep the intents of other customers open: ConnectWise
+// reports the ambiguous agreement in a *ContractErrors together with the
+// lines of the others, and those lines settle their intents.
+func TestEngineReview_reconcileSettlesOtherContractsDespiteOneUnreadableAgreement(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemConnectWise)
 	cw := h.sim.ConnectWise()
@@ -28,7 +28,7 @@ func TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement(t *
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: product, Quantity: 30})
 	// Globex's PATCH from 5 to 10 reached ConnectWise; its answer did not.
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementB, ProductID: product, Quantity: 10})
-	cw.SetAgreementStatus(agreementA, "Cancelled")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: product, Quantity: 31})
 
 	open := func(customer, contract string, before, after int64) state.Intent {
 		t.Helper()
@@ -54,7 +54,7 @@ func TestEngineReview_reconcileSettlesOtherContractsDespiteOneStaleAgreement(t *
 		t.Fatal(err)
 	}
 	if len(still) != 1 || still[0].ID != inA.ID {
-		t.Errorf("open intents = %+v, want only %d (the cancelled agreement's)", still, inA.ID)
+		t.Errorf("open intents = %+v, want only %d (the ambiguous agreement's)", still, inA.ID)
 	}
 	le, ok, err := h.db.LastSet(h.contractB, h.svcIntercept)
 	if err != nil || !ok || le.IntentID != inB.ID || le.After != 10 {

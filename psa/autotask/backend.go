@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -348,8 +350,9 @@ var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", 
 // ReadLines reads the units of every service on the given contracts for the
 // period containing asOf (its calendar date), with one ContractServiceUnits
 // query per 500 contracts (an "in" filter on contractID plus the date
-// window), following pages of 500 rows. Lines come sorted by contract and
-// service id.
+// window), following pages of 500 rows, as many queries at once as the
+// client allows per endpoint (Autotask's 3 threads). Lines come sorted by
+// contract and service id.
 //
 // The window reaches to the end of asOf's calendar month, so that a line
 // whose units change again later in the month (a mid-period adjustment:
@@ -371,17 +374,26 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 		}
 	}
 	day := dateOf(asOf)
-	var rows []*ContractServiceUnit
-	for chunk := range slices.Chunk(ids, MaxPageSize) {
-		q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))
-		q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
-		units, _, err := b.client.ContractServiceUnits.List(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("autotask: reading contract service units: %w", err)
-		}
-		rows = append(rows, units...)
+	chunks := slices.Collect(slices.Chunk(ids, MaxPageSize))
+	results := make([][]*ContractServiceUnit, len(chunks))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.client.MaxConcurrency())
+	for i, chunk := range chunks {
+		g.Go(func() error {
+			q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))
+			q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
+			units, _, err := b.client.ContractServiceUnits.List(gctx, q)
+			if err != nil {
+				return fmt.Errorf("autotask: reading contract service units: %w", err)
+			}
+			results[i] = units
+			return nil
+		})
 	}
-	return toLines(rows, day), nil
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return toLines(slices.Concat(results...), day), nil
 }
 
 // monthEnd returns the last day of day's calendar month.

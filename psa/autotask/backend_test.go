@@ -134,6 +134,49 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 	}
 }
 
+// TestBackend_ReadLines_chunksAtOnce checks that the 500-contract queries
+// of a large read are sent at once, as many as Autotask allows per
+// endpoint, not one after another.
+func TestBackend_ReadLines_chunksAtOnce(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithClock(func() time.Time { return now }))
+	at := s.Autotask()
+	user, secret, code := at.Credentials()
+	probe := &psatest.ConcurrencyProbe{Want: autotask.MaxConcurrency}
+	c, err := autotask.NewClient(autotask.WithBaseURL(s.AutotaskBaseURL()), autotask.WithCredentials(user, secret, code),
+		autotask.WithHTTPClient(&http.Client{Transport: probe}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := autotask.NewBackend(c)
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 4.5)
+	var ids []string
+	for i := range 4 * autotask.MaxPageSize {
+		ct := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed " + strconv.Itoa(i)})
+		ids = append(ids, id(ct))
+		if i%autotask.MaxPageSize == 0 {
+			at.SetUnits(ct, svc, int64(i+1), date(1, 1))
+		}
+	}
+	s.ResetRequests()
+	lines, err := b.ReadLines(t.Context(), ids, now)
+	if err != nil || len(lines) != 4 {
+		t.Fatalf("ReadLines = %+v, %v; want 4 lines", lines, err)
+	}
+	for i, l := range lines {
+		if l.ContractID != ids[i*autotask.MaxPageSize] || l.Quantity != int64(i*autotask.MaxPageSize+1) {
+			t.Errorf("line %d = %+v, want contract %s with %d units", i, l, ids[i*autotask.MaxPageSize], i*autotask.MaxPageSize+1)
+		}
+	}
+	if n := countRequests(s, http.MethodPost, "/ContractServiceUnits/query"); n != 4 {
+		t.Errorf("ContractServiceUnits queries = %d, want 4 (one per 500 contracts)", n)
+	}
+	if p := probe.Peak(); p != autotask.MaxConcurrency {
+		t.Errorf("ReadLines kept at most %d queries in flight, want Autotask's %d", p, autotask.MaxConcurrency)
+	}
+}
+
 func TestBackend_ReadLines_rateLimitedRetried(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)

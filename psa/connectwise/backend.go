@@ -19,8 +19,11 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// Ensure Backend satisfies the psa.Backend interface.
-var _ psa.Backend = (*Backend)(nil)
+// Ensure Backend satisfies the psa.Backend and psa.WriteChecker interfaces.
+var (
+	_ psa.Backend      = (*Backend)(nil)
+	_ psa.WriteChecker = (*Backend)(nil)
+)
 
 // MaxIdentifier, MaxDescription and MaxCustomerDescription are
 // ConnectWise's length limits of a catalog item's identifier, description
@@ -30,9 +33,6 @@ const (
 	MaxDescription         = 60
 	MaxCustomerDescription = 6000
 )
-
-// readConcurrency bounds how many agreements ReadLines reads at once.
-const readConcurrency = 4
 
 // statusChunk is how many agreement ids one status read names in an
 // "id in (...)" condition: 100 ids keep the query string under the 2,048
@@ -84,13 +84,16 @@ type Backend struct {
 	prices map[int64]cachedPrice
 	now    func() time.Time
 
-	// statuses holds agreement statuses read at write time, for statusTTL;
-	// due holds the agreements the last ReadLines found billable, with when,
-	// whose status the first write re-reads in bulk; flights are the status
-	// reads in progress, by agreement.
-	statuses map[int64]agreementState
-	due      map[int64]time.Time
-	flights  map[int64]*statusFlight
+	// statuses holds agreement statuses read by CheckWrites or at write
+	// time, for statusTTL; writeOrder is the order of the agreements the
+	// last CheckWrites named (position by agreement), so that a status
+	// that expires before the writes reach its agreement is read again
+	// together with the agreements written after it; flights are the
+	// status reads in progress, by agreement.
+	statuses   map[int64]agreementState
+	writeOrder []int64
+	writePos   map[int64]int
+	flights    map[int64]*statusFlight
 }
 
 // agreementState is what SetQuantity needs of an agreement to decide
@@ -120,7 +123,7 @@ func NewBackend(c *Client) *Backend {
 		prices:   map[int64]cachedPrice{},
 		now:      time.Now,
 		statuses: map[int64]agreementState{},
-		due:      map[int64]time.Time{},
+		writePos: map[int64]int{},
 		flights:  map[int64]*statusFlight{},
 	}
 }
@@ -527,12 +530,12 @@ func toContract(a *Agreement) *psa.Contract {
 
 // ContractErrors is returned by ReadLines, together with the lines of every
 // other contract, when some contracts could not be read for reasons of their
-// own: an agreement that does not exist (psa.ErrNotFound), is cancelled or
-// expired (psa.ErrConflict: the customer mapping is stale), has two active
+// own: an agreement that does not exist (psa.ErrNotFound), has two active
 // additions for one product (a *psa.AmbiguousError, psa.ErrConflict) or a
 // fractional quantity (a *psa.ValidationError). Errors that concern the
 // whole PSA (credentials, rate limits, outages) are returned alone, with no
-// lines.
+// lines. (A cancelled or expired agreement is reported by CheckWrites and
+// refused by SetQuantity, not by ReadLines, which reads no statuses.)
 //
 // errors.Is and errors.As see every per-contract error (Unwrap returns them
 // all), so a caller that treats any such error as "bisect to find the bad
@@ -597,11 +600,15 @@ func (e *StaleAgreementError) Error() string {
 func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrConflict }
 
 // ReadLines returns the active additions of the given agreements (asOf only
-// excludes additions cancelled by then). It makes one request per 100
-// agreements to learn their status, then one per agreement per 1,000
-// additions, at most four agreements at a time. Lines come sorted by
-// contract and service id; PeriodStart is the addition's effective date and
-// PeriodEnd its cancelled date, when set.
+// excludes additions cancelled by then): one request per agreement per
+// 1,000 additions, as many agreements at a time as the client keeps in
+// flight (Client.MaxConcurrency). That is the fewest requests ConnectWise
+// allows: it has no read of many agreements' additions at once. ReadLines
+// does not read the agreements themselves: whether an agreement may still
+// be written to is read, in bulk, for the agreements a pass writes to (see
+// CheckWrites and SetQuantity). Lines come sorted by contract and service
+// id; PeriodStart is the addition's effective date and PeriodEnd its
+// cancelled date, when set.
 //
 // Contracts that cannot be read for reasons of their own are reported in a
 // *ContractErrors returned with the lines of the others (see there).
@@ -618,41 +625,18 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 			ids = append(ids, n)
 		}
 	}
-	perContract := map[string]error{}
-	var readable []int64
-	for chunk := range slices.Chunk(ids, statusChunk) {
-		agreements, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: In("id", chunk...), Fields: agreementFields})
-		if err != nil {
-			return nil, fmt.Errorf("connectwise: reading agreements: %w", err)
-		}
-		byID := map[int64]*Agreement{}
-		for _, a := range agreements {
-			byID[a.ID] = a
-		}
-		b.noteRead(chunk, byID)
-		for _, id := range chunk {
-			a, ok := byID[id]
-			switch {
-			case !ok:
-				perContract[strconv.FormatInt(id, 10)] = fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
-			case isStale(a):
-				perContract[strconv.FormatInt(id, 10)] = &StaleAgreementError{AgreementID: id, Status: statusOf(a)}
-			default:
-				readable = append(readable, id)
-			}
-		}
-	}
-
-	results := make([][]psa.ContractLine, len(readable))
-	errs := make([]error, len(readable))
+	results := make([][]psa.ContractLine, len(ids))
+	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(readConcurrency)
-	for i, id := range readable {
+	g.SetLimit(b.client.MaxConcurrency())
+	for i, id := range ids {
 		g.Go(func() error {
 			adds, err := b.activeAdditions(gctx, id, Condition{})
 			if err != nil {
 				if errors.Is(err, psa.ErrNotFound) {
-					errs[i] = fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
+					// ConnectWise answers 404 for the additions of an
+					// agreement that does not exist.
+					errs[i] = fmt.Errorf("connectwise: agreement %d: %w", id, err)
 					return nil
 				}
 				return fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
@@ -664,8 +648,9 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	perContract := map[string]error{}
 	var lines []psa.ContractLine
-	for i, id := range readable {
+	for i, id := range ids {
 		if errs[i] != nil {
 			perContract[strconv.FormatInt(id, 10)] = errs[i]
 			continue
@@ -795,21 +780,23 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 // when its outcome is unknown the additions are read again, and the error
 // matches psa.ErrOutcomeUnknown only when that cannot tell.
 //
-// The status is read once per agreement, not once per line: the first write
-// to an agreement that ReadLines found billable reads its status afresh
-// together with up to 99 other agreements ReadLines found (one request), and
-// an agreement ReadLines did not name is read alone; the status is then
-// trusted for statusTTL (2 minutes). So an agreement cancelled within
-// statusTTL after that read may still receive the pass's remaining writes
-// to it. This window is accepted, not closed: the ConnectWise references
-// psa-sync was built from do not say that ConnectWise refuses a PATCH on an
-// addition of a cancelled agreement (the simulator does not refuse it; it
-// refuses only a POST to a cancelled or expired agreement, which is not
-// verified against ConnectWise either). What bounds the harm: the write is
-// an absolute quantity on an addition that was active when read, a PATCH
-// answered with a cancelled addition is still refused as a conflict, and the
-// next pass's ReadLines reports the agreement as stale and writes nothing
-// more to it. Reading before every line only narrowed the window to the
+// The status is read once per agreement, not once per line: CheckWrites
+// reads the status of every agreement a pass will write to, 100 a request,
+// before the first write; a write to an agreement whose status is missing
+// or older than statusTTL (2 minutes) reads it again, together with up to
+// 99 agreements that come after it in CheckWrites' order and whose status
+// is about to expire (one request); an agreement CheckWrites did not name
+// is read alone. So an agreement cancelled within statusTTL after that read
+// may still receive the pass's remaining writes to it. This window is
+// accepted, not closed: the ConnectWise references psa-sync was built from
+// do not say that ConnectWise refuses a PATCH on an addition of a cancelled
+// agreement (the simulator does not refuse it; it refuses only a POST to a
+// cancelled or expired agreement, which is not verified against
+// ConnectWise either). What bounds the harm: the write is an absolute
+// quantity on an addition that was active when read, a PATCH answered with
+// a cancelled addition is still refused as a conflict, and the next pass's
+// CheckWrites reports the agreement as stale and nothing more is written to
+// it. Reading before every line only narrowed the window to the
 // time between that read and its write. A write answered with a conflict, a
 // validation error or not found forgets the agreement's status, so that the
 // next write to it reads it again.
@@ -893,41 +880,83 @@ func (st agreementState) refusal(id int64) error {
 	return nil
 }
 
-// noteRead records what a ReadLines status read found: an agreement that
-// may be written to becomes due for a status read at its first write; one
-// that may not is remembered as such (refusing needs no fresher read).
-func (b *Backend) noteRead(ids []int64, found map[int64]*Agreement) {
-	now := b.now()
+// CheckWrites reads the status of the agreements a pass is about to write
+// to, statusChunk (100) a request, as many requests at once as the client
+// keeps in flight, and keeps it for SetQuantity, together with the order
+// of contractIDs (the order the writes come in). It returns, by contract
+// id, why an agreement may not be written to: psa.ErrNotFound, a
+// *StaleAgreementError when it is cancelled or expired, or a conflict when
+// it is inactive; SetQuantity refuses writes to it the same way.
+//
+// Each call replaces the order of the one before: a plan computed while a
+// pass writes (psa-syncd plan during a sync) only costs the pass's writes
+// some batching, never a check.
+func (b *Backend) CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error) {
+	refused := map[string]error{}
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, s := range contractIDs {
+		n, err := parseID("contract", s)
+		switch {
+		case err != nil:
+			refused[s] = err
+		case !seen[n]:
+			seen[n] = true
+			ids = append(ids, n)
+		}
+	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	now := b.now()
 	for id, st := range b.statuses {
 		if now.Sub(st.at) >= statusTTL {
 			delete(b.statuses, id)
 		}
 	}
-	for id, at := range b.due {
-		if now.Sub(at) >= statusTTL {
-			delete(b.due, id)
+	b.writeOrder = ids
+	b.writePos = make(map[int64]int, len(ids))
+	for i, id := range ids {
+		b.writePos[id] = i
+	}
+	var chunks [][]int64
+	var flights []*statusFlight
+	for chunk := range slices.Chunk(ids, statusChunk) {
+		f := &statusFlight{done: make(chan struct{})}
+		for _, x := range chunk {
+			b.flights[x] = f
+		}
+		chunks, flights = append(chunks, chunk), append(flights, f)
+	}
+	b.mu.Unlock()
+
+	var g errgroup.Group
+	g.SetLimit(b.client.MaxConcurrency())
+	for i, chunk := range chunks {
+		g.Go(func() error {
+			b.readStatuses(ctx, flights[i], chunk)
+			return flights[i].err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("connectwise: reading the status of the agreements to write to: %w", err)
+	}
+	for i, chunk := range chunks {
+		for _, id := range chunk {
+			st, ok := flights[i].states[id]
+			if !ok {
+				refused[strconv.FormatInt(id, 10)] = fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
+			} else if err := st.refusal(id); err != nil {
+				refused[strconv.FormatInt(id, 10)] = err
+			}
 		}
 	}
-	for _, id := range ids {
-		delete(b.statuses, id)
-		delete(b.due, id)
-		a, ok := found[id]
-		switch {
-		case !ok:
-		case stateOf(a, now).refusal(id) == nil:
-			b.due[id] = now
-		default:
-			b.statuses[id] = stateOf(a, now)
-		}
-	}
+	return refused, nil
 }
 
 // agreementState returns the status of an agreement as read at most
 // statusTTL ago. On a miss it reads the agreement's status together with up
-// to statusChunk-1 other due agreements; concurrent writes to agreements in
-// that read wait for it instead of reading again.
+// to statusChunk-1 agreements written after it (see batchLocked);
+// concurrent writes to agreements in that read wait for it instead of
+// reading again.
 func (b *Backend) agreementState(ctx context.Context, id int64) (agreementState, error) {
 	b.mu.Lock()
 	now := b.now()
@@ -962,23 +991,28 @@ func (b *Backend) agreementState(ctx context.Context, id int64) (agreementState,
 	return st, nil
 }
 
-// batchLocked returns id and up to statusChunk-1 due agreements that no
-// read is in flight for, those after id first (writes tend to follow
-// agreement order). b.mu must be held.
+// batchLocked returns id and up to statusChunk-1 agreements that follow it
+// in CheckWrites' order, whose status would not last another half
+// statusTTL and that no read is in flight for: the writes reach them next,
+// and their statuses, read together, expire together. Agreements before id
+// in that order are left out: their writes are mostly done. b.mu must be
+// held.
 func (b *Backend) batchLocked(id int64, now time.Time) []int64 {
-	var rest []int64
-	for x, at := range b.due {
-		switch {
-		case now.Sub(at) >= statusTTL:
-			delete(b.due, x)
-		case x != id && b.flights[x] == nil:
-			rest = append(rest, x)
-		}
+	batch := []int64{id}
+	pos, ok := b.writePos[id]
+	if !ok {
+		return batch
 	}
-	slices.Sort(rest)
-	i, _ := slices.BinarySearch(rest, id)
-	rest = slices.Concat(rest[i:], rest[:i])
-	return append([]int64{id}, rest[:min(len(rest), statusChunk-1)]...)
+	for _, x := range b.writeOrder[pos+1:] {
+		if len(batch) == statusChunk {
+			break
+		}
+		if st, ok := b.statuses[x]; (ok && now.Sub(st.at) < statusTTL/2) || b.flights[x] != nil {
+			continue
+		}
+		batch = append(batch, x)
+	}
+	return batch
 }
 
 // readStatuses reads the status of ids in one request into f, caches what
@@ -992,12 +1026,10 @@ func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64
 	}
 	b.mu.Lock()
 	for _, x := range ids {
-		delete(b.flights, x)
-		if err != nil {
-			continue
+		if b.flights[x] == f {
+			delete(b.flights, x)
 		}
-		delete(b.due, x)
-		if st, ok := f.states[x]; ok {
+		if st, ok := f.states[x]; ok && err == nil {
 			b.statuses[x] = st
 		}
 	}
@@ -1010,7 +1042,6 @@ func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64
 func (b *Backend) forgetStatus(id int64) {
 	b.mu.Lock()
 	delete(b.statuses, id)
-	delete(b.due, id)
 	b.mu.Unlock()
 }
 

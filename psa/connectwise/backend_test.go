@@ -90,7 +90,10 @@ func seed(cw *psatest.ConnectWise, name string) (company, agreement int64) {
 
 func TestBackend_ReadLines_bulk(t *testing.T) {
 	t.Parallel()
-	b, s, _ := newBackend(t)
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithClock(func() time.Time { return now }))
+	probe := &psatest.ConcurrencyProbe{Want: connectwise.DefaultMaxConcurrency}
+	b := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
+		connectwise.WithHTTPClient(&http.Client{Transport: probe})))
 	cw := s.ConnectWise()
 	p1 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
 	p2 := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Endpoint", Price: 2})
@@ -122,9 +125,13 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 			t.Fatalf("line %+v: want quantity %d and a line id", l, w)
 		}
 	}
-	// One agreement status read per 100, then one additions read per agreement.
-	if n, w := len(s.Requests()), 1+agreements; n != w {
+	// One additions read per agreement and nothing else: the agreements'
+	// status is read for the agreements written to (CheckWrites).
+	if n, w := len(s.Requests()), agreements; n != w {
 		t.Errorf("ReadLines made %d requests, want %d", n, w)
+	}
+	if p := probe.Peak(); p != connectwise.DefaultMaxConcurrency {
+		t.Errorf("ReadLines kept at most %d requests in flight, want the client's %d", p, connectwise.DefaultMaxConcurrency)
 	}
 	for _, r := range s.Requests() {
 		if strings.HasSuffix(r.Path, "/additions") && !strings.Contains(r.RawQuery, "pageSize=1000") {
@@ -165,14 +172,10 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	_, dup := seed(cw, "Dup")
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: dup, ProductID: prod, Quantity: 3})
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: dup, ProductID: prod, Quantity: 4})
-	_, stale := seed(cw, "Stale")
-	cw.SetAgreementStatus(stale, "Cancelled")
-	_, expired := seed(cw, "Expired")
-	cw.SetAgreementStatus(expired, "Expired")
 	_, frac := seed(cw, "Fraction")
 	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: frac, ProductID: prod, Quantity: 2.5})
 
-	lines, err := b.ReadLines(t.Context(), []string{id(good), id(dup), id(stale), id(expired), id(frac), "999999"}, now)
+	lines, err := b.ReadLines(t.Context(), []string{id(good), id(dup), id(frac), "999999"}, now)
 	if len(lines) != 1 || lines[0].ContractID != id(good) || lines[0].Quantity != 12 {
 		t.Errorf("ReadLines lines = %+v, want only agreement %d's", lines, good)
 	}
@@ -180,18 +183,12 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	if !errors.As(err, &ce) {
 		t.Fatalf("ReadLines error = %v, want *ContractErrors", err)
 	}
-	if len(ce.Errors) != 5 {
-		t.Errorf("ContractErrors has %d entries, want 5: %v", len(ce.Errors), err)
+	if len(ce.Errors) != 3 {
+		t.Errorf("ContractErrors has %d entries, want 3: %v", len(ce.Errors), err)
 	}
 	var amb *psa.AmbiguousError
 	if e := ce.Errors[id(dup)]; !errors.As(e, &amb) || len(amb.Matches) != 2 || !errors.Is(e, psa.ErrConflict) {
 		t.Errorf("duplicate additions: error %v, want an AmbiguousError with 2 matches", e)
-	}
-	for _, ag := range []int64{stale, expired} {
-		var se *connectwise.StaleAgreementError
-		if e := ce.Errors[id(ag)]; !errors.As(e, &se) || !errors.Is(e, psa.ErrConflict) || !strings.Contains(e.Error(), "stale") {
-			t.Errorf("agreement %d: error %v, want a stale-mapping conflict", ag, e)
-		}
 	}
 	if e := ce.Errors[id(frac)]; !errors.Is(e, psa.ErrValidation) || !strings.Contains(e.Error(), "fractional quantity 2.5") {
 		t.Errorf("fractional quantity: error %v, want a validation error naming 2.5", e)
@@ -202,15 +199,67 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	// Callers that do not import this package find the per-contract errors
 	// through an interface.
 	var hook interface{ ContractErrors() map[string]error }
-	if !errors.As(err, &hook) || len(hook.ContractErrors()) != 5 {
+	if !errors.As(err, &hook) || len(hook.ContractErrors()) != 3 {
 		t.Errorf("errors.As to the ContractErrors interface failed: %v", err)
 	}
 	// The whole error is isolatable: it matches the kinds the daemon bisects on.
 	if !errors.Is(err, psa.ErrConflict) || !errors.Is(err, psa.ErrNotFound) {
 		t.Errorf("errors.Is on ContractErrors does not see the per-contract errors: %v", err)
 	}
-	if n := countRequests(s, http.MethodGet, "/finance/agreements/"+id(stale)+"/additions"); n != 0 {
-		t.Errorf("the additions of the cancelled agreement were read %d times, want 0", n)
+}
+
+// TestBackend_CheckWrites checks that the agreements a pass will write to
+// are checked in one status read, and that the cancelled, expired,
+// inactive and missing ones are refused, the first two as stale mappings.
+func TestBackend_CheckWrites(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, good := seed(cw, "Good")
+	_, stale := seed(cw, "Stale")
+	cw.SetAgreementStatus(stale, "Cancelled")
+	_, expired := seed(cw, "Expired")
+	cw.SetAgreementStatus(expired, "Expired")
+	_, inactive := seed(cw, "Inactive")
+	cw.SetAgreementStatus(inactive, "Inactive")
+	add := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: stale, ProductID: prod, Quantity: 3})
+	ctx := t.Context()
+	s.ResetRequests()
+
+	refused, err := b.CheckWrites(ctx, []string{id(good), id(stale), id(expired), id(inactive), "999999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Requests()); n != 1 {
+		t.Errorf("CheckWrites of 5 agreements made %d requests, want 1", n)
+	}
+	if len(refused) != 4 || refused[id(good)] != nil {
+		t.Errorf("CheckWrites refused %v, want every agreement but %d", refused, good)
+	}
+	for _, ag := range []int64{stale, expired} {
+		var se *connectwise.StaleAgreementError
+		if e := refused[id(ag)]; !errors.As(e, &se) || !errors.Is(e, psa.ErrConflict) || !strings.Contains(e.Error(), "stale") {
+			t.Errorf("agreement %d: %v, want a stale-mapping conflict", ag, e)
+		}
+	}
+	if e := refused[id(inactive)]; !errors.Is(e, psa.ErrConflict) {
+		t.Errorf("inactive agreement: %v, want a conflict", e)
+	}
+	if e := refused["999999"]; !errors.Is(e, psa.ErrNotFound) {
+		t.Errorf("missing agreement: %v, want ErrNotFound", e)
+	}
+
+	// The writes use what CheckWrites read: no request, nothing written.
+	s.ResetRequests()
+	l := psa.ContractLine{ContractID: id(stale), ServiceID: id(prod), LineID: id(add), Quantity: 3}
+	_, err = b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: l.ContractID, ServiceID: l.ServiceID, Quantity: 9, Current: &l, EffectiveDate: now})
+	var se *connectwise.StaleAgreementError
+	if !errors.As(err, &se) {
+		t.Errorf("SetQuantity on the cancelled agreement: %v, want a StaleAgreementError", err)
+	}
+	if n := len(s.Requests()); n != 0 {
+		t.Errorf("SetQuantity after CheckWrites made %d requests, want 0", n)
 	}
 }
 
@@ -744,7 +793,7 @@ func TestBackend_SetQuantity_lineChangedSinceRead(t *testing.T) {
 	}
 }
 
-func TestBackend_ReadLines_manyAgreementsShortQueries(t *testing.T) {
+func TestBackend_CheckWrites_manyAgreementsShortQueries(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)
 	cw := s.ConnectWise()
@@ -754,8 +803,8 @@ func TestBackend_ReadLines_manyAgreementsShortQueries(t *testing.T) {
 		ids = append(ids, id(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "A" + strconv.Itoa(i)})))
 	}
 	s.ResetRequests()
-	if _, err := b.ReadLines(t.Context(), ids, now); err != nil {
-		t.Fatalf("ReadLines: %v", err)
+	if refused, err := b.CheckWrites(t.Context(), ids); err != nil || len(refused) != 0 {
+		t.Fatalf("CheckWrites = %v, %v", refused, err)
 	}
 	status := 0
 	for _, r := range s.Requests() {
@@ -766,7 +815,7 @@ func TestBackend_ReadLines_manyAgreementsShortQueries(t *testing.T) {
 			}
 		}
 	}
-	if status != 3 {
-		t.Errorf("status reads = %d, want 3 (100 agreements each)", status)
+	if n := len(s.Requests()); status != 3 || n != 3 {
+		t.Errorf("status reads = %d of %d requests, want 3 (100 agreements each)", status, n)
 	}
 }

@@ -61,23 +61,27 @@
 //
 // Backend adapts a Client to psa.Backend; its doc comment lists how the
 // neutral model maps to catalog items, companies, agreements and additions.
-// ReadLines reads the status of up to 100 agreements per request and then
-// the active additions of each agreement (one request per 1,000 additions,
-// four agreements at a time); per-agreement problems (missing, stale,
-// ambiguous, fractional) come back in a *ContractErrors alongside the other
-// agreements' lines. SetQuantity PATCHes the quantity, or creates the
-// addition when there is none, and refuses stale agreements.
+// ReadLines reads the active additions of each agreement (one request per
+// 1,000 additions, as many agreements at a time as the client keeps in
+// flight, eight by default) and nothing else; per-agreement problems
+// (missing, ambiguous, fractional) come back in a *ContractErrors alongside
+// the other agreements' lines. CheckWrites reads the status of the
+// agreements a pass will write to, 100 a request, before the first write,
+// and reports the cancelled, expired, inactive and missing ones.
+// SetQuantity PATCHes the quantity, or creates the addition when there is
+// none, and refuses those agreements.
 //
 // SetQuantity reads an agreement's status once per pass, not once per line:
-// the first write to an agreement that ReadLines found billable reads the
-// status of up to 100 such agreements in one request, and a status is then
-// trusted for two minutes. An agreement cancelled in those two minutes may
-// still receive the pass's remaining writes to it: the references this
-// package was built from do not say that ConnectWise refuses a PATCH on an
-// addition of a cancelled agreement, so the window is accepted rather than
-// closed. The write is an absolute quantity on an addition that was active
-// when read; a PATCH answered with a cancelled addition is still refused;
-// the next pass reports the agreement as stale and writes nothing more to
-// it; and a write answered with a conflict, a validation error or not found
-// forgets the status, so the next write reads it again.
+// it uses what CheckWrites read, and a status is trusted for two minutes;
+// a write to an agreement whose status is older reads it again together
+// with up to 99 agreements that come after it in CheckWrites' order. An
+// agreement cancelled in those two minutes may still receive the pass's
+// remaining writes to it: the references this package was built from do
+// not say that ConnectWise refuses a PATCH on an addition of a cancelled
+// agreement, so the window is accepted rather than closed. The write is an
+// absolute quantity on an addition that was active when read; a PATCH
+// answered with a cancelled addition is still refused; the next pass's
+// CheckWrites refuses the agreement and nothing more is written to it; and
+// a write answered with a conflict, a validation error or not found forgets
+// the status, so the next write reads it again.
 package connectwise

@@ -4,3 +4,6 @@ import "time"
 
 // SetNow replaces the backend's clock, for tests of its caches.
 func (b *Backend) SetNow(now func() time.Time) { b.now = now }
+
+// StatusTTL is statusTTL, for tests that let agreement statuses expire.
+const StatusTTL = statusTTL

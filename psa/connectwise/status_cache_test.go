@@ -77,9 +77,16 @@ func TestBackend_SetQuantity_readsAgreementStatusInBulk(t *testing.T) {
 	if err != nil || len(lines) != agreements*products {
 		t.Fatalf("ReadLines = %d lines, %v; want %d", len(lines), err, agreements*products)
 	}
+	if lists, singles := agreementReads(s); lists+singles != 0 {
+		t.Fatalf("ReadLines read agreements %d times, want 0 (the additions only)", lists+singles)
+	}
+	refused, err := b.CheckWrites(ctx, ids)
+	if err != nil || len(refused) != 0 {
+		t.Fatalf("CheckWrites = %v, %v", refused, err)
+	}
 	bulk, _ := agreementReads(s)
 	if bulk != 3 {
-		t.Fatalf("ReadLines made %d status reads, want 3", bulk)
+		t.Fatalf("CheckWrites made %d status reads, want 3", bulk)
 	}
 
 	// Write every line, several at a time, as the daemon does.
@@ -95,9 +102,8 @@ func TestBackend_SetQuantity_readsAgreementStatusInBulk(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatalf("SetQuantity: %v", err)
 	}
-	lists, singles := agreementReads(s)
-	if lists != bulk || singles != 0 {
-		t.Errorf("the writes read agreements %d times in bulk and %d times one by one, want %d and 0 (no read per line)", lists, singles, bulk)
+	if lists, singles := agreementReads(s); lists+singles != 0 {
+		t.Errorf("the writes read agreements %d times in bulk and %d times one by one, want 0 (CheckWrites read them)", lists, singles)
 	}
 	if n := countRequests(s, http.MethodPatch, ""); n != agreements*products {
 		t.Errorf("PATCHes = %d, want %d", n, agreements*products)
@@ -237,5 +243,69 @@ func TestBackend_SetQuantity_failedWriteForgetsAgreementStatus(t *testing.T) {
 	}
 	if q, _ := cw.Quantity(ag, prods[2]); q != 7 {
 		t.Errorf("quantity = %v, want 7", q)
+	}
+}
+
+// TestBackend_CheckWrites_onlyTheAgreementsWritten checks that a pass that
+// writes to a few of many agreements reads the status of those few (one
+// request), not of every agreement it read; and that when the statuses
+// expire before the writes reach their agreements, the next write reads
+// its agreement's status again together with the agreements written after
+// it, in CheckWrites' order, not one by one.
+func TestBackend_CheckWrites_onlyTheAgreementsWritten(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	clk := &clock{t: now}
+	b.SetNow(clk.now)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	var ids []string
+	for i := range 400 {
+		_, ag := seed(cw, "Customer "+strconv.Itoa(i))
+		ids = append(ids, id(ag))
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: prod, Quantity: 1})
+	}
+	ctx := t.Context()
+	lines, err := b.ReadLines(ctx, ids, now)
+	if err != nil || len(lines) != len(ids) {
+		t.Fatalf("ReadLines = %d lines, %v", len(lines), err)
+	}
+	// Every fourth agreement changes, written from the last to the first.
+	var written []psa.ContractLine
+	for i := len(lines) - 1; i >= 0; i -= 4 {
+		written = append(written, lines[i])
+	}
+	var order []string
+	for _, l := range written {
+		order = append(order, l.ContractID)
+	}
+	s.ResetRequests()
+	if _, err := b.CheckWrites(ctx, order); err != nil {
+		t.Fatal(err)
+	}
+	if lists, singles := agreementReads(s); lists != 1 || singles != 0 {
+		t.Errorf("CheckWrites of %d agreements read agreements %d times in bulk and %d alone, want 1 and 0", len(order), lists, singles)
+	}
+	set := func(l psa.ContractLine) {
+		t.Helper()
+		if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: l.ContractID, ServiceID: l.ServiceID, Quantity: 2, Current: &l, EffectiveDate: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.ResetRequests()
+	for _, l := range written[:10] {
+		set(l)
+	}
+	if lists, singles := agreementReads(s); lists+singles != 0 {
+		t.Errorf("writes within the TTL read agreements %d times, want 0", lists+singles)
+	}
+	// The rest is written after the statuses expired: one read for them all.
+	clk.advance(connectwise.StatusTTL)
+	s.ResetRequests()
+	for _, l := range written[10:] {
+		set(l)
+	}
+	if lists, singles := agreementReads(s); lists != 1 || singles != 0 {
+		t.Errorf("%d writes after the TTL read agreements %d times in bulk and %d alone, want 1 and 0", len(written)-10, lists, singles)
 	}
 }
