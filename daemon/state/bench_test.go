@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,33 +14,76 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
+// benchWriter is one state database under a write benchmark.
+type benchWriter struct {
+	// write does the i-th write; finish, when set, ends the run (Flush).
+	write  func(i int) error
+	finish func() error
+	// commits counts the transactions committed so far.
+	commits func() int64
+}
+
 // BenchmarkIntentCycle measures what every non-idempotent PSA write costs
 // the state database: an intent committed before the write, then closed as
 // done with its ledger entry, both durable. It runs on SQLite, on
 // PostgreSQL (a local cluster with fsync on), and on a bbolt file written the way psa-syncd's state was
 // before this package moved to SQL (the same buckets, JSON records and
-// fsynced transactions), for comparison, and prints
+// fsynced transactions), for comparison. The SQL drivers run it with one
+// writer and with 3 and 16 concurrent writers (Autotask's 3 concurrent
+// requests per endpoint, and a wider engine), whose intents share group
+// commits, and then again with the closes deferred (CompleteIntentDeferred,
+// flushed at the end), which then ride with the next intent's commit. It
+// prints, per driver, case and concurrency,
 //
-//	BENCH state <driver> intent-cycle us_per_write=...
+//	BENCH state <driver> intent-cycle[-deferred] concurrency=N us_per_write=... writes=... commits_per_write=...
+//
+// where us_per_write is the wall time of all writes divided by their
+// number, so the concurrent lines show throughput.
 func BenchmarkIntentCycle(b *testing.B) {
-	cycle := func(b *testing.B, driver string, open func(*testing.B) func(i int) error) {
-		b.Run(driver, func(b *testing.B) {
-			write := open(b)
+	cycle := func(b *testing.B, driver, name string, concurrency int, open func(*testing.B) benchWriter) {
+		b.Run(fmt.Sprintf("%s/%s/concurrency=%d", driver, name, concurrency), func(b *testing.B) {
+			w := open(b)
+			work := make(chan int)
+			errs := make(chan error, concurrency)
+			for range concurrency {
+				go func() {
+					var err error
+					for i := range work {
+						if err == nil {
+							err = w.write(i)
+						}
+					}
+					errs <- err
+				}()
+			}
+			c0 := w.commits()
 			start := time.Now()
 			n := 0
 			for b.Loop() {
-				if err := write(n); err != nil {
-					b.Fatal(err)
-				}
+				work <- n
 				n++
 			}
+			close(work)
+			for range concurrency {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			if w.finish != nil {
+				if err := w.finish(); err != nil {
+					b.Fatal(err)
+				}
+			}
 			us := float64(time.Since(start).Microseconds()) / float64(n)
+			perWrite := float64(w.commits()-c0) / float64(n)
 			b.ReportMetric(us, "us/write")
-			fmt.Printf("BENCH state %s intent-cycle us_per_write=%.0f writes=%d\n", driver, us, n)
+			b.ReportMetric(perWrite, "commits/write")
+			fmt.Printf("BENCH state %s %s concurrency=%d us_per_write=%.0f writes=%d commits_per_write=%.2f\n",
+				driver, name, concurrency, us, n, perWrite)
 		})
 	}
-	sqlWrite := func(cfg func(b *testing.B) Config) func(*testing.B) func(int) error {
-		return func(b *testing.B) func(int) error {
+	sqlWrite := func(cfg func(b *testing.B) Config, deferred bool) func(*testing.B) benchWriter {
+		return func(b *testing.B) benchWriter {
 			db, err := OpenConfig(b.Context(), cfg(b))
 			if err != nil {
 				b.Fatal(err)
@@ -48,33 +92,66 @@ func BenchmarkIntentCycle(b *testing.B) {
 			if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
 				b.Fatalf("TryLead: %v", err)
 			}
-			return func(i int) error {
+			w := benchWriter{commits: db.commits.Load}
+			w.write = func(i int) error {
 				req := testIntent()
 				req.ServiceID = fmt.Sprint(i)
 				in, err := db.OpenIntent(req)
 				if err != nil {
 					return err
 				}
+				if deferred {
+					return db.CompleteIntentDeferred(IntentCompletion{ID: in.ID, State: IntentDone})
+				}
 				return db.CompleteIntent(in.ID, IntentDone, "", time.Now())
+			}
+			if deferred {
+				w.finish = func() error { return db.Flush(b.Context()) }
+			}
+			return w
+		}
+	}
+	var pg *pgtest.Cluster
+	pgConfig := func(b *testing.B) Config {
+		if pg == nil {
+			var err error
+			if pg, err = pgtest.Start(pgtest.Durable); err != nil {
+				b.Fatal(err)
+			}
+		}
+		url, err := pg.CreateDatabase(b.Context())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return Config{Driver: DriverPostgres, URL: url}
+	}
+	_, pgErr := pgtest.Bin()
+	for _, deferred := range []bool{false, true} {
+		name := "intent-cycle"
+		if deferred {
+			name += "-deferred"
+		}
+		for _, concurrency := range []int{1, 3, 16} {
+			cycle(b, DriverSQLite, name, concurrency, sqlWrite(func(b *testing.B) Config {
+				return Config{Driver: DriverSQLite, Path: b.TempDir()}
+			}, deferred))
+			if pgErr == nil {
+				cycle(b, DriverPostgres, name, concurrency, sqlWrite(pgConfig, deferred))
 			}
 		}
 	}
-	cycle(b, DriverSQLite, sqlWrite(func(b *testing.B) Config { return Config{Driver: DriverSQLite, Path: b.TempDir()} }))
-	if _, err := pgtest.Bin(); err == nil {
-		cycle(b, DriverPostgres, sqlWrite(func(b *testing.B) Config {
-			url, err := pgtest.New(b, pgtest.Durable).CreateDatabase(b.Context())
-			if err != nil {
-				b.Fatal(err)
-			}
-			return Config{Driver: DriverPostgres, URL: url}
-		}))
+	if pg != nil {
+		if err := pg.Stop(); err != nil {
+			b.Error(err)
+		}
 	}
-	cycle(b, "bbolt", openBoltBench)
+	cycle(b, "bbolt", "intent-cycle", 1, openBoltBench)
 }
 
 // openBoltBench writes intents and ledger entries the way the bbolt state
 // of earlier versions did.
-func openBoltBench(b *testing.B) func(int) error {
+func openBoltBench(b *testing.B) benchWriter {
+	var commits atomic.Int64
 	bdb, err := bolt.Open(filepath.Join(b.TempDir(), FileName), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		b.Fatal(err)
@@ -92,7 +169,8 @@ func openBoltBench(b *testing.B) func(int) error {
 		b.Fatal(err)
 	}
 	key := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-	return func(i int) error {
+	return benchWriter{commits: commits.Load, write: func(i int) error {
+		commits.Add(2)
 		in := testIntent()
 		in.ServiceID = fmt.Sprint(i)
 		in.State = IntentOpen
@@ -130,5 +208,5 @@ func openBoltBench(b *testing.B) func(int) error {
 			}
 			return tx.Bucket(buckets[3]).Put([]byte(cur.ContractID+"\x00"+cur.ServiceID), key(seq))
 		})
-	}
+	}}
 }

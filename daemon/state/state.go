@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -115,8 +116,9 @@ func (c *Config) setDefaults() {
 }
 
 // DB is the daemon's state database. Its methods are safe for concurrent
-// use; each write is one transaction that is committed (and, on SQLite,
-// fsynced) before the method returns.
+// use; each write is committed (and, on SQLite, fsynced) before the method
+// returns. Intents and customer statuses written concurrently share their
+// commits (see the package documentation, "Group commits").
 type DB struct {
 	sql     *sql.DB
 	dialect dialect
@@ -131,6 +133,11 @@ type DB struct {
 	fenced  bool
 	fenceMu sync.Mutex
 	fence   *sql.Conn
+
+	// group turns concurrent intent and status writes into group commits.
+	group committer
+	// commits counts the write transactions this DB has committed.
+	commits atomic.Int64
 }
 
 // CustomerStatus is the outcome of the last sync attempt for one source
@@ -264,6 +271,7 @@ func (db *DB) Driver() string { return db.cfg.Driver }
 // Close closes the database, releasing its lock (SQLite) or the
 // leadership lock (PostgreSQL).
 func (db *DB) Close() error {
+	deferred := db.group.close()
 	db.fenceMu.Lock()
 	if db.fence != nil {
 		_ = db.fence.Close()
@@ -271,9 +279,9 @@ func (db *DB) Close() error {
 	}
 	db.fenceMu.Unlock()
 	if err := db.sql.Close(); err != nil {
-		return fmt.Errorf("state: closing %s: %w", db.path, err)
+		return errors.Join(deferred, fmt.Errorf("state: closing %s: %w", db.path, err))
 	}
-	return nil
+	return deferred
 }
 
 // ctx returns a context bounded by the query timeout.
@@ -301,29 +309,68 @@ func (db *DB) tx(what string, fn func(ctx context.Context, tx *sql.Tx) error) er
 		_ = tx.Rollback()
 		return err
 	}
-	return db.wrap(what, tx.Commit())
+	return db.wrap(what, db.commit(tx))
 }
 
 // PutCustomerStatus stores cs, replacing the status stored for the same
-// (Source, CustomerID).
+// (Source, CustomerID). Statuses stored concurrently share one commit.
 func (db *DB) PutCustomerStatus(cs CustomerStatus) error {
 	if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
 		return err
 	}
-	ctx, cancel := db.ctx()
-	defer cancel()
-	_, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO customers (source, customer_id, customer_name, company_id, contract_id,
-		usage_sync, ticket_sync, last_attempt, last_success, result, error, hint, run_id, updated, unchanged, held, failed)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (source, customer_id) DO UPDATE SET customer_name = excluded.customer_name,
+	return db.group.submit(context.Background(), db, &groupOp{
+		what: "storing the status of customer " + cs.CustomerID,
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.upsertCustomers(ctx, tx, []CustomerStatus{cs})
+		},
+	})
+}
+
+// customersPerStatement bounds the rows of one multi-row upsert: 17
+// parameters each stays far below the parameter limits of both databases.
+const customersPerStatement = 500
+
+// upsertCustomers stores statuses in tx, a statement per
+// customersPerStatement rows. A key given twice stores the last status
+// given for it, as storing them one after another would (one statement
+// cannot upsert a row twice).
+func (db *DB) upsertCustomers(ctx context.Context, tx *sql.Tx, statuses []CustomerStatus) error {
+	type key struct{ source, customer string }
+	last := make(map[key]int, len(statuses))
+	for i, cs := range statuses {
+		last[key{cs.Source, cs.CustomerID}] = i
+	}
+	rows := make([]CustomerStatus, 0, len(last))
+	for i, cs := range statuses {
+		if last[key{cs.Source, cs.CustomerID}] == i {
+			rows = append(rows, cs)
+		}
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), customersPerStatement)
+		var b strings.Builder
+		b.WriteString(`INSERT INTO customers (` + customerColumns + `) VALUES `)
+		args := make([]any, 0, n*17)
+		for i, cs := range rows[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, cs.Source, cs.CustomerID, cs.CustomerName, cs.CompanyID, cs.ContractID, cs.UsageSync,
+				cs.TicketSync, db.tv(cs.LastAttempt), db.tv(cs.LastSuccess), cs.Result, cs.Error, cs.Hint, cs.RunID,
+				cs.Updated, cs.Unchanged, cs.Held, cs.Failed)
+		}
+		b.WriteString(` ON CONFLICT (source, customer_id) DO UPDATE SET customer_name = excluded.customer_name,
 		company_id = excluded.company_id, contract_id = excluded.contract_id, usage_sync = excluded.usage_sync,
 		ticket_sync = excluded.ticket_sync, last_attempt = excluded.last_attempt, last_success = excluded.last_success,
 		result = excluded.result, error = excluded.error, hint = excluded.hint, run_id = excluded.run_id,
-		updated = excluded.updated, unchanged = excluded.unchanged, held = excluded.held, failed = excluded.failed`),
-		cs.Source, cs.CustomerID, cs.CustomerName, cs.CompanyID, cs.ContractID, cs.UsageSync, cs.TicketSync,
-		db.tv(cs.LastAttempt), db.tv(cs.LastSuccess), cs.Result, cs.Error, cs.Hint, cs.RunID,
-		cs.Updated, cs.Unchanged, cs.Held, cs.Failed)
-	return db.wrap("storing the status of customer "+cs.CustomerID, err)
+		updated = excluded.updated, unchanged = excluded.unchanged, held = excluded.held, failed = excluded.failed`)
+		if _, err := tx.ExecContext(ctx, db.q(b.String()), args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
 }
 
 const customerColumns = `source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync,
@@ -343,6 +390,7 @@ func (db *DB) CustomerStatus(source, customerID string) (CustomerStatus, bool, e
 	if err := checkKey("customer", source, customerID); err != nil {
 		return CustomerStatus{}, false, err
 	}
+	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	cs, err := scanCustomer(db.sql.QueryRowContext(ctx,
@@ -359,6 +407,7 @@ func (db *DB) CustomerStatus(source, customerID string) (CustomerStatus, bool, e
 // CustomerStatuses returns every stored customer status, sorted by source
 // and then customer id.
 func (db *DB) CustomerStatuses() ([]CustomerStatus, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading customer statuses",
 		`SELECT `+customerColumns+` FROM customers ORDER BY source, customer_id`, scanCustomer)
 }
@@ -475,43 +524,55 @@ func scanIntent(row interface{ Scan(...any) error }) (Intent, error) {
 // assigned, State "open" and, when zero, Created set to now. The record is
 // committed (and, on SQLite, fsynced) before OpenIntent returns, so the
 // caller may send the write once it gets a nil error and never before.
+// Intents opened concurrently share one commit.
 // While this instance is the active one of several on a PostgreSQL
 // database, the intent is committed through the session that holds the
 // leadership lock: once the lock is lost, no intent can be opened, so no
 // write can be sent.
 func (db *DB) OpenIntent(in Intent) (Intent, error) {
-	if err := checkKey("intent", in.ContractID, in.ServiceID); err != nil {
+	out, err := db.openIntents(context.Background(), "recording an intent", []Intent{in})
+	if err != nil {
 		return Intent{}, err
 	}
-	in.State = IntentOpen
-	if in.Created.IsZero() {
-		in.Created = time.Now()
+	return out[0], nil
+}
+
+// openIntents records ins as open intents, all or none, in one group
+// commit.
+func (db *DB) openIntents(ctx context.Context, what string, ins []Intent) ([]Intent, error) {
+	out := make([]Intent, len(ins))
+	for i, in := range ins {
+		if err := checkKey("intent", in.ContractID, in.ServiceID); err != nil {
+			if len(ins) > 1 {
+				err = fmt.Errorf("state: intent %d of %d: %w", i+1, len(ins), err)
+			}
+			return nil, err
+		}
+		in.ID = 0
+		in.State = IntentOpen
+		if in.Created.IsZero() {
+			in.Created = time.Now()
+		}
+		in.Created, in.EffectiveDate = db.stored(in.Created), db.stored(in.EffectiveDate)
+		out[i] = in
 	}
-	in.Created, in.EffectiveDate = db.stored(in.Created), db.stored(in.EffectiveDate)
 	query := db.q(`INSERT INTO intents (run_id, system, source, customer_id, contract_id, service_id, qty_before, qty_after,
 		before_known, effective_date, created, state, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
-	args := []any{in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
-		in.BeforeKnown, db.tv(in.EffectiveDate), db.tv(in.Created), in.State, in.Note}
-	ctx, cancel := db.ctx()
-	defer cancel()
-	var err error
-	db.fenceMu.Lock()
-	switch {
-	case db.fence != nil:
-		err = db.fence.QueryRowContext(ctx, query, args...).Scan(&in.ID)
-		if err != nil {
-			err = fmt.Errorf("%w (the connection that holds the leadership lock failed, so this instance may no longer be the active one)", err)
+	err := db.group.submit(ctx, db, &groupOp{what: what, fenced: true, run: func(ctx context.Context, tx *sql.Tx) error {
+		for i := range out {
+			in := &out[i]
+			if err := tx.QueryRowContext(ctx, query, in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID,
+				in.ServiceID, in.Before, in.After, in.BeforeKnown, db.tv(in.EffectiveDate), db.tv(in.Created), in.State,
+				in.Note).Scan(&in.ID); err != nil {
+				return err
+			}
 		}
-	case db.fenced:
-		err = ErrNotLeader
-	default:
-		err = db.sql.QueryRowContext(ctx, query, args...).Scan(&in.ID)
-	}
-	db.fenceMu.Unlock()
+		return nil
+	}})
 	if err != nil {
-		return Intent{}, db.wrap("recording an intent", err)
+		return nil, err
 	}
-	return in, nil
+	return out, nil
 }
 
 // CompleteIntent closes an open intent. state is "done" when the write
@@ -520,46 +581,78 @@ func (db *DB) OpenIntent(in Intent) (Intent, error) {
 // never disagree.
 // "failed" (the write certainly did not happen) and "review" (an operator
 // must look) close the intent without a ledger entry. Completing an
-// unknown or already closed intent is an error.
+// unknown or already closed intent is an error. Intents completed
+// concurrently share one commit.
 func (db *DB) CompleteIntent(id int64, state, note string, at time.Time) error {
-	switch state {
-	case IntentDone, IntentFailed, IntentReview:
-	default:
-		return fmt.Errorf("state: completing intent %d: invalid state %q (want done, failed or review)", id, state)
+	c := IntentCompletion{ID: id, State: state, Note: note, At: at}
+	if err := c.check(); err != nil {
+		return err
 	}
+	return db.group.submit(context.Background(), db, &groupOp{
+		what: fmt.Sprintf("completing intent %d", id),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.completeIntent(ctx, tx, c)
+		},
+	})
+}
+
+// IntentCompletion is how one open intent is closed: its ID, the state it
+// is closed in (done, failed or review), a note, and the time of the
+// ledger entry that "done" appends (now when zero).
+type IntentCompletion struct {
+	ID    int64
+	State string
+	Note  string
+	At    time.Time
+}
+
+func (c IntentCompletion) check() error {
+	switch c.State {
+	case IntentDone, IntentFailed, IntentReview:
+		return nil
+	}
+	return fmt.Errorf("state: completing intent %d: invalid state %q (want done, failed or review)", c.ID, c.State)
+}
+
+// completeIntent closes one intent in tx. Closing an unknown or closed
+// intent is refused, having written nothing.
+func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion) error {
+	at := c.At
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return db.tx(fmt.Sprintf("completing intent %d", id), func(ctx context.Context, tx *sql.Tx) error {
-		in, err := scanIntent(tx.QueryRowContext(ctx, db.q(`UPDATE intents SET state = ?, note = ? WHERE id = ? AND state = ?
-			RETURNING `+intentColumns), state, note, id, IntentOpen))
+	in, err := scanIntent(tx.QueryRowContext(ctx, db.q(`UPDATE intents SET state = ?, note = ? WHERE id = ? AND state = ?
+		RETURNING `+intentColumns), c.State, c.Note, c.ID, IntentOpen))
+	if errors.Is(err, sql.ErrNoRows) {
+		var cur string
+		err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), c.ID).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
-			var cur string
-			err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), id).Scan(&cur)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("state: completing intent %d: no such intent", id)
-			}
-			if err != nil {
-				return db.wrap(fmt.Sprintf("completing intent %d", id), err)
-			}
-			return fmt.Errorf("state: completing intent %d: already %s", id, cur)
+			return refuse(fmt.Errorf("state: completing intent %d: no such intent", c.ID))
 		}
 		if err != nil {
-			return db.wrap(fmt.Sprintf("completing intent %d", id), err)
+			return err
 		}
-		if state != IntentDone {
-			return nil
-		}
-		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO ledger (run_id, system, source, customer_id, contract_id, service_id,
-			qty_before, qty_after, effective_date, at, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
-			db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
-		return db.wrap(fmt.Sprintf("appending the ledger entry of intent %d", id), err)
-	})
+		return refuse(fmt.Errorf("state: completing intent %d: already %s", c.ID, cur))
+	}
+	if err != nil {
+		return err
+	}
+	if c.State != IntentDone {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO ledger (run_id, system, source, customer_id, contract_id, service_id,
+		qty_before, qty_after, effective_date, at, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
+		db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
+	if err != nil {
+		return fmt.Errorf("appending the ledger entry of intent %d: %w", c.ID, err)
+	}
+	return nil
 }
 
 // OpenIntents returns every intent that is still open, oldest first.
 func (db *DB) OpenIntents() ([]Intent, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading open intents",
 		`SELECT `+intentColumns+` FROM intents WHERE state = 'open' ORDER BY id`, scanIntent)
 }
@@ -577,6 +670,7 @@ func scanLedger(row interface{ Scan(...any) error }) (LedgerEntry, error) {
 // Ledger returns up to limit ledger entries, newest first. A limit of 0 or
 // less means all of them.
 func (db *DB) Ledger(limit int) ([]LedgerEntry, error) {
+	db.syncDeferred()
 	return queryAll(db, "reading the ledger", `SELECT `+ledgerColumns+` FROM ledger ORDER BY seq DESC`+limitClause(limit), scanLedger)
 }
 
@@ -587,6 +681,7 @@ func (db *DB) LastSet(contractID, serviceID string) (LedgerEntry, bool, error) {
 	if err := checkKey("ledger entry", contractID, serviceID); err != nil {
 		return LedgerEntry{}, false, err
 	}
+	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	e, err := scanLedger(db.sql.QueryRowContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM ledger

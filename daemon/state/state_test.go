@@ -618,6 +618,9 @@ const (
 	crashEnvDriver = "PSA_SYNC_STATE_CRASH_CHILD_DRIVER"
 	crashEnvPath   = "PSA_SYNC_STATE_CRASH_CHILD_PATH"
 	crashEnvURL    = "PSA_SYNC_STATE_CRASH_CHILD_URL"
+	// crashEnvMode "group" makes the child write from many goroutines
+	// without end (groupCrashChild).
+	crashEnvMode = "PSA_SYNC_STATE_CRASH_CHILD_MODE"
 )
 
 // TestMain turns this test binary into the crash child when crashEnvDriver
@@ -644,6 +647,9 @@ func crashChild(cfg Config) {
 	}
 	if _, err := db.TryLead(context.Background(), LeaderInfo{Holder: "crash child"}, time.Second); err != nil {
 		fail(err)
+	}
+	if os.Getenv(crashEnvMode) == "group" {
+		groupCrashChild(db, fail)
 	}
 	done, err := db.OpenIntent(testIntent())
 	if err != nil {

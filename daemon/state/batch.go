@@ -1,0 +1,136 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// The batch methods write many records in one transaction, which they also
+// share with whatever else is being committed at the time (see "Group
+// commits" in the package documentation). Each is all or nothing: on error
+// none of its records is written. ctx bounds the wait for the committer:
+// once the transaction holding the batch has begun, the method waits for
+// its outcome (bounded by Config.QueryTimeout), so that an error always
+// means that nothing was written.
+
+// OpenIntentBatch records ins as open intents in one transaction and
+// returns them as OpenIntent would, in the same order, with their IDs
+// assigned. All of them are committed (and, on SQLite, fsynced) before it
+// returns: the caller may send their writes once it gets a nil error, and
+// none of them otherwise. On PostgreSQL the transaction goes through the
+// session that holds the leadership lock, as for OpenIntent. An empty ins
+// writes nothing.
+func (db *DB) OpenIntentBatch(ctx context.Context, ins []Intent) ([]Intent, error) {
+	if len(ins) == 0 {
+		return nil, nil
+	}
+	return db.openIntents(ctx, fmt.Sprintf("recording %d intents", len(ins)), ins)
+}
+
+// CompleteIntentBatch closes open intents in one transaction, each as
+// CompleteIntent would. If any of them is unknown, already closed or given
+// twice, or its state is invalid, none is closed and the error names it.
+// An empty cs writes nothing.
+func (db *DB) CompleteIntentBatch(ctx context.Context, cs []IntentCompletion) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	for _, c := range cs {
+		if err := c.check(); err != nil {
+			return err
+		}
+	}
+	return db.group.submit(ctx, db, &groupOp{
+		what: fmt.Sprintf("completing %d intents", len(cs)),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			// A refusal of the third intent must undo the first two.
+			return inSavepoint(ctx, tx, func() error {
+				for _, c := range cs {
+					if err := db.completeIntent(ctx, tx, c); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		},
+	})
+}
+
+// PutCustomerStatusBatch stores statuses in one transaction, each as
+// PutCustomerStatus would; when a customer appears more than once, the
+// last of its statuses is stored. An empty statuses writes nothing.
+func (db *DB) PutCustomerStatusBatch(ctx context.Context, statuses []CustomerStatus) error {
+	if len(statuses) == 0 {
+		return nil
+	}
+	for i, cs := range statuses {
+		if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
+			return fmt.Errorf("state: status %d of %d: %w", i+1, len(statuses), err)
+		}
+	}
+	return db.group.submit(ctx, db, &groupOp{
+		what: fmt.Sprintf("storing the statuses of %d customers", len(statuses)),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.upsertCustomers(ctx, tx, statuses)
+		},
+	})
+}
+
+// CompleteIntentDeferred closes an open intent as CompleteIntent does, but
+// returns without waiting for the commit: the completion joins the next
+// group commit (the next intent opened or status stored by anyone), or is
+// committed on its own within 200 ms, or at Flush or Close. Closing an
+// intent may wait because an intent whose close is lost in a crash stays
+// open, and is settled by reconciliation like any write whose outcome is
+// unknown; opening one may not, so there is no OpenIntentDeferred.
+//
+// It returns an error only for an invalid state. Other errors (an unknown
+// or closed intent, a failed transaction) are returned by the next Flush,
+// or by Close. OpenIntents, Ledger and LastSet first wait for the deferred
+// writes queued before them, so that they never show an intent as open
+// whose completion was accepted.
+func (db *DB) CompleteIntentDeferred(c IntentCompletion) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	return db.group.submitDeferred(db, &groupOp{
+		what: fmt.Sprintf("completing intent %d", c.ID),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.completeIntent(ctx, tx, c)
+		},
+	})
+}
+
+// PutCustomerStatusDeferred stores cs as PutCustomerStatus does, but
+// returns without waiting for the commit, like CompleteIntentDeferred: a
+// status lost in a crash is written again by the next pass. It returns an
+// error only for an invalid key; CustomerStatus and CustomerStatuses wait
+// for the deferred writes queued before them.
+func (db *DB) PutCustomerStatusDeferred(cs CustomerStatus) error {
+	if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
+		return err
+	}
+	return db.group.submitDeferred(db, &groupOp{
+		what: "storing the status of customer " + cs.CustomerID,
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.upsertCustomers(ctx, tx, []CustomerStatus{cs})
+		},
+	})
+}
+
+// Flush commits the deferred writes queued so far and returns the errors
+// of every deferred write since the last Flush, joined. A pass calls it at
+// its end, to report what it could not record.
+func (db *DB) Flush(ctx context.Context) error {
+	return db.group.flush(ctx, db)
+}
+
+// syncDeferred waits for the deferred writes queued so far, so that a read
+// sees them. Their errors are left for Flush; an error of the wait itself
+// shows up as the read's own.
+func (db *DB) syncDeferred() {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	_ = db.group.sync(ctx, db)
+}
