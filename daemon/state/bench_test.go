@@ -14,6 +14,19 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
+// openBench opens cfg as the active instance, closed when b ends.
+func openBench(b *testing.B, cfg Config) *DB {
+	db, err := OpenConfig(b.Context(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
+		b.Fatalf("TryLead: %v", err)
+	}
+	return db
+}
+
 // benchWriter is one state database under a write benchmark.
 type benchWriter struct {
 	// write does the i-th write; finish, when set, ends the run (Flush).
@@ -84,14 +97,7 @@ func BenchmarkIntentCycle(b *testing.B) {
 	}
 	sqlWrite := func(cfg func(b *testing.B) Config, deferred bool) func(*testing.B) benchWriter {
 		return func(b *testing.B) benchWriter {
-			db, err := OpenConfig(b.Context(), cfg(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = db.Close() })
-			if l, err := db.TryLead(b.Context(), LeaderInfo{Holder: "bench"}, time.Second); err != nil || l == nil {
-				b.Fatalf("TryLead: %v", err)
-			}
+			db := openBench(b, cfg(b))
 			w := benchWriter{commits: db.commits.Load}
 			w.write = func(i int) error {
 				req := testIntent()
@@ -209,4 +215,65 @@ func openBoltBench(b *testing.B) benchWriter {
 			return tx.Bucket(buckets[3]).Put([]byte(cur.ContractID+"\x00"+cur.ServiceID), key(seq))
 		})
 	}}
+}
+
+// BenchmarkCustomerStatuses measures storing the statuses of a pass's
+// customers (one per benchmark iteration), the only writes of a pass that
+// changes nothing: one commit each (PutCustomerStatus, one after another,
+// as the engine stores them), deferred (PutCustomerStatusDeferred, then
+// Flush) or in one batch (PutCustomerStatusBatch). It prints
+//
+//	BENCH state <driver> statuses mode=<each|deferred|batch> customers=N ms=... commits=...
+func BenchmarkCustomerStatuses(b *testing.B) {
+	modes := []string{"each", "deferred", "batch"}
+	run := func(b *testing.B, driver string, cfg func(b *testing.B) Config) {
+		for _, mode := range modes {
+			b.Run(driver+"/"+mode, func(b *testing.B) {
+				db := openBench(b, cfg(b))
+				c0 := db.commits.Load()
+				start := time.Now()
+				var batch []CustomerStatus
+				n := 0
+				var err error
+				for b.Loop() {
+					cs := CustomerStatus{Source: "sophos", CustomerID: fmt.Sprintf("cust-%06d", n), ContractID: fmt.Sprint(n),
+						UsageSync: true, LastAttempt: start, LastSuccess: start, Result: CustomerSucceeded, RunID: "1", Unchanged: 5}
+					n++
+					switch mode {
+					case "each":
+						err = db.PutCustomerStatus(cs)
+					case "deferred":
+						err = db.PutCustomerStatusDeferred(cs)
+					case "batch":
+						batch = append(batch, cs)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				switch mode {
+				case "deferred":
+					err = db.Flush(b.Context())
+				case "batch":
+					err = db.PutCustomerStatusBatch(b.Context(), batch)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				ms := float64(time.Since(start).Microseconds()) / 1000
+				fmt.Printf("BENCH state %s statuses mode=%s customers=%d ms=%.0f commits=%d\n", driver, mode, n, ms, db.commits.Load()-c0)
+			})
+		}
+	}
+	run(b, DriverSQLite, func(b *testing.B) Config { return Config{Driver: DriverSQLite, Path: b.TempDir()} })
+	if _, err := pgtest.Bin(); err == nil {
+		pg := pgtest.New(b, pgtest.Durable)
+		run(b, DriverPostgres, func(b *testing.B) Config {
+			url, err := pg.CreateDatabase(b.Context())
+			if err != nil {
+				b.Fatal(err)
+			}
+			return Config{Driver: DriverPostgres, URL: url}
+		})
+	}
 }

@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -57,4 +58,61 @@ func ExampleDB_OpenIntent() {
 	// Output:
 	// true 40 -> 42 in run 1
 	// open intents: 0
+}
+
+func ExampleDB_OpenIntentBatch() {
+	dir, err := os.MkdirTemp("", "psa-syncd-state")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	db, err := state.Open(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// Two writes to send: both intents are committed in one transaction
+	// before either is sent.
+	ins, err := db.OpenIntentBatch(ctx, []state.Intent{
+		{System: psa.SystemAutotask, Source: "sophos", CustomerID: "718b6047", ContractID: "29684183", ServiceID: "30000012", After: 42},
+		{System: psa.SystemAutotask, Source: "sophos", CustomerID: "718b6047", ContractID: "29684183", ServiceID: "30000013", After: 7},
+	})
+	if err != nil {
+		log.Fatal(err) // nothing may be sent
+	}
+	// ...send both writes here. Their closes need not wait for a commit
+	// of their own: a close lost in a crash leaves the intent open, to be
+	// settled by reading the PSA. They join the next commit.
+	for _, in := range ins {
+		if err := db.CompleteIntentDeferred(state.IntentCompletion{ID: in.ID, State: state.IntentDone}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// The statuses of a pass are one transaction too.
+	if err := db.PutCustomerStatusBatch(ctx, []state.CustomerStatus{
+		{Source: "sophos", CustomerID: "718b6047", Result: state.CustomerSucceeded, Updated: 2},
+		{Source: "sophos", CustomerID: "9c2e11aa", Result: state.CustomerSucceeded},
+	}); err != nil {
+		log.Fatal(err)
+	}
+	// At the end of the pass, Flush reports any deferred write that failed.
+	if err := db.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	ledger, err := db.Ledger(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	statuses, err := db.CustomerStatuses()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("ledger entries:", len(ledger), "statuses:", len(statuses))
+	// Output:
+	// ledger entries: 2 statuses: 2
 }

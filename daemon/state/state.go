@@ -268,8 +268,9 @@ func (db *DB) Path() string { return db.path }
 // Driver returns DriverSQLite or DriverPostgres.
 func (db *DB) Driver() string { return db.cfg.Driver }
 
-// Close closes the database, releasing its lock (SQLite) or the
-// leadership lock (PostgreSQL).
+// Close commits the deferred writes still queued and closes the database,
+// releasing its lock (SQLite) or the leadership lock (PostgreSQL). Its
+// error includes those of deferred writes not yet reported by Flush.
 func (db *DB) Close() error {
 	deferred := db.group.close()
 	db.fenceMu.Lock()

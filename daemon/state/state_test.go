@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -666,22 +667,31 @@ func crashChild(cfg Config) {
 	select {}
 }
 
+// startCrashChild starts the crash child on cfg in mode ("" or "group")
+// and returns it with its stdout and what it writes to stderr.
+func startCrashChild(t *testing.T, cfg Config, mode string) (*exec.Cmd, io.Reader, *strings.Builder) {
+	t.Helper()
+	// TestMain diverts the child before any test runs; -test.run=^$
+	// makes sure it would run none even if it did not.
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnvDriver+"="+cfg.Driver, crashEnvPath+"="+cfg.Path, crashEnvURL+"="+cfg.URL,
+		crashEnvMode+"="+mode)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, stderr
+}
+
 func TestIntent_survivesCrash(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		cfg := d.config(t)
-		// TestMain diverts the child before any test runs; -test.run=^$
-		// makes sure it would run none even if it did not.
-		cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashEnvDriver+"="+cfg.Driver, crashEnvPath+"="+cfg.Path, crashEnvURL+"="+cfg.URL)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stdout, stderr := startCrashChild(t, cfg, "")
 		var id int64
 		if _, err := fmt.Fscanf(stdout, "intent %d\n", &id); err != nil {
 			_ = cmd.Process.Kill()
