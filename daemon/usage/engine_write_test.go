@@ -280,3 +280,46 @@ func TestEngine_Sync_cancelledWithIntentsOpenedAhead(t *testing.T) {
 		t.Errorf("open intents after the cancelled pass = %+v, want at most the one in flight", open)
 	}
 }
+
+// limitedBackend is a PSA whose client keeps n requests in flight.
+type limitedBackend struct {
+	psa.Backend
+	n int
+}
+
+func (b limitedBackend) MaxConcurrency() int { return b.n }
+
+func TestNewEngine_writeConcurrency(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		be     psa.Backend
+		policy int
+		want   int
+	}{
+		{"the client's bound", limitedBackend{n: 8}, 0, 8},
+		{"the policy wins", limitedBackend{n: 8}, 2, 2},
+		{"an unbounded client", limitedBackend{n: 0}, 0, DefaultWriteConcurrency},
+		{"a backend that does not say", fakeBudget{}.Backend, 0, DefaultWriteConcurrency},
+	} {
+		e := NewEngine(EngineOptions{Backend: tt.be, Policies: Policies{WriteConcurrency: tt.policy}})
+		if got := e.policies.WriteConcurrency; got != tt.want {
+			t.Errorf("%s: write concurrency = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestEngineSystems_writeConcurrency checks the default writes in flight
+// against each PSA's client: Autotask's thread limit, ConnectWise's client
+// default, and DefaultWriteConcurrency for Kaseya BMS, whose client has no
+// bound.
+func TestEngineSystems_writeConcurrency(t *testing.T) {
+	t.Parallel()
+	want := map[psa.System]int{psa.SystemAutotask: 3, psa.SystemConnectWise: 8, psa.SystemKaseyaBMS: DefaultWriteConcurrency}
+	for _, sys := range sysSystems {
+		h := newSysHarness(t, sys)
+		if got := h.engine().policies.WriteConcurrency; got != want[sys] {
+			t.Errorf("%s: write concurrency = %d, want %d", sys, got, want[sys])
+		}
+	}
+}
