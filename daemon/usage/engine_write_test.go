@@ -323,3 +323,33 @@ func TestEngineSystems_writeConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// TestEngine_Sync_commitsDoNotGrowWithCustomers counts the state database's
+// commits in a pass that writes no line: the run, the snapshots and the
+// statuses of every customer in one batch, the same for 60 customers as
+// for 2.
+func TestEngine_Sync_commitsDoNotGrowWithCustomers(t *testing.T) {
+	t.Parallel()
+	commits := func(more int) int64 {
+		h := newETHarness(t)
+		rows := append(h.addCustomers(more), "cust-a,Acme,CIXA-MSP,4", "cust-b,Globex,MDR,2")
+		h.writeUsage(rows...)
+		h.sync(PassOptions{}) // writes every line
+		c0 := h.db.Commits()
+		res := h.sync(PassOptions{})
+		if res.Run.Updated != 0 || res.Run.Customers != 2+more {
+			t.Fatalf("second pass = %+v, want %d customers and nothing updated", res.Run, 2+more)
+		}
+		if cs := h.status("cust-b"); cs.RunID != etID(res.Run.ID) {
+			t.Errorf("status of cust-b = %+v, want it from run %d", cs, res.Run.ID)
+		}
+		return h.db.Commits() - c0
+	}
+	few, many := commits(0), commits(58)
+	if few != many {
+		t.Errorf("a pass over 2 customers made %d commits, over 60 customers %d; want the same", few, many)
+	}
+	if many > 5 {
+		t.Errorf("a pass without writes made %d commits, want at most 5 (run, snapshots, one for all statuses)", many)
+	}
+}
