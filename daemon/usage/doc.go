@@ -75,8 +75,8 @@
 // rides with the next batch's commit; a close lost in a crash leaves the
 // intent open, to be settled like a lost answer. At most 2 ×
 // write_concurrency intents wait for a sender, which bounds the intents a
-// crash leaves open for writes never sent (for Kaseya BMS, each one needs
-// an operator's resolve). When the pass stops writing (cancelled, or the
+// crash leaves open for writes never sent; for Kaseya BMS, where each one
+// needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, or the
 // budget reached the reserve), the intents of the writes not sent are
 // closed as failed. The statuses of a pass are read in one query and
 // stored in one batch (state.DB.PutCustomerStatusBatch).

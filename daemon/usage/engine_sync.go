@@ -172,9 +172,13 @@ type writeJob struct {
 // ahead of their writes. The opener records the intents of the next writes
 // in one commit while the senders wait for the PSA, so that no sender waits
 // for the state database; the window bounds the intents that a crash leaves
-// open for writes that were never sent (settled by re-reading the PSA, or,
-// for Kaseya BMS, by an operator).
-const intentWindowPerSender = 2
+// open for writes that were never sent. Those are settled by re-reading the
+// PSA, except where it cannot be read (Kaseya BMS): there each one waits for
+// an operator, so the window is one intent per sender.
+const (
+	intentWindowPerSender       = 2
+	intentWindowPerSenderLedger = 1
+)
 
 // write applies every update of the plan. It runs as a pipeline: one
 // opener records the intents of the next writes in batches (one group
@@ -230,6 +234,9 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
 	senders := e.policies.WriteConcurrency
 	window := intentWindowPerSender * senders
+	if p.ledger {
+		window = intentWindowPerSenderLedger * senders
+	}
 	// slots holds a token per intent opened and not yet taken by a sender.
 	slots := make(chan struct{}, window)
 	ready := make(chan *writeJob, window)

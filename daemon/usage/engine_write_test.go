@@ -353,3 +353,39 @@ func TestEngine_Sync_commitsDoNotGrowWithCustomers(t *testing.T) {
 		t.Errorf("a pass without writes made %d commits, want at most 5 (run, snapshots, one for all statuses)", many)
 	}
 }
+
+// TestEngineKaseyaBMS_fewIntentsOpenAhead checks, as each line post leaves
+// psa-syncd, how many intents are open: with Kaseya BMS, whose lines cannot
+// be read back, every intent a crash leaves open waits for an operator, so
+// at most one intent per sender waits beside the ones in flight.
+func TestEngineKaseyaBMS_fewIntentsOpenAhead(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10", "cust-b,Globex,MDR,3")
+	var mu sync.Mutex
+	most, posts := 0, 0
+	h.rt.beforeSend = func(r *http.Request) {
+		p := strings.ToLower(r.URL.Path)
+		if r.Method != http.MethodPost || !strings.Contains(p, "/recurringservices/") || !strings.HasSuffix(p, "/services") {
+			return
+		}
+		open, err := h.db.OpenIntents()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		posts++
+		most = max(most, len(open))
+		mu.Unlock()
+	}
+	res := h.sync(PassOptions{})
+	h.rt.beforeSend = nil
+	if res.Run.Updated != 4 || posts != 4 {
+		t.Fatalf("pass updated %d lines with %d posts, want 4", res.Run.Updated, posts)
+	}
+	if most < 1 || most > 2 {
+		t.Errorf("up to %d intents open while a line was posted, want 1 or 2 (the one in flight and at most one ahead)", most)
+	}
+}
