@@ -182,7 +182,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-effective-date.yml", want: `policies.effective_date: unknown value "yesterday" (one of period_start, today, next_period_start)`},
 		{file: "bad-missing-usage.yml", want: `policies.missing_usage: unknown value "guess" (one of zero, keep)`},
 		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
-		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must be at least 1, got 0"},
+		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},

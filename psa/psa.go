@@ -222,6 +222,14 @@ type EndpointBudgeter interface {
 	EndpointBudgets() map[string]Budget
 }
 
+// ConcurrencyLimiter is implemented by a Backend whose client bounds the
+// requests it keeps in flight (Autotask: per entity endpoint). The daemon
+// sends as many writes at once by default. MaxConcurrency returns the
+// bound, or 0 when there is none; it makes no request.
+type ConcurrencyLimiter interface {
+	MaxConcurrency() int
+}
+
 // Backend is what the provider and the daemon use to talk to a PSA. Each
 // system implements it in its own vocabulary inside its adapter.
 //

@@ -46,9 +46,14 @@
 // release it. A line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.
-// Only lines that differ are written, with bounded concurrency,
-// and writing stops (the run ends as partial) when the PSA's hourly request
-// budget falls to policies.budget_reserve.
+// Only lines that differ are written, as many at once as the PSA client
+// keeps in flight (policies.write_concurrency; 0 follows
+// psa.ConcurrencyLimiter), and writing stops (the run ends as partial) when
+// the PSA's hourly request budget falls to policies.budget_reserve. The
+// budget is read before the first write and then estimated from this
+// process's requests (Metrics.Requests); it is read again, by one writer
+// while the others go on, only when the estimate nears the reserve or after
+// 1,000 writes, because other integrations spend the same budget.
 //
 // Before anything is written to a contract that has no line the pass could
 // read (ReadLines cannot tell an unknown contract from an empty one; Kaseya
@@ -68,8 +73,23 @@
 // kill) leaves its intent open; Reconcile, which Sync runs first, re-reads
 // the line and closes the intent as done, failed or review. A line whose
 // intent is still open is never written, so an Autotask adjustment, a
-// ConnectWise addition or a Kaseya BMS line is never posted twice. One customer's failure never stops the others; each
-// customer's status carries the error and a hint for the fix.
+// ConnectWise addition or a Kaseya BMS line is never posted twice. One
+// customer's failure never stops the others; each customer's status carries
+// the error and a hint for the fix.
+//
+// The writes of a pass run as a pipeline, so that the PSA never waits for
+// the disk: one goroutine records the intents of the next writes in one
+// batch (state.DB.OpenIntentBatch: committed and fsynced before any of
+// their writes is sent), and policies.write_concurrency senders send them.
+// A sender closes an intent with state.DB.CompleteIntentDeferred, which
+// rides with the next batch's commit; a close lost in a crash leaves the
+// intent open, to be settled like a lost answer. At most 2 ×
+// write_concurrency intents wait for a sender, which bounds the intents a
+// crash leaves open for writes never sent; for Kaseya BMS, where each one
+// needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, or the
+// budget reached the reserve), the intents of the writes not sent are
+// closed as failed. The statuses of a pass are read in one query and
+// stored in one batch (state.DB.PutCustomerStatusBatch).
 //
 // # PSA systems
 //
@@ -81,8 +101,9 @@
 //     contracts, three at once as Autotask allows) and a change is posted as a
 //     ContractServiceAdjustment of desired minus current. Adjustments are
 //     create-only, so an unknown outcome is settled by re-reading the units.
-//     The tenant's hourly budget (ThresholdInformation) is checked while
-//     writing; policies.budget_reserve stops the pass before it runs out.
+//     The tenant's hourly budget (ThresholdInformation) is read before the
+//     first write and estimated from there (see above);
+//     policies.budget_reserve stops the pass before it runs out.
 //   - ConnectWise PSA: the current quantity is the active addition of the
 //     service's catalog item on the agreement. A change replaces the
 //     addition's quantity in place (an absolute PATCH, safe to retry); a

@@ -57,8 +57,9 @@ type EngineOptions struct {
 	// cannot report current quantities (Kaseya BMS) the ledger is where
 	// they come from, so a Plan without State takes them all as unknown.
 	State *state.DB
-	// Policies; empty strings and a zero WriteConcurrency take the values
-	// of DefaultPolicies (Load already fills them in).
+	// Policies; empty strings take the values of DefaultPolicies (Load
+	// already fills them in), and a zero WriteConcurrency the PSA client's
+	// bound on requests in flight.
 	Policies Policies
 	// Metrics may be nil.
 	Metrics *Metrics
@@ -105,7 +106,10 @@ func NewEngine(o EngineOptions) *Engine {
 		e.policies.MissingUsage = DefaultPolicies.MissingUsage
 	}
 	if e.policies.WriteConcurrency < 1 {
-		e.policies.WriteConcurrency = DefaultPolicies.WriteConcurrency
+		e.policies.WriteConcurrency = DefaultWriteConcurrency
+		if cl, ok := e.be.(psa.ConcurrencyLimiter); ok && cl.MaxConcurrency() > 0 {
+			e.policies.WriteConcurrency = cl.MaxConcurrency()
+		}
 	}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)

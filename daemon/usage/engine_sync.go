@@ -10,27 +10,15 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
-// requestsPerWrite is how many PSA requests one write may cost (an Autotask
-// adjustment on a new line reads the service's price, posts, and re-reads
-// the line). The budget check uses it to estimate the budget between two
-// checks.
-const requestsPerWrite = 3
-
 // maxLoggedProblems bounds the usage problems logged per pass; the plan
 // holds all of them.
 const maxLoggedProblems = 20
-
-// budgetCheckEvery is how many writes may pass between two budget checks.
-// Checking costs a request itself, so it is not done before every write.
-const budgetCheckEvery = 20
 
 // Sync runs one pass: it settles open intents, computes the plan and writes
 // the lines that differ (unless o.DryRun or o.WritesDisabled), then records
@@ -133,10 +121,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		run.Error = failureSummary(statuses)
 	}
 	if !dry {
-		for _, cs := range statuses {
-			if err := e.db.PutCustomerStatus(cs); err != nil {
-				return fail(fmt.Errorf("daemon: recording customer status: %w", err))
-			}
+		// One commit for the statuses of the whole pass.
+		if err := e.db.PutCustomerStatusBatch(context.WithoutCancel(ctx), statuses); err != nil {
+			return fail(fmt.Errorf("daemon: recording customer statuses: %w", err))
 		}
 	}
 	run.Finished = e.now().UTC()
@@ -170,7 +157,37 @@ func ResultLevel(result string, dry bool) slog.Level {
 	return slog.LevelInfo
 }
 
-// write applies every update of the plan with bounded concurrency.
+// writeJob is one line write of a pass: the change, its current line (nil
+// when the contract has no line for the service yet) and, once the opener
+// has recorded it, its intent.
+type writeJob struct {
+	cp      *customerPass
+	i       int
+	c       *Change
+	current *psa.ContractLine
+	intent  state.Intent
+}
+
+// intentWindowPerSender is how many intents per write in flight are opened
+// ahead of their writes. The opener records the intents of the next writes
+// in one commit while the senders wait for the PSA, so that no sender waits
+// for the state database; the window bounds the intents that a crash leaves
+// open for writes that were never sent. Those are settled by re-reading the
+// PSA, except where it cannot be read (Kaseya BMS): there each one waits for
+// an operator, so the window is one intent per sender.
+const (
+	intentWindowPerSender       = 2
+	intentWindowPerSenderLedger = 1
+)
+
+// write applies every update of the plan. It runs as a pipeline: one
+// opener records the intents of the next writes in batches (one group
+// commit each, fsynced before any of their writes is sent), and
+// policies.write_concurrency senders send the writes whose intents are
+// recorded, each closing its intent without waiting for the commit (the
+// close rides with the next batch of intents; one lost in a crash leaves
+// the intent open, which reconciliation settles). The budget gate stops
+// the senders when the PSA's hourly budget reaches the reserve.
 func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pass) error {
 	open, err := e.db.OpenIntents()
 	if err != nil {
@@ -180,20 +197,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	for _, in := range open {
 		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
 	}
-	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
-	total := 0
-	for _, cp := range p.customers {
-		if cp.err == nil {
-			for _, c := range cp.changes {
-				if c.Action == ActionUpdate {
-					total++
-				}
-			}
-		}
-	}
-	e.metrics.passWrites(total)
-	var g errgroup.Group
-	g.SetLimit(e.policies.WriteConcurrency)
+	var jobs []*writeJob
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
@@ -213,60 +217,160 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 					cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID)
 				}
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
-				e.metrics.lineDone()
 				continue
 			}
-			var current *psa.ContractLine
+			j := &writeJob{cp: cp, i: i, c: c}
 			if l, ok := p.lines[key]; ok {
-				current = &l
+				j.current = &l
 			}
-			g.Go(func() error {
-				cp.errs[i] = e.writeLine(ctx, log, runID, gate, c, current, p.ledger)
-				e.metrics.lineDone()
-				return nil
-			})
+			jobs = append(jobs, j)
 		}
 	}
-	return g.Wait()
+	e.metrics.passWrites(len(jobs))
+	if len(jobs) == 0 {
+		return nil
+	}
+
+	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
+	senders := e.policies.WriteConcurrency
+	window := intentWindowPerSender * senders
+	if p.ledger {
+		window = intentWindowPerSenderLedger * senders
+	}
+	// slots holds a token per intent opened and not yet taken by a sender.
+	slots := make(chan struct{}, window)
+	ready := make(chan *writeJob, window)
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for j := range ready {
+				<-slots
+				j.cp.errs[j.i] = e.send(ctx, log, gate, j, p.ledger)
+				e.metrics.lineDone()
+			}
+		})
+	}
+	e.openIntents(ctx, runID, gate, jobs, slots, ready)
+	close(ready)
+	wg.Wait()
+	// Closed intents are committed with the batches of intents opened
+	// after them; the last ones are committed here.
+	if err := e.db.Flush(context.WithoutCancel(ctx)); err != nil {
+		log.Error("Could not close every intent; the open ones are settled by the next pass's reconciliation", "err", err)
+	}
+	return nil
 }
 
-// writeLine writes one line, guarded by an intent. It records the outcome
-// in c and returns the error that failed the line, if any. ledger says that
-// the PSA cannot be read, so a write with an unknown outcome must wait for
-// an operator.
-func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, gate *budgetGate, c *Change, current *psa.ContractLine, ledger bool) error {
-	select {
-	case <-ctx.Done():
+// openIntents records the intents of jobs, in order, in batches of as many
+// as the window has room for, and hands each job to the senders once its
+// intent is committed. It stops opening once the pass is cancelled or the
+// budget gate has stopped the writes; the jobs it did not open are skipped.
+func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, jobs []*writeJob, slots chan struct{}, ready chan<- *writeJob) {
+	for next := 0; next < len(jobs); {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil || gate.stopped() {
+			// A token taken above is never released: nothing is sent
+			// after this.
+			for _, j := range jobs[next:] {
+				e.skip(ctx, j.c, gate)
+				e.metrics.lineDone()
+			}
+			return
+		}
+		n := 1
+	more:
+		for n < cap(slots) && next+n < len(jobs) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		batch := jobs[next : next+n]
+		next += n
+		ins := make([]state.Intent, len(batch))
+		created := e.now().UTC()
+		for k, j := range batch {
+			c := j.c
+			ins[k] = state.Intent{
+				RunID:         runID,
+				System:        e.be.System(),
+				Source:        c.Source,
+				CustomerID:    c.CustomerID,
+				ContractID:    c.ContractID,
+				ServiceID:     c.ServiceID,
+				Before:        c.Current,
+				After:         c.Desired,
+				BeforeKnown:   c.CurrentKnown,
+				EffectiveDate: c.EffectiveDate,
+				Created:       created,
+			}
+		}
+		opened, err := e.db.OpenIntentBatch(ctx, ins)
+		if err != nil {
+			for range batch {
+				<-slots
+			}
+			for _, j := range batch {
+				if ctx.Err() != nil {
+					e.skip(ctx, j.c, gate)
+				} else {
+					err := fmt.Errorf("recording the intent failed, nothing was written: %w", err)
+					j.c.Action, j.c.Reason = ActionFailed, err.Error()
+					j.cp.errs[j.i] = err
+				}
+				e.metrics.lineDone()
+			}
+			continue
+		}
+		for k, j := range batch {
+			j.intent = opened[k]
+			ready <- j
+		}
+	}
+}
+
+// skip marks c as not written because the pass was cancelled or the budget
+// gate stopped the writes.
+func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) {
+	if ctx.Err() != nil && !gate.stopped() {
 		// Not a failure of the line: it is reported as skipped.
 		c.Action, c.Reason, c.cancelled = ActionSkipped, c.Reason+"; pass cancelled before the write", true
-		return nil
-	default:
+		return
 	}
-	if !gate.allow(ctx) {
-		why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
-		if r := gate.reason(); r != "" {
-			why = r
+	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
+	if r := gate.reason(); r != "" {
+		why = r
+	}
+	c.Action, c.Reason = ActionSkipped, c.Reason+"; not written: "+why
+}
+
+// send writes the line of j, whose intent is recorded, and closes the
+// intent (without waiting for the commit). It records the outcome in j.c and
+// returns the error that failed the line, if any. ledger says that the PSA
+// cannot be read, so a write with an unknown outcome must wait for an
+// operator.
+func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j *writeJob, ledger bool) error {
+	c, in := j.c, j.intent
+	closeIntent := func(st, note string) {
+		if err := e.db.CompleteIntentDeferred(state.IntentCompletion{ID: in.ID, State: st, Note: note, At: e.now().UTC()}); err != nil {
+			log.Error("Could not close intent", "intent", in.ID, "err", err)
 		}
-		c.Action, c.Reason = ActionSkipped, c.Reason+"; not written: "+why
-		return nil
 	}
-	in, err := e.db.OpenIntent(state.Intent{
-		RunID:         runID,
-		System:        e.be.System(),
-		Source:        c.Source,
-		CustomerID:    c.CustomerID,
-		ContractID:    c.ContractID,
-		ServiceID:     c.ServiceID,
-		Before:        c.Current,
-		After:         c.Desired,
-		BeforeKnown:   c.CurrentKnown,
-		EffectiveDate: c.EffectiveDate,
-		Created:       e.now().UTC(),
-	})
-	if err != nil {
-		err = fmt.Errorf("recording the intent failed, nothing was written: %w", err)
-		c.Action, c.Reason = ActionFailed, err.Error()
-		return err
+	// The gate may read the budget, and the pass may be cancelled
+	// meanwhile: a write that cannot be sent is not started.
+	allowed := ctx.Err() == nil && gate.allow(ctx)
+	if allowed {
+		defer gate.sent()
+	}
+	if !allowed || ctx.Err() != nil {
+		e.skip(ctx, c, gate)
+		closeIntent(state.IntentFailed, "not sent: "+c.Reason)
+		return nil
 	}
 	attrs := []any{"customer", c.CustomerID, "contract", c.ContractID, "service", c.ServiceID,
 		"from", c.Current, "to", c.Desired, "effective_date", c.EffectiveDate.Format(time.DateOnly), "intent", in.ID}
@@ -274,7 +378,7 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 		ContractID:    c.ContractID,
 		ServiceID:     c.ServiceID,
 		Quantity:      c.Desired,
-		Current:       current,
+		Current:       j.current,
 		EffectiveDate: c.EffectiveDate,
 	})
 	if err != nil {
@@ -295,9 +399,7 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 			log.Error("Outcome of contract line update unknown; it is settled before the line is written again", append(attrs, "err", err)...)
 			return err
 		}
-		if cerr := e.db.CompleteIntent(in.ID, state.IntentFailed, err.Error(), e.now().UTC()); cerr != nil {
-			log.Error("Could not close intent", "intent", in.ID, "err", cerr)
-		}
+		closeIntent(state.IntentFailed, err.Error())
 		log.Error("Failed to update contract line", append(attrs, "err", err)...)
 		return err
 	}
@@ -305,11 +407,10 @@ func (e *Engine) writeLine(ctx context.Context, log *slog.Logger, runID int64, g
 	if got != nil && got.Quantity != c.Desired {
 		note = fmt.Sprintf("the PSA reports %d after the write", got.Quantity)
 	}
-	if err := e.db.CompleteIntent(in.ID, state.IntentDone, note, e.now().UTC()); err != nil {
-		// The write happened; the open intent is settled as done by the
-		// next reconciliation, which finds the line at its new quantity.
-		log.Error("Could not close intent after a successful write", "intent", in.ID, "err", err)
-	}
+	// The write happened; if the close is lost, the open intent is
+	// settled as done by the next reconciliation, which finds the line at
+	// its new quantity.
+	closeIntent(state.IntentDone, note)
 	log.Info("Updated contract line", attrs...)
 	return nil
 }
@@ -326,78 +427,6 @@ func (e *Engine) recordEndpointBudgets() {
 	}
 }
 
-// budgetGate stops writes when the PSA's remaining hourly budget reaches the
-// reserve. It checks the budget before the first write and then every
-// budgetCheckEvery writes, or sooner when the estimate nears the reserve.
-type budgetGate struct {
-	be      psa.Backend
-	reserve int
-	metrics *Metrics
-	logger  *slog.Logger
-
-	mu          sync.Mutex
-	unsupported bool
-	checked     bool
-	stopped     bool
-	why         string
-	remaining   int
-	since       int
-}
-
-func (g *budgetGate) allow(ctx context.Context) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stopped {
-		return false
-	}
-	if g.unsupported {
-		return true
-	}
-	estimate := g.remaining - g.since*requestsPerWrite
-	if !g.checked || g.since >= budgetCheckEvery || estimate <= g.reserve+requestsPerWrite {
-		b, err := g.be.Budget(ctx)
-		switch {
-		case errors.Is(err, psa.ErrNotSupported):
-			g.unsupported = true
-			return true
-		case err != nil:
-			// Not knowing the budget is no reason to stop: the writes
-			// themselves fail if the PSA is out of budget.
-			g.logger.Warn("Could not read the PSA's API budget", "err", err)
-			g.checked, g.since, g.remaining = true, 0, g.reserve+budgetCheckEvery*requestsPerWrite+requestsPerWrite+1
-		default:
-			g.checked, g.since, g.remaining = true, 0, b.Remaining()
-			if g.metrics != nil {
-				g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
-				g.metrics.APIBudgetLimit.Set(float64(b.Limit))
-			}
-			if b.Remaining() <= g.reserve {
-				g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve", "remaining", b.Remaining(), "reserve", g.reserve)
-				g.stopped = true
-				return false
-			}
-		}
-	}
-	g.since++
-	return true
-}
-
-// stop stops the writes of the pass: the PSA refused one for its hourly
-// limit, and why says so (and, where the PSA or the client knows, when the
-// budget frees up).
-func (g *budgetGate) stop(why string) {
-	g.mu.Lock()
-	g.stopped, g.why = true, why
-	g.mu.Unlock()
-}
-
-// reason returns why writes were stopped by stop, or "".
-func (g *budgetGate) reason() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.why
-}
-
 // statuses derives the customer statuses and the line counts of a pass. In
 // a dry run they say what the pass would have done (a line it would update
 // counts as updated) and LastSuccess stays as stored.
@@ -405,6 +434,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 	counts := map[string]int{}
 	now := e.now().UTC()
 	out := make([]state.CustomerStatus, 0, len(p.customers))
+	lastSuccess := e.lastSuccesses(p)
 	for _, cp := range p.customers {
 		cm := cp.m
 		cs := state.CustomerStatus{
@@ -412,9 +442,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
 			LastAttempt: now, RunID: strconv.FormatInt(runID, 10),
 		}
-		if prev, ok, err := e.db.CustomerStatus(cm.Source, cm.CustomerID); err == nil && ok {
-			cs.LastSuccess = prev.LastSuccess
-		}
+		cs.LastSuccess = lastSuccess[customerKey{cm.Source, cm.CustomerID}]
 		var skipped, cancelled int
 		var laterHeld int
 		var firstErr, firstHint string
@@ -498,6 +526,44 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 		out = append(out, cs)
 	}
 	return out, counts
+}
+
+// customerKey is a customer mapping's key.
+type customerKey struct{ source, customer string }
+
+// lastSuccesses returns the stored LastSuccess of the customers of p, read
+// in one query.
+func (e *Engine) lastSuccesses(p *pass) map[customerKey]time.Time {
+	out := make(map[customerKey]time.Time, len(p.customers))
+	if len(p.customers) == 0 {
+		return out
+	}
+	want := make(map[customerKey]bool, len(p.customers))
+	for _, cp := range p.customers {
+		want[customerKey{cp.m.Source, cp.m.CustomerID}] = true
+	}
+	var all []state.CustomerStatus
+	var err error
+	if len(p.customers) == 1 { // sync now for one customer
+		m := p.customers[0].m
+		var cs state.CustomerStatus
+		var ok bool
+		if cs, ok, err = e.db.CustomerStatus(m.Source, m.CustomerID); ok {
+			all = append(all, cs)
+		}
+	} else {
+		all, err = e.db.CustomerStatuses()
+	}
+	if err != nil {
+		e.logger.Warn("Could not read the stored customer statuses; last success times restart from this pass", "err", err)
+		return out
+	}
+	for _, cs := range all {
+		if k := (customerKey{cs.Source, cs.CustomerID}); want[k] {
+			out[k] = cs.LastSuccess
+		}
+	}
+	return out
 }
 
 // flatten copies the per-customer changes into the plan, in customer order.

@@ -108,6 +108,9 @@ func newETHarness(t testing.TB, opts ...psatest.Option) *etHarness {
 // does; rateLimited counts the 429 answers.
 type countingTransport struct {
 	requests, rateLimited atomic.Int64
+	// beforeSend, when set before the pass, sees every request before it
+	// is sent.
+	beforeSend func(*http.Request)
 }
 
 func newCountingTransport(m *Metrics) *countingTransport {
@@ -118,6 +121,9 @@ func newCountingTransport(m *Metrics) *countingTransport {
 
 func (rt *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	rt.requests.Add(1)
+	if rt.beforeSend != nil {
+		rt.beforeSend(r)
+	}
 	resp, err := http.DefaultTransport.RoundTrip(r)
 	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
 		rt.rateLimited.Add(1)

@@ -38,7 +38,14 @@ type Policies struct {
 	// BudgetReserve stops writing when the PSA's remaining hourly request
 	// budget falls to this; default 500.
 	BudgetReserve int `yaml:"budget_reserve"`
-	// WriteConcurrency bounds the writes in flight; default 3.
+	// WriteConcurrency is how many writes the pass sends to the PSA at
+	// once. 0 (the default) sends as many as the PSA client keeps in
+	// flight (psa.max_concurrency: Autotask's thread limit of 3 per
+	// endpoint, ConnectWise 8), or DefaultWriteConcurrency where the client
+	// has no bound (Kaseya BMS). The intents of the next writes are
+	// recorded ahead of them, so the senders never wait for the state
+	// database: more senders than the client lets through would only hold
+	// more intents open.
 	WriteConcurrency int `yaml:"write_concurrency"`
 }
 
@@ -49,8 +56,12 @@ var DefaultPolicies = Policies{
 	MissingUsage:       MissingUsageZero,
 	MaxDecreasePercent: 50,
 	BudgetReserve:      500,
-	WriteConcurrency:   3,
 }
+
+// DefaultWriteConcurrency is the writes in flight when neither
+// Policies.WriteConcurrency nor the PSA client bounds them (Kaseya BMS,
+// which documents no limit).
+const DefaultWriteConcurrency = 3
 
 // Validate checks p, as Load does, and names the setting that is wrong.
 func (p *Policies) Validate() error {
@@ -71,8 +82,8 @@ func (p *Policies) Validate() error {
 	if p.BudgetReserve < 0 {
 		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
 	}
-	if p.WriteConcurrency < 1 {
-		return fmt.Errorf("policies.write_concurrency: must be at least 1, got %d", p.WriteConcurrency)
+	if p.WriteConcurrency < 0 {
+		return fmt.Errorf("policies.write_concurrency: must not be negative, got %d", p.WriteConcurrency)
 	}
 	return nil
 }

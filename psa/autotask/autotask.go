@@ -334,6 +334,10 @@ func (c *Client) BaseURL(ctx context.Context) (*url.URL, error) {
 	return &u, nil
 }
 
+// MaxConcurrency returns how many requests the client keeps in flight per
+// entity endpoint (see WithMaxConcurrency).
+func (c *Client) MaxConcurrency() int { return c.maxConc }
+
 // Host returns the host of the zone (for example webservices5.autotask.net),
 // or "" when the zone has not been discovered yet.
 func (c *Client) Host() string {

@@ -108,6 +108,13 @@ func (b *Backend) Instance() string {
 	return host
 }
 
+// MaxConcurrency returns the requests the client keeps in flight per entity
+// endpoint: Autotask's thread limit of 3, or less when configured so.
+func (b *Backend) MaxConcurrency() int { return b.client.MaxConcurrency() }
+
+// Ensure Backend tells the daemon how many requests it keeps in flight.
+var _ psa.ConcurrencyLimiter = (*Backend)(nil)
+
 // Ping discovers the zone and reads ThresholdInformation, which needs valid
 // credentials.
 func (b *Backend) Ping(ctx context.Context) error {

@@ -148,6 +148,12 @@ func (b *Backend) Ping(ctx context.Context) error {
 	return err
 }
 
+// MaxConcurrency returns the requests the client keeps in flight.
+func (b *Backend) MaxConcurrency() int { return b.client.MaxConcurrency() }
+
+// Ensure Backend tells the daemon how many requests it keeps in flight.
+var _ psa.ConcurrencyLimiter = (*Backend)(nil)
+
 // Budget returns psa.ErrNotSupported: ConnectWise reports no request budget.
 func (b *Backend) Budget(context.Context) (*psa.Budget, error) {
 	return nil, fmt.Errorf("connectwise: the API reports no request budget: %w", psa.ErrNotSupported)

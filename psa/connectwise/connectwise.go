@@ -366,6 +366,10 @@ func NewClient(opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// MaxConcurrency returns how many requests the client keeps in flight (see
+// WithMaxConcurrency).
+func (c *Client) MaxConcurrency() int { return cap(c.sem) }
+
 // Host returns the site's host, such as api-na.myconnectwise.net.
 func (c *Client) Host() string { return c.site.Host }
 

@@ -75,6 +75,13 @@ func (b *Backend) Ping(ctx context.Context) error {
 	return err
 }
 
+// MaxConcurrency returns the client's bound on requests in flight, or 0:
+// BMS documents no concurrency limit, and the client has none by default.
+func (b *Backend) MaxConcurrency() int { return b.client.MaxConcurrency() }
+
+// Ensure Backend tells the daemon how many requests it keeps in flight.
+var _ psa.ConcurrencyLimiter = (*Backend)(nil)
+
 // Budget returns psa.ErrNotSupported: BMS reports no request budget (its
 // limit is 1,500 calls per hour per endpoint, which the client enforces by
 // itself and reports as a *psa.RateLimitError with Hourly set).

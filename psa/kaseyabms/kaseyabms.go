@@ -343,6 +343,10 @@ func APIHost(hostname string) (string, error) {
 	return "api." + h, nil
 }
 
+// MaxConcurrency returns the bound on requests in flight set by
+// WithMaxConcurrency, or 0 when there is none.
+func (c *Client) MaxConcurrency() int { return cap(c.sem) }
+
 // Host returns the API host, such as api.bmsemea.kaseya.com.
 func (c *Client) Host() string { return c.baseURL.Host }
 

@@ -1,0 +1,182 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// requestsPerWrite is how many PSA requests one write may cost (an Autotask
+// adjustment on a new line reads the service's price and posts). The
+// budget gate counts it for each write in flight, whose requests the
+// request counter may not have seen yet, and for each write when there is
+// no request counter.
+const requestsPerWrite = 2
+
+// budgetRecheckEvery is how many writes may pass between two reads of the
+// budget while the estimate stays clear of the reserve. The estimate counts
+// every request of this process, so a re-read only catches what other
+// integrations of the tenant spent meanwhile; each costs a request itself.
+const budgetRecheckEvery = 1000
+
+// budgetGate stops writes when the PSA's remaining hourly budget reaches the
+// reserve. It reads the budget before the first write and then estimates
+// it: the remaining budget at the last read, less the requests this process
+// has sent since (Metrics.Requests; without a counter, requestsPerWrite per
+// write) and requestsPerWrite per write in flight. It reads the budget again
+// when the estimate nears the reserve, or after budgetRecheckEvery writes.
+// One read is made at a time, without holding the lock: writes that need
+// it wait for it, the others go on.
+type budgetGate struct {
+	be      psa.Backend
+	reserve int
+	metrics *Metrics
+	logger  *slog.Logger
+
+	mu          sync.Mutex
+	unsupported bool
+	known       bool // the last read succeeded
+	read        bool // the budget was read (or tried) at least once
+	halted      bool
+	why         string
+	// remaining is the budget left at the last read, when the request
+	// counter stood at base.
+	remaining int
+	base      int64
+	// writes counts the writes allowed since the last read, inflight
+	// those not yet sent.
+	writes, inflight int
+	// reading is closed when the read in progress ends; nil when none is.
+	reading chan struct{}
+}
+
+// allow reports whether one more write may be sent. The caller calls sent
+// after the write when allow returned true.
+func (g *budgetGate) allow(ctx context.Context) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for {
+		switch {
+		case g.halted:
+			return false
+		case g.unsupported:
+			return true
+		case g.due():
+			if g.reading != nil {
+				wait := g.reading
+				g.mu.Unlock()
+				select {
+				case <-wait:
+				case <-ctx.Done():
+				}
+				g.mu.Lock()
+				if ctx.Err() != nil {
+					return false
+				}
+				continue
+			}
+			g.readBudget(ctx)
+			continue
+		}
+		g.writes++
+		g.inflight++
+		return true
+	}
+}
+
+// sent records that a write allowed by allow is done.
+func (g *budgetGate) sent() {
+	g.mu.Lock()
+	g.inflight--
+	g.mu.Unlock()
+}
+
+// due reports whether the budget must be read before the next write. g.mu
+// is held.
+func (g *budgetGate) due() bool {
+	if !g.read {
+		return true
+	}
+	if g.writes >= budgetRecheckEvery {
+		return true
+	}
+	if !g.known {
+		return false
+	}
+	return g.estimate()-requestsPerWrite <= g.reserve
+}
+
+// estimate returns the requests left in the budget as far as this process
+// knows. g.mu is held.
+func (g *budgetGate) estimate() int {
+	used := (g.writes - g.inflight) * requestsPerWrite
+	if g.metrics != nil && g.metrics.Requests != nil {
+		used = int(g.metrics.requests() - g.base)
+	}
+	return g.remaining - used - g.inflight*requestsPerWrite
+}
+
+// readBudget reads the budget with g.mu released, so that writes that need
+// no read go on meanwhile. g.mu is held on entry and on return.
+func (g *budgetGate) readBudget(ctx context.Context) {
+	done := make(chan struct{})
+	g.reading = done
+	base := g.metrics.requests()
+	g.mu.Unlock()
+	b, err := g.be.Budget(ctx)
+	g.mu.Lock()
+	g.reading = nil
+	close(done)
+	// Writes sent during the read may or may not be in its count; taking
+	// them as not counted errs on the safe side.
+	g.read, g.writes, g.base = true, g.inflight, base
+	switch {
+	case errors.Is(err, psa.ErrNotSupported):
+		g.unsupported = true
+	case err != nil && ctx.Err() != nil:
+		// The pass is cancelled; its writes are not sent.
+		g.known = false
+	case err != nil:
+		// Not knowing the budget is no reason to stop: the writes
+		// themselves fail if the PSA is out of budget. It is read again
+		// after budgetRecheckEvery writes.
+		g.logger.Warn("Could not read the PSA's API budget", "err", err)
+		g.known = false
+	default:
+		g.known, g.remaining = true, b.Remaining()
+		if g.metrics != nil {
+			g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
+			g.metrics.APIBudgetLimit.Set(float64(b.Limit))
+		}
+		if g.estimate()-requestsPerWrite <= g.reserve {
+			g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve", "remaining", b.Remaining(), "reserve", g.reserve)
+			g.halted = true
+		}
+	}
+}
+
+// stop stops the writes of the pass: the PSA refused one for its hourly
+// limit, and why says so (and, where the PSA or the client knows, when the
+// budget frees up).
+func (g *budgetGate) stop(why string) {
+	g.mu.Lock()
+	g.halted, g.why = true, why
+	g.mu.Unlock()
+}
+
+// stopped reports whether the writes of the pass are stopped.
+func (g *budgetGate) stopped() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.halted
+}
+
+// reason returns why writes were stopped by stop, or "".
+func (g *budgetGate) reason() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.why
+}

@@ -1,0 +1,391 @@
+package usage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// addCustomers adds n customers with a contract each to h, mapped with usage
+// sync on, and returns usage rows that set both of h's services on each
+// contract (lines that do not exist yet, so every one is written).
+func (h *etHarness) addCustomers(n int) []string {
+	var rows []string
+	for i := range n {
+		company := h.at.AddCompany(fmt.Sprintf("Many %d", i))
+		contract := h.at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+		cust := fmt.Sprintf("many-%d", i)
+		h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: cust, CompanyID: etID(company), ContractID: etID(contract), UsageSync: true})
+		rows = append(rows, fmt.Sprintf("%s,,CIXA-MSP,%d", cust, i+1), fmt.Sprintf("%s,,MDR,%d", cust, i+2))
+	}
+	return rows
+}
+
+// TestEngine_Sync_intentCommittedBeforeItsWrite checks, as each adjustment
+// POST leaves psa-syncd, that the state database already holds its intent
+// as open: the intents that the pass opens in batches ahead of the writes
+// are committed before any of their writes is sent.
+func TestEngine_Sync_intentCommittedBeforeItsWrite(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage(h.addCustomers(20)...)
+	var posts atomic.Int64
+	h.rt.beforeSend = func(r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/ContractServiceAdjustments") {
+			return
+		}
+		posts.Add(1)
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var adj struct {
+			ContractID int64 `json:"contractID"`
+			ServiceID  int64 `json:"serviceID"`
+		}
+		if err := json.Unmarshal(body, &adj); err != nil {
+			t.Error(err)
+			return
+		}
+		open, err := h.db.OpenIntents()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, in := range open {
+			if in.ContractID == etID(adj.ContractID) && in.ServiceID == etID(adj.ServiceID) {
+				return
+			}
+		}
+		t.Errorf("adjustment of contract %d service %d sent without an open intent in the state database", adj.ContractID, adj.ServiceID)
+	}
+	res := h.sync(PassOptions{})
+	h.rt.beforeSend = nil
+	if res.Run.Updated != 40 || posts.Load() != 40 {
+		t.Fatalf("pass updated %d lines with %d posts, want 40", res.Run.Updated, posts.Load())
+	}
+	open, err := h.db.OpenIntents()
+	if err != nil || len(open) != 0 {
+		t.Errorf("open intents after the pass = %+v, %v; want none", open, err)
+	}
+	ledger, err := h.db.Ledger(0)
+	if err != nil || len(ledger) != 40 {
+		t.Errorf("ledger holds %d entries (%v), want 40: every intent closed as done", len(ledger), err)
+	}
+}
+
+// TestEngine_Sync_budgetReadOncePerPass counts the ThresholdInformation
+// requests: one before the first write of a pass, whatever its number of
+// writes, and none in a pass that writes nothing.
+func TestEngine_Sync_budgetReadOncePerPass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithHourlyLimit(10_000))
+	h.writeUsage(h.addCustomers(30)...)
+	thresholdReads := func() int {
+		n := 0
+		for _, r := range h.sim.Requests() {
+			if strings.Contains(r.Path, "ThresholdInformation") {
+				n++
+			}
+		}
+		return n
+	}
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Updated != 60 {
+		t.Fatalf("first pass updated %d lines, want 60", res.Run.Updated)
+	}
+	if n := thresholdReads(); n != 1 {
+		t.Errorf("a pass of 60 writes read the budget %d times, want 1", n)
+	}
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 {
+		t.Fatalf("second pass updated %d lines, want 0", res.Run.Updated)
+	}
+	if n := thresholdReads(); n != 0 {
+		t.Errorf("a pass without writes read the budget %d times, want 0", n)
+	}
+	if got := h.metric(h.m.APIBudgetRemaining.WithLabelValues("")); got <= 9_000 {
+		t.Errorf("api_budget_remaining = %v, want the budget read by the first pass", got)
+	}
+}
+
+// fakeBudget is a PSA whose budget is limit less the requests counted by
+// used; Budget counts its calls and, when gate is set, waits for it.
+type fakeBudget struct {
+	psa.Backend
+	limit int
+	used  *atomic.Int64
+	calls atomic.Int64
+	gate  chan struct{}
+	// entered receives a value when a Budget call begins, if set.
+	entered chan struct{}
+}
+
+func (b *fakeBudget) Budget(context.Context) (*psa.Budget, error) {
+	b.calls.Add(1)
+	if b.entered != nil {
+		b.entered <- struct{}{}
+	}
+	if b.gate != nil {
+		<-b.gate
+	}
+	b.used.Add(1) // the read is a request itself
+	return &psa.Budget{Limit: b.limit, Used: int(b.used.Load())}, nil
+}
+
+// newTestGate returns a gate over b whose request count is b.used, as the
+// engine's is the process's request counter.
+func newTestGate(b *fakeBudget, reserve int) *budgetGate {
+	m := NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	m.Requests = b.used.Load
+	return &budgetGate{be: b, reserve: reserve, metrics: m, logger: slog.New(slog.DiscardHandler)}
+}
+
+func TestBudgetGate_readsRarelyFarFromTheReserve(t *testing.T) {
+	t.Parallel()
+	b := &fakeBudget{limit: 1_000_000, used: new(atomic.Int64)}
+	g := newTestGate(b, 500)
+	for range 2500 {
+		if !g.allow(t.Context()) {
+			t.Fatal("a write was refused far from the reserve")
+		}
+		b.used.Add(1) // the write
+		g.sent()
+	}
+	if n := b.calls.Load(); n != 3 {
+		t.Errorf("2,500 writes read the budget %d times, want 3 (before the first, then every %d)", n, budgetRecheckEvery)
+	}
+}
+
+func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
+	t.Parallel()
+	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64)}
+	b.used.Store(10_000 - 500 - 40)
+	g := newTestGate(b, 500)
+	writes := 0
+	for g.allow(t.Context()) {
+		writes++
+		b.used.Add(1)
+		g.sent()
+		if writes > 100 {
+			t.Fatal("the gate never stopped")
+		}
+	}
+	if left := 10_000 - int(b.used.Load()); left < 500 {
+		t.Errorf("%d requests left after the writes, below the reserve of 500", left)
+	}
+	if writes < 30 {
+		t.Errorf("%d writes allowed with 40 requests above the reserve, want at least 30", writes)
+	}
+	if n := b.calls.Load(); n > 3 {
+		t.Errorf("the budget was read %d times, want at most 3: before the first write and near the reserve", n)
+	}
+	if !g.stopped() {
+		t.Error("gate not stopped after refusing a write")
+	}
+}
+
+// TestBudgetGate_readIsSingleFlight checks that writers waiting for the
+// budget share one read, and that the gate's lock is not held during it.
+func TestBudgetGate_readIsSingleFlight(t *testing.T) {
+	t.Parallel()
+	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	g := newTestGate(b, 500)
+	var wg sync.WaitGroup
+	var allowed atomic.Int64
+	for range 3 {
+		wg.Go(func() {
+			if g.allow(t.Context()) {
+				allowed.Add(1)
+			}
+		})
+	}
+	<-b.entered
+	// The read is in progress: the lock is free.
+	if g.stopped() || g.reason() != "" {
+		t.Error("gate stopped during its first read")
+	}
+	close(b.gate)
+	wg.Wait()
+	if n := b.calls.Load(); n != 1 {
+		t.Errorf("3 writers read the budget %d times, want 1", n)
+	}
+	if allowed.Load() != 3 {
+		t.Errorf("%d of 3 writes allowed", allowed.Load())
+	}
+}
+
+// TestEngine_Sync_cancelledWithIntentsOpenedAhead cancels a pass while
+// intents opened ahead wait for their writes: those writes are not sent,
+// their intents are closed as failed (so no reconciliation or review is
+// needed), and the lines are reported as skipped.
+func TestEngine_Sync_cancelledWithIntentsOpenedAhead(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage(h.addCustomers(10)...)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var posts atomic.Int64
+	h.rt.beforeSend = func(r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/ContractServiceAdjustments") && posts.Add(1) == 3 {
+			cancel()
+		}
+	}
+	res, err := h.engine().Sync(ctx, h.doc, PassOptions{})
+	h.rt.beforeSend = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updated, skipped int
+	for _, c := range res.Plan.Changes {
+		switch c.Action {
+		case ActionUpdate:
+			updated++
+		case ActionSkipped:
+			skipped++
+			if !strings.Contains(c.Reason, "cancelled") {
+				t.Errorf("skipped change %+v does not say the pass was cancelled", c)
+			}
+		}
+	}
+	// The third write is cancelled as it is sent (failed, outcome
+	// unknown); the 17 after it are skipped.
+	if updated != 2 || skipped != 17 || h.adjustmentPosts() > 3 {
+		t.Errorf("updated %d, skipped %d, posts %d; want 2 written and 17 skipped", updated, skipped, h.adjustmentPosts())
+	}
+	open, err := h.db.OpenIntents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The third write was cancelled in flight: its outcome is unknown and
+	// its intent stays open; the intents opened ahead of it are closed.
+	if len(open) > 1 {
+		t.Errorf("open intents after the cancelled pass = %+v, want at most the one in flight", open)
+	}
+}
+
+// limitedBackend is a PSA whose client keeps n requests in flight.
+type limitedBackend struct {
+	psa.Backend
+	n int
+}
+
+func (b limitedBackend) MaxConcurrency() int { return b.n }
+
+func TestNewEngine_writeConcurrency(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		be     psa.Backend
+		policy int
+		want   int
+	}{
+		{"the client's bound", limitedBackend{n: 8}, 0, 8},
+		{"the policy wins", limitedBackend{n: 8}, 2, 2},
+		{"an unbounded client", limitedBackend{n: 0}, 0, DefaultWriteConcurrency},
+		{"a backend that does not say", fakeBudget{}.Backend, 0, DefaultWriteConcurrency},
+	} {
+		e := NewEngine(EngineOptions{Backend: tt.be, Policies: Policies{WriteConcurrency: tt.policy}})
+		if got := e.policies.WriteConcurrency; got != tt.want {
+			t.Errorf("%s: write concurrency = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestEngineSystems_writeConcurrency checks the default writes in flight
+// against each PSA's client: Autotask's thread limit, ConnectWise's client
+// default, and DefaultWriteConcurrency for Kaseya BMS, whose client has no
+// bound.
+func TestEngineSystems_writeConcurrency(t *testing.T) {
+	t.Parallel()
+	want := map[psa.System]int{psa.SystemAutotask: 3, psa.SystemConnectWise: 8, psa.SystemKaseyaBMS: DefaultWriteConcurrency}
+	for _, sys := range sysSystems {
+		h := newSysHarness(t, sys)
+		if got := h.engine().policies.WriteConcurrency; got != want[sys] {
+			t.Errorf("%s: write concurrency = %d, want %d", sys, got, want[sys])
+		}
+	}
+}
+
+// TestEngine_Sync_commitsDoNotGrowWithCustomers counts the state database's
+// commits in a pass that writes no line: the run, the snapshots and the
+// statuses of every customer in one batch, the same for 60 customers as
+// for 2.
+func TestEngine_Sync_commitsDoNotGrowWithCustomers(t *testing.T) {
+	t.Parallel()
+	commits := func(more int) int64 {
+		h := newETHarness(t)
+		rows := append(h.addCustomers(more), "cust-a,Acme,CIXA-MSP,4", "cust-b,Globex,MDR,2")
+		h.writeUsage(rows...)
+		h.sync(PassOptions{}) // writes every line
+		c0 := h.db.Commits()
+		res := h.sync(PassOptions{})
+		if res.Run.Updated != 0 || res.Run.Customers != 2+more {
+			t.Fatalf("second pass = %+v, want %d customers and nothing updated", res.Run, 2+more)
+		}
+		if cs := h.status("cust-b"); cs.RunID != etID(res.Run.ID) {
+			t.Errorf("status of cust-b = %+v, want it from run %d", cs, res.Run.ID)
+		}
+		return h.db.Commits() - c0
+	}
+	few, many := commits(0), commits(58)
+	if few != many {
+		t.Errorf("a pass over 2 customers made %d commits, over 60 customers %d; want the same", few, many)
+	}
+	if many > 5 {
+		t.Errorf("a pass without writes made %d commits, want at most 5 (run, snapshots, one for all statuses)", many)
+	}
+}
+
+// TestEngineKaseyaBMS_fewIntentsOpenAhead checks, as each line post leaves
+// psa-syncd, how many intents are open: with Kaseya BMS, whose lines cannot
+// be read back, every intent a crash leaves open waits for an operator, so
+// at most one intent per sender waits beside the ones in flight.
+func TestEngineKaseyaBMS_fewIntentsOpenAhead(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10", "cust-b,Globex,MDR,3")
+	var mu sync.Mutex
+	most, posts := 0, 0
+	h.rt.beforeSend = func(r *http.Request) {
+		p := strings.ToLower(r.URL.Path)
+		if r.Method != http.MethodPost || !strings.Contains(p, "/recurringservices/") || !strings.HasSuffix(p, "/services") {
+			return
+		}
+		open, err := h.db.OpenIntents()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		posts++
+		most = max(most, len(open))
+		mu.Unlock()
+	}
+	res := h.sync(PassOptions{})
+	h.rt.beforeSend = nil
+	if res.Run.Updated != 4 || posts != 4 {
+		t.Fatalf("pass updated %d lines with %d posts, want 4", res.Run.Updated, posts)
+	}
+	if most < 1 || most > 2 {
+		t.Errorf("up to %d intents open while a line was posted, want 1 or 2 (the one in flight and at most one ahead)", most)
+	}
+}
