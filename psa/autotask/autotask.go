@@ -349,11 +349,6 @@ func (c *Client) Host() string {
 	return c.baseURL.Host
 }
 
-// MaxConcurrency returns how many requests the client keeps in flight per
-// entity endpoint at most (WithMaxConcurrency), so that callers fanning
-// out reads of one entity use that many and no more.
-func (c *Client) MaxConcurrency() int { return c.maxConc }
-
 // CI returns the tenant's company identifier ("ci") that zone discovery
 // reported, or 0 when the zone has not been discovered (or was configured
 // with WithBaseURL). Zone hosts serve many tenants; the CI tells them apart.

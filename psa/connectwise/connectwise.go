@@ -373,11 +373,6 @@ func (c *Client) MaxConcurrency() int { return cap(c.sem) }
 // Host returns the site's host, such as api-na.myconnectwise.net.
 func (c *Client) Host() string { return c.site.Host }
 
-// MaxConcurrency returns how many requests the client keeps in flight at
-// most (WithMaxConcurrency), so that callers fanning out reads use that
-// many and no more.
-func (c *Client) MaxConcurrency() int { return cap(c.sem) }
-
 // CompanyInfo is the answer of /login/companyinfo/{company}. Only Codebase is
 // documented by the libraries that use it.
 type CompanyInfo struct {
