@@ -262,8 +262,10 @@ type Result struct {
 
 // customerPass is the working state of one customer in a pass.
 type customerPass struct {
-	m       export.CustomerMapping
-	changes []*Change
+	m export.CustomerMapping
+	// changes point into the plan's changes, nChanges of them.
+	changes  []*Change
+	nChanges int
 	// errs holds the write error of each change (same index), set by
 	// write; each goroutine owns its own element.
 	errs []error
@@ -275,7 +277,8 @@ type customerPass struct {
 type pass struct {
 	plan      *Plan
 	customers []*customerPass
-	lines     map[psa.LineKey]psa.ContractLine
+	// lines holds the lines that the plan updates, as read.
+	lines map[psa.LineKey]psa.ContractLine
 	// ledger is true when the PSA cannot report current quantities
 	// (Kaseya BMS) and lines holds what psa-syncd's ledger says it last
 	// set instead.
@@ -349,7 +352,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	slices.SortFunc(serviceIDs, compareIDs)
 
-	usage := map[string]map[string]source.Record{} // customer -> product -> summed record
+	usage := map[string][]source.Record{} // customer -> its summed records, by product
 	sums, overflows := source.Sum(rep.Records)
 	p.plan.Problems = append(p.plan.Problems, overflows...)
 	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
@@ -408,6 +411,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 
+	// The changes go straight into the plan, in customer order: a
+	// customer's changes point into it once it stops growing.
+	byMapping := slices.Clone(p.customers)
+	slices.SortFunc(p.customers, func(a, b *customerPass) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
+			strings.Compare(a.m.CustomerID, b.m.CustomerID))
+	})
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
@@ -417,14 +427,18 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			cp.hint, cp.err = e.readProblem(err, cm)
 			continue
 		}
+		first := len(p.plan.Changes)
 		for _, sid := range serviceIDs {
 			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, ledger, missing, o.approves(sid), p.plan.EffectiveDate)
 			if c != nil {
-				cp.changes = append(cp.changes, c)
+				p.plan.Changes = append(p.plan.Changes, *c)
 			}
 		}
-		cp.errs = make([]error, len(cp.changes))
-		for i, c := range cp.changes {
+		changes := p.plan.Changes[first:]
+		cp.nChanges = len(changes)
+		cp.errs = make([]error, len(changes))
+		for i := range changes {
+			c := &changes[i]
 			if in, ok := review[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]; ok {
 				cp.errs[i] = e.awaitingReview(in, c.ServiceName)
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
@@ -438,12 +452,19 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it once
 		// before anything would be written to it.
-		if !hasLines[cm.ContractID] && slices.ContainsFunc(cp.changes, func(c *Change) bool { return c.Action == ActionUpdate }) {
+		if !hasLines[cm.ContractID] && slices.ContainsFunc(changes, func(c Change) bool { return c.Action == ActionUpdate }) {
 			cp.hint, cp.err = e.checkContract(ctx, cm)
 		}
 	}
-
+	next := 0
 	for _, cp := range p.customers {
+		for i := range cp.nChanges {
+			cp.changes = append(cp.changes, &p.plan.Changes[next+i])
+		}
+		next += cp.nChanges
+	}
+
+	for _, cp := range byMapping {
 		if cp.err != nil {
 			for _, c := range cp.changes {
 				c.Action, c.Reason = ActionFailed, cp.err.Error()
@@ -452,12 +473,22 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
-	slices.SortFunc(p.customers, func(a, b *customerPass) int {
-		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
-			strings.Compare(a.m.CustomerID, b.m.CustomerID))
-	})
-	p.flatten()
+	p.lines = linesToWrite(p.plan.Changes, lines)
 	return p, nil
+}
+
+// linesToWrite returns the lines of the changes that update a line: writing
+// them needs the line as read, the others no longer do. At 100,000 lines a
+// pass changes a few, and the rest of the read is let go.
+func linesToWrite(changes []Change, lines map[psa.LineKey]psa.ContractLine) map[psa.LineKey]psa.ContractLine {
+	keep := map[psa.LineKey]psa.ContractLine{}
+	for i := range changes {
+		k := psa.LineKey{ContractID: changes[i].ContractID, ServiceID: changes[i].ServiceID}
+		if l, ok := lines[k]; ok && changes[i].Action == ActionUpdate {
+			keep[k] = l
+		}
+	}
+	return keep
 }
 
 // maxUnreadableShown bounds the rows an unreadable-usage error names.
@@ -582,7 +613,7 @@ func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.
 // classify sorts summed usage into billable usage per customer and the
 // unmapped lists.
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
-	usage map[string]map[string]source.Record, u *Unmapped) {
+	usage map[string][]source.Record, u *Unmapped) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
@@ -604,7 +635,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		up.Customers++
 		up.Quantity += r.Quantity
 	}
-	for _, r := range sums {
+	for i, r := range sums {
 		if r.Unassigned() {
 			u.Unassigned = append(u.Unassigned, r)
 			continue
@@ -627,10 +658,13 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
 		}
-		if usage[r.CustomerID] == nil {
-			usage[r.CustomerID] = map[string]source.Record{}
+		// Sum sorts by customer and product: a customer's records are
+		// next to each other, and usage holds them without a copy.
+		if ur := usage[r.CustomerID]; len(ur) > 0 {
+			usage[r.CustomerID] = ur[:len(ur)+1]
+		} else {
+			usage[r.CustomerID] = sums[i : i+1]
 		}
-		usage[r.CustomerID][r.Product] = r
 	}
 	for _, uc := range unmappedCustomers {
 		u.Customers = append(u.Customers, *uc)
@@ -652,7 +686,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
-func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage map[string]source.Record,
+func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []source.Record,
 	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
 	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
 	c := &Change{
@@ -671,10 +705,11 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	var parts []string
 	used := false
 	for _, prod := range products {
-		r, ok := usage[prod]
+		i, ok := slices.BinarySearchFunc(usage, prod, func(r source.Record, prod string) int { return strings.Compare(r.Product, prod) })
 		if !ok {
 			continue
 		}
+		r := usage[i]
 		used = true
 		sum, ok := source.AddQuantity(c.Desired, r.Quantity)
 		parts = append(parts, fmt.Sprintf("%s %d", prod, r.Quantity))

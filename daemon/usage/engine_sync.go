@@ -112,7 +112,6 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		if err := e.write(ctx, log, run.ID, p); err != nil {
 			return fail(err)
 		}
-		p.flatten()
 	}
 	e.recordEndpointBudgets()
 
@@ -498,16 +497,6 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 		out = append(out, cs)
 	}
 	return out, counts
-}
-
-// flatten copies the per-customer changes into the plan, in customer order.
-func (p *pass) flatten() {
-	p.plan.Changes = p.plan.Changes[:0]
-	for _, cp := range p.customers {
-		for _, c := range cp.changes {
-			p.plan.Changes = append(p.plan.Changes, *c)
-		}
-	}
 }
 
 func runResult(statuses []state.CustomerStatus) string {
