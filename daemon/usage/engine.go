@@ -353,8 +353,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	slices.SortFunc(serviceIDs, compareIDs)
 
 	usage := map[string][]source.Record{} // customer -> its summed records, by product
-	sums, overflows := source.Sum(rep.Records)
-	p.plan.Problems = append(p.plan.Problems, overflows...)
+	sums := rep.Records
+	if !rep.Summed {
+		var overflows []source.Problem
+		sums, overflows = source.Sum(rep.Records)
+		p.plan.Problems = append(p.plan.Problems, overflows...)
+	}
 	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
 	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
 	if err != nil {
