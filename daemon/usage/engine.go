@@ -416,7 +416,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 
 	// The changes go straight into the plan, in customer order: a
-	// customer's changes point into it once it stops growing.
+	// customer's changes point into it once it stops growing. A line has
+	// a change when it exists or has usage, so there are at most as many
+	// as lines and sums: sized so, the plan never grows by copying itself.
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+len(sums)))
 	byMapping := slices.Clone(p.customers)
 	slices.SortFunc(p.customers, func(a, b *customerPass) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
