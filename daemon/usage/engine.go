@@ -352,7 +352,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	slices.SortFunc(serviceIDs, compareIDs)
 
-	usage := map[string][]source.Record{} // customer -> its summed records, by product
+	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
 	sums := rep.Records
 	if !rep.Summed {
 		var overflows []source.Problem
@@ -360,6 +360,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		p.plan.Problems = append(p.plan.Problems, overflows...)
 	}
 	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
+	nSums := len(sums)
 	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
 	if err != nil {
 		return nil, err
@@ -419,7 +420,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	// customer's changes point into it once it stops growing. A line has
 	// a change when it exists or has usage, so there are at most as many
 	// as lines and sums: sized so, the plan never grows by copying itself.
-	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+len(sums)))
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+nSums))
 	byMapping := slices.Clone(p.customers)
 	slices.SortFunc(p.customers, func(a, b *customerPass) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
@@ -617,10 +618,18 @@ func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.
 	return mappings, nil
 }
 
+// usedQuantity is a customer's summed usage of one product, as decide needs
+// it: a third of a source.Record.
+type usedQuantity struct {
+	product  string
+	quantity int64
+	where    string
+}
+
 // classify sorts summed usage into billable usage per customer and the
 // unmapped lists.
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
-	usage map[string][]source.Record, u *Unmapped) {
+	usage map[string][]usedQuantity, u *Unmapped) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
@@ -642,7 +651,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		up.Customers++
 		up.Quantity += r.Quantity
 	}
-	for i, r := range sums {
+	// One array holds every customer's usage, so that the records (and
+	// their names and periods) can go once classified.
+	used := make([]usedQuantity, 0, len(sums))
+	for _, r := range sums {
 		if r.Unassigned() {
 			u.Unassigned = append(u.Unassigned, r)
 			continue
@@ -666,11 +678,12 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			addProduct(syncOff, r)
 		}
 		// Sum sorts by customer and product: a customer's records are
-		// next to each other, and usage holds them without a copy.
+		// next to each other, and so are their quantities in used.
+		used = append(used, usedQuantity{product: r.Product, quantity: r.Quantity, where: r.Where})
 		if ur := usage[r.CustomerID]; len(ur) > 0 {
 			usage[r.CustomerID] = ur[:len(ur)+1]
 		} else {
-			usage[r.CustomerID] = sums[i : i+1]
+			usage[r.CustomerID] = used[len(used)-1:]
 		}
 	}
 	for _, uc := range unmappedCustomers {
@@ -693,7 +706,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
-func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []source.Record,
+func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []usedQuantity,
 	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
 	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
 	c := &Change{
@@ -712,17 +725,17 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	var parts []string
 	used := false
 	for _, prod := range products {
-		i, ok := slices.BinarySearchFunc(usage, prod, func(r source.Record, prod string) int { return strings.Compare(r.Product, prod) })
+		i, ok := slices.BinarySearchFunc(usage, prod, func(u usedQuantity, prod string) int { return strings.Compare(u.product, prod) })
 		if !ok {
 			continue
 		}
 		r := usage[i]
 		used = true
-		sum, ok := source.AddQuantity(c.Desired, r.Quantity)
-		parts = append(parts, fmt.Sprintf("%s %d", prod, r.Quantity))
+		sum, ok := source.AddQuantity(c.Desired, r.quantity)
+		parts = append(parts, fmt.Sprintf("%s %d", prod, r.quantity))
 		if !ok {
 			c.Action = ActionFailed
-			c.Reason = fmt.Sprintf("usage adds up to more than %d (%s): check the usage rows (%s)", int64(math.MaxInt64), strings.Join(parts, " + "), r.Where)
+			c.Reason = fmt.Sprintf("usage adds up to more than %d (%s): check the usage rows (%s)", int64(math.MaxInt64), strings.Join(parts, " + "), r.where)
 			return c
 		}
 		c.Desired = sum
