@@ -1,7 +1,12 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -52,10 +57,67 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 // the last plan.
 const lastPlanSnapshot = "last_plan"
 
-// storedPlan is the last plan as the state database keeps it.
+// storedPlan is the last plan as the state database keeps it. Its JSON
+// holds the plan gzip-compressed (plan_gzip): the plan of a pass over
+// 100,000 lines is some 50 MB of JSON, which compresses to a few, and the
+// snapshot is written after every pass. The plan is compressed as it is
+// encoded, so its JSON is never in memory as a whole. Snapshots written
+// before hold the plan as JSON (plan), which restore still reads.
 type storedPlan struct {
+	Customer string
+	Plan     *usage.Plan
+}
+
+// storedPlanJSON is the JSON form of a storedPlan.
+type storedPlanJSON struct {
 	Customer string      `json:"customer"`
-	Plan     *usage.Plan `json:"plan"`
+	Plan     *usage.Plan `json:"plan,omitempty"`
+	PlanGzip []byte      `json:"plan_gzip,omitempty"`
+}
+
+// MarshalJSON writes the plan compressed.
+func (s storedPlan) MarshalJSON() ([]byte, error) {
+	v := storedPlanJSON{Customer: s.Customer}
+	if s.Plan != nil {
+		var buf bytes.Buffer
+		zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		bw := bufio.NewWriterSize(zw, 64<<10)
+		if err := s.Plan.WriteJSON(bw, "", "\t"); err != nil {
+			return nil, err
+		}
+		if err := bw.Flush(); err != nil {
+			return nil, err
+		}
+		if err := zw.Close(); err != nil {
+			return nil, err
+		}
+		v.PlanGzip = buf.Bytes()
+	}
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads a compressed plan, or one stored as JSON.
+func (s *storedPlan) UnmarshalJSON(b []byte) error {
+	var v storedPlanJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	s.Customer, s.Plan = v.Customer, v.Plan
+	if len(v.PlanGzip) == 0 {
+		return nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(v.PlanGzip))
+	if err != nil {
+		return fmt.Errorf("the last plan: %w", err)
+	}
+	s.Plan = new(usage.Plan)
+	if err := json.NewDecoder(zr).Decode(s.Plan); err != nil {
+		return fmt.Errorf("the last plan: %w", err)
+	}
+	return nil
 }
 
 // stored returns what the memory holds, for the state database.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
@@ -749,9 +750,14 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 // WritePlanJSON writes p as indented JSON, the format of GET /api/v1/plan and
-// psa-syncd plan --json.
+// psa-syncd plan --json. It streams the changes (see Plan.WriteJSON).
 func WritePlanJSON(w io.Writer, p *usage.Plan) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(p)
+	bw := bufio.NewWriter(w)
+	if err := p.WriteJSON(bw, "", "  "); err != nil {
+		return err
+	}
+	if err := bw.WriteByte('\n'); err != nil {
+		return err
+	}
+	return bw.Flush()
 }

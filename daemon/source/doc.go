@@ -14,7 +14,10 @@
 //	for _, p := range rep.Problems {
 //		logger.Warn("Skipped usage row", "problem", p.String())
 //	}
-//	sums, overflows := source.Sum(rep.Records)
+//	sums := rep.Records // a file source sums as it reads (rep.Summed)
+//	if !rep.Summed {
+//		sums, _ = source.Sum(rep.Records) // and its overflow problems
+//	}
 //	for _, r := range sums {
 //		fmt.Println(r.CustomerID, r.Product, r.Quantity)
 //	}

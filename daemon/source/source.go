@@ -162,8 +162,13 @@ type Report struct {
 	Source string
 	Period Period
 	// Records holds the usage rows as the source reported them; several
-	// rows may share a (CustomerID, Product).
+	// rows may share a (CustomerID, Product), unless Summed is set.
 	Records []Record
+	// Summed says that Records is what Sum returns for the source's rows
+	// (one record per customer and product, sorted), and that Problems
+	// already holds Sum's problems: the source added the rows up as it read
+	// them, with a Summer, instead of keeping them.
+	Summed bool
 	// Problems lists what was skipped, and notices such as "no data for this
 	// month yet".
 	Problems []Problem
@@ -209,38 +214,65 @@ func AddQuantity(a, b int64) (int64, bool) {
 // A sum that does not fit in an int64 is left out of the result and
 // returned as an Unreadable problem naming the records that overflowed it.
 func Sum(records []Record) ([]Record, []Problem) {
-	type key struct{ customer, product string }
-	idx := make(map[key]int, len(records))
-	n := make([]int, 0, len(records))
-	out := make([]Record, 0, len(records))
-	overflow := map[int][]string{} // index in out -> Where of the records that did not fit
+	s := Summer{idx: make(map[sumKey]int, len(records)), n: make([]int, 0, len(records)), out: make([]Record, 0, len(records))}
 	for _, r := range records {
-		k := key{r.CustomerID, r.Product}
-		i, ok := idx[k]
-		if !ok {
-			idx[k] = len(out)
-			out = append(out, r)
-			n = append(n, 1)
-			continue
-		}
-		s := &out[i]
-		q, ok := AddQuantity(s.Quantity, r.Quantity)
-		if !ok {
-			overflow[i] = append(overflow[i], r.Where)
-			continue
-		}
-		s.Quantity = q
-		if s.CustomerName == "" {
-			s.CustomerName = r.CustomerName
-		}
-		if s.ProductName == "" {
-			s.ProductName = r.ProductName
-		}
-		if s.Period == "" {
-			s.Period = r.Period
-		}
-		n[i]++
+		s.Add(r)
 	}
+	return s.Result()
+}
+
+// Summer adds up records one at a time, as Sum does, so that a source can
+// sum its rows as it reads them instead of keeping them all. The zero
+// Summer is ready to use; it is not safe for concurrent use.
+type Summer struct {
+	idx      map[sumKey]int
+	n        []int            // records added into out[i]
+	out      []Record         // the sums, in the order their keys came
+	overflow map[int][]string // index in out -> Where of the records that did not fit
+}
+
+type sumKey struct{ customer, product string }
+
+// Add adds r to the sum of its customer and product.
+func (s *Summer) Add(r Record) {
+	if s.idx == nil {
+		s.idx = map[sumKey]int{}
+	}
+	k := sumKey{r.CustomerID, r.Product}
+	i, ok := s.idx[k]
+	if !ok {
+		s.idx[k] = len(s.out)
+		s.out = append(s.out, r)
+		s.n = append(s.n, 1)
+		return
+	}
+	sum := &s.out[i]
+	q, ok := AddQuantity(sum.Quantity, r.Quantity)
+	if !ok {
+		if s.overflow == nil {
+			s.overflow = map[int][]string{}
+		}
+		s.overflow[i] = append(s.overflow[i], r.Where)
+		return
+	}
+	sum.Quantity = q
+	if sum.CustomerName == "" {
+		sum.CustomerName = r.CustomerName
+	}
+	if sum.ProductName == "" {
+		sum.ProductName = r.ProductName
+	}
+	if sum.Period == "" {
+		sum.Period = r.Period
+	}
+	s.n[i]++
+}
+
+// Result returns the sums and the problems, as Sum does. The Summer must
+// not be used after.
+func (s *Summer) Result() ([]Record, []Problem) {
+	out, n, overflow := s.out, s.n, s.overflow
+	*s = Summer{}
 	var problems []Problem
 	kept := out[:0]
 	for i, r := range out {

@@ -270,8 +270,10 @@ type Result struct {
 
 // customerPass is the working state of one customer in a pass.
 type customerPass struct {
-	m       export.CustomerMapping
-	changes []*Change
+	m export.CustomerMapping
+	// changes point into the plan's changes, nChanges of them.
+	changes  []*Change
+	nChanges int
 	// errs holds the write error of each change (same index), set by
 	// write; each goroutine owns its own element.
 	errs []error
@@ -283,7 +285,8 @@ type customerPass struct {
 type pass struct {
 	plan      *Plan
 	customers []*customerPass
-	lines     map[psa.LineKey]psa.ContractLine
+	// lines holds the lines that the plan updates, as read.
+	lines map[psa.LineKey]psa.ContractLine
 	// ledger is true when the PSA cannot report current quantities
 	// (Kaseya BMS) and lines holds what psa-syncd's ledger says it last
 	// set instead.
@@ -358,10 +361,15 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	slices.SortFunc(serviceIDs, compareIDs)
 
-	usage := map[string]map[string]source.Record{} // customer -> product -> summed record
-	sums, overflows := source.Sum(rep.Records)
-	p.plan.Problems = append(p.plan.Problems, overflows...)
+	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
+	sums := rep.Records
+	if !rep.Summed {
+		var overflows []source.Problem
+		sums, overflows = source.Sum(rep.Records)
+		p.plan.Problems = append(p.plan.Problems, overflows...)
+	}
 	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
+	nSums := len(sums)
 	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
 	if err != nil {
 		return nil, err
@@ -417,6 +425,18 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 
+	// The changes go straight into the plan, in customer order: a
+	// customer's changes point into it once it stops growing. A line has
+	// a change when it exists or has usage, so there are at most as many
+	// as lines and sums: sized so, the plan never grows by copying itself.
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+nSums))
+	byMapping := slices.Clone(p.customers)
+	// Customers are written in this order: a backend that verifies the
+	// contracts before writing (checkWrites) reads them in this order.
+	slices.SortFunc(p.customers, func(a, b *customerPass) int {
+		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
+			strings.Compare(a.m.CustomerID, b.m.CustomerID))
+	})
 	var unchecked []*customerPass
 	for _, cp := range p.customers {
 		if cp.err != nil {
@@ -427,14 +447,18 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			cp.hint, cp.err = e.readProblem(err, cm)
 			continue
 		}
+		first := len(p.plan.Changes)
 		for _, sid := range serviceIDs {
 			c := e.decide(cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], lines, ledger, missing, o.approves(sid), p.plan.EffectiveDate)
 			if c != nil {
-				cp.changes = append(cp.changes, c)
+				p.plan.Changes = append(p.plan.Changes, *c)
 			}
 		}
-		cp.errs = make([]error, len(cp.changes))
-		for i, c := range cp.changes {
+		changes := p.plan.Changes[first:]
+		cp.nChanges = len(changes)
+		cp.errs = make([]error, len(changes))
+		for i := range changes {
+			c := &changes[i]
 			if in, ok := review[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]; ok {
 				cp.errs[i] = e.awaitingReview(in, c.ServiceName)
 				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
@@ -448,20 +472,21 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
-		if !hasLines[cm.ContractID] && cp.updates() {
+		if !hasLines[cm.ContractID] && slices.ContainsFunc(changes, func(c Change) bool { return c.Action == ActionUpdate }) {
 			unchecked = append(unchecked, cp)
 		}
 	}
+	next := 0
+	for _, cp := range p.customers {
+		for i := range cp.nChanges {
+			cp.changes = append(cp.changes, &p.plan.Changes[next+i])
+		}
+		next += cp.nChanges
+	}
 	e.checkContracts(ctx, unchecked, !o.planOnly)
-	// Customers are written in this order: a backend that verifies the
-	// contracts before writing (checkWrites) reads them in this order.
-	slices.SortFunc(p.customers, func(a, b *customerPass) int {
-		return cmp.Or(strings.Compare(strings.ToLower(a.m.CustomerName), strings.ToLower(b.m.CustomerName)),
-			strings.Compare(a.m.CustomerID, b.m.CustomerID))
-	})
 	e.checkWrites(ctx, p.customers)
 
-	for _, cp := range p.customers {
+	for _, cp := range byMapping {
 		if cp.err != nil {
 			for _, c := range cp.changes {
 				c.Action, c.Reason = ActionFailed, cp.err.Error()
@@ -470,8 +495,22 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
-	p.flatten()
+	p.lines = linesToWrite(p.plan.Changes, lines)
 	return p, nil
+}
+
+// linesToWrite returns the lines of the changes that update a line: writing
+// them needs the line as read, the others no longer do. At 100,000 lines a
+// pass changes a few, and the rest of the read is let go.
+func linesToWrite(changes []Change, lines map[psa.LineKey]psa.ContractLine) map[psa.LineKey]psa.ContractLine {
+	keep := map[psa.LineKey]psa.ContractLine{}
+	for i := range changes {
+		k := psa.LineKey{ContractID: changes[i].ContractID, ServiceID: changes[i].ServiceID}
+		if l, ok := lines[k]; ok && changes[i].Action == ActionUpdate {
+			keep[k] = l
+		}
+	}
+	return keep
 }
 
 // maxUnreadableShown bounds the rows an unreadable-usage error names.
@@ -593,10 +632,18 @@ func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.
 	return mappings, nil
 }
 
+// usedQuantity is a customer's summed usage of one product, as decide needs
+// it: a third of a source.Record.
+type usedQuantity struct {
+	product  string
+	quantity int64
+	where    string
+}
+
 // classify sorts summed usage into billable usage per customer and the
 // unmapped lists.
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
-	usage map[string]map[string]source.Record, u *Unmapped) {
+	usage map[string][]usedQuantity, u *Unmapped) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
@@ -618,6 +665,9 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		up.Customers++
 		up.Quantity += r.Quantity
 	}
+	// One array holds every customer's usage, so that the records (and
+	// their names and periods) can go once classified.
+	used := make([]usedQuantity, 0, len(sums))
 	for _, r := range sums {
 		if r.Unassigned() {
 			u.Unassigned = append(u.Unassigned, r)
@@ -641,10 +691,14 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
 		}
-		if usage[r.CustomerID] == nil {
-			usage[r.CustomerID] = map[string]source.Record{}
+		// Sum sorts by customer and product: a customer's records are
+		// next to each other, and so are their quantities in used.
+		used = append(used, usedQuantity{product: r.Product, quantity: r.Quantity, where: r.Where})
+		if ur := usage[r.CustomerID]; len(ur) > 0 {
+			usage[r.CustomerID] = ur[:len(ur)+1]
+		} else {
+			usage[r.CustomerID] = used[len(used)-1:]
 		}
-		usage[r.CustomerID][r.Product] = r
 	}
 	for _, uc := range unmappedCustomers {
 		u.Customers = append(u.Customers, *uc)
@@ -666,7 +720,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
-func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage map[string]source.Record,
+func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []usedQuantity,
 	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
 	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
 	c := &Change{
@@ -685,16 +739,17 @@ func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string
 	var parts []string
 	used := false
 	for _, prod := range products {
-		r, ok := usage[prod]
+		i, ok := slices.BinarySearchFunc(usage, prod, func(u usedQuantity, prod string) int { return strings.Compare(u.product, prod) })
 		if !ok {
 			continue
 		}
+		r := usage[i]
 		used = true
-		sum, ok := source.AddQuantity(c.Desired, r.Quantity)
-		parts = append(parts, fmt.Sprintf("%s %d", prod, r.Quantity))
+		sum, ok := source.AddQuantity(c.Desired, r.quantity)
+		parts = append(parts, fmt.Sprintf("%s %d", prod, r.quantity))
 		if !ok {
 			c.Action = ActionFailed
-			c.Reason = fmt.Sprintf("usage adds up to more than %d (%s): check the usage rows (%s)", int64(math.MaxInt64), strings.Join(parts, " + "), r.Where)
+			c.Reason = fmt.Sprintf("usage adds up to more than %d (%s): check the usage rows (%s)", int64(math.MaxInt64), strings.Join(parts, " + "), r.where)
 			return c
 		}
 		c.Desired = sum

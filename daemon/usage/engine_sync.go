@@ -100,7 +100,6 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		if err := e.write(ctx, log, run.ID, p); err != nil {
 			return fail(err)
 		}
-		p.flatten()
 	}
 	e.recordEndpointBudgets()
 
@@ -564,16 +563,6 @@ func (e *Engine) lastSuccesses(p *pass) map[customerKey]time.Time {
 		}
 	}
 	return out
-}
-
-// flatten copies the per-customer changes into the plan, in customer order.
-func (p *pass) flatten() {
-	p.plan.Changes = p.plan.Changes[:0]
-	for _, cp := range p.customers {
-		for _, c := range cp.changes {
-			p.plan.Changes = append(p.plan.Changes, *c)
-		}
-	}
 }
 
 func runResult(statuses []state.CustomerStatus) string {

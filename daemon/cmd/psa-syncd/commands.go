@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -105,7 +106,9 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	if res != nil {
 		if asJSON {
-			writeResultJSON(e.stdout, res)
+			if werr := writeResultJSON(e.stdout, res); werr != nil {
+				logger.Error("Error writing the result", "err", werr)
+			}
 		} else {
 			printResult(e.stdout, res)
 		}
@@ -666,15 +669,44 @@ func printRun(w io.Writer, r daemon.RunView, customers []statusRow) {
 }
 
 // writeResultJSON prints a pass's run, customers and plan as JSON, in the
-// shapes of the HTTP API.
-func writeResultJSON(w io.Writer, res *usage.Result) {
+// shapes of the HTTP API: the object {"customers", "plan", "run"}, indented
+// as json.Encoder with SetIndent("", "  ") would. The plan's changes are
+// streamed (see usage.Plan.WriteJSON), so that the output of a pass over
+// 100,000 lines is never held in memory as a whole.
+func writeResultJSON(w io.Writer, res *usage.Result) error {
 	customers := make([]statusRow, 0, len(res.Customers))
 	for _, cs := range res.Customers {
 		customers = append(customers, newStatusRow(cs))
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"run": daemon.NewRunView(res.Run), "customers": customers, "plan": res.Plan})
+	const indent = "  "
+	bw := bufio.NewWriter(w)
+	field := func(sep, key string, v any) error {
+		b, err := json.MarshalIndent(v, indent, indent)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "%s\n%s%q: ", sep, indent, key)
+		_, err = bw.Write(b)
+		return err
+	}
+	if err := field("{", "customers", customers); err != nil {
+		return err
+	}
+	if res.Plan == nil {
+		if err := field(",", "plan", nil); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(bw, ",\n%s%q: ", indent, "plan")
+		if err := res.Plan.WriteJSON(bw, indent, indent); err != nil {
+			return err
+		}
+	}
+	if err := field(",", "run", daemon.NewRunView(res.Run)); err != nil {
+		return err
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
 }
 
 func newStatusRow(cs state.CustomerStatus) statusRow { return daemon.NewCustomerView(cs) }

@@ -25,8 +25,10 @@
 // names (none when the row cannot be split into columns), so that the daemon
 // syncs none of that customer's lines rather than lower them. A row with
 // an empty customer_id is usage that belongs to no customer (a Record with
-// CustomerID ""), not a problem. Rows are returned as they are; the daemon
-// sums them per (customer, product) with source.Sum.
+// CustomerID ""), not a problem. Rows are summed per (customer, product) as
+// they are read (source.Summer: what source.Sum returns for the rows, sorted,
+// each sum's Where naming its first row), so that a file of 100,000 rows is
+// never held row by row; the report says so with Summed.
 //
 //	src, err := file.New(file.Config{Path: "/var/lib/psa-sync/passwordboss.csv", Name: "passwordboss"})
 //	if err != nil { ... }

@@ -106,7 +106,9 @@ func (s *Source) Path() string { return s.path }
 // Format returns the file's format (never FormatAuto).
 func (s *Source) Format() Format { return s.format }
 
-// Fetch reads the file and returns its rows as records for period p. Rows that
+// Fetch reads the file and returns its usage for period p, summed per
+// (customer, product) as the rows are read (Report.Summed; see
+// source.Summer), so that the rows are not kept. Rows that
 // cannot be used are skipped and listed in Report.Problems with their line
 // number; a row whose period column is set and differs from p is such a row.
 // A row that cannot be read is an Unreadable problem of the customer in its
@@ -114,48 +116,61 @@ func (s *Source) Format() Format { return s.format }
 // columns; one whose customer_id is empty is usage of no customer, and one
 // of another period is not this period's usage, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
-// or structure is wrong is an error.
+// or structure is wrong is an error. A sum that does not fit in an int64 is
+// an Unreadable problem after those of the rows, as source.Sum reports it.
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
-	if err := ctx.Err(); err != nil {
+	rep := &source.Report{Source: s.name, Period: p, Summed: true}
+	var sum source.Summer
+	if _, err := s.read(ctx, p, sum.Add, func(pr source.Problem) { rep.Problems = append(rep.Problems, pr) }); err != nil {
 		return nil, err
+	}
+	var overflows []source.Problem
+	rep.Records, overflows = sum.Result()
+	rep.Problems = append(rep.Problems, overflows...)
+	return rep, nil
+}
+
+// read parses the file and hands each usable row of period p to add, as a
+// record, and each other row to skip, as a problem, in file order. It
+// returns the number of rows.
+func (s *Source) read(ctx context.Context, p source.Period, add func(source.Record), skip func(source.Problem)) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	data, err := os.ReadFile(s.path)
 	if err != nil {
-		return nil, fmt.Errorf("file: reading usage: %w", err)
+		return 0, fmt.Errorf("file: reading usage: %w", err)
 	}
-	rep := &source.Report{Source: s.name, Period: p}
 	name := filepath.Base(s.path)
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
-	var rows []row
-	switch s.format {
-	case FormatCSV:
-		rows, err = parseCSV(name, data)
-	default:
-		rows, err = parseJSON(name, data)
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
+	n := 0
+	each := func(r row) {
+		n++
 		rec, err := r.record(p)
 		if err != nil {
-			rep.Problems = append(rep.Problems, r.problem(err))
-			continue
+			skip(r.problem(err))
+			return
 		}
-		rep.Records = append(rep.Records, rec)
+		add(rec)
 	}
-	return rep, nil
+	switch s.format {
+	case FormatCSV:
+		err = parseCSV(name, data, each)
+	default:
+		err = parseJSON(name, data, each)
+	}
+	return n, err
 }
 
 // Check reads and parses the file. It fails when the file cannot be read or
 // when some rows have problems, and then says how many and which.
 func (s *Source) Check(ctx context.Context) error {
-	rep, err := s.Fetch(ctx, source.Period{})
+	msg, skipped, err := s.describe(ctx)
 	if err != nil {
 		return err
 	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("file: %s", summary(filepath.Base(s.path), rep))
+	if skipped > 0 {
+		return fmt.Errorf("file: %s", msg)
 	}
 	return nil
 }
@@ -164,20 +179,26 @@ func (s *Source) Check(ctx context.Context) error {
 // many were skipped, for example "usage.csv: 14 rows, 2 skipped (first:
 // usage.csv:3: product is missing)".
 func (s *Source) Describe(ctx context.Context) (string, error) {
-	rep, err := s.Fetch(ctx, source.Period{})
-	if err != nil {
-		return "", err
-	}
-	return summary(filepath.Base(s.path), rep), nil
+	msg, _, err := s.describe(ctx)
+	return msg, err
 }
 
-func summary(name string, rep *source.Report) string {
-	n := len(rep.Records) + len(rep.Problems)
-	msg := fmt.Sprintf("%s: %d %s, %d skipped", name, n, plural(n, "row", "rows"), len(rep.Problems))
-	if len(rep.Problems) > 0 {
-		msg += fmt.Sprintf(" (first: %s)", rep.Problems[0])
+// describe reads the file and summarises it for Check and Describe.
+func (s *Source) describe(ctx context.Context) (msg string, skipped int, err error) {
+	var first *source.Problem
+	n, err := s.read(ctx, source.Period{}, func(source.Record) {}, func(pr source.Problem) {
+		if skipped++; first == nil {
+			first = &pr
+		}
+	})
+	if err != nil {
+		return "", 0, err
 	}
-	return msg
+	msg = fmt.Sprintf("%s: %d %s, %d skipped", filepath.Base(s.path), n, plural(n, "row", "rows"), skipped)
+	if first != nil {
+		msg += fmt.Sprintf(" (first: %s)", first)
+	}
+	return msg, skipped, nil
 }
 
 func plural(n int, one, many string) string {
@@ -252,62 +273,64 @@ func (r row) record(p source.Period) (source.Record, error) {
 	return rec, nil
 }
 
-// parseCSV reads the header and the rows. Header problems (a missing required
-// column, an unknown or repeated column) reject the whole file, because every
-// row would be misread; row problems are added to rep.
-func parseCSV(name string, data []byte) ([]row, error) {
+// parseCSV reads the header and hands each row to each. Header problems (a
+// missing required column, an unknown or repeated column) reject the whole
+// file, because every row would be misread; a row that cannot be split into
+// columns is a row with err set.
+func parseCSV(name string, data []byte, each func(row)) error {
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil, fmt.Errorf("file: %s: empty file, want a header row with %s", name, strings.Join(requiredColumns, ", "))
+		return fmt.Errorf("file: %s: empty file, want a header row with %s", name, strings.Join(requiredColumns, ", "))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("file: %s: reading header: %w", name, err)
+		return fmt.Errorf("file: %s: reading header: %w", name, err)
 	}
 	cols := make([]string, len(header))
 	seen := map[string]bool{}
 	for i, h := range header {
 		c := strings.ToLower(strings.TrimSpace(h))
 		if !known(c) {
-			return nil, fmt.Errorf("file: %s:1: unknown column %q (want %s)", name, h, strings.Join(knownColumns, ", "))
+			return fmt.Errorf("file: %s:1: unknown column %q (want %s)", name, h, strings.Join(knownColumns, ", "))
 		}
 		if seen[c] {
-			return nil, fmt.Errorf("file: %s:1: column %q appears twice", name, c)
+			return fmt.Errorf("file: %s:1: column %q appears twice", name, c)
 		}
 		seen[c] = true
 		cols[i] = c
 	}
 	for _, c := range requiredColumns {
 		if !seen[c] {
-			return nil, fmt.Errorf("file: %s:1: column %q is missing from the header", name, c)
+			return fmt.Errorf("file: %s:1: column %q is missing from the header", name, c)
 		}
 	}
-	var rows []row
+	fields := make(map[string]string, len(cols))
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
-			return rows, nil
+			return nil
 		}
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				rows = append(rows, row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err})
+				each(row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err})
 				continue
 			}
-			return nil, fmt.Errorf("file: %s: %w", name, err)
+			return fmt.Errorf("file: %s: %w", name, err)
 		}
 		line, _ := cr.FieldPos(0)
 		where := fmt.Sprintf("%s:%d", name, line)
 		if len(rec) != len(cols) {
-			rows = append(rows, row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))})
+			each(row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))})
 			continue
 		}
-		r := row{where: where, fields: make(map[string]string, len(cols))}
+		// One map serves every row: each takes what it keeps from it.
 		for i, c := range cols {
-			r.fields[c] = strings.TrimSpace(rec[i])
+			fields[c] = strings.TrimSpace(rec[i])
 		}
-		rows = append(rows, r)
+		each(row{where: where, fields: fields})
 	}
 }
 
@@ -320,20 +343,20 @@ func known(c string) bool {
 	return false
 }
 
-// parseJSON reads an array of objects, or an object {"records": [...]}. Each
-// object's line number is where its opening brace is. An object with an
-// unknown key, or a value of the wrong type, is a problem for that row only.
-func parseJSON(name string, data []byte) ([]row, error) {
+// parseJSON reads an array of objects, or an object {"records": [...]}, and
+// hands each object to each as a row. Each object's line number is where
+// its opening brace is. An object with an unknown key, or a value of the
+// wrong type, is a problem for that row only.
+func parseJSON(name string, data []byte, each func(row)) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if err != nil {
-		return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+		return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 	}
-	var rows []row
 	switch tok {
 	case json.Delim('['):
-		if rows, err = jsonRows(name, data, dec); err != nil {
-			return nil, err
+		if err := jsonRows(name, data, dec, each); err != nil {
+			return err
 		}
 	case json.Delim('{'):
 		// The {"records": [...]} form.
@@ -341,58 +364,56 @@ func parseJSON(name string, data []byte) ([]row, error) {
 		for dec.More() {
 			key, err := dec.Token()
 			if err != nil {
-				return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+				return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 			}
 			if key != "records" {
-				return nil, fmt.Errorf("file: %s:%d: unknown key %q (want \"records\")", name, lineAt(data, dec.InputOffset()), key)
+				return fmt.Errorf("file: %s:%d: unknown key %q (want \"records\")", name, lineAt(data, dec.InputOffset()), key)
 			}
 			if found {
-				return nil, fmt.Errorf("file: %s: key \"records\" appears twice", name)
+				return fmt.Errorf("file: %s: key \"records\" appears twice", name)
 			}
 			found = true
 			if tok, err = dec.Token(); err != nil {
-				return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+				return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 			}
 			if tok != json.Delim('[') {
-				return nil, fmt.Errorf("file: %s: \"records\" must be an array of objects", name)
+				return fmt.Errorf("file: %s: \"records\" must be an array of objects", name)
 			}
-			if rows, err = jsonRows(name, data, dec); err != nil {
-				return nil, err
+			if err := jsonRows(name, data, dec, each); err != nil {
+				return err
 			}
 		}
 		if _, err := dec.Token(); err != nil { // the closing brace
-			return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+			return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 		}
 		if !found {
-			return nil, fmt.Errorf("file: %s: the object has no \"records\" array", name)
+			return fmt.Errorf("file: %s: the object has no \"records\" array", name)
 		}
 	default:
-		return nil, fmt.Errorf("file: %s: want an array of records or an object with a \"records\" array", name)
+		return fmt.Errorf("file: %s: want an array of records or an object with a \"records\" array", name)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("file: %s:%d: unexpected data after the records", name, lineAt(data, valueStart(data, dec.InputOffset())))
+		return fmt.Errorf("file: %s:%d: unexpected data after the records", name, lineAt(data, valueStart(data, dec.InputOffset())))
 	}
-	return rows, nil
+	return nil
 }
 
 // jsonRows reads array elements up to and including the closing bracket.
-func jsonRows(name string, data []byte, dec *json.Decoder) ([]row, error) {
-	var rows []row
+func jsonRows(name string, data []byte, dec *json.Decoder, each func(row)) error {
 	for dec.More() {
 		start := dec.InputOffset()
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+			return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 		}
-		where := fmt.Sprintf("%s:%d", name, lineAt(data, valueStart(data, start)))
 		r := jsonRow(raw)
-		r.where = where
-		rows = append(rows, r)
+		r.where = fmt.Sprintf("%s:%d", name, lineAt(data, valueStart(data, start)))
+		each(r)
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
-		return nil, fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
+		return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 	}
-	return rows, nil
+	return nil
 }
 
 func jsonRow(raw json.RawMessage) row {

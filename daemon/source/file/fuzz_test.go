@@ -9,32 +9,31 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 )
 
-// fuzzRows checks what the parsers give for any input: every row becomes a
+// fuzzRow checks what the parsers give for any input: every row becomes a
 // record with a product and a quantity of at least 0, or a problem naming
 // the file and line, and a row of another period is never Unreadable.
-func fuzzRows(t *testing.T, rows []row, err error) {
+func fuzzRow(t *testing.T, r row) {
+	p := source.Period{Year: 2026, Month: time.October}
+	if !strings.HasPrefix(r.where, "usage.") || !strings.Contains(r.where, ":") {
+		t.Fatalf("row location %q does not name file and line", r.where)
+	}
+	rec, err := r.record(p)
 	if err != nil {
-		if !strings.HasPrefix(err.Error(), "file: usage.") {
-			t.Fatalf("error does not name the file: %v", err)
+		pr := r.problem(err)
+		if pr.Where != r.where || pr.Err == nil {
+			t.Fatalf("problem %+v does not describe row %s", pr, r.where)
 		}
 		return
 	}
-	p := source.Period{Year: 2026, Month: time.October}
-	for _, r := range rows {
-		if !strings.HasPrefix(r.where, "usage.") || !strings.Contains(r.where, ":") {
-			t.Fatalf("row location %q does not name file and line", r.where)
-		}
-		rec, err := r.record(p)
-		if err != nil {
-			pr := r.problem(err)
-			if pr.Where != r.where || pr.Err == nil {
-				t.Fatalf("problem %+v does not describe row %s", pr, r.where)
-			}
-			continue
-		}
-		if rec.Product == "" || rec.Quantity < 0 {
-			t.Fatalf("record %+v of row %s has no product or a negative quantity", rec, r.where)
-		}
+	if rec.Product == "" || rec.Quantity < 0 {
+		t.Fatalf("record %+v of row %s has no product or a negative quantity", rec, r.where)
+	}
+}
+
+// fuzzErr checks that a file the parsers reject is named in the error.
+func fuzzErr(t *testing.T, err error) {
+	if err != nil && !strings.HasPrefix(err.Error(), "file: usage.") {
+		t.Fatalf("error does not name the file: %v", err)
 	}
 }
 
@@ -48,8 +47,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add([]byte("customer_id,product,quantity,period\n2c9f,CIXA-MSP,4x2,\n,P,x,\n\"a\nb\",P,1,2026-10\nc,P,9223372036854775808,\n"))
 	f.Add([]byte("\ufeffCustomer_ID , product,quantity\nc,P,1\nc,P\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rows, err := parseCSV("usage.csv", data)
-		fuzzRows(t, rows, err)
+		fuzzErr(t, parseCSV("usage.csv", data, func(r row) { fuzzRow(t, r) }))
 	})
 }
 
@@ -63,7 +61,6 @@ func FuzzParseJSON(f *testing.F) {
 	f.Add([]byte(`{"records":[{"customer_id":"c","product":"P","quantity":1},{"customer_id":7,"quantity":true},[1]]}`))
 	f.Add([]byte(`[{"customer_id":"c","product":"P","quantity":"2.5","period":"2026-10"}] x`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rows, err := parseJSON("usage.json", data)
-		fuzzRows(t, rows, err)
+		fuzzErr(t, parseJSON("usage.json", data, func(r row) { fuzzRow(t, r) }))
 	})
 }
