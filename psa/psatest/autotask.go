@@ -72,7 +72,7 @@ func newAutotask(s *Server, c config) *Autotask {
 		unitIndex:       map[int64][]int64{},
 	}
 	for name, first := range autotaskFirstID {
-		a.tables[name] = newTable()
+		a.tables[name] = newTable(entity(name))
 		a.nextID[name] = first
 	}
 	if c.fixture != nil && c.fixture.Autotask != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +31,17 @@ type autotaskQuery struct {
 	include map[string]bool
 	max     int
 	hash    string // identifies the query for paging continuation
+	// hints are the conditions every match must meet that an index can
+	// answer (an eq or in on an id or an indexed field, outside any or):
+	// the table reads its candidates from the most selective one instead
+	// of scanning every record. match still decides.
+	hints []indexHint
+}
+
+// indexHint says that a matching record's field holds one of keys.
+type indexHint struct {
+	field string
+	keys  []int64
 }
 
 // parseQuery parses a QueryModel (the POST body or the GET search
@@ -68,6 +80,7 @@ func parseQuery(d *entityDef, data []byte) (*autotaskQuery, error) {
 		if c.ors > maxOrConditions {
 			return nil, apiErr("A query may include at most %d OR conditions.", maxOrConditions)
 		}
+		q.hints = c.hints
 	}
 
 	if v, ok := body["maxrecords"]; ok && v != nil {
@@ -106,6 +119,29 @@ func parseQuery(d *entityDef, data []byte) (*autotaskQuery, error) {
 type compiler struct {
 	d   *entityDef
 	ors int
+	// inOr counts the or conditions being compiled around the current one;
+	// a condition inside one does not bound the matches, so it gives no
+	// index hint.
+	inOr  int
+	hints []indexHint
+}
+
+// hint records an index hint for an eq or in condition on f whose operands
+// are os, when every operand is a whole number (the only values an integer
+// field holds) and the condition is not inside an or.
+func (c *compiler) hint(f *fieldDef, os []operand) {
+	if c.inOr > 0 || f == nil || (f.Name != "id" && !indexed(f)) {
+		return
+	}
+	keys := make([]int64, 0, len(os))
+	for _, o := range os {
+		k, ok := o.intKey()
+		if !ok {
+			return
+		}
+		keys = append(keys, k)
+	}
+	c.hints = append(c.hints, indexHint{field: f.Name, keys: keys})
 }
 
 func (c *compiler) all(items []any) (predicate, error) {
@@ -149,6 +185,8 @@ func (c *compiler) condition(raw any) (predicate, error) {
 		}
 		c.ors += len(items)
 		preds := make([]predicate, 0, len(items))
+		c.inOr++
+		defer func() { c.inOr-- }()
 		for _, it := range items {
 			p, err := c.condition(it)
 			if err != nil {
@@ -196,18 +234,41 @@ func (c *compiler) condition(raw any) (predicate, error) {
 			return nil, apiErr("The %q condition on %s requires an array value.", op, name)
 		}
 		keys := map[string]bool{}
+		ops := make([]operand, 0, len(list))
 		for _, v := range list {
 			o, err := newOperand(f, v)
 			if err != nil {
 				return nil, err
 			}
 			keys[o.key()] = true
+			ops = append(ops, o)
 		}
 		want := op == "in"
+		if want {
+			c.hint(f, ops)
+		}
+		// Numbers are looked up by their bits rather than their key
+		// text: the same test (FormatFloat's shortest form is unique per
+		// float64), without formatting every record's value.
+		nums := map[uint64]bool{}
+		for _, o := range ops {
+			if o.kind == "num" {
+				nums[math.Float64bits(o.num)] = true
+			}
+		}
 		return func(r record) bool {
 			v := get(r)
-			if v == nil {
+			switch x := v.(type) {
+			case nil:
 				return !want
+			case int64:
+				if f != nil {
+					return nums[math.Float64bits(float64(x))] == want
+				}
+			case float64:
+				if f != nil {
+					return nums[math.Float64bits(x)] == want
+				}
 			}
 			return keys[valueKey(f, v)] == want
 		}, nil
@@ -222,6 +283,9 @@ func (c *compiler) condition(raw any) (predicate, error) {
 		o, err := newOperand(f, value)
 		if err != nil {
 			return nil, err
+		}
+		if op == "eq" {
+			c.hint(f, []operand{o})
 		}
 		return func(r record) bool {
 			v := get(r)
@@ -373,6 +437,23 @@ func (o operand) key() string {
 	return "s:" + o.str
 }
 
+// intKey returns a numeric operand as the whole number an integer field
+// would store; false when it is not one.
+func (o operand) intKey() (int64, bool) {
+	return wholeNumber(o.num, o.kind == "num")
+}
+
+// wholeNumber converts x to an int64 when ok and x is a whole number that
+// a float64 holds exactly (filters compare numbers as float64, so larger
+// ones may match more than one stored value: no index answers them).
+func wholeNumber(x float64, ok bool) (int64, bool) {
+	const exact = 1 << 53
+	if !ok || x != math.Trunc(x) || x <= -exact || x >= exact {
+		return 0, false
+	}
+	return int64(x), true
+}
+
 // valueKey is operand.key for a stored value of field f.
 func valueKey(f *fieldDef, v any) string {
 	if f == nil {
@@ -455,34 +536,101 @@ func decodePageToken(s string) (pageToken, error) {
 	return p, nil
 }
 
-// table holds the records of one entity in id order.
+// table holds the records of one entity in id order, with an index on each
+// of its foreign keys (the integer fields that refer to another entity, as
+// a database would have): for each value, the ids of the records that hold
+// it, in id order. Records are never changed in place in an indexed field:
+// an update puts a new record.
 type table struct {
-	ids  []int64
-	rows map[int64]record
+	ids   []int64
+	rows  map[int64]record
+	index map[string]map[int64][]int64
 }
 
-func newTable() *table { return &table{rows: map[int64]record{}} }
+// indexed reports whether the table of an entity indexes field f.
+func indexed(f *fieldDef) bool {
+	return f.Ref != "" && (f.Type == typeInteger || f.Type == typeLong)
+}
+
+// newTable returns an empty table of entity d (nil: no indexes).
+func newTable(d *entityDef) *table {
+	t := &table{rows: map[int64]record{}, index: map[string]map[int64][]int64{}}
+	if d != nil {
+		for i := range d.Fields {
+			if f := &d.Fields[i]; indexed(f) {
+				t.index[f.Name] = map[int64][]int64{}
+			}
+		}
+	}
+	return t
+}
 
 func (t *table) get(id int64) record { return t.rows[id] }
 
 func (t *table) put(r record) {
 	id := r.id()
-	if _, ok := t.rows[id]; !ok {
-		i := sort.Search(len(t.ids), func(i int) bool { return t.ids[i] >= id })
-		t.ids = append(t.ids, 0)
-		copy(t.ids[i+1:], t.ids[i:])
-		t.ids[i] = id
+	old, ok := t.rows[id]
+	if !ok {
+		t.ids = insertSorted(t.ids, id)
+	}
+	for field, idx := range t.index {
+		nk, nok := indexKey(r[field])
+		if ok {
+			oldKey, oldOK := indexKey(old[field])
+			if oldOK == nok && oldKey == nk {
+				continue
+			}
+			if oldOK {
+				idx[oldKey] = removeSorted(idx[oldKey], id)
+			}
+		}
+		if nok {
+			idx[nk] = insertSorted(idx[nk], id)
+		}
 	}
 	t.rows[id] = r
 }
 
 func (t *table) delete(id int64) {
-	if _, ok := t.rows[id]; !ok {
+	old, ok := t.rows[id]
+	if !ok {
 		return
 	}
 	delete(t.rows, id)
-	i := sort.Search(len(t.ids), func(i int) bool { return t.ids[i] >= id })
-	t.ids = append(t.ids[:i], t.ids[i+1:]...)
+	t.ids = removeSorted(t.ids, id)
+	for field, idx := range t.index {
+		if k, ok := indexKey(old[field]); ok {
+			idx[k] = removeSorted(idx[k], id)
+		}
+	}
+}
+
+// indexKey returns the key of a stored value in an index.
+func indexKey(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return wholeNumber(float64(v), true)
+	case float64:
+		return wholeNumber(v, true)
+	}
+	return 0, false
+}
+
+// insertSorted adds id to the sorted ids (ids are mostly allocated in
+// increasing order, so this is usually an append).
+func insertSorted(ids []int64, id int64) []int64 {
+	i, found := slices.BinarySearch(ids, id)
+	if found {
+		return ids
+	}
+	return slices.Insert(ids, i, id)
+}
+
+func removeSorted(ids []int64, id int64) []int64 {
+	if i, found := slices.BinarySearch(ids, id); found {
+		return slices.Delete(ids, i, i+1)
+	}
+	return ids
 }
 
 // each calls fn for the records with id > after in id order until fn
@@ -491,6 +639,49 @@ func (t *table) each(after int64, fn func(record) bool) {
 	i := sort.Search(len(t.ids), func(i int) bool { return t.ids[i] > after })
 	for ; i < len(t.ids); i++ {
 		if !fn(t.rows[t.ids[i]]) {
+			return
+		}
+	}
+}
+
+// eachCandidate is each over the records that can meet every hint: those
+// the most selective usable hint picks out through an index (or the id),
+// or every record when no hint can be used. The caller still matches each
+// record against its query.
+func (t *table) eachCandidate(hints []indexHint, after int64, fn func(record) bool) {
+	var best []int64
+	found := false
+	for _, h := range hints {
+		var ids []int64
+		if h.field == "id" {
+			for _, k := range h.keys {
+				if _, ok := t.rows[k]; ok && k > after {
+					ids = append(ids, k)
+				}
+			}
+		} else {
+			idx, ok := t.index[h.field]
+			if !ok {
+				continue
+			}
+			for _, k := range h.keys {
+				list := idx[k]
+				i := sort.Search(len(list), func(i int) bool { return list[i] > after })
+				ids = append(ids, list[i:]...)
+			}
+		}
+		if !found || len(ids) < len(best) {
+			best, found = ids, true
+		}
+	}
+	if !found {
+		t.each(after, fn)
+		return
+	}
+	slices.Sort(best)
+	best = slices.Compact(best) // an in list may repeat a key
+	for _, id := range best {
+		if !fn(t.rows[id]) {
 			return
 		}
 	}

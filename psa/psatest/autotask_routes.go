@@ -365,7 +365,7 @@ func (a *Autotask) handleQuery(w http.ResponseWriter, r *http.Request, d *entity
 		n := 0
 		if !q.empty {
 			a.mu.Lock()
-			a.tables[d.Name].each(-1<<63, func(rec record) bool {
+			a.tables[d.Name].eachCandidate(q.hints, -1<<63, func(rec record) bool {
 				if q.match(rec) {
 					n++
 				}
@@ -436,7 +436,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 	more := false
 	if !q.empty {
 		a.mu.Lock()
-		a.tables[d.Name].each(after, func(rec record) bool {
+		a.tables[d.Name].eachCandidate(q.hints, after, func(rec record) bool {
 			if !q.match(rec) {
 				return true
 			}
