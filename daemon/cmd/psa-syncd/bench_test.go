@@ -333,13 +333,22 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 	sys := r.t.sys
 	if r.driver == "sqlite" {
 		fmt.Printf("BENCH sync %s %s lines=%d changed=%d requests=%d bound=%d ratio=%.3f wall=%.2fs ideal=%.2fs wall_ratio=%.2f rss_mib=%.1f\n",
-			sys, name, r.lines, changed, requests, bound, float64(requests)/float64(max(bound, 1)),
-			wall.Seconds(), ideal.Seconds(), wall.Seconds()/max(ideal.Seconds(), 0.001), rss)
+			sys, name, r.lines, changed, requests, bound, ratio(float64(requests), float64(bound)),
+			wall.Seconds(), ideal.Seconds(), ratio(wall.Seconds(), ideal.Seconds()), rss)
 	}
 	fmt.Printf("BENCH state %s %s %s lines=%d reads=%d writes=%d wall=%.1fs peak_rss_mib=%.1f\n",
 		r.driver, sys, name, r.lines, requests-writes, writes, wall.Seconds(), rss)
 	b.ReportMetric(wall.Seconds(), name+"-s")
 	b.ReportMetric(float64(requests), name+"-requests")
+}
+
+// ratio is x/y, where 0/0 is 1 (a pass that makes no request at a bound of
+// none is at the bound) and x/0 is +Inf.
+func ratio(x, y float64) float64 {
+	if y == 0 && x == 0 {
+		return 1
+	}
+	return x / y
 }
 
 // firstDiffering returns the first line whose units in the PSA are not the
