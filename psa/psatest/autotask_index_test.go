@@ -107,7 +107,7 @@ func TestAutotask_queryIndex(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Errorf("%s %s after %d: index found %v, scan %v", tt.entity, tt.filter, after, got, want)
 			}
-			if all := len(tab.ids); after == math.MinInt64 && tt.indexed != (visited < all) {
+			if all := len(tab.order); after == math.MinInt64 && tt.indexed != (visited < all) {
 				t.Errorf("%s %s: looked at %d of %d records, want an index used: %v", tt.entity, tt.filter, visited, all, tt.indexed)
 			}
 		}

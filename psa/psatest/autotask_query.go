@@ -2,6 +2,8 @@ package psatest
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -145,14 +147,25 @@ func (c *compiler) hint(f *fieldDef, os []operand) {
 }
 
 func (c *compiler) all(items []any) (predicate, error) {
+	// Conditions that give an index hint go last: when the records come
+	// from that index they hold, and the others (a date window, say) turn
+	// most candidates down sooner. The result of an and is the same in
+	// any order.
 	preds := make([]predicate, 0, len(items))
+	var late []predicate
 	for _, it := range items {
+		hints := len(c.hints)
 		p, err := c.condition(it)
 		if err != nil {
 			return nil, err
 		}
-		preds = append(preds, p)
+		if len(c.hints) > hints {
+			late = append(late, p)
+		} else {
+			preds = append(preds, p)
+		}
 	}
+	preds = append(preds, late...)
 	return func(r record) bool {
 		for _, p := range preds {
 			if !p(r) {
@@ -538,13 +551,49 @@ func decodePageToken(s string) (pageToken, error) {
 
 // table holds the records of one entity in id order, with an index on each
 // of its foreign keys (the integer fields that refer to another entity, as
-// a database would have): for each value, the ids of the records that hold
-// it, in id order. Records are never changed in place in an indexed field:
-// an update puts a new record.
+// a database would have): for each value, the records that hold it, in id
+// order. Records are never changed in place in an indexed field: an update
+// puts a new record.
 type table struct {
-	ids   []int64
 	rows  map[int64]record
-	index map[string]map[int64][]int64
+	order postings
+	index map[string]map[int64]postings
+}
+
+// posting is a record and its id in a list ordered by id; lists hold the
+// record itself so that reading a list costs no lookup in rows.
+type posting struct {
+	id  int64
+	rec record
+}
+
+type postings []posting
+
+func (p postings) search(id int64) (int, bool) {
+	return slices.BinarySearchFunc(p, id, func(e posting, id int64) int { return cmp.Compare(e.id, id) })
+}
+
+// put adds or replaces a record (ids are mostly allocated in increasing
+// order, so adding is usually an append).
+func (p postings) put(id int64, rec record) postings {
+	i, found := p.search(id)
+	if found {
+		p[i].rec = rec
+		return p
+	}
+	return slices.Insert(p, i, posting{id, rec})
+}
+
+func (p postings) remove(id int64) postings {
+	if i, found := p.search(id); found {
+		return slices.Delete(p, i, i+1)
+	}
+	return p
+}
+
+// after returns the records with id > after.
+func (p postings) after(after int64) postings {
+	return p[sort.Search(len(p), func(i int) bool { return p[i].id > after }):]
 }
 
 // indexed reports whether the table of an entity indexes field f.
@@ -554,11 +603,11 @@ func indexed(f *fieldDef) bool {
 
 // newTable returns an empty table of entity d (nil: no indexes).
 func newTable(d *entityDef) *table {
-	t := &table{rows: map[int64]record{}, index: map[string]map[int64][]int64{}}
+	t := &table{rows: map[int64]record{}, index: map[string]map[int64]postings{}}
 	if d != nil {
 		for i := range d.Fields {
 			if f := &d.Fields[i]; indexed(f) {
-				t.index[f.Name] = map[int64][]int64{}
+				t.index[f.Name] = map[int64]postings{}
 			}
 		}
 	}
@@ -570,22 +619,16 @@ func (t *table) get(id int64) record { return t.rows[id] }
 func (t *table) put(r record) {
 	id := r.id()
 	old, ok := t.rows[id]
-	if !ok {
-		t.ids = insertSorted(t.ids, id)
-	}
+	t.order = t.order.put(id, r)
 	for field, idx := range t.index {
 		nk, nok := indexKey(r[field])
 		if ok {
-			oldKey, oldOK := indexKey(old[field])
-			if oldOK == nok && oldKey == nk {
-				continue
-			}
-			if oldOK {
-				idx[oldKey] = removeSorted(idx[oldKey], id)
+			if oldKey, oldOK := indexKey(old[field]); oldOK && (!nok || oldKey != nk) {
+				idx[oldKey] = idx[oldKey].remove(id)
 			}
 		}
 		if nok {
-			idx[nk] = insertSorted(idx[nk], id)
+			idx[nk] = idx[nk].put(id, r)
 		}
 	}
 	t.rows[id] = r
@@ -597,10 +640,10 @@ func (t *table) delete(id int64) {
 		return
 	}
 	delete(t.rows, id)
-	t.ids = removeSorted(t.ids, id)
+	t.order = t.order.remove(id)
 	for field, idx := range t.index {
 		if k, ok := indexKey(old[field]); ok {
-			idx[k] = removeSorted(idx[k], id)
+			idx[k] = idx[k].remove(id)
 		}
 	}
 }
@@ -616,8 +659,7 @@ func indexKey(v any) (int64, bool) {
 	return 0, false
 }
 
-// insertSorted adds id to the sorted ids (ids are mostly allocated in
-// increasing order, so this is usually an append).
+// insertSorted adds id to the sorted ids.
 func insertSorted(ids []int64, id int64) []int64 {
 	i, found := slices.BinarySearch(ids, id)
 	if found {
@@ -636,9 +678,8 @@ func removeSorted(ids []int64, id int64) []int64 {
 // each calls fn for the records with id > after in id order until fn
 // returns false.
 func (t *table) each(after int64, fn func(record) bool) {
-	i := sort.Search(len(t.ids), func(i int) bool { return t.ids[i] > after })
-	for ; i < len(t.ids); i++ {
-		if !fn(t.rows[t.ids[i]]) {
+	for _, p := range t.order.after(after) {
+		if !fn(p.rec) {
 			return
 		}
 	}
@@ -649,47 +690,78 @@ func (t *table) each(after int64, fn func(record) bool) {
 // or every record when no hint can be used. The caller still matches each
 // record against its query.
 func (t *table) eachCandidate(hints []indexHint, after int64, fn func(record) bool) {
-	var best []int64
-	found := false
+	var best []postings
+	size, found := 0, false
 	for _, h := range hints {
-		var ids []int64
+		var lists []postings
+		n := 0
+		keys := slices.Clone(h.keys)
+		slices.Sort(keys)
+		keys = slices.Compact(keys) // an in list may repeat a key
 		if h.field == "id" {
-			for _, k := range h.keys {
-				if _, ok := t.rows[k]; ok && k > after {
-					ids = append(ids, k)
+			var ids postings
+			for _, k := range keys {
+				if r, ok := t.rows[k]; ok && k > after {
+					ids = append(ids, posting{k, r})
 				}
+			}
+			if n = len(ids); n > 0 {
+				lists = []postings{ids}
 			}
 		} else {
 			idx, ok := t.index[h.field]
 			if !ok {
 				continue
 			}
-			for _, k := range h.keys {
-				list := idx[k]
-				i := sort.Search(len(list), func(i int) bool { return list[i] > after })
-				ids = append(ids, list[i:]...)
+			for _, k := range keys {
+				if list := idx[k].after(after); len(list) > 0 {
+					lists = append(lists, list)
+					n += len(list)
+				}
 			}
 		}
-		if !found || len(ids) < len(best) {
-			best, found = ids, true
+		if !found || n < size {
+			best, size, found = lists, n, true
 		}
 	}
 	if !found {
 		t.each(after, fn)
 		return
 	}
-	slices.Sort(best)
-	best = slices.Compact(best) // an in list may repeat a key
-	for _, id := range best {
-		if !fn(t.rows[id]) {
+	// The lists are sorted and disjoint (a record holds one value of a
+	// field): merge them in id order, only as far as fn reads.
+	m := mergeHeap(best)
+	heap.Init(&m)
+	for len(m) > 0 {
+		rec := m[0][0].rec
+		if m[0] = m[0][1:]; len(m[0]) == 0 {
+			heap.Pop(&m)
+		} else {
+			heap.Fix(&m, 0)
+		}
+		if !fn(rec) {
 			return
 		}
 	}
 }
 
+// mergeHeap is a heap of non-empty lists of postings by their first id.
+type mergeHeap []postings
+
+func (h mergeHeap) Len() int           { return len(h) }
+func (h mergeHeap) Less(i, j int) bool { return h[i][0].id < h[j][0].id }
+func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(postings)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
 // all returns every record in id order.
 func (t *table) all() []record {
-	out := make([]record, 0, len(t.ids))
+	out := make([]record, 0, len(t.order))
 	t.each(math.MinInt64, func(r record) bool {
 		out = append(out, r)
 		return true

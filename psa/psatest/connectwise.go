@@ -48,8 +48,11 @@ type ConnectWise struct {
 	catalog    map[int64]map[string]any
 	agreements map[int64]map[string]any
 	additions  map[int64]map[string]any
-	nextID     map[string]int64
-	service    *cwServiceDesk // tickets and their settings; see connectwise_tickets.go
+	// byAgreement indexes additions by agreement id (their ids in order),
+	// so that an agreement's additions are found without a scan.
+	byAgreement map[int64][]int64
+	nextID      map[string]int64
+	service     *cwServiceDesk // tickets and their settings; see connectwise_tickets.go
 }
 
 // ConnectWiseOption configures the simulated ConnectWise company; pass it
@@ -81,17 +84,18 @@ func WithConnectWiseRateLimit(n int, per time.Duration) Option {
 
 func newConnectWise(s *Server, c config) *ConnectWise {
 	cw := &ConnectWise{
-		srv:        s,
-		company:    DefaultConnectWiseCompany,
-		publicKey:  DefaultConnectWisePublicKey,
-		privateKey: DefaultConnectWisePrivateKey,
-		clID:       DefaultConnectWiseClientID,
-		clock:      c.clock,
-		codebase:   DefaultConnectWiseCodebase,
-		companies:  map[int64]map[string]any{},
-		catalog:    map[int64]map[string]any{},
-		agreements: map[int64]map[string]any{},
-		additions:  map[int64]map[string]any{},
+		srv:         s,
+		company:     DefaultConnectWiseCompany,
+		publicKey:   DefaultConnectWisePublicKey,
+		privateKey:  DefaultConnectWisePrivateKey,
+		clID:        DefaultConnectWiseClientID,
+		clock:       c.clock,
+		codebase:    DefaultConnectWiseCodebase,
+		companies:   map[int64]map[string]any{},
+		catalog:     map[int64]map[string]any{},
+		agreements:  map[int64]map[string]any{},
+		additions:   map[int64]map[string]any{},
+		byAgreement: map[int64][]int64{},
 		nextID: map[string]int64{
 			"company": cwFirstCompany, "catalog": cwFirstCatalog,
 			"agreement": cwFirstAgreement, "addition": cwFirstAddition,
@@ -390,8 +394,24 @@ func (cw *ConnectWise) addAdditionLocked(a ConnectWiseAddition) int64 {
 	if !a.CancelledDate.IsZero() {
 		rec["cancelledDate"] = formatCWTime(a.CancelledDate)
 	}
-	cw.additions[id] = rec
+	cw.putAdditionLocked(id, rec)
 	return id
+}
+
+// putAdditionLocked stores a new addition and indexes it by agreement.
+func (cw *ConnectWise) putAdditionLocked(id int64, rec map[string]any) {
+	cw.additions[id] = rec
+	ag := num(rec["agreementId"])
+	cw.byAgreement[ag] = insertSorted(cw.byAgreement[ag], id)
+}
+
+// deleteLocked removes a record of kind (from its index too).
+func (cw *ConnectWise) deleteLocked(kind string, id int64) {
+	if rec := cw.additions[id]; kind == "addition" && rec != nil {
+		ag := num(rec["agreementId"])
+		cw.byAgreement[ag] = removeSorted(cw.byAgreement[ag], id)
+	}
+	delete(cw.tableLocked(kind), id)
 }
 
 // SetQuantity sets an addition's quantity out of band.
@@ -413,10 +433,8 @@ func (cw *ConnectWise) Additions(agreementID int64) []ConnectWiseAddition {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	var out []ConnectWiseAddition
-	for _, a := range cw.additionsLocked() {
-		if a.AgreementID == agreementID {
-			out = append(out, a)
-		}
+	for _, id := range cw.byAgreement[agreementID] {
+		out = append(out, additionOf(cw.renderAdditionLocked(cw.additions[id])))
 	}
 	return out
 }
@@ -809,5 +827,5 @@ func (s *Server) ConnectWiseBaseURL() string {
 func (cw *ConnectWise) DeleteAddition(id int64) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
-	delete(cw.additions, id)
+	cw.deleteLocked("addition", id)
 }

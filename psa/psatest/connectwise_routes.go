@@ -307,13 +307,13 @@ func (cw *ConnectWise) tableLocked(kind string) map[int64]map[string]any {
 // additions) in id order.
 func (cw *ConnectWise) recordsLocked(kind string, agreementID int64) []map[string]any {
 	t := cw.tableLocked(kind)
+	ids := cw.byAgreement[agreementID]
+	if kind != "addition" {
+		ids = sortedIDs(t)
+	}
 	var out []map[string]any
-	for _, id := range sortedIDs(t) {
-		rec := t[id]
-		if kind == "addition" && num(rec["agreementId"]) != agreementID {
-			continue
-		}
-		out = append(out, cw.renderLocked(kind, rec))
+	for _, id := range ids {
+		out = append(out, cw.renderLocked(kind, t[id]))
 	}
 	return out
 }
@@ -595,7 +595,7 @@ func (cw *ConnectWise) itemLocked(w http.ResponseWriter, r *http.Request, kind s
 				}
 			}
 		}
-		delete(cw.tableLocked(kind), id)
+		cw.deleteLocked(kind, id)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -811,7 +811,7 @@ func (cw *ConnectWise) createLocked(w http.ResponseWriter, r *http.Request, kind
 		}
 		id := cw.newIDLocked("addition", 0)
 		rec["id"], rec["product"], rec["agreementId"], rec["_info"] = float64(id), map[string]any{"id": float64(pid)}, float64(agreementID), cw.info()
-		cw.additions[id] = rec
+		cw.putAdditionLocked(id, rec)
 		writeJSON(w, http.StatusCreated, cw.renderLocked(kind, rec))
 	}
 }

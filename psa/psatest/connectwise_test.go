@@ -423,3 +423,45 @@ func TestConnectWise_fixtureAndState(t *testing.T) {
 		t.Errorf("bad fixture error = %v", err)
 	}
 }
+
+// TestConnectWise_additionsByAgreement checks the per-agreement index of
+// additions: each agreement lists its own, in id order, after additions
+// are created through the API and deleted through it and out of band.
+func TestConnectWise_additionsByAgreement(t *testing.T) {
+	t.Parallel()
+	s := newCWServer(t)
+	cw := s.ConnectWise()
+	a1, prod := cwSeed(s)
+	a2 := cw.AddAgreement(ConnectWiseAgreement{CompanyID: cw.AddCompany("Beta"), Name: "Beta Managed Services"})
+	x1 := cw.AddAddition(ConnectWiseAddition{AgreementID: a1, ProductID: prod, Quantity: 1})
+	y1 := cw.AddAddition(ConnectWiseAddition{AgreementID: a2, ProductID: prod, Quantity: 2})
+	x2 := cw.AddAddition(ConnectWiseAddition{AgreementID: a1, ProductID: prod, Quantity: 3})
+	var created struct{ ID int64 }
+	r := cwSend(t, s, http.MethodPost, "finance/agreements/"+itoa(a2)+"/additions", `{"product":{"id":`+itoa(prod)+`},"quantity":4,"billCustomer":"Billable"}`, nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST addition = %d %s", r.status, r.body)
+	}
+	r.decode(t, &created)
+	if r := cwSend(t, s, http.MethodDelete, "finance/agreements/"+itoa(a1)+"/additions/"+itoa(x1), "", nil); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE addition = %d %s", r.status, r.body)
+	}
+	cw.DeleteAddition(y1)
+	list := func(ag int64) []int64 {
+		var got []struct{ ID int64 }
+		cwSend(t, s, http.MethodGet, "finance/agreements/"+itoa(ag)+"/additions", "", nil).decode(t, &got)
+		var ids []int64
+		for _, a := range got {
+			ids = append(ids, a.ID)
+		}
+		return ids
+	}
+	if got := list(a1); len(got) != 1 || got[0] != x2 {
+		t.Errorf("agreement %d additions = %v, want [%d]", a1, got, x2)
+	}
+	if got := list(a2); len(got) != 1 || got[0] != created.ID || created.ID == 0 {
+		t.Errorf("agreement %d additions = %v, want [%d]", a2, got, created.ID)
+	}
+	if got := cw.Additions(a2); len(got) != 1 || got[0].ID != created.ID {
+		t.Errorf("Additions(%d) = %+v, want the created one", a2, got)
+	}
+}

@@ -54,12 +54,19 @@ type KaseyaBMS struct {
 	contracts  []*KaseyaBMSContract
 	services   []*KaseyaBMSService
 	lines      []*KaseyaBMSLine
-	tokens     map[string]time.Time // access token → expiry
-	refresh    map[string]bmsRefresh
-	tokenSeq   int
-	nextID     map[string]int
-	hits       map[string][]time.Time // endpoint template → call times
-	desk       *bmsServiceDesk        // tickets; see kaseyabms_tickets.go
+	// Indexes of the lists above, as a database would have them: records
+	// by id (the first one added, should a fixture repeat an id) and a
+	// contract's lines in the order they were posted.
+	accountByID   map[int]*KaseyaBMSAccount
+	contractByID  map[int]*KaseyaBMSContract
+	serviceByID   map[int]*KaseyaBMSService
+	contractLines map[int][]*KaseyaBMSLine
+	tokens        map[string]time.Time // access token → expiry
+	refresh       map[string]bmsRefresh
+	tokenSeq      int
+	nextID        map[string]int
+	hits          map[string][]time.Time // endpoint template → call times
+	desk          *bmsServiceDesk        // tickets; see kaseyabms_tickets.go
 }
 
 type bmsRefresh struct {
@@ -173,7 +180,11 @@ func newKaseyaBMS(s *Server, c config) *KaseyaBMS {
 			"account": kaseyaBMSFirstAccount, "contract": kaseyaBMSFirstContract,
 			"service": kaseyaBMSFirstService, "line": kaseyaBMSFirstLine,
 		},
-		hits: map[string][]time.Time{},
+		hits:          map[string][]time.Time{},
+		accountByID:   map[int]*KaseyaBMSAccount{},
+		contractByID:  map[int]*KaseyaBMSContract{},
+		serviceByID:   map[int]*KaseyaBMSService{},
+		contractLines: map[int][]*KaseyaBMSLine{},
 	}
 	if c.hourlyLimit != DefaultHourlyLimit {
 		k.hourlyLimit = c.hourlyLimit
@@ -257,6 +268,9 @@ func (k *KaseyaBMS) addAccountLocked(a KaseyaBMSAccount) int {
 		a.Code = fmt.Sprintf("ACC%d", a.ID)
 	}
 	k.accounts = append(k.accounts, &a)
+	if k.accountByID[a.ID] == nil {
+		k.accountByID[a.ID] = &a
+	}
 	return a.ID
 }
 
@@ -298,6 +312,9 @@ func (k *KaseyaBMS) addContractLocked(c KaseyaBMSContract) int {
 	c.StartDate, c.EndDate = day(c.StartDate), day(c.EndDate)
 	c.Active = !c.Inactive
 	k.contracts = append(k.contracts, &c)
+	if k.contractByID[c.ID] == nil {
+		k.contractByID[c.ID] = &c
+	}
 	return c.ID
 }
 
@@ -318,6 +335,9 @@ func (k *KaseyaBMS) AddServiceFull(s KaseyaBMSService) int {
 func (k *KaseyaBMS) addServiceLocked(s KaseyaBMSService) int {
 	s.ID = k.newIDLocked("service", s.ID)
 	k.services = append(k.services, &s)
+	if k.serviceByID[s.ID] == nil {
+		k.serviceByID[s.ID] = &s
+	}
 	return s.ID
 }
 
@@ -326,7 +346,13 @@ func (k *KaseyaBMS) DeleteService(id int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.mustServiceLocked(id)
+	k.deleteServiceLocked(id)
+}
+
+// deleteServiceLocked removes a service from the catalog and its index.
+func (k *KaseyaBMS) deleteServiceLocked(id int) {
 	k.services = slices.DeleteFunc(k.services, func(s *KaseyaBMSService) bool { return s.ID == id })
+	delete(k.serviceByID, id)
 }
 
 // SetServiceActive activates or deactivates a service.
@@ -352,6 +378,7 @@ func (k *KaseyaBMS) addLineLocked(c *KaseyaBMSContract, l KaseyaBMSLine) int {
 	l.EffectiveDate = day(l.EffectiveDate)
 	l.Created = k.clock().UTC()
 	k.lines = append(k.lines, &l)
+	k.contractLines[c.ID] = append(k.contractLines[c.ID], &l)
 	return l.ID
 }
 
@@ -361,10 +388,8 @@ func (k *KaseyaBMS) ServiceLines(contractID int) []KaseyaBMSLine {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	var out []KaseyaBMSLine
-	for _, l := range k.lines {
-		if l.ContractID == contractID {
-			out = append(out, *l)
-		}
+	for _, l := range k.contractLines[contractID] {
+		out = append(out, *l)
 	}
 	return out
 }
@@ -381,8 +406,8 @@ func (k *KaseyaBMS) Units(contractID, serviceID int, at time.Time) (int, bool) {
 func (k *KaseyaBMS) unitsLocked(contractID, serviceID int, at time.Time) (int, bool) {
 	var best *KaseyaBMSLine
 	d := day(at)
-	for _, l := range k.lines {
-		if l.ContractID != contractID || l.ServiceID != serviceID || l.EffectiveDate.After(d) {
+	for _, l := range k.contractLines[contractID] {
+		if l.ServiceID != serviceID || l.EffectiveDate.After(d) {
 			continue
 		}
 		if best == nil || !l.EffectiveDate.Before(best.EffectiveDate) {
@@ -455,32 +480,11 @@ func (k *KaseyaBMS) mustServiceLocked(id int) *KaseyaBMSService {
 	panic(fmt.Sprintf("psatest: no Kaseya BMS service %d", id))
 }
 
-func (k *KaseyaBMS) accountLocked(id int) *KaseyaBMSAccount {
-	for _, a := range k.accounts {
-		if a.ID == id {
-			return a
-		}
-	}
-	return nil
-}
+func (k *KaseyaBMS) accountLocked(id int) *KaseyaBMSAccount { return k.accountByID[id] }
 
-func (k *KaseyaBMS) contractLocked(id int) *KaseyaBMSContract {
-	for _, c := range k.contracts {
-		if c.ID == id {
-			return c
-		}
-	}
-	return nil
-}
+func (k *KaseyaBMS) contractLocked(id int) *KaseyaBMSContract { return k.contractByID[id] }
 
-func (k *KaseyaBMS) serviceLocked(id int) *KaseyaBMSService {
-	for _, s := range k.services {
-		if s.ID == id {
-			return s
-		}
-	}
-	return nil
-}
+func (k *KaseyaBMS) serviceLocked(id int) *KaseyaBMSService { return k.serviceByID[id] }
 
 // KaseyaBMSState is the tenant as GET /_sim/kaseyabms/state shows it (not
 // part of the BMS API).

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -542,7 +541,7 @@ func (k *KaseyaBMS) serviceDelete(w http.ResponseWriter, id int) {
 			return
 		}
 	}
-	k.services = slices.DeleteFunc(k.services, func(s *KaseyaBMSService) bool { return s.ID == id })
+	k.deleteServiceLocked(id)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "error": nil, "result": "Service deleted"})
 }
 
@@ -585,24 +584,33 @@ func (k *KaseyaBMS) accountGet(w http.ResponseWriter, id int) {
 func (k *KaseyaBMS) accountLookup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	size, number := paging(q)
-	var ids []int
-	for _, v := range query(q, "Filter.Ids") {
-		if n, err := strconv.Atoi(v); err == nil {
-			ids = append(ids, n)
-		}
-	}
+	ids := intSet(query(q, "Filter.Ids"))
 	name := query1(q, "Filter.Name")
 	inactive := strings.EqualFold(query1(q, "Filter.WithInactiveAccounts"), "true")
 	k.mu.Lock()
 	var all []map[string]any
 	for _, a := range k.accounts {
-		if len(ids) > 0 && !slices.Contains(ids, a.ID) || !containsFold(a.Name, name) || !a.Active && !inactive {
+		if ids != nil && !ids[a.ID] || !containsFold(a.Name, name) || !a.Active && !inactive {
 			continue
 		}
 		all = append(all, map[string]any{"id": a.ID, "name": a.Name, "tenantName": k.tenant, "isActive": a.Active})
 	}
 	k.mu.Unlock()
 	bmsOK(w, page(all, size, number), -1)
+}
+
+// intSet returns the values that are integers as a set; nil when none is.
+func intSet(values []string) map[int]bool {
+	var set map[int]bool
+	for _, v := range values {
+		if n, err := strconv.Atoi(v); err == nil {
+			if set == nil {
+				set = map[int]bool{}
+			}
+			set[n] = true
+		}
+	}
+	return set
 }
 
 func status(c *KaseyaBMSContract) string {
@@ -635,8 +643,8 @@ func (k *KaseyaBMS) contractSummary(w http.ResponseWriter, r *http.Request) {
 func (k *KaseyaBMS) billingPriceLocked(c *KaseyaBMSContract) float64 {
 	total := 0.0
 	seen := map[int]bool{}
-	for _, l := range k.lines {
-		if l.ContractID != c.ID || seen[l.ServiceID] {
+	for _, l := range k.contractLines[c.ID] {
+		if seen[l.ServiceID] {
 			continue
 		}
 		seen[l.ServiceID] = true
@@ -649,12 +657,7 @@ func (k *KaseyaBMS) billingPriceLocked(c *KaseyaBMSContract) float64 {
 
 func (k *KaseyaBMS) contractLookup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var ids []int
-	for _, v := range query(q, "Ids") {
-		if n, err := strconv.Atoi(v); err == nil {
-			ids = append(ids, n)
-		}
-	}
+	ids := intSet(query(q, "Ids"))
 	account, _ := strconv.Atoi(query1(q, "AccountId"))
 	name := query1(q, "Name")
 	excludeExpired := strings.EqualFold(query1(q, "ExcludeExpiredContracts"), "true")
@@ -662,7 +665,7 @@ func (k *KaseyaBMS) contractLookup(w http.ResponseWriter, r *http.Request) {
 	k.mu.Lock()
 	all := []map[string]any{}
 	for _, c := range k.contracts {
-		if len(ids) > 0 && !slices.Contains(ids, c.ID) || account != 0 && c.AccountID != account ||
+		if ids != nil && !ids[c.ID] || account != 0 && c.AccountID != account ||
 			!containsFold(c.Name, name) || excludeExpired && c.EndDate.Before(today) {
 			continue
 		}
@@ -781,12 +784,8 @@ func (k *KaseyaBMS) contractCreate(w http.ResponseWriter, r *http.Request) {
 	c = k.contractLocked(id)
 	services := []map[string]any{}
 	for _, l := range lines {
-		lid := k.addLineLocked(c, l)
-		for _, stored := range k.lines {
-			if stored.ID == lid {
-				services = append(services, k.lineDTOLocked(c, stored, false))
-			}
-		}
+		k.addLineLocked(c, l)
+		services = append(services, k.lineDTOLocked(c, k.lines[len(k.lines)-1], false))
 	}
 	bmsOK(w, map[string]any{"id": c.ID, "createdBy": 1, "createdOn": bmsTime(k.clock()), "modifiedBy": 1, "modifiedOn": bmsTime(k.clock()),
 		"contractName": c.Name, "accountId": a.ID, "accountName": a.Name, "typeId": 1, "typeName": c.Type, "slaId": nil, "slaName": nil,

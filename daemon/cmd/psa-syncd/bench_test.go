@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,11 +15,12 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
-// Sizes of BenchmarkSyncPass.
+// Sizes of the sync benchmarks.
 const (
 	benchCustomers = 2000
 	benchProducts  = 5
@@ -26,31 +29,95 @@ const (
 	// per endpoint, every changed line is one POST to the same endpoint
 	// (.../recurringservices/{id}/services), and the client refuses calls
 	// beyond the limit rather than wait up to an hour. 250 customers × 5
-	// products = 1,250 lines fit in one hour's budget.
+	// products = 1,250 lines fit in one hour's budget, with the 1% case
+	// after them.
 	benchBMSCustomers = 250
+	// benchLargeCustomers × benchProducts is the 100,000-line Autotask
+	// tenant of BenchmarkSyncLarge.
+	benchLargeCustomers = 20_000
+)
+
+// The allowed concurrency of each PSA: the ideal wall time of a pass is its
+// requests × benchLatency ÷ this.
+const (
+	// Autotask allows 3 concurrent requests per integration code and
+	// entity endpoint (reference/autotask-and-kaseya-bms.md §1.8, from
+	// Autotask's ThreadLimiting page); the simulator enforces it
+	// (psatest.DefaultThreadLimit, WithThreadLimit).
+	benchAutotaskConcurrency = psatest.DefaultThreadLimit
+	// ConnectWise documents no limit (reference/connectwise-and-sophos.md
+	// §1.8: throttling unresolved) and the simulator enforces none, so
+	// the bound is the client's own: connectwise.DefaultMaxConcurrency
+	// requests in flight.
+	benchConnectWiseConcurrency = connectwise.DefaultMaxConcurrency
+	// Kaseya BMS documents only its 1,500 calls per hour per endpoint
+	// (reference/autotask-and-kaseya-bms.md §2.6), which the simulator
+	// enforces; it documents no concurrency limit, and the client sets
+	// none. The bound is psa-syncd's default write_concurrency, 3
+	// (daemon.DefaultPolicies), since a Kaseya BMS pass is all writes.
+	benchKaseyaBMSConcurrency = 3
+)
+
+// Cases of a sync benchmark: what share of the lines differs from the
+// PSA's current units before the pass.
+const (
+	caseEveryLine = "every-line"
+	caseOnePct    = "1pct"
+	caseNone      = "none"
 )
 
 // benchTenant is a simulator seeded for the benchmark: the PSA section of
-// the config, a mapping export, and how to tell writes from reads.
+// the config, a mapping export, how to tell writes from reads, what the PSA
+// holds now and the fewest reads a pass can make.
 type benchTenant struct {
-	customers int
-	psaConfig string
-	doc       *export.Document
-	isWrite   func(psatest.Request) bool
-	// limits describes the simulator's limits for the report.
-	limits string
+	sys         psa.System
+	concurrency int
+	psaConfig   string
+	doc         *export.Document
+	isWrite     func(psatest.Request) bool
+	// current returns the units of a customer's line of a product that
+	// psa-syncd compares the usage with: the PSA's (for Kaseya BMS, the
+	// units in force, which psa-syncd's ledger holds once it has posted).
+	current func(customer, product int) int64
+	// reads returns the lower bound of the reads of a pass over the
+	// tenant as it is now: Autotask one ContractServiceUnits query page
+	// of 500 rows per 500 contracts (what psa/autotask ReadLines sends),
+	// ConnectWise one additions page of 1,000 per agreement (ReadLines
+	// reads each agreement's additions), Kaseya BMS none (its units come
+	// from psa-syncd's ledger).
+	reads func() int
 }
 
 // BenchmarkSyncPass measures `psa-syncd sync` (the binary, as a process of
 // its own) against each PSA simulator with 20 ms of latency on every
 // request: 2,000 customers × 5 products for Autotask (with its limit of 3
 // concurrent requests per endpoint) and ConnectWise, 250 × 5 for Kaseya BMS
-// (see benchBMSCustomers). The first pass changes every line (each starts at
-// 1 unit; for Kaseya BMS, whose units psa-syncd cannot read, the ledger is
-// empty, so every line is posted); the second finds nothing to change and
-// must write nothing. It reports, per pass, the requests the simulator
-// received (reads and writes), the wall time and the peak resident memory
-// of the psa-syncd process. Run it with `make bench` (all three, or
+// (see benchBMSCustomers). Three passes run one after another, each a case:
+//
+//   - every-line: every line starts at 1 unit and changes (for Kaseya BMS,
+//     whose units psa-syncd cannot read, the ledger is empty, so every line
+//     is posted, which primes the ledger);
+//   - 1pct: the usage of 1% of the lines (every 100th) changes by one;
+//   - none: nothing changes, and the pass must write nothing.
+//
+// Before each pass the benchmark checks that exactly the case's lines
+// differ from what the PSA holds, and after it that the PSA holds the
+// usage; a pass whose writes are not the changed lines fails the
+// benchmark. Each pass prints
+//
+//	BENCH sync <psa> <case> lines=N changed=C requests=R bound=B ratio=R/B wall=Ws ideal=Is wall_ratio=W/I rss_mib=M
+//
+// where bound is the fewest requests the PSA's API allows (benchTenant's
+// reads plus one write per changed line), ideal is requests × 20 ms ÷ the
+// PSA's allowed concurrency (see benchAutotaskConcurrency and the others)
+// and rss_mib is the peak resident memory of the psa-syncd process. It also
+// prints the line of earlier versions, for the state database:
+//
+//	BENCH state <driver> <psa> <case> lines=... reads=... writes=... wall=...s peak_rss_mib=...
+//
+// The state database is SQLite; the Autotask cases also run on PostgreSQL
+// (a cluster that pgtest starts) when its server programs are installed,
+// and print only BENCH state lines. Run it with `make bench` (all, or
 // `make bench PSA=connectwise`):
 //
 //	go test -run '^$' -bench 'BenchmarkSyncPass/' -benchtime 1x ./daemon/cmd/psa-syncd/
@@ -59,143 +126,268 @@ type benchTenant struct {
 // first pass over 10,000 lines needs more requests than Autotask's 10,000
 // per hour, so against a real tenant it would stop at the budget reserve,
 // end as partial, and continue in the next hour's pass.
-//
-// The state database is SQLite; the Autotask case also runs on PostgreSQL
-// (a cluster that pgtest starts) when its server programs are installed.
-// Each pass prints a line
-//
-//	BENCH state <driver> <system> <pass> lines=... reads=... writes=... wall=...s peak_rss_mib=...
 func BenchmarkSyncPass(b *testing.B) {
 	for _, sys := range psa.Systems {
-		b.Run(string(sys), func(b *testing.B) { benchSyncPass(b, sys, "") })
+		b.Run(string(sys), func(b *testing.B) {
+			customers := benchCustomers
+			if sys == psa.SystemKaseyaBMS {
+				customers = benchBMSCustomers
+			}
+			benchCases(b, newBench(b, sys, customers, ""))
+		})
 		if _, err := pgtest.Bin(); err == nil && sys == psa.SystemAutotask {
 			b.Run(string(sys)+"-postgres", func(b *testing.B) {
 				url, err := pgtest.New(b, pgtest.Durable).CreateDatabase(b.Context())
 				if err != nil {
 					b.Fatal(err)
 				}
-				benchSyncPass(b, sys, url)
+				benchCases(b, newBench(b, sys, benchCustomers, url))
 			})
 		}
 	}
 }
 
-// benchSyncPass runs the two passes; pgURL selects PostgreSQL for the state
-// instead of SQLite.
-func benchSyncPass(b *testing.B, sys psa.System, pgURL string) {
-	opts := []psatest.Option{psatest.WithSystem(sys), psatest.WithLatency(benchLatency)}
-	if sys == psa.SystemAutotask {
-		opts = append(opts, psatest.WithThreadLimit(psatest.DefaultThreadLimit), psatest.WithHourlyLimit(1_000_000))
+// benchCases runs the three cases of BenchmarkSyncPass one after another.
+func benchCases(b *testing.B, r *benchRun) {
+	r.pass(caseEveryLine, r.base, r.lines, false)
+	r.pass(caseOnePct, r.withChanges(r.base, 0, 1), r.onePct(0), false)
+	r.pass(caseNone, r.withChanges(r.base, 0, 1), 0, false)
+}
+
+// BenchmarkSyncLarge measures `psa-syncd sync` against an Autotask tenant
+// of 100,000 lines (20,000 customers × 5 products) whose units match the
+// usage except on 1% of the lines, with 20 ms of latency per request and
+// Autotask's own limits (10,000 requests per hour, 3 at a time per
+// endpoint). Three passes, each printing a BENCH sync line:
+//
+//   - large-1pct: 1% of the lines (every 100th) hold one unit less than
+//     the usage;
+//   - large-1pct-json: another 1% of the usage changes, and the pass
+//     prints its result with -json (a report of every line);
+//   - large-none: nothing changes.
+//
+// Run it with `make bench-large`:
+//
+//	go test -run '^$' -bench 'BenchmarkSyncLarge' -benchtime 1x ./daemon/cmd/psa-syncd/
+func BenchmarkSyncLarge(b *testing.B) {
+	r := newBench(b, psa.SystemAutotask, benchLargeCustomers, "")
+	r.pass("large-1pct", r.base, r.onePct(0), false)
+	r.pass("large-1pct-json", r.withChanges(r.base, 50, 1), r.onePct(50), true)
+	r.pass("large-none", r.withChanges(r.base, 50, 1), 0, false)
+}
+
+// benchRun is one benchmark's simulator, psa-syncd configuration and the
+// base usage of every line (customer × benchProducts + product).
+type benchRun struct {
+	b      *testing.B
+	sim    *psatest.Server
+	t      *benchTenant
+	dir    string
+	cfg    string
+	driver string
+	lines  int
+	base   []int64
+}
+
+// newBench starts a simulator for sys with customers × benchProducts lines
+// and writes psa-syncd's config and export; pgURL selects PostgreSQL for
+// the state instead of SQLite. The lines start at 1 unit, except for
+// BenchmarkSyncLarge's tenant, whose lines start at the base usage but
+// one unit lower on every 100th line.
+func newBench(b *testing.B, sys psa.System, customers int, pgURL string) *benchRun {
+	r := &benchRun{b: b, dir: b.TempDir(), lines: customers * benchProducts}
+	r.base = make([]int64, r.lines)
+	for k := range r.base {
+		i, j := k/benchProducts, k%benchProducts
+		r.base[k] = int64(2 + (i+j)%40)
 	}
-	sim := psatest.Start(b, opts...)
-	var t *benchTenant
+	start := func(customer, product int) int64 { return 1 }
+	opts := []psatest.Option{psatest.WithSystem(sys), psatest.WithLatency(benchLatency)}
+	if customers == benchLargeCustomers {
+		start = func(customer, product int) int64 {
+			k := customer*benchProducts + product
+			if k%100 == 0 {
+				return r.base[k] - 1
+			}
+			return r.base[k]
+		}
+	} else if sys == psa.SystemAutotask {
+		opts = append(opts, psatest.WithHourlyLimit(1_000_000))
+	}
+	if sys == psa.SystemAutotask {
+		opts = append(opts, psatest.WithThreadLimit(psatest.DefaultThreadLimit))
+	}
+	r.sim = psatest.Start(b, opts...)
 	switch sys {
 	case psa.SystemAutotask:
-		t = seedAutotask(sim)
+		r.t = seedAutotask(r.sim, customers, start)
 	case psa.SystemConnectWise:
-		t = seedConnectWise(sim)
+		r.t = seedConnectWise(r.sim, customers, start)
 	case psa.SystemKaseyaBMS:
-		t = seedKaseyaBMS(sim)
+		r.t = seedKaseyaBMS(r.sim, customers, start)
 	default:
 		b.Fatalf("no benchmark for %s", sys)
 	}
-	lines := t.customers * benchProducts
 
-	dir := b.TempDir()
-	var usage strings.Builder
-	usage.WriteString("customer_id,product,quantity\n")
-	for i := range t.customers {
-		for j := range benchProducts {
-			fmt.Fprintf(&usage, "cust-%04d,PROD-%d,%d\n", i, j, 2+(i+j)%40)
-		}
-	}
-	writeFile(b, filepath.Join(dir, "usage.csv"), usage.String())
-	data, err := t.doc.Encode()
+	data, err := r.t.doc.Encode()
 	if err != nil {
 		b.Fatal(err)
 	}
-	writeFile(b, filepath.Join(dir, "mappings.json"), string(data))
-	cfg := filepath.Join(dir, "psa-syncd.yml")
-	driver, stateCfg := "sqlite", "state_dir: state\n"
+	writeFile(b, filepath.Join(r.dir, "mappings.json"), string(data))
+	r.cfg = filepath.Join(r.dir, "psa-syncd.yml")
+	r.driver = "sqlite"
+	stateCfg := "state_dir: state\n"
 	if pgURL != "" {
-		driver, stateCfg = "postgres", fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)
+		r.driver, stateCfg = "postgres", fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", pgURL)
 	}
-	writeFile(b, cfg, "export_path: mappings.json\n"+stateCfg+"psa:\n"+t.psaConfig+
+	writeFile(b, r.cfg, "export_path: mappings.json\n"+stateCfg+"psa:\n"+r.t.psaConfig+
 		"source:\n  type: file\n  file:\n    path: usage.csv\n")
+	return r
+}
 
-	type result struct {
-		name          string
-		reads, writes int
-		wall          time.Duration
-		maxRSS        int64 // KiB; 0 where /proc is missing
-		out           string
+// withChanges returns usage with one more unit on every 100th line,
+// counted from offset; times 0 returns a copy.
+func (r *benchRun) withChanges(usage []int64, offset int, times int64) []int64 {
+	out := append([]int64(nil), usage...)
+	for k := offset; k < len(out); k += 100 {
+		out[k] += times
 	}
-	pass := func(name string) result {
-		sim.ResetRequests()
-		cmd := exec.Command(binary, "sync", "-config.file", cfg, "-log.level", "warn", "-state.allow-empty")
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
+	return out
+}
+
+// onePct is the number of lines withChanges changes from offset.
+func (r *benchRun) onePct(offset int) int {
+	return (r.lines - offset + 99) / 100
+}
+
+// pass writes usage as the source file, checks that exactly want lines
+// differ from the PSA's, runs `psa-syncd sync` (with -json when asJSON)
+// and checks and reports the pass.
+func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
+	b := r.b
+	var csv strings.Builder
+	csv.WriteString("customer_id,product,quantity\n")
+	changed := 0
+	for k, q := range usage {
+		i, j := k/benchProducts, k%benchProducts
+		fmt.Fprintf(&csv, "cust-%05d,PROD-%d,%d\n", i, j, q)
+		if r.t.current(i, j) != q {
+			changed++
 		}
-		peak := make(chan int64)
-		stop := make(chan struct{})
-		go func() { peak <- samplePeakRSS(cmd.Process.Pid, stop) }()
-		err := cmd.Wait()
-		wall := time.Since(start)
-		close(stop)
-		r := result{name: name, wall: wall, maxRSS: <-peak, out: out.String()}
-		if err != nil {
-			b.Fatalf("%s pass: %v\n%s", name, err, out)
-		}
-		for _, req := range sim.Requests() {
-			if t.isWrite(req) {
-				r.writes++
-			} else {
-				r.reads++
-			}
-		}
-		return r
+	}
+	if changed != want {
+		b.Fatalf("%s: %d of %d lines differ from the PSA before the pass, want %d: the benchmark's set-up is wrong", name, changed, r.lines, want)
+	}
+	writeFile(b, filepath.Join(r.dir, "usage.csv"), csv.String())
+	bound := r.t.reads() + changed
+
+	r.sim.ResetRequests()
+	args := []string{"sync", "-config.file", r.cfg, "-log.level", "warn", "-state.allow-empty"}
+	if asJSON {
+		args = append(args, "-json")
+	}
+	cmd := exec.Command(binary, args...)
+	outPath := filepath.Join(r.dir, name+".out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	peak := make(chan int64)
+	stop := make(chan struct{})
+	go func() { peak <- samplePeakRSS(cmd.Process.Pid, stop) }()
+	err = cmd.Wait()
+	wall := time.Since(start)
+	close(stop)
+	rss := float64(<-peak) / 1024
+	out.Close()
+	if err != nil {
+		b.Fatalf("%s pass: %v\n%s", name, err, stderr.String())
 	}
 
-	b.ResetTimer()
-	first := pass("first")
-	second := pass("second")
-	b.StopTimer()
+	requests, writes := 0, 0
+	for _, req := range r.sim.Requests() {
+		requests++
+		if r.t.isWrite(req) {
+			writes++
+		}
+	}
+	updated, unchanged := reportedLines(b, outPath, asJSON)
+	if updated != changed || unchanged != r.lines-changed {
+		b.Errorf("%s pass reported %d lines updated and %d unchanged, want %d and %d", name, updated, unchanged, changed, r.lines-changed)
+	}
+	if writes != changed {
+		b.Errorf("%s pass sent %d writes, want %d (one per changed line)", name, writes, changed)
+	}
+	if k := r.firstDiffering(usage); k >= 0 {
+		b.Errorf("%s pass: the PSA holds %d units on line %d (customer %d, product %d), want %d", name,
+			r.t.current(k/benchProducts, k%benchProducts), k, k/benchProducts, k%benchProducts, usage[k])
+	}
 
-	if want := fmt.Sprintf("lines: %d updated, 0 unchanged", lines); !strings.Contains(first.out, want) {
-		b.Errorf("first pass did not report %q:\n%.2000s", want, first.out)
+	ideal := time.Duration(requests) * benchLatency / time.Duration(r.t.concurrency)
+	sys := r.t.sys
+	if r.driver == "sqlite" {
+		fmt.Printf("BENCH sync %s %s lines=%d changed=%d requests=%d bound=%d ratio=%.3f wall=%.2fs ideal=%.2fs wall_ratio=%.2f rss_mib=%.1f\n",
+			sys, name, r.lines, changed, requests, bound, ratio(float64(requests), float64(bound)),
+			wall.Seconds(), ideal.Seconds(), ratio(wall.Seconds(), ideal.Seconds()), rss)
 	}
-	if first.writes != lines {
-		b.Errorf("first pass sent %d writes, want %d (one per line)", first.writes, lines)
+	fmt.Printf("BENCH state %s %s %s lines=%d reads=%d writes=%d wall=%.1fs peak_rss_mib=%.1f\n",
+		r.driver, sys, name, r.lines, requests-writes, writes, wall.Seconds(), rss)
+	b.ReportMetric(wall.Seconds(), name+"-s")
+	b.ReportMetric(float64(requests), name+"-requests")
+}
+
+// ratio is x/y, where 0/0 is 1 (a pass that makes no request at a bound of
+// none is at the bound) and x/0 is +Inf.
+func ratio(x, y float64) float64 {
+	if y == 0 && x == 0 {
+		return 1
 	}
-	if want := fmt.Sprintf("lines: 0 updated, %d unchanged", lines); !strings.Contains(second.out, want) {
-		b.Errorf("second pass did not report %q:\n%.2000s", want, second.out)
+	return x / y
+}
+
+// firstDiffering returns the first line whose units in the PSA are not the
+// usage, or -1.
+func (r *benchRun) firstDiffering(usage []int64) int {
+	for k, q := range usage {
+		if r.t.current(k/benchProducts, k%benchProducts) != q {
+			return k
+		}
 	}
-	if second.writes != 0 {
-		b.Errorf("second pass sent %d writes, want 0", second.writes)
+	return -1
+}
+
+// reportedLines returns the lines a pass reports as updated and unchanged,
+// from its output file.
+func reportedLines(b *testing.B, path string, asJSON bool) (updated, unchanged int) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
 	}
-	var table strings.Builder
-	fmt.Fprintf(&table, "\n%s: %d customers x %d products = %d lines, %s latency per request, %s\n",
-		sys, t.customers, benchProducts, lines, benchLatency, t.limits)
-	fmt.Fprintf(&table, "%-7s %8s %8s %10s %14s\n", "pass", "reads", "writes", "wall", "peak RSS")
-	for _, r := range []result{first, second} {
-		fmt.Fprintf(&table, "%-7s %8d %8d %10s %11.1f MiB\n", r.name, r.reads, r.writes, r.wall.Round(100*time.Millisecond), float64(r.maxRSS)/1024)
+	defer f.Close()
+	if asJSON {
+		var res struct {
+			Run struct{ Updated, Unchanged int }
+		}
+		if err := json.NewDecoder(f).Decode(&res); err != nil {
+			b.Fatalf("decoding the -json output: %v", err)
+		}
+		return res.Run.Updated, res.Run.Unchanged
 	}
-	b.Log(table.String())
-	for _, r := range []result{first, second} {
-		fmt.Printf("BENCH state %s %s %s lines=%d reads=%d writes=%d wall=%.1fs peak_rss_mib=%.1f\n",
-			driver, sys, r.name, lines, r.reads, r.writes, r.wall.Seconds(), float64(r.maxRSS)/1024)
+	head := make([]byte, 4096)
+	n, _ := f.Read(head)
+	m := regexp.MustCompile(`lines: (\d+) updated, (\d+) unchanged`).FindSubmatch(head[:n])
+	if m == nil {
+		b.Fatalf("the pass did not report its lines:\n%s", head[:n])
 	}
-	b.ReportMetric(float64(first.reads), "first-reads")
-	b.ReportMetric(float64(first.writes), "first-writes")
-	b.ReportMetric(first.wall.Seconds(), "first-s")
-	b.ReportMetric(float64(first.maxRSS)/1024, "first-MiB")
-	b.ReportMetric(float64(second.reads), "second-reads")
-	b.ReportMetric(float64(second.writes), "second-writes")
-	b.ReportMetric(second.wall.Seconds(), "second-s")
-	b.ReportMetric(float64(second.maxRSS)/1024, "second-MiB")
+	updated, _ = strconv.Atoi(string(m[1]))
+	unchanged, _ = strconv.Atoi(string(m[2]))
+	return updated, unchanged
 }
 
 func benchPeriodStart() time.Time {
@@ -203,31 +395,63 @@ func benchPeriodStart() time.Time {
 	return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// seedAutotask adds companies with recurring-service contracts whose five
-// service lines hold 1 unit. Writes are ContractServiceAdjustment POSTs;
-// queries (POST .../query) are reads.
-func seedAutotask(sim *psatest.Server) *benchTenant {
+// benchToday is the day psa-syncd reads the units of.
+func benchToday() time.Time {
+	now := time.Now().UTC()
+	return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// seedAutotask adds companies with recurring-service contracts with five
+// service lines each, at start's units. Writes are ContractServiceAdjustment
+// POSTs; queries (POST .../query) are reads.
+func seedAutotask(sim *psatest.Server, customers int, start func(customer, product int) int64) *benchTenant {
 	a := sim.Autotask()
 	t := &benchTenant{
-		customers: benchCustomers,
-		doc:       export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://")),
+		sys:         psa.SystemAutotask,
+		concurrency: benchAutotaskConcurrency,
+		doc:         export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://")),
 		isWrite: func(r psatest.Request) bool {
 			return r.Method != http.MethodGet && !strings.Contains(strings.ToLower(r.Path), "/query")
 		},
-		limits: fmt.Sprintf("%d concurrent requests per endpoint", psatest.DefaultThreadLimit),
 	}
 	services := make([]int64, benchProducts)
 	for j := range services {
 		services[j] = a.AddService(fmt.Sprintf("Service %d", j), float64(j+1))
 		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: itoa(services[j]), SyncEnabled: true})
 	}
-	for i := range t.customers {
-		company := a.AddCompany(fmt.Sprintf("Customer %04d", i))
-		contract := a.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
-		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: itoa(company), ContractID: itoa(contract), UsageSync: true})
-		for _, s := range services {
-			a.SetUnits(contract, s, 1, benchPeriodStart())
+	contracts := make([]int64, customers)
+	for i := range contracts {
+		company := a.AddCompany(fmt.Sprintf("Customer %05d", i))
+		contracts[i] = a.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%05d", i), CompanyID: itoa(company), ContractID: itoa(contracts[i]), UsageSync: true})
+		for j, s := range services {
+			a.SetUnits(contracts[i], s, start(i, j), benchPeriodStart())
 		}
+	}
+	t.current = func(i, j int) int64 {
+		u, _ := a.Units(contracts[i], services[j], benchToday())
+		return u
+	}
+	t.reads = func() int {
+		// ReadLines queries the rows that overlap [today, end of the
+		// month], 500 contracts per query, in pages of 500 rows.
+		today := benchToday()
+		monthEnd := benchPeriodStart().AddDate(0, 1, -1)
+		reads := 0
+		for lo := 0; lo < len(contracts); lo += 500 {
+			rows := 0
+			for _, k := range contracts[lo:min(lo+500, len(contracts))] {
+				for _, s := range services {
+					for _, u := range a.UnitRows(k, s) {
+						if !u.StartDate.After(monthEnd) && !u.EndDate.Before(today) {
+							rows++
+						}
+					}
+				}
+			}
+			reads += max(1, (rows+499)/500)
+		}
+		return reads
 	}
 	user, secret, code := a.Credentials()
 	t.psaConfig = fmt.Sprintf("  system: autotask\n  autotask:\n    username: %q\n    secret: %q\n    integration_code: %q\n    base_url: %q\n",
@@ -235,28 +459,41 @@ func seedAutotask(sim *psatest.Server) *benchTenant {
 	return t
 }
 
-// seedConnectWise adds companies with agreements whose five additions hold
-// a quantity of 1. Writes are POST, PATCH and DELETE; GETs are reads.
-func seedConnectWise(sim *psatest.Server) *benchTenant {
+// seedConnectWise adds companies with agreements with five additions each,
+// at start's quantity. Writes are POST, PATCH and DELETE; GETs are reads.
+func seedConnectWise(sim *psatest.Server, customers int, start func(customer, product int) int64) *benchTenant {
 	cw := sim.ConnectWise()
 	t := &benchTenant{
-		customers: benchCustomers,
-		doc:       export.New(psa.SystemConnectWise, strings.TrimPrefix(sim.URL(), "http://")),
-		isWrite:   func(r psatest.Request) bool { return r.Method != http.MethodGet },
-		limits:    "the client's default concurrency (ConnectWise documents no limit)",
+		sys:         psa.SystemConnectWise,
+		concurrency: benchConnectWiseConcurrency,
+		doc:         export.New(psa.SystemConnectWise, strings.TrimPrefix(sim.URL(), "http://")),
+		isWrite:     func(r psatest.Request) bool { return r.Method != http.MethodGet },
 	}
 	products := make([]int64, benchProducts)
 	for j := range products {
 		products[j] = cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: fmt.Sprintf("SVC-%d", j), Description: fmt.Sprintf("Service %d", j), Price: float64(j + 1)})
 		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: itoa(products[j]), SyncEnabled: true})
 	}
-	for i := range t.customers {
-		company := cw.AddCompany(fmt.Sprintf("Customer %04d", i))
-		agreement := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "Managed Services"})
-		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: itoa(company), ContractID: itoa(agreement), UsageSync: true})
-		for _, p := range products {
-			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: p, Quantity: 1})
+	agreements := make([]int64, customers)
+	for i := range agreements {
+		company := cw.AddCompany(fmt.Sprintf("Customer %05d", i))
+		agreements[i] = cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "Managed Services"})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%05d", i), CompanyID: itoa(company), ContractID: itoa(agreements[i]), UsageSync: true})
+		for j, p := range products {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreements[i], ProductID: p, Quantity: float64(start(i, j))})
 		}
+	}
+	t.current = func(i, j int) int64 {
+		q, _ := cw.Quantity(agreements[i], products[j])
+		return int64(q)
+	}
+	t.reads = func() int {
+		// ReadLines lists each agreement's additions, 1,000 a page.
+		reads := 0
+		for _, ag := range agreements {
+			reads += max(1, (len(cw.Additions(ag))+999)/1000)
+		}
+		return reads
 	}
 	company, public, private, client := cw.Credentials()
 	t.psaConfig = fmt.Sprintf("  system: connectwise\n  connectwise:\n    site: %q\n    company_id: %q\n    public_key: %q\n    private_key: %q\n    client_id: %q\n",
@@ -264,33 +501,39 @@ func seedConnectWise(sim *psatest.Server) *benchTenant {
 	return t
 }
 
-// seedKaseyaBMS adds accounts with recurring-services contracts whose five
-// services each have a line of 1 unit, which psa-syncd cannot see. Writes
+// seedKaseyaBMS adds accounts with recurring-services contracts with five
+// service lines each, at start's units, which psa-syncd cannot see. Writes
 // are the POSTs that add service lines or create or change objects; sign-in
 // (security/...) and searches are reads.
-func seedKaseyaBMS(sim *psatest.Server) *benchTenant {
+func seedKaseyaBMS(sim *psatest.Server, customers int, start func(customer, product int) int64) *benchTenant {
 	k := sim.KaseyaBMS()
 	t := &benchTenant{
-		customers: benchBMSCustomers,
-		doc:       export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://")),
+		sys:         psa.SystemKaseyaBMS,
+		concurrency: benchKaseyaBMSConcurrency,
+		doc:         export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://")),
 		isWrite: func(r psatest.Request) bool {
 			p := strings.ToLower(r.Path)
 			return r.Method != http.MethodGet && !strings.Contains(p, "/security/") && !strings.HasSuffix(p, "/search")
 		},
-		limits: "1,500 calls per hour per endpoint",
+		reads: func() int { return 0 },
 	}
 	services := make([]int, benchProducts)
 	for j := range services {
 		services[j] = k.AddService(fmt.Sprintf("Service %d", j), float64(j+1))
 		t.doc.PutProduct(export.ProductMapping{Source: "file", Product: fmt.Sprintf("PROD-%d", j), ServiceID: strconv.Itoa(services[j]), SyncEnabled: true})
 	}
-	for i := range t.customers {
-		account := k.AddAccount(fmt.Sprintf("Customer %04d", i))
-		contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: fmt.Sprintf("Managed Services %04d", i)})
-		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CompanyID: strconv.Itoa(account), ContractID: strconv.Itoa(contract), UsageSync: true})
-		for _, s := range services {
-			k.AddLine(contract, s, 1, benchPeriodStart())
+	contracts := make([]int, customers)
+	for i := range contracts {
+		account := k.AddAccount(fmt.Sprintf("Customer %05d", i))
+		contracts[i] = k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: fmt.Sprintf("Managed Services %05d", i)})
+		t.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%05d", i), CompanyID: strconv.Itoa(account), ContractID: strconv.Itoa(contracts[i]), UsageSync: true})
+		for j, s := range services {
+			k.AddLine(contracts[i], s, int(start(i, j)), benchPeriodStart())
 		}
+	}
+	t.current = func(i, j int) int64 {
+		u, _ := k.Units(contracts[i], services[j], benchToday())
+		return int64(u)
 	}
 	user, password, tenant := k.Credentials()
 	t.psaConfig = fmt.Sprintf("  system: kaseya_bms\n  kaseya_bms:\n    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\n",
