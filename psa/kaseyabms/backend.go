@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -42,6 +44,9 @@ type Backend struct {
 	mu       sync.Mutex
 	services map[int]cachedService
 	now      func() time.Time
+	// fetches makes concurrent writes that miss the cache for one
+	// service share a single read of it.
+	fetches singleflight.Group
 }
 
 type cachedService struct {
@@ -452,12 +457,18 @@ func (b *Backend) catalogService(ctx context.Context, id int) (*Service, error) 
 	if ok && b.now().Sub(c.at) < serviceTTL {
 		return c.svc, nil
 	}
-	svc, _, err := b.client.Services.Get(ctx, id)
+	v, err, _ := b.fetches.Do(strconv.Itoa(id), func() (any, error) {
+		svc, _, err := b.client.Services.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		b.remember(svc)
+		return svc, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	b.remember(svc)
-	return svc, nil
+	return v.(*Service), nil
 }
 
 func (b *Backend) remember(svc *Service) {

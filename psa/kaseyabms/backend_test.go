@@ -2,9 +2,11 @@ package kaseyabms_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,5 +350,52 @@ func TestBackend_pascalCaseWire(t *testing.T) {
 	}
 	if !strings.Contains(srv.Requests()[len(srv.Requests())-1].Path, "/services") {
 		t.Errorf("last request %+v", srv.Requests()[len(srv.Requests())-1])
+	}
+}
+
+// TestBackend_SetQuantityConcurrentReadsServiceOnce: writes of one service
+// to several contracts at once share one read of the service (its price and
+// names for the new lines), not one read per write in flight.
+func TestBackend_SetQuantityConcurrentReadsServiceOnce(t *testing.T) {
+	t.Parallel()
+	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS), psatest.WithLatency(20*time.Millisecond))
+	c, err := kaseyabms.NewClient(
+		kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
+		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := kaseyabms.NewBackend(c)
+	if err := b.Ping(t.Context()); err != nil { // sign in before the writes
+		t.Fatal(err)
+	}
+	k := srv.KaseyaBMS()
+	svc := k.AddService("Sophos", 4.5)
+	var contracts []int
+	for i := range 6 {
+		acct := k.AddAccount(fmt.Sprintf("Customer %d", i))
+		contracts = append(contracts, k.AddContract(psatest.KaseyaBMSContract{AccountID: acct, Name: fmt.Sprintf("MS %d", i),
+			StartDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}))
+	}
+	srv.ResetRequests()
+	var wg sync.WaitGroup
+	for _, id := range contracts {
+		wg.Go(func() {
+			if _, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: itoa(id), ServiceID: itoa(svc), Quantity: 3,
+				EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+				t.Errorf("SetQuantity(contract %d): %v", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	reads := 0
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.Path, fmt.Sprintf("/services/%d", svc)) {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("6 concurrent writes of one service read it %d times, want 1", reads)
 	}
 }
