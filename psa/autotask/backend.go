@@ -153,7 +153,20 @@ func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	if err != nil {
 		return nil, fmt.Errorf("autotask: creating service %q: %w", s.Name, err)
 	}
-	return b.GetService(ctx, strconv.FormatInt(id, 10))
+	// Autotask answers a create with the new id only (itemId) and stores
+	// what was sent, so the service is what was sent under that id: no
+	// read-back, which would double the requests of creating many.
+	return b.toService(ctx, &Service{
+		ID:                 id,
+		Name:               s.Name,
+		Description:        s.Description,
+		InvoiceDescription: s.InvoiceDescription,
+		UnitPrice:          s.UnitPrice,
+		UnitCost:           s.UnitCost,
+		PeriodType:         periodType,
+		BillingCodeID:      billingCode,
+		IsActive:           s.Active,
+	})
 }
 
 // GetService returns the service with the given id.
