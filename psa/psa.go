@@ -294,3 +294,13 @@ type BulkReader interface {
 	GetCompanies(ctx context.Context, ids []string) (map[string]*Company, error)
 	GetContracts(ctx context.Context, ids []string) (map[string]*Contract, error)
 }
+
+// ContractLister is implemented by a Backend that reads every contract a
+// customer mapping can bill on (the tenant's active recurring-service
+// contracts) in a few pages. A caller about to check more contracts than
+// one bulk read by id holds, without knowing their ids in advance, reads
+// them all at once instead. The result is keyed by id; it may hold other
+// contracts too, and a contract it leaves out is read with GetContract.
+type ContractLister interface {
+	ListContracts(ctx context.Context) (map[string]*Contract, error)
+}

@@ -322,20 +322,11 @@ func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa
 	if q.Name != "" {
 		query.Filter = append(query.Filter, Eq("contractName", q.Name))
 	}
-	if !q.AnyType {
-		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "contractType", labelRecurringService)
-		if err != nil {
-			return nil, err
-		}
-		query.Filter = append(query.Filter, Eq("contractType", v))
+	filter, err := b.contractFilter(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	if !q.IncludeInactive {
-		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "status", labelActive)
-		if err != nil {
-			return nil, err
-		}
-		query.Filter = append(query.Filter, Eq("status", v))
-	}
+	query.Filter = append(query.Filter, filter...)
 	list, _, err := b.client.Contracts.List(ctx, query)
 	if err != nil {
 		return nil, err
@@ -352,6 +343,27 @@ func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa
 		out = append(out, *pc)
 	}
 	return out, nil
+}
+
+// contractFilter filters contracts by type and status as q says: unless
+// it says otherwise, only active Recurring Service contracts.
+func (b *Backend) contractFilter(ctx context.Context, q psa.ContractQuery) ([]Filter, error) {
+	var filter []Filter
+	if !q.AnyType {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "contractType", labelRecurringService)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, Eq("contractType", v))
+	}
+	if !q.IncludeInactive {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "status", labelActive)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, Eq("status", v))
+	}
+	return filter, nil
 }
 
 // unitFields are the ContractServiceUnits fields ReadLines needs; "id" is

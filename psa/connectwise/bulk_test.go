@@ -57,3 +57,36 @@ func TestBackend_bulkReads(t *testing.T) {
 		t.Errorf("GetContracts[%s] = %+v, GetContract = %+v, %v", contracts[1], ks[contracts[1]], k, err)
 	}
 }
+
+// TestBackend_ListContracts checks that the tenant's active agreements are
+// listed 1,000 a page, as GetContract reads them, and that agreements that
+// are not active are left out.
+func TestBackend_ListContracts(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	ctx := t.Context()
+	cw := s.ConnectWise()
+	var want []string
+	for i := range 1020 {
+		_, agreement := seed(cw, "Customer "+strconv.Itoa(i))
+		want = append(want, strconv.FormatInt(agreement, 10))
+	}
+	acme := cw.AddCompany("Acme")
+	cancelled := strconv.FormatInt(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Old", Status: "Cancelled"}), 10)
+	s.ResetRequests()
+
+	got, err := b.ListContracts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countRequests(s, http.MethodGet, "/finance/agreements"); n != 2 {
+		t.Errorf("ListContracts of 1,020 agreements made %d requests, want 2", n)
+	}
+	if len(got) != len(want) || got[cancelled] != nil {
+		t.Errorf("ListContracts returned %d agreements (cancelled %v), want the %d active ones", len(got), got[cancelled] != nil, len(want))
+	}
+	one, err := b.GetContract(ctx, want[1019])
+	if err != nil || !reflect.DeepEqual(got[want[1019]], one) {
+		t.Errorf("ListContracts[%s] = %+v, GetContract = %+v, %v", want[1019], got[want[1019]], one, err)
+	}
+}
