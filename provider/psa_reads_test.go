@@ -113,6 +113,66 @@ func TestReadCache_writes(t *testing.T) {
 	}
 }
 
+// TestReadCache_listsAfterFirstBatch checks that a command reading more
+// than one batch of ids that nobody knew in advance (the contracts of new
+// customer mappings, Terraform's ten at a time) reads them all with the
+// second batch, answers the rest from that list, and reads an id the list
+// leaves out by id.
+func TestReadCache_listsAfterFirstBatch(t *testing.T) {
+	f := &fakeReads{}
+	var lists atomic.Int64
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(ctx context.Context) (map[string]*psa.Service, error) {
+		lists.Add(1)
+		out := map[string]*psa.Service{}
+		for i := range 1000 {
+			if i != 999 { // say, an inactive contract
+				out[fmt.Sprint(i)] = &psa.Service{ID: fmt.Sprint(i), Name: "svc " + fmt.Sprint(i)}
+			}
+		}
+		return out, nil
+	}
+	ids := make([]string, 0, 500)
+	for i := range 500 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	readAll(t, c, ids, 10)
+	if n := lists.Load(); n != 1 {
+		t.Errorf("500 reads listed %d times, want 1", n)
+	}
+	if n := f.bulks.Load(); n < 1 || n > 2 {
+		t.Errorf("500 reads made %d bulk reads (sizes %v), want the first batch and at most the one the list joined", n, f.bulkSizes)
+	}
+	readAll(t, c, []string{"999"}, 1)
+	if _, err := c.get(t.Context(), "5000"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("get(5000) = %v, want psa.ErrNotFound", err)
+	}
+	if n := lists.Load(); n != 1 {
+		t.Errorf("listed %d times, want 1", n)
+	}
+	if n := f.singles.Load(); n != 1 {
+		t.Errorf("made %d single reads, want 1 (the missing id)", n)
+	}
+}
+
+// TestReadCache_listFails checks that reads whose list fails get its error
+// and that later reads go by id.
+func TestReadCache_listFails(t *testing.T) {
+	f := &fakeReads{}
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(context.Context) (map[string]*psa.Service, error) { return nil, errors.New("boom") }
+	ctx := t.Context()
+	if _, err := c.get(ctx, "1"); err != nil {
+		t.Fatalf("get(1) = %v", err)
+	}
+	if _, err := c.get(ctx, "2"); err == nil || err.Error() != "boom" {
+		t.Errorf("get(2) = %v, want the list's error", err)
+	}
+	if s, err := c.get(ctx, "2"); err != nil || s.ID != "2" {
+		t.Errorf("get(2) again = %+v, %v; want it read by id", s, err)
+	}
+}
+
 // TestReadCache_withoutBulk checks that a backend without bulk reads is
 // read one id at a time, as before.
 func TestReadCache_withoutBulk(t *testing.T) {
