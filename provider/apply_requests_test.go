@@ -18,20 +18,22 @@ import (
 // not be sent at all. Creating a service is one request; the contract
 // checks of the customer mappings cost, in each of the two provider
 // processes (plan, apply), the first batch by id and then the list of the
-// tenant's contracts (see listAfter); the rest is a constant of metadata
-// and sign-in.
+// tenant's contracts (see listAfter), which Autotask and ConnectWise count
+// first; the rest is a constant of metadata and sign-in.
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
 		"POST /ATServicesRest/V1.0/Contracts/query":                      2 * 2,
+		"POST /ATServicesRest/V1.0/Contracts/query/count":                2,
 		"POST /ATServicesRest/V1.0/BillingCodes/query":                   1,
 		"GET /ATServicesRest/V1.0/BillingCodes/entityInformation/fields": 1,
 		"GET /ATServicesRest/V1.0/Contracts/entityInformation/fields":    2,
 		"GET /ATServicesRest/V1.0/Services/entityInformation/fields":     1,
 	},
 	psa.SystemConnectWise: {
-		"POST /v4_6_release/apis/3.0/procurement/catalog": applyServices,
-		"GET /v4_6_release/apis/3.0/finance/agreements":   2 * 2,
+		"POST /v4_6_release/apis/3.0/procurement/catalog":     applyServices,
+		"GET /v4_6_release/apis/3.0/finance/agreements":       2 * 2,
+		"GET /v4_6_release/apis/3.0/finance/agreements/count": 2,
 	},
 	// Kaseya BMS reads one contract with three requests (it has no GET of a
 	// contract), and a first batch holds at most Terraform's ten; the list

@@ -48,7 +48,7 @@ type readCache[T any] struct {
 	single func(context.Context, string) (*T, error)
 	bulk   func(context.Context, []string) (map[string]*T, error)
 	known  func(context.Context) []string
-	all    func(context.Context) (map[string]*T, error)
+	all    func(context.Context) (map[string]*T, bool, error)
 
 	mu      sync.Mutex
 	entries map[string]*readEntry[T]
@@ -67,8 +67,13 @@ type readCache[T any] struct {
 // the export are already read with the first. From the second batch on the
 // command checks more than Terraform's parallelism, and the tenant's active
 // contracts, a few pages (about one per customer), cost less than the
-// batches to come. An apply of a mapping or two still reads by id.
-const listAfter = 1
+// batches to come. An apply of a mapping or two still reads by id, and so
+// does a command in a tenant whose list would take more than maxList
+// requests (Autotask: about 9,500 contracts).
+const (
+	listAfter = 1
+	maxList   = 20
+)
 
 type readEntry[T any] struct {
 	id   string
@@ -182,20 +187,20 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 		ids[i] = e.id
 	}
 
-	var found map[string]*T
+	var found, listed map[string]*T
 	var err error
 	if list {
-		found, err = c.readAll(ctx, ids)
+		found, listed, err = c.readAll(ctx, ids)
 	} else {
 		found, err = c.bulk(ctx, ids)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if list {
-		if err == nil {
-			c.listed = found
-		}
-		close(c.listing) // a failed list is not tried again; reads go by id
+		// A list that failed or was not made is not tried again; the
+		// reads go by id.
+		c.listed = listed
+		close(c.listing)
 	}
 	for _, e := range batch {
 		switch {
@@ -213,27 +218,33 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 	}
 }
 
-// readAll reads every object a check can accept, and the ids of the batch
-// that it leaves out by id.
-func (c *readCache[T]) readAll(ctx context.Context, ids []string) (map[string]*T, error) {
-	found, err := c.all(ctx)
+// readAll reads every object a check can accept (listed) and, by id, the
+// ids of the batch that the list leaves out; found holds both. Without a
+// list (a tenant with too many), it reads the batch by id.
+func (c *readCache[T]) readAll(ctx context.Context, ids []string) (found, listed map[string]*T, err error) {
+	listed, ok, err := c.all(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if !ok {
+		found, err = c.bulk(ctx, ids)
+		return found, nil, err
 	}
 	var missing []string
 	for _, id := range ids {
-		if found[id] == nil {
+		if listed[id] == nil {
 			missing = append(missing, id)
 		}
 	}
+	found = maps.Clone(listed)
 	if len(missing) > 0 {
 		more, err := c.bulk(ctx, missing)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		maps.Copy(found, more)
 	}
-	return found, nil
+	return found, listed, nil
 }
 
 // put records v, just written by the provider, as the object with id. A
@@ -291,7 +302,9 @@ func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document
 	})
 	r.contracts.bulk = bulk.GetContracts
 	if lister, ok := backend.(psa.ContractLister); ok {
-		r.contracts.all = lister.ListContracts
+		r.contracts.all = func(ctx context.Context) (map[string]*psa.Contract, bool, error) {
+			return lister.ListContracts(ctx, maxList)
+		}
 	}
 	r.contracts.known = known(func(d *export.Document) []string {
 		ids := make([]string, len(d.CustomerMappings))

@@ -122,7 +122,7 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 	f := &fakeReads{}
 	var lists atomic.Int64
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(ctx context.Context) (map[string]*psa.Service, error) {
+	c.all = func(ctx context.Context) (map[string]*psa.Service, bool, error) {
 		lists.Add(1)
 		out := map[string]*psa.Service{}
 		for i := range 1000 {
@@ -130,7 +130,7 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 				out[fmt.Sprint(i)] = &psa.Service{ID: fmt.Sprint(i), Name: "svc " + fmt.Sprint(i)}
 			}
 		}
-		return out, nil
+		return out, true, nil
 	}
 	ids := make([]string, 0, 500)
 	for i := range 500 {
@@ -160,7 +160,7 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 func TestReadCache_listFails(t *testing.T) {
 	f := &fakeReads{}
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(context.Context) (map[string]*psa.Service, error) { return nil, errors.New("boom") }
+	c.all = func(context.Context) (map[string]*psa.Service, bool, error) { return nil, false, errors.New("boom") }
 	ctx := t.Context()
 	if _, err := c.get(ctx, "1"); err != nil {
 		t.Fatalf("get(1) = %v", err)
@@ -170,6 +170,29 @@ func TestReadCache_listFails(t *testing.T) {
 	}
 	if s, err := c.get(ctx, "2"); err != nil || s.ID != "2" {
 		t.Errorf("get(2) again = %+v, %v; want it read by id", s, err)
+	}
+}
+
+// TestReadCache_tooManyToList checks that in a tenant too large to list the
+// reads go by id, and that the list is not asked for again.
+func TestReadCache_tooManyToList(t *testing.T) {
+	f := &fakeReads{}
+	var lists atomic.Int64
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+		lists.Add(1)
+		return nil, false, nil
+	}
+	ids := make([]string, 0, 100)
+	for i := range 100 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	readAll(t, c, ids, 10)
+	if n := lists.Load(); n != 1 {
+		t.Errorf("100 reads asked for the list %d times, want 1", n)
+	}
+	if n := f.singles.Load(); n != 0 {
+		t.Errorf("100 reads made %d single reads, want 0: the batches go by id", n)
 	}
 }
 

@@ -70,17 +70,25 @@ func (b *Backend) contractMap(ctx context.Context, list []*Contract) (map[string
 }
 
 // ListContracts returns every active Recurring Service contract of the
-// tenant, keyed by id: one query per 500 contracts.
-func (b *Backend) ListContracts(ctx context.Context) (map[string]*psa.Contract, error) {
+// tenant, keyed by id: a count, then one query per 500 contracts.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
 	filter, err := b.contractFilter(ctx, psa.ContractQuery{})
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	n, _, err := b.client.Contracts.Count(ctx, NewQuery(filter...))
+	if err != nil {
+		return nil, false, err
+	}
+	if 1+(n+MaxPageSize-1)/MaxPageSize > int64(maxRequests) {
+		return nil, false, nil
 	}
 	list, _, err := b.client.Contracts.List(ctx, NewQuery(filter...))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return b.contractMap(ctx, list)
+	m, err := b.contractMap(ctx, list)
+	return m, err == nil, err
 }
 
 // bulkGet lists the entities whose id is one of ids, MaxPageSize ids per

@@ -83,8 +83,9 @@ func TestBackend_CreateService_billingCodeLookedUpOnce(t *testing.T) {
 }
 
 // TestBackend_ListContracts checks that the tenant's active Recurring
-// Service contracts are listed in one query per 500, as GetContract reads
-// them, and that other contracts are left out.
+// Service contracts are counted and then listed in one query per 500, as
+// GetContract reads them, that other contracts are left out, and that a
+// list that would take more requests than allowed is not made.
 func TestBackend_ListContracts(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)
@@ -100,12 +101,19 @@ func TestBackend_ListContracts(t *testing.T) {
 	fixed := id(at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Project", Type: "Fixed Price"}))
 	s.ResetRequests()
 
-	got, err := b.ListContracts(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if got, ok, err := b.ListContracts(ctx, 2); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(2) of 520 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
 	}
-	if n := countRequests(s, http.MethodPost, "/Contracts/query"); n != 2 {
-		t.Errorf("ListContracts of 520 contracts made %d queries, want 2", n)
+	if n := countRequests(s, http.MethodPost, "/Contracts/query"); n != 1 {
+		t.Errorf("ListContracts(2) made %d queries, want 1 (the count)", n)
+	}
+	s.ResetRequests()
+	got, ok, err := b.ListContracts(ctx, 3)
+	if err != nil || !ok {
+		t.Fatalf("ListContracts(3) = %v, %v", ok, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/Contracts/query"); n != 3 {
+		t.Errorf("ListContracts of 520 contracts made %d queries, want 3 (the count and 2 pages)", n)
 	}
 	if len(got) != len(want) || got[inactive] != nil || got[fixed] != nil {
 		t.Errorf("ListContracts returned %d contracts (inactive %v, fixed price %v), want the %d active recurring ones",

@@ -51,14 +51,22 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 }
 
 // ListContracts returns every active agreement of the tenant, keyed by id:
-// one read per MaxPageSize agreements. Agreements that bill once are left
-// in; the caller checks the contracts it reads.
-func (b *Backend) ListContracts(ctx context.Context) (map[string]*psa.Contract, error) {
-	list, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: Eq("agreementStatus", AgreementActive)})
+// a count, then one read per MaxPageSize agreements. Agreements that bill
+// once are left in; the caller checks the contracts it reads.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
+	active := Eq("agreementStatus", AgreementActive)
+	n, _, err := b.client.Agreements.Count(ctx, active)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return contractMap(list), nil
+	if 1+(n+MaxPageSize-1)/MaxPageSize > int64(maxRequests) {
+		return nil, false, nil
+	}
+	list, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: active})
+	if err != nil {
+		return nil, false, err
+	}
+	return contractMap(list), true, nil
 }
 
 // contractMap converts agreements to neutral contracts keyed by id.

@@ -59,8 +59,9 @@ func TestBackend_bulkReads(t *testing.T) {
 }
 
 // TestBackend_ListContracts checks that the tenant's active agreements are
-// listed 1,000 a page, as GetContract reads them, and that agreements that
-// are not active are left out.
+// counted and then listed 1,000 a page, as GetContract reads them, that
+// agreements that are not active are left out, and that a list that would
+// take more requests than allowed is not made.
 func TestBackend_ListContracts(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)
@@ -75,12 +76,19 @@ func TestBackend_ListContracts(t *testing.T) {
 	cancelled := strconv.FormatInt(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Old", Status: "Cancelled"}), 10)
 	s.ResetRequests()
 
-	got, err := b.ListContracts(ctx)
-	if err != nil {
-		t.Fatal(err)
+	if got, ok, err := b.ListContracts(ctx, 2); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(2) of 1,020 agreements = %d agreements, %v, %v; want none, false", len(got), ok, err)
 	}
-	if n := countRequests(s, http.MethodGet, "/finance/agreements"); n != 2 {
-		t.Errorf("ListContracts of 1,020 agreements made %d requests, want 2", n)
+	if n := countRequests(s, http.MethodGet, "/finance/agreements"); n != 1 {
+		t.Errorf("ListContracts(2) made %d requests, want 1 (the count)", n)
+	}
+	s.ResetRequests()
+	got, ok, err := b.ListContracts(ctx, 3)
+	if err != nil || !ok {
+		t.Fatalf("ListContracts(3) = %v, %v", ok, err)
+	}
+	if n := countRequests(s, http.MethodGet, "/finance/agreements"); n != 3 {
+		t.Errorf("ListContracts of 1,020 agreements made %d requests, want 3 (the count and 2 pages)", n)
 	}
 	if len(got) != len(want) || got[cancelled] != nil {
 		t.Errorf("ListContracts returned %d agreements (cancelled %v), want the %d active ones", len(got), got[cancelled] != nil, len(want))

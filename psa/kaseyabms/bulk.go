@@ -94,14 +94,19 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 
 // ListContracts returns the tenant's contracts that have not expired, keyed
 // by id: the contract lookup (one request, it has no paging), the whole
-// contract summary and account lookup (both paged), joined as GetContracts
-// joins them.
-func (b *Backend) ListContracts(ctx context.Context) (map[string]*psa.Contract, error) {
+// contract summary and account lookup (both paged, DefaultPageSize a page),
+// joined as GetContracts joins them. The lookup's length counts the pages,
+// taking as many accounts as contracts.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
 	looked, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{ExcludeExpiredContracts: true})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return b.joinContracts(ctx, looked)
+	if 1+2*((len(looked)+DefaultPageSize-1)/DefaultPageSize) > maxRequests {
+		return nil, false, nil
+	}
+	m, err := b.joinContracts(ctx, looked)
+	return m, err == nil, err
 }
 
 // joinContracts completes the looked-up contracts with the whole contract

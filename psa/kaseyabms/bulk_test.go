@@ -86,8 +86,9 @@ func TestBackend_bulkReads(t *testing.T) {
 
 // TestBackend_ListContracts checks that the tenant's contracts are listed
 // with one contract lookup and the paged summary and account lookup, as
-// GetContract reads them, and that a contract of an ambiguous account name
-// is left to GetContract.
+// GetContract reads them, that a contract of an ambiguous account name is
+// left to GetContract, and that a list that would take more requests than
+// allowed stops after the lookup.
 func TestBackend_ListContracts(t *testing.T) {
 	t.Parallel()
 	b, srv := newSimBackend(t)
@@ -101,11 +102,13 @@ func TestBackend_ListContracts(t *testing.T) {
 	k.AddAccount("Globex")
 	dup := k.AddAccount("globex")
 	ambiguous := itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Globex Managed Services"}))
+	if got, ok, err := b.ListContracts(ctx, 4); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(4) of 151 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
+	}
 	srv.ResetRequests()
-
-	got, err := b.ListContracts(ctx)
-	if err != nil {
-		t.Fatal(err)
+	got, ok, err := b.ListContracts(ctx, 5)
+	if err != nil || !ok {
+		t.Fatalf("ListContracts(5) = %v, %v", ok, err)
 	}
 	counts := map[string]int{}
 	for _, r := range srv.Requests() {
