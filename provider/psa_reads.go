@@ -220,13 +220,11 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 
 // readAll reads every object a check can accept (listed) and, by id, the
 // ids of the batch that the list leaves out; found holds both. Without a
-// list (a tenant with too many), it reads the batch by id.
+// list (a tenant with too many, or a list that failed: it only saves
+// requests), it reads the batch by id.
 func (c *readCache[T]) readAll(ctx context.Context, ids []string) (found, listed map[string]*T, err error) {
 	listed, ok, err := c.all(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
+	if err != nil || !ok {
 		found, err = c.bulk(ctx, ids)
 		return found, nil, err
 	}

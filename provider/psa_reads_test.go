@@ -155,21 +155,27 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 	}
 }
 
-// TestReadCache_listFails checks that reads whose list fails get its error
-// and that later reads go by id.
+// TestReadCache_listFails checks that reads whose list fails are read by
+// id, and that the list is not tried again.
 func TestReadCache_listFails(t *testing.T) {
 	f := &fakeReads{}
+	var lists atomic.Int64
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(context.Context) (map[string]*psa.Service, bool, error) { return nil, false, errors.New("boom") }
+	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+		lists.Add(1)
+		return nil, false, errors.New("boom")
+	}
 	ctx := t.Context()
-	if _, err := c.get(ctx, "1"); err != nil {
-		t.Fatalf("get(1) = %v", err)
+	for _, id := range []string{"1", "2", "3"} {
+		if s, err := c.get(ctx, id); err != nil || s.ID != id {
+			t.Errorf("get(%s) = %+v, %v; want it read by id", id, s, err)
+		}
 	}
-	if _, err := c.get(ctx, "2"); err == nil || err.Error() != "boom" {
-		t.Errorf("get(2) = %v, want the list's error", err)
+	if n := lists.Load(); n != 1 {
+		t.Errorf("asked for the list %d times, want 1", n)
 	}
-	if s, err := c.get(ctx, "2"); err != nil || s.ID != "2" {
-		t.Errorf("get(2) again = %+v, %v; want it read by id", s, err)
+	if n := f.bulks.Load(); n != 3 {
+		t.Errorf("made %d bulk reads, want 3", n)
 	}
 }
 
