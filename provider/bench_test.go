@@ -78,7 +78,7 @@ func BenchmarkProvider(b *testing.B) {
 					f := benchRun(b, tf, cliConfig, floorConfig(resources), nil)
 					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
 						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
-					p := benchRun(b, tf, cliConfig, productConfig(e), e.sim)
+					p := benchRun(b, tf, cliConfig, benchRequiredProviders+productConfig(e, benchServices, benchMappings), e.sim)
 					e.sim.Close()
 					for i := range 2 {
 						floor[i] = append(floor[i], f.wall[i])
@@ -147,24 +147,28 @@ func floorConfig(n int) string {
 `, n)
 }
 
+// benchRequiredProviders takes the provider from the CLI configuration's
+// dev_overrides.
+const benchRequiredProviders = `terraform {
+  required_providers {
+    psa = { source = "psa-sync/psa" }
+  }
+}
+`
+
 // productConfig seeds e's simulator with one company and contract per
-// customer mapping and returns benchServices services, half of
-// benchMappings product mappings spread over them, and the other half
-// customer mappings, one per contract.
-func productConfig(e *testEnv) string {
-	customers := benchMappings / 2
+// customer mapping and returns the given number of services, half of the
+// mappings product mappings spread over them, and the other half customer
+// mappings, one per contract.
+func productConfig(e *testEnv, services, mappings int) string {
+	customers := mappings / 2
 	var list strings.Builder
 	for i := range customers {
 		company := e.addCompany(fmt.Sprintf("Bench Company %04d", i))
 		contract := e.addContract(company, fmt.Sprintf("Bench Company %04d Managed Services", i), contractRecurring)
 		fmt.Fprintf(&list, "    { company = %q, contract = %q },\n", company, contract)
 	}
-	return fmt.Sprintf(`terraform {
-  required_providers {
-    psa = { source = "psa-sync/psa" }
-  }
-}
-%[1]s
+	return fmt.Sprintf(`%[1]s
 locals {
   customers = [
 %[2]s  ]
@@ -188,11 +192,11 @@ resource "psa_customer_mapping" "c" {
   company_id  = local.customers[count.index].company
   contract_id = local.customers[count.index].contract
 }
-`, e.providerConfig(), list.String(), benchServices, benchMappings-customers, customers)
+`, e.providerConfig(), list.String(), services, mappings-customers, customers)
 }
 
-// requestKinds counts requests by method and path, ids left out.
-func requestKinds(reqs []psatest.Request) string {
+// requestRoutes counts requests by route: method and path, ids left out.
+func requestRoutes(reqs []psatest.Request) map[string]int {
 	counts := map[string]int{}
 	for _, r := range reqs {
 		parts := strings.Split(r.Path, "/")
@@ -203,6 +207,12 @@ func requestKinds(reqs []psatest.Request) string {
 		}
 		counts[r.Method+" "+strings.Join(parts, "/")]++
 	}
+	return counts
+}
+
+// requestKinds lists the requests by route, ids left out.
+func requestKinds(reqs []psatest.Request) string {
+	counts := requestRoutes(reqs)
 	keys := slices.Sorted(maps.Keys(counts))
 	out := make([]string, len(keys))
 	for i, k := range keys {

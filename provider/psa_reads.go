@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 
@@ -35,7 +36,10 @@ var errNotInBulk = errors.New("not returned by the bulk read")
 //     which covers the objects that the other resources will ask for next;
 //   - an object read once is answered from memory afterwards, and two
 //     resources asking for one id at once share the request;
-//   - the provider's own writes (put, forget) keep it current.
+//   - the provider's own writes (put, forget) keep it current;
+//   - with all (contracts), the second batch reads every object a check
+//     can accept instead (see listAfter), and the reads after it are
+//     answered from that list.
 //
 // Terraform configures the provider afresh for each command, so nothing is
 // older than the command that reads it. Without bulk (a backend that is not
@@ -44,13 +48,32 @@ type readCache[T any] struct {
 	single func(context.Context, string) (*T, error)
 	bulk   func(context.Context, []string) (map[string]*T, error)
 	known  func(context.Context) []string
+	all    func(context.Context) (map[string]*T, bool, error)
 
 	mu      sync.Mutex
 	entries map[string]*readEntry[T]
 	pending []*readEntry[T]
 	full    chan struct{} // closed when pending reaches batchFull
 	primed  bool
+	batches int           // batches sent
+	listing chan struct{} // closed once all has been read
+	listed  map[string]*T // what all returned
 }
+
+// listAfter is how many batches by id a command sends before it reads all
+// instead. Terraform plans ten resources at a time, and in an apply plans
+// each again just before creating it, so checking N new customer mappings
+// takes N/10 batches whose ids nobody knows in advance: the contracts of
+// the export are already read with the first. From the second batch on the
+// command checks more than Terraform's parallelism, and the tenant's active
+// contracts, a few pages (about one per customer), cost less than the
+// batches to come. An apply of a mapping or two still reads by id, and so
+// does a command in a tenant whose list would take more than maxList
+// requests (Autotask: about 9,500 contracts).
+const (
+	listAfter = 1
+	maxList   = 20
+)
 
 type readEntry[T any] struct {
 	id   string
@@ -70,7 +93,13 @@ func (c *readCache[T]) get(ctx context.Context, id string) (*T, error) {
 	}
 	c.mu.Lock()
 	e, ok := c.entries[id]
-	if !ok {
+	switch {
+	case ok:
+	case c.listed[id] != nil:
+		e = &readEntry[T]{id: id, done: make(chan struct{}), val: c.listed[id]}
+		close(e.done)
+		c.entries[id] = e
+	default:
 		e = c.enqueueLocked(ctx, id)
 	}
 	c.mu.Unlock()
@@ -109,6 +138,12 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 	case <-full:
 		timer.Stop()
 	}
+	c.mu.Lock()
+	listing := c.listing
+	c.mu.Unlock()
+	if listing != nil {
+		<-listing // the reads it holds need no request
+	}
 	var known []string
 	c.mu.Lock()
 	prime := !c.primed && c.known != nil
@@ -126,17 +161,47 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 			c.pending = append(c.pending, e)
 		}
 	}
-	batch := c.pending
+	var batch []*readEntry[T]
+	for _, e := range c.pending {
+		if v := c.listed[e.id]; v != nil {
+			e.val = v
+			close(e.done)
+		} else {
+			batch = append(batch, e)
+		}
+	}
 	c.pending = nil
+	list := len(batch) > 0 && c.all != nil && c.listing == nil && c.batches >= listAfter
+	if list {
+		c.listing = make(chan struct{})
+	}
+	if len(batch) > 0 {
+		c.batches++
+	}
 	c.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
 	ids := make([]string, len(batch))
 	for i, e := range batch {
 		ids[i] = e.id
 	}
 
-	found, err := c.bulk(ctx, ids)
+	var found, listed map[string]*T
+	var err error
+	if list {
+		found, listed, err = c.readAll(ctx, ids)
+	} else {
+		found, err = c.bulk(ctx, ids)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if list {
+		// A list that failed or was not made is not tried again; the
+		// reads go by id.
+		c.listed = listed
+		close(c.listing)
+	}
 	for _, e := range batch {
 		switch {
 		case err != nil:
@@ -151,6 +216,33 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 		}
 		close(e.done)
 	}
+}
+
+// readAll reads every object a check can accept (listed) and, by id, the
+// ids of the batch that the list leaves out; found holds both. Without a
+// list (a tenant with too many, or a list that failed: it only saves
+// requests), it reads the batch by id.
+func (c *readCache[T]) readAll(ctx context.Context, ids []string) (found, listed map[string]*T, err error) {
+	listed, ok, err := c.all(ctx)
+	if err != nil || !ok {
+		found, err = c.bulk(ctx, ids)
+		return found, nil, err
+	}
+	var missing []string
+	for _, id := range ids {
+		if listed[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	found = maps.Clone(listed)
+	if len(missing) > 0 {
+		more, err := c.bulk(ctx, missing)
+		if err != nil {
+			return nil, nil, err
+		}
+		maps.Copy(found, more)
+	}
+	return found, listed, nil
 }
 
 // put records v, just written by the provider, as the object with id. A
@@ -169,6 +261,7 @@ func (c *readCache[T]) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, id)
+	delete(c.listed, id)
 }
 
 // psaReads are the provider's cached reads of services and contracts.
@@ -206,6 +299,11 @@ func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document
 		return ids
 	})
 	r.contracts.bulk = bulk.GetContracts
+	if lister, ok := backend.(psa.ContractLister); ok {
+		r.contracts.all = func(ctx context.Context) (map[string]*psa.Contract, bool, error) {
+			return lister.ListContracts(ctx, maxList)
+		}
+	}
 	r.contracts.known = known(func(d *export.Document) []string {
 		ids := make([]string, len(d.CustomerMappings))
 		for i, m := range d.CustomerMappings {

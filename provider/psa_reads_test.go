@@ -113,6 +113,95 @@ func TestReadCache_writes(t *testing.T) {
 	}
 }
 
+// TestReadCache_listsAfterFirstBatch checks that a command reading more
+// than one batch of ids that nobody knew in advance (the contracts of new
+// customer mappings, Terraform's ten at a time) reads them all with the
+// second batch, answers the rest from that list, and reads an id the list
+// leaves out by id.
+func TestReadCache_listsAfterFirstBatch(t *testing.T) {
+	f := &fakeReads{}
+	var lists atomic.Int64
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(ctx context.Context) (map[string]*psa.Service, bool, error) {
+		lists.Add(1)
+		out := map[string]*psa.Service{}
+		for i := range 1000 {
+			if i != 999 { // say, an inactive contract
+				out[fmt.Sprint(i)] = &psa.Service{ID: fmt.Sprint(i), Name: "svc " + fmt.Sprint(i)}
+			}
+		}
+		return out, true, nil
+	}
+	ids := make([]string, 0, 500)
+	for i := range 500 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	readAll(t, c, ids, 10)
+	if n := lists.Load(); n != 1 {
+		t.Errorf("500 reads listed %d times, want 1", n)
+	}
+	if n := f.bulks.Load(); n < 1 || n > 2 {
+		t.Errorf("500 reads made %d bulk reads (sizes %v), want the first batch and at most the one the list joined", n, f.bulkSizes)
+	}
+	readAll(t, c, []string{"999"}, 1)
+	if _, err := c.get(t.Context(), "5000"); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("get(5000) = %v, want psa.ErrNotFound", err)
+	}
+	if n := lists.Load(); n != 1 {
+		t.Errorf("listed %d times, want 1", n)
+	}
+	if n := f.singles.Load(); n != 1 {
+		t.Errorf("made %d single reads, want 1 (the missing id)", n)
+	}
+}
+
+// TestReadCache_listFails checks that reads whose list fails are read by
+// id, and that the list is not tried again.
+func TestReadCache_listFails(t *testing.T) {
+	f := &fakeReads{}
+	var lists atomic.Int64
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+		lists.Add(1)
+		return nil, false, errors.New("boom")
+	}
+	ctx := t.Context()
+	for _, id := range []string{"1", "2", "3"} {
+		if s, err := c.get(ctx, id); err != nil || s.ID != id {
+			t.Errorf("get(%s) = %+v, %v; want it read by id", id, s, err)
+		}
+	}
+	if n := lists.Load(); n != 1 {
+		t.Errorf("asked for the list %d times, want 1", n)
+	}
+	if n := f.bulks.Load(); n != 3 {
+		t.Errorf("made %d bulk reads, want 3", n)
+	}
+}
+
+// TestReadCache_tooManyToList checks that in a tenant too large to list the
+// reads go by id, and that the list is not asked for again.
+func TestReadCache_tooManyToList(t *testing.T) {
+	f := &fakeReads{}
+	var lists atomic.Int64
+	c := newReadCache(f.single, f.bulk, nil)
+	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+		lists.Add(1)
+		return nil, false, nil
+	}
+	ids := make([]string, 0, 100)
+	for i := range 100 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	readAll(t, c, ids, 10)
+	if n := lists.Load(); n != 1 {
+		t.Errorf("100 reads asked for the list %d times, want 1", n)
+	}
+	if n := f.singles.Load(); n != 0 {
+		t.Errorf("100 reads made %d single reads, want 0: the batches go by id", n)
+	}
+}
+
 // TestReadCache_withoutBulk checks that a backend without bulk reads is
 // read one id at a time, as before.
 func TestReadCache_withoutBulk(t *testing.T) {

@@ -320,3 +320,16 @@ type BulkReader interface {
 type WriteChecker interface {
 	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
 }
+
+// ContractLister is implemented by a Backend that reads every contract a
+// customer mapping can bill on (the tenant's active recurring-service
+// contracts) in a few pages. A caller about to check more contracts than
+// one bulk read by id holds, without knowing their ids in advance, reads
+// them all at once instead. The result is keyed by id; it may hold other
+// contracts too, and a contract it leaves out is read with GetContract.
+// When the list would take more than maxRequests requests, ListContracts
+// lists nothing and returns ok == false, having sent at most one request
+// to count the contracts.
+type ContractLister interface {
+	ListContracts(ctx context.Context, maxRequests int) (contracts map[string]*Contract, ok bool, err error)
+}

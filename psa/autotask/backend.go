@@ -162,7 +162,20 @@ func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	if err != nil {
 		return nil, fmt.Errorf("autotask: creating service %q: %w", s.Name, err)
 	}
-	return b.GetService(ctx, strconv.FormatInt(id, 10))
+	// Autotask answers a create with the new id only (itemId) and stores
+	// what was sent, so the service is what was sent under that id: no
+	// read-back, which would double the requests of creating many.
+	return b.toService(ctx, &Service{
+		ID:                 id,
+		Name:               s.Name,
+		Description:        s.Description,
+		InvoiceDescription: s.InvoiceDescription,
+		UnitPrice:          s.UnitPrice,
+		UnitCost:           s.UnitCost,
+		PeriodType:         periodType,
+		BillingCodeID:      billingCode,
+		IsActive:           s.Active,
+	})
 }
 
 // GetService returns the service with the given id.
@@ -318,20 +331,11 @@ func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa
 	if q.Name != "" {
 		query.Filter = append(query.Filter, Eq("contractName", q.Name))
 	}
-	if !q.AnyType {
-		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "contractType", labelRecurringService)
-		if err != nil {
-			return nil, err
-		}
-		query.Filter = append(query.Filter, Eq("contractType", v))
+	filter, err := b.contractFilter(ctx, q)
+	if err != nil {
+		return nil, err
 	}
-	if !q.IncludeInactive {
-		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "status", labelActive)
-		if err != nil {
-			return nil, err
-		}
-		query.Filter = append(query.Filter, Eq("status", v))
-	}
+	query.Filter = append(query.Filter, filter...)
 	list, _, err := b.client.Contracts.List(ctx, query)
 	if err != nil {
 		return nil, err
@@ -348,6 +352,27 @@ func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa
 		out = append(out, *pc)
 	}
 	return out, nil
+}
+
+// contractFilter filters contracts by type and status as q says: unless
+// it says otherwise, only active Recurring Service contracts.
+func (b *Backend) contractFilter(ctx context.Context, q psa.ContractQuery) ([]Filter, error) {
+	var filter []Filter
+	if !q.AnyType {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "contractType", labelRecurringService)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, Eq("contractType", v))
+	}
+	if !q.IncludeInactive {
+		v, err := b.client.EntityInformation.PicklistValue(ctx, "Contracts", "status", labelActive)
+		if err != nil {
+			return nil, err
+		}
+		filter = append(filter, Eq("status", v))
+	}
+	return filter, nil
 }
 
 // unitFields are the ContractServiceUnits fields ReadLines needs; "id" is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,12 +387,20 @@ func TestBackend_services(t *testing.T) {
 		}
 	}
 
+	s.ResetRequests()
 	created, err := b.CreateService(ctx, &psa.Service{
 		Name: "Sophos Intercept X", Description: "EDR", UnitPrice: 4.5, UnitCost: 2,
 		BillingPeriod: psa.BillingPeriodSemiAnnual, Active: true,
 	})
 	if err != nil {
 		t.Fatalf("CreateService: %v", err)
+	}
+	// The create's answer (the new id) and what was sent make the service:
+	// no read-back.
+	for _, r := range s.Requests() {
+		if dir, last := path.Split(r.Path); strings.HasSuffix(dir, "/Services/") && last != "entityInformation" && r.Method == http.MethodGet {
+			t.Errorf("CreateService read the service back with %s %s", r.Method, r.Path)
+		}
 	}
 	want := &psa.Service{
 		ID: created.ID, Name: "Sophos Intercept X", Description: "EDR", UnitPrice: 4.5, UnitCost: 2,

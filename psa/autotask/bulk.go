@@ -9,7 +9,10 @@ import (
 )
 
 // Ensure Backend reads in bulk.
-var _ psa.BulkReader = (*Backend)(nil)
+var (
+	_ psa.BulkReader     = (*Backend)(nil)
+	_ psa.ContractLister = (*Backend)(nil)
+)
 
 // GetServices returns the services with the given ids that exist: one query
 // per 500 ids (an "in" filter on id).
@@ -50,6 +53,11 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 	if err != nil {
 		return nil, err
 	}
+	return b.contractMap(ctx, list)
+}
+
+// contractMap converts contracts to neutral ones keyed by id.
+func (b *Backend) contractMap(ctx context.Context, list []*Contract) (map[string]*psa.Contract, error) {
 	out := make(map[string]*psa.Contract, len(list))
 	for _, c := range list {
 		contract, err := b.toContract(ctx, c)
@@ -59,6 +67,28 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 		out[contract.ID] = contract
 	}
 	return out, nil
+}
+
+// ListContracts returns every active Recurring Service contract of the
+// tenant, keyed by id: a count, then one query per 500 contracts.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
+	filter, err := b.contractFilter(ctx, psa.ContractQuery{})
+	if err != nil {
+		return nil, false, err
+	}
+	n, _, err := b.client.Contracts.Count(ctx, NewQuery(filter...))
+	if err != nil {
+		return nil, false, err
+	}
+	if 1+(n+MaxPageSize-1)/MaxPageSize > int64(maxRequests) {
+		return nil, false, nil
+	}
+	list, _, err := b.client.Contracts.List(ctx, NewQuery(filter...))
+	if err != nil {
+		return nil, false, err
+	}
+	m, err := b.contractMap(ctx, list)
+	return m, err == nil, err
 }
 
 // bulkGet lists the entities whose id is one of ids, MaxPageSize ids per

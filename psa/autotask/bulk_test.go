@@ -2,6 +2,7 @@ package autotask_test
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -78,5 +79,48 @@ func TestBackend_CreateService_billingCodeLookedUpOnce(t *testing.T) {
 	}
 	if n := countRequests(s, http.MethodPost, "/BillingCodes/query"); n != 1 {
 		t.Errorf("3 creates made %d billing code queries, want 1", n)
+	}
+}
+
+// TestBackend_ListContracts checks that the tenant's active Recurring
+// Service contracts are counted and then listed in one query per 500, as
+// GetContract reads them, that other contracts are left out, and that a
+// list that would take more requests than allowed is not made.
+func TestBackend_ListContracts(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	var want []string
+	for i := range 520 {
+		c := at.AddCompany("Customer " + id(int64(i)))
+		want = append(want, id(at.AddContract(psatest.AutotaskContract{CompanyID: c, Name: "Managed Services"})))
+	}
+	acme := at.AddCompany("Acme")
+	inactive := id(at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Closed", Status: "Inactive"}))
+	fixed := id(at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Project", Type: "Fixed Price"}))
+	s.ResetRequests()
+
+	if got, ok, err := b.ListContracts(ctx, 2); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(2) of 520 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/Contracts/query"); n != 1 {
+		t.Errorf("ListContracts(2) made %d queries, want 1 (the count)", n)
+	}
+	s.ResetRequests()
+	got, ok, err := b.ListContracts(ctx, 3)
+	if err != nil || !ok {
+		t.Fatalf("ListContracts(3) = %v, %v", ok, err)
+	}
+	if n := countRequests(s, http.MethodPost, "/Contracts/query"); n != 3 {
+		t.Errorf("ListContracts of 520 contracts made %d queries, want 3 (the count and 2 pages)", n)
+	}
+	if len(got) != len(want) || got[inactive] != nil || got[fixed] != nil {
+		t.Errorf("ListContracts returned %d contracts (inactive %v, fixed price %v), want the %d active recurring ones",
+			len(got), got[inactive] != nil, got[fixed] != nil, len(want))
+	}
+	one, err := b.GetContract(ctx, want[519])
+	if err != nil || !reflect.DeepEqual(got[want[519]], one) {
+		t.Errorf("ListContracts[%s] = %+v, GetContract = %+v, %v", want[519], got[want[519]], one, err)
 	}
 }

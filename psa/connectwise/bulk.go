@@ -9,7 +9,10 @@ import (
 )
 
 // Ensure Backend reads in bulk.
-var _ psa.BulkReader = (*Backend)(nil)
+var (
+	_ psa.BulkReader     = (*Backend)(nil)
+	_ psa.ContractLister = (*Backend)(nil)
+)
 
 // GetServices returns the catalog items with the given ids that exist: one
 // "id in (...)" read per statusChunk ids, following pages.
@@ -44,11 +47,35 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 	if err != nil {
 		return nil, err
 	}
+	return contractMap(list), nil
+}
+
+// ListContracts returns every active agreement of the tenant, keyed by id:
+// a count, then one read per MaxPageSize agreements. Agreements that bill
+// once are left in; the caller checks the contracts it reads.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
+	active := Eq("agreementStatus", AgreementActive)
+	n, _, err := b.client.Agreements.Count(ctx, active)
+	if err != nil {
+		return nil, false, err
+	}
+	if 1+(n+MaxPageSize-1)/MaxPageSize > int64(maxRequests) {
+		return nil, false, nil
+	}
+	list, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: active})
+	if err != nil {
+		return nil, false, err
+	}
+	return contractMap(list), true, nil
+}
+
+// contractMap converts agreements to neutral contracts keyed by id.
+func contractMap(list []*Agreement) map[string]*psa.Contract {
 	out := make(map[string]*psa.Contract, len(list))
 	for _, a := range list {
 		out[strconv.FormatInt(a.ID, 10)] = toContract(a)
 	}
-	return out, nil
+	return out
 }
 
 // bulkGet lists the records whose id is one of ids, statusChunk ids per

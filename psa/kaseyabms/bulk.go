@@ -13,7 +13,10 @@ import (
 )
 
 // Ensure Backend reads in bulk.
-var _ psa.BulkReader = (*Backend)(nil)
+var (
+	_ psa.BulkReader     = (*Backend)(nil)
+	_ psa.ContractLister = (*Backend)(nil)
+)
 
 // bulkChunk is how many ids one lookup names in its query string.
 const bulkChunk = 100
@@ -68,15 +71,12 @@ func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*p
 // GetContracts returns the contracts with the given ids that exist. From
 // bulkMin ids on they are read as GetContract reads one but in bulk: the
 // contract lookup by ids (bulkChunk a request), the whole contract summary
-// and the whole account lookup, paged.
-// A contract whose account name several accounts share is left out, for
-// GetContract to tell them apart.
+// and the whole account lookup, paged (see joinContracts).
 func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
 	want := bulkIDs(ids)
 	if len(want) < bulkMin {
 		return singles(ctx, want, b.GetContract)
 	}
-	out := map[string]*psa.Contract{}
 	var looked []*ContractLookup
 	for chunk := range slices.Chunk(want, bulkChunk) {
 		list, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{IDs: chunk})
@@ -89,6 +89,31 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 			}
 		}
 	}
+	return b.joinContracts(ctx, looked)
+}
+
+// ListContracts returns the tenant's contracts that have not expired, keyed
+// by id: the contract lookup (one request, it has no paging), the whole
+// contract summary and account lookup (both paged, DefaultPageSize a page),
+// joined as GetContracts joins them. The lookup's length counts the pages,
+// taking as many accounts as contracts.
+func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
+	looked, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{ExcludeExpiredContracts: true})
+	if err != nil {
+		return nil, false, err
+	}
+	if 1+2*((len(looked)+DefaultPageSize-1)/DefaultPageSize) > maxRequests {
+		return nil, false, nil
+	}
+	m, err := b.joinContracts(ctx, looked)
+	return m, err == nil, err
+}
+
+// joinContracts completes the looked-up contracts with the whole contract
+// summary and account lookup. A contract whose account name several
+// accounts share is left out, for GetContract to tell them apart.
+func (b *Backend) joinContracts(ctx context.Context, looked []*ContractLookup) (map[string]*psa.Contract, error) {
+	out := map[string]*psa.Contract{}
 	if len(looked) == 0 {
 		return out, nil
 	}

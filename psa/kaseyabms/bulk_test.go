@@ -83,3 +83,47 @@ func TestBackend_bulkReads(t *testing.T) {
 		t.Errorf("GetContract(999999) = %v, want psa.ErrNotFound", err)
 	}
 }
+
+// TestBackend_ListContracts checks that the tenant's contracts are listed
+// with one contract lookup and the paged summary and account lookup, as
+// GetContract reads them, that a contract of an ambiguous account name is
+// left to GetContract, and that a list that would take more requests than
+// allowed stops after the lookup.
+func TestBackend_ListContracts(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	k := srv.KaseyaBMS()
+	var want []string
+	for i := range 150 {
+		a := k.AddAccount("Customer " + itoa(i))
+		want = append(want, itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: "Customer " + itoa(i) + " Managed Services"})))
+	}
+	k.AddAccount("Globex")
+	dup := k.AddAccount("globex")
+	ambiguous := itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Globex Managed Services"}))
+	if got, ok, err := b.ListContracts(ctx, 4); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(4) of 151 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
+	}
+	srv.ResetRequests()
+	got, ok, err := b.ListContracts(ctx, 5)
+	if err != nil || !ok {
+		t.Fatalf("ListContracts(5) = %v, %v", ok, err)
+	}
+	counts := map[string]int{}
+	for _, r := range srv.Requests() {
+		if p := r.Path[strings.Index(r.Path, "/v2/"):]; p != "/v2/security/authenticate" {
+			counts[p]++
+		}
+	}
+	if want := map[string]int{"/v2/finance/contracts/lookup": 1, "/v2/finance/contracts/summary": 2, "/v2/crm/accounts/lookup": 2}; !reflect.DeepEqual(counts, want) {
+		t.Errorf("ListContracts of 151 contracts made requests %v, want %v", counts, want)
+	}
+	if len(got) != len(want) || got[ambiguous] != nil {
+		t.Errorf("ListContracts returned %d contracts (ambiguous %v), want %d", len(got), got[ambiguous] != nil, len(want))
+	}
+	one, err := b.GetContract(ctx, want[149])
+	if err != nil || !reflect.DeepEqual(got[want[149]], one) {
+		t.Errorf("ListContracts[%s] = %+v, GetContract = %+v, %v", want[149], got[want[149]], one, err)
+	}
+}
