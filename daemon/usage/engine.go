@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -410,9 +411,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	p.plan.Customers = len(p.customers)
 
 	lines, readErrs, ledger := e.readContracts(ctx, contracts, serviceIDs, p.plan.EffectiveDate)
-	p.lines, p.ledger = lines, ledger
+	p.ledger = ledger
 	hasLines := map[string]bool{}
-	for k := range lines {
+	for k := range lines.at {
 		hasLines[k.ContractID] = true
 	}
 	// Where the PSA cannot be read, a line whose earlier write has an
@@ -429,7 +430,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	// customer's changes point into it once it stops growing. A line has
 	// a change when it exists or has usage, so there are at most as many
 	// as lines and sums: sized so, the plan never grows by copying itself.
-	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+nSums))
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines.at)+nSums))
 	byMapping := slices.Clone(p.customers)
 	// Customers are written in this order: a backend that verifies the
 	// contracts before writing (checkWrites) reads them in this order.
@@ -502,11 +503,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 // linesToWrite returns the lines of the changes that update a line: writing
 // them needs the line as read, the others no longer do. At 100,000 lines a
 // pass changes a few, and the rest of the read is let go.
-func linesToWrite(changes []Change, lines map[psa.LineKey]psa.ContractLine) map[psa.LineKey]psa.ContractLine {
+func linesToWrite(changes []Change, lines *lineIndex) map[psa.LineKey]psa.ContractLine {
 	keep := map[psa.LineKey]psa.ContractLine{}
 	for i := range changes {
 		k := psa.LineKey{ContractID: changes[i].ContractID, ServiceID: changes[i].ServiceID}
-		if l, ok := lines[k]; ok && changes[i].Action == ActionUpdate {
+		if l, ok := lines.get(k); ok && changes[i].Action == ActionUpdate {
 			keep[k] = l
 		}
 	}
@@ -721,8 +722,8 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
 func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []usedQuantity,
-	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
-	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
+	lines *lineIndex, ledger bool, missing string, approve bool, eff time.Time) *Change {
+	line, lineOK := lines.get(psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID})
 	c := &Change{
 		Source:        cm.Source,
 		CustomerID:    cm.CustomerID,
@@ -850,8 +851,8 @@ func (e *Engine) effectiveDate(now time.Time) time.Time {
 // A backend that cannot read quantities at all (psa.ErrNotSupported: Kaseya
 // BMS) gets its lines from the ledger instead, for the given services, and
 // readContracts returns ledger = true.
-func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines map[psa.LineKey]psa.ContractLine, errs map[string]error, ledger bool) {
-	lines = map[psa.LineKey]psa.ContractLine{}
+func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines *lineIndex, errs map[string]error, ledger bool) {
+	lines = &lineIndex{at: map[psa.LineKey]lineRef{}}
 	errs = map[string]error{}
 	var read func(ids []string)
 	read = func(ids []string) {
@@ -860,9 +861,7 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 		}
 		got, err := e.be.ReadLines(ctx, ids, asOf)
 		if err == nil {
-			for _, l := range got {
-				lines[l.Key()] = l
-			}
+			lines.add(got)
 			return
 		}
 		var ce contractErrors
@@ -871,9 +870,7 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 			ledger = true
 			return
 		case errors.As(err, &ce):
-			for _, l := range got {
-				lines[l.Key()] = l
-			}
+			lines.add(got)
 			for id, cerr := range ce.ContractErrors() {
 				if slices.Contains(ids, id) {
 					errs[id] = &contractError{err: cerr}
@@ -891,14 +888,50 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	}
 	read(ids)
 	if ledger {
-		var err error
-		if lines, err = e.ledgerLines(ids, serviceIDs); err != nil {
+		lines = &lineIndex{at: map[psa.LineKey]lineRef{}}
+		set, err := e.ledgerLines(ids, serviceIDs)
+		if err != nil {
 			for _, id := range ids {
 				errs[id] = err
 			}
 		}
+		lines.add(slices.Collect(maps.Values(set)))
 	}
 	return lines, errs, ledger
+}
+
+// lineIndex holds the lines a pass read, found by key. The lines stay in
+// the slices they were read into, and the index maps each key to its place:
+// at 100,000 lines a map holding the lines themselves (some 150 bytes
+// each) would be a second copy of the read, 20 MB while a pass decides.
+type lineIndex struct {
+	reads [][]psa.ContractLine
+	at    map[psa.LineKey]lineRef
+}
+
+// lineRef is where a line is in a lineIndex: reads[read][i].
+type lineRef struct{ read, i int32 }
+
+// add indexes the lines of one read; a later line replaces an earlier one
+// with the same key.
+func (x *lineIndex) add(lines []psa.ContractLine) {
+	if len(lines) == 0 {
+		return
+	}
+	read := int32(len(x.reads))
+	x.reads = append(x.reads, lines)
+	for i := range lines {
+		x.at[lines[i].Key()] = lineRef{read: read, i: int32(i)}
+	}
+}
+
+// get returns the line with key k.
+func (x *lineIndex) get(k psa.LineKey) (psa.ContractLine, bool) {
+	r, ok := x.at[k]
+	if !ok {
+		return psa.ContractLine{}, false
+	}
+	return x.reads[r.read][r.i], true
 }
 
 // contractErrors is what a backend's bulk read returns when some contracts
