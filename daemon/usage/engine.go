@@ -648,10 +648,13 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
-	mapped := make(map[string]bool, len(doc.CustomerMappings)) // Document.Customer scans the list
+	// mapped holds the mapped customers' IDs as the mapping spells them:
+	// usage keeps those strings, not the source's (which may hold a whole
+	// CSV record each), so that the records can go once classified.
+	mapped := make(map[string]string, len(doc.CustomerMappings)) // Document.Customer scans the list
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName {
-			mapped[cm.CustomerID] = true
+			mapped[cm.CustomerID] = cm.CustomerID
 		}
 	}
 	addProduct := func(set map[string]*UnmappedProduct, r source.Record) {
@@ -674,7 +677,9 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			u.Unassigned = append(u.Unassigned, r)
 			continue
 		}
-		if !mapped[r.CustomerID] {
+		customer, ok := mapped[r.CustomerID]
+		if !ok {
+			customer = r.CustomerID
 			uc := unmappedCustomers[r.CustomerID]
 			if uc == nil {
 				uc = &UnmappedCustomer{CustomerID: r.CustomerID}
@@ -686,19 +691,22 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			uc.Products = append(uc.Products, r.Product)
 			uc.Quantity += r.Quantity
 		}
+		product := r.Product
 		switch pm, ok := products[r.Product]; {
 		case !ok:
 			addProduct(unmappedProducts, r)
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
+		case pm.Product == r.Product:
+			product = pm.Product
 		}
 		// Sum sorts by customer and product: a customer's records are
 		// next to each other, and so are their quantities in used.
-		used = append(used, usedQuantity{product: r.Product, quantity: r.Quantity, where: r.Where})
-		if ur := usage[r.CustomerID]; len(ur) > 0 {
-			usage[r.CustomerID] = ur[:len(ur)+1]
+		used = append(used, usedQuantity{product: product, quantity: r.Quantity, where: r.Where})
+		if ur := usage[customer]; len(ur) > 0 {
+			usage[customer] = ur[:len(ur)+1]
 		} else {
-			usage[r.CustomerID] = used[len(used)-1:]
+			usage[customer] = used[len(used)-1:]
 		}
 	}
 	for _, uc := range unmappedCustomers {
