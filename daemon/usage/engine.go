@@ -413,8 +413,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	lines, readErrs, ledger := e.readContracts(ctx, contracts, serviceIDs, p.plan.EffectiveDate)
 	p.ledger = ledger
 	hasLines := map[string]bool{}
-	for k := range lines.at {
-		hasLines[k.ContractID] = true
+	for _, l := range lines.lines {
+		hasLines[l.ContractID] = true
 	}
 	// Where the PSA cannot be read, a line whose earlier write has an
 	// unknown outcome cannot be settled by reading: it stays blocked, even
@@ -430,7 +430,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	// customer's changes point into it once it stops growing. A line has
 	// a change when it exists or has usage, so there are at most as many
 	// as lines and sums: sized so, the plan never grows by copying itself.
-	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines.at)+nSums))
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines.lines)+nSums))
 	byMapping := slices.Clone(p.customers)
 	// Customers are written in this order: a backend that verifies the
 	// contracts before writing (checkWrites) reads them in this order.
@@ -860,7 +860,7 @@ func (e *Engine) effectiveDate(now time.Time) time.Time {
 // BMS) gets its lines from the ledger instead, for the given services, and
 // readContracts returns ledger = true.
 func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines *lineIndex, errs map[string]error, ledger bool) {
-	lines = &lineIndex{at: map[psa.LineKey]lineRef{}}
+	lines = &lineIndex{}
 	errs = map[string]error{}
 	var read func(ids []string)
 	read = func(ids []string) {
@@ -896,7 +896,7 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	}
 	read(ids)
 	if ledger {
-		lines = &lineIndex{at: map[psa.LineKey]lineRef{}}
+		lines = &lineIndex{}
 		set, err := e.ledgerLines(ids, serviceIDs)
 		if err != nil {
 			for _, id := range ids {
@@ -908,38 +908,49 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	return lines, errs, ledger
 }
 
-// lineIndex holds the lines a pass read, found by key. The lines stay in
-// the slices they were read into, and the index maps each key to its place:
-// at 100,000 lines a map holding the lines themselves (some 150 bytes
-// each) would be a second copy of the read, 20 MB while a pass decides.
+// lineIndex holds the lines a pass read, sorted by key and found by
+// binary search: at 100,000 lines a map by key would cost some 20 MB
+// (holding the lines) or 7 MB (pointing into the read) while a pass
+// decides, the sorted read costs nothing more.
 type lineIndex struct {
-	reads [][]psa.ContractLine
-	at    map[psa.LineKey]lineRef
+	lines  []psa.ContractLine
+	sorted bool
 }
 
-// lineRef is where a line is in a lineIndex: reads[read][i].
-type lineRef struct{ read, i int32 }
-
-// add indexes the lines of one read; a later line replaces an earlier one
-// with the same key.
+// add adds the lines of one read; a later line replaces an earlier one with
+// the same key.
 func (x *lineIndex) add(lines []psa.ContractLine) {
-	if len(lines) == 0 {
-		return
+	if x.lines == nil {
+		x.lines = lines
+	} else {
+		x.lines = append(x.lines, lines...)
 	}
-	read := int32(len(x.reads))
-	x.reads = append(x.reads, lines)
-	for i := range lines {
-		x.at[lines[i].Key()] = lineRef{read: read, i: int32(i)}
+	x.sorted = false
+}
+
+// sort sorts the lines by key, keeping the order of lines with the same key.
+func (x *lineIndex) sort() {
+	if !x.sorted {
+		slices.SortStableFunc(x.lines, func(a, b psa.ContractLine) int { return compareLineKeys(a.Key(), b.Key()) })
+		x.sorted = true
 	}
 }
 
-// get returns the line with key k.
+func compareLineKeys(a, b psa.LineKey) int {
+	return cmp.Or(strings.Compare(a.ContractID, b.ContractID), strings.Compare(a.ServiceID, b.ServiceID))
+}
+
+// get returns the line with key k (the last one added).
 func (x *lineIndex) get(k psa.LineKey) (psa.ContractLine, bool) {
-	r, ok := x.at[k]
+	x.sort()
+	i, ok := slices.BinarySearchFunc(x.lines, k, func(l psa.ContractLine, k psa.LineKey) int { return compareLineKeys(l.Key(), k) })
 	if !ok {
 		return psa.ContractLine{}, false
 	}
-	return x.reads[r.read][r.i], true
+	for i+1 < len(x.lines) && x.lines[i+1].Key() == k {
+		i++
+	}
+	return x.lines[i], true
 }
 
 // contractErrors is what a backend's bulk read returns when some contracts
