@@ -3,10 +3,12 @@ package daemon
 import (
 	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -165,8 +167,35 @@ type exportSnapshot struct {
 	// ETag of an S3 object or another psa-syncd's export, or the ETag of
 	// the revision in the state database with export_url: self.
 	version string
-	data    []byte
-	loaded  time.Time
+	// data is the export as loaded, which GET /api/v1/export serves byte
+	// for byte, kept compressed: a pass has no use for megabytes of JSON
+	// it has decoded already.
+	data   compressed
+	loaded time.Time
+}
+
+// compressed is data kept gzip-compressed in memory.
+type compressed struct {
+	gz   []byte
+	size int // of the data uncompressed
+}
+
+// compress compresses data.
+func compress(data []byte) compressed {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // the level is valid
+	_, _ = zw.Write(data)                              // a bytes.Buffer does not fail
+	_ = zw.Close()
+	return compressed{gz: bytes.Clone(buf.Bytes()), size: len(data)}
+}
+
+// WriteTo writes the data uncompressed to w.
+func (c compressed) WriteTo(w io.Writer) (int64, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(c.gz))
+	if err != nil {
+		return 0, err
+	}
+	return io.Copy(w, zr)
 }
 
 // fileStamp identifies a version of a file without re-reading it every poll.
@@ -456,7 +485,7 @@ func (d *Daemon) exportFailed(cfg *Config, err error) error {
 // useExport makes a checked export the one passes use.
 func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {
 	prev := d.exp.Load()
-	d.exp.Store(&exportSnapshot{doc: doc, version: version, data: data, loaded: d.now()})
+	d.exp.Store(&exportSnapshot{doc: doc, version: version, data: compress(data), loaded: d.now()})
 	d.metrics.ExportReloaded(true, d.now())
 	enabled := doc.Integration == nil || doc.Integration.Enabled
 	d.metrics.SetIntegrationEnabled(enabled)

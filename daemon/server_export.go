@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -41,7 +42,8 @@ func newExportVersionView(v state.ExportVersion) ExportVersionView {
 // the newest stored version, otherwise the last good export it loaded. Its
 // ETag is what PUT's If-Match expects; If-None-Match gives 304.
 func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
-	var data []byte
+	var data io.WriterTo
+	var size int
 	var etag string
 	if d.cfg.Load().ExportStore() == StoreSelf {
 		v, body, err := d.db.CurrentExport()
@@ -53,14 +55,14 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "reading the export: "+err.Error())
 			return
 		}
-		data, etag = body, revisionETag(v.Revision)
+		data, size, etag = bytes.NewReader(body), len(body), revisionETag(v.Revision)
 	} else {
 		s := d.exp.Load()
 		if s == nil {
 			writeError(w, http.StatusNotFound, "no valid mapping export loaded yet from "+d.cfg.Load().ExportName())
 			return
 		}
-		data, etag = s.data, s.version
+		data, size, etag = s.data, s.data.size, s.version
 		if !strings.HasPrefix(etag, `"`) {
 			etag = strconv.Quote(etag)
 		}
@@ -71,8 +73,8 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	_, _ = w.Write(data)
+	w.Header().Set("Content-Length", strconv.Itoa(size))
+	_, _ = data.WriteTo(w)
 }
 
 // handlePutExport stores a new export when psa-syncd is the export store

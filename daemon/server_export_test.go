@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +134,29 @@ func TestHandler_exportStoreRefusedWhenNotSelf(t *testing.T) {
 	rec := dtExportRequest(t, e.d.Handler(), http.MethodPut, "/api/v1/export", e.encode(t, e.doc), map[string]string{"If-None-Match": "*"})
 	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "export_url: self") {
 		t.Errorf("PUT to a psa-syncd reading a file = %d %s, want 409 saying how to make it the store", rec.Code, rec.Body)
+	}
+}
+
+// TestHandler_exportServesLoadedFile: a psa-syncd reading a file serves
+// the export it loaded byte for byte (it keeps it compressed in memory).
+func TestHandler_exportServesLoadedFile(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(e.exportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := dtExportRequest(t, e.d.Handler(), http.MethodGet, "/api/v1/export", nil, nil)
+	if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), want) || rec.Header().Get("Content-Length") != strconv.Itoa(len(want)) {
+		t.Errorf("GET /api/v1/export = %d, Content-Length %s, %d bytes; want 200 and the %d bytes of %s",
+			rec.Code, rec.Header().Get("Content-Length"), rec.Body.Len(), len(want), e.exportPath)
+	}
+	etag := rec.Header().Get("ETag")
+	if rec := dtExportRequest(t, e.d.Handler(), http.MethodGet, "/api/v1/export", nil, map[string]string{"If-None-Match": etag}); etag == "" || rec.Code != http.StatusNotModified {
+		t.Errorf("GET with If-None-Match %q = %d, want 304", etag, rec.Code)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -410,10 +411,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	p.plan.Customers = len(p.customers)
 
 	lines, readErrs, ledger := e.readContracts(ctx, contracts, serviceIDs, p.plan.EffectiveDate)
-	p.lines, p.ledger = lines, ledger
+	p.ledger = ledger
 	hasLines := map[string]bool{}
-	for k := range lines {
-		hasLines[k.ContractID] = true
+	for _, l := range lines.lines {
+		hasLines[l.ContractID] = true
 	}
 	// Where the PSA cannot be read, a line whose earlier write has an
 	// unknown outcome cannot be settled by reading: it stays blocked, even
@@ -429,7 +430,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	// customer's changes point into it once it stops growing. A line has
 	// a change when it exists or has usage, so there are at most as many
 	// as lines and sums: sized so, the plan never grows by copying itself.
-	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines)+nSums))
+	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), len(lines.lines)+nSums))
 	byMapping := slices.Clone(p.customers)
 	// Customers are written in this order: a backend that verifies the
 	// contracts before writing (checkWrites) reads them in this order.
@@ -502,11 +503,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 // linesToWrite returns the lines of the changes that update a line: writing
 // them needs the line as read, the others no longer do. At 100,000 lines a
 // pass changes a few, and the rest of the read is let go.
-func linesToWrite(changes []Change, lines map[psa.LineKey]psa.ContractLine) map[psa.LineKey]psa.ContractLine {
+func linesToWrite(changes []Change, lines *lineIndex) map[psa.LineKey]psa.ContractLine {
 	keep := map[psa.LineKey]psa.ContractLine{}
 	for i := range changes {
 		k := psa.LineKey{ContractID: changes[i].ContractID, ServiceID: changes[i].ServiceID}
-		if l, ok := lines[k]; ok && changes[i].Action == ActionUpdate {
+		if l, ok := lines.get(k); ok && changes[i].Action == ActionUpdate {
 			keep[k] = l
 		}
 	}
@@ -647,10 +648,13 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
-	mapped := make(map[string]bool, len(doc.CustomerMappings)) // Document.Customer scans the list
+	// mapped holds the mapped customers' IDs as the mapping spells them:
+	// usage keeps those strings, not the source's (which may hold a whole
+	// CSV record each), so that the records can go once classified.
+	mapped := make(map[string]string, len(doc.CustomerMappings)) // Document.Customer scans the list
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName {
-			mapped[cm.CustomerID] = true
+			mapped[cm.CustomerID] = cm.CustomerID
 		}
 	}
 	addProduct := func(set map[string]*UnmappedProduct, r source.Record) {
@@ -673,7 +677,9 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			u.Unassigned = append(u.Unassigned, r)
 			continue
 		}
-		if !mapped[r.CustomerID] {
+		customer, ok := mapped[r.CustomerID]
+		if !ok {
+			customer = r.CustomerID
 			uc := unmappedCustomers[r.CustomerID]
 			if uc == nil {
 				uc = &UnmappedCustomer{CustomerID: r.CustomerID}
@@ -685,19 +691,22 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			uc.Products = append(uc.Products, r.Product)
 			uc.Quantity += r.Quantity
 		}
+		product := r.Product
 		switch pm, ok := products[r.Product]; {
 		case !ok:
 			addProduct(unmappedProducts, r)
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
+		case pm.Product == r.Product:
+			product = pm.Product
 		}
 		// Sum sorts by customer and product: a customer's records are
 		// next to each other, and so are their quantities in used.
-		used = append(used, usedQuantity{product: r.Product, quantity: r.Quantity, where: r.Where})
-		if ur := usage[r.CustomerID]; len(ur) > 0 {
-			usage[r.CustomerID] = ur[:len(ur)+1]
+		used = append(used, usedQuantity{product: product, quantity: r.Quantity, where: r.Where})
+		if ur := usage[customer]; len(ur) > 0 {
+			usage[customer] = ur[:len(ur)+1]
 		} else {
-			usage[r.CustomerID] = used[len(used)-1:]
+			usage[customer] = used[len(used)-1:]
 		}
 	}
 	for _, uc := range unmappedCustomers {
@@ -721,8 +730,8 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 // decide computes the change for one mapped service of one customer, or nil
 // when there is nothing to report (no usage and no line).
 func (e *Engine) decide(cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []usedQuantity,
-	lines map[psa.LineKey]psa.ContractLine, ledger bool, missing string, approve bool, eff time.Time) *Change {
-	line, lineOK := lines[psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID}]
+	lines *lineIndex, ledger bool, missing string, approve bool, eff time.Time) *Change {
+	line, lineOK := lines.get(psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID})
 	c := &Change{
 		Source:        cm.Source,
 		CustomerID:    cm.CustomerID,
@@ -850,8 +859,8 @@ func (e *Engine) effectiveDate(now time.Time) time.Time {
 // A backend that cannot read quantities at all (psa.ErrNotSupported: Kaseya
 // BMS) gets its lines from the ledger instead, for the given services, and
 // readContracts returns ledger = true.
-func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines map[psa.LineKey]psa.ContractLine, errs map[string]error, ledger bool) {
-	lines = map[psa.LineKey]psa.ContractLine{}
+func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) (lines *lineIndex, errs map[string]error, ledger bool) {
+	lines = &lineIndex{}
 	errs = map[string]error{}
 	var read func(ids []string)
 	read = func(ids []string) {
@@ -860,9 +869,7 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 		}
 		got, err := e.be.ReadLines(ctx, ids, asOf)
 		if err == nil {
-			for _, l := range got {
-				lines[l.Key()] = l
-			}
+			lines.add(got)
 			return
 		}
 		var ce contractErrors
@@ -871,9 +878,7 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 			ledger = true
 			return
 		case errors.As(err, &ce):
-			for _, l := range got {
-				lines[l.Key()] = l
-			}
+			lines.add(got)
 			for id, cerr := range ce.ContractErrors() {
 				if slices.Contains(ids, id) {
 					errs[id] = &contractError{err: cerr}
@@ -891,14 +896,61 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	}
 	read(ids)
 	if ledger {
-		var err error
-		if lines, err = e.ledgerLines(ids, serviceIDs); err != nil {
+		lines = &lineIndex{}
+		set, err := e.ledgerLines(ids, serviceIDs)
+		if err != nil {
 			for _, id := range ids {
 				errs[id] = err
 			}
 		}
+		lines.add(slices.Collect(maps.Values(set)))
 	}
 	return lines, errs, ledger
+}
+
+// lineIndex holds the lines a pass read, sorted by key and found by
+// binary search: at 100,000 lines a map by key would cost some 20 MB
+// (holding the lines) or 7 MB (pointing into the read) while a pass
+// decides, the sorted read costs nothing more.
+type lineIndex struct {
+	lines  []psa.ContractLine
+	sorted bool
+}
+
+// add adds the lines of one read; a later line replaces an earlier one with
+// the same key.
+func (x *lineIndex) add(lines []psa.ContractLine) {
+	if x.lines == nil {
+		x.lines = lines
+	} else {
+		x.lines = append(x.lines, lines...)
+	}
+	x.sorted = false
+}
+
+// sort sorts the lines by key, keeping the order of lines with the same key.
+func (x *lineIndex) sort() {
+	if !x.sorted {
+		slices.SortStableFunc(x.lines, func(a, b psa.ContractLine) int { return compareLineKeys(a.Key(), b.Key()) })
+		x.sorted = true
+	}
+}
+
+func compareLineKeys(a, b psa.LineKey) int {
+	return cmp.Or(strings.Compare(a.ContractID, b.ContractID), strings.Compare(a.ServiceID, b.ServiceID))
+}
+
+// get returns the line with key k (the last one added).
+func (x *lineIndex) get(k psa.LineKey) (psa.ContractLine, bool) {
+	x.sort()
+	i, ok := slices.BinarySearchFunc(x.lines, k, func(l psa.ContractLine, k psa.LineKey) int { return compareLineKeys(l.Key(), k) })
+	if !ok {
+		return psa.ContractLine{}, false
+	}
+	for i+1 < len(x.lines) && x.lines[i+1].Key() == k {
+		i++
+	}
+	return x.lines[i], true
 }
 
 // contractErrors is what a backend's bulk read returns when some contracts

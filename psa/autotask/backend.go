@@ -407,7 +407,10 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	}
 	day := dateOf(asOf)
 	chunks := slices.Collect(slices.Chunk(ids, MaxPageSize))
-	results := make([][]*ContractServiceUnit, len(chunks))
+	// Each chunk's rows become lines as soon as they are read (a chunk
+	// holds every row of its contracts), so that the rows of 100,000 lines
+	// are never in memory at once.
+	results := make([][]psa.ContractLine, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.client.MaxConcurrency())
 	for i, chunk := range chunks {
@@ -418,14 +421,36 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 			if err != nil {
 				return fmt.Errorf("autotask: reading contract service units: %w", err)
 			}
-			results[i] = units
+			results[i] = toLines(units, day)
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return toLines(slices.Concat(results...), day), nil
+	lines := slices.Concat(results...)
+	if len(results) > 1 {
+		slices.SortFunc(lines, func(a, b psa.ContractLine) int {
+			return cmp.Or(compareIDs(a.ContractID, b.ContractID), compareIDs(a.ServiceID, b.ServiceID))
+		})
+	}
+	return lines, nil
+}
+
+// compareIDs compares two ids that strconv.FormatInt spelled as the
+// numbers they are.
+func compareIDs(a, b string) int {
+	if !strings.HasPrefix(a, "-") && !strings.HasPrefix(b, "-") {
+		// strconv.FormatInt spells non-negative numbers without leading
+		// zeros: the longer is the larger.
+		return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+	}
+	x, errA := strconv.ParseInt(a, 10, 64)
+	y, errB := strconv.ParseInt(b, 10, 64)
+	if errA != nil || errB != nil {
+		return strings.Compare(a, b)
+	}
+	return cmp.Compare(x, y)
 }
 
 // monthEnd returns the last day of day's calendar month.

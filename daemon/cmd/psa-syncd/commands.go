@@ -689,7 +689,8 @@ func writeResultJSON(w io.Writer, res *usage.Result) error {
 		_, err = bw.Write(b)
 		return err
 	}
-	if err := field("{", "customers", customers); err != nil {
+	fmt.Fprintf(bw, "{\n%s%q: ", indent, "customers")
+	if err := writeArrayJSON(bw, customers, indent, indent); err != nil {
 		return err
 	}
 	if res.Plan == nil {
@@ -707,6 +708,30 @@ func writeResultJSON(w io.Writer, res *usage.Result) error {
 	}
 	bw.WriteString("\n}\n")
 	return bw.Flush()
+}
+
+// writeArrayJSON writes vs as json.MarshalIndent(vs, prefix, indent) would,
+// one element at a time: at 20,000 customers the array is megabytes of
+// JSON that need not be in memory at once.
+func writeArrayJSON[T any](w *bufio.Writer, vs []T, prefix, indent string) error {
+	if len(vs) == 0 {
+		_, err := w.WriteString("[]")
+		return err
+	}
+	w.WriteString("[")
+	for i, v := range vs {
+		b, err := json.MarshalIndent(v, prefix+indent, indent)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			w.WriteString(",")
+		}
+		w.WriteString("\n" + prefix + indent)
+		w.Write(b)
+	}
+	_, err := w.WriteString("\n" + prefix + "]")
+	return err
 }
 
 func newStatusRow(cs state.CustomerStatus) statusRow { return daemon.NewCustomerView(cs) }

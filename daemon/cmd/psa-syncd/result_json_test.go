@@ -43,7 +43,9 @@ func TestWriteResultJSON(t *testing.T) {
 	}
 	noPlan := *res
 	noPlan.Plan = nil
-	for name, r := range map[string]*usage.Result{"plan": res, "no plan": &noPlan} {
+	noCustomers := noPlan
+	noCustomers.Customers = nil
+	for name, r := range map[string]*usage.Result{"plan": res, "no plan": &noPlan, "no customers": &noCustomers} {
 		customers := make([]statusRow, 0, len(r.Customers))
 		for _, cs := range r.Customers {
 			customers = append(customers, newStatusRow(cs))
