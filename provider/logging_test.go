@@ -70,6 +70,11 @@ func TestSilenceDiscardedLogs(t *testing.T) {
 			env:  map[string]string{"TF_LOG_PROVIDER": "trace"},
 			want: map[string]string{},
 		},
+		{
+			name: "TF_LOG_PROVIDER=off hides them whatever TF_LOG says",
+			env:  map[string]string{"TF_LOG": "trace", "TF_LOG_PROVIDER": "OFF"},
+			want: map[string]string{"TF_LOG_SDK": "off", "TF_LOG_SDK_PROTO": "off", "TF_LOG_SDK_FRAMEWORK": "off", "TF_LOG_PROVIDER_PSA": "off"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
