@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"os"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 
@@ -18,6 +19,14 @@ func main() {
 
 	flag.BoolVar(&debug, "debug", false, "set to true to run the provider with support for debuggers like delve")
 	flag.Parse()
+
+	// Terraform shows the provider's logs only when asked to; see
+	// SilenceDiscardedLogs. With -debug they go to this process's stderr.
+	if !debug {
+		if err := provider.SilenceDiscardedLogs(os.Getenv, os.Setenv); err != nil {
+			log.Fatal(err.Error())
+		}
+	}
 
 	opts := providerserver.ServeOpts{
 		Address: "registry.terraform.io/psa-sync/psa",

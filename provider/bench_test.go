@@ -45,7 +45,11 @@ func benchEnvInt(name string, def int) int {
 // The floor is the same commands on as many terraform_data resources. It
 // prints, per PSA and command, the median of benchRuns runs:
 //
-//	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R
+//	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R cpu=Xs floor_cpu=Ys cpu_ratio=R
+//
+// cpu is the processor time of the command, Terraform's and the provider's
+// together. The floor's and the product's run of one command follow each
+// other, so that both see the same load on a shared machine.
 func BenchmarkProvider(b *testing.B) {
 	tf := os.Getenv("TF_ACC_TERRAFORM_PATH")
 	if tf == "" {
@@ -72,68 +76,85 @@ func BenchmarkProvider(b *testing.B) {
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		b.Run(string(sys), func(b *testing.B) {
 			for b.Loop() {
-				var wall, floor [2][]time.Duration // apply, plan
+				var wall, floor, cpu, floorCPU [2][]time.Duration // apply, plan
 				var requests [2][]int
 				for range benchRuns {
-					f := benchRun(b, tf, cliConfig, floorConfig(resources), nil)
+					f := newBenchDir(b, floorConfig(resources), nil)
 					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
 						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
-					p := benchRun(b, tf, cliConfig, benchRequiredProviders+productConfig(e, benchServices, benchMappings), e.sim)
-					e.sim.Close()
-					for i := range 2 {
-						floor[i] = append(floor[i], f.wall[i])
-						wall[i] = append(wall[i], p.wall[i])
-						requests[i] = append(requests[i], p.requests[i])
+					p := newBenchDir(b, benchRequiredProviders+productConfig(e, benchServices, benchMappings), e.sim)
+					for i, args := range benchCommands {
+						fr, pr := f.run(b, tf, cliConfig, args), p.run(b, tf, cliConfig, args)
+						floor[i], floorCPU[i] = append(floor[i], fr.wall), append(floorCPU[i], fr.cpu)
+						wall[i], cpu[i] = append(wall[i], pr.wall), append(cpu[i], pr.cpu)
+						requests[i] = append(requests[i], pr.requests)
 					}
+					e.sim.Close()
 				}
 				for i, cmd := range []string{"apply", "plan"} {
-					w, fl := median(wall[i]), median(floor[i])
-					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f\n",
-						sys, cmd, resources, median(requests[i]), w.Seconds(), fl.Seconds(), w.Seconds()/fl.Seconds())
+					w, fl, c, fc := median(wall[i]), median(floor[i]), median(cpu[i]), median(floorCPU[i])
+					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f cpu=%.2fs floor_cpu=%.2fs cpu_ratio=%.2f\n",
+						sys, cmd, resources, median(requests[i]), w.Seconds(), fl.Seconds(), w.Seconds()/fl.Seconds(),
+						c.Seconds(), fc.Seconds(), c.Seconds()/fc.Seconds())
 				}
 			}
 		})
 	}
 }
 
-// benchResult is the wall time and PSA requests of an apply and of the
-// refresh plan after it.
-type benchResult struct {
-	wall     [2]time.Duration
-	requests [2]int
+// benchCommands are the measured commands: the apply, then a refresh plan
+// that must be empty.
+var benchCommands = [2][]string{
+	{"apply", "-auto-approve", "-input=false", "-no-color"},
+	{"plan", "-input=false", "-no-color", "-detailed-exitcode"},
 }
 
-// benchRun applies config in a new directory and plans it again; the plan
-// must be empty.
-func benchRun(b *testing.B, tf, cliConfig, config string, sim *psatest.Server) benchResult {
+// benchDir is a configuration in a directory of its own, and the simulator
+// it uses, if any.
+type benchDir struct {
+	dir string
+	sim *psatest.Server
+}
+
+func newBenchDir(b *testing.B, config string, sim *psatest.Server) benchDir {
 	b.Helper()
 	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(config), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var r benchResult
-	for i, args := range [][]string{
-		{"apply", "-auto-approve", "-input=false", "-no-color"},
-		{"plan", "-input=false", "-no-color", "-detailed-exitcode"},
-	} {
-		if sim != nil {
-			sim.ResetRequests()
-		}
-		cmd := exec.CommandContext(b.Context(), tf, args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		start := time.Now()
-		err := cmd.Run()
-		r.wall[i] = time.Since(start)
-		if err != nil {
-			b.Fatalf("terraform %s: %v\n%s", args[0], err, tail(out.String(), 4000))
-		}
-		if sim != nil {
-			r.requests[i] = len(sim.Requests())
-			b.Logf("terraform %s: %d requests: %s", args[0], r.requests[i], requestKinds(sim.Requests()))
-		}
+	return benchDir{dir: dir, sim: sim}
+}
+
+// benchResult is the wall time, processor time and PSA requests of one
+// command.
+type benchResult struct {
+	wall, cpu time.Duration
+	requests  int
+}
+
+// run runs one Terraform command in d.
+func (d benchDir) run(b *testing.B, tf, cliConfig string, args []string) benchResult {
+	b.Helper()
+	if d.sim != nil {
+		d.sim.ResetRequests()
+	}
+	cmd := exec.CommandContext(b.Context(), tf, args...)
+	cmd.Dir = d.dir
+	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	r := benchResult{wall: time.Since(start)}
+	if err != nil {
+		b.Fatalf("terraform %s: %v\n%s", args[0], err, tail(out.String(), 4000))
+	}
+	// Terraform waits for its provider processes, so its resource usage
+	// includes theirs.
+	r.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if d.sim != nil {
+		r.requests = len(d.sim.Requests())
+		b.Logf("terraform %s: %d requests: %s", args[0], r.requests, requestKinds(d.sim.Requests()))
 	}
 	return r
 }

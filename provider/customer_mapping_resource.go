@@ -161,7 +161,12 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 	ctx = r.data.maskedContext(ctx)
 
 	var plan customerMappingResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Plan.Raw, &plan)...)
+	var state *customerMappingResourceModel
+	if !req.State.Raw.IsNull() {
+		state = new(customerMappingResourceModel)
+		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, state)...)
+	}
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -184,13 +189,10 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 		}
 	}
 
-	if !req.State.Raw.IsNull() {
-		var source, customerID types.String
-		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("source"), &source)...)
-		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("customer_id"), &customerID)...)
-		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, customerMappingImportID.format(source.ValueString(), customerID.ValueString()))...)
+	if state != nil {
+		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString()))...)
 	}
-	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, customer) {
+	if state == nil && !replacesExportKey(ctx, req.Private, customer) {
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
 		owner := fmt.Sprintf("company_id %s, contract_id %s", plan.CompanyID, plan.ContractID)
 		r.data.checkCreate(ctx, &resp.Diagnostics, "customer mapping "+customer, customer, owner, func(doc *export.Document) (bool, bool) {
@@ -205,17 +207,10 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 	if plan.CompanyID.IsUnknown() {
 		return
 	}
-	if !req.State.Raw.IsNull() {
-		var state customerMappingResourceModel
-		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-		if resp.Diagnostics.HasError() {
-			return
-		}
-		// Checked when it was planned last; re-checking every mapping on
-		// every plan would spend the PSA's request budget for nothing.
-		if state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) {
-			return
-		}
+	// Checked when it was planned last; re-checking every mapping on
+	// every plan would spend the PSA's request budget for nothing.
+	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) {
+		return
 	}
 
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
@@ -291,7 +286,7 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	ctx = r.data.maskedContext(ctx)
 	var state customerMappingResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, &state)...)
 	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {
 		return
 	}
@@ -307,7 +302,7 @@ func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadReq
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, newCustomerMappingModel(m))...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, newCustomerMappingModel(m))...)
 }
 
 func (r *customerMappingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -38,5 +39,56 @@ func TestTflogHandler(t *testing.T) {
 	}
 	if entries[1]["@level"] != "debug" {
 		t.Errorf("second entry level = %v, want debug", entries[1]["@level"])
+	}
+}
+
+func TestSilenceDiscardedLogs(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want map[string]string // the variables set
+	}{
+		{
+			name: "terraform discards provider logs",
+			env:  map[string]string{},
+			want: map[string]string{"TF_LOG_SDK": "off", "TF_LOG_SDK_PROTO": "off", "TF_LOG_SDK_FRAMEWORK": "off", "TF_LOG_PROVIDER_PSA": "off"},
+		},
+		{
+			name: "a level set for one logger is kept",
+			env:  map[string]string{"TF_LOG_SDK_FRAMEWORK": "debug"},
+			want: map[string]string{"TF_LOG_SDK": "off", "TF_LOG_SDK_PROTO": "off", "TF_LOG_PROVIDER_PSA": "off"},
+		},
+		{
+			name: "TF_LOG shows them",
+			env:  map[string]string{"TF_LOG": "debug"},
+			want: map[string]string{},
+		},
+		{
+			name: "TF_LOG_PROVIDER shows them",
+			env:  map[string]string{"TF_LOG_PROVIDER": "trace"},
+			want: map[string]string{},
+		},
+		{
+			name: "TF_LOG_PROVIDER=off hides them whatever TF_LOG says",
+			env:  map[string]string{"TF_LOG": "trace", "TF_LOG_PROVIDER": "OFF"},
+			want: map[string]string{"TF_LOG_SDK": "off", "TF_LOG_SDK_PROTO": "off", "TF_LOG_SDK_FRAMEWORK": "off", "TF_LOG_PROVIDER_PSA": "off"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			set := map[string]string{}
+			err := SilenceDiscardedLogs(func(k string) string { return tc.env[k] }, func(k, v string) error {
+				set[k] = v
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(set, tc.want) {
+				t.Errorf("SilenceDiscardedLogs set %v, want %v", set, tc.want)
+			}
+		})
 	}
 }

@@ -128,14 +128,14 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 	ctx = r.data.maskedContext(ctx)
 
 	var plan productMappingResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Plan.Raw, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	var state *productMappingResourceModel
 	if !req.State.Raw.IsNull() {
 		state = new(productMappingResourceModel)
-		resp.Diagnostics.Append(req.State.Get(ctx, state)...)
+		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, state)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -226,7 +226,9 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 	if changed {
 		name = planned.name
 	}
-	resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
+	if !plan.ServiceName.Equal(name) { // as planned already when neither the mapping nor the service changes
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
+	}
 }
 
 func (r *productMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -271,7 +273,7 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 func (r *productMappingResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	ctx = r.data.maskedContext(ctx)
 	var state productMappingResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, &state)...)
 	if resp.Diagnostics.HasError() || !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {
 		return
 	}
@@ -287,7 +289,7 @@ func (r *productMappingResource) Read(ctx context.Context, req resource.ReadRequ
 		resp.State.RemoveResource(ctx)
 		return
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, newProductMappingModel(m))...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, newProductMappingModel(m))...)
 }
 
 func (r *productMappingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

@@ -64,6 +64,18 @@ type providerData struct {
 	// instanceMu makes concurrent first writes wait for one ping instead of
 	// each pinging the PSA (see instance).
 	instanceMu sync.Mutex
+
+	// exportMu guards the export as this command read it (see readExport)
+	// and the count of this command's writes, which drop it.
+	exportMu     sync.Mutex
+	exportRead   *exportSnapshot
+	exportWrites int
+}
+
+// exportSnapshot is what readExport found in the store.
+type exportSnapshot struct {
+	doc   *export.Document
+	found bool
 }
 
 // maskedContext returns ctx with the provider's credentials masked in logs.
@@ -101,18 +113,39 @@ func (d *providerData) instance(ctx context.Context) (string, error) {
 // readExport reads the mapping export. A store without an export is
 // reported as found == false without an error: nothing has been written
 // yet. The document is shared and must not be modified.
+//
+// The store is read once per Terraform command (one providerData), and the
+// Reads and plans of every resource see that version, as a refresh sees one
+// Terraform state. Asking the store again for each of a thousand mappings
+// made a plan quadratic in the mappings: each read of a file store loads and
+// hashes the whole file, and each read of S3 or psa-syncd is a request.
+// A write of this command drops the version read (updateExport), so later
+// reads see it; a failed read is not kept, and the next one tries again.
 func (d *providerData) readExport(ctx context.Context) (doc *export.Document, found bool, err error) {
+	d.exportMu.Lock()
+	snap, writes := d.exportRead, d.exportWrites
+	d.exportMu.Unlock()
+	if snap != nil {
+		return snap.doc, snap.found, nil
+	}
+
 	doc, _, err = d.store.Read(ctx)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		doc, found = nil, false
+	case err != nil:
 		return nil, false, err
-	}
-	if doc.PSA.System != d.system {
+	case doc.PSA.System != d.system:
 		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.exportPath, doc.PSA.System, d.system)
+	default:
+		found = true
 	}
-	return doc, true, nil
+	d.exportMu.Lock()
+	if d.exportRead == nil && d.exportWrites == writes { // no write of ours since the read began
+		d.exportRead = &exportSnapshot{doc: doc, found: found}
+	}
+	d.exportMu.Unlock()
+	return doc, found, nil
 }
 
 // exportForReads returns the export whose ids the bulk reads ask for
@@ -229,6 +262,11 @@ func (d *providerData) updateExport(ctx context.Context, fn func(*export.Documen
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
 	_, err = d.store.Update(ctx, d.system, instance, fn)
+	// Whether or not it was written, the export read before may be old now.
+	d.exportMu.Lock()
+	d.exportRead = nil
+	d.exportWrites++
+	d.exportMu.Unlock()
 	return err
 }
 

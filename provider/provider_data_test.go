@@ -2,10 +2,12 @@ package provider
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 func TestClaimRegistry_claim(t *testing.T) {
@@ -72,5 +74,65 @@ func TestProviderData_instance(t *testing.T) {
 	wg.Wait()
 	if b.pings != 1 {
 		t.Errorf("pinged %d times, want 1", b.pings)
+	}
+}
+
+// countingBackend counts the loads of the export store it wraps.
+type countingBackend struct {
+	export.Backend
+	mu    sync.Mutex
+	loads int
+}
+
+func (b *countingBackend) Load(ctx context.Context, ifNoneMatch string) (export.Blob, error) {
+	b.mu.Lock()
+	b.loads++
+	b.mu.Unlock()
+	return b.Backend.Load(ctx, ifNoneMatch)
+}
+
+func (b *countingBackend) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.loads
+}
+
+// TestProviderData_readExport: one command reads the store once, however
+// many resources ask, and its own writes are seen by the reads after them.
+func TestProviderData_readExport(t *testing.T) {
+	t.Parallel()
+
+	store := &countingBackend{Backend: export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))}
+	d := &providerData{
+		backend: &lazyBackend{instance: "webservices5.autotask.net"},
+		system:  psa.SystemAutotask,
+		store:   export.NewClient(store),
+	}
+	ctx := t.Context()
+	for range 3 {
+		if _, found, err := d.readExport(ctx); err != nil || found {
+			t.Fatalf("readExport() of an empty store = found %v, %v; want not found", found, err)
+		}
+	}
+	if n := store.count(); n != 1 {
+		t.Errorf("three reads of an empty store loaded it %d times, want 1", n)
+	}
+
+	m := export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000012", ServiceName: "Intercept X", SyncEnabled: true}
+	if err := d.updateExport(ctx, func(doc *export.Document) error { doc.PutProduct(m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	loads := store.count()
+	for range 3 {
+		doc, found, err := d.readExport(ctx)
+		if err != nil || !found {
+			t.Fatalf("readExport() after a write = found %v, %v; want the export", found, err)
+		}
+		if got, ok := doc.Product("sophos", "CIXA-MSP"); !ok || got != m {
+			t.Fatalf("readExport() after a write holds %+v, %v; want %+v", got, ok, m)
+		}
+	}
+	if n := store.count() - loads; n != 1 {
+		t.Errorf("three reads after a write loaded the store %d times, want 1", n)
 	}
 }
