@@ -120,17 +120,14 @@ const pgUndefinedTable = "42P01"
 
 // checkVersion requires the schema version this package supports, for a
 // database opened read-only, which is never migrated.
-func (db *DB) checkVersion(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
-	defer cancel()
-	var cur int
-	err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur)
+func (db *DB) checkVersion() error {
+	cur, err := db.Version()
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == pgUndefinedTable:
 		return fmt.Errorf("state: %s has no psa-syncd state yet (no schema_migrations table): start psa-syncd on it first", db.quotedPath())
 	case err != nil:
-		return db.wrap("reading the schema version", err)
+		return err
 	case cur != SchemaVersion:
 		return fmt.Errorf("state: %s has schema version %d, but this psa-syncd reads version %d without migrating: "+
 			"use the psa-syncd version the active instance runs", db.quotedPath(), cur, SchemaVersion)

@@ -42,7 +42,7 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("state: connecting to the %s: %w", db.path, err)
 	}
 	if cfg.ReadOnly {
-		if err := db.checkVersion(ctx); err != nil {
+		if err := db.checkVersion(); err != nil {
 			_ = sdb.Close()
 			return nil, err
 		}
