@@ -321,6 +321,28 @@ type WriteChecker interface {
 	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
 }
 
+// ServicePreloader is implemented by a Backend whose writes copy details
+// of the catalog service they write (Kaseya BMS: a new contract line
+// carries the service's name, description, price and cost) and that keeps
+// what it read of the catalog for a while, its time to live. A caller about
+// to write lines of several services calls PreloadServices once, before
+// the first write, with every service it will write and the services it
+// kept from earlier processes (see KeptService): the backend takes those
+// read within its time to live, never an older one, reads the others in as
+// few requests as the PSA allows, and returns what it read, for the caller
+// to keep. PreloadServices does not write. Its error concerns the read; the
+// writes then read what they miss themselves.
+type ServicePreloader interface {
+	PreloadServices(ctx context.Context, serviceIDs []string, kept []KeptService) ([]KeptService, error)
+}
+
+// KeptService is what a write copies of a catalog service (ID, Name,
+// Description, UnitPrice and UnitCost), as a backend read it at ReadAt.
+type KeptService struct {
+	Service
+	ReadAt time.Time
+}
+
 // ContractLister is implemented by a Backend that reads every contract a
 // customer mapping can bill on (the tenant's active recurring-service
 // contracts) in a few pages. A caller about to check more contracts than

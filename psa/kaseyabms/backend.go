@@ -454,7 +454,7 @@ func (b *Backend) catalogService(ctx context.Context, id int) (*Service, error) 
 	b.mu.Lock()
 	c, ok := b.services[id]
 	b.mu.Unlock()
-	if ok && b.now().Sub(c.at) < serviceTTL {
+	if ok && fresh(c.at, b.now()) {
 		return c.svc, nil
 	}
 	v, err, _ := b.fetches.Do(strconv.Itoa(id), func() (any, error) {
@@ -469,6 +469,13 @@ func (b *Backend) catalogService(ctx context.Context, id int) (*Service, error) 
 		return nil, err
 	}
 	return v.(*Service), nil
+}
+
+// fresh reports whether a service read at is still fresh at now: no older
+// than serviceTTL, and not from the future (a clock set back).
+func fresh(at, now time.Time) bool {
+	age := now.Sub(at)
+	return age >= 0 && age < serviceTTL
 }
 
 func (b *Backend) remember(svc *Service) {

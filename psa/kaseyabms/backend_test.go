@@ -18,7 +18,13 @@ import (
 // newSimBackend starts a BMS simulator and a backend pointed at it.
 func newSimBackend(t *testing.T) (*kaseyabms.Backend, *psatest.Server) {
 	t.Helper()
-	srv := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	return newSimBackendOn(t, psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS)))
+}
+
+// newSimBackendOn returns a Backend of its own (as of another process) on
+// the simulator srv.
+func newSimBackendOn(t *testing.T, srv *psatest.Server) (*kaseyabms.Backend, *psatest.Server) {
+	t.Helper()
 	c, err := kaseyabms.NewClient(
 		kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()),
 		kaseyabms.WithCredentials(psatest.DefaultKaseyaBMSUsername, psatest.DefaultKaseyaBMSPassword, psatest.DefaultKaseyaBMSTenant),
@@ -319,6 +325,11 @@ func TestBackend_SetQuantityRefused(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
 
 // TestBackend_pascalCaseWire runs the backend against answers in the
 // vendor document's PascalCase instead of the observed camelCase.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,6 +51,96 @@ func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*ps
 	return out, nil
 }
 
+// Ensure Backend preloads the catalog services its writes copy.
+var _ psa.ServicePreloader = (*Backend)(nil)
+
+// PreloadServices makes ready the catalog details (name, description,
+// price and cost) that SetQuantity copies into every line it posts, for
+// the services serviceIDs: a service of kept read within serviceTTL is
+// taken as it was read, and the others are read and returned with the time
+// they were read. BMS filters the service search by no id, so two services
+// or more are read from the search, whose first page tells how many pages
+// the catalog has: the services still missing after it are read from the
+// next pages while those are fewer, and one by one otherwise. A catalog of
+// up to DefaultPageSize services is so read in one request, and a larger
+// one costs at most one request more than reading each service by itself.
+// A service that the whole catalog does not hold is left for SetQuantity
+// to report.
+func (b *Backend) PreloadServices(ctx context.Context, serviceIDs []string, kept []psa.KeptService) ([]psa.KeptService, error) {
+	now := b.now()
+	var missing []int
+	b.mu.Lock()
+	for _, k := range kept {
+		n, err := parseID("service", k.ID)
+		if c, ok := b.services[n]; err != nil || !fresh(k.ReadAt, now) || ok && !c.at.Before(k.ReadAt) {
+			continue
+		}
+		b.services[n] = cachedService{at: k.ReadAt, svc: &Service{ID: n, Name: k.Name, Description: k.Description,
+			UnitPrice: k.UnitPrice, UnitCost: k.UnitCost}}
+	}
+	for _, n := range bulkIDs(serviceIDs) {
+		if c, ok := b.services[n]; !ok || !fresh(c.at, now) {
+			missing = append(missing, n)
+		}
+	}
+	b.mu.Unlock()
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	err := b.readServices(ctx, missing)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []psa.KeptService
+	for _, n := range missing {
+		if c, ok := b.services[n]; ok && !c.at.Before(now) {
+			out = append(out, psa.KeptService{ReadAt: c.at, Service: psa.Service{ID: strconv.Itoa(n), Name: c.svc.Name,
+				Description: c.svc.Description, UnitPrice: c.svc.UnitPrice, UnitCost: c.svc.UnitCost}})
+		}
+	}
+	return out, err
+}
+
+// readServices reads the services ids (sorted, two or more through the
+// service search) into the cache; see PreloadServices.
+func (b *Backend) readServices(ctx context.Context, ids []int) error {
+	if len(ids) > 1 {
+		missing := make(map[int]bool, len(ids))
+		for _, n := range ids {
+			missing[n] = true
+		}
+		total, stopped := -1, false
+		_, _, err := collect(func(page, size int) ([]*Service, *Response, error) {
+			if page > 1 {
+				left := (total+size-1)/size - (page - 1)
+				if len(missing) == 0 || total < 0 || left >= len(missing) {
+					stopped = len(missing) > 0
+					return nil, nil, nil
+				}
+			}
+			list, resp, err := b.client.Services.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page})
+			if resp != nil {
+				total = resp.TotalRecords
+			}
+			for _, svc := range list {
+				if missing[svc.ID] {
+					delete(missing, svc.ID)
+					b.remember(svc)
+				}
+			}
+			return list, resp, err
+		})
+		if err != nil || !stopped {
+			return err
+		}
+		ids = slices.Sorted(maps.Keys(missing))
+	}
+	_, err := singles(ctx, ids, func(ctx context.Context, id string) (*Service, error) {
+		n, _ := strconv.Atoi(id)
+		return b.catalogService(ctx, n)
+	})
+	return err
+}
+
 // GetCompanies returns the accounts with the given ids that exist: one
 // account lookup per bulkChunk ids.
 func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
@@ -70,23 +161,29 @@ func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*p
 
 // GetContracts returns the contracts with the given ids that exist. From
 // bulkMin ids on they are read as GetContract reads one but in bulk: the
-// contract lookup by ids (bulkChunk a request), the whole contract summary
-// and the whole account lookup, paged (see joinContracts).
+// contract lookup, the whole contract summary and the whole account
+// lookup, paged (see joinContracts). The lookup names the ids when they
+// fit in one query string (bulkChunk); for more it looks up every contract
+// of the tenant, in one request since the lookup has no paging, where
+// naming them would take one request per bulkChunk ids (the summary that
+// follows is as long).
 func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
 	want := bulkIDs(ids)
 	if len(want) < bulkMin {
 		return singles(ctx, want, b.GetContract)
 	}
+	opts := &ContractLookupOptions{IDs: want}
+	if len(want) > bulkChunk {
+		opts.IDs = nil
+	}
+	list, _, err := b.client.Contracts.Lookup(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
 	var looked []*ContractLookup
-	for chunk := range slices.Chunk(want, bulkChunk) {
-		list, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{IDs: chunk})
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range list {
-			if slices.Contains(chunk, c.ID) {
-				looked = append(looked, c)
-			}
+	for _, c := range list {
+		if _, ok := slices.BinarySearch(want, c.ID); ok {
+			looked = append(looked, c)
 		}
 	}
 	return b.joinContracts(ctx, looked)

@@ -2,11 +2,15 @@ package kaseyabms_test
 
 import (
 	"errors"
+	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -125,5 +129,130 @@ func TestBackend_ListContracts(t *testing.T) {
 	one, err := b.GetContract(ctx, want[149])
 	if err != nil || !reflect.DeepEqual(got[want[149]], one) {
 		t.Errorf("ListContracts[%s] = %+v, GetContract = %+v, %v", want[149], got[want[149]], one, err)
+	}
+
+	// GetContracts of more ids than one lookup names looks up all the
+	// contracts at once, as ListContracts does.
+	srv.ResetRequests()
+	byID, err := b.GetContracts(ctx, want)
+	if err != nil || !reflect.DeepEqual(byID, got) {
+		t.Fatalf("GetContracts of the %d listed contracts = %d contracts, %v; want what ListContracts returned", len(want), len(byID), err)
+	}
+	if n := len(srv.Requests()); n != 5 {
+		t.Errorf("GetContracts of %d ids made %d requests, want 5 (one lookup, two pages each of the summary and accounts)", len(want), n)
+	}
+}
+
+// TestBackend_PreloadServices checks that the services a pass writes are
+// read in one search page from a small catalog and one by one where the
+// pages would be more, that the writes then read none, that kept services
+// are taken within serviceTTL (10 minutes) and never after it, so that a
+// price changed since is picked up, and what is read is returned to keep.
+func TestBackend_PreloadServices(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, itoa(k.AddService("Backup "+itoa(i), float64(i)+0.5)))
+	}
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: k.AddAccount("Acme"), Name: "Acme Managed Services"})
+	count := func() (searches, gets int) {
+		for _, r := range srv.Requests() {
+			switch {
+			case strings.HasSuffix(r.Path, "/services/search"):
+				searches++
+			case r.Method == http.MethodGet && strings.Contains(r.Path, "/admin/finance/services/"):
+				gets++
+			}
+		}
+		return searches, gets
+	}
+
+	before := time.Now()
+	srv.ResetRequests()
+	read, err := b.PreloadServices(ctx, append(slices.Clone(ids), ids[0], "999999"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, g := count(); s != 1 || g != 0 {
+		t.Errorf("PreloadServices of 5 services of a catalog of 5 made %d searches and %d reads, want 1 search", s, g)
+	}
+	if len(read) != len(ids) || read[0].ID != ids[0] || read[0].Name != "Backup 0" || read[0].UnitPrice != 0.5 || read[0].ReadAt.Before(before) {
+		t.Errorf("PreloadServices returned %+v, want the 5 services read now", read)
+	}
+	srv.ResetRequests()
+	set := func(b *kaseyabms.Backend, service string, qty int64) *psa.ContractLine {
+		t.Helper()
+		l, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: itoa(contract), ServiceID: service, Quantity: qty,
+			EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, id := range ids {
+		set(b, id, 2)
+	}
+	if s, g := count(); s != 0 || g != 0 {
+		t.Errorf("writes of preloaded services made %d searches and %d service reads, want none", s, g)
+	}
+	if again, err := b.PreloadServices(ctx, ids, nil); err != nil || len(again) != 0 {
+		t.Errorf("PreloadServices of cached services = %+v, %v; want nothing read", again, err)
+	}
+
+	// Another process, with the services kept by the first: fresh ones
+	// are taken as kept, even at a price changed since; stale ones are
+	// read again, at the new price.
+	price := 9.25
+	cur, _, err := b.Client().Services.Get(ctx, atoi(ids[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur.UnitPrice = price
+	if _, _, err := b.Client().Services.Update(ctx, cur.ID, &kaseyabms.UpdateServiceRequest{Name: cur.Name, UnitPrice: &price, UnitCost: &cur.UnitCost, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, stale := read, slices.Clone(read)
+	for i := range stale {
+		stale[i].ReadAt = time.Now().Add(-10*time.Minute - time.Second)
+	}
+	b2, _ := newSimBackendOn(t, srv)
+	srv.ResetRequests()
+	if got, err := b2.PreloadServices(ctx, ids, fresh); err != nil || len(got) != 0 {
+		t.Errorf("PreloadServices with fresh kept services = %+v, %v; want nothing read", got, err)
+	}
+	if s, g := count(); s != 0 || g != 0 {
+		t.Errorf("PreloadServices with fresh kept services made %d searches and %d reads, want none", s, g)
+	}
+	if l := set(b2, ids[1], 3); l.UnitPrice != 1.5 {
+		t.Errorf("a write within the time to live of the kept service posted at %v, want the kept price 1.5", l.UnitPrice)
+	}
+	b3, _ := newSimBackendOn(t, srv)
+	got, err := b3.PreloadServices(ctx, ids, stale)
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("PreloadServices with stale kept services = %+v, %v; want the 5 read again", got, err)
+	}
+	if l := set(b3, ids[1], 4); l.UnitPrice != price {
+		t.Errorf("a write after the time to live of the kept service posted at %v, want the new price %v", l.UnitPrice, price)
+	}
+	if lines := k.ServiceLines(contract); lines[len(lines)-1].UnitPrice != price {
+		t.Errorf("BMS holds the last line at %v, want %v", lines[len(lines)-1].UnitPrice, price)
+	}
+
+	// In a catalog of more pages than services missing, they are read
+	// one by one after the first page.
+	for i := range 2 * kaseyabms.DefaultPageSize {
+		k.AddService("Filler "+itoa(i), 1)
+	}
+	late := []string{itoa(k.AddService("Late 1", 1)), itoa(k.AddService("Late 2", 1))}
+	b4, _ := newSimBackendOn(t, srv)
+	srv.ResetRequests()
+	if got, err := b4.PreloadServices(ctx, late, nil); err != nil || len(got) != 2 {
+		t.Fatalf("PreloadServices of 2 services on the last page = %+v, %v", got, err)
+	}
+	if s, g := count(); s != 1 || g != 2 {
+		t.Errorf("PreloadServices of 2 services on page 3 of 3 made %d searches and %d reads, want 1 and 2", s, g)
 	}
 }
