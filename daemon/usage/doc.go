@@ -65,6 +65,15 @@
 // the contract without looking it up again. A contract that fails the
 // check fails its customer with a hint and is checked again next pass.
 //
+// A backend whose writes copy details of the catalog service they write
+// (psa.ServicePreloader: a Kaseya BMS line carries the service's name,
+// description, price and cost) reads the services of the pass's writes
+// before the first one, in as few requests as its API allows, and what it
+// read is kept in the state database (catalog_services) for the next
+// process, which takes it for the backend's time to live (10 minutes for
+// Kaseya BMS) and never after: a price changed in the PSA is posted at most
+// that late.
+//
 // # Safety
 //
 // Every write is recorded as an intent in the state database before it is

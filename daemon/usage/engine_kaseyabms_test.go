@@ -12,6 +12,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -334,5 +335,61 @@ func TestEngineKaseyaBMS_limitRefusalStopsThePass(t *testing.T) {
 	const endpoint = "/v2/finance/contracts/recurringservices/{id}/services"
 	if got := testutil.ToFloat64(h.m.APIBudgetRemaining.WithLabelValues(endpoint)); got != 0 {
 		t.Errorf("api_budget_remaining{endpoint=%q} = %v, want 0", endpoint, got)
+	}
+}
+
+// TestEngineKaseyaBMS_catalogServicesKept checks that the services a pass
+// posts lines of are read before the writes in one request and kept in the
+// state database, so that a pass in another process within the backend's
+// time to live reads none, and that one after it reads them again and
+// posts at a price changed since.
+func TestEngineKaseyaBMS_catalogServicesKept(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	// pass runs a pass over the usage rows in a process of its own (a
+	// backend of its own) and checks its service reads and line posts.
+	pass := func(name string, reads, writes int, rows ...string) {
+		t.Helper()
+		be, err := backends.New(h.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.be = be
+		h.writeUsage(rows...)
+		h.sim.ResetRequests()
+		h.sync(PassOptions{})
+		n := 0
+		for _, r := range h.sim.Requests() {
+			if strings.Contains(r.Path, "/admin/finance/services") {
+				n++
+			}
+		}
+		if w := h.writes(); n != reads || w != writes {
+			t.Errorf("%s: %d service reads and %d line posts, want %d and %d", name, n, w, reads, writes)
+		}
+	}
+	// One search page for both services.
+	pass("first pass", 1, 3, "cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+	kept, err := h.db.CatalogServices(psa.SystemKaseyaBMS, []string{h.svcIntercept, h.svcMDR})
+	if err != nil || len(kept) != 2 || kept[h.svcIntercept].UnitPrice != 4.5 || kept[h.svcMDR].Name != "Sophos MDR" {
+		t.Fatalf("catalog services kept = %+v, %v; want both services", kept, err)
+	}
+	pass("pass within the time to live", 0, 3, "cust-a,Acme,CIXA-MSP,41", "cust-a,Acme,MDR,4", "cust-b,Globex,CIXA-MSP,11")
+
+	// The price changes in BMS; the kept services age past the TTL.
+	if _, err := h.be.UpdateService(t.Context(), &psa.Service{ID: h.svcIntercept, Name: "Sophos Intercept X Advanced", UnitPrice: 5.25, Active: true}); err != nil {
+		t.Fatal(err)
+	}
+	var aged []state.CatalogService
+	for _, s := range kept {
+		s.ReadAt = time.Now().Add(-10*time.Minute - time.Second)
+		aged = append(aged, s)
+	}
+	if err := h.db.PutCatalogServices(aged); err != nil {
+		t.Fatal(err)
+	}
+	pass("pass after the time to live", 1, 1, "cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,4", "cust-b,Globex,CIXA-MSP,11")
+	if lines := bmsLines(h, h.contractA, h.svcIntercept); len(lines) != 3 || lines[2].Units != 42 || lines[2].UnitPrice != 5.25 {
+		t.Errorf("lines = %+v, want a third of 42 units at the new price 5.25", lines)
 	}
 }

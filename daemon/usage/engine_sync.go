@@ -229,6 +229,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	if len(jobs) == 0 {
 		return nil
 	}
+	e.preloadServices(ctx, log, jobs)
 
 	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
 	senders := e.policies.WriteConcurrency

@@ -35,6 +35,7 @@ type sysHarness struct {
 	system psa.System
 	sim    *psatest.Server
 	be     psa.Backend
+	cfg    backends.Config // of be: backends.New(cfg) is another process's
 	db     *state.DB
 	reg    *prometheus.Registry
 	m      *Metrics
@@ -128,7 +129,7 @@ func newSysHarness(t testing.TB, system psa.System, opts ...psatest.Option) *sys
 	if err != nil {
 		t.Fatalf("backends.New: %v", err)
 	}
-	h.be = be
+	h.be, h.cfg = be, cfg
 	db, err := state.Open(t.TempDir())
 	if err != nil {
 		t.Fatalf("state.Open: %v", err)
