@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
+	"time"
 )
 
 // WriteJSON writes p as json.MarshalIndent(p, prefix, indent) would, but
@@ -48,9 +51,10 @@ func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 		return err
 	}
 	sep := "[\n" + prefix + indent
+	var b []byte
 	for i := range changes {
-		b, err := json.MarshalIndent(&changes[i], prefix+indent, indent)
-		if err != nil {
+		var err error
+		if b, err = appendChange(b[:0], &changes[i], prefix+indent, indent); err != nil {
 			return err
 		}
 		if _, err := io.WriteString(w, sep); err != nil {
@@ -63,4 +67,91 @@ func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 	}
 	_, err := io.WriteString(w, "\n"+prefix+"]")
 	return err
+}
+
+// appendChange appends c as json.MarshalIndent(c, prefix, indent) writes
+// it, without reflection: a plan holds a change for each of 100,000 lines,
+// and json.MarshalIndent encodes each through reflection and then indents
+// it in a second pass. TestAppendChange holds it to json.MarshalIndent.
+func appendChange(b []byte, c *Change, prefix, indent string) ([]byte, error) {
+	eff, err := c.EffectiveDate.MarshalJSON()
+	if err != nil {
+		return b, &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}
+	}
+	in := prefix + indent
+	sep := "{"
+	key := func(k string) {
+		b = append(b, sep...)
+		b = append(b, '\n')
+		b = append(b, in...)
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, `": `...)
+		sep = ","
+	}
+	str := func(k, v string) {
+		key(k)
+		b = appendJSONString(b, v)
+	}
+	str("source", c.Source)
+	str("customer_id", c.CustomerID)
+	if c.CustomerName != "" {
+		str("customer_name", c.CustomerName)
+	}
+	str("company_id", c.CompanyID)
+	str("contract_id", c.ContractID)
+	str("service_id", c.ServiceID)
+	if c.ServiceName != "" {
+		str("service_name", c.ServiceName)
+	}
+	key("products")
+	switch {
+	case c.Products == nil:
+		b = append(b, "null"...)
+	case len(c.Products) == 0:
+		b = append(b, "[]"...)
+	default:
+		for i, p := range c.Products {
+			if i == 0 {
+				b = append(b, '[')
+			} else {
+				b = append(b, ',')
+			}
+			b = append(b, '\n')
+			b = append(b, in...)
+			b = append(b, indent...)
+			b = appendJSONString(b, p)
+		}
+		b = append(b, '\n')
+		b = append(b, in...)
+		b = append(b, ']')
+	}
+	key("current")
+	b = strconv.AppendInt(b, c.Current, 10)
+	key("current_known")
+	b = strconv.AppendBool(b, c.CurrentKnown)
+	key("desired")
+	b = strconv.AppendInt(b, c.Desired, 10)
+	key("effective_date")
+	b = append(b, eff...)
+	str("action", c.Action)
+	str("reason", c.Reason)
+	b = append(b, '\n')
+	b = append(b, prefix...)
+	return append(b, '}'), nil
+}
+
+// appendJSONString appends s as encoding/json quotes it: strings of plain
+// printable ASCII as they are, others through json.Marshal (which escapes
+// HTML characters and replaces invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,5 +48,57 @@ func TestPlanWriteJSON(t *testing.T) {
 				t.Errorf("%s, prefix %q: WriteJSON wrote\n%s\nwant\n%s", name, prefix, got.Bytes(), want)
 			}
 		}
+	}
+}
+
+// TestAppendChange holds appendChange to json.MarshalIndent, for changes
+// with every field set (filled by reflection, so that a field added to
+// Change and not to appendChange fails here), with the optional ones
+// empty, and with strings that encoding/json escapes.
+func TestAppendChange(t *testing.T) {
+	t.Parallel()
+	var full Change
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if !f.CanSet() {
+			continue
+		}
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(v.Type().Field(i).Name)
+		case reflect.Int64:
+			f.SetInt(int64(-7 * (i + 1)))
+		case reflect.Bool:
+			f.SetBool(true)
+		case reflect.Slice:
+			f.Set(reflect.ValueOf([]string{"P1", "P2", "P3"}))
+		case reflect.Struct:
+			f.Set(reflect.ValueOf(time.Date(2026, 11, 1, 0, 0, 0, 5, time.FixedZone("", 3600))))
+		default:
+			t.Fatalf("Change.%s is a %s, which this test does not fill: extend it and appendChange", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	escaped := full
+	escaped.CustomerName = "Acme <&> \"Co\"\t\\ \u2028 é \xff"
+	escaped.Reason = "line\nbreak \x00"
+	escaped.Products = []string{"é"}
+	sparse := Change{Source: "file", Products: []string{}}
+	for name, c := range map[string]Change{"full": full, "escaped": escaped, "sparse": sparse, "zero": {}} {
+		for _, prefix := range []string{"", "\t  "} {
+			want, err := json.MarshalIndent(&c, prefix, "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := appendChange([]byte("x"), &c, prefix, "  ")
+			if err != nil || string(got) != "x"+string(want) {
+				t.Errorf("%s, prefix %q: appendChange = %v\n%s\nwant\n%s", name, prefix, err, got, want)
+			}
+		}
+	}
+	bad := Change{EffectiveDate: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	_, want := json.MarshalIndent(&bad, "", "  ")
+	if _, err := appendChange(nil, &bad, "", "  "); err == nil || want == nil || err.Error() != want.Error() {
+		t.Errorf("appendChange of a date json cannot encode: error %v, want %v", err, want)
 	}
 }

@@ -482,18 +482,26 @@ type Response struct {
 	NextPageURL string
 }
 
-func newResponse(r *http.Response, body []byte) *Response {
-	resp := &Response{Response: r}
-	if bytes.Contains(body, []byte(`"pageDetails"`)) {
-		var env struct {
-			PageDetails *PageDetails `json:"pageDetails"`
-		}
-		if json.Unmarshal(body, &env) == nil && env.PageDetails != nil {
-			resp.PageDetails = env.PageDetails
-			resp.NextPageURL = env.PageDetails.NextPageURL
-		}
+// setPage sets the paging state from body, a successful response's body.
+// v is what Do decoded body into, or nil: when it holds the raw
+// pageDetails object (a query's listResponse), only that is read, not the
+// whole body again.
+func (r *Response) setPage(body []byte, v any) {
+	var env struct {
+		PageDetails *PageDetails `json:"pageDetails"`
 	}
-	return resp
+	if p, ok := v.(paged); ok {
+		raw, found := p.pageDetails()
+		if !found || json.Unmarshal(raw, &env.PageDetails) != nil {
+			return
+		}
+	} else if !bytes.Contains(body, []byte(`"pageDetails"`)) || json.Unmarshal(body, &env) != nil {
+		return
+	}
+	if env.PageDetails != nil {
+		r.PageDetails = env.PageDetails
+		r.NextPageURL = env.PageDetails.NextPageURL
+	}
 }
 
 // isIdempotent reports whether req may be sent twice with the same effect.
@@ -583,18 +591,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req)
 		if err == nil {
-			if v != nil && len(bytes.TrimSpace(body)) > 0 {
-				if derr := json.Unmarshal(body, v); derr != nil {
-					derr = fmt.Errorf("decoding response: %w", derr)
-					if !idempotent {
-						// Autotask answered 2xx, so the create was most
-						// likely applied; only its answer is unreadable.
-						return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: derr}
-					}
-					return resp, fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), derr)
-				}
-			}
-			return resp, nil
+			return resp, decodeBody(req, resp, body, v, idempotent)
 		}
 		if ctx.Err() != nil {
 			var te *rest.TransportError
@@ -627,6 +624,31 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	}
 }
 
+// decodeBody reads the body of a successful response into v (when v is not nil
+// and the body is not empty) and the paging state into resp.
+func decodeBody(req *http.Request, resp *Response, body []byte, v any, idempotent bool) error {
+	if v == nil || len(bytes.TrimSpace(body)) == 0 {
+		resp.setPage(body, nil)
+		return nil
+	}
+	err := json.Unmarshal(body, v)
+	if val, ok := v.(validator); ok && err == nil {
+		err = val.validate()
+	}
+	if err == nil {
+		resp.setPage(body, v)
+		return nil
+	}
+	resp.setPage(body, nil)
+	err = fmt.Errorf("decoding response: %w", err)
+	if !idempotent {
+		// Autotask answered 2xx, so the create was most likely
+		// applied; only its answer is unreadable.
+		return &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
+	}
+	return fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), err)
+}
+
 // roundTrip sends req once within the concurrency limit and reads the body.
 func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {
 	release, err := c.acquire(ctx, c.entityKeys(req.URL))
@@ -648,7 +670,7 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 		// The response was lost half way: the request was processed.
 		return &Response{Response: hr}, nil, &rest.TransportError{Err: err}
 	}
-	return newResponse(hr, body), body, nil
+	return &Response{Response: hr}, body, nil
 }
 
 // rebase re-discovers the zone after a 401 and points req at the new zone.

@@ -412,7 +412,10 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	// are never in memory at once.
 	results := make([][]psa.ContractLine, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(b.client.MaxConcurrency())
+	// One chunk more than the requests the client keeps in flight: a
+	// chunk's pages follow one another, and while one chunk decodes a page
+	// the next chunk's request takes its slot, so the slots stay busy.
+	g.SetLimit(b.client.MaxConcurrency() + 1)
 	for i, chunk := range chunks {
 		g.Go(func() error {
 			q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))

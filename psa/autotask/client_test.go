@@ -1378,4 +1378,19 @@ func TestContractServiceUnitsService_missingUnits(t *testing.T) {
 	if u, _, err := client.ContractServiceUnits.Get(t.Context(), 9); err != nil || u.Units != 5 || u.ContractID != 3 {
 		t.Errorf("ContractServiceUnits.Get(9) = %+v, %v; want 5 units of contract 3", u, err)
 	}
+
+	// Lists decode their rows without UnmarshalJSON (see unitJSON) and
+	// refuse them all the same.
+	mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"items":[{"id":9,"contractID":3,"serviceID":4,"units":5},{"id":8,"contractID":3,"serviceID":4,"units":null}],"pageDetails":{"count":2}}`)
+	})
+	mux.HandleFunc("/Contracts/3/ServiceUnits", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"items":[{"id":7,"contractID":3,"serviceID":4}],"pageDetails":{"count":1}}`)
+	})
+	if us, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(Eq("contractID", 3))); err == nil || !strings.Contains(err.Error(), "contract service unit 8 (contract 3, service 4) reports no units") {
+		t.Errorf("ContractServiceUnits.List = %+v, %v; want an error saying row 8 reports no units", us, err)
+	}
+	if us, _, err := client.ContractServiceUnits.ListByContract(t.Context(), 3); err == nil || !strings.Contains(err.Error(), "contract service unit 7 (contract 3, service 4) reports no units") {
+		t.Errorf("ContractServiceUnits.ListByContract = %+v, %v; want an error saying row 7 reports no units", us, err)
+	}
 }

@@ -34,7 +34,11 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		// A string without escapes, as Autotask writes them: its
+		// content is the time (encoding/json has checked the rest).
+		s = string(b[1 : n-1])
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("autotask: timestamp %s: %w", b, err)
 	}
 	if s == "" {
@@ -78,7 +82,34 @@ type itemResponse[T any] struct {
 // listResponse is the envelope of a query response.
 type listResponse[T any] struct {
 	Items []*T `json:"items"`
+	// Page is the pageDetails object, kept raw: Do reads it into the
+	// Response as it would from any other body, without decoding the
+	// page's items a second time.
+	Page json.RawMessage `json:"pageDetails"`
 }
+
+// pageDetails returns the raw pageDetails object; ok is false when the
+// response had none.
+func (r *listResponse[T]) pageDetails() (raw []byte, ok bool) { return r.Page, r.Page != nil }
+
+// validate checks every item that can check itself (see unitJSON).
+func (r *listResponse[T]) validate() error {
+	for _, it := range r.Items {
+		if v, ok := any(it).(validator); ok {
+			if err := v.validate(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validator is a decoded response, or an item of one, that checks what
+// encoding/json cannot: Do treats its error as the body's.
+type validator interface{ validate() error }
+
+// paged is a decoded query response that holds its pageDetails object.
+type paged interface{ pageDetails() ([]byte, bool) }
 
 // createResponse is the envelope of a create or update.
 type createResponse struct {

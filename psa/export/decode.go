@@ -52,6 +52,16 @@ func newSyntaxError(data []byte, offset int64, msg string) *SyntaxError {
 // encoding/json's DisallowUnknownFields, which stops at the first and names
 // neither), followed by everything Validate reports.
 func Decode(data []byte) (*Document, error) {
+	if d, ok := decodeFast(data); ok && len(d.problems()) == 0 {
+		return d, nil
+	}
+	// Decode the document again, naming every problem.
+	return decodeSlow(data)
+}
+
+// decodeSlow is Decode without decodeFast: it finds every problem of the
+// document, for the error.
+func decodeSlow(data []byte) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -210,32 +220,16 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	d = &Document{}
 	var psaRaw, integrationRaw, ticketsRaw json.RawMessage
 	var products, customers []json.RawMessage
-	if !dc.object("", raw, []field{
-		{"schema", &d.Schema},
-		{"psa", &psaRaw},
-		{"revision", &d.Revision},
-		{"updated_at", &d.UpdatedAt},
-		{"integration", &integrationRaw},
-		{"tickets", &ticketsRaw},
-		{"product_mappings", &products},
-		{"customer_mappings", &customers},
-	}) {
+	if !dc.object("", raw, d.fields(&psaRaw, &integrationRaw, &ticketsRaw, &products, &customers)) {
 		dc.add("", "", "the document must be a JSON object")
 		return nil, false
 	}
-	if psaRaw != nil && !dc.object("psa.", psaRaw, []field{
-		{"system", (*string)(&d.PSA.System)},
-		{"instance", &d.PSA.Instance},
-	}) {
+	if psaRaw != nil && !dc.object("psa.", psaRaw, d.PSA.fields()) {
 		dc.add("", "psa", "must be a JSON object")
 	}
 	if integrationRaw != nil && string(integrationRaw) != "null" {
 		in := &Integration{}
-		if dc.object("integration.", integrationRaw, []field{
-			{"enabled", &in.Enabled},
-			{"schedule", &in.Schedule},
-			{"timezone", &in.Timezone},
-		}) {
+		if dc.object("integration.", integrationRaw, in.fields()) {
 			d.Integration = in
 		} else {
 			dc.add("", "integration", "must be a JSON object")
@@ -250,31 +244,73 @@ func (dc *decoder) document(raw json.RawMessage) (d *Document, ok bool) {
 	for i, r := range products {
 		m := &d.ProductMappings[i]
 		var sub decoder
-		ok := sub.object("", r, []field{
-			{"source", &m.Source},
-			{"product", &m.Product},
-			{"service_id", &m.ServiceID},
-			{"service_name", &m.ServiceName},
-			{"sync_enabled", &m.SyncEnabled},
-		})
+		ok := sub.object("", r, m.fields())
 		dc.entry(productEntry(i, *m), ok, sub.problems)
 	}
 	d.CustomerMappings = make([]CustomerMapping, len(customers))
 	for i, r := range customers {
 		m := &d.CustomerMappings[i]
 		var sub decoder
-		ok := sub.object("", r, []field{
-			{"source", &m.Source},
-			{"customer_id", &m.CustomerID},
-			{"customer_name", &m.CustomerName},
-			{"company_id", &m.CompanyID},
-			{"contract_id", &m.ContractID},
-			{"usage_sync", &m.UsageSync},
-			{"ticket_sync", &m.TicketSync},
-		})
+		ok := sub.object("", r, m.fields())
 		dc.entry(customerEntry(i, *m), ok, sub.problems)
 	}
 	return d, true
+}
+
+// fields are the fields of a product mapping, for decoding m.
+func (m *ProductMapping) fields() []field {
+	return []field{
+		{"source", &m.Source},
+		{"product", &m.Product},
+		{"service_id", &m.ServiceID},
+		{"service_name", &m.ServiceName},
+		{"sync_enabled", &m.SyncEnabled},
+	}
+}
+
+// fields are the fields of a customer mapping, for decoding m.
+func (m *CustomerMapping) fields() []field {
+	return []field{
+		{"source", &m.Source},
+		{"customer_id", &m.CustomerID},
+		{"customer_name", &m.CustomerName},
+		{"company_id", &m.CompanyID},
+		{"contract_id", &m.ContractID},
+		{"usage_sync", &m.UsageSync},
+		{"ticket_sync", &m.TicketSync},
+	}
+}
+
+// fields are the top-level fields of a document, for decoding d; the
+// objects and lists go to the given raw values.
+func (d *Document) fields(psaRaw, integrationRaw, ticketsRaw *json.RawMessage, products, customers *[]json.RawMessage) []field {
+	return []field{
+		{"schema", &d.Schema},
+		{"psa", psaRaw},
+		{"revision", &d.Revision},
+		{"updated_at", &d.UpdatedAt},
+		{"integration", integrationRaw},
+		{"tickets", ticketsRaw},
+		{"product_mappings", products},
+		{"customer_mappings", customers},
+	}
+}
+
+// fields are the fields of the psa object, for decoding p.
+func (p *PSA) fields() []field {
+	return []field{
+		{"system", (*string)(&p.System)},
+		{"instance", &p.Instance},
+	}
+}
+
+// fields are the fields of the integration object, for decoding in.
+func (in *Integration) fields() []field {
+	return []field{
+		{"enabled", &in.Enabled},
+		{"schedule", &in.Schedule},
+		{"timezone", &in.Timezone},
+	}
 }
 
 // entry records the problems of one mapping under its name, which is only

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -15,17 +16,7 @@ import (
 // gives the same document (with its mappings in Encode's order, sorted by
 // key) and the same bytes.
 func FuzzDecode(f *testing.F) {
-	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(data)
-	}
+	addTestdata(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Decode(data)
 		if err != nil {
@@ -55,6 +46,48 @@ func FuzzDecode(f *testing.F) {
 		enc2, err := d2.Encode()
 		if err != nil || !bytes.Equal(enc, enc2) {
 			t.Fatalf("Encode is not stable: %v\n%s\n%s", err, enc, enc2)
+		}
+	})
+}
+
+// addTestdata seeds f with the documents of testdata/.
+func addTestdata(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+}
+
+// FuzzDecodeFast checks decodeFast against the decoder that names every
+// problem: on any input, a document decodeFast accepts is the one
+// decodeSlow returns, and decodeFast accepts every document decodeSlow
+// accepts except those whose strings hold invalid UTF-8 (which the decoder
+// replaces, as encoding/json does).
+func FuzzDecodeFast(f *testing.F) {
+	addTestdata(f)
+	for s := range fastDecodeCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeFast(data)
+		slow, err := decodeSlow(data)
+		switch {
+		case ok && err != nil && len(fast.problems()) == 0:
+			t.Fatalf("decodeFast accepted a document that decodeSlow refuses: %v", err)
+		case ok && err == nil:
+			if diff := cmp.Diff(slow, fast); diff != "" {
+				t.Fatalf("decodeFast and decodeSlow differ (-slow +fast):\n%s", diff)
+			}
+		case !ok && err == nil && utf8.Valid(data) && !bytes.Contains(bytes.ToLower(data), []byte(`\ud`)):
+			// (An escaped lone surrogate is repaired like invalid UTF-8.)
+			t.Fatalf("decodeFast refused a document that decodeSlow accepts")
 		}
 	})
 }

@@ -578,7 +578,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		}
 		return 0
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tUSAGE SYNC\tSTATUS\tLAST ATTEMPT\tLAST SUCCESS\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
 	var hints []customerHint
 	for _, c := range customers {
@@ -640,6 +640,29 @@ func printResult(w io.Writer, res *usage.Result) {
 	}
 }
 
+// table is a tabwriter that writes to its output through a buffer:
+// tabwriter writes every cell and every padding with a call of its own,
+// which on a file or pipe is a system call each (some 360,000 for the
+// customers of a pass over 20,000).
+type table struct {
+	*tabwriter.Writer
+	out *bufio.Writer
+}
+
+// newTable returns a table writing aligned columns to w, two spaces apart.
+func newTable(w io.Writer) table {
+	out := bufio.NewWriter(w)
+	return table{tabwriter.NewWriter(out, 0, 0, 2, ' ', 0), out}
+}
+
+// Flush writes the table out.
+func (t table) Flush() error {
+	if err := t.Writer.Flush(); err != nil {
+		return err
+	}
+	return t.out.Flush()
+}
+
 // printRun prints a run and the customers it synced.
 func printRun(w io.Writer, r daemon.RunView, customers []statusRow) {
 	mode := ""
@@ -656,7 +679,7 @@ func printRun(w io.Writer, r daemon.RunView, customers []statusRow) {
 		return
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tRESULT\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
 	var hints []customerHint
 	for _, c := range customers {
@@ -764,7 +787,7 @@ func printChanges(w io.Writer, p *usage.Plan, all bool) {
 	case len(rows) == 0:
 		fmt.Fprintln(w, "No changes: every contract line already has the right quantity.")
 	default:
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tCURRENT\tDESIRED\tEFFECTIVE\tREASON")
 		for _, c := range rows {
 			cur := "-"
@@ -829,7 +852,7 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 			return
 		}
 		fmt.Fprintf(w, "\n%s\n", title)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := newTable(w)
 		fmt.Fprintln(tw, header)
 		for _, r := range rows {
 			fmt.Fprintln(tw, strings.Join(r, "\t"))

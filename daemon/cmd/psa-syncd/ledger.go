@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/url"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
@@ -143,7 +142,7 @@ func printLedger(w io.Writer, entries []daemon.LedgerView) {
 		fmt.Fprintln(w, "No quantity changes match.")
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "TIME\tRUN\tCUSTOMER\tCONTRACT\tSERVICE\tBEFORE\tAFTER\tCHANGE\tEFFECTIVE")
 	for _, l := range entries {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%+d\t%s\n", l.Time.UTC().Format(time.RFC3339), l.RunID, l.CustomerID, l.ContractID,

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
@@ -154,7 +153,7 @@ func printIntents(w io.Writer, intents []daemon.IntentView) {
 		return
 	}
 	fmt.Fprintln(w, "\nWrites whose outcome is not settled (their lines are not written until then):")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "INTENT\tSYSTEM\tCUSTOMER\tCONTRACT\tSERVICE\tUNITS\tEFFECTIVE\tSINCE")
 	bms := false
 	for _, in := range intents {
