@@ -317,6 +317,12 @@ func (g *committer) queued() int {
 func (db *DB) commitGroup(group []*groupOp) {
 	ctx, cancel := db.ctx()
 	defer cancel()
+	if err := db.writes.prepare(ctx, db); err != nil {
+		for _, o := range group {
+			db.group.deliver(o, db.wrap(o.what, err))
+		}
+		return
+	}
 	begin, viaFence := db.sql.BeginTx, false
 	if db.fenced {
 		db.fenceMu.Lock()
