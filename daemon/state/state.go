@@ -654,8 +654,8 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 	if c.State != IntentDone {
 		return nil
 	}
-	_, err = tx.StmtContext(ctx, db.writes.appendLedger).ExecContext(ctx, in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
-		db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
+	_, err = tx.StmtContext(ctx, db.writes.appendLedger).ExecContext(ctx, in.RunID, string(in.System), in.Source,
+		in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After, db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
 	if err != nil {
 		return fmt.Errorf("appending the ledger entry of intent %d: %w", c.ID, err)
 	}
