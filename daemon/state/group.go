@@ -127,7 +127,12 @@ func (g *committer) enqueue(db *DB, o *groupOp) error {
 		g.stopped = make(chan struct{})
 		go g.loop(db)
 	}
-	g.cond.Signal()
+	// A deferred operation alone does not make the committer take a group
+	// (see ready): waking it for each would cost a pass a context switch
+	// per write for nothing.
+	if g.ready() {
+		g.cond.Signal()
+	}
 	return nil
 }
 
@@ -317,6 +322,12 @@ func (g *committer) queued() int {
 func (db *DB) commitGroup(group []*groupOp) {
 	ctx, cancel := db.ctx()
 	defer cancel()
+	if err := db.writes.prepare(ctx, db); err != nil {
+		for _, o := range group {
+			db.group.deliver(o, db.wrap(o.what, err))
+		}
+		return
+	}
 	begin, viaFence := db.sql.BeginTx, false
 	if db.fenced {
 		db.fenceMu.Lock()

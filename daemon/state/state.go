@@ -145,6 +145,9 @@ type DB struct {
 
 	// group turns concurrent intent and status writes into group commits.
 	group committer
+	// writes are the statements of intent writes, which the committer
+	// prepares.
+	writes writeStmts
 	// commits counts the write transactions this DB has committed.
 	commits atomic.Int64
 }
@@ -284,7 +287,7 @@ func (db *DB) Driver() string { return db.cfg.Driver }
 // releasing its lock (SQLite) or the leadership lock (PostgreSQL). Its
 // error includes those of deferred writes not yet reported by Flush.
 func (db *DB) Close() error {
-	deferred := db.group.close()
+	deferred := errors.Join(db.group.close(), db.writes.close())
 	db.fenceMu.Lock()
 	if db.fence != nil {
 		_ = db.fence.Close()
@@ -569,12 +572,11 @@ func (db *DB) openIntents(ctx context.Context, what string, ins []Intent) ([]Int
 		in.Created, in.EffectiveDate = db.stored(in.Created), db.stored(in.EffectiveDate)
 		out[i] = in
 	}
-	query := db.q(`INSERT INTO intents (run_id, system, source, customer_id, contract_id, service_id, qty_before, qty_after,
-		before_known, effective_date, created, state, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
 	err := db.group.submit(ctx, db, &groupOp{what: what, fenced: true, run: func(ctx context.Context, tx *sql.Tx) error {
+		insert := tx.StmtContext(ctx, db.writes.openIntent)
 		for i := range out {
 			in := &out[i]
-			if err := tx.QueryRowContext(ctx, query, in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID,
+			if err := insert.QueryRowContext(ctx, in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID,
 				in.ServiceID, in.Before, in.After, in.BeforeKnown, db.tv(in.EffectiveDate), db.tv(in.Created), in.State,
 				in.Note).Scan(&in.ID); err != nil {
 				return err
@@ -634,8 +636,7 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 	if at.IsZero() {
 		at = time.Now()
 	}
-	in, err := scanIntent(tx.QueryRowContext(ctx, db.q(`UPDATE intents SET state = ?, note = ? WHERE id = ? AND state = ?
-		RETURNING `+intentColumns), c.State, c.Note, c.ID, IntentOpen))
+	in, err := scanIntent(tx.StmtContext(ctx, db.writes.closeIntent).QueryRowContext(ctx, c.State, c.Note, c.ID, IntentOpen))
 	if errors.Is(err, sql.ErrNoRows) {
 		var cur string
 		err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), c.ID).Scan(&cur)
@@ -653,10 +654,8 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 	if c.State != IntentDone {
 		return nil
 	}
-	_, err = tx.ExecContext(ctx, db.q(`INSERT INTO ledger (run_id, system, source, customer_id, contract_id, service_id,
-		qty_before, qty_after, effective_date, at, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After,
-		db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
+	_, err = tx.StmtContext(ctx, db.writes.appendLedger).ExecContext(ctx, in.RunID, string(in.System), in.Source,
+		in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After, db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
 	if err != nil {
 		return fmt.Errorf("appending the ledger entry of intent %d: %w", c.ID, err)
 	}

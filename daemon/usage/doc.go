@@ -88,12 +88,13 @@
 //
 // The writes of a pass run as a pipeline, so that the PSA never waits for
 // the disk: one goroutine records the intents of the next writes in one
-// batch (state.DB.OpenIntentBatch: committed and fsynced before any of
-// their writes is sent), and policies.write_concurrency senders send them.
-// A sender closes an intent with state.DB.CompleteIntentDeferred, which
-// rides with the next batch's commit; a close lost in a crash leaves the
-// intent open, to be settled like a lost answer. At most 2 ×
-// write_concurrency intents wait for a sender, which bounds the intents a
+// batch of at least one per sender (state.DB.OpenIntentBatch: committed and
+// fsynced before any of their writes is sent), and
+// policies.write_concurrency senders send them. A sender closes an intent
+// with state.DB.CompleteIntentDeferred, which rides with the next batch's
+// commit; a close lost in a crash leaves the intent open, to be settled
+// like a lost answer. At most 3 × write_concurrency intents wait for a
+// sender, which bounds the intents a
 // crash leaves open for writes never sent; for Kaseya BMS, where each one
 // needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, or the
 // budget reached the reserve), the intents of the writes not sent are

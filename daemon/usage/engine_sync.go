@@ -174,8 +174,18 @@ type writeJob struct {
 // open for writes that were never sent. Those are settled by re-reading the
 // PSA, except where it cannot be read (Kaseya BMS): there each one waits for
 // an operator, so the window is one intent per sender.
+//
+// intentBatchPerSender is how many intents per sender the opener records in
+// one commit at least (fewer only for the last writes of a pass): it waits
+// until that many of the window's intents have been taken by the senders,
+// which meanwhile still have the rest of the window, two per sender, to go
+// on with. Each commit is an fsync, so batches of one intent per sender
+// halve a pass's commits against recording each intent as soon as the
+// window has room for it. Where the window is one intent per sender, every
+// intent is recorded as soon as there is room.
 const (
-	intentWindowPerSender       = 2
+	intentWindowPerSender       = 3
+	intentBatchPerSender        = 1
 	intentWindowPerSenderLedger = 1
 )
 
@@ -233,9 +243,9 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 
 	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
 	senders := e.policies.WriteConcurrency
-	window := intentWindowPerSender * senders
+	window, batch := intentWindowPerSender*senders, intentBatchPerSender*senders
 	if p.ledger {
-		window = intentWindowPerSenderLedger * senders
+		window, batch = intentWindowPerSenderLedger*senders, 1
 	}
 	// slots holds a token per intent opened and not yet taken by a sender.
 	slots := make(chan struct{}, window)
@@ -250,7 +260,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 			}
 		})
 	}
-	e.openIntents(ctx, runID, gate, jobs, slots, ready)
+	e.openIntents(ctx, runID, gate, jobs, batch, slots, ready)
 	close(ready)
 	wg.Wait()
 	// Closed intents are committed with the batches of intents opened
@@ -262,17 +272,27 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 }
 
 // openIntents records the intents of jobs, in order, in batches of as many
-// as the window has room for, and hands each job to the senders once its
-// intent is committed. It stops opening once the pass is cancelled or the
-// budget gate has stopped the writes; the jobs it did not open are skipped.
-func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, jobs []*writeJob, slots chan struct{}, ready chan<- *writeJob) {
+// as the window has room for but at least batch (or the jobs left), and
+// hands each job to the senders once its intent is committed. It stops
+// opening once the pass is cancelled or the budget gate has stopped the
+// writes; the jobs it did not open are skipped.
+func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, jobs []*writeJob, batch int, slots chan struct{}, ready chan<- *writeJob) {
 	for next := 0; next < len(jobs); {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
+		// Wait for the batch's room: a token comes back each time a sender
+		// takes a job, and the window keeps the senders supplied
+		// meanwhile.
+		n := 0
+	wait:
+		for n < batch && next+n < len(jobs) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			case <-ctx.Done():
+				break wait
+			}
 		}
 		if ctx.Err() != nil || gate.stopped() {
-			// A token taken above is never released: nothing is sent
+			// The tokens taken above are never released: nothing is sent
 			// after this.
 			for _, j := range jobs[next:] {
 				e.skip(ctx, j.c, gate)
@@ -280,7 +300,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 			}
 			return
 		}
-		n := 1
+		// Take the room there is beyond the batch.
 	more:
 		for n < cap(slots) && next+n < len(jobs) {
 			select {
@@ -290,11 +310,11 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 				break more
 			}
 		}
-		batch := jobs[next : next+n]
+		opening := jobs[next : next+n]
 		next += n
-		ins := make([]state.Intent, len(batch))
+		ins := make([]state.Intent, len(opening))
 		created := e.now().UTC()
-		for k, j := range batch {
+		for k, j := range opening {
 			c := j.c
 			ins[k] = state.Intent{
 				RunID:         runID,
@@ -312,10 +332,10 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 		}
 		opened, err := e.db.OpenIntentBatch(ctx, ins)
 		if err != nil {
-			for range batch {
+			for range opening {
 				<-slots
 			}
-			for _, j := range batch {
+			for _, j := range opening {
 				if ctx.Err() != nil {
 					e.skip(ctx, j.c, gate)
 				} else {
@@ -327,7 +347,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 			}
 			continue
 		}
-		for k, j := range batch {
+		for k, j := range opening {
 			j.intent = opened[k]
 			ready <- j
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -387,5 +388,28 @@ func TestEngineKaseyaBMS_fewIntentsOpenAhead(t *testing.T) {
 	}
 	if most < 1 || most > 2 {
 		t.Errorf("up to %d intents open while a line was posted, want 1 or 2 (the one in flight and at most one ahead)", most)
+	}
+}
+
+// TestEngine_Sync_intentsOpenInBatches counts the state database's commits
+// in a pass that writes 60 lines, 3 at a time, at 20 ms per request. The
+// opener records the intents of the next writes in batches of one per
+// sender at least (9, then 17 of 3: 18 commits), the closes ride with them,
+// and the rest of the pass is at most 5 commits (see
+// TestEngine_Sync_commitsDoNotGrowWithCustomers) and a flush. Recording
+// each intent as soon as the window had room made 31 to 35 commits.
+func TestEngine_Sync_intentsOpenInBatches(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithLatency(20*time.Millisecond), psatest.WithThreadLimit(psatest.DefaultThreadLimit))
+	h.pol.WriteConcurrency = 3
+	h.writeUsage(h.addCustomers(30)...)
+	c0 := h.db.Commits()
+	res := h.sync(PassOptions{})
+	commits := h.db.Commits() - c0
+	if res.Run.Updated != 60 {
+		t.Fatalf("pass updated %d lines, want 60", res.Run.Updated)
+	}
+	if commits > 60/3+6 {
+		t.Errorf("a pass of 60 writes made %d commits, want at most %d: the intents are not recorded in batches of one per sender", commits, 60/3+6)
 	}
 }
