@@ -27,7 +27,7 @@ const contractCheckConcurrency = 4
 
 // updates reports whether cp has a line to write.
 func (cp *customerPass) updates() bool {
-	return slices.ContainsFunc(cp.changes, func(c *Change) bool { return c.Action == ActionUpdate })
+	return slices.ContainsFunc(cp.changes, func(c Change) bool { return c.Action == ActionUpdate })
 }
 
 // checkContracts verifies, before anything is written to them, the

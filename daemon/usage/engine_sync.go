@@ -201,22 +201,23 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 		if cp.err != nil {
 			continue
 		}
-		if len(cp.errs) != len(cp.changes) {
-			cp.errs = make([]error, len(cp.changes))
-		}
-		for i, c := range cp.changes {
+		for i := range cp.changes {
+			c := &cp.changes[i]
 			if c.Action != ActionUpdate {
 				continue
 			}
 			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
 			if in, ok := pending[key]; ok {
 				if p.ledger {
-					cp.errs[i] = e.awaitingReview(in, c.ServiceName)
+					cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				} else {
-					cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID)
+					cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
 				}
-				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
 				continue
+			}
+			if cp.errs == nil {
+				// The senders set the errors of their writes.
+				cp.errs = make([]error, len(cp.changes))
 			}
 			j := &writeJob{cp: cp, i: i, c: c}
 			if l, ok := p.lines[key]; ok {
@@ -446,7 +447,8 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 		var laterHeld int
 		var firstErr, firstHint string
 		nErr := 0
-		for i, c := range cp.changes {
+		for i := range cp.changes {
+			c := &cp.changes[i]
 			switch c.Action {
 			case ActionUpdate:
 				// A dry run counts what it would update as updated, so
