@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -150,4 +151,51 @@ func TestEngine_Sync_chunkReadFailures(t *testing.T) {
 			t.Errorf("%d writes, want none", got)
 		}
 	})
+}
+
+// TestEngine_Sync_lastSuccessStaysStored checks that a customer that does
+// not succeed, or any customer in a dry run, keeps the LastSuccess stored
+// by an earlier pass, whether the pass reads the stored statuses one by one
+// (few customers) or all at once.
+func TestEngine_Sync_lastSuccessStaysStored(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, maxStatusReads + 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			h := chunkedTenant(t, n)
+			h.pol.MaxDecreasePercent = 50
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sync := func(at time.Time, o PassOptions) {
+				t.Helper()
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }})
+				if _, err := e.Sync(t.Context(), h.doc, o); err != nil {
+					t.Fatalf("Sync: %v", err)
+				}
+			}
+			first, second := etNow, etNow.Add(time.Hour)
+			sync(first, PassOptions{})
+			// The first customer's usage drops to 0: the decrease is held.
+			customers := h.doc.CustomerMappings
+			rows := []string{customers[0].CustomerID + "," + customers[0].CustomerName + ",CIXA-MSP,0"}
+			for _, cm := range customers[1:] {
+				rows = append(rows, cm.CustomerID+","+cm.CustomerName+",CIXA-MSP,2", cm.CustomerID+","+cm.CustomerName+",MDR,2")
+			}
+			h.writeUsage(rows...)
+			sync(second, PassOptions{})
+			sync(second.Add(time.Hour), PassOptions{DryRun: true})
+			for i, cm := range customers {
+				want := second
+				if i == 0 {
+					want = first
+				}
+				if cs := h.status(cm.CustomerID); !cs.LastSuccess.Equal(want) {
+					t.Errorf("%s (%s): last success %v, want %v", cm.CustomerID, cs.Result, cs.LastSuccess, want)
+				}
+			}
+		})
+	}
 }
