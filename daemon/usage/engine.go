@@ -157,18 +157,15 @@ func (o PassOptions) approves(serviceID string) bool {
 }
 
 // Change is one contract line in a pass: its current and desired quantity
-// and what the pass does (or, in a plan, would do) about it.
+// and what the pass does (or, in a plan, would do) about it. The customer's
+// and the service's fields are shared by the customer's and the service's
+// changes (ChangeCustomer and ChangeService, embedded so that their fields
+// read, and encode as JSON, as the Change's own): a pass holds a Change per
+// line, 96 bytes where the fields of its own would take 216.
 type Change struct {
-	Source       string `json:"source"`
-	CustomerID   string `json:"customer_id"`
-	CustomerName string `json:"customer_name,omitempty"`
-	CompanyID    string `json:"company_id"`
-	ContractID   string `json:"contract_id"`
-	ServiceID    string `json:"service_id"`
-	ServiceName  string `json:"service_name,omitempty"`
-	// Products are the source products whose usage adds up to Desired.
-	Products []string `json:"products"`
-	Current  int64    `json:"current"`
+	*ChangeCustomer
+	*ChangeService
+	Current int64 `json:"current"`
 	// CurrentKnown is false when the contract has no line for the service
 	// yet (Current is then 0) or it could not be read. For Kaseya BMS,
 	// whose lines cannot be read, Current is the quantity psa-syncd last
@@ -177,7 +174,7 @@ type Change struct {
 	// laterChange is set when the change is held because the line's units
 	// change again later in the billing month (not a decrease-guard hold).
 	// It sits next to CurrentKnown, and cancelled too, so that the three
-	// share a word: a pass holds a Change per line.
+	// share a word.
 	laterChange bool
 	// cancelled is set when the change is skipped because the pass was
 	// cancelled (not because the API budget reached the reserve).
@@ -189,6 +186,23 @@ type Change struct {
 	Action string `json:"action"`
 	// Reason explains the action, e.g. "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)".
 	Reason string `json:"reason"`
+}
+
+// ChangeCustomer is the customer of a Change: its mapping's fields.
+type ChangeCustomer struct {
+	Source       string `json:"source"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	CompanyID    string `json:"company_id"`
+	ContractID   string `json:"contract_id"`
+}
+
+// ChangeService is the PSA service of a Change's line.
+type ChangeService struct {
+	ServiceID   string `json:"service_id"`
+	ServiceName string `json:"service_name,omitempty"`
+	// Products are the source products whose usage adds up to Desired.
+	Products []string `json:"products"`
 }
 
 // Approvable reports whether c is held by the decrease guard, which a pass
@@ -377,6 +391,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		serviceIDs = append(serviceIDs, id)
 	}
 	slices.SortFunc(serviceIDs, compareIDs)
+	// Every change of a service shares its fields.
+	changeServices := make([]*ChangeService, len(serviceIDs))
+	for i, id := range serviceIDs {
+		changeServices[i] = &ChangeService{ServiceID: id, ServiceName: serviceNames[id], Products: services[id]}
+	}
 
 	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
 	sums := rep.Records
@@ -477,10 +496,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 			continue
 		}
 		first := len(p.plan.Changes)
-		for _, sid := range serviceIDs {
+		who := &ChangeCustomer{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID, ContractID: cm.ContractID}
+		for _, svc := range changeServices {
 			p.plan.Changes = append(p.plan.Changes, Change{})
 			c := &p.plan.Changes[len(p.plan.Changes)-1]
-			if !e.decide(c, cm, sid, serviceNames[sid], services[sid], usage[cm.CustomerID], cur.lines, p.ledger, missing, o.approves(sid), p.plan.EffectiveDate, reasons) {
+			if !e.decide(c, who, svc, usage[cm.CustomerID], cur.lines, p.ledger, missing, o.approves(svc.ServiceID), p.plan.EffectiveDate, reasons) {
 				p.plan.Changes = p.plan.Changes[:len(p.plan.Changes)-1]
 			}
 		}
@@ -759,25 +779,19 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes in c the change for one mapped service of one customer,
 // and returns false when there is nothing to report (no usage and no line).
-func (e *Engine) decide(c *Change, cm export.CustomerMapping, serviceID, serviceName string, products []string, usage []usedQuantity,
+func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usage []usedQuantity,
 	lines *lineIndex, ledger bool, missing string, approve bool, eff time.Time, reasons *reasons) bool {
-	line, lineOK := lines.get(psa.LineKey{ContractID: cm.ContractID, ServiceID: serviceID})
+	line, lineOK := lines.get(psa.LineKey{ContractID: who.ContractID, ServiceID: svc.ServiceID})
 	*c = Change{
-		Source:        cm.Source,
-		CustomerID:    cm.CustomerID,
-		CustomerName:  cm.CustomerName,
-		CompanyID:     cm.CompanyID,
-		ContractID:    cm.ContractID,
-		ServiceID:     serviceID,
-		ServiceName:   serviceName,
-		Products:      products,
-		Current:       line.Quantity,
-		CurrentKnown:  lineOK,
-		EffectiveDate: eff,
+		ChangeCustomer: who,
+		ChangeService:  svc,
+		Current:        line.Quantity,
+		CurrentKnown:   lineOK,
+		EffectiveDate:  eff,
 	}
 	// used holds the usage of the service's products, in their order.
 	used := reasons.used[:0]
-	for _, prod := range products {
+	for _, prod := range svc.Products {
 		if i, ok := slices.BinarySearchFunc(usage, prod, func(u usedQuantity, prod string) int { return strings.Compare(u.product, prod) }); ok {
 			used = append(used, usage[i])
 		}

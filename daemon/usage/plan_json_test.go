@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -16,13 +17,13 @@ func TestPlanWriteJSON(t *testing.T) {
 	t.Parallel()
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	change := func(id string, action string) Change {
-		return Change{Source: "file", CustomerID: id, CustomerName: "Acme <&> \"Co\"", CompanyID: "174", ContractID: "29684183",
-			ServiceID: "30000012", ServiceName: "Intercept X", Products: []string{"CIXA-MSP", "CIXA-SRV"}, Current: 40, CurrentKnown: true,
+		return Change{ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: id, CustomerName: "Acme <&> \"Co\"", CompanyID: "174", ContractID: "29684183"},
+			ChangeService: &ChangeService{ServiceID: "30000012", ServiceName: "Intercept X", Products: []string{"CIXA-MSP", "CIXA-SRV"}}, Current: 40, CurrentKnown: true,
 			Desired: 42, EffectiveDate: eff, Action: action, Reason: "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)\nchanges: null"}
 	}
 	full := Plan{
 		Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff.Add(time.Hour), Customers: 3, RunID: 7,
-		Changes: []Change{change("a", ActionUpdate), change("b", ActionUnchanged), {Source: "file", CustomerID: "c"}},
+		Changes: []Change{change("a", ActionUpdate), change("b", ActionUnchanged), {ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: "c"}, ChangeService: &ChangeService{}}},
 		Unmapped: Unmapped{Customers: []UnmappedCustomer{{CustomerID: "x", Products: []string{"P"}, Quantity: 1}}, Products: []UnmappedProduct{},
 			Unassigned: []source.Record{{Product: "P", Quantity: 3, Where: "usage.csv:4"}}},
 		Problems: []source.Problem{{Where: "usage.csv:9", Err: errors.New(`quantity "x" is not a whole number`)}},
@@ -47,5 +48,38 @@ func TestPlanWriteJSON(t *testing.T) {
 				t.Errorf("%s, prefix %q: WriteJSON wrote\n%s\nwant\n%s", name, prefix, got.Bytes(), want)
 			}
 		}
+	}
+}
+
+// TestChangeJSON checks that a Change, whose customer and service fields
+// are shared structs, encodes as the flat object it always was (same keys,
+// same order) and decodes back.
+func TestChangeJSON(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	c := Change{ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: "a", CustomerName: "Acme", CompanyID: "174", ContractID: "29684183"},
+		ChangeService: &ChangeService{ServiceID: "30000012", ServiceName: "Intercept X", Products: []string{"CIXA-MSP"}},
+		Current:       40, CurrentKnown: true, Desired: 42, EffectiveDate: eff, Action: ActionUpdate, Reason: "usage 42 (CIXA-MSP 42)"}
+	want := `{"source":"file","customer_id":"a","customer_name":"Acme","company_id":"174","contract_id":"29684183",` +
+		`"service_id":"30000012","service_name":"Intercept X","products":["CIXA-MSP"],"current":40,"current_known":true,` +
+		`"desired":42,"effective_date":"2026-11-01T00:00:00Z","action":"update","reason":"usage 42 (CIXA-MSP 42)"}`
+	got, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("Change encodes as\n%s\nwant\n%s", got, want)
+	}
+	var back Change
+	if err := json.Unmarshal([]byte(want), &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, c) {
+		t.Errorf("decoded %+v, want %+v", back, c)
+	}
+	// The names left out when empty stay left out.
+	c.CustomerName, c.ServiceName = "", ""
+	if got, _ := json.Marshal(c); bytes.Contains(got, []byte("_name")) {
+		t.Errorf("Change without names encodes as %s", got)
 	}
 }
