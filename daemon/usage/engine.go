@@ -287,7 +287,8 @@ type Result struct {
 
 // customerPass is the working state of one customer in a pass.
 type customerPass struct {
-	m export.CustomerMapping
+	// m points into the export (a pass does not copy 20,000 mappings).
+	m *export.CustomerMapping
 	// changes are the customer's nChanges changes, in the plan's (set
 	// once the plan's changes stop growing).
 	changes  []Change
@@ -492,7 +493,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		cm := cp.m
 		if err := cur.errs[cm.ContractID]; err != nil {
-			cp.hint, cp.err = e.readProblem(err, cm)
+			cp.hint, cp.err = e.readProblem(err, *cm)
 			continue
 		}
 		first := len(p.plan.Changes)
@@ -652,11 +653,11 @@ func (r rivals) line(contract, service string) (string, bool) {
 	return "", false
 }
 
-// selectCustomers returns the customer mappings a pass covers: those of the
-// engine's source with usage sync on, limited to o.Customer when set. A pass
-// for one customer that cannot be synced is an error, raised before any
-// request is made or any run is recorded.
-func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.CustomerMapping, error) {
+// selectCustomers returns the customer mappings a pass covers, pointing
+// into doc: those of the engine's source with usage sync on, limited to
+// o.Customer when set. A pass for one customer that cannot be synced is an
+// error, raised before any request is made or any run is recorded.
+func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]*export.CustomerMapping, error) {
 	if doc == nil {
 		return nil, errors.New("daemon: no mapping export")
 	}
@@ -664,8 +665,9 @@ func (e *Engine) selectCustomers(doc *export.Document, o PassOptions) ([]export.
 		return nil, errors.New("daemon: no usage source configured")
 	}
 	srcName := e.src.Name()
-	var mappings []export.CustomerMapping
-	for _, cm := range doc.CustomerMappings {
+	var mappings []*export.CustomerMapping
+	for i := range doc.CustomerMappings {
+		cm := &doc.CustomerMappings[i]
 		if cm.Source != srcName || !cm.UsageSync {
 			continue
 		}

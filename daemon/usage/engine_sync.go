@@ -442,7 +442,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 	// keep lists the customers whose stored LastSuccess stays.
 	var keep []customerKey
 	for _, cp := range p.customers {
-		cm := cp.m
+		cm := *cp.m
 		cs := state.CustomerStatus{
 			Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
 			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
