@@ -37,7 +37,8 @@ func (p *Plan) WriteJSON(w io.Writer, prefix, indent string) error {
 }
 
 // writeChanges writes changes as an indented JSON array whose brackets are
-// at prefix.
+// at prefix. One encoder, whose buffers are reused from change to change,
+// encodes them: json.MarshalIndent would allocate two buffers a change.
 func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 	switch {
 	case changes == nil:
@@ -47,16 +48,21 @@ func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 		_, err := io.WriteString(w, "[]")
 		return err
 	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent(prefix+indent, indent)
 	sep := "[\n" + prefix + indent
 	for i := range changes {
-		b, err := json.MarshalIndent(&changes[i], prefix+indent, indent)
-		if err != nil {
+		buf.Reset()
+		if err := enc.Encode(&changes[i]); err != nil {
 			return err
 		}
 		if _, err := io.WriteString(w, sep); err != nil {
 			return err
 		}
-		if _, err := w.Write(b); err != nil {
+		// Encode ends the value with a newline, which MarshalIndent does
+		// not.
+		if _, err := w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))); err != nil {
 			return err
 		}
 		sep = ",\n" + prefix + indent
