@@ -439,6 +439,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 	counts := map[string]int{}
 	now := e.now().UTC()
 	out := make([]state.CustomerStatus, 0, len(p.customers))
+	run := strconv.FormatInt(runID, 10) // one string for every status
 	// keep lists the customers whose stored LastSuccess stays.
 	var keep []customerKey
 	for _, cp := range p.customers {
@@ -446,7 +447,7 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 		cs := state.CustomerStatus{
 			Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
 			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
-			LastAttempt: now, RunID: strconv.FormatInt(runID, 10),
+			LastAttempt: now, RunID: run,
 		}
 		var skipped, cancelled int
 		var laterHeld int
