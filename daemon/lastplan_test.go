@@ -18,8 +18,9 @@ func TestStoredPlanJSON(t *testing.T) {
 	t.Parallel()
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	p := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff, Customers: 1, RunID: 3,
-		Changes: []usage.Change{{Source: "file", CustomerID: "acme", ContractID: "1", ServiceID: "2", Products: []string{"P"},
-			Current: 1, CurrentKnown: true, Desired: 2, EffectiveDate: eff, Action: usage.ActionUpdate, Reason: "usage 2 (P 2)"}},
+		Changes: []usage.Change{{ChangeCustomer: &usage.ChangeCustomer{Source: "file", CustomerID: "acme", ContractID: "1"},
+			ChangeService: &usage.ChangeService{ServiceID: "2", Products: []string{"P"}},
+			Current:       1, CurrentKnown: true, Desired: 2, EffectiveDate: eff, Action: usage.ActionUpdate, Reason: "usage 2 (P 2)"}},
 		Unmapped: usage.Unmapped{Customers: []usage.UnmappedCustomer{}, Products: []usage.UnmappedProduct{}, Unassigned: []source.Record{}},
 	}
 	want := storedPlan{Customer: "acme", Plan: p}

@@ -274,9 +274,17 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		propBy[keyOf(ch)] = ch
 	}
 	onC, onP := integrationOn(c.current), integrationOn(c.proposed)
+	// A line missing from one plan compares as a change with empty
+	// customer and service fields (a Change shares them by pointer).
+	lineOf := func(by map[lineKey]usage.Change, k lineKey) (usage.Change, bool) {
+		if ch, ok := by[k]; ok {
+			return ch, true
+		}
+		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, false
+	}
 	for _, k := range keys {
-		cc, inC := curBy[k]
-		cp, inP := propBy[k]
+		cc, inC := lineOf(curBy, k)
+		cp, inP := lineOf(propBy, k)
 		either := cc
 		if !inC {
 			either = cp

@@ -27,7 +27,7 @@ const contractCheckConcurrency = 4
 
 // updates reports whether cp has a line to write.
 func (cp *customerPass) updates() bool {
-	return slices.ContainsFunc(cp.changes, func(c *Change) bool { return c.Action == ActionUpdate })
+	return slices.ContainsFunc(cp.changes, func(c Change) bool { return c.Action == ActionUpdate })
 }
 
 // checkContracts verifies, before anything is written to them, the
@@ -62,7 +62,7 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, record
 	var todo []*customerPass
 	var lookup []string
 	for _, cp := range cps {
-		if c, ok := known[cp.m.ContractID]; ok && stillVerified(c, cp.m, now) {
+		if c, ok := known[cp.m.ContractID]; ok && stillVerified(c, *cp.m, now) {
 			continue
 		}
 		todo = append(todo, cp)
@@ -78,7 +78,7 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, record
 	for _, cp := range todo {
 		id := cp.m.ContractID
 		ct := found[id]
-		cp.hint, cp.err = e.checkContract(cp.m, ct, errs[id])
+		cp.hint, cp.err = e.checkContract(*cp.m, ct, errs[id])
 		if ct != nil && !slices.ContainsFunc(checks, func(c state.ContractCheck) bool { return c.ContractID == id }) {
 			checks = append(checks, state.ContractCheck{System: sys, ContractID: id, CompanyID: ct.CompanyID, Status: ct.Status,
 				Type: ct.Type, Active: ct.Active, Recurring: ct.Recurring, CheckedAt: now.UTC()})
@@ -195,9 +195,9 @@ func (e *Engine) checkWrites(ctx context.Context, customers []*customerPass) {
 			continue
 		}
 		if err != nil {
-			cp.hint, cp.err = e.readProblem(err, cp.m)
+			cp.hint, cp.err = e.readProblem(err, *cp.m)
 		} else if r := refused[cp.m.ContractID]; r != nil {
-			cp.hint, cp.err = e.readProblem(&contractError{err: r}, cp.m)
+			cp.hint, cp.err = e.readProblem(&contractError{err: r}, *cp.m)
 		}
 	}
 }

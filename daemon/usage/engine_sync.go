@@ -132,7 +132,12 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	if !dry {
 		e.recordRun(run, started, counts)
-		e.recordCustomers(doc)
+		if o.Customer == "" {
+			// The pass covered every customer that counts.
+			e.recordCustomers(doc, statuses)
+		} else {
+			e.recordCustomers(doc, nil)
+		}
 	}
 	log.Log(ctx, ResultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
 		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,
@@ -211,22 +216,23 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 		if cp.err != nil {
 			continue
 		}
-		if len(cp.errs) != len(cp.changes) {
-			cp.errs = make([]error, len(cp.changes))
-		}
-		for i, c := range cp.changes {
+		for i := range cp.changes {
+			c := &cp.changes[i]
 			if c.Action != ActionUpdate {
 				continue
 			}
 			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
 			if in, ok := pending[key]; ok {
 				if p.ledger {
-					cp.errs[i] = e.awaitingReview(in, c.ServiceName)
+					cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				} else {
-					cp.errs[i] = fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID)
+					cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
 				}
-				c.Action, c.Reason = ActionFailed, cp.errs[i].Error()
 				continue
+			}
+			if cp.errs == nil {
+				// The senders set the errors of their writes.
+				cp.errs = make([]error, len(cp.changes))
 			}
 			j := &writeJob{cp: cp, i: i, c: c}
 			if l, ok := p.lines[key]; ok {
@@ -454,20 +460,22 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 	counts := map[string]int{}
 	now := e.now().UTC()
 	out := make([]state.CustomerStatus, 0, len(p.customers))
-	lastSuccess := e.lastSuccesses(p)
+	run := strconv.FormatInt(runID, 10) // one string for every status
+	// keep lists the customers whose stored LastSuccess stays.
+	var keep []customerKey
 	for _, cp := range p.customers {
-		cm := cp.m
+		cm := *cp.m
 		cs := state.CustomerStatus{
 			Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
 			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
-			LastAttempt: now, RunID: strconv.FormatInt(runID, 10),
+			LastAttempt: now, RunID: run,
 		}
-		cs.LastSuccess = lastSuccess[customerKey{cm.Source, cm.CustomerID}]
 		var skipped, cancelled int
 		var laterHeld int
 		var firstErr, firstHint string
 		nErr := 0
-		for i, c := range cp.changes {
+		for i := range cp.changes {
+			c := &cp.changes[i]
 			switch c.Action {
 			case ActionUpdate:
 				// A dry run counts what it would update as updated, so
@@ -539,11 +547,22 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 				cs.LastSuccess = now
 			}
 		}
+		if cs.LastSuccess.IsZero() {
+			keep = append(keep, customerKey{cm.Source, cm.CustomerID})
+		}
 		counts[LineUpdated] += cs.Updated
 		counts[LineUnchanged] += cs.Unchanged
 		counts[LineHeld] += cs.Held
 		counts[LineFailed] += cs.Failed
 		out = append(out, cs)
+	}
+	if lastSuccess := e.lastSuccesses(keep); len(lastSuccess) > 0 {
+		for i := range out {
+			cs := &out[i]
+			if cs.LastSuccess.IsZero() {
+				cs.LastSuccess = lastSuccess[customerKey{cs.Source, cs.CustomerID}]
+			}
+		}
 	}
 	return out, counts
 }
@@ -551,37 +570,47 @@ func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatu
 // customerKey is a customer mapping's key.
 type customerKey struct{ source, customer string }
 
-// lastSuccesses returns the stored LastSuccess of the customers of p, read
-// in one query.
-func (e *Engine) lastSuccesses(p *pass) map[customerKey]time.Time {
-	out := make(map[customerKey]time.Time, len(p.customers))
-	if len(p.customers) == 0 {
+// maxStatusReads is how many stored customer statuses lastSuccesses reads
+// one by one; for more it reads them all in one query.
+const maxStatusReads = 20
+
+// lastSuccesses returns the stored LastSuccess of the customers keys. A
+// pass needs it only for the customers that do not succeed (or all, in a
+// dry run), so that at 20,000 customers a pass in which every one
+// succeeds reads none.
+func (e *Engine) lastSuccesses(keys []customerKey) map[customerKey]time.Time {
+	out := make(map[customerKey]time.Time, len(keys))
+	if len(keys) == 0 {
 		return out
 	}
-	want := make(map[customerKey]bool, len(p.customers))
-	for _, cp := range p.customers {
-		want[customerKey{cp.m.Source, cp.m.CustomerID}] = true
-	}
-	var all []state.CustomerStatus
 	var err error
-	if len(p.customers) == 1 { // sync now for one customer
-		m := p.customers[0].m
-		var cs state.CustomerStatus
-		var ok bool
-		if cs, ok, err = e.db.CustomerStatus(m.Source, m.CustomerID); ok {
-			all = append(all, cs)
+	if len(keys) <= maxStatusReads {
+		for _, k := range keys {
+			var cs state.CustomerStatus
+			var ok bool
+			if cs, ok, err = e.db.CustomerStatus(k.source, k.customer); err != nil {
+				break
+			} else if ok {
+				out[k] = cs.LastSuccess
+			}
 		}
 	} else {
-		all, err = e.db.CustomerStatuses()
+		want := make(map[customerKey]bool, len(keys))
+		for _, k := range keys {
+			want[k] = true
+		}
+		var all []state.CustomerStatus
+		if all, err = e.db.CustomerStatuses(); err == nil {
+			for _, cs := range all {
+				if k := (customerKey{cs.Source, cs.CustomerID}); want[k] {
+					out[k] = cs.LastSuccess
+				}
+			}
+		}
 	}
 	if err != nil {
 		e.logger.Warn("Could not read the stored customer statuses; last success times restart from this pass", "err", err)
-		return out
-	}
-	for _, cs := range all {
-		if k := (customerKey{cs.Source, cs.CustomerID}); want[k] {
-			out[k] = cs.LastSuccess
-		}
+		return map[customerKey]time.Time{}
 	}
 	return out
 }
@@ -694,22 +723,28 @@ func (e *Engine) setUnmapped(u Unmapped) {
 
 // recordCustomers sets the customers gauge from the stored statuses of the
 // customers that the export still maps with usage sync on, so a customer
-// whose mapping is removed stops counting (and its alert clears).
-func (e *Engine) recordCustomers(doc *export.Document) {
+// whose mapping is removed stops counting (and its alert clears). passed,
+// when not nil, holds the statuses a pass over all those customers has
+// just stored: they are used instead of reading them back.
+func (e *Engine) recordCustomers(doc *export.Document, passed []state.CustomerStatus) {
 	m := e.metrics
 	if m == nil {
 		return
 	}
-	all, err := e.db.CustomerStatuses()
-	if err != nil {
-		e.logger.Error("Could not read customer statuses for metrics", "err", err)
-		return
-	}
 	type key struct{ source, customer string }
-	syncing := make(map[key]bool, len(doc.CustomerMappings))
-	for _, cm := range doc.CustomerMappings {
-		if cm.UsageSync && (e.src == nil || cm.Source == e.src.Name()) {
-			syncing[key{cm.Source, cm.CustomerID}] = true
+	all := passed
+	var syncing map[key]bool
+	if all == nil {
+		var err error
+		if all, err = e.db.CustomerStatuses(); err != nil {
+			e.logger.Error("Could not read customer statuses for metrics", "err", err)
+			return
+		}
+		syncing = make(map[key]bool, len(doc.CustomerMappings))
+		for _, cm := range doc.CustomerMappings {
+			if cm.UsageSync && (e.src == nil || cm.Source == e.src.Name()) {
+				syncing[key{cm.Source, cm.CustomerID}] = true
+			}
 		}
 	}
 	counts := map[string]int{}
@@ -721,7 +756,7 @@ func (e *Engine) recordCustomers(doc *export.Document) {
 	since := map[string]time.Time{}
 	var oldest time.Time
 	for _, cs := range all {
-		if !syncing[key{cs.Source, cs.CustomerID}] {
+		if syncing != nil && !syncing[key{cs.Source, cs.CustomerID}] {
 			continue
 		}
 		r := cs.Result
@@ -817,7 +852,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		e.setUnmapped(rep.Unmapped)
 	}
 	if doc != nil {
-		e.recordCustomers(doc)
+		e.recordCustomers(doc, nil)
 	}
 	return nil
 }

@@ -93,38 +93,43 @@ func appendChange(b []byte, c *Change, prefix, indent string) ([]byte, error) {
 		key(k)
 		b = appendJSONString(b, v)
 	}
-	str("source", c.Source)
-	str("customer_id", c.CustomerID)
-	if c.CustomerName != "" {
-		str("customer_name", c.CustomerName)
+	// encoding/json leaves out the fields of a nil embedded pointer.
+	if cu := c.ChangeCustomer; cu != nil {
+		str("source", cu.Source)
+		str("customer_id", cu.CustomerID)
+		if cu.CustomerName != "" {
+			str("customer_name", cu.CustomerName)
+		}
+		str("company_id", cu.CompanyID)
+		str("contract_id", cu.ContractID)
 	}
-	str("company_id", c.CompanyID)
-	str("contract_id", c.ContractID)
-	str("service_id", c.ServiceID)
-	if c.ServiceName != "" {
-		str("service_name", c.ServiceName)
-	}
-	key("products")
-	switch {
-	case c.Products == nil:
-		b = append(b, "null"...)
-	case len(c.Products) == 0:
-		b = append(b, "[]"...)
-	default:
-		for i, p := range c.Products {
-			if i == 0 {
-				b = append(b, '[')
-			} else {
-				b = append(b, ',')
+	if sv := c.ChangeService; sv != nil {
+		str("service_id", sv.ServiceID)
+		if sv.ServiceName != "" {
+			str("service_name", sv.ServiceName)
+		}
+		key("products")
+		switch {
+		case sv.Products == nil:
+			b = append(b, "null"...)
+		case len(sv.Products) == 0:
+			b = append(b, "[]"...)
+		default:
+			for i, p := range sv.Products {
+				if i == 0 {
+					b = append(b, '[')
+				} else {
+					b = append(b, ',')
+				}
+				b = append(b, '\n')
+				b = append(b, in...)
+				b = append(b, indent...)
+				b = appendJSONString(b, p)
 			}
 			b = append(b, '\n')
 			b = append(b, in...)
-			b = append(b, indent...)
-			b = appendJSONString(b, p)
+			b = append(b, ']')
 		}
-		b = append(b, '\n')
-		b = append(b, in...)
-		b = append(b, ']')
 	}
 	key("current")
 	b = strconv.AppendInt(b, c.Current, 10)

@@ -32,7 +32,10 @@ var version string
 // empty the vcs.revision that `go build -buildvcs` stamps is used.
 var revision string
 
-func main() { os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
+func main() {
+	setMemoryLimit(os.Getenv)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
 
 // command is one psa-syncd subcommand.
 type command struct {
@@ -95,6 +98,9 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' for the flags of a command. Flags take one or two dashes.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Environment:")
+	fmt.Fprintf(w, "  GOMEMLIMIT  soft memory limit of the Go runtime (default %dMiB; e.g. 200MiB, or off)\n", defaultMemoryLimit>>20)
 }
 
 // newFlagSet returns a FlagSet for a subcommand whose --help prints the

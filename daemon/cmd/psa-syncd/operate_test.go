@@ -115,7 +115,15 @@ func runBinary(t *testing.T, args ...string) (int, string, string) {
 // checked for repeated keys. The process is killed at the end of the test.
 func startDaemon(t *testing.T, cfgPath string) string {
 	t.Helper()
+	return startDaemonEnv(t, cfgPath, nil)
+}
+
+// startDaemonEnv is startDaemon with the process's environment env (nil:
+// the test's).
+func startDaemonEnv(t *testing.T, cfgPath string, env []string) string {
+	t.Helper()
 	cmd := exec.Command(binary, "run", "-config.file", cfgPath, "-web.listen-address", "127.0.0.1:0", "-log.format", "json")
+	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

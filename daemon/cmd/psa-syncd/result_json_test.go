@@ -20,6 +20,7 @@ func TestWriteResultJSON(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 11, 30, 22, 0, 0, 0, time.UTC)
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	acme := &usage.ChangeCustomer{Source: "file", CustomerID: "acme", CustomerName: "Acme <&>", ContractID: "1"}
 	res := &usage.Result{
 		Run: state.Run{ID: 7, Trigger: usage.TriggerCLI, Started: at, Finished: at.Add(time.Second), Result: state.RunPartial,
 			Error: "1 of 2 customers failed", Updated: 1, Unchanged: 1, Failed: 1, Period: "2026-11", Customers: 2},
@@ -31,9 +32,9 @@ func TestWriteResultJSON(t *testing.T) {
 		},
 		Plan: &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: at, Customers: 2,
 			Changes: []usage.Change{
-				{Source: "file", CustomerID: "acme", CustomerName: "Acme <&>", ContractID: "1", ServiceID: "30", Products: []string{"P1", "P2"},
+				{ChangeCustomer: acme, ChangeService: &usage.ChangeService{ServiceID: "30", Products: []string{"P1", "P2"}},
 					Current: 3, CurrentKnown: true, Desired: 5, EffectiveDate: eff, Action: usage.ActionUpdate, Reason: "usage 5 (P1 3 + P2 2)"},
-				{Source: "file", CustomerID: "acme", CustomerName: "Acme <&>", ContractID: "1", ServiceID: "31", Products: []string{"P3"},
+				{ChangeCustomer: acme, ChangeService: &usage.ChangeService{ServiceID: "31", Products: []string{"P3"}},
 					Current: 1, CurrentKnown: true, Desired: 1, EffectiveDate: eff, Action: usage.ActionUnchanged, Reason: "usage 1 (P3 1)"},
 			},
 			Unmapped: usage.Unmapped{Customers: []usage.UnmappedCustomer{}, Products: []usage.UnmappedProduct{}, Unassigned: []source.Record{}},

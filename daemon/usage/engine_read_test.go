@@ -1,0 +1,201 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// recordingReads records the contract ids of every ReadLines call and fails
+// the calls that fail says to.
+type recordingReads struct {
+	psa.Backend
+	fail func(call int, ids []string) error
+
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (b *recordingReads) ReadLines(ctx context.Context, ids []string, asOf time.Time) ([]psa.ContractLine, error) {
+	b.mu.Lock()
+	b.calls = append(b.calls, slices.Clone(ids))
+	call := len(b.calls) - 1
+	b.mu.Unlock()
+	if b.fail != nil {
+		if err := b.fail(call, ids); err != nil {
+			return nil, err
+		}
+	}
+	return b.Backend.ReadLines(ctx, ids, asOf)
+}
+
+// chunkedTenant gives the Autotask harness n customers, each with its own
+// contract holding both services at 1 unit, and usage of 2 units for
+// each, so that every line changes.
+func chunkedTenant(t *testing.T, n int) *sysHarness {
+	h := newSysHarness(t, psa.SystemAutotask)
+	at := h.sim.Autotask()
+	customers := h.manyCustomers(n, func(i int) (string, string) {
+		company := at.AddCompany(fmt.Sprintf("Customer %04d", i))
+		contract := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
+		for _, svc := range []string{h.svcIntercept, h.svcMDR} {
+			at.SetUnits(contract, mustParse(t, svc), 1, etPeriodDay)
+		}
+		return etID(company), etID(contract)
+	})
+	rows := make([]string, 0, 2*n)
+	for _, cm := range customers {
+		rows = append(rows, cm.CustomerID+","+cm.CustomerName+",CIXA-MSP,2", cm.CustomerID+","+cm.CustomerName+",MDR,2")
+	}
+	h.writeUsage(rows...)
+	return h
+}
+
+// TestEngine_Plan_readsContractsInChunks checks that a pass reads the lines
+// of its contracts in chunks of readChunk, in the order it decides the
+// customers, each contract once, and decides every line of every chunk.
+func TestEngine_Plan_readsContractsInChunks(t *testing.T) {
+	t.Parallel()
+	const n = 2*readChunk + 101
+	h := chunkedTenant(t, n)
+	rec := &recordingReads{Backend: h.be}
+	h.be = rec
+	h.sim.ResetRequests()
+
+	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	// The customers are named in the order of their ids, so the order they
+	// are decided in is that of the export. The chunks are read at once,
+	// so the calls may come in any order.
+	var want []string
+	for _, cm := range h.doc.CustomerMappings {
+		want = append(want, cm.ContractID)
+	}
+	slices.SortFunc(rec.calls, func(a, b []string) int { return slices.Index(want, a[0]) - slices.Index(want, b[0]) })
+	var sizes []int
+	var order []string
+	for _, ids := range rec.calls {
+		sizes = append(sizes, len(ids))
+		order = append(order, ids...)
+	}
+	if want := []int{readChunk, readChunk, 101}; !slices.Equal(sizes, want) {
+		t.Errorf("ReadLines calls read %v contracts, want %v", sizes, want)
+	}
+	if !slices.Equal(order, want) {
+		t.Errorf("the chunks read are not the contracts in the order the customers are decided in")
+	}
+	// Autotask answers 500 unit rows a page: the chunks cost no page more
+	// than one read of every contract would.
+	if got, bound := len(h.sim.Requests()), (2*n+499)/500+2; got > bound {
+		t.Errorf("%d requests, want at most %d", got, bound)
+	}
+	if len(p.Changes) != 2*n {
+		t.Fatalf("%d changes, want %d", len(p.Changes), 2*n)
+	}
+	for _, c := range p.Changes {
+		if c.Action != ActionUpdate || !c.CurrentKnown || c.Current != 1 || c.Desired != 2 {
+			t.Fatalf("change %+v, want an update of a known line from 1 to 2", c)
+		}
+	}
+}
+
+// TestEngine_Sync_chunkReadFailures checks that a contract whose read fails
+// in a later chunk fails only its customer, and that a failure of the PSA
+// as a whole fails the contracts of every chunk without reading them.
+func TestEngine_Sync_chunkReadFailures(t *testing.T) {
+	t.Parallel()
+	const n = readChunk + 50
+	t.Run("bad contract", func(t *testing.T) {
+		t.Parallel()
+		h := chunkedTenant(t, n)
+		bad := h.doc.CustomerMappings[readChunk+7]
+		bad.ContractID = "C-17"
+		h.doc.PutCustomer(bad)
+		res := h.sync(PassOptions{})
+		if res.Run.Result != state.RunPartial || res.Run.Updated != 2*(n-1) {
+			t.Errorf("run = %+v, want partial with %d lines updated", res.Run, 2*(n-1))
+		}
+		if cs := h.status(bad.CustomerID); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "C-17") {
+			t.Errorf("status of %s = %+v, want failed on contract C-17", bad.CustomerID, cs)
+		}
+		if got := h.writes(); got != 2*(n-1) {
+			t.Errorf("%d writes, want %d", got, 2*(n-1))
+		}
+	})
+	t.Run("PSA down", func(t *testing.T) {
+		t.Parallel()
+		h := chunkedTenant(t, n)
+		rec := &recordingReads{Backend: h.be, fail: func(int, []string) error {
+			return fmt.Errorf("autotask: reading contract service units: %w", &psa.RateLimitError{System: psa.SystemAutotask, Hourly: true})
+		}}
+		h.be = rec
+		res := h.sync(PassOptions{})
+		if res.Run.Result != state.RunFailure || res.Run.Failed != n {
+			t.Errorf("run = %+v, want failure with %d customers failed", res.Run, n)
+		}
+		if len(rec.calls) != 1 {
+			t.Errorf("%d ReadLines calls, want 1: the chunks after a failure of the whole PSA are not read", len(rec.calls))
+		}
+		if got := h.writes(); got != 0 {
+			t.Errorf("%d writes, want none", got)
+		}
+	})
+}
+
+// TestEngine_Sync_lastSuccessStaysStored checks that a customer that does
+// not succeed, or any customer in a dry run, keeps the LastSuccess stored
+// by an earlier pass, whether the pass reads the stored statuses one by one
+// (few customers) or all at once.
+func TestEngine_Sync_lastSuccessStaysStored(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{3, maxStatusReads + 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			t.Parallel()
+			h := chunkedTenant(t, n)
+			h.pol.MaxDecreasePercent = 50
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sync := func(at time.Time, o PassOptions) {
+				t.Helper()
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }})
+				if _, err := e.Sync(t.Context(), h.doc, o); err != nil {
+					t.Fatalf("Sync: %v", err)
+				}
+			}
+			first, second := etNow, etNow.Add(time.Hour)
+			sync(first, PassOptions{})
+			// The first customer's usage drops to 0: the decrease is held.
+			customers := h.doc.CustomerMappings
+			rows := []string{customers[0].CustomerID + "," + customers[0].CustomerName + ",CIXA-MSP,0"}
+			for _, cm := range customers[1:] {
+				rows = append(rows, cm.CustomerID+","+cm.CustomerName+",CIXA-MSP,2", cm.CustomerID+","+cm.CustomerName+",MDR,2")
+			}
+			h.writeUsage(rows...)
+			sync(second, PassOptions{})
+			sync(second.Add(time.Hour), PassOptions{DryRun: true})
+			for i, cm := range customers {
+				want := second
+				if i == 0 {
+					want = first
+				}
+				if cs := h.status(cm.CustomerID); !cs.LastSuccess.Equal(want) {
+					t.Errorf("%s (%s): last success %v, want %v", cm.CustomerID, cs.Result, cs.LastSuccess, want)
+				}
+			}
+		})
+	}
+}
