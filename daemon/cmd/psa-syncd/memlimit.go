@@ -10,9 +10,9 @@ import (
 // it collect sooner once the process's Go memory nears 60 MiB, so that a
 // pass over 100,000 contract lines (some 30 MB live) stays under 100 MiB
 // resident. A process whose live heap is well below the limit never
-// collects more often for it, and one whose live heap exceeds it (a larger
-// tenant) spends at most about half its CPU on collections, as the runtime
-// bounds it, rather than growing without bound. GOMEMLIMIT (for example
+// collects more often for it; one whose live heap exceeds it (a larger
+// tenant) collects often, up to the half of its CPU the runtime allows for
+// it, and should be given a higher limit. GOMEMLIMIT (for example
 // GOMEMLIMIT=200MiB, or off for none) overrides it.
 const defaultMemoryLimit = 60 << 20
 
