@@ -219,11 +219,61 @@ func (d *Document) Encode() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(c); err != nil {
 		return nil, fmt.Errorf("export: encoding: %w", err)
 	}
-	return buf.Bytes(), nil
+	compact := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	out := indent(make([]byte, 0, 2*len(compact)), compact)
+	return append(out, '\n'), nil
+}
+
+// indent appends src, compact JSON as encoding/json writes it, to dst with
+// two-space indentation: the bytes json.Indent(dst, src, "", "  ") writes.
+// The export is written on every commit of an apply, and json.Indent's
+// byte-by-byte scanner was most of the time an encoding took.
+func indent(dst, src []byte) []byte {
+	depth := 0
+	newline := func() {
+		dst = append(dst, '\n')
+		for range depth {
+			dst = append(dst, "  "...)
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '"':
+			end := i + 1
+			for end < len(src) && src[end] != '"' {
+				if src[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			dst = append(dst, src[i:min(end+1, len(src))]...)
+			i = end
+		case '{', '[':
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst = append(dst, c, src[i+1])
+				i++
+				continue
+			}
+			dst = append(dst, c)
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, c, ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // contentEqual reports whether a and b hold the same settings and mappings,
