@@ -212,10 +212,10 @@ func compareCustomers(a, b CustomerMapping) int {
 // equal bytes, so the file diffs well in reviews. UpdatedAt is written in
 // UTC. Encode does not validate and does not modify d.
 func (d *Document) Encode() ([]byte, error) {
-	c := d.Clone()
+	c := *d // the mappings are copied only to be sorted
 	c.UpdatedAt = c.UpdatedAt.UTC()
-	slices.SortStableFunc(c.ProductMappings, compareProducts)
-	slices.SortStableFunc(c.CustomerMappings, compareCustomers)
+	c.ProductMappings = sortedCopy(c.ProductMappings, compareProducts)
+	c.CustomerMappings = sortedCopy(c.CustomerMappings, compareCustomers)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -225,6 +225,17 @@ func (d *Document) Encode() ([]byte, error) {
 	compact := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	out := indent(make([]byte, 0, 2*len(compact)), compact)
 	return append(out, '\n'), nil
+}
+
+// sortedCopy returns s sorted by compare, stably: s itself when it is
+// sorted already, as the mappings of a decoded export are.
+func sortedCopy[T any](s []T, compare func(a, b T) int) []T {
+	if slices.IsSortedFunc(s, compare) {
+		return s
+	}
+	s = slices.Clone(s)
+	slices.SortStableFunc(s, compare)
+	return s
 }
 
 // indent appends src, compact JSON as encoding/json writes it, to dst with
