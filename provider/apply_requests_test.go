@@ -19,7 +19,8 @@ import (
 // checks of the customer mappings cost, in each of the two provider
 // processes (plan, apply), the first batch by id and then the list of the
 // tenant's contracts (see listAfter), which Autotask and ConnectWise count
-// first; the rest is a constant of metadata and sign-in.
+// first, or the list alone where reading the first batch by id costs more;
+// the rest is a constant of metadata and sign-in.
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
@@ -36,13 +37,13 @@ var applyRequestLimits = map[psa.System]map[string]int{
 		"GET /v4_6_release/apis/3.0/finance/agreements/count": 2,
 	},
 	// Kaseya BMS reads one contract with three requests (it has no GET of a
-	// contract), and a first batch holds at most Terraform's ten; the list
-	// is one contract lookup and the summary and account lookup, paged.
+	// contract), so its first batch is the list already: one contract
+	// lookup and one page each of the summary and the account lookup.
 	psa.SystemKaseyaBMS: {
 		"POST /v2/admin/finance/services/services": applyServices,
-		"GET /v2/finance/contracts/lookup":         2 * (batchFull + 1),
-		"GET /v2/finance/contracts/summary":        2 * (batchFull + 1),
-		"GET /v2/crm/accounts/lookup":              2 * (batchFull + 1),
+		"GET /v2/finance/contracts/lookup":         2,
+		"GET /v2/finance/contracts/summary":        2,
+		"GET /v2/crm/accounts/lookup":              2,
 		"POST /v2/security/authenticate":           2,
 	},
 }

@@ -42,8 +42,9 @@ func benchEnvInt(name string, def int) int {
 // the provider binary against a simulator answering after benchLatency:
 // `terraform apply` creating benchServices psa_service resources and
 // benchMappings product and customer mappings, then a refresh plan of them.
-// The floor is the same commands on as many terraform_data resources. It
-// prints, per PSA and command, the median of benchRuns runs:
+// The floor is the same commands on the same configuration with
+// terraform_data in place of each psa_ resource (floorConfig). It prints,
+// per PSA and command, the median of benchRuns runs:
 //
 //	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R cpu=Xs floor_cpu=Ys cpu_ratio=R
 //
@@ -79,10 +80,11 @@ func BenchmarkProvider(b *testing.B) {
 				var wall, floor, cpu, floorCPU [2][]time.Duration // apply, plan
 				var requests [2][]int
 				for range benchRuns {
-					f := newBenchDir(b, floorConfig(resources), nil)
 					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
 						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
-					p := newBenchDir(b, benchRequiredProviders+productConfig(e, benchServices, benchMappings), e.sim)
+					customers := seedCustomers(e, benchMappings/2)
+					f := newBenchDir(b, floorConfig(customers, benchServices, benchMappings), nil)
+					p := newBenchDir(b, benchRequiredProviders+e.providerConfig()+mappingsConfig(customers, benchServices, benchMappings), e.sim)
 					for i, args := range benchCommands {
 						fr, pr := f.run(b, tf, cliConfig, args), p.run(b, tf, cliConfig, args)
 						floor[i], floorCPU[i] = append(floor[i], fr.wall), append(floorCPU[i], fr.cpu)
@@ -159,13 +161,30 @@ func (d benchDir) run(b *testing.B, tf, cliConfig string, args []string) benchRe
 	return r
 }
 
-// floorConfig is n terraform_data resources: Terraform's own cost.
-func floorConfig(n int) string {
-	return fmt.Sprintf(`resource "terraform_data" "r" {
-  count = %d
-  input = "resource-${count.index}"
+// floorConfig is mappingsConfig with a terraform_data resource in place of
+// each psa_ resource: the same counts, and the same references to other
+// resources and to the list of customers, which Terraform evaluates for
+// every instance. Each input is one string, as small as a value gets (an
+// object input of terraform_data, whose type Terraform records with the
+// value, costs it more than the provider's resources do). It is Terraform's
+// own cost of the configuration, without the provider's.
+func floorConfig(customers string, services, mappings int) string {
+	return fmt.Sprintf(`%[1]s
+resource "terraform_data" "s" {
+  count = %[2]d
+  input = "Bench Service ${count.index}"
 }
-`, n)
+
+resource "terraform_data" "p" {
+  count = %[3]d
+  input = terraform_data.s[count.index %% %[2]d].id
+}
+
+resource "terraform_data" "c" {
+  count = %[4]d
+  input = "${local.customers[count.index].company}/${local.customers[count.index].contract}"
+}
+`, customersLocal(customers), services, mappings-mappings/2, mappings/2)
 }
 
 // benchRequiredProviders takes the provider from the CLI configuration's
@@ -178,42 +197,55 @@ const benchRequiredProviders = `terraform {
 `
 
 // productConfig seeds e's simulator with one company and contract per
-// customer mapping and returns the given number of services, half of the
-// mappings product mappings spread over them, and the other half customer
-// mappings, one per contract.
+// customer mapping and returns e's provider configuration and
+// mappingsConfig.
 func productConfig(e *testEnv, services, mappings int) string {
-	customers := mappings / 2
+	return e.providerConfig() + mappingsConfig(seedCustomers(e, mappings/2), services, mappings)
+}
+
+// seedCustomers adds n companies to e's simulator, each with a contract,
+// and returns them as the elements of a Terraform list of objects with the
+// ids of the company and of the contract.
+func seedCustomers(e *testEnv, n int) string {
 	var list strings.Builder
-	for i := range customers {
+	for i := range n {
 		company := e.addCompany(fmt.Sprintf("Bench Company %04d", i))
 		contract := e.addContract(company, fmt.Sprintf("Bench Company %04d Managed Services", i), contractRecurring)
 		fmt.Fprintf(&list, "    { company = %q, contract = %q },\n", company, contract)
 	}
-	return fmt.Sprintf(`%[1]s
-locals {
-  customers = [
-%[2]s  ]
+	return list.String()
 }
 
+// customersLocal is local.customers, the list seedCustomers returned.
+func customersLocal(customers string) string {
+	return "locals {\n  customers = [\n" + customers + "  ]\n}\n"
+}
+
+// mappingsConfig is the given number of services, half of the mappings
+// product mappings spread over them, and the other half customer mappings,
+// one per element of customers (seedCustomers).
+func mappingsConfig(customers string, services, mappings int) string {
+	return fmt.Sprintf(`
+%[1]s
 resource "psa_service" "s" {
-  count      = %[3]d
+  count      = %[2]d
   name       = "Bench Service ${count.index}"
   unit_price = 5
 }
 
 resource "psa_product_mapping" "p" {
-  count      = %[4]d
+  count      = %[3]d
   product    = "BENCH-${count.index}"
-  service_id = psa_service.s[count.index %% %[3]d].id
+  service_id = psa_service.s[count.index %% %[2]d].id
 }
 
 resource "psa_customer_mapping" "c" {
-  count       = %[5]d
+  count       = %[4]d
   customer_id = "customer-${count.index}"
   company_id  = local.customers[count.index].company
   contract_id = local.customers[count.index].contract
 }
-`, e.providerConfig(), list.String(), services, mappings-customers, customers)
+`, customersLocal(customers), services, mappings-mappings/2, mappings/2)
 }
 
 // requestRoutes counts requests by route: method and path, ids left out.

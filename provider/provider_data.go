@@ -119,8 +119,9 @@ func (d *providerData) instance(ctx context.Context) (string, error) {
 // Terraform state. Asking the store again for each of a thousand mappings
 // made a plan quadratic in the mappings: each read of a file store loads and
 // hashes the whole file, and each read of S3 or psa-syncd is a request.
-// A write of this command drops the version read (updateExport), so later
-// reads see it; a failed read is not kept, and the next one tries again.
+// A write of this command replaces the version read with the one it wrote
+// (updateExport), so later reads see it; a failed read is not kept, and
+// the next one tries again.
 func (d *providerData) readExport(ctx context.Context) (doc *export.Document, found bool, err error) {
 	d.exportMu.Lock()
 	snap, writes := d.exportRead, d.exportWrites
@@ -261,13 +262,27 @@ func (d *providerData) updateExport(ctx context.Context, fn func(*export.Documen
 	if err != nil {
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
-	_, err = d.store.Update(ctx, d.system, instance, fn)
-	// Whether or not it was written, the export read before may be old now.
-	d.exportMu.Lock()
-	d.exportRead = nil
-	d.exportWrites++
-	d.exportMu.Unlock()
+	doc, err := d.store.Update(ctx, d.system, instance, fn)
+	d.wroteExport(doc, err)
 	return err
+}
+
+// wroteExport records the outcome of a write of this command to the export.
+// Whether or not it was written, the export read before may be old now. The
+// export as the write left it replaces it (the newest of them, when writes
+// end out of order), so that the next of the thousand resources of an
+// apply need not read the store again; a write that failed, or left a
+// missing export missing (revision 0), drops it.
+func (d *providerData) wroteExport(doc *export.Document, err error) {
+	d.exportMu.Lock()
+	defer d.exportMu.Unlock()
+	d.exportWrites++
+	switch read := d.exportRead; {
+	case err != nil || doc == nil || doc.Revision == 0:
+		d.exportRead = nil
+	case read == nil || !read.found || read.doc.Revision <= doc.Revision:
+		d.exportRead = &exportSnapshot{doc: doc, found: true}
+	}
 }
 
 // claimRegistry records, for the plan being made, which owner claimed a

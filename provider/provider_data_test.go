@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -132,7 +133,40 @@ func TestProviderData_readExport(t *testing.T) {
 			t.Fatalf("readExport() after a write holds %+v, %v; want %+v", got, ok, m)
 		}
 	}
+	if n := store.count() - loads; n != 0 {
+		t.Errorf("three reads after a write loaded the store %d times, want 0: the write returned the export", n)
+	}
+
+	// A failed write drops the version: the next read asks the store.
+	if err := d.updateExport(ctx, func(*export.Document) error { return errors.New("boom") }); err == nil {
+		t.Fatal("updateExport ignored the error of its function")
+	}
+	loads = store.count()
+	if _, found, err := d.readExport(ctx); err != nil || !found {
+		t.Fatalf("readExport() after a failed write = found %v, %v; want the export", found, err)
+	}
 	if n := store.count() - loads; n != 1 {
-		t.Errorf("three reads after a write loaded the store %d times, want 1", n)
+		t.Errorf("a read after a failed write loaded the store %d times, want 1", n)
+	}
+}
+
+// TestProviderData_wroteExport_keepsNewest: writes that end out of order
+// leave the newest export for the reads after them, and a failed one
+// leaves none.
+func TestProviderData_wroteExport_keepsNewest(t *testing.T) {
+	t.Parallel()
+
+	d := &providerData{}
+	older, newer := &export.Document{Revision: 7}, &export.Document{Revision: 8}
+	d.wroteExport(newer, nil)
+	d.wroteExport(older, nil) // its goroutine came back last
+	if doc, found, err := d.readExport(t.Context()); err != nil || !found || doc != newer {
+		t.Errorf("readExport() = revision %d, found %v, %v; want revision 8", doc.Revision, found, err)
+	}
+	d.wroteExport(nil, errors.New("boom"))
+	d.exportMu.Lock()
+	defer d.exportMu.Unlock()
+	if d.exportRead != nil {
+		t.Error("a failed write left the export read before for the reads after it")
 	}
 }

@@ -39,7 +39,8 @@ var errNotInBulk = errors.New("not returned by the bulk read")
 //   - the provider's own writes (put, forget) keep it current;
 //   - with all (contracts), the second batch reads every object a check
 //     can accept instead (see listAfter), and the reads after it are
-//     answered from that list.
+//     answered from that list; so does the first batch already when
+//     reading it by id costs more requests than the list (cost).
 //
 // Terraform configures the provider afresh for each command, so nothing is
 // older than the command that reads it. Without bulk (a backend that is not
@@ -48,7 +49,8 @@ type readCache[T any] struct {
 	single func(context.Context, string) (*T, error)
 	bulk   func(context.Context, []string) (map[string]*T, error)
 	known  func(context.Context) []string
-	all    func(context.Context) (map[string]*T, bool, error)
+	all    func(ctx context.Context, maxRequests int) (map[string]*T, bool, error)
+	cost   func(n int) int // requests of a bulk read of n ids; nil: one
 
 	mu      sync.Mutex
 	entries map[string]*readEntry[T]
@@ -171,7 +173,15 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 		}
 	}
 	c.pending = nil
-	list := len(batch) > 0 && c.all != nil && c.listing == nil && c.batches >= listAfter
+	// A first batch that one request reads is not worth a list: the list
+	// costs more than that, and a command that checks a contract or two
+	// never needs it. One that costs more is listed if that costs no more.
+	maxRequests, list := maxList, c.batches >= listAfter
+	if !list && c.cost != nil {
+		maxRequests = min(maxList, c.cost(len(batch)))
+		list = maxRequests > 1
+	}
+	list = list && len(batch) > 0 && c.all != nil && c.listing == nil
 	if list {
 		c.listing = make(chan struct{})
 	}
@@ -188,9 +198,10 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 	}
 
 	var found, listed map[string]*T
+	var tooMany bool
 	var err error
 	if list {
-		found, listed, err = c.readAll(ctx, ids)
+		found, listed, tooMany, err = c.readAll(ctx, ids, maxRequests)
 	} else {
 		found, err = c.bulk(ctx, ids)
 	}
@@ -198,9 +209,13 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 	defer c.mu.Unlock()
 	if list {
 		// A list that failed or was not made is not tried again; the
-		// reads go by id.
+		// reads go by id. One that would have cost more than this batch
+		// by id may still pay off for the batches to come.
 		c.listed = listed
 		close(c.listing)
+		if tooMany && maxRequests < maxList {
+			c.listing = nil
+		}
 	}
 	for _, e := range batch {
 		switch {
@@ -218,15 +233,17 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 	}
 }
 
-// readAll reads every object a check can accept (listed) and, by id, the
-// ids of the batch that the list leaves out; found holds both. Without a
-// list (a tenant with too many, or a list that failed: it only saves
-// requests), it reads the batch by id.
-func (c *readCache[T]) readAll(ctx context.Context, ids []string) (found, listed map[string]*T, err error) {
-	listed, ok, err := c.all(ctx)
+// readAll reads every object a check can accept (listed), in at most
+// maxRequests requests, and, by id, the ids of the batch that the list
+// leaves out; found holds both. Without a list (a tenant with too many,
+// reported as tooMany, or a list that failed: it only saves requests), it
+// reads the batch by id.
+func (c *readCache[T]) readAll(ctx context.Context, ids []string, maxRequests int) (found, listed map[string]*T, tooMany bool, err error) {
+	listed, ok, err := c.all(ctx, maxRequests)
 	if err != nil || !ok {
+		tooMany = err == nil
 		found, err = c.bulk(ctx, ids)
-		return found, nil, err
+		return found, nil, tooMany, err
 	}
 	var missing []string
 	for _, id := range ids {
@@ -238,11 +255,11 @@ func (c *readCache[T]) readAll(ctx context.Context, ids []string) (found, listed
 	if len(missing) > 0 {
 		more, err := c.bulk(ctx, missing)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		maps.Copy(found, more)
 	}
-	return found, listed, nil
+	return found, listed, false, nil
 }
 
 // put records v, just written by the provider, as the object with id. A
@@ -300,9 +317,10 @@ func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document
 	})
 	r.contracts.bulk = bulk.GetContracts
 	if lister, ok := backend.(psa.ContractLister); ok {
-		r.contracts.all = func(ctx context.Context) (map[string]*psa.Contract, bool, error) {
-			return lister.ListContracts(ctx, maxList)
-		}
+		r.contracts.all = lister.ListContracts
+	}
+	if coster, ok := backend.(psa.ContractReadCoster); ok {
+		r.contracts.cost = coster.ContractReadCost
 	}
 	r.contracts.known = known(func(d *export.Document) []string {
 		ids := make([]string, len(d.CustomerMappings))

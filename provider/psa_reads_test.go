@@ -122,7 +122,7 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 	f := &fakeReads{}
 	var lists atomic.Int64
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(ctx context.Context) (map[string]*psa.Service, bool, error) {
+	c.all = func(ctx context.Context, _ int) (map[string]*psa.Service, bool, error) {
 		lists.Add(1)
 		out := map[string]*psa.Service{}
 		for i := range 1000 {
@@ -155,13 +155,63 @@ func TestReadCache_listsAfterFirstBatch(t *testing.T) {
 	}
 }
 
+// TestReadCache_listsFirstBatchWhenCheaper checks that a first batch whose
+// read by id costs more than one request (Kaseya BMS: three per contract)
+// is listed when the list costs no more, with no read by id; and that a
+// first batch too small to pay for the list is read by id and leaves the
+// list to the batches after it.
+func TestReadCache_listsFirstBatchWhenCheaper(t *testing.T) {
+	const listCost = 5
+	newCache := func(f *fakeReads, budgets *[]int) *readCache[psa.Service] {
+		var mu sync.Mutex
+		c := newReadCache(f.single, f.bulk, nil)
+		c.cost = func(n int) int { return 3 * n }
+		c.all = func(_ context.Context, maxRequests int) (map[string]*psa.Service, bool, error) {
+			mu.Lock()
+			*budgets = append(*budgets, maxRequests)
+			mu.Unlock()
+			if maxRequests < listCost {
+				return nil, false, nil
+			}
+			out := map[string]*psa.Service{}
+			for i := range 1000 {
+				out[fmt.Sprint(i)] = &psa.Service{ID: fmt.Sprint(i), Name: "svc " + fmt.Sprint(i)}
+			}
+			return out, true, nil
+		}
+		return c
+	}
+
+	f, budgets := &fakeReads{}, []int{}
+	c := newCache(f, &budgets)
+	c.known = func(context.Context) []string { return []string{"2"} }
+	readAll(t, c, []string{"1"}, 1) // a first batch of two with the known id: 6 requests by id
+	readAll(t, c, []string{"2", "3", "4", "5"}, 4)
+	if f.bulks.Load() != 0 || f.singles.Load() != 0 || len(budgets) != 1 || budgets[0] != 6 {
+		t.Errorf("a first batch of 2 made %d bulk and %d single reads and listed with budgets %v; want one list for 6 requests and no read by id",
+			f.bulks.Load(), f.singles.Load(), budgets)
+	}
+
+	f, budgets = &fakeReads{}, []int{}
+	c = newCache(f, &budgets)
+	readAll(t, c, []string{"1"}, 1) // 3 requests by id: less than the list
+	readAll(t, c, []string{"2", "3", "4"}, 3)
+	readAll(t, c, []string{"5", "6"}, 2)
+	if len(budgets) != 2 || budgets[0] != 3 || budgets[1] != maxList {
+		t.Errorf("listed with budgets %v, want [3 %d]: the first batch's, then the second's", budgets, maxList)
+	}
+	if f.bulks.Load() != 1 {
+		t.Errorf("made %d bulk reads (sizes %v), want 1: the first batch, which the list did not pay for", f.bulks.Load(), f.bulkSizes)
+	}
+}
+
 // TestReadCache_listFails checks that reads whose list fails are read by
 // id, and that the list is not tried again.
 func TestReadCache_listFails(t *testing.T) {
 	f := &fakeReads{}
 	var lists atomic.Int64
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+	c.all = func(context.Context, int) (map[string]*psa.Service, bool, error) {
 		lists.Add(1)
 		return nil, false, errors.New("boom")
 	}
@@ -185,7 +235,7 @@ func TestReadCache_tooManyToList(t *testing.T) {
 	f := &fakeReads{}
 	var lists atomic.Int64
 	c := newReadCache(f.single, f.bulk, nil)
-	c.all = func(context.Context) (map[string]*psa.Service, bool, error) {
+	c.all = func(context.Context, int) (map[string]*psa.Service, bool, error) {
 		lists.Add(1)
 		return nil, false, nil
 	}

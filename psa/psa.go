@@ -355,3 +355,13 @@ type KeptService struct {
 type ContractLister interface {
 	ListContracts(ctx context.Context, maxRequests int) (contracts map[string]*Contract, ok bool, err error)
 }
+
+// ContractReadCoster is implemented by a BulkReader whose GetContracts of a
+// few ids costs more than one request (Kaseya BMS reads a handful of
+// contracts one by one, three requests each). ContractReadCost returns the
+// requests GetContracts sends for n ids, at least. A caller that would read
+// n contracts by id and can list them (ContractLister) lists them instead
+// when the list costs no more.
+type ContractReadCoster interface {
+	ContractReadCost(n int) int
+}

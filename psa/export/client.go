@@ -119,7 +119,13 @@ func (c *Client) load(ctx context.Context) (*Document, string, error) {
 	case err != nil:
 		return nil, "", err
 	}
-	doc, err := Decode(b.Data)
+	c.mu.Lock()
+	version, doc := c.version, c.doc
+	c.mu.Unlock()
+	if doc != nil && version == b.Version {
+		return doc, version, nil // written by this Client while the load ran
+	}
+	doc, err = Decode(b.Data)
 	if err != nil {
 		return nil, "", located(c.backend.String(), err)
 	}
@@ -235,15 +241,7 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 			return
 		}
 
-		d := old.Clone()
-		if instance != "" {
-			// Records the tenant in an export written before tenants were,
-			// and the new host of a tenant that moved.
-			d.PSA.Instance = instance
-		}
-		for _, ch := range batch {
-			ch.err = applyChange(name, d, ch)
-		}
+		d := applyBatch(name, old, instance, batch)
 		if contentEqual(old, d) {
 			// Nothing to write; a missing export stays missing.
 			for _, ch := range batch {
@@ -286,6 +284,43 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 		}
 		return
 	}
+}
+
+// applyBatch returns a copy of old with the batch's changes applied and sets
+// each change's error. It runs them all on one copy and validates the result
+// once; only when a change fails, or the result is invalid, does it apply
+// them again one at a time, each on a copy of its own and validated, so
+// that only the changes at fault are refused. A batch holds the changes of
+// ten resources, and copying and validating a document of a thousand
+// mappings for each of them was most of a commit's allocations.
+func applyBatch(name string, old *Document, instance string, batch []*change) *Document {
+	start := func() *Document {
+		d := old.Clone()
+		if instance != "" {
+			// Records the tenant in an export written before tenants were,
+			// and the new host of a tenant that moved.
+			d.PSA.Instance = instance
+		}
+		return d
+	}
+	d, failed := start(), false
+	for _, ch := range batch {
+		if ch.fn(d) != nil {
+			failed = true
+			break
+		}
+	}
+	if !failed && d.PSA.System == old.PSA.System && d.Validate() == nil {
+		for _, ch := range batch {
+			ch.err = nil
+		}
+		return d
+	}
+	d = start()
+	for _, ch := range batch {
+		ch.err = applyChange(name, d, ch)
+	}
+	return d
 }
 
 // applyChange runs one change's fn on d. When fn fails, or leaves d

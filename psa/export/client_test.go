@@ -281,3 +281,86 @@ func TestOpenBackend(t *testing.T) {
 		}
 	}
 }
+
+// hookBackend runs beforeLoad, once, at the start of a Load.
+type hookBackend struct {
+	Backend
+	beforeLoad func()
+}
+
+func (h *hookBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) {
+	if f := h.beforeLoad; f != nil {
+		h.beforeLoad = nil
+		f()
+	}
+	return h.Backend.Load(ctx, ifNoneMatch)
+}
+
+// TestClient_Read_ownWriteDuringLoad checks that a read that finds the
+// version the Client itself wrote while the read was under way returns the
+// document written rather than decoding it again: in an apply, resources
+// read the export while others' changes are being committed.
+func TestClient_Read_ownWriteDuringLoad(t *testing.T) {
+	t.Parallel()
+	b := &hookBackend{Backend: NewFileBackend(filepath.Join(t.TempDir(), "x.json"))}
+	c := NewClient(b)
+	if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+		d.PutProduct(cixa())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var written *Document
+	b.beforeLoad = func() {
+		var err error
+		written, err = c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			d.PutCustomer(acme())
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	got, _, err := c.Read(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != written {
+		t.Errorf("Read returned %p with %d customers, want the document the Client wrote (%p), not a new decoding of it",
+			got, len(got.CustomerMappings), written)
+	}
+}
+
+// TestApplyBatch checks that a batch whose changes all succeed runs each
+// once on one copy, and that one with a failing or invalid change applies
+// the others and refuses only those, leaving old untouched.
+func TestApplyBatch(t *testing.T) {
+	t.Parallel()
+	old := New(psa.SystemAutotask, testInstance)
+	runs := make([]int, 3)
+	put := func(i int, m ProductMapping, err error) *change {
+		return &change{fn: func(d *Document) error {
+			runs[i]++
+			d.PutProduct(m)
+			return err
+		}}
+	}
+	valid := func(p string) ProductMapping { return ProductMapping{Source: "sophos", Product: p, ServiceID: "1"} }
+
+	batch := []*change{put(0, valid("A"), nil), put(1, valid("B"), nil), put(2, valid("C"), nil)}
+	d := applyBatch("x.json", old, testInstance, batch)
+	if len(d.ProductMappings) != 3 || len(old.ProductMappings) != 0 || runs[0] != 1 || runs[1] != 1 || runs[2] != 1 {
+		t.Errorf("valid batch: %d mappings (old %d), runs %v; want 3 (old 0), each run once", len(d.ProductMappings), len(old.ProductMappings), runs)
+	}
+
+	boom := errors.New("boom")
+	batch = []*change{put(0, valid("A"), nil), put(1, valid("B"), boom), put(2, ProductMapping{Source: "sophos", Product: "C"}, nil)}
+	d = applyBatch("x.json", old, testInstance, batch)
+	var ve *ValidationError
+	if batch[0].err != nil || !errors.Is(batch[1].err, boom) || !errors.As(batch[2].err, &ve) {
+		t.Fatalf("errors = %v, %v, %v; want nil, boom and a validation error", batch[0].err, batch[1].err, batch[2].err)
+	}
+	if len(d.ProductMappings) != 1 || d.ProductMappings[0].Product != "A" || len(old.ProductMappings) != 0 {
+		t.Errorf("batch with a failing and an invalid change: %+v (old %d); want only A", d.ProductMappings, len(old.ProductMappings))
+	}
+}

@@ -212,27 +212,113 @@ func compareCustomers(a, b CustomerMapping) int {
 // equal bytes, so the file diffs well in reviews. UpdatedAt is written in
 // UTC. Encode does not validate and does not modify d.
 func (d *Document) Encode() ([]byte, error) {
-	c := d.Clone()
+	c := *d // the mappings are copied only to be sorted
 	c.UpdatedAt = c.UpdatedAt.UTC()
-	slices.SortStableFunc(c.ProductMappings, compareProducts)
-	slices.SortStableFunc(c.CustomerMappings, compareCustomers)
+	c.ProductMappings = sortedCopy(c.ProductMappings, compareProducts)
+	c.CustomerMappings = sortedCopy(c.CustomerMappings, compareCustomers)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
 	if err := enc.Encode(c); err != nil {
 		return nil, fmt.Errorf("export: encoding: %w", err)
 	}
-	return buf.Bytes(), nil
+	compact := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	out := indent(make([]byte, 0, 2*len(compact)), compact)
+	return append(out, '\n'), nil
+}
+
+// sortedCopy returns s sorted by compare, stably: s itself when it is
+// sorted already, as the mappings of a decoded export are.
+func sortedCopy[T any](s []T, compare func(a, b T) int) []T {
+	if slices.IsSortedFunc(s, compare) {
+		return s
+	}
+	s = slices.Clone(s)
+	slices.SortStableFunc(s, compare)
+	return s
+}
+
+// indent appends src, compact JSON as encoding/json writes it, to dst with
+// two-space indentation: the bytes json.Indent(dst, src, "", "  ") writes.
+// The export is written on every commit of an apply, and json.Indent's
+// byte-by-byte scanner was most of the time an encoding took.
+func indent(dst, src []byte) []byte {
+	depth := 0
+	newline := func() {
+		dst = append(dst, '\n')
+		for range depth {
+			dst = append(dst, "  "...)
+		}
+	}
+	for i := 0; i < len(src); i++ {
+		switch c := src[i]; c {
+		case '"':
+			end := i + 1
+			for end < len(src) && src[end] != '"' {
+				if src[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			dst = append(dst, src[i:min(end+1, len(src))]...)
+			i = end
+		case '{', '[':
+			if i+1 < len(src) && (src[i+1] == '}' || src[i+1] == ']') {
+				dst = append(dst, c, src[i+1])
+				i++
+				continue
+			}
+			dst = append(dst, c)
+			depth++
+			newline()
+		case '}', ']':
+			depth--
+			newline()
+			dst = append(dst, c)
+		case ',':
+			dst = append(dst, c)
+			newline()
+		case ':':
+			dst = append(dst, c, ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // contentEqual reports whether a and b hold the same settings and mappings,
-// ignoring Revision and UpdatedAt and the order of the mappings.
+// ignoring Revision and UpdatedAt and the order of the mappings: whether
+// writing b over a would change what the export says. It compares the
+// values rather than their encodings, which a commit of a thousand mappings
+// would spend most of its time on.
 func contentEqual(a, b *Document) bool {
-	a, b = a.Clone(), b.Clone()
-	a.Revision, b.Revision = 0, 0
-	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
-	ea, errA := a.Encode()
-	eb, errB := b.Encode()
-	return errA == nil && errB == nil && bytes.Equal(ea, eb)
+	return a.Schema == b.Schema && a.PSA == b.PSA &&
+		equalPointers(a.Integration, b.Integration, func(x, y *Integration) bool { return *x == *y }) &&
+		equalPointers(a.Tickets, b.Tickets, (*Tickets).equal) &&
+		sameEntries(a.ProductMappings, b.ProductMappings, compareProducts) &&
+		sameEntries(a.CustomerMappings, b.CustomerMappings, compareCustomers)
+}
+
+// equalPointers reports whether a and b are both nil, or both not nil and
+// equal.
+func equalPointers[T any](a, b *T, equal func(a, b *T) bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return equal(a, b)
+}
+
+// sameEntries reports whether a and b hold the same mappings in any order.
+func sameEntries[T comparable](a, b []T, compare func(a, b T) int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if slices.Equal(a, b) {
+		return true
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.SortFunc(a, compare)
+	slices.SortFunc(b, compare)
+	return slices.Equal(a, b)
 }

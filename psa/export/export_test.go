@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +319,79 @@ func TestDecode_notObjects(t *testing.T) {
 	customer_mappings[1]: must be a JSON object`
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// TestContentEqual checks that a change to any field of the document, its
+// settings or one of its mappings counts as a change, and that revision,
+// updated_at and the order of the mappings do not.
+func TestContentEqual(t *testing.T) {
+	t.Parallel()
+	base := testDocument()
+	base.Tickets = &Tickets{QueueID: "5", Priorities: map[string]string{"high": "1"}}
+
+	same := base.Clone()
+	same.Revision++
+	same.UpdatedAt = same.UpdatedAt.Add(time.Hour)
+	slices.Reverse(same.ProductMappings)
+	slices.Reverse(same.CustomerMappings)
+	if !contentEqual(base, same) {
+		t.Error("contentEqual counts revision, updated_at or the order of the mappings")
+	}
+	if !contentEqual(New(psa.SystemAutotask, "x"), &Document{Schema: SchemaV1, PSA: PSA{System: psa.SystemAutotask, Instance: "x"}}) {
+		t.Error("contentEqual tells no mappings from an empty list of them")
+	}
+
+	// Each change is made to a clone of base through the pointer it is
+	// given: every field of every part in turn.
+	parts := map[string]func(*Document) any{
+		"document":             func(d *Document) any { return d },
+		"psa":                  func(d *Document) any { return &d.PSA },
+		"integration":          func(d *Document) any { return d.Integration },
+		"tickets":              func(d *Document) any { return d.Tickets },
+		"product_mappings[1]":  func(d *Document) any { return &d.ProductMappings[1] },
+		"customer_mappings[2]": func(d *Document) any { return &d.CustomerMappings[2] },
+	}
+	for name, part := range parts {
+		v := reflect.ValueOf(part(base)).Elem()
+		for i := range v.NumField() {
+			field := v.Type().Field(i)
+			switch field.Name {
+			case "Revision", "UpdatedAt", "PSA", "Integration", "Tickets", "ProductMappings", "CustomerMappings":
+				continue // ignored, or a part of its own
+			}
+			d := base.Clone()
+			f := reflect.ValueOf(part(d)).Elem().Field(i)
+			switch f.Kind() {
+			case reflect.String:
+				f.SetString(f.String() + "-changed")
+			case reflect.Bool:
+				f.SetBool(!f.Bool())
+			case reflect.Int64:
+				f.SetInt(f.Int() + 1)
+			case reflect.Map:
+				f.SetMapIndex(reflect.ValueOf("low"), reflect.ValueOf("9"))
+			default:
+				t.Fatalf("%s.%s: a %s field; teach this test to change it", name, field.Name, f.Kind())
+			}
+			if contentEqual(base, d) {
+				t.Errorf("contentEqual misses a change of %s.%s", name, field.Name)
+			}
+		}
+	}
+	for name, change := range map[string]func(*Document){
+		"integration removed":   func(d *Document) { d.Integration = nil },
+		"tickets removed":       func(d *Document) { d.Tickets = nil },
+		"product mapping added": func(d *Document) { d.PutProduct(ProductMapping{Source: "sophos", Product: "NEW", ServiceID: "1"}) },
+		"customer mapping gone": func(d *Document) { d.DeleteCustomer("file", "C-0042") },
+		"one mapping replaced by another": func(d *Document) {
+			d.ProductMappings[0] = ProductMapping{Source: "sophos", Product: "OTHER", ServiceID: "1"}
+		},
+	} {
+		d := base.Clone()
+		change(d)
+		if contentEqual(base, d) || contentEqual(d, base) {
+			t.Errorf("contentEqual misses: %s", name)
+		}
 	}
 }

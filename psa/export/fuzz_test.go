@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,38 @@ func FuzzDecode(f *testing.F) {
 		enc2, err := d2.Encode()
 		if err != nil || !bytes.Equal(enc, enc2) {
 			t.Fatalf("Encode is not stable: %v\n%s\n%s", err, enc, enc2)
+		}
+		var std bytes.Buffer
+		e := json.NewEncoder(&std)
+		e.SetEscapeHTML(false)
+		e.SetIndent("", "  ")
+		if err := e.Encode(want); err != nil || !bytes.Equal(enc, std.Bytes()) {
+			t.Fatalf("Encode differs from encoding/json's indented encoding: %v\n%s\n%s", err, enc, std.Bytes())
+		}
+	})
+}
+
+// FuzzIndent checks that indent writes what json.Indent writes, for any
+// JSON value in the compact form encoding/json writes.
+func FuzzIndent(f *testing.F) {
+	for _, seed := range []string{
+		`{}`, `[]`, `""`, `null`, `-1.5e3`, `{"a":[],"b":{},"c":[{}],"d":[[]]}`,
+		`{"k\"ey":"va\\lue\"","x":"\\","y":"\u2028 \ufffd é \\\\\"","z":[1,true,false,null,"]},[{"]}`,
+		`[{"source":"sophos","product":"A, B: {C}","service_id":"1","sync_enabled":true},{"source":"","product":"[","service_id":"]","sync_enabled":false}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, data) != nil {
+			return
+		}
+		var want bytes.Buffer
+		if err := json.Indent(&want, compact.Bytes(), "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		if got := indent(nil, compact.Bytes()); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("indent(%s) =\n%s\nwant\n%s", compact.Bytes(), got, want.Bytes())
 		}
 	})
 }

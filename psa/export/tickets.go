@@ -2,6 +2,7 @@ package export
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -184,6 +185,19 @@ func (t *Tickets) clone() *Tickets {
 		}
 	}
 	return &c
+}
+
+// equal reports whether t and u route tickets alike. TestContentEqual
+// checks that it compares every field.
+func (t *Tickets) equal(u *Tickets) bool {
+	return t.Enabled == u.Enabled && t.Schedule == u.Schedule && t.QueueID == u.QueueID &&
+		t.NewStatusID == u.NewStatusID && t.ClosedStatusID == u.ClosedStatusID && t.ReopenStatusID == u.ReopenStatusID &&
+		maps.Equal(t.Priorities, u.Priorities) &&
+		t.SourceID == u.SourceID && t.IssueTypeID == u.IssueTypeID && t.SubIssueTypeID == u.SubIssueTypeID &&
+		t.TicketTypeID == u.TicketTypeID && t.CategoryID == u.CategoryID && t.NoteTypeID == u.NoteTypeID &&
+		t.MinSeverity == u.MinSeverity && t.TitleFormat == u.TitleFormat &&
+		t.OnResolve == u.OnResolve && t.OnReturn == u.OnReturn && t.ReopenWindow == u.ReopenWindow &&
+		t.MaxPerPass == u.MaxPerPass && t.MaxPerCustomer == u.MaxPerCustomer
 }
 
 // decodeTickets decodes the "tickets" object field by field.

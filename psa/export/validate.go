@@ -134,29 +134,31 @@ func (d *Document) problems() []Problem {
 		d.Tickets.problems(d.PSA.System, add)
 	}
 
+	// The entries are named only when they have a problem: a document of
+	// a thousand mappings is validated on every write.
 	seenProducts := make(map[[2]string]int, len(d.ProductMappings))
 	for i, m := range d.ProductMappings {
-		entry := productEntry(i, m)
+		entry := func() string { return productEntry(i, m) }
 		required(add, entry, "source", m.Source)
 		required(add, entry, "product", m.Product)
 		required(add, entry, "service_id", m.ServiceID)
 		key := [2]string{m.Source, m.Product}
 		if j, dup := seenProducts[key]; dup {
-			add(entry, "", "has the same source and product as product_mappings[%d]", j)
+			add(entry(), "", "has the same source and product as product_mappings[%d]", j)
 		} else {
 			seenProducts[key] = i
 		}
 	}
 	seenCustomers := make(map[[2]string]int, len(d.CustomerMappings))
 	for i, m := range d.CustomerMappings {
-		entry := customerEntry(i, m)
+		entry := func() string { return customerEntry(i, m) }
 		required(add, entry, "source", m.Source)
 		required(add, entry, "customer_id", m.CustomerID)
 		required(add, entry, "company_id", m.CompanyID)
 		required(add, entry, "contract_id", m.ContractID)
 		key := [2]string{m.Source, m.CustomerID}
 		if j, dup := seenCustomers[key]; dup {
-			add(entry, "", "has the same source and customer_id as customer_mappings[%d]", j)
+			add(entry(), "", "has the same source and customer_id as customer_mappings[%d]", j)
 		} else {
 			seenCustomers[key] = i
 		}
@@ -164,9 +166,9 @@ func (d *Document) problems() []Problem {
 	return ps
 }
 
-func required(add func(entry, field, format string, args ...any), entry, field, value string) {
+func required(add func(entry, field, format string, args ...any), entry func() string, field, value string) {
 	if strings.TrimSpace(value) == "" {
-		add(entry, field, "is required")
+		add(entry(), field, "is required")
 	}
 }
 

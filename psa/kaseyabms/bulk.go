@@ -17,6 +17,8 @@ import (
 var (
 	_ psa.BulkReader     = (*Backend)(nil)
 	_ psa.ContractLister = (*Backend)(nil)
+
+	_ psa.ContractReadCoster = (*Backend)(nil)
 )
 
 // bulkChunk is how many ids one lookup names in its query string.
@@ -187,6 +189,17 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 		}
 	}
 	return b.joinContracts(ctx, looked)
+}
+
+// ContractReadCost returns the requests GetContracts sends for n ids, at
+// least: three per contract below bulkMin (GetContract's lookup, summary and
+// account lookup), and otherwise the lookups by id, the summary, which holds
+// the n contracts and more, and at least one page of accounts.
+func (b *Backend) ContractReadCost(n int) int {
+	if n < bulkMin {
+		return 3 * n
+	}
+	return (n+bulkChunk-1)/bulkChunk + (n+DefaultPageSize-1)/DefaultPageSize + 1
 }
 
 // ListContracts returns the tenant's contracts that have not expired, keyed

@@ -256,3 +256,32 @@ func TestBackend_PreloadServices(t *testing.T) {
 		t.Errorf("PreloadServices of 2 services on page 3 of 3 made %d searches and %d reads, want 1 and 2", s, g)
 	}
 }
+
+// TestBackend_ContractReadCost checks that GetContracts sends at least the
+// requests ContractReadCost says, for few ids read one by one and for many
+// read in bulk, so that a caller comparing it with ListContracts never
+// lists where reading by id would have cost less.
+func TestBackend_ContractReadCost(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	ctx := t.Context()
+	k := srv.KaseyaBMS()
+	var ids []string
+	for i := range 150 {
+		a := k.AddAccount("Customer " + itoa(i))
+		ids = append(ids, itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: "Customer " + itoa(i) + " Managed Services"})))
+	}
+	if err := b.Ping(ctx); err != nil { // signs in
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 4, 30, 150} {
+		srv.ResetRequests()
+		got, err := b.GetContracts(ctx, ids[:n])
+		if err != nil || len(got) != n {
+			t.Fatalf("GetContracts of %d ids = %d contracts, %v", n, len(got), err)
+		}
+		if sent, cost := len(srv.Requests()), b.ContractReadCost(n); sent < cost {
+			t.Errorf("GetContracts of %d ids sent %d requests, fewer than ContractReadCost(%d) = %d", n, sent, n, cost)
+		}
+	}
+}
