@@ -46,10 +46,12 @@ func benchEnvInt(name string, def int) int {
 // terraform_data in place of each psa_ resource (floorConfig). It prints,
 // per PSA and command, the median of benchRuns runs:
 //
-//	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R cpu=Xs floor_cpu=Ys cpu_ratio=R
+//	BENCH provider <psa> <plan|apply> resources=N requests=N wall=Xs floor=Ys ratio=R cpu=Xs floor_cpu=Ys cpu_ratio=R bare_floor=Zs bare_ratio=R
 //
 // cpu is the processor time of the command, Terraform's and the provider's
-// together. The floor's and the product's run of one command follow each
+// together. bare_floor is the same commands on as many terraform_data
+// resources without references (bareFloorConfig), the floor before the
+// floor took the configuration's shape; bare_ratio is wall over it. The floor's and the product's run of one command follow each
 // other, so that both see the same load on a shared machine.
 func BenchmarkProvider(b *testing.B) {
 	tf := os.Getenv("TF_ACC_TERRAFORM_PATH")
@@ -77,16 +79,18 @@ func BenchmarkProvider(b *testing.B) {
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		b.Run(string(sys), func(b *testing.B) {
 			for b.Loop() {
-				var wall, floor, cpu, floorCPU [2][]time.Duration // apply, plan
+				var wall, floor, bare, cpu, floorCPU [2][]time.Duration // apply, plan
 				var requests [2][]int
 				for range benchRuns {
 					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
 						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
 					customers := seedCustomers(e, benchMappings/2)
 					f := newBenchDir(b, floorConfig(customers, benchServices, benchMappings), nil)
+					bf := newBenchDir(b, bareFloorConfig(resources), nil)
 					p := newBenchDir(b, benchRequiredProviders+e.providerConfig()+mappingsConfig(customers, benchServices, benchMappings), e.sim)
 					for i, args := range benchCommands {
 						fr, pr := f.run(b, tf, cliConfig, args), p.run(b, tf, cliConfig, args)
+						bare[i] = append(bare[i], bf.run(b, tf, cliConfig, args).wall)
 						floor[i], floorCPU[i] = append(floor[i], fr.wall), append(floorCPU[i], fr.cpu)
 						wall[i], cpu[i] = append(wall[i], pr.wall), append(cpu[i], pr.cpu)
 						requests[i] = append(requests[i], pr.requests)
@@ -94,10 +98,10 @@ func BenchmarkProvider(b *testing.B) {
 					e.sim.Close()
 				}
 				for i, cmd := range []string{"apply", "plan"} {
-					w, fl, c, fc := median(wall[i]), median(floor[i]), median(cpu[i]), median(floorCPU[i])
-					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f cpu=%.2fs floor_cpu=%.2fs cpu_ratio=%.2f\n",
+					w, fl, c, fc, bfl := median(wall[i]), median(floor[i]), median(cpu[i]), median(floorCPU[i]), median(bare[i])
+					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f cpu=%.2fs floor_cpu=%.2fs cpu_ratio=%.2f bare_floor=%.2fs bare_ratio=%.2f\n",
 						sys, cmd, resources, median(requests[i]), w.Seconds(), fl.Seconds(), w.Seconds()/fl.Seconds(),
-						c.Seconds(), fc.Seconds(), c.Seconds()/fc.Seconds())
+						c.Seconds(), fc.Seconds(), c.Seconds()/fc.Seconds(), bfl.Seconds(), w.Seconds()/bfl.Seconds())
 				}
 			}
 		})
@@ -159,6 +163,17 @@ func (d benchDir) run(b *testing.B, tf, cliConfig string, args []string) benchRe
 		b.Logf("terraform %s: %d requests: %s", args[0], r.requests, requestKinds(d.sim.Requests()))
 	}
 	return r
+}
+
+// bareFloorConfig is n terraform_data resources without references: the
+// floor the issue first measured against, printed as bare_floor beside the
+// floor of the same shape.
+func bareFloorConfig(n int) string {
+	return fmt.Sprintf(`resource "terraform_data" "r" {
+  count = %d
+  input = "resource-${count.index}"
+}
+`, n)
 }
 
 // floorConfig is mappingsConfig with a terraform_data resource in place of
