@@ -96,14 +96,18 @@ type serviceResourceModel struct {
 	DeletionPolicy     types.String  `tfsdk:"deletion_policy"`
 }
 
+// serviceBlockAttrTypes are the attribute types of the PSAs' own blocks of
+// psa_service and the psa_service data source.
+var serviceBlockAttrTypes = map[string]map[string]attr.Type{
+	string(psa.SystemAutotask):    serviceAutotaskAttrTypes,
+	string(psa.SystemConnectWise): serviceConnectWiseAttrTypes,
+	string(psa.SystemKaseyaBMS):   serviceKaseyaBMSAttrTypes,
+}
+
 // objectAttrTypes gives getFlat and flatValue the attribute types of the
 // nested blocks (see flatObjectModel).
 func (serviceResourceModel) objectAttrTypes() map[string]map[string]attr.Type {
-	return map[string]map[string]attr.Type{
-		string(psa.SystemAutotask):    serviceAutotaskAttrTypes,
-		string(psa.SystemConnectWise): serviceConnectWiseAttrTypes,
-		string(psa.SystemKaseyaBMS):   serviceKaseyaBMSAttrTypes,
-	}
+	return serviceBlockAttrTypes
 }
 
 // block returns the model's nested block of the PSA sys.
