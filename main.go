@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"log"
 	"os"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6/tf6server"
 
 	"github.com/psa-sync/terraform-provider-psa/provider"
 )
@@ -28,12 +27,16 @@ func main() {
 		}
 	}
 
-	opts := providerserver.ServeOpts{
-		Address: "registry.terraform.io/psa-sync/psa",
-		Debug:   debug,
+	provider.TuneGarbageCollector(os.Getenv)
+
+	// providerserver.Serve, but with the provider's own server (see
+	// provider.NewProtocol6).
+	var opts []tf6server.ServeOpt
+	if debug {
+		opts = append(opts, tf6server.WithManagedDebug())
 	}
 
-	err := providerserver.Serve(context.Background(), provider.New(version), opts)
+	err := tf6server.Serve("registry.terraform.io/psa-sync/psa", provider.NewProtocol6(provider.New(version)()), opts...)
 	if err != nil {
 		log.Fatal(err.Error())
 	}

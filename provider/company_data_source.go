@@ -69,7 +69,7 @@ func (d *companyDataSource) Configure(_ context.Context, req datasource.Configur
 func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
 	var config companyDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Config.Raw, &config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -90,7 +90,7 @@ func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	config.ID = types.StringValue(c.ID)
 	config.Active = types.BoolValue(c.Active)
-	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, config)...)
 }
 
 func inactiveSuffix(active bool) string {

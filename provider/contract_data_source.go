@@ -115,7 +115,7 @@ func (d *contractDataSource) Configure(_ context.Context, req datasource.Configu
 func (d *contractDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
 	var config contractDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Config.Raw, &config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -155,7 +155,7 @@ func (d *contractDataSource) Read(ctx context.Context, req datasource.ReadReques
 	config.Recurring = types.BoolValue(c.Recurring)
 	config.StartDate = types.StringValue(formatDate(c.StartDate))
 	config.EndDate = types.StringValue(formatDate(c.EndDate))
-	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, config)...)
 }
 
 // formatDate formats a calendar date; the zero time is empty.

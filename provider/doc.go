@@ -8,11 +8,11 @@
 // through export.Store. Resources and data sources receive both in one
 // *providerData from Configure.
 //
-// main.go serves it:
+// main.go serves it through NewProtocol6, the framework's server with each
+// call's context let go when the call returns:
 //
-//	providerserver.Serve(ctx, provider.New(version), providerserver.ServeOpts{
-//		Address: "registry.terraform.io/psa-sync/psa",
-//	})
+//	provider.TuneGarbageCollector(os.Getenv)
+//	tf6server.Serve("registry.terraform.io/psa-sync/psa", provider.NewProtocol6(provider.New(version)()))
 //
 // Tests run it in-process against a psatest simulator of each PSA; the
 // acceptance tests loop over testSystems, and a per-system testEnv seeds the
@@ -20,7 +20,9 @@
 //
 //	resource.UnitTest(t, resource.TestCase{
 //		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
-//			"psa": providerserver.NewProtocol6WithError(provider.New("test")()),
+//			"psa": func() (tfprotov6.ProviderServer, error) {
+//				return provider.NewProtocol6(provider.New("test")())(), nil
+//			},
 //		},
 //		Steps: ...,
 //	})

@@ -54,3 +54,74 @@ func TestFlatModel(t *testing.T) {
 		t.Errorf("getFlat of a customer mapping into a product mapping model = %+v, want an error", product)
 	}
 }
+
+// TestFlatModel_objects: the psa_service model, whose nested blocks are
+// objects, converts as the framework's Get, Set, As and ObjectValueFrom do.
+func TestFlatModel_objects(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+
+	var schema resource.SchemaResponse
+	NewServiceResource().Schema(ctx, resource.SchemaRequest{}, &schema)
+	cw := serviceConnectWiseModel{
+		Identifier:          types.StringValue("MANAGED-BACKUP"),
+		TypeID:              types.StringNull(),
+		SubcategoryID:       types.StringUnknown(),
+		ProductClass:        types.StringValue("Service"),
+		CustomerDescription: types.StringValue("Backup"),
+	}
+	cwObject, diags := flatObject(ctx, serviceConnectWiseAttrTypes, cw)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	want, diags := types.ObjectValueFrom(ctx, serviceConnectWiseAttrTypes, cw)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !cwObject.Equal(want) {
+		t.Errorf("flatObject = %v, want %v as types.ObjectValueFrom gives", cwObject, want)
+	}
+	var gotCW serviceConnectWiseModel
+	objectAs(ctx, cwObject, &gotCW)
+	if gotCW != cw {
+		t.Errorf("objectAs read %+v, want %+v", gotCW, cw)
+	}
+	var fromNull serviceConnectWiseModel
+	objectAs(ctx, types.ObjectNull(serviceConnectWiseAttrTypes), &fromNull)
+	if fromNull != (serviceConnectWiseModel{}) {
+		t.Errorf("objectAs of a null object read %+v, want null fields", fromNull)
+	}
+
+	m := serviceResourceModel{
+		ID:                 types.StringValue("30000012"),
+		Name:               types.StringValue("Managed Backup"),
+		Description:        types.StringNull(),
+		InvoiceDescription: types.StringUnknown(),
+		UnitPrice:          types.Float64Value(12.5),
+		UnitCost:           types.Float64Unknown(),
+		BillingPeriod:      types.StringValue("monthly"),
+		Active:             types.BoolValue(true),
+		Autotask:           types.ObjectNull(serviceAutotaskAttrTypes),
+		ConnectWise:        cwObject,
+		KaseyaBMS:          types.ObjectUnknown(serviceKaseyaBMSAttrTypes),
+		DeletionPolicy:     types.StringValue(deletionPolicyDeactivate),
+	}
+	framework := tfsdk.State{Schema: schema.Schema}
+	if diags := framework.Set(ctx, m); diags.HasError() {
+		t.Fatal(diags)
+	}
+	flat := tfsdk.State{Schema: schema.Schema, Raw: tftypes.NewValue(schema.Schema.Type().TerraformType(ctx), nil)}
+	if diags := setFlat(ctx, &flat, m); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !flat.Raw.Equal(framework.Raw) {
+		t.Errorf("setFlat wrote %v, want %v as State.Set does", flat.Raw, framework.Raw)
+	}
+	var got serviceResourceModel
+	if diags := getFlat(ctx, framework.Raw, &got); diags.HasError() {
+		t.Fatal(diags)
+	}
+	if !serviceFieldsEqual(got, m) || !got.ID.Equal(m.ID) {
+		t.Errorf("getFlat read %+v, want %+v", got, m)
+	}
+}

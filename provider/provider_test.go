@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -29,7 +28,7 @@ import (
 // testAccProtoV6ProviderFactories starts the provider in-process for each
 // Terraform command of a test.
 var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
-	"psa": providerserver.NewProtocol6WithError(New("test")()),
+	"psa": func() (tfprotov6.ProviderServer, error) { return NewProtocol6(New("test")())(), nil },
 }
 
 // testEnv is one test's simulator and export file.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -41,6 +42,12 @@ type serviceDataSourceModel struct {
 	Autotask           types.Object  `tfsdk:"autotask"`
 	ConnectWise        types.Object  `tfsdk:"connectwise"`
 	KaseyaBMS          types.Object  `tfsdk:"kaseya_bms"`
+}
+
+// objectAttrTypes gives getFlat and flatValue the attribute types of the
+// PSAs' blocks (see flatObjectModel).
+func (serviceDataSourceModel) objectAttrTypes() map[string]map[string]attr.Type {
+	return serviceBlockAttrTypes
 }
 
 func (d *serviceDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -163,7 +170,7 @@ func (d *serviceDataSource) Configure(_ context.Context, req datasource.Configur
 func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
 	var config serviceDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Config.Raw, &config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -191,7 +198,7 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	config.Active = types.BoolValue(s.Active)
 	config.Autotask = types.ObjectNull(serviceAutotaskAttrTypes)
 	if s.Autotask != nil {
-		obj, diags := types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
+		obj, diags := flatObject(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
 			BillingCodeID: types.StringValue(s.Autotask.BillingCodeID),
 			PeriodType:    types.StringValue(s.Autotask.PeriodType),
 		})
@@ -200,15 +207,15 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	config.ConnectWise = types.ObjectNull(serviceConnectWiseAttrTypes)
 	if s.ConnectWise != nil {
-		obj, diags := types.ObjectValueFrom(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(s.ConnectWise))
+		obj, diags := flatObject(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(s.ConnectWise))
 		resp.Diagnostics.Append(diags...)
 		config.ConnectWise = obj
 	}
 	config.KaseyaBMS = types.ObjectNull(serviceKaseyaBMSAttrTypes)
 	if s.KaseyaBMS != nil {
-		obj, diags := types.ObjectValueFrom(ctx, serviceKaseyaBMSAttrTypes, newServiceKaseyaBMSModel(s.KaseyaBMS))
+		obj, diags := flatObject(ctx, serviceKaseyaBMSAttrTypes, newServiceKaseyaBMSModel(s.KaseyaBMS))
 		resp.Diagnostics.Append(diags...)
 		config.KaseyaBMS = obj
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, config)...)
 }

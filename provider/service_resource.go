@@ -21,7 +21,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
-	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -95,6 +94,32 @@ type serviceResourceModel struct {
 	ConnectWise        types.Object  `tfsdk:"connectwise"`
 	KaseyaBMS          types.Object  `tfsdk:"kaseya_bms"`
 	DeletionPolicy     types.String  `tfsdk:"deletion_policy"`
+}
+
+// serviceBlockAttrTypes are the attribute types of the PSAs' own blocks of
+// psa_service and the psa_service data source.
+var serviceBlockAttrTypes = map[string]map[string]attr.Type{
+	string(psa.SystemAutotask):    serviceAutotaskAttrTypes,
+	string(psa.SystemConnectWise): serviceConnectWiseAttrTypes,
+	string(psa.SystemKaseyaBMS):   serviceKaseyaBMSAttrTypes,
+}
+
+// objectAttrTypes gives getFlat and flatValue the attribute types of the
+// nested blocks (see flatObjectModel).
+func (serviceResourceModel) objectAttrTypes() map[string]map[string]attr.Type {
+	return serviceBlockAttrTypes
+}
+
+// block returns the model's nested block of the PSA sys.
+func (m serviceResourceModel) block(sys psa.System) types.Object {
+	switch sys {
+	case psa.SystemAutotask:
+		return m.Autotask
+	case psa.SystemConnectWise:
+		return m.ConnectWise
+	default:
+		return m.KaseyaBMS
+	}
 }
 
 // serviceAutotaskModel maps the autotask block of psa_service.
@@ -348,7 +373,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	support := serviceSupports[sys]
 	if req.Plan.Raw.IsNull() {
 		var state serviceResourceModel
-		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, &state)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -362,10 +387,10 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 
 	var plan, config, state serviceResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Plan.Raw, &plan)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Config.Raw, &config)...)
 	if !req.State.Raw.IsNull() {
-		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, &state)...)
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -386,9 +411,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if other == sys {
 			continue
 		}
-		var block types.Object
-		resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root(string(other)), &block)...)
-		if !block.IsNull() {
+		if !plan.block(other).IsNull() {
 			resp.Diagnostics.AddAttributeError(path.Root(string(other)), systemTitle(other)+" Fields on Another PSA",
 				fmt.Sprintf("The %s block only applies to %s, but the provider is configured for %s. Remove the block%s.",
 					other, systemTitle(other), systemTitle(sys), blockHint(sys)))
@@ -427,7 +450,7 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 	plan, config serviceResourceModel) {
 	var cw serviceConnectWiseModel
 	if !config.ConnectWise.IsNull() && !config.ConnectWise.IsUnknown() {
-		resp.Diagnostics.Append(config.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		objectAs(ctx, config.ConnectWise, &cw)
 	}
 	if !req.State.Raw.IsNull() || cw.Identifier.IsUnknown() {
 		return
@@ -493,7 +516,7 @@ func (r *serviceResource) modifyAutotaskPlan(ctx context.Context, req resource.M
 	}
 	var cfgAT serviceAutotaskModel
 	if !config.Autotask.IsNull() && !config.Autotask.IsUnknown() {
-		resp.Diagnostics.Append(config.Autotask.As(ctx, &cfgAT, basetypes.ObjectAsOptions{})...)
+		objectAs(ctx, config.Autotask, &cfgAT)
 	}
 	if label := cfgAT.PeriodType; !label.IsNull() && !label.IsUnknown() && !plan.BillingPeriod.IsUnknown() {
 		if p, ok := autotaskLabelPeriod(label.ValueString()); ok && string(p) != plan.BillingPeriod.ValueString() {
@@ -510,19 +533,16 @@ func (r *serviceResource) modifyAutotaskPlan(ctx context.Context, req resource.M
 	// period_type follows billing_period unless it is configured, so a new
 	// billing period makes the derived label unknown until apply.
 	var planAT serviceAutotaskModel
-	resp.Diagnostics.Append(plan.Autotask.As(ctx, &planAT, basetypes.ObjectAsOptions{})...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
+	objectAs(ctx, plan.Autotask, &planAT)
 	if cfgAT.PeriodType.IsNull() {
 		if plan.BillingPeriod.Equal(state.BillingPeriod) && !state.Autotask.IsNull() {
 			var stateAT serviceAutotaskModel
-			resp.Diagnostics.Append(state.Autotask.As(ctx, &stateAT, basetypes.ObjectAsOptions{})...)
+			objectAs(ctx, state.Autotask, &stateAT)
 			planAT.PeriodType = stateAT.PeriodType
 		} else {
 			planAT.PeriodType = types.StringUnknown()
 		}
-		obj, diags := types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, planAT)
+		obj, diags := flatObject(ctx, serviceAutotaskAttrTypes, planAT)
 		resp.Diagnostics.Append(diags...)
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("autotask"), obj)...)
 	}
@@ -558,7 +578,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	ctx = r.data.maskedContext(ctx)
 	var state serviceResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, &state)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -577,7 +597,7 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 
 	newState, diags := newServiceModel(ctx, r.data.system, svc, state)
 	resp.Diagnostics.Append(diags...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, newState)...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, newState)...)
 }
 
 func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -685,7 +705,7 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 	var diags diag.Diagnostics
 	if !m.Autotask.IsNull() && !m.Autotask.IsUnknown() {
 		var at serviceAutotaskModel
-		diags.Append(m.Autotask.As(ctx, &at, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		objectAs(ctx, m.Autotask, &at)
 		svc.Autotask = &psa.AutotaskServiceFields{
 			BillingCodeID: at.BillingCodeID.ValueString(),
 			PeriodType:    at.PeriodType.ValueString(),
@@ -693,7 +713,7 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 	}
 	if !m.ConnectWise.IsNull() && !m.ConnectWise.IsUnknown() {
 		var cw serviceConnectWiseModel
-		diags.Append(m.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		objectAs(ctx, m.ConnectWise, &cw)
 		// Unknown values read as "": the backend then derives the
 		// identifier from the name and the customer description from
 		// invoice_description, as the attributes document.
@@ -707,7 +727,7 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 	}
 	if !m.KaseyaBMS.IsNull() && !m.KaseyaBMS.IsUnknown() {
 		var bms serviceKaseyaBMSModel
-		diags.Append(m.KaseyaBMS.As(ctx, &bms, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
+		objectAs(ctx, m.KaseyaBMS, &bms)
 		svc.KaseyaBMS = &psa.KaseyaBMSServiceFields{
 			Category:      bms.Category.ValueString(),
 			Subcategory:   bms.Subcategory.ValueString(),
@@ -768,24 +788,22 @@ func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, p
 	var diags diag.Diagnostics
 	var d diag.Diagnostics
 	if svc.Autotask != nil && !prior.Autotask.IsNull() {
-		m.Autotask, d = types.ObjectValueFrom(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
+		m.Autotask, d = flatObject(ctx, serviceAutotaskAttrTypes, serviceAutotaskModel{
 			BillingCodeID: types.StringValue(svc.Autotask.BillingCodeID),
 			PeriodType:    types.StringValue(svc.Autotask.PeriodType),
 		})
 		diags.Append(d...)
 	}
 	if svc.ConnectWise != nil && !prior.ConnectWise.IsNull() {
-		m.ConnectWise, d = types.ObjectValueFrom(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(svc.ConnectWise))
+		m.ConnectWise, d = flatObject(ctx, serviceConnectWiseAttrTypes, newServiceConnectWiseModel(svc.ConnectWise))
 		diags.Append(d...)
 	}
 	if svc.KaseyaBMS != nil && !prior.KaseyaBMS.IsNull() {
 		var was serviceKaseyaBMSModel
-		if !prior.KaseyaBMS.IsUnknown() {
-			diags.Append(prior.KaseyaBMS.As(ctx, &was, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})...)
-		}
+		objectAs(ctx, prior.KaseyaBMS, &was)
 		// BMS resolves names case-insensitively and answers with its own
 		// spelling; the configured spelling is kept when they match.
-		m.KaseyaBMS, d = types.ObjectValueFrom(ctx, serviceKaseyaBMSAttrTypes, serviceKaseyaBMSModel{
+		m.KaseyaBMS, d = flatObject(ctx, serviceKaseyaBMSAttrTypes, serviceKaseyaBMSModel{
 			Category:      sameName(was.Category, svc.KaseyaBMS.Category),
 			Subcategory:   sameName(was.Subcategory, svc.KaseyaBMS.Subcategory),
 			UnitOfMeasure: sameName(was.UnitOfMeasure, svc.KaseyaBMS.UnitOfMeasure),
@@ -834,8 +852,7 @@ func connectWiseInvoiceDescription(ctx context.Context, svc *psa.Service, prior 
 	}
 	if !prior.ConnectWise.IsNull() && !prior.ConnectWise.IsUnknown() {
 		var cw serviceConnectWiseModel
-		// Errors cannot happen here: prior was decoded with this schema.
-		_ = prior.ConnectWise.As(ctx, &cw, basetypes.ObjectAsOptions{UnhandledUnknownAsEmpty: true})
+		objectAs(ctx, prior.ConnectWise, &cw)
 		if known(cw.CustomerDescription) && cw.CustomerDescription.ValueString() != "" {
 			want = cw.CustomerDescription.ValueString()
 		}

@@ -111,7 +111,7 @@ func (d *ticketLookupDataSource) Configure(_ context.Context, req datasource.Con
 func (d *ticketLookupDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
 	var config ticketLookupDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &config)...)
+	resp.Diagnostics.Append(getFlat(ctx, req.Config.Raw, &config)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -145,7 +145,7 @@ func (d *ticketLookupDataSource) Read(ctx context.Context, req datasource.ReadRe
 	config.Active = types.BoolValue(l.Active)
 	config.Closed = types.BoolValue(l.Closed)
 	config.Default = types.BoolValue(l.Default)
-	resp.Diagnostics.Append(resp.State.Set(ctx, config)...)
+	resp.Diagnostics.Append(setFlat(ctx, &resp.State, config)...)
 }
 
 // ticketer returns the backend's ticket side, or adds an error when the PSA
