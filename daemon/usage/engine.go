@@ -302,6 +302,9 @@ type customerPass struct {
 	// chunk is the chunk of contracts (see readContracts) that holds the
 	// customer's contract.
 	chunk int
+	// written is set when the plan handed the customer's updates to the
+	// pass's writer (pass.early).
+	written bool
 }
 
 // fail fails change i, c, with err.
@@ -323,20 +326,27 @@ type pass struct {
 	// (Kaseya BMS) and lines holds what psa-syncd's ledger says it last
 	// set instead.
 	ledger bool
+	// early is the writer the plan handed updates to while deciding, if
+	// any.
+	early *writer
 }
 
 // Plan computes the changes a pass would make now, reading the source and
 // the PSA but writing nothing and changing no state.
 func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) (*Plan, error) {
 	o.planOnly = true
-	p, err := e.plan(ctx, doc, o)
+	p, err := e.plan(ctx, doc, o, nil)
 	if err != nil {
 		return nil, err
 	}
 	return p.plan, nil
 }
 
-func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) (*pass, error) {
+// plan computes a pass's changes. startWriter, when not nil, starts the
+// writer of a pass that writes (Sync): where the PSA can be read, plan hands
+// it the updates of each customer as soon as they are decided, unless the
+// customer's contract still needs checking (p.early is the writer then).
+func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, startWriter func(ledger bool) (*writer, error)) (*pass, error) {
 	mappings, err := e.selectCustomers(doc, o)
 	if err != nil {
 		return nil, err
@@ -485,6 +495,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 
+	if startWriter != nil && !p.ledger {
+		if p.early, err = startWriter(p.ledger); err != nil {
+			return nil, err
+		}
+	}
+
 	// Of the lines read, the pass keeps those it updates: writing them
 	// needs the line as read.
 	p.lines = map[psa.LineKey]psa.ContractLine{}
@@ -538,8 +554,14 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
-		if updates && !cur.lines.hasContract(cm.ContractID) {
+		switch {
+		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
+		case updates && p.early != nil:
+			// Nothing that follows changes the customer's updates: they
+			// are written while the next contracts are read.
+			p.early.add(p.early.customerJobs(cp, changes, p.lines))
+			cp.written = true
 		}
 	}
 	next := 0
