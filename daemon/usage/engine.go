@@ -1038,16 +1038,27 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	for i := range r.read {
 		r.read[i] = make(chan lineChunk, 1)
 	}
-	// The first chunk's read starts together with the next ones, so that
-	// the PSA's slots are busy from the start.
+	if len(r.chunks) == 0 {
+		return r
+	}
 	go func() {
-		for i := range r.chunks {
+		// The first chunk is read alone: it tells whether the PSA can be
+		// read at all, and a failure of the whole PSA then fails the
+		// other chunks without a request. The caller meanwhile fetches
+		// the usage.
+		r.ahead <- struct{}{}
+		first := r.readChunk(ctx, r.chunks[0], true)
+		r.read[0] <- first
+		if first.ledger {
+			return
+		}
+		for i := 1; i < len(r.chunks); i++ {
 			select {
 			case r.ahead <- struct{}{}:
 			case <-r.stop:
 				return
 			}
-			go func() { r.read[i] <- r.readChunk(ctx, r.chunks[i], i == 0) }()
+			go func() { r.read[i] <- r.readChunk(ctx, r.chunks[i], false) }()
 		}
 	}()
 	return r
@@ -1061,8 +1072,7 @@ func (r *lineReader) waitFirst() bool {
 	}
 	first := <-r.read[0]
 	if first.ledger {
-		// The reads started with it failed the same way, without a
-		// request; the ledger replaces them all.
+		// No other chunk is read: the ledger replaces them all.
 		r.ledger = true
 		return true
 	}
