@@ -214,9 +214,6 @@ const (
 // next contracts are read; the others follow when the plan is done.
 type writer struct {
 	e      *Engine
-	ctx    context.Context
-	log    *slog.Logger
-	runID  int64
 	ledger bool
 	// pending holds the intents left open before the pass, by line.
 	pending map[psa.LineKey]state.Intent
@@ -246,7 +243,7 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 	if err != nil {
 		return nil, fmt.Errorf("daemon: reading open intents: %w", err)
 	}
-	w := &writer{e: e, ctx: ctx, log: log, runID: runID, ledger: ledger, pending: map[psa.LineKey]state.Intent{},
+	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{},
 		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log},
 		queue: newJobQueue(), done: make(chan struct{})}
 	for _, in := range open {
@@ -279,8 +276,9 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 	return w, nil
 }
 
-// customerJobs returns the writes of the updates of cp, in order, failing those
-// whose line has an intent left open. lines holds the lines the pass read.
+// customerJobs returns the writes of the updates among cp's changes, in
+// order, failing those whose line has an intent left open. lines holds the
+// lines the pass read.
 func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.LineKey]psa.ContractLine) []*writeJob {
 	var jobs []*writeJob
 	for i := range changes {
