@@ -302,6 +302,9 @@ type customerPass struct {
 	// chunk is the chunk of contracts (see readContracts) that holds the
 	// customer's contract.
 	chunk int
+	// written is set when the plan handed the customer's updates to the
+	// pass's writer (pass.early).
+	written bool
 }
 
 // fail fails change i, c, with err.
@@ -323,20 +326,27 @@ type pass struct {
 	// (Kaseya BMS) and lines holds what psa-syncd's ledger says it last
 	// set instead.
 	ledger bool
+	// early is the writer the plan handed updates to while deciding, if
+	// any.
+	early *writer
 }
 
 // Plan computes the changes a pass would make now, reading the source and
 // the PSA but writing nothing and changing no state.
 func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) (*Plan, error) {
 	o.planOnly = true
-	p, err := e.plan(ctx, doc, o)
+	p, err := e.plan(ctx, doc, o, nil)
 	if err != nil {
 		return nil, err
 	}
 	return p.plan, nil
 }
 
-func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) (*pass, error) {
+// plan computes a pass's changes. startWriter, when not nil, starts the
+// writer of a pass that writes (Sync): where the PSA can be read, plan hands
+// it the updates of each customer as soon as they are decided, unless the
+// customer's contract still needs checking (p.early is the writer then).
+func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, startWriter func(ledger bool) (*writer, error)) (*pass, error) {
 	mappings, err := e.selectCustomers(doc, o)
 	if err != nil {
 		return nil, err
@@ -354,20 +364,6 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		Changes:       []Change{},
 		Unmapped:      Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
-
-	rep, err := e.src.Fetch(ctx, period)
-	if err != nil {
-		return nil, fmt.Errorf("daemon: fetching usage for %s from %s: %w", period, srcName, err)
-	}
-	p.plan.Problems = append(p.plan.Problems, rep.Problems...)
-	missing := e.policies.MissingUsage
-	if len(rep.Records) == 0 && missing == MissingUsageZero {
-		// An empty report usually means the vendor has no data for the
-		// month yet, not that every customer stopped using everything.
-		missing = MissingUsageKeep
-		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName,
-			Err: fmt.Errorf("no usage at all for %s: lines without usage are left as they are this pass", period)})
-	}
 
 	// Index the export.
 	products := map[string]export.ProductMapping{}
@@ -398,19 +394,6 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		changeServices[i] = &ChangeService{ServiceID: id, ServiceName: serviceNames[id], Products: services[id]}
 	}
 
-	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
-	sums := rep.Records
-	if !rep.Summed {
-		var overflows []source.Problem
-		sums, overflows = source.Sum(rep.Records)
-		p.plan.Problems = append(p.plan.Problems, overflows...)
-	}
-	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
-	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
-	if err != nil {
-		return nil, err
-	}
-
 	// Two customers on one contract would fight over its lines; the
 	// provider refuses this at plan time, the engine refuses to guess.
 	owners := map[string][]string{}
@@ -424,17 +407,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	for _, cm := range mappings {
 		cp := &customerPass{m: cm}
 		p.customers = append(p.customers, cp)
-		if probs := unreadable[cm.CustomerID]; len(probs) > 0 {
-			// Without that usage, the sum is too low: writing it would
-			// lower a quantity that the unread rows may have raised.
-			cp.err = unreadableError(probs)
-			cp.hint = "fix the usage rows named in the error (or have the vendor fix them) and run the pass again; until then psa-syncd writes none of this customer's lines"
-			continue
-		}
 		if o := owners[cm.ContractID]; len(o) > 1 {
 			cp.err = fmt.Errorf("contract %s is mapped to %d customers (%s)", cm.ContractID, len(o), strings.Join(o, ", "))
 			cp.hint = "each customer needs its own contract: fix the customer mappings and re-run terraform apply"
-			continue
 		}
 	}
 	p.plan.Customers = len(p.customers)
@@ -448,30 +423,80 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 	})
 
 	// The contracts are read in the order the customers are decided, in
-	// chunks. Customers that share a contract failed above, so each
-	// contract is one customer's. A line has a change when it exists or
-	// has usage; the changes go straight into the plan, sized for those
-	// with usage, which at most the lines without usage add to.
+	// chunks, while the usage is fetched and summed: they come from the
+	// export alone. Customers that share a contract failed above, so each
+	// contract is one customer's. A customer whose usage turns out to be
+	// unreadable has its contract read with the others' (a chunk's read
+	// costs the same requests) and is not decided.
 	var contracts []string
-	nUsed := 0
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
 		}
 		contracts = append(contracts, cp.m.ContractID)
 		cp.chunk = (len(contracts) - 1) / readChunk
-		nUsed += usedServices(usage[cp.m.CustomerID], products)
+	}
+	// A pass that fails before deciding stops the reads it started.
+	readCtx, stopReads := context.WithCancel(ctx)
+	defer stopReads()
+	rd := e.readContracts(readCtx, contracts, serviceIDs, p.plan.EffectiveDate)
+	defer rd.close()
+
+	rep, err := e.src.Fetch(ctx, period)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: fetching usage for %s from %s: %w", period, srcName, err)
+	}
+	p.plan.Problems = append(p.plan.Problems, rep.Problems...)
+	missing := e.policies.MissingUsage
+	if len(rep.Records) == 0 && missing == MissingUsageZero {
+		// An empty report usually means the vendor has no data for the
+		// month yet, not that every customer stopped using everything.
+		missing = MissingUsageKeep
+		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName,
+			Err: fmt.Errorf("no usage at all for %s: lines without usage are left as they are this pass", period)})
+	}
+
+	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
+	sums := rep.Records
+	if !rep.Summed {
+		var overflows []source.Problem
+		sums, overflows = source.Sum(rep.Records)
+		p.plan.Problems = append(p.plan.Problems, overflows...)
+	}
+	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
+	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
+	if err != nil {
+		return nil, err
+	}
+	// A line has a change when it exists or has usage; the changes go
+	// straight into the plan, sized for those with usage, which at most
+	// the lines without usage add to.
+	nUsed := 0
+	for _, cp := range p.customers {
+		if probs := unreadable[cp.m.CustomerID]; len(probs) > 0 {
+			// Without that usage, the sum is too low: writing it would
+			// lower a quantity that the unread rows may have raised.
+			cp.err = unreadableError(probs)
+			cp.hint = "fix the usage rows named in the error (or have the vendor fix them) and run the pass again; until then psa-syncd writes none of this customer's lines"
+		}
+		if cp.err == nil {
+			nUsed += usedServices(usage[cp.m.CustomerID], products)
+		}
 	}
 	p.plan.Changes = make([]Change, 0, min(len(p.customers)*len(serviceIDs), nUsed))
-	rd := e.readContracts(ctx, contracts, serviceIDs, p.plan.EffectiveDate)
-	defer rd.close()
-	p.ledger = rd.ledger
+	p.ledger = rd.waitFirst()
 	// Where the PSA cannot be read, a line whose earlier write has an
 	// unknown outcome cannot be settled by reading: it stays blocked, even
 	// in a plan, until an operator resolves it (see ResolveIntent).
 	var review map[psa.LineKey]state.Intent
 	if p.ledger && e.db != nil {
 		if review, err = e.openIntentsByLine(); err != nil {
+			return nil, err
+		}
+	}
+
+	if startWriter != nil && !p.ledger {
+		if p.early, err = startWriter(p.ledger); err != nil {
 			return nil, err
 		}
 	}
@@ -529,8 +554,14 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions) 
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
-		if updates && !cur.lines.hasContract(cm.ContractID) {
+		switch {
+		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
+		case updates && p.early != nil:
+			// Nothing that follows changes the customer's updates: they
+			// are written while the next contracts are read.
+			p.early.add(p.early.customerJobs(cp, changes, p.lines))
+			cp.written = true
 		}
 	}
 	next := 0
@@ -962,8 +993,7 @@ type lineReader struct {
 	// ledger is true when the PSA cannot report current quantities
 	// (Kaseya BMS): the lines come from the ledger.
 	ledger bool
-	// read[i] delivers chunk i; read[0] is read before readContracts
-	// returns.
+	// read[i] delivers chunk i.
 	read []chan lineChunk
 	next int
 	// ahead holds a token per chunk being read or waiting to be decided.
@@ -980,23 +1010,27 @@ type lineReader struct {
 type lineChunk struct {
 	lines *lineIndex
 	errs  map[string]error
+	// ledger is set on the first chunk when the PSA cannot read lines.
+	ledger bool
 }
 
 // readContracts starts reading the lines of the contracts ids (in the order
 // the pass decides them) in chunks of readChunk, at most readsAhead at a
-// time; lineReader.chunk returns them in order. A backend that reports
-// per-contract problems (ConnectWise's *ContractErrors, found through its
-// ContractErrors method) fails just those contracts and returns the other
-// contracts' lines. Otherwise, when a read fails for a reason that one bad
-// contract id can cause (not found, refused), it splits the chunk in halves
-// to find the culprits, so that one customer's bad contract fails only that
-// customer. Errors that concern the whole PSA (rate limits, credentials,
-// outages, cancellation) fail every contract of the chunk, and of the
-// chunks not read yet, instead of multiplying requests.
+// time, and returns at once; lineReader.chunk returns them in order. A
+// backend that reports per-contract problems (ConnectWise's
+// *ContractErrors, found through its ContractErrors method) fails just
+// those contracts and returns the other contracts' lines. Otherwise, when a
+// read fails for a reason that one bad contract id can cause (not found,
+// refused), it splits the chunk in halves to find the culprits, so that one
+// customer's bad contract fails only that customer. Errors that concern the
+// whole PSA (rate limits, credentials, outages, cancellation) fail every
+// contract of the chunk, and of the chunks not read yet, instead of
+// multiplying requests.
 //
 // A backend that cannot read quantities at all (psa.ErrNotSupported: Kaseya
-// BMS) gets its lines from the ledger instead, for the given services, and
-// the reader's ledger is true. The caller must call close when done.
+// BMS, which says so without a request) gets its lines from the ledger
+// instead, for the given services: waitFirst tells, and must be called
+// before chunk. The caller must call close when done.
 func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) *lineReader {
 	r := &lineReader{e: e, chunks: slices.Collect(slices.Chunk(ids, readChunk)), serviceIDs: serviceIDs, asOf: asOf,
 		ahead: make(chan struct{}, readsAhead), stop: make(chan struct{})}
@@ -1007,14 +1041,17 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 	if len(r.chunks) == 0 {
 		return r
 	}
-	// The first chunk tells whether the PSA can be read at all.
-	r.ahead <- struct{}{}
-	first := r.readChunk(ctx, r.chunks[0], true)
-	if r.ledger {
-		return r
-	}
-	r.read[0] <- first
 	go func() {
+		// The first chunk is read alone: it tells whether the PSA can be
+		// read at all, and a failure of the whole PSA then fails the
+		// other chunks without a request. The caller meanwhile fetches
+		// the usage.
+		r.ahead <- struct{}{}
+		first := r.readChunk(ctx, r.chunks[0], true)
+		r.read[0] <- first
+		if first.ledger {
+			return
+		}
 		for i := 1; i < len(r.chunks); i++ {
 			select {
 			case r.ahead <- struct{}{}:
@@ -1025,6 +1062,22 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 		}
 	}()
 	return r
+}
+
+// waitFirst waits for the first chunk's read, which tells whether the PSA
+// can read lines at all, and returns r.ledger.
+func (r *lineReader) waitFirst() bool {
+	if len(r.chunks) == 0 {
+		return false
+	}
+	first := <-r.read[0]
+	if first.ledger {
+		// No other chunk is read: the ledger replaces them all.
+		r.ledger = true
+		return true
+	}
+	r.read[0] <- first
+	return false
 }
 
 // chunk returns the next chunk's lines, waiting for its read.
@@ -1052,8 +1105,8 @@ func (r *lineReader) chunk() lineChunk {
 func (r *lineReader) close() { close(r.stop) }
 
 // readChunk reads the lines of one chunk of contracts (see readContracts).
-// When the first chunk finds that the PSA cannot read lines, it sets
-// r.ledger and returns nothing.
+// When the first chunk finds that the PSA cannot read lines, it returns a
+// chunk with ledger set and nothing else.
 func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) lineChunk {
 	c := lineChunk{lines: &lineIndex{}, errs: map[string]error{}}
 	fail := func(ids []string, err error) {
@@ -1063,7 +1116,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 	}
 	var read func(ids []string)
 	read = func(ids []string) {
-		if len(ids) == 0 || r.ledger {
+		if len(ids) == 0 || c.ledger {
 			return
 		}
 		r.mu.Lock()
@@ -1081,7 +1134,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 		var ce contractErrors
 		switch {
 		case errors.Is(err, psa.ErrNotSupported) && first:
-			r.ledger = true
+			c.ledger = true
 			return
 		case errors.As(err, &ce):
 			c.lines.add(got)

@@ -199,3 +199,66 @@ func TestEngine_Sync_lastSuccessStaysStored(t *testing.T) {
 		})
 	}
 }
+
+// writeBeforeRead holds the second ReadLines call until a line has been
+// written, or for at most a minute, and records whether a write came first.
+type writeBeforeRead struct {
+	psa.Backend
+	wrote     chan struct{}
+	writeOnce sync.Once
+
+	mu        sync.Mutex
+	reads     int
+	readAfter bool // the second read began after a write
+}
+
+func (b *writeBeforeRead) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	b.writeOnce.Do(func() { close(b.wrote) })
+	return b.Backend.SetQuantity(ctx, req)
+}
+
+func (b *writeBeforeRead) ReadLines(ctx context.Context, ids []string, asOf time.Time) ([]psa.ContractLine, error) {
+	b.mu.Lock()
+	b.reads++
+	second := b.reads == 2
+	b.mu.Unlock()
+	if second {
+		select {
+		case <-b.wrote:
+			b.mu.Lock()
+			b.readAfter = true
+			b.mu.Unlock()
+		case <-time.After(time.Minute):
+		}
+	}
+	return b.Backend.ReadLines(ctx, ids, asOf)
+}
+
+// TestEngine_Sync_writesWhileReading checks that a pass writes the lines of
+// the customers it has decided while the next chunk of contracts is still
+// being read, and still writes every line and records every outcome.
+func TestEngine_Sync_writesWhileReading(t *testing.T) {
+	t.Parallel()
+	const n = readChunk + 50
+	h := chunkedTenant(t, n)
+	b := &writeBeforeRead{Backend: h.be, wrote: make(chan struct{})}
+	h.be = b
+	res := h.sync(PassOptions{})
+	if !b.readAfter {
+		t.Errorf("the second chunk's read did not wait for a write: the first chunk's lines were not written while reading")
+	}
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2*n {
+		t.Errorf("run = %+v, want success with %d lines updated", res.Run, 2*n)
+	}
+	if got := h.writes(); got != 2*n {
+		t.Errorf("%d writes, want %d", got, 2*n)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action != ActionUpdate || c.Desired != 2 {
+			t.Fatalf("change %+v, want an update to 2", c)
+		}
+	}
+	if open, err := h.db.OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents after the pass = %v, %v; want none", open, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +81,11 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 	}
 
-	p, err := e.plan(ctx, doc, o)
+	var startWriter func(bool) (*writer, error)
+	if !dry && e.earlyWrites() {
+		startWriter = func(ledger bool) (*writer, error) { return e.startWriter(ctx, log, run.ID, ledger) }
+	}
+	p, err := e.plan(ctx, doc, o, startWriter)
 	if err != nil {
 		return fail(err)
 	}
@@ -97,7 +102,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 
 	if !dry {
-		if err := e.write(ctx, log, run.ID, p); err != nil {
+		if err := e.write(ctx, log, run.ID, p, p.early); err != nil {
 			return fail(err)
 		}
 	}
@@ -194,81 +199,156 @@ const (
 	intentWindowPerSenderLedger = 1
 )
 
-// write applies every update of the plan. It runs as a pipeline: one
-// opener records the intents of the next writes in batches (one group
-// commit each, fsynced before any of their writes is sent), and
+// writer applies the updates of a pass. It runs as a pipeline: one opener
+// records the intents of the next writes in batches (one group commit
+// each, fsynced before any of their writes is sent), and
 // policies.write_concurrency senders send the writes whose intents are
 // recorded, each closing its intent without waiting for the commit (the
 // close rides with the next batch of intents; one lost in a crash leaves
 // the intent open, which reconciliation settles). The budget gate stops
 // the senders when the PSA's hourly budget reaches the reserve.
-func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pass) error {
+//
+// Where the plan needs nothing more of a customer once its lines are
+// decided (see earlyWrites), the plan hands the customer's updates to the
+// writer as soon as they are decided, so that they are written while the
+// next contracts are read; the others follow when the plan is done.
+type writer struct {
+	e      *Engine
+	ledger bool
+	// pending holds the intents left open before the pass, by line.
+	pending map[psa.LineKey]state.Intent
+	gate    *budgetGate
+	queue   *jobQueue
+	// jobs are the writes handed over so far. Each has its own Change,
+	// copied back into the plan when the writes are done: the plan's
+	// changes may move while it grows.
+	jobs []*writeJob
+	done chan struct{}
+}
+
+// earlyWrites reports whether the engine's writes may start while the
+// plan is still being made: the PSA neither verifies contracts before
+// writing (psa.WriteChecker) nor preloads services for the writes of a
+// pass (psa.ServicePreloader), both of which need every update first.
+func (e *Engine) earlyWrites() bool {
+	_, checks := e.be.(psa.WriteChecker)
+	_, preloads := e.be.(psa.ServicePreloader)
+	return !checks && !preloads
+}
+
+// startWriter reads the intents left open and starts the opener and the
+// senders, which wait for jobs.
+func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64, ledger bool) (*writer, error) {
 	open, err := e.db.OpenIntents()
 	if err != nil {
-		return fmt.Errorf("daemon: reading open intents: %w", err)
+		return nil, fmt.Errorf("daemon: reading open intents: %w", err)
 	}
-	pending := map[psa.LineKey]state.Intent{}
+	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{},
+		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log},
+		queue: newJobQueue(), done: make(chan struct{})}
 	for _, in := range open {
-		pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
+		w.pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
 	}
-	var jobs []*writeJob
-	for _, cp := range p.customers {
-		if cp.err != nil {
-			continue
-		}
-		for i := range cp.changes {
-			c := &cp.changes[i]
-			if c.Action != ActionUpdate {
-				continue
-			}
-			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
-			if in, ok := pending[key]; ok {
-				if p.ledger {
-					cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
-				} else {
-					cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
-				}
-				continue
-			}
-			if cp.errs == nil {
-				// The senders set the errors of their writes.
-				cp.errs = make([]error, len(cp.changes))
-			}
-			j := &writeJob{cp: cp, i: i, c: c}
-			if l, ok := p.lines[key]; ok {
-				j.current = &l
-			}
-			jobs = append(jobs, j)
-		}
-	}
-	e.metrics.passWrites(len(jobs))
-	if len(jobs) == 0 {
-		return nil
-	}
-	e.preloadServices(ctx, log, jobs)
-
-	gate := &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log}
 	senders := e.policies.WriteConcurrency
 	window, batch := intentWindowPerSender*senders, intentBatchPerSender*senders
-	if p.ledger {
+	if ledger {
 		window, batch = intentWindowPerSenderLedger*senders, 1
 	}
 	// slots holds a token per intent opened and not yet taken by a sender.
 	slots := make(chan struct{}, window)
 	ready := make(chan *writeJob, window)
-	var wg sync.WaitGroup
-	for range senders {
-		wg.Go(func() {
-			for j := range ready {
-				<-slots
-				j.cp.errs[j.i] = e.send(ctx, log, gate, j, p.ledger)
-				e.metrics.lineDone()
+	go func() {
+		defer close(w.done)
+		var wg sync.WaitGroup
+		for range senders {
+			wg.Go(func() {
+				for j := range ready {
+					<-slots
+					j.cp.errs[j.i] = e.send(ctx, log, w.gate, j, ledger)
+					e.metrics.lineDone()
+				}
+			})
+		}
+		e.openIntents(ctx, runID, w.gate, w.queue, batch, slots, ready)
+		close(ready)
+		wg.Wait()
+	}()
+	return w, nil
+}
+
+// customerJobs returns the writes of the updates among cp's changes, in
+// order, failing those whose line has an intent left open. lines holds the
+// lines the pass read.
+func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.LineKey]psa.ContractLine) []*writeJob {
+	var jobs []*writeJob
+	for i := range changes {
+		c := &changes[i]
+		if c.Action != ActionUpdate {
+			continue
+		}
+		key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
+		if in, ok := w.pending[key]; ok {
+			if w.ledger {
+				cp.fail(i, w.e.awaitingReview(in, c.ServiceName), c)
+			} else {
+				cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
 			}
-		})
+			continue
+		}
+		if cp.errs == nil {
+			// The senders set the errors of their writes.
+			cp.errs = make([]error, cp.nChanges)
+		}
+		own := *c
+		j := &writeJob{cp: cp, i: i, c: &own}
+		if l, ok := lines[key]; ok {
+			j.current = &l
+		}
+		jobs = append(jobs, j)
 	}
-	e.openIntents(ctx, runID, gate, jobs, batch, slots, ready)
-	close(ready)
-	wg.Wait()
+	return jobs
+}
+
+// add hands jobs to the opener.
+func (w *writer) add(jobs []*writeJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	w.jobs = append(w.jobs, jobs...)
+	w.e.metrics.passWrites(len(w.jobs))
+	w.queue.push(jobs)
+}
+
+// write applies the updates of the plan that w has not been handed yet
+// (w is nil when none was), then waits for every write and records the
+// outcomes in the plan.
+func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pass, w *writer) error {
+	if w == nil {
+		var err error
+		if w, err = e.startWriter(ctx, log, runID, p.ledger); err != nil {
+			return err
+		}
+	}
+	var jobs []*writeJob
+	for _, cp := range p.customers {
+		if cp.err != nil || cp.written {
+			continue
+		}
+		jobs = append(jobs, w.customerJobs(cp, cp.changes, p.lines)...)
+	}
+	e.metrics.passWrites(len(w.jobs) + len(jobs))
+	if len(jobs) > 0 {
+		e.preloadServices(ctx, log, jobs)
+	}
+	w.add(jobs)
+	w.queue.close()
+	<-w.done
+	for _, j := range w.jobs {
+		j.cp.changes[j.i] = *j.c
+	}
+	if len(w.jobs) == 0 {
+		return nil
+	}
 	// Closed intents are committed with the batches of intents opened
 	// after them; the last ones are committed here.
 	if err := e.db.Flush(context.WithoutCancel(ctx)); err != nil {
@@ -277,19 +357,87 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	return nil
 }
 
-// openIntents records the intents of jobs, in order, in batches of as many
-// as the window has room for but at least batch (or the jobs left), and
-// hands each job to the senders once its intent is committed. It stops
-// opening once the pass is cancelled or the budget gate has stopped the
-// writes; the jobs it did not open are skipped.
-func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, jobs []*writeJob, batch int, slots chan struct{}, ready chan<- *writeJob) {
-	for next := 0; next < len(jobs); {
+// jobQueue holds the writes handed to the opener and not yet opened.
+type jobQueue struct {
+	mu     sync.Mutex
+	jobs   []*writeJob
+	closed bool
+	// more is signalled when jobs are pushed or the queue is closed.
+	more chan struct{}
+}
+
+func newJobQueue() *jobQueue { return &jobQueue{more: make(chan struct{}, 1)} }
+
+func (q *jobQueue) push(jobs []*writeJob) {
+	q.mu.Lock()
+	q.jobs = append(q.jobs, jobs...)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *jobQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *jobQueue) signal() {
+	select {
+	case q.more <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until jobs are queued or the queue is closed, and returns how
+// many are queued (0 once it is closed and empty).
+func (q *jobQueue) wait() int {
+	for {
+		q.mu.Lock()
+		n, closed := len(q.jobs), q.closed
+		q.mu.Unlock()
+		if n > 0 || closed {
+			return n
+		}
+		<-q.more
+	}
+}
+
+// take removes the first n queued jobs and returns them.
+func (q *jobQueue) take(n int) []*writeJob {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	jobs := slices.Clone(q.jobs[:n])
+	q.jobs = q.jobs[n:]
+	return jobs
+}
+
+// openIntents records the intents of the queued jobs, in order, in batches
+// of as many as are queued and the window has room for, but at least batch
+// (or the jobs queued), and hands each job to the senders once its intent
+// is committed. It returns once the queue is closed and empty. Once the
+// pass is cancelled or the budget gate has stopped the writes, it opens no
+// more: the jobs it did not open are skipped.
+func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate, q *jobQueue, batch int, slots chan struct{}, ready chan<- *writeJob) {
+	stopped := false
+	for {
+		queued := q.wait()
+		if queued == 0 {
+			return
+		}
+		if stopped {
+			for _, j := range q.take(queued) {
+				e.skip(ctx, j.c, gate)
+				e.metrics.lineDone()
+			}
+			continue
+		}
 		// Wait for the batch's room: a token comes back each time a sender
 		// takes a job, and the window keeps the senders supplied
 		// meanwhile.
 		n := 0
 	wait:
-		for n < batch && next+n < len(jobs) {
+		for n < batch && n < queued {
 			select {
 			case slots <- struct{}{}:
 				n++
@@ -300,15 +448,12 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 		if ctx.Err() != nil || gate.stopped() {
 			// The tokens taken above are never released: nothing is sent
 			// after this.
-			for _, j := range jobs[next:] {
-				e.skip(ctx, j.c, gate)
-				e.metrics.lineDone()
-			}
-			return
+			stopped = true
+			continue
 		}
 		// Take the room there is beyond the batch.
 	more:
-		for n < cap(slots) && next+n < len(jobs) {
+		for n < cap(slots) && n < queued {
 			select {
 			case slots <- struct{}{}:
 				n++
@@ -316,8 +461,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 				break more
 			}
 		}
-		opening := jobs[next : next+n]
-		next += n
+		opening := q.take(n)
 		ins := make([]state.Intent, len(opening))
 		created := e.now().UTC()
 		for k, j := range opening {
