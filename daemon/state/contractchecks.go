@@ -3,8 +3,6 @@ package state
 import (
 	"context"
 	"database/sql"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -25,8 +23,8 @@ type ContractCheck struct {
 	CheckedAt time.Time `json:"checked_at"`
 }
 
-// contractCheckChunk bounds the ids one ContractChecks query names, well
-// under SQLite's limit of bound parameters.
+// contractCheckChunk bounds the ids one ContractChecks or CatalogServices
+// query names (see eachIn), well under SQLite's limit of bound parameters.
 const contractCheckChunk = 500
 
 // ContractChecks returns the recorded checks of the given contracts of a
@@ -35,28 +33,17 @@ func (db *DB) ContractChecks(system psa.System, contractIDs []string) (map[strin
 	ctx, cancel := db.ctx()
 	defer cancel()
 	out := make(map[string]ContractCheck, len(contractIDs))
-	for chunk := range slices.Chunk(contractIDs, contractCheckChunk) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, string(system))
-		for _, id := range chunk {
-			args = append(args, id)
+	err := db.eachIn(ctx, `SELECT system, contract_id, company_id, status, type, active, recurring, checked_at
+		FROM contract_checks WHERE system = ? AND contract_id`, string(system), contractIDs, func(rows *sql.Rows) error {
+		var c ContractCheck
+		if err := rows.Scan(&c.System, &c.ContractID, &c.CompanyID, &c.Status, &c.Type, &c.Active, &c.Recurring, timeDest{&c.CheckedAt}); err != nil {
+			return err
 		}
-		rows, err := db.sql.QueryContext(ctx, db.q(`SELECT system, contract_id, company_id, status, type, active, recurring, checked_at
-			FROM contract_checks WHERE system = ? AND contract_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`), args...)
-		if err != nil {
-			return nil, db.wrap("reading contract checks", err)
-		}
-		for rows.Next() {
-			var c ContractCheck
-			if err := rows.Scan(&c.System, &c.ContractID, &c.CompanyID, &c.Status, &c.Type, &c.Active, &c.Recurring, timeDest{&c.CheckedAt}); err != nil {
-				_ = rows.Close()
-				return nil, db.wrap("reading contract checks", err)
-			}
-			out[c.ContractID] = c
-		}
-		if err := rows.Close(); err != nil {
-			return nil, db.wrap("reading contract checks", err)
-		}
+		out[c.ContractID] = c
+		return nil
+	})
+	if err != nil {
+		return nil, db.wrap("reading contract checks", err)
 	}
 	return out, nil
 }
