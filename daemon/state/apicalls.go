@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -29,14 +31,27 @@ func (db *DB) APICalls() *APICalls { return &APICalls{db: db} }
 // in (now-window, now] or the endpoint is blocked at now. When it refuses,
 // free is when a call will be allowed again. Calls older than the window
 // are deleted on the way.
+//
+// On SQLite, whose file one process holds locked, the calls are counted in
+// memory (see callMirror) and each call's row is committed with the next
+// commit of the state database rather than one of its own, so that a PSA
+// write waits for no fsync of its own here. On PostgreSQL, which several
+// processes share, Take is one transaction under an advisory lock.
 func (a *APICalls) Take(endpoint string, now time.Time, window time.Duration, limit int) (free time.Time, ok bool, err error) {
+	if a.db.dialect == dialectSQLite {
+		return a.db.calls.take(a.db, endpoint, now, window, limit)
+	}
+	return a.takeShared(endpoint, now, window, limit)
+}
+
+// takeShared is Take in one transaction, for a database that several
+// processes share.
+func (a *APICalls) takeShared(endpoint string, now time.Time, window time.Duration, limit int) (free time.Time, ok bool, err error) {
 	db := a.db
 	what := "counting a call to " + endpoint
 	err = db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
-		if db.dialect == dialectPostgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, apiCallsLockKey); err != nil {
-				return db.wrap(what, err)
-			}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, apiCallsLockKey); err != nil {
+			return db.wrap(what, err)
 		}
 		var until time.Time
 		err := tx.QueryRowContext(ctx, db.q(`SELECT until FROM api_blocks WHERE endpoint = ?`), endpoint).Scan(timeDest{&until})
@@ -52,28 +67,23 @@ func (a *APICalls) Take(endpoint string, now time.Time, window time.Duration, li
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_calls WHERE endpoint = ? AND at <= ?`), endpoint, since); err != nil {
 			return db.wrap(what, err)
 		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT at FROM api_calls WHERE endpoint = ? ORDER BY at DESC LIMIT ?`), endpoint, limit)
-		if err != nil {
+		// Counted on the index, not read: the window may hold the whole
+		// hour's calls.
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM api_calls WHERE endpoint = ?`), endpoint).Scan(&n); err != nil {
 			return db.wrap(what, err)
 		}
-		var calls []time.Time
-		for rows.Next() {
-			var at time.Time
-			if err := rows.Scan(timeDest{&at}); err != nil {
-				_ = rows.Close()
+		if n >= limit {
+			// The oldest of the newest limit calls frees its slot first.
+			var oldest time.Time
+			if err := tx.QueryRowContext(ctx, db.q(`SELECT at FROM api_calls WHERE endpoint = ? ORDER BY at DESC LIMIT 1 OFFSET ?`),
+				endpoint, limit-1).Scan(timeDest{&oldest}); err != nil {
 				return db.wrap(what, err)
 			}
-			calls = append(calls, at)
-		}
-		if err := rows.Close(); err != nil {
-			return db.wrap(what, err)
-		}
-		if len(calls) >= limit {
-			// The oldest of the newest limit calls frees its slot first.
-			free = calls[len(calls)-1].Add(window)
+			free = oldest.Add(window)
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_calls (endpoint, at) VALUES (?, ?)`), endpoint, db.tv(now)); err != nil {
+		if err := db.insertCall(ctx, tx, endpoint, now, window); err != nil {
 			return db.wrap(what, err)
 		}
 		ok = true
@@ -85,23 +95,147 @@ func (a *APICalls) Take(endpoint string, now time.Time, window time.Duration, li
 	return free, ok, nil
 }
 
+// insertCall records a call to endpoint at now in tx and deletes the
+// endpoint's calls that have left the window.
+func (db *DB) insertCall(ctx context.Context, tx *sql.Tx, endpoint string, now time.Time, window time.Duration) error {
+	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_calls WHERE endpoint = ? AND at <= ?`), endpoint, db.tv(now.Add(-window))); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_calls (endpoint, at) VALUES (?, ?)`), endpoint, db.tv(now))
+	return err
+}
+
+// callMirror counts the calls per endpoint in memory for a database that
+// one process has to itself (SQLite), where the table is the record of
+// what earlier processes spent and this one's calls are appended to it.
+// An endpoint's calls in the window and its block are read from the
+// database at its first Take; after that Take decides under mu, and
+// queues its row as a deferred write (see committer): it is committed
+// with the next group, at the latest deferDelay later, or at Flush and
+// Close. A crash loses at most the rows of the calls made in that time,
+// which the next process does not count: for a Kaseya BMS line post,
+// whose intent is committed before it is sent, those are the posts in
+// flight. A BMS that then refuses a call with 429 blocks the endpoint
+// (Block) as before.
+type callMirror struct {
+	mu        sync.Mutex
+	endpoints map[string]*endpointCalls
+}
+
+// endpointCalls is one endpoint's calls in the window, oldest first, and
+// the time until which it is blocked.
+type endpointCalls struct {
+	at      []time.Time
+	blocked time.Time
+}
+
+// take is Take on the mirror.
+func (m *callMirror) take(db *DB, endpoint string, now time.Time, window time.Duration, limit int) (time.Time, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ec, err := m.endpoint(db, endpoint, now, window, limit)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if now.Before(ec.blocked) {
+		return ec.blocked, false, nil
+	}
+	gone := 0
+	for gone < len(ec.at) && !ec.at[gone].After(now.Add(-window)) {
+		gone++
+	}
+	ec.at = slices.Delete(ec.at, 0, gone)
+	if len(ec.at) >= limit {
+		return ec.at[len(ec.at)-limit].Add(window), false, nil
+	}
+	i, _ := slices.BinarySearchFunc(ec.at, now, time.Time.Compare)
+	ec.at = slices.Insert(ec.at, i, now)
+	err = db.group.submitDeferred(db, &groupOp{
+		what: "recording a call to " + endpoint,
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			return db.insertCall(ctx, tx, endpoint, now, window)
+		},
+	})
+	if err != nil {
+		// Counted all the same: the call is refused, and counting it
+		// errs on the safe side.
+		return time.Time{}, false, db.wrap("recording a call to "+endpoint, err)
+	}
+	return time.Time{}, true, nil
+}
+
+// endpoint returns the mirror of endpoint, reading its newest limit calls
+// in the window and its block from the database the first time. m.mu is
+// held.
+func (m *callMirror) endpoint(db *DB, endpoint string, now time.Time, window time.Duration, limit int) (*endpointCalls, error) {
+	if ec, ok := m.endpoints[endpoint]; ok {
+		return ec, nil
+	}
+	what := "reading the calls to " + endpoint
+	ctx, cancel := db.ctx()
+	defer cancel()
+	ec := &endpointCalls{}
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT until FROM api_blocks WHERE endpoint = ?`), endpoint).Scan(timeDest{&ec.blocked})
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, db.wrap(what, err)
+	}
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT at FROM api_calls WHERE endpoint = ? AND at > ? ORDER BY at DESC LIMIT ?`),
+		endpoint, db.tv(now.Add(-window)), limit)
+	if err != nil {
+		return nil, db.wrap(what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at time.Time
+		if err := rows.Scan(timeDest{&at}); err != nil {
+			return nil, db.wrap(what, err)
+		}
+		ec.at = append(ec.at, at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap(what, err)
+	}
+	slices.Reverse(ec.at)
+	if m.endpoints == nil {
+		m.endpoints = map[string]*endpointCalls{}
+	}
+	m.endpoints[endpoint] = ec
+	return ec, nil
+}
+
+// block records a block of endpoint that the database holds already.
+func (m *callMirror) block(endpoint string, until time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ec, ok := m.endpoints[endpoint]; ok && until.After(ec.blocked) {
+		ec.blocked = until
+	}
+}
+
 // Block refuses calls to endpoint until the given time (a later block of
 // the same endpoint wins).
 func (a *APICalls) Block(endpoint string, until time.Time) error {
 	db := a.db
 	what := "blocking calls to " + endpoint
-	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_blocks (endpoint, until) VALUES (?, ?)
 			ON CONFLICT (endpoint) DO UPDATE SET until = excluded.until WHERE excluded.until > api_blocks.until`),
 			endpoint, db.tv(until))
 		return db.wrap(what, err)
 	})
+	if err == nil {
+		db.calls.block(endpoint, until)
+	}
+	return err
 }
 
 // Calls returns the number of calls recorded to each endpoint in
 // (now-window, now]; a blocked endpoint counts as limit calls.
 func (a *APICalls) Calls(now time.Time, window time.Duration, limit int) (map[string]int, error) {
 	db := a.db
+	// The calls counted in memory are in the table once their rows are
+	// committed.
+	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	out := map[string]int{}

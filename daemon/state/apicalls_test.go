@@ -99,3 +99,47 @@ func TestAPICalls_sharedAcrossProcesses(t *testing.T) {
 		}
 	})
 }
+
+// TestAPICalls_sqliteRidesWithNextCommit: on SQLite a call costs no commit
+// of its own: its row is committed with the next group (here an intent's),
+// and the calls of one process bind the next one that opens the file.
+func TestAPICalls_sqliteRidesWithNextCommit(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Driver: DriverSQLite, Path: t.TempDir()}
+	const (
+		limit  = 3
+		window = time.Hour
+		ep     = "/v2/finance/contracts/{id}/services"
+	)
+	now := time.Now().UTC()
+	a := openConfig(t, cfg)
+	before := a.Commits()
+	for i := range limit {
+		if _, ok, err := a.APICalls().Take(ep, now.Add(time.Duration(i)*time.Millisecond), window, limit); err != nil || !ok {
+			t.Fatalf("Take %d = %v, %v; want a call", i, ok, err)
+		}
+	}
+	if n := a.Commits() - before; n != 0 {
+		t.Errorf("%d takes made %d commits of their own, want none", limit, n)
+	}
+	if _, err := a.OpenIntent(Intent{System: "kaseya_bms", Source: "file", CustomerID: "c", ContractID: "1", ServiceID: "2", After: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Commits() - before; n != 1 {
+		t.Errorf("the takes and an intent took %d commits, want 1", n)
+	}
+	if _, ok, err := a.APICalls().Take(ep, now.Add(time.Second), window, limit); err != nil || ok {
+		t.Errorf("Take with the window full = %v, %v; want refused", ok, err)
+	}
+	closeDB(t, a)
+
+	b := openConfig(t, cfg)
+	defer closeDB(t, b)
+	if calls, err := b.APICalls().Calls(now.Add(time.Second), window, limit); err != nil || calls[ep] != limit {
+		t.Errorf("Calls after reopening = %v, %v; want %s: %d", calls, err, ep, limit)
+	}
+	free, ok, err := b.APICalls().Take(ep, now.Add(time.Second), window, limit)
+	if err != nil || ok || !free.Equal(now.Add(window)) {
+		t.Errorf("Take after reopening = %v, %v, %v; want refused until %v", free, ok, err, now.Add(window))
+	}
+}

@@ -150,6 +150,8 @@ type DB struct {
 	writes writeStmts
 	// commits counts the write transactions this DB has committed.
 	commits atomic.Int64
+	// calls counts the calls per PSA endpoint on SQLite (APICalls).
+	calls callMirror
 }
 
 // CustomerStatus is the outcome of the last sync attempt for one source
