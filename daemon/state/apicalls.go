@@ -101,7 +101,7 @@ func (db *DB) insertCall(ctx context.Context, tx *sql.Tx, endpoint string, now t
 	if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM api_calls WHERE endpoint = ? AND at <= ?`), endpoint, db.tv(now.Add(-window))); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, db.q(`INSERT INTO api_calls (endpoint, at) VALUES (?, ?)`), endpoint, db.tv(now))
+	_, err := tx.ExecContext(ctx, db.q(recordCallSQL), endpoint, db.tv(now))
 	return err
 }
 
@@ -127,6 +127,9 @@ type callMirror struct {
 type endpointCalls struct {
 	at      []time.Time
 	blocked time.Time
+	// pruned is set once a row has been recorded with the deletion of
+	// those that left the window.
+	pruned bool
 }
 
 // take is Take on the mirror.
@@ -150,10 +153,18 @@ func (m *callMirror) take(db *DB, endpoint string, now time.Time, window time.Du
 	}
 	i, _ := slices.BinarySearchFunc(ec.at, now, time.Time.Compare)
 	ec.at = slices.Insert(ec.at, i, now)
+	// The rows that left the window are deleted when the mirror drops
+	// calls, or when the table may hold some the mirror never read.
+	prune := gone > 0 || !ec.pruned
+	ec.pruned = true
 	err = db.group.submitDeferred(db, &groupOp{
 		what: "recording a call to " + endpoint,
 		run: func(ctx context.Context, tx *sql.Tx) error {
-			return db.insertCall(ctx, tx, endpoint, now, window)
+			if prune {
+				return db.insertCall(ctx, tx, endpoint, now, window)
+			}
+			_, err := tx.StmtContext(ctx, db.writes.recordCall).ExecContext(ctx, endpoint, db.tv(now))
+			return err
 		},
 	})
 	if err != nil {

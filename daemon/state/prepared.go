@@ -7,14 +7,15 @@ import (
 )
 
 // writeStmts are the statements of every guarded PSA write: the intent
-// recorded before the write, then its close and ledger entry. The committer
+// recorded before the write, then its close and ledger entry, and the call
+// counted against a per-endpoint limit (Kaseya BMS, on SQLite). The committer
 // prepares them once, before its first group, and each group's transaction
 // uses them (Tx.StmtContext finds them prepared on its connection), so that
-// SQLite does not parse the three statements again for every write: that
+// SQLite does not parse these statements again for every write: that
 // parsing was a fifth of psa-syncd's CPU time during a pass's writes. Only
 // the committer goroutine uses them, until Close.
 type writeStmts struct {
-	openIntent, closeIntent, appendLedger *sql.Stmt
+	openIntent, closeIntent, appendLedger, recordCall *sql.Stmt
 }
 
 const (
@@ -24,6 +25,7 @@ const (
 	closeIntentSQL  = `UPDATE intents SET state = ?, note = ? WHERE id = ? AND state = ? RETURNING ` + intentColumns
 	appendLedgerSQL = `INSERT INTO ledger (run_id, system, source, customer_id, contract_id, service_id, qty_before,
 		qty_after, effective_date, at, intent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	recordCallSQL = `INSERT INTO api_calls (endpoint, at) VALUES (?, ?)`
 )
 
 // prepare prepares the statements unless they are. It is called by the
@@ -33,8 +35,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *DB) error {
 	if w.openIntent != nil {
 		return nil
 	}
-	var stmts [3]*sql.Stmt
-	for i, query := range []string{openIntentSQL, closeIntentSQL, appendLedgerSQL} {
+	var stmts [4]*sql.Stmt
+	for i, query := range []string{openIntentSQL, closeIntentSQL, appendLedgerSQL, recordCallSQL} {
 		s, err := db.sql.PrepareContext(ctx, db.q(query))
 		if err != nil {
 			for _, s := range stmts[:i] {
@@ -44,7 +46,7 @@ func (w *writeStmts) prepare(ctx context.Context, db *DB) error {
 		}
 		stmts[i] = s
 	}
-	w.openIntent, w.closeIntent, w.appendLedger = stmts[0], stmts[1], stmts[2]
+	w.openIntent, w.closeIntent, w.appendLedger, w.recordCall = stmts[0], stmts[1], stmts[2], stmts[3]
 	return nil
 }
 
@@ -53,7 +55,7 @@ func (w *writeStmts) close() error {
 	if w.openIntent == nil {
 		return nil
 	}
-	err := errors.Join(w.openIntent.Close(), w.closeIntent.Close(), w.appendLedger.Close())
+	err := errors.Join(w.openIntent.Close(), w.closeIntent.Close(), w.appendLedger.Close(), w.recordCall.Close())
 	*w = writeStmts{}
 	return err
 }
