@@ -2,7 +2,6 @@ package psatest
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 )
@@ -605,15 +604,4 @@ func (a *Autotask) SetHourlyCount(n int) {
 	for range n {
 		a.hits = append(a.hits, now)
 	}
-}
-
-// sortUnits orders unit rows by start date, then id.
-func sortUnits(rows []record) {
-	sort.Slice(rows, func(i, j int) bool {
-		ti, tj := rows[i].time("startDate"), rows[j].time("startDate")
-		if !ti.Equal(tj) {
-			return ti.Before(tj)
-		}
-		return rows[i].id() < rows[j].id()
-	})
 }

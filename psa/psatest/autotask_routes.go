@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,19 +163,29 @@ func (a *Autotask) countRequest() (int, bool) {
 	if len(a.hits) >= a.hourlyLimit {
 		return len(a.hits), false
 	}
-	a.hits = append(a.hits, now)
+	// In clock order, so that pruning finds the expired ones at the front
+	// (a test's clock may go back).
+	i, _ := slices.BinarySearchFunc(a.hits, now, func(h, t time.Time) int {
+		if h.After(t) {
+			return 1
+		}
+		return -1
+	})
+	a.hits = slices.Insert(a.hits, i, now)
 	return len(a.hits), true
 }
 
+// pruneHitsLocked drops the requests older than the rolling hour from the
+// front of a.hits, which is in clock order.
 func (a *Autotask) pruneHitsLocked(now time.Time) {
 	cutoff := now.Add(-time.Hour)
-	kept := a.hits[:0]
-	for _, t := range a.hits {
-		if t.After(cutoff) {
-			kept = append(kept, t)
+	i, _ := slices.BinarySearchFunc(a.hits, cutoff, func(h, t time.Time) int {
+		if h.After(t) {
+			return 1
 		}
-	}
-	a.hits = kept
+		return -1
+	})
+	a.hits = a.hits[i:]
 }
 
 // acquire takes one of the thread slots of (integration code, endpoint).

@@ -1,6 +1,7 @@
 package psatest
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -224,10 +225,19 @@ func (a *Autotask) addContractServiceLocked(contract record, serviceID int64, un
 	return cs
 }
 
+// insertUnitLocked adds a unit row and files it in unitIndex by start date,
+// then id (a row's start date never changes), so that unitRowsLocked need
+// not sort them on every request.
 func (a *Autotask) insertUnitLocked(row record) {
 	id := a.insertLocked(entContractUnits, 0, row)
 	cs := row.int("contractServiceID")
-	a.unitIndex[cs] = append(a.unitIndex[cs], id)
+	ids := a.unitIndex[cs]
+	start, units := row.time("startDate"), a.tables[entContractUnits]
+	i := len(ids)
+	for i > 0 && units.get(ids[i-1]).time("startDate").After(start) {
+		i--
+	}
+	a.unitIndex[cs] = slices.Insert(ids, i, id)
 }
 
 // monthlyPeriods splits [start, end] (calendar days) into monthly periods
@@ -260,16 +270,17 @@ func addMonths(t time.Time, n int) time.Time {
 	return time.Date(first.Year(), first.Month(), d, 0, 0, 0, 0, time.UTC)
 }
 
-// unitRowsLocked returns the unit rows of a contract service by start date.
+// unitRowsLocked returns the unit rows of a contract service by start date,
+// then id: unitIndex holds them in that order.
 func (a *Autotask) unitRowsLocked(csID int64) []record {
 	ids := a.unitIndex[csID]
 	rows := make([]record, 0, len(ids))
+	units := a.tables[entContractUnits]
 	for _, id := range ids {
-		if r := a.tables[entContractUnits].get(id); r != nil {
+		if r := units.get(id); r != nil {
 			rows = append(rows, r)
 		}
 	}
-	sortUnits(rows)
 	return rows
 }
 
