@@ -29,7 +29,10 @@ const budgetRecheckEvery = 1000
 // write) and requestsPerWrite per write in flight. It reads the budget again
 // when the estimate nears the reserve, or after budgetRecheckEvery writes.
 // One read is made at a time, without holding the lock: writes that need
-// it wait for it, the others go on.
+// it (the first, and those near the reserve) wait for it, the others go on.
+// The read after budgetRecheckEvery writes, far from the reserve, is made in
+// the background and no write waits for it; wait waits for it at the end
+// of the pass.
 type budgetGate struct {
 	be      psa.Backend
 	reserve int
@@ -51,6 +54,8 @@ type budgetGate struct {
 	writes, inflight int
 	// reading is closed when the read in progress ends; nil when none is.
 	reading chan struct{}
+	// rechecks tracks the background reads.
+	rechecks sync.WaitGroup
 }
 
 // allow reports whether one more write may be sent. The caller calls sent
@@ -81,11 +86,38 @@ func (g *budgetGate) allow(ctx context.Context) bool {
 			g.readBudget(ctx)
 			continue
 		}
+		if g.recheckDue() && g.reading == nil {
+			g.recheck(ctx)
+		}
 		g.writes++
 		g.inflight++
 		return true
 	}
 }
+
+// recheckDue reports whether budgetRecheckEvery writes have passed since
+// the last read, so that the budget should be read again to catch what
+// other integrations spent, though the estimate is clear of the reserve.
+// g.mu is held.
+func (g *budgetGate) recheckDue() bool {
+	return g.read && g.writes >= budgetRecheckEvery
+}
+
+// recheck reads the budget in the background. g.mu is held; the read
+// marks itself in progress (reading) before g.mu is released, so that no
+// second one starts.
+func (g *budgetGate) recheck(ctx context.Context) {
+	done := make(chan struct{})
+	g.reading = done
+	g.rechecks.Go(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.readBudgetMarked(ctx, done)
+	})
+}
+
+// wait waits for a background read to end.
+func (g *budgetGate) wait() { g.rechecks.Wait() }
 
 // sent records that a write allowed by allow is done.
 func (g *budgetGate) sent() {
@@ -98,9 +130,6 @@ func (g *budgetGate) sent() {
 // is held.
 func (g *budgetGate) due() bool {
 	if !g.read {
-		return true
-	}
-	if g.writes >= budgetRecheckEvery {
 		return true
 	}
 	if !g.known {
@@ -124,6 +153,12 @@ func (g *budgetGate) estimate() int {
 func (g *budgetGate) readBudget(ctx context.Context) {
 	done := make(chan struct{})
 	g.reading = done
+	g.readBudgetMarked(ctx, done)
+}
+
+// readBudgetMarked is readBudget once the read is marked in progress with
+// g.reading = done.
+func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 	base := g.metrics.requests()
 	g.mu.Unlock()
 	b, err := g.be.Budget(ctx)

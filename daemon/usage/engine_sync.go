@@ -272,6 +272,7 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 		e.openIntents(ctx, runID, w.gate, w.queue, batch, slots, ready)
 		close(ready)
 		wg.Wait()
+		w.gate.wait()
 	}()
 	return w, nil
 }

@@ -168,6 +168,7 @@ func TestBudgetGate_readsRarelyFarFromTheReserve(t *testing.T) {
 		}
 		b.used.Add(1) // the write
 		g.sent()
+		g.wait() // for a recheck started by this write, in the background
 	}
 	if n := b.calls.Load(); n != 3 {
 		t.Errorf("2,500 writes read the budget %d times, want 3 (before the first, then every %d)", n, budgetRecheckEvery)
@@ -411,5 +412,40 @@ func TestEngine_Sync_intentsOpenInBatches(t *testing.T) {
 	}
 	if commits > 60/3+6 {
 		t.Errorf("a pass of 60 writes made %d commits, want at most %d: the intents are not recorded in batches of one per sender", commits, 60/3+6)
+	}
+}
+
+// TestBudgetGate_recheckDoesNotHoldWrites: the read after
+// budgetRecheckEvery writes, far from the reserve, is made while the
+// writes go on, and wait waits for it.
+func TestBudgetGate_recheckDoesNotHoldWrites(t *testing.T) {
+	t.Parallel()
+	b := &fakeBudget{limit: 1_000_000, used: new(atomic.Int64), entered: make(chan struct{}, 8)}
+	g := newTestGate(b, 500)
+	for range budgetRecheckEvery {
+		if !g.allow(t.Context()) {
+			t.Fatal("a write was refused far from the reserve")
+		}
+		b.used.Add(1)
+		g.sent()
+	}
+	<-b.entered // the first read
+	b.gate = make(chan struct{})
+	// This write finds the recheck due: it starts the read and goes on.
+	for i := range 10 {
+		if !g.allow(t.Context()) {
+			t.Fatalf("write %d after the recheck started was refused", i)
+		}
+		b.used.Add(1)
+		g.sent()
+	}
+	<-b.entered // the recheck is in progress, held by b.gate
+	if n := b.calls.Load(); n != 2 {
+		t.Errorf("the budget was read %d times, want 2 (the first read and one recheck)", n)
+	}
+	close(b.gate)
+	g.wait()
+	if g.stopped() {
+		t.Error("gate stopped by a recheck far from the reserve")
 	}
 }
