@@ -267,7 +267,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	pc := *d.baseClient
 	next := pc.Transport
 	if next == nil {
-		next = http.DefaultTransport
+		next = psaTransport()
 	}
 	pc.Transport = d.metrics.InstrumentRoundTripper(next)
 	d.psaClient = &pc
@@ -293,6 +293,24 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		}
 	}
 	return d, nil
+}
+
+// psaIdleConnsPerHost is how many idle connections to the PSA the default
+// transport keeps. Go's default is 2, but the PSA client keeps up to
+// psa.max_concurrency requests in flight (8 for ConnectWise), so at 2 a
+// connection was closed whenever more than two requests ended together,
+// and a later request dialled a new one: about one connection per six
+// requests in a pass. Idle connections are closed after 90 s (the default
+// transport's IdleConnTimeout).
+const psaIdleConnsPerHost = 64
+
+// psaTransport returns the transport of the PSA client when the daemon is
+// given none: Go's default transport, keeping psaIdleConnsPerHost idle
+// connections per host.
+func psaTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = psaIdleConnsPerHost
+	return t
 }
 
 // Close gives the leadership up and closes the state database. Run closes it
