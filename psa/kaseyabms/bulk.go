@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -220,24 +222,33 @@ func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[strin
 }
 
 // joinContracts completes the looked-up contracts with the whole contract
-// summary and account lookup. A contract whose account name several
-// accounts share is left out, for GetContract to tell them apart.
+// summary and account lookup, which it reads at the same time. A contract
+// whose account name several accounts share is left out, for GetContract
+// to tell them apart.
 func (b *Backend) joinContracts(ctx context.Context, looked []*ContractLookup) (map[string]*psa.Contract, error) {
 	out := map[string]*psa.Contract{}
 	if len(looked) == 0 {
 		return out, nil
 	}
-	sums, _, err := b.client.Contracts.ListSummaryAll(ctx, ContractSummaryListOptions{})
-	if err != nil {
+	var (
+		sums     []*ContractSummary
+		accounts []*AccountLookup
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		sums, _, err = b.client.Contracts.ListSummaryAll(gctx, ContractSummaryListOptions{})
+		return err
+	})
+	g.Go(func() (err error) {
+		accounts, _, err = b.client.Accounts.LookupAll(gctx, AccountLookupOptions{WithInactiveAccounts: true})
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	summary := make(map[int]*ContractSummary, len(sums))
 	for _, s := range sums {
 		summary[s.ID] = s
-	}
-	accounts, _, err := b.client.Accounts.LookupAll(ctx, AccountLookupOptions{WithInactiveAccounts: true})
-	if err != nil {
-		return nil, err
 	}
 	byName := map[string][]int{}
 	for _, a := range accounts {
