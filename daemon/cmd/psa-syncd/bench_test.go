@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -565,21 +566,24 @@ func seedKaseyaBMS(sim *psatest.Server, customers int, start func(customer, prod
 // milliseconds, so growth in the process's last moments may be missed. The
 // child's rusage would not do: on Linux its ru_maxrss includes the resident
 // size of this (large) test process, whose memory the child shares between
-// fork and exec.
+// fork and exec. The file is opened once and read again from its start at
+// each sample, without splitting it into lines: this process shares the
+// machine's cores with the pass it measures.
 func samplePeakRSS(pid int, stop <-chan struct{}) int64 {
-	path := fmt.Sprintf("/proc/%d/status", pid)
 	var peak int64
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return peak
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	key := []byte("VmHWM:")
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if data, err := os.ReadFile(path); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-					var kib int64
-					if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kib); err == nil && kib > peak {
-						peak = kib
-					}
-				}
+		if n, _ := f.ReadAt(buf, 0); n > 0 {
+			if kib := statusKiB(buf[:n], key); kib > peak {
+				peak = kib
 			}
 		}
 		select {
@@ -588,4 +592,24 @@ func samplePeakRSS(pid int, stop <-chan struct{}) int64 {
 		case <-t.C:
 		}
 	}
+}
+
+// statusKiB returns the value of the field key ("VmHWM:") of a
+// /proc/<pid>/status text, in kB, or 0.
+func statusKiB(status, key []byte) int64 {
+	i := bytes.Index(status, key)
+	if i < 0 {
+		return 0
+	}
+	var kib int64
+	for _, c := range status[i+len(key):] {
+		switch {
+		case c >= '0' && c <= '9':
+			kib = kib*10 + int64(c-'0')
+		case c == ' ' || c == '\t':
+		default:
+			return kib
+		}
+	}
+	return kib
 }
