@@ -1,8 +1,14 @@
 package daemon
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"fmt"
+	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +53,52 @@ func TestStoredPlanJSON(t *testing.T) {
 	var none storedPlan
 	if err := json.Unmarshal([]byte(`{"customer":"","plan":null}`), &none); err != nil || none.Plan != nil {
 		t.Errorf("restoring no plan: %+v, %v", none, err)
+	}
+}
+
+// TestStoredPlanJSON_parts checks that a large plan is compressed in parts,
+// one gzip member per core, and restores whole from them.
+func TestStoredPlanJSON_parts(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	p := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff, Customers: 2 * planPartChanges,
+		Unmapped: usage.Unmapped{Customers: []usage.UnmappedCustomer{}, Products: []usage.UnmappedProduct{}, Unassigned: []source.Record{}}}
+	svc := &usage.ChangeService{ServiceID: "2", Products: []string{"P"}}
+	for i := range 2 * planPartChanges {
+		p.Changes = append(p.Changes, usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "file", CustomerID: fmt.Sprintf("c%05d", i), ContractID: fmt.Sprint(i)},
+			ChangeService: svc, Current: int64(i), CurrentKnown: true, Desired: int64(i), EffectiveDate: eff, Action: usage.ActionUnchanged, Reason: fmt.Sprintf("usage %d (P %d)", i, i)})
+	}
+	want := storedPlan{Plan: p}
+	data, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw storedPlanJSON
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	members := 0
+	br := bufio.NewReader(bytes.NewReader(raw.PlanGzip))
+	zr, err := gzip.NewReader(br)
+	for err == nil {
+		zr.Multistream(false)
+		if _, err = io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
+		members++
+		err = zr.Reset(br)
+	}
+	if err != io.EOF {
+		t.Fatal(err)
+	}
+	if wantMembers := min(runtime.GOMAXPROCS(0), 2); members != wantMembers {
+		t.Errorf("the stored plan has %d gzip members, want %d (one per core)", members, wantMembers)
+	}
+	var got storedPlan
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("restored plan differs: %d changes, want %d", len(got.Plan.Changes), len(p.Changes))
 	}
 }

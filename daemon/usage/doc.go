@@ -99,7 +99,12 @@
 // needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, or the
 // budget reached the reserve), the intents of the writes not sent are
 // closed as failed. The statuses of a pass are read in one query and
-// stored in one batch (state.DB.PutCustomerStatusBatch).
+// stored in batches (state.DB.PutCustomerStatusBatch): a customer whose
+// lines are all unchanged is settled as soon as they are decided, and its
+// status is stored, with those of the chunk's other settled customers,
+// while the next chunks are read; the others' statuses follow in one batch
+// at the end of the pass. The statuses stored while reading are the ones
+// the pass reports, with the time each was decided as its last attempt.
 //
 // # PSA systems
 //

@@ -305,6 +305,10 @@ type customerPass struct {
 	// written is set when the plan handed the customer's updates to the
 	// pass's writer (pass.early).
 	written bool
+	// stored is set when the customer's status was stored while the pass
+	// read (statusWriter), with LastAttempt storedAt.
+	stored   bool
+	storedAt time.Time
 }
 
 // fail fails change i, c, with err.
@@ -335,7 +339,7 @@ type pass struct {
 // the PSA but writing nothing and changing no state.
 func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) (*Plan, error) {
 	o.planOnly = true
-	p, err := e.plan(ctx, doc, o, nil)
+	p, err := e.plan(ctx, doc, o, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +350,10 @@ func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) 
 // writer of a pass that writes (Sync): where the PSA can be read, plan hands
 // it the updates of each customer as soon as they are decided, unless the
 // customer's contract still needs checking (p.early is the writer then).
-func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, startWriter func(ledger bool) (*writer, error)) (*pass, error) {
+// statuses, when not nil, stores the status of each customer that is
+// settled as soon as it is decided.
+func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, startWriter func(ledger bool) (*writer, error),
+	statuses *statusWriter) (*pass, error) {
 	mappings, err := e.selectCustomers(doc, o)
 	if err != nil {
 		return nil, err
@@ -555,6 +562,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
 		switch {
+		case statuses != nil && settled(cp, changes):
+			statuses.add(cp, changes)
 		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
 		case updates && p.early != nil:

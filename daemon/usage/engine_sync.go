@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,7 +84,12 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if !dry && e.earlyWrites() {
 		startWriter = func(ledger bool) (*writer, error) { return e.startWriter(ctx, log, run.ID, ledger) }
 	}
-	p, err := e.plan(ctx, doc, o, startWriter)
+	var stored *statusWriter
+	if !dry {
+		stored = e.startStatusWriter(ctx, run.ID, len(doc.CustomerMappings))
+	}
+	defer stored.close()
+	p, err := e.plan(ctx, doc, o, startWriter, stored)
 	if err != nil {
 		return fail(err)
 	}
@@ -125,8 +129,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		run.Error = failureSummary(statuses)
 	}
 	if !dry {
-		// One commit for the statuses of the whole pass.
-		if err := e.db.PutCustomerStatusBatch(context.WithoutCancel(ctx), statuses); err != nil {
+		// The customers settled while reading are stored; one commit for
+		// the statuses of the others.
+		if err := e.storeStatuses(ctx, p, stored, statuses); err != nil {
 			return fail(fmt.Errorf("daemon: recording customer statuses: %w", err))
 		}
 	}
@@ -596,120 +601,6 @@ func (e *Engine) recordEndpointBudgets() {
 	for endpoint, b := range eb.EndpointBudgets() {
 		e.metrics.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(b.Remaining()))
 	}
-}
-
-// statuses derives the customer statuses and the line counts of a pass. In
-// a dry run they say what the pass would have done (a line it would update
-// counts as updated) and LastSuccess stays as stored.
-func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatus, map[string]int) {
-	counts := map[string]int{}
-	now := e.now().UTC()
-	out := make([]state.CustomerStatus, 0, len(p.customers))
-	run := strconv.FormatInt(runID, 10) // one string for every status
-	// keep lists the customers whose stored LastSuccess stays.
-	var keep []customerKey
-	for _, cp := range p.customers {
-		cm := *cp.m
-		cs := state.CustomerStatus{
-			Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
-			ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
-			LastAttempt: now, RunID: run,
-		}
-		var skipped, cancelled int
-		var laterHeld int
-		var firstErr, firstHint string
-		nErr := 0
-		for i := range cp.changes {
-			c := &cp.changes[i]
-			switch c.Action {
-			case ActionUpdate:
-				// A dry run counts what it would update as updated, so
-				// its report reads like the real pass's would.
-				cs.Updated++
-			case ActionUnchanged:
-				cs.Unchanged++
-			case ActionHeld:
-				cs.Held++
-				if c.laterChange {
-					laterHeld++
-				}
-			case ActionSkipped:
-				skipped++
-				if c.cancelled {
-					cancelled++
-				}
-			case ActionFailed:
-				cs.Failed++
-				if cp.err == nil {
-					nErr++
-					if firstErr == "" {
-						firstErr = fmt.Sprintf("contract %s service %s: %s", c.ContractID, c.ServiceID, c.Reason)
-						if i < len(cp.errs) && cp.errs[i] != nil {
-							firstHint = e.hint(cp.errs[i], cm, c.ServiceID)
-						}
-					}
-				}
-			}
-		}
-		switch {
-		case cp.err != nil:
-			cs.Result, cs.Error, cs.Hint = state.CustomerFailed, cp.err.Error(), cp.hint
-			if cs.Failed == 0 {
-				cs.Failed = 1 // the customer failed before any line could be decided
-			}
-		case nErr > 0:
-			cs.Result, cs.Error, cs.Hint = state.CustomerFailed, firstErr, firstHint
-			if nErr > 1 {
-				cs.Error += fmt.Sprintf(" (and %d more lines)", nErr-1)
-			}
-		case skipped > 0:
-			cs.Result = state.CustomerSkipped
-			switch {
-			case cancelled == skipped:
-				cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonCancelled)
-				cs.Hint = "the remaining lines are written by the next pass"
-			case cancelled > 0:
-				cs.Error = fmt.Sprintf("%d lines not written: %s, or %s", skipped, skipReasonBudget, skipReasonCancelled)
-				cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
-			default:
-				cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonBudget)
-				cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
-			}
-		case cs.Held > 0:
-			cs.Result = state.CustomerHeld
-			var hints []string
-			if laterHeld > 0 {
-				hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
-					systemName(e.be.System()), EffectiveToday))
-			}
-			if cs.Held > laterHeld {
-				hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
-			}
-			cs.Hint = strings.Join(hints, "; ")
-		default:
-			cs.Result = state.CustomerSucceeded
-			if !dry {
-				cs.LastSuccess = now
-			}
-		}
-		if cs.LastSuccess.IsZero() {
-			keep = append(keep, customerKey{cm.Source, cm.CustomerID})
-		}
-		counts[LineUpdated] += cs.Updated
-		counts[LineUnchanged] += cs.Unchanged
-		counts[LineHeld] += cs.Held
-		counts[LineFailed] += cs.Failed
-		out = append(out, cs)
-	}
-	if lastSuccess := e.lastSuccesses(keep); len(lastSuccess) > 0 {
-		for i := range out {
-			cs := &out[i]
-			if cs.LastSuccess.IsZero() {
-				cs.LastSuccess = lastSuccess[customerKey{cs.Source, cs.CustomerID}]
-			}
-		}
-	}
-	return out, counts
 }
 
 // customerKey is a customer mapping's key.

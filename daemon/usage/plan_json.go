@@ -3,10 +3,12 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -16,27 +18,76 @@ import (
 // encoder's buffer grows) before the first byte is written. w should be
 // buffered.
 func (p *Plan) WriteJSON(w io.Writer, prefix, indent string) error {
-	shell := *p
-	shell.Changes = nil
-	head, err := json.MarshalIndent(&shell, prefix, indent)
+	head, tail, err := p.jsonShell(prefix, indent)
 	if err != nil {
 		return err
 	}
-	// Only the plan's own key sits at this indentation, and a string value
-	// cannot hold a raw newline, so the first match is the key.
-	key := []byte("\n" + prefix + indent + `"changes": `)
-	i := bytes.Index(head, append(key, "null"...))
-	if i < 0 {
-		return fmt.Errorf("usage: encoding the plan: no %q key", "changes")
-	}
-	if _, err := w.Write(head[:i+len(key)]); err != nil {
+	if _, err := w.Write(head); err != nil {
 		return err
 	}
 	if err := writeChanges(w, p.Changes, prefix+indent, indent); err != nil {
 		return err
 	}
-	_, err = w.Write(head[i+len(key)+len("null"):])
+	_, err = w.Write(tail)
 	return err
+}
+
+// WriteJSONSplit writes p as WriteJSON does, split between the writers ws:
+// what they receive, one after another, is what WriteJSON writes. Each
+// writer gets a share of the changes, and writes it on a goroutine of its
+// own, so that the encoding, and whatever the writers do with it (such as
+// compressing it), runs on as many cores. A writer gets nothing when there
+// are fewer changes than writers.
+func (p *Plan) WriteJSONSplit(ws []io.Writer, prefix, indent string) error {
+	parts := min(len(ws), len(p.Changes))
+	if parts <= 1 {
+		return p.WriteJSON(ws[0], prefix, indent)
+	}
+	head, tail, err := p.jsonShell(prefix, indent)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := k*len(p.Changes)/parts, (k+1)*len(p.Changes)/parts
+		wg.Go(func() {
+			w := ws[k]
+			if k == 0 {
+				if _, errs[k] = w.Write(head); errs[k] != nil {
+					return
+				}
+			}
+			if errs[k] = writeChangeRange(w, p.Changes[lo:hi], k == 0, k == parts-1, prefix+indent, indent); errs[k] != nil {
+				return
+			}
+			if k == parts-1 {
+				_, errs[k] = w.Write(tail)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// jsonShell returns p's JSON without its changes, indented as WriteJSON
+// writes it: what comes before the changes' array (up to the "changes"
+// key) and after it.
+func (p *Plan) jsonShell(prefix, indent string) (head, tail []byte, err error) {
+	shell := *p
+	shell.Changes = nil
+	b, err := json.MarshalIndent(&shell, prefix, indent)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Only the plan's own key sits at this indentation, and a string value
+	// cannot hold a raw newline, so the first match is the key.
+	key := []byte("\n" + prefix + indent + `"changes": `)
+	i := bytes.Index(b, append(key, "null"...))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("usage: encoding the plan: no %q key", "changes")
+	}
+	return b[:i+len(key)], b[i+len(key)+len("null"):], nil
 }
 
 // writeChanges writes changes as an indented JSON array whose brackets are
@@ -50,7 +101,17 @@ func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 		_, err := io.WriteString(w, "[]")
 		return err
 	}
-	sep := "[\n" + prefix + indent
+	return writeChangeRange(w, changes, true, true, prefix, indent)
+}
+
+// writeChangeRange writes changes, some of the elements of an array that
+// writeChanges writes: from its opening bracket when first, else from the
+// comma before changes[0], and up to its closing bracket when last.
+func writeChangeRange(w io.Writer, changes []Change, first, last bool, prefix, indent string) error {
+	sep := ",\n" + prefix + indent
+	if first {
+		sep = "[\n" + prefix + indent
+	}
 	var b []byte
 	for i := range changes {
 		var err error
@@ -64,6 +125,9 @@ func writeChanges(w io.Writer, changes []Change, prefix, indent string) error {
 			return err
 		}
 		sep = ",\n" + prefix + indent
+	}
+	if !last {
+		return nil
 	}
 	_, err := io.WriteString(w, "\n"+prefix+"]")
 	return err

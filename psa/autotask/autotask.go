@@ -631,7 +631,10 @@ func decodeBody(req *http.Request, resp *Response, body []byte, v any, idempoten
 		resp.setPage(body, nil)
 		return nil
 	}
-	err := json.Unmarshal(body, v)
+	var err error
+	if f, ok := v.(fastDecoder); !ok || !f.decodeFast(body) {
+		err = json.Unmarshal(body, v)
+	}
 	if val, ok := v.(validator); ok && err == nil {
 		err = val.validate()
 	}

@@ -403,9 +403,11 @@ func encodeRecord(buf *bytes.Buffer, d *entityDef, rec record, include map[strin
 			buf.WriteByte(',')
 		}
 		first = false
-		name, _ := json.Marshal(f.Name)
-		buf.Write(name)
-		buf.WriteByte(':')
+		// Field names are ASCII identifiers (TestAutotaskFieldNamesNeedNoEscaping):
+		// quoting them is all JSON asks.
+		buf.WriteByte('"')
+		buf.WriteString(f.Name)
+		buf.WriteString(`":`)
 		writeValue(buf, rec[f.Name])
 	}
 	if d.UDF && include == nil {
@@ -417,25 +419,30 @@ func encodeRecord(buf *bytes.Buffer, d *entityDef, rec record, include map[strin
 	buf.WriteByte('}')
 }
 
+// writeValue writes v as JSON. Numbers and times are appended to buf's free
+// space: a page of 500 unit rows writes 2,500 of them.
 func writeValue(buf *bytes.Buffer, v any) {
 	switch v := v.(type) {
 	case nil:
 		buf.WriteString("null")
 	case int64:
-		buf.WriteString(strconv.FormatInt(v, 10))
+		buf.Write(strconv.AppendInt(buf.AvailableBuffer(), v, 10))
 	case float64:
-		buf.WriteString(strconv.FormatFloat(v, 'f', -1, 64))
+		buf.Write(strconv.AppendFloat(buf.AvailableBuffer(), v, 'f', -1, 64))
 	case time.Time:
-		buf.WriteByte('"')
-		buf.WriteString(formatTime(v))
-		buf.WriteByte('"')
+		b := append(buf.AvailableBuffer(), '"')
+		b = v.UTC().AppendFormat(b, timeLayout)
+		buf.Write(append(b, '"'))
 	default:
 		data, _ := json.Marshal(v)
 		buf.Write(data)
 	}
 }
 
-func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.999Z07:00") }
+// timeLayout is how the simulator spells times, as Autotask does.
+const timeLayout = "2006-01-02T15:04:05.999Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
 
 // parseTime accepts the ISO-8601 forms Autotask clients send. Values without
 // a zone are UTC, as Autotask evaluates queries in UTC; values with one keep

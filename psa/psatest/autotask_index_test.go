@@ -1,6 +1,7 @@
 package psatest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -178,4 +179,19 @@ func BenchmarkAutotask_unitsQuery(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(pages), "µs/page")
+}
+
+// TestAutotaskFieldNamesNeedNoEscaping checks what encodeRecord relies on
+// when it writes field names between quotes as they are: JSON would escape
+// none of them.
+func TestAutotaskFieldNamesNeedNoEscaping(t *testing.T) {
+	t.Parallel()
+	for _, d := range autotaskEntities {
+		for _, f := range d.Fields {
+			quoted, err := json.Marshal(f.Name)
+			if err != nil || string(quoted) != `"`+f.Name+`"` {
+				t.Errorf("%s.%s: JSON spells the name %s, not between plain quotes", d.Name, f.Name, quoted)
+			}
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,16 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
+
+// benchProfileDirEnv names the environment variable that, when set to a
+// directory, has the benchmarks build psa-syncd with -tags profile and
+// write a CPU profile (<case>.cpu.pprof) and an execution trace
+// (<case>.trace) of each pass there, for `go tool pprof` and `go tool
+// trace`, with a CPU profile of the simulator's side (<case>.sim.cpu.pprof)
+// while the pass runs:
+//
+//	PSA_BENCH_PROFILE_DIR=/tmp/prof make bench-large
+const benchProfileDirEnv = "PSA_BENCH_PROFILE_DIR"
 
 // Sizes of the sync benchmarks.
 const (
@@ -306,6 +317,11 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 		args = append(args, "-json")
 	}
 	cmd := exec.Command(binary, args...)
+	if dir := os.Getenv(benchProfileDirEnv); dir != "" {
+		cmd.Env = append(os.Environ(),
+			"PSA_SYNCD_CPUPROFILE="+filepath.Join(dir, name+".cpu.pprof"),
+			"PSA_SYNCD_TRACE="+filepath.Join(dir, name+".trace"))
+	}
 	outPath := filepath.Join(r.dir, name+".out")
 	out, err := os.Create(outPath)
 	if err != nil {
@@ -313,6 +329,7 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 	}
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = out, &stderr
+	stopProfile := r.profileSimulator(name)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -322,6 +339,7 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 	go func() { peak <- samplePeakRSS(cmd.Process.Pid, stop) }()
 	err = cmd.Wait()
 	wall := time.Since(start)
+	stopProfile()
 	close(stop)
 	rss := float64(<-peak) / 1024
 	out.Close()
@@ -359,6 +377,28 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 		r.driver, sys, name, r.lines, requests-writes, writes, wall.Seconds(), rss)
 	b.ReportMetric(wall.Seconds(), name+"-s")
 	b.ReportMetric(float64(requests), name+"-requests")
+}
+
+// profileSimulator starts a CPU profile of the benchmark's own process (the
+// simulator, with the benchmark's bookkeeping) into <case>.sim.cpu.pprof
+// when PSA_BENCH_PROFILE_DIR is set, and returns the function that stops
+// it.
+func (r *benchRun) profileSimulator(name string) (stop func()) {
+	dir := os.Getenv(benchProfileDirEnv)
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".sim.cpu.pprof"))
+	if err != nil {
+		r.b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		r.b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // ratio is x/y, where 0/0 is 1 (a pass that makes no request at a bound of

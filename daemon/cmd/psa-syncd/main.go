@@ -34,7 +34,10 @@ var revision string
 
 func main() {
 	setMemoryLimit(os.Getenv)
-	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	stopProfiles := startProfiles()
+	code := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stopProfiles()
+	os.Exit(code)
 }
 
 // command is one psa-syncd subcommand.

@@ -52,7 +52,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testRevision = strings.TrimSpace(string(rev))
-	out, err := exec.Command("go", "build", "-ldflags", "-X main.revision="+testRevision, "-o", binary, ".").CombinedOutput()
+	build := []string{"build", "-ldflags", "-X main.revision=" + testRevision, "-o", binary}
+	if os.Getenv(benchProfileDirEnv) != "" {
+		// The benchmarks profile each psa-syncd pass (see profile.go).
+		build = append(build, "-tags", "profile")
+	}
+	out, err := exec.Command("go", append(build, ".")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building psa-syncd: %v\n%s", err, out)
 		os.RemoveAll(dir)

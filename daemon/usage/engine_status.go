@@ -1,0 +1,249 @@
+package usage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+// statuses derives the customer statuses and the line counts of a pass. In
+// a dry run they say what the pass would have done (a line it would update
+// counts as updated) and LastSuccess stays as stored. A customer whose
+// status the pass stored while it read (customerPass.stored) gets the
+// status that was stored.
+func (e *Engine) statuses(p *pass, runID int64, dry bool) ([]state.CustomerStatus, map[string]int) {
+	counts := map[string]int{}
+	now := e.now().UTC()
+	out := make([]state.CustomerStatus, 0, len(p.customers))
+	run := strconv.FormatInt(runID, 10) // one string for every status
+	// keep lists the customers whose stored LastSuccess stays.
+	var keep []customerKey
+	for _, cp := range p.customers {
+		at := now
+		if cp.stored {
+			at = cp.storedAt
+		}
+		cs := e.customerStatus(cp, cp.changes, at, run, dry)
+		if cs.LastSuccess.IsZero() {
+			keep = append(keep, customerKey{cs.Source, cs.CustomerID})
+		}
+		counts[LineUpdated] += cs.Updated
+		counts[LineUnchanged] += cs.Unchanged
+		counts[LineHeld] += cs.Held
+		counts[LineFailed] += cs.Failed
+		out = append(out, cs)
+	}
+	if lastSuccess := e.lastSuccesses(keep); len(lastSuccess) > 0 {
+		for i := range out {
+			cs := &out[i]
+			if cs.LastSuccess.IsZero() {
+				cs.LastSuccess = lastSuccess[customerKey{cs.Source, cs.CustomerID}]
+			}
+		}
+	}
+	return out, counts
+}
+
+// storeStatuses stores statuses, the statuses of pass p's customers (in the
+// order of p.customers), but for those that w stored while the pass read:
+// the others in one commit. Then it waits for w's commits.
+func (e *Engine) storeStatuses(ctx context.Context, p *pass, w *statusWriter, statuses []state.CustomerStatus) error {
+	rest := statuses
+	if w != nil && w.stored > 0 {
+		rest = make([]state.CustomerStatus, 0, len(statuses)-w.stored)
+		for i, cp := range p.customers {
+			if !cp.stored {
+				rest = append(rest, statuses[i])
+			}
+		}
+	}
+	return errors.Join(e.db.PutCustomerStatusBatch(context.WithoutCancel(ctx), rest), w.close())
+}
+
+// customerStatus derives the status of customer cp from its changes, as of
+// now, for run. LastSuccess is now when the customer succeeds in a pass that
+// writes, and zero otherwise (statuses fills in the stored one).
+func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Time, run string, dry bool) state.CustomerStatus {
+	cm := *cp.m
+	cs := state.CustomerStatus{
+		Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID,
+		ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
+		LastAttempt: now, RunID: run,
+	}
+	var skipped, cancelled int
+	var laterHeld int
+	var firstErr, firstHint string
+	nErr := 0
+	for i := range changes {
+		c := &changes[i]
+		switch c.Action {
+		case ActionUpdate:
+			// A dry run counts what it would update as updated, so
+			// its report reads like the real pass's would.
+			cs.Updated++
+		case ActionUnchanged:
+			cs.Unchanged++
+		case ActionHeld:
+			cs.Held++
+			if c.laterChange {
+				laterHeld++
+			}
+		case ActionSkipped:
+			skipped++
+			if c.cancelled {
+				cancelled++
+			}
+		case ActionFailed:
+			cs.Failed++
+			if cp.err == nil {
+				nErr++
+				if firstErr == "" {
+					firstErr = fmt.Sprintf("contract %s service %s: %s", c.ContractID, c.ServiceID, c.Reason)
+					if i < len(cp.errs) && cp.errs[i] != nil {
+						firstHint = e.hint(cp.errs[i], cm, c.ServiceID)
+					}
+				}
+			}
+		}
+	}
+	switch {
+	case cp.err != nil:
+		cs.Result, cs.Error, cs.Hint = state.CustomerFailed, cp.err.Error(), cp.hint
+		if cs.Failed == 0 {
+			cs.Failed = 1 // the customer failed before any line could be decided
+		}
+	case nErr > 0:
+		cs.Result, cs.Error, cs.Hint = state.CustomerFailed, firstErr, firstHint
+		if nErr > 1 {
+			cs.Error += fmt.Sprintf(" (and %d more lines)", nErr-1)
+		}
+	case skipped > 0:
+		cs.Result = state.CustomerSkipped
+		switch {
+		case cancelled == skipped:
+			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonCancelled)
+			cs.Hint = "the remaining lines are written by the next pass"
+		case cancelled > 0:
+			cs.Error = fmt.Sprintf("%d lines not written: %s, or %s", skipped, skipReasonBudget, skipReasonCancelled)
+			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+		default:
+			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonBudget)
+			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+		}
+	case cs.Held > 0:
+		cs.Result = state.CustomerHeld
+		var hints []string
+		if laterHeld > 0 {
+			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
+				systemName(e.be.System()), EffectiveToday))
+		}
+		if cs.Held > laterHeld {
+			hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
+		}
+		cs.Hint = strings.Join(hints, "; ")
+	default:
+		cs.Result = state.CustomerSucceeded
+		if !dry {
+			cs.LastSuccess = now
+		}
+	}
+	return cs
+}
+
+// settled reports whether the status of customer cp, whose lines are
+// decided as changes, is final: every line is unchanged, so nothing that
+// the pass does later (contract checks, writes) concerns the customer, and
+// it succeeds.
+func settled(cp *customerPass, changes []Change) bool {
+	if cp.err != nil || cp.errs != nil {
+		return false
+	}
+	for i := range changes {
+		if changes[i].Action != ActionUnchanged {
+			return false
+		}
+	}
+	return true
+}
+
+// statusBatch is how many customer statuses a statusWriter stores in one
+// commit: a chunk's worth (see readChunk), one multi-row statement.
+const statusBatch = readChunk
+
+// statusWriter stores the statuses of a pass's settled customers while the
+// pass still reads and decides the others, in batches of statusBatch on a
+// goroutine of its own, so that at 20,000 customers the pass does not end
+// with one commit of 20,000 statuses (a third of a second on SQLite) after
+// its last read. The statuses it stores are the ones the pass reports:
+// statuses derives each stored customer's status again from the same
+// changes and time (customerPass.storedAt). A pass that fails after the
+// reads leaves the statuses stored so far, which say what they say of the
+// customers truly: their lines were read and found as they should be.
+type statusWriter struct {
+	e   *Engine
+	run string
+	// pending is the batch being filled; batches takes full ones.
+	pending []state.CustomerStatus
+	batches chan []state.CustomerStatus
+	done    chan struct{}
+	once    sync.Once
+	// stored counts the statuses added.
+	stored int
+	// err is the first error storing a batch; written by the goroutine,
+	// read after done is closed.
+	err error
+}
+
+// startStatusWriter starts a statusWriter for run runID of a pass over at
+// most customers customers.
+func (e *Engine) startStatusWriter(ctx context.Context, runID int64, customers int) *statusWriter {
+	w := &statusWriter{e: e, run: strconv.FormatInt(runID, 10),
+		// Room for every batch: the pass never waits for the database.
+		batches: make(chan []state.CustomerStatus, customers/statusBatch+1),
+		done:    make(chan struct{})}
+	ctx = context.WithoutCancel(ctx) // a pass cancelled while reading still records what it decided
+	go func() {
+		defer close(w.done)
+		for b := range w.batches {
+			if w.err == nil {
+				w.err = e.db.PutCustomerStatusBatch(ctx, b)
+			}
+		}
+	}()
+	return w
+}
+
+// add stores the status of customer cp, settled with changes, as of now.
+func (w *statusWriter) add(cp *customerPass, changes []Change) {
+	cp.stored, cp.storedAt = true, w.e.now().UTC()
+	w.stored++
+	w.pending = append(w.pending, w.e.customerStatus(cp, changes, cp.storedAt, w.run, false))
+	if len(w.pending) == statusBatch {
+		w.batches <- w.pending
+		w.pending = nil
+	}
+}
+
+// close stores the last batch, waits for every batch to be stored and
+// returns the first error. It may be called more than once, and on a nil
+// statusWriter (a pass that stores no status).
+func (w *statusWriter) close() error {
+	if w == nil {
+		return nil
+	}
+	w.once.Do(func() {
+		if len(w.pending) > 0 {
+			w.batches <- w.pending
+			w.pending = nil
+		}
+		close(w.batches)
+	})
+	<-w.done
+	return w.err
+}
