@@ -1,0 +1,331 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+)
+
+// A refresh plan of a thousand mappings makes four calls per resource
+// (UpgradeResourceState, ReadResource, ValidateResourceConfig,
+// PlanResourceChange), and in terraform-plugin-framework v1.19.0 most of
+// each call's CPU time is the framework walking the schema: converting
+// values to and from tftypes attribute by attribute, finding each
+// attribute by path in a map it rebuilds on every lookup, running the plan
+// modifiers, marking computed values unknown, and logging contexts for
+// every attribute, even with the logs off. For the calls of a refresh
+// whose answer is known without that walk, fastPaths answers them itself
+// from the same values, and hands every other call to the framework:
+//
+//   - UpgradeResourceState of a state stored with the current schema
+//     version, for every resource: the framework decodes the JSON state
+//     with the schema's type and encodes it again, and so does the fast
+//     path, without the rest.
+//   - ReadResource of psa_product_mapping and psa_customer_mapping: the
+//     resource's own Read, with the state decoded once.
+//   - PlanResourceChange of those two when nothing changes: the
+//     configuration and the proposed state are known, the proposed state is
+//     the prior state, and every attribute with a default that the
+//     configuration leaves null already holds the default. The framework's
+//     defaults, computed-unknown marking and attribute plan modifiers
+//     (UseStateForUnknown, RequiresReplace) then leave the plan as it is,
+//     and the fast path calls the resource's own checks (planChecks) on it.
+//
+// Anything else goes to the framework: a create, a destroy, an import,
+// unknown values, a change, private data the framework reserves, a
+// diagnostic of any kind or a replacement asked for by the resource. Where
+// the resource's code ran before a call fell back, it runs again in the
+// framework: its effects (reads from the shared caches, claims of a
+// contract or service by the same owner) give the same answer twice.
+// TestFastPaths runs both paths on the same requests, with drift, nulls,
+// unknowns, defaults, private data and errors, and requires the same
+// responses.
+type fastPaths struct {
+	provider *psaProvider // nil for another provider: no fast paths
+
+	once  sync.Once
+	types map[string]*fastType // by resource type name
+}
+
+// fastType is what the fast paths know of one resource type.
+type fastType struct {
+	schema schema.Schema
+	typ    tftypes.Type
+	// newFlat, for the types whose reads and refresh plans have fast
+	// paths, returns the resource configured with the provider's data.
+	newFlat func(*providerData) flatResource
+	// defaults are the attributes with a default, and the default.
+	defaults map[string]tftypes.Value
+}
+
+// flatResource is a resource of flat attributes whose reads and refresh
+// plans take the fast path.
+type flatResource interface {
+	resource.Resource
+	planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData)
+}
+
+// flatResources are the resources with fast reads and refresh plans, by
+// the suffix of their type name. Their schemas hold attributes of
+// primitive types whose plan modifiers change nothing when the plan is the
+// prior state (UseStateForUnknown, RequiresReplace).
+var flatResources = map[string]func(*providerData) flatResource{
+	"_product_mapping":  func(d *providerData) flatResource { return &productMappingResource{data: d} },
+	"_customer_mapping": func(d *providerData) flatResource { return &customerMappingResource{data: d} },
+}
+
+// load reads the provider's resource schemas, once.
+func (f *fastPaths) load(ctx context.Context) {
+	f.once.Do(func() {
+		if f.provider == nil {
+			return
+		}
+		var md provider.MetadataResponse
+		f.provider.Metadata(ctx, provider.MetadataRequest{}, &md)
+		f.types = map[string]*fastType{}
+		for _, newResource := range f.provider.Resources(ctx) {
+			r := newResource()
+			var name resource.MetadataResponse
+			r.Metadata(ctx, resource.MetadataRequest{ProviderTypeName: md.TypeName}, &name)
+			var s resource.SchemaResponse
+			r.Schema(ctx, resource.SchemaRequest{}, &s)
+			if s.Diagnostics.HasError() {
+				continue
+			}
+			t := &fastType{schema: s.Schema, typ: s.Schema.Type().TerraformType(ctx)}
+			for suffix, newFlat := range flatResources {
+				if strings.TrimPrefix(name.TypeName, md.TypeName) == suffix {
+					t.newFlat, t.defaults = newFlat, attributeDefaults(ctx, s.Schema)
+				}
+			}
+			f.types[name.TypeName] = t
+		}
+	})
+}
+
+// attributeDefaults returns the defaults of the string and bool attributes
+// of s, the only kinds of default the flat resources use.
+func attributeDefaults(ctx context.Context, s schema.Schema) map[string]tftypes.Value {
+	out := map[string]tftypes.Value{}
+	for name, a := range s.Attributes {
+		switch a := a.(type) {
+		case schema.StringAttribute:
+			if a.Default != nil {
+				var d defaults.StringResponse
+				a.Default.DefaultString(ctx, defaults.StringRequest{}, &d)
+				v, _ := d.PlanValue.ToTerraformValue(ctx)
+				out[name] = v
+			}
+		case schema.BoolAttribute:
+			if a.Default != nil {
+				var d defaults.BoolResponse
+				a.Default.DefaultBool(ctx, defaults.BoolRequest{}, &d)
+				v, _ := d.PlanValue.ToTerraformValue(ctx)
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// flatType returns the type of a resource with fast reads and refresh
+// plans, and the provider's data, or nil when typeName has none or the
+// provider is not configured.
+func (f *fastPaths) flatType(ctx context.Context, typeName string) (*fastType, *providerData) {
+	f.load(ctx)
+	t := f.types[typeName]
+	if t == nil || t.newFlat == nil {
+		return nil, nil
+	}
+	data := f.provider.configured.Load()
+	if data == nil {
+		return nil, nil
+	}
+	return t, data
+}
+
+// upgradeResourceState answers an UpgradeResourceState of a state stored
+// with the current schema version as the framework does (fwserver's
+// "passthrough implementation"), or returns nil.
+func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) *tfprotov6.UpgradeResourceStateResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || req.RawState == nil || req.Version != t.schema.Version {
+		return nil
+	}
+	v, err := req.RawState.UnmarshalWithOpts(t.typ, tfprotov6.UnmarshalOpts{
+		ValueFromJSONOpts: tftypes.ValueFromJSONOpts{IgnoreUndefinedAttributes: true},
+	})
+	if err != nil {
+		return nil
+	}
+	state, ok := encodeValue(t.typ, v)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.UpgradeResourceStateResponse{UpgradedState: state}
+}
+
+// readResource answers a ReadResource of a flat resource with its Read, or
+// returns nil.
+func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) *tfprotov6.ReadResourceResponse {
+	t, data := f.flatType(ctx, req.TypeName)
+	if t == nil || req.CurrentState == nil || req.CurrentIdentity != nil {
+		return nil
+	}
+	state, err := req.CurrentState.Unmarshal(t.typ)
+	private, ok := decodePrivate(req.Private)
+	if err != nil || state.IsNull() || !ok {
+		return nil
+	}
+	readReq := resource.ReadRequest{State: tfsdk.State{Schema: t.schema, Raw: state}}
+	readResp := resource.ReadResponse{State: tfsdk.State{Schema: t.schema, Raw: state}}
+	t.newFlat(data).Read(ctx, readReq, &readResp)
+	if len(readResp.Diagnostics) > 0 || readResp.Deferred != nil {
+		return nil
+	}
+	newState, ok := encodeValue(t.typ, readResp.State.Raw)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.ReadResourceResponse{NewState: newState, Private: private.bytes()}
+}
+
+// planResourceChange answers a PlanResourceChange of a flat resource that
+// changes nothing (see fastPaths), or returns nil.
+func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) *tfprotov6.PlanResourceChangeResponse {
+	t, data := f.flatType(ctx, req.TypeName)
+	if t == nil || req.Config == nil || req.PriorState == nil || req.ProposedNewState == nil || req.PriorIdentity != nil {
+		return nil
+	}
+	config, err1 := req.Config.Unmarshal(t.typ)
+	prior, err2 := req.PriorState.Unmarshal(t.typ)
+	proposed, err3 := req.ProposedNewState.Unmarshal(t.typ)
+	private, ok := decodePrivate(req.PriorPrivate)
+	if err1 != nil || err2 != nil || err3 != nil || !ok ||
+		config.IsNull() || prior.IsNull() || !config.IsFullyKnown() || !proposed.IsFullyKnown() ||
+		!proposed.Equal(prior) || !holdsDefaults(t.defaults, config, prior) {
+		return nil
+	}
+	modifyReq := resource.ModifyPlanRequest{
+		Config: tfsdk.Config{Schema: t.schema, Raw: config},
+		Plan:   tfsdk.Plan{Schema: t.schema, Raw: prior},
+		State:  tfsdk.State{Schema: t.schema, Raw: prior},
+	}
+	modifyResp := resource.ModifyPlanResponse{Plan: modifyReq.Plan, RequiresReplace: path.Paths{}}
+	t.newFlat(data).planChecks(ctx, modifyReq, &modifyResp, private)
+	if len(modifyResp.Diagnostics) > 0 || len(modifyResp.RequiresReplace) > 0 || modifyResp.Deferred != nil {
+		return nil
+	}
+	planned, ok := encodeValue(t.typ, modifyResp.Plan.Raw)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.PlanResourceChangeResponse{PlannedState: planned, PlannedPrivate: private.bytes()}
+}
+
+// holdsDefaults reports whether every attribute with a default that config
+// leaves null holds the default in prior, so that the framework's defaults
+// leave prior as it is.
+func holdsDefaults(defaults map[string]tftypes.Value, config, prior tftypes.Value) bool {
+	var configAttrs, priorAttrs map[string]tftypes.Value
+	if config.As(&configAttrs) != nil || prior.As(&priorAttrs) != nil {
+		return false
+	}
+	for name, d := range defaults {
+		if configAttrs[name].IsNull() && !priorAttrs[name].Equal(d) {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeValue is v of type typ as a DynamicValue, as the framework sends
+// it.
+func encodeValue(typ tftypes.Type, v tftypes.Value) (*tfprotov6.DynamicValue, bool) {
+	dv, err := tfprotov6.NewDynamicValue(typ, v)
+	if err != nil {
+		return nil, false
+	}
+	return &dv, true
+}
+
+// fastPrivate is a resource's private data on a fast path: the keys and
+// JSON values the provider keeps, with privatestate.ProviderData's rules.
+// Private data with the framework's own keys (those starting with a dot)
+// takes the framework's path.
+type fastPrivate map[string][]byte
+
+// decodePrivate decodes private data as the framework does
+// (privatestate.NewData), or reports false for data it would reject,
+// discard or keep keys of its own in.
+func decodePrivate(b []byte) (fastPrivate, bool) {
+	p := fastPrivate{}
+	if len(b) == 0 {
+		return p, true
+	}
+	if json.Unmarshal(b, (*map[string][]byte)(&p)) != nil {
+		return nil, false
+	}
+	if p == nil {
+		p = fastPrivate{} // the JSON was null
+	}
+	for k, v := range p {
+		if strings.HasPrefix(k, ".") || !utf8.Valid(v) || !json.Valid(v) {
+			return nil, false
+		}
+	}
+	return p, true
+}
+
+func (p fastPrivate) GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics) {
+	if strings.HasPrefix(key, ".") {
+		return nil, diag.Diagnostics{privateKeyError(key)}
+	}
+	return p[key], nil
+}
+
+func (p fastPrivate) SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics {
+	switch {
+	case strings.HasPrefix(key, "."):
+		return diag.Diagnostics{privateKeyError(key)}
+	case len(value) == 0:
+		delete(p, key)
+	case !utf8.Valid(value) || !json.Valid(value):
+		// The framework's error; the call then takes its path.
+		return diag.Diagnostics{diag.NewErrorDiagnostic("Invalid Private State Value", "The value of key "+key+" is not valid UTF-8 JSON.")}
+	default:
+		p[key] = value
+	}
+	return nil
+}
+
+// privateKeyError is the framework's refusal of a key of its own; the call
+// then takes its path, which reports it.
+func privateKeyError(key string) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Restricted Resource Private State Namespace", "The key "+key+" starts with a period.")
+}
+
+// bytes encodes p as the framework does (privatestate.Data.Bytes).
+func (p fastPrivate) bytes() []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(map[string][]byte(p))
+	if err != nil {
+		return nil // cannot happen: the values are valid UTF-8
+	}
+	return b
+}
