@@ -13,7 +13,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
@@ -33,8 +35,12 @@ import (
 //     version, for every resource: the framework decodes the JSON state
 //     with the schema's type and encodes it again, and so does the fast
 //     path, without the rest.
-//   - ReadResource of psa_product_mapping and psa_customer_mapping: the
-//     resource's own Read, with the state decoded once.
+//   - ValidateResourceConfig of psa_product_mapping and
+//     psa_customer_mapping: the attributes' validators, called as the
+//     framework calls them, and the framework's checks of required and
+//     computed attributes.
+//   - ReadResource of those two: the resource's own Read, with the state
+//     decoded once.
 //   - PlanResourceChange of those two when nothing changes: the
 //     configuration and the proposed state are known, the proposed state is
 //     the prior state, and every attribute with a default that the
@@ -68,6 +74,16 @@ type fastType struct {
 	newFlat func(*providerData) flatResource
 	// defaults are the attributes with a default, and the default.
 	defaults map[string]tftypes.Value
+	// attributes are the attributes to validate, or nil when the schema
+	// has checks the configuration's fast path does not make.
+	attributes []fastAttribute
+}
+
+// fastAttribute is an attribute of a flat resource, as validated.
+type fastAttribute struct {
+	name                   string
+	required, computedOnly bool
+	validators             []validator.String
 }
 
 // flatResource is a resource of flat attributes whose reads and refresh
@@ -108,6 +124,7 @@ func (f *fastPaths) load(ctx context.Context) {
 			for suffix, newFlat := range flatResources {
 				if strings.TrimPrefix(name.TypeName, md.TypeName) == suffix {
 					t.newFlat, t.defaults = newFlat, attributeDefaults(ctx, s.Schema)
+					t.attributes = validatedAttributes(r, s.Schema)
 				}
 			}
 			f.types[name.TypeName] = t
@@ -136,6 +153,37 @@ func attributeDefaults(ctx context.Context, s schema.Schema) map[string]tftypes.
 				out[name] = v
 			}
 		}
+	}
+	return out
+}
+
+// validatedAttributes returns the attributes of s for the configuration's
+// fast path, or nil when r or s has checks it does not make: validators of
+// the resource, deprecations, write-only attributes, attributes other than
+// strings and bools, and validators of bools.
+func validatedAttributes(r resource.Resource, s schema.Schema) []fastAttribute {
+	_, validators := r.(resource.ResourceWithConfigValidators)
+	_, validates := r.(resource.ResourceWithValidateConfig)
+	if validators || validates || s.DeprecationMessage != "" || len(s.Blocks) > 0 {
+		return nil
+	}
+	var out []fastAttribute
+	for name, a := range s.Attributes {
+		if a.GetDeprecationMessage() != "" || a.IsWriteOnly() || !(a.IsRequired() || a.IsOptional() || a.IsComputed()) {
+			return nil
+		}
+		fa := fastAttribute{name: name, required: a.IsRequired(), computedOnly: a.IsComputed() && !a.IsOptional()}
+		switch a := a.(type) {
+		case schema.StringAttribute:
+			fa.validators = a.Validators
+		case schema.BoolAttribute:
+			if len(a.Validators) > 0 {
+				return nil
+			}
+		default:
+			return nil
+		}
+		out = append(out, fa)
 	}
 	return out
 }
@@ -176,6 +224,52 @@ func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.Upg
 		return nil
 	}
 	return &tfprotov6.UpgradeResourceStateResponse{UpgradedState: state}
+}
+
+// validateResourceConfig answers a ValidateResourceConfig of a flat
+// resource whose configuration passes every check, or returns nil: a
+// configuration with anything to report takes the framework's path.
+func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) *tfprotov6.ValidateResourceConfigResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || t.attributes == nil || req.Config == nil {
+		return nil
+	}
+	raw, err := req.Config.Unmarshal(t.typ)
+	var attrs map[string]tftypes.Value
+	if err != nil || raw.IsNull() || !raw.IsKnown() || raw.As(&attrs) != nil {
+		return nil
+	}
+	config := tfsdk.Config{Schema: t.schema, Raw: raw}
+	var capabilities validator.ValidateSchemaClientCapabilities
+	if req.ClientCapabilities != nil {
+		capabilities.WriteOnlyAttributesAllowed = req.ClientCapabilities.WriteOnlyAttributesAllowed
+	}
+	for _, a := range t.attributes {
+		v := attrs[a.name]
+		if a.required && v.IsNull() || a.computedOnly && !v.IsNull() {
+			return nil
+		}
+		if len(a.validators) == 0 {
+			continue
+		}
+		value, err := types.StringType.ValueFromTerraform(ctx, v)
+		if err != nil {
+			return nil
+		}
+		validateReq := validator.StringRequest{
+			ClientCapabilities: capabilities, Config: config, ConfigValue: value.(types.String), //nolint:forcetypeassert // StringType's values
+			Path: path.Root(a.name), PathExpression: path.MatchRoot(a.name),
+		}
+		for _, check := range a.validators {
+			var validateResp validator.StringResponse
+			check.ValidateString(ctx, validateReq, &validateResp)
+			if len(validateResp.Diagnostics) > 0 {
+				return nil
+			}
+		}
+	}
+	return &tfprotov6.ValidateResourceConfigResponse{}
 }
 
 // readResource answers a ReadResource of a flat resource with its Read, or

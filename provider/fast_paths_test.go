@@ -3,7 +3,9 @@ package provider
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,6 +172,35 @@ func testFastPaths(t *testing.T, system psa.System) {
 		}
 	}
 
+	validations := []struct {
+		name   string
+		typ    tftypes.Type
+		config tftypes.Value
+		fast   bool
+	}{
+		{"product mapping", productType, productConfig("P1", service, nil), true},
+		{"service created in the same apply", productType, productConfig("P1", "", map[string]tftypes.Value{"service_id": unknown}), true},
+		{"every attribute set", productType, productConfig("P1", service, map[string]tftypes.Value{
+			"source": str("other"), "sync_enabled": tftypes.NewValue(tftypes.Bool, false)}), true},
+		{"source with the separator", productType, productConfig("P1", service, map[string]tftypes.Value{"source": str("a/b")}), false},
+		{"blank product", productType, productConfig(" ", service, nil), false},
+		{"product missing", productType, productConfig("", service, map[string]tftypes.Value{"product": null}), false},
+		{"computed id set", productType, productConfig("P1", service, map[string]tftypes.Value{"id": str("x")}), false},
+		{"unknown configuration", productType, tftypes.NewValue(productType, tftypes.UnknownValue), false},
+		{"customer mapping", customerType, customerConfig(nil), true},
+		{"blank contract", customerType, customerConfig(map[string]tftypes.Value{"contract_id": str("")}), false},
+		{"psa_service", serviceType, objectValue(serviceType, map[string]tftypes.Value{"name": str("S")}), false},
+	}
+	for _, c := range validations {
+		req := &tfprotov6.ValidateResourceConfigRequest{TypeName: typeName(types, c.typ), Config: dynamic(t, c.typ, c.config)}
+		want, _ := framework.ValidateResourceConfig(ctx, req)
+		got, _ := fast.ValidateResourceConfig(ctx, req)
+		requireSame(t, "ValidateResourceConfig: "+c.name, got, want)
+		if took := fast.fast.validateResourceConfig(ctx, req) != nil; took != c.fast {
+			t.Errorf("ValidateResourceConfig: %s: fast path taken = %v, want %v", c.name, took, c.fast)
+		}
+	}
+
 	upgrades := []struct {
 		name     string
 		typeName string
@@ -305,9 +336,13 @@ func typeName(types map[string]tftypes.Type, typ tftypes.Type) string {
 	return ""
 }
 
-// requireSame fails t when got and want differ.
+// requireSame fails t when got and want, responses of the provider's
+// server, differ in anything but the order of their diagnostics, which the
+// framework reports in the order of a map's iteration.
 func requireSame(t *testing.T, what string, got, want any) {
 	t.Helper()
+	sortDiagnostics(got)
+	sortDiagnostics(want)
 	if !reflect.DeepEqual(got, want) {
 		g, _ := json.MarshalIndent(got, "", " ")
 		w, _ := json.MarshalIndent(want, "", " ")
@@ -321,4 +356,24 @@ func diagnosticsText(diags []*tfprotov6.Diagnostic) string {
 		b.WriteString(d.Summary + ": " + d.Detail + "\n")
 	}
 	return b.String()
+}
+
+// sortDiagnostics sorts the Diagnostics of the response resp points to.
+func sortDiagnostics(resp any) {
+	v := reflect.ValueOf(resp)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return
+	}
+	diags, ok := v.Elem().FieldByName("Diagnostics").Interface().([]*tfprotov6.Diagnostic)
+	if !ok {
+		return
+	}
+	key := func(d *tfprotov6.Diagnostic) string {
+		k := fmt.Sprint(d.Severity, d.Summary, d.Detail)
+		if d.Attribute != nil {
+			k += d.Attribute.String()
+		}
+		return k
+	}
+	slices.SortFunc(diags, func(a, b *tfprotov6.Diagnostic) int { return strings.Compare(key(a), key(b)) })
 }

@@ -49,7 +49,7 @@ type releasingServer struct {
 }
 
 func (s releasingServer) ValidateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) (*tfprotov6.ValidateResourceConfigResponse, error) {
-	return withCallContext(ctx, req, nil, s.ProviderServer.ValidateResourceConfig)
+	return withCallContext(ctx, req, s.fast.validateResourceConfig, s.ProviderServer.ValidateResourceConfig)
 }
 
 func (s releasingServer) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
