@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -20,7 +21,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
 
-// A refresh plan of a thousand mappings makes four calls per resource
+// A refresh plan of a thousand resources makes four calls per resource
 // (UpgradeResourceState, ReadResource, ValidateResourceConfig,
 // PlanResourceChange), and in terraform-plugin-framework v1.19.0 most of
 // each call's CPU time is the framework walking the schema: converting
@@ -39,9 +40,9 @@ import (
 //     psa_customer_mapping: the attributes' validators, called as the
 //     framework calls them, and the framework's checks of required and
 //     computed attributes.
-//   - ReadResource of those two: the resource's own Read, with the state
-//     decoded once.
-//   - PlanResourceChange of those two when nothing changes: the
+//   - ReadResource of those two and of psa_service: the resource's own
+//     Read, with the state decoded once.
+//   - PlanResourceChange of the two mappings when nothing changes: the
 //     configuration and the proposed state are known, the proposed state is
 //     the prior state, and every attribute with a default that the
 //     configuration leaves null already holds the default. The framework's
@@ -67,11 +68,12 @@ type fastPaths struct {
 
 // fastType is what the fast paths know of one resource type.
 type fastType struct {
-	schema schema.Schema
-	typ    tftypes.Type
-	// newFlat, for the types whose reads and refresh plans have fast
-	// paths, returns the resource configured with the provider's data.
-	newFlat func(*providerData) flatResource
+	schema      schema.Schema
+	typ         tftypes.Type
+	newResource func() resource.Resource
+	// fastReads is whether its reads take the fast path, fastPlans whether
+	// its refresh plans and configuration checks do.
+	fastReads, fastPlans bool
 	// defaults are the attributes with a default, and the default.
 	defaults map[string]tftypes.Value
 	// attributes are the attributes to validate, or nil when the schema
@@ -86,21 +88,24 @@ type fastAttribute struct {
 	validators             []validator.String
 }
 
-// flatResource is a resource of flat attributes whose reads and refresh
-// plans take the fast path.
-type flatResource interface {
-	resource.Resource
+// planner is a resource whose refresh plans take the fast path: its
+// ModifyPlan is planChecks with the private data of the plan.
+type planner interface {
 	planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData)
 }
 
-// flatResources are the resources with fast reads and refresh plans, by
-// the suffix of their type name. Their schemas hold attributes of
-// primitive types whose plan modifiers change nothing when the plan is the
-// prior state (UseStateForUnknown, RequiresReplace).
-var flatResources = map[string]func(*providerData) flatResource{
-	"_product_mapping":  func(d *providerData) flatResource { return &productMappingResource{data: d} },
-	"_customer_mapping": func(d *providerData) flatResource { return &customerMappingResource{data: d} },
-}
+// fastReads are the resources whose reads take the fast path, by the
+// suffix of their type name: their Read uses no private data, and their
+// schemas no custom types, whose semantic equality the framework would
+// check after the read.
+var fastReads = []string{"_product_mapping", "_customer_mapping", "_service"}
+
+// fastPlans are the resources whose refresh plans and configuration checks
+// take the fast path, by the suffix of their type name. Their schemas hold
+// attributes of strings and bools whose plan modifiers change nothing when
+// the plan is the prior state (UseStateForUnknown, RequiresReplace), and
+// they are planners.
+var fastPlans = []string{"_product_mapping", "_customer_mapping"}
 
 // load reads the provider's resource schemas, once.
 func (f *fastPaths) load(ctx context.Context) {
@@ -120,16 +125,34 @@ func (f *fastPaths) load(ctx context.Context) {
 			if s.Diagnostics.HasError() {
 				continue
 			}
-			t := &fastType{schema: s.Schema, typ: s.Schema.Type().TerraformType(ctx)}
-			for suffix, newFlat := range flatResources {
-				if strings.TrimPrefix(name.TypeName, md.TypeName) == suffix {
-					t.newFlat, t.defaults = newFlat, attributeDefaults(ctx, s.Schema)
-					t.attributes = validatedAttributes(r, s.Schema)
-				}
+			suffix := strings.TrimPrefix(name.TypeName, md.TypeName)
+			t := &fastType{schema: s.Schema, typ: s.Schema.Type().TerraformType(ctx), newResource: newResource,
+				fastReads: slices.Contains(fastReads, suffix)}
+			if _, ok := r.(planner); ok && slices.Contains(fastPlans, suffix) {
+				t.fastPlans, t.defaults, t.attributes = true, attributeDefaults(ctx, s.Schema), validatedAttributes(r, s.Schema)
 			}
 			f.types[name.TypeName] = t
 		}
 	})
+}
+
+// configured returns a resource of type t configured as the framework
+// configures it for each call, or nil when the provider is not configured
+// yet or the resource's Configure reports anything.
+func (f *fastPaths) configured(ctx context.Context, t *fastType) resource.Resource {
+	data := f.provider.configured.Load()
+	if data == nil {
+		return nil
+	}
+	r := t.newResource()
+	if c, ok := r.(resource.ResourceWithConfigure); ok {
+		var resp resource.ConfigureResponse
+		c.Configure(ctx, resource.ConfigureRequest{ProviderData: data}, &resp)
+		if len(resp.Diagnostics) > 0 {
+			return nil
+		}
+	}
+	return r
 }
 
 // attributeDefaults returns the defaults of the string and bool attributes
@@ -188,22 +211,6 @@ func validatedAttributes(r resource.Resource, s schema.Schema) []fastAttribute {
 	return out
 }
 
-// flatType returns the type of a resource with fast reads and refresh
-// plans, and the provider's data, or nil when typeName has none or the
-// provider is not configured.
-func (f *fastPaths) flatType(ctx context.Context, typeName string) (*fastType, *providerData) {
-	f.load(ctx)
-	t := f.types[typeName]
-	if t == nil || t.newFlat == nil {
-		return nil, nil
-	}
-	data := f.provider.configured.Load()
-	if data == nil {
-		return nil, nil
-	}
-	return t, data
-}
-
 // upgradeResourceState answers an UpgradeResourceState of a state stored
 // with the current schema version as the framework does (fwserver's
 // "passthrough implementation"), or returns nil.
@@ -232,7 +239,7 @@ func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.Upg
 func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) *tfprotov6.ValidateResourceConfigResponse {
 	f.load(ctx)
 	t := f.types[req.TypeName]
-	if t == nil || t.attributes == nil || req.Config == nil {
+	if t == nil || !t.fastPlans || t.attributes == nil || req.Config == nil {
 		return nil
 	}
 	raw, err := req.Config.Unmarshal(t.typ)
@@ -275,8 +282,13 @@ func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.V
 // readResource answers a ReadResource of a flat resource with its Read, or
 // returns nil.
 func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) *tfprotov6.ReadResourceResponse {
-	t, data := f.flatType(ctx, req.TypeName)
-	if t == nil || req.CurrentState == nil || req.CurrentIdentity != nil {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || !t.fastReads || req.CurrentState == nil || req.CurrentIdentity != nil {
+		return nil
+	}
+	r := f.configured(ctx, t)
+	if r == nil {
 		return nil
 	}
 	state, err := req.CurrentState.Unmarshal(t.typ)
@@ -286,7 +298,7 @@ func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourc
 	}
 	readReq := resource.ReadRequest{State: tfsdk.State{Schema: t.schema, Raw: state}}
 	readResp := resource.ReadResponse{State: tfsdk.State{Schema: t.schema, Raw: state}}
-	t.newFlat(data).Read(ctx, readReq, &readResp)
+	r.Read(ctx, readReq, &readResp)
 	if len(readResp.Diagnostics) > 0 || readResp.Deferred != nil {
 		return nil
 	}
@@ -300,8 +312,13 @@ func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourc
 // planResourceChange answers a PlanResourceChange of a flat resource that
 // changes nothing (see fastPaths), or returns nil.
 func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) *tfprotov6.PlanResourceChangeResponse {
-	t, data := f.flatType(ctx, req.TypeName)
-	if t == nil || req.Config == nil || req.PriorState == nil || req.ProposedNewState == nil || req.PriorIdentity != nil {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || !t.fastPlans || req.Config == nil || req.PriorState == nil || req.ProposedNewState == nil || req.PriorIdentity != nil {
+		return nil
+	}
+	r, _ := f.configured(ctx, t).(planner)
+	if r == nil {
 		return nil
 	}
 	config, err1 := req.Config.Unmarshal(t.typ)
@@ -319,7 +336,7 @@ func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanR
 		State:  tfsdk.State{Schema: t.schema, Raw: prior},
 	}
 	modifyResp := resource.ModifyPlanResponse{Plan: modifyReq.Plan, RequiresReplace: path.Paths{}}
-	t.newFlat(data).planChecks(ctx, modifyReq, &modifyResp, private)
+	r.planChecks(ctx, modifyReq, &modifyResp, private)
 	if len(modifyResp.Diagnostics) > 0 || len(modifyResp.RequiresReplace) > 0 || modifyResp.Deferred != nil {
 		return nil
 	}

@@ -160,7 +160,10 @@ func testFastPaths(t *testing.T, system psa.System) {
 		{"after import", productType, objectValue(productType, map[string]tftypes.Value{"id": str("sophos/P1"), "source": str("sophos"), "product": str("P1")}),
 			privateJSON(map[string]string{".import_before_read": `true`}), false},
 		{"null state", productType, nullValue(productType), nil, false},
-		{"psa_service", serviceType, nullValue(serviceType), nil, false},
+		{"psa_service", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(service), "name": str("Old Name")}), nil, true},
+		{"psa_service as the last read left it", serviceType, readState(t, framework, serviceType, "psa_service", service), nil, true},
+		{"psa_service deleted in the PSA", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(missingService)}), nil, true},
+		{"psa_service null state", serviceType, nullValue(serviceType), nil, false},
 	}
 	for _, c := range reads {
 		req := &tfprotov6.ReadResourceRequest{TypeName: typeName(types, c.typ), CurrentState: dynamic(t, c.typ, c.state), Private: c.private}
@@ -376,4 +379,21 @@ func sortDiagnostics(resp any) {
 		return k
 	}
 	slices.SortFunc(diags, func(a, b *tfprotov6.Diagnostic) int { return strings.Compare(key(a), key(b)) })
+}
+
+// readState is the state the framework reads for the resource of typeName
+// with the given id.
+func readState(t *testing.T, s tfprotov6.ProviderServer, typ tftypes.Type, typeName, id string) tftypes.Value {
+	t.Helper()
+	resp, err := s.ReadResource(t.Context(), &tfprotov6.ReadResourceRequest{
+		TypeName: typeName, CurrentState: dynamic(t, typ, objectValue(typ, map[string]tftypes.Value{"id": str(id)})),
+	})
+	if err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("reading %s %s: %v %s", typeName, id, err, diagnosticsText(resp.Diagnostics))
+	}
+	v, err := resp.NewState.Unmarshal(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
