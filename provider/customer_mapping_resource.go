@@ -152,6 +152,13 @@ func (r *customerMappingResource) Configure(_ context.Context, req resource.Conf
 // registry and, when the company or contract changes, checks with the PSA
 // that the contract is the company's and can be billed on.
 func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.planChecks(ctx, req, resp, resp.Private)
+}
+
+// planChecks is ModifyPlan with the plan's private data, which the
+// framework passes as both req.Private and resp.Private, given apart so
+// that the fast path of a refresh plan (see fastPaths) can call it too.
+func (r *customerMappingResource) planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData) {
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
 	}
@@ -190,9 +197,9 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 	}
 
 	if state != nil {
-		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString()))...)
+		resp.Diagnostics.Append(recordExportKey(ctx, private, customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString()))...)
 	}
-	if state == nil && !replacesExportKey(ctx, req.Private, customer) {
+	if state == nil && !replacesExportKey(ctx, private, customer) {
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
 		owner := fmt.Sprintf("company_id %s, contract_id %s", plan.CompanyID, plan.ContractID)
 		r.data.checkCreate(ctx, &resp.Diagnostics, "customer mapping "+customer, customer, owner, func(doc *export.Document) (bool, bool) {

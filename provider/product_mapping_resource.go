@@ -119,6 +119,13 @@ func (r *productMappingResource) Configure(_ context.Context, req resource.Confi
 // ModifyPlan checks that the service exists and is active and plans its
 // current name, so that the export records what the PSA calls it.
 func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	r.planChecks(ctx, req, resp, resp.Private)
+}
+
+// planChecks is ModifyPlan with the plan's private data, which the
+// framework passes as both req.Private and resp.Private, given apart so
+// that the fast path of a refresh plan (see fastPaths) can call it too.
+func (r *productMappingResource) planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData) {
 	if r.data == nil || req.Plan.Raw.IsNull() {
 		return
 	}
@@ -143,10 +150,10 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 
 	if state != nil {
 		id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
-		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, id)...)
+		resp.Diagnostics.Append(recordExportKey(ctx, private, id)...)
 	}
 	if state == nil && !plan.Source.IsUnknown() && !plan.Product.IsUnknown() &&
-		!replacesExportKey(ctx, req.Private, productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())) {
+		!replacesExportKey(ctx, private, productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())) {
 		source, product := plan.Source.ValueString(), plan.Product.ValueString()
 		id := productMappingImportID.format(source, product)
 		owner := fmt.Sprintf("service_id %s", plan.ServiceID)

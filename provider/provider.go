@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/providervalidator"
@@ -69,6 +70,9 @@ var (
 // psaProvider is the psa provider.
 type psaProvider struct {
 	version string
+	// configured is what Configure gave the resources as ResourceData, for
+	// the fast paths of NewProtocol6; nil until then.
+	configured atomic.Pointer[providerData]
 }
 
 // psaProviderModel maps the provider schema data.
@@ -435,6 +439,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	data.reads = newPSAReads(backend, data.exportForReads)
 	resp.DataSourceData = data
 	resp.ResourceData = data
+	p.configured.Store(data)
 
 	tflog.Info(ctx, "Configured PSA provider", map[string]any{"system": string(data.system)})
 }

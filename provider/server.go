@@ -33,54 +33,63 @@ import (
 // once per process are left as they are.
 func NewProtocol6(p provider.Provider) func() tfprotov6.ProviderServer {
 	framework := providerserver.NewProtocol6(p)
+	psa, _ := p.(*psaProvider)
+	fast := &fastPaths{provider: psa}
 	return func() tfprotov6.ProviderServer {
-		return releasingServer{framework()}
+		return releasingServer{framework(), fast}
 	}
 }
 
 // releasingServer is a framework server whose calls per resource and data
-// source get a callContext.
+// source get a callContext, and whose calls of a refresh plan take the
+// fast paths where they can.
 type releasingServer struct {
 	tfprotov6.ProviderServer
+	fast *fastPaths
 }
 
 func (s releasingServer) ValidateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) (*tfprotov6.ValidateResourceConfigResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ValidateResourceConfig)
+	return withCallContext(ctx, req, s.fast.validateResourceConfig, s.ProviderServer.ValidateResourceConfig)
 }
 
 func (s releasingServer) UpgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) (*tfprotov6.UpgradeResourceStateResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.UpgradeResourceState)
+	return withCallContext(ctx, req, s.fast.upgradeResourceState, s.ProviderServer.UpgradeResourceState)
 }
 
 func (s releasingServer) ReadResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) (*tfprotov6.ReadResourceResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ReadResource)
+	return withCallContext(ctx, req, s.fast.readResource, s.ProviderServer.ReadResource)
 }
 
 func (s releasingServer) PlanResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) (*tfprotov6.PlanResourceChangeResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.PlanResourceChange)
+	return withCallContext(ctx, req, s.fast.planResourceChange, s.ProviderServer.PlanResourceChange)
 }
 
 func (s releasingServer) ApplyResourceChange(ctx context.Context, req *tfprotov6.ApplyResourceChangeRequest) (*tfprotov6.ApplyResourceChangeResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ApplyResourceChange)
+	return withCallContext(ctx, req, nil, s.ProviderServer.ApplyResourceChange)
 }
 
 func (s releasingServer) ImportResourceState(ctx context.Context, req *tfprotov6.ImportResourceStateRequest) (*tfprotov6.ImportResourceStateResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ImportResourceState)
+	return withCallContext(ctx, req, nil, s.ProviderServer.ImportResourceState)
 }
 
 func (s releasingServer) ValidateDataResourceConfig(ctx context.Context, req *tfprotov6.ValidateDataResourceConfigRequest) (*tfprotov6.ValidateDataResourceConfigResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ValidateDataResourceConfig)
+	return withCallContext(ctx, req, nil, s.ProviderServer.ValidateDataResourceConfig)
 }
 
 func (s releasingServer) ReadDataSource(ctx context.Context, req *tfprotov6.ReadDataSourceRequest) (*tfprotov6.ReadDataSourceResponse, error) {
-	return withCallContext(ctx, req, s.ProviderServer.ReadDataSource)
+	return withCallContext(ctx, req, nil, s.ProviderServer.ReadDataSource)
 }
 
-// withCallContext calls call with a callContext of ctx, released when it
-// returns.
-func withCallContext[Req, Resp any](ctx context.Context, req Req, call func(context.Context, Req) (Resp, error)) (Resp, error) {
+// withCallContext calls fast, when there is one, and call when fast has no
+// answer, with a callContext of ctx, released when they return.
+func withCallContext[Req, Resp any](ctx context.Context, req Req, fast func(context.Context, Req) *Resp, call func(context.Context, Req) (*Resp, error)) (*Resp, error) {
 	c := newCallContext(ctx)
 	defer c.release()
+	if fast != nil {
+		if resp := fast(c, req); resp != nil {
+			return resp, nil
+		}
+	}
 	return call(c, req)
 }
 

@@ -1,0 +1,442 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/defaults"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+)
+
+// A refresh plan of a thousand resources makes four calls per resource
+// (UpgradeResourceState, ReadResource, ValidateResourceConfig,
+// PlanResourceChange), and in terraform-plugin-framework v1.19.0 most of
+// each call's CPU time is the framework walking the schema: converting
+// values to and from tftypes attribute by attribute, finding each
+// attribute by path in a map it rebuilds on every lookup, running the plan
+// modifiers, marking computed values unknown, and logging contexts for
+// every attribute, even with the logs off. For the calls of a refresh
+// whose answer is known without that walk, fastPaths answers them itself
+// from the same values, and hands every other call to the framework:
+//
+//   - UpgradeResourceState of a state stored with the current schema
+//     version, for every resource: the framework decodes the JSON state
+//     with the schema's type and encodes it again, and so does the fast
+//     path, without the rest.
+//   - ValidateResourceConfig of psa_product_mapping and
+//     psa_customer_mapping: the attributes' validators, called as the
+//     framework calls them, and the framework's checks of required and
+//     computed attributes.
+//   - ReadResource of those two and of psa_service: the resource's own
+//     Read, with the state decoded once.
+//   - PlanResourceChange of the two mappings when nothing changes: the
+//     configuration and the proposed state are known, the proposed state is
+//     the prior state, and every attribute with a default that the
+//     configuration leaves null already holds the default. The framework's
+//     defaults, computed-unknown marking and attribute plan modifiers
+//     (UseStateForUnknown, RequiresReplace) then leave the plan as it is,
+//     and the fast path calls the resource's own checks (planChecks) on it.
+//
+// Anything else goes to the framework: a create, a destroy, an import,
+// unknown values, a change, private data the framework reserves, a
+// diagnostic of any kind or a replacement asked for by the resource. Where
+// the resource's code ran before a call fell back, it runs again in the
+// framework: its effects (reads from the shared caches, claims of a
+// contract or service by the same owner) give the same answer twice.
+// TestFastPaths runs both paths on the same requests, with drift, nulls,
+// unknowns, defaults, private data and errors, and requires the same
+// responses.
+type fastPaths struct {
+	provider *psaProvider // nil for another provider: no fast paths
+
+	once  sync.Once
+	types map[string]*fastType // by resource type name
+}
+
+// fastType is what the fast paths know of one resource type.
+type fastType struct {
+	schema      schema.Schema
+	typ         tftypes.Type
+	newResource func() resource.Resource
+	// fastReads is whether its reads take the fast path, fastPlans whether
+	// its refresh plans and configuration checks do.
+	fastReads, fastPlans bool
+	// defaults are the attributes with a default, and the default.
+	defaults map[string]tftypes.Value
+	// attributes are the attributes to validate, or nil when the schema
+	// has checks the configuration's fast path does not make.
+	attributes []fastAttribute
+}
+
+// fastAttribute is an attribute of a flat resource, as validated.
+type fastAttribute struct {
+	name                   string
+	required, computedOnly bool
+	validators             []validator.String
+}
+
+// planner is a resource whose refresh plans take the fast path: its
+// ModifyPlan is planChecks with the private data of the plan.
+type planner interface {
+	planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData)
+}
+
+// fastReads are the resources whose reads take the fast path, by the
+// suffix of their type name: their Read uses no private data, and their
+// schemas no custom types, whose semantic equality the framework would
+// check after the read.
+var fastReads = []string{"_product_mapping", "_customer_mapping", "_service"}
+
+// fastPlans are the resources whose refresh plans and configuration checks
+// take the fast path, by the suffix of their type name. Their schemas hold
+// attributes of strings and bools whose plan modifiers change nothing when
+// the plan is the prior state (UseStateForUnknown, RequiresReplace), and
+// they are planners.
+var fastPlans = []string{"_product_mapping", "_customer_mapping"}
+
+// load reads the provider's resource schemas, once.
+func (f *fastPaths) load(ctx context.Context) {
+	f.once.Do(func() {
+		if f.provider == nil {
+			return
+		}
+		var md provider.MetadataResponse
+		f.provider.Metadata(ctx, provider.MetadataRequest{}, &md)
+		f.types = map[string]*fastType{}
+		for _, newResource := range f.provider.Resources(ctx) {
+			r := newResource()
+			var name resource.MetadataResponse
+			r.Metadata(ctx, resource.MetadataRequest{ProviderTypeName: md.TypeName}, &name)
+			var s resource.SchemaResponse
+			r.Schema(ctx, resource.SchemaRequest{}, &s)
+			if s.Diagnostics.HasError() {
+				continue
+			}
+			suffix := strings.TrimPrefix(name.TypeName, md.TypeName)
+			t := &fastType{schema: s.Schema, typ: s.Schema.Type().TerraformType(ctx), newResource: newResource,
+				fastReads: slices.Contains(fastReads, suffix)}
+			if _, ok := r.(planner); ok && slices.Contains(fastPlans, suffix) {
+				t.fastPlans, t.defaults, t.attributes = true, attributeDefaults(ctx, s.Schema), validatedAttributes(r, s.Schema)
+			}
+			f.types[name.TypeName] = t
+		}
+	})
+}
+
+// configured returns a resource of type t configured as the framework
+// configures it for each call, or nil when the provider is not configured
+// yet or the resource's Configure reports anything.
+func (f *fastPaths) configured(ctx context.Context, t *fastType) resource.Resource {
+	data := f.provider.configured.Load()
+	if data == nil {
+		return nil
+	}
+	r := t.newResource()
+	if c, ok := r.(resource.ResourceWithConfigure); ok {
+		var resp resource.ConfigureResponse
+		c.Configure(ctx, resource.ConfigureRequest{ProviderData: data}, &resp)
+		if len(resp.Diagnostics) > 0 {
+			return nil
+		}
+	}
+	return r
+}
+
+// attributeDefaults returns the defaults of the string and bool attributes
+// of s, the only kinds of default the flat resources use.
+func attributeDefaults(ctx context.Context, s schema.Schema) map[string]tftypes.Value {
+	out := map[string]tftypes.Value{}
+	for name, a := range s.Attributes {
+		switch a := a.(type) {
+		case schema.StringAttribute:
+			if a.Default != nil {
+				var d defaults.StringResponse
+				a.Default.DefaultString(ctx, defaults.StringRequest{}, &d)
+				v, _ := d.PlanValue.ToTerraformValue(ctx)
+				out[name] = v
+			}
+		case schema.BoolAttribute:
+			if a.Default != nil {
+				var d defaults.BoolResponse
+				a.Default.DefaultBool(ctx, defaults.BoolRequest{}, &d)
+				v, _ := d.PlanValue.ToTerraformValue(ctx)
+				out[name] = v
+			}
+		}
+	}
+	return out
+}
+
+// validatedAttributes returns the attributes of s for the configuration's
+// fast path, or nil when r or s has checks it does not make: validators of
+// the resource, deprecations, write-only attributes, attributes other than
+// strings and bools, and validators of bools.
+func validatedAttributes(r resource.Resource, s schema.Schema) []fastAttribute {
+	_, validators := r.(resource.ResourceWithConfigValidators)
+	_, validates := r.(resource.ResourceWithValidateConfig)
+	if validators || validates || s.DeprecationMessage != "" || len(s.Blocks) > 0 {
+		return nil
+	}
+	var out []fastAttribute
+	for name, a := range s.Attributes {
+		if a.GetDeprecationMessage() != "" || a.IsWriteOnly() || !(a.IsRequired() || a.IsOptional() || a.IsComputed()) {
+			return nil
+		}
+		fa := fastAttribute{name: name, required: a.IsRequired(), computedOnly: a.IsComputed() && !a.IsOptional()}
+		switch a := a.(type) {
+		case schema.StringAttribute:
+			fa.validators = a.Validators
+		case schema.BoolAttribute:
+			if len(a.Validators) > 0 {
+				return nil
+			}
+		default:
+			return nil
+		}
+		out = append(out, fa)
+	}
+	return out
+}
+
+// upgradeResourceState answers an UpgradeResourceState of a state stored
+// with the current schema version as the framework does (fwserver's
+// "passthrough implementation"), or returns nil.
+func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.UpgradeResourceStateRequest) *tfprotov6.UpgradeResourceStateResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || req.RawState == nil || req.Version != t.schema.Version {
+		return nil
+	}
+	v, err := req.RawState.UnmarshalWithOpts(t.typ, tfprotov6.UnmarshalOpts{
+		ValueFromJSONOpts: tftypes.ValueFromJSONOpts{IgnoreUndefinedAttributes: true},
+	})
+	if err != nil {
+		return nil
+	}
+	state, ok := encodeValue(t.typ, v)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.UpgradeResourceStateResponse{UpgradedState: state}
+}
+
+// validateResourceConfig answers a ValidateResourceConfig of a flat
+// resource whose configuration passes every check, or returns nil: a
+// configuration with anything to report takes the framework's path.
+func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) *tfprotov6.ValidateResourceConfigResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || !t.fastPlans || t.attributes == nil || req.Config == nil {
+		return nil
+	}
+	raw, err := req.Config.Unmarshal(t.typ)
+	var attrs map[string]tftypes.Value
+	if err != nil || raw.IsNull() || !raw.IsKnown() || raw.As(&attrs) != nil {
+		return nil
+	}
+	config := tfsdk.Config{Schema: t.schema, Raw: raw}
+	var capabilities validator.ValidateSchemaClientCapabilities
+	if req.ClientCapabilities != nil {
+		capabilities.WriteOnlyAttributesAllowed = req.ClientCapabilities.WriteOnlyAttributesAllowed
+	}
+	for _, a := range t.attributes {
+		v := attrs[a.name]
+		if a.required && v.IsNull() || a.computedOnly && !v.IsNull() {
+			return nil
+		}
+		if len(a.validators) == 0 {
+			continue
+		}
+		value, err := types.StringType.ValueFromTerraform(ctx, v)
+		if err != nil {
+			return nil
+		}
+		validateReq := validator.StringRequest{
+			ClientCapabilities: capabilities, Config: config, ConfigValue: value.(types.String), //nolint:forcetypeassert // StringType's values
+			Path: path.Root(a.name), PathExpression: path.MatchRoot(a.name),
+		}
+		for _, check := range a.validators {
+			var validateResp validator.StringResponse
+			check.ValidateString(ctx, validateReq, &validateResp)
+			if len(validateResp.Diagnostics) > 0 {
+				return nil
+			}
+		}
+	}
+	return &tfprotov6.ValidateResourceConfigResponse{}
+}
+
+// readResource answers a ReadResource of a flat resource with its Read, or
+// returns nil.
+func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) *tfprotov6.ReadResourceResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || !t.fastReads || req.CurrentState == nil || req.CurrentIdentity != nil {
+		return nil
+	}
+	r := f.configured(ctx, t)
+	if r == nil {
+		return nil
+	}
+	state, err := req.CurrentState.Unmarshal(t.typ)
+	private, ok := decodePrivate(req.Private)
+	if err != nil || state.IsNull() || !ok {
+		return nil
+	}
+	readReq := resource.ReadRequest{State: tfsdk.State{Schema: t.schema, Raw: state}}
+	readResp := resource.ReadResponse{State: tfsdk.State{Schema: t.schema, Raw: state}}
+	r.Read(ctx, readReq, &readResp)
+	if len(readResp.Diagnostics) > 0 || readResp.Deferred != nil {
+		return nil
+	}
+	newState, ok := encodeValue(t.typ, readResp.State.Raw)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.ReadResourceResponse{NewState: newState, Private: private.bytes()}
+}
+
+// planResourceChange answers a PlanResourceChange of a flat resource that
+// changes nothing (see fastPaths), or returns nil.
+func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) *tfprotov6.PlanResourceChangeResponse {
+	f.load(ctx)
+	t := f.types[req.TypeName]
+	if t == nil || !t.fastPlans || req.Config == nil || req.PriorState == nil || req.ProposedNewState == nil || req.PriorIdentity != nil {
+		return nil
+	}
+	r, _ := f.configured(ctx, t).(planner)
+	if r == nil {
+		return nil
+	}
+	config, err1 := req.Config.Unmarshal(t.typ)
+	prior, err2 := req.PriorState.Unmarshal(t.typ)
+	proposed, err3 := req.ProposedNewState.Unmarshal(t.typ)
+	private, ok := decodePrivate(req.PriorPrivate)
+	if err1 != nil || err2 != nil || err3 != nil || !ok ||
+		config.IsNull() || prior.IsNull() || !config.IsFullyKnown() || !proposed.IsFullyKnown() ||
+		!proposed.Equal(prior) || !holdsDefaults(t.defaults, config, prior) {
+		return nil
+	}
+	modifyReq := resource.ModifyPlanRequest{
+		Config: tfsdk.Config{Schema: t.schema, Raw: config},
+		Plan:   tfsdk.Plan{Schema: t.schema, Raw: prior},
+		State:  tfsdk.State{Schema: t.schema, Raw: prior},
+	}
+	modifyResp := resource.ModifyPlanResponse{Plan: modifyReq.Plan, RequiresReplace: path.Paths{}}
+	r.planChecks(ctx, modifyReq, &modifyResp, private)
+	if len(modifyResp.Diagnostics) > 0 || len(modifyResp.RequiresReplace) > 0 || modifyResp.Deferred != nil {
+		return nil
+	}
+	planned, ok := encodeValue(t.typ, modifyResp.Plan.Raw)
+	if !ok {
+		return nil
+	}
+	return &tfprotov6.PlanResourceChangeResponse{PlannedState: planned, PlannedPrivate: private.bytes()}
+}
+
+// holdsDefaults reports whether every attribute with a default that config
+// leaves null holds the default in prior, so that the framework's defaults
+// leave prior as it is.
+func holdsDefaults(defaults map[string]tftypes.Value, config, prior tftypes.Value) bool {
+	var configAttrs, priorAttrs map[string]tftypes.Value
+	if config.As(&configAttrs) != nil || prior.As(&priorAttrs) != nil {
+		return false
+	}
+	for name, d := range defaults {
+		if configAttrs[name].IsNull() && !priorAttrs[name].Equal(d) {
+			return false
+		}
+	}
+	return true
+}
+
+// encodeValue is v of type typ as a DynamicValue, as the framework sends
+// it.
+func encodeValue(typ tftypes.Type, v tftypes.Value) (*tfprotov6.DynamicValue, bool) {
+	dv, err := tfprotov6.NewDynamicValue(typ, v)
+	if err != nil {
+		return nil, false
+	}
+	return &dv, true
+}
+
+// fastPrivate is a resource's private data on a fast path: the keys and
+// JSON values the provider keeps, with privatestate.ProviderData's rules.
+// Private data with the framework's own keys (those starting with a dot)
+// takes the framework's path.
+type fastPrivate map[string][]byte
+
+// decodePrivate decodes private data as the framework does
+// (privatestate.NewData), or reports false for data it would reject,
+// discard or keep keys of its own in.
+func decodePrivate(b []byte) (fastPrivate, bool) {
+	p := fastPrivate{}
+	if len(b) == 0 {
+		return p, true
+	}
+	if json.Unmarshal(b, (*map[string][]byte)(&p)) != nil {
+		return nil, false
+	}
+	if p == nil {
+		p = fastPrivate{} // the JSON was null
+	}
+	for k, v := range p {
+		if strings.HasPrefix(k, ".") || !utf8.Valid(v) || !json.Valid(v) {
+			return nil, false
+		}
+	}
+	return p, true
+}
+
+func (p fastPrivate) GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics) {
+	if strings.HasPrefix(key, ".") {
+		return nil, diag.Diagnostics{privateKeyError(key)}
+	}
+	return p[key], nil
+}
+
+func (p fastPrivate) SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics {
+	switch {
+	case strings.HasPrefix(key, "."):
+		return diag.Diagnostics{privateKeyError(key)}
+	case len(value) == 0:
+		delete(p, key)
+	case !utf8.Valid(value) || !json.Valid(value):
+		// The framework's error; the call then takes its path.
+		return diag.Diagnostics{diag.NewErrorDiagnostic("Invalid Private State Value", "The value of key "+key+" is not valid UTF-8 JSON.")}
+	default:
+		p[key] = value
+	}
+	return nil
+}
+
+// privateKeyError is the framework's refusal of a key of its own; the call
+// then takes its path, which reports it.
+func privateKeyError(key string) diag.Diagnostic {
+	return diag.NewErrorDiagnostic("Restricted Resource Private State Namespace", "The key "+key+" starts with a period.")
+}
+
+// bytes encodes p as the framework does (privatestate.Data.Bytes).
+func (p fastPrivate) bytes() []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(map[string][]byte(p))
+	if err != nil {
+		return nil // cannot happen: the values are valid UTF-8
+	}
+	return b
+}

@@ -1,0 +1,399 @@
+package provider
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// TestFastPaths sends the same calls to the provider's server and to the
+// framework's own, each with a provider of its own configured against the
+// same simulator and export, and requires the same responses: byte for
+// byte, diagnostics included. Each call also says whether the fast path
+// answers it, so that a change that sends every call to the framework
+// fails too.
+func TestFastPaths(t *testing.T) {
+	t.Parallel()
+	for _, system := range systemBlocks {
+		t.Run(string(system), func(t *testing.T) {
+			t.Parallel()
+			testFastPaths(t, system)
+		})
+	}
+}
+
+func testFastPaths(t *testing.T, system psa.System) {
+	ctx := t.Context()
+	e := newTestEnv(t, system)
+	fix := e.addCustomerFixture("Fast Company")
+	service := e.addService("Fast Service", 5)
+	inactive := e.addService("Fast Inactive", 5)
+	e.setServiceActive(inactive, false)
+	const missingService = "999999"
+	e.updateExport(t, func(doc *export.Document) error {
+		doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "P1", ServiceID: service, ServiceName: "Fast Service", SyncEnabled: true})
+		doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "DRIFT", ServiceID: service, ServiceName: "Renamed In The Export", SyncEnabled: true})
+		doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "C1", CompanyID: fix.company, ContractID: fix.contract, UsageSync: true})
+		return nil
+	})
+
+	p := New("test")()
+	fast := NewProtocol6(p)().(releasingServer)
+	framework := providerserver.NewProtocol6(New("test")())()
+	types := configureForTest(t, e, fast, framework)
+	productType, customerType, serviceType := types["psa_product_mapping"], types["psa_customer_mapping"], types["psa_service"]
+
+	// product is a psa_product_mapping of service's as Read leaves it.
+	productState := func(product, serviceID, name string, changes map[string]tftypes.Value) tftypes.Value {
+		return objectValue(productType, with(map[string]tftypes.Value{
+			"id": str("sophos/" + product), "source": str("sophos"), "product": str(product),
+			"service_id": str(serviceID), "service_name": str(name), "sync_enabled": tftypes.NewValue(tftypes.Bool, true),
+		}, changes))
+	}
+	// productConfig is its configuration, with the defaults left out.
+	productConfig := func(product, serviceID string, changes map[string]tftypes.Value) tftypes.Value {
+		return objectValue(productType, with(map[string]tftypes.Value{"product": str(product), "service_id": str(serviceID)}, changes))
+	}
+	customerState := func(changes map[string]tftypes.Value) tftypes.Value {
+		return objectValue(customerType, with(map[string]tftypes.Value{
+			"id": str("sophos/C1"), "source": str("sophos"), "customer_id": str("C1"), "customer_name": str(""),
+			"company_id": str(fix.company), "contract_id": str(fix.contract),
+			"usage_sync": tftypes.NewValue(tftypes.Bool, true), "ticket_sync": tftypes.NewValue(tftypes.Bool, false),
+		}, changes))
+	}
+	customerConfig := func(changes map[string]tftypes.Value) tftypes.Value {
+		return objectValue(customerType, with(map[string]tftypes.Value{
+			"customer_id": str("C1"), "company_id": str(fix.company), "contract_id": str(fix.contract),
+		}, changes))
+	}
+	exportKey := privateJSON(map[string]string{"export_key": `"sophos/P1"`})
+	unknown := tftypes.NewValue(tftypes.String, tftypes.UnknownValue)
+	null := tftypes.NewValue(tftypes.String, nil)
+
+	p1 := productState("P1", service, "Fast Service", nil)
+	plans := []struct {
+		name                    string
+		typ                     tftypes.Type
+		config, prior, proposed tftypes.Value
+		private                 []byte
+		fast                    bool
+	}{
+		{"refresh", productType, productConfig("P1", service, nil), p1, p1, nil, true},
+		{"refresh with private data", productType, productConfig("P1", service, nil), p1, p1, exportKey, true},
+		{"refresh with an explicit default", productType, productConfig("P1", service, map[string]tftypes.Value{"source": str("sophos")}), p1, p1, nil, true},
+		{"service renamed in the PSA", productType, productConfig("P1", service, nil),
+			productState("P1", service, "Old Name", nil), productState("P1", service, "Old Name", nil), nil, true},
+		{"prior source is not the default", productType, productConfig("P1", service, nil),
+			productState("P1", service, "Fast Service", map[string]tftypes.Value{"source": str("other")}),
+			productState("P1", service, "Fast Service", map[string]tftypes.Value{"source": str("other")}), nil, false},
+		{"service changed", productType, productConfig("P1", inactive, nil), p1,
+			productState("P1", inactive, "Fast Service", nil), nil, false},
+		{"unknown service", productType, productConfig("P1", "", map[string]tftypes.Value{"service_id": unknown}), p1,
+			productState("P1", "", "Fast Service", map[string]tftypes.Value{"service_id": unknown}), nil, false},
+		{"inactive service", productType, productConfig("P2", inactive, nil),
+			productState("P2", inactive, "Fast Inactive", nil), productState("P2", inactive, "Fast Inactive", nil), nil, false},
+		{"missing service", productType, productConfig("P3", missingService, nil),
+			productState("P3", missingService, "Gone", nil), productState("P3", missingService, "Gone", nil), nil, false},
+		{"second usage source on the service", productType, productConfig("P4", service, map[string]tftypes.Value{"source": str("other")}),
+			productState("P4", service, "Fast Service", map[string]tftypes.Value{"source": str("other"), "id": str("other/P4")}),
+			productState("P4", service, "Fast Service", map[string]tftypes.Value{"source": str("other"), "id": str("other/P4")}), nil, false},
+		{"create", productType, productConfig("P5", service, nil), nullValue(productType),
+			productState("P5", service, "", map[string]tftypes.Value{"id": unknown, "service_name": unknown}), nil, false},
+		{"destroy", productType, nullValue(productType), p1, nullValue(productType), nil, false},
+		{"framework's private key", productType, productConfig("P1", service, nil), p1, p1,
+			privateJSON(map[string]string{".import_before_read": `true`}), false},
+		{"private data not JSON", productType, productConfig("P1", service, nil), p1, p1, []byte("{"), false},
+		{"customer refresh", customerType, customerConfig(nil), customerState(nil), customerState(nil), nil, true},
+		{"customer refresh, defaults in the configuration", customerType,
+			customerConfig(map[string]tftypes.Value{"usage_sync": tftypes.NewValue(tftypes.Bool, true), "customer_name": str("")}),
+			customerState(nil), customerState(nil), nil, true},
+		{"customer ticket_sync left to its default", customerType, customerConfig(nil),
+			customerState(map[string]tftypes.Value{"ticket_sync": tftypes.NewValue(tftypes.Bool, true)}),
+			customerState(map[string]tftypes.Value{"ticket_sync": tftypes.NewValue(tftypes.Bool, true)}), nil, false},
+		{"customer contract changed", customerType, customerConfig(map[string]tftypes.Value{"contract_id": str(fix.otherContract)}),
+			customerState(nil), customerState(map[string]tftypes.Value{"contract_id": str(fix.otherContract)}), nil, false},
+		{"second customer on the contract", customerType,
+			customerConfig(map[string]tftypes.Value{"customer_id": str("C2")}),
+			customerState(map[string]tftypes.Value{"customer_id": str("C2"), "id": str("sophos/C2")}),
+			customerState(map[string]tftypes.Value{"customer_id": str("C2"), "id": str("sophos/C2")}), nil, false},
+		{"customer name null in the prior state", customerType, customerConfig(nil),
+			customerState(map[string]tftypes.Value{"customer_name": null}), customerState(map[string]tftypes.Value{"customer_name": null}), nil, false},
+	}
+	for _, c := range plans {
+		req := &tfprotov6.PlanResourceChangeRequest{
+			TypeName: typeName(types, c.typ), Config: dynamic(t, c.typ, c.config), PriorState: dynamic(t, c.typ, c.prior),
+			ProposedNewState: dynamic(t, c.typ, c.proposed), PriorPrivate: c.private,
+		}
+		want, _ := framework.PlanResourceChange(ctx, req)
+		got, _ := fast.PlanResourceChange(ctx, req)
+		requireSame(t, "PlanResourceChange: "+c.name, got, want)
+		if took := fast.fast.planResourceChange(ctx, req) != nil; took != c.fast {
+			t.Errorf("PlanResourceChange: %s: fast path taken = %v, want %v", c.name, took, c.fast)
+		}
+	}
+
+	reads := []struct {
+		name    string
+		typ     tftypes.Type
+		state   tftypes.Value
+		private []byte
+		fast    bool
+	}{
+		{"unchanged", productType, p1, nil, true},
+		{"with private data", productType, p1, exportKey, true},
+		{"drift", productType, productState("DRIFT", service, "Fast Service", nil), nil, true},
+		{"removed from the export", productType, productState("GONE", service, "Fast Service", nil), nil, true},
+		{"customer", customerType, customerState(nil), nil, true},
+		{"customer drift", customerType, customerState(map[string]tftypes.Value{"ticket_sync": tftypes.NewValue(tftypes.Bool, true)}), nil, true},
+		{"after import", productType, objectValue(productType, map[string]tftypes.Value{"id": str("sophos/P1"), "source": str("sophos"), "product": str("P1")}),
+			privateJSON(map[string]string{".import_before_read": `true`}), false},
+		{"null state", productType, nullValue(productType), nil, false},
+		{"psa_service", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(service), "name": str("Old Name")}), nil, true},
+		{"psa_service as the last read left it", serviceType, readState(t, framework, serviceType, "psa_service", service), nil, true},
+		{"psa_service deleted in the PSA", serviceType, objectValue(serviceType, map[string]tftypes.Value{"id": str(missingService)}), nil, true},
+		{"psa_service null state", serviceType, nullValue(serviceType), nil, false},
+	}
+	for _, c := range reads {
+		req := &tfprotov6.ReadResourceRequest{TypeName: typeName(types, c.typ), CurrentState: dynamic(t, c.typ, c.state), Private: c.private}
+		want, _ := framework.ReadResource(ctx, req)
+		got, _ := fast.ReadResource(ctx, req)
+		requireSame(t, "ReadResource: "+c.name, got, want)
+		if took := fast.fast.readResource(ctx, req) != nil; took != c.fast {
+			t.Errorf("ReadResource: %s: fast path taken = %v, want %v", c.name, took, c.fast)
+		}
+	}
+
+	validations := []struct {
+		name   string
+		typ    tftypes.Type
+		config tftypes.Value
+		fast   bool
+	}{
+		{"product mapping", productType, productConfig("P1", service, nil), true},
+		{"service created in the same apply", productType, productConfig("P1", "", map[string]tftypes.Value{"service_id": unknown}), true},
+		{"every attribute set", productType, productConfig("P1", service, map[string]tftypes.Value{
+			"source": str("other"), "sync_enabled": tftypes.NewValue(tftypes.Bool, false)}), true},
+		{"source with the separator", productType, productConfig("P1", service, map[string]tftypes.Value{"source": str("a/b")}), false},
+		{"blank product", productType, productConfig(" ", service, nil), false},
+		{"product missing", productType, productConfig("", service, map[string]tftypes.Value{"product": null}), false},
+		{"computed id set", productType, productConfig("P1", service, map[string]tftypes.Value{"id": str("x")}), false},
+		{"unknown configuration", productType, tftypes.NewValue(productType, tftypes.UnknownValue), false},
+		{"customer mapping", customerType, customerConfig(nil), true},
+		{"blank contract", customerType, customerConfig(map[string]tftypes.Value{"contract_id": str("")}), false},
+		{"psa_service", serviceType, objectValue(serviceType, map[string]tftypes.Value{"name": str("S")}), false},
+	}
+	for _, c := range validations {
+		req := &tfprotov6.ValidateResourceConfigRequest{TypeName: typeName(types, c.typ), Config: dynamic(t, c.typ, c.config)}
+		want, _ := framework.ValidateResourceConfig(ctx, req)
+		got, _ := fast.ValidateResourceConfig(ctx, req)
+		requireSame(t, "ValidateResourceConfig: "+c.name, got, want)
+		if took := fast.fast.validateResourceConfig(ctx, req) != nil; took != c.fast {
+			t.Errorf("ValidateResourceConfig: %s: fast path taken = %v, want %v", c.name, took, c.fast)
+		}
+	}
+
+	upgrades := []struct {
+		name     string
+		typeName string
+		version  int64
+		json     string
+		fast     bool
+	}{
+		{"product mapping", "psa_product_mapping", 0, `{"id":"sophos/P1","source":"sophos","product":"P1","service_id":"1","service_name":"S","sync_enabled":true}`, true},
+		{"attribute no longer in the schema", "psa_product_mapping", 0, `{"id":"sophos/P1","source":"sophos","product":"P1","old":1}`, true},
+		{"customer mapping", "psa_customer_mapping", 0, `{"id":"sophos/C1","customer_id":"C1","usage_sync":false}`, true},
+		{"psa_service", "psa_service", 0, `{"id":"5","name":"S"}`, true},
+		{"other version", "psa_product_mapping", 7, `{"id":"sophos/P1"}`, false},
+		{"number for a string", "psa_product_mapping", 0, `{"id":5}`, true},
+		{"wrong type", "psa_product_mapping", 0, `{"sync_enabled":"maybe"}`, false},
+		{"not JSON", "psa_product_mapping", 0, `{`, false},
+		{"unknown type", "psa_nothing", 0, `{}`, false},
+	}
+	for _, c := range upgrades {
+		req := &tfprotov6.UpgradeResourceStateRequest{TypeName: c.typeName, Version: c.version, RawState: &tfprotov6.RawState{JSON: []byte(c.json)}}
+		want, _ := framework.UpgradeResourceState(ctx, req)
+		got, _ := fast.UpgradeResourceState(ctx, req)
+		requireSame(t, "UpgradeResourceState: "+c.name, got, want)
+		if took := fast.fast.upgradeResourceState(ctx, req) != nil; took != c.fast {
+			t.Errorf("UpgradeResourceState: %s: fast path taken = %v, want %v", c.name, took, c.fast)
+		}
+	}
+}
+
+// configureForTest configures both servers with e's provider configuration
+// and returns the resources' types by type name.
+func configureForTest(t *testing.T, e *testEnv, servers ...tfprotov6.ProviderServer) map[string]tftypes.Type {
+	t.Helper()
+	var types map[string]tftypes.Type
+	for _, s := range servers {
+		schemas, err := s.GetProviderSchema(t.Context(), &tfprotov6.GetProviderSchemaRequest{})
+		if err != nil || len(schemas.Diagnostics) > 0 {
+			t.Fatalf("GetProviderSchema: %v %v", err, schemas.Diagnostics)
+		}
+		types = map[string]tftypes.Type{}
+		for name, r := range schemas.ResourceSchemas {
+			types[name] = r.ValueType()
+		}
+		config := providerConfigValue(t, schemas.Provider.ValueType(), e)
+		resp, err := s.ConfigureProvider(t.Context(), &tfprotov6.ConfigureProviderRequest{TerraformVersion: "1.5.7", Config: dynamic(t, schemas.Provider.ValueType(), config)})
+		if err != nil || len(resp.Diagnostics) > 0 {
+			t.Fatalf("ConfigureProvider: %v %v", err, diagnosticsText(resp.Diagnostics))
+		}
+	}
+	return types
+}
+
+// providerConfigValue is e's provider configuration (export_path and the
+// PSA block of psaBlock) as a value of the provider schema's type.
+func providerConfigValue(t *testing.T, typ tftypes.Type, e *testEnv) tftypes.Value {
+	t.Helper()
+	attrs := map[string]tftypes.Value{"export_path": str(e.exportPath)}
+	block, values := "", map[string]tftypes.Value{}
+	for _, line := range strings.Split(e.psaBlock(), "\n") {
+		name, value, isAttr := strings.Cut(line, "=")
+		switch {
+		case strings.HasSuffix(line, "{"):
+			block = strings.Fields(line)[0]
+		case isAttr:
+			v, err := strconv.Unquote(strings.TrimSpace(value))
+			if err != nil {
+				t.Fatalf("psaBlock line %q: %v", line, err)
+			}
+			values[strings.TrimSpace(name)] = str(v)
+		}
+	}
+	obj := typ.(tftypes.Object) //nolint:forcetypeassert // a schema's type is an object
+	attrs[block] = objectValue(obj.AttributeTypes[block], values)
+	return objectValue(typ, attrs)
+}
+
+// objectValue is an object of type typ with the given attributes and the
+// others null.
+func objectValue(typ tftypes.Type, attrs map[string]tftypes.Value) tftypes.Value {
+	obj := typ.(tftypes.Object) //nolint:forcetypeassert // only objects are built
+	vals := map[string]tftypes.Value{}
+	for name, at := range obj.AttributeTypes {
+		if v, ok := attrs[name]; ok {
+			vals[name] = v
+		} else {
+			vals[name] = tftypes.NewValue(at, nil)
+		}
+	}
+	return tftypes.NewValue(typ, vals)
+}
+
+func nullValue(typ tftypes.Type) tftypes.Value { return tftypes.NewValue(typ, nil) }
+
+func str(s string) tftypes.Value { return tftypes.NewValue(tftypes.String, s) }
+
+// with is base with changes applied.
+func with(base, changes map[string]tftypes.Value) map[string]tftypes.Value {
+	out := map[string]tftypes.Value{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range changes {
+		out[k] = v
+	}
+	return out
+}
+
+// privateJSON is private data as Terraform keeps it: JSON values by key,
+// base64-encoded.
+func privateJSON(values map[string]string) []byte {
+	m := map[string]string{}
+	for k, v := range values {
+		m[k] = base64.StdEncoding.EncodeToString([]byte(v))
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.DynamicValue {
+	t.Helper()
+	dv, err := tfprotov6.NewDynamicValue(typ, v)
+	if err != nil {
+		t.Fatalf("encoding %v: %v", v, err)
+	}
+	return &dv
+}
+
+func typeName(types map[string]tftypes.Type, typ tftypes.Type) string {
+	for name, t := range types {
+		if t.Equal(typ) {
+			return name
+		}
+	}
+	return ""
+}
+
+// requireSame fails t when got and want, responses of the provider's
+// server, differ in anything but the order of their diagnostics, which the
+// framework reports in the order of a map's iteration.
+func requireSame(t *testing.T, what string, got, want any) {
+	t.Helper()
+	sortDiagnostics(got)
+	sortDiagnostics(want)
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("%s: fast path's response differs from the framework's:\n got %s\nwant %s", what, g, w)
+	}
+}
+
+func diagnosticsText(diags []*tfprotov6.Diagnostic) string {
+	var b strings.Builder
+	for _, d := range diags {
+		b.WriteString(d.Summary + ": " + d.Detail + "\n")
+	}
+	return b.String()
+}
+
+// sortDiagnostics sorts the Diagnostics of the response resp points to.
+func sortDiagnostics(resp any) {
+	v := reflect.ValueOf(resp)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return
+	}
+	diags, ok := v.Elem().FieldByName("Diagnostics").Interface().([]*tfprotov6.Diagnostic)
+	if !ok {
+		return
+	}
+	key := func(d *tfprotov6.Diagnostic) string {
+		k := fmt.Sprint(d.Severity, d.Summary, d.Detail)
+		if d.Attribute != nil {
+			k += d.Attribute.String()
+		}
+		return k
+	}
+	slices.SortFunc(diags, func(a, b *tfprotov6.Diagnostic) int { return strings.Compare(key(a), key(b)) })
+}
+
+// readState is the state the framework reads for the resource of typeName
+// with the given id.
+func readState(t *testing.T, s tfprotov6.ProviderServer, typ tftypes.Type, typeName, id string) tftypes.Value {
+	t.Helper()
+	resp, err := s.ReadResource(t.Context(), &tfprotov6.ReadResourceRequest{
+		TypeName: typeName, CurrentState: dynamic(t, typ, objectValue(typ, map[string]tftypes.Value{"id": str(id)})),
+	})
+	if err != nil || len(resp.Diagnostics) > 0 {
+		t.Fatalf("reading %s %s: %v %s", typeName, id, err, diagnosticsText(resp.Diagnostics))
+	}
+	v, err := resp.NewState.Unmarshal(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
