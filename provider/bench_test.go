@@ -176,7 +176,7 @@ func (d benchDir) run(b *testing.B, tf, cliConfig string, args []string) benchRe
 	}
 	cmd := exec.CommandContext(b.Context(), tf, args...)
 	cmd.Dir = d.dir
-	cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1")
+	cmd.Env = benchEnv(cliConfig)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -198,6 +198,20 @@ func (d benchDir) run(b *testing.B, tf, cliConfig string, args []string) benchRe
 		b.Logf("terraform %s: %d requests: %s", args[0], r.requests, requestKinds(d.sim.Requests()))
 	}
 	return r
+}
+
+// benchEnv is the environment of every measured command: the CLI
+// configuration, no checkpoint calls, and no logs, whatever the caller's
+// environment asks for: an empty TF_LOG and an empty level for each of the
+// provider's loggers (loggerLevelVars, which the provider then turns off),
+// so that the product does not pay for logs that the floor does not write.
+func benchEnv(cliConfig string) []string {
+	env := append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1",
+		"TF_LOG=", "TF_LOG_CORE=", "TF_LOG_PROVIDER=", "TF_LOG_PATH=")
+	for _, name := range loggerLevelVars {
+		env = append(env, name+"=")
+	}
+	return env
 }
 
 // bareFloorConfig is n terraform_data resources without references: the
@@ -491,5 +505,21 @@ func TestProviderWatch(t *testing.T) {
 	t.Logf("watch = %v in %d processes, of %v", cpu, procs, used)
 	if procs != 1 || cpu <= 0 || cpu > used {
 		t.Errorf("watch = %v in %d processes; want 1 process and some of its %v", cpu, procs, used)
+	}
+}
+
+// TestBenchEnv checks that the measured commands log nothing when the
+// caller's environment asks for logs.
+func TestBenchEnv(t *testing.T) {
+	t.Setenv("TF_LOG", "trace")
+	t.Setenv("TF_LOG_SDK_FRAMEWORK", "trace")
+	cmd := exec.Command("sh", "-c", `echo "[$TF_LOG$TF_LOG_SDK_FRAMEWORK$TF_LOG_PROVIDER_PSA]$CHECKPOINT_DISABLE"`)
+	cmd.Env = benchEnv("terraformrc")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "[]1" {
+		t.Errorf("log levels and CHECKPOINT_DISABLE in the command's environment = %q, want []1", got)
 	}
 }
