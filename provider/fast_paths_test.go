@@ -83,13 +83,7 @@ func testFastPaths(t *testing.T, system psa.System) {
 	null := tftypes.NewValue(tftypes.String, nil)
 
 	p1 := productState("P1", service, "Fast Service", nil)
-	plans := []struct {
-		name                    string
-		typ                     tftypes.Type
-		config, prior, proposed tftypes.Value
-		private                 []byte
-		fast                    bool
-	}{
+	plans := []planCase{
 		{"refresh", productType, productConfig("P1", service, nil), p1, p1, nil, true},
 		{"refresh with private data", productType, productConfig("P1", service, nil), p1, p1, exportKey, true},
 		{"refresh with an explicit default", productType, productConfig("P1", service, map[string]tftypes.Value{"source": str("sophos")}), p1, p1, nil, true},
@@ -130,6 +124,55 @@ func testFastPaths(t *testing.T, system psa.System) {
 			customerState(map[string]tftypes.Value{"customer_id": str("C2"), "id": str("sophos/C2")}), nil, false},
 		{"customer name null in the prior state", customerType, customerConfig(nil),
 			customerState(map[string]tftypes.Value{"customer_name": null}), customerState(map[string]tftypes.Value{"customer_name": null}), nil, false},
+	}
+	// psa_service as the last read left it, and its configuration.
+	serviceState := readState(t, framework, serviceType, "psa_service", service)
+	serviceWith := func(v tftypes.Value, changes map[string]tftypes.Value) tftypes.Value {
+		var attrs map[string]tftypes.Value
+		if err := v.As(&attrs); err != nil {
+			t.Fatal(err)
+		}
+		return tftypes.NewValue(serviceType, with(attrs, changes))
+	}
+	serviceConfig := objectValue(serviceType, map[string]tftypes.Value{
+		"name": str("Fast Service"), "unit_price": tftypes.NewValue(tftypes.Number, 5),
+	})
+	blockType := func(name string) tftypes.Type {
+		return serviceType.(tftypes.Object).AttributeTypes[name] //nolint:forcetypeassert // a schema's type is an object
+	}
+	other := psa.SystemConnectWise
+	if system == psa.SystemConnectWise {
+		other = psa.SystemAutotask
+	}
+	otherBlock := objectValue(blockType(string(other)), nil)
+	plans = append(plans, []planCase{
+		{"psa_service refresh", serviceType, serviceConfig, serviceState, serviceState, nil, true},
+		{"psa_service refresh with private data", serviceType, serviceConfig, serviceState, serviceState, exportKey, true},
+		{"psa_service renamed", serviceType, serviceWith(serviceConfig, map[string]tftypes.Value{"name": str("New Name")}),
+			serviceState, serviceWith(serviceState, map[string]tftypes.Value{"name": str("New Name")}), nil, false},
+		{"psa_service deletion policy not the default", serviceType, serviceConfig,
+			serviceWith(serviceState, map[string]tftypes.Value{"deletion_policy": str("abandon")}),
+			serviceWith(serviceState, map[string]tftypes.Value{"deletion_policy": str("abandon")}), nil, false},
+		{"psa_service with another PSA's block", serviceType,
+			serviceWith(serviceConfig, map[string]tftypes.Value{string(other): otherBlock}),
+			serviceWith(serviceState, map[string]tftypes.Value{string(other): otherBlock}),
+			serviceWith(serviceState, map[string]tftypes.Value{string(other): otherBlock}), nil, false},
+		{"psa_service destroy", serviceType, nullValue(serviceType), serviceState, nullValue(serviceType), nil, false},
+	}...)
+	if system == psa.SystemKaseyaBMS { // the block with defaults
+		block := func(category string) tftypes.Value {
+			return objectValue(blockType("kaseya_bms"), map[string]tftypes.Value{
+				"category": str(category), "subcategory": str(""), "unit_of_measure": str(""), "taxable": tftypes.NewValue(tftypes.Bool, false),
+			})
+		}
+		config := serviceWith(serviceConfig, map[string]tftypes.Value{"kaseya_bms": objectValue(blockType("kaseya_bms"), nil)})
+		for _, c := range []struct {
+			category string
+			fast     bool
+		}{{"", true}, {"Hardware", false}} {
+			state := serviceWith(serviceState, map[string]tftypes.Value{"kaseya_bms": block(c.category)})
+			plans = append(plans, planCase{"psa_service block defaults, category " + strconv.Quote(c.category), serviceType, config, state, state, nil, c.fast})
+		}
 	}
 	for _, c := range plans {
 		req := &tfprotov6.PlanResourceChangeRequest{
@@ -230,6 +273,16 @@ func testFastPaths(t *testing.T, system psa.System) {
 			t.Errorf("UpgradeResourceState: %s: fast path taken = %v, want %v", c.name, took, c.fast)
 		}
 	}
+}
+
+// planCase is a PlanResourceChange of TestFastPaths, and whether the fast
+// path answers it.
+type planCase struct {
+	name                    string
+	typ                     tftypes.Type
+	config, prior, proposed tftypes.Value
+	private                 []byte
+	fast                    bool
 }
 
 // configureForTest configures both servers with e's provider configuration
