@@ -83,7 +83,7 @@ type fastType struct {
 	attributes []fastAttribute
 }
 
-// fastAttribute is an attribute of a flat resource, as validated.
+// fastAttribute is an attribute, as the configuration's fast path checks it.
 type fastAttribute struct {
 	name                   string
 	required, computedOnly bool
@@ -275,7 +275,7 @@ func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.Upg
 	return &tfprotov6.UpgradeResourceStateResponse{UpgradedState: state}
 }
 
-// validateResourceConfig answers a ValidateResourceConfig of a flat
+// validateResourceConfig answers a ValidateResourceConfig of a fastPlans
 // resource whose configuration passes every check, or returns nil: a
 // configuration with anything to report takes the framework's path.
 func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) *tfprotov6.ValidateResourceConfigResponse {
@@ -321,8 +321,8 @@ func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.V
 	return &tfprotov6.ValidateResourceConfigResponse{}
 }
 
-// readResource answers a ReadResource of a flat resource with its Read, or
-// returns nil.
+// readResource answers a ReadResource of a resource of fastReads with its
+// Read, or returns nil.
 func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) *tfprotov6.ReadResourceResponse {
 	f.load(ctx)
 	t := f.types[req.TypeName]
@@ -351,8 +351,8 @@ func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourc
 	return &tfprotov6.ReadResourceResponse{NewState: newState, Private: private.bytes()}
 }
 
-// planResourceChange answers a PlanResourceChange of a flat resource that
-// changes nothing (see fastPaths), or returns nil.
+// planResourceChange answers a PlanResourceChange of a resource of
+// fastPlans that changes nothing (see fastPaths), or returns nil.
 func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) *tfprotov6.PlanResourceChangeResponse {
 	f.load(ctx)
 	t := f.types[req.TypeName]
