@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
@@ -42,13 +43,14 @@ import (
 //     computed attributes.
 //   - ReadResource of those two and of psa_service: the resource's own
 //     Read, with the state decoded once.
-//   - PlanResourceChange of the two mappings when nothing changes: the
+//   - PlanResourceChange of the three when nothing changes: the
 //     configuration and the proposed state are known, the proposed state is
 //     the prior state, and every attribute with a default that the
 //     configuration leaves null already holds the default. The framework's
 //     defaults, computed-unknown marking and attribute plan modifiers
 //     (UseStateForUnknown, RequiresReplace) then leave the plan as it is,
-//     and the fast path calls the resource's own checks (planChecks) on it.
+//     and the fast path calls the resource's own ModifyPlan (or planChecks)
+//     on it.
 //
 // Anything else goes to the framework: a create, a destroy, an import,
 // unknown values, a change, private data the framework reserves, a
@@ -74,22 +76,22 @@ type fastType struct {
 	// fastReads is whether its reads take the fast path, fastPlans whether
 	// its refresh plans and configuration checks do.
 	fastReads, fastPlans bool
-	// defaults are the attributes with a default, and the default.
-	defaults map[string]tftypes.Value
+	// defaults are the attributes with a default.
+	defaults []fastDefault
 	// attributes are the attributes to validate, or nil when the schema
 	// has checks the configuration's fast path does not make.
 	attributes []fastAttribute
 }
 
-// fastAttribute is an attribute of a flat resource, as validated.
+// fastAttribute is an attribute, as the configuration's fast path checks it.
 type fastAttribute struct {
 	name                   string
 	required, computedOnly bool
 	validators             []validator.String
 }
 
-// planner is a resource whose refresh plans take the fast path: its
-// ModifyPlan is planChecks with the private data of the plan.
+// planner is a resource whose ModifyPlan is planChecks with the private
+// data of the plan, which the fast path of plans passes.
 type planner interface {
 	planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData)
 }
@@ -100,12 +102,13 @@ type planner interface {
 // check after the read.
 var fastReads = []string{"_product_mapping", "_customer_mapping", "_service"}
 
-// fastPlans are the resources whose refresh plans and configuration checks
-// take the fast path, by the suffix of their type name. Their schemas hold
-// attributes of strings and bools whose plan modifiers change nothing when
+// fastPlans are the resources whose refresh plans take the fast path, by
+// the suffix of their type name, and their configuration checks when their
+// schema has no blocks. Their schemas hold attributes of primitive types
+// and single nested blocks of them whose plan modifiers change nothing when
 // the plan is the prior state (UseStateForUnknown, RequiresReplace), and
-// they are planners.
-var fastPlans = []string{"_product_mapping", "_customer_mapping"}
+// their ModifyPlan uses no private data unless they are planners.
+var fastPlans = []string{"_product_mapping", "_customer_mapping", "_service"}
 
 // load reads the provider's resource schemas, once.
 func (f *fastPaths) load(ctx context.Context) {
@@ -128,8 +131,9 @@ func (f *fastPaths) load(ctx context.Context) {
 			suffix := strings.TrimPrefix(name.TypeName, md.TypeName)
 			t := &fastType{schema: s.Schema, typ: s.Schema.Type().TerraformType(ctx), newResource: newResource,
 				fastReads: slices.Contains(fastReads, suffix)}
-			if _, ok := r.(planner); ok && slices.Contains(fastPlans, suffix) {
-				t.fastPlans, t.defaults, t.attributes = true, attributeDefaults(ctx, s.Schema), validatedAttributes(r, s.Schema)
+			if slices.Contains(fastPlans, suffix) {
+				t.defaults, t.fastPlans = attributeDefaults(ctx, s.Schema)
+				t.attributes = validatedAttributes(r, s.Schema)
 			}
 			f.types[name.TypeName] = t
 		}
@@ -155,29 +159,67 @@ func (f *fastPaths) configured(ctx context.Context, t *fastType) resource.Resour
 	return r
 }
 
-// attributeDefaults returns the defaults of the string and bool attributes
-// of s, the only kinds of default the flat resources use.
-func attributeDefaults(ctx context.Context, s schema.Schema) map[string]tftypes.Value {
-	out := map[string]tftypes.Value{}
-	for name, a := range s.Attributes {
+// fastDefault is an attribute with a default: its path of attribute and
+// block names, and the default.
+type fastDefault struct {
+	path  []string
+	value tftypes.Value
+}
+
+// attributeDefaults returns the defaults of the attributes of s and of its
+// single nested blocks, and false when s has defaults of another kind or
+// other blocks, which the fast path of plans leaves to the framework.
+func attributeDefaults(ctx context.Context, s schema.Schema) ([]fastDefault, bool) {
+	out, ok := attributesDefaults(ctx, nil, s.Attributes)
+	for name, b := range s.Blocks {
+		single, isSingle := b.(schema.SingleNestedBlock)
+		if !isSingle || len(single.Blocks) > 0 {
+			return nil, false
+		}
+		in, inOK := attributesDefaults(ctx, []string{name}, single.Attributes)
+		out, ok = append(out, in...), ok && inOK
+	}
+	return out, ok
+}
+
+// attributesDefaults returns the defaults of attrs, at parent, and false
+// when one is of a kind attributeDefaults leaves to the framework.
+func attributesDefaults(ctx context.Context, parent []string, attrs map[string]schema.Attribute) ([]fastDefault, bool) {
+	var out []fastDefault
+	for name, a := range attrs {
+		var v attr.Value
 		switch a := a.(type) {
 		case schema.StringAttribute:
 			if a.Default != nil {
 				var d defaults.StringResponse
 				a.Default.DefaultString(ctx, defaults.StringRequest{}, &d)
-				v, _ := d.PlanValue.ToTerraformValue(ctx)
-				out[name] = v
+				v = d.PlanValue
 			}
 		case schema.BoolAttribute:
 			if a.Default != nil {
 				var d defaults.BoolResponse
 				a.Default.DefaultBool(ctx, defaults.BoolRequest{}, &d)
-				v, _ := d.PlanValue.ToTerraformValue(ctx)
-				out[name] = v
+				v = d.PlanValue
 			}
+		case schema.Float64Attribute:
+			if a.Default != nil {
+				var d defaults.Float64Response
+				a.Default.DefaultFloat64(ctx, defaults.Float64Request{}, &d)
+				v = d.PlanValue
+			}
+		default:
+			return nil, false
 		}
+		if v == nil {
+			continue
+		}
+		tv, err := v.ToTerraformValue(ctx)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, fastDefault{path: append(slices.Clone(parent), name), value: tv})
 	}
-	return out
+	return out, true
 }
 
 // validatedAttributes returns the attributes of s for the configuration's
@@ -233,7 +275,7 @@ func (f *fastPaths) upgradeResourceState(ctx context.Context, req *tfprotov6.Upg
 	return &tfprotov6.UpgradeResourceStateResponse{UpgradedState: state}
 }
 
-// validateResourceConfig answers a ValidateResourceConfig of a flat
+// validateResourceConfig answers a ValidateResourceConfig of a fastPlans
 // resource whose configuration passes every check, or returns nil: a
 // configuration with anything to report takes the framework's path.
 func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.ValidateResourceConfigRequest) *tfprotov6.ValidateResourceConfigResponse {
@@ -279,8 +321,8 @@ func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.V
 	return &tfprotov6.ValidateResourceConfigResponse{}
 }
 
-// readResource answers a ReadResource of a flat resource with its Read, or
-// returns nil.
+// readResource answers a ReadResource of a resource of fastReads with its
+// Read, or returns nil.
 func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourceRequest) *tfprotov6.ReadResourceResponse {
 	f.load(ctx)
 	t := f.types[req.TypeName]
@@ -309,15 +351,15 @@ func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourc
 	return &tfprotov6.ReadResourceResponse{NewState: newState, Private: private.bytes()}
 }
 
-// planResourceChange answers a PlanResourceChange of a flat resource that
-// changes nothing (see fastPaths), or returns nil.
+// planResourceChange answers a PlanResourceChange of a resource of
+// fastPlans that changes nothing (see fastPaths), or returns nil.
 func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanResourceChangeRequest) *tfprotov6.PlanResourceChangeResponse {
 	f.load(ctx)
 	t := f.types[req.TypeName]
 	if t == nil || !t.fastPlans || req.Config == nil || req.PriorState == nil || req.ProposedNewState == nil || req.PriorIdentity != nil {
 		return nil
 	}
-	r, _ := f.configured(ctx, t).(planner)
+	r := f.configured(ctx, t)
 	if r == nil {
 		return nil
 	}
@@ -336,7 +378,12 @@ func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanR
 		State:  tfsdk.State{Schema: t.schema, Raw: prior},
 	}
 	modifyResp := resource.ModifyPlanResponse{Plan: modifyReq.Plan, RequiresReplace: path.Paths{}}
-	r.planChecks(ctx, modifyReq, &modifyResp, private)
+	switch r := r.(type) {
+	case planner:
+		r.planChecks(ctx, modifyReq, &modifyResp, private)
+	case resource.ResourceWithModifyPlan:
+		r.ModifyPlan(ctx, modifyReq, &modifyResp) // uses no private data (see fastPlans)
+	}
 	if len(modifyResp.Diagnostics) > 0 || len(modifyResp.RequiresReplace) > 0 || modifyResp.Deferred != nil {
 		return nil
 	}
@@ -348,19 +395,33 @@ func (f *fastPaths) planResourceChange(ctx context.Context, req *tfprotov6.PlanR
 }
 
 // holdsDefaults reports whether every attribute with a default that config
-// leaves null holds the default in prior, so that the framework's defaults
-// leave prior as it is.
-func holdsDefaults(defaults map[string]tftypes.Value, config, prior tftypes.Value) bool {
-	var configAttrs, priorAttrs map[string]tftypes.Value
-	if config.As(&configAttrs) != nil || prior.As(&priorAttrs) != nil {
-		return false
-	}
-	for name, d := range defaults {
-		if configAttrs[name].IsNull() && !priorAttrs[name].Equal(d) {
+// leaves null (or leaves out with its block) holds the default in prior,
+// where its block is there, so that the framework's defaults leave prior as
+// it is.
+func holdsDefaults(defaults []fastDefault, config, prior tftypes.Value) bool {
+	for _, d := range defaults {
+		p, ok := valueAt(prior, d.path)
+		if !ok {
+			continue // in a block that is not there
+		}
+		if c, ok := valueAt(config, d.path); (!ok || c.IsNull()) && !p.Equal(d.value) {
 			return false
 		}
 	}
 	return true
+}
+
+// valueAt is the value at path in the object v, or false when an object on
+// the way is null.
+func valueAt(v tftypes.Value, path []string) (tftypes.Value, bool) {
+	for _, name := range path {
+		var attrs map[string]tftypes.Value
+		if v.IsNull() || v.As(&attrs) != nil {
+			return tftypes.Value{}, false
+		}
+		v = attrs[name]
+	}
+	return v, true
 }
 
 // encodeValue is v of type typ as a DynamicValue, as the framework sends

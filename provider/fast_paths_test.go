@@ -1,14 +1,19 @@
 package provider
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -16,6 +21,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestFastPaths sends the same calls to the provider's server and to the
@@ -83,13 +89,7 @@ func testFastPaths(t *testing.T, system psa.System) {
 	null := tftypes.NewValue(tftypes.String, nil)
 
 	p1 := productState("P1", service, "Fast Service", nil)
-	plans := []struct {
-		name                    string
-		typ                     tftypes.Type
-		config, prior, proposed tftypes.Value
-		private                 []byte
-		fast                    bool
-	}{
+	plans := []planCase{
 		{"refresh", productType, productConfig("P1", service, nil), p1, p1, nil, true},
 		{"refresh with private data", productType, productConfig("P1", service, nil), p1, p1, exportKey, true},
 		{"refresh with an explicit default", productType, productConfig("P1", service, map[string]tftypes.Value{"source": str("sophos")}), p1, p1, nil, true},
@@ -130,6 +130,55 @@ func testFastPaths(t *testing.T, system psa.System) {
 			customerState(map[string]tftypes.Value{"customer_id": str("C2"), "id": str("sophos/C2")}), nil, false},
 		{"customer name null in the prior state", customerType, customerConfig(nil),
 			customerState(map[string]tftypes.Value{"customer_name": null}), customerState(map[string]tftypes.Value{"customer_name": null}), nil, false},
+	}
+	// psa_service as the last read left it, and its configuration.
+	serviceState := readState(t, framework, serviceType, "psa_service", service)
+	serviceWith := func(v tftypes.Value, changes map[string]tftypes.Value) tftypes.Value {
+		var attrs map[string]tftypes.Value
+		if err := v.As(&attrs); err != nil {
+			t.Fatal(err)
+		}
+		return tftypes.NewValue(serviceType, with(attrs, changes))
+	}
+	serviceConfig := objectValue(serviceType, map[string]tftypes.Value{
+		"name": str("Fast Service"), "unit_price": tftypes.NewValue(tftypes.Number, 5),
+	})
+	blockType := func(name string) tftypes.Type {
+		return serviceType.(tftypes.Object).AttributeTypes[name] //nolint:forcetypeassert // a schema's type is an object
+	}
+	other := psa.SystemConnectWise
+	if system == psa.SystemConnectWise {
+		other = psa.SystemAutotask
+	}
+	otherBlock := objectValue(blockType(string(other)), nil)
+	plans = append(plans, []planCase{
+		{"psa_service refresh", serviceType, serviceConfig, serviceState, serviceState, nil, true},
+		{"psa_service refresh with private data", serviceType, serviceConfig, serviceState, serviceState, exportKey, true},
+		{"psa_service renamed", serviceType, serviceWith(serviceConfig, map[string]tftypes.Value{"name": str("New Name")}),
+			serviceState, serviceWith(serviceState, map[string]tftypes.Value{"name": str("New Name")}), nil, false},
+		{"psa_service deletion policy not the default", serviceType, serviceConfig,
+			serviceWith(serviceState, map[string]tftypes.Value{"deletion_policy": str("abandon")}),
+			serviceWith(serviceState, map[string]tftypes.Value{"deletion_policy": str("abandon")}), nil, false},
+		{"psa_service with another PSA's block", serviceType,
+			serviceWith(serviceConfig, map[string]tftypes.Value{string(other): otherBlock}),
+			serviceWith(serviceState, map[string]tftypes.Value{string(other): otherBlock}),
+			serviceWith(serviceState, map[string]tftypes.Value{string(other): otherBlock}), nil, false},
+		{"psa_service destroy", serviceType, nullValue(serviceType), serviceState, nullValue(serviceType), nil, false},
+	}...)
+	if system == psa.SystemKaseyaBMS { // the block with defaults
+		block := func(category string) tftypes.Value {
+			return objectValue(blockType("kaseya_bms"), map[string]tftypes.Value{
+				"category": str(category), "subcategory": str(""), "unit_of_measure": str(""), "taxable": tftypes.NewValue(tftypes.Bool, false),
+			})
+		}
+		config := serviceWith(serviceConfig, map[string]tftypes.Value{"kaseya_bms": objectValue(blockType("kaseya_bms"), nil)})
+		for _, c := range []struct {
+			category string
+			fast     bool
+		}{{"", true}, {"Hardware", false}} {
+			state := serviceWith(serviceState, map[string]tftypes.Value{"kaseya_bms": block(c.category)})
+			plans = append(plans, planCase{"psa_service block defaults, category " + strconv.Quote(c.category), serviceType, config, state, state, nil, c.fast})
+		}
 	}
 	for _, c := range plans {
 		req := &tfprotov6.PlanResourceChangeRequest{
@@ -232,9 +281,19 @@ func testFastPaths(t *testing.T, system psa.System) {
 	}
 }
 
+// planCase is a PlanResourceChange of TestFastPaths, and whether the fast
+// path answers it.
+type planCase struct {
+	name                    string
+	typ                     tftypes.Type
+	config, prior, proposed tftypes.Value
+	private                 []byte
+	fast                    bool
+}
+
 // configureForTest configures both servers with e's provider configuration
 // and returns the resources' types by type name.
-func configureForTest(t *testing.T, e *testEnv, servers ...tfprotov6.ProviderServer) map[string]tftypes.Type {
+func configureForTest(t testing.TB, e *testEnv, servers ...tfprotov6.ProviderServer) map[string]tftypes.Type {
 	t.Helper()
 	var types map[string]tftypes.Type
 	for _, s := range servers {
@@ -257,7 +316,7 @@ func configureForTest(t *testing.T, e *testEnv, servers ...tfprotov6.ProviderSer
 
 // providerConfigValue is e's provider configuration (export_path and the
 // PSA block of psaBlock) as a value of the provider schema's type.
-func providerConfigValue(t *testing.T, typ tftypes.Type, e *testEnv) tftypes.Value {
+func providerConfigValue(t testing.TB, typ tftypes.Type, e *testEnv) tftypes.Value {
 	t.Helper()
 	attrs := map[string]tftypes.Value{"export_path": str(e.exportPath)}
 	block, values := "", map[string]tftypes.Value{}
@@ -321,7 +380,7 @@ func privateJSON(values map[string]string) []byte {
 	return b
 }
 
-func dynamic(t *testing.T, typ tftypes.Type, v tftypes.Value) *tfprotov6.DynamicValue {
+func dynamic(t testing.TB, typ tftypes.Type, v tftypes.Value) *tfprotov6.DynamicValue {
 	t.Helper()
 	dv, err := tfprotov6.NewDynamicValue(typ, v)
 	if err != nil {
@@ -383,7 +442,7 @@ func sortDiagnostics(resp any) {
 
 // readState is the state the framework reads for the resource of typeName
 // with the given id.
-func readState(t *testing.T, s tfprotov6.ProviderServer, typ tftypes.Type, typeName, id string) tftypes.Value {
+func readState(t testing.TB, s tfprotov6.ProviderServer, typ tftypes.Type, typeName, id string) tftypes.Value {
 	t.Helper()
 	resp, err := s.ReadResource(t.Context(), &tfprotov6.ReadResourceRequest{
 		TypeName: typeName, CurrentState: dynamic(t, typ, objectValue(typ, map[string]tftypes.Value{"id": str(id)})),
@@ -396,4 +455,135 @@ func readState(t *testing.T, s tfprotov6.ProviderServer, typ tftypes.Type, typeN
 		t.Fatal(err)
 	}
 	return v
+}
+
+// BenchmarkRefreshCalls measures the four calls a refresh plan makes for
+// one unchanged psa_product_mapping and one unchanged psa_service
+// (UpgradeResourceState, ValidateResourceConfig, ReadResource,
+// PlanResourceChange, as Terraform sends them), through the provider's
+// server and through the framework's own, without gRPC. It prints
+//
+//	BENCH refresh-calls <server> cpu_us_per_resource=N wall_us_per_resource=N
+//
+// The processor time is the whole test process's, the simulator's
+// included; the wall time includes the read cache's wait for the reads
+// that arrive together (see readCache).
+func BenchmarkRefreshCalls(b *testing.B) {
+	e := &testEnv{system: psa.SystemAutotask, sim: psatest.NewServer(psatest.WithSystem(psa.SystemAutotask)),
+		exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
+	defer e.sim.Close()
+	service := e.addService("Bench Service", 5)
+	if _, err := export.NewStore(e.exportPath).Update(e.system, "", func(doc *export.Document) error {
+		doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "P1", ServiceID: service, ServiceName: "Bench Service", SyncEnabled: true})
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	servers := map[string]tfprotov6.ProviderServer{
+		"provider":  NewProtocol6(New("test")())(),
+		"framework": providerserver.NewProtocol6(New("test")())(),
+	}
+	for _, name := range []string{"framework", "provider"} {
+		s := servers[name]
+		types := configureForTest(b, e, s)
+		product := objectValue(types["psa_product_mapping"], map[string]tftypes.Value{
+			"id": str("sophos/P1"), "source": str("sophos"), "product": str("P1"), "service_id": str(service),
+			"service_name": str("Bench Service"), "sync_enabled": tftypes.NewValue(tftypes.Bool, true),
+		})
+		productConfig := objectValue(types["psa_product_mapping"], map[string]tftypes.Value{"product": str("P1"), "service_id": str(service)})
+		serviceState := readState(b, s, types["psa_service"], "psa_service", service)
+		serviceConfig := objectValue(types["psa_service"], map[string]tftypes.Value{
+			"name": str("Bench Service"), "unit_price": tftypes.NewValue(tftypes.Number, 5),
+		})
+		calls := []func(ctx context.Context) error{}
+		for _, r := range []struct {
+			typeName      string
+			state, config tftypes.Value
+		}{{"psa_product_mapping", product, productConfig}, {"psa_service", serviceState, serviceConfig}} {
+			typ := types[r.typeName]
+			stateJSON, err := tfprotov6.NewDynamicValue(typ, r.state)
+			if err != nil {
+				b.Fatal(err)
+			}
+			state, config := dynamic(b, typ, r.state), dynamic(b, typ, r.config)
+			raw, err := stateJSON.Unmarshal(typ)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rawJSON, err := json.Marshal(tftypesJSON(b, raw))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tn := r.typeName
+			calls = append(calls, func(ctx context.Context) error {
+				if _, err := s.UpgradeResourceState(ctx, &tfprotov6.UpgradeResourceStateRequest{TypeName: tn, RawState: &tfprotov6.RawState{JSON: rawJSON}}); err != nil {
+					return err
+				}
+				if _, err := s.ValidateResourceConfig(ctx, &tfprotov6.ValidateResourceConfigRequest{TypeName: tn, Config: config}); err != nil {
+					return err
+				}
+				if _, err := s.ReadResource(ctx, &tfprotov6.ReadResourceRequest{TypeName: tn, CurrentState: state}); err != nil {
+					return err
+				}
+				_, err := s.PlanResourceChange(ctx, &tfprotov6.PlanResourceChangeRequest{TypeName: tn, Config: config, PriorState: state, ProposedNewState: state})
+				return err
+			})
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			start := processCPU(b)
+			for b.Loop() {
+				for _, call := range calls {
+					if err := call(b.Context()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			per := float64(b.N * len(calls))
+			fmt.Printf("BENCH refresh-calls %s cpu_us_per_resource=%.0f wall_us_per_resource=%.0f\n",
+				name, float64((processCPU(b)-start).Microseconds())/per, float64(b.Elapsed().Microseconds())/per)
+		})
+	}
+}
+
+// processCPU is the processor time the test process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// tftypesJSON is v, an object of primitive values and objects of them, as
+// Terraform stores it in the state's JSON.
+func tftypesJSON(tb testing.TB, v tftypes.Value) any {
+	tb.Helper()
+	if v.IsNull() {
+		return nil
+	}
+	switch {
+	case v.Type().Is(tftypes.String):
+		var s string
+		_ = v.As(&s)
+		return s
+	case v.Type().Is(tftypes.Bool):
+		var x bool
+		_ = v.As(&x)
+		return x
+	case v.Type().Is(tftypes.Number):
+		var f big.Float
+		_ = v.As(&f)
+		x, _ := f.Float64()
+		return x
+	}
+	var attrs map[string]tftypes.Value
+	if err := v.As(&attrs); err != nil {
+		tb.Fatalf("%v: %v", v, err)
+	}
+	out := map[string]any{}
+	for k, a := range attrs {
+		out[k] = tftypesJSON(tb, a)
+	}
+	return out
 }

@@ -13,7 +13,9 @@ import (
 
 // NewProtocol6 returns the provider's protocol 6 server, as
 // providerserver.NewProtocol6 does, but with the context of every call per
-// resource or data source let go when the call returns.
+// resource or data source let go when the call returns, and with the calls
+// of a refresh plan answered without the framework where they can be (see
+// fastPaths; p must be the provider New returns for those).
 //
 // The framework's server (terraform-plugin-framework v1.19.0,
 // internal/proto6server.registerContext) derives a cancelable context from
