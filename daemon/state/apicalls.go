@@ -112,11 +112,10 @@ func (db *DB) insertCall(ctx context.Context, tx *sql.Tx, endpoint string, now t
 // database at its first Take; after that Take decides under mu, and
 // queues its row as a deferred write (see committer): it is committed
 // with the next group, at the latest deferDelay later, or at Flush and
-// Close. A crash loses at most the rows of the calls made in that time,
-// which the next process does not count: for a Kaseya BMS line post,
-// whose intent is committed before it is sent, those are the posts in
-// flight. A BMS that then refuses a call with 429 blocks the endpoint
-// (Block) as before.
+// Close. A crash loses at most the rows of the calls made in that time
+// (during a pass's posts, those since the last intent was committed),
+// which the next process then does not count; should BMS refuse a call
+// with 429 for them, the endpoint is blocked (Block) as before.
 type callMirror struct {
 	mu        sync.Mutex
 	endpoints map[string]*endpointCalls
