@@ -25,8 +25,9 @@ import (
 
 // benchProfileDirEnv names the environment variable that, when set to a
 // directory, has the benchmarks build psa-syncd with -tags profile and
-// write a CPU profile (<case>.cpu.pprof) and an execution trace
-// (<case>.trace) of each pass there, for `go tool pprof` and `go tool
+// write a CPU profile (<case>.cpu.pprof), an allocations profile
+// (<case>.allocs.pprof) and an execution trace (<case>.trace) of each pass
+// there, for `go tool pprof` and `go tool
 // trace`, with a CPU profile of the simulator's side (<case>.sim.cpu.pprof)
 // while the pass runs:
 //
@@ -320,6 +321,7 @@ func (r *benchRun) pass(name string, usage []int64, want int, asJSON bool) {
 	if dir := os.Getenv(benchProfileDirEnv); dir != "" {
 		cmd.Env = append(os.Environ(),
 			"PSA_SYNCD_CPUPROFILE="+filepath.Join(dir, name+".cpu.pprof"),
+			"PSA_SYNCD_MEMPROFILE="+filepath.Join(dir, name+".allocs.pprof"),
 			"PSA_SYNCD_TRACE="+filepath.Join(dir, name+".trace"))
 	}
 	outPath := filepath.Join(r.dir, name+".out")
