@@ -436,12 +436,16 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	// unreadable has its contract read with the others' (a chunk's read
 	// costs the same requests) and is not decided.
 	var contracts []string
+	var reading []*customerPass
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
 		}
 		contracts = append(contracts, cp.m.ContractID)
-		cp.chunk = (len(contracts) - 1) / readChunk
+		reading = append(reading, cp)
+	}
+	for k, cp := range reading {
+		cp.chunk = chunkOf(k, len(contracts))
 	}
 	// A pass that fails before deciding stops the reads it started.
 	readCtx, stopReads := context.WithCancel(ctx)
@@ -987,6 +991,19 @@ func (e *Engine) effectiveDate(now time.Time) time.Time {
 // are never in memory together.
 const readChunk = 500
 
+// firstReadChunk is how many contracts the first chunk of a large pass
+// holds (one of more than firstChunkSplitAfter chunks): the first chunk is
+// read alone (see readContracts), and at 500 contracts it is five pages of
+// Autotask unit rows one after another, a tenth of a second with the PSA's
+// other request slots idle. A fifth of a chunk is one page at Autotask's
+// five services per contract. Splitting it off can cost one request more
+// in the pass when its contracts' rows do not fill their pages, which a
+// pass of so many chunks does not notice.
+const (
+	firstReadChunk       = readChunk / 5
+	firstChunkSplitAfter = 10
+)
+
 // readsAhead is how many chunks are read at once, or read and not yet
 // decided: one more than Autotask's 3 requests in flight, so that the PSA
 // stays busy while the pass decides a chunk.
@@ -1041,7 +1058,7 @@ type lineChunk struct {
 // instead, for the given services: waitFirst tells, and must be called
 // before chunk. The caller must call close when done.
 func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) *lineReader {
-	r := &lineReader{e: e, chunks: slices.Collect(slices.Chunk(ids, readChunk)), serviceIDs: serviceIDs, asOf: asOf,
+	r := &lineReader{e: e, chunks: chunkContracts(ids), serviceIDs: serviceIDs, asOf: asOf,
 		ahead: make(chan struct{}, readsAhead), stop: make(chan struct{})}
 	r.read = make([]chan lineChunk, len(r.chunks))
 	for i := range r.read {
@@ -1071,6 +1088,28 @@ func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, as
 		}
 	}()
 	return r
+}
+
+// chunkContracts splits ids into the chunks readContracts reads: of
+// readChunk, with a first chunk of firstReadChunk when there are more than
+// firstChunkSplitAfter chunks.
+func chunkContracts(ids []string) [][]string {
+	if len(ids) <= firstChunkSplitAfter*readChunk {
+		return slices.Collect(slices.Chunk(ids, readChunk))
+	}
+	return append([][]string{ids[:firstReadChunk]}, slices.Collect(slices.Chunk(ids[firstReadChunk:], readChunk))...)
+}
+
+// chunkOf returns the chunk of chunkContracts(ids) that holds ids[k], of
+// n ids.
+func chunkOf(k, n int) int {
+	switch {
+	case n <= firstChunkSplitAfter*readChunk:
+		return k / readChunk
+	case k < firstReadChunk:
+		return 0
+	}
+	return 1 + (k-firstReadChunk)/readChunk
 }
 
 // waitFirst waits for the first chunk's read, which tells whether the PSA

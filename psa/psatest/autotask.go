@@ -42,7 +42,7 @@ type Autotask struct {
 	// thread slot (tests use it to hold requests in flight without sleeps).
 	holdHook func(endpoint string)
 
-	mu          sync.Mutex
+	mu          sync.RWMutex
 	tables      map[string]*table
 	nextID      map[string]int64
 	adjustments []AutotaskAdjustment

@@ -446,7 +446,9 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 	var last int64
 	more := false
 	if !q.empty {
-		a.mu.Lock()
+		// A page only reads the tables: pages of concurrent queries are
+		// built at the same time.
+		a.mu.RLock()
 		a.tables[d.Name].eachCandidate(q.hints, after, func(rec record) bool {
 			if !q.match(rec) {
 				return true
@@ -463,7 +465,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 			n++
 			return true
 		})
-		a.mu.Unlock()
+		a.mu.RUnlock()
 	}
 	buf.WriteString(`],"pageDetails":{"count":`)
 	buf.WriteString(strconv.Itoa(n))
