@@ -28,29 +28,14 @@ func TestFlatModel(t *testing.T) {
 		TicketSync:   types.BoolUnknown(),
 	}
 
-	framework := tfsdk.State{Schema: schema.Schema}
-	if diags := framework.Set(ctx, m); diags.HasError() {
-		t.Fatal(diags)
-	}
-	flat := tfsdk.State{Schema: schema.Schema, Raw: tftypes.NewValue(schema.Schema.Type().TerraformType(ctx), nil)}
-	if diags := setFlat(ctx, &flat, m); diags.HasError() {
-		t.Fatal(diags)
-	}
-	if !flat.Raw.Equal(framework.Raw) {
-		t.Errorf("setFlat wrote %v, want %v as State.Set does", flat.Raw, framework.Raw)
-	}
-
-	var got customerMappingResourceModel
-	if diags := getFlat(ctx, framework.Raw, &got); diags.HasError() {
-		t.Fatal(diags)
-	}
+	got, raw := flatRoundTrip(t, schema, m)
 	if got != m {
 		t.Errorf("getFlat read %+v, want %+v", got, m)
 	}
 
 	// A value of another resource's schema is an error, not a half-filled model.
 	var product productMappingResourceModel
-	if diags := getFlat(ctx, framework.Raw, &product); !diags.HasError() {
+	if diags := getFlat(ctx, raw, &product); !diags.HasError() {
 		t.Errorf("getFlat of a customer mapping into a product mapping model = %+v, want an error", product)
 	}
 }
@@ -106,6 +91,18 @@ func TestFlatModel_objects(t *testing.T) {
 		KaseyaBMS:          types.ObjectUnknown(serviceKaseyaBMSAttrTypes),
 		DeletionPolicy:     types.StringValue(deletionPolicyDeactivate),
 	}
+	got, _ := flatRoundTrip(t, schema, m)
+	if !serviceFieldsEqual(got, m) || !got.ID.Equal(m.ID) {
+		t.Errorf("getFlat read %+v, want %+v", got, m)
+	}
+}
+
+// flatRoundTrip sets m into a state of schema with setFlat and with the
+// framework's State.Set, requires the same value from both, and returns
+// what getFlat reads back from the framework's value, with that value.
+func flatRoundTrip[M any](t *testing.T, schema resource.SchemaResponse, m M) (M, tftypes.Value) {
+	t.Helper()
+	ctx := t.Context()
 	framework := tfsdk.State{Schema: schema.Schema}
 	if diags := framework.Set(ctx, m); diags.HasError() {
 		t.Fatal(diags)
@@ -117,11 +114,9 @@ func TestFlatModel_objects(t *testing.T) {
 	if !flat.Raw.Equal(framework.Raw) {
 		t.Errorf("setFlat wrote %v, want %v as State.Set does", flat.Raw, framework.Raw)
 	}
-	var got serviceResourceModel
+	var got M
 	if diags := getFlat(ctx, framework.Raw, &got); diags.HasError() {
 		t.Fatal(diags)
 	}
-	if !serviceFieldsEqual(got, m) || !got.ID.Equal(m.ID) {
-		t.Errorf("getFlat read %+v, want %+v", got, m)
-	}
+	return got, framework.Raw
 }
