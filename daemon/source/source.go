@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -214,7 +214,8 @@ func AddQuantity(a, b int64) (int64, bool) {
 // A sum that does not fit in an int64 is left out of the result and
 // returned as an Unreadable problem naming the records that overflowed it.
 func Sum(records []Record) ([]Record, []Problem) {
-	s := Summer{idx: make(map[sumKey]int, len(records)), n: make([]int, 0, len(records)), out: make([]Record, 0, len(records))}
+	var s Summer
+	s.Grow(len(records))
 	for _, r := range records {
 		s.Add(r)
 	}
@@ -232,6 +233,21 @@ type Summer struct {
 }
 
 type sumKey struct{ customer, product string }
+
+// Grow makes room for n more sums, when the caller knows about how many
+// records come (a file's number of lines), so that Add does not copy the
+// sums as they grow. n is only a hint: more records are fine, and room for
+// fewer sums than n costs memory until Result.
+func (s *Summer) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	if s.idx == nil {
+		s.idx = make(map[sumKey]int, n)
+	}
+	s.n = slices.Grow(s.n, n)
+	s.out = slices.Grow(s.out, n)
+}
 
 // Add adds r to the sum of its customer and product.
 func (s *Summer) Add(r Record) {
@@ -287,11 +303,14 @@ func (s *Summer) Result() ([]Record, []Problem) {
 		kept = append(kept, r)
 	}
 	out = kept
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].CustomerID != out[j].CustomerID {
-			return out[i].CustomerID < out[j].CustomerID
+	if cap(out) > 2*len(out) {
+		out = slices.Clone(out) // Grow's hint was far above the sums
+	}
+	slices.SortStableFunc(out, func(a, b Record) int {
+		if c := strings.Compare(a.CustomerID, b.CustomerID); c != 0 {
+			return c
 		}
-		return out[i].Product < out[j].Product
+		return strings.Compare(a.Product, b.Product)
 	})
 	return out, problems
 }

@@ -1005,9 +1005,12 @@ const (
 )
 
 // readsAhead is how many chunks are read at once, or read and not yet
-// decided: one more than Autotask's 3 requests in flight, so that the PSA
-// stays busy while the pass decides a chunk.
-const readsAhead = 4
+// decided: enough to keep Autotask's 3 requests in flight while the pass
+// fetches the usage, before it decides the first chunk (a 100,000-line
+// file takes about a tenth of a second, 15 pages), and while it decides a
+// chunk. A chunk read ahead holds up to readChunk contracts' lines, about a
+// megabyte at five lines each.
+const readsAhead = 8
 
 // lineReader reads the lines of a pass's contracts chunk by chunk, ahead of
 // the pass, and hands the chunks over in order (see readContracts).

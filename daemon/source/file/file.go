@@ -121,7 +121,7 @@ func (s *Source) Format() Format { return s.format }
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
 	rep := &source.Report{Source: s.name, Period: p, Summed: true}
 	var sum source.Summer
-	if _, err := s.read(ctx, p, sum.Add, func(pr source.Problem) { rep.Problems = append(rep.Problems, pr) }); err != nil {
+	if _, err := s.read(ctx, p, sum.Grow, sum.Add, func(pr source.Problem) { rep.Problems = append(rep.Problems, pr) }); err != nil {
 		return nil, err
 	}
 	var overflows []source.Problem
@@ -132,8 +132,9 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 
 // read parses the file and hands each usable row of period p to add, as a
 // record, and each other row to skip, as a problem, in file order. It
-// returns the number of rows.
-func (s *Source) read(ctx context.Context, p source.Period, add func(source.Record), skip func(source.Problem)) (int, error) {
+// returns the number of rows. Before the first row, it tells grow (unless
+// nil) how many rows the file can hold at most: its number of lines.
+func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add func(source.Record), skip func(source.Problem)) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -143,6 +144,9 @@ func (s *Source) read(ctx context.Context, p source.Period, add func(source.Reco
 	}
 	name := filepath.Base(s.path)
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if grow != nil {
+		grow(bytes.Count(data, []byte("\n")) + 1)
+	}
 	n := 0
 	each := func(r row) {
 		n++
@@ -186,7 +190,7 @@ func (s *Source) Describe(ctx context.Context) (string, error) {
 // describe reads the file and summarises it for Check and Describe.
 func (s *Source) describe(ctx context.Context) (msg string, skipped int, err error) {
 	var first *source.Problem
-	n, err := s.read(ctx, source.Period{}, func(source.Record) {}, func(pr source.Problem) {
+	n, err := s.read(ctx, source.Period{}, nil, func(source.Record) {}, func(pr source.Problem) {
 		if skipped++; first == nil {
 			first = &pr
 		}
@@ -321,7 +325,7 @@ func parseCSV(name string, data []byte, each func(row)) error {
 			return fmt.Errorf("file: %s: %w", name, err)
 		}
 		line, _ := cr.FieldPos(0)
-		where := fmt.Sprintf("%s:%d", name, line)
+		where := name + ":" + strconv.Itoa(line)
 		if len(rec) != len(cols) {
 			each(row{where: where, err: fmt.Errorf("row has %d columns, the header has %d", len(rec), len(cols))})
 			continue

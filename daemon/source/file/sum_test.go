@@ -64,7 +64,7 @@ func TestFetch_sumsAsRead(t *testing.T) {
 		// a report of every row.
 		var rows []source.Record
 		var wantProblems []source.Problem
-		if _, err := s.read(t.Context(), oct, func(r source.Record) { rows = append(rows, r) },
+		if _, err := s.read(t.Context(), oct, nil, func(r source.Record) { rows = append(rows, r) },
 			func(pr source.Problem) { wantProblems = append(wantProblems, pr) }); err != nil {
 			t.Fatal(err)
 		}

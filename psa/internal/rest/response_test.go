@@ -2,10 +2,12 @@ package rest
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -111,4 +113,41 @@ func TestDescribeResponse(t *testing.T) {
 			t.Errorf("%s: DescribeResponse = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestReadBody_contentLength reads bodies whose Content-Length is right,
+// missing or wrong into one buffer.
+func TestReadBody_contentLength(t *testing.T) {
+	t.Parallel()
+	body := strings.Repeat("0123456789", 1000)
+	for _, tc := range []struct {
+		name   string
+		length int64
+	}{
+		{"exact length", int64(len(body))},
+		{"unknown length", -1},
+		{"shorter than announced", int64(len(body)) + 100},
+		{"longer than announced", int64(len(body)) - 100},
+		{"one byte announced", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// iotest.OneByteReader: the loop must put short reads together.
+			r := &http.Response{ContentLength: tc.length, Body: io.NopCloser(iotest.OneByteReader(strings.NewReader(body)))}
+			got, err := ReadBody(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != body {
+				t.Errorf("ReadBody read %d bytes, want the %d of the body", len(got), len(body))
+			}
+		})
+	}
+	t.Run("read error", func(t *testing.T) {
+		boom := errors.New("connection reset")
+		r := &http.Response{ContentLength: 10, Body: io.NopCloser(io.MultiReader(strings.NewReader("01234"), iotest.ErrReader(boom)))}
+		got, err := ReadBody(r)
+		if !errors.Is(err, boom) || string(got) != "01234" {
+			t.Errorf("ReadBody = %q, %v; want the 5 bytes read and %v", got, err, boom)
+		}
+	})
 }
