@@ -440,7 +440,8 @@ func (a *Autotask) handleChildList(w http.ResponseWriter, r *http.Request, d *en
 // writePage writes one page of q's results after id `after`, with a
 // nextPageUrl when more rows match.
 func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDef, q *autotaskQuery, method, text string, after int64) {
-	var buf bytes.Buffer
+	buf := bodies.Get().(*bytes.Buffer)
+	defer func() { buf.Reset(); bodies.Put(buf) }()
 	buf.WriteString(`{"items":[`)
 	n := 0
 	var last int64
@@ -460,7 +461,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 			if n > 0 {
 				buf.WriteByte(',')
 			}
-			encodeRecord(&buf, d, rec, q.include)
+			encodeRecord(buf, d, rec, q.include)
 			last = rec.id()
 			n++
 			return true
@@ -478,7 +479,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 		if method == http.MethodGet {
 			next += "&search=" + url.QueryEscape(text)
 		}
-		writeValue(&buf, next)
+		writeValue(buf, next)
 	} else {
 		buf.WriteString("null")
 	}
