@@ -83,6 +83,10 @@ func (a *Autotask) serve(w http.ResponseWriter, r *http.Request) {
 	if hook := a.holdHook; hook != nil {
 		hook(endpoint)
 	}
+	if isRead(r) {
+		a.srv.answerRead(r.Context(), latency, func() { h(w, r) })
+		return
+	}
 	a.srv.wait(r.Context(), latency)
 	h(w, r)
 }

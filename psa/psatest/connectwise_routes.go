@@ -119,6 +119,10 @@ func (cw *ConnectWise) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cwError(w, http.StatusTooManyRequests, "TooManyRequests", "API request limit exceeded; retry later.")
 		return
 	}
+	if isRead(r) {
+		cw.srv.answerRead(r.Context(), requestLatency(r.Context()), func() { cw.route(w, r, segs[3:]) })
+		return
+	}
 	cw.srv.wait(r.Context(), requestLatency(r.Context()))
 	cw.route(w, r, segs[3:])
 }

@@ -33,7 +33,16 @@ func bmsEndpoint(path string) string {
 
 // ServeHTTP serves the BMS V2 API. Paths are matched case-insensitively.
 func (k *KaseyaBMS) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if isRead(r) {
+		k.srv.answerRead(r.Context(), requestLatency(r.Context()), func() { k.handle(w, r) })
+		return
+	}
 	k.srv.wait(r.Context(), requestLatency(r.Context()))
+	k.handle(w, r)
+}
+
+// handle answers a BMS V2 API request once its latency allows.
+func (k *KaseyaBMS) handle(w http.ResponseWriter, r *http.Request) {
 	if k.pascalCase() {
 		pw := &pascalWriter{ResponseWriter: w}
 		defer pw.flush()

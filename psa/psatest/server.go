@@ -145,8 +145,11 @@ func WithFixtureFile(path string) Option {
 }
 
 // WithLatency adds d to the handling of every vendor API request (zone
-// lookups included, inspection endpoints excluded). The request holds its
-// thread slot while it waits. The default is none.
+// lookups included, inspection endpoints excluded): a write waits d, then
+// takes effect; a read (a GET, or an Autotask query) is answered d after it
+// arrives, or once its answer is built if the simulator takes longer than d
+// to build it. The request
+// holds its thread slot while it waits. The default is none.
 func WithLatency(d time.Duration) Option {
 	return func(c *config) { c.latency = d }
 }
@@ -443,6 +446,29 @@ type latencyKey struct{}
 func requestLatency(ctx context.Context) time.Duration {
 	d, _ := ctx.Value(latencyKey{}).(time.Duration)
 	return d
+}
+
+// answerRead builds the answer of a read with handle, then waits for what
+// is left of its latency d: a read is answered d after it arrives, or when
+// its answer is built if that takes longer. The simulator's own time to
+// build a large answer (a page of 500 of the 100,000 unit rows of a large
+// tenant takes milliseconds) is part of the latency it simulates, not added
+// to it. A write waits first and then takes effect (see wait), so that a
+// write cancelled while it waits changes nothing.
+func (s *Server) answerRead(ctx context.Context, d time.Duration, handle func()) {
+	deadline := time.Now().Add(d)
+	handle()
+	s.wait(ctx, time.Until(deadline))
+}
+
+// isRead reports whether r is a read: a GET, or an Autotask query (a POST
+// to .../query or .../query/count).
+func isRead(r *http.Request) bool {
+	if r.Method == http.MethodGet {
+		return true
+	}
+	p := strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))
+	return r.Method == http.MethodPost && (strings.HasSuffix(p, "/query") || strings.HasSuffix(p, "/query/count"))
 }
 
 // wait blocks for d, or until the request is cancelled or the server closes.

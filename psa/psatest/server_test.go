@@ -510,3 +510,48 @@ func TestServer_concurrentUse(t *testing.T) {
 		t.Errorf("units after 8 concurrent +1 adjustments = %d, want 8", u)
 	}
 }
+
+// TestServer_latencyReadsAndWrites: a write waits its latency before it
+// takes effect; a read's answer is built at once and sent when its latency
+// is over, so that the simulator's time to build it is part of the latency.
+func TestServer_latencyReadsAndWrites(t *testing.T) {
+	t.Parallel()
+	const d = 400 * time.Millisecond
+	s := newTestServer(t, WithLatency(d))
+	done := make(chan response)
+	go func() {
+		done <- api(t, s, http.MethodPost, "Services", `{"name":"Late","unitPrice":1,"periodType":1,"billingCodeID":29682800}`)
+	}()
+	time.Sleep(d / 4)
+	if n := len(s.Autotask().Services()); n != 0 {
+		t.Errorf("a quarter into a write's latency, %d services exist, want the create not applied yet", n)
+	}
+	if r := <-done; r.status != http.StatusOK || len(s.Autotask().Services()) != 1 {
+		t.Errorf("the create answered %d %s with %d services, want it applied", r.status, r, len(s.Autotask().Services()))
+	}
+
+	start := time.Now()
+	var built time.Duration
+	s.answerRead(t.Context(), d, func() { built = time.Since(start) })
+	if el := time.Since(start); built >= d/2 || el < d {
+		t.Errorf("answerRead built the answer after %v and returned after %v, want it built at once and answered after %v", built, el, d)
+	}
+
+	for _, tc := range []struct {
+		method, path string
+		read         bool
+	}{
+		{http.MethodGet, "/ATServicesRest/V1.0/Services/1", true},
+		{http.MethodPost, "/ATServicesRest/V1.0/ContractServiceUnits/query", true},
+		{http.MethodPost, "/ATServicesRest/V1.0/Contracts/query/count/", true},
+		{http.MethodPost, "/ATServicesRest/V1.0/Services", false},
+		{http.MethodPatch, "/ATServicesRest/V1.0/Services", false},
+		{http.MethodPost, "/v4_6_release/apis/3.0/finance/agreements/1/additions", false},
+		{http.MethodPost, "/v2/admin/finance/services/search", false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		if got := isRead(r); got != tc.read {
+			t.Errorf("isRead(%s %s) = %v, want %v", tc.method, tc.path, got, tc.read)
+		}
+	}
+}
