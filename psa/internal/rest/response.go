@@ -31,13 +31,18 @@ func ReadErrorBody(r *http.Response) []byte {
 	return data
 }
 
+// maxPresized is the largest Content-Length ReadBody allocates for before
+// it has read the body: a larger length (or a wrong one) costs no memory
+// until the bytes arrive.
+const maxPresized = 4 << 20
+
 // ReadBody reads at most MaxBody bytes of r's body. When the response
 // gives its length, the body is read into one buffer of that size instead
 // of one that doubles as it fills (a page of 500 rows is about 100 KB).
 func ReadBody(r *http.Response) ([]byte, error) {
 	lr := io.LimitReader(r.Body, MaxBody)
 	n := r.ContentLength
-	if n <= 0 || n >= MaxBody {
+	if n <= 0 || n > maxPresized {
 		return io.ReadAll(lr)
 	}
 	buf := make([]byte, 0, n+1) // one more byte: the read that finds EOF does not grow it

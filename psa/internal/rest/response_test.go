@@ -129,6 +129,7 @@ func TestReadBody_contentLength(t *testing.T) {
 		{"shorter than announced", int64(len(body)) + 100},
 		{"longer than announced", int64(len(body)) - 100},
 		{"one byte announced", 1},
+		{"more than is allocated ahead", maxPresized + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// iotest.OneByteReader: the loop must put short reads together.
