@@ -132,9 +132,11 @@ web:
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
+		// Mark the standby's log before the kill: it may take over before
+		// kill returns (kill waits for the process to exit).
+		mark := standby.mark()
 		active.kill(t)
 		killed := time.Now()
-		mark := standby.mark()
 		standby.waitLogSince(t, "This psa-syncd is the active instance", mark, failoverTakeover)
 		if took := time.Since(killed); took > slowest {
 			slowest = took
