@@ -530,6 +530,20 @@ func TestServer_latencyReadsAndWrites(t *testing.T) {
 		t.Errorf("the create answered %d %s with %d services, want it applied", r.status, r, len(s.Autotask().Services()))
 	}
 
+	// A query is built when it arrives: a service added while it waits
+	// is not in its answer.
+	before := len(s.Autotask().Services())
+	reads := make(chan response)
+	go func() {
+		reads <- api(t, s, http.MethodPost, "Services/query", `{"filter":[{"op":"gte","field":"id","value":0}]}`)
+	}()
+	time.Sleep(d / 4)
+	s.Autotask().AddService("Added while the query waits", 1)
+	var page struct{ Items []json.RawMessage }
+	if r := <-reads; r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil || len(page.Items) != before {
+		t.Errorf("a query answered %d with %d services, want the %d there when it arrived: %s", r.status, len(page.Items), before, r)
+	}
+
 	start := time.Now()
 	var built time.Duration
 	s.answerRead(t.Context(), d, func() { built = time.Since(start) })
