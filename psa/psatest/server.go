@@ -461,14 +461,17 @@ func (s *Server) answerRead(ctx context.Context, d time.Duration, handle func())
 	s.wait(ctx, time.Until(deadline))
 }
 
-// isRead reports whether r is a read: a GET, or an Autotask query (a POST
-// to .../query or .../query/count).
+// isRead reports whether r is a read: a GET, or a POST that only searches:
+// an Autotask query (.../query, .../query/count, and .../query/next, which
+// a query's nextPageUrl points to for each page after the first) or a
+// Kaseya BMS search (.../search).
 func isRead(r *http.Request) bool {
 	if r.Method == http.MethodGet {
 		return true
 	}
 	p := strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))
-	return r.Method == http.MethodPost && (strings.HasSuffix(p, "/query") || strings.HasSuffix(p, "/query/count"))
+	return r.Method == http.MethodPost && (strings.HasSuffix(p, "/query") || strings.HasSuffix(p, "/query/count") ||
+		strings.HasSuffix(p, "/query/next") || strings.HasSuffix(p, "/search"))
 }
 
 // wait blocks for d, or until the request is cancelled or the server closes.

@@ -558,10 +558,13 @@ func TestServer_latencyReadsAndWrites(t *testing.T) {
 		{http.MethodGet, "/ATServicesRest/V1.0/Services/1", true},
 		{http.MethodPost, "/ATServicesRest/V1.0/ContractServiceUnits/query", true},
 		{http.MethodPost, "/ATServicesRest/V1.0/Contracts/query/count/", true},
+		{http.MethodPost, "/ATServicesRest/V1.0/ContractServiceUnits/query/next", true},
+		{http.MethodPost, "/v2/admin/finance/services/search", true},
+		{http.MethodPost, "/v2/servicedesk/tickets/search", true},
 		{http.MethodPost, "/ATServicesRest/V1.0/Services", false},
 		{http.MethodPatch, "/ATServicesRest/V1.0/Services", false},
 		{http.MethodPost, "/v4_6_release/apis/3.0/finance/agreements/1/additions", false},
-		{http.MethodPost, "/v2/admin/finance/services/search", false},
+		{http.MethodPost, "/v2/servicedesk/tickets", false},
 	} {
 		r := httptest.NewRequest(tc.method, tc.path, nil)
 		if got := isRead(r); got != tc.read {
