@@ -18,8 +18,8 @@ import (
 )
 
 // TestStoredPlanJSON checks that the last plan survives the state
-// database's snapshot compressed, and that a snapshot written before
-// compression (the plan as JSON) still restores.
+// database's snapshot in compressed columns, and that snapshots written
+// before (the plan's JSON compressed, and the plan as JSON) still restore.
 func TestStoredPlanJSON(t *testing.T) {
 	t.Parallel()
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -34,14 +34,30 @@ func TestStoredPlanJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(data), `"plan_gzip":`) || strings.Contains(string(data), "usage 2") {
-		t.Errorf("stored plan is not compressed: %s", data)
+	if !strings.Contains(string(data), `"plan_columns":`) || strings.Contains(string(data), "usage 2") {
+		t.Errorf("stored plan is not compressed columns: %s", data)
+	}
+	planJSON, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	if _, err := zw.Write(planJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	gzipped, err := json.Marshal(map[string]any{"customer": "acme", "plan_gzip": z.Bytes()})
+	if err != nil {
+		t.Fatal(err)
 	}
 	old, err := json.Marshal(map[string]any{"customer": "acme", "plan": p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, data := range map[string][]byte{"compressed": data, "before compression": old} {
+	for name, data := range map[string][]byte{"columns": data, "compressed JSON": gzipped, "JSON": old} {
 		var got storedPlan
 		if err := json.Unmarshal(data, &got); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -54,19 +70,32 @@ func TestStoredPlanJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"customer":"","plan":null}`), &none); err != nil || none.Plan != nil {
 		t.Errorf("restoring no plan: %+v, %v", none, err)
 	}
+	var damaged storedPlan
+	if err := json.Unmarshal([]byte(`{"customer":"","plan_columns":"bm90IGd6aXA="}`), &damaged); err == nil || !strings.Contains(err.Error(), "the last plan") {
+		t.Errorf("restoring columns that are not gzip: %v, want an error about the last plan", err)
+	}
 }
 
-// TestStoredPlanJSON_parts checks that a large plan is compressed in parts,
-// one gzip member per core, and restores whole from them.
+// TestStoredPlanJSON_parts checks that the columns of a large plan are
+// compressed in parts, one gzip member per core, and restore whole from
+// them.
 func TestStoredPlanJSON_parts(t *testing.T) {
 	t.Parallel()
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	p := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff, Customers: 2 * planPartChanges,
+	const n = 50_000
+	p := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff, Customers: n,
 		Unmapped: usage.Unmapped{Customers: []usage.UnmappedCustomer{}, Products: []usage.UnmappedProduct{}, Unassigned: []source.Record{}}}
 	svc := &usage.ChangeService{ServiceID: "2", Products: []string{"P"}}
-	for i := range 2 * planPartChanges {
+	for i := range n {
 		p.Changes = append(p.Changes, usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "file", CustomerID: fmt.Sprintf("c%05d", i), ContractID: fmt.Sprint(i)},
 			ChangeService: svc, Current: int64(i), CurrentKnown: true, Desired: int64(i), EffectiveDate: eff, Action: usage.ActionUnchanged, Reason: fmt.Sprintf("usage %d (P %d)", i, i)})
+	}
+	cols, err := p.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 2*planPartBytes {
+		t.Fatalf("the test plan's columns are %d bytes, want at least two parts of %d", len(cols), planPartBytes)
 	}
 	want := storedPlan{Plan: p}
 	data, err := json.Marshal(want)
@@ -78,7 +107,7 @@ func TestStoredPlanJSON_parts(t *testing.T) {
 		t.Fatal(err)
 	}
 	members := 0
-	br := bufio.NewReader(bytes.NewReader(raw.PlanGzip))
+	br := bufio.NewReader(bytes.NewReader(raw.PlanColumns))
 	zr, err := gzip.NewReader(br)
 	for err == nil {
 		zr.Multistream(false)
@@ -91,7 +120,7 @@ func TestStoredPlanJSON_parts(t *testing.T) {
 	if err != io.EOF {
 		t.Fatal(err)
 	}
-	if wantMembers := min(runtime.GOMAXPROCS(0), 2); members != wantMembers {
+	if wantMembers := min(runtime.GOMAXPROCS(0), len(cols)/planPartBytes); members != wantMembers {
 		t.Errorf("the stored plan has %d gzip members, want %d (one per core)", members, wantMembers)
 	}
 	var got storedPlan

@@ -3,12 +3,10 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -30,44 +28,6 @@ func (p *Plan) WriteJSON(w io.Writer, prefix, indent string) error {
 	}
 	_, err = w.Write(tail)
 	return err
-}
-
-// WriteJSONSplit writes p as WriteJSON does, split between the writers ws:
-// what they receive, one after another, is what WriteJSON writes. Each
-// writer gets a share of the changes, and writes it on a goroutine of its
-// own, so that the encoding, and whatever the writers do with it (such as
-// compressing it), runs on as many cores. A writer gets nothing when there
-// are fewer changes than writers.
-func (p *Plan) WriteJSONSplit(ws []io.Writer, prefix, indent string) error {
-	parts := min(len(ws), len(p.Changes))
-	if parts <= 1 {
-		return p.WriteJSON(ws[0], prefix, indent)
-	}
-	head, tail, err := p.jsonShell(prefix, indent)
-	if err != nil {
-		return err
-	}
-	errs := make([]error, parts)
-	var wg sync.WaitGroup
-	for k := range parts {
-		lo, hi := k*len(p.Changes)/parts, (k+1)*len(p.Changes)/parts
-		wg.Go(func() {
-			w := ws[k]
-			if k == 0 {
-				if _, errs[k] = w.Write(head); errs[k] != nil {
-					return
-				}
-			}
-			if errs[k] = writeChangeRange(w, p.Changes[lo:hi], k == 0, k == parts-1, prefix+indent, indent); errs[k] != nil {
-				return
-			}
-			if k == parts-1 {
-				_, errs[k] = w.Write(tail)
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }
 
 // jsonShell returns p's JSON without its changes, indented as WriteJSON

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"reflect"
 	"testing"
 	"time"
@@ -13,8 +12,7 @@ import (
 )
 
 // TestPlanWriteJSON checks that the streamed encoding is byte for byte what
-// json.MarshalIndent writes, for plans with many, one, no and nil changes,
-// and so is the split encoding, joined, whatever the number of writers.
+// json.MarshalIndent writes, for plans with many, one, no and nil changes.
 func TestPlanWriteJSON(t *testing.T) {
 	t.Parallel()
 	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -48,30 +46,6 @@ func TestPlanWriteJSON(t *testing.T) {
 			}
 			if !bytes.Equal(got.Bytes(), want) {
 				t.Errorf("%s, prefix %q: WriteJSON wrote\n%s\nwant\n%s", name, prefix, got.Bytes(), want)
-			}
-			for parts := 1; parts <= 4; parts++ {
-				bufs := make([]bytes.Buffer, parts)
-				ws := make([]io.Writer, parts)
-				for k := range ws {
-					ws[k] = &bufs[k]
-				}
-				if err := p.WriteJSONSplit(ws, prefix, "  "); err != nil {
-					t.Fatalf("%s: WriteJSONSplit: %v", name, err)
-				}
-				var joined []byte
-				written := 0
-				for k := range bufs {
-					joined = append(joined, bufs[k].Bytes()...)
-					if bufs[k].Len() > 0 {
-						written++
-					}
-				}
-				if !bytes.Equal(joined, want) {
-					t.Errorf("%s, prefix %q, %d writers: WriteJSONSplit wrote\n%s\nwant\n%s", name, prefix, parts, joined, want)
-				}
-				if wantWritten := max(1, min(parts, len(p.Changes))); written != wantWritten {
-					t.Errorf("%s, %d writers: %d of them written to, want %d", name, parts, written, wantWritten)
-				}
 			}
 		}
 	}

@@ -1,0 +1,251 @@
+package usage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// planColumns is a plan in the compact form the daemon keeps the last plan
+// in (MarshalColumns): the plan without its changes, then each customer and
+// service of the changes once, and the changes as one column per field, a
+// change's customer, service and effective date by index (-1: none). The
+// plan of a pass over 100,000 lines, which names 20,000 customers and a few
+// services, is some 50 MB as JSON and about 6 MB in columns.
+type planColumns struct {
+	Plan    *Plan           `json:"plan"`
+	Changes *changesColumns `json:"changes"` // nil when the plan's changes are
+}
+
+type changesColumns struct {
+	Customers    []*ChangeCustomer `json:"customers"`
+	Services     []*ChangeService  `json:"services"`
+	Dates        []time.Time       `json:"dates"`
+	Customer     []int             `json:"customer"`
+	Service      []int             `json:"service"`
+	Current      []int64           `json:"current"`
+	CurrentKnown []bool            `json:"current_known"`
+	Desired      []int64           `json:"desired"`
+	Date         []int             `json:"effective_date"`
+	Action       []string          `json:"action"`
+	Reason       []string          `json:"reason"`
+}
+
+// MarshalColumns returns p in the compact form that UnmarshalColumns reads
+// back: a change's customer and service (which the changes of one customer,
+// or of one service, share) are written once, and the changes as columns,
+// without reflection. What JSON leaves out of a change (whether a held line
+// changes again later in the month, whether the pass was cancelled before
+// it) is left out here too.
+func (p *Plan) MarshalColumns() ([]byte, error) {
+	shell := *p
+	shell.Changes = nil
+	head, err := json.Marshal(&shell)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(head)+columnsSize(p.Changes))
+	b = append(b, `{"plan":`...)
+	b = append(b, head...)
+	b = append(b, `,"changes":`...)
+	if p.Changes == nil {
+		return append(b, "null}"...), nil
+	}
+	customers := map[*ChangeCustomer]int{}
+	services := map[*ChangeService]int{}
+	dates := map[time.Time]int{}
+	var cus []*ChangeCustomer
+	var svs []*ChangeService
+	var ds []time.Time
+	ci := make([]int, len(p.Changes))
+	si := make([]int, len(p.Changes))
+	di := make([]int, len(p.Changes))
+	for k := range p.Changes {
+		c := &p.Changes[k]
+		ci[k], si[k] = -1, -1
+		switch {
+		case c.ChangeCustomer == nil:
+		case k > 0 && c.ChangeCustomer == p.Changes[k-1].ChangeCustomer:
+			// A customer's changes come one after another.
+			ci[k] = ci[k-1]
+		default:
+			i, ok := customers[c.ChangeCustomer]
+			if !ok {
+				i = len(cus)
+				customers[c.ChangeCustomer] = i
+				cus = append(cus, c.ChangeCustomer)
+			}
+			ci[k] = i
+		}
+		if c.ChangeService != nil {
+			i, ok := services[c.ChangeService]
+			if !ok {
+				i = len(svs)
+				services[c.ChangeService] = i
+				svs = append(svs, c.ChangeService)
+			}
+			si[k] = i
+		}
+		if k > 0 && c.EffectiveDate == p.Changes[k-1].EffectiveDate {
+			di[k] = di[k-1]
+			continue
+		}
+		i, ok := dates[c.EffectiveDate]
+		if !ok {
+			i = len(ds)
+			dates[c.EffectiveDate] = i
+			ds = append(ds, c.EffectiveDate)
+		}
+		di[k] = i
+	}
+
+	b = append(b, `{"customers":[`...)
+	for i, cu := range cus {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"source":`...)
+		b = appendJSONString(b, cu.Source)
+		b = append(b, `,"customer_id":`...)
+		b = appendJSONString(b, cu.CustomerID)
+		if cu.CustomerName != "" {
+			b = append(b, `,"customer_name":`...)
+			b = appendJSONString(b, cu.CustomerName)
+		}
+		b = append(b, `,"company_id":`...)
+		b = appendJSONString(b, cu.CompanyID)
+		b = append(b, `,"contract_id":`...)
+		b = appendJSONString(b, cu.ContractID)
+		b = append(b, '}')
+	}
+	// Services and dates are few: encoding/json writes them.
+	b = append(b, `],"services":`...)
+	if b, err = appendMarshal(b, svs); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"dates":`...)
+	if b, err = appendMarshal(b, ds); err != nil {
+		return nil, err
+	}
+	ints := func(name string, col []int) {
+		b = append(b, `,"`...)
+		b = append(b, name...)
+		b = append(b, `":[`...)
+		for k, v := range col {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(v), 10)
+		}
+		b = append(b, ']')
+	}
+	column := func(name string, each func(c *Change)) {
+		b = append(b, `,"`...)
+		b = append(b, name...)
+		b = append(b, `":[`...)
+		for k := range p.Changes {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			each(&p.Changes[k])
+		}
+		b = append(b, ']')
+	}
+	ints("customer", ci)
+	ints("service", si)
+	column("current", func(c *Change) { b = strconv.AppendInt(b, c.Current, 10) })
+	column("current_known", func(c *Change) { b = strconv.AppendBool(b, c.CurrentKnown) })
+	column("desired", func(c *Change) { b = strconv.AppendInt(b, c.Desired, 10) })
+	ints("effective_date", di)
+	column("action", func(c *Change) { b = appendJSONString(b, c.Action) })
+	column("reason", func(c *Change) { b = appendJSONString(b, c.Reason) })
+	return append(b, "}}"...), nil
+}
+
+// columnsSize is about the size of changes in columns, a little more
+// rather than less, so that the buffer they are written to does not grow.
+func columnsSize(changes []Change) int {
+	n := 1024
+	var last *ChangeCustomer
+	for k := range changes {
+		c := &changes[k]
+		// The numbers and separators of a change, and its strings.
+		n += 80 + len(c.Action) + len(c.Reason)
+		if cu := c.ChangeCustomer; cu != nil && cu != last {
+			n += 96 + len(cu.Source) + len(cu.CustomerID) + len(cu.CustomerName) + len(cu.CompanyID) + len(cu.ContractID)
+			last = cu
+		}
+	}
+	return n
+}
+
+// appendMarshal appends v as json.Marshal writes it, with a nil slice as
+// an empty array.
+func appendMarshal[T any](b []byte, v []T) ([]byte, error) {
+	if v == nil {
+		return append(b, "[]"...), nil
+	}
+	m, err := json.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, m...), nil
+}
+
+// UnmarshalColumns reads a plan that MarshalColumns wrote. The changes of
+// one customer, or of one service, share its ChangeCustomer or
+// ChangeService, as in the plan of a pass.
+func UnmarshalColumns(data []byte) (*Plan, error) {
+	var v planColumns
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
+	if v.Plan == nil {
+		return nil, errors.New("no plan")
+	}
+	p := v.Plan
+	c := v.Changes
+	if c == nil {
+		p.Changes = nil
+		return p, nil
+	}
+	n := len(c.Customer)
+	for name, l := range map[string]int{"service": len(c.Service), "current": len(c.Current), "current_known": len(c.CurrentKnown),
+		"desired": len(c.Desired), "effective_date": len(c.Date), "action": len(c.Action), "reason": len(c.Reason)} {
+		if l != n {
+			return nil, fmt.Errorf("changes: %d values of %s for %d changes", l, name, n)
+		}
+	}
+	p.Changes = make([]Change, n)
+	for k := range p.Changes {
+		ch := &p.Changes[k]
+		var err error
+		if ch.ChangeCustomer, err = columnRef(c.Customers, c.Customer[k], "customer", k); err != nil {
+			return nil, err
+		}
+		if ch.ChangeService, err = columnRef(c.Services, c.Service[k], "service", k); err != nil {
+			return nil, err
+		}
+		i := c.Date[k]
+		if i < 0 || i >= len(c.Dates) {
+			return nil, fmt.Errorf("changes: effective_date %d of change %d is not one of the %d dates", i, k, len(c.Dates))
+		}
+		ch.EffectiveDate = c.Dates[i]
+		ch.Current, ch.CurrentKnown, ch.Desired = c.Current[k], c.CurrentKnown[k], c.Desired[k]
+		ch.Action, ch.Reason = c.Action[k], c.Reason[k]
+	}
+	return p, nil
+}
+
+// columnRef returns refs[i], or nil for -1.
+func columnRef[T any](refs []*T, i int, name string, k int) (*T, error) {
+	switch {
+	case i == -1:
+		return nil, nil
+	case i < -1 || i >= len(refs) || refs[i] == nil:
+		return nil, fmt.Errorf("changes: %s %d of change %d is not one of the %d %ss", name, i, k, len(refs), name)
+	}
+	return refs[i], nil
+}

@@ -1,0 +1,115 @@
+package usage
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+)
+
+// TestPlanColumns checks that a plan comes back from its columns as it
+// was: with many changes (customers and services shared between them, two
+// effective dates, a change without customer or service, strings that
+// encoding/json escapes), with every field of a change set (filled by
+// reflection, so that a field added to Change and not to the columns fails
+// here), with no changes and with nil changes.
+func TestPlanColumns(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	acme := &ChangeCustomer{Source: "file", CustomerID: "acme", CustomerName: "Acme <&> \"Co\"\t\\ \u2028 é", CompanyID: "174", ContractID: "29684183"}
+	bare := &ChangeCustomer{Source: "file", CustomerID: "bare"}
+	ix := &ChangeService{ServiceID: "30000012", ServiceName: "Intercept X", Products: []string{"CIXA-MSP", "CIXA-SRV"}}
+	empty := &ChangeService{Products: []string{}}
+	full := Plan{
+		Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff.Add(time.Hour), Customers: 3, RunID: 7,
+		Changes: []Change{
+			{ChangeCustomer: acme, ChangeService: ix, Current: 40, CurrentKnown: true, Desired: 42, EffectiveDate: eff, Action: ActionUpdate, Reason: "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)"},
+			{ChangeCustomer: acme, ChangeService: empty, Desired: -3, EffectiveDate: eff.AddDate(0, 0, 14), Action: ActionHeld, Reason: "line\nbreak \x00"},
+			{ChangeCustomer: bare, ChangeService: ix, Current: 1, Desired: 1, EffectiveDate: eff, Action: ActionUnchanged},
+			{},
+		},
+		Unmapped: Unmapped{Customers: []UnmappedCustomer{{CustomerID: "x", Products: []string{"P"}, Quantity: 1}}, Products: []UnmappedProduct{},
+			Unassigned: []source.Record{{Product: "P", Quantity: 3, Where: "usage.csv:4"}}},
+		Problems: []source.Problem{{Where: "usage.csv:9", Err: errors.New(`quantity "x" is not a whole number`)}},
+		Failures: []Failure{{Source: "file", CustomerID: "d", ContractID: "1", Error: "contract 1 not found", Hint: "map it"}},
+	}
+	noChanges := full
+	noChanges.Changes = []Change{}
+	nilChanges := Plan{Period: full.Period}
+	for name, p := range map[string]*Plan{"full": &full, "empty": &noChanges, "nil": &nilChanges} {
+		data, err := p.MarshalColumns()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !json.Valid(data) {
+			t.Fatalf("%s: the columns are not JSON: %s", name, data)
+		}
+		got, err := UnmarshalColumns(data)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, data)
+		}
+		if !reflect.DeepEqual(got, p) {
+			t.Errorf("%s: restored\n%+v\nwant\n%+v", name, got, p)
+		}
+	}
+	data, err := full.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"Intercept X"`); n != 1 {
+		t.Errorf("the columns name a shared service %d times, want once: %s", n, data)
+	}
+	got, err := UnmarshalColumns(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Changes[0].ChangeCustomer != got.Changes[1].ChangeCustomer || got.Changes[0].ChangeService != got.Changes[2].ChangeService {
+		t.Error("restored changes of one customer or service do not share it")
+	}
+
+	var filled Change
+	fillChange(t, reflect.ValueOf(&filled).Elem(), new(int))
+	p := Plan{Period: source.Period{Year: 2026, Month: 11}, Changes: []Change{filled}}
+	data, err = p.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = UnmarshalColumns(data); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(p)
+	if back, _ := json.Marshal(got); string(back) != string(want) {
+		t.Errorf("a change with every field set came back as\n%s\nwant\n%s", back, want)
+	}
+}
+
+// TestUnmarshalColumns_errors checks that damaged columns are refused with
+// what is wrong, not restored as a plan that differs.
+func TestUnmarshalColumns_errors(t *testing.T) {
+	t.Parallel()
+	p := Plan{Period: source.Period{Year: 2026, Month: 11}, Changes: []Change{{ChangeCustomer: &ChangeCustomer{CustomerID: "a"}, ChangeService: &ChangeService{ServiceID: "1"}, Action: ActionUnchanged}}}
+	data, err := p.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, old, new, want string }{
+		{"short column", `"desired":[0]`, `"desired":[]`, "0 values of desired for 1 changes"},
+		{"customer out of range", `"customer":[0]`, `"customer":[1]`, "customer 1 of change 0 is not one of the 1 customers"},
+		{"negative service", `"service":[0]`, `"service":[-2]`, "service -2 of change 0 is not one of the 1 services"},
+		{"date out of range", `"effective_date":[0]`, `"effective_date":[3]`, "effective_date 3 of change 0 is not one of the 1 dates"},
+		{"no plan", `{"plan":{`, `{"plan":null,"x":{`, "no plan"},
+		{"not JSON", `{"plan"`, `{plan`, "invalid character"},
+	} {
+		damaged := strings.Replace(string(data), tt.old, tt.new, 1)
+		if damaged == string(data) {
+			t.Fatalf("%s: %q is not in %s", tt.name, tt.old, data)
+		}
+		if _, err := UnmarshalColumns([]byte(damaged)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want it to say %q", tt.name, err, tt.want)
+		}
+	}
+}
