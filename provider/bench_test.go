@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"maps"
 	"os"
@@ -27,6 +28,11 @@ var (
 	// product's and the floor's commands alike; unset, Terraform's default
 	// (10).
 	benchParallelism = benchEnvInt("PSA_BENCH_PARALLELISM", 0)
+	// benchRefs is how the product mappings name their service, in the
+	// product's configuration and the floor's alike (serviceRefs):
+	// "resource" (the default) or "local". `make bench-provider` sets it
+	// from its REFS variable.
+	benchRefs = cmp.Or(os.Getenv("PSA_BENCH_REFS"), "resource")
 )
 
 // benchLatency is the simulator's latency per request.
@@ -69,6 +75,9 @@ func BenchmarkProvider(b *testing.B) {
 	if tf == "" {
 		b.Fatal("TF_ACC_TERRAFORM_PATH is not set; run make bench-provider")
 	}
+	if benchRefs != "resource" && benchRefs != "local" {
+		b.Fatalf("PSA_BENCH_REFS=%q: want resource or local", benchRefs)
+	}
 	pluginDir := b.TempDir()
 	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "terraform-provider-psa"), "..")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -96,9 +105,9 @@ func BenchmarkProvider(b *testing.B) {
 					e := &testEnv{system: sys, sim: psatest.NewServer(psatest.WithSystem(sys), psatest.WithLatency(benchLatency),
 						psatest.WithHourlyLimit(1_000_000)), exportPath: filepath.Join(b.TempDir(), "psa-mappings.json")}
 					customers := seedCustomers(e, benchMappings/2)
-					f := newBenchDir(b, floorConfig(customers, benchServices, benchMappings), nil)
+					f := newBenchDir(b, floorConfig(customers, benchServices, benchMappings, benchRefs), nil)
 					bf := newBenchDir(b, bareFloorConfig(resources), nil)
-					p := newBenchDir(b, benchRequiredProviders+e.providerConfig()+mappingsConfig(customers, benchServices, benchMappings), e.sim)
+					p := newBenchDir(b, benchRequiredProviders+e.providerConfig()+mappingsConfig(customers, benchServices, benchMappings, benchRefs), e.sim)
 					for i, args := range benchCommandArgs() {
 						fr, pr := f.run(b, tf, cliConfig, args), p.run(b, tf, cliConfig, args)
 						bare[i] = append(bare[i], bf.run(b, tf, cliConfig, args).wall)
@@ -115,10 +124,14 @@ func BenchmarkProvider(b *testing.B) {
 					// Terraform's own processor time, of the run whose
 					// total is the median.
 					tc := c - providerCPU[i][slices.Index(cpu[i], c)]
-					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f cpu=%.2fs floor_cpu=%.2fs cpu_ratio=%.2f tf_cpu=%.2fs tf_cpu_ratio=%.2f provider_cpu=%.2fs provider_procs=%d bare_floor=%.2fs bare_ratio=%.2f\n",
+					refs := ""
+					if benchRefs != "resource" {
+						refs = " refs=" + benchRefs
+					}
+					fmt.Printf("BENCH provider %s %s resources=%d requests=%d wall=%.2fs floor=%.2fs ratio=%.2f cpu=%.2fs floor_cpu=%.2fs cpu_ratio=%.2f tf_cpu=%.2fs tf_cpu_ratio=%.2f provider_cpu=%.2fs provider_procs=%d bare_floor=%.2fs bare_ratio=%.2f%s\n",
 						sys, cmd, resources, median(requests[i]), w.Seconds(), fl.Seconds(), w.Seconds()/fl.Seconds(),
 						c.Seconds(), fc.Seconds(), c.Seconds()/fc.Seconds(), tc.Seconds(), tc.Seconds()/fc.Seconds(),
-						pc.Seconds(), median(procs[i]), bfl.Seconds(), w.Seconds()/bfl.Seconds())
+						pc.Seconds(), median(procs[i]), bfl.Seconds(), w.Seconds()/bfl.Seconds(), refs)
 				}
 			}
 		})
@@ -232,23 +245,24 @@ func bareFloorConfig(n int) string {
 // object input of terraform_data, whose type Terraform records with the
 // value, costs it more than the provider's resources do). It is Terraform's
 // own cost of the configuration, without the provider's.
-func floorConfig(customers string, services, mappings int) string {
+func floorConfig(customers string, services, mappings int, refs string) string {
+	locals, ref := serviceRefs("terraform_data.s", services, refs)
 	return fmt.Sprintf(`%[1]s
 resource "terraform_data" "s" {
   count = %[2]d
   input = "Bench Service ${count.index}"
 }
-
+%[5]s
 resource "terraform_data" "p" {
   count = %[3]d
-  input = terraform_data.s[count.index %% %[2]d].id
+  input = %[6]s
 }
 
 resource "terraform_data" "c" {
   count = %[4]d
   input = "${local.customers[count.index].company}/${local.customers[count.index].contract}"
 }
-`, customersLocal(customers), services, mappings-mappings/2, mappings/2)
+`, customersLocal(customers), services, mappings-mappings/2, mappings/2, locals, ref)
 }
 
 // benchRequiredProviders takes the provider from the CLI configuration's
@@ -264,7 +278,7 @@ const benchRequiredProviders = `terraform {
 // customer mapping and returns e's provider configuration and
 // mappingsConfig.
 func productConfig(e *testEnv, services, mappings int) string {
-	return e.providerConfig() + mappingsConfig(seedCustomers(e, mappings/2), services, mappings)
+	return e.providerConfig() + mappingsConfig(seedCustomers(e, mappings/2), services, mappings, "resource")
 }
 
 // seedCustomers adds n companies to e's simulator, each with a contract,
@@ -287,8 +301,10 @@ func customersLocal(customers string) string {
 
 // mappingsConfig is the given number of services, half of the mappings
 // product mappings spread over them, and the other half customer mappings,
-// one per element of customers (seedCustomers).
-func mappingsConfig(customers string, services, mappings int) string {
+// one per element of customers (seedCustomers). refs is how a product
+// mapping names its service (serviceRefs).
+func mappingsConfig(customers string, services, mappings int, refs string) string {
+	locals, ref := serviceRefs("psa_service.s", services, refs)
 	return fmt.Sprintf(`
 %[1]s
 resource "psa_service" "s" {
@@ -296,11 +312,11 @@ resource "psa_service" "s" {
   name       = "Bench Service ${count.index}"
   unit_price = 5
 }
-
+%[5]s
 resource "psa_product_mapping" "p" {
   count      = %[3]d
   product    = "BENCH-${count.index}"
-  service_id = psa_service.s[count.index %% %[2]d].id
+  service_id = %[6]s
 }
 
 resource "psa_customer_mapping" "c" {
@@ -309,7 +325,21 @@ resource "psa_customer_mapping" "c" {
   company_id  = local.customers[count.index].company
   contract_id = local.customers[count.index].contract
 }
-`, customersLocal(customers), services, mappings-mappings/2, mappings/2)
+`, customersLocal(customers), services, mappings-mappings/2, mappings/2, locals, ref)
+}
+
+// serviceRefs returns how the instances of a product mapping resource
+// with count name the id of one of the services instances of resource:
+// for refs "resource", the expression resource[count.index % services].id;
+// for "local", a local value of every instance's id, and an index into it.
+// Terraform 1.5 evaluates a reference to resource[i] by decoding every
+// instance of resource, once per referring instance; a local is evaluated
+// once (see README, "Large configurations").
+func serviceRefs(resource string, services int, refs string) (locals, ref string) {
+	if refs == "local" {
+		return fmt.Sprintf("\nlocals {\n  service_ids = %s[*].id\n}\n", resource), fmt.Sprintf("local.service_ids[count.index %% %d]", services)
+	}
+	return "", fmt.Sprintf("%s[count.index %% %d].id", resource, services)
 }
 
 // requestRoutes counts requests by route: method and path, ids left out.
