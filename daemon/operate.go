@@ -33,6 +33,14 @@ func (d *Daemon) RestoreMetrics() error {
 // customer) for customer ("" for all), as the last plan: in memory, and in
 // the state database so that GET /api/v1/plan shows it after a restart too.
 func (d *Daemon) recordPlan(p *usage.Plan, customer string) {
+	if customer != "" && !d.plans.held() {
+		// A process that has not restored the last plan (psa-syncd sync
+		// -customer; psa-syncd run restores it at start-up) merges one
+		// customer's plan into the stored one, not over it.
+		if err := d.restorePlan(); err != nil {
+			d.logger.Warn("Could not read the last plan from the state database; it now holds only this customer's", "customer", customer, "err", err)
+		}
+	}
 	d.plans.record(p, customer)
 	if err := d.db.PutSnapshot(lastPlanSnapshot, d.plans.stored()); err != nil {
 		d.logger.Warn("Could not keep the last plan in the state database; GET /api/v1/plan shows it until a restart", "err", err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +291,48 @@ func TestHandler_runProgress(t *testing.T) {
 	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
 	if strings.Contains(rec.Body.String(), "progress") {
 		t.Errorf("finished run still shows progress: %s", rec.Body)
+	}
+}
+
+// A pass for one customer in a process that has not restored the last
+// plan (psa-syncd sync -customer) replaces that customer's lines in the
+// stored plan, and leaves the other customers' there for the next
+// psa-syncd run to show.
+func TestRecordPlan_oneCustomerInAFreshProcess(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen(t)
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,12", 1))
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true, Customer: "cust-acme"}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen(t)
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := e.d.LastPlan("")
+	if !ok {
+		t.Fatal("after a one-customer pass and a restart, no plan for every customer")
+	}
+	var customers, acme []string
+	for _, c := range p.Changes {
+		customers = append(customers, c.CustomerID)
+		if c.CustomerID == "cust-acme" {
+			acme = append(acme, c.Reason)
+		}
+	}
+	if !slices.Contains(customers, "cust-globex") || len(p.Changes) != 3 {
+		t.Errorf("restored plan has the lines of %v, want 3 lines, globex's among them", customers)
+	}
+	// The full pass saw 10 + 1 of CIXA-MSP for acme, the one-customer pass 12 + 1.
+	if !slices.Contains(acme, "usage 13 (CIXA-MSP 13)") {
+		t.Errorf("acme's restored lines say %q, want the one-customer pass's usage of 13", acme)
 	}
 }
 
