@@ -189,7 +189,7 @@ func benchCases(b *testing.B, r *benchRun) {
 //     prints its result with -json (a report of every line);
 //   - large-none: nothing changes. This pass is run three times in a row
 //     and its line gives the median wall time (the three in walls=): at
-//     about 2.3 s, much of it a fixed start and end, one run's wall time
+//     about 1.9 s, a fifth of it a fixed start and end, one run's wall time
 //     varies by a tenth of a second or two from run to run.
 //
 // Run it with `make bench-large`:
