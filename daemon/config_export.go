@@ -46,10 +46,10 @@ func (c *Config) validateExport() error {
 // ExportStore returns the kind of store the export is read from:
 // StoreFile, StoreS3, StoreRemote or StoreSelf.
 func (c *Config) ExportStore() string {
-	switch {
-	case c.ExportURL == ExportSelf:
+	switch c.ExportURL {
+	case ExportSelf:
 		return StoreSelf
-	case c.ExportURL == "":
+	case "":
 		return StoreFile
 	}
 	kind, _ := export.Kind(c.ExportURL) // validated by Load

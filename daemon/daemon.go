@@ -308,7 +308,7 @@ const psaIdleConnsPerHost = 64
 // given none: Go's default transport, keeping psaIdleConnsPerHost idle
 // connections per host.
 func psaTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
 	t.MaxIdleConnsPerHost = psaIdleConnsPerHost
 	return t
 }

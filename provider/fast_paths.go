@@ -234,7 +234,7 @@ func validatedAttributes(r resource.Resource, s schema.Schema) []fastAttribute {
 	}
 	var out []fastAttribute
 	for name, a := range s.Attributes {
-		if a.GetDeprecationMessage() != "" || a.IsWriteOnly() || !(a.IsRequired() || a.IsOptional() || a.IsComputed()) {
+		if a.GetDeprecationMessage() != "" || a.IsWriteOnly() || !a.IsRequired() && !a.IsOptional() && !a.IsComputed() {
 			return nil
 		}
 		fa := fastAttribute{name: name, required: a.IsRequired(), computedOnly: a.IsComputed() && !a.IsOptional()}
@@ -303,11 +303,12 @@ func (f *fastPaths) validateResourceConfig(ctx context.Context, req *tfprotov6.V
 			continue
 		}
 		value, err := types.StringType.ValueFromTerraform(ctx, v)
-		if err != nil {
+		str, ok := value.(types.String)
+		if err != nil || !ok {
 			return nil
 		}
 		validateReq := validator.StringRequest{
-			ClientCapabilities: capabilities, Config: config, ConfigValue: value.(types.String), //nolint:forcetypeassert // StringType's values
+			ClientCapabilities: capabilities, Config: config, ConfigValue: str,
 			Path: path.Root(a.name), PathExpression: path.MatchRoot(a.name),
 		}
 		for _, check := range a.validators {

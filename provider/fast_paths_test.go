@@ -56,7 +56,10 @@ func testFastPaths(t *testing.T, system psa.System) {
 	})
 
 	p := New("test")()
-	fast := NewProtocol6(p)().(releasingServer)
+	fast, ok := NewProtocol6(p)().(releasingServer)
+	if !ok {
+		t.Fatal("NewProtocol6 does not serve a releasingServer")
+	}
 	framework := providerserver.NewProtocol6(New("test")())()
 	types := configureForTest(t, e, fast, framework)
 	productType, customerType, serviceType := types["psa_product_mapping"], types["psa_customer_mapping"], types["psa_service"]

@@ -555,11 +555,7 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	svc, diags := plan.toService(ctx)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
+	svc := plan.toService(ctx)
 
 	created, err := r.data.backend.CreateService(ctx, svc)
 	if err != nil {
@@ -618,11 +614,7 @@ func (r *serviceResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 
-	svc, diags := plan.toService(ctx)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
+	svc := plan.toService(ctx)
 	svc.ID = state.ID.ValueString()
 
 	updated, err := r.data.backend.UpdateService(ctx, svc)
@@ -691,7 +683,7 @@ func (r *serviceResource) ImportState(ctx context.Context, req resource.ImportSt
 }
 
 // toService converts the planned values to the neutral service.
-func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag.Diagnostics) {
+func (m serviceResourceModel) toService(ctx context.Context) *psa.Service {
 	svc := &psa.Service{
 		ID:                 m.ID.ValueString(),
 		Name:               m.Name.ValueString(),
@@ -702,7 +694,6 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 		BillingPeriod:      psa.BillingPeriod(m.BillingPeriod.ValueString()),
 		Active:             m.Active.ValueBool(),
 	}
-	var diags diag.Diagnostics
 	if !m.Autotask.IsNull() && !m.Autotask.IsUnknown() {
 		var at serviceAutotaskModel
 		objectAs(ctx, m.Autotask, &at)
@@ -735,7 +726,7 @@ func (m serviceResourceModel) toService(ctx context.Context) (*psa.Service, diag
 			Taxable:       bms.Taxable.ValueBool(),
 		}
 	}
-	return svc, diags
+	return svc
 }
 
 // newServiceModel converts a service from the PSA to the state. prior

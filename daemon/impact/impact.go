@@ -322,7 +322,7 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
 			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == usage.ActionFailed) == (cp.Action == usage.ActionFailed) &&
 				(cc.Action != usage.ActionFailed || cc.Reason == cp.Reason)))
-		if same && !(priceChanged && hasLine) {
+		if same && (!priceChanged || !hasLine) {
 			continue
 		}
 		l.MonthlyDelta = delta(l, same)

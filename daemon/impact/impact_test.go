@@ -24,9 +24,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// report computes the billing impact of a plan in w with o's PSA and
-// source (w's own when o leaves them unset) and renders it.
-func report(t *testing.T, w *impacttest.World, o impact.Options, planJSON []byte, current *export.Document, format string) (*impact.Report, string) {
+// report computes the billing impact of a plan with o's PSA and source and
+// renders it.
+func report(t *testing.T, o impact.Options, planJSON []byte, current *export.Document, format string) (*impact.Report, string) {
 	t.Helper()
 	tp, err := impact.ReadTerraformPlan(planJSON)
 	if err != nil {
@@ -74,7 +74,7 @@ func TestBillingImpact_changes(t *testing.T) {
 			w := impacttest.New(t, psa.SystemAutotask)
 			w.Plan(t, impacttest.Before, c.Config, func(planJSON []byte, current *export.Document) {
 				w.Sim.ResetRequests()
-				_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+				_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
 				golden(t, c.Name+".md", md)
 				units := 0
 				for _, r := range w.Sim.Requests() {
@@ -116,7 +116,7 @@ func TestBillingImpact_systems(t *testing.T) {
 				if sys == psa.SystemKaseyaBMS {
 					o.State = w.State
 				}
-				_, md := report(t, w, o, planJSON, current, impact.FormatMarkdown)
+				_, md := report(t, o, planJSON, current, impact.FormatMarkdown)
 				golden(t, "systems_"+string(sys)+".md", md)
 			})
 		})
@@ -139,7 +139,7 @@ func TestBillingImpact_ledgerOnPostgres(t *testing.T) {
 			t.Fatalf("read-only open: %v", err)
 		}
 		defer ro.Close()
-		_, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source, State: ro}, planJSON, current, impact.FormatMarkdown)
+		_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source, State: ro}, planJSON, current, impact.FormatMarkdown)
 		golden(t, "systems_"+string(psa.SystemKaseyaBMS)+".md", md)
 	})
 }
@@ -157,11 +157,11 @@ func TestBillingImpact_withoutCredentials(t *testing.T) {
 	}
 	w.Plan(t, impacttest.Before, moved.Config, func(planJSON []byte, current *export.Document) {
 		noPSA := impact.Options{Source: w.Source, NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)"}
-		_, md := report(t, w, noPSA, planJSON, current, impact.FormatMarkdown)
+		_, md := report(t, noPSA, planJSON, current, impact.FormatMarkdown)
 		golden(t, "without_psa_credentials.md", md)
 
 		nothing := impact.Options{NoBackend: "no PSA credentials (PSA_AUTOTASK_SECRET not set)", NoSource: "no usage-source credentials (PSA_SOPHOS_CLIENT_SECRET not set)"}
-		rep, table := report(t, w, nothing, planJSON, current, impact.FormatTable)
+		rep, table := report(t, nothing, planJSON, current, impact.FormatTable)
 		golden(t, "without_any_credentials.txt", table)
 		for _, l := range rep.Lines {
 			if l.Now != nil || l.MonthlyDelta != nil {
@@ -169,7 +169,7 @@ func TestBillingImpact_withoutCredentials(t *testing.T) {
 			}
 		}
 
-		_, js := report(t, w, noPSA, planJSON, current, impact.FormatJSON)
+		_, js := report(t, noPSA, planJSON, current, impact.FormatJSON)
 		var got impact.Report
 		if err := json.Unmarshal([]byte(js), &got); err != nil {
 			t.Fatalf("decoding the JSON report: %v\n%s", err, js)
@@ -186,7 +186,7 @@ func TestBillingImpact_noChange(t *testing.T) {
 	t.Parallel()
 	w := impacttest.New(t, psa.SystemAutotask)
 	w.Plan(t, impacttest.Before, impacttest.Before, func(planJSON []byte, current *export.Document) {
-		rep, md := report(t, w, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
 		if !rep.NoChange() || !strings.Contains(md, "**No billing change.**") {
 			t.Errorf("report of an empty plan:\n%s\nwant No billing change", md)
 		}

@@ -70,40 +70,32 @@ func readBolt(file string) (data boltData, digest string, err error) {
 		if v := string(meta.Get([]byte("schema_version"))); v != "1" {
 			return fmt.Errorf("state: bbolt state file %q has schema version %q; this psa-syncd imports version 1 only", file, v)
 		}
-		if err := eachJSON(tx, file, "customers", func() any { return new(CustomerStatus) }, func(v any) {
-			data.customers = append(data.customers, *v.(*CustomerStatus))
-		}); err != nil {
+		if err := eachJSON(tx, file, "customers", &data.customers); err != nil {
 			return err
 		}
-		if err := eachJSON(tx, file, "runs", func() any { return new(Run) }, func(v any) {
-			data.runs = append(data.runs, *v.(*Run))
-		}); err != nil {
+		if err := eachJSON(tx, file, "runs", &data.runs); err != nil {
 			return err
 		}
-		if err := eachJSON(tx, file, "intents", func() any { return new(Intent) }, func(v any) {
-			data.intents = append(data.intents, *v.(*Intent))
-		}); err != nil {
+		if err := eachJSON(tx, file, "intents", &data.intents); err != nil {
 			return err
 		}
-		return eachJSON(tx, file, "ledger", func() any { return new(LedgerEntry) }, func(v any) {
-			data.ledger = append(data.ledger, *v.(*LedgerEntry))
-		})
+		return eachJSON(tx, file, "ledger", &data.ledger)
 	})
 	return data, digest, err
 }
 
 // eachJSON decodes every value of a bucket, in key order.
-func eachJSON(tx *bolt.Tx, file, bucket string, newV func() any, add func(any)) error {
+func eachJSON[T any](tx *bolt.Tx, file, bucket string, into *[]T) error {
 	b := tx.Bucket([]byte(bucket))
 	if b == nil {
 		return nil
 	}
 	return b.ForEach(func(k, raw []byte) error {
-		v := newV()
-		if err := json.Unmarshal(raw, v); err != nil {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
 			return corrupt(file, fmt.Errorf("bucket %s record %x: %w", bucket, k, err))
 		}
-		add(v)
+		*into = append(*into, v)
 		return nil
 	})
 }

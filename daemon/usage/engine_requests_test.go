@@ -233,7 +233,7 @@ func TestEngineRequests_kaseyaBMS(t *testing.T) {
 	// The mapping moves to another company: verified again, and refused.
 	newcomer.CompanyID = strconv.Itoa(accounts[0])
 	h.doc.PutCustomer(newcomer)
-	res = syncAt(etNow.Add(5*time.Hour+contractCheckTTL), PassOptions{})
+	syncAt(etNow.Add(5*time.Hour+contractCheckTTL), PassOptions{})
 	if got := lookups(); got["/v2/finance/contracts/lookup"] != 1 {
 		t.Errorf("pass after the company changed looked up %v, want the contract again", got)
 	}

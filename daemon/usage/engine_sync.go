@@ -88,7 +88,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if !dry {
 		stored = e.startStatusWriter(ctx, run.ID, len(doc.CustomerMappings))
 	}
-	defer stored.close()
+	// On a pass that ends normally storeStatuses closes it and reports its
+	// error; this stops its goroutine on the others.
+	defer func() { _ = stored.close() }()
 	p, err := e.plan(ctx, doc, o, startWriter, stored)
 	if err != nil {
 		return fail(err)

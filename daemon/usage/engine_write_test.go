@@ -150,18 +150,22 @@ func (b *fakeBudget) Budget(context.Context) (*psa.Budget, error) {
 	return &psa.Budget{Limit: b.limit, Used: int(b.used.Load())}, nil
 }
 
-// newTestGate returns a gate over b whose request count is b.used, as the
-// engine's is the process's request counter.
-func newTestGate(b *fakeBudget, reserve int) *budgetGate {
+// newTestGate returns a gate over b with a reserve of testGateReserve,
+// whose request count is b.used, as the engine's is the process's request
+// counter.
+func newTestGate(b *fakeBudget) *budgetGate {
 	m := NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
 	m.Requests = b.used.Load
-	return &budgetGate{be: b, reserve: reserve, metrics: m, logger: slog.New(slog.DiscardHandler)}
+	return &budgetGate{be: b, reserve: testGateReserve, metrics: m, logger: slog.New(slog.DiscardHandler)}
 }
+
+// testGateReserve is the budget reserve of newTestGate's gates.
+const testGateReserve = 500
 
 func TestBudgetGate_readsRarelyFarFromTheReserve(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 1_000_000, used: new(atomic.Int64)}
-	g := newTestGate(b, 500)
+	g := newTestGate(b)
 	for range 2500 {
 		if !g.allow(t.Context()) {
 			t.Fatal("a write was refused far from the reserve")
@@ -179,7 +183,7 @@ func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64)}
 	b.used.Store(10_000 - 500 - 40)
-	g := newTestGate(b, 500)
+	g := newTestGate(b)
 	writes := 0
 	for g.allow(t.Context()) {
 		writes++
@@ -208,7 +212,7 @@ func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
 func TestBudgetGate_readIsSingleFlight(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64), gate: make(chan struct{}), entered: make(chan struct{}, 8)}
-	g := newTestGate(b, 500)
+	g := newTestGate(b)
 	var wg sync.WaitGroup
 	var allowed atomic.Int64
 	for range 3 {
@@ -421,7 +425,7 @@ func TestEngine_Sync_intentsOpenInBatches(t *testing.T) {
 func TestBudgetGate_recheckDoesNotHoldWrites(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 1_000_000, used: new(atomic.Int64), entered: make(chan struct{}, 8)}
-	g := newTestGate(b, 500)
+	g := newTestGate(b)
 	for range budgetRecheckEvery {
 		if !g.allow(t.Context()) {
 			t.Fatal("a write was refused far from the reserve")

@@ -91,7 +91,9 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 			}
 			si[k] = i
 		}
-		if k > 0 && c.EffectiveDate == p.Changes[k-1].EffectiveDate {
+		// == as the map's keys compare, not Equal: two dates of the same
+		// instant in other locations are two dates, each restored as it was.
+		if k > 0 && c.EffectiveDate == p.Changes[k-1].EffectiveDate { //nolint:staticcheck // see above
 			di[k] = di[k-1]
 			continue
 		}

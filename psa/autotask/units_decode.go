@@ -339,18 +339,18 @@ func (s *scanner) skip() bool {
 	if s.i >= len(s.b) {
 		return false
 	}
-	switch c := s.b[s.i]; {
-	case c == '{':
+	switch c := s.b[s.i]; c {
+	case '{':
 		return s.object(func([]byte) bool { return s.skip() })
-	case c == '[':
+	case '[':
 		return s.array(s.skip)
-	case c == '"':
+	case '"':
 		return s.skipString()
-	case c == 't':
+	case 't':
 		return s.literal("true")
-	case c == 'f':
+	case 'f':
 		return s.literal("false")
-	case c == 'n':
+	case 'n':
 		return s.literal("null")
 	default:
 		_, ok := s.number()
@@ -379,7 +379,7 @@ func (s *scanner) skipString() bool {
 					return false
 				}
 				for _, h := range s.b[j+1 : j+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+					if (h < '0' || h > '9') && (h < 'a' || h > 'f') && (h < 'A' || h > 'F') {
 						return false
 					}
 				}

@@ -32,9 +32,6 @@ func TestBackends_echoedSecretsAreRedacted(t *testing.T) {
 		sim     *psatest.Server
 		cfg     backends.Config
 		secrets func(*psatest.Server) []string
-		// authFirst lets authentication succeed before the echo fault, so
-		// that the echoed request carries the access token.
-		authFirst bool
 	}
 	at := psatest.Start(t, psatest.WithAutotaskCredentials("api@msp.example", atSecret, atCode))
 	cw := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithConnectWiseCredentials("acme", "pubkey1234", cwPriv, "client-id"))

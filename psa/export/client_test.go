@@ -19,7 +19,7 @@ const testInstance = "webservices5.autotask.net"
 // stores returns a fresh, empty store of every kind this package can test
 // on its own: a file and an object on a real S3-compatible server. The
 // psa-syncd store is tested in package daemon, which serves it.
-func stores(t *testing.T) map[string]func(t *testing.T) Backend {
+func stores() map[string]func(t *testing.T) Backend {
 	return map[string]func(t *testing.T) Backend{
 		"file": func(t *testing.T) Backend {
 			return NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))
@@ -41,7 +41,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) Backend {
 func TestClient_concurrentApplies(t *testing.T) {
 	t.Parallel()
 	const n = 40
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := open(t)
@@ -99,7 +99,7 @@ func (c *countingBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, e
 
 func TestClient_Read_decodesEachVersionOnce(t *testing.T) {
 	t.Parallel()
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := &countingBackend{Backend: open(t)}
@@ -145,7 +145,7 @@ func TestClient_Read_decodesEachVersionOnce(t *testing.T) {
 
 func TestClient_Update_missingExport(t *testing.T) {
 	t.Parallel()
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := open(t)
@@ -214,7 +214,7 @@ func TestClient_Update_fnErrorAndInvalidChange(t *testing.T) {
 
 func TestBackend_conditionalWrites(t *testing.T) {
 	t.Parallel()
-	for name, open := range stores(t) {
+	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := open(t)

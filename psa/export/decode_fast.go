@@ -172,12 +172,15 @@ func fastValue(dec *jsontext.Decoder, dst any) bool {
 		if v.Kind() == 'n' {
 			return true
 		}
-		if raw, ok := dst.(*json.RawMessage); ok {
-			*raw = bytes.Clone(v)
+		switch dst := dst.(type) {
+		case *json.RawMessage:
+			*dst = bytes.Clone(v)
 			return true
+		case *time.Time:
+			// As json.Unmarshal does: time.Time decodes itself.
+			return dst.UnmarshalJSON(v) == nil
 		}
-		// As json.Unmarshal does: time.Time decodes itself.
-		return dst.(*time.Time).UnmarshalJSON(v) == nil
+		return false
 	}
 	tok, err := dec.ReadToken()
 	if err != nil {

@@ -468,7 +468,7 @@ func (b *Backend) catalogService(ctx context.Context, id int) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
-	return v.(*Service), nil
+	return v.(*Service), nil //nolint:forcetypeassert // the function above returns a *Service
 }
 
 // fresh reports whether a service read at is still fresh at now: no older

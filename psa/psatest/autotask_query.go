@@ -751,7 +751,7 @@ type mergeHeap []postings
 func (h mergeHeap) Len() int           { return len(h) }
 func (h mergeHeap) Less(i, j int) bool { return h[i][0].id < h[j][0].id }
 func (h mergeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(postings)) }
+func (h *mergeHeap) Push(x any)        { *h = append(*h, x.(postings)) } //nolint:forcetypeassert // heap.Push of a postings
 func (h *mergeHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]

@@ -444,7 +444,7 @@ func (a *Autotask) handleChildList(w http.ResponseWriter, r *http.Request, d *en
 // writePage writes one page of q's results after id `after`, with a
 // nextPageUrl when more rows match.
 func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDef, q *autotaskQuery, method, text string, after int64) {
-	buf := bodies.Get().(*bytes.Buffer)
+	buf := bodies.Get().(*bytes.Buffer) //nolint:forcetypeassert // bodies holds *bytes.Buffer
 	defer func() { buf.Reset(); bodies.Put(buf) }()
 	buf.WriteString(`{"items":[`)
 	n := 0

@@ -502,7 +502,7 @@ type bufferedWriter struct {
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func newBufferedWriter() *bufferedWriter {
-	return &bufferedWriter{header: http.Header{}, body: bodies.Get().(*bytes.Buffer)}
+	return &bufferedWriter{header: http.Header{}, body: bodies.Get().(*bytes.Buffer)} //nolint:forcetypeassert // bodies holds *bytes.Buffer
 }
 
 // release returns the body's buffer for reuse; b must not be used after.

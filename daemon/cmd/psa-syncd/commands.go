@@ -418,7 +418,7 @@ func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w (while psa-syncd runs, read its export with GET %s)", err, export.ExportAPIPath)
 		}
-		defer db.Close()
+		defer func() { _ = db.Close() }() // only read from
 		_, data, err := db.CurrentExport()
 		return data, err
 	}

@@ -100,9 +100,9 @@ web:
 	}
 
 	active := startSyncd(t, cfg)
-	active.waitLog(t, "This psa-syncd is the active instance", 30*time.Second)
+	active.waitLog(t, "This psa-syncd is the active instance")
 	standby := startSyncd(t, cfg)
-	standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone", 30*time.Second)
+	standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone")
 
 	// A one-off sync on the shared database is refused while an instance
 	// is active; status reads the shared database (no file lock to hit).
@@ -157,7 +157,11 @@ web:
 			time.Sleep(20 * time.Millisecond)
 		}
 		if m := standby.findSince("Reconciled open intents from an interrupted pass", mark); m != nil {
-			settled += int(m["intents"].(float64))
+			n, ok := m["intents"].(float64)
+			if !ok {
+				t.Fatalf("the takeover line's intents is %v, want a number", m["intents"])
+			}
+			settled += int(n)
 		}
 		mark = standby.mark()
 		standby.post(t, "/api/v1/sync", token, http.StatusAccepted)
@@ -183,7 +187,7 @@ web:
 		}
 		// The killed instance comes back as the standby.
 		active, standby = standby, startSyncd(t, cfg)
-		standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone", 30*time.Second)
+		standby.waitLog(t, "Standby: serving the read-only API and metrics until the active instance's lock is gone")
 	}
 	t.Logf("%d rounds of %d lines: %d intents settled after kills, slowest takeover %s, %d doubled adjustments",
 		failoverRounds, lines, settled, slowest.Round(10*time.Millisecond), doubled)
@@ -213,7 +217,7 @@ func startSyncd(t *testing.T, cfg string) *syncdProc {
 	}
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait() })
 	go p.collect(stderr)
-	addr, _ := p.waitLog(t, "Listening", 30*time.Second)["address"].(string)
+	addr, _ := p.waitLog(t, "Listening")["address"].(string)
 	p.base = "http://" + addr
 	return p
 }
@@ -254,10 +258,15 @@ func (p *syncdProc) findSince(msg string, since int) map[string]any {
 	return nil
 }
 
-func (p *syncdProc) waitLog(t *testing.T, msg string, timeout time.Duration) map[string]any {
+// waitLog waits up to startWait for the first record with message msg.
+func (p *syncdProc) waitLog(t *testing.T, msg string) map[string]any {
 	t.Helper()
-	return p.waitLogSince(t, msg, 0, timeout)
+	return p.waitLogSince(t, msg, 0, startWait)
 }
+
+// startWait is how long a psa-syncd process may take to log that it
+// listens, or which instance it is.
+const startWait = 30 * time.Second
 
 // waitLogSince waits for a record with message msg after the first since.
 func (p *syncdProc) waitLogSince(t *testing.T, msg string, since int, timeout time.Duration) map[string]any {

@@ -82,7 +82,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	}
 
 	hc := &http.Client{Timeout: 60 * time.Second}
-	o := impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: string(cfg.Source.Type)}
+	o := impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {
 		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
 	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", string(cfg.PSA.System)))); err != nil {

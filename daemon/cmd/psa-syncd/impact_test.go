@@ -115,7 +115,9 @@ func TestOpenLedger(t *testing.T) {
 	if _, err := db.Ledger(0); err != nil {
 		t.Errorf("reading the ledger: %v", err)
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg = &daemon.Config{StateDir: t.TempDir(), State: daemon.StateConfig{Driver: state.DriverSQLite}}
 	if db, err := openLedger(t.Context(), cfg); db != nil || err != nil {

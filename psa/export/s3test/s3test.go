@@ -69,7 +69,9 @@ func Start(tb testing.TB) *Server {
 			"AWS_ACCESS_KEY_ID": AccessKey, "AWS_SECRET_ACCESS_KEY": SecretKey,
 			"AWS_EC2_METADATA_DISABLED": "true",
 		} {
-			if err := os.Setenv(k, v); err != nil {
+			// For the whole process, once: the servers of parallel tests
+			// share them, and tb.Setenv refuses parallel tests.
+			if err := os.Setenv(k, v); err != nil { //nolint:usetesting // see above
 				tb.Fatal(err)
 			}
 		}
