@@ -56,12 +56,9 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 	if p.Changes == nil {
 		return append(b, "null}"...), nil
 	}
-	customers := map[*ChangeCustomer]int{}
-	services := map[*ChangeService]int{}
-	dates := map[time.Time]int{}
-	var cus []*ChangeCustomer
-	var svs []*ChangeService
-	var ds []time.Time
+	var customers interner[*ChangeCustomer]
+	var services interner[*ChangeService]
+	var dates interner[time.Time]
 	ci := make([]int, len(p.Changes))
 	si := make([]int, len(p.Changes))
 	di := make([]int, len(p.Changes))
@@ -74,40 +71,22 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 			// A customer's changes come one after another.
 			ci[k] = ci[k-1]
 		default:
-			i, ok := customers[c.ChangeCustomer]
-			if !ok {
-				i = len(cus)
-				customers[c.ChangeCustomer] = i
-				cus = append(cus, c.ChangeCustomer)
-			}
-			ci[k] = i
+			ci[k] = customers.id(c.ChangeCustomer)
 		}
 		if c.ChangeService != nil {
-			i, ok := services[c.ChangeService]
-			if !ok {
-				i = len(svs)
-				services[c.ChangeService] = i
-				svs = append(svs, c.ChangeService)
-			}
-			si[k] = i
+			si[k] = services.id(c.ChangeService)
 		}
 		// == as the map's keys compare, not Equal: two dates of the same
 		// instant in other locations are two dates, each restored as it was.
 		if k > 0 && c.EffectiveDate == p.Changes[k-1].EffectiveDate { //nolint:staticcheck // see above
 			di[k] = di[k-1]
-			continue
+		} else {
+			di[k] = dates.id(c.EffectiveDate)
 		}
-		i, ok := dates[c.EffectiveDate]
-		if !ok {
-			i = len(ds)
-			dates[c.EffectiveDate] = i
-			ds = append(ds, c.EffectiveDate)
-		}
-		di[k] = i
 	}
 
 	b = append(b, `{"customers":[`...)
-	for i, cu := range cus {
+	for i, cu := range customers.values {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -127,11 +106,11 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 	}
 	// Services and dates are few: encoding/json writes them.
 	b = append(b, `],"services":`...)
-	if b, err = appendMarshal(b, svs); err != nil {
+	if b, err = appendMarshal(b, services.values); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"dates":`...)
-	if b, err = appendMarshal(b, ds); err != nil {
+	if b, err = appendMarshal(b, dates.values); err != nil {
 		return nil, err
 	}
 	ints := func(name string, col []int) {
@@ -167,6 +146,25 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 	column("action", func(c *Change) { b = appendJSONString(b, c.Action) })
 	column("reason", func(c *Change) { b = appendJSONString(b, c.Reason) })
 	return append(b, "}}"...), nil
+}
+
+// interner numbers values in the order they first come.
+type interner[K comparable] struct {
+	index  map[K]int
+	values []K
+}
+
+// id returns v's number, giving it the next one when v is new.
+func (n *interner[K]) id(v K) int {
+	if i, ok := n.index[v]; ok {
+		return i
+	}
+	if n.index == nil {
+		n.index = map[K]int{}
+	}
+	n.index[v] = len(n.values)
+	n.values = append(n.values, v)
+	return len(n.values) - 1
 }
 
 // columnsSize is about the size of changes in columns, a little more
