@@ -86,9 +86,10 @@ const planPartBytes = 1 << 20
 // MarshalJSON writes the plan in columns, compressed. Large columns are
 // compressed in parts, one per core, each a gzip member of its own: the
 // members one after another are one gzip stream, which gzip.Reader reads
-// whole. At 100,000 changes this takes some 30 ms after every pass, which
+// whole. At 100,000 changes this takes some 35 ms after every pass, which
 // psa-syncd sync waits for before it exits (the plan's indented JSON,
-// stored until commit 546edb7, took 60 ms on two cores).
+// stored until commit 546edb7, took 90 ms on two cores; see
+// BenchmarkStoredPlan).
 func (s storedPlan) MarshalJSON() ([]byte, error) {
 	v := storedPlanJSON{Customer: s.Customer}
 	if s.Plan != nil {

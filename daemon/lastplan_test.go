@@ -131,3 +131,47 @@ func TestStoredPlanJSON_parts(t *testing.T) {
 		t.Errorf("restored plan differs: %d changes, want %d", len(got.Plan.Changes), len(p.Changes))
 	}
 }
+
+// BenchmarkStoredPlan measures the last plan's snapshot at 100,000 lines
+// (20,000 customers × 5 services, as BenchmarkSyncLarge): writing it after
+// a pass (marshal) and reading it back at start-up (restore).
+//
+//	go test -run '^$' -bench BenchmarkStoredPlan -benchtime 10x ./daemon/
+func BenchmarkStoredPlan(b *testing.B) {
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	p := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff, Customers: 20_000,
+		Unmapped: usage.Unmapped{Customers: []usage.UnmappedCustomer{}, Products: []usage.UnmappedProduct{}, Unassigned: []source.Record{}}}
+	var services []*usage.ChangeService
+	for s := range 5 {
+		services = append(services, &usage.ChangeService{ServiceID: fmt.Sprint(1000 + s), ServiceName: fmt.Sprintf("Service %d", s), Products: []string{fmt.Sprintf("P%d", s)}})
+	}
+	for c := range 20_000 {
+		cu := &usage.ChangeCustomer{Source: "file", CustomerID: fmt.Sprintf("customer-%05d", c), CustomerName: fmt.Sprintf("Customer %05d", c),
+			CompanyID: fmt.Sprint(30000 + c), ContractID: fmt.Sprint(50000 + c)}
+		for s, svc := range services {
+			q := int64(c%97 + s)
+			p.Changes = append(p.Changes, usage.Change{ChangeCustomer: cu, ChangeService: svc, Current: q, CurrentKnown: true, Desired: q,
+				EffectiveDate: eff, Action: usage.ActionUnchanged, Reason: fmt.Sprintf("usage %d (P%d %d)", q, s, q)})
+		}
+	}
+	data, err := json.Marshal(storedPlan{Plan: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("marshal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(storedPlan{Plan: p}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(data)), "bytes")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for b.Loop() {
+			var s storedPlan
+			if err := json.Unmarshal(data, &s); err != nil || len(s.Plan.Changes) != len(p.Changes) {
+				b.Fatalf("restored %v, %v", s.Plan != nil, err)
+			}
+		}
+	})
+}
