@@ -143,7 +143,10 @@ func TestStore_Read_bad(t *testing.T) {
 	product_mappings[1] (sophos/MDR): service_id is required
 	customer_mappings[0] (sophos/): customer_id is required
 	customer_mappings[0] (sophos/): company_id is required`,
-		"bad-merge-conflict.json":    `export "testdata/bad-merge-conflict.json": not valid JSON at line 1, column 1 (byte 0): invalid character '<' looking for beginning of value (the file may be half-written or edited by hand)`,
+		"bad-merge-conflict.json": `export "testdata/bad-merge-conflict.json": not valid JSON at line 1, column 1 (byte 0): invalid character '<' looking for beginning of value (the file may be half-written or edited by hand)`,
+		"bad-nul-id.json": `export "testdata/bad-nul-id.json": 2 problems:
+	product_mappings[0] (sophos/CIXA-MSP\x00): product must not contain a NUL byte
+	customer_mappings[1] (sophos/9c0e\x001a2b): customer_id must not contain a NUL byte`,
 		"bad-not-object.json":        `export "testdata/bad-not-object.json": the document must be a JSON object`,
 		"bad-revision-negative.json": `export "testdata/bad-revision-negative.json": revision must not be negative (got -4)`,
 		"bad-schedule.json":          `export "testdata/bad-schedule.json": integration.schedule is invalid: schedule "daily 25:00": hour must be 00-23`,

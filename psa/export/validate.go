@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -139,9 +140,9 @@ func (d *Document) problems() []Problem {
 	seenProducts := make(map[[2]string]int, len(d.ProductMappings))
 	for i, m := range d.ProductMappings {
 		entry := func() string { return productEntry(i, m) }
-		required(add, entry, "source", m.Source)
-		required(add, entry, "product", m.Product)
-		required(add, entry, "service_id", m.ServiceID)
+		requiredID(add, entry, "source", m.Source)
+		requiredID(add, entry, "product", m.Product)
+		requiredID(add, entry, "service_id", m.ServiceID)
 		key := [2]string{m.Source, m.Product}
 		if j, dup := seenProducts[key]; dup {
 			add(entry(), "", "has the same source and product as product_mappings[%d]", j)
@@ -152,10 +153,10 @@ func (d *Document) problems() []Problem {
 	seenCustomers := make(map[[2]string]int, len(d.CustomerMappings))
 	for i, m := range d.CustomerMappings {
 		entry := func() string { return customerEntry(i, m) }
-		required(add, entry, "source", m.Source)
-		required(add, entry, "customer_id", m.CustomerID)
-		required(add, entry, "company_id", m.CompanyID)
-		required(add, entry, "contract_id", m.ContractID)
+		requiredID(add, entry, "source", m.Source)
+		requiredID(add, entry, "customer_id", m.CustomerID)
+		requiredID(add, entry, "company_id", m.CompanyID)
+		requiredID(add, entry, "contract_id", m.ContractID)
 		key := [2]string{m.Source, m.CustomerID}
 		if j, dup := seenCustomers[key]; dup {
 			add(entry(), "", "has the same source and customer_id as customer_mappings[%d]", j)
@@ -166,9 +167,14 @@ func (d *Document) problems() []Problem {
 	return ps
 }
 
-func required(add func(entry, field, format string, args ...any), entry func() string, field, value string) {
-	if strings.TrimSpace(value) == "" {
+// requiredID checks an id of a mapping: set, and without a NUL byte, which
+// no state database keys a record by (PostgreSQL stores none in text).
+func requiredID(add func(entry, field, format string, args ...any), entry func() string, field, value string) {
+	switch {
+	case strings.TrimSpace(value) == "":
 		add(entry(), field, "is required")
+	case strings.IndexByte(value, 0) >= 0:
+		add(entry(), field, "must not contain a NUL byte")
 	}
 }
 
@@ -187,7 +193,17 @@ func entryName(list string, i int, source, id string) string {
 	if source == "" && id == "" {
 		return name
 	}
-	return name + " (" + source + "/" + id + ")"
+	return name + " (" + printable(source) + "/" + printable(id) + ")"
+}
+
+// printable returns s, with Go escapes for its control characters if it
+// has any, so that a message shows them.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func isSupported(schema string) bool {
