@@ -680,7 +680,7 @@ func checkURL(s string) error {
 		return nil
 	}
 	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
-		return fmt.Errorf("%q is not an http(s) URL", s)
+		return fmt.Errorf("%s is not an http(s) URL", quoteURL(s))
 	}
 	return nil
 }
@@ -696,12 +696,32 @@ func checkSite(s string) error {
 	}
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil:
-		return fmt.Errorf("%q is neither a host name nor an http(s) URL", s)
+	case err == nil && u.User != nil:
+		return fmt.Errorf("%s must not include credentials; give them in psa.connectwise.company_id, public_key and private_key", quoteURL(s))
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("%s is neither a host name nor an http(s) URL", quoteURL(s))
 	case strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("%q must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url", s)
+		return fmt.Errorf("%s must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url", quoteURL(s))
 	}
 	return nil
+}
+
+// quoteURL quotes a URL setting for a message, with any user information
+// before the host (which would be a credential) replaced by "xxxxx",
+// whether or not the setting parses as a URL.
+func quoteURL(s string) string {
+	scheme, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		scheme, rest = s[:i+3], s[i+3:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		return strconv.Quote(scheme + "xxxxx" + rest[i:])
+	}
+	return strconv.Quote(s)
 }
 
 // ParsedSchedule returns the parsed Schedule setting.

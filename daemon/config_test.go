@@ -163,6 +163,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-connectwise-missing-private-key.yml", want: "psa.connectwise.private_key is required (or private_key_file, or PSA_CONNECTWISE_PRIVATE_KEY)"},
 		{file: "bad-connectwise-missing-client-id.yml", want: "psa.connectwise.client_id is required (or set PSA_CONNECTWISE_CLIENT_ID): the clientId of the integration, from the ConnectWise developer portal"},
 		{file: "bad-connectwise-site-path.yml", want: `psa.connectwise.site: "https://api-na.myconnectwise.net/v2025_1/apis/3.0/" must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url`},
+		{file: "bad-connectwise-site-credentials.yml", want: `psa.connectwise.site: "https://xxxxx@na.myconnectwise.net" must not include credentials; give them in psa.connectwise.company_id, public_key and private_key`},
 		{file: "bad-connectwise-codebase.yml", want: `psa.connectwise.codebase: "../v2025_1/" is not a codebase (such as v2025_1/)`},
 		{file: "bad-connectwise-other-block.yml", want: "psa.autotask: not allowed when psa.system is connectwise"},
 		{file: "bad-kaseya-bms-hostname-protocol.yml", want: `psa.kaseya_bms.hostname: "https://bmsemea.kaseya.com" must not include a protocol; give the host alone as the BMS console shows it, such as bmsemea.kaseya.com`},
@@ -182,6 +183,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-effective-date.yml", want: `policies.effective_date: unknown value "yesterday" (one of period_start, today, next_period_start)`},
 		{file: "bad-missing-usage.yml", want: `policies.missing_usage: unknown value "guess" (one of zero, keep)`},
 		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
+		{file: "bad-decrease-percent-nan.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got NaN"},
 		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
@@ -193,6 +195,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-state-driver.yml", want: `state.driver: unknown driver "mysql" (one of sqlite, postgres)`},
 		{file: "bad-state-postgres-no-url.yml", want: "state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)"},
 		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
+		{file: "bad-base-url-credentials.yml", want: `psa.autotask.base_url: "xxxxx@webservices5.autotask.net/atservicesrest/" is not an http(s) URL`},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
 		{file: "does-not-exist.yml", want: "open testdata/does-not-exist.yml: no such file or directory"},
 	}

@@ -76,7 +76,7 @@ func (p *Policies) Validate() error {
 	default:
 		return fmt.Errorf("policies.missing_usage: unknown value %q (one of %s, %s)", p.MissingUsage, MissingUsageZero, MissingUsageKeep)
 	}
-	if p.MaxDecreasePercent < 0 || p.MaxDecreasePercent > 100 {
+	if !(p.MaxDecreasePercent >= 0 && p.MaxDecreasePercent <= 100) { // NaN too
 		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
 	}
 	if p.BudgetReserve < 0 {
