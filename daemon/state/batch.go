@@ -3,16 +3,20 @@ package state
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"slices"
 )
 
 // The batch methods write many records in one transaction, which they also
 // share with whatever else is being committed at the time (see "Group
 // commits" in the package documentation). Each is all or nothing: on error
-// none of its records is written. ctx bounds the wait for the committer:
-// once the transaction holding the batch has begun, the method waits for
-// its outcome (bounded by Config.QueryTimeout), so that an error always
-// means that nothing was written.
+// none of its records is written (PutCustomerStatusBatch leaves out, and
+// names, a status whose key is invalid, and stores the others). ctx bounds
+// the wait for the committer: once the transaction holding the batch has
+// begun, the method waits for its outcome (bounded by
+// Config.QueryTimeout), so that an error always means that nothing was
+// written.
 
 // OpenIntentBatch records ins as open intents in one transaction and
 // returns them as OpenIntent would, in the same order, with their IDs
@@ -59,22 +63,34 @@ func (db *DB) CompleteIntentBatch(ctx context.Context, cs []IntentCompletion) er
 
 // PutCustomerStatusBatch stores statuses in one transaction, each as
 // PutCustomerStatus would; when a customer appears more than once, the
-// last of its statuses is stored. An empty statuses writes nothing.
+// last of its statuses is stored. An empty statuses writes nothing. A
+// status with an invalid key is not stored, and does not keep the others
+// from being stored: the error names it.
 func (db *DB) PutCustomerStatusBatch(ctx context.Context, statuses []CustomerStatus) error {
-	if len(statuses) == 0 {
-		return nil
-	}
+	var invalid []error
+	valid := statuses
 	for i, cs := range statuses {
 		if err := checkKey("customer", cs.Source, cs.CustomerID); err != nil {
-			return fmt.Errorf("state: status %d of %d: %w", i+1, len(statuses), err)
+			if invalid == nil {
+				valid = slices.Clone(statuses[:i])
+			}
+			invalid = append(invalid, fmt.Errorf("state: status %d of %d (customer %q of %q): %w", i+1, len(statuses), cs.CustomerID, cs.Source, err))
+			continue
+		}
+		if invalid != nil {
+			valid = append(valid, cs)
 		}
 	}
-	return db.group.submit(ctx, db, &groupOp{
-		what: fmt.Sprintf("storing the statuses of %d customers", len(statuses)),
+	if len(valid) == 0 {
+		return errors.Join(invalid...)
+	}
+	err := db.group.submit(ctx, db, &groupOp{
+		what: fmt.Sprintf("storing the statuses of %d customers", len(valid)),
 		run: func(ctx context.Context, tx *sql.Tx) error {
-			return db.upsertCustomers(ctx, tx, statuses)
+			return db.upsertCustomers(ctx, tx, valid)
 		},
 	})
+	return errors.Join(append(invalid, err)...)
 }
 
 // CompleteIntentDeferred closes an open intent as CompleteIntent does, but

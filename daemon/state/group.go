@@ -52,6 +52,9 @@ type refusal struct{ err error }
 func (r refusal) Error() string { return r.err.Error() }
 func (r refusal) Unwrap() error { return r.err }
 
+// Is makes a refusal match ErrRefused.
+func (r refusal) Is(target error) bool { return target == ErrRefused }
+
 func refuse(err error) error { return refusal{err} }
 
 // deferDelay bounds how long a deferred operation waits for a group to

@@ -356,20 +356,17 @@ func TestPutCustomerStatusBatch_noChangePassIsOneCommit(t *testing.T) {
 			t.Errorf("CustomerStatus(dup) = %+v, %v, %v; want the last one given", cs, ok, err)
 		}
 
-		// A bad key refuses the whole batch before any commit.
+		// A batch of bad keys only, and an empty one, cost no commit.
 		before = commits()
-		bad := []CustomerStatus{{Source: "sophos", CustomerID: "ok"}, {Source: "sophos"}}
-		if err := db.PutCustomerStatusBatch(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "status 2 of 2") {
-			t.Errorf("PutCustomerStatusBatch with an empty id = %v, want an error naming status 2 of 2", err)
-		}
-		if _, ok, _ := db.CustomerStatus("sophos", "ok"); ok {
-			t.Error("a batch with a bad key stored a status")
+		bad := []CustomerStatus{{Source: "sophos"}, {CustomerID: "no-source"}}
+		if err := db.PutCustomerStatusBatch(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "status 1 of 2") || !strings.Contains(err.Error(), "status 2 of 2") {
+			t.Errorf("PutCustomerStatusBatch with empty ids = %v, want an error naming statuses 1 and 2 of 2", err)
 		}
 		if err := db.PutCustomerStatusBatch(t.Context(), nil); err != nil {
 			t.Error(err)
 		}
 		if got := commits() - before; got != 0 {
-			t.Errorf("a refused and an empty batch cost %d commits, want 0", got)
+			t.Errorf("a batch of bad keys and an empty batch cost %d commits, want 0", got)
 		}
 	})
 }
@@ -820,4 +817,67 @@ func TestGroupCommit_postgresFence(t *testing.T) {
 	if _, ok, err := db.CustomerStatus("sophos", "c2"); ok || err != nil {
 		t.Errorf("CustomerStatus(c2) = %v, %v; want nothing of the failed group", ok, err)
 	}
+}
+
+// TestGroupCommit_textPostgresRefuses: a status whose text holds a NUL byte
+// or invalid UTF-8 (an error quoting a PSA's answer, a name from the
+// export), which PostgreSQL refuses in text, is stored with U+FFFD in their
+// place, and does not fail the other writes of its group commit.
+func TestGroupCommit_textPostgresRefuses(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		taken, release := pauseCommitter(t, db)
+		go func() {
+			_ = db.PutCustomerStatus(CustomerStatus{Source: "s", CustomerID: "first", Result: CustomerSucceeded})
+		}()
+		<-taken
+		bad := CustomerStatus{Source: "s", CustomerID: "bad", CustomerName: "Acme\xff", Result: CustomerFailed, Error: "autotask: 500: bad\x00thing"}
+		wait := writeConcurrently(map[string]func() ([]Intent, error){
+			"status": func() ([]Intent, error) { return nil, db.PutCustomerStatus(bad) },
+			"intent": func() ([]Intent, error) {
+				in, err := db.OpenIntent(testIntent())
+				return []Intent{in}, err
+			},
+		})
+		waitQueued(t, db, 2)
+		release()
+		for name, o := range wait() {
+			if o.err != nil {
+				t.Errorf("%s: %v", name, o.err)
+			}
+		}
+		got, ok, err := db.CustomerStatus("s", "bad")
+		if err != nil || !ok {
+			t.Fatalf("CustomerStatus = %v, %v", ok, err)
+		}
+		wantName, wantErr := bad.CustomerName, bad.Error
+		if d.name == DriverPostgres {
+			wantName, wantErr = "Acme\uFFFD", "autotask: 500: bad\uFFFDthing"
+		}
+		if got.CustomerName != wantName || got.Error != wantErr {
+			t.Errorf("stored name %q, error %q; want %q, %q", got.CustomerName, got.Error, wantName, wantErr)
+		}
+	})
+}
+
+// TestPutCustomerStatusBatch_invalidKeyStoresTheOthers: a status with an
+// invalid key is named in the error and left out; the batch's other
+// statuses are stored.
+func TestPutCustomerStatusBatch_invalidKeyStoresTheOthers(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		err := db.PutCustomerStatusBatch(t.Context(), []CustomerStatus{
+			{Source: "s", CustomerID: "a", Result: CustomerSucceeded},
+			{Source: "s", CustomerID: "b\x00", Result: CustomerSucceeded},
+			{Source: "s", CustomerID: "c", Result: CustomerSucceeded},
+		})
+		if err == nil || !strings.Contains(err.Error(), `status 2 of 3 (customer "b\x00" of "s")`) {
+			t.Errorf("PutCustomerStatusBatch = %v; want an error naming status 2", err)
+		}
+		for _, id := range []string{"a", "c"} {
+			if _, ok, err := db.CustomerStatus("s", id); !ok || err != nil {
+				t.Errorf("status of %s stored: %v, %v", id, ok, err)
+			}
+		}
+	})
 }

@@ -2,10 +2,15 @@ package state
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -26,7 +31,7 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.ReadOnly {
 		pc.RuntimeParams["default_transaction_read_only"] = "on"
 	}
-	sdb := stdlib.OpenDB(*pc)
+	sdb := sql.OpenDB(storableConnector{stdlib.GetConnector(*pc)})
 	sdb.SetMaxOpenConns(cfg.MaxOpenConns)
 	sdb.SetMaxIdleConns(cfg.MaxIdleConns)
 	sdb.SetConnMaxLifetime(cfg.ConnMaxLifetime)
@@ -98,4 +103,49 @@ func (db *DB) importBoltIntoPostgres(ctx context.Context, file string) error {
 		return fmt.Errorf("state: imported %q, but renaming it to %q failed: %w", file, backup, err)
 	}
 	return syncDir(filepath.Dir(file))
+}
+
+// storableConnector is pgx's connector whose connections store text as
+// storableText returns it. PostgreSQL refuses a NUL byte or invalid UTF-8
+// in text, which SQLite stores; an error message quoting a PSA's answer or
+// a name from the export can hold either, and one refused value would fail
+// the whole group commit it is in, with the other customers' writes.
+type storableConnector struct{ driver.Connector }
+
+func (c storableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(*stdlib.Conn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("state: pgx returned a %T, not a *stdlib.Conn", conn)
+	}
+	return storableConn{sc}, nil
+}
+
+// storableConn is a pgx connection whose arguments of a string kind are
+// passed through storableText. database/sql asks the connection to check
+// every argument (its statements leave it to the connection).
+type storableConn struct{ *stdlib.Conn }
+
+func (c storableConn) CheckNamedValue(nv *driver.NamedValue) error {
+	if v := reflect.ValueOf(nv.Value); v.Kind() == reflect.String {
+		if s := v.String(); !isStorableText(s) {
+			nv.Value = storableText(s)
+		}
+	}
+	return c.Conn.CheckNamedValue(nv)
+}
+
+func isStorableText(s string) bool { return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s) }
+
+// storableText returns s with each NUL byte and each invalid UTF-8
+// sequence replaced by U+FFFD, the replacement character.
+func storableText(s string) string {
+	if isStorableText(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -67,6 +67,10 @@ var (
 	ErrNotFound = errors.New("state: not found")
 	// ErrConflict is returned when a record to be created exists already.
 	ErrConflict = errors.New("state: conflict")
+	// ErrRefused matches the error of a write refused for the state of
+	// its records, having written nothing, such as completing an intent
+	// that is not open.
+	ErrRefused = errors.New("state: refused")
 )
 
 // Config selects and tunes the state database. The zero value of every

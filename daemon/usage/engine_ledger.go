@@ -99,13 +99,18 @@ func reviewHint(in state.Intent, serviceName string) string {
 		in.ContractID, systemName(in.System), svc, in.After, in.EffectiveDate.Format(time.DateOnly), in.ID, in.ID)
 }
 
+// ErrIntentNotOpen matches ResolveIntent's error for an intent that is not
+// open.
+var ErrIntentNotOpen = errors.New("is not open")
+
 // ResolveIntent settles an open intent by an operator's word, for a write
 // whose outcome psa-syncd cannot find out by reading the PSA (Kaseya BMS).
 // posted says whether the operator found the change in the PSA: true
 // closes the intent as done and appends the change to the ledger (so the
 // next pass takes the quantity as set), false closes it as failed (the
 // next pass writes the line again). note is recorded with the intent; it
-// should say who checked. It returns the intent as it was while open.
+// should say who checked. It returns the intent as it was while open, or
+// an error matching ErrIntentNotOpen for an intent that is not open.
 //
 // ResolveIntent needs only the state database (EngineOptions.State); it
 // makes no PSA request.
@@ -127,7 +132,7 @@ func (e *Engine) ResolveIntent(id int64, posted bool, note string) (state.Intent
 		}
 	}
 	if !found {
-		return state.Intent{}, fmt.Errorf("daemon: intent %d is not open: it was settled already, or never existed", id)
+		return state.Intent{}, fmt.Errorf("daemon: intent %d %w: it was settled already, or never existed", id, ErrIntentNotOpen)
 	}
 	st, what := state.IntentFailed, "not posted"
 	if posted {
