@@ -117,6 +117,9 @@ type Daemon struct {
 	// export watch all go through reload.
 	reloadMu       sync.Mutex
 	lastExportSeen fileStamp // the export file as last examined, loaded or not
+	// selfRevision is the newest stored export revision examined with
+	// export_url: self, loaded or not (guarded by reloadMu).
+	selfRevision int64
 	// remote is the S3 or psa-syncd store of export_url, opened once per URL.
 	remote struct {
 		url     string
@@ -329,7 +332,8 @@ func (d *Daemon) Close() error {
 // its state database, the only one that syncs: at once with SQLite, whose
 // file lock New already holds; with PostgreSQL when no other instance holds
 // the leadership lock, else with an error naming the one that does. Run
-// calls it (waiting for the lock); the sync command calls it once.
+// calls it (waiting for the lock); the sync command calls it once. Taking
+// the lock over reloads the export, when one is loaded.
 func (d *Daemon) BecomeActive(ctx context.Context) error {
 	if d.leading.Load() {
 		return nil
@@ -350,6 +354,13 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 	d.lead = l
 	d.leading.Store(true)
 	d.metrics.Leader.Set(1)
+	if d.exp.Load() != nil {
+		// Passes use the newest export from the start, whatever the
+		// export poll has seen of it while this one was a standby.
+		d.reloadMu.Lock()
+		_ = d.reloadExportLocked(false) // logged and recorded in metrics
+		d.reloadMu.Unlock()
+	}
 	return nil
 }
 
@@ -1000,8 +1011,9 @@ func (d *Daemon) awaitActive(ctx context.Context) bool {
 	}
 }
 
-// watchLoop polls the export file, S3 object or other psa-syncd and
-// reloads the export when it changed.
+// watchLoop polls the export file, S3 object, other psa-syncd or, with
+// export_url: self, the state database, and reloads the export when it
+// changed.
 func (d *Daemon) watchLoop(ctx context.Context) {
 	tick := d.watchTick
 	if tick == nil {
@@ -1015,8 +1027,14 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
-		if d.cfg.Load().ExportStore() == StoreSelf {
-			continue // a PUT takes effect at once; there is nothing to poll
+		if cfg := d.cfg.Load(); cfg.ExportStore() == StoreSelf {
+			// A PUT to this psa-syncd takes effect at once; one to another
+			// psa-syncd sharing the state database shows as a newer
+			// revision.
+			d.reloadMu.Lock()
+			_ = d.reloadNewerSelfExportLocked(cfg) // a bad export is logged, a database error waits for the next poll
+			d.reloadMu.Unlock()
+			continue
 		}
 		if d.cfg.Load().ExportStore() == StoreFile && !d.exportChanged() {
 			continue
@@ -1178,7 +1196,7 @@ type syncQueue struct {
 	pending []string // ticket ids, oldest first
 	tickets map[string]*SyncTicket
 	done    map[string]chan struct{} // closed when the ticket finishes
-	order   []string                 // every ticket id, oldest first, bounded
+	order   []string                 // the ids in tickets, oldest first; maxTickets at most, unless more are unfinished
 	wake    chan struct{}
 }
 
@@ -1207,14 +1225,20 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)
 	q.order = append(q.order, t.ID)
-	if len(q.order) > maxTickets {
-		for _, old := range q.order[:len(q.order)-maxTickets] {
-			if q.tickets[old].Status == "done" || q.tickets[old].Status == "failed" {
-				delete(q.tickets, old)
-				delete(q.done, old)
+	if excess := len(q.order) - maxTickets; excess > 0 {
+		// The oldest finished requests go; a queued or running one stays
+		// until it has finished.
+		keep := make([]string, 0, maxTickets)
+		for _, id := range q.order {
+			if st := q.tickets[id].Status; excess > 0 && (st == "done" || st == "failed") {
+				delete(q.tickets, id)
+				delete(q.done, id)
+				excess--
+				continue
 			}
+			keep = append(keep, id)
 		}
-		q.order = append([]string(nil), q.order[len(q.order)-maxTickets:]...)
+		q.order = keep
 	}
 	select {
 	case q.wake <- struct{}{}:

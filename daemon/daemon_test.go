@@ -587,6 +587,40 @@ func TestSyncQueue_coalesces(t *testing.T) {
 	}
 }
 
+// TestSyncQueue_historyBounded: the history keeps maxTickets requests,
+// dropping the oldest finished ones; a request still running when it would
+// be dropped stays until it has finished, then goes first.
+func TestSyncQueue_historyBounded(t *testing.T) {
+	t.Parallel()
+	q := newSyncQueue()
+	now := time.Now()
+	running := q.add(SyncRequest{Customer: "cust-long", Trigger: "api"}, now)
+	if got, ok := q.next(t.Context()); !ok || got.ID != running.ID {
+		t.Fatalf("next = %+v, %v", got, ok)
+	}
+	for i := range maxTickets + 10 {
+		tk := q.add(SyncRequest{Customer: fmt.Sprintf("cust-%d", i), Trigger: "api"}, now)
+		if _, ok := q.next(t.Context()); !ok {
+			t.Fatal("next returned no request")
+		}
+		q.finish(tk.ID, state.Run{Result: state.RunSuccess}, nil, now)
+	}
+	if _, ok := q.get(running.ID); !ok {
+		t.Fatal("the running request was dropped from the history")
+	}
+	if len(q.tickets) != maxTickets || len(q.order) != maxTickets {
+		t.Errorf("history of %d requests (%d in order), want %d", len(q.tickets), len(q.order), maxTickets)
+	}
+	q.finish(running.ID, state.Run{Result: state.RunSuccess}, nil, now)
+	q.add(SyncRequest{Customer: "cust-next", Trigger: "api"}, now)
+	if _, ok := q.get(running.ID); ok {
+		t.Error("the request that finished last but was queued first is still in the history")
+	}
+	if len(q.tickets) != maxTickets || len(q.order) != maxTickets || len(q.done) != maxTickets {
+		t.Errorf("history of %d requests (%d in order, %d done channels), want %d", len(q.tickets), len(q.order), len(q.done), maxTickets)
+	}
+}
+
 func dtMust[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

@@ -95,6 +95,9 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 // database, when psa-syncd is the export store.
 func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
 	v, data, err := d.db.CurrentExport()
+	if err == nil {
+		d.selfRevision = v.Revision
+	}
 	if errors.Is(err, state.ErrNoExport) {
 		return d.exportFailed(cfg, fmt.Errorf("%w: no export has been written to PUT %s yet", fs.ErrNotExist, export.ExportAPIPath))
 	}
@@ -109,11 +112,30 @@ func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
 	return nil
 }
 
+// reloadNewerSelfExportLocked loads the newest export stored in the state
+// database when it is not the one last examined: another psa-syncd sharing
+// the database (PostgreSQL) stored it. A database error is left to the next
+// poll; the passes report the database's failures.
+func (d *Daemon) reloadNewerSelfExportLocked(cfg *Config) error {
+	newest, err := d.db.ExportHistory(1)
+	if err != nil || len(newest) == 0 || newest[0].Revision == d.selfRevision {
+		return err
+	}
+	return d.reloadSelfExportLocked(cfg)
+}
+
 // revisionETag is the ETag of a revision of the export stored in psa-syncd.
 func revisionETag(rev int64) string { return strconv.Quote(strconv.FormatInt(rev, 10)) }
 
 // errPrecondition is a PUT whose If-Match or If-None-Match does not hold.
 var errPrecondition = errors.New("the export changed since it was read")
+
+// invalidExportError is a PUT whose export does not pass the checks, as
+// against one the state database failed to store.
+type invalidExportError struct{ err error }
+
+func (e *invalidExportError) Error() string { return e.err.Error() }
+func (e *invalidExportError) Unwrap() error { return e.err }
 
 // putExport stores a new export version when psa-syncd is the store and
 // uses it at once. ifMatch is the ETag the change is based on, or "" with
@@ -137,7 +159,7 @@ func (d *Daemon) putExport(data []byte, ifMatch string, create bool, source stri
 	}
 	doc, err := d.checkExport(cfg, data)
 	if err != nil {
-		return state.ExportVersion{}, nil, d.exportFailed(cfg, err)
+		return state.ExportVersion{}, nil, &invalidExportError{d.exportFailed(cfg, err)}
 	}
 	v := state.ExportVersion{
 		Revision: cur.Revision + 1,
@@ -152,5 +174,6 @@ func (d *Daemon) putExport(data []byte, ifMatch string, create bool, source stri
 		return state.ExportVersion{}, nil, err
 	}
 	d.useExport(cfg, doc, revisionETag(v.Revision), data)
+	d.selfRevision = v.Revision
 	return v, doc, nil
 }

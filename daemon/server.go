@@ -135,7 +135,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("GET /api/v1/backup", d.handleBackup)
 	d.registerStatusPage(mux)
 	api("GET "+export.ExportAPIPath, d.handleGetExport)
-	token("PUT "+export.ExportAPIPath, d.handlePutExport)
+	mux.Handle("PUT "+export.ExportAPIPath, d.boundedTo(maxExportBody, d.requireToken(http.HandlerFunc(d.handlePutExport))))
 	api("GET "+export.ExportAPIPath+"/history", d.handleExportHistory)
 	return mux
 }
@@ -143,6 +143,12 @@ func (d *Daemon) Handler() http.Handler {
 // bounded serves at most maxConcurrentAPIRequests requests at once and
 // limits their bodies to maxRequestBody.
 func (d *Daemon) bounded(next http.Handler) http.Handler {
+	return d.boundedTo(maxRequestBody, next)
+}
+
+// boundedTo is bounded with a body limit of limit bytes, for the one
+// endpoint whose body is larger than a command (PUT /api/v1/export).
+func (d *Daemon) boundedTo(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case d.apiSlots <- struct{}{}:
@@ -152,7 +158,7 @@ func (d *Daemon) bounded(next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many API requests at once (at most %d): try again shortly", maxConcurrentAPIRequests))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
 }
@@ -728,8 +734,17 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in, err := d.ResolveIntent(id, *body.Posted, body.Note)
-	if err != nil {
+	var se *StandbyError
+	switch {
+	case errors.Is(err, usage.ErrIntentNotOpen) || errors.Is(err, state.ErrRefused):
 		writeError(w, http.StatusConflict, err.Error())
+		return
+	case errors.As(err, &se):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"intent": NewIntentView(in), "posted": *body.Posted})

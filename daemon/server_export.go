@@ -81,7 +81,7 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 // (export_url: self). The request must say which version it replaces:
 // If-Match with that version's ETag, or If-None-Match: * for the first
 // export; otherwise 428. A lost race is 412, an invalid export 422 with
-// the reason, and the export in use stays. An accepted export takes effect
+// the reason, a state database failure 500, and the export in use stays. An accepted export takes effect
 // at once and is kept in the history.
 func (d *Daemon) handlePutExport(w http.ResponseWriter, r *http.Request) {
 	cfg := d.cfg.Load()
@@ -101,12 +101,16 @@ func (d *Daemon) handlePutExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, doc, err := d.putExport(data, ifMatch, create, r.RemoteAddr)
+	var invalid *invalidExportError
 	switch {
 	case errors.Is(err, errPrecondition):
 		writeError(w, http.StatusPreconditionFailed, err.Error())
 		return
-	case err != nil:
+	case errors.As(err, &invalid):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "storing the export: "+err.Error())
 		return
 	}
 	view := newExportVersionView(v)

@@ -275,3 +275,26 @@ func TestDaemon_exportRemoteUnreachable(t *testing.T) {
 		t.Errorf("psa_sync_export_last_reload_successful = %v, want 0", got)
 	}
 }
+
+// TestHandler_putLargeExport: PUT /api/v1/export takes an export far larger
+// than the 64 KiB the API's other bodies are held to.
+func TestHandler_putLargeExport(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	doc := e.doc.Clone()
+	for i := range 2000 {
+		doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: fmt.Sprintf("cust-%04d", i), CustomerName: fmt.Sprintf("Customer %d", i),
+			CompanyID: strconv.FormatInt(e.companies[0], 10), ContractID: strconv.FormatInt(e.contracts[0], 10)})
+	}
+	body := e.encode(t, doc)
+	if len(body) < 4*maxRequestBody {
+		t.Fatalf("the export is %d bytes; the test wants one well over %d", len(body), maxRequestBody)
+	}
+	rec := dtExportRequest(t, e.d.Handler(), http.MethodPut, "/api/v1/export", body, map[string]string{"If-None-Match": "*"})
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("PUT of a %d-byte export = %d %s, want 201", len(body), rec.Code, rec.Body)
+	}
+	if got := len(e.d.Export().CustomerMappings); got != len(doc.CustomerMappings) {
+		t.Errorf("the export in use has %d customer mappings, want %d", got, len(doc.CustomerMappings))
+	}
+}

@@ -587,6 +587,13 @@ func TestHandler_intents(t *testing.T) {
 	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", `{"posted": false}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "not open") {
 		t.Errorf("resolving it again = %d %s, want 409", rec.Code, rec.Body)
 	}
+	// A state database that fails is the server's error, not a conflict.
+	if err := e.d.State().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", `{"posted": false}`); rec.Code != http.StatusInternalServerError {
+		t.Errorf("resolving with the state database closed = %d %s, want 500", rec.Code, rec.Body)
+	}
 }
 
 // TestHandler_planAfterRestart: the last pass's plan is kept in the state

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -293,5 +295,152 @@ func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.d.metrics.Leader); got != 0 {
 		t.Errorf("psa_sync_leader after the loss = %v, want 0", got)
+	}
+}
+
+// TestDaemon_selfExportSharedPostgres: with export_url: self, two psa-syncd
+// on one PostgreSQL database share the stored export. An export PUT to the
+// active one reaches the standby at its next poll, and one PUT to the
+// standby is what the active one uses after its next poll; an instance
+// that takes the lock over reloads the export before its first pass, even
+// with no poll since the last PUT.
+func TestDaemon_selfExportSharedPostgres(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	a := e.d
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	put := func(h http.Handler, doc *export.Document, header map[string]string) {
+		t.Helper()
+		if rec := dtExportRequest(t, h, http.MethodPut, "/api/v1/export", e.encode(t, doc), header); rec.Code/100 != 2 {
+			t.Fatalf("PUT of revision %d = %d %s", doc.Revision, rec.Code, rec.Body)
+		}
+	}
+	put(a.Handler(), e.doc, map[string]string{"If-None-Match": "*"})
+
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tickA, tickB := make(chan time.Time), make(chan time.Time)
+	a.watchTick, b.watchTick = tickA, tickB
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	<-b.scheduleChanged
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go a.watchLoop(ctx)
+	go b.watchLoop(ctx)
+
+	// A PUT to the active instance, then the standby's poll.
+	rev2 := e.doc.Clone()
+	rev2.Revision = 2
+	rev2.DeleteCustomer("file", "cust-globex")
+	put(a.Handler(), rev2, map[string]string{"If-Match": `"1"`})
+	tickB <- time.Now()
+	<-b.scheduleChanged
+	if got := b.Export(); got.Revision != 2 || len(got.CustomerMappings) != 1 {
+		t.Errorf("the standby's export after a poll: revision %d with %d customers; want revision 2 with 1", got.Revision, len(got.CustomerMappings))
+	}
+	// An unchanged store is not loaded again.
+	loaded := b.exp.Load()
+	tickB <- time.Now()
+	tickB <- time.Now() // taken once the first poll is done
+	if b.exp.Load() != loaded {
+		t.Error("a poll of an unchanged store loaded the export again")
+	}
+
+	// A PUT to the standby, then the active instance's poll.
+	rev3 := rev2.Clone()
+	rev3.Revision = 3
+	rev3.DeleteProduct("file", "CIXA-SRV")
+	put(b.Handler(), rev3, map[string]string{"If-Match": `"2"`})
+	<-a.scheduleChanged // the PUT of revision 2
+	tickA <- time.Now()
+	<-a.scheduleChanged
+	if got := a.Export().Revision; got != 3 {
+		t.Errorf("the active instance's export after a poll is revision %d, want 3", got)
+	}
+
+	// A PUT that no poll of b has seen, then the takeover.
+	cancel()
+	rev4 := rev3.Clone()
+	rev4.Revision = 4
+	rev4.DeleteCustomer("file", "cust-acme")
+	put(a.Handler(), rev4, map[string]string{"If-Match": `"3"`})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("BecomeActive after the active instance closed: %v", err)
+	}
+	if got := b.Export(); got.Revision != 4 || len(got.CustomerMappings) != 0 {
+		t.Errorf("the export of the instance that took over: revision %d with %d customers; want revision 4 with none", got.Revision, len(got.CustomerMappings))
+	}
+}
+
+// TestDaemon_standbyStatusPageSync: the status page of a standby refuses
+// "Sync now" and "Approve", naming the active instance, instead of queueing
+// a request that would run only after a takeover.
+func TestDaemon_standbyStatusPageSync(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: dtToken, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
+	}
+	c := newUIClient(t, b)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the status page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", neturl.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
+	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "approve": {"true"}, "next": {"/"}})
+	loc, err := neturl.Parse(rec.Header().Get("Location"))
+	if rec.Code != http.StatusSeeOther || err != nil {
+		t.Fatalf("POST /ui/sync on the standby = %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if msg := loc.Query().Get("msg"); !strings.Contains(msg, "standby") || !strings.Contains(msg, "pid") {
+		t.Errorf("POST /ui/sync on the standby says %q; want it to say this is a standby and name the active instance", msg)
+	}
+	if got := b.queue.active(); len(got) != 0 {
+		t.Errorf("the standby queued %+v", got)
 	}
 }

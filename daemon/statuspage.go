@@ -425,6 +425,12 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), msg, "")
 		return
 	}
+	if !d.Active() {
+		// A request queued here would wait for a takeover; the API
+		// forwards it, but a form post carries this page's session.
+		redirect(w, r, backTo(r), "This psa-syncd is a standby and does not sync. The active instance is "+d.activeInstance()+": request the sync on its status page.", "")
+		return
+	}
 	doc := d.Export()
 	switch {
 	case doc == nil:
