@@ -261,7 +261,8 @@
 //     post adds lines (KaseyaBMS.ServiceLines); KaseyaBMS.Units gives the
 //     units of the latest line in effect at a date.
 //   - Paging: PageSize (default 50) and PageNumber from 1 (0 reads as 1);
-//     a page beyond the end is empty.
+//     a page beyond the end is empty. KaseyaBMS.SetPaging counts pages
+//     from 0 instead, or ignores PageNumber, as a real tenant might.
 //   - Limits: at most 1,500 calls per endpoint template (numeric segments
 //     as {id}) in a rolling hour, or WithHourlyLimit when set; beyond it
 //     429 with Retry-After and a success:false envelope. Fault and

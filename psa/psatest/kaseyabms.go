@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,10 @@ type KaseyaBMS struct {
 	username, password, tenant string
 	hourlyLimit                int
 	clock                      func() time.Time
+
+	// pageMode is how PageNumber is read, a KaseyaBMSPaging; atomic, as
+	// handlers read it with and without mu.
+	pageMode atomic.Int32
 
 	mu         sync.Mutex
 	pascal     bool
@@ -226,6 +231,39 @@ func (k *KaseyaBMS) SetPascalCase(on bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.pascal = on
+}
+
+// KaseyaBMSPaging is how the simulated Kaseya BMS reads PageNumber. BMS does
+// not document whether its pages count from 0 or 1 (community scripts use
+// both), so clients are tested against each.
+type KaseyaBMSPaging int32
+
+// Ways of reading PageNumber.
+const (
+	// KaseyaBMSPagesFromOne counts pages from 1 and reads 0 (or no
+	// PageNumber) as 1: the default.
+	KaseyaBMSPagesFromOne KaseyaBMSPaging = iota
+	// KaseyaBMSPagesFromZero counts pages from 0: page 1 is the second.
+	KaseyaBMSPagesFromZero
+	// KaseyaBMSPageNumberIgnored answers the first page whatever
+	// PageNumber says, with the full totalRecords.
+	KaseyaBMSPageNumberIgnored
+)
+
+// SetPaging sets how the listings read PageNumber. The default is
+// KaseyaBMSPagesFromOne.
+func (k *KaseyaBMS) SetPaging(p KaseyaBMSPaging) { k.pageMode.Store(int32(p)) }
+
+// pageIndex turns a request's PageNumber (0 when it gives none) into the
+// 1-based page to answer, as SetPaging says.
+func (k *KaseyaBMS) pageIndex(number int) int {
+	switch KaseyaBMSPaging(k.pageMode.Load()) {
+	case KaseyaBMSPagesFromZero:
+		return max(number, 0) + 1
+	case KaseyaBMSPageNumberIgnored:
+		return 1
+	}
+	return max(number, 1)
 }
 
 func (k *KaseyaBMS) pascalCase() bool {

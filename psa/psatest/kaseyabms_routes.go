@@ -292,10 +292,10 @@ func namedList(list []bmsNamed) []map[string]any {
 	return out
 }
 
-// paging reads PageSize and PageNumber (1-based; 0 is read as 1; default
-// size 50).
-func paging(q url.Values) (size, number int) {
-	size, number = 50, 1
+// paging reads PageSize (default 50) and PageNumber, and returns the size
+// and the 1-based page to answer (see SetPaging).
+func (k *KaseyaBMS) paging(q url.Values) (size, number int) {
+	size = 50
 	for key, v := range q {
 		switch strings.ToLower(key) {
 		case "pagesize":
@@ -308,7 +308,7 @@ func paging(q url.Values) (size, number int) {
 			}
 		}
 	}
-	return size, number
+	return size, k.pageIndex(number)
 }
 
 func page[T any](list []T, size, number int) []T {
@@ -373,7 +373,7 @@ func (k *KaseyaBMS) serviceDTOLocked(s *KaseyaBMSService, list bool) map[string]
 
 func (k *KaseyaBMS) serviceLookup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	size, number := paging(q)
+	size, number := k.paging(q)
 	id, _ := strconv.Atoi(query1(q, "Filter.Id"))
 	name := query1(q, "Filter.Name")
 	k.mu.Lock()
@@ -411,12 +411,9 @@ func (k *KaseyaBMS) serviceSearch(w http.ResponseWriter, r *http.Request) {
 		bmsError(w, http.StatusOK, http.StatusBadRequest, err.Error())
 		return
 	}
-	size, number := 50, 1
+	size, number := 50, k.pageIndex(body.PageNumber)
 	if body.PageSize > 0 {
 		size = body.PageSize
-	}
-	if body.PageNumber > 0 {
-		number = body.PageNumber
 	}
 	k.mu.Lock()
 	var all []map[string]any
@@ -562,7 +559,7 @@ func accountDTO(a *KaseyaBMSAccount, tenant string) map[string]any {
 
 func (k *KaseyaBMS) accountSummary(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	size, number := paging(q)
+	size, number := k.paging(q)
 	name := query1(q, "Filter.AccountName")
 	active := query1(q, "Filter.IsActive")
 	k.mu.Lock()
@@ -592,7 +589,7 @@ func (k *KaseyaBMS) accountGet(w http.ResponseWriter, id int) {
 
 func (k *KaseyaBMS) accountLookup(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	size, number := paging(q)
+	size, number := k.paging(q)
 	ids := intSet(query(q, "Filter.Ids"))
 	name := query1(q, "Filter.Name")
 	inactive := strings.EqualFold(query1(q, "Filter.WithInactiveAccounts"), "true")
@@ -631,7 +628,7 @@ func status(c *KaseyaBMSContract) string {
 
 func (k *KaseyaBMS) contractSummary(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	size, number := paging(q)
+	size, number := k.paging(q)
 	k.mu.Lock()
 	var all []map[string]any
 	for _, c := range k.contracts {

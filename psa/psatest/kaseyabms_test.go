@@ -189,6 +189,47 @@ func TestKaseyaBMS_pagingAndFilters(t *testing.T) {
 	}
 }
 
+// TestKaseyaBMS_SetPaging checks the three ways the simulator reads
+// PageNumber, on a GET listing and on a search: the first name on each page
+// of two services per page.
+func TestKaseyaBMS_SetPaging(t *testing.T) {
+	t.Parallel()
+	srv := startBMS(t)
+	k := srv.KaseyaBMS()
+	for i := range 5 {
+		k.AddService(fmt.Sprintf("Svc %d", i), 1)
+	}
+	tok := bmsToken(t, srv)
+	firstName := func(out map[string]any) string {
+		r := as[[]any](t, out["result"])
+		if len(r) == 0 {
+			return ""
+		}
+		return as[string](t, as[map[string]any](t, r[0])["name"])
+	}
+	tests := []struct {
+		paging psatest.KaseyaBMSPaging
+		want   map[int]string // PageNumber → first name on the page
+	}{
+		{psatest.KaseyaBMSPagesFromOne, map[int]string{0: "Svc 0", 1: "Svc 0", 2: "Svc 2", 3: "Svc 4", 4: ""}},
+		{psatest.KaseyaBMSPagesFromZero, map[int]string{0: "Svc 0", 1: "Svc 2", 2: "Svc 4", 3: ""}},
+		{psatest.KaseyaBMSPageNumberIgnored, map[int]string{0: "Svc 0", 1: "Svc 0", 2: "Svc 0", 9: "Svc 0"}},
+	}
+	for _, tt := range tests {
+		k.SetPaging(tt.paging)
+		for n, want := range tt.want {
+			_, out := bmsCall(t, srv, http.MethodGet, fmt.Sprintf("v2/admin/finance/services/lookup?PageSize=2&PageNumber=%d", n), tok, "", "")
+			if got := firstName(out); got != want || as[float64](t, out["totalRecords"]) != 5 {
+				t.Errorf("paging %d: lookup page %d starts with %q (total %v), want %q of 5", tt.paging, n, got, out["totalRecords"], want)
+			}
+			_, out = bmsCall(t, srv, http.MethodPost, "v2/admin/finance/services/search", tok, fmt.Sprintf(`{"pageSize":2,"pageNumber":%d}`, n), "")
+			if got := firstName(out); got != want {
+				t.Errorf("paging %d: search page %d starts with %q, want %q", tt.paging, n, got, want)
+			}
+		}
+	}
+}
+
 func TestKaseyaBMS_contractsAndLines(t *testing.T) {
 	t.Parallel()
 	srv := startBMS(t)

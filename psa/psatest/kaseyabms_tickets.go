@@ -439,12 +439,9 @@ func (k *KaseyaBMS) ticketSearchLocked(w http.ResponseWriter, r *http.Request) {
 		bmsError(w, http.StatusOK, http.StatusBadRequest, err.Error())
 		return
 	}
-	size, number := 50, 1
+	size, number := 50, k.pageIndex(body.PageNumber)
 	if body.PageSize > 0 {
 		size = body.PageSize
-	}
-	if body.PageNumber > 0 {
-		number = body.PageNumber
 	}
 	var all []map[string]any
 	for _, t := range k.deskLocked().tickets {
