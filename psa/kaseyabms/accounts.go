@@ -93,9 +93,9 @@ func (s *AccountsService) ListSummary(ctx context.Context, opts *AccountSummaryL
 
 // ListSummaryAll pages through the account summary.
 func (s *AccountsService) ListSummaryAll(ctx context.Context, opts AccountSummaryListOptions) ([]*AccountSummary, *Response, error) {
-	return collect(func(page, size int) ([]*AccountSummary, *Response, error) {
+	return collect(s.client, "/v2/crm/accounts/summary", func(page, size int) ([]*AccountSummary, *Response, error) {
 		o := opts
-		o.ListOptions = ListOptions{PageSize: size, PageNumber: page}
+		o.ListOptions = pageOptions(page, size)
 		return s.ListSummary(ctx, &o)
 	})
 }
@@ -128,9 +128,9 @@ func (s *AccountsService) Lookup(ctx context.Context, opts *AccountLookupOptions
 
 // LookupAll pages through the account lookup until a short or empty page.
 func (s *AccountsService) LookupAll(ctx context.Context, opts AccountLookupOptions) ([]*AccountLookup, *Response, error) {
-	return collect(func(page, size int) ([]*AccountLookup, *Response, error) {
+	return collect(s.client, "/v2/crm/accounts/lookup", func(page, size int) ([]*AccountLookup, *Response, error) {
 		o := opts
-		o.ListOptions = ListOptions{PageSize: size, PageNumber: page}
+		o.ListOptions = pageOptions(page, size)
 		return s.Lookup(ctx, &o)
 	})
 }

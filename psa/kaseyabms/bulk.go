@@ -113,15 +113,15 @@ func (b *Backend) readServices(ctx context.Context, ids []int) error {
 			missing[n] = true
 		}
 		total, stopped := -1, false
-		_, _, err := collect(func(page, size int) ([]*Service, *Response, error) {
+		_, _, err := collect(b.client, servicesSearchPath, func(page, size int) ([]*Service, *Response, error) {
 			if page > 1 {
 				left := (total+size-1)/size - (page - 1)
 				if len(missing) == 0 || total < 0 || left >= len(missing) {
 					stopped = len(missing) > 0
-					return nil, nil, nil
+					return nil, nil, errStopPaging
 				}
 			}
-			list, resp, err := b.client.Services.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page})
+			list, resp, err := b.client.Services.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, exact: true})
 			if resp != nil {
 				total = resp.TotalRecords
 			}

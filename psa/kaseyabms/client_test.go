@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,23 +388,155 @@ func TestClient_paging(t *testing.T) {
 	}
 }
 
-func TestClient_pagingStopsOnEmptyPage(t *testing.T) {
+// pageLog records the PageNumber of each request a handler answers.
+type pageLog struct {
+	mu    sync.Mutex
+	pages []string
+}
+
+func (l *pageLog) add(page string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pages = append(l.pages, page)
+}
+
+// take returns the pages recorded since the last take.
+func (l *pageLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pages
+	l.pages = nil
+	return p
+}
+
+// TestClient_pagingShortOfTotal: a listing whose pages run out before
+// totalRecords is an error naming the endpoint and the counts, not a
+// partial list; page 0 is asked for once on the way, and a page 0 that
+// holds nothing new teaches the client that the endpoint counts from 1.
+func TestClient_pagingShortOfTotal(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	var calls atomic.Int32
+	var pages pageLog
 	f.mux.HandleFunc("GET /v2/crm/accounts/summary", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("PageSize") != "100" {
 			t.Errorf("PageSize = %q", r.URL.Query().Get("PageSize"))
 		}
-		if calls.Add(1) == 1 {
+		n := r.URL.Query().Get("PageNumber")
+		pages.add(n)
+		if n == "1" {
 			fmt.Fprint(w, `{"success":true,"result":[{"id":1,"accountName":"Acme"}],"totalRecords":10}`)
 			return
 		}
 		fmt.Fprint(w, `{"success":true,"result":[],"totalRecords":10}`)
 	})
-	all, _, err := f.client.Accounts.ListSummaryAll(t.Context(), kaseyabms.AccountSummaryListOptions{AccountName: "Acme"})
-	if err != nil || len(all) != 1 || calls.Load() != 2 {
-		t.Errorf("ListSummaryAll = %d accounts, %v after %d calls; want 1 after 2", len(all), err, calls.Load())
+	for i, want := range [][]string{{"1", "2", "0"}, {"1", "2"}} {
+		all, resp, err := f.client.Accounts.ListSummaryAll(t.Context(), kaseyabms.AccountSummaryListOptions{AccountName: "Acme"})
+		var ie *kaseyabms.IncompleteListError
+		if !errors.As(err, &ie) || *ie != (kaseyabms.IncompleteListError{Endpoint: "/v2/crm/accounts/summary", Got: 1, Total: 10}) {
+			t.Fatalf("listing %d: ListSummaryAll error = %v, want an *IncompleteListError for 1 of 10", i+1, err)
+		}
+		for _, part := range []string{"/v2/crm/accounts/summary", " 1 ", " 10 "} {
+			if !strings.Contains(err.Error(), part) {
+				t.Errorf("error %q does not say %q", err, part)
+			}
+		}
+		if len(all) != 1 || resp == nil || resp.TotalRecords != 10 {
+			t.Errorf("listing %d: ListSummaryAll = %d accounts, %+v; want the 1 read and the last Response", i+1, len(all), resp)
+		}
+		if got := pages.take(); !cmp.Equal(got, want) {
+			t.Errorf("listing %d: pages = %v, want %v", i+1, got, want)
+		}
+	}
+}
+
+// TestClient_pagingIgnoredWithTotal: a server that answers the first page
+// whatever PageNumber says, with totalRecords 250: the repeated page ends
+// the listing with an error, not with 100 tickets taken for all of them
+// (FindTickets would then open a duplicate).
+func TestClient_pagingIgnoredWithTotal(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var calls atomic.Int32
+	f.mux.HandleFunc("POST /v2/servicedesk/tickets/search", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		items := make([]string, 100)
+		for i := range items {
+			items[i] = fmt.Sprintf(`{"Id":%d,"Title":"t%d"}`, i+1, i+1)
+		}
+		fmt.Fprintf(w, `{"success":true,"result":[%s],"totalRecords":250}`, strings.Join(items, ","))
+	})
+	list, _, err := f.client.Tickets.SearchAll(t.Context(), &kaseyabms.TicketFilter{Title: "x"})
+	var ie *kaseyabms.IncompleteListError
+	if !errors.As(err, &ie) || ie.Endpoint != "/v2/servicedesk/tickets/search" || ie.Got != 100 || ie.Total != 250 {
+		t.Errorf("SearchAll = %d tickets, %v; want an *IncompleteListError for 100 of 250", len(list), err)
+	}
+	// Page 1, page 2 (the repeat), page 0 (the same again).
+	if n := calls.Load(); n != 3 {
+		t.Errorf("%d searches, want 3", n)
+	}
+}
+
+// TestClient_pagingFromZero: an endpoint whose pages count from 0. Paging
+// from 1 misses the first page and ends short of totalRecords; page 0
+// fills the gap, in order, and the next listing starts at 0.
+func TestClient_pagingFromZero(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var pages pageLog
+	f.mux.HandleFunc("POST /v2/servicedesk/tickets/search", func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ PageNumber, PageSize int }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		pages.add(fmt.Sprint(body.PageNumber))
+		var items []string
+		for i := body.PageNumber*body.PageSize + 1; i <= min((body.PageNumber+1)*body.PageSize, 150); i++ {
+			items = append(items, fmt.Sprintf(`{"Id":%d,"Title":"t%d"}`, i, i))
+		}
+		fmt.Fprintf(w, `{"success":true,"result":[%s],"totalRecords":150}`, strings.Join(items, ","))
+	})
+	for i, want := range [][]string{{"1", "2", "0"}, {"0", "1"}} {
+		list, _, err := f.client.Tickets.SearchAll(t.Context(), &kaseyabms.TicketFilter{Title: "x"})
+		if err != nil {
+			t.Fatalf("listing %d: SearchAll: %v", i+1, err)
+		}
+		ids := make([]int, len(list))
+		for j, tk := range list {
+			ids[j] = tk.ID
+		}
+		if len(ids) != 150 || !slices.IsSorted(ids) || ids[0] != 1 || ids[149] != 150 {
+			t.Errorf("listing %d: SearchAll returned ids %v, want 1..150 in order", i+1, ids)
+		}
+		if got := pages.take(); !cmp.Equal(got, want) {
+			t.Errorf("listing %d: pages = %v, want %v", i+1, got, want)
+		}
+	}
+}
+
+// TestClient_pagingEmptyLookupProbesOnce: a listing without totalRecords
+// whose page 1 is empty may be an endpoint counting from 0 with everything
+// on page 0, so page 0 is asked for, once per endpoint: a server that
+// refuses page 0 counts from 1, and the empty answer stands.
+func TestClient_pagingEmptyLookupProbesOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var pages pageLog
+	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		n := r.URL.Query().Get("PageNumber")
+		pages.add(n)
+		if n == "0" {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"success":false,"error":{"code":400,"message":"PageNumber must be at least 1"}}`)
+			return
+		}
+		fmt.Fprint(w, `{"success":true,"result":[]}`)
+	})
+	for i, want := range [][]string{{"1", "0"}, {"1"}} {
+		all, _, err := f.client.Accounts.LookupAll(t.Context(), kaseyabms.AccountLookupOptions{Name: "Nobody"})
+		if err != nil || len(all) != 0 {
+			t.Errorf("lookup %d: LookupAll = %d accounts, %v; want none and no error", i+1, len(all), err)
+		}
+		if got := pages.take(); !cmp.Equal(got, want) {
+			t.Errorf("lookup %d: pages = %v, want %v", i+1, got, want)
+		}
 	}
 }
 

@@ -166,9 +166,9 @@ func (s *ContractsService) ListSummary(ctx context.Context, opts *ContractSummar
 
 // ListSummaryAll pages through the contract summary.
 func (s *ContractsService) ListSummaryAll(ctx context.Context, opts ContractSummaryListOptions) ([]*ContractSummary, *Response, error) {
-	return collect(func(page, size int) ([]*ContractSummary, *Response, error) {
+	return collect(s.client, "/v2/finance/contracts/summary", func(page, size int) ([]*ContractSummary, *Response, error) {
 		o := opts
-		o.ListOptions = ListOptions{PageSize: size, PageNumber: page}
+		o.ListOptions = pageOptions(page, size)
 		return s.ListSummary(ctx, &o)
 	})
 }

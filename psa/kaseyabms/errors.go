@@ -2,6 +2,7 @@ package kaseyabms
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -145,4 +146,23 @@ func cmpOrSlice(msgs []string, def string) []string {
 		return msgs
 	}
 	return []string{def}
+}
+
+// IncompleteListError is returned when a listing ends with fewer records
+// than its totalRecords says it matches: the server ignored PageNumber and
+// answered a page again, or records went away while it was paged. The
+// records read are returned with it, but they are not the whole list; a
+// caller that needs the whole (FindTickets, to avoid a duplicate ticket)
+// must not act on them.
+type IncompleteListError struct {
+	// Endpoint is the listing's path, such as /v2/servicedesk/tickets/search.
+	Endpoint string
+	// Got is the number of records read; Total is the last page's
+	// totalRecords.
+	Got, Total int
+}
+
+// Error names the endpoint and the counts.
+func (e *IncompleteListError) Error() string {
+	return fmt.Sprintf("kaseyabms: %s: paging ended after %d of the %d records totalRecords announces; the server may be ignoring PageNumber", e.Endpoint, e.Got, e.Total)
 }

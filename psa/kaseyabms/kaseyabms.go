@@ -75,6 +75,10 @@ type Client struct {
 
 	limiter *limiter
 
+	// pageBases maps an endpoint to the PageNumber of its first page (0
+	// or 1), once collect has learnt it.
+	pageBases sync.Map
+
 	tokenMu sync.Mutex
 	token   *Token
 
@@ -676,8 +680,18 @@ func (e *OutcomeUnknownError) Is(target error) bool { return target == psa.ErrOu
 type ListOptions struct {
 	// PageSize is the number of records per page; 0 means DefaultPageSize.
 	PageSize int
-	// PageNumber is the page to fetch; pages count from 1.
+	// PageNumber is the page to fetch; pages count from 1, and 0 means 1.
 	PageNumber int
+
+	// exact sends PageNumber as it is, 0 included: collect's probe of an
+	// endpoint whose pages may count from 0.
+	exact bool
+}
+
+// pageOptions returns the ListOptions of page number page as collect asks
+// for it.
+func pageOptions(page, size int) ListOptions {
+	return ListOptions{PageSize: size, PageNumber: page, exact: true}
 }
 
 func (o ListOptions) values(q url.Values) {
@@ -685,32 +699,103 @@ func (o ListOptions) values(q url.Values) {
 	if size <= 0 {
 		size = DefaultPageSize
 	}
+	n := max(o.PageNumber, 1)
+	if o.exact {
+		n = o.PageNumber
+	}
 	q.Set("PageSize", strconv.Itoa(size))
-	q.Set("PageNumber", strconv.Itoa(max(o.PageNumber, 1)))
+	q.Set("PageNumber", strconv.Itoa(n))
 }
 
-// collect fetches pages 1, 2, ... until it has TotalRecords records, a
-// page is empty, or (for listings without TotalRecords) a page is short.
-// BMS does not document whether PageNumber counts from 0 or 1; the spec's
-// own example body uses 1, and so does the client.
-func collect[T any](fetch func(page, size int) ([]T, *Response, error)) ([]T, *Response, error) {
+// errStopPaging, returned by a fetch given to collect, ends the listing
+// with the records so far and no error: the caller has what it needs.
+var errStopPaging = errors.New("kaseyabms: stop paging")
+
+// collect fetches every page of the listing at endpoint (its path, such as
+// "/v2/servicedesk/tickets/search", for error messages and to remember how
+// it counts pages), and returns the records in order with the last page's
+// Response.
+//
+// BMS does not document whether PageNumber counts from 0 or 1 (community
+// scripts use both; the spec's example body uses 1). The reference advises
+// looping until an empty page or until totalRecords records have come, so
+// collect starts at 1 and stops there; when that ends short of
+// totalRecords, or a listing without totalRecords finds nothing, it asks
+// for page 0 once: records there that page 1 does not repeat are the first
+// page of an endpoint that counts from 0. What it learns (pages from 0, or
+// from 1: page 0 empty, refused or the same as page 1, or totalRecords
+// reached from page 1) is kept per endpoint for the client's lifetime, so
+// the probe costs one request at most once per endpoint.
+//
+// A listing that still ends with fewer records than totalRecords (a server
+// that ignores PageNumber answers the first page again; records removed
+// while paging) returns the records so far with an *IncompleteListError:
+// callers such as FindTickets must not take a partial list for the whole.
+func collect[T any](c *Client, endpoint string, fetch func(page, size int) ([]T, *Response, error)) ([]T, *Response, error) {
+	first, known := c.firstPage(endpoint)
+	all, last, err := walkPages(endpoint, first, fetch)
+	if errors.Is(err, errStopPaging) {
+		return all, last, nil
+	}
+	if err != nil {
+		return all, last, err
+	}
+	total := -1
+	if last != nil {
+		total = last.TotalRecords
+	}
+	complete := total >= 0 && len(all) >= total || total < 0 && len(all) > 0
+	if !complete && !known {
+		items, resp, err := fetch(0, DefaultPageSize)
+		switch {
+		case errors.Is(err, errStopPaging):
+			return all, last, nil
+		case errors.Is(err, psa.ErrValidation):
+			// A server that counts from 1 may refuse page 0.
+			c.pageBases.Store(endpoint, 1)
+		case err != nil:
+			return all, resp, err
+		case len(items) == 0 || len(all) > 0 && sameRecord(items[0], all[0]):
+			// Page 0 is empty, or page 1 read again.
+			c.pageBases.Store(endpoint, 1)
+		default:
+			c.pageBases.Store(endpoint, 0)
+			c.logger.Info("Kaseya BMS endpoint counts pages from 0", "endpoint", endpoint)
+			all = append(items, all...)
+			if last == nil {
+				last = resp
+			}
+		}
+	}
+	if total >= 0 && len(all) < total {
+		return all, last, &IncompleteListError{Endpoint: endpoint, Got: len(all), Total: total}
+	}
+	if !known && first == 1 && total > 0 && complete {
+		c.pageBases.Store(endpoint, 1)
+	}
+	return all, last, nil
+}
+
+// walkPages fetches pages first, first+1, ... until it has TotalRecords
+// records, a page is empty, a page repeats the previous page's first record
+// (a server that ignores PageNumber), or (for listings without
+// TotalRecords) a page is short.
+func walkPages[T any](endpoint string, first int, fetch func(page, size int) ([]T, *Response, error)) ([]T, *Response, error) {
 	var all []T
 	var last *Response
 	var prevFirst []byte
-	for page := 1; page <= maxPages; page++ {
+	for page := first; page < first+maxPages; page++ {
 		items, resp, err := fetch(page, DefaultPageSize)
 		if err != nil {
 			return all, resp, err
 		}
 		last = resp
 		if len(items) > 0 {
-			// A server that ignores PageNumber answers the first page
-			// again; stop instead of collecting it twice.
-			first, _ := json.Marshal(items[0])
-			if page > 1 && bytes.Equal(first, prevFirst) {
+			head, _ := json.Marshal(items[0])
+			if page > first && bytes.Equal(head, prevFirst) {
 				return all, last, nil
 			}
-			prevFirst = first
+			prevFirst = head
 		}
 		all = append(all, items...)
 		switch {
@@ -724,5 +809,23 @@ func collect[T any](fetch func(page, size int) ([]T, *Response, error)) ([]T, *R
 			return all, last, nil
 		}
 	}
-	return all, last, fmt.Errorf("kaseyabms: more than %d pages; the server may be ignoring PageNumber", maxPages)
+	return all, last, fmt.Errorf("kaseyabms: %s: more than %d pages; the server may be ignoring PageNumber", endpoint, maxPages)
+}
+
+// sameRecord reports whether a and b encode to the same JSON.
+func sameRecord[T any](a, b T) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}
+
+// firstPage returns the PageNumber of endpoint's first page and whether
+// collect has learnt it; 1 until then.
+func (c *Client) firstPage(endpoint string) (page int, known bool) {
+	if v, ok := c.pageBases.Load(endpoint); ok {
+		if n, ok := v.(int); ok {
+			return n, true
+		}
+	}
+	return 1, false
 }

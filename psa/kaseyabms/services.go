@@ -90,7 +90,14 @@ type ServicesSearchRequest struct {
 	PageSize   int             `json:"PageSize"`
 	PageNumber int             `json:"PageNumber"`
 	Filter     *ServicesFilter `json:"Filter,omitempty"`
+
+	// exact sends PageNumber as it is, 0 included (see pageOptions);
+	// otherwise 0 means 1.
+	exact bool
 }
+
+// servicesSearchPath is the path of the service search, as collect names it.
+const servicesSearchPath = "/v2/admin/finance/services/search"
 
 // ServiceLookupOptions are the query parameters of the service lookup.
 type ServiceLookupOptions struct {
@@ -141,8 +148,8 @@ func (s *ServicesService) Lookup(ctx context.Context, opts *ServiceLookupOptions
 
 // LookupAll pages through the service lookup.
 func (s *ServicesService) LookupAll(ctx context.Context, name string) ([]*ServiceLookup, *Response, error) {
-	return collect(func(page, size int) ([]*ServiceLookup, *Response, error) {
-		return s.Lookup(ctx, &ServiceLookupOptions{Name: name, ListOptions: ListOptions{PageSize: size, PageNumber: page}})
+	return collect(s.client, "/v2/admin/finance/services/lookup", func(page, size int) ([]*ServiceLookup, *Response, error) {
+		return s.Lookup(ctx, &ServiceLookupOptions{Name: name, ListOptions: pageOptions(page, size)})
 	})
 }
 
@@ -152,7 +159,9 @@ func (s *ServicesService) Search(ctx context.Context, body *ServicesSearchReques
 	if body.PageSize <= 0 {
 		body.PageSize = DefaultPageSize
 	}
-	body.PageNumber = max(body.PageNumber, 1)
+	if !body.exact {
+		body.PageNumber = max(body.PageNumber, 1)
+	}
 	req, err := s.client.NewRequest(ctx, http.MethodPost, "v2/admin/finance/services/search", body)
 	if err != nil {
 		return nil, nil, err
@@ -164,8 +173,8 @@ func (s *ServicesService) Search(ctx context.Context, body *ServicesSearchReques
 
 // SearchAll pages through a service search.
 func (s *ServicesService) SearchAll(ctx context.Context, filter *ServicesFilter) ([]*Service, *Response, error) {
-	return collect(func(page, size int) ([]*Service, *Response, error) {
-		return s.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, Filter: filter})
+	return collect(s.client, servicesSearchPath, func(page, size int) ([]*Service, *Response, error) {
+		return s.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, Filter: filter, exact: true})
 	})
 }
 

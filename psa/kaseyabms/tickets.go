@@ -170,7 +170,7 @@ func (s *TicketsService) Search(ctx context.Context, body *TicketSearch) ([]*Tic
 
 // SearchAll returns every page of a search.
 func (s *TicketsService) SearchAll(ctx context.Context, filter *TicketFilter) ([]*Ticket, *Response, error) {
-	return collect(func(page, size int) ([]*Ticket, *Response, error) {
+	return collect(s.client, "/v2/servicedesk/tickets/search", func(page, size int) ([]*Ticket, *Response, error) {
 		return s.Search(ctx, &TicketSearch{PageSize: size, PageNumber: page, Filter: filter})
 	})
 }

@@ -230,6 +230,28 @@ func TestTickets_lostAnswer(t *testing.T) {
 	}
 }
 
+// TestTickets_FindTickets_pagesFromZero: on a tenant whose ticket search
+// counts pages from 0, the one ticket with the reference is on page 0 and
+// page 1 is empty. FindTickets must still find it: an empty answer would
+// make the caller open the ticket a second time.
+func TestTickets_FindTickets_pagesFromZero(t *testing.T) {
+	t.Parallel()
+	b, srv := newTicketBackend(t, http.DefaultTransport)
+	ctx := t.Context()
+	acme := strconv.Itoa(srv.KaseyaBMS().AddAccount("Acme"))
+	ref := "sc:7"
+	created, err := b.CreateTicket(ctx, psa.CreateTicketRequest{CompanyID: acme, Title: "t", ExternalRef: ref,
+		Routing: psa.TicketRouting{StatusID: "1", TicketTypeID: "2", SourceID: "9"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.KaseyaBMS().SetPaging(psatest.KaseyaBMSPagesFromZero)
+	found, err := b.FindTickets(ctx, psa.TicketQuery{CompanyID: acme, ExternalRef: ref})
+	if err != nil || len(found) != 1 || found[0].ID != created.ID {
+		t.Errorf("FindTickets = %+v, %v; want ticket %s", found, err, created.ID)
+	}
+}
+
 func TestTickets_invalid(t *testing.T) {
 	t.Parallel()
 	b, srv := newTicketBackend(t, http.DefaultTransport)
