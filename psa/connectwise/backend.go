@@ -138,9 +138,10 @@ func (b *Backend) System() psa.System { return psa.SystemConnectWise }
 func (b *Backend) Instance() string { return b.client.Host() }
 
 // Ping discovers the codebase and reads one company id, which needs valid
-// keys and clientId.
+// keys and clientId: one request (after discovery), whatever the number of
+// companies, as it reads the first page only.
 func (b *Backend) Ping(ctx context.Context) error {
-	_, _, err := b.client.Companies.List(ctx, &ListOptions{Fields: []string{"id"}, PageSize: 1, Conditions: Gt("id", 0)})
+	_, _, err := b.client.Companies.ListPage(ctx, &ListOptions{Fields: []string{"id"}, PageSize: 1, Conditions: Gt("id", 0)})
 	if errors.Is(err, psa.ErrNotFound) {
 		// On hosted ConnectWise a wrong company id can answer 404.
 		return fmt.Errorf("connectwise: ping: %w (check the site and company id)", err)

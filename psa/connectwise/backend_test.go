@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -759,6 +760,24 @@ func TestBackend_pingAndBudget(t *testing.T) {
 	err = connectwise.NewBackend(bad).Ping(t.Context())
 	if !errors.Is(err, psa.ErrUnauthorized) || strings.Contains(err.Error(), "wrong-private-key") {
 		t.Errorf("Ping with a wrong key = %v, want ErrUnauthorized without the key", err)
+	}
+}
+
+// TestBackend_Ping_oneRequest: Ping asks for one company id and must not
+// follow the Link header through every company (one GET per company with
+// pageSize=1).
+func TestBackend_Ping_oneRequest(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	for i := range 40 {
+		s.ConnectWise().AddCompany(fmt.Sprintf("Company %d", i))
+	}
+	before := countRequests(s, http.MethodGet, "company/companies")
+	if err := b.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if n := countRequests(s, http.MethodGet, "company/companies") - before; n != 1 {
+		t.Errorf("Ping sent %d GET company/companies requests, want 1", n)
 	}
 }
 

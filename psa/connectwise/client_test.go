@@ -173,6 +173,30 @@ func TestCompaniesService_List_pagingKeepsConditions(t *testing.T) {
 	}
 }
 
+func TestCompaniesService_ListPage(t *testing.T) {
+	t.Parallel()
+	c, mux, serverURL := setup(t)
+	var calls atomic.Int32
+	mux.HandleFunc("/company/companies", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if q := r.URL.Query(); q.Get("pageSize") != "2" || q.Get("page") != "3" {
+			t.Errorf("query = %s, want pageSize=2 and page=3", r.URL.RawQuery)
+		}
+		w.Header().Set("Link", fmt.Sprintf(`<%s%s?pageSize=2&page=4>; rel="next"`, serverURL, baseURLPath+r.URL.Path))
+		fmt.Fprint(w, `[{"id":5,"name":"e"},{"id":6,"name":"f"}]`)
+	})
+	got, resp, err := c.Companies.ListPage(t.Context(), &ListOptions{PageSize: 2, Page: 3})
+	if err != nil {
+		t.Fatalf("Companies.ListPage returned error: %v", err)
+	}
+	if len(got) != 2 || got[0].ID != 5 || calls.Load() != 1 {
+		t.Errorf("Companies.ListPage returned %d companies in %d calls, want 2 in 1", len(got), calls.Load())
+	}
+	if !strings.HasSuffix(resp.NextPageURL, "page=4") {
+		t.Errorf("Companies.ListPage NextPageURL = %q, want the Link header's next page", resp.NextPageURL)
+	}
+}
+
 func TestCatalogService_List_forwardOnly(t *testing.T) {
 	t.Parallel()
 	c, mux, serverURL := setup(t)

@@ -172,15 +172,7 @@ func listAll[T any](ctx context.Context, c *Client, path string, opts *ListOptio
 	seen := map[string]bool{}
 	var all []*T
 	for {
-		req, err := c.NewRequest(ctx, http.MethodGet, next, nil)
-		if err != nil {
-			return all, nil, err
-		}
-		if forward {
-			req.Header.Set("pagination-type", "forward-only")
-		}
-		var page []*T
-		resp, err := c.Do(ctx, req, &page)
+		page, resp, err := getPage[T](ctx, c, next, forward)
 		if err != nil {
 			return all, resp, err
 		}
@@ -197,6 +189,32 @@ func listAll[T any](ctx context.Context, c *Client, path string, opts *ListOptio
 		}
 		next = resp.NextPageURL
 	}
+}
+
+// listPage reads one page of a list, the one opts.Page names (the first by
+// default), without following the Link header; the Response's NextPageURL
+// says whether more follow.
+func listPage[T any](ctx context.Context, c *Client, path string, opts *ListOptions) ([]*T, *Response, error) {
+	q, err := opts.query()
+	if err != nil {
+		return nil, nil, err
+	}
+	return getPage[T](ctx, c, path+"?"+q.Encode(), opts != nil && opts.ForwardOnly)
+}
+
+// getPage sends one GET of a list page, urlStr being relative to the API
+// root or the absolute URL of a Link header.
+func getPage[T any](ctx context.Context, c *Client, urlStr string, forward bool) ([]*T, *Response, error) {
+	req, err := c.NewRequest(ctx, http.MethodGet, urlStr, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if forward {
+		req.Header.Set("pagination-type", "forward-only")
+	}
+	var page []*T
+	resp, err := c.Do(ctx, req, &page)
+	return page, resp, err
 }
 
 // count reads a /count endpoint.

@@ -33,6 +33,13 @@ func (s *CompaniesService) List(ctx context.Context, opts *ListOptions) ([]*Comp
 	return listAll[Company](ctx, s.client, "company/companies", opts)
 }
 
+// ListPage returns one page of the companies matching opts (opts.Page, the
+// first by default) in one request; Response.NextPageURL is set when more
+// follow.
+func (s *CompaniesService) ListPage(ctx context.Context, opts *ListOptions) ([]*Company, *Response, error) {
+	return listPage[Company](ctx, s.client, "company/companies", opts)
+}
+
 // Count returns the number of companies matching cond.
 func (s *CompaniesService) Count(ctx context.Context, cond Condition) (int64, *Response, error) {
 	return count(ctx, s.client, "company/companies/count", cond)
