@@ -616,6 +616,33 @@ func TestCredentialsRedacted(t *testing.T) {
 	}
 }
 
+// TestCheckResponse_credentialsRedacted: a server that quotes the
+// clientId header and the Basic credential's member (company+publicKey),
+// as is and encoded, in its error. None of them may reach the error text.
+func TestCheckResponse_credentialsRedacted(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/company/companies/1", func(w http.ResponseWriter, r *http.Request) {
+		user, _, _ := r.BasicAuth()
+		msg := fmt.Sprintf("clientId %s (%s) is not allowed for member %s (%s, %s)", r.Header.Get("clientId"),
+			base64.StdEncoding.EncodeToString([]byte(r.Header.Get("clientId"))), user, url.QueryEscape(user), base64.StdEncoding.EncodeToString([]byte(user)))
+		body, _ := json.Marshal(map[string]string{"code": "Unauthorized", "message": msg})
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write(body)
+	})
+	_, _, err := c.Companies.Get(t.Context(), 1)
+	if err == nil || !strings.Contains(err.Error(), "is not allowed for member") {
+		t.Fatalf("Companies.Get error = %v, want the server's message", err)
+	}
+	member := testCompany + "+" + testPublic
+	for _, secret := range []string{testClient, base64.StdEncoding.EncodeToString([]byte(testClient)), testPublic,
+		member, url.QueryEscape(member), base64.StdEncoding.EncodeToString([]byte(member))} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Companies.Get error contains %q: %v", secret, err)
+		}
+	}
+}
+
 func mustURL(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {

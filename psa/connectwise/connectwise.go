@@ -351,7 +351,12 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("connectwise: missing settings: %s", strings.Join(missing, ", "))
 	}
-	c.redact = redact.New(c.creds.privateKey, c.creds.company+"+"+c.creds.publicKey+":"+c.creds.privateKey)
+	// The Basic credential is company+publicKey:privateKey; a server may
+	// quote it whole, decoded (the member "company+publicKey"), or echo the
+	// clientId header. The company id alone is no secret (errors name it)
+	// and would blank out ordinary words.
+	c.redact = redact.New(c.creds.privateKey, c.creds.company+"+"+c.creds.publicKey+":"+c.creds.privateKey,
+		c.creds.company+"+"+c.creds.publicKey, c.creds.publicKey, c.creds.clientID)
 	if c.baseURL == nil && c.pinned {
 		c.baseURL = c.site.JoinPath(c.codebase, apiPath)
 		c.baseURL.Path = strings.TrimSuffix(c.baseURL.Path, "/") + "/"
