@@ -221,7 +221,8 @@ func WithMaxRetries(n int) Option {
 
 // WithBackoff sets the exponential backoff between retries: the n-th retry
 // waits a random time up to min(max, base·2ⁿ), or longer when the server sent
-// Retry-After. The defaults are 500ms and 30s.
+// Retry-After (a Retry-After over rest.MaxRetryAfter, five minutes, ends the
+// retries with an error instead). The defaults are 500ms and 30s.
 func WithBackoff(base, maxWait time.Duration) Option {
 	return func(c *Client) error {
 		b, err := rest.NewBackoff(base, maxWait)
@@ -742,7 +743,11 @@ func (c *Client) classify(req *http.Request, err error, idempotent bool) (retry 
 		st := er.Response.StatusCode
 		serverFault := st >= 500 && !errors.Is(er, psa.ErrValidation)
 		if idempotent {
-			return serverFault && st != http.StatusNotImplemented, rest.RetryAfter(er.Response), err
+			if !serverFault || st == http.StatusNotImplemented {
+				return false, 0, err
+			}
+			// A Retry-After over the cap ends the retries, as for a 429.
+			return rest.CapRetryAfter(err, rest.RetryAfter(er.Response))
 		}
 		if serverFault {
 			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}

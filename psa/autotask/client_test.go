@@ -958,6 +958,35 @@ func TestCompaniesService_Get_rateLimited(t *testing.T) {
 	}
 }
 
+// TestCompaniesService_Get_serverFaultRetryAfterOverCap: a 503 whose
+// Retry-After is a day ends the retries at once with an error that says so,
+// as a 429 over rest.MaxRetryAfter does, instead of waiting it out.
+func TestCompaniesService_Get_serverFaultRetryAfterOverCap(t *testing.T) {
+	t.Parallel()
+	client, mux, _ := setup(t)
+	sleeps := recordSleeps(client)
+	var calls atomic.Int32
+	mux.HandleFunc("/Companies/1", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "86400")
+		// No "errors": Autotask's 5xx with messages is a refusal, not retried.
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	_, _, err := client.Companies.Get(t.Context(), 1)
+	var er *ErrorResponse
+	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("Companies.Get error = %v, want the 503", err)
+	}
+	for _, part := range []string{"24h0m0s", "5m0s"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not say %s", err, part)
+		}
+	}
+	if n, s := calls.Load(), sleeps(); n != 1 || len(s) != 0 {
+		t.Errorf("requests = %d, waits = %v; want 1 request and no wait", n, s)
+	}
+}
+
 func TestServicesService_Update_rateLimited(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)

@@ -39,7 +39,8 @@
 // At most three requests (Autotask's thread threshold) are in flight per
 // entity endpoint. Reads, queries and PATCHes are retried on throttling,
 // server timeouts and network errors with exponential backoff, full jitter
-// and Retry-After. Creates are not: a create whose outcome is unknown (the
+// and Retry-After, up to five minutes: a longer Retry-After, on a 429 or a
+// 5xx, is returned as an error instead of waited out. Creates are not: a create whose outcome is unknown (the
 // connection broke after sending, or a 5xx without a reason) returns an error
 // matching psa.ErrOutcomeUnknown, because a ContractServiceAdjustment is a
 // delta that cannot be read back, and sending it twice would bill twice.

@@ -415,6 +415,37 @@ func TestClient_retriesReadsAndPatches(t *testing.T) {
 	}
 }
 
+// TestClient_serverFaultRetryAfterOverCap: a 503 whose Retry-After is a
+// day ends the retries at once with an error that says so, as a 429 over
+// rest.MaxRetryAfter does, instead of waiting it out.
+func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
+	t.Parallel()
+	var waits atomic.Int32
+	c, mux, _ := setup(t, WithSleep(func(context.Context, time.Duration) error {
+		waits.Add(1)
+		return nil
+	}))
+	var n atomic.Int32
+	mux.HandleFunc("/company/companies/1", func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Retry-After", "86400")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	_, _, err := c.Companies.Get(t.Context(), 1)
+	var er *ErrorResponse
+	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("Companies.Get error = %v, want the 503", err)
+	}
+	for _, part := range []string{"24h0m0s", "5m0s"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not say %s", err, part)
+		}
+	}
+	if n.Load() != 1 || waits.Load() != 0 {
+		t.Errorf("%d requests and %d waits, want 1 request and no wait", n.Load(), waits.Load())
+	}
+}
+
 func TestClient_createNotRetried(t *testing.T) {
 	t.Parallel()
 	c, mux, _ := setup(t)

@@ -280,7 +280,8 @@ func WithMaxRetries(n int) Option {
 
 // WithBackoff sets the exponential backoff between retries: the n-th retry
 // waits a random time up to min(max, base·2ⁿ), and at least the server's
-// Retry-After. The defaults are 500ms and 30s.
+// Retry-After (one over rest.MaxRetryAfter, five minutes, ends the retries
+// with an error instead). The defaults are 500ms and 30s.
 func WithBackoff(base, maxWait time.Duration) Option {
 	return func(c *Client) error {
 		b, err := rest.NewBackoff(base, maxWait)
@@ -828,7 +829,11 @@ func (c *Client) classify(req *http.Request, err error, idempotent bool) (retry 
 		st := er.Response.StatusCode
 		serverFault := st >= 500 && st != http.StatusNotImplemented && !errors.Is(er, psa.ErrValidation)
 		if idempotent {
-			return serverFault, rest.RetryAfter(er.Response), err
+			if !serverFault {
+				return false, 0, err
+			}
+			// A Retry-After over the cap ends the retries, as for a 429.
+			return rest.CapRetryAfter(err, rest.RetryAfter(er.Response))
 		}
 		if serverFault && req.Method == http.MethodPost {
 			return false, 0, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}

@@ -1,6 +1,7 @@
 package kaseyabms_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -611,6 +612,38 @@ func TestClient_retriesExhausted(t *testing.T) {
 	var er *kaseyabms.ErrorResponse
 	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusBadGateway || calls.Load() != 2 {
 		t.Errorf("error = %v after %d calls, want 502 after 2", err, calls.Load())
+	}
+}
+
+// TestClient_serverFaultRetryAfterOverCap: a 503 whose Retry-After is a
+// day ends the retries at once with an error that says so, as a 429 over
+// rest.MaxRetryAfter does, instead of waiting it out.
+func TestClient_serverFaultRetryAfterOverCap(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var waits atomic.Int32
+	f.client.SetSleep(func(context.Context, time.Duration) error {
+		waits.Add(1)
+		return nil
+	})
+	var calls atomic.Int32
+	f.mux.HandleFunc("GET /v2/crm/accounts/lookup", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "86400")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	_, _, err := f.client.Accounts.Lookup(t.Context(), nil)
+	var er *kaseyabms.ErrorResponse
+	if !errors.As(err, &er) || er.Response.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("Accounts.Lookup error = %v, want the 503", err)
+	}
+	for _, part := range []string{"24h0m0s", "5m0s"} {
+		if !strings.Contains(err.Error(), part) {
+			t.Errorf("error %q does not say %s", err, part)
+		}
+	}
+	if calls.Load() != 1 || waits.Load() != 0 {
+		t.Errorf("%d calls and %d waits, want 1 call and no wait", calls.Load(), waits.Load())
 	}
 }
 

@@ -10,7 +10,8 @@
 // again), and re-authenticates once after a 401. It keeps to BMS's limit of
 // 1,500 calls per hour per endpoint with its own rolling-hour limiter,
 // retries reads with exponential backoff and full jitter (honouring
-// Retry-After), and never re-sends a POST that may have been applied: such
+// Retry-After up to five minutes; a longer one is returned as an error),
+// and never re-sends a POST that may have been applied: such
 // a failure matches psa.ErrOutcomeUnknown.
 //
 // # Usage

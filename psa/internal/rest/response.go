@@ -19,9 +19,40 @@ const (
 	MaxBody = 64 << 20
 
 	// MaxRetryAfter is the longest Retry-After a client waits for before
-	// retrying; a longer one is returned to the caller instead.
+	// retrying, after a 429 or a 5xx alike; a longer one is returned to the
+	// caller instead (see RetryAfterTooLongError).
 	MaxRetryAfter = 5 * time.Minute
 )
+
+// RetryAfterTooLongError is a failure that would be retried but for the
+// server's Retry-After, which asks for a longer wait than MaxRetryAfter: a
+// sync pass does not stall on it. It wraps the client's error for the
+// answer, so errors.As still finds that.
+type RetryAfterTooLongError struct {
+	// Err is the client's error for the answer, with its package prefix.
+	Err error
+	// RetryAfter is the wait the server asked for.
+	RetryAfter time.Duration
+}
+
+// Error says what the server asked and the cap it exceeds.
+func (e *RetryAfterTooLongError) Error() string {
+	return fmt.Sprintf("%v (not retried: the PSA asked to wait %s before a retry, longer than the %s a client waits)", e.Err, e.RetryAfter, MaxRetryAfter)
+}
+
+// Unwrap returns the client's error.
+func (e *RetryAfterTooLongError) Unwrap() error { return e.Err }
+
+// CapRetryAfter decides on a retry of a server fault (a 5xx answer, err)
+// that asked for retryAfter: within MaxRetryAfter it returns retryAfter and
+// err to retry after it; beyond, a *RetryAfterTooLongError to return
+// instead of retrying, as the clients do for a 429.
+func CapRetryAfter(err error, retryAfter time.Duration) (retry bool, wait time.Duration, out error) {
+	if retryAfter > MaxRetryAfter {
+		return false, 0, &RetryAfterTooLongError{Err: err, RetryAfter: retryAfter}
+	}
+	return true, retryAfter, err
+}
 
 // ReadErrorBody reads at most MaxErrorBody bytes of r's body. A read error
 // only shortens the result: an error response is described by its status

@@ -152,3 +152,20 @@ func TestReadBody_contentLength(t *testing.T) {
 		}
 	})
 }
+
+func TestCapRetryAfter(t *testing.T) {
+	t.Parallel()
+	fault := errors.New("vendor: GET https://host/x: 503 Service Unavailable")
+	if retry, wait, err := CapRetryAfter(fault, MaxRetryAfter); !retry || wait != MaxRetryAfter || err != fault {
+		t.Errorf("CapRetryAfter(err, %s) = %v, %s, %v; want a retry after it with err", MaxRetryAfter, retry, wait, err)
+	}
+	retry, wait, err := CapRetryAfter(fault, 24*time.Hour)
+	var tl *RetryAfterTooLongError
+	if retry || wait != 0 || !errors.As(err, &tl) || tl.RetryAfter != 24*time.Hour || !errors.Is(err, fault) {
+		t.Fatalf("CapRetryAfter(err, 24h) = %v, %s, %v; want no retry and a *RetryAfterTooLongError wrapping err", retry, wait, err)
+	}
+	want := "vendor: GET https://host/x: 503 Service Unavailable (not retried: the PSA asked to wait 24h0m0s before a retry, longer than the 5m0s a client waits)"
+	if err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+}

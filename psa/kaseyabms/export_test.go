@@ -1,0 +1,9 @@
+package kaseyabms
+
+import (
+	"context"
+	"time"
+)
+
+// SetSleep replaces the function that waits between retries.
+func (c *Client) SetSleep(sleep func(ctx context.Context, d time.Duration) error) { c.sleep = sleep }
