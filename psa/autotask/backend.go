@@ -624,7 +624,11 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 }
 
 // reconcile finds out by reading whether an adjustment whose response was
-// lost was applied.
+// lost was applied. Only the wanted units prove it was: units still at
+// their old value right after the lost answer may be a read that lags the
+// write (tickets.md §5.2 advises probing again, later, before concluding),
+// so the outcome stays unknown, and the caller (the daemon keeps the
+// intent open) re-reads the line before it is written again.
 func (b *Backend) reconcile(ctx context.Context, what string, contractID, serviceID int64, day time.Time, current, wanted int64, postErr error) (*psa.ContractLine, error) {
 	line, err := b.readLine(ctx, contractID, serviceID, day)
 	switch {
@@ -634,8 +638,7 @@ func (b *Backend) reconcile(ctx context.Context, what string, contractID, servic
 		b.client.logger.Info("Autotask adjustment was applied although its response was lost", "contract", contractID, "service", serviceID, "units", wanted)
 		return line, nil
 	case line.Quantity == current:
-		// Deliberately not wrapping postErr: it is known now that nothing changed.
-		return nil, fmt.Errorf("autotask: %s: not applied (units are still %d): %v", what, current, postErr)
+		return nil, fmt.Errorf("autotask: %s: units still %d right after the lost answer, which does not rule out an adjustment the read does not show yet; re-read the line before adjusting it again: %w", what, current, postErr)
 	default:
 		return nil, fmt.Errorf("autotask: %s: units are now %d, neither the %d before nor the %d wanted (%v): %w", what, line.Quantity, current, wanted, postErr, psa.ErrOutcomeUnknown)
 	}

@@ -1106,7 +1106,11 @@ func (b *Backend) createAddition(ctx context.Context, agreementID, productID int
 	case rerr != nil:
 		return nil, fmt.Errorf("connectwise: %s: %w; re-reading the additions to find out failed: %v", what, err, rerr)
 	case len(adds) == 0:
-		return nil, fmt.Errorf("connectwise: %s: not applied (the agreement has no addition for the product): %v", what, err)
+		// No addition yet right after the lost answer may be a read that
+		// lags the write (tickets.md §5.2 advises probing again, later,
+		// before concluding): the outcome stays unknown, and the caller
+		// (the daemon keeps the intent open) re-reads before creating again.
+		return nil, fmt.Errorf("connectwise: %s: no addition for the product right after the lost answer, which does not rule out one the read does not show yet; re-read the agreement before adding it again: %w", what, err)
 	case len(adds) == 1 && adds[0].Quantity == float64(req.Quantity):
 		b.client.logger.Info("ConnectWise addition was created although the response was lost", "agreement", agreementID, "product", productID, "addition", adds[0].ID)
 		l, lerr := lineOf(agreementID, adds[0])

@@ -475,7 +475,12 @@ func TestBackend_SetQuantity_lostCreateResponseNotResent(t *testing.T) {
 	}
 }
 
-func TestBackend_SetQuantity_createServerErrorNotApplied(t *testing.T) {
+// TestBackend_SetQuantity_createServerErrorNoAdditionYet: a 500 to the
+// create (not applied, as it happens) and a re-read that finds no addition.
+// A lagging read could show the same right after an applied create, so the
+// outcome stays unknown for the caller to re-read later; the POST is never
+// sent again.
+func TestBackend_SetQuantity_createServerErrorNoAdditionYet(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)
 	cw := s.ConnectWise()
@@ -484,8 +489,8 @@ func TestBackend_SetQuantity_createServerErrorNotApplied(t *testing.T) {
 	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v4_6_release/apis/3.0/finance/agreements/" + id(ag) + "/additions", Status: http.StatusInternalServerError, Times: 1})
 
 	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 8, EffectiveDate: now})
-	if err == nil || errors.Is(err, psa.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "not applied") {
-		t.Errorf("error = %v, want a plain 'not applied' error (the re-read found no addition)", err)
+	if !errors.Is(err, psa.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "no addition for the product right after the lost answer") {
+		t.Errorf("error = %v, want an unknown outcome saying the re-read found no addition yet", err)
 	}
 	if n := countRequests(s, http.MethodPost, "/additions"); n != 1 {
 		t.Errorf("POST requests = %d, want 1", n)
