@@ -76,12 +76,15 @@ func (b *FileBackend) Load(_ context.Context, ifNoneMatch string) (Blob, error) 
 // Save replaces the file atomically if its digest is still ifMatch (or, for
 // an empty ifMatch, if it does not exist). The parent directory is created
 // when missing; a symbolic link is followed and its target replaced.
+// Temporary files that a killed writer left behind are removed first, as
+// Store.Update does.
 func (b *FileBackend) Save(_ context.Context, data []byte, ifMatch string) (string, error) {
 	path, unlock, err := lockForWrite(b.path)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
+	removeStaleTemps(path)
 
 	current, err := fileDigest(path)
 	switch {

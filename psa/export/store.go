@@ -253,7 +253,7 @@ func writeFile(path string, data []byte) (err error) {
 		if err != nil {
 			// The write failed and is reported; the temporary file is
 			// discarded (one left by a killed writer is removed by the
-			// next Update).
+			// next Store.Update or FileBackend.Save).
 			_ = f.Close()
 			_ = os.Remove(f.Name())
 		}

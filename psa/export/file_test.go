@@ -1,0 +1,39 @@
+package export
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestFileBackend_Save_removesStaleTemps: a writer killed between creating
+// its temporary file and renaming it leaves the file behind; the next Save,
+// which holds the lock, removes it, and nothing else in the directory, even
+// when it loses the compare-and-swap.
+func TestFileBackend_Save_removesStaleTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "export.json")
+	stale := filepath.Join(dir, ".export.json.tmp-1234567")
+	other := filepath.Join(dir, ".other.json.tmp-1234567")
+	b := NewFileBackend(path)
+	for i, ifMatch := range []string{"", "sha256:stale"} {
+		for _, f := range []string{stale, other} {
+			if err := os.WriteFile(f, []byte(`{"half`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := b.Save(t.Context(), []byte("{}"), ifMatch)
+		if (i == 0) != (err == nil) {
+			t.Fatalf("Save with ifMatch %q returned %v", ifMatch, err)
+		}
+		if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Save with ifMatch %q left the stale temporary file %s: %v", ifMatch, stale, err)
+		}
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("Save with ifMatch %q removed another export's file %s: %v", ifMatch, other, err)
+		}
+	}
+}
