@@ -322,8 +322,9 @@ func (r *customerMappingResource) Update(ctx context.Context, req resource.Updat
 	m := plan.toMapping()
 	id := customerMappingImportID.format(m.Source, m.CustomerID)
 
-	// Put also restores a mapping removed from the export since the plan.
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	// Put also restores a mapping removed from the export since the plan
+	// (but not a lost export: see changeExport).
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.PutCustomer(m)
 		return nil
 	})
@@ -347,7 +348,7 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
 	id := customerMappingImportID.format(source, customerID)
 
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.DeleteCustomer(source, customerID) // already gone is fine
 		return nil
 	})

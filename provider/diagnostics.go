@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // Diagnostic texts used by more than one resource or data source. Summaries
@@ -91,8 +92,14 @@ func exportReadError(diags *diag.Diagnostics, path string, err error) {
 		"It was left unchanged: fix or restore the file (for example from version control) and run Terraform again.\n\n%s", path, err))
 }
 
-// exportUpdateError adds the error for a failed write of one entry.
+// exportUpdateError adds the error for a failed write of one entry. A
+// change to an entry of an export that the store no longer holds gets the
+// Read's error for a missing export, which says how to recover.
 func exportUpdateError(diags *diag.Diagnostics, action, entry, path string, err error) {
+	if errors.Is(err, export.ErrNoExport) {
+		diags.AddError(summaryExportNotFound, fmt.Sprintf(detailExportNotFound, strings.ToUpper(entry[:1])+entry[1:], path)+"\n\n"+err.Error())
+		return
+	}
 	diags.AddError(summaryUpdateExport, fmt.Sprintf("The provider could not %s %s in the mapping export %q. "+
 		"The file was not changed. If it is invalid, fix or restore it and run Terraform again.\n\n%s", action, entry, path, err))
 }

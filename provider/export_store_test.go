@@ -1,12 +1,16 @@
 package provider
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -89,6 +93,80 @@ func TestAccExportStore_missingExport(t *testing.T) {
 				},
 				Config:   config,
 				PlanOnly: true,
+			},
+		},
+	})
+}
+
+// removeExportBeforeApply is a pre-apply plan check that removes the
+// export file after the plan was saved: the step's apply then runs that plan
+// against a lost export, as a plan saved in CI and applied later would.
+type removeExportBeforeApply struct{ path string }
+
+func (c removeExportBeforeApply) CheckPlan(_ context.Context, _ plancheck.CheckPlanRequest, resp *plancheck.CheckPlanResponse) {
+	resp.Error = os.Remove(c.path)
+}
+
+// TestAccExportStore_lostBeforeApply applies a saved plan that changes one
+// mapping and then one that removes one, each after the export was lost:
+// the apply fails, naming the store and saying how to recover, and writes
+// no new export holding only that change.
+func TestAccExportStore_lostBeforeApply(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	product := export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: service, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true}
+	customer := export.CustomerMapping{Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true}
+	config := func(usageSync bool, withProduct bool) string {
+		c := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, fmt.Sprintf("  usage_sync = %t", usageSync))
+		if withProduct {
+			c += fmt.Sprintf(`
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = %q
+}
+`, service)
+		}
+		return c
+	}
+	lost := resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{removeExportBeforeApply{e.exportPath}}}
+	notFound := regexp.MustCompile(`(?s)Mapping Export Not Found.*is\s+in\s+the\s+Terraform\s+state.*` +
+		regexp.QuoteMeta(e.exportPath) + `.*restore\s+it.*terraform\s+state\s+rm`)
+	// restore puts the export back as the first step wrote it, and checks
+	// that the failed apply wrote none.
+	restore := func() {
+		if _, err := os.Stat(e.exportPath); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the failed apply wrote a new export (%v)", err)
+		}
+		e.updateExport(t, func(doc *export.Document) error {
+			doc.PutProduct(product)
+			doc.PutCustomer(customer)
+			return nil
+		})
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: config(true, true)},
+			{
+				// An update of the customer mapping.
+				Config:           config(false, true),
+				ConfigPlanChecks: lost,
+				ExpectError:      notFound,
+			},
+			{
+				// The removal of the product mapping.
+				PreConfig:        restore,
+				Config:           config(true, false),
+				ConfigPlanChecks: lost,
+				ExpectError:      notFound,
+			},
+			{
+				// Restored, the export plans nothing again.
+				PreConfig: restore,
+				Config:    config(true, true),
+				PlanOnly:  true,
 			},
 		},
 	})

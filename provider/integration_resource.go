@@ -189,7 +189,7 @@ func (r *integrationResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	in := plan.toIntegration()
 
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.Integration = &in
 		return nil
 	})
@@ -208,7 +208,7 @@ func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.Integration = nil
 		return nil
 	})

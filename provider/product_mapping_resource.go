@@ -312,8 +312,9 @@ func (r *productMappingResource) Update(ctx context.Context, req resource.Update
 	m := plan.toMapping()
 	id := productMappingImportID.format(m.Source, m.Product)
 
-	// Put also restores a mapping removed from the export since the plan.
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	// Put also restores a mapping removed from the export since the plan
+	// (but not a lost export: see changeExport).
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.PutProduct(m)
 		return nil
 	})
@@ -337,7 +338,7 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 	source, product := state.Source.ValueString(), state.Product.ValueString()
 	id := productMappingImportID.format(source, product)
 
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.DeleteProduct(source, product) // already gone is fine
 		return nil
 	})

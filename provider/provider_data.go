@@ -256,13 +256,33 @@ func replacesExportKey(ctx context.Context, private privateData, key string) boo
 }
 
 // updateExport runs fn on the mapping export under its lock and writes the
-// result when fn changed it.
+// result when fn changed it. A store without an export gets a new one: this
+// is for the Create of a resource.
 func (d *providerData) updateExport(ctx context.Context, fn func(*export.Document) error) error {
+	return d.writeExport(ctx, d.store.Update, fn)
+}
+
+// changeExport is updateExport for the Update or Delete of a resource in
+// the Terraform state, whose entry was written to the export before. When
+// the store holds no export it writes nothing and fails with an error
+// matching export.ErrNoExport (see exportUpdateError): a new export holding
+// only this change would drop every other entry of a lost one. Read refuses
+// a missing export the same way, but an apply with -refresh=false, or of a
+// plan saved before the export was lost, reads nothing first.
+func (d *providerData) changeExport(ctx context.Context, fn func(*export.Document) error) error {
+	return d.writeExport(ctx, d.store.UpdateExisting, fn)
+}
+
+// writeExport runs fn on the mapping export with update (Update or
+// UpdateExisting of the store) and records the outcome.
+func (d *providerData) writeExport(ctx context.Context,
+	update func(context.Context, psa.System, string, func(*export.Document) error) (*export.Document, error),
+	fn func(*export.Document) error) error {
 	instance, err := d.instance(ctx)
 	if err != nil {
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
-	doc, err := d.store.Update(ctx, d.system, instance, fn)
+	doc, err := update(ctx, d.system, instance, fn)
 	d.wroteExport(doc, err)
 	return err
 }

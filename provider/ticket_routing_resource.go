@@ -376,8 +376,12 @@ func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingRes
 	if diags.HasError() {
 		return
 	}
+	write := r.data.changeExport
+	if create {
+		write = r.data.updateExport
+	}
 	adopted := false
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := write(ctx, func(doc *export.Document) error {
 		adopted = false
 		if create && doc.Tickets != nil {
 			if reflect.DeepEqual(*doc.Tickets, tk) {
@@ -436,7 +440,7 @@ func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
+	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.Tickets = nil
 		return nil
 	})

@@ -51,11 +51,34 @@ type Client struct {
 	leading bool      // an Update is writing the pending changes
 }
 
+// ErrNoExport means that the store holds no export where one must exist:
+// UpdateExisting returns an error matching it, and fs.ErrNotExist, when the
+// export it was to change is not there.
+var ErrNoExport = errors.New("export: the store holds no export")
+
+// noExportError is the error of UpdateExisting for a store without an
+// export.
+type noExportError struct{ store string }
+
+func (e *noExportError) Error() string {
+	return prefix(e.store) + "the store holds no export, so the entry to change or remove is not there, and a new export " +
+		"holding only this change would drop every other entry of the lost one; restore the export (from a backup, " +
+		"S3 object versioning or the last CI artifact), or correct the store's URL if it names the wrong place"
+}
+
+// Is reports whether target is ErrNoExport or fs.ErrNotExist.
+func (e *noExportError) Is(target error) bool {
+	return target == ErrNoExport || target == fs.ErrNotExist
+}
+
 // change is one Update call waiting to be written.
 type change struct {
 	system   psa.System
 	instance string
 	fn       func(*Document) error
+	// existing is whether the change needs an export to change
+	// (UpdateExisting).
+	existing bool
 
 	done chan struct{}
 	doc  *Document
@@ -169,7 +192,20 @@ func (c *Client) cached(ctx context.Context) (*Document, string, error) {
 //
 // Update returns the document as it is now stored.
 func (c *Client) Update(ctx context.Context, system psa.System, instance string, fn func(*Document) error) (*Document, error) {
-	ch := &change{system: system, instance: instance, fn: fn, done: make(chan struct{})}
+	return c.update(ctx, &change{system: system, instance: instance, fn: fn, done: make(chan struct{})})
+}
+
+// UpdateExisting is Update for a change to an export that must exist
+// already: the change or removal of an entry written before. When the store
+// holds no export, UpdateExisting writes nothing and returns an error
+// matching ErrNoExport and fs.ErrNotExist that names the store. Starting a
+// new export there, as Update does, would leave every other entry of a lost
+// export out of it, and psa-syncd would stop syncing them.
+func (c *Client) UpdateExisting(ctx context.Context, system psa.System, instance string, fn func(*Document) error) (*Document, error) {
+	return c.update(ctx, &change{system: system, instance: instance, fn: fn, existing: true, done: make(chan struct{})})
+}
+
+func (c *Client) update(ctx context.Context, ch *change) (*Document, error) {
 	c.mu.Lock()
 	c.pending = append(c.pending, ch)
 	lead := !c.leading
@@ -224,10 +260,13 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 	name := c.backend.String()
 	for attempt := 0; ; attempt++ {
 		old, version, err := c.cached(ctx)
-		missing := errors.Is(err, fs.ErrNotExist)
+		todo := batch
 		switch {
-		case missing:
+		case errors.Is(err, fs.ErrNotExist):
 			old, version = New(system, instance), ""
+			if todo = withoutExport(name, batch); len(todo) == 0 {
+				return
+			}
 		case err != nil:
 			fail(err)
 			return
@@ -241,10 +280,10 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 			return
 		}
 
-		d := applyBatch(name, old, instance, batch)
+		d := applyBatch(name, old, instance, todo)
 		if contentEqual(old, d) {
 			// Nothing to write; a missing export stays missing.
-			for _, ch := range batch {
+			for _, ch := range todo {
 				ch.doc = old
 			}
 			return
@@ -284,6 +323,23 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 		}
 		return
 	}
+}
+
+// withoutExport fails the changes of batch that need an existing export,
+// for a store that holds none, and returns the others. It runs on every
+// attempt, so a change refused on one is tried again when a conflict shows
+// that another writer created the export meanwhile.
+func withoutExport(name string, batch []*change) []*change {
+	var rest []*change
+	for _, ch := range batch {
+		if ch.existing {
+			ch.err = &noExportError{store: name}
+			continue
+		}
+		ch.err = nil
+		rest = append(rest, ch)
+	}
+	return rest
 }
 
 // applyBatch returns a copy of old with the batch's changes applied and sets

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -178,6 +180,75 @@ func TestClient_Update_missingExport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClient_UpdateExisting_missingExport: a change to an entry written
+// before fails on a store without an export, naming the store, and writes
+// nothing; only a create starts a new export. A Client that read the export
+// before it was removed refuses the same way.
+func TestClient_UpdateExisting_missingExport(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			c := NewClient(b, WithClientClock(newClock().Now))
+			put := func(d *Document) error {
+				d.PutProduct(cixa())
+				return nil
+			}
+			for _, fn := range []func(*Document) error{put, func(d *Document) error {
+				d.DeleteProduct("sophos", "CIXA-MSP")
+				return nil
+			}} {
+				_, err := c.UpdateExisting(t.Context(), psa.SystemAutotask, testInstance, fn)
+				if !errors.Is(err, ErrNoExport) || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), b.String()) {
+					t.Fatalf("UpdateExisting on an empty store returned %v, want ErrNoExport naming %q", err, b.String())
+				}
+				if _, err := b.Load(t.Context(), ""); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("the refused UpdateExisting created the export (%v)", err)
+				}
+			}
+			if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, put); err != nil {
+				t.Fatalf("Update (a create) on an empty store returned %v", err)
+			}
+			doc, err := c.UpdateExisting(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				m := cixa()
+				m.SyncEnabled = false
+				d.PutProduct(m)
+				return nil
+			})
+			if err != nil || doc.Revision != 2 {
+				t.Fatalf("UpdateExisting of a written export returned revision %v, %v; want 2", doc, err)
+			}
+		})
+	}
+
+	t.Run("removed after read", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "psa-mappings.json")
+		c := NewClient(NewFileBackend(path))
+		if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			d.PutProduct(cixa())
+			d.PutCustomer(acme())
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.UpdateExisting(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			d.DeleteCustomer(acme().Source, acme().CustomerID)
+			return nil
+		})
+		if !errors.Is(err, ErrNoExport) {
+			t.Fatalf("UpdateExisting after the export was removed returned %v, want ErrNoExport", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the refused UpdateExisting wrote a new export (%v)", err)
+		}
+	})
 }
 
 func TestClient_Update_fnErrorAndInvalidChange(t *testing.T) {
