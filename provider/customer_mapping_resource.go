@@ -281,6 +281,7 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 		exportUpdateError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
 		return
 	}
+	r.data.created.add("customer mapping " + id)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Customer mapping "+id, r.data.exportPath))
 	}
@@ -347,6 +348,11 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 	}
 	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
 	id := customerMappingImportID.format(source, customerID)
+	if r.data.created.has("customer mapping " + id) {
+		// The new instance of a create_before_destroy replacement owns it.
+		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
+		return
+	}
 
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.DeleteCustomer(source, customerID) // already gone is fine

@@ -27,6 +27,10 @@ var (
 	_ resource.ResourceWithModifyPlan  = (*integrationResource)(nil)
 )
 
+// integrationEntry names the integration settings as an export entry, in
+// messages and in the registries of a command.
+const integrationEntry = "the integration settings"
+
 // NewIntegrationResource returns the psa_integration resource.
 func NewIntegrationResource() resource.Resource {
 	return &integrationResource{}
@@ -112,10 +116,11 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 			return
 		}
 		owner := fmt.Sprintf("enabled %s, schedule %s", plan.Enabled, plan.Schedule)
-		r.data.checkCreate(ctx, &resp.Diagnostics, "the integration settings (one psa_integration per export)", r.data.exportPath, owner,
+		r.data.checkCreate(ctx, &resp.Diagnostics, integrationEntry+" (one psa_integration per export)", r.data.exportPath, owner,
 			func(doc *export.Document) (bool, bool) {
-				return doc.Integration != nil, doc.Integration != nil && known(plan.Enabled) && known(plan.Schedule) &&
-					known(plan.Timezone) && *doc.Integration == plan.toIntegration()
+				// schedule and timezone are optional: null is psa-syncd's own setting.
+				return doc.Integration != nil, doc.Integration != nil && known(plan.Enabled) && !plan.Schedule.IsUnknown() &&
+					!plan.Timezone.IsUnknown() && *doc.Integration == plan.toIntegration()
 			})
 		if resp.Diagnostics.HasError() {
 			return
@@ -151,6 +156,7 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
 		return
 	}
+	r.data.created.add(integrationEntry)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "The integration settings", r.data.exportPath))
 	}
@@ -206,6 +212,11 @@ func (r *integrationResource) Update(ctx context.Context, req resource.UpdateReq
 func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	ctx = r.data.maskedContext(ctx)
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
+		return
+	}
+	if r.data.created.has(integrationEntry) {
+		// The new instance of a create_before_destroy replacement owns them.
+		tflog.Info(ctx, "Left integration settings in the export for the resource instance that this apply created")
 		return
 	}
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {

@@ -268,6 +268,7 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 		exportUpdateError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
 		return
 	}
+	r.data.created.add("product mapping " + id)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Product mapping "+id, r.data.exportPath))
 	}
@@ -337,6 +338,11 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 	}
 	source, product := state.Source.ValueString(), state.Product.ValueString()
 	id := productMappingImportID.format(source, product)
+	if r.data.created.has("product mapping " + id) {
+		// The new instance of a create_before_destroy replacement owns it.
+		tflog.Info(ctx, "Left product mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
+		return
+	}
 
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.DeleteProduct(source, product) // already gone is fine

@@ -61,6 +61,10 @@ type providerData struct {
 	// shared by every resource and data source (see readCache).
 	reads psaReads
 
+	// created records the export entries that a Create of this command
+	// wrote or adopted (see entryRegistry).
+	created entryRegistry
+
 	// instanceMu makes concurrent first writes wait for one ping instead of
 	// each pinging the PSA (see instance).
 	instanceMu sync.Mutex
@@ -333,6 +337,49 @@ func (r *claimRegistry) claim(system psa.System, scope, id, owner string) (other
 	}
 	r.claims[key] = owner
 	return "", true
+}
+
+// entryRegistry records, by entry name (as checkCreate names it), the
+// export entries that a Create of one Terraform command wrote or adopted,
+// so that a Delete of the same command leaves them in the export. The zero
+// value is ready to use.
+//
+// With create_before_destroy, Terraform replaces a resource by creating the
+// new instance and then destroying the old one, in one apply. When the key
+// stays the same, the new instance's Create finds the old instance's entry
+// and adopts it, and the old instance's Delete then removed the entry that
+// both own: the export lost the mapping, and the next plan created it
+// again. Neither call can tell from its request that it is half of a
+// replacement: Terraform re-plans the create in the apply without the
+// plan's private data and gives Create none, and the export records no
+// owner. A Create and a Delete of one key in one apply are always such a
+// hand-over, though, also when a configuration moves a mapping to a new
+// resource address without a moved block, and in either order the entry
+// must stay. A plain destroy, with no Create of the key, removes it.
+//
+// Only an apply that stops between the create and the destroy escapes
+// this: the next apply destroys the old (deposed) instance alone and
+// removes the entry, and the plan after it creates the entry again.
+type entryRegistry struct {
+	mu      sync.Mutex
+	entries map[string]bool
+}
+
+// add records that a Create of this command wrote or adopted entry.
+func (r *entryRegistry) add(entry string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries == nil {
+		r.entries = map[string]bool{}
+	}
+	r.entries[entry] = true
+}
+
+// has reports whether a Create of this command wrote or adopted entry.
+func (r *entryRegistry) has(entry string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.entries[entry]
 }
 
 // plannedService is what the plan being made does to an existing service:

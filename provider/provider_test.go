@@ -871,3 +871,77 @@ resource "psa_integration" "test" {
 		})
 	}
 }
+
+// TestAccProvider_replaceCreateBeforeDestroy replaces every export resource
+// with create_before_destroy and the same key: the new instance writes (or
+// finds) its entry first, and the destroy of the old instance that follows
+// must leave that entry in the export. A plain destroy afterwards still
+// removes every entry.
+func TestAccProvider_replaceCreateBeforeDestroy(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	lifecycle := `
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+`
+	routing := strings.Replace(ticketRoutingCases()[psa.SystemAutotask].config,
+		`resource "psa_ticket_routing" "test" {`, `resource "psa_ticket_routing" "test" {`+lifecycle, 1)
+	config := func(trigger string) string {
+		return e.providerConfig() + routing + fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %[1]q
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = %[2]q
+%[5]s}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[3]q
+  contract_id = %[4]q
+%[5]s}
+
+resource "psa_integration" "test" {
+  schedule = "daily 02:00"
+%[5]s}
+`, trigger, service, acme.company, acme.contract, lifecycle)
+	}
+	hasAll := e.checkExport(func(doc *export.Document) error {
+		_, product := doc.Product("sophos", "CIXA-MSP")
+		_, customer := doc.Customer("sophos", "cust-1")
+		if !product || !customer || doc.Integration == nil || doc.Tickets == nil {
+			return fmt.Errorf("export = %+v, want the product mapping, the customer mapping, the integration settings and the ticket routing", doc)
+		}
+		return nil
+	})
+	addrs := []string{"psa_product_mapping.test", "psa_customer_mapping.test", "psa_integration.test", "psa_ticket_routing.test"}
+	var replaced []plancheck.PlanCheck
+	for _, a := range addrs {
+		replaced = append(replaced, plancheck.ExpectResourceAction(a, plancheck.ResourceActionCreateBeforeDestroy))
+	}
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: config("one"), Check: hasAll},
+			{
+				// The step fails when the plan after the apply is not empty.
+				Config:           config("two"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: replaced},
+				Check:            hasAll,
+			},
+		},
+		CheckDestroy: e.checkExport(func(doc *export.Document) error {
+			if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil || doc.Tickets != nil {
+				return fmt.Errorf("export after destroy = %+v, want no entries", doc)
+			}
+			return nil
+		}),
+	})
+}

@@ -46,6 +46,10 @@ const (
 	defaultMaxPerCustomer = 10
 )
 
+// ticketRoutingEntry names the ticket routing as an export entry, in
+// messages and in the registries of a command.
+const ticketRoutingEntry = "the ticket routing"
+
 // NewTicketRoutingResource returns the psa_ticket_routing resource.
 //
 // Ticket routing is a resource of its own rather than a block of
@@ -225,7 +229,7 @@ func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.Mod
 	}
 	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
 		owner := fmt.Sprintf("queue %s, enabled %s", plan.QueueID, plan.Enabled)
-		r.data.checkCreate(ctx, &resp.Diagnostics, "the ticket routing (one psa_ticket_routing per export)", r.data.exportPath, owner,
+		r.data.checkCreate(ctx, &resp.Diagnostics, ticketRoutingEntry+" (one psa_ticket_routing per export)", r.data.exportPath, owner,
 			func(doc *export.Document) (bool, bool) {
 				if doc.Tickets == nil || !knownBesidesID(req.Plan.Raw) {
 					return doc.Tickets != nil, false
@@ -402,6 +406,9 @@ func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingRes
 		exportUpdateError(diags, action, "the ticket routing", r.data.exportPath, err)
 		return
 	}
+	if create {
+		r.data.created.add(ticketRoutingEntry)
+	}
 	if adopted {
 		diags.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "The ticket routing", r.data.exportPath))
 	}
@@ -438,6 +445,11 @@ func (r *ticketRoutingResource) Update(ctx context.Context, req resource.UpdateR
 func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteRequest, resp *resource.DeleteResponse) {
 	ctx = r.data.maskedContext(ctx)
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
+		return
+	}
+	if r.data.created.has(ticketRoutingEntry) {
+		// The new instance of a create_before_destroy replacement owns it.
+		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that this apply created")
 		return
 	}
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
