@@ -116,13 +116,14 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 				Default:  stringdefault.StaticString(""),
 			},
 			"company_id": schema.StringAttribute{
-				MarkdownDescription: "Id of the PSA company (Autotask Company, ConnectWise company, Kaseya BMS account) the customer is, usually `data.psa_company.<name>.id`.",
-				Required:            true,
-				Validators:          []validator.String{nonEmpty()},
+				MarkdownDescription: "Id of the PSA company (Autotask Company, ConnectWise company, Kaseya BMS account) the customer is, usually `data.psa_company.<name>.id`." +
+					psaIDDescription,
+				Required:   true,
+				Validators: []validator.String{nonEmpty()},
 			},
 			"contract_id": schema.StringAttribute{
 				MarkdownDescription: "Id of the company's contract that usage is billed on, usually `data.psa_contract.<name>.id`. " +
-					"It must belong to `company_id`, and only one customer of each `source` may sync usage to it.",
+					"It must belong to `company_id`, and only one customer of each `source` may sync usage to it." + psaIDDescription,
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -174,7 +175,7 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		state = new(customerMappingResourceModel)
 		resp.Diagnostics.Append(getFlat(ctx, req.State.Raw, state)...)
 	}
-	if resp.Diagnostics.HasError() {
+	if resp.Diagnostics.HasError() || !psaIDsValid(&resp.Diagnostics, r.data.system, plan.psaIDs()) {
 		return
 	}
 	if plan.Source.IsUnknown() || plan.CustomerID.IsUnknown() || plan.ContractID.IsUnknown() {
@@ -232,7 +233,9 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
-		// that only changes the export.
+		// that only changes the export. A malformed id never gets here
+		// (psaIDsValid), so a validation error is the PSA's own refusal,
+		// which Autotask also gives for some server errors.
 		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case contract.CompanyID != plan.CompanyID.ValueString():
@@ -373,6 +376,14 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+}
+
+// psaIDs are the attributes that hold PSA ids.
+func (m customerMappingResourceModel) psaIDs() []psaIDAttribute {
+	return []psaIDAttribute{
+		{name: "company_id", value: m.CompanyID, kind: "company", hint: "data.psa_company.<name>.id"},
+		{name: "contract_id", value: m.ContractID, kind: "contract", hint: "data.psa_contract.<name>.id"},
+	}
 }
 
 // known reports whether every value of the export entry is known.

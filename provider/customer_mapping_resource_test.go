@@ -267,6 +267,82 @@ func TestAccCustomerMappingResource_planChecks(t *testing.T) {
 	}
 }
 
+// invalidIDError matches the error for an attribute whose value cannot be
+// an id of the PSA: it names the attribute, quotes the value and says what
+// the PSA's ids look like.
+func invalidIDError(sys psa.System, attr, value string) *regexp.Regexp {
+	words := func(s string) string { return strings.ReplaceAll(regexp.QuoteMeta(s), " ", `\s+`) }
+	title := words(systemTitle(sys))
+	return regexp.MustCompile(`(?s)Invalid PSA ID.*` + attr + `\s+must\s+be\s+the\s+id\s+of.*` +
+		words(fmt.Sprintf("%q is not a valid ", value)) + title + `\s+id:\s+` + title + `\s+ids\s+are\s+whole\s+numbers`)
+}
+
+// TestAccCustomerMappingResource_invalidIDs fails the plan of a contract_id
+// or company_id that cannot be an id of the PSA, where the contract lookup
+// used to fail with a validation error taken for an unreachable PSA (a
+// warning), and the apply wrote the value to the export. An id known only
+// at apply passes the plan and is checked when the apply plans again.
+func TestAccCustomerMappingResource_invalidIDs(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			fromOutput := func(contract string) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "contract" {
+  input = %[1]q
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[2]q
+  contract_id = terraform_data.contract.output
+}
+`, contract, acme.company)
+			}
+
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, "not-a-contract", ""),
+						ExpectError: invalidIDError(sys, "contract_id", "not-a-contract"),
+					},
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", "acme-co", acme.contract, ""),
+						ExpectError: invalidIDError(sys, "company_id", "acme-co"),
+					},
+					{
+						Config:      testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, " "+acme.contract, ""),
+						ExpectError: invalidIDError(sys, "contract_id", " "+acme.contract),
+					},
+					{
+						// Unknown at plan time, malformed at apply.
+						Config:      fromOutput("not-a-contract"),
+						ExpectError: invalidIDError(sys, "contract_id", "not-a-contract"),
+					},
+					{
+						PreConfig: func() {
+							if _, err := os.Stat(e.exportPath); err == nil {
+								t.Error("a refused plan or apply wrote an export")
+							}
+						},
+						Config: fromOutput(acme.contract),
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+							plancheck.ExpectUnknownValue("psa_customer_mapping.test", tfjsonpath.New("contract_id")),
+						}},
+						Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+							Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+						})),
+					},
+				},
+			})
+		})
+	}
+}
+
 // TestAccCustomerMappingResource_many applies 200 mappings at Terraform's
 // default parallelism of 10 and checks that the locked read-modify-write of
 // the export lost none of them.

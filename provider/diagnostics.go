@@ -50,6 +50,9 @@ const (
 		"Import it instead of creating it (terraform import <address> %s, or an import block). " +
 		"If another resource address of this configuration managed it before, add a moved block."
 
+	summaryInvalidPSAID = "Invalid PSA ID"
+	detailInvalidPSAID  = "%s must be the id of a %s in %s, usually %s. %s."
+
 	summaryUnexpectedImportID = "Unexpected Import Identifier"
 	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
 

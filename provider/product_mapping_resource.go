@@ -91,7 +91,7 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			},
 			"service_id": schema.StringAttribute{
 				MarkdownDescription: "Id of the PSA service the product is billed as, usually `psa_service.<name>.id` or " +
-					"`data.psa_service.<name>.id`. The service must exist and be active.",
+					"`data.psa_service.<name>.id`. The service must exist and be active." + psaIDDescription,
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -147,6 +147,9 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 			return
 		}
 	}
+	if !psaIDsValid(&resp.Diagnostics, r.data.system, plan.psaIDs()) {
+		return
+	}
 
 	if state != nil {
 		id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
@@ -200,7 +203,9 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 		return
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
-		// that only changes the export.
+		// that only changes the export. A malformed id never gets here
+		// (psaIDsValid), so a validation error is the PSA's own refusal,
+		// which Autotask also gives for some server errors.
 		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), "Unable to Verify PSA Service",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s", serviceID), err))
 		name := types.StringUnknown()
@@ -385,6 +390,13 @@ func (r *productMappingResource) resolveServiceName(ctx context.Context, plan *p
 	}
 	plan.ServiceName = types.StringValue(svc.Name)
 	return true
+}
+
+// psaIDs are the attributes that hold PSA ids.
+func (m productMappingResourceModel) psaIDs() []psaIDAttribute {
+	return []psaIDAttribute{
+		{name: "service_id", value: m.ServiceID, kind: "service", hint: "psa_service.<name>.id or data.psa_service.<name>.id"},
+	}
 }
 
 // toMapping converts the planned values to an export entry.

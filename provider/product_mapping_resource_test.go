@@ -252,6 +252,28 @@ func TestAccProductMappingResource_planChecks(t *testing.T) {
 	}
 }
 
+// TestAccProductMappingResource_invalidServiceID fails the plan of a
+// service_id that cannot be an id of the PSA, where the service lookup used
+// to fail with a validation error taken for an unreachable PSA (a warning),
+// and the apply then failed reading the service.
+func TestAccProductMappingResource_invalidServiceID(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config:      testAccProductMappingResourceConfig(e, "CIXA-MSP", "svc-abc", ""),
+					PlanOnly:    true,
+					ExpectError: invalidIDError(sys, "service_id", "svc-abc"),
+				}},
+			})
+		})
+	}
+}
+
 // TestAccProductMappingResource_twoSourcesOnOneService refuses a service
 // fed by products of two usage sources: one psa-syncd per source would
 // overwrite the other's quantity on every contract both bill. Several

@@ -1,0 +1,41 @@
+package provider
+
+import (
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+func TestCheckPSAID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		system psa.System
+		id     string
+		valid  bool
+	}{
+		{psa.SystemAutotask, "29684183", true},
+		{psa.SystemAutotask, "0", true}, // the MSP's own company
+		{psa.SystemAutotask, "9223372036854775807", true},
+		{psa.SystemAutotask, "9223372036854775808", false},
+		{psa.SystemAutotask, "-1", false},
+		{psa.SystemAutotask, "not-a-contract", false},
+		{psa.SystemAutotask, "", false},
+		{psa.SystemAutotask, " 174", false},
+		{psa.SystemAutotask, "+174", false},
+		{psa.SystemAutotask, "0174", false},
+		{psa.SystemAutotask, "1e3", false},
+		{psa.SystemConnectWise, "174", true},
+		{psa.SystemConnectWise, "0", false},
+		{psa.SystemConnectWise, "svc-abc", false},
+		{psa.SystemKaseyaBMS, "2147483647", true},
+		{psa.SystemKaseyaBMS, "2147483648", false},
+		{psa.SystemKaseyaBMS, "0", false},
+		{psa.SystemKaseyaBMS, "12.5", false},
+	}
+	for _, tt := range tests {
+		err := checkPSAID(tt.system, tt.id)
+		if (err == nil) != tt.valid {
+			t.Errorf("checkPSAID(%s, %q) = %v, want valid %t", tt.system, tt.id, err, tt.valid)
+		}
+	}
+}
