@@ -323,15 +323,7 @@ func TestDaemon_selfExportSharedPostgres(t *testing.T) {
 	}
 	put(a.Handler(), e.doc, map[string]string{"If-None-Match": "*"})
 
-	cfg, err := Load(e.cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := dtSecondInstance(t, e)
 	tickA, tickB := make(chan time.Time), make(chan time.Time)
 	a.watchTick, b.watchTick = tickA, tickB
 	if err := b.Reload(); err != nil {
@@ -410,15 +402,7 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	if err := e.d.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(e.cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := dtSecondInstance(t, e)
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -443,4 +427,20 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	if got := b.queue.active(); len(got) != 0 {
 		t.Errorf("the standby queued %+v", got)
 	}
+}
+
+// dtSecondInstance starts a second psa-syncd on e's configuration (and so
+// its state database), closed at the end of the test.
+func dtSecondInstance(t *testing.T, e *dtEnv) *Daemon {
+	t.Helper()
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
 }
