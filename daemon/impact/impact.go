@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -108,7 +109,12 @@ type Line struct {
 	UnitPrice         *float64 `json:"unit_price"`
 	ProposedUnitPrice *float64 `json:"proposed_unit_price"`
 	PriceFrom         string   `json:"price_from"`
-	// MonthlyDelta is Proposed × ProposedUnitPrice − Current × UnitPrice.
+	// BillingPeriod is the period a unit price pays for, when it is not a
+	// month: the service's (Autotask, where a service has one). The
+	// proposed one when the plan changes it.
+	BillingPeriod psa.BillingPeriod `json:"billing_period,omitempty"`
+	// MonthlyDelta is Proposed × ProposedUnitPrice − Current × UnitPrice,
+	// each price divided by the months of its billing period.
 	MonthlyDelta *float64 `json:"monthly_delta"`
 	// Why says what in the plan changes the line.
 	Why string `json:"why"`
@@ -325,7 +331,11 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		if same && (!priceChanged || !hasLine) {
 			continue
 		}
-		l.MonthlyDelta = delta(l, same)
+		monthsBefore, monthsAfter := c.periodMonths(k.service, false), c.periodMonths(k.service, true)
+		if p := c.servicePeriod(k.service, true); monthsAfter > 1 {
+			l.BillingPeriod = p
+		}
+		l.MonthlyDelta = delta(l, same, monthsBefore, monthsAfter)
 		l.Why = c.why(l, cc, cp, svc, priceChanged)
 		rep.Lines = append(rep.Lines, l)
 	}
@@ -369,11 +379,52 @@ func (c *compare) servicePrice(id string, after bool) *float64 {
 	return ptr(svc.UnitPrice)
 }
 
-// delta is the monthly amount delta of a line, nil when unknown. A line
+// servicePeriod is a service's billing period before (after = false) or
+// after apply, "" when unknown. Only Autotask's services have one that
+// sets what their price pays for: ConnectWise bills an addition on its
+// agreement's cycle and Kaseya BMS a line on its contract's.
+func (c *compare) servicePeriod(id string, after bool) psa.BillingPeriod {
+	if c.current.PSA.System != psa.SystemAutotask {
+		return ""
+	}
+	if s, ok := c.tp.serviceByID(id); ok {
+		switch {
+		case after:
+			return s.PeriodAfter
+		case s.Created || s.PeriodBefore != "":
+			return s.PeriodBefore
+		}
+	}
+	if isUnknown(id) {
+		return ""
+	}
+	svc, err := c.be.GetService(c.ctx, id)
+	if err != nil {
+		return ""
+	}
+	return svc.BillingPeriod
+}
+
+// periodMonths is how many months a unit price of service id pays for
+// before or after apply: 1 unless servicePeriod says otherwise.
+func (c *compare) periodMonths(id string, after bool) int {
+	switch c.servicePeriod(id, after) {
+	case psa.BillingPeriodQuarterly:
+		return 3
+	case psa.BillingPeriodSemiAnnual:
+		return 6
+	case psa.BillingPeriodYearly:
+		return 12
+	}
+	return 1
+}
+
+// delta is the monthly amount delta of a line, nil when unknown: each
+// side's price is divided by the months of its billing period. A line
 // whose quantity and price stay the same has none even when they are
 // unknown.
-func delta(l Line, same bool) *float64 {
-	amount := func(q *int64, p *float64) *float64 {
+func delta(l Line, same bool, monthsBefore, monthsAfter int) *float64 {
+	amount := func(q *int64, p *float64, months int) *float64 {
 		switch {
 		case q == nil:
 			return nil
@@ -382,12 +433,12 @@ func delta(l Line, same bool) *float64 {
 		case p == nil:
 			return nil
 		}
-		return ptr(float64(*q) * *p)
+		return ptr(float64(*q) * *p / float64(months))
 	}
 	if same {
 		return ptr(0.0)
 	}
-	a, b := amount(l.Current, l.UnitPrice), amount(l.Proposed, l.ProposedUnitPrice)
+	a, b := amount(l.Current, l.UnitPrice, monthsBefore), amount(l.Proposed, l.ProposedUnitPrice, monthsAfter)
 	if a == nil || b == nil {
 		return nil
 	}
@@ -594,9 +645,9 @@ func sameFloat(a, b *float64) bool {
 
 func ptr[T any](v T) *T { return &v }
 
+// round2 rounds f to cents, halves away from zero. f is first rounded to
+// ten decimals, so that a product such as 3 × 0.095, 0.28499999999999998
+// in binary, rounds as the 0.285 it stands for.
 func round2(f float64) float64 {
-	if f < 0 {
-		return -round2(-f)
-	}
-	return float64(int64(f*100+0.5)) / 100
+	return math.Round(math.Round(f*1e10)/1e8) / 100
 }

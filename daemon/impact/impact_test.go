@@ -237,3 +237,36 @@ func TestLoadConfig_badConfig(t *testing.T) {
 		t.Errorf("LoadConfig with a bad schedule: err = %v, want one naming the schedule", err)
 	}
 }
+
+// TestTerraformPlan_Apply_replacement: a mapping that Terraform replaces
+// (its key changed, -replace, a tainted resource) leaves the export under
+// its old key and enters it under the new one, in either order of the two
+// actions (create first with create_before_destroy).
+func TestTerraformPlan_Apply_replacement(t *testing.T) {
+	t.Parallel()
+	current := export.New(psa.SystemAutotask, "")
+	current.PutProduct(export.ProductMapping{Source: "sophos", Product: "OLD", ServiceID: "100", ServiceName: "S", SyncEnabled: true})
+	for _, actions := range []string{`["delete", "create"]`, `["create", "delete"]`} {
+		plan := `{"format_version": "1.2", "terraform_version": "1.11.4", "resource_changes": [{
+			"address": "psa_product_mapping.m", "mode": "managed", "type": "psa_product_mapping", "name": "m",
+			"provider_name": "registry.terraform.io/psa-sync/psa",
+			"change": {"actions": ` + actions + `,
+				"before": {"source": "sophos", "product": "OLD", "service_id": "100", "service_name": "S", "sync_enabled": true},
+				"after": {"source": "sophos", "product": "NEW", "service_id": "100", "service_name": "S", "sync_enabled": true},
+				"after_unknown": {}}}]}`
+		tp, err := impact.ReadTerraformPlan([]byte(plan))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := tp.Apply(current)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := doc.Product("sophos", "OLD"); ok {
+			t.Errorf("%s: the replaced mapping is still in the export", actions)
+		}
+		if _, ok := doc.Product("sophos", "NEW"); !ok {
+			t.Errorf("%s: the replacement is not in the export", actions)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // Formats of a report.
@@ -246,15 +248,26 @@ func quantity(q *int64) string {
 // whose quantity is 0 does not matter (a new service has none before).
 func prices(l Line) string {
 	a, b := priceText(l.UnitPrice), priceText(l.ProposedUnitPrice)
+	per := ""
+	if l.BillingPeriod != "" {
+		per = " per " + periodNames[l.BillingPeriod]
+	}
 	switch {
 	case l.Current != nil && *l.Current == 0:
-		return b
+		return b + per
 	case l.Proposed != nil && *l.Proposed == 0:
-		return a
+		return a + per
 	case a == b:
-		return a
+		return a + per
 	}
-	return a + " → " + b
+	return a + " → " + b + per
+}
+
+// periodNames name the billing periods other than a month after "per".
+var periodNames = map[psa.BillingPeriod]string{
+	psa.BillingPeriodQuarterly:  "quarter",
+	psa.BillingPeriodSemiAnnual: "half-year",
+	psa.BillingPeriodYearly:     "year",
 }
 
 func priceText(p *float64) string {

@@ -9,6 +9,7 @@ import (
 
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -45,6 +46,9 @@ type PlannedService struct {
 	// Before and After are the unit prices before and after apply; nil
 	// when the resource does not exist on that side or the value is unknown.
 	Before, After *float64
+	// PeriodBefore and PeriodAfter are the billing periods before and
+	// after apply ("" when unknown or absent).
+	PeriodBefore, PeriodAfter psa.BillingPeriod
 	// Created is true when the plan creates (or replaces) the service.
 	Created bool
 	// Deleted is true when the plan destroys the service without creating
@@ -107,6 +111,12 @@ func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
 	if v, ok := after["unit_price"].(float64); ok && !s.Deleted {
 		s.After = &v
 	}
+	if v, ok := before["billing_period"].(string); ok && !s.Created {
+		s.PeriodBefore = psa.BillingPeriod(v)
+	}
+	if v, ok := after["billing_period"].(string); ok && !s.Deleted {
+		s.PeriodAfter = psa.BillingPeriod(v)
+	}
 	return s
 }
 
@@ -146,7 +156,10 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 	// Deletions first, so that a mapping replaced under another key, or a
 	// key that moves from one resource to another, ends up present.
 	for _, rc := range tp.changes {
-		if a := rc.Change.Actions; !a.Delete() {
+		// A replacement is two actions (delete then create, or create
+		// then delete with create_before_destroy), for which Delete and
+		// Create, true for one action alone, are false.
+		if a := rc.Change.Actions; !a.Delete() && !a.Replace() {
 			continue
 		}
 		before := values(rc.Change.Before)
@@ -160,7 +173,7 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 		}
 	}
 	for _, rc := range tp.changes {
-		if a := rc.Change.Actions; !a.Create() && !a.Update() {
+		if a := rc.Change.Actions; !a.Create() && !a.Update() && !a.Replace() {
 			continue
 		}
 		v := tp.planned(rc)

@@ -105,6 +105,23 @@ resource "psa_integration" "this" {
   enabled = false
 }
 `)},
+	// A service billed by the year: its price is per year, a twelfth of it
+	// per month.
+	{"new_yearly_service", config(baseServices+`
+resource "psa_service" "mdr" {
+  name           = "Sophos MDR"
+  unit_price     = 108
+  billing_period = "yearly"
+}
+`, baseMappings+`
+resource "psa_product_mapping" "mdr" {
+  product    = "MDR"
+  service_id = psa_service.mdr.id
+}
+`, baseCustomers)},
+	// A new product forces a new resource: Terraform replaces the mapping
+	// (delete, then create), with create_before_destroy the other way round.
+	{"replaced_mapping", config(baseServices, strings.Replace(baseMappings, `product    = "CIXA-SRV"`, `product    = "MDR"`, 1), baseCustomers)},
 }
 
 const baseServices = `
