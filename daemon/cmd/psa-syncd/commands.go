@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -168,6 +170,24 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, customer string, ap
 	return 0
 }
 
+// planFlagConflict names a flag of plan given with, or without,
+// -terraform-plan where it has no effect, "" when there is none.
+func planFlagConflict(fs *flag.FlagSet, billingImpact bool) string {
+	var msg string
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case msg != "":
+		case billingImpact && f.Name == "json":
+			msg = "-json does not apply to -terraform-plan: give -format json"
+		case billingImpact && slices.Contains([]string{"all", "customer", "web.url", "web.token-file"}, f.Name):
+			msg = "-" + f.Name + " does not apply to -terraform-plan: the billing impact covers every customer, from the config file's PSA and usage source"
+		case !billingImpact && f.Name == "format":
+			msg = "-format applies to -terraform-plan only: give -json for the plan as JSON"
+		}
+	})
+	return msg
+}
+
 func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf       commonFlags
@@ -188,6 +208,10 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	tf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if msg := planFlagConflict(fs, tf.terraformPlan != ""); msg != "" {
+		fmt.Fprintf(e.stderr, "psa-syncd: %s\n", msg)
+		return 2
 	}
 	if tf.terraformPlan != "" {
 		return runImpact(ctx, e, &cf, tf)

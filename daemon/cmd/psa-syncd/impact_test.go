@@ -91,6 +91,20 @@ source:
 		!strings.Contains(errOut, `unknown format "html"`) {
 		t.Errorf("-format html: exit %d, stderr %q", code, errOut)
 	}
+	// Flags that would do nothing are refused, not dropped.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-terraform-plan", planFile, "-json"}, "-json does not apply to -terraform-plan: give -format json"},
+		{[]string{"-terraform-plan", planFile, "-customer", "acme-tenant"}, "-customer does not apply to -terraform-plan"},
+		{[]string{"-terraform-plan", planFile, "-web.url", "http://127.0.0.1:9810"}, "-web.url does not apply to -terraform-plan"},
+		{[]string{"-format", "markdown"}, "-format applies to -terraform-plan only"},
+	} {
+		if code, _, errOut := plan(func(string) string { return "" }, tt.args...); code != 2 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("plan %v: exit %d, stderr %q; want 2 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
 }
 
 // TestOpenLedger: the billing-impact report opens a PostgreSQL state
