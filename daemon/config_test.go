@@ -341,6 +341,9 @@ func TestLoad_kubernetesHAExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Kubernetes HA example configuration does not load: %v", err)
 	}
+	if c.ExportStore() != StoreSelf {
+		t.Errorf("export store %s, want self: the replicas share no volume", c.ExportName())
+	}
 	if c.State.Driver != "postgres" || c.State.URL == "" || c.State.AdvertiseURL != "http://10.0.0.7:9810" || c.StateDir != "" {
 		t.Errorf("state = %+v, state_dir %q; want postgres from the environment", c.State, c.StateDir)
 	}

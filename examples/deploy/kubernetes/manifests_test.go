@@ -284,3 +284,55 @@ func TestPrometheusRule(t *testing.T) {
 		t.Errorf("%s is stale: run go test ./examples/deploy/kubernetes -run TestPrometheusRule -update", ruleFile)
 	}
 }
+
+// TestHAManifests_fitTogether checks the two-replica example
+// (../kubernetes-ha) as TestManifests_fitTogether checks this directory:
+// its Deployment and Service decode strictly, the container's arguments
+// follow the image's entrypoint (`psa-syncd run`) as flags, every volume
+// the container mounts is one the pod defines, and no volume is a claim the
+// example does not create (the replicas share the export through the
+// database, export_url: self).
+func TestHAManifests_fitTogether(t *testing.T) {
+	const file = "../kubernetes-ha/psa-syncd.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	if len(docs) != 2 {
+		t.Fatalf("%s holds %d documents, want the Deployment and the Service", file, len(docs))
+	}
+	var deploy appsv1.Deployment
+	var svc corev1.Service
+	for i, obj := range []any{&deploy, &svc} {
+		if err := unmarshalStrict([]byte(docs[i]), obj); err != nil {
+			t.Fatalf("%s, document %d: %v", file, i+1, err)
+		}
+	}
+	if deploy.Spec.Replicas == nil || *deploy.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", deploy.Spec.Replicas)
+	}
+	pod := deploy.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	if len(c.Args) == 0 || !strings.HasPrefix(c.Args[0], "-") || len(c.Command) != 0 {
+		t.Errorf("command %q, args %q: the image runs `psa-syncd run` itself, so the args must be its flags", c.Command, c.Args)
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+		if v.PersistentVolumeClaim != nil {
+			t.Errorf("volume %s claims %s, which the example does not create", v.Name, v.PersistentVolumeClaim.ClaimName)
+		}
+	}
+	for _, vm := range c.VolumeMounts {
+		if _, ok := volumes[vm.Name]; !ok {
+			t.Errorf("the container mounts volume %s, which the pod does not define", vm.Name)
+		}
+	}
+	if !reflect.DeepEqual(svc.Spec.Selector, deploy.Spec.Template.Labels) {
+		t.Errorf("service selector %v does not match the pod labels %v", svc.Spec.Selector, deploy.Spec.Template.Labels)
+	}
+}
