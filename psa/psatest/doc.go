@@ -125,7 +125,8 @@
 // # Faults
 //
 // Fault (WithFault, Server.AddFault) matches requests by method and path
-// (exact, or a prefix ending in "*") and answers with a status and body,
+// (exact, or a prefix ending in "*"), and optionally by a string in the
+// body (BodyContains, to single out one create among several), and answers with a status and body,
 // adds Retry-After or latency, closes the connection without an answer
 // (Drop), or runs the real handler and then closes the connection
 // (DropAfterHandling: the write happened but the client never learns it).

@@ -1,6 +1,7 @@
 package psatest
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net"
@@ -20,6 +21,10 @@ type Fault struct {
 	// Path is the exact request path, or a prefix when it ends in "*";
 	// matching is case-insensitive. "" matches any path.
 	Path string
+	// BodyContains, when set, limits the fault to requests whose body
+	// contains it (case-sensitively): for example one create among
+	// several on one path, told apart by the reference it carries.
+	BodyContains string
 	// Status is the status to answer with without calling the real handler.
 	// 0 passes the request through to the handler (e.g. latency only).
 	Status int
@@ -64,13 +69,13 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-// matchFault returns a copy of the first fault matching r and uses up one of
-// its Times.
-func (s *Server) matchFault(r *http.Request) *Fault {
+// matchFault returns a copy of the first fault matching r, whose body is
+// body, and uses up one of its Times.
+func (s *Server) matchFault(r *http.Request, body []byte) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if !f.matches(r) {
+		if !f.matches(r, body) {
 			continue
 		}
 		c := *f
@@ -85,8 +90,11 @@ func (s *Server) matchFault(r *http.Request) *Fault {
 	return nil
 }
 
-func (f *Fault) matches(r *http.Request) bool {
+func (f *Fault) matches(r *http.Request, body []byte) bool {
 	if f.Method != "" && !strings.EqualFold(f.Method, r.Method) {
+		return false
+	}
+	if f.BodyContains != "" && !bytes.Contains(body, []byte(f.BodyContains)) {
 		return false
 	}
 	switch {

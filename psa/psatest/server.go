@@ -375,7 +375,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:     body,
 		Time:     s.now(),
 	}
-	f := s.matchFault(r)
+	f := s.matchFault(r, body)
 	latency := s.latency
 	if f != nil {
 		latency += f.Latency

@@ -249,6 +249,24 @@ func TestServer_faultDropAfterHandling(t *testing.T) {
 	}
 }
 
+// BodyContains picks one request among several on one path: only the
+// create whose body carries the string is faulted.
+func TestServer_faultBodyContains(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	s.AddFault(Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Services", BodyContains: `"name":"Second"`,
+		Status: http.StatusServiceUnavailable, Times: 1})
+	if r := api(t, s, http.MethodPost, "Services", `{"name":"First","unitPrice":1,"periodType":1,"billingCodeID":29682800}`); r.status != http.StatusOK {
+		t.Errorf("a request without the string: %d %s, want it handled", r.status, r)
+	}
+	if r := api(t, s, http.MethodPost, "Services", `{"name":"Second","unitPrice":1,"periodType":1,"billingCodeID":29682800}`); r.status != http.StatusServiceUnavailable {
+		t.Errorf("the request with the string: %d %s, want the fault's 503", r.status, r)
+	}
+	if svcs := s.Autotask().Services(); len(svcs) != 1 || svcs[0].Name != "First" {
+		t.Errorf("services %+v, want only the first created", svcs)
+	}
+}
+
 func TestServer_closeReleasesLatency(t *testing.T) {
 	t.Parallel()
 	s := NewServer(WithClock(fixedClock))
