@@ -155,6 +155,10 @@ func (r Report) Totals() CustomerReport {
 	return t
 }
 
+// fail adds err to the reasons the customer's pass failed: every reason is
+// reported, not only the last.
+func (cr *CustomerReport) fail(err error) { cr.Err = errors.Join(cr.Err, err) }
+
 // pass is the state of one pass: whether it writes, how many tickets it
 // created, and why it stopped creating.
 type pass struct {
@@ -246,12 +250,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	log := e.logger.With("source", c.Source, "customer", c.CustomerID)
 	alerts, err := e.alerts.OpenAlerts(ctx, c)
 	if err != nil {
-		cr.Err = fmt.Errorf("listing open alerts: %w", err)
+		cr.fail(fmt.Errorf("listing open alerts: %w", err))
 		return cr
 	}
 	records, err := e.store.TicketRecords(c.Source, c.CustomerID)
 	if err != nil {
-		cr.Err = err
+		cr.fail(err)
 		return cr
 	}
 	byKey := make(map[string]*Record, len(records))
@@ -262,9 +266,25 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for _, a := range alerts {
 		open[a.ID] = true
 	}
+	// A create still unsettled after settle (its search failed) blocks
+	// every new create for its key: the ticket may exist, and a second
+	// create (or a summary of the next generation) would duplicate it.
+	// The customer fails until it is settled.
+	var unsettled []string
+	for _, r := range records {
+		if r.State == StateCreating {
+			unsettled = append(unsettled, r.Ref)
+		}
+	}
+	if len(unsettled) > 0 && !p.dryRun {
+		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
+			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
+	}
 	summary := byKey[SummaryKey]
 	covered := map[string]bool{}
-	if summary != nil && summary.State == StateOpen {
+	if summary != nil && (summary.State == StateOpen || summary.State == StateCreating) {
+		// An unsettled summary covers its alerts too: they may be in a
+		// ticket already, and must not get tickets of their own.
 		for _, id := range summary.Covered {
 			covered[id] = true
 		}
@@ -278,13 +298,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			continue
 		}
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
-			cr.Err = err
+			cr.fail(err)
 			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
 	if summary != nil && summary.State == StateOpen && !slices.ContainsFunc(summary.Covered, func(id string) bool { return open[id] }) {
 		if err := e.resolve(ctx, p, summary, &cr); err != nil {
-			cr.Err = err
+			cr.fail(err)
 		}
 	}
 
@@ -311,7 +331,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			continue
 		case r.State == StateClosed && e.routing.OnReturn == export.OnReturnReopen && e.now().Sub(r.ClosedAt) <= e.reopenWindow():
 			if err := e.reopen(ctx, p, r, a, &cr); err != nil {
-				cr.Err = err
+				cr.fail(err)
 			}
 			continue
 		}
@@ -327,13 +347,19 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			p.created++
 		}
 	}
-	if len(over) > 0 && p.stopped == nil {
+	switch {
+	case len(over) == 0 || p.stopped != nil:
+	case summary != nil && summary.State == StateCreating:
+		if !p.dryRun {
+			cr.fail(fmt.Errorf("the alerts over the caps (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
+		}
+	default:
 		if err := e.summarise(ctx, p, c, summary, over, &cr); err != nil {
-			cr.Err = err
+			cr.fail(err)
 		}
 	}
 	if p.stopped != nil && cr.Err == nil {
-		cr.Err = p.stopped
+		cr.fail(p.stopped)
 	}
 	return cr
 }
@@ -399,7 +425,7 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 	}
 	if err != nil {
 		if !errors.Is(err, ErrRecordExists) {
-			cr.Err = err
+			cr.fail(err)
 		}
 		return false
 	}
@@ -413,7 +439,7 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTic
 	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 	if err != nil {
 		e.stopOn(p, err)
-		cr.Err = fmt.Errorf("searching for %s before creating: %w", r.Ref, err)
+		cr.fail(fmt.Errorf("searching for %s before creating: %w", r.Ref, err))
 		return false
 	}
 	if len(found) > 0 {
@@ -423,17 +449,17 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTic
 		t, err := e.psa.CreateTicket(ctx, req)
 		switch {
 		case errors.Is(err, psa.ErrOutcomeUnknown):
-			cr.Err = fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err)
+			cr.fail(fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err))
 			return false
 		case errors.Is(err, psa.ErrValidation):
 			r.State, r.Error = StateFailed, err.Error()
 			cr.Failed++
-			cr.Err = fmt.Errorf("creating %s: %w", r.Ref, err)
+			cr.fail(fmt.Errorf("creating %s: %w", r.Ref, err))
 		case err != nil:
 			// Refused before it was applied (429, 401, ...): the intent is
 			// settled by a search next pass.
 			e.stopOn(p, err)
-			cr.Err = fmt.Errorf("creating %s: %w", r.Ref, err)
+			cr.fail(fmt.Errorf("creating %s: %w", r.Ref, err))
 			return false
 		default:
 			r.State, r.TicketID, r.Number, r.Error = StateOpen, t.ID, t.Number, ""
@@ -442,7 +468,7 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTic
 	}
 	r.Updated = e.now().UTC()
 	if err := e.store.PutTicketRecord(*r); err != nil {
-		cr.Err = err
+		cr.fail(err)
 		return false
 	}
 	return r.State == StateOpen || r.State == StateClosed
@@ -531,9 +557,15 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		summary.Updated = e.now().UTC()
 		return e.store.PutTicketRecord(*summary)
 	}
+	// A closed summary is followed by a new generation (a new Ref); a
+	// failed one is created again under its Ref, which the search before
+	// the create finds should it exist after all.
 	gen := 1
 	if summary != nil {
-		gen = summary.Generation + 1
+		gen = summary.Generation
+		if summary.State == StateClosed {
+			gen++
+		}
 	}
 	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
 	r := Record{

@@ -409,3 +409,64 @@ func TestEngine_alertsDenied(t *testing.T) {
 		t.Errorf("report = %+v, want the customer's access-denied error", rep.Customers)
 	}
 }
+
+// summaryTickets counts the summary ("Alert storm") tickets in the PSA.
+func (e *env) summaryTickets() int {
+	n := 0
+	for _, tk := range e.tickets() {
+		if strings.Contains(tk.title, "Alert storm") {
+			n++
+		}
+	}
+	return n
+}
+
+// A summary create whose answer was lost, and whose settling search then
+// fails, blocks the customer's summary until it is settled: no second
+// summary ticket, and its alerts get no tickets of their own meanwhile.
+// Once settled, the one summary closes with its alerts.
+func TestEngine_summaryCreateUnsettled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	var ids []string
+	for i := range 3 {
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		ids = append(ids, a.ID)
+	}
+	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: create, BodyContains: `"scs:`, DropAfterHandling: true, Times: 1})
+	e.pass(eng)
+	if n := len(e.tickets()); n != 2 {
+		t.Fatalf("first pass: %d tickets, want the first alert's and the summary (its answer lost)", n)
+	}
+	// The summary's settling search fails for a whole pass.
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: search, BodyContains: `"scs:`, Status: http.StatusServiceUnavailable})
+	rep := e.pass(eng)
+	cr := rep.Customers[0]
+	if cr.Created != 0 || cr.Summarised != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "unsettled") {
+		t.Errorf("pass with the summary unsettled = %+v, want nothing created and the customer failed naming the unsettled create", cr)
+	}
+	if n, s := len(e.tickets()), e.summaryTickets(); n != 2 || s != 1 {
+		t.Fatalf("after the pass: %d tickets, %d summaries; want 2 and 1 (%+v)", n, s, e.tickets())
+	}
+	e.psaSim.ClearFaults()
+	rep = e.pass(eng)
+	if cr := rep.Customers[0]; rep.Settled != 1 || cr.Created != 0 || cr.Err != nil || len(e.tickets()) != 2 {
+		t.Fatalf("settling pass = settled %d, %+v, %d tickets; want the summary adopted and nothing new", rep.Settled, cr, len(e.tickets()))
+	}
+	for _, id := range ids {
+		e.sophos.ResolveAlert(acme, id)
+	}
+	if rep = e.pass(eng); rep.Totals().Closed != 2 {
+		t.Errorf("pass after resolving = %+v, want both tickets closed", rep.Customers)
+	}
+	for _, tk := range e.tickets() {
+		if !tk.closed {
+			t.Errorf("ticket %d %q still open after every alert resolved", tk.id, tk.title)
+		}
+	}
+}
