@@ -19,7 +19,13 @@
 //   - an alert that comes back after its ticket was closed by psa-syncd
 //     reopens it within the reopen window (on_return "reopen") or gets a new
 //     ticket; a ticket a technician closed while its alert was open is never
-//     reopened for it.
+//     reopened for it, and the report's Notices say so every pass the
+//     alert is open.
+//
+// A close is an intent too: the record is stored in StateClosing before
+// the status is sent, so that a ticket found closed after a lost answer is
+// known to be psa-syncd's close (reopened when its alert comes back), not a
+// technician's.
 //
 // A ticket is never created twice. Each create is an intent first: a record
 // in StateCreating, stored durably under a unique (source, customer, alert)

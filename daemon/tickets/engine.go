@@ -124,6 +124,10 @@ type CustomerReport struct {
 	// ticket ids it would close.
 	WouldCreate []string
 	WouldClose  []string
+	// Notices are what the pass left alone, or took as done, and why:
+	// things an operator may want to know that no later pass changes by
+	// itself (an alert open again whose ticket was closed in the PSA, ...).
+	Notices []string
 	// Err is why the customer's pass failed or stopped early.
 	Err error
 }
@@ -151,6 +155,7 @@ func (r Report) Totals() CustomerReport {
 		t.Failed += c.Failed
 		t.WouldCreate = append(t.WouldCreate, c.WouldCreate...)
 		t.WouldClose = append(t.WouldClose, c.WouldClose...)
+		t.Notices = append(t.Notices, c.Notices...)
 	}
 	return t
 }
@@ -280,6 +285,19 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
 	}
+	// A close whose outcome is unknown, for an alert
+	// that is open again: settle it first, so that the alert's ticket is
+	// reopened, followed or left as the settled state says.
+	for i := range records {
+		r := &records[i]
+		if r.State != StateClosing || !alertOpen(r, open) || p.dryRun {
+			continue
+		}
+		if err := e.settleReturned(ctx, r, &cr); err != nil {
+			cr.fail(err)
+			log.Warn("Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
+		}
+	}
 	summary := byKey[SummaryKey]
 	covered := map[string]bool{}
 	if summary != nil && (summary.State == StateOpen || summary.State == StateCreating) {
@@ -294,7 +312,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// clears should close its tickets even when creation is throttled.
 	for i := range records {
 		r := &records[i]
-		if r.AlertKey == SummaryKey || r.State != StateOpen || open[r.AlertKey] {
+		if r.AlertKey == SummaryKey || !followed(r.State) || open[r.AlertKey] {
 			continue
 		}
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
@@ -302,7 +320,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
-	if summary != nil && summary.State == StateOpen && !slices.ContainsFunc(summary.Covered, func(id string) bool { return open[id] }) {
+	if summary != nil && followed(summary.State) && !alertOpen(summary, open) {
 		if err := e.resolve(ctx, p, summary, &cr); err != nil {
 			cr.fail(err)
 		}
@@ -321,13 +339,18 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		r := byKey[a.ID]
 		switch {
 		case r == nil:
-		case r.State == StateOpen || r.State == StateCreating:
+		case r.State == StateCreating || followed(r.State):
 			continue
 		case r.State == StateFailed && r.RoutingHash == e.routingHash():
 			continue // refused with this routing: wait for it to change
 		case r.State == StateClosed && r.ClosedBy == ClosedByPSA:
-			// A technician closed the ticket while the alert was open:
-			// never reopen it for this alert (no reopen loops).
+			// Someone closed the ticket in the PSA while the alert was
+			// open: never reopen or replace it for this alert (no reopen
+			// loops, tickets.md 5.6), but say so every pass the alert is
+			// open, so that it is not lost silently.
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s is open again, but its ticket %s was closed in the PSA, not by psa-syncd: "+
+				"it is neither reopened nor replaced", a.ID, cmp.Or(r.Number, r.TicketID)))
+			log.Debug("Alert open again after its ticket was closed in the PSA; not reopened", "alert", a.ID, "ticket", r.TicketID)
 			continue
 		case r.State == StateClosed && e.routing.OnReturn == export.OnReturnReopen && e.now().Sub(r.ClosedAt) <= e.reopenWindow():
 			if err := e.reopen(ctx, p, r, a, &cr); err != nil {
@@ -362,6 +385,19 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(p.stopped)
 	}
 	return cr
+}
+
+// followed reports whether a record in state s is a ticket psa-syncd
+// follows: open, or with a close whose outcome is unknown.
+func followed(s string) bool { return s == StateOpen || s == StateClosing }
+
+// alertOpen reports whether r's alert is open: for a summary, any of the
+// alerts it covers.
+func alertOpen(r *Record, open map[string]bool) bool {
+	if r.AlertKey == SummaryKey {
+		return slices.ContainsFunc(r.Covered, func(id string) bool { return open[id] })
+	}
+	return open[r.AlertKey]
 }
 
 func (e *Engine) reopenWindow() time.Duration {
@@ -484,6 +520,12 @@ func (e *Engine) stopOn(p *pass, err error) {
 
 // resolve closes the ticket of a resolved alert, or adds a note, as the
 // routing says. A ticket already closed in the PSA is only recorded.
+//
+// A close is an intent first: the record is stored in StateClosing before
+// the status is sent, so that a later pass that finds the ticket closed
+// knows psa-syncd closed it, even when the answer was lost or psa-syncd
+// died before recording it. Taking such a close for a technician's would
+// stop the alert's ticket from ever being reopened (tickets.md 5.6).
 func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
 	if p.dryRun {
 		cr.WouldClose = append(cr.WouldClose, r.TicketID)
@@ -499,22 +541,56 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		note = fmt.Sprintf("Every alert this ticket summarised was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
 	}
 	switch {
+	case t.Closed && r.State == StateClosing:
+		// psa-syncd's own close, whose answer was lost: it keeps the
+		// time of its intent.
+		r.ClosedBy = ClosedBySync
+		cr.Closed++
 	case t.Closed:
-		r.ClosedBy = ClosedByPSA
+		r.ClosedBy, r.ClosedAt = ClosedByPSA, now
 	case e.routing.OnResolve == export.OnResolveNote:
 		if err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID}); err != nil {
 			return err
 		}
-		r.ClosedBy = ClosedBySync
+		r.ClosedBy, r.ClosedAt = ClosedBySync, now
 		cr.Noted++
 	default:
-		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, Note: note}); err != nil {
+		r.State, r.ClosedAt, r.Updated = StateClosing, now, now
+		if err := e.store.PutTicketRecord(*r); err != nil {
 			return err
+		}
+		// Setting a status is absolute: sent again only while the ticket
+		// is not closed, it cannot close twice or add a second note.
+		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, Note: note}); err != nil {
+			return fmt.Errorf("closing ticket %s: %w (the next pass checks whether it closed)", cmp.Or(r.Number, r.TicketID), err)
 		}
 		r.ClosedBy = ClosedBySync
 		cr.Closed++
 	}
-	r.State, r.ClosedAt, r.Updated = StateClosed, now, now
+	r.State, r.Updated = StateClosed, now
+	return e.store.PutTicketRecord(*r)
+}
+
+// settleReturned settles the close of r, whose outcome is unknown, when
+// r's alert is open again: a ticket psa-syncd closed is
+// recorded as closed by it (and may be reopened), one closed by someone
+// else as closed in the PSA, and one still open is followed again.
+func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
+	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	if err != nil {
+		return err
+	}
+	now := e.now().UTC()
+	switch {
+	case t.Closed && r.State == StateClosing:
+		r.State, r.ClosedBy = StateClosed, ClosedBySync
+		cr.Closed++
+	case t.Closed:
+		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSA, now
+	default:
+		r.State, r.ClosedBy, r.ClosedAt = StateOpen, "", time.Time{}
+	}
+	r.Updated = now
 	return e.store.PutTicketRecord(*r)
 }
 

@@ -376,6 +376,60 @@ func TestEngine_reopen(t *testing.T) {
 	if tot := rep.Totals(); tot.Reopened != 0 || tot.Created != 0 {
 		t.Errorf("a technician's closed ticket was reopened or replaced: %+v", tot)
 	}
+	// ... but the report says so, every pass the alert is open.
+	for range 2 {
+		if n := rep.Totals().Notices; len(n) != 1 || !strings.Contains(n[0], b.ID) || !strings.Contains(n[0], "closed in the PSA") {
+			t.Errorf("notices = %q, want one naming alert %s and its ticket closed in the PSA", n, b.ID)
+		}
+		rep = e.pass(eng)
+	}
+}
+
+// psa-syncd's own close whose answer was lost is settled next pass as
+// psa-syncd's, not a technician's: the alert coming back within the reopen
+// window reopens its ticket.
+func TestEngine_lostCloseAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	// Every answer to the close is lost (the client may retry a PATCH).
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true})
+	rep := e.pass(eng)
+	if cr := rep.Customers[0]; cr.Closed != 0 || cr.Err == nil || !e.tickets()[0].closed {
+		t.Fatalf("pass with the close's answer lost = %+v, ticket %+v; want the customer failed and the ticket closed in the PSA", cr, e.tickets()[0])
+	}
+	e.psaSim.ClearFaults()
+	rep = e.pass(eng)
+	if cr := rep.Customers[0]; cr.Closed != 1 || cr.Err != nil {
+		t.Errorf("settling pass = %+v, want the close recorded", cr)
+	}
+	recs, err := e.db.TicketRecords("sophos", acme)
+	if err != nil || len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync {
+		t.Fatalf("records = %+v, %v; want the ticket closed by psa-syncd", recs, err)
+	}
+	patches := 0
+	for _, r := range e.psaSim.Requests() {
+		if r.Method == http.MethodPatch && !r.Dropped {
+			patches++
+		}
+	}
+	if patches != 0 {
+		t.Errorf("%d answered PATCHes: the closed ticket was closed again", patches)
+	}
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || len(tot.Notices) != 0 {
+		t.Errorf("alert back within the window: %+v; want its ticket reopened", tot)
+	}
+	if got := e.tickets(); len(got) != 1 || got[0].closed {
+		t.Errorf("tickets = %+v, want the one ticket open again", got)
+	}
 }
 
 func TestEngine_dryRun(t *testing.T) {
@@ -468,5 +522,29 @@ func TestEngine_summaryCreateUnsettled(t *testing.T) {
 		if !tk.closed {
 			t.Errorf("ticket %d %q still open after every alert resolved", tk.id, tk.title)
 		}
+	}
+}
+
+// A close whose answer was lost is settled even when its alert is back by
+// the next pass: the ticket psa-syncd closed is reopened in that pass.
+func TestEngine_lostCloseAnswerAlertBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true})
+	e.pass(eng)
+	e.psaSim.ClearFaults()
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	rep := e.pass(eng)
+	if cr := rep.Customers[0]; cr.Reopened != 1 || cr.Created != 0 || cr.Err != nil || len(cr.Notices) != 0 {
+		t.Errorf("pass with the alert back = %+v, want the ticket psa-syncd closed reopened", cr)
+	}
+	if got := e.tickets(); len(got) != 1 || got[0].closed {
+		t.Errorf("tickets = %+v, want the one ticket open again", got)
 	}
 }

@@ -14,6 +14,11 @@ const (
 	StateCreating = "creating"
 	// StateOpen is a ticket psa-syncd created (or adopted) and follows.
 	StateOpen = "open"
+	// StateClosing is a close psa-syncd is sending: recorded before the
+	// status is sent, so that a pass that finds the ticket closed knows
+	// psa-syncd closed it even when the answer was lost. A ticket still
+	// open is closed again (setting a status is absolute).
+	StateClosing = "closing"
 	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
 	// or added a note (ClosedBy "sync"), or found it closed in the PSA
 	// (ClosedBy "psa").
