@@ -22,6 +22,11 @@
 //     reopened for it, and the report's Notices say so every pass the
 //     alert is open.
 //
+// A ticket deleted in the PSA is noticed when psa-syncd next reads it (to
+// close, reopen or extend it; open tickets are not polled, to keep within
+// the PSA's API budget): it is recorded as gone (ClosedByDeleted) with a
+// notice, and its alert, when open, gets a new ticket.
+//
 // A close is an intent too: the record is stored in StateClosing before
 // the status is sent, so that a ticket found closed after a lost answer is
 // known to be psa-syncd's close (reopened when its alert comes back), not a

@@ -352,11 +352,18 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 				"it is neither reopened nor replaced", a.ID, cmp.Or(r.Number, r.TicketID)))
 			log.Debug("Alert open again after its ticket was closed in the PSA; not reopened", "alert", a.ID, "ticket", r.TicketID)
 			continue
+		case r.State == StateClosed && r.ClosedBy == ClosedByDeleted:
+			// Nothing to reopen: the alert gets a new ticket (the next
+			// generation).
 		case r.State == StateClosed && e.routing.OnReturn == export.OnReturnReopen && e.now().Sub(r.ClosedAt) <= e.reopenWindow():
-			if err := e.reopen(ctx, p, r, a, &cr); err != nil {
+			gone, err := e.reopen(ctx, p, r, a, &cr)
+			if err != nil {
 				cr.fail(err)
 			}
-			continue
+			if !gone {
+				continue
+			}
+			// The ticket was deleted in the PSA: a new ticket instead.
 		}
 		if p.stopped != nil {
 			break
@@ -532,6 +539,9 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		return nil
 	}
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	if errors.Is(err, psa.ErrNotFound) {
+		return e.gone(r, cr)
+	}
 	if err != nil {
 		return err
 	}
@@ -577,6 +587,9 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 // else as closed in the PSA, and one still open is followed again.
 func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	if errors.Is(err, psa.ErrNotFound) {
+		return e.gone(r, cr)
+	}
 	if err != nil {
 		return err
 	}
@@ -596,16 +609,38 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 
 // reopen sets a closed ticket's reopen status when its alert came back
 // within the reopen window.
-func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) error {
+//
+// The ticket is read first (reopens are rare, the read is cheap): one
+// deleted in the PSA is recorded as gone, and reopen reports it so that
+// the alert gets a new ticket; GetTicket is the call whose not-found every
+// backend reports as psa.ErrNotFound.
+func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
 	if p.dryRun {
-		return nil
+		return false, nil
+	}
+	if _, err := e.psa.GetTicket(ctx, r.TicketID); err != nil {
+		if errors.Is(err, psa.ErrNotFound) {
+			return true, e.gone(r, cr)
+		}
+		return false, err
 	}
 	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
 	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, Note: note}); err != nil {
-		return err
+		return false, err
 	}
 	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
 	cr.Reopened++
+	return false, e.store.PutTicketRecord(*r)
+}
+
+// gone records that r's ticket was deleted in the PSA: it is no longer
+// followed, so that its customer does not fail on it every pass, and its
+// alert, still open or back, gets a new ticket (the next generation).
+func (e *Engine) gone(r *Record, cr *CustomerReport) error {
+	now := e.now().UTC()
+	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateClosed, ClosedByDeleted, now, now
+	cr.Notices = append(cr.Notices, fmt.Sprintf("ticket %s (%s) was deleted in the PSA; it is no longer followed", cmp.Or(r.Number, r.TicketID), r.Ref))
+	e.logger.Warn("Ticket deleted in the PSA; no longer followed", "source", r.Source, "customer", r.CustomerID, "ticket", r.TicketID, "ref", r.Ref)
 	return e.store.PutTicketRecord(*r)
 }
 
@@ -626,12 +661,22 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets in one pass (at most %d per customer, %d in all). "+
 		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, e.routing.MaxPerPass, len(over), strings.Join(lines, "\n"))
 	if summary != nil && summary.State == StateOpen {
-		if err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body, NoteTypeID: e.routing.NoteTypeID}); err != nil {
+		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body, NoteTypeID: e.routing.NoteTypeID})
+		switch {
+		case errors.Is(err, psa.ErrNotFound):
+			// Deleted in the PSA: a new summary (the next generation)
+			// takes these alerts; the ones the old one covered are
+			// filed again from the next pass.
+			if err := e.gone(summary, cr); err != nil {
+				return err
+			}
+		case err != nil:
 			return err
+		default:
+			summary.Covered = append(summary.Covered, ids...)
+			summary.Updated = e.now().UTC()
+			return e.store.PutTicketRecord(*summary)
 		}
-		summary.Covered = append(summary.Covered, ids...)
-		summary.Updated = e.now().UTC()
-		return e.store.PutTicketRecord(*summary)
 	}
 	// A closed summary is followed by a new generation (a new Ref); a
 	// failed one is created again under its Ref, which the search before

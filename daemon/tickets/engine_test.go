@@ -548,3 +548,68 @@ func TestEngine_lostCloseAnswerAlertBack(t *testing.T) {
 		t.Errorf("tickets = %+v, want the one ticket open again", got)
 	}
 }
+
+// A ticket deleted in the PSA is recorded as gone, with a notice, instead of
+// failing its customer every pass; its alert, back or open, gets a new
+// ticket (the next generation) rather than a reopen of a ticket that is
+// not there.
+func TestEngine_deletedTicket(t *testing.T) {
+	t.Parallel()
+	// deleteTicket makes Autotask answer the ticket's GET with 404, as it
+	// does for a ticket deleted in its UI.
+	deleteTicket := func(e *env, id int64) {
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d", id), Status: http.StatusNotFound})
+	}
+	t.Run("beforeResolve", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.OnReturn = export.OnReturnReopen
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+		e.pass(eng)
+		deleteTicket(e, e.tickets()[0].id)
+		e.sophos.ResolveAlert(acme, a.ID)
+		for i := range 3 {
+			cr := e.pass(eng).Customers[0]
+			if cr.Err != nil || cr.Closed != 0 {
+				t.Errorf("pass %d = %+v, want the customer not failed and nothing closed", i, cr)
+			}
+			if want := 1 - min(i, 1); len(cr.Notices) != want || want == 1 && !strings.Contains(cr.Notices[0], "deleted in the PSA") {
+				t.Errorf("pass %d notices = %q, want %d naming the deleted ticket", i, cr.Notices, want)
+			}
+		}
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedByDeleted {
+			t.Fatalf("records = %+v, want the ticket recorded as deleted", recs)
+		}
+		// The alert comes back within the reopen window: a new ticket.
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high"})
+		if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Reopened != 0 || cr.Err != nil {
+			t.Errorf("pass with the alert back = %+v, want a new ticket", cr)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].Ref != "sc:"+a.ID+"/2" || recs[0].State != tickets.StateOpen {
+			t.Errorf("records = %+v, want the alert's second generation open", recs)
+		}
+	})
+	t.Run("beforeReopen", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.OnReturn = export.OnReturnReopen
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		deleteTicket(e, e.tickets()[0].id)
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high"})
+		cr := e.pass(eng).Customers[0]
+		if cr.Created != 1 || cr.Reopened != 0 || cr.Err != nil || len(cr.Notices) != 1 {
+			t.Errorf("pass with the alert back = %+v, want a new ticket and a notice", cr)
+		}
+		if n := len(e.tickets()); n != 2 {
+			t.Errorf("%d tickets in the PSA, want the deleted one (still in the simulator) and the new one", n)
+		}
+	})
+}

@@ -20,8 +20,8 @@ const (
 	// open is closed again (setting a status is absolute).
 	StateClosing = "closing"
 	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
-	// or added a note (ClosedBy "sync"), or found it closed in the PSA
-	// (ClosedBy "psa").
+	// or added a note (ClosedBy "sync"), found it closed in the PSA
+	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
 	StateClosed = "closed"
 	// StateFailed is a create the PSA certainly refused. It is retried only
 	// when the routing changes (RoutingHash).
@@ -32,6 +32,10 @@ const (
 const (
 	ClosedBySync = "sync"
 	ClosedByPSA  = "psa"
+	// ClosedByDeleted is a ticket deleted in the PSA (GetTicket found
+	// none): it is no longer followed, and its alert, when open, gets a new
+	// ticket.
+	ClosedByDeleted = "deleted"
 )
 
 // Record is what psa-syncd knows about one ticket: the alert it is for,
