@@ -285,12 +285,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
 	}
-	// A close whose outcome is unknown, for an alert
+	// A close or resolve note whose outcome is unknown, for an alert
 	// that is open again: settle it first, so that the alert's ticket is
 	// reopened, followed or left as the settled state says.
 	for i := range records {
 		r := &records[i]
-		if r.State != StateClosing || !alertOpen(r, open) || p.dryRun {
+		if (r.State != StateClosing && r.State != StateNoting) || !alertOpen(r, open) || p.dryRun {
 			continue
 		}
 		if err := e.settleReturned(ctx, r, &cr); err != nil {
@@ -395,8 +395,8 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 }
 
 // followed reports whether a record in state s is a ticket psa-syncd
-// follows: open, or with a close whose outcome is unknown.
-func followed(s string) bool { return s == StateOpen || s == StateClosing }
+// follows: open, or with a close or resolve note whose outcome is unknown.
+func followed(s string) bool { return s == StateOpen || s == StateClosing || s == StateNoting }
 
 // alertOpen reports whether r's alert is open: for a summary, any of the
 // alerts it covers.
@@ -558,12 +558,32 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		cr.Closed++
 	case t.Closed:
 		r.ClosedBy, r.ClosedAt = ClosedByPSA, now
+	case r.State == StateNoting:
+		// The note of an earlier pass whose outcome is unknown (psa-syncd
+		// died between the intent and recording the answer).
+		e.noteTakenAsAdded(r, cr)
 	case e.routing.OnResolve == export.OnResolveNote:
-		if err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID}); err != nil {
+		r.State, r.ClosedAt, r.Updated = StateNoting, now, now
+		if err := e.store.PutTicketRecord(*r); err != nil {
 			return err
 		}
-		r.ClosedBy, r.ClosedAt = ClosedBySync, now
-		cr.Noted++
+		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID})
+		switch {
+		case err == nil:
+			r.ClosedBy = ClosedBySync
+			cr.Noted++
+		case errors.Is(err, psa.ErrOutcomeUnknown):
+			e.noteTakenAsAdded(r, cr)
+		case errors.Is(err, psa.ErrNotFound):
+			return e.gone(r, cr)
+		default:
+			// Refused before it was applied: noted again next pass.
+			r.State, r.ClosedAt = StateOpen, time.Time{}
+			if perr := e.store.PutTicketRecord(*r); perr != nil {
+				return errors.Join(err, perr)
+			}
+			return err
+		}
 	default:
 		r.State, r.ClosedAt, r.Updated = StateClosing, now, now
 		if err := e.store.PutTicketRecord(*r); err != nil {
@@ -581,8 +601,21 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 	return e.store.PutTicketRecord(*r)
 }
 
-// settleReturned settles the close of r, whose outcome is unknown, when
-// r's alert is open again: a ticket psa-syncd closed is
+// noteTakenAsAdded records r's resolve note, whose outcome is unknown, as
+// added, with a notice. psa.Ticketer cannot list a ticket's notes, so the
+// note cannot be looked for; sending it again could put the same note on
+// the ticket twice, and notes are only for changes (tickets.md 5.3): a
+// missing "resolved" note is the milder failure.
+func (e *Engine) noteTakenAsAdded(r *Record, cr *CustomerReport) {
+	r.ClosedBy = ClosedBySync
+	cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was resolved may be missing on ticket %s (its answer was lost); it is not sent again",
+		r.AlertKey, cmp.Or(r.Number, r.TicketID)))
+	e.logger.Warn("Resolve note outcome unknown; taken as added rather than sent twice", "source", r.Source, "customer", r.CustomerID,
+		"ticket", r.TicketID)
+}
+
+// settleReturned settles the close or resolve note of r, whose outcome is
+// unknown, when r's alert is open again: a ticket psa-syncd closed is
 // recorded as closed by it (and may be reopened), one closed by someone
 // else as closed in the PSA, and one still open is followed again.
 func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
@@ -661,8 +694,26 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets in one pass (at most %d per customer, %d in all). "+
 		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, e.routing.MaxPerPass, len(over), strings.Join(lines, "\n"))
 	if summary != nil && summary.State == StateOpen {
+		// The alerts are recorded as covered before the note is sent, so
+		// that a lost answer or a crash never makes a later pass send the
+		// note again; as with a resolve note (noteTakenAsAdded), a note
+		// that may be missing is milder than the same note twice.
+		prev := slices.Clip(summary.Covered)
+		summary.Covered = append(prev, ids...)
+		summary.Updated = e.now().UTC()
+		if err := e.store.PutTicketRecord(*summary); err != nil {
+			return err
+		}
 		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body, NoteTypeID: e.routing.NoteTypeID})
 		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, psa.ErrOutcomeUnknown):
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the note listing %d more alerts may be missing on summary ticket %s (its answer was lost); it is not sent again",
+				len(ids), cmp.Or(summary.Number, summary.TicketID)))
+			e.logger.Warn("Summary note outcome unknown; taken as added rather than sent twice", "source", c.Source, "customer", c.CustomerID,
+				"ticket", summary.TicketID)
+			return nil
 		case errors.Is(err, psa.ErrNotFound):
 			// Deleted in the PSA: a new summary (the next generation)
 			// takes these alerts; the ones the old one covered are
@@ -670,12 +721,14 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			if err := e.gone(summary, cr); err != nil {
 				return err
 			}
-		case err != nil:
-			return err
 		default:
-			summary.Covered = append(summary.Covered, ids...)
-			summary.Updated = e.now().UTC()
-			return e.store.PutTicketRecord(*summary)
+			// Refused before it was applied: the alerts are summarised
+			// again next pass.
+			summary.Covered = prev
+			if perr := e.store.PutTicketRecord(*summary); perr != nil {
+				return errors.Join(err, perr)
+			}
+			return err
 		}
 	}
 	// A closed summary is followed by a new generation (a new Ref); a

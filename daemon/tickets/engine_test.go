@@ -613,3 +613,105 @@ func TestEngine_deletedTicket(t *testing.T) {
 		}
 	})
 }
+
+// countNotes counts the notes on the PSA's tickets that contain s.
+func (e *env) countNotes(s string) int {
+	n := 0
+	for _, tk := range e.tickets() {
+		for _, note := range tk.notes {
+			if strings.Contains(note, s) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A note whose answer was lost is never sent again: not the resolve note
+// (on_resolve "note"), nor the summary's note naming more alerts. The
+// report says the note may be missing.
+func TestEngine_lostNoteAnswer(t *testing.T) {
+	t.Parallel()
+	notes := func(e *env, id int64) string { return fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", id) }
+	t.Run("resolve", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.OnResolve = export.OnResolveNote
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+		e.pass(eng)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(e, e.tickets()[0].id), DropAfterHandling: true})
+		e.sophos.ResolveAlert(acme, a.ID)
+		cr := e.pass(eng).Customers[0]
+		if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "may be missing") {
+			t.Errorf("pass with the note's answer lost = %+v, want a notice that the note may be missing", cr)
+		}
+		e.psaSim.ClearFaults()
+		e.pass(eng)
+		if n := e.countNotes("resolved in Sophos Central"); n != 1 {
+			t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync {
+			t.Errorf("records = %+v, want the alert's ticket done (closed by psa-syncd)", recs)
+		}
+	})
+	t.Run("crash", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.OnResolve = export.OnResolveNote
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		// psa-syncd recorded the note's intent and died (before or after
+		// the note was applied: either way it is not sent again).
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		recs[0].State = tickets.StateNoting
+		if err := e.db.PutTicketRecord(recs[0]); err != nil {
+			t.Fatal(err)
+		}
+		cr := e.pass(eng).Customers[0]
+		if cr.Noted != 0 || cr.Err != nil || len(cr.Notices) != 1 || e.countNotes("resolved in Sophos Central") != 0 {
+			t.Errorf("pass after the crash = %+v, want no note sent and a notice", cr)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateClosed {
+			t.Errorf("records = %+v, want the alert's ticket done", recs)
+		}
+	})
+	t.Run("summary", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.MaxPerCustomer = 1
+		eng := e.engine(r)
+		for i := range 2 {
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		}
+		e.pass(eng) // one alert's ticket, one summary
+		var summary int64
+		for _, tk := range e.tickets() {
+			if strings.Contains(tk.title, "Alert storm") {
+				summary = tk.id
+			}
+		}
+		for i := 2; i < 4; i++ {
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		}
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(e, summary), DropAfterHandling: true})
+		cr := e.pass(eng).Customers[0] // one more ticket, one more alert for the summary: its note is lost
+		if cr.Created != 1 || cr.Summarised != 1 || len(cr.Notices) != 1 {
+			t.Errorf("pass with the summary note's answer lost = %+v, want 1 created, 1 summarised and a notice", cr)
+		}
+		e.psaSim.ClearFaults()
+		if cr := e.pass(eng).Customers[0]; cr.Summarised != 0 || cr.Created != 0 {
+			t.Errorf("next pass = %+v, want nothing summarised or created again", cr)
+		}
+		if n := e.countNotes("summarised here"); n != 1 {
+			t.Errorf("%d notes on the summary naming more alerts, want 1", n)
+		}
+	})
+}

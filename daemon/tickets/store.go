@@ -19,6 +19,11 @@ const (
 	// psa-syncd closed it even when the answer was lost. A ticket still
 	// open is closed again (setting a status is absolute).
 	StateClosing = "closing"
+	// StateNoting is a resolve note psa-syncd is sending (on_resolve
+	// "note"), recorded before the note is sent. A pass that finds it takes
+	// the note as added: notes cannot be listed to check, and the same note
+	// twice is worse than a missing one.
+	StateNoting = "noting"
 	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
 	// or added a note (ClosedBy "sync"), found it closed in the PSA
 	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
