@@ -45,7 +45,8 @@
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
 // it by searching, adopting the ticket when found. A create the PSA
 // throttles stops the pass's creates; a create it refuses is retried only
-// when the routing changes.
+// when what it depends on changes (the routing, or the customer's company or
+// contract), and fails its customer in every pass's report until then.
 //
 // Customers that are not passed to Pass (ticket sync off, mapping removed)
 // are not touched: their open tickets stay as they are.

@@ -330,8 +330,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	slices.SortStableFunc(alerts, func(a, b Alert) int {
 		return cmp.Or(-cmp.Compare(severityRank[a.Severity], severityRank[b.Severity]), a.RaisedAt.Compare(b.RaisedAt), cmp.Compare(a.ID, b.ID))
 	})
+	key := e.createKey(c)
 	var perCustomer int64
 	var over []Alert
+	var refused []*Record
 	for _, a := range alerts {
 		if severityRank[a.Severity] < floor || covered[a.ID] {
 			continue
@@ -341,8 +343,11 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		case r == nil:
 		case r.State == StateCreating || followed(r.State):
 			continue
-		case r.State == StateFailed && r.RoutingHash == e.routingHash():
-			continue // refused with this routing: wait for it to change
+		case r.State == StateFailed && r.RoutingHash == key:
+			// Refused with what it depends on unchanged: not sent again,
+			// but reported every pass, since the alert has no ticket.
+			refused = append(refused, r)
+			continue
 		case r.State == StateClosed && r.ClosedBy == ClosedByPSA:
 			// Someone closed the ticket in the PSA while the alert was
 			// open: never reopen or replace it for this alert (no reopen
@@ -377,8 +382,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			p.created++
 		}
 	}
+	if len(refused) > 0 {
+		cr.fail(fmt.Errorf("%d alerts have no ticket: the PSA refused their create (%s); it is sent again when the ticket routing "+
+			"or the customer's company or contract changes", len(refused), refused[0].Error))
+	}
 	switch {
 	case len(over) == 0 || p.stopped != nil:
+	case summary != nil && summary.State == StateFailed && summary.RoutingHash == key:
+		cr.fail(fmt.Errorf("the alerts over the caps (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
+			"when the ticket routing or the customer's company or contract changes", len(over), summary.Error))
 	case summary != nil && summary.State == StateCreating:
 		if !p.dryRun {
 			cr.fail(fmt.Errorf("the alerts over the caps (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
@@ -414,15 +426,18 @@ func (e *Engine) reopenWindow() time.Duration {
 	return export.DefaultReopenWindow
 }
 
-// routingHash identifies the routing a create was refused with.
-func (e *Engine) routingHash() string {
+// createKey identifies what a create of c's tickets depends on: the
+// routing, the title format, and the customer's company and contract. A
+// create the PSA refused is sent again only when its key changes: a fixed
+// routing or a fixed customer mapping.
+func (e *Engine) createKey(c Customer) string {
 	r := e.routing
 	prios := make([]string, 0, len(r.Priorities))
 	for _, s := range export.Severities {
 		prios = append(prios, s+"="+r.Priorities[s])
 	}
 	sum := sha256.Sum256([]byte(strings.Join([]string{r.QueueID, r.NewStatusID, strings.Join(prios, ","), r.SourceID,
-		r.IssueTypeID, r.SubIssueTypeID, r.TicketTypeID, r.CategoryID}, "|")))
+		r.IssueTypeID, r.SubIssueTypeID, r.TicketTypeID, r.CategoryID, r.TitleFormat, c.CompanyID, c.ContractID}, "|")))
 	return hex.EncodeToString(sum[:8])
 }
 
@@ -454,7 +469,7 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: a.ID, Ref: ref(a.ID, gen), Generation: gen,
 		System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: a.Severity,
-		Title: e.title(c, a), RoutingHash: e.routingHash(), Created: e.now().UTC(), Updated: e.now().UTC(),
+		Title: e.title(c, a), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	if p.dryRun {
 		cr.WouldCreate = append(cr.WouldCreate, r.Ref)
@@ -746,7 +761,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
 		Generation: gen, System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
 		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
-		Covered: ids, RoutingHash: e.routingHash(), Created: e.now().UTC(), Updated: e.now().UTC(),
+		Covered: ids, RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	var err error
 	if summary == nil {

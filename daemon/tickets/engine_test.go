@@ -715,3 +715,83 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 		}
 	})
 }
+
+// A create the PSA refused is not sent again while nothing it depends on
+// changed, but every pass reports the alert without a ticket; fixing the
+// customer's mapping (here its contract) sends it again.
+func TestEngine_refusedCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
+	// The mapping names a contract the company does not have: Autotask
+	// refuses the create.
+	cs := e.customers()
+	cs[0].ContractID = "29684183"
+	pass := func() tickets.CustomerReport {
+		t.Helper()
+		rep, err := eng.Pass(t.Context(), cs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Customers[0]
+	}
+	creates := func() int {
+		n := 0
+		for _, r := range e.psaSim.Requests() {
+			if r.Method == http.MethodPost && strings.EqualFold(r.Path, "/ATServicesRest/V1.0/Tickets") {
+				n++
+			}
+		}
+		return n
+	}
+	if cr := pass(); cr.Failed != 1 || cr.Err == nil {
+		t.Fatalf("refused pass = %+v, want the create failed", cr)
+	}
+	for i := range 2 {
+		cr := pass()
+		if cr.Failed != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "29684183") || creates() != 1 {
+			t.Errorf("pass %d with the mapping unchanged = %+v, %d creates sent; want the refusal reported and not sent again", i, cr, creates())
+		}
+	}
+	// The operator fixes the mapping: the company's own contract.
+	company, _ := strconv.ParseInt(e.company, 10, 64)
+	cs[0].ContractID = id(e.psaSim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed security"}))
+	if cr := pass(); cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
+		t.Errorf("pass after the mapping was fixed = %+v, %d tickets; want the ticket created", cr, len(e.tickets()))
+	}
+}
+
+// A refused summary ticket is not sent again every pass either (the caps
+// are per pass, so the next alerts get tickets of their own); the alerts
+// over the caps are reported each pass.
+func TestEngine_refusedSummary(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	for i := range 3 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: `"scs:`,
+		Status: http.StatusInternalServerError, Body: `{"errors":["Value does not exist for [queueID]."]}`})
+	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Failed != 1 {
+		t.Fatalf("first pass = %+v, want one ticket and the summary refused", cr)
+	}
+	summaryPosts := func() int {
+		n := 0
+		for _, r := range e.psaSim.Requests() {
+			if r.Method == http.MethodPost && strings.EqualFold(r.Path, "/ATServicesRest/V1.0/Tickets") && strings.Contains(string(r.Body), `"scs:`) {
+				n++
+			}
+		}
+		return n
+	}
+	cr := e.pass(eng).Customers[0]
+	if cr.Created != 1 || cr.Failed != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "summary") || summaryPosts() != 1 {
+		t.Errorf("second pass = %+v, %d summary creates sent; want the next alert's ticket, and the refused summary reported and not sent again",
+			cr, summaryPosts())
+	}
+}

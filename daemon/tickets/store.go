@@ -29,7 +29,8 @@ const (
 	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
 	StateClosed = "closed"
 	// StateFailed is a create the PSA certainly refused. It is retried only
-	// when the routing changes (RoutingHash).
+	// when what it depends on changes (RoutingHash): the routing, or the
+	// customer's company or contract.
 	StateFailed = "failed"
 )
 
@@ -66,7 +67,11 @@ type Record struct {
 	Severity   string `json:"severity,omitempty"`
 	Title      string `json:"title,omitempty"`
 	// Covered lists the alert ids a summary ticket stands for.
-	Covered     []string  `json:"covered,omitempty"`
+	Covered []string `json:"covered,omitempty"`
+	// RoutingHash identifies what the create depended on: the routing,
+	// the title format and the customer's company and contract (the name
+	// predates the last three). A refused create is sent again when it
+	// changes.
 	RoutingHash string    `json:"routing_hash,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	ClosedBy    string    `json:"closed_by,omitempty"`
