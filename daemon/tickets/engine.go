@@ -267,10 +267,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		byKey[records[i].AlertKey] = &records[i]
 	}
+	// An id listed twice (pages that overlap while alerts come and go) is
+	// one alert: it must not be counted, capped or summarised twice.
 	open := make(map[string]bool, len(alerts))
-	for _, a := range alerts {
+	alerts = slices.DeleteFunc(alerts, func(a Alert) bool {
+		dup := open[a.ID]
 		open[a.ID] = true
-	}
+		return dup
+	})
 	// A create still unsettled after settle (its search failed) blocks
 	// every new create for its key: the ticket may exist, and a second
 	// create (or a summary of the next generation) would duplicate it.
@@ -335,6 +339,11 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	var over []Alert
 	var refused []*Record
 	for _, a := range alerts {
+		if _, ok := severityRank[a.Severity]; !ok {
+			// Neither filed at a guessed priority nor dropped silently.
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s has severity %q, which is not low, medium or high: it gets no ticket", a.ID, a.Severity))
+			continue
+		}
 		if severityRank[a.Severity] < floor || covered[a.ID] {
 			continue
 		}

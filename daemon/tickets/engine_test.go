@@ -795,3 +795,25 @@ func TestEngine_refusedSummary(t *testing.T) {
 			cr, summaryPosts())
 	}
 }
+
+// An alert listed twice (Central's pages may overlap while alerts come and
+// go) is one alert; an alert whose severity is none the engine knows is
+// reported, not dropped silently.
+func TestEngine_alertListingOddities(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "First", RaisedAt: "2026-11-15T09:00:00.000"})
+	twice := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Listed twice", RaisedAt: "2026-11-15T09:01:00.000"})
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: twice.ID, Severity: "high", Description: "Listed twice", RaisedAt: "2026-11-15T09:01:00.000"})
+	odd := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "critical", Description: "New severity"})
+	cr := e.pass(eng).Customers[0]
+	if cr.Created != 1 || cr.Summarised != 1 {
+		t.Errorf("pass = %+v, want one ticket and one alert (listed twice) summarised", cr)
+	}
+	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], odd.ID) || !strings.Contains(cr.Notices[0], `"critical"`) {
+		t.Errorf("notices = %q, want one naming alert %s and its severity", cr.Notices, odd.ID)
+	}
+}
