@@ -304,9 +304,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	summary := byKey[SummaryKey]
 	covered := map[string]bool{}
-	if summary != nil && (summary.State == StateOpen || summary.State == StateCreating) {
-		// An unsettled summary covers its alerts too: they may be in a
-		// ticket already, and must not get tickets of their own.
+	if summary != nil && (summary.State == StateCreating || followed(summary.State)) {
+		// An unsettled summary (its create, close or note) covers its
+		// alerts too: they may be in a ticket already, and must not get
+		// tickets of their own.
 		for _, id := range summary.Covered {
 			covered[id] = true
 		}
