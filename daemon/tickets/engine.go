@@ -343,6 +343,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if _, ok := severityRank[a.Severity]; !ok {
 			// Neither filed at a guessed priority nor dropped silently.
 			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s has severity %q, which is not low, medium or high: it gets no ticket", a.ID, a.Severity))
+			log.Debug("Alert with an unknown severity; no ticket", "alert", a.ID, "severity", a.Severity)
 			continue
 		}
 		if severityRank[a.Severity] < floor || covered[a.ID] {
