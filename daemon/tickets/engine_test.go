@@ -632,7 +632,7 @@ func (e *env) countNotes(s string) int {
 // report says the note may be missing.
 func TestEngine_lostNoteAnswer(t *testing.T) {
 	t.Parallel()
-	notes := func(e *env, id int64) string { return fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", id) }
+	notes := func(id int64) string { return fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", id) }
 	t.Run("resolve", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, psa.SystemAutotask)
@@ -641,7 +641,7 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 		eng := e.engine(r)
 		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high"})
 		e.pass(eng)
-		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(e, e.tickets()[0].id), DropAfterHandling: true})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(e.tickets()[0].id), DropAfterHandling: true})
 		e.sophos.ResolveAlert(acme, a.ID)
 		cr := e.pass(eng).Customers[0]
 		if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "may be missing") {
@@ -701,7 +701,7 @@ func TestEngine_lostNoteAnswer(t *testing.T) {
 			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
 				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
 		}
-		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(e, summary), DropAfterHandling: true})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes(summary), DropAfterHandling: true})
 		cr := e.pass(eng).Customers[0] // one more ticket, one more alert for the summary: its note is lost
 		if cr.Created != 1 || cr.Summarised != 1 || len(cr.Notices) != 1 {
 			t.Errorf("pass with the summary note's answer lost = %+v, want 1 created, 1 summarised and a notice", cr)
