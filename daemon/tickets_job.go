@@ -91,6 +91,10 @@ type TicketStatus struct {
 	Updated     int `json:"updated"`
 	Closed      int `json:"closed"`
 	Failed      int `json:"failed"`
+	// Notices are what the last pass left alone, or took as done, and
+	// why (a returning alert whose ticket a technician closed, a ticket
+	// deleted in the PSA, a note that may be missing).
+	Notices []string `json:"notices,omitempty"`
 }
 
 // ticketRecord is kept in the state database across restarts: the totals
@@ -276,6 +280,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		}
 		st.LastAttempt = now
 		st.Created, st.Updated, st.Closed, st.Failed = c.Created, c.Noted+c.Reopened, c.Closed, c.Failed
+		st.Notices = c.Notices
 		st.Result, st.Error = "succeeded", ""
 		if c.Err != nil || c.Failed > 0 {
 			ok = false
@@ -294,7 +299,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		}
 		st.OpenTickets = 0
 		for _, r := range records {
-			if r.State == tickets.StateOpen {
+			if tickets.Followed(r.State) {
 				st.OpenTickets++
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -265,5 +266,42 @@ func TestDaemon_ticketPassErrorFailsCustomers(t *testing.T) {
 	}
 	if testutil.ToFloat64(e.d.metrics.TicketLastPassTimestamp) == 0 || testutil.ToFloat64(e.d.metrics.TicketLastSuccessTimestamp) != 0 {
 		t.Error("a failed pass must set the last pass time and not the last success")
+	}
+}
+
+// TestDaemon_ticketPassNotices: what a pass leaves alone and why (here an
+// alert of a severity the routing does not know) is kept in the customer's
+// ticket status, which the API and the status page show, not only logged;
+// the open tickets count those whose close is not settled yet.
+func TestDaemon_ticketPassNotices(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "critical", Description: "Unknown severity"})
+	d.scheduledTicketPass(t.Context())
+	st, err := d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st[ticketStatusKey("sophos", ttAcme)]
+	if len(s.Notices) != 1 || !strings.Contains(s.Notices[0], a.ID) || !strings.Contains(s.Notices[0], `"critical"`) {
+		t.Errorf("notices = %q, want one naming alert %s and its severity", s.Notices, a.ID)
+	}
+	for i, state := range []string{tickets.StateOpen, tickets.StateClosing, tickets.StateNoting, tickets.StateClosed} {
+		if err := d.db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: ttAcme, AlertKey: fmt.Sprint("alert-", i), Ref: fmt.Sprint("sc:alert-", i),
+			Generation: 1, System: "autotask", CompanyID: "1", TicketID: fmt.Sprint(7000 + i), State: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Recorded as a pass that touched none of them would be.
+	rep := tickets.Report{Customers: []tickets.CustomerReport{{Customer: tickets.Customer{Source: "sophos", CustomerID: ttAcme}}}}
+	if err := d.recordTicketPass(rep, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = d.TicketStatuses(); err != nil {
+		t.Fatal(err)
+	}
+	if got := st[ticketStatusKey("sophos", ttAcme)].OpenTickets; got != 3 {
+		t.Errorf("open tickets = %d, want 3 (open, closing, noting)", got)
 	}
 }

@@ -304,7 +304,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	summary := byKey[SummaryKey]
 	covered := map[string]bool{}
-	if summary != nil && (summary.State == StateCreating || followed(summary.State)) {
+	if summary != nil && (summary.State == StateCreating || Followed(summary.State)) {
 		// An unsettled summary (its create, close or note) covers its
 		// alerts too: they may be in a ticket already, and must not get
 		// tickets of their own.
@@ -317,7 +317,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// clears should close its tickets even when creation is throttled.
 	for i := range records {
 		r := &records[i]
-		if r.AlertKey == SummaryKey || !followed(r.State) || open[r.AlertKey] {
+		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] {
 			continue
 		}
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
@@ -325,7 +325,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
-	if summary != nil && followed(summary.State) && !alertOpen(summary, open) {
+	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
 		if err := e.resolve(ctx, p, summary, &cr); err != nil {
 			cr.fail(err)
 		}
@@ -352,7 +352,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		r := byKey[a.ID]
 		switch {
 		case r == nil:
-		case r.State == StateCreating || followed(r.State):
+		case r.State == StateCreating || Followed(r.State):
 			continue
 		case r.State == StateFailed && r.RoutingHash == key:
 			// Refused with what it depends on unchanged: not sent again,
@@ -417,9 +417,9 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	return cr
 }
 
-// followed reports whether a record in state s is a ticket psa-syncd
+// Followed reports whether a record in state s is a ticket psa-syncd
 // follows: open, or with a close or resolve note whose outcome is unknown.
-func followed(s string) bool { return s == StateOpen || s == StateClosing || s == StateNoting }
+func Followed(s string) bool { return s == StateOpen || s == StateClosing || s == StateNoting }
 
 // alertOpen reports whether r's alert is open: for a summary, any of the
 // alerts it covers.

@@ -79,6 +79,11 @@ func printTickets(w io.Writer, rep tickets.Report, dryRun bool) {
 		}
 	}
 	_ = tw.Flush()
+	for _, c := range rep.Customers {
+		for _, n := range c.Notices {
+			fmt.Fprintf(w, "note: %s: %s\n", customerName(c.Customer), n)
+		}
+	}
 	t := rep.Totals()
 	switch {
 	case dryRun:
