@@ -278,8 +278,30 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 type customerData struct {
 	Customer CustomerView
 	Lines    []lineRow
-	PlanErr  string
-	Ledger   []LedgerView
+	// FreshPlan is true when Lines were computed for this page, false when
+	// they are the last pass's.
+	FreshPlan bool
+	PlanErr   string
+	Ledger    []LedgerView
+}
+
+// customerPlan is the plan of one customer for its page. Computing a plan
+// reads the usage source and the PSA, so only a signed-in operator gets a
+// fresh one, within the limit of POST /api/v1/plan (one at a time, one per
+// freshPlanInterval); anyone else, or an operator over the limit, gets the
+// last pass's (nil when no pass has run since start-up), as GET
+// /api/v1/plan does. Otherwise anyone who reaches the listener could spend
+// the PSA's request budget by reloading the page.
+func (d *Daemon) customerPlan(r *http.Request, signedIn bool, customer string) (plan *usage.Plan, fresh bool, err error) {
+	if signedIn {
+		if _, ok := d.freshPlans.start(d.now()); ok {
+			defer d.freshPlans.done()
+			plan, err = d.Plan(r.Context(), usage.PassOptions{Customer: customer, DryRun: true, Trigger: usage.TriggerAPI})
+			return plan, true, err
+		}
+	}
+	plan, _ = d.LastPlan(customer)
+	return plan, false, nil
 }
 
 // lineRow is one contract line on a customer's page.
@@ -323,10 +345,14 @@ func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
 		last[[2]string{ledger[i].ContractID, ledger[i].ServiceID}] = &ledger[i]
 	}
 	if data.Customer.UsageSync && d.Ready() {
-		plan, err := d.Plan(r.Context(), usage.PassOptions{Customer: id, DryRun: true, Trigger: usage.TriggerAPI})
-		if err != nil {
+		plan, fresh, err := d.customerPlan(r, p.SignedIn, id)
+		data.FreshPlan = fresh
+		switch {
+		case err != nil:
 			data.PlanErr = err.Error()
-		} else {
+		case plan == nil:
+			data.PlanErr = "no plan yet: no pass has run since psa-syncd started (sign in to compute one now)"
+		default:
 			for _, c := range plan.Changes {
 				data.Lines = append(data.Lines, lineRow{Change: c, Approvable: c.Approvable(),
 					LastChange: last[[2]string{c.ContractID, c.ServiceID}]})

@@ -152,3 +152,53 @@ func TestStatusPageHandlers(t *testing.T) {
 		t.Errorf("sync with a signed-out session = %d, want 401", rec.Code)
 	}
 }
+
+// TestStatusPage_customerPlanSpendsNoBudget: a customer's page shows an
+// anonymous visitor the last pass's plan, with no request to the PSA or the
+// usage source, however often it is loaded; a signed-in operator gets a
+// fresh plan, at most once per freshPlanInterval.
+func TestStatusPage_customerPlanSpendsNoBudget(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	before := len(e.sim.Requests())
+	for range 5 {
+		rec := c.do(http.MethodGet, "/customers/file/cust-acme", nil)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "no plan yet") {
+			t.Fatalf("customer page before any pass = %d\n%s", rec.Code, rec.Body)
+		}
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	afterPass := len(e.sim.Requests())
+	for range 5 {
+		rec := c.do(http.MethodGet, "/customers/file/cust-acme", nil)
+		if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, `id="lines"`) || !strings.Contains(body, "What the last pass found") {
+			t.Fatalf("customer page after a pass = %d\n%s", rec.Code, body)
+		}
+	}
+	if n := len(e.sim.Requests()) - afterPass; n != 0 || afterPass == before {
+		t.Errorf("5 anonymous views of the customer page sent %d requests to the PSA, want 0 (the pass sent %d)", n, afterPass-before)
+	}
+
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the status page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+	signedIn := len(e.sim.Requests())
+	if body := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String(); !strings.Contains(body, "What a pass would do now") {
+		t.Errorf("signed in, the customer page does not compute a fresh plan:\n%s", body)
+	}
+	fresh := len(e.sim.Requests())
+	if fresh == signedIn {
+		t.Error("the fresh plan sent no request to the PSA")
+	}
+	if body := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String(); !strings.Contains(body, "What the last pass found") || len(e.sim.Requests()) != fresh {
+		t.Errorf("a second signed-in view within %s computed another plan", freshPlanInterval)
+	}
+}
