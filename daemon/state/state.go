@@ -191,7 +191,8 @@ type Run struct {
 	Customer string    `json:"customer,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished,omitzero"`
-	// Result is one of running, success, partial or failure.
+	// Result is one of running, success, partial or failure (also for a
+	// pass that never finished: see Interrupted).
 	Result    string `json:"result"`
 	Error     string `json:"error,omitempty"`
 	Updated   int    `json:"updated"`
@@ -503,6 +504,34 @@ func (db *DB) SaveRun(r Run) error {
 		return fmt.Errorf("state: saving run %d: no such run", r.ID)
 	}
 	return nil
+}
+
+// interruptedPrefix begins the error of a run that InterruptRunningRuns
+// marked.
+const interruptedPrefix = "pass interrupted: "
+
+// InterruptRunningRuns marks every run still "running" as interrupted: a
+// failure, finished at at, whose error is "pass interrupted: " followed by
+// reason. It returns how many it marked. Call it only when this process has
+// just become the active instance and runs no pass: a run still running
+// then belongs to a process that was killed, crashed or lost the leadership
+// during it, and would otherwise stay running for ever.
+func (db *DB) InterruptRunningRuns(at time.Time, reason string) (int, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE runs SET result = ?, error = ?, finished = ? WHERE result = ?`),
+		RunFailure, interruptedPrefix+reason, db.tv(at), RunRunning)
+	if err != nil {
+		return 0, db.wrap("marking interrupted runs", err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), db.wrap("marking interrupted runs", err)
+}
+
+// Interrupted reports whether r was marked by InterruptRunningRuns: a pass
+// that never finished, whose counts were never recorded.
+func (r Run) Interrupted() bool {
+	return r.Result == RunFailure && strings.HasPrefix(r.Error, interruptedPrefix)
 }
 
 // Run returns one run. The bool is false when there is no such run.

@@ -225,6 +225,57 @@ func TestCustomerStatus_badKeys(t *testing.T) {
 	})
 }
 
+// A run left "running" by a process that was killed or lost the leadership
+// is marked as an interrupted failure; finished runs are left alone.
+func TestRuns_interruptRunningRuns(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		done, err := db.BeginRun(Run{Trigger: "schedule", Started: t0, Finished: t0.Add(time.Minute), Result: RunSuccess, Updated: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed, err := db.BeginRun(Run{Trigger: "api", Started: t0.Add(time.Hour), Finished: t0.Add(61 * time.Minute), Result: RunFailure, Error: "autotask: 500"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var running []Run
+		for _, r := range []Run{{Trigger: "schedule", Started: t0.Add(2 * time.Hour)}, {Trigger: "cli", DryRun: true, Customer: "718b", Started: t0.Add(3 * time.Hour)}} {
+			r, err := db.BeginRun(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = append(running, r)
+		}
+		at := t0.Add(5*time.Hour + 123456789)
+		n, err := db.InterruptRunningRuns(at, "psa-syncd stopped")
+		if err != nil || n != 2 {
+			t.Fatalf("InterruptRunningRuns = %d, %v; want 2, nil", n, err)
+		}
+		for _, want := range running {
+			want.Result, want.Error, want.Finished = RunFailure, "pass interrupted: psa-syncd stopped", db.stored(at)
+			got, _, err := db.Run(want.ID)
+			if err != nil || !cmp.Equal(got, want) {
+				t.Errorf("run %d after InterruptRunningRuns = %+v, %v; want %+v", want.ID, got, err, want)
+			}
+			if !got.Interrupted() {
+				t.Errorf("run %d: Interrupted() = false, want true", want.ID)
+			}
+		}
+		for _, want := range []Run{done, failed} {
+			got, _, err := db.Run(want.ID)
+			if err != nil || !cmp.Equal(got, want) {
+				t.Errorf("finished run %d after InterruptRunningRuns = %+v, %v; want it unchanged: %+v", want.ID, got, err, want)
+			}
+			if got.Interrupted() {
+				t.Errorf("finished run %d (%s): Interrupted() = true, want false", want.ID, want.Result)
+			}
+		}
+		if n, err := db.InterruptRunningRuns(at, "again"); err != nil || n != 0 {
+			t.Errorf("second InterruptRunningRuns = %d, %v; want 0, nil", n, err)
+		}
+	})
+}
+
 func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
