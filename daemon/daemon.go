@@ -333,7 +333,9 @@ func (d *Daemon) Close() error {
 // file lock New already holds; with PostgreSQL when no other instance holds
 // the leadership lock, else with an error naming the one that does. Run
 // calls it (waiting for the lock); the sync command calls it once. Taking
-// the lock over reloads the export, when one is loaded.
+// the lock over marks the runs left running by an instance that stopped or
+// lost the lock during a pass as interrupted (see interruptRunningRuns), and
+// reloads the export, when one is loaded.
 func (d *Daemon) BecomeActive(ctx context.Context) error {
 	if d.leading.Load() {
 		return nil
@@ -352,6 +354,7 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 		return &StandbyError{Active: d.activeInstance()}
 	}
 	d.lead = l
+	d.interruptRunningRuns()
 	d.leading.Store(true)
 	d.metrics.Leader.Set(1)
 	if d.exp.Load() != nil {
@@ -362,6 +365,33 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 		d.reloadMu.Unlock()
 	}
 	return nil
+}
+
+// interruptedRunReason is the error of a run that interruptRunningRuns
+// marked, after "pass interrupted: ".
+const interruptedRunReason = "psa-syncd stopped (killed, crashed or shut down) or lost the state database's leadership " +
+	"during the pass; the intents it left open are reconciled before the next pass writes"
+
+// interruptRunningRuns marks every run still running in the state database
+// as interrupted: a failure, finished now. It runs as this process becomes
+// the active instance, before it may start a pass (SyncOnce refuses while
+// leading is unset, and passMu waits out one still stopping), so every run
+// still running is one whose process was killed, crashed or lost the
+// leadership; with SQLite, whose file lock New holds, no other process can
+// be running one. Left running, such a run would count as the last full
+// pass for the schedule, and the metrics restored at start-up would show
+// the result before it. An error is logged: the runs stay running, as
+// before, and this instance still becomes active.
+func (d *Daemon) interruptRunningRuns() {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	n, err := d.db.InterruptRunningRuns(d.now(), interruptedRunReason)
+	switch {
+	case err != nil:
+		d.logger.Error("Could not mark the runs left running by an interrupted pass as failed", "err", err)
+	case n > 0:
+		d.logger.Warn("Marked the runs an interrupted pass left running as failed", "runs", n)
+	}
 }
 
 // StandbyError is returned when this psa-syncd is a standby: another
@@ -944,6 +974,15 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.CancelFunc) error {
 	if !d.awaitActive(ctx) {
 		return nil
+	}
+	if d.db.Driver() != state.DriverSQLite {
+		// The gauges were restored when this instance started as a
+		// standby: restore them from the passes the previous active
+		// instance recorded since, including one it left running, which
+		// taking the lock over marked as failed.
+		if err := d.RestoreMetrics(); err != nil {
+			d.logger.Error("Could not restore metrics from the state database", "err", err)
+		}
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()

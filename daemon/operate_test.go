@@ -103,7 +103,10 @@ func TestHandler_snakeCaseJSON(t *testing.T) {
 // reopen closes e's daemon and opens a new one on the same config file and
 // state directory with a fresh registry, as a restart does, with the export
 // loaded.
-func (e *dtEnv) reopen(t *testing.T) {
+func (e *dtEnv) reopen(t *testing.T) { e.reopenWith(t, Options{}) }
+
+// reopenWith is reopen with the new daemon's options (but its registry).
+func (e *dtEnv) reopenWith(t *testing.T, o Options) {
 	t.Helper()
 	if err := e.d.Close(); err != nil {
 		t.Fatal(err)
@@ -113,7 +116,8 @@ func (e *dtEnv) reopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
-	d, err := New(c, e.cfgPath, Options{Registry: e.reg})
+	o.Registry = e.reg
+	d, err := New(c, e.cfgPath, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +202,40 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.Usage.HeldSince); got != before["held_since"] {
 		t.Errorf("held_since = %v after another holding pass, want %v (unchanged)", got, before["held_since"])
+	}
+}
+
+// TestDaemon_RestoreMetrics_interruptedPass: a pass killed after a success
+// is restored, once the restart has marked it interrupted, as the last
+// run: a failure, finished at the restart, so that PsaSyncFailing and
+// PsaSyncNotReadyForInvoicing fire; the success stays the last success.
+func TestDaemon_RestoreMetrics_interruptedPass(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{})
+	db := e.d.State()
+	done, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-90 * time.Minute), Finished: now.Add(-89 * time.Minute), Result: state.RunSuccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-30 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopenWith(t, Options{Now: func() time.Time { return now }})
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.d.metrics.Usage
+	for result, want := range map[string]float64{"success": 0, "partial": 0, "failure": 1} {
+		if got := testutil.ToFloat64(m.LastRunResult.WithLabelValues(result)); got != want {
+			t.Errorf("psa_sync_last_run_result{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if got, want := testutil.ToFloat64(m.LastRunTimestamp), float64(now.UnixNano())/1e9; got != want {
+		t.Errorf("psa_sync_last_run_timestamp_seconds = %v, want the restart's time %v", got, want)
+	}
+	if got, want := testutil.ToFloat64(m.LastSuccessTimestamp), float64(done.Finished.UnixNano())/1e9; got != want {
+		t.Errorf("psa_sync_last_success_timestamp_seconds = %v, want the success's %v", got, want)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -147,6 +148,68 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(b.metrics.Leader); got != 1 {
 		t.Errorf("psa_sync_leader after the takeover = %v, want 1", got)
+	}
+}
+
+// TestDaemon_takeoverInterruptsRunningRuns: the active instance stops during
+// a pass (here it gives the lock up with its run still running), and the
+// standby that takes over marks that run as an interrupted failure. A run in
+// progress is never marked: not by a standby, whose active instance is
+// running it, nor by BecomeActive on an instance already active (the sync
+// command's case), whose own pass it may be.
+func TestDaemon_takeoverInterruptsRunningRuns(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	a := e.d
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	cut, err := a.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("BecomeActive on the standby = %v, want a StandbyError", err)
+	}
+	if got, _, err := b.State().Run(cut.ID); err != nil || got.Result != state.RunRunning {
+		t.Errorf("the active instance's run after the standby tried the lock = %+v, %v; want it still running", got, err)
+	}
+
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("BecomeActive after the active instance stopped: %v", err)
+	}
+	got, _, err := b.State().Run(cut.ID)
+	if err != nil || got.Result != state.RunFailure || !got.Interrupted() || !got.Finished.Equal(now.Truncate(time.Microsecond)) {
+		t.Errorf("the stopped instance's run after the takeover = %+v, %v; want an interrupted failure finished at %v", got, err, now)
+	}
+
+	own, err := b.State().BeginRun(state.Run{Trigger: usage.TriggerCLI, Started: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := b.State().Run(own.ID); err != nil || got.Result != state.RunRunning {
+		t.Errorf("the active instance's own run after BecomeActive again = %+v, %v; want it still running", got, err)
 	}
 }
 
