@@ -1086,17 +1086,24 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 
 // scheduleLoop queues a pass for all customers at each scheduled time. The
 // next time is computed from the start of the last full pass recorded in the
-// state database (whatever triggered it), or from the start-up time when
-// there is none, so that neither a restart nor a reload postpones an
-// "every 24h" pass, and a scheduled time missed while the daemon was down is
-// caught up at start-up. A reload that changes the schedule or time zone
-// takes effect at once. The next-run metric shows the scheduled time until
-// that pass has finished, then the next one.
+// state database that finished (whatever triggered it), or from the start-up
+// time when there is none, so that neither a restart nor a reload postpones
+// an "every 24h" pass, and a scheduled time missed while the daemon was down
+// is caught up at start-up. A pass that was interrupted (its process was
+// killed or lost the leadership: see interruptRunningRuns) did not finish,
+// so the pass it was is caught up at start-up too, at once when no full pass
+// ever finished. A reload that changes the schedule or time zone takes
+// effect at once. The next-run metric shows the scheduled time until that
+// pass has finished, then the next one.
 func (d *Daemon) scheduleLoop(ctx context.Context) {
 	base := d.now()
-	if t := d.lastFullRun(); !t.IsZero() {
-		base = t
+	lastRun, interrupted := d.lastFullRun()
+	if !lastRun.IsZero() {
+		base = lastRun
 	}
+	// catchUp queues the first pass at once: a full pass was interrupted
+	// and none ever finished, so no base gives the time it was due.
+	catchUp := lastRun.IsZero() && interrupted
 	var last string
 	// due is the time of the scheduled pass that was queued and has not
 	// finished yet (dueTicket): until it has, it is what the next-run
@@ -1121,6 +1128,9 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			d.setNextRun(due)
 		} else {
 			next = sched.Next(base, loc)
+			if catchUp {
+				next = base
+			}
 			if due.IsZero() {
 				d.setNextRun(next)
 			} else {
@@ -1141,10 +1151,11 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 			return
 		case <-d.scheduleChanged:
-			if t := d.lastFullRun(); t.After(base) {
-				base = t
+			if t, _ := d.lastFullRun(); t.After(base) {
+				base, catchUp = t, false
 			}
 		case <-wait:
+			catchUp = false
 			if d.Ready() {
 				tk := d.RequestSync("", usage.TriggerSchedule)
 				due, dueTicket = next, tk.ID
@@ -1168,19 +1179,27 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 }
 
 // lastFullRun returns when the last pass over all customers that was not a
-// dry run started, or the zero time.
-func (d *Daemon) lastFullRun() time.Time {
+// dry run and finished (success, partial or failure, but neither running nor
+// interrupted) started, or the zero time; and whether such a pass was
+// interrupted after it.
+func (d *Daemon) lastFullRun() (started time.Time, interrupted bool) {
 	runs, err := d.db.Runs(100)
 	if err != nil {
 		d.logger.Warn("Cannot read the run history for the schedule", "err", err)
-		return time.Time{}
+		return time.Time{}, false
 	}
 	for _, r := range runs {
-		if r.Customer == "" && !r.DryRun {
-			return r.Started
+		if r.Customer != "" || r.DryRun {
+			continue
+		}
+		switch {
+		case r.Interrupted():
+			interrupted = true
+		case r.Result != state.RunRunning:
+			return r.Started, interrupted
 		}
 	}
-	return time.Time{}
+	return time.Time{}, interrupted
 }
 
 // workLoop runs queued passes one after another until ctx is done. Passes

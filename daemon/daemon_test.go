@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -487,7 +489,7 @@ func TestDaemon_scheduleNotPostponedByReload(t *testing.T) {
 	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-23 * time.Hour), Result: "success"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
+	if got, _ := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
 		t.Errorf("lastFullRun = %v, want %v", got, now.Add(-23*time.Hour))
 	}
 	// A dry run and a single-customer pass do not count as the last full pass.
@@ -497,8 +499,100 @@ func TestDaemon_scheduleNotPostponedByReload(t *testing.T) {
 	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerCLI, DryRun: true, Started: now.Add(-time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
+	if got, _ := e.d.lastFullRun(); !got.Equal(now.Add(-23 * time.Hour)) {
 		t.Errorf("lastFullRun = %v after a customer pass and a dry run, want %v", got, now.Add(-23*time.Hour))
+	}
+}
+
+// TestDaemon_interruptedPassCaughtUpAfterRestart: a scheduled pass whose
+// process was killed stays "running" in the state database. The restart
+// marks it as an interrupted failure (GET /api/v1/runs shows it so), and the
+// schedule, computed from the last pass that finished, catches it up at
+// once and shows it as due since its scheduled time.
+func TestDaemon_interruptedPassCaughtUpAfterRestart(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 1h"
+	e.writeExport(t, doc)
+	db := e.d.State()
+	done, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-90 * time.Minute), Finished: now.Add(-89 * time.Minute), Result: state.RunSuccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The next scheduled pass, due 30 minutes ago, started; then the
+	// process was killed.
+	killed, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-30 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	e.reopenWith(t, Options{Now: func() time.Time { return now }})
+	db = e.d.State()
+	got, _, err := db.Run(killed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Result != state.RunFailure || !got.Interrupted() || !got.Finished.Equal(now) || !strings.Contains(got.Error, "interrupted") {
+		t.Errorf("the killed run after the restart = %+v; want an interrupted failure, finished at the restart (%v)", got, now)
+	}
+	if got, _, err := db.Run(done.ID); err != nil || !cmp.Equal(got, done) {
+		t.Errorf("the finished run after the restart = %+v, %v; want it unchanged: %+v", got, err, done)
+	}
+	rec := httptest.NewRecorder()
+	e.d.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/runs", nil))
+	var body struct{ Runs []RunView }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Runs) != 2 || body.Runs[0].Result != state.RunFailure ||
+		!strings.Contains(body.Runs[0].Error, "interrupted") {
+		t.Errorf("GET /api/v1/runs after the restart = %d %s; want the killed run as an interrupted failure", rec.Code, rec.Body)
+	}
+
+	if last, interrupted := e.d.lastFullRun(); !last.Equal(done.Started) || !interrupted {
+		t.Fatalf("lastFullRun = %v, %t; want the finished run's start %v, and true", last, interrupted, done.Started)
+	}
+	// The pass is queued at once; the timeout only bounds a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx)
+	if !ok || tk.Trigger != usage.TriggerSchedule || tk.Customer != "" {
+		t.Fatalf("queued %+v, %t; want a scheduled pass for all customers at once (next run %v)", tk, ok, e.d.NextRun())
+	}
+	// Set before the pass was queued: due since the killed pass's time.
+	if due := done.Started.Add(time.Hour); !e.d.NextRun().Equal(due) {
+		t.Errorf("NextRun = %v, want %v (the interrupted pass's time, overdue)", e.d.NextRun(), due)
+	}
+}
+
+// TestDaemon_interruptedFirstPassCaughtUp: when the only full pass ever
+// started was interrupted, there is no finished pass to compute the next
+// time from, and the pass is caught up at once rather than one interval
+// after the restart.
+func TestDaemon_interruptedFirstPassCaughtUp(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "every 24h"
+	e.writeExport(t, doc)
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopenWith(t, Options{Now: func() time.Time { return now }})
+	if last, interrupted := e.d.lastFullRun(); !last.IsZero() || !interrupted {
+		t.Fatalf("lastFullRun = %v, %t; want none, and true", last, interrupted)
+	}
+	// The pass is queued at once; the timeout only bounds a failure.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx)
+	if !ok || tk.Trigger != usage.TriggerSchedule || tk.Customer != "" {
+		t.Fatalf("queued %+v, %t; want a scheduled pass for all customers at once (next run %v)", tk, ok, e.d.NextRun())
+	}
+	if !e.d.NextRun().Equal(now) {
+		t.Errorf("NextRun = %v, want the restart's time %v", e.d.NextRun(), now)
 	}
 }
 
