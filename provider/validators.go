@@ -168,44 +168,6 @@ func nonEmpty() validator.String {
 	}
 }
 
-// checkPSAID returns why s cannot be the id of an object in system, or nil.
-// The ranges are those of the backends' parseID (Autotask: 0 or more;
-// ConnectWise: 1 or more; Kaseya BMS: 1 to 2^31-1). The spelling is
-// stricter than theirs: decimal digits without sign, spaces or leading
-// zeros, as the PSA itself writes the id, because the export and the
-// plan's checks compare ids as strings ("0174" would never equal the
-// company id "174" of a contract). A system without a rule accepts any id.
-func checkPSAID(system psa.System, s string) error {
-	var bits, low = 64, int64(1)
-	switch system {
-	case psa.SystemAutotask:
-		low = 0
-	case psa.SystemConnectWise:
-	case psa.SystemKaseyaBMS:
-		bits = 32
-	default:
-		return nil
-	}
-	n, err := strconv.ParseInt(s, 10, bits)
-	if err != nil || n < low || strconv.FormatInt(n, 10) != s {
-		return fmt.Errorf("%q is not a valid %s id: %s", s, systemTitle(system), psaIDForm(system))
-	}
-	return nil
-}
-
-// psaIDForm says what the ids of system look like, for messages.
-func psaIDForm(system psa.System) string {
-	switch system {
-	case psa.SystemAutotask:
-		return "Autotask ids are whole numbers from 0 up, written in decimal digits alone, such as \"29684183\""
-	case psa.SystemConnectWise:
-		return "ConnectWise PSA ids are whole numbers from 1 up, written in decimal digits alone, such as \"174\""
-	case psa.SystemKaseyaBMS:
-		return "Kaseya BMS ids are whole numbers from 1 to 2147483647, written in decimal digits alone, such as \"174\""
-	}
-	return ""
-}
-
 // psaIDDescription ends the description of an attribute that holds a PSA
 // id.
 const psaIDDescription = " The plan fails on a value that cannot be an id of the configured PSA: ids are whole numbers " +
@@ -223,7 +185,7 @@ func psaIDsValid(diags *diag.Diagnostics, system psa.System, ids []psaIDAttribut
 		if id.value.IsNull() || id.value.IsUnknown() {
 			continue
 		}
-		if err := checkPSAID(system, id.value.ValueString()); err != nil {
+		if err := psa.CheckID(system, id.value.ValueString()); err != nil {
 			diags.AddAttributeError(path.Root(id.name), summaryInvalidPSAID,
 				fmt.Sprintf(detailInvalidPSAID, id.name, id.kind, systemTitle(system), id.hint, err))
 			ok = false

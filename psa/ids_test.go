@@ -1,4 +1,4 @@
-package provider
+package psa_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-func TestCheckPSAID(t *testing.T) {
+func TestCheckID(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		system psa.System
@@ -23,19 +23,31 @@ func TestCheckPSAID(t *testing.T) {
 		{psa.SystemAutotask, " 174", false},
 		{psa.SystemAutotask, "+174", false},
 		{psa.SystemAutotask, "0174", false},
+		{psa.SystemAutotask, "029684183", false},
 		{psa.SystemAutotask, "1e3", false},
 		{psa.SystemConnectWise, "174", true},
 		{psa.SystemConnectWise, "0", false},
+		{psa.SystemConnectWise, "0174", false},
 		{psa.SystemConnectWise, "svc-abc", false},
 		{psa.SystemKaseyaBMS, "2147483647", true},
 		{psa.SystemKaseyaBMS, "2147483648", false},
 		{psa.SystemKaseyaBMS, "0", false},
 		{psa.SystemKaseyaBMS, "12.5", false},
+		{psa.System("other"), " any", true},
 	}
 	for _, tt := range tests {
-		err := checkPSAID(tt.system, tt.id)
+		err := psa.CheckID(tt.system, tt.id)
 		if (err == nil) != tt.valid {
-			t.Errorf("checkPSAID(%s, %q) = %v, want valid %t", tt.system, tt.id, err, tt.valid)
+			t.Errorf("CheckID(%s, %q) = %v, want valid %t", tt.system, tt.id, err, tt.valid)
 		}
+	}
+}
+
+func TestCheckID_message(t *testing.T) {
+	t.Parallel()
+	err := psa.CheckID(psa.SystemAutotask, "029684183")
+	want := `"029684183" is not a valid Autotask id: Autotask ids are whole numbers from 0 up, written in decimal digits alone, such as "29684183"`
+	if err == nil || err.Error() != want {
+		t.Errorf("CheckID error = %v, want %s", err, want)
 	}
 }
