@@ -17,7 +17,10 @@
 // Decode is strict: unknown fields, values of the wrong type and trailing
 // data are errors, and every problem is reported at once, naming the entry
 // and field (a *ValidationError), or the line and column of broken JSON (a
-// *SyntaxError). Store adds the file name.
+// *SyntaxError). Store adds the file name. Validate accepts any non-empty
+// id; CheckIDs also requires each company_id, contract_id and service_id
+// to be spelled as the PSA writes ids (psa.CheckID), which psa-syncd
+// requires of the export it syncs.
 //
 // The export lives in a store, a Backend named by a URL (OpenBackend): a
 // file (FileBackend, locked and replaced atomically like Store), an object

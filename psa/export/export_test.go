@@ -398,3 +398,34 @@ func TestContentEqual(t *testing.T) {
 		}
 	}
 }
+
+func TestDocument_CheckIDs(t *testing.T) {
+	t.Parallel()
+	if err := testDocument().CheckIDs(); err != nil {
+		t.Fatalf("CheckIDs of a good document returned %v", err)
+	}
+
+	d := testDocument()
+	d.ProductMappings[0].ServiceID = " 30000013"    // sophos/MDR-MSP
+	d.CustomerMappings[0].CompanyID = "180 "        // sophos/9c0e1a2b-...
+	d.CustomerMappings[1].ContractID = "svc-future" // a placeholder, which Validate accepts
+	d.CustomerMappings[2].ContractID = "029684200"  // file/C-0042
+	if err := d.Validate(); err != nil {
+		t.Fatalf("Validate returned %v, want nil: it does not check the spelling of ids", err)
+	}
+	err := d.CheckIDs()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("CheckIDs returned %v, want a *ValidationError", err)
+	}
+	form := ": Autotask ids are whole numbers from 0 up, written in decimal digits alone, such as \"29684183\""
+	want := []Problem{
+		{Entry: "product_mappings[0] (sophos/MDR-MSP)", Field: "service_id", Message: `" 30000013" is not a valid Autotask id` + form},
+		{Entry: "customer_mappings[0] (sophos/9c0e1a2b-55aa-4bcd-8e2f-0123456789ab)", Field: "company_id", Message: `"180 " is not a valid Autotask id` + form},
+		{Entry: "customer_mappings[1] (sophos/718b6047-2f4c-4f8e-9d27-3f0d9a1c5e11)", Field: "contract_id", Message: `"svc-future" is not a valid Autotask id` + form},
+		{Entry: "customer_mappings[2] (file/C-0042)", Field: "contract_id", Message: `"029684200" is not a valid Autotask id` + form},
+	}
+	if diff := cmp.Diff(want, ve.Problems); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -167,6 +167,40 @@ func (d *Document) problems() []Problem {
 	return ps
 }
 
+// CheckIDs checks that every company_id, contract_id and service_id is an
+// id of the document's PSA system spelled as the PSA writes it
+// (psa.CheckID: decimal digits alone, without sign, spaces or leading
+// zeros), and returns a *ValidationError naming each entry and field that
+// is not. psa-syncd refuses an export that fails it: the backends would
+// read "029684183" as contract 29684183, but the lines they return are
+// keyed by "29684183", so a pass would find no line for the mapping and
+// post the whole quantity again on every pass. The provider refuses such
+// ids at plan time; an export written by hand or by an older provider
+// may still hold them.
+//
+// Validate does not check this: a document may hold placeholders for ids
+// known only after a Terraform apply (as the billing-impact report's do).
+func (d *Document) CheckIDs() error {
+	var ps []Problem
+	check := func(entry func() string, field, id string) {
+		if err := psa.CheckID(d.PSA.System, id); err != nil {
+			ps = append(ps, Problem{Entry: entry(), Field: field, Message: err.Error()})
+		}
+	}
+	for i, m := range d.ProductMappings {
+		check(func() string { return productEntry(i, m) }, "service_id", m.ServiceID)
+	}
+	for i, m := range d.CustomerMappings {
+		entry := func() string { return customerEntry(i, m) }
+		check(entry, "company_id", m.CompanyID)
+		check(entry, "contract_id", m.ContractID)
+	}
+	if len(ps) > 0 {
+		return &ValidationError{Problems: ps}
+	}
+	return nil
+}
+
 // requiredID checks an id of a mapping: set, and without a NUL byte, which
 // no state database keys a record by (PostgreSQL stores none in text).
 func requiredID(add func(entry, field, format string, args ...any), entry func() string, field, value string) {
