@@ -23,7 +23,11 @@ const exportLoadTimeout = time.Minute
 // is the backend's Instance, "" when it is not known yet; they are compared
 // with export.SameInstance, so for Autotask the tenant's CI decides, not
 // the zone host that many tenants share). Its integration
-// schedule and time zone must parse. Errors name the field.
+// schedule and time zone must parse, and every company_id, contract_id and
+// service_id must be spelled as the PSA writes ids (Document.CheckIDs):
+// the backends read "029684183" as contract 29684183 but key the lines
+// they read by "29684183", so a pass would post the whole quantity again
+// on every run. Errors name the entry and field.
 func CheckExport(cfg *Config, data []byte, instance string) (*export.Document, error) {
 	doc, err := export.Decode(data)
 	if err != nil {
@@ -31,6 +35,9 @@ func CheckExport(cfg *Config, data []byte, instance string) (*export.Document, e
 	}
 	if doc.PSA.System != cfg.PSA.System {
 		return nil, fmt.Errorf("psa.system: the export is for %q but psa-syncd is configured for %q", doc.PSA.System, cfg.PSA.System)
+	}
+	if err := doc.CheckIDs(); err != nil {
+		return nil, err
 	}
 	if instance != "" && doc.PSA.Instance != "" && !export.SameInstance(doc.PSA.Instance, instance) {
 		return nil, fmt.Errorf("psa.instance: the export is for %s instance %q but psa-syncd is connected to %q; "+

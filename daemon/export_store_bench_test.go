@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,7 +100,8 @@ func benchApply(b *testing.B, be export.Backend, requests *atomic.Int64) (time.D
 			}
 			id := fmt.Sprintf("bench-%04d", i)
 			_, err := c.Update(b.Context(), psa.SystemAutotask, "", func(d *export.Document) error {
-				d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: id, UsageSync: true})
+				// psa-syncd refuses an export whose ids are not Autotask ids.
+				d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: strconv.Itoa(1000 + i), UsageSync: true})
 				return nil
 			})
 			if err != nil {

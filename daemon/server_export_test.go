@@ -185,7 +185,7 @@ func TestExportStore_concurrentApplies(t *testing.T) {
 				defer func() { <-sem }()
 				id := fmt.Sprintf("apply%d-customer%03d", apply, i)
 				_, err := c.Update(t.Context(), psa.SystemAutotask, instance, func(d *export.Document) error {
-					d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: id, UsageSync: true})
+					d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: strconv.Itoa(1000*(apply+1) + i), UsageSync: true})
 					return nil
 				})
 				if err != nil {
