@@ -389,3 +389,43 @@ func TestEngineSystems_hourlyRateLimitStopsWriting(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_contractIDSpelledOtherwise checks that a contract id
+// written with a leading zero finds the contract's lines, which the PSA
+// reports under its own spelling. psa-syncd refuses such an export
+// (daemon.CheckExport), but the engine must not depend on it: on Autotask,
+// whose write is a delta, a pass that found no line posted the whole
+// quantity again on every pass (42 → 84 → 126).
+func TestEngineSystems_contractIDSpelledOtherwise(t *testing.T) {
+	t.Parallel()
+	for _, system := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(system), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, system)
+			switch system {
+			case psa.SystemAutotask:
+				h.sim.Autotask().SetUnits(mustParse(t, h.contractA), mustParse(t, h.svcIntercept), 42, etPeriodDay)
+			case psa.SystemConnectWise:
+				h.sim.ConnectWise().AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 42})
+			}
+			cm, _ := h.doc.Customer("file", "cust-a")
+			cm.ContractID = "0" + h.contractA
+			h.doc.PutCustomer(cm)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+			for pass := range 2 {
+				res := h.sync(PassOptions{})
+				h.wantUnits(h.contractA, h.svcIntercept, 42)
+				switch c := sysFindChange(res.Plan, h.svcIntercept); {
+				case c == nil:
+					t.Errorf("pass %d: no change for the line", pass+1)
+				case c.Action != ActionUnchanged || !c.CurrentKnown || c.Current != 42:
+					t.Errorf("pass %d: change %s, current %d (known %t), want unchanged at the 42 units read", pass+1, c.Action, c.Current, c.CurrentKnown)
+				}
+			}
+			if n := h.writes(); n != 0 {
+				t.Errorf("%d writes, want none", n)
+			}
+		})
+	}
+}

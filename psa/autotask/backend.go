@@ -384,7 +384,9 @@ var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", 
 // query per 500 contracts (an "in" filter on contractID plus the date
 // window), following pages of 500 rows, as many queries at once as the
 // client allows per endpoint (Autotask's 3 threads). Lines come sorted by
-// contract and service id.
+// contract and service id. A line's ContractID is spelled as in
+// contractIDs, so that a caller finds the line of "029684183" under the
+// id it asked for, not only under Autotask's "29684183".
 //
 // The window reaches to the end of asOf's calendar month, so that a line
 // whose units change again later in the month (a mid-period adjustment:
@@ -437,7 +439,36 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 			return cmp.Or(compareIDs(a.ContractID, b.ContractID), compareIDs(a.ServiceID, b.ServiceID))
 		})
 	}
-	return lines, nil
+	return respell(lines, contractIDs), nil
+}
+
+// respell returns lines with each ContractID spelled as the caller spelled
+// it in contractIDs, when that differs from Autotask's spelling (a leading
+// zero, spaces): a caller looks the lines up by the ids it gave, and one
+// that found no line would post the whole quantity again as a delta. A
+// contract given in two spellings has its lines once under each. lines is
+// returned as it is when every id is spelled as Autotask spells it, as
+// psa-syncd and the provider require (psa.CheckID).
+func respell(lines []psa.ContractLine, contractIDs []string) []psa.ContractLine {
+	if !slices.ContainsFunc(contractIDs, func(s string) bool { return psa.CheckID(psa.SystemAutotask, s) != nil }) {
+		return lines
+	}
+	spellings := map[string][]string{} // Autotask's spelling -> the caller's
+	for _, s := range contractIDs {
+		n, _ := parseID("contract", s) // parsed by ReadLines
+		c := strconv.FormatInt(n, 10)
+		if !slices.Contains(spellings[c], s) {
+			spellings[c] = append(spellings[c], s)
+		}
+	}
+	out := make([]psa.ContractLine, 0, len(lines))
+	for _, l := range lines {
+		for _, s := range spellings[l.ContractID] {
+			l.ContractID = s
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // compareIDs compares two ids that strconv.FormatInt spelled as the

@@ -2,6 +2,7 @@ package autotask_test
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -203,6 +204,39 @@ func TestBackend_ReadLines_rateLimitedRetried(t *testing.T) {
 	}
 	if len(statuses) != 2 || statuses[0] != http.StatusTooManyRequests || statuses[1] != http.StatusOK {
 		t.Errorf("ContractServiceUnits query statuses = %v, want [429 200]", statuses)
+	}
+}
+
+// TestBackend_ReadLines_contractIDAsGiven checks that lines name their
+// contract as the caller spelled it: a caller that asked for "0<id>" and
+// found no line under that id took the current units as 0 and posted the
+// whole quantity again as an adjustment on every pass.
+func TestBackend_ReadLines_contractIDAsGiven(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	svc := at.AddService("Backup", 4.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+	d := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Other"})
+	at.SetUnits(c, svc, 7, date(1, 1))
+	at.SetUnits(d, svc, 3, date(1, 1))
+
+	lines, err := b.ReadLines(t.Context(), []string{"0" + id(c), id(d), " " + id(d)}, now)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	got := map[psa.LineKey]int64{}
+	for _, l := range lines {
+		got[l.Key()] = l.Quantity
+	}
+	want := map[psa.LineKey]int64{
+		{ContractID: "0" + id(c), ServiceID: id(svc)}: 7,
+		{ContractID: id(d), ServiceID: id(svc)}:       3,
+		{ContractID: " " + id(d), ServiceID: id(svc)}: 3,
+	}
+	if len(lines) != len(want) || !maps.Equal(got, want) {
+		t.Errorf("ReadLines returned %+v, want the lines %v", lines, want)
 	}
 }
 

@@ -618,7 +618,9 @@ func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrCo
 // cancelled date, when set.
 //
 // Contracts that cannot be read for reasons of their own are reported in a
-// *ContractErrors returned with the lines of the others (see there).
+// *ContractErrors returned with the lines of the others (see there). Lines
+// and errors name each contract as contractIDs spells it, so that a caller
+// finds those of "0800" under the id it asked for, not only under "800".
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
 	var ids []int64
 	seen := map[int64]bool{}
@@ -671,10 +673,46 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 		bs, _ := strconv.ParseInt(b.ServiceID, 10, 64)
 		return cmp.Or(cmp.Compare(an, bn), cmp.Compare(as, bs))
 	})
+	lines, perContract = respell(lines, perContract, contractIDs)
 	if len(perContract) > 0 {
 		return lines, &ContractErrors{Errors: perContract}
 	}
 	return lines, nil
+}
+
+// respell returns lines and errs (by contract id) with each contract id
+// spelled as the caller spelled it in contractIDs, when that differs from
+// ConnectWise's spelling (a leading zero, spaces): a caller looks lines and
+// errors up by the ids it gave. A contract given in two spellings has its
+// lines and error once under each. Both are returned as they are when every
+// id is spelled as ConnectWise spells it, as psa-syncd and the provider
+// require (psa.CheckID).
+func respell(lines []psa.ContractLine, errs map[string]error, contractIDs []string) ([]psa.ContractLine, map[string]error) {
+	if !slices.ContainsFunc(contractIDs, func(s string) bool { return psa.CheckID(psa.SystemConnectWise, s) != nil }) {
+		return lines, errs
+	}
+	spellings := map[string][]string{} // ConnectWise's spelling -> the caller's
+	for _, s := range contractIDs {
+		n, _ := parseID("contract", s) // parsed by ReadLines
+		c := strconv.FormatInt(n, 10)
+		if !slices.Contains(spellings[c], s) {
+			spellings[c] = append(spellings[c], s)
+		}
+	}
+	out := make([]psa.ContractLine, 0, len(lines))
+	for _, l := range lines {
+		for _, s := range spellings[l.ContractID] {
+			l.ContractID = s
+			out = append(out, l)
+		}
+	}
+	outErrs := make(map[string]error, len(errs))
+	for id, err := range errs {
+		for _, s := range spellings[id] {
+			outErrs[s] = err
+		}
+	}
+	return out, outErrs
 }
 
 func isStale(a *Agreement) bool {

@@ -209,6 +209,29 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	}
 }
 
+// TestBackend_ReadLines_contractIDAsGiven checks that lines and
+// per-contract errors name the agreement as the caller spelled it, so that
+// a caller that asked for "0<id>" finds them.
+func TestBackend_ReadLines_contractIDAsGiven(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup", Price: 4.5})
+	_, good := seed(cw, "Good")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 7})
+	_, frac := seed(cw, "Fraction")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: frac, ProductID: prod, Quantity: 2.5})
+
+	lines, err := b.ReadLines(t.Context(), []string{"0" + id(good), " " + id(frac)}, now)
+	if len(lines) != 1 || lines[0].ContractID != "0"+id(good) || lines[0].ServiceID != id(prod) || lines[0].Quantity != 7 {
+		t.Errorf("ReadLines lines = %+v, want 7 of product %d on agreement %q", lines, prod, "0"+id(good))
+	}
+	var ce *connectwise.ContractErrors
+	if !errors.As(err, &ce) || len(ce.Errors) != 1 || !errors.Is(ce.Errors[" "+id(frac)], psa.ErrValidation) {
+		t.Errorf("ReadLines error = %v, want a fractional quantity on agreement %q", err, " "+id(frac))
+	}
+}
+
 // TestBackend_CheckWrites checks that the agreements a pass will write to
 // are checked in one status read, and that the cancelled, expired,
 // inactive and missing ones are refused, the first two as stale mappings.
