@@ -406,7 +406,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	owners := map[string][]string{}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName && cm.UsageSync {
-			owners[cm.ContractID] = append(owners[cm.ContractID], cm.CustomerID)
+			k := idKey(cm.ContractID)
+			owners[k] = append(owners[k], cm.CustomerID)
 		}
 	}
 	rivals := rivalSources(doc, srcName)
@@ -414,7 +415,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	for _, cm := range mappings {
 		cp := &customerPass{m: cm}
 		p.customers = append(p.customers, cp)
-		if o := owners[cm.ContractID]; len(o) > 1 {
+		if o := owners[idKey(cm.ContractID)]; len(o) > 1 {
 			cp.err = fmt.Errorf("contract %s is mapped to %d customers (%s)", cm.ContractID, len(o), strings.Join(o, ", "))
 			cp.hint = "each customer needs its own contract: fix the customer mappings and re-run terraform apply"
 		}
@@ -670,16 +671,17 @@ type rivals struct {
 func rivalSources(doc *export.Document, own string) rivals {
 	r := rivals{services: map[string][]string{}, contracts: map[string]map[string]string{}}
 	for _, pm := range doc.ProductMappings {
-		if pm.Source != own && pm.SyncEnabled && !slices.Contains(r.services[pm.ServiceID], pm.Source) {
-			r.services[pm.ServiceID] = append(r.services[pm.ServiceID], pm.Source)
+		if k := idKey(pm.ServiceID); pm.Source != own && pm.SyncEnabled && !slices.Contains(r.services[k], pm.Source) {
+			r.services[k] = append(r.services[k], pm.Source)
 		}
 	}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source != own && cm.UsageSync {
-			if r.contracts[cm.ContractID] == nil {
-				r.contracts[cm.ContractID] = map[string]string{}
+			k := idKey(cm.ContractID)
+			if r.contracts[k] == nil {
+				r.contracts[k] = map[string]string{}
 			}
-			r.contracts[cm.ContractID][cm.Source] = cm.CustomerID
+			r.contracts[k][cm.Source] = cm.CustomerID
 		}
 	}
 	return r
@@ -689,8 +691,11 @@ func rivalSources(doc *export.Document, own string) rivals {
 // line of service on contract, if any: a psa-syncd for that source sets the
 // same line to its own usage.
 func (r rivals) line(contract, service string) (string, bool) {
-	for _, src := range r.services[service] {
-		if customer, ok := r.contracts[contract][src]; ok {
+	if len(r.services) == 0 {
+		return "", false
+	}
+	for _, src := range r.services[idKey(service)] {
+		if customer, ok := r.contracts[idKey(contract)][src]; ok {
 			return src + "/" + customer, true
 		}
 	}
@@ -1344,6 +1349,19 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	default:
 		return "the pass will retry on the next run; psa-syncd check tests the connection"
 	}
+}
+
+// idKey is the key under which a pass compares the contract and service
+// ids of different mappings (two customers on one contract, another
+// source's customers and services): for a decimal id, the number it stands
+// for, because every backend parses "0800" and " 800" as id 800 (psa-syncd
+// refuses such ids in an export, but the engine does not rely on it); any
+// other id (a placeholder of the billing-impact report) as it is.
+func idKey(id string) string {
+	if n, err := strconv.ParseInt(strings.TrimSpace(id), 10, 64); err == nil && n >= 0 {
+		return strconv.FormatInt(n, 10)
+	}
+	return id
 }
 
 func compareIDs(a, b string) int {

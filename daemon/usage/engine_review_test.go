@@ -198,3 +198,24 @@ func TestEngine_Sync_lineFedByAnotherSourceIsNotWritten(t *testing.T) {
 	h.sync(PassOptions{})
 	h.wantUnits(h.contractA, h.svcIntercept, 40)
 }
+
+// TestEngine_Sync_lineFedByAnotherSourceSpelledOtherwise checks that the
+// other source's mappings name the same line when they spell its ids with
+// a leading zero or a space, which the PSA reads as the same ids.
+func TestEngine_Sync_lineFedByAnotherSourceSpelledOtherwise(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.doc.PutProduct(export.ProductMapping{Source: "passwordboss", Product: "PB-USERS", ServiceID: "0" + etID(h.svcIntercept), SyncEnabled: true})
+	h.doc.PutCustomer(export.CustomerMapping{Source: "passwordboss", CustomerID: "pb-acme", CompanyID: "1", ContractID: " " + etID(h.contractA), UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+
+	res := h.sync(PassOptions{})
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "also fed by usage source passwordboss/pb-acme") {
+		t.Errorf("change for cust-a = %+v, want failed: also fed by passwordboss", c)
+	}
+	if u := h.units(h.contractA, h.svcIntercept); u != 0 {
+		t.Errorf("units on Acme's contract = %d, want 0 (not written)", u)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 7)
+}

@@ -696,6 +696,24 @@ func TestEngine_Sync_twoCustomersOnOneContract(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_twoCustomersOnOneContractSpelledTwoWays checks that a
+// contract id with a leading zero counts as the contract it names when two
+// customers share a contract: both would write its line.
+func TestEngine_Sync_twoCustomersOnOneContractSpelledTwoWays(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-d", CustomerName: "Acme East", CompanyID: "1", ContractID: "0" + etID(h.contractA), UsageSync: true})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10", "cust-d,Acme East,CIXA-MSP,5")
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	for _, c := range []string{"cust-a", "cust-d"} {
+		if cs := h.status(c); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "is mapped to 2 customers") {
+			t.Errorf("status of %s = %+v, want failed", c, cs)
+		}
+	}
+}
+
 func TestEngine_Sync_budgetReserveStopsWriting(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t, psatest.WithHourlyLimit(10000))
