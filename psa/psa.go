@@ -321,6 +321,19 @@ type WriteChecker interface {
 	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
 }
 
+// ServiceLineReader is implemented by a Backend whose read of a contract's
+// lines can fail because of one line that cannot be represented
+// (ConnectWise: an addition with a fractional quantity, or two active
+// additions of one product). ReadServiceLines reads like ReadLines, but
+// such a problem fails a contract only when it concerns one of the services
+// serviceIDs, the ones the caller manages; a line of another service with
+// such a problem is left out of the result. A caller that manages only
+// some of the services on a contract uses it, so that a line it does not
+// manage (labour billed in half hours) does not stop the lines it does.
+type ServiceLineReader interface {
+	ReadServiceLines(ctx context.Context, contractIDs, serviceIDs []string, asOf time.Time) ([]ContractLine, error)
+}
+
 // ServicePreloader is implemented by a Backend whose writes copy details
 // of the catalog service they write (Kaseya BMS: a new contract line
 // carries the service's name, description, price and cost) and that keeps

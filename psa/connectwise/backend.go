@@ -19,10 +19,12 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// Ensure Backend satisfies the psa.Backend and psa.WriteChecker interfaces.
+// Ensure Backend satisfies the psa.Backend, psa.WriteChecker and
+// psa.ServiceLineReader interfaces.
 var (
-	_ psa.Backend      = (*Backend)(nil)
-	_ psa.WriteChecker = (*Backend)(nil)
+	_ psa.Backend           = (*Backend)(nil)
+	_ psa.WriteChecker      = (*Backend)(nil)
+	_ psa.ServiceLineReader = (*Backend)(nil)
 )
 
 // MaxIdentifier, MaxDescription and MaxCustomerDescription are
@@ -622,6 +624,29 @@ func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrCo
 // and errors name each contract as contractIDs spells it, so that a caller
 // finds those of "0800" under the id it asked for, not only under "800".
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	return b.readLines(ctx, contractIDs, nil, asOf)
+}
+
+// ReadServiceLines reads like ReadLines, but a fractional quantity or two
+// active additions of one product fail an agreement only when the product
+// is one of serviceIDs, the catalog items the caller manages; an addition
+// of another product with such a problem is left out of the lines (see
+// psa.ServiceLineReader). psa-syncd manages only the mapped services, so
+// labour billed in half hours, or two additions of an item it does not
+// sync, on the same agreement do not stop it.
+func (b *Backend) ReadServiceLines(ctx context.Context, contractIDs, serviceIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	managed := make(map[int64]bool, len(serviceIDs))
+	for _, s := range serviceIDs {
+		if n, err := parseID("service", s); err == nil {
+			managed[n] = true
+		}
+	}
+	return b.readLines(ctx, contractIDs, func(product int64) bool { return managed[product] }, asOf)
+}
+
+// readLines is ReadLines, with the problems of the additions of products
+// for which managed is false left out; nil manages every product.
+func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed func(product int64) bool, asOf time.Time) ([]psa.ContractLine, error) {
 	var ids []int64
 	seen := map[int64]bool{}
 	for _, s := range contractIDs {
@@ -650,7 +675,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 				}
 				return fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
 			}
-			results[i], errs[i] = linesOf(id, adds, asOf)
+			results[i], errs[i] = linesOf(id, adds, asOf, managed)
 			return nil
 		})
 	}
@@ -737,8 +762,10 @@ func (b *Backend) activeAdditions(ctx context.Context, agreementID int64, extra 
 }
 
 // linesOf turns an agreement's active additions into lines, refusing
-// fractional quantities and two additions of one product.
-func linesOf(agreementID int64, adds []*Addition, asOf time.Time) ([]psa.ContractLine, error) {
+// fractional quantities and two additions of one product when managed is
+// nil or true for the product; an addition of another product with such a
+// problem is left out.
+func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(product int64) bool) ([]psa.ContractLine, error) {
 	byProduct := map[int64][]*Addition{}
 	var products []int64
 	for _, a := range adds {
@@ -757,13 +784,18 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time) ([]psa.Contrac
 	var problems []error
 	for _, p := range products {
 		group := byProduct[p]
+		checked := managed == nil || managed(p)
 		if len(group) > 1 {
-			problems = append(problems, ambiguous(agreementID, p, group))
+			if checked {
+				problems = append(problems, ambiguous(agreementID, p, group))
+			}
 			continue
 		}
 		l, err := lineOf(agreementID, group[0])
 		if err != nil {
-			problems = append(problems, err)
+			if checked {
+				problems = append(problems, err)
+			}
 			continue
 		}
 		lines = append(lines, l)

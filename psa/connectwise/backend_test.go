@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -206,6 +207,52 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	// The whole error is isolatable: it matches the kinds the daemon bisects on.
 	if !errors.Is(err, psa.ErrConflict) || !errors.Is(err, psa.ErrNotFound) {
 		t.Errorf("errors.Is on ContractErrors does not see the per-contract errors: %v", err)
+	}
+}
+
+// TestBackend_ReadServiceLines_unmanagedProblemsLeftOut checks that a
+// fractional quantity or two additions of a product the caller does not
+// manage leave that product out instead of failing the agreement, and that
+// the same problems of a managed product still fail it.
+func TestBackend_ReadServiceLines_unmanagedProblemsLeftOut(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	managed := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "SOPHOS-IXA", Description: "Sophos Intercept X Advanced", Price: 4.5})
+	labour := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "LABOUR", Description: "Onsite labour", Price: 100})
+	kit := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "KIT", Description: "Rack kit", Price: 30})
+	other := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "OTHER", Description: "Other", Price: 1})
+	_, ag := seed(cw, "Acme")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: managed, Quantity: 12})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: labour, Quantity: 1.5})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: kit, Quantity: 1})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: kit, Quantity: 2})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: other, Quantity: 3})
+
+	lines, err := b.ReadServiceLines(t.Context(), []string{id(ag)}, []string{id(managed)}, now)
+	if err != nil {
+		t.Fatalf("ReadServiceLines: %v", err)
+	}
+	got := map[string]int64{}
+	for _, l := range lines {
+		got[l.ServiceID] = l.Quantity
+	}
+	if want := map[string]int64{id(managed): 12, id(other): 3}; len(lines) != len(want) || !maps.Equal(got, want) {
+		t.Errorf("ReadServiceLines lines = %+v, want %v: the labour and kit additions left out", lines, want)
+	}
+
+	for _, tc := range []struct {
+		service string
+		is      error
+	}{{id(labour), psa.ErrValidation}, {id(kit), psa.ErrConflict}} {
+		_, err := b.ReadServiceLines(t.Context(), []string{id(ag)}, []string{id(managed), tc.service}, now)
+		var ce *connectwise.ContractErrors
+		if !errors.As(err, &ce) || !errors.Is(ce.Errors[id(ag)], tc.is) {
+			t.Errorf("ReadServiceLines managing service %s: error %v, want %v for agreement %d", tc.service, err, tc.is, ag)
+		}
+	}
+	if _, err := b.ReadLines(t.Context(), []string{id(ag)}, now); err == nil {
+		t.Error("ReadLines error = nil, want the problems of every product")
 	}
 }
 
