@@ -134,10 +134,13 @@
 //     pass would write to marks the customer mapping stale ("map the
 //     customer to an active agreement in Terraform
 //     (psa_customer_mapping.contract_id) and apply"), and nothing is
-//     written to it; two active additions of one product are an ambiguity
-//     that names both additions and is never resolved by guessing; a
-//     fractional quantity must be corrected in ConnectWise. ConnectWise
-//     reports no request budget; 429 answers are retried after Retry-After.
+//     written to it; two active additions of one mapped product are an
+//     ambiguity that names both additions and is never resolved by
+//     guessing; a fractional quantity of a mapped product must be corrected
+//     in ConnectWise. Additions of products the pass does not sync (labour
+//     billed in half hours, two additions of a rack kit) are left alone and
+//     stop nothing (psa.ServiceLineReader). ConnectWise reports no request
+//     budget; 429 answers are retried after Retry-After.
 //   - Kaseya BMS: see below. BMS reports no request budget either; its
 //     client keeps to 1,500 calls per hour per endpoint by itself, and a
 //     pass that reaches the limit stops writing and ends as partial. The

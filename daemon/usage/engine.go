@@ -1061,10 +1061,13 @@ type lineChunk struct {
 // contract of the chunk, and of the chunks not read yet, instead of
 // multiplying requests.
 //
-// A backend that cannot read quantities at all (psa.ErrNotSupported: Kaseya
-// BMS, which says so without a request) gets its lines from the ledger
-// instead, for the given services: waitFirst tells, and must be called
-// before chunk. The caller must call close when done.
+// The reads name the pass's services serviceIDs to a backend that fails a
+// contract over a line it cannot represent (psa.ServiceLineReader), so that
+// only a problem with one of those lines fails it. A backend that cannot
+// read quantities at all (psa.ErrNotSupported: Kaseya BMS, which says so
+// without a request) gets its lines from the ledger instead, for the given
+// services: waitFirst tells, and must be called before chunk. The caller
+// must call close when done.
 func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) *lineReader {
 	r := &lineReader{e: e, chunks: chunkContracts(ids), serviceIDs: serviceIDs, asOf: asOf,
 		ahead: make(chan struct{}, readsAhead), stop: make(chan struct{})}
@@ -1182,7 +1185,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 			fail(ids, fatal)
 			return
 		}
-		got, err := r.e.be.ReadLines(ctx, ids, r.asOf)
+		got, err := r.e.readLines(ctx, ids, r.serviceIDs, r.asOf)
 		if err == nil {
 			c.lines.add(got)
 			return
@@ -1215,6 +1218,19 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 	}
 	read(ids)
 	return c
+}
+
+// readLines reads the lines of contracts ids at asOf, for a pass or a
+// reconciliation that manages the services serviceIDs: through
+// ReadServiceLines where the backend has it (psa.ServiceLineReader), so
+// that a problem with a line of another service (a ConnectWise addition of
+// labour with a fractional quantity) does not fail the contract, and
+// through ReadLines otherwise.
+func (e *Engine) readLines(ctx context.Context, ids, serviceIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	if sr, ok := e.be.(psa.ServiceLineReader); ok {
+		return sr.ReadServiceLines(ctx, ids, serviceIDs, asOf)
+	}
+	return e.be.ReadLines(ctx, ids, asOf)
 }
 
 // lineIndex holds the lines a pass read, sorted by key and found by

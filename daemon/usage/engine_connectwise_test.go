@@ -117,6 +117,57 @@ func TestEngineConnectWise_ambiguousAdditionsFailOnlyThatCustomer(t *testing.T) 
 	}
 }
 
+// TestEngineConnectWise_unmanagedAdditionProblemsDoNotFailTheCustomer
+// checks that an addition of a product psa-syncd does not sync (labour
+// billed in half hours, or two additions of one such item) on the
+// customer's agreement does not stop the customer's mapped lines, as it
+// did when every addition of the agreement was checked.
+func TestEngineConnectWise_unmanagedAdditionProblemsDoNotFailTheCustomer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		add  func(cw *psatest.ConnectWise, agreement, labour int64)
+	}{
+		{"fractional", func(cw *psatest.ConnectWise, agreement, labour int64) {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 1.5})
+		}},
+		{"duplicate", func(cw *psatest.ConnectWise, agreement, labour int64) {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 1})
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 2})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemConnectWise)
+			cw := h.sim.ConnectWise()
+			agreementA := mustParse(t, h.contractA)
+			labour := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Onsite labour", Price: 100})
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: mustParse(t, h.svcIntercept), Quantity: 30})
+			tc.add(cw, agreementA, labour)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+			before := cw.Additions(agreementA)
+
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-a = %s: %s (run %s)", cs.Result, cs.Error, res.Run.Result)
+			}
+			if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || !c.CurrentKnown || c.Current != 30 {
+				t.Errorf("change = %+v, want one from the 30 units read", c)
+			}
+			after := cw.Additions(agreementA)
+			if len(after) != len(before) {
+				t.Fatalf("additions = %+v, want the %d there were", after, len(before))
+			}
+			for i, a := range after {
+				if a.ProductID == labour && a.Quantity != before[i].Quantity {
+					t.Errorf("labour addition changed: %+v, was %+v", a, before[i])
+				}
+			}
+		})
+	}
+}
+
 func TestEngineConnectWise_cancelledAgreementMarksTheMappingStale(t *testing.T) {
 	t.Parallel()
 	for _, status := range []string{"Cancelled", "Expired"} {

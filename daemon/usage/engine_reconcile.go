@@ -64,13 +64,16 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	n := 0
 	for _, d := range dates {
 		intents := byDate[d]
-		var ids []string
+		var ids, services []string
 		for _, in := range intents {
 			if !slices.Contains(ids, in.ContractID) {
 				ids = append(ids, in.ContractID)
 			}
+			if !slices.Contains(services, in.ServiceID) {
+				services = append(services, in.ServiceID)
+			}
 		}
-		got, err := e.be.ReadLines(ctx, ids, d)
+		got, err := e.readLines(ctx, ids, services, d)
 		if errors.Is(err, psa.ErrNotSupported) {
 			// Nothing can be learned from the PSA: never guess, never
 			// post again. The intents stay open, which blocks their

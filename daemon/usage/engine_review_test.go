@@ -70,6 +70,38 @@ func TestEngineReview_reconcileSettlesOtherContractsDespiteOneUnreadableAgreemen
 	}
 }
 
+// TestEngineReview_reconcileIgnoresUnmanagedAdditionProblems checks that
+// an intent left open on an agreement is settled although the agreement
+// also holds an addition of another product with a fractional quantity:
+// only the intents' own products can keep them open.
+func TestEngineReview_reconcileIgnoresUnmanagedAdditionProblems(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	agreementA := mustParse(t, h.contractA)
+	labour := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Onsite labour", Price: 100})
+	// Acme's PATCH from 30 to 42 reached ConnectWise; its answer did not.
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: mustParse(t, h.svcIntercept), Quantity: 42})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreementA, ProductID: labour, Quantity: 1.5})
+	in, err := h.db.OpenIntent(state.Intent{System: psa.SystemConnectWise, Source: "file", CustomerID: "cust-a", ContractID: h.contractA,
+		ServiceID: h.svcIntercept, Before: 30, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := h.engine().Reconcile(t.Context())
+	if err != nil || n != 1 {
+		t.Errorf("Reconcile = %d, %v; want 1 intent settled", n, err)
+	}
+	if still, err := h.db.OpenIntents(); err != nil || len(still) != 0 {
+		t.Errorf("open intents = %+v, %v; want none", still, err)
+	}
+	le, ok, err := h.db.LastSet(h.contractA, h.svcIntercept)
+	if err != nil || !ok || le.IntentID != in.ID || le.After != 42 {
+		t.Errorf("ledger for Acme's line = %+v, %v, %v; want the change 30 -> 42 of intent %d", le, ok, err, in.ID)
+	}
+}
+
 // TestEngineReview_runPeriodIsThePlansPeriod checks that a pass that
 // starts just before midnight on the last day of the month and computes its
 // plan just after records the period whose usage it synced.
