@@ -2,7 +2,9 @@ package psa
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // CheckID returns why id cannot be the id of an object (a company,
@@ -46,4 +48,45 @@ func idForm(system System) string {
 		return "Kaseya BMS ids are whole numbers from 1 to 2147483647, written in decimal digits alone, such as \"174\""
 	}
 	return ""
+}
+
+// Spellings maps the PSA's spelling of each id in ids (decimal digits
+// without sign, spaces or leading zeros) to the spellings the caller gave
+// for it, in order, for a backend that keys what it returns by the ids it
+// was asked for. It returns nil when every id is spelled as the PSA spells
+// it (CheckID), the case of every export psa-syncd accepts. An id that does
+// not parse is left out: the backend refused it before.
+func Spellings(system System, ids []string) map[string][]string {
+	if !slices.ContainsFunc(ids, func(s string) bool { return CheckID(system, s) != nil }) {
+		return nil
+	}
+	spellings := map[string][]string{}
+	for _, s := range ids {
+		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			continue
+		}
+		c := strconv.FormatInt(n, 10)
+		if !slices.Contains(spellings[c], s) {
+			spellings[c] = append(spellings[c], s)
+		}
+	}
+	return spellings
+}
+
+// RespellLines returns lines with each ContractID spelled as spellings
+// (from Spellings) says, a line once under each spelling; lines itself when
+// spellings is nil.
+func RespellLines(lines []ContractLine, spellings map[string][]string) []ContractLine {
+	if spellings == nil {
+		return lines
+	}
+	out := make([]ContractLine, 0, len(lines))
+	for _, l := range lines {
+		for _, s := range spellings[l.ContractID] {
+			l.ContractID = s
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package psa_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -49,5 +50,21 @@ func TestCheckID_message(t *testing.T) {
 	want := `"029684183" is not a valid Autotask id: Autotask ids are whole numbers from 0 up, written in decimal digits alone, such as "29684183"`
 	if err == nil || err.Error() != want {
 		t.Errorf("CheckID error = %v, want %s", err, want)
+	}
+}
+
+// TestRespellLines: lines come back under each spelling the caller gave for
+// their contract, and as they are when every id is spelled as the PSA
+// spells it.
+func TestRespellLines(t *testing.T) {
+	t.Parallel()
+	lines := []psa.ContractLine{{ContractID: "174", ServiceID: "1"}, {ContractID: "29", ServiceID: "2"}}
+	if s := psa.Spellings(psa.SystemAutotask, []string{"174", "29"}); s != nil {
+		t.Errorf("Spellings of canonical ids = %v, want nil", s)
+	}
+	got := psa.RespellLines(lines, psa.Spellings(psa.SystemAutotask, []string{"0174", " 174", "29", "x"}))
+	want := []psa.ContractLine{{ContractID: "0174", ServiceID: "1"}, {ContractID: " 174", ServiceID: "1"}, {ContractID: "29", ServiceID: "2"}}
+	if !slices.EqualFunc(got, want, func(a, b psa.ContractLine) bool { return a.ContractID == b.ContractID && a.ServiceID == b.ServiceID }) {
+		t.Errorf("RespellLines = %+v, want %+v", got, want)
 	}
 }

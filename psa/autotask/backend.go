@@ -439,36 +439,10 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 			return cmp.Or(compareIDs(a.ContractID, b.ContractID), compareIDs(a.ServiceID, b.ServiceID))
 		})
 	}
-	return respell(lines, contractIDs), nil
-}
-
-// respell returns lines with each ContractID spelled as the caller spelled
-// it in contractIDs, when that differs from Autotask's spelling (a leading
-// zero, spaces): a caller looks the lines up by the ids it gave, and one
-// that found no line would post the whole quantity again as a delta. A
-// contract given in two spellings has its lines once under each. lines is
-// returned as it is when every id is spelled as Autotask spells it, as
-// psa-syncd and the provider require (psa.CheckID).
-func respell(lines []psa.ContractLine, contractIDs []string) []psa.ContractLine {
-	if !slices.ContainsFunc(contractIDs, func(s string) bool { return psa.CheckID(psa.SystemAutotask, s) != nil }) {
-		return lines
-	}
-	spellings := map[string][]string{} // Autotask's spelling -> the caller's
-	for _, s := range contractIDs {
-		n, _ := parseID("contract", s) // parsed by ReadLines
-		c := strconv.FormatInt(n, 10)
-		if !slices.Contains(spellings[c], s) {
-			spellings[c] = append(spellings[c], s)
-		}
-	}
-	out := make([]psa.ContractLine, 0, len(lines))
-	for _, l := range lines {
-		for _, s := range spellings[l.ContractID] {
-			l.ContractID = s
-			out = append(out, l)
-		}
-	}
-	return out
+	// A caller looks the lines up by the ids it gave: one spelled otherwise
+	// (a leading zero, spaces) that found no line would post the whole
+	// quantity again as a delta.
+	return psa.RespellLines(lines, psa.Spellings(psa.SystemAutotask, contractIDs)), nil
 }
 
 // compareIDs compares two ids that strconv.FormatInt spelled as the

@@ -698,46 +698,22 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 		bs, _ := strconv.ParseInt(b.ServiceID, 10, 64)
 		return cmp.Or(cmp.Compare(an, bn), cmp.Compare(as, bs))
 	})
-	lines, perContract = respell(lines, perContract, contractIDs)
+	// A caller looks lines and errors up by the ids it gave, which may be
+	// spelled otherwise (a leading zero, spaces).
+	if spellings := psa.Spellings(psa.SystemConnectWise, contractIDs); spellings != nil {
+		lines = psa.RespellLines(lines, spellings)
+		respelled := make(map[string]error, len(perContract))
+		for id, err := range perContract {
+			for _, s := range spellings[id] {
+				respelled[s] = err
+			}
+		}
+		perContract = respelled
+	}
 	if len(perContract) > 0 {
 		return lines, &ContractErrors{Errors: perContract}
 	}
 	return lines, nil
-}
-
-// respell returns lines and errs (by contract id) with each contract id
-// spelled as the caller spelled it in contractIDs, when that differs from
-// ConnectWise's spelling (a leading zero, spaces): a caller looks lines and
-// errors up by the ids it gave. A contract given in two spellings has its
-// lines and error once under each. Both are returned as they are when every
-// id is spelled as ConnectWise spells it, as psa-syncd and the provider
-// require (psa.CheckID).
-func respell(lines []psa.ContractLine, errs map[string]error, contractIDs []string) ([]psa.ContractLine, map[string]error) {
-	if !slices.ContainsFunc(contractIDs, func(s string) bool { return psa.CheckID(psa.SystemConnectWise, s) != nil }) {
-		return lines, errs
-	}
-	spellings := map[string][]string{} // ConnectWise's spelling -> the caller's
-	for _, s := range contractIDs {
-		n, _ := parseID("contract", s) // parsed by ReadLines
-		c := strconv.FormatInt(n, 10)
-		if !slices.Contains(spellings[c], s) {
-			spellings[c] = append(spellings[c], s)
-		}
-	}
-	out := make([]psa.ContractLine, 0, len(lines))
-	for _, l := range lines {
-		for _, s := range spellings[l.ContractID] {
-			l.ContractID = s
-			out = append(out, l)
-		}
-	}
-	outErrs := make(map[string]error, len(errs))
-	for id, err := range errs {
-		for _, s := range spellings[id] {
-			outErrs[s] = err
-		}
-	}
-	return out, outErrs
 }
 
 func isStale(a *Agreement) bool {
