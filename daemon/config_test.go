@@ -65,6 +65,7 @@ func TestLoad_good(t *testing.T) {
 			MaxDecreasePercent: 0,
 			BudgetReserve:      1000,
 			WriteConcurrency:   2,
+			SettleTime:         usage.DefaultSettleTime,
 		},
 		Web: WebConfig{ListenAddress: "127.0.0.1:9810", APIToken: "s3cr3t-token"},
 	}
@@ -185,6 +186,8 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
 		{file: "bad-decrease-percent-nan.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got NaN"},
 		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},
+		{file: "bad-settle-time.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got 48h0m0s"},
+		{file: "bad-settle-time-negative.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got -1m0s"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},

@@ -155,6 +155,10 @@ type Daemon struct {
 	nextRun atomic.Int64
 	// ui holds the status page's signed-in sessions.
 	ui uiSessions
+	// settle queues a pass when unconfirmed writes can be settled;
+	// afterFunc is time.AfterFunc's Stop-returning form (tests replace it).
+	settle    settleTimer
+	afterFunc func(time.Duration, func()) (stop func() bool)
 }
 
 // clients are the PSA backend and usage source of one config.
@@ -744,6 +748,9 @@ func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Resu
 		}
 	}
 	res, err := e.Sync(ctx, doc, o)
+	if !o.DryRun {
+		d.armSettle(e)
+	}
 	if res != nil && res.Plan != nil {
 		p := *res.Plan
 		p.RunID = res.Run.ID
@@ -821,7 +828,69 @@ func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 		e = usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
 			Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
 	}
-	return e.Reconcile(ctx)
+	n, err := e.Reconcile(ctx)
+	d.armSettle(e)
+	return n, err
+}
+
+// settleTimer holds the one pending follow-up pass for intents that wait
+// for their write to settle.
+type settleTimer struct {
+	mu   sync.Mutex
+	stop func() bool
+	// at and customer are those of the pending follow-up.
+	at       time.Time
+	customer string
+}
+
+// maxSettleWait bounds how far ahead a follow-up pass is queued; an
+// intent of a pass still recorded as running waits for that pass, not for
+// a time, and is settled by the passes after it is marked interrupted.
+const maxSettleWait = 25 * time.Hour
+
+// armSettle queues a pass for the customers whose open intents e left open
+// to settle (Engine.Settling), for when the first of them can be settled:
+// without it, after a lost answer or a takeover, their lines would wait
+// for the next scheduled pass (up to a day). One customer's pass is for
+// that customer; more than one, a pass for all. An earlier follow-up that
+// is still pending is replaced.
+func (d *Daemon) armSettle(e *usage.Engine) {
+	at, customers := e.Settling()
+	if len(customers) == 0 {
+		return
+	}
+	wait := max(0, at.Sub(d.now()))
+	if wait > maxSettleWait {
+		return
+	}
+	customer := ""
+	if len(customers) == 1 {
+		customer = customers[0]
+	}
+	d.settle.mu.Lock()
+	defer d.settle.mu.Unlock()
+	if d.settle.stop != nil {
+		if d.settle.at.Equal(at) && d.settle.customer == customer {
+			// The same follow-up is pending: the intents still wait, so
+			// its time has not come.
+			return
+		}
+		d.settle.stop()
+	}
+	d.settle.at, d.settle.customer = at, customer
+	d.logger.Info("Unconfirmed writes may still reach the PSA; their lines are re-read and written after they settle",
+		"customers", len(customers), "settles_at", at.UTC().Format(time.RFC3339))
+	afterFunc := d.afterFunc
+	if afterFunc == nil {
+		afterFunc = func(wait time.Duration, f func()) func() bool { return time.AfterFunc(wait, f).Stop }
+	}
+	d.settle.stop = afterFunc(wait, func() {
+		if !d.leading.Load() {
+			return
+		}
+		tk := d.RequestSync(customer, usage.TriggerSettle)
+		d.logger.Info("Queued a pass for writes that have settled", "customer", customer, "ticket", tk.ID)
+	})
 }
 
 // OpenIntents returns the writes whose outcome is not settled yet, oldest
@@ -1222,7 +1291,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
 			continue
 		}
-		d.logger.Log(passCtx, usage.ResultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "run", run.ID, "result", run.Result,
+		d.logger.Log(passCtx, usage.ResultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "ticket", t.ID, "run", run.ID, "result", run.Result,
 			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
 			"duration", d.now().Sub(start).Round(time.Millisecond))
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -506,4 +508,162 @@ func dtSecondInstance(t *testing.T, e *dtEnv) *Daemon {
 	}
 	t.Cleanup(func() { _ = d.Close() })
 	return d
+}
+
+// TestDaemon_takeoverWaitsForUnconfirmedWrites: the active instance loses
+// its lock while its adjustments are in flight; the instance that takes
+// over reads the lines before they arrive. It must not post them again
+// (an Autotask adjustment is a delta: the late write and the retry would
+// add up): the lines wait for policies.settle_time after the takeover, a
+// pass is queued for then, and that pass finds the late writes and
+// settles their intents without writing.
+func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := &dtHoldInstance{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(hold)
+	t.Cleanup(front.Close)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(hold.release) }) }
+	t.Cleanup(release) // before front.Close, should the test fail while requests are held
+	tagged := &http.Client{Timeout: time.Minute, Transport: dtTagTransport{}}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{HTTPClient: tagged},
+		state:   fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url),
+		baseURL: func(s *psatest.Server) string { hold.sim = s; return front.URL + "/ATServicesRest/" }})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	passDone := make(chan error, 1)
+	go func() {
+		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
+		passDone <- err
+	}()
+	select {
+	case <-hold.arrived: // the active instance's adjustments are in flight
+	case err := <-passDone:
+		t.Fatalf("the active instance's pass ended before writing: %v", err)
+	}
+
+	// The active instance loses its lock (its connection is cut) without
+	// knowing yet; its writes are still on their way.
+	conn, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	var armed func()
+	var armedWait time.Duration
+	b.afterFunc = func(wait time.Duration, f func()) func() bool {
+		armed, armedWait = f, wait
+		return func() bool { return true }
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("taking over: %v", err)
+	}
+	if _, err := b.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI}); err != nil {
+		t.Fatal(err)
+	}
+	if n := hold.untagged.Load(); n != 0 {
+		t.Fatalf("the instance that took over posted %d adjustments while the earlier ones were in flight", n)
+	}
+	cs, _, err := b.State().CustomerStatus("file", "cust-acme")
+	if err != nil || cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "may still arrive") {
+		t.Errorf("acme's status after the takeover pass = %+v, %v; want failed, saying the earlier write may still arrive", cs, err)
+	}
+	// The database keeps microseconds of the takeover's time.
+	if armed == nil || armedWait > usage.DefaultSettleTime || armedWait < usage.DefaultSettleTime-time.Millisecond {
+		t.Fatalf("follow-up pass armed = %t in %v, want in %v", armed != nil, armedWait, usage.DefaultSettleTime)
+	}
+
+	release() // the late writes arrive
+	if err := <-passDone; err == nil {
+		t.Error("the pass of the instance that lost its lock succeeded")
+	}
+	now = now.Add(usage.DefaultSettleTime)
+	armed()
+	tk, ok := b.queue.next(t.Context())
+	if !ok || tk.Trigger != usage.TriggerSettle {
+		t.Fatalf("queued %+v, %t; want the settle pass", tk, ok)
+	}
+	res, err := b.SyncOnce(t.Context(), usage.PassOptions{Customer: tk.Customer, Trigger: tk.Trigger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := hold.untagged.Load(); n != 0 {
+		t.Errorf("the settle pass posted %d adjustments, want none: the late ones arrived", n)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("settle pass = %+v, want success", res.Run)
+	}
+	for _, l := range []struct {
+		customer, service int
+		want              int64
+	}{{0, 0, 11}, {0, 1, 2}, {1, 0, 5}} {
+		if u := e.units(l.customer, l.service); u != l.want {
+			t.Errorf("units of contract %d service %d = %d, want %d", l.customer, l.service, u, l.want)
+		}
+	}
+	if open, _ := b.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents left: %+v", open)
+	}
+}
+
+// dtTagTransport marks the requests of the instance that will lose its
+// lock.
+type dtTagTransport struct{}
+
+func (dtTagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Test-Instance", "a")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// dtHoldInstance is a proxy in front of the simulator that holds the
+// tagged instance's adjustment POSTs until release is closed, and counts
+// the others' adjustment POSTs.
+type dtHoldInstance struct {
+	sim      *psatest.Server
+	arrived  chan struct{}
+	release  chan struct{}
+	untagged atomic.Int64
+}
+
+func (h *dtHoldInstance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/contractserviceadjustments") {
+		if r.Header.Get("X-Test-Instance") == "" {
+			h.untagged.Add(1)
+		} else {
+			select {
+			case h.arrived <- struct{}{}:
+			default:
+			}
+			<-h.release
+		}
+	}
+	h.sim.Handler().ServeHTTP(w, r)
 }

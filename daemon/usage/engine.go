@@ -44,6 +44,9 @@ const (
 	TriggerManual   = "manual"
 	TriggerAPI      = "api"
 	TriggerCLI      = "cli"
+	// TriggerSettle is the pass psa-syncd queues for the customers whose
+	// unconfirmed writes can be settled (see Engine.Settling).
+	TriggerSettle = "settle"
 )
 
 // EngineOptions configure an Engine.
@@ -86,6 +89,9 @@ type Engine struct {
 	now      func() time.Time
 
 	mu sync.Mutex // serialises Sync and Reconcile
+	// settling holds, by intent id, when each open intent that the last
+	// reconcile left open to settle can be settled (see Reconcile).
+	settling map[int64]time.Time
 }
 
 // NewEngine returns an Engine for o.
@@ -139,7 +145,7 @@ type PassOptions struct {
 	ApproveService string
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
-	// Trigger says who started the pass: schedule, manual, api or cli.
+	// Trigger says who started the pass: schedule, manual, api, cli or settle.
 	Trigger string
 	// WritesDisabled is set when the export switches the integration off:
 	// the pass runs like DryRun and is reported as "integration disabled".

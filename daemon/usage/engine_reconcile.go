@@ -22,6 +22,14 @@ import (
 // line cannot be read stay open, and the error says why. It returns how
 // many intents it closed.
 //
+// A write that was sent may still arrive after its sender gave up on the
+// answer, so "the PSA still shows the quantity from before" closes an
+// intent as failed only once Policies.SettleTime has passed since the
+// write could last have been sent (see settlesAt); until then the intent
+// stays open, its line is not written, and Settling says when to try
+// again. This is what keeps a late Autotask adjustment (a delta) and its
+// retry from adding up, after a lost answer as after a takeover.
+//
 // Where the PSA cannot report a line's units at all (Kaseya BMS), nothing
 // is guessed: the intents stay open (their lines are not written), their
 // customers are recorded as failed with a hint saying which line to check,
@@ -61,6 +69,8 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	}
 	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
 
+	e.settling = map[int64]time.Time{}
+	runs := map[int64]time.Time{}
 	n := 0
 	for _, d := range dates {
 		intents := byDate[d]
@@ -116,6 +126,18 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			case qty == in.After && (ok || in.After == 0):
 				st, note = state.IntentDone, fmt.Sprintf("reconciled: the PSA shows %d", qty)
 			case qty == in.Before:
+				at, err := e.settlesAt(in, runs)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if e.now().Before(at) {
+					e.settling[in.ID] = at
+					e.logger.Info("Open intent not settled yet: the PSA still shows the quantity from before, and the write may still arrive",
+						"intent", in.ID, "customer", in.CustomerID, "contract", in.ContractID, "service", in.ServiceID,
+						"units", in.Before, "settles_at", at.UTC().Format(time.RFC3339))
+					continue
+				}
 				st, note = state.IntentFailed, fmt.Sprintf("not applied: the PSA still shows %d", qty)
 			default:
 				st, note = state.IntentReview, fmt.Sprintf("the PSA shows %d, neither %d (before) nor %d (after): check the line and the ledger", qty, in.Before, in.After)
@@ -137,4 +159,80 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("daemon: reconciling open intents: %w", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// settlesAt returns when intent in, whose line still shows the quantity
+// from before, can be taken as not applied: Policies.SettleTime after its
+// write could last have been sent. That is when the pass that opened it
+// ended (every write of a pass has ended, answered or not, when it ends;
+// a pass that a new active instance or a restart marked interrupted "ended"
+// then, while its process may still have been sending), or, for an intent
+// of no known pass, when it was opened. A pass still recorded as running
+// belongs to another process that may be sending the write: never yet.
+// runs caches the end of each pass.
+func (e *Engine) settlesAt(in state.Intent, runs map[int64]time.Time) (time.Time, error) {
+	if e.policies.SettleTime <= 0 {
+		return time.Time{}, nil
+	}
+	end, ok := runs[in.RunID]
+	if !ok {
+		r, found, err := e.db.Run(in.RunID)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading the pass of intent %d: %w", in.ID, err)
+		}
+		switch {
+		case !found:
+			end = in.Created
+		case r.Result == state.RunRunning || r.Finished.IsZero():
+			end = farFuture
+		default:
+			end = r.Finished
+		}
+		runs[in.RunID] = end
+	}
+	if end.Equal(farFuture) {
+		return end, nil
+	}
+	return maxTime(end, in.Created).Add(e.policies.SettleTime), nil
+}
+
+// farFuture stands for "not before that pass ends".
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Settling returns the open intents that the last Reconcile or Sync of e
+// left open to settle (see Reconcile), and the earliest time one of them
+// can be settled: a pass then writes their lines, either way. It is empty
+// when none waits.
+func (e *Engine) Settling() (at time.Time, customers []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.settling) == 0 {
+		return time.Time{}, nil
+	}
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		// The intents are reconciled at the next pass anyway.
+		return time.Time{}, nil
+	}
+	for _, in := range open {
+		t, ok := e.settling[in.ID]
+		if !ok {
+			continue
+		}
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+		if !slices.Contains(customers, in.CustomerID) {
+			customers = append(customers, in.CustomerID)
+		}
+	}
+	sort.Strings(customers)
+	return at, customers
 }

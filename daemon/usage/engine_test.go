@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -47,6 +48,8 @@ type etHarness struct {
 	usage string
 	doc   *export.Document
 	pol   Policies
+	// now is the engine's clock; nil means etNow.
+	now func() time.Time
 
 	// The tenant: two customers with one contract each, and two services.
 	contractA, contractB int64
@@ -150,8 +153,15 @@ func (h *etHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return etNow },
+		Location: time.UTC, Now: h.clock,
 	})
+}
+
+func (h *etHarness) clock() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return etNow
 }
 
 func (h *etHarness) sync(o PassOptions) *Result {
@@ -557,10 +567,12 @@ func TestEngine_Sync_openIntentFromACrashIsReconciled(t *testing.T) {
 			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
 
-			// A pass opened the intent and was killed: either after the
-			// adjustment reached Autotask or before.
+			// A pass opened the intent and was killed an hour ago (longer
+			// than policies.settle_time): either after the adjustment
+			// reached Autotask or before.
 			in, err := h.db.OpenIntent(state.Intent{RunID: 99, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-a",
-				ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: 30, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay})
+				ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: 30, After: 42, BeforeKnown: true, EffectiveDate: etPeriodDay,
+				Created: etNow.Add(-time.Hour)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -589,6 +601,122 @@ func TestEngine_Sync_openIntentFromACrashIsReconciled(t *testing.T) {
 			}
 			if res.Run.Result != state.RunSuccess {
 				t.Errorf("run = %+v", res.Run)
+			}
+		})
+	}
+}
+
+// TestEngine_Sync_unconfirmedWriteSettles: a write whose answer was lost
+// (or whose sender was killed, or lost the active instance's lock) may
+// reach the PSA after the next pass read the line. An intent whose line
+// still shows the quantity from before is closed as not applied only
+// policies.settle_time after its pass ended; until then its line is not
+// written, so a late Autotask adjustment (a delta) and its retry never
+// add up.
+func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// late is whether the earlier write reaches the PSA while the
+		// intent waits.
+		late bool
+		// running is whether the intent's pass is still recorded as
+		// running (another process may be sending its writes).
+		running bool
+	}{
+		{name: "late write arrives", late: true},
+		{name: "write never arrives"},
+		{name: "pass of another process still running", running: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			now := etNow
+			h.now = func() time.Time { return now }
+			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+			// The pass that opened the intent ended 30 s ago, its write
+			// unanswered.
+			r := state.Run{Trigger: TriggerSchedule, Started: etNow.Add(-time.Minute), Finished: etNow.Add(-30 * time.Second), Result: state.RunPartial}
+			if tc.running {
+				r.Finished, r.Result = time.Time{}, state.RunRunning
+			}
+			run, err := h.db.BeginRun(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := h.db.OpenIntent(state.Intent{RunID: run.ID, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-a",
+				ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: 30, After: 42, BeforeKnown: true,
+				EffectiveDate: etPeriodDay, Created: etNow.Add(-50 * time.Second)})
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			e := h.engine()
+			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := h.adjustmentPosts(); n != 0 {
+				t.Fatalf("the pass posted %d adjustments while the earlier write may still arrive", n)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 1 || open[0].ID != in.ID {
+				t.Fatalf("open intents = %+v, want intent %d still open", open, in.ID)
+			}
+			cs := h.status("cust-a")
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "may still arrive") {
+				t.Errorf("status of cust-a = %+v, want failed saying the earlier write may still arrive", cs)
+			}
+			if res.Run.Result == state.RunSuccess {
+				t.Errorf("run = %+v, want partial or failed", res.Run)
+			}
+			at, customers := e.Settling()
+			wantAt := etNow.Add(-30 * time.Second).Add(DefaultSettleTime)
+			if tc.running {
+				wantAt = farFuture
+			}
+			if !at.Equal(wantAt) || !slices.Equal(customers, []string{"cust-a"}) {
+				t.Errorf("Settling() = %v, %q; want %v, [cust-a]", at, customers, wantAt)
+			}
+
+			if tc.late {
+				h.at.SetUnits(h.contractA, h.svcIntercept, 42, etPeriodDay)
+			}
+			now = etNow.Add(DefaultSettleTime)
+			e = h.engine()
+			if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.running {
+				if n := h.adjustmentPosts(); n != 0 {
+					t.Errorf("posted %d adjustments while the intent's pass is still running elsewhere", n)
+				}
+				if open, _ := h.db.OpenIntents(); len(open) != 1 {
+					t.Errorf("open intents = %+v, want the intent still open", open)
+				}
+				return
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			wantPosts := 1
+			if tc.late {
+				wantPosts = 0
+			}
+			if n := h.adjustmentPosts(); n != wantPosts {
+				t.Errorf("posted %d adjustments after the settle time, want %d", n, wantPosts)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v", open)
+			}
+			if at, customers := e.Settling(); !at.IsZero() || len(customers) != 0 {
+				t.Errorf("Settling() = %v, %q after the intent settled", at, customers)
+			}
+			ledger, _ := h.db.Ledger(0)
+			if len(ledger) != 1 || ledger[0].After != 42 {
+				t.Errorf("ledger = %+v, want one change to 42", ledger)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("status of cust-a = %+v, want succeeded", cs)
 			}
 		})
 	}

@@ -1,6 +1,9 @@
 package usage
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Effective date policies (Policies.EffectiveDate).
 const (
@@ -47,7 +50,27 @@ type Policies struct {
 	// database: more senders than the client lets through would only hold
 	// more intents open.
 	WriteConcurrency int `yaml:"write_concurrency"`
+	// SettleTime is how long a write whose answer never came back may
+	// still reach the PSA: the request was sent, and the PSA may apply it
+	// after the client gave up, after the process that sent it was killed,
+	// or after the active instance lost its lock (before it learnt that).
+	// An open intent whose line still shows the quantity from before is
+	// closed as not applied (and its line written again) only this long
+	// after the pass that opened it ended, or after this instance marked
+	// that pass interrupted; until then its line is not written, so a
+	// late write and its retry never add up (an Autotask adjustment is a
+	// delta). 0 closes it at once; default DefaultSettleTime.
+	SettleTime time.Duration `yaml:"settle_time"`
 }
+
+// DefaultSettleTime is Policies.SettleTime's default: twice the PSA
+// clients' request timeout (60 s), past which no write sent before can
+// still be in flight.
+const DefaultSettleTime = 2 * time.Minute
+
+// maxSettleTime bounds Policies.SettleTime: a line whose write went
+// unanswered is not written for that long.
+const maxSettleTime = 24 * time.Hour
 
 // DefaultPolicies are the policies used for every setting the config file
 // leaves out.
@@ -56,6 +79,7 @@ var DefaultPolicies = Policies{
 	MissingUsage:       MissingUsageZero,
 	MaxDecreasePercent: 50,
 	BudgetReserve:      500,
+	SettleTime:         DefaultSettleTime,
 }
 
 // DefaultWriteConcurrency is the writes in flight when neither
@@ -84,6 +108,9 @@ func (p *Policies) Validate() error {
 	}
 	if p.WriteConcurrency < 0 {
 		return fmt.Errorf("policies.write_concurrency: must not be negative, got %d", p.WriteConcurrency)
+	}
+	if p.SettleTime < 0 || p.SettleTime > maxSettleTime {
+		return fmt.Errorf("policies.settle_time: must be between 0 and %s, got %s", maxSettleTime, p.SettleTime)
 	}
 	return nil
 }

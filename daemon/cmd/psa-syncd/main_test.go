@@ -737,6 +737,14 @@ func TestSync_killedBetweenIntentAndCompletion(t *testing.T) {
 				proxy.sim = s
 				return front.URL + "/ATServicesRest/"
 			})
+			// The test waits until every held request has ended
+			// (proxy.wg.Wait below), which is what policies.settle_time
+			// waits for: the sync after the kill may write at once.
+			cfg, err := os.ReadFile(e.cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, e.cfgPath, string(cfg)+"policies:\n  settle_time: 0s\n")
 
 			cmd := exec.Command(binary, "sync", "-config.file", e.cfgPath)
 			var out bytes.Buffer
