@@ -35,5 +35,10 @@
 //	return impact.Write(os.Stdout, rep, impact.FormatMarkdown)
 //
 // The psa.Backend given is wrapped so that every write fails; the PSA is
-// only read, each contract and service once.
+// only read, each contract and service once (a ConnectWise agreement twice
+// when the proposed mappings sync products the current ones do not). The
+// wrapper reads as a pass does: contracts in bulk, and contract lines for
+// the services each plan manages, so that a ConnectWise addition psa-syncd
+// does not sync (labour billed in half hours, two additions of a rack kit)
+// fails a customer in the report no more than in a pass.
 package impact

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -268,5 +270,48 @@ func TestTerraformPlan_Apply_replacement(t *testing.T) {
 		if _, ok := doc.Product("sophos", "NEW"); !ok {
 			t.Errorf("%s: the replacement is not in the export", actions)
 		}
+	}
+}
+
+// TestBillingImpact_connectWiseUnmanagedAdditions: an addition psa-syncd
+// does not manage on a customer's agreement (labour billed in half hours,
+// or two additions of one such item) stops nothing in a pass, so it must
+// not fail the customer in the report either: the report is the one the
+// agreement gives without it.
+func TestBillingImpact_connectWiseUnmanagedAdditions(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[0].Config // new_product_mapping
+	change = strings.Replace(change, "unit_price = 4.5", "unit_price = 5", 1)
+	for _, tc := range []struct {
+		name string
+		add  func(cw *psatest.ConnectWise, agreement, labour int64)
+	}{
+		{"fractional", func(cw *psatest.ConnectWise, agreement, labour int64) {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 1.5})
+		}},
+		{"duplicate", func(cw *psatest.ConnectWise, agreement, labour int64) {
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 1})
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: labour, Quantity: 2})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := impacttest.New(t, psa.SystemConnectWise)
+			w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+				cw := w.Sim.ConnectWise()
+				labour := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Onsite labour", Price: 100})
+				cm, ok := current.Customer(impacttest.SourceName, "acme-tenant")
+				if !ok {
+					t.Fatal("no customer mapping for acme-tenant in the export")
+				}
+				agreement, err := strconv.ParseInt(cm.ContractID, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.add(cw, agreement, labour)
+				_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+				golden(t, "systems_"+string(psa.SystemConnectWise)+".md", md)
+			})
+		})
 	}
 }
