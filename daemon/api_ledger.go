@@ -57,21 +57,20 @@ func NewLedgerView(e state.LedgerEntry) LedgerView {
 	}
 }
 
-// FilterLedger returns the entries of db's ledger that pass f, newest first.
+// FilterLedger returns the entries of db's ledger that pass f, newest
+// first. The state database selects them: only what f selects is read.
 func FilterLedger(db *state.DB, f LedgerFilter) ([]LedgerView, error) {
-	all, err := db.Ledger(0)
+	q := state.LedgerQuery{CustomerID: f.Customer, ContractID: f.Contract, ServiceID: f.Service, Limit: f.Limit}
+	if !f.Period.IsZero() {
+		q.EffectiveFrom, q.EffectiveTo = f.Period.Start(time.UTC), f.Period.Next().Start(time.UTC)
+	}
+	entries, err := db.QueryLedger(q)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: reading the ledger: %w", err)
 	}
-	out := []LedgerView{}
-	for _, e := range all {
-		if !f.Match(e) {
-			continue
-		}
+	out := make([]LedgerView, 0, len(entries))
+	for _, e := range entries {
 		out = append(out, NewLedgerView(e))
-		if f.Limit > 0 && len(out) == f.Limit {
-			break
-		}
 	}
 	return out, nil
 }

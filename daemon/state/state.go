@@ -721,6 +721,63 @@ func (db *DB) Ledger(limit int) ([]LedgerEntry, error) {
 	return queryAll(db, "reading the ledger", `SELECT `+ledgerColumns+` FROM ledger ORDER BY seq DESC`+limitClause(limit), scanLedger)
 }
 
+// LedgerQuery selects ledger entries for QueryLedger; zero fields select
+// everything.
+type LedgerQuery struct {
+	CustomerID string
+	ContractID string
+	ServiceID  string
+	// EffectiveFrom and EffectiveTo select the entries whose effective
+	// date is at or after EffectiveFrom and before EffectiveTo.
+	EffectiveFrom, EffectiveTo time.Time
+	// Before and After select the entries whose seq is below Before and
+	// above After: the cursors of a page of a ledger read newest first.
+	Before, After int64
+	// Limit caps the entries; 0 or less means all of them.
+	Limit int
+}
+
+// QueryLedger returns the ledger entries q selects, newest first. The
+// database selects them, so that a page of a large ledger costs the page,
+// not the ledger.
+func (db *DB) QueryLedger(q LedgerQuery) ([]LedgerEntry, error) {
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if q.CustomerID != "" {
+		add("customer_id = ?", q.CustomerID)
+	}
+	if q.ContractID != "" {
+		add("contract_id = ?", q.ContractID)
+	}
+	if q.ServiceID != "" {
+		add("service_id = ?", q.ServiceID)
+	}
+	// SQLite holds times as fixed-width UTC text, which compares as the
+	// times do.
+	if !q.EffectiveFrom.IsZero() {
+		add("effective_date >= ?", db.tv(q.EffectiveFrom))
+	}
+	if !q.EffectiveTo.IsZero() {
+		add("effective_date < ?", db.tv(q.EffectiveTo))
+	}
+	if q.Before > 0 {
+		add("seq < ?", q.Before)
+	}
+	if q.After > 0 {
+		add("seq > ?", q.After)
+	}
+	query := `SELECT ` + ledgerColumns + ` FROM ledger`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	db.syncDeferred()
+	return queryAll(db, "reading the ledger", query+` ORDER BY seq DESC`+limitClause(q.Limit), scanLedger, args...)
+}
+
 // LastSet returns the newest ledger entry for one contract line: the
 // quantity psa-syncd last set on it. The bool is false when psa-syncd has
 // never changed that line.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -772,6 +773,64 @@ func TestIntent_survivesCrash(t *testing.T) {
 		}
 		if err := db.CompleteIntent(id, IntentDone, "reconciled: PSA shows 42", t0); err != nil {
 			t.Errorf("CompleteIntent after crash returned error: %v", err)
+		}
+	})
+}
+
+// TestQueryLedger checks that the database selects ledger entries by
+// line, customer, effective month and seq cursor, newest first, so that a
+// page of the API costs the page.
+func TestQueryLedger(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		oct := time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC)
+		nov := time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+		dec := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+		var ins []Intent
+		for i, e := range []struct {
+			customer, contract string
+			effective          time.Time
+		}{
+			{"a", "c1", oct}, {"b", "c2", nov}, {"a", "c1", nov.Add(29*24*time.Hour + 23*time.Hour)}, {"a", "c2", dec}, {"b", "c2", nov},
+		} {
+			in := testIntent()
+			in.CustomerID, in.ContractID, in.EffectiveDate, in.After = e.customer, e.contract, e.effective, int64(i)
+			ins = append(ins, in)
+		}
+		opened, err := db.OpenIntentBatch(t.Context(), ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []IntentCompletion
+		for _, in := range opened {
+			cs = append(cs, IntentCompletion{ID: in.ID, State: IntentDone, At: t0})
+		}
+		if err := db.CompleteIntentBatch(t.Context(), cs); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			q    LedgerQuery
+			want []int64
+		}{
+			{"all", LedgerQuery{}, []int64{5, 4, 3, 2, 1}},
+			{"customer", LedgerQuery{CustomerID: "a"}, []int64{4, 3, 1}},
+			{"line", LedgerQuery{ContractID: "c2", ServiceID: "30000012"}, []int64{5, 4, 2}},
+			{"other service", LedgerQuery{ServiceID: "1"}, nil},
+			{"november", LedgerQuery{EffectiveFrom: nov, EffectiveTo: dec}, []int64{5, 3, 2}},
+			{"first page", LedgerQuery{Limit: 2}, []int64{5, 4}},
+			{"next page", LedgerQuery{Before: 4, Limit: 2}, []int64{3, 2}},
+			{"newer than", LedgerQuery{After: 3}, []int64{5, 4}},
+			{"between", LedgerQuery{CustomerID: "b", Before: 5, After: 1}, []int64{2}},
+		} {
+			got, err := db.QueryLedger(tc.q)
+			var seqs []int64
+			for _, e := range got {
+				seqs = append(seqs, e.Seq)
+			}
+			if err != nil || !slices.Equal(seqs, tc.want) {
+				t.Errorf("%s: QueryLedger(%+v) = seqs %v, %v; want %v", tc.name, tc.q, seqs, err, tc.want)
+			}
 		}
 	})
 }
