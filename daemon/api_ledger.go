@@ -18,16 +18,24 @@ type LedgerFilter struct {
 	// Period matches entries whose effective date falls in the billing
 	// month (the zero Period matches all).
 	Period source.Period
+	// Before and After match entries whose seq is below Before and above
+	// After (0: no bound), to page through the ledger.
+	Before, After int64
 	// Limit caps the number of entries, newest first; 0 means all.
 	Limit int
 }
+
+// LedgerPageSize is the default and the largest number of entries
+// GET /api/v1/ledger answers with at once; its "next" link pages on.
+const LedgerPageSize = 1000
 
 // Match reports whether e passes the filter (Limit aside).
 func (f LedgerFilter) Match(e state.LedgerEntry) bool {
 	return (f.Customer == "" || e.CustomerID == f.Customer) &&
 		(f.Contract == "" || e.ContractID == f.Contract) &&
 		(f.Service == "" || e.ServiceID == f.Service) &&
-		(f.Period.IsZero() || source.PeriodOf(e.EffectiveDate.UTC()) == f.Period)
+		(f.Period.IsZero() || source.PeriodOf(e.EffectiveDate.UTC()) == f.Period) &&
+		(f.Before == 0 || e.Seq < f.Before) && (f.After == 0 || e.Seq > f.After)
 }
 
 // LedgerView is one quantity change in GET /api/v1/ledger and
@@ -60,7 +68,8 @@ func NewLedgerView(e state.LedgerEntry) LedgerView {
 // FilterLedger returns the entries of db's ledger that pass f, newest
 // first. The state database selects them: only what f selects is read.
 func FilterLedger(db *state.DB, f LedgerFilter) ([]LedgerView, error) {
-	q := state.LedgerQuery{CustomerID: f.Customer, ContractID: f.Contract, ServiceID: f.Service, Limit: f.Limit}
+	q := state.LedgerQuery{CustomerID: f.Customer, ContractID: f.Contract, ServiceID: f.Service,
+		Before: f.Before, After: f.After, Limit: f.Limit}
 	if !f.Period.IsZero() {
 		q.EffectiveFrom, q.EffectiveTo = f.Period.Start(time.UTC), f.Period.Next().Start(time.UTC)
 	}
@@ -76,7 +85,8 @@ func FilterLedger(db *state.DB, f LedgerFilter) ([]LedgerView, error) {
 }
 
 // ParseLedgerQuery reads a LedgerFilter from GET /api/v1/ledger's query:
-// customer, contract, service, period (YYYY-MM) and limit.
+// customer, contract, service, period (YYYY-MM), before and after (seq
+// cursors) and limit.
 func ParseLedgerQuery(get func(string) string) (LedgerFilter, error) {
 	f := LedgerFilter{Customer: get("customer"), Contract: get("contract"), Service: get("service")}
 	if v := get("period"); v != "" {
@@ -85,6 +95,18 @@ func ParseLedgerQuery(get func(string) string) (LedgerFilter, error) {
 			return f, fmt.Errorf("invalid period %q: want YYYY-MM", v)
 		}
 		f.Period = p
+	}
+	for _, c := range []struct {
+		name string
+		to   *int64
+	}{{"before", &f.Before}, {"after", &f.After}} {
+		if v := get(c.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				return f, fmt.Errorf("invalid %s %q: want a ledger seq, a positive number", c.name, v)
+			}
+			*c.to = n
+		}
 	}
 	if v := get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -96,18 +118,36 @@ func ParseLedgerQuery(get func(string) string) (LedgerFilter, error) {
 	return f, nil
 }
 
+// handleLedger answers a page of the ledger: at most LedgerPageSize
+// entries (limit=0, once "all", and larger limits included), so that a
+// ledger of years is never read into memory at once, and, when there are
+// older entries, "next": the path and query of the page after, with the
+// same filters and a before cursor.
 func (d *Daemon) handleLedger(w http.ResponseWriter, r *http.Request) {
 	f, err := ParseLedgerQuery(r.URL.Query().Get)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if f.Limit == 0 || f.Limit > LedgerPageSize {
+		f.Limit = LedgerPageSize
+	}
+	n := f.Limit
+	f.Limit++ // one more tells whether there is a next page
 	out, err := FilterLedger(d.db, f)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ledger": out})
+	resp := map[string]any{"ledger": out}
+	if len(out) > n {
+		out = out[:n]
+		resp["ledger"] = out
+		q := r.URL.Query()
+		q.Set("before", strconv.FormatInt(out[n-1].Seq, 10))
+		resp["next"] = r.URL.Path + "?" + q.Encode()
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (d *Daemon) handleUnmapped(w http.ResponseWriter, _ *http.Request) {

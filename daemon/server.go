@@ -86,7 +86,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
-//	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first; ?customer=&contract=&service=&period=YYYY-MM&limit=N
+//	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
 //	                            /static/ and the form posts /ui/sign-in, /ui/sign-out and /ui/sync

@@ -27,7 +27,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "ledger", "Print the ledger: every quantity change psa-syncd made on a contract line (before, after,\n"+
 		"effective date, run), newest first. From the state database, or from a running daemon's\n"+
-		"API with -web.url (the daemon holds the database locked).")
+		"API with -web.url (the daemon holds the database locked), page by page.")
 	cf.register(fs)
 	rf.register(fs, false)
 	fs.StringVar(&customer, "customer", "", "Only changes for this source customer `id`.")
@@ -64,14 +64,10 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	var entries []daemon.LedgerView
 	if api != nil {
-		var out struct {
-			Ledger []daemon.LedgerView `json:"ledger"`
-		}
-		if err := api.get(ctx, "/api/v1/ledger", q, &out); err != nil {
+		if entries, err = remoteLedger(ctx, api, q, limit); err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		entries = out.Ledger
 	} else {
 		cfg, err := daemon.Load(cf.configFile, e.getenv)
 		if err != nil {
@@ -114,6 +110,40 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 		printLedger(e.stdout, entries)
 	}
 	return 0
+}
+
+// remoteLedger reads the ledger from a daemon's API, newest first: query q
+// (limit included), following the answers' "next" pages until limit
+// entries (0: all) are read. The daemon answers at most
+// daemon.LedgerPageSize entries at once; one that does not page answers
+// everything at once, without a next page.
+func remoteLedger(ctx context.Context, api *apiClient, q url.Values, limit int) ([]daemon.LedgerView, error) {
+	var entries []daemon.LedgerView
+	for {
+		var out struct {
+			Ledger []daemon.LedgerView `json:"ledger"`
+			Next   string              `json:"next"`
+		}
+		if err := api.get(ctx, "/api/v1/ledger", q, &out); err != nil {
+			return nil, err
+		}
+		entries = append(entries, out.Ledger...)
+		if out.Next == "" || len(out.Ledger) == 0 || (limit > 0 && len(entries) >= limit) {
+			break
+		}
+		next, err := url.Parse(out.Next)
+		if err != nil {
+			return nil, fmt.Errorf("the daemon's next page of the ledger %q: %w", out.Next, err)
+		}
+		q = next.Query()
+		if limit > 0 {
+			q.Set("limit", strconv.Itoa(limit-len(entries)))
+		}
+	}
+	if limit > 0 && len(entries) > limit {
+		entries = entries[:limit]
+	}
+	return entries, nil
 }
 
 var ledgerColumns = []string{"seq", "time", "run_id", "system", "source", "customer_id", "contract_id", "service_id",

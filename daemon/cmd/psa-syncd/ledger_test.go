@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestRun_remoteLedgerPages: the daemon's API answers the ledger a page
+// at a time; psa-syncd ledger -web.url still prints every change (or
+// -limit of them), following the pages.
+func TestRun_remoteLedgerPages(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	total := daemon.LedgerPageSize + daemon.LedgerPageSize/2
+	db, err := state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := make([]state.Intent, total)
+	for i := range ins {
+		ins[i] = state.Intent{RunID: 1, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-acme", ContractID: itoa(e.contracts[0]),
+			ServiceID: itoa(e.services[0]), Before: int64(i), After: int64(i + 1), BeforeKnown: true,
+			EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC), Created: time.Now()}
+	}
+	opened, err := db.OpenIntentBatch(context.Background(), ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := make([]state.IntentCompletion, len(opened))
+	for i, in := range opened {
+		cs[i] = state.IntentCompletion{ID: in.ID, State: state.IntentDone}
+	}
+	if err := db.CompleteIntentBatch(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	web := "-web.url=" + startDaemon(t, e.cfgPath)
+
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, total},
+		{[]string{"-limit", "0"}, total},
+		{[]string{"-limit", strconv.Itoa(daemon.LedgerPageSize + 10)}, daemon.LedgerPageSize + 10},
+		{[]string{"-limit", "7"}, 7},
+	} {
+		code, stdout, stderr := runCmd(t, append([]string{"ledger", web, "-format", "csv"}, tc.args...)...)
+		rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+		if code != 0 || err != nil || len(rows) != tc.want+1 {
+			t.Errorf("ledger %v: exit %d, %v, %d rows (%s); want a header and %d changes", tc.args, code, err, len(rows), stderr, tc.want)
+			continue
+		}
+		for i, row := range rows[1:] {
+			if row[0] != strconv.Itoa(total-i) {
+				t.Errorf("ledger %v: row %d has seq %s, want %d (newest first, each once)", tc.args, i+1, row[0], total-i)
+				break
+			}
+		}
+	}
+}
