@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -143,7 +144,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"(ConnectWise PSA, also called Manage) or `kaseya_bms` (Kaseya BMS). Every credential may also come " +
 			"from a `PSA_<SYSTEM>_<ATTRIBUTE>` environment variable (`PSA_AUTOTASK_SECRET`, " +
 			"`PSA_CONNECTWISE_PRIVATE_KEY`, `PSA_KASEYA_BMS_PASSWORD`, ...), and a value in the configuration wins " +
-			"over the environment. Secrets are marked sensitive and masked in Terraform's logs. The examples below " +
+			"over the environment. A value from the environment gets the checks a configured one gets, and an invalid " +
+			"one fails the plan with an error naming the variable. Secrets are marked sensitive and masked in Terraform's logs. The examples below " +
 			"show one provider block per PSA.\n\n" +
 			"Plans check what they can against the PSA before anything is written: that a mapped contract " +
 			"belongs to the mapped company, that a mapped service exists and is active, and that no contract is " +
@@ -223,7 +225,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"Skips zone discovery; when unset the zone is looked up from the user name on first use. " +
 							"May also be provided via the `" + envAutotaskBaseURL + "` environment variable.",
 						Optional:   true,
-						Validators: []validator.String{httpURL("https://webservices5.autotask.net/ATServicesRest/")},
+						Validators: []validator.String{httpURL(exampleAutotaskBaseURL)},
 					},
 					"impersonation_resource_id": schema.StringAttribute{
 						MarkdownDescription: "Id of an Autotask resource to impersonate, so that objects the provider creates " +
@@ -274,7 +276,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"installs and tests. Skips codebase discovery; `apis/3.0/` is appended when missing. " +
 							"May also be provided via the `" + envConnectWiseBaseURL + "` environment variable.",
 						Optional:   true,
-						Validators: []validator.String{httpURL("https://api-na.myconnectwise.net/v2025_1/apis/3.0/")},
+						Validators: []validator.String{httpURL(exampleConnectWiseBaseURL)},
 					},
 					"codebase": schema.StringAttribute{
 						MarkdownDescription: "Codebase to use with `site`, e.g. `v2025_1/`, instead of discovering it. Pin it only " +
@@ -318,7 +320,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"Wins over `hostname`. " +
 							"May also be provided via the `" + envKaseyaBMSBaseURL + "` environment variable.",
 						Optional:   true,
-						Validators: []validator.String{httpURL("https://api.bmsemea.kaseya.com/")},
+						Validators: []validator.String{httpURL(exampleKaseyaBMSBaseURL)},
 					},
 				},
 			},
@@ -428,9 +430,16 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	if exportURL != "" {
 		c, err := exportClient(ctx, exportURL, exportToken)
 		if err != nil {
+			setting := "export_url (or export_path)"
+			if config.ExportURL.IsNull() && config.ExportPath.IsNull() {
+				setting = "the " + envExportPath + " environment variable"
+				if os.Getenv(envExportURL) != "" {
+					setting = "the " + envExportURL + " environment variable"
+				}
+			}
 			resp.Diagnostics.AddAttributeError(path.Root("export_url"), "Invalid Mapping Export Store",
 				"The provider cannot use the mapping export store "+strconv.Quote(export.Redact(exportURL))+". "+
-					"Check export_url (or export_path) and, for S3, the AWS configuration.\n\n"+err.Error())
+					"Check "+setting+" and, for S3, the AWS configuration.\n\n"+err.Error())
 			return
 		}
 		data.exportPath = c.String()
@@ -445,7 +454,9 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 }
 
 // configureAutotask reads the autotask block, fills unset values from the
-// environment and reports unknown and missing values. It returns the backend
+// environment and reports unknown, missing and invalid values (those from
+// the environment get the checks the attributes' validators give
+// configured ones). It returns the backend
 // configuration and the strings to mask in logs.
 func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diagnostics) (*backends.AutotaskConfig, []string) {
 	var m autotaskProviderModel
@@ -476,6 +487,9 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 		{"username", "Username", envAutotaskUsername, cfg.Username},
 		{"secret", "Secret", envAutotaskSecret, cfg.Secret},
 		{"integration_code", "Integration Code", envAutotaskIntegrationCode, cfg.IntegrationCode},
+	})
+	envValueErrors(diags, base, []envCheck{
+		{"base_url", m.BaseURL, envAutotaskBaseURL, httpURL(exampleAutotaskBaseURL)},
 	})
 	return cfg, []string{cfg.Secret, cfg.IntegrationCode}
 }
@@ -520,12 +534,14 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 		required = append([]requiredValue{{"site", "Site", envConnectWiseSite, cfg.Site}}, required...)
 	}
 	missingAttributeErrors(diags, psa.SystemConnectWise, required)
+	envValueErrors(diags, base, []envCheck{
+		{"site", m.Site, envConnectWiseSite, connectWiseSite()},
+		{"base_url", m.BaseURL, envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
+	})
 	return cfg, []string{cfg.PublicKey, cfg.PrivateKey}
 }
 
-// configureKaseyaBMS reads the kaseya_bms block like configureAutotask. A
-// hostname from the environment is checked here; one from the
-// configuration was already checked by its validator.
+// configureKaseyaBMS reads the kaseya_bms block like configureAutotask.
 func configureKaseyaBMS(ctx context.Context, block types.Object, diags *diag.Diagnostics) (*backends.KaseyaBMSConfig, []string) {
 	var m kaseyaBMSProviderModel
 	diags.Append(block.As(ctx, &m, basetypes.ObjectAsOptions{})...)
@@ -560,12 +576,10 @@ func configureKaseyaBMS(ctx context.Context, block types.Object, diags *diag.Dia
 		required = append([]requiredValue{{"hostname", "Hostname", envKaseyaBMSHostname, cfg.Hostname}}, required...)
 	}
 	missingAttributeErrors(diags, psa.SystemKaseyaBMS, required)
-	if cfg.Hostname != "" && m.Hostname.IsNull() {
-		if _, err := backends.KaseyaBMSAPIHost(cfg.Hostname); err != nil {
-			diags.AddAttributeError(base.AtName("hostname"), summaryInvalidBMSHostname,
-				"The "+envKaseyaBMSHostname+" environment variable does not hold a BMS host name. "+detailInvalidBMSHostname+"\n\n"+err.Error())
-		}
-	}
+	envValueErrors(diags, base, []envCheck{
+		{"hostname", m.Hostname, envKaseyaBMSHostname, bmsHostname()},
+		{"base_url", m.BaseURL, envKaseyaBMSBaseURL, httpURL(exampleKaseyaBMSBaseURL)},
+	})
 	return cfg, []string{cfg.Password}
 }
 
@@ -638,6 +652,57 @@ func unknownAttributeErrors(diags *diag.Diagnostics, base path.Path, system stri
 		summary := "Unknown " + strings.TrimSpace(system+" "+titleCase(c.name))
 		diags.AddAttributeError(p, summary, unknownDetail(c.name, system, c.env))
 	}
+}
+
+// Examples of base_url that the URL check quotes.
+const (
+	exampleAutotaskBaseURL    = "https://webservices5.autotask.net/ATServicesRest/"
+	exampleConnectWiseBaseURL = "https://api-na.myconnectwise.net/v2025_1/apis/3.0/"
+	exampleKaseyaBMSBaseURL   = "https://api.bmsemea.kaseya.com/"
+)
+
+// envCheck is an attribute with a validator whose value may come from the
+// environment variable env instead: the configured value, and the check
+// its validator makes.
+type envCheck struct {
+	name  string
+	value types.String
+	env   string
+	check stringCheck
+}
+
+// envValueErrors checks the values that come from the environment (the
+// attribute is not set) as the attributes' validators check configured
+// values, so that a bad URL in PSA_CONNECTWISE_BASE_URL fails as early and
+// as clearly as one in the provider block, naming the variable.
+func envValueErrors(diags *diag.Diagnostics, base path.Path, checks []envCheck) {
+	for _, c := range checks {
+		v := os.Getenv(c.env)
+		if !c.value.IsNull() || v == "" {
+			continue
+		}
+		if err := c.check.check(v); err != nil {
+			diags.AddAttributeError(base.AtName(c.name), c.check.summary,
+				"The "+c.env+" environment variable, which sets "+c.name+" when the provider block does not, holds an invalid value. "+
+					c.check.detail+"\n\n"+shownError(c.check.check, v, err))
+		}
+	}
+}
+
+// shownError is what a diagnostic says of err, the error of check for v,
+// without a secret that v may hold: the check's error for v with its URL
+// password masked, or none of v when v has user information but is no URL
+// that can be masked.
+func shownError(check func(string) error, v string, err error) string {
+	if !strings.Contains(v, "@") {
+		return err.Error()
+	}
+	if u, perr := url.Parse(v); perr == nil && u.User != nil {
+		if err := check(u.Redacted()); err != nil {
+			return err.Error()
+		}
+	}
+	return "The value is not shown: it may hold credentials."
 }
 
 // stringFromEnv returns the configured value, or the environment variable

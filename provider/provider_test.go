@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -509,6 +512,122 @@ resource "psa_integration" "test" {}
 				},
 			})
 		})
+	}
+}
+
+// TestAccProvider_environmentInvalid checks that a value from the
+// environment gets the check its attribute's validator gives a configured
+// one, in an error naming the variable, instead of failing later with
+// another error (or not at all). It is not parallel because it sets
+// process environment variables.
+func TestAccProvider_environmentInvalid(t *testing.T) {
+	cases := map[psa.System]struct {
+		without []string // attributes left to the environment
+		env     map[string]string
+		want    string
+	}{
+		psa.SystemAutotask: {
+			without: []string{"base_url"},
+			env:     map[string]string{envAutotaskBaseURL: "webservices5.autotask.net/ATServicesRest/"},
+			want:    `(?s)Invalid URL.*` + envAutotaskBaseURL + `.*webservices5\.autotask\.net/ATServicesRest/.*must be an absolute`,
+		},
+		psa.SystemConnectWise: {
+			without: []string{"base_url"},
+			env: map[string]string{
+				envConnectWiseSite:    "https://api-na.myconnectwise.net/v2025_1/",
+				envConnectWiseBaseURL: "api-na.myconnectwise.net/v2025_1/apis/3.0/",
+			},
+			want: `(?s)Invalid ConnectWise Site.*` + envConnectWiseSite + `.*must not have a path.*Invalid URL.*` + envConnectWiseBaseURL,
+		},
+		psa.SystemKaseyaBMS: {
+			without: []string{"base_url"},
+			env: map[string]string{
+				envKaseyaBMSHostname: "https://bmsemea.kaseya.com/",
+				envKaseyaBMSBaseURL:  "api.bmsemea.kaseya.com",
+			},
+			want: `(?s)Invalid Kaseya BMS Hostname.*` + envKaseyaBMSHostname + `.*Invalid URL.*` + envKaseyaBMSBaseURL,
+		},
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			e := newTestEnv(t, sys)
+			tc := cases[sys]
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: `
+provider "psa" {` + e.psaBlockWithout(tc.without...) + `}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+						ExpectError: regexp.MustCompile(tc.want),
+					},
+				},
+			})
+			if n := len(e.sim.Requests()); n != 0 {
+				t.Errorf("the provider sent %d requests to the PSA with an invalid configuration, want none", n)
+			}
+		})
+	}
+}
+
+// TestAccProvider_environmentInvalidExportURL checks that an export store
+// the provider cannot use is blamed on the environment variable that named
+// it. It is not parallel because it sets process environment variables.
+func TestAccProvider_environmentInvalidExportURL(t *testing.T) {
+	e := newTestEnv(t, psa.SystemAutotask)
+	t.Setenv(envExportURL, "file://files.example/psa-mappings.json")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: `
+provider "psa" {` + e.psaBlock() + `}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Mapping Export Store.*Check the\s+` + envExportURL + `\s+environment\s+variable`),
+			},
+		},
+	})
+}
+
+// TestEnvValueErrors_credentials checks that an invalid value from the
+// environment is never quoted with a password in it.
+func TestEnvValueErrors_credentials(t *testing.T) {
+	for _, v := range []string{"ftp://api:hunter2@cw.example/", "http://api:hunter2%zz@cw.example/", "api:hunter2@cw.example/path"} {
+		t.Setenv(envConnectWiseBaseURL, v)
+		t.Setenv(envConnectWiseSite, v)
+		var diags diag.Diagnostics
+		envValueErrors(&diags, path.Root("connectwise"), []envCheck{
+			{"base_url", types.StringNull(), envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
+			{"site", types.StringNull(), envConnectWiseSite, connectWiseSite()},
+		})
+		if diags.ErrorsCount() != 2 {
+			t.Fatalf("%s: %d errors, want 2: %v", v, diags.ErrorsCount(), diags)
+		}
+		for _, d := range diags {
+			if strings.Contains(d.Detail(), "hunter2") || !strings.Contains(d.Detail(), "PSA_CONNECTWISE_") {
+				t.Errorf("%s: detail %q quotes the password or does not name the variable", v, d.Detail())
+			}
+		}
+	}
+	// A configured value is the validator's: the environment is not read.
+	t.Setenv(envConnectWiseBaseURL, "not a url")
+	var diags diag.Diagnostics
+	envValueErrors(&diags, path.Root("connectwise"), []envCheck{
+		{"base_url", types.StringValue("https://cw.example/"), envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
+	})
+	if diags.HasError() {
+		t.Errorf("an environment variable under a configured value: %v, want no error", diags)
 	}
 }
 

@@ -73,7 +73,7 @@ func timezoneString() validator.String {
 
 // httpURL validates an absolute http or https URL; example is quoted in the
 // error.
-func httpURL(example string) validator.String {
+func httpURL(example string) stringCheck {
 	return stringCheck{
 		description: "value must be an absolute http or https URL",
 		summary:     "Invalid URL",
@@ -93,7 +93,7 @@ func httpURL(example string) validator.String {
 
 // bmsHostname validates a Kaseya BMS hostname with the kaseyabms client's
 // own check, so the plan fails with the message the client would give.
-func bmsHostname() validator.String {
+func bmsHostname() stringCheck {
 	return stringCheck{
 		description: "value must be a host name such as bmsemea.kaseya.com, without a protocol or a path",
 		summary:     summaryInvalidBMSHostname,
@@ -108,7 +108,7 @@ func bmsHostname() validator.String {
 // connectWiseSite validates a ConnectWise site the way the connectwise
 // client reads it (a host, or an http(s) URL without a path), with a message
 // that names the provider's attributes rather than the client's options.
-func connectWiseSite() validator.String {
+func connectWiseSite() stringCheck {
 	return stringCheck{
 		description: "value must be a host name such as api-na.myconnectwise.net, or an http(s) URL without a path",
 		summary:     "Invalid ConnectWise Site",
