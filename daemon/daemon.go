@@ -995,8 +995,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	// Passes get their own context so that a shutdown lets them finish; it
 	// is cancelled only when the shutdown timeout expires.
-	passCtx, stopPasses := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopPasses()
+	passCtx, stopPasses := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopPasses(nil)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -1027,7 +1027,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		case <-passesDone:
 		case <-time.After(d.shutdownTimeout):
 			d.logger.Warn("Pass still running at shutdown timeout; stopping it (open intents are reconciled at the next start)")
-			stopPasses()
+			stopPasses(fmt.Errorf("psa-syncd shut down and the pass did not end within the shutdown timeout (%s)", d.shutdownTimeout))
 		}
 		return nil
 	})
@@ -1040,7 +1040,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 // requested passes until ctx is done. Losing the lock stops the passes at
 // once and returns an error, so that the process exits and the standby,
 // which settles what this one left open, takes over.
-func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.CancelFunc) error {
+func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.CancelCauseFunc) error {
 	if !d.awaitActive(ctx) {
 		return nil
 	}
@@ -1062,7 +1062,7 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 			d.leading.Store(false)
 			d.metrics.Leader.Set(0)
 			d.logger.Error("Lost the state database's leadership lock; stopping passes and exiting so that a standby takes over")
-			stopPasses()
+			stopPasses(errors.New("this psa-syncd lost the state database's leadership lock"))
 			cancel()
 		case <-lctx.Done():
 		}

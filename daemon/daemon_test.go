@@ -633,6 +633,46 @@ func TestDaemon_Run_shutdownFinishesPass(t *testing.T) {
 	}
 }
 
+// TestDaemon_Run_shutdownTimeoutInterruptsPass cancels Run while a write
+// hangs past the shutdown timeout: the pass is stopped and recorded as
+// interrupted, naming the timeout, so that the schedule does not count it
+// as the last full pass and catches it up at the next start.
+func TestDaemon_Run_shutdownTimeoutInterruptsPass(t *testing.T) {
+	t.Parallel()
+	hold := &dtHold{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(hold)
+	t.Cleanup(front.Close)
+	t.Cleanup(func() { close(hold.release) }) // before front.Close
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond},
+		baseURL: func(s *psatest.Server) string { hold.sim = s; return front.URL + "/ATServicesRest/" }})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	tk := e.d.RequestSync("", usage.TriggerSchedule)
+	<-hold.arrived // an adjustment is in flight, and stays there
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v, want nil", err)
+	}
+	got, _ := e.d.Ticket(tk.ID)
+	if got.RunID == 0 {
+		t.Fatalf("ticket after shutdown = %+v, want the run it became", got)
+	}
+	db, err := state.Open(filepath.Join(e.dir, "state", "psa-syncd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	run, ok, err := db.Run(got.RunID)
+	if err != nil || !ok || !run.Interrupted() || !strings.Contains(run.Error, "shutdown timeout") {
+		t.Fatalf("run of the stopped pass = %+v, %t, %v; want interrupted at the shutdown timeout", run, ok, err)
+	}
+}
+
 // dtHold is a proxy in front of the simulator that holds adjustment POSTs
 // until release is closed.
 type dtHold struct {

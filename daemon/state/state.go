@@ -528,8 +528,17 @@ func (db *DB) InterruptRunningRuns(at time.Time, reason string) (int, error) {
 	return int(n), db.wrap("marking interrupted runs", err)
 }
 
-// Interrupted reports whether r was marked by InterruptRunningRuns: a pass
-// that never finished, whose counts were never recorded.
+// Interrupt marks r as a pass that did not end normally (stopped before it
+// ended), the way InterruptRunningRuns marks the runs a killed process
+// left running: a failure whose error is "pass interrupted: " and reason.
+func (r *Run) Interrupt(reason string) {
+	r.Result = RunFailure
+	r.Error = interruptedPrefix + reason
+}
+
+// Interrupted reports whether r was marked by InterruptRunningRuns (a pass
+// whose process never finished it, whose counts were never recorded) or by
+// Interrupt (a pass stopped before it ended).
 func (r Run) Interrupted() bool {
 	return r.Result == RunFailure && strings.HasPrefix(r.Error, interruptedPrefix)
 }

@@ -58,6 +58,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	fail := func(err error) (*Result, error) {
 		run.Result = state.RunFailure
 		run.Error = err.Error()
+		if !dry {
+			interrupted(ctx, &run)
+		}
 		run.Finished = e.now().UTC()
 		run.Requests = int(e.metrics.requests() - reqs)
 		if serr := e.db.SaveRun(run); serr != nil {
@@ -137,6 +140,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 			return fail(fmt.Errorf("daemon: recording customer statuses: %w", err))
 		}
 	}
+	if !dry {
+		interrupted(ctx, &run)
+	}
 	run.Finished = e.now().UTC()
 	run.Requests = int(e.metrics.requests() - reqs)
 	if err := e.db.SaveRun(run); err != nil {
@@ -156,6 +162,24 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// interrupted marks run as interrupted when ctx was cancelled before the
+// pass ended (psa-syncd stopped it at the shutdown timeout, or it lost the
+// leadership): the pass did not cover what it was meant to, so, like a
+// pass whose process was killed, it is a failure that the schedule does
+// not count as the last full pass (the missed pass is caught up) and that
+// the last-run metrics report. The cause of the cancellation is in the
+// error.
+func interrupted(ctx context.Context, run *state.Run) {
+	if ctx.Err() == nil {
+		return
+	}
+	reason := "the pass was stopped before it ended"
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		reason += ": " + cause.Error()
+	}
+	run.Interrupt(reason + "; its lines that were not written wait for the next pass, which settles its open intents first")
 }
 
 // ResultLevel is the level at which a pass with the given result is logged:

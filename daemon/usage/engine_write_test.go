@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -284,6 +286,36 @@ func TestEngine_Sync_cancelledWithIntentsOpenedAhead(t *testing.T) {
 	// its intent stays open; the intents opened ahead of it are closed.
 	if len(open) > 1 {
 		t.Errorf("open intents after the cancelled pass = %+v, want at most the one in flight", open)
+	}
+	// The pass did not cover what it was meant to: it is recorded as
+	// interrupted, like the pass of a killed process, so that the
+	// schedule catches it up and the last-run metrics show a failure.
+	stored, _, err := h.db.Run(res.Run.ID)
+	if err != nil || !stored.Interrupted() || !res.Run.Interrupted() {
+		t.Errorf("run of the cancelled pass = %+v (stored %+v, %v), want it interrupted", res.Run, stored, err)
+	}
+}
+
+// TestEngine_Sync_cancelCauseInRunError: the reason a pass was stopped
+// (psa-syncd's shutdown timeout) is in the interrupted run's error.
+func TestEngine_Sync_cancelCauseInRunError(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage(h.addCustomers(3)...)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	h.rt.beforeSend = func(r *http.Request) {
+		if r.Method == http.MethodPost {
+			cancel(errors.New("psa-syncd shut down"))
+		}
+	}
+	res, err := h.engine().Sync(ctx, h.doc, PassOptions{})
+	h.rt.beforeSend = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Run.Interrupted() || res.Run.Result != state.RunFailure || !strings.Contains(res.Run.Error, "stopped before it ended: psa-syncd shut down") {
+		t.Errorf("run = %+v, want an interrupted failure naming the cause", res.Run)
 	}
 }
 
