@@ -559,6 +559,16 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 		if !enabled {
 			d.logger.Warn("Integration is disabled in the mapping export: passes compute and report but write nothing to the PSA")
 		}
+		if prev != nil {
+			// A customer removed from the export, or whose usage sync
+			// was turned off, leaves the customer gauges now, not at the
+			// next pass (up to a day later): its failed or held status
+			// must not keep an alert firing. (The first load's are set
+			// by RestoreMetrics.)
+			if e, cur, err := d.engine(); err == nil {
+				e.RecordCustomers(cur)
+			}
+		}
 	}
 	d.poke()
 }

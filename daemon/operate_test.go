@@ -144,6 +144,47 @@ func restorableGauges(m *Metrics) map[string]float64 {
 	}
 }
 
+// TestDaemon_exportReloadRecomputesCustomerGauges: a customer removed from
+// the export leaves the customer gauges when the export is reloaded, not at
+// the next pass (a day later with the default schedule): its held lines
+// must not keep PsaSyncLinesHeld firing.
+func TestDaemon_exportReloadRecomputesCustomerGauges(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Acme drops from 11 to 1 seat: held by the decrease guard.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 1 {
+		t.Fatalf("second pass = %+v, %v; want one line held", res, err)
+	}
+	m := e.d.metrics
+	if got := testutil.ToFloat64(m.Usage.HeldLines); got != 1 {
+		t.Fatalf("held lines after the pass = %v, want 1", got)
+	}
+
+	e.doc.Revision++
+	e.doc.DeleteCustomer("file", "cust-acme")
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		"held_lines":           0,
+		"held_since":           0,
+		"customers{held}":      0,
+		"customers{succeeded}": 1,
+	} {
+		if got := restorableGauges(m)[name]; got != want {
+			t.Errorf("%s after the reload without Acme = %v, want %v", name, got, want)
+		}
+	}
+}
+
 // A restart restores from the state database what the last passes found, so
 // that alerts neither resolve nor fire on a deploy.
 func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {

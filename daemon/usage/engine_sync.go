@@ -790,6 +790,12 @@ func (e *Engine) setUnmapped(u Unmapped) {
 // whose mapping is removed stops counting (and its alert clears). passed,
 // when not nil, holds the statuses a pass over all those customers has
 // just stored: they are used instead of reading them back.
+// RecordCustomers sets the customer gauges (customers by status, held
+// lines and since when) from the stored statuses of doc's customers with
+// usage sync on, as a pass for one customer does; the daemon calls it when
+// a new export is loaded.
+func (e *Engine) RecordCustomers(doc *export.Document) { e.recordCustomers(doc, nil) }
+
 func (e *Engine) recordCustomers(doc *export.Document, passed []state.CustomerStatus) {
 	m := e.metrics
 	if m == nil {
