@@ -38,7 +38,11 @@
 // are left alone for that pass, because an empty month usually means the
 // vendor has no data yet. A decrease larger than
 // policies.max_decrease_percent is held for review until a pass runs with
-// PassOptions.Approve. A line whose units change again later in the billing
+// PassOptions.Approve. An approval of one line may name the units that were
+// reviewed (PassOptions.ApproveUnits): the hold is then released only when
+// the approving pass computes those units, so a decrease that grew after the
+// review stays held; an approval without units applies whatever the
+// approving pass computes. A line whose units change again later in the billing
 // month (psa.ContractLine.LaterChanges: a mid-period Autotask adjustment
 // after the effective date) is held too, unless it is left alone for lack of
 // usage, even when it matches on the effective date, because a delta from

@@ -143,6 +143,14 @@ type PassOptions struct {
 	// the customer's line of this PSA service id; the customer's other
 	// held lines stay held.
 	ApproveService string
+	// ApproveUnits, with ApproveService (and so Approve and Customer),
+	// ties the approval to the quantity the operator reviewed: the hold is
+	// released only when the pass computes exactly these desired units.
+	// When the usage has changed since the review, the line stays held and
+	// its reason names both quantities. Without it, an approval applies
+	// whatever decrease the approving pass computes, which can be larger
+	// than the one reviewed when usage fell again in between.
+	ApproveUnits *int64
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
 	// Trigger says who started the pass: schedule, manual, api, cli or settle.
@@ -157,9 +165,26 @@ type PassOptions struct {
 }
 
 // approves reports whether the pass releases a decrease-guard hold on the
-// line of the given service.
-func (o PassOptions) approves(serviceID string) bool {
-	return o.Approve && (o.ApproveService == "" || o.ApproveService == serviceID)
+// line of the given service, and the desired units it releases it at (nil:
+// at any).
+func (o PassOptions) approves(serviceID string) (bool, *int64) {
+	if !o.Approve || (o.ApproveService != "" && o.ApproveService != serviceID) {
+		return false, nil
+	}
+	return true, o.ApproveUnits
+}
+
+// checkApproval returns why o's approval fields do not go together, or nil.
+func (o PassOptions) checkApproval() error {
+	switch {
+	case o.ApproveService != "" && (!o.Approve || o.Customer == ""):
+		return errors.New("daemon: approving one line needs the customer and approve as well as the service")
+	case o.ApproveUnits != nil && o.ApproveService == "":
+		return errors.New("daemon: approving units needs the customer, the service and approve: units name the reviewed quantity of one line")
+	case o.ApproveUnits != nil && *o.ApproveUnits < 0:
+		return fmt.Errorf("daemon: approved units %d are negative", *o.ApproveUnits)
+	}
+	return nil
 }
 
 // Change is one contract line in a pass: its current and desired quantity
@@ -179,12 +204,16 @@ type Change struct {
 	CurrentKnown bool `json:"current_known"`
 	// laterChange is set when the change is held because the line's units
 	// change again later in the billing month (not a decrease-guard hold).
-	// It sits next to CurrentKnown, and cancelled too, so that the three
-	// share a word.
+	// It sits next to CurrentKnown, and cancelled and staleApproval too, so
+	// that the four share a word.
 	laterChange bool
 	// cancelled is set when the change is skipped because the pass was
 	// cancelled (not because the API budget reached the reserve).
 	cancelled bool
+	// staleApproval is set when the change stays held although the pass
+	// approved the line, because its desired units are not the approved
+	// (reviewed) ones.
+	staleApproval bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -544,7 +573,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		for _, svc := range changeServices {
 			p.plan.Changes = append(p.plan.Changes, Change{})
 			c := &p.plan.Changes[len(p.plan.Changes)-1]
-			if !e.decide(c, who, svc, usage[cm.CustomerID], cur.lines, p.ledger, missing, o.approves(svc.ServiceID), p.plan.EffectiveDate, reasons) {
+			approve, approvedUnits := o.approves(svc.ServiceID)
+			if !e.decide(c, who, svc, usage[cm.CustomerID], cur.lines, p.ledger, missing, approve, approvedUnits, p.plan.EffectiveDate, reasons) {
 				p.plan.Changes = p.plan.Changes[:len(p.plan.Changes)-1]
 			}
 		}
@@ -836,8 +866,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes in c the change for one mapped service of one customer,
 // and returns false when there is nothing to report (no usage and no line).
+// approve releases a decrease-guard hold, only at approvedUnits when that
+// is not nil.
 func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usage []usedQuantity,
-	lines *lineIndex, ledger bool, missing string, approve bool, eff time.Time, reasons *reasons) bool {
+	lines *lineIndex, ledger bool, missing string, approve bool, approvedUnits *int64, eff time.Time, reasons *reasons) bool {
 	line, lineOK := lines.get(psa.LineKey{ContractID: who.ContractID, ServiceID: svc.ServiceID})
 	*c = Change{
 		ChangeCustomer: who,
@@ -909,13 +941,23 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 	case c.CurrentKnown && c.Desired < c.Current && e.policies.MaxDecreasePercent > 0 &&
 		float64(c.Current-c.Desired)*100/float64(c.Current) > e.policies.MaxDecreasePercent:
 		pct := float64(c.Current-c.Desired) * 100 / float64(c.Current)
-		if approve {
+		switch {
+		case approve && approvedUnits == nil:
 			c.Action = ActionUpdate
 			c.Reason += fmt.Sprintf("; decrease of %.0f%% approved", pct)
-		} else {
+		case approve && *approvedUnits == c.Desired:
+			c.Action = ActionUpdate
+			c.Reason += fmt.Sprintf("; decrease of %.0f%% to the reviewed %d approved", pct, c.Desired)
+		case approve:
+			// The usage moved between the review and this pass: what
+			// would be written is not what the operator approved.
+			c.Action, c.staleApproval = ActionHeld, true
+			c.Reason += fmt.Sprintf("; decrease of %.0f%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
+				pct, c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
+		default:
 			c.Action = ActionHeld
-			c.Reason += fmt.Sprintf("; decrease of %.0f%% (from %d to %d) held for review: more than max_decrease_percent %g; apply with sync --approve",
-				pct, c.Current, c.Desired, e.policies.MaxDecreasePercent)
+			c.Reason += fmt.Sprintf("; decrease of %.0f%% (from %d to %d) held for review: more than max_decrease_percent %g; apply with sync --approve --customer %s --service %s --units %d",
+				pct, c.Current, c.Desired, e.policies.MaxDecreasePercent, who.CustomerID, svc.ServiceID, c.Desired)
 		}
 	default:
 		c.Action = ActionUpdate

@@ -78,6 +78,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	}
 	var skipped, cancelled int
 	var laterHeld int
+	var stale *Change // the first line whose approval names other units
 	var firstErr, firstHint string
 	nErr := 0
 	for i := range changes {
@@ -93,6 +94,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Held++
 			if c.laterChange {
 				laterHeld++
+			}
+			if c.staleApproval && stale == nil {
+				stale = c
 			}
 		case ActionSkipped:
 			skipped++
@@ -143,8 +147,14 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
 				systemName(e.be.System()), EffectiveToday))
 		}
-		if cs.Held > laterHeld {
-			hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
+		if stale != nil {
+			// The operator asked for this line to be written: say why
+			// it was not, where a held customer otherwise has no error.
+			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
+			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
+				cm.CustomerID, stale.ServiceID, stale.Desired))
+		} else if cs.Held > laterHeld {
+			hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
 		}
 		cs.Hint = strings.Join(hints, "; ")
 	default:

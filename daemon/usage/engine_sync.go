@@ -33,8 +33,8 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if _, err := e.selectCustomers(doc, o); err != nil {
 		return nil, err
 	}
-	if o.ApproveService != "" && (!o.Approve || o.Customer == "") {
-		return nil, errors.New("daemon: approving one line needs the customer and approve as well as the service")
+	if err := o.checkApproval(); err != nil {
+		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

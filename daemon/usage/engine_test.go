@@ -495,6 +495,71 @@ func TestEngine_Sync_decreaseGuard(t *testing.T) {
 	}
 }
 
+// An approval that names units releases the hold only at the quantity the
+// operator reviewed: when usage falls again between the review and the
+// approving pass, the larger, unreviewed decrease stays held.
+func TestEngine_Sync_approveUnits(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 100, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	res := h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld ||
+		!strings.Contains(c.Reason, "--customer cust-a --service "+svc+" --units 40") {
+		t.Fatalf("reviewed change = %+v, want held with the command that approves 40", c)
+	}
+
+	// The operator approves the reviewed 40; usage has dropped to 5 since.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5")
+	h.sim.ResetRequests()
+	reviewed := int64(40)
+	res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &reviewed})
+	h.wantUnits(h.contractA, h.svcIntercept, 100)
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("posted %d adjustments for an approval of other units", n)
+	}
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "usage changed since the review (reviewed 40, now 5)") ||
+		!strings.Contains(c.Reason, "--units 5") {
+		t.Errorf("change after a stale approval = %+v, want held naming 40 and 5", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Error, "reviewed 40, now 5") ||
+		!strings.Contains(cs.Hint, "--service "+svc+" --units 5") {
+		t.Errorf("status after a stale approval = %+v, want held with the error and a hint", cs)
+	}
+
+	// Approving the quantity now shown applies it.
+	now := int64(5)
+	res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &now})
+	h.wantUnits(h.contractA, h.svcIntercept, 5)
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "reviewed 5 approved") {
+		t.Errorf("change after approving 5 = %+v, want update", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || cs.Error != "" {
+		t.Errorf("status after approving 5 = %+v, want succeeded", cs)
+	}
+}
+
+func TestEngine_Sync_approveUnitsNeedsLine(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	units, negative := int64(4), int64(-1)
+	for _, tc := range []struct {
+		o    PassOptions
+		want string
+	}{
+		{PassOptions{Approve: true, Customer: "cust-a", ApproveUnits: &units}, "approving units needs the customer, the service and approve"},
+		{PassOptions{Customer: "cust-a", ApproveService: svc, ApproveUnits: &units}, "approving one line needs the customer and approve"},
+		{PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &negative}, "approved units -1 are negative"},
+	} {
+		if _, err := h.engine().Sync(t.Context(), h.doc, tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Sync(%+v) error = %v, want %q", tc.o, err, tc.want)
+		}
+	}
+}
+
 func TestEngine_Sync_readsRetried(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t,
