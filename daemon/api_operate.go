@@ -41,14 +41,36 @@ func StatusMatches(filter, status string) bool {
 
 // checkApproval returns why a sync request's approval fields do not go
 // together, or "".
-func checkApproval(customer string, approve bool, service string) string {
+func checkApproval(r SyncRequest) string {
 	switch {
-	case approve && customer == "":
+	case r.Approve && r.Customer == "":
 		return "approve needs a customer: approving every held decrease at once is not allowed; review and approve them one customer (or line) at a time"
-	case service != "" && !approve:
+	case r.Service != "" && !r.Approve:
 		return "service is only used with approve: it names the one line to approve"
+	case r.Units != nil && r.Service == "":
+		return "units need approve, a customer and a service: they are the reviewed desired units of the one line to approve"
+	case r.Units != nil && *r.Units < 0:
+		return fmt.Sprintf("units must not be negative: got %d", *r.Units)
 	}
 	return ""
+}
+
+// unitsValue is approved units as a log line shows them: the number, or
+// "any" when the approval names none.
+func unitsValue(u *int64) any {
+	if u == nil {
+		return "any"
+	}
+	return *u
+}
+
+// sameUnits reports whether two requests approve the same units (or both
+// any), so that one may be coalesced into the other.
+func sameUnits(a, b *int64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // RunProgress is how far the pass in progress is: its line writes done out

@@ -946,11 +946,15 @@ type SyncRequest struct {
 	// Service, with Approve, releases only the hold on the customer's line
 	// of this PSA service id.
 	Service string
+	// Units, with Service, releases that hold only at these desired units,
+	// the ones reviewed (PassOptions.ApproveUnits); nil: at any.
+	Units   *int64
 	Trigger string
 }
 
 // RequestPass queues a pass like RequestSync, with approval. A request that
-// approves is never coalesced with one that does not.
+// approves is never coalesced with one that does not, nor with one that
+// approves other units.
 func (d *Daemon) RequestPass(r SyncRequest) SyncTicket { return d.queue.add(r, d.now()) }
 
 // Ticket returns a queued, running or finished sync request by id.
@@ -1291,7 +1295,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		}
 		start := d.now()
 		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
-		res, err := d.SyncOnce(passCtx, usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service})
+		res, err := d.SyncOnce(passCtx, usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units})
 		var run state.Run
 		if res != nil {
 			run = res.Run
@@ -1315,6 +1319,7 @@ type SyncTicket struct {
 	Customer string    `json:"customer,omitempty"`
 	Approve  bool      `json:"approve,omitempty"`
 	Service  string    `json:"service,omitempty"`
+	Units    *int64    `json:"units,omitempty"`
 	Trigger  string    `json:"trigger"`
 	Status   string    `json:"status"` // queued | running | done | failed
 	Queued   time.Time `json:"queued"`
@@ -1348,7 +1353,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Approve != r.Approve || t.Service != r.Service {
+		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) {
 			continue
 		}
 		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
@@ -1357,7 +1362,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	}
 	q.seq++
 	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
-		Trigger: r.Trigger, Status: "queued", Queued: now}
+		Units: r.Units, Trigger: r.Trigger, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,6 +328,25 @@ func TestSyncQueue_approveIsNotCoalesced(t *testing.T) {
 	}
 }
 
+// Approvals of one line at different units are never coalesced: the one
+// folded away would approve units nobody reviewed in place of its own.
+func TestSyncQueue_approvedUnitsAreNotCoalesced(t *testing.T) {
+	t.Parallel()
+	q := newSyncQueue()
+	now := time.Now()
+	forty, five, fortyAgain := int64(40), int64(5), int64(40)
+	line := func(units *int64) SyncTicket {
+		return q.add(SyncRequest{Customer: "cust-1", Approve: true, Service: "30000012", Units: units, Trigger: "api"}, now)
+	}
+	a, b, c, anyUnits := line(&forty), line(&five), line(&fortyAgain), line(nil)
+	if a.ID == b.ID || c.ID != a.ID || anyUnits.ID == a.ID || anyUnits.ID == b.ID {
+		t.Errorf("tickets 40=%s 5=%s 40 again=%s any=%s; want 40=40 again, the rest apart", a.ID, b.ID, c.ID, anyUnits.ID)
+	}
+	if a.Units == nil || *a.Units != 40 || b.Units == nil || *b.Units != 5 || anyUnits.Units != nil {
+		t.Errorf("tickets lost their units: %+v %+v %+v", a, b, anyUnits)
+	}
+}
+
 // While a pass writes, the run shows its progress in the API and the
 // metrics say a pass is in progress.
 func TestHandler_runProgress(t *testing.T) {
@@ -485,8 +505,12 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	}
 
 	for body, want := range map[string]string{
-		`{"approve": true}`:                         "approve needs a customer",
-		`{"customer": "cust-acme", "service": "1"}`: "service is only used with approve",
+		`{"approve": true}`:                                                        "approve needs a customer",
+		`{"customer": "cust-acme", "service": "1"}`:                                "service is only used with approve",
+		`{"customer": "cust-acme", "approve": true, "units": 1}`:                   "units need approve, a customer and a service",
+		`{"customer": "cust-acme", "service": "1", "units": 1}`:                    "service is only used with approve",
+		`{"customer": "cust-acme", "approve": true, "service": "1", "units": -1}`:  "units must not be negative",
+		`{"customer": "cust-acme", "approve": true, "service": "1", "units": "1"}`: "units",
 	} {
 		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 %q", body, rec.Code, rec.Body, want)
@@ -498,17 +522,33 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.d.Run(ctx) }()
 	svc := dtID(e.services[0])
-	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+svc+`"}`)
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
+	approve := func(units string) {
+		t.Helper()
+		rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+svc+`", "units": `+units+`}`)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
+		}
+		var tk SyncTicket
+		if err := json.Unmarshal(rec.Body.Bytes(), &tk); err != nil {
+			t.Fatal(err)
+		}
+		if tk.Units == nil || strconv.FormatInt(*tk.Units, 10) != units {
+			t.Errorf("approve ticket units = %v, want %s", tk.Units, units)
+		}
+		if got, err := e.d.WaitTicket(t.Context(), tk.ID); err != nil || got.Status != "done" {
+			t.Fatalf("approve ticket = %+v, %v", got, err)
+		}
 	}
-	var tk SyncTicket
-	if err := json.Unmarshal(rec.Body.Bytes(), &tk); err != nil {
-		t.Fatal(err)
+	// An approval of 5 seats, which is not what the pass computes (1):
+	// usage changed since that review, and the line stays held.
+	approve("5")
+	if u := e.units(0, 0); u != 11 {
+		t.Errorf("acme Intercept X units = %d after approving other units, want 11 (still held)", u)
 	}
-	if got, err := e.d.WaitTicket(t.Context(), tk.ID); err != nil || got.Status != "done" {
-		t.Fatalf("approve ticket = %+v, %v", got, err)
+	if cs, ok, err := e.d.db.CustomerStatus("file", "cust-acme"); err != nil || !ok || !strings.Contains(cs.Error, "reviewed 5, now 1") {
+		t.Errorf("acme status after approving other units = %+v, %v", cs, err)
 	}
+	approve("1")
 	if u := e.units(0, 0); u != 1 {
 		t.Errorf("acme Intercept X units = %d after approving that line, want 1", u)
 	}
@@ -516,7 +556,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 		t.Errorf("acme server units = %d, want 2 (still held: only the other line was approved)", u)
 	}
 
-	rec = dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?customer=cust-acme&service="+svc, "", "")
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/ledger?customer=cust-acme&service="+svc, "", "")
 	var out struct {
 		Ledger []LedgerView `json:"ledger"`
 	}

@@ -79,7 +79,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503
 //	POST /-/reload              reload config and export (bearer token)
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
-//	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "..."} (bearer token); 202 {"run_id": ...}
+//	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync)
 //	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
@@ -458,17 +458,22 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"customers": out})
 }
 
+// syncBodyShape is the body POST /api/v1/sync takes, as its errors spell it.
+const syncBodyShape = `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>", "units": <reviewed desired units>} or no body`
+
 func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Customer string `json:"customer"`
 		Approve  bool   `json:"approve"`
 		Service  string `json:"service"`
+		Units    *int64 `json:"units"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
-		writeBodyError(w, `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>"} or no body`, err)
+		writeBodyError(w, syncBodyShape, err)
 		return
 	}
-	if msg := checkApproval(body.Customer, body.Approve, body.Service); msg != "" {
+	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Trigger: usage.TriggerAPI}
+	if msg := checkApproval(req); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return
 	}
@@ -481,7 +486,7 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
-	t := d.RequestPass(SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Trigger: usage.TriggerAPI})
+	t := d.RequestPass(req)
 	w.Header().Set("Location", "/api/v1/runs/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)
 }

@@ -447,7 +447,7 @@ func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: usage.TriggerAPI}
 	req.Approve, _ = strconv.ParseBool(r.PostForm.Get("approve"))
-	if msg := checkApproval(req.Customer, req.Approve, req.Service); msg != "" {
+	if msg := checkApproval(req); msg != "" {
 		redirect(w, r, backTo(r), msg, "")
 		return
 	}
