@@ -481,7 +481,7 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 		t.Fatal("no CSRF token on the status page")
 	}
 	c.do(http.MethodPost, "/ui/sign-in", neturl.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
-	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "approve": {"true"}, "next": {"/"}})
+	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "approve": {"true"}, "service": {"1"}, "units": {"1"}, "next": {"/"}})
 	loc, err := neturl.Parse(rec.Header().Get("Location"))
 	if rec.Code != http.StatusSeeOther || err != nil {
 		t.Fatalf("POST /ui/sync on the standby = %d, Location %q", rec.Code, rec.Header().Get("Location"))

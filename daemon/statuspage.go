@@ -442,13 +442,28 @@ func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleUISync is "sync now" and "approve": a pass for everyone or one
-// customer, optionally approving the customer's held decreases (or one
-// line's).
+// customer, optionally approving one held line at the units the page
+// showed.
 func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: usage.TriggerAPI}
 	req.Approve, _ = strconv.ParseBool(r.PostForm.Get("approve"))
+	if v := r.PostForm.Get("units"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			redirect(w, r, backTo(r), fmt.Sprintf("Units %q are not a whole number.", v), "")
+			return
+		}
+		req.Units = &n
+	}
 	if msg := checkApproval(req); msg != "" {
 		redirect(w, r, backTo(r), msg, "")
+		return
+	}
+	if req.Approve && req.Units == nil {
+		// What the operator saw is all the page can vouch for: an
+		// approval without units would write whatever the pass computes,
+		// which may be a larger decrease than the one on the page.
+		redirect(w, r, backTo(r), "The status page approves one line at a time, at the units it shows: press Approve on the line, on the customer's page.", "")
 		return
 	}
 	if !d.Active() {
@@ -467,7 +482,7 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := d.RequestPass(req)
-	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service)
+	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
 	what := "Sync"
 	if req.Approve {
 		what = "Approval"

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -200,5 +201,72 @@ func TestStatusPage_customerPlanSpendsNoBudget(t *testing.T) {
 	}
 	if body := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String(); !strings.Contains(body, "What the last pass found") || len(e.sim.Requests()) != fresh {
 		t.Errorf("a second signed-in view within %s computed another plan", freshPlanInterval)
+	}
+}
+
+// An approval from the status page is tied to what the page showed: the
+// line's Approve button sends the desired units it displays, an approval
+// without units (a whole customer) is refused, and the customer list links
+// to the customer's page for review instead of approving from the list.
+func TestStatusPage_approveSendsShownUnits(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Acme drops from 11 to 1 Intercept X seat: held.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 1 {
+		t.Fatalf("second pass: %+v, %v; want 1 held line", res, err)
+	}
+	c := newUIClient(t, e.d)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+
+	index := c.do(http.MethodGet, "/", nil).Body.String()
+	if !strings.Contains(index, `href="/customers/file/cust-acme">Review</a>`) || strings.Contains(index, `name="approve"`) {
+		t.Errorf("the customer list should link held customers to their page and approve nothing itself:\n%s", index)
+	}
+
+	svc := dtID(e.services[0])
+	page := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String()
+	button := strings.Index(page, `id="approve-`+svc+`"`)
+	if button < 0 {
+		t.Fatalf("no Approve button for service %s:\n%s", svc, page)
+	}
+	form := page[strings.LastIndex(page[:button], "<form"):button]
+	if !strings.Contains(form, `name="units" value="1"`) || !strings.Contains(form, `name="service" value="`+svc+`"`) {
+		t.Errorf("the Approve form does not send the units shown (1):\n%s", form)
+	}
+
+	// A form without units (an old page, or a hand-made post) is refused.
+	rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-acme"}, "approve": {"true"}, "next": {"/"}})
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "one+line+at+a+time") || strings.Contains(loc, "request=") {
+		t.Errorf("approve without units redirects to %q, want a refusal", loc)
+	}
+	if got := e.d.queue.active(); len(got) != 0 {
+		t.Errorf("an approval without units was queued: %+v", got)
+	}
+	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-acme"}, "approve": {"true"}, "service": {svc}, "units": {"x"}, "next": {"/"}})
+	if loc := rec.Header().Get("Location"); !strings.Contains(loc, "not+a+whole+number") {
+		t.Errorf("approve with units x redirects to %q, want a refusal", loc)
+	}
+
+	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-acme"}, "approve": {"true"}, "service": {svc}, "units": {"1"}, "next": {"/customers/file/cust-acme"}})
+	loc := rec.Header().Get("Location")
+	got := e.d.queue.active()
+	if len(got) != 1 || !got[0].Approve || got[0].Service != svc || got[0].Units == nil || *got[0].Units != 1 {
+		t.Fatalf("the page's approval queued %+v, want one approving service %s at 1 unit", got, svc)
+	}
+	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.Contains(body, "(approving service "+svc+" at 1 units)") {
+		t.Errorf("the page does not show the approval's units:\n%s", body)
 	}
 }
