@@ -149,7 +149,8 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		}
 		if stale != nil {
 			// The operator asked for this line to be written: say why
-			// it was not, where a held customer otherwise has no error.
+			// it was not. A held customer has an error only here, which
+			// is how psa-syncd sync -units tells that it was not applied.
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
 				cm.CustomerID, stale.ServiceID, stale.Desired))

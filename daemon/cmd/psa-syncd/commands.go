@@ -37,6 +37,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		approve     bool
 		customer    string
 		service     string
+		units       int64
 		metricsFile string
 		asJSON      bool
 	)
@@ -46,21 +47,34 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	cf.register(fs)
 	rf.register(fs, true)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
-	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review, for the -customer (and only its\n-service line, when given). Lines held because the PSA changes them again later in the period are never released by it.")
+	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review, for the -customer (and only its\n-service line, when given). Give -units too: without it the pass applies whatever decrease it computes, which\ncan be larger than the one reviewed when usage fell again since. Lines held because the PSA changes them again\nlater in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
+	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
 	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
+	var approveUnits *int64
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "units" {
+			approveUnits = &units
+		}
+	})
 	switch {
 	case approve && customer == "":
 		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held decreases one customer (or line) at a time")
 		return 2
 	case service != "" && !approve:
 		fmt.Fprintln(e.stderr, "psa-syncd: -service is only used with -approve")
+		return 2
+	case approveUnits != nil && service == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -units needs -approve, -customer and -service: it is the reviewed quantity of one line")
+		return 2
+	case units < 0:
+		fmt.Fprintf(e.stderr, "psa-syncd: -units %d: units must not be negative\n", units)
 		return 2
 	}
 	ctx, stop := signalContext(ctx)
@@ -79,7 +93,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintln(e.stderr, "psa-syncd: -metrics.file with -web.url: the running daemon serves its metrics on /metrics")
 			return 2
 		}
-		return syncRemote(ctx, e, api, customer, approve, service, asJSON)
+		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits}, asJSON)
 	}
 	reg := prometheus.NewRegistry()
 	d, logger, code := cf.setup(e, reg)
@@ -100,7 +114,8 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	} else if n > 0 {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
-	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, Customer: customer, Trigger: usage.TriggerCLI})
+	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
+		Customer: customer, Trigger: usage.TriggerCLI})
 	if metricsFile != "" {
 		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
 			logger.Error("Error writing metrics file", "file", metricsFile, "err", werr)
@@ -119,17 +134,38 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Error("Sync pass failed", "err", err)
 		return 1
 	}
+	if approveUnits != nil {
+		for _, cs := range res.Customers {
+			if cs.CustomerID == customer && approvalNotApplied(e, cs.Result, cs.Error) {
+				return 1
+			}
+		}
+	}
 	if res.Run.Result != "success" {
 		return 1
 	}
 	return 0
 }
 
+// approvalNotApplied reports, on stderr too, whether the status of the
+// customer of an approval that names units says the units were not the
+// ones the pass computed: a held customer has an error only then.
+func approvalNotApplied(e *env, status, errText string) bool {
+	if status != state.CustomerHeld || errText == "" {
+		return false
+	}
+	fmt.Fprintf(e.stderr, "psa-syncd: the approval was not applied: %s\n", errText)
+	return true
+}
+
 // syncRemote asks a running daemon for a pass, waits for it and prints it
 // like a local pass (without the plan, which the daemon does not keep).
-func syncRemote(ctx context.Context, e *env, api *apiClient, customer string, approve bool, service string, asJSON bool) int {
+func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
-	body := map[string]any{"customer": customer, "approve": approve, "service": service}
+	body := map[string]any{"customer": r.Customer, "approve": r.Approve, "service": r.Service}
+	if r.Units != nil {
+		body["units"] = *r.Units
+	}
 	if err := api.post(ctx, "/api/v1/sync", body, &tk); err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
@@ -163,6 +199,13 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, customer string, ap
 		_ = enc.Encode(map[string]any{"request": tk, "run": run, "customers": customers})
 	} else {
 		printRun(e.stdout, *run, customers)
+	}
+	if r.Units != nil {
+		for _, c := range customers {
+			if c.CustomerID == r.Customer && approvalNotApplied(e, c.Status, c.Error) {
+				return 1
+			}
+		}
 	}
 	if run.Result != "success" {
 		return 1

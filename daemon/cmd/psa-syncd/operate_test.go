@@ -207,8 +207,26 @@ func TestRun_remoteCommands(t *testing.T) {
 	if code, _, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve"); code != 2 || !strings.Contains(stderr, "-approve needs -customer") {
 		t.Errorf("sync -approve without -customer: exit %d, stderr %q", code, stderr)
 	}
-	if code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve", "-customer", "cust-acme"); code != 0 || !strings.Contains(stdout, "success") {
-		t.Fatalf("sync -web.url -approve: exit %d\n%s\n%s", code, stdout, stderr)
+	for _, args := range [][]string{{"-approve", "-customer", "cust-acme", "-units", "1"}, {"-customer", "cust-acme", "-units", "1"}} {
+		if code, _, stderr := runCmd(t, append([]string{"sync", web, "-web.token-file", tokenFile}, args...)...); code != 2 || !strings.Contains(stderr, "-units needs -approve, -customer and -service") {
+			t.Errorf("sync %v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+	svc := itoa(e.services[0])
+	if code, _, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve", "-customer", "cust-acme", "-service", svc, "-units", "-1"); code != 2 || !strings.Contains(stderr, "must not be negative") {
+		t.Errorf("sync -units -1: exit %d, stderr %q", code, stderr)
+	}
+	// An approval of units other than the pass computes (5, where usage
+	// is now 1) is not applied, and says so.
+	if code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve", "-customer", "cust-acme", "-service", svc, "-units", "5"); code != 1 ||
+		!strings.Contains(stderr, "the approval was not applied") || !strings.Contains(stderr, "reviewed 5, now 1") {
+		t.Errorf("sync -web.url -approve -units 5: exit %d\n%s\n%s\nwant 1 and the approval not applied", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d after approving other units, want 11 (still held)", got)
+	}
+	if code, stdout, stderr := runCmd(t, "sync", web, "-web.token-file", tokenFile, "-approve", "-customer", "cust-acme", "-service", svc, "-units", "1"); code != 0 || !strings.Contains(stdout, "success") {
+		t.Fatalf("sync -web.url -approve -units 1: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 1 {
 		t.Errorf("acme units = %d after the approval, want 1", got)
@@ -233,6 +251,35 @@ func TestRun_remoteCommands(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, "ledger", web, "-period", "Dec"); code != 2 || !strings.Contains(stderr, "want YYYY-MM") {
 		t.Errorf("ledger -period Dec: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Without a daemon, sync -approve -units releases a held line only at the
+// reviewed units, and exits 1 when the pass computes others.
+func TestRun_syncApproveUnits(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	cfg := "-config.file=" + e.cfgPath
+	if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.Replace(testUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,1", 1))
+	svc := itoa(e.services[0])
+	approve := func(units string) (int, string, string) {
+		return runCmd(t, "sync", cfg, "-approve", "-customer", "cust-acme", "-service", svc, "-units", units)
+	}
+	if code, stdout, stderr := approve("5"); code != 1 || !strings.Contains(stderr, "the approval was not applied") || !strings.Contains(stderr, "reviewed 5, now 1") {
+		t.Errorf("sync -approve -units 5: exit %d\n%s\n%s\nwant 1 and the approval not applied", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d after approving other units, want 11 (still held)", got)
+	}
+	if code, stdout, stderr := approve("1"); code != 0 {
+		t.Errorf("sync -approve -units 1: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 1 {
+		t.Errorf("acme units = %d after approving 1, want 1", got)
 	}
 }
 
