@@ -45,6 +45,7 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 }
 
 func (e *Engine) reconcile(ctx context.Context) (int, error) {
+	e.settling = map[int64]time.Time{}
 	open, err := e.db.OpenIntents()
 	if err != nil {
 		return 0, fmt.Errorf("daemon: reading open intents: %w", err)
@@ -69,7 +70,6 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	}
 	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
 
-	e.settling = map[int64]time.Time{}
 	runs := map[int64]time.Time{}
 	n := 0
 	for _, d := range dates {
@@ -206,10 +206,12 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// Settling returns the open intents that the last Reconcile or Sync of e
-// left open to settle (see Reconcile), and the earliest time one of them
-// can be settled: a pass then writes their lines, either way. It is empty
-// when none waits.
+// Settling returns the customers of the open intents that wait to settle
+// (see Reconcile), and the earliest time one of them can be settled: a pass
+// then writes their lines, either way. Those are the intents that the last
+// Reconcile or Sync of e left open to settle, and the intents of the last
+// Sync's own writes whose answers were lost (where the PSA's lines can be
+// read). It is empty when none waits.
 func (e *Engine) Settling() (at time.Time, customers []string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

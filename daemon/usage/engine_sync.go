@@ -144,6 +144,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		interrupted(ctx, &run)
 	}
 	run.Finished = e.now().UTC()
+	if !dry && !p.ledger {
+		e.settleOwn(run)
+	}
 	run.Requests = int(e.metrics.requests() - reqs)
 	if err := e.db.SaveRun(run); err != nil {
 		return &Result{Run: run, Plan: p.plan, Customers: statuses}, fmt.Errorf("daemon: recording run: %w", err)
@@ -162,6 +165,24 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// settleOwn adds to e.settling the intents of run's own writes that are
+// still open (their answers were lost, and the PSA did not show them
+// applied yet): they can be settled Policies.SettleTime after run ends.
+func (e *Engine) settleOwn(run state.Run) {
+	if e.policies.SettleTime <= 0 {
+		return
+	}
+	open, err := e.db.OpenIntents()
+	if err != nil {
+		return // the next pass reconciles them anyway
+	}
+	for _, in := range open {
+		if in.RunID == run.ID {
+			e.settling[in.ID] = maxTime(run.Finished, in.Created).Add(e.policies.SettleTime)
+		}
+	}
 }
 
 // interrupted marks run as interrupted when ctx was cancelled before the

@@ -787,6 +787,43 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_lostWriteSettlesAfterThePass: a write whose connection
+// dropped before the PSA handled it leaves its intent open; the pass says
+// when it can be settled (Settling: settle_time after the pass), and the
+// pass then writes the line once.
+func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
+	now := etNow
+	h.now = func() time.Time { return now }
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+	e := h.engine()
+	if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 30)
+	open, _ := h.db.OpenIntents()
+	if len(open) != 1 {
+		t.Fatalf("open intents after the lost write = %+v, want one", open)
+	}
+	at, customers := e.Settling()
+	if !at.Equal(etNow.Add(DefaultSettleTime)) || !slices.Equal(customers, []string{"cust-a"}) {
+		t.Errorf("Settling() = %v, %q; want %v, [cust-a]", at, customers, etNow.Add(DefaultSettleTime))
+	}
+
+	now = at
+	h.sync(PassOptions{Customer: "cust-a"})
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if n := len(h.at.Adjustments()); n != 1 {
+		t.Errorf("simulator has %d adjustments, want 1", n)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents left: %+v", open)
+	}
+}
+
 func TestEngine_Reconcile(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
