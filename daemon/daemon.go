@@ -565,12 +565,32 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 			// next pass (up to a day later): its failed or held status
 			// must not keep an alert firing. (The first load's are set
 			// by RestoreMetrics.)
-			if e, cur, err := d.engine(); err == nil {
-				e.RecordCustomers(cur)
-			}
+			d.refreshCustomerGauges()
 		}
 	}
 	d.poke()
+}
+
+// refreshCustomerGauges recomputes the customer gauges from the stored
+// statuses of the loaded export's customers. A running pass sets them when
+// it ends, from the export it started with: then they are recomputed after
+// it, with the export loaded by then, so that neither overwrites the other.
+func (d *Daemon) refreshCustomerGauges() {
+	record := func() {
+		if e, doc, err := d.engine(); err == nil {
+			e.RecordCustomers(doc)
+		}
+	}
+	if d.passMu.TryLock() {
+		defer d.passMu.Unlock()
+		record()
+		return
+	}
+	go func() {
+		d.passMu.Lock()
+		defer d.passMu.Unlock()
+		record()
+	}()
 }
 
 func ticketSyncCount(doc *export.Document) int {
@@ -866,6 +886,12 @@ const maxSettleWait = 25 * time.Hour
 // is still pending is replaced.
 func (d *Daemon) armSettle(e *usage.Engine) {
 	at, customers := e.Settling()
+	d.armSettleAt(at, customers)
+}
+
+// armSettleAt is armSettle for the intents of customers that can be
+// settled at at.
+func (d *Daemon) armSettleAt(at time.Time, customers []string) {
 	if len(customers) == 0 {
 		return
 	}
@@ -895,6 +921,11 @@ func (d *Daemon) armSettle(e *usage.Engine) {
 		afterFunc = func(wait time.Duration, f func()) func() bool { return time.AfterFunc(wait, f).Stop }
 	}
 	d.settle.stop = afterFunc(wait, func() {
+		d.settle.mu.Lock()
+		// Fired: a pass that still finds these intents waiting (a clock
+		// that runs behind the timer's) arms a new follow-up.
+		d.settle.stop, d.settle.at, d.settle.customer = nil, time.Time{}, ""
+		d.settle.mu.Unlock()
 		if !d.leading.Load() {
 			return
 		}

@@ -673,6 +673,41 @@ func TestDaemon_Run_shutdownTimeoutInterruptsPass(t *testing.T) {
 	}
 }
 
+// TestDaemon_armSettle: one follow-up pass is pending at a time; the same
+// intents found waiting again keep it, and once it has fired, intents still
+// found waiting (a clock behind the timer's) arm a new one.
+func TestDaemon_armSettle(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	e.d.leading.Store(true)
+	var fired []func()
+	stopped := 0
+	e.d.afterFunc = func(_ time.Duration, f func()) func() bool {
+		fired = append(fired, f)
+		return func() bool { stopped++; return true }
+	}
+	at := now.Add(usage.DefaultSettleTime)
+	e.d.armSettleAt(at, []string{"cust-acme"})
+	e.d.armSettleAt(at, []string{"cust-acme"})
+	if len(fired) != 1 || stopped != 0 {
+		t.Fatalf("the same intents armed %d follow-ups (%d stopped), want 1", len(fired), stopped)
+	}
+	e.d.armSettleAt(at, []string{"cust-acme", "cust-globex"})
+	if len(fired) != 2 || stopped != 1 {
+		t.Fatalf("other intents: %d follow-ups armed, %d stopped; want the first replaced", len(fired), stopped)
+	}
+	fired[1]()
+	tk, ok := e.d.queue.next(t.Context())
+	if !ok || tk.Trigger != usage.TriggerSettle || tk.Customer != "" {
+		t.Fatalf("queued %+v, want a settle pass for all customers", tk)
+	}
+	e.d.armSettleAt(at, []string{"cust-acme", "cust-globex"})
+	if len(fired) != 3 {
+		t.Errorf("after the follow-up fired, the intents still waiting armed %d follow-ups in all, want 3", len(fired))
+	}
+}
+
 // dtHold is a proxy in front of the simulator that holds adjustment POSTs
 // until release is closed.
 type dtHold struct {

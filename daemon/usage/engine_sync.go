@@ -55,6 +55,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	defer e.metrics.passFinished()
 	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
 
+	// ledger is set once the plan knows that the PSA's lines cannot be
+	// read (Kaseya BMS): intents there wait for an operator, not a time.
+	var ledger bool
 	fail := func(err error) (*Result, error) {
 		run.Result = state.RunFailure
 		run.Error = err.Error()
@@ -62,6 +65,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 			interrupted(ctx, &run)
 		}
 		run.Finished = e.now().UTC()
+		if !dry && !ledger {
+			e.settleOwn(run)
+		}
 		run.Requests = int(e.metrics.requests() - reqs)
 		if serr := e.db.SaveRun(run); serr != nil {
 			err = errors.Join(err, serr)
@@ -98,6 +104,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if err != nil {
 		return fail(err)
 	}
+	ledger = p.ledger
 	// The plan reads the clock again; at a month end it may sync another
 	// period than the one the pass started in.
 	run.Period = p.plan.Period.String()
@@ -177,6 +184,9 @@ func (e *Engine) settleOwn(run state.Run) {
 	open, err := e.db.OpenIntents()
 	if err != nil {
 		return // the next pass reconciles them anyway
+	}
+	if e.settling == nil {
+		e.settling = map[int64]time.Time{}
 	}
 	for _, in := range open {
 		if in.RunID == run.ID {
