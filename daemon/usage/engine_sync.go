@@ -816,17 +816,17 @@ func (e *Engine) setUnmapped(u Unmapped) {
 	}
 }
 
-// recordCustomers sets the customers gauge from the stored statuses of the
-// customers that the export still maps with usage sync on, so a customer
-// whose mapping is removed stops counting (and its alert clears). passed,
-// when not nil, holds the statuses a pass over all those customers has
-// just stored: they are used instead of reading them back.
 // RecordCustomers sets the customer gauges (customers by status, held
 // lines and since when) from the stored statuses of doc's customers with
 // usage sync on, as a pass for one customer does; the daemon calls it when
 // a new export is loaded.
 func (e *Engine) RecordCustomers(doc *export.Document) { e.recordCustomers(doc, nil) }
 
+// recordCustomers sets the customers gauge from the stored statuses of the
+// customers that the export still maps with usage sync on, so a customer
+// whose mapping is removed stops counting (and its alert clears). passed,
+// when not nil, holds the statuses a pass over all those customers has
+// just stored: they are used instead of reading them back.
 func (e *Engine) recordCustomers(doc *export.Document, passed []state.CustomerStatus) {
 	m := e.metrics
 	if m == nil {
