@@ -611,7 +611,7 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 		Customer string `json:"customer"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
-		writeBodyError(w, `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>"} or no body`, err)
+		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
 		return
 	}
 	doc := d.Export()

@@ -313,6 +313,13 @@ func TestHandler_plan(t *testing.T) {
 		t.Errorf("GET /api/v1/plan?customer=cust-globex = %s, want globex's one line", rec.Body)
 	}
 
+	// A body with a field of the sync request is refused, naming the
+	// plan's own body (which has no approve).
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", `{"customer": "cust-acme", "approve": true}`); rec.Code != http.StatusBadRequest ||
+		!strings.Contains(rec.Body.String(), "customer") || strings.Contains(rec.Body.String(), "true|false") {
+		t.Errorf("POST /api/v1/plan with approve = %d %s, want 400 naming the plan's body only", rec.Code, rec.Body)
+	}
+
 	// A fresh plan reads the PSA: it needs the token, and is rate-limited.
 	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "", ""); rec.Code != http.StatusUnauthorized {
 		t.Errorf("POST /api/v1/plan without the token = %d, want 401", rec.Code)
