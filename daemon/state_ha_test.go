@@ -170,16 +170,8 @@ func TestDaemon_takeoverInterruptsRunningRuns(t *testing.T) {
 	if err := a.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(e.cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := dtSecondInstance(t, e, func() time.Time { return now })
 	cut, err := a.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-time.Minute)})
 	if err != nil {
 		t.Fatal(err)
@@ -341,15 +333,7 @@ func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	conn, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
-		t.Fatal(err)
-	}
+	dtCutLeadership(t, url)
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
@@ -388,7 +372,7 @@ func TestDaemon_selfExportSharedPostgres(t *testing.T) {
 	}
 	put(a.Handler(), e.doc, map[string]string{"If-None-Match": "*"})
 
-	b := dtSecondInstance(t, e)
+	b := dtSecondInstance(t, e, nil)
 	tickA, tickB := make(chan time.Time), make(chan time.Time)
 	a.watchTick, b.watchTick = tickA, tickB
 	if err := b.Reload(); err != nil {
@@ -467,7 +451,7 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	if err := e.d.BecomeActive(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := dtSecondInstance(t, e)
+	b := dtSecondInstance(t, e, nil)
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -496,13 +480,14 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 
 // dtSecondInstance starts a second psa-syncd on e's configuration (and so
 // its state database), closed at the end of the test.
-func dtSecondInstance(t *testing.T, e *dtEnv) *Daemon {
+// now is its clock (nil: time.Now).
+func dtSecondInstance(t *testing.T, e *dtEnv, now func() time.Time) *Daemon {
 	t.Helper()
 	cfg, err := Load(e.cfgPath, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	d, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -553,26 +538,10 @@ func TestDaemon_takeoverWaitsForUnconfirmedWrites(t *testing.T) {
 
 	// The active instance loses its lock (its connection is cut) without
 	// knowing yet; its writes are still on their way.
-	conn, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
-		t.Fatal(err)
-	}
+	dtCutLeadership(t, url)
 
-	cfg, err := Load(e.cfgPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
-	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := dtSecondInstance(t, e, func() time.Time { return now })
 	var armed func()
 	var armedWait time.Duration
 	b.afterFunc = func(wait time.Duration, f func()) func() bool {
@@ -666,4 +635,19 @@ func (h *dtHoldInstance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.sim.Handler().ServeHTTP(w, r)
+}
+
+// dtCutLeadership ends the PostgreSQL session that holds the leadership
+// lock of the database at url, as a broken connection would.
+func dtCutLeadership(t *testing.T, url string) {
+	t.Helper()
+	conn, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
 }
