@@ -92,6 +92,14 @@ type Engine struct {
 	// settling holds, by intent id, when each open intent that the last
 	// reconcile left open to settle can be settled (see Reconcile).
 	settling map[int64]time.Time
+	// unsaved holds, by id, the runs of passes that ended but whose final
+	// record could not be saved (the state database failed at that
+	// moment). The database still shows them running, which would keep
+	// their open intents waiting for ever; the next Sync or Reconcile
+	// saves them again, and meanwhile settlesAt knows when they ended.
+	unsaved map[int64]state.Run
+	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
+	saveRun func(state.Run) error
 }
 
 // NewEngine returns an Engine for o.
@@ -126,6 +134,9 @@ func NewEngine(o EngineOptions) *Engine {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.db != nil {
+		e.saveRun = e.db.SaveRun
 	}
 	return e
 }

@@ -41,6 +41,7 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.saveUnsaved()
 	return e.reconcile(ctx)
 }
 
@@ -168,13 +169,21 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 // a pass that a new active instance or a restart marked interrupted "ended"
 // then, while its process may still have been sending), or, for an intent
 // of no known pass, when it was opened. A pass still recorded as running
-// belongs to another process that may be sending the write: never yet.
+// belongs to another process that may be sending the write: never yet;
+// unless it is one of this process's own passes whose end could not be
+// recorded (e.unsaved), which ended when its run says.
 // runs caches the end of each pass.
 func (e *Engine) settlesAt(in state.Intent, runs map[int64]time.Time) (time.Time, error) {
 	if e.policies.SettleTime <= 0 {
 		return time.Time{}, nil
 	}
 	end, ok := runs[in.RunID]
+	if r, own := e.unsaved[in.RunID]; own && !ok {
+		// This process ran that pass: it ended, whatever the database
+		// still says.
+		end, ok = r.Finished, true
+		runs[in.RunID] = end
+	}
 	if !ok {
 		r, found, err := e.db.Run(in.RunID)
 		if err != nil {

@@ -38,6 +38,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.saveUnsaved()
 
 	dry := o.DryRun || o.WritesDisabled
 	started := e.now()
@@ -69,7 +70,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 			e.settleOwn(run)
 		}
 		run.Requests = int(e.metrics.requests() - reqs)
-		if serr := e.db.SaveRun(run); serr != nil {
+		if serr := e.finishRun(log, run); serr != nil {
 			err = errors.Join(err, serr)
 		}
 		if !dry {
@@ -155,8 +156,8 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.settleOwn(run)
 	}
 	run.Requests = int(e.metrics.requests() - reqs)
-	if err := e.db.SaveRun(run); err != nil {
-		return &Result{Run: run, Plan: p.plan, Customers: statuses}, fmt.Errorf("daemon: recording run: %w", err)
+	if err := e.finishRun(log, run); err != nil {
+		return &Result{Run: run, Plan: p.plan, Customers: statuses}, err
 	}
 	if !dry {
 		e.recordRun(run, started, counts)
@@ -172,6 +173,35 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		"unmapped_customers", len(p.plan.Unmapped.Customers), "unmapped_products", len(p.plan.Unmapped.Products),
 		"unassigned", len(p.plan.Unmapped.Unassigned), "problems", len(p.plan.Problems), "dry_run", dry)
 	return &Result{Run: run, Plan: p.plan, Customers: statuses}, nil
+}
+
+// finishRun saves run's final record. When the state database fails, run
+// is kept in e.unsaved and saved again at the next Sync or Reconcile: its
+// record would otherwise say "running" for ever, and the intents of its
+// lost answers would never settle (see settlesAt).
+func (e *Engine) finishRun(log *slog.Logger, run state.Run) error {
+	err := e.saveRun(run)
+	if err == nil {
+		return nil
+	}
+	if e.unsaved == nil {
+		e.unsaved = map[int64]state.Run{}
+	}
+	e.unsaved[run.ID] = run
+	log.Warn("Could not record the end of the pass: this process records it again at its next pass (a psa-syncd started later marks it interrupted)", "err", err)
+	return fmt.Errorf("daemon: recording the end of run %d: %w", run.ID, err)
+}
+
+// saveUnsaved saves again the runs that finishRun could not save.
+func (e *Engine) saveUnsaved() {
+	for id, run := range e.unsaved {
+		if err := e.saveRun(run); err != nil {
+			e.logger.Warn("Could not record the end of an earlier pass; trying again at the next pass", "run", id, "err", err)
+			continue
+		}
+		delete(e.unsaved, id)
+		e.logger.Info("Recorded the end of an earlier pass", "run", id, "result", run.Result)
+	}
 }
 
 // settleOwn adds to e.settling the intents of run's own writes that are

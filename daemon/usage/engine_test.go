@@ -824,6 +824,61 @@ func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_unsavedRunSettles: when the state database fails to
+// record a pass's end, the run still says "running", which would keep the
+// intent of its lost answer (and the line) waiting for ever. The engine
+// keeps the run, settles by it, and records it at a later pass.
+func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
+	now := etNow
+	h.now = func() time.Time { return now }
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+
+	e := h.engine()
+	broken := func(int64) bool { return true }
+	e.saveRun = func(r state.Run) error {
+		if broken(r.ID) {
+			return errors.New("disk I/O error")
+		}
+		return h.db.SaveRun(r)
+	}
+	res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), "recording the end of run") {
+		t.Fatalf("Sync with the run's record failing = %v, want the error", err)
+	}
+	first := res.Run.ID
+	if r, _, _ := h.db.Run(first); r.Result != state.RunRunning {
+		t.Fatalf("run %d recorded as %q, want still running", first, r.Result)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 30)
+
+	// At the settle time the line is written, although the database still
+	// records the first pass as running (its record keeps failing).
+	broken = func(id int64) bool { return id == first }
+	now = now.Add(DefaultSettleTime)
+	if _, err := e.Sync(t.Context(), h.doc, PassOptions{Customer: "cust-a"}); err != nil {
+		t.Fatal(err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if n := len(h.at.Adjustments()); n != 1 {
+		t.Errorf("simulator has %d adjustments, want 1", n)
+	}
+	if r, _, _ := h.db.Run(first); r.Result != state.RunRunning {
+		t.Errorf("run %d = %q, want still running while its record fails", first, r.Result)
+	}
+
+	// Once the database takes it, the next Reconcile records the run.
+	broken = func(int64) bool { return false }
+	if _, err := e.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, _ := h.db.Run(res.Run.ID); r.Result != res.Run.Result || !r.Finished.Equal(res.Run.Finished) {
+		t.Errorf("run %d recorded as %q finished %v, want %q finished %v", r.ID, r.Result, r.Finished, res.Run.Result, res.Run.Finished)
+	}
+}
+
 func TestEngine_Reconcile(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
