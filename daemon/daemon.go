@@ -564,8 +564,10 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 			// was turned off, leaves the customer gauges now, not at the
 			// next pass (up to a day later): its failed or held status
 			// must not keep an alert firing. (The first load's are set
-			// by RestoreMetrics.)
+			// by RestoreMetrics.) The same holds for the open tickets of
+			// a customer whose ticket sync was turned off.
 			d.refreshCustomerGauges()
+			d.refreshTicketGauges()
 		}
 	}
 	d.poke()

@@ -320,11 +320,24 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	return nil
 }
 
-// setTicketGauges sets the ticket gauges from rec.
+// setTicketGauges sets the ticket gauges from rec. The open tickets are
+// counted over the loaded export's customers with ticket sync on (over
+// every customer of rec before an export is loaded): a customer whose
+// ticket sync was turned off, or who left the export, keeps its status in
+// rec but leaves the gauge.
 func (d *Daemon) setTicketGauges(rec ticketRecord) {
+	var on map[string]bool
+	if snap := d.exp.Load(); snap != nil {
+		on = map[string]bool{}
+		for _, c := range ticketCustomers(snap.doc) {
+			on[ticketStatusKey(c.Source, c.CustomerID)] = true
+		}
+	}
 	open := 0
-	for _, s := range rec.Customers {
-		open += s.OpenTickets
+	for key, s := range rec.Customers {
+		if on == nil || on[key] {
+			open += s.OpenTickets
+		}
 	}
 	d.metrics.OpenTickets.Set(float64(open))
 	if !rec.Finished.IsZero() {
@@ -333,6 +346,31 @@ func (d *Daemon) setTicketGauges(rec ticketRecord) {
 	if !rec.LastSuccess.IsZero() {
 		d.metrics.TicketLastSuccessTimestamp.Set(float64(rec.LastSuccess.UnixNano()) / 1e9)
 	}
+}
+
+// refreshTicketGauges recomputes the ticket gauges from the stored ticket
+// record for the loaded export. A running ticket pass sets them when it
+// ends, with the export loaded by then: they are recomputed after it, so
+// that neither overwrites the other.
+func (d *Daemon) refreshTicketGauges() {
+	record := func() {
+		var rec ticketRecord
+		if ok, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+			d.logger.Warn("Could not read the ticket status to recompute the ticket gauges", "err", err)
+		} else if ok {
+			d.setTicketGauges(rec)
+		}
+	}
+	if d.ticketMu.TryLock() {
+		defer d.ticketMu.Unlock()
+		record()
+		return
+	}
+	go func() {
+		d.ticketMu.Lock()
+		defer d.ticketMu.Unlock()
+		record()
+	}()
 }
 
 // restoreTicketMetrics sets the ticket metrics from the state database at

@@ -305,3 +305,43 @@ func TestDaemon_ticketPassNotices(t *testing.T) {
 		t.Errorf("open tickets = %d, want 3 (open, closing, noting)", got)
 	}
 }
+
+// The open-tickets gauge counts the customers with ticket sync on in the
+// loaded export: turning a customer's ticket sync off takes its tickets
+// out of the gauge when the export is loaded, not at a ticket pass that
+// never comes for it; turning it on again brings them back.
+func TestDaemon_exportReloadRecomputesOpenTickets(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	d.scheduledTicketPass(t.Context())
+	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 1 {
+		t.Fatalf("psa_sync_open_tickets after the pass = %v, want 1", got)
+	}
+
+	load := func(ticketSync bool) {
+		t.Helper()
+		doc := d.exp.Load().doc.Clone()
+		doc.Revision++
+		acme, _ := doc.Customer("sophos", ttAcme)
+		acme.TicketSync = ticketSync
+		doc.PutCustomer(acme)
+		data, err := doc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(false)
+	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 0 {
+		t.Errorf("psa_sync_open_tickets with Acme's ticket sync off = %v, want 0", got)
+	}
+	load(true)
+	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 1 {
+		t.Errorf("psa_sync_open_tickets with Acme's ticket sync on again = %v, want 1", got)
+	}
+}
