@@ -183,7 +183,8 @@ func (c *Client) cached(ctx context.Context) (*Document, string, error) {
 // is created when fn leaves that empty document unchanged. Update refuses
 // an export of another PSA system, or of another instance of the same
 // system (see SameInstance; an empty instance in the export, or a bare host
-// of the same tenant, is replaced by instance; an empty instance argument
+// of the same tenant, is replaced by instance, and a bare host instance
+// never replaces a tenant in the export; an empty instance argument
 // accepts any), and never replaces an export it could not read or
 // decode. An error from fn is returned unchanged and that change is not
 // written; a change that makes the document invalid gets the
@@ -352,11 +353,9 @@ func withoutExport(name string, batch []*change) []*change {
 func applyBatch(name string, old *Document, instance string, batch []*change) *Document {
 	start := func() *Document {
 		d := old.Clone()
-		if instance != "" {
-			// Records the tenant in an export written before tenants were,
-			// and the new host of a tenant that moved.
-			d.PSA.Instance = instance
-		}
+		// Records the tenant in an export written before tenants were,
+		// and the new host of a tenant that moved; never drops a tenant.
+		d.PSA.Instance = recordedInstance(d.PSA.Instance, instance)
 		return d
 	}
 	d, failed := start(), false

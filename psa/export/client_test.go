@@ -435,3 +435,36 @@ func TestApplyBatch(t *testing.T) {
 		t.Errorf("batch with a failing and an invalid change: %+v (old %d); want only A", d.ProductMappings, len(old.ProductMappings))
 	}
 }
+
+// A write from a client that knows only the host (Autotask with base_url
+// set) keeps the tenant the export records, so that another tenant on the
+// same zone host is still refused.
+func TestClient_bareHostWriteKeepsTenant(t *testing.T) {
+	t.Parallel()
+	b := NewFileBackend(filepath.Join(t.TempDir(), "mappings.json"))
+	const tenant = "ci:111@webservices5.autotask.net"
+	if _, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, tenant, func(d *Document) error {
+		d.PutCustomer(acme())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := acme()
+	m.CustomerID = "globex"
+	doc, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, "webservices5.autotask.net", func(d *Document) error {
+		d.PutCustomer(m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.PSA.Instance != tenant || len(doc.CustomerMappings) != 2 {
+		t.Errorf("after a bare-host write: instance %q, %d customers; want %q, 2", doc.PSA.Instance, len(doc.CustomerMappings), tenant)
+	}
+	if _, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, "ci:222@webservices5.autotask.net", func(d *Document) error {
+		d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "initech", CompanyID: "9", ContractID: "99"})
+		return nil
+	}); err == nil {
+		t.Error("another tenant on the same host wrote to the export")
+	}
+}

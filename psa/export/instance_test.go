@@ -28,3 +28,24 @@ func TestSameInstance(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordedInstance(t *testing.T) {
+	t.Parallel()
+	const tenant = "ci:29683541@webservices5.autotask.net"
+	tests := []struct{ old, instance, want string }{
+		{"", "webservices5.autotask.net", "webservices5.autotask.net"},
+		{"webservices5.autotask.net", "", "webservices5.autotask.net"},
+		// The tenant is recorded once a client knows it.
+		{"webservices5.autotask.net", tenant, tenant},
+		// A tenant that moved to another zone.
+		{tenant, "ci:29683541@webservices14.autotask.net", "ci:29683541@webservices14.autotask.net"},
+		// A client with base_url set knows only the host: the tenant stays.
+		{tenant, "webservices5.autotask.net", tenant},
+		{tenant, "WEBSERVICES5.autotask.net", tenant},
+	}
+	for _, tt := range tests {
+		if got := recordedInstance(tt.old, tt.instance); got != tt.want {
+			t.Errorf("recordedInstance(%q, %q) = %q, want %q", tt.old, tt.instance, got, tt.want)
+		}
+	}
+}
