@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -149,7 +150,7 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 	case http.StatusNotFound:
 		return Blob{}, fmt.Errorf("%s%w (no mapping export has been written there yet, or the bucket does not exist)", prefix(b.url), fs.ErrNotExist)
 	default:
-		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), err)
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), s3Err(err))
 	}
 	defer out.Body.Close()
 	data, err := io.ReadAll(out.Body)
@@ -183,10 +184,60 @@ func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (stri
 		// same key is still in progress: the same lost race as 412.
 		return "", fmt.Errorf("%s%w", prefix(b.url), ErrConflict)
 	case http.StatusNotFound:
-		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), err)
+		if ifMatch != "" && apiCode(err) == "NoSuchKey" {
+			// The export was deleted since it was read: the same lost
+			// race as 412, which the next read finds out about.
+			return "", fmt.Errorf("%sthe export was deleted since it was read: %w", prefix(b.url), ErrConflict)
+		}
+		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), s3Err(err))
 	default:
-		return "", fmt.Errorf("%swriting: %w", prefix(b.url), err)
+		return "", fmt.Errorf("%swriting: %w", prefix(b.url), s3Err(err))
 	}
+}
+
+// s3Error is an error answer of S3 whose text names the HTTP status and
+// S3's error code and message, but not the request ids of the SDK's text,
+// which change with every request: psa-syncd logs a store that keeps
+// failing the same way once, by comparing the texts.
+type s3Error struct {
+	err  error
+	text string
+}
+
+func (e *s3Error) Error() string { return e.text }
+func (e *s3Error) Unwrap() error { return e.err }
+
+// s3Err returns err, an error of the S3 client, as an *s3Error when S3
+// answered it; other errors (a network error) are returned unchanged.
+func s3Err(err error) error {
+	var re *smithyhttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() <= 0 {
+		return err
+	}
+	text := fmt.Sprintf("S3 answered %d %s", re.HTTPStatusCode(), http.StatusText(re.HTTPStatusCode()))
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		text = oe.Operation() + ": " + text
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		if code := ae.ErrorCode(); code != "" {
+			text += ": " + code
+		}
+		if msg := ae.ErrorMessage(); msg != "" {
+			text += ": " + msg
+		}
+	}
+	return &s3Error{err: err, text: text}
+}
+
+// apiCode returns S3's error code of err ("NoSuchKey"), or "".
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
 }
 
 // status returns the HTTP status of an SDK error, -1 for an error without

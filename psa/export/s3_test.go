@@ -1,0 +1,71 @@
+package export
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
+)
+
+// An S3 error reads the same every time it happens: no request ids, which
+// change with each request and would make psa-syncd log a store that keeps
+// refusing it at every poll instead of once.
+func TestS3Backend_errorTextIsStable(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	b, err := NewS3Backend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *b
+	bad.client = s3.New(b.client.Options(), func(o *s3.Options) {
+		o.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("psa-sync-test", "wrong-secret", ""))
+	})
+	_, e1 := bad.Load(t.Context(), "")
+	_, e2 := bad.Load(t.Context(), "")
+	if e1 == nil || e2 == nil {
+		t.Fatalf("Load with a wrong secret = %v, %v; want errors", e1, e2)
+	}
+	if e1.Error() != e2.Error() {
+		t.Errorf("two identical failures read differently:\n%v\n%v", e1, e2)
+	}
+	if !strings.Contains(e1.Error(), "GetObject: S3 answered 403 Forbidden") || strings.Contains(e1.Error(), "RequestID") {
+		t.Errorf("error = %q, want the operation and the status, without request ids", e1)
+	}
+	if status(e1) != 403 {
+		t.Errorf("status(%v) = %d, want the SDK's error still wrapped (403)", e1, status(e1))
+	}
+}
+
+// An export deleted behind a Client's back between its read and its
+// write is a lost race, as on a file: a change to an existing entry then
+// fails with ErrNoExport, not with "does the bucket exist?".
+func TestS3Backend_exportDeletedSinceRead(t *testing.T) {
+	t.Parallel()
+	srv := s3test.Start(t)
+	b, err := NewS3Backend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(b)
+	m := acme()
+	if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error { d.PutCustomer(m); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UpdateExisting(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+		d.DeleteCustomer(m.Source, m.CustomerID)
+		return nil
+	})
+	if !errors.Is(err, ErrNoExport) {
+		t.Errorf("UpdateExisting after the export was deleted = %v, want ErrNoExport", err)
+	}
+}
