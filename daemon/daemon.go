@@ -555,6 +555,14 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 	if prev == nil || prev.doc.Revision != doc.Revision || prev.version != version {
 		d.logger.Info("Loaded mapping export", "store", cfg.ExportName(), "revision", doc.Revision,
 			"products", len(doc.ProductMappings), "customers", len(doc.CustomerMappings), "integration_enabled", enabled)
+		if prev != nil && doc.Revision < prev.doc.Revision {
+			// A restore from a backup does this on purpose; an apply that
+			// wrote to another store, or an old copy put back by mistake,
+			// does it unnoticed, and the mappings of the newer revision are
+			// gone from the passes.
+			d.logger.Warn("Loaded a mapping export with a lower revision than the one it replaces: an older export was put back",
+				"store", cfg.ExportName(), "revision", doc.Revision, "previous_revision", prev.doc.Revision)
+		}
 		d.logTicketSync(cfg, doc)
 		if !enabled {
 			d.logger.Warn("Integration is disabled in the mapping export: passes compute and report but write nothing to the PSA")

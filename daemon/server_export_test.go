@@ -298,3 +298,32 @@ func TestHandler_putLargeExport(t *testing.T) {
 		t.Errorf("the export in use has %d customer mappings, want %d", got, len(doc.CustomerMappings))
 	}
 }
+
+// TestDaemon_exportRevisionGoesBack: an export with a lower revision than
+// the one in use is loaded (a restore from a backup is one), with a
+// warning that names both revisions.
+func TestDaemon_exportRevisionGoesBack(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	newer := e.doc.Clone()
+	newer.Revision = e.doc.Revision + 5
+	e.writeExport(t, newer)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "lower revision") {
+		t.Fatalf("a newer export was warned about:\n%s", logs.String())
+	}
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.d.Export().Revision; got != e.doc.Revision {
+		t.Errorf("export in use has revision %d, want the older %d loaded", got, e.doc.Revision)
+	}
+	want := fmt.Sprintf("revision=%d previous_revision=%d", e.doc.Revision, newer.Revision)
+	if !strings.Contains(logs.String(), "level=WARN msg=\"Loaded a mapping export with a lower revision") || !strings.Contains(logs.String(), want) {
+		t.Errorf("no warning naming %s:\n%s", want, logs.String())
+	}
+}
