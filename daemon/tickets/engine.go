@@ -641,9 +641,10 @@ func (e *Engine) noteTakenAsAdded(r *Record, cr *CustomerReport) {
 }
 
 // settleReturned settles the close or resolve note of r, whose outcome is
-// unknown, when r's alert is open again: a ticket psa-syncd closed is
-// recorded as closed by it (and may be reopened), one closed by someone
-// else as closed in the PSA, and one still open is followed again.
+// unknown, when r's alert is open again (for a summary: when it is to take
+// new alerts): a ticket psa-syncd closed is recorded as closed by it (and
+// may be reopened), one closed by someone else as closed in the PSA, and
+// one still open is followed again.
 func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerReport) error {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	if errors.Is(err, psa.ErrNotFound) {
@@ -716,6 +717,20 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	if p.dryRun {
 		cr.WouldCreate = append(cr.WouldCreate, fmt.Sprintf("summary of %d alerts", len(over)))
 		return nil
+	}
+	if summary != nil && (summary.State == StateClosing || summary.State == StateNoting) {
+		// The summary's close or resolve note is unsettled (it failed
+		// earlier in this pass, or its answer was lost): settle it first.
+		// A summary still open takes the new alerts with a note; a closed
+		// one is followed by the next generation. Summarising over it
+		// unsettled would reuse its generation, so the search before the
+		// create would adopt the old ticket, which never names the new
+		// alerts.
+		if err := e.settleReturned(ctx, summary, cr); err != nil {
+			cr.Summarised -= len(over)
+			return fmt.Errorf("settling summary ticket %s before summarising %d more alerts: %w (they are filed next pass)",
+				cmp.Or(summary.Number, summary.TicketID), len(over), err)
+		}
 	}
 	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets in one pass (at most %d per customer, %d in all). "+
 		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, e.routing.MaxPerPass, len(over), strings.Join(lines, "\n"))

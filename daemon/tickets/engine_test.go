@@ -3,6 +3,7 @@ package tickets_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -816,4 +817,87 @@ func TestEngine_alertListingOddities(t *testing.T) {
 	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], odd.ID) || !strings.Contains(cr.Notices[0], `"critical"`) {
 		t.Errorf("notices = %q, want one naming alert %s and its severity", cr.Notices, odd.ID)
 	}
+}
+
+// A summary whose close is unsettled when a new storm needs it (the close
+// failed earlier in the same pass, or its answer was lost) is settled
+// first: a summary still open takes the new alerts with a note, a closed
+// one is followed by the next generation. The new alerts are never
+// recorded as covered by a ticket that does not name them.
+func TestEngine_summaryCloseUnsettledNewStorm(t *testing.T) {
+	t.Parallel()
+	// storm files A1 with a ticket and A2 in a summary, then resolves A2
+	// (the summary is to close) and raises A3 and A4 (A4 is over the cap)
+	// with the summary's close failing as fault says.
+	storm := func(t *testing.T, fault psatest.Fault) (*env, *tickets.Engine, string) {
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.MaxPerCustomer = 1
+		eng := e.engine(r)
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A1", RaisedAt: "2026-11-15T09:01:00.000"})
+		a2 := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A2", RaisedAt: "2026-11-15T09:02:00.000"})
+		if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 1 {
+			t.Fatalf("first pass = %+v, want one ticket and one alert summarised", tot)
+		}
+		e.sophos.ResolveAlert(acme, a2.ID)
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A3", RaisedAt: "2026-11-15T09:03:00.000"})
+		a4 := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "A4", RaisedAt: "2026-11-15T09:04:00.000"})
+		e.psaSim.AddFault(fault)
+		cr := e.pass(eng).Customers[0]
+		if cr.Created != 1 || cr.Summarised != 1 {
+			t.Errorf("storm pass = %+v, want A3's ticket and A4 summarised", cr)
+		}
+		e.psaSim.ClearFaults()
+		return e, eng, a4.ID
+	}
+	// summaryWith returns the summary tickets, and the one whose text
+	// (description and notes) names the alert.
+	summaryWith := func(e *env, alert string) (n int, with *psatest.AutotaskTicket) {
+		for _, tk := range e.psaSim.Autotask().Tickets() {
+			if !strings.Contains(tk.Title, "Alert storm") {
+				continue
+			}
+			n++
+			text := tk.Description
+			for _, note := range e.psaSim.Autotask().TicketNotes(tk.ID) {
+				text += "\n" + note.Description
+			}
+			if strings.Contains(text, alert) {
+				with = &tk
+			}
+		}
+		return n, with
+	}
+	t.Run("closeRefused", func(t *testing.T) {
+		t.Parallel()
+		e, eng, a4 := storm(t, psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusInternalServerError, Times: 1})
+		n, with := summaryWith(e, a4)
+		if n != 1 || with == nil || with.Status == "Complete" {
+			t.Fatalf("%d summary tickets, the one naming A4 %+v; want the one summary, open, with a note naming A4", n, with)
+		}
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		sum := recs[len(recs)-1]
+		if sum.AlertKey != tickets.SummaryKey || sum.State != tickets.StateOpen || !slices.Contains(sum.Covered, a4) {
+			t.Fatalf("summary record = %+v, want it open and covering A4", sum)
+		}
+		// A4 resolves: the summary closes, once.
+		e.sophos.ResolveAlert(acme, a4)
+		if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || cr.Err != nil {
+			t.Errorf("pass after A4 resolved = %+v, want the summary closed", cr)
+		}
+		if _, with = summaryWith(e, a4); with == nil || with.Status != "Complete" {
+			t.Errorf("summary naming A4 = %+v, want it closed", with)
+		}
+	})
+	t.Run("closeAnswerLost", func(t *testing.T) {
+		t.Parallel()
+		e, eng, a4 := storm(t, psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true})
+		n, with := summaryWith(e, a4)
+		if n != 2 || with == nil || with.Status == "Complete" || !strings.HasSuffix(with.ExternalID, "/2") {
+			t.Fatalf("%d summary tickets, the one naming A4 %+v; want the closed one and a new open one (generation 2) naming A4", n, with)
+		}
+		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Summarised != 0 || cr.Err != nil {
+			t.Errorf("next pass = %+v, want nothing new", cr)
+		}
+	})
 }
