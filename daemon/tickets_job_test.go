@@ -287,7 +287,7 @@ func TestDaemon_ticketPassNotices(t *testing.T) {
 	if len(s.Notices) != 1 || !strings.Contains(s.Notices[0], a.ID) || !strings.Contains(s.Notices[0], `"critical"`) {
 		t.Errorf("notices = %q, want one naming alert %s and its severity", s.Notices, a.ID)
 	}
-	for i, state := range []string{tickets.StateOpen, tickets.StateClosing, tickets.StateNoting, tickets.StateClosed} {
+	for i, state := range []string{tickets.StateOpen, tickets.StateClosing, tickets.StateNoting, tickets.StateReopening, tickets.StateClosed} {
 		if err := d.db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: ttAcme, AlertKey: fmt.Sprint("alert-", i), Ref: fmt.Sprint("sc:alert-", i),
 			Generation: 1, System: "autotask", CompanyID: "1", TicketID: fmt.Sprint(7000 + i), State: state}); err != nil {
 			t.Fatal(err)
@@ -301,8 +301,8 @@ func TestDaemon_ticketPassNotices(t *testing.T) {
 	if st, err = d.TicketStatuses(); err != nil {
 		t.Fatal(err)
 	}
-	if got := st[ticketStatusKey("sophos", ttAcme)].OpenTickets; got != 3 {
-		t.Errorf("open tickets = %d, want 3 (open, closing, noting)", got)
+	if got := st[ticketStatusKey("sophos", ttAcme)].OpenTickets; got != 4 {
+		t.Errorf("open tickets = %d, want 4 (open, closing, noting, reopening)", got)
 	}
 }
 

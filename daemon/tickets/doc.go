@@ -30,11 +30,12 @@
 // A close is an intent too: the record is stored in StateClosing before
 // the status is sent, so that a ticket found closed after a lost answer is
 // known to be psa-syncd's close (reopened when its alert comes back), not a
-// technician's. Notes are recorded before they are sent as well (a resolve
-// note in StateNoting, a summary's new alerts in Covered); a note whose
-// outcome is unknown is taken as added and reported in Notices, never sent
-// twice: psa.Ticketer cannot list notes to check, and notes are only for
-// changes.
+// technician's. So is a reopen (StateReopening): one found applied after a
+// lost answer is not sent again over a technician's close. Notes are
+// recorded before they are sent as well (a resolve note in StateNoting, a
+// summary's new alerts in Covered); a note whose outcome is unknown is
+// taken as added and reported in Notices, never sent twice: psa.Ticketer
+// cannot list notes to check, and notes are only for changes.
 //
 // A ticket is never created twice. Each create is an intent first: a record
 // in StateCreating, stored durably under a unique (source, customer, alert)

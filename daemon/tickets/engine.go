@@ -289,17 +289,24 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
 	}
-	// A close or resolve note whose outcome is unknown, for an alert
-	// that is open again: settle it first, so that the alert's ticket is
-	// reopened, followed or left as the settled state says.
+	// A reopen whose outcome is unknown is settled first; so is a close
+	// or resolve note whose outcome is unknown, for an alert that is open
+	// again, so that the alert's ticket is reopened, followed or left as
+	// the settled state says.
 	for i := range records {
 		r := &records[i]
-		if (r.State != StateClosing && r.State != StateNoting) || !alertOpen(r, open) || p.dryRun {
-			continue
-		}
-		if err := e.settleReturned(ctx, r, &cr); err != nil {
-			cr.fail(err)
-			log.Warn("Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
+		switch {
+		case p.dryRun:
+		case r.State == StateReopening:
+			if err := e.settleReopen(ctx, r, &cr); err != nil {
+				cr.fail(err)
+				log.Warn("Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
+			}
+		case (r.State == StateClosing || r.State == StateNoting) && alertOpen(r, open):
+			if err := e.settleReturned(ctx, r, &cr); err != nil {
+				cr.fail(err)
+				log.Warn("Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
+			}
 		}
 	}
 	summary := byKey[SummaryKey]
@@ -418,8 +425,11 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 }
 
 // Followed reports whether a record in state s is a ticket psa-syncd
-// follows: open, or with a close or resolve note whose outcome is unknown.
-func Followed(s string) bool { return s == StateOpen || s == StateClosing || s == StateNoting }
+// follows: open, or with a close, resolve note or reopen whose outcome is
+// unknown.
+func Followed(s string) bool {
+	return s == StateOpen || s == StateClosing || s == StateNoting || s == StateReopening
+}
 
 // alertOpen reports whether r's alert is open: for a summary, any of the
 // alerts it covers.
@@ -674,6 +684,15 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // deleted in the PSA is recorded as gone, and reopen reports it so that
 // the alert gets a new ticket; GetTicket is the call whose not-found every
 // backend reports as psa.ErrNotFound.
+//
+// A reopen is an intent: the record is stored in StateReopening before
+// the status (and the note after it) is sent. When the send fails, the
+// ticket is read again at once: still closed, the status was not applied
+// (nor the note, which every backend sends after it), so the record is
+// closed by psa-syncd again and the reopen is sent next pass; open, it
+// was. Unread, the next pass settles it (settleReopen). Without the
+// intent, a reopen applied whose answer was lost would be sent again next
+// pass: over a technician's close, with a second note.
 func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
 	if p.dryRun {
 		return false, nil
@@ -684,13 +703,73 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		}
 		return false, err
 	}
+	closed := *r
+	r.State, r.Updated = StateReopening, e.now().UTC()
+	if err := e.store.PutTicketRecord(*r); err != nil {
+		return false, err
+	}
 	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
 	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, Note: note}); err != nil {
-		return false, err
+		t, gerr := e.psa.GetTicket(ctx, r.TicketID)
+		switch {
+		case gerr == nil && t.Closed:
+			*r = closed
+			r.Updated = e.now().UTC()
+			if perr := e.store.PutTicketRecord(*r); perr != nil {
+				return false, errors.Join(err, perr)
+			}
+			return false, fmt.Errorf("reopening ticket %s: %w (it is sent again next pass)", cmp.Or(r.Number, r.TicketID), err)
+		case gerr == nil:
+			return false, e.reopened(r, cr)
+		default:
+			return false, fmt.Errorf("reopening ticket %s: %w (the next pass checks whether it reopened)", cmp.Or(r.Number, r.TicketID), err)
+		}
 	}
 	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
 	cr.Reopened++
 	return false, e.store.PutTicketRecord(*r)
+}
+
+// reopened records the reopen of r, found applied after its answer was
+// lost, and its "raised again" note as added, with a notice: as with a
+// resolve note (noteTakenAsAdded), a note that may be missing is milder
+// than the same note twice.
+func (e *Engine) reopened(r *Record, cr *CustomerReport) error {
+	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
+	cr.Reopened++
+	cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was raised again may be missing on ticket %s (its answer was lost); it is not sent again",
+		r.AlertKey, cmp.Or(r.Number, r.TicketID)))
+	e.logger.Warn("Reopen note outcome unknown; taken as added rather than sent twice", "source", r.Source, "customer", r.CustomerID,
+		"ticket", r.TicketID)
+	return e.store.PutTicketRecord(*r)
+}
+
+// settleReopen settles the reopen of r, whose outcome is unknown from an
+// earlier pass (its answer and the read after it were lost, or psa-syncd
+// died), by reading the ticket. Open, the reopen was applied. Closed, it
+// may not have been, or a technician may have closed the reopened ticket
+// since: the two cannot be told apart, and reopening again could reopen
+// over a technician's close (the loop tickets.md 5.6 forbids), so the
+// ticket is taken as closed in the PSA and reported, never reopened again
+// for this alert.
+func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport) error {
+	t, err := e.psa.GetTicket(ctx, r.TicketID)
+	if errors.Is(err, psa.ErrNotFound) {
+		return e.gone(r, cr)
+	}
+	if err != nil {
+		return err
+	}
+	if !t.Closed {
+		return e.reopened(r, cr)
+	}
+	now := e.now().UTC()
+	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateClosed, ClosedByPSA, now, now
+	cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s is unconfirmed and the ticket is closed: it is taken as closed in the PSA "+
+		"and not reopened again", cmp.Or(r.Number, r.TicketID), r.AlertKey))
+	e.logger.Warn("Reopen outcome unknown and the ticket is closed; taken as closed in the PSA, not reopened again", "source", r.Source,
+		"customer", r.CustomerID, "ticket", r.TicketID)
+	return e.store.PutTicketRecord(*r)
 }
 
 // gone records that r's ticket was deleted in the PSA: it is no longer

@@ -901,3 +901,113 @@ func TestEngine_summaryCloseUnsettledNewStorm(t *testing.T) {
 		}
 	})
 }
+
+// A reopen is an intent: recorded before the status and its note are
+// sent, and settled by reading the ticket, so that a reopen whose answer
+// was lost is never sent again over a technician's close (a reopen loop,
+// tickets.md 5.6), nor with a second "raised again" note.
+func TestEngine_reopenUnsettled(t *testing.T) {
+	t.Parallel()
+	// returned files an alert, closes its ticket (resolved) and raises the
+	// alert again within the reopen window.
+	returned := func(t *testing.T) (*env, *tickets.Engine, int64) {
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.OnReturn = export.OnReturnReopen
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		e.pass(eng)
+		e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+		e.now = e.now.Add(time.Hour)
+		return e, eng, e.tickets()[0].id
+	}
+	// crashed records the reopen's intent as a psa-syncd that died after it
+	// (before or after the reopen was applied) would have left it.
+	crashed := func(t *testing.T, e *env) {
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		recs[0].State = tickets.StateReopening
+		if err := e.db.PutTicketRecord(recs[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(e *env, id int64) string {
+		for _, tk := range e.psaSim.Autotask().Tickets() {
+			if tk.ID == id {
+				return tk.Status
+			}
+		}
+		return ""
+	}
+	t.Run("noteAnswerLost", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", tk), BodyContains: "raised again",
+			DropAfterHandling: true, Times: 1})
+		cr := e.pass(eng).Customers[0]
+		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "may be missing") {
+			t.Errorf("pass with the reopen note's answer lost = %+v, want the ticket reopened and a notice that the note may be missing", cr)
+		}
+		// A technician closes the reopened ticket while the alert is open.
+		e.psaSim.Autotask().SetTicketStatus(tk, "Complete")
+		e.now = e.now.Add(time.Minute)
+		if cr := e.pass(eng).Customers[0]; cr.Reopened != 0 || cr.Err != nil {
+			t.Errorf("next pass = %+v, want nothing reopened", cr)
+		}
+		if s := status(e, tk); s != "Complete" {
+			t.Errorf("ticket status %q: the ticket a technician closed was reopened", s)
+		}
+		if n := e.countNotes("raised again"); n != 1 {
+			t.Errorf("%d 'raised again' notes, want 1", n)
+		}
+	})
+	t.Run("statusRefused", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusInternalServerError, Times: 1})
+		cr := e.pass(eng).Customers[0]
+		if cr.Reopened != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "sent again next pass") || status(e, tk) != "Complete" {
+			t.Errorf("pass with the reopen refused = %+v, ticket %q; want the customer failed and the ticket still closed", cr, status(e, tk))
+		}
+		if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || cr.Err != nil || status(e, tk) == "Complete" {
+			t.Errorf("next pass = %+v, ticket %q; want the ticket reopened", cr, status(e, tk))
+		}
+		if n := e.countNotes("raised again"); n != 1 {
+			t.Errorf("%d 'raised again' notes, want 1", n)
+		}
+	})
+	t.Run("crashAfterReopen", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		crashed(t, e)
+		e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
+		cr := e.pass(eng).Customers[0]
+		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || e.countNotes("raised again") != 0 {
+			t.Errorf("pass after the crash = %+v, want the reopen taken as applied, no note sent and a notice", cr)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateOpen {
+			t.Errorf("records = %+v, want the ticket followed (open)", recs)
+		}
+	})
+	t.Run("crashTicketClosed", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		crashed(t, e)
+		cr := e.pass(eng).Customers[0]
+		if cr.Reopened != 0 || cr.Err != nil || len(cr.Notices) != 2 || !strings.Contains(cr.Notices[0], "unconfirmed") ||
+			!strings.Contains(cr.Notices[1], "closed in the PSA") {
+			t.Errorf("pass after the crash = %+v, want nothing reopened, a notice that the reopen is unconfirmed and the alert reported", cr)
+		}
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedByPSA {
+			t.Errorf("records = %+v, want the ticket taken as closed in the PSA", recs)
+		}
+		if cr := e.pass(eng).Customers[0]; cr.Reopened != 0 || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "closed in the PSA") {
+			t.Errorf("next pass = %+v, want nothing reopened and the alert reported", cr)
+		}
+		if s := status(e, tk); s != "Complete" {
+			t.Errorf("ticket status %q, want it still closed", s)
+		}
+	})
+}

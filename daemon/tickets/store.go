@@ -24,6 +24,14 @@ const (
 	// the note as added: notes cannot be listed to check, and the same note
 	// twice is worse than a missing one.
 	StateNoting = "noting"
+	// StateReopening is a reopen psa-syncd is sending (on_return
+	// "reopen"), recorded before the status and its "raised again" note are
+	// sent. A pass that finds it reads the ticket: open, the reopen is
+	// taken as applied (its note as added, not sent twice); closed, it is
+	// taken as closed in the PSA, since a technician may have closed the
+	// reopened ticket, and reopening it again would be the reopen loop
+	// tickets.md 5.6 forbids.
+	StateReopening = "reopening"
 	// StateClosed is a ticket whose alert was resolved: psa-syncd closed it
 	// or added a note (ClosedBy "sync"), found it closed in the PSA
 	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
