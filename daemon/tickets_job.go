@@ -249,10 +249,10 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 	case err != nil:
 		d.logger.Error("Ticket pass failed", "err", err)
 	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
-		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed)
+		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed, "deferred", t.Deferred)
 	case t.Created+t.Closed+t.Noted+t.Reopened > 0:
 		d.logger.Info("Ticket pass finished", "created", t.Created, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
-			"summarised", t.Summarised, "settled", rep.Settled)
+			"summarised", t.Summarised, "deferred", t.Deferred, "settled", rep.Settled)
 	}
 }
 

@@ -189,13 +189,15 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 				Validators: []validator.String{durationString()},
 			},
 			"max_per_pass": schema.Int64Attribute{
-				MarkdownDescription: "The most tickets one pass creates in total, so that an alert storm cannot flood the service " +
-					"desk; the alerts over the cap are summarised in one ticket per customer. Defaults to `" + fmt.Sprint(defaultMaxPerPass) + "`.",
+				MarkdownDescription: "The most tickets one pass creates in total, summary tickets included, so that ticket sync stays " +
+					"within the PSA's API budget; the alerts still without a ticket when the cap is reached are neither summarised " +
+					"nor dropped: they wait, with a notice, for a later pass, which files them. Defaults to `" + fmt.Sprint(defaultMaxPerPass) + "`.",
 				Optional: true, Computed: true, Default: int64default.StaticInt64(defaultMaxPerPass),
 				Validators: []validator.Int64{int64validator.AtLeast(1)},
 			},
 			"max_per_customer": schema.Int64Attribute{
-				MarkdownDescription: "The most tickets one pass creates for one customer; the rest are summarised in one ticket. " +
+				MarkdownDescription: "The most tickets one pass creates for one customer; the rest of its new alerts are summarised " +
+					"in one ticket (which counts against `max_per_pass`). " +
 					"Defaults to `" + fmt.Sprint(defaultMaxPerCustomer) + "`.",
 				Optional: true, Computed: true, Default: int64default.StaticInt64(defaultMaxPerCustomer),
 				Validators: []validator.Int64{int64validator.AtLeast(1)},

@@ -13,9 +13,11 @@
 //     technician closed is only recorded;
 //   - each new alert at or above the severity floor becomes one ticket,
 //     most severe first, up to the caps per customer and per pass; the
-//     alerts over a cap share one summary ticket per customer, which later
-//     passes extend with a note and which closes when all its alerts are
-//     resolved;
+//     alerts over the customer's cap share one summary ticket per customer,
+//     which later passes extend with a note and which closes when all its
+//     alerts are resolved; the pass cap counts summary tickets too, and
+//     the alerts left when it is reached wait for a later pass (Deferred,
+//     with a notice), neither summarised nor recorded;
 //   - an alert that comes back after its ticket was closed by psa-syncd
 //     reopens it within the reopen window (on_return "reopen") or gets a new
 //     ticket; a ticket a technician closed while its alert was open is never

@@ -118,15 +118,18 @@ func New(c Config) (*Engine, error) {
 type CustomerReport struct {
 	Customer Customer
 	// Created, Adopted, Closed, Noted and Reopened count tickets;
-	// Summarised counts the alerts a summary ticket stands for.
-	Created, Adopted, Closed, Noted, Reopened, Summarised, Failed int
+	// Summarised counts the alerts a summary ticket stands for; Deferred
+	// counts the alerts left for a later pass because the pass had
+	// created max_per_pass tickets.
+	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
 	// WouldCreate and WouldClose list refs a dry run would create and the
 	// ticket ids it would close.
 	WouldCreate []string
 	WouldClose  []string
-	// Notices are what the pass left alone, or took as done, and why:
-	// things an operator may want to know that no later pass changes by
-	// itself (an alert open again whose ticket was closed in the PSA, ...).
+	// Notices are what the pass left alone, took as done, or left for a
+	// later pass, and why: things an operator may want to know (an alert
+	// open again whose ticket was closed in the PSA, alerts waiting for the
+	// pass cap, ...).
 	Notices []string
 	// Err is why the customer's pass failed or stopped early.
 	Err error
@@ -152,6 +155,7 @@ func (r Report) Totals() CustomerReport {
 		t.Noted += c.Noted
 		t.Reopened += c.Reopened
 		t.Summarised += c.Summarised
+		t.Deferred += c.Deferred
 		t.Failed += c.Failed
 		t.WouldCreate = append(t.WouldCreate, c.WouldCreate...)
 		t.WouldClose = append(t.WouldClose, c.WouldClose...)
@@ -165,12 +169,17 @@ func (r Report) Totals() CustomerReport {
 func (cr *CustomerReport) fail(err error) { cr.Err = errors.Join(cr.Err, err) }
 
 // pass is the state of one pass: whether it writes, how many tickets it
-// created, and why it stopped creating.
+// created (summary tickets included, against max_per_pass), and why it
+// stopped creating.
 type pass struct {
 	dryRun  bool
 	created int64
 	stopped error // set when the PSA's budget ran out: no more creates
 }
+
+// full reports whether the pass created its max_per_pass tickets: the
+// alerts still without one wait for a later pass.
+func (e *Engine) full(p *pass) bool { return p.created >= e.routing.MaxPerPass }
 
 // Pass runs one ticket pass over customers (those with ticket sync on).
 // Unsettled creates from earlier passes are settled first. With dryRun
@@ -391,8 +400,16 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if p.stopped != nil {
 			break
 		}
-		if perCustomer >= e.routing.MaxPerCustomer || p.created >= e.routing.MaxPerPass {
+		if perCustomer >= e.routing.MaxPerCustomer {
+			// A storm at this customer: its summary ticket takes the rest.
 			over = append(over, a)
+			continue
+		}
+		if e.full(p) {
+			// The pass cap is a budget for the whole pass, not a storm at
+			// this customer: the alert is neither summarised nor recorded,
+			// and a later pass files it.
+			cr.Deferred++
 			continue
 		}
 		if e.create(ctx, p, c, r, a, &cr) {
@@ -407,16 +424,21 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	switch {
 	case len(over) == 0 || p.stopped != nil:
 	case summary != nil && summary.State == StateFailed && summary.RoutingHash == key:
-		cr.fail(fmt.Errorf("the alerts over the caps (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
+		cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
 			"when the ticket routing or the customer's company or contract changes", len(over), summary.Error))
 	case summary != nil && summary.State == StateCreating:
 		if !p.dryRun {
-			cr.fail(fmt.Errorf("the alerts over the caps (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
+			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
 		}
 	default:
 		if err := e.summarise(ctx, p, c, summary, over, &cr); err != nil {
 			cr.fail(err)
 		}
+	}
+	if cr.Deferred > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts wait for a later pass: this pass created its %d tickets (max_per_pass)",
+			cr.Deferred, e.routing.MaxPerPass))
+		log.Debug("Pass cap reached; alerts left for a later pass", "alerts", cr.Deferred, "max_per_pass", e.routing.MaxPerPass)
 	}
 	if p.stopped != nil && cr.Err == nil {
 		cr.fail(p.stopped)
@@ -783,8 +805,10 @@ func (e *Engine) gone(r *Record, cr *CustomerReport) error {
 	return e.store.PutTicketRecord(*r)
 }
 
-// summarise files the alerts over the caps in the customer's summary
-// ticket: a new one, or a note on the open one naming the new alerts.
+// summarise files the alerts over the customer's cap in its summary
+// ticket: a note on the open one naming the new alerts, or a new one,
+// which counts against the pass cap: with the pass cap reached, the
+// alerts wait for a later pass instead.
 func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Record, over []Alert, cr *CustomerReport) error {
 	var lines []string
 	var ids []string
@@ -792,11 +816,20 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		ids = append(ids, a.ID)
 		lines = append(lines, fmt.Sprintf("- %s %s: %s (alert %s)", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type, a.Description, a.ID))
 	}
-	cr.Summarised += len(over)
 	if p.dryRun {
+		extend := summary != nil && Followed(summary.State)
+		if !extend && e.full(p) {
+			cr.Deferred += len(over)
+			return nil
+		}
+		if !extend {
+			p.created++
+		}
+		cr.Summarised += len(over)
 		cr.WouldCreate = append(cr.WouldCreate, fmt.Sprintf("summary of %d alerts", len(over)))
 		return nil
 	}
+	cr.Summarised += len(over)
 	if summary != nil && (summary.State == StateClosing || summary.State == StateNoting) {
 		// The summary's close or resolve note is unsettled (it failed
 		// earlier in this pass, or its answer was lost): settle it first.
@@ -811,8 +844,8 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 				cmp.Or(summary.Number, summary.TicketID), len(over), err)
 		}
 	}
-	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets in one pass (at most %d per customer, %d in all). "+
-		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, e.routing.MaxPerPass, len(over), strings.Join(lines, "\n"))
+	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets for one customer in one pass (at most %d). "+
+		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, len(over), strings.Join(lines, "\n"))
 	if summary != nil && summary.State == StateOpen {
 		// The alerts are recorded as covered before the note is sent, so
 		// that a lost answer or a crash never makes a later pass send the
@@ -851,6 +884,13 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			return err
 		}
 	}
+	if e.full(p) {
+		// A new summary ticket is a create like any other: with the pass
+		// cap reached, the alerts wait for a later pass.
+		cr.Summarised -= len(over)
+		cr.Deferred += len(over)
+		return nil
+	}
 	// A closed summary is followed by a new generation (a new Ref); a
 	// failed one is created again under its Ref, which the search before
 	// the create finds should it exist after all.
@@ -879,11 +919,12 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	}
 	req := e.baseRequest(c, r, over[0].Severity)
 	req.Title, req.Description = r.Title, body+"\n\nManaged by psa-sync ticket sync; do not edit the external reference."
-	e.send(ctx, p, &r, req, cr)
-	if r.State == StateOpen && cr.Created > 0 {
-		// A summary is not one of the customer's alert tickets.
-		cr.Created--
+	created := cr.Created
+	if e.send(ctx, p, &r, req, cr) {
+		p.created++
 	}
+	// A summary is not one of the customer's alert tickets.
+	cr.Created = created
 	return nil
 }
 

@@ -1011,3 +1011,79 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		}
 	})
 }
+
+// max_per_pass is a budget for the whole pass, summary tickets included:
+// once a pass created that many tickets, the alerts still without one are
+// neither summarised nor recorded but left, with a notice, for a later
+// pass, which files them. Only a customer over its own cap gets a summary.
+func TestEngine_passCap(t *testing.T) {
+	t.Parallel()
+	const globex = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
+	setup := func(t *testing.T, maxPerPass, maxPerCustomer int64) (*env, func() tickets.Report) {
+		e := newEnv(t, psa.SystemAutotask)
+		r := routings[psa.SystemAutotask]
+		r.MaxPerPass, r.MaxPerCustomer = maxPerPass, maxPerCustomer
+		eng := e.engine(r)
+		cs := append(e.customers(), tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex",
+			CompanyID: id(e.psaSim.Autotask().AddCompany("Globex"))})
+		return e, func() tickets.Report {
+			t.Helper()
+			rep, err := eng.Pass(t.Context(), cs, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rep
+		}
+	}
+	alerts := func(e *env, customer string, n int) {
+		for i := range n {
+			e.sophos.AddAlert(customer, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		}
+	}
+	t.Run("laterCustomers", func(t *testing.T) {
+		t.Parallel()
+		e, pass := setup(t, 2, 10)
+		alerts(e, acme, 2)
+		alerts(e, globex, 1)
+		rep := pass()
+		if tot := rep.Totals(); tot.Created != 2 || tot.Summarised != 0 || tot.Deferred != 1 || len(e.tickets()) != 2 {
+			t.Fatalf("first pass = %+v, %d tickets; want 2 created and Globex's alert deferred", tot, len(e.tickets()))
+		}
+		if n := rep.Customers[1].Notices; len(n) != 1 || !strings.Contains(n[0], "wait for a later pass") {
+			t.Errorf("Globex notices = %q, want one saying its alert waits for a later pass", n)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", globex); len(recs) != 0 {
+			t.Errorf("Globex records = %+v, want none: the deferred alert is not covered by anything", recs)
+		}
+		rep = pass()
+		if tot := rep.Totals(); tot.Created != 1 || tot.Deferred != 0 || len(tot.Notices) != 0 || len(e.tickets()) != 3 || e.summaryTickets() != 0 {
+			t.Errorf("second pass = %+v, %d tickets; want Globex's alert filed and no summary", tot, len(e.tickets()))
+		}
+	})
+	t.Run("summaryCounts", func(t *testing.T) {
+		t.Parallel()
+		e, pass := setup(t, 2, 1)
+		alerts(e, acme, 3)
+		alerts(e, globex, 2)
+		// Acme: one ticket and a summary of two alerts: the pass's two
+		// creates. Globex waits.
+		if tot := pass().Totals(); tot.Created != 1 || tot.Summarised != 2 || tot.Deferred != 2 || len(e.tickets()) != 2 {
+			t.Fatalf("first pass = %+v, %d tickets; want Acme's ticket and summary, Globex's alerts deferred", tot, len(e.tickets()))
+		}
+		if tot := pass().Totals(); tot.Created != 1 || tot.Summarised != 1 || tot.Deferred != 0 || len(e.tickets()) != 4 || e.summaryTickets() != 2 {
+			t.Errorf("second pass = %+v, %d tickets; want Globex's ticket and summary", tot, len(e.tickets()))
+		}
+	})
+	t.Run("summaryOverPassCap", func(t *testing.T) {
+		t.Parallel()
+		e, pass := setup(t, 1, 1)
+		alerts(e, acme, 2)
+		if tot := pass().Totals(); tot.Created != 1 || tot.Summarised != 0 || tot.Deferred != 1 || e.summaryTickets() != 0 {
+			t.Fatalf("first pass = %+v, want one ticket and the second alert deferred, not summarised", tot)
+		}
+		if tot := pass().Totals(); tot.Created != 1 || tot.Deferred != 0 || len(e.tickets()) != 2 || e.summaryTickets() != 0 {
+			t.Errorf("second pass = %+v, %d tickets; want the second alert's own ticket", tot, len(e.tickets()))
+		}
+	})
+}

@@ -89,7 +89,7 @@ type Record struct {
 }
 
 // SummaryKey is the AlertKey of a customer's summary ticket, which stands
-// for the alerts over the caps of a pass.
+// for the alerts over the customer's cap in a pass.
 const SummaryKey = "summary"
 
 // ErrRecordExists is returned by Store.CreateTicketIntent when a record

@@ -64,8 +64,10 @@ type Tickets struct {
 	// than replaced, as a Go duration; empty means DefaultReopenWindow.
 	ReopenWindow string `json:"reopen_window"`
 	// MaxPerPass and MaxPerCustomer cap the tickets created in one pass, in
-	// total and for one customer; what is over a cap is summarised in one
-	// ticket per customer. 0 means the daemon's defaults.
+	// total (summary tickets included) and for one customer. What is over
+	// a customer's cap is summarised in one ticket per customer; what is
+	// left when the pass cap is reached waits for a later pass. 0 means
+	// the daemon's defaults.
 	MaxPerPass     int64 `json:"max_per_pass"`
 	MaxPerCustomer int64 `json:"max_per_customer"`
 }
