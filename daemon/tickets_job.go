@@ -48,7 +48,7 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	}
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
-		Now: d.now, Logger: d.logger.With("component", "tickets", "system", string(cfg.PSA.System)),
+		SettleTime: cfg.Policies.SettleTime, Now: d.now, Logger: d.logger.With("component", "tickets", "system", string(cfg.PSA.System)),
 	})
 	if err != nil {
 		return tickets.Report{}, err

@@ -52,13 +52,14 @@ type AlertSource interface {
 // creates a ticket twice. It is safe for one pass at a time; the daemon
 // serialises passes.
 type Engine struct {
-	system  psa.System
-	psa     psa.Ticketer
-	store   Store
-	alerts  AlertSource
-	routing export.Tickets
-	now     func() time.Time
-	logger  *slog.Logger
+	system     psa.System
+	psa        psa.Ticketer
+	store      Store
+	alerts     AlertSource
+	routing    export.Tickets
+	settleTime time.Duration
+	now        func() time.Time
+	logger     *slog.Logger
 }
 
 // Config configures an Engine.
@@ -68,6 +69,14 @@ type Config struct {
 	Store   Store
 	Alerts  AlertSource
 	Routing export.Tickets
+	// SettleTime is how long after a create whose outcome is unknown the
+	// ticket may still appear in the PSA: the create applied late, or
+	// applied and not yet found by a search (tickets.md 5.2 step 5). An
+	// open intent that the search does not find is sent again only this
+	// long after it was recorded; until then it stays open and is searched
+	// for again each pass. 0 sends it again after the first search that
+	// misses it. The daemon passes policies.settle_time.
+	SettleTime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the engine's logs; nil discards them.
@@ -104,7 +113,10 @@ func New(c Config) (*Engine, error) {
 	if r.OnReturn == "" {
 		r.OnReturn = export.OnReturnNew
 	}
-	e := &Engine{system: c.System, psa: c.PSA, store: c.Store, alerts: c.Alerts, routing: r, now: c.Now, logger: c.Logger}
+	if c.SettleTime < 0 {
+		return nil, errors.New("tickets: the settle time is negative")
+	}
+	e := &Engine{system: c.System, psa: c.PSA, store: c.Store, alerts: c.Alerts, routing: r, settleTime: c.SettleTime, now: c.Now, logger: c.Logger}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -175,7 +187,12 @@ type pass struct {
 	dryRun  bool
 	created int64
 	stopped error // set when the PSA's budget ran out: no more creates
+	// waiting holds the open create intents (by recordKey) that settle
+	// did not find and that are younger than the settle time.
+	waiting map[string]bool
 }
+
+func recordKey(r Record) string { return r.Source + "\x00" + r.CustomerID + "\x00" + r.AlertKey }
 
 // full reports whether the pass created its max_per_pass tickets: the
 // alerts still without one wait for a later pass.
@@ -191,9 +208,9 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun}
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}}
 	if !dryRun {
-		n, err := e.settle(ctx)
+		n, err := e.settle(ctx, p)
 		rep.Settled = n
 		if err != nil {
 			return rep, err
@@ -211,9 +228,11 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 }
 
 // settle finds every unsettled create in the PSA by its Ref: found, the
-// ticket is adopted; not found, the record is released so the customer's
-// pass creates it (searching once more first).
-func (e *Engine) settle(ctx context.Context) (int, error) {
+// ticket is adopted; not found and recorded longer than the settle time
+// ago, the record is released so the customer's pass creates it (searching
+// once more first); not found and younger, it stays open (p.waiting), since
+// the ticket may still appear, and is searched for again next pass.
+func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 	intents, err := e.store.TicketIntents()
 	if err != nil {
 		return 0, err
@@ -225,10 +244,14 @@ func (e *Engine) settle(ctx context.Context) (int, error) {
 			e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
 			continue
 		}
-		if len(found) > 0 {
+		switch {
+		case len(found) > 0:
 			e.adopt(&r, found)
 			n++
-		} else {
+		case e.now().Sub(r.Created) < e.settleTime:
+			p.waiting[recordKey(r)] = true
+			continue
+		default:
 			// The create never reached the PSA: forget the intent; the
 			// customer's pass decides afresh.
 			r.State = StateFailed
@@ -288,15 +311,25 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// every new create for its key: the ticket may exist, and a second
 	// create (or a summary of the next generation) would duplicate it.
 	// The customer fails until it is settled.
-	var unsettled []string
+	// One not found yet but younger than the settle time blocks it too,
+	// without failing the customer: the ticket may still appear.
+	var unsettled, waiting []string
 	for _, r := range records {
-		if r.State == StateCreating {
+		switch {
+		case r.State != StateCreating:
+		case p.waiting[recordKey(r)]:
+			waiting = append(waiting, r.Ref)
+		default:
 			unsettled = append(unsettled, r.Ref)
 		}
 	}
 	if len(unsettled) > 0 && !p.dryRun {
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
+	}
+	if len(waiting) > 0 && !p.dryRun {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA yet: they are searched for "+
+			"again each pass, and sent again only %s after they were recorded", strings.Join(waiting, ", "), e.settleTime))
 	}
 	// A reopen whose outcome is unknown is settled first; so is a close
 	// or resolve note whose outcome is unknown, for an alert that is open
@@ -427,7 +460,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
 			"when the ticket routing or the customer's company or contract changes", len(over), summary.Error))
 	case summary != nil && summary.State == StateCreating:
-		if !p.dryRun {
+		if !p.dryRun && !p.waiting[recordKey(*summary)] {
 			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
 		}
 	default:

@@ -1087,3 +1087,76 @@ func TestEngine_passCap(t *testing.T) {
 		}
 	})
 }
+
+// A create whose outcome is unknown is not sent again at the first search
+// that misses it: the ticket may still appear (applied late, or not yet
+// searchable). Within the settle time the intent stays open and is
+// searched for again each pass; after it, the create is sent again
+// (tickets.md 5.2 step 5).
+func TestEngine_lostCreateSettleTime(t *testing.T) {
+	t.Parallel()
+	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
+	setup := func(t *testing.T) (*env, *tickets.Engine) {
+		e := newEnv(t, psa.SystemAutotask)
+		c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+			sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+			Routing: routings[psa.SystemAutotask], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+		return e, eng
+	}
+	creates := func(e *env) int {
+		n := 0
+		for _, r := range e.psaSim.Requests() {
+			if r.Method == http.MethodPost && strings.EqualFold(r.Path, create) {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("notSearchableYet", func(t *testing.T) {
+		t.Parallel()
+		e, eng := setup(t)
+		// The create is applied and its answer lost; then, for a pass, the
+		// search does not find the new ticket yet.
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: create, DropAfterHandling: true, Times: 1})
+		e.pass(eng)
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: search, Status: http.StatusOK,
+			Body: `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`})
+		e.now = e.now.Add(30 * time.Second)
+		rep := e.pass(eng)
+		if cr := rep.Customers[0]; rep.Settled != 0 || cr.Created != 0 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "not in the PSA yet") {
+			t.Errorf("pass with the ticket not searchable = settled %d, %+v; want nothing sent and a notice", rep.Settled, cr)
+		}
+		e.psaSim.ClearFaults()
+		e.now = e.now.Add(30 * time.Second)
+		if rep = e.pass(eng); rep.Settled != 1 || rep.Totals().Created != 0 {
+			t.Errorf("pass with the ticket searchable = settled %d, %+v; want it adopted", rep.Settled, rep.Customers)
+		}
+		if n, c := len(e.tickets()), creates(e); n != 1 || c != 1 {
+			t.Errorf("%d tickets, %d creates sent; want 1 and 1", n, c)
+		}
+	})
+	t.Run("neverApplied", func(t *testing.T) {
+		t.Parallel()
+		e, eng := setup(t)
+		// The connection drops before the create is handled.
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: create, Drop: true, Times: 1})
+		e.pass(eng)
+		sent := creates(e)
+		e.now = e.now.Add(time.Minute)
+		if cr := e.pass(eng).Customers[0]; cr.Created != 0 || creates(e) != sent {
+			t.Errorf("pass within the settle time = %+v, %d creates sent; want none sent again", cr, creates(e)-sent)
+		}
+		e.now = e.now.Add(2 * time.Minute)
+		if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
+			t.Errorf("pass after the settle time = %+v, %d tickets; want the create sent again", cr, len(e.tickets()))
+		}
+	})
+}
