@@ -21,6 +21,11 @@ const maxGroup = 1000
 // errClosed is returned for an operation submitted after Close.
 var errClosed = errors.New("state: the state database is closed")
 
+// errFenceFailed is part of the error of a group whose transaction failed
+// on the connection that holds the leadership lock: the lock's session
+// may be gone, and the watch reports the loss at its next check.
+var errFenceFailed = errors.New("the connection that holds the leadership lock failed, so this instance may no longer be the active one")
+
 // groupOp is one caller's part of a group commit: run does its statements
 // in the group's transaction and done receives its outcome once that
 // transaction is committed or has failed.
@@ -358,7 +363,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 		// through the fence may mean that the lock is gone.
 		var pgErr *pgconn.PgError
 		if viaFence && (!errors.As(err, &pgErr) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC") {
-			err = fmt.Errorf("%w (the connection that holds the leadership lock failed, so this instance may no longer be the active one)", err)
+			err = fmt.Errorf("%w (%w)", err, errFenceFailed)
 		}
 		for _, o := range group {
 			db.group.deliver(o, db.wrap(o.what, err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -48,9 +49,40 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// Ticket record writes are fenced as intents are (OpenIntent): each is a
+// fenced operation of the group committer, which on PostgreSQL commits it
+// through the connection that holds the leadership lock, and refuses it
+// with ErrNotLeader once this instance lost the lock (or never had it).
+// The ticket engine stores a record (a create intent, a close, note or
+// reopen in progress, a failed create released for a retry) before it
+// sends the PSA call the record stands for, so an instance that lost the
+// lock sends none; and one that lost it after a send cannot overwrite the
+// record that the new active instance settles or rewrites meanwhile.
+// Such a refusal, and a failure of the lock's connection, also match
+// tickets.ErrNotLeader, on which the engine stops its pass.
+
+// writeTicket commits run as a fenced operation (see above).
+func (db *DB) writeTicket(what string, run func(ctx context.Context, tx *sql.Tx) error) error {
+	err := db.group.submit(context.Background(), db, &groupOp{what: what, fenced: true, run: run})
+	if errors.Is(err, ErrNotLeader) || errors.Is(err, errFenceFailed) {
+		return ticketNotLeader{err}
+	}
+	return err
+}
+
+// ticketNotLeader is a ticket write refused for want of the leadership
+// lock: it matches tickets.ErrNotLeader, and through Unwrap ErrNotLeader
+// or the failure of the lock's connection.
+type ticketNotLeader struct{ err error }
+
+func (e ticketNotLeader) Error() string        { return e.err.Error() }
+func (e ticketNotLeader) Unwrap() error        { return e.err }
+func (e ticketNotLeader) Is(target error) bool { return target == tickets.ErrNotLeader }
+
 // CreateTicketIntent stores r if no record has its key, and returns
 // tickets.ErrRecordExists otherwise. The primary key decides, so two
-// workers on one database never both get nil.
+// workers on one database never both get nil. On PostgreSQL it needs the
+// leadership lock (ErrNotLeader).
 func (db *DB) CreateTicketIntent(r tickets.Record) error {
 	if err := checkTicketKey(r); err != nil {
 		return err
@@ -60,23 +92,25 @@ func (db *DB) CreateTicketIntent(r tickets.Record) error {
 		return err
 	}
 	what := "recording the intent to create ticket " + r.Ref
-	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, db.q(insertTicket+` ON CONFLICT (source, customer_id, alert_key) DO NOTHING`), args...)
 		if err != nil {
-			return db.wrap(what, err)
+			return err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return db.wrap(what, err)
+			return err
 		}
 		if n == 0 {
-			return tickets.ErrRecordExists
+			// Wrote nothing: the others of the group commit as usual.
+			return refuse(tickets.ErrRecordExists)
 		}
 		return nil
 	})
 }
 
-// PutTicketRecord stores r, replacing the record with its key.
+// PutTicketRecord stores r, replacing the record with its key. On
+// PostgreSQL it needs the leadership lock (ErrNotLeader).
 func (db *DB) PutTicketRecord(r tickets.Record) error {
 	if err := checkTicketKey(r); err != nil {
 		return err
@@ -86,14 +120,14 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 		return err
 	}
 	what := "storing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey
-	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(insertTicket+` ON CONFLICT (source, customer_id, alert_key) DO UPDATE SET
 			ref = excluded.ref, generation = excluded.generation, system = excluded.system, company_id = excluded.company_id,
 			ticket_id = excluded.ticket_id, number = excluded.number, state = excluded.state, severity = excluded.severity,
 			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
 			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
 			closed_at = excluded.closed_at`), args...)
-		return db.wrap(what, err)
+		return err
 	})
 }
 
