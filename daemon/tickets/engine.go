@@ -60,6 +60,9 @@ type Engine struct {
 	settleTime time.Duration
 	now        func() time.Time
 	logger     *slog.Logger
+	// fence stops a pass at the first store write refused with
+	// ErrNotLeader (fence.go); store and psa go through it.
+	fence *fence
 }
 
 // Config configures an Engine.
@@ -116,7 +119,9 @@ func New(c Config) (*Engine, error) {
 	if c.SettleTime < 0 {
 		return nil, errors.New("tickets: the settle time is negative")
 	}
-	e := &Engine{system: c.System, psa: c.PSA, store: c.Store, alerts: c.Alerts, routing: r, settleTime: c.SettleTime, now: c.Now, logger: c.Logger}
+	f := &fence{}
+	e := &Engine{system: c.System, psa: fencedTicketer{c.PSA, f}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
+		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -209,6 +214,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 		return rep, nil
 	}
 	p := &pass{dryRun: dryRun, waiting: map[string]bool{}}
+	e.fence.reset()
 	if !dryRun {
 		n, err := e.settle(ctx, p)
 		rep.Settled = n
@@ -222,6 +228,11 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 		}
 		cr := e.customer(ctx, p, c)
 		rep.Customers = append(rep.Customers, cr)
+		if err := e.fence.lost(); err != nil {
+			// Another instance is active: it settles what this pass
+			// stored, and nothing more is sent from here.
+			return rep, fmt.Errorf("tickets: pass stopped at customer %s/%s, sending nothing more: %w", c.Source, c.CustomerID, err)
+		}
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
 	return rep, nil
