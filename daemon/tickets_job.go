@@ -227,6 +227,14 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 	defer d.ticketMu.Unlock()
 	start := d.now()
 	rep, err := d.TicketPass(ctx, false)
+	if errors.Is(err, tickets.ErrNotLeader) {
+		// The state database refused a ticket record: another instance
+		// is active. The pass stopped before sending anything more, and
+		// its outcome is not recorded over the active instance's.
+		d.logger.Error("Ticket pass stopped: this psa-syncd is no longer the active instance, so it sends no more ticket "+
+			"writes; the active instance settles what this pass recorded", "err", err)
+		return
+	}
 	if err != nil {
 		// The pass failed before or while it went through the customers
 		// (settling earlier creates, building the engine): the customers it

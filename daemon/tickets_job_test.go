@@ -26,6 +26,13 @@ const ttAcme = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
 // and an export with a ticket routing when routing is set.
 func ttSetup(t *testing.T, routing *export.Tickets, enabled bool) (*Daemon, *psatest.Server, *sophostest.Server) {
 	t.Helper()
+	return ttSetupWith(t, routing, enabled, "")
+}
+
+// ttSetupWith is ttSetup with more configuration (YAML) appended, such as
+// a state section.
+func ttSetupWith(t *testing.T, routing *export.Tickets, enabled bool, extra string) (*Daemon, *psatest.Server, *sophostest.Server) {
+	t.Helper()
 	sim := psatest.Start(t)
 	sop := sophostest.Start(t, sophostest.WithFixtureFile("source/sophostest/testdata/fixture.json"))
 	dir := t.TempDir()
@@ -48,7 +55,7 @@ source:
     api_url: %q
 web:
   listen_address: 127.0.0.1:0
-`, user, secret, code, sim.AutotaskBaseURL(), sop.ClientID(), sop.ClientSecret(), sop.AuthURL(), sop.APIURL()))
+`, user, secret, code, sim.AutotaskBaseURL(), sop.ClientID(), sop.ClientSecret(), sop.AuthURL(), sop.APIURL())+extra)
 	company := dtID(sim.Autotask().AddCompany("Acme"))
 	contract := dtID(sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: sim.Autotask().Companies()[0].ID, Name: "Managed"}))
 	doc := export.New(psa.SystemAutotask, strings.TrimPrefix(sim.URL(), "http://"))

@@ -1,0 +1,114 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// ttLog is a logger whose output a test reads.
+type ttLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *ttLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *ttLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestDaemon_TicketPass_deposedSendsNothing: the active instance's lock
+// session ends while its other connections work, and before its watch
+// notices (lock_interval is an hour here; 2 s by default). Its ticket
+// passes must send no create: the state database refuses the create
+// intent, the pass stops with ErrNotLeader, the scheduled pass logs it and
+// records nothing over the active instance's status. The instance that
+// takes over creates the ticket, once.
+func TestDaemon_TicketPass_deposedSendsNothing(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	a, sim, sop := ttSetupWith(t, routing, true, fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 1h\n", url))
+	logs := &ttLog{}
+	a.logger = slog.New(slog.NewTextHandler(logs, nil))
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alert := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+
+	dtCutLeadership(t, url)
+	sim.ResetRequests()
+	rep, err := a.TicketPass(t.Context(), false)
+	if !errors.Is(err, tickets.ErrNotLeader) {
+		t.Errorf("ticket pass of the deposed instance = %+v, %v; want an error matching tickets.ErrNotLeader", rep.Totals(), err)
+	}
+	a.scheduledTicketPass(t.Context())
+	if !strings.Contains(logs.String(), "Ticket pass stopped: this psa-syncd is no longer the active instance") {
+		t.Errorf("the scheduled pass of the deposed instance did not log that it stopped; logs:\n%s", logs)
+	}
+	for _, r := range sim.Requests() {
+		if r.Method != http.MethodGet {
+			t.Errorf("the deposed instance sent %s %s", r.Method, r.Path)
+		}
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 0 {
+		t.Fatalf("tickets after the deposed instance's passes = %+v, want none", got)
+	}
+	if st, err := a.TicketStatuses(); err != nil || len(st) != 0 {
+		t.Errorf("ticket statuses after the deposed instance's pass = %+v, %v; want none recorded", st, err)
+	}
+
+	cfg, err := Load(a.configPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.BecomeActive(t.Context())
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("taking over: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rep, err := b.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("ticket pass of the instance that took over = %+v, %v; want the ticket created", rep.Totals(), err)
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 1 || got[0].ExternalID != "sc:"+alert.ID {
+		t.Errorf("tickets = %+v, want one for the alert", got)
+	}
+}
