@@ -112,8 +112,9 @@
 //     for the real outcome.
 //   - On PostgreSQL, while this instance holds the leadership lock, every
 //     group goes through the connection that holds it (the fence); without
-//     the lock, intent opens are refused with ErrNotLeader and the rest of
-//     the group is committed through the pool, as before.
+//     the lock, intent opens and ticket record writes are refused with
+//     ErrNotLeader and the rest of the group is committed through the pool,
+//     as before.
 //
 // Closes and statuses may wait longer, because losing them in a crash is
 // already part of the protocol: an intent whose close was not committed

@@ -33,7 +33,7 @@ type groupOp struct {
 	// what names the operation in errors ("recording an intent").
 	what string
 	// fenced marks an operation that, on PostgreSQL, only the holder of
-	// the leadership lock may commit (opening intents).
+	// the leadership lock may commit (opening intents, ticket records).
 	fenced bool
 	// deferred marks an operation whose caller does not wait for it.
 	deferred bool

@@ -16,15 +16,17 @@ import (
 // connection breaks, PostgreSQL ends the session and frees the lock at
 // once, with no lease duration to wait out and no clocks to trust. The
 // fencing that a lease's token would give comes from committing every
-// intent through that same session (see OpenIntent): a deposed instance
-// can no longer commit one, so it can never send a write. On SQLite the
-// file lock taken by Open already makes the process the only one.
+// usage intent and every ticket record through that same session (see
+// OpenIntent, CreateTicketIntent, PutTicketRecord): a deposed instance can
+// no longer commit one, so it sends no write that one must precede (a
+// write already sent may still arrive). On SQLite the file lock taken by
+// Open already makes the process the only one.
 
 // leaderLockKey is the advisory lock key of the active instance.
 const leaderLockKey int64 = 0x7073612d73796e63 // "psa-sync"
 
-// ErrNotLeader is returned by OpenIntent on a PostgreSQL database when this
-// process does not hold the leadership lock.
+// ErrNotLeader is returned by OpenIntent and the ticket record writes on a
+// PostgreSQL database when this process does not hold the leadership lock.
 var ErrNotLeader = errors.New("state: this psa-syncd is not the active instance (another one holds the leadership lock), so it writes nothing")
 
 // LeaderInfo describes the active instance. It is recorded in the database

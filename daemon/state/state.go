@@ -142,7 +142,8 @@ type DB struct {
 	// fence, when set, is the connection that holds the leadership lock
 	// (PostgreSQL). Intents are committed through it, so an instance that
 	// lost the lock can no longer commit one, and so never sends a write.
-	// fenced is set for PostgreSQL: OpenIntent then needs the lock.
+	// fenced is set for PostgreSQL: OpenIntent and the ticket record
+	// writes then need the lock.
 	fenced  bool
 	fenceMu sync.Mutex
 	fence   *sql.Conn
