@@ -464,11 +464,13 @@ func (d *Daemon) reloadConfigLocked() error {
 	if err == nil && cfg.PSA.System != old.PSA.System {
 		err = fmt.Errorf("daemon: psa.system changed from %q to %q: restart psa-syncd to switch PSA", old.PSA.System, cfg.PSA.System)
 	}
-	if err == nil && cfg.StateDir != old.StateDir {
-		err = fmt.Errorf("daemon: state_dir changed from %q to %q: restart psa-syncd to move the state database", old.StateDir, cfg.StateDir)
-	}
-	if err == nil && !reflect.DeepEqual(cfg.State, old.State) {
-		err = errors.New("daemon: the state section changed: restart psa-syncd to use another state database or its new settings")
+	if err == nil && (cfg.StateDir != old.StateDir || !reflect.DeepEqual(cfg.State, old.State)) {
+		// The state database stays the one opened at start-up, with its
+		// settings: the rest of the config (a new API token, say) is used
+		// now, and the running config keeps saying what is in use. The
+		// values are not logged: state.url holds a password.
+		d.logger.Warn("state_dir or the state section changed; it takes effect after a restart")
+		cfg.StateDir, cfg.State = old.StateDir, old.State
 	}
 	var cl *clients
 	if err == nil {

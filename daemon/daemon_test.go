@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -325,6 +327,36 @@ func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
 	}
 	if got := string(e.d.Config().Web.APIToken); got != "t2" {
 		t.Errorf("config not reloaded")
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_config_last_reload_successful = %v, want 1", got)
+	}
+}
+
+// TestDaemon_Reload_stateChangeWaitsForRestart: a change to state_dir or
+// the state section (a rotated database password, a pool setting) takes
+// effect at the next start; the reload still uses the rest of the config,
+// and says so without naming the values.
+func TestDaemon_Reload_stateChangeWaitsForRestart(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "t1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	orig := string(dtMust(os.ReadFile(e.cfgPath)))
+	changed := strings.Replace(orig, `api_token: "t1"`, `api_token: "t2"`, 1)
+	changed = strings.Replace(changed, "state_dir: state", "state_dir: state-moved", 1) + "state:\n  query_timeout: 45s\n"
+	dtWrite(t, e.cfgPath, changed)
+	if err := e.d.Reload(); err != nil {
+		t.Fatalf("Reload with a changed state section = %v, want the rest of the config used", err)
+	}
+	cfg := e.d.Config()
+	if string(cfg.Web.APIToken) != "t2" {
+		t.Errorf("api_token = %q after the reload, want t2", cfg.Web.APIToken)
+	}
+	if filepath.Base(cfg.StateDir) != "state" || cfg.State.QueryTimeout != 0 {
+		t.Errorf("running config says state_dir %q, query_timeout %v; want the ones in use (state, 0)", cfg.StateDir, cfg.State.QueryTimeout)
+	}
+	if !strings.Contains(logs.String(), "state_dir or the state section changed; it takes effect after a restart") {
+		t.Errorf("no warning about the state change:\n%s", logs.String())
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 1 {
 		t.Errorf("psa_sync_config_last_reload_successful = %v, want 1", got)
