@@ -76,7 +76,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //
 //	GET  /metrics               Prometheus metrics (the daemon's own registry)
 //	GET  /-/healthy             200 while the process runs
-//	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503
+//	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503;
+//	                            with export_url: self 200 without an export too, to receive one (see handleReady)
 //	POST /-/reload              reload config and export (bearer token)
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
@@ -317,9 +318,21 @@ func bearerToken(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
+// handleReady answers the readiness probe. psa-syncd is ready once it can
+// do its work: with the config and a valid mapping export loaded. When it is
+// itself the export store (export_url: self) and has no valid export, it is
+// ready too, to receive one: that export can only arrive through this
+// listener (PUT /api/v1/export), and a Kubernetes Service sends nothing to
+// a pod that is not Ready. The body, psa_sync_export_last_reload_successful
+// and the status page still say that no export is loaded, and passes wait
+// for one.
 func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !d.Ready() {
+		if cfg := d.cfg.Load(); cfg != nil && cfg.ExportStore() == StoreSelf {
+			fmt.Fprintln(w, "psa-syncd is Ready to receive a mapping export (PUT "+export.ExportAPIPath+"), and does not sync yet: no valid mapping export loaded yet.")
+			return
+		}
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "psa-syncd is not ready: no valid mapping export loaded yet.")
 		return

@@ -126,6 +126,38 @@ func TestHandler_exportStore(t *testing.T) {
 	}
 }
 
+// TestHandler_readyToReceiveFirstExport: psa-syncd as the export store
+// with no export yet is Ready, so that a Kubernetes Service routes the
+// first PUT /api/v1/export to it, and says everywhere that it has no
+// export and does not sync.
+func TestHandler_readyToReceiveFirstExport(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	if err := e.d.Reload(); err == nil {
+		t.Fatal("Reload with an empty store succeeded")
+	}
+	rec := dtServe(t, e.d, http.MethodGet, "/-/ready", "", "")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "no valid mapping export loaded yet") ||
+		!strings.Contains(rec.Body.String(), "PUT /api/v1/export") {
+		t.Errorf("/-/ready of an empty export store = %d %q, want 200 saying it has no export and waits for a PUT", rec.Code, rec.Body)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v, want 0 while no export is stored", got)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/", "", ""); !strings.Contains(rec.Body.String(), "no valid mapping export loaded") {
+		t.Errorf("the status page does not say that no export is loaded:\n%s", rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, ""); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("POST /api/v1/sync without an export = %d, want 503", rec.Code)
+	}
+	if rec := dtExportRequest(t, e.d.Handler(), http.MethodPut, "/api/v1/export", e.encode(t, e.doc), map[string]string{"If-None-Match": "*"}); rec.Code != http.StatusCreated {
+		t.Fatalf("first PUT = %d %s, want 201", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/-/ready", "", ""); rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "psa-syncd is Ready." {
+		t.Errorf("/-/ready after the first export = %d %q, want 200 psa-syncd is Ready.", rec.Code, rec.Body)
+	}
+}
+
 // TestHandler_exportStoreRefusedWhenNotSelf: a psa-syncd that reads its
 // export elsewhere does not accept one by PUT.
 func TestHandler_exportStoreRefusedWhenNotSelf(t *testing.T) {
