@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -118,6 +119,7 @@ func TestManifests_fitTogether(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	checkGracePeriod(t, "statefulset.yaml", pod)
 	psc := pod.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != imageUID {
 		t.Errorf("pod securityContext = %+v, want runAsNonRoot as user %d", psc, imageUID)
@@ -289,7 +291,8 @@ func TestPrometheusRule(t *testing.T) {
 // (../kubernetes-ha) as TestManifests_fitTogether checks this directory:
 // its Deployment and Service decode strictly, the container's arguments
 // follow the image's entrypoint (`psa-syncd run`) as flags, every volume
-// the container mounts is one the pod defines, and no volume is a claim the
+// the container mounts is one the pod defines, the grace period outlasts
+// the shutdown timeout, and no volume is a claim the
 // example does not create (the replicas share the export through the
 // database, export_url: self).
 func TestHAManifests_fitTogether(t *testing.T) {
@@ -317,6 +320,7 @@ func TestHAManifests_fitTogether(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	checkGracePeriod(t, file, pod)
 	if len(c.Args) == 0 || !strings.HasPrefix(c.Args[0], "-") || len(c.Command) != 0 {
 		t.Errorf("command %q, args %q: the image runs `psa-syncd run` itself, so the args must be its flags", c.Command, c.Args)
 	}
@@ -334,5 +338,45 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	}
 	if !reflect.DeepEqual(svc.Spec.Selector, deploy.Spec.Template.Labels) {
 		t.Errorf("service selector %v does not match the pod labels %v", svc.Spec.Selector, deploy.Spec.Template.Labels)
+	}
+}
+
+// shutdownMargin is the least time a pod's termination grace period must
+// leave after psa-syncd's shutdown timeout: after the timeout the pass is
+// stopped, records how it ended and the state database is closed, which a
+// SIGKILL at the same moment would cut short.
+const shutdownMargin = 10 * time.Second
+
+// checkGracePeriod checks that Kubernetes waits for psa-syncd's graceful
+// shutdown (-web.shutdown-timeout, the default unless the container sets
+// it) before it sends SIGKILL: the default grace period, 30 s, is the
+// default shutdown timeout, so a running pass would be killed right when
+// psa-syncd would stop it cleanly.
+func checkGracePeriod(t *testing.T, file string, pod corev1.PodSpec) {
+	t.Helper()
+	shutdown := daemon.DefaultShutdownTimeout
+	for _, c := range pod.Containers {
+		for i, a := range c.Args {
+			name, v, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if name != "web.shutdown-timeout" {
+				continue
+			}
+			if !hasValue && i+1 < len(c.Args) {
+				v = c.Args[i+1]
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", file, a, err)
+			}
+			shutdown = d
+		}
+	}
+	grace := 30 * time.Second // Kubernetes' default
+	if pod.TerminationGracePeriodSeconds != nil {
+		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	if grace < shutdown+shutdownMargin {
+		t.Errorf("%s: terminationGracePeriodSeconds is %s, want at least the shutdown timeout %s plus %s, so that a running pass is not killed before psa-syncd stops it",
+			file, grace, shutdown, shutdownMargin)
 	}
 }
