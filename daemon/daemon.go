@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1358,6 +1359,10 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 // is what POST /api/v1/sync returns as run_id; once the pass has started,
 // RunID is the id of the run in the state database.
 type SyncTicket struct {
+	// ID is "q", a random part drawn when the process starts, "-" and a
+	// sequence number, e.g. q5f0c2a9e-7: unique across instances and
+	// restarts, so that a client still polling an id after a restart or
+	// failover gets 404 rather than another request's answer.
 	ID       string    `json:"run_id"`
 	Customer string    `json:"customer,omitempty"`
 	Approve  bool      `json:"approve,omitempty"`
@@ -1376,7 +1381,9 @@ type SyncTicket struct {
 // syncQueue is the FIFO of sync requests with coalescing of duplicates, and
 // the recent history of requests so that their ids can be looked up.
 type syncQueue struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// prefix starts every ticket id: "q" and this queue's random part.
+	prefix  string
 	seq     int64
 	pending []string // ticket ids, oldest first
 	tickets map[string]*SyncTicket
@@ -1388,7 +1395,7 @@ type syncQueue struct {
 const maxTickets = 1000
 
 func newSyncQueue() *syncQueue {
-	return &syncQueue{tickets: make(map[string]*SyncTicket), done: make(map[string]chan struct{}), wake: make(chan struct{}, 1)}
+	return &syncQueue{prefix: "q" + randomToken()[:8] + "-", tickets: make(map[string]*SyncTicket), done: make(map[string]chan struct{}), wake: make(chan struct{}, 1)}
 }
 
 func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
@@ -1404,7 +1411,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 		}
 	}
 	q.seq++
-	t := &SyncTicket{ID: "q" + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
+	t := &SyncTicket{ID: q.prefix + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
 		Units: r.Units, Trigger: r.Trigger, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
@@ -1481,3 +1488,7 @@ func (q *syncQueue) get(id string) (SyncTicket, bool) {
 	}
 	return *t, true
 }
+
+// isTicketID reports whether id has the shape of a sync request's id (see
+// SyncTicket.ID) rather than of a state run id.
+func isTicketID(id string) bool { return strings.HasPrefix(id, "q") }

@@ -788,6 +788,34 @@ func TestSyncQueue_coalesces(t *testing.T) {
 	}
 }
 
+// TestSyncQueue_idsUniqueAcrossProcesses: a restarted or another
+// instance's queue never hands out an id an earlier one did, so a client
+// still polling an id after a restart or failover cannot get another
+// request's answer; ids keep the shape isTicketID recognizes.
+func TestSyncQueue_idsUniqueAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	seen := map[string]bool{}
+	for range 50 {
+		q := newSyncQueue()
+		for _, customer := range []string{"", "cust-1"} {
+			q.add(SyncRequest{Customer: customer, Approve: customer != "", Trigger: "api"}, now)
+		}
+		for _, tk := range q.active() {
+			if seen[tk.ID] {
+				t.Fatalf("sync request id %s was handed out twice", tk.ID)
+			}
+			seen[tk.ID] = true
+			if !isTicketID(tk.ID) {
+				t.Errorf("sync request id %s is not a ticket id", tk.ID)
+			}
+			if _, err := strconv.ParseInt(tk.ID, 10, 64); err == nil {
+				t.Errorf("sync request id %s looks like a run id", tk.ID)
+			}
+		}
+	}
+}
+
 // TestSyncQueue_historyBounded: the history keeps maxTickets requests,
 // dropping the oldest finished ones; a request still running when it would
 // be dropped stays until it has finished, then goes first.

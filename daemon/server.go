@@ -82,7 +82,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
-//	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync)
+//	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync; a standby forwards it)
 //	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
@@ -102,9 +102,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 // from memory and the state database only. API requests are bounded in
 // number and size (see maxConcurrentAPIRequests and maxRequestBody). A
 // standby (another psa-syncd holds the shared state database's leadership
-// lock) serves the read-only endpoints and forwards sync and resolve to the
-// active instance (at its state.advertise_url), or refuses them with 503
-// naming it.
+// lock) serves the read-only endpoints and forwards sync, resolve and the
+// lookup of a sync request to the active instance (at its
+// state.advertise_url), or refuses them with 503 naming it.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
@@ -240,13 +240,20 @@ func (d *Daemon) requireActive(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if info, held, err := d.db.Leader(); err == nil && held && info.URL != "" && r.Header.Get(forwardedHeader) == "" {
-			d.forward(w, r, info)
-			return
-		}
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
+		d.forwardToActive(w, r)
 	})
+}
+
+// forwardToActive forwards r, on a standby, to the active instance when
+// that one recorded its state.advertise_url and r was not forwarded
+// already, and otherwise refuses it with 503 naming the active instance.
+func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request) {
+	if info, held, err := d.db.Leader(); err == nil && held && info.URL != "" && r.Header.Get(forwardedHeader) == "" {
+		d.forward(w, r, info)
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
 }
 
 // forward sends r, token and body included, to the active instance and
@@ -575,6 +582,14 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	if isTicketID(id) && !d.Active() {
+		// Sync requests live in the memory of the active instance, which
+		// queued them (a standby forwards POST /api/v1/sync there): a
+		// client polling through a Service that reaches this standby gets
+		// the active instance's answer.
+		d.forwardToActive(w, r)
 		return
 	}
 	n, err := strconv.ParseInt(id, 10, 64)

@@ -435,6 +435,103 @@ func TestDaemon_selfExportSharedPostgres(t *testing.T) {
 	}
 }
 
+// dtActiveAndStandby starts two psa-syncd on one new PostgreSQL database:
+// the first, active, serves its API at the URL it advertises; the second
+// is a standby. It returns them and the standby's server.
+func dtActiveAndStandby(t *testing.T, token string) (a, b *Daemon, standbyURL string) {
+	t.Helper()
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var activeAPI http.Handler
+	srvA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { activeAPI.ServeHTTP(w, r) }))
+	t.Cleanup(srvA.Close)
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, srvA.URL)})
+	a = e.d
+	activeAPI = a.Handler()
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b = dtSecondInstance(t, e, nil)
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
+	}
+	srvB := httptest.NewServer(b.Handler())
+	t.Cleanup(srvB.Close)
+	return a, b, srvB.URL
+}
+
+// TestDaemon_standbyForwardsSyncRequestLookup: `psa-syncd sync -web.url`
+// through a Service posts the sync request and then polls its id, maybe on
+// a standby, over one kept-alive connection. The standby forwards the
+// lookup to the active instance, which holds the request, as it forwarded
+// the request itself.
+func TestDaemon_standbyForwardsSyncRequestLookup(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	a, _, standby := dtActiveAndStandby(t, token)
+	do := func(method, path, body string, header ...string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, standby+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	code, body := do(http.MethodPost, "/api/v1/sync", `{"customer":"cust-acme"}`)
+	var ticket SyncTicket
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &ticket) != nil || ticket.ID == "" {
+		t.Fatalf("POST /api/v1/sync on the standby = %d %s; want the active instance's 202", code, body)
+	}
+	poll := func() (int, SyncTicket, string) {
+		t.Helper()
+		code, body := do(http.MethodGet, "/api/v1/runs/"+ticket.ID, "")
+		var out struct {
+			Request SyncTicket `json:"request"`
+		}
+		_ = json.Unmarshal([]byte(body), &out)
+		return code, out.Request, body
+	}
+	if code, got, body := poll(); code != http.StatusOK || got.ID != ticket.ID || got.Customer != "cust-acme" || got.Status != "queued" {
+		t.Errorf("GET /api/v1/runs/%s on the standby = %d %s; want the active instance's queued request", ticket.ID, code, body)
+	}
+	if next, ok := a.queue.next(t.Context()); !ok || next.ID != ticket.ID {
+		t.Fatalf("the active instance's queue gave %+v, %v", next, ok)
+	}
+	a.queue.finish(ticket.ID, state.Run{Result: state.RunSuccess}, nil, time.Now())
+	if code, got, body := poll(); code != http.StatusOK || got.Status != "done" {
+		t.Errorf("GET /api/v1/runs/%s on the standby after the pass = %d %s; want it done", ticket.ID, code, body)
+	}
+	// Another instance's, or an earlier process's, id is unknown to the
+	// active one: 404, never another request.
+	if code, body := do(http.MethodGet, "/api/v1/runs/q0badc0de-1", ""); code != http.StatusNotFound {
+		t.Errorf("GET of an unknown sync request on the standby = %d %s; want the active instance's 404", code, body)
+	}
+	// A lookup forwarded already is not forwarded again.
+	if code, body := do(http.MethodGet, "/api/v1/runs/"+ticket.ID, "", forwardedHeader, "other-standby"); code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") {
+		t.Errorf("GET of a sync request forwarded to a standby = %d %s; want 503 naming the active instance", code, body)
+	}
+	// Run ids are in the shared database: the standby answers them itself.
+	if code, body := do(http.MethodGet, "/api/v1/runs/999", ""); code != http.StatusNotFound || !strings.Contains(body, `run \"999\" not found`) {
+		t.Errorf("GET /api/v1/runs/999 on the standby = %d %s; want its own 404", code, body)
+	}
+}
+
 // TestDaemon_standbyStatusPageSync: the status page of a standby refuses
 // "Sync now" and "Approve", naming the active instance, instead of queueing
 // a request that would run only after a takeover.

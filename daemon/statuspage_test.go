@@ -120,10 +120,11 @@ func TestStatusPageHandlers(t *testing.T) {
 	}
 	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-globex"}, "next": {"/"}})
 	loc := rec.Header().Get("Location")
-	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "request=q1") {
-		t.Fatalf("sync now = %d, Location %q", rec.Code, loc)
+	queued := e.d.queue.active()
+	if rec.Code != http.StatusSeeOther || len(queued) != 1 || !strings.Contains(loc, "request="+queued[0].ID) {
+		t.Fatalf("sync now = %d, Location %q, queued %+v", rec.Code, loc, queued)
 	}
-	if tk, ok := e.d.Ticket("q1"); !ok || tk.Customer != "cust-globex" || tk.Trigger != usage.TriggerAPI {
+	if tk, ok := e.d.Ticket(queued[0].ID); !ok || tk.Customer != "cust-globex" || tk.Trigger != usage.TriggerAPI {
 		t.Errorf("sync now queued %+v, %t", tk, ok)
 	}
 	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.Contains(body, `id="request" data-status="queued"`) || !strings.Contains(body, `http-equiv="refresh"`) {
