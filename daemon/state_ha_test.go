@@ -532,9 +532,10 @@ func TestDaemon_standbyForwardsSyncRequestLookup(t *testing.T) {
 	}
 }
 
-// TestDaemon_standbyStatusPageSync: the status page of a standby refuses
-// "Sync now" and "Approve", naming the active instance, instead of queueing
-// a request that would run only after a takeover.
+// TestDaemon_standbyStatusPageSync: the status page of a standby whose
+// active instance advertises no URL refuses "Sync now" and "Approve",
+// naming the active instance, instead of queueing a request that would run
+// only after a takeover.
 func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	t.Parallel()
 	url, err := pgtest.New(t).CreateDatabase(t.Context())
@@ -567,11 +568,62 @@ func TestDaemon_standbyStatusPageSync(t *testing.T) {
 	if rec.Code != http.StatusSeeOther || err != nil {
 		t.Fatalf("POST /ui/sync on the standby = %d, Location %q", rec.Code, rec.Header().Get("Location"))
 	}
-	if msg := loc.Query().Get("msg"); !strings.Contains(msg, "standby") || !strings.Contains(msg, "pid") {
+	if msg := loc.Query().Get("msg"); !strings.Contains(msg, "standby") || !strings.Contains(msg, "pid") || !strings.Contains(msg, "advertise_url") {
 		t.Errorf("POST /ui/sync on the standby says %q; want it to say this is a standby and name the active instance", msg)
 	}
 	if got := b.queue.active(); len(got) != 0 {
 		t.Errorf("the standby queued %+v", got)
+	}
+}
+
+// TestDaemon_standbyStatusPageSyncForwarded: with the active instance's
+// URL advertised, "Sync now" and "Approve" on a standby's status page
+// (session and CSRF checked by the standby) are queued on the active
+// instance, and the standby's page shows the request.
+func TestDaemon_standbyStatusPageSyncForwarded(t *testing.T) {
+	t.Parallel()
+	a, b, _ := dtActiveAndStandby(t, dtToken)
+	c := newUIClient(t, b)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the status page")
+	}
+	// Not signed in: refused by the standby itself.
+	if rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "next": {"/"}}); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /ui/sync on the standby without a session = %d, want 401", rec.Code)
+	}
+	c.do(http.MethodPost, "/ui/sign-in", neturl.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
+	for _, f := range []neturl.Values{
+		{"customer": {"cust-globex"}},
+		{"customer": {"cust-acme"}, "approve": {"true"}, "service": {"30000012"}, "units": {"7"}},
+	} {
+		f.Set("csrf", m[1])
+		f.Set("next", "/")
+		rec := c.do(http.MethodPost, "/ui/sync", f)
+		loc, err := neturl.Parse(rec.Header().Get("Location"))
+		if rec.Code != http.StatusSeeOther || err != nil {
+			t.Fatalf("POST /ui/sync %v on the standby = %d, Location %q", f, rec.Code, rec.Header().Get("Location"))
+		}
+		id := loc.Query().Get("request")
+		tk, ok := a.Ticket(id)
+		if !ok || tk.Customer != f.Get("customer") || tk.Approve != (f.Get("approve") == "true") || tk.Service != f.Get("service") || tk.Trigger != usage.TriggerAPI {
+			t.Errorf("POST /ui/sync %v on the standby: %q, the active instance holds request %q: %+v, %v", f, loc.Query().Get("msg"), id, tk, ok)
+			continue
+		}
+		if f.Get("units") != "" && (tk.Units == nil || *tk.Units != 7) {
+			t.Errorf("the approval lost its reviewed units: %+v", tk)
+		}
+		if body := c.do(http.MethodGet, loc.String(), nil).Body.String(); !strings.Contains(body, `id="request" data-status="queued"`) || !strings.Contains(body, id) {
+			t.Errorf("the standby's page does not show request %s queued on the active instance:\n%s", id, body)
+		}
+	}
+	if got := b.queue.active(); len(got) != 0 {
+		t.Errorf("the standby queued %+v itself", got)
+	}
+	// What the active instance refuses, the standby's page says.
+	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-nobody"}, "next": {"/"}})
+	if loc, _ := neturl.Parse(rec.Header().Get("Location")); loc == nil || !strings.Contains(loc.Query().Get("msg"), "not in the mapping export") {
+		t.Errorf("POST /ui/sync for an unknown customer on the standby redirects to %q; want the active instance's reason", rec.Header().Get("Location"))
 	}
 }
 

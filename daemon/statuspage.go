@@ -1,16 +1,21 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +31,10 @@ import (
 // a server-side session whose id is in an HttpOnly, SameSite=Strict cookie.
 // Every form carries a CSRF token that must match a second cookie
 // (double-submit), so another site can neither read the page's token nor
-// post with the session.
+// post with the session. Sessions live in this process's memory: with
+// several instances, a load balancer must keep a browser on one (see
+// README). A standby checks the session and sends "sync now" and "approve"
+// to the active instance's API (uiSyncOnActive).
 
 //go:embed statuspage
 var statusPageFS embed.FS
@@ -153,6 +161,11 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	if id := r.URL.Query().Get("request"); id != "" {
 		if t, ok := d.Ticket(id); ok {
 			p.Request = &t
+		} else if isTicketID(id) && !d.Active() {
+			// Queued on the active instance from this standby's page.
+			if t, ok := d.ticketOnActive(r, id); ok {
+				p.Request = &t
+			}
 		}
 	}
 	return p
@@ -467,9 +480,11 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !d.Active() {
-		// A request queued here would wait for a takeover; the API
-		// forwards it, but a form post carries this page's session.
-		redirect(w, r, backTo(r), "This psa-syncd is a standby and does not sync. The active instance is "+d.activeInstance()+": request the sync on its status page.", "")
+		// A request queued here would wait for a takeover. The form post
+		// carries this page's session, which the active instance does not
+		// know: having checked it here, ask the active instance through
+		// its API, as the API's forwarding would.
+		d.uiSyncOnActive(w, r, req)
 		return
 	}
 	doc := d.Export()
@@ -483,11 +498,103 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	}
 	t := d.RequestPass(req)
 	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
-	what := "Sync"
+	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
+}
+
+func requestedMessage(req SyncRequest) string {
 	if req.Approve {
-		what = "Approval"
+		return "Approval requested."
 	}
-	redirect(w, r, backTo(r), what+" requested.", t.ID)
+	return "Sync requested."
+}
+
+// activeCallTimeout bounds a request a standby's status page makes to the
+// active instance.
+const activeCallTimeout = 5 * time.Second
+
+// uiSyncOnActive is "sync now" and "approve" on a standby: it queues req
+// on the active instance with POST /api/v1/sync, or says why it could not.
+func (d *Daemon) uiSyncOnActive(w http.ResponseWriter, r *http.Request, req SyncRequest) {
+	body, err := json.Marshal(map[string]any{"customer": req.Customer, "approve": req.Approve, "service": req.Service, "units": req.Units})
+	if err != nil {
+		redirect(w, r, backTo(r), err.Error(), "")
+		return
+	}
+	var t SyncTicket
+	if err := d.callActive(r, http.MethodPost, "/api/v1/sync", body, &t); err != nil {
+		d.logger.Warn("Could not request a sync from the status page of a standby", "err", err)
+		redirect(w, r, backTo(r), "This psa-syncd is a standby and does not sync, and "+err.Error()+".", "")
+		return
+	}
+	d.logger.Info("Sync requested on the status page of a standby; queued on the active instance", "request", t.ID, "customer", req.Customer,
+		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
+	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
+}
+
+// ticketOnActive asks the active instance, for a standby's status page, for
+// the sync request with the given id.
+func (d *Daemon) ticketOnActive(r *http.Request, id string) (SyncTicket, bool) {
+	var out struct {
+		Request SyncTicket `json:"request"`
+	}
+	if err := d.callActive(r, http.MethodGet, "/api/v1/runs/"+url.PathEscape(id), nil, &out); err != nil {
+		d.logger.Debug("Could not look up a sync request on the active instance", "request", id, "err", err)
+		return SyncTicket{}, false
+	}
+	return out.Request, out.Request.ID == id
+}
+
+// callActive sends an API request on behalf of the status page request r to
+// the active instance at the URL it advertises, and decodes its JSON answer
+// into v. It authenticates with the API token, or with r's basic
+// credentials when the listener takes basic authentication (see
+// listener.go), and marks the request forwarded, so that it is never
+// forwarded again.
+func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v any) error {
+	info, held, err := d.db.Leader()
+	switch {
+	case err != nil || !held:
+		return fmt.Errorf("the active instance is %s: try again shortly", d.activeInstance())
+	case info.URL == "":
+		return fmt.Errorf("the active instance, %s, advertises no state.advertise_url to forward to: use its own status page", d.activeInstance())
+	}
+	target, err := url.JoinPath(info.URL, path)
+	if err != nil {
+		return fmt.Errorf("the active instance's URL %q is not valid: %w", info.URL, err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), activeCallTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if _, _, ok := r.BasicAuth(); ok {
+		req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	} else if token := d.cfg.Load().Web.APIToken; token != "" {
+		req.Header.Set("Authorization", "Bearer "+string(token))
+	}
+	host, _ := os.Hostname()
+	req.Header.Set(forwardedHeader, host)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the active instance %s could not be reached: %w", info, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading the answer of the active instance %s: %w", info, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(data, &e)
+		return fmt.Errorf("the active instance %s answered %s: %s", info, resp.Status, e.Error)
+	}
+	return json.Unmarshal(data, v)
 }
 
 // active returns the requests that are queued or running, oldest first.

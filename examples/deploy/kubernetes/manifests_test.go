@@ -292,7 +292,8 @@ func TestPrometheusRule(t *testing.T) {
 // its Deployment and Service decode strictly, the container's arguments
 // follow the image's entrypoint (`psa-syncd run`) as flags, every volume
 // the container mounts is one the pod defines, the grace period outlasts
-// the shutdown timeout, and no volume is a claim the
+// the shutdown timeout, the Service keeps a client on one pod (status page
+// sessions), and no volume is a claim the
 // example does not create (the replicas share the export through the
 // database, export_url: self).
 func TestHAManifests_fitTogether(t *testing.T) {
@@ -338,6 +339,10 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	}
 	if !reflect.DeepEqual(svc.Spec.Selector, deploy.Spec.Template.Labels) {
 		t.Errorf("service selector %v does not match the pod labels %v", svc.Spec.Selector, deploy.Spec.Template.Labels)
+	}
+	// Status page sessions live in one pod's memory.
+	if svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
+		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
 	}
 }
 
