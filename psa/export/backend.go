@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // ErrConflict is returned by Backend.Save when the stored export is no
@@ -128,10 +130,10 @@ func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend,
 	if strings.Contains(rawURL, "://") {
 		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("export: invalid file URL %q: %w", rawURL, err)
+			return nil, fmt.Errorf("export: invalid file URL %q: %w", Redact(rawURL), redact.URLError(err))
 		}
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("export: file URL %q names host %q: only local files are supported (file:///path)", rawURL, u.Host)
+			return nil, fmt.Errorf("export: file URL %q names host %q: only local files are supported (file:///path)", Redact(rawURL), u.Host)
 		}
 		path = u.Path
 	}
@@ -141,14 +143,13 @@ func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend,
 	return NewFileBackend(filepath.Clean(path)), nil
 }
 
-// Redact returns rawURL with the password of any user information
-// replaced by "xxxxx", for messages and logs. Export URLs carry no other
-// secrets: S3 credentials come from the AWS credential chain and the
-// psa-syncd token from its own setting.
+// Redact returns rawURL for messages and logs: the password of any user
+// information replaced by "xxxxx", and so the password of a URL in a query
+// parameter (an S3 URL's endpoint) and any query parameter named like a
+// secret. A value that does not parse as a URL is never returned as it is
+// (see redact.URL). S3 credentials normally come from the AWS credential
+// chain and the psa-syncd token from its own setting, but an operator may
+// still write them into the URL.
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme == "" {
-		return rawURL
-	}
-	return u.Redacted()
+	return redact.URL(rawURL)
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // defaultS3Region is the region used when neither the URL nor the AWS
@@ -107,7 +109,7 @@ type s3Location struct {
 func parseS3URL(rawURL string) (s3Location, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return s3Location{}, fmt.Errorf("export: invalid S3 URL %q: %w", Redact(rawURL), err)
+		return s3Location{}, fmt.Errorf("export: invalid S3 URL %q: %w", Redact(rawURL), redact.URLError(err))
 	}
 	key := strings.TrimPrefix(u.Path, "/")
 	if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
@@ -127,7 +129,7 @@ func parseS3URL(rawURL string) (s3Location, error) {
 	}
 	if loc.endpoint != "" {
 		if e, err := url.Parse(loc.endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-			return s3Location{}, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), loc.endpoint)
+			return s3Location{}, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), Redact(loc.endpoint))
 		}
 	}
 	return loc, nil
