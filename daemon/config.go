@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -339,7 +340,7 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, withoutValues(err)
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
@@ -350,6 +351,27 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	}
 	return c, nil
 }
+
+// withoutValues returns a YAML decoding error without the values it quotes:
+// yaml's type errors show up to 10 characters of the value that does not
+// fit ("cannot unmarshal !!str `pw=hunter2` into ..."), and a value in the
+// wrong place is often a secret (a DSN or a token one level too high). The
+// line and the type it was meant for still say where and what is wrong.
+func withoutValues(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
+	for i, e := range te.Errors {
+		out.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1 $2")
+	}
+	return out
+}
+
+// typeErrorValue matches the value in a yaml type error:
+// "line 6: cannot unmarshal !!str `three` into int".
+var typeErrorValue = regexp.MustCompile("(cannot unmarshal \\S+) `.*` (into )")
 
 func (c *Config) validate(dir string, getenv func(string) string) error {
 	abs := func(p string) string {

@@ -157,7 +157,8 @@ func TestLoad_bad(t *testing.T) {
 		want string
 	}{
 		{file: "bad-unknown-field.yml", want: "yaml: unmarshal errors:\n  line 9: field pasword not found in type daemon.AutotaskConfig"},
-		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str `three` into int"},
+		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str into int"},
+		{file: "bad-state-scalar.yml", want: "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!str into daemon.StateConfig"},
 		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
 		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
 		{file: "bad-impersonation.yml", want: `psa.autotask.impersonation_resource_id: "me" is not a positive integer`},
