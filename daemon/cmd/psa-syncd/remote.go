@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // remoteFlags are the flags of the commands that can ask a running daemon
@@ -38,7 +39,7 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	}
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", r.url)
+		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", redact.URL(r.url))
 	}
 	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: e.getenv("PSA_SYNCD_API_TOKEN")}
 	if r.tokenFile != "" {
