@@ -17,10 +17,9 @@ import (
 
 func cmdBackup(ctx context.Context, e *env, args []string) int {
 	var (
-		cf        commonFlags
-		out       string
-		url       string
-		tokenFile string
+		cf  commonFlags
+		rf  remoteFlags
+		out string
 	)
 	fs := newFlagSet(e, "backup", "Write a consistent copy of the SQLite state database (statuses, runs, intents, ledger,\n"+
 		"export history) to a new file. While the daemon runs it holds the database's lock: ask it\n"+
@@ -29,8 +28,8 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 		"is backed up with pg_dump (or the managed service's backups) instead.")
 	cf.register(fs)
 	fs.StringVar(&out, "output", "", "The backup `file` to write; it must not exist.")
-	fs.StringVar(&url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")
-	fs.StringVar(&tokenFile, "web.token-file", "", "`File` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	fs.StringVar(&rf.url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")
+	fs.StringVar(&rf.tokenFile, "web.token-file", "", "`File` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -38,18 +37,19 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "psa-syncd: -output is required: the backup file to write")
 		return 2
 	}
+	// The same checks of -web.url and -web.token-file, and the same exit
+	// code, as every other command that can ask a running daemon.
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
 	if _, err := os.Lstat(out); err == nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: -output %s exists; give a new file\n", out)
 		return 1
 	}
-	var err error
-	if url != "" {
-		token, terr := apiToken(e, tokenFile)
-		if terr != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", terr)
-			return 1
-		}
-		err = backupRemote(ctx, url, token, out)
+	if api != nil {
+		err = backupRemote(ctx, api.base, api.token, out)
 	} else {
 		err = backupLocal(ctx, e, cf.configFile, out)
 	}

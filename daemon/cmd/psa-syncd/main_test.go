@@ -1152,3 +1152,24 @@ func TestRun_echoedSecretsStayOut(t *testing.T) {
 		}
 	}
 }
+
+// A -web.url that is not a base URL is a usage error (exit 2) for every
+// command that takes it, backup included, and the message does not show the
+// password the flag may carry.
+func TestRun_badWebURL(t *testing.T) {
+	t.Parallel()
+	out := filepath.Join(t.TempDir(), "backup.db")
+	for _, web := range []string{"127.0.0.1:9810", "prometheus:hunter2@host:9810", "http://u:hunter2%zz@host:9810"} {
+		for _, args := range [][]string{
+			{"sync"}, {"plan"}, {"status"}, {"ledger"},
+			{"resolve", "-intent", "1", "-posted"},
+			{"backup", "-output", out},
+		} {
+			args = append(args, "-web.url", web)
+			code, stdout, stderr := runCmd(t, args...)
+			if code != 2 || !strings.Contains(stderr, "-web.url") || strings.Contains(stdout+stderr, "hunter2") {
+				t.Errorf("%v: exit %d, stderr %q; want 2 naming -web.url without its password", args, code, stderr)
+			}
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -86,19 +85,6 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 			in.ID, in.After, in.ServiceID, in.ContractID)
 	}
 	return 0
-}
-
-// apiToken returns the API token for -web.url: the content of
-// -web.token-file when given, else PSA_SYNCD_API_TOKEN.
-func apiToken(e *env, tokenFile string) (string, error) {
-	if tokenFile == "" {
-		return e.getenv("PSA_SYNCD_API_TOKEN"), nil
-	}
-	data, err := os.ReadFile(tokenFile)
-	if err != nil {
-		return "", fmt.Errorf("-web.token-file: %w", err)
-	}
-	return strings.TrimSpace(string(data)), nil
 }
 
 // fetchIntents reads the open intents from a running daemon.
