@@ -74,6 +74,11 @@ type Options struct {
 	// (TLS, client certificates, basic authentication; see listener.go);
 	// empty means plain HTTP.
 	WebConfigFile string
+	// ListenAddress, when set, replaces web.listen_address in the config
+	// given to New and in every config loaded by Reload (psa-syncd run's
+	// -web.listen-address flag), so that a reload neither reports the
+	// file's address as the running one nor warns that it changed.
+	ListenAddress string
 	// AllowEmptyState lets passes write although the state database holds
 	// no record of earlier writes while the export maps customers whose
 	// quantities only the ledger records (Kaseya BMS): for a first start
@@ -99,6 +104,7 @@ type Daemon struct {
 	shutdownTimeout time.Duration
 	listener        net.Listener
 	webConfigFile   string
+	listenAddress   string // Options.ListenAddress
 
 	db *state.DB
 	// leading is set while this instance holds the state database's
@@ -230,8 +236,14 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	if err := validateWebConfig(o.WebConfigFile); err != nil {
 		return nil, err
 	}
+	if o.ListenAddress != "" {
+		c := *cfg
+		c.Web.ListenAddress = o.ListenAddress
+		cfg = &c
+	}
 	d := &Daemon{
 		configPath:      configPath,
+		listenAddress:   o.ListenAddress,
 		logger:          o.Logger,
 		registry:        o.Registry,
 		version:         o.Version,
@@ -462,6 +474,9 @@ func (d *Daemon) reloadConfigLocked() error {
 	}
 	old := d.cfg.Load()
 	cfg, err := Load(d.configPath, d.getenv)
+	if err == nil && d.listenAddress != "" {
+		cfg.Web.ListenAddress = d.listenAddress
+	}
 	if err == nil && cfg.PSA.System != old.PSA.System {
 		err = fmt.Errorf("daemon: psa.system changed from %q to %q: restart psa-syncd to switch PSA", old.PSA.System, cfg.PSA.System)
 	}

@@ -258,9 +258,6 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		logger.Error("Error loading config", "err", err)
 		return 1
 	}
-	if listenAddress != "" {
-		cfg.Web.ListenAddress = listenAddress
-	}
 	reg := newRegistry()
 	d, err := daemon.New(cfg, cf.configFile, daemon.Options{
 		Logger:          logger,
@@ -271,6 +268,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		ShutdownTimeout: shutdown,
 		WebConfigFile:   webConfigFile,
 		AllowEmptyState: allowEmpty,
+		ListenAddress:   listenAddress,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
