@@ -46,6 +46,10 @@ const (
 	// freshPlanWriteTimeout replaces the write timeout for a fresh plan,
 	// which reads every contract before it answers.
 	freshPlanWriteTimeout = 10 * time.Minute
+	// backupWriteTimeout replaces the write timeout for GET /api/v1/backup,
+	// which copies the whole database before it answers and then sends it:
+	// as long as `psa-syncd backup` waits for it.
+	backupWriteTimeout = 30 * time.Minute
 )
 
 // httpTimeouts bound each connection to the HTTP server: reading the
@@ -286,6 +290,9 @@ func (d *Daemon) handleBackup(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotImplemented, strings.TrimPrefix(state.ErrBackupUnsupported.Error(), "state: "))
 		return
 	}
+	// A large database, or a slow link, takes longer than an ordinary
+	// answer: within the server's write timeout the copy would be cut.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(backupWriteTimeout))
 	dir, err := os.MkdirTemp(filepath.Dir(d.db.Path()), ".backup-")
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())

@@ -1,0 +1,46 @@
+package daemon
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// GET /api/v1/backup extends the server's write timeout, as a fresh plan
+// does: the timeout covers making the copy and sending it, and a large
+// database or a slow link was cut off. Here the server's write timeout has
+// passed before the handler writes anything, which stands for a copy that
+// takes longer than it.
+func TestServer_backupOutlastsWriteTimeout(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret"
+	e := dtSetup(t, dtOptions{token: token})
+	e.d.httpTimeouts = httpTimeouts{readHeader: time.Second, read: time.Second, write: time.Nanosecond, idle: time.Second}
+	srv := e.d.newHTTPServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+ln.Addr().String()+"/api/v1/backup", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /api/v1/backup: %v (the write timeout cut the answer)", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || len(body) < 100 || string(body[:16]) != "SQLite format 3\x00" {
+		t.Errorf("GET /api/v1/backup = %d, %d bytes, %v; want 200 and the whole database", resp.StatusCode, len(body), err)
+	}
+	if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
+		t.Errorf("read %d bytes of %d", len(body), resp.ContentLength)
+	}
+}
