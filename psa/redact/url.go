@@ -37,8 +37,18 @@ func redactURL(rawURL string, depth int) string {
 		// "user" with an opaque part: not a URL the operator meant.
 		return unparsed(rawURL)
 	}
+	changed := false
 	if u.RawQuery != "" {
-		u.RawQuery = redactQuery(u.RawQuery, depth)
+		if q := redactQuery(u.RawQuery, depth); q != u.RawQuery {
+			u.RawQuery, changed = q, true
+		}
+	}
+	if _, ok := u.User.Password(); ok {
+		changed = true
+	}
+	if !changed {
+		// As written, not as url.URL.String would spell it.
+		return rawURL
 	}
 	return u.Redacted()
 }

@@ -29,6 +29,7 @@ func TestURL(t *testing.T) {
 		{"s3://bucket/key?endpoint=https://minio:SECRET%zz@minio", "s3://bucket/key?endpoint=xxxxx"},
 		{"s3://bucket/k%zz?endpoint=https://minio:SECRET@minio", "s3://xxxxx@minio"},
 		{"127.0.0.1:9810", "127.0.0.1:9810"},
+		{"bms kaseya.com", "bms kaseya.com"},
 	} {
 		got := redact.URL(tt.in)
 		if got != tt.want {
