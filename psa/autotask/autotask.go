@@ -151,7 +151,7 @@ func WithZoneLookupURL(rawURL string) Option {
 	return func(c *Client) error {
 		u, err := url.Parse(rawURL)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("autotask: zone lookup URL %q is not an absolute URL", rawURL)
+			return fmt.Errorf("autotask: zone lookup URL %q is not an absolute URL", redact.URL(rawURL))
 		}
 		c.zoneLookupURL = u
 		return nil
@@ -298,10 +298,10 @@ func NewClient(opts ...Option) (*Client, error) {
 func parseRoot(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%q: %w", redact.URL(rawURL), redact.URLError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an absolute http(s) URL", rawURL)
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", redact.URL(rawURL))
 	}
 	if !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"

@@ -151,10 +151,10 @@ func parseSite(site string) (*url.URL, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("connectwise: site %q is neither a host name nor an http(s) URL", site)
+		return nil, fmt.Errorf("connectwise: site %q is neither a host name nor an http(s) URL", redact.URL(site))
 	}
 	if p := strings.Trim(u.Path, "/"); p != "" || u.RawQuery != "" {
-		return nil, fmt.Errorf("connectwise: site %q must not have a path; give the codebase with WithCodebase or the API root with WithBaseURL", site)
+		return nil, fmt.Errorf("connectwise: site %q must not have a path; give the codebase with WithCodebase or the API root with WithBaseURL", redact.URL(site))
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}, nil
 }
@@ -213,7 +213,7 @@ func WithBaseURL(rawURL string) Option {
 	return func(c *Client) error {
 		u, err := url.Parse(rawURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("connectwise: base URL %q is not an absolute http(s) URL", rawURL)
+			return fmt.Errorf("connectwise: base URL %q is not an absolute http(s) URL", redact.URL(rawURL))
 		}
 		u.RawQuery, u.Fragment, u.RawPath = "", "", ""
 		if !strings.HasSuffix(u.Path, "/") {

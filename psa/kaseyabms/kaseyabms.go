@@ -146,7 +146,7 @@ func WithBaseURL(rawURL string) Option {
 	return func(c *Client) error {
 		u, err := url.Parse(rawURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("kaseyabms: base URL %q is not an absolute http(s) URL", rawURL)
+			return fmt.Errorf("kaseyabms: base URL %q is not an absolute http(s) URL", redact.URL(rawURL))
 		}
 		if !strings.HasSuffix(u.Path, "/") {
 			u.Path += "/"
@@ -331,11 +331,11 @@ func APIHost(hostname string) (string, error) {
 	case h == "":
 		return "", fmt.Errorf("kaseyabms: hostname is empty; %s", example)
 	case strings.Contains(h, "://"):
-		return "", fmt.Errorf("kaseyabms: hostname %q must not include a protocol; %s", hostname, example)
+		return "", fmt.Errorf("kaseyabms: hostname %q must not include a protocol; %s", redact.URL(hostname), example)
 	case strings.ContainsAny(h, "/?#"):
-		return "", fmt.Errorf("kaseyabms: hostname %q must not include a path; %s", hostname, example)
+		return "", fmt.Errorf("kaseyabms: hostname %q must not include a path; %s", redact.URL(hostname), example)
 	case strings.ContainsAny(h, "@ \t\\"):
-		return "", fmt.Errorf("kaseyabms: hostname %q is not a host name; %s", hostname, example)
+		return "", fmt.Errorf("kaseyabms: hostname %q is not a host name; %s", redact.URL(hostname), example)
 	}
 	u, err := url.Parse("https://" + h + "/")
 	if err != nil || u.Host != h || u.Hostname() == "" || strings.HasPrefix(u.Hostname(), ".") || strings.HasSuffix(u.Hostname(), ".") {
