@@ -202,10 +202,10 @@ func WithLogger(l *slog.Logger) Option {
 func parseURL(s string, dir bool) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%q: %w", redact.URL(s), redact.URLError(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an absolute http(s) URL", s)
+		return nil, fmt.Errorf("%q is not an absolute http(s) URL", redact.URL(s))
 	}
 	if dir && !strings.HasSuffix(u.Path, "/") {
 		u.Path += "/"
