@@ -14,6 +14,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -81,10 +82,12 @@ func httpURL(example string) stringCheck {
 		check: func(s string) error {
 			u, err := url.Parse(s)
 			if err != nil {
-				return fmt.Errorf("%q is not a URL: %w", s, err)
+				// Not url.Parse's error itself: it repeats s, and s
+				// may hold a password.
+				return fmt.Errorf("%q is not a URL: %w", redact.URL(s), redact.URLError(err))
 			}
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("%q must be an absolute http or https URL, such as %q", s, example)
+				return fmt.Errorf("%q must be an absolute http or https URL, such as %q", redact.URL(s), example)
 			}
 			return nil
 		},
@@ -124,10 +127,10 @@ func connectWiseSite() stringCheck {
 			}
 			u, err := url.Parse(s)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("site %q is neither a host name nor an http(s) URL", site)
+				return fmt.Errorf("site %q is neither a host name nor an http(s) URL", redact.URL(site))
 			}
 			if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
-				return fmt.Errorf("site %q must not have a path", site)
+				return fmt.Errorf("site %q must not have a path", redact.URL(site))
 			}
 			return nil
 		},
