@@ -25,6 +25,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // Limits of the HTTP API. Together with the timeouts they keep a client
@@ -265,7 +266,7 @@ func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.LeaderInfo) {
 	target, err := url.Parse(active.URL)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby, and the active instance's URL %q is not valid: %v", active.URL, err))
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby, and the active instance's URL %q is not valid: %v", redact.URL(active.URL), redact.URLError(err)))
 		return
 	}
 	host, _ := os.Hostname()

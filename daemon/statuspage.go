@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // The status page at / is server-rendered from html/template and embedded
@@ -560,7 +561,7 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	}
 	target, err := url.JoinPath(info.URL, path)
 	if err != nil {
-		return fmt.Errorf("the active instance's URL %q is not valid: %w", info.URL, err)
+		return fmt.Errorf("the active instance's URL %q is not valid: %v", redact.URL(info.URL), redact.URLError(err))
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), activeCallTimeout)
 	defer cancel()
