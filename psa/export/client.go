@@ -162,15 +162,17 @@ func (c *Client) remember(version string, doc *Document) {
 	c.version, c.doc = version, doc
 }
 
-// cached returns the cached export, reading it when nothing is cached.
-func (c *Client) cached(ctx context.Context) (*Document, string, error) {
+// cached returns the cached export, reading it when nothing is cached;
+// read reports that it did.
+func (c *Client) cached(ctx context.Context) (doc *Document, version string, read bool, err error) {
 	c.mu.Lock()
-	version, doc := c.version, c.doc
+	version, doc = c.version, c.doc
 	c.mu.Unlock()
 	if doc != nil {
-		return doc, version, nil
+		return doc, version, false, nil
 	}
-	return c.Read(ctx)
+	doc, version, err = c.Read(ctx)
+	return doc, version, true, err
 }
 
 // Update changes the export with fn and writes it if fn changed it, as a
@@ -190,6 +192,11 @@ func (c *Client) cached(ctx context.Context) (*Document, string, error) {
 // written; a change that makes the document invalid gets the
 // *ValidationError. Otherwise Update increments Revision, sets UpdatedAt to
 // the current time in UTC (to the second) and saves the document.
+//
+// When fn leaves the export as it is, nothing is written. A change decided
+// on the Client's cached export is first checked with a conditional read,
+// and applied again to a newer export the store holds, so that "nothing to
+// do" is never an answer about an old version.
 //
 // Update returns the document as it is now stored.
 func (c *Client) Update(ctx context.Context, system psa.System, instance string, fn func(*Document) error) (*Document, error) {
@@ -259,8 +266,9 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 	}
 	system, instance := batch[0].system, batch[0].instance
 	name := c.backend.String()
+	current := "" // a version this commit found in the store
 	for attempt := 0; ; attempt++ {
-		old, version, err := c.cached(ctx)
+		old, version, read, err := c.cached(ctx)
 		todo := batch
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -271,6 +279,9 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 		case err != nil:
 			fail(err)
 			return
+		}
+		if read {
+			current = version
 		}
 		if old.PSA.System != system {
 			fail(fmt.Errorf("%sthe export belongs to PSA system %q, not %q; use one export per PSA system", prefix(name), old.PSA.System, system))
@@ -283,7 +294,27 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 
 		d := applyBatch(name, old, instance, todo)
 		if contentEqual(old, d) {
-			// Nothing to write; a missing export stays missing.
+			// Nothing to write; a missing export stays missing. A write
+			// would have found a newer export by its conflict, but this
+			// decision is made without one: on a cached export that is
+			// not the one the store holds now, it could report a removal
+			// done while another writer has added the entry again, or an
+			// entry adopted that another writer removed. So it is checked
+			// with a conditional read (a digest, or a 304) unless this
+			// commit has just read that version.
+			if version != current {
+				switch latest, err := c.latest(ctx); {
+				case errors.Is(err, fs.ErrNotExist):
+					c.remember("", nil) // the next attempt reads that
+					continue
+				case err != nil:
+					fail(err)
+					return
+				case latest != version:
+					current = latest // and the cache holds it
+					continue
+				}
+			}
 			for _, ch := range todo {
 				ch.doc = old
 			}
@@ -324,6 +355,13 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 		}
 		return
 	}
+}
+
+// latest returns the version the store holds now, reading it into the
+// cache when it is not the cached one.
+func (c *Client) latest(ctx context.Context) (string, error) {
+	_, version, err := c.load(ctx)
+	return version, err
 }
 
 // withoutExport fails the changes of batch that need an existing export,

@@ -436,6 +436,89 @@ func TestApplyBatch(t *testing.T) {
 	}
 }
 
+// TestClient_Update_noChangeOnStaleCache: a change that finds nothing to do
+// in the export the Client cached is checked against the store before it
+// reports success. Another writer may have added the entry it removes, or
+// removed the entry it keeps; the change is then applied to the store's
+// export and written.
+func TestClient_Update_noChangeOnStaleCache(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			ctx := t.Context()
+			c, other := NewClient(b), NewClient(b)
+			put := func(m CustomerMapping) func(*Document) error {
+				return func(d *Document) error { d.PutCustomer(m); return nil }
+			}
+			base := acme()
+			base.CustomerID, base.ContractID = "base", "1"
+			if _, err := c.Update(ctx, psa.SystemAutotask, testInstance, put(base)); err != nil {
+				t.Fatal(err)
+			}
+			stored := func() *Document {
+				t.Helper()
+				doc, _, err := NewClient(b).Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return doc
+			}
+
+			// c's cache lacks acme, which other has added since.
+			if _, err := other.Update(ctx, psa.SystemAutotask, testInstance, put(acme())); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.UpdateExisting(ctx, psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.DeleteCustomer(acme().Source, acme().CustomerID)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := stored().Customer(acme().Source, acme().CustomerID); ok {
+				t.Errorf("a removal that found nothing to remove in the cached export left the entry another writer added in the store")
+			}
+			if _, ok := got.Customer(acme().Source, acme().CustomerID); ok || got.Revision != 3 {
+				t.Errorf("UpdateExisting returned revision %d with the entry %v; want revision 3 without it", got.Revision, ok)
+			}
+
+			// c's cache has acme with these values; other removes it.
+			if _, err := c.Update(ctx, psa.SystemAutotask, testInstance, put(acme())); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Update(ctx, psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.DeleteCustomer(acme().Source, acme().CustomerID)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Update(ctx, psa.SystemAutotask, testInstance, func(d *Document) error {
+				if _, ok := d.Customer(acme().Source, acme().CustomerID); !ok {
+					d.PutCustomer(acme())
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := stored().Customer(acme().Source, acme().CustomerID); !ok {
+				t.Errorf("an adoption of the entry in the cached export left the store without the entry another writer removed")
+			}
+
+			// A change that finds nothing to do in the store's own version
+			// is still nothing to write.
+			before := stored().Revision
+			if _, err := c.Update(ctx, psa.SystemAutotask, testInstance, put(acme())); err != nil {
+				t.Fatal(err)
+			}
+			if after := stored().Revision; after != before {
+				t.Errorf("a change that changed nothing wrote revision %d (was %d)", after, before)
+			}
+		})
+	}
+}
+
 // A write from a client that knows only the host (Autotask with base_url
 // set) keeps the tenant the export records, so that another tenant on the
 // same zone host is still refused.
