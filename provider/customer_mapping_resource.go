@@ -267,24 +267,11 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 	m := plan.toMapping()
 	id := customerMappingImportID.format(m.Source, m.CustomerID)
 
-	adopted := false
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		adopted = false
-		if existing, exists := doc.Customer(m.Source, m.CustomerID); exists {
-			if existing == m {
-				adopted = true // written by an interrupted apply
-				return nil
-			}
-			return fmt.Errorf("customer mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
-		}
-		doc.PutCustomer(m)
-		return nil
-	})
+	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
 		return
 	}
-	r.data.created.add("customer mapping " + id)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Customer mapping "+id, r.data.exportPath))
 	}
@@ -351,18 +338,13 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 	}
 	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
 	id := customerMappingImportID.format(source, customerID)
-	if r.data.created.has("customer mapping " + id) {
-		// The new instance of a create_before_destroy replacement owns it.
-		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
-		return
-	}
-
-	err := r.data.changeExport(ctx, func(doc *export.Document) error {
-		doc.DeleteCustomer(source, customerID) // already gone is fine
-		return nil
-	})
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, customerID, nil))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "customer mapping "+id, r.data.exportPath, err)
+		return
+	}
+	if kept {
+		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
 		return
 	}
 	tflog.Info(ctx, "Deleted customer mapping", map[string]any{"id": id})
@@ -376,6 +358,26 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+}
+
+// exportEntry is the export entry of the customer mapping of source and
+// customerID, as Create writes it with the values of m, or as Delete
+// removes it (m nil).
+func (r *customerMappingResource) exportEntry(source, customerID string, m *export.CustomerMapping) exportEntry {
+	id := customerMappingImportID.format(source, customerID)
+	e := exportEntry{
+		name:   "customer mapping " + id,
+		remove: func(doc *export.Document) { doc.DeleteCustomer(source, customerID) },
+	}
+	if m != nil {
+		e.match = func(doc *export.Document) (bool, bool) {
+			existing, ok := doc.Customer(source, customerID)
+			return ok, ok && existing == *m
+		}
+		e.put = func(doc *export.Document) { doc.PutCustomer(*m) }
+		e.exists = fmt.Errorf("customer mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
+	}
+	return e
 }
 
 // psaIDs are the attributes that hold PSA ids.

@@ -138,25 +138,11 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	in := plan.toIntegration()
 
-	adopted := false
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		adopted = false
-		if doc.Integration != nil {
-			if *doc.Integration == in {
-				adopted = true // written by an interrupted apply
-				return nil
-			}
-			return fmt.Errorf("the export already has other integration settings; there is one psa_integration per export. "+
-				"Import them with: terraform import <address> %s", r.data.exportPath)
-		}
-		doc.Integration = &in
-		return nil
-	})
+	adopted, err := r.data.createEntry(ctx, r.exportEntry(&in))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
 		return
 	}
-	r.data.created.add(integrationEntry)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "The integration settings", r.data.exportPath))
 	}
@@ -214,17 +200,13 @@ func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	if r.data.created.has(integrationEntry) {
-		// The new instance of a create_before_destroy replacement owns them.
-		tflog.Info(ctx, "Left integration settings in the export for the resource instance that this apply created")
-		return
-	}
-	err := r.data.changeExport(ctx, func(doc *export.Document) error {
-		doc.Integration = nil
-		return nil
-	})
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the integration settings", r.data.exportPath, err)
+		return
+	}
+	if kept {
+		tflog.Info(ctx, "Left integration settings in the export for the resource instance that this apply created")
 		return
 	}
 	tflog.Info(ctx, "Deleted integration settings")
@@ -243,6 +225,24 @@ func (r *integrationResource) ImportState(ctx context.Context, req resource.Impo
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+}
+
+// exportEntry is the integration settings as an export entry, as Create
+// writes them with the values of in, or as Delete removes them (in nil).
+func (r *integrationResource) exportEntry(in *export.Integration) exportEntry {
+	e := exportEntry{
+		name:   integrationEntry,
+		remove: func(doc *export.Document) { doc.Integration = nil },
+	}
+	if in != nil {
+		e.match = func(doc *export.Document) (bool, bool) {
+			return doc.Integration != nil, doc.Integration != nil && *doc.Integration == *in
+		}
+		e.put = func(doc *export.Document) { doc.Integration = in }
+		e.exists = fmt.Errorf("the export already has other integration settings; there is one psa_integration per export. "+
+			"Import them with: terraform import <address> %s", r.data.exportPath)
+	}
+	return e
 }
 
 // samePath reports whether a and b name the same file, comparing absolute

@@ -256,24 +256,11 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 	m := plan.toMapping()
 	id := productMappingImportID.format(m.Source, m.Product)
 
-	adopted := false
-	err := r.data.updateExport(ctx, func(doc *export.Document) error {
-		adopted = false
-		if existing, exists := doc.Product(m.Source, m.Product); exists {
-			if existing == m {
-				adopted = true // written by an interrupted apply
-				return nil
-			}
-			return fmt.Errorf("product mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
-		}
-		doc.PutProduct(m)
-		return nil
-	})
+	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.Product, &m))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
 		return
 	}
-	r.data.created.add("product mapping " + id)
 	if adopted {
 		resp.Diagnostics.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "Product mapping "+id, r.data.exportPath))
 	}
@@ -343,18 +330,13 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 	}
 	source, product := state.Source.ValueString(), state.Product.ValueString()
 	id := productMappingImportID.format(source, product)
-	if r.data.created.has("product mapping " + id) {
-		// The new instance of a create_before_destroy replacement owns it.
-		tflog.Info(ctx, "Left product mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
-		return
-	}
-
-	err := r.data.changeExport(ctx, func(doc *export.Document) error {
-		doc.DeleteProduct(source, product) // already gone is fine
-		return nil
-	})
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, product, nil))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "product mapping "+id, r.data.exportPath, err)
+		return
+	}
+	if kept {
+		tflog.Info(ctx, "Left product mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
 		return
 	}
 	tflog.Info(ctx, "Deleted product mapping", map[string]any{"id": id})
@@ -368,6 +350,26 @@ func (r *productMappingResource) ImportState(ctx context.Context, req resource.I
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("product"), parts[1])...)
+}
+
+// exportEntry is the export entry of the product mapping of source and
+// product, as Create writes it with the values of m, or as Delete removes
+// it (m nil).
+func (r *productMappingResource) exportEntry(source, product string, m *export.ProductMapping) exportEntry {
+	id := productMappingImportID.format(source, product)
+	e := exportEntry{
+		name:   "product mapping " + id,
+		remove: func(doc *export.Document) { doc.DeleteProduct(source, product) },
+	}
+	if m != nil {
+		e.match = func(doc *export.Document) (bool, bool) {
+			existing, ok := doc.Product(source, product)
+			return ok, ok && existing == *m
+		}
+		e.put = func(doc *export.Document) { doc.PutProduct(*m) }
+		e.exists = fmt.Errorf("product mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
+	}
+	return e
 }
 
 // resolveServiceName fills a service name that was unknown at plan time

@@ -344,42 +344,160 @@ func (r *claimRegistry) claim(system psa.System, scope, id, owner string) (other
 // so that a Delete of the same command leaves them in the export. The zero
 // value is ready to use.
 //
-// With create_before_destroy, Terraform replaces a resource by creating the
-// new instance and then destroying the old one, in one apply. When the key
-// stays the same, the new instance's Create finds the old instance's entry
-// and adopts it, and the old instance's Delete then removed the entry that
-// both own: the export lost the mapping, and the next plan created it
-// again. Neither call can tell from its request that it is half of a
-// replacement: Terraform re-plans the create in the apply without the
-// plan's private data and gives Create none, and the export records no
-// owner. A Create and a Delete of one key in one apply are always such a
-// hand-over, though, also when a configuration moves a mapping to a new
-// resource address without a moved block, and in either order the entry
-// must stay. A plain destroy, with no Create of the key, removes it.
+// A Create and a Delete of one key in one apply are a hand-over from the
+// old resource instance to the new one: a replacement with
+// create_before_destroy and the same key, or a mapping moved to a new
+// resource address without a moved block (a rename, count to for_each, a
+// module move). Neither call can tell from its request that it is half of
+// one: Terraform re-plans the create in the apply without the plan's
+// private data and gives Create none, and the export records no owner. The
+// entry must stay, and the Create must find it (or write it) whatever the
+// order. A plain destroy, with no Create of the key, removes it.
+//
+// The order that matters is the one in which the store runs the two
+// changes, not the one in which Terraform calls the resources: without
+// create_before_destroy Terraform runs the Delete and the Create at the same
+// time, and the export Client commits concurrent changes together, one
+// function after the other on one document (export.Client.Update). So the
+// Create records the entry inside its change (createEntry), and the Delete
+// decides inside its own (deleteEntry):
+//
+//   - the Delete's change runs first: nothing is recorded yet, so it
+//     removes the old instance's entry, and the Create's change then writes
+//     the entry anew;
+//   - the Create's change runs first: it adopts the old instance's entry
+//     (or refuses one with other values, recording nothing), and the
+//     Delete's change then finds the record and leaves the entry alone.
+//
+// A change may run more than once: again on the store's newer export after
+// another writer saved first, and again on a copy of its own when another
+// change of its batch failed. A record from such an earlier run is not yet
+// the Create's: the Delete trusts it only once the Create has returned
+// (committed), or when the document before it holds the entry as the Create
+// wrote or adopted it. So a Delete that runs again before the Create, on an
+// export whose entry has other values than the Create's, still removes the
+// old entry, and the Create then writes its own instead of refusing it.
 //
 // Only an apply that stops between the create and the destroy escapes
 // this: the next apply destroys the old (deposed) instance alone and
 // removes the entry, and the plan after it creates the entry again.
 type entryRegistry struct {
 	mu      sync.Mutex
-	entries map[string]bool
+	entries map[string]*createdEntry
 }
 
-// add records that a Create of this command wrote or adopted entry.
-func (r *entryRegistry) add(entry string) {
+// createdEntry is a Create's record of an entry.
+type createdEntry struct {
+	// holds reports whether a document holds the entry with the values the
+	// Create wrote or adopted.
+	holds func(*export.Document) bool
+	// committed is whether the Create's change was stored.
+	committed bool
+}
+
+// record records, from within a Create's change, that the Create writes or
+// adopts entry, which holds tells apart.
+func (r *entryRegistry) record(entry string, holds func(*export.Document) bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.entries == nil {
-		r.entries = map[string]bool{}
+		r.entries = map[string]*createdEntry{}
 	}
-	r.entries[entry] = true
+	r.entries[entry] = &createdEntry{holds: holds}
 }
 
-// has reports whether a Create of this command wrote or adopted entry.
-func (r *entryRegistry) has(entry string) bool {
+// settle records whether the Create of entry succeeded: a Create that
+// failed owns nothing.
+func (r *entryRegistry) settle(entry string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.entries[entry]
+	if e := r.entries[entry]; e != nil {
+		if ok {
+			e.committed = true
+		} else {
+			delete(r.entries, entry)
+		}
+	}
+}
+
+// owns reports, from within a Delete's change to doc, whether a Create of
+// this command owns entry.
+func (r *entryRegistry) owns(entry string, doc *export.Document) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.entries[entry]
+	return e != nil && (e.committed || e.holds(doc))
+}
+
+// exportEntry is an entry of the export as a resource's Create and Delete
+// write it (createEntry, deleteEntry).
+type exportEntry struct {
+	// name names the entry in the created registry, as checkCreate names
+	// it.
+	name string
+	// match reports whether a document holds the entry and whether with
+	// the values the Create writes. Create only.
+	match func(doc *export.Document) (exists, same bool)
+	// put writes the entry with the Create's values. Create only.
+	put func(doc *export.Document)
+	// exists is the error of a Create that finds the entry with other
+	// values. Create only.
+	exists error
+	// remove removes the entry; an entry already gone is fine. Delete
+	// only.
+	remove func(doc *export.Document)
+}
+
+// createEntry writes the entry of a resource's Create to the export, or
+// adopts it when the export holds it with the same values already (an
+// interrupted apply wrote it, or the old instance of a hand-over did: see
+// entryRegistry). An entry with other values is refused with e.exists.
+func (d *providerData) createEntry(ctx context.Context, e exportEntry) (adopted bool, err error) {
+	err = d.updateExport(ctx, d.createChange(e, &adopted))
+	d.created.settle(e.name, err == nil)
+	return adopted, err
+}
+
+// createChange is the change of createEntry. It sets *adopted each time it
+// runs.
+func (d *providerData) createChange(e exportEntry, adopted *bool) func(*export.Document) error {
+	holds := func(doc *export.Document) bool {
+		exists, same := e.match(doc)
+		return exists && same
+	}
+	return func(doc *export.Document) error {
+		*adopted = false
+		switch exists, same := e.match(doc); {
+		case exists && same:
+			*adopted = true
+		case exists:
+			return e.exists
+		default:
+			e.put(doc)
+		}
+		d.created.record(e.name, holds)
+		return nil
+	}
+}
+
+// deleteEntry removes the entry of a resource's Delete from the export,
+// unless a Create of this command owns it (see entryRegistry); kept reports
+// that it did not remove it.
+func (d *providerData) deleteEntry(ctx context.Context, e exportEntry) (kept bool, err error) {
+	err = d.changeExport(ctx, d.deleteChange(e, &kept))
+	return kept, err
+}
+
+// deleteChange is the change of deleteEntry. It sets *kept each time it
+// runs.
+func (d *providerData) deleteChange(e exportEntry, kept *bool) func(*export.Document) error {
+	return func(doc *export.Document) error {
+		*kept = d.created.owns(e.name, doc)
+		if !*kept {
+			e.remove(doc)
+		}
+		return nil
+	}
 }
 
 // plannedService is what the plan being made does to an existing service:

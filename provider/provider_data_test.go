@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -168,5 +169,193 @@ func TestProviderData_wroteExport_keepsNewest(t *testing.T) {
 	defer d.exportMu.Unlock()
 	if d.exportRead != nil {
 		t.Error("a failed write left the export read before for the reads after it")
+	}
+}
+
+// hookedBackend runs the hooks of beforeSave, one per Save, at its start.
+type hookedBackend struct {
+	export.Backend
+	mu         sync.Mutex
+	beforeSave []func()
+}
+
+func (b *hookedBackend) Save(ctx context.Context, data []byte, ifMatch string) (string, error) {
+	b.mu.Lock()
+	var hook func()
+	if len(b.beforeSave) > 0 {
+		hook, b.beforeSave = b.beforeSave[0], b.beforeSave[1:]
+	}
+	b.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return b.Backend.Save(ctx, data, ifMatch)
+}
+
+// TestProviderData_handOverInOneBatch moves a customer mapping to a new
+// resource address without a moved block: Terraform deletes the old
+// instance and creates the new one at the same time, and the export Client
+// commits both changes in one batch, in the order they came. In either
+// order the entry must stay when the values are the same; when they are
+// not, the Delete that comes first removes the old entry and the Create
+// writes its own, and the Create that comes first refuses the old entry as
+// it would any other. The same holds when another writer saves first and
+// the batch runs again on its export.
+func TestProviderData_handOverInOneBatch(t *testing.T) {
+	t.Parallel()
+	old := export.CustomerMapping{Source: "sophos", CustomerID: "cust-01", CustomerName: "Acme", CompanyID: "174", ContractID: "29684183", UsageSync: true}
+	other := old
+	other.ContractID = "29684184"
+	for _, tc := range []struct {
+		name        string
+		created     export.CustomerMapping
+		createFirst bool
+		conflict    bool
+		want        *export.CustomerMapping // nil: not in the export
+		createFails bool
+	}{
+		{name: "create first", created: old, createFirst: true, want: &old},
+		{name: "delete first", created: old, want: &old},
+		{name: "create first, conflict", created: old, createFirst: true, conflict: true, want: &old},
+		{name: "delete first, conflict", created: old, conflict: true, want: &old},
+		{name: "other values, create first", created: other, createFirst: true, createFails: true},
+		{name: "other values, delete first", created: other, want: &other},
+		{name: "other values, create first, conflict", created: other, createFirst: true, conflict: true, createFails: true},
+		{name: "other values, delete first, conflict", created: other, conflict: true, want: &other},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				file := export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))
+				b := &hookedBackend{Backend: file}
+				d := &providerData{
+					backend: &lazyBackend{instance: "webservices5.autotask.net"},
+					system:  psa.SystemAutotask,
+					store:   export.NewClient(b),
+				}
+				r := &customerMappingResource{data: d}
+				unrelated := func(id, contract string) func(*export.Document) error {
+					m := old
+					m.CustomerID, m.ContractID = id, contract
+					return func(doc *export.Document) error { doc.PutCustomer(m); return nil }
+				}
+				// The old instance's entry, written by an earlier apply.
+				if _, err := export.NewClient(file).Update(ctx, psa.SystemAutotask, "", func(doc *export.Document) error {
+					doc.PutCustomer(old)
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+
+				// A write in flight, which the changes below wait behind
+				// and are then committed together, in the order they came.
+				release := make(chan struct{})
+				b.beforeSave = append(b.beforeSave, func() { <-release })
+				if tc.conflict {
+					b.beforeSave = append(b.beforeSave, func() {
+						if _, err := export.NewClient(file).Update(ctx, psa.SystemAutotask, "", unrelated("other-writer", "1")); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					if err := d.updateExport(ctx, unrelated("in-flight", "2")); err != nil {
+						t.Error(err)
+					}
+				})
+				synctest.Wait()
+
+				var createErr, deleteErr error
+				create := func() { _, createErr = d.createEntry(ctx, r.exportEntry(old.Source, old.CustomerID, &tc.created)) }
+				remove := func() { _, deleteErr = d.deleteEntry(ctx, r.exportEntry(old.Source, old.CustomerID, nil)) }
+				// An unrelated change of the batch, so that it is written.
+				ops := []func(){func() {
+					if err := d.updateExport(ctx, unrelated("batched", "3")); err != nil {
+						t.Error(err)
+					}
+				}}
+				if tc.createFirst {
+					ops = append(ops, create, remove)
+				} else {
+					ops = append(ops, remove, create)
+				}
+				for _, op := range ops {
+					wg.Go(op)
+					synctest.Wait() // queued behind the write in flight
+				}
+				close(release)
+				wg.Wait()
+
+				if n := len(b.beforeSave); n > 0 {
+					t.Fatalf("%d of the store's hooks did not run: the changes were not written", n)
+				}
+				if deleteErr != nil {
+					t.Errorf("Delete: %v", deleteErr)
+				}
+				if (createErr != nil) != tc.createFails {
+					t.Errorf("Create: %v; want an error: %v", createErr, tc.createFails)
+				}
+				doc, _, err := export.NewClient(file).Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, ok := doc.Customer(old.Source, old.CustomerID)
+				switch {
+				case tc.want == nil && ok:
+					t.Errorf("the export holds %+v, want no entry: its resources were destroyed and not created", got)
+				case tc.want != nil && !ok:
+					t.Errorf("the export lost the entry: want %+v", *tc.want)
+				case tc.want != nil && got != *tc.want:
+					t.Errorf("the export holds %+v, want %+v", got, *tc.want)
+				}
+				for _, id := range []string{"in-flight", "batched"} {
+					if _, ok := doc.Customer(old.Source, id); !ok {
+						t.Errorf("the export lost the unrelated entry %s", id)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestProviderData_handOverInTurn: a Delete after the Create of its entry
+// has returned (create_before_destroy) leaves the entry, and a Delete with
+// no Create of its entry removes it.
+func TestProviderData_handOverInTurn(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	d := &providerData{
+		backend: &lazyBackend{instance: "webservices5.autotask.net"},
+		system:  psa.SystemAutotask,
+		store:   export.NewClient(export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))),
+	}
+	r := &customerMappingResource{data: d}
+	m := export.CustomerMapping{Source: "sophos", CustomerID: "cust-01", CustomerName: "Acme", CompanyID: "174", ContractID: "29684183", UsageSync: true}
+	n := m
+	n.CustomerID = "cust-02"
+	for _, c := range []export.CustomerMapping{m, n} {
+		if err := d.updateExport(ctx, func(doc *export.Document) error { doc.PutCustomer(c); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if adopted, err := d.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m)); err != nil || !adopted {
+		t.Fatalf("Create of an entry the export holds = adopted %v, %v; want adopted", adopted, err)
+	}
+	if kept, err := d.deleteEntry(ctx, r.exportEntry(m.Source, m.CustomerID, nil)); err != nil || !kept {
+		t.Errorf("Delete of an entry created in this apply = kept %v, %v; want kept", kept, err)
+	}
+	if kept, err := d.deleteEntry(ctx, r.exportEntry(n.Source, n.CustomerID, nil)); err != nil || kept {
+		t.Errorf("Delete of an entry not created in this apply = kept %v, %v; want removed", kept, err)
+	}
+	doc, _, err := d.store.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hasM := doc.Customer(m.Source, m.CustomerID)
+	_, hasN := doc.Customer(n.Source, n.CustomerID)
+	if !hasM || hasN {
+		t.Errorf("export holds cust-01 %v, cust-02 %v; want true, false", hasM, hasN)
 	}
 }

@@ -382,34 +382,23 @@ func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingRes
 	if diags.HasError() {
 		return
 	}
-	write := r.data.changeExport
-	if create {
-		write = r.data.updateExport
-	}
-	adopted := false
-	err := write(ctx, func(doc *export.Document) error {
-		adopted = false
-		if create && doc.Tickets != nil {
-			if reflect.DeepEqual(*doc.Tickets, tk) {
-				adopted = true // written by an interrupted apply
-				return nil
-			}
-			return fmt.Errorf("the export already has a ticket routing; there is one psa_ticket_routing per export. "+
-				"Import it with: terraform import <address> %s", r.data.exportPath)
-		}
-		doc.Tickets = &tk
-		return nil
-	})
 	action, logged := "update", "Updated ticket routing"
 	if create {
 		action, logged = "add", "Created ticket routing"
 	}
+	var adopted bool
+	var err error
+	if create {
+		adopted, err = r.data.createEntry(ctx, r.exportEntry(&tk))
+	} else {
+		err = r.data.changeExport(ctx, func(doc *export.Document) error {
+			doc.Tickets = &tk
+			return nil
+		})
+	}
 	if err != nil {
 		exportUpdateError(diags, action, "the ticket routing", r.data.exportPath, err)
 		return
-	}
-	if create {
-		r.data.created.add(ticketRoutingEntry)
 	}
 	if adopted {
 		diags.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, "The ticket routing", r.data.exportPath))
@@ -449,17 +438,13 @@ func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	if r.data.created.has(ticketRoutingEntry) {
-		// The new instance of a create_before_destroy replacement owns it.
-		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that this apply created")
-		return
-	}
-	err := r.data.changeExport(ctx, func(doc *export.Document) error {
-		doc.Tickets = nil
-		return nil
-	})
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the ticket routing", r.data.exportPath, err)
+		return
+	}
+	if kept {
+		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that this apply created")
 		return
 	}
 	tflog.Info(ctx, "Deleted ticket routing")
@@ -477,6 +462,24 @@ func (r *ticketRoutingResource) ImportState(ctx context.Context, req resource.Im
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+}
+
+// exportEntry is the ticket routing as an export entry, as Create writes
+// it with the values of tk, or as Delete removes it (tk nil).
+func (r *ticketRoutingResource) exportEntry(tk *export.Tickets) exportEntry {
+	e := exportEntry{
+		name:   ticketRoutingEntry,
+		remove: func(doc *export.Document) { doc.Tickets = nil },
+	}
+	if tk != nil {
+		e.match = func(doc *export.Document) (bool, bool) {
+			return doc.Tickets != nil, doc.Tickets != nil && reflect.DeepEqual(*doc.Tickets, *tk)
+		}
+		e.put = func(doc *export.Document) { doc.Tickets = tk }
+		e.exists = fmt.Errorf("the export already has a ticket routing; there is one psa_ticket_routing per export. "+
+			"Import it with: terraform import <address> %s", r.data.exportPath)
+	}
+	return e
 }
 
 // toTickets converts the planned values to the export's routing.
