@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -242,5 +243,99 @@ func TestAccProvider_exportSettingsConflict(t *testing.T) {
 			Config:      config,
 			ExpectError: regexp.MustCompile(`(?s)Conflicting Mapping Export Settings.*Keep\s+export_url\s+only`),
 		}},
+	})
+}
+
+// TestAccExportStore_moveWithoutMovedBlock moves every kind of export
+// entry to a new resource address without a moved block (renamed; count to
+// for_each and module moves plan the same, but the test framework's state
+// checks take no for_each keys). Terraform destroys the old instances and
+// creates the new ones at the same time: every entry must stay in the
+// export, whatever the order in which the export Client commits the
+// changes, and a mapping added in the same apply is written with them. A
+// destroy afterwards removes them all. Which order an apply takes depends
+// on timing; TestProviderData_handOverInOneBatch runs each of them.
+func TestAccExportStore_moveWithoutMovedBlock(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	customers := []string{"cust-1", "cust-2", "cust-3"}
+	routing := ticketRoutingCases()[psa.SystemAutotask].config
+	config := func(name, extra string) string {
+		return e.providerConfig() + strings.Replace(routing, `"psa_ticket_routing" "test"`, `"psa_ticket_routing" "`+name+`"`, 1) +
+			fmt.Sprintf(`
+resource "psa_customer_mapping" %[1]q {
+  count       = 3
+  customer_id = format("cust-%%d", count.index + 1)
+  company_id  = %[2]q
+  contract_id = %[3]q
+  usage_sync  = false
+}
+
+resource "psa_product_mapping" %[1]q {
+  product    = "CIXA-MSP"
+  service_id = %[4]q
+}
+
+resource "psa_integration" %[1]q {
+  schedule = "daily 02:00"
+}
+%[5]s`, name, acme.company, acme.contract, service, extra)
+	}
+	before := config("old", "")
+	after := config("new", fmt.Sprintf(`
+resource "psa_customer_mapping" "added" {
+  customer_id = "cust-9"
+  company_id  = %[1]q
+  contract_id = %[2]q
+  usage_sync  = false
+}
+`, acme.company, acme.contract))
+	hasAll := e.checkExport(func(doc *export.Document) error {
+		var missing []string
+		for _, c := range customers {
+			if _, ok := doc.Customer("sophos", c); !ok {
+				missing = append(missing, "customer mapping "+c)
+			}
+		}
+		if _, ok := doc.Product("sophos", "CIXA-MSP"); !ok {
+			missing = append(missing, "product mapping CIXA-MSP")
+		}
+		if doc.Integration == nil {
+			missing = append(missing, "integration settings")
+		}
+		if doc.Tickets == nil {
+			missing = append(missing, "ticket routing")
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("the export lost %s", strings.Join(missing, ", "))
+		}
+		return nil
+	})
+	var moved []plancheck.PlanCheck
+	for _, a := range []string{"psa_customer_mapping.%s[0]", "psa_product_mapping.%s", "psa_integration.%s", "psa_ticket_routing.%s"} {
+		moved = append(moved,
+			plancheck.ExpectResourceAction(fmt.Sprintf(a, "old"), plancheck.ResourceActionDestroy),
+			plancheck.ExpectResourceAction(fmt.Sprintf(a, "new"), plancheck.ResourceActionCreate))
+	}
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: before, Check: hasAll},
+			{
+				// The step fails when the plan after the apply is not empty.
+				Config:           after,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: moved},
+				Check:            hasAll,
+			},
+		},
+		CheckDestroy: e.checkExport(func(doc *export.Document) error {
+			if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil || doc.Tickets != nil {
+				return fmt.Errorf("export after destroy = %+v, want no entries", doc)
+			}
+			return nil
+		}),
 	})
 }
