@@ -49,6 +49,9 @@ type Client struct {
 	doc     *Document // the decoded export at version, never modified
 	pending []*change // changes waiting for the next write
 	leading bool      // an Update is writing the pending changes
+	// existed is whether this Client has read or written an export: the
+	// store then cannot be new, and an export missing later was lost.
+	existed bool
 }
 
 // ErrNoExport means that the store holds no export where one must exist:
@@ -57,10 +60,19 @@ type Client struct {
 var ErrNoExport = errors.New("export: the store holds no export")
 
 // noExportError is the error of UpdateExisting for a store without an
-// export.
-type noExportError struct{ store string }
+// export, and of every change to a store whose export the Client had read
+// or written before (lost).
+type noExportError struct {
+	store string
+	lost  bool
+}
 
 func (e *noExportError) Error() string {
+	if e.lost {
+		return prefix(e.store) + "the export was deleted while this process used it, and a new export holding only this change " +
+			"would drop every other entry of the lost one; restore the export (from a backup, S3 object versioning or the last " +
+			"CI artifact) and plan again"
+	}
 	return prefix(e.store) + "the store holds no export, so the entry to change or remove is not there, and a new export " +
 		"holding only this change would drop every other entry of the lost one; restore the export (from a backup, " +
 		"S3 object versioning or the last CI artifact), or correct the store's URL if it names the wrong place"
@@ -160,6 +172,16 @@ func (c *Client) remember(version string, doc *Document) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.version, c.doc = version, doc
+	if doc != nil {
+		c.existed = true
+	}
+}
+
+// lost reports whether the Client had read or written an export before.
+func (c *Client) lost() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.existed
 }
 
 // cached returns the cached export, reading it when nothing is cached;
@@ -182,7 +204,11 @@ func (c *Client) cached(ctx context.Context) (doc *Document, version string, rea
 // and it must be quick and must not call Update.
 //
 // A store without an export starts from New(system, instance), and nothing
-// is created when fn leaves that empty document unchanged. Update refuses
+// is created when fn leaves that empty document unchanged; but a store
+// whose export this Client read or wrote before, and that holds none now,
+// fails every change with an error matching ErrNoExport (the export was
+// lost during the apply, and a new one would hold only the changes made
+// after). Update refuses
 // an export of another PSA system, or of another instance of the same
 // system (see SameInstance; an empty instance in the export, or a bare host
 // of the same tenant, is replaced by instance, and a bare host instance
@@ -271,6 +297,11 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 		old, version, read, err := c.cached(ctx)
 		todo := batch
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && c.lost():
+			// Deleted behind this process's back (during an apply): a
+			// new export would hold only this batch.
+			fail(&noExportError{store: name, lost: true})
+			return
 		case errors.Is(err, fs.ErrNotExist):
 			old, version = New(system, instance), ""
 			if todo = withoutExport(name, batch); len(todo) == 0 {

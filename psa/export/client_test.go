@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
 )
@@ -549,5 +552,56 @@ func TestClient_bareHostWriteKeepsTenant(t *testing.T) {
 		return nil
 	}); err == nil {
 		t.Error("another tenant on the same host wrote to the export")
+	}
+}
+
+// TestClient_exportLostDuringUse: an export deleted while a Client uses it
+// (during an apply) is not replaced by a new export holding only the later
+// changes: every change fails with ErrNoExport, a creation too.
+func TestClient_exportLostDuringUse(t *testing.T) {
+	t.Parallel()
+	for name, open := range stores() {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			c := NewClient(b)
+			if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutCustomer(acme())
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			switch b := b.(type) {
+			case *FileBackend:
+				if err := os.Remove(b.path); err != nil {
+					t.Fatal(err)
+				}
+			case *S3Backend:
+				if _, err := b.client.DeleteObject(t.Context(), &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key)}); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatalf("no way to delete the export of %T", b)
+			}
+			m := acme()
+			m.CustomerID = "globex"
+			_, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutCustomer(m)
+				return nil
+			})
+			if !errors.Is(err, ErrNoExport) || !strings.Contains(err.Error(), "deleted while this process used it") {
+				t.Errorf("a creation after the export was deleted = %v, want ErrNoExport naming the loss", err)
+			}
+			if _, _, err := NewClient(b).Read(t.Context()); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the store after the refused creation: Read = %v, want no export", err)
+			}
+			// A new Client (a new provider process) may start a new export.
+			if _, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				d.PutCustomer(m)
+				return nil
+			}); err != nil {
+				t.Errorf("a new Client's creation = %v, want a new export", err)
+			}
+		})
 	}
 }
