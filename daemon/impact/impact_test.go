@@ -315,3 +315,27 @@ func TestBillingImpact_connectWiseUnmanagedAdditions(t *testing.T) {
 		})
 	}
 }
+
+// TestReadTerraformPlan_errored: `terraform plan -out` saves the plan file
+// even when the plan fails (here a data source that cannot be read), and
+// `terraform show -json` shows it without an error. Terraform v1.11.4 marks
+// it "errored": the report refuses it instead of calling it "No billing
+// change". Terraform v1.5.7 writes no such mark, so that plan reads as any
+// other: only the exit status of `terraform plan` tells there.
+func TestReadTerraformPlan_errored(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(filepath.Join("testdata", "errored_plan_1.11.4.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp, err := impact.ReadTerraformPlan(data); err == nil || !strings.Contains(err.Error(), "the Terraform plan is errored (Terraform 1.11.4 saved it although `terraform plan` failed)") {
+		t.Errorf("ReadTerraformPlan(errored plan) = %v, %v; want an error saying the plan is errored", tp, err)
+	}
+	data, err = os.ReadFile(filepath.Join("testdata", "errored_plan_1.5.7.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := impact.ReadTerraformPlan(data); err != nil {
+		t.Errorf("ReadTerraformPlan(plan of Terraform 1.5.7, which has no errored field) = %v; want no error", err)
+	}
+}

@@ -58,18 +58,29 @@ type PlannedService struct {
 
 // ReadTerraformPlan decodes the JSON of `terraform show -json tfplan`. It
 // rejects input that is not a plan (a state, or a saved binary plan file)
-// with an error saying what to pass instead.
+// with an error saying what to pass instead, and a plan that Terraform
+// marked as errored: `terraform plan -out` saves the plan file even when it
+// fails (a data source that cannot be read, a provider error), and such a
+// plan lacks whatever Terraform could not plan, so its billing impact would
+// be wrong, typically "No billing change". Terraform records the failure
+// only from v1.6 (`"errored": true`); with older versions only the exit
+// status of `terraform plan` tells, so pipelines must not lose it.
 func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 	var probe struct {
-		FormatVersion   string          `json:"format_version"`
-		ResourceChanges json.RawMessage `json:"resource_changes"`
-		PlannedValues   json.RawMessage `json:"planned_values"`
+		FormatVersion    string          `json:"format_version"`
+		TerraformVersion string          `json:"terraform_version"`
+		ResourceChanges  json.RawMessage `json:"resource_changes"`
+		PlannedValues    json.RawMessage `json:"planned_values"`
+		Errored          bool            `json:"errored"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
 		return nil, fmt.Errorf("not the JSON of a Terraform plan (pass the output of `terraform show -json tfplan`, not the binary plan file): %w", err)
 	}
 	if probe.PlannedValues == nil && probe.ResourceChanges == nil {
 		return nil, errors.New("not the JSON of a Terraform plan: it has neither planned_values nor resource_changes (pass the output of `terraform show -json tfplan`)")
+	}
+	if probe.Errored {
+		return nil, fmt.Errorf("the Terraform plan is errored (Terraform %s saved it although `terraform plan` failed): it is incomplete, so no billing impact is reported; fix the errors `terraform plan` printed and plan again", probe.TerraformVersion)
 	}
 	var p tfjson.Plan
 	if err := p.UnmarshalJSON(data); err != nil {

@@ -87,6 +87,13 @@ source:
 		!strings.Contains(errOut, "not the JSON of a Terraform plan") {
 		t.Errorf("an export instead of a plan: exit %d, stderr %q", code, errOut)
 	}
+	// A plan Terraform saved although `terraform plan` failed fails the
+	// job instead of reporting "No billing change".
+	errored := filepath.Join("..", "..", "impact", "testdata", "errored_plan_1.11.4.json")
+	if code, out, errOut := plan(func(string) string { return "" }, "-terraform-plan", errored); code != 1 || out != "" ||
+		!strings.Contains(errOut, "the Terraform plan is errored") {
+		t.Errorf("an errored plan: exit %d, stdout %q, stderr %q; want 1, nothing on stdout and an error", code, out, errOut)
+	}
 	if code, _, errOut := plan(func(string) string { return "" }, "-terraform-plan", planFile, "-format", "html"); code != 2 ||
 		!strings.Contains(errOut, `unknown format "html"`) {
 		t.Errorf("-format html: exit %d, stderr %q", code, errOut)
