@@ -37,6 +37,11 @@ type Options struct {
 	// State, when set, is psa-syncd's state database, whose ledger holds
 	// the quantities of a PSA that cannot report them (Kaseya BMS).
 	State *state.DB
+	// NoExport, when set, names the store that holds no mapping export yet
+	// (before the first apply): the current export passed to Compute is an
+	// empty one standing in for it. The report says so, and shows
+	// everything the plan maps as new.
+	NoExport string
 	// Policies, Location and Now are the engine's (usage.EngineOptions).
 	Policies usage.Policies
 	Location *time.Location
@@ -51,6 +56,9 @@ type Report struct {
 	System        psa.System `json:"system"`
 	Period        string     `json:"period"`
 	EffectiveDate string     `json:"effective_date"`
+	// NoExport names the store that held no mapping export yet: the current
+	// mappings were taken as empty (Options.NoExport).
+	NoExport string `json:"no_export,omitempty"`
 	// PlanChanges is false when the Terraform plan changes no psa_* resource.
 	PlanChanges bool   `json:"plan_changes"`
 	Totals      Totals `json:"totals"`
@@ -165,7 +173,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		return nil, err
 	}
 	sys := current.PSA.System
-	rep := &Report{System: sys, PlanChanges: tp.Changed(), Lines: []Line{}, UsageSync: []SyncChange{},
+	rep := &Report{System: sys, NoExport: o.NoExport, PlanChanges: tp.Changed(), Lines: []Line{}, UsageSync: []SyncChange{},
 		Unmapped: []UsageChange{}, NewlyBilled: []UsageChange{}, NotComputed: []string{}, Notes: slices.Clone(tp.Notes)}
 	if rep.Notes == nil {
 		rep.Notes = []string{}

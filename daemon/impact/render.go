@@ -100,6 +100,9 @@ func (r *Report) summary() string {
 func writeMarkdown(w io.Writer, r *Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", r.System.Title(), r.Period, r.EffectiveDate)
+	if r.NoExport != "" {
+		fmt.Fprintf(&b, "%s\n\n", md(noExportText(r.NoExport)))
+	}
 	if r.NoChange() {
 		b.WriteString("**No billing change.**")
 		if len(r.NotComputed) > 0 {
@@ -162,6 +165,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 
 func writeTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", r.System.Title(), r.Period, r.EffectiveDate)
+	if r.NoExport != "" {
+		fmt.Fprintf(w, "%s\n\n", noExportText(r.NoExport))
+	}
 	if r.NoChange() {
 		fmt.Fprintln(w, "No billing change.")
 		if len(r.NotComputed) > 0 {
@@ -216,6 +222,12 @@ func writeTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "Note: %s\n", n)
 	}
 	return nil
+}
+
+// noExportText says that the report compares the plan with no mappings at
+// all, because the store holds no export yet.
+func noExportText(store string) string {
+	return "No mapping export in " + store + " yet: the current mappings are taken as empty, so everything this plan maps is new. The first apply writes the export."
 }
 
 // serviceLabel names a line's service; a service the plan creates is shown

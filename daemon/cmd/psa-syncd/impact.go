@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,6 +70,15 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	doc, err := loadCurrentExport(ctx, cfg)
+	var noExport string
+	if errors.Is(err, fs.ErrNotExist) && cfg.ExportStore() != daemon.StoreSelf {
+		// Before the first apply the store holds no export: the plan
+		// creates every mapping, as the provider's plan does. (With
+		// export_url self a missing export is more likely a state
+		// database that is not psa-syncd's, so that stays an error.)
+		logger.Warn("No mapping export yet; the current mappings are taken as empty", "err", err)
+		doc, noExport, err = export.New(cfg.PSA.System, ""), cfg.ExportName(), nil
+	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
@@ -82,7 +92,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	}
 
 	hc := &http.Client{Timeout: 60 * time.Second}
-	o := impact.Options{Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
+	o := impact.Options{NoExport: noExport, Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {
 		o.NoBackend = "no PSA credentials (" + strings.Join(missing.PSA, ", ") + " not set)"
 	} else if be, err := backends.New(cfg.BackendConfig(hc, logger.With("component", "psa", "system", string(cfg.PSA.System)))); err != nil {

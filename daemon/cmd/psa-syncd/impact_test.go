@@ -145,3 +145,49 @@ func TestOpenLedger(t *testing.T) {
 		t.Errorf("openLedger without an SQLite state file = %v, %v; want nothing", db, err)
 	}
 }
+
+// TestBillingImpact_firstPlan: before the first apply the store holds no
+// mapping export. The report takes the current mappings as empty, says so,
+// and shows what the plan maps as new, instead of failing the first pull
+// request.
+func TestBillingImpact_firstPlan(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	usage := filepath.Join(dir, "usage.csv")
+	if err := os.WriteFile(usage, []byte("customer_id,customer_name,product,quantity\nacme-tenant,Acme,CIXA-MSP,25\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "psa-syncd.yml")
+	cfg := fmt.Sprintf("export_path: %q\nstate_dir: state\npsa:\n  system: autotask\n  autotask: {}\nsource:\n  type: file\n  file: {path: %q, name: sophos}\n",
+		filepath.Join(dir, "never-written.json"), usage)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	planFile := filepath.Join(dir, "plan.json")
+	planJSON := `{"format_version": "1.2", "terraform_version": "1.11.4", "errored": false, "resource_changes": [
+		{"address": "psa_product_mapping.m", "mode": "managed", "type": "psa_product_mapping", "name": "m",
+		 "provider_name": "registry.terraform.io/psa-sync/psa",
+		 "change": {"actions": ["create"], "before": null,
+			"after": {"source": "sophos", "product": "CIXA-MSP", "service_id": "30000000", "service_name": "Sophos Intercept X Advanced", "sync_enabled": true},
+			"after_unknown": {"id": true}}},
+		{"address": "psa_customer_mapping.c", "mode": "managed", "type": "psa_customer_mapping", "name": "c",
+		 "provider_name": "registry.terraform.io/psa-sync/psa",
+		 "change": {"actions": ["create"], "before": null,
+			"after": {"source": "sophos", "customer_id": "acme-tenant", "customer_name": "Acme", "company_id": "175", "contract_id": "29684000", "usage_sync": true, "ticket_sync": false},
+			"after_unknown": {"id": true}}}]}`
+	if err := os.WriteFile(planFile, []byte(planJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile, "-format", "markdown"}, &stdout, &stderr, func(string) string { return "" })
+	out := stdout.String()
+	if code != 0 || !strings.Contains(out, "No mapping export in "+filepath.Join(dir, "never-written.json")+" yet: the current mappings are taken as empty, so everything this plan maps is new.") ||
+		!strings.Contains(out, "| Acme (acme-tenant) | 29684000 | Sophos Intercept X Advanced (30000000) | ? | ? | 25 | ? | ? | new customer mapping |") {
+		t.Errorf("first plan, no export yet: exit %d, want 0, the note and Acme's new line\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile}, &stdout, &stderr, func(string) string { return "" }); code != 0 ||
+		!strings.Contains(stdout.String(), "the current mappings are taken as empty") {
+		t.Errorf("first plan, -format table: exit %d, want 0 and the note\n%s", code, stdout.String())
+	}
+}
