@@ -103,6 +103,9 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	if r.NoExport != "" {
 		fmt.Fprintf(&b, "%s\n\n", md(noExportText(r.NoExport)))
 	}
+	if len(r.NotComputed) > 0 {
+		fmt.Fprintf(&b, "> [!WARNING]\n> %s\n\n", incompleteText)
+	}
 	if r.NoChange() {
 		b.WriteString("**No billing change.**")
 		if len(r.NotComputed) > 0 {
@@ -168,6 +171,9 @@ func writeTable(w io.Writer, r *Report) error {
 	if r.NoExport != "" {
 		fmt.Fprintf(w, "%s\n\n", noExportText(r.NoExport))
 	}
+	if len(r.NotComputed) > 0 {
+		fmt.Fprintf(w, "WARNING: %s\n\n", strings.ReplaceAll(incompleteText, "`", ""))
+	}
 	if r.NoChange() {
 		fmt.Fprintln(w, "No billing change.")
 		if len(r.NotComputed) > 0 {
@@ -223,6 +229,12 @@ func writeTable(w io.Writer, r *Report) error {
 	}
 	return nil
 }
+
+// incompleteText heads a report with figures it could not compute, so that
+// a reviewer does not read a `?` or a missing amount as no change. It does
+// not fail the command: a pull request from a fork runs without credentials
+// by design, and what the plan and the export tell is still worth posting.
+const incompleteText = "Incomplete report: some figures could not be computed (see Not computed). A `?` is a figure this report does not know, not a zero: do not approve billing changes from it alone."
 
 // noExportText says that the report compares the plan with no mappings at
 // all, because the store holds no export yet.

@@ -91,6 +91,11 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 		}
 	}
 
+	if all := append(slices.Clone(missing.PSA), missing.Source...); len(all) > 0 {
+		// Loud in the job log too: in the project's own pipeline a missing
+		// secret is a mistake, not a pull request from a fork.
+		logger.Warn("Credentials not set; the billing impact leaves out the figures that need them", "missing", strings.Join(all, ","))
+	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	o := impact.Options{NoExport: noExport, Policies: cfg.Policies, Location: loc, Logger: logger.With("component", "impact"), SourceName: cfg.Source.Type}
 	if len(missing.PSA) > 0 {

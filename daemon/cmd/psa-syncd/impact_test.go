@@ -185,6 +185,12 @@ func TestBillingImpact_firstPlan(t *testing.T) {
 		!strings.Contains(out, "| Acme (acme-tenant) | 29684000 | Sophos Intercept X Advanced (30000000) | ? | ? | 25 | ? | ? | new customer mapping |") {
 		t.Errorf("first plan, no export yet: exit %d, want 0, the note and Acme's new line\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
+	// Without PSA credentials the report and the job log say loudly that
+	// figures are missing.
+	if !strings.Contains(out, "> Incomplete report: some figures could not be computed") ||
+		!strings.Contains(stderr.String(), `msg="Credentials not set; the billing impact leaves out the figures that need them" missing=PSA_AUTOTASK_INTEGRATION_CODE,PSA_AUTOTASK_SECRET,PSA_AUTOTASK_USERNAME`) {
+		t.Errorf("without PSA credentials: want a warning in the report and in the log\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	}
 	stdout.Reset()
 	if code := run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile}, &stdout, &stderr, func(string) string { return "" }); code != 0 ||
 		!strings.Contains(stdout.String(), "the current mappings are taken as empty") {
