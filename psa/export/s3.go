@@ -151,6 +151,11 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 		return Blob{Version: ifNoneMatch}, ErrNotModified
 	case http.StatusNotFound:
 		return Blob{}, fmt.Errorf("%s%w (no mapping export has been written there yet, or the bucket does not exist)", prefix(b.url), fs.ErrNotExist)
+	case http.StatusForbidden:
+		// AWS hides whether a key exists from whoever may not list the
+		// bucket: without s3:ListBucket, a missing export (before the
+		// first apply) is 403, not 404.
+		return Blob{}, fmt.Errorf("%sreading: %w (check the credentials, and that they have s3:ListBucket on the bucket: without it S3 answers 403 instead of 404 for an export not written yet)", prefix(b.url), s3Err(err))
 	default:
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), s3Err(err))
 	}

@@ -38,6 +38,11 @@ func TestS3Backend_errorTextIsStable(t *testing.T) {
 	if !strings.Contains(e1.Error(), "GetObject: S3 answered 403 Forbidden") || strings.Contains(e1.Error(), "RequestID") {
 		t.Errorf("error = %q, want the operation and the status, without request ids", e1)
 	}
+	// S3 answers 403 also for a key that does not exist when the
+	// credentials may not list the bucket: the error says so.
+	if !strings.Contains(e1.Error(), "s3:ListBucket on the bucket: without it S3 answers 403 instead of 404") {
+		t.Errorf("error = %q, want the hint about s3:ListBucket", e1)
+	}
 	if status(e1) != 403 {
 		t.Errorf("status(%v) = %d, want the SDK's error still wrapped (403)", e1, status(e1))
 	}
