@@ -45,3 +45,25 @@ func TestExamples_requiredProviders(t *testing.T) {
 		t.Errorf("found %d example configurations with required_providers, want at least examples/provider/provider.tf and examples/demo/main.tf", found)
 	}
 }
+
+// TestExamples_providerVariablesOptional: the provider example's credential
+// variables default to null, so that the environment variables the
+// provider falls back to are enough. Without a default, `terraform plan
+// -input=false` (as in CI) fails with "No value for required variable"
+// even when PSA_AUTOTASK_SECRET is set.
+func TestExamples_providerVariablesOptional(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(filepath.Join("..", "examples", "provider", "provider.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := regexp.MustCompile(`(?s)variable "([^"]+)" \{(.*?)\n\}`).FindAllSubmatch(src, -1)
+	if len(vars) == 0 {
+		t.Fatal("no variable blocks in examples/provider/provider.tf")
+	}
+	for _, v := range vars {
+		if !regexp.MustCompile(`\bdefault\s*=\s*null\b`).Match(v[2]) {
+			t.Errorf("variable %q has no default = null: it is required even when its environment variable is set", v[1])
+		}
+	}
+}

@@ -7,17 +7,21 @@ terraform {
   }
 }
 
-# The secret and integration code come from variables (or the
+# The secret and integration code come from variables, never from the
+# configuration itself. Left unset (null), the provider reads the
 # PSA_AUTOTASK_SECRET and PSA_AUTOTASK_INTEGRATION_CODE environment
-# variables), never from the configuration itself.
+# variables instead: the default keeps `terraform plan -input=false` in CI
+# from failing for a variable that the environment already covers.
 variable "autotask_secret" {
   type      = string
   sensitive = true
+  default   = null
 }
 
 variable "autotask_integration_code" {
   type      = string
   sensitive = true
+  default   = null
 }
 
 provider "psa" {
