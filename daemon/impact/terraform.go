@@ -62,9 +62,10 @@ type PlannedService struct {
 // marked as errored: `terraform plan -out` saves the plan file even when it
 // fails (a data source that cannot be read, a provider error), and such a
 // plan lacks whatever Terraform could not plan, so its billing impact would
-// be wrong, typically "No billing change". Terraform records the failure
-// only from v1.6 (`"errored": true`); with older versions only the exit
-// status of `terraform plan` tells, so pipelines must not lose it.
+// be wrong, typically "No billing change". Newer Terraform versions record
+// the failure (`"errored": true`; v1.11.4 does, v1.5.7 does not); with older
+// ones only the exit status of `terraform plan` tells, so pipelines must not
+// lose it.
 func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 	var probe struct {
 		FormatVersion    string          `json:"format_version"`
