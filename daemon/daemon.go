@@ -604,20 +604,25 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 // it ends, from the export it started with: then they are recomputed after
 // it, with the export loaded by then, so that neither overwrites the other.
 func (d *Daemon) refreshCustomerGauges() {
-	record := func() {
+	nowOrAfter(&d.passMu, func() {
 		if e, doc, err := d.engine(); err == nil {
 			e.RecordCustomers(doc)
 		}
-	}
-	if d.passMu.TryLock() {
-		defer d.passMu.Unlock()
-		record()
+	})
+}
+
+// nowOrAfter runs f holding mu: at once when mu is free, otherwise in a
+// goroutine once whoever holds it (a running pass) lets it go.
+func nowOrAfter(mu *sync.Mutex, f func()) {
+	if mu.TryLock() {
+		defer mu.Unlock()
+		f()
 		return
 	}
 	go func() {
-		d.passMu.Lock()
-		defer d.passMu.Unlock()
-		record()
+		mu.Lock()
+		defer mu.Unlock()
+		f()
 	}()
 }
 

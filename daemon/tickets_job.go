@@ -361,24 +361,14 @@ func (d *Daemon) setTicketGauges(rec ticketRecord) {
 // ends, with the export loaded by then: they are recomputed after it, so
 // that neither overwrites the other.
 func (d *Daemon) refreshTicketGauges() {
-	record := func() {
+	nowOrAfter(&d.ticketMu, func() {
 		var rec ticketRecord
 		if ok, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
 			d.logger.Warn("Could not read the ticket status to recompute the ticket gauges", "err", err)
 		} else if ok {
 			d.setTicketGauges(rec)
 		}
-	}
-	if d.ticketMu.TryLock() {
-		defer d.ticketMu.Unlock()
-		record()
-		return
-	}
-	go func() {
-		d.ticketMu.Lock()
-		defer d.ticketMu.Unlock()
-		record()
-	}()
+	})
 }
 
 // restoreTicketMetrics sets the ticket metrics from the state database at
