@@ -195,6 +195,9 @@ type pass struct {
 	// waiting holds the open create intents (by recordKey) that settle
 	// did not find and that are younger than the settle time.
 	waiting map[string]bool
+	// unsearched holds why settle could not search for an open create
+	// intent (by recordKey), for the customer's error.
+	unsearched map[string]error
 }
 
 func recordKey(r Record) string { return r.Source + "\x00" + r.CustomerID + "\x00" + r.AlertKey }
@@ -213,7 +216,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun, waiting: map[string]bool{}}
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}}
 	e.fence.reset()
 	if !dryRun {
 		n, err := e.settle(ctx, p)
@@ -252,6 +255,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 	for _, r := range intents {
 		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 		if err != nil {
+			p.unsearched[recordKey(r)] = err
 			e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
 			continue
 		}
@@ -330,13 +334,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		case r.State != StateCreating:
 		case p.waiting[recordKey(r)]:
 			waiting = append(waiting, r.Ref)
+		case p.unsearched[recordKey(r)] != nil:
+			unsettled = append(unsettled, fmt.Sprintf("%s: %v", r.Ref, p.unsearched[recordKey(r)]))
 		default:
 			unsettled = append(unsettled, r.Ref)
 		}
 	}
 	if len(unsettled) > 0 && !p.dryRun {
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
-			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, ", ")))
+			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, "; ")))
 	}
 	if len(waiting) > 0 && !p.dryRun {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA yet: they are searched for "+

@@ -505,6 +505,9 @@ func TestEngine_summaryCreateUnsettled(t *testing.T) {
 	if cr.Created != 0 || cr.Summarised != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "unsettled") {
 		t.Errorf("pass with the summary unsettled = %+v, want nothing created and the customer failed naming the unsettled create", cr)
 	}
+	if cr.Err != nil && !strings.Contains(cr.Err.Error(), "503") {
+		t.Errorf("customer error = %q, want it to say why the search failed (503)", cr.Err)
+	}
 	if n, s := len(e.tickets()), e.summaryTickets(); n != 2 || s != 1 {
 		t.Fatalf("after the pass: %d tickets, %d summaries; want 2 and 1 (%+v)", n, s, e.tickets())
 	}
