@@ -69,6 +69,12 @@ type providerData struct {
 	// each pinging the PSA (see instance).
 	instanceMu sync.Mutex
 
+	// goneMu guards the one ping that confirms not-found answers (see
+	// confirmGone) and its outcome.
+	goneMu    sync.Mutex
+	goneTried bool
+	goneErr   error
+
 	// exportMu guards the export as this command read it (see readExport)
 	// and the count of this command's writes, which drop it.
 	exportMu     sync.Mutex
@@ -94,6 +100,25 @@ func (d *providerData) requireStore(diags *diag.Diagnostics, resourceType string
 	}
 	diags.AddError(summaryMissingExportPath, fmt.Sprintf(detailMissingExportPath, resourceType))
 	return false
+}
+
+// confirmGone reports whether a not-found answer of the PSA for an object
+// the state holds can be taken as "deleted outside Terraform": whether the
+// PSA answers Ping's cheap read at the configured address. A wrong or
+// stale base URL (a pinned ConnectWise codebase, a path typed wrong)
+// answers every request with 404; taking that as deleted would drop every
+// psa_service from the state and plan to create them again: on Autotask a
+// second billable service, whose product mappings would bill new contract
+// lines beside the old ones. One ping per command, made only when a
+// not-found comes.
+func (d *providerData) confirmGone(ctx context.Context) error {
+	d.goneMu.Lock()
+	defer d.goneMu.Unlock()
+	if !d.goneTried {
+		d.goneTried = true
+		d.goneErr = d.backend.Ping(ctx)
+	}
+	return d.goneErr
 }
 
 // instance returns the backend's instance name for the export. Backends that

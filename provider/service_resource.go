@@ -177,6 +177,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"Destroying the resource **deactivates** the service by default, because contracts and invoices may " +
 			"still refer to it (and Autotask cannot delete services through its API). `deletion_policy` chooses " +
 			"otherwise.\n\n" +
+			"A service the PSA reports as missing is dropped from the state (and planned again) only when the PSA " +
+			"answers a basic read at the configured address; otherwise the refresh fails, naming the settings to " +
+			"check, so that a wrong or outdated `base_url` never plans to create every service a second time.\n\n" +
 			"Not every PSA stores every field. ConnectWise bills an agreement addition on its agreement's billing cycle, " +
 			"and Kaseya BMS services have neither a billing period nor an invoice description: with those PSAs, " +
 			"`billing_period` (and, for Kaseya BMS, `invoice_description`) are kept in the Terraform state only, never " +
@@ -257,9 +260,11 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"billing_code_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service. When unset, the " +
 							"tenant's one active allocation code of use type \"Recurring Contract Service\" is used; a tenant with " +
-							"several must name one here, and the apply error lists them.",
+							"several must name one here, and the apply error lists them. The plan fails on a value that cannot be " +
+							"an Autotask id (whole numbers written in decimal digits alone).",
 						Optional:      true,
 						Computed:      true,
+						Validators:    []validator.String{psaID(psa.SystemAutotask, "allocation code")},
 						PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 					},
 					"period_type": schema.StringAttribute{
@@ -443,20 +448,19 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 // modifyConnectWisePlan checks at plan time the fields ConnectWise requires
 // when it creates a catalog item (identifier, description, customer
-// description; see the reference in psa/connectwise) and plans the
-// identifier the provider derives from the name, so that the apply cannot
-// fail on them.
+// description; see the reference in psa/connectwise), and the customer
+// description's length on an update too, and plans the identifier the
+// provider derives from the name, so that the apply cannot fail on them.
 func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
 	plan, config serviceResourceModel) {
 	var cw serviceConnectWiseModel
 	if !config.ConnectWise.IsNull() && !config.ConnectWise.IsUnknown() {
 		objectAs(ctx, config.ConnectWise, &cw)
 	}
-	if !req.State.Raw.IsNull() || cw.Identifier.IsUnknown() {
-		return
-	}
 	name := plan.Name.ValueString()
-	if cw.Identifier.IsNull() {
+	// The identifier matters to a create only; the customer description's
+	// length to an update too.
+	if req.State.Raw.IsNull() && cw.Identifier.IsNull() {
 		id := backends.ConnectWiseIdentifier(name)
 		if id == "" {
 			resp.Diagnostics.AddAttributeError(path.Root("connectwise").AtName("identifier"), "Cannot Derive ConnectWise Identifier",
@@ -581,6 +585,10 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 
 	svc, err := r.data.reads.services.get(ctx, state.ID.ValueString())
 	if errors.Is(err, psa.ErrNotFound) {
+		if perr := r.data.confirmGone(ctx); perr != nil {
+			resp.Diagnostics.AddError("Cannot Confirm PSA Service Is Gone", unconfirmedGone(r.data.system, "service "+state.ID.ValueString(), err, perr))
+			return
+		}
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "PSA service "+state.ID.ValueString()))
 		resp.State.RemoveResource(ctx)
 		return
@@ -667,6 +675,10 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 	}
 	r.data.reads.services.forget(id)
 	if errors.Is(err, psa.ErrNotFound) {
+		if perr := r.data.confirmGone(ctx); perr != nil {
+			resp.Diagnostics.AddError("Cannot Confirm PSA Service Is Gone", unconfirmedGone(r.data.system, "service "+id, err, perr))
+			return
+		}
 		tflog.Warn(ctx, "PSA service already gone", map[string]any{"id": id})
 		return
 	}
@@ -931,4 +943,14 @@ func quotedList(values []string) string {
 		s += "`\"" + v + "\"`"
 	}
 	return s
+}
+
+// unconfirmedGone is the error of a not-found answer for what, which the
+// PSA's address could not confirm (confirmGone): the object stays in the
+// state, and nothing is planned to create it again.
+func unconfirmedGone(system psa.System, what string, notFound, ping error) string {
+	return fmt.Sprintf("%s answered that %s does not exist, but it does not answer a basic read at the configured "+
+		"address either, so the answer may come from a wrong or outdated base_url (or ConnectWise site/codebase) rather "+
+		"than from a deleted %s. It stays in the Terraform state, and nothing is planned to create it again. Check the "+
+		"provider's PSA settings.\n\nNot found: %v\nBasic read: %v", systemTitle(system), what, strings.SplitN(what, " ", 2)[0], notFound, ping)
 }

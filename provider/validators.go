@@ -171,6 +171,18 @@ func nonEmpty() validator.String {
 	}
 }
 
+// psaID validates the id of an object of one PSA in an attribute that
+// only that PSA's block has (psaIDsValid checks the ids whose PSA is the
+// configured one), e.g. the Autotask allocation code of a service.
+func psaID(system psa.System, kind string) validator.String {
+	return stringCheck{
+		description: "value must be an id of " + systemTitle(system),
+		summary:     summaryInvalidPSAID,
+		detail:      fmt.Sprintf("The value cannot be the id of the %s %s, so the apply would fail on it.", systemTitle(system), kind),
+		check:       func(s string) error { return psa.CheckID(system, s) },
+	}
+}
+
 // psaIDDescription ends the description of an attribute that holds a PSA
 // id.
 const psaIDDescription = " The plan fails on a value that cannot be an id of the configured PSA: ids are whole numbers " +

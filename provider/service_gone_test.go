@@ -1,0 +1,99 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestAccServiceResource_wrongBaseURLKeepsState: a base_url that answers
+// 404 everywhere (a path typed wrong, an outdated ConnectWise codebase) is
+// not taken for a service deleted outside Terraform. The refresh fails,
+// naming the settings to check, instead of dropping the service from the
+// state and planning to create it again (on Autotask a second billable
+// service); with the address fixed, nothing is planned.
+func TestAccServiceResource_wrongBaseURLKeepsState(t *testing.T) {
+	t.Parallel()
+	for _, system := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(system), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, system)
+			good := e.baseURL()
+			bad := strings.TrimSuffix(good, "/") + "/stale/"
+			if system == psa.SystemConnectWise {
+				bad = strings.Replace(good, "/apis/3.0", "/v2019_1/apis/3.0", 1)
+			}
+			config := testAccServiceResourceConfig(e, "Svc", 1, "")
+			badConfig := strings.Replace(config, fmt.Sprintf("%q", good), fmt.Sprintf("%q", bad), 1)
+			if badConfig == config {
+				t.Fatalf("the configuration does not name base URL %q:\n%s", good, config)
+			}
+			oneService := func(*terraform.State) error {
+				n := 0
+				for _, s := range e.services() {
+					if s.Name == "Svc" {
+						n++
+					}
+				}
+				if n != 1 {
+					return fmt.Errorf("%d services named Svc in the PSA, want 1", n)
+				}
+				return nil
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: config, Check: oneService},
+					{
+						Config:      badConfig,
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)Cannot Confirm PSA Service Is Gone.*base_url`),
+					},
+					{Config: config, PlanOnly: true},
+					{Config: config, Check: oneService},
+				},
+			})
+		})
+	}
+}
+
+// TestAccServiceResource_planTimeChecksOnUpdate: a ConnectWise customer
+// description made too long on an existing service, and an Autotask
+// allocation code that cannot be an id, fail the plan, not the apply.
+func TestAccServiceResource_planTimeChecksOnUpdate(t *testing.T) {
+	t.Parallel()
+	t.Run("connectwise description", func(t *testing.T) {
+		t.Parallel()
+		e := newTestEnv(t, psa.SystemConnectWise)
+		long := fmt.Sprintf("  invoice_description = %q\n", strings.Repeat("x", 6001))
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{
+				{Config: testAccServiceResourceConfig(e, "Short", 1, "")},
+				{
+					Config:      testAccServiceResourceConfig(e, "Short", 1, long),
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(`Customer Description Too Long for ConnectWise`),
+				},
+			},
+		})
+	})
+	t.Run("autotask billing code", func(t *testing.T) {
+		t.Parallel()
+		e := newTestEnv(t, psa.SystemAutotask)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{{
+				Config:      testAccServiceResourceConfig(e, "Svc", 1, "  autotask {\n    billing_code_id = \"abc\"\n  }\n"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Invalid PSA ID.*allocation code`),
+			}},
+		})
+	})
+}
