@@ -223,7 +223,10 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 				"billed on an inactive service. Map product %q to another service, or remove the mapping, in the same change.",
 				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
-	case !svc.Active && (!changed || !planned.active.ValueBool()): // inactive, and this plan does not activate it
+	case !svc.Active && (!changed || (known(planned.active) && !planned.active.ValueBool())):
+		// Inactive, and this plan does not activate it. An active value
+		// unknown until the apply is checked when Terraform plans the
+		// mapping again during the apply, with the value known.
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
 			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
 				"Activate it (active = true on its psa_service, with service_id = psa_service.<name>.id so that the plan sees "+

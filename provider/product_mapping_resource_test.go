@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -448,4 +450,65 @@ resource "psa_product_mapping" "test" {
 			})
 		})
 	}
+}
+
+// TestAccProductMappingResource_activeUnknownAtPlan: a service inactive in
+// the PSA whose psa_service's active is only known at apply (here from
+// another resource the apply creates) is not refused at plan time as
+// inactive: the apply plans the mapping again with the value known.
+func TestAccProductMappingResource_activeUnknownAtPlan(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	var serviceID string
+	config := func(active string) string {
+		return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "flag" {
+  input = true
+}
+
+resource "psa_service" "cixa" {
+  name       = "Sophos Intercept X Advanced"
+  unit_price = 4.5
+  active     = %s
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = psa_service.cixa.id
+}
+`, active)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config("true"),
+				Check: resource.TestCheckResourceAttrWith("psa_service.cixa", "id", func(v string) error {
+					serviceID = v
+					return nil
+				}),
+			},
+			{
+				// Deactivated in the PSA; the configuration activates it
+				// with a value the plan does not know yet.
+				// (A new trigger replaces terraform_data.flag, so its output
+				// is unknown until the apply.)
+				PreConfig: func() { e.setServiceActive(serviceID, false) },
+				Config: strings.Replace(config("terraform_data.flag.output"), `resource "terraform_data" "flag" {
+  input = true
+}`, `resource "terraform_data" "flag" {
+  input = true
+  triggers_replace = ["activate"]
+}`, 1),
+				Check: func(*terraform.State) error {
+					for _, s := range e.services() {
+						if s.ID == serviceID && !s.Active {
+							return fmt.Errorf("service %s still inactive after the apply", serviceID)
+						}
+					}
+					return nil
+				},
+			},
+		},
+	})
 }
