@@ -13,8 +13,10 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 )
 
-func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
-	t.Parallel()
+// openSharedPostgres opens two state databases on one new PostgreSQL
+// database, as two psa-syncd sharing it would.
+func openSharedPostgres(t *testing.T) (a, b *DB) {
+	t.Helper()
 	url := pgtest.NewDatabase(t)
 	open := func() *DB {
 		db, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
@@ -24,7 +26,12 @@ func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
 		t.Cleanup(func() { _ = db.Close() })
 		return db
 	}
-	a, b := open(), open()
+	return open(), open()
+}
+
+func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
 
 	// Before either leads, neither may open an intent.
 	if _, err := a.OpenIntent(testIntent()); !errors.Is(err, ErrNotLeader) {

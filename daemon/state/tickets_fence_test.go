@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 )
 
@@ -19,16 +18,7 @@ import (
 // over writes as usual.
 func TestTickets_writesFencedByLeadership(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	open := func() *DB {
-		db, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		return db
-	}
-	a, b := open(), open()
+	a, b := openSharedPostgres(t)
 	rec := func(key string) tickets.Record {
 		return tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: key, Ref: "sc:" + key, Generation: 1,
 			State: tickets.StateCreating, Created: t0, Updated: t0}
