@@ -91,14 +91,17 @@ type Options struct {
 // API. Its methods are safe for concurrent use. Create it with New, start it
 // with Run, and release it with Close when Run is not used.
 type Daemon struct {
-	configPath      string
-	logger          *slog.Logger
-	registry        *prometheus.Registry
-	metrics         *Metrics
-	version         string
-	baseClient      *http.Client
-	psaClient       *http.Client
-	now             func() time.Time
+	configPath string
+	logger     *slog.Logger
+	registry   *prometheus.Registry
+	metrics    *Metrics
+	version    string
+	baseClient *http.Client
+	psaClient  *http.Client
+	now        func() time.Time
+	// unsaved keeps, across the Engine built for each pass, the runs whose
+	// end the state database failed to record.
+	unsaved         usage.UnsavedRuns
 	getenv          func(string) string
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
@@ -781,8 +784,18 @@ func (d *Daemon) engine() (*usage.Engine, *export.Document, error) {
 		Logger:   d.logger.With("component", "sync", "system", string(cfg.PSA.System)),
 		Location: loc,
 		Now:      d.now,
+		Unsaved:  &d.unsaved,
 	})
 	return e, snap.doc, nil
+}
+
+// exportlessEngine builds an Engine for what needs only the PSA and the
+// state database (open intents, stored statuses), when there is no export
+// to build one for a pass.
+func (d *Daemon) exportlessEngine() *usage.Engine {
+	cfg := d.cfg.Load()
+	return usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
+		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now, Unsaved: &d.unsaved})
 }
 
 // SyncOnce runs one pass now with the running config and export and waits
@@ -885,11 +898,9 @@ func (d *Daemon) Reconcile(ctx context.Context) (int, error) {
 	}
 	e, _, err := d.engine()
 	if err != nil {
-		cfg := d.cfg.Load()
 		// Without an export the engine cannot be built for a pass, but open
-		// intents only need the PSA: build a minimal engine for them.
-		e = usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
-			Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
+		// intents only need the PSA.
+		e = d.exportlessEngine()
 	}
 	n, err := e.Reconcile(ctx)
 	d.armSettle(e)
@@ -986,10 +997,7 @@ func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent
 	if !d.leading.Load() {
 		return state.Intent{}, &StandbyError{Active: d.activeInstance()}
 	}
-	cfg := d.cfg.Load()
-	e := usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
-		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now})
-	return e.ResolveIntent(id, posted, note)
+	return d.exportlessEngine().ResolveIntent(id, posted, note)
 }
 
 // RequestSync queues a pass for one customer ("" for all) and returns its

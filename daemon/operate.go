@@ -21,10 +21,7 @@ func (d *Daemon) RestoreMetrics() error {
 	if err != nil {
 		// No export yet: restore what needs none (the timestamps and the
 		// unmapped usage); the customers follow the first pass.
-		cfg := d.cfg.Load()
-		e = usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
-			Logger: d.logger.With("component", "sync"), Now: d.now})
-		doc = nil
+		e, doc = d.exportlessEngine(), nil
 	}
 	return errors.Join(e.RestoreMetrics(doc), d.restoreTicketMetrics())
 }

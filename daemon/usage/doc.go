@@ -34,9 +34,11 @@
 // involved contracts are read in bulk as of the effective date (the policy:
 // the first day of the billing month, today, or the first day of the next
 // month). A mapped line without usage this period is set to 0 or left alone
-// (policies.missing_usage); when the source reports no usage at all, lines
-// are left alone for that pass, because an empty month usually means the
-// vendor has no data yet. A decrease larger than
+// (policies.missing_usage); when the source reports no usage at all, or
+// none that feeds a mapped line, lines are left alone for that pass,
+// because an empty month usually means the vendor has no data yet, and a
+// report of only unknown customers or products is a problem with the
+// report, not every customer stopping at once. A decrease larger than
 // policies.max_decrease_percent is held for review until a pass runs with
 // PassOptions.Approve. An approval of one line may name the units that were
 // reviewed (PassOptions.ApproveUnits): the hold is then released only when

@@ -73,6 +73,52 @@ type EngineOptions struct {
 	Location *time.Location
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Unsaved keeps the runs whose final record the state database
+	// refused, across the Engines of one process (psa-syncd builds one per
+	// pass); nil gives the Engine its own.
+	Unsaved *UnsavedRuns
+}
+
+// UnsavedRuns holds, by id, the runs of passes that ended but whose final
+// record could not be saved (the state database failed at that moment).
+// The database still shows them running, which would keep their open
+// intents waiting for ever; the next Sync or Reconcile of an Engine that
+// shares them saves them again, and meanwhile settlesAt knows when they
+// ended. The zero value is empty and ready to use; it is safe for
+// concurrent use.
+type UnsavedRuns struct {
+	mu   sync.Mutex
+	runs map[int64]state.Run
+}
+
+func (u *UnsavedRuns) put(r state.Run) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.runs == nil {
+		u.runs = map[int64]state.Run{}
+	}
+	u.runs[r.ID] = r
+}
+
+func (u *UnsavedRuns) get(id int64) (state.Run, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	r, ok := u.runs[id]
+	return r, ok
+}
+
+func (u *UnsavedRuns) all() []state.Run {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	runs := slices.Collect(maps.Values(u.runs))
+	slices.SortFunc(runs, func(a, b state.Run) int { return cmp.Compare(a.ID, b.ID) })
+	return runs
+}
+
+func (u *UnsavedRuns) remove(id int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.runs, id)
 }
 
 // Engine runs sync passes: it turns a mapping export and a source's usage
@@ -92,12 +138,8 @@ type Engine struct {
 	// settling holds, by intent id, when each open intent that the last
 	// reconcile left open to settle can be settled (see Reconcile).
 	settling map[int64]time.Time
-	// unsaved holds, by id, the runs of passes that ended but whose final
-	// record could not be saved (the state database failed at that
-	// moment). The database still shows them running, which would keep
-	// their open intents waiting for ever; the next Sync or Reconcile
-	// saves them again, and meanwhile settlesAt knows when they ended.
-	unsaved map[int64]state.Run
+	// unsaved holds the runs whose final record could not be saved.
+	unsaved *UnsavedRuns
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 }
@@ -113,6 +155,10 @@ func NewEngine(o EngineOptions) *Engine {
 		logger:   o.Logger,
 		loc:      o.Location,
 		now:      o.Now,
+		unsaved:  o.Unsaved,
+	}
+	if e.unsaved == nil {
+		e.unsaved = &UnsavedRuns{}
 	}
 	if e.policies.EffectiveDate == "" {
 		e.policies.EffectiveDate = DefaultPolicies.EffectiveDate
@@ -526,6 +572,16 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if err != nil {
 		return nil, err
 	}
+	if missing == MissingUsageZero && len(rep.Records) > 0 && !feedsAnyLine(doc, srcName, usage, products) {
+		// Rows, but none for a mapped line: every row of no customer
+		// (Sophos rows without an accountId), or of customers or products
+		// the export does not know (renamed ids or product codes). That is
+		// a problem with the report, not every customer stopping at once.
+		missing = MissingUsageKeep
+		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName,
+			Err: fmt.Errorf("no usage in %s feeds a mapped line (%d rows, none of a customer with usage sync on and a product with sync on; see the unmapped usage): lines without usage are left as they are this pass",
+				period, len(rep.Records))})
+	}
 	// A line has a change when it exists or has usage; the changes go
 	// straight into the plan, sized for those with usage, which at most
 	// the lines without usage add to.
@@ -546,12 +602,23 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	// Where the PSA cannot be read, a line whose earlier write has an
 	// unknown outcome cannot be settled by reading: it stays blocked, even
 	// in a plan, until an operator resolves it (see ResolveIntent).
-	var review map[psa.LineKey]state.Intent
-	if p.ledger && e.db != nil {
-		if review, err = e.openIntentsByLine(); err != nil {
+	// Elsewhere a writing pass has reconciled its open intents before this
+	// plan and its writer blocks the lines still open; a plan that writes
+	// nothing predicts what that pass would do (see unsettledLine), so
+	// that it shows what a pass now would write.
+	var review, unsettled map[psa.LineKey]state.Intent
+	if e.db != nil && (p.ledger || o.planOnly || o.DryRun || o.WritesDisabled) {
+		open, err := e.openIntentsByLine()
+		if err != nil {
 			return nil, err
 		}
+		if p.ledger {
+			review = open
+		} else {
+			unsettled = open
+		}
 	}
+	runs := map[int64]time.Time{}
 
 	if startWriter != nil && !p.ledger {
 		if p.early, err = startWriter(p.ledger); err != nil {
@@ -599,6 +666,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				continue
 			}
+			if in, ok := unsettled[key]; ok && c.Action == ActionUpdate {
+				l, exists := cur.lines.get(key)
+				if err := e.unsettledLine(in, l, exists, p.plan.EffectiveDate, runs); err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
+			}
 			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
 				cp.fail(i, fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource), c)
 				continue
@@ -643,6 +717,18 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 	}
 	return p, nil
+}
+
+// feedsAnyLine reports whether usage holds a quantity of a customer of
+// srcName with usage sync on for a product mapped with sync on: one that
+// sets a mapped line.
+func feedsAnyLine(doc *export.Document, srcName string, usage map[string][]usedQuantity, products map[string]export.ProductMapping) bool {
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source == srcName && cm.UsageSync && usedServices(usage[cm.CustomerID], products) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // usedServices returns how many services with sync on a customer's usage

@@ -123,10 +123,10 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			l, ok := lines[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}]
 			qty := l.Quantity // 0 when the line does not exist
 			var st, note string
-			switch {
-			case qty == in.After && (ok || in.After == 0):
+			switch intentOutcome(in, l, ok) {
+			case state.IntentDone:
 				st, note = state.IntentDone, fmt.Sprintf("reconciled: the PSA shows %d", qty)
-			case qty == in.Before:
+			case "":
 				at, err := e.settlesAt(in, runs)
 				if err != nil {
 					errs = append(errs, err)
@@ -162,6 +162,47 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// intentOutcome is how Reconcile settles open intent in when its line reads
+// l (exists: the line exists): done when the line shows the write applied,
+// "" when it still shows the quantity from before (the intent settles by
+// time, see settlesAt), and review when it shows neither.
+func intentOutcome(in state.Intent, l psa.ContractLine, exists bool) string {
+	switch {
+	case l.Quantity == in.After && (exists || in.After == 0):
+		return state.IntentDone
+	case l.Quantity == in.Before:
+		return ""
+	default:
+		return state.IntentReview
+	}
+}
+
+// unsettledLine predicts, for a plan that reconciles nothing (Plan, a dry
+// run, a pass with writes disabled), what a pass now would do with the line
+// of open intent in, read as l (exists: the line exists) at effective: the
+// error the pass fails the line with, or nil when the pass's Reconcile
+// settles the intent first and the line is written as planned. runs caches
+// the end of each pass, as for settlesAt.
+func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool, effective time.Time, runs map[int64]time.Time) error {
+	if !in.EffectiveDate.Equal(effective) {
+		// Reconcile reads the line at the intent's own date, which this
+		// plan did not: say so rather than guess.
+		return fmt.Errorf("%w (intent %d, effective %s): a pass re-reads the PSA at that date before the line is written again",
+			errUnsettled, in.ID, in.EffectiveDate.Format(time.DateOnly))
+	}
+	if intentOutcome(in, l, exists) != "" {
+		return nil
+	}
+	at, err := e.settlesAt(in, runs)
+	if err != nil {
+		return err
+	}
+	if e.now().Before(at) {
+		return settlingError(in, at)
+	}
+	return nil
+}
+
 // settlesAt returns when intent in, whose line still shows the quantity
 // from before, can be taken as not applied: Policies.SettleTime after its
 // write could last have been sent. That is when the pass that opened it
@@ -178,7 +219,7 @@ func (e *Engine) settlesAt(in state.Intent, runs map[int64]time.Time) (time.Time
 		return time.Time{}, nil
 	}
 	end, ok := runs[in.RunID]
-	if r, own := e.unsaved[in.RunID]; own && !ok {
+	if r, own := e.unsaved.get(in.RunID); own && !ok {
 		// This process ran that pass: it ended, whatever the database
 		// still says.
 		end, ok = r.Finished, true

@@ -184,23 +184,20 @@ func (e *Engine) finishRun(log *slog.Logger, run state.Run) error {
 	if err == nil {
 		return nil
 	}
-	if e.unsaved == nil {
-		e.unsaved = map[int64]state.Run{}
-	}
-	e.unsaved[run.ID] = run
+	e.unsaved.put(run)
 	log.Warn("Could not record the end of the pass: this process records it again at its next pass (a psa-syncd started later marks it interrupted)", "err", err)
 	return fmt.Errorf("daemon: recording the end of run %d: %w", run.ID, err)
 }
 
 // saveUnsaved saves again the runs that finishRun could not save.
 func (e *Engine) saveUnsaved() {
-	for id, run := range e.unsaved {
+	for _, run := range e.unsaved.all() {
 		if err := e.saveRun(run); err != nil {
-			e.logger.Warn("Could not record the end of an earlier pass; trying again at the next pass", "run", id, "err", err)
+			e.logger.Warn("Could not record the end of an earlier pass; trying again at the next pass", "run", run.ID, "err", err)
 			continue
 		}
-		delete(e.unsaved, id)
-		e.logger.Info("Recorded the end of an earlier pass", "run", id, "result", run.Result)
+		e.unsaved.remove(run.ID)
+		e.logger.Info("Recorded the end of an earlier pass", "run", run.ID, "result", run.Result)
 	}
 }
 

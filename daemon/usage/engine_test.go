@@ -50,6 +50,9 @@ type etHarness struct {
 	pol   Policies
 	// now is the engine's clock; nil means etNow.
 	now func() time.Time
+	// unsaved is shared by the harness's engines, as psa-syncd shares
+	// its own across the Engine it builds for each pass.
+	unsaved UnsavedRuns
 
 	// The tenant: two customers with one contract each, and two services.
 	contractA, contractB int64
@@ -153,7 +156,7 @@ func (h *etHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: h.clock,
+		Location: time.UTC, Now: h.clock, Unsaved: &h.unsaved,
 	})
 }
 
@@ -826,8 +829,9 @@ func TestEngine_Sync_lostWriteSettlesAfterThePass(t *testing.T) {
 
 // TestEngine_Sync_unsavedRunSettles: when the state database fails to
 // record a pass's end, the run still says "running", which would keep the
-// intent of its lost answer (and the line) waiting for ever. The engine
-// keeps the run, settles by it, and records it at a later pass.
+// intent of its lost answer (and the line) waiting for ever. The process
+// keeps the run, settles by it, and records it at a later pass; psa-syncd
+// builds a new Engine for each pass, so every step here uses a new one.
 func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
@@ -836,15 +840,18 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
 
-	e := h.engine()
 	broken := func(int64) bool { return true }
-	e.saveRun = func(r state.Run) error {
-		if broken(r.ID) {
-			return errors.New("disk I/O error")
+	engine := func() *Engine {
+		e := h.engine()
+		e.saveRun = func(r state.Run) error {
+			if broken(r.ID) {
+				return errors.New("disk I/O error")
+			}
+			return h.db.SaveRun(r)
 		}
-		return h.db.SaveRun(r)
+		return e
 	}
-	res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+	res, err := engine().Sync(t.Context(), h.doc, PassOptions{})
 	if err == nil || !strings.Contains(err.Error(), "recording the end of run") {
 		t.Fatalf("Sync with the run's record failing = %v, want the error", err)
 	}
@@ -858,7 +865,7 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	// records the first pass as running (its record keeps failing).
 	broken = func(id int64) bool { return id == first }
 	now = now.Add(DefaultSettleTime)
-	if _, err := e.Sync(t.Context(), h.doc, PassOptions{Customer: "cust-a"}); err != nil {
+	if _, err := engine().Sync(t.Context(), h.doc, PassOptions{Customer: "cust-a"}); err != nil {
 		t.Fatal(err)
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 42)
@@ -871,12 +878,61 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 
 	// Once the database takes it, the next Reconcile records the run.
 	broken = func(int64) bool { return false }
-	if _, err := e.Reconcile(t.Context()); err != nil {
+	if _, err := engine().Reconcile(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if r, _, _ := h.db.Run(res.Run.ID); r.Result != res.Run.Result || !r.Finished.Equal(res.Run.Finished) {
 		t.Errorf("run %d recorded as %q finished %v, want %q finished %v", r.ID, r.Result, r.Finished, res.Run.Result, res.Run.Finished)
 	}
+}
+
+// TestEngine_Plan_openIntent: a plan, a dry run and a pass at the same
+// moment agree on a line whose earlier write's answer was lost: while the
+// write may still arrive, all three fail the line with the time it
+// settles; after that, all three update it.
+func TestEngine_Plan_openIntent(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
+	now := etNow
+	h.now = func() time.Time { return now }
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	if _, err := h.engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(when string, want string, reason string) {
+		t.Helper()
+		p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dry := h.sync(PassOptions{DryRun: true})
+		for name, plan := range map[string]*Plan{"plan": p, "dry run": dry.Plan} {
+			c := etFindChange(plan, "cust-a", h.svcIntercept)
+			if c == nil || c.Action != want || !strings.Contains(c.Reason, reason) {
+				t.Errorf("%s: %s = %+v, want %s with %q", when, name, c, want, reason)
+			}
+		}
+		if n := len(h.at.Adjustments()); n != 0 {
+			t.Fatalf("%s: %d adjustments after a plan and a dry run, want none", when, n)
+		}
+	}
+	settles := etNow.Add(DefaultSettleTime).UTC().Format(time.RFC3339)
+	now = etNow.Add(30 * time.Second)
+	check("before the settle time", ActionFailed, "may still arrive until "+settles)
+	res := h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive until "+settles) {
+		t.Errorf("pass before the settle time = %+v, want failed as the plan said", c)
+	}
+
+	now = etNow.Add(DefaultSettleTime)
+	check("at the settle time", ActionUpdate, "usage 42")
+	res = h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionUpdate {
+		t.Errorf("pass at the settle time = %+v, want update as the plan said", c)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
 }
 
 func TestEngine_Reconcile(t *testing.T) {
@@ -1122,6 +1178,33 @@ func TestEngine_Sync_emptyUsageKeepsLines(t *testing.T) {
 	if len(res.Plan.Problems) != 1 || !strings.Contains(res.Plan.Problems[0].String(), "no usage at all") {
 		t.Errorf("problems = %v", res.Plan.Problems)
 	}
+}
+
+// TestEngine_Sync_noMappedUsageKeepsLines: a report whose rows feed no
+// mapped line (rows of no customer, of an unknown customer, of an unmapped
+// product) is a problem with the report, like an empty one: lines are
+// kept, not set to 0 (here with the decrease guard off).
+func TestEngine_Sync_noMappedUsageKeepsLines(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractA, h.svcIntercept, 12, etPeriodDay)
+	h.writeUsage(",,CIXA-MSP,40", "cust-renamed,Acme,CIXA-MSP,12", "cust-a,Acme,NEW-CODE,12")
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 12)
+	found := false
+	for _, p := range res.Plan.Problems {
+		found = found || strings.Contains(p.String(), "feeds a mapped line (3 rows")
+	}
+	if !found {
+		t.Errorf("problems = %v, want one saying no row feeds a mapped line", res.Plan.Problems)
+	}
+
+	// One row for a mapped line is enough: the others are set to 0.
+	h.writeUsage("cust-b,Globex,CIXA-MSP,5")
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 0)
+	h.wantUnits(h.contractB, h.svcIntercept, 5)
 }
 
 func TestEngine_Sync_sourceFailureFailsThePass(t *testing.T) {
