@@ -1138,6 +1138,46 @@ func TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass(t *testing.T) {
 	h.wantUnits(h.contractB, h.svcIntercept, 42)
 }
 
+// TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
+// the last of a key given twice, so a row with "customer_id" twice billed
+// the second customer. Whose usage such a row is cannot be told, so it is
+// treated as a row that cannot be split into columns: nothing is written
+// and the pass fails naming the row. A key other than customer_id repeated
+// fails the row's customer only.
+func TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.usage = filepath.Join(t.TempDir(), "usage.json")
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`[{"customer_id": "cust-a", "product": "CIXA-MSP", "quantity": 40},
+{"customer_id": "cust-a", "customer_id": "cust-b", "product": "CIXA-MSP", "quantity": 5}]`)
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), `usage.json:2: key "customer_id" appears twice`) {
+		t.Fatalf("Sync error = %v, want the pass to fail naming usage.json:2", err)
+	}
+	if res == nil || res.Run.Result != state.RunFailure {
+		t.Errorf("Sync result = %+v, want a failed run", res)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 30)
+	h.wantUnits(h.contractB, h.svcIntercept, 30)
+
+	write(`[{"customer_id": "cust-a", "product": "CIXA-MSP", "quantity": 40},
+{"customer_id": "cust-b", "product": "CIXA-MSP", "quantity": 5, "quantity": 500}]`)
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 30)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `usage.json:2: key "quantity" appears twice`) {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.json:2", cs.Result, cs.Error)
+	}
+}
+
 // TestEngine_Sync_usageOverflowFails: two rows of the largest int64 for one
 // line gave a desired quantity of -2. Now the customer fails; so does a
 // customer whose products on one service add up past it.

@@ -14,16 +14,23 @@
 // byte-order mark is ignored.
 //
 // A JSON file holds an array of objects with the same keys, or an object
-// {"records": [...]} wrapping that array. Values are strings or numbers.
+// {"records": [...]} wrapping that array. Values are strings or numbers. An
+// object that gives a key twice ({"quantity": 5, "quantity": 500}) is a bad
+// row: JSON readers differ on which value counts (encoding/json keeps the
+// last), so neither is used.
 //
 // Every row is checked on its own: a missing product, a quantity that is not
 // a whole number or is negative, a row with the wrong number of columns, an
-// unknown JSON key, or a period other than the requested one is reported as a
-// source.Problem with its line number ("usage.csv:14: quantity \"x\" is not
-// a whole number") and skipped; the rest of the file still counts. A skipped
-// row that may have held usage is marked Unreadable with the customer_id it
-// names (none when the row cannot be split into columns), so that the daemon
-// syncs none of that customer's lines rather than lower them. A row with
+// unknown or repeated JSON key, or a period other than the requested one is
+// reported as a source.Problem with its line number ("usage.csv:14: quantity
+// \"x\" is not a whole number") and skipped; the rest of the file still
+// counts. A skipped row that may have held usage is marked Unreadable with the
+// customer_id it names, so that the daemon syncs none of that customer's
+// lines rather than lower them. When the row names no customer that can be
+// trusted (it cannot be split into columns, or its JSON object gives
+// customer_id twice), it is marked Unreadable for any customer, and the
+// daemon writes no line that pass: the row could be any customer's usage,
+// and guessing its owner could bill one customer for another's. A row with
 // an empty customer_id is usage that belongs to no customer (a Record with
 // CustomerID ""), not a problem. Rows are summed per (customer, product) as
 // they are read (source.Summer: what source.Sum returns for the rows, sorted,

@@ -10,10 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
 )
 
 // Format is the encoding of a usage file.
@@ -113,8 +115,9 @@ func (s *Source) Format() Format { return s.format }
 // number; a row whose period column is set and differs from p is such a row.
 // A row that cannot be read is an Unreadable problem of the customer in its
 // customer_id column, or of any customer when the row cannot be split into
-// columns; one whose customer_id is empty is usage of no customer, and one
-// of another period is not this period's usage, so neither is Unreadable.
+// columns or its JSON object gives customer_id twice; one whose customer_id
+// is empty is usage of no customer, and one of another period is not this
+// period's usage, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
 // or structure is wrong is an error. A sum that does not fit in an int64 is
 // an Unreadable problem after those of the rows, as source.Sum reports it.
@@ -349,8 +352,8 @@ func known(c string) bool {
 
 // parseJSON reads an array of objects, or an object {"records": [...]}, and
 // hands each object to each as a row. Each object's line number is where
-// its opening brace is. An object with an unknown key, or a value of the
-// wrong type, is a problem for that row only.
+// its opening brace is. An object with an unknown key, a key given twice,
+// or a value of the wrong type, is a problem for that row only.
 func parseJSON(name string, data []byte, each func(row)) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
@@ -405,13 +408,13 @@ func parseJSON(name string, data []byte, each func(row)) error {
 // jsonRows reads array elements up to and including the closing bracket.
 func jsonRows(name string, data []byte, dec *json.Decoder, each func(row)) error {
 	for dec.More() {
-		start := dec.InputOffset()
+		start := valueStart(data, dec.InputOffset())
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 		}
-		r := jsonRow(raw)
-		r.where = fmt.Sprintf("%s:%d", name, lineAt(data, valueStart(data, start)))
+		r := jsonRow(raw, data, start)
+		r.where = fmt.Sprintf("%s:%d", name, lineAt(data, start))
 		each(r)
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
@@ -420,20 +423,59 @@ func jsonRows(name string, data []byte, dec *json.Decoder, each func(row)) error
 	return nil
 }
 
-func jsonRow(raw json.RawMessage) row {
+// jsonRow reads the row raw, which starts at offset start of the file data.
+func jsonRow(raw json.RawMessage, data []byte, start int64) row {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return row{err: errors.New("record is not a JSON object")}
 	}
+	// A key given twice: json.Unmarshal kept its last value, and another
+	// reader (or the person who wrote the file) may go by the first, so
+	// neither counts. The object has more keys than the map only then.
+	var repeated []jsondup.Dup
+	if keyCount(raw) > len(obj) {
+		for _, d := range jsondup.Find(raw) {
+			if len(d.Path) == 0 && !slices.ContainsFunc(repeated, func(r jsondup.Dup) bool { return r.Key == d.Key }) {
+				repeated = append(repeated, d)
+			}
+		}
+	}
+	isRepeated := func(k string) bool {
+		return slices.ContainsFunc(repeated, func(d jsondup.Dup) bool { return d.Key == k })
+	}
 	r := row{fields: make(map[string]string, len(obj))}
 	bad := func(err error) row {
 		// Keep the customer, when it can be read, so that the problem
-		// holds that customer only.
+		// holds that customer only. A repeated customer_id is not kept:
+		// the problem is then anyone's.
 		r := row{err: err}
-		if s, err := jsonScalar(obj[colCustomerID]); err == nil && obj[colCustomerID] != nil {
-			r.fields = map[string]string{colCustomerID: strings.TrimSpace(s)}
+		for _, k := range []string{colCustomerID} {
+			v, ok := obj[k]
+			if !ok || isRepeated(k) {
+				continue
+			}
+			if s, err := jsonScalar(v); err == nil {
+				if r.fields == nil {
+					r.fields = map[string]string{}
+				}
+				r.fields[k] = strings.TrimSpace(s)
+			}
 		}
 		return r
+	}
+	if len(repeated) > 0 {
+		d := repeated[0]
+		if i := slices.IndexFunc(repeated, func(d jsondup.Dup) bool { return d.Key == colCustomerID }); i >= 0 {
+			d = repeated[i]
+		}
+		msg := fmt.Sprintf("key %q appears twice (again at line %d)", d.Key, lineAt(data, start+d.Offset))
+		if d.Key == colCustomerID {
+			msg += ", so whose usage the row is cannot be told"
+		}
+		if len(repeated) > 1 {
+			msg += fmt.Sprintf(", and %d more %s", len(repeated)-1, plural(len(repeated)-1, "key", "keys"))
+		}
+		return bad(fmt.Errorf("%s: JSON readers differ on which one counts, so remove one", msg))
 	}
 	for k, v := range obj {
 		if !known(k) {
@@ -446,6 +488,36 @@ func jsonRow(raw json.RawMessage) row {
 		r.fields[k] = strings.TrimSpace(s)
 	}
 	return r
+}
+
+// keyCount counts the keys of raw, a valid JSON object, repeats included:
+// the colons outside strings and nested values. It tells cheaply whether
+// jsondup.Find, which is slower, needs to look for the repeats.
+func keyCount(raw []byte) int {
+	n, depth := 0, 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
 }
 
 // jsonScalar returns a string's value, a number's literal text (so 2.5 is

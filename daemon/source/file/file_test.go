@@ -386,3 +386,53 @@ func TestFetch_unreadableRows(t *testing.T) {
 		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestFetch_jsonRepeatedKey: encoding/json keeps the last of a key given
+// twice in one object, so {"quantity":5,"quantity":500} was billed 500 and
+// {"customer_id":"acme","customer_id":"globex"} billed globex, without a
+// problem. Now a repeated key skips its row: an Unreadable problem of the
+// row's customer, naming the key and the line of the repeat, or of any
+// customer when customer_id is the key repeated, since the row's owner
+// cannot be told.
+func TestFetch_jsonRepeatedKey(t *testing.T) {
+	t.Parallel()
+	type got struct {
+		Problem    string
+		Unreadable bool
+		CustomerID string
+	}
+	p := writeFile(t, "usage.json", `[
+{"customer_id": "acme", "product": "P", "quantity": 5, "quantity": 500},
+{"customer_id": "acme", "customer_id": "globex", "product": "P", "quantity": 5},
+{"customer_id": "acme",
+ "product": "P",
+ "quantity": 5,
+ "product": "Q"},
+{"customer_id": "", "product": "P", "quantity": 1, "quantity": 2},
+{"product": "P", "customer_id": "acme", "quantity": 2, "product": "P", "quantity": 3, "customer_id": "acme"},
+{"customer_id": "c:1", "customer_name": "A \"quoted\": {name}", "product": "P", "quantity": 7, "product_name": "x\\"}
+]`)
+	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	var gotProblems []got
+	for _, pr := range rep.Problems {
+		gotProblems = append(gotProblems, got{pr.String(), pr.Unreadable, pr.CustomerID})
+	}
+	const readers = ": JSON readers differ on which one counts, so remove one"
+	want := []got{
+		{`usage.json:2: key "quantity" appears twice (again at line 2)` + readers, true, "acme"},
+		{`usage.json:3: key "customer_id" appears twice (again at line 3), so whose usage the row is cannot be told` + readers, true, ""},
+		{`usage.json:4: key "product" appears twice (again at line 7)` + readers, true, "acme"},
+		{`usage.json:8: key "quantity" appears twice (again at line 8)` + readers, false, ""},
+		{`usage.json:9: key "customer_id" appears twice (again at line 9), so whose usage the row is cannot be told, and 2 more keys` + readers, true, ""},
+	}
+	if diff := cmp.Diff(want, gotProblems); diff != "" {
+		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+	wantRecords := []source.Record{{CustomerID: "c:1", CustomerName: `A "quoted": {name}`, Product: "P", ProductName: `x\`, Quantity: 7, Where: "usage.json:10"}}
+	if diff := cmp.Diff(wantRecords, rep.Records); diff != "" {
+		t.Errorf("Records mismatch (-want +got):\n%s", diff)
+	}
+}

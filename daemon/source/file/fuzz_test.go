@@ -60,6 +60,7 @@ func FuzzParseJSON(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte(`{"records":[{"customer_id":"c","product":"P","quantity":1},{"customer_id":7,"quantity":true},[1]]}`))
 	f.Add([]byte(`[{"customer_id":"c","product":"P","quantity":"2.5","period":"2026-10"}] x`))
+	f.Add([]byte(`[{"customer_id":"c","customer_id":"d","product":"P","quantity":"3O","period":"2026-09"},{"customer_id":"c","product":"P","quantity":1,"quantity":2}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzErr(t, parseJSON("usage.json", data, func(r row) { fuzzRow(t, r) }))
 	})
