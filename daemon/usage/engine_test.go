@@ -1138,6 +1138,29 @@ func TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass(t *testing.T) {
 	h.wantUnits(h.contractB, h.svcIntercept, 42)
 }
 
+// TestEngine_Sync_badRowOfAnotherPeriodIsOnlyReported: the file source
+// checked a row's quantity before its period, so a typo in October's row
+// ("3O") failed cust-a's November pass and its line stayed at 30. A row of
+// another period is not this period's usage, whatever else is wrong with
+// it: it is reported and the line is written.
+func TestEngine_Sync_badRowOfAnotherPeriodIsOnlyReported(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	content := "customer_id,product,quantity,period\ncust-a,CIXA-MSP,3O,2026-10\ncust-a,CIXA-MSP,42,2026-11\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("cust-a status = %s %q, want succeeded", cs.Result, cs.Error)
+	}
+	if len(res.Plan.Problems) != 1 || res.Plan.Problems[0].String() != "usage.csv:2: period 2026-10 is not the requested period 2026-11" {
+		t.Errorf("problems = %v, want usage.csv:2 reported as another period", res.Plan.Problems)
+	}
+}
+
 // TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
 // the last of a key given twice, so a row with "customer_id" twice billed
 // the second customer. Whose usage such a row is cannot be told, so it is

@@ -24,7 +24,9 @@
 // unknown or repeated JSON key, or a period other than the requested one is
 // reported as a source.Problem with its line number ("usage.csv:14: quantity
 // \"x\" is not a whole number") and skipped; the rest of the file still
-// counts. A skipped row that may have held usage is marked Unreadable with the
+// counts. The period is read first: a row whose period is another one is not
+// this period's usage, whatever else is wrong with it, and is only reported.
+// A skipped row that may have held usage is marked Unreadable with the
 // customer_id it names, so that the daemon syncs none of that customer's
 // lines rather than lower them. When the row names no customer that can be
 // trusted (it cannot be split into columns, or its JSON object gives

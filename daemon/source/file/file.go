@@ -117,7 +117,7 @@ func (s *Source) Format() Format { return s.format }
 // customer_id column, or of any customer when the row cannot be split into
 // columns or its JSON object gives customer_id twice; one whose customer_id
 // is empty is usage of no customer, and one of another period is not this
-// period's usage, so neither is Unreadable.
+// period's usage, whatever else is wrong with it, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
 // or structure is wrong is an error. A sum that does not fit in an int64 is
 // an Unreadable problem after those of the rows, as source.Sum reports it.
@@ -218,8 +218,9 @@ func plural(n int, one, many string) string {
 // row is one row of the file before validation. Fields are trimmed text.
 type row struct {
 	where string
-	// fields is nil when the row could not be split into fields; then it
-	// may hold the customer_id alone, when that could be read.
+	// fields holds the row's columns. When err is set, it holds at most
+	// the customer_id and the period, those of them that could be read
+	// (see problem and record), and is nil when neither could.
 	fields map[string]string
 	err    error // set when the row could not even be split into fields
 }
@@ -242,6 +243,21 @@ func (r row) problem(err error) source.Problem {
 }
 
 func (r row) record(p source.Period) (source.Record, error) {
+	// The period first: a row of another period is not this period's
+	// usage, whatever else is wrong with it, so it is only reported. A
+	// period that does not parse says nothing about the row's period, so
+	// the row stays a problem of its customer.
+	per := r.fields[colPeriod]
+	var perErr error
+	if per != "" {
+		rp, err := source.ParsePeriod(per)
+		switch {
+		case err != nil:
+			perErr = fmt.Errorf("period %q is not YYYY-MM", per)
+		case !p.IsZero() && rp != p:
+			return source.Record{}, fmt.Errorf("period %s is %w %s", rp, errOtherPeriod, p)
+		}
+	}
 	if r.err != nil {
 		return source.Record{}, r.err
 	}
@@ -250,7 +266,7 @@ func (r row) record(p source.Period) (source.Record, error) {
 		CustomerName: r.fields[colCustomerName],
 		Product:      r.fields[colProduct],
 		ProductName:  r.fields[colProductName],
-		Period:       r.fields[colPeriod],
+		Period:       per,
 		Where:        r.where,
 	}
 	if rec.Product == "" {
@@ -268,14 +284,8 @@ func (r row) record(p source.Period) (source.Record, error) {
 		return rec, fmt.Errorf("quantity %d is negative", n)
 	}
 	rec.Quantity = n
-	if rec.Period != "" {
-		rp, err := source.ParsePeriod(rec.Period)
-		if err != nil {
-			return rec, fmt.Errorf("period %q is not YYYY-MM", rec.Period)
-		}
-		if !p.IsZero() && rp != p {
-			return rec, fmt.Errorf("period %s is %w %s", rp, errOtherPeriod, p)
-		}
+	if perErr != nil {
+		return rec, perErr
 	}
 	return rec, nil
 }
@@ -445,11 +455,12 @@ func jsonRow(raw json.RawMessage, data []byte, start int64) row {
 	}
 	r := row{fields: make(map[string]string, len(obj))}
 	bad := func(err error) row {
-		// Keep the customer, when it can be read, so that the problem
-		// holds that customer only. A repeated customer_id is not kept:
-		// the problem is then anyone's.
+		// Keep the customer and the period, when they can be read, so
+		// that the problem holds that customer only, and is only
+		// reported when the row is of another period. A repeated
+		// customer_id is not kept: the problem is then anyone's.
 		r := row{err: err}
-		for _, k := range []string{colCustomerID} {
+		for _, k := range []string{colCustomerID, colPeriod} {
 			v, ok := obj[k]
 			if !ok || isRepeated(k) {
 				continue

@@ -436,3 +436,86 @@ func TestFetch_jsonRepeatedKey(t *testing.T) {
 		t.Errorf("Records mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestFetch_badRowOfAnotherPeriod: the quantity was checked before the
+// period, so a typo in a row of an earlier month ("3O" in October's row,
+// read in November) failed the customer's November pass. A row whose period
+// parses and is not the one read is only reported, whatever else is wrong
+// with it; a row whose period does not parse, or that is of this period,
+// still fails its customer.
+func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
+	t.Parallel()
+	type got struct {
+		Problem    string
+		Unreadable bool
+		CustomerID string
+	}
+	summarize := func(rep *source.Report) []got {
+		var out []got
+		for _, pr := range rep.Problems {
+			out = append(out, got{pr.String(), pr.Unreadable, pr.CustomerID})
+		}
+		return out
+	}
+	const other = " is not the requested period 2026-10"
+	csvPath := writeFile(t, "usage.csv", strings.Join([]string{
+		"customer_id,product,quantity,period",
+		"c1,P,3O,2026-09", // 2: another period, bad quantity
+		"c1,,1,2026-09",   // 3: another period, no product
+		"c1,P,-1,2026-11", // 4: another period, negative
+		"c1,P,3O,Sept",    // 5: the period does not parse
+		"c1,P,3O,2026-10", // 6: this period
+		"c1,P,4,2026-10",  // 7: good
+	}, "\n")+"\n")
+	rep, err := newSource(t, file.Config{Path: csvPath}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []got{
+		{"usage.csv:2: period 2026-09" + other, false, ""},
+		{"usage.csv:3: period 2026-09" + other, false, ""},
+		{"usage.csv:4: period 2026-11" + other, false, ""},
+		{`usage.csv:5: quantity "3O" is not a whole number`, true, "c1"},
+		{`usage.csv:6: quantity "3O" is not a whole number`, true, "c1"},
+	}
+	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
+	}
+	if len(rep.Records) != 1 || rep.Records[0].Quantity != 4 {
+		t.Errorf("CSV records = %+v, want c1's 4 of line 7", rep.Records)
+	}
+	// Describe reads every period: there, the rows are bad rows.
+	if got, err := newSource(t, file.Config{Path: csvPath}).Describe(t.Context()); err != nil ||
+		got != `usage.csv: 6 rows, 5 skipped (first: usage.csv:2: quantity "3O" is not a whole number)` {
+		t.Errorf("Describe = %q, %v", got, err)
+	}
+
+	jsonPath := writeFile(t, "usage.json", `[
+{"customer_id": "c1", "product": "P", "quantity": "3O", "period": "2026-09"},
+{"customer_id": "c1", "product": "P", "quantity": 1, "seats": 2, "period": "2026-09"},
+{"customer_id": "c1", "customer_id": "c2", "product": "P", "quantity": 1, "period": "2026-09"},
+{"customer_id": "c1", "product": "P", "quantity": 1, "quantity": 2, "period": "2026-09"},
+{"customer_id": "c1", "product": ["P"], "quantity": 1, "period": "2026-09"},
+{"customer_id": "c1", "product": "P", "quantity": 1, "period": "2026-09", "period": "2026-09"},
+{"customer_id": "c1", "product": "P", "quantity": 1, "period": 202609},
+{"customer_id": "c1", "product": "P", "seats": 1, "period": "2026-10"}
+]`)
+	rep, err = newSource(t, file.Config{Path: jsonPath}).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const readers = ": JSON readers differ on which one counts, so remove one"
+	want = []got{
+		{"usage.json:2: period 2026-09" + other, false, ""},
+		{"usage.json:3: period 2026-09" + other, false, ""},
+		{"usage.json:4: period 2026-09" + other, false, ""},
+		{"usage.json:5: period 2026-09" + other, false, ""},
+		{"usage.json:6: period 2026-09" + other, false, ""},
+		{`usage.json:7: key "period" appears twice (again at line 7)` + readers, true, "c1"},
+		{`usage.json:8: period "202609" is not YYYY-MM`, true, "c1"},
+		{`usage.json:9: unknown key "seats"`, true, "c1"},
+	}
+	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
+	}
+}

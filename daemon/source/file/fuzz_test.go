@@ -23,6 +23,9 @@ func fuzzRow(t *testing.T, r row) {
 		if pr.Where != r.where || pr.Err == nil {
 			t.Fatalf("problem %+v does not describe row %s", pr, r.where)
 		}
+		if rp, err := source.ParsePeriod(r.fields[colPeriod]); err == nil && rp != p && pr.Unreadable {
+			t.Fatalf("row %s of period %s is Unreadable: %v", r.where, rp, pr)
+		}
 		return
 	}
 	if rec.Product == "" || rec.Quantity < 0 {
@@ -46,6 +49,7 @@ func FuzzParseCSV(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte("customer_id,product,quantity,period\n2c9f,CIXA-MSP,4x2,\n,P,x,\n\"a\nb\",P,1,2026-10\nc,P,9223372036854775808,\n"))
 	f.Add([]byte("\ufeffCustomer_ID , product,quantity\nc,P,1\nc,P\n"))
+	f.Add([]byte("customer_id,product,quantity,period\nc,P,3O,2026-09\nc,,1,2026-11\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzErr(t, parseCSV("usage.csv", data, func(r row) { fuzzRow(t, r) }))
 	})
