@@ -417,14 +417,19 @@ func parseJSON(name string, data []byte, each func(row)) error {
 
 // jsonRows reads array elements up to and including the closing bracket.
 func jsonRows(name string, data []byte, dec *json.Decoder, each func(row)) error {
+	// The rows come in order: each one's line is counted on from the
+	// last one's, not from the start of the file again.
+	line, counted := 1, int64(0)
 	for dec.More() {
 		start := valueStart(data, dec.InputOffset())
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return fmt.Errorf("file: %s: %w", name, jsonErr(data, err))
 		}
-		r := jsonRow(raw, data, start)
-		r.where = fmt.Sprintf("%s:%d", name, lineAt(data, start))
+		line += bytes.Count(data[counted:start], []byte("\n"))
+		counted = start
+		r := jsonRow(raw, line)
+		r.where = fmt.Sprintf("%s:%d", name, line)
 		each(r)
 	}
 	if _, err := dec.Token(); err != nil { // the closing bracket
@@ -433,8 +438,8 @@ func jsonRows(name string, data []byte, dec *json.Decoder, each func(row)) error
 	return nil
 }
 
-// jsonRow reads the row raw, which starts at offset start of the file data.
-func jsonRow(raw json.RawMessage, data []byte, start int64) row {
+// jsonRow reads the row raw, which starts on line line of the file.
+func jsonRow(raw json.RawMessage, line int) row {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return row{err: errors.New("record is not a JSON object")}
@@ -479,7 +484,7 @@ func jsonRow(raw json.RawMessage, data []byte, start int64) row {
 		if i := slices.IndexFunc(repeated, func(d jsondup.Dup) bool { return d.Key == colCustomerID }); i >= 0 {
 			d = repeated[i]
 		}
-		msg := fmt.Sprintf("key %q appears twice (again at line %d)", d.Key, lineAt(data, start+d.Offset))
+		msg := fmt.Sprintf("key %q appears twice (again at line %d)", d.Key, line+bytes.Count(raw[:d.Offset], []byte("\n")))
 		if d.Key == colCustomerID {
 			msg += ", so whose usage the row is cannot be told"
 		}
