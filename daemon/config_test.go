@@ -60,6 +60,7 @@ func TestLoad_good(t *testing.T) {
 		TicketSchedule: DefaultTicketSchedule,
 		Timezone:       "Europe/Rome",
 		Policies: usage.Policies{
+			UsagePeriod:        usage.UsagePeriodCurrent,
 			EffectiveDate:      usage.EffectiveNextPeriodStart,
 			MissingUsage:       usage.MissingUsageKeep,
 			MaxDecreasePercent: 0,
@@ -184,6 +185,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-timezone.yml", want: `timezone: unknown time zone "Europe/Atlantis" (want an IANA name such as "Europe/Rome" or "UTC")`},
 		{file: "bad-effective-date.yml", want: `policies.effective_date: unknown value "yesterday" (one of period_start, today, next_period_start)`},
 		{file: "bad-missing-usage.yml", want: `policies.missing_usage: unknown value "guess" (one of zero, keep)`},
+		{file: "bad-usage-period.yml", want: `policies.usage_period: unknown value "last" (one of current, previous)`},
 		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
 		{file: "bad-decrease-percent-nan.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got NaN"},
 		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},

@@ -16,7 +16,9 @@
 // # A pass
 //
 // The billing period is the calendar month that contains the pass's time in
-// the configured time zone. Usage rows are summed per (customer, product);
+// the configured time zone, or with policies.usage_period: previous the
+// month before it (for vendors that publish a month's usage once it has
+// ended); the effective date policies count from it. Usage rows are summed per (customer, product);
 // the products mapped to one service add up to that service's quantity.
 // Usage of a customer without a customer mapping, of a product without a
 // product mapping, and usage that belongs to no customer is reported

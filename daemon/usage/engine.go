@@ -160,6 +160,9 @@ func NewEngine(o EngineOptions) *Engine {
 	if e.unsaved == nil {
 		e.unsaved = &UnsavedRuns{}
 	}
+	if e.policies.UsagePeriod == "" {
+		e.policies.UsagePeriod = DefaultPolicies.UsagePeriod
+	}
 	if e.policies.EffectiveDate == "" {
 		e.policies.EffectiveDate = DefaultPolicies.EffectiveDate
 	}
@@ -455,11 +458,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	srcName := e.src.Name()
 	now := e.now().In(e.loc)
-	period := source.PeriodOf(now)
+	period := e.period(now)
 	p := &pass{plan: &Plan{
 		ComputedAt:    now.UTC(),
 		Period:        period,
-		EffectiveDate: e.effectiveDate(now),
+		EffectiveDate: e.effectiveDate(now, period),
 		Changes:       []Change{},
 		Unmapped:      Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
@@ -556,8 +559,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		// An empty report usually means the vendor has no data for the
 		// month yet, not that every customer stopped using everything.
 		missing = MissingUsageKeep
-		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName,
-			Err: fmt.Errorf("no usage at all for %s: lines without usage are left as they are this pass", period)})
+		why := fmt.Errorf("no usage at all for %s: lines without usage are left as they are this pass", period)
+		if e.policies.UsagePeriod == UsagePeriodCurrent {
+			why = fmt.Errorf("%w (a vendor that publishes a month's usage only once the month has ended needs policies.usage_period: %s)", why, UsagePeriodPrevious)
+		}
+		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName, Err: why})
 	}
 
 	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
@@ -1121,15 +1127,29 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 }
 
 // effectiveDate returns the date changes take effect per the policy, as a
-// UTC date (midnight), which is how PSAs take dates.
-func (e *Engine) effectiveDate(now time.Time) time.Time {
+// period returns the billing month whose usage a pass at now (in the
+// engine's Location) syncs: that month, or with usage_period: previous the
+// one before.
+func (e *Engine) period(now time.Time) source.Period {
+	p := source.PeriodOf(now)
+	if e.policies.UsagePeriod == UsagePeriodPrevious {
+		p = p.Prev()
+	}
+	return p
+}
+
+// effectiveDate returns the date a pass at now dates its changes on, for
+// the usage of period: the first day of period (period_start), the day of
+// the pass (today) or the first day of the month after period
+// (next_period_start).
+func (e *Engine) effectiveDate(now time.Time, period source.Period) time.Time {
 	switch e.policies.EffectiveDate {
 	case EffectiveToday:
 		return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	case EffectiveNextPeriodStart:
-		return time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		return period.Next().Start(time.UTC)
 	default:
-		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return period.Start(time.UTC)
 	}
 }
 

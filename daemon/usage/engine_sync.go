@@ -47,7 +47,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		o.Trigger = TriggerManual
 	}
 	run, err := e.db.BeginRun(state.Run{Trigger: o.Trigger, DryRun: dry, Customer: o.Customer, Started: started.UTC(),
-		Period: source.PeriodOf(started.In(e.loc)).String()})
+		Period: e.period(started.In(e.loc)).String()})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}

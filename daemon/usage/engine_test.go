@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -1288,6 +1289,29 @@ func TestEngine_Sync_sourceFailureFailsThePass(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_previousUsagePeriod: with usage_period: previous a pass
+// on 21 November syncs October's usage (the rows of November are another
+// period), dated on 1 November with next_period_start, and records the
+// run's period as October.
+func TestEngine_Sync_previousUsagePeriod(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.UsagePeriod = UsagePeriodPrevious
+	h.pol.EffectiveDate = EffectiveNextPeriodStart
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	content := "customer_id,customer_name,product,quantity,period\n" +
+		"cust-a,Acme,CIXA-MSP,42,2026-10\n" +
+		"cust-a,Acme,CIXA-MSP,99,2026-11\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if res.Run.Period != "2026-10" || res.Plan.Period.String() != "2026-10" || !res.Plan.EffectiveDate.Equal(etPeriodDay) {
+		t.Errorf("run period %s, plan period %s, effective %s; want 2026-10, 2026-10, %s", res.Run.Period, res.Plan.Period, res.Plan.EffectiveDate, etPeriodDay)
+	}
+}
+
 func TestEngine_effectiveDate(t *testing.T) {
 	t.Parallel()
 	rome, err := time.LoadLocation("Europe/Rome")
@@ -1296,14 +1320,29 @@ func TestEngine_effectiveDate(t *testing.T) {
 	}
 	// 23:30 UTC on 31 October is already 1 November in Rome.
 	now := time.Date(2026, time.October, 31, 23, 30, 0, 0, time.UTC).In(rome)
-	for policy, want := range map[string]time.Time{
-		EffectivePeriodStart:     time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC),
-		EffectiveToday:           time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC),
-		EffectiveNextPeriodStart: time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC),
+	day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		usage, effective string
+		period           source.Period
+		want             time.Time
+	}{
+		{UsagePeriodCurrent, EffectivePeriodStart, source.Period{Year: 2026, Month: time.November}, day(time.November, 1)},
+		{UsagePeriodCurrent, EffectiveToday, source.Period{Year: 2026, Month: time.November}, day(time.November, 1)},
+		{UsagePeriodCurrent, EffectiveNextPeriodStart, source.Period{Year: 2026, Month: time.November}, day(time.December, 1)},
+		// October's usage, synced on 1 November: dated in October, on
+		// the day of the pass, or from November (billing in arrears on
+		// the next invoice).
+		{UsagePeriodPrevious, EffectivePeriodStart, source.Period{Year: 2026, Month: time.October}, day(time.October, 1)},
+		{UsagePeriodPrevious, EffectiveToday, source.Period{Year: 2026, Month: time.October}, day(time.November, 1)},
+		{UsagePeriodPrevious, EffectiveNextPeriodStart, source.Period{Year: 2026, Month: time.October}, day(time.November, 1)},
 	} {
-		e := NewEngine(EngineOptions{Policies: Policies{EffectiveDate: policy}, Location: rome})
-		if got := e.effectiveDate(now); !got.Equal(want) {
-			t.Errorf("%s: effectiveDate = %s, want %s", policy, got, want)
+		e := NewEngine(EngineOptions{Policies: Policies{UsagePeriod: tc.usage, EffectiveDate: tc.effective}, Location: rome})
+		p := e.period(now)
+		if p != tc.period {
+			t.Errorf("%s/%s: period = %s, want %s", tc.usage, tc.effective, p, tc.period)
+		}
+		if got := e.effectiveDate(now, p); !got.Equal(tc.want) {
+			t.Errorf("%s/%s: effectiveDate = %s, want %s", tc.usage, tc.effective, got, tc.want)
 		}
 	}
 }

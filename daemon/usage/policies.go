@@ -27,8 +27,24 @@ const (
 	MissingUsageKeep = "keep"
 )
 
+// Usage period policies (Policies.UsagePeriod).
+const (
+	// UsagePeriodCurrent syncs the usage of the month that contains the
+	// pass: a month's count is taken while it runs, and the pass on its last
+	// day sets the month's quantity.
+	UsagePeriodCurrent = "current"
+	// UsagePeriodPrevious syncs the usage of the month before the pass, for
+	// vendors that publish a month's usage only once it has ended (Sophos
+	// answers "no data" for a month whose report is not ready).
+	UsagePeriodPrevious = "previous"
+)
+
 // Policies decide how a pass turns usage into quantities.
 type Policies struct {
+	// UsagePeriod is the month whose usage a pass syncs: current (default)
+	// or previous. The billing period of the effective date policies is
+	// that month.
+	UsagePeriod string `yaml:"usage_period"`
 	// EffectiveDate is period_start (default), today or next_period_start.
 	EffectiveDate string `yaml:"effective_date"`
 	// MissingUsage is what happens to a mapped line without usage this
@@ -75,6 +91,7 @@ const maxSettleTime = 24 * time.Hour
 // DefaultPolicies are the policies used for every setting the config file
 // leaves out.
 var DefaultPolicies = Policies{
+	UsagePeriod:        UsagePeriodCurrent,
 	EffectiveDate:      EffectivePeriodStart,
 	MissingUsage:       MissingUsageZero,
 	MaxDecreasePercent: 50,
@@ -89,6 +106,11 @@ const DefaultWriteConcurrency = 3
 
 // Validate checks p, as Load does, and names the setting that is wrong.
 func (p *Policies) Validate() error {
+	switch p.UsagePeriod {
+	case UsagePeriodCurrent, UsagePeriodPrevious:
+	default:
+		return fmt.Errorf("policies.usage_period: unknown value %q (one of %s, %s)", p.UsagePeriod, UsagePeriodCurrent, UsagePeriodPrevious)
+	}
 	switch p.EffectiveDate {
 	case EffectivePeriodStart, EffectiveToday, EffectiveNextPeriodStart:
 	default:
