@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -109,10 +110,25 @@ func (s *BillingService) GetUsage(ctx context.Context, year int, month time.Mont
 	return items, resp, nil
 }
 
+// defaultMaxUsagePages bounds the pages ListAllUsage reads of one report,
+// whether or not the report announced its number of pages: 10,000 pages
+// hold 10 million rows at the API's largest page size. A listing that goes
+// on past it is an error rather than a loop without end.
+const defaultMaxUsagePages = 10000
+
 // ListAllUsage returns every row of the month's report, following nextKey.
 // opts.PageFromKey is ignored; the first request asks for pageTotal. A 404
 // on the first page (no report for the month yet) is returned as is, so
 // errors.Is(err, psa.ErrNotFound) tells it apart.
+//
+// The listing is complete or an error, never a partial or doubled list:
+// when the first page announces the number of rows (pages.items), a listing
+// that returns another number of rows fails, naming both; when it announces
+// only the number of pages (pages.total), a listing that ends before that
+// many pages, or still points to another page after them, fails. The pages
+// stop after the announced number even when the server hands out more keys.
+// A nextKey that repeats, a page whose rows repeat the previous page's, and
+// more than 10,000 pages fail too.
 func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, error) {
 	o := UsageListOptions{PageTotal: true}
 	if opts != nil {
@@ -120,27 +136,57 @@ func (s *BillingService) ListAllUsage(ctx context.Context, year int, month time.
 		o.PageTotal = true
 	}
 	o.PageFromKey = ""
+	where := fmt.Sprintf("sophos: GET /%s (usage of %04d-%02d)", usagePath(year, month), year, int(month))
 	seen := map[string]bool{}
-	var all []*UsageItem
-	for {
+	var (
+		all   []*UsageItem
+		first Pages
+		prev  []*UsageItem
+	)
+	for page := 1; ; page++ {
+		if page > s.client.maxUsagePages {
+			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxUsagePages)
+		}
 		items, resp, err := s.GetUsage(ctx, year, month, &o)
 		if err != nil && o.PageFromKey != "" && errors.Is(err, psa.ErrNotFound) {
 			// Only a 404 on the first page means "no report for this month";
 			// later it means the report changed under us.
-			return nil, fmt.Errorf("sophos: GET /%s: page %q is gone (404); the report changed while it was read", usagePath(year, month), o.PageFromKey)
+			return nil, fmt.Errorf("%s: page %q is gone (404); the report changed while it was read", where, o.PageFromKey)
 		}
 		if err != nil {
 			return nil, err
 		}
+		if page == 1 {
+			first = resp.Pages
+		} else if len(items) > 0 && reflect.DeepEqual(items, prev) {
+			return nil, fmt.Errorf("%s: page %d (key %q) repeats the rows of page %d; the server does not follow pageFromKey, and counting them twice would double the usage", where, page, o.PageFromKey, page-1)
+		}
 		all = append(all, items...)
-		if resp.NextKey == "" {
+		prev = items
+		total, totalSent := first.AnnouncedTotal()
+		if resp.NextKey != "" && (!totalSent || page < total) {
+			if seen[resp.NextKey] {
+				return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
+			}
+			seen[resp.NextKey] = true
+			o.PageFromKey = resp.NextKey
+			o.PageTotal = false
+			continue
+		}
+		// The last page: the one without a nextKey, or the last one the
+		// first page announced.
+		if n, ok := first.AnnouncedItems(); ok {
+			if len(all) != n {
+				return nil, fmt.Errorf("%s: the report announced %d rows and its %d pages held %d; not using a partial or repeated listing", where, n, page, len(all))
+			}
 			return all, nil
 		}
-		if seen[resp.NextKey] {
-			return nil, fmt.Errorf("sophos: GET /%s: nextKey %q repeats; stopping rather than looping", usagePath(year, month), resp.NextKey)
+		if totalSent && page < total {
+			return nil, fmt.Errorf("%s: the report announced %d pages and the listing ended after %d; not using a partial listing", where, total, page)
 		}
-		seen[resp.NextKey] = true
-		o.PageFromKey = resp.NextKey
-		o.PageTotal = false
+		if totalSent && resp.NextKey != "" {
+			return nil, fmt.Errorf("%s: the report announced %d pages and page %d still points to another; not using a listing of unknown length", where, total, page)
+		}
+		return all, nil
 	}
 }

@@ -56,6 +56,10 @@ type Client struct {
 	now           func() time.Time
 	logger        *slog.Logger
 
+	// maxUsagePages and maxTenantPages bound the pages ListAllUsage and
+	// Tenants.ListAll read (tests lower them).
+	maxUsagePages, maxTenantPages int
+
 	tokenMu     sync.Mutex // held while a token is fetched, so callers share one
 	token       string
 	tokenExpiry time.Time
@@ -224,6 +228,9 @@ func NewClient(opts ...Option) (*Client, error) {
 		sleep:         sleepCtx,
 		now:           time.Now,
 		logger:        slog.New(slog.DiscardHandler),
+
+		maxUsagePages:  defaultMaxUsagePages,
+		maxTenantPages: defaultMaxTenantPages,
 	}
 	c.authURL, _ = url.Parse(DefaultAuthURL)
 	c.baseURL, _ = url.Parse(DefaultBaseURL)
@@ -281,7 +288,41 @@ type Pages struct {
 	Total   int    `json:"total,omitempty"`
 	Items   int    `json:"items,omitempty"`
 	MaxSize int    `json:"maxSize,omitempty"`
+
+	// totalSent and itemsSent say whether the answer had a total and an
+	// items count, so that an announced 0 is told apart from none.
+	totalSent, itemsSent bool
 }
+
+// UnmarshalJSON reads the paging block and notes whether total and items
+// were sent.
+func (p *Pages) UnmarshalJSON(b []byte) error {
+	type plain Pages
+	var v struct {
+		plain
+		Total *int `json:"total"`
+		Items *int `json:"items"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Pages(v.plain)
+	if v.Total != nil {
+		p.Total, p.totalSent = *v.Total, true
+	}
+	if v.Items != nil {
+		p.Items, p.itemsSent = *v.Items, true
+	}
+	return nil
+}
+
+// AnnouncedTotal returns the number of pages the answer announced, and
+// whether it announced one.
+func (p Pages) AnnouncedTotal() (int, bool) { return p.Total, p.totalSent }
+
+// AnnouncedItems returns the number of items the answer announced, and
+// whether it announced one.
+func (p Pages) AnnouncedItems() (int, bool) { return p.Items, p.itemsSent }
 
 // newRequest builds a GET request for path (relative to base) and query.
 func (c *Client) newRequest(ctx context.Context, base *url.URL, path string, query url.Values) (*http.Request, error) {

@@ -23,6 +23,11 @@
 //     daemon reports and never bills;
 //   - a row without productCode, or whose billableQuantity is not a whole,
 //     non-negative number, is skipped and reported as a source.Problem;
+//   - the report is read whole or not at all: a listing whose rows differ
+//     from the number its first page announced (pages.items), that ends
+//     before the pages it announced (pages.total) or points past them,
+//     repeats a page, or runs past 10,000 pages is an error; no page past
+//     the announced number is asked for;
 //   - a month Sophos has no report for yet (404) gives an empty report with
 //     one Problem wrapping ErrNoData, not an error.
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,15 +102,39 @@ func (s *TenantsService) List(ctx context.Context, opts *TenantListOptions) ([]*
 	return tenants, resp, nil
 }
 
-// ListAll returns every tenant, asking for 100 per page.
+// defaultMaxTenantPages bounds the pages Tenants.ListAll reads: 1,000 pages
+// of 100 tenants.
+const defaultMaxTenantPages = 1000
+
+// ListAll returns every tenant, asking for 100 per page. A server that does
+// not follow page (it answers another page than the one asked for, by
+// pages.current, or the same tenants as the page before) is an error, as is
+// a listing of more than 1,000 pages: without pages.total, the client would
+// otherwise ask on for ever.
 func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
+	const where = "sophos: GET /partner/v1/tenants"
 	var all []*Tenant
+	var prev []string
 	opts := &TenantListOptions{Page: 1, PageSize: 100, PageTotal: true}
 	for {
+		if opts.Page > s.client.maxTenantPages {
+			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxTenantPages)
+		}
 		ts, resp, err := s.List(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
+		if c := resp.Pages.Current; c != 0 && c != opts.Page {
+			return nil, fmt.Errorf("%s: asked for page %d, the answer is page %d; the server does not follow page", where, opts.Page, c)
+		}
+		ids := make([]string, len(ts))
+		for i, t := range ts {
+			ids[i] = t.ID
+		}
+		if opts.Page > 1 && len(ids) > 0 && slices.Equal(ids, prev) {
+			return nil, fmt.Errorf("%s: page %d holds the same tenants as page %d; the server does not follow page", where, opts.Page, opts.Page-1)
+		}
+		prev = ids
 		all = append(all, ts...)
 		if resp.NextPage == 0 && resp.Pages.Total == 0 && len(ts) > 0 && len(ts) >= resp.Pages.Size {
 			// The API did not count the pages; a full page may have a
@@ -120,7 +145,7 @@ func (s *TenantsService) ListAll(ctx context.Context) ([]*Tenant, error) {
 			return all, nil
 		}
 		if resp.NextPage <= opts.Page {
-			return nil, fmt.Errorf("sophos: GET /partner/v1/tenants: page %d points back to page %d", opts.Page, resp.NextPage)
+			return nil, fmt.Errorf("%s: page %d points back to page %d", where, opts.Page, resp.NextPage)
 		}
 		opts.Page = resp.NextPage
 	}

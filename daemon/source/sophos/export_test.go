@@ -1,0 +1,7 @@
+package sophos
+
+// SetMaxPages lowers the page bounds of c's listings, so that tests need
+// not serve thousands of pages.
+func SetMaxPages(c *Client, usage, tenants int) {
+	c.maxUsagePages, c.maxTenantPages = usage, tenants
+}

@@ -1,0 +1,272 @@
+package sophos_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+)
+
+const fakePartner = "5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a"
+
+// fakeSophos is a Sophos partner API whose tenant and usage answers the
+// test writes, for answers the simulator does not give (a server that
+// ignores paging, rows of the wrong shape). It counts the requests.
+type fakeSophos struct {
+	// tenants and usage answer GET /partner/v1/tenants and the October
+	// 2026 usage report; n is the request's number, from 1. nil tenants
+	// answers one page with tenant t1, "Acme".
+	tenants func(r *http.Request, n int) string
+	usage   func(r *http.Request, n int) string
+
+	mu               sync.Mutex
+	nTenants, nUsage int
+}
+
+func (f *fakeSophos) start(t *testing.T, logger *slog.Logger) *sophos.Client {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET /whoami/v1", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"id":"`+fakePartner+`","idType":"partner"}`)
+	})
+	mux.HandleFunc("GET /partner/v1/tenants", func(rw http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.nTenants++
+		n := f.nTenants
+		f.mu.Unlock()
+		if f.tenants == nil {
+			fmt.Fprint(rw, `{"items":[{"id":"t1","name":"Acme"}],"pages":{"current":1,"size":100,"total":1,"items":1}}`)
+			return
+		}
+		fmt.Fprint(rw, f.tenants(r, n))
+	})
+	mux.HandleFunc("GET /partner/v1/billing/usage/2026/10", func(rw http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.nUsage++
+		n := f.nUsage
+		f.mu.Unlock()
+		fmt.Fprint(rw, f.usage(r, n))
+	})
+	ts := newTestServer(t, mux)
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"),
+		sophos.WithBaseURL(ts), sophos.WithMaxRetries(0), sophos.WithLogger(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (f *fakeSophos) requests() (tenants, usage int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nTenants, f.nUsage
+}
+
+// usageRow is a usage row of tenant t1 for order line n.
+func usageRow(n int) string {
+	return fmt.Sprintf(`{"accountId":"t1","productCode":"CIXA","billableQuantity":10,"orderLineItemNumber":"OL-%d"}`, n)
+}
+
+// A usage listing is the whole report or an error: the first page's
+// announcement (pages.items, pages.total) is checked against what the pages
+// held, the pages stop after the announced number, and a server that does
+// not follow pageFromKey is stopped.
+func TestBillingService_ListAllUsage_announcement(t *testing.T) {
+	t.Parallel()
+	page := func(next string, pages string, rows ...int) string {
+		var items []string
+		for _, r := range rows {
+			items = append(items, usageRow(r))
+		}
+		if next != "" {
+			next = `"nextKey":"` + next + `",`
+		}
+		return `{"items":[` + strings.Join(items, ",") + `],"pages":{` + next + `"size":1` + pages + `}}`
+	}
+	// byKey answers the pages by their pageFromKey ("" for the first).
+	byKey := func(pages map[string]string) func(*http.Request, int) string {
+		return func(r *http.Request, _ int) string { return pages[r.URL.Query().Get("pageFromKey")] }
+	}
+	for _, tc := range []struct {
+		name     string
+		usage    func(*http.Request, int) string
+		maxPages int
+		wantRows int
+		wantErr  string // a part of the error; "" for none
+		wantReqs int
+	}{{
+		name: "complete",
+		usage: byKey(map[string]string{
+			"":   page("k1", `,"total":2,"items":2`, 1),
+			"k1": page("", "", 2)}),
+		wantRows: 2, wantReqs: 2,
+	}, {
+		name:     "ends short of the announced rows",
+		usage:    byKey(map[string]string{"": page("", `,"total":3,"items":3`, 1)}),
+		wantErr:  "sophos: GET /partner/v1/billing/usage/2026/10 (usage of 2026-10): the report announced 3 rows and its 1 pages held 1; not using a partial or repeated listing",
+		wantReqs: 1,
+	}, {
+		name: "more rows than announced",
+		usage: byKey(map[string]string{
+			"":   page("k1", `,"total":2,"items":2`, 1),
+			"k1": page("", "", 2, 3)}),
+		wantErr: "the report announced 2 rows and its 2 pages held 3", wantReqs: 2,
+	}, {
+		name:    "an announced 0 is an announcement",
+		usage:   byKey(map[string]string{"": page("", `,"total":0,"items":0`, 1)}),
+		wantErr: "the report announced 0 rows and its 1 pages held 1", wantReqs: 1,
+	}, {
+		// The server answers page 1 again under a new key: reading it
+		// would double the usage; the pages stop at the announced one.
+		name: "page repeated after the announced pages",
+		usage: byKey(map[string]string{
+			"":   page("k1", `,"total":1,"items":1`, 1),
+			"k1": page("", "", 1)}),
+		wantRows: 1, wantReqs: 1,
+	}, {
+		name: "new keys for ever, pages announced",
+		usage: func(_ *http.Request, n int) string {
+			if n == 1 {
+				return page("k1", `,"total":2,"items":2`, 1)
+			}
+			return page(fmt.Sprintf("k%d", n), "", n)
+		},
+		wantRows: 2, wantReqs: 2,
+	}, {
+		name: "new keys for ever, nothing announced",
+		usage: func(_ *http.Request, n int) string {
+			return page(fmt.Sprintf("k%d", n), "", n)
+		},
+		maxPages: 5,
+		wantErr:  "sophos: GET /partner/v1/billing/usage/2026/10 (usage of 2026-10): more than 5 pages; stopping rather than reading on",
+		wantReqs: 5,
+	}, {
+		name: "pageFromKey ignored, nothing announced",
+		usage: func(_ *http.Request, n int) string {
+			return page(fmt.Sprintf("k%d", n), "", 1)
+		},
+		wantErr:  `page 2 (key "k1") repeats the rows of page 1`,
+		wantReqs: 2,
+	}, {
+		name:     "ends short of the announced pages",
+		usage:    byKey(map[string]string{"": page("", `,"total":3`, 1)}),
+		wantErr:  "the report announced 3 pages and the listing ended after 1; not using a partial listing",
+		wantReqs: 1,
+	}, {
+		name: "points past the announced pages",
+		usage: byKey(map[string]string{
+			"":   page("k1", `,"total":1`, 1),
+			"k1": page("", "", 2)}),
+		wantErr:  "the report announced 1 pages and page 1 still points to another",
+		wantReqs: 1,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{usage: tc.usage}
+			c := f.start(t, nil)
+			if tc.maxPages > 0 {
+				sophos.SetMaxPages(c, tc.maxPages, 1000)
+			}
+			// A client that pages for ever fails at the deadline.
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			items, err := c.Billing.ListAllUsage(ctx, 2026, time.October, nil)
+			if _, n := f.requests(); n != tc.wantReqs {
+				t.Errorf("usage requests = %d, want %d", n, tc.wantReqs)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ListAllUsage = %d rows, error %v; want an error with %q", len(items), err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "top-secret") || strings.Contains(err.Error(), "tok-abcdef") {
+					t.Errorf("error %q shows a secret", err)
+				}
+				return
+			}
+			if err != nil || len(items) != tc.wantRows {
+				t.Fatalf("ListAllUsage = %d rows, %v; want %d rows", len(items), err, tc.wantRows)
+			}
+		})
+	}
+}
+
+// The audit's case through Fetch: a page repeated under a new key after the
+// only announced page is not summed twice.
+func TestSource_FetchRepeatedPageNotDoubled(t *testing.T) {
+	t.Parallel()
+	item := `{"accountId":"t1","productCode":"CIXA","billableQuantity":40,"orderLineItemNumber":"OL-1"}`
+	f := &fakeSophos{usage: func(r *http.Request, _ int) string {
+		if r.URL.Query().Get("pageFromKey") == "" {
+			return `{"items":[` + item + `],"pages":{"fromKey":"k0","nextKey":"k1","size":1,"total":1,"items":1}}`
+		}
+		return `{"items":[` + item + `],"pages":{"fromKey":"k1","size":1}}`
+	}}
+	rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Records) != 1 || rep.Records[0].Quantity != 40 || len(rep.Problems) != 0 {
+		t.Errorf("records %+v, problems %v; want t1 CIXA 40 and no problem", rep.Records, rep.Problems)
+	}
+}
+
+// A tenants listing without pages.total from a server that does not follow
+// page ends, and a listing with new tenants on every page stops at the cap.
+func TestTenantsService_ListAll_serverIgnoresPage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		tenants  func(*http.Request, int) string
+		wantErr  string
+		wantReqs int
+	}{{
+		name: "answers page 1 to every page",
+		tenants: func(*http.Request, int) string {
+			return `{"items":[{"id":"t1","name":"Acme"}],"pages":{"current":1,"size":1}}`
+		},
+		wantErr:  "sophos: GET /partner/v1/tenants: asked for page 2, the answer is page 1; the server does not follow page",
+		wantReqs: 2,
+	}, {
+		name: "repeats the tenants without pages.current",
+		tenants: func(*http.Request, int) string {
+			return `{"items":[{"id":"t1","name":"Acme"}],"pages":{"size":1}}`
+		},
+		wantErr:  "sophos: GET /partner/v1/tenants: page 2 holds the same tenants as page 1; the server does not follow page",
+		wantReqs: 2,
+	}, {
+		name: "new tenants for ever",
+		tenants: func(r *http.Request, n int) string {
+			return fmt.Sprintf(`{"items":[{"id":"t%d"}],"pages":{"current":%s,"size":1}}`, n, r.URL.Query().Get("page"))
+		},
+		wantErr:  "sophos: GET /partner/v1/tenants: more than 4 pages; stopping rather than reading on",
+		wantReqs: 4,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{tenants: tc.tenants}
+			c := f.start(t, nil)
+			sophos.SetMaxPages(c, 1000, 4)
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			ts, err := c.Tenants.ListAll(ctx)
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("ListAll = %d tenants, %v; want error %q", len(ts), err, tc.wantErr)
+			}
+			if n, _ := f.requests(); n != tc.wantReqs {
+				t.Errorf("tenant requests = %d, want %d", n, tc.wantReqs)
+			}
+		})
+	}
+}
