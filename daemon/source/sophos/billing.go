@@ -2,6 +2,7 @@ package sophos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -19,25 +20,53 @@ type BillingService service
 // UsageItem is one row of a monthly usage report: one order line of one
 // account. Several rows can share an (AccountID, ProductCode).
 type UsageItem struct {
-	AccountID                   string  `json:"accountId"`
-	ExternalID                  string  `json:"externalId,omitempty"`
-	AccountStatus               string  `json:"accountStatus,omitempty"`
-	AccountNumberOrSerialNumber string  `json:"accountNumberOrSerialNumber,omitempty"`
-	AssignedAccountIdentifier   string  `json:"assignedAccountIdentifier,omitempty"`
-	AccountType                 string  `json:"accountType,omitempty"`
-	PartnerAccountID            string  `json:"partnerAccountId,omitempty"`
-	PartnerEdiAccountNumber     string  `json:"partnerEdiAccountNumber,omitempty"`
-	PartnerAccountName          string  `json:"partnerAccountName,omitempty"`
-	OrderNumber                 string  `json:"orderNumber,omitempty"`
-	OrderLineItemNumber         string  `json:"orderLineItemNumber,omitempty"`
-	BillingStartDate            string  `json:"billingStartDate,omitempty"`
-	BillingEndDate              string  `json:"billingEndDate,omitempty"`
-	ProductCode                 string  `json:"productCode"`
-	SKU                         string  `json:"sku,omitempty"`
-	ProductDescription          string  `json:"productDescription,omitempty"`
-	ProductGroup                string  `json:"productGroup,omitempty"`
-	BillableQuantity            float64 `json:"billableQuantity"`
-	ActualQuantity              float64 `json:"actualQuantity,omitempty"`
+	AccountID                   string `json:"accountId"`
+	ExternalID                  string `json:"externalId,omitempty"`
+	AccountStatus               string `json:"accountStatus,omitempty"`
+	AccountNumberOrSerialNumber string `json:"accountNumberOrSerialNumber,omitempty"`
+	AssignedAccountIdentifier   string `json:"assignedAccountIdentifier,omitempty"`
+	AccountType                 string `json:"accountType,omitempty"`
+	PartnerAccountID            string `json:"partnerAccountId,omitempty"`
+	PartnerEdiAccountNumber     string `json:"partnerEdiAccountNumber,omitempty"`
+	PartnerAccountName          string `json:"partnerAccountName,omitempty"`
+	OrderNumber                 string `json:"orderNumber,omitempty"`
+	OrderLineItemNumber         string `json:"orderLineItemNumber,omitempty"`
+	BillingStartDate            string `json:"billingStartDate,omitempty"`
+	BillingEndDate              string `json:"billingEndDate,omitempty"`
+	ProductCode                 string `json:"productCode"`
+	SKU                         string `json:"sku,omitempty"`
+	ProductDescription          string `json:"productDescription,omitempty"`
+	ProductGroup                string `json:"productGroup,omitempty"`
+	// BillableQuantity is nil when the row has none (absent or null).
+	BillableQuantity *float64 `json:"billableQuantity"`
+	ActualQuantity   float64  `json:"actualQuantity,omitempty"`
+
+	// Err is set when the row could not be decoded as a whole (a field of
+	// the wrong type, an item that is not an object). The string fields
+	// that could be read on their own, such as AccountID and ProductCode,
+	// are set; the others are zero.
+	Err error `json:"-"`
+}
+
+// decodeUsageItem decodes one row of the report. A row that does not decode
+// is returned with Err set and what could be read of it.
+func decodeUsageItem(raw json.RawMessage) *UsageItem {
+	var it UsageItem
+	err := json.Unmarshal(raw, &it)
+	if err == nil {
+		return &it
+	}
+	it = UsageItem{Err: err}
+	f := lenientFieldsOf(raw)
+	it.AccountID = f.str("accountId")
+	it.AccountType = f.str("accountType")
+	it.PartnerAccountID = f.str("partnerAccountId")
+	it.AccountNumberOrSerialNumber = f.str("accountNumberOrSerialNumber")
+	it.AssignedAccountIdentifier = f.str("assignedAccountIdentifier")
+	it.OrderLineItemNumber = f.str("orderLineItemNumber")
+	it.ProductCode = f.str("productCode")
+	it.ProductDescription = f.str("productDescription")
+	return &it
 }
 
 // UsageListOptions are the query parameters of the usage report.
@@ -90,7 +119,9 @@ func usagePath(year int, month time.Month) string {
 // GetUsage returns one page of the usage report for a month.
 // Response.NextKey is the key of the next page, "" on the last. A month
 // without a report yet is an *ErrorResponse with status 404 (errors.Is
-// psa.ErrNotFound).
+// psa.ErrNotFound). Each row is decoded on its own: one that does not
+// decode is returned with Err set (see UsageItem), so that one bad row does
+// not hide the others; an items field that is not a list is an error.
 func (s *BillingService) GetUsage(ctx context.Context, year int, month time.Month, opts *UsageListOptions) ([]*UsageItem, *Response, error) {
 	req, err := s.client.newPartnerRequest(ctx, usagePath(year, month), opts.values())
 	if err != nil {
@@ -101,9 +132,13 @@ func (s *BillingService) GetUsage(ctx context.Context, year int, month time.Mont
 	if err != nil {
 		return nil, resp, err
 	}
-	var items []*UsageItem
-	if err := decodeItems(env.Items, &items); err != nil {
+	var raws []json.RawMessage
+	if err := decodeItems(env.Items, &raws); err != nil {
 		return nil, resp, fmt.Errorf("sophos: %s: decoding items: %w", endpoint(req), err)
+	}
+	items := make([]*UsageItem, len(raws))
+	for i, raw := range raws {
+		items[i] = decodeUsageItem(raw)
 	}
 	resp.Pages = env.Pages
 	resp.NextKey = env.Pages.NextKey

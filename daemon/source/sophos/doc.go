@@ -21,13 +21,24 @@
 //     that belongs to no customer tenant (firewall licences not yet assigned,
 //     for example); it becomes a record with an empty CustomerID, which the
 //     daemon reports and never bills;
-//   - a row without productCode, or whose billableQuantity is not a whole,
-//     non-negative number, is skipped and reported as a source.Problem;
+//   - a row without productCode, or whose billableQuantity is missing,
+//     null or not a whole, non-negative number, is skipped and reported as a
+//     source.Problem (Unreadable for its tenant, so that the tenant is not
+//     synced on partial usage);
+//   - each row is decoded on its own: one that does not decode (a field of
+//     the wrong type) is an Unreadable problem naming the month, its item
+//     number and the accountId when that can be read; when it cannot, the
+//     problem has no CustomerID and could be any customer's;
 //   - the report is read whole or not at all: a listing whose rows differ
 //     from the number its first page announced (pages.items), that ends
 //     before the pages it announced (pages.total) or points past them,
 //     repeats a page, or runs past 10,000 pages is an error; no page past
 //     the announced number is asked for;
+//   - the tenant list only supplies names: a tenant that does not decode is
+//     logged and named from what could be read of it, and a list that
+//     cannot be read (a server that does not follow page is stopped, at
+//     1,000 pages at most) is a notice in the report's Problems, with
+//     records named after the rows' assignedAccountIdentifier;
 //   - a month Sophos has no report for yet (404) gives an empty report with
 //     one Problem wrapping ErrNoData, not an error.
 //

@@ -115,12 +115,15 @@ func (s *Source) Name() string { return Name }
 // (accountId, productCode) with billableQuantity summed over the report's
 // rows, named after the tenant. Usage that belongs to no customer tenant
 // (see the package documentation) becomes a record with an empty CustomerID.
-// Rows without a productCode, or with a quantity that is not a whole,
-// non-negative number, are skipped and listed as problems; those of a
-// customer tenant are Unreadable, so that the engine does not sync that
-// tenant on partial usage. When Sophos has no
-// report for p yet (404), the report is empty and has one problem wrapping
-// ErrNoData; that is not an error.
+// Rows without a productCode, without a billableQuantity (or null), with a
+// quantity that is not a whole, non-negative number, or that do not decode,
+// are skipped and listed as problems; those of a customer tenant are
+// Unreadable, so that the engine does not sync that tenant on partial
+// usage, and a row that does not decode and whose accountId cannot be read
+// is Unreadable with no CustomerID (any customer's). A tenant list that
+// cannot be read is a notice, not an error: it only names the customers.
+// When Sophos has no report for p yet (404), the report is empty and has
+// one problem wrapping ErrNoData; that is not an error.
 func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
 	rep := &source.Report{Source: Name, Period: p}
 	partnerID, err := s.client.PartnerID(ctx)
@@ -135,14 +138,11 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	if err != nil {
 		return nil, err
 	}
-	names := map[string]string{}
+	var names map[string]string
 	if len(items) > 0 {
-		tenants, err := s.client.Tenants.ListAll(ctx)
+		names, err = s.tenantNames(ctx, rep)
 		if err != nil {
 			return nil, err
-		}
-		for _, t := range tenants {
-			names[strings.ToLower(t.ID)] = t.DisplayName()
 		}
 	}
 	var recs []source.Record
@@ -150,9 +150,16 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 		rec, err := record(it, partnerID, names, p)
 		if err != nil {
 			pr := source.Problem{Where: itemWhere(p, i, it), Err: err, Product: strings.TrimSpace(it.ProductCode)}
-			// A tenant's item that cannot be read holds that tenant's
-			// sync; the partner's own usage is never billed anyway.
-			if !unassigned(it, partnerID) {
+			switch {
+			case it.Err != nil && strings.TrimSpace(it.AccountID) == "" && !strings.EqualFold(it.AccountType, "partner"):
+				// A row that does not decode and whose accountId cannot
+				// be read could be any tenant's: the engine then syncs
+				// no customer this pass.
+				pr.Unreadable = true
+			case !unassigned(it, partnerID):
+				// A tenant's item that cannot be read holds that
+				// tenant's sync; the partner's own usage is never
+				// billed anyway.
 				pr.Unreadable, pr.CustomerID = true, strings.TrimSpace(it.AccountID)
 			}
 			rep.Problems = append(rep.Problems, pr)
@@ -164,6 +171,35 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	rep.Records, overflows = source.Sum(recs)
 	rep.Problems = append(rep.Problems, overflows...)
 	return rep, nil
+}
+
+// tenantNames returns the display names of the partner's tenants, by
+// lower-case id. The names are only for display, so a tenant list that
+// cannot be read is a notice in rep (the records are then named after the
+// usage rows' assignedAccountIdentifier) and a tenant that does not decode
+// is logged; only a cancelled ctx is an error.
+func (s *Source) tenantNames(ctx context.Context, rep *source.Report) (map[string]string, error) {
+	names := map[string]string{}
+	tenants, err := s.client.Tenants.ListAll(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		s.client.logger.Warn("Sophos tenant names cannot be read; customers are named after the usage report", "error", s.client.redact.String(err.Error()))
+		rep.Problems = append(rep.Problems, source.Problem{Where: "sophos tenants",
+			Err: fmt.Errorf("tenant names cannot be read, so customers are named after the usage report: %w", err)})
+		return names, nil
+	}
+	for _, t := range tenants {
+		if t.Err != nil {
+			s.client.logger.Warn("Sophos tenant cannot be read in full; its name is what could be read of it, or the usage report's",
+				"tenant", t.ID, "error", t.Err.Error())
+		}
+		if n := t.DisplayName(); t.ID != "" && n != "" {
+			names[strings.ToLower(t.ID)] = n
+		}
+	}
+	return names, nil
 }
 
 // unassigned reports whether a usage row belongs to no customer tenant: it
@@ -178,11 +214,17 @@ func unassigned(it *UsageItem, partnerID string) bool {
 }
 
 func record(it *UsageItem, partnerID string, names map[string]string, p source.Period) (source.Record, error) {
+	if it.Err != nil {
+		return source.Record{}, fmt.Errorf("the row cannot be decoded: %w", it.Err)
+	}
 	code := strings.TrimSpace(it.ProductCode)
 	if code == "" {
 		return source.Record{}, errors.New("productCode is missing")
 	}
-	q := it.BillableQuantity
+	if it.BillableQuantity == nil {
+		return source.Record{}, errors.New("billableQuantity is missing or null")
+	}
+	q := *it.BillableQuantity
 	if q != math.Trunc(q) || math.IsInf(q, 0) || q > 1<<53 {
 		return source.Record{}, fmt.Errorf("billableQuantity %v is not a whole number", q)
 	}

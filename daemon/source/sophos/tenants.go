@@ -26,6 +26,57 @@ type Tenant struct {
 	Organization  *IDRef `json:"organization,omitempty"`
 	APIHost       string `json:"apiHost,omitempty"`
 	Status        string `json:"status,omitempty"`
+
+	// Err is set when the tenant could not be decoded as a whole (a name
+	// that is not a string, say). The string fields that could be read on
+	// their own (ID, ShowAs, Name, APIHost...) are set; the others are
+	// zero.
+	Err error `json:"-"`
+}
+
+// decodeTenant decodes one tenant of a list. A tenant that does not decode
+// is returned with Err set and what could be read of it.
+func decodeTenant(raw json.RawMessage) *Tenant {
+	var t Tenant
+	err := json.Unmarshal(raw, &t)
+	if err == nil {
+		return &t
+	}
+	f := lenientFieldsOf(raw)
+	return &Tenant{
+		Err:           err,
+		ID:            f.str("id"),
+		ShowAs:        f.str("showAs"),
+		Name:          f.str("name"),
+		DataGeography: f.str("dataGeography"),
+		DataRegion:    f.str("dataRegion"),
+		BillingType:   f.str("billingType"),
+		APIHost:       f.str("apiHost"),
+		Status:        f.str("status"),
+	}
+}
+
+// lenientFields holds the top-level fields of a JSON object that did not
+// decode as a whole, to read the ones that can be read.
+type lenientFields map[string]json.RawMessage
+
+// lenientFieldsOf returns the fields of raw; nothing when raw is not an
+// object.
+func lenientFieldsOf(raw json.RawMessage) lenientFields {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// str returns the field k when it is a string, else "".
+func (f lenientFields) str(k string) string {
+	var s string
+	if v, ok := f[k]; !ok || json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
 }
 
 // IDRef is a reference to another object by id.
@@ -80,7 +131,9 @@ type listEnvelope struct {
 }
 
 // List returns one page of tenants. Response.NextPage is set when the
-// response counted its pages (PageTotal) and there are more.
+// response counted its pages (PageTotal) and there are more. Each tenant is
+// decoded on its own: one that does not decode is returned with Err set (see
+// Tenant); an items field that is not a list is an error.
 func (s *TenantsService) List(ctx context.Context, opts *TenantListOptions) ([]*Tenant, *Response, error) {
 	req, err := s.client.newPartnerRequest(ctx, "partner/v1/tenants", opts.values())
 	if err != nil {
@@ -91,9 +144,13 @@ func (s *TenantsService) List(ctx context.Context, opts *TenantListOptions) ([]*
 	if err != nil {
 		return nil, resp, err
 	}
-	var tenants []*Tenant
-	if err := decodeItems(env.Items, &tenants); err != nil {
+	var raws []json.RawMessage
+	if err := decodeItems(env.Items, &raws); err != nil {
 		return nil, resp, fmt.Errorf("sophos: %s: decoding items: %w", endpoint(req), err)
+	}
+	tenants := make([]*Tenant, len(raws))
+	for i, raw := range raws {
+		tenants[i] = decodeTenant(raw)
 	}
 	resp.Pages = env.Pages
 	if env.Pages.Total > 0 && env.Pages.Current > 0 && env.Pages.Current < env.Pages.Total {
