@@ -135,6 +135,9 @@ type Daemon struct {
 		url     string
 		backend export.Backend
 		version string // the version last examined, loaded or not
+		// loaded is the version last loaded from it, the one in use; a
+		// version it rejected is examined but not loaded.
+		loaded  string
 		lastErr string // the last error reading it, logged once
 	}
 

@@ -68,7 +68,7 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		if err != nil {
 			return d.exportFailed(cfg, err)
 		}
-		d.remote.url, d.remote.backend, d.remote.version = cfg.ExportURL, b, ""
+		d.remote.url, d.remote.backend, d.remote.version, d.remote.loaded = cfg.ExportURL, b, "", ""
 	}
 	ifNoneMatch := d.remote.version
 	if force {
@@ -76,6 +76,17 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	}
 	blob, err := d.remote.backend.Load(ctx, ifNoneMatch)
 	if errors.Is(err, export.ErrNotModified) {
+		// The store answers again. When the version it still holds is the
+		// one in use, the failed polls before were the store's outage, not
+		// the export's: the reload is good again. A version that was
+		// rejected stays rejected until the store holds another.
+		if d.remote.lastErr != "" {
+			d.remote.lastErr = ""
+			if d.remote.version == d.remote.loaded {
+				d.logger.Info("Mapping export store reachable again; the export in use is its current version", "store", cfg.ExportName())
+				d.metrics.ExportReloadRecovered()
+			}
+		}
 		return nil
 	}
 	if err != nil {
@@ -95,6 +106,7 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		return d.exportFailed(cfg, err)
 	}
 	d.useExport(cfg, doc, blob.Version, blob.Data)
+	d.remote.loaded = blob.Version
 	return nil
 }
 

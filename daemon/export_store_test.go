@@ -1,12 +1,22 @@
 package daemon
 
 import (
+	"bytes"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
 )
 
 func TestCheckExport_nonCanonicalIDs(t *testing.T) {
@@ -98,6 +108,153 @@ func TestDaemon_Reload_refusesNonCanonicalIDs(t *testing.T) {
 				if got := e.units(0, 0); got != 11 {
 					t.Errorf("units after pass %d with the bad export = %d, want 11", pass+2, got)
 				}
+			}
+		})
+	}
+}
+
+// outageProxy returns the URL of a reverse proxy to target that answers
+// 503, as a store in an outage does, while down is set.
+func outageProxy(t *testing.T, target string, down *atomic.Bool) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestDaemon_exportReloadRecoversAfterStoreOutage: a remote store that
+// fails a poll sets psa_sync_export_last_reload_successful to 0; once it
+// answers again that it still holds the version in use (304), the metric is
+// 1 again and the next failure is logged again. A version the daemon
+// rejected is not made good by the same recovery. Before, the metric stayed
+// 0 until the export changed or psa-syncd was reloaded, and
+// PsaSyncExportReloadFailed fired for an export that was fine.
+func TestDaemon_exportReloadRecoversAfterStoreOutage(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"s3", "psa-syncd"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			var down atomic.Bool
+			var backend export.Backend
+			var storeURL string
+			switch store {
+			case "s3":
+				srv := s3test.Start(t)
+				storeURL = (&s3test.Server{Endpoint: outageProxy(t, srv.Endpoint, &down)}).ObjectURL("prod/psa-mappings.json")
+				b, err := export.OpenBackend(t.Context(), srv.ObjectURL("prod/psa-mappings.json"), export.BackendOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				backend = b
+			case "psa-syncd":
+				s := dtSetup(t, dtOptions{token: dtToken, exportURL: ExportSelf, noExport: true})
+				api := httptest.NewServer(s.d.Handler())
+				t.Cleanup(api.Close)
+				storeURL = outageProxy(t, api.URL, &down)
+				b, err := export.NewHTTPBackend(api.URL, dtToken, api.Client())
+				if err != nil {
+					t.Fatal(err)
+				}
+				backend = b
+			}
+			var logs bytes.Buffer
+			e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true,
+				daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+			// The psa-syncd store checks the instance against its own
+			// simulator's: an export that names none passes both.
+			doc := e.doc.Clone()
+			doc.PSA.Instance = ""
+			v1, err := backend.Save(t.Context(), e.encode(t, doc), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			poll := func() error {
+				e.d.reloadMu.Lock()
+				defer e.d.reloadMu.Unlock()
+				return e.d.reloadExportLocked(false)
+			}
+			gauge := func() float64 { return testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful) }
+			logged := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
+			if err := poll(); err != nil {
+				t.Fatal(err)
+			}
+			loadedAt := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp)
+			if gauge() != 1 || loadedAt == 0 {
+				t.Fatalf("after the first load: successful = %v, success timestamp = %v; want 1 and set", gauge(), loadedAt)
+			}
+
+			down.Store(true)
+			if err := poll(); err == nil {
+				t.Fatal("a poll of a store in an outage succeeded")
+			}
+			if gauge() != 0 || logged() != 1 {
+				t.Fatalf("during the outage: successful = %v, %d errors logged; want 0, 1", gauge(), logged())
+			}
+			down.Store(false)
+			for range 2 {
+				if err := poll(); err != nil {
+					t.Fatalf("a poll after the outage: %v", err)
+				}
+				if got := gauge(); got != 1 {
+					t.Errorf("after the store answers 304 for the version in use: successful = %v, want 1", got)
+				}
+			}
+			if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp); got != loadedAt {
+				t.Errorf("success timestamp = %v after the outage, want %v: the export was not loaded again", got, loadedAt)
+			}
+			if !strings.Contains(logs.String(), "Mapping export store reachable again") {
+				t.Errorf("the recovery was not logged:\n%s", logs.String())
+			}
+			// The same failure again is a new outage, and logged.
+			down.Store(true)
+			if err := poll(); err == nil {
+				t.Fatal("a poll of a store in an outage succeeded")
+			}
+			if logged() != 2 {
+				t.Errorf("a second outage logged %d errors in all, want 2:\n%s", logged(), logs.String())
+			}
+			down.Store(false)
+			if err := poll(); err != nil || gauge() != 1 {
+				t.Fatalf("after the second outage: %v, successful = %v; want nil, 1", err, gauge())
+			}
+
+			if store != "s3" {
+				return // psa-syncd refuses to store an export it cannot use
+			}
+			// A version that is rejected stays rejected through an outage.
+			bad := doc.Clone()
+			bad.Revision = 2
+			bad.PSA.System = psa.SystemConnectWise
+			if _, err := backend.Save(t.Context(), e.encode(t, bad), v1); err != nil {
+				t.Fatal(err)
+			}
+			if err := poll(); err == nil || gauge() != 0 {
+				t.Fatalf("a poll of an export for another PSA: %v, successful = %v; want an error, 0", err, gauge())
+			}
+			down.Store(true)
+			_ = poll()
+			down.Store(false)
+			for range 2 {
+				if err := poll(); err != nil {
+					t.Fatalf("a poll after the outage: %v", err)
+				}
+				if got := gauge(); got != 0 {
+					t.Errorf("the store still holds the rejected version: successful = %v, want 0", got)
+				}
+			}
+			if got := e.d.Export().Revision; got != 1 {
+				t.Errorf("export in use has revision %d, want 1", got)
 			}
 		})
 	}

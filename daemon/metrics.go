@@ -201,6 +201,14 @@ func (m *Metrics) ExportReloaded(ok bool, t time.Time) {
 	reloaded(m.ExportLastReloadSuccessful, m.ExportLastReloadSuccessTimestamp, ok, t)
 }
 
+// ExportReloadRecovered records that the export in use is good again after
+// failed reloads: its store failed to answer and now answers that it still
+// holds that version. The success timestamp stays when the export was
+// loaded, as it does at every poll that finds the export unchanged.
+func (m *Metrics) ExportReloadRecovered() {
+	m.ExportLastReloadSuccessful.Set(1)
+}
+
 func reloaded(success, stamp prometheus.Gauge, ok bool, t time.Time) {
 	if !ok {
 		success.Set(0)
