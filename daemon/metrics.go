@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,12 +70,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.APIRequestsTotal = f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace,
 		Name:      "api_requests_total",
-		Help:      "HTTP requests sent to the PSA API, by method and status code.",
+		Help:      "HTTP requests sent to the PSA API, by method and status code; code=\"error\" for a request that got no answer (connection, TLS or timeout).",
 	}, []string{"system", "method", "code"}).MustCurryWith(sys)
 	m.APIRequestDuration = f.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace,
 		Name:      "api_request_duration_seconds",
-		Help:      "Latency of HTTP requests to the PSA API, by method.",
+		Help:      "Latency of HTTP requests to the PSA API, by method, until the answer or the failure.",
 		Buckets:   prometheus.DefBuckets,
 	}, []string{"system", "method"}).MustCurryWith(sys)
 	m.RateLimitedTotal = f.NewCounterVec(prometheus.CounterOpts{
@@ -164,22 +166,51 @@ func (m *Metrics) engine() *usage.Metrics {
 // InstrumentRoundTripper wraps next (http.DefaultTransport when nil) so that
 // every PSA request is counted in psa_sync_api_requests_total, timed in
 // psa_sync_api_request_duration_seconds, and every 429 answer counted in
-// psa_sync_rate_limited_total. Use it for the PSA's http.Client only; the
-// psa packages stay free of metrics.
+// psa_sync_rate_limited_total. A request that got no answer (connection
+// refused, DNS, TLS, a reset, a timeout or cancellation) is counted and
+// timed too, with code="error": promhttp counts answers only, and an
+// unreachable PSA would show as no requests at all. Use it for the PSA's
+// http.Client only; the psa packages stay free of metrics.
 func (m *Metrics) InstrumentRoundTripper(next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	counted := promhttp.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
 		m.requests.Add(1)
+		start := time.Now()
 		resp, err := next.RoundTrip(r)
-		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		if err != nil {
+			method := requestMethodLabel(r.Method)
+			m.APIRequestsTotal.With(prometheus.Labels{"method": method, "code": APIErrorCode}).Inc()
+			m.APIRequestDuration.With(prometheus.Labels{"method": method}).Observe(time.Since(start).Seconds())
+			return resp, err
+		}
+		if resp.StatusCode == http.StatusTooManyRequests {
 			m.RateLimitedTotal.Inc()
 		}
 		return resp, err
 	})
 	return promhttp.InstrumentRoundTripperCounter(m.APIRequestsTotal,
 		promhttp.InstrumentRoundTripperDuration(m.APIRequestDuration, counted))
+}
+
+// APIErrorCode is the code label of psa_sync_api_requests_total for a
+// request that got no HTTP answer.
+const APIErrorCode = "error"
+
+// promhttpMethods are the methods promhttp labels as themselves, in lower
+// case; it labels any other "unknown".
+var promhttpMethods = []string{"GET", "PUT", "HEAD", "POST", "DELETE", "CONNECT", "OPTIONS", "NOTIFY", "TRACE", "PATCH"}
+
+// requestMethodLabel is the method label promhttp gives a request's
+// method, so that a failed request is counted under its answered
+// requests' label.
+func requestMethodLabel(method string) string {
+	upper, lower := strings.ToUpper(method), strings.ToLower(method)
+	if slices.Contains(promhttpMethods, upper) && (method == upper || method == lower) {
+		return lower
+	}
+	return "unknown"
 }
 
 // Requests returns the number of requests sent through

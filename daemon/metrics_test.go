@@ -110,7 +110,7 @@ func TestMetrics_InstrumentRoundTripper(t *testing.T) {
 	resp.Body.Close()
 
 	want := `
-# HELP psa_sync_api_requests_total HTTP requests sent to the PSA API, by method and status code.
+# HELP psa_sync_api_requests_total ` + apiRequestsHelp + `
 # TYPE psa_sync_api_requests_total counter
 psa_sync_api_requests_total{code="200",method="get",system="autotask"} 2
 psa_sync_api_requests_total{code="200",method="post",system="autotask"} 1
@@ -127,6 +127,80 @@ psa_sync_rate_limited_total{system="autotask"} 1
 	}
 	if got := m.Requests(); got != 4 {
 		t.Errorf("Requests() = %d, want 4", got)
+	}
+}
+
+const apiRequestsHelp = `HTTP requests sent to the PSA API, by method and status code; code="error" for a request that got no answer (connection, TLS or timeout).`
+
+// TestMetrics_InstrumentRoundTripper_transportErrors: a request that gets
+// no answer (here, to a closed port) is counted in
+// psa_sync_api_requests_total with code="error" under its method, and
+// timed, as an answered one is. promhttp alone counts answers only, so an
+// unreachable PSA showed as no requests at all.
+func TestMetrics_InstrumentRoundTripper_transportErrors(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, psa.SystemAutotask)
+	hc := &http.Client{Transport: m.InstrumentRoundTripper(nil)}
+	resp, err := hc.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for range 2 {
+		if resp, err := hc.Get(closed.URL + "/v1.0/Companies"); err == nil {
+			resp.Body.Close()
+			t.Fatal("GET to a closed port succeeded")
+		}
+	}
+	if resp, err := hc.Post(closed.URL, "application/json", strings.NewReader("{}")); err == nil {
+		resp.Body.Close()
+		t.Fatal("POST to a closed port succeeded")
+	}
+	req, err := http.NewRequest("PROPFIND", closed.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := hc.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("PROPFIND to a closed port succeeded")
+	}
+
+	want := `
+# HELP psa_sync_api_requests_total ` + apiRequestsHelp + `
+# TYPE psa_sync_api_requests_total counter
+psa_sync_api_requests_total{code="200",method="get",system="autotask"} 1
+psa_sync_api_requests_total{code="error",method="get",system="autotask"} 2
+psa_sync_api_requests_total{code="error",method="post",system="autotask"} 1
+psa_sync_api_requests_total{code="error",method="unknown",system="autotask"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "psa_sync_api_requests_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(m.APIRequestDuration); n != 3 {
+		t.Errorf("psa_sync_api_request_duration_seconds has %d series, want 3 (get, post, unknown)", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "psa_sync_api_request_duration_seconds" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			if method := s.GetLabel()[0].GetValue(); method == "get" && s.GetHistogram().GetSampleCount() != 3 {
+				t.Errorf("psa_sync_api_request_duration_seconds_count{method=\"get\"} = %d, want 3: the failed GETs are timed", s.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	if got := m.Requests(); got != 5 {
+		t.Errorf("Requests() = %d, want 5", got)
 	}
 }
 
