@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -147,13 +148,14 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	p := &page{
 		Title: title, System: string(cfg.PSA.System), Version: d.version,
 		CanSignIn: cfg.Web.APIToken != "", SignedIn: d.signedIn(r),
-		Path: r.URL.Path, Message: r.URL.Query().Get("msg"), Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
+		Path: r.URL.Path, Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
 	}
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision
 	}
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 64 {
 		p.CSRF = c.Value
+		p.Message = signedMessage(r.URL.Query(), c.Value)
 	} else {
 		p.CSRF = randomToken()
 		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: p.CSRF, Path: "/", HttpOnly: true,
@@ -410,7 +412,9 @@ func backTo(r *http.Request) string {
 	return next
 }
 
-// redirect sends the browser back with a message (and request id).
+// redirect sends the browser back with a message (and request id). The
+// message is signed for the browser's CSRF cookie (messageSig), which the
+// form's post carried: the page shows it to that browser only.
 func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string) {
 	u, err := url.Parse(path)
 	if err != nil {
@@ -418,15 +422,43 @@ func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string)
 	}
 	q := u.Query()
 	q.Del("msg")
+	q.Del("sig")
 	q.Del("request")
-	if msg != "" {
+	if c, err := r.Cookie(csrfCookie); err == nil && msg != "" {
 		q.Set("msg", msg)
+		q.Set("sig", messageSig(c.Value, msg))
 	}
 	if request != "" {
 		q.Set("request", request)
 	}
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+// messageSig signs a status page message for the browser whose CSRF
+// cookie is csrf. The page shows the msg of its URL only with the sig its
+// own redirect gave: a link made elsewhere, which cannot know the cookie,
+// shows no message, so it cannot put text of its maker's choosing (a
+// phishing request for the API token, say) on the operator's console. The
+// messages carry details only the server knows (the active instance's
+// answer to a standby), so they are signed rather than picked from a fixed
+// list; keyed by the cookie, not by a key of this process, a signature
+// still holds after a restart.
+func messageSig(csrf, msg string) string {
+	mac := hmac.New(sha256.New, []byte(csrf))
+	mac.Write([]byte("psa-syncd status page message\x00"))
+	mac.Write([]byte(msg))
+	return hex.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// signedMessage returns the msg of a status page URL when its sig is
+// messageSig's for the browser's CSRF cookie, and "" otherwise.
+func signedMessage(q url.Values, csrf string) string {
+	msg, sig := q.Get("msg"), q.Get("sig")
+	if msg == "" || !hmac.Equal([]byte(sig), []byte(messageSig(csrf, msg))) {
+		return ""
+	}
+	return msg
 }
 
 func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {

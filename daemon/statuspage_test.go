@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -269,5 +270,108 @@ func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 	}
 	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.Contains(body, "(approving service "+svc+" at 1 units)") {
 		t.Errorf("the page does not show the approval's units:\n%s", body)
+	}
+}
+
+// flash returns the status page's message in body, or "" when it shows none.
+func flash(body string) string {
+	m := regexp.MustCompile(`<p class="flash" id="message">([^<]*)</p>`).FindStringSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return html.UnescapeString(m[1])
+}
+
+// TestStatusPage_messages: the page shows the messages of its own
+// redirects, and no text a link brings in ?msg=: not a bare one, not one
+// with a made-up signature, not one another browser's redirect signed. A
+// crafted link could otherwise put phishing text on the operator's console
+// ("Session expired: paste your API token at ...").
+func TestStatusPage_messages(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	const phishing = "Session expired: paste your API token at https://psa-sync.example/sign-in"
+	// follow posts a form and returns the message of the page its redirect
+	// leads to.
+	follow := func(c *uiClient, path string, form url.Values) (string, string) {
+		t.Helper()
+		rec := c.do(http.MethodPost, path, form)
+		loc := rec.Header().Get("Location")
+		if rec.Code != http.StatusSeeOther || loc == "" {
+			t.Fatalf("POST %s %v = %d, Location %q", path, form, rec.Code, loc)
+		}
+		return loc, flash(c.do(http.MethodGet, loc, nil).Body.String())
+	}
+
+	for _, target := range []string{
+		"/?msg=" + url.QueryEscape(phishing),
+		"/?msg=" + url.QueryEscape(phishing) + "&sig=" + strings.Repeat("0", 32),
+		"/customers/file/cust-acme?msg=" + url.QueryEscape(phishing),
+	} {
+		rec := c.do(http.MethodGet, target, nil)
+		if body := rec.Body.String(); rec.Code != http.StatusOK || strings.Contains(body, "paste your API token") || flash(body) != "" {
+			t.Errorf("GET %s = %d, shows message %q; want none", target, rec.Code, flash(body))
+		}
+	}
+
+	// The page's own redirects show their messages.
+	for _, step := range []struct {
+		path string
+		form url.Values
+		want string
+	}{
+		{"/ui/sign-in", url.Values{"token": {"wrong"}}, "Wrong API token."},
+		{"/ui/sign-in", url.Values{"token": {"tok"}}, "Signed in."},
+		{"/ui/sync", url.Values{"customer": {"cust-acme"}, "approve": {"true"}, "service": {dtID(e.services[0])}, "units": {"x"}}, `Units "x" are not a whole number.`},
+		{"/ui/sync", url.Values{"customer": {"cust-nobody"}}, "Customer cust-nobody is not in the mapping export."},
+		{"/ui/sync", url.Values{"customer": {"cust-globex"}}, "Sync requested."},
+		{"/ui/sign-out", url.Values{}, "Signed out."},
+	} {
+		step.form.Set("csrf", csrf)
+		step.form.Set("next", "/customers/file/cust-acme?msg="+url.QueryEscape(phishing))
+		loc, got := follow(c, step.path, step.form)
+		if got != step.want {
+			t.Errorf("after POST %s %v the page at %s shows %q, want %q", step.path, step.form, loc, got, step.want)
+		}
+	}
+
+	// A redirect signed for another browser (the maker of the link signing
+	// in with a wrong token, say, and passing its Location on) shows
+	// nothing in this one.
+	other := newUIClient(t, e.d)
+	om := csrfField.FindStringSubmatch(other.do(http.MethodGet, "/", nil).Body.String())
+	if om == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	loc, got := follow(other, "/ui/sign-in", url.Values{"token": {"wrong"}, "csrf": {om[1]}, "next": {"/"}})
+	if got != "Wrong API token." {
+		t.Fatalf("the other browser's page shows %q after a wrong token", got)
+	}
+	forged, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := forged.Query()
+	q.Set("msg", phishing)
+	q.Set("sig", messageSig(om[1], phishing))
+	forged.RawQuery = q.Encode()
+	for _, target := range []string{loc, forged.String()} {
+		if got := flash(c.do(http.MethodGet, target, nil).Body.String()); got != "" {
+			t.Errorf("GET %s, signed for another browser, shows %q; want no message", target, got)
+		}
+	}
+	// Without a CSRF cookie (a fresh browser) no message is shown either.
+	fresh := newUIClient(t, e.d)
+	if got := flash(fresh.do(http.MethodGet, forged.String(), nil).Body.String()); got != "" {
+		t.Errorf("GET %s in a fresh browser shows %q; want no message", forged.String(), got)
 	}
 }
