@@ -75,8 +75,10 @@ var agreementFields = []string{"id", "name", "agreementStatus", "cancelledFlag",
 //   - Contract: finance/agreements. Active is agreementStatus "Active";
 //     every agreement is Recurring (it bills its additions every cycle)
 //     except one whose billing cycle is "One Time".
-//   - ContractLine: an active agreement addition. LineID is the addition id,
-//     ServiceID the catalog item (product) id, Quantity the quantity.
+//   - ContractLine: an active agreement addition not cancelled on or
+//     before the date read (asOf) or written (the effective date). LineID
+//     is the addition id, ServiceID the catalog item (product) id,
+//     Quantity the quantity.
 //
 // A Backend is safe for concurrent use.
 type Backend struct {
@@ -608,8 +610,10 @@ func (e *StaleAgreementError) Error() string {
 // Is reports whether target is psa.ErrConflict.
 func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrConflict }
 
-// ReadLines returns the active additions of the given agreements (asOf only
-// excludes additions cancelled by then): one request per agreement per
+// ReadLines returns the active additions of the given agreements that are
+// live on asOf (an addition cancelled on or before asOf is left out even
+// while ConnectWise still shows it Active; SetQuantity writes by the same
+// rule): one request per agreement per
 // 1,000 additions, as many agreements at a time as the client keeps in
 // flight (Client.MaxConcurrency). That is the fewest requests ConnectWise
 // allows: it has no read of many agreements' additions at once. ReadLines
@@ -728,13 +732,49 @@ func statusOf(a *Agreement) string {
 }
 
 // activeAdditions lists an agreement's active additions, optionally
-// narrowed by extra.
+// narrowed by extra. Active is ConnectWise's agreementStatus: an addition
+// whose cancelledDate has passed may still be Active (see liveAt), so
+// callers keep only those live at their date.
 func (b *Backend) activeAdditions(ctx context.Context, agreementID int64, extra Condition) ([]*Addition, error) {
 	adds, _, err := b.client.AgreementAdditions.List(ctx, agreementID, &ListOptions{
 		Conditions: And(Eq("agreementStatus", AgreementActive), extra),
 		Fields:     additionFields,
 	})
 	return adds, err
+}
+
+// liveAt reports whether an addition cancelled at cancelled (zero: not
+// cancelled) still bills on day: its cancelledDate, when set, is after
+// day. It is the one rule ReadLines (day: asOf), SetQuantity and the
+// re-read after a lost create (day: the effective date) use for "the
+// addition of the product". The addition's agreementStatus is not enough:
+// the references do not say whether ConnectWise turns it to Cancelled
+// when cancelledDate passes or only when someone cancels the addition
+// (connectwise-and-sophos.md §6), and an addition that ends on the 30th is
+// Active on the 15th, when a pass with policies.effective_date
+// next_period_start writes the quantity for the 1st. A zero day (ReadLines
+// without asOf) keeps every active addition.
+func liveAt(cancelled, day time.Time) bool {
+	return cancelled.IsZero() || day.IsZero() || cancelled.After(day)
+}
+
+// cancelledOf returns an addition's cancelledDate, zero when unset.
+func cancelledOf(a *Addition) time.Time {
+	if a.CancelledDate == nil {
+		return time.Time{}
+	}
+	return a.CancelledDate.Time
+}
+
+// liveAdditions returns the additions of adds that are live on day.
+func liveAdditions(adds []*Addition, day time.Time) []*Addition {
+	var out []*Addition
+	for _, a := range adds {
+		if liveAt(cancelledOf(a), day) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // linesOf turns an agreement's active additions into lines, refusing
@@ -748,7 +788,7 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 		if a.Product == nil || a.Product.ID == 0 {
 			continue
 		}
-		if a.CancelledDate != nil && !a.CancelledDate.IsZero() && !asOf.IsZero() && !a.CancelledDate.After(asOf) {
+		if !liveAt(cancelledOf(a), asOf) {
 			continue
 		}
 		if _, ok := byProduct[a.Product.ID]; !ok {
@@ -823,15 +863,24 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 //
 // It first checks the agreement's status: a cancelled or expired agreement
 // gives a *StaleAgreementError (psa.ErrConflict) and an inactive one a
-// conflict, and nothing is written. With req.Current naming an addition, it
-// PATCHes [{"op":"replace","path":"quantity","value":N}] (absolute, so
-// retried safely); nothing is sent when the quantity is already right.
-// Without one, it reads the agreement's active additions of the product: one
-// found is PATCHed, two are an ambiguity error, none is created with a POST
-// (product, quantity, billCustomer Billable, effectiveDate, the catalog's
-// price and cost) unless the quantity wanted is 0. A POST is never re-sent:
-// when its outcome is unknown the additions are read again, and the error
-// matches psa.ErrOutcomeUnknown only when that cannot tell.
+// conflict, and nothing is written. With req.Current naming an addition
+// live on req.EffectiveDate, it PATCHes
+// [{"op":"replace","path":"quantity","value":N}] (absolute, so retried
+// safely); nothing is sent when the quantity is already right. Without
+// one, it reads the agreement's active additions of the product and keeps
+// those live on the effective date, by the rule ReadLines uses (not
+// cancelled on or before it; see liveAt): one found is PATCHed, two are an
+// ambiguity error, none is created with a POST (product, quantity,
+// billCustomer Billable, effectiveDate, the catalog's price and cost)
+// unless the quantity wanted is 0. An addition still Active but cancelled
+// on or before the effective date is never PATCHed: it bills the periods
+// up to its cancelled date, which the quantity from the effective date is
+// not for, so the product gets a new addition from that date, as it does
+// once ConnectWise shows the old one as Cancelled. A PATCH answered with
+// an addition that ends before the effective date is a conflict. A POST is
+// never re-sent: when its outcome is unknown the additions are read again
+// (by the same rule), and the error matches psa.ErrOutcomeUnknown only
+// when that cannot tell.
 //
 // The status is read once per agreement, not once per line: CheckWrites
 // reads the status of every agreement a pass will write to, 100 a request,
@@ -883,7 +932,10 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 }
 
 func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
-	if cur := req.Current; cur != nil && cur.LineID != "" {
+	// A Current that ends before the effective date (read at another date
+	// than the one written) is not the addition to write: the additions
+	// are read again below, with the same rule as ReadLines.
+	if cur := req.Current; cur != nil && cur.LineID != "" && liveAt(cur.PeriodEnd, req.EffectiveDate) {
 		additionID, err := parseID("addition", cur.LineID)
 		if err != nil {
 			return nil, err
@@ -892,13 +944,14 @@ func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64,
 			l := *cur
 			return &l, nil
 		}
-		return b.patchQuantity(ctx, agreementID, productID, additionID, req.Quantity)
+		return b.patchQuantity(ctx, agreementID, productID, additionID, req.Quantity, req.EffectiveDate)
 	}
 
-	adds, err := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
+	all, err := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
 	if err != nil {
 		return nil, fmt.Errorf("connectwise: reading the additions of agreement %d: %w", agreementID, err)
 	}
+	adds := liveAdditions(all, req.EffectiveDate)
 	switch len(adds) {
 	case 0:
 	case 1:
@@ -906,12 +959,20 @@ func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64,
 			l, err := lineOf(agreementID, adds[0])
 			return &l, err
 		}
-		return b.patchQuantity(ctx, agreementID, productID, adds[0].ID, req.Quantity)
+		return b.patchQuantity(ctx, agreementID, productID, adds[0].ID, req.Quantity, req.EffectiveDate)
 	default:
 		return nil, ambiguous(agreementID, productID, adds)
 	}
 	if req.Quantity == 0 {
 		return &psa.ContractLine{ContractID: req.ContractID, ServiceID: req.ServiceID}, nil
+	}
+	for _, a := range all {
+		// Still Active, but cancelled on or before the effective date: it
+		// bills its own period and is left alone; the new quantity gets an
+		// addition of its own from the effective date.
+		b.client.logger.Info("ConnectWise addition ends before the effective date; adding another from that date",
+			"agreement", agreementID, "product", productID, "addition", a.ID,
+			"cancelled", cancelledOf(a).Format(time.DateOnly), "effective", req.EffectiveDate.Format(time.DateOnly))
 	}
 	return b.createAddition(ctx, agreementID, productID, req)
 }
@@ -1098,7 +1159,12 @@ func (b *Backend) forgetStatus(id int64) {
 	b.mu.Unlock()
 }
 
-func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, additionID, quantity int64) (*psa.ContractLine, error) {
+// patchQuantity sets the quantity of an addition that was live on eff when
+// read. The answer is checked: an addition of another product, one no
+// longer Active, or one whose cancelledDate is now on or before eff (it
+// changed since it was read) is a conflict, so that the next pass reads
+// the agreement again instead of taking the write as done.
+func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, additionID, quantity int64, eff time.Time) (*psa.ContractLine, error) {
 	a, _, err := b.client.AgreementAdditions.SetQuantity(ctx, agreementID, additionID, float64(quantity))
 	if errors.Is(err, psa.ErrNotFound) {
 		return nil, fmt.Errorf("connectwise: addition %d on agreement %d no longer exists (it changed since it was read); nothing was written: %w", additionID, agreementID, psa.ErrConflict)
@@ -1115,6 +1181,11 @@ func (b *Backend) patchQuantity(ctx context.Context, agreementID, productID, add
 	if a.AgreementStatus != "" && a.AgreementStatus != AgreementActive {
 		return nil, fmt.Errorf("connectwise: addition %d on agreement %d is %s (it changed since it was read), so the quantity %d does not bill: %w",
 			additionID, agreementID, a.AgreementStatus, quantity, psa.ErrConflict)
+	}
+	if c := cancelledOf(a); !liveAt(c, eff) {
+		return nil, fmt.Errorf("connectwise: addition %d on agreement %d ends on %s, before the effective date %s (its cancelled date changed since it was read): "+
+			"its quantity is now %d, which bills its last period, not the one from %s; check it in ConnectWise, the next pass adds the product again from the effective date: %w",
+			additionID, agreementID, c.Format(time.DateOnly), eff.Format(time.DateOnly), quantity, eff.Format(time.DateOnly), psa.ErrConflict)
 	}
 	l, err := lineOf(agreementID, a)
 	return &l, err
@@ -1146,8 +1217,11 @@ func (b *Backend) createAddition(ctx context.Context, agreementID, productID int
 	if !errors.Is(err, psa.ErrOutcomeUnknown) {
 		return nil, fmt.Errorf("connectwise: %s: %w", what, err)
 	}
-	// The POST may or may not have been applied: read, never re-send.
-	adds, rerr := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
+	// The POST may or may not have been applied: read, never re-send. An
+	// addition that ends before the effective date is not the one posted
+	// (nor one to write), as in setQuantity.
+	all, rerr := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
+	adds := liveAdditions(all, req.EffectiveDate)
 	switch {
 	case rerr != nil:
 		return nil, fmt.Errorf("connectwise: %s: %w; re-reading the additions to find out failed: %v", what, err, rerr)

@@ -65,7 +65,10 @@
 // neutral model maps to catalog items, companies, agreements and additions.
 // ReadLines reads the active additions of each agreement (one request per
 // 1,000 additions, as many agreements at a time as the client keeps in
-// flight, eight by default) and nothing else; per-agreement problems
+// flight, eight by default) and nothing else, and keeps those not
+// cancelled on or before asOf; SetQuantity, and its re-read after a lost
+// create, keep the additions by the same rule at the effective date, so
+// an addition that ends before it is never written; per-agreement problems
 // (missing, ambiguous, fractional) come back in a *ContractErrors alongside
 // the other agreements' lines. CheckWrites reads the status of the
 // agreements a pass will write to, 100 a request, before the first write,

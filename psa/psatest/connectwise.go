@@ -53,6 +53,9 @@ type ConnectWise struct {
 	byAgreement map[int64][]int64
 	nextID      map[string]int64
 	service     *cwServiceDesk // tickets and their settings; see connectwise_tickets.go
+	// additionsStayActive keeps an addition's agreementStatus Active after
+	// its cancelledDate passes (see WithConnectWiseAdditionsStayActive).
+	additionsStayActive bool
 }
 
 // ConnectWiseOption configures the simulated ConnectWise company; pass it
@@ -80,6 +83,26 @@ func WithConnectWiseCredentials(company, publicKey, privateKey, clientID string)
 // (ConnectWise documents none).
 func WithConnectWiseRateLimit(n int, per time.Duration) Option {
 	return WithConnectWise(func(cw *ConnectWise) { cw.rateLimit, cw.ratePer = n, per })
+}
+
+// WithConnectWiseAdditionsStayActive makes the simulator serve every
+// addition with agreementStatus "Active", also after its cancelledDate has
+// passed. By default an addition turns "Cancelled" once its cancelledDate
+// is not after the clock. The references do not say which ConnectWise
+// does (connectwise-and-sophos.md §6: whether an addition's
+// agreementStatus is derived from cancelledDate is unknown), so a client
+// must be right under both; this option is the stricter of the two, where
+// agreementStatus tells nothing about cancellation.
+func WithConnectWiseAdditionsStayActive() Option {
+	return WithConnectWise(func(cw *ConnectWise) { cw.additionsStayActive = true })
+}
+
+// SetAdditionsStayActive switches what WithConnectWiseAdditionsStayActive
+// sets, at any time.
+func (cw *ConnectWise) SetAdditionsStayActive(on bool) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.additionsStayActive = on
 }
 
 func newConnectWise(s *Server, c config) *ConnectWise {
@@ -225,7 +248,8 @@ type ConnectWiseAddition struct {
 	EffectiveDate time.Time `json:"effectiveDate"`
 	CancelledDate time.Time `json:"cancelledDate"`
 	// Status is the addition's agreementStatus as served (read-only):
-	// Cancelled once CancelledDate has passed, else Active.
+	// Cancelled once CancelledDate has passed, else Active; always Active
+	// with WithConnectWiseAdditionsStayActive.
 	Status string `json:"status"`
 }
 
@@ -459,11 +483,13 @@ func (cw *ConnectWise) additionsLocked() []ConnectWiseAddition {
 }
 
 // Quantity returns the quantity of the only active addition of a product on
-// an agreement; false when there is none or more than one.
+// an agreement whose cancelledDate, if any, is after the clock; false when
+// there is none or more than one.
 func (cw *ConnectWise) Quantity(agreementID, productID int64) (float64, bool) {
 	var found []ConnectWiseAddition
+	now := cw.clock()
 	for _, a := range cw.Additions(agreementID) {
-		if a.ProductID == productID && a.Status == "Active" {
+		if a.ProductID == productID && a.Status == "Active" && (a.CancelledDate.IsZero() || a.CancelledDate.After(now)) {
 			found = append(found, a)
 		}
 	}

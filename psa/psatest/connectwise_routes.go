@@ -354,7 +354,7 @@ func (cw *ConnectWise) renderAdditionLocked(rec map[string]any) map[string]any {
 	}
 	out["product"] = ref
 	status := "Active"
-	if c, err := parseCWTime(str(rec["cancelledDate"])); err == nil && !c.After(cw.clock()) {
+	if c, err := parseCWTime(str(rec["cancelledDate"])); err == nil && !c.After(cw.clock()) && !cw.additionsStayActive {
 		status = "Cancelled"
 	}
 	out["agreementStatus"] = status

@@ -205,7 +205,9 @@
 //     active product ({"id"} or {"identifier"}) and billCustomer, takes the
 //     catalog price and cost and the agreement's start date by default, and
 //     is refused on a cancelled or expired agreement. An addition's
-//     agreementStatus is Cancelled once its cancelledDate has passed.
+//     agreementStatus is Cancelled once its cancelledDate has passed;
+//     WithConnectWiseAdditionsStayActive (or SetAdditionsStayActive) keeps
+//     it Active, the other case the references leave open.
 //   - WithConnectWiseRateLimit(n, per) answers 429 with Retry-After beyond n
 //     requests in per; Fault and WithLatency apply as for Autotask.
 //
