@@ -38,12 +38,14 @@ var applyRequestLimits = map[psa.System]map[string]int{
 	},
 	// Kaseya BMS reads one contract with three requests (it has no GET of a
 	// contract), so its first batch is the list already: one contract
-	// lookup and one page each of the summary and the account lookup.
+	// lookup and one page each of the summary and the account lookup, and
+	// page 0 of the account lookup, which has no totalRecords (each
+	// process's client learns where its pages start).
 	psa.SystemKaseyaBMS: {
 		"POST /v2/admin/finance/services/services": applyServices,
 		"GET /v2/finance/contracts/lookup":         2,
 		"GET /v2/finance/contracts/summary":        2,
-		"GET /v2/crm/accounts/lookup":              2,
+		"GET /v2/crm/accounts/lookup":              2 * 2,
 		"POST /v2/security/authenticate":           2,
 	},
 }

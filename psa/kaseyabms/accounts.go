@@ -126,9 +126,15 @@ func (s *AccountsService) Lookup(ctx context.Context, opts *AccountLookupOptions
 	return out, resp, err
 }
 
+// accountLookupPath is the account lookup's endpoint, as collect keeps
+// its page base.
+const accountLookupPath = "/v2/crm/accounts/lookup"
+
 // LookupAll pages through the account lookup until a short or empty page.
+// The lookup has no totalRecords, so while the client does not know where
+// its pages start, the listing also asks for page 0, once (see collect).
 func (s *AccountsService) LookupAll(ctx context.Context, opts AccountLookupOptions) ([]*AccountLookup, *Response, error) {
-	return collect(s.client, "/v2/crm/accounts/lookup", func(page, size int) ([]*AccountLookup, *Response, error) {
+	return collect(s.client, accountLookupPath, func(page, size int) ([]*AccountLookup, *Response, error) {
 		o := opts
 		o.ListOptions = pageOptions(page, size)
 		return s.Lookup(ctx, &o)

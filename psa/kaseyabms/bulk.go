@@ -208,13 +208,19 @@ func (b *Backend) ContractReadCost(n int) int {
 // by id: the contract lookup (one request, it has no paging), the whole
 // contract summary and account lookup (both paged, DefaultPageSize a page),
 // joined as GetContracts joins them. The lookup's length counts the pages,
-// taking as many accounts as contracts.
+// taking as many accounts as contracts, and one request more while the
+// client has yet to learn where the account lookup's pages start (it has
+// no totalRecords, so its first listing asks for page 0 too).
 func (b *Backend) ListContracts(ctx context.Context, maxRequests int) (map[string]*psa.Contract, bool, error) {
 	looked, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{ExcludeExpiredContracts: true})
 	if err != nil {
 		return nil, false, err
 	}
-	if 1+2*((len(looked)+DefaultPageSize-1)/DefaultPageSize) > maxRequests {
+	cost := 1 + 2*((len(looked)+DefaultPageSize-1)/DefaultPageSize)
+	if _, known := b.client.firstPage(accountLookupPath); !known {
+		cost++
+	}
+	if cost > maxRequests {
 		return nil, false, nil
 	}
 	m, err := b.joinContracts(ctx, looked)

@@ -106,13 +106,16 @@ func TestBackend_ListContracts(t *testing.T) {
 	k.AddAccount("Globex")
 	dup := k.AddAccount("globex")
 	ambiguous := itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Globex Managed Services"}))
-	if got, ok, err := b.ListContracts(ctx, 4); err != nil || ok || got != nil {
-		t.Errorf("ListContracts(4) of 151 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
+	// Two pages each of the summary and the account lookup, and page 0 of
+	// the lookup, which has no totalRecords: the client has yet to learn
+	// where its pages start.
+	if got, ok, err := b.ListContracts(ctx, 5); err != nil || ok || got != nil {
+		t.Errorf("ListContracts(5) of 151 contracts = %d contracts, %v, %v; want none, false", len(got), ok, err)
 	}
 	srv.ResetRequests()
-	got, ok, err := b.ListContracts(ctx, 5)
+	got, ok, err := b.ListContracts(ctx, 6)
 	if err != nil || !ok {
-		t.Fatalf("ListContracts(5) = %v, %v", ok, err)
+		t.Fatalf("ListContracts(6) = %v, %v", ok, err)
 	}
 	counts := map[string]int{}
 	for _, r := range srv.Requests() {
@@ -120,7 +123,7 @@ func TestBackend_ListContracts(t *testing.T) {
 			counts[p]++
 		}
 	}
-	if want := map[string]int{"/v2/finance/contracts/lookup": 1, "/v2/finance/contracts/summary": 2, "/v2/crm/accounts/lookup": 2}; !reflect.DeepEqual(counts, want) {
+	if want := map[string]int{"/v2/finance/contracts/lookup": 1, "/v2/finance/contracts/summary": 2, "/v2/crm/accounts/lookup": 3}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("ListContracts of 151 contracts made requests %v, want %v", counts, want)
 	}
 	if len(got) != len(want) || got[ambiguous] != nil {
@@ -140,6 +143,10 @@ func TestBackend_ListContracts(t *testing.T) {
 	}
 	if n := len(srv.Requests()); n != 5 {
 		t.Errorf("GetContracts of %d ids made %d requests, want 5 (one lookup, two pages each of the summary and accounts)", len(want), n)
+	}
+	// Now that the client knows where the pages start, the list costs 5.
+	if _, ok, err := b.ListContracts(ctx, 5); err != nil || !ok {
+		t.Errorf("ListContracts(5) once the page base is known = %v, %v; want the list", ok, err)
 	}
 }
 

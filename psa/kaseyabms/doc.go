@@ -94,9 +94,9 @@
 //     or 1 (community scripts use both; the search body example uses 1).
 //     The client starts at 1 and stops when it has totalRecords records or
 //     gets an empty page (or, for listings without totalRecords, a short
-//     page). When that ends short of totalRecords, or a listing without
-//     totalRecords finds nothing, it asks for page 0 once and keeps what
-//     it learns per endpoint; fewer records than totalRecords in the end
+//     page). When that ends short of totalRecords, or the listing has no
+//     totalRecords (the account lookup), it asks for page 0 once and keeps
+//     what it learns per endpoint; fewer records than totalRecords in the end
 //     is an *IncompleteListError, never a silent partial list. The
 //     simulator counts from 1 and reads 0 as 1 unless SetPaging says
 //     otherwise.

@@ -725,12 +725,14 @@ var errStopPaging = errors.New("kaseyabms: stop paging")
 // scripts use both; the spec's example body uses 1). The reference advises
 // looping until an empty page or until totalRecords records have come, so
 // collect starts at 1 and stops there; when that ends short of
-// totalRecords, or a listing without totalRecords finds nothing, it asks
-// for page 0 once: records there that page 1 does not repeat are the first
-// page of an endpoint that counts from 0. What it learns (pages from 0, or
-// from 1: page 0 empty, refused or the same as page 1, or totalRecords
-// reached from page 1) is kept per endpoint for the client's lifetime, so
-// the probe costs one request at most once per endpoint.
+// totalRecords, or the listing has no totalRecords at all (the account
+// lookup: whatever page 1 held, it cannot tell whether a page came
+// before), it asks for page 0 once: records there that page 1 does not
+// repeat are the first page of an endpoint that counts from 0. What it
+// learns (pages from 0, or from 1: page 0 empty, refused or the same as
+// page 1, or totalRecords reached from page 1) is kept per endpoint for
+// the client's lifetime, so the probe costs one request at most once per
+// endpoint.
 //
 // A listing that still ends with fewer records than totalRecords (a server
 // that ignores PageNumber answers the first page again; records removed
@@ -749,7 +751,9 @@ func collect[T any](c *Client, endpoint string, fetch func(page, size int) ([]T,
 	if last != nil {
 		total = last.TotalRecords
 	}
-	complete := total >= 0 && len(all) >= total || total < 0 && len(all) > 0
+	// Without totalRecords nothing shows that the walk from page 1 missed
+	// a page 0: on an endpoint counting from 0, page 1 is the second page.
+	complete := total >= 0 && len(all) >= total
 	if !complete && !known {
 		items, resp, err := fetch(0, DefaultPageSize)
 		switch {
