@@ -135,9 +135,10 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			"new_status_id": idAttribute("Status of new tickets. When unset, the PSA's default status (Autotask's default " +
 				"status, the ConnectWise board's default). Required for Kaseya BMS."),
 			"closed_status_id": idAttribute("Status a ticket gets when its alert is resolved and `on_resolve` is `\"close\"` " +
-				"(Autotask *Complete*, a ConnectWise closed status of the board, a Kaseya BMS completed status)."),
+				"(Autotask *Complete*, a ConnectWise closed status of the board, a Kaseya BMS completed status). A ConnectWise " +
+				"ticket moved to another board gets that board's status of the same name."),
 			"reopen_status_id": idAttribute("Status a closed ticket gets when its alert comes back within `reopen_window` and " +
-				"`on_return` is `\"reopen\"`."),
+				"`on_return` is `\"reopen\"`. A ConnectWise ticket moved to another board gets that board's status of the same name."),
 			"priorities": schema.MapAttribute{
 				MarkdownDescription: "Priority id for each alert severity: keys `high`, `medium` and `low`. A severity without " +
 					"one gets the PSA's default priority.",

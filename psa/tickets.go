@@ -155,6 +155,13 @@ type TicketQuery struct {
 type TicketStatusUpdate struct {
 	TicketID string
 	StatusID string
+	// QueueID is the queue StatusID was chosen for (the routing's queue,
+	// a ConnectWise board), or "". ConnectWise keeps statuses per board:
+	// when a technician has moved the ticket to another board, the
+	// backend sets the status of the same name on that board instead, and
+	// says so when there is none. Backends whose statuses are not per
+	// queue ignore it.
+	QueueID string
 	// Note is added as an internal note with the change (the Autotask
 	// resolution, a ConnectWise internal note, the BMS resolve comment);
 	// "" adds none where the PSA allows it.

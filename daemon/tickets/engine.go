@@ -699,7 +699,7 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		}
 		// Setting a status is absolute: sent again only while the ticket
 		// is not closed, it cannot close twice or add a second note.
-		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, Note: note}); err != nil {
+		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID, Note: note}); err != nil {
 			return fmt.Errorf("closing ticket %s: %w (the next pass checks whether it closed)", cmp.Or(r.Number, r.TicketID), err)
 		}
 		r.ClosedBy = ClosedBySync
@@ -781,7 +781,7 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		return false, err
 	}
 	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
-	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, Note: note}); err != nil {
+	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID, Note: note}); err != nil {
 		t, gerr := e.psa.GetTicket(ctx, r.TicketID)
 		switch {
 		case gerr == nil && t.Closed:

@@ -1163,3 +1163,53 @@ func TestEngine_lostCreateSettleTime(t *testing.T) {
 		}
 	})
 }
+
+// A technician moves a ConnectWise ticket to another board: the close and
+// the reopen set the status of the routing's name on that board (each
+// board has its own statuses, and ConnectWise refuses another board's),
+// and a board without such a status fails the customer with an error
+// naming it, not a bare 400 every pass.
+func TestEngine_connectWiseTicketMovedToAnotherBoard(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemConnectWise)
+	cw := e.psaSim.ConnectWise()
+	r := routings[psa.SystemConnectWise]
+	r.ClosedStatusID = id(psatest.ConnectWiseStatusClosed) // "Closed", which Help Desk has too
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	tk := cw.Tickets()[0]
+	cw.MoveTicket(tk.ID, psatest.ConnectWiseBoardHelpDesk, psatest.ConnectWiseStatusHDNew)
+
+	e.sophos.ResolveAlert(acme, a.ID)
+	rep := e.pass(eng)
+	if tot := rep.Totals(); tot.Closed != 1 || tot.Err != nil {
+		t.Fatalf("pass after resolving = %+v", rep.Customers)
+	}
+	if got := cw.Tickets()[0]; !got.Closed || got.StatusID != psatest.ConnectWiseStatusHDClosed {
+		t.Errorf("ticket after the close = %+v, want Help Desk's Closed (%d)", got, psatest.ConnectWiseStatusHDClosed)
+	}
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || tot.Err != nil {
+		t.Fatalf("pass after the return = %+v", rep.Customers)
+	}
+	if got := cw.Tickets()[0]; got.Closed || got.StatusID != psatest.ConnectWiseStatusHDNew {
+		t.Errorf("ticket after the reopen = %+v, want Help Desk's New (%d)", got, psatest.ConnectWiseStatusHDNew)
+	}
+
+	// The routing's ">Resolved" has no match on Help Desk.
+	r.ClosedStatusID = id(psatest.ConnectWiseStatusResolved)
+	eng = e.engine(r)
+	e.sophos.ResolveAlert(acme, a.ID)
+	rep = e.pass(eng)
+	err := rep.Customers[0].Err
+	if err == nil || !strings.Contains(err.Error(), `board "Help Desk"`) || !strings.Contains(err.Error(), `no status named ">Resolved"`) {
+		t.Errorf("close to a status Help Desk lacks: %v, want an error naming the board and the status", err)
+	}
+	if got := cw.Tickets()[0]; got.Closed {
+		t.Errorf("ticket closed: %+v", got)
+	}
+}

@@ -98,6 +98,10 @@ type Backend struct {
 	writeOrder []int64
 	writePos   map[int64]int
 	flights    map[int64]*statusFlight
+
+	// boardStatus holds service boards' ticket statuses, by board, for
+	// SetTicketStatus (see boardStatusTTL).
+	boardStatus map[int64]cachedStatuses
 }
 
 // agreementState is what SetQuantity needs of an agreement to decide
@@ -129,6 +133,8 @@ func NewBackend(c *Client) *Backend {
 		statuses: map[int64]agreementState{},
 		writePos: map[int64]int{},
 		flights:  map[int64]*statusFlight{},
+
+		boardStatus: map[int64]cachedStatuses{},
 	}
 }
 

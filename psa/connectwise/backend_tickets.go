@@ -2,9 +2,11 @@ package connectwise
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -173,6 +175,20 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 
 // SetTicketStatus moves the ticket to a status of its board (a status whose
 // closedStatus is true closes it) and adds the note as an internal one.
+//
+// A status belongs to one board, and ConnectWise refuses another board's
+// (tickets.md §3.1). u.StatusID is a status of the routing's board,
+// u.QueueID; a technician may have moved the ticket to another board
+// since. When ConnectWise refuses the status as invalid and u.QueueID is
+// set, SetTicketStatus reads the ticket: on another board, it sets that
+// board's status of the same name (case-insensitive, active, as
+// psa.FindTicketLookup matches the names the configuration is written
+// with), which must close tickets when u.StatusID does and not otherwise.
+// A board without such a status is an error naming the ticket, both boards
+// and the status, and listing the board's statuses; nothing is set then.
+// The boards' statuses are kept for boardStatusTTL (10 minutes), except
+// those of a board that had no match, read again next time. The usual
+// case, a ticket still on its board, costs the one PATCH as before.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -184,7 +200,13 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	t, _, err := b.client.Tickets.Update(ctx, id, []PatchOperation{Replace("status", Reference{ID: status})})
 	if err != nil {
-		return nil, fmt.Errorf("connectwise: setting status of ticket %d: %w", id, err)
+		err = fmt.Errorf("connectwise: setting status of ticket %d: %w", id, err)
+	}
+	if errors.Is(err, psa.ErrValidation) && strings.TrimSpace(u.QueueID) != "" {
+		t, err = b.setStatusOnTicketBoard(ctx, id, status, u.QueueID, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
@@ -224,4 +246,133 @@ func toTicket(t *Ticket) *psa.Ticket {
 		out.StatusID = strconv.FormatInt(t.Status.ID, 10)
 	}
 	return out
+}
+
+// boardStatusTTL bounds how long SetTicketStatus keeps a board's statuses.
+const boardStatusTTL = 10 * time.Minute
+
+type cachedStatuses struct {
+	list []*BoardStatus
+	at   time.Time
+}
+
+// boardStatuses returns the statuses of a board, kept for boardStatusTTL.
+func (b *Backend) boardStatuses(ctx context.Context, board int64) ([]*BoardStatus, error) {
+	b.mu.Lock()
+	c, ok := b.boardStatus[board]
+	b.mu.Unlock()
+	if ok && b.now().Sub(c.at) < boardStatusTTL {
+		return c.list, nil
+	}
+	list, _, err := b.client.Boards.Statuses(ctx, board)
+	if err != nil {
+		return nil, fmt.Errorf("reading the statuses of board %d: %w", board, err)
+	}
+	b.mu.Lock()
+	b.boardStatus[board] = cachedStatuses{list: list, at: b.now()}
+	b.mu.Unlock()
+	return list, nil
+}
+
+func (b *Backend) forgetBoardStatuses(board int64) {
+	b.mu.Lock()
+	delete(b.boardStatus, board)
+	b.mu.Unlock()
+}
+
+// setStatusOnTicketBoard handles a status refused as invalid (refused,
+// which names the ticket): when the ticket is on another board than
+// queue, the board status was chosen for, it sets the status of the same
+// name on the ticket's board; otherwise refused stands. Its errors name
+// the ticket. See SetTicketStatus.
+func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID int64, queue string, refused error) (*Ticket, error) {
+	routing, err := parseID("board", queue)
+	if err != nil {
+		return nil, refused
+	}
+	t, _, err := b.client.Tickets.Get(ctx, ticketID)
+	if err != nil {
+		return nil, fmt.Errorf("%w; reading the ticket's board to find out why failed: %v", refused, err)
+	}
+	if t.Board == nil || t.Board.ID == 0 || t.Board.ID == routing {
+		return nil, refused
+	}
+	board := t.Board.ID
+	boardName := t.Board.Name
+	if boardName == "" {
+		boardName = strconv.FormatInt(board, 10)
+	}
+	statuses, err := b.boardStatuses(ctx, routing)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err)
+	}
+	var want *BoardStatus
+	for _, st := range statuses {
+		if st.ID == statusID {
+			want = st
+		}
+	}
+	if want == nil {
+		return nil, fmt.Errorf("%w; the ticket is on board %q now, and status %d is not one of board %d's either: check the ticket routing's statuses", refused, boardName, statusID, routing)
+	}
+	there, err := b.boardStatuses(ctx, board)
+	if err != nil {
+		return nil, fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err)
+	}
+	var active, inactive []*BoardStatus
+	for _, st := range there {
+		if !strings.EqualFold(strings.TrimSpace(st.Name), strings.TrimSpace(want.Name)) {
+			continue
+		}
+		if st.Inactive {
+			inactive = append(inactive, st)
+		} else {
+			active = append(active, st)
+		}
+	}
+	what := "status"
+	if want.ClosedStatus {
+		what = "closed status"
+	}
+	moved := fmt.Sprintf("ticket %d is on board %q (id %d) now, not on the routing's board %d, whose %s %q (id %d) it cannot take", ticketID, boardName, board, routing, what, want.Name, statusID)
+	switch {
+	case len(active) == 1 && active[0].ClosedStatus == want.ClosedStatus:
+	case len(active) == 1:
+		b.forgetBoardStatuses(board)
+		closes := "closes tickets"
+		if !active[0].ClosedStatus {
+			closes = "does not close tickets"
+		}
+		return nil, &psa.ValidationError{System: psa.SystemConnectWise, Messages: []string{fmt.Sprintf(
+			"%s, and its status %q (id %d) %s, unlike the routing's: rename one of them, or set the ticket's status by hand", moved, active[0].Name, active[0].ID, closes)}}
+	case len(active) > 1:
+		matches := make([]string, len(active))
+		for i, st := range active {
+			matches[i] = fmt.Sprintf("%s (id %d)", st.Name, st.ID)
+		}
+		return nil, fmt.Errorf("connectwise: %s: %w", moved, &psa.AmbiguousError{Kind: "ticket status", Query: fmt.Sprintf("name %q on board %q", want.Name, boardName), Matches: matches})
+	default:
+		b.forgetBoardStatuses(board)
+		names := make([]string, 0, len(there))
+		for _, st := range there {
+			if !st.Inactive {
+				names = append(names, strconv.Quote(st.Name))
+			}
+		}
+		why := "no status"
+		if len(inactive) > 0 {
+			why = "only an inactive status"
+		}
+		return nil, &psa.ValidationError{System: psa.SystemConnectWise, Messages: []string{fmt.Sprintf(
+			"%s, and that board has %s named %q (its active statuses: %s): add one there, or set the ticket's status by hand",
+			moved, why, want.Name, strings.Join(names, ", "))}}
+	}
+	st := active[0]
+	b.client.logger.Info("ConnectWise ticket is on another board than the routing's; setting the status of the same name there",
+		"ticket", ticketID, "board", board, "routing_board", routing, "status", st.ID, "routing_status", statusID)
+	t, _, err = b.client.Tickets.Update(ctx, ticketID, []PatchOperation{Replace("status", Reference{ID: st.ID})})
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: %s; setting its status %q (id %d) there: %w", moved, st.Name, st.ID, err)
+	}
+	return t, nil
 }

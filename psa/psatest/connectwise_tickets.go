@@ -514,3 +514,52 @@ func (cw *ConnectWise) SetTicketStatus(ticketID, statusID int64) {
 		panic(fmt.Sprintf("psatest: status %d: %v", statusID, errs))
 	}
 }
+
+// MoveTicket moves a ticket to another board and one of that board's
+// statuses out of band, as a technician would.
+func (cw *ConnectWise) MoveTicket(ticketID, boardID, statusID int64) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	sd := cw.deskLocked()
+	rec := cw.mustLocked(sd.tickets, "ticket", ticketID)
+	was := rec["closedFlag"] == true
+	upd := make(map[string]any, len(rec))
+	for k, v := range rec {
+		upd[k] = v
+	}
+	upd["board"] = map[string]any{"id": float64(boardID)}
+	upd["status"] = map[string]any{"id": float64(statusID)}
+	delete(upd, "type") // a type belongs to a board too
+	if errs := cw.checkTicketLocked(sd, upd, was); len(errs) > 0 {
+		panic(fmt.Sprintf("psatest: board %d, status %d: %v", boardID, statusID, errs))
+	}
+	for k := range rec {
+		delete(rec, k)
+	}
+	for k, v := range upd {
+		rec[k] = v
+	}
+}
+
+// ConnectWiseBoardStatus is a ticket status of a service board.
+type ConnectWiseBoardStatus struct {
+	BoardID  int64
+	Name     string
+	Closed   bool
+	Inactive bool
+}
+
+// AddBoardStatus adds a status to a board and returns its id.
+func (cw *ConnectWise) AddBoardStatus(st ConnectWiseBoardStatus) int64 {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	sd := cw.deskLocked()
+	cw.mustLocked(sd.boards, "board", st.BoardID)
+	var id int64 = 1
+	for x := range sd.statuses {
+		id = max(id, x+1)
+	}
+	sd.statuses[id] = map[string]any{"id": float64(id), "name": st.Name, "board": map[string]any{"id": float64(st.BoardID)},
+		"sortOrder": float64(len(sd.statuses)), "inactive": st.Inactive, "closedStatus": st.Closed, "defaultFlag": false}
+	return id
+}

@@ -305,7 +305,8 @@
 //     constants.
 //
 // Tickets(), TicketNotes() and SetTicketStatus() on each vendor's state
-// inspect tickets and change them out of band, as a technician would.
+// inspect tickets and change them out of band, as a technician would;
+// ConnectWise also has MoveTicket (to another board) and AddBoardStatus.
 //
 // # Inspection endpoints (NOT Autotask)
 //
