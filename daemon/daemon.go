@@ -160,8 +160,10 @@ type Daemon struct {
 	// ticketScheduleChanged the ticket scheduler.
 	scheduleChanged       chan struct{}
 	ticketScheduleChanged chan struct{}
-	// ticketMu makes ticket passes run one at a time inside the process.
-	ticketMu sync.Mutex
+	// ticketMu makes ticket passes run one at a time inside the process;
+	// ticketDryRuns rate-limits the dry runs API clients ask for.
+	ticketMu      sync.Mutex
+	ticketDryRuns freshPlanLimiter
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.

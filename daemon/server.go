@@ -92,6 +92,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
+//	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true} (bearer token;
+//	                            one ticket pass at a time, dry runs rate-limited)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
@@ -107,9 +109,10 @@ func (d *Daemon) newHTTPServer() *http.Server {
 // from memory and the state database only. API requests are bounded in
 // number and size (see maxConcurrentAPIRequests and maxRequestBody). A
 // standby (another psa-syncd holds the shared state database's leadership
-// lock) serves the read-only endpoints and forwards sync, resolve and the
-// lookup of a sync request to the active instance (at its
-// state.advertise_url), or refuses them with 503 naming it.
+// lock) serves the read-only endpoints and ticket dry runs, and forwards
+// sync, resolve, a ticket pass that writes and the lookup of a sync request
+// to the active instance (at its state.advertise_url), or refuses them with
+// 503 naming it.
 func (d *Daemon) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{
@@ -136,6 +139,9 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/plan", d.handleFreshPlan)
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
+	// A dry run is served here on a standby too: handleTickets forwards
+	// only a pass that writes.
+	token("POST /api/v1/tickets", d.handleTickets)
 	api("GET /api/v1/ledger", d.handleLedger)
 	api("GET /api/v1/unmapped", d.handleUnmapped)
 	token("GET /api/v1/backup", d.handleBackup)

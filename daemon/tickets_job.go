@@ -26,7 +26,7 @@ var ErrNoTicketRouting = errors.New("daemon: the mapping export has no ticket ro
 //
 // Ticket passes are independent of usage passes (their records and intents
 // are their own); callers run one ticket pass at a time (the ticket
-// scheduler, ticketLoop, holds ticketMu).
+// scheduler, ticketLoop, and POST /api/v1/tickets hold ticketMu).
 func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, error) {
 	snap := d.exp.Load()
 	if snap == nil {
@@ -73,11 +73,12 @@ func ticketCustomers(doc *export.Document) []tickets.Customer {
 	return customers
 }
 
-// snapshotTickets is the ticketRecord of the scheduled ticket passes.
+// snapshotTickets is the ticketRecord of the daemon's ticket passes (the
+// scheduled ones and those of POST /api/v1/tickets).
 const snapshotTickets = "tickets"
 
-// TicketStatus is a customer's ticket sync as of the last scheduled
-// ticket pass (GET /api/v1/customers, the status page).
+// TicketStatus is a customer's ticket sync as of the daemon's last ticket
+// pass (GET /api/v1/customers, the status page).
 type TicketStatus struct {
 	// Result is "succeeded" or "failed".
 	Result      string    `json:"result"`
@@ -113,7 +114,8 @@ type ticketRecord struct {
 func ticketStatusKey(source, customerID string) string { return source + "/" + customerID }
 
 // TicketStatuses returns each customer's ticket status by source and
-// customer id, as of the last scheduled ticket pass.
+// customer id, as of the daemon's last ticket pass that wrote (scheduled,
+// or through POST /api/v1/tickets).
 func (d *Daemon) TicketStatuses() (map[string]TicketStatus, error) {
 	var rec ticketRecord
 	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
@@ -210,6 +212,14 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 	}
 }
 
+// ticketPassWrites reports whether a ticket pass with doc writes: the
+// export has an enabled ticket routing, the integration is on and some
+// customer has ticket sync on. Only such passes are scheduled, and
+// recorded.
+func ticketPassWrites(doc *export.Document) bool {
+	return doc.Tickets != nil && doc.Tickets.Enabled && (doc.Integration == nil || doc.Integration.Enabled) && ticketSyncCount(doc) > 0
+}
+
 // scheduledTicketPass runs one ticket pass when the export has an enabled
 // ticket routing, the integration is on and some customer has ticket sync
 // on, and records its outcome in the metrics and the state database.
@@ -219,12 +229,20 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 		d.logger.Warn("Skipping ticket pass: no valid mapping export loaded")
 		return
 	}
-	doc := snap.doc
-	if doc.Tickets == nil || !doc.Tickets.Enabled || (doc.Integration != nil && !doc.Integration.Enabled) || ticketSyncCount(doc) == 0 {
+	if !ticketPassWrites(snap.doc) {
 		return
 	}
 	d.ticketMu.Lock()
 	defer d.ticketMu.Unlock()
+	_, _ = d.recordedTicketPass(ctx, snap.doc)
+}
+
+// recordedTicketPass runs a ticket pass that writes, for the customers of
+// doc, and records its outcome in the metrics, the state database and the
+// log, as scheduled passes and POST /api/v1/tickets do. The caller holds
+// ticketMu. It returns the pass's report and error; a pass stopped because
+// another instance became active (tickets.ErrNotLeader) is not recorded.
+func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (tickets.Report, error) {
 	start := d.now()
 	rep, err := d.TicketPass(ctx, false)
 	if errors.Is(err, tickets.ErrNotLeader) {
@@ -233,7 +251,7 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 		// its outcome is not recorded over the active instance's.
 		d.logger.Error("Ticket pass stopped: this psa-syncd is no longer the active instance, so it sends no more ticket "+
 			"writes; the active instance settles what this pass recorded", "err", err)
-		return
+		return rep, err
 	}
 	if err != nil {
 		// The pass failed before or while it went through the customers
@@ -262,6 +280,7 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 		d.logger.Info("Ticket pass finished", "created", t.Created, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
 			"summarised", t.Summarised, "deferred", t.Deferred, "settled", rep.Settled)
 	}
+	return rep, err
 }
 
 // recordTicketPass updates the ticket metrics and the stored ticket status
