@@ -1161,7 +1161,7 @@ func TestRun_badWebURL(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "backup.db")
 	for _, web := range []string{"127.0.0.1:9810", "prometheus:hunter2@host:9810", "http://u:hunter2%zz@host:9810"} {
 		for _, args := range [][]string{
-			{"sync"}, {"plan"}, {"status"}, {"ledger"},
+			{"sync"}, {"plan"}, {"status"}, {"ledger"}, {"tickets"},
 			{"resolve", "-intent", "1", "-posted"},
 			{"backup", "-output", out},
 		} {

@@ -73,6 +73,12 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values, v an
 
 // post sends body as JSON with the API token and decodes the answer into v.
 func (c *apiClient) post(ctx context.Context, path string, body, v any) error {
+	return c.postWithin(ctx, path, body, v, answerTimeout)
+}
+
+// postWithin is post for an endpoint that answers once its work is done,
+// waiting up to timeout for the answer.
+func (c *apiClient) postWithin(ctx context.Context, path string, body, v any, timeout time.Duration) error {
 	data, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -85,7 +91,7 @@ func (c *apiClient) post(ctx context.Context, path string, body, v any) error {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	return doJSON(req, v)
+	return doJSONWithin(req, v, timeout)
 }
 
 // pollInterval is how often a command that asked a running daemon for a
@@ -116,6 +122,8 @@ func (c *apiClient) waitRun(ctx context.Context, id string) (daemon.SyncTicket, 
 
 // lockedHint explains, after err from opening the state database, how to
 // reach the daemon that holds it, or returns "" when err is something else.
+// The example it gives for command works as given: with the API token for
+// the commands whose API endpoint needs it.
 func lockedHint(cfg *daemon.Config, command string, err error) string {
 	if err == nil || !strings.Contains(err.Error(), "is locked by another psa-syncd process") {
 		return ""
@@ -131,6 +139,25 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf("psa-syncd run is using the state database: ask it through its API instead, e.g. `psa-syncd %s -web.url http://%s` (its web.listen_address)",
-		command, net.JoinHostPort(host, port))
+	web := "-web.url http://" + net.JoinHostPort(host, port)
+	where := "URL: its web.listen_address, https:// when its -web.config.file serves TLS"
+	token, tokenNote := "-web.token-file FILE", "token: FILE holds its web.api_token, or set PSA_SYNCD_API_TOKEN instead of the flag"
+	if cfg != nil && cfg.Web.APITokenFile != "" {
+		token, tokenNote = "-web.token-file "+cfg.Web.APITokenFile, "token: its web.api_token_file, or set PSA_SYNCD_API_TOKEN instead of the flag"
+	}
+	var example string
+	switch command {
+	case "status", "ledger":
+		example = fmt.Sprintf("`psa-syncd %s %s` (%s)", command, web, where)
+	case "plan":
+		example = fmt.Sprintf("`psa-syncd plan %s %s` (%s; %s; without the token it shows the plan of the daemon's last pass)", web, token, where, tokenNote)
+	case "sync":
+		example = fmt.Sprintf("`psa-syncd sync %s %s` (%s; %s; for -dry-run, `psa-syncd plan` with the same flags)", web, token, where, tokenNote)
+	case "resolve", "tickets":
+		example = fmt.Sprintf("`psa-syncd %s %s %s` (%s; %s)", command, web, token, where, tokenNote)
+	default:
+		return fmt.Sprintf("psa-syncd run is using the state database: stop it first, or ask it through its HTTP API at http://%s (%s)",
+			net.JoinHostPort(host, port), where)
+	}
+	return "psa-syncd run is using the state database: ask it through its API instead, e.g. " + example
 }

@@ -98,10 +98,17 @@ func fetchIntents(ctx context.Context, api *apiClient) ([]daemon.IntentView, err
 	return out.Intents, nil
 }
 
+// answerTimeout is how long a command waits for an ordinary answer of
+// psa-syncd's API.
+const answerTimeout = 30 * time.Second
+
 // doJSON sends req to psa-syncd's API and decodes a 2xx answer into v; any
 // other answer is an error carrying the API's message.
-func doJSON(req *http.Request, v any) error {
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+func doJSON(req *http.Request, v any) error { return doJSONWithin(req, v, answerTimeout) }
+
+// doJSONWithin is doJSON waiting up to timeout for the answer.
+func doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
 		return err
 	}

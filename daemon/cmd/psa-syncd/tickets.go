@@ -4,24 +4,45 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
+	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 )
+
+// ticketPassTimeout is how long tickets -web.url waits for the daemon's
+// answer: a little longer than the daemon takes at most to write it.
+const ticketPassTimeout = 11 * time.Minute
 
 func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	var (
 		cf     commonFlags
+		rf     remoteFlags
 		dryRun bool
 	)
 	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
 		"of resolved alerts are closed or annotated. Exits non-zero when a customer failed.\n"+
-		"With -dry-run, print what the pass would create and close, and write nothing.")
+		"With -dry-run, print what the pass would create and close, and write nothing.\n"+
+		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
+		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
+		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
+		"daemon's last ticket pass.")
 	cf.register(fs)
+	rf.register(fs, true)
 	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create and close; write nothing to the PSA or the state.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	if api != nil {
+		return ticketsRemote(ctx, e, &cf, api, dryRun)
 	}
 	d, logger, code := cf.setup(e, nil)
 	if code >= 0 {
@@ -48,6 +69,13 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		return 1
 	}
 	printTickets(e.stdout, rep, dryRun)
+	return ticketsExit(logger, rep)
+}
+
+// ticketsExit logs each customer that failed and returns the exit code of
+// the pass: 1 when one did.
+func ticketsExit(logger *slog.Logger, rep tickets.Report) int {
+	rc := 0
 	for _, c := range rep.Customers {
 		if c.Err != nil {
 			logger.Error("Ticket pass failed for a customer", "source", c.Customer.Source, "customer", c.Customer.CustomerID, "err", c.Err)
@@ -55,6 +83,26 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		}
 	}
 	return rc
+}
+
+// ticketsRemote asks a running daemon for a ticket pass (or a dry run),
+// waits for its report and prints it like a local pass.
+func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient, dryRun bool) int {
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	var v daemon.TicketPassView
+	if err := api.postWithin(ctx, "/api/v1/tickets", map[string]bool{"dry_run": dryRun}, &v, ticketPassTimeout); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	rep := v.Report()
+	printTickets(e.stdout, rep, dryRun)
+	return ticketsExit(logger, rep)
 }
 
 // printTickets writes one line per customer and the totals.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestRun_remoteTickets: psa-syncd tickets -web.url asks the running
+// daemon, which holds the state database, for a ticket pass: a dry run
+// prints what tickets -dry-run prints without a daemon and sends the PSA
+// nothing that writes; the pass creates the ticket once, and the daemon
+// records it as its last ticket pass; a customer that fails gives exit
+// code 1, as locally. Without the token nothing runs (401), and dry runs
+// are rate-limited like plans.
+func TestRun_remoteTickets(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, sim, sop := ticketsSetupToken(t)
+
+	code, localDry, stderr := runCmd(t, "tickets", "-config.file", cfg, "-dry-run")
+	if code != 0 || !strings.Contains(localDry, "would create 1 tickets") {
+		t.Fatalf("tickets -dry-run without a daemon: exit %d\n%s\n%s", code, localDry, stderr)
+	}
+	base := startDaemon(t, cfg)
+	web := "-web.url=" + base
+
+	sim.ResetRequests()
+	for _, args := range [][]string{{"-dry-run"}, {}} {
+		code, stdout, stderr := runCmd(t, append([]string{"tickets", web}, args...)...)
+		if code != 1 || !strings.Contains(stderr, "401") || stdout != "" {
+			t.Errorf("tickets -web.url %v without a token: exit %d\n%s\n%s; want 1 and 401", args, code, stdout, stderr)
+		}
+	}
+	if len(sim.Requests()) != 0 {
+		t.Errorf("requests without a token reached the PSA: %+v", sim.Requests())
+	}
+
+	code, remoteDry, stderr := runCmd(t, "tickets", web, "-web.token-file", tokenFile, "-dry-run")
+	if code != 0 || remoteDry != localDry {
+		t.Errorf("tickets -web.url -dry-run: exit %d %s\n%s\nwant what tickets -dry-run prints without a daemon:\n%s", code, stderr, remoteDry, localDry)
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 0 {
+		t.Errorf("tickets after the remote dry run = %+v, want none", got)
+	}
+	for _, r := range sim.Requests() {
+		if r.Method != http.MethodGet {
+			t.Errorf("the dry run sent %s %s", r.Method, r.Path)
+		}
+	}
+	if code, _, stderr := runCmd(t, "tickets", web, "-web.token-file", tokenFile, "-dry-run"); code != 1 || !strings.Contains(stderr, "429") {
+		t.Errorf("a second dry run at once: exit %d, stderr %q; want 1 and 429", code, stderr)
+	}
+
+	code, stdout, stderr := runCmd(t, "tickets", web, "-web.token-file", tokenFile)
+	if code != 0 || !strings.Contains(stdout, "CREATED  ADOPTED  CLOSED") || !strings.Contains(stdout, "Acme ("+ticketsAcme+")  1") ||
+		!strings.Contains(stdout, "\ncreated 1, adopted 0, closed 0,") {
+		t.Fatalf("tickets -web.url: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 1 {
+		t.Fatalf("tickets after the remote pass = %+v, want one", got)
+	}
+	// The daemon recorded the pass as its last ticket pass.
+	var out struct {
+		Customers []struct {
+			CustomerID string `json:"customer_id"`
+			Tickets    *struct {
+				Result      string `json:"result"`
+				Created     int    `json:"created"`
+				OpenTickets int    `json:"open_tickets"`
+			} `json:"tickets"`
+		} `json:"customers"`
+	}
+	if err := json.Unmarshal([]byte(getBody(t, base+"/api/v1/customers")), &out); err != nil {
+		t.Fatal(err)
+	}
+	recorded := false
+	for _, c := range out.Customers {
+		if c.CustomerID == ticketsAcme && c.Tickets != nil {
+			recorded = c.Tickets.Result == "succeeded" && c.Tickets.Created == 1 && c.Tickets.OpenTickets == 1
+		}
+	}
+	if !recorded {
+		t.Errorf("GET /api/v1/customers after the remote pass = %+v; want Acme's ticket pass recorded", out.Customers)
+	}
+	if code, stdout, _ := runCmd(t, "tickets", web, "-web.token-file", tokenFile); code != 0 || !strings.Contains(stdout, "\ncreated 0,") || len(sim.Autotask().Tickets()) != 1 {
+		t.Errorf("second tickets -web.url: exit %d\n%s\nwant nothing new", code, stdout)
+	}
+	sop.DenyAlerts(ticketsAcme, true)
+	if code, stdout, stderr := runCmd(t, "tickets", web, "-web.token-file", tokenFile); code != 1 || !strings.Contains(stdout, "Access is denied") ||
+		!strings.Contains(stderr, "Ticket pass failed for a customer") {
+		t.Errorf("tickets -web.url with alerts denied: exit %d\n%s\n%s; want 1 naming the refusal", code, stdout, stderr)
+	}
+}
+
+// hintExample is the command line a "database is locked" hint gives.
+var hintExample = regexp.MustCompile("e\\.g\\. `psa-syncd ([^`]+)`")
+
+// Each command that finds the state database locked by psa-syncd run
+// suggests a command line that works against the running daemon as given:
+// its flags exist, and it carries the token (from web.api_token_file) where
+// the endpoint needs it.
+func TestRun_lockedHintsWork(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, sim, _ := ticketsSetupToken(t)
+	base := startDaemon(t, cfg)
+	for _, args := range [][]string{
+		{"status"}, {"ledger"}, {"plan"}, {"sync"}, {"tickets"}, {"resolve", "-intent", "1", "-posted"},
+	} {
+		code, _, stderr := runCmd(t, append([]string{args[0], "-config.file", cfg}, args[1:]...)...)
+		m := hintExample.FindStringSubmatch(stderr)
+		if code != 1 || m == nil {
+			t.Errorf("%v on the locked database: exit %d, stderr %q; want 1 and an example command line", args, code, stderr)
+			continue
+		}
+		example := strings.Fields(strings.Replace(m[1], "http://127.0.0.1:9810", base, 1))
+		if example[0] != args[0] || !strings.Contains(m[1], "-web.url http://127.0.0.1:9810") {
+			t.Errorf("%v: the hint suggests %q", args, m[1])
+			continue
+		}
+		if args[0] != "status" && args[0] != "ledger" && !strings.Contains(m[1], "-web.token-file "+tokenFile) {
+			t.Errorf("%v: the hint suggests %q, without the token file %s", args, m[1], tokenFile)
+		}
+		code, stdout, stderr := runCmd(t, append(example, args[1:]...)...)
+		switch {
+		case args[0] == "resolve":
+			// No intent 1 is open: the daemon's answer, not a refusal
+			// of the flags or the token.
+			if code != 1 || !strings.Contains(stderr, "409") {
+				t.Errorf("%v: exit %d\n%s\n%s; want 1 and the daemon's 409", example, code, stdout, stderr)
+			}
+		case code != 0:
+			t.Errorf("%v: exit %d\n%s\n%s", example, code, stdout, stderr)
+		}
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 1 {
+		t.Errorf("tickets after the suggested tickets command = %+v, want one", got)
+	}
+}
+
+// ticketsSetupToken is ticketsSetup with an SQLite state database and the
+// API token in a file the config names (web.api_token_file). It returns
+// the config file, the token file and the simulators.
+func ticketsSetupToken(t *testing.T) (string, string, *psatest.Server, *sophostest.Server) {
+	t.Helper()
+	tokenFile := filepath.Join(t.TempDir(), "api-token")
+	writeFile(t, tokenFile, "test-token\n")
+	cfg, sim, sop := ticketsSetup(t, fmt.Sprintf("state_dir: state\nweb: {api_token_file: %q}", tokenFile))
+	return cfg, tokenFile, sim, sop
+}
