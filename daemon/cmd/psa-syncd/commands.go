@@ -276,7 +276,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		// Computing a plan reads the PSA, so it needs the token; the last
 		// pass's plan does not.
 		if api.token != "" {
-			err = api.post(ctx, "/api/v1/plan", map[string]string{"customer": customer}, p)
+			err = api.postWithin(ctx, "/api/v1/plan", map[string]string{"customer": customer}, p, remotePassTimeout)
 		} else {
 			err = api.get(ctx, "/api/v1/plan", q, p)
 		}

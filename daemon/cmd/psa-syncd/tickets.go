@@ -12,9 +12,10 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 )
 
-// ticketPassTimeout is how long tickets -web.url waits for the daemon's
-// answer: a little longer than the daemon takes at most to write it.
-const ticketPassTimeout = 11 * time.Minute
+// remotePassTimeout is how long plan and tickets with -web.url wait for
+// the daemon's answer to a plan or ticket pass computed for them: a little
+// longer than the daemon takes at most to write it (10 minutes).
+const remotePassTimeout = 11 * time.Minute
 
 func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	var (
@@ -96,7 +97,7 @@ func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient,
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	var v daemon.TicketPassView
-	if err := api.postWithin(ctx, "/api/v1/tickets", map[string]bool{"dry_run": dryRun}, &v, ticketPassTimeout); err != nil {
+	if err := api.postWithin(ctx, "/api/v1/tickets", map[string]bool{"dry_run": dryRun}, &v, remotePassTimeout); err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
