@@ -160,6 +160,10 @@ type Daemon struct {
 	// ticketScheduleChanged the ticket scheduler.
 	scheduleChanged       chan struct{}
 	ticketScheduleChanged chan struct{}
+	// fullPassRecorded wakes the scheduler after a pass over all customers
+	// that recorded a run, so that a scheduled pass kept due (one that was
+	// refused or skipped) stops being due once a pass has run after it.
+	fullPassRecorded chan struct{}
 	// ticketMu makes ticket passes run one at a time inside the process;
 	// ticketDryRuns rate-limits the dry runs API clients ask for.
 	ticketMu      sync.Mutex
@@ -269,6 +273,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		scheduleChanged: make(chan struct{}, 1),
 
 		ticketScheduleChanged: make(chan struct{}, 1),
+		fullPassRecorded:      make(chan struct{}, 1),
 	}
 	if d.logger == nil {
 		d.logger = slog.New(slog.DiscardHandler)
@@ -459,6 +464,13 @@ func (d *Daemon) Export() *export.Document {
 
 // State returns the daemon's state database.
 func (d *Daemon) State() *state.DB { return d.db }
+
+// writesEnabled reports whether the loaded mapping export lets passes write
+// (see WritesDisabled): a pass that writes nothing is not a last run.
+func (d *Daemon) writesEnabled() bool {
+	doc := d.Export()
+	return doc != nil && (doc.Integration == nil || doc.Integration.Enabled)
+}
 
 // Ready reports whether the configuration and a valid mapping export are
 // loaded, so that passes can run.
@@ -1254,7 +1266,13 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 // so the pass it was is caught up at start-up too, at once when no full pass
 // ever finished. A reload that changes the schedule or time zone takes
 // effect at once. The next-run metric shows the scheduled time until that
-// pass has finished, then the next one.
+// pass has run and ended, then the next one. A scheduled pass that did not
+// run stays due too: one skipped because no valid mapping export was loaded
+// (it is queued as soon as one loads, as a restart would catch it up), and
+// one refused before it recorded a run (a state database that cannot begin
+// a run, Kaseya BMS's refusal of a state database without a ledger), which
+// the next scheduled time tries again. Either stops being due once a pass
+// over all customers has run after it.
 func (d *Daemon) scheduleLoop(ctx context.Context) {
 	base := d.now()
 	lastRun, interrupted := d.lastFullRun()
@@ -1265,19 +1283,53 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 	// and none ever finished, so no base gives the time it was due.
 	catchUp := lastRun.IsZero() && interrupted
 	var last string
-	// due is the time of the scheduled pass that was queued and has not
-	// finished yet (dueTicket): until it has, it is what the next-run
-	// metric shows, so that a pass that never runs or never ends shows as
-	// overdue instead of moving the next run on.
+	// due is the time of the earliest scheduled pass that has not run and
+	// ended: until one has, it is what the next-run metric shows, so that a
+	// pass that never runs or never ends shows as overdue instead of moving
+	// the next run on. dueTicket is the queued request of the last scheduled
+	// pass while it has not finished; skipped says that the pass due was
+	// skipped for want of a valid mapping export.
 	var (
 		due       time.Time
 		dueTicket string
+		skipped   bool
 	)
+	queue := func(at time.Time) {
+		tk := d.RequestSync("", usage.TriggerSchedule)
+		if due.IsZero() {
+			due = at
+		}
+		dueTicket, skipped = tk.ID, false
+		go func() {
+			if _, err := d.WaitTicket(ctx, tk.ID); err == nil {
+				d.poke()
+			}
+		}()
+	}
+	// ranSince clears due once a full pass recorded after it has ended.
+	ranSince := func(started time.Time) {
+		if !due.IsZero() && dueTicket == "" && !started.Before(due) {
+			due, skipped = time.Time{}, false
+		}
+	}
 	for {
 		if dueTicket != "" {
-			if t, ok := d.Ticket(dueTicket); !ok || t.Status == "done" || t.Status == "failed" {
+			t, ok := d.Ticket(dueTicket)
+			switch {
+			case !ok || t.Status == "done" || (t.Status == "failed" && t.RunID != 0):
+				// It ran and ended (a failure too: the last-run
+				// metrics report it).
 				due, dueTicket = time.Time{}, ""
+			case t.Status == "failed":
+				// Refused before it recorded a run: it did not run,
+				// so it stays due until a pass runs.
+				dueTicket = ""
 			}
+		}
+		if skipped && dueTicket == "" && d.Ready() {
+			// The export the skipped pass lacked has loaded.
+			d.logger.Info("Running the scheduled pass skipped for want of a mapping export", "due", due.Format(time.RFC3339))
+			queue(due)
 		}
 		sched, loc, err := d.activeSchedule()
 		var wait <-chan time.Time
@@ -1311,21 +1363,25 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			}
 			return
 		case <-d.scheduleChanged:
-			if t, _ := d.lastFullRun(); t.After(base) {
+			t, _ := d.lastFullRun()
+			if t.After(base) {
 				base, catchUp = t, false
 			}
+			ranSince(t)
+		case <-d.fullPassRecorded:
+			t, _ := d.lastFullRun()
+			ranSince(t)
 		case <-wait:
 			catchUp = false
-			if d.Ready() {
-				tk := d.RequestSync("", usage.TriggerSchedule)
-				due, dueTicket = next, tk.ID
-				go func() {
-					if _, err := d.WaitTicket(ctx, tk.ID); err == nil {
-						d.poke()
-					}
-				}()
-			} else {
-				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded")
+			switch {
+			case d.Ready():
+				queue(next)
+			default:
+				d.logger.Warn("Skipping scheduled pass: no valid mapping export loaded; it runs once one loads", "due", next.Format(time.RFC3339))
+				if due.IsZero() {
+					due = next
+				}
+				skipped = true
 			}
 			base = next
 			if now := d.now(); now.After(base) {
@@ -1377,7 +1433,20 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		if res != nil {
 			run = res.Run
 		}
+		var standby *StandbyError
+		if err != nil && run.ID == 0 && t.Customer == "" && t.Trigger == usage.TriggerSchedule && !errors.As(err, &standby) && d.writesEnabled() {
+			// Refused before it recorded a run: the last-run metrics
+			// say the scheduled pass failed, as a run that failed
+			// would, so that PsaSyncFailing fires.
+			d.metrics.engine().PassRefused(d.now())
+		}
 		d.queue.finish(t.ID, run, err, d.now())
+		if run.ID != 0 && t.Customer == "" {
+			select {
+			case d.fullPassRecorded <- struct{}{}:
+			default:
+			}
+		}
 		if err != nil {
 			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
 			continue

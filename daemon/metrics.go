@@ -38,7 +38,10 @@ type Metrics struct {
 	APIRequestDuration prometheus.ObserverVec // method
 	RateLimitedTotal   prometheus.Counter
 	ScheduleInterval   prometheus.Gauge
-	IntegrationEnabled prometheus.Gauge
+	// IntegrationEnabled has its one series (labelled system) only once
+	// an export has loaded: before, nothing says whether the integration
+	// is on, and a 0 would silence the alerts about passes.
+	IntegrationEnabled *prometheus.GaugeVec
 	Leader             prometheus.Gauge
 	NextRunTimestamp   prometheus.Gauge
 
@@ -59,7 +62,9 @@ type Metrics struct {
 // system, the usage engine's among them (usage.NewMetrics, kept as Usage,
 // whose Requests is the count of InstrumentRoundTripper), plus the build
 // info collector (psa_sync_build_info). Every
-// labelled series is created with value 0. It panics if a collector is
+// labelled series is created with value 0, except
+// psa_sync_integration_enabled, which appears when an export loads
+// (SetIntegrationEnabled). It panics if a collector is
 // already registered on reg, like promauto.
 func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	f := promauto.With(reg)
@@ -91,8 +96,8 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.IntegrationEnabled = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "integration_enabled",
-		Help:      "1 when the mapping export enables the integration (passes write to the PSA), 0 when it is switched off.",
-	}, []string{"system"}).With(sys)
+		Help:      "1 when the mapping export in use enables the integration (passes write to the PSA), 0 when it switches it off; absent until an export has loaded.",
+	}, []string{"system"})
 	m.Leader = f.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "leader",
@@ -249,9 +254,10 @@ func reloaded(success, stamp prometheus.Gauge, ok bool, t time.Time) {
 	stamp.Set(float64(t.UnixNano()) / 1e9)
 }
 
-// SetIntegrationEnabled records whether the export enables the integration.
+// SetIntegrationEnabled records whether the export in use enables the
+// integration; the series exists from the first call on.
 func (m *Metrics) SetIntegrationEnabled(enabled bool) {
-	m.IntegrationEnabled.Set(boolFloat(enabled))
+	m.IntegrationEnabled.WithLabelValues(m.system).Set(boolFloat(enabled))
 }
 
 // SetScheduleInterval records the nominal interval of the active schedule.

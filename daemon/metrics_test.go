@@ -69,7 +69,7 @@ psa_sync_rate_limited_total{system="autotask"} 0
 		"psa_sync_runs_total", "psa_sync_last_run_timestamp_seconds", "psa_sync_last_success_timestamp_seconds",
 		"psa_sync_run_duration_seconds", "psa_sync_lines_total", "psa_sync_customers", "psa_sync_unmapped",
 		"psa_sync_rate_limited_total", "psa_sync_api_budget_remaining", "psa_sync_schedule_interval_seconds",
-		"psa_sync_integration_enabled", "psa_sync_export_last_reload_successful",
+		"psa_sync_export_last_reload_successful",
 		"psa_sync_export_last_reload_success_timestamp_seconds", "psa_sync_config_last_reload_successful",
 		"psa_sync_config_last_reload_success_timestamp_seconds", "psa_sync_build_info",
 		"psa_sync_api_budget_limit", "psa_sync_next_run_timestamp_seconds", "psa_sync_pass_in_progress",
@@ -78,6 +78,12 @@ psa_sync_rate_limited_total{system="autotask"} 0
 		if !got[name] {
 			t.Errorf("metric %s is not registered", name)
 		}
+	}
+	// Whether the integration is on is not known before an export has
+	// loaded: a 0 would silence the alerts about passes (their "unless
+	// integration_enabled == 0") after a restart without a valid export.
+	if got["psa_sync_integration_enabled"] {
+		t.Error("psa_sync_integration_enabled is exported before any export has loaded, want it absent")
 	}
 }
 

@@ -233,6 +233,20 @@ func (m *Metrics) Progress() (run int64, done, total int) {
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
+// PassRefused records a pass over all customers that was refused before it
+// recorded a run (the state database could not begin one, or holds no
+// ledger for Kaseya BMS) as the last one, failed at t. Nothing is stored:
+// a restart restores the last recorded run's result, and the scheduler
+// keeps such a pass due (psa_sync_next_run_timestamp_seconds) until a pass
+// runs.
+func (m *Metrics) PassRefused(t time.Time) {
+	if m == nil {
+		return
+	}
+	m.setLastRunResult("failure")
+	m.LastRunTimestamp.Set(unixSeconds(t))
+}
+
 // setLastRunResult marks result as the last full pass's result.
 func (m *Metrics) setLastRunResult(result string) {
 	for _, r := range RunResults {
