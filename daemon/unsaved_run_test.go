@@ -22,8 +22,8 @@ import (
 // held until a restart.
 func TestDaemon_unsavedRunSettlesAcrossPasses(t *testing.T) {
 	t.Parallel()
-	real := time.Now().UTC()
-	now := time.Date(real.Year(), real.Month(), 15, 10, 0, 0, 0, time.UTC)
+	wall := time.Now().UTC()
+	now := time.Date(wall.Year(), wall.Month(), 15, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	e := dtSetup(t, dtOptions{
 		simOptions: []psatest.Option{psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments",

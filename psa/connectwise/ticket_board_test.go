@@ -71,9 +71,9 @@ func TestBackend_SetTicketStatus_noSuchStatusOnTheTicketsBoard(t *testing.T) {
 	}
 	n := mustInt(t, tk.ID)
 	cw.MoveTicket(n, psatest.ConnectWiseBoardHelpDesk, psatest.ConnectWiseStatusHDNew)
-	close := psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: id(psatest.ConnectWiseStatusResolved), QueueID: alerts, Note: "cleared"}
+	closing := psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: id(psatest.ConnectWiseStatusResolved), QueueID: alerts, Note: "cleared"}
 
-	_, err = b.SetTicketStatus(ctx, close)
+	_, err = b.SetTicketStatus(ctx, closing)
 	if !errors.Is(err, psa.ErrValidation) {
 		t.Fatalf("close to a status Help Desk lacks: %v, want a validation error", err)
 	}
@@ -88,7 +88,7 @@ func TestBackend_SetTicketStatus_noSuchStatusOnTheTicketsBoard(t *testing.T) {
 
 	// A status of that name that does not close tickets is no match.
 	cw.AddBoardStatus(psatest.ConnectWiseBoardStatus{BoardID: psatest.ConnectWiseBoardHelpDesk, Name: ">resolved"})
-	_, err = b.SetTicketStatus(ctx, close)
+	_, err = b.SetTicketStatus(ctx, closing)
 	if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), "does not close tickets") {
 		t.Errorf("close to a Help Desk status that does not close: %v, want a validation error saying so", err)
 	}
