@@ -3,10 +3,8 @@ package daemon
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -139,11 +137,7 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 	}
 	defer d.ticketMu.Unlock()
 	if body.DryRun {
-		wait, ok := d.ticketDryRuns.start(d.now())
-		if !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
-			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("a ticket dry run is made at most once every %s: try again in %s",
-				freshPlanInterval, wait.Round(time.Second)))
+		if !d.ticketDryRuns.admit(w, d.now(), "a ticket dry run is made", "") {
 			return
 		}
 		defer d.ticketDryRuns.done()

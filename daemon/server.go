@@ -665,11 +665,7 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
-	wait, ok := d.freshPlans.start(d.now())
-	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("a plan is computed at most once every %s: try again in %s, or GET /api/v1/plan for the last pass's plan",
-			freshPlanInterval, wait.Round(time.Second)))
+	if !d.freshPlans.admit(w, d.now(), "a plan is computed", ", or GET /api/v1/plan for the last pass's plan") {
 		return
 	}
 	defer d.freshPlans.done()
@@ -710,6 +706,18 @@ func (l *freshPlanLimiter) start(now time.Time) (wait time.Duration, ok bool) {
 	}
 	l.running, l.last = true, now
 	return 0, true
+}
+
+// admit starts a run at now, or answers 429 with Retry-After: "<what> at
+// most once every <interval>: try again in <wait><hint>".
+func (l *freshPlanLimiter) admit(w http.ResponseWriter, now time.Time, what, hint string) bool {
+	wait, ok := l.start(now)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)+1))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("%s at most once every %s: try again in %s%s",
+			what, freshPlanInterval, wait.Round(time.Second), hint))
+	}
+	return ok
 }
 
 func (l *freshPlanLimiter) done() {
