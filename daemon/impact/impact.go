@@ -87,6 +87,14 @@ type Totals struct {
 	Down         int     `json:"down"`
 	// Unknown counts lines whose delta could not be computed.
 	Unknown int `json:"unknown"`
+	// Held counts the lines the next pass under the proposed mappings
+	// holds for review: they keep their units, which MonthlyDelta counts,
+	// until the change is released.
+	Held int `json:"held"`
+	// HeldMoved is true when a held line lost a product that the proposed
+	// mappings move to another service: until the hold is released, that
+	// product's usage bills on both lines.
+	HeldMoved bool `json:"held_moved,omitempty"`
 }
 
 // Line is one contract line in the report. Quantities and amounts are nil
@@ -112,6 +120,13 @@ type Line struct {
 	// CurrentSynced and ProposedSynced say whether psa-syncd sets the line.
 	CurrentSynced  bool `json:"current_synced"`
 	ProposedSynced bool `json:"proposed_synced"`
+	// CurrentHeld and ProposedHeld are set when the next pass under the
+	// current or the proposed mappings holds the line's change for review
+	// instead of writing it: the line then keeps its units (Current or
+	// Proposed is the quantity it has now), and Held says what the change
+	// would set once released.
+	CurrentHeld  *Held `json:"current_held,omitempty"`
+	ProposedHeld *Held `json:"proposed_held,omitempty"`
 	// UnitPrice and ProposedUnitPrice are the price per unit: the line's own
 	// where the PSA has one, else the service's (PriceFrom says which).
 	UnitPrice         *float64 `json:"unit_price"`
@@ -126,6 +141,23 @@ type Line struct {
 	MonthlyDelta *float64 `json:"monthly_delta"`
 	// Why says what in the plan changes the line.
 	Why string `json:"why"`
+	// heldMoved is set when the line is held and lost a product that the
+	// proposed mappings map to another service (Totals.HeldMoved).
+	heldMoved bool
+}
+
+// Held is a change the pass holds for review instead of writing it.
+type Held struct {
+	// Units is what the change sets on the line once it is released.
+	Units int64 `json:"units"`
+	// Approvable is true for a change the decrease guard holds
+	// (policies.max_decrease_percent), which `psa-syncd sync --approve`
+	// releases; false for one held because the line's units change again
+	// later in the billing month, which no pass writes.
+	Approvable bool `json:"approvable"`
+	// MonthlyDelta is the line's monthly delta once the change is released
+	// (nil when unknown).
+	MonthlyDelta *float64 `json:"monthly_delta"`
 }
 
 // SyncChange is a customer whose usage sync starts or stops.
@@ -224,7 +256,15 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		rep.NotComputed = append(rep.NotComputed, "Quantities now: Kaseya BMS cannot report a contract line's units, and psa-syncd's ledger (its state database) is not available here; prices are the services' (BMS lines have none of their own that can be read).")
 	}
 
-	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown}
+	rep.NotComputed = append(rep.NotComputed, tp.Unresolved...)
+	if usageKnown {
+		usageProblems(rep, o.SourceName, cur, prop, src.records(cur.Period))
+	}
+	rep.NotComputed = append(rep.NotComputed, failures(cur, prop)...)
+
+	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown, failed: map[failedKey]bool{}}
+	records := src.records(cur.Period)
+	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
 	c.unmapped(rep, cur, prop, usageKnown)
@@ -254,6 +294,12 @@ func total(lines []Line) Totals {
 		}
 		t.MonthlyDelta += *l.MonthlyDelta
 	}
+	for _, l := range lines {
+		if l.ProposedHeld != nil {
+			t.Held++
+			t.HeldMoved = t.HeldMoved || l.heldMoved
+		}
+	}
 	t.MonthlyDelta = round2(t.MonthlyDelta)
 	return t
 }
@@ -265,6 +311,14 @@ type compare struct {
 	tp                *TerraformPlan
 	current, proposed *export.Document
 	usageKnown        bool
+	// failed holds the customers that a plan fails as a whole, by plan:
+	// their lines are unknown (withFailedLines).
+	failed map[failedKey]bool
+}
+
+type failedKey struct {
+	proposed                   bool
+	source, customer, contract string
 }
 
 type lineKey struct{ source, customer, contract, service string }
@@ -318,8 +372,8 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		case either.CurrentKnown:
 			l.Now = ptr(either.Current)
 		}
-		l.Current = c.quantity(l.CurrentSynced, cc, l.Now)
-		l.Proposed = c.quantity(l.ProposedSynced, cp, l.Now)
+		l.Current, l.CurrentHeld = c.quantity(l.CurrentSynced, cc, l.Now)
+		l.Proposed, l.ProposedHeld = c.quantity(l.ProposedSynced, cp, l.Now)
 
 		svc, managed := c.tp.serviceByID(k.service)
 		priceChanged := managed && !svc.Created && svc.Before != nil && svc.After != nil && *svc.Before != *svc.After
@@ -344,7 +398,21 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			l.BillingPeriod = p
 		}
 		l.MonthlyDelta = delta(l, same, monthsBefore, monthsAfter)
+		// What the line would bill once its held changes are released.
+		released := l
+		if h := l.CurrentHeld; h != nil {
+			released.Current = ptr(h.Units)
+		}
+		if h := l.ProposedHeld; h != nil {
+			released.Proposed = ptr(h.Units)
+		}
+		for _, h := range []*Held{l.CurrentHeld, l.ProposedHeld} {
+			if h != nil {
+				h.MonthlyDelta = delta(released, same, monthsBefore, monthsAfter)
+			}
+		}
 		l.Why = c.why(l, cc, cp, svc, priceChanged)
+		l.heldMoved = l.ProposedHeld != nil && c.moved(l.Source, added(cc.Products, cp.Products))
 		rep.Lines = append(rep.Lines, l)
 	}
 	slices.SortFunc(rep.Lines, func(a, b Line) int {
@@ -354,16 +422,173 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 	})
 }
 
+// failures are the Not computed entries of the customers that the plans
+// fail as a whole (the PSA could not read their contract, their usage
+// could not be read): each names the customer, the contract and the error,
+// which the PSA client has already stripped of credentials. A failure of
+// both plans is one entry.
+func failures(cur, prop *usage.Plan) []string {
+	type key struct{ source, customer, contract, err string }
+	in := map[key][2]bool{}
+	var order []key
+	var names []string
+	for i, p := range []*usage.Plan{cur, prop} {
+		for _, f := range p.Failures {
+			k := key{f.Source, f.CustomerID, f.ContractID, f.Error}
+			seen, ok := in[k]
+			if !ok {
+				order = append(order, k)
+				names = append(names, f.CustomerName)
+			}
+			seen[i] = true
+			in[k] = seen
+		}
+	}
+	var out []string
+	for i, k := range order {
+		which := map[[2]bool]string{{true, false}: "the current mappings", {false, true}: "the proposed mappings", {true, true}: "the current and the proposed mappings"}[in[k]]
+		contract := ""
+		if k.contract != "" {
+			contract = " on contract " + k.contract
+		}
+		out = append(out, fmt.Sprintf("The lines of customer %s%s, under %s (shown as ? where the plan changes them): %s.",
+			nameID(names[i], k.customer), contract, which, strings.TrimSuffix(k.err, ".")))
+	}
+	return out
+}
+
+// usageProblems reports what in the usage makes the quantities say nothing
+// about what the mappings bill: no usage at all for the period (usual early
+// in the month, before the vendor has data), or none that feeds a mapped
+// line. A pass then leaves every line as it is, so the report would show no
+// change where the mappings will bill once usage arrives: that goes to Not
+// computed, which heads the report with the Incomplete warning. The source's
+// other problems (rows it skipped or could not read, which a pass reports
+// as warnings or as a customer's failure) are listed under Notes.
+func usageProblems(rep *Report, sourceName string, cur, prop *usage.Plan, records []source.Record) {
+	missing := map[string][2]bool{}
+	var order []string
+	var notes []string
+	for i, p := range []*usage.Plan{cur, prop} {
+		for _, pr := range p.Problems {
+			text := pr.String()
+			if !errors.Is(pr.Err, usage.ErrUsageMissing) {
+				if !slices.Contains(notes, text) {
+					notes = append(notes, text)
+				}
+				continue
+			}
+			seen, ok := missing[text]
+			if !ok {
+				order = append(order, text)
+			}
+			seen[i] = true
+			missing[text] = seen
+		}
+	}
+	if len(records) == 0 && len(order) == 0 {
+		// missing_usage: keep records no problem for it.
+		order = append(order, fmt.Sprintf("%s: no usage at all for %s", sourceName, cur.Period))
+		missing[order[0]] = [2]bool{true, true}
+	}
+	for _, text := range order {
+		which := map[[2]bool]string{{true, false}: "the current mappings", {false, true}: "the proposed mappings", {true, true}: "the current and the proposed mappings"}[missing[text]]
+		rep.NotComputed = append(rep.NotComputed, fmt.Sprintf("Quantities under %s: %s. Until usage arrives a pass changes no line, so this report cannot show what the mappings bill once it does.",
+			which, strings.TrimSuffix(text, ".")))
+	}
+	const maxNotes = 5
+	for i, n := range notes {
+		if i == maxNotes {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d more problems with the usage from %s (see `psa-syncd plan`).", len(notes)-i, sourceName))
+			break
+		}
+		rep.Notes = append(rep.Notes, "Usage problem: "+n)
+	}
+}
+
+// withFailedLines returns p with a failed change for every line of a
+// customer that p fails as a whole and that has none: such a customer has
+// no changes at all when its contract could not be read. The lines are
+// those its usage feeds under doc's mappings and those that the other
+// plan has on the same contract for a service doc maps; their quantities
+// are unknown, so the report shows them as ? wherever the plans differ.
+func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Plan, records []source.Record) *usage.Plan {
+	if len(p.Failures) == 0 {
+		return p
+	}
+	doc := c.current
+	if proposed {
+		doc = c.proposed
+	}
+	services := map[string][]string{} // service id -> products with sync on, as the engine has them
+	names := map[string]string{}
+	byProduct := map[string]string{}
+	for _, pm := range doc.ProductMappings {
+		if pm.SyncEnabled {
+			services[pm.Source+"\x00"+pm.ServiceID] = append(services[pm.Source+"\x00"+pm.ServiceID], pm.Product)
+			names[pm.ServiceID] = cmp.Or(names[pm.ServiceID], pm.ServiceName)
+			byProduct[pm.Source+"\x00"+pm.Product] = pm.ServiceID
+		}
+	}
+	for _, ps := range services {
+		slices.Sort(ps)
+	}
+	has := map[lineKey]bool{}
+	for _, ch := range p.Changes {
+		has[keyOf(ch)] = true
+	}
+	out := *p
+	out.Changes = slices.Clone(p.Changes)
+	for _, f := range p.Failures {
+		c.failed[failedKey{proposed, f.Source, f.CustomerID, f.ContractID}] = true
+		cust := &usage.ChangeCustomer{Source: f.Source, CustomerID: f.CustomerID, CustomerName: f.CustomerName, ContractID: f.ContractID}
+		if cm, ok := doc.Customer(f.Source, f.CustomerID); ok {
+			cust.CompanyID = cm.CompanyID
+		}
+		var ids []string
+		for _, r := range records {
+			if r.CustomerID == f.CustomerID {
+				if id, ok := byProduct[f.Source+"\x00"+r.Product]; ok && !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
+		for _, ch := range other.Changes {
+			if ch.Source == f.Source && ch.CustomerID == f.CustomerID && ch.ContractID == f.ContractID && !slices.Contains(ids, ch.ServiceID) {
+				if _, ok := services[f.Source+"\x00"+ch.ServiceID]; ok {
+					ids = append(ids, ch.ServiceID)
+				}
+			}
+		}
+		for _, id := range ids {
+			k := lineKey{f.Source, f.CustomerID, f.ContractID, id}
+			if has[k] {
+				continue
+			}
+			has[k] = true
+			out.Changes = append(out.Changes, usage.Change{ChangeCustomer: cust,
+				ChangeService: &usage.ChangeService{ServiceID: id, ServiceName: names[id], Products: services[f.Source+"\x00"+id]},
+				Action:        usage.ActionFailed, Reason: f.Error})
+		}
+	}
+	return &out
+}
+
 // quantity is what a pass leaves on a line: the change's desired quantity
-// when psa-syncd sets the line, else the quantity now.
-func (c *compare) quantity(synced bool, ch usage.Change, now *int64) *int64 {
+// when psa-syncd sets the line, else the quantity now. A change the pass
+// holds for review (the decrease guard, or a mid-period adjustment later in
+// the month) is not written: the line keeps the units the pass read, and
+// the hold says what it would become.
+func (c *compare) quantity(synced bool, ch usage.Change, now *int64) (*int64, *Held) {
 	switch {
 	case !synced:
-		return now
+		return now, nil
 	case ch.Action == usage.ActionFailed || !c.usageKnown:
-		return nil
+		return nil, nil
+	case ch.Action == usage.ActionHeld:
+		return ptr(ch.Current), &Held{Units: ch.Desired, Approvable: ch.Approvable()}
 	}
-	return ptr(ch.Desired)
+	return ptr(ch.Desired), nil
 }
 
 // servicePrice is a service's unit price before (after = false) or after
@@ -511,15 +736,47 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 			parts = append(parts, fmt.Sprintf("service price %s → %s", money(*svc.Before), money(*svc.After)))
 		}
 	}
-	for _, ch := range []usage.Change{cc, cp} {
+	for i, ch := range []usage.Change{cc, cp} {
 		switch {
-		case ch.Action == usage.ActionFailed:
+		case ch.Action != usage.ActionFailed:
+		case c.failed[failedKey{i == 1, ch.Source, ch.CustomerID, ch.ContractID}]:
+			parts = append(parts, "cannot be computed: the customer's lines could not be planned (see Not computed)")
+		default:
 			parts = append(parts, "cannot be computed: "+ch.Reason)
-		case ch.Action == usage.ActionHeld && c.usageKnown:
-			parts = append(parts, "the pass would hold this change for review")
 		}
 	}
+	hp, hc := l.ProposedHeld, l.CurrentHeld
+	switch {
+	case hp != nil:
+		parts = append(parts, heldText(hp, *l.Proposed, true))
+	case hc != nil && l.ProposedSynced:
+		parts = append(parts, "under the current mappings the next pass would hold this line: "+heldText(hc, *l.Current, false))
+	case hc != nil:
+		parts = append(parts, "under the current mappings the next pass would hold it: "+heldText(hc, *l.Current, false))
+	}
 	return strings.Join(slices.Compact(parts), "; ")
+}
+
+// heldText says that a line is held for review at units, what releases it
+// and, with withDelta, the line's monthly delta then.
+func heldText(h *Held, units int64, withDelta bool) string {
+	if !h.Approvable {
+		return fmt.Sprintf("held for review: stays at %d, since its units change again later in the billing month (no pass sets %d, not even `sync --approve`)", units, h.Units)
+	}
+	s := fmt.Sprintf("held for review (decrease guard): stays at %d until `psa-syncd sync --approve`, which sets %d", units, h.Units)
+	if withDelta && h.MonthlyDelta != nil {
+		s += fmt.Sprintf(" (monthly Δ then %s)", signed(*h.MonthlyDelta))
+	}
+	return s
+}
+
+// moved reports whether any of products is mapped, with sync on, to a
+// service under the proposed mappings.
+func (c *compare) moved(source string, products []string) bool {
+	return slices.ContainsFunc(products, func(p string) bool {
+		pm, ok := c.proposed.Product(source, p)
+		return ok && pm.SyncEnabled
+	})
 }
 
 // productsGone says why products no longer feed a service under the

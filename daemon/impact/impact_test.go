@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,7 +37,9 @@ func report(t *testing.T, o impact.Options, planJSON []byte, current *export.Doc
 		t.Fatalf("ReadTerraformPlan: %v", err)
 	}
 	o.SourceName = impacttest.SourceName
-	o.Policies = usage.DefaultPolicies
+	if o.Policies == (usage.Policies{}) {
+		o.Policies = usage.DefaultPolicies
+	}
 	o.Now = func() time.Time { return impacttest.Now }
 	rep, err := impact.Compute(t.Context(), o, current, tp)
 	if err != nil {
@@ -67,16 +71,30 @@ func golden(t *testing.T, name, got string) {
 }
 
 // TestBillingImpact_changes runs one plan per kind of change against the
-// Autotask simulator and compares the Markdown report with a golden file.
+// Autotask simulator and compares the Markdown report with a golden file
+// (and the JSON one, for a few). Once the plan is applied, it runs the sync
+// pass psa-syncd would run, and checks that every line the report says
+// psa-syncd sets is left as the report's Proposed column says.
 func TestBillingImpact_changes(t *testing.T) {
 	t.Parallel()
+	withJSON := map[string]bool{"product_moved_held": true, "indexed_services_unresolved": true}
 	for _, c := range impacttest.Changes {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			w := impacttest.New(t, psa.SystemAutotask)
-			w.Plan(t, impacttest.Before, c.Config, func(planJSON []byte, current *export.Document) {
+			if c.Usage != "" {
+				w.UsageNow = c.Usage
+			}
+			var rep *impact.Report
+			w.AfterApply = func(doc *export.Document) { checkSync(t, w, doc, rep) }
+			before := impacttest.Before
+			if c.Before != "" {
+				before = c.Before
+			}
+			w.Plan(t, before, c.Config, func(planJSON []byte, current *export.Document) {
 				w.Sim.ResetRequests()
-				_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+				var md string
+				rep, md = report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
 				golden(t, c.Name+".md", md)
 				units := 0
 				for _, r := range w.Sim.Requests() {
@@ -94,8 +112,61 @@ func TestBillingImpact_changes(t *testing.T) {
 				if want := map[bool]int{false: 1, true: 2}[c.Name == "customer_moved"]; units != want {
 					t.Errorf("the report read contract units %d times, want %d", units, want)
 				}
+				if withJSON[c.Name] {
+					_, js := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatJSON)
+					golden(t, c.Name+".json", js)
+				}
 			})
 		})
+	}
+}
+
+// checkSync runs the sync pass that psa-syncd runs after the plan is
+// applied, on the export the apply wrote, and checks that it leaves every
+// line that the report says psa-syncd sets at the report's Proposed
+// quantity: the desired one where the pass writes, the one now where it
+// holds the change for review.
+func checkSync(t *testing.T, w *impacttest.World, doc *export.Document, rep *impact.Report) {
+	t.Helper()
+	if rep == nil {
+		t.Fatal("the plan check did not compute a report")
+	}
+	res, err := w.Engine().Sync(t.Context(), doc, usage.PassOptions{Trigger: usage.TriggerCLI})
+	if err != nil {
+		t.Fatalf("sync after apply: %v", err)
+	}
+	for _, l := range rep.Lines {
+		if !l.ProposedSynced || l.Proposed == nil {
+			continue
+		}
+		var found *usage.Change
+		for i, ch := range res.Plan.Changes {
+			if ch.CustomerID == l.CustomerID && ch.ContractID == l.ContractID &&
+				(ch.ServiceID == l.ServiceID || l.NewService && ch.ServiceName == l.ServiceName) {
+				found = &res.Plan.Changes[i]
+			}
+		}
+		if found == nil {
+			if !l.NewService || !strings.HasPrefix(l.ServiceName, "(known after apply)") {
+				t.Errorf("line %s/%s (%s): the report says psa-syncd sets it to %d, but the pass after apply has no such line", l.CustomerID, l.ContractID, l.ServiceName, *l.Proposed)
+			}
+			continue
+		}
+		left := found.Desired
+		switch found.Action {
+		case usage.ActionHeld:
+			left = found.Current
+		case usage.ActionFailed:
+			t.Errorf("line %s/%s (%s): the pass after apply failed it: %s", l.CustomerID, l.ContractID, l.ServiceName, found.Reason)
+			continue
+		}
+		if left != *l.Proposed {
+			t.Errorf("line %s/%s (%s): the report says the pass leaves %d (held %v), the pass after apply leaves %d (%s: %s)",
+				l.CustomerID, l.ContractID, l.ServiceName, *l.Proposed, l.ProposedHeld != nil, left, found.Action, found.Reason)
+		}
+		if (found.Action == usage.ActionHeld) != (l.ProposedHeld != nil) {
+			t.Errorf("line %s/%s (%s): the pass after apply %s it, the report has it held %v", l.CustomerID, l.ContractID, l.ServiceName, found.Action, l.ProposedHeld != nil)
+		}
 	}
 }
 
@@ -338,4 +409,77 @@ func TestReadTerraformPlan_errored(t *testing.T) {
 	if _, err := impact.ReadTerraformPlan(data); err != nil {
 		t.Errorf("ReadTerraformPlan(plan of Terraform 1.5.7, which has no errored field) = %v; want no error", err)
 	}
+}
+
+// TestBillingImpact_psaReadFails: the PSA answers the ping, but reading the
+// contract lines fails (a 5xx, or a 403 for an API user without rights on
+// ContractServiceUnits), so every customer fails as a whole and neither
+// plan has a single line. The report must not say "No billing change": it
+// is headed as incomplete, names each customer with its contract and the
+// error, and shows the line the plan adds as unknown. An error that quotes
+// the request carries no credential into the report.
+func TestBillingImpact_psaReadFails(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, impacttest.Before, impacttest.Changes[0].Config, func(planJSON []byte, current *export.Document) {
+		for _, tc := range []struct {
+			status int
+			echo   bool
+		}{{http.StatusForbidden, false}, {http.StatusInternalServerError, false}, {http.StatusInternalServerError, true}} {
+			w.Sim.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/ContractServiceUnits/*", Status: tc.status, EchoRequest: tc.echo})
+			rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+			w.Sim.ClearFaults()
+			name := fmt.Sprintf("status %d (echo %t)", tc.status, tc.echo)
+			if tc.status == http.StatusForbidden {
+				u, err := url.Parse(w.Sim.AutotaskBaseURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, "psa_lines_forbidden.md", strings.ReplaceAll(md, u.Host, "simulator"))
+			}
+			if rep.NoChange() || !strings.Contains(md, "> [!WARNING]\n> Incomplete report") {
+				t.Errorf("%s: report without the Incomplete warning, or with no change:\n%s", name, md)
+			}
+			var customers []string
+			for _, n := range rep.NotComputed {
+				for _, c := range []string{"acme-tenant", "globex-tenant"} {
+					if strings.Contains(n, "customer Acme ("+c+") on contract") || strings.Contains(n, "customer Globex ("+c+") on contract") {
+						customers = append(customers, c)
+					}
+				}
+			}
+			if !cmp.Equal(customers, []string{"acme-tenant", "globex-tenant"}) {
+				t.Errorf("%s: not computed = %q, want one entry per customer", name, rep.NotComputed)
+			}
+			if len(rep.Lines) != 1 || !rep.Lines[0].NewService || rep.Lines[0].Proposed != nil || rep.Lines[0].MonthlyDelta != nil {
+				t.Errorf("%s: lines = %+v, want Acme's new MDR line with an unknown quantity and delta", name, rep.Lines)
+			}
+			for _, secret := range []string{psatest.DefaultAutotaskSecret, psatest.DefaultAutotaskIntegrationCode} {
+				if strings.Contains(md, secret) {
+					t.Errorf("%s: the report holds the credential %q:\n%s", name, secret, md)
+				}
+			}
+		}
+	})
+}
+
+// TestBillingImpact_noUsageYet: the vendor has no usage for the month yet
+// (early in the month with usage_period: current). A pass then leaves every
+// line as it is, so the plan's new mapping changes no line now; the report
+// says that what the mappings bill could not be computed, under
+// missing_usage zero (where the engine records the problem) and keep.
+func TestBillingImpact_noUsageYet(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.UsageNow = "customer_id,customer_name,product,quantity\n"
+	w.Plan(t, impacttest.Before, impacttest.Changes[0].Config, func(planJSON []byte, current *export.Document) {
+		_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		golden(t, "no_usage_yet.md", md)
+		keep := usage.DefaultPolicies
+		keep.MissingUsage = usage.MissingUsageKeep
+		rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source, Policies: keep}, planJSON, current, impact.FormatMarkdown)
+		if len(rep.NotComputed) != 1 || !strings.Contains(rep.NotComputed[0], "no usage at all for 2026-11") || !strings.Contains(md, "Incomplete report") {
+			t.Errorf("missing_usage keep: not computed = %q, want the missing usage:\n%s", rep.NotComputed, md)
+		}
+	})
 }

@@ -68,6 +68,16 @@ func (r *Report) summary() string {
 		}
 		parts = append(parts, s)
 	}
+	if r.Totals.Held > 0 {
+		s := plural(r.Totals.Held, "line is", "lines are") + " held for review and keep their current units, as the amounts count them, until `psa-syncd sync --approve`"
+		if r.Totals.Held == 1 {
+			s = "1 line is held for review and keeps its current units, as the amounts count them, until `psa-syncd sync --approve`"
+		}
+		if r.Totals.HeldMoved {
+			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"
+		}
+		parts = append(parts, s)
+	}
 	starts, stops := 0, 0
 	for _, sc := range r.UsageSync {
 		if sc.Starts {
@@ -128,7 +138,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		b.WriteString("|---|---|---|--:|--:|--:|--:|--:|---|\n")
 		for _, l := range r.Lines {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID),
-				md(serviceLabel(l, true)), quantity(l.Now), quantity(l.Current), quantity(l.Proposed), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
+				md(serviceLabel(l, true)), quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
 		}
 	}
 	if len(r.UsageSync) > 0 {
@@ -180,7 +190,7 @@ func writeTable(w io.Writer, r *Report) error {
 			fmt.Fprintln(w, "Some figures could not be computed:")
 		}
 	} else {
-		fmt.Fprintf(w, "%s.\n", capitalize(r.summary()))
+		fmt.Fprintf(w, "%s.\n", strings.ReplaceAll(capitalize(r.summary()), "`", ""))
 	}
 	for _, n := range r.NotComputed {
 		fmt.Fprintf(w, "Not computed: %s\n", n)
@@ -191,7 +201,7 @@ func writeTable(w io.Writer, r *Report) error {
 		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tNOW\tCURRENT\tPROPOSED\tUNIT PRICE\tMONTHLY DELTA\tWHY")
 		for _, l := range r.Lines {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nameID(l.CustomerName, l.CustomerID), l.ContractID, serviceLabel(l, false),
-				quantity(l.Now), quantity(l.Current), quantity(l.Proposed), prices(l), deltaText(l.MonthlyDelta), l.Why)
+				quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), l.Why)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -266,6 +276,15 @@ func quantity(q *int64) string {
 		return "?"
 	}
 	return strconv.FormatInt(*q, 10)
+}
+
+// heldQuantity shows what a pass leaves on a line, marked when the pass
+// holds the line's change for review (it keeps q).
+func heldQuantity(q *int64, h *Held) string {
+	if h == nil {
+		return quantity(q)
+	}
+	return quantity(q) + " (held)"
 }
 
 // prices shows the unit price, or how it changes. The price of a side

@@ -79,3 +79,14 @@ func (s *onceSource) failed() error {
 	defer s.mu.Unlock()
 	return s.err
 }
+
+// records returns the usage fetched for p: nil when none was fetched, the
+// stand-in when usage could not be read.
+func (s *onceSource) records(p source.Period) []source.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.fetched[p]; r != nil {
+		return r.Records
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package impact
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,17 +28,28 @@ type TerraformPlan struct {
 	// Services are the psa_service resources of the plan by address,
 	// including those that do not change (their values are the PSA's as
 	// refreshed by the plan).
-	Services map[string]*PlannedService
-	changes  []*tfjson.ResourceChange
-	config   *tfjson.Config
+	Services  map[string]*PlannedService
+	changes   []*tfjson.ResourceChange
+	config    *tfjson.Config
+	variables map[string]*tfjson.PlanVariable
 	// Notes are values the plan leaves unknown that the report cannot
 	// resolve, said in words.
 	Notes []string
+	// Unresolved says, for each service reference that the report could
+	// not resolve to a psa_service of the plan, which mappings use it: the
+	// lines of those mappings stand under a placeholder service without a
+	// price. Set by Apply.
+	Unresolved []string
 }
 
 // PlannedService is a psa_service resource in a plan.
 type PlannedService struct {
 	Address string
+	// Resource is Address without the instance key (psa_service.extra for
+	// psa_service.extra["mdr"]), and Index the instance key (a string for
+	// for_each, a number for count, nil without either).
+	Resource string
+	Index    any
 	// ID is the service id, or a placeholder when the plan creates the
 	// service (or replaces it).
 	ID string
@@ -87,7 +99,7 @@ func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 	if err := p.UnmarshalJSON(data); err != nil {
 		return nil, fmt.Errorf("reading the Terraform plan: %w", err)
 	}
-	tp := &TerraformPlan{Services: map[string]*PlannedService{}, config: p.Config}
+	tp := &TerraformPlan{Services: map[string]*PlannedService{}, config: p.Config, variables: p.Variables}
 	for _, rc := range p.ResourceChanges {
 		if rc.Mode != tfjson.ManagedResourceMode || rc.Change == nil || rc.DeposedKey != "" || !strings.HasPrefix(rc.Type, "psa_") {
 			continue
@@ -104,7 +116,8 @@ func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
 	a := rc.Change.Actions
 	before, after := values(rc.Change.Before), values(rc.Change.After)
 	unknown := values(rc.Change.AfterUnknown)
-	s := &PlannedService{Address: rc.Address, Created: a.Create() || a.Replace(), Deleted: a.Delete() && !a.Replace()}
+	s := &PlannedService{Address: rc.Address, Resource: resourceAddress(rc), Index: rc.Index,
+		Created: a.Create() || a.Replace(), Deleted: a.Delete() && !a.Replace()}
 	if id, ok := after["id"].(string); ok && id != "" && !s.Created {
 		s.ID = id
 	} else if id, ok := before["id"].(string); ok && id != "" && !s.Created {
@@ -164,7 +177,9 @@ func (tp *TerraformPlan) Changed() bool {
 // from (a service id of a psa_service that the plan creates), never a guess.
 func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, error) {
 	doc := current.Clone()
-	tp.Notes = nil
+	tp.Notes, tp.Unresolved = nil, nil
+	unresolved := map[string][]string{} // reference -> mapping addresses
+	var refs []string
 	// Deletions first, so that a mapping replaced under another key, or a
 	// key that moves from one resource to another, ends up present.
 	for _, rc := range tp.changes {
@@ -198,6 +213,15 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 			if s, ok := tp.serviceByID(pm.ServiceID); ok && s.Name != "" && (pm.ServiceName == "" || isUnknown(pm.ServiceName)) {
 				pm.ServiceName = s.Name
 			}
+			if ref := v.unresolved["service_id"]; ref != "" {
+				if isUnknown(pm.ServiceName) {
+					pm.ServiceName = pm.ServiceID // the placeholder names what it refers to
+				}
+				if _, ok := unresolved[ref]; !ok {
+					refs = append(refs, ref)
+				}
+				unresolved[ref] = append(unresolved[ref], rc.Address)
+			}
 			doc.PutProduct(pm)
 		case "psa_customer_mapping":
 			doc.PutCustomer(export.CustomerMapping{
@@ -209,6 +233,10 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 			doc.Integration = &export.Integration{Enabled: v.bool("enabled"), Schedule: v.str("schedule"), Timezone: v.str("timezone")}
 		}
 		tp.Notes = append(tp.Notes, v.notes...)
+	}
+	for _, ref := range refs {
+		tp.Unresolved = append(tp.Unresolved, fmt.Sprintf("The service of %s (%s): which service it is becomes known only after apply, and the report cannot tell from the plan (it resolves a psa_service instance by a literal key, each.key, count.index, or each.value of a for_each given literally or by a root variable); their lines stand under one placeholder service, without a price.",
+			strings.Join(unresolved[ref], ", "), ref))
 	}
 	if err := doc.Validate(); err != nil {
 		return nil, fmt.Errorf("the mapping export after this plan would be invalid: %w", err)
@@ -226,6 +254,9 @@ type plannedValues struct {
 	tp      *TerraformPlan
 	rc      *tfjson.ResourceChange
 	notes   []string
+	// unresolved holds, by attribute, the reference of an unknown value
+	// that str could not resolve to a planned psa_service.
+	unresolved map[string]string
 }
 
 func (tp *TerraformPlan) planned(rc *tfjson.ResourceChange) *plannedValues {
@@ -243,7 +274,8 @@ func (v *plannedValues) str(name string) string {
 	if v.unknown[name] != true {
 		return ""
 	}
-	if svc := v.tp.referencedService(v.rc, name); svc != nil {
+	svc, ref := v.tp.referencedService(v.rc, name)
+	if svc != nil {
 		switch name {
 		case "service_id":
 			return svc.ID
@@ -252,6 +284,21 @@ func (v *plannedValues) str(name string) string {
 				return svc.Name
 			}
 		}
+	}
+	if svc == nil && name == "service_id" {
+		if v.unresolved == nil {
+			v.unresolved = map[string]string{}
+		}
+		v.unresolved[name] = cmp.Or(ref, v.address+"."+name)
+		if ref != "" {
+			// Every mapping that refers to the same thing shares one
+			// placeholder: their usage adds up on one line, as it will
+			// on the service they all turn out to name.
+			return unknownPrefix + ref
+		}
+	}
+	if svc == nil && ref != "" {
+		return unknownPrefix + ref
 	}
 	return unknownPrefix + v.address + "." + name
 }
@@ -275,19 +322,30 @@ func str(m map[string]any, name string) string {
 }
 
 // referencedService returns the psa_service that the configuration of rc's
-// attribute refers to (service_id = psa_service.mdr.id), or nil.
-func (tp *TerraformPlan) referencedService(rc *tfjson.ResourceChange, attr string) *PlannedService {
+// attribute refers to (service_id = psa_service.mdr.id), or nil and what it
+// refers to ("" when nothing). A reference to an instance of a psa_service
+// with for_each or count is resolved where its key is literal, or is
+// each.key, count.index (rc's own key) or each.value of a for_each that
+// the plan gives (a literal, or a root module variable); else where the
+// resource has only one instance, since any other key would fail the plan.
+func (tp *TerraformPlan) referencedService(rc *tfjson.ResourceChange, attr string) (*PlannedService, string) {
 	cr := tp.configResource(rc)
 	if cr == nil {
-		return nil
+		return nil, ""
 	}
 	expr := cr.Expressions[attr]
-	if expr == nil || expr.ExpressionData == nil {
-		return nil
+	if expr == nil || expr.ExpressionData == nil || len(expr.References) == 0 {
+		return nil, ""
 	}
 	prefix := ""
 	if rc.ModuleAddress != "" {
 		prefix = rc.ModuleAddress + "."
+	}
+	var index []string // the references that may be an index
+	for _, ref := range expr.References {
+		if !strings.HasPrefix(ref, "psa_service.") {
+			index = append(index, ref)
+		}
 	}
 	for _, ref := range expr.References {
 		if !strings.HasPrefix(ref, "psa_service.") {
@@ -295,10 +353,96 @@ func (tp *TerraformPlan) referencedService(rc *tfjson.ResourceChange, attr strin
 		}
 		addr := prefix + strings.TrimSuffix(strings.TrimSuffix(ref, ".name"), ".id")
 		if s, ok := tp.Services[addr]; ok {
-			return s
+			return s, ""
+		}
+		if strings.ContainsAny(addr[len(prefix):], `["`) || strings.Count(addr[len(prefix):], ".") != 1 {
+			continue
+		}
+		// psa_service.extra[<expression>]: which instance?
+		var instances []*PlannedService
+		for _, s := range tp.Services {
+			if s.Resource == addr && !s.Deleted {
+				instances = append(instances, s)
+			}
+		}
+		if key, ok := tp.eachKey(cr, rc, index); ok {
+			for _, s := range instances {
+				if sameKey(s.Index, key) {
+					return s, ""
+				}
+			}
+		}
+		if len(instances) == 1 && instances[0].Index != nil {
+			return instances[0], ""
+		}
+		if len(index) > 0 {
+			return nil, addr + "[" + strings.Join(index, ", ") + "]"
+		}
+		return nil, addr
+	}
+	return nil, prefix + expr.References[0]
+}
+
+// eachKey is the value of the one index expression of refs, each.key,
+// count.index or each.value, for the instance rc of resource cr.
+func (tp *TerraformPlan) eachKey(cr *tfjson.ConfigResource, rc *tfjson.ResourceChange, refs []string) (any, bool) {
+	if len(refs) != 1 || rc.Index == nil {
+		return nil, false
+	}
+	switch refs[0] {
+	case "each.key", "count.index":
+		return rc.Index, true
+	case "each.value":
+	default:
+		return nil, false
+	}
+	key, ok := rc.Index.(string)
+	if !ok || cr.ForEachExpression == nil || cr.ForEachExpression.ExpressionData == nil {
+		return nil, false
+	}
+	fe := cr.ForEachExpression.ExpressionData
+	value := fe.ConstantValue
+	if value == nil && rc.ModuleAddress == "" && len(fe.References) == 1 && strings.HasPrefix(fe.References[0], "var.") {
+		if v := tp.variables[strings.TrimPrefix(fe.References[0], "var.")]; v != nil {
+			value = v.Value
 		}
 	}
-	return nil
+	switch value := value.(type) {
+	case map[string]any:
+		v, ok := value[key]
+		return v, ok
+	case []any:
+		// A set of strings: each.value is each.key.
+		return key, slices.Contains(value, any(key))
+	}
+	return nil, false
+}
+
+// sameKey reports whether two instance keys are the same: strings, or
+// numbers (count indexes decode as float64).
+func sameKey(a, b any) bool {
+	switch a := a.(type) {
+	case string:
+		b, ok := b.(string)
+		return ok && a == b
+	case float64:
+		switch b := b.(type) {
+		case float64:
+			return a == b
+		case json.Number:
+			f, err := b.Float64()
+			return err == nil && a == f
+		}
+	}
+	return false
+}
+
+// resourceAddress is rc's address without its instance key.
+func resourceAddress(rc *tfjson.ResourceChange) string {
+	if rc.ModuleAddress != "" {
+		return rc.ModuleAddress + "." + rc.Type + "." + rc.Name
+	}
+	return rc.Type + "." + rc.Name
 }
 
 // configResource finds the configuration block of rc, in the root module or

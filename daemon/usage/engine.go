@@ -563,7 +563,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		if e.policies.UsagePeriod == UsagePeriodCurrent {
 			why = fmt.Errorf("%w (a vendor that publishes a month's usage only once the month has ended needs policies.usage_period: %s)", why, UsagePeriodPrevious)
 		}
-		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName, Err: why})
+		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName, Err: usageMissingError{why}})
 	}
 
 	usage := map[string][]usedQuantity{} // customer -> its summed usage, by product
@@ -585,8 +585,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		// a problem with the report, not every customer stopping at once.
 		missing = MissingUsageKeep
 		p.plan.Problems = append(p.plan.Problems, source.Problem{Where: srcName,
-			Err: fmt.Errorf("no usage in %s feeds a mapped line (%d rows, none of a customer with usage sync on and a product with sync on; see the unmapped usage): lines without usage are left as they are this pass",
-				period, len(rep.Records))})
+			Err: usageMissingError{fmt.Errorf("no usage in %s feeds a mapped line (%d rows, none of a customer with usage sync on and a product with sync on; see the unmapped usage): lines without usage are left as they are this pass",
+				period, len(rep.Records))}})
 	}
 	// A line has a change when it exists or has usage; the changes go
 	// straight into the plan, sized for those with usage, which at most
@@ -724,6 +724,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	return p, nil
 }
+
+// ErrUsageMissing marks the Problem a pass records when its usage sets no
+// line: there is none at all for the period, or none that feeds a mapped
+// line. Lines without usage are then left as they are, whatever
+// policies.missing_usage says, so the pass's quantities say nothing about
+// what the mappings bill once usage arrives.
+var ErrUsageMissing = errors.New("usage: no usage sets a mapped line")
+
+// usageMissingError is a Problem's error that is ErrUsageMissing, with its
+// own text.
+type usageMissingError struct{ error }
+
+func (e usageMissingError) Is(target error) bool { return target == ErrUsageMissing }
+func (e usageMissingError) Unwrap() error        { return e.error }
 
 // feedsAnyLine reports whether usage holds a quantity of a customer of
 // srcName with usage sync on for a product mapped with sync on: one that

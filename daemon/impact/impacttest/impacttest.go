@@ -78,12 +78,16 @@ var Before = config(baseServices, baseMappings, baseCustomers)
 type Change struct {
 	Name   string
 	Config string
+	// Before is the configuration in effect, if not Before.
+	Before string
+	// Usage is the usage when the plan is reviewed, if not UsageNow.
+	Usage string
 }
 
 // Changes holds one configuration per kind of change, each applied on top
 // of Before.
 var Changes = []Change{
-	{"new_product_mapping", config(baseServices+`
+	{Name: "new_product_mapping", Config: config(baseServices+`
 resource "psa_service" "mdr" {
   name       = "Sophos MDR"
   unit_price = 9
@@ -94,20 +98,20 @@ resource "psa_product_mapping" "mdr" {
   service_id = psa_service.mdr.id
 }
 `, baseCustomers)},
-	{"removed_mapping", config(baseServices, strings.Replace(baseMappings, serverMapping, "", 1), baseCustomers)},
-	{"customer_moved", config(baseServices, baseMappings, strings.Replace(baseCustomers,
+	{Name: "removed_mapping", Config: config(baseServices, strings.Replace(baseMappings, serverMapping, "", 1), baseCustomers)},
+	{Name: "customer_moved", Config: config(baseServices, baseMappings, strings.Replace(baseCustomers,
 		"contract_id   = data.psa_contract.acme.id", "contract_id   = data.psa_contract.acme_security.id", 1))},
-	{"usage_sync_off", config(baseServices, baseMappings, strings.Replace(baseCustomers,
+	{Name: "usage_sync_off", Config: config(baseServices, baseMappings, strings.Replace(baseCustomers,
 		"contract_id   = data.psa_contract.globex.id\n", "contract_id   = data.psa_contract.globex.id\n  usage_sync    = false\n", 1))},
-	{"service_price_change", config(strings.Replace(baseServices, "unit_price = 4.5", "unit_price = 5", 1), baseMappings, baseCustomers)},
-	{"integration_off", config(baseServices, baseMappings, baseCustomers, `
+	{Name: "service_price_change", Config: config(strings.Replace(baseServices, "unit_price = 4.5", "unit_price = 5", 1), baseMappings, baseCustomers)},
+	{Name: "integration_off", Config: config(baseServices, baseMappings, baseCustomers, `
 resource "psa_integration" "this" {
   enabled = false
 }
 `)},
 	// A service billed by the year: its price is per year, a twelfth of it
 	// per month.
-	{"new_yearly_service", config(baseServices+`
+	{Name: "new_yearly_service", Config: config(baseServices+`
 resource "psa_service" "mdr" {
   name           = "Sophos MDR"
   unit_price     = 108
@@ -121,8 +125,87 @@ resource "psa_product_mapping" "mdr" {
 `, baseCustomers)},
 	// A new product forces a new resource: Terraform replaces the mapping
 	// (delete, then create), with create_before_destroy the other way round.
-	{"replaced_mapping", config(baseServices, strings.Replace(baseMappings, `product    = "CIXA-SRV"`, `product    = "MDR"`, 1), baseCustomers)},
+	{Name: "replaced_mapping", Config: config(baseServices, strings.Replace(baseMappings, `product    = "CIXA-SRV"`, `product    = "MDR"`, 1), baseCustomers)},
+	// Two products on one service, and the larger one moved to another
+	// service: the old lines lose more units than the decrease guard
+	// (max_decrease_percent 50) lets a pass write, so they keep them until
+	// `sync --approve`, while the new lines rise at once.
+	{Name: "product_moved_held",
+		Before: config(baseServices, strings.Replace(baseMappings, "service_id = psa_service.server.id", "service_id = psa_service.intercept.id", 1), baseCustomers),
+		Config: config(baseServices, strings.NewReplacer("psa_service.intercept.id", "psa_service.server.id",
+			"psa_service.server.id", "psa_service.intercept.id").Replace(baseMappings), baseCustomers)},
+	// Services made with for_each and count, and product mappings that
+	// name their instance by each.value (of a literal map), each.key,
+	// count.index, or each.value of a local (one instance only).
+	{Name: "indexed_services", Config: config(baseServices+indexedServices, baseMappings+`
+resource "psa_product_mapping" "extra" {
+  for_each   = { "MDR" = "mdr", "MDR-SRV" = "mdr", "ZTNA" = "ztna" }
+  product    = each.key
+  service_id = psa_service.extra[each.value].id
 }
+
+resource "psa_product_mapping" "gateway" {
+  for_each   = { ztna = "ZTNA-GW" }
+  product    = each.value
+  service_id = psa_service.extra[each.key].id
+}
+
+resource "psa_service" "tier" {
+  count      = 2
+  name       = "Sophos Tier ${count.index}"
+  unit_price = 2 + count.index
+}
+
+resource "psa_product_mapping" "tier" {
+  count      = 2
+  product    = "TIER${count.index}"
+  service_id = psa_service.tier[count.index].id
+}
+
+locals {
+  edr_products = { "EDR" = "edr" }
+}
+
+resource "psa_service" "edr" {
+  for_each   = { edr = 5 }
+  name       = "Sophos EDR"
+  unit_price = each.value
+}
+
+resource "psa_product_mapping" "edr" {
+  for_each   = local.edr_products
+  product    = each.key
+  service_id = psa_service.edr[each.value].id
+}
+`, baseCustomers), Usage: UsageNow + `acme-tenant,Acme,MDR-SRV,5
+acme-tenant,Acme,EDR,7
+acme-tenant,Acme,TIER0,4
+globex-tenant,Globex,ZTNA,10
+globex-tenant,Globex,ZTNA-GW,2
+globex-tenant,Globex,TIER1,6
+`},
+	// each.value of a local that picks one of two instances: the plan
+	// does not tell which, so the lines stand under one placeholder.
+	{Name: "indexed_services_unresolved", Config: config(baseServices+indexedServices, baseMappings+`
+locals {
+  extra_products = { "MDR" = "mdr", "ZTNA" = "ztna" }
+}
+
+resource "psa_product_mapping" "extra" {
+  for_each   = local.extra_products
+  product    = each.key
+  service_id = psa_service.extra[each.value].id
+}
+`, baseCustomers), Usage: UsageNow + "globex-tenant,Globex,ZTNA,10\n"},
+}
+
+const indexedServices = `
+resource "psa_service" "extra" {
+  for_each   = { mdr = 9, ztna = 3 }
+  name       = "Sophos ${upper(each.key)}"
+  unit_price = each.value
+}
+`
 
 const baseServices = `
 resource "psa_service" "intercept" {
@@ -207,6 +290,12 @@ type World struct {
 	Backend psa.Backend
 	Source  source.Source
 	State   *state.DB
+	// UsageNow is the usage that Plan switches to before Terraform plans
+	// (the package's UsageNow unless set otherwise).
+	UsageNow string
+	// AfterApply, when set, runs once Plan has applied the plan, with the
+	// export the apply wrote: it sees what psa-syncd would then do.
+	AfterApply func(doc *export.Document)
 }
 
 // An Option changes the World that New builds.
@@ -231,7 +320,7 @@ func New(t testing.TB, sys psa.System, opts ...Option) *World {
 	if err != nil {
 		t.Fatalf("impacttest: fixture: %v", err)
 	}
-	w := &World{System: sys, Dir: t.TempDir()}
+	w := &World{System: sys, Dir: t.TempDir(), UsageNow: UsageNow}
 	w.Sim = psatest.Start(t, psatest.WithSystem(sys), psatest.WithFixture(f), psatest.WithClock(func() time.Time { return Now }))
 	w.ExportPath = filepath.Join(w.Dir, "psa-mappings.json")
 	w.UsagePath = filepath.Join(w.Dir, "usage.csv")
@@ -324,14 +413,15 @@ func (w *World) Export(t testing.TB) *export.Document {
 
 // Plan applies before with Terraform, runs a sync pass with UsageAtSync
 // (so that the contract lines are what a running psa-syncd left), switches
-// the usage to UsageNow, and has Terraform plan after. atPlan gets the plan
+// the usage to w.UsageNow, and has Terraform plan after. atPlan gets the plan
 // as `terraform show -json` printed it, and the export before apply; it
 // runs before the plan is applied, while the PSA is as the reviewer sees
-// it. The plan is applied afterwards, and must converge.
+// it. The plan is applied afterwards, and must converge; then
+// w.AfterApply runs, if set.
 func (w *World) Plan(t *testing.T, before, after string, atPlan func(planJSON []byte, current *export.Document)) {
 	t.Helper()
 	called := false
-	resource.UnitTest(t, resource.TestCase{
+	tc := resource.TestCase{
 		ProtoV6ProviderFactories: map[string]func() (tfprotov6.ProviderServer, error){
 			"psa": providerserver.NewProtocol6WithError(provider.New("test")()),
 		},
@@ -347,7 +437,7 @@ func (w *World) Plan(t *testing.T, before, after string, atPlan func(planJSON []
 					if res.Run.Result != "success" {
 						t.Fatalf("impacttest: sync pass ended %s: %s", res.Run.Result, res.Run.Error)
 					}
-					w.SetUsage(t, UsageNow)
+					w.SetUsage(t, w.UsageNow)
 				},
 				Config: w.ProviderBlock() + after,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{planFunc(func(data []byte) {
@@ -356,7 +446,24 @@ func (w *World) Plan(t *testing.T, before, after string, atPlan func(planJSON []
 				})}},
 			},
 		},
-	})
+	}
+	// terraform-plugin-testing cannot read a state with for_each instances
+	// at the end of a test (its state shim wants numeric keys), so a
+	// configuration with for_each goes back to before in a last step.
+	if last, forEach := after, strings.Contains(after, "for_each"); w.AfterApply != nil || forEach {
+		if forEach {
+			last = before
+		}
+		tc.Steps = append(tc.Steps, resource.TestStep{
+			PreConfig: func() {
+				if w.AfterApply != nil {
+					w.AfterApply(w.Export(t))
+				}
+			},
+			Config: w.ProviderBlock() + last,
+		})
+	}
+	resource.UnitTest(t, tc)
 	if !called {
 		t.Fatal("impacttest: the plan check did not run")
 	}
