@@ -171,8 +171,13 @@ func WithCredentials(username, secret, integrationCode string) Option {
 }
 
 // WithImpersonation makes the client act as the given resource on requests
-// that change data (the ImpersonationResourceId header, sent on every method
-// but GET). By default no impersonation header is sent.
+// that change data: the ImpersonationResourceId header goes on creates,
+// PATCHes and PUTs, never on reads (GETs, and the POSTs to query,
+// query/count and query/next). The header also gives the request the
+// resource's permissions, and a security level that may not see an entity
+// gets nothing, not an error, so reads impersonating a technician would
+// miss contract lines, contracts or tickets. By default no impersonation
+// header is sent.
 func WithImpersonation(resourceID int64) Option {
 	return func(c *Client) error {
 		if resourceID <= 0 {
@@ -453,8 +458,10 @@ func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any
 	req.Header.Set("ApiIntegrationCode", c.creds.integrationCode)
 	req.Header.Set("UserName", c.creds.username)
 	req.Header.Set("Secret", c.creds.secret)
-	if c.creds.impersonation != 0 && method != http.MethodGet {
-		// As django-autotask does: impersonation only matters for writes.
+	if c.creds.impersonation != 0 && !isRead(method, u.Path) {
+		// Impersonation attributes what a write creates or changes. On a
+		// read it would apply the resource's visibility, and a restricted
+		// security level reads nothing rather than an error.
 		req.Header.Set("ImpersonationResourceId", strconv.FormatInt(c.creds.impersonation, 10))
 	}
 	return req, nil
@@ -509,10 +516,20 @@ func (r *Response) setPage(body []byte, v any) {
 // Queries are POSTs but read-only; PATCH sets absolute values.
 func isIdempotent(req *http.Request) bool {
 	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPatch, http.MethodPut:
+	case http.MethodPatch, http.MethodPut:
+		return true
+	}
+	return isRead(req.Method, req.URL.Path)
+}
+
+// isRead reports whether a request to path only reads: a GET or HEAD, or a
+// POST of a query (query, query/count, query/next).
+func isRead(method, path string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead:
 		return true
 	case http.MethodPost:
-		p := strings.ToLower(req.URL.Path)
+		p := strings.ToLower(strings.TrimSuffix(path, "/"))
 		return strings.HasSuffix(p, "/query") || strings.HasSuffix(p, "/query/count") || strings.HasSuffix(p, "/query/next")
 	}
 	return false

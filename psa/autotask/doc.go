@@ -22,7 +22,9 @@
 //
 // The client discovers the tenant's zone through zoneInformation on first use
 // (WithBaseURL skips that) and sends the ApiIntegrationCode, UserName and
-// Secret headers, plus ImpersonationResourceId on writes when configured.
+// Secret headers, plus ImpersonationResourceId on writes (never on GETs or
+// query POSTs, which it would limit to the resource's visibility) when
+// configured.
 // Queries are POSTed to {Entity}/query; further pages are fetched by POSTing
 // the same body to pageDetails.nextPageUrl, and only when that URL has the
 // zone's origin, so credentials never leave it. An unknown id (Autotask

@@ -2,6 +2,7 @@ package psatest
 
 import (
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -52,6 +53,9 @@ type Autotask struct {
 	// maps a ContractService id to its unit row ids.
 	lines     map[[2]int64]int64
 	unitIndex map[int64][]int64
+	// restricted holds the resources whose impersonated reads see nothing
+	// (see RestrictResource).
+	restricted map[int64]bool
 }
 
 func newAutotask(s *Server, c config) *Autotask {
@@ -69,6 +73,7 @@ func newAutotask(s *Server, c config) *Autotask {
 		threads:         map[string]int{},
 		lines:           map[[2]int64]int64{},
 		unitIndex:       map[int64][]int64{},
+		restricted:      map[int64]bool{},
 	}
 	for name, first := range autotaskFirstID {
 		a.tables[name] = newTable(entity(name))
@@ -583,6 +588,29 @@ func (a *Autotask) Adjustments() []AutotaskAdjustment {
 	out := make([]AutotaskAdjustment, len(a.adjustments))
 	copy(out, a.adjustments)
 	return out
+}
+
+// RestrictResource gives resource id a security level that sees nothing:
+// a read that impersonates it (ImpersonationResourceId) gets no rows from
+// a query, a count of 0 and a null item from a GET, without an error, as
+// Autotask answers a restricted security level (field-notes.md §4,
+// AT-S1). Writes that impersonate it are not affected.
+func (a *Autotask) RestrictResource(id int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.restricted[id] = true
+}
+
+// hidden reports whether r reads as a restricted resource (see
+// RestrictResource).
+func (a *Autotask) hidden(r *http.Request) bool {
+	id := impersonation(r)
+	if id == 0 {
+		return false
+	}
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.restricted[id]
 }
 
 // HourlyCount returns the number of requests counted in the rolling hour,

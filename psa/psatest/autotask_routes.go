@@ -266,7 +266,7 @@ func (a *Autotask) resolve(r *http.Request, segs []string) (http.HandlerFunc, st
 			return ok(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, entityInformation(d)) })
 		case isID(segs[1]) && get && d.CanGet:
 			id := parseID(segs[1])
-			return ok(func(w http.ResponseWriter, _ *http.Request) { a.handleGet(w, d, id, "", 0) })
+			return ok(func(w http.ResponseWriter, r *http.Request) { a.handleGet(w, r, d, id, "", 0) })
 		}
 	case 3:
 		switch {
@@ -315,7 +315,7 @@ func (a *Autotask) resolveChild(r *http.Request, children map[string]childDef, p
 			return ok(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, entityInformation(d)) })
 		case isID(segs[1]) && get && c.CanGet:
 			id := parseID(segs[1])
-			return ok(func(w http.ResponseWriter, _ *http.Request) { a.handleGet(w, d, id, c.ParentField, pid) })
+			return ok(func(w http.ResponseWriter, r *http.Request) { a.handleGet(w, r, d, id, c.ParentField, pid) })
 		}
 	case 3:
 		switch {
@@ -340,12 +340,13 @@ func (a *Autotask) thresholdInformation(w http.ResponseWriter, _ *http.Request) 
 
 // handleGet answers GET /{Entity}/{id} (and the child form, which only finds
 // records of the parent): {"item":{...}}, or {"item":null} when missing.
-func (a *Autotask) handleGet(w http.ResponseWriter, d *entityDef, id int64, parentField string, pid int64) {
+func (a *Autotask) handleGet(w http.ResponseWriter, r *http.Request, d *entityDef, id int64, parentField string, pid int64) {
+	hidden := a.hidden(r)
 	var buf bytes.Buffer
 	buf.WriteString(`{"item":`)
 	a.mu.Lock()
 	rec := a.tables[d.Name].get(id)
-	if rec != nil && (parentField == "" || rec.int(parentField) == pid) {
+	if rec != nil && (parentField == "" || rec.int(parentField) == pid) && !hidden {
 		encodeRecord(&buf, d, rec, nil)
 	} else {
 		buf.WriteString("null")
@@ -378,7 +379,7 @@ func (a *Autotask) handleQuery(w http.ResponseWriter, r *http.Request, d *entity
 	}
 	if count {
 		n := 0
-		if !q.empty {
+		if !q.empty && !a.hidden(r) {
 			a.mu.Lock()
 			a.tables[d.Name].eachCandidate(q.hints, -1<<63, func(rec record) bool {
 				if q.match(rec) {
@@ -450,7 +451,7 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 	n := 0
 	var last int64
 	more := false
-	if !q.empty {
+	if !q.empty && !a.hidden(r) {
 		// A page only reads the tables: pages of concurrent queries are
 		// built at the same time.
 		a.mu.RLock()

@@ -54,7 +54,9 @@
 //   - Every other request needs the UserName, Secret and ApiIntegrationCode
 //     headers: an unknown user or integration code gets 500 {"errors":[...]},
 //     a wrong secret 401. ImpersonationResourceId is accepted and becomes
-//     the creator of records.
+//     the creator of records; a read impersonating a resource given to
+//     Autotask.RestrictResource sees nothing (no rows, no error), as a
+//     restricted security level does.
 //   - Entities: Companies, Contracts, Services (GET {id}, query, query/count,
 //     POST, PATCH and PUT at the collection URL); BillingCodes (read-only);
 //     ContractServices (read and query; created and updated only through
