@@ -171,6 +171,13 @@ type ContractLine struct {
 	// read date on (Autotask) would not give the wanted quantity for the
 	// whole period. Backends that cannot tell leave it nil.
 	LaterChanges []QuantityChange
+	// Posted is true when the PSA reports the billing period at the date
+	// the line was read at (PeriodStart to PeriodEnd) as already approved
+	// and posted, that is invoiced (Autotask: the unit row's
+	// approveAndPostDate). A change dated in it would alter an invoiced
+	// period: Autotask bills it as a proration on a later invoice that
+	// cannot be reversed. Backends that cannot tell leave it false.
+	Posted bool
 }
 
 // QuantityChange is a quantity that applies to a line from a date on.

@@ -51,7 +51,13 @@
 // after the effective date) is held too, unless it is left alone for lack of
 // usage, even when it matches on the effective date, because a delta from
 // the effective date would mis-bill the rest of the month; Approve does not
-// release it. A line that products of another usage source (with sync on)
+// release it. A line whose billing period at the effective date is already
+// approved and posted, that is invoiced (psa.ContractLine.Posted: the
+// Autotask unit row's approveAndPostDate), is held when it would change, in
+// a plan as in a pass, and Approve does not release it either: an
+// adjustment into an invoiced period is a proration that cannot be
+// reversed. Its reason names the period and suggests
+// policies.effective_date: next_period_start. A line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.
 // Only lines that differ are written, as many at once as the PSA client
@@ -122,8 +128,12 @@
 //   - Autotask: the current units are read in bulk (ContractServiceUnits of
 //     the period containing the effective date, one query per 500
 //     contracts, three at once as Autotask allows) and a change is posted as a
-//     ContractServiceAdjustment of desired minus current. Adjustments are
-//     create-only, so an unknown outcome is settled by re-reading the units.
+//     ContractServiceAdjustment of desired minus current, naming the line
+//     read (contractServiceID). Adjustments are create-only, so an unknown
+//     outcome is settled by re-reading the units. A mapped service on a
+//     contract more than once (a repeat service: two contract service
+//     lines) fails the customer with a hint naming the lines, and nothing
+//     is written to the contract (psa.ServiceLineReader).
 //     The tenant's hourly budget (ThresholdInformation) is read before the
 //     first write and estimated from there (see above);
 //     policies.budget_reserve stops the pass before it runs out.

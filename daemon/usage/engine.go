@@ -274,6 +274,10 @@ type Change struct {
 	// approved the line, because its desired units are not the approved
 	// (reviewed) ones.
 	staleApproval bool
+	// posted is set when the change is held because the line's billing
+	// period at the effective date is already approved and posted
+	// (invoiced) in the PSA (psa.ContractLine.Posted).
+	posted bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -302,8 +306,9 @@ type ChangeService struct {
 
 // Approvable reports whether c is held by the decrease guard, which a pass
 // with PassOptions.Approve releases (a line held because its units change
-// again later in the billing month is not).
-func (c Change) Approvable() bool { return c.Action == ActionHeld && !c.laterChange }
+// again later in the billing month, or whose period is already invoiced,
+// is not).
+func (c Change) Approvable() bool { return c.Action == ActionHeld && !c.laterChange && !c.posted }
 
 // UnmappedCustomer is a source customer with usage but no customer mapping.
 type UnmappedCustomer struct {
@@ -1043,6 +1048,12 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 	}
 
 	switch {
+	case lineOK && line.Posted && c.Desired != c.Current:
+		// The period at eff is invoiced: an adjustment into it is billed
+		// as a proration that cannot be reversed. Not even an approved
+		// pass writes it.
+		c.Action, c.posted = ActionHeld, true
+		c.Reason += e.postedReason(line, eff)
 	case lineOK && len(line.LaterChanges) > 0:
 		// An adjustment adds a delta to every unit row from its effective
 		// date on: with a row that differs later in the month, no write
@@ -1138,6 +1149,17 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 	}
 	return fmt.Sprintf("; %s; %s: held for review (sync --approve does not release it): review the contract, then use policies.effective_date: %s or fix the line by hand",
 		what, effect, EffectiveToday)
+}
+
+// postedReason explains why a line whose billing period at eff is already
+// approved and posted (invoiced) is held.
+func (e *Engine) postedReason(line psa.ContractLine, eff time.Time) string {
+	period := "the billing period"
+	if !line.PeriodStart.IsZero() && !line.PeriodEnd.IsZero() {
+		period = fmt.Sprintf("the billing period %s to %s", line.PeriodStart.Format(time.DateOnly), line.PeriodEnd.Format(time.DateOnly))
+	}
+	return fmt.Sprintf("; %s is already approved and posted (invoiced) in %s: a change dated %s would alter an invoiced period, which %s bills as a proration that cannot be reversed: held (sync --approve does not release it); use policies.effective_date: %s, which dates changes in the next, unbilled period",
+		period, systemName(e.be.System()), eff.Format(time.DateOnly), systemName(e.be.System()), EffectiveNextPeriodStart)
 }
 
 // effectiveDate returns the date changes take effect per the policy, as a
@@ -1534,6 +1556,11 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 			cm.ContractID, serviceID, sys, mapping)
 	case errors.As(err, &ve):
 		return "PSA refused the change: " + strings.Join(ve.Messages, "; ")
+	case errors.As(err, &amb) && sys == psa.SystemAutotask:
+		// A repeat service: the contract holds the service on more than
+		// one contract service line.
+		return fmt.Sprintf("the service is on the contract more than once, %s (%s): psa-syncd never guesses which line to change, nor reads their sum as one quantity; keep one line of the service on the contract in Autotask (move the units to it and remove the repeat, or bill the repeat under a service of its own), then run the pass again",
+			amb.Query, strings.Join(amb.Matches, ", "))
 	case errors.As(err, &amb):
 		return fmt.Sprintf("more than one active line %s (%s): cancel all but one in %s, then run the pass again; psa-syncd never guesses which one to change",
 			amb.Query, strings.Join(amb.Matches, ", "), systemName(sys))

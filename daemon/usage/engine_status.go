@@ -77,8 +77,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		LastAttempt: now, RunID: run,
 	}
 	var skipped, cancelled int
-	var laterHeld int
-	var stale *Change // the first line whose approval names other units
+	var laterHeld, postedHeld int
+	var posted *Change // the first line held because its period is invoiced
+	var stale *Change  // the first line whose approval names other units
 	var firstErr, firstHint string
 	nErr := 0
 	for i := range changes {
@@ -94,6 +95,12 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Held++
 			if c.laterChange {
 				laterHeld++
+			}
+			if c.posted {
+				postedHeld++
+				if posted == nil {
+					posted = c
+				}
 			}
 			if c.staleApproval && stale == nil {
 				stale = c
@@ -143,6 +150,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	case cs.Held > 0:
 		cs.Result = state.CustomerHeld
 		var hints []string
+		if posted != nil {
+			hints = append(hints, fmt.Sprintf("the billing period of the effective date %s is already approved and posted (invoiced) in %s, and an adjustment into it cannot be reversed: use policies.effective_date: %s (with policies.usage_period: %s, the default %s dates last month's usage on the 1st of last month, most likely invoiced already); sync --approve does not release it",
+				posted.EffectiveDate.Format(time.DateOnly), systemName(e.be.System()), EffectiveNextPeriodStart, UsagePeriodPrevious, EffectivePeriodStart))
+		}
 		if laterHeld > 0 {
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
 				systemName(e.be.System()), EffectiveToday))
@@ -154,7 +165,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
 				cm.CustomerID, stale.ServiceID, stale.Desired))
-		} else if cs.Held > laterHeld {
+		} else if cs.Held > laterHeld+postedHeld {
 			hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
 		}
 		cs.Hint = strings.Join(hints, "; ")

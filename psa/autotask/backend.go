@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -376,8 +377,9 @@ func (b *Backend) contractFilter(ctx context.Context, q psa.ContractQuery) ([]Fi
 }
 
 // unitFields are the ContractServiceUnits fields ReadLines needs; "id" is
-// required when a query can return more than one page.
-var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", "startDate", "endDate", "units", "price"}
+// required when a query can return more than one page. approveAndPostDate
+// tells a period already approved and posted (invoiced).
+var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", "startDate", "endDate", "units", "price", "approveAndPostDate"}
 
 // ReadLines reads the units of every service on the given contracts for the
 // period containing asOf (its calendar date), with one ContractServiceUnits
@@ -393,8 +395,41 @@ var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", 
 // Autotask splits the unit row there) reports where in
 // psa.ContractLine.LaterChanges: an adjustment is a delta applied to every
 // row from its effective date on, so one dated asOf would leave the later
-// rows off by as much as they differ.
+// rows off by as much as they differ. A line whose row at asOf carries an
+// approveAndPostDate is psa.ContractLine.Posted: that period was invoiced.
+//
+// A service that sits on a contract more than once (two ContractServices,
+// a repeat service, with rows in the window) is never read as one line:
+// adjustments go to one line (by contractServiceID), and which one the
+// pass should change, and which quantity is the contract's, is not for
+// psa-syncd to guess. Such a contract is reported in a *ContractErrors
+// (a *psa.AmbiguousError naming the lines, psa.ErrConflict), returned with
+// the lines of the other contracts. ReadServiceLines fails a contract only
+// over a repeat of one of the services the caller manages.
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	return b.readLines(ctx, contractIDs, nil, asOf)
+}
+
+// ReadServiceLines reads like ReadLines, but a service repeated on a
+// contract fails the contract only when it is one of serviceIDs, the
+// services the caller manages; a repeated service of another kind is left
+// out of the lines (see psa.ServiceLineReader).
+func (b *Backend) ReadServiceLines(ctx context.Context, contractIDs, serviceIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	managed := make(map[int64]bool, len(serviceIDs))
+	for _, s := range serviceIDs {
+		if n, err := parseID("service", s); err == nil {
+			managed[n] = true
+		}
+	}
+	return b.readLines(ctx, contractIDs, func(service int64) bool { return managed[service] }, asOf)
+}
+
+// Ensure Backend fails a contract only over the services a caller manages.
+var _ psa.ServiceLineReader = (*Backend)(nil)
+
+// readLines is ReadLines, with the repeats of services for which managed
+// is false left out; nil manages every service.
+func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed func(service int64) bool, asOf time.Time) ([]psa.ContractLine, error) {
 	ids := make([]int64, 0, len(contractIDs))
 	seen := make(map[int64]bool, len(contractIDs))
 	for _, s := range contractIDs {
@@ -413,6 +448,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	// holds every row of its contracts), so that the rows of 100,000 lines
 	// are never in memory at once.
 	results := make([][]psa.ContractLine, len(chunks))
+	problems := make([]map[int64]error, len(chunks))
 	g, gctx := errgroup.WithContext(ctx)
 	// One chunk more than the requests the client keeps in flight: a
 	// chunk's pages follow one another, and while one chunk decodes a page
@@ -426,7 +462,7 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 			if err != nil {
 				return fmt.Errorf("autotask: reading contract service units: %w", err)
 			}
-			results[i] = toLines(units, day)
+			results[i], problems[i] = toLines(units, day, managed)
 			return nil
 		})
 	}
@@ -442,7 +478,72 @@ func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time
 	// A caller looks the lines up by the ids it gave: one spelled otherwise
 	// (a leading zero, spaces) that found no line would post the whole
 	// quantity again as a delta.
-	return psa.RespellLines(lines, psa.Spellings(psa.SystemAutotask, contractIDs)), nil
+	spellings := psa.Spellings(psa.SystemAutotask, contractIDs)
+	lines = psa.RespellLines(lines, spellings)
+	perContract := map[string]error{}
+	for _, m := range problems {
+		for id, err := range m {
+			s := strconv.FormatInt(id, 10)
+			if spelled, ok := spellings[s]; ok {
+				for _, sp := range spelled {
+					perContract[sp] = err
+				}
+				continue
+			}
+			perContract[s] = err
+		}
+	}
+	if len(perContract) > 0 {
+		return lines, &ContractErrors{Errors: perContract}
+	}
+	return lines, nil
+}
+
+// ContractErrors is returned by ReadLines, together with the lines of
+// every other contract, when some contracts could not be read for reasons
+// of their own: a service on the contract more than once (a
+// *psa.AmbiguousError, psa.ErrConflict). errors.Is and errors.As see every
+// per-contract error (Unwrap returns them all); a caller that knows
+// ContractErrors (through its ContractErrors method) uses the lines it got
+// and fails only the contracts listed.
+type ContractErrors struct {
+	// Errors maps a contract id, spelled as the caller gave it, to its error.
+	Errors map[string]error
+}
+
+// Error lists the failed contracts in id order.
+func (e *ContractErrors) Error() string {
+	ids := e.ids()
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("contract %s: %v", id, e.Errors[id]))
+	}
+	return fmt.Sprintf("autotask: %d of the contracts could not be read: %s", len(ids), strings.Join(parts, "; "))
+}
+
+// Unwrap returns the per-contract errors in contract id order.
+func (e *ContractErrors) Unwrap() []error {
+	ids := e.ids()
+	out := make([]error, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, e.Errors[id])
+	}
+	return out
+}
+
+// ContractErrors returns the per-contract errors; callers may match it
+// with the interface{ ContractErrors() map[string]error } without
+// importing this package.
+func (e *ContractErrors) ContractErrors() map[string]error { return e.Errors }
+
+func (e *ContractErrors) ids() []string {
+	ids := slices.Collect(maps.Keys(e.Errors))
+	slices.SortFunc(ids, func(a, b string) int {
+		x, _ := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+		y, _ := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+		return cmp.Or(cmp.Compare(x, y), strings.Compare(a, b))
+	})
+	return ids
 }
 
 // compareIDs compares two ids that strconv.FormatInt spelled as the
@@ -471,23 +572,61 @@ func monthEnd(day time.Time) time.Time {
 // that started, should rows overlap) gives the quantity, and the rows that
 // start after day give LaterChanges. A service without a row containing day
 // has no line.
-func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
+//
+// A service whose rows belong to more than one contract service (a repeat
+// service: the contract holds it on two lines) has no line either: when
+// managed reports it (nil: every service), its contract gets a
+// *psa.AmbiguousError in problems, and none of the contract's lines is
+// returned, so that a caller fails the contract rather than reading it
+// without the line (and adding the whole quantity again).
+func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service int64) bool) (lines []psa.ContractLine, problems map[int64]error) {
 	type key struct{ contract, service int64 }
 	best := make(map[key]*ContractServiceUnit, len(rows))
 	later := make(map[key][]*ContractServiceUnit)
+	// first is the first row of each key in the window, to tell a repeat:
+	// a row of another contract service under the same key.
+	first := make(map[key]*ContractServiceUnit, len(rows))
+	repeats := map[key][]*ContractServiceUnit{}
 	for _, r := range rows {
 		k := key{r.ContractID, r.ServiceID}
+		if r.EndDate.Before(day) && !r.StartDate.After(day) {
+			// Not in the window; only a query without an endDate filter
+			// returns such rows.
+			continue
+		}
+		if f, ok := first[k]; !ok {
+			first[k] = r
+		} else if f.ContractServiceID != r.ContractServiceID {
+			if len(repeats[k]) == 0 {
+				repeats[k] = append(repeats[k], f)
+			}
+			if !slices.ContainsFunc(repeats[k], func(x *ContractServiceUnit) bool { return x.ContractServiceID == r.ContractServiceID }) {
+				repeats[k] = append(repeats[k], r)
+			}
+		}
 		switch {
 		case r.StartDate.After(day):
 			later[k] = append(later[k], r)
-		case r.EndDate.Before(day):
-			// Not in the window; only a query without an endDate filter
-			// returns such rows.
 		default:
 			if cur, ok := best[k]; !ok || r.StartDate.After(cur.StartDate.Time) {
 				best[k] = r
 			}
 		}
+	}
+	failed := map[int64]bool{}
+	for k, rs := range repeats {
+		if managed != nil && !managed(k.service) {
+			continue
+		}
+		if problems == nil {
+			problems = map[int64]error{}
+		}
+		err := repeatError(k.contract, k.service, rs, day)
+		if prev := problems[k.contract]; prev != nil {
+			err = errors.Join(prev, err)
+		}
+		problems[k.contract] = err
+		failed[k.contract] = true
 	}
 	keys := make([]key, 0, len(best)+len(later))
 	for k := range best {
@@ -501,8 +640,11 @@ func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
 	slices.SortFunc(keys, func(a, b key) int {
 		return cmp.Or(cmp.Compare(a.contract, b.contract), cmp.Compare(a.service, b.service))
 	})
-	lines := make([]psa.ContractLine, 0, len(keys))
+	lines = make([]psa.ContractLine, 0, len(keys))
 	for _, k := range keys {
+		if failed[k.contract] || len(repeats[k]) > 0 {
+			continue
+		}
 		rs := later[k]
 		slices.SortFunc(rs, func(a, b *ContractServiceUnit) int { return a.StartDate.Compare(b.StartDate.Time) })
 		var line psa.ContractLine
@@ -515,7 +657,7 @@ func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
 			// for review: a delta dated day would add to the later units
 			// instead of replacing them.
 			line = toLine(rs[0])
-			line.Quantity, line.PeriodStart, line.PeriodEnd = 0, day, time.Time{}
+			line.Quantity, line.PeriodStart, line.PeriodEnd, line.Posted = 0, day, time.Time{}, false
 		}
 		units := line.Quantity
 		for _, r := range rs {
@@ -526,7 +668,26 @@ func toLines(rows []*ContractServiceUnit, day time.Time) []psa.ContractLine {
 		}
 		lines = append(lines, line)
 	}
-	return lines
+	return lines, problems
+}
+
+// repeatError says that a service sits on a contract more than once, naming
+// each line (contract service) with its units on day, or from when.
+func repeatError(contract, service int64, rows []*ContractServiceUnit, day time.Time) error {
+	slices.SortFunc(rows, func(a, b *ContractServiceUnit) int { return cmp.Compare(a.ContractServiceID, b.ContractServiceID) })
+	matches := make([]string, 0, len(rows))
+	for _, r := range rows {
+		when := "on " + day.Format(time.DateOnly)
+		if r.StartDate.After(day) {
+			when = "from " + r.StartDate.Format(time.DateOnly)
+		}
+		matches = append(matches, fmt.Sprintf("contract service %d (%d units %s)", r.ContractServiceID, r.Units, when))
+	}
+	return &psa.AmbiguousError{
+		Kind:    "contract service line",
+		Query:   fmt.Sprintf("for service %d on contract %d", service, contract),
+		Matches: matches,
+	}
 }
 
 func toLine(r *ContractServiceUnit) psa.ContractLine {
@@ -538,19 +699,28 @@ func toLine(r *ContractServiceUnit) psa.ContractLine {
 		UnitPrice:   r.Price,
 		PeriodStart: r.StartDate.Time,
 		PeriodEnd:   r.EndDate.Time,
+		Posted:      !r.ApproveAndPostDate.IsZero(),
 	}
 }
 
-// readLine reads one line at day; a contract without the service gives a
-// line with zero units and no LineID.
-func (b *Backend) readLine(ctx context.Context, contractID, serviceID int64, day time.Time) (*psa.ContractLine, error) {
+// readLine reads one line at day: the contract service lineID when it is
+// not 0, else the service's only line. A contract without the service
+// gives a line with zero units and no LineID.
+func (b *Backend) readLine(ctx context.Context, contractID, serviceID, lineID int64, day time.Time) (*psa.ContractLine, error) {
 	q := NewQuery(Eq("contractID", contractID), Eq("serviceID", serviceID), Lte("startDate", day), Gte("endDate", day))
+	if lineID != 0 {
+		q.Filter = append(q.Filter, Eq("contractServiceID", lineID))
+	}
 	q.IncludeFields = unitFields
 	units, _, err := b.client.ContractServiceUnits.List(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if lines := toLines(units, day); len(lines) > 0 {
+	lines, problems := toLines(units, day, nil)
+	if err := problems[contractID]; err != nil {
+		return nil, err
+	}
+	if len(lines) > 0 {
 		return &lines[0], nil
 	}
 	return &psa.ContractLine{ContractID: strconv.FormatInt(contractID, 10), ServiceID: strconv.FormatInt(serviceID, 10)}, nil
@@ -558,9 +728,13 @@ func (b *Backend) readLine(ctx context.Context, contractID, serviceID int64, day
 
 // SetQuantity posts one ContractServiceAdjustment with unitChange = wanted −
 // current (current from req.Current, 0 without a line) effective on the
-// calendar date of req.EffectiveDate. Without a line, the adjustment creates
-// the ContractService at the service's catalog unit price. Nothing is sent
-// when the quantity is already right.
+// calendar date of req.EffectiveDate. The adjustment names the line read
+// (contractServiceID, req.Current.LineID) as well as the service, so that
+// Autotask never picks another line of the service. Without a line, the
+// adjustment creates the ContractService at the service's catalog unit
+// price. Nothing is sent when the quantity is already right, nor when
+// req.Current is Posted: a change into an invoiced period is refused (a
+// validation error) rather than made, since Autotask cannot reverse it.
 //
 // An adjustment is never re-sent. When its outcome is unknown, SetQuantity
 // re-reads the units at the effective date: the wanted quantity means it
@@ -600,6 +774,17 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		UnitChange:    req.Quantity - current,
 		EffectiveDate: Timestamp{day},
 	}
+	if req.Current != nil && req.Current.LineID != "" {
+		line, err := parseID("contract service", req.Current.LineID)
+		if err != nil {
+			return nil, err
+		}
+		adj.ContractServiceID = line
+	}
+	if req.Current != nil && req.Current.Posted {
+		return nil, validationError(fmt.Sprintf("contract %d service %d: the billing period of %s (%s) is already approved and posted (invoiced), and an adjustment into it cannot be reversed; date the change in a period not yet posted",
+			contractID, serviceID, day.Format(time.DateOnly), periodText(req.Current.PeriodStart, req.Current.PeriodEnd)))
+	}
 	if req.Current == nil {
 		// The adjustment creates the ContractService; give it the catalog price.
 		price, err := b.servicePrice(ctx, serviceID)
@@ -613,7 +798,7 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		if !errors.Is(err, psa.ErrOutcomeUnknown) {
 			return nil, fmt.Errorf("autotask: %s: %w", what, err)
 		}
-		return b.reconcile(ctx, what, contractID, serviceID, day, current, req.Quantity, err)
+		return b.reconcile(ctx, what, contractID, serviceID, adj.ContractServiceID, day, current, req.Quantity, err)
 	}
 	// Autotask answered with the adjustment's id, so it was applied. The
 	// line is computed rather than re-read: a confirmation read per write
@@ -634,8 +819,8 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 // write (tickets.md §5.2 advises probing again, later, before concluding),
 // so the outcome stays unknown, and the caller (the daemon keeps the
 // intent open) re-reads the line before it is written again.
-func (b *Backend) reconcile(ctx context.Context, what string, contractID, serviceID int64, day time.Time, current, wanted int64, postErr error) (*psa.ContractLine, error) {
-	line, err := b.readLine(ctx, contractID, serviceID, day)
+func (b *Backend) reconcile(ctx context.Context, what string, contractID, serviceID, lineID int64, day time.Time, current, wanted int64, postErr error) (*psa.ContractLine, error) {
+	line, err := b.readLine(ctx, contractID, serviceID, lineID, day)
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("autotask: %s: %w; re-reading the line to find out failed: %v", what, postErr, err)
@@ -647,6 +832,17 @@ func (b *Backend) reconcile(ctx context.Context, what string, contractID, servic
 	default:
 		return nil, fmt.Errorf("autotask: %s: units are now %d, neither the %d before nor the %d wanted (%v): %w", what, line.Quantity, current, wanted, postErr, psa.ErrOutcomeUnknown)
 	}
+}
+
+// periodText spells a unit row's dates: "2026-10-01 to 2026-10-31".
+func periodText(start, end time.Time) string {
+	switch {
+	case start.IsZero():
+		return "dates unknown"
+	case end.IsZero():
+		return "from " + start.Format(time.DateOnly)
+	}
+	return start.Format(time.DateOnly) + " to " + end.Format(time.DateOnly)
 }
 
 // periodType resolves the Services.periodType picklist value for s.

@@ -18,7 +18,10 @@ func TestToLines_lineStartingLater(t *testing.T) {
 		{ContractID: 1, ServiceID: 2, ContractServiceID: 9, StartDate: ts(15), EndDate: ts(19), Units: 5},
 		{ContractID: 1, ServiceID: 3, ContractServiceID: 8, StartDate: ts(1), EndDate: ts(30), Units: 4},
 	}
-	lines := toLines(rows, day)
+	lines, problems := toLines(rows, day, nil)
+	if problems != nil {
+		t.Fatalf("toLines reported %v", problems)
+	}
 	if len(lines) != 2 {
 		t.Fatalf("toLines returned %d lines, want 2: %+v", len(lines), lines)
 	}

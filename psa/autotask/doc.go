@@ -58,5 +58,9 @@
 // reads the units of many contracts with one ContractServiceUnits query per
 // 500 contracts; SetQuantity posts one ContractServiceAdjustment with the
 // difference and, when its outcome is unknown, re-reads the line instead of
-// posting again.
+// posting again. The adjustment names the line read (contractServiceID), and
+// a service on a contract more than once (a repeat service) is reported as a
+// *ContractErrors ambiguity rather than read as one line. A line whose unit
+// row at the read date has an approveAndPostDate is psa.ContractLine.Posted
+// (its period is invoiced), and SetQuantity refuses to adjust it.
 package autotask

@@ -47,11 +47,11 @@ func TestBackend_SetQuantity_outcomeUnknown(t *testing.T) {
 			var posts atomic.Int32
 			mux.HandleFunc("POST /ContractServiceAdjustments", func(w http.ResponseWriter, r *http.Request) {
 				posts.Add(1)
-				testJSONBody(t, r, `{"contractID":12,"serviceID":5,"unitChange":3,"effectiveDate":"2026-11-01T00:00:00Z"}`)
+				testJSONBody(t, r, `{"contractID":12,"serviceID":5,"contractServiceID":77,"unitChange":3,"effectiveDate":"2026-11-01T00:00:00Z"}`)
 				w.WriteHeader(http.StatusBadGateway) // no reason given: outcome unknown
 			})
 			mux.HandleFunc("POST /ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
-				testJSONBody(t, r, `{"filter":[{"op":"eq","field":"contractID","value":12},{"op":"eq","field":"serviceID","value":5},{"op":"lte","field":"startDate","value":"2026-11-01T00:00:00Z"},{"op":"gte","field":"endDate","value":"2026-11-01T00:00:00Z"}],"IncludeFields":["id","contractID","contractServiceID","serviceID","startDate","endDate","units","price"]}`)
+				testJSONBody(t, r, `{"filter":[{"op":"eq","field":"contractID","value":12},{"op":"eq","field":"serviceID","value":5},{"op":"lte","field":"startDate","value":"2026-11-01T00:00:00Z"},{"op":"gte","field":"endDate","value":"2026-11-01T00:00:00Z"},{"op":"eq","field":"contractServiceID","value":77}],"IncludeFields":["id","contractID","contractServiceID","serviceID","startDate","endDate","units","price","approveAndPostDate"]}`)
 				tt.units(w)
 			})
 			b := NewBackend(client)

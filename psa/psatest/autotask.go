@@ -186,6 +186,9 @@ type AutotaskUnit struct {
 	EndDate           time.Time `json:"endDate"`
 	Units             int64     `json:"units"`
 	Price             float64   `json:"price"`
+	// ApproveAndPostDate is when the row's period was approved and posted
+	// (invoiced); nil while it is not (see PostPeriods).
+	ApproveAndPostDate *time.Time `json:"approveAndPostDate,omitempty"`
 }
 
 // AutotaskAdjustment is a ContractServiceAdjustment that was accepted.
@@ -200,6 +203,12 @@ type AutotaskAdjustment struct {
 	AdjustedUnitPrice *float64 `json:"adjustedUnitPrice"`
 	// Created is when the simulator accepted it (by its clock).
 	Created time.Time `json:"created"`
+	// IntoPostedPeriod is true when the adjustment changed units of a row
+	// already approved and posted (see PostPeriods). The simulator accepts
+	// such an adjustment, as the references do not say that Autotask
+	// refuses one (it bills a proration that cannot be reversed), and
+	// reports it here so that tests can tell.
+	IntoPostedPeriod bool `json:"intoPostedPeriod,omitempty"`
 }
 
 func mustPicklist(ent, field, label, def string) int64 {
@@ -520,16 +529,33 @@ func (a *Autotask) UnitRows(contractID, serviceID int64) []AutotaskUnit {
 	return out
 }
 
+// LineRows returns the ContractServiceUnits rows of one contract service
+// (line) in date order.
+func (a *Autotask) LineRows(csID int64) []AutotaskUnit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []AutotaskUnit
+	for _, r := range a.unitRowsLocked(csID) {
+		out = append(out, unitOf(r))
+	}
+	return out
+}
+
 func unitOf(r record) AutotaskUnit {
+	var posted *time.Time
+	if t, ok := r["approveAndPostDate"].(time.Time); ok {
+		posted = &t
+	}
 	return AutotaskUnit{
-		ID:                r.id(),
-		ContractID:        r.int("contractID"),
-		ContractServiceID: r.int("contractServiceID"),
-		ServiceID:         r.int("serviceID"),
-		StartDate:         r.time("startDate"),
-		EndDate:           r.time("endDate"),
-		Units:             r.int("units"),
-		Price:             r.float("price"),
+		ApproveAndPostDate: posted,
+		ID:                 r.id(),
+		ContractID:         r.int("contractID"),
+		ContractServiceID:  r.int("contractServiceID"),
+		ServiceID:          r.int("serviceID"),
+		StartDate:          r.time("startDate"),
+		EndDate:            r.time("endDate"),
+		Units:              r.int("units"),
+		Price:              r.float("price"),
 	}
 }
 
@@ -562,6 +588,71 @@ func (a *Autotask) SetUnits(contractID, serviceID int64, units int64, from time.
 		cs = a.addContractServiceLocked(contract, serviceID, svc.float("unitPrice"), nil)
 	}
 	a.splitAtLocked(cs.id(), day(from), func(r record) { r["units"] = units })
+}
+
+// AddRepeatContractService adds another line of a service to a contract
+// that may hold it already (a repeat service, which Autotask allows, see
+// allowRepeatService), with zero units, and returns its id. unitPrice < 0
+// means the service's unit price. The accessors and adjustments that name
+// the service but not the line (Units, SetUnits, UnitRows, an adjustment
+// without contractServiceID) keep using the service's first line; which
+// line Autotask picks is not documented. LineUnits and SetLineUnits reach
+// any line.
+func (a *Autotask) AddRepeatContractService(contractID, serviceID int64, unitPrice float64) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	contract := a.mustGetLocked(entContracts, contractID)
+	svc := a.mustGetLocked(entServices, serviceID)
+	if unitPrice < 0 {
+		unitPrice = svc.float("unitPrice")
+	}
+	return a.addContractServiceLocked(contract, serviceID, unitPrice, nil).id()
+}
+
+// LineUnits returns the units of the contract service (line) csID on the
+// calendar date of at; false when no row covers that day.
+func (a *Autotask) LineUnits(csID int64, at time.Time) (int64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r := a.unitRowAtLocked(csID, day(at)); r != nil {
+		return r.int("units"), true
+	}
+	return 0, false
+}
+
+// SetLineUnits sets the contract service (line) csID to an absolute number
+// of units from the calendar date of from on, out of band.
+func (a *Autotask) SetLineUnits(csID int64, units int64, from time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mustGetLocked(entContractServices, csID)
+	a.splitAtLocked(csID, day(from), func(r record) { r["units"] = units })
+}
+
+// PostPeriods approves and posts (invoices) the billing periods of a
+// contract up to the calendar date of through: every unit row of the
+// contract's lines that starts on or before it gets approveAndPostDate,
+// the simulator's clock. Adjustments into posted rows are accepted and
+// flagged (AutotaskAdjustment.IntoPostedPeriod).
+func (a *Autotask) PostPeriods(contractID int64, through time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mustGetLocked(entContracts, contractID)
+	a.postPeriodsLocked(contractID, day(through))
+}
+
+func (a *Autotask) postPeriodsLocked(contractID int64, through time.Time) {
+	now := a.clock().UTC()
+	for _, cs := range a.tables[entContractServices].all() {
+		if cs.int("contractID") != contractID {
+			continue
+		}
+		for _, r := range a.unitRowsLocked(cs.id()) {
+			if _, ok := r["approveAndPostDate"]; !ok && !r.time("startDate").After(through) {
+				r["approveAndPostDate"] = now
+			}
+		}
+	}
 }
 
 // AddContractService adds a service line to a contract (with zero units)

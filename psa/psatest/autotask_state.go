@@ -43,7 +43,7 @@ func (a *Autotask) State() AutotaskState {
 	}
 	today := day(st.Time)
 	for _, cs := range a.ContractServices() {
-		l := AutotaskLineState{AutotaskContractService: cs, Rows: a.UnitRows(cs.ContractID, cs.ServiceID)}
+		l := AutotaskLineState{AutotaskContractService: cs, Rows: a.LineRows(cs.ID)}
 		for _, r := range l.Rows {
 			if !r.StartDate.After(today) && !r.EndDate.Before(today) {
 				u := r.Units

@@ -186,6 +186,8 @@ func (a *Autotask) contractServiceLocked(contractID, serviceID int64) record {
 
 // addContractServiceLocked adds a service line to a contract with one
 // zero-unit ContractServiceUnits row per monthly period of the contract.
+// A repeat of a service already on the contract is added as another line;
+// lines keeps the first.
 // extra holds further ContractService fields from an API create.
 func (a *Autotask) addContractServiceLocked(contract record, serviceID int64, unitPrice float64, extra record) record {
 	cs := record{}
@@ -199,7 +201,9 @@ func (a *Autotask) addContractServiceLocked(contract record, serviceID int64, un
 	cs["internalCurrencyUnitPrice"] = unitPrice
 	cs["internalCurrencyAdjustedPrice"] = unitPrice
 	id := a.insertLocked(entContractServices, 0, cs)
-	a.lines[[2]int64{contract.id(), serviceID}] = id
+	if _, repeat := a.lines[[2]int64{contract.id(), serviceID}]; !repeat {
+		a.lines[[2]int64{contract.id(), serviceID}] = id
+	}
 
 	var vendor any
 	if svc := a.tables[entServices].get(serviceID); svc != nil {
@@ -395,6 +399,12 @@ func (a *Autotask) adjustLocked(in record) (int64, error) {
 		}
 		cs = a.addContractServiceLocked(contract, serviceID, p, nil)
 	}
+	posted := false
+	for _, r := range a.unitRowsLocked(cs.id()) {
+		if _, ok := r["approveAndPostDate"]; ok && !r.time("endDate").Before(eff) {
+			posted = true
+		}
+	}
 	a.splitAtLocked(cs.id(), eff, func(r record) {
 		r["units"] = r.int("units") + change
 		if hasPrice {
@@ -411,6 +421,7 @@ func (a *Autotask) adjustLocked(in record) (int64, error) {
 		UnitChange:        change,
 		EffectiveDate:     eff,
 		Created:           a.clock().UTC(),
+		IntoPostedPeriod:  posted,
 	}
 	if hasPrice {
 		adj.AdjustedUnitPrice = &price

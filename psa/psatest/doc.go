@@ -83,7 +83,9 @@
 //     properties are ignored; PUT sets the writable properties it leaves out
 //     to null. A service needs name, unitPrice, periodType and an active
 //     billing code of use type "Recurring Contract Service"; a service line
-//     can only be added to a Recurring Service contract, once per service.
+//     can only be added to a Recurring Service contract, once per service
+//     through the API (Autotask.AddRepeatContractService and a fixture
+//     line's "repeat" add a service again, a repeat service).
 //   - Picklists: Services.periodType Monthly=1, Quarterly=2, Semi-Annual=3,
 //     Yearly=4; Contracts.contractType includes Recurring Service=7;
 //     Contracts.status Active=1, Inactive=0. Clients must read them from
@@ -103,7 +105,13 @@
 // old row's end). It creates the ContractService when the contract has no
 // line for the service, at adjustedUnitPrice or the service's unit price.
 // Rows are made when the line is added: changing a contract's dates later
-// does not remake them.
+// does not remake them. Autotask.PostPeriods (a fixture contract's
+// "postedThrough") approves and posts the rows up to a day: they carry
+// approveAndPostDate. An adjustment that changes a posted row is accepted,
+// since the references do not say Autotask refuses one, and is flagged
+// (AutotaskAdjustment.IntoPostedPeriod). With a service on a contract
+// more than once, an adjustment that names the service but no
+// contractServiceID changes the first line.
 // effectiveDate and the contract dates are calendar dates taken as written:
 // "2026-11-01T00:00:00+01:00" means 1 November.
 // It is refused (500) when a row would go below zero units, when
@@ -158,6 +166,10 @@
 //	                          "units": 25, "from": "2026-01-01"}]
 //	  }
 //	}
+//
+// A contract may give "postedThrough" (a day: its periods up to it are
+// approved and posted), and a contract service "repeat": true to add a
+// service the contract already holds as a second line.
 //
 // Every record may also give an "id"; contracts may give "companyID" and
 // lines "contractID"/"serviceID" instead of names. Without ids, ids are

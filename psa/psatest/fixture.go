@@ -71,6 +71,10 @@ type FixtureContract struct {
 	// 1 January and 31 December of the current year.
 	StartDate string `json:"startDate,omitempty"`
 	EndDate   string `json:"endDate,omitempty"`
+	// PostedThrough ("YYYY-MM-DD"), when set, approves and posts
+	// (invoices) the contract's billing periods up to that day once its
+	// contract services are seeded (see Autotask.PostPeriods).
+	PostedThrough string `json:"postedThrough,omitempty"`
 }
 
 // FixtureService is a service (catalog item) in a fixture.
@@ -103,6 +107,10 @@ type FixtureContractService struct {
 	// date) on.
 	Units int64  `json:"units"`
 	From  string `json:"from,omitempty"`
+	// Repeat adds the service again when the contract already holds it:
+	// a second line of the service (a repeat service, which Autotask
+	// allows). Without it a service given twice is an error.
+	Repeat bool `json:"repeat,omitempty"`
 }
 
 // LoadFixture reads a JSON fixture. Unknown fields are errors, so typos do
@@ -284,8 +292,8 @@ func (a *Autotask) load(f *AutotaskFixture) (err error) {
 		if contract == nil || svc == nil {
 			return fmt.Errorf("psatest: fixture: %s: contract and service are required", where)
 		}
-		if a.contractServiceLocked(contractID, serviceID) != nil {
-			return fmt.Errorf("psatest: fixture: %s: the service is already on the contract", where)
+		if a.contractServiceLocked(contractID, serviceID) != nil && !l.Repeat {
+			return fmt.Errorf("psatest: fixture: %s: the service is already on the contract (set repeat to add it again)", where)
 		}
 		if l.Units < 0 {
 			return fmt.Errorf("psatest: fixture: %s: units cannot be negative", where)
@@ -304,6 +312,17 @@ func (a *Autotask) load(f *AutotaskFixture) (err error) {
 		cs := a.addContractServiceLocked(contract, serviceID, price, nil)
 		units := l.Units
 		a.splitAtLocked(cs.id(), from, func(r record) { r["units"] = units })
+	}
+
+	for _, c := range f.Contracts {
+		if c.PostedThrough == "" {
+			continue
+		}
+		through, err := fixtureDate(c.PostedThrough)
+		if err != nil {
+			return fmt.Errorf("psatest: fixture: contract %q: postedThrough: %w", c.Name, err)
+		}
+		a.postPeriodsLocked(contracts[strings.ToLower(c.Name)], through)
 	}
 	return nil
 }

@@ -590,3 +590,47 @@ func TestServer_latencyReadsAndWrites(t *testing.T) {
 		}
 	}
 }
+
+// A fixture line with "repeat" adds a service the contract holds already
+// as a second line, and a contract's "postedThrough" approves and posts
+// its unit rows up to that day; without "repeat" a service given twice is
+// an error.
+func TestLoadFixture_repeatAndPosted(t *testing.T) {
+	t.Parallel()
+	f, err := ParseFixture([]byte(`{"autotask":{
+		"companies":[{"name":"Acme"}],
+		"contracts":[{"name":"Managed","company":"Acme","startDate":"2026-01-01","endDate":"2026-12-31","postedThrough":"2026-10-31"}],
+		"services":[{"name":"AV","unitPrice":2}],
+		"contractServices":[{"contract":"Managed","service":"AV","units":3},{"contract":"Managed","service":"AV","units":2,"repeat":true}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, WithFixture(f))
+	at := s.Autotask()
+	lines := at.ContractServices()
+	if len(lines) != 2 || lines[0].ServiceID != lines[1].ServiceID {
+		t.Fatalf("contract services = %+v, want the service twice", lines)
+	}
+	if u, _ := at.LineUnits(lines[1].ID, date(2026, 11, 1)); u != 2 {
+		t.Errorf("repeat line units = %d, want 2", u)
+	}
+	for _, l := range lines {
+		for _, r := range at.LineRows(l.ID) {
+			if posted := r.ApproveAndPostDate != nil; posted != !r.StartDate.After(date(2026, 10, 31)) {
+				t.Errorf("row %s..%s of line %d posted = %v", r.StartDate.Format(time.DateOnly), r.EndDate.Format(time.DateOnly), l.ID, posted)
+			}
+		}
+	}
+
+	srv, err := NewServerOn("127.0.0.1:0", WithFixture(&Fixture{Autotask: &AutotaskFixture{
+		Companies: []FixtureCompany{{Name: "A"}}, Contracts: []FixtureContract{{Name: "K", Company: "A"}},
+		Services:         []FixtureService{{Name: "S", UnitPrice: 1}},
+		ContractServices: []FixtureContractService{{Contract: "K", Service: "S", Units: 1}, {Contract: "K", Service: "S", Units: 1}},
+	}}))
+	if err == nil {
+		srv.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "already on the contract") {
+		t.Errorf("a service given twice without repeat: error = %v, want it refused", err)
+	}
+}
