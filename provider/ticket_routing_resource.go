@@ -154,8 +154,11 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			"sub_issue_type_id": idAttribute("Sub-issue type (Autotask, Kaseya BMS); it must belong to `issue_type_id`."),
 			"ticket_type_id": idAttribute("Ticket type: the Autotask ticket type, the ConnectWise type (of the board in " +
 				"`queue_id`) or the Kaseya BMS ticket type. Required for Kaseya BMS."),
-			"category_id": idAttribute("Autotask ticket category. An API-only category with due-date defaults is a good " +
-				"choice: without a category, tickets are due a day after the alert."),
+			"category_id": idAttribute("Autotask ticket category. An API-only category that defaults the due date and " +
+				"time is a good choice: its defaults then set when tickets are due. Without a category, tickets are due a " +
+				"day after the alert; with one that sets no due date and time, Autotask refuses the ticket (\"dueDateTime " +
+				"is required.\"), and psa-syncd sends it once more, due a day after the alert, as it then does for the " +
+				"category's tickets for ten minutes."),
 			"note_type_id": idAttribute("Note type of the notes psa-syncd adds (Autotask, Kaseya BMS). When unset, the PSA's default."),
 			"min_severity": schema.StringAttribute{
 				MarkdownDescription: "The lowest alert severity that becomes a ticket: `low`, `medium` or `high`. Defaults to `\"" + defaultMinSeverity + "\"`.",

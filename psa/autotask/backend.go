@@ -49,6 +49,9 @@ type Backend struct {
 	mu     sync.Mutex
 	prices map[int64]cachedPrice
 	now    func() time.Time
+	// dueCategories holds when Autotask last refused a ticket of a
+	// category for want of a due date (see CreateTicket); guarded by mu.
+	dueCategories map[int64]time.Time
 
 	// codeMu makes concurrent creates wait for one lookup of the default
 	// billing code, which is then kept for priceTTL.

@@ -79,9 +79,17 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 
 // CreateTicket creates a ticket with externalID set to req.ExternalRef.
 // Status and priority default to the picklists' default values; a queue is
-// required (psa-sync does not assign tickets to resources). Without a due
-// date or a ticket category (whose defaults may set one), the ticket is due
-// a day after it opened, as Autotask requires a due date.
+// required (psa-sync does not assign tickets to resources).
+//
+// Autotask requires dueDateTime unless the ticket's category defaults both
+// the due date and the due time (tickets.md §2.2). Without req.DueAt, a
+// ticket without a category is due a day after it opened. A ticket with a
+// category is sent without a due date, so that the category's defaults set
+// it; when Autotask refuses that with "dueDateTime is required." (a 500
+// with errors[]: the create was not applied, so sending it again cannot
+// make a second ticket), CreateTicket sends it once more, due a day after
+// it opened, and sends that category's tickets with a due date for the
+// next dueCategoryTTL.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
 	if err := req.Validate(); err != nil {
 		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
@@ -129,17 +137,68 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 	if opened.IsZero() {
 		opened = b.now()
 	}
+	defaultDue := NewTimestamp(opened.UTC().Add(24 * time.Hour))
 	switch {
 	case !req.DueAt.IsZero():
 		r.DueDateTime = NewTimestamp(req.DueAt.UTC())
-	case r.TicketCategory == nil:
-		r.DueDateTime = NewTimestamp(opened.UTC().Add(24 * time.Hour))
+	case r.TicketCategory == nil || b.categoryNeedsDue(*r.TicketCategory):
+		r.DueDateTime = defaultDue
 	}
 	id, _, err := b.client.Tickets.Create(ctx, r)
+	if err != nil && r.DueDateTime == nil && dueDateRequired(err) {
+		// The category does not default the due date and time. The
+		// refusal was definite, so the ticket does not exist: send it
+		// again, with a due date.
+		b.client.logger.Info("Autotask ticket category does not default the due date; sending tickets of it with one", "category", *r.TicketCategory)
+		b.setCategoryNeedsDue(*r.TicketCategory)
+		r.DueDateTime = defaultDue
+		id, _, err = b.client.Tickets.Create(ctx, r)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("autotask: creating ticket %q for company %d: %w", req.ExternalRef, company, err)
 	}
 	return b.GetTicket(ctx, strconv.FormatInt(id, 10))
+}
+
+// dueCategoryTTL is how long tickets of a category that Autotask refused a
+// ticket without dueDateTime for are sent with a due date, without trying
+// the category's defaults first: a category given due-date defaults since
+// then is used again after it.
+const dueCategoryTTL = 10 * time.Minute
+
+// categoryNeedsDue reports whether Autotask refused a ticket of category
+// without dueDateTime in the last dueCategoryTTL.
+func (b *Backend) categoryNeedsDue(category int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	at, ok := b.dueCategories[category]
+	return ok && b.now().Sub(at) < dueCategoryTTL
+}
+
+func (b *Backend) setCategoryNeedsDue(category int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dueCategories == nil {
+		b.dueCategories = map[int64]time.Time{}
+	}
+	b.dueCategories[category] = b.now()
+}
+
+// dueDateRequired reports whether err is Autotask's definite refusal of a
+// ticket for want of dueDateTime: a validation error (a 500 with
+// errors[], which was not applied) that names the field, never an outcome
+// that is unknown.
+func dueDateRequired(err error) bool {
+	var ve *psa.ValidationError
+	if errors.Is(err, psa.ErrOutcomeUnknown) || !errors.As(err, &ve) {
+		return false
+	}
+	for _, m := range ve.Messages {
+		if strings.Contains(strings.ToLower(m), "duedatetime") {
+			return true
+		}
+	}
+	return false
 }
 
 // picklistOrDefault parses id, or returns the picklist's default value when

@@ -31,6 +31,11 @@ const (
 
 	AutotaskTicketCategoryStandard = 2
 	AutotaskTicketCategoryAlert    = 3
+	// AutotaskTicketCategorySophosCentral is an API-only category whose
+	// defaults set the due date and time (see autotaskCategoryDue), as
+	// tickets.md §2.3 advises an MSP to create. Standard and Alert set
+	// none.
+	AutotaskTicketCategorySophosCentral = 105
 
 	AutotaskNoteTypeTaskNotes      = 3
 	AutotaskPublishAllUsers        = 1
@@ -95,6 +100,7 @@ var (
 				{Name: "ticketCategory", Type: typeInteger, Picklist: []picklistValue{
 					{AutotaskTicketCategoryStandard, "Standard", true, true},
 					{AutotaskTicketCategoryAlert, "Alert", false, true},
+					{AutotaskTicketCategorySophosCentral, "Sophos Central", false, true},
 				}},
 				{Name: "dueDateTime", Type: typeDateTime},
 				{Name: "externalID", Type: typeString, Length: 50},
@@ -145,6 +151,28 @@ var (
 	}
 )
 
+// autotaskCategoryDue maps the ticket categories whose defaults set both the
+// due date and the due time to how long after creation a ticket is due.
+// A ticket without dueDateTime needs such a category, its own or (without
+// one) the API user's default category, Standard, which sets none:
+// otherwise Autotask answers 500 "dueDateTime is required." (tickets.md
+// §2.2).
+var autotaskCategoryDue = map[int64]time.Duration{
+	AutotaskTicketCategorySophosCentral: 24 * time.Hour,
+}
+
+// categoryDue returns how long after creation a ticket of rec's category
+// (or the default category) is due by the category's defaults; false when
+// the category sets no due date and time.
+func categoryDue(rec record) (time.Duration, bool) {
+	cat, ok := rec["ticketCategory"].(int64)
+	if !ok {
+		cat = AutotaskTicketCategoryStandard
+	}
+	d, ok := autotaskCategoryDue[cat]
+	return d, ok
+}
+
 // validateTicketLocked checks a ticket or note about to be stored with the
 // rules Autotask applies to tickets; old is nil on create.
 func (a *Autotask) validateTicketLocked(d *entityDef, rec, old record) error {
@@ -171,7 +199,7 @@ func (a *Autotask) validateTicketLocked(d *entityDef, rec, old record) error {
 		return apiErr("AssignedResourceID, AssignedResourceRoleID, and QueueID cannot all be empty; a resource needs a role.")
 	}
 	if _, ok := rec["dueDateTime"].(time.Time); !ok {
-		if _, cat := rec["ticketCategory"].(int64); !cat {
+		if _, defaults := categoryDue(rec); !defaults {
 			return apiErr("dueDateTime is required.")
 		}
 	}
@@ -203,6 +231,11 @@ func (a *Autotask) stampTicketLocked(d *entityDef, rec, old record, now time.Tim
 		rec["creatorResourceID"] = resourceID
 		rec["ticketNumber"] = fmt.Sprintf("T%s.%04d", now.Format(autotaskTicketNumberPrefixDate), a.nextID[entTickets]-autotaskFirstID[entTickets]+1)
 	}
+	if _, ok := rec["dueDateTime"].(time.Time); !ok {
+		if due, defaults := categoryDue(rec); defaults {
+			rec["dueDateTime"] = now.Add(due)
+		}
+	}
 	switch {
 	case rec.int("status") == AutotaskTicketStatusComplete && (old == nil || old.int("status") != AutotaskTicketStatusComplete):
 		rec["completedDate"] = now
@@ -220,14 +253,18 @@ type AutotaskTicket struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	// Status and Priority are picklist labels.
-	Status     string    `json:"status"`
-	Priority   string    `json:"priority"`
-	QueueID    int64     `json:"queueID,omitempty"`
-	Source     int64     `json:"source,omitempty"`
-	IssueType  int64     `json:"issueType,omitempty"`
-	ExternalID string    `json:"externalID"`
-	Resolution string    `json:"resolution,omitempty"`
-	Created    time.Time `json:"created"`
+	Status     string `json:"status"`
+	Priority   string `json:"priority"`
+	QueueID    int64  `json:"queueID,omitempty"`
+	Source     int64  `json:"source,omitempty"`
+	IssueType  int64  `json:"issueType,omitempty"`
+	ExternalID string `json:"externalID"`
+	Resolution string `json:"resolution,omitempty"`
+	// Category is the ticketCategory (0: none given); DueDateTime is
+	// when the ticket is due, as sent or set by the category's defaults.
+	Category    int64     `json:"ticketCategory,omitempty"`
+	DueDateTime time.Time `json:"dueDateTime"`
+	Created     time.Time `json:"created"`
 }
 
 // AutotaskTicketNote is a TicketNote as the accessors see it.
@@ -253,6 +290,7 @@ func (a *Autotask) Tickets() []AutotaskTicket {
 			Priority: picklistLabel(entTickets, "priority", r.int("priority")),
 			QueueID:  r.int("queueID"), Source: r.int("source"), IssueType: r.int("issueType"),
 			ExternalID: r.str("externalID"), Resolution: r.str("resolution"), Created: r.time("createDate"),
+			Category: r.int("ticketCategory"), DueDateTime: r.time("dueDateTime"),
 		})
 	}
 	return out

@@ -298,7 +298,11 @@
 //     URL; no DELETE) and their notes under /Tickets/{id}/Notes (the root
 //     TicketNotes collection is read-only, as in the route list). A ticket
 //     needs companyID, title (250), status, priority, and a queueID or a
-//     resource with a role; dueDateTime unless a ticketCategory is set; a
+//     resource with a role; dueDateTime unless the ticketCategory (or,
+//     without one, the default category Standard) defaults the due date
+//     and time, else 500 "dueDateTime is required.": only the API-only
+//     "Sophos Central" category (AutotaskTicketCategorySophosCentral)
+//     does, due a day after creation; a
 //     subIssueType must belong to its issueType (picklist parentValue).
 //     Status 5 (Complete) sets completedDate. Picklist values are the
 //     Autotask* constants; externalID (50) is queryable.
