@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"sync"
@@ -79,14 +80,20 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	}
 	var ok bool
 	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil {
-		_ = conn.Close()
+		// The server may have granted the lock before the error (a
+		// timeout that came while its answer was on the way).
+		discard(conn)
 		return nil, db.wrap("trying the leadership lock", err)
 	}
 	if !ok {
 		return nil, conn.Close()
 	}
 	if err := db.recordLeader(ctx, conn, info); err != nil {
-		_ = conn.Close() // ends the session, which frees the lock
+		// An ERROR (a full disk, a statement timeout) leaves the session
+		// usable, and holding the lock: it must end, not go back to the
+		// pool, where it would keep the lock from every instance.
+		unlock(conn)
+		discard(conn)
 		return nil, err
 	}
 	db.fence = conn
@@ -119,7 +126,9 @@ func (l *Leadership) watch(check time.Duration) {
 		err := db.fence.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 		cancel()
 		if err != nil {
-			_ = db.fence.Close()
+			// A timed-out check may leave the session, and the lock,
+			// alive: end it.
+			discard(db.fence)
 			db.fence = nil
 			db.fenceMu.Unlock()
 			l.once.Do(func() { close(l.lost) })
@@ -147,10 +156,32 @@ func (l *Leadership) Release() error {
 	}
 	ctx, cancel := db.ctx()
 	defer cancel()
+	// Unlocking frees the lock at once for another instance; ending the
+	// session then frees it in any case (also when the unlock failed, or
+	// the session held it more than once), and keeps a session that held
+	// it out of the pool.
 	_, err := db.fence.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockKey)
-	cerr := db.fence.Close()
+	discard(db.fence)
 	db.fence = nil
-	return db.wrap("releasing the leadership lock", errors.Join(err, cerr))
+	return db.wrap("releasing the leadership lock", err)
+}
+
+// unlock tries to release the leadership lock on conn at once, as far as
+// the session still answers; discard ends the session in any case.
+func unlock(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+	defer cancel()
+	_, _ = conn.ExecContext(ctx, `SELECT pg_advisory_unlock_all()`)
+}
+
+// discard closes conn's database connection instead of returning it to
+// the pool: the PostgreSQL session ends, and with it every advisory lock
+// it holds. (*sql.Conn).Close alone would put the session, and its locks,
+// back in the pool, to be handed to any later query.
+func discard(conn *sql.Conn) {
+	// database/sql closes a connection whose Raw function reports it bad.
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
 }
 
 type execer interface {

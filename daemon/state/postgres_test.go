@@ -223,3 +223,90 @@ func TestOpenPostgres_readOnly(t *testing.T) {
 		t.Error("read-only OpenConfig of SQLite succeeded, want an error")
 	}
 }
+
+// TestLeadership_failedTryLeadLeavesNoLockBehind: when recording the
+// active instance fails after the lock was taken (any ERROR that leaves the
+// session usable: a full disk, a statement timeout; here a CHECK
+// constraint), the session holding the lock must end, not go back to the
+// pool: there it kept the lock from every other instance (for up to
+// conn_max_lifetime), and a retry that got it back took the lock a second
+// time, which Release then did not free.
+func TestLeadership_failedTryLeadLeavesNoLockBehind(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
+	if _, err := a.sql.Exec(`ALTER TABLE leader ADD CONSTRAINT test_no_bad CHECK (holder <> 'bad')`); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := a.TryLead(t.Context(), LeaderInfo{Holder: "bad"}, time.Second); l != nil || err == nil {
+		t.Fatalf("a.TryLead with a failing record = %v, %v; want an error", l, err)
+	}
+	if a.IsLeader() {
+		t.Error("a.IsLeader after its TryLead failed")
+	}
+	// The lock is free: b can lead (once the server has ended a's
+	// session), and no session of a holds it.
+	lb := waitLead(t, b, "b")
+	if lb == nil {
+		t.Fatal("b cannot lead after a's TryLead failed: a's session still holds the leadership lock")
+	}
+	if err := lb.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if n := leaderLocks(t, b); n != 0 {
+		t.Errorf("%d sessions hold the leadership lock after b released it; want 0", n)
+	}
+
+	// a fails again, then leads, and releases: the lock is free again
+	// (no session of a's pool holds it a second time).
+	if l, err := a.TryLead(t.Context(), LeaderInfo{Holder: "bad"}, time.Second); l != nil || err == nil {
+		t.Fatalf("a.TryLead with a failing record = %v, %v; want an error", l, err)
+	}
+	if _, err := a.sql.Exec(`ALTER TABLE leader DROP CONSTRAINT test_no_bad`); err != nil {
+		t.Fatal(err)
+	}
+	la := waitLead(t, a, "a")
+	if la == nil {
+		t.Fatal("a cannot lead after its failed TryLead")
+	}
+	if err := la.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, held, err := b.Leader(); held || err != nil {
+		t.Errorf("after a.Release, Leader says the lock is held = %v (%v); want free", held, err)
+	}
+	if lb := waitLead(t, b, "b"); lb == nil {
+		t.Error("b cannot lead after a released the leadership")
+	} else if err := lb.Release(); err != nil {
+		t.Error(err)
+	}
+}
+
+// waitLead tries db.TryLead until it leads, for a while: a session that
+// ends frees its locks as soon as the server has seen it end.
+func waitLead(t *testing.T, db *DB, holder string) *Leadership {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := db.TryLead(t.Context(), LeaderInfo{Holder: holder}, time.Second)
+		if err != nil {
+			t.Fatalf("%s.TryLead = %v", holder, err)
+		}
+		if l != nil || time.Now().After(deadline) {
+			return l
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// leaderLocks counts the granted leadership locks of db's database.
+func leaderLocks(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	err := db.sql.QueryRow(`SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1`, leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -298,7 +298,7 @@ func (db *DB) Close() error {
 	deferred := errors.Join(db.group.close(), db.writes.close())
 	db.fenceMu.Lock()
 	if db.fence != nil {
-		_ = db.fence.Close()
+		discard(db.fence)
 		db.fence = nil
 	}
 	db.fenceMu.Unlock()
