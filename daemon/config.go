@@ -213,6 +213,9 @@ type StateConfig struct {
 	// statement (default 30s).
 	ConnectTimeout time.Duration `yaml:"connect_timeout,omitempty"`
 	QueryTimeout   time.Duration `yaml:"query_timeout,omitempty"`
+	// CheckTimeout bounds SQLite's integrity check at start-up, which
+	// reads the whole file (default 10m).
+	CheckTimeout time.Duration `yaml:"check_timeout,omitempty"`
 	// LockInterval is how often a standby tries to become the active
 	// instance and the active one checks its lock (default 2s).
 	LockInterval time.Duration `yaml:"lock_interval,omitempty"`
@@ -230,7 +233,7 @@ func (s StateConfig) Database(stateDir string) state.Config {
 	return state.Config{
 		Driver: s.Driver, Path: stateDir, URL: string(s.URL),
 		MaxOpenConns: s.MaxOpenConns, MaxIdleConns: s.MaxIdleConns, ConnMaxLifetime: s.ConnMaxLifetime,
-		ConnectTimeout: s.ConnectTimeout, QueryTimeout: s.QueryTimeout,
+		ConnectTimeout: s.ConnectTimeout, QueryTimeout: s.QueryTimeout, CheckTimeout: s.CheckTimeout,
 	}
 }
 
@@ -266,7 +269,8 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 	}{
 		{"max_open_conns", int64(s.MaxOpenConns)}, {"max_idle_conns", int64(s.MaxIdleConns)},
 		{"conn_max_lifetime", int64(s.ConnMaxLifetime)}, {"connect_timeout", int64(s.ConnectTimeout)},
-		{"query_timeout", int64(s.QueryTimeout)}, {"lock_interval", int64(s.LockInterval)},
+		{"query_timeout", int64(s.QueryTimeout)}, {"check_timeout", int64(s.CheckTimeout)},
+		{"lock_interval", int64(s.LockInterval)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("state.%s: must not be negative", f.name)

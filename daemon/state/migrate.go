@@ -135,6 +135,28 @@ func (db *DB) checkVersion() error {
 	return nil
 }
 
+// checkSchema, for a database opened with Config.Existing, requires
+// psa-syncd's schema, at any version, and changes nothing.
+func (db *DB) checkSchema(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
+	defer cancel()
+	q := `SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if db.dialect == dialectPostgres {
+		q = `SELECT to_regclass('schema_migrations') IS NOT NULL`
+	}
+	var ok bool
+	if err := db.sql.QueryRowContext(ctx, q).Scan(&ok); err != nil {
+		if db.dialect == dialectSQLite {
+			return db.classify(err)
+		}
+		return db.wrap("reading the schema", err)
+	}
+	if !ok {
+		return fmt.Errorf("state: %s holds no psa-syncd state (no schema_migrations table); nothing was changed", db.quotedPath())
+	}
+	return nil
+}
+
 // checkForeignSQLite refuses an SQLite database that has tables but not
 // psa-syncd's.
 func (db *DB) checkForeignSQLite(ctx context.Context, tx *sql.Tx) error {

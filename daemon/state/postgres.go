@@ -46,8 +46,12 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 		_ = sdb.Close()
 		return nil, fmt.Errorf("state: connecting to the %s: %w", db.path, err)
 	}
-	if cfg.ReadOnly {
-		if err := db.checkVersion(); err != nil {
+	if cfg.ReadOnly || cfg.Existing {
+		check := db.checkVersion
+		if !cfg.ReadOnly {
+			check = func() error { return db.checkSchema(ctx) }
+		}
+		if err := check(); err != nil {
 			_ = sdb.Close()
 			return nil, err
 		}

@@ -310,3 +310,31 @@ func leaderLocks(t *testing.T, db *DB) int {
 	}
 	return n
 }
+
+// TestOpenPostgres_existingMigratesNothing: Config.Existing on a database
+// without psa-syncd's schema refuses it and creates no table.
+func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	cfg := Config{Driver: DriverPostgres, URL: url, Existing: true}
+	if db, err := OpenConfig(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") {
+		if db != nil {
+			closeDB(t, db)
+		}
+		t.Fatalf("Existing open of an empty database = %v; want it refused", err)
+	}
+	db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
+	var tables int
+	if err := db.sql.QueryRow(`SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	closeDB(t, db)
+	if tables == 0 {
+		t.Fatal("no tables after a normal open")
+	}
+	db, err := OpenConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Existing open of a psa-syncd database = %v", err)
+	}
+	closeDB(t, db)
+}

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
+	"syscall"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -50,8 +53,11 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, errors.New("state: no state path given")
 	}
 	file := sqliteFile(cfg.Path)
+	if cfg.Existing {
+		return openExistingSQLite(ctx, file, cfg)
+	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return nil, fmt.Errorf("state: creating state directory: %w", err)
+		return nil, notWritableOr(file, fmt.Errorf("state: creating the state directory: %w", err))
 	}
 	kind, err := inspectFile(file)
 	if err != nil {
@@ -74,8 +80,27 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	return openSQLiteFile(ctx, file, cfg)
 }
 
+// openExistingSQLite opens the SQLite state database at file for
+// Config.Existing: it must be there and be an SQLite state database; it is
+// checked but neither created, imported nor migrated.
+func openExistingSQLite(ctx context.Context, file string, cfg Config) (*DB, error) {
+	kind, err := inspectFile(file)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case fileMissing:
+		return nil, fmt.Errorf("state: there is no state database %q: is the state directory right? "+
+			"(psa-syncd creates the database when it first starts; nothing was created)", file)
+	case fileBolt:
+		return nil, fmt.Errorf("state: %q is the bbolt state file of an earlier psa-syncd, which this psa-syncd imports "+
+			"when it starts; nothing was changed: copy the file as it is (with psa-syncd stopped) to back it up", file)
+	}
+	return openSQLiteFile(ctx, file, cfg)
+}
+
 // openSQLiteFile opens an existing SQLite state database, checks it and
-// migrates its schema.
+// migrates its schema (not for Config.Existing).
 func openSQLiteFile(ctx context.Context, file string, cfg Config) (*DB, error) {
 	sdb, err := sql.Open("sqlite", sqliteDSN(file))
 	if err != nil {
@@ -92,7 +117,12 @@ func openSQLiteFile(ctx context.Context, file string, cfg Config) (*DB, error) {
 		_ = sdb.Close()
 		return nil, err
 	}
-	if err := db.migrate(ctx); err != nil {
+	if cfg.Existing {
+		err = db.checkSchema(ctx)
+	} else {
+		err = db.migrate(ctx)
+	}
+	if err != nil {
 		_ = sdb.Close()
 		return nil, err
 	}
@@ -100,39 +130,63 @@ func openSQLiteFile(ctx context.Context, file string, cfg Config) (*DB, error) {
 }
 
 // checkSQLite takes the file's lock (by writing nothing in an IMMEDIATE
-// transaction) and runs SQLite's quick integrity check.
+// transaction), within ConnectTimeout, and runs SQLite's quick integrity
+// check, within CheckTimeout: it reads the whole file, which takes longer
+// the larger the file and the slower the disk.
 func (db *DB) checkSQLite(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout)
+	lctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout)
 	defer cancel()
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.sql.BeginTx(lctx, nil)
 	if err == nil {
 		err = tx.Commit()
 	}
 	if err != nil {
 		return db.classify(err)
 	}
-	rows, err := db.sql.QueryContext(ctx, "PRAGMA quick_check")
+	cctx, cancel := context.WithTimeout(ctx, db.cfg.CheckTimeout)
+	defer cancel()
+	problems, err := db.quickCheck(cctx)
 	if err != nil {
-		return db.classify(err)
-	}
-	defer rows.Close()
-	var problems []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return db.classify(err)
+		if ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("state: the integrity check of state database %q (SQLite's PRAGMA quick_check, which reads the "+
+				"whole file) did not finish within %v (state.check_timeout); the file was left untouched: check the disk, "+
+				"or raise state.check_timeout for a database this large (%s)", db.path, db.cfg.CheckTimeout, fileSize(db.path))
 		}
-		if s != "ok" {
-			problems = append(problems, s)
-		}
-	}
-	if err := rows.Err(); err != nil {
 		return db.classify(err)
 	}
 	if len(problems) > 0 {
 		return corrupt(db.path, fmt.Errorf("integrity check: %s", problems[0]))
 	}
 	return nil
+}
+
+// quickCheck runs PRAGMA quick_check and returns the problems it found.
+func (db *DB) quickCheck(ctx context.Context) ([]string, error) {
+	rows, err := db.sql.QueryContext(ctx, "PRAGMA quick_check")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	return problems, rows.Err()
+}
+
+// fileSize describes the size of file for an error message.
+func fileSize(file string) string {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return "size unknown"
+	}
+	return fmt.Sprintf("%d MB", fi.Size()>>20)
 }
 
 // classify turns an SQLite error at open into the error psa-syncd reports.
@@ -144,9 +198,35 @@ func (db *DB) classify(err error) error {
 			return fmt.Errorf("state: state database %q is locked by another psa-syncd process", db.path)
 		case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FORMAT:
 			return corrupt(db.path, err)
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+			return notWritable(db.path, err)
 		}
 	}
 	return fmt.Errorf("state: opening state database %q: %w", db.path, err)
+}
+
+// notWritableOr returns notWritable(file, err) when err is a file system's
+// refusal to write (permissions, a read-only file system), and otherwise
+// err.
+func notWritableOr(file string, err error) error {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		return notWritable(file, err)
+	}
+	return err
+}
+
+// notWritable is the error for a state database that cannot be opened for
+// writing: SQLite needs to write the file and to create its -wal and -shm
+// files beside it, in the state directory.
+func notWritable(file string, err error) error {
+	who := fmt.Sprintf("uid %d", os.Getuid())
+	if u, uerr := user.Current(); uerr == nil {
+		who = fmt.Sprintf("user %s, %s", u.Username, who)
+	}
+	return fmt.Errorf("state: state database %q cannot be opened for writing (%w): the state directory %q and the files "+
+		"in it must be writable by psa-syncd's user (%s), which creates psa-syncd.db and its -wal and -shm files there; "+
+		"is the directory on a read-only file system (a read-only volume or container root), or owned by another user?",
+		file, err, filepath.Dir(file), who)
 }
 
 func corrupt(file string, err error) error {
@@ -233,12 +313,12 @@ func createSQLite(ctx context.Context, file string, cfg Config, fill func(*DB) e
 	tmp := file + ".creating"
 	for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("state: removing %q: %w", f, err)
+			return notWritableOr(file, fmt.Errorf("state: removing %q: %w", f, err))
 		}
 	}
 	// SQLite gives its -wal file the database file's mode.
 	if err := writeEmpty(tmp); err != nil {
-		return err
+		return notWritableOr(file, err)
 	}
 	sdb, err := sql.Open("sqlite", sqliteDSN(tmp))
 	if err != nil {
@@ -250,12 +330,32 @@ func createSQLite(ctx context.Context, file string, cfg Config, fill func(*DB) e
 	if err == nil && fill != nil {
 		err = fill(db)
 	}
+	// The schema and the imported state are in the -wal file until a
+	// checkpoint copies them into tmp. SQLite checkpoints at Close too,
+	// but ignores a checkpoint that fails there (a full disk): the file
+	// renamed into place would then lack them, and the -wal holding them
+	// would stay behind under tmp's name, where no one reads it.
+	if err == nil {
+		err = db.checkpoint(ctx, tmp)
+	}
 	if cerr := sdb.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("state: creating state database %q: %w", file, cerr)
 	}
+	if err == nil {
+		err = checkNoWAL(tmp)
+	}
+	if err == nil {
+		err = syncFile(tmp)
+	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		return err
+		for _, f := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
+			_ = os.Remove(f)
+		}
+		if fill != nil {
+			return fmt.Errorf("%w; nothing was imported: the bbolt state file %q was left as it was, and "+
+				"psa-syncd imports it when it next starts", err, file)
+		}
+		return fmt.Errorf("%w; no state database was created: psa-syncd creates it when it next starts", err)
 	}
 	if fill != nil {
 		backup := boltBackupName(file)
@@ -270,6 +370,54 @@ func createSQLite(ctx context.Context, file string, cfg Config, fill func(*DB) e
 		return fmt.Errorf("state: creating state database %q: %w", file, err)
 	}
 	return syncDir(filepath.Dir(file))
+}
+
+// checkpoint copies the whole write-ahead log of the database being
+// created (tmp) into its file and empties the log, or fails.
+func (db *DB) checkpoint(ctx context.Context, tmp string) error {
+	ctx, cancel := context.WithTimeout(ctx, db.cfg.ConnectTimeout+db.timeout)
+	defer cancel()
+	var busy, log, done int
+	err := db.sql.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &log, &done)
+	if err == nil && (busy != 0 || log != done) {
+		err = fmt.Errorf("checkpoint incomplete: busy %d, %d of %d log frames copied", busy, done, log)
+	}
+	if err != nil {
+		return fmt.Errorf("state: creating state database %q: copying its write-ahead log into %q: %w", db.path, tmp, err)
+	}
+	return nil
+}
+
+// checkNoWAL fails when tmp, closed, still has a write-ahead log with
+// content: it holds commits that are not in tmp itself.
+func checkNoWAL(tmp string) error {
+	fi, err := os.Stat(tmp + "-wal")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("state: creating state database: %w", err)
+	case fi.Size() > 0:
+		return fmt.Errorf("state: creating state database: its write-ahead log %q (%d bytes) was not copied into %q when it was closed",
+			tmp+"-wal", fi.Size(), tmp)
+	}
+	return nil
+}
+
+// syncFile fsyncs file.
+func syncFile(file string) error {
+	f, err := os.OpenFile(file, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("state: syncing %q: %w", file, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("state: syncing %q: %w", file, err)
+	}
+	return nil
 }
 
 func writeEmpty(file string) error {

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -404,4 +405,121 @@ func TestDialect_placeholders(t *testing.T) {
 		t.Errorf("SQLite q = %q", got)
 	}
 	_ = context.Background
+}
+
+// TestOpenConfig_existingCreatesImportsAndMigratesNothing: Config.Existing
+// (psa-syncd backup) opens a database that is there, and refuses, changing
+// nothing, a missing one (it was created, and then backed up as if it were
+// the state), a bbolt file (imported) or an SQLite file without psa-syncd's
+// schema (migrated).
+func TestOpenConfig_existingCreatesImportsAndMigratesNothing(t *testing.T) {
+	t.Parallel()
+	existing := func(path string) (*DB, error) {
+		return OpenConfig(t.Context(), Config{Path: path, Existing: true})
+	}
+	missing := filepath.Join(t.TempDir(), "typo")
+	if db, err := existing(missing); err == nil || !strings.Contains(err.Error(), "there is no state database") {
+		if db != nil {
+			closeDB(t, db)
+		}
+		t.Errorf("Existing open of a missing state directory = %v; want an error saying there is none", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Existing open created the state directory: %v", err)
+	}
+
+	dir := t.TempDir()
+	bolt, err := os.ReadFile("testdata/bbolt-v1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, FileName)
+	if err := os.WriteFile(file, bolt, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := existing(dir); err == nil || !strings.Contains(err.Error(), "bbolt state file") {
+		if db != nil {
+			closeDB(t, db)
+		}
+		t.Errorf("Existing open of a bbolt file = %v; want it refused", err)
+	}
+	if got, _ := os.ReadFile(file); !bytes.Equal(got, bolt) {
+		t.Error("Existing open changed the bbolt file")
+	}
+	if n := names(t, dir); len(n) != 1 {
+		t.Errorf("Existing open of a bbolt file left %v; want only the file", n)
+	}
+
+	// An SQLite file in WAL mode without psa-syncd's schema: a normal
+	// open would add it.
+	blank := filepath.Join(t.TempDir(), "blank.db")
+	raw, err := sql.Open("sqlite", blank+"?_pragma=journal_mode(WAL)")
+	if err == nil {
+		_, err = raw.Exec(`CREATE TABLE other (x INTEGER)`)
+		_, _ = raw.Exec(`DROP TABLE other`)
+		err = errors.Join(err, raw.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, err := existing(blank); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") {
+		if db != nil {
+			closeDB(t, db)
+		}
+		t.Errorf("Existing open of an SQLite file without the schema = %v; want it refused", err)
+	}
+
+	// A state database is opened, and can be backed up.
+	db, err := Open(filepath.Join(t.TempDir(), "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := db.Path()
+	closeDB(t, db)
+	db, err = existing(path)
+	if err != nil {
+		t.Fatalf("Existing open of a state database = %v", err)
+	}
+	defer closeDB(t, db)
+	if err := db.Backup(filepath.Join(t.TempDir(), "copy.db")); err != nil {
+		t.Errorf("Backup = %v", err)
+	}
+}
+
+// TestOpen_integrityCheckBoundNamed: the integrity check at open, which
+// reads the whole file, has its own bound (CheckTimeout), and running out
+// of it is an error naming the check, not only "context deadline
+// exceeded". The bound here is too short for any file.
+func TestOpen_integrityCheckBoundNamed(t *testing.T) {
+	t.Parallel()
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := db.Path()
+	closeDB(t, db)
+	db, err = OpenConfig(t.Context(), Config{Path: path, CheckTimeout: time.Nanosecond})
+	if err == nil {
+		closeDB(t, db)
+		t.Fatal("Open with a 1ns integrity check bound succeeded")
+	}
+	for _, want := range []string{"integrity check of state database " + `"` + path + `"`, "quick_check", "did not finish within 1ns", "state.check_timeout", "left untouched"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open with a 1ns integrity check bound = %v; want it to say %q", err, want)
+		}
+	}
+}
+
+// names lists dir's entries.
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
 }

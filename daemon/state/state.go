@@ -30,6 +30,7 @@ const (
 	DefaultConnMaxLifetime = 30 * time.Minute
 	DefaultConnectTimeout  = 10 * time.Second
 	DefaultQueryTimeout    = 30 * time.Second
+	DefaultCheckTimeout    = 10 * time.Minute
 )
 
 // lockTimeout bounds the wait for the SQLite database's lock, which another
@@ -96,6 +97,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// QueryTimeout bounds every statement.
 	QueryTimeout time.Duration
+	// CheckTimeout bounds SQLite's integrity check at open (PRAGMA
+	// quick_check), which reads the whole file.
+	CheckTimeout time.Duration
 	// ReadOnly opens a PostgreSQL database for reading what the active
 	// instance keeps (the ledger, for the billing-impact report) without
 	// changing it: no schema migration, no bbolt import, and every
@@ -105,6 +109,13 @@ type Config struct {
 	// supports. SQLite refuses it: the active instance holds its file
 	// exclusively, so the file is read with Open where no daemon runs.
 	ReadOnly bool
+	// Existing opens only a state database that is there, and changes
+	// nothing in it: a missing database is an error, not created (nor its
+	// directory); a bbolt state file of an earlier version is refused, not
+	// imported; and the schema is not migrated, whatever its version. It is
+	// for copying the database (Backup): other methods may fail on a
+	// schema of another version.
+	Existing bool
 }
 
 func (c *Config) setDefaults() {
@@ -125,6 +136,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QueryTimeout <= 0 {
 		c.QueryTimeout = DefaultQueryTimeout
+	}
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = DefaultCheckTimeout
 	}
 }
 

@@ -66,7 +66,15 @@ func backupLocal(ctx context.Context, e *env, configFile, out string) error {
 	if err != nil {
 		return err
 	}
-	db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
+	scfg := cfg.State.Database(cfg.StateDir)
+	if scfg.Driver == state.DriverPostgres {
+		// Refused before connecting: opening would migrate the schema.
+		return state.ErrBackupUnsupported
+	}
+	// A backup never creates, imports or migrates: a missing database is
+	// a wrong state_dir or a lost file, not a new empty one to copy.
+	scfg.Existing = true
+	db, err := state.OpenConfig(ctx, scfg)
 	if err != nil {
 		if strings.Contains(err.Error(), "is locked by another psa-syncd process") {
 			return fmt.Errorf("%w: ask the running daemon with -web.url", err)

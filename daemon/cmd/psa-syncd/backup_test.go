@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+// backupConfig writes a config whose state section is stateCfg and
+// returns its path.
+func backupConfig(t *testing.T, stateCfg string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "psa-syncd.yml")
+	writeFile(t, cfg, fmt.Sprintf(`export_path: mappings.json
+%s
+psa:
+  system: autotask
+  autotask: {username: u, secret: s, integration_code: C, base_url: "http://127.0.0.1:1/ATServicesRest/"}
+source: {type: file, file: {path: usage.csv}}
+`, stateCfg))
+	return cfg
+}
+
+// TestBackup_noDatabaseRefused: psa-syncd backup with a state_dir that holds
+// no database (a typo, or a lost file) fails, creates nothing, and writes
+// no backup; it used to create an empty database there, copy it and report
+// success. With PostgreSQL it refuses before connecting, so migrates
+// nothing.
+func TestBackup_noDatabaseRefused(t *testing.T) {
+	t.Parallel()
+	stateDir := filepath.Join(t.TempDir(), "stat-typo")
+	cfg := backupConfig(t, "state_dir: "+stateDir)
+	out := filepath.Join(t.TempDir(), "nightly.db")
+	code, stdout, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", out)
+	if code != 1 || !strings.Contains(stderr, "there is no state database") || !strings.Contains(stderr, stateDir) || strings.Contains(stdout, "Wrote") {
+		t.Errorf("backup of a missing state database: exit %d, stdout %q, stderr %q; want 1 saying there is none", code, stdout, stderr)
+	}
+	for _, f := range []string{stateDir, out} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("backup of a missing state database left %s: %v", f, err)
+		}
+	}
+
+	// An existing database is backed up, and stays as it was.
+	db, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.BeginRun(state.Run{Trigger: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd(t, "backup", "-config.file", cfg, "-output", out)
+	if code != 0 || !strings.Contains(stdout, "Wrote a backup") {
+		t.Fatalf("backup of a state database: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	cp, err := state.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if runs, err := cp.Runs(10); len(runs) != 1 || err != nil {
+		t.Errorf("the backup holds %d runs, %v; want 1", len(runs), err)
+	}
+
+	// PostgreSQL: refused without connecting (nothing listens on port 1).
+	cfg = backupConfig(t, "state:\n  driver: postgres\n  url: postgres://psa@127.0.0.1:1/psa_syncd\n  connect_timeout: 1m")
+	out = filepath.Join(t.TempDir(), "pg.db")
+	code, _, stderr = runCmd(t, "backup", "-config.file", cfg, "-output", out)
+	if code != 1 || !strings.Contains(stderr, "pg_dump") || strings.Contains(stderr, "connecting") {
+		t.Errorf("backup of a PostgreSQL state database: exit %d, stderr %q; want 1 pointing at pg_dump, before connecting", code, stderr)
+	}
+}
