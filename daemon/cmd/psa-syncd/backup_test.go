@@ -7,8 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // backupConfig writes a config whose state section is stateCfg and
@@ -77,5 +80,48 @@ func TestBackup_noDatabaseRefused(t *testing.T) {
 	code, _, stderr = runCmd(t, "backup", "-config.file", cfg, "-output", out)
 	if code != 1 || !strings.Contains(stderr, "pg_dump") || strings.Contains(stderr, "connecting") {
 		t.Errorf("backup of a PostgreSQL state database: exit %d, stderr %q; want 1 pointing at pg_dump, before connecting", code, stderr)
+	}
+}
+
+// TestLedger_readsTheDaemonsDatabase: psa-syncd ledger without -web.url
+// reads the database the daemon uses, as it is: with a state_dir that holds
+// none it fails and creates nothing (it used to create an empty database
+// and print an empty ledger), and with the state section's PostgreSQL it
+// reads that database (it used to open an SQLite file in state_dir).
+func TestLedger_readsTheDaemonsDatabase(t *testing.T) {
+	t.Parallel()
+	stateDir := filepath.Join(t.TempDir(), "stat-typo")
+	cfg := backupConfig(t, "state_dir: "+stateDir)
+	code, stdout, stderr := runCmd(t, "ledger", "-config.file", cfg)
+	if code != 1 || !strings.Contains(stderr, "there is no state database") || !strings.Contains(stderr, stateDir) {
+		t.Errorf("ledger of a missing state database: exit %d, stdout %q, stderr %q; want 1 saying there is none", code, stdout, stderr)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ledger of a missing state database left %s: %v", stateDir, err)
+	}
+
+	url := pgtest.NewDatabase(t)
+	db, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := db.TryLead(t.Context(), state.LeaderInfo{Holder: "active.example"}, time.Second); err != nil || l == nil {
+		t.Fatalf("TryLead = %v, %v", l, err)
+	}
+	in, err := db.OpenIntent(state.Intent{RunID: 1, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-pg", ContractID: "29684000",
+		ServiceID: "30000001", Before: 3, After: 7, BeforeKnown: true, EffectiveDate: time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CompleteIntent(in.ID, state.IntentDone, "", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg = backupConfig(t, fmt.Sprintf("state_dir: %s\nstate:\n  driver: postgres\n  url: %q", t.TempDir(), url))
+	code, stdout, stderr = runCmd(t, "ledger", "-config.file", cfg, "-format", "csv")
+	if code != 0 || !strings.Contains(stdout, "cust-pg") || !strings.Contains(stdout, "29684000") {
+		t.Errorf("ledger on PostgreSQL: exit %d, stdout %q, stderr %q; want the change to cust-pg's contract", code, stdout, stderr)
 	}
 }

@@ -481,7 +481,9 @@ func readExport(ctx context.Context, cfg *daemon.Config, instance string) (*expo
 
 func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
-		db, err := state.OpenConfig(ctx, cfg.State.Database(cfg.StateDir))
+		dbc := cfg.State.Database(cfg.StateDir)
+		dbc.Existing = true // only read from
+		db, err := state.OpenConfig(ctx, dbc)
 		if err != nil {
 			return nil, fmt.Errorf("%w (while psa-syncd runs, read its export with GET %s)", err, export.ExportAPIPath)
 		}

@@ -74,7 +74,12 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			return 1
 		}
-		db, err := state.Open(cfg.StateDir)
+		// The database the daemon uses (SQLite in state_dir, or the
+		// state section's PostgreSQL), as it is: a wrong state_dir must
+		// not show an empty ledger out of a database made for it.
+		dbc := cfg.State.Database(cfg.StateDir)
+		dbc.Existing = true
+		db, err := state.OpenConfig(ctx, dbc)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 			if hint := lockedHint(cfg, "ledger", err); hint != "" {
