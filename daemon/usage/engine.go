@@ -1162,7 +1162,6 @@ func (e *Engine) postedReason(line psa.ContractLine, eff time.Time) string {
 		period, systemName(e.be.System()), eff.Format(time.DateOnly), systemName(e.be.System()), EffectiveNextPeriodStart)
 }
 
-// effectiveDate returns the date changes take effect per the policy, as a
 // period returns the billing month whose usage a pass at now (in the
 // engine's Location) syncs: that month, or with usage_period: previous the
 // one before.
@@ -1177,7 +1176,8 @@ func (e *Engine) period(now time.Time) source.Period {
 // effectiveDate returns the date a pass at now dates its changes on, for
 // the usage of period: the first day of period (period_start), the day of
 // the pass (today) or the first day of the month after period
-// (next_period_start).
+// (next_period_start); a UTC date (midnight), which is how PSAs take
+// dates.
 func (e *Engine) effectiveDate(now time.Time, period source.Period) time.Time {
 	switch e.policies.EffectiveDate {
 	case EffectiveToday:
