@@ -1,8 +1,12 @@
 package psa
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -90,3 +94,54 @@ func (e *AmbiguousError) Error() string {
 
 // Is reports whether target is ErrConflict.
 func (e *AmbiguousError) Is(target error) bool { return target == ErrConflict }
+
+// ContractErrors is what a backend's ReadLines returns, together with the
+// lines of every other contract, when some contracts could not be read for
+// reasons of their own (a line psa-syncd cannot represent, a service or
+// product on the contract twice): errors that concern the whole PSA
+// (credentials, rate limits, outages) are returned alone, with no lines.
+// errors.Is and errors.As see every per-contract error (Unwrap returns them
+// all); a caller that knows ContractErrors (through its ContractErrors
+// method) uses the lines it got and fails only the contracts listed.
+type ContractErrors struct {
+	// System names the PSA in the message ("autotask"), and Noun what it
+	// calls a contract ("contract", "agreement").
+	System, Noun string
+	// Errors maps a contract id, spelled as the caller gave it, to its error.
+	Errors map[string]error
+}
+
+// Error lists the failed contracts in id order.
+func (e *ContractErrors) Error() string {
+	ids := e.ids()
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s %s: %v", e.Noun, id, e.Errors[id]))
+	}
+	return fmt.Sprintf("%s: %d of the %ss could not be read: %s", e.System, len(ids), e.Noun, strings.Join(parts, "; "))
+}
+
+// Unwrap returns the per-contract errors in contract id order.
+func (e *ContractErrors) Unwrap() []error {
+	ids := e.ids()
+	out := make([]error, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, e.Errors[id])
+	}
+	return out
+}
+
+// ContractErrors returns the per-contract errors; callers may match it
+// with the interface{ ContractErrors() map[string]error }.
+func (e *ContractErrors) ContractErrors() map[string]error { return e.Errors }
+
+// ids returns the contract ids in numeric order (then as text).
+func (e *ContractErrors) ids() []string {
+	ids := slices.Collect(maps.Keys(e.Errors))
+	slices.SortFunc(ids, func(a, b string) int {
+		x, _ := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
+		y, _ := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+		return cmp.Or(cmp.Compare(x, y), strings.Compare(a, b))
+	})
+	return ids
+}

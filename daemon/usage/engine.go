@@ -1487,7 +1487,7 @@ func (x *lineIndex) hasContract(id string) bool {
 }
 
 // contractErrors is what a backend's bulk read returns when some contracts
-// failed for reasons of their own (psa/connectwise.ContractErrors), matched
+// failed for reasons of their own (psa.ContractErrors), matched
 // by method so that the engine does not depend on any one PSA's package.
 type contractErrors interface {
 	error

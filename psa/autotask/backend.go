@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -497,7 +496,7 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 		}
 	}
 	if len(perContract) > 0 {
-		return lines, &ContractErrors{Errors: perContract}
+		return lines, &ContractErrors{System: "autotask", Noun: "contract", Errors: perContract}
 	}
 	return lines, nil
 }
@@ -505,49 +504,8 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 // ContractErrors is returned by ReadLines, together with the lines of
 // every other contract, when some contracts could not be read for reasons
 // of their own: a service on the contract more than once (a
-// *psa.AmbiguousError, psa.ErrConflict). errors.Is and errors.As see every
-// per-contract error (Unwrap returns them all); a caller that knows
-// ContractErrors (through its ContractErrors method) uses the lines it got
-// and fails only the contracts listed.
-type ContractErrors struct {
-	// Errors maps a contract id, spelled as the caller gave it, to its error.
-	Errors map[string]error
-}
-
-// Error lists the failed contracts in id order.
-func (e *ContractErrors) Error() string {
-	ids := e.ids()
-	parts := make([]string, 0, len(ids))
-	for _, id := range ids {
-		parts = append(parts, fmt.Sprintf("contract %s: %v", id, e.Errors[id]))
-	}
-	return fmt.Sprintf("autotask: %d of the contracts could not be read: %s", len(ids), strings.Join(parts, "; "))
-}
-
-// Unwrap returns the per-contract errors in contract id order.
-func (e *ContractErrors) Unwrap() []error {
-	ids := e.ids()
-	out := make([]error, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, e.Errors[id])
-	}
-	return out
-}
-
-// ContractErrors returns the per-contract errors; callers may match it
-// with the interface{ ContractErrors() map[string]error } without
-// importing this package.
-func (e *ContractErrors) ContractErrors() map[string]error { return e.Errors }
-
-func (e *ContractErrors) ids() []string {
-	ids := slices.Collect(maps.Keys(e.Errors))
-	slices.SortFunc(ids, func(a, b string) int {
-		x, _ := strconv.ParseInt(strings.TrimSpace(a), 10, 64)
-		y, _ := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
-		return cmp.Or(cmp.Compare(x, y), strings.Compare(a, b))
-	})
-	return ids
-}
+// *psa.AmbiguousError, psa.ErrConflict). See psa.ContractErrors.
+type ContractErrors = psa.ContractErrors
 
 // compareIDs compares two ids that strconv.FormatInt spelled as the
 // numbers they are.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -549,57 +548,10 @@ func toContract(a *Agreement) *psa.Contract {
 // other contract, when some contracts could not be read for reasons of their
 // own: an agreement that does not exist (psa.ErrNotFound), has two active
 // additions for one product (a *psa.AmbiguousError, psa.ErrConflict) or a
-// fractional quantity (a *psa.ValidationError). Errors that concern the
-// whole PSA (credentials, rate limits, outages) are returned alone, with no
-// lines. (A cancelled or expired agreement is reported by CheckWrites and
-// refused by SetQuantity, not by ReadLines, which reads no statuses.)
-//
-// errors.Is and errors.As see every per-contract error (Unwrap returns them
-// all), so a caller that treats any such error as "bisect to find the bad
-// contracts" keeps working; a caller that knows ContractErrors uses the
-// lines it got and fails only the contracts listed.
-type ContractErrors struct {
-	// Errors maps a contract (agreement) id to its error.
-	Errors map[string]error
-}
-
-// Error lists the failed contracts in id order.
-func (e *ContractErrors) Error() string {
-	ids := e.ids()
-	parts := make([]string, 0, len(ids))
-	for _, id := range ids {
-		parts = append(parts, fmt.Sprintf("agreement %s: %v", id, e.Errors[id]))
-	}
-	return fmt.Sprintf("connectwise: %d of the agreements could not be read: %s", len(ids), strings.Join(parts, "; "))
-}
-
-// Unwrap returns the per-contract errors in contract id order.
-func (e *ContractErrors) Unwrap() []error {
-	ids := e.ids()
-	out := make([]error, 0, len(ids))
-	for _, id := range ids {
-		out = append(out, e.Errors[id])
-	}
-	return out
-}
-
-// ContractErrors returns the per-contract errors; callers may match it with
-// the interface{ ContractErrors() map[string]error } without importing this
-// package.
-func (e *ContractErrors) ContractErrors() map[string]error { return e.Errors }
-
-func (e *ContractErrors) ids() []string {
-	ids := make([]string, 0, len(e.Errors))
-	for id := range e.Errors {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool {
-		a, _ := strconv.ParseInt(ids[i], 10, 64)
-		b, _ := strconv.ParseInt(ids[j], 10, 64)
-		return cmp.Or(cmp.Compare(a, b), strings.Compare(ids[i], ids[j])) < 0
-	})
-	return ids
-}
+// fractional quantity (a *psa.ValidationError). (A cancelled or expired
+// agreement is reported by CheckWrites and refused by SetQuantity, not by
+// ReadLines, which reads no statuses.) See psa.ContractErrors.
+type ContractErrors = psa.ContractErrors
 
 // StaleAgreementError says that an agreement can no longer be billed on: the
 // customer mapping that points at it is stale. It matches psa.ErrConflict.
@@ -721,7 +673,7 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 		perContract = respelled
 	}
 	if len(perContract) > 0 {
-		return lines, &ContractErrors{Errors: perContract}
+		return lines, &ContractErrors{System: "connectwise", Noun: "agreement", Errors: perContract}
 	}
 	return lines, nil
 }
