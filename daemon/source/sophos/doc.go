@@ -25,6 +25,10 @@
 //     null or not a whole, non-negative number, is skipped and reported as a
 //     source.Problem (Unreadable for its tenant, so that the tenant is not
 //     synced on partial usage);
+//   - a row that repeats an earlier row's order line (orderLineItemNumber)
+//     of the same account, product and billing dates is the same usage
+//     listed twice: an Unreadable problem for its tenant, never added twice
+//     (an order line split by billing dates is several rows, and adds up);
 //   - each row is decoded on its own: one that does not decode (a field of
 //     the wrong type) is an Unreadable problem naming the month, its item
 //     number and the accountId when that can be read; when it cannot, the

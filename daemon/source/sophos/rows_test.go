@@ -45,6 +45,40 @@ func TestSource_FetchMissingQuantity(t *testing.T) {
 	}
 }
 
+// TestSource_FetchRepeatedOrderLine: a row that repeats an earlier row's
+// order line of the same product and billing dates is the same usage
+// listed twice: it holds its tenant instead of doubling its quantity. An
+// order line split by billing dates, and rows without an order line
+// number, add up as before.
+func TestSource_FetchRepeatedOrderLine(t *testing.T) {
+	t.Parallel()
+	f := &fakeSophos{usage: func(*http.Request, int) string {
+		return `{"items":[
+			{"accountId":"t1","productCode":"CIXA","orderLineItemNumber":"OL-1","billingStartDate":"2026-10-01","billingEndDate":"2026-10-31","billableQuantity":40},
+			{"accountId":"t1","productCode":"CIXA","orderLineItemNumber":"OL-1","billingStartDate":"2026-10-01","billingEndDate":"2026-10-31","billableQuantity":40},
+			{"accountId":"t2","productCode":"CIXA","orderLineItemNumber":"OL-7","billingStartDate":"2026-10-01","billingEndDate":"2026-10-14","billableQuantity":10},
+			{"accountId":"t2","productCode":"CIXA","orderLineItemNumber":"OL-7","billingStartDate":"2026-10-15","billingEndDate":"2026-10-31","billableQuantity":12},
+			{"accountId":"t3","productCode":"CIXA","billableQuantity":5},
+			{"accountId":"t3","productCode":"CIXA","billableQuantity":5}],
+			"pages":{"size":6,"total":1,"items":6}}`
+	}}
+	rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []source.Problem{
+		{Where: "sophos usage 2026-10 item 2 (account t1, order line OL-1)", Unreadable: true, CustomerID: "t1", Product: "CIXA"},
+	}
+	checkProblems(t, rep.Problems, want, "repeats item 1")
+	var got []string
+	for _, r := range rep.Records {
+		got = append(got, fmt.Sprintf("%s|%s|%d", r.CustomerID, r.Product, r.Quantity))
+	}
+	if diff := cmp.Diff([]string{"t1|CIXA|40", "t2|CIXA|22", "t3|CIXA|10"}, got); diff != "" {
+		t.Errorf("records (-want +got):\n%s", diff)
+	}
+}
+
 // checkProblems compares problems with want, ignoring Err, and checks that
 // every error says errPart.
 func checkProblems(t *testing.T, got, want []source.Problem, errPart string) {

@@ -116,8 +116,9 @@ func (s *Source) Name() string { return Name }
 // rows, named after the tenant. Usage that belongs to no customer tenant
 // (see the package documentation) becomes a record with an empty CustomerID.
 // Rows without a productCode, without a billableQuantity (or null), with a
-// quantity that is not a whole, non-negative number, or that do not decode,
-// are skipped and listed as problems; those of a customer tenant are
+// quantity that is not a whole, non-negative number, that repeat an
+// earlier row's order line (see orderLines), or that do not decode, are
+// skipped and listed as problems; those of a customer tenant are
 // Unreadable, so that the engine does not sync that tenant on partial
 // usage, and a row that does not decode and whose accountId cannot be read
 // is Unreadable with no CustomerID (any customer's). A tenant list that
@@ -146,8 +147,12 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 		}
 	}
 	var recs []source.Record
+	lines := orderLines{}
 	for i, it := range items {
 		rec, err := record(it, partnerID, names, p)
+		if err == nil {
+			err = lines.repeat(i, it)
+		}
 		if err != nil {
 			pr := source.Problem{Where: itemWhere(p, i, it), Err: err, Product: strings.TrimSpace(it.ProductCode)}
 			switch {
@@ -171,6 +176,29 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	rep.Records, overflows = source.Sum(recs)
 	rep.Problems = append(rep.Problems, overflows...)
 	return rep, nil
+}
+
+// orderLines remembers the order lines of a report's rows, by account,
+// order line, product and billing dates, with the index of the first row of
+// each.
+type orderLines map[[5]string]int
+
+// repeat returns an error when row i repeats an earlier row's order line of
+// the same product and billing dates: one order line is one row of usage
+// (a line split by billing dates is several), so the second is the same
+// usage listed twice, and summing both would double it. Rows without an
+// order line number are not compared.
+func (o orderLines) repeat(i int, it *UsageItem) error {
+	line := strings.TrimSpace(it.OrderLineItemNumber)
+	if line == "" {
+		return nil
+	}
+	k := [5]string{strings.TrimSpace(it.AccountID), line, strings.TrimSpace(it.ProductCode), it.BillingStartDate, it.BillingEndDate}
+	if first, ok := o[k]; ok {
+		return fmt.Errorf("repeats item %d (order line %s of product %s, the same billing dates): counting both would double the usage", first+1, line, k[2])
+	}
+	o[k] = i
+	return nil
 }
 
 // tenantNames returns the display names of the partner's tenants, by
