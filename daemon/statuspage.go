@@ -159,7 +159,7 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	} else {
 		p.CSRF = randomToken()
 		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: p.CSRF, Path: "/", HttpOnly: true,
-			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			SameSite: http.SameSiteStrictMode, Secure: secureRequest(r)})
 	}
 	if id := r.URL.Query().Get("request"); id != "" {
 		if t, ok := d.Ticket(id); ok {
@@ -435,6 +435,16 @@ func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string)
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
 
+// secureRequest reports whether the browser reached the page over HTTPS:
+// psa-syncd serves TLS itself, or a proxy that ends TLS in front of it (an
+// Ingress, a load balancer) says so with X-Forwarded-Proto. Its cookies
+// are then Secure, so that the browser never sends them over plain HTTP. A
+// client that sends the header over plain HTTP only stops its own cookies
+// from coming back.
+func secureRequest(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+}
+
 // messageSig signs a status page message for the browser whose CSRF
 // cookie is csrf. The page shows the msg of its URL only with the sig its
 // own redirect gave: a link made elsewhere, which cannot know the cookie,
@@ -474,7 +484,7 @@ func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	id := d.ui.add(sha256.Sum256([]byte(want)), d.now())
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(sessionTTL.Seconds())})
+		SameSite: http.SameSiteStrictMode, Secure: secureRequest(r), MaxAge: int(sessionTTL.Seconds())})
 	redirect(w, r, backTo(r), "Signed in.", "")
 }
 
@@ -483,7 +493,7 @@ func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
 		d.ui.remove(c.Value)
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: -1})
+		SameSite: http.SameSiteStrictMode, Secure: secureRequest(r), MaxAge: -1})
 	redirect(w, r, backTo(r), "Signed out.", "")
 }
 

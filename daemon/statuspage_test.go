@@ -375,3 +375,50 @@ func TestStatusPage_messages(t *testing.T) {
 		t.Errorf("GET %s in a fresh browser shows %q; want no message", forged.String(), got)
 	}
 }
+
+// TestStatusPage_secureCookiesBehindTLSProxy: behind a proxy that ends TLS
+// (X-Forwarded-Proto: https) the page's cookies are Secure, as when
+// psa-syncd serves TLS itself; over plain HTTP they are not (the browser
+// would not send them back).
+func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h := e.d.Handler()
+	get := func(proto string) *http.Response {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	for proto, want := range map[string]bool{"": false, "http": false, "https": true, "HTTPS": true} {
+		cks := get(proto).Cookies()
+		if len(cks) != 1 || cks[0].Name != csrfCookie || cks[0].Secure != want {
+			t.Errorf("X-Forwarded-Proto %q: cookies %+v, want the CSRF cookie with Secure %t", proto, cks, want)
+		}
+	}
+
+	// The session cookie of a sign-in through the proxy is Secure too.
+	csrf := get("https").Cookies()[0]
+	form := url.Values{"token": {"tok"}, "csrf": {csrf.Value}, "next": {"/"}}
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/ui/sign-in", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrf.Value})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var session *http.Cookie
+	for _, ck := range rec.Result().Cookies() {
+		if ck.Name == sessionCookie {
+			session = ck
+		}
+	}
+	if rec.Code != http.StatusSeeOther || session == nil || !session.Secure {
+		t.Errorf("sign-in through a TLS proxy = %d, session cookie %+v; want a Secure one", rec.Code, session)
+	}
+}
