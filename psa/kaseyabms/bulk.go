@@ -196,12 +196,20 @@ func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*p
 // ContractReadCost returns the requests GetContracts sends for n ids, at
 // least: three per contract below bulkMin (GetContract's lookup, summary and
 // account lookup), and otherwise the lookups by id, the summary, which holds
-// the n contracts and more, and at least one page of accounts.
+// the n contracts and more, and at least one page of accounts. Both ways
+// read the account lookup, so both pay the request that ListContracts
+// counts while the client has yet to learn where its pages start: without
+// it, a first batch of one contract (3) would never list a small tenant (4)
+// and would read by id before listing anyway, one batch later.
 func (b *Backend) ContractReadCost(n int) int {
+	cost := (n+bulkChunk-1)/bulkChunk + (n+DefaultPageSize-1)/DefaultPageSize + 1
 	if n < bulkMin {
-		return 3 * n
+		cost = 3 * n
 	}
-	return (n+bulkChunk-1)/bulkChunk + (n+DefaultPageSize-1)/DefaultPageSize + 1
+	if _, known := b.client.firstPage(accountLookupPath); !known {
+		cost++
+	}
+	return cost
 }
 
 // ListContracts returns the tenant's contracts that have not expired, keyed

@@ -281,6 +281,16 @@ func TestBackend_ContractReadCost(t *testing.T) {
 	if err := b.Ping(ctx); err != nil { // signs in
 		t.Fatal(err)
 	}
+	// A client that has yet to learn where the account lookup's pages
+	// start lists a tenant of one page for what reading one contract by id
+	// costs: both ask for page 0 of the account lookup once.
+	fresh, freshSrv := newSimBackend(t)
+	a := freshSrv.KaseyaBMS().AddAccount("Initech")
+	freshSrv.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: "Initech Managed Services"})
+	small := fresh.ContractReadCost(1)
+	if _, ok, err := fresh.ListContracts(ctx, small); err != nil || !ok {
+		t.Errorf("ListContracts(ContractReadCost(1) = %d) of a tenant of one page = %v, %v; want the list", small, ok, err)
+	}
 	for _, n := range []int{1, 4, 30, 150} {
 		srv.ResetRequests()
 		got, err := b.GetContracts(ctx, ids[:n])
