@@ -136,8 +136,9 @@ type Engine struct {
 
 	mu sync.Mutex // serialises Sync and Reconcile
 	// settling holds, by intent id, when each open intent that the last
-	// reconcile left open to settle can be settled (see Reconcile).
-	settling map[int64]time.Time
+	// reconcile left open to settle can be settled (see Reconcile), and
+	// what its line showed.
+	settling map[int64]settle
 	// unsaved holds the runs whose final record could not be saved.
 	unsaved *UnsavedRuns
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.

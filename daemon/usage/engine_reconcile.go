@@ -46,7 +46,7 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 }
 
 func (e *Engine) reconcile(ctx context.Context) (int, error) {
-	e.settling = map[int64]time.Time{}
+	e.settling = map[int64]settle{}
 	open, err := e.db.OpenIntents()
 	if err != nil {
 		return 0, fmt.Errorf("daemon: reading open intents: %w", err)
@@ -122,23 +122,30 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			}
 			l, ok := lines[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}]
 			qty := l.Quantity // 0 when the line does not exist
-			var st, note string
-			switch intentOutcome(in, l, ok) {
-			case state.IntentDone:
-				st, note = state.IntentDone, fmt.Sprintf("reconciled: the PSA shows %d", qty)
-			case "":
+			outcome := intentOutcome(in, l, ok)
+			if outcome != state.IntentDone {
+				// The write may still arrive, on top of what the line
+				// shows now: whether that is the quantity from before or
+				// another change made meanwhile, writing the line again
+				// before then could apply both.
 				at, err := e.settlesAt(in, runs)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
 				if e.now().Before(at) {
-					e.settling[in.ID] = at
-					e.logger.Info("Open intent not settled yet: the PSA still shows the quantity from before, and the write may still arrive",
+					e.settling[in.ID] = settle{at: at, shows: qty}
+					e.logger.Info("Open intent not settled yet: the PSA does not show the write, and it may still arrive",
 						"intent", in.ID, "customer", in.CustomerID, "contract", in.ContractID, "service", in.ServiceID,
-						"units", in.Before, "settles_at", at.UTC().Format(time.RFC3339))
+						"units", qty, "before", in.Before, "after", in.After, "settles_at", at.UTC().Format(time.RFC3339))
 					continue
 				}
+			}
+			var st, note string
+			switch outcome {
+			case state.IntentDone:
+				st, note = state.IntentDone, fmt.Sprintf("reconciled: the PSA shows %d", qty)
+			case "":
 				st, note = state.IntentFailed, fmt.Sprintf("not applied: the PSA still shows %d", qty)
 			default:
 				st, note = state.IntentReview, fmt.Sprintf("the PSA shows %d, neither %d (before) nor %d (after): check the line and the ledger", qty, in.Before, in.After)
@@ -164,8 +171,9 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 
 // intentOutcome is how Reconcile settles open intent in when its line reads
 // l (exists: the line exists): done when the line shows the write applied,
-// "" when it still shows the quantity from before (the intent settles by
-// time, see settlesAt), and review when it shows neither.
+// "" when it still shows the quantity from before, and review when it shows
+// neither (another change was made to the line). Both of the latter settle
+// by time (see settlesAt): the write may still arrive.
 func intentOutcome(in state.Intent, l psa.ContractLine, exists bool) string {
 	switch {
 	case l.Quantity == in.After && (exists || in.After == 0):
@@ -190,7 +198,7 @@ func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool,
 		return fmt.Errorf("%w (intent %d, effective %s): a pass re-reads the PSA at that date before the line is written again",
 			errUnsettled, in.ID, in.EffectiveDate.Format(time.DateOnly))
 	}
-	if intentOutcome(in, l, exists) != "" {
+	if intentOutcome(in, l, exists) == state.IntentDone {
 		return nil
 	}
 	at, err := e.settlesAt(in, runs)
@@ -198,9 +206,16 @@ func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool,
 		return err
 	}
 	if e.now().Before(at) {
-		return settlingError(in, at)
+		return settlingError(in, settle{at: at, shows: l.Quantity})
 	}
 	return nil
+}
+
+// settle is when an open intent can be settled (see settlesAt), and the
+// quantity its line showed when it was last read.
+type settle struct {
+	at    time.Time
+	shows int64
 }
 
 // settlesAt returns when intent in, whose line still shows the quantity
@@ -274,10 +289,11 @@ func (e *Engine) Settling() (at time.Time, customers []string) {
 		return time.Time{}, nil
 	}
 	for _, in := range open {
-		t, ok := e.settling[in.ID]
+		st, ok := e.settling[in.ID]
 		if !ok {
 			continue
 		}
+		t := st.at
 		if at.IsZero() || t.Before(at) {
 			at = t
 		}

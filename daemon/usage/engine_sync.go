@@ -213,11 +213,13 @@ func (e *Engine) settleOwn(run state.Run) {
 		return // the next pass reconciles them anyway
 	}
 	if e.settling == nil {
-		e.settling = map[int64]time.Time{}
+		e.settling = map[int64]settle{}
 	}
 	for _, in := range open {
 		if in.RunID == run.ID {
-			e.settling[in.ID] = maxTime(run.Finished, in.Created).Add(e.policies.SettleTime)
+			// The re-read after the lost answer showed the quantity from
+			// before, or another (the backend's error says which).
+			e.settling[in.ID] = settle{at: maxTime(run.Finished, in.Created).Add(e.policies.SettleTime), shows: in.Before}
 		}
 	}
 }
@@ -380,8 +382,8 @@ func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.
 		if in, ok := w.pending[key]; ok {
 			if w.ledger {
 				cp.fail(i, w.e.awaitingReview(in, c.ServiceName), c)
-			} else if at, ok := w.e.settling[in.ID]; ok {
-				cp.fail(i, settlingError(in, at), c)
+			} else if st, ok := w.e.settling[in.ID]; ok {
+				cp.fail(i, settlingError(in, st), c)
 			} else {
 				cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
 			}
@@ -985,22 +987,29 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	return nil
 }
 
-// settlingError is the error of a line whose intent in waits until at for
-// its write to settle (see Reconcile).
-func settlingError(in state.Intent, at time.Time) error {
+// settlingError is the error of a line whose intent in waits until st.at
+// for its write to settle (see Reconcile).
+func settlingError(in state.Intent, st settle) error {
+	at := st.at
+	shows := fmt.Sprintf("still shows %d,", in.Before)
+	if st.shows != in.Before {
+		// Someone else changed the line meanwhile; the write, a change
+		// from in.Before, may still be applied on top of that.
+		shows = fmt.Sprintf("shows %d, changed by someone else since %d,", st.shows, in.Before)
+	}
 	if at.Equal(farFuture) {
 		return &hintedError{
-			err: fmt.Errorf("%w (intent %d): the PSA still shows %d, and the write of %d may still arrive: the pass that sent it (run %d) is still recorded as running",
-				errUnsettled, in.ID, in.Before, in.After, in.RunID),
+			err: fmt.Errorf("%w (intent %d): the PSA %s and the write of %d may still arrive: the pass that sent it (run %d) is still recorded as running",
+				errUnsettled, in.ID, shows, in.After, in.RunID),
 			hint: fmt.Sprintf("another psa-syncd process may still be sending run %d's writes; the line is re-read and written once that run is marked interrupted "+
 				"(when an instance becomes the active one), so it is never posted twice", in.RunID),
 		}
 	}
 	t := at.UTC().Format(time.RFC3339)
 	return &hintedError{
-		err: fmt.Errorf("%w (intent %d): the PSA still shows %d, and the write of %d may still arrive until %s",
-			errUnsettled, in.ID, in.Before, in.After, t),
+		err: fmt.Errorf("%w (intent %d): the PSA %s and the write of %d may still arrive until %s",
+			errUnsettled, in.ID, shows, in.After, t),
 		hint: fmt.Sprintf("an earlier write of this line went unanswered and may still reach the PSA (policies.settle_time); psa-syncd re-reads the line at %s "+
-			"(the daemon queues a pass for then; after a one-off sync, run it again then) and writes it only if the write never arrived, so it is never posted twice", t),
+			"(the daemon queues a pass for then; after a one-off sync, run it again then) and then writes only what the line still lacks, so it is never posted twice", t),
 	}
 }

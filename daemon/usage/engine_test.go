@@ -692,10 +692,16 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 		// running is whether the intent's pass is still recorded as
 		// running (another process may be sending its writes).
 		running bool
+		// changed is whether someone else set the line to 35 before the
+		// pass read it: neither the quantity from before nor the one
+		// written, and the write (+12) may still land on top of it.
+		changed bool
 	}{
 		{name: "late write arrives", late: true},
 		{name: "write never arrives"},
 		{name: "pass of another process still running", running: true},
+		{name: "line changed by someone else, late write arrives", changed: true, late: true},
+		{name: "line changed by someone else, write never arrives", changed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -722,6 +728,9 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			if tc.changed {
+				h.at.SetUnits(h.contractA, h.svcIntercept, 35, etPeriodDay)
+			}
 			e := h.engine()
 			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
 			if err != nil {
@@ -737,6 +746,9 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "may still arrive") {
 				t.Errorf("status of cust-a = %+v, want failed saying the earlier write may still arrive", cs)
 			}
+			if tc.changed && !strings.Contains(cs.Error, "shows 35, changed by someone else since 30") {
+				t.Errorf("status of cust-a = %+v, want the error to say the line was changed by someone else", cs)
+			}
 			if res.Run.Result == state.RunSuccess {
 				t.Errorf("run = %+v, want partial or failed", res.Run)
 			}
@@ -750,7 +762,8 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 			}
 
 			if tc.late {
-				h.at.SetUnits(h.contractA, h.svcIntercept, 42, etPeriodDay)
+				// The adjustment of +12 lands on what the line shows.
+				h.at.SetUnits(h.contractA, h.svcIntercept, h.units(h.contractA, h.svcIntercept)+12, etPeriodDay)
 			}
 			now = etNow.Add(DefaultSettleTime)
 			e = h.engine()
@@ -768,7 +781,7 @@ func TestEngine_Sync_unconfirmedWriteSettles(t *testing.T) {
 			}
 			h.wantUnits(h.contractA, h.svcIntercept, 42)
 			wantPosts := 1
-			if tc.late {
+			if tc.late && !tc.changed {
 				wantPosts = 0
 			}
 			if n := h.adjustmentPosts(); n != wantPosts {
@@ -893,47 +906,61 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 // settles; after that, all three update it.
 func TestEngine_Plan_openIntent(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
-	now := etNow
-	h.now = func() time.Time { return now }
-	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
-	if _, err := h.engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	check := func(when string, want string, reason string) {
-		t.Helper()
-		p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		dry := h.sync(PassOptions{DryRun: true})
-		for name, plan := range map[string]*Plan{"plan": p, "dry run": dry.Plan} {
-			c := etFindChange(plan, "cust-a", h.svcIntercept)
-			if c == nil || c.Action != want || !strings.Contains(c.Reason, reason) {
-				t.Errorf("%s: %s = %+v, want %s with %q", when, name, c, want, reason)
+	// changed: someone else sets the line to 35 after the lost write (of
+	// +12, which may still land on top of it).
+	for _, changed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("changed=%v", changed), func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t, psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Drop: true, Times: 1}))
+			now := etNow
+			h.now = func() time.Time { return now }
+			h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+			if _, err := h.engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+				t.Fatal(err)
 			}
-		}
-		if n := len(h.at.Adjustments()); n != 0 {
-			t.Fatalf("%s: %d adjustments after a plan and a dry run, want none", when, n)
-		}
-	}
-	settles := etNow.Add(DefaultSettleTime).UTC().Format(time.RFC3339)
-	now = etNow.Add(30 * time.Second)
-	check("before the settle time", ActionFailed, "may still arrive until "+settles)
-	res := h.sync(PassOptions{})
-	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive until "+settles) {
-		t.Errorf("pass before the settle time = %+v, want failed as the plan said", c)
-	}
+			if changed {
+				h.at.SetUnits(h.contractA, h.svcIntercept, 35, etPeriodDay)
+			}
 
-	now = etNow.Add(DefaultSettleTime)
-	check("at the settle time", ActionUpdate, "usage 42")
-	res = h.sync(PassOptions{})
-	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionUpdate {
-		t.Errorf("pass at the settle time = %+v, want update as the plan said", c)
+			check := func(when string, want string, reason string) {
+				t.Helper()
+				p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dry := h.sync(PassOptions{DryRun: true})
+				for name, plan := range map[string]*Plan{"plan": p, "dry run": dry.Plan} {
+					c := etFindChange(plan, "cust-a", h.svcIntercept)
+					if c == nil || c.Action != want || !strings.Contains(c.Reason, reason) {
+						t.Errorf("%s: %s = %+v, want %s with %q", when, name, c, want, reason)
+					}
+				}
+				if n := len(h.at.Adjustments()); n != 0 {
+					t.Fatalf("%s: %d adjustments after a plan and a dry run, want none", when, n)
+				}
+			}
+			settles := etNow.Add(DefaultSettleTime).UTC().Format(time.RFC3339)
+			shows := "still shows 30,"
+			if changed {
+				shows = "shows 35, changed by someone else since 30,"
+			}
+			now = etNow.Add(30 * time.Second)
+			check("before the settle time", ActionFailed, shows+" and the write of 42 may still arrive until "+settles)
+			res := h.sync(PassOptions{})
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive until "+settles) {
+				t.Errorf("pass before the settle time = %+v, want failed as the plan said", c)
+			}
+
+			now = etNow.Add(DefaultSettleTime)
+			check("at the settle time", ActionUpdate, "usage 42")
+			res = h.sync(PassOptions{})
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c.Action != ActionUpdate {
+				t.Errorf("pass at the settle time = %+v, want update as the plan said", c)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+		})
 	}
-	h.wantUnits(h.contractA, h.svcIntercept, 42)
 }
 
 func TestEngine_Reconcile(t *testing.T) {

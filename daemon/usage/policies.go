@@ -72,7 +72,9 @@ type Policies struct {
 	// or after the active instance lost its lock (before it learnt that).
 	// An open intent whose line still shows the quantity from before is
 	// closed as not applied (and its line written again) only this long
-	// after the pass that opened it ended, or after this instance marked
+	// after the pass that opened it ended (one whose line shows another
+	// quantity, changed by someone else meanwhile, waits as long before
+	// it is closed for review), or after this instance marked
 	// that pass interrupted; until then its line is not written, so a
 	// late write and its retry never add up (an Autotask adjustment is a
 	// delta). 0 closes it at once; default DefaultSettleTime.
