@@ -268,6 +268,9 @@ type Change struct {
 	// It sits next to CurrentKnown, and cancelled and staleApproval too, so
 	// that the four share a word.
 	laterChange bool
+	// laterWrite is set when the change is held because psa-syncd already
+	// changed the line from a later date (see laterWrites).
+	laterWrite bool
 	// cancelled is set when the change is skipped because the pass was
 	// cancelled (not because the API budget reached the reserve).
 	cancelled bool
@@ -309,7 +312,9 @@ type ChangeService struct {
 // with PassOptions.Approve releases (a line held because its units change
 // again later in the billing month, or whose period is already invoiced,
 // is not).
-func (c Change) Approvable() bool { return c.Action == ActionHeld && !c.laterChange && !c.posted }
+func (c Change) Approvable() bool {
+	return c.Action == ActionHeld && !c.laterChange && !c.laterWrite && !c.posted
+}
 
 // UnmappedCustomer is a source customer with usage but no customer mapping.
 type UnmappedCustomer struct {
@@ -631,6 +636,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 	}
 	runs := map[int64]time.Time{}
+	later, err := e.laterWrites(p.plan.EffectiveDate)
+	if err != nil {
+		return nil, err
+	}
 
 	if startWriter != nil && !p.ledger {
 		if p.early, err = startWriter(p.ledger); err != nil {
@@ -688,6 +697,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
 				cp.fail(i, fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource), c)
 				continue
+			}
+			if w, ok := later[key]; ok && (c.Action == ActionUpdate || c.Approvable()) {
+				c.Action, c.laterWrite = ActionHeld, true
+				c.Reason += e.laterWriteReason(w, c.EffectiveDate)
 			}
 			if c.Action == ActionUpdate {
 				updates = true
@@ -1150,6 +1163,48 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 	}
 	return fmt.Sprintf("; %s; %s: held for review (sync --approve does not release it): review the contract, then use policies.effective_date: %s or fix the line by hand",
 		what, effect, EffectiveToday)
+}
+
+// laterWrites returns, by line, the newest change psa-syncd recorded in its
+// ledger with an effective date after eff, for a PSA whose writes carry
+// forward: an Autotask adjustment adds its delta to every unit row from its
+// date on, so a change dated eff, computed from the units read at eff,
+// would add to the later change too (42 from December, then +12 from
+// November: 54 in December). That happens when a pass dates its changes
+// earlier than one before it did (policies.effective_date from
+// next_period_start to period_start, policies.usage_period from current to
+// previous, another timezone, or an instance whose clock is behind); the
+// month's read of the line cannot show it, since it ends with eff's month.
+// Other PSAs' writes do not add up (nil).
+func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, error) {
+	if e.db == nil || e.be.System() != psa.SystemAutotask {
+		return nil, nil
+	}
+	entries, err := e.db.QueryLedger(state.LedgerQuery{EffectiveFrom: eff.AddDate(0, 0, 1)})
+	if err != nil {
+		return nil, fmt.Errorf("daemon: reading the ledger's changes dated after %s: %w", eff.Format(time.DateOnly), err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	out := make(map[psa.LineKey]state.LedgerEntry, len(entries))
+	for _, le := range entries {
+		if le.System != psa.SystemAutotask {
+			continue
+		}
+		k := psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID}
+		if cur, ok := out[k]; !ok || le.EffectiveDate.After(cur.EffectiveDate) {
+			out[k] = le
+		}
+	}
+	return out, nil
+}
+
+// laterWriteReason explains why a line that psa-syncd already changed from
+// a date after eff is held (see laterWrites).
+func (e *Engine) laterWriteReason(w state.LedgerEntry, eff time.Time) string {
+	return fmt.Sprintf("; psa-syncd already set this line to %d from %s (run %d): %s carries a change dated %s into that period too, so it would add to it: held for review (sync --approve does not release it); the line is written again once the effective date reaches %s (policies.effective_date, policies.usage_period, the timezone or a clock moved the changes earlier), or fix it by hand",
+		w.After, w.EffectiveDate.Format(time.DateOnly), w.RunID, systemName(e.be.System()), eff.Format(time.DateOnly), w.EffectiveDate.Format(time.DateOnly))
 }
 
 // postedReason explains why a line whose billing period at eff is already

@@ -77,7 +77,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		LastAttempt: now, RunID: run,
 	}
 	var skipped, cancelled int
-	var laterHeld, postedHeld int
+	var laterHeld, laterWritten, postedHeld int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
 	var firstErr, firstHint string
@@ -95,6 +95,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Held++
 			if c.laterChange {
 				laterHeld++
+			}
+			if c.laterWrite {
+				laterWritten++
 			}
 			if c.posted {
 				postedHeld++
@@ -153,6 +156,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		if posted != nil {
 			hints = append(hints, fmt.Sprintf("the billing period of the effective date %s is already approved and posted (invoiced) in %s, and an adjustment into it cannot be reversed: use policies.effective_date: %s (with policies.usage_period: %s, the default %s dates last month's usage on the 1st of last month, most likely invoiced already); sync --approve does not release it",
 				posted.EffectiveDate.Format(time.DateOnly), systemName(e.be.System()), EffectiveNextPeriodStart, UsagePeriodPrevious, EffectivePeriodStart))
+		}
+		if laterWritten > 0 {
+			hints = append(hints, fmt.Sprintf("psa-syncd already changed a line from a later date than this pass's effective date, and %s would carry this change into that period too: the line is written again once the effective date reaches that date (see the line's reason), or fix it by hand; sync --approve does not release it",
+				systemName(e.be.System())))
 		}
 		if laterHeld > 0 {
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",

@@ -1560,6 +1560,76 @@ func TestEngine_RestoreMetrics(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_laterWriteHeld: a pass that dates its changes before a
+// change psa-syncd already made (here: next_period_start wrote December,
+// then period_start dates November's change on the 1st) must not post an
+// Autotask adjustment, which would carry into December and add to it (42 +
+// 12 = 54). Its read of November cannot see December; the ledger can. The
+// line is held, also with --approve, a plan shows the same, and once the
+// effective date reaches December the line is written again.
+func TestEngine_Sync_laterWriteHeld(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	now := etNow
+	h.now = func() time.Time { return now }
+	dec1 := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractA, h.svcMDR, 5, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5")
+	units := func(at time.Time) int64 {
+		t.Helper()
+		n, _ := h.at.Units(h.contractA, h.svcIntercept, at)
+		return n
+	}
+
+	h.pol.EffectiveDate = EffectiveNextPeriodStart
+	h.sync(PassOptions{})
+	if nov, dec := units(etPeriodDay), units(dec1); nov != 30 || dec != 42 {
+		t.Fatalf("after the next_period_start pass: November %d, December %d; want 30, 42", nov, dec)
+	}
+
+	h.pol.EffectiveDate = EffectivePeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,7")
+	now = etNow.Add(24 * time.Hour)
+	h.sim.ResetRequests()
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string]PassOptions{"pass": {}, "approving pass": {Approve: true, Customer: "cust-a"}} {
+		res := h.sync(opts)
+		for what, p := range map[string]*Plan{name: res.Plan, "plan": plan} {
+			c := etFindChange(p, "cust-a", h.svcIntercept)
+			if c == nil || c.Action != ActionHeld || c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd already set this line to 42 from 2026-12-01") ||
+				!strings.Contains(c.Reason, "written again once the effective date reaches 2026-12-01") {
+				t.Errorf("%s: Acme Intercept X = %+v, want held for the change from December", what, c)
+			}
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "later date than this pass's effective date") {
+			t.Errorf("%s: status of cust-a = %+v, want held with the later-write hint", name, cs)
+		}
+	}
+	// Only MDR, which psa-syncd never dated later, is written (5 -> 7).
+	if n := h.adjustmentPosts(); n != 1 {
+		t.Errorf("posted %d adjustments, want 1 (MDR)", n)
+	}
+	if nov, dec := units(etPeriodDay), units(dec1); nov != 30 || dec != 42 {
+		t.Errorf("after the period_start passes: November %d, December %d; want 30, 42 (nothing added to December)", nov, dec)
+	}
+
+	// In December the effective date reaches the change: nothing to hold.
+	now = time.Date(2026, time.December, 2, 10, 0, 0, 0, time.UTC)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,44", "cust-a,Acme,MDR,7")
+	res := h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Current != 42 || c.Desired != 44 {
+		t.Errorf("December pass: Acme Intercept X = %+v, want 42 -> 44", c)
+	}
+	if dec := units(dec1); dec != 44 {
+		t.Errorf("December units = %d, want 44", dec)
+	}
+}
+
 func TestEngine_Sync_laterChangeHeld(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
