@@ -188,7 +188,10 @@ func SystemNotes(s psa.System) []string {
 		return []string{
 			"Kaseya BMS cannot report the units of a contract line: psa-syncd compares usage with the quantity it last set, " +
 				"recorded in its state database (back up the state directory).",
-			"A change is posted as one new recurring-service line with the new units and effective date; unchanged lines are not posted.",
+			"A change is posted as one new recurring-service line with the new units and effective date; unchanged lines are not posted. " +
+				"So a contract gets one more line of the service at every change. The BMS API documents neither a read nor an edit of a line's units, " +
+				"nor what BMS bills when a contract has several lines of one service: psa-syncd counts on the newest line replacing the earlier ones. " +
+				"Check the first invoice after a change before relying on it.",
 			"Lines entered in BMS by hand are not seen: on its first pass for a line psa-syncd posts the usage as a new line, " +
 				"so end hand-made lines for mapped services first.",
 			"A post whose outcome is unknown is never re-sent: its line waits for an operator to check BMS and run " +
