@@ -134,9 +134,11 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 				Default:             booldefault.StaticBool(true),
 			},
 			"ticket_sync": schema.BoolAttribute{
-				MarkdownDescription: "Whether vendor alerts for the customer are to become PSA tickets. Defaults to `false`. " +
-					"It is recorded in the export only: psa-syncd does not create tickets yet, syncs usage alone and logs how " +
-					"many customers have ticket sync switched on.",
+				MarkdownDescription: "Whether psa-syncd files the customer's Sophos Central alerts as PSA tickets, as the " +
+					"export's `psa_ticket_routing` says: each open alert (of at least its `min_severity`) becomes a ticket, and " +
+					"the ticket of a resolved alert is closed or noted. Only customers of source `\"sophos\"` take part; for " +
+					"other sources the value is recorded and has no effect. Without a `psa_ticket_routing`, or while it or " +
+					"`psa_integration` is disabled, no ticket is created. Defaults to `false`.",
 				Optional: true,
 				Computed: true,
 				Default:  booldefault.StaticBool(false),
