@@ -354,7 +354,19 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 
 func (r *customerMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	parts, ok := customerMappingImportID.parseOrDiagnose(req.ID, &resp.Diagnostics)
+	if !ok || r.data == nil {
+		return
+	}
+	doc, ok := r.data.exportForImport(ctx, &resp.Diagnostics, "psa_customer_mapping", summaryImportCustomerMapping, "customer mapping "+req.ID)
 	if !ok {
+		return
+	}
+	if _, ok := doc.Customer(parts[0], parts[1]); !ok {
+		keys := make([]string, len(doc.CustomerMappings))
+		for i, m := range doc.CustomerMappings {
+			keys[i] = customerMappingImportID.format(m.Source, m.CustomerID)
+		}
+		resp.Diagnostics.AddError(summaryImportCustomerMapping, notInExportDetail("customer mapping", req.ID, r.data.exportPath, keys))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)

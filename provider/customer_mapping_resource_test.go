@@ -216,6 +216,32 @@ func TestAccCustomerMappingResource_disappears(t *testing.T) {
 	}
 }
 
+// TestAccCustomerMappingResource_importNotInExport imports a key the export
+// does not hold: the error names the key and the export searched.
+func TestAccCustomerMappingResource_importNotInExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_customer_mapping.test",
+				ImportState:   true,
+				ImportStateId: "sophos/cust-2",
+				ExpectError: regexp.MustCompile(`(?s)Cannot Import Customer Mapping.*sophos/cust-2\s+is\s+not\s+in\s+the\s+mapping\s+export\s+"` +
+					regexp.QuoteMeta(e.exportPath) + `".*holds\s+1\s+customer\s+mapping\s+of\s+source\s+"sophos"\s+\(closest:\s+sophos/cust-1\)`),
+			},
+		},
+	})
+}
+
 // TestAccCustomerMappingResource_planChecks fails plans that bill a customer
 // on another company's contract, on a contract that is not recurring, on a
 // missing contract, or on a contract another customer in the configuration

@@ -56,6 +56,32 @@ const (
 	summaryUnexpectedImportID = "Unexpected Import Identifier"
 	detailUnexpectedImportID  = "Expected an import identifier of the form %s, for example %q. Got: %q"
 
+	summaryImportProductMapping  = "Cannot Import Product Mapping"
+	summaryImportCustomerMapping = "Cannot Import Customer Mapping"
+	summaryImportIntegration     = "Cannot Import Integration Settings"
+	summaryImportTicketRouting   = "Cannot Import Ticket Routing"
+
+	// detailExportImportID is the Unexpected Import Identifier detail of the
+	// resources of which an export holds one (psa_integration,
+	// psa_ticket_routing): the resource type, the id expected, the id got.
+	detailExportImportID = "Expected the provider's export_url (or export_path) as import identifier, %[2]q, because %[1]s " +
+		"is imported from the export the provider is configured with. For an S3 or psa-syncd store, that is the URL as " +
+		"the provider shows it, with any password replaced by xxxxx (it is also the id in the state). Got: %[3]q"
+
+	// detailImportNoExport and detailImportNoEntry explain an import of an
+	// entry that the export does not hold: what was to be imported, the
+	// store, what was to be imported.
+	detailImportNoExport = "Nothing to import for %s: the mapping export store %q holds no export at all. Check export_url " +
+		"(a wrong path, bucket, key or psa-syncd URL is the usual cause). To create %s instead, drop the import " +
+		"(the import block or the terraform import command) and apply."
+	detailImportNoEntry = "Nothing to import for %s: the mapping export %q holds none. To create %s instead, drop the import " +
+		"(the import block or the terraform import command) and apply."
+
+	// detailServiceImportID is the Unexpected Import Identifier detail of
+	// psa_service: the PSA, the id got and why it cannot be an id.
+	detailServiceImportID = "Expected the id of the service in %[1]s as import identifier, as data.psa_service.<name>.id " +
+		"shows it (for example %[2]q). No request was sent to %[1]s. Got: %[3]q\n\n%[4]s"
+
 	summaryInvalidBMSHostname = "Invalid Kaseya BMS Hostname"
 	detailInvalidBMSHostname  = "Give the host name alone, as the BMS console shows it (for example bmsemea.kaseya.com), " +
 		"without https:// and without a path. Use base_url for a full API URL."
@@ -153,6 +179,15 @@ func systemTitle(s psa.System) string {
 		return "Kaseya BMS"
 	}
 	return string(s)
+}
+
+// exampleServiceID is a service id of system for messages, the one of the
+// import example for Autotask.
+func exampleServiceID(s psa.System) string {
+	if s == psa.SystemAutotask {
+		return "30000012"
+	}
+	return "174"
 }
 
 // notFoundDetail describes a lookup by name that found nothing.

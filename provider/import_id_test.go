@@ -67,3 +67,39 @@ func TestImportIDFormat_parseOrDiagnose(t *testing.T) {
 		t.Errorf("detail = %q, want %q", got, want)
 	}
 }
+
+func TestNotInExportDetail(t *testing.T) {
+	t.Parallel()
+
+	keys := []string{"sophos/CIXA-MSP", "sophos/CIXA-MSP2", "sophos/EDR-MSP", "file/pwb/users"}
+	tests := []struct {
+		id, want string
+	}{
+		{
+			id: "sophos/cixa-msp",
+			want: `The product mapping sophos/cixa-msp is not in the mapping export "/x/psa-mappings.json", so there is nothing to import. ` +
+				`The export holds 3 product mappings of source "sophos" (closest: sophos/CIXA-MSP, sophos/CIXA-MSP2). ` +
+				`Check the spelling and case of the identifier. To create the product mapping instead, drop the import ` +
+				`(the import block or the terraform import command) and apply.`,
+		},
+		{
+			id: "file/pwb/user",
+			want: `The product mapping file/pwb/user is not in the mapping export "/x/psa-mappings.json", so there is nothing to import. ` +
+				`The export holds 1 product mapping of source "file" (closest: file/pwb/users). ` +
+				`Check the spelling and case of the identifier. To create the product mapping instead, drop the import ` +
+				`(the import block or the terraform import command) and apply.`,
+		},
+		{
+			id: "vendor/XDR-SERVER",
+			want: `The product mapping vendor/XDR-SERVER is not in the mapping export "/x/psa-mappings.json", so there is nothing to import. ` +
+				`The export holds no product mapping of source "vendor". ` +
+				`Check the spelling and case of the identifier. To create the product mapping instead, drop the import ` +
+				`(the import block or the terraform import command) and apply.`,
+		},
+	}
+	for _, tt := range tests {
+		if got := notInExportDetail("product mapping", tt.id, "/x/psa-mappings.json", keys); got != tt.want {
+			t.Errorf("notInExportDetail(%q) =\n%s\nwant\n%s", tt.id, got, tt.want)
+		}
+	}
+}

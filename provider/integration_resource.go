@@ -63,9 +63,10 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"Destroying the resource removes the settings from the export.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The provider's `export_path`: there is one integration per export.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
+					"`xxxxx`: there is one integration per export.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"enabled": schema.BoolAttribute{
 				MarkdownDescription: "Whether psa-syncd writes quantities to the PSA. `false` switches the integration off: " +
@@ -219,9 +220,15 @@ func (r *integrationResource) ImportState(ctx context.Context, req resource.Impo
 		return
 	}
 	if !samePath(req.ID, r.data.exportPath) {
-		resp.Diagnostics.AddError(summaryUnexpectedImportID,
-			fmt.Sprintf("Expected the provider's export_path as import identifier, %q, because psa_integration is imported "+
-				"from the export the provider is configured with. Got: %q", r.data.exportPath, req.ID))
+		resp.Diagnostics.AddError(summaryUnexpectedImportID, fmt.Sprintf(detailExportImportID, "psa_integration", r.data.exportPath, req.ID))
+		return
+	}
+	doc, ok := r.data.exportForImport(ctx, &resp.Diagnostics, "psa_integration", summaryImportIntegration, integrationEntry)
+	if !ok {
+		return
+	}
+	if doc.Integration == nil {
+		resp.Diagnostics.AddError(summaryImportIntegration, fmt.Sprintf(detailImportNoEntry, integrationEntry, r.data.exportPath, integrationEntry))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)

@@ -145,6 +145,53 @@ func TestAccIntegrationResource_disappears(t *testing.T) {
 	})
 }
 
+// TestAccIntegrationResource_importNotInExport imports the integration
+// settings from a store that holds no export, then from an export without
+// them: each error names the store, instead of Terraform's "Cannot import
+// non-existent remote object".
+func TestAccIntegrationResource_importNotInExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	config := testAccIntegrationResourceConfig(e, "")
+	store := regexp.QuoteMeta(e.exportPath)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: e.providerConfig(),
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_integration.test",
+				ImportState:   true,
+				ImportStateId: e.exportPath,
+				ExpectError:   regexp.MustCompile(`(?s)Cannot Import Integration Settings.*store\s+"` + store + `"\s+holds\s+no\s+export\s+at\s+all`),
+			},
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000012", SyncEnabled: true})
+						return nil
+					})
+				},
+				Config:        config,
+				ResourceName:  "psa_integration.test",
+				ImportState:   true,
+				ImportStateId: e.exportPath,
+				ExpectError:   regexp.MustCompile(`(?s)Cannot Import Integration Settings.*export\s+"` + store + `"\s+holds\s+none`),
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_integration.test",
+				ImportState:   true,
+				ImportStateId: "other.json",
+				ExpectError:   regexp.MustCompile(`(?s)Unexpected Import Identifier.*export_url\s+\(or\s+export_path\)`),
+			},
+		},
+	})
+}
+
 func TestAccIntegrationResource_invalid(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)

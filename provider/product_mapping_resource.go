@@ -347,7 +347,19 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 
 func (r *productMappingResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	parts, ok := productMappingImportID.parseOrDiagnose(req.ID, &resp.Diagnostics)
+	if !ok || r.data == nil {
+		return
+	}
+	doc, ok := r.data.exportForImport(ctx, &resp.Diagnostics, "psa_product_mapping", summaryImportProductMapping, "product mapping "+req.ID)
 	if !ok {
+		return
+	}
+	if _, ok := doc.Product(parts[0], parts[1]); !ok {
+		keys := make([]string, len(doc.ProductMappings))
+		for i, m := range doc.ProductMappings {
+			keys[i] = productMappingImportID.format(m.Source, m.Product)
+		}
+		resp.Diagnostics.AddError(summaryImportProductMapping, notInExportDetail("product mapping", req.ID, r.data.exportPath, keys))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)

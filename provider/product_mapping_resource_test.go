@@ -212,6 +212,48 @@ func TestAccProductMappingResource_disappears(t *testing.T) {
 	}
 }
 
+// TestAccProductMappingResource_importNotInExport imports keys the export
+// does not hold. The error names the key and the export searched, and a key
+// that differs only in case, instead of Terraform's "Cannot import
+// non-existent remote object", which names neither.
+func TestAccProductMappingResource_importNotInExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	config := testAccProductMappingResourceConfig(e, "CIXA-MSP", service, "") + fmt.Sprintf(`
+resource "psa_product_mapping" "other" {
+  product    = "cixa-msp"
+  service_id = %[1]q
+}
+`, service)
+	store := regexp.QuoteMeta(e.exportPath)
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: testAccProductMappingResourceConfig(e, "CIXA-MSP", service, ""),
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_product_mapping.other",
+				ImportState:   true,
+				ImportStateId: "sophos/cixa-msp",
+				ExpectError: regexp.MustCompile(`(?s)Cannot Import Product Mapping.*sophos/cixa-msp\s+is\s+not\s+in\s+the\s+mapping\s+export\s+"` + store +
+					`".*holds\s+1\s+product\s+mapping\s+of\s+source\s+"sophos"\s+\(closest:\s+sophos/CIXA-MSP\)`),
+			},
+			{
+				Config:          testAccProductMappingResourceConfig(e, "CIXA-MSP", service, ""),
+				ResourceName:    "psa_product_mapping.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				ImportStateId:   "file/CIXA-MSP",
+				ExpectError:     regexp.MustCompile(`(?s)Cannot Import Product Mapping.*file/CIXA-MSP.*` + store + `.*holds\s+no\s+product\s+mapping\s+of\s+source\s+"file"`),
+			},
+		},
+	})
+}
+
 // TestAccProductMappingResource_planChecks fails plans that map a product
 // to a missing or inactive service, or create a mapping the export already
 // has.

@@ -691,6 +691,15 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 }
 
 func (r *serviceResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	// The backends refuse such an id before sending a request, and Read
+	// would report that as the PSA refusing the values.
+	if r.data != nil {
+		if err := psa.CheckID(r.data.system, req.ID); err != nil {
+			resp.Diagnostics.AddError(summaryUnexpectedImportID,
+				fmt.Sprintf(detailServiceImportID, systemTitle(r.data.system), exampleServiceID(r.data.system), req.ID, err))
+			return
+		}
+	}
 	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
 }
 

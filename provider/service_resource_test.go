@@ -461,6 +461,46 @@ resource "psa_service" "delete" {
 	}
 }
 
+// TestAccServiceResource_importInvalidID imports a service by an id that
+// cannot be one of the PSA's, here a product mapping's key: the error gives
+// the expected form, and no request is sent (before, the backend's own check
+// came back as "The PSA refused the values").
+func TestAccServiceResource_importInvalidID(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{
+						Config: e.providerConfig(),
+					},
+					{
+						PreConfig:     e.sim.ResetRequests,
+						Config:        testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 4.5, ""),
+						ResourceName:  "psa_service.test",
+						ImportState:   true,
+						ImportStateId: "sophos/CIXA-MSP",
+						ExpectError: regexp.MustCompile(`(?s)Unexpected Import Identifier.*id\s+of\s+the\s+service\s+in\s+` +
+							strings.ReplaceAll(regexp.QuoteMeta(systemTitle(sys)), " ", `\s+`) + `.*"` + exampleServiceID(sys) +
+							`".*No\s+request\s+was\s+sent.*Got:\s+"sophos/CIXA-MSP"`),
+					},
+					{
+						PreConfig: func() {
+							if r := e.sim.Requests(); len(r) != 0 {
+								t.Errorf("the import of an invalid id sent %d request(s), the first %s %s", len(r), r[0].Method, r[0].Path)
+							}
+						},
+						Config: e.providerConfig(),
+					},
+				},
+			})
+		})
+	}
+}
+
 func TestAccServiceResource_invalid(t *testing.T) {
 	t.Parallel()
 	for _, sys := range testSystems {

@@ -112,9 +112,10 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			"without touching usage sync, and because its ids are checked against the PSA at plan time.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
-				MarkdownDescription: "The provider's `export_path`: there is one ticket routing per export.",
-				Computed:            true,
-				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "The provider's `export_url` (or `export_path`), with any password in it replaced by " +
+					"`xxxxx`: there is one ticket routing per export.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"enabled": schema.BoolAttribute{
 				MarkdownDescription: "Whether psa-syncd creates and updates tickets. `false` keeps the routing and stops ticket " +
@@ -460,9 +461,15 @@ func (r *ticketRoutingResource) ImportState(ctx context.Context, req resource.Im
 		return
 	}
 	if !samePath(req.ID, r.data.exportPath) {
-		resp.Diagnostics.AddError(summaryUnexpectedImportID,
-			fmt.Sprintf("Expected the provider's export_path as import identifier, %q, because psa_ticket_routing is imported "+
-				"from the export the provider is configured with. Got: %q", r.data.exportPath, req.ID))
+		resp.Diagnostics.AddError(summaryUnexpectedImportID, fmt.Sprintf(detailExportImportID, "psa_ticket_routing", r.data.exportPath, req.ID))
+		return
+	}
+	doc, ok := r.data.exportForImport(ctx, &resp.Diagnostics, "psa_ticket_routing", summaryImportTicketRouting, ticketRoutingEntry)
+	if !ok {
+		return
+	}
+	if doc.Tickets == nil {
+		resp.Diagnostics.AddError(summaryImportTicketRouting, fmt.Sprintf(detailImportNoEntry, ticketRoutingEntry, r.data.exportPath, ticketRoutingEntry))
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)

@@ -296,6 +296,48 @@ resource "psa_ticket_routing" "test" {
 	})
 }
 
+// TestAccTicketRoutingResource_importNotInExport imports the ticket routing
+// from an export without one: the error names the store, instead of
+// Terraform's "Cannot import non-existent remote object".
+func TestAccTicketRoutingResource_importNotInExport(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	config := e.providerConfig() + `
+resource "psa_ticket_routing" "test" {
+  queue_id   = "29683482"
+  on_resolve = "note"
+}
+`
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.Integration = &export.Integration{Enabled: true}
+						return nil
+					})
+				},
+				Config: e.providerConfig(),
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_ticket_routing.test",
+				ImportState:   true,
+				ImportStateId: e.exportPath,
+				ExpectError:   regexp.MustCompile(`(?s)Cannot Import Ticket Routing.*export\s+"` + regexp.QuoteMeta(e.exportPath) + `"\s+holds\s+none`),
+			},
+			{
+				Config:        config,
+				ResourceName:  "psa_ticket_routing.test",
+				ImportState:   true,
+				ImportStateId: "other.json",
+				ExpectError:   regexp.MustCompile(`(?s)Unexpected Import Identifier.*export_url\s+\(or\s+export_path\)`),
+			},
+		},
+	})
+}
+
 func TestAccTicketLookupDataSource(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemConnectWise)

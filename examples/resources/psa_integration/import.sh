@@ -1,3 +1,5 @@
-# The integration settings are imported by the provider's export_path, as
-# configured in the provider block: there is one psa_integration per export.
+# The integration settings are imported by the provider's export_url (or
+# export_path), as configured in the provider block: there is one
+# psa_integration per export. For an S3 or psa-syncd store that is the URL,
+# with any password in it replaced by xxxxx, as the id in the state shows it.
 terraform import psa_integration.this psa-mappings.json
