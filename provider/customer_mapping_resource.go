@@ -105,7 +105,7 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"customer_id": schema.StringAttribute{
 				MarkdownDescription: "The vendor's customer id, e.g. the Sophos Central tenant id. Changing it replaces the mapping.",
 				Required:            true,
-				Validators:          []validator.String{nonEmpty()},
+				Validators:          []validator.String{keyLastPart()},
 				PlanModifiers:       []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"customer_name": schema.StringAttribute{

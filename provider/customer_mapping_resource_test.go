@@ -369,6 +369,48 @@ resource "psa_customer_mapping" "test" {
 	}
 }
 
+// TestAccCustomerMappingResource_invalidKey fails at plan time the key
+// values that the export refuses only at apply (a NUL byte), and key values
+// with surrounding whitespace, which psa-syncd would never match; the error
+// names the attribute.
+func TestAccCustomerMappingResource_invalidKey(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	config := func(source, customerID string) string {
+		// Written by hand: HCL spells a NUL byte "\u0000", Go's %q "\x00".
+		return e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "test" {
+  source      = "%[1]s"
+  customer_id = "%[2]s"
+  company_id  = %[3]q
+  contract_id = %[4]q
+}
+`, source, customerID, acme.company, acme.contract)
+	}
+
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      config("sophos", " cust-1"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Key.*customer_id\s+must\s+not\s+begin\s+or\s+end\s+with\s+whitespace`),
+			},
+			{
+				Config:      config("sophos", `cust\u00001`),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Key.*customer_id\s+must\s+not\s+contain\s+a\s+NUL\s+byte`),
+			},
+			{
+				Config:      config("sophos ", "cust-1"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Key.*source\s+must\s+not\s+begin\s+or\s+end\s+with\s+whitespace`),
+			},
+		},
+	})
+}
+
 // TestAccCustomerMappingResource_many applies 200 mappings at Terraform's
 // default parallelism of 10 and checks that the locked read-modify-write of
 // the export lost none of them.

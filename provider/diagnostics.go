@@ -21,8 +21,9 @@ const (
 	detailUnexpectedConfigure            = "Expected *provider.providerData, got: %T. Please report this issue to the provider developers."
 
 	summaryMissingExportPath = "Missing Mapping Export Path"
-	detailMissingExportPath  = "%s is stored in the mapping export, but the provider has no export_path. " +
-		"Set export_path in the provider block or the " + envExportPath + " environment variable."
+	detailMissingExportPath  = "%s is stored in the mapping export, but the provider has no export store. " +
+		"Set export_url (a path, an s3:// URL or psa-syncd's URL) in the provider block or the " + envExportURL +
+		" environment variable. export_path and " + envExportPath + ", which name a file, work too."
 
 	summaryReadExport   = "Unable to Read Mapping Export"
 	summaryUpdateExport = "Unable to Update Mapping Export"
@@ -114,11 +115,57 @@ func missingDetail(block, name, env string) string {
 		"If either is already set, make sure the value is not empty.", systemTitle(psa.System(block)), name, name, block, env)
 }
 
-// exportReadError adds the error for an export that cannot be read. The file
-// is never replaced by the provider, so the fix is the user's.
+// exportReadError adds the error for an export that cannot be read. The
+// export is never replaced by the provider, so the fix is the user's.
 func exportReadError(diags *diag.Diagnostics, path string, err error) {
-	diags.AddError(summaryReadExport, fmt.Sprintf("The provider could not read the mapping export %q. "+
-		"It was left unchanged: fix or restore the file (for example from version control) and run Terraform again.\n\n%s", path, err))
+	diags.AddError(summaryReadExport, fmt.Sprintf("The provider could not read the mapping export %q. It was left unchanged. "+
+		"%s, then run Terraform again.\n\n%s", path, storeFix(path).read, err))
+}
+
+// storeFixes says what to do about an export that cannot be read or
+// written, in the terms of one kind of store.
+type storeFixes struct {
+	// read is a sentence, without its final period, that says what to
+	// check or restore.
+	read string
+	// write says whether the export changed, and what to do.
+	write string
+}
+
+// storeFix returns the fixes for the store that the provider names store
+// (providerData.exportPath: a path, or a URL without its password).
+func storeFix(store string) storeFixes {
+	kind, err := export.Kind(store)
+	if err != nil {
+		kind = ""
+	}
+	switch kind {
+	case export.KindFile:
+		return storeFixes{
+			read:  "Fix or restore the file (for example from version control or a backup)",
+			write: "The file was not changed. If it is invalid, fix or restore it, then run Terraform again.",
+		}
+	case export.KindS3:
+		return storeFixes{
+			read: "Check the bucket, key, region and AWS credentials; if the object holds an invalid export, fix it or " +
+				"restore an earlier version (S3 object versioning, a backup or the last CI artifact)",
+			write: "If S3 did not answer, the change may have been saved all the same: running Terraform again reads " +
+				"the object and goes on from there. If the object holds an invalid export, fix it or restore an earlier " +
+				"version first (S3 object versioning, a backup or the last CI artifact).",
+		}
+	case export.KindPSASyncd:
+		return storeFixes{
+			read: "Check that psa-syncd answers at this URL and that export_token is its web.api_token " +
+				"(psa-syncd stores only valid exports, and GET /api/v1/export/history lists every version)",
+			write: "If psa-syncd did not answer, the change may have been saved all the same: running Terraform again " +
+				"reads the export and goes on from there. psa-syncd stores only valid exports; check that it answers at " +
+				"this URL and that export_token is its web.api_token.",
+		}
+	}
+	return storeFixes{
+		read:  "Fix or restore the export",
+		write: "If the export is invalid, fix or restore it, then run Terraform again.",
+	}
 }
 
 // exportUpdateError adds the error for a failed write of one entry. A
@@ -129,8 +176,8 @@ func exportUpdateError(diags *diag.Diagnostics, action, entry, path string, err 
 		diags.AddError(summaryExportNotFound, fmt.Sprintf(detailExportNotFound, strings.ToUpper(entry[:1])+entry[1:], path)+"\n\n"+err.Error())
 		return
 	}
-	diags.AddError(summaryUpdateExport, fmt.Sprintf("The provider could not %s %s in the mapping export %q. "+
-		"The file was not changed. If it is invalid, fix or restore it and run Terraform again.\n\n%s", action, entry, path, err))
+	diags.AddError(summaryUpdateExport, fmt.Sprintf("The provider could not %s %s in the mapping export %q. %s\n\n%s",
+		action, entry, path, storeFix(path).write, err))
 }
 
 // psaErrorDetail says what failed against the PSA, adds a hint for the

@@ -86,7 +86,7 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 				MarkdownDescription: "The vendor's product code, e.g. the Sophos licence code `\"CIXA-MSP\"`. " +
 					"Changing it replaces the mapping.",
 				Required:      true,
-				Validators:    []validator.String{nonEmpty()},
+				Validators:    []validator.String{keyLastPart()},
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
 			"service_id": schema.StringAttribute{

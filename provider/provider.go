@@ -152,8 +152,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"mapped by two customers of one usage source that both sync usage, in one configuration.",
 		Attributes: map[string]schema.Attribute{
 			"export_url": schema.StringAttribute{
-				MarkdownDescription: "Where `psa_product_mapping`, `psa_customer_mapping` and `psa_integration` keep the " +
-					"mapping export, and where psa-syncd reads it. A store without an export is only written by an apply whose " +
+				MarkdownDescription: "Where `psa_product_mapping`, `psa_customer_mapping`, `psa_integration` and " +
+					"`psa_ticket_routing` keep the mapping export, and where psa-syncd reads it. A store without an export is only written by an apply whose " +
 					"state holds no mappings yet: a wrong URL fails the plan instead of starting a new, empty export. " +
 					"Conflicts with `export_path`. May also be provided via the `" + envExportURL + "` environment variable. " +
 					"One of:\n" +

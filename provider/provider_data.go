@@ -93,7 +93,8 @@ func (d *providerData) maskedContext(ctx context.Context) context.Context {
 	return maskSecrets(ctx, d.secrets)
 }
 
-// requireStore adds an error when export_path is not configured.
+// requireStore adds an error when no export store (export_url or export_path)
+// is configured.
 func (d *providerData) requireStore(diags *diag.Diagnostics, resourceType string) bool {
 	if d.store != nil {
 		return true

@@ -697,7 +697,7 @@ provider "psa" {` + e.psaBlock() + `}
 
 resource "psa_integration" "test" {}
 `,
-						ExpectError: regexp.MustCompile(`(?s)Missing Mapping Export Path.*PSA_EXPORT_PATH`),
+						ExpectError: regexp.MustCompile(`(?s)Missing Mapping Export Path.*export_url.*PSA_EXPORT_URL.*export_path.*PSA_EXPORT_PATH`),
 					},
 				},
 			})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
@@ -137,23 +138,57 @@ func connectWiseSite() stringCheck {
 	}
 }
 
-// keyPart validates a part of a composite key such as a mapping's source: it
-// must be non-empty and must not contain the separator of import ids.
-func keyPart() validator.String {
-	return stringCheck{
-		description: "value must be non-empty and must not contain \"" + importIDSeparator + "\"",
-		summary:     "Invalid Key",
-		detail:      "Key attributes make up the resource's import identifier, so they cannot be empty or contain its separator.",
-		check: func(s string) error {
-			if strings.TrimSpace(s) == "" {
-				return fmt.Errorf("value must not be empty")
-			}
-			if strings.Contains(s, importIDSeparator) {
-				return fmt.Errorf("%q must not contain %q, which separates the parts of import identifiers", s, importIDSeparator)
-			}
-			return nil
-		},
+// keyString validates an attribute that is part of a mapping's key in the
+// export (source, product, customer_id). It refuses what the export refuses
+// (export.IDProblem: empty, or a NUL byte), so that such a value fails the
+// plan rather than the apply's write, and leading or trailing whitespace,
+// which the export takes but psa-syncd never matches: " cust-1" would leave
+// the Sophos tenant cust-1 unmapped. separated is set for the parts that
+// the import identifier separates from the next one (see importIDSeparator).
+type keyString struct {
+	separated bool
+}
+
+var _ validator.String = keyString{}
+
+// keyPart validates a part of a composite key that the import identifier
+// separates from the next part, such as a mapping's source.
+func keyPart() validator.String { return keyString{separated: true} }
+
+// keyLastPart validates the last part of a composite key, such as a
+// product code or a customer id, which may contain the separator.
+func keyLastPart() validator.String { return keyString{} }
+
+func (v keyString) Description(context.Context) string {
+	s := "value must be non-empty, without a NUL byte or leading or trailing whitespace"
+	if v.separated {
+		s += ", and must not contain \"" + importIDSeparator + "\""
 	}
+	return s
+}
+
+func (v keyString) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (v keyString) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	s, name := req.ConfigValue.ValueString(), req.Path.String()
+	var detail string
+	switch {
+	case export.IDProblem(s) != "":
+		detail = fmt.Sprintf("%s is part of the mapping's key in the mapping export, and the export refuses this value: %s %s. Got: %s",
+			name, name, export.IDProblem(s), strconv.Quote(s))
+	case strings.TrimSpace(s) != s:
+		detail = fmt.Sprintf("%s must not begin or end with whitespace. psa-syncd compares it exactly with the vendor's ids and "+
+			"the source names of its configuration, so the mapping would match nothing. Got: %s", name, strconv.Quote(s))
+	case v.separated && strings.Contains(s, importIDSeparator):
+		detail = fmt.Sprintf("%s must not contain %q, which separates the parts of the resource's import identifier. Got: %s",
+			name, importIDSeparator, strconv.Quote(s))
+	default:
+		return
+	}
+	resp.Diagnostics.AddAttributeError(req.Path, "Invalid Key", detail)
 }
 
 // nonEmpty validates a non-blank string.

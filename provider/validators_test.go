@@ -3,6 +3,10 @@ package provider
 import (
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
 // The URL checks name a bad value without the password or query secret it
@@ -22,6 +26,49 @@ func TestURLChecks_hideSecrets(t *testing.T) {
 		err := tt.check.check(tt.value)
 		if err == nil || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("check(%q) = %v, want an error without the secret", tt.value, err)
+		}
+	}
+}
+
+// The key validators refuse at plan time what the export refuses at apply
+// (export.IDProblem), and whitespace around a key, which psa-syncd would
+// never match; each message names the attribute.
+func TestKeyValidators(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		v     validator.String
+		attr  string
+		value string
+		want  string // "" when the value is valid
+	}{
+		{keyPart(), "source", "sophos", ""},
+		{keyPart(), "source", "", `source is part of the mapping's key in the mapping export, and the export refuses this value: source is required. Got: ""`},
+		{keyPart(), "source", "  ", `source is required`},
+		{keyPart(), "source", "sop\x00hos", `source must not contain a NUL byte. Got: "sop\x00hos"`},
+		{keyPart(), "source", "sophos ", `source must not begin or end with whitespace.`},
+		{keyPart(), "source", "sophos/eu", `source must not contain "/", which separates the parts of the resource's import identifier. Got: "sophos/eu"`},
+		{keyLastPart(), "product", "CIXA-MSP", ""},
+		{keyLastPart(), "product", "pwb/users", ""},
+		{keyLastPart(), "product", "", `product is required`},
+		{keyLastPart(), "product", "CIXA\x00MSP", `product must not contain a NUL byte`},
+		{keyLastPart(), "customer_id", " cust-1", `customer_id must not begin or end with whitespace. psa-syncd compares it exactly`},
+		{keyLastPart(), "customer_id", "cust-1\n", `customer_id must not begin or end with whitespace.`},
+		{keyLastPart(), "customer_id", "cust 1", ""},
+	} {
+		req := validator.StringRequest{Path: path.Root(tt.attr), ConfigValue: types.StringValue(tt.value)}
+		var resp validator.StringResponse
+		tt.v.ValidateString(t.Context(), req, &resp)
+		switch {
+		case tt.want == "" && resp.Diagnostics.HasError():
+			t.Errorf("%s = %q: got %v, want no error", tt.attr, tt.value, resp.Diagnostics)
+		case tt.want == "":
+		case resp.Diagnostics.ErrorsCount() != 1:
+			t.Errorf("%s = %q: got %v, want one error", tt.attr, tt.value, resp.Diagnostics)
+		default:
+			d := resp.Diagnostics.Errors()[0]
+			if d.Summary() != "Invalid Key" || !strings.Contains(d.Detail(), tt.want) {
+				t.Errorf("%s = %q: got %q: %q, want Invalid Key containing %q", tt.attr, tt.value, d.Summary(), d.Detail(), tt.want)
+			}
 		}
 	}
 }

@@ -201,15 +201,28 @@ func (d *Document) CheckIDs() error {
 	return nil
 }
 
-// requiredID checks an id of a mapping: set, and without a NUL byte, which
-// no state database keys a record by (PostgreSQL stores none in text).
+// requiredID checks an id of a mapping (see IDProblem).
 func requiredID(add func(entry, field, format string, args ...any), entry func() string, field, value string) {
+	if p := IDProblem(value); p != "" {
+		add(entry(), field, "%s", p)
+	}
+}
+
+// IDProblem returns what Validate says of value as a part of a mapping's
+// key or one of its ids (source, product, customer_id, service_id,
+// company_id, contract_id), completing a sentence that starts with the
+// field's name: "is required", or "must not contain a NUL byte", which no
+// state database keys a record by (PostgreSQL stores none in text). It
+// returns "" for a value Validate accepts. The provider's validators use
+// it, so that a plan refuses what the apply's write would.
+func IDProblem(value string) string {
 	switch {
 	case strings.TrimSpace(value) == "":
-		add(entry(), field, "is required")
+		return "is required"
 	case strings.IndexByte(value, 0) >= 0:
-		add(entry(), field, "must not contain a NUL byte")
+		return "must not contain a NUL byte"
 	}
+	return ""
 }
 
 // productEntry names a product mapping in messages: its index, which finds it

@@ -1,0 +1,57 @@
+package provider
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+)
+
+// The export errors speak of a file only for a file store, and say what to
+// check for the others.
+func TestExportErrors_byStore(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		store      string
+		read       string
+		write      string
+		mentionsFS bool
+	}{
+		{"/srv/psa-mappings.json", "Fix or restore the file", "The file was not changed.", true},
+		{"s3://billing/psa-mappings.json?region=eu-west-1", "AWS credentials", "If S3 did not answer", false},
+		{"https://psa-syncd.example.com:9810", "export_token is its web.api_token", "If psa-syncd did not answer", false},
+	} {
+		var diags diag.Diagnostics
+		exportReadError(&diags, tt.store, errors.New("boom"))
+		exportUpdateError(&diags, "add", "product mapping sophos/CIXA-MSP", tt.store, errors.New("boom"))
+		if len(diags) != 2 {
+			t.Fatalf("%s: diagnostics = %v, want two", tt.store, diags)
+		}
+		read, write := diags[0].Detail(), diags[1].Detail()
+		if !strings.Contains(read, tt.read) || !strings.Contains(read, tt.store) {
+			t.Errorf("%s: read error detail = %q, want it to name the store and contain %q", tt.store, read, tt.read)
+		}
+		if !strings.Contains(write, tt.write) || !strings.Contains(write, tt.store) {
+			t.Errorf("%s: update error detail = %q, want it to name the store and contain %q", tt.store, write, tt.write)
+		}
+		if got := strings.Contains(read+write, "file"); got != tt.mentionsFS {
+			t.Errorf("%s: details mention a file: %v, want %v:\n%s\n%s", tt.store, got, tt.mentionsFS, read, write)
+		}
+	}
+}
+
+// A resource that needs the export names both settings of the store.
+func TestRequireStore_namesSettings(t *testing.T) {
+	t.Parallel()
+	var diags diag.Diagnostics
+	if (&providerData{}).requireStore(&diags, "psa_integration") {
+		t.Fatal("requireStore = true without a store")
+	}
+	d := diags[0].Detail()
+	for _, want := range []string{"psa_integration", "export_url", envExportURL, "export_path", envExportPath} {
+		if !strings.Contains(d, want) {
+			t.Errorf("detail = %q, want it to contain %q", d, want)
+		}
+	}
+}
