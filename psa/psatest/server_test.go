@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -117,6 +118,19 @@ func trySend(s *Server, method, path, body string, h http.Header) (response, err
 func api(t *testing.T, s *Server, method, path, body string) response {
 	t.Helper()
 	return send(t, s, method, "/ATServicesRest/V1.0/"+path, body, authHeaders())
+}
+
+// serveAPI is api through s's handler, with no connection: for a synctest
+// bubble, whose goroutines must not wait on the network.
+func serveAPI(s *Server, method, path, body string) response {
+	req := httptest.NewRequest(method, "/ATServicesRest/V1.0/"+path, strings.NewReader(body))
+	for k, v := range authHeaders() {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	s.Handler().ServeHTTP(w, req)
+	return response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
 }
 
 func TestServer_requestLog(t *testing.T) {
@@ -532,42 +546,57 @@ func TestServer_concurrentUse(t *testing.T) {
 // TestServer_latencyReadsAndWrites: a write waits its latency before it
 // takes effect; a read's answer is built at once and sent when its latency
 // is over, so that the simulator's time to build it is part of the latency.
+// The requests go to the server's handler in a synctest bubble, whose clock
+// moves only when every goroutine of the test waits: "a quarter into the
+// latency" is exactly that, on a loaded machine too (over a real
+// connection, a query that took longer than the sleep to arrive was built
+// after the service it must not hold had been added).
 func TestServer_latencyReadsAndWrites(t *testing.T) {
 	t.Parallel()
 	const d = 400 * time.Millisecond
-	s := newTestServer(t, WithLatency(d))
-	done := make(chan response)
-	go func() {
-		done <- api(t, s, http.MethodPost, "Services", `{"name":"Late","unitPrice":1,"periodType":1,"billingCodeID":29682800}`)
-	}()
-	time.Sleep(d / 4)
-	if n := len(s.Autotask().Services()); n != 0 {
-		t.Errorf("a quarter into a write's latency, %d services exist, want the create not applied yet", n)
-	}
-	if r := <-done; r.status != http.StatusOK || len(s.Autotask().Services()) != 1 {
-		t.Errorf("the create answered %d %s with %d services, want it applied", r.status, r, len(s.Autotask().Services()))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		s, err := newServer([]Option{WithClock(fixedClock), WithLatency(d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		done := make(chan response)
+		go func() {
+			done <- serveAPI(s, http.MethodPost, "Services", `{"name":"Late","unitPrice":1,"periodType":1,"billingCodeID":29682800}`)
+		}()
+		time.Sleep(d / 4)
+		if n := len(s.Autotask().Services()); n != 0 {
+			t.Errorf("a quarter into a write's latency, %d services exist, want the create not applied yet", n)
+		}
+		if r := <-done; r.status != http.StatusOK || len(s.Autotask().Services()) != 1 {
+			t.Errorf("the create answered %d %s with %d services, want it applied", r.status, r, len(s.Autotask().Services()))
+		}
 
-	// A query is built when it arrives: a service added while it waits
-	// is not in its answer.
-	before := len(s.Autotask().Services())
-	reads := make(chan response)
-	go func() {
-		reads <- api(t, s, http.MethodPost, "Services/query", `{"filter":[{"op":"gte","field":"id","value":0}]}`)
-	}()
-	time.Sleep(d / 4)
-	s.Autotask().AddService("Added while the query waits", 1)
-	var page struct{ Items []json.RawMessage }
-	if r := <-reads; r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil || len(page.Items) != before {
-		t.Errorf("a query answered %d with %d services, want the %d there when it arrived: %s", r.status, len(page.Items), before, r)
-	}
+		// A query is built when it arrives: a service added while it
+		// waits is not in its answer.
+		before := len(s.Autotask().Services())
+		start := time.Now()
+		reads := make(chan response)
+		go func() {
+			reads <- serveAPI(s, http.MethodPost, "Services/query", `{"filter":[{"op":"gte","field":"id","value":0}]}`)
+		}()
+		time.Sleep(d / 4)
+		s.Autotask().AddService("Added while the query waits", 1)
+		var page struct{ Items []json.RawMessage }
+		if r := <-reads; r.status != http.StatusOK || json.Unmarshal(r.body, &page) != nil || len(page.Items) != before {
+			t.Errorf("a query answered %d with %d services, want the %d there when it arrived: %s", r.status, len(page.Items), before, r)
+		}
+		if el := time.Since(start); el != d {
+			t.Errorf("the query was answered after %v, want its latency %v", el, d)
+		}
 
-	start := time.Now()
-	var built time.Duration
-	s.answerRead(t.Context(), d, func() { built = time.Since(start) })
-	if el := time.Since(start); built >= d/2 || el < d {
-		t.Errorf("answerRead built the answer after %v and returned after %v, want it built at once and answered after %v", built, el, d)
-	}
+		start = time.Now()
+		var built time.Duration
+		s.answerRead(t.Context(), d, func() { built = time.Since(start) })
+		if el := time.Since(start); built != 0 || el != d {
+			t.Errorf("answerRead built the answer after %v and returned after %v, want it built at once and answered after %v", built, el, d)
+		}
+	})
 
 	for _, tc := range []struct {
 		method, path string
