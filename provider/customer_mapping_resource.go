@@ -180,15 +180,26 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 	if resp.Diagnostics.HasError() || !psaIDsValid(&resp.Diagnostics, r.data.system, plan.psaIDs()) {
 		return
 	}
-	if plan.Source.IsUnknown() || plan.CustomerID.IsUnknown() || plan.ContractID.IsUnknown() {
+	var customer string // unknown until the apply: ""
+	if !plan.Source.IsUnknown() && !plan.CustomerID.IsUnknown() {
+		customer = customerMappingImportID.format(plan.Source.ValueString(), plan.CustomerID.ValueString())
+	}
+	owner := fmt.Sprintf("company_id %s, contract_id %s", plan.CompanyID, plan.ContractID)
+	if state != nil {
+		key := customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString())
+		r.data.claimExisting(ctx, &resp.Diagnostics, private, "customer mapping "+key, key, customer, owner)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	if customer == "" {
 		return
 	}
-	customer := customerMappingImportID.format(plan.Source.ValueString(), plan.CustomerID.ValueString())
 	contractID := plan.ContractID.ValueString()
 	// psa-syncd sets a contract's quantities from one source's usage at a
 	// time, so customers of different sources may share a contract, and a
 	// customer without usage sync writes nothing to it.
-	if plan.UsageSync.ValueBool() {
+	if !plan.ContractID.IsUnknown() && plan.UsageSync.ValueBool() {
 		if other, ok := r.data.contracts.claim(r.data.system, plan.Source.ValueString(), contractID, customer); !ok {
 			resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Mapped by Two Customers",
 				fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration, both with usage_sync on. "+
@@ -199,12 +210,8 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		}
 	}
 
-	if state != nil {
-		resp.Diagnostics.Append(recordExportKey(ctx, private, customerMappingImportID.format(state.Source.ValueString(), state.CustomerID.ValueString()))...)
-	}
 	if state == nil && !replacesExportKey(ctx, private, customer) {
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
-		owner := fmt.Sprintf("company_id %s, contract_id %s", plan.CompanyID, plan.ContractID)
 		r.data.checkCreate(ctx, &resp.Diagnostics, "customer mapping "+customer, customer, owner, func(doc *export.Document) (bool, bool) {
 			m, ok := doc.Customer(source, customerID)
 			return ok, ok && plan.known() && m == plan.toMapping()
@@ -214,7 +221,7 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		}
 	}
 
-	if plan.CompanyID.IsUnknown() {
+	if plan.CompanyID.IsUnknown() || plan.ContractID.IsUnknown() {
 		return
 	}
 	// Checked when it was planned last; re-checking every mapping on

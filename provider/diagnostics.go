@@ -37,8 +37,9 @@ const (
 		"(terraform state rm) and import or create them again."
 
 	summaryDuplicateKey = "Duplicate Mapping Export Entry"
-	detailDuplicateKey  = "Two resources of this configuration create %s: another resource (%s) and this one (%s). " +
-		"An export entry has one owner, so at apply one of them would fail, depending on the order. " +
+	detailDuplicateKey  = "Two resources of this configuration manage %s: another resource (%s) and this one (%s). " +
+		"An export entry has one owner: with two, one of them would fail at apply or take over the other's entry, " +
+		"and destroying either one later would remove the entry that the other still manages. " +
 		"Remove one of the two resources, or change the key of one of them."
 
 	summaryEntryAdopted = "Adopting Mapping Export Entry"

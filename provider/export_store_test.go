@@ -197,12 +197,75 @@ resource "psa_customer_mapping" "initech" {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config:      config,
-			ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration create\s+customer\s+mapping\s+sophos/cust-1`),
+			ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration manage\s+customer\s+mapping\s+sophos/cust-1`),
 		}},
 	})
 	if _, err := os.Stat(e.exportPath); err == nil {
 		t.Error("the refused plan wrote an export")
 	}
+}
+
+// TestAccExportStore_duplicateKeyOfExistingResource adds a resource with
+// the key of one applied before (a copied module, two for_each maps that
+// both list a product). Its plan must fail as a duplicate, as when both
+// are new, and not adopt the entry with the interrupted-apply warning: both
+// resources would then manage it, and removing either later would remove
+// the entry the other still manages.
+func TestAccExportStore_duplicateKeyOfExistingResource(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	one := e.providerConfig() + fmt.Sprintf(`
+resource "psa_product_mapping" "a" {
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+
+resource "psa_customer_mapping" "a" {
+  customer_id = "cust-1"
+  company_id  = %[2]q
+  contract_id = %[3]q
+}
+
+resource "psa_integration" "a" {
+  schedule = "daily 02:00"
+}
+`, service, acme.company, acme.contract)
+	copied := func(kind, body string) string {
+		return one + fmt.Sprintf("\nresource %q \"b\" {\n%s}\n", kind, body)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: one},
+			{
+				Config:      copied("psa_product_mapping", fmt.Sprintf("  product    = \"CIXA-MSP\"\n  service_id = %q\n", service)),
+				ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration manage\s+product\s+mapping\s+sophos/CIXA-MSP`),
+			},
+			{
+				Config: copied("psa_customer_mapping", fmt.Sprintf("  customer_id = \"cust-1\"\n  company_id  = %q\n  contract_id = %q\n  usage_sync  = false\n",
+					acme.company, acme.contract)),
+				ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration manage\s+customer\s+mapping\s+sophos/cust-1`),
+			},
+			{
+				Config:      copied("psa_integration", "  schedule = \"daily 02:00\"\n"),
+				ExpectError: regexp.MustCompile(`(?s)Duplicate Mapping Export Entry.*Two resources of this configuration manage\s+the\s+integration`),
+			},
+			{
+				// The refused plans changed nothing.
+				Config: one,
+				Check: e.checkExport(func(doc *export.Document) error {
+					_, product := doc.Product("sophos", "CIXA-MSP")
+					_, customer := doc.Customer("sophos", "cust-1")
+					if !product || !customer || doc.Integration == nil {
+						return fmt.Errorf("export = %+v, want the product mapping, the customer mapping and the integration settings", doc)
+					}
+					return nil
+				}),
+			},
+		},
+	})
 }
 
 // TestAccExportStore_adoptAfterKilledApply: an apply killed after writing

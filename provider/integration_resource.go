@@ -107,16 +107,20 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	if !req.State.Raw.IsNull() {
-		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, r.data.exportPath)...)
+	var plan integrationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
-	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
-		var plan integrationResourceModel
-		resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	owner := fmt.Sprintf("enabled %s, schedule %s", plan.Enabled, plan.Schedule)
+	if !req.State.Raw.IsNull() {
+		r.data.claimExisting(ctx, &resp.Diagnostics, resp.Private, integrationEntry+" (one psa_integration per export)",
+			r.data.exportPath, r.data.exportPath, owner)
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		owner := fmt.Sprintf("enabled %s, schedule %s", plan.Enabled, plan.Schedule)
+	}
+	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
 		r.data.checkCreate(ctx, &resp.Diagnostics, integrationEntry+" (one psa_integration per export)", r.data.exportPath, owner,
 			func(doc *export.Document) (bool, bool) {
 				// schedule and timezone are optional: null is psa-syncd's own setting.

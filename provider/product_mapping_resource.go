@@ -151,15 +151,21 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 		return
 	}
 
+	var planKey string // unknown until the apply: ""
+	if !plan.Source.IsUnknown() && !plan.Product.IsUnknown() {
+		planKey = productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())
+	}
+	owner := fmt.Sprintf("service_id %s", plan.ServiceID)
 	if state != nil {
 		id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
-		resp.Diagnostics.Append(recordExportKey(ctx, private, id)...)
+		r.data.claimExisting(ctx, &resp.Diagnostics, private, "product mapping "+id, id, planKey, owner)
+		if resp.Diagnostics.HasError() {
+			return
+		}
 	}
-	if state == nil && !plan.Source.IsUnknown() && !plan.Product.IsUnknown() &&
-		!replacesExportKey(ctx, private, productMappingImportID.format(plan.Source.ValueString(), plan.Product.ValueString())) {
+	if state == nil && planKey != "" && !replacesExportKey(ctx, private, planKey) {
 		source, product := plan.Source.ValueString(), plan.Product.ValueString()
-		id := productMappingImportID.format(source, product)
-		owner := fmt.Sprintf("service_id %s", plan.ServiceID)
+		id := planKey
 		r.data.checkCreate(ctx, &resp.Diagnostics, "product mapping "+id, id, owner, func(doc *export.Document) (bool, bool) {
 			m, ok := doc.Product(source, product)
 			// service_name is planned below from the PSA; the entry's is

@@ -35,8 +35,8 @@ type providerData struct {
 	exportPath string
 	store      *export.Client
 
-	// exportKeys records which resource of the plan being made creates each
-	// export entry, to refuse two resources with one key.
+	// exportKeys records which resource of the plan being made creates or
+	// keeps each export entry, to refuse two resources with one key.
 	exportKeys *claimRegistry
 
 	// secrets are masked in every log line written with maskedContext.
@@ -213,8 +213,8 @@ func (d *providerData) readExportForState(ctx context.Context, diags *diag.Diagn
 }
 
 // checkCreate checks the plan of a new export entry: the export must be
-// readable; no other resource of the configuration may create the same
-// entry; and an entry the export holds already (an earlier apply was
+// readable; no other resource of the configuration may create or keep the
+// same entry (see claimExisting); and an entry the export holds already (an earlier apply was
 // killed after writing it, or it is not imported) is adopted with a
 // warning when it equals what the resource would write, and otherwise
 // fails the plan with the import hint. entry names the entry in messages,
@@ -244,6 +244,33 @@ func (d *providerData) checkCreate(ctx context.Context, diags *diag.Diagnostics,
 		diags.AddWarning(summaryEntryAdopted, fmt.Sprintf(detailEntryAdopted, entry, d.exportPath))
 	case exists:
 		diags.AddError(summaryEntryExists, fmt.Sprintf(detailEntryExists, entry, d.exportPath, importID))
+	}
+}
+
+// claimExisting records that a resource in the Terraform state manages
+// the export entry stateKey: in the plan's private data (see
+// replacesExportKey) and, when the plan keeps the key (planKey, "" when
+// unknown), in exportKeys, as checkCreate names it. A create of the same
+// key by another resource of the configuration then fails the plan as a
+// duplicate whichever of the two Terraform plans first, instead of
+// adopting the entry this resource manages: destroying either resource
+// later would remove the entry the other still manages. A resource whose
+// plan changes its key is replaced, and its create claims the new key; a
+// resource being destroyed has no plan and claims nothing, so a hand-over
+// to a new resource address still plans.
+//
+// Terraform may plan one resource more than once in a process (see
+// fastPaths), so the claim of a resource in the state is its owner alone,
+// not unique like a create's: two resources in the state with one key and
+// the same values, which an earlier version adopted, are not told apart.
+func (d *providerData) claimExisting(ctx context.Context, diags *diag.Diagnostics, private privateData, entry, stateKey, planKey, owner string) {
+	diags.Append(recordExportKey(ctx, private, stateKey)...)
+	if planKey != stateKey {
+		return
+	}
+	if other, ok := d.exportKeys.claim(d.system, "export entry", entry+"\x00"+stateKey, owner+"\x00in state"); !ok {
+		other, _, _ = strings.Cut(other, "\x00")
+		diags.AddError(summaryDuplicateKey, fmt.Sprintf(detailDuplicateKey, entry, other, owner))
 	}
 }
 

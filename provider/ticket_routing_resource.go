@@ -226,16 +226,20 @@ func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.Mod
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	if !req.State.Raw.IsNull() {
-		resp.Diagnostics.Append(recordExportKey(ctx, resp.Private, r.data.exportPath)...)
-	}
 	var plan ticketRoutingResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	owner := fmt.Sprintf("queue %s, enabled %s", plan.QueueID, plan.Enabled)
+	if !req.State.Raw.IsNull() {
+		r.data.claimExisting(ctx, &resp.Diagnostics, resp.Private, ticketRoutingEntry+" (one psa_ticket_routing per export)",
+			r.data.exportPath, r.data.exportPath, owner)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
-		owner := fmt.Sprintf("queue %s, enabled %s", plan.QueueID, plan.Enabled)
 		r.data.checkCreate(ctx, &resp.Diagnostics, ticketRoutingEntry+" (one psa_ticket_routing per export)", r.data.exportPath, owner,
 			func(doc *export.Document) (bool, bool) {
 				if doc.Tickets == nil || !knownBesidesID(req.Plan.Raw) {
