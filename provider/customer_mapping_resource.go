@@ -28,6 +28,10 @@ var (
 	_ resource.ResourceWithModifyPlan  = (*customerMappingResource)(nil)
 )
 
+// summaryContractTwoCustomers is the summary of the error for two customers
+// of one source syncing usage to one contract, at plan and at apply.
+const summaryContractTwoCustomers = "Contract Mapped by Two Customers"
+
 // NewCustomerMappingResource returns the psa_customer_mapping resource.
 func NewCustomerMappingResource() resource.Resource {
 	return &customerMappingResource{}
@@ -63,8 +67,11 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"other customer mapping of the same `source` in the same configuration syncs usage to the contract: " +
 			"psa-syncd would not know whose usage to bill on it. Customers of different sources (say a Sophos tenant " +
 			"and a usage file for the same company) may share a contract, and so may a mapping with `usage_sync = false`. " +
-			"Mappings kept in other configurations, behind another provider alias or left out with `-target` are not seen " +
-			"by that check. " +
+			"What that check cannot see (a `contract_id` or `usage_sync` unknown until the apply, mappings kept in other " +
+			"configurations, behind another provider alias or left out with `-target`), the apply checks against the export: " +
+			"it refuses to write a customer with `usage_sync` on a contract that the export maps, with `usage_sync`, to another " +
+			"customer of the same source. When the same apply removes that other mapping or moves it to another contract, " +
+			"Terraform may run this change first, and the apply fails: apply again. " +
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
@@ -201,7 +208,7 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 	// customer without usage sync writes nothing to it.
 	if !plan.ContractID.IsUnknown() && plan.UsageSync.ValueBool() {
 		if other, ok := r.data.contracts.claim(r.data.system, plan.Source.ValueString(), contractID, customer); !ok {
-			resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Mapped by Two Customers",
+			resp.Diagnostics.AddAttributeError(path.Root("contract_id"), summaryContractTwoCustomers,
 				fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration, both with usage_sync on. "+
 					"psa-syncd would set the contract's quantities from the usage of both and refuses to sync either. "+
 					"Map each customer to its own contract, or set usage_sync = false on the one that is not billed.",
@@ -278,7 +285,7 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 
 	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m))
 	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
+		exportWriteError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
 		return
 	}
 	if adopted {
@@ -325,11 +332,14 @@ func (r *customerMappingResource) Update(ctx context.Context, req resource.Updat
 	// Put also restores a mapping removed from the export since the plan
 	// (but not a lost export: see changeExport).
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
+		if err := r.contractConflict(doc, m); err != nil {
+			return err
+		}
 		doc.PutCustomer(m)
 		return nil
 	})
 	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "update", "customer mapping "+id, r.data.exportPath, err)
+		exportWriteError(&resp.Diagnostics, "update", "customer mapping "+id, r.data.exportPath, err)
 		return
 	}
 	tflog.Info(ctx, "Updated customer mapping", map[string]any{"id": id, "company_id": m.CompanyID, "contract_id": m.ContractID})
@@ -397,8 +407,41 @@ func (r *customerMappingResource) exportEntry(source, customerID string, m *expo
 		}
 		e.put = func(doc *export.Document) { doc.PutCustomer(*m) }
 		e.exists = fmt.Errorf("customer mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
+		e.check = func(doc *export.Document) error { return r.contractConflict(doc, *m) }
 	}
 	return e
+}
+
+// contractConflict returns the error of a Create or Update that writes m
+// to doc while doc maps another customer of m's source to m's contract,
+// both with usage sync on: psa-syncd would refuse to sync either. The plan
+// refuses two such resources of one configuration; this catches, inside
+// the write, what the plan cannot see: a contract or usage_sync unknown
+// until the apply, when Terraform does not plan the unchanged other
+// mapping again, and a mapping of another configuration or left out with
+// -target. A mapping that this apply removes or moves off the contract
+// is no conflict once its change is in the export; before, the apply cannot
+// know it is coming, and refuses.
+func (r *customerMappingResource) contractConflict(doc *export.Document, m export.CustomerMapping) error {
+	if !m.UsageSync {
+		return nil
+	}
+	for _, o := range doc.CustomerMappings {
+		if !o.UsageSync || o.Source != m.Source || o.ContractID != m.ContractID || o.CustomerID == m.CustomerID {
+			continue
+		}
+		other := customerMappingImportID.format(o.Source, o.CustomerID)
+		customer := customerMappingImportID.format(m.Source, m.CustomerID)
+		return &conflictError{attribute: "contract_id", summary: summaryContractTwoCustomers,
+			detail: fmt.Sprintf("Contract %s is mapped by customer %s in the mapping export %q and would be mapped by customer %s, "+
+				"both with usage_sync on. psa-syncd would set the contract's quantities from the usage of both and refuses to sync "+
+				"either, so customer %s was not written. Map each customer to its own contract, or set usage_sync = false on the one "+
+				"that is not billed. The plan does not see this when the contract or usage_sync is unknown until the apply, or when "+
+				"customer %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply also "+
+				"removes customer %s's mapping or moves it to another contract, Terraform ran this change first: apply again.",
+				m.ContractID, other, r.data.exportPath, customer, customer, other, other)}
+	}
+	return nil
 }
 
 // psaIDs are the attributes that hold PSA ids.

@@ -576,3 +576,76 @@ resource "psa_customer_mapping" "sophos_old" {
 		})
 	}
 }
+
+// TestAccCustomerMappingResource_contractClaimedAtApply adds a customer on
+// the contract of a customer mapped before, where the plan cannot refuse
+// it: a contract unknown until the apply (from a data source that a
+// module's depends_on defers; here terraform_data created in the same
+// apply), which Terraform plans again during the apply without the
+// unchanged mapping, and a usage_sync unknown until the apply; then moves
+// a mapping onto the contract the same way. The apply must refuse to write
+// them, naming both customers and the contract: psa-syncd would stop
+// syncing both, and every later plan would fail.
+func TestAccCustomerMappingResource_contractClaimedAtApply(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	one := e.providerConfig() + fmt.Sprintf(`
+resource "psa_customer_mapping" "a" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+`, acme.company, acme.contract)
+	// withB adds customer b; generation changes the terraform_data, whose
+	// output is then unknown until the apply.
+	withB := func(contract, usageSync, generation string) string {
+		return one + fmt.Sprintf(`
+resource "terraform_data" "later" {
+  input = {
+    contract   = %[2]q
+    usage_sync = true
+    generation = %[5]q
+  }
+}
+
+resource "psa_customer_mapping" "b" {
+  customer_id = "cust-2"
+  company_id  = %[1]q
+  contract_id = %[3]s
+  usage_sync  = %[4]s
+}
+`, acme.company, acme.contract, contract, usageSync, generation)
+	}
+	// The apply's error, not the plan's after it.
+	refused := regexp.MustCompile(`(?s)Contract Mapped by Two Customers.*Contract\s+` + acme.contract +
+		`\s+is\s+mapped\s+by\s+customer\s+sophos/cust-1\s+in\s+the\s+mapping\s+export.*by\s+customer\s+sophos/cust-2`)
+	// notWritten checks, before the next step, the export the refused
+	// apply left.
+	notWritten := func() {
+		doc, err := e.readExport()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := doc.Customer("sophos", "cust-1"); !ok {
+			t.Errorf("the export lost customer sophos/cust-1: %+v", doc.CustomerMappings)
+		}
+		if m, ok := doc.Customer("sophos", "cust-2"); ok && m.ContractID == acme.contract {
+			t.Errorf("the apply wrote a second customer with usage_sync on contract %s: %+v", acme.contract, doc.CustomerMappings)
+		}
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: one},
+			{Config: withB("terraform_data.later.output.contract", "true", "1"), ExpectError: refused},
+			{PreConfig: notWritten, Config: one},
+			{Config: withB(strconv.Quote(acme.contract), "terraform_data.later.output.usage_sync", "1"), ExpectError: refused},
+			{PreConfig: notWritten, Config: one},
+			// b on another contract first, then moved onto a's.
+			{Config: withB(strconv.Quote(acme.otherContract), "true", "1")},
+			{Config: withB("terraform_data.later.output.contract", "true", "2"), ExpectError: refused},
+			{PreConfig: notWritten, Config: withB(strconv.Quote(acme.otherContract), "true", "2")},
+		},
+	})
+}

@@ -181,6 +181,29 @@ func exportUpdateError(diags *diag.Diagnostics, action, entry, path string, err 
 		action, entry, path, storeFix(path).write, err))
 }
 
+// conflictError is the error of an export change that would leave the
+// export in a state psa-syncd refuses: two customers of one source syncing
+// usage to one contract, two usage sources feeding one service. The apply
+// reports it as the plan would, on attribute, not as a failed write.
+type conflictError struct {
+	attribute       string
+	summary, detail string
+}
+
+func (e *conflictError) Error() string { return e.summary + ": " + e.detail }
+
+// exportWriteError adds the error of a Create or Update whose write of one
+// entry failed: the conflictError a check inside the change returned, or
+// exportUpdateError's error.
+func exportWriteError(diags *diag.Diagnostics, action, entry, exportPath string, err error) {
+	var c *conflictError
+	if errors.As(err, &c) {
+		diags.AddAttributeError(path.Root(c.attribute), c.summary, c.detail)
+		return
+	}
+	exportUpdateError(diags, action, entry, exportPath, err)
+}
+
 // psaErrorDetail says what failed against the PSA, adds a hint for the
 // error kinds a user can act on and ends with the error itself.
 func psaErrorDetail(system psa.System, what string, err error) string {

@@ -24,6 +24,10 @@ import (
 // defaultSource is the usage source of mappings that do not name one.
 const defaultSource = "sophos"
 
+// summaryServiceTwoSources is the summary of the error for products of two
+// usage sources feeding one service, at plan and at apply.
+const summaryServiceTwoSources = "Service Fed by Two Usage Sources"
+
 // Ensure productMappingResource satisfies the resource interfaces.
 var (
 	_ resource.Resource                = (*productMappingResource)(nil)
@@ -65,7 +69,11 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"billed.\n\n" +
 			"The plan checks that the service exists and is active, and that no products of another usage source " +
 			"with `sync_enabled` feed the same service in the same configuration (psa-syncd sets a line to one " +
-			"source's usage, so two sources would overwrite each other). Destroying the mapping removes it from the " +
+			"source's usage, so two sources would overwrite each other). What the plan cannot see (a `service_id` or " +
+			"`sync_enabled` unknown until the apply, mappings of other configurations or left out with `-target`), the apply " +
+			"checks against the export: it refuses to write a product with `sync_enabled` on a service that products of another " +
+			"source feed; when the same apply removes those or moves them to another service, Terraform may run this change " +
+			"first, and the apply fails: apply again. Destroying the mapping removes it from the " +
 			"export, which stops usage sync for the product; it never changes contracts in the PSA.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -189,7 +197,7 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 	if !plan.Source.IsUnknown() && !plan.SyncEnabled.IsUnknown() && plan.SyncEnabled.ValueBool() {
 		source := plan.Source.ValueString()
 		if other, ok := r.data.serviceSources.claim(r.data.system, "service", serviceID, source); !ok {
-			resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Service Fed by Two Usage Sources",
+			resp.Diagnostics.AddAttributeError(path.Root("service_id"), summaryServiceTwoSources,
 				fmt.Sprintf("Service %s is mapped by products of usage source %q and of usage source %q in this configuration, "+
 					"both with sync_enabled on. psa-syncd syncs one source at a time and sets a line to that source's usage, so "+
 					"two sources on one service would overwrite each other's quantity on every contract both bill. "+
@@ -267,7 +275,7 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 
 	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.Product, &m))
 	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
+		exportWriteError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
 		return
 	}
 	if adopted {
@@ -317,11 +325,14 @@ func (r *productMappingResource) Update(ctx context.Context, req resource.Update
 	// Put also restores a mapping removed from the export since the plan
 	// (but not a lost export: see changeExport).
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
+		if err := r.sourceConflict(doc, m); err != nil {
+			return err
+		}
 		doc.PutProduct(m)
 		return nil
 	})
 	if err != nil {
-		exportUpdateError(&resp.Diagnostics, "update", "product mapping "+id, r.data.exportPath, err)
+		exportWriteError(&resp.Diagnostics, "update", "product mapping "+id, r.data.exportPath, err)
 		return
 	}
 	tflog.Info(ctx, "Updated product mapping", map[string]any{"id": id, "service_id": m.ServiceID})
@@ -389,8 +400,38 @@ func (r *productMappingResource) exportEntry(source, product string, m *export.P
 		}
 		e.put = func(doc *export.Document) { doc.PutProduct(*m) }
 		e.exists = fmt.Errorf("product mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
+		e.check = func(doc *export.Document) error { return r.sourceConflict(doc, *m) }
 	}
 	return e
+}
+
+// sourceConflict returns the error of a Create or Update that writes m to
+// doc while doc maps a product of another usage source to m's service,
+// both with sync enabled: the two sources would overwrite each other's
+// quantity. Like contractConflict, it catches inside the write what the
+// plan cannot see: a service_id or sync_enabled unknown until the apply,
+// and mappings the plan does not plan with this one.
+func (r *productMappingResource) sourceConflict(doc *export.Document, m export.ProductMapping) error {
+	if !m.SyncEnabled {
+		return nil
+	}
+	for _, o := range doc.ProductMappings {
+		if !o.SyncEnabled || o.ServiceID != m.ServiceID || o.Source == m.Source {
+			continue
+		}
+		other := productMappingImportID.format(o.Source, o.Product)
+		product := productMappingImportID.format(m.Source, m.Product)
+		return &conflictError{attribute: "service_id", summary: summaryServiceTwoSources,
+			detail: fmt.Sprintf("Service %s is fed by product %s of usage source %q in the mapping export %q and would be fed by "+
+				"product %s of usage source %q, both with sync_enabled on. psa-syncd syncs one source at a time and sets a line to "+
+				"that source's usage, so two sources on one service would overwrite each other's quantity on every contract both "+
+				"bill; product %s was not written. Map each source's products to its own service, or set sync_enabled = false on "+
+				"one of them. The plan does not see this when the service or sync_enabled is unknown until the apply, or when "+
+				"product %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply "+
+				"also removes product %s's mapping or moves it to another service, Terraform ran this change first: apply again.",
+				m.ServiceID, other, o.Source, r.data.exportPath, product, m.Source, product, other, other)}
+	}
+	return nil
 }
 
 // resolveServiceName fills a service name that was unknown at plan time

@@ -554,3 +554,56 @@ resource "psa_product_mapping" "test" {
 		},
 	})
 }
+
+// TestAccProductMappingResource_sourceClaimedAtApply adds a product of a
+// second usage source on a service a product of the first one feeds, with
+// the service_id unknown until the apply (terraform_data created in the
+// same apply): Terraform plans it again during the apply without the
+// unchanged mapping of the first source. The apply must refuse to write
+// it, naming both sources and the service.
+func TestAccProductMappingResource_sourceClaimedAtApply(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	svc := e.addService("Sophos Intercept X Advanced", 4.5)
+	one := e.providerConfig() + fmt.Sprintf(`
+resource "psa_product_mapping" "a" {
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+`, svc)
+	two := one + fmt.Sprintf(`
+resource "terraform_data" "later" {
+  input = %[1]q
+}
+
+resource "psa_product_mapping" "b" {
+  source     = "passwordboss"
+  product    = "PB-USERS"
+  service_id = terraform_data.later.output
+}
+`, svc)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: one},
+			{
+				Config: two,
+				ExpectError: regexp.MustCompile(`(?s)Service Fed by Two Usage Sources.*Service\s+` + svc +
+					`\s+is\s+fed\s+by\s+product\s+sophos/CIXA-MSP\s+of\s+usage\s+source\s+"sophos".*product\s+passwordboss/PB-USERS\s+of\s+usage\s+source\s+"passwordboss"`),
+			},
+			{
+				// Checks the export the refused apply left.
+				PreConfig: func() {
+					doc, err := e.readExport()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if m, ok := doc.Product("passwordboss", "PB-USERS"); ok {
+						t.Errorf("the apply wrote a second usage source on service %s: %+v", svc, m)
+					}
+				},
+				Config: one,
+			},
+		},
+	})
+}

@@ -496,6 +496,11 @@ type exportEntry struct {
 	// exists is the error of a Create that finds the entry with other
 	// values. Create only.
 	exists error
+	// check, when set, returns the error of a Create whose entry the
+	// document cannot take beside its other entries (see conflictError).
+	// An entry adopted is not checked: refusing it would not take it out of
+	// the export. Create only.
+	check func(doc *export.Document) error
 	// remove removes the entry; an entry already gone is fine. Delete
 	// only.
 	remove func(doc *export.Document)
@@ -525,6 +530,11 @@ func (d *providerData) createChange(e exportEntry, adopted *bool) func(*export.D
 			*adopted = true
 		case exists:
 			return e.exists
+		case e.check != nil:
+			if err := e.check(doc); err != nil {
+				return err
+			}
+			fallthrough
 		default:
 			e.put(doc)
 		}
