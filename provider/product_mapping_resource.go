@@ -206,9 +206,21 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 			return
 		}
 	}
+	mapping := planKey
+	if mapping == "" {
+		mapping = fmt.Sprintf("product %s", plan.Product)
+	}
 	svc, err := r.data.reads.services.get(ctx, serviceID)
-	planned, changed := r.data.services.planned(serviceID)
+	planned, changed := r.data.services.mapProduct(serviceID, mapping)
 	switch {
+	case changed && planned.destroyed != "":
+		resp.Diagnostics.AddAttributeError(path.Root("service_id"), summaryServiceStillMapped,
+			fmt.Sprintf("This plan destroys the psa_service of service %s, which %s it in %s (deletion_policy = %q), but product "+
+				"mapping %s stays and refers to it: psa-syncd would keep billing the product's usage on a service that is %s. "+
+				"Remove the mapping or map the product to another service in the same change, or set deletion_policy = \"abandon\" "+
+				"on the psa_service (and apply) to leave the service in the PSA.",
+				serviceID, destroyVerb(planned.destroyed), systemTitle(r.data.system), planned.destroyed, mapping, destroyedState(planned.destroyed)))
+		return
 	case errors.Is(err, psa.ErrNotFound):
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "PSA Service Not Found",
 			fmt.Sprintf("Service %s does not exist in %s, so product %q cannot be mapped to it. "+

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -565,22 +567,29 @@ func (d *providerData) deleteChange(e exportEntry, kept *bool) func(*export.Docu
 
 // plannedService is what the plan being made does to an existing service:
 // its planned name (unknown when it comes from a value known only at apply)
-// and active flag.
+// and active flag, or that it destroys it.
 type plannedService struct {
 	name   types.String
 	active types.Bool
+	// destroyed is the deletion_policy ("deactivate" or "delete") of a
+	// psa_service that the plan destroys, "" for one it keeps.
+	destroyed string
 }
 
 // serviceRegistry maps the id of a service whose name or active flag a
-// psa_service resource changes to its plannedService. A product mapping that refers to
-// psa_service.<name>.id is planned after that resource, so it finds the
-// service's new name and active flag here and plans the export entry the
-// apply will write, rather than what the PSA holds before the apply. A
-// mapping that names the service by a literal id may be planned first and
-// then sees the PSA's values. The zero value is ready to use.
+// psa_service resource changes, or that it destroys, to its
+// plannedService. A product mapping that refers to psa_service.<name>.id
+// is planned after that resource, so it finds the service's new name and
+// active flag here and plans the export entry the apply will write, rather
+// than what the PSA holds before the apply. A mapping that names the
+// service by a literal id may be planned first and then sees the PSA's
+// values; the registry also records the mappings planned so far for each
+// service, so that a destroy planned after such a mapping still finds it
+// (see destroy and mapProduct). The zero value is ready to use.
 type serviceRegistry struct {
-	mu    sync.Mutex
-	plans map[string]plannedService
+	mu     sync.Mutex
+	plans  map[string]plannedService
+	mapped map[string]map[string]bool // product mapping ids by service id
 }
 
 // record stores the plan of the service with the given id.
@@ -593,11 +602,34 @@ func (r *serviceRegistry) record(id string, p plannedService) {
 	r.plans[id] = p
 }
 
-// planned returns the plan of the service with the given id, if a
-// psa_service resource plans to change its name or active flag.
-func (r *serviceRegistry) planned(id string) (plannedService, bool) {
+// destroy records that the plan destroys the service with the given id,
+// deactivating or deleting it as policy says, and returns the product
+// mappings planned so far that refer to it, sorted.
+func (r *serviceRegistry) destroy(id, policy string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.plans == nil {
+		r.plans = map[string]plannedService{}
+	}
+	r.plans[id] = plannedService{active: types.BoolValue(false), destroyed: policy}
+	return slices.Sorted(maps.Keys(r.mapped[id]))
+}
+
+// mapProduct records that the product mapping product plans to refer to
+// the service with the given id, and returns the plan of the service, if
+// a psa_service resource plans to change its name or active flag or to
+// destroy it. One lock covers both, so that of a mapping and a destroy
+// of its service planned at the same time, one sees the other.
+func (r *serviceRegistry) mapProduct(id, product string) (plannedService, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mapped == nil {
+		r.mapped = map[string]map[string]bool{}
+	}
+	if r.mapped[id] == nil {
+		r.mapped[id] = map[string]bool{}
+	}
+	r.mapped[id][product] = true
 	p, ok := r.plans[id]
 	return p, ok
 }

@@ -177,6 +177,15 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"Destroying the resource **deactivates** the service by default, because contracts and invoices may " +
 			"still refer to it (and Autotask cannot delete services through its API). `deletion_policy` chooses " +
 			"otherwise.\n\n" +
+			"A service that a product mapping still refers to is not deactivated or deleted: psa-syncd would keep " +
+			"billing the product on it. The plan fails when a `psa_product_mapping` of the configuration that stays " +
+			"refers to it (by `psa_service.<name>.id`, a literal id or `data.psa_service`), and the apply checks the " +
+			"export again before destroying, for mappings the plan cannot see (another configuration's, a `service_id` " +
+			"known only at apply). Remove those mappings, or map them to another service, in the same change: a mapping " +
+			"that refers to `psa_service.<name>.id` is destroyed or moved first, but for one that names the service by a " +
+			"literal id or `data.psa_service` Terraform may try the destroy first, which then fails: apply again. To replace a mapped " +
+			"service, set `create_before_destroy`. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
+			"and none of this applies.\n\n" +
 			"A service the PSA reports as missing is dropped from the state (and planned again) only when the PSA " +
 			"answers a basic read at the configured address; otherwise the refresh fails, naming the settings to " +
 			"check, so that a wrong or outdated `base_url` never plans to create every service a second time.\n\n" +
@@ -382,11 +391,21 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if resp.Diagnostics.HasError() {
 			return
 		}
-		if state.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
+		policy := state.DeletionPolicy.ValueString()
+		switch {
+		case policy == deletionPolicyDelete && !support.delete:
 			resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Cannot Delete PSA Service",
 				fmt.Sprintf("%s cannot delete services through its API, so service %s cannot be destroyed with "+
 					"deletion_policy = \"delete\". Set deletion_policy to \"deactivate\" or \"abandon\" and apply, then destroy.",
 					systemTitle(sys), state.ID.ValueString()))
+		case policy != deletionPolicyAbandon && known(state.ID):
+			// The product mappings planned after this find the destroy in
+			// the registry; those planned before are returned.
+			if mappings := r.data.services.destroy(state.ID.ValueString(), policy); len(mappings) > 0 {
+				resp.Diagnostics.AddError(summaryServiceStillMapped, serviceStillMappedDetail(sys, state.ID.ValueString(), policy,
+					"product mappings of this configuration", mappings)+
+					" The product mappings' own plans say the same when Terraform plans them after this destroy.")
+			}
 		}
 		return
 	}
@@ -648,6 +667,9 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 		return
 	}
 	id := state.ID.ValueString()
+	if policy := state.DeletionPolicy.ValueString(); policy != deletionPolicyAbandon && !r.checkUnmapped(ctx, &resp.Diagnostics, id, policy) {
+		return
+	}
 
 	var err error
 	switch policy := state.DeletionPolicy.ValueString(); policy {
@@ -688,6 +710,77 @@ func (r *serviceResource) Delete(ctx context.Context, req resource.DeleteRequest
 		return
 	}
 	tflog.Info(ctx, "Destroyed PSA service", map[string]any{"id": id, "deletion_policy": state.DeletionPolicy.ValueString()})
+}
+
+// checkUnmapped reports whether the service id may be deactivated or
+// deleted (policy) at apply: whether the mapping export, as this command
+// last read or wrote it, maps no product to it. The plan refuses a destroy
+// of a service that a product mapping of the configuration still refers to
+// when it sees both (see serviceRegistry), but not one whose mapping gets
+// its service_id only at apply, nor a mapping of another configuration or
+// left out with -target. A mapping removed from the export by this apply
+// before this destroy is no longer in it; one that names the service
+// through psa_service.<name>.id is always removed (or moved) first, since
+// Terraform destroys a resource after those that refer to it.
+func (r *serviceResource) checkUnmapped(ctx context.Context, diags *diag.Diagnostics, id, policy string) bool {
+	if r.data.store == nil {
+		return true
+	}
+	doc, found, err := r.data.readExport(ctx)
+	if err != nil {
+		exportReadError(diags, r.data.exportPath, err)
+		return false
+	}
+	if !found {
+		return true
+	}
+	var mappings []string
+	for _, m := range doc.ProductMappings {
+		if m.ServiceID == id {
+			mappings = append(mappings, productMappingImportID.format(m.Source, m.Product))
+		}
+	}
+	if len(mappings) == 0 {
+		return true
+	}
+	diags.AddError(summaryServiceStillMapped, serviceStillMappedDetail(r.data.system, id, policy,
+		fmt.Sprintf("the mapping export %q", r.data.exportPath), mappings)+
+		" The service was left as it is. If this apply also removes those mappings or moves them to another service (they name the service by its id rather "+
+		"than psa_service.<name>.id), Terraform ran this destroy first: apply again. To replace the service, set "+
+		"create_before_destroy on its psa_service, so that the mappings move to the new service before the old one goes.")
+	return false
+}
+
+// summaryServiceStillMapped is the summary of the error for a destroy of a
+// service that product mappings still refer to, at plan and at apply.
+const summaryServiceStillMapped = "PSA Service Still Mapped"
+
+// serviceStillMappedDetail says that service id cannot be destroyed with
+// policy because where (the configuration or the export) maps mappings
+// to it.
+func serviceStillMappedDetail(system psa.System, id, policy, where string, mappings []string) string {
+	return fmt.Sprintf("Service %s is still mapped by %s: %s. Destroying its psa_service %s it in %s (deletion_policy = %q), "+
+		"and psa-syncd would keep billing those products' usage on a service that is %s. "+
+		"Remove those product mappings or map the products to another service, in the same change or first; or set "+
+		"deletion_policy = \"abandon\" (and apply) to leave the service in the PSA.",
+		id, where, strings.Join(mappings, ", "), destroyVerb(policy), systemTitle(system), policy, destroyedState(policy))
+}
+
+// destroyVerb is what destroying a psa_service with a deletion_policy
+// other than "abandon" does to the service.
+func destroyVerb(policy string) string {
+	if policy == deletionPolicyDelete {
+		return "deletes"
+	}
+	return "deactivates"
+}
+
+// destroyedState is what the service is after destroyVerb.
+func destroyedState(policy string) string {
+	if policy == deletionPolicyDelete {
+		return "gone"
+	}
+	return "inactive"
 }
 
 func (r *serviceResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

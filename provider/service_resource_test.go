@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -759,5 +760,112 @@ func TestNewServiceModel_importStateOnlyBillingPeriod(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAccServiceResource_destroyStillMapped destroys a psa_service that a
+// product mapping which stays still refers to, by a literal id and through
+// data.psa_service (no reference Terraform orders the destroy by): the plan
+// must fail, and the service stay as it is, rather than leave the export
+// billing the product on a service that is inactive (deactivate) or gone
+// (delete). A mapping the plan does not see (another configuration's,
+// here written to the export directly) fails the apply's destroy instead.
+// Once the mappings are gone, the destroy goes ahead.
+func TestAccServiceResource_destroyStillMapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		system psa.System
+		policy string
+	}{
+		{psa.SystemAutotask, deletionPolicyDeactivate},
+		{psa.SystemKaseyaBMS, deletionPolicyDelete},
+	} {
+		t.Run(string(tc.system), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, tc.system)
+			const name = "Sophos Intercept X Advanced"
+			serviceID := e.addService(name, 4.5)
+			service := fmt.Sprintf(`
+import {
+  to = psa_service.s
+  id = %[1]q
+}
+
+resource "psa_service" "s" {
+  name            = %[2]q
+  unit_price      = 4.5
+  deletion_policy = %[3]q
+}
+`, serviceID, name, tc.policy)
+			byID := fmt.Sprintf(`
+resource "psa_product_mapping" "p" {
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+`, serviceID)
+			byName := fmt.Sprintf(`
+data "psa_service" "by_name" {
+  name = %[1]q
+}
+
+resource "psa_product_mapping" "p" {
+  product    = "CIXA-MSP"
+  service_id = data.psa_service.by_name.id
+}
+`, name)
+			stillThere := func() {
+				s, err := e.simService(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !s.Active {
+					t.Errorf("service %s is inactive after the refused destroy", s.ID)
+				}
+			}
+			other := export.ProductMapping{Source: "passwordboss", Product: "PB-USERS", ServiceID: serviceID, ServiceName: name, SyncEnabled: true}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: e.providerConfig() + service + byID},
+					{
+						Config:      e.providerConfig() + byID,
+						ExpectError: regexp.MustCompile(`(?s)PSA Service Still Mapped.*sophos/CIXA-MSP`),
+					},
+					{PreConfig: stillThere, Config: e.providerConfig() + service + byName},
+					{
+						Config:      e.providerConfig() + byName,
+						ExpectError: regexp.MustCompile(`(?s)PSA Service Still Mapped.*sophos/CIXA-MSP`),
+					},
+					{PreConfig: stillThere, Config: e.providerConfig() + service},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.PutProduct(other)
+								return nil
+							})
+						},
+						Config: e.providerConfig(),
+						ExpectError: regexp.MustCompile(`(?s)PSA Service Still Mapped.*Service\s+` + serviceID +
+							`\s+is\s+still\s+mapped\s+by\s+the\s+mapping\s+export.*passwordboss/PB-USERS`),
+					},
+					{
+						PreConfig: func() {
+							stillThere()
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.DeleteProduct(other.Source, other.Product)
+								return nil
+							})
+						},
+						Config: e.providerConfig(),
+						Check: func(*terraform.State) error {
+							if s, err := e.simService(name); err == nil && s.Active {
+								return fmt.Errorf("service %s is still active after its destroy (deletion_policy %q)", s.ID, tc.policy)
+							}
+							return nil
+						},
+					},
+				},
+			})
+		})
 	}
 }
