@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -63,7 +64,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Maps a vendor customer (tenant) to a PSA company and one of its contracts in the mapping " +
 			"export. psa-syncd sets the quantities of the mapped services on that contract from the customer's usage.\n\n" +
-			"The plan checks that the contract exists and belongs to the company (when either changes), and that no " +
+			"The plan checks that the contract exists and belongs to the company (when either changes, and once after " +
+			"an import: the refresh checks an imported mapping's contract, and every plan reports what is wrong with it " +
+			"until it passes), and that no " +
 			"other customer mapping of the same `source` in the same configuration syncs usage to the contract: " +
 			"psa-syncd would not know whose usage to bill on it. Customers of different sources (say a Sophos tenant " +
 			"and a usage file for the same company) may share a contract, and so may a mapping with `usage_sync = false`. " +
@@ -232,45 +235,75 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		return
 	}
 	// Checked when it was planned last; re-checking every mapping on
-	// every plan would spend the PSA's request budget for nothing.
-	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) {
+	// every plan would spend the PSA's request budget for nothing. An
+	// imported mapping was never planned (see privateKeyUncheckedContract).
+	unchecked := uncheckedContract(ctx, private)
+	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) && !unchecked {
 		return
 	}
+	verified := r.checkContract(ctx, &resp.Diagnostics, plan.CompanyID.ValueString(), contractID, customer)
+	if unchecked && verified && !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(private.SetKey(ctx, privateKeyUncheckedContract, nil)...)
+	}
+}
 
+// privateKeyUncheckedContract is the private-state key that ImportState
+// sets on an imported customer mapping: its company and contract come from
+// the export, and the PSA was never asked whether the contract exists and
+// is the company's, which the plan asks only when either changes. Read
+// checks them and removes the key when they pass (so that it is removed
+// from the state even by an apply that changes nothing); until then,
+// every plan checks them and reports what is wrong.
+const privateKeyUncheckedContract = "unchecked_contract"
+
+// uncheckedContract reports whether private holds
+// privateKeyUncheckedContract.
+func uncheckedContract(ctx context.Context, private privateData) bool {
+	if private == nil {
+		return false
+	}
+	v, diags := private.GetKey(ctx, privateKeyUncheckedContract)
+	return !diags.HasError() && len(v) > 0
+}
+
+// checkContract checks with the PSA that contractID exists, belongs to
+// companyID and can be billed on, and reports whether the PSA answered
+// (verified): an unreachable PSA adds only a warning.
+func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, customer string) (verified bool) {
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
-		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",
+		diags.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",
 			fmt.Sprintf("Contract %s does not exist in %s, so customer %s cannot be mapped to it. "+
 				"Check contract_id; data.psa_contract looks contracts up by company and name.",
 				contractID, systemTitle(r.data.system), customer))
 	case errors.Is(err, psa.ErrUnauthorized):
-		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract",
+		diags.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
 		// that only changes the export. A malformed id never gets here
 		// (psaIDsValid), so a validation error is the PSA's own refusal,
 		// which Autotask also gives for some server errors.
-		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
+		diags.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
-	case contract.CompanyID != plan.CompanyID.ValueString():
-		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Contract Belongs to Another Company",
+	case contract.CompanyID != companyID:
+		diags.AddAttributeError(path.Root("contract_id"), "Contract Belongs to Another Company",
 			fmt.Sprintf("Contract %s (%q) belongs to company %s, not to company %s, so customer %s cannot be billed on it. "+
 				"Use one of company %s's contracts (data.psa_contract with company_id = %q), or fix company_id.",
-				contractID, contract.Name, contract.CompanyID, plan.CompanyID.ValueString(), customer,
-				plan.CompanyID.ValueString(), plan.CompanyID.ValueString()))
+				contractID, contract.Name, contract.CompanyID, companyID, customer, companyID, companyID))
 	case !contract.Recurring:
-		resp.Diagnostics.AddAttributeError(path.Root("contract_id"), "Not a Recurring-Service Contract",
+		diags.AddAttributeError(path.Root("contract_id"), "Not a Recurring-Service Contract",
 			fmt.Sprintf("Contract %s (%q) is a %q contract. psa-syncd sets quantities only on recurring-service contracts, "+
 				"so customer %s's usage could never be billed on it. Map the customer to one of company %s's recurring-service "+
 				"contracts; data.psa_contract finds only those by default.",
-				contractID, contract.Name, contract.Type, customer, plan.CompanyID.ValueString()))
+				contractID, contract.Name, contract.Type, customer, companyID))
 	case !contract.Active:
-		resp.Diagnostics.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
+		diags.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",
 				contractID, contract.Name, contract.Status, customer))
 	}
+	return err == nil
 }
 
 func (r *customerMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -315,6 +348,15 @@ func (r *customerMappingResource) Read(ctx context.Context, req resource.ReadReq
 		tflog.Warn(ctx, fmt.Sprintf(logRemovedFromState, "Customer mapping "+id+" in "+r.data.exportPath))
 		resp.State.RemoveResource(ctx)
 		return
+	}
+	// An imported mapping's contract is checked once; what fails is left to
+	// the plan to report, on the configuration's contract_id.
+	if req.Private != nil && uncheckedContract(ctx, req.Private) && psa.CheckID(r.data.system, m.CompanyID) == nil &&
+		psa.CheckID(r.data.system, m.ContractID) == nil {
+		var checks diag.Diagnostics
+		if r.checkContract(ctx, &checks, m.CompanyID, m.ContractID, id) && !checks.HasError() {
+			resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyUncheckedContract, nil)...)
+		}
 	}
 	resp.Diagnostics.Append(setFlat(ctx, &resp.State, newCustomerMappingModel(m))...)
 }
@@ -389,6 +431,7 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyUncheckedContract, []byte("true"))...)
 }
 
 // exportEntry is the export entry of the customer mapping of source and

@@ -649,3 +649,90 @@ resource "psa_customer_mapping" "b" {
 		},
 	})
 }
+
+// TestAccCustomerMappingResource_importChecksContract imports mappings of
+// a hand-maintained export, as the "Already in Mapping Export" error says
+// to. The plan checks a contract only when company_id or contract_id
+// changes, which an import's never do: an imported mapping whose contract
+// is another company's must still fail its plan, as a create would, and
+// one whose contract passes must not be checked again by later plans.
+func TestAccCustomerMappingResource_importChecksContract(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	initech := e.addCustomerFixture("Initech")
+	config := func(contract string) string {
+		return e.providerConfig() + fmt.Sprintf(`
+import {
+  to = psa_customer_mapping.acme
+  id = "sophos/cust-1"
+}
+
+resource "psa_customer_mapping" "acme" {
+  customer_id = "cust-1"
+  company_id  = %[1]q
+  contract_id = %[2]q
+}
+
+import {
+  to = psa_customer_mapping.initech
+  id = "sophos/cust-2"
+}
+
+resource "psa_customer_mapping" "initech" {
+  customer_id = "cust-2"
+  company_id  = %[3]q
+  contract_id = %[4]q
+}
+`, acme.company, contract, initech.company, initech.otherContract)
+	}
+	contractReads := func() int {
+		n := 0
+		for _, r := range e.sim.Requests() {
+			if e.isContractRead(r) {
+				n++
+			}
+		}
+		return n
+	}
+	var readsBefore int
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-1",
+							CompanyID: acme.company, ContractID: initech.contract, UsageSync: true})
+						doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-2",
+							CompanyID: initech.company, ContractID: initech.otherContract, UsageSync: true})
+						return nil
+					})
+				},
+				Config:      config(initech.contract),
+				ExpectError: regexp.MustCompile(`(?s)Contract Belongs to Another Company.*Contract\s+` + initech.contract + `.*customer\s+sophos/cust-1`),
+			},
+			{
+				// Fixed in the configuration: imported and updated.
+				Config: config(acme.contract),
+				Check: e.checkExport(customerMappingIs(export.CustomerMapping{
+					Source: "sophos", CustomerID: "cust-1", CompanyID: acme.company, ContractID: acme.contract, UsageSync: true,
+				})),
+			},
+			{
+				PreConfig: func() { readsBefore = contractReads() },
+				Config:    config(acme.contract),
+				PlanOnly:  true,
+			},
+			{
+				PreConfig: func() {
+					if n := contractReads() - readsBefore; n > 0 {
+						t.Errorf("a plan after the imports read contracts %d times, want 0: the contracts that passed are checked again", n)
+					}
+				},
+				Config:   config(acme.contract),
+				PlanOnly: true,
+			},
+		},
+	})
+}

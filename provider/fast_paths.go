@@ -97,7 +97,9 @@ type planner interface {
 }
 
 // fastReads are the resources whose reads take the fast path, by the
-// suffix of their type name: their Read uses no private data, and their
+// suffix of their type name: their Read uses no private data (but that of
+// an imported customer mapping, privateKeyUncheckedContract, whose reads
+// take the framework's path until it is checked), and their
 // schemas no custom types, whose semantic equality the framework would
 // check after the read.
 var fastReads = []string{"_product_mapping", "_customer_mapping", "_service"}
@@ -336,8 +338,8 @@ func (f *fastPaths) readResource(ctx context.Context, req *tfprotov6.ReadResourc
 	}
 	state, err := req.CurrentState.Unmarshal(t.typ)
 	private, ok := decodePrivate(req.Private)
-	if err != nil || state.IsNull() || !ok {
-		return nil
+	if err != nil || state.IsNull() || !ok || private[privateKeyUncheckedContract] != nil {
+		return nil // the Read of an imported customer mapping uses its private data
 	}
 	readReq := resource.ReadRequest{State: tfsdk.State{Schema: t.schema, Raw: state}}
 	readResp := resource.ReadResponse{State: tfsdk.State{Schema: t.schema, Raw: state}}
