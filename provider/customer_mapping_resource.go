@@ -74,7 +74,7 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"configurations, behind another provider alias or left out with `-target`), the apply checks against the export: " +
 			"it refuses to write a customer with `usage_sync` on a contract that the export maps, with `usage_sync`, to another " +
 			"customer of the same source. When the same apply removes that other mapping or moves it to another contract, " +
-			"Terraform may run this change first, and the apply fails: apply again. " +
+			"Terraform may run this change first, which then waits up to 20 seconds for that change. " +
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
@@ -481,8 +481,8 @@ func (r *customerMappingResource) contractConflict(doc *export.Document, m expor
 				"either, so customer %s was not written. Map each customer to its own contract, or set usage_sync = false on the one "+
 				"that is not billed. The plan does not see this when the contract or usage_sync is unknown until the apply, or when "+
 				"customer %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply also "+
-				"removes customer %s's mapping or moves it to another contract, Terraform ran this change first: apply again.",
-				m.ContractID, other, r.data.exportPath, customer, customer, other, other)}
+				"removes customer %s's mapping or moves it to another contract, the provider waited %s for that change and it did not come: apply again.",
+				m.ContractID, other, r.data.exportPath, customer, customer, other, other, conflictWait)}
 	}
 	return nil
 }

@@ -73,7 +73,7 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"`sync_enabled` unknown until the apply, mappings of other configurations or left out with `-target`), the apply " +
 			"checks against the export: it refuses to write a product with `sync_enabled` on a service that products of another " +
 			"source feed; when the same apply removes those or moves them to another service, Terraform may run this change " +
-			"first, and the apply fails: apply again. Destroying the mapping removes it from the " +
+			"first, which then waits up to 20 seconds for that change. Destroying the mapping removes it from the " +
 			"export, which stops usage sync for the product; it never changes contracts in the PSA.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -440,8 +440,8 @@ func (r *productMappingResource) sourceConflict(doc *export.Document, m export.P
 				"bill; product %s was not written. Map each source's products to its own service, or set sync_enabled = false on "+
 				"one of them. The plan does not see this when the service or sync_enabled is unknown until the apply, or when "+
 				"product %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply "+
-				"also removes product %s's mapping or moves it to another service, Terraform ran this change first: apply again.",
-				m.ServiceID, other, o.Source, r.data.exportPath, product, m.Source, product, other, other)}
+				"also removes product %s's mapping or moves it to another service, the provider waited %s for that change and it did not come: apply again.",
+				m.ServiceID, other, o.Source, r.data.exportPath, product, m.Source, product, other, other, conflictWait)}
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -82,6 +83,9 @@ type providerData struct {
 	exportMu     sync.Mutex
 	exportRead   *exportSnapshot
 	exportWrites int
+	// exportWritten is closed, and replaced, when a write of this command
+	// to the export succeeds (see writeExport).
+	exportWritten chan struct{}
 }
 
 // exportSnapshot is what readExport found in the store.
@@ -341,9 +345,51 @@ func (d *providerData) writeExport(ctx context.Context,
 	if err != nil {
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
-	doc, err := update(ctx, d.system, instance, fn)
-	d.wroteExport(doc, err)
-	return err
+	var wait <-chan time.Time
+	for {
+		written := d.nextExportWrite()
+		doc, err := update(ctx, d.system, instance, fn)
+		d.wroteExport(doc, err)
+		var conflict *conflictError
+		if !errors.As(err, &conflict) {
+			return err
+		}
+		// Another entry claims what this one would: a mapping that this
+		// apply also destroys or moves elsewhere, whose change Terraform
+		// may run later (nothing orders the two), or a real conflict. Try
+		// again after each of this command's next writes, for at most
+		// conflictWait.
+		if wait == nil {
+			t := time.NewTimer(conflictWait)
+			defer t.Stop()
+			wait = t.C
+		}
+		select {
+		case <-written:
+		case <-wait:
+			return err
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// conflictWait is how long a Create or Update whose entry conflicts with
+// another entry of the export (a conflictError) waits for this command's
+// other writes to release what it claims before it fails: without an order
+// between them, Terraform may run a new mapping's Create before the Delete
+// or Update that takes the other mapping off the contract or service.
+const conflictWait = 20 * time.Second
+
+// nextExportWrite returns a channel that is closed when a write of this
+// command to the export next succeeds.
+func (d *providerData) nextExportWrite() <-chan struct{} {
+	d.exportMu.Lock()
+	defer d.exportMu.Unlock()
+	if d.exportWritten == nil {
+		d.exportWritten = make(chan struct{})
+	}
+	return d.exportWritten
 }
 
 // wroteExport records the outcome of a write of this command to the export.
@@ -356,6 +402,10 @@ func (d *providerData) wroteExport(doc *export.Document, err error) {
 	d.exportMu.Lock()
 	defer d.exportMu.Unlock()
 	d.exportWrites++
+	if err == nil && d.exportWritten != nil {
+		close(d.exportWritten)
+		d.exportWritten = nil
+	}
 	switch read := d.exportRead; {
 	case err != nil || doc == nil || doc.Revision == 0:
 		d.exportRead = nil

@@ -3,10 +3,14 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -314,6 +318,130 @@ func TestProviderData_handOverInOneBatch(t *testing.T) {
 					if _, ok := doc.Customer(old.Source, id); !ok {
 						t.Errorf("the export lost the unrelated entry %s", id)
 					}
+				}
+			})
+		})
+	}
+}
+
+// TestProviderData_conflictWaitsForRelease: a new customer mapping on the
+// contract of another customer (both syncing usage) whose Create runs
+// before the Delete that takes the other mapping off the export, in one
+// apply (a for_each key renamed with the customer id), waits for that
+// write and then succeeds; with nothing releasing the contract it fails
+// after conflictWait, and the export keeps only the first customer.
+func TestProviderData_conflictWaitsForRelease(t *testing.T) {
+	t.Parallel()
+	first := export.CustomerMapping{Source: "sophos", CustomerID: "cust-01", CustomerName: "Acme", CompanyID: "174", ContractID: "29684183", UsageSync: true}
+	second := first
+	second.CustomerID = "cust-02"
+	for _, released := range []bool{true, false} {
+		t.Run(fmt.Sprintf("released=%v", released), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				file := export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))
+				d := &providerData{
+					backend: &lazyBackend{instance: "webservices5.autotask.net"},
+					system:  psa.SystemAutotask,
+					store:   export.NewClient(file),
+				}
+				r := &customerMappingResource{data: d}
+				if _, err := export.NewClient(file).Update(ctx, psa.SystemAutotask, "", func(doc *export.Document) error {
+					doc.PutCustomer(first)
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+
+				start := time.Now()
+				var createErr error
+				var took time.Duration
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					_, createErr = d.createEntry(ctx, r.exportEntry(second.Source, second.CustomerID, &second))
+					took = time.Since(start)
+				})
+				time.Sleep(5 * time.Second) // Terraform runs the Delete later
+				synctest.Wait()
+				if released {
+					if _, err := d.deleteEntry(ctx, r.exportEntry(first.Source, first.CustomerID, nil)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				wg.Wait()
+
+				doc, _, err := export.NewClient(file).Read(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, hasFirst := doc.Customer(first.Source, first.CustomerID)
+				_, hasSecond := doc.Customer(second.Source, second.CustomerID)
+				var conflict *conflictError
+				switch {
+				case released && (createErr != nil || hasFirst || !hasSecond):
+					t.Errorf("Create = %v; export holds the first customer %v, the second %v: want the second only, once the Delete released the contract",
+						createErr, hasFirst, hasSecond)
+				case !released && (!errors.As(createErr, &conflict) || !hasFirst || hasSecond):
+					t.Errorf("Create = %v; export holds the first customer %v, the second %v: want a conflict and the first only", createErr, hasFirst, hasSecond)
+				case !released && took != conflictWait:
+					t.Errorf("Create failed after %v, want conflictWait (%v)", took, conflictWait)
+				}
+			})
+		})
+	}
+}
+
+// TestServiceResource_checkUnmappedWaitsForRelease: the destroy of a
+// service that a product mapping names by its id, in an apply that also
+// removes that mapping but runs the destroy first, waits for the mapping's
+// removal and then goes ahead; with the mapping staying it refuses after
+// conflictWait.
+func TestServiceResource_checkUnmappedWaitsForRelease(t *testing.T) {
+	t.Parallel()
+	mapping := export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000000", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true}
+	for _, released := range []bool{true, false} {
+		t.Run(fmt.Sprintf("released=%v", released), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				file := export.NewFileBackend(filepath.Join(t.TempDir(), "psa-mappings.json"))
+				d := &providerData{
+					backend: &lazyBackend{instance: "webservices5.autotask.net"},
+					system:  psa.SystemAutotask,
+					store:   export.NewClient(file),
+				}
+				if _, err := export.NewClient(file).Update(ctx, psa.SystemAutotask, "", func(doc *export.Document) error {
+					doc.PutProduct(mapping)
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				var ok bool
+				var took time.Duration
+				var diags diag.Diagnostics
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					ok = (&serviceResource{data: d}).checkUnmapped(ctx, &diags, mapping.ServiceID, "deactivate")
+					took = time.Since(start)
+				})
+				time.Sleep(5 * time.Second) // Terraform removes the mapping later
+				synctest.Wait()
+				if released {
+					p := &productMappingResource{data: d}
+					if _, err := d.deleteEntry(ctx, p.exportEntry(mapping.Source, mapping.Product, nil)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				wg.Wait()
+				switch {
+				case released && (!ok || diags.HasError()):
+					t.Errorf("checkUnmapped = %v, %v; want the destroy to go ahead once the mapping is removed", ok, diags)
+				case !released && (ok || !diags.HasError()):
+					t.Errorf("checkUnmapped = %v, %v; want the destroy refused while the export maps the product", ok, diags)
+				case !released && took != conflictWait:
+					t.Errorf("checkUnmapped refused after %v, want conflictWait (%v)", took, conflictWait)
 				}
 			})
 		})

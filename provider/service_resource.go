@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -183,7 +184,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"export again before destroying, for mappings the plan cannot see (another configuration's, a `service_id` " +
 			"known only at apply). Remove those mappings, or map them to another service, in the same change: a mapping " +
 			"that refers to `psa_service.<name>.id` is destroyed or moved first, but for one that names the service by a " +
-			"literal id or `data.psa_service` Terraform may try the destroy first, which then fails: apply again. To replace a mapped " +
+			"literal id or `data.psa_service` Terraform may try the destroy first, which then waits up to 20 seconds for that change. To replace a mapped " +
 			"service, set `create_before_destroy`. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
 			"and none of this applies.\n\n" +
 			"A service the PSA reports as missing is dropped from the state (and planned again) only when the PSA " +
@@ -726,29 +727,48 @@ func (r *serviceResource) checkUnmapped(ctx context.Context, diags *diag.Diagnos
 	if r.data.store == nil {
 		return true
 	}
-	doc, found, err := r.data.readExport(ctx)
-	if err != nil {
-		exportReadError(diags, r.data.exportPath, err)
+	// A mapping that this apply removes or moves to another service, but
+	// that names the service by its id, may be written after this destroy
+	// starts (nothing orders the two): look again after each of this
+	// command's next writes, for at most conflictWait.
+	var wait <-chan time.Time
+	for {
+		written := r.data.nextExportWrite()
+		doc, found, err := r.data.readExport(ctx)
+		if err != nil {
+			exportReadError(diags, r.data.exportPath, err)
+			return false
+		}
+		if !found {
+			return true
+		}
+		var mappings []string
+		for _, m := range doc.ProductMappings {
+			if m.ServiceID == id {
+				mappings = append(mappings, productMappingImportID.format(m.Source, m.Product))
+			}
+		}
+		if len(mappings) == 0 {
+			return true
+		}
+		if wait == nil {
+			t := time.NewTimer(conflictWait)
+			defer t.Stop()
+			wait = t.C
+		}
+		select {
+		case <-written:
+			continue
+		case <-wait:
+		case <-ctx.Done():
+		}
+		diags.AddError(summaryServiceStillMapped, serviceStillMappedDetail(r.data.system, id, policy,
+			fmt.Sprintf("the mapping export %q", r.data.exportPath), mappings)+
+			fmt.Sprintf(" The service was left as it is. If this apply also removes those mappings or moves them to another service, the provider waited %s for that "+
+				"change and it did not come: apply again. To replace the service, set "+
+				"create_before_destroy on its psa_service, so that the mappings move to the new service before the old one goes.", conflictWait))
 		return false
 	}
-	if !found {
-		return true
-	}
-	var mappings []string
-	for _, m := range doc.ProductMappings {
-		if m.ServiceID == id {
-			mappings = append(mappings, productMappingImportID.format(m.Source, m.Product))
-		}
-	}
-	if len(mappings) == 0 {
-		return true
-	}
-	diags.AddError(summaryServiceStillMapped, serviceStillMappedDetail(r.data.system, id, policy,
-		fmt.Sprintf("the mapping export %q", r.data.exportPath), mappings)+
-		" The service was left as it is. If this apply also removes those mappings or moves them to another service (they name the service by its id rather "+
-		"than psa_service.<name>.id), Terraform ran this destroy first: apply again. To replace the service, set "+
-		"create_before_destroy on its psa_service, so that the mappings move to the new service before the old one goes.")
-	return false
 }
 
 // summaryServiceStillMapped is the summary of the error for a destroy of a
