@@ -508,7 +508,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 
 	// Two customers on one contract would fight over its lines; the
-	// provider refuses this at plan time, the engine refuses to guess.
+	// provider refuses this at plan or apply time, but an export written by
+	// hand or by another tool may hold it: the engine refuses to guess.
 	owners := map[string][]string{}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName && cm.UsageSync {
