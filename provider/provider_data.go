@@ -345,20 +345,29 @@ func (d *providerData) writeExport(ctx context.Context,
 	if err != nil {
 		return fmt.Errorf("cannot determine the %s instance for the export: %w", d.system, err)
 	}
+	d.retryOnRelease(ctx, func() (blocked bool) {
+		var doc *export.Document
+		doc, err = update(ctx, d.system, instance, fn)
+		d.wroteExport(doc, err)
+		// Another entry claims what this one would: a mapping that this
+		// apply also destroys or moves elsewhere, whose change Terraform
+		// may run later (nothing orders the two), or a real conflict.
+		var conflict *conflictError
+		return errors.As(err, &conflict)
+	})
+	return err
+}
+
+// retryOnRelease runs try, and again after each of this command's next
+// successful writes to the export, while try reports that something in the
+// export blocks it, for at most conflictWait.
+func (d *providerData) retryOnRelease(ctx context.Context, try func() (blocked bool)) {
 	var wait <-chan time.Time
 	for {
 		written := d.nextExportWrite()
-		doc, err := update(ctx, d.system, instance, fn)
-		d.wroteExport(doc, err)
-		var conflict *conflictError
-		if !errors.As(err, &conflict) {
-			return err
+		if !try() {
+			return
 		}
-		// Another entry claims what this one would: a mapping that this
-		// apply also destroys or moves elsewhere, whose change Terraform
-		// may run later (nothing orders the two), or a real conflict. Try
-		// again after each of this command's next writes, for at most
-		// conflictWait.
 		if wait == nil {
 			t := time.NewTimer(conflictWait)
 			defer t.Stop()
@@ -367,9 +376,9 @@ func (d *providerData) writeExport(ctx context.Context,
 		select {
 		case <-written:
 		case <-wait:
-			return err
+			return
 		case <-ctx.Done():
-			return err
+			return
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // Deletion policies of psa_service.
@@ -730,45 +730,37 @@ func (r *serviceResource) checkUnmapped(ctx context.Context, diags *diag.Diagnos
 	// A mapping that this apply removes or moves to another service, but
 	// that names the service by its id, may be written after this destroy
 	// starts (nothing orders the two): look again after each of this
-	// command's next writes, for at most conflictWait.
-	var wait <-chan time.Time
-	for {
-		written := r.data.nextExportWrite()
-		doc, found, err := r.data.readExport(ctx)
-		if err != nil {
-			exportReadError(diags, r.data.exportPath, err)
+	// command's next writes (see retryOnRelease).
+	var mappings []string
+	var err error
+	r.data.retryOnRelease(ctx, func() (blocked bool) {
+		var doc *export.Document
+		var found bool
+		doc, found, err = r.data.readExport(ctx)
+		mappings = nil
+		if err != nil || !found {
 			return false
 		}
-		if !found {
-			return true
-		}
-		var mappings []string
 		for _, m := range doc.ProductMappings {
 			if m.ServiceID == id {
 				mappings = append(mappings, productMappingImportID.format(m.Source, m.Product))
 			}
 		}
-		if len(mappings) == 0 {
-			return true
-		}
-		if wait == nil {
-			t := time.NewTimer(conflictWait)
-			defer t.Stop()
-			wait = t.C
-		}
-		select {
-		case <-written:
-			continue
-		case <-wait:
-		case <-ctx.Done():
-		}
-		diags.AddError(summaryServiceStillMapped, serviceStillMappedDetail(r.data.system, id, policy,
-			fmt.Sprintf("the mapping export %q", r.data.exportPath), mappings)+
-			fmt.Sprintf(" The service was left as it is. If this apply also removes those mappings or moves them to another service, the provider waited %s for that "+
-				"change and it did not come: apply again. To replace the service, set "+
-				"create_before_destroy on its psa_service, so that the mappings move to the new service before the old one goes.", conflictWait))
+		return len(mappings) > 0
+	})
+	switch {
+	case err != nil:
+		exportReadError(diags, r.data.exportPath, err)
 		return false
+	case len(mappings) == 0:
+		return true
 	}
+	diags.AddError(summaryServiceStillMapped, serviceStillMappedDetail(r.data.system, id, policy,
+		fmt.Sprintf("the mapping export %q", r.data.exportPath), mappings)+
+		fmt.Sprintf(" The service was left as it is. If this apply also removes those mappings or moves them to another service, the provider waited %s for that "+
+			"change and it did not come: apply again. To replace the service, set "+
+			"create_before_destroy on its psa_service, so that the mappings move to the new service before the old one goes.", conflictWait))
+	return false
 }
 
 // summaryServiceStillMapped is the summary of the error for a destroy of a
