@@ -14,9 +14,9 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
-// maxExportBody bounds the body of PUT /api/v1/export: far above any real
-// export (a thousand mappings are about 250 KiB).
-const maxExportBody = 64 << 20
+// maxExportBody bounds the body of PUT /api/v1/export: what the export
+// stores read (a thousand mappings are about 250 KiB).
+const maxExportBody = export.MaxSize
 
 // ExportVersionView is one version in GET /api/v1/export/history and the
 // answer of PUT /api/v1/export.

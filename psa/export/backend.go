@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -19,6 +20,26 @@ var ErrConflict = errors.New("export: the export was changed by another writer")
 // ErrNotModified is returned by Backend.Load when the stored version is the
 // one the caller already has.
 var ErrNotModified = errors.New("export: not modified")
+
+// MaxSize bounds what a store's Load reads: far above any real
+// export (a thousand mappings are about 250 KiB), and what psa-syncd's PUT
+// /api/v1/export accepts. A larger object (a wrong key, a runaway writer)
+// is refused rather than read into memory on every poll.
+const MaxSize = 64 << 20
+
+// readExport reads a stored export of at most MaxSize bytes; a
+// longer one is an error saying so, not an export cut short, which would
+// be reported as half-written JSON.
+func readExport(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("the stored export is larger than %d MiB, the most psa-sync reads; is the URL that of the mapping export?", MaxSize>>20)
+	}
+	return data, nil
+}
 
 // Blob is one stored version of the export: its bytes and the version the
 // store gave it.

@@ -17,10 +17,6 @@ import (
 // ExportAPIPath is where psa-syncd serves the export it stores.
 const ExportAPIPath = "/api/v1/export"
 
-// maxExportSize bounds what HTTPBackend reads from psa-syncd: far above
-// any real export (a thousand mappings are about 250 KiB).
-const maxExportSize = 64 << 20
-
 // HTTPBackend keeps the export in psa-syncd itself, through its
 // GET and PUT /api/v1/export. Versions are the ETag psa-syncd gives each
 // accepted export (its revision in the state database); Save sends If-Match
@@ -87,7 +83,7 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 	default:
 		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), apiError(resp))
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxExportSize))
+	data, err := readExport(resp.Body)
 	if err != nil {
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -160,7 +159,10 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), s3Err(err))
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(out.Body)
+	if n := aws.ToInt64(out.ContentLength); n > MaxSize {
+		return Blob{}, fmt.Errorf("%sreading: the stored export is %d bytes, larger than %d MiB, the most psa-sync reads; is the URL that of the mapping export?", prefix(b.url), n, MaxSize>>20)
+	}
+	data, err := readExport(out.Body)
 	if err != nil {
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), err)
 	}

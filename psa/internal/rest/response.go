@@ -67,13 +67,28 @@ func ReadErrorBody(r *http.Response) []byte {
 // until the bytes arrive.
 const maxPresized = 4 << 20
 
-// ReadBody reads at most MaxBody bytes of r's body. When the response
-// gives its length, the body is read into one buffer of that size instead
-// of one that doubles as it fills (a page of 500 rows is about 100 KB).
+// ReadBody reads r's body, refusing one longer than MaxBody with an error
+// that says so (an answer cut at the cap would otherwise be reported as
+// truncated JSON). When the response gives its length, the body is read
+// into one buffer of that size instead of one that doubles as it fills (a
+// page of 500 rows is about 100 KB).
 func ReadBody(r *http.Response) ([]byte, error) {
-	lr := io.LimitReader(r.Body, MaxBody)
+	return readBody(r, MaxBody)
+}
+
+// readBody is ReadBody with the cap as a parameter, for tests.
+func readBody(r *http.Response, limit int64) ([]byte, error) {
+	body, err := readAtMost(r, limit+1)
+	if err == nil && int64(len(body)) > limit {
+		return nil, fmt.Errorf("the answer is larger than %s, the most a client reads", byteSize(limit))
+	}
+	return body, err
+}
+
+func readAtMost(r *http.Response, limit int64) ([]byte, error) {
+	lr := io.LimitReader(r.Body, limit)
 	n := r.ContentLength
-	if n <= 0 || n > maxPresized {
+	if n <= 0 || n > maxPresized || n > limit {
 		return io.ReadAll(lr)
 	}
 	buf := make([]byte, 0, n+1) // one more byte: the read that finds EOF does not grow it
@@ -91,6 +106,15 @@ func ReadBody(r *http.Response) ([]byte, error) {
 			return append(buf, rest...), err
 		}
 	}
+}
+
+// byteSize formats n bytes for a message: "64 MiB", or "512 bytes" below
+// a MiB.
+func byteSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // RetryAfter parses r's Retry-After header, given in seconds or as an HTTP

@@ -79,9 +79,21 @@ func TestReadBody(t *testing.T) {
 	if err != nil || string(got) != `{"id":1}` {
 		t.Errorf("ReadBody = %q, %v, want %q, nil", got, err, `{"id":1}`)
 	}
-	got, err = ReadBody(&http.Response{Body: io.NopCloser(io.LimitReader(&countingReader{}, MaxBody+1))})
+	got, err = ReadBody(&http.Response{Body: io.NopCloser(io.LimitReader(&countingReader{}, MaxBody))})
 	if err != nil || len(got) != MaxBody {
-		t.Errorf("ReadBody of %d bytes returned %d bytes, %v, want %d", MaxBody+1, len(got), err, MaxBody)
+		t.Errorf("ReadBody of %d bytes returned %d bytes, %v, want all of them", MaxBody, len(got), err)
+	}
+	// One byte more is refused, not cut: cut at the cap, the answer would
+	// be reported as truncated JSON.
+	got, err = ReadBody(&http.Response{Body: io.NopCloser(io.LimitReader(&countingReader{}, MaxBody+1))})
+	if want := "the answer is larger than 64 MiB, the most a client reads"; err == nil || err.Error() != want {
+		t.Errorf("ReadBody of %d bytes returned %d bytes, %v, want error %q", MaxBody+1, len(got), err, want)
+	}
+	for _, length := range []int64{-1, 11, 10} {
+		got, err := readBody(&http.Response{ContentLength: length, Body: io.NopCloser(strings.NewReader("0123456789a"))}, 10)
+		if want := "the answer is larger than 10 bytes, the most a client reads"; err == nil || err.Error() != want {
+			t.Errorf("readBody(11 bytes, Content-Length %d, cap 10) = %q, %v, want error %q", length, got, err, want)
+		}
 	}
 	if _, err := ReadBody(&http.Response{Body: io.NopCloser(errReader{})}); err != io.ErrUnexpectedEOF {
 		t.Errorf("ReadBody of a failing body: error = %v, want io.ErrUnexpectedEOF", err)
