@@ -147,6 +147,9 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	}
 	name := filepath.Base(s.path)
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	if bytes.HasPrefix(data, []byte("\xff\xfe")) || bytes.HasPrefix(data, []byte("\xfe\xff")) {
+		return 0, fmt.Errorf("file: %s is UTF-16 text (Excel's \"Unicode Text\" saves that); save it as UTF-8 (\"CSV UTF-8\")", name)
+	}
 	if grow != nil {
 		grow(bytes.Count(data, []byte("\n")) + 1)
 	}

@@ -245,6 +245,34 @@ func TestFetch_bom(t *testing.T) {
 	}
 }
 
+// TestFetch_utf16: a file saved as UTF-16 (Excel's "Unicode Text") is
+// refused with an error that says so, not read as a header of garbled
+// column names.
+func TestFetch_utf16(t *testing.T) {
+	t.Parallel()
+	utf16 := func(bom string, s string, big bool) string {
+		b := []byte(bom)
+		for _, r := range s {
+			if big {
+				b = append(b, 0, byte(r))
+			} else {
+				b = append(b, byte(r), 0)
+			}
+		}
+		return string(b)
+	}
+	for _, content := range []string{
+		utf16("\xff\xfe", "customer_id,product,quantity\nc1,P,4\n", false),
+		utf16("\xfe\xff", "customer_id,product,quantity\nc1,P,4\n", true),
+	} {
+		p := writeFile(t, "usage.csv", content)
+		_, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
+		if want := `file: usage.csv is UTF-16 text (Excel's "Unicode Text" saves that); save it as UTF-8 ("CSV UTF-8")`; err == nil || err.Error() != want {
+			t.Errorf("Fetch of a UTF-16 file: %v, want %q", err, want)
+		}
+	}
+}
+
 func TestFetch_fileErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
