@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
@@ -279,8 +281,28 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 	if s.AdvertiseURL == "" {
 		s.AdvertiseURL = getenv("PSA_SYNCD_ADVERTISE_URL")
 	}
-	if err := checkURL(s.AdvertiseURL); err != nil {
+	if err := checkAdvertiseURL(s.AdvertiseURL); err != nil {
 		return fmt.Errorf("state.advertise_url: %w", err)
+	}
+	return nil
+}
+
+// checkAdvertiseURL accepts an http(s) URL without user information, query
+// or fragment: the URL is shown to whoever asks a standby which instance is
+// active (its unauthenticated /-/ready included), and forwarded requests
+// carry the API token in their own header.
+func checkAdvertiseURL(s string) error {
+	if err := checkURL(s); err != nil || s == "" {
+		return err
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "":
+		return fmt.Errorf("%s is not an http(s) URL with a host", quoteURL(s))
+	case u.User != nil:
+		return fmt.Errorf("%s must not include credentials: every instance reads the active one's URL, and shows it on /-/ready; standbys forward with the API token", quoteURL(s))
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%s must not have a query or a fragment", redact.URL(s))
 	}
 	return nil
 }
@@ -314,6 +336,68 @@ func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
 // MarshalYAML redacts the secret.
 func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
 
+// checkSecretNodes refuses a secret setting that YAML reads as something
+// other than the plain string written. A value that starts with "&" is an
+// anchor, one that starts with "!" a tag, and YAML takes the rest of the
+// line (often nothing) as the value; one that starts with "*" is an alias.
+// A secret of that shape, as PSAs generate them, would load cut short or
+// empty and show up only as the PSA's 401, or as an API without a token.
+// Errors give the line and the key, never the value.
+func checkSecretNodes(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if !secretKeys[k.Value] {
+				continue
+			}
+			problem := ""
+			switch {
+			case v.Kind == yaml.AliasNode:
+				problem = `a value that starts with "*" is an alias`
+			case v.Anchor != "":
+				problem = `a value that starts with "&" is an anchor`
+			case v.Style&yaml.TaggedStyle != 0 && v.Tag != "!!str":
+				problem = `a value that starts with "!" is a tag`
+			}
+			if problem != "" {
+				return fmt.Errorf("line %d: %s: a secret must be a plain string, but in YAML %s%s", v.Line, k.Value, problem, secretHint)
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if err := checkSecretNodes(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretKeys are the YAML keys of the Secret settings.
+var secretKeys = func() map[string]bool {
+	keys := map[string]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if f.Type == reflect.TypeFor[Secret]() && name != "" && name != "-" {
+				keys[name] = true
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	return keys
+}()
+
+// secretHint says how to give a secret that YAML would misread.
+const secretHint = "; quote the value ('...', doubling any ' inside) or give it in the key's _file setting"
+
 // Load reads the config file at path, applies defaults, resolves secrets
 // (the value in the file, then its *_file, then the environment through
 // getenv; nil getenv means no environment) and validates everything. Errors
@@ -341,10 +425,17 @@ func load(path string, getenv func(string) string) (*Config, error) {
 		Policies:       usage.DefaultPolicies,
 		Web:            WebConfig{ListenAddress: DefaultListenAddress},
 	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, withoutValues(err, data)
+	}
+	if err := checkSecretNodes(&doc); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, withoutValues(err)
+		return nil, withoutValues(err, data)
 	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
@@ -361,21 +452,55 @@ func load(path string, getenv func(string) string) (*Config, error) {
 // fit ("cannot unmarshal !!str `pw=hunter2` into ..."), and a value in the
 // wrong place is often a secret (a DSN or a token one level too high). The
 // line and the type it was meant for still say where and what is wrong.
-func withoutValues(err error) error {
+// An alias of an anchor that is not defined is a value that starts with
+// "*", a secret as often as not: yaml names the anchor (the value) and no
+// line, so the error says which line of data holds it instead.
+func withoutValues(err error, data []byte) error {
 	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
+	if errors.As(err, &te) {
+		out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
+		for i, e := range te.Errors {
+			out.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1 $2")
+		}
+		return out
 	}
-	out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
-	for i, e := range te.Errors {
-		out.Errors[i] = typeErrorValue.ReplaceAllString(e, "$1 $2")
+	msg := err.Error()
+	if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+		where := ""
+		if line := aliasLine(data, m[1]); line > 0 {
+			where = fmt.Sprintf("line %d: ", line)
+		}
+		return fmt.Errorf(`yaml: %sa value that starts with "*" is read as an alias of an anchor, and no such anchor is defined%s`, where, secretHint)
 	}
-	return out
+	if strings.Contains(msg, "anchor '") {
+		// "anchor 'name' value contains itself": the name may be a
+		// secret's beginning too.
+		return errors.New(quotedName.ReplaceAllString(msg, "'...'"))
+	}
+	return err
 }
 
 // typeErrorValue matches the value in a yaml type error:
 // "line 6: cannot unmarshal !!str `three` into int".
 var typeErrorValue = regexp.MustCompile("(cannot unmarshal \\S+) `.*` (into )")
+
+// unknownAnchor matches yaml's error for an alias without its anchor;
+// quotedName what yaml's other anchor errors quote (the anchor's name).
+var (
+	unknownAnchor = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+	quotedName    = regexp.MustCompile(`'[^']*'`)
+)
+
+// aliasLine returns the 1-based line of data holding the alias *name, or
+// 0 when none does.
+func aliasLine(data []byte, name string) int {
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if bytes.Contains(line, []byte("*"+name)) {
+			return i + 1
+		}
+	}
+	return 0
+}
 
 func (c *Config) validate(dir string, getenv func(string) string) error {
 	abs := func(p string) string {
@@ -762,9 +887,34 @@ func (c *Config) Location() *time.Location {
 }
 
 // String returns the configuration as YAML with every secret replaced by
-// "<secret>", for logs and `psa-syncd validate`.
+// "<secret>", for logs: the Secret settings, ConnectWise's public key
+// (half of its Basic credential), and the passwords and secret query
+// values of URL settings (an S3 endpoint's user information, say).
 func (c *Config) String() string {
-	b, err := yaml.Marshal(c)
+	shown := *c
+	shown.ExportURL = redact.URL(c.ExportURL)
+	shown.State.AdvertiseURL = redact.URL(c.State.AdvertiseURL)
+	if a := c.PSA.Autotask; a != nil {
+		a := *a
+		a.BaseURL, a.ZoneLookupURL = redact.URL(a.BaseURL), redact.URL(a.ZoneLookupURL)
+		shown.PSA.Autotask = &a
+	}
+	if cw := c.PSA.ConnectWise; cw != nil {
+		cw := *cw
+		cw.BaseURL, cw.PublicKey = redact.URL(cw.BaseURL), Secret(cw.PublicKey).String()
+		shown.PSA.ConnectWise = &cw
+	}
+	if k := c.PSA.KaseyaBMS; k != nil {
+		k := *k
+		k.BaseURL = redact.URL(k.BaseURL)
+		shown.PSA.KaseyaBMS = &k
+	}
+	if so := c.Source.Sophos; so != nil {
+		so := *so
+		so.AuthURL, so.APIURL = redact.URL(so.AuthURL), redact.URL(so.APIURL)
+		shown.Source.Sophos = &so
+	}
+	b, err := yaml.Marshal(&shown)
 	if err != nil {
 		return fmt.Sprintf("<error marshalling config: %s>", err)
 	}

@@ -22,6 +22,18 @@ func TestLoad_errorsHideSecrets(t *testing.T) {
 		{"export_path: m.json\nstate_dir: s\nstate: \"pw=hunter2\"\n", "hunter2", "line 3: cannot unmarshal !!str into daemon.StateConfig"},
 		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: [hunter2]\n", "hunter2", "line 4: cannot unmarshal !!seq into daemon.Secret"},
 		{"export_path: m.json\nstate_dir: s\nsource: {type: file, file: {path: [abcdefghijklmnop]}}\n", "abcdefg", "cannot unmarshal !!seq into string"},
+		// Secrets as PSAs generate them, starting with a YAML indicator:
+		// yaml names an undefined anchor (the secret) and no line, or
+		// takes a tag or an anchor and loads the rest of the line.
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: *Xy4Kp9SECRETvalue\n", "SECRET", `line 4: a value that starts with "*" is read as an alias`},
+		{"export_path: m.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask:\n    username: u\n    secret: *Xy4Kp9SECRETvalue\n    integration_code: abcdefgh\n", "SECRET", `line 7: a value that starts with "*"`},
+		{"export_path: m.json\nstate_dir: s\nstate:\n  driver: postgres\n  url: *Xy4Kp9SECRET@db/psa\n", "SECRET", "line 5: found character that cannot start any token"},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: !Xy4Kp9SECRET\n", "SECRET", `line 4: api_token: a secret must be a plain string, but in YAML a value that starts with "!" is a tag; quote the value`},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: !Xy4Kp9SECRET rest\n", "SECRET", `line 4: api_token: a secret must be a plain string, but in YAML a value that starts with "!" is a tag`},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: &Xy4Kp9SECRET rest\n", "SECRET", `line 4: api_token: a secret must be a plain string, but in YAML a value that starts with "&" is an anchor`},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: &Xy4Kp9SECRET [*Xy4Kp9SECRET]\n", "SECRET", `line 4: api_token: a secret must be a plain string, but in YAML a value that starts with "&" is an anchor`},
+		{"export_path: m.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask:\n    username: &Xy4Kp9SECRET u\n    secret: *Xy4Kp9SECRET\n", "SECRET", `line 7: secret: a secret must be a plain string, but in YAML a value that starts with "*" is an alias`},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: &Xy4Kp9SECRET\n  api_token_file: *Xy4Kp9SECRET\n", "SECRET", `line 4: api_token: a secret must be a plain string, but in YAML a value that starts with "&" is an anchor`},
 	} {
 		p := filepath.Join(dir, "c.yml")
 		if err := os.WriteFile(p, []byte(tt.yml), 0o600); err != nil {
@@ -33,6 +45,33 @@ func TestLoad_errorsHideSecrets(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), tt.secret) || !strings.Contains(err.Error(), tt.names) {
 			t.Errorf("Load(%q) error\n got: %v\nwant it to contain %q and not %q", tt.yml, err, tt.names, tt.secret)
+		}
+	}
+}
+
+// TestLoad_quotedSecrets: a secret that starts with a YAML indicator loads
+// whole once quoted, and an explicit !!str tag is a plain string.
+func TestLoad_quotedSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for yml, want := range map[string]Secret{
+		"'*Xy4Kp9:secret'":  "*Xy4Kp9:secret",
+		`"!Xy4Kp9 #secret"`: "!Xy4Kp9 #secret",
+		"'&it''s'":          "&it's",
+		"!!str 12345":       "12345",
+		"12345":             "12345",
+	} {
+		p := filepath.Join(dir, "c.yml")
+		if err := os.WriteFile(p, []byte("export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nweb:\n  api_token: "+yml+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p, nil)
+		if err != nil {
+			t.Errorf("api_token: %s: %v", yml, err)
+			continue
+		}
+		if c.Web.APIToken != want {
+			t.Errorf("api_token: %s loaded %q, want %q", yml, string(c.Web.APIToken), string(want))
 		}
 	}
 }
@@ -53,5 +92,61 @@ func TestConfig_ExportName_hidesEndpointPassword(t *testing.T) {
 	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/export", "", "")
 	if rec.Code != http.StatusNotFound || strings.Contains(rec.Body.String(), "MINIOSECRET") || !strings.Contains(rec.Body.String(), "minio%3Axxxxx%40") {
 		t.Errorf("GET /api/v1/export = %d %s, want 404 naming the store without its password", rec.Code, rec.Body.String())
+	}
+}
+
+// TestConfig_String_hidesSecrets: what String prints (and %v of a Config)
+// holds no secret of a URL setting or of ConnectWise's key pair.
+func TestConfig_String_hidesSecrets(t *testing.T) {
+	t.Parallel()
+	c := &Config{
+		ExportURL: "s3://bucket/key?endpoint=https://minio:MINIOSECRET@minio:9000",
+		State:     StateConfig{AdvertiseURL: "https://automation:ADVERTISESECRET@a:9810"},
+		PSA: PSAConfig{
+			Autotask:    &AutotaskConfig{BaseURL: "https://u:ATSECRET@webservices.example.com", ZoneLookupURL: "https://u:ZONESECRET@zone.example.com"},
+			ConnectWise: &ConnectWiseConfig{PublicKey: "CWPUBLICKEYSECRET", PrivateKey: "priv-key-1234", BaseURL: "https://u:CWURLSECRET@cw.example.com"},
+			KaseyaBMS:   &KaseyaBMSConfig{BaseURL: "https://u:BMSSECRET@bms.example.com"},
+		},
+		Source: SourceConfig{Sophos: &SophosConfig{AuthURL: "https://u:AUTHSECRET@id.example.com", APIURL: "https://u:APISECRET@api.example.com"}},
+	}
+	s := c.String()
+	for _, secret := range []string{"MINIOSECRET", "ADVERTISESECRET", "ATSECRET", "ZONESECRET", "CWPUBLICKEYSECRET", "priv-key-1234", "CWURLSECRET", "BMSSECRET", "AUTHSECRET", "APISECRET"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("Config.String() shows %s:\n%s", secret, s)
+		}
+	}
+	if !strings.Contains(s, "public_key: <secret>") || !strings.Contains(s, "advertise_url: https://automation:xxxxx@a:9810") {
+		t.Errorf("Config.String() does not show the redacted settings:\n%s", s)
+	}
+	if c.PSA.ConnectWise.PublicKey != "CWPUBLICKEYSECRET" || c.ExportURL != "s3://bucket/key?endpoint=https://minio:MINIOSECRET@minio:9000" {
+		t.Error("Config.String() changed the config it prints")
+	}
+}
+
+// TestLoad_advertiseURL: state.advertise_url, which every instance reads
+// and a standby shows without authentication, takes no credentials, query
+// or fragment, and the error does not show the password.
+func TestLoad_advertiseURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for url, want := range map[string]string{
+		"https://psa-syncd-a.internal:9810":                           "",
+		"https://automation:APITOKENSECRET@psa-syncd-a.internal:9810": `state.advertise_url: "https://xxxxx@psa-syncd-a.internal:9810" must not include credentials`,
+		"https://psa-syncd-a.internal:9810/?token=APITOKENSECRET":     "state.advertise_url: https://psa-syncd-a.internal:9810/?token=xxxxx must not have a query or a fragment",
+		"https://psa-syncd-a.internal:9810/#x":                        "must not have a query or a fragment",
+		"https://":                                                    `state.advertise_url: "https://" is not an http(s) URL with a host`,
+	} {
+		p := filepath.Join(dir, "c.yml")
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  advertise_url: " + url + "\n"
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p, nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("advertise_url %s: %v", url, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "SECRET")):
+			t.Errorf("advertise_url %s: error %v, want one containing %q, without the secret", url, err, want)
+		}
 	}
 }

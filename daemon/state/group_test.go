@@ -881,3 +881,22 @@ func TestPutCustomerStatusBatch_invalidKeyStoresTheOthers(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaderInfo_String_hidesPassword: the active instance's URL, which a
+// standby shows to whoever asks (its /-/ready included), never shows a
+// password, even one a record of an older version holds.
+func TestLeaderInfo_String_hidesPassword(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		info LeaderInfo
+		want string
+	}{
+		{LeaderInfo{Holder: "host-a pid 1"}, "host-a pid 1"},
+		{LeaderInfo{Holder: "host-a pid 1", URL: "https://psa-syncd-a:9810"}, "host-a pid 1 (https://psa-syncd-a:9810)"},
+		{LeaderInfo{Holder: "host-a pid 1", URL: "https://automation:S3CRET@psa-syncd-a:9810"}, "host-a pid 1 (https://automation:xxxxx@psa-syncd-a:9810)"},
+	} {
+		if got := tt.info.String(); got != tt.want {
+			t.Errorf("LeaderInfo%+v.String() = %q, want %q", tt.info, got, tt.want)
+		}
+	}
+}

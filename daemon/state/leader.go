@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // Several psa-syncd may run against one PostgreSQL database; exactly one of
@@ -231,10 +233,13 @@ func (db *DB) IsLeader() bool {
 	return db.fence != nil
 }
 
-// String describes the instance for logs.
+// String describes the instance for logs and for whoever asks a standby
+// (its /-/ready, the API's 503s), without a password in the URL: a record
+// written by a version that accepted one in advertise_url still shows
+// none.
 func (i LeaderInfo) String() string {
 	if i.URL == "" {
 		return i.Holder
 	}
-	return fmt.Sprintf("%s (%s)", i.Holder, i.URL)
+	return fmt.Sprintf("%s (%s)", i.Holder, redact.URL(i.URL))
 }
