@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -548,7 +549,9 @@ func toContract(a *Agreement) *psa.Contract {
 // other contract, when some contracts could not be read for reasons of their
 // own: an agreement that does not exist (psa.ErrNotFound), has two active
 // additions for one product (a *psa.AmbiguousError, psa.ErrConflict) or a
-// fractional quantity (a *psa.ValidationError). (A cancelled or expired
+// fractional quantity (a *psa.ValidationError), or whose additions
+// ConnectWise answered with a body that cannot be decoded or with another
+// 4xx than 401, 407, 408 and 429 (see answerAbout). (A cancelled or expired
 // agreement is reported by CheckWrites and refused by SetQuantity, not by
 // ReadLines, which reads no statuses.) See psa.ContractErrors.
 type ContractErrors = psa.ContractErrors
@@ -582,7 +585,9 @@ func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrCo
 // cancelled date, when set.
 //
 // Contracts that cannot be read for reasons of their own are reported in a
-// *ContractErrors returned with the lines of the others (see there). Lines
+// *ContractErrors returned with the lines of the others (see there); what
+// concerns ConnectWise as a whole (the connection, the credentials, the
+// rate limit, a 5xx) fails the whole read and is returned alone. Lines
 // and errors name each contract as contractIDs spells it, so that a caller
 // finds those of "0800" under the id it asked for, not only under "800".
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
@@ -628,13 +633,17 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 	for i, id := range ids {
 		g.Go(func() error {
 			adds, err := b.activeAdditions(gctx, id, Condition{})
-			if err != nil {
-				if errors.Is(err, psa.ErrNotFound) {
-					// ConnectWise answers 404 for the additions of an
-					// agreement that does not exist.
-					errs[i] = fmt.Errorf("connectwise: agreement %d: %w", id, err)
-					return nil
-				}
+			switch {
+			case err == nil:
+			case errors.Is(err, psa.ErrNotFound):
+				// ConnectWise answers 404 for the additions of an
+				// agreement that does not exist.
+				errs[i] = fmt.Errorf("connectwise: agreement %d: %w", id, err)
+				return nil
+			case answerAbout(err):
+				errs[i] = fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
+				return nil
+			default:
 				return fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
 			}
 			results[i], errs[i] = linesOf(id, adds, asOf, managed)
@@ -676,6 +685,40 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 		return lines, &ContractErrors{System: "connectwise", Noun: "agreement", Errors: perContract}
 	}
 	return lines, nil
+}
+
+// answerAbout reports whether err, the failure of a read of one
+// agreement's additions, is ConnectWise's answer about that agreement
+// alone, so that readLines fails only its contract: every agreement's
+// additions are a request of their own. That is an answer that cannot be
+// decoded (an HTML page from a proxy, a field of the wrong type, a body
+// cut short) and a 4xx refusal of the request (400, 403: a security role
+// may hide some agreements from the API member, 404, ...).
+//
+// What concerns ConnectWise as a whole fails the whole read instead, so
+// that a pass stops at once rather than send a doomed request for every
+// other agreement: a connection that failed, 401 (the credentials), 407
+// (a proxy's), 408, 429 (the rate limit) and cancellation. So does a 5xx,
+// deliberately: the client has already retried it, an outage or an
+// overloaded server answers 5xx for every agreement alike, and failing
+// each agreement alone would send every other agreement's request, each
+// retried in turn, into the outage, and report a server failure as
+// hundreds of customers' problems. A 5xx that one agreement causes every
+// time still names that agreement in the error of the whole read.
+func answerAbout(err error) bool {
+	if errors.As(err, new(*decodeError)) {
+		return true
+	}
+	var er *ErrorResponse
+	if !errors.As(err, &er) || er.Response == nil {
+		return false
+	}
+	switch st := er.Response.StatusCode; st {
+	case http.StatusUnauthorized, http.StatusProxyAuthRequired, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	default:
+		return 400 <= st && st <= 499
+	}
 }
 
 func isStale(a *Agreement) bool {

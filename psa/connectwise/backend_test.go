@@ -210,6 +210,101 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	}
 }
 
+// TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement checks that
+// an answer about one agreement's additions that cannot be used (a body
+// that cannot be decoded, a 4xx refusal) is that agreement's problem alone:
+// every agreement's additions are a request of their own, so the other
+// agreements' lines are returned and only it is in the ContractErrors.
+func TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string
+		is     error
+	}{
+		{name: "html page", status: http.StatusOK, body: "<html><body>Service temporarily unavailable</body></html>", want: "decoding response: invalid character '<'"},
+		{name: "wrong type", status: http.StatusOK, body: `[{"id": 1, "product": {"id": 1}, "quantity": "lots", "agreementStatus": "Active"}]`,
+			want: "decoding response: json: cannot unmarshal string into Go struct field"},
+		{name: "cut short", status: http.StatusOK, body: `[{"id": 1, "product": {"id"`, want: "decoding response: unexpected end of JSON input"},
+		{name: "bad request", status: http.StatusBadRequest, body: `{"code": "InvalidObject", "message": "agreement is corrupt"}`, want: "agreement is corrupt", is: psa.ErrValidation},
+		{name: "forbidden", status: http.StatusForbidden, body: `{"code": "Forbidden", "message": "not in your territory"}`, want: "not in your territory", is: psa.ErrUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, s, _ := newBackend(t)
+			cw := s.ConnectWise()
+			prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+			_, bad := seed(cw, "Bad")
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: bad, ProductID: prod, Quantity: 3})
+			_, good := seed(cw, "Good")
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 5})
+			s.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/v4_6_release/apis/3.0/finance/agreements/" + id(bad) + "/additions", Status: tc.status, Body: tc.body})
+
+			lines, err := b.ReadLines(t.Context(), []string{id(bad), id(good)}, now)
+			if len(lines) != 1 || lines[0].ContractID != id(good) || lines[0].Quantity != 5 {
+				t.Errorf("ReadLines lines = %+v, want agreement %d's only", lines, good)
+			}
+			var ce *connectwise.ContractErrors
+			if !errors.As(err, &ce) || len(ce.Errors) != 1 {
+				t.Fatalf("ReadLines error = %v, want ContractErrors for agreement %d alone", err, bad)
+			}
+			e := ce.Errors[id(bad)]
+			if e == nil || !strings.Contains(e.Error(), fmt.Sprintf("agreement %d", bad)) || !strings.Contains(e.Error(), tc.want) {
+				t.Errorf("agreement %d: error %v, want one naming the agreement and %q", bad, e, tc.want)
+			}
+			if tc.is != nil && !errors.Is(e, tc.is) {
+				t.Errorf("agreement %d: error %v, want it to match %v", bad, e, tc.is)
+			}
+		})
+	}
+}
+
+// TestBackend_ReadLines_wholeReadFailures checks that what concerns
+// ConnectWise as a whole still fails the whole read, though it came from
+// one agreement's request: the credentials, the rate limit, an outage (a
+// 5xx, after the client's retries) and a lost connection.
+func TestBackend_ReadLines_wholeReadFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault psatest.Fault
+		is    error
+	}{
+		{name: "unauthorized", fault: psatest.Fault{Status: http.StatusUnauthorized}, is: psa.ErrUnauthorized},
+		{name: "rate limited", fault: psatest.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Hour}, is: psa.ErrRateLimited},
+		{name: "server error", fault: psatest.Fault{Status: http.StatusServiceUnavailable}},
+		{name: "connection lost", fault: psatest.Fault{Drop: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, s, _ := newBackend(t)
+			cw := s.ConnectWise()
+			prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+			_, bad := seed(cw, "Bad")
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: bad, ProductID: prod, Quantity: 3})
+			_, good := seed(cw, "Good")
+			cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 5})
+			f := tc.fault
+			f.Method, f.Path = http.MethodGet, "/v4_6_release/apis/3.0/finance/agreements/"+id(bad)+"/additions"
+			s.AddFault(f)
+
+			lines, err := b.ReadLines(t.Context(), []string{id(bad), id(good)}, now)
+			var ce *connectwise.ContractErrors
+			if err == nil || errors.As(err, &ce) || lines != nil {
+				t.Fatalf("ReadLines = %+v, %v; want the whole read failed", lines, err)
+			}
+			if !strings.Contains(err.Error(), fmt.Sprintf("agreement %d", bad)) {
+				t.Errorf("ReadLines error = %v, want it to name agreement %d", err, bad)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("ReadLines error = %v, want it to match %v", err, tc.is)
+			}
+		})
+	}
+}
+
 // TestBackend_ReadServiceLines_unmanagedProblemsLeftOut checks that a
 // fractional quantity or two additions of a product the caller does not
 // manage leave that product out instead of failing the agreement, and that

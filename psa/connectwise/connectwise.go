@@ -674,7 +674,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
 				if derr := json.Unmarshal(body, v); derr != nil {
-					derr = fmt.Errorf("decoding response: %w", derr)
+					derr = &decodeError{err: derr}
 					if !idempotent {
 						// ConnectWise answered 2xx, so the create was most
 						// likely applied; only its answer is unreadable.
@@ -841,6 +841,15 @@ func (c *Client) classify(req *http.Request, err error, idempotent bool) (retry 
 	}
 	return false, 0, err
 }
+
+// decodeError is a 2xx answer whose body could not be decoded: an HTML
+// page from a proxy, a field of the wrong type, a body cut short. For a
+// read it says nothing about the rest of ConnectWise, so the backend fails
+// only the agreement whose answer it was (see Backend.readLines).
+type decodeError struct{ err error }
+
+func (e *decodeError) Error() string { return "decoding response: " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
 
 // OutcomeUnknownError is returned when a POST may or may not have been
 // applied: the connection failed after it was sent, or the server answered

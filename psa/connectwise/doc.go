@@ -69,8 +69,10 @@
 // cancelled on or before asOf; SetQuantity, and its re-read after a lost
 // create, keep the additions by the same rule at the effective date, so
 // an addition that ends before it is never written; per-agreement problems
-// (missing, ambiguous, fractional) come back in a *ContractErrors alongside
-// the other agreements' lines. CheckWrites reads the status of the
+// (missing, ambiguous, fractional, an answer that cannot be decoded or a
+// 4xx refusal of that agreement's request) come back in a *ContractErrors
+// alongside the other agreements' lines, while a 401, 429, 5xx or lost
+// connection fails the whole read. CheckWrites reads the status of the
 // agreements a pass will write to, 100 a request, before the first write,
 // and reports the cancelled, expired, inactive and missing ones.
 // SetQuantity PATCHes the quantity, or creates the addition when there is
