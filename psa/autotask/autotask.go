@@ -653,6 +653,9 @@ func decodeBody(req *http.Request, resp *Response, body []byte, v any, idempoten
 	if f, ok := v.(fastDecoder); !ok || !f.decodeFast(body) {
 		err = json.Unmarshal(body, v)
 	}
+	if r, ok := v.(rowDecoder); ok && err != nil && r.decodeRows(body) {
+		err = nil
+	}
 	if val, ok := v.(validator); ok && err == nil {
 		err = val.validate()
 	}

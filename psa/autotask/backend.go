@@ -408,6 +408,12 @@ var unitFields = []string{"id", "contractID", "contractServiceID", "serviceID", 
 // (a *psa.AmbiguousError naming the lines, psa.ErrConflict), returned with
 // the lines of the other contracts. ReadServiceLines fails a contract only
 // over a repeat of one of the services the caller manages.
+//
+// So is a contract with a unit row that cannot be read (units null, a field
+// of the wrong type) in an answer that is otherwise sound: none of its
+// lines is returned, since a line missing from them would be added again.
+// An answer that is not JSON at all (an HTML page, a body cut short), or
+// whose bad row names no contract, fails the whole read.
 func (b *Backend) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
 	return b.readLines(ctx, contractIDs, nil, asOf)
 }
@@ -461,10 +467,27 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 			q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))
 			q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
 			units, _, err := b.client.ContractServiceUnits.List(gctx, q)
-			if err != nil {
+			var unreadable *UnreadableRowsError
+			if err != nil && !errors.As(err, &unreadable) {
 				return fmt.Errorf("autotask: reading contract service units: %w", err)
 			}
+			if unreadable != nil {
+				// A contract with an unreadable row is not read from its
+				// other rows: the missing row's service would look like
+				// a line to add, and the pass would add its whole
+				// quantity again.
+				units = slices.DeleteFunc(units, func(u *ContractServiceUnit) bool {
+					_, bad := unreadable.Contracts[u.ContractID]
+					return bad
+				})
+			}
 			results[i], problems[i] = toLines(units, day, managed)
+			for id, uerr := range unreadable.contracts() {
+				if problems[i] == nil {
+					problems[i] = map[int64]error{}
+				}
+				problems[i][id] = uerr
+			}
 			return nil
 		})
 	}
@@ -504,7 +527,9 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 // ContractErrors is returned by ReadLines, together with the lines of
 // every other contract, when some contracts could not be read for reasons
 // of their own: a service on the contract more than once (a
-// *psa.AmbiguousError, psa.ErrConflict). See psa.ContractErrors.
+// *psa.AmbiguousError, psa.ErrConflict), or a unit row that cannot be read
+// (units null, a field of the wrong type) in an answer that is otherwise
+// sound. See psa.ContractErrors.
 type ContractErrors = psa.ContractErrors
 
 // compareIDs compares two ids that strconv.FormatInt spelled as the

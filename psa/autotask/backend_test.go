@@ -1,7 +1,9 @@
 package autotask_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -133,6 +135,59 @@ func TestBackend_ReadLines_bulk(t *testing.T) {
 	t.Logf("ReadLines at the 1st: %d ContractServiceUnits queries, %d requests in all", queries, len(s.Requests()))
 	if queries < 2 || queries > 5 || len(s.Requests()) != queries {
 		t.Errorf("ReadLines at the 1st made %d ContractServiceUnits queries (%d requests in all), want 2..5 and nothing else", queries, len(s.Requests()))
+	}
+}
+
+// TestBackend_ReadLines_unreadableRowFailsOnlyItsContract checks that a
+// unit row that cannot be read in an otherwise sound page fails only its
+// contract, and that none of that contract's lines is returned, not even
+// those of its readable rows: a caller that got the contract's other lines
+// would take the line of the unreadable row for missing and add it again.
+func TestBackend_ReadLines_unreadableRowFailsOnlyItsContract(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	backup, endpoint := at.AddService("Backup", 4.5), at.AddService("Endpoint", 2)
+	bad := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Bad"})
+	good := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Good"})
+	at.SetUnits(bad, backup, 3, date(1, 1))
+	at.SetUnits(bad, endpoint, 4, date(1, 1))
+	at.SetUnits(good, backup, 5, date(1, 1))
+
+	var items []map[string]any
+	for _, k := range [][2]int64{{bad, backup}, {bad, endpoint}, {good, backup}} {
+		for _, r := range at.UnitRows(k[0], k[1]) {
+			raw, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var item map[string]any
+			if err := json.Unmarshal(raw, &item); err != nil {
+				t.Fatal(err)
+			}
+			if k[0] == bad && k[1] == endpoint {
+				item["units"] = nil
+			}
+			items = append(items, item)
+		}
+	}
+	page, err := json.Marshal(map[string]any{"items": items, "pageDetails": map[string]any{"count": len(items), "requestCount": 500, "nextPageUrl": nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/*", Status: http.StatusOK, Body: string(page), Times: 1})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(bad), id(good)}, now)
+	if len(lines) != 1 || lines[0].ContractID != id(good) || lines[0].Quantity != 5 {
+		t.Errorf("ReadLines lines = %+v, want contract %d's only, none of contract %d's", lines, good, bad)
+	}
+	var ce *autotask.ContractErrors
+	if !errors.As(err, &ce) || len(ce.Errors) != 1 {
+		t.Fatalf("ReadLines error = %v, want ContractErrors for contract %d alone", err, bad)
+	}
+	if e := ce.Errors[id(bad)]; e == nil || !strings.Contains(e.Error(), fmt.Sprintf("(contract %d, service %d) reports no units", bad, endpoint)) {
+		t.Errorf("contract %d: error %v, want one naming its row without units", bad, e)
 	}
 }
 

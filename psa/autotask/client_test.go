@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1380,6 +1381,74 @@ func TestClient_unauthorizedZoneUnchanged(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("requests = %d, want 1 (the zone did not move, so no retry)", n)
+	}
+}
+
+// TestContractServiceUnitsService_List_unreadableRows: a unit row that
+// cannot be read in a page that is otherwise sound is left out and
+// reported against its contract in an *UnreadableRowsError, with the
+// other rows (of every page) returned, so that a bulk read need not fail
+// every contract over one row. A row that names no contract, and a page
+// that is not JSON, still fail the list.
+func TestContractServiceUnitsService_List_unreadableRows(t *testing.T) {
+	t.Parallel()
+	const good = `{"id":9,"contractID":3,"serviceID":4,"units":5},{"id":10,"contractID":6,"serviceID":4,"units":7}`
+	for _, tc := range []struct {
+		name string
+		bad  string // a row of contract 3 (or of none)
+		want string // what the error says; "" for a list that fails as a whole
+	}{
+		{"units null", `{"id":8,"contractID":3,"serviceID":4,"units":null}`, "contract service unit 8 (contract 3, service 4) reports no units"},
+		{"units left out", `{"id":8,"contractID":3,"serviceID":4}`, "contract service unit 8 (contract 3, service 4) reports no units"},
+		{"units of the wrong type", `{"id":8,"contractID":3,"serviceID":4,"units":"lots"}`,
+			"contract service unit 8 (contract 3, service 4) cannot be read: field units holds string, not int64"},
+		{"price of the wrong type", `{"id":8,"contractID":3,"serviceID":4,"units":1,"price":"cheap"}`,
+			"contract service unit 8 (contract 3, service 4) cannot be read: field price holds string, not float64"},
+		{"bad date", `{"id":8,"contractID":3,"serviceID":4,"units":1,"startDate":"yesterday"}`,
+			"contract service unit 8 (contract 3, service 4) cannot be read: "},
+		{"no contract", `{"id":8,"serviceID":4,"units":null}`, ""},
+		{"contract of the wrong type", `{"id":8,"contractID":"3","serviceID":4,"units":1}`, ""},
+		{"not a row", `"8"`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, mux, serverURL := setup(t)
+			mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, `{"items":[%s,%s],"pageDetails":{"count":3,"requestCount":3,"nextPageUrl":"%s%s/ContractServiceUnits/query/next?paging=2"}}`,
+					good, tc.bad, serverURL, apiPath)
+			})
+			mux.HandleFunc("/ContractServiceUnits/query/next", func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprint(w, `{"items":[{"id":11,"contractID":3,"serviceID":12,"units":2}],"pageDetails":{"count":1,"requestCount":3,"nextPageUrl":null}}`)
+			})
+			us, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(In("contractID", 3, 6)))
+			if tc.want == "" {
+				var ure *UnreadableRowsError
+				if err == nil || errors.As(err, &ure) || !strings.Contains(err.Error(), "decoding response") {
+					t.Errorf("ContractServiceUnits.List = %+v, %v; want the page refused as a whole", us, err)
+				}
+				return
+			}
+			var ure *UnreadableRowsError
+			if !errors.As(err, &ure) || len(ure.Contracts) != 1 || ure.Contracts[3] == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ContractServiceUnits.List error = %v, want an UnreadableRowsError for contract 3 saying %q", err, tc.want)
+			}
+			var ids []int64
+			for _, u := range us {
+				ids = append(ids, u.ID)
+			}
+			if want := []int64{9, 10, 11}; !slices.Equal(ids, want) {
+				t.Errorf("ContractServiceUnits.List rows = %v, want %v: the readable rows of both pages", ids, want)
+			}
+		})
+	}
+
+	// A page that is not JSON fails the list.
+	client, mux, _ := setup(t)
+	mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<html><body>upstream hiccup</body></html>`)
+	})
+	if us, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(In("contractID", 3, 6))); err == nil || !strings.Contains(err.Error(), "decoding response") {
+		t.Errorf("ContractServiceUnits.List of an HTML page = %+v, %v; want a decoding error", us, err)
 	}
 }
 

@@ -60,7 +60,9 @@
 // difference and, when its outcome is unknown, re-reads the line instead of
 // posting again. The adjustment names the line read (contractServiceID), and
 // a service on a contract more than once (a repeat service) is reported as a
-// *ContractErrors ambiguity rather than read as one line. A line whose unit
+// *ContractErrors ambiguity rather than read as one line; so is a contract
+// with a unit row that cannot be read (units null, a field of the wrong
+// type), whose other rows are not used either. A line whose unit
 // row at the read date has an approveAndPostDate is psa.ContractLine.Posted
 // (its period is invoiced), and SetQuantity refuses to adjust it.
 package autotask

@@ -2,8 +2,11 @@ package autotask
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // decodeFast decodes a page of unit rows without encoding/json's
@@ -27,6 +30,69 @@ func (r *listResponse[T]) decodeFast(body []byte) bool {
 	*items, r.Page = rows, page
 	return true
 }
+
+// decodeRows decodes a page of unit rows one row at a time, after
+// encoding/json refused the page as a whole (encoding/json does not say
+// which row it refused). A row that cannot be decoded (a field of the
+// wrong type) but names its contract is kept, marked with its problem, so
+// that only its contract fails (see UnreadableRowsError). decodeRows
+// reports false, leaving r empty, when the page is not a list of rows
+// (not JSON, cut short) or a row that cannot be decoded names no contract:
+// the page then fails as a whole, with encoding/json's error.
+func (r *listResponse[T]) decodeRows(body []byte) bool {
+	items, ok := any(&r.Items).(*[]*unitJSON)
+	if !ok {
+		return false
+	}
+	*items, r.Page = nil, nil
+	var env struct {
+		Items []json.RawMessage `json:"items"`
+		Page  json.RawMessage   `json:"pageDetails"`
+	}
+	if json.Unmarshal(body, &env) != nil {
+		return false
+	}
+	rows := make([]*unitJSON, len(env.Items))
+	for i, raw := range env.Items {
+		w := &unitJSON{}
+		if err := json.Unmarshal(raw, w); err != nil {
+			// Unmarshal decodes the fields it can despite one of the
+			// wrong type, so the row's ids are read where they are
+			// numbers; anything else leaves ContractID 0.
+			var who struct {
+				ID         int64 `json:"id"`
+				ContractID int64 `json:"contractID"`
+				ServiceID  int64 `json:"serviceID"`
+			}
+			_ = json.Unmarshal(raw, &who)
+			if who.ContractID == 0 {
+				return false
+			}
+			w = &unitJSON{problem: fmt.Errorf("autotask: contract service unit %d (contract %d, service %d) cannot be read: %s",
+				who.ID, who.ContractID, who.ServiceID, describeDecodeError(err))}
+			w.ID, w.ContractID, w.ServiceID = who.ID, who.ContractID, who.ServiceID
+		}
+		rows[i] = w
+	}
+	*items, r.Page = rows, env.Page
+	return true
+}
+
+// describeDecodeError says what encoding/json refused in a row: the field
+// and what it held, for a field of the wrong type.
+func describeDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		// Field is the path from unitJSON, through the embedded plainUnit.
+		return fmt.Sprintf("field %s holds %s, not %s", strings.TrimPrefix(te.Field, "plainUnit."), te.Value, te.Type)
+	}
+	return err.Error()
+}
+
+// rowDecoder is a response that can decode a page row by row when
+// encoding/json refuses it (see listResponse.decodeRows); decodeBody tries
+// it last.
+type rowDecoder interface{ decodeRows(body []byte) bool }
 
 // fastDecoder is a response that can decode some bodies itself (see
 // listResponse.decodeFast); decodeBody tries it before encoding/json.

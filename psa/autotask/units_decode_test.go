@@ -3,6 +3,7 @@ package autotask
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strconv"
 	"testing"
@@ -111,7 +112,12 @@ func checkDecodeUnitPage(t *testing.T, body []byte) {
 	if wantErr != nil {
 		return
 	}
-	got, exp := units(fast.Items), units(want.Items)
+	got, gotErr := units(fast.Items)
+	exp, expErr := units(want.Items)
+	if fmt.Sprint(gotErr) != fmt.Sprint(expErr) || len(got) != len(exp) {
+		t.Errorf("%q: %d rows, unreadable %v; encoding/json %d rows, unreadable %v", body, len(got), gotErr, len(exp), expErr)
+		return
+	}
 	for i := range got {
 		if !reflect.DeepEqual(*got[i], *exp[i]) {
 			t.Errorf("%q: row %d = %+v, encoding/json %+v", body, i, *got[i], *exp[i])
