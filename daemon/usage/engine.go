@@ -1440,7 +1440,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 		fatal := r.fatal
 		r.mu.Unlock()
 		if fatal != nil {
-			fail(ids, fatal)
+			fail(ids, &batchReadError{earlier: true, err: fatal})
 			return
 		}
 		got, err := r.e.readLines(ctx, ids, r.serviceIDs, r.asOf)
@@ -1472,11 +1472,38 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 			}
 			r.mu.Unlock()
 		}
+		if len(ids) > 1 {
+			err = &batchReadError{contracts: len(ids), err: err}
+		}
 		fail(ids, err)
 	}
 	read(ids)
 	return c
 }
+
+// batchReadError is the failure of a read of many contracts' lines at once
+// (or of an earlier read, which stopped the reads after it), as each of
+// those contracts gets it: the contract's own answer may have been fine,
+// so its error must not read as if the contract were to blame. Where the
+// backend knows which contract's request failed, its error names it
+// (ConnectWise: "reading the additions of agreement 800").
+type batchReadError struct {
+	// contracts is how many contracts the read was of; earlier is true
+	// when the contract was not read at all because an earlier read
+	// failed in a way that concerns the whole PSA.
+	contracts int
+	earlier   bool
+	err       error
+}
+
+func (e *batchReadError) Error() string {
+	if e.earlier {
+		return "not read, since an earlier batch read failed: " + e.err.Error()
+	}
+	return fmt.Sprintf("the batch read of %d contracts failed: %v", e.contracts, e.err)
+}
+
+func (e *batchReadError) Unwrap() error { return e.err }
 
 // readLines reads the lines of contracts ids at asOf, for a pass or a
 // reconciliation that manages the services serviceIDs: through
@@ -1566,7 +1593,17 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, erro
 	own := errors.As(err, &ce)
 	var amb *psa.AmbiguousError
 	var ve *psa.ValidationError
+	var be *batchReadError
 	switch {
+	case !own && errors.As(err, &be):
+		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
+	case own && errors.Is(err, psa.ErrUnauthorized):
+		// The PSA refused this one contract (a ConnectWise 403: the API
+		// member's security role does not reach the agreement), not the
+		// credentials, which read the other contracts.
+		return fmt.Sprintf("%s refused to read contract %s: let the API user see it, or check contract_id of customer mapping %s/%s",
+				sys, cm.ContractID, cm.Source, cm.CustomerID),
+			fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	case errors.As(err, &amb), errors.Is(err, psa.ErrConflict):
 		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case own && errors.As(err, &ve):

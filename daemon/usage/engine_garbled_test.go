@@ -1,7 +1,9 @@
 package usage
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -73,5 +75,170 @@ func TestEngineKaseyaBMS_garbledPostAnswerIsNotReposted(t *testing.T) {
 	h.sync(PassOptions{})
 	if n := h.writes(); n != 0 {
 		t.Errorf("%d line posts after a garbled answer, want 0 until an operator resolves it", n)
+	}
+}
+
+// One agreement's answer that cannot be used (a proxy's HTML page, a field
+// of the wrong type, a body cut short, a 400 or 403 for that agreement)
+// fails only the customer on that agreement: ConnectWise reads every
+// agreement's additions with a request of its own, so the other customers
+// are synced and their lines written. Once the agreement answers properly
+// again, its customer is synced too.
+func TestEngineConnectWise_Sync_oneAgreementsBadAnswerFailsOnlyItsCustomer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		want   string // in cust-a's error, after the agreement
+		hint   string // in cust-a's hint
+	}{
+		{name: "html page", status: http.StatusOK, body: garbage, want: "decoding response: invalid character '<'"},
+		{name: "wrong type", status: http.StatusOK, body: `[{"id": 1, "product": {"id": 1}, "quantity": "lots", "agreementStatus": "Active"}]`,
+			want: "decoding response: json: cannot unmarshal string"},
+		{name: "cut short", status: http.StatusOK, body: `[{"id": 1, "product": {"id"`, want: "decoding response: unexpected end of JSON input"},
+		{name: "bad request", status: http.StatusBadRequest, body: `{"code": "InvalidObject", "message": "agreement is corrupt"}`,
+			want: "agreement is corrupt", hint: "agreement is corrupt"},
+		{name: "forbidden", status: http.StatusForbidden, body: `{"code": "Forbidden", "message": "not in your territory"}`,
+			want: "not in your territory", hint: "refused to read contract"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemConnectWise)
+			base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + h.contractA + "/additions", Status: tc.status, Body: tc.body})
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+
+			h.sync(PassOptions{})
+			a, b := h.status("cust-a"), h.status("cust-b")
+			if b.Result != state.CustomerSucceeded {
+				t.Errorf("cust-b = %s (%q): another agreement's answer stopped it", b.Result, b.Error)
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+			if a.Result != state.CustomerFailed || !strings.Contains(a.Error, "contract "+h.contractA+": connectwise: reading the additions of agreement "+h.contractA+": ") ||
+				!strings.Contains(a.Error, tc.want) {
+				t.Errorf("cust-a = %s (%q), want failed naming agreement %s and %q", a.Result, a.Error, h.contractA, tc.want)
+			}
+			if tc.hint != "" && !strings.Contains(a.Hint, tc.hint) {
+				t.Errorf("cust-a's hint = %q, want it to say %q", a.Hint, tc.hint)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 0)
+
+			h.sim.ClearFaults()
+			h.sync(PassOptions{})
+			if a := h.status("cust-a"); a.Result != state.CustomerSucceeded {
+				t.Errorf("cust-a after its agreement recovered = %s (%q), want succeeded", a.Result, a.Error)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+		})
+	}
+}
+
+// What concerns ConnectWise as a whole (here the credentials, refused on one
+// agreement's request) still fails the whole read, and so every customer
+// of it; each customer's error says that the batch read failed, and names
+// the agreement whose request failed, rather than reading as if the
+// customer's own contract were to blame.
+func TestEngineConnectWise_Sync_wholeReadFailureNamesTheBatch(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + h.contractA + "/additions", Status: http.StatusUnauthorized})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+
+	h.sync(PassOptions{})
+	for _, c := range []struct{ customer, contract string }{{"cust-a", h.contractA}, {"cust-b", h.contractB}} {
+		cs := h.status(c.customer)
+		want := "contract " + c.contract + ": the batch read of 2 contracts failed: connectwise: reading the additions of agreement " + h.contractA + ": "
+		if cs.Result != state.CustomerFailed || !strings.HasPrefix(cs.Error, want) || strings.Contains(cs.Error, "reading contract") {
+			t.Errorf("%s = %s (%q), want failed with an error starting %q", c.customer, cs.Result, cs.Error, want)
+		}
+	}
+	if n := h.writes(); n != 0 {
+		t.Errorf("%d line writes after a failed read, want 0", n)
+	}
+}
+
+// One ContractServiceUnits row that cannot be read (units null, a field of
+// the wrong type) in an otherwise sound page fails only the customer on
+// that row's contract; the other customers are synced and their lines
+// written. The contract is not synced from its other rows either: its
+// line whose row was dropped would look missing and be added again, a
+// doubled line.
+func TestEngineAutotask_Sync_oneUnreadableUnitRowFailsOnlyItsContract(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		units any // cust-a's Intercept X row's units
+		want  string
+	}{
+		{name: "units null", units: nil, want: "reports no units"},
+		{name: "units of the wrong type", units: "lots", want: "cannot be read: field units holds string, not int64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemAutotask)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,7")
+			if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+				t.Fatalf("first pass = %+v, want success", res.Run)
+			}
+
+			// The page as Autotask would send it for the next pass, with
+			// cust-a's Intercept X row spoiled.
+			at := h.sim.Autotask()
+			var items []map[string]any
+			for _, k := range []struct{ contract, service string }{{h.contractA, h.svcIntercept}, {h.contractA, h.svcMDR}, {h.contractB, h.svcIntercept}} {
+				for _, r := range at.UnitRows(mustParse(t, k.contract), mustParse(t, k.service)) {
+					var item map[string]any
+					raw, err := json.Marshal(r)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := json.Unmarshal(raw, &item); err != nil {
+						t.Fatal(err)
+					}
+					if k.contract == h.contractA && k.service == h.svcIntercept {
+						item["units"] = tc.units
+					}
+					items = append(items, item)
+				}
+			}
+			page, err := json.Marshal(map[string]any{"items": items, "pageDetails": map[string]any{"count": len(items), "requestCount": 500, "nextPageUrl": nil}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etUnitsPath, Status: http.StatusOK, Body: string(page), Times: 1})
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,4", "cust-b,Globex,CIXA-MSP,10")
+
+			h.sync(PassOptions{})
+			if b := h.status("cust-b"); b.Result != state.CustomerSucceeded {
+				t.Errorf("cust-b = %s (%q): a row of another contract stopped it", b.Result, b.Error)
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+			a := h.status("cust-a")
+			if a.Result != state.CustomerFailed || !strings.Contains(a.Error, "reading contract "+h.contractA+": ") ||
+				!strings.Contains(a.Error, "(contract "+h.contractA+", service "+h.svcIntercept+")") || !strings.Contains(a.Error, tc.want) {
+				t.Errorf("cust-a = %s (%q), want failed naming contract %s, its row and %q", a.Result, a.Error, h.contractA, tc.want)
+			}
+			// Neither of cust-a's lines was written: not the one whose row
+			// was unreadable (written as missing it would be doubled), nor
+			// the other.
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+
+			h.sync(PassOptions{})
+			if a := h.status("cust-a"); a.Result != state.CustomerSucceeded {
+				t.Errorf("cust-a after the row was readable again = %s (%q), want succeeded", a.Result, a.Error)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			h.wantUnits(h.contractA, h.svcMDR, 4)
+		})
 	}
 }
