@@ -329,13 +329,18 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// One not found yet but younger than the settle time blocks it too,
 	// without failing the customer: the ticket may still appear.
 	var unsettled, waiting []string
-	for _, r := range records {
+	for i := range records {
+		r := &records[i]
 		switch {
 		case r.State != StateCreating:
-		case p.waiting[recordKey(r)]:
+		case errors.Is(p.unsearched[recordKey(*r)], psa.ErrValidation) && !alertOpen(r, open):
+			if err := e.drop(r, p.unsearched[recordKey(*r)], &cr); err != nil {
+				cr.fail(err)
+			}
+		case p.waiting[recordKey(*r)]:
 			waiting = append(waiting, r.Ref)
-		case p.unsearched[recordKey(r)] != nil:
-			unsettled = append(unsettled, fmt.Sprintf("%s: %v", r.Ref, p.unsearched[recordKey(r)]))
+		case p.unsearched[recordKey(*r)] != nil:
+			unsettled = append(unsettled, fmt.Sprintf("%s: %v", r.Ref, p.unsearched[recordKey(*r)]))
 		default:
 			unsettled = append(unsettled, r.Ref)
 		}
@@ -413,6 +418,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			continue
 		}
 		if severityRank[a.Severity] < floor || covered[a.ID] {
+			continue
+		}
+		if err := checkAlertID(a.ID); err != nil && (byKey[a.ID] == nil || byKey[a.ID].State == StateFailed) {
+			// No ticket could ever be searched for, so none is
+			// created: an intent for it could never be settled. (An
+			// intent an earlier psa-syncd stored for it is settled or
+			// dropped above.)
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %q gets no ticket: %v", a.ID, err))
+			log.Debug("Alert whose id cannot make a ticket reference; no ticket", "alert", a.ID, "err", err)
 			continue
 		}
 		r := byKey[a.ID]
@@ -580,17 +594,33 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 		}
 		return false
 	}
-	return e.send(ctx, p, &r, e.request(c, a, r), cr)
+	return e.send(ctx, p, &r, prev, e.request(c, a, r), cr)
 }
 
 // send searches for r's Ref and creates the ticket when it is not there,
 // then stores the outcome. An unknown outcome leaves the intent for the
-// next pass to settle.
-func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTicketRequest, cr *CustomerReport) bool {
+// next pass to settle. prev is the record the intent r replaced, nil when
+// there was none.
+func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req psa.CreateTicketRequest, cr *CustomerReport) bool {
 	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 	if err != nil {
 		e.stopOn(p, err)
 		cr.fail(fmt.Errorf("searching for %s before creating: %w", r.Ref, err))
+		// Nothing was sent for the intent: the record it replaced is put
+		// back, or, when there was none, it is released as settle
+		// releases one that never reached the PSA, so that a later pass
+		// decides afresh. Left in StateCreating it would wait for a
+		// search to settle it, which a search refused for good
+		// (psa.ErrValidation) never does.
+		back := *r
+		back.State, back.RoutingHash, back.Error = StateFailed, "", fmt.Sprintf("the search before the create failed: %v", err)
+		if prev != nil {
+			back = *prev
+		}
+		back.Updated = e.now().UTC()
+		if perr := e.store.PutTicketRecord(back); perr != nil {
+			cr.fail(perr)
+		}
 		return false
 	}
 	if len(found) > 0 {
@@ -623,6 +653,36 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, req psa.CreateTic
 		return false
 	}
 	return r.State == StateOpen || r.State == StateClosed
+}
+
+// checkAlertID returns why an alert id cannot key a ticket record or make
+// a ticket reference that the PSA can be searched for, or nil.
+func checkAlertID(id string) error {
+	switch {
+	case id == "" || strings.IndexByte(id, 0) >= 0:
+		return errors.New("its id is empty or has a NUL byte")
+	case id == SummaryKey:
+		return fmt.Errorf("its id %q is the key psa-syncd keeps the customer's summary ticket under", id)
+	}
+	if err := psa.CheckExternalRef(ref(id, 1)); err != nil {
+		return fmt.Errorf("its id cannot make a ticket reference: %w", err)
+	}
+	return nil
+}
+
+// drop releases r, a create intent the PSA refuses to search for
+// (psa.ErrValidation, for good) whose alert is resolved: no search can
+// settle it, and there is no alert left to file. It is reported, since a
+// create sent for it before (by an earlier psa-syncd) may have made a
+// ticket that psa-syncd no longer follows.
+func (e *Engine) drop(r *Record, searchErr error, cr *CustomerReport) error {
+	r.State, r.RoutingHash, r.Updated = StateFailed, "", e.now().UTC()
+	r.Error = fmt.Sprintf("dropped: the PSA refuses to search for it (%v) and its alert was resolved", searchErr)
+	cr.Notices = append(cr.Notices, fmt.Sprintf("the create of %s is dropped: the PSA refuses to search for it (%v) and its alert was resolved; "+
+		"should a ticket with this reference exist in the PSA, close it by hand", r.Ref, searchErr))
+	e.logger.Warn("Unsearchable ticket create of a resolved alert dropped", "source", r.Source, "customer", r.CustomerID, "ref", r.Ref,
+		"err", searchErr)
+	return e.store.PutTicketRecord(*r)
 }
 
 // stopOn stops creating for the rest of the pass when the PSA's budget ran
@@ -970,7 +1030,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	req := e.baseRequest(c, r, over[0].Severity)
 	req.Title, req.Description = r.Title, body+"\n\nManaged by psa-sync ticket sync; do not edit the external reference."
 	created := cr.Created
-	if e.send(ctx, p, &r, req, cr) {
+	if e.send(ctx, p, &r, summary, req, cr) {
 		p.created++
 	}
 	// A summary is not one of the customer's alert tickets.
