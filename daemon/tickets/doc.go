@@ -14,8 +14,9 @@
 //   - each new alert at or above the severity floor becomes one ticket,
 //     most severe first, up to the caps per customer and per pass; the
 //     alerts over the customer's cap share one summary ticket per customer,
-//     which later passes extend with a note and which closes when all its
-//     alerts are resolved; the pass cap counts summary tickets too, and
+//     which later passes extend with a note (after reading it: one a
+//     technician closed is followed by a new summary ticket) and which
+//     closes when all its alerts are resolved; the pass cap counts summary tickets too, and
 //     the alerts left when it is reached wait for a later pass (Deferred,
 //     with a notice), neither summarised nor recorded;
 //   - an alert that comes back after its ticket was closed by psa-syncd

@@ -375,13 +375,20 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	summary := byKey[SummaryKey]
 	covered := map[string]bool{}
-	if summary != nil && (summary.State == StateCreating || Followed(summary.State)) {
+	if summary != nil && (summary.State == StateCreating || Followed(summary.State) || closedInPSA(summary)) {
 		// An unsettled summary (its create, close or note) covers its
 		// alerts too: they may be in a ticket already, and must not get
-		// tickets of their own.
+		// tickets of their own. So does one closed in the PSA: as with an
+		// alert's own ticket, its alerts are neither reopened nor
+		// replaced (tickets.md 5.6).
 		for _, id := range summary.Covered {
 			covered[id] = true
 		}
+	}
+	if summary != nil && closedInPSA(summary) && alertOpen(summary, open) {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts of summary ticket %s are open, but it was closed in the PSA, not by psa-syncd: "+
+			"it is neither reopened nor replaced, and they get no ticket of their own", len(stillOpen(summary.Covered, open)),
+			cmp.Or(summary.Number, summary.TicketID)))
 	}
 
 	// Resolved alerts first: closing frees no budget, but a storm that
@@ -495,7 +502,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
 		}
 	default:
-		if err := e.summarise(ctx, p, c, summary, over, &cr); err != nil {
+		if err := e.summarise(ctx, p, c, summary, over, open, &cr); err != nil {
 			cr.fail(err)
 		}
 	}
@@ -515,6 +522,21 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 // unknown.
 func Followed(s string) bool {
 	return s == StateOpen || s == StateClosing || s == StateNoting || s == StateReopening
+}
+
+// closedInPSA reports whether r's ticket was closed in the PSA by someone
+// else than psa-syncd.
+func closedInPSA(r *Record) bool { return r.State == StateClosed && r.ClosedBy == ClosedByPSA }
+
+// stillOpen returns the ids that are open.
+func stillOpen(ids []string, open map[string]bool) []string {
+	var out []string
+	for _, id := range ids {
+		if open[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // alertOpen reports whether r's alert is open: for a summary, any of the
@@ -919,7 +941,18 @@ func (e *Engine) gone(r *Record, cr *CustomerReport) error {
 // ticket: a note on the open one naming the new alerts, or a new one,
 // which counts against the pass cap: with the pass cap reached, the
 // alerts wait for a later pass instead.
-func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Record, over []Alert, cr *CustomerReport) error {
+//
+// The open summary is read before the note (one read per storm pass, as
+// open tickets are not polled): one a technician closed takes no more
+// alerts, since a note on a closed ticket is seen by no one. It is
+// recorded as closed in the PSA and a new summary ticket (the next
+// generation) takes the new alerts, whatever on_return says: reopening a
+// ticket a technician closed is what tickets.md 5.6 forbids for its own
+// alerts, and the new alerts need a ticket someone looks at, not the old
+// one back. The closed summary's alerts that are still open stay covered
+// by the new one (named in its description), so that they get no ticket of
+// their own either.
+func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Record, over []Alert, open map[string]bool, cr *CustomerReport) error {
 	var lines []string
 	var ids []string
 	for _, a := range over {
@@ -952,6 +985,31 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			cr.Summarised -= len(over)
 			return fmt.Errorf("settling summary ticket %s before summarising %d more alerts: %w (they are filed next pass)",
 				cmp.Or(summary.Number, summary.TicketID), len(over), err)
+		}
+	}
+	if summary != nil && summary.State == StateOpen {
+		t, err := e.psa.GetTicket(ctx, summary.TicketID)
+		switch {
+		case errors.Is(err, psa.ErrNotFound):
+			// Deleted in the PSA: a new summary takes these alerts, as
+			// when the note below finds it deleted.
+			if err := e.gone(summary, cr); err != nil {
+				return err
+			}
+		case err != nil:
+			cr.Summarised -= len(over)
+			return fmt.Errorf("reading summary ticket %s before noting %d more alerts on it: %w (they are filed next pass)",
+				cmp.Or(summary.Number, summary.TicketID), len(over), err)
+		case t.Closed:
+			now := e.now().UTC()
+			summary.State, summary.ClosedBy, summary.ClosedAt, summary.Updated = StateClosed, ClosedByPSA, now, now
+			if err := e.store.PutTicketRecord(*summary); err != nil {
+				return err
+			}
+			cr.Notices = append(cr.Notices, fmt.Sprintf("summary ticket %s was closed in the PSA, not by psa-syncd: it is not reopened, "+
+				"and a new summary ticket takes the %d new alerts over the customer's cap", cmp.Or(summary.Number, summary.TicketID), len(over)))
+			e.logger.Warn("Summary ticket closed in the PSA; new alerts go into a new summary ticket", "source", c.Source, "customer", c.CustomerID,
+				"ticket", summary.TicketID, "alerts", len(over))
 		}
 	}
 	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets for one customer in one pass (at most %d). "+
@@ -1005,18 +1063,26 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	// failed one is created again under its Ref, which the search before
 	// the create finds should it exist after all.
 	gen := 1
+	var carried []string
 	if summary != nil {
 		gen = summary.Generation
 		if summary.State == StateClosed {
 			gen++
 		}
+		if closedInPSA(summary) {
+			carried = stillOpen(summary.Covered, open)
+		}
+	}
+	if len(carried) > 0 {
+		body += fmt.Sprintf("\n\n%d alerts of the earlier summary ticket %s, which was closed in the PSA, are still open; they get no ticket "+
+			"of their own either.", len(carried), cmp.Or(summary.Number, summary.TicketID))
 	}
 	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
 		Generation: gen, System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
 		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
-		Covered: ids, RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
+		Covered: append(carried, ids...), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	var err error
 	if summary == nil {
