@@ -46,8 +46,18 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	if !ok {
 		return tickets.Report{}, fmt.Errorf("daemon: ticket sync reads Sophos Central alerts, but the configured source is %q", cfg.Source.Type)
 	}
+	// The engine follows only the ticket records of this PSA instance.
+	// Autotask knows its tenant only after zone discovery, which a fresh
+	// process has not made yet: one cheap read makes it.
+	instance := cl.backend.Instance()
+	if instance == "" {
+		if err := cl.backend.Ping(ctx); err != nil {
+			return tickets.Report{}, fmt.Errorf("daemon: finding out which %s instance psa-syncd is connected to: %w", cfg.PSA.System, err)
+		}
+		instance = cl.backend.Instance()
+	}
 	eng, err := tickets.New(tickets.Config{
-		System: cfg.PSA.System, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
+		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
 		SettleTime: cfg.Policies.SettleTime, Now: d.now, Logger: d.logger.With("component", "tickets", "system", string(cfg.PSA.System)),
 	})
 	if err != nil {

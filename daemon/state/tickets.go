@@ -16,7 +16,7 @@ var _ tickets.Store = (*DB)(nil)
 
 // ticketColumns are the columns of the tickets table in the order
 // ticketArgs and scanTicket use.
-const ticketColumns = `source, customer_id, alert_key, ref, generation, system, company_id, ticket_id, number,
+const ticketColumns = `source, customer_id, alert_key, ref, generation, system, instance, company_id, ticket_id, number,
 	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at`
 
 func checkTicketKey(r tickets.Record) error {
@@ -39,7 +39,7 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: encoding the alerts covered by ticket %s/%s/%s: %w", r.Source, r.CustomerID, r.AlertKey, err)
 	}
-	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.CompanyID, r.TicketID, r.Number,
+	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.Instance, r.CompanyID, r.TicketID, r.Number,
 		r.State, r.Severity, r.Title, string(data), r.RoutingHash, r.Error, r.ClosedBy,
 		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt)}, nil
 }
@@ -47,7 +47,7 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 // insertTicket is the INSERT of a ticket record; the caller appends what
 // happens on a conflict.
 const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Ticket record writes are fenced as intents are (OpenIntent): each is a
 // fenced operation of the group committer, which on PostgreSQL commits it
@@ -122,7 +122,7 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 	what := "storing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey
 	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(insertTicket+` ON CONFLICT (source, customer_id, alert_key) DO UPDATE SET
-			ref = excluded.ref, generation = excluded.generation, system = excluded.system, company_id = excluded.company_id,
+			ref = excluded.ref, generation = excluded.generation, system = excluded.system, instance = excluded.instance, company_id = excluded.company_id,
 			ticket_id = excluded.ticket_id, number = excluded.number, state = excluded.state, severity = excluded.severity,
 			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
 			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
@@ -160,7 +160,7 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 			r       tickets.Record
 			covered string
 		)
-		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.CompanyID,
+		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.Instance, &r.CompanyID,
 			&r.TicketID, &r.Number, &r.State, &r.Severity, &r.Title, &covered, &r.RoutingHash, &r.Error, &r.ClosedBy,
 			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}); err != nil {
 			return nil, db.wrap(what, err)

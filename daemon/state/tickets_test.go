@@ -78,7 +78,8 @@ func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
 		for _, r := range []tickets.Record{
 			{Source: "sophos", CustomerID: "c1", AlertKey: "b", State: tickets.StateOpen, Covered: []string{"x"}},
 			{Source: "sophos", CustomerID: "c1", AlertKey: "a", State: tickets.StateClosed, ClosedBy: tickets.ClosedBySync,
-				Ref: "sc:a#2", Generation: 2, System: "autotask", CompanyID: "29683", TicketID: "7001", Number: "T2026.0001",
+				Ref: "sc:a#2", Generation: 2, System: "autotask", Instance: "ci:29683541@webservices5.autotask.net", CompanyID: "29683",
+				TicketID: "7001", Number: "T2026.0001",
 				Severity: "high", Title: "Malware", RoutingHash: "h1", Created: t0, Updated: closed, ClosedAt: closed},
 			{Source: "sophos", CustomerID: "c10", AlertKey: "a", State: tickets.StateOpen},
 		} {
@@ -97,7 +98,8 @@ func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
 		}
 		want := []tickets.Record{
 			{Source: "sophos", CustomerID: "c1", AlertKey: "a", State: tickets.StateClosed, ClosedBy: tickets.ClosedBySync,
-				Ref: "sc:a#2", Generation: 2, System: "autotask", CompanyID: "29683", TicketID: "7001", Number: "T2026.0001",
+				Ref: "sc:a#2", Generation: 2, System: "autotask", Instance: "ci:29683541@webservices5.autotask.net", CompanyID: "29683",
+				TicketID: "7001", Number: "T2026.0001",
 				Severity: "high", Title: "Malware", RoutingHash: "h1", Created: t0, Updated: closed, ClosedAt: closed},
 			{Source: "sophos", CustomerID: "c1", AlertKey: "b", State: tickets.StateOpen, Covered: []string{"x"}},
 		}
@@ -112,6 +114,47 @@ func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
 		}
 		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c1"}); err == nil {
 			t.Error("a record without an alert key was stored")
+		}
+	})
+}
+
+// Schema version 5 adds the PSA instance of ticket records: a record of a
+// version 4 database reads back without one, and keeps the rest.
+func TestTickets_instanceMigration(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		// Back to version 4, as a database the previous psa-syncd wrote.
+		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version = 5`,
+			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
+				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
+			if _, err := db.sql.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		if v, err := db.Version(); err != nil || v != 4 {
+			t.Fatalf("Version = %d, %v; want 4 before the migration", v, err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db = openConfig(t, cfg)
+		t.Cleanup(func() { closeDB(t, db) })
+		if v, err := db.Version(); err != nil || v != SchemaVersion {
+			t.Errorf("Version = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		got, err := db.TicketRecords("sophos", "c1")
+		want := []tickets.Record{{Source: "sophos", CustomerID: "c1", AlertKey: "a", Ref: "sc:a", Generation: 1, System: "autotask",
+			TicketID: "7001", State: tickets.StateOpen}}
+		if diff := cmp.Diff(want, got); err != nil || diff != "" {
+			t.Errorf("TicketRecords after the migration = %v (-want +got):\n%s", err, diff)
+		}
+		want[0].Instance = "ci:1@webservices5.autotask.net"
+		if err := db.PutTicketRecord(want[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || got[0].Instance != want[0].Instance {
+			t.Errorf("TicketRecords after recording the instance = %+v, %v; want instance %q", got, err, want[0].Instance)
 		}
 	})
 }

@@ -53,12 +53,15 @@
 // contract), and fails its customer in every pass's report until then.
 //
 // Customers that are not passed to Pass (ticket sync off, mapping removed)
-// are not touched: their open tickets stay as they are.
+// are not touched: their open tickets stay as they are. Nor are records of
+// another PSA system or instance (Config.Instance), left by a switch of
+// PSA: their ticket ids mean nothing in the PSA the engine is connected
+// to, so it never calls the PSA for them, and reports them.
 //
 // Usage:
 //
 //	eng, err := tickets.New(tickets.Config{
-//		System: psa.SystemAutotask, PSA: backend.(psa.Ticketer), Store: db,
+//		System: psa.SystemAutotask, Instance: backend.Instance(), PSA: backend.(psa.Ticketer), Store: db,
 //		Alerts: tickets.NewSophosAlerts(sophosClient), Routing: *doc.Tickets,
 //	})
 //	if err != nil { ... }

@@ -51,8 +51,17 @@ type AlertSource interface {
 // tickets, closes (or annotates) the tickets of resolved alerts, and never
 // creates a ticket twice. It is safe for one pass at a time; the daemon
 // serialises passes.
+//
+// The engine follows only the ticket records of the PSA it is connected to
+// (Config.System and Config.Instance): a record of another system or
+// instance, left in the state database by a switch of PSA, names a ticket
+// id that means nothing here, so the engine never calls the PSA for it,
+// and reports it. A record written before instances were recorded is taken
+// as the engine's own when its system is the engine's, and the engine's
+// instance is recorded in it when it is next written.
 type Engine struct {
 	system     psa.System
+	instance   string
 	psa        psa.Ticketer
 	store      Store
 	alerts     AlertSource
@@ -67,11 +76,16 @@ type Engine struct {
 
 // Config configures an Engine.
 type Config struct {
-	System  psa.System
-	PSA     psa.Ticketer
-	Store   Store
-	Alerts  AlertSource
-	Routing export.Tickets
+	System psa.System
+	// Instance is the PSA instance PSA is connected to, as the backend
+	// reports it (psa.Backend.Instance) and the export records it
+	// (psa.instance); instances are compared with export.SameInstance.
+	// "" means unknown: records are then told apart by system only.
+	Instance string
+	PSA      psa.Ticketer
+	Store    Store
+	Alerts   AlertSource
+	Routing  export.Tickets
 	// SettleTime is how long after a create whose outcome is unknown the
 	// ticket may still appear in the PSA: the create applied late, or
 	// applied and not yet found by a search (tickets.md 5.2 step 5). An
@@ -120,7 +134,7 @@ func New(c Config) (*Engine, error) {
 		return nil, errors.New("tickets: the settle time is negative")
 	}
 	f := &fence{}
-	e := &Engine{system: c.System, psa: fencedTicketer{c.PSA, f}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
+	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
 		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f}
 	if e.now == nil {
 		e.now = time.Now
@@ -198,6 +212,10 @@ type pass struct {
 	// unsearched holds why settle could not search for an open create
 	// intent (by recordKey), for the customer's error.
 	unsearched map[string]error
+	// foreign holds the keys (by recordKey) whose record belongs to
+	// another PSA system or instance: a create for such a key replaces
+	// that record rather than adding one.
+	foreign map[string]bool
 }
 
 func recordKey(r Record) string { return r.Source + "\x00" + r.CustomerID + "\x00" + r.AlertKey }
@@ -216,7 +234,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}}
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}}
 	e.fence.reset()
 	if !dryRun {
 		n, err := e.settle(ctx, p)
@@ -253,6 +271,12 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 	}
 	n := 0
 	for _, r := range intents {
+		if !e.ours(r) {
+			// Its ref means something only in its own PSA; the
+			// customer's pass reports it.
+			continue
+		}
+		e.claim(&r)
 		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 		if err != nil {
 			p.unsearched[recordKey(r)] = err
@@ -279,6 +303,36 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ours reports whether r is a ticket of the PSA the engine is connected
+// to: of its system and, when both are known, of its instance. A record
+// without an instance (written before instances were recorded) of the
+// engine's system is taken as the engine's.
+func (e *Engine) ours(r Record) bool {
+	if r.System != string(e.system) {
+		return false
+	}
+	return r.Instance == "" || e.instance == "" || export.SameInstance(r.Instance, e.instance)
+}
+
+// claim records the engine's instance in r, one of its own records, when r
+// has none: it is stored with r's next write.
+func (e *Engine) claim(r *Record) {
+	if r.Instance == "" {
+		r.Instance = e.instance
+	}
+}
+
+// storeIntent stores r, a create intent. When r's key has no record, it
+// uses CreateTicketIntent, whose uniqueness keeps two workers from both
+// creating; it replaces the record prev (a failed create, or a ticket of
+// an earlier generation) and a record of another PSA (p.foreign).
+func (e *Engine) storeIntent(p *pass, r Record, prev *Record) error {
+	if prev == nil && !p.foreign[recordKey(r)] {
+		return e.store.CreateTicketIntent(r)
+	}
+	return e.store.PutTicketRecord(r)
 }
 
 // adopt takes the oldest ticket found for r's Ref.
@@ -310,6 +364,20 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		cr.fail(err)
 		return cr
 	}
+	// Records of another PSA are set aside before anything else: nothing
+	// below may call the PSA for them.
+	var foreign []Record
+	records = slices.DeleteFunc(records, func(r Record) bool {
+		if e.ours(r) {
+			return false
+		}
+		foreign = append(foreign, r)
+		p.foreign[recordKey(r)] = true
+		return true
+	})
+	for i := range records {
+		e.claim(&records[i])
+	}
 	byKey := make(map[string]*Record, len(records))
 	for i := range records {
 		byKey[records[i].AlertKey] = &records[i]
@@ -322,6 +390,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		open[a.ID] = true
 		return dup
 	})
+	cr.Notices = append(cr.Notices, e.foreignNotices(foreign)...)
 	// A create still unsettled after settle (its search failed) blocks
 	// every new create for its key: the ticket may exist, and a second
 	// create (or a summary of the next generation) would duplicate it.
@@ -517,6 +586,62 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	return cr
 }
 
+// maxListed is how many refs or tickets a notice lists before "and N more".
+const maxListed = 10
+
+// listed joins items for a notice, at most maxListed of them.
+func listed(items []string) string {
+	if len(items) <= maxListed {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:maxListed], ", "), len(items)-maxListed)
+}
+
+// psaName names a PSA system and instance for a notice.
+func psaName(system, instance string) string {
+	name := cmp.Or(system, "an unknown PSA system")
+	if instance != "" {
+		name += fmt.Sprintf(" instance %q", instance)
+	}
+	return name
+}
+
+// foreignNotices reports a customer's records of another PSA system or
+// instance that psa-syncd would otherwise follow (open tickets, and
+// creates, closes, notes and reopens whose outcome is unknown), one notice
+// per PSA. Their closed and refused records need nothing and are not
+// reported.
+func (e *Engine) foreignNotices(foreign []Record) []string {
+	type psaKey struct{ system, instance string }
+	byPSA := map[psaKey][]string{}
+	var keys []psaKey
+	for _, r := range foreign {
+		if r.State != StateCreating && !Followed(r.State) {
+			continue
+		}
+		k := psaKey{r.System, r.Instance}
+		if _, ok := byPSA[k]; !ok {
+			keys = append(keys, k)
+		}
+		desc := r.Ref
+		if r.TicketID != "" {
+			desc = fmt.Sprintf("ticket %s (%s)", cmp.Or(r.Number, r.TicketID), r.Ref)
+		}
+		byPSA[k] = append(byPSA[k], desc)
+	}
+	var out []string
+	for _, k := range keys {
+		tks := byPSA[k]
+		out = append(out, fmt.Sprintf("%d ticket records belong to %s, not to the %s psa-syncd is connected to: %s. They are left alone: "+
+			"psa-syncd neither searches for, closes, reopens nor notes those tickets from here, and files an alert of theirs that is open here "+
+			"as a new one. Close those tickets in %s by hand, or run psa-syncd connected to that PSA to settle them",
+			len(tks), psaName(k.system, k.instance), psaName(string(e.system), e.instance), listed(tks), cmp.Or(k.system, "that PSA")))
+		e.logger.Warn("Ticket records of another PSA left alone", "records", len(tks), "record_system", k.system, "record_instance", k.instance,
+			"instance", e.instance)
+	}
+	return out
+}
+
 // Followed reports whether a record in state s is a ticket psa-syncd
 // follows: open, or with a close, resolve note or reopen whose outcome is
 // unknown.
@@ -597,20 +722,14 @@ func (e *Engine) create(ctx context.Context, p *pass, c Customer, prev *Record, 
 	}
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: a.ID, Ref: ref(a.ID, gen), Generation: gen,
-		System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: a.Severity,
+		System: string(e.system), Instance: e.instance, CompanyID: c.CompanyID, State: StateCreating, Severity: a.Severity,
 		Title: e.title(c, a), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
 	if p.dryRun {
 		cr.WouldCreate = append(cr.WouldCreate, r.Ref)
 		return true
 	}
-	var err error
-	if prev == nil {
-		err = e.store.CreateTicketIntent(r)
-	} else {
-		err = e.store.PutTicketRecord(r)
-	}
-	if err != nil {
+	if err := e.storeIntent(p, r, prev); err != nil {
 		if !errors.Is(err, ErrRecordExists) {
 			cr.fail(err)
 		}
@@ -1080,17 +1199,11 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
-		Generation: gen, System: string(e.system), CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
+		Generation: gen, System: string(e.system), Instance: e.instance, CompanyID: c.CompanyID, State: StateCreating, Severity: over[0].Severity,
 		Title:   psa.TruncateTitle(fmt.Sprintf("[Sophos] Alert storm: %d alerts for %s", len(over), cmp.Or(c.CustomerName, c.CustomerID)), 100),
 		Covered: append(carried, ids...), RoutingHash: e.createKey(c), Created: e.now().UTC(), Updated: e.now().UTC(),
 	}
-	var err error
-	if summary == nil {
-		err = e.store.CreateTicketIntent(r)
-	} else {
-		err = e.store.PutTicketRecord(r)
-	}
-	if err != nil {
+	if err := e.storeIntent(p, r, summary); err != nil {
 		return err
 	}
 	req := e.baseRequest(c, r, over[0].Severity)

@@ -66,14 +66,21 @@ type Record struct {
 	Ref string `json:"ref"`
 	// Generation counts the tickets made for the alert: a resolved alert
 	// that comes back gets a new ticket (and Ref) when it is not reopened.
-	Generation int    `json:"generation"`
-	System     string `json:"system"`
-	CompanyID  string `json:"company_id"`
-	TicketID   string `json:"ticket_id,omitempty"`
-	Number     string `json:"number,omitempty"`
-	State      string `json:"state"`
-	Severity   string `json:"severity,omitempty"`
-	Title      string `json:"title,omitempty"`
+	Generation int `json:"generation"`
+	// System and Instance name the PSA the ticket is in: its system and
+	// its instance as the backend reports it (psa.Backend.Instance, the
+	// export's psa.instance), compared with export.SameInstance. The
+	// engine calls the PSA only for records of the system and instance it
+	// is connected to. Records written before instances were recorded
+	// have none; see Engine.
+	System    string `json:"system"`
+	Instance  string `json:"instance,omitempty"`
+	CompanyID string `json:"company_id"`
+	TicketID  string `json:"ticket_id,omitempty"`
+	Number    string `json:"number,omitempty"`
+	State     string `json:"state"`
+	Severity  string `json:"severity,omitempty"`
+	Title     string `json:"title,omitempty"`
 	// Covered lists the alert ids a summary ticket stands for.
 	Covered []string `json:"covered,omitempty"`
 	// RoutingHash identifies what the create depended on: the routing,
