@@ -24,7 +24,12 @@ type Alert struct {
 	Category    string
 	Product     string
 	Description string
-	RaisedAt    time.Time
+	// RaisedAt is when the alert was raised; zero when unknown.
+	RaisedAt time.Time
+	// RaisedAtUnparsed is the vendor's raised time when the source could
+	// not read it (RaisedAt is then zero), else "". The alert is filed
+	// all the same, without a time, and the pass reports it.
+	RaisedAtUnparsed string
 	// DeviceURL links to the device in the vendor console; may be empty.
 	DeviceURL string
 }
@@ -505,6 +510,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			log.Debug("Alert whose id cannot make a ticket reference; no ticket", "alert", a.ID, "err", err)
 			continue
 		}
+		if a.RaisedAtUnparsed != "" {
+			// Filed all the same: a listing that failed on it would stop
+			// every ticket of the customer.
+			cr.Notices = append(cr.Notices, fmt.Sprintf("alert %s has a raised time psa-syncd cannot read (%q): its ticket shows none", a.ID, a.RaisedAtUnparsed))
+			log.Debug("Alert with an unreadable raised time", "alert", a.ID, "raised_at", a.RaisedAtUnparsed)
+		}
 		r := byKey[a.ID]
 		switch {
 		case r == nil:
@@ -982,6 +993,9 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		return false, err
 	}
 	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
+	if a.RaisedAt.IsZero() {
+		note = fmt.Sprintf("The alert was raised again in Sophos Central (seen %s).", e.now().UTC().Format(time.RFC3339))
+	}
 	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID, Note: note}); err != nil {
 		t, gerr := e.psa.GetTicket(ctx, r.TicketID)
 		switch {

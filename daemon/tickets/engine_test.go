@@ -822,6 +822,73 @@ func TestEngine_alertListingOddities(t *testing.T) {
 	}
 }
 
+// An alert whose raisedAt Sophos Central writes in a form psa-syncd cannot
+// read neither fails the customer's listing nor is dropped from it: every
+// alert of the customer gets its ticket, the odd one without a raised
+// time and with a notice, and its ticket is neither closed as resolved nor
+// given a note with a made-up time when it is raised again.
+func TestEngine_unreadableRaisedAt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	ransom := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected on PC-7"})
+	// An ISO 8601 offset without a colon: read.
+	noColon := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "medium", Description: "Offset without colon", RaisedAt: "2026-11-15T09:00:00.000+0100"})
+	odd := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "medium", Description: "Odd timestamp", RaisedAt: "15/11/2026 09:00"})
+	cr := e.pass(eng).Customers[0]
+	if cr.Err != nil || cr.Created != 3 {
+		t.Fatalf("pass = %+v, want the three alerts filed", cr)
+	}
+	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], odd.ID) || !strings.Contains(cr.Notices[0], `"15/11/2026 09:00"`) {
+		t.Errorf("notices = %q, want one naming alert %s and its raised time", cr.Notices, odd.ID)
+	}
+	byAlert := map[string]psatest.AutotaskTicket{}
+	for _, tk := range e.psaSim.Autotask().Tickets() {
+		for _, a := range []sophostest.Alert{ransom, noColon, odd} {
+			if strings.Contains(tk.Description, a.ID) {
+				byAlert[a.ID] = tk
+			}
+		}
+	}
+	if d := byAlert[noColon.ID].Description; !strings.Contains(d, "Raised: 2026-11-15T08:00:00Z") {
+		t.Errorf("ticket of the alert with offset +0100: description %q, want it raised at 08:00 UTC", d)
+	}
+	if d := byAlert[odd.ID].Description; d == "" || strings.Contains(d, "Raised:") {
+		t.Errorf("ticket of the alert with the odd time: description %q, want one without a raised time", d)
+	}
+	// Still listed: its ticket stays open while the others' close.
+	e.sophos.ResolveAlert(acme, ransom.ID)
+	e.sophos.ResolveAlert(acme, noColon.ID)
+	if cr := e.pass(eng).Customers[0]; cr.Err != nil || cr.Closed != 2 {
+		t.Errorf("pass after two alerts were resolved = %+v, want their two tickets closed", cr)
+	}
+	for _, tk := range e.tickets() {
+		if strings.Contains(tk.title, "Odd timestamp") && tk.closed {
+			t.Errorf("the ticket of alert %s, still open in Sophos Central, was closed", odd.ID)
+		}
+	}
+	// Resolved and raised again: the reopen note says when psa-syncd saw
+	// it, not the zero time.
+	e.sophos.ResolveAlert(acme, odd.ID)
+	e.pass(eng)
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: odd.ID, Severity: "medium", Description: "Odd timestamp", RaisedAt: "15/11/2026 09:00"})
+	e.now = e.now.Add(time.Hour)
+	if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Err != nil {
+		t.Fatalf("pass after the odd alert came back = %+v, want its ticket reopened", tot)
+	}
+	var notes []string
+	for _, n := range e.psaSim.Autotask().TicketNotes(byAlert[odd.ID].ID) {
+		notes = append(notes, n.Description)
+	}
+	if !slices.ContainsFunc(notes, func(n string) bool {
+		return strings.Contains(n, "raised again") && strings.Contains(n, "(seen 2026-11-15T11:00:00Z)")
+	}) {
+		t.Errorf("notes of the reopened ticket = %q, want one saying when psa-syncd saw the alert again", notes)
+	}
+}
+
 // A summary whose close is unsettled when a new storm needs it (the close
 // failed earlier in the same pass, or its answer was lost) is settled
 // first: a summary still open takes the new alerts with a note, a closed

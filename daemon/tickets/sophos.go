@@ -23,7 +23,9 @@ func NewSophosAlerts(c *sophos.Client) *SophosAlerts {
 	return &SophosAlerts{client: c}
 }
 
-// OpenAlerts returns the tenant's complete open alert set.
+// OpenAlerts returns the tenant's complete open alert set. An alert whose
+// raisedAt cannot be read is in it, with the zero time and the text in
+// RaisedAtUnparsed: leaving it out would close its ticket as resolved.
 func (s *SophosAlerts) OpenAlerts(ctx context.Context, c Customer) ([]Alert, error) {
 	host, err := s.apiHost(ctx, c.CustomerID)
 	if err != nil {
@@ -37,7 +39,7 @@ func (s *SophosAlerts) OpenAlerts(ctx context.Context, c Customer) ([]Alert, err
 	for _, a := range list {
 		out = append(out, Alert{
 			ID: a.ID, Severity: strings.ToLower(a.Severity), Type: a.Type, Category: a.Category, Product: a.Product,
-			Description: a.Description, RaisedAt: a.RaisedAt.Time, DeviceURL: a.DeviceURL(),
+			Description: a.Description, RaisedAt: a.RaisedAt.Time, RaisedAtUnparsed: a.RaisedAt.Unparsed, DeviceURL: a.DeviceURL(),
 		})
 	}
 	return out, nil

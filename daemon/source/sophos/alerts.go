@@ -2,6 +2,7 @@ package sophos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,28 +52,80 @@ type TenantRef struct {
 }
 
 // AlertTime is an alert timestamp. Central writes it without a zone in its
-// examples ("2021-02-12T15:04:53.780") and with one elsewhere; both are
-// read, a missing zone as UTC.
-type AlertTime struct{ time.Time }
-
-// UnmarshalJSON parses the forms Central uses; null or "" is the zero time.
-func (t *AlertTime) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "" || s == "null" {
-		t.Time = time.Time{}
-		return nil
-	}
-	for _, l := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
-		if v, err := time.Parse(l, s); err == nil {
-			t.Time = v.UTC()
-			return nil
-		}
-	}
-	return fmt.Errorf("sophos: cannot parse alert time %q", s)
+// examples ("2021-02-12T15:04:53.780") and with one elsewhere
+// ("2020-11-04T09:31:19.894Z"); the API declares no format, so an ISO 8601
+// date and time to the second in its extended form is read with its
+// variants: fractional seconds of any length (with a point or a comma), a
+// zone as "Z", "+01:00", "+0100" or "+01", a space for the "T", lower case,
+// and a missing zone as UTC.
+//
+// A timestamp in none of these forms does not fail the decode: Time is then
+// zero and Unparsed holds the text. One alert must not fail its tenant's
+// listing, since a listing that fails stops every ticket of the tenant from
+// being created or closed.
+type AlertTime struct {
+	time.Time
+	// Unparsed is the timestamp as Central wrote it when it is in no form
+	// AlertTime reads (Time is zero), else "".
+	Unparsed string
 }
 
-// MarshalJSON writes RFC 3339 in UTC.
+// alertTimeLayouts are the forms AlertTime reads. time.Parse takes a
+// fractional second after the seconds with any layout.
+var alertTimeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999Z07",
+	"2006-01-02T15:04:05.999999999",
+}
+
+// parseAlertTime parses s in one of the forms AlertTime reads and returns
+// it in UTC.
+func parseAlertTime(s string) (time.Time, error) {
+	norm := strings.ToUpper(strings.TrimSpace(s))
+	if len(norm) > 10 && norm[10] == ' ' {
+		norm = norm[:10] + "T" + norm[11:]
+	}
+	for _, l := range alertTimeLayouts {
+		if v, err := time.Parse(l, norm); err == nil {
+			return v.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("sophos: cannot parse alert time %q", s)
+}
+
+// UnmarshalJSON parses the forms Central uses; null or "" is the zero time.
+// Any other value, a string in no known form or not a string at all, is
+// kept in Unparsed (a string's text, else the JSON) with the zero time: it
+// never fails the decode.
+func (t *AlertTime) UnmarshalJSON(b []byte) error {
+	*t = AlertTime{}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	switch err := json.Unmarshal(b, &s); {
+	case err != nil:
+		// Not a string: kept as the JSON it is, like a string in no
+		// known form.
+		t.Unparsed = string(b)
+	case strings.TrimSpace(s) == "":
+	default:
+		if v, perr := parseAlertTime(s); perr == nil {
+			t.Time = v
+		} else {
+			t.Unparsed = s
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes RFC 3339 in UTC, or the text Central wrote when it
+// could not be parsed.
 func (t AlertTime) MarshalJSON() ([]byte, error) {
+	if t.IsZero() && t.Unparsed != "" {
+		return json.Marshal(t.Unparsed)
+	}
 	return []byte(strconv.Quote(t.UTC().Format(time.RFC3339Nano))), nil
 }
 

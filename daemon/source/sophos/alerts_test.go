@@ -1,6 +1,7 @@
 package sophos_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -179,5 +180,63 @@ func TestAlert_DeviceURL(t *testing.T) {
 		if got := tt.a.DeviceURL(); got != tt.want {
 			t.Errorf("%+v: DeviceURL = %q, want %q", tt.a, got, tt.want)
 		}
+	}
+}
+
+// Central's API declares no format for raisedAt: every ISO 8601 form of a
+// date and time is read, and a value in no known form keeps its text with
+// the zero time instead of failing the decode (and with it the tenant's
+// listing).
+func TestAlertTime_UnmarshalJSON(t *testing.T) {
+	t.Parallel()
+	at := func(h, m, s, ns int) time.Time { return time.Date(2026, 11, 15, h, m, s, ns, time.UTC) }
+	for _, tc := range []struct {
+		raw      string
+		want     time.Time
+		unparsed string
+	}{
+		{`"2026-11-15T09:00:00.780"`, at(9, 0, 0, 780e6), ""},
+		{`"2026-11-15T09:00:00.780Z"`, at(9, 0, 0, 780e6), ""},
+		{`"2026-11-15T10:00:00+01:00"`, at(9, 0, 0, 0), ""},
+		{`"2026-11-15T09:00:00.000+0000"`, at(9, 0, 0, 0), ""},
+		{`"2026-11-15T10:30:00-0130"`, at(12, 0, 0, 0), ""},
+		{`"2026-11-15T11:00:00+02"`, at(9, 0, 0, 0), ""},
+		{`"2026-11-15T09:00:00.123456789123Z"`, at(9, 0, 0, 123456789), ""},
+		{`"2026-11-15T09:00:00,5Z"`, at(9, 0, 0, 500e6), ""},
+		{`"2026-11-15 09:00:00Z"`, at(9, 0, 0, 0), ""},
+		{`"2026-11-15t09:00:00z"`, at(9, 0, 0, 0), ""},
+		{`""`, time.Time{}, ""},
+		{`null`, time.Time{}, ""},
+		{`"yesterday"`, time.Time{}, "yesterday"},
+		{`"2026-11-15"`, time.Time{}, "2026-11-15"},
+		{`1763197200`, time.Time{}, "1763197200"},
+	} {
+		var a sophos.Alert
+		if err := json.Unmarshal([]byte(`{"id":"a1","raisedAt":`+tc.raw+`}`), &a); err != nil {
+			t.Errorf("raisedAt %s: decoding failed: %v", tc.raw, err)
+			continue
+		}
+		if !a.RaisedAt.Equal(tc.want) || a.RaisedAt.Unparsed != tc.unparsed || a.ID != "a1" {
+			t.Errorf("raisedAt %s = %v (unparsed %q), want %v (unparsed %q)", tc.raw, a.RaisedAt.Time, a.RaisedAt.Unparsed, tc.want, tc.unparsed)
+		}
+	}
+}
+
+// One alert whose raisedAt cannot be read does not fail the listing: it is
+// listed with the others, with the zero time and its text.
+func TestAlertsService_ListAll_unparsedRaisedAt(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	good := sim.AddAlert(acme, sophostest.Alert{Severity: "high", RaisedAt: "2026-11-15T09:00:00.000"})
+	odd := sim.AddAlert(acme, sophostest.Alert{Severity: "medium", RaisedAt: "15/11/2026 09:00"})
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+	if err != nil {
+		t.Fatalf("ListAll: %v", err)
+	}
+	if len(alerts) != 2 || alerts[0].ID != good.ID || alerts[1].ID != odd.ID {
+		t.Fatalf("ListAll = %+v, want alerts %s and %s", alerts, good.ID, odd.ID)
+	}
+	if !alerts[1].RaisedAt.IsZero() || alerts[1].RaisedAt.Unparsed != "15/11/2026 09:00" || alerts[1].Severity != "medium" {
+		t.Errorf("odd alert = %+v, want severity medium, the zero time and raisedAt kept as text", alerts[1])
 	}
 }
