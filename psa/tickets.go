@@ -166,6 +166,13 @@ type TicketStatusUpdate struct {
 	// resolution, a ConnectWise internal note, the BMS resolve comment);
 	// "" adds none where the PSA allows it.
 	Note string
+	// NoteTitle and NoteTypeID are the title and note type of Note where
+	// it is added as a note, as in TicketNote: a status that does not
+	// close the ticket on Autotask and Kaseya BMS, any status on
+	// ConnectWise. "" uses the backend's default. The Autotask resolution
+	// and the BMS resolve comment of a closing status have neither.
+	NoteTitle  string
+	NoteTypeID string
 }
 
 // TicketNote is a note to add to a ticket.

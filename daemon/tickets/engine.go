@@ -911,7 +911,8 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		}
 		// Setting a status is absolute: sent again only while the ticket
 		// is not closed, it cannot close twice or add a second note.
-		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID, Note: note}); err != nil {
+		if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ClosedStatusID, QueueID: e.routing.QueueID,
+			Note: note, NoteTitle: "Alert resolved", NoteTypeID: e.routing.NoteTypeID}); err != nil {
 			return fmt.Errorf("closing ticket %s: %w (the next pass checks whether it closed)", cmp.Or(r.Number, r.TicketID), err)
 		}
 		r.ClosedBy = ClosedBySync
@@ -996,7 +997,8 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 	if a.RaisedAt.IsZero() {
 		note = fmt.Sprintf("The alert was raised again in Sophos Central (seen %s).", e.now().UTC().Format(time.RFC3339))
 	}
-	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID, Note: note}); err != nil {
+	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID,
+		Note: note, NoteTitle: "Alert raised again", NoteTypeID: e.routing.NoteTypeID}); err != nil {
 		t, gerr := e.psa.GetTicket(ctx, r.TicketID)
 		switch {
 		case gerr == nil && t.Closed:

@@ -889,6 +889,80 @@ func TestEngine_unreadableRaisedAt(t *testing.T) {
 	}
 }
 
+// The notes psa-syncd adds with a status, the "raised again" note of a
+// reopen and the "resolved" note of a closed status that does not close
+// the ticket, have the routing's note type and a title, as the resolve
+// and summary notes do: on an Autotask category that requires note titles
+// or a Kaseya BMS without a default note type they would be refused.
+func TestEngine_statusNotesHaveRoutingNoteType(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		system psa.System
+		// open is a status that does not close tickets, for a
+		// closed_status_id set to one.
+		open int64
+	}{
+		{psa.SystemAutotask, 7}, // Waiting Customer
+		{psa.SystemKaseyaBMS, psatest.KaseyaBMSStatusInProgress},
+	} {
+		t.Run(string(tc.system), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.system)
+			r := routings[tc.system]
+			r.OnReturn = export.OnReturnReopen
+			r.NoteTypeID = "2"
+			if tc.system == psa.SystemAutotask {
+				e.psaSim.Autotask().RequireNoteTitles(psatest.AutotaskTicketCategoryStandard)
+			}
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.sophos.ResolveAlert(acme, a.ID)
+			e.pass(eng)
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.now = e.now.Add(time.Hour)
+			if tot := e.pass(eng).Totals(); tot.Reopened != 1 || tot.Err != nil || len(tot.Notices) != 0 {
+				t.Fatalf("pass after the return = %+v, want a reopen with its note", tot)
+			}
+			// A closed_status_id that does not close tickets: the resolve
+			// note goes as a note.
+			r.ClosedStatusID = id(tc.open)
+			e.sophos.ResolveAlert(acme, a.ID)
+			if tot := e.pass(e.engine(r)).Totals(); tot.Closed != 1 || tot.Err != nil {
+				t.Fatalf("pass after the second resolve = %+v, want the ticket given the closed status", tot)
+			}
+			type note struct {
+				title, text string
+				typ         int64
+			}
+			var notes []note
+			switch tc.system {
+			case psa.SystemAutotask:
+				tk := e.psaSim.Autotask().Tickets()[0]
+				for _, n := range e.psaSim.Autotask().TicketNotes(tk.ID) {
+					notes = append(notes, note{n.Title, n.Description, n.NoteType})
+				}
+			case psa.SystemKaseyaBMS:
+				tk := e.psaSim.KaseyaBMS().Tickets()[0]
+				// The first note is the comment of the first close's
+				// resolve, which has neither type nor title in the API.
+				for _, n := range e.psaSim.KaseyaBMS().TicketNotes(tk.ID)[1:] {
+					title, text, _ := strings.Cut(n.Details, "\n\n")
+					notes = append(notes, note{title, text, int64(n.TypeID)})
+				}
+			}
+			if len(notes) != 2 {
+				t.Fatalf("notes = %+v, want the reopen's and the resolve's", notes)
+			}
+			for i, want := range []struct{ title, text string }{{"Alert raised again", "raised again"}, {"Alert resolved", "was resolved"}} {
+				if n := notes[i]; n.typ != 2 || n.title != want.title || !strings.Contains(n.text, want.text) {
+					t.Errorf("note %d = %+v, want note type 2 (the routing's), title %q and a text saying it %s", i, n, want.title, want.text)
+				}
+			}
+		})
+	}
+}
+
 // A summary whose close is unsettled when a new storm needs it (the close
 // failed earlier in the same pass, or its answer was lost) is settled
 // first: a summary still open takes the new alerts with a note, a closed

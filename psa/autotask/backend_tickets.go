@@ -262,7 +262,7 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 
 // SetTicketStatus PATCHes the status. A note that goes with a closing
 // status becomes the ticket's resolution; with any other status it is
-// added as an internal note.
+// added as an internal note with u's note title and type.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -284,7 +284,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 		return nil, fmt.Errorf("autotask: setting status of ticket %d: %w", id, err)
 	}
 	if !closing && u.Note != "" {
-		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {
 			return nil, err
 		}
 	}

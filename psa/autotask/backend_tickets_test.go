@@ -126,11 +126,13 @@ func TestBackend_tickets(t *testing.T) {
 		t.Errorf("closed ticket = %+v", got)
 	}
 	reopen := lookupID(t, b, psa.TicketLookupStatus, "", "In Progress")
-	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: reopen, Note: "Alert raised again."}); err != nil {
+	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: reopen, Note: "Alert raised again.",
+		NoteTitle: "Alert raised again", NoteTypeID: "2"}); err != nil {
 		t.Fatalf("SetTicketStatus(reopen): %v", err)
 	}
-	if notes := s.Autotask().TicketNotes(parse(t, tk.ID)); len(notes) != 2 || notes[1].Description != "Alert raised again." {
-		t.Errorf("a reopening note went to %+v, want a second note", notes)
+	if notes := s.Autotask().TicketNotes(parse(t, tk.ID)); len(notes) != 2 || notes[1].Description != "Alert raised again." ||
+		notes[1].Title != "Alert raised again" || notes[1].NoteType != 2 || notes[1].Publish != "Internal Only" {
+		t.Errorf("a reopening note went to %+v, want a second internal note with the update's title and note type 2", notes)
 	}
 
 	// Every request went to a route of the vendor's route list.
@@ -208,6 +210,39 @@ func TestBackend_CreateTicket_invalid(t *testing.T) {
 	}
 	if got := s.Autotask().Tickets(); len(got) != 0 {
 		t.Errorf("tickets created: %+v", got)
+	}
+}
+
+// A ticket category can require titles on ticket notes (tickets.md §2.5):
+// the simulator refuses an untitled note on its tickets, and Autotask's
+// refusal is a validation error.
+func TestBackend_AddTicketNote_titleRequired(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	company := s.Autotask().AddCompany("Acme")
+	tk, err := b.CreateTicket(ctx, psa.CreateTicketRequest{CompanyID: id(company), Title: "Alert", ExternalRef: "sc:1",
+		Routing: psa.TicketRouting{QueueID: id(psatest.AutotaskQueueMonitoringAlert)}})
+	if err != nil {
+		t.Fatalf("CreateTicket: %v", err)
+	}
+	s.Autotask().RequireNoteTitles(psatest.AutotaskTicketCategoryStandard)
+	err = b.AddTicketNote(ctx, psa.TicketNote{TicketID: tk.ID, Text: "Seen again."})
+	if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), "requires titles on ticket notes") {
+		t.Errorf("AddTicketNote without a title: error = %v, want a validation error saying the category requires titles", err)
+	}
+	inProgress := id(psatest.AutotaskTicketStatusInProgress)
+	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: inProgress, Note: "Raised again."}); !errors.Is(err, psa.ErrValidation) {
+		t.Errorf("SetTicketStatus with an untitled note: error = %v, want a validation error", err)
+	}
+	if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: tk.ID, Title: "Alert still open", Text: "Seen again."}); err != nil {
+		t.Errorf("AddTicketNote with a title: %v", err)
+	}
+	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: inProgress, Note: "Raised again.", NoteTitle: "Alert raised again"}); err != nil {
+		t.Errorf("SetTicketStatus with a titled note: %v", err)
+	}
+	if notes := s.Autotask().TicketNotes(parse(t, tk.ID)); len(notes) != 2 {
+		t.Errorf("notes = %+v, want the two titled ones", notes)
 	}
 }
 

@@ -174,7 +174,8 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 }
 
 // SetTicketStatus moves the ticket to a status of its board (a status whose
-// closedStatus is true closes it) and adds the note as an internal one.
+// closedStatus is true closes it) and adds the note as an internal one,
+// led by its title as AddTicketNote does (ConnectWise notes have no type).
 //
 // A status belongs to one board, and ConnectWise refuses another board's
 // (tickets.md §3.1). u.StatusID is a status of the routing's board,
@@ -209,7 +210,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 		return nil, err
 	}
 	if u.Note != "" {
-		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note}); err != nil {
 			return nil, err
 		}
 	}

@@ -72,7 +72,8 @@ func TestBackend_tickets(t *testing.T) {
 	}
 
 	resolved := lookupID(t, b, psa.TicketLookupStatus, board, ">Resolved")
-	closed, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: resolved, Note: "Alert cleared in Sophos Central."})
+	closed, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: resolved, Note: "Alert cleared in Sophos Central.",
+		NoteTitle: "Alert resolved"})
 	if err != nil {
 		t.Fatalf("SetTicketStatus: %v", err)
 	}
@@ -80,8 +81,8 @@ func TestBackend_tickets(t *testing.T) {
 		t.Errorf("ticket not closed: %+v", closed)
 	}
 	notes := cw.TicketNotes(got[0].ID)
-	if len(notes) != 2 || !notes[1].Internal || notes[1].Text != "Alert cleared in Sophos Central." {
-		t.Errorf("notes = %+v, want an internal note", notes)
+	if len(notes) != 2 || !notes[1].Internal || notes[1].Text != "Alert resolved\n\nAlert cleared in Sophos Central." {
+		t.Errorf("notes = %+v, want an internal note led by its title", notes)
 	}
 
 	// A status of another board is refused by ConnectWise.

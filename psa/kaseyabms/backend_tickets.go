@@ -221,7 +221,7 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 
 // SetTicketStatus resolves the ticket (with the note as an internal
 // comment) when the status completes it, and otherwise PATCHes the status
-// and adds the note.
+// and adds the note with u's note title and type.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -249,7 +249,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 		return nil, fmt.Errorf("kaseyabms: setting status of ticket %d: %w", id, err)
 	}
 	if !st.Closed && u.Note != "" {
-		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Text: u.Note}); err != nil {
+		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {
 			return nil, err
 		}
 	}

@@ -147,7 +147,8 @@ func TestTickets_conformance(t *testing.T) {
 		t.Fatalf("AddTicketNote: %v", err)
 	}
 	inProgress := lookupID(t, b, psa.TicketLookupStatus, "", "In Progress")
-	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: inProgress}); err != nil {
+	if _, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: inProgress, Note: "Alert raised again.",
+		NoteTitle: "Raised again", NoteTypeID: "2"}); err != nil {
 		t.Fatalf("SetTicketStatus(in progress): %v", err)
 	}
 	completed := lookupID(t, b, psa.TicketLookupStatus, "", "Completed")
@@ -156,8 +157,11 @@ func TestTickets_conformance(t *testing.T) {
 		t.Fatalf("SetTicketStatus(completed) = %+v, %v", closed, err)
 	}
 	notes := k.TicketNotes(got[0].ID)
-	if len(notes) != 2 || !notes[0].IsInternal || notes[0].Emailed || notes[1].Details != "Alert cleared in Sophos Central." || !notes[1].IsInternal {
-		t.Errorf("notes = %+v, want two internal notes, nobody mailed", notes)
+	if len(notes) != 3 || !notes[0].IsInternal || notes[0].Emailed || notes[2].Details != "Alert cleared in Sophos Central." || !notes[2].IsInternal {
+		t.Errorf("notes = %+v, want three internal notes, nobody mailed", notes)
+	}
+	if len(notes) == 3 && (notes[1].Details != "Raised again\n\nAlert raised again." || notes[1].TypeID != 2) {
+		t.Errorf("note with the status = %+v, want the update's title, text and note type 2", notes[1])
 	}
 	if _, _, err := b.Client().Tickets.ListNotes(ctx, got[0].ID); err != nil {
 		t.Fatalf("ListNotes: %v", err)

@@ -56,6 +56,9 @@ type Autotask struct {
 	// restricted holds the resources whose impersonated reads see nothing
 	// (see RestrictResource).
 	restricted map[int64]bool
+	// noteTitleCategories holds the ticket categories whose notes need a
+	// title (see RequireNoteTitles).
+	noteTitleCategories map[int64]bool
 }
 
 func newAutotask(s *Server, c config) *Autotask {

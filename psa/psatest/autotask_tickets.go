@@ -2,6 +2,7 @@ package psatest
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -177,8 +178,18 @@ func categoryDue(rec record) (time.Duration, bool) {
 // rules Autotask applies to tickets; old is nil on create.
 func (a *Autotask) validateTicketLocked(d *entityDef, rec, old record) error {
 	if d.Name == entTicketNotes {
-		if old == nil && a.tables[entTickets].get(rec.int("ticketID")) == nil {
+		ticket := a.tables[entTickets].get(rec.int("ticketID"))
+		if old == nil && ticket == nil {
 			return apiErr("The ticket %d does not exist.", rec.int("ticketID"))
+		}
+		if ticket != nil && strings.TrimSpace(rec.str("title")) == "" {
+			cat, ok := ticket["ticketCategory"].(int64)
+			if !ok {
+				cat = AutotaskTicketCategoryStandard
+			}
+			if a.noteTitleCategories[cat] {
+				return apiErr("The title is required: ticket category %d requires titles on ticket notes.", cat)
+			}
 		}
 		return nil
 	}
@@ -273,6 +284,8 @@ type AutotaskTicketNote struct {
 	TicketID    int64  `json:"ticketID"`
 	Title       string `json:"title,omitempty"`
 	Description string `json:"description"`
+	// NoteType is the noteType picklist value.
+	NoteType int64 `json:"noteType"`
 	// Publish is the publish picklist label, such as "Internal Only".
 	Publish string `json:"publish"`
 }
@@ -307,10 +320,23 @@ func (a *Autotask) TicketNotes(ticketID int64) []AutotaskTicketNote {
 		}
 		out = append(out, AutotaskTicketNote{
 			ID: r.id(), TicketID: ticketID, Title: r.str("title"), Description: r.str("description"),
-			Publish: picklistLabel(entTicketNotes, "publish", r.int("publish")),
+			NoteType: r.int("noteType"), Publish: picklistLabel(entTicketNotes, "publish", r.int("publish")),
 		})
 	}
 	return out
+}
+
+// RequireNoteTitles turns on the ticket category's "Require titles on
+// ticket notes" (tickets.md §2.5): from then on a note without a title on
+// a ticket of that category (AutotaskTicketCategoryStandard for a ticket
+// without one) is refused.
+func (a *Autotask) RequireNoteTitles(category int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.noteTitleCategories == nil {
+		a.noteTitleCategories = map[int64]bool{}
+	}
+	a.noteTitleCategories[category] = true
 }
 
 // SetTicketStatus changes a ticket's status by label out of band, as a
