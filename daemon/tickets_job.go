@@ -97,6 +97,8 @@ type TicketStatus struct {
 	Error       string    `json:"error,omitempty"`
 	// OpenTickets counts the customer's tickets psa-syncd created that are
 	// open; Created, Updated, Closed and Failed count what the last pass did.
+	// Created includes the tickets the pass adopted: found in the PSA by
+	// their reference after a create whose answer was lost.
 	OpenTickets int `json:"open_tickets"`
 	Created     int `json:"created"`
 	Updated     int `json:"updated"`
@@ -286,8 +288,8 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (
 		d.logger.Error("Ticket pass failed", "err", err)
 	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
 		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed, "deferred", t.Deferred)
-	case t.Created+t.Closed+t.Noted+t.Reopened > 0:
-		d.logger.Info("Ticket pass finished", "created", t.Created, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
+	case t.Created+t.Adopted+rep.OtherAdopted+t.Closed+t.Noted+t.Reopened > 0:
+		d.logger.Info("Ticket pass finished", "created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
 			"summarised", t.Summarised, "deferred", t.Deferred, "settled", rep.Settled)
 	}
 	return rep, err
@@ -316,7 +318,9 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 			rec.Customers[key] = st
 		}
 		st.LastAttempt = now
-		st.Created, st.Updated, st.Closed, st.Failed = c.Created, c.Noted+c.Reopened, c.Closed, c.Failed
+		// An adopted ticket is one psa-syncd created whose answer was lost
+		// (or one made by hand with its reference): created all the same.
+		st.Created, st.Updated, st.Closed, st.Failed = c.Created+c.Adopted, c.Noted+c.Reopened, c.Closed, c.Failed
 		st.Notices = c.Notices
 		st.Result, st.Error = "succeeded", ""
 		if c.Err != nil || c.Failed > 0 {
@@ -342,7 +346,8 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		}
 	}
 	t := rep.Totals()
-	for outcome, n := range map[string]int{"created": t.Created, "updated": t.Noted + t.Reopened, "closed": t.Closed, "failed": t.Failed} {
+	created := t.Created + t.Adopted + rep.OtherAdopted
+	for outcome, n := range map[string]int{"created": created, "updated": t.Noted + t.Reopened, "closed": t.Closed, "failed": t.Failed} {
 		rec.Totals[outcome] += int64(n)
 		d.metrics.TicketsTotal.WithLabelValues(outcome).Add(float64(n))
 	}

@@ -109,6 +109,32 @@ func TestDaemon_TicketPass(t *testing.T) {
 	}
 }
 
+// A ticket whose create answer was lost, found in the PSA and adopted by a
+// later pass, counts as created: in psa_sync_tickets_total and in the
+// customer's ticket status. psa-syncd created it.
+func TestDaemon_ticketPassCountsAdoptedAsCreated(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true, Times: 1})
+	d.scheduledTicketPass(t.Context()) // the create is applied, its answer lost
+	d.scheduledTicketPass(t.Context()) // settled: the ticket is adopted
+	if n := len(sim.Autotask().Tickets()); n != 1 {
+		t.Fatalf("%d tickets in the PSA, want 1", n)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketsTotal.WithLabelValues("created")); got != 1 {
+		t.Errorf("psa_sync_tickets_total{outcome=\"created\"} = %v, want 1: psa-syncd created the one ticket in the PSA", got)
+	}
+	st, err := d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st[ticketStatusKey("sophos", ttAcme)]; s.Created != 1 || s.OpenTickets != 1 || s.Result != "succeeded" {
+		t.Errorf("Acme's ticket status = %+v, want the adopted ticket counted as created", s)
+	}
+}
+
 func TestDaemon_TicketPass_off(t *testing.T) {
 	t.Parallel()
 	d, _, _ := ttSetup(t, nil, true)

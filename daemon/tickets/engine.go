@@ -153,8 +153,12 @@ func New(c Config) (*Engine, error) {
 // CustomerReport is the outcome of one customer in a pass.
 type CustomerReport struct {
 	Customer Customer
-	// Created, Adopted, Closed, Noted and Reopened count tickets;
-	// Summarised counts the alerts a summary ticket stands for; Deferred
+	// Created, Adopted, Closed, Noted and Reopened count tickets; Adopted
+	// counts the alert tickets psa-syncd found in the PSA by their
+	// reference instead of creating them (their create's answer was lost,
+	// in this pass's search before a create or when the pass settled
+	// earlier creates); Summarised counts the alerts a summary ticket
+	// stands for, which is itself in neither Created nor Adopted; Deferred
 	// counts the alerts left for a later pass because the pass had
 	// created max_per_pass tickets.
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
@@ -175,7 +179,13 @@ type CustomerReport struct {
 type Report struct {
 	Customers []CustomerReport
 	// Settled counts unsettled creates found in the PSA by their Ref.
+	// Those of alert tickets are in their customer's Adopted, or in
+	// OtherAdopted for a customer not in the pass.
 	Settled int
+	// OtherAdopted counts the alert tickets settled (adopted) for
+	// customers not in the pass, such as one whose ticket sync was turned
+	// off after its create: they are in no CustomerReport.
+	OtherAdopted int
 	// RateLimited is true when the PSA throttled the pass; it stopped
 	// creating and the rest is done next pass.
 	RateLimited bool
@@ -221,7 +231,12 @@ type pass struct {
 	// another PSA system or instance: a create for such a key replaces
 	// that record rather than adding one.
 	foreign map[string]bool
+	// adopted counts the alert tickets settle adopted, by customerKey,
+	// for the customers' reports.
+	adopted map[string]int
 }
+
+func customerKey(source, customerID string) string { return source + "\x00" + customerID }
 
 func recordKey(r Record) string { return r.Source + "\x00" + r.CustomerID + "\x00" + r.AlertKey }
 
@@ -239,7 +254,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}}
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{}}
 	e.fence.reset()
 	if !dryRun {
 		n, err := e.settle(ctx, p)
@@ -259,6 +274,9 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 			// stored, and nothing more is sent from here.
 			return rep, fmt.Errorf("tickets: pass stopped at customer %s/%s, sending nothing more: %w", c.Source, c.CustomerID, err)
 		}
+	}
+	for _, n := range p.adopted {
+		rep.OtherAdopted += n
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
 	return rep, nil
@@ -292,6 +310,9 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		case len(found) > 0:
 			e.adopt(&r, found)
 			n++
+			if r.AlertKey != SummaryKey {
+				p.adopted[customerKey(r.Source, r.CustomerID)]++
+			}
 		case e.now().Sub(r.Created) < e.settleTime:
 			p.waiting[recordKey(r)] = true
 			continue
@@ -357,7 +378,9 @@ var severityRank = map[string]int{"low": 1, "medium": 2, "high": 3}
 
 // customer runs the pass for one customer.
 func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerReport {
-	cr := CustomerReport{Customer: c}
+	// The tickets settle adopted for the customer count as its own.
+	cr := CustomerReport{Customer: c, Adopted: p.adopted[customerKey(c.Source, c.CustomerID)]}
+	delete(p.adopted, customerKey(c.Source, c.CustomerID))
 	log := e.logger.With("source", c.Source, "customer", c.CustomerID)
 	alerts, err := e.alerts.OpenAlerts(ctx, c)
 	if err != nil {
@@ -1224,12 +1247,12 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	}
 	req := e.baseRequest(c, r, over[0].Severity)
 	req.Title, req.Description = r.Title, body+"\n\nManaged by psa-sync ticket sync; do not edit the external reference."
-	created := cr.Created
+	created, adopted := cr.Created, cr.Adopted
 	if e.send(ctx, p, &r, summary, req, cr) {
 		p.created++
 	}
 	// A summary is not one of the customer's alert tickets.
-	cr.Created = created
+	cr.Created, cr.Adopted = created, adopted
 	return nil
 }
 

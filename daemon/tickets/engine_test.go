@@ -233,8 +233,8 @@ func TestEngine_lostAnswer(t *testing.T) {
 		t.Fatalf("intents after the lost answer = %+v, want the one open intent", intents)
 	}
 	rep = e.pass(eng)
-	if rep.Settled != 1 || rep.Totals().Created != 0 {
-		t.Fatalf("next pass = settled %d, %+v; want the ticket adopted", rep.Settled, rep.Customers)
+	if rep.Settled != 1 || rep.Totals().Created != 0 || rep.Customers[0].Adopted != 1 {
+		t.Fatalf("next pass = settled %d, %+v; want the ticket adopted, and counted for its customer", rep.Settled, rep.Customers)
 	}
 	if n := len(e.tickets()); n != 1 {
 		t.Errorf("%d tickets, want 1", n)
@@ -247,6 +247,49 @@ func TestEngine_lostAnswer(t *testing.T) {
 	}
 	if posts != 1 {
 		t.Errorf("%d ticket creates sent, want 1", posts)
+	}
+}
+
+// A ticket settled after its create's answer was lost counts as adopted
+// for its customer, and one of a customer no longer in the pass (ticket
+// sync turned off) in OtherAdopted; a summary ticket, which is not one of
+// the customer's alert tickets, counts as neither.
+func TestEngine_settledAdoptionsCounted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	for i := range 3 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Storm %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	// The answers to the first alert's create and to the summary's are
+	// lost; the second alert's ticket is created.
+	for _, body := range []string{"Storm 0", "Alert storm"} {
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: body, DropAfterHandling: true, Times: 1})
+	}
+	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Adopted != 0 || cr.Err == nil {
+		t.Fatalf("pass with two answers lost = %+v, want one ticket created and the customer failed", cr)
+	}
+	if n := len(e.tickets()); n != 3 {
+		t.Fatalf("%d tickets in the PSA, want two alerts' and the summary", n)
+	}
+	rep := e.pass(eng)
+	if cr := rep.Customers[0]; rep.Settled != 2 || cr.Created != 0 || cr.Adopted != 1 || cr.Err != nil {
+		t.Errorf("settling pass = settled %d, %+v; want both settled and the one alert ticket adopted", rep.Settled, cr)
+	}
+
+	// Another alert whose create answer is lost; then ticket sync is
+	// turned off for the customer: the next pass has no customers.
+	e2 := newEnv(t, psa.SystemAutotask)
+	eng2 := e2.engine(routings[psa.SystemAutotask])
+	e2.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware"})
+	e2.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", DropAfterHandling: true, Times: 1})
+	e2.pass(eng2)
+	rep, err := eng2.Pass(t.Context(), nil, false)
+	if err != nil || rep.Settled != 1 || rep.OtherAdopted != 1 || len(rep.Customers) != 0 {
+		t.Errorf("pass without the customer = %+v, %v; want its ticket settled and counted in OtherAdopted", rep, err)
 	}
 }
 
