@@ -23,9 +23,9 @@ const ticketsBodyShape = `{"dry_run": true|false} or no body`
 // TicketPassView is the answer of POST /api/v1/tickets: a ticket pass's
 // report, what psa-syncd tickets prints.
 type TicketPassView struct {
-	// DryRun is what the request asked for. A pass while the export
-	// switches the integration off writes nothing either (its customers'
-	// would_create and would_close say what it would do).
+	// DryRun is true when the pass wrote nothing: the request asked for a
+	// dry run, or the export switches the integration off (its customers'
+	// would_create, would_close and would_note say what it would do).
 	DryRun    bool                 `json:"dry_run"`
 	Customers []TicketCustomerView `json:"customers"`
 	// Settled counts the creates of earlier passes whose outcome this
@@ -54,21 +54,26 @@ type TicketCustomerView struct {
 	Failed       int      `json:"failed"`
 	WouldCreate  []string `json:"would_create,omitempty"`
 	WouldClose   []string `json:"would_close,omitempty"`
-	Notices      []string `json:"notices,omitempty"`
+	// WouldNote lists the tickets a dry run would add a resolve note to
+	// and leave open (on_resolve = "note"); they are not in WouldClose.
+	WouldNote []string `json:"would_note,omitempty"`
+	Notices   []string `json:"notices,omitempty"`
 	// Error is why the customer's pass failed or stopped early.
 	Error string `json:"error,omitempty"`
 }
 
-// NewTicketPassView returns the API view of a ticket pass's report.
+// NewTicketPassView returns the API view of a ticket pass's report;
+// dryRun is whether a dry run was asked for. The view is a dry run when
+// the report is one too (the export switched the integration off).
 func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
-	v := TicketPassView{DryRun: dryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited}
+	v := TicketPassView{DryRun: dryRun || rep.DryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited}
 	for _, c := range rep.Customers {
 		cv := TicketCustomerView{
 			Source: c.Customer.Source, CustomerID: c.Customer.CustomerID, CustomerName: c.Customer.CustomerName,
 			CompanyID: c.Customer.CompanyID, ContractID: c.Customer.ContractID,
 			Created: c.Created, Adopted: c.Adopted, Closed: c.Closed, Noted: c.Noted, Reopened: c.Reopened,
 			Summarised: c.Summarised, Deferred: c.Deferred, Failed: c.Failed,
-			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, Notices: c.Notices,
+			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, Notices: c.Notices,
 		}
 		if c.Err != nil {
 			cv.Error = c.Err.Error()
@@ -81,13 +86,13 @@ func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 // Report returns the report v shows, each customer's error as an error
 // with its text.
 func (v TicketPassView) Report() tickets.Report {
-	rep := tickets.Report{Settled: v.Settled, RateLimited: v.RateLimited}
+	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited}
 	for _, c := range v.Customers {
 		cr := tickets.CustomerReport{
 			Customer: tickets.Customer{Source: c.Source, CustomerID: c.CustomerID, CustomerName: c.CustomerName, CompanyID: c.CompanyID, ContractID: c.ContractID},
 			Created:  c.Created, Adopted: c.Adopted, Closed: c.Closed, Noted: c.Noted, Reopened: c.Reopened,
 			Summarised: c.Summarised, Deferred: c.Deferred, Failed: c.Failed,
-			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, Notices: c.Notices,
+			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, Notices: c.Notices,
 		}
 		if c.Error != "" {
 			cr.Err = errors.New(c.Error)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -190,5 +192,49 @@ func TestDaemon_ticketsAPIStandby(t *testing.T) {
 	}
 	if st, err := a.TicketStatuses(); err != nil || st[ticketStatusKey("sophos", ttAcme)].Created != 1 {
 		t.Errorf("ticket statuses = %+v, %v; want the active instance's pass recorded", st, err)
+	}
+}
+
+// A pass while the export switches the integration off writes nothing: its
+// answer says it was a dry run although none was asked for.
+func TestDaemon_ticketsAPI_integrationOff(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetupWith(t, routing, false, "  api_token: "+ttToken+"\n")
+	if err := d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	code, answer, v := ttPost(t, srv.URL, ttToken, "")
+	if code != http.StatusOK || !v.DryRun || len(v.Customers) != 1 || len(v.Customers[0].WouldCreate) != 1 || len(sim.Autotask().Tickets()) != 0 {
+		t.Errorf("ticket pass with the integration off = %d %s; want a dry run that would create Acme's ticket", code, answer)
+	}
+}
+
+// The view of a dry run with on_resolve = "note" lists the tickets it would
+// note under would_note, apart from would_close, and reads back the same.
+func TestNewTicketPassView_wouldNote(t *testing.T) {
+	t.Parallel()
+	rep := tickets.Report{DryRun: true, Customers: []tickets.CustomerReport{{
+		Customer: tickets.Customer{Source: "sophos", CustomerID: ttAcme}, WouldClose: []string{"7001"}, WouldNote: []string{"7000"},
+	}}}
+	v := NewTicketPassView(rep, false)
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"dry_run":true`, `"would_close":["7001"]`, `"would_note":["7000"]`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("view = %s, want %s in it", data, want)
+		}
+	}
+	var back TicketPassView
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if got := back.Report(); !got.DryRun || !slices.Equal(got.Customers[0].WouldNote, []string{"7000"}) || !slices.Equal(got.Customers[0].WouldClose, []string{"7001"}) {
+		t.Errorf("report read back = %+v, want the dry run's would_close and would_note", got)
 	}
 }

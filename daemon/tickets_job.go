@@ -22,7 +22,7 @@ var ErrNoTicketRouting = errors.New("daemon: the mapping export has no ticket ro
 // TicketPass runs one ticket pass (package tickets) with the running
 // configuration and export, for the Sophos customers whose mapping has
 // ticket_sync on. With dryRun, or while the export switches the integration
-// off, it writes nothing and reports what it would create and close.
+// off, it writes nothing and reports what it would do (Report.DryRun is set).
 //
 // Ticket passes are independent of usage passes (their records and intents
 // are their own); callers run one ticket pass at a time (the ticket

@@ -163,9 +163,11 @@ type CustomerReport struct {
 	// created max_per_pass tickets.
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
 	// WouldCreate and WouldClose list refs a dry run would create and the
-	// ticket ids it would close.
+	// ticket ids it would close; WouldNote the ticket ids it would add a
+	// resolve note to and leave open (on_resolve = "note").
 	WouldCreate []string
 	WouldClose  []string
+	WouldNote   []string
 	// Notices are what the pass left alone, took as done, or left for a
 	// later pass, and why: things an operator may want to know (an alert
 	// open again whose ticket was closed in the PSA, alerts waiting for the
@@ -177,6 +179,9 @@ type CustomerReport struct {
 
 // Report is the outcome of a pass.
 type Report struct {
+	// DryRun is true when the pass wrote nothing and reports what it
+	// would do (WouldCreate, WouldClose, WouldNote).
+	DryRun    bool
 	Customers []CustomerReport
 	// Settled counts unsettled creates found in the PSA by their Ref.
 	// Those of alert tickets are in their customer's Adopted, or in
@@ -205,6 +210,7 @@ func (r Report) Totals() CustomerReport {
 		t.Failed += c.Failed
 		t.WouldCreate = append(t.WouldCreate, c.WouldCreate...)
 		t.WouldClose = append(t.WouldClose, c.WouldClose...)
+		t.WouldNote = append(t.WouldNote, c.WouldNote...)
 		t.Notices = append(t.Notices, c.Notices...)
 	}
 	return t
@@ -250,7 +256,7 @@ func (e *Engine) full(p *pass) bool { return p.created >= e.routing.MaxPerPass }
 // be created and closed. Customers not listed are not touched: their open
 // tickets stay as they are.
 func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (Report, error) {
-	var rep Report
+	rep := Report{DryRun: dryRun}
 	if !e.routing.Enabled {
 		return rep, nil
 	}
@@ -878,7 +884,11 @@ func (e *Engine) stopOn(p *pass, err error) {
 // stop the alert's ticket from ever being reopened (tickets.md 5.6).
 func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
 	if p.dryRun {
-		cr.WouldClose = append(cr.WouldClose, r.TicketID)
+		if e.routing.OnResolve == export.OnResolveNote {
+			cr.WouldNote = append(cr.WouldNote, r.TicketID)
+		} else {
+			cr.WouldClose = append(cr.WouldClose, r.TicketID)
+		}
 		return nil
 	}
 	t, err := e.psa.GetTicket(ctx, r.TicketID)

@@ -496,6 +496,40 @@ func TestEngine_dryRun(t *testing.T) {
 	}
 }
 
+// With on_resolve = "note" a dry run reports the ticket of a resolved
+// alert as one it would add a note to, not close, as the pass then does;
+// with "close", as one it would close.
+func TestEngine_dryRunOnResolve(t *testing.T) {
+	t.Parallel()
+	for _, onResolve := range []string{export.OnResolveNote, export.OnResolveClose} {
+		t.Run(onResolve, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, psa.SystemAutotask)
+			r := routings[psa.SystemAutotask]
+			r.OnResolve = onResolve
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware"})
+			e.pass(eng)
+			ticket := id(e.tickets()[0].id)
+			e.sophos.ResolveAlert(acme, a.ID)
+			rep, err := eng.Pass(t.Context(), e.customers(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dry := rep.Totals()
+			tot := e.pass(eng).Totals()
+			switch {
+			case !rep.DryRun:
+				t.Errorf("dry run report has DryRun false")
+			case onResolve == export.OnResolveNote && (!slices.Equal(dry.WouldNote, []string{ticket}) || len(dry.WouldClose) != 0 || tot.Noted != 1 || tot.Closed != 0):
+				t.Errorf("dry run would close %v and note %v; the pass closed %d and noted %d: want ticket %s noted in both", dry.WouldClose, dry.WouldNote, tot.Closed, tot.Noted, ticket)
+			case onResolve == export.OnResolveClose && (!slices.Equal(dry.WouldClose, []string{ticket}) || len(dry.WouldNote) != 0 || tot.Closed != 1 || tot.Noted != 0):
+				t.Errorf("dry run would close %v and note %v; the pass closed %d and noted %d: want ticket %s closed in both", dry.WouldClose, dry.WouldNote, tot.Closed, tot.Noted, ticket)
+			}
+		})
+	}
+}
+
 // Tenants that deny alert access fail their customer, not the pass.
 func TestEngine_alertsDenied(t *testing.T) {
 	t.Parallel()

@@ -26,14 +26,15 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
 		"of resolved alerts are closed or annotated. Exits non-zero when a customer failed.\n"+
-		"With -dry-run, print what the pass would create and close, and write nothing.\n"+
+		"With -dry-run, print what the pass would create, close or annotate, and write nothing;\n"+
+		"while the export switches the integration off, every pass is such a dry run.\n"+
 		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
 		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
 		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
 		"daemon's last ticket pass.")
 	cf.register(fs)
 	rf.register(fs, true)
-	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create and close; write nothing to the PSA or the state.")
+	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close or annotate; write nothing to the PSA or the state.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -106,18 +107,28 @@ func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient,
 	return ticketsExit(logger, rep)
 }
 
-// printTickets writes one line per customer and the totals.
-func printTickets(w io.Writer, rep tickets.Report, dryRun bool) {
+// printTickets writes one line per customer and the totals. A pass that
+// was a dry run although askedDryRun is false (the export switches the
+// integration off) is printed as the dry run it was, and says why.
+func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
+	dryRun := askedDryRun || rep.DryRun
+	if dryRun && !askedDryRun {
+		fmt.Fprintln(w, "dry run: the export switches the integration off (psa_integration enabled = false), so the pass wrote nothing")
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if dryRun {
-		fmt.Fprintln(tw, "CUSTOMER\tWOULD CREATE\tWOULD CLOSE\tERROR")
+		fmt.Fprintln(tw, "CUSTOMER\tWOULD CREATE\tWOULD CLOSE\tWOULD NOTE\tERROR")
 		for _, c := range rep.Customers {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", customerName(c.Customer), len(c.WouldCreate), len(c.WouldClose), ticketErr(c.Err))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", customerName(c.Customer), len(c.WouldCreate), len(c.WouldClose), len(c.WouldNote), ticketErr(c.Err))
 			for _, ref := range c.WouldCreate {
-				fmt.Fprintf(tw, "  create\t%s\t\t\n", ref)
+				fmt.Fprintf(tw, "  create\t%s\t\t\t\n", ref)
 			}
 			for _, id := range c.WouldClose {
-				fmt.Fprintf(tw, "  close\tticket %s\t\t\n", id)
+				fmt.Fprintf(tw, "  close\tticket %s\t\t\t\n", id)
+			}
+			for _, id := range c.WouldNote {
+				fmt.Fprintf(tw, "  note\tticket %s (resolved; left open)\t\t\t\n", id)
 			}
 		}
 	} else {
@@ -136,7 +147,11 @@ func printTickets(w io.Writer, rep tickets.Report, dryRun bool) {
 	t := rep.Totals()
 	switch {
 	case dryRun:
-		fmt.Fprintf(w, "\nwould create %d tickets and close %d\n", len(t.WouldCreate), len(t.WouldClose))
+		fmt.Fprintf(w, "\nwould create %d tickets and close %d", len(t.WouldCreate), len(t.WouldClose))
+		if len(t.WouldNote) > 0 {
+			fmt.Fprintf(w, "; would add a resolve note to %d and leave them open (on_resolve = \"note\")", len(t.WouldNote))
+		}
+		fmt.Fprintln(w)
 	default:
 		fmt.Fprintf(w, "\ncreated %d, adopted %d, closed %d, noted %d, reopened %d, summarised %d alerts, failed %d; settled %d earlier creates\n",
 			t.Created, t.Adopted, t.Closed, t.Noted, t.Reopened, t.Summarised, t.Failed, rep.Settled)

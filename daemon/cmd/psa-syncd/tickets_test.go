@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,17 @@ func TestRun_tickets(t *testing.T) {
 	if rc, stdout, _ = runCmd(t, "tickets", "-config.file", cfg); rc != 0 || !strings.Contains(stdout, "created 0,") || len(sim.Autotask().Tickets()) != 1 {
 		t.Errorf("second tickets run: exit %d, stdout %s; want nothing new", rc, stdout)
 	}
+	// The export's on_resolve is "note": a dry run says the resolved
+	// alert's ticket would get a note and stay open, not that it would
+	// close.
+	ticket := sim.Autotask().Tickets()[0]
+	sop.ResolveAlert(acme, sop.Alerts(acme)[0].ID)
+	rc, stdout, stderr = runCmd(t, "tickets", "-config.file", cfg, "-dry-run")
+	noted := regexp.MustCompile(fmt.Sprintf(`\n +note +ticket %d \(resolved; left open\)`, ticket.ID))
+	if rc != 0 || !noted.MatchString(stdout) || regexp.MustCompile(`close +ticket`).MatchString(stdout) ||
+		!strings.Contains(stdout, "would create 0 tickets and close 0; would add a resolve note to 1 and leave them open") {
+		t.Errorf("tickets -dry-run after the alert was resolved: exit %d\nstdout: %s\nstderr: %s; want ticket %d to be noted, not closed", rc, stdout, stderr, ticket.ID)
+	}
 	sop.DenyAlerts(acme, true)
 	if rc, _, stderr = runCmd(t, "tickets", "-config.file", cfg); rc != 1 || !strings.Contains(stderr, "Access is denied") {
 		t.Errorf("tickets with alerts denied: exit %d, stderr %s; want 1 naming the refusal", rc, stderr)
@@ -102,5 +114,34 @@ func TestRun_ticketsStandby(t *testing.T) {
 	}
 	if rc, stdout, _ := runCmd(t, "tickets", "-config.file", cfg, "-dry-run"); rc != 0 || !strings.Contains(stdout, "would create 1 tickets") {
 		t.Errorf("tickets -dry-run beside an active instance: exit %d, stdout %s", rc, stdout)
+	}
+}
+
+// A pass while the export switches the integration off writes nothing:
+// tickets without -dry-run prints it as the dry run it is, and says why.
+func TestRun_ticketsIntegrationOff(t *testing.T) {
+	t.Parallel()
+	cfg, sim, _ := ticketsSetup(t, "state_dir: state")
+	path := filepath.Join(filepath.Dir(cfg), "mappings.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := export.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Integration = &export.Integration{Enabled: false}
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, stdout, stderr := runCmd(t, "tickets", "-config.file", cfg)
+	if rc != 0 || !strings.HasPrefix(stdout, "dry run: the export switches the integration off") || !strings.Contains(stdout, "WOULD CREATE") ||
+		!strings.Contains(stdout, "would create 1 tickets and close 0") || len(sim.Autotask().Tickets()) != 0 {
+		t.Errorf("tickets with the integration off: exit %d, %d tickets\nstdout: %s\nstderr: %s; want the dry run's table, saying why",
+			rc, len(sim.Autotask().Tickets()), stdout, stderr)
 	}
 }
