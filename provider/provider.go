@@ -165,7 +165,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
 					"(most self-hosted stores) and `profile`. Writes use `If-Match`/`If-None-Match`, which the store must " +
 					"support (AWS S3 and R2 do);\n" +
-					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`), through its " +
+					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`, which is psa-syncd's " +
+					"setting: the provider gives psa-syncd's URL), through its " +
 					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`.",
 				Optional: true,
 			},

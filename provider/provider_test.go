@@ -600,6 +600,32 @@ data "psa_company" "test" {
 	})
 }
 
+// TestAccProvider_exportURLSelf checks that psa-syncd's own export_url,
+// "self", copied into the provider block, fails the plan with what to
+// write instead, rather than an apply writing a file named self on a CI
+// runner that psa-syncd never reads.
+func TestAccProvider_exportURLSelf(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: `
+provider "psa" {
+  export_url = "self"
+` + e.psaBlock() + `}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`,
+				ExpectError: regexp.MustCompile(`(?s)Invalid Mapping Export Store.*"self" is psa-syncd's\s+export_url.*http\(s\)://\s+URL`),
+			},
+		},
+	})
+}
+
 // TestEnvValueErrors_credentials checks that an invalid value from the
 // environment is never quoted with a password in it.
 func TestEnvValueErrors_credentials(t *testing.T) {

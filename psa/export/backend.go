@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
@@ -94,6 +95,15 @@ type BackendOptions struct {
 func Kind(rawURL string) (string, error) {
 	scheme, _, found := strings.Cut(rawURL, "://")
 	if !found {
+		// A path, unless it is a value meant for something else, which
+		// would otherwise become a file of that name on a CI runner the
+		// daemon never sees.
+		switch {
+		case strings.EqualFold(strings.TrimSpace(rawURL), "self"):
+			return "", errors.New(`export: "self" is psa-syncd's export_url, where psa-syncd keeps the export itself: give the provider that psa-syncd's http(s):// URL, with its API token as export_token (a file named self is ./self)`)
+		case hostPort.MatchString(rawURL):
+			return "", fmt.Errorf("export: %q is a host and port, not a path: psa-syncd's store is its http(s):// URL, e.g. https://%s (a file of that name is ./%s)", rawURL, rawURL, rawURL)
+		}
 		return KindFile, nil
 	}
 	switch strings.ToLower(scheme) {
@@ -107,6 +117,9 @@ func Kind(rawURL string) (string, error) {
 		return "", fmt.Errorf("export: unsupported export URL scheme %q in %q: use a path, file://, s3:// or the http(s):// URL of psa-syncd", scheme, Redact(rawURL))
 	}
 }
+
+// hostPort matches a host and port written without a scheme.
+var hostPort = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}$`)
 
 // CheckURL checks the form of an export URL without any I/O: what
 // OpenBackend would refuse except for a failure to load the AWS

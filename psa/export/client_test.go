@@ -336,6 +336,10 @@ func TestOpenBackend(t *testing.T) {
 		{url: "s3://bucket/k?endpoint=minio:9000", err: `export: S3 URL "s3://bucket/k?endpoint=minio:9000": endpoint must be an http:// or https:// URL, got "minio:9000"`},
 		{url: "https://psa-syncd.internal:9810", kind: KindPSASyncd, name: "https://psa-syncd.internal:9810"},
 		{url: "https://user:pw@psa-syncd.internal:9810", err: `export: psa-syncd URL "https://user:xxxxx@psa-syncd.internal:9810" must not carry user information, a query or a fragment; the token is a setting of its own`},
+		{url: "self", err: `export: "self" is psa-syncd's export_url, where psa-syncd keeps the export itself: give the provider that psa-syncd's http(s):// URL, with its API token as export_token (a file named self is ./self)`},
+		{url: "psa-syncd.internal:9810", err: `export: "psa-syncd.internal:9810" is a host and port, not a path: psa-syncd's store is its http(s):// URL, e.g. https://psa-syncd.internal:9810 (a file of that name is ./psa-syncd.internal:9810)`},
+		{url: "./self", kind: KindFile, name: "self"},
+		{url: "exports/2026:12.json", kind: KindFile, name: "exports/2026:12.json"},
 		{url: "gs://bucket/key", err: `export: unsupported export URL scheme "gs" in "gs://bucket/key": use a path, file://, s3:// or the http(s):// URL of psa-syncd`},
 	}
 	for _, tt := range tests {
