@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,9 @@ type Daemon struct {
 		// version it rejected is examined but not loaded.
 		loaded  string
 		lastErr string // the last error reading it, logged once
+		// kept is the version kept in the state database for a restart
+		// while the store cannot be read (see remoteExportFailed).
+		kept string
 	}
 
 	// passMu makes passes run one at a time inside the process; the state
@@ -573,7 +577,12 @@ func (d *Daemon) checkExport(cfg *Config, data []byte) (*export.Document, error)
 // exportFailed records and logs an export that could not be loaded; the
 // last good one stays in use.
 func (d *Daemon) exportFailed(cfg *Config, err error) error {
-	err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportName(), err)
+	if namesStore.MatchString(err.Error()) {
+		// The store's own error names it: `export "s3://…": reading: …`.
+		err = fmt.Errorf("daemon: mapping %w", err)
+	} else {
+		err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportName(), err)
+	}
 	d.metrics.ExportReloaded(false, d.now())
 	if d.exp.Load() != nil {
 		d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
@@ -582,6 +591,10 @@ func (d *Daemon) exportFailed(cfg *Config, err error) error {
 	}
 	return err
 }
+
+// namesStore matches an export store's error, which begins with the
+// store's name.
+var namesStore = regexp.MustCompile(`^export "[^"]*": `)
 
 // useExport makes a checked export the one passes use.
 func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {
@@ -1088,7 +1101,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	srv := d.newHTTPServer()
 
 	d.reloadMu.Lock()
-	if err := d.reloadExportLocked(true); err != nil {
+	if err := d.reloadExportLocked(true); err != nil && d.exp.Load() == nil {
 		d.logger.Warn("Not ready until a valid mapping export is available", "store", cfg.ExportName())
 	}
 	d.reloadMu.Unlock()

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -66,9 +68,9 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	if d.remote.backend == nil || d.remote.url != cfg.ExportURL {
 		b, err := cfg.OpenExportBackend(ctx, d.baseClient)
 		if err != nil {
-			return d.exportFailed(cfg, err)
+			return d.remoteExportFailed(cfg, err)
 		}
-		d.remote.url, d.remote.backend, d.remote.version, d.remote.loaded = cfg.ExportURL, b, "", ""
+		d.remote.url, d.remote.backend, d.remote.version, d.remote.loaded, d.remote.kept = cfg.ExportURL, b, "", "", ""
 	}
 	ifNoneMatch := d.remote.version
 	if force {
@@ -97,17 +99,79 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 			return err
 		}
 		d.remote.lastErr = err.Error()
-		return d.exportFailed(cfg, err)
+		return d.remoteExportFailed(cfg, err)
 	}
 	d.remote.lastErr = ""
 	d.remote.version = blob.Version
 	doc, err := d.checkExport(cfg, blob.Data)
 	if err != nil {
-		return d.exportFailed(cfg, err)
+		return d.remoteExportFailed(cfg, err)
 	}
 	d.useExport(cfg, doc, blob.Version, blob.Data)
 	d.remote.loaded = blob.Version
+	d.keepRemoteExportLocked(cfg, blob)
 	return nil
+}
+
+// remoteStoreKey identifies a remote store in the state database: a digest
+// of its URL, which may hold credentials (an S3 endpoint's password).
+func remoteStoreKey(url string) string {
+	sum := sha256.Sum256([]byte("psa-syncd export store\x00" + url))
+	return hex.EncodeToString(sum[:])
+}
+
+// keepRemoteExportLocked keeps the export just loaded from a remote store
+// in the state database, once per version, for a restart while the store
+// cannot be read. A failure to keep it is logged; the export is in use.
+func (d *Daemon) keepRemoteExportLocked(cfg *Config, blob export.Blob) {
+	if blob.Version != "" && blob.Version == d.remote.kept {
+		return
+	}
+	err := d.db.PutRemoteExport(state.RemoteExport{Store: remoteStoreKey(cfg.ExportURL), Version: blob.Version, At: d.exp.Load().loaded.UTC(), Body: blob.Data})
+	if err != nil {
+		d.logger.Warn("Could not keep the mapping export in the state database; a restart while the store cannot be read would start without one",
+			"store", cfg.ExportName(), "err", err)
+		return
+	}
+	d.remote.kept = blob.Version
+}
+
+// remoteExportFailed records a failure to read or use the remote store's
+// export (see exportFailed). When no export is in use yet, as after a
+// restart, it then uses the last good one the state database keeps for the
+// store: the one this psa-syncd was using before, which it would have kept
+// using through the same failure had it not restarted (so a month-end pass
+// is not skipped because the store was down at the wrong moment). The
+// reload stays failed (psa_sync_export_last_reload_successful 0) until the
+// store answers, and its success timestamp is when the kept export was
+// read, and the store's error is still returned. The kept export is
+// checked again, against this config and PSA.
+func (d *Daemon) remoteExportFailed(cfg *Config, cause error) error {
+	err := d.exportFailed(cfg, cause)
+	if d.exp.Load() != nil {
+		return err
+	}
+	kept, kerr := d.db.LastRemoteExport(remoteStoreKey(cfg.ExportURL))
+	if errors.Is(kerr, state.ErrNoExport) {
+		return err
+	}
+	if kerr != nil {
+		d.logger.Warn("Could not read the last good mapping export kept in the state database", "store", cfg.ExportName(), "err", kerr)
+		return err
+	}
+	doc, kerr := d.checkExport(cfg, kept.Body)
+	if kerr != nil {
+		d.logger.Warn("The last good mapping export kept in the state database no longer passes the checks; not using it",
+			"store", cfg.ExportName(), "err", kerr)
+		return err
+	}
+	d.useExport(cfg, doc, kept.Version, kept.Body)
+	d.metrics.ExportReloaded(true, kept.At)  // the export in use was read then
+	d.metrics.ExportReloaded(false, d.now()) // and the store is still not read
+	d.remote.version, d.remote.loaded, d.remote.kept = kept.Version, kept.Version, kept.Version
+	d.logger.Warn("Using the last good mapping export kept in the state database until the store can be read",
+		"store", cfg.ExportName(), "revision", doc.Revision, "version", kept.Version, "read_at", kept.At)
+	return err
 }
 
 // reloadSelfExportLocked uses the newest export stored in the state

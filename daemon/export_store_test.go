@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
@@ -257,5 +259,109 @@ func TestDaemon_exportReloadRecoversAfterStoreOutage(t *testing.T) {
 				t.Errorf("export in use has revision %d, want 1", got)
 			}
 		})
+	}
+}
+
+// TestDaemon_restartWhileRemoteStoreDown: psa-syncd keeps the last good
+// export of an S3 store in its state database, and a restart while the
+// store cannot be read starts with it, as the daemon would have kept using
+// it had it not restarted: ready, and passes due. The reload stays failed
+// (the alert fires) with the kept export's read time as the success
+// timestamp, and the store answering that it still holds that version
+// makes it good. Before, the restarted daemon had no export, was not ready
+// and skipped its scheduled passes until the store came back.
+func TestDaemon_restartWhileRemoteStoreDown(t *testing.T) {
+	t.Parallel()
+	var down atomic.Bool
+	srv := s3test.Start(t)
+	storeURL := (&s3test.Server{Endpoint: outageProxy(t, srv.Endpoint, &down)}).ObjectURL("prod/psa-mappings.json")
+	backend, err := export.OpenBackend(t.Context(), srv.ObjectURL("prod/psa-mappings.json"), export.BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true, daemonOpts: Options{Logger: logger}})
+	if _, err := backend.Save(t.Context(), e.encode(t, e.doc), ""); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(force bool) error {
+		e.d.reloadMu.Lock()
+		defer e.d.reloadMu.Unlock()
+		return e.d.reloadExportLocked(force)
+	}
+	if err := reload(true); err != nil {
+		t.Fatal(err)
+	}
+	readAt := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp)
+
+	// A restart while the store answers 503.
+	down.Store(true)
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	d, err := New(cfg, e.cfgPath, Options{Logger: logger, Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	e.d = d
+	if err := reload(true); err == nil {
+		t.Fatal("the reload of a store in an outage succeeded")
+	}
+	doc := e.d.Export()
+	if doc == nil || doc.Revision != e.doc.Revision || len(doc.CustomerMappings) != len(e.doc.CustomerMappings) {
+		t.Fatalf("after a restart while the store is down, the export in use is %+v, want revision %d with %d customers",
+			doc, e.doc.Revision, len(e.doc.CustomerMappings))
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/-/ready", "", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET /-/ready = %d %s, want 200: an export is in use", rec.Code, rec.Body)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v with the store down, want 0", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp); math.Abs(got-readAt) > 0.001 {
+		t.Errorf("success timestamp = %v, want %v: when the kept export was read", got, readAt)
+	}
+	if !strings.Contains(logs.String(), "Using the last good mapping export kept in the state database") {
+		t.Errorf("the kept export's use was not logged:\n%s", logs.String())
+	}
+
+	// The store answers again, with the same version: good again, without
+	// loading it anew.
+	down.Store(false)
+	if err := reload(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v once the store answers 304, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "Mapping export store reachable again") {
+		t.Errorf("the recovery was not logged:\n%s", logs.String())
+	}
+
+	// A kept export is the store's: a daemon pointed at another store
+	// that cannot be read starts without one.
+	other := (&s3test.Server{Endpoint: outageProxy(t, srv.Endpoint, &down)}).ObjectURL("other/psa-mappings.json")
+	down.Store(true)
+	cfg.ExportURL = other
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := New(cfg, e.cfgPath, Options{Logger: logger, Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d2.Close() })
+	d2.reloadMu.Lock()
+	_ = d2.reloadExportLocked(true)
+	d2.reloadMu.Unlock()
+	if got := d2.Export(); got != nil {
+		t.Errorf("a daemon pointed at another store, which cannot be read, uses revision %d kept for the first store", got.Revision)
 	}
 }

@@ -292,12 +292,16 @@ func TestDaemon_exportRemoteUnreachable(t *testing.T) {
 	gone.Close()
 	var logs bytes.Buffer
 	e := dtSetup(t, dtOptions{exportURL: gone.URL, noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	for range 3 {
+	for i := range 3 {
 		e.d.reloadMu.Lock()
 		err := e.d.reloadExportLocked(false)
 		e.d.reloadMu.Unlock()
 		if err == nil {
 			t.Fatal("a poll of an unreachable store succeeded")
+		}
+		// The store's error names it; the daemon's does not again.
+		if i == 0 && (strings.Count(err.Error(), `"`+gone.URL+`"`) != 1 || !strings.HasPrefix(err.Error(), `daemon: mapping export "`+gone.URL+`": `)) {
+			t.Errorf("error does not name the store once, as its own error does: %v", err)
 		}
 	}
 	if n := strings.Count(logs.String(), "Error loading mapping export"); n != 1 {

@@ -109,3 +109,51 @@ func (db *DB) ExportHistory(limit int) ([]ExportVersion, error) {
 	return queryAll(db, "reading the export history",
 		`SELECT `+exportColumns+` FROM export_versions ORDER BY revision DESC`+limitClause(limit), scanExport)
 }
+
+// RemoteExport is the last good export psa-syncd read from a remote store,
+// kept for a restart while the store cannot be read.
+type RemoteExport struct {
+	// Store identifies the store: a digest of its URL, never the URL,
+	// which may hold credentials.
+	Store string
+	// Version is the store's version of Body (its ETag).
+	Version string
+	// At is when it was read.
+	At   time.Time
+	Body []byte
+}
+
+// PutRemoteExport keeps e as the last good export of its store, replacing
+// the one kept before.
+func (db *DB) PutRemoteExport(e RemoteExport) error {
+	if e.Store == "" {
+		return errors.New("state: storing the last good remote export: no store")
+	}
+	if e.Body == nil {
+		e.Body = []byte{}
+	}
+	what := "storing the last good export of the remote store"
+	return db.tx(what, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO remote_export (store, version, at, body) VALUES (?, ?, ?, ?)
+			ON CONFLICT (store) DO UPDATE SET version = excluded.version, at = excluded.at, body = excluded.body`),
+			e.Store, e.Version, db.tv(e.At), e.Body)
+		return db.wrap(what, err)
+	})
+}
+
+// LastRemoteExport returns the last good export kept for store, or
+// ErrNoExport when none is kept.
+func (db *DB) LastRemoteExport(store string) (RemoteExport, error) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	e := RemoteExport{Store: store}
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT version, at, body FROM remote_export WHERE store = ?`), store).
+		Scan(&e.Version, timeDest{&e.At}, &e.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RemoteExport{}, ErrNoExport
+	}
+	if err != nil {
+		return RemoteExport{}, db.wrap("reading the last good export of the remote store", err)
+	}
+	return e, nil
+}
