@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheusrule.yaml from examples/prometheus/alerts.yml")
@@ -72,7 +74,8 @@ func unmarshalStrict(data []byte, obj any) error {
 type manifests struct {
 	secret         corev1.Secret
 	config         corev1.ConfigMap
-	statefulSet    appsv1.StatefulSet
+	deployment     appsv1.Deployment
+	claim          corev1.PersistentVolumeClaim
 	service        corev1.Service
 	serviceMonitor monitoringv1.ServiceMonitor
 	rule           monitoringv1.PrometheusRule
@@ -83,7 +86,8 @@ func load(t *testing.T) *manifests {
 	m := &manifests{}
 	decode(t, "secret.yaml", "v1", "Secret", &m.secret)
 	decode(t, "configmap.yaml", "v1", "ConfigMap", &m.config)
-	decode(t, "statefulset.yaml", "apps/v1", "StatefulSet", &m.statefulSet)
+	decode(t, "deployment.yaml", "apps/v1", "Deployment", &m.deployment)
+	decode(t, "persistentvolumeclaim.yaml", "v1", "PersistentVolumeClaim", &m.claim)
 	decode(t, "service.yaml", "v1", "Service", &m.service)
 	decode(t, "servicemonitor.yaml", "monitoring.coreos.com/v1", "ServiceMonitor", &m.serviceMonitor)
 	decode(t, ruleFile, "monitoring.coreos.com/v1", "PrometheusRule", &m.rule)
@@ -98,28 +102,25 @@ func TestManifests_strict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"configmap.yaml", "prometheusrule.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml", "statefulset.yaml"}
+	want := []string{"configmap.yaml", "deployment.yaml", "persistentvolumeclaim.yaml", "prometheusrule.yaml", "secret.yaml", "service.yaml", "servicemonitor.yaml"}
 	if !slices.Equal(files, want) {
 		t.Errorf("manifests = %v, want %v (add a new one to load)", files, want)
 	}
 }
 
 // TestManifests_fitTogether checks what a cluster would only show at run
-// time: the StatefulSet runs one non-root replica of the image's user with
-// its state on a claimed volume, the Service and ServiceMonitor find it, and
-// the configuration loads with the Secret's files where it expects them.
+// time: the Deployment runs one non-root replica of the image's user with
+// its state on the claimed volume, the Service and ServiceMonitor find it,
+// and the configuration loads with the Secret's files where it expects them.
 func TestManifests_fitTogether(t *testing.T) {
 	m := load(t)
-	sts := m.statefulSet.Spec
-	if sts.Replicas == nil || *sts.Replicas != 1 {
-		t.Errorf("replicas = %v, want 1 (psa-syncd locks its state database)", sts.Replicas)
-	}
-	pod := sts.Template.Spec
+	dep := m.deployment.Spec
+	pod := dep.Template.Spec
 	if len(pod.Containers) != 1 {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	checkGracePeriod(t, "statefulset.yaml", pod)
+	checkGracePeriod(t, "deployment.yaml", pod)
 	psc := pod.SecurityContext
 	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != imageUID {
 		t.Errorf("pod securityContext = %+v, want runAsNonRoot as user %d", psc, imageUID)
@@ -130,30 +131,44 @@ func TestManifests_fitTogether(t *testing.T) {
 		csc.Capabilities == nil || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 		t.Errorf("container securityContext = %+v, want a read-only root, no privilege escalation, all capabilities dropped", csc)
 	}
-	if !reflect.DeepEqual(sts.Selector.MatchLabels, sts.Template.Labels) {
-		t.Errorf("selector %v does not match the pod labels %v", sts.Selector.MatchLabels, sts.Template.Labels)
+	if !reflect.DeepEqual(dep.Selector.MatchLabels, dep.Template.Labels) {
+		t.Errorf("selector %v does not match the pod labels %v", dep.Selector.MatchLabels, dep.Template.Labels)
 	}
 
 	mounts := map[string]corev1.VolumeMount{}
 	for _, vm := range c.VolumeMounts {
 		mounts[vm.Name] = vm
 	}
-	claimed := false
-	for _, pvc := range sts.VolumeClaimTemplates {
-		claimed = claimed || pvc.Name == "state"
-	}
-	if !claimed || mounts["state"].MountPath != "/var/lib/psa-syncd" {
-		t.Errorf("the state volume is not a claim mounted at /var/lib/psa-syncd (claimed %v, mounts %v)", claimed, mounts)
-	}
 	volumes := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = v
+	}
+	if v := volumes["state"]; v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != m.claim.Name ||
+		mounts["state"].MountPath != "/var/lib/psa-syncd" {
+		t.Errorf("the state volume %+v is not the claim %s mounted at /var/lib/psa-syncd (mounts %v)", v, m.claim.Name, mounts)
 	}
 	if v := volumes["credentials"]; v.Secret == nil || v.Secret.SecretName != m.secret.Name {
 		t.Errorf("credentials volume = %+v, want the Secret %s", v, m.secret.Name)
 	}
 	if v := volumes["config"]; v.ConfigMap == nil || v.ConfigMap.Name != m.config.Name {
 		t.Errorf("config volume = %+v, want the ConfigMap %s", v, m.config.Name)
+	}
+	for _, v := range pod.Volumes {
+		if v.ConfigMap != nil && v.Name != "config" {
+			t.Errorf("volume %s is the ConfigMap %s: the mapping export does not belong in a ConfigMap (a fresh CI runner cannot read it back, kubectl apply is last-writer-wins, and it is limited to 1 MiB)", v.Name, v.ConfigMap.Name)
+		}
+	}
+	// A ConfigMap mounted with subPath is never updated, so POST /-/reload
+	// would re-read the old file and report success; mounted as a directory,
+	// the kubelet swaps the file in.
+	configFile := ""
+	for _, a := range c.Args {
+		if f, ok := strings.CutPrefix(a, "-config.file="); ok {
+			configFile = f
+		}
+	}
+	if vm := mounts["config"]; vm.SubPath != "" || vm.SubPathExpr != "" || configFile != vm.MountPath+"/psa-syncd.yml" {
+		t.Errorf("config mount %+v with -config.file=%s: want the ConfigMap mounted as a directory, without subPath, and -config.file in it, so that a changed ConfigMap reaches the file a reload reads", vm, configFile)
 	}
 
 	// The Service reaches the container's port, and the ServiceMonitor the
@@ -164,8 +179,8 @@ func TestManifests_fitTogether(t *testing.T) {
 	if len(m.service.Spec.Ports) != 1 || m.service.Spec.Ports[0].TargetPort != intstr.FromString("http") {
 		t.Errorf("service ports = %+v, want one targeting http", m.service.Spec.Ports)
 	}
-	if !reflect.DeepEqual(m.service.Spec.Selector, sts.Template.Labels) {
-		t.Errorf("service selector %v does not match the pod labels %v", m.service.Spec.Selector, sts.Template.Labels)
+	if !reflect.DeepEqual(m.service.Spec.Selector, dep.Template.Labels) {
+		t.Errorf("service selector %v does not match the pod labels %v", m.service.Spec.Selector, dep.Template.Labels)
 	}
 	if !reflect.DeepEqual(m.serviceMonitor.Spec.Selector.MatchLabels, m.service.Labels) {
 		t.Errorf("ServiceMonitor selector %v does not match the Service's labels %v", m.serviceMonitor.Spec.Selector.MatchLabels, m.service.Labels)
@@ -218,8 +233,86 @@ func TestManifests_fitTogether(t *testing.T) {
 	if loaded.StateDir != mounts["state"].MountPath {
 		t.Errorf("state_dir = %s, want the state volume's %s", loaded.StateDir, mounts["state"].MountPath)
 	}
-	if filepath.Dir(loaded.ExportPath) != mounts["export"].MountPath {
-		t.Errorf("export_path = %s, want a file in the export volume %s", loaded.ExportPath, mounts["export"].MountPath)
+	// The export lives where both a throw-away CI runner and psa-syncd
+	// reach it (docs/guides/ci-workflow.md), never in a file of the pod.
+	if store := loaded.ExportStore(); store != daemon.StoreSelf && store != daemon.StoreS3 {
+		t.Errorf("the configuration reads the mapping export from %s (%s), want a store the CI runner can write: export_url self or s3://", loaded.ExportName(), store)
+	}
+	if loaded.ExportStore() == daemon.StoreSelf && !slices.Contains(keys, "api-token") {
+		t.Error("with export_url: self the provider writes with the API token as export_token, but the Secret has no api-token")
+	}
+	checkStartupProbe(t, "deployment.yaml", c, loaded.State.CheckTimeout)
+}
+
+// TestManifests_singleInstance checks what keeps the example at one
+// psa-syncd: a second daemon with its own state database would sync the
+// same PSA tenant and write every change again (double billing), and
+// psa-syncd's lock only covers one database file. So the state is one named
+// claim that a single pod may mount (ReadWriteOncePod; a StatefulSet's
+// volumeClaimTemplates would give a second replica a new, empty database),
+// the Deployment has one replica, and an update stops the old pod before it
+// starts the new one (Recreate; a rolling update's surge pod could not
+// mount the claim, or, with ReadWriteOnce on one node, would be a second
+// daemon until the lock refused it).
+func TestManifests_singleInstance(t *testing.T) {
+	m := load(t)
+	d := m.deployment.Spec
+	if d.Replicas == nil || *d.Replicas != 1 {
+		t.Errorf("replicas = %s, want 1: two daemons of one PSA tenant double-bill", replicas(d.Replicas))
+	}
+	if d.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("strategy = %q, want Recreate: a rolling update starts the new pod while the old one runs", d.Strategy.Type)
+	}
+	if !slices.Equal(m.claim.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOncePod}) {
+		t.Errorf("the state claim's accessModes = %v, want [ReadWriteOncePod]: no second pod may mount the state database", m.claim.Spec.AccessModes)
+	}
+	claims := 0
+	for _, v := range d.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claims++
+		}
+	}
+	if claims != 1 {
+		t.Errorf("the pod has %d claimed volumes, want 1, the state claim", claims)
+	}
+}
+
+// replicas formats a Deployment's replicas for a message.
+func replicas(n *int32) string {
+	if n == nil {
+		return "unset (1)"
+	}
+	return strconv.Itoa(int(*n))
+}
+
+// checkStartupProbe checks that the container has a startup probe that
+// gives psa-syncd longer than checkTimeout (state.check_timeout, its
+// default when 0) to open its listener: psa-syncd opens the state database,
+// with SQLite's integrity check and any migration, before it listens, and
+// liveness alone (three failures 30 s apart) would kill it in the middle,
+// again at every start.
+func checkStartupProbe(t *testing.T, file string, c corev1.Container, checkTimeout time.Duration) {
+	t.Helper()
+	if checkTimeout == 0 {
+		checkTimeout = state.DefaultCheckTimeout
+	}
+	p := c.StartupProbe
+	if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/-/healthy" || p.HTTPGet.Port != intstr.FromString("http") {
+		t.Errorf("%s: startupProbe = %+v, want an HTTP GET of /-/healthy on the port http", file, p)
+		return
+	}
+	period, failures := p.PeriodSeconds, p.FailureThreshold
+	if period == 0 {
+		period = 10 // Kubernetes' defaults
+	}
+	if failures == 0 {
+		failures = 3
+	}
+	if budget := time.Duration(p.InitialDelaySeconds+period*failures) * time.Second; budget <= checkTimeout {
+		t.Errorf("%s: the startup probe gives psa-syncd %s to start, want more than state.check_timeout %s", file, budget, checkTimeout)
+	}
+	if c.LivenessProbe == nil {
+		t.Errorf("%s: no livenessProbe", file)
 	}
 }
 
@@ -314,7 +407,7 @@ func TestHAManifests_fitTogether(t *testing.T) {
 		}
 	}
 	if deploy.Spec.Replicas == nil || *deploy.Spec.Replicas != 2 {
-		t.Errorf("replicas = %v, want 2", deploy.Spec.Replicas)
+		t.Errorf("replicas = %s, want 2", replicas(deploy.Spec.Replicas))
 	}
 	pod := deploy.Spec.Template.Spec
 	if len(pod.Containers) != 1 {
@@ -343,6 +436,60 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	// Status page sessions live in one pod's memory.
 	if svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
 		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
+	}
+	checkStartupProbe(t, file, c, 0)
+}
+
+// TestHAManifests_scrapedAsJob checks that the two-replica example is
+// scraped with job="psa-syncd", the job every alert rule selects
+// (PsaSyncNoActiveInstance, the one that matters most with standbys, sums
+// psa_sync_leader over it): kustomization.yaml includes a ServiceMonitor of
+// the Service psa-syncd, and the pods carry no prometheus.io annotations,
+// whose discovery names the job after its scrape config instead.
+func TestHAManifests_scrapedAsJob(t *testing.T) {
+	const dir = "../kubernetes-ha/"
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	data, err := os.ReadFile(dir + "kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(k.Resources, "servicemonitor.yaml") {
+		t.Errorf("kustomization.yaml resources = %v, want servicemonitor.yaml", k.Resources)
+	}
+	var sm monitoringv1.ServiceMonitor
+	decode(t, dir+"servicemonitor.yaml", "monitoring.coreos.com/v1", "ServiceMonitor", &sm)
+
+	data, err = os.ReadFile(dir + "psa-syncd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(data), "\n---\n")
+	var deploy appsv1.Deployment
+	var svc corev1.Service
+	if err := unmarshalStrict([]byte(docs[0]), &deploy); err != nil {
+		t.Fatal(err)
+	}
+	if err := unmarshalStrict([]byte(docs[len(docs)-1]), &svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Name != "psa-syncd" {
+		t.Errorf("the Service is %s: the ServiceMonitor names the job after it, and the alerts select job=\"psa-syncd\"", svc.Name)
+	}
+	if !reflect.DeepEqual(sm.Spec.Selector.MatchLabels, svc.Labels) {
+		t.Errorf("ServiceMonitor selector %v does not match the Service's labels %v", sm.Spec.Selector.MatchLabels, svc.Labels)
+	}
+	if eps := sm.Spec.Endpoints; len(eps) != 1 || eps[0].Port != svc.Spec.Ports[0].Name || eps[0].Path != "/metrics" {
+		t.Errorf("ServiceMonitor endpoints = %+v, want /metrics on the Service's port %q", eps, svc.Spec.Ports[0].Name)
+	}
+	for a := range deploy.Spec.Template.Annotations {
+		if strings.HasPrefix(a, "prometheus.io/") {
+			t.Errorf("pod annotation %s: annotation-based scraping gives the series another job than psa-syncd, and scrapes them twice beside the ServiceMonitor", a)
+		}
 	}
 }
 
