@@ -40,6 +40,13 @@ func TestDeploySystemd_unit(t *testing.T) {
 	if !strings.Contains(string(unit), "ExecStart=/usr/local/bin/psa-syncd run ") {
 		t.Fatal("the unit's ExecStart does not run /usr/local/bin/psa-syncd run")
 	}
+	// ProcSubset=pid would gain little exposure score, but it hides
+	// /proc/stat, whose btime the process collector needs: without it
+	// process_start_time_seconds disappears silently, and the alert
+	// PsaSyncDaemonRestarting, which counts its changes, can never fire.
+	if regexp.MustCompile(`(?m)^ProcSubset=pid\s*$`).Match(unit) {
+		t.Error("the unit sets ProcSubset=pid, which hides /proc/stat: process_start_time_seconds vanishes and PsaSyncDaemonRestarting never fires")
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "psa-syncd.service")
 	writeFile(t, path, strings.ReplaceAll(string(unit), "/usr/local/bin/psa-syncd", binary))
@@ -109,5 +116,61 @@ func TestDeploySystemd_config(t *testing.T) {
 	}
 	if got := string(c.Web.APIToken); got != "secret-api-token" {
 		t.Errorf("web.api_token from its credential = %q", got)
+	}
+	// A throw-away CI runner cannot write a file on the VM.
+	if c.ExportStore() == daemon.StoreFile {
+		t.Errorf("psa-syncd.yml reads the export from the file %s, which a CI job cannot write: use export_url self or s3://", c.ExportName())
+	}
+}
+
+// TestDeploySystemd_s3 checks the S3 alternative that the example shows
+// commented out: psa-syncd.yml's export_url s3://... loads, and the unit's
+// two lines that hand the AWS SDK a shared credentials file as a systemd
+// credential (so that no access key is in the environment under
+// DynamicUser, where there is no ~/.aws) pass `systemd-analyze verify`
+// once uncommented, keeping the credential's name after its file.
+func TestDeploySystemd_s3(t *testing.T) {
+	t.Parallel()
+	analyze := systemdAnalyze(t)
+	unit, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		load = "#LoadCredential=aws:/etc/psa-syncd/credentials/aws\n"
+		env  = "#Environment=AWS_SHARED_CREDENTIALS_FILE=%d/aws\n"
+	)
+	if !strings.Contains(string(unit), load+env) {
+		t.Fatalf("the unit does not show the S3 credential lines\n%s%s", load, env)
+	}
+	s3unit := strings.NewReplacer(load, load[1:], env, env[1:], "/usr/local/bin/psa-syncd", binary).Replace(string(unit))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "psa-syncd.service")
+	writeFile(t, path, s3unit)
+	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify with the S3 credential lines: %v\n%s", err, out)
+	}
+
+	cfg, err := os.ReadFile(filepath.Join(deployDir, "systemd", "psa-syncd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alt := regexp.MustCompile(`(?m)^#(export_url: s3://\S+)$`).FindSubmatch(cfg)
+	if alt == nil {
+		t.Fatal("psa-syncd.yml shows no commented export_url: s3://... alternative")
+	}
+	s3cfg := regexp.MustCompile(`(?m)^export_url: .*$`).ReplaceAll(cfg, alt[1])
+	s3cfg = []byte(strings.ReplaceAll(string(s3cfg), "_file: /run/credentials/psa-syncd.service/", "_file: "+dir+"/"))
+	for _, f := range []string{"autotask-secret", "autotask-integration-code", "sophos-client-secret", "api-token"} {
+		writeFile(t, filepath.Join(dir, f), "secret\n")
+	}
+	writeFile(t, filepath.Join(dir, "psa-syncd.yml"), string(s3cfg))
+	c, err := daemon.Load(filepath.Join(dir, "psa-syncd.yml"), func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("psa-syncd.yml with its S3 alternative: %v", err)
+	}
+	if c.ExportStore() != daemon.StoreS3 {
+		t.Errorf("the S3 alternative's store is %s, want s3", c.ExportStore())
 	}
 }
