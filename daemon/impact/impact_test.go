@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -485,4 +486,26 @@ func TestBillingImpact_noUsageYet(t *testing.T) {
 			t.Errorf("missing_usage keep: not computed = %q, want the missing usage:\n%s", rep.NotComputed, md)
 		}
 	})
+}
+
+// TestBillingImpact_ciExampleOIDC: the GitHub workflow of the CI example
+// shows how to reach an S3 state backend and export with an OIDC role
+// (aws-actions/configure-aws-credentials with role-to-assume, commented
+// out). GitHub gives a job an OIDC token only with the permission
+// id-token: write, which the workflow must show beside it, or the step
+// fails with "Could not get ID token".
+func TestBillingImpact_ciExampleOIDC(t *testing.T) {
+	t.Parallel()
+	wf, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\s*#?\s*role-to-assume: `).Match(wf) {
+		t.Fatal("github-actions.yml shows no OIDC role step (role-to-assume)")
+	}
+	_, perms, _ := strings.Cut(string(wf), "\npermissions:\n")
+	perms, _, _ = strings.Cut(perms, "\n\n")
+	if !regexp.MustCompile(`(?m)^\s+#?\s*id-token: write$`).MatchString(perms) {
+		t.Errorf("github-actions.yml's permissions block lacks id-token: write, which its OIDC role step needs:\n%s", perms)
+	}
 }
