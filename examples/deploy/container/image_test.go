@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,5 +146,44 @@ func layerFiles(t *testing.T, l v1.Layer) map[string]layerFile {
 			t.Fatal(err)
 		}
 		files[hdr.Name] = layerFile{hdr: hdr, content: content}
+	}
+}
+
+// TestREADME_quickStart checks README's `podman run` of the image against
+// the image: the port it publishes is the one psa-syncd is told to listen
+// on, on every interface (the example configurations listen on loopback,
+// unreachable through -p), its arguments repeat the image's -config.file
+// (they replace the image's Cmd), and the credentials are mounted with U,
+// so that the image's user can read files of mode 0600.
+func TestREADME_quickStart(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cmd, ok := strings.Cut(string(readme), "\npodman run ")
+	if !ok {
+		t.Fatal("README.md has no `podman run` of the image")
+	}
+	cmd, _, _ = strings.Cut(cmd, "\n```")
+	args := strings.Fields(strings.ReplaceAll(cmd, "\\\n", " "))
+	image := slices.IndexFunc(args, func(a string) bool { return strings.HasPrefix(a, "psa-syncd:") })
+	if image < 0 {
+		t.Fatalf("README's podman run names no psa-syncd image: %q", args)
+	}
+	flags, opts := args[image+1:], args[:image]
+	publish := strings.TrimSuffix(port, "/tcp")
+	if !slices.Contains(opts, publish+":"+publish) {
+		t.Errorf("README's podman run options %q do not publish port %s", opts, publish)
+	}
+	if len(flags) > 0 && flags[0] != "-config.file="+configPath {
+		t.Errorf("README's podman run arguments %q: want -config.file=%s first, since they replace the image's Cmd", flags, configPath)
+	}
+	if !slices.Contains(flags, "-web.listen-address=:"+publish) {
+		t.Errorf("README's podman run arguments %q lack -web.listen-address=:%s: the example configurations listen on 127.0.0.1, which -p cannot reach", flags, publish)
+	}
+	for _, o := range opts {
+		if strings.Contains(o, ":/etc/psa-syncd/credentials:") && !slices.Contains(strings.Split(o[strings.LastIndex(o, ":")+1:], ","), "U") {
+			t.Errorf("README's credentials mount %s lacks U: the image's user cannot read credential files of mode 0600", o)
+		}
 	}
 }
