@@ -35,7 +35,18 @@ archives=("$dist"/psa-syncd_"${version}"_*_*.tar.gz)
 [[ -f "${archives[0]}" ]] || fail "no psa-syncd archive in $dist"
 for a in "${archives[@]}"; do
 	grep -q "  $(basename "$a")\$" "$sums" || fail "$(basename "$a") is not in $(basename "$sums")"
-	tar -tzf "$a" | grep -qx psa-syncd || fail "$(basename "$a") has no psa-syncd binary"
+	# Listed once: grep -q ends early, and under pipefail tar's SIGPIPE would
+	# fail the pipe.
+	entries="$(tar -tzf "$a")"
+	grep -qx psa-syncd <<<"$entries" || fail "$(basename "$a") has no psa-syncd binary"
+	# README says the archive holds the example configurations, the alert
+	# rules and the deployment examples.
+	for f in examples/daemon/psa-syncd.yml examples/prometheus/alerts.yml \
+		examples/deploy/systemd/psa-syncd.service examples/deploy/kubernetes/deployment.yaml \
+		examples/deploy/kubernetes-ha/kustomization.yaml examples/ci/billing-impact/github-actions.yml \
+		examples/grafana/psa-syncd.json; do
+		grep -qx "$f" <<<"$entries" || fail "$(basename "$a") lacks $f"
+	done
 done
 
 # The binaries of this machine's platform report the version from ldflags.
