@@ -263,6 +263,9 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		if url == "" {
 			return errors.New("state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)")
 		}
+		if err := state.CheckPostgresURL(string(url)); err != nil {
+			return err
+		}
 		s.URL = url
 	}
 	for _, f := range []struct {

@@ -150,3 +150,32 @@ func TestLoad_advertiseURL(t *testing.T) {
 		}
 	}
 }
+
+// TestLoad_postgresURLReason: a state.url the driver cannot parse fails
+// the config load (so `psa-syncd validate` does not call it valid first)
+// with the parser's reason, and never with the password.
+func TestLoad_postgresURLReason(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for url, want := range map[string]string{
+		"postgres://psa:S3CRETpw@db/psa?sslmode=bogus":      "connection string: failed to configure TLS (sslmode is invalid)",
+		"postgres://psa:S3CRETpw@db:notaport/psa":           "connection string: invalid port",
+		"postgres://psa:S3CRET/pw@db/psa":                   "invalid port (in a URL, a password with /, @, : or % must be percent-encoded)",
+		"postgres://psa:S3CRET%zzpw@db/psa":                 "invalid percent-encoded token in password",
+		"host=db password=S3CRETpw connect_timeout=abc":     "invalid connect_timeout",
+		"postgres://psa:S3CRET%2Fpw@db/psa?sslmode=require": "",
+	} {
+		p := filepath.Join(dir, "c.yml")
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  driver: postgres\n  url: '" + url + "'\n"
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p, nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("state.url %s: %v", url, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "S3CRET")):
+			t.Errorf("state.url %s: error %v, want one containing %q, without the password", url, err, want)
+		}
+	}
+}

@@ -16,14 +16,38 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
+// CheckPostgresURL checks the form of a PostgreSQL connection URL or
+// keyword/value string, as the postgres driver reads it, without
+// connecting; the error says what is wrong and never quotes the password.
+func CheckPostgresURL(url string) error {
+	_, err := parsePostgresURL(url)
+	return err
+}
+
+func parsePostgresURL(url string) (*pgx.ConnConfig, error) {
+	pc, err := pgx.ParseConfig(url)
+	if err == nil {
+		return pc, nil
+	}
+	// The parser quotes the connection string with its password masked
+	// ("cannot parse `postgres://psa:xxxxx@db/psa`: invalid port"), but
+	// masks only what it could split off: a password with a "/" is cut
+	// elsewhere. Only the reason after the quote is kept.
+	reason := ""
+	if i := strings.LastIndex(err.Error(), "`: "); i >= 0 {
+		reason = ": " + err.Error()[i+3:]
+	}
+	return nil, fmt.Errorf("state: state.url is neither a PostgreSQL URL (postgres://user@host:5432/database) nor a keyword/value connection string%s "+
+		"(in a URL, a password with /, @, : or %% must be percent-encoded)", reason)
+}
+
 func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("state: the postgres driver needs a connection URL (state.url)")
 	}
-	pc, err := pgx.ParseConfig(cfg.URL)
+	pc, err := parsePostgresURL(cfg.URL)
 	if err != nil {
-		// The parser's message can quote the URL, and with it a password.
-		return nil, errors.New("state: state.url is neither a PostgreSQL URL (postgres://user@host:5432/database) nor a keyword/value connection string")
+		return nil, err
 	}
 	if pc.ConnectTimeout == 0 {
 		pc.ConnectTimeout = cfg.ConnectTimeout
