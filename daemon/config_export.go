@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -69,15 +70,16 @@ func (c *Config) ExportName() string {
 }
 
 // OpenExportBackend opens the store of an export_url that is S3 or another
-// psa-syncd; hc is its HTTP client.
-func (c *Config) OpenExportBackend(ctx context.Context, hc *http.Client) (export.Backend, error) {
+// psa-syncd; hc is its HTTP client, and logger (nil for the SDK's default,
+// standard error) receives the AWS SDK's messages for S3.
+func (c *Config) OpenExportBackend(ctx context.Context, hc *http.Client, logger *slog.Logger) (export.Backend, error) {
 	switch c.ExportStore() {
 	case StoreFile:
 		return export.NewFileBackend(c.ExportPath), nil
 	case StoreSelf:
 		return nil, errors.New("daemon: export_url is self: the export is in the state database")
 	}
-	b, err := export.OpenBackend(ctx, c.ExportURL, export.BackendOptions{HTTPClient: hc})
+	b, err := export.OpenBackend(ctx, c.ExportURL, export.BackendOptions{HTTPClient: hc, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: export_url: %w", err)
 	}

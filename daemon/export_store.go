@@ -66,7 +66,7 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), exportLoadTimeout)
 	defer cancel()
 	if d.remote.backend == nil || d.remote.url != cfg.ExportURL {
-		b, err := cfg.OpenExportBackend(ctx, d.baseClient)
+		b, err := cfg.OpenExportBackend(ctx, d.baseClient, d.logger)
 		if err != nil {
 			return d.remoteExportFailed(cfg, err)
 		}

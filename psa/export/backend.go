@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -88,6 +89,11 @@ type BackendOptions struct {
 	// 60-second timeout. S3 stores use the AWS SDK's client, which honours
 	// AWS_CA_BUNDLE.
 	HTTPClient *http.Client
+	// Logger receives the AWS SDK's own messages for S3 stores (a warning
+	// such as "falling back to IMDSv1" at warn, anything else at debug),
+	// so that they share the caller's log format; nil leaves them to the
+	// SDK, which prints them to standard error.
+	Logger *slog.Logger
 }
 
 // Kind returns the kind of store rawURL names: KindFile for a path or a
@@ -156,7 +162,7 @@ func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend,
 	}
 	switch kind {
 	case KindS3:
-		return NewS3Backend(ctx, rawURL)
+		return newS3Backend(ctx, rawURL, o.Logger)
 	case KindPSASyncd:
 		return NewHTTPBackend(rawURL, o.Token, o.HTTPClient)
 	}

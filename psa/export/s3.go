@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
@@ -63,6 +65,12 @@ var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
 // It uses the SDK's own HTTP client, which honours AWS_CA_BUNDLE and the
 // shared config's ca_bundle.
 func NewS3Backend(ctx context.Context, rawURL string) (*S3Backend, error) {
+	return newS3Backend(ctx, rawURL, nil)
+}
+
+// newS3Backend is NewS3Backend with the SDK's messages sent to logger (see
+// BackendOptions.Logger).
+func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3Backend, error) {
 	loc, err := parseS3URL(rawURL)
 	if err != nil {
 		return nil, err
@@ -75,6 +83,16 @@ func NewS3Backend(ctx context.Context, rawURL string) (*S3Backend, error) {
 	}
 	if p := q.Get("profile"); p != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(p))
+	}
+	if logger != nil {
+		store := Redact(rawURL)
+		loadOpts = append(loadOpts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+			level := slog.LevelDebug
+			if c == logging.Warn {
+				level = slog.LevelWarn
+			}
+			logger.Log(context.Background(), level, "AWS SDK: "+fmt.Sprintf(format, v...), "store", store)
+		})))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {

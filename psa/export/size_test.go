@@ -2,11 +2,14 @@ package export
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/aws/smithy-go/logging"
 )
 
 // paddedExport answers every request with an n-byte JSON object, padded
@@ -71,5 +74,33 @@ func TestBackends_Load_tooLarge(t *testing.T) {
 	}
 	if blob, err := b.Load(t.Context(), ""); err != nil || len(blob.Data) != MaxSize {
 		t.Errorf("HTTP Load of a %d-byte export = %d bytes, %v; want all of it", MaxSize, len(blob.Data), err)
+	}
+}
+
+// TestOpenBackend_s3SDKLogs: the AWS SDK's own messages for an S3 store go
+// to BackendOptions.Logger, in the caller's format, warnings at warn,
+// instead of the SDK's plain lines on standard error among psa-syncd's
+// JSON log.
+func TestOpenBackend_s3SDKLogs(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b, err := OpenBackend(t.Context(), "s3://bucket/psa-mappings.json?region=eu-west-1&endpoint=https://minio:MINIOSECRET@minio.example:9000", BackendOptions{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3b, ok := b.(*S3Backend)
+	if !ok {
+		t.Fatalf("OpenBackend of an s3:// URL returned a %T", b)
+	}
+	sdkLogger := s3b.client.Options().Logger
+	sdkLogger.Logf(logging.Warn, "falling back to IMDSv1: %s", "operation error ec2imds")
+	sdkLogger.Logf(logging.Debug, "request %d", 1)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"level":"WARN","msg":"AWS SDK: falling back to IMDSv1: operation error ec2imds"`) ||
+		!strings.Contains(lines[1], `"level":"DEBUG","msg":"AWS SDK: request 1"`) || strings.Contains(buf.String(), "MINIOSECRET") ||
+		!strings.Contains(lines[0], `"store":"s3://bucket/psa-mappings.json?`) {
+		t.Errorf("the SDK's messages were logged as\n%s\nwant a WARN and a DEBUG line of the JSON logger naming the store without its password", buf.String())
 	}
 }

@@ -491,7 +491,7 @@ func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
 		_, data, err := db.CurrentExport()
 		return data, err
 	}
-	b, err := cfg.OpenExportBackend(ctx, &http.Client{Timeout: 60 * time.Second})
+	b, err := cfg.OpenExportBackend(ctx, &http.Client{Timeout: 60 * time.Second}, nil)
 	if err != nil {
 		return nil, err
 	}
