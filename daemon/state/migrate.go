@@ -26,7 +26,7 @@ var migrationFiles embed.FS
 // the number of the newest migration. Open refuses a database with a newer
 // version, so that an old binary never misreads (or rewrites) records it
 // does not understand.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // migrationLockKey serialises migrations of PostgreSQL databases when
 // several psa-syncd start at once (a transaction-level advisory lock).

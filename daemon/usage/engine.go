@@ -442,9 +442,14 @@ type pass struct {
 }
 
 // Plan computes the changes a pass would make now, reading the source and
-// the PSA but writing nothing and changing no state.
+// the PSA but writing nothing and changing no state. Like Sync, it refuses
+// a state database that holds the usage of another instance of the PSA
+// system (an *InstanceMismatchError).
 func (e *Engine) Plan(ctx context.Context, doc *export.Document, o PassOptions) (*Plan, error) {
 	o.planOnly = true
+	if err := e.checkInstance(ctx, doc, false); err != nil {
+		return nil, err
+	}
 	p, err := e.plan(ctx, doc, o, nil, nil)
 	if err != nil {
 		return nil, err

@@ -35,6 +35,10 @@ import (
 // customers are recorded as failed with a hint saying which line to check,
 // and no error is returned for them; an operator settles each one with
 // ResolveIntent.
+//
+// The intents of a state database that holds the usage of another instance
+// of the PSA system are left alone: Reconcile returns an
+// *InstanceMismatchError.
 func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 	if e.db == nil {
 		return 0, errors.New("daemon: reconcile needs a state database")
@@ -42,6 +46,9 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.saveUnsaved()
+	if err := e.checkInstance(ctx, nil, false); err != nil {
+		return 0, err
+	}
 	return e.reconcile(ctx)
 }
 

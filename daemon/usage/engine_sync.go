@@ -25,7 +25,10 @@ const maxLoggedProblems = 20
 // the run, the customer statuses and the metrics. A customer's failure never
 // stops the others. Sync returns an error, together with the recorded
 // Result when there is one, only when the pass as a whole failed (usage
-// could not be fetched, the state database failed).
+// could not be fetched, the state database failed, or it holds the usage of
+// another instance of the PSA system: an *InstanceMismatchError, see
+// checkInstance). The first pass that writes records the PSA instance in a
+// state database that has none.
 func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) (*Result, error) {
 	if e.db == nil {
 		return nil, errors.New("daemon: sync needs a state database")
@@ -78,6 +81,13 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		log.Error("Sync pass failed", "err", err)
 		return &Result{Run: run}, err
+	}
+
+	// The state database's ledger, intents and contract checks are of one
+	// instance of the PSA system: a pass connected to another would match
+	// them to its contracts by id.
+	if err := e.checkInstance(ctx, doc, !dry); err != nil {
+		return fail(err)
 	}
 
 	// Settle what an interrupted pass left open before writing anything,

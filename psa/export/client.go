@@ -424,7 +424,7 @@ func applyBatch(name string, old *Document, instance string, batch []*change) *D
 		d := old.Clone()
 		// Records the tenant in an export written before tenants were,
 		// and the new host of a tenant that moved; never drops a tenant.
-		d.PSA.Instance = recordedInstance(d.PSA.Instance, instance)
+		d.PSA.Instance = RecordedInstance(d.PSA.Instance, instance)
 		return d
 	}
 	d, failed := start(), false

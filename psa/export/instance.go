@@ -28,15 +28,15 @@ func splitInstance(s string) (tenant, host string) {
 	return "", s
 }
 
-// recordedInstance returns the psa.instance to record in an export that
-// records old, written by a client that knows its PSA as instance
-// (SameInstance(old, instance) holds, or old is empty): instance, which
-// records a tenant where old had none and a tenant's new host, unless it
-// is a bare host where old names a tenant. A client with a fixed base URL
-// knows only the host; recording that would drop the tenant, and with it
-// the check that keeps another tenant on the same host from taking the
-// export.
-func recordedInstance(old, instance string) string {
+// RecordedInstance returns the psa.instance to record in an export (or
+// psa-syncd's state database) that records old, written by a client that
+// knows its PSA as instance (SameInstance(old, instance) holds, or old is
+// empty): instance, which records a tenant where old had none and a
+// tenant's new host, unless it is a bare host where old names a tenant. A
+// client with a fixed base URL knows only the host; recording that would
+// drop the tenant, and with it the check that keeps another tenant on the
+// same host from taking the export.
+func RecordedInstance(old, instance string) string {
 	if instance == "" {
 		return old
 	}

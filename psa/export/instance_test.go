@@ -44,8 +44,8 @@ func TestRecordedInstance(t *testing.T) {
 		{tenant, "WEBSERVICES5.autotask.net", tenant},
 	}
 	for _, tt := range tests {
-		if got := recordedInstance(tt.old, tt.instance); got != tt.want {
-			t.Errorf("recordedInstance(%q, %q) = %q, want %q", tt.old, tt.instance, got, tt.want)
+		if got := RecordedInstance(tt.old, tt.instance); got != tt.want {
+			t.Errorf("RecordedInstance(%q, %q) = %q, want %q", tt.old, tt.instance, got, tt.want)
 		}
 	}
 }

@@ -108,7 +108,10 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Error("Not syncing", "err", err)
 		return 1
 	}
-	if n, err := d.Reconcile(ctx); err != nil {
+	// A state database of another PSA instance is refused by the pass as
+	// well, which records the refused run (its result and metrics).
+	var otherInstance *usage.InstanceMismatchError
+	if n, err := d.Reconcile(ctx); err != nil && !errors.As(err, &otherInstance) {
 		logger.Error("Error reconciling open intents; not syncing", "err", err)
 		return 1
 	} else if n > 0 {

@@ -64,6 +64,7 @@ var commands = []command{
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
 	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},
 	{"backup", "write a consistent copy of the state database, also while the daemon runs", cmdBackup},
+	{"rebind", "record the PSA instance the config connects to as the state database's (after a refused pass)", cmdRebind},
 	{"tickets", "run one ticket pass (Sophos alerts to PSA tickets) and exit; -dry-run prints it", cmdTickets},
 	{"simulate", "serve a PSA simulator (Autotask, ConnectWise, Kaseya BMS) and the Sophos simulator on loopback ports", cmdSimulate},
 	{"version", "print the version", cmdVersion},

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
+	var cf commonFlags
+	fs := newFlagSet(e, "rebind", "Record the PSA instance the config connects to as the one whose usage the state\n"+
+		"database holds. psa-syncd records the instance (the Autotask tenant, the ConnectWise\n"+
+		"or Kaseya BMS host) at its first pass and refuses usage passes connected to another,\n"+
+		"because the ledger and open intents name contracts and services by id, which another\n"+
+		"tenant (a sandbox and its production) may share. Rebind only when the recorded\n"+
+		"instance is this one under another name; for another tenant, give it a state\n"+
+		"database of its own (a new state_dir, or another PostgreSQL database).")
+	cf.register(fs)
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	d, logger, code := cf.setup(e, nil)
+	if code >= 0 {
+		return code
+	}
+	defer closeDaemon(d, logger, &rc)
+	if err := d.BecomeActive(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	old, had, now, err := d.RebindInstance(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	if had {
+		fmt.Fprintf(e.stdout, "The state database now holds the usage of %s (was %q, recorded %s).\n",
+			now, old.Instance, old.BoundAt.Format(time.DateOnly))
+	} else {
+		fmt.Fprintf(e.stdout, "The state database now holds the usage of %s.\n", now)
+	}
+	return 0
+}

@@ -1,0 +1,43 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
+
+// RebindInstance records the PSA instance psa-syncd is connected to as the
+// one whose usage the state database holds, replacing the instance of the
+// configured system recorded before (psa-syncd rebind). It is the
+// operator's answer to a pass refused with a usage.InstanceMismatchError
+// when the recorded instance is this tenant under another name (a base URL
+// configured where zone discovery was used before, say); for another
+// tenant, a state database of its own is the answer: after a rebind, its
+// passes take the recorded ledger, intents and contract checks as its own.
+// It returns the instance recorded before (had is false when none was)
+// and the one recorded now. Only the active instance rebinds.
+func (d *Daemon) RebindInstance(ctx context.Context) (old state.PSAInstance, had bool, now state.PSAInstance, err error) {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	if !d.leading.Load() {
+		return old, false, now, &StandbyError{Active: d.activeInstance()}
+	}
+	be := d.clients.Load().backend
+	instance, err := usage.ConnectedInstance(ctx, be)
+	if err != nil {
+		return old, false, now, err
+	}
+	sys := be.System()
+	if old, had, err = d.db.BoundInstance(sys); err != nil {
+		return old, false, now, fmt.Errorf("daemon: %w", err)
+	}
+	now = state.PSAInstance{System: sys, Instance: instance, BoundAt: d.now().UTC()}
+	if err := d.db.PutBoundInstance(now); err != nil {
+		return old, had, state.PSAInstance{}, fmt.Errorf("daemon: %w", err)
+	}
+	d.logger.Warn("Bound the state database to the PSA instance psa-syncd is connected to", "system", sys, "instance", instance,
+		"previous", old.Instance)
+	return old, had, now, nil
+}
