@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -121,5 +122,37 @@ func otherTenantRecordLeftAlone(t *testing.T, d *Daemon, sim *psatest.Server, in
 	}
 	if got, _ := d.db.TicketRecords("sophos", ttAcme); len(got) != 1 || got[0].State != tickets.StateOpen {
 		t.Errorf("record after the pass = %+v, want it left open", got)
+	}
+}
+
+// The open tickets of a customer (its ticket status, psa_sync_open_tickets)
+// are those of the PSA psa-syncd is connected to: open records of another
+// Autotask tenant or another PSA system, which the pass leaves alone, are
+// not counted.
+func TestDaemon_openTicketsOfThisPSAOnly(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	for i, r := range []tickets.Record{
+		{System: string(psa.SystemAutotask), Instance: "ci:29683541@webservices5.autotask.net", TicketID: "7001"},
+		{System: string(psa.SystemConnectWise), Instance: "api-na.myconnectwise.net", TicketID: "7002"},
+	} {
+		r.Source, r.CustomerID, r.Generation, r.State = "sophos", ttAcme, 1, tickets.StateOpen
+		r.AlertKey = fmt.Sprintf("old-alert-%d", i)
+		r.Ref = "sc:" + r.AlertKey
+		if err := d.db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc); err != nil {
+		t.Fatal(err)
+	}
+	st, err := d.TicketStatuses()
+	if s := st[ticketStatusKey("sophos", ttAcme)]; err != nil || s.Created != 1 || s.OpenTickets != 1 {
+		t.Errorf("Acme's ticket status = %+v, %v; want 1 created and 1 open (not the other PSAs' records)", s, err)
+	}
+	if got := testutil.ToFloat64(d.metrics.OpenTickets); got != 1 {
+		t.Errorf("psa_sync_open_tickets = %v, want 1", got)
 	}
 }

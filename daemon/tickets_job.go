@@ -95,8 +95,9 @@ type TicketStatus struct {
 	LastAttempt time.Time `json:"last_attempt"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	Error       string    `json:"error,omitempty"`
-	// OpenTickets counts the customer's tickets psa-syncd created that are
-	// open; Created, Updated, Closed and Failed count what the last pass did.
+	// OpenTickets counts the customer's tickets psa-syncd created in the
+	// PSA it is connected to that are open; Created, Updated, Closed and
+	// Failed count what the last pass did.
 	// Created includes the tickets the pass adopted: found in the PSA by
 	// their reference after a create whose answer was lost.
 	OpenTickets int `json:"open_tickets"`
@@ -310,6 +311,11 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	}
 	now := d.now().UTC()
 	ok := passErr == nil
+	// The open tickets are those of the PSA the pass ran against: the
+	// records of another system or instance (after a switch of PSA with
+	// the same state database) are ones the pass leaves alone.
+	system := d.cfg.Load().PSA.System
+	instance := d.clients.Load().backend.Instance()
 	for _, c := range rep.Customers {
 		key := ticketStatusKey(c.Customer.Source, c.Customer.CustomerID)
 		st := rec.Customers[key]
@@ -340,7 +346,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		}
 		st.OpenTickets = 0
 		for _, r := range records {
-			if tickets.Followed(r.State) {
+			if tickets.Followed(r.State) && tickets.OfPSA(r, system, instance) {
 				st.OpenTickets++
 			}
 		}

@@ -338,14 +338,19 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 }
 
 // ours reports whether r is a ticket of the PSA the engine is connected
-// to: of its system and, when both are known, of its instance. A record
-// without an instance (written before instances were recorded) of the
-// engine's system is taken as the engine's.
-func (e *Engine) ours(r Record) bool {
-	if r.System != string(e.system) {
+// to (see OfPSA).
+func (e *Engine) ours(r Record) bool { return OfPSA(r, e.system, e.instance) }
+
+// OfPSA reports whether r is a ticket of the PSA instance instance of
+// system: of that system and, when both are known, of that instance
+// (compared with export.SameInstance). A record without an instance
+// (written before instances were recorded) of system is taken as that
+// instance's. The engine follows only these records.
+func OfPSA(r Record, system psa.System, instance string) bool {
+	if r.System != string(system) {
 		return false
 	}
-	return r.Instance == "" || e.instance == "" || export.SameInstance(r.Instance, e.instance)
+	return r.Instance == "" || instance == "" || export.SameInstance(r.Instance, instance)
 }
 
 // claim records the engine's instance in r, one of its own records, when r
