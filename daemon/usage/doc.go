@@ -100,6 +100,14 @@
 // customer's failure never stops the others; each customer's status carries
 // the error and a hint for the fix.
 //
+// The ledger, the intents and the contract checks name contracts and
+// services by id, which two tenants of one PSA system may share (an
+// Autotask sandbox and its production). The state database records, per
+// system, the instance whose usage it holds (state.DB.BindInstance, at the
+// first pass that writes; a database from before adopts it), and Sync,
+// Plan and Reconcile connected to another instance (export.SameInstance)
+// are refused with an *InstanceMismatchError.
+//
 // The writes of a pass run as a pipeline, so that the PSA never waits for
 // the disk: one goroutine records the intents of the next writes in one
 // batch of at least one per sender (state.DB.OpenIntentBatch: committed and

@@ -90,7 +90,7 @@ func (e *Engine) checkInstance(ctx context.Context, doc *export.Document, bind b
 			return fmt.Errorf("daemon: %w", err)
 		}
 		if export.SameInstance(bound.Instance, cur) {
-			e.logger.Info("Recorded the PSA instance whose usage the state database holds", "system", sys, "instance", bound.Instance)
+			e.logger.Info("Recorded the PSA instance whose usage the state database holds", "instance", bound.Instance)
 		}
 	}
 	if !export.SameInstance(bound.Instance, cur) {
@@ -100,7 +100,7 @@ func (e *Engine) checkInstance(ctx context.Context, doc *export.Document, bind b
 		if err := e.db.PutBoundInstance(state.PSAInstance{System: sys, Instance: rec, BoundAt: e.now().UTC()}); err != nil {
 			return fmt.Errorf("daemon: %w", err)
 		}
-		e.logger.Info("The PSA instance whose usage the state database holds is known under a new name", "system", sys,
+		e.logger.Info("The PSA instance whose usage the state database holds is known under a new name",
 			"recorded", bound.Instance, "now", rec)
 	}
 	return nil
