@@ -247,6 +247,14 @@ func TestDaemon_SyncOnce_integrationDisabled(t *testing.T) {
 	if got := e.units(0, 0); got != 0 {
 		t.Errorf("units = %d with the integration off, want 0", got)
 	}
+	// A plan says so, as the pass's run does.
+	p, err := e.d.Plan(t.Context(), usage.PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.WritesDisabled || !res.Plan.WritesDisabled {
+		t.Errorf("plan writes_disabled = %t, the pass's plan %t; want both true with the integration off", p.WritesDisabled, res.Plan.WritesDisabled)
+	}
 }
 
 func TestDaemon_Reload_keepsLastGoodExport(t *testing.T) {

@@ -676,7 +676,10 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())
 		return
 	}
-	if body.Customer == "" {
+	if body.Customer == "" && d.Active() {
+		// It becomes the last plan (GET /api/v1/plan, the status page),
+		// kept in the state database; a standby's would replace the
+		// active instance's there.
 		d.recordPlan(p, "")
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -800,3 +800,36 @@ func dtCutLeadership(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDaemon_freshPlanOnStandbyKeepsActivePlan: a plan computed through a
+// standby's POST /api/v1/plan does not replace, in the shared state
+// database, the last plan of the active instance's pass.
+func TestDaemon_freshPlanOnStandbyKeepsActivePlan(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	a, _, standby := dtActiveAndStandby(t, token)
+	res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, standby+"/api/v1/plan", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v1/plan on the standby = %d, want 200", resp.StatusCode)
+	}
+	var s storedPlan
+	if _, err := a.db.Snapshot(lastPlanSnapshot, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Plan == nil || s.Plan.RunID != res.Run.ID {
+		t.Errorf("the stored last plan after the standby's plan is %+v, want the active instance's pass (run %d)", s.Plan, res.Run.ID)
+	}
+}

@@ -380,6 +380,9 @@ type Plan struct {
 	// RunID is the run of the pass that made the plan; 0 for a plan that
 	// no pass made (psa-syncd plan, POST /api/v1/plan).
 	RunID int64 `json:"run_id,omitempty"`
+	// WritesDisabled is true when the export switches the integration
+	// off: a pass computes and reports these changes but writes none.
+	WritesDisabled bool `json:"writes_disabled,omitempty"`
 }
 
 // Result is the outcome of Sync.
@@ -476,11 +479,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	now := e.now().In(e.loc)
 	period := e.period(now)
 	p := &pass{plan: &Plan{
-		ComputedAt:    now.UTC(),
-		Period:        period,
-		EffectiveDate: e.effectiveDate(now, period),
-		Changes:       []Change{},
-		Unmapped:      Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
+		ComputedAt:     now.UTC(),
+		WritesDisabled: o.WritesDisabled,
+		Period:         period,
+		EffectiveDate:  e.effectiveDate(now, period),
+		Changes:        []Change{},
+		Unmapped:       Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
 
 	// Index the export.
@@ -1092,20 +1096,20 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 		switch {
 		case approve && approvedUnits == nil:
 			c.Action = ActionUpdate
-			c.Reason += fmt.Sprintf("; decrease of %.0f%% approved", pct)
+			c.Reason += fmt.Sprintf("; decrease of %s%% approved", percentText(pct, e.policies.MaxDecreasePercent))
 		case approve && *approvedUnits == c.Desired:
 			c.Action = ActionUpdate
-			c.Reason += fmt.Sprintf("; decrease of %.0f%% to the reviewed %d approved", pct, c.Desired)
+			c.Reason += fmt.Sprintf("; decrease of %s%% to the reviewed %d approved", percentText(pct, e.policies.MaxDecreasePercent), c.Desired)
 		case approve:
 			// The usage moved between the review and this pass: what
 			// would be written is not what the operator approved.
 			c.Action, c.staleApproval = ActionHeld, true
-			c.Reason += fmt.Sprintf("; decrease of %.0f%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
-				pct, c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
+			c.Reason += fmt.Sprintf("; decrease of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
+				percentText(pct, e.policies.MaxDecreasePercent), c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
 		default:
 			c.Action = ActionHeld
-			c.Reason += fmt.Sprintf("; decrease of %.0f%% (from %d to %d) held for review: more than max_decrease_percent %g; apply with sync --approve --customer %s --service %s --units %d",
-				pct, c.Current, c.Desired, e.policies.MaxDecreasePercent, who.CustomerID, svc.ServiceID, c.Desired)
+			c.Reason += fmt.Sprintf("; decrease of %s%% (from %d to %d) held for review: more than max_decrease_percent %g; apply with sync --approve --customer %s --service %s --units %d",
+				percentText(pct, e.policies.MaxDecreasePercent), c.Current, c.Desired, e.policies.MaxDecreasePercent, who.CustomerID, svc.ServiceID, c.Desired)
 		}
 	default:
 		c.Action = ActionUpdate
@@ -1694,4 +1698,16 @@ func compareIDs(a, b string) int {
 		return cmp.Compare(ai, bi)
 	}
 	return strings.Compare(a, b)
+}
+
+// percentText formats a decrease for a reason: to two decimals, without
+// trailing zeros, and with every decimal it takes when two would round a
+// decrease over limit (max_decrease_percent) down to the limit itself:
+// "50.4", never "50" against a limit of 50.
+func percentText(pct, limit float64) string {
+	t := strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(pct, 'f', 2, 64), "0"), ".")
+	if shown, err := strconv.ParseFloat(t, 64); err == nil && pct > limit && shown <= limit {
+		return strconv.FormatFloat(pct, 'f', -1, 64)
+	}
+	return t
 }

@@ -464,6 +464,38 @@ func TestEngine_Sync_missingUsage(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_decreaseJustOverTheLimit: a decrease just over
+// max_decrease_percent is held with its percentage as it is, not rounded
+// down to the limit ("decrease of 50%: more than 50").
+func TestEngine_Sync_decreaseJustOverTheLimit(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 1000, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,496")
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 1000)
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "decrease of 50.4% (from 1000 to 496) held for review: more than max_decrease_percent 50") {
+		t.Errorf("change = %+v, want held as a decrease of 50.4%%", c)
+	}
+}
+
+func TestPercentText(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		pct, limit float64
+		want       string
+	}{
+		{60, 50, "60"}, {60.00000000000001, 50, "60"}, {50.4, 50, "50.4"}, {33.333333, 20, "33.33"},
+		{50.001, 50, "50.001"}, {49.996, 50, "50"}, {100, 50, "100"},
+	} {
+		if got := percentText(tt.pct, tt.limit); got != tt.want {
+			t.Errorf("percentText(%v, %v) = %q, want %q", tt.pct, tt.limit, got, tt.want)
+		}
+	}
+}
+
 func TestEngine_Sync_decreaseGuard(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)

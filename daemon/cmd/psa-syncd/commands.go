@@ -838,7 +838,18 @@ func printPlan(w io.Writer, p *usage.Plan, all bool) {
 		fmt.Fprintf(w, "ERROR: %d of %d customers cannot be planned (see \"Customers that cannot be synced\" and the failed lines below): %s\n\n",
 			len(bad), p.Customers, strings.Join(bad, ", "))
 	}
-	fmt.Fprintf(w, "Plan for period %s (effective %s), %d customers with usage sync\n\n", p.Period, fmtDate(p.EffectiveDate), p.Customers)
+	fmt.Fprintf(w, "Plan for period %s (effective %s), %d customers with usage sync\n", p.Period, fmtDate(p.EffectiveDate), p.Customers)
+	if !p.ComputedAt.IsZero() {
+		by := ""
+		if p.RunID != 0 {
+			by = fmt.Sprintf(" by the pass of run %d", p.RunID)
+		}
+		fmt.Fprintf(w, "Computed at %s%s\n", p.ComputedAt.Format(time.RFC3339), by)
+	}
+	if p.WritesDisabled {
+		fmt.Fprintln(w, "The integration is disabled in the mapping export: a pass writes none of these changes.")
+	}
+	fmt.Fprintln(w)
 	printChanges(w, p, all)
 }
 

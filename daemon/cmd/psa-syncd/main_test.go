@@ -24,6 +24,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -237,6 +238,21 @@ func TestRun_validate(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_header: the plan's table says when it was computed, by
+// which pass, and that a pass writes nothing while the export switches the
+// integration off.
+func TestPrintPlan_header(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{ComputedAt: time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC), RunID: 7, WritesDisabled: true}, false)
+	for _, want := range []string{"Computed at 2026-11-30T20:00:00Z by the pass of run 7\n",
+		"The integration is disabled in the mapping export: a pass writes none of these changes."} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestRun_planSyncStatus(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
@@ -249,7 +265,7 @@ func TestRun_planSyncStatus(t *testing.T) {
 	for _, want := range []string{
 		"CUSTOMER", "CONTRACT", "SERVICE", "CURRENT", "DESIRED", "EFFECTIVE", "REASON",
 		"Acme (cust-acme)", "Unmapped customers", "cust-initech", "Unmapped products", "XGS-FW",
-		"Usage with no customer", "3 to update",
+		"Usage with no customer", "3 to update", "Computed at 20",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, stdout)
