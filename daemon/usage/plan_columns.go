@@ -34,6 +34,10 @@ type changesColumns struct {
 	Date         []int             `json:"effective_date"`
 	Action       []string          `json:"action"`
 	Reason       []string          `json:"reason"`
+	// Hold is why a held change is held, when no approval releases it
+	// (holdKind); absent in plans stored before it was kept, whose held
+	// changes then all read as approvable.
+	Hold []string `json:"hold,omitempty"`
 }
 
 // MarshalColumns returns p in the compact form that UnmarshalColumns reads
@@ -145,6 +149,7 @@ func (p *Plan) MarshalColumns() ([]byte, error) {
 	ints("effective_date", di)
 	column("action", func(c *Change) { b = appendJSONString(b, c.Action) })
 	column("reason", func(c *Change) { b = appendJSONString(b, c.Reason) })
+	column("hold", func(c *Change) { b = appendJSONString(b, c.holdKind()) })
 	return append(b, "}}"...), nil
 }
 
@@ -175,7 +180,7 @@ func columnsSize(changes []Change) int {
 	for k := range changes {
 		c := &changes[k]
 		// The numbers and separators of a change, and its strings.
-		n += 80 + len(c.Action) + len(c.Reason)
+		n += 100 + len(c.Action) + len(c.Reason) // 20 of them for the hold
 		if cu := c.ChangeCustomer; cu != nil && cu != last {
 			n += 96 + len(cu.Source) + len(cu.CustomerID) + len(cu.CustomerName) + len(cu.CompanyID) + len(cu.ContractID)
 			last = cu
@@ -224,6 +229,9 @@ func UnmarshalColumns(data []byte) (*Plan, error) {
 			return nil, fmt.Errorf("changes: %d values of %s for %d changes", col.len, col.name, n)
 		}
 	}
+	if len(c.Hold) != 0 && len(c.Hold) != n {
+		return nil, fmt.Errorf("changes: %d values of hold for %d changes", len(c.Hold), n)
+	}
 	p.Changes = make([]Change, n)
 	for k := range p.Changes {
 		ch := &p.Changes[k]
@@ -241,6 +249,11 @@ func UnmarshalColumns(data []byte) (*Plan, error) {
 		ch.EffectiveDate = c.Dates[i]
 		ch.Current, ch.CurrentKnown, ch.Desired = c.Current[k], c.CurrentKnown[k], c.Desired[k]
 		ch.Action, ch.Reason = c.Action[k], c.Reason[k]
+		if len(c.Hold) != 0 {
+			if err := ch.setHoldKind(c.Hold[k]); err != nil {
+				return nil, fmt.Errorf("changes: change %d: %w", k, err)
+			}
+		}
 	}
 	return p, nil
 }
@@ -254,4 +267,51 @@ func columnRef[T any](refs []*T, i int, name string, k int) (*T, error) {
 		return nil, fmt.Errorf("changes: %s %d of change %d is not one of the %d %ss", name, i, k, len(refs), name)
 	}
 	return refs[i], nil
+}
+
+// Kinds of hold a stored plan keeps (the hold column), so that a plan
+// restored from the state database still tells the holds an approval
+// releases (Approvable) from those it does not: the status page offers
+// Approve only on the former.
+const (
+	holdPosted        = "posted"
+	holdLaterChange   = "later_change"
+	holdLaterWrite    = "later_write"
+	holdStaleApproval = "stale_approval"
+)
+
+// holdKind returns why c is held, "" when it is not held or when an
+// approval releases it as any decrease-guard hold.
+func (c *Change) holdKind() string {
+	switch {
+	case c.Action != ActionHeld:
+		return ""
+	case c.posted:
+		return holdPosted
+	case c.laterChange:
+		return holdLaterChange
+	case c.laterWrite:
+		return holdLaterWrite
+	case c.staleApproval:
+		return holdStaleApproval
+	}
+	return ""
+}
+
+// setHoldKind sets the flag of a hold kind that holdKind returned.
+func (c *Change) setHoldKind(kind string) error {
+	switch kind {
+	case "":
+	case holdPosted:
+		c.posted = true
+	case holdLaterChange:
+		c.laterChange = true
+	case holdLaterWrite:
+		c.laterWrite = true
+	case holdStaleApproval:
+		c.staleApproval = true
+	default:
+		return fmt.Errorf("unknown hold %q", kind)
+	}
+	return nil
 }

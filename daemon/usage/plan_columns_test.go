@@ -31,6 +31,11 @@ func TestPlanColumns(t *testing.T) {
 			{ChangeCustomer: acme, ChangeService: empty, Desired: -3, EffectiveDate: eff.AddDate(0, 0, 14), Action: ActionHeld, Reason: "line\nbreak \x00"},
 			{ChangeCustomer: bare, ChangeService: ix, Current: 1, Desired: 1, EffectiveDate: eff, Action: ActionUnchanged},
 			{},
+			// Holds no approval releases keep their kind.
+			{ChangeCustomer: bare, ChangeService: ix, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, posted: true},
+			{ChangeCustomer: bare, ChangeService: ix, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, laterChange: true},
+			{ChangeCustomer: bare, ChangeService: ix, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, laterWrite: true},
+			{ChangeCustomer: bare, ChangeService: ix, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, staleApproval: true},
 		},
 		Unmapped: Unmapped{Customers: []UnmappedCustomer{{CustomerID: "x", Products: []string{"P"}, Quantity: 1}}, Products: []UnmappedProduct{},
 			Unassigned: []source.Record{{Product: "P", Quantity: 3, Where: "usage.csv:4"}}},
@@ -110,6 +115,52 @@ func TestUnmarshalColumns_errors(t *testing.T) {
 		}
 		if _, err := UnmarshalColumns([]byte(damaged)); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want it to say %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestPlanColumns_holdKinds: a stored plan keeps why a line is held, so that
+// a plan restored from the state database (after a restart, on a standby)
+// does not offer an approval that releases nothing; a plan stored before
+// the hold column reads every hold as approvable, as it did; a damaged
+// hold column is refused.
+func TestPlanColumns_holdKinds(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	cu := &ChangeCustomer{Source: "file", CustomerID: "acme", CompanyID: "174", ContractID: "29684183"}
+	sv := &ChangeService{ServiceID: "30000012", Products: []string{"CIXA-MSP"}}
+	p := Plan{Period: source.Period{Year: 2026, Month: 11}, Changes: []Change{
+		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld},
+		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, posted: true},
+		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, laterWrite: true},
+	}}
+	data, err := p.MarshalColumns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := UnmarshalColumns(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range []bool{true, false, false} {
+		if a := got.Changes[k].Approvable(); a != want {
+			t.Errorf("restored change %d: Approvable() = %t, want %t", k, a, want)
+		}
+	}
+	old := strings.Replace(string(data), `,"hold":["","posted","later_write"]`, "", 1)
+	if old == string(data) {
+		t.Fatalf("the columns hold no hold column: %s", data)
+	}
+	if got, err := UnmarshalColumns([]byte(old)); err != nil || !got.Changes[1].Approvable() {
+		t.Errorf("a plan stored without the hold column: %v; want it read, its holds approvable as before", err)
+	}
+	for bad, want := range map[string]string{
+		`,"hold":["","posted"]`:              "changes: 2 values of hold for 3 changes",
+		`,"hold":["","posted","later_kind"]`: `changes: change 2: unknown hold "later_kind"`,
+	} {
+		damaged := strings.Replace(string(data), `,"hold":["","posted","later_write"]`, bad, 1)
+		if _, err := UnmarshalColumns([]byte(damaged)); err == nil || err.Error() != want {
+			t.Errorf("UnmarshalColumns with %s = %v, want %q", bad, err, want)
 		}
 	}
 }
