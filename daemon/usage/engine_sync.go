@@ -316,7 +316,8 @@ const (
 type writer struct {
 	e      *Engine
 	ledger bool
-	// pending holds the intents left open before the pass, by line.
+	// pending holds the intents of the engine's PSA system left open
+	// before the pass, by line.
 	pending map[psa.LineKey]state.Intent
 	gate    *budgetGate
 	queue   *jobQueue
@@ -347,8 +348,14 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{},
 		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log},
 		queue: newJobQueue(), done: make(chan struct{})}
+	// The intents of another PSA system name another system's lines,
+	// whatever their ids: reconcile reports them, and neither this pass
+	// nor its plan (openIntentsByLine) takes them for this system's.
+	sys := e.be.System()
 	for _, in := range open {
-		w.pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
+		if in.System == sys {
+			w.pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
+		}
 	}
 	senders := e.policies.WriteConcurrency
 	window, batch := intentWindowPerSender*senders, intentBatchPerSender*senders
