@@ -697,13 +697,6 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				continue
 			}
-			if in, ok := unsettled[key]; ok && c.Action == ActionUpdate {
-				l, exists := cur.lines.get(key)
-				if err := e.unsettledLine(in, l, exists, p.plan.EffectiveDate, runs); err != nil {
-					cp.fail(i, err, c)
-					continue
-				}
-			}
 			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
 				cp.fail(i, fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource), c)
 				continue
@@ -711,6 +704,15 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			if w, ok := later[key]; ok && (c.Action == ActionUpdate || c.Approvable()) {
 				c.Action, c.laterWrite = ActionHeld, true
 				c.Reason += e.laterWriteReason(w, c.EffectiveDate)
+			}
+			// After the holds, as the pass's writer: it blocks only the
+			// updates left.
+			if in, ok := unsettled[key]; ok && c.Action == ActionUpdate {
+				l, exists := cur.lines.get(key)
+				if err := e.unsettledLine(in, l, exists, p.plan.EffectiveDate, runs); err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
 			}
 			if c.Action == ActionUpdate {
 				updates = true
