@@ -650,6 +650,20 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if err != nil {
 		return nil, err
 	}
+	// The pass's Reconcile reads the lines of intents dated another day
+	// at their own dates: so does the plan, to predict it.
+	var blocked map[psa.LineKey]error
+	if len(unsettled) > 0 {
+		contracts := map[string]bool{}
+		for _, cp := range p.customers {
+			if cp.err == nil {
+				contracts[cp.m.ContractID] = true
+			}
+		}
+		var done map[psa.LineKey]state.LedgerEntry
+		blocked, done = e.reconcileElsewhere(ctx, unsettled, contracts, p.plan.EffectiveDate, runs)
+		later = e.withReconciled(later, done)
+	}
 
 	if startWriter != nil && !p.ledger {
 		if p.early, err = startWriter(p.ledger); err != nil {
@@ -708,8 +722,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			// After the holds, as the pass's writer: it blocks only the
 			// updates left.
 			if in, ok := unsettled[key]; ok && c.Action == ActionUpdate {
-				l, exists := cur.lines.get(key)
-				if err := e.unsettledLine(in, l, exists, p.plan.EffectiveDate, runs); err != nil {
+				err, predicted := blocked[key]
+				if !predicted && in.EffectiveDate.Equal(p.plan.EffectiveDate) {
+					l, exists := cur.lines.get(key)
+					err = e.unsettledLine(in, l, exists, runs)
+				}
+				if err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

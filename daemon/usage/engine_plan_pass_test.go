@@ -98,3 +98,100 @@ func TestEngine_Plan_openIntentAndLaterWrite(t *testing.T) {
 		t.Errorf("the pass posted %d adjustment(s), want none", h.adjustmentPosts())
 	}
 }
+
+// TestEngine_Plan_intentOfAnotherDate: an intent left open by a pass whose
+// effective date was not the plan's (October's pass, whose answer was
+// lost; a change of policies.effective_date). The pass's Reconcile reads
+// the line at the intent's own date before the line is decided; the plan
+// reads it there too, and predicts what the pass then does with the line.
+func TestEngine_Plan_intentOfAnotherDate(t *testing.T) {
+	t.Parallel()
+	oct1 := time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC)
+	dec1 := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		// units sets the line in the PSA before the plan.
+		units func(h *etHarness)
+		// intent is the open intent's Before, After, effective date and
+		// creation time.
+		before, after int64
+		effective     time.Time
+		created       time.Time
+		action        string
+		laterWrite    bool
+		posts         int
+	}{
+		{
+			// The write landed: the pass closes the intent as done, and
+			// writes the line from what it shows.
+			name:   "earlier period, landed",
+			units:  func(h *etHarness) { h.at.SetUnits(h.contractA, h.svcIntercept, 30, oct1) },
+			before: 20, after: 30, effective: oct1, created: etNow.Add(-time.Hour),
+			action: ActionUpdate, posts: 1,
+		},
+		{
+			// The write has not landed but may still arrive: the pass
+			// does not write the line.
+			name:   "earlier period, may still arrive",
+			units:  func(h *etHarness) { h.at.SetUnits(h.contractA, h.svcIntercept, 20, oct1) },
+			before: 20, after: 30, effective: oct1, created: etNow,
+			action: ActionFailed,
+		},
+		{
+			// The write has not landed and can no longer arrive: the pass
+			// closes the intent as not applied, and writes the line.
+			name:   "earlier period, not applied",
+			units:  func(h *etHarness) { h.at.SetUnits(h.contractA, h.svcIntercept, 20, oct1) },
+			before: 20, after: 30, effective: oct1, created: etNow.Add(-time.Hour),
+			action: ActionUpdate, posts: 1,
+		},
+		{
+			// A write dated 1 December landed: once the pass records it in
+			// the ledger, the line is held for that later write.
+			name: "later date, landed",
+			units: func(h *etHarness) {
+				h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+				h.at.SetUnits(h.contractA, h.svcIntercept, 40, dec1)
+			},
+			before: 30, after: 40, effective: dec1, created: etNow.Add(-time.Hour),
+			action: ActionHeld, laterWrite: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			tt.units(h)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+			if _, err := h.db.OpenIntent(state.Intent{RunID: 99, System: psa.SystemAutotask, Source: "file", CustomerID: "cust-a",
+				ContractID: etID(h.contractA), ServiceID: etID(h.svcIntercept), Before: tt.before, After: tt.after, BeforeKnown: true,
+				EffectiveDate: tt.effective, Created: tt.created}); err != nil {
+				t.Fatal(err)
+			}
+
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			pc := *etFindChange(plan, "cust-a", h.svcIntercept)
+			if posts := h.adjustmentPosts(); posts != 0 {
+				t.Fatalf("the plan posted %d adjustment(s)", posts)
+			}
+			res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+			if res == nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			rc := *etFindChange(res.Plan, "cust-a", h.svcIntercept)
+			if rc.Action != tt.action || rc.laterWrite != tt.laterWrite {
+				t.Fatalf("pass: Acme's Intercept X %s (later write %v: %s), want %s (later write %v)", rc.Action, rc.laterWrite, rc.Reason, tt.action, tt.laterWrite)
+			}
+			if pc.Action != rc.Action || pc.laterWrite != rc.laterWrite || pc.Reason != rc.Reason {
+				t.Errorf("plan: %s %d -> %d (later write %v): %s\npass: %s %d -> %d (later write %v): %s",
+					pc.Action, pc.Current, pc.Desired, pc.laterWrite, pc.Reason, rc.Action, rc.Current, rc.Desired, rc.laterWrite, rc.Reason)
+			}
+			if posts := h.adjustmentPosts(); posts != tt.posts {
+				t.Errorf("the pass posted %d adjustment(s), want %d", posts, tt.posts)
+			}
+		})
+	}
+}

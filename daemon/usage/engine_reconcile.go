@@ -62,36 +62,22 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	sys := e.be.System()
-	byDate := map[time.Time][]state.Intent{}
+	var own []state.Intent
 	var errs []error
 	for _, in := range open {
 		if in.System != sys {
 			errs = append(errs, fmt.Errorf("intent %d is for %s, not %s: settle it with psa-syncd configured for %s", in.ID, in.System, sys, in.System))
 			continue
 		}
-		d := in.EffectiveDate.UTC()
-		byDate[d] = append(byDate[d], in)
+		own = append(own, in)
 	}
-	dates := make([]time.Time, 0, len(byDate))
-	for d := range byDate {
-		dates = append(dates, d)
-	}
-	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
+	dates, byDate := intentsByDate(own)
 
 	runs := map[int64]time.Time{}
 	n := 0
 	for _, d := range dates {
 		intents := byDate[d]
-		var ids, services []string
-		for _, in := range intents {
-			if !slices.Contains(ids, in.ContractID) {
-				ids = append(ids, in.ContractID)
-			}
-			if !slices.Contains(services, in.ServiceID) {
-				services = append(services, in.ServiceID)
-			}
-		}
-		got, err := e.readLines(ctx, ids, services, d)
+		lines, unreadable, err := e.readIntentLines(ctx, intents, d)
 		if errors.Is(err, psa.ErrNotSupported) {
 			// Nothing can be learned from the PSA: never guess, never
 			// post again. The intents stay open, which blocks their
@@ -106,21 +92,9 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		// A backend that reports per-contract problems returns the other
-		// contracts' lines with them: one customer's unreadable contract
-		// must not keep every other customer's intents open.
-		var ce contractErrors
-		var unreadable map[string]error
-		if err != nil && errors.As(err, &ce) {
-			unreadable, err = ce.ContractErrors(), nil
-		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("re-reading contracts %s at %s: %w", strings.Join(ids, ", "), d.Format(time.DateOnly), err))
+			errs = append(errs, err)
 			continue
-		}
-		lines := map[psa.LineKey]psa.ContractLine{}
-		for _, l := range got {
-			lines[l.Key()] = l
 		}
 		for _, in := range intents {
 			if cerr, bad := unreadable[in.ContractID]; bad {
@@ -176,6 +150,56 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// intentsByDate groups intents by effective date (in UTC), the dates in
+// order: Reconcile reads the lines of each date's intents at once.
+func intentsByDate(intents []state.Intent) ([]time.Time, map[time.Time][]state.Intent) {
+	byDate := map[time.Time][]state.Intent{}
+	for _, in := range intents {
+		d := in.EffectiveDate.UTC()
+		byDate[d] = append(byDate[d], in)
+	}
+	dates := make([]time.Time, 0, len(byDate))
+	for d := range byDate {
+		dates = append(dates, d)
+	}
+	sort.Slice(dates, func(i, j int) bool { return dates[i].Before(dates[j]) })
+	return dates, byDate
+}
+
+// readIntentLines reads the lines of intents, all effective d, at d, by
+// line. A backend that reports per-contract problems returns the other
+// contracts' lines with them: one customer's unreadable contract must not
+// keep every other customer's intents open, so those come back in
+// unreadable, by contract. An error that is psa.ErrNotSupported is
+// returned as is.
+func (e *Engine) readIntentLines(ctx context.Context, intents []state.Intent, d time.Time) (lines map[psa.LineKey]psa.ContractLine, unreadable map[string]error, err error) {
+	var ids, services []string
+	for _, in := range intents {
+		if !slices.Contains(ids, in.ContractID) {
+			ids = append(ids, in.ContractID)
+		}
+		if !slices.Contains(services, in.ServiceID) {
+			services = append(services, in.ServiceID)
+		}
+	}
+	got, err := e.readLines(ctx, ids, services, d)
+	if errors.Is(err, psa.ErrNotSupported) {
+		return nil, nil, err
+	}
+	var ce contractErrors
+	if err != nil && errors.As(err, &ce) {
+		unreadable, err = ce.ContractErrors(), nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("re-reading contracts %s at %s: %w", strings.Join(ids, ", "), d.Format(time.DateOnly), err)
+	}
+	lines = make(map[psa.LineKey]psa.ContractLine, len(got))
+	for _, l := range got {
+		lines[l.Key()] = l
+	}
+	return lines, unreadable, nil
+}
+
 // intentOutcome is how Reconcile settles open intent in when its line reads
 // l (exists: the line exists): done when the line shows the write applied,
 // "" when it still shows the quantity from before, and review when it shows
@@ -194,17 +218,11 @@ func intentOutcome(in state.Intent, l psa.ContractLine, exists bool) string {
 
 // unsettledLine predicts, for a plan that reconciles nothing (Plan, a dry
 // run, a pass with writes disabled), what a pass now would do with the line
-// of open intent in, read as l (exists: the line exists) at effective: the
-// error the pass fails the line with, or nil when the pass's Reconcile
-// settles the intent first and the line is written as planned. runs caches
-// the end of each pass, as for settlesAt.
-func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool, effective time.Time, runs map[int64]time.Time) error {
-	if !in.EffectiveDate.Equal(effective) {
-		// Reconcile reads the line at the intent's own date, which this
-		// plan did not: say so rather than guess.
-		return fmt.Errorf("%w (intent %d, effective %s): a pass re-reads the PSA at that date before the line is written again",
-			errUnsettled, in.ID, in.EffectiveDate.Format(time.DateOnly))
-	}
+// of open intent in, read as l (exists: the line exists) at the intent's
+// effective date: the error the pass fails the line with, or nil when the
+// pass's Reconcile settles the intent first and the line is written as
+// planned. runs caches the end of each pass, as for settlesAt.
+func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool, runs map[int64]time.Time) error {
 	if intentOutcome(in, l, exists) == state.IntentDone {
 		return nil
 	}
@@ -216,6 +234,83 @@ func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool,
 		return settlingError(in, settle{at: at, shows: l.Quantity})
 	}
 	return nil
+}
+
+// reconcileElsewhere predicts, for a plan that reconciles nothing, what the
+// pass's Reconcile does with the open intents of unsettled (by line) whose
+// effective date is not effective, the plan's, on the contracts given: it
+// reads their lines at their own dates, one read per date as Reconcile
+// does, and settles them by the same rules (unsettledLine), writing
+// nothing. The lines of the intents the pass would leave open come back in
+// blocked, with the error the pass fails each with. Those of the intents
+// it would close as done and that are dated after effective come back in
+// done, as the ledger entries the pass would then find there (see
+// laterWrites). The lines of the other intents it would close are written
+// as the plan decides; the plan's own read at effective shows them as the
+// pass's does.
+func (e *Engine) reconcileElsewhere(ctx context.Context, unsettled map[psa.LineKey]state.Intent, contracts map[string]bool,
+	effective time.Time, runs map[int64]time.Time) (blocked map[psa.LineKey]error, done map[psa.LineKey]state.LedgerEntry) {
+	var elsewhere []state.Intent
+	for _, in := range unsettled {
+		if !in.EffectiveDate.Equal(effective) && contracts[in.ContractID] {
+			elsewhere = append(elsewhere, in)
+		}
+	}
+	if len(elsewhere) == 0 {
+		return nil, nil
+	}
+	blocked = map[psa.LineKey]error{}
+	dates, byDate := intentsByDate(elsewhere)
+	for _, d := range dates {
+		lines, unreadable, err := e.readIntentLines(ctx, byDate[d], d)
+		for _, in := range byDate[d] {
+			key := psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}
+			rerr := err
+			if rerr == nil {
+				rerr = unreadable[in.ContractID]
+			}
+			if rerr != nil {
+				// Reconcile leaves the intent open, and the pass's writer
+				// does not write its line.
+				blocked[key] = fmt.Errorf("%w (intent %d, effective %s): it is settled by re-reading the PSA at that date before the line is written again, and that read failed: %w",
+					errUnsettled, in.ID, d.Format(time.DateOnly), rerr)
+				continue
+			}
+			l, exists := lines[key]
+			if err := e.unsettledLine(in, l, exists, runs); err != nil {
+				blocked[key] = err
+				continue
+			}
+			if intentOutcome(in, l, exists) == state.IntentDone && !in.EffectiveDate.Before(effective.AddDate(0, 0, 1)) {
+				if done == nil {
+					done = map[psa.LineKey]state.LedgerEntry{}
+				}
+				done[key] = state.LedgerEntry{RunID: in.RunID, System: in.System, Source: in.Source, CustomerID: in.CustomerID,
+					ContractID: in.ContractID, ServiceID: in.ServiceID, Before: in.Before, After: in.After,
+					EffectiveDate: in.EffectiveDate, IntentID: in.ID}
+			}
+		}
+	}
+	return blocked, done
+}
+
+// withReconciled returns later, the changes psa-syncd made to lines from
+// dates after a plan's effective date (see laterWrites), with those that
+// the pass's Reconcile would add first (done, see reconcileElsewhere), on
+// the PSA systems whose later writes laterWrites holds lines for.
+func (e *Engine) withReconciled(later, done map[psa.LineKey]state.LedgerEntry) map[psa.LineKey]state.LedgerEntry {
+	if len(done) == 0 || e.be.System() != psa.SystemAutotask {
+		return later
+	}
+	if later == nil {
+		later = make(map[psa.LineKey]state.LedgerEntry, len(done))
+	}
+	for k, le := range done {
+		if cur, ok := later[k]; !ok || le.EffectiveDate.After(cur.EffectiveDate) {
+			later[k] = le
+		}
+	}
+	return later
 }
 
 // settle is when an open intent can be settled (see settlesAt), and the
