@@ -33,14 +33,19 @@ type planMemory struct {
 
 // record keeps p, the plan of a pass for customer ("" for all). A pass for
 // one customer replaces that customer's lines in the plan of the last full
-// pass, so that "sync now" for one customer does not hide the others.
+// pass, so that "sync now" for one customer does not hide the others,
+// unless it is of another period or effective date: the full pass's lines
+// are then another month's, and its header (period, effective date, when
+// and by which run) would be shown over the customer's lines, so the
+// customer's plan replaces it.
 func (m *planMemory) record(p *usage.Plan, customer string) {
 	if p == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if customer == "" || m.plan == nil || m.customer != "" {
+	if customer == "" || m.plan == nil || m.customer != "" ||
+		p.Period != m.plan.Period || !p.EffectiveDate.Equal(m.plan.EffectiveDate) {
 		m.plan, m.customer = p, customer
 		return
 	}

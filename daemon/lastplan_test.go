@@ -175,3 +175,37 @@ func BenchmarkStoredPlan(b *testing.B) {
 		}
 	})
 }
+
+// TestPlanMemory_customerPassOfAnotherPeriod: a pass for one customer
+// merges its lines into the last full pass's plan of the same period, but
+// replaces a plan of another period (or effective date): merged, its lines
+// would show under the full pass's period, effective date and run.
+func TestPlanMemory_customerPassOfAnotherPeriod(t *testing.T) {
+	t.Parallel()
+	nov1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	dec1 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	change := func(customer string, eff time.Time) usage.Change {
+		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "file", CustomerID: customer, ContractID: customer},
+			ChangeService: &usage.ChangeService{ServiceID: "2"}, EffectiveDate: eff, Action: usage.ActionUpdate}
+	}
+	full := &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, ComputedAt: time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC), RunID: 3,
+		Changes: []usage.Change{change("a", nov1), change("b", nov1)}}
+
+	var same planMemory
+	same.record(full, "")
+	same.record(&usage.Plan{Period: full.Period, EffectiveDate: nov1, RunID: 4, Changes: []usage.Change{change("b", nov1)}}, "b")
+	if p, ok := same.get(""); !ok || len(p.Changes) != 2 || p.RunID != 3 {
+		t.Errorf("after a pass for b in the same period, the last plan is %+v, want the full pass's with b's lines merged", p)
+	}
+
+	var next planMemory
+	next.record(full, "")
+	next.record(&usage.Plan{Period: source.Period{Year: 2026, Month: 12}, EffectiveDate: dec1, RunID: 4, Changes: []usage.Change{change("b", dec1)}}, "b")
+	p, ok := next.get("b")
+	if !ok || p.RunID != 4 || !p.EffectiveDate.Equal(dec1) || len(p.Changes) != 1 {
+		t.Errorf("after a pass for b in December, b's last plan is %+v, want run 4's, effective %s", p, dec1.Format(time.DateOnly))
+	}
+	if _, ok := next.get("a"); ok {
+		t.Error("after a pass for b in December, a's November lines are still shown as the last plan")
+	}
+}
