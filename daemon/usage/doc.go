@@ -195,6 +195,12 @@
 //     service is not documented).
 //   - Changes made by hand in BMS to lines psa-syncd posted are not seen
 //     either; the next change is posted as another line regardless.
+//   - A line is never posted dated before one psa-syncd posted already
+//     (the effective date moved earlier): BMS bills the line with the latest
+//     effective date, so the earlier line would bill only until the later
+//     one starts, while the ledger would take it as the current quantity.
+//     The line is held, as on Autotask (see Engine.laterWrites), until the
+//     effective date reaches the later line's.
 //
 // # Lines awaiting review
 //

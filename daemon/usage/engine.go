@@ -1205,9 +1205,17 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 // next_period_start to period_start, policies.usage_period from current to
 // previous, another timezone, or an instance whose clock is behind); the
 // month's read of the line cannot show it, since it ends with eff's month.
-// Other PSAs' writes do not add up (nil).
+//
+// Kaseya BMS bills, on a day, the line with the latest effective date on or
+// before it, and its quantities are the ledger's (the change posted last):
+// a line dated eff would bill only until the later line starts, while the
+// ledger would take its quantity as the line's from then on, and no later
+// plan would see that the later line is still in force.
+//
+// ConnectWise's additions are read back with their start dates: nil.
 func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, error) {
-	if e.db == nil || e.be.System() != psa.SystemAutotask {
+	sys := e.be.System()
+	if e.db == nil || (sys != psa.SystemAutotask && sys != psa.SystemKaseyaBMS) {
 		return nil, nil
 	}
 	entries, err := e.db.QueryLedger(state.LedgerQuery{EffectiveFrom: eff.AddDate(0, 0, 1)})
@@ -1219,7 +1227,7 @@ func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, 
 	}
 	out := make(map[psa.LineKey]state.LedgerEntry, len(entries))
 	for _, le := range entries {
-		if le.System != psa.SystemAutotask {
+		if le.System != sys {
 			continue
 		}
 		k := psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID}
@@ -1233,8 +1241,12 @@ func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, 
 // laterWriteReason explains why a line that psa-syncd already changed from
 // a date after eff is held (see laterWrites).
 func (e *Engine) laterWriteReason(w state.LedgerEntry, eff time.Time) string {
-	return fmt.Sprintf("; psa-syncd already set this line to %d from %s (run %d): %s carries a change dated %s into that period too, so it would add to it: held for review (sync --approve does not release it); the line is written again once the effective date reaches %s (policies.effective_date, policies.usage_period, the timezone or a clock moved the changes earlier), or fix it by hand",
-		w.After, w.EffectiveDate.Format(time.DateOnly), w.RunID, systemName(e.be.System()), eff.Format(time.DateOnly), w.EffectiveDate.Format(time.DateOnly))
+	effect := fmt.Sprintf("%s carries a change dated %s into that period too, so it would add to it", systemName(e.be.System()), eff.Format(time.DateOnly))
+	if e.be.System() == psa.SystemKaseyaBMS {
+		effect = fmt.Sprintf("%s bills that line from %s on, so a line dated %s would bill only until then, while psa-syncd's ledger would take it as the line's quantity from then on", systemName(e.be.System()), w.EffectiveDate.Format(time.DateOnly), eff.Format(time.DateOnly))
+	}
+	return fmt.Sprintf("; psa-syncd already set this line to %d from %s (run %d): %s: held for review (sync --approve does not release it); the line is written again once the effective date reaches %s (policies.effective_date, policies.usage_period, the timezone or a clock moved the changes earlier), or fix it by hand",
+		w.After, w.EffectiveDate.Format(time.DateOnly), w.RunID, effect, w.EffectiveDate.Format(time.DateOnly))
 }
 
 // postedReason explains why a line whose billing period at eff is already

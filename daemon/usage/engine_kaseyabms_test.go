@@ -393,3 +393,81 @@ func TestEngineKaseyaBMS_catalogServicesKept(t *testing.T) {
 		t.Errorf("lines = %+v, want a third of 42 units at the new price 5.25", lines)
 	}
 }
+
+// TestEngineKaseyaBMS_laterWriteHeld: psa-syncd posted a BMS line dated 1
+// December (next_period_start), then the effective date moved earlier
+// (period_start). BMS bills the line with the latest effective date on or
+// before a day, so a November line would bill only until December, while
+// the ledger, whose current value is the change posted last, would say 45
+// from then on and every later plan "unchanged". The November plan and pass
+// hold the line instead (also with --approve) and post nothing; in
+// December the line is written again.
+func TestEngineKaseyaBMS_laterWriteHeld(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	dec1 := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	now := etNow
+	engine := func() *Engine {
+		e := h.engine()
+		e.now = func() time.Time { return now }
+		return e
+	}
+	billed := func(at time.Time) int {
+		t.Helper()
+		n, _ := h.sim.KaseyaBMS().Units(int(mustParse(t, h.contractA)), int(mustParse(t, h.svcIntercept)), at)
+		return n
+	}
+	h.pol.EffectiveDate = EffectiveNextPeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	if _, err := engine().Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := billed(dec1); got != 42 {
+		t.Fatalf("after the next_period_start pass BMS bills %d from %s, want 42", got, dec1.Format(time.DateOnly))
+	}
+
+	h.pol.EffectiveDate = EffectivePeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45")
+	plan, err := engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim.ResetRequests()
+	for name, opts := range map[string]PassOptions{"pass": {}, "approving pass": {Approve: true, Customer: "cust-a"}} {
+		res, err := engine().Sync(t.Context(), h.doc, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, p := range map[string]*Plan{name: res.Plan, "plan": plan} {
+			c := sysFindChange(p, h.svcIntercept)
+			if c == nil || c.Action != ActionHeld || c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd already set this line to 42 from 2026-12-01") ||
+				!strings.Contains(c.Reason, "Kaseya BMS bills that line from 2026-12-01 on, so a line dated 2026-11-01 would bill only until then") {
+				t.Errorf("%s: Acme Intercept X = %+v, want held for the line from December", what, c)
+			}
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "Kaseya BMS would bill this change only until that date") {
+			t.Errorf("%s: status of cust-a = %+v, want held with the later-write hint", name, cs)
+		}
+	}
+	if n := h.writes(); n != 0 {
+		t.Errorf("the November passes posted %d lines, want none", n)
+	}
+	if got := billed(dec1); got != 42 {
+		t.Errorf("after the November passes BMS bills %d from %s, want 42", got, dec1.Format(time.DateOnly))
+	}
+
+	// In December the effective date reaches the line: the plan sees what
+	// BMS bills (42) and the pass posts 45 from December.
+	now = time.Date(2026, time.December, 2, 10, 0, 0, 0, time.UTC)
+	res, err := engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Current != 42 || c.Desired != 45 {
+		t.Errorf("December pass: Acme Intercept X = %+v, want 42 -> 45", c)
+	}
+	if got := billed(dec1); got != 45 {
+		t.Errorf("after the December pass BMS bills %d from %s, want 45", got, dec1.Format(time.DateOnly))
+	}
+}

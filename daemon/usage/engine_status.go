@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // statuses derives the customer statuses and the line counts of a pass. In
@@ -158,8 +159,12 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 				posted.EffectiveDate.Format(time.DateOnly), systemName(e.be.System()), EffectiveNextPeriodStart, UsagePeriodPrevious, EffectivePeriodStart))
 		}
 		if laterWritten > 0 {
-			hints = append(hints, fmt.Sprintf("psa-syncd already changed a line from a later date than this pass's effective date, and %s would carry this change into that period too: the line is written again once the effective date reaches that date (see the line's reason), or fix it by hand; sync --approve does not release it",
-				systemName(e.be.System())))
+			effect := fmt.Sprintf("%s would carry this change into that period too", systemName(e.be.System()))
+			if e.be.System() == psa.SystemKaseyaBMS {
+				effect = fmt.Sprintf("%s would bill this change only until that date, while psa-syncd's ledger would take it as the line's quantity after it", systemName(e.be.System()))
+			}
+			hints = append(hints, fmt.Sprintf("psa-syncd already changed a line from a later date than this pass's effective date, and %s: the line is written again once the effective date reaches that date (see the line's reason), or fix it by hand; sync --approve does not release it",
+				effect))
 		}
 		if laterHeld > 0 {
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
