@@ -164,12 +164,18 @@ type ContractLine struct {
 	PeriodStart time.Time
 	PeriodEnd   time.Time
 	// LaterChanges lists, in date order, where the line's quantity changes
-	// again after the date it was read at and up to the end of that date's
-	// calendar month (psa-syncd's billing period): a mid-period adjustment
-	// dated after the effective date. Each entry differs from the quantity
-	// before it. When it is not empty, a write that adds a delta from the
-	// read date on (Autotask) would not give the wanted quantity for the
-	// whole period. Backends that cannot tell leave it nil.
+	// again after the date it was read at. Autotask: up to the end of that
+	// date's calendar month (psa-syncd's billing period), a mid-period
+	// adjustment dated after the effective date, each entry differing from
+	// the quantity before it; a write that adds a delta from the read date
+	// on would not give the wanted quantity for the whole period.
+	// ConnectWise: every addition of the service that starts after the read
+	// date (its effectiveDate is later), with its LineID; such an addition
+	// is not the line (it does not bill on the read date), and the line is
+	// a zero Quantity without a LineID when no addition bills on that date.
+	// Changing that addition would change the periods from its start, not
+	// the read date's, and adding another from the read date would bill
+	// along with it from its start. Backends that cannot tell leave it nil.
 	LaterChanges []QuantityChange
 	// Posted is true when the PSA reports the billing period at the date
 	// the line was read at (PeriodStart to PeriodEnd) as already approved
@@ -184,6 +190,10 @@ type ContractLine struct {
 type QuantityChange struct {
 	From     time.Time
 	Quantity int64
+	// LineID is the PSA's id of a line of its own that starts at From
+	// (ConnectWise: a later agreement addition of the service); empty when
+	// the line itself changes (Autotask: a unit row of the same service).
+	LineID string
 }
 
 // Key returns the (contract, service) pair that identifies a line.

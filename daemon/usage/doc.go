@@ -51,7 +51,11 @@
 // after the effective date) is held too, unless it is left alone for lack of
 // usage, even when it matches on the effective date, because a delta from
 // the effective date would mis-bill the rest of the month; Approve does not
-// release it. A line whose billing period at the effective date is already
+// release it. A ConnectWise line with an addition of the product that
+// starts after the effective date (a LaterChanges entry with a LineID) is
+// held the same way when it would be written, or when that addition starts
+// in the same month: changing the addition bills from its start, and
+// another addition from the effective date would bill along with it. A line whose billing period at the effective date is already
 // approved and posted, that is invoiced (psa.ContractLine.Posted: the
 // Autotask unit row's approveAndPostDate), is held when it would change, in
 // a plan as in a pass, and Approve does not release it either: an

@@ -1098,11 +1098,16 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 		// pass writes it.
 		c.Action, c.posted = ActionHeld, true
 		c.Reason += e.postedReason(line, eff)
-	case lineOK && len(line.LaterChanges) > 0:
+	case lineOK && len(line.LaterChanges) > 0 && (c.Desired != c.Current || changesInPeriod(line.LaterChanges, eff)):
 		// An adjustment adds a delta to every unit row from its effective
 		// date on: with a row that differs later in the month, no write
-		// dated eff gives Desired for the whole month. Not even an
-		// approved pass writes it.
+		// dated eff gives Desired for the whole month. A ConnectWise
+		// addition that starts after eff bills from its start: changing
+		// it does not bill Desired from eff, and another addition would
+		// bill along with it. Not even an approved pass writes it. Where
+		// nothing is to be written and the later lines start in later
+		// periods (a ConnectWise addition for next month), this period is
+		// billed at Desired: unchanged.
 		c.Action, c.laterChange = ActionHeld, true
 		c.Reason += e.laterChangeReason(line, c.Desired, eff)
 	case c.Desired == c.Current:
@@ -1178,10 +1183,35 @@ func (r *reasons) string(b []byte) string {
 	return s
 }
 
+// changesInPeriod reports whether one of changes starts in the calendar
+// month of eff, psa-syncd's billing period.
+func changesInPeriod(changes []psa.QuantityChange, eff time.Time) bool {
+	y, m, _ := eff.Date()
+	next := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+	for _, ch := range changes {
+		cy, cm, cd := ch.From.Date()
+		if time.Date(cy, cm, cd, 0, 0, 0, 0, time.UTC).Before(next) {
+			return true
+		}
+	}
+	return false
+}
+
 // laterChangeReason explains why a line whose units change again after eff
-// in the same month is held.
+// is held: in the same month (Autotask), or with a line of its own that
+// starts after eff (a ConnectWise addition).
 func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff time.Time) string {
 	first := line.LaterChanges[0]
+	if first.LineID != "" {
+		what := fmt.Sprintf("an addition of this product starts on %s (addition %s, quantity %d), after the effective date %s",
+			first.From.Format(time.DateOnly), first.LineID, first.Quantity, eff.Format(time.DateOnly))
+		if n := len(line.LaterChanges); n > 1 {
+			what += fmt.Sprintf(", and %d more later", n-1)
+		}
+		return fmt.Sprintf("; %s: %s bills it only from its start, so changing it would not bill %d from %s, and another addition from %s would bill along with it from %s: held for review (sync --approve does not release it); the line is written again once the effective date reaches %s (policies.effective_date: %s dates changes on the 1st of the next month), or change the additions by hand",
+			what, systemName(e.be.System()), desired, eff.Format(time.DateOnly), eff.Format(time.DateOnly), first.From.Format(time.DateOnly),
+			first.From.Format(time.DateOnly), EffectiveNextPeriodStart)
+	}
 	what := fmt.Sprintf("units change again on %s (to %d: a mid-period adjustment in %s)",
 		first.From.Format(time.DateOnly), first.Quantity, systemName(e.be.System()))
 	if n := len(line.LaterChanges); n > 1 {
@@ -1212,7 +1242,8 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 // ledger would take its quantity as the line's from then on, and no later
 // plan would see that the later line is still in force.
 //
-// ConnectWise's additions are read back with their start dates: nil.
+// ConnectWise's additions are read back with their start dates (a later
+// one is in the line's LaterChanges, see laterChangeReason): nil.
 func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, error) {
 	sys := e.be.System()
 	if e.db == nil || (sys != psa.SystemAutotask && sys != psa.SystemKaseyaBMS) {

@@ -2,10 +2,13 @@ package usage
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -276,5 +279,85 @@ func TestEngineConnectWise_codebaseChangeMidPass(t *testing.T) {
 	}
 	if n := len(cw.Additions(mustParse(t, h.contractB))); n != 1 {
 		t.Errorf("agreement B has %d additions, want exactly 1 (a POST refused with 404 is sent again once, never twice)", n)
+	}
+}
+
+// TestEngineConnectWise_laterAdditionHeld: the agreement's only addition of
+// the product starts on 1 December (pre-added for next month, or created by
+// psa-syncd under next_period_start before the effective date moved
+// earlier). It does not bill November: it is not the current line, and a
+// November plan and pass hold the line (also with --approve), neither
+// PATCHing it (its quantity bills from December) nor creating another from
+// 1 November (which would bill along with it from December). In December
+// it is the line and is PATCHed.
+func TestEngineConnectWise_laterAdditionHeld(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	dec1 := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	ag := mustParse(t, h.contractA)
+	future := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: mustParse(t, h.svcIntercept), Quantity: 10, EffectiveDate: dec1})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	now := etNow
+	engine := func() *Engine {
+		e := h.engine()
+		e.now = func() time.Time { return now }
+		return e
+	}
+
+	plan, err := engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim.ResetRequests()
+	for name, opts := range map[string]PassOptions{"pass": {}, "approving pass": {Approve: true, Customer: "cust-a"}} {
+		res, err := engine().Sync(t.Context(), h.doc, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, p := range map[string]*Plan{name: res.Plan, "plan": plan} {
+			c := sysFindChange(p, h.svcIntercept)
+			if c == nil || c.Action != ActionHeld || c.Approvable() || c.Current != 0 || c.Desired != 42 ||
+				!strings.Contains(c.Reason, fmt.Sprintf("an addition of this product starts on 2026-12-01 (addition %d, quantity 10), after the effective date 2026-11-01", future)) ||
+				!strings.Contains(c.Reason, "written again once the effective date reaches 2026-12-01") {
+				t.Errorf("%s: Acme Intercept X = %+v, want held 0 -> 42 for the addition from December", what, c)
+			}
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "an addition of a product starts after the effective date") {
+			t.Errorf("%s: status of cust-a = %+v, want held with the later-addition hint", name, cs)
+		}
+	}
+	if reqs := cwRequests(h, h.contractA); slices.ContainsFunc(reqs, func(r psatest.Request) bool { return r.Method != http.MethodGet }) {
+		t.Errorf("the November passes sent %+v, want only reads", reqs)
+	}
+	adds := cw.Additions(ag)
+	if len(adds) != 1 || adds[0].ID != future || adds[0].Quantity != 10 || !adds[0].EffectiveDate.Equal(dec1) {
+		t.Errorf("after the November passes additions = %+v, want addition %d unchanged (10 from %s)", adds, future, dec1.Format(time.DateOnly))
+	}
+
+	// Without usage nothing is to be written, and November is billed at 0
+	// as wanted: unchanged, not held, and the December addition is kept.
+	h.writeUsage("cust-a,Acme,MDR,0")
+	if p, err := engine().Plan(t.Context(), h.doc, PassOptions{}); err != nil {
+		t.Fatal(err)
+	} else if c := sysFindChange(p, h.svcIntercept); c == nil || c.Action != ActionUnchanged || c.Desired != 0 {
+		t.Errorf("plan without usage: Acme Intercept X = %+v, want unchanged at 0", c)
+	}
+
+	// In December the addition is the line.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	now = time.Date(2026, time.December, 2, 10, 0, 0, 0, time.UTC)
+	res, err := engine().Sync(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Current != 10 || c.Desired != 42 {
+		t.Errorf("December pass: Acme Intercept X = %+v, want 10 -> 42", c)
+	}
+	if a, _ := cw.Addition(future); a.Quantity != 42 {
+		t.Errorf("after the December pass addition %d = %+v, want quantity 42", future, a)
+	}
+	if n := len(cw.Additions(ag)); n != 1 {
+		t.Errorf("after the December pass the agreement has %d additions, want 1", n)
 	}
 }

@@ -166,7 +166,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("psa-syncd already changed a line from a later date than this pass's effective date, and %s: the line is written again once the effective date reaches that date (see the line's reason), or fix it by hand; sync --approve does not release it",
 				effect))
 		}
-		if laterHeld > 0 {
+		if laterHeld > 0 && e.be.System() == psa.SystemConnectWise {
+			hints = append(hints, "an addition of a product starts after the effective date, and psa-syncd neither changes it for an earlier date nor adds another that would bill along with it: the line is written again once the effective date reaches its start (see the line's reason), or change the additions by hand; sync --approve does not release it")
+		} else if laterHeld > 0 {
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
 				systemName(e.be.System()), EffectiveToday))
 		}

@@ -574,7 +574,10 @@ func (e *StaleAgreementError) Is(target error) bool { return target == psa.ErrCo
 // ReadLines returns the active additions of the given agreements that are
 // live on asOf (an addition cancelled on or before asOf is left out even
 // while ConnectWise still shows it Active; SetQuantity writes by the same
-// rule): one request per agreement per
+// rule). An addition that starts after asOf does not bill on asOf: it is
+// reported in the LaterChanges of its product's line, which is a zero line
+// without a LineID when no addition of the product is live on asOf. One
+// request per agreement per
 // 1,000 additions, as many agreements at a time as the client keeps in
 // flight (Client.MaxConcurrency). That is the fewest requests ConnectWise
 // allows: it has no read of many agreements' additions at once. ReadLines
@@ -767,23 +770,62 @@ func cancelledOf(a *Addition) time.Time {
 	return a.CancelledDate.Time
 }
 
-// liveAdditions returns the additions of adds that are live on day.
+// effectiveOf returns an addition's effectiveDate, zero when unset.
+func effectiveOf(a *Addition) time.Time {
+	if a.EffectiveDate == nil {
+		return time.Time{}
+	}
+	return a.EffectiveDate.Time
+}
+
+// startsAfter reports whether an addition whose effectiveDate is start
+// (zero: unset) first bills after day: it starts on a later calendar date.
+// Such an addition is not the addition of the product on day: a change of
+// its quantity bills from its start, not from day. A zero day (ReadLines
+// without asOf) keeps every addition.
+func startsAfter(start, day time.Time) bool {
+	return !start.IsZero() && !day.IsZero() && dateOf(start).After(dateOf(day))
+}
+
+// liveAdditions returns the additions of adds that are live on day: not
+// cancelled on or before it (liveAt) and not starting after it
+// (startsAfter).
 func liveAdditions(adds []*Addition, day time.Time) []*Addition {
 	var out []*Addition
 	for _, a := range adds {
-		if liveAt(cancelledOf(a), day) {
+		if liveAt(cancelledOf(a), day) && !startsAfter(effectiveOf(a), day) {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-// linesOf turns an agreement's active additions into lines, refusing
-// fractional quantities and two additions of one product when managed is
-// nil or true for the product; an addition of another product with such a
-// problem is left out.
+// laterAdditions returns the additions of adds that start after day and
+// bill at all (not cancelled on or before their start), in date order, as
+// the psa.ContractLine.LaterChanges of their product.
+func laterAdditions(adds []*Addition, day time.Time) []psa.QuantityChange {
+	var out []psa.QuantityChange
+	for _, a := range adds {
+		start := effectiveOf(a)
+		if startsAfter(start, day) && liveAt(cancelledOf(a), start) {
+			out = append(out, psa.QuantityChange{From: start, Quantity: int64(a.Quantity), LineID: strconv.FormatInt(a.ID, 10)})
+		}
+	}
+	slices.SortFunc(out, func(a, b psa.QuantityChange) int {
+		return cmp.Or(a.From.Compare(b.From), strings.Compare(a.LineID, b.LineID))
+	})
+	return out
+}
+
+// linesOf turns an agreement's active additions live on asOf into lines,
+// refusing fractional quantities and two additions of one product when
+// managed is nil or true for the product; an addition of another product
+// with such a problem is left out. Additions that start after asOf are not
+// the line: they are its LaterChanges, on a zero line when no addition of
+// the product is live on asOf.
 func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(product int64) bool) ([]psa.ContractLine, error) {
 	byProduct := map[int64][]*Addition{}
+	later := map[int64][]*Addition{}
 	var products []int64
 	for _, a := range adds {
 		if a.Product == nil || a.Product.ID == 0 {
@@ -793,7 +835,13 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 			continue
 		}
 		if _, ok := byProduct[a.Product.ID]; !ok {
-			products = append(products, a.Product.ID)
+			if _, ok := later[a.Product.ID]; !ok {
+				products = append(products, a.Product.ID)
+			}
+		}
+		if startsAfter(effectiveOf(a), asOf) {
+			later[a.Product.ID] = append(later[a.Product.ID], a)
+			continue
 		}
 		byProduct[a.Product.ID] = append(byProduct[a.Product.ID], a)
 	}
@@ -802,6 +850,16 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 	for _, p := range products {
 		group := byProduct[p]
 		checked := managed == nil || managed(p)
+		if len(group) == 0 {
+			if lc := laterAdditions(later[p], asOf); len(lc) > 0 {
+				lines = append(lines, psa.ContractLine{
+					ContractID:   strconv.FormatInt(agreementID, 10),
+					ServiceID:    strconv.FormatInt(p, 10),
+					LaterChanges: lc,
+				})
+			}
+			continue
+		}
 		if len(group) > 1 {
 			if checked {
 				problems = append(problems, ambiguous(agreementID, p, group))
@@ -815,6 +873,7 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 			}
 			continue
 		}
+		l.LaterChanges = laterAdditions(later[p], asOf)
 		lines = append(lines, l)
 	}
 	if len(problems) > 0 {
@@ -873,7 +932,11 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 // cancelled on or before it; see liveAt): one found is PATCHed, two are an
 // ambiguity error, none is created with a POST (product, quantity,
 // billCustomer Billable, effectiveDate, the catalog's price and cost)
-// unless the quantity wanted is 0. An addition still Active but cancelled
+// unless the quantity wanted is 0. An addition of the product that starts
+// after the effective date (see psa.ContractLine.LaterChanges) is a
+// conflict, and nothing is written: its quantity bills from its start, not
+// from the effective date, and another addition from the effective date
+// would bill along with it from its start. An addition still Active but cancelled
 // on or before the effective date is never PATCHed: it bills the periods
 // up to its cancelled date, which the quantity from the effective date is
 // not for, so the product gets a new addition from that date, as it does
@@ -933,10 +996,12 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 }
 
 func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
-	// A Current that ends before the effective date (read at another date
-	// than the one written) is not the addition to write: the additions
-	// are read again below, with the same rule as ReadLines.
-	if cur := req.Current; cur != nil && cur.LineID != "" && liveAt(cur.PeriodEnd, req.EffectiveDate) {
+	// A Current that ends before the effective date or starts after it
+	// (read at another date than the one written), or that has later
+	// additions, is not the addition to write: the additions are read
+	// again below, with the same rule as ReadLines.
+	if cur := req.Current; cur != nil && cur.LineID != "" && liveAt(cur.PeriodEnd, req.EffectiveDate) &&
+		!startsAfter(cur.PeriodStart, req.EffectiveDate) && len(cur.LaterChanges) == 0 {
 		additionID, err := parseID("addition", cur.LineID)
 		if err != nil {
 			return nil, err
@@ -951,6 +1016,14 @@ func (b *Backend) setQuantity(ctx context.Context, agreementID, productID int64,
 	all, err := b.activeAdditions(ctx, agreementID, Eq("product/id", productID))
 	if err != nil {
 		return nil, fmt.Errorf("connectwise: reading the additions of agreement %d: %w", agreementID, err)
+	}
+	if lc := laterAdditions(all, req.EffectiveDate); len(lc) > 0 {
+		// Changing it would bill from its start, not the effective date,
+		// and another addition from the effective date would bill along
+		// with it from its start.
+		return nil, fmt.Errorf("connectwise: addition %s of product %d on agreement %d starts on %s, after the effective date %s: "+
+			"nothing was written (changing it would bill from its start, and another addition would bill along with it): %w",
+			lc[0].LineID, productID, agreementID, lc[0].From.Format(time.DateOnly), req.EffectiveDate.Format(time.DateOnly), psa.ErrConflict)
 	}
 	adds := liveAdditions(all, req.EffectiveDate)
 	switch len(adds) {

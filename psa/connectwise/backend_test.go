@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1006,5 +1007,72 @@ func TestBackend_CheckWrites_manyAgreementsShortQueries(t *testing.T) {
 	}
 	if n := len(s.Requests()); status != 3 || n != 3 {
 		t.Errorf("status reads = %d of %d requests, want 3 (100 agreements each)", status, n)
+	}
+}
+
+// TestBackend_laterAddition: an addition that starts after the date read
+// or written does not bill on it. ReadLines reports it in the
+// LaterChanges of its product's line (a zero line when nothing of the
+// product bills on the date), and SetQuantity for the earlier date writes
+// nothing: neither a PATCH of the later addition (its quantity bills from
+// its start) nor a POST of another (it would bill along with it).
+func TestBackend_laterAddition(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	onlyLater := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	both := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Endpoint"})
+	_, ag := seed(cw, "Acme")
+	nov1, dec1, jan1 := date(11, 1), date(12, 1), time.Date(2027, time.January, 1, 0, 0, 0, 0, time.UTC)
+	later := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: onlyLater, Quantity: 10, EffectiveDate: dec1})
+	live := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: both, Quantity: 5, EffectiveDate: date(10, 1)})
+	next := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: ag, ProductID: both, Quantity: 7, EffectiveDate: jan1})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(ag)}, nov1)
+	if err != nil {
+		t.Fatalf("ReadLines: %v", err)
+	}
+	want := []psa.ContractLine{
+		{ContractID: id(ag), ServiceID: id(onlyLater), LaterChanges: []psa.QuantityChange{{From: dec1, Quantity: 10, LineID: id(later)}}},
+		{ContractID: id(ag), ServiceID: id(both), LineID: id(live), Quantity: 5, PeriodStart: date(10, 1),
+			LaterChanges: []psa.QuantityChange{{From: jan1, Quantity: 7, LineID: id(next)}}},
+	}
+	for i := range want {
+		var got *psa.ContractLine
+		for j := range lines {
+			if lines[j].ServiceID == want[i].ServiceID {
+				got = &lines[j]
+			}
+		}
+		if got == nil || got.LineID != want[i].LineID || got.Quantity != want[i].Quantity || !got.PeriodStart.Equal(want[i].PeriodStart) ||
+			len(got.LaterChanges) != 1 || !got.LaterChanges[0].From.Equal(want[i].LaterChanges[0].From) ||
+			got.LaterChanges[0].Quantity != want[i].LaterChanges[0].Quantity || got.LaterChanges[0].LineID != want[i].LaterChanges[0].LineID {
+			t.Errorf("line of product %s = %+v, want %+v", want[i].ServiceID, got, want[i])
+		}
+	}
+	if dec, err := b.ReadLines(t.Context(), []string{id(ag)}, dec1); err != nil {
+		t.Fatalf("ReadLines at %s: %v", dec1.Format(time.DateOnly), err)
+	} else if i := slices.IndexFunc(dec, func(l psa.ContractLine) bool { return l.ServiceID == id(onlyLater) }); i < 0 ||
+		dec[i].LineID != id(later) || dec[i].Quantity != 10 || len(dec[i].LaterChanges) != 0 {
+		t.Errorf("lines at %s = %+v, want addition %d as the line of product %d", dec1.Format(time.DateOnly), dec, later, onlyLater)
+	}
+
+	s.ResetRequests()
+	for _, prod := range []int64{onlyLater, both} {
+		for _, cur := range []*psa.ContractLine{nil, {ContractID: id(ag), ServiceID: id(prod), LineID: id(later), Quantity: 10, PeriodStart: dec1}} {
+			if cur != nil && prod != onlyLater {
+				continue
+			}
+			_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(ag), ServiceID: id(prod), Quantity: 42, EffectiveDate: nov1, Current: cur})
+			if !errors.Is(err, psa.ErrConflict) || !strings.Contains(err.Error(), "after the effective date 2026-11-01") {
+				t.Errorf("SetQuantity of product %d from %s (current %+v) error = %v, want a conflict for the later addition", prod, nov1.Format(time.DateOnly), cur, err)
+			}
+		}
+	}
+	if n := countRequests(s, http.MethodPatch, "") + countRequests(s, http.MethodPost, ""); n != 0 {
+		t.Errorf("writes = %d, want 0", n)
+	}
+	if a, _ := cw.Addition(later); a.Quantity != 10 || !a.EffectiveDate.Equal(dec1) {
+		t.Errorf("addition %d = %+v, want 10 from %s, unchanged", later, a, dec1.Format(time.DateOnly))
 	}
 }
