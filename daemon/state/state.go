@@ -823,6 +823,35 @@ func (db *DB) LastSet(contractID, serviceID string) (LedgerEntry, bool, error) {
 	return e, true, nil
 }
 
+// SetBefore returns the ledger entry for one contract line that is in
+// force just before the time before: of the entries with an effective date
+// before it, the one with the latest effective date, the newest among
+// equals. That is the quantity a PSA that bills a line's latest-dated
+// change (Kaseya BMS) bills on the day before before, whatever order the
+// changes were posted in; LastSet is the change posted last. The bool is
+// false when psa-syncd has changed that line from no date before before.
+func (db *DB) SetBefore(contractID, serviceID string, before time.Time) (LedgerEntry, bool, error) {
+	if err := checkKey("ledger entry", contractID, serviceID); err != nil {
+		return LedgerEntry{}, false, err
+	}
+	if before.IsZero() {
+		return LedgerEntry{}, false, errors.New("state: SetBefore needs a time")
+	}
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	e, err := scanLedger(db.sql.QueryRowContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM ledger
+		WHERE contract_id = ? AND service_id = ? AND effective_date < ? ORDER BY effective_date DESC, seq DESC LIMIT 1`),
+		contractID, serviceID, db.tv(before)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return LedgerEntry{}, false, nil
+	}
+	if err != nil {
+		return LedgerEntry{}, false, db.wrap("reading the ledger", err)
+	}
+	return e, true, nil
+}
+
 // checkKey requires two non-empty identifiers without NUL bytes.
 func checkKey(what, a, b string) error {
 	if a == "" || b == "" {

@@ -587,6 +587,54 @@ func TestLedger_appendOrderAndLastSet(t *testing.T) {
 	})
 }
 
+// TestLedger_setBefore: the entry in force before a time is the one with
+// the latest effective date before it (the newest among equals), not the
+// one posted last.
+func TestLedger_setBefore(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+		// Posted in this order: October 30, December 42, November 45
+		// (the effective date moved earlier), November 46.
+		for i, e := range []struct {
+			effective time.Time
+			after     int64
+		}{{day(10, 1), 30}, {day(12, 1), 42}, {day(11, 1), 45}, {day(11, 1), 46}} {
+			req := testIntent()
+			req.ContractID, req.ServiceID, req.EffectiveDate, req.After = "c1", "s1", e.effective, e.after
+			in, err := db.OpenIntent(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			before time.Time
+			ok     bool
+			after  int64
+		}{
+			{day(10, 1), false, 0},
+			{day(10, 2), true, 30},
+			{day(11, 2), true, 46},
+			{day(12, 2), true, 42},
+			{day(12, 31), true, 42},
+		} {
+			e, ok, err := db.SetBefore("c1", "s1", tc.before)
+			if err != nil || ok != tc.ok || e.After != tc.after {
+				t.Errorf("SetBefore(c1, s1, %s) = %+v, %v, %v; want %v, after %d", tc.before.Format(time.DateOnly), e, ok, err, tc.ok, tc.after)
+			}
+		}
+		if e, ok, err := db.LastSet("c1", "s1"); err != nil || !ok || e.After != 46 {
+			t.Errorf("LastSet(c1, s1) = %+v, %v, %v; want the entry posted last (46)", e, ok, err)
+		}
+		if _, ok, err := db.SetBefore("c2", "s1", day(12, 31)); ok || err != nil {
+			t.Errorf("SetBefore(c2, s1) = %v, %v; want false, nil", ok, err)
+		}
+	})
+}
+
 func TestExport_putCurrentHistory(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)

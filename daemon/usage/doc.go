@@ -187,7 +187,8 @@
 //
 //   - psa-syncd's own ledger (in the state database) is the only record of
 //     what a line holds. A pass compares usage with the quantity psa-syncd
-//     last set; when they are equal nothing is sent, and when they differ
+//     set that is in force at the effective date (the latest-dated change on
+//     or before it); when they are equal nothing is sent, and when they differ
 //     exactly one new line with the new units and the effective date is
 //     posted. Back up the state directory: without it psa-syncd no longer
 //     knows what it set.

@@ -1476,7 +1476,7 @@ func (r *lineReader) chunk() lineChunk {
 	if r.ledger {
 		lines := &lineIndex{}
 		errs := map[string]error{}
-		set, err := r.e.ledgerLines(r.chunks[i], r.serviceIDs)
+		set, err := r.e.ledgerLines(r.chunks[i], r.serviceIDs, r.asOf)
 		if err != nil {
 			for _, id := range r.chunks[i] {
 				errs[id] = err

@@ -471,3 +471,39 @@ func TestEngineKaseyaBMS_laterWriteHeld(t *testing.T) {
 		t.Errorf("after the December pass BMS bills %d from %s, want 45", got, dec1.Format(time.DateOnly))
 	}
 }
+
+// TestEngineKaseyaBMS_currentIsTheChangeInForce: the current quantity of a
+// BMS line is the ledger's change in force at the effective date (BMS
+// bills the latest-dated line), not the change posted last. psa-syncd
+// posted 30 from November, then 42 from December (next_period_start);
+// back on period_start, November is billed at 30: usage 30 leaves it
+// unchanged, and usage 42 is a change of November, held for the December
+// line, not "unchanged" because December's line says 42.
+func TestEngineKaseyaBMS_currentIsTheChangeInForce(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,30")
+	h.sync(PassOptions{})
+	h.pol.EffectiveDate = EffectiveNextPeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	h.sync(PassOptions{})
+
+	h.pol.EffectiveDate = EffectivePeriodStart
+	for _, tc := range []struct {
+		usage   int64
+		action  string
+		current int64
+	}{
+		{30, ActionUnchanged, 30},
+		{42, ActionHeld, 30},
+	} {
+		h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", tc.usage))
+		plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != tc.action || c.Current != tc.current || !c.CurrentKnown || c.Desired != tc.usage {
+			t.Errorf("plan with usage %d: Acme Intercept X = %+v, want %s %d -> %d", tc.usage, c, tc.action, tc.current, tc.usage)
+		}
+	}
+}

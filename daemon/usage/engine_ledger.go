@@ -14,8 +14,12 @@ import (
 // current quantity of a contract line (Kaseya BMS: its v2 API has no read of
 // a line's units, and its ReadLines returns psa.ErrNotSupported):
 //
-//   - The current quantity of a line is what psa-syncd's ledger says it
-//     last set (state.DB.LastSet); a line psa-syncd never set is "unknown".
+//   - The current quantity of a line is what psa-syncd's ledger says is in
+//     force at the effective date (state.DB.SetBefore: of its changes dated
+//     on or before that date, the latest-dated, since BMS bills a line's
+//     latest-dated change); a line psa-syncd never set from that date or
+//     earlier is "unknown". A change dated later holds the line (see
+//     Engine.laterWrites), so psa-syncd posts its changes in date order.
 //   - A write whose outcome is unknown (a lost answer, a crash between the
 //     intent and the answer) cannot be settled by reading: its intent stays
 //     open, the line is blocked, and the customer fails with a hint that
@@ -23,18 +27,26 @@ import (
 //     ResolveIntent after checking.
 
 // ledgerLines returns, for every contract and service given, the quantity
-// psa-syncd last set on that line, as a ContractLine (PeriodStart is the
-// effective date of that change). Lines psa-syncd never set (or set while
-// configured for another PSA system) are absent.
-func (e *Engine) ledgerLines(contracts, services []string) (map[psa.LineKey]psa.ContractLine, error) {
+// psa-syncd set on that line that is in force at asOf (the change with the
+// latest effective date on or before asOf's day, the one posted last among
+// equals; with a zero asOf, the change posted last), as a ContractLine
+// (PeriodStart is the effective date of that change). The day ends where
+// laterWrites' "later" begins, so that a change is either in force or
+// later. Lines psa-syncd never set (or set while configured for another PSA
+// system) are absent.
+func (e *Engine) ledgerLines(contracts, services []string, asOf time.Time) (map[psa.LineKey]psa.ContractLine, error) {
 	lines := map[psa.LineKey]psa.ContractLine{}
 	if e.db == nil {
 		return lines, nil
 	}
 	sys := e.be.System()
+	lastSet := e.db.LastSet
+	if !asOf.IsZero() {
+		lastSet = func(c, s string) (state.LedgerEntry, bool, error) { return e.db.SetBefore(c, s, asOf.AddDate(0, 0, 1)) }
+	}
 	for _, c := range contracts {
 		for _, s := range services {
-			le, ok, err := e.db.LastSet(c, s)
+			le, ok, err := lastSet(c, s)
 			if err != nil {
 				return nil, fmt.Errorf("daemon: reading the ledger (the only record of %s quantities): %w", sys, err)
 			}
@@ -186,7 +198,7 @@ func SystemNotes(s psa.System) []string {
 	switch s {
 	case psa.SystemKaseyaBMS:
 		return []string{
-			"Kaseya BMS cannot report the units of a contract line: psa-syncd compares usage with the quantity it last set, " +
+			"Kaseya BMS cannot report the units of a contract line: psa-syncd compares usage with the quantity it set that is in force at the effective date, " +
 				"recorded in its state database (back up the state directory).",
 			"A change is posted as one new recurring-service line with the new units and effective date; unchanged lines are not posted. " +
 				"So a contract gets one more line of the service at every change. The BMS API documents neither a read nor an edit of a line's units, " +
