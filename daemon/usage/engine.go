@@ -1073,7 +1073,7 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 			b = strconv.AppendInt(b, c.Current, 10)
 			b = append(b, " as psa-syncd last set it"...)
 		case ledger && c.Desired > 0:
-			b = fmt.Appendf(b, "; current unknown → %d: %s cannot report a line's units and psa-syncd has not set this line before, so a new line is posted",
+			b = fmt.Appendf(b, "; current unknown → %d: %s cannot report a line's units and psa-syncd has not set this line from the effective date or earlier, so a new line is posted",
 				c.Desired, e.be.System())
 		case ledger:
 			b = append(b, "; current unknown and nothing to post"...)

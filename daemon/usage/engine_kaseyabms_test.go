@@ -43,7 +43,7 @@ func TestEngineKaseyaBMS_changePostsOneNewLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := sysFindChange(plan, h.svcIntercept)
-	wantReason := "usage 40 (CIXA-MSP 40); current unknown → 40: kaseya_bms cannot report a line's units and psa-syncd has not set this line before, so a new line is posted"
+	wantReason := "usage 40 (CIXA-MSP 40); current unknown → 40: kaseya_bms cannot report a line's units and psa-syncd has not set this line from the effective date or earlier, so a new line is posted"
 	if c == nil || c.Action != ActionUpdate || c.CurrentKnown || c.Reason != wantReason {
 		t.Errorf("planned change = %+v\nwant an update with reason %q", c, wantReason)
 	}
@@ -505,5 +505,22 @@ func TestEngineKaseyaBMS_currentIsTheChangeInForce(t *testing.T) {
 		if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != tc.action || c.Current != tc.current || !c.CurrentKnown || c.Desired != tc.usage {
 			t.Errorf("plan with usage %d: Acme Intercept X = %+v, want %s %d -> %d", tc.usage, c, tc.action, tc.current, tc.usage)
 		}
+	}
+
+	// MDR was first set from December: in November it is unknown, not
+	// "never set", and held for the December line.
+	h.pol.EffectiveDate = EffectiveNextPeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5")
+	h.sync(PassOptions{})
+	h.pol.EffectiveDate = EffectivePeriodStart
+	h.writeUsage("cust-a,Acme,CIXA-MSP,30", "cust-a,Acme,MDR,6")
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionHeld || c.CurrentKnown ||
+		!strings.Contains(c.Reason, "psa-syncd has not set this line from the effective date or earlier") ||
+		!strings.Contains(c.Reason, "psa-syncd already set this line to 5 from 2026-12-01") {
+		t.Errorf("plan: Acme MDR = %+v, want held, unknown in November, for the line from December", c)
 	}
 }
