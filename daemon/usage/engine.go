@@ -1225,6 +1225,15 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 		what, effect, EffectiveToday)
 }
 
+// holdsLaterWrites reports whether a line of system sys is held when
+// psa-syncd's ledger shows a change of it dated after the pass's effective
+// date (laterWrites): Autotask carries an earlier-dated delta into the
+// later month, and Kaseya BMS bills an earlier-dated line until the later
+// one starts while the ledger would take it for the quantity from then on.
+func holdsLaterWrites(sys psa.System) bool {
+	return sys == psa.SystemAutotask || sys == psa.SystemKaseyaBMS
+}
+
 // laterWrites returns, by line, the newest change psa-syncd recorded in its
 // ledger with an effective date after eff, for a PSA whose writes carry
 // forward: an Autotask adjustment adds its delta to every unit row from its
@@ -1246,7 +1255,7 @@ func (e *Engine) laterChangeReason(line psa.ContractLine, desired int64, eff tim
 // one is in the line's LaterChanges, see laterChangeReason): nil.
 func (e *Engine) laterWrites(eff time.Time) (map[psa.LineKey]state.LedgerEntry, error) {
 	sys := e.be.System()
-	if e.db == nil || (sys != psa.SystemAutotask && sys != psa.SystemKaseyaBMS) {
+	if e.db == nil || !holdsLaterWrites(sys) {
 		return nil, nil
 	}
 	entries, err := e.db.QueryLedger(state.LedgerQuery{EffectiveFrom: eff.AddDate(0, 0, 1)})

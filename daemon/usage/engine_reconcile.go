@@ -299,7 +299,7 @@ func (e *Engine) reconcileElsewhere(ctx context.Context, unsettled map[psa.LineK
 // the pass's Reconcile would add first (done, see reconcileElsewhere), on
 // the PSA systems whose later writes laterWrites holds lines for.
 func (e *Engine) withReconciled(later, done map[psa.LineKey]state.LedgerEntry) map[psa.LineKey]state.LedgerEntry {
-	if len(done) == 0 || e.be.System() != psa.SystemAutotask {
+	if len(done) == 0 || !holdsLaterWrites(e.be.System()) {
 		return later
 	}
 	if later == nil {
