@@ -603,6 +603,7 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 	d.metrics.ExportReloaded(true, d.now())
 	enabled := doc.Integration == nil || doc.Integration.Enabled
 	d.metrics.SetIntegrationEnabled(enabled)
+	d.metrics.SetTicketSyncEnabled(ticketPassWrites(doc))
 	if prev == nil || prev.doc.Revision != doc.Revision || prev.version != version {
 		d.logger.Info("Loaded mapping export", "store", cfg.ExportName(), "revision", doc.Revision,
 			"products", len(doc.ProductMappings), "customers", len(doc.CustomerMappings), "integration_enabled", enabled)

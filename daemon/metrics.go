@@ -54,6 +54,9 @@ type Metrics struct {
 	OpenTickets                prometheus.Gauge
 	TicketLastPassTimestamp    prometheus.Gauge
 	TicketLastSuccessTimestamp prometheus.Gauge
+	// TicketSyncEnabled, like IntegrationEnabled, has its one series only
+	// once an export has loaded.
+	TicketSyncEnabled *prometheus.GaugeVec
 
 	requests atomic.Int64
 }
@@ -151,6 +154,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "ticket_last_success_timestamp_seconds",
 		Help:      "Time the last ticket pass in which every customer succeeded finished, as a Unix timestamp.",
 	}, []string{"system"}).With(sys)
+	m.TicketSyncEnabled = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_sync_enabled",
+		Help:      "1 when the mapping export in use makes ticket passes run (an enabled ticket routing, the integration on, some customer with ticket sync on), 0 when it does not; absent until an export has loaded.",
+	}, []string{"system"})
 
 	reg.MustRegister(version.NewCollector(Namespace))
 
@@ -258,6 +266,12 @@ func reloaded(success, stamp prometheus.Gauge, ok bool, t time.Time) {
 // integration; the series exists from the first call on.
 func (m *Metrics) SetIntegrationEnabled(enabled bool) {
 	m.IntegrationEnabled.WithLabelValues(m.system).Set(boolFloat(enabled))
+}
+
+// SetTicketSyncEnabled records whether the export in use makes ticket
+// passes run; the series exists from the first call on.
+func (m *Metrics) SetTicketSyncEnabled(enabled bool) {
+	m.TicketSyncEnabled.WithLabelValues(m.system).Set(boolFloat(enabled))
 }
 
 // SetScheduleInterval records the nominal interval of the active schedule.

@@ -85,6 +85,11 @@ psa_sync_rate_limited_total{system="autotask"} 0
 	if got["psa_sync_integration_enabled"] {
 		t.Error("psa_sync_integration_enabled is exported before any export has loaded, want it absent")
 	}
+	// The same holds for ticket sync (PsaSyncTicketSyncFailing's "unless
+	// ticket_sync_enabled == 0").
+	if got["psa_sync_ticket_sync_enabled"] {
+		t.Error("psa_sync_ticket_sync_enabled is exported before any export has loaded, want it absent")
+	}
 }
 
 func TestMetrics_InstrumentRoundTripper(t *testing.T) {

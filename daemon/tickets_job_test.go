@@ -378,3 +378,56 @@ func TestDaemon_exportReloadRecomputesOpenTickets(t *testing.T) {
 		t.Errorf("psa_sync_open_tickets with Acme's ticket sync on again = %v, want 1", got)
 	}
 }
+
+// psa_sync_ticket_sync_enabled says whether the loaded export makes ticket
+// passes run, so that PsaSyncTicketSyncFailing resolves once ticket sync
+// is switched off: no pass runs then, and the last failed pass's
+// timestamps would keep it firing for ever.
+func TestDaemon_ticketSyncEnabledGauge(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, _ := ttSetup(t, routing, true)
+	gauge := func() float64 { return testutil.ToFloat64(d.metrics.TicketSyncEnabled.WithLabelValues("autotask")) }
+	if got := gauge(); got != 1 {
+		t.Fatalf("psa_sync_ticket_sync_enabled with ticket routing on = %v, want 1", got)
+	}
+	load := func(change func(doc *export.Document)) {
+		t.Helper()
+		doc := d.exp.Load().doc.Clone()
+		doc.Revision++
+		change(doc)
+		data, err := doc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(doc *export.Document)
+		want   float64
+	}{
+		{"routing disabled", func(doc *export.Document) { doc.Tickets.Enabled = false }, 0},
+		{"routing enabled again", func(doc *export.Document) { doc.Tickets.Enabled = true }, 1},
+		{"no customer with ticket sync", func(doc *export.Document) {
+			acme, _ := doc.Customer("sophos", ttAcme)
+			acme.TicketSync = false
+			doc.PutCustomer(acme)
+		}, 0},
+		{"ticket sync on again", func(doc *export.Document) {
+			acme, _ := doc.Customer("sophos", ttAcme)
+			acme.TicketSync = true
+			doc.PutCustomer(acme)
+		}, 1},
+		{"integration off", func(doc *export.Document) { doc.Integration.Enabled = false }, 0},
+		{"no routing", func(doc *export.Document) { doc.Integration.Enabled, doc.Tickets = true, nil }, 0},
+	} {
+		load(tc.change)
+		if got := gauge(); got != tc.want {
+			t.Errorf("%s: psa_sync_ticket_sync_enabled = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
