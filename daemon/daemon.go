@@ -178,6 +178,8 @@ type Daemon struct {
 	nextRun atomic.Int64
 	// ui holds the status page's signed-in sessions.
 	ui uiSessions
+	// tokens counts wrong API tokens per client address.
+	tokens tokenGuard
 	// settle queues a pass when unconfirmed writes can be settled;
 	// afterFunc is time.AfterFunc's Stop-returning form (tests replace it).
 	settle    settleTimer

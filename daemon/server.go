@@ -223,18 +223,45 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "mutating API endpoints are disabled: configure web.api_token (or web.api_token_file, or the PSA_SYNCD_API_TOKEN environment variable) to enable them")
 			return
 		}
+		addr := clientAddr(r.RemoteAddr)
+		if left, blocked := d.tokens.blocked(addr, d.now()); blocked {
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(left)))
+			writeError(w, http.StatusTooManyRequests, tooManyWrongTokens(left))
+			return
+		}
 		got, ok := bearerToken(r)
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="psa-syncd"`)
 			msg := "missing bearer token"
 			if ok {
 				msg = "invalid bearer token"
+				d.wrongToken(addr, "API")
 			}
 			writeError(w, http.StatusUnauthorized, msg)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// wrongToken records a wrong API token from addr, given to the API or to
+// the status page's sign-in form (where).
+func (d *Daemon) wrongToken(addr, where string) {
+	if d.tokens.wrong(addr, d.now()) {
+		d.logger.Warn("Too many wrong API tokens from one address: its token checks are refused for a while",
+			"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String())
+	}
+}
+
+// retryAfterSeconds is left rounded up to whole seconds, at least 1.
+func retryAfterSeconds(left time.Duration) int {
+	return max(1, int((left+time.Second-1)/time.Second))
+}
+
+// tooManyWrongTokens says why a token check was refused.
+func tooManyWrongTokens(left time.Duration) string {
+	return fmt.Sprintf("too many wrong API tokens from this address (%d within %s): try again in %d s",
+		maxWrongTokens, wrongTokenWindow, retryAfterSeconds(left))
 }
 
 // forwardedHeader marks a request that a standby forwarded to the active
