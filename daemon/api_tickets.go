@@ -25,7 +25,8 @@ const ticketsBodyShape = `{"dry_run": true|false} or no body`
 type TicketPassView struct {
 	// DryRun is true when the pass wrote nothing: the request asked for a
 	// dry run, or the export switches the integration off (its customers'
-	// would_create, would_close and would_note say what it would do).
+	// would_create, would_close, would_note and would_reopen say what it
+	// would do).
 	DryRun    bool                 `json:"dry_run"`
 	Customers []TicketCustomerView `json:"customers"`
 	// Settled counts the creates of earlier passes whose outcome this
@@ -57,7 +58,10 @@ type TicketCustomerView struct {
 	// WouldNote lists the tickets a dry run would add a resolve note to
 	// and leave open (on_resolve = "note"); they are not in WouldClose.
 	WouldNote []string `json:"would_note,omitempty"`
-	Notices   []string `json:"notices,omitempty"`
+	// WouldReopen lists the tickets a dry run would reopen (on_return =
+	// "reopen": their alerts were raised again within the reopen window).
+	WouldReopen []string `json:"would_reopen,omitempty"`
+	Notices     []string `json:"notices,omitempty"`
 	// Error is why the customer's pass failed or stopped early.
 	Error string `json:"error,omitempty"`
 }
@@ -73,7 +77,7 @@ func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 			CompanyID: c.Customer.CompanyID, ContractID: c.Customer.ContractID,
 			Created: c.Created, Adopted: c.Adopted, Closed: c.Closed, Noted: c.Noted, Reopened: c.Reopened,
 			Summarised: c.Summarised, Deferred: c.Deferred, Failed: c.Failed,
-			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, Notices: c.Notices,
+			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, WouldReopen: c.WouldReopen, Notices: c.Notices,
 		}
 		if c.Err != nil {
 			cv.Error = c.Err.Error()
@@ -92,7 +96,7 @@ func (v TicketPassView) Report() tickets.Report {
 			Customer: tickets.Customer{Source: c.Source, CustomerID: c.CustomerID, CustomerName: c.CustomerName, CompanyID: c.CompanyID, ContractID: c.ContractID},
 			Created:  c.Created, Adopted: c.Adopted, Closed: c.Closed, Noted: c.Noted, Reopened: c.Reopened,
 			Summarised: c.Summarised, Deferred: c.Deferred, Failed: c.Failed,
-			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, Notices: c.Notices,
+			WouldCreate: c.WouldCreate, WouldClose: c.WouldClose, WouldNote: c.WouldNote, WouldReopen: c.WouldReopen, Notices: c.Notices,
 		}
 		if c.Error != "" {
 			cr.Err = errors.New(c.Error)

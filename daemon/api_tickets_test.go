@@ -214,18 +214,20 @@ func TestDaemon_ticketsAPI_integrationOff(t *testing.T) {
 }
 
 // The view of a dry run with on_resolve = "note" lists the tickets it would
-// note under would_note, apart from would_close, and reads back the same.
+// note under would_note, apart from would_close, and those it would reopen
+// under would_reopen, and reads back the same.
 func TestNewTicketPassView_wouldNote(t *testing.T) {
 	t.Parallel()
 	rep := tickets.Report{DryRun: true, Customers: []tickets.CustomerReport{{
 		Customer: tickets.Customer{Source: "sophos", CustomerID: ttAcme}, WouldClose: []string{"7001"}, WouldNote: []string{"7000"},
+		WouldReopen: []string{"7002"},
 	}}}
 	v := NewTicketPassView(rep, false)
 	data, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"dry_run":true`, `"would_close":["7001"]`, `"would_note":["7000"]`} {
+	for _, want := range []string{`"dry_run":true`, `"would_close":["7001"]`, `"would_note":["7000"]`, `"would_reopen":["7002"]`} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("view = %s, want %s in it", data, want)
 		}
@@ -234,7 +236,8 @@ func TestNewTicketPassView_wouldNote(t *testing.T) {
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
-	if got := back.Report(); !got.DryRun || !slices.Equal(got.Customers[0].WouldNote, []string{"7000"}) || !slices.Equal(got.Customers[0].WouldClose, []string{"7001"}) {
-		t.Errorf("report read back = %+v, want the dry run's would_close and would_note", got)
+	if got := back.Report(); !got.DryRun || !slices.Equal(got.Customers[0].WouldNote, []string{"7000"}) || !slices.Equal(got.Customers[0].WouldClose, []string{"7001"}) ||
+		!slices.Equal(got.Customers[0].WouldReopen, []string{"7002"}) {
+		t.Errorf("report read back = %+v, want the dry run's would_close, would_note and would_reopen", got)
 	}
 }

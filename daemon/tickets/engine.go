@@ -164,10 +164,13 @@ type CustomerReport struct {
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
 	// WouldCreate and WouldClose list refs a dry run would create and the
 	// ticket ids it would close; WouldNote the ticket ids it would add a
-	// resolve note to and leave open (on_resolve = "note").
+	// resolve note to and leave open (on_resolve = "note"); WouldReopen
+	// the ticket ids it would reopen, their alerts raised again within
+	// the reopen window (on_return = "reopen").
 	WouldCreate []string
 	WouldClose  []string
 	WouldNote   []string
+	WouldReopen []string
 	// Notices are what the pass left alone, took as done, or left for a
 	// later pass, and why: things an operator may want to know (an alert
 	// open again whose ticket was closed in the PSA, alerts waiting for the
@@ -180,7 +183,7 @@ type CustomerReport struct {
 // Report is the outcome of a pass.
 type Report struct {
 	// DryRun is true when the pass wrote nothing and reports what it
-	// would do (WouldCreate, WouldClose, WouldNote).
+	// would do (WouldCreate, WouldClose, WouldNote, WouldReopen).
 	DryRun    bool
 	Customers []CustomerReport
 	// Settled counts unsettled creates found in the PSA by their Ref.
@@ -211,6 +214,7 @@ func (r Report) Totals() CustomerReport {
 		t.WouldCreate = append(t.WouldCreate, c.WouldCreate...)
 		t.WouldClose = append(t.WouldClose, c.WouldClose...)
 		t.WouldNote = append(t.WouldNote, c.WouldNote...)
+		t.WouldReopen = append(t.WouldReopen, c.WouldReopen...)
 		t.Notices = append(t.Notices, c.Notices...)
 	}
 	return t
@@ -1018,6 +1022,7 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // pass: over a technician's close, with a second note.
 func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
 	if p.dryRun {
+		cr.WouldReopen = append(cr.WouldReopen, r.TicketID)
 		return false, nil
 	}
 	if _, err := e.psa.GetTicket(ctx, r.TicketID); err != nil {

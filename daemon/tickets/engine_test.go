@@ -401,8 +401,25 @@ func TestEngine_reopen(t *testing.T) {
 	// The alert is raised again with its id (a snoozed health alert).
 	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
 	e.now = e.now.Add(time.Hour)
+	// A dry run says which ticket the pass reopens, and reopens nothing.
+	dry, err := eng.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var aTicket, aStatus string
+	for _, tk := range e.psaSim.Autotask().Tickets() {
+		if strings.Contains(tk.Title, "Health check") {
+			aTicket, aStatus = strconv.FormatInt(tk.ID, 10), tk.Status
+		}
+	}
+	if tot := dry.Totals(); !slices.Equal(tot.WouldReopen, []string{aTicket}) || len(tot.WouldCreate) != 0 || tot.Reopened != 0 {
+		t.Errorf("dry run after the return: would reopen %v, create %v, reopened %d; want ticket %s reopened", tot.WouldReopen, tot.WouldCreate, tot.Reopened, aTicket)
+	}
+	if aStatus != "Complete" {
+		t.Errorf("ticket %s is %q after the dry run, want it still Complete", aTicket, aStatus)
+	}
 	rep := e.pass(eng)
-	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 {
+	if tot := rep.Totals(); tot.Reopened != 1 || tot.Created != 0 || len(tot.WouldReopen) != 0 {
 		t.Fatalf("pass after the return = %+v", tot)
 	}
 	// A technician closes b's ticket while b is open; b clears and returns.

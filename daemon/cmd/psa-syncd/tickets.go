@@ -26,7 +26,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
 		"of resolved alerts are closed or annotated. Exits non-zero when a customer failed.\n"+
-		"With -dry-run, print what the pass would create, close or annotate, and write nothing;\n"+
+		"With -dry-run, print what the pass would create, close, annotate or reopen, and write nothing;\n"+
 		"while the export switches the integration off, every pass is such a dry run.\n"+
 		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
 		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
@@ -34,7 +34,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		"daemon's last ticket pass.")
 	cf.register(fs)
 	rf.register(fs, true)
-	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close or annotate; write nothing to the PSA or the state.")
+	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close, annotate or reopen; write nothing to the PSA or the state.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -118,17 +118,21 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if dryRun {
-		fmt.Fprintln(tw, "CUSTOMER\tWOULD CREATE\tWOULD CLOSE\tWOULD NOTE\tERROR")
+		fmt.Fprintln(tw, "CUSTOMER\tWOULD CREATE\tWOULD CLOSE\tWOULD NOTE\tWOULD REOPEN\tERROR")
 		for _, c := range rep.Customers {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", customerName(c.Customer), len(c.WouldCreate), len(c.WouldClose), len(c.WouldNote), ticketErr(c.Err))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", customerName(c.Customer), len(c.WouldCreate), len(c.WouldClose), len(c.WouldNote),
+				len(c.WouldReopen), ticketErr(c.Err))
 			for _, ref := range c.WouldCreate {
-				fmt.Fprintf(tw, "  create\t%s\t\t\t\n", ref)
+				fmt.Fprintf(tw, "  create\t%s\t\t\t\t\n", ref)
 			}
 			for _, id := range c.WouldClose {
-				fmt.Fprintf(tw, "  close\tticket %s\t\t\t\n", id)
+				fmt.Fprintf(tw, "  close\tticket %s\t\t\t\t\n", id)
 			}
 			for _, id := range c.WouldNote {
-				fmt.Fprintf(tw, "  note\tticket %s (resolved; left open)\t\t\t\n", id)
+				fmt.Fprintf(tw, "  note\tticket %s (resolved; left open)\t\t\t\t\n", id)
+			}
+			for _, id := range c.WouldReopen {
+				fmt.Fprintf(tw, "  reopen\tticket %s (alert raised again)\t\t\t\t\n", id)
 			}
 		}
 	} else {
@@ -150,6 +154,9 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 		fmt.Fprintf(w, "\nwould create %d tickets and close %d", len(t.WouldCreate), len(t.WouldClose))
 		if len(t.WouldNote) > 0 {
 			fmt.Fprintf(w, "; would add a resolve note to %d and leave them open (on_resolve = \"note\")", len(t.WouldNote))
+		}
+		if len(t.WouldReopen) > 0 {
+			fmt.Fprintf(w, "; would reopen %d (alerts raised again)", len(t.WouldReopen))
 		}
 		fmt.Fprintln(w)
 	default:

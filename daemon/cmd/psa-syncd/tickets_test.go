@@ -12,6 +12,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -143,5 +144,28 @@ func TestRun_ticketsIntegrationOff(t *testing.T) {
 		!strings.Contains(stdout, "would create 1 tickets and close 0") || len(sim.Autotask().Tickets()) != 0 {
 		t.Errorf("tickets with the integration off: exit %d, %d tickets\nstdout: %s\nstderr: %s; want the dry run's table, saying why",
 			rc, len(sim.Autotask().Tickets()), stdout, stderr)
+	}
+}
+
+// A dry run's table lists the tickets it would reopen, one line each, and
+// the totals count them.
+func TestPrintTickets_wouldReopen(t *testing.T) {
+	t.Parallel()
+	rep := tickets.Report{DryRun: true, Customers: []tickets.CustomerReport{{
+		Customer:    tickets.Customer{Source: "sophos", CustomerID: ticketsAcme, CustomerName: "Acme"},
+		WouldCreate: []string{"sc:alert-1"}, WouldReopen: []string{"7002"},
+	}}}
+	var b strings.Builder
+	printTickets(&b, rep, true)
+	out := b.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`CUSTOMER +WOULD CREATE +WOULD CLOSE +WOULD NOTE +WOULD REOPEN +ERROR\n`),
+		regexp.MustCompile(`\nAcme \(` + ticketsAcme + `\) +1 +0 +0 +1 +-\n`),
+		regexp.MustCompile(`\n +reopen +ticket 7002 \(alert raised again\)`),
+		regexp.MustCompile(`would create 1 tickets and close 0; would reopen 1 \(alerts raised again\)\n`),
+	} {
+		if !want.MatchString(out) {
+			t.Errorf("dry run table does not match %s:\n%s", want, out)
+		}
 	}
 }
