@@ -189,6 +189,11 @@ func TestRun_remoteCommands(t *testing.T) {
 	if code, _, stderr := runCmd(t, "ledger", cfg); code != 1 || !strings.Contains(stderr, "psa-syncd ledger -web.url") {
 		t.Errorf("ledger on the locked database: exit %d, stderr %q; want 1 and how to reach the daemon", code, stderr)
 	}
+	// rebind has no API: the hint says to stop the daemon, not to ask it.
+	if code, _, stderr := runCmd(t, "rebind", cfg); code != 1 || !strings.Contains(stderr, "stop it first, run rebind") || strings.Contains(stderr, "-web.url") ||
+		strings.Contains(stderr, "through its HTTP API") {
+		t.Errorf("rebind on the locked database: exit %d, stderr %q; want 1 and to stop the daemon first", code, stderr)
+	}
 
 	if code, _, stderr := runCmd(t, "sync", web); code != 1 || !strings.Contains(stderr, "401") {
 		t.Errorf("sync -web.url without a token: exit %d, stderr %q; want 1 and 401", code, stderr)

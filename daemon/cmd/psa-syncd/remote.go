@@ -153,6 +153,10 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 		example = fmt.Sprintf("`psa-syncd plan %s %s` (%s; %s; without the token it shows the plan of the daemon's last pass)", web, token, where, tokenNote)
 	case "sync":
 		example = fmt.Sprintf("`psa-syncd sync %s %s` (%s; %s; for -dry-run, `psa-syncd plan` with the same flags)", web, token, where, tokenNote)
+	case "rebind":
+		// rebind changes what the database is bound to; the API has no
+		// such request.
+		return "psa-syncd run is using the state database: stop it first, run rebind, then start it again (rebind has no HTTP API)"
 	case "resolve", "tickets":
 		example = fmt.Sprintf("`psa-syncd %s %s %s` (%s; %s)", command, web, token, where, tokenNote)
 	default:
