@@ -332,8 +332,10 @@ type BulkReader interface {
 //
 // The result maps each contract that may not be written to to the reason,
 // an error matching ErrNotFound (the contract does not exist) or
-// ErrConflict (it can no longer be billed on); the writes to it would fail
-// the same way. An error concerns the call as a whole.
+// ErrConflict (it can no longer be billed on), or another error when the
+// PSA's answer about that contract alone could not be read (neither
+// missing nor checked); the writes to it would fail the same way. An error
+// concerns the call as a whole.
 type WriteChecker interface {
 	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
 }

@@ -138,6 +138,59 @@ func TestEngineConnectWise_Sync_oneAgreementsBadAnswerFailsOnlyItsCustomer(t *te
 	}
 }
 
+// One agreement that cannot be read (a field of the wrong type) in the
+// answer to the status read before the writes (CheckWrites) fails only the
+// customer on that agreement, with an error naming the agreement and the
+// field, and nothing is written to it; the other customers are checked
+// and written as usual. Once the agreement can be read again, its
+// customer is synced too.
+func TestEngineConnectWise_Sync_oneUnreadableAgreementStatusFailsOnlyItsCustomer(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+
+	body := `[{"id": ` + h.contractA + `, "name": "Acme Managed Services", "agreementStatus": "Active", "cancelledFlag": "no"},` +
+		`{"id": ` + h.contractB + `, "name": "Globex Managed Services", "agreementStatus": "Active", "cancelledFlag": false}]`
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements", Status: http.StatusOK, Body: body, Times: 1})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.ResetRequests()
+
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	if b := h.status("cust-b"); b.Result != state.CustomerSucceeded {
+		t.Errorf("cust-b = %s (%q): another agreement's record stopped it", b.Result, b.Error)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	want := "reading contract " + h.contractA + ": connectwise: agreement " + h.contractA + " cannot be read: field cancelledFlag holds string, not bool"
+	if a := h.status("cust-a"); a.Result != state.CustomerFailed || !strings.Contains(a.Error, want) {
+		t.Errorf("cust-a = %s (%q), want failed with %q", a.Result, a.Error, want)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	for _, r := range cwRequests(h, h.contractA) {
+		if r.Method != http.MethodGet {
+			t.Errorf("wrote to agreement %s, whose status could not be read: %s %s", h.contractA, r.Method, r.Path)
+		}
+	}
+	if open, err := h.db.OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents = %+v, %v; want none", open, err)
+	}
+
+	h.sync(PassOptions{})
+	if a := h.status("cust-a"); a.Result != state.CustomerSucceeded {
+		t.Errorf("cust-a once its agreement can be read = %s (%q), want succeeded", a.Result, a.Error)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+}
+
 // What concerns ConnectWise as a whole (here the credentials, refused on one
 // agreement's request) still fails the whole read, and so every customer
 // of it; each customer's error says that the batch read failed, and names

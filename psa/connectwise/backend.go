@@ -112,11 +112,15 @@ type agreementState struct {
 	at        time.Time
 }
 
-// statusFlight is one status read that concurrent writes share.
+// statusFlight is one status read that concurrent writes share. problems
+// holds the agreements of the answer that could not be read (see
+// UnreadableAgreementsError): they fail alone, while err fails the whole
+// read.
 type statusFlight struct {
-	done   chan struct{}
-	states map[int64]agreementState
-	err    error
+	done     chan struct{}
+	states   map[int64]agreementState
+	problems map[int64]error
+	err      error
 }
 
 type cachedPrice struct {
@@ -1076,6 +1080,14 @@ func (st agreementState) refusal(id int64) error {
 // *StaleAgreementError when it is cancelled or expired, or a conflict when
 // it is inactive; SetQuantity refuses writes to it the same way.
 //
+// An agreement that ConnectWise's answer holds but that cannot be read (a
+// field of the wrong type) is refused with that reason alone, neither
+// missing nor checked, and its status is not kept: the other agreements of
+// the answer are checked as usual, and a write to it reads its status
+// again. What concerns the read as a whole (an answer that is not a list
+// of agreements, an unreadable agreement without a readable id, a 401,
+// 429 or 5xx, a lost connection) fails the whole call.
+//
 // Each call replaces the order of the one before: a plan computed while a
 // pass writes (psa-syncd plan during a sync) only costs the pass's writes
 // some batching, never a check.
@@ -1130,7 +1142,9 @@ func (b *Backend) CheckWrites(ctx context.Context, contractIDs []string) (map[st
 	for i, chunk := range chunks {
 		for _, id := range chunk {
 			st, ok := flights[i].states[id]
-			if !ok {
+			if p := flights[i].problems[id]; p != nil {
+				refused[strconv.FormatInt(id, 10)] = p
+			} else if !ok {
 				refused[strconv.FormatInt(id, 10)] = fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
 			} else if err := st.refusal(id); err != nil {
 				refused[strconv.FormatInt(id, 10)] = err
@@ -1172,6 +1186,9 @@ func (b *Backend) agreementState(ctx context.Context, id int64) (agreementState,
 	if f.err != nil {
 		return agreementState{}, fmt.Errorf("connectwise: reading agreement %d: %w", id, f.err)
 	}
+	if p := f.problems[id]; p != nil {
+		return agreementState{}, p
+	}
 	st, ok := f.states[id]
 	if !ok {
 		return agreementState{}, fmt.Errorf("connectwise: agreement %d: %w", id, psa.ErrNotFound)
@@ -1204,11 +1221,17 @@ func (b *Backend) batchLocked(id int64, now time.Time) []int64 {
 }
 
 // readStatuses reads the status of ids in one request into f, caches what
-// it found and releases the writes waiting for f.
+// it found and releases the writes waiting for f. An agreement of the
+// answer that cannot be read is f's problem of that agreement alone, and
+// is not cached.
 func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64) {
 	at := b.now()
 	agreements, _, err := b.client.Agreements.List(ctx, &ListOptions{Conditions: In("id", ids...), Fields: agreementFields})
-	f.states, f.err = map[int64]agreementState{}, err
+	var unreadable *UnreadableAgreementsError
+	if errors.As(err, &unreadable) {
+		err = nil
+	}
+	f.states, f.problems, f.err = map[int64]agreementState{}, unreadable.agreements(), err
 	for _, a := range agreements {
 		f.states[a.ID] = stateOf(a, at)
 	}

@@ -430,6 +430,120 @@ func TestBackend_CheckWrites(t *testing.T) {
 	}
 }
 
+// agreementsPath is the path of the agreement list the status reads use.
+const agreementsPath = "/v4_6_release/apis/3.0/finance/agreements"
+
+// TestBackend_CheckWrites_unreadableAgreementFailsOnlyItself checks that an
+// agreement that cannot be read in the status read's answer (a field of
+// the wrong type) is refused alone, with that reason, neither taken for
+// missing nor for checked; the other agreements of the answer are checked
+// as usual. Its status is not kept: a write to it reads it again, and is
+// refused while the answer stays unreadable, and made once it can be read.
+func TestBackend_CheckWrites_unreadableAgreementFailsOnlyItself(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+	_, bad := seed(cw, "Bad")
+	_, good := seed(cw, "Good")
+	_, stale := seed(cw, "Stale")
+	cw.SetAgreementStatus(stale, "Cancelled")
+	badAdd := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: bad, ProductID: prod, Quantity: 3})
+	goodAdd := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 5})
+	body := fmt.Sprintf(`[{"id":%d,"name":"Bad","agreementStatus":"Active","cancelledFlag":"no"},`+
+		`{"id":%d,"name":"Good","agreementStatus":"Active","cancelledFlag":false},`+
+		`{"id":%d,"name":"Stale","agreementStatus":"Cancelled","cancelledFlag":true}]`, bad, good, stale)
+	// The status read of CheckWrites and that of the first write to the
+	// bad agreement get the answer with the unreadable agreement.
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: agreementsPath, Status: http.StatusOK, Body: body, Times: 2})
+	ctx := t.Context()
+
+	refused, err := b.CheckWrites(ctx, []string{id(bad), id(good), id(stale)})
+	if err != nil {
+		t.Fatalf("CheckWrites error = %v, want the agreements checked one by one", err)
+	}
+	if len(refused) != 2 || refused[id(good)] != nil {
+		t.Errorf("CheckWrites refused %v, want agreements %d and %d", refused, bad, stale)
+	}
+	want := fmt.Sprintf("connectwise: agreement %d cannot be read: field cancelledFlag holds string, not bool", bad)
+	if e := refused[id(bad)]; e == nil || e.Error() != want || errors.Is(e, psa.ErrNotFound) || errors.Is(e, psa.ErrConflict) {
+		t.Errorf("agreement %d: %v, want %q, neither not found nor a conflict", bad, e, want)
+	}
+	if e := refused[id(stale)]; !errors.As(e, new(*connectwise.StaleAgreementError)) {
+		t.Errorf("agreement %d: %v, want a stale-mapping conflict", stale, e)
+	}
+
+	// The good agreement's status was kept: its write reads no agreement.
+	s.ResetRequests()
+	l := psa.ContractLine{ContractID: id(good), ServiceID: id(prod), LineID: id(goodAdd), Quantity: 5}
+	if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: l.ContractID, ServiceID: l.ServiceID, Quantity: 6, Current: &l, EffectiveDate: now}); err != nil {
+		t.Errorf("SetQuantity on agreement %d: %v", good, err)
+	}
+	if lists, singles := agreementReads(s); lists+singles != 0 {
+		t.Errorf("the write to agreement %d read agreements %d times, want 0 (CheckWrites read it)", good, lists+singles)
+	}
+
+	// The bad agreement's was not: its write reads it again, and is refused
+	// while it cannot be read.
+	s.ResetRequests()
+	l = psa.ContractLine{ContractID: id(bad), ServiceID: id(prod), LineID: id(badAdd), Quantity: 3}
+	req := psa.SetQuantityRequest{ContractID: l.ContractID, ServiceID: l.ServiceID, Quantity: 4, Current: &l, EffectiveDate: now}
+	if _, err := b.SetQuantity(ctx, req); err == nil || err.Error() != want {
+		t.Errorf("SetQuantity on agreement %d = %v, want %q", bad, err, want)
+	}
+	if lists, _ := agreementReads(s); lists != 1 {
+		t.Errorf("the write to agreement %d read agreements in bulk %d times, want 1", bad, lists)
+	}
+	if a, _ := cw.Addition(badAdd); a.Quantity != 3 {
+		t.Errorf("addition on agreement %d = %+v, want it untouched while the agreement cannot be read", bad, a)
+	}
+	if _, err := b.SetQuantity(ctx, req); err != nil {
+		t.Errorf("SetQuantity on agreement %d once it can be read: %v", bad, err)
+	}
+	if a, _ := cw.Addition(badAdd); a.Quantity != 4 {
+		t.Errorf("addition on agreement %d = %+v, want quantity 4", bad, a)
+	}
+}
+
+// TestBackend_CheckWrites_wholeReadFailures checks that what concerns the
+// status read as a whole still fails CheckWrites as a whole: an answer
+// that is not a list of agreements, an unreadable agreement that names no
+// id, the credentials, the rate limit, an outage and a lost connection.
+func TestBackend_CheckWrites_wholeReadFailures(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		fault psatest.Fault
+		is    error
+	}{
+		{name: "html page", fault: psatest.Fault{Status: http.StatusOK, Body: "<html><body>upstream hiccup</body></html>"}},
+		{name: "no id", fault: psatest.Fault{Status: http.StatusOK, Body: `[{"name":"Bad","agreementStatus":"Active","cancelledFlag":"no"}]`}},
+		{name: "unauthorized", fault: psatest.Fault{Status: http.StatusUnauthorized}, is: psa.ErrUnauthorized},
+		{name: "rate limited", fault: psatest.Fault{Status: http.StatusTooManyRequests, RetryAfter: time.Hour}, is: psa.ErrRateLimited},
+		{name: "server error", fault: psatest.Fault{Status: http.StatusServiceUnavailable}},
+		{name: "connection lost", fault: psatest.Fault{Drop: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, s, _ := newBackend(t)
+			cw := s.ConnectWise()
+			_, one := seed(cw, "One")
+			_, two := seed(cw, "Two")
+			f := tc.fault
+			f.Method, f.Path = http.MethodGet, agreementsPath
+			s.AddFault(f)
+
+			refused, err := b.CheckWrites(t.Context(), []string{id(one), id(two)})
+			if err == nil || refused != nil || !strings.Contains(err.Error(), "reading the status of the agreements to write to") {
+				t.Fatalf("CheckWrites = %v, %v; want the whole check failed", refused, err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("CheckWrites error = %v, want it to match %v", err, tc.is)
+			}
+		})
+	}
+}
+
 func TestBackend_SetQuantity_patchUpAndDown(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)

@@ -696,3 +696,75 @@ func TestAdditionsService_missingQuantity(t *testing.T) {
 		t.Errorf("decoding a full addition = %+v, %v", a, err)
 	}
 }
+
+// TestAgreementsService_List_unreadableRows: an agreement that cannot be
+// read in a page that is otherwise sound is left out and reported by its
+// id in an *UnreadableAgreementsError, with the other agreements (of every
+// page) returned, so that a read of many agreements need not fail them all
+// over one. An agreement whose id cannot be read, a null row, and a page
+// that is not a list of agreements still fail the list.
+func TestAgreementsService_List_unreadableRows(t *testing.T) {
+	t.Parallel()
+	const good = `{"id":9,"name":"Good","agreementStatus":"Active","cancelledFlag":false},{"id":10,"name":"Other","agreementStatus":"Cancelled","cancelledFlag":true}`
+	for _, tc := range []struct {
+		name string
+		bad  string // a row of agreement 3 (or of none)
+		want string // what the error says; "" for a list that fails as a whole
+	}{
+		{"flag of the wrong type", `{"id":3,"name":"Bad","agreementStatus":"Active","cancelledFlag":"no"}`,
+			"connectwise: agreement 3 cannot be read: field cancelledFlag holds string, not bool"},
+		{"status of the wrong type", `{"id":3,"name":"Bad","agreementStatus":1}`,
+			"connectwise: agreement 3 cannot be read: field agreementStatus holds number, not string"},
+		{"company of the wrong type", `{"id":3,"name":"Bad","agreementStatus":"Active","company":{"id":"174"}}`,
+			"connectwise: agreement 3 cannot be read: field company.id holds string, not int64"},
+		{"bad date", `{"id":3,"name":"Bad","agreementStatus":"Active","startDate":"yesterday"}`,
+			`connectwise: agreement 3 cannot be read: connectwise: unrecognised time "yesterday"`},
+		{"no id", `{"name":"Bad","agreementStatus":"Active","cancelledFlag":"no"}`, ""},
+		{"id of the wrong type", `{"id":"3","name":"Bad","agreementStatus":"Active"}`, ""},
+		{"not an agreement", `"3"`, ""},
+		{"null", `null`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, mux, serverURL := setup(t)
+			mux.HandleFunc("/finance/agreements", func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("page") == "2" {
+					fmt.Fprint(w, `[{"id":11,"name":"Third","agreementStatus":"Active"}]`)
+					return
+				}
+				w.Header().Set("Link", fmt.Sprintf(`<%s%s/finance/agreements?page=2>; rel="next"`, serverURL, baseURLPath))
+				fmt.Fprintf(w, `[%s,%s]`, good, tc.bad)
+			})
+			list, _, err := c.Agreements.List(t.Context(), &ListOptions{Conditions: In("id", 3, 9, 10, 11)})
+			var ue *UnreadableAgreementsError
+			if tc.want == "" {
+				if err == nil || errors.As(err, &ue) {
+					t.Errorf("Agreements.List = %+v, %v; want the list refused as a whole", list, err)
+				}
+				return
+			}
+			if !errors.As(err, &ue) || len(ue.Agreements) != 1 || ue.Agreements[3] == nil || ue.Agreements[3].Error() != tc.want || err.Error() != tc.want {
+				t.Fatalf("Agreements.List error = %v, want an UnreadableAgreementsError for agreement 3 alone saying %q", err, tc.want)
+			}
+			var ids []int64
+			for _, a := range list {
+				ids = append(ids, a.ID)
+			}
+			if want := []int64{9, 10, 11}; !reflect.DeepEqual(ids, want) {
+				t.Errorf("Agreements.List agreements = %v, want %v: the readable ones of both pages", ids, want)
+			}
+			if list[1].AgreementStatus != AgreementCancelled || !list[1].CancelledFlag {
+				t.Errorf("agreement 10 = %+v, want it read in full", list[1])
+			}
+		})
+	}
+
+	// A page that is not JSON fails the list.
+	c, mux, _ := setup(t)
+	mux.HandleFunc("/finance/agreements", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<html><body>upstream hiccup</body></html>`)
+	})
+	if list, _, err := c.Agreements.List(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "decoding response") {
+		t.Errorf("Agreements.List of an HTML page = %+v, %v; want a decoding error", list, err)
+	}
+}

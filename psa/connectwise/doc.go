@@ -74,7 +74,10 @@
 // alongside the other agreements' lines, while a 401, 429, 5xx or lost
 // connection fails the whole read. CheckWrites reads the status of the
 // agreements a pass will write to, 100 a request, before the first write,
-// and reports the cancelled, expired, inactive and missing ones.
+// and reports the cancelled, expired, inactive and missing ones, and those
+// ConnectWise answered with a record that cannot be decoded (a field of
+// the wrong type), each alone; an answer that is not a list of agreements,
+// a 401, 429, 5xx or lost connection fails the whole check.
 // SetQuantity PATCHes the quantity, or creates the addition when there is
 // none, and refuses those agreements.
 //

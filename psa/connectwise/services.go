@@ -3,8 +3,12 @@ package connectwise
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -160,8 +164,118 @@ func (s *AgreementsService) Get(ctx context.Context, id int64) (*Agreement, *Res
 }
 
 // List returns every agreement matching opts, following all pages.
+//
+// An agreement that cannot be read (a field of the wrong type) in an
+// answer that is otherwise sound is left out, and reported with the
+// agreements that could be read in an *UnreadableAgreementsError, so that
+// a read of many agreements at once (the status reads before writes) need
+// not fail them all over one. An answer that is not a list of agreements
+// (an HTML page, a body cut short), or with an unreadable agreement whose
+// id cannot be read, fails as a whole: nobody could tell which agreement
+// it leaves out.
 func (s *AgreementsService) List(ctx context.Context, opts *ListOptions) ([]*Agreement, *Response, error) {
-	return listAll[Agreement](ctx, s.client, "finance/agreements", opts)
+	rows, resp, err := listAll[agreementRow](ctx, s.client, "finance/agreements", opts)
+	list, uerr := agreementsOf(rows)
+	if err != nil {
+		return list, resp, err
+	}
+	return list, resp, uerr
+}
+
+// agreementRow is an agreement of a list as List decodes it: one that
+// cannot be decoded but names its id is kept, marked with its problem,
+// instead of failing the page (see UnreadableAgreementsError).
+type agreementRow struct {
+	Agreement
+	problem error
+}
+
+// UnmarshalJSON decodes an agreement of a list. encoding/json has checked
+// that the page is JSON before it hands over the rows, so a row that fails
+// here is JSON that does not fit an Agreement.
+func (r *agreementRow) UnmarshalJSON(b []byte) error {
+	type agreement Agreement // without this method
+	var a agreement
+	err := json.Unmarshal(b, &a)
+	if err == nil {
+		*r = agreementRow{Agreement: Agreement(a)}
+		return nil
+	}
+	var who struct {
+		ID int64 `json:"id"`
+	}
+	if json.Unmarshal(b, &who) != nil || who.ID <= 0 {
+		return err
+	}
+	*r = agreementRow{Agreement: Agreement{ID: who.ID},
+		problem: fmt.Errorf("connectwise: agreement %d cannot be read: %s", who.ID, describeDecodeError(err))}
+	return nil
+}
+
+// agreementsOf returns the rows of a list that could be read as
+// Agreements, and an *UnreadableAgreementsError naming those that could
+// not. A null row names no agreement and fails the list.
+func agreementsOf(rows []*agreementRow) ([]*Agreement, error) {
+	out := make([]*Agreement, 0, len(rows))
+	var bad map[int64]error
+	for _, r := range rows {
+		switch {
+		case r == nil:
+			return nil, fmt.Errorf("connectwise: the answer lists null for an agreement")
+		case r.problem == nil:
+			out = append(out, &r.Agreement)
+		default:
+			if bad == nil {
+				bad = map[int64]error{}
+			}
+			if _, ok := bad[r.ID]; !ok {
+				bad[r.ID] = r.problem
+			}
+		}
+	}
+	if bad != nil {
+		return out, &UnreadableAgreementsError{Agreements: bad}
+	}
+	return out, nil
+}
+
+// UnreadableAgreementsError is returned by AgreementsService.List, with the
+// agreements that could be read, when agreements of an answer that is
+// otherwise sound could not be read (a field of the wrong type). Every
+// such agreement is named by its id; the agreements returned leave them
+// out, so a caller must not take one of them for missing.
+type UnreadableAgreementsError struct {
+	// Agreements maps the id of each unreadable agreement to why it could
+	// not be read.
+	Agreements map[int64]error
+}
+
+// agreements returns e.Agreements, nil for a nil e.
+func (e *UnreadableAgreementsError) agreements() map[int64]error {
+	if e == nil {
+		return nil
+	}
+	return e.Agreements
+}
+
+// Error lists the unreadable agreements in id order.
+func (e *UnreadableAgreementsError) Error() string {
+	ids := slices.Sorted(maps.Keys(e.Agreements))
+	msgs := make([]string, len(ids))
+	for i, id := range ids {
+		msgs[i] = e.Agreements[id].Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// describeDecodeError says what encoding/json refused in a record: the
+// field and what it held, for a field of the wrong type.
+func describeDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("field %s holds %s, not %s", te.Field, te.Value, te.Type)
+	}
+	return err.Error()
 }
 
 // Count returns the number of agreements matching cond.
