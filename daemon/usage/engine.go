@@ -316,6 +316,60 @@ func (c Change) Approvable() bool {
 	return c.Action == ActionHeld && !c.laterChange && !c.laterWrite && !c.posted
 }
 
+// Kinds of hold (Change.Hold): why a held line is held. They are the
+// "hold" of a change in the plan's JSON, and stable.
+const (
+	// HoldApproval: the decrease guard holds the line until an approval
+	// (PassOptions.Approve) releases it.
+	HoldApproval = "approval"
+	// HoldStaleApproval: the decrease guard still holds the line although
+	// the pass approved it, because the usage changed since the review;
+	// an approval of the new units releases it.
+	HoldStaleApproval = "stale_approval"
+	// HoldPosted: the line's billing period at the effective date is
+	// already approved and posted (invoiced); no approval releases it.
+	HoldPosted = "posted"
+	// HoldLaterChange: the line changes again later in the billing month
+	// (a later unit row or addition); no approval releases it.
+	HoldLaterChange = "later_change"
+	// HoldLaterWrite: psa-syncd already changed the line from a later
+	// date; no approval releases it.
+	HoldLaterWrite = "later_write"
+)
+
+// Hold returns why c is held, one of the Hold kinds, or "" when it is not
+// held.
+func (c Change) Hold() string {
+	switch {
+	case c.Action != ActionHeld:
+		return ""
+	case c.posted:
+		return HoldPosted
+	case c.laterChange:
+		return HoldLaterChange
+	case c.laterWrite:
+		return HoldLaterWrite
+	case c.staleApproval:
+		return HoldStaleApproval
+	}
+	return HoldApproval
+}
+
+// setHold sets the flag of a hold kind that Hold returned; "",
+// HoldApproval and kinds it does not know set none.
+func (c *Change) setHold(kind string) {
+	switch kind {
+	case HoldPosted:
+		c.posted = true
+	case HoldLaterChange:
+		c.laterChange = true
+	case HoldLaterWrite:
+		c.laterWrite = true
+	case HoldStaleApproval:
+		c.staleApproval = true
+	}
+}
+
 // UnmappedCustomer is a source customer with usage but no customer mapping.
 type UnmappedCustomer struct {
 	CustomerID   string   `json:"customer_id"`

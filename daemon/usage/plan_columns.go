@@ -43,9 +43,8 @@ type changesColumns struct {
 // MarshalColumns returns p in the compact form that UnmarshalColumns reads
 // back: a change's customer and service (which the changes of one customer,
 // or of one service, share) are written once, and the changes as columns,
-// without reflection. What JSON leaves out of a change (whether a held line
-// changes again later in the month, whether the pass was cancelled before
-// it) is left out here too.
+// without reflection. What JSON leaves out of a change (whether the pass was
+// cancelled before it) is left out here too.
 func (p *Plan) MarshalColumns() ([]byte, error) {
 	shell := *p
 	shell.Changes = nil
@@ -269,31 +268,15 @@ func columnRef[T any](refs []*T, i int, name string, k int) (*T, error) {
 	return refs[i], nil
 }
 
-// Kinds of hold a stored plan keeps (the hold column), so that a plan
-// restored from the state database still tells the holds an approval
-// releases (Approvable) from those it does not: the status page offers
-// Approve only on the former.
-const (
-	holdPosted        = "posted"
-	holdLaterChange   = "later_change"
-	holdLaterWrite    = "later_write"
-	holdStaleApproval = "stale_approval"
-)
-
-// holdKind returns why c is held, "" when it is not held or when an
-// approval releases it as any decrease-guard hold.
+// holdKind returns why c is held as the hold column keeps it (so that a
+// plan restored from the state database still tells the holds an approval
+// releases, Approvable, from those it does not: the status page offers
+// Approve only on the former): Hold, but "" for a change that is not held
+// or that an approval releases as any decrease-guard hold, as in plans
+// stored before the column was kept.
 func (c *Change) holdKind() string {
-	switch {
-	case c.Action != ActionHeld:
-		return ""
-	case c.posted:
-		return holdPosted
-	case c.laterChange:
-		return holdLaterChange
-	case c.laterWrite:
-		return holdLaterWrite
-	case c.staleApproval:
-		return holdStaleApproval
+	if h := c.Hold(); h != HoldApproval {
+		return h
 	}
 	return ""
 }
@@ -301,17 +284,9 @@ func (c *Change) holdKind() string {
 // setHoldKind sets the flag of a hold kind that holdKind returned.
 func (c *Change) setHoldKind(kind string) error {
 	switch kind {
-	case "":
-	case holdPosted:
-		c.posted = true
-	case holdLaterChange:
-		c.laterChange = true
-	case holdLaterWrite:
-		c.laterWrite = true
-	case holdStaleApproval:
-		c.staleApproval = true
-	default:
-		return fmt.Errorf("unknown hold %q", kind)
+	case "", HoldPosted, HoldLaterChange, HoldLaterWrite, HoldStaleApproval:
+		c.setHold(kind)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("unknown hold %q", kind)
 }

@@ -93,6 +93,32 @@ func writeChangeRange(w io.Writer, changes []Change, first, last bool, prefix, i
 	return err
 }
 
+// MarshalJSON encodes c as its fields' tags say, followed, for a held
+// change, by "hold": why it is held (see Hold). Plan.WriteJSON writes the
+// same without reflection (appendChange).
+func (c Change) MarshalJSON() ([]byte, error) {
+	type fields Change // without the methods
+	return json.Marshal(struct {
+		fields
+		Hold string `json:"hold,omitempty"`
+	}{fields(c), c.Hold()})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes. A hold of a kind this
+// version does not know reads as HoldApproval.
+func (c *Change) UnmarshalJSON(b []byte) error {
+	type fields Change // without the methods
+	v := struct {
+		*fields
+		Hold string `json:"hold"`
+	}{fields: (*fields)(c)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	c.setHold(v.Hold)
+	return nil
+}
+
 // appendChange appends c as json.MarshalIndent(c, prefix, indent) writes
 // it, without reflection: a plan holds a change for each of 100,000 lines,
 // and json.MarshalIndent encodes each through reflection and then indents
@@ -100,7 +126,8 @@ func writeChangeRange(w io.Writer, changes []Change, first, last bool, prefix, i
 func appendChange(b []byte, c *Change, prefix, indent string) ([]byte, error) {
 	eff, err := c.EffectiveDate.MarshalJSON()
 	if err != nil {
-		return b, &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}
+		// As encoding/json reports it, through Change.MarshalJSON.
+		return b, &json.MarshalerError{Type: reflect.TypeFor[Change](), Err: &json.MarshalerError{Type: reflect.TypeFor[time.Time](), Err: err}}
 	}
 	in := prefix + indent
 	sep := "{"
@@ -165,6 +192,9 @@ func appendChange(b []byte, c *Change, prefix, indent string) ([]byte, error) {
 	b = append(b, eff...)
 	str("action", c.Action)
 	str("reason", c.Reason)
+	if h := c.Hold(); h != "" {
+		str("hold", h)
+	}
 	b = append(b, '\n')
 	b = append(b, prefix...)
 	return append(b, '}'), nil

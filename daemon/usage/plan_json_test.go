@@ -21,9 +21,12 @@ func TestPlanWriteJSON(t *testing.T) {
 			ChangeService: &ChangeService{ServiceID: "30000012", ServiceName: "Intercept X", Products: []string{"CIXA-MSP", "CIXA-SRV"}}, Current: 40, CurrentKnown: true,
 			Desired: 42, EffectiveDate: eff, Action: action, Reason: "usage 42 (CIXA-MSP 40 + CIXA-SRV 2)\nchanges: null"}
 	}
+	posted := change("e", ActionHeld)
+	posted.posted = true
 	full := Plan{
 		Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: eff, ComputedAt: eff.Add(time.Hour), Customers: 3, RunID: 7,
-		Changes: []Change{change("a", ActionUpdate), change("b", ActionUnchanged), {ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: "c"}, ChangeService: &ChangeService{}}},
+		Changes: []Change{change("a", ActionUpdate), change("b", ActionUnchanged), {ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: "c"}, ChangeService: &ChangeService{}},
+			change("d", ActionHeld), posted},
 		Unmapped: Unmapped{Customers: []UnmappedCustomer{{CustomerID: "x", Products: []string{"P"}, Quantity: 1}}, Products: []UnmappedProduct{},
 			Unassigned: []source.Record{{Product: "P", Quantity: 3, Where: "usage.csv:4"}}},
 		Problems: []source.Problem{{Where: "usage.csv:9", Err: errors.New(`quantity "x" is not a whole number`)}},
@@ -66,7 +69,11 @@ func TestAppendChange(t *testing.T) {
 	escaped.Reason = "line\nbreak \x00"
 	escaped.Products = []string{"é"}
 	sparse := Change{ChangeCustomer: &ChangeCustomer{Source: "file"}, ChangeService: &ChangeService{Products: []string{}}}
-	for name, c := range map[string]Change{"full": full, "escaped": escaped, "sparse": sparse, "zero": {}} {
+	held := full
+	held.Action = ActionHeld
+	approval := held
+	approval.laterChange, approval.laterWrite, approval.staleApproval, approval.posted = false, false, false, false
+	for name, c := range map[string]Change{"full": full, "escaped": escaped, "sparse": sparse, "zero": {}, "held": held, "held for approval": approval} {
 		for _, prefix := range []string{"", "\t  "} {
 			want, err := json.MarshalIndent(&c, prefix, "  ")
 			if err != nil {
@@ -79,7 +86,7 @@ func TestAppendChange(t *testing.T) {
 		}
 	}
 	bad := Change{EffectiveDate: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	_, want := json.MarshalIndent(&bad, "", "  ")
+	_, want := json.MarshalIndent(bad, "", "  ")
 	if _, err := appendChange(nil, &bad, "", "  "); err == nil || want == nil || err.Error() != want.Error() {
 		t.Errorf("appendChange of a date json cannot encode: error %v, want %v", err, want)
 	}
@@ -147,5 +154,55 @@ func fillChange(t *testing.T, v reflect.Value, n *int) {
 		default:
 			t.Fatalf("Change.%s is a %s, which this test does not fill: extend it and appendChange", v.Type().Field(i).Name, f.Kind())
 		}
+	}
+}
+
+// TestChangeJSON_hold checks that a held change says in its JSON why it is
+// held ("hold", after "reason"), as the stored plan's columns do: the
+// decrease guard (approval, or an approval of other units), a posted
+// period, a later change in the month or a later write, none of which an
+// approval releases; that a change that is not held has no hold, whatever
+// held it before; and that the hold decodes back, with what Approvable
+// says, and a kind this version does not know as approvable.
+func TestChangeJSON_hold(t *testing.T) {
+	t.Parallel()
+	eff := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	base := Change{ChangeCustomer: &ChangeCustomer{Source: "file", CustomerID: "a", CompanyID: "174", ContractID: "29684183"},
+		ChangeService: &ChangeService{ServiceID: "30000012", Products: []string{"CIXA-MSP"}},
+		Current:       40, CurrentKnown: true, Desired: 4, EffectiveDate: eff, Action: ActionHeld, Reason: "usage 4"}
+	const head = `{"source":"file","customer_id":"a","company_id":"174","contract_id":"29684183","service_id":"30000012","products":["CIXA-MSP"],` +
+		`"current":40,"current_known":true,"desired":4,"effective_date":"2026-11-01T00:00:00Z",`
+	for _, tt := range []struct {
+		kind       string
+		set        func(*Change)
+		approvable bool
+	}{
+		{HoldApproval, func(*Change) {}, true},
+		{HoldStaleApproval, func(c *Change) { c.staleApproval = true }, true},
+		{HoldPosted, func(c *Change) { c.posted = true }, false},
+		{HoldLaterChange, func(c *Change) { c.laterChange = true }, false},
+		{HoldLaterWrite, func(c *Change) { c.laterWrite = true }, false},
+	} {
+		c := base
+		tt.set(&c)
+		want := head + `"action":"held","reason":"usage 4","hold":"` + tt.kind + `"}`
+		got, err := json.Marshal(c)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: Change encodes as\n%s (%v)\nwant\n%s", tt.kind, got, err, want)
+		}
+		var back Change
+		if err := json.Unmarshal([]byte(want), &back); err != nil || !reflect.DeepEqual(back, c) || back.Approvable() != tt.approvable {
+			t.Errorf("%s: decoded %+v (%v), Approvable %t; want %+v, Approvable %t", tt.kind, back, err, back.Approvable(), c, tt.approvable)
+		}
+
+		// A change that is not held (it failed after the hold) has none.
+		c.Action, c.Reason = ActionFailed, "boom"
+		if got, _ := json.Marshal(c); string(got) != head+`"action":"failed","reason":"boom"}` {
+			t.Errorf("%s, then failed: Change encodes as %s, want no hold", tt.kind, got)
+		}
+	}
+	var back Change
+	if err := json.Unmarshal([]byte(head+`"action":"held","reason":"usage 4","hold":"next_kind"}`), &back); err != nil || !back.Approvable() {
+		t.Errorf("a hold of an unknown kind: decoded %+v (%v), Approvable %t; want it read as approvable", back, err, back.Approvable())
 	}
 }

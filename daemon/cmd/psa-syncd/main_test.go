@@ -253,6 +253,37 @@ func TestPrintPlan_header(t *testing.T) {
 	}
 }
 
+// TestRun_planJSONSaysWhyALineIsHeld: plan -json says why a held line is
+// held ("hold": here the decrease guard, which an approval releases), and
+// leaves the key out for the lines that are not held.
+func TestRun_planJSONSaysWhyALineIsHeld(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	now := time.Now().UTC()
+	// Acme's Intercept X holds 100 units; the usage says 11, a decrease
+	// beyond the default max_decrease_percent of 50.
+	e.sim.Autotask().SetUnits(e.contracts[0], e.services[0], 100, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC))
+
+	code, stdout, stderr := runCmd(t, "plan", "-config.file="+e.cfgPath, "-json")
+	var plan struct {
+		Changes []map[string]any `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &plan); code != 0 || err != nil || len(plan.Changes) != 3 {
+		t.Fatalf("plan -json: exit %d, %v, %d changes:\n%s\n%s", code, err, len(plan.Changes), stdout, stderr)
+	}
+	for _, c := range plan.Changes {
+		hold, ok := c["hold"]
+		switch {
+		case c["customer_id"] == "cust-acme" && c["service_id"] == itoa(e.services[0]):
+			if c["action"] != "held" || hold != "approval" {
+				t.Errorf("Acme's Intercept X: action %v, hold %v; want held, hold approval", c["action"], hold)
+			}
+		case ok:
+			t.Errorf("%v's service %v (%v) has hold %v, want none", c["customer_id"], c["service_id"], c["action"], hold)
+		}
+	}
+}
+
 func TestRun_planSyncStatus(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
