@@ -28,6 +28,12 @@ var migrationFiles embed.FS
 // does not understand.
 const SchemaVersion = 7
 
+// InstanceSchemaVersion is the schema version from which a state database
+// records the PSA instance whose usage it holds (BoundInstance): a
+// database of an older version, opened with Config.Existing, has no such
+// record to read.
+const InstanceSchemaVersion = 7
+
 // migrationLockKey serialises migrations of PostgreSQL databases when
 // several psa-syncd start at once (a transaction-level advisory lock).
 const migrationLockKey int64 = 0x7073612d6d696772 // "psa-migr"
@@ -125,7 +131,7 @@ func (db *DB) checkVersion() error {
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == pgUndefinedTable:
-		return fmt.Errorf("state: %s has no psa-syncd state yet (no schema_migrations table): start psa-syncd on it first", db.quotedPath())
+		return &noStateError{fmt.Sprintf("state: %s has no psa-syncd state yet (no schema_migrations table): start psa-syncd on it first", db.quotedPath())}
 	case err != nil:
 		return err
 	case cur != SchemaVersion:
@@ -152,7 +158,14 @@ func (db *DB) checkSchema(ctx context.Context) error {
 		return db.wrap("reading the schema", err)
 	}
 	if !ok {
-		return fmt.Errorf("state: %s holds no psa-syncd state (no schema_migrations table); nothing was changed", db.quotedPath())
+		msg := fmt.Sprintf("state: %s holds no psa-syncd state (no schema_migrations table); nothing was changed", db.quotedPath())
+		if db.dialect == dialectPostgres {
+			// psa-syncd creates its schema in this database when it
+			// first starts; an SQLite file without it is another
+			// program's, which psa-syncd refuses.
+			return &noStateError{msg}
+		}
+		return errors.New(msg)
 	}
 	return nil
 }

@@ -317,11 +317,11 @@ func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
 	t.Parallel()
 	url := pgtest.NewDatabase(t)
 	cfg := Config{Driver: DriverPostgres, URL: url, Existing: true}
-	if db, err := OpenConfig(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") {
+	if db, err := OpenConfig(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") || !errors.Is(err, ErrNoState) {
 		if db != nil {
 			closeDB(t, db)
 		}
-		t.Fatalf("Existing open of an empty database = %v; want it refused", err)
+		t.Fatalf("Existing open of an empty database = %v; want it refused, matching ErrNoState", err)
 	}
 	db := openConfig(t, Config{Driver: DriverPostgres, URL: url})
 	var tables int

@@ -90,8 +90,8 @@ func openExistingSQLite(ctx context.Context, file string, cfg Config) (*DB, erro
 	}
 	switch kind {
 	case fileMissing:
-		return nil, fmt.Errorf("state: there is no state database %q: is the state directory right? "+
-			"(psa-syncd creates the database when it first starts; nothing was created)", file)
+		return nil, &noStateError{fmt.Sprintf("state: there is no state database %q: is the state directory right? "+
+			"(psa-syncd creates the database when it first starts; nothing was created)", file)}
 	case fileBolt:
 		return nil, fmt.Errorf("state: %q is the bbolt state file of an earlier psa-syncd, which this psa-syncd imports "+
 			"when it starts; nothing was changed: copy the file as it is (with psa-syncd stopped) to back it up", file)

@@ -418,11 +418,11 @@ func TestOpenConfig_existingCreatesImportsAndMigratesNothing(t *testing.T) {
 		return OpenConfig(t.Context(), Config{Path: path, Existing: true})
 	}
 	missing := filepath.Join(t.TempDir(), "typo")
-	if db, err := existing(missing); err == nil || !strings.Contains(err.Error(), "there is no state database") {
+	if db, err := existing(missing); err == nil || !strings.Contains(err.Error(), "there is no state database") || !errors.Is(err, ErrNoState) {
 		if db != nil {
 			closeDB(t, db)
 		}
-		t.Errorf("Existing open of a missing state directory = %v; want an error saying there is none", err)
+		t.Errorf("Existing open of a missing state directory = %v; want an error saying there is none, matching ErrNoState", err)
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Existing open created the state directory: %v", err)
@@ -462,11 +462,11 @@ func TestOpenConfig_existingCreatesImportsAndMigratesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db, err := existing(blank); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") {
+	if db, err := existing(blank); err == nil || !strings.Contains(err.Error(), "holds no psa-syncd state") || errors.Is(err, ErrNoState) {
 		if db != nil {
 			closeDB(t, db)
 		}
-		t.Errorf("Existing open of an SQLite file without the schema = %v; want it refused", err)
+		t.Errorf("Existing open of an SQLite file without the schema = %v; want it refused, not as a state not created yet (another program's file)", err)
 	}
 
 	// A state database is opened, and can be backed up.

@@ -118,6 +118,18 @@ type Config struct {
 	Existing bool
 }
 
+// ErrNoState matches the error of an open with Config.Existing or
+// ReadOnly of a state database that psa-syncd has not created yet: an
+// SQLite file that is not there, a PostgreSQL database without psa-syncd's
+// schema. psa-syncd creates it when it first starts.
+var ErrNoState = errors.New("state: no psa-syncd state database yet")
+
+// noStateError is an error of its own wording that matches ErrNoState.
+type noStateError struct{ msg string }
+
+func (e *noStateError) Error() string        { return e.msg }
+func (e *noStateError) Is(target error) bool { return target == ErrNoState }
+
 func (c *Config) setDefaults() {
 	if c.Driver == "" {
 		c.Driver = DriverSQLite

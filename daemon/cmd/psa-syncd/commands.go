@@ -430,10 +430,66 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	} else {
 		report(true, "mapping export", cfg.ExportName())
 	}
+	// So must the state database: passes refuse one that holds another
+	// instance's usage.
+	if be != nil && connected {
+		ok, detail, skipped := checkStateInstance(ctx, cfg, be)
+		if skipped {
+			note(e.stdout, "state database", []string{detail})
+		} else {
+			report(ok, "state database", detail)
+		}
+	}
 	if failed {
 		return 1
 	}
 	return 0
+}
+
+// checkStateInstance checks, for psa-syncd check, that the state database
+// holds the usage of the PSA instance be is connected to, as a pass does
+// (see usage.InstanceMismatchError, which it reports in the pass's words).
+// It opens the database as it is (state.Config.Existing): it creates,
+// imports and migrates nothing. It says nothing of a database that is not
+// there yet, and skips the check (skipped, detail saying why) for one
+// whose schema records no instance yet, or that another psa-syncd process
+// holds: that daemon's passes check it themselves.
+func checkStateInstance(ctx context.Context, cfg *daemon.Config, be psa.Backend) (ok bool, detail string, skipped bool) {
+	sys := be.System()
+	cur, err := usage.ConnectedInstance(ctx, be)
+	if err != nil {
+		return false, err.Error(), false
+	}
+	dbc := cfg.State.Database(cfg.StateDir)
+	dbc.Existing = true // only read from
+	db, err := state.OpenConfig(ctx, dbc)
+	switch {
+	case errors.Is(err, state.ErrNoState):
+		return true, fmt.Sprintf("none yet: the first pass creates it and records %s instance %q as the one whose usage it holds", sys, cur), false
+	case err != nil && strings.Contains(err.Error(), "is locked by another psa-syncd process"):
+		return false, fmt.Sprintf("Not checked which PSA instance's usage it holds: %v; that psa-syncd refuses every pass connected to another instance.", err), true
+	case err != nil:
+		return false, err.Error(), false
+	}
+	defer func() { _ = db.Close() }() // only read from
+	v, err := db.Version()
+	if err != nil {
+		return false, err.Error(), false
+	}
+	if v < state.InstanceSchemaVersion {
+		return false, fmt.Sprintf("Not checked which PSA instance's usage it holds: its schema (version %d) predates version %d, which records it; "+
+			"the next pass migrates it and records %s instance %q.", v, state.InstanceSchemaVersion, sys, cur), true
+	}
+	bound, found, err := db.BoundInstance(sys)
+	switch {
+	case err != nil:
+		return false, err.Error(), false
+	case !found:
+		return true, fmt.Sprintf("records no %s instance yet: the next pass that writes records %s instance %q", sys, sys, cur), false
+	case !export.SameInstance(bound.Instance, cur):
+		return false, strings.TrimPrefix((&usage.InstanceMismatchError{Bound: bound, Connected: cur}).Error(), "daemon: "), false
+	}
+	return true, fmt.Sprintf("holds the usage of %s (recorded %s), the instance psa-syncd is connected to", bound, bound.BoundAt.Format(time.DateOnly)), false
 }
 
 // note prints what the operator must know about an item of check: not a

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"database/sql"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 // Pointed at another tenant with the state directory of the first, sync
@@ -61,4 +66,102 @@ func TestRun_rebindAfterAnotherInstance(t *testing.T) {
 		t.Fatalf("sync after rebind: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	prod.checkUnits(t)
+}
+
+// TestRun_checkStateOfAnotherInstance: check reports a state database that
+// holds the usage of another PSA instance as a failure, in the words of
+// the pass it refuses (naming both instances and psa-syncd rebind), and
+// the one of the instance it connects to as ok; it changes nothing in the
+// database, creates none where there is none yet, and skips the check,
+// with a note, for a schema that records no instance yet.
+func TestRun_checkStateOfAnotherInstance(t *testing.T) {
+	t.Parallel()
+	sandbox := newTestEnv(t, nil)
+	sandboxFlag := "-config.file=" + sandbox.cfgPath
+	sandboxHost := strings.TrimPrefix(sandbox.sim.URL(), "http://")
+	stateDir := filepath.Join(sandbox.dir, "state")
+	flat := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+	code, stdout, stderr := runCmd(t, "check", sandboxFlag)
+	if want := "ok state database: none yet: the first pass creates it and records autotask instance"; code != 0 || !strings.Contains(flat(stdout), want) {
+		t.Errorf("check before the first pass: exit %d, want 0 and %q:\n%s\n%s", code, want, stdout, stderr)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("check created the state directory (%v)", err)
+	}
+	if code, stdout, stderr := runCmd(t, "sync", sandboxFlag); code != 0 {
+		t.Fatalf("sandbox sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "check", sandboxFlag)
+	if want := `ok state database: holds the usage of autotask instance "` + sandboxHost + `"`; code != 0 || !strings.Contains(flat(stdout), want) {
+		t.Errorf("check of the sandbox: exit %d, want 0 and %q:\n%s\n%s", code, want, stdout, stderr)
+	}
+
+	// While another process holds the database (psa-syncd run), the check
+	// is skipped with a note: that daemon's passes check the instance.
+	held, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCmd(t, "check", sandboxFlag)
+	if want := "NOTE state database: - Not checked which PSA instance's usage it holds: state: state database"; code != 0 ||
+		!strings.Contains(flat(stdout), want) || !strings.Contains(flat(stdout), "is locked by another psa-syncd process") {
+		t.Errorf("check while another process holds the state database: exit %d, want 0 and %q:\n%s\n%s", code, want, stdout, stderr)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Production: another simulator, and the sandbox's state directory.
+	prod := newTestEnv(t, nil)
+	cfg, err := os.ReadFile(prod.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, prod.cfgPath, strings.Replace(string(cfg), "state_dir: state\n", "state_dir: "+stateDir+"\n", 1))
+	prodHost := strings.TrimPrefix(prod.sim.URL(), "http://")
+	prodFlag := "-config.file=" + prod.cfgPath
+	code, stdout, stderr = runCmd(t, "check", prodFlag)
+	for _, want := range []string{
+		`FAIL state database: the state database holds the usage of autotask instance "` + sandboxHost + `"`,
+		`but psa-syncd is connected to autotask instance "` + prodHost + `"`, "psa-syncd rebind",
+		"ok psa autotask", "ok mapping export",
+	} {
+		if code != 1 || !strings.Contains(flat(stdout), want) {
+			t.Errorf("check of production with the sandbox's state: exit %d, want 1 and %q:\n%s\n%s", code, want, stdout, stderr)
+		}
+	}
+	// The check bound nothing: the database still holds the sandbox's usage.
+	if code, stdout, _ := runCmd(t, "check", sandboxFlag); code != 0 || !strings.Contains(stdout, "ok   state database: holds the usage of") {
+		t.Errorf("check of the sandbox after production's: exit %d\n%s", code, stdout)
+	}
+
+	// A database of schema version 6 records no instance: the check is
+	// skipped with a note, and the schema is left as it is.
+	file := filepath.Join(stateDir, state.FileName)
+	exec := func(q string) {
+		t.Helper()
+		raw, err := sql.Open("sqlite", file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = raw.Close() }()
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`DROP TABLE psa_instance; DELETE FROM schema_migrations WHERE version = 7`)
+	code, stdout, stderr = runCmd(t, "check", prodFlag)
+	if want := "NOTE state database: - Not checked which PSA instance's usage it holds: its schema (version 6) predates version 7, which records it"; code != 0 ||
+		!strings.Contains(flat(stdout), want) || strings.Contains(stdout, "FAIL") {
+		t.Errorf("check with a database of schema version 6: exit %d, want 0 and %q:\n%s\n%s", code, want, stdout, stderr)
+	}
+	db, err := state.OpenConfig(t.Context(), state.Config{Path: stateDir, Existing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if v, err := db.Version(); err != nil || v != 6 {
+		t.Errorf("schema version after check = %d, %v; want 6, as it was", v, err)
+	}
 }
