@@ -425,10 +425,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if be != nil && connected {
 		instance = be.Instance()
 	}
-	if _, err := readExport(ctx, cfg, instance); err != nil {
+	if _, via, err := readExport(ctx, cfg, instance); err != nil {
 		report(false, "mapping export", err.Error())
 	} else {
-		report(true, "mapping export", cfg.ExportName())
+		report(true, "mapping export", cfg.ExportName()+via)
 	}
 	// So must the state database: passes refuse one that holds another
 	// instance's usage.
@@ -525,37 +525,52 @@ func errText(text string, err error) string {
 
 // readExport reads the mapping export from the store the config names
 // and checks it against the config and, when instance is not empty, the
-// PSA instance psa-syncd connects to.
-func readExport(ctx context.Context, cfg *daemon.Config, instance string) (*export.Document, error) {
-	data, err := readExportData(ctx, cfg)
+// PSA instance psa-syncd connects to. via says, when it is not empty,
+// where the export was read instead (", read through ...").
+func readExport(ctx context.Context, cfg *daemon.Config, instance string) (doc *export.Document, via string, err error) {
+	data, via, err := readExportData(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
+		return nil, "", fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
 	}
-	doc, err := daemon.CheckExport(cfg, data, instance)
+	doc, err = daemon.CheckExport(cfg, data, instance)
 	if err != nil {
-		return nil, fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
+		return nil, "", fmt.Errorf("mapping export %s%s: %w", cfg.ExportName(), via, err)
 	}
-	return doc, nil
+	return doc, via, nil
 }
 
-func readExportData(ctx context.Context, cfg *daemon.Config) ([]byte, error) {
+// readExportData reads the mapping export's bytes from the store the
+// config names. With export_url: self the store is the state database;
+// while the daemon holds it locked, the export is read from the daemon's
+// API on this machine (GET /api/v1/export), which serves the same newest
+// stored version, and via says so.
+func readExportData(ctx context.Context, cfg *daemon.Config) (data []byte, via string, err error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
 		dbc := cfg.State.Database(cfg.StateDir)
 		dbc.Existing = true // only read from
 		db, err := state.OpenConfig(ctx, dbc)
+		if err != nil && strings.Contains(err.Error(), "is locked by another psa-syncd process") {
+			base := localDaemonURL(cfg)
+			data, ferr := fetchDaemonExport(ctx, base)
+			if ferr != nil {
+				return nil, "", fmt.Errorf("%w, and its export could not be read from its API on this machine either: %w "+
+					"(with TLS or another address, read it with GET <its URL>%s)", err, ferr, export.ExportAPIPath)
+			}
+			return data, ", read through the running psa-syncd that holds it, at " + base + export.ExportAPIPath, nil
+		}
 		if err != nil {
-			return nil, fmt.Errorf("%w (while psa-syncd runs, read its export with GET %s)", err, export.ExportAPIPath)
+			return nil, "", err
 		}
 		defer func() { _ = db.Close() }() // only read from
 		_, data, err := db.CurrentExport()
-		return data, err
+		return data, "", err
 	}
 	b, err := cfg.OpenExportBackend(ctx, &http.Client{Timeout: 60 * time.Second}, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	blob, err := b.Load(ctx, "")
-	return blob.Data, err
+	return blob.Data, "", err
 }
 
 func cmdValidate(ctx context.Context, e *env, args []string) int {
@@ -579,7 +594,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	if exportFile != "" {
 		cfg.ExportPath, cfg.ExportURL = exportFile, ""
 	}
-	doc, err := readExport(ctx, cfg, "")
+	doc, via, err := readExport(ctx, cfg, "")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
@@ -593,8 +608,8 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 			tickets++
 		}
 	}
-	fmt.Fprintf(e.stdout, "mapping export %s: valid (revision %d, %d product mappings, %d customer mappings, %d with usage sync, %d with ticket sync)\n",
-		cfg.ExportName(), doc.Revision, len(doc.ProductMappings), len(doc.CustomerMappings), usage, tickets)
+	fmt.Fprintf(e.stdout, "mapping export %s%s: valid (revision %d, %d product mappings, %d customer mappings, %d with usage sync, %d with ticket sync)\n",
+		cfg.ExportName(), via, doc.Revision, len(doc.ProductMappings), len(doc.CustomerMappings), usage, tickets)
 	return 0
 }
 

@@ -26,7 +26,8 @@ import (
 // export that is in use now: from the store the configuration names (a
 // file, S3, or psa-syncd), like every other command.
 var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config) (*export.Document, error) {
-	return readExport(ctx, cfg, "")
+	doc, _, err := readExport(ctx, cfg, "")
+	return doc, err
 }
 
 // impactFlags are the flags of `plan -terraform-plan`.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -128,18 +130,7 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 	if err == nil || !strings.Contains(err.Error(), "is locked by another psa-syncd process") {
 		return ""
 	}
-	addr := daemon.DefaultListenAddress
-	if cfg != nil && cfg.Web.ListenAddress != "" {
-		addr = cfg.Web.ListenAddress
-	}
-	host, port, serr := net.SplitHostPort(addr)
-	if serr != nil {
-		host, port = "127.0.0.1", "9810"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	web := "-web.url http://" + net.JoinHostPort(host, port)
+	web := "-web.url " + localDaemonURL(cfg)
 	where := "URL: its web.listen_address, https:// when its -web.config.file serves TLS"
 	token, tokenNote := "-web.token-file FILE", "token: FILE holds its web.api_token, or set PSA_SYNCD_API_TOKEN instead of the flag"
 	if cfg != nil && cfg.Web.APITokenFile != "" {
@@ -160,8 +151,52 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 	case "resolve", "tickets":
 		example = fmt.Sprintf("`psa-syncd %s %s %s` (%s; %s)", command, web, token, where, tokenNote)
 	default:
-		return fmt.Sprintf("psa-syncd run is using the state database: stop it first, or ask it through its HTTP API at http://%s (%s)",
-			net.JoinHostPort(host, port), where)
+		return fmt.Sprintf("psa-syncd run is using the state database: stop it first, or ask it through its HTTP API at %s (%s)",
+			localDaemonURL(cfg), where)
 	}
 	return "psa-syncd run is using the state database: ask it through its API instead, e.g. " + example
+}
+
+// localDaemonURL is the base URL at which a command on the same machine
+// reaches the daemon of cfg: its web.listen_address, with a loopback
+// address for one that listens on every interface, over plain HTTP (a
+// daemon whose -web.config.file serves TLS is reached with https://).
+func localDaemonURL(cfg *daemon.Config) string {
+	addr := daemon.DefaultListenAddress
+	if cfg != nil && cfg.Web.ListenAddress != "" {
+		addr = cfg.Web.ListenAddress
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = "127.0.0.1", "9810"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// fetchDaemonExport reads the mapping export in use from the daemon at
+// base (GET /api/v1/export, which needs no token).
+func fetchDaemonExport(ctx context.Context, base string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+export.ExportAPIPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: answerTimeout}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, doJSONError(req, resp)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, export.MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", req.URL.Redacted(), err)
+	}
+	if len(data) > export.MaxSize {
+		return nil, fmt.Errorf("GET %s: the answer is larger than %d MiB", req.URL.Redacted(), export.MaxSize>>20)
+	}
+	return data, nil
 }

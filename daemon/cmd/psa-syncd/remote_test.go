@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -153,4 +157,71 @@ func ticketsSetupToken(t *testing.T) (string, string, *psatest.Server, *sophoste
 	writeFile(t, tokenFile, "test-token\n")
 	cfg, sim, sop := ticketsSetup(t, fmt.Sprintf("state_dir: state\nweb: {api_token_file: %q}", tokenFile))
 	return cfg, tokenFile, sim, sop
+}
+
+// check and validate, while the daemon runs with export_url: self and
+// holds the state database (the shipped systemd and Kubernetes setups),
+// read the export from its API on this machine instead of failing: the
+// alerts' runbooks tell operators to run psa-syncd check. Without a daemon
+// answering at web.listen_address they fail, naming both reasons.
+func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	dir := filepath.Dir(cfg)
+	exp := must(os.ReadFile(filepath.Join(dir, "mappings.json")))
+	conf := string(must(os.ReadFile(cfg)))
+	if !strings.Contains(conf, "export_path: mappings.json") {
+		t.Fatalf("ticketsSetup's config changed:\n%s", conf)
+	}
+	conf = strings.Replace(conf, "export_path: mappings.json", "export_url: self", 1)
+	writeFile(t, cfg, conf)
+	base := startDaemon(t, cfg)
+
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", bytes.NewReader(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
+	req.Header.Set("If-None-Match", "*")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
+	}
+
+	// The daemon listens where the config says (the test started it on a
+	// free port).
+	u := must(url.Parse(base))
+	listening := strings.Replace(conf, "web: {", "web: {listen_address: "+u.Host+", ", 1)
+	if listening == conf {
+		t.Fatalf("no web block in the config:\n%s", conf)
+	}
+	writeFile(t, cfg, listening)
+	from := "psa-syncd's state database (export_url: self), read through the running psa-syncd that holds it, at " + base + "/api/v1/export"
+	code, stdout, stderr := runCmd(t, "check", "-config.file", cfg)
+	if code != 0 || !strings.Contains(stdout, "ok   mapping export: "+from+"\n") {
+		t.Errorf("check while the daemon runs: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "validate", "-config.file", cfg)
+	if code != 0 || !strings.Contains(stdout, "mapping export "+from+": valid (revision") {
+		t.Errorf("validate while the daemon runs: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon", code, stdout, stderr)
+	}
+
+	// A listen address where no daemon answers: the command fails and
+	// says why it could read neither.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := l.Addr().String()
+	_ = l.Close()
+	writeFile(t, cfg, strings.Replace(conf, "web: {", "web: {listen_address: "+nobody+", ", 1))
+	code, _, stderr = runCmd(t, "validate", "-config.file", cfg)
+	if code != 1 || !strings.Contains(stderr, "is locked by another psa-syncd process, and its export could not be read from its API on this machine either") ||
+		!strings.Contains(stderr, nobody) {
+		t.Errorf("validate with no daemon at web.listen_address: exit %d, stderr %s; want 1 and both reasons", code, stderr)
+	}
 }
