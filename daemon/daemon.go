@@ -172,6 +172,9 @@ type Daemon struct {
 	// ticketDryRuns rate-limits the dry runs API clients ask for.
 	ticketMu      sync.Mutex
 	ticketDryRuns freshPlanLimiter
+	// ticketTotalsRestored is set once psa_sync_tickets_total holds the
+	// stored totals (see restoreTicketMetrics).
+	ticketTotalsRestored atomic.Bool
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.

@@ -153,6 +153,87 @@ func TestDaemon_standbyOnSharedPostgres(t *testing.T) {
 	}
 }
 
+// TestDaemon_takeoverRestoresTicketCountersOnce: a standby of a PostgreSQL
+// pair restores psa_sync_tickets_total from the stored ticket totals when
+// it starts, and restores the metrics again when it takes over. The
+// counters must not get the stored totals a second time (every outcome
+// then counted the whole history twice, and the dashboard's
+// increase(psa_sync_tickets_total) showed it as new tickets at the
+// failover), nor catch up with the tickets the active instance counted
+// meanwhile on its own series: the standby keeps counting from the value
+// it restored at start-up.
+func TestDaemon_takeoverRestoresTicketCountersOnce(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
+	a := e.d
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// What the active instance's ticket passes have counted so far.
+	rec := ticketRecord{Totals: map[string]int64{"created": 5, "updated": 2, "closed": 3, "failed": 1}}
+	if err := a.State().PutSnapshot(snapshotTickets, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(), Listener: ln, WatchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(t.Context()) }()
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+
+	// The standby has restored the counters at start-up.
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(b.metrics.TicketsTotal.WithLabelValues("created")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not restore the ticket counters")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b.Active() {
+		t.Fatal("the second instance is active while the first holds the lock")
+	}
+	// The active instance counts two more created tickets, on its own
+	// series, before it stops.
+	more := ticketRecord{Totals: map[string]int64{"created": 7, "updated": 2, "closed": 3, "failed": 1}}
+	if err := a.State().PutSnapshot(snapshotTickets, more); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Once it has taken over (the metrics restored again), the schedule
+	// loop sets the next run.
+	for testutil.ToFloat64(b.metrics.NextRunTimestamp) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the standby did not take over")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, o := range TicketOutcomes {
+		if got, want := testutil.ToFloat64(b.metrics.TicketsTotal.WithLabelValues(o)), float64(rec.Totals[o]); got != want {
+			t.Errorf("psa_sync_tickets_total{outcome=%q} after the takeover = %v, want %v, the total it restored at start-up", o, got, want)
+		}
+	}
+}
+
 // TestDaemon_takeoverInterruptsRunningRuns: the active instance stops during
 // a pass (here it gives the lock up with its run still running), and the
 // standby that takes over marks that run as an interrupted failure. A run in

@@ -413,16 +413,25 @@ func (d *Daemon) refreshTicketGauges() {
 
 // restoreTicketMetrics sets the ticket metrics from the state database at
 // start-up, so that a restart neither resets the counters nor hides a
-// failing ticket sync.
+// failing ticket sync. The counters are restored once per process: a
+// standby that takes over (RestoreMetrics again) keeps counting from the
+// totals it restored when it started. Adding the stored totals again
+// counted the whole history twice, and catching up to them would count
+// the previous active instance's tickets twice in a sum of increase()
+// over the instances (the dashboard's), once on each instance.
 func (d *Daemon) restoreTicketMetrics() error {
 	var rec ticketRecord
 	ok, err := d.db.Snapshot(snapshotTickets, &rec)
-	if err != nil || !ok {
+	if err != nil {
 		return err
 	}
-	for _, o := range TicketOutcomes {
-		d.metrics.TicketsTotal.WithLabelValues(o).Add(float64(rec.Totals[o]))
+	if !d.ticketTotalsRestored.Swap(true) {
+		for _, o := range TicketOutcomes {
+			d.metrics.TicketsTotal.WithLabelValues(o).Add(float64(rec.Totals[o]))
+		}
 	}
-	d.setTicketGauges(rec)
+	if ok {
+		d.setTicketGauges(rec)
+	}
 	return nil
 }
