@@ -234,7 +234,8 @@ func (b Budget) Remaining() int { return b.Limit - b.Used }
 // EndpointBudgeter is implemented by a Backend whose PSA limits each
 // endpoint on its own (Kaseya BMS: 1,500 calls per hour per endpoint). It
 // returns the budget of each endpoint used in the current time frame, by a
-// bounded endpoint name, without making a request.
+// bounded endpoint name, without making a request; nil when it cannot
+// count the calls (an endpoint it leaves out has its whole budget).
 type EndpointBudgeter interface {
 	EndpointBudgets() map[string]Budget
 }

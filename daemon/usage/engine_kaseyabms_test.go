@@ -1,10 +1,12 @@
 package usage
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -335,6 +338,99 @@ func TestEngineKaseyaBMS_limitRefusalStopsThePass(t *testing.T) {
 	const endpoint = "/v2/finance/contracts/recurringservices/{id}/services"
 	if got := testutil.ToFloat64(h.m.APIBudgetRemaining.WithLabelValues(endpoint)); got != 0 {
 		t.Errorf("api_budget_remaining{endpoint=%q} = %v, want 0", endpoint, got)
+	}
+}
+
+// bmsCallStore is a Kaseya BMS call store whose rolling hour the test ends
+// at will (forget), with calls that other processes made (others), and
+// whose count can fail (broken).
+type bmsCallStore struct {
+	mu     sync.Mutex
+	calls  map[string]int
+	others map[string]int
+	broken bool
+}
+
+func (s *bmsCallStore) Take(endpoint string, _ time.Time, _ time.Duration, _ int) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[endpoint]++
+	return time.Time{}, true, nil
+}
+
+func (s *bmsCallStore) Block(string, time.Time) error { return nil }
+
+func (s *bmsCallStore) Calls(time.Time, time.Duration, int) (map[string]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return nil, errors.New("database is locked")
+	}
+	out := map[string]int{}
+	for ep, n := range s.calls {
+		out[ep] += n
+	}
+	for ep, n := range s.others {
+		out[ep] += n
+	}
+	return out, nil
+}
+
+// forget ends the rolling hour: no endpoint has calls in it any more.
+func (s *bmsCallStore) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls, s.others = map[string]int{}, map[string]int{}
+}
+
+// TestEngineKaseyaBMS_endpointBudgetFreedWhenNotCalled: a pass leaves the
+// line posts' budget low (other integrations posted 1,400 times this
+// hour). An hour later the next pass, with nothing to write, calls no line
+// post: psa_sync_api_budget_remaining for that endpoint must show the
+// whole budget again, not keep the low value (PsaSyncAPIBudgetLow would
+// fire after every pass). A pass that cannot count the calls changes
+// nothing.
+func TestEngineKaseyaBMS_endpointBudgetFreedWhenNotCalled(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	calls := &bmsCallStore{calls: map[string]int{}, others: map[string]int{}}
+	kc := *h.cfg.KaseyaBMS
+	kc.Calls = calls
+	h.cfg.KaseyaBMS = &kc
+	be, err := backends.New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.be = be
+	const posts = "/v2/finance/contracts/recurringservices/{id}/services"
+	calls.others[posts] = 1400
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated == 0 {
+		t.Fatalf("first pass updated nothing: %+v", res.Run)
+	}
+	remaining := func() float64 { return testutil.ToFloat64(h.m.APIBudgetRemaining.WithLabelValues(posts)) }
+	low := remaining()
+	if low >= 0.2*kaseyabms.HourlyLimit {
+		t.Fatalf("api_budget_remaining{endpoint=%q} after the first pass = %v, want it low", posts, low)
+	}
+
+	calls.broken = true
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 {
+		t.Fatalf("pass with the calls uncountable = %+v, want nothing to write", res.Run)
+	}
+	if got := remaining(); got != low {
+		t.Errorf("api_budget_remaining{endpoint=%q} after a pass that could not count the calls = %v, want it unchanged (%v)", posts, got, low)
+	}
+
+	// An hour later nothing has been called; the pass has nothing to write.
+	calls.broken = false
+	calls.forget()
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 || res.Run.Result != state.RunSuccess {
+		t.Fatalf("pass an hour later = %+v, want a success with nothing to write", res.Run)
+	}
+	if got := remaining(); got != kaseyabms.HourlyLimit {
+		t.Errorf("api_budget_remaining{endpoint=%q} after a pass an hour later that did not call it = %v, want the whole budget %d",
+			posts, got, kaseyabms.HourlyLimit)
 	}
 }
 

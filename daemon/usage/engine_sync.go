@@ -697,15 +697,15 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 }
 
 // recordEndpointBudgets sets psa_sync_api_budget_remaining per endpoint for
-// a PSA that limits each endpoint (Kaseya BMS). It makes no request.
+// a PSA that limits each endpoint (Kaseya BMS): the endpoints called in the
+// window, and those shown before and no longer called, back at their whole
+// limit. It makes no request.
 func (e *Engine) recordEndpointBudgets() {
 	eb, ok := e.be.(psa.EndpointBudgeter)
 	if !ok || e.metrics == nil {
 		return
 	}
-	for endpoint, b := range eb.EndpointBudgets() {
-		e.metrics.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(b.Remaining()))
-	}
+	e.metrics.setEndpointBudgets(eb.EndpointBudgets())
 }
 
 // customerKey is a customer mapping's key.

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,6 +61,13 @@ type Metrics struct {
 	// PSA so far; a pass records the difference in its run. Package daemon
 	// sets it to the count of its instrumented HTTP transport.
 	Requests func() int64
+
+	// endpoints are the endpoints APIBudgetRemaining has shown, with their
+	// hourly limit (see setEndpointBudgets).
+	endpoints struct {
+		sync.Mutex
+		limit map[string]int
+	}
 
 	// progress mirrors the pass gauges for the API and the status page.
 	progress struct {
@@ -229,6 +237,33 @@ func (m *Metrics) Progress() (run int64, done, total int) {
 		return 0, 0, 0
 	}
 	return m.progress.run.Load(), int(m.progress.done.Load()), int(m.progress.total.Load())
+}
+
+// setEndpointBudgets sets APIBudgetRemaining for each endpoint of budgets,
+// the endpoints called (or refused) in the PSA's window. An endpoint shown
+// before that budgets no longer has, which no call counts against any
+// more, gets its whole limit back: left at the value of the pass that last
+// called it, it would keep reporting a spent budget (and PsaSyncAPIBudgetLow
+// fire after every pass) though the whole budget is free. nil budgets (the
+// counts could not be read) change nothing.
+func (m *Metrics) setEndpointBudgets(budgets map[string]psa.Budget) {
+	if m == nil || budgets == nil {
+		return
+	}
+	m.endpoints.Lock()
+	defer m.endpoints.Unlock()
+	if m.endpoints.limit == nil {
+		m.endpoints.limit = map[string]int{}
+	}
+	for endpoint, b := range budgets {
+		m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(b.Remaining()))
+		m.endpoints.limit[endpoint] = b.Limit
+	}
+	for endpoint, limit := range m.endpoints.limit {
+		if _, ok := budgets[endpoint]; !ok {
+			m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(limit))
+		}
+	}
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -150,7 +150,8 @@ func (l *limiter) count(endpoint string) int {
 	return calls[endpoint]
 }
 
-// budgets returns the calls left per endpoint used in the window.
+// budgets returns the calls left per endpoint used in the window; nil when
+// the store cannot count them.
 func (l *limiter) budgets() map[string]psa.Budget {
 	calls, err := l.store.Calls(l.now(), l.window, l.limit)
 	if err != nil {
