@@ -175,6 +175,10 @@ type Daemon struct {
 	// ticketTotalsRestored is set once psa_sync_tickets_total holds the
 	// stored totals (see restoreTicketMetrics).
 	ticketTotalsRestored atomic.Bool
+	// metricsRestored is set once RestoreMetrics has run (psa-syncd run,
+	// at start-up): from then on the gauges of past passes follow the
+	// state database and the loaded export.
+	metricsRestored atomic.Bool
 	// watchTick replaces the export poll ticker in tests.
 	watchTick <-chan time.Time
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
@@ -624,13 +628,17 @@ func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, da
 		if !enabled {
 			d.logger.Warn("Integration is disabled in the mapping export: passes compute and report but write nothing to the PSA")
 		}
-		if prev != nil {
+		if prev != nil || d.metricsRestored.Load() {
 			// A customer removed from the export, or whose usage sync
 			// was turned off, leaves the customer gauges now, not at the
 			// next pass (up to a day later): its failed or held status
-			// must not keep an alert firing. (The first load's are set
-			// by RestoreMetrics.) The same holds for the open tickets of
-			// a customer whose ticket sync was turned off.
+			// must not keep an alert firing. The same holds for the open
+			// tickets of a customer whose ticket sync was turned off.
+			// The first export loaded after RestoreMetrics ran without
+			// one (missing, invalid or unreachable at start-up) sets the
+			// customers' gauges, which RestoreMetrics could not: until
+			// the next pass they read 0. A first load before
+			// RestoreMetrics leaves them to it.
 			d.refreshCustomerGauges()
 			d.refreshTicketGauges()
 		}

@@ -14,13 +14,15 @@ import (
 // it at start-up, after loading the mapping export. The ticket metrics
 // are restored too.
 func (d *Daemon) RestoreMetrics() error {
+	d.metricsRestored.Store(true)
 	if err := d.restorePlan(); err != nil {
 		return err
 	}
 	e, doc, err := d.engine()
 	if err != nil {
 		// No export yet: restore what needs none (the timestamps and the
-		// unmapped usage); the customers follow the first pass.
+		// unmapped usage); the customers follow when an export loads
+		// (useExport).
 		e, doc = d.exportlessEngine(), nil
 	}
 	return errors.Join(e.RestoreMetrics(doc), d.restoreTicketMetrics())

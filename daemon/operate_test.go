@@ -247,6 +247,92 @@ func TestDaemon_RestoreMetrics_afterRestart(t *testing.T) {
 	}
 }
 
+// TestDaemon_RestoreMetrics_exportLoadedLater: psa-syncd restarts while
+// its mapping export cannot be loaded (a missing or invalid file, an
+// unreachable store with nothing kept), so RestoreMetrics cannot tell
+// which customers count. When the export loads a moment later, the
+// customer gauges must show the stored statuses of its customers (a
+// failed customer and held lines stored before the restart), and the open
+// tickets only those of its customers with ticket sync on: left alone
+// until the next pass, a day or a month away, PsaSyncCustomersFailing and
+// PsaSyncLinesHeldForReview resolved on the restart.
+func TestDaemon_RestoreMetrics_exportLoadedLater(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{noExport: true, daemonOpts: Options{Listener: ln, WatchInterval: 50 * time.Millisecond}})
+	now := time.Now().UTC()
+	for _, cs := range []state.CustomerStatus{
+		{Source: "file", CustomerID: "cust-acme", UsageSync: true, LastAttempt: now, Result: state.CustomerFailed, Error: "contract 1 is expired", Failed: 1},
+		{Source: "file", CustomerID: "cust-globex", UsageSync: true, LastAttempt: now, Result: state.CustomerHeld, Held: 2},
+	} {
+		if err := e.d.State().PutCustomerStatus(cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tickets of a customer that is not in the export.
+	rec := ticketRecord{Customers: map[string]*TicketStatus{ticketStatusKey(SourceSophos, "cust-gone"): {Result: "succeeded", OpenTickets: 3}}}
+	if err := e.d.State().PutSnapshot(snapshotTickets, rec); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(t.Context()) }()
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// Run restores the metrics before it serves HTTP: once /-/healthy
+	// answers, the start-up (without an export) is over.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/-/healthy")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("psa-syncd did not start serving")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if e.d.Export() != nil {
+		t.Fatal("an export loaded at start-up; the test needs none")
+	}
+	if got := testutil.ToFloat64(e.d.metrics.OpenTickets); got != 3 {
+		t.Fatalf("psa_sync_open_tickets restored without an export = %v, want 3 (every stored customer's)", got)
+	}
+
+	// The export becomes readable (the store is back, the file fixed).
+	e.writeExport(t, e.doc)
+	for e.d.Export() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the export did not load")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	failed := e.d.metrics.Usage.Customers.WithLabelValues(state.CustomerFailed)
+	held := e.d.metrics.Usage.HeldLines
+	open := e.d.metrics.OpenTickets
+	// useExport sets the gauges just after it stores the export.
+	for settled := time.Now().Add(5 * time.Second); time.Now().Before(settled); time.Sleep(20 * time.Millisecond) {
+		if testutil.ToFloat64(failed) == 1 && testutil.ToFloat64(held) == 2 && testutil.ToFloat64(open) == 0 {
+			break
+		}
+	}
+	if got := testutil.ToFloat64(failed); got != 1 {
+		t.Errorf("psa_sync_customers{status=\"failed\"} once the export loaded = %v, want 1 (cust-acme's stored status)", got)
+	}
+	if got := testutil.ToFloat64(held); got != 2 {
+		t.Errorf("psa_sync_held_lines once the export loaded = %v, want 2 (cust-globex's stored status)", got)
+	}
+	if got := testutil.ToFloat64(open); got != 0 {
+		t.Errorf("psa_sync_open_tickets once the export loaded = %v, want 0 (cust-gone is not in it)", got)
+	}
+}
+
 // TestDaemon_RestoreMetrics_interruptedPass: a pass killed after a success
 // is restored, once the restart has marked it interrupted, as the last
 // run: a failure, finished at the restart, so that PsaSyncFailing and
