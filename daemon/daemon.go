@@ -377,8 +377,10 @@ func (d *Daemon) Close() error {
 // the leadership lock, else with an error naming the one that does. Run
 // calls it (waiting for the lock); the sync command calls it once. Taking
 // the lock over marks the runs left running by an instance that stopped or
-// lost the lock during a pass as interrupted (see interruptRunningRuns), and
-// reloads the export, when one is loaded.
+// lost the lock during a pass as interrupted (see interruptRunningRuns),
+// reloads the export, when one is loaded, and restores the metrics when
+// RestoreMetrics ran before (a standby's start-up), all before it sets
+// psa_sync_leader.
 func (d *Daemon) BecomeActive(ctx context.Context) error {
 	if d.leading.Load() {
 		return nil
@@ -399,7 +401,6 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 	d.lead = l
 	d.interruptRunningRuns()
 	d.leading.Store(true)
-	d.metrics.Leader.Set(1)
 	if d.exp.Load() != nil {
 		// Passes use the newest export from the start, whatever the
 		// export poll has seen of it while this one was a standby.
@@ -407,6 +408,19 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 		_ = d.reloadExportLocked(false) // logged and recorded in metrics
 		d.reloadMu.Unlock()
 	}
+	if d.metricsRestored.Load() {
+		// A standby (psa-syncd run with PostgreSQL) restored the gauges
+		// when it started: restore them from the passes the previous
+		// active instance recorded since, including one it left running,
+		// which interruptRunningRuns marked as failed. psa_sync_leader
+		// says the gauges are the active instance's only once they are:
+		// set before, the standby's start-up copies counted as the active
+		// instance's for a scrape or two, and alerts with no `for` fired.
+		if err := d.RestoreMetrics(); err != nil {
+			d.logger.Error("Could not restore metrics from the state database", "err", err)
+		}
+	}
+	d.metrics.Leader.Set(1)
 	return nil
 }
 
@@ -1173,15 +1187,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.CancelCauseFunc) error {
 	if !d.awaitActive(ctx) {
 		return nil
-	}
-	if d.db.Driver() != state.DriverSQLite {
-		// The gauges were restored when this instance started as a
-		// standby: restore them from the passes the previous active
-		// instance recorded since, including one it left running, which
-		// taking the lock over marked as failed.
-		if err := d.RestoreMetrics(); err != nil {
-			d.logger.Error("Could not restore metrics from the state database", "err", err)
-		}
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()

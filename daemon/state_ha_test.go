@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,6 +233,70 @@ func TestDaemon_takeoverRestoresTicketCountersOnce(t *testing.T) {
 		if got, want := testutil.ToFloat64(b.metrics.TicketsTotal.WithLabelValues(o)), float64(rec.Totals[o]); got != want {
 			t.Errorf("psa_sync_tickets_total{outcome=%q} after the takeover = %v, want %v, the total it restored at start-up", o, got, want)
 		}
+	}
+}
+
+// TestDaemon_takeoverRestoresMetricsBeforeLeader: a standby restored the
+// gauges of past passes when it started (nothing had run yet), and the
+// active instance has synced since. When the standby takes over, its
+// gauges must be the restored ones by the time psa_sync_leader says they
+// are the active instance's: set to 1 before, the standby's start-up
+// copies counted as the active instance's for a scrape, and the rules
+// without a `for` (PsaSyncFailing, PsaSyncNewUnmappedUsage, ...) could
+// fire on them.
+func TestDaemon_takeoverRestoresMetricsBeforeLeader(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := dtSecondInstance(t, e, time.Now)
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// The standby's start-up, as Run does it.
+	if err := b.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := a.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// PostgreSQL keeps times to the microsecond: compare them to the
+	// millisecond.
+	gauges := func(m *Metrics) map[string]float64 {
+		g := restorableGauges(m)
+		for _, k := range []string{"last_run", "last_success", "held_since"} {
+			g[k] = math.Round(g[k] * 1e3)
+		}
+		return g
+	}
+	want := gauges(a.metrics)
+	if want["unmapped{customer}"] == 0 || want["last_run{success}"] != 1 {
+		t.Fatalf("the active instance's gauges after its pass = %v, want unmapped customers and a success (the test would prove nothing)", want)
+	}
+	if got := gauges(b.metrics); reflect.DeepEqual(got, want) {
+		t.Fatalf("the standby's gauges before the takeover = %v, the active instance's (the test would prove nothing)", got)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(b.metrics.Leader); got != 1 {
+		t.Fatalf("psa_sync_leader after the takeover = %v, want 1", got)
+	}
+	if got := gauges(b.metrics); !reflect.DeepEqual(got, want) {
+		t.Errorf("gauges once psa_sync_leader is 1 on the new active instance =\n%v\nwant the ones the passes recorded\n%v", got, want)
 	}
 }
 
