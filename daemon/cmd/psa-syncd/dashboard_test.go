@@ -2,9 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,6 +159,113 @@ func TestGrafanaDashboard(t *testing.T) {
 		if !exported[n] {
 			t.Errorf("dashboard variable uses %s, which psa-syncd does not export", n)
 		}
+	}
+}
+
+// TestGrafanaDashboard_activeInstanceOnly runs the dashboard's queries, as
+// Grafana sends them for its default "All" instances, with promtool on the
+// series of a PostgreSQL pair: the active sync1 has just synced (2
+// customers succeeded, nothing unmapped or held, the last pass a
+// success), and the standby sync2 still exports the gauges it restored at
+// its start-up, when a customer had failed, 3 customers were unmapped, a
+// line was held and the last pass had failed. The panels about passes
+// must show the active instance's values, not add the standby's to them
+// ("Customers by status", "Unmapped usage") or show its old failure beside
+// them ("Last pass", "Held lines").
+func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
+	t.Parallel()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool is needed (make test-alerts installs it): %v", err)
+	}
+	queries, _ := dashboardQueries(t)
+	expr := map[string]string{}
+	for _, q := range queries {
+		if _, seen := expr[q.panel]; !seen {
+			expr[q.panel] = q.expr
+		}
+	}
+	want := map[string]string{
+		"Customers by status": `
+          - labels: '{status="failed"}'
+            value: 0
+          - labels: '{status="held"}'
+            value: 0
+          - labels: '{status="skipped"}'
+            value: 0
+          - labels: '{status="succeeded"}'
+            value: 2`,
+		"Unmapped usage": `
+          - labels: '{kind="customer"}'
+            value: 0
+          - labels: '{kind="product"}'
+            value: 0
+          - labels: '{kind="unassigned"}'
+            value: 0`,
+		"Last pass": `
+          - labels: 'psa_sync_last_run_result{job="psa-syncd",instance="sync1:9810",system="autotask",result="success"}'
+            value: 1`,
+		"Held lines": `
+          - labels: 'psa_sync_held_lines{job="psa-syncd",instance="sync1:9810",system="autotask"}'
+            value: 0`,
+	}
+	var b strings.Builder
+	b.WriteString(`evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+`)
+	series := func(name, instance, labels string, v int) {
+		b.WriteString("      - series: '" + name + `{job="psa-syncd",instance="` + instance + `",system="autotask"` + labels + "}'\n")
+		b.WriteString("        values: '" + strconv.Itoa(v) + "x20'\n")
+	}
+	for _, inst := range []struct {
+		name                         string
+		leader                       int
+		failed, succeeded, unm, held int
+		result                       string
+	}{
+		{"sync1:9810", 1, 0, 2, 0, 0, "success"},
+		{"sync2:9810", 0, 1, 1, 3, 1, "failure"},
+	} {
+		b.WriteString(`      - series: 'psa_sync_leader{job="psa-syncd",instance="` + inst.name + `"}'` + "\n")
+		b.WriteString("        values: '" + strconv.Itoa(inst.leader) + "x20'\n")
+		for _, s := range []struct {
+			status string
+			n      int
+		}{{"failed", inst.failed}, {"held", 0}, {"skipped", 0}, {"succeeded", inst.succeeded}} {
+			series("psa_sync_customers", inst.name, `,status="`+s.status+`"`, s.n)
+		}
+		for _, k := range []string{"customer", "product", "unassigned"} {
+			n := 0
+			if k == "customer" {
+				n = inst.unm
+			}
+			series("psa_sync_unmapped", inst.name, `,kind="`+k+`"`, n)
+		}
+		for _, r := range []string{"success", "partial", "failure"} {
+			n := 0
+			if r == inst.result {
+				n = 1
+			}
+			series("psa_sync_last_run_result", inst.name, `,result="`+r+`"`, n)
+		}
+		series("psa_sync_held_lines", inst.name, "", inst.held)
+	}
+	b.WriteString("    promql_expr_test:\n")
+	for _, panel := range slices.Sorted(maps.Keys(want)) {
+		e, ok := expr[panel]
+		if !ok {
+			t.Fatalf("no panel %q in the dashboard", panel)
+		}
+		b.WriteString("      - expr: '" + strings.ReplaceAll(e, "'", "''") + "'\n        eval_time: 10m\n        exp_samples:" + want[panel] + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "dashboard_test.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "test", "rules", path).CombinedOutput(); err != nil {
+		t.Errorf("the dashboard's panels on a PostgreSQL pair show the standby's gauges: promtool test rules: %v\n%s", err, out)
 	}
 }
 
