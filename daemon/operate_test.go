@@ -479,6 +479,34 @@ func TestHandler_runProgress(t *testing.T) {
 	}
 }
 
+// A dry run writes nothing: it leaves psa_sync_pass_in_progress at 0 and
+// psa_sync_pass_lines_done and _total at the last pass's counts, which
+// it reset to 0 before.
+func TestDaemon_dryRunLeavesPassGauges(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.d.metrics.Usage
+	if done, total := testutil.ToFloat64(m.PassLinesDone), testutil.ToFloat64(m.PassLinesTotal); done != 3 || total != 3 {
+		t.Fatalf("pass_lines_done, _total after the pass = %v, %v; want 3, 3", done, total)
+	}
+	m.PassInProgress.Set(7) // to see whether the dry run sets it at all
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if done, total := testutil.ToFloat64(m.PassLinesDone), testutil.ToFloat64(m.PassLinesTotal); done != 3 || total != 3 {
+		t.Errorf("pass_lines_done, _total after a dry run = %v, %v; want the last pass's 3, 3", done, total)
+	}
+	if got := testutil.ToFloat64(m.PassInProgress); got != 7 {
+		t.Errorf("a dry run set psa_sync_pass_in_progress (now %v)", got)
+	}
+}
+
 // A pass for one customer in a process that has not restored the last
 // plan (psa-syncd sync -customer) replaces that customer's lines in the
 // stored plan, and leaves the other customers' there for the next

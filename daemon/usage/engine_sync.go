@@ -55,8 +55,8 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
-	e.metrics.passStarted(run.ID)
-	defer e.metrics.passFinished()
+	e.metrics.passStarted(run.ID, dry)
+	defer e.metrics.passFinished(dry)
 	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
 
 	// ledger is set once the plan knows that the PSA's lines cannot be

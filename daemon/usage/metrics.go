@@ -135,17 +135,17 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "pass_in_progress",
-		Help:      "1 while a sync pass runs, else 0.",
+		Help:      "1 while a sync pass that writes runs (not a dry run), else 0.",
 	}, []string{"system"}).With(sys)
 	m.PassLinesDone = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "pass_lines_done",
-		Help:      "Contract line writes the running pass has finished (or the last pass, once it ended).",
+		Help:      "Contract line writes the running pass has finished (or the last pass, once it ended); dry runs leave it alone.",
 	}, []string{"system"}).With(sys)
 	m.PassLinesTotal = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "pass_lines_total",
-		Help:      "Contract line writes the running pass has to make (or the last pass made).",
+		Help:      "Contract line writes the running pass has to make (or the last pass made); dry runs leave it alone.",
 	}, []string{"system"}).With(sys)
 	m.HeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
@@ -190,8 +190,11 @@ func (m *Metrics) requests() int64 {
 }
 
 // passStarted records that the pass with the given run id began; its number
-// of writes is not known until its plan is.
-func (m *Metrics) passStarted(runID int64) {
+// of writes is not known until its plan is. A dry run (writes disabled
+// too) shows in Progress, for the API, but leaves the gauges alone: like
+// the other pass metrics they describe passes that write, and
+// pass_lines_done and pass_lines_total keep the last such pass's counts.
+func (m *Metrics) passStarted(runID int64, dry bool) {
 	if m == nil {
 		return
 	}
@@ -199,6 +202,9 @@ func (m *Metrics) passStarted(runID int64) {
 	m.progress.done.Store(0)
 	m.progress.total.Store(0)
 	m.progress.running.Store(true)
+	if dry {
+		return
+	}
 	m.PassInProgress.Set(1)
 	m.PassLinesDone.Set(0)
 	m.PassLinesTotal.Set(0)
@@ -221,13 +227,16 @@ func (m *Metrics) lineDone() {
 	m.PassLinesDone.Set(float64(m.progress.done.Add(1)))
 }
 
-// passFinished records that the running pass ended.
-func (m *Metrics) passFinished() {
+// passFinished records that the running pass ended (dry: a dry run, see
+// passStarted).
+func (m *Metrics) passFinished(dry bool) {
 	if m == nil {
 		return
 	}
 	m.progress.running.Store(false)
-	m.PassInProgress.Set(0)
+	if !dry {
+		m.PassInProgress.Set(0)
+	}
 }
 
 // Progress reports the run id of the pass in progress (0 when none runs)
