@@ -166,9 +166,10 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		e.settleOwn(run)
 	}
 	run.Requests = int(e.metrics.requests() - reqs)
-	if err := e.finishRun(log, run); err != nil {
-		return &Result{Run: run, Plan: p.plan, Customers: statuses}, err
-	}
+	// A run whose end the state database did not record still happened:
+	// it wrote, and its customers' statuses are stored. Its metrics are
+	// recorded as a failed pass's are, or it would show in none of them.
+	serr := e.finishRun(log, run)
 	if !dry {
 		e.recordRun(run, started, counts)
 		if o.Customer == "" {
@@ -177,6 +178,9 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		} else {
 			e.recordCustomers(doc, nil)
 		}
+	}
+	if serr != nil {
+		return &Result{Run: run, Plan: p.plan, Customers: statuses}, serr
 	}
 	log.Log(ctx, ResultLevel(run.Result, dry), "Finished sync pass", "result", run.Result, "customers", run.Customers, "updated", run.Updated,
 		"unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed, "requests", run.Requests,

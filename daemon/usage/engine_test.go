@@ -932,6 +932,36 @@ func TestEngine_Sync_unsavedRunSettles(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_unsavedRunCountsInMetrics: a pass whose end the state
+// database fails to record still wrote its lines: it counts in
+// psa_sync_runs_total and psa_sync_lines_total and sets the last-run
+// gauges, as a failed pass does, instead of showing in no metric.
+func TestEngine_Sync_unsavedRunCountsInMetrics(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	e := h.engine()
+	e.saveRun = func(state.Run) error { return errors.New("disk I/O error") }
+	res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+	if err == nil || !strings.Contains(err.Error(), "recording the end of run") {
+		t.Fatalf("Sync with the run's record failing = %v, want the error", err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	if got := testutil.ToFloat64(h.m.RunsTotal.WithLabelValues(res.Run.Result)); got != 1 {
+		t.Errorf("runs_total{result=%q} = %v, want 1", res.Run.Result, got)
+	}
+	if got := testutil.ToFloat64(h.m.LinesTotal.WithLabelValues(LineUpdated)); got != 1 {
+		t.Errorf("lines_total{outcome=updated} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(h.m.LastRunResult.WithLabelValues(res.Run.Result)); got != 1 {
+		t.Errorf("last_run_result{result=%q} = %v, want 1", res.Run.Result, got)
+	}
+	if got := testutil.ToFloat64(h.m.LastRunTimestamp); got != unixSeconds(res.Run.Finished) {
+		t.Errorf("last_run_timestamp_seconds = %v, want the run's end %v", got, unixSeconds(res.Run.Finished))
+	}
+}
+
 // TestEngine_Plan_openIntent: a plan, a dry run and a pass at the same
 // moment agree on a line whose earlier write's answer was lost: while the
 // write may still arrive, all three fail the line with the time it
