@@ -105,7 +105,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //
 // Mutating endpoints, and everything that makes a request to the PSA or the
 // usage source, require "Authorization: Bearer <web.api_token>". When no
-// token is configured they are refused with 403. Read-only endpoints answer
+// token is configured they are refused with 403. Their POST and PUT requests
+// that a browser sent on behalf of another site are refused with 403 too
+// (see crossOriginProtection). Read-only endpoints answer
 // from memory and the state database only. API requests are bounded in
 // number and size (see maxConcurrentAPIRequests and maxRequestBody). A
 // standby (another psa-syncd holds the shared state database's leadership
@@ -124,13 +126,16 @@ func (d *Daemon) Handler() http.Handler {
 		fmt.Fprintln(w, "psa-syncd is Healthy.")
 	})
 	mux.HandleFunc("GET /-/ready", d.handleReady)
-	mux.Handle("POST /-/reload", d.bounded(d.requireToken(http.HandlerFunc(d.handleReload))))
+	xo := crossOriginProtection()
+	mux.Handle("POST /-/reload", xo.Handler(d.bounded(d.requireToken(http.HandlerFunc(d.handleReload)))))
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.bounded(h)) }
-	token := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.bounded(d.requireToken(h))) }
+	token := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, xo.Handler(d.bounded(d.requireToken(h))))
+	}
 	api("GET /api/v1/customers", d.handleCustomers)
 	token("POST /api/v1/sync", d.requireActive(http.HandlerFunc(d.handleSync)).ServeHTTP)
 	api("GET /api/v1/runs", d.handleRuns)
@@ -147,9 +152,33 @@ func (d *Daemon) Handler() http.Handler {
 	token("GET /api/v1/backup", d.handleBackup)
 	d.registerStatusPage(mux)
 	api("GET "+export.ExportAPIPath, d.handleGetExport)
-	mux.Handle("PUT "+export.ExportAPIPath, d.boundedTo(maxExportBody, d.requireToken(http.HandlerFunc(d.handlePutExport))))
+	mux.Handle("PUT "+export.ExportAPIPath, xo.Handler(d.boundedTo(maxExportBody, d.requireToken(http.HandlerFunc(d.handlePutExport)))))
 	api("GET "+export.ExportAPIPath+"/history", d.handleExportHistory)
 	return mux
+}
+
+// crossOriginRefused is the error of an API request that a browser sent on
+// behalf of another site.
+const crossOriginRefused = "cross-origin request refused: a browser sent it on behalf of another site (its Sec-Fetch-Site or Origin header says so); " +
+	"call the API from a client that is not a browser (psa-syncd's commands, curl, a script), or use the status page"
+
+// crossOriginProtection guards the endpoints that take the API token. With
+// basic_auth_users in the web config file the token is a basic password
+// (see bearerToken), and a browser that signed in to the listener with it
+// sends those credentials with every request to the listener, a form that
+// another site submits included; such a form can spell a JSON body. Its
+// POST and PUT requests are refused (403) when the browser says, with
+// Sec-Fetch-Site or an Origin that is not the request's host, that they
+// come from another site. Clients that are not browsers (psa-syncd's
+// commands, curl, a standby forwarding a request) send neither header and
+// are not affected; the status page's forms post to /ui/, which checks a
+// CSRF token instead.
+func crossOriginProtection() *http.CrossOriginProtection {
+	xo := http.NewCrossOriginProtection()
+	xo.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusForbidden, crossOriginRefused)
+	}))
+	return xo
 }
 
 // bounded serves at most maxConcurrentAPIRequests requests at once and
@@ -307,6 +336,11 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(forwardedHeader, host)
+			// This instance checked them (crossOriginProtection); an
+			// Origin names this instance, whose host the active
+			// instance's would not match.
+			pr.Out.Header.Del("Origin")
+			pr.Out.Header.Del("Sec-Fetch-Site")
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %v", active, err))

@@ -643,3 +643,84 @@ func TestHandler_planAfterRestart(t *testing.T) {
 		t.Errorf("GET /api/v1/plan after a restart made %d PSA requests, want 0", n)
 	}
 }
+
+// TestHandler_crossSiteBrowserPost: with basic_auth_users in the web config
+// file the API token is a basic password, and a browser that signed in to
+// the listener with it sends those credentials with any request to it, a
+// form another site submits included; a <form enctype="text/plain"> can
+// spell a JSON body. The token's endpoints refuse what a browser sent on
+// another site's behalf, and serve clients that are not browsers, and a
+// browser on psa-syncd's own origin, as before.
+func TestHandler_crossSiteBrowserPost(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	in, err := e.d.State().OpenIntent(state.Intent{RunID: 7, System: "kaseya_bms", Source: "file", CustomerID: "cust-acme",
+		ContractID: dtID(e.contracts[0]), ServiceID: dtID(e.services[0]), After: 42, EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolve := "/api/v1/intents/" + strconv.FormatInt(in.ID, 10) + "/resolve"
+	serve := func(method, target, body string, header ...string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), method, target, strings.NewReader(body))
+		req.SetBasicAuth("automation", "s3cret")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		rec := httptest.NewRecorder()
+		e.d.Handler().ServeHTTP(rec, req)
+		return rec
+	}
+	// What Chromium sends for
+	//   <form method=post enctype=text/plain action=https://psa-syncd.example/api/v1/intents/1/resolve>
+	//     <input name='{"posted":false,"note":"' value='"}'>
+	// submitted from https://evil.example, with the listener's basic
+	// credentials cached for psa-syncd's origin; and what a browser that
+	// sends no Sec-Fetch-Site sends.
+	textForm := `{"posted":false,"note":"="}` + "\r\n"
+	crossSite := []string{"Content-Type", "text/plain", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate"}
+	oldBrowser := []string{"Content-Type", "text/plain", "Origin", "https://evil.example"}
+	for _, tt := range []struct {
+		method, target, body string
+		header               []string
+	}{
+		{http.MethodPost, resolve, textForm, crossSite},
+		{http.MethodPost, resolve, textForm, oldBrowser},
+		{http.MethodPost, resolve, textForm, []string{"Sec-Fetch-Site", "same-site"}},
+		{http.MethodPost, "/api/v1/sync", `{"customer":"cust-acme","approve":true,"customer":"cust-acme"}`, crossSite},
+		{http.MethodPost, "/api/v1/tickets", "", crossSite},
+		{http.MethodPost, "/-/reload", "", crossSite},
+		{http.MethodPut, "/api/v1/export", "{}", crossSite},
+	} {
+		rec := serve(tt.method, tt.target, tt.body, tt.header...)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "cross-origin request refused") {
+			t.Errorf("%s %s from another site (%v) with the basic credentials = %d %s; want 403 refusing a cross-origin request",
+				tt.method, tt.target, tt.header, rec.Code, strings.TrimSpace(rec.Body.String()))
+		}
+	}
+	if open, err := e.d.OpenIntents(); err != nil || len(open) != 1 {
+		t.Fatalf("after the refused requests the open intents are %+v, %v; want intent %d still open", open, err, in.ID)
+	}
+	if got := e.d.queue.active(); len(got) != 0 {
+		t.Errorf("a refused request queued %+v", got)
+	}
+	// Reading needs no protection: a GET is answered whoever sent it.
+	if rec := serve(http.MethodGet, "/api/v1/intents", "", crossSite...); rec.Code != http.StatusOK {
+		t.Errorf("GET /api/v1/intents from another site = %d %s; want 200", rec.Code, rec.Body)
+	}
+	// A browser on psa-syncd's own origin gets through.
+	if rec := serve(http.MethodPost, "/api/v1/sync", "", "Origin", "http://example.com", "Sec-Fetch-Site", "same-origin"); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync from psa-syncd's own origin = %d %s; want 202", rec.Code, rec.Body)
+	}
+	if rec := serve(http.MethodPost, "/api/v1/sync", "", "Origin", "http://example.com"); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with an Origin that is the request's host = %d %s; want 202", rec.Code, rec.Body)
+	}
+	// A client that is not a browser (curl -u automation:$TOKEN) sends
+	// neither header, and gets through.
+	if rec := serve(http.MethodPost, resolve, `{"posted": false, "note": "jane: not in BMS"}`, "Content-Type", "application/json"); rec.Code != http.StatusOK {
+		t.Errorf("POST %s from curl with the basic credentials = %d %s; want 200", resolve, rec.Code, rec.Body)
+	}
+}

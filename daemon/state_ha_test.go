@@ -677,6 +677,15 @@ func TestDaemon_standbyForwardsSyncRequestLookup(t *testing.T) {
 	if code, body := do(http.MethodGet, "/api/v1/runs/999", ""); code != http.StatusNotFound || !strings.Contains(body, `run \"999\" not found`) {
 		t.Errorf("GET /api/v1/runs/999 on the standby = %d %s; want its own 404", code, body)
 	}
+	// The standby refuses what a browser sent on behalf of another site,
+	// and forwards what one sent on the standby's own origin: an Origin
+	// that names the standby, not the active instance's host.
+	if code, body := do(http.MethodPost, "/api/v1/sync", `{"customer":"cust-globex"}`, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); code != http.StatusForbidden {
+		t.Errorf("POST /api/v1/sync from another site on the standby = %d %s; want 403", code, body)
+	}
+	if code, body := do(http.MethodPost, "/api/v1/sync", `{"customer":"cust-globex"}`, "Origin", standby); code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync from the standby's own origin = %d %s; want the active instance's 202", code, body)
+	}
 }
 
 // TestDaemon_standbyStatusPageSync: the status page of a standby whose

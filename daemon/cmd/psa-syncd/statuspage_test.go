@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -191,5 +194,22 @@ func TestStatusPage(t *testing.T) {
 	png = read(t, ctx, chromedp.FullScreenshot(100))
 	if err := os.WriteFile(filepath.Join(out, "customerpage.png"), png, 0o644); err != nil {
 		t.Fatal(err)
+	}
+
+	// A form on another site that posts to the API, as a page the operator
+	// visits could hold, is refused: Chromium says where it comes from
+	// (Sec-Fetch-Site). The page's own forms above post to /ui/.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<form method="post" enctype="text/plain" action="%s/api/v1/sync"><input name="x" value="y"><button id="go">Go</button></form>`, base)
+	}))
+	t.Cleanup(other.Close)
+	browse(t, ctx, chromedp.Navigate(strings.Replace(other.URL, "127.0.0.1", "localhost", 1)), chromedp.Click(chromedp.CSS(`#go`)))
+	waitUntil(t, "the other site's form to reach psa-syncd", func() bool {
+		href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+		return err == nil && strings.HasPrefix(href, base+"/api/v1/sync")
+	})
+	if text := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(text, "cross-origin request refused") {
+		t.Errorf("a form on another site posting to POST /api/v1/sync got %q; want it refused as a cross-origin request", text)
 	}
 }
