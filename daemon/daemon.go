@@ -1047,15 +1047,42 @@ func (d *Daemon) OpenIntents() ([]state.Intent, error) { return d.db.OpenIntents
 // reading the PSA cannot settle (see Engine.ResolveIntent): posted closes
 // it as done and the change goes to the ledger; not posted closes it as
 // failed, and the next pass writes the line again. It waits for a running
-// pass to end and makes no PSA request. It returns the intent as it was
-// while open.
-func (d *Daemon) ResolveIntent(id int64, posted bool, note string) (state.Intent, error) {
-	d.passMu.Lock()
+// pass to end, as long as ctx lives: when ctx ends first it records nothing
+// and returns an error matching ctx's. It makes no PSA request. It returns
+// the intent as it was while open.
+func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note string) (state.Intent, error) {
+	if err := d.lockPass(ctx); err != nil {
+		return state.Intent{}, fmt.Errorf("daemon: intent %d not resolved: a pass is running, and waiting for it to end was given up: %w", id, err)
+	}
 	defer d.passMu.Unlock()
 	if !d.leading.Load() {
 		return state.Intent{}, &StandbyError{Active: d.activeInstance()}
 	}
 	return d.exportlessEngine().ResolveIntent(id, posted, note)
+}
+
+// passLockPoll is how often lockPass tries the pass lock while a pass runs.
+const passLockPoll = 50 * time.Millisecond
+
+// lockPass takes passMu, waiting for a running pass to end only as long as
+// ctx lives: an API request whose client gave up must change nothing once
+// the pass ends. It returns ctx's error, with passMu not held, when ctx ends
+// first.
+func (d *Daemon) lockPass(ctx context.Context) error {
+	for !d.passMu.TryLock() {
+		t := time.NewTimer(passLockPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		d.passMu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // RequestSync queues a pass for one customer ("" for all) and returns its

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,12 @@ const (
 	// freshPlanWriteTimeout replaces the write timeout for a fresh plan,
 	// which reads every contract before it answers.
 	freshPlanWriteTimeout = 10 * time.Minute
+	// resolvePassWait bounds how long POST /api/v1/intents/{id}/resolve
+	// waits for a running pass to end before it answers 503 and records
+	// nothing: less than the write timeout, and than psa-syncd resolve
+	// -web.url waits for an answer (30 s), so that the client hears of
+	// every answer that was not recorded.
+	resolvePassWait = 20 * time.Second
 	// backupWriteTimeout replaces the write timeout for GET /api/v1/backup,
 	// which copies the whole database before it answers and then sends it:
 	// as long as `psa-syncd backup` waits for it.
@@ -852,11 +859,20 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": posted is required")
 		return
 	}
-	in, err := d.ResolveIntent(id, *body.Posted, body.Note)
+	// A running pass holds the answer back: wait for it as long as the
+	// client does, at most resolvePassWait, and record nothing after that.
+	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
+	defer cancel()
+	in, err := d.ResolveIntent(ctx, id, *body.Posted, body.Note)
 	var se *StandbyError
 	switch {
 	case errors.Is(err, usage.ErrIntentNotOpen) || errors.Is(err, state.ErrRefused):
 		writeError(w, http.StatusConflict, err.Error())
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and intent %d was not resolved within %s: nothing was recorded; send the answer again once the pass ends",
+			id, resolvePassWait))
 		return
 	case errors.As(err, &se):
 		w.Header().Set("Retry-After", "5")

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -722,5 +723,69 @@ func TestHandler_crossSiteBrowserPost(t *testing.T) {
 	// neither header, and gets through.
 	if rec := serve(http.MethodPost, resolve, `{"posted": false, "note": "jane: not in BMS"}`, "Content-Type", "application/json"); rec.Code != http.StatusOK {
 		t.Errorf("POST %s from curl with the basic credentials = %d %s; want 200", resolve, rec.Code, rec.Body)
+	}
+}
+
+// TestHandler_resolveDuringPass: an intent's answer waits for a running
+// pass to end, but only as long as its request lives: an answer whose
+// client gave up (psa-syncd resolve -web.url waits 30 s) is not recorded
+// after the pass, where the operator, told it failed, would find the
+// intent closed (and a line "not posted" posted again); a client still
+// there is told so, with 503 and Retry-After.
+func TestHandler_resolveDuringPass(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	in, err := e.d.State().OpenIntent(state.Intent{RunID: 7, System: "kaseya_bms", Source: "file", CustomerID: "cust-acme",
+		ContractID: dtID(e.contracts[0]), ServiceID: dtID(e.services[0]), After: 42, EffectiveDate: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "/api/v1/intents/" + strconv.FormatInt(in.ID, 10) + "/resolve"
+	const answer = `{"posted": false, "note": "jane: not in BMS"}`
+	srv := httptest.NewServer(e.d.Handler())
+	t.Cleanup(srv.Close)
+
+	e.d.passMu.Lock() // a pass is running
+	// The client gives up.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+target, strings.NewReader(answer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, clientErr := (&http.Client{Timeout: 300 * time.Millisecond}).Do(req)
+	if clientErr == nil {
+		resp.Body.Close()
+		t.Errorf("POST %s while a pass runs answered %s before the pass ended", target, resp.Status)
+	}
+	// The client waits, and the server stops waiting first.
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(answer))
+	r.Header.Set("Authorization", "Bearer s3cret")
+	rec := httptest.NewRecorder()
+	served := make(chan struct{})
+	go func() { e.d.Handler().ServeHTTP(rec, r); close(served) }()
+	select {
+	case <-served:
+	case <-time.After(5 * time.Second):
+		e.d.passMu.Unlock()
+		<-served
+		t.Fatalf("POST %s while a pass runs, given up after 300 ms, still waited 5 s later; after the pass it answered %d %s", target, rec.Code, rec.Body)
+	}
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "nothing was recorded") {
+		t.Errorf("POST %s while a pass runs, given up = %d (Retry-After %q) %s; want 503 saying nothing was recorded",
+			target, rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	e.d.passMu.Unlock() // the pass ends
+	time.Sleep(200 * time.Millisecond)
+	if open, err := e.d.OpenIntents(); err != nil || len(open) != 1 {
+		t.Fatalf("after the pass the open intents are %+v, %v: an answer whose request ended while the pass ran was recorded", open, err)
+	}
+	// With no pass running the answer is recorded at once.
+	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", answer); rec.Code != http.StatusOK {
+		t.Errorf("POST %s after the pass = %d %s; want 200", target, rec.Code, rec.Body)
 	}
 }
