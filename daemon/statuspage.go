@@ -136,6 +136,9 @@ type page struct {
 	NextRun   time.Time
 	Ready     bool
 	Revision  int64
+	// WritesOff is true when the loaded export switches the integration
+	// off: passes write nothing, so the page offers no Approve.
+	WritesOff bool
 	// Request is the sync request the last action queued, if any.
 	Request *SyncTicket
 	Data    any
@@ -152,6 +155,7 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	}
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision
+		p.WritesOff = !d.writesEnabled()
 	}
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 64 {
 		p.CSRF = c.Value
@@ -521,6 +525,12 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), msg, "")
 		return
 	}
+	if req.Approve && d.Export() != nil && !d.writesEnabled() {
+		// The pass would write nothing: the operator would believe the
+		// decrease is in the PSA.
+		redirect(w, r, backTo(r), "Not approved: "+writesOffNotice, "")
+		return
+	}
 	if req.Approve && req.Units == nil {
 		// What the operator saw is all the page can vouch for: an
 		// approval without units would write whatever the pass computes,
@@ -549,6 +559,11 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
+
+// writesOffNotice says that the export switches the integration off (the
+// status page's banner, header.html, says the same).
+const writesOffNotice = "writes are off (integration disabled in the export): the mapping export switches the integration off, " +
+	"so passes compute and report their changes but write nothing to the PSA."
 
 func requestedMessage(req SyncRequest) string {
 	if req.Approve {

@@ -273,6 +273,64 @@ func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 	}
 }
 
+// TestStatusPage_writesOff: while the mapping export switches the
+// integration off, passes write nothing. Every page says so, a held line
+// offers no Approve (an operator who approved a decrease would believe it
+// is in the PSA), and an approval posted all the same is refused with the
+// reason; Sync now, a pass that reports what it would write, stays.
+func TestStatusPage_writesOff(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="writes-off"`) {
+		t.Errorf("with the integration on, the page says writes are off:\n%s", body)
+	}
+	// The integration is switched off, and Acme drops from 11 to 1 seat.
+	e.doc.Integration.Enabled = false
+	e.writeExport(t, e.doc)
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 1 {
+		t.Fatalf("second pass: %+v, %v; want 1 held line", res, err)
+	}
+	svc := dtID(e.services[0])
+	for _, path := range []string{"/", "/customers/file/cust-acme"} {
+		body := c.do(http.MethodGet, path, nil).Body.String()
+		if !strings.Contains(body, `id="writes-off"`) || !strings.Contains(body, "Writes are off (integration disabled in the export)") {
+			t.Errorf("GET %s while the export switches the integration off does not say that writes are off:\n%s", path, body)
+		}
+		if strings.Contains(body, `id="approve-`) {
+			t.Errorf("GET %s offers Approve while the export switches the integration off", path)
+		}
+	}
+	if body := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String(); !strings.Contains(body, `data-service="`+svc+`" data-action="held"`) || !strings.Contains(body, `id="sync-customer"`) {
+		t.Errorf("the customer page should show the held line, and Sync now:\n%s", body)
+	}
+	rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "customer": {"cust-acme"}, "approve": {"true"}, "service": {svc}, "units": {"1"}, "next": {"/customers/file/cust-acme"}})
+	loc := rec.Header().Get("Location")
+	if got := e.d.queue.active(); len(got) != 0 {
+		t.Errorf("an approval while writes are off was queued: %+v", got)
+	}
+	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.HasPrefix(flash(body), "Not approved: writes are off") {
+		t.Errorf("after Approve while writes are off the page at %s says %q; want the refusal and its reason", loc, flash(body))
+	}
+}
+
 // flash returns the status page's message in body, or "" when it shows none.
 func flash(body string) string {
 	m := regexp.MustCompile(`<p class="flash" id="message">([^<]*)</p>`).FindStringSubmatch(body)
