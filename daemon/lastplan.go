@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
@@ -29,6 +30,9 @@ type planMemory struct {
 	// customer is the only customer plan covers, or "" when it covers
 	// every customer with usage sync on.
 	customer string
+	// newest is the latest ComputedAt of the plans recorded, one
+	// customer's merged into the plan included.
+	newest time.Time
 }
 
 // record keeps p, the plan of a pass for customer ("" for all). A pass for
@@ -44,6 +48,9 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if p.ComputedAt.After(m.newest) {
+		m.newest = p.ComputedAt
+	}
 	if customer == "" || m.plan == nil || m.customer != "" ||
 		p.Period != m.plan.Period || !p.EffectiveDate.Equal(m.plan.EffectiveDate) {
 		m.plan, m.customer = p, customer
@@ -58,6 +65,21 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f usage.Failure) bool { return f.CustomerID == customer })
 	merged.Failures = append(merged.Failures, p.Failures...)
 	m.plan = &merged
+}
+
+// recordFresh keeps p, a plan for every customer that no pass made (POST
+// /api/v1/plan), unless a plan computed after p was recorded: a pass that
+// ended while p was being computed, whose plan read the usage and the PSA
+// later, and whose lines p would show as still to be written. It reports
+// whether it kept p.
+func (m *planMemory) recordFresh(p *usage.Plan) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.ComputedAt.Before(m.newest) {
+		return false
+	}
+	m.plan, m.customer, m.newest = p, "", p.ComputedAt
+	return true
 }
 
 // lastPlanSnapshot is the name of the state database snapshot that holds
@@ -189,6 +211,9 @@ func (m *planMemory) restore(s storedPlan) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.plan, m.customer = s.Plan, s.Customer
+	if s.Plan.ComputedAt.After(m.newest) {
+		m.newest = s.Plan.ComputedAt
+	}
 }
 
 // get returns the last plan, limited to one customer when customer is not

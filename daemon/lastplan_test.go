@@ -209,3 +209,37 @@ func TestPlanMemory_customerPassOfAnotherPeriod(t *testing.T) {
 		t.Error("after a pass for b in December, a's November lines are still shown as the last plan")
 	}
 }
+
+// TestPlanMemory_freshPlanKeepsNewer: a plan that no pass made (POST
+// /api/v1/plan) replaces the last plan only when no plan read later was
+// recorded while it was computed, a customer's pass merged into the full
+// pass's plan included.
+func TestPlanMemory_freshPlanKeepsNewer(t *testing.T) {
+	t.Parallel()
+	nov1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	at := func(minute int) time.Time { return time.Date(2026, 11, 30, 20, minute, 0, 0, time.UTC) }
+	plan := func(run int64, computed time.Time) *usage.Plan {
+		return &usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, ComputedAt: computed, RunID: run, Changes: []usage.Change{}}
+	}
+	var m planMemory
+	if !m.recordFresh(plan(0, at(0))) {
+		t.Error("a fresh plan was not kept with no plan recorded")
+	}
+	m.record(plan(3, at(10)), "")
+	if m.recordFresh(plan(0, at(5))) {
+		t.Error("a fresh plan read before the last pass replaced its plan")
+	}
+	if p, _ := m.get(""); p.RunID != 3 {
+		t.Errorf("the last plan is run %d's, want run 3's", p.RunID)
+	}
+	m.record(plan(4, at(20)), "b") // merged: the plan stays run 3's, computed at 20:10
+	if m.recordFresh(plan(0, at(15))) {
+		t.Error("a fresh plan read before a customer's pass replaced the plan that pass merged into")
+	}
+	if !m.recordFresh(plan(0, at(25))) {
+		t.Error("a fresh plan read after the last pass was not kept")
+	}
+	if p, _ := m.get(""); p.RunID != 0 || !p.ComputedAt.Equal(at(25)) {
+		t.Errorf("the last plan is %+v, want the fresh plan of 20:25", p)
+	}
+}

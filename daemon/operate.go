@@ -41,6 +41,22 @@ func (d *Daemon) recordPlan(p *usage.Plan, customer string) {
 		}
 	}
 	d.plans.record(p, customer)
+	d.storePlan()
+}
+
+// recordFreshPlan keeps p, a plan for every customer computed for POST
+// /api/v1/plan, as the last plan, unless a pass recorded a newer one while
+// p was being computed (see planMemory.recordFresh).
+func (d *Daemon) recordFreshPlan(p *usage.Plan) {
+	if !d.plans.recordFresh(p) {
+		d.logger.Debug("A pass recorded its plan while a fresh plan was computed; the pass's stays the last plan", "computed_at", p.ComputedAt)
+		return
+	}
+	d.storePlan()
+}
+
+// storePlan keeps the last plan in the state database.
+func (d *Daemon) storePlan() {
 	if err := d.db.PutSnapshot(lastPlanSnapshot, d.plans.stored()); err != nil {
 		d.logger.Warn("Could not keep the last plan in the state database; GET /api/v1/plan shows it until a restart", "err", err)
 	}

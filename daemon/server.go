@@ -746,9 +746,10 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Customer == "" && d.Active() {
 		// It becomes the last plan (GET /api/v1/plan, the status page),
-		// kept in the state database; a standby's would replace the
-		// active instance's there.
-		d.recordPlan(p, "")
+		// kept in the state database, unless a pass that ended meanwhile
+		// recorded a newer one; a standby's would replace the active
+		// instance's there.
+		d.recordFreshPlan(p)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)

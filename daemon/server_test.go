@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // dtServe sends one request to the daemon's handler and returns the recorded
@@ -788,4 +790,95 @@ func TestHandler_resolveDuringPass(t *testing.T) {
 	if rec := dtServe(t, e.d, http.MethodPost, target, "s3cret", answer); rec.Code != http.StatusOK {
 		t.Errorf("POST %s after the pass = %d %s; want 200", target, rec.Code, rec.Body)
 	}
+}
+
+// dtGate passes requests to the simulator; armed, it holds the first
+// request whose path contains match until release is closed.
+type dtGate struct {
+	sim     *psatest.Server
+	match   string
+	armed   atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (g *dtGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, g.match) && g.armed.CompareAndSwap(true, false) {
+		close(g.held)
+		<-g.release
+	}
+	g.sim.Handler().ServeHTTP(w, r)
+}
+
+// TestHandler_freshPlanKeepsNewerPass: POST /api/v1/plan computes a plan
+// outside the pass lock. A pass that ends while it reads the PSA recorded
+// a plan read later than the fresh one: the fresh plan must not replace it,
+// or GET /api/v1/plan and the status page ("What the last pass found")
+// would show the lines the pass just wrote as still to be updated, with no
+// run id.
+func TestHandler_freshPlanKeepsNewerPass(t *testing.T) {
+	t.Parallel()
+	// The current units of the lines.
+	g := &dtGate{match: "ContractServiceUnits", held: make(chan struct{}), release: make(chan struct{})}
+	front := httptest.NewServer(g)
+	t.Cleanup(front.Close)
+	t.Cleanup(func() {
+		select {
+		case <-g.release:
+		default:
+			close(g.release)
+		}
+	})
+	e := dtSetup(t, dtOptions{token: "s3cret", baseURL: func(s *psatest.Server) string { g.sim = s; return front.URL + "/ATServicesRest/" }})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// A dry run first: the backend has found its zone.
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	g.armed.Store(true)
+	fresh := make(chan *httptest.ResponseRecorder, 1)
+	go func() { fresh <- dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", "") }()
+	<-g.held // the fresh plan has read the usage, and reads the lines' units
+	// Acme's usage grows by one seat before the pass.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", 1))
+	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerSchedule})
+	if err != nil || res.Run.Updated == 0 {
+		t.Fatalf("pass: %+v, %v; want lines updated", res, err)
+	}
+	close(g.release)
+	if rec := <-fresh; rec.Code != http.StatusOK {
+		t.Fatalf("POST /api/v1/plan = %d %s", rec.Code, rec.Body)
+	}
+	check := func(d *Daemon) {
+		t.Helper()
+		rec := dtServe(t, d, http.MethodGet, "/api/v1/plan", "", "")
+		var got usage.Plan
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatalf("GET /api/v1/plan = %d %s", rec.Code, rec.Body)
+		}
+		if got.RunID != res.Run.ID {
+			t.Errorf("after pass %d, GET /api/v1/plan shows the plan of run %d (computed at %s): the fresh plan, read before the pass, replaced the pass's",
+				res.Run.ID, got.RunID, got.ComputedAt)
+		}
+		for _, c := range got.Changes {
+			if c.CustomerID == "cust-acme" && c.ServiceID == dtID(e.services[0]) && c.Desired != 12 {
+				t.Errorf("after pass %d set Acme's line to 12 (units now %d), the last plan shows it %s to %d", res.Run.ID, e.units(0, 0), c.Action, c.Desired)
+			}
+		}
+	}
+	check(e.d)
+	// The plan kept in the state database, after a restart.
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := dtSecondInstance(t, e, nil)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	check(d)
 }
