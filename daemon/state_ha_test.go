@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -780,6 +782,45 @@ func TestDaemon_standbyStatusPageSyncForwarded(t *testing.T) {
 	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-nobody"}, "next": {"/"}})
 	if loc, _ := neturl.Parse(rec.Header().Get("Location")); loc == nil || !strings.Contains(loc.Query().Get("msg"), "not in the mapping export") {
 		t.Errorf("POST /ui/sync for an unknown customer on the standby redirects to %q; want the active instance's reason", rec.Header().Get("Location"))
+	}
+}
+
+// TestDaemon_standbyStatusPageSaysStandby: a standby runs no pass (its
+// schedule loop runs only once it is active), so its status page says it
+// is a standby and names the active instance, as /-/ready does, instead
+// of "next scheduled pass: never"; and the plan it shows is the one it
+// found when it started, not "what the last pass found".
+func TestDaemon_standbyStatusPageSaysStandby(t *testing.T) {
+	t.Parallel()
+	a, b, _ := dtActiveAndStandby(t, dtToken)
+	next := time.Now().Add(time.Hour).UTC()
+	a.setNextRun(next) // what the active instance's schedule loop does
+	body := newUIClient(t, a).do(http.MethodGet, "/", nil).Body.String()
+	if !strings.Contains(body, "next scheduled pass: "+fmtWhen(next)) || strings.Contains(body, `id="standby"`) {
+		t.Errorf("the active instance's page does not show its next pass %s, or says it is a standby:\n%s", fmtWhen(next), body)
+	}
+	if _, err := a.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RestoreMetrics(); err != nil { // what a standby does at start-up
+		t.Fatal(err)
+	}
+	info, held, err := b.State().Leader()
+	if err != nil || !held {
+		t.Fatalf("Leader() = %+v, %t, %v", info, held, err)
+	}
+	c := newUIClient(t, b)
+	body = c.do(http.MethodGet, "/", nil).Body.String()
+	header := regexp.MustCompile(`(?s)<header.*?</header>`).FindString(body)
+	if !strings.Contains(header, `id="standby"`) || !strings.Contains(header, "standby</strong>; active instance: "+html.EscapeString(info.String())) {
+		t.Errorf("the standby's page does not say it is a standby and name the active instance %s; its header:\n%s", info, header)
+	}
+	if strings.Contains(header, "next scheduled pass") {
+		t.Errorf("the standby's page shows a next scheduled pass, which the active instance runs:\n%s", header)
+	}
+	body = c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String()
+	if src := regexp.MustCompile(`(?s)<p class="sub" id="plan-source">.*?</p>`).FindString(body); !strings.Contains(src, "when this standby started") || !strings.Contains(body, `id="lines"`) {
+		t.Errorf("the standby's customer page labels the plan it found at start-up %q; want it said to be from when it started", src)
 	}
 }
 

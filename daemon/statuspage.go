@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
@@ -136,6 +137,11 @@ type page struct {
 	NextRun   time.Time
 	Ready     bool
 	Revision  int64
+	// Standby is true on a standby (PostgreSQL: another psa-syncd holds
+	// the leadership lock), which runs no pass; ActiveInstance names the
+	// active instance then, as /-/ready does.
+	Standby        bool
+	ActiveInstance string
 	// WritesOff is true when the loaded export switches the integration
 	// off: passes write nothing, so the page offers no Approve.
 	WritesOff bool
@@ -156,6 +162,11 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision
 		p.WritesOff = !d.writesEnabled()
+	}
+	if !d.Active() && d.db.Driver() != state.DriverSQLite {
+		// With SQLite, whose file lock New holds, this instance is only
+		// about to become the active one.
+		p.Standby, p.ActiveInstance = true, d.activeInstance()
 	}
 	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 64 {
 		p.CSRF = c.Value
