@@ -185,6 +185,9 @@ type Daemon struct {
 	nextRun atomic.Int64
 	// ui holds the status page's signed-in sessions.
 	ui uiSessions
+	// tokenUser is the basic user a standby's status page calls the
+	// active instance as (see authenticateToActive).
+	tokenUser tokenUserCache
 	// tokens counts wrong API tokens per client address.
 	tokens tokenGuard
 	// settle queues a pass when unconfirmed writes can be settled;

@@ -1,11 +1,17 @@
 package daemon
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"slices"
+	"sync"
 
 	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // The listener's security comes from a web configuration file in the format
@@ -20,7 +26,9 @@ import (
 // The mutating endpoints still need the API token. With basic_auth_users
 // set, the Authorization header carries the basic credentials, so the token
 // is sent as the basic password instead (see requireToken): give the
-// calling user a bcrypt hash of the token in basic_auth_users.
+// calling user a bcrypt hash of the token in basic_auth_users. A standby's
+// status page calls the active instance as that user (see
+// authenticateToActive).
 
 // validateWebConfig checks a web configuration file and the certificates it
 // names; an empty path means plain HTTP without authentication.
@@ -42,4 +50,92 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 		WebListenAddresses: &addrs,
 		WebConfigFile:      &d.webConfigFile,
 	}, d.logger.With("component", "web"))
+}
+
+// authenticateToActive sets the Authorization of req, a request a
+// standby's status page makes to the active instance's API on behalf of a
+// session it checked itself: the API token, which the session stands for,
+// never the browser's own credentials (an operator's basic user whose
+// password is not the token would be refused). Without basic_auth_users in
+// the web config file it is a bearer token. With them, every request to
+// the listener needs one of those users, and the token is the basic
+// password (see bearerToken): the user is the one whose bcrypt hash the
+// token matches, in this instance's web config file, which every instance
+// shares; it is an error when there is none.
+func (d *Daemon) authenticateToActive(req *http.Request) error {
+	token := string(d.cfg.Load().Web.APIToken)
+	if token == "" {
+		return nil
+	}
+	user, needed, err := d.tokenUser.find(d.webConfigFile, token)
+	switch {
+	case err != nil:
+		return err
+	case needed:
+		req.SetBasicAuth(user, token)
+	default:
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return nil
+}
+
+// tokenUserCache finds the user of the web config file's basic_auth_users
+// whose password is the API token, and remembers it for the file's content
+// and the token: a bcrypt check takes tens of milliseconds, and a
+// standby's page asks the active instance at every refresh of a page that
+// shows a sync request.
+type tokenUserCache struct {
+	mu    sync.Mutex
+	key   [sha256.Size]byte
+	user  string
+	found bool
+}
+
+// find returns the basic user whose bcrypt hash token matches in the web
+// config file at path. needed is false when the file sets no
+// basic_auth_users (or there is none): no user is needed then.
+func (c *tokenUserCache) find(path, token string) (user string, needed bool, err error) {
+	if path == "" {
+		return "", false, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", false, fmt.Errorf("reading the web config file: %w", err)
+	}
+	var cfg struct {
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return "", false, fmt.Errorf("the web config file %s: %w", path, err)
+	}
+	if len(cfg.Users) == 0 {
+		return "", false, nil
+	}
+	h := sha256.New()
+	h.Write(data)
+	h.Write([]byte{0})
+	h.Write([]byte(token))
+	var key [sha256.Size]byte
+	h.Sum(key[:0])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.key != key {
+		c.key, c.user, c.found = key, "", false
+		names := make([]string, 0, len(cfg.Users))
+		for name := range cfg.Users {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			if bcrypt.CompareHashAndPassword([]byte(cfg.Users[name]), []byte(token)) == nil {
+				c.user, c.found = name, true
+				break
+			}
+		}
+	}
+	if !c.found {
+		return "", true, fmt.Errorf("the web config file %s sets basic_auth_users, and none of them has the API token as its password, "+
+			"so the active instance's listener would refuse this standby: add a user with a bcrypt hash of web.api_token", path)
+	}
+	return c.user, true, nil
 }

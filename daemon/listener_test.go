@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,5 +244,41 @@ func TestNew_badWebConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), `daemon: web config file "`+p+`"`) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New with web config %q: %v, want an error naming the file and %q", tc.content, err, tc.want)
 		}
+	}
+}
+
+// TestDaemon_authenticateToActive: a standby's status page calls the
+// active instance with the API token: a bearer token without
+// basic_auth_users; with them, as the basic password of the user whose
+// hash the token matches (the listener lets no request through without
+// one of its users), whoever the browser signed in to the listener as.
+func TestDaemon_authenticateToActive(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	e := dtSetup(t, dtOptions{token: token})
+	auth := func() (string, error) {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "http://active.example/api/v1/sync", nil)
+		err := e.d.authenticateToActive(req)
+		return req.Header.Get("Authorization"), err
+	}
+	if got, err := auth(); err != nil || got != "Bearer "+token {
+		t.Errorf("without a web config file: Authorization %q, %v; want the bearer token", got, err)
+	}
+	path := filepath.Join(t.TempDir(), "web-config.yml")
+	e.d.webConfigFile = path
+	dtWrite(t, path, "tls_server_config: {}\n")
+	if got, err := auth(); err != nil || got != "Bearer "+token {
+		t.Errorf("with a web config file without basic_auth_users: Authorization %q, %v; want the bearer token", got, err)
+	}
+	dtWrite(t, path, fmt.Sprintf("basic_auth_users:\n  ops: %s\n  prometheus: %s\n", bcryptHash(t, "ops-password"), bcryptHash(t, "scrape")))
+	got, err := auth()
+	if err == nil || got != "" || !strings.Contains(err.Error(), "none of them has the API token as its password") || strings.Contains(err.Error(), token) {
+		t.Errorf("with basic_auth_users none of which has the token: Authorization %q, %v; want an error naming the missing user, without the token", got, err)
+	}
+	dtWrite(t, path, fmt.Sprintf("basic_auth_users:\n  ops: %s\n  automation: %s\n  prometheus: %s\n",
+		bcryptHash(t, "ops-password"), bcryptHash(t, token), bcryptHash(t, "scrape")))
+	if got, err := auth(); err != nil || got != basicAuth("automation", token) {
+		t.Errorf("with the token's user in basic_auth_users: Authorization %q, %v; want basic automation:<token>", got, err)
 	}
 }

@@ -824,6 +824,41 @@ func TestDaemon_standbyStatusPageSaysStandby(t *testing.T) {
 	}
 }
 
+// TestDaemon_standbyStatusPageSyncAsTokenUser: behind a listener with
+// basic_auth_users, the browser reaches a standby's page as an operator's
+// basic user ("ops"), whose password is not the API token, and signs in
+// with the token. Having checked the session, the standby calls the active
+// instance with the token itself, not with the browser's credentials,
+// which the active instance would take for a wrong token.
+func TestDaemon_standbyStatusPageSyncAsTokenUser(t *testing.T) {
+	t.Parallel()
+	a, b, _ := dtActiveAndStandby(t, dtToken)
+	// The listener let the browser through as "ops" (basic_auth_users).
+	h := b.Handler()
+	c := &uiClient{t: t, cookies: map[string]string{}, h: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.SetBasicAuth("ops", "ops-password")
+		h.ServeHTTP(w, r)
+	})}
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the status page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", neturl.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
+	rec := c.do(http.MethodPost, "/ui/sync", neturl.Values{"csrf": {m[1]}, "customer": {"cust-globex"}, "next": {"/"}})
+	loc, err := neturl.Parse(rec.Header().Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := loc.Query().Get("request")
+	if tk, ok := a.Ticket(id); !ok || tk.Customer != "cust-globex" {
+		t.Fatalf("Sync now on the standby's page, signed in with the API token as basic user ops, queued %+v, %t on the active instance; the page says %q",
+			tk, ok, loc.Query().Get("msg"))
+	}
+	if body := c.do(http.MethodGet, loc.String(), nil).Body.String(); !strings.Contains(body, `id="request" data-status="queued"`) {
+		t.Errorf("the standby's page does not show request %s queued on the active instance:\n%s", id, body)
+	}
+}
+
 // dtSecondInstance starts a second psa-syncd on e's configuration (and so
 // its state database), closed at the end of the test.
 // now is its clock (nil: time.Now).

@@ -621,10 +621,9 @@ func (d *Daemon) ticketOnActive(r *http.Request, id string) (SyncTicket, bool) {
 
 // callActive sends an API request on behalf of the status page request r to
 // the active instance at the URL it advertises, and decodes its JSON answer
-// into v. It authenticates with the API token, or with r's basic
-// credentials when the listener takes basic authentication (see
-// listener.go), and marks the request forwarded, so that it is never
-// forwarded again.
+// into v. It authenticates with the API token (authenticateToActive), not
+// with r's credentials, and marks the request forwarded, so that it is
+// never forwarded again.
 func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v any) error {
 	info, held, err := d.db.Leader()
 	switch {
@@ -643,10 +642,8 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	if err != nil {
 		return err
 	}
-	if _, _, ok := r.BasicAuth(); ok {
-		req.Header.Set("Authorization", r.Header.Get("Authorization"))
-	} else if token := d.cfg.Load().Web.APIToken; token != "" {
-		req.Header.Set("Authorization", "Bearer "+string(token))
+	if err := d.authenticateToActive(req); err != nil {
+		return err
 	}
 	host, _ := os.Hostname()
 	req.Header.Set(forwardedHeader, host)
