@@ -157,7 +157,7 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	p := &page{
 		Title: title, System: string(cfg.PSA.System), Version: d.version,
 		CanSignIn: cfg.Web.APIToken != "", SignedIn: d.signedIn(r),
-		Path: r.URL.Path, Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
+		Path: r.URL.EscapedPath(), Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
 	}
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // uiClient drives the status page's handler with a cookie jar of its own.
@@ -328,6 +329,53 @@ func TestStatusPage_writesOff(t *testing.T) {
 	}
 	if body := c.do(http.MethodGet, loc, nil).Body.String(); !strings.HasPrefix(flash(body), "Not approved: writes are off") {
 		t.Errorf("after Approve while writes are off the page at %s says %q; want the refusal and its reason", loc, flash(body))
+	}
+}
+
+// TestStatusPage_formsReturnToCustomerPage: the forms of a customer's page
+// (sign in, sign out, Sync now, Approve) return to the page through their
+// "next" field. A customer id with "/", "?" or "#" (the export allows any
+// id but "" and NUL) is escaped there as in the page's links: decoded,
+// "acme?eu" would return to customer "acme"'s page, showing "Approval
+// requested." for a customer that was not approved, and "acme/eu" to a 404.
+func TestStatusPage_formsReturnToCustomerPage(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	ids := []string{"cust-acme?eu", "cust-acme/eu", "cust-acme#eu", "cust-acme%2Feu"}
+	for _, id := range ids {
+		e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CustomerName: "Acme " + id,
+			CompanyID: dtID(e.companies[0]), ContractID: dtID(e.contracts[0]), UsageSync: true})
+	}
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	index := c.do(http.MethodGet, "/", nil).Body.String()
+	nextField := regexp.MustCompile(`name="next" value="([^"]*)"`)
+	for _, id := range ids {
+		page := "/customers/file/" + url.PathEscape(id)
+		if !strings.Contains(index, `href="`+page+`"`) {
+			t.Fatalf("the customer list has no link to %s", page)
+		}
+		rec := c.do(http.MethodGet, page, nil)
+		body := rec.Body.String()
+		m := csrfField.FindStringSubmatch(body)
+		next := nextField.FindStringSubmatch(body)
+		if rec.Code != http.StatusOK || m == nil || next == nil {
+			t.Fatalf("GET %s = %d\n%s", page, rec.Code, body)
+		}
+		rec = c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"wrong"}, "csrf": {m[1]}, "next": {html.UnescapeString(next[1])}})
+		loc, err := url.Parse(rec.Header().Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if loc.EscapedPath() != page {
+			t.Errorf("a form on the page of customer %q returns to %s, not to the customer's page %s", id, rec.Header().Get("Location"), page)
+		}
+		if rec := c.do(http.MethodGet, loc.String(), nil); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Acme "+html.EscapeString(id)) {
+			t.Errorf("GET %s (the form's return) = %d, not customer %q's page", loc, rec.Code, id)
+		}
 	}
 }
 
