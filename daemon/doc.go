@@ -40,8 +40,9 @@
 //     the ticket scheduler, the HTTP API); operate.go, lastplan.go and
 //     api_*.go (metrics restored at start-up, the last plan, the next run,
 //     pass progress, approvals, the ledger API); statuspage.go (the status
-//     page at /, templates and CSS embedded from statuspage/); errtext.go
-//     (ShortError, for tables and the status page). The state itself is
+//     page at /, templates embedded from statuspage/, its CSS from
+//     statuspage/static/); errtext.go (ShortError, for tables and the
+//     status page). The state itself is
 //     package daemon/state (SQLite or PostgreSQL): usage runs, customer
 //     statuses, intents and the ledger, the export history, and the ticket
 //     records the ticket engine's Store is.

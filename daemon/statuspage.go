@@ -29,7 +29,8 @@ import (
 )
 
 // The status page at / is server-rendered from html/template and embedded
-// assets: no JavaScript, no build step. Reading needs nothing; "sync now"
+// assets (statuspage/static, served at /static/): no JavaScript, no build
+// step. Reading needs nothing; "sync now"
 // and "approve" need the API token, given once in a sign-in form and kept as
 // a server-side session whose id is in an HttpOnly, SameSite=Strict cookie.
 // Every form carries a CSRF token that must match a second cookie
@@ -111,8 +112,17 @@ func randomToken() string {
 
 // registerStatusPage adds the status page's routes to mux.
 func (d *Daemon) registerStatusPage(mux *http.ServeMux) {
-	static, _ := fs.Sub(statusPageFS, "statuspage")
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	// The page's assets only: the templates are not pages, and /static/
+	// lists nothing.
+	static, _ := fs.Sub(statusPageFS, "statuspage/static")
+	mux.HandleFunc("GET /static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if fi, err := fs.Stat(static, name); err != nil || fi.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFileFS(w, r, static, name)
+	})
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
 	mux.HandleFunc("GET /customers/{source}/{id}", d.handleCustomerPage)
 	mux.HandleFunc("POST /ui/sign-in", d.uiAction(false, d.handleSignIn))

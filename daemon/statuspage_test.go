@@ -379,6 +379,27 @@ func TestStatusPage_formsReturnToCustomerPage(t *testing.T) {
 	}
 }
 
+// TestStatusPage_staticServesOnlyAssets: /static/ serves the page's
+// assets, not the page templates embedded next to them (pages of template
+// source without the page's Content-Security-Policy), and lists nothing.
+func TestStatusPage_staticServesOnlyAssets(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/static/style.css", "", ""); rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/css") {
+		t.Fatalf("GET /static/style.css = %d %s", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	for _, p := range []string{"/static/", "/static/index.html", "/static/header.html", "/static/customer.html", "/static/static/style.css",
+		"/static/..%2Findex.html", "/static/%2E%2E", "/static/."} {
+		rec := dtServe(t, e.d, http.MethodGet, p, "", "")
+		if rec.Code == http.StatusOK || strings.Contains(rec.Body.String(), "{{") {
+			t.Errorf("GET %s = %d %s %.80q; want 404", p, rec.Code, rec.Header().Get("Content-Type"), rec.Body.String())
+		}
+	}
+}
+
 // flash returns the status page's message in body, or "" when it shows none.
 func flash(body string) string {
 	m := regexp.MustCompile(`<p class="flash" id="message">([^<]*)</p>`).FindStringSubmatch(body)
