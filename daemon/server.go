@@ -588,6 +588,12 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("customer %q is not in the mapping export", body.Customer))
 		return
 	}
+	if req.Approve && !d.writesEnabled() {
+		// The pass would be a dry run: the caller would take the held
+		// line for written.
+		writeError(w, http.StatusConflict, "not approved: "+writesOffNotice)
+		return
+	}
 	t := d.RequestPass(req)
 	w.Header().Set("Location", "/api/v1/runs/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)

@@ -212,6 +212,26 @@ func TestHandler_runs(t *testing.T) {
 	}
 }
 
+// An approval while the export switches the integration off is refused:
+// the pass would be a dry run, and the caller would take the held line for
+// written (the status page refuses it too). A pass without approval is a
+// dry run and is queued.
+func TestHandler_syncApproveWhileWritesOff(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok", disabled: true})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"customer":"cust-acme","approve":true,"service":%q,"units":2}`, dtID(e.services[0]))
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body)
+	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "not approved: writes are off") {
+		t.Errorf("POST /api/v1/sync with approve while writes are off = %d %s, want 409 saying so", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer":"cust-acme"}`); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync while writes are off = %d %s, want 202 (a dry run)", rec.Code, rec.Body)
+	}
+}
+
 func TestHandler_syncNow(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: "tok"})
