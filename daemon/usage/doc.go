@@ -67,7 +67,10 @@
 // Only lines that differ are written, as many at once as the PSA client
 // keeps in flight (policies.write_concurrency; 0 follows
 // psa.ConcurrencyLimiter), and writing stops (the run ends as partial) when
-// the PSA's hourly request budget falls to policies.budget_reserve. The
+// the PSA's hourly request budget falls to policies.budget_reserve, or when
+// the PSA refuses a write for its rate limit once the client has given up
+// on it (the hourly limit, a Retry-After longer than a client waits, or
+// its retries used up): every further write would be refused too. The
 // budget is read before the first write and then estimated from this
 // process's requests (Metrics.Requests); it is read again, by one writer
 // while the others go on, only when the estimate nears the reserve or after
@@ -122,8 +125,8 @@
 // like a lost answer. At most 3 × write_concurrency intents wait for a
 // sender, which bounds the intents a
 // crash leaves open for writes never sent; for Kaseya BMS, where each one
-// needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, or the
-// budget reached the reserve), the intents of the writes not sent are
+// needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, the
+// budget reached the reserve, or the PSA refused a write for its rate limit), the intents of the writes not sent are
 // closed as failed. The statuses of a pass are read in one query and
 // stored in batches (state.DB.PutCustomerStatusBatch): a customer whose
 // lines are all unchanged is settled as soon as they are decided, and its

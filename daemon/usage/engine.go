@@ -31,7 +31,8 @@ const (
 	// change again later in the billing month, which no approval releases.
 	ActionHeld = "held"
 	// ActionSkipped means the pass stopped writing before the line (the
-	// PSA's hourly budget reached the reserve, or the pass was cancelled).
+	// PSA's hourly budget reached the reserve, the PSA refused a write for
+	// its rate limit, or the pass was cancelled).
 	ActionSkipped = "skipped"
 	// ActionFailed means the line could not be read or written; Reason says
 	// why.
@@ -282,6 +283,10 @@ type Change struct {
 	// period at the effective date is already approved and posted
 	// (invoiced) in the PSA (psa.ContractLine.Posted).
 	posted bool
+	// throttled is set when the change is skipped because the PSA refused
+	// a write of the pass for its rate limit (not because the estimate of
+	// the API budget reached the reserve).
+	throttled bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`

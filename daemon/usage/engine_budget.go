@@ -193,13 +193,19 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 	}
 }
 
-// stop stops the writes of the pass: the PSA refused one for its hourly
+// stop stops the writes of the pass: the PSA refused one for its rate
 // limit, and why says so (and, where the PSA or the client knows, when the
-// budget frees up).
-func (g *budgetGate) stop(why string) {
+// budget frees up). It reports whether this refusal is the first: writes
+// in flight may be refused too, and the first one's reason stays.
+func (g *budgetGate) stop(why string) bool {
 	g.mu.Lock()
-	g.halted, g.why = true, why
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	g.halted = true
+	if g.why != "" {
+		return false
+	}
+	g.why = why
+	return true
 }
 
 // stopped reports whether the writes of the pass are stopped.

@@ -77,7 +77,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
 		LastAttempt: now, RunID: run,
 	}
-	var skipped, cancelled int
+	var skipped, cancelled, throttled int
 	var laterHeld, laterWritten, postedHeld int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
@@ -114,6 +114,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.cancelled {
 				cancelled++
 			}
+			if c.throttled {
+				throttled++
+			}
 		case ActionFailed:
 			cs.Failed++
 			if cp.err == nil {
@@ -140,16 +143,22 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		}
 	case skipped > 0:
 		cs.Result = state.CustomerSkipped
+		// The writes stopped at the reserve, or because the PSA refused
+		// one for its rate limit (the lines' reasons carry its answer).
+		stop, hint := skipReasonBudget, "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+		if throttled > 0 {
+			stop, hint = skipReasonThrottled, "the remaining lines are written by the next pass; the PSA's limit is shared with the tenant's other integrations: lower the request load"
+		}
 		switch {
 		case cancelled == skipped:
 			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonCancelled)
 			cs.Hint = "the remaining lines are written by the next pass"
 		case cancelled > 0:
-			cs.Error = fmt.Sprintf("%d lines not written: %s, or %s", skipped, skipReasonBudget, skipReasonCancelled)
-			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+			cs.Error = fmt.Sprintf("%d lines not written: %s, or %s", skipped, stop, skipReasonCancelled)
+			cs.Hint = hint
 		default:
-			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonBudget)
-			cs.Hint = "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, stop)
+			cs.Hint = hint
 		}
 	case cs.Held > 0:
 		cs.Result = state.CustomerHeld

@@ -629,7 +629,7 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) {
 	}
 	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
 	if r := gate.reason(); r != "" {
-		why = r
+		why, c.throttled = r, true
 	}
 	c.Action, c.Reason = ActionSkipped, c.Reason+"; not written: "+why
 }
@@ -668,8 +668,14 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 	})
 	if err != nil {
 		var rle *psa.RateLimitError
-		if errors.As(err, &rle) && rle.Hourly {
-			gate.stop(rle.Error())
+		if errors.As(err, &rle) && gate.stop(throttleReason(rle)) {
+			// The client returns a refusal for the rate limit only once
+			// retrying cannot help: the hourly budget ran out, the PSA
+			// asked for a longer wait than a client waits, or the retries
+			// were used up on its refusals. Every further write would be
+			// refused too (and retried), so the rest of the pass waits
+			// for a later one.
+			log.Warn("Stopping writes: the PSA refused a write for its rate limit; the remaining lines wait for a later pass", append(attrs, "err", err)...)
 		}
 		c.Action, c.Reason = ActionFailed, err.Error()
 		if errors.Is(err, psa.ErrOutcomeUnknown) || ctx.Err() != nil {
@@ -698,6 +704,15 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 	closeIntent(state.IntentDone, note)
 	log.Info("Updated contract line", attrs...)
 	return nil
+}
+
+// throttleReason says why a refusal for the PSA's rate limit stopped the
+// writes of a pass, as the skipped lines report it.
+func throttleReason(rle *psa.RateLimitError) string {
+	if rle.Hourly {
+		return rle.Error()
+	}
+	return "the PSA kept refusing writes for its rate limit after the client's retries (" + rle.Error() + ")"
 }
 
 // recordEndpointBudgets sets psa_sync_api_budget_remaining per endpoint for
@@ -783,12 +798,13 @@ func runResult(statuses []state.CustomerStatus) string {
 // Why a customer's lines were skipped, as its status says.
 const (
 	skipReasonBudget    = "the PSA's hourly API budget reached the reserve"
+	skipReasonThrottled = "the PSA refused a write of the pass for its rate limit"
 	skipReasonCancelled = "the pass was cancelled before their writes"
 )
 
 func failureSummary(statuses []state.CustomerStatus) string {
 	var failed, skipped []string
-	budget, cancelled := false, false
+	budget, throttled, cancelled := false, false, false
 	for _, cs := range statuses {
 		switch cs.Result {
 		case state.CustomerFailed:
@@ -796,6 +812,7 @@ func failureSummary(statuses []state.CustomerStatus) string {
 		case state.CustomerSkipped:
 			skipped = append(skipped, cs.CustomerID)
 			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
+			throttled = throttled || strings.Contains(cs.Error, skipReasonThrottled)
 			cancelled = cancelled || strings.Contains(cs.Error, skipReasonCancelled)
 		}
 	}
@@ -804,14 +821,17 @@ func failureSummary(statuses []state.CustomerStatus) string {
 		parts = append(parts, fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses)))
 	}
 	if len(skipped) > 0 {
-		why := "API budget reserve reached"
-		switch {
-		case cancelled && budget:
-			why += ", pass cancelled"
-		case cancelled:
-			why = "pass cancelled"
+		var whys []string
+		if budget || (!throttled && !cancelled) {
+			whys = append(whys, "API budget reserve reached")
 		}
-		parts = append(parts, fmt.Sprintf("%d customers not fully written (%s)", len(skipped), why))
+		if throttled {
+			whys = append(whys, "PSA rate limit")
+		}
+		if cancelled {
+			whys = append(whys, "pass cancelled")
+		}
+		parts = append(parts, fmt.Sprintf("%d customers not fully written (%s)", len(skipped), strings.Join(whys, ", ")))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -3,6 +3,7 @@ package usage
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -382,6 +383,76 @@ func TestEngineSystems_hourlyRateLimitStopsWriting(t *testing.T) {
 			}
 			if cs := h.status("cust-b"); cs.Result != state.CustomerSkipped {
 				t.Errorf("status of cust-b = %+v, want skipped", cs)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 0 {
+				t.Errorf("open intents left: %+v (a refused write is certainly not applied)", open)
+			}
+		})
+	}
+}
+
+// TestEngineSystems_throttledWritesStopWriting: every line write is
+// answered 429 with a short Retry-After and no hourly wording (the
+// references document neither Autotask's hourly status and text nor
+// ConnectWise's limits). Once the client's retries of the first write are
+// used up, the pass stops writing: the other lines are skipped with the
+// PSA's answer as the reason, instead of each being sent into the refusal
+// 1 + max_retries times, and the run ends as partial, not failed.
+func TestEngineSystems_throttledWritesStopWriting(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.cfg.MaxRetries = 1
+			be, err := backends.New(h.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.be = be
+			h.pol.WriteConcurrency = 1
+			h.writeUsage("cust-a,Acme,CIXA-MSP,1", "cust-a,Acme,MDR,2", "cust-b,Globex,CIXA-MSP,3", "cust-b,Globex,MDR,4")
+			var paths []string
+			switch sys {
+			case psa.SystemAutotask:
+				paths = []string{etAdjustPath}
+			case psa.SystemConnectWise:
+				base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				paths = []string{base.Path + "finance/agreements/" + h.contractA + "/additions*", base.Path + "finance/agreements/" + h.contractB + "/additions*"}
+			case psa.SystemKaseyaBMS:
+				paths = []string{bmsServicesPath}
+			}
+			for _, p := range paths {
+				for _, method := range []string{http.MethodPost, http.MethodPatch} {
+					h.sim.AddFault(psatest.Fault{Method: method, Path: p, Status: http.StatusTooManyRequests, RetryAfter: time.Second,
+						Body: `{"errors":["Too many requests"],"code":"TooManyRequests","message":"Too many requests"}`})
+				}
+			}
+			h.sim.ResetRequests()
+
+			res := h.sync(PassOptions{})
+			if n := h.writes(); n != 2 {
+				t.Errorf("%d line writes reached the PSA, want 2 (the first write and its one retry)", n)
+			}
+			var actions []string
+			for _, c := range res.Plan.Changes {
+				actions = append(actions, c.CustomerID+"/"+c.Action)
+				if c.Action == ActionSkipped && !strings.Contains(c.Reason, "rate limited") {
+					t.Errorf("skipped line reason = %q, want the PSA's rate-limit answer", c.Reason)
+				}
+			}
+			want := "cust-a/failed cust-a/skipped cust-b/skipped cust-b/skipped"
+			if got := strings.Join(actions, " "); got != want {
+				t.Errorf("actions = %s, want %s", got, want)
+			}
+			if res.Run.Result != state.RunPartial || !strings.Contains(res.Run.Error, "rate limit") {
+				t.Errorf("run = %s (%q), want partial, saying the PSA's rate limit stopped the writes", res.Run.Result, res.Run.Error)
+			}
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSkipped || !strings.Contains(cs.Error, "rate limit") {
+				t.Errorf("status of cust-b = %s (%q), want skipped for the PSA's rate limit", cs.Result, cs.Error)
 			}
 			if open, _ := h.db.OpenIntents(); len(open) != 0 {
 				t.Errorf("open intents left: %+v (a refused write is certainly not applied)", open)

@@ -209,6 +209,35 @@ func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_throttledWritesStopThePass: Autotask answers every
+// adjustment 429 with a Retry-After of ten minutes, over the five minutes a
+// client waits, and without the wording of the hourly threshold, which the
+// reference leaves undocumented. The pass stops writing at the first
+// refusal, as it does for a 429 it recognises as the hourly limit, instead
+// of sending every remaining write into it.
+func TestEngine_Sync_throttledWritesStopThePass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.WriteConcurrency = 1
+	h.writeUsage(h.addCustomers(20)...)
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusTooManyRequests, RetryAfter: 10 * time.Minute})
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	if n := h.adjustmentPosts(); n != 1 {
+		t.Errorf("the pass sent %d adjustments after Autotask answered 429 \"retry after 10 minutes\" (run %s, %d failed lines); want 1",
+			n, res.Run.Result, res.Run.Failed)
+	}
+	if res.Run.Result != state.RunPartial || res.Run.Failed != 1 {
+		t.Errorf("run = %s with %d failed lines, want partial with 1 (the others skipped)", res.Run.Result, res.Run.Failed)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action == ActionSkipped && !strings.Contains(c.Reason, "retry after 10m0s") {
+			t.Errorf("skipped line reason = %q, want it to say when Autotask takes requests again", c.Reason)
+			break
+		}
+	}
+}
+
 // TestBudgetGate_readIsSingleFlight checks that writers waiting for the
 // budget share one read, and that the gate's lock is not held during it.
 func TestBudgetGate_readIsSingleFlight(t *testing.T) {
