@@ -119,6 +119,22 @@ func (g *budgetGate) recheck(ctx context.Context) {
 // wait waits for a background read to end.
 func (g *budgetGate) wait() { g.rechecks.Wait() }
 
+// record sets psa_sync_api_budget_remaining to the estimate once the
+// writes of the pass are done: the gauge read before the first write does
+// not count the pass's own requests, and PsaSyncAPIBudgetLow would not see
+// a pass that spent the budget down. It makes no request: another read
+// would cost one, and the estimate counts every request of this process
+// since the last read (what other integrations of the tenant spent since
+// is only seen by the next read).
+func (g *budgetGate) record() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.known || g.unsupported || g.metrics == nil {
+		return
+	}
+	g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(max(g.estimate(), 0)))
+}
+
 // sent records that a write allowed by allow is done.
 func (g *budgetGate) sent() {
 	g.mu.Lock()

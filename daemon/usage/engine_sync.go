@@ -385,6 +385,7 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 		close(ready)
 		wg.Wait()
 		w.gate.wait()
+		w.gate.record()
 	}()
 	return w, nil
 }

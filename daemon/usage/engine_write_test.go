@@ -128,6 +128,31 @@ func TestEngine_Sync_budgetReadOncePerPass(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_budgetGaugeCountsThePassOwnRequests: the tenant has 30%
+// of its hourly budget left when the pass starts, and the pass's own 120
+// writes take it below 20%. psa_sync_api_budget_remaining, which
+// PsaSyncAPIBudgetLow reads ("less than 20% of the PSA's hourly budget was
+// left at the last pass"), must show what the pass left (the gate's
+// estimate when the writes end), not the budget read before the first
+// write; and the pass makes no request for it.
+func TestEngine_Sync_budgetGaugeCountsThePassOwnRequests(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithHourlyLimit(1000))
+	h.pol.BudgetReserve = 10
+	h.writeUsage(h.addCustomers(60)...)
+	h.at.SetHourlyCount(700)
+	res := h.sync(PassOptions{})
+	if res.Run.Updated != 120 {
+		t.Fatalf("pass updated %d lines, want 120", res.Run.Updated)
+	}
+	left := 1000 - h.at.HourlyCount()
+	got := h.metric(h.m.APIBudgetRemaining.WithLabelValues(""))
+	if got > float64(left) || got < float64(left)-2*requestsPerWrite {
+		t.Errorf("after the pass psa_sync_api_budget_remaining = %v, but the tenant has %d left: "+
+			"the gauge must count the pass's own %d requests", got, left, res.Run.Requests)
+	}
+}
+
 // fakeBudget is a PSA whose budget is limit less the requests counted by
 // used; Budget counts its calls and, when gate is set, waits for it.
 type fakeBudget struct {
