@@ -35,6 +35,10 @@ type TicketPassView struct {
 	// RateLimited is true when the PSA throttled the pass; the rest is
 	// created next pass.
 	RateLimited bool `json:"rate_limited"`
+	// BudgetLimited is true when the PSA's hourly request budget reached
+	// policies.budget_reserve: the pass stopped writing, and the rest
+	// (each customer's deferred, with a notice) is done by a later pass.
+	BudgetLimited bool `json:"budget_limited"`
 }
 
 // TicketCustomerView is one customer of a ticket pass (see
@@ -70,7 +74,8 @@ type TicketCustomerView struct {
 // dryRun is whether a dry run was asked for. The view is a dry run when
 // the report is one too (the export switched the integration off).
 func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
-	v := TicketPassView{DryRun: dryRun || rep.DryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited}
+	v := TicketPassView{DryRun: dryRun || rep.DryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited,
+		BudgetLimited: rep.BudgetLimited}
 	for _, c := range rep.Customers {
 		cv := TicketCustomerView{
 			Source: c.Customer.Source, CustomerID: c.Customer.CustomerID, CustomerName: c.Customer.CustomerName,
@@ -90,7 +95,7 @@ func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 // Report returns the report v shows, each customer's error as an error
 // with its text.
 func (v TicketPassView) Report() tickets.Report {
-	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited}
+	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited, BudgetLimited: v.BudgetLimited}
 	for _, c := range v.Customers {
 		cr := tickets.CustomerReport{
 			Customer: tickets.Customer{Source: c.Source, CustomerID: c.CustomerID, CustomerName: c.CustomerName, CompanyID: c.CompanyID, ContractID: c.ContractID},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -56,9 +57,15 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 		}
 		instance = cl.backend.Instance()
 	}
+	// Ticket writes keep policies.budget_reserve as the usage passes'
+	// writes do: the same budget read (Autotask's), estimated from the
+	// same process-wide request count, which counts the requests of a
+	// usage pass running meanwhile.
+	logger := d.logger.With("component", "tickets", "system", string(cfg.PSA.System))
+	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.BudgetReserve, d.metrics.Usage, logger)
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
-		SettleTime: cfg.Policies.SettleTime, Now: d.now, Logger: d.logger.With("component", "tickets", "system", string(cfg.PSA.System)),
+		SettleTime: cfg.Policies.SettleTime, Now: d.now, Logger: logger, Budget: budget,
 	})
 	if err != nil {
 		return tickets.Report{}, err
@@ -66,7 +73,11 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	if doc.Integration != nil && !doc.Integration.Enabled {
 		dryRun = true
 	}
-	return eng.Pass(ctx, ticketCustomers(doc), dryRun)
+	rep, err := eng.Pass(ctx, ticketCustomers(doc), dryRun)
+	// A pass that read the budget leaves psa_sync_api_budget_remaining
+	// at what it left of it.
+	budget.Record()
+	return rep, err
 }
 
 // ticketCustomers returns the customers of doc that take part in ticket
@@ -289,6 +300,10 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (
 		d.logger.Error("Ticket pass failed", "err", err)
 	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
 		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed, "deferred", t.Deferred)
+	case rep.BudgetLimited:
+		d.logger.Warn("Ticket pass stopped writing: the PSA's hourly API budget reached policies.budget_reserve; the rest waits for a later pass",
+			"created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
+			"deferred", t.Deferred, "settled", rep.Settled)
 	case t.Created+t.Adopted+rep.OtherAdopted+t.Closed+t.Noted+t.Reopened > 0:
 		d.logger.Info("Ticket pass finished", "created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
 			"summarised", t.Summarised, "deferred", t.Deferred, "settled", rep.Settled)
@@ -358,7 +373,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		d.metrics.TicketsTotal.WithLabelValues(outcome).Add(float64(n))
 	}
 	rec.LastPass, rec.Finished = start.UTC(), now
-	if ok && !rep.RateLimited {
+	if ok && !rep.RateLimited && !rep.BudgetLimited {
 		rec.LastSuccess = now
 	}
 	if err := d.db.PutSnapshot(snapshotTickets, rec); err != nil {

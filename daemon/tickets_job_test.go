@@ -109,6 +109,58 @@ func TestDaemon_TicketPass(t *testing.T) {
 	}
 }
 
+// TestDaemon_ticketPassKeepsTheBudgetReserve: the Autotask tenant has 100
+// requests left of its 10,000 per hour, below policies.budget_reserve
+// (500), at which a usage pass writes nothing. A ticket pass creates no
+// ticket either: its alerts wait for a later pass, with a notice, and the
+// pass is budget-limited, not failed (its customer's status is not
+// failed; the last success does not move, as for a throttled pass).
+// psa_sync_api_budget_remaining shows the budget the pass read.
+func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-2"})
+	sim.Autotask().SetHourlyCount(psatest.DefaultHourlyLimit - 100)
+	if reserve := d.Config().Policies.BudgetReserve; reserve != 500 {
+		t.Fatalf("budget_reserve = %d, want the default 500", reserve)
+	}
+	rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sim.Autotask().Tickets()); n != 0 {
+		t.Errorf("ticket pass created %d tickets with 100 requests left and a budget_reserve of 500 (report %+v); want none", n, rep.Totals())
+	}
+	tot := rep.Totals()
+	if !rep.BudgetLimited || tot.Deferred != 2 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "reached the reserve (500)") {
+		t.Errorf("report: budget limited %v, %+v; want budget limited, 2 alerts deferred with a notice naming the reserve", rep.BudgetLimited, tot)
+	}
+	st, err := d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st[ticketStatusKey("sophos", ttAcme)]; s.Result != "succeeded" || s.Error != "" || len(s.Notices) != 1 {
+		t.Errorf("Acme's ticket status = %+v, want not failed, with the notice", s)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp); got != 0 {
+		t.Errorf("last ticket success = %v, want unset after a budget-limited pass", got)
+	}
+	if got := testutil.ToFloat64(d.metrics.Usage.APIBudgetRemaining.WithLabelValues("")); got <= 0 || got > 100 {
+		t.Errorf("psa_sync_api_budget_remaining = %v, want the budget the pass read (at most 100)", got)
+	}
+	if v := NewTicketPassView(rep, false); !v.BudgetLimited || !v.Report().BudgetLimited {
+		t.Errorf("API view %+v, want budget_limited", v)
+	}
+
+	// With the budget back, the next pass files both alerts.
+	sim.Autotask().SetHourlyCount(0)
+	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc); err != nil || rep.Totals().Created != 2 || rep.BudgetLimited {
+		t.Errorf("pass with the budget back = %+v (budget limited %v), %v; want both alerts filed", rep.Totals(), rep.BudgetLimited, err)
+	}
+}
+
 // A ticket whose create answer was lost, found in the PSA and adopted by a
 // later pass, counts as created: in psa_sync_tickets_total and in the
 // customer's ticket status. psa-syncd created it.

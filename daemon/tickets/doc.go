@@ -48,7 +48,11 @@
 // it before the create is sent. A create whose outcome is unknown (a lost
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
 // it by searching, adopting the ticket when found. A create the PSA
-// throttles stops the pass's creates; a create it refuses is retried only
+// throttles stops the pass's creates; with Config.Budget, a pass whose
+// budget refuses a write (the PSA's hourly budget at the daemon's
+// policies.budget_reserve) sends no more writes, and the alerts still to
+// file, close, note or reopen wait for a later pass (Deferred, with a
+// notice, Report.BudgetLimited) without failing their customer; a create it refuses is retried only
 // when what it depends on changes (the routing, or the customer's company or
 // contract), and fails its customer in every pass's report until then.
 //

@@ -77,6 +77,16 @@ type Engine struct {
 	// fence stops a pass at the first store write refused with
 	// ErrNotLeader (fence.go); store and psa go through it.
 	fence *fence
+	// budget gates the writes of a pass; nil sends them ungated.
+	budget Budget
+}
+
+// Budget keeps the writes of a pass inside the PSA's hourly request
+// budget.
+type Budget interface {
+	// Allow reports whether one more write, with the reads it needs
+	// first, may be sent; when it may not, why says why.
+	Allow(ctx context.Context) (ok bool, why string)
 }
 
 // Config configures an Engine.
@@ -103,6 +113,14 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// Budget, when set, gates each write of a pass that writes (a create,
+	// close, resolve note, reopen or summary note, with the reads before
+	// it) on the PSA's hourly request budget: once it refuses one, the
+	// pass sends no more writes (it still settles earlier creates, which
+	// only reads), and what is left waits for a later pass. The daemon
+	// passes the usage passes' gate over policies.budget_reserve
+	// (usage.BudgetGate).
+	Budget Budget
 }
 
 // Defaults for routing fields left at zero.
@@ -140,7 +158,7 @@ func New(c Config) (*Engine, error) {
 	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f}
+		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -160,8 +178,12 @@ type CustomerReport struct {
 	// earlier creates); Summarised counts the alerts a summary ticket
 	// stands for, which is itself in neither Created nor Adopted; Deferred
 	// counts the alerts left for a later pass because the pass had
-	// created max_per_pass tickets.
+	// created max_per_pass tickets, or because the PSA's hourly budget
+	// reached the reserve (Config.Budget) before their ticket was filed,
+	// closed, noted or reopened.
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
+	// budgetDeferred counts those of Deferred left for the budget.
+	budgetDeferred int
 	// WouldCreate and WouldClose list refs a dry run would create and the
 	// ticket ids it would close; WouldNote the ticket ids it would add a
 	// resolve note to and leave open (on_resolve = "note"); WouldReopen
@@ -197,6 +219,11 @@ type Report struct {
 	// RateLimited is true when the PSA throttled the pass; it stopped
 	// creating and the rest is done next pass.
 	RateLimited bool
+	// BudgetLimited is true when the PSA's hourly request budget reached
+	// the reserve (Config.Budget): the pass stopped writing, and the rest
+	// is done by a later pass. It fails no customer; the notices of those
+	// with writes left say so.
+	BudgetLimited bool
 }
 
 // Totals adds up the customers' counts.
@@ -231,6 +258,9 @@ type pass struct {
 	dryRun  bool
 	created int64
 	stopped error // set when the PSA's budget ran out: no more creates
+	// limited is why the budget refused a write: no more writes this
+	// pass.
+	limited string
 	// waiting holds the open create intents (by recordKey) that settle
 	// did not find and that are younger than the settle time.
 	waiting map[string]bool
@@ -289,7 +319,33 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 		rep.OtherAdopted += n
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
+	rep.BudgetLimited = p.limited != ""
 	return rep, nil
+}
+
+// allow reports whether the pass may send one more write, with the reads
+// it needs first: always in a dry run and without a Budget, and never once
+// the budget refused one.
+func (e *Engine) allow(ctx context.Context, p *pass) bool {
+	if p.dryRun || e.budget == nil {
+		return true
+	}
+	if p.limited != "" {
+		return false
+	}
+	ok, why := e.budget.Allow(ctx)
+	if ok || ctx.Err() != nil {
+		return ok
+	}
+	p.limited = why
+	e.logger.Warn("Stopping ticket writes for this pass: the tickets still to file, close, note or reopen wait for a later pass", "reason", why)
+	return false
+}
+
+// deferForBudget counts n alerts of cr left for a later pass by the budget.
+func (cr *CustomerReport) deferForBudget(n int) {
+	cr.Deferred += n
+	cr.budgetDeferred += n
 }
 
 // settle finds every unsettled create in the PSA by its Ref: found, the
@@ -510,13 +566,19 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] {
 			continue
 		}
+		if !e.allow(ctx, p) {
+			cr.deferForBudget(1)
+			continue
+		}
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
 			cr.fail(err)
 			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
-		if err := e.resolve(ctx, p, summary, &cr); err != nil {
+		if !e.allow(ctx, p) {
+			cr.deferForBudget(len(summary.Covered))
+		} else if err := e.resolve(ctx, p, summary, &cr); err != nil {
 			cr.fail(err)
 		}
 	}
@@ -577,6 +639,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			// Nothing to reopen: the alert gets a new ticket (the next
 			// generation).
 		case r.State == StateClosed && e.routing.OnReturn == export.OnReturnReopen && e.now().Sub(r.ClosedAt) <= e.reopenWindow():
+			if !e.allow(ctx, p) {
+				cr.deferForBudget(1)
+				continue
+			}
 			gone, err := e.reopen(ctx, p, r, a, &cr)
 			if err != nil {
 				cr.fail(err)
@@ -599,6 +665,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			// this customer: the alert is neither summarised nor recorded,
 			// and a later pass files it.
 			cr.Deferred++
+			continue
+		}
+		if !e.allow(ctx, p) {
+			cr.deferForBudget(1)
 			continue
 		}
 		if e.create(ctx, p, c, r, a, &cr) {
@@ -624,10 +694,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			cr.fail(err)
 		}
 	}
-	if cr.Deferred > 0 {
+	if n := cr.Deferred - cr.budgetDeferred; n > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts wait for a later pass: this pass created its %d tickets (max_per_pass)",
-			cr.Deferred, e.routing.MaxPerPass))
-		log.Debug("Pass cap reached; alerts left for a later pass", "alerts", cr.Deferred, "max_per_pass", e.routing.MaxPerPass)
+			n, e.routing.MaxPerPass))
+		log.Debug("Pass cap reached; alerts left for a later pass", "alerts", n, "max_per_pass", e.routing.MaxPerPass)
+	}
+	if n := cr.budgetDeferred; n > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts wait for a later pass, which files, closes, notes or reopens their tickets: %s, "+
+			"so this pass sends the PSA no more ticket writes", n, p.limited))
+		log.Info("PSA API budget reserve reached; alerts left for a later pass", "alerts", n, "reason", p.limited)
 	}
 	if p.stopped != nil && cr.Err == nil {
 		cr.fail(p.stopped)
@@ -1148,6 +1223,12 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		}
 		cr.Summarised += len(over)
 		cr.WouldCreate = append(cr.WouldCreate, fmt.Sprintf("summary of %d alerts", len(over)))
+		return nil
+	}
+	if !e.allow(ctx, p) {
+		// A note on the summary ticket or a new one: a write like any
+		// other.
+		cr.deferForBudget(len(over))
 		return nil
 	}
 	cr.Summarised += len(over)

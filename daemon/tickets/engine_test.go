@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -34,6 +35,8 @@ type env struct {
 	backend psa.Ticketer
 	company string
 	now     time.Time
+	// budget, when set, is the engines' Config.Budget.
+	budget tickets.Budget
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -108,7 +111,7 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 		e.t.Fatal(err)
 	}
 	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
-		Now: func() time.Time { return e.now }})
+		Now: func() time.Time { return e.now }, Budget: e.budget})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -321,6 +324,79 @@ func TestEngine_rateLimited(t *testing.T) {
 	rep = e.pass(eng)
 	if got := len(e.tickets()); got != 3 {
 		t.Fatalf("after the throttle: %d tickets (%+v), want 3", got, rep.Customers)
+	}
+}
+
+// budgetLeft is a Budget that allows left writes and refuses the rest, as
+// the daemon's does once the PSA's hourly budget reaches the reserve.
+type budgetLeft struct{ left, asked int }
+
+func (b *budgetLeft) Allow(context.Context) (bool, string) {
+	b.asked++
+	if b.left <= 0 {
+		return false, "the PSA's hourly API budget reached the reserve (500)"
+	}
+	b.left--
+	return true, ""
+}
+
+// At the budget reserve a pass stops writing: the alerts still to file and
+// the tickets of resolved alerts still to close wait, with a notice, for a
+// later pass, which does them. The customer is not failed, and the report
+// says the pass was budget-limited.
+func TestEngine_budgetReserve(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	budget := &budgetLeft{left: 1}
+	e.budget = budget
+	eng := e.engine(routings[psa.SystemAutotask])
+	var alerts []sophostest.Alert
+	for i := range 3 {
+		alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+	}
+
+	rep := e.pass(eng)
+	cr := rep.Customers[0]
+	if cr.Created != 1 || cr.Deferred != 2 || len(e.tickets()) != 1 {
+		t.Fatalf("first pass = %+v, %d tickets; want 1 created and 2 deferred", cr, len(e.tickets()))
+	}
+	if !rep.BudgetLimited || rep.RateLimited || cr.Err != nil {
+		t.Errorf("first pass: budget limited %v, rate limited %v, customer error %v; want budget limited and no failure", rep.BudgetLimited, rep.RateLimited, cr.Err)
+	}
+	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "2 alerts wait for a later pass") || !strings.Contains(cr.Notices[0], "reached the reserve (500)") {
+		t.Errorf("notices = %q, want one saying 2 alerts wait for the budget", cr.Notices)
+	}
+	if budget.asked != 2 {
+		t.Errorf("the budget was asked %d times, want 2: once refused, the pass asks no more", budget.asked)
+	}
+	if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 {
+		t.Errorf("records = %+v, want only the created ticket's: the deferred alerts are not recorded", recs)
+	}
+
+	// The alert with a ticket is resolved; the budget is still spent: its
+	// ticket stays open until a pass has the budget to close it.
+	e.sophos.ResolveAlert(acme, alerts[0].ID)
+	budget.left = 0
+	rep = e.pass(eng)
+	if cr := rep.Customers[0]; cr.Closed != 0 || cr.Created != 0 || cr.Deferred != 3 || cr.Err != nil || !rep.BudgetLimited {
+		t.Errorf("pass at the reserve = %+v (budget limited %v); want nothing closed or created, 3 deferred, no failure", cr, rep.BudgetLimited)
+	}
+	if tks := e.tickets(); len(tks) != 1 || tks[0].closed {
+		t.Errorf("tickets = %+v, want the one ticket still open", tks)
+	}
+
+	budget.left = 10
+	rep = e.pass(eng)
+	if cr := rep.Customers[0]; cr.Closed != 1 || cr.Created != 2 || cr.Deferred != 0 || len(cr.Notices) != 0 || rep.BudgetLimited {
+		t.Errorf("pass with budget = %+v (budget limited %v); want the ticket closed and the 2 alerts filed", cr, rep.BudgetLimited)
+	}
+
+	// A dry run asks no budget.
+	budget.asked, budget.left = 0, 0
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Threat 4"})
+	if rep, err := eng.Pass(t.Context(), e.customers(), true); err != nil || len(rep.Totals().WouldCreate) != 1 || budget.asked != 0 {
+		t.Errorf("dry run = %+v, %v, budget asked %d times; want 1 would-create and no budget asked", rep.Totals(), err, budget.asked)
 	}
 }
 

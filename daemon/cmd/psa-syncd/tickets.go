@@ -166,6 +166,9 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 	if rep.RateLimited {
 		fmt.Fprintln(w, "the PSA throttled the pass; the rest is created next pass")
 	}
+	if rep.BudgetLimited {
+		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.budget_reserve: the pass stopped writing; the rest (deferred) is done by a later pass")
+	}
 }
 
 func customerName(c tickets.Customer) string {
