@@ -868,29 +868,39 @@ func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) 
 	type entry struct {
 		u   UsageChange
 		why string
+		// usageSync is set for a customer mapped with usage_sync =
+		// false. Its usage is billed neither way, so going from no
+		// mapping to sync off is no change, as for a product mapped
+		// with sync_enabled = false; its usage sync starting or stopping
+		// is in rep.UsageSync.
+		usageSync bool
 	}
 	index := func(u usage.Unmapped) map[string]entry {
 		m := map[string]entry{}
 		for _, p := range u.Products {
-			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "no product mapping"}
+			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "no product mapping", false}
 		}
 		for _, p := range u.SyncOff {
-			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "product mapping has sync_enabled = false"}
+			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "product mapping has sync_enabled = false", false}
 		}
 		for _, cu := range u.Customers {
-			m["customer/"+cu.CustomerID] = entry{UsageChange{Kind: "customer", ID: cu.CustomerID, Name: cu.CustomerName, Quantity: cu.Quantity}, "no customer mapping"}
+			m["customer/"+cu.CustomerID] = entry{UsageChange{Kind: "customer", ID: cu.CustomerID, Name: cu.CustomerName, Quantity: cu.Quantity}, "no customer mapping", false}
+		}
+		for _, cu := range u.SyncOffCustomers {
+			m["customer/"+cu.CustomerID] = entry{UsageChange{Kind: "customer", ID: cu.CustomerID, Name: cu.CustomerName, Quantity: cu.Quantity},
+				"customer mapping has usage_sync = false", true}
 		}
 		return m
 	}
 	ic, ip := index(cur.Unmapped), index(prop.Unmapped)
 	for k, e := range ip {
-		if _, ok := ic[k]; !ok {
+		if _, ok := ic[k]; !ok && !e.usageSync {
 			e.u.Why = e.why
 			rep.Unmapped = append(rep.Unmapped, e.u)
 		}
 	}
 	for k, e := range ic {
-		if _, ok := ip[k]; !ok {
+		if _, ok := ip[k]; !ok && !e.usageSync {
 			e.u.Why = "mapped by this plan (was: " + e.why + ")"
 			rep.NewlyBilled = append(rep.NewlyBilled, e.u)
 		}

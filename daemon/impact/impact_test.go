@@ -19,6 +19,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
@@ -507,5 +508,43 @@ func TestBillingImpact_ciExampleOIDC(t *testing.T) {
 	perms, _, _ = strings.Cut(perms, "\n\n")
 	if !regexp.MustCompile(`(?m)^\s+#?\s*id-token: write$`).MatchString(perms) {
 		t.Errorf("github-actions.yml's permissions block lacks id-token: write, which its OIDC role step needs:\n%s", perms)
+	}
+}
+
+// TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled: the plan adds a
+// customer mapping with usage_sync = false for a vendor customer whose
+// usage is unmapped now. No pass writes a customer with usage sync off, so
+// its usage stays unbilled: the report must not call it newly billed. It
+// goes from unmapped to sync off, as a product mapped with sync_enabled =
+// false does: neither newly billed nor newly unmapped.
+func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "usage.csv")
+	if err := os.WriteFile(csv, []byte("customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := file.New(file.Config{Path: csv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := export.New(psa.SystemAutotask, "sim")
+	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXA-MSP", ServiceID: "30", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[
+{"address":"psa_customer_mapping.newco","mode":"managed","type":"psa_customer_mapping","name":"newco","provider_name":"registry.terraform.io/psa-sync/psa",
+ "change":{"actions":["create"],"before":null,
+  "after":{"source":"` + src.Name() + `","customer_id":"newco","customer_name":"NewCo","company_id":"1","contract_id":"2","usage_sync":false,"ticket_sync":false},
+  "after_unknown":{"id":true}}}]}`)
+	tp, err := impact.ReadTerraformPlan(planJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.NewlyBilled) != 0 || len(rep.Unmapped) != 0 {
+		t.Errorf("report lists newly billed %+v and newly unmapped %+v; want neither: customer newco goes from unmapped to usage_sync = false, "+
+			"and its usage stays unbilled", rep.NewlyBilled, rep.Unmapped)
 	}
 }

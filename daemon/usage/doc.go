@@ -24,7 +24,9 @@
 // product mapping, and usage that belongs to no customer is reported
 // (Plan.Unmapped, psa_sync_unmapped) and never written anywhere. A product
 // whose mapping has sync_enabled = false is "sync off", not unmapped: it is
-// listed in Unmapped.SyncOff and its usage is ignored on purpose.
+// listed in Unmapped.SyncOff and its usage is ignored on purpose; so is a
+// customer with usage whose mapping has usage_sync = false
+// (Unmapped.SyncOffCustomers).
 //
 // Usage that the source could not read (source.Problem.Unreadable: a
 // quantity that is not a number, a sum past the int64 range) never lowers a

@@ -375,7 +375,8 @@ func (c *Change) setHold(kind string) {
 	}
 }
 
-// UnmappedCustomer is a source customer with usage but no customer mapping.
+// UnmappedCustomer is a source customer with usage but no customer mapping
+// (or, in Unmapped.SyncOffCustomers, a mapping with usage_sync = false).
 type UnmappedCustomer struct {
 	CustomerID   string   `json:"customer_id"`
 	CustomerName string   `json:"customer_name,omitempty"`
@@ -404,6 +405,10 @@ type Unmapped struct {
 	// SyncOff lists used products whose mapping has sync_enabled = false.
 	// They are mapped on purpose, so they do not count as unmapped.
 	SyncOff []UnmappedProduct `json:"sync_off,omitempty"`
+	// SyncOffCustomers lists customers with usage whose mapping has
+	// usage_sync = false: nothing bills their usage, but they are mapped
+	// on purpose, so, like SyncOff, they do not count as unmapped.
+	SyncOffCustomers []UnmappedCustomer `json:"sync_off_customers,omitempty"`
 }
 
 // Failure is a customer that a pass could not handle as a whole (its
@@ -1008,16 +1013,34 @@ type usedQuantity struct {
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
 	usage map[string][]usedQuantity, u *Unmapped) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
+	syncOffCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
 	syncOff := map[string]*UnmappedProduct{}
 	// mapped holds the mapped customers' IDs as the mapping spells them:
 	// usage keeps those strings, not the source's (which may hold a whole
 	// CSV record each), so that the records can go once classified.
 	mapped := make(map[string]string, len(doc.CustomerMappings)) // Document.Customer scans the list
+	// off holds those whose mapping has usage_sync = false.
+	off := map[string]bool{}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source == srcName {
 			mapped[cm.CustomerID] = cm.CustomerID
+			if !cm.UsageSync {
+				off[cm.CustomerID] = true
+			}
 		}
+	}
+	addCustomer := func(set map[string]*UnmappedCustomer, r source.Record) {
+		uc := set[r.CustomerID]
+		if uc == nil {
+			uc = &UnmappedCustomer{CustomerID: r.CustomerID}
+			set[r.CustomerID] = uc
+		}
+		if uc.CustomerName == "" {
+			uc.CustomerName = r.CustomerName
+		}
+		uc.Products = append(uc.Products, r.Product)
+		uc.Quantity += r.Quantity
 	}
 	addProduct := func(set map[string]*UnmappedProduct, r source.Record) {
 		up := set[r.Product]
@@ -1040,18 +1063,12 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			continue
 		}
 		customer, ok := mapped[r.CustomerID]
-		if !ok {
+		switch {
+		case !ok:
 			customer = r.CustomerID
-			uc := unmappedCustomers[r.CustomerID]
-			if uc == nil {
-				uc = &UnmappedCustomer{CustomerID: r.CustomerID}
-				unmappedCustomers[r.CustomerID] = uc
-			}
-			if uc.CustomerName == "" {
-				uc.CustomerName = r.CustomerName
-			}
-			uc.Products = append(uc.Products, r.Product)
-			uc.Quantity += r.Quantity
+			addCustomer(unmappedCustomers, r)
+		case off[customer]:
+			addCustomer(syncOffCustomers, r)
 		}
 		product := r.Product
 		switch pm, ok := products[r.Product]; {
@@ -1087,6 +1104,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 	if len(syncOff) > 0 {
 		u.SyncOff = sortProducts(syncOff)
 	}
+	for _, uc := range syncOffCustomers {
+		u.SyncOffCustomers = append(u.SyncOffCustomers, *uc)
+	}
+	slices.SortFunc(u.SyncOffCustomers, func(a, b UnmappedCustomer) int { return strings.Compare(a.CustomerID, b.CustomerID) })
 }
 
 // decide computes in c the change for one mapped service of one customer,

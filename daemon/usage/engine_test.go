@@ -344,6 +344,39 @@ func TestEngine_Sync_endToEnd(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_usageSyncOffCustomerListed: a customer mapped with
+// usage_sync = false is left alone, and its usage, which nothing bills, is
+// listed as sync off (Unmapped.SyncOffCustomers, kept for GET
+// /api/v1/unmapped), as a product mapped with sync_enabled = false is; like
+// that product it is mapped on purpose and does not count in
+// psa_sync_unmapped.
+func TestEngine_Sync_usageSyncOffCustomerListed(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	cm, _ := h.doc.Customer("file", "cust-b")
+	cm.UsageSync = false
+	h.doc.PutCustomer(cm)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,6", "cust-b,Globex,MDR,4")
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractB, h.svcIntercept, 0)
+	u := res.Plan.Unmapped
+	if len(u.SyncOffCustomers) != 1 || u.SyncOffCustomers[0].CustomerID != "cust-b" || u.SyncOffCustomers[0].Quantity != 10 ||
+		strings.Join(u.SyncOffCustomers[0].Products, ",") != "CIXA-MSP,MDR" {
+		t.Errorf("sync off customers = %+v, want cust-b with 10 of CIXA-MSP and MDR", u.SyncOffCustomers)
+	}
+	if len(u.Customers) != 0 {
+		t.Errorf("unmapped customers = %+v, want none: cust-b is mapped", u.Customers)
+	}
+	if got := h.metric(h.m.Unmapped.WithLabelValues("customer")); got != 0 {
+		t.Errorf("psa_sync_unmapped{kind=\"customer\"} = %v, want 0", got)
+	}
+	var rep UnmappedReport
+	if ok, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || !ok || len(rep.Unmapped.SyncOffCustomers) != 1 {
+		t.Errorf("stored unmapped usage = %+v, %v, %v; want cust-b as sync off", rep.Unmapped, ok, err)
+	}
+}
+
 func TestEngine_Sync_dryRunAndDisabledWriteNothing(t *testing.T) {
 	t.Parallel()
 	for _, o := range []PassOptions{{DryRun: true}, {WritesDisabled: true}} {

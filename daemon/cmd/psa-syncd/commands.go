@@ -1034,6 +1034,11 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Products mapped with sync_enabled = false (not synced on purpose):", "PRODUCT\tNAME\tCUSTOMERS\tQUANTITY", rows)
 	rows = nil
+	for _, c := range u.SyncOffCustomers {
+		rows = append(rows, []string{c.CustomerID, c.CustomerName, strings.Join(c.Products, ","), strconv.FormatInt(c.Quantity, 10)})
+	}
+	section("Customers mapped with usage_sync = false (usage not billed, on purpose):", "CUSTOMER\tNAME\tPRODUCTS\tQUANTITY", rows)
+	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {
 		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})

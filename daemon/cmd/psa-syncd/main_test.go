@@ -253,6 +253,24 @@ func TestPrintPlan_header(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_syncOff: the plan's table lists the customers mapped with
+// usage_sync = false that have usage, as it lists the products mapped with
+// sync_enabled = false: nothing bills that usage, on purpose.
+func TestPrintPlan_syncOff(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
+		SyncOff:          []usage.UnmappedProduct{{Product: "OLD", Customers: 1, Quantity: 9}},
+		SyncOffCustomers: []usage.UnmappedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", Products: []string{"CIXA-MSP", "MDR"}, Quantity: 10}},
+	}}, false)
+	for _, want := range []string{"Products mapped with sync_enabled = false (not synced on purpose):",
+		"Customers mapped with usage_sync = false (usage not billed, on purpose):", "cust-globex", "CIXA-MSP,MDR"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestRun_planJSONSaysWhyALineIsHeld: plan -json says why a held line is
 // held ("hold": here the decrease guard, which an approval releases), and
 // leaves the key out for the lines that are not held.
