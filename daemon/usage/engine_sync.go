@@ -867,16 +867,72 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	}
 }
 
-// recordUnmapped sets the unmapped gauges from a plan, and keeps the
-// unmapped usage in the state database so that a restart restores them.
+// recordUnmapped sets the unmapped gauges from a plan, counts the unmapped
+// items the last pass did not have, and keeps the unmapped usage in the
+// state database so that a restart restores them.
 func (e *Engine) recordUnmapped(runID int64, p *Plan) {
 	e.setUnmapped(p.Unmapped)
 	if e.db != nil {
+		e.countNewUnmapped(p.Unmapped)
 		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: p.Unmapped}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 			e.logger.Warn("Could not record the unmapped usage", "err", err)
 		}
 	}
+}
+
+// countNewUnmapped adds to psa_sync_unmapped_new_total, by kind, the
+// unmapped items of u that the last pass's stored unmapped usage does not
+// have (all of them before the first pass): a new unmapped product that
+// replaces another leaves psa_sync_unmapped as it was, but is new here.
+// The totals are kept in the state database (written only when there are
+// new items), so that a restart continues them.
+func (e *Engine) countNewUnmapped(u Unmapped) {
+	var prev UnmappedReport
+	if _, err := e.db.Snapshot(SnapshotUnmapped, &prev); err != nil {
+		e.logger.Warn("Could not read the last pass's unmapped usage; this pass's new unmapped usage is not counted", "err", err)
+		return
+	}
+	was, is := unmappedKeys(prev.Unmapped), unmappedKeys(u)
+	added := map[string]int{}
+	for kind, keys := range is {
+		for k := range keys {
+			if !was[kind][k] {
+				added[kind]++
+			}
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	e.metrics.addUnmappedNew(added)
+	totals := map[string]int64{}
+	if _, err := e.db.Snapshot(snapshotUnmappedNew, &totals); err != nil {
+		e.logger.Warn("Could not read the count of new unmapped usage; a restart restarts it", "err", err)
+		return
+	}
+	for kind, n := range added {
+		totals[kind] += int64(n)
+	}
+	if err := e.db.PutSnapshot(snapshotUnmappedNew, totals); err != nil {
+		e.logger.Warn("Could not record the count of new unmapped usage; a restart restarts it", "err", err)
+	}
+}
+
+// unmappedKeys returns the unmapped items of u by kind (UnmappedKinds):
+// customers by id, products, and usage with no customer by product.
+func unmappedKeys(u Unmapped) map[string]map[string]bool {
+	out := map[string]map[string]bool{"customer": {}, "product": {}, "unassigned": {}}
+	for _, c := range u.Customers {
+		out["customer"][c.CustomerID] = true
+	}
+	for _, p := range u.Products {
+		out["product"][p.Product] = true
+	}
+	for _, r := range u.Unassigned {
+		out["unassigned"][r.Product] = true
+	}
+	return out
 }
 
 func (e *Engine) setUnmapped(u Unmapped) {
@@ -971,6 +1027,9 @@ const (
 	snapshotHeldSince = "held_since"
 	// SnapshotUnmapped is the UnmappedReport of the last pass.
 	SnapshotUnmapped = "unmapped"
+	// snapshotUnmappedNew maps a kind of unmapped item to the total of
+	// psa_sync_unmapped_new_total.
+	snapshotUnmappedNew = "unmapped_new_total"
 )
 
 // UnmappedReport is the usage the last pass could not bill, as kept in the
@@ -985,8 +1044,10 @@ type UnmappedReport struct {
 
 // RestoreMetrics sets the gauges that describe past passes from the state
 // database: the last run and last success timestamps (of passes that wrote,
-// not dry runs), the unmapped usage of the last pass, and the customers by
-// status and their held lines for the customers doc maps with usage sync on. Call it at start-up, so that a restart does not make the
+// not dry runs), the unmapped usage of the last pass and the count of new
+// unmapped usage (psa_sync_unmapped_new_total, never lowered), and the
+// customers by status and their held lines for the customers doc maps with
+// usage sync on. Call it at start-up, so that a restart does not make the
 // last success look like it never happened. doc may be nil (the customers
 // gauge is then left alone).
 func (e *Engine) RestoreMetrics(doc *export.Document) error {
@@ -1023,6 +1084,11 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	} else if ok {
 		e.setUnmapped(rep.Unmapped)
 	}
+	var totals map[string]int64
+	if _, err := e.db.Snapshot(snapshotUnmappedNew, &totals); err != nil {
+		return fmt.Errorf("daemon: reading the count of new unmapped usage: %w", err)
+	}
+	e.metrics.restoreUnmappedNew(totals)
 	if doc != nil {
 		e.recordCustomers(doc, nil)
 	}

@@ -377,6 +377,52 @@ func TestEngine_Sync_usageSyncOffCustomerListed(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_newUnmappedCounted: psa_sync_unmapped_new_total counts
+// the unmapped items a pass finds that the pass before it did not have. A
+// new unmapped product that replaces another leaves psa_sync_unmapped at 1
+// but counts; the same items again do not; and a restart continues the
+// count from the state database, so that the next new item counts on top
+// of it.
+func TestEngine_Sync_newUnmappedCounted(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	newTotal := func(kind string) float64 { return h.metric(h.m.UnmappedNew[kind]) }
+	want := func(step string, customers, products float64) {
+		t.Helper()
+		if c, p := newTotal("customer"), newTotal("product"); c != customers || p != products {
+			t.Errorf("%s: psa_sync_unmapped_new_total customer %v, product %v; want %v, %v", step, c, p, customers, products)
+		}
+	}
+
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,ZTNA,7")
+	h.sync(PassOptions{})
+	want("first pass", 0, 1)
+	h.sync(PassOptions{})
+	want("same usage", 0, 1)
+
+	// ZTNA's usage ends and XDR appears unmapped: still one unmapped
+	// product, but a new one.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,XDR,3")
+	h.sync(PassOptions{})
+	if got := h.metric(h.m.Unmapped.WithLabelValues("product")); got != 1 {
+		t.Fatalf("psa_sync_unmapped{kind=\"product\"} = %v, want 1", got)
+	}
+	want("product replaced", 0, 2)
+
+	// A restart: new metrics, restored from the state database.
+	h.m = NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	h.m.Requests = h.rt.requests.Load
+	if err := h.engine().RestoreMetrics(h.doc); err != nil {
+		t.Fatal(err)
+	}
+	want("restored", 0, 2)
+	h.sync(PassOptions{})
+	want("same usage after the restart", 0, 2)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,XDR,3", "cust-x,Initech,CIXA-MSP,2")
+	h.sync(PassOptions{})
+	want("new customer after the restart", 1, 2)
+}
+
 func TestEngine_Sync_dryRunAndDisabledWriteNothing(t *testing.T) {
 	t.Parallel()
 	for _, o := range []PassOptions{{DryRun: true}, {WritesDisabled: true}} {

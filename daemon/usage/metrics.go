@@ -45,6 +45,11 @@ type Metrics struct {
 	LinesTotal           *prometheus.CounterVec // outcome
 	Customers            *prometheus.GaugeVec   // status
 	Unmapped             *prometheus.GaugeVec   // kind
+	// UnmappedNew holds psa_sync_unmapped_new_total by kind: the unmapped
+	// items passes found that the pass before each did not have (see
+	// Engine.countNewUnmapped). Its values are the totals kept in the
+	// state database; addUnmappedNew and restoreUnmappedNew set them.
+	UnmappedNew map[string]prometheus.CounterFunc
 	// APIBudgetRemaining has the label endpoint: "" for a budget of the
 	// whole tenant (Autotask), an endpoint template for a PSA that limits
 	// each endpoint (Kaseya BMS).
@@ -61,6 +66,9 @@ type Metrics struct {
 	// PSA so far; a pass records the difference in its run. Package daemon
 	// sets it to the count of its instrumented HTTP transport.
 	Requests func() int64
+
+	// unmappedNew are UnmappedNew's values, by kind.
+	unmappedNew map[string]*atomic.Int64
 
 	// endpoints are the endpoints APIBudgetRemaining has shown, with their
 	// hourly limit (see setEndpointBudgets).
@@ -121,6 +129,18 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "unmapped",
 		Help:      "Usage the last pass could not bill: customers and products without a mapping, and usage rows with no customer (unassigned).",
 	}, []string{"system", "kind"}).MustCurryWith(sys)
+	m.UnmappedNew = make(map[string]prometheus.CounterFunc, len(UnmappedKinds))
+	m.unmappedNew = make(map[string]*atomic.Int64, len(UnmappedKinds))
+	for _, k := range UnmappedKinds {
+		v := new(atomic.Int64)
+		m.unmappedNew[k] = v
+		m.UnmappedNew[k] = f.NewCounterFunc(prometheus.CounterOpts{
+			Namespace:   Namespace,
+			Name:        "unmapped_new_total",
+			Help:        "Unmapped items (customers and products without a mapping, products with usage of no customer) that a pass found and the pass before it had not, by kind; kept across restarts.",
+			ConstLabels: prometheus.Labels{"system": string(system), "kind": k},
+		}, func() float64 { return float64(v.Load()) })
+	}
 	m.APIBudgetRemaining = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "api_budget_remaining",
@@ -271,6 +291,35 @@ func (m *Metrics) setEndpointBudgets(budgets map[string]psa.Budget) {
 	for endpoint, limit := range m.endpoints.limit {
 		if _, ok := budgets[endpoint]; !ok {
 			m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(limit))
+		}
+	}
+}
+
+// addUnmappedNew adds to UnmappedNew the new unmapped items by kind.
+func (m *Metrics) addUnmappedNew(added map[string]int) {
+	if m == nil {
+		return
+	}
+	for k, n := range added {
+		if v := m.unmappedNew[k]; v != nil {
+			v.Add(int64(n))
+		}
+	}
+}
+
+// restoreUnmappedNew sets UnmappedNew to the stored totals, never lower
+// than it is: a counter that went down would read as a restart, and its
+// new value as that many new items.
+func (m *Metrics) restoreUnmappedNew(totals map[string]int64) {
+	if m == nil {
+		return
+	}
+	for k, v := range m.unmappedNew {
+		for {
+			cur := v.Load()
+			if totals[k] <= cur || v.CompareAndSwap(cur, totals[k]) {
+				break
+			}
 		}
 	}
 }
