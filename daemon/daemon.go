@@ -321,7 +321,9 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	pc.Transport = d.metrics.InstrumentRoundTripper(next)
 	d.psaClient = &pc
 
-	db, err := state.OpenConfig(context.Background(), cfg.State.Database(cfg.StateDir))
+	dbcfg := cfg.State.Database(cfg.StateDir)
+	dbcfg.Logger = d.logger
+	db, err := state.OpenConfig(context.Background(), dbcfg)
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}

@@ -6,9 +6,11 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -17,7 +19,13 @@ import (
 // advisory lock held on a connection of its own, chosen over a lease row
 // because the server itself ends it: when the holder's process dies or its
 // connection breaks, PostgreSQL ends the session and frees the lock at
-// once, with no lease duration to wait out and no clocks to trust. The
+// once, with no lease duration to wait out and no clocks to trust. A holder
+// whose host dies, or whose network drops everything, sends no FIN: the
+// server sees the session idle, not ended, and would keep it (and the lock)
+// until its TCP keepalive gave up, 2 h 11 min with Linux defaults. The
+// lock's session therefore gets limits of its own (leaderSessionLimits):
+// the server ends it once it has been idle for a few check intervals, which
+// a live holder, checking the lock every interval, never is. The
 // fencing that a lease's token would give comes from committing every
 // usage intent and every ticket record through that same session (see
 // OpenIntent, CreateTicketIntent, PutTicketRecord): a deposed instance can
@@ -90,6 +98,14 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	if !ok {
 		return nil, conn.Close()
 	}
+	if check <= 0 {
+		check = time.Second
+	}
+	if err := db.limitSession(ctx, conn, leaderSessionLimits(check)); err != nil {
+		unlock(conn)
+		discard(conn)
+		return nil, err
+	}
 	if err := db.recordLeader(ctx, conn, info); err != nil {
 		// An ERROR (a full disk, a statement timeout) leaves the session
 		// usable, and holding the lock: it must end, not go back to the
@@ -99,11 +115,57 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		return nil, err
 	}
 	db.fence = conn
-	if check <= 0 {
-		check = time.Second
-	}
 	go l.watch(check)
 	return l, nil
+}
+
+// sessionSetting is a server setting of one session.
+type sessionSetting struct{ name, value string }
+
+// leaderSessionLimits returns the settings that bound how long the server
+// keeps the lock's session, and with it the lock, once its holder is gone
+// without a word (a dead host, a network that drops everything):
+//   - idle_session_timeout (PostgreSQL 14 and later) ends the session
+//     when no statement came for five check intervals, at least 10 s. The
+//     watch runs a statement every interval, and the intents and ticket
+//     records committed through the session only add to them, so a live
+//     holder's session is never idle that long;
+//   - the TCP keepalives and tcp_user_timeout end it, on every version,
+//     when the holder's host no longer answers at all, within about the
+//     same time. They do not apply to a Unix-domain socket.
+func leaderSessionLimits(check time.Duration) []sessionSetting {
+	bound := max(5*check, 10*time.Second)
+	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(d/time.Second))) }
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	return []sessionSetting{
+		{"idle_session_timeout", ms(bound)},
+		{"tcp_keepalives_idle", secs(bound / 2)},
+		{"tcp_keepalives_interval", secs(bound / 10)},
+		{"tcp_keepalives_count", "3"},
+		{"tcp_user_timeout", ms(bound)},
+	}
+}
+
+// limitSession applies settings to conn's session. A setting the server
+// refuses (one an older version does not know, such as
+// idle_session_timeout before PostgreSQL 14, or a tcp_ setting its
+// platform lacks) is logged at debug and skipped; the others still apply.
+// Any other failure is returned.
+func (db *DB) limitSession(ctx context.Context, conn *sql.Conn, settings []sessionSetting) error {
+	for _, s := range settings {
+		var v string
+		err := conn.QueryRowContext(ctx, `SELECT set_config($1, $2, false)`, s.name, s.value).Scan(&v)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
+			db.logger().Debug("the PostgreSQL server refused a setting of the leadership lock's session; the others apply",
+				"setting", s.name, "value", s.value, "error", pgErr.Message)
+			continue
+		}
+		if err != nil {
+			return db.wrap("setting "+s.name+" on the leadership lock's session", err)
+		}
+	}
+	return nil
 }
 
 // watch checks the lock's connection until it fails or Release.

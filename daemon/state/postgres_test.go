@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,4 +342,168 @@ func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
 		t.Fatalf("Existing open of a psa-syncd database = %v", err)
 	}
 	closeDB(t, db)
+}
+
+// blackhole is a TCP proxy to a PostgreSQL server that, once frozen,
+// forwards nothing more in either direction and keeps its connections to
+// the server open: what the server sees of a client whose host died (power
+// loss, a kernel panic, a node of a Kubernetes cluster gone) or whose
+// network path drops everything. No FIN or RST ever reaches the server.
+type blackhole struct {
+	ln     net.Listener
+	target string
+	frozen atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func newBlackhole(t *testing.T, target string) *blackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &blackhole{ln: ln, target: target}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(c, s)
+			go p.pipe(s, c)
+		}
+	}()
+	return p
+}
+
+// pipe copies from src to dst until frozen; then it reads and drops
+// everything, and never closes the server's side.
+func (p *blackhole) pipe(src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.frozen.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF || p.frozen.Load() {
+				return
+			}
+			_ = dst.Close()
+			return
+		}
+	}
+}
+
+// TestLeadership_silentHolderLosesTheLock: the leadership lock is a
+// session advisory lock, which the server frees only when it ends the
+// session. A holder whose host dies sends no FIN: without limits of its
+// own, the server's session stays, idle, until the server's TCP keepalive
+// gives up on it (Linux defaults: 2 h 11 min), and with it the lock, while
+// no instance syncs. Here the proxy stands for the dead host; a standby
+// must take over within a bound that follows from the lock interval
+// (idle_session_timeout: 10 s here), not the server's TCP settings.
+// (audit-state, finding 3.)
+func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newBlackhole(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	proxy.frozen.Store(true) // a's host dies
+	select {
+	case <-la.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a never noticed that it lost its connection")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb != nil {
+			_ = lb.Release()
+			return
+		}
+		if time.Now().After(deadline) {
+			info, held, _ := b.Leader()
+			t.Fatalf("20 s after the active instance's host went silent (and it gave the leadership up itself), the lock is still held "+
+				"(held = %v, by %v): the server keeps the dead session until its TCP keepalive gives up, and no instance syncs meanwhile", held, info)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestLeadership_refusedSessionSettingSkipped: a session setting the
+// server refuses (as an older PostgreSQL refuses idle_session_timeout) is
+// skipped, and the others still apply; the lock's session gets its limits.
+func TestLeadership_refusedSessionSettingSkipped(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
+	conn, err := a.sql.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer discard(conn)
+	err = a.limitSession(t.Context(), conn, []sessionSetting{{"psa_no_such_setting_anywhere", "1"}, {"idle_session_timeout", "12345"}})
+	if err != nil {
+		t.Fatalf("limitSession with a setting the server does not know = %v; want it skipped", err)
+	}
+	var v string
+	if err := conn.QueryRowContext(t.Context(), `SHOW idle_session_timeout`).Scan(&v); err != nil || v != "12345ms" {
+		t.Errorf("idle_session_timeout after limitSession = %q, %v; want 12345ms", v, err)
+	}
+
+	lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 2*time.Second)
+	if err != nil || lb == nil {
+		t.Fatalf("b.TryLead = %v, %v", lb, err)
+	}
+	defer func() { _ = lb.Release() }()
+	b.fenceMu.Lock()
+	defer b.fenceMu.Unlock()
+	for name, want := range map[string]string{"idle_session_timeout": "10s", "tcp_user_timeout": "10000"} {
+		if err := b.fence.QueryRowContext(t.Context(), `SHOW `+name).Scan(&v); err != nil || v != want {
+			t.Errorf("%s of the leadership lock's session = %q, %v; want %s", name, v, err, want)
+		}
+	}
 }

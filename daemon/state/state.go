@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,6 +101,9 @@ type Config struct {
 	// CheckTimeout bounds SQLite's integrity check at open (PRAGMA
 	// quick_check), which reads the whole file.
 	CheckTimeout time.Duration
+	// Logger receives the package's debug messages (a session setting the
+	// PostgreSQL server refused); nil discards them.
+	Logger *slog.Logger
 	// ReadOnly opens a PostgreSQL database for reading what the active
 	// instance keeps (the ledger, for the billing-impact report) without
 	// changing it: no schema migration, no bbolt import, and every
@@ -332,6 +336,14 @@ func (db *DB) Close() error {
 		return errors.Join(deferred, fmt.Errorf("state: closing %s: %w", db.path, err))
 	}
 	return deferred
+}
+
+// logger returns the logger of Config.Logger, or one that discards.
+func (db *DB) logger() *slog.Logger {
+	if db.cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return db.cfg.Logger
 }
 
 // ctx returns a context bounded by the query timeout.
