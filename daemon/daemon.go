@@ -16,6 +16,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,13 @@ type Options struct {
 	// quantities only the ledger records (Kaseya BMS): for a first start
 	// only, never after losing the database (restore a backup instead).
 	AllowEmptyState bool
+	// AllowRestore confirms that the state database, a copy written by a
+	// backup and restored, may be written to again: the operator checked
+	// what psa-syncd wrote since the backup was taken (for Kaseya BMS, the
+	// lines posted since). New then removes the backup's mark, once.
+	// Without it, passes on such a database write nothing (see
+	// ErrRestoredBackup).
+	AllowRestore bool
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -116,6 +124,7 @@ type Daemon struct {
 	leading         atomic.Bool
 	lead            *state.Leadership
 	allowEmptyState bool
+	allowRestore    bool
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]
@@ -283,6 +292,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		listener:        o.Listener,
 		webConfigFile:   o.WebConfigFile,
 		allowEmptyState: o.AllowEmptyState,
+		allowRestore:    o.AllowRestore,
 		queue:           newSyncQueue(),
 		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
 		httpTimeouts:    defaultHTTPTimeouts,
@@ -333,6 +343,10 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.db = db
+	if err := d.startRestored(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	d.cfg.Store(cfg)
 	d.clients.Store(cl)
 	d.metrics.ConfigReloaded(true, d.now())
@@ -881,12 +895,22 @@ func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Resu
 	if o.Trigger == "" {
 		o.Trigger = usage.TriggerManual
 	}
+	held, err := d.usageWritesHeld(doc)
+	if err != nil {
+		return nil, err
+	}
 	if !o.DryRun && !o.WritesDisabled {
+		if held != nil {
+			return nil, held
+		}
 		if err := d.checkWriteHistory(doc); err != nil {
 			return nil, err
 		}
 	}
 	res, err := e.Sync(ctx, doc, o)
+	if res != nil && res.Plan != nil && held != nil {
+		res.Plan.WritesHeld = held.Error()
+	}
 	if !o.DryRun {
 		d.armSettle(e)
 	}
@@ -932,6 +956,66 @@ func (d *Daemon) checkWriteHistory(doc *export.Document) error {
 		"run once with -state.allow-empty", d.db.Path(), n)
 }
 
+// ErrRestoredBackup matches the refusal of a pass that would write to a
+// state database restored from a backup before an operator confirmed it
+// (Options.AllowRestore, -state.allow-restore).
+var ErrRestoredBackup = errors.New("daemon: the state database is a restored backup")
+
+// restoredError is the refusal of writes on a restored backup; it matches
+// ErrRestoredBackup.
+type restoredError struct {
+	path  string
+	taken time.Time
+}
+
+func (e *restoredError) Is(target error) bool { return target == ErrRestoredBackup }
+
+func (e *restoredError) Error() string {
+	return fmt.Sprintf("daemon: writes are held: the state database %s is a backup taken at %s and restored, so its ledger and ticket "+
+		"records lack what psa-syncd wrote since; a pass would write it again (for Kaseya BMS, a second line for every change posted since). "+
+		"Check the lines posted since that time in the PSA (for Kaseya BMS, post or remove lines so that each contract line matches the restored ledger: "+
+		"psa-syncd ledger), then start psa-syncd once with -state.allow-restore", e.path, e.taken.UTC().Format(time.RFC3339))
+}
+
+// restored returns the refusal of writes when the state database is a
+// restored backup that no operator has confirmed, else nil.
+func (d *Daemon) restored() (*restoredError, error) {
+	taken, ok, err := d.db.RestoredBackup()
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &restoredError{path: d.db.Path(), taken: taken}, nil
+}
+
+// startRestored, at start-up, confirms the restore of a backup when
+// AllowRestore says to (removing the backup's mark), or else logs that
+// writes are held.
+func (d *Daemon) startRestored() error {
+	held, err := d.restored()
+	if err != nil || held == nil {
+		return err
+	}
+	if d.allowRestore {
+		d.logger.Warn("Writing to a state database restored from a backup, as -state.allow-restore says", "database", d.db.Path(),
+			"backup_taken", held.taken.UTC().Format(time.RFC3339))
+		return d.db.ConfirmRestore()
+	}
+	d.logger.Error("The state database is a restored backup: passes write nothing until an operator confirms the restore", "err", held)
+	return nil
+}
+
+// usageWritesHeld returns the refusal of a usage pass's writes while the
+// state database is an unconfirmed restored backup and the PSA's quantities
+// are known only from the ledger (Kaseya BMS) for some customer with usage
+// sync on. Autotask and ConnectWise PSA passes read the quantities from
+// the PSA, so the ledger's gap does not make them write twice.
+func (d *Daemon) usageWritesHeld(doc *export.Document) (*restoredError, error) {
+	if d.cfg.Load().PSA.System != psa.SystemKaseyaBMS || !slices.ContainsFunc(doc.CustomerMappings, func(c export.CustomerMapping) bool { return c.UsageSync }) {
+		return nil, nil
+	}
+	return d.restored()
+}
+
 // LastPlan returns the plan of the last pass since start-up (or of the last
 // plan computed for every customer through the API), limited to one
 // customer when customer is not "". It makes no request: ok is false when
@@ -947,7 +1031,15 @@ func (d *Daemon) Plan(ctx context.Context, o usage.PassOptions) (*usage.Plan, er
 	if doc.Integration != nil && !doc.Integration.Enabled {
 		o.WritesDisabled = true
 	}
-	return e.Plan(ctx, doc, o)
+	held, err := d.usageWritesHeld(doc)
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.Plan(ctx, doc, o)
+	if p != nil && held != nil {
+		p.WritesHeld = held.Error()
+	}
+	return p, err
 }
 
 // Reconcile settles the intents that a crashed or killed pass left open, by

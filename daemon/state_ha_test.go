@@ -458,6 +458,139 @@ func TestDaemon_kaseyaBMSEmptyStateNeedsFlag(t *testing.T) {
 	}
 }
 
+// TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice: the README's restore
+// procedure for an SQLite state database (stop, put the backup in place,
+// start) followed by a pass. With Kaseya BMS the ledger is the only record
+// of a line's units, so the changes posted after the backup was taken are
+// unknown to the restored database, and a pass would post them again: a
+// second line with the same units. The backup is marked as one, and a pass
+// on it writes nothing until the operator confirms the restore
+// (AllowRestore, -state.allow-restore), once; plans and dry runs say why.
+// (audit-state, finding 1.)
+func TestDaemon_kaseyaBMSRestoredBackupPostsNoLineTwice(t *testing.T) {
+	t.Parallel()
+	sim := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS))
+	k := sim.KaseyaBMS()
+	svc := k.AddService("Sophos Intercept X Advanced", 4.5)
+	account := k.AddAccount("Acme")
+	contract := k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme Managed Services"})
+	dir := t.TempDir()
+	doc := export.New(psa.SystemKaseyaBMS, strings.TrimPrefix(sim.URL(), "http://"))
+	doc.Revision = 1
+	doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: fmt.Sprint(svc), SyncEnabled: true})
+	doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-acme", CompanyID: fmt.Sprint(account), ContractID: fmt.Sprint(contract), UsageSync: true})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, dir+"/mappings.json", string(data))
+	usageRow := func(n int) {
+		dtWrite(t, dir+"/usage.csv", fmt.Sprintf("customer_id,product,quantity\ncust-acme,CIXA-MSP,%d\n", n))
+	}
+	user, password, tenant := k.Credentials()
+	dtWrite(t, dir+"/psa-syncd.yml", fmt.Sprintf("export_path: mappings.json\nstate_dir: state\npsa:\n  system: kaseya_bms\n  kaseya_bms:\n"+
+		"    base_url: %q\n    username: %q\n    password: %q\n    tenant: %q\nsource:\n  type: file\n  file:\n    path: usage.csv\n",
+		sim.KaseyaBMSBaseURL(), user, password, tenant))
+	open := func(allow, allowRestore bool) *Daemon {
+		cfg, err := Load(dir+"/psa-syncd.yml", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(cfg, dir+"/psa-syncd.yml", Options{AllowEmptyState: allow, AllowRestore: allowRestore})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	posts := func() int {
+		n := 0
+		for _, r := range sim.Requests() {
+			if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.Path), "/services") {
+				n++
+			}
+		}
+		return n
+	}
+
+	// First start: 25 units posted; the nightly backup is taken.
+	usageRow(25)
+	d := open(true, false)
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if err := d.db.Backup(backup); err != nil {
+		t.Fatal(err)
+	}
+	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
+		t.Fatalf("the live database after a backup: marked = %v, %v; want only the copy marked", marked, err)
+	}
+	// The next day: usage rose to 30, a second line is posted.
+	usageRow(30)
+	if _, err := d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := posts(); n != 2 {
+		t.Fatalf("%d lines posted before the restore, want 2", n)
+	}
+
+	// The disk is lost; the README's restore: stop, remove -wal and -shm,
+	// copy the backup into place, start.
+	db := filepath.Join(dir, "state", "psa-syncd.db")
+	for _, f := range []string{db, db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = open(false, false)
+	res, err := d.SyncOnce(t.Context(), usage.PassOptions{})
+	if n := posts(); n != 2 {
+		t.Errorf("the first pass after restoring the backup posted %d more lines (run %+v, err %v); want none: "+
+			"the 30 units were posted after the backup was taken, and BMS now has the line twice: %+v",
+			n-2, res, err, k.ServiceLines(contract))
+	}
+	if !errors.Is(err, ErrRestoredBackup) || !strings.Contains(err.Error(), "-state.allow-restore") {
+		t.Errorf("SyncOnce on the restored backup = %v; want ErrRestoredBackup naming -state.allow-restore", err)
+	}
+	if res, err := d.SyncOnce(t.Context(), usage.PassOptions{DryRun: true}); err != nil || res.Plan == nil ||
+		!strings.Contains(res.Plan.WritesHeld, "restored") {
+		t.Errorf("a dry run on the restored backup = %+v, %v; want it computed, saying why writes are held", res, err)
+	}
+	if p, err := d.Plan(t.Context(), usage.PassOptions{}); err != nil || !strings.Contains(p.WritesHeld, "restored") {
+		t.Errorf("Plan on the restored backup = %+v, %v; want it computed, saying why writes are held", p, err)
+	}
+	if n := posts(); n != 2 {
+		t.Fatalf("%d lines posted in all, want 2", n)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The operator confirms once; the mark is gone for good.
+	d = open(false, true)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = open(false, false)
+	defer d.Close()
+	if _, marked, err := d.db.RestoredBackup(); marked || err != nil {
+		t.Errorf("after -state.allow-restore: marked = %v, %v; want the mark removed", marked, err)
+	}
+}
+
 // TestDaemon_Run_exitsWhenLeadershipLost: when the connection holding the
 // leadership lock fails, Run stops and returns an error, so that the
 // process exits and a standby takes over.

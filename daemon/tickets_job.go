@@ -73,6 +73,19 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	if doc.Integration != nil && !doc.Integration.Enabled {
 		dryRun = true
 	}
+	// A restored backup's ticket records lack what psa-syncd did since
+	// the backup: a pass would send resolve notes again and take its own
+	// closes for a technician's. Only a dry run goes on.
+	held, err := d.restored()
+	if err != nil {
+		return tickets.Report{}, err
+	}
+	if held != nil {
+		if !dryRun {
+			return tickets.Report{}, held
+		}
+		d.logger.Warn("Ticket dry run on a restored backup: a pass that writes is refused until the restore is confirmed", "err", held)
+	}
 	rep, err := eng.Pass(ctx, ticketCustomers(doc), dryRun)
 	// A pass that read the budget leaves psa_sync_api_budget_remaining
 	// at what it left of it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -481,5 +483,91 @@ func TestDaemon_ticketSyncEnabledGauge(t *testing.T) {
 		if got := gauge(); got != tc.want {
 			t.Errorf("%s: psa_sync_ticket_sync_enabled = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestDaemon_ticketPassRefusedOnRestoredBackup: the ticket records of a
+// restored backup lack what psa-syncd did since the backup (a resolve note
+// sent, a ticket closed), so a ticket pass on it would send the note again
+// or take its own close for a technician's: it writes nothing until the
+// operator confirms the restore, while a dry run still runs. (audit-state,
+// finding 1.)
+func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetup(t, routing, true)
+	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("TicketPass = %+v, %v", rep.Customers, err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if err := d.db.Backup(backup); err != nil {
+		t.Fatal(err)
+	}
+	sop.ResolveAlert(ttAcme, a.ID)
+	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Closed != 1 {
+		t.Fatalf("pass after resolving = %+v, %v", rep.Totals(), err)
+	}
+	cfgPath := d.configPath
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The README's restore: stop, remove -wal and -shm, put the backup in
+	// place, start.
+	db := filepath.Join(filepath.Dir(cfgPath), "state", state.FileName)
+	for _, f := range []string{db + "-wal", db + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := func(allowRestore bool) *Daemon {
+		c, err := Load(cfgPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(c, cfgPath, Options{Registry: prometheus.NewRegistry(), AllowRestore: allowRestore})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d = open(false)
+	before := len(sim.Requests())
+	if _, err := d.TicketPass(t.Context(), false); !errors.Is(err, ErrRestoredBackup) {
+		t.Errorf("TicketPass on a restored backup = %v; want ErrRestoredBackup", err)
+	}
+	d.scheduledTicketPass(t.Context())
+	st, err := d.TicketStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := st[ticketStatusKey("sophos", ttAcme)]; s.Result != "failed" || !strings.Contains(s.Error, "-state.allow-restore") {
+		t.Errorf("Acme's ticket status after a refused pass = %+v; want failed, naming -state.allow-restore", s)
+	}
+	if rep, err := d.TicketPass(t.Context(), true); err != nil || !rep.DryRun {
+		t.Errorf("a dry run on a restored backup = %+v, %v; want it run", rep, err)
+	}
+	for _, r := range sim.Requests()[before:] {
+		if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") {
+			t.Errorf("a %s %s reached the PSA while writes are held", r.Method, r.Path)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = open(true)
+	if _, err := d.TicketPass(t.Context(), false); err != nil {
+		t.Errorf("TicketPass after -state.allow-restore = %v", err)
 	}
 }

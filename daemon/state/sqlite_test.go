@@ -392,6 +392,20 @@ func TestBackup_consistentCopyWhileOpen(t *testing.T) {
 	if r, err := cp.Runs(0); err != nil || len(r) != 0 {
 		t.Errorf("backup runs = %v, %v; want none (taken before the run)", r, err)
 	}
+	// Only the copy is marked as a backup, with the time it was taken,
+	// until its restore is confirmed.
+	if _, marked, err := db.RestoredBackup(); marked || err != nil {
+		t.Errorf("the live database: RestoredBackup = %v, %v; want unmarked", marked, err)
+	}
+	if at, marked, err := cp.RestoredBackup(); !marked || err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+		t.Errorf("the copy: RestoredBackup = %v, %v, %v; want marked, taken now", at, marked, err)
+	}
+	if err := cp.ConfirmRestore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, marked, err := cp.RestoredBackup(); marked || err != nil {
+		t.Errorf("the copy after ConfirmRestore: RestoredBackup = %v, %v; want unmarked", marked, err)
+	}
 }
 
 func TestDialect_placeholders(t *testing.T) {

@@ -447,6 +447,10 @@ type Plan struct {
 	// WritesDisabled is true when the export switches the integration
 	// off: a pass computes and reports these changes but writes none.
 	WritesDisabled bool `json:"writes_disabled,omitempty"`
+	// WritesHeld, when set, says why a pass that writes is refused while
+	// this plan was computed (the state database is a restored backup that
+	// no operator has confirmed yet): set by the daemon, not the engine.
+	WritesHeld string `json:"writes_held,omitempty"`
 }
 
 // Result is the outcome of Sync.

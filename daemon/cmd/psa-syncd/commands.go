@@ -54,6 +54,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
 	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
+	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -919,6 +920,9 @@ func printPlan(w io.Writer, p *usage.Plan, all bool) {
 	}
 	if p.WritesDisabled {
 		fmt.Fprintln(w, "The integration is disabled in the mapping export: a pass writes none of these changes.")
+	}
+	if p.WritesHeld != "" {
+		fmt.Fprintf(w, "A pass that writes is refused: %s\n", p.WritesHeld)
 	}
 	fmt.Fprintln(w)
 	printChanges(w, p, all)

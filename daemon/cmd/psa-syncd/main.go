@@ -152,6 +152,8 @@ type commonFlags struct {
 	command string
 	// allowEmpty is -state.allow-empty, for the commands that have it.
 	allowEmpty bool
+	// allowRestore is -state.allow-restore, for the commands that have it.
+	allowRestore bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -199,6 +201,7 @@ func (c *commonFlags) setup(e *env, reg *prometheus.Registry) (*daemon.Daemon, *
 		Version:         buildVersion(),
 		Getenv:          e.getenv,
 		AllowEmptyState: c.allowEmpty,
+		AllowRestore:    c.allowRestore,
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)
@@ -226,6 +229,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		listenAddress string
 		webConfigFile string
 		allowEmpty    bool
+		allowRestore  bool
 		watch         = daemon.DefaultWatchInterval
 		shutdown      = daemon.DefaultShutdownTimeout
 	)
@@ -237,6 +241,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export for changes: the file's time, size and content, or a conditional GET (If-None-Match) of an S3 object or another psa-syncd. With export_url: self, an export PUT to this psa-syncd takes effect at once, and the poll finds one PUT to another psa-syncd sharing the state database.")
 	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
 	fs.BoolVar(&allowEmpty, "state.allow-empty", false, allowEmptyHelp)
+	fs.BoolVar(&allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -269,6 +274,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		ShutdownTimeout: shutdown,
 		WebConfigFile:   webConfigFile,
 		AllowEmptyState: allowEmpty,
+		AllowRestore:    allowRestore,
 		ListenAddress:   listenAddress,
 	})
 	if err != nil {
@@ -298,6 +304,11 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 const allowEmptyHelp = "Let passes write although the state database holds no ledger while the export maps Kaseya BMS\n" +
 	"customers with usage sync on (whose quantities only the ledger records). Only for the first start;\n" +
 	"after losing the database, restore it from a backup instead, or every line is posted again."
+
+// allowRestoreHelp documents -state.allow-restore of run, sync and tickets.
+const allowRestoreHelp = "Confirm, once, that the state database restored from a backup (psa-syncd backup, GET /api/v1/backup) may be\n" +
+	"written to: until then passes that write are refused, since its ledger and ticket records lack what psa-syncd\n" +
+	"wrote after the backup. First check the lines posted since the backup in Kaseya BMS (psa-syncd ledger)."
 
 // newRegistry returns the daemon's registry with the Go and process
 // collectors; package daemon adds its own metrics and build info.

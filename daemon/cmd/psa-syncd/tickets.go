@@ -35,6 +35,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	cf.register(fs)
 	rf.register(fs, true)
 	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close, annotate or reopen; write nothing to the PSA or the state.")
+	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
