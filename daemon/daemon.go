@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -343,6 +344,9 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.db = db
+	if db.Driver() == state.DriverSQLite {
+		d.removeStaleBackups()
+	}
 	if err := d.startRestored(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -985,6 +989,20 @@ func (d *Daemon) restored() (*restoredError, error) {
 		return nil, err
 	}
 	return &restoredError{path: d.db.Path(), taken: taken}, nil
+}
+
+// removeStaleBackups removes the temporary copies of GET /api/v1/backup
+// (.backup-* next to the SQLite database) that a process stopped during a
+// backup left behind: each is as large as the database.
+func (d *Daemon) removeStaleBackups() {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(d.db.Path()), ".backup-*"))
+	for _, dir := range stale {
+		if err := os.RemoveAll(dir); err != nil {
+			d.logger.Warn("Cannot remove a backup copy left by an earlier psa-syncd", "path", dir, "err", err)
+			continue
+		}
+		d.logger.Info("Removed a backup copy left by an earlier psa-syncd", "path", dir)
+	}
 }
 
 // startRestored, at start-up, confirms the restore of a backup when

@@ -4,8 +4,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 // GET /api/v1/backup extends the server's write timeout, as a fresh plan
@@ -42,5 +48,36 @@ func TestServer_backupOutlastsWriteTimeout(t *testing.T) {
 	}
 	if resp.ContentLength >= 0 && int64(len(body)) != resp.ContentLength {
 		t.Errorf("read %d bytes of %d", len(body), resp.ContentLength)
+	}
+}
+
+// A process stopped during GET /api/v1/backup leaves its temporary copy,
+// as large as the database, in the state directory: the next start removes
+// it. (audit-state, finding 2.)
+func TestServer_staleBackupCopiesRemovedAtStart(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	stale := filepath.Join(filepath.Dir(e.d.db.Path()), ".backup-123")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(stale, state.FileName), "a copy cut short")
+	if err := e.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale backup copy %s after a start: %v; want it removed", stale, err)
+	}
+	if _, err := os.Stat(d.db.Path()); err != nil {
+		t.Errorf("the state database after a start: %v", err)
 	}
 }

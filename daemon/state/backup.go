@@ -7,35 +7,44 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrBackupUnsupported is returned by Backup for a PostgreSQL database.
 var ErrBackupUnsupported = errors.New("state: psa-syncd backup copies SQLite state databases; back a PostgreSQL " +
 	"database up with pg_dump, or with the managed service's backups and point-in-time recovery")
 
+// backupStep is the number of pages Backup copies at a time (1 MiB with
+// SQLite's default page size), holding the database's connection.
+const backupStep = 256
+
 // Backup writes a consistent copy of the SQLite state database to file,
-// which must not exist, while the database stays in use (SQLite's
-// VACUUM INTO: the copy is one transaction's view, compacted). The copy is
-// a state database marked as a backup taken now (RestoredBackup): to
-// restore it, stop psa-syncd and put it in place of FileName (removing
-// FileName's -wal and -shm files). The live database is never marked.
+// which must not exist, while the database stays in use. It copies with
+// SQLite's online backup API, backupStep pages at a time, and gives the
+// database's only connection back between steps, so that state writes
+// (a pass's intents, closes and statuses) wait for one step, not for the
+// whole copy; what they write is carried into the copy, which is the
+// database as it was when the last step ended. The copy is a state
+// database marked as a backup taken now (RestoredBackup): to restore it,
+// stop psa-syncd and put it in place of FileName (removing FileName's -wal
+// and -shm files). The live database is never marked.
 func (db *DB) Backup(file string) error {
 	if db.dialect != dialectSQLite {
 		return ErrBackupUnsupported
 	}
-	// VACUUM INTO accepts an existing empty file; creating it first gives
-	// the copy mode 0600 and refuses to overwrite anything.
+	// Creating the file first gives the copy mode 0600 and refuses to
+	// overwrite anything.
 	if err := writeEmpty(file); err != nil {
 		return fmt.Errorf("state: backup: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), max(db.timeout, 10*time.Minute))
 	defer cancel()
-	if _, err := db.sql.ExecContext(ctx, `VACUUM INTO ?`, file); err != nil {
+	if err := db.copyOnline(ctx, file); err != nil {
 		_ = os.Remove(file)
 		return db.wrap(fmt.Sprintf("writing a backup to %q", file), err)
 	}
-	// The copy is in rollback-journal mode; psa-syncd opens only WAL
-	// databases, so that a restored copy is used as it is.
 	// The mark is written in the copy only: the live database's next
 	// pass must not take itself for a restored backup.
 	cp, err := sql.Open("sqlite", file+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
@@ -49,6 +58,104 @@ func (db *DB) Backup(file string) error {
 	if err != nil {
 		_ = os.Remove(file)
 		return fmt.Errorf("state: backup: switching %q to WAL mode and marking it as a backup: %w", file, err)
+	}
+	return nil
+}
+
+// onlineBackup is what the SQLite driver's connection offers for SQLite's
+// online backup API.
+type onlineBackup interface {
+	NewBackup(dstURI string) (*sqlite.Backup, error)
+}
+
+// copyOnline copies the database into file with SQLite's online backup
+// API, in steps. Each step, and the end, takes the database's connection
+// from the pool (the backup belongs to it) and gives it back, so that
+// other statements run between steps. Should the pool have replaced the
+// connection (it closes one only at Close, which waits for the copy, or
+// after a driver error), the copy stops and the unfinished backup is left
+// to the closed connection.
+func (db *DB) copyOnline(ctx context.Context, file string) (err error) {
+	db.backupMu.RLock()
+	defer db.backupMu.RUnlock()
+	var (
+		b     *sqlite.Backup
+		src   any
+		pause time.Duration
+	)
+	// withBackup runs fn on the backup's connection.
+	withBackup := func(ctx context.Context, fn func() error) error {
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Raw(func(dc any) error {
+			switch {
+			case b == nil:
+				ob, ok := dc.(onlineBackup)
+				if !ok {
+					return fmt.Errorf("the SQLite driver's connection (%T) offers no online backup", dc)
+				}
+				nb, err := ob.NewBackup(file)
+				if err != nil {
+					return err
+				}
+				b, src = nb, dc
+			case dc != src:
+				b = nil
+				return errors.New("the database's connection was replaced during the backup")
+			}
+			return fn()
+		})
+	}
+	defer func() {
+		if b == nil {
+			return
+		}
+		// Ending the backup needs its connection too, also when ctx ran
+		// out.
+		fctx, cancel := context.WithTimeout(context.Background(), db.timeout)
+		defer cancel()
+		ferr := withBackup(fctx, func() error {
+			ferr := b.Finish()
+			b = nil
+			return ferr
+		})
+		if err == nil {
+			err = ferr
+		}
+	}()
+	for more, first := true, true; more; first = false {
+		if !first {
+			// The statements waiting for the connection take it now:
+			// pausing as long as the last step took lets each of them
+			// run (database/sql hands a released connection to a
+			// waiter), a step at a time, at most half the time.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(pause):
+			}
+		}
+		start := time.Now()
+		err := withBackup(ctx, func() error {
+			var err error
+			more, err = b.Step(backupStep)
+			return err
+		})
+		pause = min(max(time.Since(start), time.Millisecond), 50*time.Millisecond)
+		var se *sqlite.Error
+		if errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED) {
+			// A lock another statement holds for the moment: SQLite
+			// says to step again later.
+			more = true
+			pause = 10 * time.Millisecond
+			continue
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

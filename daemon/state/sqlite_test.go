@@ -408,6 +408,76 @@ func TestBackup_consistentCopyWhileOpen(t *testing.T) {
 	}
 }
 
+// TestBackup_doesNotFailWrites: the SQLite database has one connection;
+// a backup that held it for the whole copy made every state write wait,
+// and fail once its query timeout ran out: a GET /api/v1/backup of a large
+// database while a pass writes failed the pass's intents and its deferred
+// closes. Backup copies in steps and gives the connection back between
+// them. Here the query timeout is a fifth of the time a copy takes,
+// standing for a database whose copy outlasts state.query_timeout (30 s).
+// (audit-state, finding 2.)
+func TestBackup_doesNotFailWrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Some 48 MB of stored exports: they are kept for ever.
+	if _, err := db.sql.Exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 48)
+		INSERT INTO export_versions (revision, digest, size, at, source, body) SELECT i, 'd', 1048576, NULL, '', randomblob(1048576) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := db.Backup(filepath.Join(t.TempDir(), "first.db")); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	closeDB(t, db)
+
+	db, err = OpenConfig(context.Background(), Config{Path: dir, QueryTimeout: max(took/5, 5*time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	done := make(chan error, 1)
+	go func() { done <- db.Backup(backup) }()
+	// Wait until the copy is being written.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if fi, err := os.Stat(backup); err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backup never started writing")
+		}
+	}
+	_, openErr := db.OpenIntent(testIntent())
+	if err := <-done; err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if openErr != nil {
+		t.Errorf("OpenIntent while a backup (%v long) runs: %v; want the intent recorded: a backup must not fail a pass's writes", took, openErr)
+	}
+	cp, err := Open(backup)
+	if err != nil {
+		t.Fatalf("opening the backup: %v", err)
+	}
+	defer closeDB(t, cp)
+	if n, err := cp.sql.Query(`SELECT 1 FROM export_versions`); err != nil {
+		t.Errorf("reading the backup: %v", err)
+	} else {
+		rows := 0
+		for n.Next() {
+			rows++
+		}
+		_ = n.Close()
+		if rows != 48 {
+			t.Errorf("the backup holds %d stored exports, want 48", rows)
+		}
+	}
+}
+
 func TestDialect_placeholders(t *testing.T) {
 	t.Parallel()
 	pg := &DB{dialect: dialectPostgres}

@@ -178,6 +178,10 @@ type DB struct {
 	fenceMu sync.Mutex
 	fence   *sql.Conn
 
+	// backupMu is read-held by Backup's copy, whose steps use the SQLite
+	// connection between its uses by others: Close waits for it.
+	backupMu sync.RWMutex
+
 	// group turns concurrent intent and status writes into group commits.
 	group committer
 	// writes are the statements of intent writes, which the committer
@@ -332,6 +336,8 @@ func (db *DB) Close() error {
 		db.fence = nil
 	}
 	db.fenceMu.Unlock()
+	db.backupMu.Lock()
+	defer db.backupMu.Unlock()
 	if err := db.sql.Close(); err != nil {
 		return errors.Join(deferred, fmt.Errorf("state: closing %s: %w", db.path, err))
 	}
