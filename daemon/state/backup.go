@@ -89,7 +89,7 @@ func (db *DB) copyOnline(ctx context.Context, file string) (err error) {
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }() // gives the connection back to the pool
 		return conn.Raw(func(dc any) error {
 			switch {
 			case b == nil:
