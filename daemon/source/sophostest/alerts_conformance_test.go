@@ -90,7 +90,7 @@ func getTenant(t *testing.T, sim *sophostest.Server, token, tenant, path string)
 	if tenant != "" {
 		req.Header.Set("X-Tenant-ID", tenant)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -238,7 +238,7 @@ func get(t *testing.T, sim *sophostest.Server, token, path string, wantStatus in
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-Partner-ID", sim.PartnerID())
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,13 @@ type result struct {
 	body   map[string]any
 }
 
+// testClient has a transport of its own: the tests run in parallel, and
+// each simulator's Close closes http.DefaultTransport's idle connections,
+// which failed another test's DELETE or POST that had just taken one of
+// them ("transport connection broken: http: CloseIdleConnections called";
+// such requests are not retried).
+var testClient = &http.Client{Transport: &http.Transport{}}
+
 func do(t *testing.T, method, u string, header map[string]string, body io.Reader) result {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, u, body)
@@ -32,7 +39,7 @@ func do(t *testing.T, method, u string, header map[string]string, body io.Reader
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}
