@@ -313,8 +313,9 @@ type Describer interface {
 // BulkReader is implemented by a Backend that reads many objects by id in a
 // few requests (Autotask: an "in" filter of up to 500 ids per query). The
 // result holds the objects that exist, keyed by id; an id that does not exist,
-// or is not a valid id for the PSA, is absent, and GetService, GetCompany or
-// GetContract tells why. Callers with a single id use those.
+// is not a valid id for the PSA, or whose record in the answer cannot be read,
+// is absent, and GetService, GetCompany or GetContract tells why. Callers with
+// a single id use those.
 type BulkReader interface {
 	GetServices(ctx context.Context, ids []string) (map[string]*Service, error)
 	GetCompanies(ctx context.Context, ids []string) (map[string]*Company, error)

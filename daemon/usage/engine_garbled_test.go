@@ -191,6 +191,45 @@ func TestEngineConnectWise_Sync_oneUnreadableAgreementStatusFailsOnlyItsCustomer
 	h.wantUnits(h.contractA, h.svcIntercept, 42)
 }
 
+// The contract check's bulk read of the agreements whose answer holds one
+// agreement record that cannot be read (a field of the wrong type) fails
+// no customer of the read for it: the others are checked from the answer,
+// and that agreement is read alone, which here answers soundly.
+func TestEngineConnectWise_Sync_contractCheckReadsAnUnreadableAgreementAlone(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `[{"id": ` + h.contractA + `, "name": "Acme Managed Services", "agreementStatus": "Active", "cancelledFlag": "no"},` +
+		`{"id": ` + h.contractB + `, "name": "Globex Managed Services", "agreementStatus": "Active", "cancelledFlag": false}]`
+	// The first read of the agreements is the contract check's.
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements", Status: http.StatusOK, Body: body, Times: 1})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("run = %+v, want success", res.Run)
+	}
+	for _, c := range []string{"cust-a", "cust-b"} {
+		if st := h.status(c); st.Result != state.CustomerSucceeded {
+			t.Errorf("%s = %s (%q), want succeeded: one agreement's record failed the contract check's whole read", c, st.Result, st.Error)
+		}
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	alone := 0
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodGet && r.Path == base.Path+"finance/agreements/"+h.contractA {
+			alone++
+		}
+	}
+	if alone != 1 {
+		t.Errorf("agreement %s was read alone %d times, want once", h.contractA, alone)
+	}
+}
+
 // What concerns ConnectWise as a whole (here the credentials, refused on one
 // agreement's request) still fails the whole read, and so every customer
 // of it; each customer's error says that the batch read failed, and names

@@ -2,6 +2,7 @@ package connectwise
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -41,13 +42,29 @@ func (b *Backend) GetCompanies(ctx context.Context, ids []string) (map[string]*p
 	return out, nil
 }
 
-// GetContracts returns the agreements with the given ids that exist.
+// GetContracts returns the agreements with the given ids that exist. An
+// agreement whose record in the answer cannot be read (a field of the
+// wrong type) is left out, as psa.BulkReader allows: the caller reads it
+// alone (GetContract), which fails that agreement only, not every one of
+// the read.
 func (b *Backend) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
-	list, err := bulkGet(ctx, ids, b.client.Agreements.List)
+	list, err := bulkGet(ctx, ids, b.readableAgreements)
 	if err != nil {
 		return nil, err
 	}
 	return contractMap(list), nil
+}
+
+// readableAgreements lists agreements as Agreements.List does, but returns
+// those it could read without an error when the only problem of the answer
+// is agreements it could not read (*UnreadableAgreementsError).
+func (b *Backend) readableAgreements(ctx context.Context, o *ListOptions) ([]*Agreement, *Response, error) {
+	list, resp, err := b.client.Agreements.List(ctx, o)
+	var unreadable *UnreadableAgreementsError
+	if errors.As(err, &unreadable) {
+		return list, resp, nil
+	}
+	return list, resp, err
 }
 
 // ListContracts returns every active agreement of the tenant, keyed by id:
