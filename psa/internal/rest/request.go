@@ -21,8 +21,17 @@ type TransportError struct {
 }
 
 // NewTransportError wraps an error of http.Client.Do, setting NotSent when
-// dialing failed.
+// dialing failed. It redacts, in place, the URL that http.Client.Do's
+// *url.Error quotes, as RedactURL does: its query may hold search filters
+// or customer names, which error messages and logs do not show.
 func NewTransportError(err error) *TransportError {
+	if ue, ok := err.(*url.Error); ok {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			ue.URL = RedactURL(u)
+		} else {
+			ue.URL = ""
+		}
+	}
 	return &TransportError{Err: err, NotSent: notSent(err)}
 }
 

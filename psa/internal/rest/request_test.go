@@ -50,6 +50,27 @@ func TestNewTransportError_sent(t *testing.T) {
 	}
 }
 
+func TestNewTransportError_redactsURL(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, addr+"/v4_6_release/apis/3.0/company/companies?conditions=name%3D%22Acme+Ltd%22", nil)
+	_, err := http.DefaultClient.Do(req)
+	te := NewTransportError(err)
+	if msg := te.Error(); strings.Contains(msg, "Acme") || strings.Contains(msg, "conditions") || !strings.Contains(msg, addr+"/v4_6_release/apis/3.0/company/companies") {
+		t.Errorf("TransportError = %q, want the URL without its query", msg)
+	}
+	if !te.NotSent {
+		t.Errorf("NotSent = false after redaction, want true for a refused connection")
+	}
+	var ue *url.Error
+	if !errors.As(te, &ue) || ue.Op != "Get" {
+		t.Errorf("errors.As(TransportError, *url.Error) = %v, want the Get error", ue)
+	}
+}
+
 func TestRedactURL(t *testing.T) {
 	t.Parallel()
 	u, _ := url.Parse("https://user:pass@api.example.com/v2/crm/accounts?name=Acme+Ltd&page=2#frag")
