@@ -28,6 +28,12 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
+// testClient has a transport of its own: the tests run in parallel, and
+// every httptest.Server's Close closes http.DefaultTransport's idle
+// connections, which can break another test's POST that had just taken one
+// of them (such requests are not retried).
+var testClient = &http.Client{Transport: &http.Transport{}}
+
 // dtEnv is a daemon wired to an Autotask simulator and a usage file, with
 // everything in a temporary directory. (Helpers in this file and in
 // server_test.go carry a dt prefix to stay apart from the engine tests'.)

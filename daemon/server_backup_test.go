@@ -37,7 +37,7 @@ func TestServer_backupOutlastsWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET /api/v1/backup: %v (the write timeout cut the answer)", err)
 	}

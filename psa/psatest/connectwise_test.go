@@ -59,7 +59,7 @@ func cwSend(t *testing.T, s *Server, method, path, body string, hdr map[string]s
 			req.Header.Set(k, v)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,12 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
+// testClient has a transport of its own: the tests run in parallel, and
+// every httptest.Server's Close closes http.DefaultTransport's idle
+// connections, which can break another test's POST that had just taken one
+// of them (such requests are not retried).
+var testClient = &http.Client{Transport: &http.Transport{}}
+
 // bmsCall sends a request to the simulator and decodes the JSON answer.
 func bmsCall(t *testing.T, srv *psatest.Server, method, path, token string, body string, ct string) (int, map[string]any) {
 	t.Helper()
@@ -33,7 +39,7 @@ func bmsCall(t *testing.T, srv *psatest.Server, method, path, token string, body
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,12 @@ import (
 	"time"
 )
 
+// testClient has a transport of its own: the tests run in parallel, and
+// every httptest.Server's Close closes http.DefaultTransport's idle
+// connections, which can break another test's POST that had just taken one
+// of them (such requests are not retried).
+var testClient = &http.Client{Transport: &http.Transport{}}
+
 // testNow is the fixed clock most tests use: mid-November 2026.
 var testNow = time.Date(2026, time.November, 15, 10, 30, 0, 0, time.UTC)
 
@@ -101,7 +107,7 @@ func trySend(s *Server, method, path, body string, h http.Header) (response, err
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		return response{}, err
 	}
@@ -370,7 +376,7 @@ func TestServer_Handler(t *testing.T) {
 	other := httptest.NewServer(s.Handler())
 	defer other.Close()
 	req, _ := http.NewRequest(http.MethodGet, other.URL+"/atservicesrest/v1.0/zoneInformation?user=api@msp.example", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

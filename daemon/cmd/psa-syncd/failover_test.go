@@ -328,7 +328,7 @@ func (p *syncdProc) post(t *testing.T, path, token string, want int) string {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, p.base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,12 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
+// testClient has a transport of its own: the tests run in parallel, and
+// every httptest.Server's Close closes http.DefaultTransport's idle
+// connections, which can break another test's POST that had just taken one
+// of them (such requests are not retried).
+var testClient = &http.Client{Transport: &http.Transport{}}
+
 // binary is psa-syncd built by TestMain, for the tests that need a process
 // of their own (signals, SIGKILL).
 var binary string
@@ -682,7 +688,7 @@ func TestRun_daemonSignals(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/sync", strings.NewReader(`{"customer": "cust-globex"}`))
 	req.Header.Set("Authorization", "Bearer test-token")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

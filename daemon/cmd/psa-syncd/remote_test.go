@@ -183,7 +183,7 @@ func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
 	}
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
 	req.Header.Set("If-None-Match", "*")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
