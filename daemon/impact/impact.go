@@ -91,6 +91,9 @@ type Totals struct {
 	// holds for review: they keep their units, which MonthlyDelta counts,
 	// until the change is released.
 	Held int `json:"held"`
+	// HeldApprovable counts the held lines that `psa-syncd sync
+	// --approve` releases (Held.Approvable).
+	HeldApprovable int `json:"held_approvable"`
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
@@ -153,8 +156,14 @@ type Held struct {
 	// Approvable is true for a change the decrease guard holds
 	// (policies.max_decrease_percent), which `psa-syncd sync --approve`
 	// releases; false for one held because the line's units change again
-	// later in the billing month, which no pass writes.
+	// later in the billing month, or because its billing period is
+	// already posted, or psa-syncd changed it from a later date, which no
+	// pass writes.
 	Approvable bool `json:"approvable"`
+	// Hold says why the line is held, as the plan's JSON does:
+	// "approval", "stale_approval", "posted", "later_change" or
+	// "later_write".
+	Hold string `json:"hold"`
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
 	MonthlyDelta *float64 `json:"monthly_delta"`
@@ -297,6 +306,9 @@ func total(lines []Line) Totals {
 	for _, l := range lines {
 		if l.ProposedHeld != nil {
 			t.Held++
+			if l.ProposedHeld.Approvable {
+				t.HeldApprovable++
+			}
 			t.HeldMoved = t.HeldMoved || l.heldMoved
 		}
 	}
@@ -586,7 +598,7 @@ func (c *compare) quantity(synced bool, ch usage.Change, now *int64) (*int64, *H
 	case ch.Action == usage.ActionFailed || !c.usageKnown:
 		return nil, nil
 	case ch.Action == usage.ActionHeld:
-		return ptr(ch.Current), &Held{Units: ch.Desired, Approvable: ch.Approvable()}
+		return ptr(ch.Current), &Held{Units: ch.Desired, Approvable: ch.Approvable(), Hold: ch.Hold()}
 	}
 	return ptr(ch.Desired), nil
 }
@@ -760,8 +772,20 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 // heldText says that a line is held for review at units, what releases it
 // and, with withDelta, the line's monthly delta then.
 func heldText(h *Held, units int64, withDelta bool) string {
+	var why string
+	switch h.Hold {
+	case usage.HoldPosted:
+		why = "its billing period at the effective date is already approved and posted (invoiced)"
+	case usage.HoldLaterWrite:
+		why = "psa-syncd already changed it from a later date"
+	case usage.HoldLaterChange:
+		why = "its units change again later in the billing month"
+	}
 	if !h.Approvable {
-		return fmt.Sprintf("held for review: stays at %d, since its units change again later in the billing month (no pass sets %d, not even `sync --approve`)", units, h.Units)
+		if why == "" {
+			why = "its units change again later in the billing month"
+		}
+		return fmt.Sprintf("held for review: stays at %d, since %s (no pass sets %d, not even `sync --approve`)", units, why, h.Units)
 	}
 	s := fmt.Sprintf("held for review (decrease guard): stays at %d until `psa-syncd sync --approve`, which sets %d", units, h.Units)
 	if withDelta && h.MonthlyDelta != nil {

@@ -69,9 +69,17 @@ func (r *Report) summary() string {
 		parts = append(parts, s)
 	}
 	if r.Totals.Held > 0 {
-		s := plural(r.Totals.Held, "line is", "lines are") + " held for review and keep their current units, as the amounts count them, until `psa-syncd sync --approve`"
+		s := plural(r.Totals.Held, "line is", "lines are") + " held for review and keep their current units, as the amounts count them, "
 		if r.Totals.Held == 1 {
-			s = "1 line is held for review and keeps its current units, as the amounts count them, until `psa-syncd sync --approve`"
+			s = "1 line is held for review and keeps its current units, as the amounts count them, "
+		}
+		switch {
+		case r.Totals.HeldApprovable == r.Totals.Held:
+			s += "until `psa-syncd sync --approve`"
+		case r.Totals.HeldApprovable == 0:
+			s += "and no `psa-syncd sync --approve` releases " + map[bool]string{true: "it", false: "them"}[r.Totals.Held == 1] + " (each line says why)"
+		default:
+			s += fmt.Sprintf("%d of them until `psa-syncd sync --approve`; no approval releases the others (each line says why)", r.Totals.HeldApprovable)
 		}
 		if r.Totals.HeldMoved {
 			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"

@@ -1,6 +1,12 @@
 package impact
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
 
 // TestRound2 rounds amounts to cents as a person would, halves away from
 // zero, also where the binary product lies just under the half.
@@ -12,6 +18,53 @@ func TestRound2(t *testing.T) {
 	} {
 		if got := round2(tt.in); got != tt.want {
 			t.Errorf("round2(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestHeldText_says why a line is held: a line held because its billing
+// period is posted, or because psa-syncd wrote it from a later date, is not
+// held because its units change later in the month, and the summary does
+// not promise that `sync --approve` releases lines no approval releases.
+func TestHeldText_saysWhy(t *testing.T) {
+	t.Parallel()
+	c := &compare{usageKnown: true}
+	for _, tt := range []struct {
+		hold, want string
+		approvable bool
+	}{
+		{"", "until `psa-syncd sync --approve`, which sets 3", true},
+		{"stale_approval", "until `psa-syncd sync --approve`, which sets 3", true},
+		{"posted", "already approved and posted (invoiced)", false},
+		{"later_write", "psa-syncd already changed it from a later date", false},
+		{"later_change", "its units change again later in the billing month", false},
+	} {
+		var ch usage.Change
+		js := `{"action":"held","current":28,"desired":3,"hold":"` + tt.hold + `"}`
+		if err := json.Unmarshal([]byte(js), &ch); err != nil {
+			t.Fatal(err)
+		}
+		now := int64(28)
+		q, h := c.quantity(true, ch, &now)
+		if q == nil || *q != 28 || h == nil {
+			t.Fatalf("quantity(%s) = %v, %+v, want 28 and a hold", js, q, h)
+		}
+		if got := heldText(h, *q, false); !strings.Contains(got, tt.want) || h.Approvable != tt.approvable {
+			t.Errorf("hold %q: heldText = %q (approvable %v), want it to say %q (approvable %v)", tt.hold, got, h.Approvable, tt.want, tt.approvable)
+		}
+	}
+	for _, tt := range []struct {
+		held, approvable int
+		want, not        string
+	}{
+		{2, 2, "until `psa-syncd sync --approve`", "no approval"},
+		{1, 0, "no `psa-syncd sync --approve` releases it", "until `psa-syncd"},
+		{3, 1, "1 of them until `psa-syncd sync --approve`; no approval releases the others", ""},
+	} {
+		r := &Report{Totals: Totals{Held: tt.held, HeldApprovable: tt.approvable}}
+		got := r.summary()
+		if !strings.Contains(got, tt.want) || (tt.not != "" && strings.Contains(got, tt.not)) {
+			t.Errorf("summary with %d held, %d approvable = %q, want %q and not %q", tt.held, tt.approvable, got, tt.want, tt.not)
 		}
 	}
 }
