@@ -39,6 +39,10 @@ type TicketPassView struct {
 	// policies.budget_reserve: the pass stopped writing, and the rest
 	// (each customer's deferred, with a notice) is done by a later pass.
 	BudgetLimited bool `json:"budget_limited"`
+	// WritesHeld, on a dry run, says why a ticket pass that writes is
+	// refused: the state database is a restored backup not confirmed with
+	// -state.allow-restore.
+	WritesHeld string `json:"writes_held,omitempty"`
 }
 
 // TicketCustomerView is one customer of a ticket pass (see
@@ -75,7 +79,7 @@ type TicketCustomerView struct {
 // the report is one too (the export switched the integration off).
 func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 	v := TicketPassView{DryRun: dryRun || rep.DryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited,
-		BudgetLimited: rep.BudgetLimited}
+		BudgetLimited: rep.BudgetLimited, WritesHeld: rep.WritesHeld}
 	for _, c := range rep.Customers {
 		cv := TicketCustomerView{
 			Source: c.Customer.Source, CustomerID: c.Customer.CustomerID, CustomerName: c.Customer.CustomerName,
@@ -95,7 +99,7 @@ func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 // Report returns the report v shows, each customer's error as an error
 // with its text.
 func (v TicketPassView) Report() tickets.Report {
-	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited, BudgetLimited: v.BudgetLimited}
+	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited, BudgetLimited: v.BudgetLimited, WritesHeld: v.WritesHeld}
 	for _, c := range v.Customers {
 		cr := tickets.CustomerReport{
 			Customer: tickets.Customer{Source: c.Source, CustomerID: c.CustomerID, CustomerName: c.CustomerName, CompanyID: c.CompanyID, ContractID: c.ContractID},

@@ -87,6 +87,9 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 		d.logger.Warn("Ticket dry run on a restored backup: a pass that writes is refused until the restore is confirmed", "err", held)
 	}
 	rep, err := eng.Pass(ctx, ticketCustomers(doc), dryRun)
+	if held != nil {
+		rep.WritesHeld = held.Error()
+	}
 	// A pass that read the budget leaves psa_sync_api_budget_remaining
 	// at what it left of it.
 	budget.Record()

@@ -555,8 +555,10 @@ func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 	if s := st[ticketStatusKey("sophos", ttAcme)]; s.Result != "failed" || !strings.Contains(s.Error, "-state.allow-restore") {
 		t.Errorf("Acme's ticket status after a refused pass = %+v; want failed, naming -state.allow-restore", s)
 	}
-	if rep, err := d.TicketPass(t.Context(), true); err != nil || !rep.DryRun {
-		t.Errorf("a dry run on a restored backup = %+v, %v; want it run", rep, err)
+	if rep, err := d.TicketPass(t.Context(), true); err != nil || !rep.DryRun || !strings.Contains(rep.WritesHeld, "-state.allow-restore") {
+		t.Errorf("a dry run on a restored backup = %+v, %v; want it run, saying why writes are held", rep, err)
+	} else if v := NewTicketPassView(rep, true); v.WritesHeld != rep.WritesHeld || v.Report().WritesHeld != rep.WritesHeld {
+		t.Errorf("the API view of the dry run says writes_held %q (back: %q), want %q", v.WritesHeld, v.Report().WritesHeld, rep.WritesHeld)
 	}
 	for _, r := range sim.Requests()[before:] {
 		if r.Method != http.MethodGet && !strings.HasSuffix(r.Path, "/query") {
@@ -567,7 +569,7 @@ func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	d = open(true)
-	if _, err := d.TicketPass(t.Context(), false); err != nil {
-		t.Errorf("TicketPass after -state.allow-restore = %v", err)
+	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.WritesHeld != "" {
+		t.Errorf("TicketPass after -state.allow-restore = %v (writes held %q)", err, rep.WritesHeld)
 	}
 }

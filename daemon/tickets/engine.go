@@ -224,6 +224,9 @@ type Report struct {
 	// is done by a later pass. It fails no customer; the notices of those
 	// with writes left say so.
 	BudgetLimited bool
+	// WritesHeld, set by the caller on a dry run, says why a pass that
+	// writes would be refused (a restored backup not yet confirmed).
+	WritesHeld string
 }
 
 // Totals adds up the customers' counts.

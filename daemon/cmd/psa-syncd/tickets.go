@@ -170,6 +170,9 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 	if rep.BudgetLimited {
 		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.budget_reserve: the pass stopped writing; the rest (deferred) is done by a later pass")
 	}
+	if rep.WritesHeld != "" {
+		fmt.Fprintf(w, "A pass that writes is refused: %s\n", rep.WritesHeld)
+	}
 }
 
 func customerName(c tickets.Customer) string {

@@ -154,7 +154,7 @@ func TestPrintTickets_wouldReopen(t *testing.T) {
 	rep := tickets.Report{DryRun: true, Customers: []tickets.CustomerReport{{
 		Customer:    tickets.Customer{Source: "sophos", CustomerID: ticketsAcme, CustomerName: "Acme"},
 		WouldCreate: []string{"sc:alert-1"}, WouldReopen: []string{"7002"},
-	}}}
+	}}, WritesHeld: "the state database is a restored backup: confirm with -state.allow-restore"}
 	var b strings.Builder
 	printTickets(&b, rep, true)
 	out := b.String()
@@ -163,6 +163,7 @@ func TestPrintTickets_wouldReopen(t *testing.T) {
 		regexp.MustCompile(`\nAcme \(` + ticketsAcme + `\) +1 +0 +0 +1 +-\n`),
 		regexp.MustCompile(`\n +reopen +ticket 7002 \(alert raised again\)`),
 		regexp.MustCompile(`would create 1 tickets and close 0; would reopen 1 \(alerts raised again\)\n`),
+		regexp.MustCompile(`\nA pass that writes is refused: the state database is a restored backup: confirm with -state.allow-restore\n`),
 	} {
 		if !want.MatchString(out) {
 			t.Errorf("dry run table does not match %s:\n%s", want, out)
