@@ -10,6 +10,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -139,14 +140,15 @@ type page struct {
 	// CanSignIn is false when no API token is configured.
 	CanSignIn bool
 	CSRF      string
-	Path      string
-	Message   string
-	Error     string
-	Refresh   int
-	Now       time.Time
-	NextRun   time.Time
-	Ready     bool
-	Revision  int64
+	// Path is the page's path and query, where its forms return to.
+	Path     string
+	Message  string
+	Error    string
+	Refresh  int
+	Now      time.Time
+	NextRun  time.Time
+	Ready    bool
+	Revision int64
 	// Standby is true on a standby (PostgreSQL: another psa-syncd holds
 	// the leadership lock), which runs no pass; ActiveInstance names the
 	// active instance then, as /-/ready does.
@@ -167,7 +169,7 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	p := &page{
 		Title: title, System: string(cfg.PSA.System), Version: d.version,
 		CanSignIn: cfg.Web.APIToken != "", SignedIn: d.signedIn(r),
-		Path: r.URL.EscapedPath(), Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
+		Path: r.URL.RequestURI(), Now: d.now(), NextRun: d.NextRun(), Ready: d.Ready(),
 	}
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision
@@ -412,6 +414,10 @@ func (d *Daemon) uiAction(auth bool, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 		if err := r.ParseForm(); err != nil {
+			if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+				http.Error(w, fmt.Sprintf("Request Entity Too Large: a status page form holds at most %d bytes.", maxFormBody), http.StatusRequestEntityTooLarge)
+				return
+			}
 			http.Error(w, "Bad form: "+err.Error(), http.StatusBadRequest)
 			return
 		}

@@ -379,6 +379,36 @@ func TestStatusPage_formsReturnToCustomerPage(t *testing.T) {
 	}
 }
 
+// TestStatusPage_signInKeepsTheFilter: signing in on a filtered list
+// returns to that list, not to every customer; a form past the size limit
+// is told so (413), not called bad.
+func TestStatusPage_signInKeepsTheFilter(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	body := c.do(http.MethodGet, "/?filter=failed&msg=x&sig=y", nil).Body.String()
+	m := csrfField.FindStringSubmatch(body)
+	next := regexp.MustCompile(`name="next" value="([^"]*)"`).FindStringSubmatch(body)
+	if m == nil || next == nil {
+		t.Fatalf("no sign-in form on the filtered list:\n%s", body)
+	}
+	rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {html.UnescapeString(next[1])}})
+	loc, err := url.Parse(rec.Header().Get("Location"))
+	if err != nil || rec.Code != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d, Location %q", rec.Code, rec.Header().Get("Location"))
+	}
+	if loc.Path != "/" || loc.Query().Get("filter") != "failed" || loc.Query().Get("sig") == "y" {
+		t.Errorf("signing in on /?filter=failed returns to %s, want the same filter (and no stale message)", loc)
+	}
+	big := url.Values{"csrf": {m[1]}, "next": {"/"}, "pad": {strings.Repeat("x", maxFormBody)}}
+	if rec := c.do(http.MethodPost, "/ui/sync", big); rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "at most") {
+		t.Errorf("a form over %d bytes = %d %q, want 413 naming the limit", maxFormBody, rec.Code, rec.Body)
+	}
+}
+
 // TestStatusPage_staticServesOnlyAssets: /static/ serves the page's
 // assets, not the page templates embedded next to them (pages of template
 // source without the page's Content-Security-Policy), and lists nothing.
