@@ -101,6 +101,11 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	if check <= 0 {
 		check = time.Second
 	}
+	if err := db.checkNotNewer(ctx, conn); err != nil {
+		unlock(conn)
+		discard(conn)
+		return nil, err
+	}
 	if err := db.limitSession(ctx, conn, leaderSessionLimits(check)); err != nil {
 		unlock(conn)
 		discard(conn)
@@ -117,6 +122,23 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	db.fence = conn
 	go l.watch(check)
 	return l, nil
+}
+
+// checkNotNewer refuses the leadership, on the session that holds its lock,
+// when a newer psa-syncd sharing the database has migrated the schema past
+// SchemaVersion since this one opened it (a rolling upgrade): Open would
+// refuse the database now, and an instance that took over would sync on
+// records it does not understand.
+func (db *DB) checkNotNewer(ctx context.Context, conn *sql.Conn) error {
+	var cur int
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return db.wrap("reading the schema version", err)
+	}
+	if cur > SchemaVersion {
+		return fmt.Errorf("state: %s has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
+			"it does not become the active instance; upgrade it", db.quotedPath(), cur, SchemaVersion)
+	}
+	return nil
 }
 
 // sessionSetting is a server setting of one session.

@@ -507,3 +507,33 @@ func TestLeadership_refusedSessionSettingSkipped(t *testing.T) {
 		}
 	}
 }
+
+// TestLeadership_newerSchemaNotTakenOver: during a rolling upgrade of
+// instances sharing one PostgreSQL database, the new psa-syncd migrates the
+// schema at its start while the old ones run. An old standby must not then
+// take the leadership over (and sync on records it does not understand),
+// as Open would refuse the database had it started now: it says why, holds
+// no lock, and the new instance leads. (audit-upgrade, finding 1.)
+func TestLeadership_newerSchemaNotTakenOver(t *testing.T) {
+	t.Parallel()
+	old, _ := openSharedPostgres(t)
+	newer := SchemaVersion + 1
+	if _, err := old.sql.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, newer); err != nil {
+		t.Fatal(err)
+	}
+	l, err := old.TryLead(t.Context(), LeaderInfo{Holder: "old"}, time.Second)
+	want := fmt.Sprintf("state: %s has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
+		"it does not become the active instance; upgrade it", old.quotedPath(), newer, SchemaVersion)
+	if l != nil || err == nil || err.Error() != want {
+		t.Fatalf("TryLead of the old instance = %v, %v; want nil and %q", l, err, want)
+	}
+	if old.IsLeader() {
+		t.Error("IsLeader after the refused TryLead")
+	}
+	if n := leaderLocks(t, old); n != 0 {
+		t.Errorf("%d sessions hold the leadership lock after the refused TryLead; want 0", n)
+	}
+	if _, held, err := old.Leader(); held || err != nil {
+		t.Errorf("Leader after the refused TryLead: held = %v, %v; want free for the new instance", held, err)
+	}
+}
