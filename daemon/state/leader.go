@@ -101,7 +101,7 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	if check <= 0 {
 		check = time.Second
 	}
-	if err := db.checkNotNewer(ctx, conn); err != nil {
+	if err := db.refuseNewerSchema(ctx, conn); err != nil {
 		unlock(conn)
 		discard(conn)
 		return nil, err
@@ -124,12 +124,12 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	return l, nil
 }
 
-// checkNotNewer refuses the leadership, on the session that holds its lock,
-// when a newer psa-syncd sharing the database has migrated the schema past
-// SchemaVersion since this one opened it (a rolling upgrade): Open would
-// refuse the database now, and an instance that took over would sync on
-// records it does not understand.
-func (db *DB) checkNotNewer(ctx context.Context, conn *sql.Conn) error {
+// refuseNewerSchema refuses the leadership, on the session that holds its
+// lock, when a newer psa-syncd sharing the database has migrated the
+// schema past SchemaVersion since this one opened it (a rolling upgrade):
+// Open would refuse the database now, and an instance that took over would
+// sync on records it does not understand.
+func (db *DB) refuseNewerSchema(ctx context.Context, conn *sql.Conn) error {
 	var cur int
 	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
 		return db.wrap("reading the schema version", err)

@@ -105,9 +105,8 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
 		return db.classify(err)
 	}
-	if cur > SchemaVersion {
-		return fmt.Errorf("state: state database %s has schema version %d, but this psa-syncd supports up to %d: "+
-			"upgrade psa-syncd or use another state directory", db.quotedPath(), cur, SchemaVersion)
+	if err := db.newerSchema(cur); err != nil {
+		return err
 	}
 	for _, m := range ms[cur:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
@@ -119,6 +118,28 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 	}
 	return db.wrap("migrating the schema", tx.Commit())
+}
+
+// newerSchema returns the error Open gives a database of schema version
+// cur when a newer psa-syncd wrote it (cur > SchemaVersion), else nil.
+func (db *DB) newerSchema(cur int) error {
+	if cur <= SchemaVersion {
+		return nil
+	}
+	return fmt.Errorf("state: state database %s has schema version %d, but this psa-syncd supports up to %d: "+
+		"upgrade psa-syncd or use another state directory", db.quotedPath(), cur, SchemaVersion)
+}
+
+// CheckNotNewer returns, for a database opened with Config.Existing (which
+// is not migrated), the error with which Open, and so psa-syncd run,
+// refuses a database whose schema a newer psa-syncd migrated; nil when its
+// schema is this version's or older.
+func (db *DB) CheckNotNewer() error {
+	cur, err := db.Version()
+	if err != nil {
+		return err
+	}
+	return db.newerSchema(cur)
 }
 
 // pgUndefinedTable is PostgreSQL's SQLSTATE for a missing table.

@@ -454,7 +454,8 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 // imports and migrates nothing. It says nothing of a database that is not
 // there yet, and skips the check (skipped, detail saying why) for one
 // whose schema records no instance yet, or that another psa-syncd process
-// holds: that daemon's passes check it themselves.
+// holds: that daemon's passes check it themselves. A database whose schema
+// a newer psa-syncd migrated fails, in the words with which run refuses it.
 func checkStateInstance(ctx context.Context, cfg *daemon.Config, be psa.Backend) (ok bool, detail string, skipped bool) {
 	sys := be.System()
 	cur, err := usage.ConnectedInstance(ctx, be)
@@ -473,6 +474,9 @@ func checkStateInstance(ctx context.Context, cfg *daemon.Config, be psa.Backend)
 		return false, err.Error(), false
 	}
 	defer func() { _ = db.Close() }() // only read from
+	if err := db.CheckNotNewer(); err != nil {
+		return false, err.Error(), false // psa-syncd run refuses it
+	}
 	v, err := db.Version()
 	if err != nil {
 		return false, err.Error(), false
