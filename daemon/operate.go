@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -12,11 +13,14 @@ import (
 // database (see Engine.RestoreMetrics), so that a restart neither resolves
 // alerts nor makes the last success look like it never happened. Run calls
 // it at start-up, after loading the mapping export. The ticket metrics
-// are restored too.
+// are restored too, and the last plan; a plan that cannot be read (one a
+// newer psa-syncd stored, with a hold this one does not know) is reported
+// but keeps nothing else from being restored.
 func (d *Daemon) RestoreMetrics() error {
 	d.metricsRestored.Store(true)
-	if err := d.restorePlan(); err != nil {
-		return err
+	planErr := d.restorePlan()
+	if planErr != nil {
+		planErr = fmt.Errorf("daemon: the last plan was not restored (GET /api/v1/plan has none until the next pass): %w", planErr)
 	}
 	e, doc, err := d.engine()
 	if err != nil {
@@ -25,7 +29,7 @@ func (d *Daemon) RestoreMetrics() error {
 		// (useExport).
 		e, doc = d.exportlessEngine(), nil
 	}
-	return errors.Join(e.RestoreMetrics(doc), d.restoreTicketMetrics())
+	return errors.Join(planErr, e.RestoreMetrics(doc), d.restoreTicketMetrics())
 }
 
 // recordPlan keeps p, the plan of a pass (or of a fresh plan for every
