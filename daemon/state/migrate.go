@@ -145,9 +145,10 @@ func (db *DB) CheckNotNewer() error {
 // pgUndefinedTable is PostgreSQL's SQLSTATE for a missing table.
 const pgUndefinedTable = "42P01"
 
-// checkVersion requires the schema version this package supports, for a
-// database opened read-only, which is never migrated.
-func (db *DB) checkVersion() error {
+// CheckVersion requires the schema version this package supports, for a
+// database opened read-only or with Config.Existing, which is never
+// migrated: the billing-impact report reads the daemon's state as it is.
+func (db *DB) CheckVersion() error {
 	cur, err := db.Version()
 	var pe *pgconn.PgError
 	switch {
@@ -157,7 +158,7 @@ func (db *DB) checkVersion() error {
 		return err
 	case cur != SchemaVersion:
 		return fmt.Errorf("state: %s has schema version %d, but this psa-syncd reads version %d without migrating: "+
-			"use the psa-syncd version the active instance runs", db.quotedPath(), cur, SchemaVersion)
+			"use the psa-syncd version the daemon runs", db.quotedPath(), cur, SchemaVersion)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("state: connecting to the %s: %w", db.path, err)
 	}
 	if cfg.ReadOnly || cfg.Existing {
-		check := db.checkVersion
+		check := db.CheckVersion
 		if !cfg.ReadOnly {
 			check = func() error { return db.checkSchema(ctx) }
 		}

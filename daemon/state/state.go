@@ -111,7 +111,8 @@ type Config struct {
 	// neither a newer psa-syncd on a CI runner nor a bug can write to the
 	// shared database. The schema must be the version this package
 	// supports. SQLite refuses it: the active instance holds its file
-	// exclusively, so the file is read with Open where no daemon runs.
+	// exclusively, so the file is read with Existing where no daemon runs
+	// (and CheckVersion).
 	ReadOnly bool
 	// Existing opens only a state database that is there, and changes
 	// nothing in it: a missing database is an error, not created (nor its

@@ -144,7 +144,9 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 // PostgreSQL, which the CI runner reaches like the daemon does, is opened
 // read-only: the report never migrates or writes the active instance's
 // database. An SQLite file is only on the daemon's host, and readable only
-// while the daemon does not hold it.
+// while the daemon does not hold it; it is read as it is too (neither
+// imported nor migrated), so the report of a newer psa-syncd never leaves
+// the installed daemon a database it refuses.
 func openLedger(ctx context.Context, cfg *daemon.Config) (*state.DB, error) {
 	dbc := cfg.State.Database(cfg.StateDir)
 	if dbc.Driver == state.DriverPostgres {
@@ -155,5 +157,13 @@ func openLedger(ctx context.Context, cfg *daemon.Config) (*state.DB, error) {
 	if _, err := os.Stat(filepath.Join(cfg.StateDir, state.FileName)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
-	return state.OpenConfig(ctx, dbc)
+	dbc.Existing = true
+	db, err := state.OpenConfig(ctx, dbc)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckVersion(); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return db, nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
@@ -43,5 +44,62 @@ func TestRun_checkStateOfNewerSchema(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "check", flag)
 	if want := "FAIL state database: state: " + refusal; code != 1 || !strings.Contains(flat(stdout), want) {
 		t.Errorf("check on the newer schema: exit %d, want 1 and %q:\n%s\n%s", code, want, stdout, stderr)
+	}
+}
+
+// TestOpenLedger_sqliteOfAnotherVersion: the billing-impact report reads
+// the ledger of an SQLite state file (on the daemon's host, with the daemon
+// stopped) as it is: one of an earlier schema, which the installed daemon
+// uses, is refused with the reason, not migrated to the report's version,
+// which the daemon would then refuse to start on. (audit-upgrade, finding 4.)
+func TestOpenLedger_sqliteOfAnotherVersion(t *testing.T) {
+	t.Parallel()
+	cfg := &daemon.Config{StateDir: t.TempDir(), State: daemon.StateConfig{Driver: state.DriverSQLite}}
+	db, err := state.OpenConfig(t.Context(), cfg.State.Database(cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The current schema is read.
+	db, err = openLedger(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("openLedger of the current schema: %v", err)
+	}
+	if _, err := db.Ledger(0); err != nil {
+		t.Errorf("reading the ledger: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The schema of the psa-syncd before: refused, and left as it is.
+	file := filepath.Join(cfg.StateDir, state.FileName)
+	raw, err := sql.Open("sqlite", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := state.SchemaVersion - 1
+	if _, err := raw.Exec(`DROP TABLE psa_instance; DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("has schema version %d, but this psa-syncd reads version %d without migrating", older, state.SchemaVersion)
+	if db, err := openLedger(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), want) {
+		if db != nil {
+			_ = db.Close()
+		}
+		t.Errorf("openLedger of schema version %d = %v; want an error saying %q", older, err, want)
+	}
+	db, err = state.OpenConfig(t.Context(), state.Config{Path: cfg.StateDir, Existing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	if v, err := db.Version(); err != nil || v != older {
+		t.Errorf("schema version after the report = %d, %v; want %d, as the daemon left it", v, err, older)
 	}
 }
