@@ -313,6 +313,13 @@ func (r *ticketRoutingResource) checkIDs(ctx context.Context, diags *diag.Diagno
 				fmt.Sprintf("%s tickets have no %s; remove the attribute.", systemTitle(sys), strings.ReplaceAll(string(id.kind), "_", " ")))
 			continue
 		}
+		if id.kind == psa.TicketLookupSubIssueType && sys == psa.SystemKaseyaBMS && id.scope.IsNull() {
+			diags.AddAttributeError(id.attr, "Missing Ticket Setting",
+				"Kaseya BMS lists sub-issue types per issue type, and the sub-issue type must belong to the ticket's issue type: "+
+					"set issue_type_id to the issue type of sub_issue_type_id (psa_ticket_lookup finds a sub_issue_type with that "+
+					"issue type's id as its scope), or remove sub_issue_type_id.")
+			continue
+		}
 		key := string(id.kind) + "\x00" + id.scope.ValueString()
 		list, seen := lists[key]
 		if !seen {

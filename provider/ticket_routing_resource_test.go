@@ -247,6 +247,12 @@ func TestAccTicketRoutingResource_planChecks(t *testing.T) {
   category_id = "2"`, `(?s)Unsupported Ticket Setting.*ConnectWise PSA tickets have no ticket category`},
 		{"setting the PSA requires", psa.SystemKaseyaBMS, `queue_id = "4"
   on_resolve = "note"`, `(?s)Missing Ticket Setting.*Kaseya BMS tickets cannot be created without new_status_id`},
+		{"sub-issue type without its issue type", psa.SystemKaseyaBMS, `queue_id = "4"
+  on_resolve = "note"
+  new_status_id = "1"
+  ticket_type_id = "2"
+  source_id = "9"
+  sub_issue_type_id = "55"`, `(?s)Missing Ticket Setting.*sub_issue_type_id.*Kaseya BMS lists sub-issue types per issue type.*set\s+issue_type_id`},
 		{"close without a status", psa.SystemAutotask, `queue_id = "29683482"`, `(?s)Missing Ticket Setting.*on_resolve = "close" closes tickets\s+with\s+closed_status_id`},
 		{"bad title", psa.SystemAutotask, `queue_id = "29683482"
   on_resolve = "note"

@@ -49,6 +49,9 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 	case psa.TicketLookupIssueType:
 		list, _, err = t.IssueTypes(ctx)
 	case psa.TicketLookupSubIssueType:
+		if strings.TrimSpace(scope) == "" {
+			return nil, validationError(fmt.Sprintf("ticket lookup %s needs the issue type id as its scope", kind))
+		}
 		issue, perr := parseID("issue type", scope)
 		if perr != nil {
 			return nil, perr

@@ -273,6 +273,12 @@ func TestTickets_invalid(t *testing.T) {
 		{"sub-issue of another issue type", psa.CreateTicketRequest{CompanyID: acme, Title: "t", ExternalRef: "sc:1",
 			Routing: psa.TicketRouting{StatusID: "1", TicketTypeID: "2", SourceID: "9", IssueTypeID: "13", SubIssueTypeID: "55"}}, "not a sub-issue type"},
 	}
+	// Sub-issue types are listed per issue type: without one the lookup
+	// says so, as ConnectWise's does for a status without its board.
+	if _, err := b.TicketLookups(ctx, psa.TicketLookupSubIssueType, ""); !errors.Is(err, psa.ErrValidation) ||
+		!strings.Contains(err.Error(), "needs the issue type id as its scope") {
+		t.Errorf("TicketLookups(sub_issue_type, no scope) = %v, want a validation error asking for the issue type id", err)
+	}
 	for _, tt := range tests {
 		_, err := b.CreateTicket(ctx, tt.req)
 		if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), tt.want) {
