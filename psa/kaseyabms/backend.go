@@ -2,6 +2,7 @@ package kaseyabms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -335,13 +336,17 @@ func (b *Backend) GetContract(ctx context.Context, id string) (*psa.Contract, er
 // FindContracts returns the contracts of q.CompanyID: the contract lookup by
 // account id, joined with the contract summary filtered by the account's
 // name for the type and status. Unless q says otherwise, only active
-// recurring-services contracts.
+// recurring-services contracts. An account that does not exist has none,
+// as in the other PSAs.
 func (b *Backend) FindContracts(ctx context.Context, q psa.ContractQuery) ([]psa.Contract, error) {
 	company, err := parseID("company", q.CompanyID)
 	if err != nil {
 		return nil, err
 	}
 	account, _, err := b.client.Accounts.GetSummary(ctx, company)
+	if errors.Is(err, psa.ErrNotFound) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

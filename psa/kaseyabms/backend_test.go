@@ -208,6 +208,12 @@ func TestBackend_CompaniesAndContracts(t *testing.T) {
 		t.Errorf("GetContract(unknown) = %v, want ErrNotFound", err)
 	}
 
+	// An account that does not exist has no contracts, as in Autotask and
+	// ConnectWise: psa_contract then says that none was found for it.
+	if list, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: "999999", Name: "Acme Managed Services"}); err != nil || len(list) != 0 {
+		t.Errorf("FindContracts(unknown account) = %+v, %v; want none, no error", list, err)
+	}
+
 	list, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: itoa(acme)})
 	if err != nil || len(list) != 1 || list[0].ID != itoa(rs) {
 		t.Fatalf("FindContracts(default) = %+v, %v", list, err)
