@@ -185,7 +185,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"known only at apply). Remove those mappings, or map them to another service, in the same change: a mapping " +
 			"that refers to `psa_service.<name>.id` is destroyed or moved first, but for one that names the service by a " +
 			"literal id or `data.psa_service` Terraform may try the destroy first, which then waits up to 20 seconds for that change. To replace a mapped " +
-			"service, set `create_before_destroy`. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
+			"service, set `create_before_destroy`; in ConnectWise give the new catalog item a product id of its own " +
+			"(`connectwise.identifier`) in the same change, because ConnectWise keeps product ids unique across the " +
+			"catalog, inactive items included, and refuses a second item with the one the old item holds. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
 			"and none of this applies.\n\n" +
 			"A service the PSA reports as missing is dropped from the state (and planned again) only when the PSA " +
 			"answers a basic read at the configured address; otherwise the refresh fails, naming the settings to " +
