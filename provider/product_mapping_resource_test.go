@@ -17,6 +17,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 func testAccProductMappingResourceConfig(e *testEnv, product, serviceID, extra string) string {
@@ -80,8 +81,17 @@ func TestAccProductMappingResource_basic(t *testing.T) {
 							if err != nil {
 								return err
 							}
-							if doc.PSA.System != sys || doc.PSA.Instance != u.Host || len(doc.ProductMappings) != 1 {
-								return fmt.Errorf("export = %+v, want one product mapping for %s instance %s", doc, sys, u.Host)
+							// A ConnectWise site and a BMS host serve many
+							// companies: the instance names the one logged in to.
+							instance := u.Host
+							switch sys {
+							case psa.SystemConnectWise:
+								instance = "company:" + psatest.DefaultConnectWiseCompany + "@" + u.Host
+							case psa.SystemKaseyaBMS:
+								instance = "tenant:" + psatest.DefaultKaseyaBMSTenant + "@" + u.Host
+							}
+							if doc.PSA.System != sys || doc.PSA.Instance != instance || len(doc.ProductMappings) != 1 {
+								return fmt.Errorf("export = %+v, want one product mapping for %s instance %s", doc, sys, instance)
 							}
 							m := doc.ProductMappings[0]
 							if m.Source != "sophos" || m.Product != "CIXA-MSP" || m.ServiceName != "Sophos Intercept X Advanced" || !m.SyncEnabled || m.ServiceID == "" {

@@ -215,8 +215,8 @@ func TestNew_kaseyaBMS(t *testing.T) {
 	}
 	be, err = backends.New(backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{
 		Hostname: "bmsemea.kaseya.com", Username: "u", Password: "p", Tenant: "t"}})
-	if err != nil || be.Instance() != "api.bmsemea.kaseya.com" {
-		t.Errorf("Instance = %q, %v; want api.bmsemea.kaseya.com", be.Instance(), err)
+	if err != nil || be.Instance() != "tenant:t@api.bmsemea.kaseya.com" {
+		t.Errorf("Instance = %q, %v; want tenant:t@api.bmsemea.kaseya.com", be.Instance(), err)
 	}
 	c := &backends.KaseyaBMSConfig{Username: "u", Password: "s3cr3t", Tenant: "t"}
 	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c)} {

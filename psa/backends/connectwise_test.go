@@ -29,7 +29,7 @@ func TestNew_connectwise(t *testing.T) {
 		if err := b.Ping(t.Context()); err != nil {
 			t.Fatalf("Ping(%v): %v", cfg, err)
 		}
-		if got, want := b.Instance(), strings.TrimPrefix(s.URL(), "http://"); got != want || b.System() != psa.SystemConnectWise {
+		if got, want := b.Instance(), "company:"+cfg.CompanyID+"@"+strings.TrimPrefix(s.URL(), "http://"); got != want || b.System() != psa.SystemConnectWise {
 			t.Errorf("Instance = %q, want %q; System = %q", got, want, b.System())
 		}
 		for _, r := range s.Requests() {

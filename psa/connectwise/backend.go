@@ -148,8 +148,14 @@ func (b *Backend) Client() *Client { return b.client }
 // System returns psa.SystemConnectWise.
 func (b *Backend) System() psa.System { return psa.SystemConnectWise }
 
-// Instance returns the site host, such as api-na.myconnectwise.net.
-func (b *Backend) Instance() string { return b.client.Host() }
+// Instance identifies the company: "company:<login company id>@<site
+// host>", such as company:msp@api-na.myconnectwise.net. A hosted site
+// serves many companies, whose ids overlap, so the host alone does not tell
+// them apart. export.SameInstance compares instances; one that names the
+// host alone (recorded before companies were) matches every company there.
+func (b *Backend) Instance() string {
+	return "company:" + strings.ReplaceAll(strings.TrimSpace(b.client.CompanyID()), "@", "%40") + "@" + b.client.Host()
+}
 
 // Ping discovers the codebase and reads one company id, which needs valid
 // keys and clientId: one request (after discovery), whatever the number of

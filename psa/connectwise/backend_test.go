@@ -18,6 +18,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -1033,8 +1034,8 @@ func TestBackend_pingAndBudget(t *testing.T) {
 	if _, err := b.Budget(t.Context()); !errors.Is(err, psa.ErrNotSupported) {
 		t.Errorf("Budget = %v, want ErrNotSupported", err)
 	}
-	if b.Instance() != strings.TrimPrefix(s.URL(), "http://") || b.System() != psa.SystemConnectWise {
-		t.Errorf("Instance = %q, System = %q", b.Instance(), b.System())
+	if b.System() != psa.SystemConnectWise {
+		t.Errorf("System = %q", b.System())
 	}
 	company, pub, _, clientID := s.ConnectWise().Credentials()
 	bad, err := connectwise.NewClient(connectwise.WithBaseURL(s.ConnectWiseBaseURL()), connectwise.WithCompanyID(company),
@@ -1188,5 +1189,30 @@ func TestBackend_laterAddition(t *testing.T) {
 	}
 	if a, _ := cw.Addition(later); a.Quantity != 10 || !a.EffectiveDate.Equal(dec1) {
 		t.Errorf("addition %d = %+v, want 10 from %s, unchanged", later, a, dec1.Format(time.DateOnly))
+	}
+}
+
+// TestBackend_Instance: a hosted ConnectWise site (api-na.myconnectwise.net)
+// serves many companies, whose agreement and catalog ids overlap, so the
+// instance that an export and psa-syncd's state database record names the
+// login company as well as the host: another company on the same site is
+// another instance, and an export or database that recorded the host alone
+// (before companies were recorded) is still this one's.
+func TestBackend_Instance(t *testing.T) {
+	t.Parallel()
+	s := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise))
+	b := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL())))
+	other := connectwise.NewBackend(newClient(t, s, &sleeps{}, connectwise.WithBaseURL(s.ConnectWiseBaseURL()),
+		connectwise.WithCompanyID("otherco")))
+	host := strings.TrimPrefix(s.URL(), "http://")
+	company, _, _, _ := s.ConnectWise().Credentials()
+	if got, want := b.Instance(), "company:"+company+"@"+host; got != want {
+		t.Errorf("Instance = %q, want %q", got, want)
+	}
+	if export.SameInstance(b.Instance(), other.Instance()) {
+		t.Errorf("companies %q and otherco on one site are the same instance: %q, %q", company, b.Instance(), other.Instance())
+	}
+	if !export.SameInstance(host, b.Instance()) {
+		t.Errorf("the host %q recorded before companies were is not the instance %q", host, b.Instance())
 	}
 }

@@ -379,6 +379,9 @@ func (c *Client) MaxConcurrency() int { return cap(c.sem) }
 // Host returns the site's host, such as api-na.myconnectwise.net.
 func (c *Client) Host() string { return c.site.Host }
 
+// CompanyID returns the login company id, such as "training".
+func (c *Client) CompanyID() string { return c.creds.company }
+
 // CompanyInfo is the answer of /login/companyinfo/{company}. Only Codebase is
 // documented by the libraries that use it.
 type CompanyInfo struct {

@@ -20,5 +20,5 @@ func (b *Backend) Describe(ctx context.Context) (string, error) {
 	case pinned:
 		return "API root " + root.String() + " (pinned by base_url)", nil
 	}
-	return "codebase " + codebase + " discovered through /login/companyinfo at site " + b.Instance() + "; API root " + root.String(), nil
+	return "codebase " + codebase + " discovered through /login/companyinfo at site " + b.client.Host() + "; API root " + root.String(), nil
 }

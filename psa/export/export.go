@@ -55,8 +55,11 @@ type PSA struct {
 	// tenant at its zone host, "ci:29683541@webservices5.autotask.net" (the
 	// CI is the company identifier zone discovery reports; a zone host
 	// serves many tenants), or the zone host alone when the base URL is
-	// configured; the ConnectWise site; the Kaseya BMS hostname. It may be
-	// empty. SameInstance compares two.
+	// configured; the ConnectWise login company at its site host,
+	// "company:msp@api-na.myconnectwise.net"; the Kaseya BMS tenant at its
+	// API host, "tenant:Acme MSP@api.bmsemea.kaseya.com" (a host serves many
+	// companies or tenants in both). It may be empty. SameInstance compares
+	// two.
 	Instance string `json:"instance"`
 }
 

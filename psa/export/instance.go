@@ -4,17 +4,21 @@ import "strings"
 
 // SameInstance reports whether two psa.instance values name the same PSA
 // tenant. An instance is a host ("webservices5.autotask.net") or a tenant
-// at a host ("ci:29683541@webservices5.autotask.net", as the Autotask
+// at a host: "ci:29683541@webservices5.autotask.net", as the Autotask
 // backend reports it once zone discovery has told it the tenant's company
-// identifier). When both name a tenant, the tenants must be equal and the
-// hosts may differ (Autotask moves a tenant to another zone now and then);
-// otherwise the hosts must be equal, so an export written before tenants
-// were recorded still matches its tenant. Comparison ignores case.
+// identifier, "company:msp@api-na.myconnectwise.net" (a ConnectWise login
+// company) or "tenant:Acme MSP@api.bmsemea.kaseya.com" (a Kaseya BMS
+// tenant). When both name a tenant, the tenants must be equal, and so must
+// the hosts except for Autotask's (Autotask moves a tenant to another zone
+// now and then; a ConnectWise company id or a BMS tenant name is unique on
+// its host only); otherwise the hosts must be equal, so an export written
+// before tenants were recorded still matches its tenant. Comparison
+// ignores case.
 func SameInstance(a, b string) bool {
 	tenantA, hostA := splitInstance(a)
 	tenantB, hostB := splitInstance(b)
 	if tenantA != "" && tenantB != "" {
-		return strings.EqualFold(tenantA, tenantB)
+		return strings.EqualFold(tenantA, tenantB) && (strings.HasPrefix(tenantA, "ci:") || strings.EqualFold(hostA, hostB))
 	}
 	return strings.EqualFold(hostA, hostB)
 }

@@ -18,6 +18,16 @@ func TestSameInstance(t *testing.T) {
 		// An export written before the tenant was recorded.
 		{"webservices5.autotask.net", "ci:29683541@webservices5.autotask.net", true},
 		{"webservices99.autotask.net", "ci:29683541@webservices5.autotask.net", false},
+		// Two ConnectWise companies, or Kaseya BMS tenants, on one host.
+		{"company:msp@api-na.myconnectwise.net", "company:other@api-na.myconnectwise.net", false},
+		{"tenant:Acme MSP@api.bmsemea.kaseya.com", "tenant:Other MSP@api.bmsemea.kaseya.com", false},
+		{"tenant:Acme MSP@api.bmsemea.kaseya.com", "tenant:ACME MSP@api.bmsemea.kaseya.com", true},
+		// A company id or tenant name is unique on its host only.
+		{"company:msp@api-na.myconnectwise.net", "company:msp@api-eu.myconnectwise.net", false},
+		{"tenant:Acme MSP@api.bmsemea.kaseya.com", "tenant:Acme MSP@api.bmsnaa.kaseya.com", false},
+		// Recorded before companies and tenants were.
+		{"api-na.myconnectwise.net", "company:msp@api-na.myconnectwise.net", true},
+		{"api.bmsemea.kaseya.com", "tenant:Acme MSP@api.bmsemea.kaseya.com", true},
 	}
 	for _, tt := range tests {
 		if got := SameInstance(tt.a, tt.b); got != tt.want {

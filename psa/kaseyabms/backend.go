@@ -69,8 +69,15 @@ func (b *Backend) Client() *Client { return b.client }
 // System returns psa.SystemKaseyaBMS.
 func (b *Backend) System() psa.System { return psa.SystemKaseyaBMS }
 
-// Instance returns the API host, such as api.bmsemea.kaseya.com.
-func (b *Backend) Instance() string { return b.client.Host() }
+// Instance identifies the tenant: "tenant:<tenant name>@<API host>", such
+// as tenant:Acme MSP@api.bmsemea.kaseya.com. An API host serves many
+// tenants, whose ids overlap, so the host alone does not tell them apart.
+// An "@" in the name is written %40. export.SameInstance compares
+// instances; one that names the host alone (recorded before tenants were)
+// matches every tenant there.
+func (b *Backend) Instance() string {
+	return "tenant:" + strings.ReplaceAll(strings.TrimSpace(b.client.Tenant()), "@", "%40") + "@" + b.client.Host()
+}
 
 // Ping authenticates and reads one page of one account.
 func (b *Backend) Ping(ctx context.Context) error {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -42,8 +43,24 @@ func TestBackend_Ping(t *testing.T) {
 	if err := b.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	if got, want := b.Instance(), strings.TrimPrefix(strings.TrimSuffix(srv.KaseyaBMSBaseURL(), "/"), "http://"); got != want {
+	host := strings.TrimPrefix(strings.TrimSuffix(srv.KaseyaBMSBaseURL(), "/"), "http://")
+	if got, want := b.Instance(), "tenant:"+psatest.DefaultKaseyaBMSTenant+"@"+host; got != want {
 		t.Errorf("Instance = %q, want %q", got, want)
+	}
+	// A BMS API host serves many tenants, whose ids overlap: another
+	// tenant on the same host is another instance, and an export or state
+	// database that recorded the host alone (before tenants were recorded)
+	// is still this one's. A tenant name may hold an "@".
+	c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(srv.KaseyaBMSBaseURL()), kaseyabms.WithCredentials("u", "p", "Other MSP @ Home"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := kaseyabms.NewBackend(c)
+	if export.SameInstance(b.Instance(), other.Instance()) {
+		t.Errorf("two tenants on one host are the same instance: %q, %q", b.Instance(), other.Instance())
+	}
+	if !export.SameInstance(host, b.Instance()) || !export.SameInstance(host, other.Instance()) {
+		t.Errorf("the host %q recorded before tenants were is not the instance %q or %q", host, b.Instance(), other.Instance())
 	}
 	if b.System() != psa.SystemKaseyaBMS {
 		t.Errorf("System = %q", b.System())

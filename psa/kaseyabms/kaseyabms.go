@@ -355,6 +355,9 @@ func (c *Client) MaxConcurrency() int { return cap(c.sem) }
 // Host returns the API host, such as api.bmsemea.kaseya.com.
 func (c *Client) Host() string { return c.baseURL.Host }
 
+// Tenant returns the tenant (company) name the API user signs in to.
+func (c *Client) Tenant() string { return c.creds.tenant }
+
 // BaseURL returns a copy of the API root the client sends requests to.
 func (c *Client) BaseURL() *url.URL {
 	u := *c.baseURL

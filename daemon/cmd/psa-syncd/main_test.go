@@ -1017,14 +1017,14 @@ func TestRun_checkOtherSystems(t *testing.T) {
 		want   []string
 	}{
 		{psa.SystemConnectWise, []string{
-			"ok   psa connectwise: authenticated at 127.0.0.1:",
+			"ok   psa connectwise: authenticated at company:" + psatest.DefaultConnectWiseCompany + "@127.0.0.1:",
 			"ok   psa connectwise connection: codebase " + psatest.DefaultConnectWiseCodebase + " discovered through /login/companyinfo",
 			"API root http://127.0.0.1:",
 			"ok   psa connectwise budget: ConnectWise reports no request budget",
 			"NOTE psa connectwise:",
 		}},
 		{psa.SystemKaseyaBMS, []string{
-			"ok   psa kaseya_bms: authenticated at 127.0.0.1:",
+			"ok   psa kaseya_bms: authenticated at tenant:" + psatest.DefaultKaseyaBMSTenant + "@127.0.0.1:",
 			"ok   psa kaseya_bms budget: Kaseya BMS reports no request budget",
 			"NOTE psa kaseya_bms:",
 			"Kaseya BMS cannot report the units of a contract line",
