@@ -268,7 +268,8 @@ func uncheckedContract(ctx context.Context, private privateData) bool {
 
 // checkContract checks with the PSA that contractID exists, belongs to
 // companyID and can be billed on, and reports whether the PSA answered
-// (verified): an unreachable PSA adds only a warning.
+// (verified): an unreachable PSA, or one that cannot tell the contract's
+// company, adds only a warning.
 func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, customer string) (verified bool) {
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
 	switch {
@@ -287,6 +288,13 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 		// which Autotask also gives for some server errors.
 		diags.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
+	case contract.CompanyID == "":
+		// Kaseya BMS names a contract's account, not its id, and the
+		// account may not be found by that name.
+		diags.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
+			fmt.Sprintf("%s did not tell which company contract %s (%q) belongs to, so the plan could not check that it is "+
+				"company %s's, on which customer %s is billed. Check it in %s.",
+				systemTitle(r.data.system), contractID, contract.Name, companyID, customer, systemTitle(r.data.system)))
 	case contract.CompanyID != companyID:
 		diags.AddAttributeError(path.Root("contract_id"), "Contract Belongs to Another Company",
 			fmt.Sprintf("Contract %s (%q) belongs to company %s, not to company %s, so customer %s cannot be billed on it. "+
@@ -303,7 +311,7 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",
 				contractID, contract.Name, contract.Status, customer))
 	}
-	return err == nil
+	return err == nil && contract.CompanyID != ""
 }
 
 func (r *customerMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -735,4 +737,42 @@ resource "psa_customer_mapping" "initech" {
 			},
 		},
 	})
+}
+
+// contractBackend answers GetContract with one contract.
+type contractBackend struct {
+	psa.Backend // unused methods panic
+	contract    psa.Contract
+}
+
+func (b *contractBackend) GetContract(_ context.Context, id string) (*psa.Contract, error) {
+	if id != b.contract.ID {
+		return nil, psa.ErrNotFound
+	}
+	c := b.contract
+	return &c, nil
+}
+
+// TestCheckContract_companyUnknown: a PSA that cannot tell whose contract
+// it is (Kaseya BMS finds the company of a contract by its account name,
+// and may find no account, or several that do not claim it) gives no
+// company id. The plan says that the company could not be verified, as it
+// does when the PSA cannot be reached, instead of "belongs to company ,
+// not to company 174".
+func TestCheckContract_companyUnknown(t *testing.T) {
+	t.Parallel()
+	b := &contractBackend{contract: psa.Contract{ID: "300", Name: "Acme Managed Services", Type: "Recurring Services",
+		Status: "Active", Active: true, Recurring: true}}
+	r := &customerMappingResource{data: &providerData{backend: b, system: psa.SystemKaseyaBMS,
+		reads: newPSAReads(b, func(context.Context) *export.Document { return nil })}}
+	var diags diag.Diagnostics
+	verified := r.checkContract(t.Context(), &diags, "174", "300", "sophos/cust-1")
+	if diags.HasError() || diags.WarningsCount() != 1 || verified {
+		t.Fatalf("checkContract = verified %t, %v; want one warning, not verified", verified, diags)
+	}
+	w := diags.Warnings()[0]
+	if w.Summary() != "Unable to Verify PSA Contract" || !strings.Contains(w.Detail(), `contract 300 ("Acme Managed Services")`) ||
+		!strings.Contains(w.Detail(), "company 174") {
+		t.Errorf("warning = %s: %s", w.Summary(), w.Detail())
+	}
 }
