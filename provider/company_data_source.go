@@ -43,7 +43,8 @@ func (d *companyDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Looks up a PSA company (an Autotask Company, a ConnectWise company or a Kaseya BMS account) by its exact name, ignoring case, so " +
 			"configurations hold names that stay stable across environments rather than ids. The read fails, listing " +
-			"every match, when several companies have the name, and fails naming the search when none has it.",
+			"every match, when several companies have the name, and fails naming the search when none has it. Inactive " +
+			"companies are found too (`active` tells); ConnectWise companies deleted or merged into another are not.",
 		Attributes: map[string]schema.Attribute{
 			"name": schema.StringAttribute{
 				MarkdownDescription: "Exact name of the company, compared without regard to case.",

@@ -461,7 +461,10 @@ func (b *Backend) GetCompany(ctx context.Context, id string) (*psa.Company, erro
 	return toCompany(c), nil
 }
 
-// FindCompanies returns the companies named name (case-insensitively).
+// FindCompanies returns the companies named name (case-insensitively),
+// inactive ones included but not deleted ones: a company merged into
+// another stays in the API as deleted, with its name and status, and
+// would make the name ambiguous after the merge that ended the duplicate.
 func (b *Backend) FindCompanies(ctx context.Context, name string) ([]psa.Company, error) {
 	list, _, err := b.client.Companies.List(ctx, &ListOptions{
 		Conditions: Eq("name", name),
@@ -472,7 +475,7 @@ func (b *Backend) FindCompanies(ctx context.Context, name string) ([]psa.Company
 	}
 	var out []psa.Company
 	for _, c := range list {
-		if strings.EqualFold(c.Name, name) {
+		if strings.EqualFold(c.Name, name) && !c.DeletedFlag {
 			out = append(out, *toCompany(c))
 		}
 	}

@@ -1003,6 +1003,10 @@ func TestBackend_companiesAndContracts(t *testing.T) {
 	cancelled := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Old", Status: "Cancelled"})
 	cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Setup", BillingCycle: "One Time"})
 
+	// A company merged into another stays in the API, with its name and
+	// status, as deleted: the merge that ended a duplicate leaves no
+	// second match.
+	cw.AddCompanyDetails(psatest.ConnectWiseCompany{Name: "Acme \"Quoted\" Ltd", Deleted: true})
 	found, err := b.FindCompanies(ctx, "acme \"quoted\" ltd")
 	if err != nil || len(found) != 1 || found[0].ID != id(acme) || !found[0].Active {
 		t.Errorf("FindCompanies = %+v, %v", found, err)
