@@ -1224,6 +1224,27 @@ type SyncRequest struct {
 	Trigger string
 }
 
+// APIBody returns r as the body of POST /api/v1/sync, with only the
+// fields r sets: a request that sets no newer field is then also taken by
+// an older psa-syncd (the API refuses fields it does not know), such as
+// the active instance of an HA pair in the middle of an upgrade.
+func (r SyncRequest) APIBody() map[string]any {
+	body := map[string]any{}
+	if r.Customer != "" {
+		body["customer"] = r.Customer
+	}
+	if r.Approve {
+		body["approve"] = true
+	}
+	if r.Service != "" {
+		body["service"] = r.Service
+	}
+	if r.Units != nil {
+		body["units"] = *r.Units
+	}
+	return body
+}
+
 // RequestPass queues a pass like RequestSync, with approval. A request that
 // approves is never coalesced with one that does not, nor with one that
 // approves other units.

@@ -902,3 +902,35 @@ func TestHandler_freshPlanKeepsNewerPass(t *testing.T) {
 	}
 	check(d)
 }
+
+// TestSyncRequest_APIBody: the CLI's and a standby's POST /api/v1/sync
+// send only the fields a request sets, so that a plain sync request is also
+// taken by an older psa-syncd, which refuses fields it does not know (the
+// active instance of an HA pair during an upgrade); and the API takes every
+// body it makes.
+func TestSyncRequest_APIBody(t *testing.T) {
+	t.Parallel()
+	units := int64(2)
+	for _, tt := range []struct {
+		req  SyncRequest
+		want string
+	}{
+		{SyncRequest{}, `{}`},
+		{SyncRequest{Customer: "cust-acme"}, `{"customer":"cust-acme"}`},
+		{SyncRequest{Customer: "cust-acme", Approve: true}, `{"approve":true,"customer":"cust-acme"}`},
+		{SyncRequest{Customer: "cust-acme", Approve: true, Service: "30000000", Units: &units}, `{"approve":true,"customer":"cust-acme","service":"30000000","units":2}`},
+	} {
+		got, err := json.Marshal(tt.req.APIBody())
+		if err != nil || string(got) != tt.want {
+			t.Errorf("%+v.APIBody() = %s, %v; want %s", tt.req, got, err, tt.want)
+		}
+	}
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(SyncRequest{Customer: "cust-acme", Approve: true, Service: dtID(e.services[0]), Units: &units}.APIBody())
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", string(body)); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync %s = %d %s, want 202", body, rec.Code, rec.Body)
+	}
+}

@@ -606,7 +606,7 @@ const activeCallTimeout = 5 * time.Second
 // uiSyncOnActive is "sync now" and "approve" on a standby: it queues req
 // on the active instance with POST /api/v1/sync, or says why it could not.
 func (d *Daemon) uiSyncOnActive(w http.ResponseWriter, r *http.Request, req SyncRequest) {
-	body, err := json.Marshal(map[string]any{"customer": req.Customer, "approve": req.Approve, "service": req.Service, "units": req.Units})
+	body, err := json.Marshal(req.APIBody())
 	if err != nil {
 		redirect(w, r, backTo(r), err.Error(), "")
 		return

@@ -166,11 +166,7 @@ func approvalNotApplied(e *env, status, errText string) bool {
 // like a local pass (without the plan, which the daemon does not keep).
 func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
-	body := map[string]any{"customer": r.Customer, "approve": r.Approve, "service": r.Service}
-	if r.Units != nil {
-		body["units"] = *r.Units
-	}
-	if err := api.post(ctx, "/api/v1/sync", body, &tk); err != nil {
+	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1
 	}
