@@ -340,7 +340,10 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			string(psa.SystemKaseyaBMS): schema.SingleNestedBlock{
 				MarkdownDescription: "Fields only Kaseya BMS services have, by the names BMS shows (Admin > Finance > " +
 					"Services). Omit the block to leave them as they are in BMS (none on create); set it to have Terraform " +
-					"own all four: an attribute left unset then clears the field. Only valid with a `kaseya_bms` provider block.",
+					"own all four: an attribute left unset then clears the field. Only valid with a `kaseya_bms` provider block. " +
+					"The plan of a new service, or of a change to the block, checks that BMS knows the category, subcategory " +
+					"and unit of measure (their lookups read once per Terraform command), so an unknown name fails the plan " +
+					"on its attribute, listing the names BMS has.",
 				Attributes: map[string]schema.Attribute{
 					"category": schema.StringAttribute{
 						MarkdownDescription: "Name of the service category, e.g. `\"Managed Services\"`. Defaults to none.",
@@ -465,6 +468,37 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	if sys == psa.SystemAutotask {
 		r.modifyAutotaskPlan(ctx, req, resp, plan, config, state)
+	}
+	r.checkServiceFields(ctx, &resp.Diagnostics, plan, state, req.State.Raw.IsNull())
+}
+
+// checkServiceFields asks a PSA that resolves fields of its own block by
+// name (Kaseya BMS: category, subcategory, unit of measure) whether the
+// planned ones resolve, so that a name the PSA does not know fails the
+// plan on its attribute rather than the apply. Only a create, or a change
+// of the block, is checked; the lookups are read once per provider
+// process. An unreachable PSA adds a warning only.
+func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Diagnostics, plan, state serviceResourceModel, create bool) {
+	checker, ok := r.data.backend.(psa.ServiceFieldChecker)
+	block := plan.block(r.data.system)
+	if !ok || block.IsNull() || block.IsUnknown() || (!create && block.Equal(state.block(r.data.system))) {
+		return
+	}
+	for _, v := range block.Attributes() {
+		if v.IsUnknown() {
+			return // known at apply only: the apply checks it
+		}
+	}
+	err := checker.CheckServiceFields(ctx, plan.toService(ctx))
+	var ve *psa.ValidationError
+	switch {
+	case err == nil:
+	case errors.As(err, &ve) && ve.Field != "":
+		diags.AddAttributeError(path.Root(string(r.data.system)).AtName(ve.Field), "Value Unknown to "+systemTitle(r.data.system),
+			fmt.Sprintf("%s would refuse this service: %s.", systemTitle(r.data.system), strings.Join(ve.Messages, "; ")))
+	default:
+		diags.AddAttributeWarning(path.Root(string(r.data.system)), "Unable to Verify PSA Service Fields",
+			psaErrorDetail(r.data.system, "Looking up the names this block gives", err))
 	}
 }
 

@@ -557,14 +557,38 @@ func TestAccServiceResource_invalid(t *testing.T) {
 					},
 				)
 			case psa.SystemKaseyaBMS:
-				steps = append(steps, resource.TestStep{
-					Config: testAccServiceResourceConfig(e, "Unknown category", 1, `
+				// Names BMS does not know fail the plan, on their
+				// attribute, not the apply.
+				steps = append(steps,
+					resource.TestStep{
+						Config: testAccServiceResourceConfig(e, "Unknown category", 1, `
   kaseya_bms {
     category = "Hardware"
   }
 `),
-					ExpectError: regexp.MustCompile(`(?s)Error Creating PSA Service.*no\s+service\s+category\s+named\s+"Hardware"`),
-				})
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*\bcategory\s+=\s+"Hardware".*no\s+service\s+category\s+named\s+"Hardware"\s+\(known:\s+"Managed\s+Services"`),
+					},
+					resource.TestStep{
+						Config: testAccServiceResourceConfig(e, "Unknown subcategory", 1, `
+  kaseya_bms {
+    category    = "Managed Services"
+    subcategory = "Toasters"
+  }
+`),
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*subcategory\s+=\s+"Toasters".*no\s+subcategory\s+of\s+"Managed\s+Services"\s+named\s+"Toasters"`),
+					},
+					resource.TestStep{
+						Config: testAccServiceResourceConfig(e, "Unknown unit", 1, `
+  kaseya_bms {
+    unit_of_measure = "Fortnight"
+  }
+`),
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*unit_of_measure\s+=\s+"Fortnight".*unit\s+of\s+measure\s+"Fortnight"\s+is\s+not\s+used`),
+					},
+				)
 			}
 
 			resource.UnitTest(t, resource.TestCase{

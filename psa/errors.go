@@ -66,6 +66,10 @@ func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited
 type ValidationError struct {
 	System   System
 	Messages []string
+	// Field, when set, is the field of the system's own block of a
+	// service that the values are refused for, as the provider's schema
+	// names it (Kaseya BMS: "category", "subcategory", "unit_of_measure").
+	Field string
 }
 
 func (e *ValidationError) Error() string {

@@ -377,6 +377,16 @@ type KeptService struct {
 	ReadAt time.Time
 }
 
+// ServiceFieldChecker is implemented by a Backend that resolves fields of
+// its own service block by name when it writes a service (Kaseya BMS: the
+// category, subcategory and unit of measure). CheckServiceFields tells,
+// before anything is written, whether they resolve: nil, a
+// *ValidationError whose Field names the field that would be refused, or
+// the error of a read that failed.
+type ServiceFieldChecker interface {
+	CheckServiceFields(ctx context.Context, s *Service) error
+}
+
 // ContractLister is implemented by a Backend that reads every contract a
 // customer mapping can bill on (the tenant's active recurring-service
 // contracts) in a few pages. A caller about to check more contracts than

@@ -17,7 +17,10 @@ import (
 )
 
 // Ensure Backend satisfies the psa.Backend interface.
-var _ psa.Backend = (*Backend)(nil)
+var (
+	_ psa.Backend             = (*Backend)(nil)
+	_ psa.ServiceFieldChecker = (*Backend)(nil)
+)
 
 // ErrUnitsNotReadable is returned by Backend.ReadLines: the BMS v2 API has
 // no operation that reads the units of a contract's service lines (the only
@@ -45,8 +48,12 @@ type Backend struct {
 	mu       sync.Mutex
 	services map[int]cachedService
 	now      func() time.Time
+	// lookups caches the category, subcategory and unit-of-measure
+	// lookups by name (see lookup); mu guards it too.
+	lookups map[string]cachedLookup
 	// fetches makes concurrent writes that miss the cache for one
-	// service share a single read of it.
+	// service share a single read of it, and concurrent misses of a
+	// lookup one read of the lookup.
 	fetches singleflight.Group
 }
 
@@ -60,7 +67,7 @@ const serviceTTL = 10 * time.Minute
 
 // NewBackend returns a Backend that uses c.
 func NewBackend(c *Client) *Backend {
-	return &Backend{client: c, services: make(map[int]cachedService), now: time.Now}
+	return &Backend{client: c, services: make(map[int]cachedService), lookups: make(map[string]cachedLookup), now: time.Now}
 }
 
 // Client returns the underlying client.
@@ -499,31 +506,40 @@ func (b *Backend) remember(svc *Service) {
 // resolveFields sets the category, subcategory and unit-of-measure ids of
 // req from the names in f. v2 has lookups for categories and subcategories
 // but none for units of measure, so a unit of measure is found on an
-// existing service that uses it.
+// existing service that uses it. The lookups are read once per Backend
+// (within lookupTTL): an apply that creates many services, and the plan
+// that checked them first (CheckServiceFields), share them. A name the
+// PSA does not know is a *psa.ValidationError naming the field.
 func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFields, req *CreateServiceRequest) error {
 	if f == nil {
 		return nil
 	}
 	req.IsTaxable = f.Taxable
 	if f.Subcategory != "" && f.Category == "" {
-		return validationError(fmt.Sprintf("subcategory %q needs a category", f.Subcategory))
+		return fieldError("subcategory", fmt.Sprintf("subcategory %q needs a category", f.Subcategory))
 	}
 	if f.Category != "" {
-		cats, _, err := b.client.Services.Categories(ctx)
+		cats, err := b.lookup(ctx, "categories", func() ([]*Category, error) {
+			cats, _, err := b.client.Services.Categories(ctx)
+			return cats, err
+		})
 		if err != nil {
 			return err
 		}
-		id, err := pickName("service category", f.Category, cats)
+		id, err := pickName("category", "service category", f.Category, cats)
 		if err != nil {
 			return err
 		}
 		req.CategoryID = &id
 		if f.Subcategory != "" {
-			subs, _, err := b.client.Services.SubCategories(ctx, id)
+			subs, err := b.lookup(ctx, "subcategories/"+strconv.Itoa(id), func() ([]*Category, error) {
+				subs, _, err := b.client.Services.SubCategories(ctx, id)
+				return subs, err
+			})
 			if err != nil {
 				return err
 			}
-			sid, err := pickName(fmt.Sprintf("subcategory of %q", f.Category), f.Subcategory, subs)
+			sid, err := pickName("subcategory", fmt.Sprintf("subcategory of %q", f.Category), f.Subcategory, subs)
 			if err != nil {
 				return err
 			}
@@ -531,23 +547,79 @@ func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFiel
 		}
 	}
 	if f.UnitOfMeasure != "" {
-		all, _, err := b.client.Services.SearchAll(ctx, nil)
+		units, err := b.lookup(ctx, "units", func() ([]*Category, error) {
+			all, _, err := b.client.Services.SearchAll(ctx, nil)
+			if err != nil {
+				return nil, err
+			}
+			var units []*Category
+			for _, s := range all {
+				if s.UnitOfMeasureID != nil {
+					units = append(units, &Category{ID: *s.UnitOfMeasureID, Name: s.UnitOfMeasure})
+				}
+			}
+			return units, nil
+		})
 		if err != nil {
 			return err
 		}
-		for _, s := range all {
-			if s.UnitOfMeasureID != nil && strings.EqualFold(s.UnitOfMeasure, f.UnitOfMeasure) {
-				id := *s.UnitOfMeasureID
+		for _, u := range units {
+			if strings.EqualFold(u.Name, f.UnitOfMeasure) {
+				id := u.ID
 				req.UnitOfMeasureID = &id
 				return nil
 			}
 		}
-		return validationError(fmt.Sprintf("unit of measure %q is not used by any service; the BMS v2 API has no unit-of-measure lookup, so set it on one service in BMS first, or leave it empty", f.UnitOfMeasure))
+		return fieldError("unit_of_measure", fmt.Sprintf("unit of measure %q is not used by any service; the BMS v2 API has no unit-of-measure lookup, so set it on one service in BMS first, or leave it empty", f.UnitOfMeasure))
 	}
 	return nil
 }
 
-func pickName(kind, name string, list []*Category) (int, error) {
+// CheckServiceFields reports, before anything is written, whether the
+// category, subcategory and unit of measure that s names resolve as a
+// create or update would resolve them: nil, a *psa.ValidationError naming
+// the field (Field) that would be refused, or the error of a lookup that
+// could not be read.
+func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
+	return b.resolveFields(ctx, s.KaseyaBMS, &CreateServiceRequest{})
+}
+
+// lookupTTL bounds how long a category, subcategory or unit-of-measure
+// lookup is reused.
+const lookupTTL = serviceTTL
+
+type cachedLookup struct {
+	list []*Category
+	at   time.Time
+}
+
+// lookup returns the lookup list kept under key, reading it with read when
+// it is missing or older than lookupTTL; concurrent misses share one read.
+// A failed read is not kept.
+func (b *Backend) lookup(ctx context.Context, key string, read func() ([]*Category, error)) ([]*Category, error) {
+	b.mu.Lock()
+	c, ok := b.lookups[key]
+	b.mu.Unlock()
+	if ok && fresh(c.at, b.now()) {
+		return c.list, nil
+	}
+	v, err, _ := b.fetches.Do("lookup/"+key, func() (any, error) {
+		list, err := read()
+		if err != nil {
+			return nil, err
+		}
+		b.mu.Lock()
+		b.lookups[key] = cachedLookup{list: list, at: b.now()}
+		b.mu.Unlock()
+		return list, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.([]*Category), nil //nolint:forcetypeassert // the function above returns a []*Category
+}
+
+func pickName(field, kind, name string, list []*Category) (int, error) {
 	var names []string
 	for _, c := range list {
 		if strings.EqualFold(c.Name, name) {
@@ -555,7 +627,7 @@ func pickName(kind, name string, list []*Category) (int, error) {
 		}
 		names = append(names, strconv.Quote(c.Name))
 	}
-	return 0, validationError(fmt.Sprintf("no %s named %q (known: %s)", kind, name, strings.Join(names, ", ")))
+	return 0, fieldError(field, fmt.Sprintf("no %s named %q (known: %s)", kind, name, strings.Join(names, ", ")))
 }
 
 func updateRequest(cur *Service) *UpdateServiceRequest {
@@ -623,6 +695,11 @@ func parseID(kind, s string) (int, error) {
 
 func validationError(msg string) error {
 	return &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: []string{msg}}
+}
+
+// fieldError is a validationError about one field of the service block.
+func fieldError(field, msg string) error {
+	return &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: []string{msg}, Field: field}
 }
 
 // dateOf returns the calendar date of t (in t's location) as midnight UTC.

@@ -159,6 +159,47 @@ func TestBackend_CreateServiceUnknownCategory(t *testing.T) {
 	}
 }
 
+// TestBackend_CheckServiceFields: a name BMS does not know is refused
+// before anything is written, naming the field; the lookups are read once
+// for the check and every create after it.
+func TestBackend_CheckServiceFields(t *testing.T) {
+	t.Parallel()
+	b, srv := newSimBackend(t)
+	srv.KaseyaBMS().AddServiceFull(psatest.KaseyaBMSService{Name: "Per-user service", UnitPrice: 1, UnitOfMeasureID: 2, Active: true})
+	ctx := t.Context()
+	for _, tt := range []struct {
+		fields psa.KaseyaBMSServiceFields
+		field  string
+	}{
+		{psa.KaseyaBMSServiceFields{Category: "Nope"}, "category"},
+		{psa.KaseyaBMSServiceFields{Subcategory: "Security"}, "subcategory"},
+		{psa.KaseyaBMSServiceFields{Category: "Managed Services", Subcategory: "Nope"}, "subcategory"},
+		{psa.KaseyaBMSServiceFields{UnitOfMeasure: "Fortnight"}, "unit_of_measure"},
+		{psa.KaseyaBMSServiceFields{Category: "managed services", Subcategory: "security", UnitOfMeasure: "user"}, ""},
+	} {
+		err := b.CheckServiceFields(ctx, &psa.Service{Name: "X", KaseyaBMS: &tt.fields})
+		var ve *psa.ValidationError
+		switch {
+		case tt.field == "" && err != nil:
+			t.Errorf("CheckServiceFields(%+v) = %v, want nil", tt.fields, err)
+		case tt.field != "" && (!errors.As(err, &ve) || ve.Field != tt.field):
+			t.Errorf("CheckServiceFields(%+v) = %v, want a validation error of field %s", tt.fields, err, tt.field)
+		}
+	}
+	srv.ResetRequests()
+	for i := range 5 {
+		f := &psa.KaseyaBMSServiceFields{Category: "Managed Services", Subcategory: "Security", UnitOfMeasure: "User"}
+		if _, err := b.CreateService(ctx, &psa.Service{Name: fmt.Sprintf("Service %d", i), Active: true, KaseyaBMS: f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodGet || strings.HasSuffix(r.Path, "/search") {
+			t.Errorf("a create after the check read %s %s again", r.Method, r.Path)
+		}
+	}
+}
+
 func TestBackend_CreateServiceDuplicateName(t *testing.T) {
 	t.Parallel()
 	b, srv := newSimBackend(t)
