@@ -440,6 +440,22 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, withoutValues(err, data)
 	}
+	// A file of several documents decodes as its first: whatever a
+	// second one sets (settings appended after a "---") would be ignored
+	// without a word. A "---" or "..." that only ends the file is fine.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, withoutValues(err, data)
+		}
+		if len(next.Content) > 0 && next.Content[0].Tag != "!!null" {
+			return nil, fmt.Errorf(`line %d: a second YAML document starts here ("---"), and psa-syncd reads only the first: the settings after it would be ignored; remove the "---"`, next.Line)
+		}
+	}
 	dir, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
 		return nil, err

@@ -161,6 +161,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str into int"},
 		{file: "bad-state-scalar.yml", want: "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!str into daemon.StateConfig"},
 		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
+		{file: "bad-second-document.yml", want: `line 9: a second YAML document starts here ("---"), and psa-syncd reads only the first: the settings after it would be ignored; remove the "---"`},
 		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
 		{file: "bad-impersonation.yml", want: `psa.autotask.impersonation_resource_id: "me" is not a positive integer`},
 		{file: "bad-connectwise-missing-private-key.yml", want: "psa.connectwise.private_key is required (or private_key_file, or PSA_CONNECTWISE_PRIVATE_KEY)"},
@@ -232,6 +233,28 @@ func TestLoad_bad(t *testing.T) {
 				t.Errorf("Load(%q) error\n got: %s\nwant: %s", path, err, want)
 			}
 		})
+	}
+}
+
+// TestLoad_documentEnd: a "---" or "..." that only ends the file, with
+// nothing but comments after it, is not a second document of settings; a
+// second document that does not parse is an error even so.
+func TestLoad_documentEnd(t *testing.T) {
+	t.Parallel()
+	good := string(dtMust(os.ReadFile("testdata/bad-second-document.yml")))
+	good = good[:strings.Index(good, "---")]
+	dir := t.TempDir()
+	for _, end := range []string{"---\n", "---\n# nothing else\n", "...\n"} {
+		path := filepath.Join(dir, "c.yml")
+		cfgWriteFile(t, path, good+end)
+		if _, err := Load(path, nil); err != nil {
+			t.Errorf("Load of a config ending in %q: %v", end, err)
+		}
+	}
+	path := filepath.Join(dir, "c.yml")
+	cfgWriteFile(t, path, good+"---\npolicies: [\n")
+	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "line 10") {
+		t.Errorf("Load of a config whose second document does not parse: %v, want an error naming line 10", err)
 	}
 }
 
