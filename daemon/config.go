@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -438,7 +439,7 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, withoutValues(err, data)
+		return nil, withKeyPaths(withoutValues(err, data), &doc)
 	}
 	// A file of several documents decodes as its first: whatever a
 	// second one sets (settings appended after a "---") would be ignored
@@ -497,6 +498,117 @@ func withoutValues(err error, data []byte) error {
 		return errors.New(quotedName.ReplaceAllString(msg, "'...'"))
 	}
 	return err
+}
+
+// withKeyPaths names the setting in each of yaml's decoding errors, which
+// give a line only, or the key without the keys above it: "line 6: cannot
+// unmarshal !!str into int" becomes "line 6: psa.max_concurrency: cannot
+// unmarshal !!str into int", "line 9: field pasword not found in type
+// daemon.AutotaskConfig" becomes "line 9: psa.autotask.pasword: unknown
+// key", and a repeated key is named with the keys above it too. doc is the
+// file's node tree; an error whose setting it cannot tell (two settings of
+// the type on its line) is left as it is.
+func withKeyPaths(err error, doc *yaml.Node) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	keys := configKeys(doc, "", reflect.TypeFor[Config](), nil)
+	out := &yaml.TypeError{Errors: make([]string, len(te.Errors))}
+	for i, e := range te.Errors {
+		out.Errors[i] = e
+		m := typeErrorParts.FindStringSubmatch(e)
+		if m == nil {
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		unknown, repeated, unfit, tag, typ := m[2], m[3], m[5], m[6], m[7]
+		var paths []string
+		for _, k := range keys {
+			var match bool
+			switch {
+			case unknown != "": // the key is on the line
+				match = k.key.Line == line && k.key.Value == unknown
+			case repeated != "":
+				match = k.key.Line == line && k.key.Value == repeated
+			default: // the value is on the line
+				match = k.value.Line == line && k.value.ShortTag() == tag && k.typ == typ
+			}
+			if match && !slices.Contains(paths, k.path) {
+				paths = append(paths, k.path)
+			}
+		}
+		if len(paths) != 1 {
+			continue
+		}
+		switch {
+		case unknown != "":
+			out.Errors[i] = fmt.Sprintf("line %d: %s: unknown key", line, paths[0])
+		case repeated != "":
+			out.Errors[i] = fmt.Sprintf("line %d: %s: given twice (first at line %s)", line, paths[0], m[4])
+		default:
+			out.Errors[i] = fmt.Sprintf("line %d: %s: %s", line, paths[0], unfit)
+			if typ == "time.Duration" {
+				out.Errors[i] += " (want a duration such as 30s, 10m or 1h30m)"
+			}
+		}
+	}
+	return out
+}
+
+// typeErrorParts matches yaml's decoding errors, once without values (see
+// withoutValues): the line, then the unknown field's name, the repeated
+// key, or the tag and type of a value that does not fit, and the line a
+// repeated key was first given.
+var typeErrorParts = regexp.MustCompile(`^line (\d+): (?:field (.+) not found in type \S+|mapping key "(.+)" already defined at line (\d+)|(cannot unmarshal (\S+) into (\S+)))$`)
+
+// keyAt is a key of the config file, with the path of keys to it
+// ("psa.autotask.secret") and the type of its setting, as yaml names it
+// ("int", "daemon.Secret"), or "" for an unknown key.
+type keyAt struct {
+	path       string
+	typ        string
+	key, value *yaml.Node
+}
+
+// configKeys appends the keys under n to out, in file order; t is the type
+// of the setting n is decoded into (nil when unknown).
+func configKeys(n *yaml.Node, path string, t reflect.Type, out []keyAt) []keyAt {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			out = configKeys(c, path, t, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			var ft reflect.Type
+			if t != nil && t.Kind() == reflect.Struct {
+				for f := range t.Fields() {
+					if name, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); name == k.Value {
+						ft = f.Type
+						for ft.Kind() == reflect.Pointer {
+							ft = ft.Elem()
+						}
+					}
+				}
+			}
+			typ := ""
+			if ft != nil {
+				typ = ft.String()
+			}
+			out = append(out, keyAt{path: p, typ: typ, key: k, value: v})
+			out = configKeys(v, p, ft, out)
+		}
+	}
+	return out
 }
 
 // typeErrorValue matches the value in a yaml type error:

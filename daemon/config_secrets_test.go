@@ -19,9 +19,9 @@ func TestLoad_errorsHideSecrets(t *testing.T) {
 		{"export_url: \"s3://AKIAXXXX:wJalrSECRET%zz@bucket/key\"\n", "wJalrSECRET", "export_url: export: invalid S3 URL"},
 		{"export_url: \"s3://AKIAXXXX:wJalr/SECRET@bucket/key\"\n", "SECRET", "export_url: export: invalid S3 URL"},
 		{"export_url: \"s3://bucket/key?endpoint=minio:MINIOSECRET@minio:9000\"\n", "MINIOSECRET", "export_url: export: S3 URL"},
-		{"export_path: m.json\nstate_dir: s\nstate: \"pw=hunter2\"\n", "hunter2", "line 3: cannot unmarshal !!str into daemon.StateConfig"},
-		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: [hunter2]\n", "hunter2", "line 4: cannot unmarshal !!seq into daemon.Secret"},
-		{"export_path: m.json\nstate_dir: s\nsource: {type: file, file: {path: [abcdefghijklmnop]}}\n", "abcdefg", "cannot unmarshal !!seq into string"},
+		{"export_path: m.json\nstate_dir: s\nstate: \"pw=hunter2\"\n", "hunter2", "line 3: state: cannot unmarshal !!str into daemon.StateConfig"},
+		{"export_path: m.json\nstate_dir: s\nweb:\n  api_token: [hunter2]\n", "hunter2", "line 4: web.api_token: cannot unmarshal !!seq into daemon.Secret"},
+		{"export_path: m.json\nstate_dir: s\nsource: {type: file, file: {path: [abcdefghijklmnop]}}\n", "abcdefg", "line 3: source.file.path: cannot unmarshal !!seq into string"},
 		// Secrets as PSAs generate them, starting with a YAML indicator:
 		// yaml names an undefined anchor (the secret) and no line, or
 		// takes a tag or an anchor and loads the rest of the line.

@@ -157,9 +157,12 @@ func TestLoad_bad(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{file: "bad-unknown-field.yml", want: "yaml: unmarshal errors:\n  line 9: field pasword not found in type daemon.AutotaskConfig"},
-		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: cannot unmarshal !!str into int"},
-		{file: "bad-state-scalar.yml", want: "yaml: unmarshal errors:\n  line 4: cannot unmarshal !!str into daemon.StateConfig"},
+		{file: "bad-unknown-field.yml", want: "yaml: unmarshal errors:\n  line 9: psa.autotask.pasword: unknown key"},
+		{file: "bad-wrong-type.yml", want: "yaml: unmarshal errors:\n  line 6: psa.max_concurrency: cannot unmarshal !!str into int"},
+		{file: "bad-wrong-type-flow.yml", want: "yaml: unmarshal errors:\n  line 3: psa.max_retries: cannot unmarshal !!str into int"},
+		{file: "bad-duration-type.yml", want: "yaml: unmarshal errors:\n  line 5: state.query_timeout: cannot unmarshal !!int into time.Duration (want a duration such as 30s, 10m or 1h30m)"},
+		{file: "bad-repeated-key.yml", want: "yaml: unmarshal errors:\n  line 15: policies.max_decrease_percent: given twice (first at line 13)"},
+		{file: "bad-state-scalar.yml", want: "yaml: unmarshal errors:\n  line 4: state: cannot unmarshal !!str into daemon.StateConfig"},
 		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
 		{file: "bad-second-document.yml", want: `line 9: a second YAML document starts here ("---"), and psa-syncd reads only the first: the settings after it would be ignored; remove the "---"`},
 		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
