@@ -718,6 +718,11 @@ func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string
 	if p.MaxConcurrency < 0 {
 		return fmt.Errorf("psa.max_concurrency: must not be negative, got %d", p.MaxConcurrency)
 	}
+	// A pass left to follow the client (no policies.write_concurrency)
+	// starts a sender per request the client keeps in flight.
+	if p.MaxConcurrency > usage.MaxWriteConcurrency {
+		return fmt.Errorf("psa.max_concurrency: must be at most %d, got %d", usage.MaxWriteConcurrency, p.MaxConcurrency)
+	}
 	if p.MaxRetries != nil && *p.MaxRetries < 0 {
 		return fmt.Errorf("psa.max_retries: must not be negative, got %d", *p.MaxRetries)
 	}

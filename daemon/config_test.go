@@ -193,6 +193,8 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-decrease-percent.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got 150"},
 		{file: "bad-decrease-percent-nan.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got NaN"},
 		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},
+		{file: "bad-write-concurrency-large.yml", want: "policies.write_concurrency: must be at most 100, got 1000000"},
+		{file: "bad-max-concurrency.yml", want: "psa.max_concurrency: must be at most 100, got 80000000"},
 		{file: "bad-settle-time.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got 48h0m0s"},
 		{file: "bad-settle-time-negative.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got -1m0s"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},

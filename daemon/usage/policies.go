@@ -101,6 +101,12 @@ var DefaultPolicies = Policies{
 	SettleTime:         DefaultSettleTime,
 }
 
+// MaxWriteConcurrency bounds Policies.WriteConcurrency. A pass starts a
+// sender per write in flight and makes room for three intents each ahead
+// of them: a value far past any PSA's limit (a typo, an extra digit) would
+// crash the process for want of memory at every pass, not at start-up.
+const MaxWriteConcurrency = 100
+
 // DefaultWriteConcurrency is the writes in flight when neither
 // Policies.WriteConcurrency nor the PSA client bounds them (Kaseya BMS,
 // which documents no limit).
@@ -132,6 +138,9 @@ func (p *Policies) Validate() error {
 	}
 	if p.WriteConcurrency < 0 {
 		return fmt.Errorf("policies.write_concurrency: must not be negative, got %d", p.WriteConcurrency)
+	}
+	if p.WriteConcurrency > MaxWriteConcurrency {
+		return fmt.Errorf("policies.write_concurrency: must be at most %d, got %d", MaxWriteConcurrency, p.WriteConcurrency)
 	}
 	if p.SettleTime < 0 || p.SettleTime > maxSettleTime {
 		return fmt.Errorf("policies.settle_time: must be between 0 and %s, got %s", maxSettleTime, p.SettleTime)
