@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -684,6 +685,11 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	if c.Web.ListenAddress == "" {
 		return errors.New("web.listen_address must not be empty")
 	}
+	// Checked here, not only when run listens: a reload keeps the running
+	// listener, so a bad address would otherwise show at the next restart.
+	if err := checkListenAddress(c.Web.ListenAddress); err != nil {
+		return fmt.Errorf("web.listen_address: %w", err)
+	}
 	tok, err := resolveSecret(c.Web.APIToken, abs(c.Web.APITokenFile), "PSA_SYNCD_API_TOKEN", getenv)
 	if err != nil {
 		return fmt.Errorf("web.api_token_file: %w", err)
@@ -968,6 +974,19 @@ func checkURL(s string) error {
 	}
 	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
 		return fmt.Errorf("%s is not an http(s) URL", quoteURL(s))
+	}
+	return nil
+}
+
+// checkListenAddress accepts a host:port that a TCP listener can use; the
+// host may be empty (every interface) and the port a service name.
+func checkListenAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil {
+		return fmt.Errorf("%q is not host:port, such as 127.0.0.1:9810 (or :9810 for every interface): %w", addr, err)
 	}
 	return nil
 }

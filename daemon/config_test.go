@@ -209,6 +209,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
 		{file: "bad-base-url-credentials.yml", want: `psa.autotask.base_url: "xxxxx@webservices5.autotask.net/atservicesrest/" is not an http(s) URL`},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
+		{file: "bad-listen-address.yml", want: `web.listen_address: "9810" is not host:port, such as 127.0.0.1:9810 (or :9810 for every interface): address 9810: missing port in address`},
 		{file: "does-not-exist.yml", want: "open testdata/does-not-exist.yml: no such file or directory"},
 	}
 	// Every bad-*.yml in testdata is in the table.
@@ -260,6 +261,36 @@ func TestLoad_documentEnd(t *testing.T) {
 	cfgWriteFile(t, path, good+"---\npolicies: [\n")
 	if _, err := Load(path, nil); err == nil || !strings.Contains(err.Error(), "line 10") {
 		t.Errorf("Load of a config whose second document does not parse: %v, want an error naming line 10", err)
+	}
+}
+
+// TestLoad_listenAddress: web.listen_address is checked when the file
+// loads; a reload keeps the running listener, so an address run cannot
+// listen on would otherwise show only at the next restart.
+func TestLoad_listenAddress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yml")
+	for addr, want := range map[string]string{
+		":9810":                          "",
+		"127.0.0.1:9810":                 "",
+		"[::1]:9810":                     "",
+		"localhost:http":                 "",
+		"0.0.0.0:0":                      "",
+		"localhost":                      "missing port in address",
+		"127.0.0.1:98100":                "invalid port",
+		"http://127.0.0.1:9810":          "too many colons",
+		"127.0.0.1:no-such-service-name": "unknown port",
+	} {
+		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\n"+
+			"source: {type: file, file: {path: u.csv}}\nweb: {listen_address: '"+addr+"'}\n")
+		_, err := Load(path, nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("listen_address %q: %v", addr, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), "web.listen_address: ") || !strings.Contains(err.Error(), want)):
+			t.Errorf("listen_address %q: error %v, want one naming web.listen_address and saying %q", addr, err, want)
+		}
 	}
 }
 
