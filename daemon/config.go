@@ -434,6 +434,12 @@ func load(path string, getenv func(string) string) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, withoutValues(err, data)
 	}
+	if len(doc.Content) == 0 {
+		// Not "export_path or export_url is required", the first check
+		// of an empty config: the file is the problem (truncated, or
+		// not written yet when a reload read it).
+		return nil, errors.New("the file holds no settings: it is empty, or only comments")
+	}
 	if err := checkSecretNodes(&doc); err != nil {
 		return nil, err
 	}

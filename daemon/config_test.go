@@ -164,6 +164,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-repeated-key.yml", want: "yaml: unmarshal errors:\n  line 15: policies.max_decrease_percent: given twice (first at line 13)"},
 		{file: "bad-state-scalar.yml", want: "yaml: unmarshal errors:\n  line 4: state: cannot unmarshal !!str into daemon.StateConfig"},
 		{file: "bad-not-yaml.yml", want: "yaml: line 1: did not find expected ',' or ']'"},
+		{file: "bad-empty.yml", want: "the file holds no settings: it is empty, or only comments"},
 		{file: "bad-second-document.yml", want: `line 9: a second YAML document starts here ("---"), and psa-syncd reads only the first: the settings after it would be ignored; remove the "---"`},
 		{file: "bad-system.yml", want: `psa.system: unknown system "halopsa" (one of autotask, connectwise, kaseya_bms)`},
 		{file: "bad-impersonation.yml", want: `psa.autotask.impersonation_resource_id: "me" is not a positive integer`},
