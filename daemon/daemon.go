@@ -564,7 +564,7 @@ func (d *Daemon) reloadConfigLocked() error {
 	}
 	if err != nil {
 		d.metrics.ConfigReloaded(false, d.now())
-		d.logger.Error("Error reloading config", "file", d.configPath, "err", err)
+		d.logger.Error("Error reloading config; keeping the running one", "file", d.configPath, "err", err)
 		return err
 	}
 	if cfg.Web.ListenAddress != old.Web.ListenAddress {

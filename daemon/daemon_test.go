@@ -322,12 +322,17 @@ psa_sync_export_last_reload_successful 0
 
 func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "t1"})
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "t1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	orig := string(dtMust(os.ReadFile(e.cfgPath)))
 	dtWrite(t, e.cfgPath, orig+"unknown_key: 1\n")
 	err := e.d.Reload()
 	if err == nil || !strings.Contains(err.Error(), "unknown_key") {
 		t.Fatalf("Reload with an unknown key returned %v, want an error naming it", err)
+	}
+	// The log says what happens next, as it does for an export.
+	if !strings.Contains(logs.String(), `msg="Error reloading config; keeping the running one"`) || !strings.Contains(logs.String(), "unknown_key") {
+		t.Errorf("log of the failed reload does not say the running config stays, and why:\n%s", logs.String())
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 0 {
 		t.Errorf("psa_sync_config_last_reload_successful = %v, want 0", got)
