@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -244,6 +245,17 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	fs.BoolVar(&allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	// daemon.New takes 0 for the default: a 0 (or negative) given here
+	// would be a stop at once, or no polling, silently made 30s or 5s.
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"export.poll-interval", watch}, {"web.shutdown-timeout", shutdown}} {
+		if f.v <= 0 {
+			fmt.Fprintf(e.stderr, "psa-syncd: -%s %s: must be positive\n", f.name, f.v)
+			return 2
+		}
 	}
 	logger, err := cf.logger(e)
 	if err != nil {

@@ -217,6 +217,13 @@ func TestRun_usage(t *testing.T) {
 	if code, _, stderr := runCmd(t, "plan", "-log.level", "loud"); code != 2 || !strings.Contains(stderr, "log.level") {
 		t.Errorf("plan -log.level loud: exit %d, stderr %q", code, stderr)
 	}
+	// Not the defaults in disguise: a usage error before any start-up.
+	for _, flags := range [][]string{{"-web.shutdown-timeout", "0s"}, {"-web.shutdown-timeout", "-5s"}, {"-export.poll-interval", "0s"}} {
+		args := append([]string{"run", "-config.file", "does-not-exist.yml"}, flags...)
+		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, flags[0]+" "+flags[1]+": must be positive") {
+			t.Errorf("run %s %s: exit %d, stderr %q; want 2 saying it must be positive", flags[0], flags[1], code, stderr)
+		}
+	}
 	if code, stdout, _ := runCmd(t, "version"); code != 0 || !strings.HasPrefix(stdout, "psa-syncd ") {
 		t.Errorf("version: exit %d, stdout %q", code, stdout)
 	}
