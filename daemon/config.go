@@ -283,6 +283,9 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 			return fmt.Errorf("state.%s: must not be negative", f.name)
 		}
 	}
+	if s.Driver == state.DriverPostgres && s.MaxOpenConns == 1 {
+		return errors.New("state.max_open_conns: must be at least 2 with PostgreSQL, got 1: the active instance keeps a connection for its leadership lock, and every other statement would wait for it")
+	}
 	if s.AdvertiseURL == "" {
 		s.AdvertiseURL = getenv("PSA_SYNCD_ADVERTISE_URL")
 	}

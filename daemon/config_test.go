@@ -207,6 +207,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-export-url-s3.yml", want: `export_url: export: S3 URL "s3://psa-sync/psa-mappings.json?endpoint=minio:9000": endpoint must be an http:// or https:// URL, got "minio:9000"`},
 		{file: "bad-state-driver.yml", want: `state.driver: unknown driver "mysql" (one of sqlite, postgres)`},
 		{file: "bad-state-postgres-no-url.yml", want: "state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)"},
+		{file: "bad-state-postgres-one-conn.yml", want: "state.max_open_conns: must be at least 2 with PostgreSQL, got 1: the active instance keeps a connection for its leadership lock, and every other statement would wait for it"},
 		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
 		{file: "bad-base-url-credentials.yml", want: `psa.autotask.base_url: "xxxxx@webservices5.autotask.net/atservicesrest/" is not an http(s) URL`},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},
