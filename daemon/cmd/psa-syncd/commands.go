@@ -422,8 +422,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if be != nil && connected {
 		instance = be.Instance()
 	}
-	if _, via, err := readExport(ctx, cfg, instance); err != nil {
+	if doc, via, err := readExport(ctx, cfg, instance); err != nil {
 		report(false, "mapping export", err.Error())
+	} else if msg := sourceMismatch(cfg, doc); msg != "" {
+		report(false, "mapping export", cfg.ExportName()+via+": "+msg)
 	} else {
 		report(true, "mapping export", cfg.ExportName()+via)
 	}
@@ -524,6 +526,47 @@ func errText(text string, err error) string {
 	return text
 }
 
+// sourceMismatch says, when the export maps products or customers but
+// none of the usage source the config names, that the names differ (a
+// source.file.name left out, say): every pass would find each customer of
+// the usage unmapped and write nothing. It returns "" otherwise.
+func sourceMismatch(cfg *daemon.Config, doc *export.Document) string {
+	src, err := cfg.NewSource(nil, nil) // no I/O; its errors are Load's
+	if err != nil {
+		return ""
+	}
+	own := src.Name()
+	var others []string
+	add := func(source string) bool {
+		if source == own {
+			return false
+		}
+		if q := strconv.Quote(source); !slices.Contains(others, q) {
+			others = append(others, q)
+		}
+		return true
+	}
+	for _, pm := range doc.ProductMappings {
+		if !add(pm.Source) {
+			return ""
+		}
+	}
+	for _, cm := range doc.CustomerMappings {
+		if !add(cm.Source) {
+			return ""
+		}
+	}
+	if len(others) == 0 {
+		return ""
+	}
+	key := "source.type"
+	if cfg.Source.Type == daemon.SourceFile {
+		key = "source.file.name"
+	}
+	return fmt.Sprintf("it maps no product or customer of the usage source %q (%s), only of %s: every customer in the usage "+
+		"would be unmapped and no line written; give the source the name the export uses", own, key, strings.Join(others, ", "))
+}
+
 // readExport reads the mapping export from the store the config names
 // and checks it against the config and, when instance is not empty, the
 // PSA instance psa-syncd connects to. via says, when it is not empty,
@@ -598,6 +641,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	doc, via, err := readExport(ctx, cfg, "")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
+	if msg := sourceMismatch(cfg, doc); msg != "" {
+		fmt.Fprintf(e.stderr, "psa-syncd: mapping export %s%s: %s\n", cfg.ExportName(), via, msg)
 		return 1
 	}
 	usage, tickets := 0, 0

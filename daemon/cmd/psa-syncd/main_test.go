@@ -244,6 +244,15 @@ func TestRun_validate(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, e.exportPath) || !strings.Contains(stderr, "customer_mappings[1]") || !strings.Contains(stderr, "contract_id is required") {
 		t.Errorf("validate with a bad export: exit %d, stderr %q; want 1 naming the file, entry and field", code, stderr)
 	}
+	// A source named otherwise than the export's mappings: every customer
+	// would be unmapped.
+	e.writeExport(t, e.doc)
+	cfg := string(must(os.ReadFile(e.cfgPath)))
+	writeFile(t, e.cfgPath, strings.Replace(cfg, "    path: usage.csv\n", "    path: usage.csv\n    name: passwordboss\n", 1))
+	code, _, stderr = runCmd(t, "validate", "-config.file", e.cfgPath)
+	if code != 1 || !strings.Contains(stderr, `no product or customer of the usage source "passwordboss" (source.file.name), only of "file"`) {
+		t.Errorf("validate with a source the export does not map: exit %d, stderr %q; want 1 naming both source names", code, stderr)
+	}
 	writeFile(t, e.cfgPath, "export_path: x.json\nstate_dir: s\nbogus: 1\n")
 	code, _, stderr = runCmd(t, "validate", "-config.file", e.cfgPath)
 	if code != 1 || !strings.Contains(stderr, e.cfgPath) || !strings.Contains(stderr, "bogus") {
