@@ -267,8 +267,25 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// SIGINT and SIGTERM are logged when they come, not once the running
+	// pass has finished (up to the shutdown timeout later).
+	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(term)
+	go func() {
+		select {
+		case sig := <-term:
+			name := "SIGTERM"
+			if sig == os.Interrupt {
+				name = "SIGINT"
+			}
+			logger.Info("Received "+name+", exiting gracefully", "shutdown_timeout", shutdown)
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 
 	logger.Info("Starting psa-syncd", "version", buildVersion(), "go", commonversion.GoVersion)
 	cfg, err := daemon.Load(cf.configFile, e.getenv)
@@ -308,7 +325,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		logger.Error("psa-syncd stopped", "err", err)
 		return 1
 	}
-	logger.Info("Received SIGTERM, exiting gracefully")
+	logger.Info("psa-syncd stopped")
 	return 0
 }
 

@@ -776,6 +776,81 @@ func TestRun_daemonSignals(t *testing.T) {
 	}
 }
 
+// TestRun_interruptLoggedWhenItComes sends SIGINT to psa-syncd run while
+// a pass has a write in flight: the signal is logged, by its name, when it
+// comes, not once the pass has ended at the shutdown timeout.
+func TestRun_interruptLoggedWhenItComes(t *testing.T) {
+	t.Parallel()
+	proxy := &holdingProxy{arrived: make(chan struct{}, 16), hold: true}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	e := newTestEnv(t, func(s *psatest.Server) string {
+		proxy.sim = s
+		return front.URL + "/ATServicesRest/"
+	})
+	cmd := exec.Command(binary, "run", "-config.file", e.cfgPath, "-log.format", "json", "-web.shutdown-timeout", "1m")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := make(chan map[string]any, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				logs <- m
+			}
+		}
+		close(logs)
+	}()
+	waitLog := func(msg string, within time.Duration) map[string]any {
+		t.Helper()
+		deadline := time.After(within)
+		for {
+			select {
+			case m, ok := <-logs:
+				if !ok {
+					t.Fatalf("process ended before logging %q", msg)
+				}
+				if m["msg"] == msg {
+					return m
+				}
+			case <-deadline:
+				t.Fatalf("no %q logged within %s", msg, within)
+			}
+		}
+	}
+	addr, _ := waitLog("Listening", time.Minute)["address"].(string)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/sync", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer test-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	select {
+	case <-proxy.arrived:
+	case <-time.After(time.Minute):
+		t.Fatal("no adjustment POST arrived")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	// The pass would hold the shutdown for its minute.
+	waitLog("Received SIGINT, exiting gracefully", 20*time.Second)
+	proxy.mu.Lock()
+	proxy.hold = false
+	proxy.mu.Unlock()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // holdingProxy sits in front of the simulator. Adjustment POSTs are held:
 // either after the simulator applied them (the response is never sent) or
 // before they reach it (they are never applied), until the client goes away.
