@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,7 +281,16 @@ func (r row) record(p source.Period) (source.Record, error) {
 		return rec, errors.New("quantity is missing")
 	}
 	n, err := strconv.ParseInt(q, 10, 64)
-	if err != nil {
+	// ParseInt reports a range error before it reads the rest.
+	whole := strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(q, "+"), "-"), "0123456789") == ""
+	switch {
+	case errors.Is(err, strconv.ErrRange) && whole && !strings.HasPrefix(q, "-"):
+		// A whole number: saying it is not one sends the reader looking
+		// for a stray character.
+		return rec, fmt.Errorf("quantity %s is more than %d", q, int64(math.MaxInt64))
+	case errors.Is(err, strconv.ErrRange) && whole:
+		return rec, fmt.Errorf("quantity %s is negative", q)
+	case err != nil:
 		return rec, fmt.Errorf("quantity %q is not a whole number", q)
 	}
 	if n < 0 {

@@ -140,6 +140,8 @@ func TestFetch_csvBadRows(t *testing.T) {
 		"P1,,c1,",                             // 10: quantity missing
 		"",                                    // 11: blank lines are skipped
 		"P2,7,,",                              // 12: good, unassigned
+		"P1,99999999999999999999,c1,",         // 13: too large
+		"P1,99999999999999999999x,c1,",        // 14: not a number
 	}, "\n") + "\n"
 	p := writeFile(t, "usage.csv", content)
 	rep, err := newSource(t, file.Config{Path: p}).Fetch(t.Context(), oct2026)
@@ -155,6 +157,8 @@ func TestFetch_csvBadRows(t *testing.T) {
 		`usage.csv:8: period 2026-09 is not the requested period 2026-10`,
 		`usage.csv:9: period "Oct" is not YYYY-MM`,
 		`usage.csv:10: quantity is missing`,
+		`usage.csv:13: quantity 99999999999999999999 is more than 9223372036854775807`,
+		`usage.csv:14: quantity "99999999999999999999x" is not a whole number`,
 	}
 	if diff := cmp.Diff(wantProblems, problems(rep)); diff != "" {
 		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
