@@ -51,7 +51,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
-	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file`.")
+	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
 	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
@@ -120,9 +120,10 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
 		Customer: customer, Trigger: usage.TriggerCLI})
+	var metricsErr error
 	if metricsFile != "" {
-		if werr := prometheus.WriteToTextfile(metricsFile, reg); werr != nil {
-			logger.Error("Error writing metrics file", "file", metricsFile, "err", werr)
+		if metricsErr = prometheus.WriteToTextfile(metricsFile, reg); metricsErr != nil {
+			logger.Error("Error writing metrics file", "file", metricsFile, "err", metricsErr)
 		}
 	}
 	if res != nil {
@@ -145,7 +146,9 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			}
 		}
 	}
-	if res.Run.Result != "success" {
+	// Metrics that could not be written fail the command too: a textfile
+	// collector would go on showing the last ones.
+	if res.Run.Result != "success" || metricsErr != nil {
 		return 1
 	}
 	return 0

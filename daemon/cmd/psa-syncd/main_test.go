@@ -381,6 +381,12 @@ func TestRun_planSyncStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "0 updated, 3 unchanged") {
 		t.Errorf("second sync: exit %d\n%s", code, stdout)
 	}
+	// Metrics that cannot be written are a failure: a textfile collector
+	// would go on showing the last ones.
+	code, _, stderr = runCmd(t, "sync", cfg, "-metrics.file", filepath.Join(e.dir, "no-such-dir", "metrics.prom"))
+	if code != 1 || !strings.Contains(stderr, "Error writing metrics file") {
+		t.Errorf("sync -metrics.file into a missing directory: exit %d, stderr %q; want 1", code, stderr)
+	}
 	code, stdout, _ = runCmd(t, "sync", cfg, "-json")
 	var res struct {
 		Run struct {
