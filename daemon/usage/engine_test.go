@@ -1330,6 +1330,27 @@ func TestEngine_Sync_badRowOfAnotherPeriodIsOnlyReported(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_csvStrayQuoteFailsItsCustomer: a CSV row that cannot be
+// split into columns for a quote in its customer name failed the whole
+// pass, every customer of the file, until the file was fixed. Its customer,
+// the first column, read before the fault, fails alone; the others sync.
+func TestEngine_Sync_csvStrayQuoteFailsItsCustomer(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 30, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", `cust-b,"Globex "Intl"",CIXA-MSP,5`)
+	res := h.sync(PassOptions{})
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %s %q, want partial", res.Run.Result, res.Run.Error)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 30)
+	if cs := h.status("cust-b"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "usage.csv:3") {
+		t.Errorf("cust-b status = %s %q, want failed naming usage.csv:3", cs.Result, cs.Error)
+	}
+}
+
 // TestEngine_Sync_jsonRepeatedCustomerIDFailsThePass: encoding/json keeps
 // the last of a key given twice, so a row with "customer_id" twice billed
 // the second customer. Whose usage such a row is cannot be told, so it is

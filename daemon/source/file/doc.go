@@ -28,9 +28,12 @@
 // this period's usage, whatever else is wrong with it, and is only reported.
 // A skipped row that may have held usage is marked Unreadable with the
 // customer_id it names, so that the daemon syncs none of that customer's
-// lines rather than lower them. When the row names no customer that can be
-// trusted (it cannot be split into columns, or its JSON object gives
-// customer_id twice), it is marked Unreadable for any customer, and the
+// lines rather than lower them. A CSV row that cannot be split into
+// columns (a stray quote) names its customer only when customer_id is the
+// first column and the fault comes after it, on the row's own line. When
+// the row names no customer that can be trusted (it cannot be split into
+// columns otherwise, or its JSON object gives customer_id twice), it is
+// marked Unreadable for any customer, and the
 // daemon writes no line that pass: the row could be any customer's usage,
 // and guessing its owner could bill one customer for another's. A row with
 // an empty customer_id is usage that belongs to no customer (a Record with

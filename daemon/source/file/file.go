@@ -116,7 +116,8 @@ func (s *Source) Format() Format { return s.format }
 // number; a row whose period column is set and differs from p is such a row.
 // A row that cannot be read is an Unreadable problem of the customer in its
 // customer_id column, or of any customer when the row cannot be split into
-// columns or its JSON object gives customer_id twice; one whose customer_id
+// columns (unless customer_id is the first column and was read before the
+// fault, see leadingField) or its JSON object gives customer_id twice; one whose customer_id
 // is empty is usage of no customer, and one of another period is not this
 // period's usage, whatever else is wrong with it, so neither is Unreadable.
 // A zero p accepts every period. A file that cannot be read or whose header
@@ -338,6 +339,7 @@ func parseCSV(name string, data []byte, each func(row)) error {
 	}
 	fields := make(map[string]string, len(cols))
 	for {
+		start := cr.InputOffset()
 		rec, err := cr.Read()
 		if err == io.EOF {
 			return nil
@@ -345,7 +347,11 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				each(row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err})
+				r := row{where: fmt.Sprintf("%s:%d", name, pe.StartLine), err: pe.Err}
+				if id, ok := leadingField(data[start:], pe); ok && cols[0] == colCustomerID {
+					r.fields = map[string]string{colCustomerID: id}
+				}
+				each(r)
 				continue
 			}
 			return fmt.Errorf("file: %s: %w", name, err)
@@ -362,6 +368,26 @@ func parseCSV(name string, data []byte, each func(row)) error {
 		}
 		each(row{where: where, fields: fields})
 	}
+}
+
+// leadingField returns the first field of a CSV record that failed to
+// parse (a stray quote in a customer name, say), when the record is one
+// line, that field is plain text (no quote) and the fault comes after it:
+// then it is the field as written, whatever is wrong later in the line. As
+// the first column, nothing before it can shift it, so the row's customer
+// is known and fails alone rather than every customer of the file. rest is
+// the input from where the record's read began.
+func leadingField(rest []byte, pe *csv.ParseError) (string, bool) {
+	if pe.StartLine != pe.Line {
+		return "", false
+	}
+	rest = bytes.TrimLeft(rest, "\r\n") // the blank lines the reader skipped
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	field, _, found := bytes.Cut(line, []byte(","))
+	if !found || bytes.ContainsRune(field, '"') || pe.Column <= len(field)+1 {
+		return "", false
+	}
+	return strings.TrimSpace(string(field)), true
 }
 
 func known(c string) bool {

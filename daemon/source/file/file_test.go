@@ -382,6 +382,8 @@ func TestFetch_unreadableRows(t *testing.T) {
 		"2c9f,CIXA-MSP,1",         // 4: cannot be split: anyone's
 		"2c9f,CIXA-MSP,1,2026-09", // 5: another period
 		"2c9f,,1,",                // 6: product missing: any of 2c9f's
+		`2c9f,"CIXA "MSP",1,`,     // 7: a stray quote after the customer: 2c9f's
+		`77a1,CIX"A,1,`,           // 8: likewise
 	}, "\n")+"\n")
 	rep, err := newSource(t, file.Config{Path: csvPath}).Fetch(t.Context(), oct2026)
 	if err != nil {
@@ -393,9 +395,27 @@ func TestFetch_unreadableRows(t *testing.T) {
 		{"usage.csv:4", true, "", ""},
 		{"usage.csv:5", false, "", ""},
 		{"usage.csv:6", true, "2c9f", ""},
+		{"usage.csv:7", true, "2c9f", ""},
+		{"usage.csv:8", true, "77a1", ""},
 	}
 	if diff := cmp.Diff(want, summarize(rep)); diff != "" {
 		t.Errorf("CSV problems mismatch (-want +got):\n%s", diff)
+	}
+	// The customer of a row that cannot be split is known only when it is
+	// the first column, and the record a line of its own: a column before
+	// it could be shifted, and a quote left open runs into the rows after.
+	for content, want := range map[string][]got{
+		"product,customer_id,quantity\nCIX\"A,2c9f,1\n":              {{"usage.csv:2", true, "", ""}},
+		"customer_id,product,quantity\n2c9f,\"CIXA,1\n3b1e,CIXA,2\n": {{"usage.csv:2", true, "", ""}},
+		"customer_id,product,quantity\n\"2c\"9f,CIXA,1\n":            {{"usage.csv:2", true, "", ""}},
+	} {
+		rep, err := newSource(t, file.Config{Path: writeFile(t, "usage.csv", content)}).Fetch(t.Context(), oct2026)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, summarize(rep)); diff != "" {
+			t.Errorf("CSV problems of %q mismatch (-want +got):\n%s", content, diff)
+		}
 	}
 
 	jsonPath := writeFile(t, "usage.json", `[
