@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -31,6 +32,9 @@ func (c *Config) validateExport() error {
 		return errors.New("export_path and export_url are mutually exclusive: give the store as export_url only")
 	case c.ExportPath == "" && c.ExportURL == "":
 		return errors.New("export_path or export_url is required: where the Terraform provider writes the mapping export")
+	case strings.Contains(c.ExportPath, "://"):
+		// It would be read as a file of that name, which never appears.
+		return fmt.Errorf("export_path: %q is a URL, not a file path: give it as export_url", export.Redact(c.ExportPath))
 	case c.ExportURL == "" || c.ExportURL == ExportSelf:
 		return nil
 	}
