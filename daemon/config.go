@@ -654,6 +654,11 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return err
 	}
 	c.ExportPath = abs(c.ExportPath)
+	if strings.Contains(c.StateDir, "://") {
+		// A PostgreSQL URL here would be a directory of that name, with
+		// its password in the path that logs show, holding SQLite.
+		return fmt.Errorf("state_dir: %s is a URL, not a directory: for PostgreSQL set state.driver: postgres and give the URL in state.url (or url_file)", quoteURL(c.StateDir))
+	}
 	c.StateDir = abs(c.StateDir)
 	if err := c.State.validate(c.StateDir, abs, getenv); err != nil {
 		return err
@@ -939,6 +944,9 @@ func (s *SourceConfig) validate(abs func(string) string, getenv func(string) str
 		case file.FormatAuto, file.FormatCSV, file.FormatJSON:
 		default:
 			return fmt.Errorf("source.file.format: unknown format %q (one of csv, json)", s.File.Format)
+		}
+		if strings.Contains(s.File.Path, "://") {
+			return fmt.Errorf("source.file.path: %s is a URL: the file source reads a local file", quoteURL(s.File.Path))
 		}
 		s.File.Path = abs(s.File.Path)
 		if _, err := s.newFile(); err != nil {

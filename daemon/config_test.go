@@ -203,6 +203,8 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},
 		{file: "bad-export-path.yml", want: "export_path or export_url is required: where the Terraform provider writes the mapping export"},
 		{file: "bad-export-path-url.yml", want: `export_path: "s3://msp-psa-sync/psa-mappings.json?region=eu-central-1" is a URL, not a file path: give it as export_url`},
+		{file: "bad-state-dir-url.yml", want: `state_dir: "postgres://xxxxx@db:5432/psa_syncd" is a URL, not a directory: for PostgreSQL set state.driver: postgres and give the URL in state.url (or url_file)`},
+		{file: "bad-source-file-url.yml", want: `source.file.path: "https://vendor.example/usage.csv" is a URL: the file source reads a local file`},
 		{file: "bad-export-url-both.yml", want: "export_path and export_url are mutually exclusive: give the store as export_url only"},
 		{file: "bad-export-url-scheme.yml", want: `export_url: export: unsupported export URL scheme "gs" in "gs://psa-sync/psa-mappings.json": use a path, file://, s3:// or the http(s):// URL of psa-syncd`},
 		{file: "bad-export-url-s3.yml", want: `export_url: export: S3 URL "s3://psa-sync/psa-mappings.json?endpoint=minio:9000": endpoint must be an http:// or https:// URL, got "minio:9000"`},
