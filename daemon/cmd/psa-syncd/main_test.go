@@ -1340,4 +1340,18 @@ func TestRun_badWebURL(t *testing.T) {
 			}
 		}
 	}
+	// An empty token file is a usage error, not a request that the daemon
+	// refuses with a 401 that does not say why.
+	empty := filepath.Join(t.TempDir(), "token")
+	writeFile(t, empty, "\n")
+	for _, args := range [][]string{
+		{"sync"}, {"plan"}, {"tickets"},
+		{"resolve", "-intent", "1", "-posted"},
+		{"backup", "-output", out},
+	} {
+		args = append(args, "-web.url", "http://127.0.0.1:1", "-web.token-file", empty)
+		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, "-web.token-file: "+empty+" is empty") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 saying the token file is empty", args, code, stderr)
+		}
+	}
 }

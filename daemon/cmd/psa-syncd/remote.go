@@ -50,6 +50,11 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			return nil, fmt.Errorf("-web.token-file: %w", err)
 		}
 		c.token = strings.TrimSpace(string(data))
+		if c.token == "" {
+			// Sent without a token, the request would only come back
+			// as the daemon's 401.
+			return nil, fmt.Errorf("-web.token-file: %s is empty", r.tokenFile)
+		}
 	}
 	return c, nil
 }
