@@ -982,7 +982,10 @@ func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secr
 		}
 		return Secret(s), nil
 	}
-	return Secret(getenv(env)), nil
+	// Trimmed as a file is: a Kubernetes secret or a value read with
+	// $(cat ...) often ends in a newline, which no PSA takes as part of
+	// the secret.
+	return Secret(strings.TrimSpace(getenv(env))), nil
 }
 
 func checkURL(s string) error {

@@ -540,7 +540,8 @@ func TestLoad_secretFilePrecedence(t *testing.T) {
 		psa.SystemConnectWise: "connectwise: {site: api-na.myconnectwise.net, company_id: msp, public_key: pub, client_id: cid%s}",
 		psa.SystemKaseyaBMS:   "kaseya_bms: {hostname: bms.kaseya.com, username: u, tenant: t%s}",
 	}
-	env := cfgEnv(map[string]string{"PSA_CONNECTWISE_PRIVATE_KEY": "from-env", "PSA_KASEYA_BMS_PASSWORD": "from-env"})
+	// An environment variable's line end is dropped, as a file's is.
+	env := cfgEnv(map[string]string{"PSA_CONNECTWISE_PRIVATE_KEY": "from-env\n", "PSA_KASEYA_BMS_PASSWORD": " from-env\r\n"})
 	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		key := map[psa.System]string{psa.SystemConnectWise: "private_key", psa.SystemKaseyaBMS: "password"}[sys]
 		for extra, want := range map[string]string{

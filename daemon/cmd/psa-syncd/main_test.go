@@ -1355,3 +1355,21 @@ func TestRun_badWebURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteFlags_tokenFromEnvTrimmed: the API token from
+// PSA_SYNCD_API_TOKEN loses its line end, as the daemon's own copy of the
+// same variable (or a token file) does: a Kubernetes secret often ends in a
+// newline, and the daemon would refuse the token with it.
+func TestRemoteFlags_tokenFromEnvTrimmed(t *testing.T) {
+	t.Parallel()
+	r := remoteFlags{url: "http://127.0.0.1:9810"}
+	c, err := r.client(&env{getenv: func(k string) string {
+		if k == "PSA_SYNCD_API_TOKEN" {
+			return "tok\n"
+		}
+		return ""
+	}})
+	if err != nil || c == nil || c.token != "tok" {
+		t.Fatalf("client() = %+v, %v; want the token without its line end", c, err)
+	}
+}

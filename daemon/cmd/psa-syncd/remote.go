@@ -43,7 +43,7 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", redact.URL(r.url))
 	}
-	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: e.getenv("PSA_SYNCD_API_TOKEN")}
+	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN"))}
 	if r.tokenFile != "" {
 		data, err := os.ReadFile(r.tokenFile)
 		if err != nil {
