@@ -81,6 +81,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	name := strings.TrimLeft(args[0], "-")
 	if name == "help" || name == "h" {
+		if len(args) > 1 {
+			// "psa-syncd help sync" is "psa-syncd sync --help".
+			for _, c := range commands {
+				if c.name == args[1] {
+					return c.run(ctx, e, []string{"--help"})
+				}
+			}
+			fmt.Fprintf(stderr, "psa-syncd: unknown command %q\n\n", args[1])
+			printUsage(stderr)
+			return 2
+		}
 		printUsage(stdout)
 		return 0
 	}
@@ -102,7 +113,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' for the flags of a command. Flags take one or two dashes.")
+	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' (or 'psa-syncd help <command>') for the flags of a command. Flags take one or two dashes.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment:")
 	fmt.Fprintf(w, "  GOMEMLIMIT  soft memory limit of the Go runtime (default %dMiB; e.g. 200MiB, or off)\n", defaultMemoryLimit>>20)

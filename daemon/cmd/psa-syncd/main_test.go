@@ -210,6 +210,12 @@ func TestRun_usage(t *testing.T) {
 				t.Errorf("%s %s: exit %d, stdout %q", c.name, h, code, stdout)
 			}
 		}
+		if code, stdout, _ := runCmd(t, "help", c.name); code != 0 || !strings.Contains(stdout, "Usage: psa-syncd "+c.name+" [flags]") {
+			t.Errorf("help %s: exit %d, stdout %q; want the command's own help", c.name, code, stdout)
+		}
+	}
+	if code, _, stderr := runCmd(t, "help", "frobnicate"); code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("help frobnicate: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, stderr := runCmd(t, "sync", "--no-such-flag"); code != 2 || !strings.Contains(stderr, "no-such-flag") {
 		t.Errorf("sync --no-such-flag: exit %d, stderr %q", code, stderr)
