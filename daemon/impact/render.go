@@ -73,10 +73,10 @@ func (r *Report) summary() string {
 		if r.Totals.Held == 1 {
 			s = "1 line is held for review and keeps its current units, as the amounts count them, "
 		}
-		switch {
-		case r.Totals.HeldApprovable == r.Totals.Held:
+		switch r.Totals.HeldApprovable {
+		case r.Totals.Held:
 			s += "until `psa-syncd sync --approve`"
-		case r.Totals.HeldApprovable == 0:
+		case 0:
 			s += "and no `psa-syncd sync --approve` releases " + map[bool]string{true: "it", false: "them"}[r.Totals.Held == 1] + " (each line says why)"
 		default:
 			s += fmt.Sprintf("%d of them until `psa-syncd sync --approve`; no approval releases the others (each line says why)", r.Totals.HeldApprovable)

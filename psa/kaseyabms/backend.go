@@ -507,7 +507,7 @@ func (b *Backend) remember(svc *Service) {
 // req from the names in f. v2 has lookups for categories and subcategories
 // but none for units of measure, so a unit of measure is found on an
 // existing service that uses it. The lookups are read once per Backend
-// (within lookupTTL): an apply that creates many services, and the plan
+// (within serviceTTL): an apply that creates many services, and the plan
 // that checked them first (CheckServiceFields), share them. A name the
 // PSA does not know is a *psa.ValidationError naming the field.
 func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFields, req *CreateServiceRequest) error {
@@ -519,7 +519,7 @@ func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFiel
 		return fieldError("subcategory", fmt.Sprintf("subcategory %q needs a category", f.Subcategory))
 	}
 	if f.Category != "" {
-		cats, err := b.lookup(ctx, "categories", func() ([]*Category, error) {
+		cats, err := b.lookup("categories", func() ([]*Category, error) {
 			cats, _, err := b.client.Services.Categories(ctx)
 			return cats, err
 		})
@@ -532,7 +532,7 @@ func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFiel
 		}
 		req.CategoryID = &id
 		if f.Subcategory != "" {
-			subs, err := b.lookup(ctx, "subcategories/"+strconv.Itoa(id), func() ([]*Category, error) {
+			subs, err := b.lookup("subcategories/"+strconv.Itoa(id), func() ([]*Category, error) {
 				subs, _, err := b.client.Services.SubCategories(ctx, id)
 				return subs, err
 			})
@@ -547,7 +547,7 @@ func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFiel
 		}
 	}
 	if f.UnitOfMeasure != "" {
-		units, err := b.lookup(ctx, "units", func() ([]*Category, error) {
+		units, err := b.lookup("units", func() ([]*Category, error) {
 			all, _, err := b.client.Services.SearchAll(ctx, nil)
 			if err != nil {
 				return nil, err
@@ -584,19 +584,15 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	return b.resolveFields(ctx, s.KaseyaBMS, &CreateServiceRequest{})
 }
 
-// lookupTTL bounds how long a category, subcategory or unit-of-measure
-// lookup is reused.
-const lookupTTL = serviceTTL
-
 type cachedLookup struct {
 	list []*Category
 	at   time.Time
 }
 
 // lookup returns the lookup list kept under key, reading it with read when
-// it is missing or older than lookupTTL; concurrent misses share one read.
+// it is missing or older than serviceTTL; concurrent misses share one read.
 // A failed read is not kept.
-func (b *Backend) lookup(ctx context.Context, key string, read func() ([]*Category, error)) ([]*Category, error) {
+func (b *Backend) lookup(key string, read func() ([]*Category, error)) ([]*Category, error) {
 	b.mu.Lock()
 	c, ok := b.lookups[key]
 	b.mu.Unlock()
