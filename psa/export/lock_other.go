@@ -2,6 +2,11 @@
 
 package export
 
+import (
+	"io/fs"
+	"os"
+)
+
 // lockFile is a no-op where flock is unavailable: writers in one process are
 // still serialised by the per-path mutex, but two processes are not.
 func lockFile(path string) (unlock func(), err error) {
@@ -10,3 +15,6 @@ func lockFile(path string) (unlock func(), err error) {
 
 // syncDir is a no-op where directories cannot be opened for syncing.
 func syncDir(dir string) error { return nil }
+
+// keepOwner does nothing where files have no Unix owner and group.
+func keepOwner(f *os.File, old fs.FileInfo) {}

@@ -4,6 +4,7 @@ package export
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"syscall"
 )
@@ -42,4 +43,17 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// keepOwner gives f, the file about to replace old, old's owner and group,
+// as far as the writer may: root may give both, another user only a group
+// it is a member of. What it may not give stays the writer's, as it was.
+func keepOwner(f *os.File, old fs.FileInfo) {
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok {
+		return
+	}
+	if f.Chown(int(st.Uid), int(st.Gid)) != nil {
+		_ = f.Chown(-1, int(st.Gid))
+	}
 }

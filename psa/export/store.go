@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,8 +116,9 @@ func located(name string, err error) error {
 // created. Otherwise Update increments Revision, sets UpdatedAt to the
 // current time in UTC (to the second), validates the result and replaces the
 // file atomically: a temporary file in the same directory is written,
-// synced, given the old file's permissions (0644 for a new file) and renamed
-// over the export, and the directory is synced. Temporary files that a killed
+// synced, given the old file's permissions, and its owner and group as far
+// as the writer may (a new file is created with mode 0644 less the umask),
+// and renamed over the export, and the directory is synced. Temporary files that a killed
 // writer left behind are removed first. The parent directory is
 // created if missing. When path is a symbolic link, its target is updated.
 //
@@ -238,14 +242,23 @@ func removeStaleTemps(path string) {
 	}
 }
 
-// writeFile replaces path with data atomically and durably.
+// writeFile replaces path with data atomically and durably. The new file
+// keeps the mode, and as far as the writer may the owner and group, of the
+// one it replaces, so that psa-syncd, when it reads the export as another
+// user, can still read it. A new export gets mode 0644 less the umask, as
+// any file its writer creates: it names every customer and contract, and a
+// umask of 077 keeps it private.
 func writeFile(path string, data []byte) (err error) {
-	mode := fs.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
+	perm := fs.FileMode(0o644)
+	old, statErr := os.Stat(path)
+	if statErr == nil {
+		perm = old.Mode().Perm()
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, tempPattern(path))
+	// The temporary file is never more open than the export: it is
+	// created with the export's mode (less the umask) and given its owner
+	// before it holds anything.
+	f, err := createTemp(dir, tempPattern(path), perm)
 	if err != nil {
 		return err
 	}
@@ -258,13 +271,17 @@ func writeFile(path string, data []byte) (err error) {
 			_ = os.Remove(f.Name())
 		}
 	}()
+	if statErr == nil {
+		keepOwner(f, old)
+		// The umask may have taken bits from the export's mode.
+		if err := f.Chmod(perm); err != nil {
+			return err
+		}
+	}
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
 		return err
 	}
 	if err := f.Close(); err != nil {
@@ -274,4 +291,19 @@ func writeFile(path string, data []byte) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// createTemp creates a new file in dir whose name is pattern with its "*"
+// replaced by a random string, as os.CreateTemp does, but with mode perm
+// less the umask instead of 0600.
+func createTemp(dir, pattern string, perm fs.FileMode) (*os.File, error) {
+	prefix, suffix, _ := strings.Cut(pattern, "*")
+	for range 10000 {
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(rand.Uint32()), 10)+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, &fs.PathError{Op: "createtemp", Path: filepath.Join(dir, pattern), Err: fs.ErrExist}
 }
