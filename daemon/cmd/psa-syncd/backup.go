@@ -81,7 +81,25 @@ func backupLocal(ctx context.Context, e *env, configFile, out string) error {
 		}
 		return err
 	}
-	return errors.Join(db.Backup(out), db.Close())
+	return errors.Join(backupInto(db, out), db.Close())
+}
+
+// backupInto writes a backup of db into out through a temporary directory
+// beside it, as backupRemote does through a temporary file, so that a
+// backup killed midway (a cron job's timeout, a reboot) leaves nothing
+// named out: only a .psa-syncd-backup-* directory, removed otherwise.
+func backupInto(db *state.DB, out string) error {
+	dir, err := os.MkdirTemp(filepath.Dir(out), ".psa-syncd-backup-")
+	if err != nil {
+		return fmt.Errorf("-output %s: %w", out, err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, state.FileName)
+	if err := db.Backup(tmp); err != nil {
+		return err
+	}
+	// Link refuses to replace a file that appeared meanwhile.
+	return os.Link(tmp, out)
 }
 
 // backupRemote downloads a backup from a running daemon into out, through

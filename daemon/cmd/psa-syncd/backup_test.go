@@ -125,3 +125,73 @@ func TestLedger_readsTheDaemonsDatabase(t *testing.T) {
 		t.Errorf("ledger on PostgreSQL: exit %d, stdout %q, stderr %q; want the change to cust-pg's contract", code, stdout, stderr)
 	}
 }
+
+// TestBackup_outputAppearsComplete: psa-syncd backup without -web.url
+// writes the copy beside -output and gives it that name only once it is
+// complete, as a backup from a running daemon is: a backup killed midway (a
+// cron job's timeout, a reboot) leaves no half-written file under the name
+// of the night's backup. It used to copy straight into -output, which
+// existed, empty and then partial, for the whole copy.
+func TestBackup_outputAppearsComplete(t *testing.T) {
+	t.Parallel()
+	stateDir := t.TempDir()
+	db, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 MiB take 64 steps of the online copy, with a pause after each.
+	if err := db.PutExport(state.ExportVersion{Revision: 1, Digest: "sha256:x"}, make([]byte, 16<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := backupConfig(t, "state_dir: "+stateDir)
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "nightly.db")
+
+	type result struct {
+		code           int
+		stdout, stderr string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, stdout, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", out)
+		done <- result{code, stdout, stderr}
+	}()
+	// The size of -output when it was first seen, while the command ran.
+	var seen int64 = -1
+	var r result
+poll:
+	for {
+		select {
+		case r = <-done:
+			break poll
+		default:
+		}
+		if fi, err := os.Stat(out); err == nil && seen < 0 {
+			seen = fi.Size()
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if r.code != 0 {
+		t.Fatalf("backup: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen >= 0 && seen != fi.Size() {
+		t.Errorf("-output existed with %d bytes during the backup, %d once complete: a backup killed then leaves a half-written file under its name", seen, fi.Size())
+	}
+	if entries, err := os.ReadDir(outDir); err != nil || len(entries) != 1 {
+		t.Errorf("the backup's directory holds %v, %v; want only nightly.db", entries, err)
+	}
+
+	// A directory that does not exist is named as -output's.
+	missing := filepath.Join(outDir, "no-such-dir", "nightly.db")
+	code, _, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", missing)
+	if code != 1 || !strings.Contains(stderr, "-output "+missing+": ") {
+		t.Errorf("backup into a missing directory: exit %d, stderr %q; want 1 naming -output", code, stderr)
+	}
+}
