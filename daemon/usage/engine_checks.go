@@ -123,13 +123,18 @@ func (e *Engine) lookUpContracts(ctx context.Context, ids []string) (map[string]
 			}
 		}
 	}
+	// The ids left out are listed before the reads start: the reads
+	// write to found while this goroutine would read it.
+	var alone []string
+	for _, id := range ids {
+		if found[id] == nil {
+			alone = append(alone, id)
+		}
+	}
 	var mu sync.Mutex
 	var g errgroup.Group
 	g.SetLimit(contractCheckConcurrency)
-	for _, id := range ids {
-		if found[id] != nil {
-			continue
-		}
+	for _, id := range alone {
 		g.Go(func() error {
 			ct, err := e.be.GetContract(ctx, id)
 			mu.Lock()
