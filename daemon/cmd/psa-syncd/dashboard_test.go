@@ -85,6 +85,10 @@ func dashboardQueries(t *testing.T) ([]dashboardQuery, []string) {
 // metrics, build info, and the Go and process collectors.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
+	// The commands set the build-info globals (buildVersion) before
+	// NewMetrics reads them; so does this, or it reads them while a
+	// command of a parallel test sets them (go test -race).
+	_ = buildVersion()
 	reg := newRegistry()
 	m := daemon.NewMetrics(reg, psa.SystemAutotask)
 	// The request metrics get their method and code labels from requests.
