@@ -385,7 +385,16 @@ func (d *Daemon) handleBackup(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "backup: "+err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/vnd.sqlite3")
+	// With its length given, a copy cut short (a read error here, the
+	// process stopped) fails the download instead of ending as a complete
+	// answer that `psa-syncd backup -web.url` would keep.
+	w.Header().Set("Content-Length", strconv.FormatInt(info.Size(), 10))
 	w.Header().Set("Content-Disposition", `attachment; filename="`+state.FileName+`"`)
 	if _, err := io.Copy(w, f); err != nil {
 		d.logger.Warn("Sending a backup failed", "err", err)
