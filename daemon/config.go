@@ -229,8 +229,15 @@ type StateConfig struct {
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
 }
 
-// DefaultLockInterval is StateConfig.LockInterval's default.
-const DefaultLockInterval = 2 * time.Second
+// DefaultLockInterval is StateConfig.LockInterval's default, and
+// MinLockInterval the shortest one accepted.
+const (
+	DefaultLockInterval = 2 * time.Second
+	MinLockInterval     = 100 * time.Millisecond
+)
+
+// MaxRetriesLimit is the most retries psa.max_retries accepts.
+const MaxRetriesLimit = 20
 
 // Database returns the state package's configuration of the database.
 func (s StateConfig) Database(stateDir string) state.Config {
@@ -282,6 +289,9 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		if f.v < 0 {
 			return fmt.Errorf("state.%s: must not be negative", f.name)
 		}
+	}
+	if s.LockInterval > 0 && s.LockInterval < MinLockInterval {
+		return fmt.Errorf("state.lock_interval: must be at least %s, got %s: a standby would ask for the lock in a tight loop", MinLockInterval, s.LockInterval)
 	}
 	if s.Driver == state.DriverPostgres && s.MaxOpenConns == 1 {
 		return errors.New("state.max_open_conns: must be at least 2 with PostgreSQL, got 1: the active instance keeps a connection for its leadership lock, and every other statement would wait for it")
@@ -745,6 +755,11 @@ func (p *PSAConfig) validate(abs func(string) string, getenv func(string) string
 	}
 	if p.MaxRetries != nil && *p.MaxRetries < 0 {
 		return fmt.Errorf("psa.max_retries: must not be negative, got %d", *p.MaxRetries)
+	}
+	// Each retry waits up to the backoff's maximum: past a few dozen, one
+	// request would hold its pass for hours.
+	if p.MaxRetries != nil && *p.MaxRetries > MaxRetriesLimit {
+		return fmt.Errorf("psa.max_retries: must be at most %d, got %d", MaxRetriesLimit, *p.MaxRetries)
 	}
 	switch p.System {
 	case psa.SystemConnectWise:
