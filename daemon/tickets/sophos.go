@@ -46,13 +46,15 @@ func (s *SophosAlerts) OpenAlerts(ctx context.Context, c Customer) ([]Alert, err
 }
 
 // apiHost returns the tenant's apiHost, reading the tenant list when the
-// tenant is not known yet (new tenants appear between passes).
+// tenant is not known yet (new tenants appear between passes) or had no
+// apiHost when the list was last read (a tenant still being set up gets
+// one later).
 func (s *SophosAlerts) apiHost(ctx context.Context, tenantID string) (string, error) {
 	key := strings.ToLower(tenantID)
 	s.mu.Lock()
-	host, ok := s.hosts[key]
+	host := s.hosts[key]
 	s.mu.Unlock()
-	if ok {
+	if host != "" {
 		return host, nil
 	}
 	tenants, err := s.client.Tenants.ListAll(ctx)
@@ -66,7 +68,7 @@ func (s *SophosAlerts) apiHost(ctx context.Context, tenantID string) (string, er
 	s.mu.Lock()
 	s.hosts = hosts
 	s.mu.Unlock()
-	host, ok = hosts[key]
+	host, ok := hosts[key]
 	if !ok {
 		return "", fmt.Errorf("tickets: tenant %s is not one of the partner's tenants", tenantID)
 	}

@@ -1,0 +1,145 @@
+package tickets_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+)
+
+const globex = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
+
+// regionalSophos serves the Sophos simulator over TLS with Central's host
+// names (its client dials every host to the test server): the partner APIs
+// on api.central.sophos.com, and each tenant's alerts on the apiHost the
+// tenant list gives it, acme's in us01 and globex's in eu01. A
+// tenant-level request that reaches another host than its tenant's
+// apiHost fails the test. While noHost is set, the tenant list gives acme
+// no apiHost, as for a tenant still being set up.
+type regionalSophos struct {
+	t   *testing.T
+	sim *sophostest.Server
+	ts  *httptest.Server
+
+	mu     sync.Mutex
+	noHost bool
+}
+
+func newRegionalSophos(t *testing.T) *regionalSophos {
+	r := &regionalSophos{t: t, sim: sophostest.Start(t, sophostest.WithFixtureFile("../source/sophostest/testdata/fixture.json"))}
+	r.ts = httptest.NewTLSServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.ts.Close)
+	return r
+}
+
+// host returns the apiHost of a tenant.
+func (r *regionalSophos) host(tenant string) string {
+	if strings.EqualFold(tenant, globex) {
+		return "https://api-eu01.central.sophos.com"
+	}
+	return "https://api-us01.central.sophos.com"
+}
+
+func (r *regionalSophos) serve(w http.ResponseWriter, req *http.Request) {
+	if strings.HasPrefix(req.URL.Path, "/common/") {
+		tenant := req.Header.Get("X-Tenant-ID")
+		if want, _ := url.Parse(r.host(tenant)); !strings.EqualFold(req.Host, want.Host) {
+			r.t.Errorf("%s %s for tenant %s went to %s, not to its apiHost %s", req.Method, req.URL.Path, tenant, req.Host, want.Host)
+			http.Error(w, `{"error":"notFound","message":"Not found"}`, http.StatusNotFound)
+			return
+		}
+	}
+	if req.URL.Path != "/partner/v1/tenants" {
+		r.sim.Handler().ServeHTTP(w, req)
+		return
+	}
+	rec := httptest.NewRecorder()
+	r.sim.Handler().ServeHTTP(rec, req)
+	var body map[string]any
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	r.mu.Lock()
+	noHost := r.noHost
+	r.mu.Unlock()
+	items, _ := body["items"].([]any)
+	for _, it := range items {
+		t, _ := it.(map[string]any)
+		id, _ := t["id"].(string)
+		t["apiHost"] = r.host(id)
+		if noHost && strings.EqualFold(id, acme) {
+			delete(t, "apiHost")
+		}
+	}
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(body)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// client returns a Sophos client with Central's default hosts, whose
+// requests reach the test server.
+func (r *regionalSophos) client() *sophos.Client {
+	r.t.Helper()
+	hc := r.ts.Client()
+	base, ok := hc.Transport.(*http.Transport)
+	if !ok {
+		r.t.Fatalf("test server transport is a %T", hc.Transport)
+	}
+	tr := base.Clone()
+	addr := r.ts.Listener.Addr().String()
+	tr.TLSClientConfig.ServerName = "example.com" // in the test certificate
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	hc.Transport = tr
+	c, err := sophos.NewClient(sophos.WithCredentials(r.sim.ClientID(), r.sim.ClientSecret()),
+		sophos.WithAuthURL("https://id.sophos.com/api/v2/oauth2/token"), sophos.WithHTTPClient(hc))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return c
+}
+
+// Each tenant's alerts are read on its own apiHost, and a tenant whose
+// apiHost the tenant list did not give yet is looked up again on the next
+// pass rather than failing until psa-syncd restarts.
+func TestSophosAlerts_apiHost(t *testing.T) {
+	t.Parallel()
+	rs := newRegionalSophos(t)
+	rs.sim.AddAlert(acme, sophostest.Alert{Description: "acme's"})
+	rs.sim.AddAlert(globex, sophostest.Alert{Description: "globex's"})
+	src := tickets.NewSophosAlerts(rs.client())
+	open := func(tenant string) ([]tickets.Alert, error) {
+		return src.OpenAlerts(t.Context(), tickets.Customer{Source: "sophos", CustomerID: tenant})
+	}
+
+	rs.mu.Lock()
+	rs.noHost = true
+	rs.mu.Unlock()
+	if _, err := open(acme); err == nil || !strings.Contains(err.Error(), "has no apiHost") {
+		t.Fatalf("acme without an apiHost: error = %v, want one naming the missing apiHost", err)
+	}
+	if got, err := open(globex); err != nil || len(got) != 1 || got[0].Description != "globex's" {
+		t.Errorf("globex = %+v, %v; want its one alert", got, err)
+	}
+
+	rs.mu.Lock()
+	rs.noHost = false
+	rs.mu.Unlock()
+	if got, err := open(acme); err != nil || len(got) != 1 || got[0].Description != "acme's" {
+		t.Errorf("acme once the tenant list gives its apiHost = %+v, %v; want its one alert", got, err)
+	}
+}
