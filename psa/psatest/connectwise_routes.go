@@ -496,7 +496,10 @@ func writeCWList(w http.ResponseWriter, r *http.Request, kind string, all []map[
 	writeJSON(w, http.StatusOK, out)
 }
 
-// pageURL returns the request's absolute URL with one query parameter set.
+// pageURL returns the request's absolute URL with one query parameter set,
+// written last as ConnectWise does (…?pageSize=1000&page=2>; rel="next":
+// clients such as pyconnectwise find the page number right before the
+// closing bracket).
 func pageURL(r *http.Request, param string, v int64) string {
 	q := r.URL.Query()
 	for k := range q {
@@ -504,8 +507,12 @@ func pageURL(r *http.Request, param string, v int64) string {
 			q.Del(k)
 		}
 	}
-	q.Set(param, strconv.FormatInt(v, 10))
-	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+	raw := q.Encode()
+	if raw != "" {
+		raw += "&"
+	}
+	raw += param + "=" + strconv.FormatInt(v, 10)
+	u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path, RawQuery: raw}
 	return u.String()
 }
 
