@@ -153,6 +153,8 @@ type AlertListOptions struct {
 	PageSize int
 	// PageFromKey is the previous page's nextKey; "" for the first page.
 	PageFromKey string
+	// PageTotal asks the API to count pages and alerts.
+	PageTotal bool
 }
 
 // MaxAlertsPageSize is the largest page the alerts list serves.
@@ -184,6 +186,9 @@ func (o *AlertListOptions) values() (url.Values, error) {
 	}
 	if o.PageFromKey != "" {
 		v.Set("pageFromKey", o.PageFromKey)
+	}
+	if o.PageTotal {
+		v.Set("pageTotal", "true")
 	}
 	return v, nil
 }
@@ -246,29 +251,42 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 
 // ListAll returns every open alert of a tenant, following nextKey. It
 // fails rather than return part of the list, so that the caller never
-// takes a missing alert for a resolved one.
+// takes a missing alert for a resolved one: the first page asks for
+// pageTotal, and pages that hold another number of alerts than it
+// announced (alerts raised or cleared while the pages were read shift
+// them, and one still open can be on none) are an error.
 func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
 	var o AlertListOptions
 	if opts != nil {
 		o = *opts
 	}
-	o.PageFromKey = ""
+	o.PageFromKey, o.PageTotal = "", true
+	where := fmt.Sprintf("sophos: GET /common/v1/alerts (tenant %s)", tenantID)
 	seen := map[string]bool{}
-	var all []*Alert
-	for {
+	var (
+		all   []*Alert
+		first Pages
+	)
+	for page := 1; ; page++ {
 		alerts, resp, err := s.List(ctx, tenantID, apiHost, &o)
 		if err != nil {
 			return nil, err
 		}
+		if page == 1 {
+			first = resp.Pages
+		}
 		all = append(all, alerts...)
 		if resp.NextKey == "" {
+			if n, ok := first.AnnouncedItems(); ok && len(all) != n {
+				return nil, fmt.Errorf("%s: the first page announced %d alerts and the %d pages held %d; alerts changed while they were read, so this is not a complete listing", where, n, page, len(all))
+			}
 			return all, nil
 		}
 		if seen[resp.NextKey] {
-			return nil, fmt.Errorf("sophos: GET /common/v1/alerts (tenant %s): nextKey %q repeats; stopping rather than looping", tenantID, resp.NextKey)
+			return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
 		}
 		seen[resp.NextKey] = true
-		o.PageFromKey = resp.NextKey
+		o.PageFromKey, o.PageTotal = resp.NextKey, false
 	}
 }
 

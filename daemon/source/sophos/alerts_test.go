@@ -59,6 +59,42 @@ func TestAlertsService_ListAll_paging(t *testing.T) {
 	}
 }
 
+// An alert resolved between two pages shifts the pages after it, so that
+// an alert still open is on none of them. The listing is then not a
+// complete one: it fails, rather than have the ticket pass close the
+// ticket of the alert it skipped. The first page's announced count
+// (pageTotal) tells.
+func TestAlertsService_ListAll_changedWhileRead(t *testing.T) {
+	t.Parallel()
+	sim, _, w := setup(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, sim.AddAlert(acme, sophostest.Alert{Description: fmt.Sprintf("Threat %d", i)}).ID)
+	}
+	front := newTestServer(t, http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		sim.Handler().ServeHTTP(rw, r)
+		if r.URL.Path == "/common/v1/alerts" && r.URL.Query().Get("pageFromKey") == "" {
+			sim.ResolveAlert(acme, ids[0]) // cleared while the client reads on
+		}
+	}))
+	c, err := sophos.NewClient(sophos.WithCredentials(sim.ClientID(), sim.ClientSecret()), sophos.WithAuthURL(sim.AuthURL()),
+		sophos.WithBaseURL(front+"/"), sophos.WithSleep(w.sleep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 1})
+	if err == nil || !strings.Contains(err.Error(), "announced 3 alerts") {
+		var got []string
+		for _, a := range alerts {
+			got = append(got, a.Description)
+		}
+		t.Errorf("ListAll while an alert is resolved = %v, %v; want an error, not a listing without %q", got, err, "Threat 1")
+	}
+	if alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 1}); err != nil || len(alerts) != 2 {
+		t.Errorf("ListAll afterwards = %d alerts, %v; want the 2 still open", len(alerts), err)
+	}
+}
+
 func TestAlertsService_List_filters(t *testing.T) {
 	t.Parallel()
 	sim, c, _ := setup(t)
