@@ -11,7 +11,8 @@ import (
 
 // TestConditions_againstSimulator checks that what the builder writes means
 // the same to the simulator's parser: quoting, escaping, dates, nested
-// paths, in, like and not.
+// paths, in, like and not, and values with characters the query string
+// must encode (&, +, =, ;, #, non-ASCII).
 func TestConditions_againstSimulator(t *testing.T) {
 	t.Parallel()
 	_, s, _ := newBackend(t)
@@ -20,6 +21,7 @@ func TestConditions_againstSimulator(t *testing.T) {
 	tricky := cw.AddCompany(`Quote " and back\slash`)
 	pct := cw.AddCompany("100% Managed_IT")
 	plain := cw.AddCompany("Plain")
+	amp := cw.AddCompany(`Smith & Söhne + Co=1; "Ltd" #2`)
 	a1 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: tricky, Name: "T", StartDate: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)})
 	a2 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: pct, Name: "P", Status: connectwise.AgreementCancelled})
 	a3 := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: plain, Name: "Q"})
@@ -29,11 +31,12 @@ func TestConditions_againstSimulator(t *testing.T) {
 		want []int64
 	}{
 		{connectwise.Eq("name", `Quote " and back\slash`), []int64{tricky}},
+		{connectwise.Eq("name", `Smith & Söhne + Co=1; "Ltd" #2`), []int64{amp}},
 		{connectwise.Like("name", connectwise.EscapeLike("100%")+"%"), []int64{pct}},
 		{connectwise.Like("name", "%"+connectwise.EscapeLike("_IT")), []int64{pct}},
 		{connectwise.Like("name", "%_IT"), []int64{pct}},
 		{connectwise.In("id", tricky, plain), []int64{tricky, plain}},
-		{connectwise.Not(connectwise.Contains("name", "BACK")), []int64{pct, plain}},
+		{connectwise.Not(connectwise.Contains("name", "BACK")), []int64{pct, plain, amp}},
 	}
 	for _, tt := range companies {
 		got, _, err := c.Companies.List(t.Context(), &connectwise.ListOptions{Conditions: tt.cond})
@@ -69,6 +72,9 @@ func TestConditions_againstSimulator(t *testing.T) {
 	n, _, err := c.Agreements.Count(t.Context(), connectwise.Eq("agreementStatus", connectwise.AgreementActive))
 	if err != nil || n != 2 {
 		t.Errorf("Agreements.Count = %d, %v, want 2", n, err)
+	}
+	if n, _, err := c.Companies.Count(t.Context(), connectwise.Eq("name", `Smith & Söhne + Co=1; "Ltd" #2`)); err != nil || n != 1 {
+		t.Errorf("Companies.Count by a name with &, + and non-ASCII = %d, %v, want 1", n, err)
 	}
 }
 
