@@ -254,7 +254,9 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 // takes a missing alert for a resolved one: the first page asks for
 // pageTotal, and pages that hold another number of alerts than it
 // announced (alerts raised or cleared while the pages were read shift
-// them, and one still open can be on none) are an error.
+// them, and one still open can be on none) are an error. The pages stop
+// after the number the first page announced, even when the last one names
+// a nextKey (the vendor's example answer does), as for the usage report.
 func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
 	var o AlertListOptions
 	if opts != nil {
@@ -276,17 +278,24 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 			first = resp.Pages
 		}
 		all = append(all, alerts...)
-		if resp.NextKey == "" {
-			if n, ok := first.AnnouncedItems(); ok && len(all) != n {
-				return nil, fmt.Errorf("%s: the first page announced %d alerts and the %d pages held %d; alerts changed while they were read, so this is not a complete listing", where, n, page, len(all))
+		total, totalSent := first.AnnouncedTotal()
+		if resp.NextKey != "" && (!totalSent || page < total) {
+			if seen[resp.NextKey] {
+				return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
 			}
-			return all, nil
+			seen[resp.NextKey] = true
+			o.PageFromKey, o.PageTotal = resp.NextKey, false
+			continue
 		}
-		if seen[resp.NextKey] {
-			return nil, fmt.Errorf("%s: nextKey %q repeats; stopping rather than looping", where, resp.NextKey)
+		// The last page: the one without a nextKey, or the last one the
+		// first page announced.
+		if n, ok := first.AnnouncedItems(); ok && len(all) != n {
+			return nil, fmt.Errorf("%s: the first page announced %d alerts and the %d pages held %d; alerts changed while they were read, so this is not a complete listing", where, n, page, len(all))
 		}
-		seen[resp.NextKey] = true
-		o.PageFromKey, o.PageTotal = resp.NextKey, false
+		if totalSent && page < total {
+			return nil, fmt.Errorf("%s: the first page announced %d pages and the listing ended after %d; not a complete listing", where, total, page)
+		}
+		return all, nil
 	}
 }
 

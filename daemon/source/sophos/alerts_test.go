@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,6 +93,49 @@ func TestAlertsService_ListAll_changedWhileRead(t *testing.T) {
 	}
 	if alerts, err := c.Alerts.ListAll(t.Context(), acme, "", &sophos.AlertListOptions{PageSize: 1}); err != nil || len(alerts) != 2 {
 		t.Errorf("ListAll afterwards = %d alerts, %v; want the 2 still open", len(alerts), err)
+	}
+}
+
+// The vendor's example answer names a nextKey on its only page ("total":
+// 1). The pages stop after the announced number, as for the usage report:
+// following that key could only fail the listing or repeat the page.
+func TestAlertsService_ListAll_stopsAtAnnouncedPages(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var pages []string
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET /common/v1/alerts", func(rw http.ResponseWriter, r *http.Request) {
+		key := r.URL.Query().Get("pageFromKey")
+		mu.Lock()
+		pages = append(pages, key)
+		mu.Unlock()
+		if key != "" {
+			rw.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(rw, `{"error":"badRequest","message":"Invalid value for query parameter pageFromKey"}`)
+			return
+		}
+		// The shape and pages block of the collection's "Query alerts"
+		// example.
+		fmt.Fprint(rw, `{"items":[{"id":"a5ded91c-6575-435c-a6b4-64b94f9048ff","severity":"medium","type":"Event::Endpoint::OutOfDate"},
+			{"id":"b2c1d3e4-0000-4000-8000-000000000001","severity":"high","type":"Event::Endpoint::Threat::CleanupFailed"}],
+			"pages":{"nextKey":"2000818931339","total":1,"items":2,"size":50,"maxSize":1000}}`)
+	})
+	ts := newTestServer(t, mux)
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+	if err != nil || len(alerts) != 2 {
+		t.Errorf("ListAll = %d alerts, %v; want the 2 of the one announced page", len(alerts), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(pages, []string{""}) {
+		t.Errorf("pages asked = %q, want only the first", pages)
 	}
 }
 
