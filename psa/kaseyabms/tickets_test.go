@@ -183,6 +183,9 @@ func TestTickets_conformance(t *testing.T) {
 		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 			t.Errorf("%s: request does not conform: %v\nbody: %s", what, err, ex.reqBody)
 		}
+		if names := undeclaredQuery(route, ex.req.URL); len(names) > 0 {
+			t.Errorf("%s: query parameters %q are not in the document", what, names)
+		}
 		if ex.status != http.StatusOK {
 			t.Errorf("%s: status %d: %s", what, ex.status, ex.respBody)
 			continue
