@@ -400,6 +400,13 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	if err := checkResponse(resp, c.redact); err != nil {
+		// Autotask answers a blank or unknown user with a 500 and a
+		// message ("Zone information could not be determined"): the
+		// user name is refused, whatever request needed the zone.
+		var er *ErrorResponse
+		if errors.As(err, &er) && errors.Is(er, psa.ErrValidation) {
+			er.wrapped = psa.ErrUnauthorized
+		}
 		return fmt.Errorf("autotask: zone lookup for user %q: %w", c.creds.username, err)
 	}
 	var z Zone

@@ -316,6 +316,32 @@ func TestClient_zoneLookupFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "zone lookup") || !strings.Contains(err.Error(), "could not be determined") {
 		t.Errorf("Companies.Get error = %v, want a zone lookup error with the server's message", err)
 	}
+	// Autotask answers a blank or unknown user so: the user name is wrong,
+	// not the values of the entity read. A validation error would have the
+	// daemon blame each customer's contract_id and read every contract alone.
+	if !errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrValidation) {
+		t.Errorf("Companies.Get error = %v, want one matching psa.ErrUnauthorized and not psa.ErrValidation", err)
+	}
+}
+
+// A zone lookup that fails without a message (an outage) says nothing about
+// the user name.
+func TestClient_zoneLookupOutage(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	client, err := NewClient(WithZoneLookupURL(srv.URL+"/lookup"), WithCredentials(testUser, testSecret, testCode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = client.Companies.Get(t.Context(), 1)
+	if err == nil || errors.Is(err, psa.ErrUnauthorized) {
+		t.Errorf("Companies.Get error = %v, want a zone lookup error not matching psa.ErrUnauthorized", err)
+	}
 }
 
 func TestCompaniesService_Get(t *testing.T) {
