@@ -473,6 +473,12 @@ func (a *Autotask) writePage(w http.ResponseWriter, r *http.Request, d *entityDe
 		})
 		a.mu.RUnlock()
 	}
+	if more && q.include != nil && !q.include["id"] {
+		// Autotask pages on id: a query that returns more than one page
+		// must include it.
+		writeErrors(w, http.StatusInternalServerError, "IncludeFields must include id when a query returns more than one page.")
+		return
+	}
 	buf.WriteString(`],"pageDetails":{"count":`)
 	buf.WriteString(strconv.Itoa(n))
 	buf.WriteString(`,"requestCount":`)

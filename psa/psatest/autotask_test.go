@@ -359,6 +359,28 @@ func TestAutotask_includeFields(t *testing.T) {
 	}
 }
 
+// Autotask requires id among IncludeFields when a query returns more than
+// one page: a projection without it is refused rather than paged.
+func TestAutotask_includeFieldsWithoutIDPaging(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t)
+	at := s.Autotask()
+	for i := range 3 {
+		at.AddCompany(fmt.Sprintf("Company %d", i))
+	}
+	if r := api(t, s, http.MethodPost, "Companies/query", `{"filter":[{"op":"gte","field":"id","value":0}],"IncludeFields":["companyName"],"MaxRecords":2}`); r.status != 500 || !strings.Contains(r.String(), "id") {
+		t.Errorf("two pages without id in IncludeFields = %d %s, want 500 naming id", r.status, r)
+	}
+	for _, body := range []string{
+		`{"filter":[{"op":"gte","field":"id","value":0}],"IncludeFields":["companyName"],"MaxRecords":3}`,
+		`{"filter":[{"op":"gte","field":"id","value":0}],"IncludeFields":["ID","companyName"],"MaxRecords":2}`,
+	} {
+		if r := api(t, s, http.MethodPost, "Companies/query", body); r.status != 200 {
+			t.Errorf("%s = %d %s, want 200", body, r.status, r)
+		}
+	}
+}
+
 func TestAutotask_operators(t *testing.T) {
 	t.Parallel()
 	s := newTestServer(t)

@@ -70,7 +70,8 @@
 //     follow Autotask's strict rules: a missing filter is a 500, "filter":[]
 //     returns no rows, MaxRecords must be 1..500 (default 500); the 13
 //     operators and and/or groups, case-insensitive field names and body
-//     keys, IncludeFields (id is always kept). Pages end with a pageDetails
+//     keys, IncludeFields (id is always kept, and a query with IncludeFields
+//     that returns more than one page must name it, or gets a 500). Pages end with a pageDetails
 //     whose absolute nextPageUrl ({zone root}V1.0/{Entity}/query/next?paging=)
 //     must be followed with the method and the query of the first request: a
 //     POST with the same body, or a GET (which carries &search=) after a GET.
