@@ -343,6 +343,27 @@ func TestClient_envelopeFailure(t *testing.T) {
 	}
 }
 
+// An ASP.NET model validation failure answers 400 with problem details,
+// whose "errors" object names each field; the title alone says nothing a
+// user can fix.
+func TestClient_problemDetails(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("PUT /v2/admin/finance/services/4", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"type":"https://tools.ietf.org/html/rfc7231#section-6.5.1","title":"One or more validation errors occurred.","status":400,"traceId":"00-1",`+
+			`"errors":{"UnitPrice":["The JSON value could not be converted to System.Decimal."],"Name":["The field Name must be a string with a maximum length of 100."]}}`)
+	})
+	_, _, err := f.client.Services.Update(t.Context(), 4, &kaseyabms.UpdateServiceRequest{})
+	var ve *psa.ValidationError
+	want := []string{"One or more validation errors occurred.", "Name: The field Name must be a string with a maximum length of 100.",
+		"UnitPrice: The JSON value could not be converted to System.Decimal."}
+	if !errors.As(err, &ve) || !cmp.Equal(ve.Messages, want) {
+		t.Errorf("Services.Update error = %v, want a validation error with the title and each field's message", err)
+	}
+}
+
 func TestClient_bareDTO(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

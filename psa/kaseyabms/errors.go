@@ -3,6 +3,7 @@ package kaseyabms
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,7 +16,9 @@ import (
 // ErrorResponse is an error answer from Kaseya BMS: an HTTP error status,
 // or a 200 whose envelope says success:false (how the spec models every
 // error). The envelope's ErrorInfo, when there is one, fills Code, Message,
-// Details and SubErrors; the stack trace is never kept.
+// Details and SubErrors; ASP.NET problem details (a 400 from model
+// validation) fill Message with their title and SubErrors with each field's
+// messages. The stack trace is never kept.
 //
 // It matches psa.ErrUnauthorized, psa.ErrNotFound or psa.ErrValidation (see
 // CheckResponse); errors.As(err, new(*psa.ValidationError)) then yields the
@@ -76,11 +79,13 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	if er.Message == "" {
 		// ASP.NET problem details or {"Message": "..."}.
 		var alt struct {
-			Message string `json:"Message"`
-			Title   string `json:"Title"`
+			Message string          `json:"Message"`
+			Title   string          `json:"Title"`
+			Errors  json.RawMessage `json:"Errors"`
 		}
 		if json.Unmarshal(data, &alt) == nil {
 			er.Message = cmpOr(alt.Message, alt.Title)
+			er.SubErrors = append(er.SubErrors, fieldErrors(alt.Errors)...)
 		}
 	}
 	er.scrub(red)
@@ -100,6 +105,27 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		er.wrapped = &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: cmpOrSlice(er.messages(), http.StatusText(r.StatusCode))}
 	}
 	return er
+}
+
+// fieldErrors reads the "errors" object of ASP.NET problem details (a
+// model validation failure), {"Name": ["..."]}, as "Name: ..." messages
+// sorted by field; anything else gives none.
+func fieldErrors(raw json.RawMessage) []string {
+	var byField map[string][]string
+	if len(raw) == 0 || json.Unmarshal(raw, &byField) != nil {
+		return nil
+	}
+	var out []string
+	for _, field := range slices.Sorted(maps.Keys(byField)) {
+		for _, m := range byField[field] {
+			if field == "" {
+				out = append(out, m)
+			} else {
+				out = append(out, field+": "+m)
+			}
+		}
+	}
+	return out
 }
 
 // scrub passes the vendor's texts through red.
