@@ -546,6 +546,23 @@ func TestServicesService_Create(t *testing.T) {
 	}
 }
 
+// A create is answered with {"itemId": N}. A 2xx without an id may or may
+// not have created the entity, and id 0 must never be taken for the new
+// one: psa_service would keep "0" in the Terraform state.
+func TestServicesService_Create_noItemID(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{``, `{}`, `{"itemId":0}`, `{"errors":["Something went wrong"]}`} {
+		client, mux, _ := setup(t)
+		mux.HandleFunc("/Services", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, body)
+		})
+		id, _, err := client.Services.Create(t.Context(), &CreateServiceRequest{Name: "Backup", PeriodType: 1, BillingCodeID: 29682801})
+		if !errors.Is(err, psa.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "itemId") {
+			t.Errorf("answer %q: Services.Create returned %d, %v, want an error matching psa.ErrOutcomeUnknown naming itemId", body, id, err)
+		}
+	}
+}
+
 func TestServicesService_Update(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)

@@ -45,8 +45,8 @@
 // server timeouts and network errors with exponential backoff, full jitter
 // and Retry-After, up to five minutes: a longer Retry-After, on a 429 or a
 // 5xx, is returned as an error instead of waited out. Creates are not: a create whose outcome is unknown (the
-// connection broke after sending, or a 5xx without a reason) returns an error
-// matching psa.ErrOutcomeUnknown, because a ContractServiceAdjustment is a
+// connection broke after sending, a 5xx without a reason, or a 2xx without
+// an itemId) returns an error matching psa.ErrOutcomeUnknown, because a ContractServiceAdjustment is a
 // delta that cannot be read back, and sending it twice would bill twice.
 // Creates rejected by the thread threshold, or whose connection never opened,
 // were not processed and are retried.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Timestamp is an Autotask date-time. Autotask writes them in several ISO
@@ -114,6 +116,8 @@ type paged interface{ pageDetails() ([]byte, bool) }
 // createResponse is the envelope of a create or update.
 type createResponse struct {
 	ItemID int64 `json:"itemId"`
+	// Errors is an "errors" array in a 2xx answer, which has no itemId.
+	Errors []json.RawMessage `json:"errors"`
 }
 
 // getItem reads one entity. Autotask answers an unknown id with 200 and
@@ -219,7 +223,9 @@ func countItems(ctx context.Context, c *Client, entity string, q *Query) (int64,
 }
 
 // write sends a create (POST) or update (PATCH) to a collection URL and
-// returns the itemId.
+// returns the itemId. A create answered 2xx without an itemId (an empty
+// body, 0, or an "errors" array) returns an *OutcomeUnknownError: the entity
+// may or may not exist, and 0 is no id.
 func write(ctx context.Context, c *Client, method, path string, body any) (int64, *Response, error) {
 	req, err := c.NewRequest(ctx, method, path, body)
 	if err != nil {
@@ -229,6 +235,13 @@ func write(ctx context.Context, c *Client, method, path string, body any) (int64
 	resp, err := c.Do(ctx, req, &cr)
 	if err != nil {
 		return 0, resp, err
+	}
+	if cr.ItemID == 0 && method == http.MethodPost {
+		msg := "the answer holds no itemId"
+		if errs := c.redact.Strings(errorMessages(cr.Errors)); len(errs) > 0 {
+			msg += ": " + strings.Join(errs, "; ")
+		}
+		return 0, resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: errors.New(msg)}
 	}
 	return cr.ItemID, resp, nil
 }

@@ -91,7 +91,13 @@ func parseErrorBody(data []byte) (errs []string, message string) {
 	if json.Unmarshal(data, &env) != nil {
 		return nil, ""
 	}
-	for _, raw := range env.Errors {
+	return errorMessages(env.Errors), env.Message
+}
+
+// errorMessages reads the items of an "errors" array: strings, or
+// {"message": ..., "field": ...} objects.
+func errorMessages(raws []json.RawMessage) (errs []string) {
+	for _, raw := range raws {
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			if s != "" {
@@ -111,7 +117,7 @@ func parseErrorBody(data []byte) (errs []string, message string) {
 			}
 		}
 	}
-	return errs, env.Message
+	return errs
 }
 
 type throttle int
