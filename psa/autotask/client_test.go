@@ -344,6 +344,43 @@ func TestClient_zoneLookupOutage(t *testing.T) {
 	}
 }
 
+// A 200 that is not a read's envelope (no items and pageDetails, no item:
+// an errors array, an empty object) is an error. Read as no rows, a unit
+// query would make every line look new, and its whole quantity would be
+// posted again as a delta; read as a null item, a service would look
+// deleted and be planned for creation again.
+func TestClient_readAnswerWithoutEnvelope(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{}`, `{"errors":["Something went wrong"]}`} {
+		client, mux, _ := setup(t)
+		mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+		mux.HandleFunc("/Services/query", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+		mux.HandleFunc("/Services/7", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, body) })
+		units, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(Eq("contractID", 1)))
+		if err == nil || !strings.Contains(err.Error(), "items") || (strings.Contains(body, "Something") && !strings.Contains(err.Error(), "Something went wrong")) {
+			t.Errorf("answer %s: ContractServiceUnits.List = %d rows, %v; want an error naming items and the answer's messages", body, len(units), err)
+		}
+		if list, _, err := client.Services.List(t.Context(), NewQuery(All())); err == nil {
+			t.Errorf("answer %s: Services.List = %d rows, no error", body, len(list))
+		}
+		if _, _, err := client.Services.Get(t.Context(), 7); err == nil || errors.Is(err, psa.ErrNotFound) || !strings.Contains(err.Error(), "item") {
+			t.Errorf("answer %s: Services.Get error = %v, want one naming item, not psa.ErrNotFound", body, err)
+		}
+	}
+	// An empty page and a null item are answers.
+	client, mux, _ := setup(t)
+	mux.HandleFunc("/Services/query", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`)
+	})
+	mux.HandleFunc("/Services/7", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"item":null}`) })
+	if list, _, err := client.Services.List(t.Context(), NewQuery(All())); err != nil || len(list) != 0 {
+		t.Errorf("empty page: Services.List = %v, %v", list, err)
+	}
+	if _, _, err := client.Services.Get(t.Context(), 7); !errors.Is(err, psa.ErrNotFound) {
+		t.Errorf("null item: Services.Get error = %v, want psa.ErrNotFound", err)
+	}
+}
+
 func TestCompaniesService_Get(t *testing.T) {
 	t.Parallel()
 	client, mux, _ := setup(t)

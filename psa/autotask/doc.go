@@ -28,7 +28,9 @@
 // Queries are POSTed to {Entity}/query; further pages are fetched by POSTing
 // the same body to pageDetails.nextPageUrl, and only when that URL has the
 // zone's origin, so credentials never leave it. An unknown id (Autotask
-// answers {"item": null}) gives an error matching psa.ErrNotFound. Updates are
+// answers {"item": null}) gives an error matching psa.ErrNotFound; a 2xx
+// without the envelope (no item, or neither items nor pageDetails: an
+// errors array, {}) is an error, never an empty page or an unknown id. Updates are
 // PATCHes to the collection URL with the id in the body.
 //
 // # Errors and limits

@@ -79,6 +79,29 @@ type UserDefinedField struct {
 // itemResponse is the envelope of GET /{Entity}/{id}.
 type itemResponse[T any] struct {
 	Item *T `json:"item"`
+
+	// found is whether the answer has an item key (null included);
+	// errors is the errors array of an answer that has none.
+	found  bool
+	errors []json.RawMessage
+}
+
+// UnmarshalJSON decodes the envelope and notes whether it has an item key:
+// {"item": null} is Autotask's answer for an unknown id, an answer without
+// the key is none.
+func (r *itemResponse[T]) UnmarshalJSON(b []byte) error {
+	var env struct {
+		Item   json.RawMessage   `json:"item"`
+		Errors []json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return err
+	}
+	r.found, r.errors = env.Item != nil, env.Errors
+	if !r.found || bytes.Equal(env.Item, []byte("null")) {
+		return nil
+	}
+	return json.Unmarshal(env.Item, &r.Item)
 }
 
 // listResponse is the envelope of a query response.
@@ -88,6 +111,8 @@ type listResponse[T any] struct {
 	// Response as it would from any other body, without decoding the
 	// page's items a second time.
 	Page json.RawMessage `json:"pageDetails"`
+	// Errors is the errors array of an answer that is not a page.
+	Errors []json.RawMessage `json:"errors"`
 }
 
 // pageDetails returns the raw pageDetails object; ok is false when the
@@ -132,10 +157,25 @@ func getItem[T any](ctx context.Context, c *Client, path string) (*T, *Response,
 	if err != nil {
 		return nil, resp, err
 	}
+	if !env.found {
+		return nil, resp, noEnvelopeError(c, path, "item", env.errors)
+	}
 	if env.Item == nil {
 		return nil, resp, &NotFoundError{Path: path}
 	}
 	return env.Item, resp, nil
+}
+
+// noEnvelopeError says that a 2xx answer to a read of path lacked key (a
+// query page's items and pageDetails, a read's item), with the answer's
+// errors, if any. Such an answer is neither an empty page nor an unknown
+// id: read as one, a unit query would make every line look new.
+func noEnvelopeError(c *Client, path, key string, errs []json.RawMessage) error {
+	msg := fmt.Sprintf("autotask: %s: the answer holds no %s", path, key)
+	if m := c.redact.Strings(errorMessages(errs)); len(m) > 0 {
+		msg += ": " + strings.Join(m, "; ")
+	}
+	return errors.New(msg)
 }
 
 // NotFoundError is returned when Autotask answers a read with a null item.
@@ -169,6 +209,9 @@ func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]
 		if err != nil {
 			return all, resp, err
 		}
+		if env.Items == nil && env.Page == nil {
+			return all, resp, noEnvelopeError(c, path, "items", env.Errors)
+		}
 		all = append(all, env.Items...)
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
 			return all, resp, nil
@@ -193,6 +236,9 @@ func listChild[T any](ctx context.Context, c *Client, path string) ([]*T, *Respo
 		resp, err := c.Do(ctx, req, &env)
 		if err != nil {
 			return all, resp, err
+		}
+		if env.Items == nil && env.Page == nil {
+			return all, resp, noEnvelopeError(c, path, "items", env.Errors)
 		}
 		all = append(all, env.Items...)
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
