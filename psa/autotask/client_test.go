@@ -915,6 +915,8 @@ func TestCheckResponse(t *testing.T) {
 		{name: "validation strings", status: 500, body: `{"errors":["Name is required.","Unit price must be set."]}`, validation: []string{"Name is required.", "Unit price must be set."}, is: psa.ErrValidation},
 		{name: "validation objects", status: 500, body: `{"errors":[{"message":"must be positive","field":"unitPrice"},{"message":"bad"}]}`, validation: []string{"unitPrice: must be positive", "bad"}, is: psa.ErrValidation},
 		{name: "unauthorized", status: 401, body: `{"errors":["User authentication failed."]}`, is: psa.ErrUnauthorized, message: "User authentication failed."},
+		// Autotask documents 403 for a resource without the permission.
+		{name: "forbidden", status: 403, body: `{"errors":["The logged in Resource does not have the adequate permissions to query this entity type."]}`, is: psa.ErrUnauthorized, message: "adequate permissions"},
 		{name: "method not allowed", status: 405, body: `{"Message":"The requested resource does not support http method 'GET'."}`, message: "405: The requested resource does not support http method 'GET'."},
 		{name: "not found", status: 404, body: ``, is: psa.ErrNotFound},
 		{name: "timeout", status: 500, body: `{"errors":["Execution Timeout Expired."]}`, message: "Execution Timeout Expired."},

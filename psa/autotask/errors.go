@@ -14,7 +14,7 @@ import (
 // validation and business-rule failures as HTTP 500 with an "errors" array,
 // and a wrong method with the ASP.NET {"Message": "..."} shape.
 //
-// It matches psa.ErrUnauthorized (401), psa.ErrNotFound (404) and, for a 500
+// It matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404) and, for a 500
 // carrying errors, psa.ErrValidation: errors.As(err, new(*psa.ValidationError))
 // then yields the messages.
 type ErrorResponse struct {
@@ -71,7 +71,9 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		}
 	}
 	switch {
-	case r.StatusCode == http.StatusUnauthorized:
+	case r.StatusCode == http.StatusUnauthorized, r.StatusCode == http.StatusForbidden:
+		// 403 is Autotask's documented answer to a resource without the
+		// permission (the security level of the API user).
 		er.wrapped = psa.ErrUnauthorized
 	case r.StatusCode == http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
