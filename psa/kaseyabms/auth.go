@@ -128,6 +128,16 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 				return nil, fmt.Errorf("kaseyabms: %s: the answer holds no access token: %w", path, errAuthFailed)
 			}
 			c.redact.Set("token", tok.AccessToken, tok.RefreshToken)
+			if exp := tok.AccessTokenExpireOn; !exp.IsZero() && !exp.After(c.now()) {
+				// BMS documents no zone for the expiry, and a zone-less
+				// one is read as UTC: written in the wall clock of a zone
+				// behind UTC, a fresh token expires before it is used.
+				// Renewing it by that time would renew it for every
+				// request; it is used until BMS refuses it (a 401).
+				c.logger.Warn("Kaseya BMS gave an access token whose expiry is already past; using it until Kaseya BMS refuses it",
+					"path", path, "expires", exp.Format(time.RFC3339))
+				tok.AccessTokenExpireOn = Time{}
+			}
 			return &tok, nil
 		}
 		if ctx.Err() != nil {

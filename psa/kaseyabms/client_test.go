@@ -256,6 +256,47 @@ func TestClient_tokenRefresh(t *testing.T) {
 	}
 }
 
+// BMS does not document the zone of accessTokenExpireOn, and the client
+// reads a zone-less time as UTC. Written in the wall clock of a zone behind
+// UTC, a fresh token's expiry is already past: taken at its word, every
+// request would renew the token, spending the refresh and authenticate
+// endpoints' 1,500 calls an hour. Such a token is used until BMS refuses it.
+func TestClient_tokenExpiredOnArrival(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	eastern := time.FixedZone("EST", -5*60*60)
+	var renewals atomic.Int32
+	issue := func(w http.ResponseWriter, r *http.Request) {
+		n := renewals.Add(1)
+		// An hour's lifetime, in the server's wall clock, without a zone.
+		fmt.Fprintf(w, `{"success":true,"error":null,"result":{"accessToken":"token-%d","refreshToken":"refresh-%d","accessTokenExpireOn":%q,"refreshTokenExpireOn":%q}}`,
+			n, n, now.In(eastern).Add(time.Hour).Format("2006-01-02T15:04:05"), now.In(eastern).Add(24*time.Hour).Format("2006-01-02T15:04:05"))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v2/security/authenticate", issue)
+	mux.HandleFunc("POST /v2/security/refreshtoken", issue)
+	var seen []string
+	mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Authorization"))
+		fmt.Fprint(w, `{"success":true,"result":{"id":7,"name":"Backup"}}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(srv.URL+"/"), kaseyabms.WithCredentials("api@msp.example", "pw", "Acme MSP"),
+		kaseyabms.WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, _, err := c.Services.Get(t.Context(), 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := renewals.Load(); n != 1 {
+		t.Errorf("%d authentications and refreshes for 5 requests, want 1 (Authorization headers %v)", n, seen)
+	}
+}
+
 func TestClient_refreshFailsThenAuthenticates(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

@@ -106,7 +106,9 @@
 //     declared. The client follows the document.
 //  10. Dates are declared date-time; ASP.NET may write them without a zone.
 //     The client reads both (zone-less values as UTC); the simulator writes
-//     RFC 3339 in UTC.
+//     RFC 3339 in UTC. An access token whose accessTokenExpireOn is already
+//     past when it arrives (a zone-less time in a zone behind UTC) is used
+//     until BMS refuses it, rather than renewed for every request.
 //  11. The document is not valid OpenAPI 3.0 as published (PUT
 //     /v2/admin/companysettings declares no response;
 //     /v2/admin/finance/chartofaccounts/lookup/{parentAccountCodeId}
