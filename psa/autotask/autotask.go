@@ -400,12 +400,18 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	if err := checkResponse(resp, c.redact); err != nil {
-		// Autotask answers a blank or unknown user with a 500 and a
-		// message ("Zone information could not be determined"): the
-		// user name is refused, whatever request needed the zone.
 		var er *ErrorResponse
-		if errors.As(err, &er) && errors.Is(er, psa.ErrValidation) {
+		switch {
+		case errors.As(err, &er) && errors.Is(er, psa.ErrValidation):
+			// Autotask answers a blank or unknown user with a 500 and
+			// a message ("Zone information could not be determined"):
+			// the user name is refused, whatever request needed the
+			// zone.
 			er.wrapped = psa.ErrUnauthorized
+		case er != nil && errors.Is(er, psa.ErrNotFound):
+			// The lookup URL is wrong; the entity the request was for
+			// is not known to be missing.
+			er.wrapped = nil
 		}
 		return fmt.Errorf("autotask: zone lookup for user %q: %w", c.creds.username, err)
 	}

@@ -325,22 +325,26 @@ func TestClient_zoneLookupFailure(t *testing.T) {
 }
 
 // A zone lookup that fails without a message (an outage) says nothing about
-// the user name.
+// the user name, and one whose URL is wrong (404) says nothing about the
+// entity read: taken for psa.ErrNotFound, every contract of a pass would be
+// reported missing.
 func TestClient_zoneLookupOutage(t *testing.T) {
 	t.Parallel()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	client, err := NewClient(WithZoneLookupURL(srv.URL+"/lookup"), WithCredentials(testUser, testSecret, testCode))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, err = client.Companies.Get(t.Context(), 1)
-	if err == nil || errors.Is(err, psa.ErrUnauthorized) {
-		t.Errorf("Companies.Get error = %v, want a zone lookup error not matching psa.ErrUnauthorized", err)
+	for _, status := range []int{http.StatusServiceUnavailable, http.StatusNotFound} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(status)
+		})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		client, err := NewClient(WithZoneLookupURL(srv.URL+"/lookup"), WithCredentials(testUser, testSecret, testCode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = client.Companies.Get(t.Context(), 1)
+		if err == nil || errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrNotFound) {
+			t.Errorf("zone lookup %d: Companies.Get error = %v, want a zone lookup error matching neither psa.ErrUnauthorized nor psa.ErrNotFound", status, err)
+		}
 	}
 }
 
