@@ -27,6 +27,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
@@ -144,6 +145,10 @@ type ConnectWiseConfig struct {
 	// Codebase pins the codebase, such as "v2025_1/"; it skips discovery
 	// through /login/companyinfo.
 	Codebase string `yaml:"codebase,omitempty"`
+	// APIVersion is the version requested in Accept, such as "2024.1"
+	// (default connectwise.DefaultAPIVersion): an on-premises server older
+	// than the default refuses it.
+	APIVersion string `yaml:"api_version,omitempty"`
 }
 
 // KaseyaBMSConfig holds the Kaseya BMS connection settings. Every setting
@@ -830,6 +835,7 @@ func (c *ConnectWiseConfig) validate(abs func(string) string, getenv func(string
 		{&c.ClientID, "PSA_CONNECTWISE_CLIENT_ID"},
 		{&c.BaseURL, "PSA_CONNECTWISE_BASE_URL"},
 		{&c.Codebase, "PSA_CONNECTWISE_CODEBASE"},
+		{&c.APIVersion, "PSA_CONNECTWISE_API_VERSION"},
 	} {
 		if *f.v == "" {
 			*f.v = getenv(f.env)
@@ -864,6 +870,11 @@ func (c *ConnectWiseConfig) validate(abs func(string) string, getenv func(string
 	}
 	if cb := strings.Trim(c.Codebase, "/"); c.Codebase != "" && (cb == "" || strings.ContainsAny(cb, "?#:\\ ") || strings.Contains(cb, "..")) {
 		return fmt.Errorf("psa.connectwise.codebase: %q is not a codebase (such as v2025_1/)", c.Codebase)
+	}
+	if c.APIVersion != "" {
+		if err := connectwise.CheckAPIVersion(c.APIVersion); err != nil {
+			return fmt.Errorf("psa.connectwise.api_version: %w", err)
+		}
 	}
 	return nil
 }
@@ -1146,6 +1157,7 @@ func (c *Config) BackendConfig(hc *http.Client, logger *slog.Logger) backends.Co
 			ClientID:   cw.ClientID,
 			BaseURL:    cw.BaseURL,
 			Codebase:   cw.Codebase,
+			APIVersion: cw.APIVersion,
 		}
 	}
 	if k := c.PSA.KaseyaBMS; k != nil && c.PSA.System == psa.SystemKaseyaBMS {

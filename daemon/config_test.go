@@ -172,6 +172,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-connectwise-missing-client-id.yml", want: "psa.connectwise.client_id is required (or set PSA_CONNECTWISE_CLIENT_ID): the clientId of the integration, from the ConnectWise developer portal"},
 		{file: "bad-connectwise-site-path.yml", want: `psa.connectwise.site: "https://api-na.myconnectwise.net/v2025_1/apis/3.0/" must not have a path; give the codebase in psa.connectwise.codebase or the API root in psa.connectwise.base_url`},
 		{file: "bad-connectwise-site-credentials.yml", want: `psa.connectwise.site: "https://xxxxx@na.myconnectwise.net" must not include credentials; give them in psa.connectwise.company_id, public_key and private_key`},
+		{file: "bad-connectwise-api-version.yml", want: `psa.connectwise.api_version: "2024" is not a ConnectWise API version (a year and a release, such as 2025.16)`},
 		{file: "bad-connectwise-codebase.yml", want: `psa.connectwise.codebase: "../v2025_1/" is not a codebase (such as v2025_1/)`},
 		{file: "bad-connectwise-other-block.yml", want: "psa.autotask: not allowed when psa.system is connectwise"},
 		{file: "bad-kaseya-bms-hostname-protocol.yml", want: `psa.kaseya_bms.hostname: "https://bmsemea.kaseya.com" must not include a protocol; give the host alone as the BMS console shows it, such as bmsemea.kaseya.com`},
@@ -460,12 +461,14 @@ func TestLoad_systems(t *testing.T) {
 				"PSA_CONNECTWISE_CLIENT_ID":   "env-client",
 				"PSA_CONNECTWISE_BASE_URL":    "http://127.0.0.1:8089/v2025_1/apis/3.0/",
 				"PSA_CONNECTWISE_CODEBASE":    "v2025_1/",
+				"PSA_CONNECTWISE_API_VERSION": "2024.1",
 			},
 			want: backends.Config{
 				System: psa.SystemConnectWise,
 				ConnectWise: &backends.ConnectWiseConfig{
 					Site: "http://127.0.0.1:8089", CompanyID: "env-company", PublicKey: "env-public", PrivateKey: "env-private",
 					ClientID: "env-client", BaseURL: "http://127.0.0.1:8089/v2025_1/apis/3.0/", Codebase: "v2025_1/",
+					APIVersion: "2024.1",
 				},
 				MaxRetries: backends.DefaultMaxRetries,
 			},

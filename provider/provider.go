@@ -23,6 +23,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -45,6 +46,7 @@ const (
 	envConnectWiseClientID   = "PSA_CONNECTWISE_CLIENT_ID"
 	envConnectWiseBaseURL    = "PSA_CONNECTWISE_BASE_URL"
 	envConnectWiseCodebase   = "PSA_CONNECTWISE_CODEBASE"
+	envConnectWiseAPIVersion = "PSA_CONNECTWISE_API_VERSION"
 
 	envKaseyaBMSHostname = "PSA_KASEYA_BMS_HOSTNAME"
 	envKaseyaBMSUsername = "PSA_KASEYA_BMS_USERNAME"
@@ -106,6 +108,7 @@ type connectwiseProviderModel struct {
 	ClientID   types.String `tfsdk:"client_id"`
 	BaseURL    types.String `tfsdk:"base_url"`
 	Codebase   types.String `tfsdk:"codebase"`
+	APIVersion types.String `tfsdk:"api_version"`
 }
 
 // kaseyaBMSProviderModel maps the kaseya_bms block of the provider schema.
@@ -284,6 +287,14 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 							"when discovery is blocked: hosted ConnectWise moves companies between codebases. " +
 							"May also be provided via the `" + envConnectWiseCodebase + "` environment variable.",
 						Optional: true,
+					},
+					"api_version": schema.StringAttribute{
+						MarkdownDescription: "API version requested in the `Accept` header, e.g. `2024.1`. Defaults to `" +
+							connectwise.DefaultAPIVersion + "`. An on-premises server older than that refuses it; set " +
+							"its own version (its `api-current-version`, which the refusal names). " +
+							"May also be provided via the `" + envConnectWiseAPIVersion + "` environment variable.",
+						Optional:   true,
+						Validators: []validator.String{connectWiseAPIVersion()},
 					},
 				},
 			},
@@ -504,6 +515,7 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 	}
 	base := path.Root(string(psa.SystemConnectWise))
 	unknownAttributeErrors(diags, base, "ConnectWise", []unknownCheck{
+		{"api_version", m.APIVersion, envConnectWiseAPIVersion},
 		{"base_url", m.BaseURL, envConnectWiseBaseURL},
 		{"client_id", m.ClientID, envConnectWiseClientID},
 		{"codebase", m.Codebase, envConnectWiseCodebase},
@@ -524,6 +536,7 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 		ClientID:   stringFromEnv(m.ClientID, envConnectWiseClientID),
 		BaseURL:    stringFromEnv(m.BaseURL, envConnectWiseBaseURL),
 		Codebase:   stringFromEnv(m.Codebase, envConnectWiseCodebase),
+		APIVersion: stringFromEnv(m.APIVersion, envConnectWiseAPIVersion),
 	}
 	required := []requiredValue{
 		{"company_id", "Company ID", envConnectWiseCompanyID, cfg.CompanyID},
@@ -538,6 +551,7 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 	envValueErrors(diags, base, []envCheck{
 		{"site", m.Site, envConnectWiseSite, connectWiseSite()},
 		{"base_url", m.BaseURL, envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
+		{"api_version", m.APIVersion, envConnectWiseAPIVersion, connectWiseAPIVersion()},
 	})
 	return cfg, []string{cfg.PublicKey, cfg.PrivateKey}
 }

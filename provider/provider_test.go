@@ -865,6 +865,52 @@ data "psa_company" "test" {
 	})
 }
 
+// TestAccProvider_connectWiseAPIVersion checks that an on-premises
+// ConnectWise older than the client's default version, which refuses it,
+// is reached with api_version, and that the refusal without it names the
+// server's version and the setting.
+func TestAccProvider_connectWiseAPIVersion(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise, psatest.WithConnectWiseAPIVersion("2023.2"))
+	acme := e.addCompany("Acme")
+	config := func(version string) string {
+		return fmt.Sprintf(`
+provider "psa" {
+  connectwise {
+    site        = %[1]q
+    company_id  = %[2]q
+    public_key  = %[3]q
+    private_key = %[4]q
+    client_id   = %[5]q
+    api_version = %[6]q
+  }
+}
+
+data "psa_company" "test" {
+  name = "Acme"
+}
+`, e.sim.ConnectWiseSite(), psatest.DefaultConnectWiseCompany, psatest.DefaultConnectWisePublicKey,
+			psatest.DefaultConnectWisePrivateKey, psatest.DefaultConnectWiseClientID, version)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      config("2023"),
+				ExpectError: regexp.MustCompile(`(?s)Invalid ConnectWise API Version.*"2023"\s+is\s+not\s+a\s+ConnectWise\s+API\s+version`),
+			},
+			{
+				Config:      strings.Replace(config(""), `api_version = ""`, "", 1),
+				ExpectError: regexp.MustCompile(`(?s)does\s+not\s+support\s+the\s+API\s+version.*This\s+server's\s+API\s+version\s+is\s+2023\.2.*api_version`),
+			},
+			{
+				Config:            config("2023.2"),
+				ConfigStateChecks: []statecheck.StateCheck{statecheck.ExpectKnownValue("data.psa_company.test", tfjsonpath.New("id"), knownvalue.StringExact(acme))},
+			},
+		},
+	})
+}
+
 // TestAccProvider_kaseyaBMSHostname checks that a BMS hostname with a
 // protocol or a path fails the plan with the kaseyabms client's message,
 // and that base_url wins over a valid hostname.

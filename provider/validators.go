@@ -14,6 +14,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
@@ -112,6 +113,16 @@ func bmsHostname() stringCheck {
 // connectWiseSite validates a ConnectWise site the way the connectwise
 // client reads it (a host, or an http(s) URL without a path), with a message
 // that names the provider's attributes rather than the client's options.
+// connectWiseAPIVersion checks a ConnectWise API version such as 2024.1.
+func connectWiseAPIVersion() stringCheck {
+	return stringCheck{
+		description: "value must be a ConnectWise API version such as " + connectwise.DefaultAPIVersion,
+		summary:     "Invalid ConnectWise API Version",
+		detail:      "Give the version as ConnectWise reports it in api-current-version: a year and a release.",
+		check:       connectwise.CheckAPIVersion,
+	}
+}
+
 func connectWiseSite() stringCheck {
 	return stringCheck{
 		description: "value must be a host name such as api-na.myconnectwise.net, or an http(s) URL without a path",

@@ -28,5 +28,9 @@ provider "psa" {
     # rediscovered when a hosted upgrade moves it; pin it only when
     # discovery is blocked:
     # codebase = "v2025_1/"
+
+    # An on-premises server older than the API version the provider asks
+    # for refuses every request and names its own version; give it here:
+    # api_version = "2024.1"
   }
 }

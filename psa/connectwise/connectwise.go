@@ -231,16 +231,27 @@ func WithBaseURL(rawURL string) Option {
 }
 
 // WithAPIVersion sets the version requested in the Accept header, such as
-// "2025.16". The default is DefaultAPIVersion.
+// "2025.16". The default is DefaultAPIVersion; a server older than it
+// (on premises, not yet updated) refuses it, and needs its own version.
 func WithAPIVersion(v string) Option {
 	return func(c *Client) error {
 		v = strings.TrimSpace(v)
-		if v == "" || strings.ContainsAny(v, ",; \"") {
-			return fmt.Errorf("connectwise: invalid API version %q", v)
+		if err := CheckAPIVersion(v); err != nil {
+			return fmt.Errorf("connectwise: %w", err)
 		}
 		c.apiVersion = v
 		return nil
 	}
+}
+
+// CheckAPIVersion reports whether v has the form of a ConnectWise API
+// version, a year and a release such as 2025.16 (api-current-version).
+func CheckAPIVersion(v string) error {
+	y, n, ok := strings.Cut(v, ".")
+	if !ok || len(y) != 4 || n == "" || len(n) > 3 || strings.Trim(y+n, "0123456789") != "" {
+		return fmt.Errorf("%q is not a ConnectWise API version (a year and a release, such as %s)", v, DefaultAPIVersion)
+	}
+	return nil
 }
 
 // WithUserAgent sets the User-Agent header. The default is DefaultUserAgent.

@@ -105,6 +105,11 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	case http.StatusConflict:
 		er.wrapped = psa.ErrConflict
 	case http.StatusBadRequest:
+		// ConnectWise refuses a version in Accept it does not have (an
+		// on-premises server not yet updated): say which one it has.
+		if v := r.Header.Get("api-current-version"); v != "" && strings.Contains(strings.ToLower(er.Message), "does not support the api version") {
+			er.Message += " This server's API version is " + red.String(v) + " (api-current-version): set the ConnectWise api_version setting to it."
+		}
 		msgs := er.messages()
 		if len(msgs) == 0 {
 			msgs = []string{"bad request"}

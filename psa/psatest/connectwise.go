@@ -16,7 +16,8 @@ const (
 	DefaultConnectWiseClientID   = "00000000-0000-4000-8000-00000000c11d"
 	DefaultConnectWiseCodebase   = "v4_6_release/"
 	// ConnectWiseAPIVersion is the version the simulator reports in
-	// api-current-version and the newest it accepts in Accept.
+	// api-current-version and the newest it accepts in Accept, unless
+	// WithConnectWiseAPIVersion sets another.
 	ConnectWiseAPIVersion = "2025.16"
 )
 
@@ -37,6 +38,7 @@ const (
 type ConnectWise struct {
 	srv                                  *Server
 	company, publicKey, privateKey, clID string
+	version                              string // the server's API version
 	clock                                func() time.Time
 
 	mu         sync.Mutex
@@ -85,6 +87,13 @@ func WithConnectWiseRateLimit(n int, per time.Duration) Option {
 	return WithConnectWise(func(cw *ConnectWise) { cw.rateLimit, cw.ratePer = n, per })
 }
 
+// WithConnectWiseAPIVersion makes the simulator the given version of
+// ConnectWise, such as "2024.1" for an on-premises server not yet updated:
+// it reports it in api-current-version and refuses a newer one in Accept.
+func WithConnectWiseAPIVersion(v string) Option {
+	return WithConnectWise(func(cw *ConnectWise) { cw.version = v })
+}
+
 // WithConnectWiseAdditionsStayActive makes the simulator serve every
 // addition with agreementStatus "Active", also after its cancelledDate has
 // passed. By default an addition turns "Cancelled" once its cancelledDate
@@ -112,6 +121,7 @@ func newConnectWise(s *Server, c config) *ConnectWise {
 		publicKey:   DefaultConnectWisePublicKey,
 		privateKey:  DefaultConnectWisePrivateKey,
 		clID:        DefaultConnectWiseClientID,
+		version:     ConnectWiseAPIVersion,
 		clock:       c.clock,
 		codebase:    DefaultConnectWiseCodebase,
 		companies:   map[int64]map[string]any{},

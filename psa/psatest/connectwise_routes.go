@@ -94,7 +94,7 @@ func cwFieldError(code, field, msg, resource string) map[string]any {
 
 // ServeHTTP serves the simulated ConnectWise API.
 func (cw *ConnectWise) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("api-current-version", ConnectWiseAPIVersion)
+	w.Header().Set("api-current-version", cw.version)
 	if hasPrefixFold(r.URL.Path, cwCompanyInfoPrefix) {
 		cw.srv.wait(r.Context(), requestLatency(r.Context()))
 		cw.companyInfo(w, r)
@@ -179,18 +179,19 @@ func (cw *ConnectWise) checkVersion(w http.ResponseWriter, r *http.Request) bool
 	if !ok {
 		return true
 	}
-	if !validCWVersion(v) {
+	if !validCWVersion(v, cw.version) {
 		cwError(w, http.StatusBadRequest, "ConnectWiseApi", fmt.Sprintf("The HTTP resource that matches the request URI '%s' does not support the API version '%s'.", r.URL.Path, v))
 		return false
 	}
 	return true
 }
 
-func validCWVersion(v string) bool {
+// validCWVersion reports whether a server of version current has version v.
+func validCWVersion(v, current string) bool {
 	y, n, ok := strings.Cut(v, ".")
 	yi, err1 := strconv.Atoi(y)
 	ni, err2 := strconv.Atoi(n)
-	cy, cn, _ := strings.Cut(ConnectWiseAPIVersion, ".")
+	cy, cn, _ := strings.Cut(current, ".")
 	cyi, _ := strconv.Atoi(cy)
 	cni, _ := strconv.Atoi(cn)
 	if !ok || err1 != nil || err2 != nil || yi < 2019 || ni < 1 {
@@ -829,11 +830,11 @@ func (cw *ConnectWise) createLocked(w http.ResponseWriter, r *http.Request, kind
 
 // writeConnectWiseFault answers a fault without a Body in ConnectWise's
 // error envelope.
-func writeConnectWiseFault(w http.ResponseWriter, f *Fault) {
+func writeConnectWiseFault(w http.ResponseWriter, f *Fault, version string) {
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterValue(f.RetryAfter))
 	}
-	w.Header().Set("api-current-version", ConnectWiseAPIVersion)
+	w.Header().Set("api-current-version", version)
 	code := "ConnectWiseApi"
 	switch f.Status {
 	case http.StatusTooManyRequests:

@@ -199,7 +199,7 @@
 //     DefaultConnectWisePrivateKey, DefaultConnectWiseClientID, or
 //     WithConnectWiseCredentials). A version in Accept is honoured when the
 //     vendor type comes first, and one newer than ConnectWiseAPIVersion (or
-//     malformed) gets 400 {"code":"ConnectWiseApi"}. Every answer carries
+//     WithConnectWiseAPIVersion's; or malformed) gets 400 {"code":"ConnectWiseApi"}. Every answer carries
 //     api-current-version.
 //   - Resources: company/companies and finance/agreements (GET), and
 //     procurement/catalog and finance/agreements/{id}/additions (GET, POST,

@@ -394,7 +394,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case f != nil && f.Status != 0:
 		s.wait(r.Context(), latency)
 		if s.system == psa.SystemConnectWise && f.Body == "" {
-			writeConnectWiseFault(buf, f)
+			writeConnectWiseFault(buf, f, s.connectwise.version)
 		} else {
 			writeFault(buf, f)
 		}
