@@ -152,6 +152,10 @@ type sessionSetting struct{ name, value string }
 //     watch runs a statement every interval, and the intents and ticket
 //     records committed through the session only add to them, so a live
 //     holder's session is never idle that long;
+//   - idle_in_transaction_session_timeout ends it in the same time when
+//     the holder died in the middle of one of those commits, which
+//     idle_session_timeout does not count as idle. A live holder sends a
+//     transaction's statements one after the other;
 //   - the TCP keepalives and tcp_user_timeout end it, on every version,
 //     when the holder's host no longer answers at all, within about the
 //     same time. They do not apply to a Unix-domain socket.
@@ -161,6 +165,7 @@ func leaderSessionLimits(check time.Duration) []sessionSetting {
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	return []sessionSetting{
 		{"idle_session_timeout", ms(bound)},
+		{"idle_in_transaction_session_timeout", ms(bound)},
 		{"tcp_keepalives_idle", secs(bound / 2)},
 		{"tcp_keepalives_interval", secs(bound / 10)},
 		{"tcp_keepalives_count", "3"},

@@ -474,6 +474,70 @@ func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 	}
 }
 
+// TestLeadership_silentHolderInTransactionLosesTheLock: the active
+// instance commits its intents and ticket records through the lock's
+// session, so its host may die in the middle of one of those
+// transactions. The server then sees the session idle in a transaction,
+// which idle_session_timeout does not end: behind a network path that
+// still acknowledges TCP (the proxy here), the lock stayed held until the
+// server's TCP gave up, hours, as with no limits at all. It must be freed
+// within the same bound as an idle session's.
+func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newBlackhole(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	// A group commit through the lock's session has begun when a's host
+	// dies.
+	a.fenceMu.Lock()
+	_, err = a.fence.ExecContext(t.Context(), `BEGIN`)
+	if err == nil {
+		_, err = a.fence.ExecContext(t.Context(), `SELECT COUNT(*) FROM intents`)
+	}
+	a.fenceMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.frozen.Store(true) // a's host dies
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lb != nil {
+			_ = lb.Release()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("20 s after the active instance's host went silent in a transaction on the lock's session, the lock is still held: " +
+				"the server keeps a session idle in a transaction until its TCP gives up, and no instance syncs meanwhile")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestLeadership_refusedSessionSettingSkipped: a session setting the
 // server refuses (as an older PostgreSQL refuses idle_session_timeout) is
 // skipped, and the others still apply; the lock's session gets its limits.
@@ -501,7 +565,7 @@ func TestLeadership_refusedSessionSettingSkipped(t *testing.T) {
 	defer func() { _ = lb.Release() }()
 	b.fenceMu.Lock()
 	defer b.fenceMu.Unlock()
-	for name, want := range map[string]string{"idle_session_timeout": "10s", "tcp_user_timeout": "10000"} {
+	for name, want := range map[string]string{"idle_session_timeout": "10s", "idle_in_transaction_session_timeout": "10s", "tcp_user_timeout": "10000"} {
 		if err := b.fence.QueryRowContext(t.Context(), `SHOW `+name).Scan(&v); err != nil || v != want {
 			t.Errorf("%s of the leadership lock's session = %q, %v; want %s", name, v, err, want)
 		}
