@@ -88,14 +88,29 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	if err != nil {
 		return nil, db.wrap("connecting for the leadership lock", err)
 	}
-	var ok bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil {
+	// A session that holds the lock already is granted it again: the
+	// lock is tried only in a session that does not hold it, in one
+	// statement, which even a pooler keeps on one server session (NULL:
+	// this session holds it).
+	var ok sql.NullBool
+	if err := conn.QueryRowContext(ctx, `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND pid = pg_backend_pid() AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1 AND granted)
+		THEN NULL ELSE pg_try_advisory_lock($1) END`, leaderLockKey, leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&ok); err != nil {
 		// The server may have granted the lock before the error (a
 		// timeout that came while its answer was on the way).
 		discard(conn)
 		return nil, db.wrap("trying the leadership lock", err)
 	}
-	if !ok {
+	if !ok.Valid {
+		// Not this process's lock (it leads only with db.fence set): the
+		// server session is shared with other clients, whose lock it is.
+		_ = conn.Close()
+		return nil, fmt.Errorf("state: the PostgreSQL session psa-syncd got for the leadership lock of %s holds that lock already, for another client: "+
+			"state.url reaches PostgreSQL through a connection pooler that hands one server session to several clients (transaction or statement "+
+			"mode, or session mode without resetting sessions, DISCARD ALL), so that two psa-syncd could both become active and write every "+
+			"change twice; connect psa-syncd to PostgreSQL directly or through a pooler in session mode", db.quotedPath())
+	}
+	if !ok.Bool {
 		return nil, conn.Close()
 	}
 	if check <= 0 {

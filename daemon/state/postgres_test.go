@@ -286,6 +286,43 @@ func TestLeadership_failedTryLeadLeavesNoLockBehind(t *testing.T) {
 	}
 }
 
+// TestLeadership_sharedSessionRefused: a connection pooler in transaction
+// (or statement) mode, as managed PostgreSQL services offer, hands one
+// server session to several clients in turn. The session in which one
+// psa-syncd took the leadership lock then serves the other's TryLead, and
+// pg_try_advisory_lock, which a session holding the lock is granted
+// again, made both of them active: both synced, and every change was
+// written twice. Here b's pool holds the session that took the lock, as
+// the pooler's would; its TryLead must refuse the leadership, saying why,
+// and leave the lock as it was.
+func TestLeadership_sharedSessionRefused(t *testing.T) {
+	t.Parallel()
+	_, b := openSharedPostgres(t)
+	b.sql.SetMaxIdleConns(1)
+	conn, err := b.sql.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(t.Context(), `SELECT pg_advisory_lock($1)`, leaderLockKey); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close() // back to the pool, holding the lock
+	l, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Second)
+	if l != nil {
+		_ = l.Release()
+		t.Fatal("b.TryLead in a session that another client's lock holds made b the active instance too")
+	}
+	if err == nil || !strings.Contains(err.Error(), "pooler") || !strings.Contains(err.Error(), "session mode") {
+		t.Errorf("b.TryLead in a session that already holds the lock = %v; want an error naming the connection pooler and its session mode", err)
+	}
+	if b.IsLeader() {
+		t.Error("IsLeader after the refused TryLead")
+	}
+	if n := leaderLocks(t, b); n != 1 {
+		t.Errorf("%d sessions hold the leadership lock after the refused TryLead; want 1, the other client's", n)
+	}
+}
+
 // waitLead tries db.TryLead until it leads, for a while: a session that
 // ends frees its locks as soon as the server has seen it end.
 func waitLead(t *testing.T, db *DB, holder string) *Leadership {
