@@ -1360,7 +1360,7 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 			d.leading.Store(false)
 			d.metrics.Leader.Set(0)
 			d.logger.Error("Lost the state database's leadership lock; stopping passes and exiting so that a standby takes over")
-			stopPasses(errors.New("this psa-syncd lost the state database's leadership lock"))
+			stopPasses(errLostLeadership)
 			cancel()
 		case <-lctx.Done():
 		}
@@ -1384,6 +1384,10 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 		return nil
 	}
 }
+
+// errLostLeadership is the cause with which runActive stops the passes of
+// an instance that lost the leadership lock.
+var errLostLeadership = errors.New("this psa-syncd lost the state database's leadership lock")
 
 // awaitActive tries to become the active instance every lock interval
 // until it is or ctx is done, and reports whether it is.

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -110,5 +112,65 @@ func TestDaemon_TicketPass_deposedSendsNothing(t *testing.T) {
 	}
 	if got := sim.Autotask().Tickets(); len(got) != 1 || got[0].ExternalID != "sc:"+alert.ID {
 		t.Errorf("tickets = %+v, want one for the alert", got)
+	}
+}
+
+// TestDaemon_TicketPass_stoppedByLostLeadershipRecordsNothing: an active
+// instance usually learns that it lost the leadership from its lock check,
+// which stops its passes (their context ends with errLostLeadership)
+// before a ticket pass has met a refused record. Such a pass must not
+// record its customers as failed ("context canceled") over the ticket
+// status of the instance that took over, as a pass refused by a record
+// (tickets.ErrNotLeader) does not: GET /api/v1/customers and the status
+// page showed every ticket customer failed after a failover.
+func TestDaemon_TicketPass_stoppedByLostLeadershipRecordsNothing(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	a, _, sop := ttSetupWith(t, routing, true, fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 1h\n", url))
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+
+	dtCutLeadership(t, url)
+	cfg, err := Load(a.configPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.BecomeActive(t.Context())
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("taking over: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.scheduledTicketPass(t.Context())
+	want, err := b.TicketStatuses()
+	if err != nil || want[ticketStatusKey("sophos", ttAcme)].Result != "succeeded" {
+		t.Fatalf("ticket statuses after the pass of the instance that took over = %+v, %v; want acme succeeded", want, err)
+	}
+
+	// a's lock check notices the loss: its passes are stopped.
+	ctx, stop := context.WithCancelCause(t.Context())
+	stop(errLostLeadership)
+	a.scheduledTicketPass(ctx)
+	if got, err := b.TicketStatuses(); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("ticket statuses after the deposed instance's stopped pass = %+v, %v; want those of the active instance's pass, %+v", got, err, want)
 	}
 }

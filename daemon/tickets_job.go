@@ -281,14 +281,27 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 // doc, and records its outcome in the metrics, the state database and the
 // log, as scheduled passes and POST /api/v1/tickets do. The caller holds
 // ticketMu. It returns the pass's report and error; a pass stopped because
-// another instance became active (tickets.ErrNotLeader) is not recorded.
+// another instance became active (a record refused with
+// tickets.ErrNotLeader, or ctx ended with errLostLeadership) is not
+// recorded.
 func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (tickets.Report, error) {
 	start := d.now()
 	rep, err := d.TicketPass(ctx, false)
-	if errors.Is(err, tickets.ErrNotLeader) {
-		// The state database refused a ticket record: another instance
-		// is active. The pass stopped before sending anything more, and
-		// its outcome is not recorded over the active instance's.
+	if cause := context.Cause(ctx); errors.Is(cause, errLostLeadership) {
+		// The lock check stopped the pass (its context) before it met a
+		// record the state database refuses, maybe in its last customer,
+		// which the pass reports without an error of its own.
+		if err == nil {
+			err = cause
+		} else {
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
+	}
+	if errors.Is(err, tickets.ErrNotLeader) || errors.Is(err, errLostLeadership) {
+		// The state database refused a ticket record, or the lock check
+		// stopped the pass: another instance is active. The pass stopped
+		// before sending anything more, and its outcome is not recorded
+		// over the active instance's.
 		d.logger.Error("Ticket pass stopped: this psa-syncd is no longer the active instance, so it sends no more ticket "+
 			"writes; the active instance settles what this pass recorded", "err", err)
 		return rep, err
