@@ -18,6 +18,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
@@ -396,12 +397,13 @@ func TestHAManifests_fitTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	docs := strings.Split(string(data), "\n---\n")
-	if len(docs) != 2 {
-		t.Fatalf("%s holds %d documents, want the Deployment and the Service", file, len(docs))
+	if len(docs) != 3 {
+		t.Fatalf("%s holds %d documents, want the Deployment, the Service and the PodDisruptionBudget", file, len(docs))
 	}
 	var deploy appsv1.Deployment
 	var svc corev1.Service
-	for i, obj := range []any{&deploy, &svc} {
+	var pdb policyv1.PodDisruptionBudget
+	for i, obj := range []any{&deploy, &svc, &pdb} {
 		if err := unmarshalStrict([]byte(docs[i]), obj); err != nil {
 			t.Fatalf("%s, document %d: %v", file, i+1, err)
 		}
@@ -438,6 +440,14 @@ func TestHAManifests_fitTogether(t *testing.T) {
 		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
 	}
 	checkStartupProbe(t, file, c, 0)
+	// A drain (a node pool upgrade drains several nodes at once) evicts
+	// one replica at a time: the other stays to be, or become, active.
+	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, deploy.Spec.Template.Labels) {
+		t.Errorf("PodDisruptionBudget selector %v does not match the pod labels %v", pdb.Spec.Selector, deploy.Spec.Template.Labels)
+	}
+	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.String() != "1" || pdb.Spec.MinAvailable != nil {
+		t.Errorf("PodDisruptionBudget maxUnavailable = %v, minAvailable = %v; want maxUnavailable 1: an eviction leaves a replica to take over", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
+	}
 }
 
 // TestHAManifests_scrapedAsJob checks that the two-replica example is
@@ -474,7 +484,10 @@ func TestHAManifests_scrapedAsJob(t *testing.T) {
 	if err := unmarshalStrict([]byte(docs[0]), &deploy); err != nil {
 		t.Fatal(err)
 	}
-	if err := unmarshalStrict([]byte(docs[len(docs)-1]), &svc); err != nil {
+	if len(docs) < 2 {
+		t.Fatalf("psa-syncd.yaml holds %d documents, want the Deployment, then the Service", len(docs))
+	}
+	if err := unmarshalStrict([]byte(docs[1]), &svc); err != nil {
 		t.Fatal(err)
 	}
 	if svc.Name != "psa-syncd" {
