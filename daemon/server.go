@@ -689,6 +689,12 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		d.forwardToActive(w, r)
 		return
 	}
+	if isTicketID(id) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("sync request %q is not known to this psa-syncd, the active instance: sync requests are "+
+			"kept in the memory of the process that queued them, so a restart or a failover forgets them; GET /api/v1/runs shows whether "+
+			"its pass ran (or was interrupted), and POST /api/v1/sync asks for another", id))
+		return
+	}
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found", id))

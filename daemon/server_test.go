@@ -212,6 +212,22 @@ func TestHandler_runs(t *testing.T) {
 	}
 }
 
+// TestHandler_runs_unknownSyncRequestSaysWhy: a sync request id is known
+// only to the process that queued it. A client still waiting for one after
+// that process restarted, or after a failover to another instance (psa-syncd
+// sync -web.url through a Service), got `run "q..." not found`, as if it had
+// mistyped the id; the answer must say that the request was forgotten and
+// where to look for its pass.
+func TestHandler_runs_unknownSyncRequestSaysWhy(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs/q0badc0de-1", "", "")
+	if body := rec.Body.String(); rec.Code != http.StatusNotFound || !strings.Contains(body, "q0badc0de-1") ||
+		!strings.Contains(body, "restart") || !strings.Contains(body, "failover") || !strings.Contains(body, "GET /api/v1/runs") {
+		t.Errorf("GET /api/v1/runs/q0badc0de-1 = %d %s; want 404 saying that a restart or failover forgets sync requests, and where their passes are", rec.Code, body)
+	}
+}
+
 // An approval while the export switches the integration off is refused:
 // the pass would be a dry run, and the caller would take the held line for
 // written (the status page refuses it too). A pass without approval is a
