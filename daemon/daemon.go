@@ -490,7 +490,13 @@ func (e *StandbyError) Error() string {
 func (d *Daemon) activeInstance() string {
 	info, held, err := d.db.Leader()
 	switch {
-	case err != nil || info.Holder == "":
+	case err != nil:
+		// PostgreSQL restarting, a network cut: the operator must look at
+		// the database, not for another instance. The error, which names
+		// the database's host, goes to the log (awaitActive), not to
+		// whoever asks.
+		return "unknown: this psa-syncd cannot read the state database right now (its log says why)"
+	case info.Holder == "":
 		return "another psa-syncd"
 	case !held:
 		return fmt.Sprintf("none right now (the last was %s; a standby takes over within seconds)", info)

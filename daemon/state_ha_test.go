@@ -1198,3 +1198,94 @@ func TestDaemon_freshPlanOnStandbyKeepsActivePlan(t *testing.T) {
 		t.Errorf("the stored last plan after the standby's plan is %+v, want the active instance's pass (run %d)", s.Plan, res.Run.ID)
 	}
 }
+
+// TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead: while a standby
+// cannot read the shared state database (PostgreSQL restarting, a network
+// cut), it cannot know the active instance. Its /-/ready and its 503s
+// named "another psa-syncd" as the active instance, sending the operator
+// to look for one instead of at the database.
+func TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "s3cret-token", state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, cut := dtProxy(t, u.Host)
+	u.Host = proxy
+	raw, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bPath := filepath.Join(e.dir, "standby.yml")
+	dtWrite(t, bPath, strings.Replace(string(raw), fmt.Sprintf("%q", url), fmt.Sprintf("%q", u.String())+"\n  query_timeout: 2s", 1))
+	cfg, err := Load(bPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, bPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("BecomeActive of the second instance = %v, want a StandbyError", err)
+	}
+	cut() // the standby can no longer reach the database
+	rec := dtServe(t, b, http.MethodGet, "/-/ready", "", "")
+	if body := rec.Body.String(); strings.Contains(body, "another psa-syncd") || !strings.Contains(body, "state database") {
+		t.Errorf("GET /-/ready on a standby that cannot read the state database = %d %q; want it to say the state database cannot be read, not that another psa-syncd is active", rec.Code, body)
+	}
+}
+
+// dtProxy forwards TCP connections to target until cut, which closes the
+// listener and every connection, as a network cut that refuses would.
+func dtProxy(t *testing.T, target string) (addr string, cut func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	cut = func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		conns = nil
+	}
+	t.Cleanup(cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
+			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
+		}
+	}()
+	return ln.Addr().String(), cut
+}
