@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // ExportAPIPath is where psa-syncd serves the export it stores.
@@ -28,6 +30,9 @@ type HTTPBackend struct {
 	base   *url.URL
 	token  string
 	client *http.Client
+	// redact takes the token out of the error pages quoted in errors: a
+	// proxy in front of psa-syncd may echo the request's headers.
+	redact *redact.Redactor
 }
 
 // Ensure HTTPBackend satisfies Backend.
@@ -50,7 +55,7 @@ func NewHTTPBackend(rawURL, token string, hc *http.Client) (*HTTPBackend, error)
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &HTTPBackend{base: u, token: token, client: hc}, nil
+	return &HTTPBackend{base: u, token: token, client: hc, redact: redact.New(token)}, nil
 }
 
 // String returns the psa-syncd URL.
@@ -79,9 +84,9 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 	case http.StatusNotModified:
 		return Blob{Version: ifNoneMatch}, ErrNotModified
 	case http.StatusNotFound:
-		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, apiError(resp))
+		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, b.apiError(resp))
 	default:
-		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), apiError(resp))
+		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), b.apiError(resp))
 	}
 	data, err := readExport(resp.Body)
 	if err != nil {
@@ -114,9 +119,9 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	case http.StatusPreconditionFailed:
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), apiError(resp))
+		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), b.apiError(resp))
 	default:
-		return "", fmt.Errorf("%swriting: %s", prefix(b.String()), apiError(resp))
+		return "", fmt.Errorf("%swriting: %s", prefix(b.String()), b.apiError(resp))
 	}
 }
 
@@ -136,15 +141,20 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 }
 
 // apiError describes an error response of psa-syncd: its status and the
-// message of its {"error": "..."} body.
-func apiError(resp *http.Response) error {
+// message of its {"error": "..."} body, or the first redact.MaxText bytes
+// of another body (a proxy's HTML page), without the token.
+func (b *HTTPBackend) apiError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var body struct {
 		Error string `json:"error"`
 	}
-	msg := strings.TrimSpace(string(data))
+	var msg string
 	if json.Unmarshal(data, &body) == nil && body.Error != "" {
-		msg = body.Error
+		// psa-syncd's own message, whole: a refused export's lists every
+		// problem, a line each.
+		msg = strings.Join(b.redact.Strings(strings.Split(body.Error, "\n")), "\n")
+	} else {
+		msg = b.redact.String(strings.TrimSpace(string(data)))
 	}
 	if msg == "" {
 		return errors.New(resp.Status)

@@ -1,0 +1,73 @@
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
+)
+
+// TestHTTPBackend_errorBody: an error page of psa-syncd or of a proxy in
+// front of it is quoted in the error, but cut short (a gateway's HTML page
+// would otherwise fill the plan output and every log line with up to 1 MiB)
+// and without the API token, which a proxy may echo from the request's
+// Authorization header.
+func TestHTTPBackend_errorBody(t *testing.T) {
+	t.Parallel()
+	const token = "psa-syncd-api-token-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html><body><h1>502 Bad Gateway</h1><pre>" + r.Header.Get("Authorization") + "</pre>" +
+			strings.Repeat("<p>upstream timed out</p>", 20000) + "</body></html>"))
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := b.Load(t.Context(), "")
+	_, serr := b.Save(t.Context(), []byte("{}"), `"1"`)
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		switch {
+		case err == nil:
+			t.Errorf("%s: no error for a 502 answer", op)
+		case strings.Contains(err.Error(), token):
+			t.Errorf("%s: the error shows the API token: %.300s", op, err)
+		case !strings.Contains(err.Error(), "502 Bad Gateway") || !strings.Contains(err.Error(), srv.URL):
+			t.Errorf("%s: the error does not name the store and the status: %.300s", op, err)
+		case len(err.Error()) > 2048:
+			t.Errorf("%s: the error is %d bytes long: %.300s...", op, len(err.Error()), err)
+		}
+	}
+}
+
+// TestHTTPBackend_refusedExportMessage: psa-syncd's own message for a
+// refused export is quoted whole, every problem it lists, however long.
+func TestHTTPBackend_refusedExportMessage(t *testing.T) {
+	t.Parallel()
+	d := New(psa.SystemAutotask, "")
+	for i := range 25 {
+		d.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: fmt.Sprintf("2c9f0c3e-%04d-4e4f-9a6b-0123456789ab", i), CompanyID: "1"})
+	}
+	problems := d.Validate().Error()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": problems})
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "psa-syncd-api-token-0123456789", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Save(t.Context(), []byte("{}"), `"1"`)
+	if err == nil || !strings.HasSuffix(err.Error(), problems) || len(problems) <= redact.MaxText {
+		t.Errorf("Save error = %v; want it to end with psa-syncd's %d-byte message:\n%s", err, len(problems), problems)
+	}
+}
