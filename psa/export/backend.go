@@ -87,7 +87,7 @@ type BackendOptions struct {
 	Token string
 	// HTTPClient is used for psa-syncd stores; nil means a client with a
 	// 60-second timeout. S3 stores use the AWS SDK's client, which honours
-	// AWS_CA_BUNDLE.
+	// AWS_CA_BUNDLE, with the same timeout for each request.
 	HTTPClient *http.Client
 	// Logger receives the AWS SDK's own messages for S3 stores (a warning
 	// such as "falling back to IMDSv1" at warn, anything else at debug),

@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
@@ -27,6 +29,13 @@ import (
 // configuration names one: S3-compatible stores accept any region, and
 // us-east-1 is what they expect when they care.
 const defaultS3Region = "us-east-1"
+
+// s3Timeout bounds each request to the store, as the 60 seconds of a
+// psa-syncd store's client: the SDK's own client waits for an answer
+// forever, and a store that takes the connection but never answers (a
+// stalled server, a proxy holding the request) would hang a plan until the
+// CI job is killed. The SDK tries a request three times.
+var s3Timeout = 60 * time.Second
 
 // S3Backend keeps the export as one object in S3 or an S3-compatible store
 // (Ceph RGW, Cloudflare R2, Wasabi, Backblaze B2, MinIO, versitygw, Google
@@ -100,6 +109,14 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 	}
 	if cfg.Region == "" {
 		cfg.Region = defaultS3Region
+	}
+	// The configuration's client carries AWS_CA_BUNDLE and ca_bundle.
+	hc, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+	if !ok && cfg.HTTPClient == nil {
+		hc, ok = awshttp.NewBuildableClient(), true
+	}
+	if ok {
+		cfg.HTTPClient = hc.WithTimeout(s3Timeout)
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if endpoint != "" {

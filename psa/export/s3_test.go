@@ -1,9 +1,12 @@
 package export
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -72,5 +75,55 @@ func TestS3Backend_exportDeletedSinceRead(t *testing.T) {
 	})
 	if !errors.Is(err, ErrNoExport) {
 		t.Errorf("UpdateExisting after the export was deleted = %v, want ErrNoExport", err)
+	}
+}
+
+// TestS3Backend_storeThatNeverAnswers: a store that takes the connection
+// but never answers (a stalled server, a proxy holding the request) fails
+// the read and the write after s3Timeout, naming the store, instead of
+// hanging the plan or the apply until the CI job is killed. It sets
+// s3Timeout, so it does not run in parallel.
+func TestS3Backend_storeThatNeverAnswers(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	defer func(d time.Duration) { s3Timeout = d }(s3Timeout)
+	s3Timeout = 200 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	defer func() { _ = ln.Close(); <-done }()
+	go func() {
+		// Holds every connection unanswered until the listener closes.
+		defer close(done)
+		var held []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range held {
+					_ = c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	b, err := NewS3Backend(t.Context(), "s3://bucket/psa-mappings.json?region=us-east-1&use_path_style=true&endpoint=http://"+ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, lerr := b.Load(ctx, "")
+	_, serr := b.Save(ctx, []byte("{}"), `"v1"`)
+	if ctx.Err() != nil {
+		t.Fatalf("the store's silence held Load and Save for 30 s: %v, %v", lerr, serr)
+	}
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil || !strings.HasPrefix(err.Error(), `export "s3://bucket/psa-mappings.json`) {
+			t.Errorf("%s = %v, want an error naming the store", op, err)
+		}
 	}
 }
