@@ -402,3 +402,57 @@ resource "psa_customer_mapping" "added" {
 		}),
 	})
 }
+
+// TestAccExportStore_otherInstance: a store that now holds the export of
+// another instance of the same PSA (an export_url copied from another
+// tenant's pipeline, or the object replaced by that tenant's export) fails
+// the plan, naming the store and both instances, instead of planning to
+// rewrite every mapping from that tenant's entries (which the apply would
+// then refuse).
+func TestAccExportStore_otherInstance(t *testing.T) {
+	t.Parallel()
+	for _, system := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(system), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, system)
+			acme := e.addCustomerFixture("Acme")
+			config := testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, "")
+			other := "ci:29999999@webservices2.autotask.net"
+			if system == psa.SystemConnectWise {
+				other = "company:othermsp@api-eu.myconnectwise.net"
+			}
+			var mine export.Document // the export as the first step wrote it
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: config},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								mine = *doc.Clone()
+								doc.PSA.Instance = other
+								doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "cust-1", CompanyID: "901", ContractID: "902", UsageSync: true})
+								return nil
+							})
+						},
+						Config:   config,
+						PlanOnly: true,
+						ExpectError: regexp.MustCompile(`(?s)` + regexp.QuoteMeta(e.exportPath) + `.*belongs\s+to\s+` + string(system) +
+							`\s+instance\s+"` + regexp.QuoteMeta(other) + `"`),
+					},
+					{
+						// Put back, the export plans nothing again.
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								*doc = mine
+								return nil
+							})
+						},
+						Config:   config,
+						PlanOnly: true,
+					},
+				},
+			})
+		})
+	}
+}

@@ -176,6 +176,9 @@ func (d *providerData) readExport(ctx context.Context) (doc *export.Document, fo
 		return nil, false, fmt.Errorf("export %q belongs to PSA system %q, but the provider is configured for %q", d.exportPath, doc.PSA.System, d.system)
 	default:
 		found = true
+		if err := d.checkInstance(ctx, doc); err != nil {
+			return nil, false, err
+		}
 	}
 	d.exportMu.Lock()
 	if d.exportRead == nil && d.exportWrites == writes { // no write of ours since the read began
@@ -183,6 +186,23 @@ func (d *providerData) readExport(ctx context.Context) (doc *export.Document, fo
 	}
 	d.exportMu.Unlock()
 	return doc, found, nil
+}
+
+// checkInstance refuses an export of another instance of the PSA, as every
+// write does (see export.Client.Update), so that the plan fails instead of
+// planning to rewrite the mappings from another tenant's entries. An export
+// that records no instance, or a PSA that cannot tell its own (it does not
+// answer the ping that discovers it), is left to the writes to check.
+func (d *providerData) checkInstance(ctx context.Context, doc *export.Document) error {
+	if doc.PSA.Instance == "" {
+		return nil
+	}
+	instance, err := d.instance(ctx)
+	if err != nil || instance == "" || export.SameInstance(doc.PSA.Instance, instance) {
+		return nil
+	}
+	return fmt.Errorf("export %q belongs to %s instance %q, but the provider is connected to %q; an export belongs to one PSA "+
+		"instance: point export_url at this instance's export, or the provider at that instance", d.exportPath, d.system, doc.PSA.Instance, instance)
 }
 
 // exportForReads returns the export whose ids the bulk reads ask for
