@@ -363,3 +363,65 @@ func TestDaemon_exportRevisionGoesBack(t *testing.T) {
 		t.Errorf("no warning naming %s:\n%s", want, logs.String())
 	}
 }
+
+// weakETags is a reverse proxy's rewrite of the answers passing through
+// it: nginx, compressing an answer with gzip, turns its strong ETag
+// "N" into the weak W/"N".
+type weakETags struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *weakETags) WriteHeader(code int) {
+	if e := w.Header().Get("ETag"); !w.done && strings.HasPrefix(e, `"`) {
+		w.Header().Set("ETag", "W/"+e)
+	}
+	w.done = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *weakETags) Write(p []byte) (int, error) {
+	if !w.done {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// TestExportStore_behindProxyWeakeningETags: psa-syncd behind a proxy that
+// makes its ETags weak (nginx with gzip) still takes the provider's
+// changes: psa-syncd's ETag names a revision whatever the encoding, so the
+// weak form is the same version. Otherwise every write after the first
+// lost its compare-and-swap on If-Match: W/"1" until the provider gave up
+// with "changed by another writer".
+func TestExportStore_behindProxyWeakeningETags(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken, exportURL: "self", noExport: true})
+	h := e.d.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&weakETags{ResponseWriter: w}, r)
+	}))
+	t.Cleanup(srv.Close)
+	b, err := export.NewHTTPBackend(srv.URL, dtToken, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := export.NewClient(b)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		id := fmt.Sprintf("customer%d", i)
+		_, err := c.Update(ctx, psa.SystemAutotask, e.doc.PSA.Instance, func(d *export.Document) error {
+			d.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CompanyID: "1", ContractID: strconv.Itoa(100 + i), UsageSync: true})
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("write %d through the proxy: %v", i+1, err)
+		}
+	}
+	if got := len(e.d.Export().CustomerMappings); got != 3 {
+		t.Errorf("psa-syncd uses %d customer mappings, want 3", got)
+	}
+	if _, v, err := c.Read(ctx); err != nil || v != `"3"` {
+		t.Errorf("Read through the proxy = version %s, %v; want \"3\"", v, err)
+	}
+}

@@ -92,7 +92,7 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 	if err != nil {
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
 	}
-	return Blob{Data: data, Version: resp.Header.Get("ETag")}, nil
+	return Blob{Data: data, Version: etag(resp)}, nil
 }
 
 // Save puts the export to psa-syncd. A validation error from psa-syncd is
@@ -115,7 +115,7 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
-		return resp.Header.Get("ETag"), nil
+		return etag(resp), nil
 	case http.StatusPreconditionFailed:
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:
@@ -138,6 +138,14 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 		req.Header.Set("Authorization", "Bearer "+b.token)
 	}
 	return req, nil
+}
+
+// etag returns the version in an answer's ETag. psa-syncd's ETags are
+// strong, but a reverse proxy that compresses the answer (nginx with gzip)
+// makes them weak: W/"7" is still revision 7, and psa-syncd would take the
+// weak form in If-Match for another version, refusing every write.
+func etag(resp *http.Response) string {
+	return strings.TrimPrefix(resp.Header.Get("ETag"), "W/")
 }
 
 // apiError describes an error response of psa-syncd: its status and the
