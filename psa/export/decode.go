@@ -25,6 +25,9 @@ type SyntaxError struct {
 	Line, Column int
 	// Msg describes the error.
 	Msg string
+	// Page is whether the data is an HTML or XML page: a web server or a
+	// proxy answering in place of the store, not an export cut short.
+	Page bool
 }
 
 // Error describes the error with its position and a hint at the usual cause.
@@ -33,7 +36,24 @@ func (e *SyntaxError) Error() string {
 	if e.Offset >= 0 {
 		where = fmt.Sprintf(" at line %d, column %d (byte %d)", e.Line, e.Column, e.Offset)
 	}
-	return fmt.Sprintf("%snot valid JSON%s: %s (the file may be half-written or edited by hand)", prefix(e.File), where, e.Msg)
+	hint := "the file may be half-written or edited by hand"
+	if e.Page {
+		hint = "it is an HTML or XML page, not a mapping export: check that the URL names the export, and that no web " +
+			"server or proxy answers in the store's place"
+	}
+	return fmt.Sprintf("%snot valid JSON%s: %s (%s)", prefix(e.File), where, e.Msg, hint)
+}
+
+// isPage reports whether data begins like an HTML or XML page.
+func isPage(data []byte) bool {
+	start := bytes.ToLower(data[:min(len(data), 64)])
+	start = bytes.TrimLeft(start, " \t\r\n\ufeff")
+	for _, p := range []string{"<!doctype", "<html", "<?xml", "<head", "<body"} {
+		if bytes.HasPrefix(start, []byte(p)) {
+			return true
+		}
+	}
+	return false
 }
 
 func newSyntaxError(data []byte, offset int64, msg string) *SyntaxError {
@@ -41,7 +61,7 @@ func newSyntaxError(data []byte, offset int64, msg string) *SyntaxError {
 	before := data[:offset]
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(offset) - (bytes.LastIndexByte(before, '\n') + 1) + 1
-	return &SyntaxError{Offset: offset, Line: line, Column: col, Msg: msg}
+	return &SyntaxError{Offset: offset, Line: line, Column: col, Msg: msg, Page: isPage(data)}
 }
 
 // Decode parses a mapping export strictly and validates it. It returns a

@@ -71,3 +71,27 @@ func TestHTTPBackend_refusedExportMessage(t *testing.T) {
 		t.Errorf("Save error = %v; want it to end with psa-syncd's %d-byte message:\n%s", err, len(problems), problems)
 	}
 }
+
+// TestClient_Read_webPage: a store URL answered by a web page (a proxy's
+// sign-in page, a console's port instead of the API's) fails the read,
+// naming the store and saying that it got a page, not a half-written
+// export.
+func TestClient_Read_webPage(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("\n<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body></body></html>\n"))
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = NewClient(b).Read(t.Context())
+	want := `export "` + srv.URL + `": not valid JSON at line 2, column 1 (byte 1): invalid character '<' looking for beginning of value ` +
+		`(it is an HTML or XML page, not a mapping export: check that the URL names the export, and that no web server or proxy ` +
+		`answers in the store's place)`
+	if err == nil || err.Error() != want {
+		t.Errorf("Read = %v\nwant %s", err, want)
+	}
+}
