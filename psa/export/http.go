@@ -137,6 +137,11 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 	if b.token != "" {
 		req.Header.Set("Authorization", "Bearer "+b.token)
 	}
+	// Without the gzip that Go asks for by default, a reverse proxy in
+	// front of psa-syncd does not compress the answer, and so does not
+	// change its ETag either, which If-Match must send back as it is
+	// (Apache's mod_deflate appends "-gzip" to it; see etag for nginx).
+	req.Header.Set("Accept-Encoding", "identity")
 	return req, nil
 }
 
