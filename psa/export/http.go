@@ -30,6 +30,10 @@ type HTTPBackend struct {
 	base   *url.URL
 	token  string
 	client *http.Client
+	// writes is client without redirects: Go's client follows a 301 or
+	// 302 of a PUT with a GET, whose 200 and ETag would look like a stored
+	// write.
+	writes *http.Client
 	// redact takes the token out of the error pages quoted in errors: a
 	// proxy in front of psa-syncd may echo the request's headers.
 	redact *redact.Redactor
@@ -55,7 +59,9 @@ func NewHTTPBackend(rawURL, token string, hc *http.Client) (*HTTPBackend, error)
 	if hc == nil {
 		hc = &http.Client{Timeout: 60 * time.Second}
 	}
-	return &HTTPBackend{base: u, token: token, client: hc, redact: redact.New(token)}, nil
+	writes := *hc
+	writes.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &HTTPBackend{base: u, token: token, client: hc, writes: &writes, redact: redact.New(token)}, nil
 }
 
 // String returns the psa-syncd URL.
@@ -108,7 +114,7 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	} else {
 		req.Header.Set("If-None-Match", "*")
 	}
-	resp, err := b.client.Do(req)
+	resp, err := b.writes.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("%swriting: %w", prefix(b.String()), err)
 	}
@@ -120,6 +126,13 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), b.apiError(resp))
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		to := "another URL"
+		if loc, err := resp.Location(); err == nil {
+			to = redact.URL(loc.String())
+		}
+		return "", fmt.Errorf("%swriting: %s to %s: the export is not written through a redirect; set the export URL to the one psa-syncd answers at",
+			prefix(b.String()), resp.Status, to)
 	default:
 		return "", fmt.Errorf("%swriting: %s", prefix(b.String()), b.apiError(resp))
 	}

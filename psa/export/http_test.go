@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -93,5 +94,51 @@ func TestClient_Read_webPage(t *testing.T) {
 		`answers in the store's place)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Read = %v\nwant %s", err, want)
+	}
+}
+
+// TestHTTPBackend_Save_redirected: a write that psa-syncd's URL redirects
+// (a proxy sending http:// to https:// with 301) fails, naming where it
+// was sent. Go's client follows a 301 or 302 of a PUT with a GET, whose
+// 200 and ETag looked like a stored write: the apply succeeded and wrote
+// nothing.
+func TestHTTPBackend_Save_redirected(t *testing.T) {
+	t.Parallel()
+	doc := New(psa.SystemAutotask, testInstance)
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			puts.Add(1)
+			w.WriteHeader(http.StatusPreconditionFailed)
+			return
+		}
+		w.Header().Set("ETag", `"1"`)
+		_, _ = w.Write(data)
+	}))
+	defer target.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect} {
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+r.URL.Path, code)
+		}))
+		defer front.Close()
+		b, err := NewHTTPBackend(front.URL, "psa-syncd-api-token-0123456789", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			d.PutCustomer(acme())
+			return nil
+		})
+		want := fmt.Sprintf(`export %q: writing: %d %s to %s/api/v1/export`, front.URL, code, http.StatusText(code), target.URL)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Update through a %d redirect = %v, want an error beginning %q", code, err, want)
+		}
+	}
+	if n := puts.Load(); n != 0 {
+		t.Errorf("the redirect target got %d writes, want none", n)
 	}
 }
