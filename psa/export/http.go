@@ -121,7 +121,12 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK, http.StatusCreated:
-		return etag(resp), nil
+		if v := etag(resp); v != "" {
+			return v, nil
+		}
+		// psa-syncd answers every stored export with its ETag.
+		return "", fmt.Errorf("%swriting: %s without an ETag: not psa-syncd's answer to a stored export (a proxy or firewall "+
+			"answering in its place?); the export may not have been written", prefix(b.String()), resp.Status)
 	case http.StatusPreconditionFailed:
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:

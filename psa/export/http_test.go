@@ -142,3 +142,37 @@ func TestHTTPBackend_Save_redirected(t *testing.T) {
 		t.Errorf("the redirect target got %d writes, want none", n)
 	}
 }
+
+// TestHTTPBackend_Save_answerWithoutETag: a 200 to a write that is not
+// psa-syncd's (a firewall's "request rejected" page, sent with 200) fails
+// the write instead of passing for stored: psa-syncd answers every stored
+// export with its ETag.
+func TestHTTPBackend_Save_answerWithoutETag(t *testing.T) {
+	t.Parallel()
+	data, err := New(psa.SystemAutotask, testInstance).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html><body>Request Rejected</body></html>"))
+			return
+		}
+		w.Header().Set("ETag", `"1"`)
+		_, _ = w.Write(data)
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+		d.PutCustomer(acme())
+		return nil
+	})
+	want := fmt.Sprintf(`export %q: writing: 200 OK without an ETag`, srv.URL)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Update = %v, want an error beginning %q", err, want)
+	}
+}
