@@ -295,7 +295,7 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 	current := "" // a version this commit found in the store
 	for attempt := 0; ; attempt++ {
 		old, version, read, err := c.cached(ctx)
-		todo := batch
+		exists, todo := err == nil, batch
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && c.lost():
 			// Deleted behind this process's back (during an apply): a
@@ -349,6 +349,20 @@ func (c *Client) commit(ctx context.Context, batch []*change) {
 			for _, ch := range todo {
 				ch.doc = old
 			}
+			return
+		}
+		if exists && version == "" && !read {
+			// This Client's own write, to a store that did not answer with
+			// the new version: read it.
+			c.remember("", nil)
+			continue
+		}
+		if exists && version == "" {
+			// The write must send the version back (If-Match); without
+			// it, it would be a create-only write, refused however often
+			// it is tried.
+			fail(fmt.Errorf("%sthe store gave the export without its version (psa-syncd: its answer had no ETag; does a "+
+				"proxy in front of it drop the header?), so no conditional write can change it", prefix(name)))
 			return
 		}
 		d.Revision = old.Revision + 1

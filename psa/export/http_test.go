@@ -176,3 +176,37 @@ func TestHTTPBackend_Save_answerWithoutETag(t *testing.T) {
 		t.Errorf("Update = %v, want an error beginning %q", err, want)
 	}
 }
+
+// TestClient_Update_exportWithoutVersion: an export read without its
+// version (a proxy in front of psa-syncd drops the ETag) fails a write at
+// once, saying why, instead of a hundred create-only writes that psa-syncd
+// refuses and "changed by another writer".
+func TestClient_Update_exportWithoutVersion(t *testing.T) {
+	t.Parallel()
+	data, err := New(psa.SystemAutotask, testInstance).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var puts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			puts.Add(1)
+			w.WriteHeader(http.StatusPreconditionFailed)
+			return
+		}
+		_, _ = w.Write(data)
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+		d.PutCustomer(acme())
+		return nil
+	})
+	want := fmt.Sprintf(`export %q: the store gave the export without its version`, srv.URL)
+	if err == nil || !strings.HasPrefix(err.Error(), want) || puts.Load() != 0 {
+		t.Errorf("Update = %v after %d writes, want no write and an error beginning %q", err, puts.Load(), want)
+	}
+}
