@@ -138,6 +138,10 @@ type Daemon struct {
 	// export watch all go through reload.
 	reloadMu       sync.Mutex
 	lastExportSeen fileStamp // the export file as last examined, loaded or not
+	// exportErr is the last failure to load the export, nil once an
+	// export loads or the store answers that it holds the one in use: the
+	// status page says why the export in use may not be the store's.
+	exportErr atomic.Pointer[exportFailure]
 	// selfRevision is the newest stored export revision examined with
 	// export_url: self, loaded or not (guarded by reloadMu).
 	selfRevision int64
@@ -636,12 +640,19 @@ func (d *Daemon) exportFailed(cfg *Config, err error) error {
 		err = fmt.Errorf("daemon: mapping export %s: %w", cfg.ExportName(), err)
 	}
 	d.metrics.ExportReloaded(false, d.now())
+	d.exportErr.Store(&exportFailure{err: err, at: d.now()})
 	if d.exp.Load() != nil {
 		d.logger.Error("Error reloading mapping export; keeping the last good one", "err", err)
 	} else {
 		d.logger.Error("Error loading mapping export", "err", err)
 	}
 	return err
+}
+
+// exportFailure is a failure to load the export, and when it happened.
+type exportFailure struct {
+	err error
+	at  time.Time
 }
 
 // namesStore matches an export store's error, which begins with the
@@ -652,6 +663,7 @@ var namesStore = regexp.MustCompile(`^export "[^"]*": `)
 func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {
 	prev := d.exp.Load()
 	d.exp.Store(&exportSnapshot{doc: doc, version: version, data: compress(data), loaded: d.now()})
+	d.exportErr.Store(nil)
 	d.metrics.ExportReloaded(true, d.now())
 	enabled := doc.Integration == nil || doc.Integration.Enabled
 	d.metrics.SetIntegrationEnabled(enabled)

@@ -87,6 +87,7 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 			if d.remote.version == d.remote.loaded {
 				d.logger.Info("Mapping export store reachable again; the export in use is its current version", "store", cfg.ExportName())
 				d.metrics.ExportReloadRecovered()
+				d.exportErr.Store(nil)
 			}
 		}
 		return nil
@@ -165,7 +166,9 @@ func (d *Daemon) remoteExportFailed(cfg *Config, cause error) error {
 			"store", cfg.ExportName(), "err", kerr)
 		return err
 	}
+	failure := d.exportErr.Load()
 	d.useExport(cfg, doc, kept.Version, kept.Body)
+	d.exportErr.Store(failure)               // the store is still not read
 	d.metrics.ExportReloaded(true, kept.At)  // the export in use was read then
 	d.metrics.ExportReloaded(false, d.now()) // and the store is still not read
 	d.remote.version, d.remote.loaded, d.remote.kept = kept.Version, kept.Version, kept.Version

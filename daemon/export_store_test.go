@@ -188,6 +188,9 @@ func TestDaemon_exportReloadRecoversAfterStoreOutage(t *testing.T) {
 			}
 			gauge := func() float64 { return testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful) }
 			logged := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
+			// failing reports whether the status page says the export
+			// could not be loaded; it must agree with the gauge.
+			failing := func() bool { return e.d.exportErr.Load() != nil }
 			if err := poll(); err != nil {
 				t.Fatal(err)
 			}
@@ -200,16 +203,16 @@ func TestDaemon_exportReloadRecoversAfterStoreOutage(t *testing.T) {
 			if err := poll(); err == nil {
 				t.Fatal("a poll of a store in an outage succeeded")
 			}
-			if gauge() != 0 || logged() != 1 {
-				t.Fatalf("during the outage: successful = %v, %d errors logged; want 0, 1", gauge(), logged())
+			if gauge() != 0 || logged() != 1 || !failing() {
+				t.Fatalf("during the outage: successful = %v, %d errors logged, status page reports it: %v; want 0, 1, true", gauge(), logged(), failing())
 			}
 			down.Store(false)
 			for range 2 {
 				if err := poll(); err != nil {
 					t.Fatalf("a poll after the outage: %v", err)
 				}
-				if got := gauge(); got != 1 {
-					t.Errorf("after the store answers 304 for the version in use: successful = %v, want 1", got)
+				if got := gauge(); got != 1 || failing() {
+					t.Errorf("after the store answers 304 for the version in use: successful = %v, status page reports a failure: %v; want 1, false", got, failing())
 				}
 			}
 			if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp); got != loadedAt {
@@ -251,8 +254,8 @@ func TestDaemon_exportReloadRecoversAfterStoreOutage(t *testing.T) {
 				if err := poll(); err != nil {
 					t.Fatalf("a poll after the outage: %v", err)
 				}
-				if got := gauge(); got != 0 {
-					t.Errorf("the store still holds the rejected version: successful = %v, want 0", got)
+				if got := gauge(); got != 0 || !failing() {
+					t.Errorf("the store still holds the rejected version: successful = %v, status page reports it: %v; want 0, true", got, failing())
 				}
 			}
 			if got := e.d.Export().Revision; got != 1 {
@@ -322,8 +325,8 @@ func TestDaemon_restartWhileRemoteStoreDown(t *testing.T) {
 	if rec := dtServe(t, e.d, http.MethodGet, "/-/ready", "", ""); rec.Code != http.StatusOK {
 		t.Errorf("GET /-/ready = %d %s, want 200: an export is in use", rec.Code, rec.Body)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
-		t.Errorf("psa_sync_export_last_reload_successful = %v with the store down, want 0", got)
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 || e.d.exportErr.Load() == nil {
+		t.Errorf("psa_sync_export_last_reload_successful = %v with the store down, status page reports it: %v; want 0, true", got, e.d.exportErr.Load() != nil)
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp); math.Abs(got-readAt) > 0.001 {
 		t.Errorf("success timestamp = %v, want %v: when the kept export was read", got, readAt)
@@ -338,8 +341,8 @@ func TestDaemon_restartWhileRemoteStoreDown(t *testing.T) {
 	if err := reload(false); err != nil {
 		t.Fatal(err)
 	}
-	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 {
-		t.Errorf("psa_sync_export_last_reload_successful = %v once the store answers 304, want 1", got)
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 || e.d.exportErr.Load() != nil {
+		t.Errorf("psa_sync_export_last_reload_successful = %v once the store answers 304, status page reports a failure: %v; want 1, false", got, e.d.exportErr.Load() != nil)
 	}
 	if !strings.Contains(logs.String(), "Mapping export store reachable again") {
 		t.Errorf("the recovery was not logged:\n%s", logs.String())

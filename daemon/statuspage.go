@@ -157,6 +157,12 @@ type page struct {
 	// WritesOff is true when the loaded export switches the integration
 	// off: passes write nothing, so the page offers no Approve.
 	WritesOff bool
+	// ExportStore names the export store, and ExportError, since
+	// ExportErrorAt, why its export could not be loaded ("" when the
+	// last attempt loaded it).
+	ExportStore   string
+	ExportError   string
+	ExportErrorAt time.Time
 	// Request is the sync request the last action queued, if any.
 	Request *SyncTicket
 	Data    any
@@ -174,6 +180,9 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 	if doc := d.Export(); doc != nil {
 		p.Revision = doc.Revision
 		p.WritesOff = !d.writesEnabled()
+	}
+	if f := d.exportErr.Load(); f != nil {
+		p.ExportStore, p.ExportError, p.ExportErrorAt = cfg.ExportName(), f.err.Error(), f.at
 	}
 	if !d.Active() && d.db.Driver() != state.DriverSQLite {
 		// With SQLite, whose file lock New holds, this instance is only

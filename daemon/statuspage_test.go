@@ -579,3 +579,39 @@ func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 		t.Errorf("sign-in through a TLS proxy = %d, session cookie %+v; want a Secure one", rec.Code, session)
 	}
 }
+
+// TestStatusPage_exportReloadFailed: while the export in use is the last
+// good one because the store's could not be loaded (invalid, unreachable),
+// the page says so, with the store and the reason, and not once a good
+// export loads. The engineer who merged a mapping change and looks at the
+// page sees why psa-syncd does not use it, not only the old revision.
+func TestStatusPage_exportReloadFailed(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="export-error"`) {
+		t.Fatalf("with a good export the page reports an export error:\n%s", body)
+	}
+	dtWrite(t, e.exportPath, `{"schema_version": 1, "psa": {"system": "autotask"}, "product_mappings": [`)
+	if err := e.d.Reload(); err == nil {
+		t.Fatal("Reload of a half-written export succeeded")
+	}
+	for _, path := range []string{"/", "/customers/file/cust-acme"} {
+		body := c.do(http.MethodGet, path, nil).Body.String()
+		m := regexp.MustCompile(`<p class="flash bad" id="export-error">([^<]*)</p>`).FindStringSubmatch(body)
+		if m == nil || !strings.Contains(html.UnescapeString(m[1]), "The mapping export from "+e.exportPath+" could not be loaded") ||
+			!strings.Contains(m[1], "passes use the last good one") || !strings.Contains(m[1], "not valid JSON") {
+			t.Errorf("GET %s after a failed reload does not say that the export could not be loaded, where and why:\n%s", path, body)
+		}
+	}
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="export-error"`) {
+		t.Errorf("after a good export loaded the page still reports an export error:\n%s", body)
+	}
+}
