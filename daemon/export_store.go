@@ -77,6 +77,11 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 		ifNoneMatch = ""
 	}
 	blob, err := d.remote.backend.Load(ctx, ifNoneMatch)
+	if err == nil && ifNoneMatch != "" && blob.Version == ifNoneMatch {
+		// A store that ignores If-None-Match (or a proxy in front of it)
+		// answers in full with the version it gave before: unchanged.
+		err = export.ErrNotModified
+	}
 	if errors.Is(err, export.ErrNotModified) {
 		// The store answers again. When the version it still holds is the
 		// one in use, the failed polls before were the store's outage, not

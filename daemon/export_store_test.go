@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -366,5 +367,61 @@ func TestDaemon_restartWhileRemoteStoreDown(t *testing.T) {
 	d2.reloadMu.Unlock()
 	if got := d2.Export(); got != nil {
 		t.Errorf("a daemon pointed at another store, which cannot be read, uses revision %d kept for the first store", got.Revision)
+	}
+}
+
+// TestDaemon_exportStoreIgnoringIfNoneMatch: a store that answers every
+// poll in full, with the version it gave before (If-None-Match ignored by
+// the store or a proxy in front of it), is taken as unchanged: an export in
+// use is not loaded again (its success timestamp stays, as README promises),
+// and a rejected one is not logged again at every poll.
+func TestDaemon_exportStoreIgnoringIfNoneMatch(t *testing.T) {
+	t.Parallel()
+	var body atomic.Pointer[[]byte]
+	var etag atomic.Pointer[string]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("ETag", *etag.Load())
+		_, _ = w.Write(*body.Load())
+	}))
+	t.Cleanup(srv.Close)
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{exportURL: srv.URL, noExport: true, daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	serve := func(v string, doc *export.Document) {
+		data := e.encode(t, doc)
+		body.Store(&data)
+		etag.Store(&v)
+	}
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	e.d.now = func() time.Time { return now }
+	poll := func() error {
+		e.d.reloadMu.Lock()
+		defer e.d.reloadMu.Unlock()
+		return e.d.reloadExportLocked(false)
+	}
+	serve(`"1"`, e.doc)
+	if err := poll(); err != nil {
+		t.Fatal(err)
+	}
+	loadedAt := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp)
+	now = now.Add(time.Minute)
+	if err := poll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessTimestamp); got != loadedAt {
+		t.Errorf("success timestamp = %v after a poll that found the export unchanged, want %v", got, loadedAt)
+	}
+
+	bad := e.doc.Clone()
+	bad.PSA.System = psa.SystemConnectWise
+	serve(`"2"`, bad)
+	if err := poll(); err == nil {
+		t.Fatal("a poll of an export for another PSA succeeded")
+	}
+	_, _ = poll(), poll() // a version rejected stays rejected, as after a 304
+	if n := strings.Count(logs.String(), "Error reloading mapping export"); n != 1 {
+		t.Errorf("three polls of one rejected version logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v while the store holds a rejected version, want 0", got)
 	}
 }
