@@ -15,6 +15,11 @@ import (
 // leaves the export locked.
 func lockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrPermission) {
+		// The lock file of another user who writes the export too (its
+		// group's member): flock needs it open, not writable.
+		f, err = os.Open(path)
+	}
 	if err != nil {
 		return nil, err
 	}

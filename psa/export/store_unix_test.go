@@ -4,6 +4,7 @@ package export
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -127,5 +128,82 @@ func TestCreateTemp_mode(t *testing.T) {
 		if got := fi.Mode().Perm(); got&^perm != 0 {
 			t.Errorf("createTemp(%v) made a file of mode %v", perm, got)
 		}
+	}
+}
+
+const otherWriterEnv = "PSA_EXPORT_TEST_OTHER_WRITER"
+
+// TestFileBackend_Save_otherWritersLockFile: two users who both write the
+// export (members of its group, in a set-group-ID directory that group may
+// write, as README describes) share its lock file, which the first of them
+// created and the second may read but not write. flock needs no more; the
+// second user's writes used to fail with "locking: permission denied".
+// It needs root, to run the second writer as another user.
+func TestFileBackend_Save_otherWritersLockFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a writer as another user")
+	}
+	t.Parallel()
+	const nobody, group = 65534, 54321
+	dir := t.TempDir()
+	// The second writer must reach the directory and run the test binary.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 0, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o2775); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "psa-mappings.json")
+	b := NewFileBackend(path)
+	data, err := New(psa.SystemAutotask, "").Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first writer (root here) creates the export and its lock file.
+	if _, err := b.Save(t.Context(), data, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(path, 0, group); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "export.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^TestFileBackend_Save_otherWriterProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), otherWriterEnv+"="+path)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{group}}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the second writer: %v\n%s", err, out)
+	}
+	doc, _, err := NewClient(b).Read(t.Context())
+	if err != nil || len(doc.CustomerMappings) != 1 {
+		t.Errorf("after the second writer's write: %v, %v; want its customer mapping", doc, err)
+	}
+}
+
+// TestFileBackend_Save_otherWriterProcess is the second writer of
+// TestFileBackend_Save_otherWritersLockFile. Run normally, it does nothing.
+func TestFileBackend_Save_otherWriterProcess(t *testing.T) {
+	path := os.Getenv(otherWriterEnv)
+	if path == "" {
+		return
+	}
+	if _, err := NewClient(NewFileBackend(path)).Update(t.Context(), psa.SystemAutotask, "", func(d *Document) error {
+		d.PutCustomer(acme())
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
