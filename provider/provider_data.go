@@ -198,7 +198,10 @@ func (d *providerData) checkInstance(ctx context.Context, doc *export.Document) 
 		return nil
 	}
 	instance, err := d.instance(ctx)
-	if err != nil || instance == "" || export.SameInstance(doc.PSA.Instance, instance) {
+	if err != nil {
+		return nil //nolint:nilerr // the PSA's errors are the plan's to report; the writes check again
+	}
+	if instance == "" || export.SameInstance(doc.PSA.Instance, instance) {
 		return nil
 	}
 	return fmt.Errorf("export %q belongs to %s instance %q, but the provider is connected to %q; an export belongs to one PSA "+
