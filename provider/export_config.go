@@ -3,8 +3,10 @@ package provider
 import (
 	"context"
 	"crypto/sha256"
+	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -32,7 +34,12 @@ func exportClient(ctx context.Context, url, token string) (*export.Client, error
 	if c, ok := exportClients[key]; ok {
 		return c, nil
 	}
-	b, err := export.OpenBackend(ctx, url, export.BackendOptions{Token: token})
+	b, err := export.OpenBackend(ctx, url, export.BackendOptions{Token: token, HTTPClient: &http.Client{
+		Timeout: 60 * time.Second,
+		// A psa-syncd URL that redirects fails the plan: the apply's
+		// writes are not sent through a redirect.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}})
 	if err != nil {
 		return nil, err
 	}

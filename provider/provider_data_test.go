@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -485,5 +488,32 @@ func TestProviderData_handOverInTurn(t *testing.T) {
 	_, hasN := doc.Customer(n.Source, n.CustomerID)
 	if !hasM || hasN {
 		t.Errorf("export holds cust-01 %v, cust-02 %v; want true, false", hasM, hasN)
+	}
+}
+
+// TestExportClient_redirectFailsRead: a psa-syncd URL that redirects (a
+// proxy sending http:// to https://) fails the plan's read, naming where it
+// points, rather than failing only the apply, whose writes are not sent
+// through a redirect.
+func TestExportClient_redirectFailsRead(t *testing.T) {
+	t.Parallel()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		data, _ := export.New(psa.SystemAutotask, "").Encode()
+		w.Header().Set("ETag", `"1"`)
+		_, _ = w.Write(data)
+	}))
+	defer target.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusMovedPermanently)
+	}))
+	defer front.Close()
+	c, err := exportClient(t.Context(), front.URL, "psa-syncd-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(t.Context())
+	want := fmt.Sprintf("export %q: reading: 301 Moved Permanently to %s/api/v1/export", front.URL, target.URL)
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Read through a redirect = %v, want an error beginning %q", err, want)
 	}
 }

@@ -91,6 +91,10 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 		return Blob{Version: ifNoneMatch}, ErrNotModified
 	case http.StatusNotFound:
 		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, b.apiError(resp))
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		// Only with a client that follows no redirects, as the provider's:
+		// its writes would not be followed either.
+		return Blob{}, b.redirectError("reading", resp)
 	default:
 		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), b.apiError(resp))
 	}
@@ -132,12 +136,7 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), b.apiError(resp))
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		to := "another URL"
-		if loc, err := resp.Location(); err == nil {
-			to = redact.URL(loc.String())
-		}
-		return "", fmt.Errorf("%swriting: %s to %s: the export is not written through a redirect; set the export URL to the one psa-syncd answers at",
-			prefix(b.String()), resp.Status, to)
+		return "", b.redirectError("writing", resp)
 	default:
 		return "", fmt.Errorf("%swriting: %s", prefix(b.String()), b.apiError(resp))
 	}
@@ -161,6 +160,17 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 	// (Apache's mod_deflate appends "-gzip" to it; see etag for nginx).
 	req.Header.Set("Accept-Encoding", "identity")
 	return req, nil
+}
+
+// redirectError describes an answer that redirects the request to another
+// URL, which the client did not follow.
+func (b *HTTPBackend) redirectError(op string, resp *http.Response) error {
+	to := "another URL"
+	if loc, err := resp.Location(); err == nil {
+		to = redact.URL(loc.String())
+	}
+	return fmt.Errorf("%s%s: %s to %s: the export is not written through a redirect; set the export URL to the one psa-syncd answers at",
+		prefix(b.String()), op, resp.Status, to)
 }
 
 // etag returns the version in an answer's ETag. psa-syncd's ETags are
