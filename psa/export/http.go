@@ -91,6 +91,8 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 		return Blob{Version: ifNoneMatch}, ErrNotModified
 	case http.StatusNotFound:
 		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, b.apiError(resp))
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return Blob{}, fmt.Errorf("%sreading: %s (%s)", prefix(b.String()), b.apiError(resp), authHint(resp))
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		// Only with a client that follows no redirects, as the provider's:
 		// its writes would not be followed either.
@@ -134,7 +136,7 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	case http.StatusPreconditionFailed:
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return "", fmt.Errorf("%swriting: %s (check the psa-syncd API token)", prefix(b.String()), b.apiError(resp))
+		return "", fmt.Errorf("%swriting: %s (%s)", prefix(b.String()), b.apiError(resp), authHint(resp))
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		return "", b.redirectError("writing", resp)
 	default:
@@ -160,6 +162,15 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 	// (Apache's mod_deflate appends "-gzip" to it; see etag for nginx).
 	req.Header.Set("Accept-Encoding", "identity")
 	return req, nil
+}
+
+// authHint says what to check after a 401 or 403 answer.
+func authHint(resp *http.Response) string {
+	if strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic") {
+		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration), which " +
+			"psa-sync does not send: it sends the API token alone, as a bearer token"
+	}
+	return "check the psa-syncd API token"
 }
 
 // redirectError describes an answer that redirects the request to another

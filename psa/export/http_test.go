@@ -210,3 +210,27 @@ func TestClient_Update_exportWithoutVersion(t *testing.T) {
 		t.Errorf("Update = %v after %d writes, want no write and an error beginning %q", err, puts.Load(), want)
 	}
 }
+
+// TestHTTPBackend_basicAuthListener: a psa-syncd whose listener asks for
+// basic credentials (basic_auth_users) locks out the bearer token psa-sync
+// sends; reads and writes say so instead of "check the psa-syncd API
+// token", which is right.
+func TestHTTPBackend_basicAuthListener(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("WWW-Authenticate", "Basic")
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, "psa-syncd-api-token-0123456789", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := b.Load(t.Context(), "")
+	_, serr := b.Save(t.Context(), []byte("{}"), `"1"`)
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil || !strings.Contains(err.Error(), "401 Unauthorized: Unauthorized (psa-syncd's listener asks for basic credentials") {
+			t.Errorf("%s = %v, want the 401 and that the listener asks for basic credentials", op, err)
+		}
+	}
+}
