@@ -69,7 +69,10 @@
 // OpenIntent returns only once the intent is committed. On PostgreSQL it is
 // committed through the connection that holds the leadership lock, so an
 // instance that lost the lock cannot open one (ErrNotLeader, or the
-// connection's error) and so never sends a write.
+// connection's error) and so never sends a write. Before sending the write
+// of an intent it did open, it calls CheckFence, which refuses (ErrNotLeader)
+// once the lock's session has not answered for long enough that another
+// instance may have taken over.
 //
 // On start-up, OpenIntents lists the writes whose outcome is unknown; the
 // daemon settles each one by re-reading the PSA instead of sending it again.

@@ -369,6 +369,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 			db.group.deliver(o, db.wrap(o.what, err))
 		}
 	}
+	sent := monoNow()
 	tx, err := begin(ctx, nil)
 	if err != nil {
 		fail(err)
@@ -400,6 +401,10 @@ func (db *DB) commitGroup(group []*groupOp) {
 	} else if err := db.commit(tx); err != nil {
 		fail(err)
 		return
+	} else if viaFence {
+		// The lock's session answered: the lease (CheckFence) runs from
+		// when the transaction began.
+		db.leaseAnswered.Store(sent)
 	}
 	for i, o := range group {
 		db.group.deliver(o, outcome[i])

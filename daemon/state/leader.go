@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -29,9 +30,11 @@ import (
 // fencing that a lease's token would give comes from committing every
 // usage intent and every ticket record through that same session (see
 // OpenIntent, CreateTicketIntent, PutTicketRecord): a deposed instance can
-// no longer commit one, so it sends no write that one must precede (a
-// write already sent may still arrive). On SQLite the file lock taken by
-// Open already makes the process the only one.
+// no longer commit one, so it sends no write that one must precede. One
+// committed before the loss is sent only while the lease of CheckFence
+// lasts, which runs out before another instance can take over (a write
+// already sent may still arrive). On SQLite the file lock taken by Open
+// already makes the process the only one.
 
 // leaderLockKey is the advisory lock key of the active instance.
 const leaderLockKey int64 = 0x7073612d73796e63 // "psa-sync"
@@ -93,6 +96,7 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 	// statement, which even a pooler keeps on one server session (NULL:
 	// this session holds it).
 	var ok sql.NullBool
+	sent := monoNow()
 	if err := conn.QueryRowContext(ctx, `SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 		AND pid = pg_backend_pid() AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1 AND granted)
 		THEN NULL ELSE pg_try_advisory_lock($1) END`, leaderLockKey, leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&ok); err != nil {
@@ -135,6 +139,8 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		return nil, err
 	}
 	db.fence = conn
+	db.leaseTerm.Store(int64(leaderSessionBound(check) / 2))
+	db.leaseAnswered.Store(sent)
 	go l.watch(check)
 	return l, nil
 }
@@ -175,7 +181,7 @@ type sessionSetting struct{ name, value string }
 //     when the holder's host no longer answers at all, within about the
 //     same time. They do not apply to a Unix-domain socket.
 func leaderSessionLimits(check time.Duration) []sessionSetting {
-	bound := max(5*check, 10*time.Second)
+	bound := leaderSessionBound(check)
 	secs := func(d time.Duration) string { return strconv.Itoa(max(1, int(d/time.Second))) }
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	return []sessionSetting{
@@ -186,6 +192,13 @@ func leaderSessionLimits(check time.Duration) []sessionSetting {
 		{"tcp_keepalives_count", "3"},
 		{"tcp_user_timeout", ms(bound)},
 	}
+}
+
+// leaderSessionBound is how long the server keeps the lock's session once
+// its holder stopped sending statements (leaderSessionLimits): five check
+// intervals, at least 10 s.
+func leaderSessionBound(check time.Duration) time.Duration {
+	return max(5*check, 10*time.Second)
 }
 
 // limitSession applies settings to conn's session. A setting the server
@@ -228,6 +241,7 @@ func (l *Leadership) watch(check time.Duration) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(check, db.timeout))
+		sent := monoNow()
 		var one int
 		err := db.fence.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 		cancel()
@@ -236,10 +250,12 @@ func (l *Leadership) watch(check time.Duration) {
 			// alive: end it.
 			discard(db.fence)
 			db.fence = nil
+			db.leaseAnswered.Store(0)
 			db.fenceMu.Unlock()
 			l.once.Do(func() { close(l.lost) })
 			return
 		}
+		db.leaseAnswered.Store(sent)
 		db.fenceMu.Unlock()
 	}
 }
@@ -266,6 +282,7 @@ func (l *Leadership) Release() error {
 	// session then frees it in any case (also when the unlock failed, or
 	// the session held it more than once), and keeps a session that held
 	// it out of the pool.
+	db.leaseAnswered.Store(0)
 	_, err := db.fence.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, leaderLockKey)
 	discard(db.fence)
 	db.fence = nil
@@ -324,6 +341,69 @@ func (db *DB) Leader() (LeaderInfo, bool, error) {
 		AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 1 AND granted)`,
 		leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&held)
 	return info, held, db.wrap("reading the leadership lock", err)
+}
+
+// monoStart is the origin of monoNow.
+var monoStart = time.Now()
+
+// monoNow is the time on the monotonic clock, which no change of the wall
+// clock moves, in nanoseconds since the package was loaded, and never 0.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
+
+// CheckFence returns nil when this process may send a PSA write whose
+// intent or ticket record it has committed, and otherwise an error matching
+// ErrNotLeader (and tickets.ErrNotLeader). The usage and ticket engines call
+// it right before each write they send.
+//
+// The lock's session proves the leadership only as long as it answers: when
+// the database no longer does (a network cut), the check of the lock waits
+// state.query_timeout before this instance knows it lost the lock, while the
+// server ends the silent session, and a standby takes over, after the
+// session's bound (leaderSessionBound: five check intervals, at least 10 s).
+// So this process leads on a lease: from the time the last statement that
+// the session answered (a check of the lock, or a commit through it) was
+// sent, for half that bound, after which CheckFence refuses until the
+// session answers again. The server ends a silent session only once that
+// bound has run out, so a deposed instance stops sending before another
+// can take over; what it still sends is at most the writes in flight when
+// the lease ran out. (A session the server ends at once, at a restart or
+// by pg_terminate_backend, fails the next check, within a check interval.)
+// CheckFence makes no query, and does not wait for a check in progress.
+//
+// On SQLite, and on PostgreSQL before this process first led, it returns
+// nil: the file lock, or the fenced intents and ticket records, keep it
+// apart. Once the leadership is lost or released, it refuses.
+func (db *DB) CheckFence() error {
+	term := time.Duration(db.leaseTerm.Load())
+	if db.dialect == dialectSQLite || term == 0 {
+		return nil
+	}
+	answered := db.leaseAnswered.Load()
+	if answered == 0 {
+		return ticketNotLeader{db.wrap("sending a write", ErrNotLeader)}
+	}
+	if silent := time.Duration(monoNow() - answered); silent > term {
+		return &leaseExpiredError{path: db.path, silent: silent, term: term}
+	}
+	return nil
+}
+
+// leaseExpiredError is CheckFence's refusal once the lock's session has
+// not answered for the lease's term. It matches ErrNotLeader and
+// tickets.ErrNotLeader, on which the engines stop sending.
+type leaseExpiredError struct {
+	path         string
+	silent, term time.Duration
+}
+
+func (e *leaseExpiredError) Error() string {
+	return fmt.Sprintf("state: the session holding the leadership lock on %s has not answered for %s (more than %s), "+
+		"so this psa-syncd may no longer be the active instance: it sends no more writes",
+		e.path, e.silent.Round(time.Millisecond), e.term)
+}
+
+func (e *leaseExpiredError) Is(target error) bool {
+	return target == ErrNotLeader || target == tickets.ErrNotLeader
 }
 
 // IsLeader reports whether this process holds the leadership lock (on

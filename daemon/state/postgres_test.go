@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 )
 
 // openSharedPostgres opens two state databases on one new PostgreSQL
@@ -636,5 +637,95 @@ func TestLeadership_newerSchemaNotTakenOver(t *testing.T) {
 	}
 	if _, held, err := old.Leader(); held || err != nil {
 		t.Errorf("Leader after the refused TryLead: held = %v, %v; want free for the new instance", held, err)
+	}
+}
+
+// TestLeadership_leaseRunsOutBeforeTheWatchGivesUp: when the database no
+// longer answers (a network cut), the check of the lock waits
+// query_timeout before this instance knows it lost the lock, while the
+// server ends the silent session, and a standby takes over, after the
+// session's bound (10 s here). CheckFence must refuse once the session has
+// not answered for half that bound, while the check still hangs, so that
+// the engines stop sending writes before another instance can take over.
+func TestLeadership_leaseRunsOutBeforeTheWatchGivesUp(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newBlackhole(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 8 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	if err := a.CheckFence(); err != nil {
+		t.Fatalf("CheckFence before leading = %v, want nil (the fenced intents refuse)", err)
+	}
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	// The checks answer: the lease stays fresh past its first term.
+	bound := leaderSessionBound(100 * time.Millisecond)
+	for start := time.Now(); time.Since(start) < bound/2+time.Second; time.Sleep(100 * time.Millisecond) {
+		if err := a.CheckFence(); err != nil {
+			t.Fatalf("CheckFence while the lock's session answers = %v, want nil", err)
+		}
+	}
+
+	proxy.frozen.Store(true) // the network to the database drops everything
+	cut := time.Now()
+	var fenceErr error
+	for fenceErr == nil {
+		if time.Since(cut) > bound {
+			t.Fatalf("CheckFence still nil %s after the database stopped answering: the server may have ended the lock's "+
+				"session, and a standby taken over, while this instance keeps sending writes", time.Since(cut).Round(time.Millisecond))
+		}
+		time.Sleep(50 * time.Millisecond)
+		fenceErr = a.CheckFence()
+	}
+	if waited := time.Since(cut); waited > bound/2+time.Second {
+		t.Errorf("CheckFence refused %s after the cut, want within about %s", waited.Round(time.Millisecond), bound/2)
+	}
+	if !errors.Is(fenceErr, ErrNotLeader) || !errors.Is(fenceErr, tickets.ErrNotLeader) ||
+		!strings.Contains(fenceErr.Error(), "has not answered for") || !strings.Contains(fenceErr.Error(), "may no longer be the active instance") {
+		t.Errorf("CheckFence = %v; want an ErrNotLeader (and tickets.ErrNotLeader) saying the lock's session has not answered", fenceErr)
+	}
+	select {
+	case <-la.Lost():
+		t.Fatal("the watch gave up before the lease ran out; the test shows nothing")
+	default:
+	}
+	if pw, ok := u.User.Password(); ok && strings.Contains(fenceErr.Error(), pw) {
+		t.Errorf("CheckFence = %v; want no credentials", fenceErr)
+	}
+}
+
+// TestLeadership_checkFenceAfterRelease: once the leadership is released,
+// CheckFence refuses; on SQLite it never does.
+func TestLeadership_checkFenceAfterRelease(t *testing.T) {
+	t.Parallel()
+	a, _ := openSharedPostgres(t)
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	if err := a.CheckFence(); err != nil {
+		t.Fatalf("CheckFence of the active instance = %v, want nil", err)
+	}
+	if err := la.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckFence(); !errors.Is(err, ErrNotLeader) || !errors.Is(err, tickets.ErrNotLeader) {
+		t.Errorf("CheckFence after Release = %v, want ErrNotLeader", err)
+	}
+
+	db := openTest(t, testDrivers[0])
+	if err := db.CheckFence(); err != nil {
+		t.Errorf("CheckFence on SQLite = %v, want nil", err)
 	}
 }

@@ -178,6 +178,15 @@ type DB struct {
 	fenced  bool
 	fenceMu sync.Mutex
 	fence   *sql.Conn
+	// leaseAnswered and leaseTerm are the lease that CheckFence reads
+	// without fenceMu (which a hung check of the lock holds):
+	// leaseAnswered is when the last statement that the lock's session
+	// answered was sent (monoNow; 0 once the leadership is lost or
+	// released), leaseTerm how long after that this instance may still
+	// send writes (0: it never led through PostgreSQL). Both are written
+	// under fenceMu.
+	leaseAnswered atomic.Int64
+	leaseTerm     atomic.Int64
 
 	// backupMu is read-held by Backup's copy, whose steps use the SQLite
 	// connection between its uses by others: Close waits for it.
