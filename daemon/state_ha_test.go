@@ -1289,3 +1289,208 @@ func dtProxy(t *testing.T, target string) (addr string, cut func()) {
 	}()
 	return ln.Addr().String(), cut
 }
+
+// TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase: the network
+// between the active instance and PostgreSQL starts dropping everything in
+// the middle of a pass. Its check of the lock then waits query_timeout
+// before it knows, while the server ends its silent session, and a standby
+// takes over, after the session's bound (10 s here): meanwhile it kept
+// sending the writes whose intents it had committed, and the new active
+// instance's writes could meet them. Once the lock's session has not
+// answered for half that bound, the pass must send no further write, and
+// the run must not be recorded as the active instance's outcome.
+func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbNet := dtNewBlackhole(t, u.Host)
+	viaNet := *u
+	viaNet.Host = dbNet.addr()
+
+	writes := &dtCountWrites{arrived: make(chan struct{}, 8), release: make(chan struct{})}
+	front := httptest.NewServer(writes)
+	t.Cleanup(front.Close)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(writes.release) }) }
+	t.Cleanup(release) // before front.Close, should the test fail while a request is held
+	e := dtSetup(t, dtOptions{
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
+			viaNet.String()),
+		baseURL: func(s *psatest.Server) string { writes.sim = s; return front.URL + "/ATServicesRest/" }})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	passDone := make(chan error, 1)
+	go func() {
+		_, err := a.SyncOnce(context.WithoutCancel(t.Context()), usage.PassOptions{Trigger: usage.TriggerAPI})
+		passDone <- err
+	}()
+	select {
+	case <-writes.arrived: // the first adjustment is on its way
+	case err := <-passDone:
+		t.Fatalf("the pass ended before writing: %v", err)
+	}
+	// The intents of the three lines are committed (the pass opens them
+	// ahead of its one sender).
+	direct, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var open int
+		if err := direct.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM intents WHERE state = $1`, state.IntentOpen).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		if open == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d intents open, want the pass's 3", open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	dbNet.freeze() // the network to the database drops everything
+	cut := time.Now()
+	for a.db.CheckFence() == nil {
+		if time.Since(cut) > 8*time.Second {
+			t.Fatal("the lease did not run out within 8 s of the cut")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	release() // the first adjustment arrives; the pass goes on to the next lines
+	time.Sleep(2 * time.Second)
+	if n := writes.sent.Load(); n != 1 {
+		t.Errorf("%d adjustments reached the PSA, want only the one in flight when the lease ran out: the lock's session had "+
+			"not answered for %s, so another instance may have taken over and be writing the same lines", n, time.Since(cut).Round(time.Second))
+	}
+
+	dbNet.cut() // the connections fail: the pass ends without waiting query_timeout for each state write
+	select {
+	case err := <-passDone:
+		if err == nil {
+			t.Error("the pass cut from the database succeeded")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the pass did not end after its connections to the database failed")
+	}
+	other, err := state.OpenConfig(t.Context(), state.Config{Driver: state.DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	runs, err := other.Runs(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.Result != state.RunRunning {
+			t.Errorf("run %d recorded as %s (%s); want it left running, for the instance that takes over to mark it interrupted", r.ID, r.Result, r.Error)
+		}
+	}
+}
+
+// dtCountWrites is a proxy in front of the simulator that counts the
+// adjustment POSTs that reach it, holding the first until release is
+// closed.
+type dtCountWrites struct {
+	sim     *psatest.Server
+	arrived chan struct{}
+	release chan struct{}
+	sent    atomic.Int64
+}
+
+func (h *dtCountWrites) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/contractserviceadjustments") {
+		select {
+		case h.arrived <- struct{}{}:
+		default:
+		}
+		<-h.release
+		h.sent.Add(1)
+	}
+	h.sim.Handler().ServeHTTP(w, r)
+}
+
+// dtBlackhole is a TCP proxy to PostgreSQL. Once frozen it forwards
+// nothing more in either direction, keeping every connection open (a
+// network that drops everything: no FIN or RST reaches either side);
+// cut then closes them all, and the listener.
+type dtBlackhole struct {
+	ln     net.Listener
+	frozen atomic.Bool
+	mu     sync.Mutex
+	conns  []net.Conn
+}
+
+func dtNewBlackhole(t *testing.T, target string) *dtBlackhole {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dtBlackhole{ln: ln}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(c, s)
+			go p.pipe(s, c)
+		}
+	}()
+	return p
+}
+
+func (p *dtBlackhole) addr() string { return p.ln.Addr().String() }
+func (p *dtBlackhole) freeze()      { p.frozen.Store(true) }
+
+func (p *dtBlackhole) cut() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// pipe copies from src to dst until frozen; then it drops what it reads.
+func (p *dtBlackhole) pipe(src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.frozen.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if !p.frozen.Load() {
+				_ = dst.Close()
+			}
+			return
+		}
+	}
+}

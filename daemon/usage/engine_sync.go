@@ -660,6 +660,17 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 	}
 	attrs := []any{"customer", c.CustomerID, "contract", c.ContractID, "service", c.ServiceID,
 		"from", c.Current, "to", c.Desired, "effective_date", c.EffectiveDate.Format(time.DateOnly), "intent", in.ID}
+	// With replicas, the intent proves the leadership only when it was
+	// committed: the lock's session must have answered recently enough that
+	// no other instance can have taken over (state.DB.CheckFence). Refused,
+	// the write is not sent, as when its intent is refused.
+	if err := e.db.CheckFence(); err != nil {
+		err = fmt.Errorf("not written: %w", err)
+		c.Action, c.Reason = ActionFailed, err.Error()
+		closeIntent(state.IntentFailed, "not sent: "+err.Error())
+		log.Error("Not updating contract line: this psa-syncd may no longer be the active instance", append(attrs, "err", err)...)
+		return err
+	}
 	got, err := e.be.SetQuantity(ctx, psa.SetQuantityRequest{
 		ContractID:    c.ContractID,
 		ServiceID:     c.ServiceID,
