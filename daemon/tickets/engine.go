@@ -121,6 +121,13 @@ type Config struct {
 	// passes the usage passes' gate over policies.budget_reserve
 	// (usage.BudgetGate).
 	Budget Budget
+	// Fence, when set, is called right before each create, status change
+	// or note is sent, after its record was stored: an error matching
+	// ErrNotLeader stops the pass as a refused record does, without
+	// sending the call. The daemon passes the state database's
+	// CheckFence, which refuses once the leadership lock's session has not
+	// answered for long enough that another instance may have taken over.
+	Fence func() error
 }
 
 // Defaults for routing fields left at zero.
@@ -157,7 +164,7 @@ func New(c Config) (*Engine, error) {
 		return nil, errors.New("tickets: the settle time is negative")
 	}
 	f := &fence{}
-	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
+	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
 		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget}
 	if e.now == nil {
 		e.now = time.Now

@@ -90,14 +90,29 @@ func (s fencedStore) TicketIntents() ([]Record, error) {
 }
 
 // fencedTicketer is the engine's PSA: once a store write was refused with
-// ErrNotLeader, it refuses every call without sending it.
+// ErrNotLeader, it refuses every call without sending it. Before each
+// write it also asks lease (Config.Fence), when set, whose ErrNotLeader
+// stops the pass in the same way.
 type fencedTicketer struct {
 	psa.Ticketer
-	f *fence
+	f     *fence
+	lease func() error
+}
+
+// write returns the error that refuses a write: the pass's ErrNotLeader,
+// or the lease's.
+func (t fencedTicketer) write() error {
+	if err := t.f.lost(); err != nil {
+		return err
+	}
+	if t.lease == nil {
+		return nil
+	}
+	return t.f.check(t.lease())
 }
 
 func (t fencedTicketer) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
-	if err := t.f.lost(); err != nil {
+	if err := t.write(); err != nil {
 		return nil, err
 	}
 	return t.Ticketer.CreateTicket(ctx, req)
@@ -118,14 +133,14 @@ func (t fencedTicketer) FindTickets(ctx context.Context, q psa.TicketQuery) ([]p
 }
 
 func (t fencedTicketer) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
-	if err := t.f.lost(); err != nil {
+	if err := t.write(); err != nil {
 		return nil, err
 	}
 	return t.Ticketer.SetTicketStatus(ctx, u)
 }
 
 func (t fencedTicketer) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
-	if err := t.f.lost(); err != nil {
+	if err := t.write(); err != nil {
 		return err
 	}
 	return t.Ticketer.AddTicketNote(ctx, n)

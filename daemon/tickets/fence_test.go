@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,5 +98,62 @@ func TestEngine_notLeaderStopsPass(t *testing.T) {
 	}
 	if got := e.tickets(); len(got) != 1 || !got[0].closed {
 		t.Errorf("tickets = %+v, want a's, still closed", got)
+	}
+}
+
+// The lease (Config.Fence) is asked right before each write: once it
+// refuses with ErrNotLeader (the lock's session stopped answering, and the
+// instance may have been deposed without knowing it yet), the write is not
+// sent, and the pass stops as at a refused record, although the record
+// before the write was stored.
+func TestEngine_fenceRefusalStopsPassBeforeTheWrite(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expired atomic.Bool
+	var asked atomic.Int64
+	fence := func() error {
+		asked.Add(1)
+		if expired.Load() {
+			return fmt.Errorf("the lock's session has not answered for 6s: %w", tickets.ErrNotLeader)
+		}
+		return nil
+	}
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+		Routing: routings[psa.SystemAutotask], Now: func() time.Time { return e.now }, Fence: fence})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	if rep := e.pass(eng); rep.Totals().Created != 1 {
+		t.Fatalf("pass with a fresh lease = %+v, want the ticket created", rep.Customers)
+	}
+
+	expired.Store(true)
+	asked.Store(0)
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "New threat"})
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Another threat"})
+	e.psaSim.ResetRequests()
+	rep, err := eng.Pass(t.Context(), e.customers(), false)
+	if !errors.Is(err, tickets.ErrNotLeader) {
+		t.Errorf("Pass with a lease that ran out = %v, want an error matching ErrNotLeader", err)
+	}
+	if tot := rep.Totals(); tot.Created != 0 {
+		t.Errorf("pass with a lease that ran out = %+v, want nothing created", tot)
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("fence asked %d times after it refused, want once: the pass stops at the refusal", n)
+	}
+	for _, req := range e.psaSim.Requests() {
+		if req.Method != http.MethodGet && !strings.HasSuffix(req.Path, "/query") { // Autotask searches are POSTs
+			t.Errorf("the instance whose lease ran out sent %s %s", req.Method, req.Path)
+		}
+	}
+	if got := e.tickets(); len(got) != 1 {
+		t.Errorf("tickets = %+v, want only the first", got)
 	}
 }
