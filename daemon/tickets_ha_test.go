@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -173,4 +174,93 @@ func TestDaemon_TicketPass_stoppedByLostLeadershipRecordsNothing(t *testing.T) {
 	if got, err := b.TicketStatuses(); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("ticket statuses after the deposed instance's stopped pass = %+v, %v; want those of the active instance's pass, %+v", got, err, want)
 	}
+}
+
+// TestDaemon_TicketPass_leaseStopsTheCreate: the network between the
+// active instance and PostgreSQL starts dropping everything after a ticket
+// pass recorded its create intent, while it searches the PSA for the
+// ticket. Its lock check waits query_timeout before it knows, while the
+// server ends the silent session and a standby may take over after the
+// session's bound: the create must not be sent once the lock's session has
+// not answered for half that bound, and the pass stops as at a refused
+// record.
+func TestDaemon_TicketPass_leaseStopsTheCreate(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbNet := dtNewBlackhole(t, u.Host)
+	u.Host = dbNet.addr()
+	search := &ttHoldSearch{arrived: make(chan struct{}, 1), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(search.release) }) }
+	t.Cleanup(release)
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	a, sim, sop := ttSetupOptions(t, routing, true,
+		fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\n", u.String()),
+		Options{HTTPClient: &http.Client{Timeout: time.Minute, Transport: search}})
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	type result struct {
+		rep tickets.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := a.TicketPass(context.WithoutCancel(t.Context()), false)
+		done <- result{rep, err}
+	}()
+	select {
+	case <-search.arrived: // the create intent is recorded; the search before the create is on its way
+	case r := <-done:
+		t.Fatalf("the ticket pass ended before searching for the ticket: %+v, %v", r.rep.Totals(), r.err)
+	}
+
+	dbNet.freeze() // the network to the database drops everything
+	cut := time.Now()
+	for a.db.CheckFence() == nil {
+		if time.Since(cut) > 8*time.Second {
+			t.Fatal("the lease did not run out within 8 s of the cut")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	release() // the search answers: no ticket yet
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, tickets.ErrNotLeader) {
+			t.Errorf("ticket pass after the lease ran out = %+v, %v; want an error matching tickets.ErrNotLeader", r.rep.Totals(), r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the ticket pass did not end after the lease ran out")
+	}
+	if got := sim.Autotask().Tickets(); len(got) != 0 {
+		t.Errorf("tickets = %+v, want none: the lock's session had not answered for %s, so another instance may have "+
+			"taken over and be creating the same ticket", got, time.Since(cut).Round(time.Second))
+	}
+	dbNet.cut()
+}
+
+// ttHoldSearch is the daemon's transport: it holds its first ticket
+// search until release is closed.
+type ttHoldSearch struct {
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *ttHoldSearch) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/tickets/query") {
+		h.once.Do(func() {
+			h.arrived <- struct{}{}
+			<-h.release
+		})
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }

@@ -35,6 +35,13 @@ func ttSetup(t *testing.T, routing *export.Tickets, enabled bool) (*Daemon, *psa
 // a state section.
 func ttSetupWith(t *testing.T, routing *export.Tickets, enabled bool, extra string) (*Daemon, *psatest.Server, *sophostest.Server) {
 	t.Helper()
+	return ttSetupOptions(t, routing, enabled, extra, Options{})
+}
+
+// ttSetupOptions is ttSetupWith with the daemon's Options (its Registry is
+// a new one).
+func ttSetupOptions(t *testing.T, routing *export.Tickets, enabled bool, extra string, opts Options) (*Daemon, *psatest.Server, *sophostest.Server) {
+	t.Helper()
 	sim := psatest.Start(t)
 	sop := sophostest.Start(t, sophostest.WithFixtureFile("source/sophostest/testdata/fixture.json"))
 	dir := t.TempDir()
@@ -75,7 +82,8 @@ web:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(c, filepath.Join(dir, "psa-syncd.yml"), Options{Registry: prometheus.NewRegistry()})
+	opts.Registry = prometheus.NewRegistry()
+	d, err := New(c, filepath.Join(dir, "psa-syncd.yml"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
