@@ -1309,9 +1309,9 @@ func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbNet := dtNewBlackhole(t, u.Host)
+	dbNet := pgtest.NewBlackhole(t, u.Host)
 	viaNet := *u
-	viaNet.Host = dbNet.addr()
+	viaNet.Host = dbNet.Addr()
 
 	writes := &dtCountWrites{arrived: make(chan struct{}, 8), release: make(chan struct{})}
 	front := httptest.NewServer(writes)
@@ -1361,7 +1361,7 @@ func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) 
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	dbNet.freeze() // the network to the database drops everything
+	dbNet.Freeze() // the network to the database drops everything
 	cut := time.Now()
 	for a.db.CheckFence() == nil {
 		if time.Since(cut) > 8*time.Second {
@@ -1376,7 +1376,7 @@ func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) 
 			"not answered for %s, so another instance may have taken over and be writing the same lines", n, time.Since(cut).Round(time.Second))
 	}
 
-	dbNet.cut() // the connections fail: the pass ends without waiting query_timeout for each state write
+	dbNet.Cut() // the connections fail: the pass ends without waiting query_timeout for each state write
 	select {
 	case err := <-passDone:
 		if err == nil {
@@ -1421,76 +1421,4 @@ func (h *dtCountWrites) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.sent.Add(1)
 	}
 	h.sim.Handler().ServeHTTP(w, r)
-}
-
-// dtBlackhole is a TCP proxy to PostgreSQL. Once frozen it forwards
-// nothing more in either direction, keeping every connection open (a
-// network that drops everything: no FIN or RST reaches either side);
-// cut then closes them all, and the listener.
-type dtBlackhole struct {
-	ln     net.Listener
-	frozen atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func dtNewBlackhole(t *testing.T, target string) *dtBlackhole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &dtBlackhole{ln: ln}
-	t.Cleanup(p.cut)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go p.pipe(c, s)
-			go p.pipe(s, c)
-		}
-	}()
-	return p
-}
-
-func (p *dtBlackhole) addr() string { return p.ln.Addr().String() }
-func (p *dtBlackhole) freeze()      { p.frozen.Store(true) }
-
-func (p *dtBlackhole) cut() {
-	_ = p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// pipe copies from src to dst until frozen; then it drops what it reads.
-func (p *dtBlackhole) pipe(src, dst net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !p.frozen.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if !p.frozen.Load() {
-				_ = dst.Close()
-			}
-			return
-		}
-	}
 }

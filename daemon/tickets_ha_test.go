@@ -194,8 +194,8 @@ func TestDaemon_TicketPass_leaseStopsTheCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dbNet := dtNewBlackhole(t, u.Host)
-	u.Host = dbNet.addr()
+	dbNet := pgtest.NewBlackhole(t, u.Host)
+	u.Host = dbNet.Addr()
 	search := &ttHoldSearch{arrived: make(chan struct{}, 1), release: make(chan struct{})}
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(search.release) }) }
@@ -223,7 +223,7 @@ func TestDaemon_TicketPass_leaseStopsTheCreate(t *testing.T) {
 		t.Fatalf("the ticket pass ended before searching for the ticket: %+v, %v", r.rep.Totals(), r.err)
 	}
 
-	dbNet.freeze() // the network to the database drops everything
+	dbNet.Freeze() // the network to the database drops everything
 	cut := time.Now()
 	for a.db.CheckFence() == nil {
 		if time.Since(cut) > 8*time.Second {
@@ -244,7 +244,7 @@ func TestDaemon_TicketPass_leaseStopsTheCreate(t *testing.T) {
 		t.Errorf("tickets = %+v, want none: the lock's session had not answered for %s, so another instance may have "+
 			"taken over and be creating the same ticket", got, time.Since(cut).Round(time.Second))
 	}
-	dbNet.cut()
+	dbNet.Cut()
 }
 
 // ttHoldSearch is the daemon's transport: it holds its first ticket

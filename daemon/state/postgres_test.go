@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -382,76 +378,6 @@ func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
 	closeDB(t, db)
 }
 
-// blackhole is a TCP proxy to a PostgreSQL server that, once frozen,
-// forwards nothing more in either direction and keeps its connections to
-// the server open: what the server sees of a client whose host died (power
-// loss, a kernel panic, a node of a Kubernetes cluster gone) or whose
-// network path drops everything. No FIN or RST ever reaches the server.
-type blackhole struct {
-	ln     net.Listener
-	target string
-	frozen atomic.Bool
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newBlackhole(t *testing.T, target string) *blackhole {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &blackhole{ln: ln, target: target}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go p.pipe(c, s)
-			go p.pipe(s, c)
-		}
-	}()
-	return p
-}
-
-// pipe copies from src to dst until frozen; then it reads and drops
-// everything, and never closes the server's side.
-func (p *blackhole) pipe(src, dst net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !p.frozen.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			if err != io.EOF || p.frozen.Load() {
-				return
-			}
-			_ = dst.Close()
-			return
-		}
-	}
-}
-
 // TestLeadership_silentHolderLosesTheLock: the leadership lock is a
 // session advisory lock, which the server frees only when it ends the
 // session. A holder whose host dies sends no FIN: without limits of its
@@ -468,9 +394,9 @@ func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newBlackhole(t, u.Host)
+	proxy := pgtest.NewBlackhole(t, u.Host)
 	viaProxy := *u
-	viaProxy.Host = proxy.ln.Addr().String()
+	viaProxy.Host = proxy.Addr()
 
 	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
 	if err != nil {
@@ -487,7 +413,7 @@ func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 	if err != nil || la == nil {
 		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
 	}
-	proxy.frozen.Store(true) // a's host dies
+	proxy.Freeze() // a's host dies
 	select {
 	case <-la.Lost():
 	case <-time.After(10 * time.Second):
@@ -527,9 +453,9 @@ func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newBlackhole(t, u.Host)
+	proxy := pgtest.NewBlackhole(t, u.Host)
 	viaProxy := *u
-	viaProxy.Host = proxy.ln.Addr().String()
+	viaProxy.Host = proxy.Addr()
 
 	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
 	if err != nil {
@@ -557,7 +483,7 @@ func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy.frozen.Store(true) // a's host dies
+	proxy.Freeze() // a's host dies
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		lb, err := b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, 100*time.Millisecond)
@@ -654,9 +580,9 @@ func TestLeadership_leaseRunsOutBeforeTheWatchGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newBlackhole(t, u.Host)
+	proxy := pgtest.NewBlackhole(t, u.Host)
 	viaProxy := *u
-	viaProxy.Host = proxy.ln.Addr().String()
+	viaProxy.Host = proxy.Addr()
 	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 8 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -677,7 +603,7 @@ func TestLeadership_leaseRunsOutBeforeTheWatchGivesUp(t *testing.T) {
 		}
 	}
 
-	proxy.frozen.Store(true) // the network to the database drops everything
+	proxy.Freeze() // the network to the database drops everything
 	cut := time.Now()
 	var fenceErr error
 	for fenceErr == nil {
