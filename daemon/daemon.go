@@ -1407,10 +1407,19 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 // an instance that lost the leadership lock.
 var errLostLeadership = errors.New("this psa-syncd lost the state database's leadership lock")
 
+// refusalRelog is how often awaitActive logs a refusal to lead again at
+// error level while it stays the same.
+const refusalRelog = time.Minute
+
 // awaitActive tries to become the active instance every lock interval
 // until it is or ctx is done, and reports whether it is.
 func (d *Daemon) awaitActive(ctx context.Context) bool {
 	logged := false
+	// A refusal that persists (the database down, a newer schema, a
+	// pooler) is logged as an error when it starts or changes, and then
+	// once every refusalRelog, not every lock interval.
+	var lastErr string
+	var lastLogged time.Time
 	for {
 		err := d.BecomeActive(ctx)
 		if err == nil {
@@ -1422,10 +1431,18 @@ func (d *Daemon) awaitActive(ctx context.Context) bool {
 		var se *StandbyError
 		switch {
 		case !errors.As(err, &se):
-			d.logger.Error("Error trying to become the active instance", "err", err)
+			if msg, now := err.Error(), d.now(); msg != lastErr || now.Sub(lastLogged) >= refusalRelog {
+				d.logger.Error("Error trying to become the active instance", "err", err)
+				lastErr, lastLogged = msg, now
+			} else {
+				d.logger.Debug("Error trying to become the active instance, as before", "err", err)
+			}
 		case !logged:
 			d.logger.Info("Standby: serving the read-only API and metrics until the active instance's lock is gone", "active", se.Active)
 			logged = true
+			lastErr = ""
+		default:
+			lastErr = ""
 		}
 		interval := d.cfg.Load().State.LockInterval
 		if interval <= 0 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -1421,4 +1422,54 @@ func (h *dtCountWrites) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.sent.Add(1)
 	}
 	h.sim.Handler().ServeHTTP(w, r)
+}
+
+// TestDaemon_awaitActive_persistentRefusalLoggedOnce: a standby whose
+// every try to lead is refused for one reason (here a schema a newer
+// psa-syncd migrated the shared database to) logged that error every
+// state.lock_interval, hundreds of lines while nothing changed. It logs
+// it once, then at debug level until the reason changes or a minute
+// passes.
+func TestDaemon_awaitActive_persistentRefusalLoggedOnce(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedLog
+	e := dtSetup(t, dtOptions{
+		state:      fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url),
+		daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
+	})
+	direct, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	if _, err := direct.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, state.SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	// Four tries or more after the first, however slow the machine.
+	count := func() (errorsLogged, again int, out string) {
+		logs.mu.Lock()
+		out = logs.buf.String()
+		logs.mu.Unlock()
+		return strings.Count(out, `level=ERROR msg="Error trying to become the active instance"`),
+			strings.Count(out, `msg="Error trying to become the active instance, as before"`), out
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	led := make(chan bool, 1)
+	go func() { led <- e.d.awaitActive(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, again, _ := count(); again < 4 && time.Now().Before(deadline); _, again, _ = count() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if <-led {
+		t.Fatal("awaitActive led on a database of a newer schema")
+	}
+	if errorsLogged, again, out := count(); errorsLogged != 1 || again < 4 {
+		t.Errorf("tries every 100ms: %d error lines and %d debug lines; want the refusal once at error level and the tries after it at debug level:\n%s",
+			errorsLogged, again, out)
+	}
 }
