@@ -1219,8 +1219,8 @@ func TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, cut := dtProxy(t, u.Host)
-	u.Host = proxy
+	proxy := pgtest.NewBlackhole(t, u.Host)
+	u.Host = proxy.Addr()
 	raw, err := os.ReadFile(e.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -1243,52 +1243,11 @@ func TestDaemon_standbySaysWhenTheStateDatabaseCannotBeRead(t *testing.T) {
 	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
 		t.Fatalf("BecomeActive of the second instance = %v, want a StandbyError", err)
 	}
-	cut() // the standby can no longer reach the database
+	proxy.Cut() // the standby can no longer reach the database
 	rec := dtServe(t, b, http.MethodGet, "/-/ready", "", "")
 	if body := rec.Body.String(); strings.Contains(body, "another psa-syncd") || !strings.Contains(body, "state database") {
 		t.Errorf("GET /-/ready on a standby that cannot read the state database = %d %q; want it to say the state database cannot be read, not that another psa-syncd is active", rec.Code, body)
 	}
-}
-
-// dtProxy forwards TCP connections to target until cut, which closes the
-// listener and every connection, as a network cut that refuses would.
-func dtProxy(t *testing.T, target string) (addr string, cut func()) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	cut = func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		conns = nil
-	}
-	t.Cleanup(cut)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); _ = s.Close() }()
-			go func() { _, _ = io.Copy(c, s); _ = c.Close() }()
-		}
-	}()
-	return ln.Addr().String(), cut
 }
 
 // TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase: the network
