@@ -165,7 +165,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"  - `s3://bucket/key`: an object in AWS S3 or an S3-compatible store (Cloudflare R2, Ceph, Wasabi, " +
 					"Backblaze B2, MinIO, Google Cloud Storage's interoperability API). Credentials come from the standard " +
 					"AWS chain: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and the shared config files, or a " +
-					"web identity token (`AWS_ROLE_ARN` with `AWS_WEB_IDENTITY_TOKEN_FILE`, as CI OIDC sets them). Query " +
+					"web identity token (`AWS_ROLE_ARN` with `AWS_WEB_IDENTITY_TOKEN_FILE`, as CI OIDC sets them), never the URL " +
+					"(`s3://KEY:SECRET@bucket/key` is refused). Query " +
 					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
 					"(most self-hosted stores) and `profile`. Writes use `If-Match`/`If-None-Match`, which the store must " +
 					"support (AWS S3 and R2 do);\n" +

@@ -18,8 +18,9 @@ func TestOpenBackend_secretsNotShown(t *testing.T) {
 		{url: "file://u:SECRET%zz@host/x.json", err: `export: invalid file URL "file://xxxxx@host/xxxxx": invalid URL escape`},
 		{url: "file://u:SECRET@host/x.json", err: `export: file URL "file://u:xxxxx@host/x.json" names host "host": only local files are supported (file:///path)`},
 		{url: "https://u:SECRET%zz@psa-syncd:9810", err: `export: psa-syncd URL "https://xxxxx@psa-syncd:9810" must be http(s)://host[:port]`},
+		{url: "s3://AKIAXXXX:wJalrSECRET@bucket/key", err: `export: S3 URL "s3://AKIAXXXX:xxxxx@bucket/key" must not carry credentials, which S3 would never see: give them through the AWS environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profile=, or a role)`},
 		{url: "s3://bucket/key?endpoint=https://minio:SECRET@minio:9000&use_path_style=true",
-			name: "s3://bucket/key?endpoint=https%3A%2F%2Fminio%3Axxxxx%40minio%3A9000&use_path_style=true"},
+			err: `export: S3 URL "s3://bucket/key?endpoint=https%3A%2F%2Fminio%3Axxxxx%40minio%3A9000&use_path_style=true": endpoint "https://minio:xxxxx@minio:9000" must not carry credentials, which the store would never see: give them through the AWS environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profile=, or a role)`},
 	} {
 		cerr := CheckURL(tt.url)
 		b, err := OpenBackend(t.Context(), tt.url, BackendOptions{})

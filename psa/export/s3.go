@@ -149,6 +149,9 @@ func parseS3URL(rawURL string) (s3Location, error) {
 	if u.Host == "" || key == "" || strings.HasSuffix(key, "/") {
 		return s3Location{}, fmt.Errorf("export: S3 URL %q must name a bucket and an object key: s3://bucket/path/psa-mappings.json", Redact(rawURL))
 	}
+	if u.User != nil {
+		return s3Location{}, fmt.Errorf("export: S3 URL %q must not carry credentials, which S3 would never see: give them through the AWS environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profile=, or a role)", Redact(rawURL))
+	}
 	q := u.Query()
 	for name := range q {
 		if !slices.Contains(s3Params, name) {
@@ -164,6 +167,9 @@ func parseS3URL(rawURL string) (s3Location, error) {
 	if loc.endpoint != "" {
 		if e, err := url.Parse(loc.endpoint); err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
 			return s3Location{}, fmt.Errorf("export: S3 URL %q: endpoint must be an http:// or https:// URL, got %q", Redact(rawURL), Redact(loc.endpoint))
+		}
+		if e, _ := url.Parse(loc.endpoint); e.User != nil {
+			return s3Location{}, fmt.Errorf("export: S3 URL %q: endpoint %q must not carry credentials, which the store would never see: give them through the AWS environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, profile=, or a role)", Redact(rawURL), Redact(loc.endpoint))
 		}
 	}
 	return loc, nil
