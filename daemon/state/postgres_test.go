@@ -31,6 +31,28 @@ func openSharedPostgres(t *testing.T) (a, b *DB) {
 	return open(), open()
 }
 
+// openBehindBlackhole opens a state database on a new PostgreSQL database
+// through a proxy that can stop forwarding (the holder's host dying, a
+// network cut), with queryTimeout, and returns it with the proxy and the
+// database's direct URL, for a second instance.
+func openBehindBlackhole(t *testing.T, queryTimeout time.Duration) (*DB, *pgtest.Blackhole, string) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := pgtest.NewBlackhole(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.Addr()
+	db, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: queryTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db, proxy, url
+}
+
 func TestLeadership_oneActiveFencedAndTakenOver(t *testing.T) {
 	t.Parallel()
 	a, b := openSharedPostgres(t)
@@ -389,20 +411,7 @@ func TestOpenPostgres_existingMigratesNothing(t *testing.T) {
 // (audit-state, finding 3.)
 func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := pgtest.NewBlackhole(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.Addr()
-
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a, proxy, url := openBehindBlackhole(t, 500*time.Millisecond)
 	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
 	if err != nil {
 		t.Fatal(err)
@@ -448,20 +457,7 @@ func TestLeadership_silentHolderLosesTheLock(t *testing.T) {
 // within the same bound as an idle session's.
 func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := pgtest.NewBlackhole(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.Addr()
-
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a, proxy, url := openBehindBlackhole(t, 500*time.Millisecond)
 	b, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
 	if err != nil {
 		t.Fatal(err)
@@ -575,19 +571,7 @@ func TestLeadership_newerSchemaNotTakenOver(t *testing.T) {
 // the engines stop sending writes before another instance can take over.
 func TestLeadership_leaseRunsOutBeforeTheWatchGivesUp(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := pgtest.NewBlackhole(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = proxy.Addr()
-	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: viaProxy.String(), QueryTimeout: 8 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close() })
+	a, proxy, url := openBehindBlackhole(t, 8*time.Second)
 	if err := a.CheckFence(); err != nil {
 		t.Fatalf("CheckFence before leading = %v, want nil (the fenced intents refuse)", err)
 	}
@@ -626,7 +610,9 @@ func TestLeadership_leaseRunsOutBeforeTheWatchGivesUp(t *testing.T) {
 		t.Fatal("the watch gave up before the lease ran out; the test shows nothing")
 	default:
 	}
-	if pw, ok := u.User.Password(); ok && strings.Contains(fenceErr.Error(), pw) {
+	if u, err := neturl.Parse(url); err != nil {
+		t.Fatal(err)
+	} else if pw, ok := u.User.Password(); ok && strings.Contains(fenceErr.Error(), pw) {
 		t.Errorf("CheckFence = %v; want no credentials", fenceErr)
 	}
 }
