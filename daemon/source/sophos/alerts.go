@@ -249,6 +249,13 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 	return alerts, resp, nil
 }
 
+// defaultMaxAlertPages bounds the pages Alerts.ListAll reads of one
+// tenant, whether or not the first page announced their number: 1,000
+// pages hold a million alerts at the largest page size. A listing that
+// goes on past it (a server handing out new keys for ever) is an error
+// rather than a loop without end.
+const defaultMaxAlertPages = 1000
+
 // ListAll returns every open alert of a tenant, following nextKey. It
 // fails rather than return part of the list, so that the caller never
 // takes a missing alert for a resolved one: the first page asks for
@@ -257,6 +264,7 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 // them, and one still open can be on none) are an error. The pages stop
 // after the number the first page announced, even when the last one names
 // a nextKey (the vendor's example answer does), as for the usage report.
+// A nextKey that repeats, and more than 1,000 pages, fail too.
 func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, opts *AlertListOptions) ([]*Alert, error) {
 	var o AlertListOptions
 	if opts != nil {
@@ -270,6 +278,9 @@ func (s *AlertsService) ListAll(ctx context.Context, tenantID, apiHost string, o
 		first Pages
 	)
 	for page := 1; ; page++ {
+		if page > s.client.maxAlertPages {
+			return nil, fmt.Errorf("%s: more than %d pages; stopping rather than reading on", where, s.client.maxAlertPages)
+		}
 		alerts, resp, err := s.List(ctx, tenantID, apiHost, &o)
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package sophos_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,6 +137,43 @@ func TestAlertsService_ListAll_stopsAtAnnouncedPages(t *testing.T) {
 	defer mu.Unlock()
 	if !slices.Equal(pages, []string{""}) {
 		t.Errorf("pages asked = %q, want only the first", pages)
+	}
+}
+
+// A server that hands out a new nextKey on every page and announces no
+// number of pages is read up to the bound, then fails the listing, rather
+// than hold the ticket pass (and the memory of every page) for ever.
+func TestAlertsService_ListAll_newKeysForEver(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var requests int
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET /common/v1/alerts", func(rw http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		fmt.Fprintf(rw, `{"items":[{"id":"alert-%d","severity":"high"}],"pages":{"nextKey":"key-%d","size":1,"maxSize":1000}}`, n, n)
+	})
+	ts := newTestServer(t, mux)
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sophos.SetMaxAlertPages(c, 5)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	alerts, err := c.Alerts.ListAll(ctx, acme, "", nil)
+	if want := "sophos: GET /common/v1/alerts (tenant " + acme + "): more than 5 pages; stopping rather than reading on"; err == nil || err.Error() != want || alerts != nil {
+		t.Errorf("ListAll = %d alerts, %v; want error %q", len(alerts), err, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 5 {
+		t.Errorf("alerts requests = %d, want 5", requests)
 	}
 }
 

@@ -56,9 +56,10 @@ type Client struct {
 	now           func() time.Time
 	logger        *slog.Logger
 
-	// maxUsagePages and maxTenantPages bound the pages ListAllUsage and
-	// Tenants.ListAll read (tests lower them).
-	maxUsagePages, maxTenantPages int
+	// maxUsagePages, maxTenantPages and maxAlertPages bound the pages
+	// ListAllUsage, Tenants.ListAll and Alerts.ListAll read (tests lower
+	// them).
+	maxUsagePages, maxTenantPages, maxAlertPages int
 
 	tokenMu     sync.Mutex // held while a token is fetched, so callers share one
 	token       string
@@ -231,6 +232,7 @@ func NewClient(opts ...Option) (*Client, error) {
 
 		maxUsagePages:  defaultMaxUsagePages,
 		maxTenantPages: defaultMaxTenantPages,
+		maxAlertPages:  defaultMaxAlertPages,
 	}
 	c.authURL, _ = url.Parse(DefaultAuthURL)
 	c.baseURL, _ = url.Parse(DefaultBaseURL)

@@ -5,3 +5,8 @@ package sophos
 func SetMaxPages(c *Client, usage, tenants int) {
 	c.maxUsagePages, c.maxTenantPages = usage, tenants
 }
+
+// SetMaxAlertPages lowers the page bound of c's alert listings.
+func SetMaxAlertPages(c *Client, n int) {
+	c.maxAlertPages = n
+}
