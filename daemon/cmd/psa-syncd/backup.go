@@ -98,8 +98,7 @@ func backupInto(db *state.DB, out string) error {
 	if err := db.Backup(tmp); err != nil {
 		return err
 	}
-	// Link refuses to replace a file that appeared meanwhile.
-	return os.Link(tmp, out)
+	return publish(tmp, out)
 }
 
 // backupRemote downloads a backup from a running daemon into out, through
@@ -135,6 +134,30 @@ func backupRemote(ctx context.Context, base, token, out string) error {
 	if err != nil {
 		return fmt.Errorf("GET %s: %w", req.URL.Redacted(), err)
 	}
-	// Link refuses to replace a file that appeared meanwhile.
-	return os.Link(tmp.Name(), out)
+	return publish(tmp.Name(), out)
+}
+
+// link is os.Link; tests replace it to play a file system without hard
+// links.
+var link = os.Link
+
+// publish gives the complete backup tmp its name out, refusing to replace
+// a file of that name: a hard link refuses one that appeared meanwhile.
+// A file system without hard links (a CIFS share without Unix extensions,
+// vfat, some FUSE mounts: where backups are often sent) gets a rename
+// after a check that out does not exist.
+func publish(tmp, out string) error {
+	err := link(tmp, out)
+	if err == nil || errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if _, serr := os.Lstat(out); serr == nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: out, Err: os.ErrExist}
+	} else if !errors.Is(serr, os.ErrNotExist) {
+		return serr
+	}
+	if rerr := os.Rename(tmp, out); rerr != nil {
+		return fmt.Errorf("%w; renaming instead: %w", err, rerr)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,5 +194,38 @@ poll:
 	code, _, stderr := runCmd(t, "backup", "-config.file", cfg, "-output", missing)
 	if code != 1 || !strings.Contains(stderr, "-output "+missing+": ") {
 		t.Errorf("backup into a missing directory: exit %d, stderr %q; want 1 naming -output", code, stderr)
+	}
+}
+
+// TestPublish_withoutHardLinks: a backup sent to a file system without hard
+// links (a CIFS share without Unix extensions, vfat) still gets its name,
+// and still never replaces a file of that name. It used to fail after the
+// whole copy was made. Not parallel: it replaces link.
+func TestPublish_withoutHardLinks(t *testing.T) {
+	defer func(l func(string, string) error) { link = l }(link)
+	link = func(oldname, newname string) error {
+		return &os.LinkError{Op: "link", Old: oldname, New: newname, Err: syscall.EPERM}
+	}
+	dir := t.TempDir()
+	tmp, out := filepath.Join(dir, ".psa-syncd-backup-1"), filepath.Join(dir, "nightly.db")
+	if err := os.WriteFile(tmp, []byte("backup 1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(tmp, out); err != nil {
+		t.Fatalf("publish without hard links = %v, want the backup renamed", err)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "backup 1" {
+		t.Errorf("-output holds %q, %v; want the backup", b, err)
+	}
+
+	tmp2 := filepath.Join(dir, ".psa-syncd-backup-2")
+	if err := os.WriteFile(tmp2, []byte("backup 2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(tmp2, out); !errors.Is(err, os.ErrExist) {
+		t.Errorf("publish onto an existing -output = %v, want an error saying it exists", err)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "backup 1" {
+		t.Errorf("-output holds %q, %v after a refused publish; want the first backup", b, err)
 	}
 }
