@@ -13,7 +13,10 @@ import (
 
 // SchemaV1 is the schema identifier of version 1 of the mapping export, the
 // only version this package reads and writes.
-const SchemaV1 = "psa-sync.mapping-export/v1"
+const SchemaV1 = schemaPrefix + "v1"
+
+// schemaPrefix starts every version's schema identifier.
+const schemaPrefix = "psa-sync.mapping-export/"
 
 // SupportedSchemas lists the schema versions Decode accepts.
 var SupportedSchemas = []string{SchemaV1}

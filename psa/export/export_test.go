@@ -151,7 +151,7 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-revision-negative.json": `export "testdata/bad-revision-negative.json": revision must not be negative (got -4)`,
 		"bad-schedule.json":          `export "testdata/bad-schedule.json": integration.schedule is invalid: schedule "daily 25:00": hour must be 00-23`,
 		"bad-schema-missing.json":    `export "testdata/bad-schema-missing.json": schema is required (supported: "psa-sync.mapping-export/v1")`,
-		"bad-schema-unknown.json":    `export "testdata/bad-schema-unknown.json": schema "psa-sync.mapping-export/v2" is not a supported version (supported: "psa-sync.mapping-export/v1")`,
+		"bad-schema-unknown.json":    `export "testdata/bad-schema-unknown.json": schema "psa-sync.mapping-export/v2" is not a supported version (supported: "psa-sync.mapping-export/v1"): a newer psa-sync wrote it; upgrade this psa-syncd or provider to one that reads it`,
 		"bad-source-empty.json": `export "testdata/bad-source-empty.json": 2 problems:
 	product_mappings[0] (/CIXA-MSP): source is required
 	customer_mappings[0] (/718b6047): source is required`,

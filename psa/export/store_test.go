@@ -220,7 +220,8 @@ func TestStore_Update_corrupt(t *testing.T) {
 		{"empty", nil, "not valid JSON: the file is empty (the file may be half-written or edited by hand)"},
 		{"garbage", []byte("\x00\x00\x00\x00"), "not valid JSON at line 1, column 1 (byte 0): invalid character '\\x00' looking for beginning of value (the file may be half-written or edited by hand)"},
 		{"invalid", bytes.Replace(good, []byte(`"contract_id": "29684183"`), []byte(`"contract_id": ""`), 1), "customer_mappings[1] (sophos/718b6047-2f4c-4f8e-9d27-3f0d9a1c5e11): contract_id is required"},
-		{"future schema", bytes.Replace(good, []byte("/v1"), []byte("/v2"), 1), `schema "psa-sync.mapping-export/v2" is not a supported version (supported: "psa-sync.mapping-export/v1")`},
+		{"foreign schema", bytes.Replace(good, []byte("psa-sync.mapping-export/v1"), []byte("acme.billing/v1"), 1), `schema "acme.billing/v1" is not a supported version (supported: "psa-sync.mapping-export/v1")`},
+		{"future schema", bytes.Replace(good, []byte("/v1"), []byte("/v2"), 1), `schema "psa-sync.mapping-export/v2" is not a supported version (supported: "psa-sync.mapping-export/v1"): a newer psa-sync wrote it; upgrade this psa-syncd or provider to one that reads it`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

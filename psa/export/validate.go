@@ -106,6 +106,8 @@ func (d *Document) problems() []Problem {
 	switch {
 	case d.Schema == "":
 		add("", "schema", "is required (supported: %s)", supported)
+	case !isSupported(d.Schema) && strings.HasPrefix(d.Schema, schemaPrefix):
+		add("", "schema", "%q is not a supported version (supported: %s): a newer psa-sync wrote it; upgrade this psa-syncd or provider to one that reads it", d.Schema, supported)
 	case !isSupported(d.Schema):
 		add("", "schema", "%q is not a supported version (supported: %s)", d.Schema, supported)
 	}
