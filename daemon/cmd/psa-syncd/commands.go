@@ -93,6 +93,9 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		case metricsFile != "":
 			fmt.Fprintln(e.stderr, "psa-syncd: -metrics.file with -web.url: the running daemon serves its metrics on /metrics")
 			return 2
+		case cf.stateFlag() != "":
+			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
+			return 2
 		}
 		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits}, asJSON)
 	}

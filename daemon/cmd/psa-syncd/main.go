@@ -168,6 +168,19 @@ type commonFlags struct {
 	allowRestore bool
 }
 
+// stateFlag names the first -state.allow-* flag given, or returns "".
+// They confirm something about the state database the command opens, so
+// they do not apply with -web.url, where the running daemon has opened it.
+func (c *commonFlags) stateFlag() string {
+	switch {
+	case c.allowEmpty:
+		return "-state.allow-empty"
+	case c.allowRestore:
+		return "-state.allow-restore"
+	}
+	return ""
+}
+
 func (c *commonFlags) register(fs *flag.FlagSet) {
 	c.command = strings.TrimPrefix(fs.Name(), "psa-syncd ")
 	fs.StringVar(&c.configFile, "config.file", "psa-syncd.yml", "psa-syncd configuration `file`.")

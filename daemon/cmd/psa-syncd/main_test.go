@@ -1360,6 +1360,28 @@ func TestRun_badWebURL(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 saying the token file is empty", args, code, stderr)
 		}
 	}
+	// Flags that would be ignored are usage errors, not silently dropped:
+	// a token file without -web.url (the command opens the state
+	// database itself), and the confirmations of the state database that
+	// the running daemon opened.
+	for _, args := range [][]string{
+		{"sync"}, {"plan"}, {"tickets"},
+		{"resolve", "-intent", "1", "-posted"},
+		{"backup", "-output", out},
+	} {
+		args = append(args, "-config.file", "does-not-exist.yml", "-web.token-file", empty)
+		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, "-web.token-file needs -web.url") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 saying -web.token-file needs -web.url", args, code, stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"sync", "-state.allow-empty"}, {"sync", "-state.allow-restore"}, {"tickets", "-state.allow-restore"},
+	} {
+		args = append(args, "-web.url", "http://127.0.0.1:1")
+		if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, args[1]+" with -web.url: the running daemon opened the state database") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 saying the flag is for psa-syncd run", args, code, stderr)
+		}
+	}
 }
 
 // TestRemoteFlags_tokenFromEnvTrimmed: the API token from

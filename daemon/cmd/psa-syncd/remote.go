@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,6 +38,11 @@ func (r *remoteFlags) register(fs *flag.FlagSet, changes bool) {
 // client returns the API client for -web.url, or nil when it is not set.
 func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	if r.url == "" {
+		if r.tokenFile != "" {
+			// Without -web.url the command opens the state database
+			// itself, and the token would be ignored.
+			return nil, errors.New("-web.token-file needs -web.url: the token is for a running psa-syncd's API")
+		}
 		return nil, nil
 	}
 	u, err := url.Parse(r.url)

@@ -45,6 +45,10 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		return 2
 	}
 	if api != nil {
+		if cf.stateFlag() != "" {
+			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
+			return 2
+		}
 		return ticketsRemote(ctx, e, &cf, api, dryRun)
 	}
 	d, logger, code := cf.setup(e, nil)
