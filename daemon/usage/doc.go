@@ -26,7 +26,10 @@
 // whose mapping has sync_enabled = false is "sync off", not unmapped: it is
 // listed in Unmapped.SyncOff and its usage is ignored on purpose; so is a
 // customer with usage whose mapping has usage_sync = false
-// (Unmapped.SyncOffCustomers).
+// (Unmapped.SyncOffCustomers). Unmapped usage under an id that differs
+// from a mapped customer's or product's only in case, spaces or invisible
+// characters fails the mapped customer it most likely belongs to, naming
+// both spellings, rather than billing it without that usage.
 //
 // Usage that the source could not read (source.Problem.Unreadable: a
 // quantity that is not a number, a sum past the int64 range) never lowers a

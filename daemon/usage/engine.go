@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
@@ -662,7 +663,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		sums, overflows = source.Sum(rep.Records)
 		p.plan.Problems = append(p.plan.Problems, overflows...)
 	}
-	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped)
+	nearMisses := map[string][]source.Problem{} // mapped customer -> its usage under ids spelled otherwise
+	e.classify(doc, srcName, sums, products, usage, &p.plan.Unmapped, nearMisses)
+	for _, c := range slices.Sorted(maps.Keys(nearMisses)) {
+		p.plan.Problems = append(p.plan.Problems, nearMisses[c]...)
+	}
 	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
 	if err != nil {
 		return nil, err
@@ -687,6 +692,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			// lower a quantity that the unread rows may have raised.
 			cp.err = unreadableError(probs)
 			cp.hint = "fix the usage rows named in the error (or have the vendor fix them) and run the pass again; until then psa-syncd writes none of this customer's lines"
+		} else if probs := nearMisses[cp.m.CustomerID]; len(probs) > 0 && cp.err == nil {
+			// That usage is almost certainly this customer's: billing
+			// without it would lower its lines.
+			cp.err = nearMissError(probs)
+			cp.hint = "fix the id in the usage or in the mapping (psa_customer_mapping.customer_id, psa_product_mapping.product) so that both spell it alike, or, if it is another customer or product, map it too (usage_sync = false, sync_enabled = false); until then psa-syncd writes none of this customer's lines"
 		}
 		if cp.err == nil {
 			nUsed += usedServices(usage[cp.m.CustomerID], products)
@@ -911,6 +921,23 @@ func unreadableUsage(srcName string, problems []source.Problem, products map[str
 	return byCustomer, nil
 }
 
+// nearMissError lists usage under a customer id or product that differs
+// from a mapped one only in spelling (see nearID), the first few in full.
+func nearMissError(probs []source.Problem) error {
+	var b strings.Builder
+	for i, pr := range probs {
+		if i == maxUnreadableShown {
+			fmt.Fprintf(&b, "; and %d more", len(probs)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(pr.String())
+	}
+	return fmt.Errorf("usage that matches no mapping only for the spelling of an id: %s", b.String())
+}
+
 // unreadableError lists unreadable usage rows, the first few in full.
 func unreadableError(probs []source.Problem) error {
 	var b strings.Builder
@@ -1012,10 +1039,49 @@ type usedQuantity struct {
 	where    string
 }
 
+// foldID returns an id as near-miss detection compares it: in lower case,
+// without spaces or invisible format characters (a zero-width space, a
+// byte order mark) anywhere in it.
+func foldID(id string) string {
+	return strings.ToLower(strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) {
+			return -1
+		}
+		return r
+	}, id))
+}
+
+// nearIDs finds the ids that an unmapped id differs from only in case,
+// spaces or invisible characters ("CUST-B" and "cust-b"), which a mapping
+// and a usage file or vendor spelled two ways far more likely than they
+// name two customers or products. The index is built at the first lookup:
+// most passes have no unmapped usage.
+type nearIDs struct {
+	ids   func(yield func(string) bool)
+	index map[string][]string
+}
+
+func (n *nearIDs) of(id string) []string {
+	if n.index == nil {
+		n.index = map[string][]string{}
+		for m := range n.ids {
+			k := foldID(m)
+			n.index[k] = append(n.index[k], m)
+		}
+		for _, ms := range n.index {
+			slices.Sort(ms)
+		}
+	}
+	return n.index[foldID(id)]
+}
+
 // classify sorts summed usage into billable usage per customer and the
-// unmapped lists.
+// unmapped lists. Usage that matches no mapping only because an id is
+// spelled otherwise than a mapped one (see nearIDs) goes into nearMisses,
+// by the mapped customer it most likely belongs to, as problems that name
+// both spellings.
 func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Record, products map[string]export.ProductMapping,
-	usage map[string][]usedQuantity, u *Unmapped) {
+	usage map[string][]usedQuantity, u *Unmapped, nearMisses map[string][]source.Problem) {
 	unmappedCustomers := map[string]*UnmappedCustomer{}
 	syncOffCustomers := map[string]*UnmappedCustomer{}
 	unmappedProducts := map[string]*UnmappedProduct{}
@@ -1034,6 +1100,21 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			}
 		}
 	}
+	nearCustomers := nearIDs{ids: func(yield func(string) bool) {
+		for id := range mapped {
+			if !off[id] && !yield(id) {
+				return
+			}
+		}
+	}}
+	nearProducts := nearIDs{ids: func(yield func(string) bool) {
+		for id, pm := range products {
+			if pm.SyncEnabled && !yield(id) {
+				return
+			}
+		}
+	}}
+	billed := func(product string) bool { pm, ok := products[product]; return ok && pm.SyncEnabled }
 	addCustomer := func(set map[string]*UnmappedCustomer, r source.Record) {
 		uc := set[r.CustomerID]
 		if uc == nil {
@@ -1071,6 +1152,12 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		case !ok:
 			customer = r.CustomerID
 			addCustomer(unmappedCustomers, r)
+			if billed(r.Product) {
+				for _, m := range nearCustomers.of(r.CustomerID) {
+					nearMisses[m] = append(nearMisses[m], source.Problem{Where: r.Where, CustomerID: m, Product: r.Product,
+						Err: fmt.Errorf("customer id %q matches no customer mapping but differs from the mapped customer %q only in case, spaces or invisible characters", r.CustomerID, m)})
+				}
+			}
 		case off[customer]:
 			addCustomer(syncOffCustomers, r)
 		}
@@ -1078,6 +1165,12 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		switch pm, ok := products[r.Product]; {
 		case !ok:
 			addProduct(unmappedProducts, r)
+			if mapped[r.CustomerID] != "" && !off[customer] {
+				for _, m := range nearProducts.of(r.Product) {
+					nearMisses[customer] = append(nearMisses[customer], source.Problem{Where: r.Where, CustomerID: customer, Product: m,
+						Err: fmt.Errorf("product %q matches no product mapping but differs from the mapped product %q only in case, spaces or invisible characters", r.Product, m)})
+				}
+			}
 		case !pm.SyncEnabled:
 			addProduct(syncOff, r)
 		case pm.Product == r.Product:

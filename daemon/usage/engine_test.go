@@ -1287,6 +1287,53 @@ func TestEngine_Sync_unreadableUsageRowFailsItsCustomer(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_nearMissIDsFailTheCustomer: usage under a customer id or
+// a product code that differs from a mapped one only in case, spaces or
+// invisible characters ("CUST-B", a zero-width space before "cust-b",
+// "cixa-msp") matches no mapping, yet is almost certainly the mapped
+// customer's or product's: billing the mapped customer without it would
+// lower its lines (to 0 here, with the decrease guard off). That customer fails instead, naming both spellings, and its
+// lines keep their quantity; the usage is still listed as unmapped. An id
+// that differs otherwise ("cust-bb") is only unmapped, as before.
+func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, row, want string
+	}{
+		{"customer case", "CUST-B,Globex,CIXA-MSP,40", `usage.csv:3: customer id "CUST-B" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`},
+		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`},
+		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.pol.MaxDecreasePercent = 0
+			h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", tc.row, "cust-bb,Initech,CIXA-MSP,7")
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			h.wantUnits(h.contractB, h.svcIntercept, 42)
+			cs := h.status("cust-b")
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, tc.want) || !strings.Contains(cs.Hint, "fix the id") {
+				t.Errorf("cust-b status = %s %q (hint %q), want failed with %q", cs.Result, cs.Error, cs.Hint, tc.want)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-a status = %s %q, want succeeded", cs.Result, cs.Error)
+			}
+			if res.Run.Result == state.RunSuccess {
+				t.Errorf("run result = %s, want not success", res.Run.Result)
+			}
+			u := res.Plan.Unmapped
+			if len(u.Customers)+len(u.Products) < 2 {
+				t.Errorf("unmapped = %+v, want the near miss and cust-bb listed", u)
+			}
+			if strings.Contains(cs.Error, "cust-bb") {
+				t.Errorf("cust-b error names cust-bb, which is not a near miss: %q", cs.Error)
+			}
+		})
+	}
+}
+
 // TestEngine_Sync_unreadableRowOfUnknownCustomerFailsThePass: a row that
 // cannot even be split into columns may be anyone's usage, so nothing is
 // written and the pass fails naming the row.
