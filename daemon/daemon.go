@@ -1240,6 +1240,9 @@ type SyncRequest struct {
 	// the ones reviewed (PassOptions.ApproveUnits); nil: at any.
 	Units   *int64
 	Trigger string
+	// At is the time whose billing period the pass syncs (a scheduled
+	// pass's due time, see usage.PassOptions.At); zero: the time it runs.
+	At time.Time
 }
 
 // APIBody returns r as the body of POST /api/v1/sync, with only the
@@ -1529,7 +1532,14 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 		skipped   bool
 	)
 	queue := func(at time.Time) {
-		tk := d.RequestSync("", usage.TriggerSchedule)
+		// A pass that runs late syncs the period of the last time it
+		// was due, not that of the clock: a month-end pass caught up
+		// after midnight still sets the month that ended.
+		billed := at
+		if sched, loc, err := d.activeSchedule(); err == nil {
+			billed = lastDue(sched, loc, at, d.now())
+		}
+		tk := d.queue.add(SyncRequest{Trigger: usage.TriggerSchedule, At: billed}, d.now())
 		if due.IsZero() {
 			due = at
 		}
@@ -1628,6 +1638,22 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 	}
 }
 
+// lastDue returns the latest time at or before now that sched was due,
+// from at (a time it was due) on: the time whose billing period a
+// scheduled pass syncs (usage.PassOptions.At). A pass caught up after the
+// daemon was down for months syncs the last period due, not the first one
+// it missed.
+func lastDue(sched schedule.Schedule, loc *time.Location, at, now time.Time) time.Time {
+	for range 100_000 {
+		next := sched.Next(at, loc)
+		if next.After(now) {
+			return at
+		}
+		at = next
+	}
+	return now
+}
+
 // lastFullRun returns when the last pass over all customers that was not a
 // dry run and finished (success, partial or failure, but neither running nor
 // interrupted) started, or the zero time; and whether such a pass was
@@ -1662,7 +1688,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 		}
 		start := d.now()
 		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
-		res, err := d.SyncOnce(passCtx, usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units})
+		res, err := d.SyncOnce(passCtx, t.passOptions())
 		var run state.Run
 		if res != nil {
 			run = res.Run
@@ -1691,6 +1717,11 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 	}
 }
 
+// passOptions returns the options of the pass t asks for.
+func (t SyncTicket) passOptions() usage.PassOptions {
+	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At}
+}
+
 // SyncTicket is a sync request made through the API or the scheduler. Its ID
 // is what POST /api/v1/sync returns as run_id; once the pass has started,
 // RunID is the id of the run in the state database.
@@ -1712,6 +1743,8 @@ type SyncTicket struct {
 	RunID  int64  `json:"state_run_id,omitempty"`
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// At is the request's SyncRequest.At.
+	At time.Time `json:"-"`
 }
 
 // syncQueue is the FIFO of sync requests with coalescing of duplicates, and
@@ -1739,7 +1772,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) {
+		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) || !t.At.Equal(r.At) {
 			continue
 		}
 		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
@@ -1748,7 +1781,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	}
 	q.seq++
 	t := &SyncTicket{ID: q.prefix + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
-		Units: r.Units, Trigger: r.Trigger, Status: "queued", Queued: now}
+		Units: r.Units, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

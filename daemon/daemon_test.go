@@ -525,6 +525,51 @@ func TestDaemon_scheduleCatchesUp(t *testing.T) {
 	}
 }
 
+// TestDaemon_lateMonthEndPassSyncsTheMonthThatEnded: a "monthly last-day
+// 23:59" pass missed while the daemon was down is caught up at 02:00 on 1
+// November. It syncs October, the month it was due in, not November: with
+// usage_period: current that pass is October's only one, and syncing
+// November instead would leave October's lines at September's quantity.
+// After months down, the pass syncs the last month due, not the first.
+func TestDaemon_lateMonthEndPassSyncsTheMonthThatEnded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		lastRun time.Time
+		want    string
+	}{
+		{time.Date(2026, time.September, 30, 23, 59, 0, 0, time.UTC), "2026-10"},
+		{time.Date(2026, time.May, 31, 23, 59, 0, 0, time.UTC), "2026-10"},
+	} {
+		now := time.Date(2026, time.November, 1, 2, 0, 0, 0, time.UTC)
+		e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+		doc := e.doc.Clone()
+		doc.Integration.Schedule = "monthly last-day 23:59"
+		e.writeExport(t, doc)
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: tc.lastRun, Result: "success"}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		go e.d.scheduleLoop(ctx)
+		tk, ok := e.d.queue.next(ctx)
+		cancel()
+		if !ok || tk.Trigger != usage.TriggerSchedule {
+			t.Fatalf("queued %+v, %t; want a scheduled pass", tk, ok)
+		}
+		o := tk.passOptions()
+		o.DryRun = true
+		res, err := e.d.SyncOnce(t.Context(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Plan.Period.String() != tc.want || res.Run.Period != tc.want {
+			t.Errorf("last run %s: the caught-up pass synced %s (run period %s), want %s", tc.lastRun.Format(time.DateOnly), res.Plan.Period, res.Run.Period, tc.want)
+		}
+	}
+}
+
 // TestDaemon_scheduleNotPostponedByReload: the next pass is computed from
 // the last full pass, so reloads (which recompute it) never push it back.
 func TestDaemon_scheduleNotPostponedByReload(t *testing.T) {

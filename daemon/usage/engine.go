@@ -221,6 +221,12 @@ type PassOptions struct {
 	// WritesDisabled is set when the export switches the integration off:
 	// the pass runs like DryRun and is reported as "integration disabled".
 	WritesDisabled bool
+	// At, when set, is the time whose billing period (and, with
+	// effective_date: today, whose day) the pass syncs, in place of the
+	// clock: a scheduled pass that runs late (caught up after a restart,
+	// queued behind another pass) syncs the period it was due in, so that
+	// a month-end pass run after midnight still sets the month that ended.
+	At time.Time
 
 	// planOnly is set by Plan, which changes no state (not even the
 	// contract checks a pass records).
@@ -545,10 +551,15 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		return nil, fmt.Errorf("daemon: the mapping export is for PSA system %q, not %q", doc.PSA.System, sys)
 	}
 	srcName := e.src.Name()
-	now := e.now().In(e.loc)
+	computed := e.now()
+	now := o.At
+	if now.IsZero() {
+		now = computed
+	}
+	now = now.In(e.loc)
 	period := e.period(now)
 	p := &pass{plan: &Plan{
-		ComputedAt:     now.UTC(),
+		ComputedAt:     computed.UTC(),
 		WritesDisabled: o.WritesDisabled,
 		Period:         period,
 		EffectiveDate:  e.effectiveDate(now, period),

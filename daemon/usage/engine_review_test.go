@@ -102,6 +102,30 @@ func TestEngineReview_reconcileIgnoresUnmanagedAdditionProblems(t *testing.T) {
 	}
 }
 
+// TestEngineReview_atSetsThePeriod: a pass given At (a scheduled pass due
+// at 23:59 on 31 October that runs after midnight) syncs the period and
+// the day it was due in, not those of the clock, and its run says so.
+func TestEngineReview_atSetsThePeriod(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.EffectiveDate = EffectiveToday
+	h.writeUsage("cust-a,Acme,CIXA-MSP,4")
+	h.now = func() time.Time { return time.Date(2026, time.November, 1, 0, 20, 0, 0, time.UTC) }
+	due := time.Date(2026, time.October, 31, 23, 59, 0, 0, time.UTC)
+	res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{DryRun: true, At: due})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.Period.String() != "2026-10" || res.Run.Period != "2026-10" ||
+		!res.Plan.EffectiveDate.Equal(time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("plan period %s, run period %s, effective date %s; want 2026-10, 2026-10 and 2026-10-31",
+			res.Plan.Period, res.Run.Period, res.Plan.EffectiveDate.Format(time.DateOnly))
+	}
+	if !res.Plan.ComputedAt.Equal(h.now()) {
+		t.Errorf("plan computed at %s, want the clock's %s", res.Plan.ComputedAt, h.now())
+	}
+}
+
 // TestEngineReview_runPeriodIsThePlansPeriod checks that a pass that
 // starts just before midnight on the last day of the month and computes its
 // plan just after records the period whose usage it synced.

@@ -49,8 +49,12 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
+	at := o.At
+	if at.IsZero() {
+		at = started
+	}
 	run, err := e.db.BeginRun(state.Run{Trigger: o.Trigger, DryRun: dry, Customer: o.Customer, Started: started.UTC(),
-		Period: e.period(started.In(e.loc)).String()})
+		Period: e.period(at.In(e.loc)).String()})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
@@ -116,8 +120,8 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		return fail(err)
 	}
 	ledger = p.ledger
-	// The plan reads the clock again; at a month end it may sync another
-	// period than the one the pass started in.
+	// Without At, the plan reads the clock again; at a month end it may
+	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
 	e.recordUnmapped(run.ID, p.plan)
 	for i, pr := range p.plan.Problems {
