@@ -679,7 +679,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	for _, c := range slices.Sorted(maps.Keys(nearMisses)) {
 		p.plan.Problems = append(p.plan.Problems, nearMisses[c]...)
 	}
-	unreadable, err := unreadableUsage(srcName, p.plan.Problems, products)
+	unreadable, err := unreadableUsage(doc, srcName, p.plan.Problems, products)
 	if err != nil {
 		return nil, err
 	}
@@ -905,13 +905,24 @@ func usedServices(usage []usedQuantity, products map[string]export.ProductMappin
 const maxUnreadableShown = 3
 
 // unreadableUsage sorts the source's Unreadable problems by the customer
-// they belong to. Rows of products that are not mapped with sync on cannot
-// change a quantity and are left as warnings. A row that may belong to any
-// customer fails the whole pass: no customer's usage can be trusted to be
-// complete.
-func unreadableUsage(srcName string, problems []source.Problem, products map[string]export.ProductMapping) (map[string][]source.Problem, error) {
+// they belong to: the customer mapped under the row's customer id or, when
+// none is, those whose id the row's differs from only in case, spaces or
+// invisible characters (see nearIDs). Rows of products that are not mapped
+// with sync on cannot change a quantity and are left as warnings. A row
+// that may belong to any customer fails the whole pass: no customer's
+// usage can be trusted to be complete.
+func unreadableUsage(doc *export.Document, srcName string, problems []source.Problem, products map[string]export.ProductMapping) (map[string][]source.Problem, error) {
 	byCustomer := map[string][]source.Problem{}
 	var anyone []source.Problem
+	syncing := func(yield func(string) bool) {
+		for _, cm := range doc.CustomerMappings {
+			if cm.Source == srcName && cm.UsageSync && !yield(cm.CustomerID) {
+				return
+			}
+		}
+	}
+	var mapped map[string]bool
+	near := nearIDs{ids: syncing}
 	for _, pr := range problems {
 		if !pr.Unreadable {
 			continue
@@ -921,6 +932,20 @@ func unreadableUsage(srcName string, problems []source.Problem, products map[str
 		}
 		if pr.CustomerID == "" {
 			anyone = append(anyone, pr)
+			continue
+		}
+		if mapped == nil {
+			mapped = map[string]bool{}
+			for id := range syncing {
+				mapped[id] = true
+			}
+		}
+		if !mapped[pr.CustomerID] {
+			for _, m := range near.of(pr.CustomerID) {
+				np := pr
+				np.Err = fmt.Errorf("%w (customer id %q, which differs from the mapped customer %q only in case, spaces or invisible characters)", pr.Err, pr.CustomerID, m)
+				byCustomer[m] = append(byCustomer[m], np)
+			}
 			continue
 		}
 		byCustomer[pr.CustomerID] = append(byCustomer[pr.CustomerID], pr)

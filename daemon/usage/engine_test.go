@@ -1292,17 +1292,21 @@ func TestEngine_Sync_unreadableUsageRowFailsItsCustomer(t *testing.T) {
 // invisible characters ("CUST-B", a zero-width space before "cust-b",
 // "cixa-msp") matches no mapping, yet is almost certainly the mapped
 // customer's or product's: billing the mapped customer without it would
-// lower its lines (to 0 here, with the decrease guard off). That customer fails instead, naming both spellings, and its
-// lines keep their quantity; the usage is still listed as unmapped. An id
-// that differs otherwise ("cust-bb") is only unmapped, as before.
+// lower its lines (to 0 here, with the decrease guard off). That customer
+// fails instead, naming both spellings, and its lines keep their quantity;
+// the usage is still listed as unmapped. A row under such an id that
+// cannot be read fails that customer too. An id that differs otherwise
+// ("cust-bb") is only unmapped, as before.
 func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name, row, want string
+		name, row, want, hint string
+		unmapped              int
 	}{
-		{"customer case", "CUST-B,Globex,CIXA-MSP,40", `usage.csv:3: customer id "CUST-B" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`},
-		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`},
-		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters`},
+		{"customer case", "CUST-B,Globex,CIXA-MSP,40", `usage.csv:3: customer id "CUST-B" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`, "fix the id", 2},
+		{"customer invisible", "\u200bcust-b,Globex,CIXA-MSP,40", `usage.csv:3: customer id "\u200bcust-b" matches no customer mapping but differs from the mapped customer "cust-b" only in case, spaces or invisible characters`, "fix the id", 2},
+		{"product case", "cust-b,Globex,cixa-msp,40", `usage.csv:3: product "cixa-msp" matches no product mapping but differs from the mapped product "CIXA-MSP" only in case, spaces or invisible characters`, "fix the id", 2},
+		{"unreadable row", "CUST-B,Globex,CIXA-MSP,4x", `usage.csv:3: quantity "4x" is not a whole number (customer id "CUST-B", which differs from the mapped customer "cust-b" only in case, spaces or invisible characters)`, "fix the usage rows", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -1314,7 +1318,7 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 			h.wantUnits(h.contractA, h.svcIntercept, 40)
 			h.wantUnits(h.contractB, h.svcIntercept, 42)
 			cs := h.status("cust-b")
-			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, tc.want) || !strings.Contains(cs.Hint, "fix the id") {
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, tc.want) || !strings.Contains(cs.Hint, tc.hint) {
 				t.Errorf("cust-b status = %s %q (hint %q), want failed with %q", cs.Result, cs.Error, cs.Hint, tc.want)
 			}
 			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
@@ -1324,8 +1328,8 @@ func TestEngine_Sync_nearMissIDsFailTheCustomer(t *testing.T) {
 				t.Errorf("run result = %s, want not success", res.Run.Result)
 			}
 			u := res.Plan.Unmapped
-			if len(u.Customers)+len(u.Products) < 2 {
-				t.Errorf("unmapped = %+v, want the near miss and cust-bb listed", u)
+			if len(u.Customers)+len(u.Products) != tc.unmapped {
+				t.Errorf("unmapped = %+v, want %d listed (cust-bb, and the near miss when it could be read)", u, tc.unmapped)
 			}
 			if strings.Contains(cs.Error, "cust-bb") {
 				t.Errorf("cust-b error names cust-bb, which is not a near miss: %q", cs.Error)
