@@ -958,7 +958,7 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 }
 
 // nearMissError lists usage under a customer id or product that differs
-// from a mapped one only in spelling (see nearID), the first few in full.
+// from a mapped one only in spelling (see nearIDs), the first few in full.
 func nearMissError(probs []source.Problem) error {
 	var b strings.Builder
 	for i, pr := range probs {
