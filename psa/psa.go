@@ -182,7 +182,10 @@ type ContractLine struct {
 	// and posted, that is invoiced (Autotask: the unit row's
 	// approveAndPostDate). A change dated in it would alter an invoiced
 	// period: Autotask bills it as a proration on a later invoice that
-	// cannot be reversed. Backends that cannot tell leave it false.
+	// cannot be reversed. It is true as well when a later period is posted
+	// while that one is not (posted out of order), and PeriodStart and
+	// PeriodEnd then name that later period: Autotask carries a change
+	// into every later period. Backends that cannot tell leave it false.
 	Posted bool
 }
 

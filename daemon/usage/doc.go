@@ -62,7 +62,8 @@
 // in the same month: changing the addition bills from its start, and
 // another addition from the effective date would bill along with it. A line whose billing period at the effective date is already
 // approved and posted, that is invoiced (psa.ContractLine.Posted: the
-// Autotask unit row's approveAndPostDate), is held when it would change, in
+// Autotask unit row's approveAndPostDate, or that of a later row posted out
+// of order, into which an adjustment carries too), is held when it would change, in
 // a plan as in a pass, and Approve does not release it either: an
 // adjustment into an invoiced period is a proration that cannot be
 // reversed. Its reason names the period and suggests

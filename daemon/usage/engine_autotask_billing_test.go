@@ -125,3 +125,32 @@ func TestEngine_Sync_repeatServiceFails(t *testing.T) {
 		t.Errorf("status of cust-b = %+v, want succeeded", cs)
 	}
 }
+
+// TestEngine_Sync_laterPostedPeriodHeld: Acme's December is approved and
+// posted while November, the period at the effective date, is still open
+// (posted out of order). Autotask carries a November adjustment into every
+// later period, so writing it would alter the invoiced December: the line
+// is held, naming December, and nothing is written. Globex is written.
+func TestEngine_Sync_laterPostedPeriodHeld(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 30, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 10, etPeriodDay)
+	h.at.PostPeriod(h.contractA, time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC))
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,12")
+
+	res := h.sync(PassOptions{})
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || c.Approvable() ||
+		!strings.Contains(c.Reason, "the billing period 2026-12-01 to 2026-12-31 is already approved and posted (invoiced) in Autotask") ||
+		!strings.Contains(c.Reason, "a change dated 2026-11-01") {
+		t.Errorf("Acme Intercept X change = %+v, want held for the posted December", c)
+	}
+	for _, a := range h.at.Adjustments() {
+		if a.ContractID == h.contractA || a.IntoPostedPeriod {
+			t.Errorf("adjustment %+v written, want none to Acme and none into a posted period", a)
+		}
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 30)
+	h.wantUnits(h.contractB, h.svcIntercept, 12)
+}

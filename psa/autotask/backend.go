@@ -464,7 +464,13 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 	g.SetLimit(b.client.MaxConcurrency() + 1)
 	for i, chunk := range chunks {
 		g.Go(func() error {
-			q := NewQuery(In("contractID", chunk...), Lte("startDate", monthEnd(day)), Gte("endDate", day))
+			// The rows of day's month, and the posted rows after it: a
+			// change dated day carries into those too (see toLines).
+			// Periods are normally posted in order, so the second part
+			// finds no row and costs nothing.
+			q := NewQuery(In("contractID", chunk...), Or(
+				And(Lte("startDate", monthEnd(day)), Gte("endDate", day)),
+				And(Gt("startDate", monthEnd(day)), Exist("approveAndPostDate"))))
 			q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
 			units, _, err := b.client.ContractServiceUnits.List(gctx, q)
 			var unreadable *UnreadableRowsError
@@ -557,7 +563,10 @@ func monthEnd(day time.Time) time.Time {
 // overlap [day, end of day's month]: the row that contains day (the latest
 // that started, should rows overlap) gives the quantity, and the rows that
 // start after day give LaterChanges. A service without a row containing day
-// has no line.
+// has no line. A posted row that starts after day's month (a later period
+// approved and posted while the one at day is not) makes the line Posted,
+// with that row's period: Autotask carries a change dated day into every
+// later period, so it would alter that invoiced one.
 //
 // A service whose rows belong to more than one contract service (a repeat
 // service: the contract holds it on two lines) has no line either: when
@@ -573,11 +582,20 @@ func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service in
 	// a row of another contract service under the same key.
 	first := make(map[key]*ContractServiceUnit, len(rows))
 	repeats := map[key][]*ContractServiceUnit{}
+	// postedLater is the first posted row of each key after day's month.
+	postedLater := map[key]*ContractServiceUnit{}
+	end := monthEnd(day)
 	for _, r := range rows {
 		k := key{r.ContractID, r.ServiceID}
 		if r.EndDate.Before(day) && !r.StartDate.After(day) {
 			// Not in the window; only a query without an endDate filter
 			// returns such rows.
+			continue
+		}
+		if r.StartDate.After(end) {
+			if p, ok := postedLater[k]; !r.ApproveAndPostDate.IsZero() && (!ok || r.StartDate.Before(p.StartDate.Time)) {
+				postedLater[k] = r
+			}
 			continue
 		}
 		if f, ok := first[k]; !ok {
@@ -644,6 +662,9 @@ func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service in
 			// instead of replacing them.
 			line = toLine(rs[0])
 			line.Quantity, line.PeriodStart, line.PeriodEnd, line.Posted = 0, day, time.Time{}, false
+		}
+		if p := postedLater[k]; p != nil && !line.Posted {
+			line.Posted, line.PeriodStart, line.PeriodEnd = true, p.StartDate.Time, p.EndDate.Time
 		}
 		units := line.Quantity
 		for _, r := range rs {

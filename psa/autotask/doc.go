@@ -68,5 +68,7 @@
 // with a unit row that cannot be read (units null, a field of the wrong
 // type), whose other rows are not used either. A line whose unit
 // row at the read date has an approveAndPostDate is psa.ContractLine.Posted
-// (its period is invoiced), and SetQuantity refuses to adjust it.
+// (its period is invoiced), and so is one with a later row posted out of
+// order (an adjustment carries into every later period); SetQuantity
+// refuses to adjust it.
 package autotask

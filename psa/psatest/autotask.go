@@ -644,6 +644,26 @@ func (a *Autotask) PostPeriods(contractID int64, through time.Time) {
 	a.postPeriodsLocked(contractID, day(through))
 }
 
+// PostPeriod marks the unit rows of a contract that contain at (a
+// calendar day) as approved and posted, and no other: a period posted out
+// of order, while earlier ones are still open.
+func (a *Autotask) PostPeriod(contractID int64, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mustGetLocked(entContracts, contractID)
+	at, now := day(at), a.clock().UTC()
+	for _, cs := range a.tables[entContractServices].all() {
+		if cs.int("contractID") != contractID {
+			continue
+		}
+		for _, r := range a.unitRowsLocked(cs.id()) {
+			if !r.time("startDate").After(at) && !r.time("endDate").Before(at) {
+				r["approveAndPostDate"] = now
+			}
+		}
+	}
+}
+
 func (a *Autotask) postPeriodsLocked(contractID int64, through time.Time) {
 	now := a.clock().UTC()
 	for _, cs := range a.tables[entContractServices].all() {
