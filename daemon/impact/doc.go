@@ -10,8 +10,9 @@
 // quantity on the line now, what the next pass would leave under each set of
 // mappings, and the unit price (the contract line's own where the PSA
 // reports one, Autotask and ConnectWise, else the service's: the plan's
-// planned price for a psa_service it manages, the PSA's otherwise), and
-// gives the monthly amount delta. A line psa-syncd stops setting keeps its
+// planned price for a psa_service it manages, the PSA's otherwise; a Kaseya
+// BMS line keeps the price it was posted at, so a new price reaches only
+// the lines a pass posts), and gives the monthly amount delta. A line psa-syncd stops setting keeps its
 // quantity: a customer moved to another contract is still billed on the old
 // one, and the report shows it.
 //

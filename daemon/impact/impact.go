@@ -396,13 +396,17 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			l.PriceFrom = PriceFromService
 			l.UnitPrice, l.ProposedUnitPrice = c.servicePrice(k.service, false), c.servicePrice(k.service, true)
 		}
+		keepsPrice := hasLine || c.keepsPostedPrice(l, cp)
+		if !hasLine && keepsPrice {
+			l.ProposedUnitPrice = l.UnitPrice
+		}
 
 		// Both plans compute a synced line from the same usage: with the
 		// same products (and the same failure, if any) it comes out the same.
 		same := l.CurrentSynced == l.ProposedSynced && sameFloat(l.UnitPrice, l.ProposedUnitPrice) &&
 			(!l.CurrentSynced || (slices.Equal(cc.Products, cp.Products) && (cc.Action == usage.ActionFailed) == (cp.Action == usage.ActionFailed) &&
 				(cc.Action != usage.ActionFailed || cc.Reason == cp.Reason)))
-		if same && (!priceChanged || !hasLine) {
+		if same && (!priceChanged || !keepsPrice) {
 			continue
 		}
 		monthsBefore, monthsAfter := c.periodMonths(k.service, false), c.periodMonths(k.service, true)
@@ -603,6 +607,16 @@ func (c *compare) quantity(synced bool, ch usage.Change, now *int64) (*int64, *H
 	return ptr(ch.Desired), nil
 }
 
+// keepsPostedPrice reports whether a line without a price of its own that
+// can be read (Kaseya BMS) keeps its price under the proposed mappings: BMS
+// keeps on every line the price it was posted at, and a pass posts a line
+// only when it sets its units, at the service's price then. So a service's
+// new price reaches only the lines the pass after apply writes.
+func (c *compare) keepsPostedPrice(l Line, cp usage.Change) bool {
+	return l.PriceFrom == PriceFromService && c.current.PSA.System == psa.SystemKaseyaBMS &&
+		(!l.ProposedSynced || cp.Action != usage.ActionUpdate)
+}
+
 // servicePrice is a service's unit price before (after = false) or after
 // apply: the plan's value for a psa_service it manages, else the PSA's.
 func (c *compare) servicePrice(id string, after bool) *float64 {
@@ -740,9 +754,12 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 		}
 	}
 	if priceChanged {
-		switch l.PriceFrom {
-		case PriceFromLine:
+		switch {
+		case l.PriceFrom == PriceFromLine:
 			parts = append(parts, fmt.Sprintf("service price %s → %s applies to new lines only; this line keeps its own price",
+				money(*svc.Before), money(*svc.After)))
+		case c.keepsPostedPrice(l, cp):
+			parts = append(parts, fmt.Sprintf("service price %s → %s applies to the lines a pass posts; this line's units do not change, so it is not posted again and keeps the price it was posted at",
 				money(*svc.Before), money(*svc.After)))
 		default:
 			parts = append(parts, fmt.Sprintf("service price %s → %s", money(*svc.Before), money(*svc.After)))

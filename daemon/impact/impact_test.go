@@ -24,6 +24,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -547,4 +548,77 @@ func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
 		t.Errorf("report lists newly billed %+v and newly unmapped %+v; want neither: customer newco goes from unmapped to usage_sync = false, "+
 			"and its usage stays unbilled", rep.NewlyBilled, rep.Unmapped)
 	}
+}
+
+// TestBillingImpact_kaseyaBMSPriceChange: Kaseya BMS keeps on each contract
+// line the price it was posted at, and a pass posts a line only when its
+// units change (psa-syncd's ledger says what they are). After a service's
+// price changes, the next pass posts the lines whose units change at the new
+// price; a line whose units stay the same is not posted and bills at its old
+// price. The report must say what each line bills after that pass: its
+// units and its price.
+func TestBillingImpact_kaseyaBMSPriceChange(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[4]
+	if change.Name != "service_price_change" {
+		t.Fatalf("Changes[4] is %s", change.Name)
+	}
+	w := impacttest.New(t, psa.SystemKaseyaBMS)
+	var rep *impact.Report
+	w.AfterApply = func(doc *export.Document) {
+		if rep == nil {
+			t.Fatal("the plan check did not compute a report")
+		}
+		// The pass runs more than 10 minutes after the services were
+		// last read (the README: "a price changed in BMS is posted at
+		// most 10 minutes later"), in a process of its own.
+		kept, err := w.State.CatalogServices(psa.SystemKaseyaBMS, []string{"3001", "3002"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var aged []state.CatalogService
+		for _, s := range kept {
+			s.ReadAt = s.ReadAt.Add(-time.Hour)
+			aged = append(aged, s)
+		}
+		if err := w.State.PutCatalogServices(aged); err != nil {
+			t.Fatal(err)
+		}
+		be, err := backends.New(w.BackendConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng := usage.NewEngine(usage.EngineOptions{Backend: be, Source: w.Source, State: w.State,
+			Policies: usage.DefaultPolicies, Now: func() time.Time { return impacttest.Now }})
+		res, err := eng.Sync(t.Context(), doc, usage.PassOptions{Trigger: usage.TriggerCLI})
+		if err != nil || res.Run.Result != "success" {
+			t.Fatalf("sync after apply: %v, %+v", err, res.Run)
+		}
+		eff := res.Plan.EffectiveDate
+		for _, l := range rep.Lines {
+			contract, _ := strconv.Atoi(l.ContractID)
+			service, _ := strconv.Atoi(l.ServiceID)
+			// The line in force at the effective date: the latest
+			// effective, the latest posted among equals.
+			var billed *psatest.KaseyaBMSLine
+			for _, sl := range w.Sim.KaseyaBMS().ServiceLines(contract) {
+				if sl.ServiceID == service && !sl.EffectiveDate.After(eff) && (billed == nil || !sl.EffectiveDate.Before(billed.EffectiveDate)) {
+					billed = &sl
+				}
+			}
+			if billed == nil || l.Proposed == nil || l.ProposedUnitPrice == nil {
+				t.Errorf("line %s/%s: report %v × %v, pass after apply left %+v", l.ContractID, l.ServiceName, l.Proposed, l.ProposedUnitPrice, billed)
+				continue
+			}
+			if int64(billed.Units) != *l.Proposed || billed.UnitPrice != *l.ProposedUnitPrice {
+				t.Errorf("line %s/%s (%s): the report says it bills %d × %.2f after apply, the pass after apply leaves %d × %.2f",
+					l.CustomerID, l.ContractID, l.ServiceName, *l.Proposed, *l.ProposedUnitPrice, billed.Units, billed.UnitPrice)
+			}
+		}
+	}
+	w.Plan(t, impacttest.Before, change.Config, func(planJSON []byte, current *export.Document) {
+		var md string
+		rep, md = report(t, impact.Options{Backend: w.Backend, Source: w.Source, State: w.State}, planJSON, current, impact.FormatMarkdown)
+		golden(t, "kaseya_bms_price_change.md", md)
+	})
 }
