@@ -358,7 +358,11 @@ func capitalize(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// md escapes the characters that would break a Markdown table cell.
+// md escapes the characters that would break a Markdown table cell or make
+// markup of a name: a line break (a carriage return ends a line too), a
+// pipe, HTML, and the brackets of a link or an image. The names come from
+// the PSA and the usage source, and the report is posted publicly.
 func md(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.NewReplacer("|", `\|`, "\r\n", " ", "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;",
+		`\`, `\\`, "[", `\[`, "]", `\]`).Replace(s)
 }
