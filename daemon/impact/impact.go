@@ -265,6 +265,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		rep.NotComputed = append(rep.NotComputed, "Quantities now: Kaseya BMS cannot report a contract line's units, and psa-syncd's ledger (its state database) is not available here; prices are the services' (BMS lines have none of their own that can be read).")
 	}
 
+	if tp.Mismatch != "" {
+		rep.NotComputed = append([]string{tp.Mismatch}, rep.NotComputed...)
+	}
 	rep.NotComputed = append(rep.NotComputed, tp.Unresolved...)
 	if usageKnown {
 		usageProblems(rep, o.SourceName, cur, prop, src.records(cur.Period))

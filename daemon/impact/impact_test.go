@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -620,5 +621,48 @@ func TestBillingImpact_kaseyaBMSPriceChange(t *testing.T) {
 		var md string
 		rep, md = report(t, impact.Options{Backend: w.Backend, Source: w.Source, State: w.State}, planJSON, current, impact.FormatMarkdown)
 		golden(t, "kaseya_bms_price_change.md", md)
+	})
+}
+
+// TestBillingImpact_otherExport: the plan was made against one mapping
+// export, and the report reads another (the CI configuration names the
+// export of another PSA instance or Terraform workspace, or a store path
+// that holds none yet). Its figures then compare the plan with mappings
+// Terraform never saw, and look as plausible as any: the report must say
+// that the plan and the export disagree, and head itself as incomplete,
+// rather than report those figures as the change.
+func TestBillingImpact_otherExport(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, impacttest.Before, impacttest.Changes[2].Config, func(planJSON []byte, current *export.Document) {
+		// Another export of the same PSA: Globex is not in it, and Acme
+		// is on the contract the plan moves it to.
+		other := current.Clone()
+		other.DeleteCustomer(impacttest.SourceName, "globex-tenant")
+		acme, _ := current.Customer(impacttest.SourceName, "acme-tenant")
+		moved, _ := current.Customer(impacttest.SourceName, "globex-tenant")
+		acme.ContractID = moved.ContractID
+		other.PutCustomer(acme)
+		for name, doc := range map[string]*export.Document{"another export": other, "no export yet": export.New(psa.SystemAutotask, "")} {
+			o := impact.Options{Backend: w.Backend, Source: w.Source}
+			if len(doc.CustomerMappings) == 0 {
+				o.NoExport = "psa-mappings.json"
+			}
+			rep, md := report(t, o, planJSON, doc, impact.FormatMarkdown)
+			var mismatch []string
+			for _, n := range rep.NotComputed {
+				if strings.Contains(n, "not the one this plan was made against") {
+					mismatch = append(mismatch, n)
+				}
+			}
+			if len(mismatch) != 1 || !strings.Contains(mismatch[0], "psa_customer_mapping.acme") || !strings.Contains(md, "Incomplete report") {
+				t.Errorf("%s: not computed = %q; want one entry saying the export is not the plan's, naming psa_customer_mapping.acme:\n%s", name, rep.NotComputed, md)
+			}
+		}
+		if rep, _ := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown); slices.ContainsFunc(rep.NotComputed, func(n string) bool {
+			return strings.Contains(n, "not the one this plan was made against")
+		}) {
+			t.Errorf("the export the plan was made against: not computed = %q, want no mismatch", rep.NotComputed)
+		}
 	})
 }

@@ -40,6 +40,10 @@ type TerraformPlan struct {
 	// lines of those mappings stand under a placeholder service without a
 	// price. Set by Apply.
 	Unresolved []string
+	// Mismatch, when set, says that the export given to Apply is not the
+	// one the plan was made against: mappings the plan has in its state
+	// are missing from it, or differ. Set by Apply.
+	Mismatch string
 }
 
 // PlannedService is a psa_service resource in a plan.
@@ -178,6 +182,7 @@ func (tp *TerraformPlan) Changed() bool {
 func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, error) {
 	doc := current.Clone()
 	tp.Notes, tp.Unresolved = nil, nil
+	tp.Mismatch = tp.mismatch(current)
 	unresolved := map[string][]string{} // reference -> mapping addresses
 	var refs []string
 	// Deletions first, so that a mapping replaced under another key, or a
@@ -242,6 +247,52 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 		return nil, fmt.Errorf("the mapping export after this plan would be invalid: %w", err)
 	}
 	return doc, nil
+}
+
+// mismatch says how current differs from the export the plan was made
+// against, "" when it does not. The provider reads every mapping in its
+// state from the export when it plans, so a mapping the plan has before
+// apply (to keep, change or destroy) is in that export as the plan has it.
+// One that is missing, or maps to another service or contract, means that
+// current is another export (of another PSA instance or Terraform
+// workspace, a store the configuration misnames) or has changed since.
+func (tp *TerraformPlan) mismatch(current *export.Document) string {
+	var diffs []string
+	for _, rc := range tp.changes {
+		before := values(rc.Change.Before)
+		if len(before) == 0 {
+			continue
+		}
+		source := str(before, "source")
+		switch rc.Type {
+		case "psa_product_mapping":
+			product, service := str(before, "product"), str(before, "service_id")
+			switch pm, ok := current.Product(source, product); {
+			case !ok:
+				diffs = append(diffs, fmt.Sprintf("%s (%s/%s) is not in it", rc.Address, source, product))
+			case pm.ServiceID != service:
+				diffs = append(diffs, fmt.Sprintf("%s (%s/%s) maps to service %s in it, to %s in the plan", rc.Address, source, product, pm.ServiceID, service))
+			}
+		case "psa_customer_mapping":
+			customer, contract := str(before, "customer_id"), str(before, "contract_id")
+			switch cm, ok := current.Customer(source, customer); {
+			case !ok:
+				diffs = append(diffs, fmt.Sprintf("%s (%s/%s) is not in it", rc.Address, source, customer))
+			case cm.ContractID != contract:
+				diffs = append(diffs, fmt.Sprintf("%s (%s/%s) is on contract %s in it, on %s in the plan", rc.Address, source, customer, cm.ContractID, contract))
+			}
+		}
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	const maxDiffs = 5
+	if len(diffs) > maxDiffs {
+		diffs = append(diffs[:maxDiffs], fmt.Sprintf("%d more", len(diffs)-maxDiffs))
+	}
+	return "Every figure: the mapping export in use is not the one this plan was made against (" + strings.Join(diffs, "; ") +
+		"). It is the export of another PSA instance or Terraform workspace, or it changed after the plan, so the report compares the plan with mappings Terraform did not plan against. " +
+		"Give psa-syncd the store the provider writes (export_url or export_path), or plan again."
 }
 
 // plannedValues are one resource's values after apply, with unknown ones
