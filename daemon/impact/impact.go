@@ -268,6 +268,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	if tp.Mismatch != "" {
 		rep.NotComputed = append([]string{tp.Mismatch}, rep.NotComputed...)
 	}
+	rep.NotComputed = append(rep.NotComputed, tp.otherSources(o.SourceName)...)
 	rep.NotComputed = append(rep.NotComputed, tp.Unresolved...)
 	if usageKnown {
 		usageProblems(rep, o.SourceName, cur, prop, src.records(cur.Period))

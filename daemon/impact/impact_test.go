@@ -666,3 +666,40 @@ func TestBillingImpact_otherExport(t *testing.T) {
 		}
 	})
 }
+
+// TestBillingImpact_otherSource: one export holds the mappings of every
+// usage source, and each source has a psa-syncd of its own. A plan that
+// changes only another source's mappings changes what that psa-syncd
+// bills; the report, configured for one source, must not call it "No
+// billing change", but say which mappings it did not compute.
+func TestBillingImpact_otherSource(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	change := impacttest.Before + `
+resource "psa_service" "m365" {
+  name       = "Microsoft 365 Business Premium"
+  unit_price = 22
+}
+
+resource "psa_product_mapping" "pax8_m365" {
+  source     = "pax8"
+  product    = "M365-BP"
+  service_id = psa_service.m365.id
+}
+
+resource "psa_customer_mapping" "acme_pax8" {
+  source        = "pax8"
+  customer_id   = "acme-pax8"
+  customer_name = "Acme"
+  company_id    = data.psa_company.acme.id
+  contract_id   = data.psa_contract.acme_security.id
+}
+`
+	w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+		rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		if len(rep.NotComputed) != 1 || !strings.Contains(rep.NotComputed[0], "usage source pax8 (psa_customer_mapping.acme_pax8, psa_product_mapping.pax8_m365)") ||
+			!strings.Contains(md, "Incomplete report") {
+			t.Errorf("not computed = %q; want one entry naming the pax8 mappings:\n%s", rep.NotComputed, md)
+		}
+	})
+}

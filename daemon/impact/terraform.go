@@ -249,6 +249,37 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 	return doc, nil
 }
 
+// otherSources says, for each usage source other than name, which
+// product and customer mappings of it the plan changes: another psa-syncd,
+// configured for that source, bills them.
+func (tp *TerraformPlan) otherSources(name string) []string {
+	bySource := map[string][]string{}
+	var sources []string
+	for _, rc := range tp.changes {
+		if a := rc.Change.Actions; a.NoOp() || a.Read() || rc.Type != "psa_product_mapping" && rc.Type != "psa_customer_mapping" {
+			continue
+		}
+		for _, v := range []map[string]any{values(rc.Change.Before), values(rc.Change.After)} {
+			source := str(v, "source")
+			if source == "" || source == name || slices.Contains(bySource[source], rc.Address) {
+				continue
+			}
+			if bySource[source] == nil {
+				sources = append(sources, source)
+			}
+			bySource[source] = append(bySource[source], rc.Address)
+		}
+	}
+	slices.Sort(sources)
+	var out []string
+	for _, source := range sources {
+		slices.Sort(bySource[source])
+		out = append(out, fmt.Sprintf("The mappings of usage source %s (%s): this report computes the usage of %s only, the source of its configuration, and the psa-syncd that syncs %s bills them; run the report with its configuration too.",
+			source, strings.Join(bySource[source], ", "), name, source))
+	}
+	return out
+}
+
 // mismatch says how current differs from the export the plan was made
 // against, "" when it does not. The provider reads every mapping in its
 // state from the export when it plans, so a mapping the plan has before
