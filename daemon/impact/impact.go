@@ -390,6 +390,10 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		}
 		l.Current, l.CurrentHeld = c.quantity(l.CurrentSynced, cc, l.Now)
 		l.Proposed, l.ProposedHeld = c.quantity(l.ProposedSynced, cp, l.Now)
+		if cm, ok := c.proposed.Customer(k.source, k.customer); ok && !l.ProposedSynced && isUnknown(cm.ContractID) && cm.ContractID != k.contract {
+			// The contract known only after apply may be this one.
+			l.Proposed, l.ProposedHeld = nil, nil
+		}
 
 		svc, managed := c.tp.serviceByID(k.service)
 		priceChanged := managed && !svc.Created && svc.Before != nil && svc.After != nil && *svc.Before != *svc.After
@@ -718,6 +722,8 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 		switch {
 		case l.NewService:
 			parts = append(parts, "new product mapping: "+products(cp.Products)+", to a service this plan creates (its id is known after apply)")
+		case okC && cmC.ContractID != l.ContractID && cmC.UsageSync && isUnknown(l.ContractID):
+			parts = append(parts, fmt.Sprintf("the customer's contract is known only after apply: unless it is contract %s, the customer moves here from it", cmC.ContractID))
 		case okC && cmC.ContractID != l.ContractID && cmC.UsageSync:
 			parts = append(parts, fmt.Sprintf("customer moved here from contract %s", cmC.ContractID))
 		case !okC:
@@ -740,6 +746,8 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 		switch {
 		case !okP:
 			parts = append(parts, "customer mapping removed; "+keeps)
+		case isUnknown(cmP.ContractID):
+			parts = append(parts, "the customer's contract is known only after apply: if it is another one, this line is no longer synced and keeps its units")
 		case cmP.ContractID != l.ContractID:
 			parts = append(parts, fmt.Sprintf("customer moved to contract %s; %s (still billed here)", cmP.ContractID, keeps))
 		case !cmP.UsageSync:

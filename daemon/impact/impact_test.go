@@ -703,3 +703,33 @@ resource "psa_customer_mapping" "acme_pax8" {
 		}
 	})
 }
+
+// TestBillingImpact_contractKnownAfterApply: a data source that depends
+// on a resource the plan changes is read during apply, so the contract id
+// it gives a customer mapping is unknown in the plan, although it may well
+// be the contract the customer is on now. The report must not show the
+// customer as moved, with its lines there kept and billed twice: it says
+// the contract is known only after apply, and the lines of that customer
+// on its contract now are not computed.
+func TestBillingImpact_contractKnownAfterApply(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	change := strings.Replace(impacttest.Changes[0].Config, `data "psa_contract" "acme" {
+  company_id = data.psa_company.acme.id`, `data "psa_contract" "acme" {
+  depends_on = [psa_service.mdr]
+  company_id = data.psa_company.acme.id`, 1)
+	w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
+		rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)
+		acme, _ := current.Customer(impacttest.SourceName, "acme-tenant")
+		if !slices.ContainsFunc(rep.NotComputed, func(n string) bool {
+			return strings.Contains(n, "psa_customer_mapping.acme") && strings.Contains(n, "known only after apply")
+		}) || !strings.Contains(md, "Incomplete report") {
+			t.Errorf("not computed = %q; want an entry saying the contract of psa_customer_mapping.acme is known only after apply:\n%s", rep.NotComputed, md)
+		}
+		for _, l := range rep.Lines {
+			if l.ContractID == acme.ContractID && (l.Proposed != nil || l.MonthlyDelta != nil || strings.Contains(l.Why, "moved")) {
+				t.Errorf("line %s/%s on Acme's contract now: proposed %v, delta %v, why %q; want both unknown, and no move", l.ContractID, l.ServiceName, l.Proposed, l.MonthlyDelta, l.Why)
+			}
+		}
+	})
+}

@@ -184,7 +184,7 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 	tp.Notes, tp.Unresolved = nil, nil
 	tp.Mismatch = tp.mismatch(current)
 	unresolved := map[string][]string{} // reference -> mapping addresses
-	var refs []string
+	var refs, contracts []string
 	// Deletions first, so that a mapping replaced under another key, or a
 	// key that moves from one resource to another, ends up present.
 	for _, rc := range tp.changes {
@@ -229,11 +229,23 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 			}
 			doc.PutProduct(pm)
 		case "psa_customer_mapping":
-			doc.PutCustomer(export.CustomerMapping{
+			cm := export.CustomerMapping{
 				Source: v.str("source"), CustomerID: v.str("customer_id"), CustomerName: v.str("customer_name"),
 				CompanyID: v.str("company_id"), ContractID: v.str("contract_id"),
 				UsageSync: v.bool("usage_sync"), TicketSync: v.bool("ticket_sync"),
-			})
+			}
+			if isUnknown(cm.ContractID) {
+				// A data source read during apply (it depends on a
+				// resource the plan changes) may give the contract the
+				// customer is on now: the report cannot tell.
+				now := ""
+				if old, ok := current.Customer(cm.Source, cm.CustomerID); ok {
+					now = ", on contract " + old.ContractID + " now"
+				}
+				contracts = append(contracts, fmt.Sprintf("The contract of %s (customer %s%s): it becomes known only after apply (%s), so the report cannot tell whether the customer stays on it or moves; its lines there are shown as ?.",
+					rc.Address, cm.CustomerID, now, strings.TrimPrefix(cm.ContractID, unknownPrefix)))
+			}
+			doc.PutCustomer(cm)
 		case "psa_integration":
 			doc.Integration = &export.Integration{Enabled: v.bool("enabled"), Schedule: v.str("schedule"), Timezone: v.str("timezone")}
 		}
@@ -243,6 +255,7 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 		tp.Unresolved = append(tp.Unresolved, fmt.Sprintf("The service of %s (%s): which service it is becomes known only after apply, and the report cannot tell from the plan (it resolves a psa_service instance by a literal key, each.key, count.index, or each.value of a for_each given literally or by a root variable); their lines stand under one placeholder service, without a price.",
 			strings.Join(unresolved[ref], ", "), ref))
 	}
+	tp.Unresolved = append(tp.Unresolved, contracts...)
 	if err := doc.Validate(); err != nil {
 		return nil, fmt.Errorf("the mapping export after this plan would be invalid: %w", err)
 	}
