@@ -1,9 +1,12 @@
 package impact
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -115,7 +118,67 @@ func (r *Report) summary() string {
 	return strings.Join(parts, "; ")
 }
 
+// maxMarkdown bounds the size of a Markdown report, in bytes: it is posted
+// as a pull-request comment, and GitHub refuses a comment of more than
+// 65,536 characters (the comment step fails and the comment of the last
+// push stays). A report that would be larger leaves out the contract lines
+// with the smallest monthly delta (markdownLines).
+const maxMarkdown = 60000
+
 func writeMarkdown(w io.Writer, r *Report) error {
+	body := markdown(r, nil)
+	if len(body) > maxMarkdown {
+		body = markdown(r, markdownLines(r, len(body)-maxMarkdown))
+	}
+	_, err := io.WriteString(w, body)
+	return err
+}
+
+// markdownRow is a contract line's row in the Markdown table.
+func markdownRow(l Line) string {
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID),
+		md(serviceLabel(l, true)), quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
+}
+
+// linesLeftOut is the note under a Markdown table that leaves out lines
+// (at most this long, with the numbers).
+const linesLeftOut = "\n*%d of %d contract lines are not shown, those with the smallest monthly Δ, to keep this comment within GitHub's limit; the totals above count them. `psa-syncd plan -terraform-plan` with `-format table` or `-format json` lists every line.*\n"
+
+// markdownLines chooses the contract lines a Markdown report shows when the
+// whole report is excess bytes too large: it leaves out the rows of the
+// lines with the smallest monthly delta (of those with a known delta and
+// no hold) until enough bytes are saved, so that the lines that change the
+// invoices most, and those with a ? or a hold, stay.
+func markdownLines(r *Report, excess int) []bool {
+	order := make([]int, len(r.Lines))
+	for i := range order {
+		order[i] = i
+	}
+	weight := func(l Line) float64 {
+		if l.MonthlyDelta == nil || l.ProposedHeld != nil || l.CurrentHeld != nil {
+			return math.Inf(1)
+		}
+		return math.Abs(*l.MonthlyDelta)
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(weight(r.Lines[a]), weight(r.Lines[b])) })
+	show := make([]bool, len(r.Lines))
+	for i := range show {
+		show[i] = true
+	}
+	saved := -len(fmt.Sprintf(linesLeftOut, len(r.Lines), len(r.Lines)))
+	for _, i := range order {
+		if saved >= excess {
+			break
+		}
+		show[i] = false
+		saved += len(markdownRow(r.Lines[i]))
+	}
+	return show
+}
+
+// markdown renders r in Markdown, with the contract lines show says (nil:
+// every line).
+func markdown(r *Report, show []bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### psa-sync billing impact\n\n%s, period %s, changes effective %s.\n\n", r.System.Title(), r.Period, r.EffectiveDate)
 	if r.NoExport != "" {
@@ -144,9 +207,16 @@ func writeMarkdown(w io.Writer, r *Report) error {
 	if len(r.Lines) > 0 {
 		b.WriteString("\n| Customer | Contract | Service | Now | Current mappings | Proposed | Unit price | Monthly Δ | Why |\n")
 		b.WriteString("|---|---|---|--:|--:|--:|--:|--:|---|\n")
-		for _, l := range r.Lines {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID),
-				md(serviceLabel(l, true)), quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), md(l.Why))
+		left := 0
+		for i, l := range r.Lines {
+			if show != nil && !show[i] {
+				left++
+				continue
+			}
+			b.WriteString(markdownRow(l))
+		}
+		if left > 0 {
+			fmt.Fprintf(&b, linesLeftOut, left, len(r.Lines))
 		}
 	}
 	if len(r.UsageSync) > 0 {
@@ -180,8 +250,7 @@ func writeMarkdown(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "- %s\n", md(n))
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.String()
 }
 
 func writeTable(w io.Writer, r *Report) error {

@@ -2,9 +2,12 @@ package impact_test
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -55,5 +58,48 @@ func TestWrite_markdownNames(t *testing.T) {
 	// An unescaped [ opens a link or an image.
 	if m := regexp.MustCompile(`(^|[^\\])(\\\\)*\[`).FindString(md); m != "" {
 		t.Errorf("the Markdown report holds an unescaped [ (%q), which makes a link or an image:\n%s", m, md)
+	}
+}
+
+// TestWrite_markdownFitsComment: a plan that touches every customer (a
+// price change of the main service, for an MSP with a thousand customers)
+// gives a line per customer. GitHub refuses a comment of more than 65,536
+// characters, so the comment step would fail and leave the report of the
+// previous push in the pull request. The Markdown report stays within the
+// limit: it leaves out the lines with the smallest monthly delta, keeps
+// those with a ? and the largest deltas, and says how many it left out.
+func TestWrite_markdownFitsComment(t *testing.T) {
+	t.Parallel()
+	q, p := int64(40), 4.5
+	rep := &impact.Report{System: psa.SystemAutotask, Period: "2026-11", EffectiveDate: "2026-11-01", PlanChanges: true}
+	for i := range 1000 {
+		d := 0.0
+		l := impact.Line{Source: "sophos", CustomerID: fmt.Sprintf("customer-%04d", i), CustomerName: fmt.Sprintf("Customer %04d Ltd", i),
+			ContractID: strconv.Itoa(29684000 + i), ServiceID: "30000000", ServiceName: "Sophos Intercept X Advanced",
+			Now: &q, Current: &q, Proposed: &q, UnitPrice: &p, ProposedUnitPrice: &p, PriceFrom: impact.PriceFromLine, MonthlyDelta: &d,
+			Why: "service price 4.50 → 5.00 applies to new lines only; this line keeps its own price"}
+		switch i {
+		case 500:
+			removed := -1800.0
+			l.MonthlyDelta, l.Why = &removed, "customer mapping removed"
+		case 700:
+			l.MonthlyDelta, l.Why = nil, "cannot be computed"
+		}
+		rep.Lines = append(rep.Lines, l)
+	}
+	rep.Totals = impact.Totals{MonthlyDelta: -1800, Down: 1, Unknown: 1}
+	var buf bytes.Buffer
+	if err := impact.Write(&buf, rep, impact.FormatMarkdown); err != nil {
+		t.Fatal(err)
+	}
+	md := buf.String()
+	if n := utf8.RuneCountInString(md); n > 65536 {
+		t.Fatalf("the Markdown report has %d characters; GitHub refuses a comment of more than 65,536", n)
+	}
+	for _, want := range []string{"Customer 0500 Ltd (customer-0500) | 29684500 |", "Customer 0700 Ltd (customer-0700) | 29684700 |", "-1800.00 per month on 1000 contract lines",
+		"contract lines are not shown, those with the smallest monthly Δ"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the Markdown report lacks %q", want)
+		}
 	}
 }
