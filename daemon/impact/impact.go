@@ -289,7 +289,50 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		rep.Integration = "on"
 	}
 	rep.Totals = total(rep.Lines)
+	rep.redact(tp.sensitive)
 	return rep, nil
+}
+
+// redact replaces the values in every text of the report (names, ids,
+// reasons) with "(sensitive)". Values shorter than three characters are
+// left: they would blank out quantities and prices as well.
+func (r *Report) redact(values []string) {
+	var pairs []string
+	values = slices.Clone(values)
+	slices.SortFunc(values, func(a, b string) int { return cmp.Compare(len(b), len(a)) }) // the longest first
+	for _, v := range values {
+		if len(v) >= 3 {
+			pairs = append(pairs, v, "(sensitive)")
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	rp := strings.NewReplacer(pairs...)
+	for i := range r.Lines {
+		l := &r.Lines[i]
+		for _, s := range []*string{&l.CustomerName, &l.CustomerID, &l.ContractID, &l.ServiceID, &l.ServiceName, &l.Why} {
+			*s = rp.Replace(*s)
+		}
+	}
+	for i := range r.UsageSync {
+		sc := &r.UsageSync[i]
+		for _, s := range []*string{&sc.CustomerName, &sc.CustomerID, &sc.Why} {
+			*s = rp.Replace(*s)
+		}
+	}
+	for _, list := range [][]UsageChange{r.Unmapped, r.NewlyBilled} {
+		for i := range list {
+			for _, s := range []*string{&list[i].ID, &list[i].Name, &list[i].Why} {
+				*s = rp.Replace(*s)
+			}
+		}
+	}
+	for _, list := range [][]string{r.NotComputed, r.Notes} {
+		for i := range list {
+			list[i] = rp.Replace(list[i])
+		}
+	}
 }
 
 // total sums up the lines.

@@ -733,3 +733,37 @@ func TestBillingImpact_contractKnownAfterApply(t *testing.T) {
 		}
 	})
 }
+
+// TestBillingImpact_sensitiveValues: Terraform hides a sensitive value in
+// its plan output, but `terraform show -json` holds it in clear text. A
+// customer name from a sensitive variable (the MSP keeps its customer list
+// out of the pull request) must not reach the report either, which is
+// posted as a comment: it shows "(sensitive)" in its place.
+func TestBillingImpact_sensitiveValues(t *testing.T) {
+	t.Parallel()
+	const name = "Acme Confidential Holdings"
+	sensitive := func(config string) string {
+		return strings.Replace(config, `customer_name = "Acme"`, `customer_name = var.acme_name`, 1) + `
+variable "acme_name" {
+  type      = string
+  sensitive = true
+  default   = "` + name + `"
+}
+`
+	}
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, sensitive(impacttest.Before), sensitive(impacttest.Changes[2].Config), func(planJSON []byte, current *export.Document) {
+		if !strings.Contains(string(planJSON), name) {
+			t.Fatalf("the plan JSON does not hold the sensitive value; the test no longer shows anything")
+		}
+		for _, format := range impact.Formats {
+			rep, out := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, format)
+			if strings.Contains(out, name) {
+				t.Errorf("the %s report holds the sensitive customer name %q:\n%s", format, name, out)
+			}
+			if len(rep.Lines) == 0 || !strings.Contains(out, "(sensitive)") {
+				t.Errorf("the %s report shows no line, or no (sensitive) in place of the name:\n%s", format, out)
+			}
+		}
+	})
+}

@@ -40,6 +40,10 @@ type TerraformPlan struct {
 	// lines of those mappings stand under a placeholder service without a
 	// price. Set by Apply.
 	Unresolved []string
+	// sensitive holds the string values that the plan marks sensitive in
+	// psa_* resources: Terraform hides them in its own output, so the
+	// report does too.
+	sensitive []string
 	// Mismatch, when set, says that the export given to Apply is not the
 	// one the plan was made against: mappings the plan has in its state
 	// are missing from it, or differ. Set by Apply.
@@ -109,6 +113,8 @@ func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 			continue
 		}
 		tp.changes = append(tp.changes, rc)
+		tp.sensitive = sensitiveStrings(tp.sensitive, rc.Change.Before, rc.Change.BeforeSensitive)
+		tp.sensitive = sensitiveStrings(tp.sensitive, rc.Change.After, rc.Change.AfterSensitive)
 		if rc.Type == "psa_service" {
 			tp.Services[rc.Address] = newPlannedService(rc)
 		}
@@ -147,6 +153,44 @@ func newPlannedService(rc *tfjson.ResourceChange) *PlannedService {
 		s.PeriodAfter = psa.BillingPeriod(v)
 	}
 	return s
+}
+
+// sensitiveStrings appends to out the strings in v that mark, v's
+// before_sensitive or after_sensitive in the plan, flags as sensitive:
+// true for all of v, or an object or a list of such marks.
+func sensitiveStrings(out []string, v, mark any) []string {
+	switch mark := mark.(type) {
+	case bool:
+		if !mark {
+			return out
+		}
+		switch v := v.(type) {
+		case string:
+			if !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		case map[string]any:
+			for _, e := range v {
+				out = sensitiveStrings(out, e, true)
+			}
+		case []any:
+			for _, e := range v {
+				out = sensitiveStrings(out, e, true)
+			}
+		}
+	case map[string]any:
+		for k, m := range mark {
+			out = sensitiveStrings(out, values(v)[k], m)
+		}
+	case []any:
+		list, _ := v.([]any)
+		for i, m := range mark {
+			if i < len(list) {
+				out = sensitiveStrings(out, list[i], m)
+			}
+		}
+	}
+	return out
 }
 
 // values returns v as an object, or an empty one.
