@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -256,7 +257,7 @@ func markdown(r *Report, show []bool) string {
 func writeTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "Billing impact for %s, period %s, changes effective %s\n\n", r.System.Title(), r.Period, r.EffectiveDate)
 	if r.NoExport != "" {
-		fmt.Fprintf(w, "%s\n\n", noExportText(r.NoExport))
+		fmt.Fprintf(w, "%s\n\n", plain(noExportText(r.NoExport)))
 	}
 	if len(r.NotComputed) > 0 {
 		fmt.Fprintf(w, "WARNING: %s\n\n", strings.ReplaceAll(incompleteText, "`", ""))
@@ -270,15 +271,15 @@ func writeTable(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, "%s.\n", strings.ReplaceAll(capitalize(r.summary()), "`", ""))
 	}
 	for _, n := range r.NotComputed {
-		fmt.Fprintf(w, "Not computed: %s\n", n)
+		fmt.Fprintf(w, "Not computed: %s\n", plain(n))
 	}
 	if len(r.Lines) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tNOW\tCURRENT\tPROPOSED\tUNIT PRICE\tMONTHLY DELTA\tWHY")
 		for _, l := range r.Lines {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nameID(l.CustomerName, l.CustomerID), l.ContractID, serviceLabel(l, false),
-				quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), l.Why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", plain(nameID(l.CustomerName, l.CustomerID)), plain(l.ContractID), plain(serviceLabel(l, false)),
+				quantity(l.Now), heldQuantity(l.Current, l.CurrentHeld), heldQuantity(l.Proposed, l.ProposedHeld), prices(l), deltaText(l.MonthlyDelta), plain(l.Why))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -291,7 +292,7 @@ func writeTable(w io.Writer, r *Report) error {
 			if sc.Starts {
 				verb = "starts"
 			}
-			fmt.Fprintf(w, "  %s %s: %s\n", verb, nameID(sc.CustomerName, sc.CustomerID), sc.Why)
+			fmt.Fprintf(w, "  %s %s: %s\n", verb, plain(nameID(sc.CustomerName, sc.CustomerID)), plain(sc.Why))
 		}
 	}
 	for _, s := range []struct {
@@ -305,14 +306,14 @@ func writeTable(w io.Writer, r *Report) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tID\tNAME\tQUANTITY\tWHY")
 		for _, u := range s.list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", u.Kind, u.ID, u.Name, u.Quantity, u.Why)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", u.Kind, plain(u.ID), plain(u.Name), u.Quantity, plain(u.Why))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(w, "Note: %s\n", n)
+		fmt.Fprintf(w, "Note: %s\n", plain(n))
 	}
 	return nil
 }
@@ -425,6 +426,18 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// plain replaces the control characters of a name in the table format (a
+// tab, a line break, a terminal escape sequence's ESC) with spaces, so that
+// it keeps its row and column and never reaches the terminal.
+func plain(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // md escapes the characters that would break a Markdown table cell or make

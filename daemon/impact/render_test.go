@@ -103,3 +103,27 @@ func TestWrite_markdownFitsComment(t *testing.T) {
 		}
 	}
 }
+
+// TestWrite_tableNames: the table format is for a terminal or a job log. A
+// name with a tab, a line break or a terminal escape sequence must neither
+// shift the columns, split a row, nor reach the terminal.
+func TestWrite_tableNames(t *testing.T) {
+	t.Parallel()
+	hostile := "Acme\tLtd\r\nsecond line\x1b[2K\x1b[1A"
+	q, p := int64(3), 4.5
+	rep := &impact.Report{System: psa.SystemAutotask, Period: "2026-11", EffectiveDate: "2026-11-01", PlanChanges: true,
+		Lines: []impact.Line{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, ContractID: "1", ServiceID: "2", ServiceName: hostile,
+			Now: &q, Current: &q, Proposed: &q, UnitPrice: &p, ProposedUnitPrice: &p, MonthlyDelta: new(float64), Why: "new product mapping: " + hostile}},
+		UsageSync: []impact.SyncChange{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, Starts: true, Why: "new customer mapping"}},
+		Unmapped:  []impact.UsageChange{{Kind: "customer", ID: "evil", Name: hostile, Quantity: 1, Why: "no customer mapping"}},
+		Notes:     []string{"Usage problem: " + hostile},
+	}
+	var buf bytes.Buffer
+	if err := impact.Write(&buf, rep, impact.FormatTable); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.ContainsAny(out, "\t\r\x1b") || strings.Contains(out, "\nsecond line") {
+		t.Errorf("the table report passes a tab, a line break or an escape sequence of a name on:\n%q", out)
+	}
+}
