@@ -694,6 +694,16 @@ resource "psa_customer_mapping" "acme_pax8" {
   company_id    = data.psa_company.acme.id
   contract_id   = data.psa_contract.acme_security.id
 }
+
+# For tickets only: it bills nothing.
+resource "psa_customer_mapping" "globex_pax8" {
+  source        = "pax8"
+  customer_id   = "globex-pax8"
+  customer_name = "Globex"
+  company_id    = data.psa_company.globex.id
+  contract_id   = data.psa_contract.globex.id
+  usage_sync    = false
+}
 `
 	w.Plan(t, impacttest.Before, change, func(planJSON []byte, current *export.Document) {
 		rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown)

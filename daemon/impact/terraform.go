@@ -316,6 +316,14 @@ func (tp *TerraformPlan) otherSources(name string) []string {
 		if a := rc.Change.Actions; a.NoOp() || a.Read() || rc.Type != "psa_product_mapping" && rc.Type != "psa_customer_mapping" {
 			continue
 		}
+		// A mapping that syncs no usage either side (a customer for
+		// tickets only) bills nothing.
+		syncs := map[string]string{"psa_product_mapping": "sync_enabled", "psa_customer_mapping": "usage_sync"}[rc.Type]
+		before, _ := values(rc.Change.Before)[syncs].(bool)
+		after, _ := values(rc.Change.After)[syncs].(bool)
+		if !before && !after && values(rc.Change.AfterUnknown)[syncs] != true {
+			continue
+		}
 		for _, v := range []map[string]any{values(rc.Change.Before), values(rc.Change.After)} {
 			source := str(v, "source")
 			if source == "" || source == name || slices.Contains(bySource[source], rc.Address) {
