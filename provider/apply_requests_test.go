@@ -20,16 +20,18 @@ import (
 // processes (plan, apply), the first batch by id and then the list of the
 // tenant's contracts (see listAfter), which Autotask and ConnectWise count
 // first, or the list alone where reading the first batch by id costs more;
-// the rest is a constant of metadata and sign-in.
+// the rest is a constant of metadata and sign-in, and in Autotask the
+// service check of each process (the Services metadata and the default
+// billing code, read once for every service; see CheckServiceFields).
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
 		"POST /ATServicesRest/V1.0/Contracts/query":                      2 * 2,
 		"POST /ATServicesRest/V1.0/Contracts/query/count":                2,
-		"POST /ATServicesRest/V1.0/BillingCodes/query":                   1,
-		"GET /ATServicesRest/V1.0/BillingCodes/entityInformation/fields": 1,
+		"POST /ATServicesRest/V1.0/BillingCodes/query":                   2,
+		"GET /ATServicesRest/V1.0/BillingCodes/entityInformation/fields": 2,
 		"GET /ATServicesRest/V1.0/Contracts/entityInformation/fields":    2,
-		"GET /ATServicesRest/V1.0/Services/entityInformation/fields":     1,
+		"GET /ATServicesRest/V1.0/Services/entityInformation/fields":     2,
 	},
 	psa.SystemConnectWise: {
 		"POST /v4_6_release/apis/3.0/procurement/catalog":     applyServices,

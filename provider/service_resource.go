@@ -206,7 +206,8 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			},
 			"name": schema.StringAttribute{
 				MarkdownDescription: "Name of the service as it appears on contracts and invoices. In ConnectWise it is the " +
-					"catalog item's description, at most 60 characters (checked at plan time).",
+					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
+					"metadata allows (150). Both are checked at plan time.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -272,8 +273,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"billing_code_id": schema.StringAttribute{
 						MarkdownDescription: "Id of the Autotask allocation (billing) code of the service. When unset, the " +
 							"tenant's one active allocation code of use type \"Recurring Contract Service\" is used; a tenant with " +
-							"several must name one here, and the apply error lists them. The plan fails on a value that cannot be " +
-							"an Autotask id (whole numbers written in decimal digits alone).",
+							"several must name one here, and the plan of a new service fails listing them. The plan fails on a " +
+							"value that cannot be an Autotask id (whole numbers written in decimal digits alone), and on a code " +
+							"that does not exist, is inactive or is of another use type.",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{psaID(psa.SystemAutotask, "allocation code")},
@@ -282,7 +284,7 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"period_type": schema.StringAttribute{
 						MarkdownDescription: "Label of the Autotask `periodType` picklist value, e.g. `\"Monthly\"`. " +
 							"Set it only when the tenant's labels do not match `billing_period`; by default it is derived " +
-							"from `billing_period`.",
+							"from `billing_period`. The plan fails on a label the picklist does not have, listing its labels.",
 						Optional: true,
 						Computed: true,
 					},
@@ -468,25 +470,41 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 	if sys == psa.SystemAutotask {
 		r.modifyAutotaskPlan(ctx, req, resp, plan, config, state)
+		// The check sends what the apply sends: the period type kept
+		// from the state, or derived again.
+		resp.Diagnostics.Append(getFlat(ctx, resp.Plan.Raw, &plan)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
 	}
-	r.checkServiceFields(ctx, &resp.Diagnostics, plan, state, req.State.Raw.IsNull())
+	r.checkServiceFields(ctx, &resp.Diagnostics, plan, config, state, req.State.Raw.IsNull())
 }
 
-// checkServiceFields asks a PSA that resolves fields of its own block by
-// name (Kaseya BMS: category, subcategory, unit of measure) whether the
-// planned ones resolve, so that a name the PSA does not know fails the
-// plan on its attribute rather than the apply. Only a create, or a change
-// of the block, is checked; the lookups are read once per provider
-// process. An unreachable PSA adds a warning only.
-func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Diagnostics, plan, state serviceResourceModel, create bool) {
+// checkServiceFields asks a PSA that can tell before a write whether it
+// would refuse a service (Autotask: the name's length, the period type and
+// the billing code; Kaseya BMS: the category, subcategory and unit of
+// measure by name) whether it would refuse the planned one, so that such a
+// value fails the plan on its attribute rather than the apply. Only a
+// create, or a change of the name, billing period or block, is checked;
+// what the check reads is read once per provider process. An unreachable
+// PSA adds a warning only.
+func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Diagnostics, plan, config, state serviceResourceModel, create bool) {
 	checker, ok := r.data.backend.(psa.ServiceFieldChecker)
-	block := plan.block(r.data.system)
-	if !ok || block.IsNull() || block.IsUnknown() || (!create && block.Equal(state.block(r.data.system))) {
+	sys := r.data.system
+	if !ok || plan.block(sys).IsUnknown() || config.block(sys).IsUnknown() || plan.Name.IsUnknown() || plan.BillingPeriod.IsUnknown() {
 		return
 	}
-	for _, v := range block.Attributes() {
-		if v.IsUnknown() {
-			return // known at apply only: the apply checks it
+	if !create && plan.block(sys).Equal(state.block(sys)) && plan.Name.Equal(state.Name) && plan.BillingPeriod.Equal(state.BillingPeriod) {
+		return
+	}
+	// Attributes computed when unset are unknown in the plan of a create,
+	// and read as unset; a configured one known only at apply is checked
+	// by the apply.
+	if block := config.block(sys); !block.IsNull() {
+		for _, v := range block.Attributes() {
+			if v.IsUnknown() {
+				return
+			}
 		}
 	}
 	err := checker.CheckServiceFields(ctx, plan.toService(ctx))
@@ -494,11 +512,15 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	switch {
 	case err == nil:
 	case errors.As(err, &ve) && ve.Field != "":
-		diags.AddAttributeError(path.Root(string(r.data.system)).AtName(ve.Field), "Value Unknown to "+systemTitle(r.data.system),
-			fmt.Sprintf("%s would refuse this service: %s.", systemTitle(r.data.system), strings.Join(ve.Messages, "; ")))
+		at := path.Root(string(sys)).AtName(ve.Field)
+		if _, inBlock := serviceBlockAttrTypes[string(sys)][ve.Field]; !inBlock {
+			at = path.Root(ve.Field)
+		}
+		diags.AddAttributeError(at, "Value Unknown to "+systemTitle(sys),
+			fmt.Sprintf("%s would refuse this service: %s.", systemTitle(sys), strings.Join(ve.Messages, "; ")))
 	default:
-		diags.AddAttributeWarning(path.Root(string(r.data.system)), "Unable to Verify PSA Service Fields",
-			psaErrorDetail(r.data.system, "Looking up the names this block gives", err))
+		diags.AddAttributeWarning(path.Root(string(sys)), "Unable to Verify PSA Service Fields",
+			psaErrorDetail(sys, "Looking up the values this service names", err))
 	}
 }
 

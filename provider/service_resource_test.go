@@ -599,6 +599,69 @@ func TestAccServiceResource_invalid(t *testing.T) {
 	}
 }
 
+// TestAccServiceResource_autotaskPlanChecks checks that what Autotask
+// would refuse on create (a name too long, a period type its picklist
+// lacks, a billing code that is missing, inactive or of another use type,
+// several default billing codes) fails the plan on its attribute, and that
+// an update renaming a service does not ask for a default billing code.
+func TestAccServiceResource_autotaskPlanChecks(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	at := e.sim.Autotask()
+	inactive := at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Old", Active: false})
+	material := at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Hardware", UseType: "Material", Active: true})
+	code := func(id any) string { return fmt.Sprintf("  autotask {\n    billing_code_id = \"%v\"\n  }\n", id) }
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccServiceResourceConfig(e, strings.Repeat("x", 151), 1, ""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*with psa_service.test.*\bname\b.*151\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+150`),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Fortnightly", 1, "  autotask {\n    period_type = \"Fortnightly\"\n  }\n"),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*period_type\s+=\s+"Fortnightly".*no\s+value\s+labelled\s+"Fortnightly"\s+\(labels:.*"Monthly"`),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Unknown code", 1, code(1)),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*billing_code_id\s+=\s+"1".*no\s+billing\s+\(allocation\)\s+code\s+has\s+id\s+1`),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Inactive code", 1, code(inactive)),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)billing_code_id.*billing\s+code\s+%d\s+\(Old\)\s+is\s+inactive`, inactive)),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Material code", 1, code(material)),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)billing_code_id.*\(Hardware\)\s+is\s+of\s+use\s+type\s+"Material";\s+a\s+service\s+needs\s+one\s+of\s+use\s+type\s+"Recurring\s+Contract\s+Service"`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Default code", 1, ""),
+			},
+			{
+				// A second default: a new service must name its code, and
+				// the plan says so; renaming the first one needs none.
+				PreConfig: func() { at.AddBillingCode(psatest.AutotaskBillingCode{Name: "Recurring 2", Active: true}) },
+				Config: testAccServiceResourceConfig(e, "Default code renamed", 1, "") + `
+resource "psa_service" "second" {
+  name       = "Second"
+  unit_price = 1
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*with psa_service.second.*billing\s+code\s+is\s+required:\s+the\s+tenant\s+has\s+2\s+active\s+billing\s+codes.*Recurring\s+2`),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Default code renamed", 1, ""),
+			},
+		},
+	})
+}
+
 // TestAccServiceResource_stateOnlyFields checks that the fields a PSA does
 // not store (billing_period in ConnectWise and Kaseya BMS, and
 // invoice_description in Kaseya BMS) warn when set, never show a diff and

@@ -66,9 +66,11 @@ func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited
 type ValidationError struct {
 	System   System
 	Messages []string
-	// Field, when set, is the field of the system's own block of a
-	// service that the values are refused for, as the provider's schema
-	// names it (Kaseya BMS: "category", "subcategory", "unit_of_measure").
+	// Field, when set, is the attribute of a service that the values are
+	// refused for, as the provider's schema names it: one of the system's
+	// own block (Kaseya BMS: "category", "subcategory", "unit_of_measure";
+	// Autotask: "billing_code_id", "period_type") or, when the block has
+	// none of that name, of the service itself ("name", "billing_period").
 	Field string
 }
 

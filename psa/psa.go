@@ -380,12 +380,13 @@ type KeptService struct {
 	ReadAt time.Time
 }
 
-// ServiceFieldChecker is implemented by a Backend that resolves fields of
-// its own service block by name when it writes a service (Kaseya BMS: the
-// category, subcategory and unit of measure). CheckServiceFields tells,
-// before anything is written, whether they resolve: nil, a
-// *ValidationError whose Field names the field that would be refused, or
-// the error of a read that failed.
+// ServiceFieldChecker is implemented by a Backend that can tell before a
+// write whether it would refuse a service (Autotask: the name's length, the
+// period type and the billing code; Kaseya BMS: the category, subcategory
+// and unit of measure, which it resolves by name). CheckServiceFields
+// tells, before anything is written, whether a create (s.ID empty) or an
+// update of s would pass: nil, a *ValidationError whose Field names the
+// field that would be refused, or the error of a read that failed.
 type ServiceFieldChecker interface {
 	CheckServiceFields(ctx context.Context, s *Service) error
 }

@@ -57,6 +57,10 @@ type Backend struct {
 	codeMu      sync.Mutex
 	defaultCode int64
 	defaultAt   time.Time
+	// codes holds every billing code by id, read at codesAt for the plan
+	// checks of CheckServiceFields; guarded by codeMu.
+	codes   map[int64]*BillingCode
+	codesAt time.Time
 }
 
 type cachedPrice struct {
@@ -945,6 +949,87 @@ func (b *Backend) billingCode(ctx context.Context, s *psa.Service) (int64, error
 	return 0, validationError(msg + "; set the Autotask billing code id of the service")
 }
 
+var _ psa.ServiceFieldChecker = (*Backend)(nil)
+
+// CheckServiceFields reports, before anything is written, whether a create
+// (s.ID empty) or an update of s would be refused for what the tenant's
+// metadata and billing codes tell: a name longer than Services.name holds,
+// a billing period or period type label the periodType picklist lacks, a
+// billing code that does not exist, is inactive or is not of use type
+// "Recurring Contract Service", or, for a create naming none, a tenant
+// without exactly one default. It returns nil, a *psa.ValidationError whose
+// Field names the refused attribute ("name", "billing_period",
+// "period_type", "billing_code_id"), or the error of a read that failed.
+// The metadata and the billing codes are read once for many services.
+func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
+	fields, _, err := b.client.EntityInformation.Fields(ctx, "Services")
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, "name") && f.Length > 0 && len([]rune(s.Name)) > f.Length {
+			return fieldError("name", fmt.Sprintf("the service name is %d characters long; Autotask holds at most %d", len([]rune(s.Name)), f.Length))
+		}
+	}
+	if _, err := b.periodType(ctx, s); err != nil {
+		field := "billing_period"
+		if s.Autotask != nil && s.Autotask.PeriodType != "" {
+			field = "period_type"
+		}
+		return asFieldError(field, err)
+	}
+	if s.Autotask == nil || s.Autotask.BillingCodeID == "" {
+		if s.ID != "" {
+			return nil // an update sends no billing code
+		}
+		_, err := b.billingCode(ctx, s)
+		return asFieldError("billing_code_id", err)
+	}
+	id, err := parseID("billing code", s.Autotask.BillingCodeID)
+	if err != nil {
+		return asFieldError("billing_code_id", err)
+	}
+	codes, err := b.billingCodes(ctx)
+	if err != nil {
+		return err
+	}
+	c, ok := codes[id]
+	switch {
+	case !ok:
+		return fieldError("billing_code_id", fmt.Sprintf("no billing (allocation) code has id %d", id))
+	case !c.IsActive:
+		return fieldError("billing_code_id", fmt.Sprintf("billing code %d (%s) is inactive", id, c.Name))
+	}
+	recurring, err := b.client.EntityInformation.PicklistValue(ctx, "BillingCodes", "useType", labelRecurringContractService)
+	if err == nil && c.UseType != recurring {
+		useType, _ := b.client.EntityInformation.PicklistLabel(ctx, "BillingCodes", "useType", c.UseType)
+		return fieldError("billing_code_id", fmt.Sprintf("billing code %d (%s) is of use type %q; a service needs one of use type %q",
+			id, c.Name, useType, labelRecurringContractService))
+	}
+	if err != nil && !errors.As(err, new(*PicklistError)) {
+		return err
+	}
+	return nil
+}
+
+// billingCodes returns every billing code by id, read once per priceTTL.
+func (b *Backend) billingCodes(ctx context.Context) (map[int64]*BillingCode, error) {
+	b.codeMu.Lock()
+	defer b.codeMu.Unlock()
+	if b.codes != nil && b.now().Sub(b.codesAt) < priceTTL {
+		return b.codes, nil
+	}
+	list, _, err := b.client.BillingCodes.List(ctx, NewQuery(Gte("id", 0)))
+	if err != nil {
+		return nil, fmt.Errorf("autotask: reading the billing codes: %w", err)
+	}
+	b.codes, b.codesAt = make(map[int64]*BillingCode, len(list)), b.now()
+	for _, c := range list {
+		b.codes[c.ID] = c
+	}
+	return b.codes, nil
+}
+
 func (b *Backend) toService(ctx context.Context, svc *Service) (*psa.Service, error) {
 	period, label, err := b.billingPeriod(ctx, svc.PeriodType)
 	if err != nil {
@@ -1018,6 +1103,25 @@ func parseID(kind, s string) (int64, error) {
 
 func validationError(msg string) error {
 	return &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{msg}}
+}
+
+// fieldError is a validationError about one attribute of a service.
+func fieldError(field, msg string) error {
+	return &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{msg}, Field: field}
+}
+
+// asFieldError makes a validation or picklist error of err a fieldError
+// about field; other errors (failed reads) are returned as they are.
+func asFieldError(field string, err error) error {
+	var ve *psa.ValidationError
+	var pe *PicklistError
+	switch {
+	case errors.As(err, &ve):
+		return fieldError(field, strings.Join(ve.Messages, "; "))
+	case errors.As(err, &pe):
+		return fieldError(field, strings.TrimPrefix(pe.Error(), "autotask: "))
+	}
+	return err
 }
 
 // dateOf returns the calendar date of t (in t's location) as midnight UTC:
