@@ -22,7 +22,8 @@ import (
 // first, or the list alone where reading the first batch by id costs more;
 // the rest is a constant of metadata and sign-in, and in Autotask the
 // service check of each process (the Services metadata and the default
-// billing code, read once for every service; see CheckServiceFields).
+// billing code, read once for every service; in ConnectWise the catalog's
+// product ids; see CheckServiceFields).
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
@@ -35,6 +36,7 @@ var applyRequestLimits = map[psa.System]map[string]int{
 	},
 	psa.SystemConnectWise: {
 		"POST /v4_6_release/apis/3.0/procurement/catalog":     applyServices,
+		"GET /v4_6_release/apis/3.0/procurement/catalog":      2,
 		"GET /v4_6_release/apis/3.0/finance/agreements":       2 * 2,
 		"GET /v4_6_release/apis/3.0/finance/agreements/count": 2,
 	},

@@ -440,6 +440,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		contracts:      newClaimRegistry(),
 		exportKeys:     newClaimRegistry(),
 		serviceSources: newClaimRegistry(),
+		productIDs:     newClaimRegistry(),
 	}
 	if exportURL != "" {
 		c, err := exportClient(ctx, exportURL, exportToken)

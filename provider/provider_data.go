@@ -56,6 +56,11 @@ type providerData struct {
 	// quantity on every contract both bill.
 	serviceSources *claimRegistry
 
+	// productIDs records which new psa_service claimed each ConnectWise
+	// product id (identifier) in the plan being made: ConnectWise refuses
+	// a second catalog item with one, so the second create would fail.
+	productIDs *claimRegistry
+
 	// services records what the plan being made does to existing
 	// psa_service resources, for the product mappings that refer to them.
 	services serviceRegistry

@@ -298,7 +298,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"identifier": schema.StringAttribute{
 						MarkdownDescription: "The catalog item's product id (at most 60 characters), which agreement additions " +
 							"refer to. When unset it is derived from `name` on create (`Sophos Intercept X Advanced` becomes " +
-							"`Sophos_Intercept_X_Advanced`) and kept when the name changes later.",
+							"`Sophos_Intercept_X_Advanced`) and kept when the name changes later. ConnectWise keeps product ids unique " +
+							"across the catalog, inactive items included: the plan fails on one that another catalog item holds, " +
+							"or that two new services of the configuration would both get.",
 						Optional:      true,
 						Computed:      true,
 						Validators:    []validator.String{stringvalidator.LengthBetween(1, 60)},
@@ -516,7 +518,7 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 		if _, inBlock := serviceBlockAttrTypes[string(sys)][ve.Field]; !inBlock {
 			at = path.Root(ve.Field)
 		}
-		diags.AddAttributeError(at, "Value Unknown to "+systemTitle(sys),
+		diags.AddAttributeError(at, "Value Refused by "+systemTitle(sys),
 			fmt.Sprintf("%s would refuse this service: %s.", systemTitle(sys), strings.Join(ve.Messages, "; ")))
 	default:
 		diags.AddAttributeWarning(path.Root(string(sys)), "Unable to Verify PSA Service Fields",
@@ -548,6 +550,21 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 		}
 		if !plan.ConnectWise.IsNull() {
 			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("connectwise").AtName("identifier"), id)...)
+		}
+		cw.Identifier = types.StringValue(id)
+	}
+	// Two new catalog items of the configuration with one product id: the
+	// second create would fail. The owner is the name, so that a resource
+	// planned twice claims once; two resources with one name and no
+	// identifier of their own are left to the apply.
+	if req.State.Raw.IsNull() && !cw.Identifier.IsUnknown() {
+		id, owner := strings.TrimSpace(cw.Identifier.ValueString()), fmt.Sprintf("service %q", name)
+		if other, ok := r.data.productIDs.claim(r.data.system, "product id", strings.ToLower(id), owner); !ok {
+			resp.Diagnostics.AddAttributeError(path.Root("connectwise").AtName("identifier"), "ConnectWise Product ID Used Twice",
+				fmt.Sprintf("The new catalog items of %s and of %s would both have product id %q, and ConnectWise keeps product "+
+					"ids unique: the second create would fail. Set connectwise.identifier on one of them to another product id.",
+					other, owner, id))
+			return
 		}
 	}
 	// The customer description is required too; the provider sends

@@ -567,7 +567,7 @@ func TestAccServiceResource_invalid(t *testing.T) {
   }
 `),
 						PlanOnly:    true,
-						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*\bcategory\s+=\s+"Hardware".*no\s+service\s+category\s+named\s+"Hardware"\s+\(known:\s+"Managed\s+Services"`),
+						ExpectError: regexp.MustCompile(`(?s)Value Refused by Kaseya BMS.*\bcategory\s+=\s+"Hardware".*no\s+service\s+category\s+named\s+"Hardware"\s+\(known:\s+"Managed\s+Services"`),
 					},
 					resource.TestStep{
 						Config: testAccServiceResourceConfig(e, "Unknown subcategory", 1, `
@@ -577,7 +577,7 @@ func TestAccServiceResource_invalid(t *testing.T) {
   }
 `),
 						PlanOnly:    true,
-						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*subcategory\s+=\s+"Toasters".*no\s+subcategory\s+of\s+"Managed\s+Services"\s+named\s+"Toasters"`),
+						ExpectError: regexp.MustCompile(`(?s)Value Refused by Kaseya BMS.*subcategory\s+=\s+"Toasters".*no\s+subcategory\s+of\s+"Managed\s+Services"\s+named\s+"Toasters"`),
 					},
 					resource.TestStep{
 						Config: testAccServiceResourceConfig(e, "Unknown unit", 1, `
@@ -586,7 +586,7 @@ func TestAccServiceResource_invalid(t *testing.T) {
   }
 `),
 						PlanOnly:    true,
-						ExpectError: regexp.MustCompile(`(?s)Value Unknown to Kaseya BMS.*unit_of_measure\s+=\s+"Fortnight".*unit\s+of\s+measure\s+"Fortnight"\s+is\s+not\s+used`),
+						ExpectError: regexp.MustCompile(`(?s)Value Refused by Kaseya BMS.*unit_of_measure\s+=\s+"Fortnight".*unit\s+of\s+measure\s+"Fortnight"\s+is\s+not\s+used`),
 					},
 				)
 			}
@@ -617,17 +617,17 @@ func TestAccServiceResource_autotaskPlanChecks(t *testing.T) {
 			{
 				Config:      testAccServiceResourceConfig(e, strings.Repeat("x", 151), 1, ""),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*with psa_service.test.*\bname\b.*151\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+150`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.test.*\bname\b.*151\s+characters\s+long;\s+Autotask\s+holds\s+at\s+most\s+150`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Fortnightly", 1, "  autotask {\n    period_type = \"Fortnightly\"\n  }\n"),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*period_type\s+=\s+"Fortnightly".*no\s+value\s+labelled\s+"Fortnightly"\s+\(labels:.*"Monthly"`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*period_type\s+=\s+"Fortnightly".*no\s+value\s+labelled\s+"Fortnightly"\s+\(labels:.*"Monthly"`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Unknown code", 1, code(1)),
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*billing_code_id\s+=\s+"1".*no\s+billing\s+\(allocation\)\s+code\s+has\s+id\s+1`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*billing_code_id\s+=\s+"1".*no\s+billing\s+\(allocation\)\s+code\s+has\s+id\s+1`),
 			},
 			{
 				Config:      testAccServiceResourceConfig(e, "Inactive code", 1, code(inactive)),
@@ -653,10 +653,63 @@ resource "psa_service" "second" {
 }
 `,
 				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(`(?s)Value Unknown to Autotask.*with psa_service.second.*billing\s+code\s+is\s+required:\s+the\s+tenant\s+has\s+2\s+active\s+billing\s+codes.*Recurring\s+2`),
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*with psa_service.second.*billing\s+code\s+is\s+required:\s+the\s+tenant\s+has\s+2\s+active\s+billing\s+codes.*Recurring\s+2`),
 			},
 			{
 				Config: testAccServiceResourceConfig(e, "Default code renamed", 1, ""),
+			},
+		},
+	})
+}
+
+// TestAccServiceResource_connectWiseProductIDs checks that a product id
+// (identifier) that ConnectWise would refuse on create or update fails the
+// plan: one that another catalog item holds (inactive items included, such
+// as those of an earlier integration), or one that two new services of the
+// configuration would both get.
+func TestAccServiceResource_connectWiseProductIDs(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	old := e.sim.ConnectWise().AddCatalogItem(psatest.ConnectWiseCatalogItem{
+		Identifier: "Sophos_Intercept_X_Advanced", Description: "Intercept X (old integration)", Inactive: true})
+	two := func(second string) string {
+		return e.providerConfig() + `
+resource "psa_service" "a" {
+  name       = "Backup (Server)"
+  unit_price = 1
+}
+resource "psa_service" "b" {
+  name       = "Backup Server"
+  unit_price = 1
+` + second + `
+}
+`
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 1, ""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by ConnectWise PSA.*with psa_service.test.*catalog\s+item\s+%d\s+\("Intercept\s+X\s+\(old\s+integration\)",\s+inactive\)\s+already\s+has\s+product\s+id\s+"Sophos_Intercept_X_Advanced".*import\s+catalog\s+item\s+%d`, old, old)),
+			},
+			{
+				Config:      two(""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)ConnectWise Product ID Used Twice.*service\s+"Backup\s+(\(Server\)|Server)"\s+and\s+of\s+service\s+"Backup\s+(\(Server\)|Server)"\s+would\s+both\s+have\s+product\s+id\s+"Backup_Server"`),
+			},
+			{
+				Config: two("  connectwise {\n    identifier = \"Backup_Server_2\"\n  }\n"),
+			},
+			{
+				// Changes of existing items: a new name keeps the product
+				// id, which is the item's own.
+				Config: strings.Replace(two("  connectwise {\n    identifier = \"Backup_Server_2\"\n  }\n"), `"Backup (Server)"`, `"Backup (Servers)"`, 1),
+			},
+			{
+				Config:      strings.Replace(two("  connectwise {\n    identifier = \"Backup_Server_2\"\n  }\n"), `"Backup_Server_2"`, `"backup_server"`, 1),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)Value Refused by ConnectWise PSA.*with psa_service.b.*already\s+has\s+product\s+id\s+"Backup_Server"`),
 			},
 		},
 	})

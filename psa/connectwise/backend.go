@@ -102,6 +102,12 @@ type Backend struct {
 	// boardStatus holds service boards' ticket statuses, by board, for
 	// SetTicketStatus (see boardStatusTTL).
 	boardStatus map[int64]cachedStatuses
+
+	// productIDs holds the catalog items by lower-cased product id
+	// (identifier), read once for CheckServiceFields; guarded by
+	// productIDsMu, which concurrent checks wait on for that one read.
+	productIDsMu sync.Mutex
+	productIDs   map[string]*CatalogItem
 }
 
 // agreementState is what SetQuantity needs of an agreement to decide
@@ -353,6 +359,49 @@ func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	}
 	b.forgetPrice(n)
 	return toService(item), nil
+}
+
+var _ psa.ServiceFieldChecker = (*Backend)(nil)
+
+// CheckServiceFields reports, before anything is written, whether
+// ConnectWise would refuse the product id (identifier) that a create (s.ID
+// empty) or an update of s sends because another catalog item holds it:
+// ConnectWise keeps product ids unique across the catalog, inactive items
+// included. It returns nil, a *psa.ValidationError whose Field is
+// "identifier", or the error of the read. The catalog's product ids are
+// read once per Backend, so items created after that read are not seen.
+func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
+	if s.ID != "" && (s.ConnectWise == nil || strings.TrimSpace(s.ConnectWise.Identifier) == "") {
+		return nil // an update that sends no identifier
+	}
+	identifier := identifierOf(s)
+	if identifier == "" {
+		return nil
+	}
+	b.productIDsMu.Lock()
+	defer b.productIDsMu.Unlock()
+	if b.productIDs == nil {
+		items, _, err := b.client.Catalog.List(ctx, &ListOptions{Fields: []string{"id", "identifier", "description", "inactiveFlag"}})
+		if err != nil {
+			return fmt.Errorf("connectwise: reading the catalog's product ids: %w", err)
+		}
+		b.productIDs = make(map[string]*CatalogItem, len(items))
+		for _, it := range items {
+			b.productIDs[strings.ToLower(it.Identifier)] = it
+		}
+	}
+	it, ok := b.productIDs[strings.ToLower(identifier)]
+	if !ok || strconv.FormatInt(it.ID, 10) == s.ID {
+		return nil
+	}
+	state := "active"
+	if it.InactiveFlag {
+		state = "inactive"
+	}
+	return &psa.ValidationError{System: psa.SystemConnectWise, Field: "identifier", Messages: []string{fmt.Sprintf(
+		"catalog item %d (%q, %s) already has product id %q, and ConnectWise keeps product ids unique across the catalog, "+
+			"inactive items included; set connectwise.identifier to another product id, or import catalog item %d",
+		it.ID, it.Description, state, it.Identifier, it.ID)}}
 }
 
 // DeactivateService sets inactiveFlag. A missing item gives psa.ErrNotFound.
