@@ -23,7 +23,7 @@ import (
 // the rest is a constant of metadata and sign-in, and in Autotask the
 // service check of each process (the Services metadata and the default
 // billing code, read once for every service; in ConnectWise the catalog's
-// product ids; see CheckServiceFields).
+// product ids, in Kaseya BMS the services' names; see CheckServiceFields).
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
@@ -47,6 +47,7 @@ var applyRequestLimits = map[psa.System]map[string]int{
 	// process's client learns where its pages start).
 	psa.SystemKaseyaBMS: {
 		"POST /v2/admin/finance/services/services": applyServices,
+		"POST /v2/admin/finance/services/search":   2,
 		"GET /v2/finance/contracts/lookup":         2,
 		"GET /v2/finance/contracts/summary":        2,
 		"GET /v2/crm/accounts/lookup":              2 * 2,

@@ -207,7 +207,8 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"name": schema.StringAttribute{
 				MarkdownDescription: "Name of the service as it appears on contracts and invoices. In ConnectWise it is the " +
 					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
-					"metadata allows (150). Both are checked at plan time.",
+					"metadata allows (150). Both are checked at plan time. Kaseya BMS refuses a second service of one name: " +
+					"the plan fails on a name another service has, naming it for an import.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},

@@ -715,6 +715,38 @@ resource "psa_service" "b" {
 	})
 }
 
+// TestAccServiceResource_kaseyaBMSNameInUse checks that a name another
+// Kaseya BMS service has, which BMS refuses on create and on update, fails
+// the plan naming that service: a service created by hand, or by an apply
+// whose answer was lost, is imported rather than created twice.
+func TestAccServiceResource_kaseyaBMSNameInUse(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemKaseyaBMS)
+	taken := e.sim.KaseyaBMS().AddService("Backup", 5)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccServiceResourceConfig(e, "backup", 1, ""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by Kaseya BMS.*with psa_service.test.*service\s+%d\s+is\s+already\s+named\s+"Backup".*import\s+service\s+%d`, taken, taken)),
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "Offsite backup", 1, ""),
+			},
+			{
+				Config:      testAccServiceResourceConfig(e, "Backup", 1, ""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by Kaseya BMS.*service\s+%d\s+is\s+already\s+named\s+"Backup"`, taken)),
+			},
+			{
+				// Its own name is no conflict.
+				Config: testAccServiceResourceConfig(e, "Offsite Backup", 1, ""),
+			},
+		},
+	})
+}
+
 // TestAccServiceResource_stateOnlyFields checks that the fields a PSA does
 // not store (billing_period in ConnectWise and Kaseya BMS, and
 // invoice_description in Kaseya BMS) warn when set, never show a diff and

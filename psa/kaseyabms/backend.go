@@ -577,11 +577,37 @@ func (b *Backend) resolveFields(ctx context.Context, f *psa.KaseyaBMSServiceFiel
 
 // CheckServiceFields reports, before anything is written, whether the
 // category, subcategory and unit of measure that s names resolve as a
-// create or update would resolve them: nil, a *psa.ValidationError naming
-// the field (Field) that would be refused, or the error of a lookup that
-// could not be read.
+// create or update would resolve them, and whether another service has
+// s's name, which BMS refuses for a create (s.ID empty) or an update: nil,
+// a *psa.ValidationError naming the field (Field) that would be refused,
+// or the error of a lookup that could not be read. The services' names
+// are read once (within serviceTTL), so services created after that read
+// are not seen.
 func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
-	return b.resolveFields(ctx, s.KaseyaBMS, &CreateServiceRequest{})
+	if err := b.resolveFields(ctx, s.KaseyaBMS, &CreateServiceRequest{}); err != nil {
+		return err
+	}
+	names, err := b.lookup("names", func() ([]*Category, error) {
+		all, _, err := b.client.Services.SearchAll(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]*Category, 0, len(all))
+		for _, svc := range all {
+			names = append(names, &Category{ID: svc.ID, Name: svc.Name})
+		}
+		return names, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strconv.Itoa(n.ID) != s.ID && strings.EqualFold(n.Name, strings.TrimSpace(s.Name)) {
+			return fieldError("name", fmt.Sprintf("service %d is already named %q, and BMS refuses a second service of one name; "+
+				"choose another name, or import service %d", n.ID, n.Name, n.ID))
+		}
+	}
+	return nil
 }
 
 type cachedLookup struct {
