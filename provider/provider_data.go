@@ -677,6 +677,28 @@ type serviceRegistry struct {
 	mu     sync.Mutex
 	plans  map[string]plannedService
 	mapped map[string]map[string]bool // product mapping ids by service id
+	// deletes holds the ids of services whose psa_service in the state
+	// has deletion_policy = "delete" (see deletable).
+	deletes map[string]bool
+}
+
+// deletable records that the psa_service of the service with the given id
+// has deletion_policy = "delete": a replacement of it deletes the service
+// before it creates the new one.
+func (r *serviceRegistry) deletable(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.deletes == nil {
+		r.deletes = map[string]bool{}
+	}
+	r.deletes[id] = true
+}
+
+// isDeletable reports whether deletable recorded the service.
+func (r *serviceRegistry) isDeletable(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.deletes[id]
 }
 
 // record stores the plan of the service with the given id.

@@ -436,6 +436,9 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if known(state.ID) && (!plan.Name.Equal(state.Name) || !plan.Active.Equal(state.Active)) {
 		r.data.services.record(state.ID.ValueString(), plannedService{name: plan.Name, active: plan.Active})
 	}
+	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
+		r.data.services.deletable(state.ID.ValueString())
+	}
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
@@ -514,6 +517,12 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	var ve *psa.ValidationError
 	switch {
 	case err == nil:
+	case errors.As(err, &ve) && ve.Field != "" && create && ve.Holder != "" && r.data.services.isDeletable(ve.Holder):
+		// A replacement (a taint, -replace) is planned as a create after
+		// the refresh or plan of the resource in the state, which records
+		// its deletion policy. With deletion_policy = "delete" the apply
+		// deletes the old service first (unless create_before_destroy),
+		// and it then holds the value no longer.
 	case errors.As(err, &ve) && ve.Field != "":
 		at := path.Root(string(sys)).AtName(ve.Field)
 		if _, inBlock := serviceBlockAttrTypes[string(sys)][ve.Field]; !inBlock {
@@ -679,6 +688,11 @@ func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 
+	// A tainted resource is planned as a create, with no plan of the
+	// resource in the state before it (see checkServiceFields).
+	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
+		r.data.services.deletable(state.ID.ValueString())
+	}
 	svc, err := r.data.reads.services.get(ctx, state.ID.ValueString())
 	if errors.Is(err, psa.ErrNotFound) {
 		if perr := r.data.confirmGone(ctx); perr != nil {

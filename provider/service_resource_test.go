@@ -747,6 +747,46 @@ func TestAccServiceResource_kaseyaBMSNameInUse(t *testing.T) {
 	})
 }
 
+// TestAccServiceResource_replaceKeepsName checks the plan checks of a
+// name (Kaseya BMS) or product id (ConnectWise) in use against a
+// replacement (here a taint) that keeps it: with deletion_policy =
+// "delete" the apply deletes the old service first, so the plan passes and
+// the apply leaves one service; when the old one stays (deactivated), the
+// PSA would refuse the new one, and the plan fails.
+func TestAccServiceResource_replaceKeepsName(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			deleted := testAccServiceResourceConfig(e, "Replaced", 1, `  deletion_policy = "delete"`)
+			kept := testAccServiceResourceConfig(e, "Replaced", 1, "")
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: deleted},
+					{
+						Config: deleted,
+						Taint:  []string{"psa_service.test"},
+						Check: func(*terraform.State) error {
+							if n := len(e.services()); n != 1 {
+								return fmt.Errorf("the simulator has %d services after the replacement, want 1", n)
+							}
+							return nil
+						},
+					},
+					{Config: kept},
+					{
+						Config:      kept,
+						Taint:       []string{"psa_service.test"},
+						ExpectError: regexp.MustCompile(`Value Refused by`),
+					},
+				},
+			})
+		})
+	}
+}
+
 // TestAccServiceResource_stateOnlyFields checks that the fields a PSA does
 // not store (billing_period in ConnectWise and Kaseya BMS, and
 // invoice_description in Kaseya BMS) warn when set, never show a diff and

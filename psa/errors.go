@@ -72,6 +72,10 @@ type ValidationError struct {
 	// Autotask: "billing_code_id", "period_type") or, when the block has
 	// none of that name, of the service itself ("name", "billing_period").
 	Field string
+	// Holder, when set, is the id of the object that holds the refused
+	// value already: the ConnectWise catalog item with the product id, the
+	// Kaseya BMS service with the name.
+	Holder string
 }
 
 func (e *ValidationError) Error() string {

@@ -197,6 +197,7 @@ func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	if err != nil {
 		return nil, fmt.Errorf("connectwise: creating catalog item %q: %w", req.Identifier, err)
 	}
+	b.productID(item.ID, item)
 	return toService(item), nil
 }
 
@@ -358,6 +359,7 @@ func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Servi
 		return nil, fmt.Errorf("connectwise: updating catalog item %d: %w", n, err)
 	}
 	b.forgetPrice(n)
+	b.productID(n, item)
 	return toService(item), nil
 }
 
@@ -398,7 +400,7 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	if it.InactiveFlag {
 		state = "inactive"
 	}
-	return &psa.ValidationError{System: psa.SystemConnectWise, Field: "identifier", Messages: []string{fmt.Sprintf(
+	return &psa.ValidationError{System: psa.SystemConnectWise, Field: "identifier", Holder: strconv.FormatInt(it.ID, 10), Messages: []string{fmt.Sprintf(
 		"catalog item %d (%q, %s) already has product id %q, and ConnectWise keeps product ids unique across the catalog, "+
 			"inactive items included; set connectwise.identifier to another product id, or import catalog item %d",
 		it.ID, it.Description, state, it.Identifier, it.ID)}}
@@ -427,7 +429,28 @@ func (b *Backend) DeleteService(ctx context.Context, id string) error {
 		return fmt.Errorf("connectwise: deleting catalog item %d: %w", n, err)
 	}
 	b.forgetPrice(n)
+	b.productID(n, nil)
 	return nil
+}
+
+// productID keeps the product ids that CheckServiceFields read in step
+// with the catalog item id that this Backend created or changed since (it),
+// or deleted (nil), so that the plan of a replacement, made in the process
+// that deleted the item it replaces, does not find the old product id.
+func (b *Backend) productID(id int64, it *CatalogItem) {
+	b.productIDsMu.Lock()
+	defer b.productIDsMu.Unlock()
+	if b.productIDs == nil {
+		return
+	}
+	for key, held := range b.productIDs {
+		if held.ID == id {
+			delete(b.productIDs, key)
+		}
+	}
+	if it != nil {
+		b.productIDs[strings.ToLower(it.Identifier)] = it
+	}
 }
 
 // FindServices returns the catalog items whose description (the name)

@@ -139,6 +139,7 @@ func (b *Backend) CreateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	if svc.ID == 0 {
 		return nil, fmt.Errorf("kaseyabms: creating service %q: the answer holds no id: %w", s.Name, psa.ErrOutcomeUnknown)
 	}
+	b.named(svc.ID, s.Name)
 	return toService(svc), nil
 }
 
@@ -185,6 +186,7 @@ func (b *Backend) UpdateService(ctx context.Context, s *psa.Service) (*psa.Servi
 	if err != nil {
 		return nil, fmt.Errorf("kaseyabms: updating service %d: %w", n, err)
 	}
+	b.named(n, s.Name)
 	if svc.ID == 0 {
 		return b.GetService(ctx, s.ID)
 	}
@@ -226,7 +228,31 @@ func (b *Backend) DeleteService(ctx context.Context, id string) error {
 	b.mu.Lock()
 	delete(b.services, n)
 	b.mu.Unlock()
+	b.named(n, "")
 	return nil
+}
+
+// named keeps the names that CheckServiceFields read in step with a
+// service this Backend created or renamed since, or deleted (name ""), so
+// that the plan of a replacement, made in the process that deleted the
+// service it replaces, does not find the old name.
+func (b *Backend) named(id int, name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, ok := b.lookups["names"]
+	if !ok {
+		return
+	}
+	list := make([]*Category, 0, len(c.list)+1)
+	for _, n := range c.list {
+		if n.ID != id {
+			list = append(list, n)
+		}
+	}
+	if name != "" {
+		list = append(list, &Category{ID: id, Name: name})
+	}
+	b.lookups["names"] = cachedLookup{list: list, at: c.at}
 }
 
 // FindServices returns the services named name (case-insensitively),
@@ -603,8 +629,9 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	}
 	for _, n := range names {
 		if strconv.Itoa(n.ID) != s.ID && strings.EqualFold(n.Name, strings.TrimSpace(s.Name)) {
-			return fieldError("name", fmt.Sprintf("service %d is already named %q, and BMS refuses a second service of one name; "+
-				"choose another name, or import service %d", n.ID, n.Name, n.ID))
+			return &psa.ValidationError{System: psa.SystemKaseyaBMS, Field: "name", Holder: strconv.Itoa(n.ID), Messages: []string{fmt.Sprintf(
+				"service %d is already named %q, and BMS refuses a second service of one name; choose another name, or import service %d",
+				n.ID, n.Name, n.ID)}}
 		}
 	}
 	return nil
