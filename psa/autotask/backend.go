@@ -1019,7 +1019,7 @@ func (b *Backend) billingCodes(ctx context.Context) (map[int64]*BillingCode, err
 	if b.codes != nil && b.now().Sub(b.codesAt) < priceTTL {
 		return b.codes, nil
 	}
-	list, _, err := b.client.BillingCodes.List(ctx, NewQuery(Gte("id", 0)))
+	list, _, err := b.client.BillingCodes.List(ctx, NewQuery(All()))
 	if err != nil {
 		return nil, fmt.Errorf("autotask: reading the billing codes: %w", err)
 	}
