@@ -668,8 +668,11 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 
 	created, err := r.data.backend.CreateService(ctx, svc)
 	if err != nil {
-		resp.Diagnostics.AddError("Error Creating PSA Service",
-			psaErrorDetail(r.data.system, fmt.Sprintf("Creating service %q", svc.Name), err))
+		detail := psaErrorDetail(r.data.system, fmt.Sprintf("Creating service %q", svc.Name), err)
+		if errors.Is(err, psa.ErrOutcomeUnknown) {
+			detail += r.lostCreateHint(ctx, svc.Name)
+		}
+		resp.Diagnostics.AddError("Error Creating PSA Service", detail)
 		return
 	}
 	tflog.Info(ctx, "Created PSA service", map[string]any{"id": created.ID, "name": created.Name})
@@ -678,6 +681,23 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 	state, diags := newServiceModel(ctx, r.data.system, created, plan)
 	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, state)...)
+}
+
+// lostCreateHint names the services called name that the PSA has after a
+// create whose outcome is unknown, one of which the create may have made:
+// the state does not hold it, so the next apply would create another.
+func (r *serviceResource) lostCreateHint(ctx context.Context, name string) string {
+	found, err := r.data.backend.FindServices(ctx, name)
+	if err != nil || len(found) == 0 {
+		return ""
+	}
+	ids := make([]string, 0, len(found))
+	for _, f := range found {
+		ids = append(ids, f.ID)
+	}
+	return fmt.Sprintf("\n\n%s now has %d service(s) named %q: %s. If this apply created one of them, import it "+
+		"(terraform import <this resource's address> <id>) before applying again: this resource is not in the state, "+
+		"and the next apply would create another.", systemTitle(r.data.system), len(found), name, strings.Join(ids, ", "))
 }
 
 func (r *serviceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {

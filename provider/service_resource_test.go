@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -782,6 +783,34 @@ func TestAccServiceResource_replaceKeepsName(t *testing.T) {
 						ExpectError: regexp.MustCompile(`Value Refused by`),
 					},
 				},
+			})
+		})
+	}
+}
+
+// TestAccServiceResource_lostCreate checks that a create whose answer is
+// lost names the service it may have made, for an import: the resource is
+// not in the state, and applying again would create a second service.
+func TestAccServiceResource_lostCreate(t *testing.T) {
+	t.Parallel()
+	paths := map[psa.System]string{
+		psa.SystemAutotask:    "/ATServicesRest/V1.0/Services",
+		psa.SystemConnectWise: "/v4_6_release/apis/3.0/procurement/catalog",
+		psa.SystemKaseyaBMS:   "/v2/admin/finance/services/services",
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					PreConfig: func() {
+						e.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: paths[sys], DropAfterHandling: true, Times: 1})
+					},
+					Config:      testAccServiceResourceConfig(e, "Lost answer", 1, ""),
+					ExpectError: regexp.MustCompile(`(?s)may\s+or\s+may\s+not\s+have\s+applied.*now\s+has\s+1\s+service\(s\)\s+named\s+"Lost\s+answer":\s+\d+\.\s+If\s+this\s+apply\s+created\s+one\s+of\s+them,\s+import\s+it`),
+				}},
 			})
 		})
 	}
