@@ -1328,31 +1328,63 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 		if !lineOK && !ledger {
 			c.Reason += "; no line on the contract"
 		}
-	case c.CurrentKnown && c.Desired < c.Current && e.policies.MaxDecreasePercent > 0 &&
-		float64(c.Current-c.Desired)*100/float64(c.Current) > e.policies.MaxDecreasePercent:
-		pct := float64(c.Current-c.Desired) * 100 / float64(c.Current)
-		switch {
-		case approve && approvedUnits == nil:
-			c.Action = ActionUpdate
-			c.Reason += fmt.Sprintf("; decrease of %s%% approved", percentText(pct, e.policies.MaxDecreasePercent))
-		case approve && *approvedUnits == c.Desired:
-			c.Action = ActionUpdate
-			c.Reason += fmt.Sprintf("; decrease of %s%% to the reviewed %d approved", percentText(pct, e.policies.MaxDecreasePercent), c.Desired)
-		case approve:
-			// The usage moved between the review and this pass: what
-			// would be written is not what the operator approved.
-			c.Action, c.staleApproval = ActionHeld, true
-			c.Reason += fmt.Sprintf("; decrease of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
-				percentText(pct, e.policies.MaxDecreasePercent), c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
-		default:
-			c.Action = ActionHeld
-			c.Reason += fmt.Sprintf("; decrease of %s%% (from %d to %d) held for review: more than max_decrease_percent %g; apply with sync --approve --customer %s --service %s --units %d",
-				percentText(pct, e.policies.MaxDecreasePercent), c.Current, c.Desired, e.policies.MaxDecreasePercent, who.CustomerID, svc.ServiceID, c.Desired)
-		}
+	case e.guarded(c):
+		e.guard(c, who, svc, approve, approvedUnits)
 	default:
 		c.Action = ActionUpdate
 	}
 	return true
+}
+
+// guarded reports whether the guard on large changes holds c for review
+// unless a pass approves it: a decrease larger than
+// policies.max_decrease_percent, or an increase larger than
+// policies.max_increase_percent, of a current quantity that is known. An
+// increase from 0 (a new line) is never held: the pull request's
+// billing-impact report reviews it.
+func (e *Engine) guarded(c *Change) bool {
+	_, _, _, held := e.guardLimit(c)
+	return held
+}
+
+// guardLimit returns the direction of c's change ("decrease" or
+// "increase"), its size in percent of the current quantity and the limit of
+// the guard in that direction, and whether the guard holds c (see guarded).
+func (e *Engine) guardLimit(c *Change) (dir string, pct, limit float64, held bool) {
+	switch {
+	case !c.CurrentKnown || c.Current <= 0 || c.Desired == c.Current:
+		return "", 0, 0, false
+	case c.Desired < c.Current:
+		dir, pct, limit = "decrease", float64(c.Current-c.Desired)*100/float64(c.Current), e.policies.MaxDecreasePercent
+	default:
+		dir, pct, limit = "increase", float64(c.Desired-c.Current)*100/float64(c.Current), e.policies.MaxIncreasePercent
+	}
+	return dir, pct, limit, limit > 0 && pct > limit
+}
+
+// guard decides c, a change that guarded holds: held for review, or
+// updated when the pass approves it (at approvedUnits when that is not
+// nil: a change whose desired units moved since the review stays held).
+func (e *Engine) guard(c *Change, who *ChangeCustomer, svc *ChangeService, approve bool, approvedUnits *int64) {
+	dir, pct, limit, _ := e.guardLimit(c)
+	switch {
+	case approve && approvedUnits == nil:
+		c.Action = ActionUpdate
+		c.Reason += fmt.Sprintf("; %s of %s%% approved", dir, percentText(pct, limit))
+	case approve && *approvedUnits == c.Desired:
+		c.Action = ActionUpdate
+		c.Reason += fmt.Sprintf("; %s of %s%% to the reviewed %d approved", dir, percentText(pct, limit), c.Desired)
+	case approve:
+		// The usage moved between the review and this pass: what
+		// would be written is not what the operator approved.
+		c.Action, c.staleApproval = ActionHeld, true
+		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
+			dir, percentText(pct, limit), c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
+	default:
+		c.Action = ActionHeld
+		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) held for review: more than max_%s_percent %g; apply with sync --approve --customer %s --service %s --units %d",
+			dir, percentText(pct, limit), c.Current, c.Desired, dir, limit, who.CustomerID, svc.ServiceID, c.Desired)
+	}
 }
 
 // usageTerms appends the usage as a reason spells it: "CIXA-MSP 40 +
@@ -1985,9 +2017,10 @@ func compareIDs(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// percentText formats a decrease for a reason: to two decimals, without
-// trailing zeros, and with every decimal it takes when two would round a
-// decrease over limit (max_decrease_percent) down to the limit itself:
+// percentText formats a decrease or increase for a reason: to two
+// decimals, without trailing zeros, and with every decimal it takes when two
+// would round a change over limit (max_decrease_percent or
+// max_increase_percent) down to the limit itself:
 // "50.4", never "50" against a limit of 50.
 func percentText(pct, limit float64) string {
 	t := strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(pct, 'f', 2, 64), "0"), ".")

@@ -610,6 +610,92 @@ func TestEngine_Sync_decreaseGuard(t *testing.T) {
 	}
 }
 
+// TestEngine_Sync_increaseGuard: max_increase_percent holds a large
+// increase of a known, non-zero quantity for review as the decrease guard
+// holds a decrease, and an approval releases it (at the reviewed units
+// only, when it names them). It is off by default, and an increase from
+// no line or a line at 0 is never held.
+func TestEngine_Sync_increaseGuard(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		limit     float64
+		current   int64 // -1: no line on the contract
+		usage     int64
+		wantHeld  bool
+		wantUnits int64
+	}{
+		{name: "off by default", current: 40, usage: 40000, wantUnits: 40000},
+		{name: "held", limit: 200, current: 40, usage: 40000, wantHeld: true, wantUnits: 40},
+		{name: "3x is not more than 200%", limit: 200, current: 40, usage: 120, wantUnits: 120},
+		{name: "from 0", limit: 200, current: 0, usage: 40000, wantUnits: 40000},
+		{name: "new line", limit: 200, current: -1, usage: 40000, wantUnits: 40000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.pol.MaxIncreasePercent = tc.limit
+			if tc.current >= 0 {
+				h.at.SetUnits(h.contractA, h.svcIntercept, tc.current, etPeriodDay)
+			}
+			h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", tc.usage))
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcIntercept, tc.wantUnits)
+			c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+			if !tc.wantHeld {
+				if c == nil || c.Action != ActionUpdate {
+					t.Errorf("change = %+v, want update", c)
+				}
+				return
+			}
+			svc := strconv.FormatInt(h.svcIntercept, 10)
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldApproval || !strings.Contains(c.Reason,
+				"increase of 99900% (from 40 to 40000) held for review: more than max_increase_percent 200; apply with sync --approve --customer cust-a --service "+svc+" --units 40000") {
+				t.Errorf("change = %+v, want held for approval", c)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Held != 1 || !strings.Contains(cs.Hint, "--approve") {
+				t.Errorf("status = %+v, want held with a hint", cs)
+			}
+			if got := h.metric(h.m.LinesTotal.WithLabelValues(LineHeld)); got != 1 {
+				t.Errorf("lines{held} = %v, want 1", got)
+			}
+			if n := h.adjustmentPosts(); n != 0 {
+				t.Errorf("posted %d adjustments while held", n)
+			}
+
+			// The usage moves after the review: an approval of the
+			// reviewed 40000 leaves the line held, naming both.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,50000")
+			reviewed := int64(40000)
+			res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &reviewed})
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Hold() != HoldStaleApproval ||
+				!strings.Contains(c.Reason, "increase of 124900% (from 40 to 50000) still held for review: the usage changed since the review (reviewed 40000, now 50000)") {
+				t.Errorf("change after a stale approval = %+v, want held naming 40000 and 50000", c)
+			}
+			now := int64(50000)
+			res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &now})
+			h.wantUnits(h.contractA, h.svcIntercept, 50000)
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate ||
+				!strings.Contains(c.Reason, "increase of 124900% to the reviewed 50000 approved") {
+				t.Errorf("change after approving 50000 = %+v, want update", c)
+			}
+
+			// An approval without units applies whatever increase the
+			// pass computes.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,200000")
+			res = h.sync(PassOptions{Approve: true, Customer: "cust-a"})
+			h.wantUnits(h.contractA, h.svcIntercept, 200000)
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "increase of 300% approved") {
+				t.Errorf("change after an approval without units = %+v, want update", c)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("status after approve = %+v, want succeeded", cs)
+			}
+		})
+	}
+}
+
 // An approval that names units releases the hold only at the quantity the
 // operator reviewed: when usage falls again between the review and the
 // approving pass, the larger, unreviewed decrease stays held.

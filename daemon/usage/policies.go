@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -54,6 +55,13 @@ type Policies struct {
 	// current quantity for review: plan shows them, sync --approve applies
 	// them. 0 turns the guard off; default 50.
 	MaxDecreasePercent float64 `yaml:"max_decrease_percent"`
+	// MaxIncreasePercent holds increases larger than this share of the
+	// current quantity for review, as MaxDecreasePercent does decreases:
+	// 200 holds a line whose new quantity is more than 3x the current one
+	// (a vendor glitch that reports 40,000 seats for 40). Only a current
+	// quantity above 0 is guarded: a new line is reviewed in the pull
+	// request's billing-impact report. 0 (the default) turns the guard off.
+	MaxIncreasePercent float64 `yaml:"max_increase_percent"`
 	// BudgetReserve stops writing when the PSA's remaining hourly request
 	// budget falls to this; default 500.
 	BudgetReserve int `yaml:"budget_reserve"`
@@ -132,6 +140,9 @@ func (p *Policies) Validate() error {
 	}
 	if !(p.MaxDecreasePercent >= 0 && p.MaxDecreasePercent <= 100) { // NaN too
 		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
+	}
+	if !(p.MaxIncreasePercent >= 0) || math.IsInf(p.MaxIncreasePercent, 1) { // NaN too
+		return fmt.Errorf("policies.max_increase_percent: must be 0 (off) or a positive percentage, got %g", p.MaxIncreasePercent)
 	}
 	if p.BudgetReserve < 0 {
 		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
