@@ -44,7 +44,7 @@ func StatusMatches(filter, status string) bool {
 func checkApproval(r SyncRequest) string {
 	switch {
 	case r.Approve && r.Customer == "":
-		return "approve needs a customer: approving every held decrease at once is not allowed; review and approve them one customer (or line) at a time"
+		return "approve needs a customer: approving every held change at once is not allowed; review and approve them one customer (or line) at a time"
 	case r.Service != "" && !r.Approve:
 		return "service is only used with approve: it names the one line to approve"
 	case r.Units != nil && r.Service == "":

@@ -1230,8 +1230,8 @@ func (d *Daemon) RequestSync(customer, trigger string) SyncTicket {
 type SyncRequest struct {
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
-	// Approve releases the customer's decrease-guard holds (PassOptions.Approve);
-	// it needs Customer.
+	// Approve releases the customer's guard holds on large decreases and
+	// increases (PassOptions.Approve); it needs Customer.
 	Approve bool
 	// Service, with Approve, releases only the hold on the customer's line
 	// of this PSA service id.

@@ -563,14 +563,14 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Approve && d.Export() != nil && !d.writesEnabled() {
 		// The pass would write nothing: the operator would believe the
-		// decrease is in the PSA.
+		// change is in the PSA.
 		redirect(w, r, backTo(r), "Not approved: "+writesOffNotice, "")
 		return
 	}
 	if req.Approve && req.Units == nil {
 		// What the operator saw is all the page can vouch for: an
 		// approval without units would write whatever the pass computes,
-		// which may be a larger decrease than the one on the page.
+		// which may be a larger change than the one on the page.
 		redirect(w, r, backTo(r), "The status page approves one line at a time, at the units it shows: press Approve on the line, on the customer's page.", "")
 		return
 	}

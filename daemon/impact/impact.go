@@ -153,9 +153,9 @@ type Line struct {
 type Held struct {
 	// Units is what the change sets on the line once it is released.
 	Units int64 `json:"units"`
-	// Approvable is true for a change the decrease guard holds
-	// (policies.max_decrease_percent), which `psa-syncd sync --approve`
-	// releases; false for one held because the line's units change again
+	// Approvable is true for a change the guard on large decreases or
+	// increases holds (policies.max_decrease_percent,
+	// max_increase_percent), which `psa-syncd sync --approve` releases; false for one held because the line's units change again
 	// later in the billing month, or because its billing period is
 	// already posted, or psa-syncd changed it from a later date, which no
 	// pass writes.
@@ -643,8 +643,8 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 
 // quantity is what a pass leaves on a line: the change's desired quantity
 // when psa-syncd sets the line, else the quantity now. A change the pass
-// holds for review (the decrease guard, or a mid-period adjustment later in
-// the month) is not written: the line keeps the units the pass read, and
+// holds for review (the decrease or increase guard, or a mid-period
+// adjustment later in the month) is not written: the line keeps the units the pass read, and
 // the hold says what it would become.
 func (c *compare) quantity(synced bool, ch usage.Change, now *int64) (*int64, *Held) {
 	switch {
@@ -859,7 +859,11 @@ func heldText(h *Held, units int64, withDelta bool) string {
 		}
 		return fmt.Sprintf("held for review: stays at %d, since %s (no pass sets %d, not even `sync --approve`)", units, why, h.Units)
 	}
-	s := fmt.Sprintf("held for review (decrease guard): stays at %d until `psa-syncd sync --approve`, which sets %d", units, h.Units)
+	guard := "decrease guard"
+	if h.Units > units {
+		guard = "increase guard"
+	}
+	s := fmt.Sprintf("held for review (%s): stays at %d until `psa-syncd sync --approve`, which sets %d", guard, units, h.Units)
 	if withDelta && h.MonthlyDelta != nil {
 		s += fmt.Sprintf(" (monthly Δ then %s)", signed(*h.MonthlyDelta))
 	}

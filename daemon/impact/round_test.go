@@ -2,6 +2,7 @@ package impact
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -25,22 +26,25 @@ func TestRound2(t *testing.T) {
 // TestHeldText_says why a line is held: a line held because its billing
 // period is posted, or because psa-syncd wrote it from a later date, is not
 // held because its units change later in the month, and the summary does
-// not promise that `sync --approve` releases lines no approval releases.
+// not promise that `sync --approve` releases lines no approval releases; a
+// line the guard holds names the guard of its direction.
 func TestHeldText_saysWhy(t *testing.T) {
 	t.Parallel()
 	c := &compare{usageKnown: true}
 	for _, tt := range []struct {
 		hold, want string
+		desired    int
 		approvable bool
 	}{
-		{"", "until `psa-syncd sync --approve`, which sets 3", true},
-		{"stale_approval", "until `psa-syncd sync --approve`, which sets 3", true},
-		{"posted", "already approved and posted (invoiced)", false},
-		{"later_write", "psa-syncd already changed it from a later date", false},
-		{"later_change", "its units change again later in the billing month", false},
+		{"", "held for review (decrease guard): stays at 28 until `psa-syncd sync --approve`, which sets 3", 3, true},
+		{"", "held for review (increase guard): stays at 28 until `psa-syncd sync --approve`, which sets 28000", 28000, true},
+		{"stale_approval", "until `psa-syncd sync --approve`, which sets 3", 3, true},
+		{"posted", "already approved and posted (invoiced)", 3, false},
+		{"later_write", "psa-syncd already changed it from a later date", 3, false},
+		{"later_change", "its units change again later in the billing month", 3, false},
 	} {
 		var ch usage.Change
-		js := `{"action":"held","current":28,"desired":3,"hold":"` + tt.hold + `"}`
+		js := fmt.Sprintf(`{"action":"held","current":28,"desired":%d,"hold":%q}`, tt.desired, tt.hold)
 		if err := json.Unmarshal([]byte(js), &ch); err != nil {
 			t.Fatal(err)
 		}

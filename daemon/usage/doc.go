@@ -46,10 +46,11 @@
 // because an empty month usually means the vendor has no data yet, and a
 // report of only unknown customers or products is a problem with the
 // report, not every customer stopping at once. A decrease larger than
-// policies.max_decrease_percent is held for review until a pass runs with
-// PassOptions.Approve. An approval of one line may name the units that were
+// policies.max_decrease_percent, or an increase larger than
+// policies.max_increase_percent of a line above 0 (off by default), is held
+// for review until a pass runs with PassOptions.Approve. An approval of one line may name the units that were
 // reviewed (PassOptions.ApproveUnits): the hold is then released only when
-// the approving pass computes those units, so a decrease that grew after the
+// the approving pass computes those units, so a change that grew after the
 // review stays held; an approval without units applies whatever the
 // approving pass computes. A line whose units change again later in the billing
 // month (psa.ContractLine.LaterChanges: a mid-period Autotask adjustment
@@ -203,7 +204,7 @@
 //     knows what it set.
 //   - A line psa-syncd has never set has an unknown current quantity. The
 //     plan says "current unknown → N", the first pass posts N (nothing when
-//     N is 0), and the decrease guard cannot apply to it. Lines typed into
+//     N is 0), and the decrease and increase guards cannot apply to it. Lines typed into
 //     BMS by hand are invisible: end them in BMS before the first pass, or
 //     the contract may bill both (what BMS does with two lines of one
 //     service is not documented).

@@ -27,9 +27,10 @@ const (
 	ActionUpdate = "update"
 	// ActionUnchanged means the line already has the desired quantity.
 	ActionUnchanged = "unchanged"
-	// ActionHeld means the change is held for review: by the decrease
-	// guard (PassOptions.Approve releases it), or because the line's units
-	// change again later in the billing month, which no approval releases.
+	// ActionHeld means the change is held for review: by the guard on
+	// large decreases and increases (PassOptions.Approve releases it), or
+	// because the line's units change again later in the billing month,
+	// which no approval releases.
 	ActionHeld = "held"
 	// ActionSkipped means the pass stopped writing before the line (the
 	// PSA's hourly budget reached the reserve, the PSA refused a write for
@@ -198,7 +199,7 @@ type PassOptions struct {
 	// DryRun computes and reports, writes nothing to the PSA, and records
 	// the run as a dry run without touching customer statuses.
 	DryRun bool
-	// Approve applies the decreases the guard would hold. It does not
+	// Approve applies the decreases and increases the guard would hold. It does not
 	// release lines held because their units change again later in the
 	// billing month.
 	Approve bool
@@ -211,8 +212,8 @@ type PassOptions struct {
 	// released only when the pass computes exactly these desired units.
 	// When the usage has changed since the review, the line stays held and
 	// its reason names both quantities. Without it, an approval applies
-	// whatever decrease the approving pass computes, which can be larger
-	// than the one reviewed when usage fell again in between.
+	// whatever change the approving pass computes, which can be larger
+	// than the one reviewed when usage moved again in between.
 	ApproveUnits *int64
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
@@ -233,7 +234,7 @@ type PassOptions struct {
 	planOnly bool
 }
 
-// approves reports whether the pass releases a decrease-guard hold on the
+// approves reports whether the pass releases a guard hold on the
 // line of the given service, and the desired units it releases it at (nil:
 // at any).
 func (o PassOptions) approves(serviceID string) (bool, *int64) {
@@ -272,7 +273,7 @@ type Change struct {
 	// set (from the ledger), and unknown when it never set the line.
 	CurrentKnown bool `json:"current_known"`
 	// laterChange is set when the change is held because the line's units
-	// change again later in the billing month (not a decrease-guard hold).
+	// change again later in the billing month (not a guard hold).
 	// It sits next to CurrentKnown, and cancelled and staleApproval too, so
 	// that the four share a word.
 	laterChange bool
@@ -320,10 +321,10 @@ type ChangeService struct {
 	Products []string `json:"products"`
 }
 
-// Approvable reports whether c is held by the decrease guard, which a pass
-// with PassOptions.Approve releases (a line held because its units change
-// again later in the billing month, or whose period is already invoiced,
-// is not).
+// Approvable reports whether c is held by the guard on large decreases and
+// increases, which a pass with PassOptions.Approve releases (a line held
+// because its units change again later in the billing month, or whose
+// period is already invoiced, is not).
 func (c Change) Approvable() bool {
 	return c.Action == ActionHeld && !c.laterChange && !c.laterWrite && !c.posted
 }
@@ -331,10 +332,11 @@ func (c Change) Approvable() bool {
 // Kinds of hold (Change.Hold): why a held line is held. They are the
 // "hold" of a change in the plan's JSON, and stable.
 const (
-	// HoldApproval: the decrease guard holds the line until an approval
+	// HoldApproval: the guard on large decreases (max_decrease_percent)
+	// and increases (max_increase_percent) holds the line until an approval
 	// (PassOptions.Approve) releases it.
 	HoldApproval = "approval"
-	// HoldStaleApproval: the decrease guard still holds the line although
+	// HoldStaleApproval: the guard still holds the line although
 	// the pass approved it, because the usage changed since the review;
 	// an approval of the new units releases it.
 	HoldStaleApproval = "stale_approval"
@@ -1245,7 +1247,7 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 
 // decide computes in c the change for one mapped service of one customer,
 // and returns false when there is nothing to report (no usage and no line).
-// approve releases a decrease-guard hold, only at approvedUnits when that
+// approve releases a guard hold, only at approvedUnits when that
 // is not nil.
 func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usage []usedQuantity,
 	lines *lineIndex, ledger bool, missing string, approve bool, approvedUnits *int64, eff time.Time, reasons *reasons) bool {

@@ -81,6 +81,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	var laterHeld, laterWritten, postedHeld int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
+	// guardHeld counts the lines the guard on large changes holds,
+	// increasesHeld the increases among them.
+	var guardHeld, increasesHeld int
 	var firstErr, firstHint string
 	nErr := 0
 	for i := range changes {
@@ -108,6 +111,12 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			}
 			if c.staleApproval && stale == nil {
 				stale = c
+			}
+			if c.Approvable() {
+				guardHeld++
+				if c.Desired > c.Current {
+					increasesHeld++
+				}
 			}
 		case ActionSkipped:
 			skipped++
@@ -189,7 +198,14 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
 				cm.CustomerID, stale.ServiceID, stale.Desired))
 		} else if cs.Held > laterHeld+postedHeld {
-			hints = append(hints, fmt.Sprintf("a decrease larger than policies.max_decrease_percent is held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", cm.CustomerID))
+			guarded := "a decrease larger than policies.max_decrease_percent is"
+			switch {
+			case increasesHeld > 0 && increasesHeld == guardHeld:
+				guarded = "an increase larger than policies.max_increase_percent is"
+			case increasesHeld > 0:
+				guarded = "a decrease larger than policies.max_decrease_percent and an increase larger than policies.max_increase_percent are"
+			}
+			hints = append(hints, fmt.Sprintf("%s held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", guarded, cm.CustomerID))
 		}
 		cs.Hint = strings.Join(hints, "; ")
 	default:

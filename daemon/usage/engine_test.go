@@ -653,8 +653,9 @@ func TestEngine_Sync_increaseGuard(t *testing.T) {
 				"increase of 99900% (from 40 to 40000) held for review: more than max_increase_percent 200; apply with sync --approve --customer cust-a --service "+svc+" --units 40000") {
 				t.Errorf("change = %+v, want held for approval", c)
 			}
-			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Held != 1 || !strings.Contains(cs.Hint, "--approve") {
-				t.Errorf("status = %+v, want held with a hint", cs)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Held != 1 ||
+				!strings.Contains(cs.Hint, "an increase larger than policies.max_increase_percent is held for review") {
+				t.Errorf("status = %+v, want held with a hint naming the increase guard", cs)
 			}
 			if got := h.metric(h.m.LinesTotal.WithLabelValues(LineHeld)); got != 1 {
 				t.Errorf("lines{held} = %v, want 1", got)

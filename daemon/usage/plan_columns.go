@@ -272,7 +272,7 @@ func columnRef[T any](refs []*T, i int, name string, k int) (*T, error) {
 // plan restored from the state database still tells the holds an approval
 // releases, Approvable, from those it does not: the status page offers
 // Approve only on the former): Hold, but "" for a change that is not held
-// or that an approval releases as any decrease-guard hold, as in plans
+// or that an approval releases as any guard hold, as in plans
 // stored before the column was kept.
 func (c *Change) holdKind() string {
 	if h := c.Hold(); h != HoldApproval {

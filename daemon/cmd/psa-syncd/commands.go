@@ -47,7 +47,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	cf.register(fs)
 	rf.register(fs, true)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
-	fs.BoolVar(&approve, "approve", false, "Apply decreases that the max_decrease_percent guard holds for review, for the -customer (and only its\n-service line, when given). Give -units too: without it the pass applies whatever decrease it computes, which\ncan be larger than the one reviewed when usage fell again since. Lines held because the PSA changes them again\nlater in the period are never released by it.")
+	fs.BoolVar(&approve, "approve", false, "Apply decreases and increases that the max_decrease_percent and max_increase_percent guards hold for review,\nfor the -customer (and only its -service line, when given). Give -units too: without it the pass applies\nwhatever change it computes, which can be larger than the one reviewed when usage moved again since. Lines held\nbecause the PSA changes them again later in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
@@ -66,7 +66,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	})
 	switch {
 	case approve && customer == "":
-		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held decreases one customer (or line) at a time")
+		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held changes one customer (or line) at a time")
 		return 2
 	case service != "" && !approve:
 		fmt.Fprintln(e.stderr, "psa-syncd: -service is only used with -approve")
