@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -289,6 +290,67 @@ func TestRun_syncApproveUnits(t *testing.T) {
 	}
 	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 1 {
 		t.Errorf("acme units = %d after approving 1, want 1", got)
+	}
+}
+
+// With policies.max_increase_percent, a usage glitch (Acme's 11 seats
+// reported as 110) is held: plan shows it with the command that approves
+// it, sync writes nothing to the PSA, and sync -approve at the reviewed
+// units writes it.
+func TestRun_increaseHeldUntilApproved(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"policies:\n  max_increase_percent: 200\n")
+	cfg := "-config.file=" + e.cfgPath
+	// The first pass posts new lines, which the guard does not hold.
+	if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	e.checkUnits(t)
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.Replace(testUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,110", 1))
+	svc := itoa(e.services[0])
+	want := "increase of 900% (from 11 to 110) held for review: more than max_increase_percent 200; apply with sync --approve --customer cust-acme --service " + svc + " --units 110"
+	if code, stdout, stderr := runCmd(t, "plan", cfg); code != 0 || !strings.Contains(stdout, want) {
+		t.Errorf("plan: exit %d\n%s\n%s\nwant %q", code, stdout, stderr, want)
+	}
+	code, stdout, stderr := runCmd(t, "plan", cfg, "-json")
+	var plan struct {
+		Changes []map[string]any `json:"changes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &plan); code != 0 || err != nil {
+		t.Fatalf("plan -json: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	found := false
+	for _, c := range plan.Changes {
+		if c["customer_id"] == "cust-acme" && c["service_id"] == svc {
+			found = true
+			if c["action"] != "held" || c["hold"] != "approval" {
+				t.Errorf("plan -json: Acme's Intercept X: action %v, hold %v; want held, hold approval", c["action"], c["hold"])
+			}
+		}
+	}
+	if !found {
+		t.Errorf("plan -json has no change for Acme's Intercept X:\n%s", stdout)
+	}
+
+	e.sim.ResetRequests()
+	if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 || !strings.Contains(stdout, "held") {
+		t.Errorf("sync: exit %d\n%s\n%s\nwant 0 and the line held", code, stdout, stderr)
+	}
+	for _, r := range e.sim.Requests() {
+		if r.Method != http.MethodGet && !strings.HasSuffix(strings.ToLower(r.Path), "/query") {
+			t.Errorf("sync of a held increase sent %s %s", r.Method, r.Path)
+		}
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d while held, want 11", got)
+	}
+
+	if code, stdout, stderr := runCmd(t, "sync", cfg, "-approve", "-customer", "cust-acme", "-service", svc, "-units", "110"); code != 0 {
+		t.Errorf("sync -approve -units 110: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 110 {
+		t.Errorf("acme units = %d after approving 110, want 110", got)
 	}
 }
 
