@@ -123,6 +123,15 @@ func TestBillingImpact_changes(t *testing.T) {
 					_, js := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatJSON)
 					golden(t, c.Name+".json", js)
 				}
+				if c.Name == "replaced_mapping" {
+					// The plan raises Acme's server line from 3 to 25:
+					// with max_increase_percent 200, the increase
+					// guard holds it, and the report says so.
+					pol := usage.DefaultPolicies
+					pol.MaxIncreasePercent = 200
+					_, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source, Policies: pol}, planJSON, current, impact.FormatMarkdown)
+					golden(t, c.Name+"_increase_held.md", md)
+				}
 			})
 		})
 	}
