@@ -660,6 +660,9 @@ func TestEngine_Sync_increaseGuard(t *testing.T) {
 			if got := h.metric(h.m.LinesTotal.WithLabelValues(LineHeld)); got != 1 {
 				t.Errorf("lines{held} = %v, want 1", got)
 			}
+			if got := h.metric(h.m.HeldLines); got != 1 {
+				t.Errorf("held_lines = %v, want 1", got)
+			}
 			if n := h.adjustmentPosts(); n != 0 {
 				t.Errorf("posted %d adjustments while held", n)
 			}
