@@ -199,9 +199,9 @@ type PassOptions struct {
 	// DryRun computes and reports, writes nothing to the PSA, and records
 	// the run as a dry run without touching customer statuses.
 	DryRun bool
-	// Approve applies the decreases and increases the guard would hold. It does not
-	// release lines held because their units change again later in the
-	// billing month.
+	// Approve applies the decreases and increases the guard would hold.
+	// It does not release lines held because their units change again
+	// later in the billing month.
 	Approve bool
 	// ApproveService, with Approve and Customer, limits the approval to
 	// the customer's line of this PSA service id; the customer's other
