@@ -593,6 +593,66 @@ func TestHandler_customersStatusFilters(t *testing.T) {
 	}
 }
 
+// An increase larger than max_increase_percent is held beside a held
+// decrease of the same customer: the hint names both guards, and the API's
+// approve releases the increase at the reviewed units, alone.
+func TestHandler_approveHeldIncrease(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n  max_increase_percent: 200\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Acme's Intercept X jumps from 11 to 101 seats (a vendor glitch), and
+	// its servers drop from 2 to 0.
+	glitch := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,100", 1)
+	glitch = strings.Replace(glitch, "cust-acme,Acme,CIXA-SRV,Intercept X Server,2\n", "", 1)
+	dtWrite(t, e.usagePath, glitch)
+	if res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil || res.Run.Held != 2 {
+		t.Fatalf("second pass: %+v, %v; want 2 held lines", res, err)
+	}
+	if u := e.units(0, 0); u != 11 {
+		t.Errorf("acme Intercept X units = %d while held, want 11", u)
+	}
+	if cs, ok, err := e.d.db.CustomerStatus("file", "cust-acme"); err != nil || !ok ||
+		!strings.Contains(cs.Hint, "a decrease larger than policies.max_decrease_percent and an increase larger than policies.max_increase_percent are held for review") {
+		t.Errorf("acme status with both guards holding = %+v, %v", cs, err)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+dtID(e.services[0])+`", "units": 101}`)
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
+	}
+	var tk SyncTicket
+	if err := json.Unmarshal(rec.Body.Bytes(), &tk); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.d.WaitTicket(t.Context(), tk.ID); err != nil || got.Status != "done" {
+		t.Fatalf("approve ticket = %+v, %v", got, err)
+	}
+	if u := e.units(0, 0); u != 101 {
+		t.Errorf("acme Intercept X units = %d after approving 101, want 101", u)
+	}
+	if u := e.units(0, 1); u != 2 {
+		t.Errorf("acme server units = %d, want 2 (still held: only the increase was approved)", u)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A decrease held for review is released through the API, for one line of
 // one customer, and the change shows in the ledger.
 func TestHandler_approveAndLedger(t *testing.T) {
