@@ -78,7 +78,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		LastAttempt: now, RunID: run,
 	}
 	var skipped, cancelled, throttled int
-	var laterHeld, laterWritten, postedHeld int
+	var laterHeld, laterWritten int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
 	// guardHeld counts the lines the guard on large changes holds,
@@ -103,11 +103,8 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.laterWrite {
 				laterWritten++
 			}
-			if c.posted {
-				postedHeld++
-				if posted == nil {
-					posted = c
-				}
+			if c.posted && posted == nil {
+				posted = c
 			}
 			if c.staleApproval && stale == nil {
 				stale = c
@@ -197,7 +194,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
 				cm.CustomerID, stale.ServiceID, stale.Desired))
-		} else if cs.Held > laterHeld+postedHeld {
+		} else if guardHeld > 0 {
 			guarded := "a decrease larger than policies.max_decrease_percent is"
 			switch {
 			case increasesHeld > 0 && increasesHeld == guardHeld:
