@@ -13,6 +13,19 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
+// namedReport returns a report whose every name, reason and note holds
+// name, as names from the mappings, the PSA and the usage source do.
+func namedReport(name string) *impact.Report {
+	q, p := int64(3), 4.5
+	return &impact.Report{System: psa.SystemAutotask, Period: "2026-11", EffectiveDate: "2026-11-01", PlanChanges: true,
+		Lines: []impact.Line{{Source: "sophos", CustomerID: "acme", CustomerName: name, ContractID: "1", ServiceID: "2", ServiceName: name,
+			Now: &q, Current: &q, Proposed: &q, UnitPrice: &p, ProposedUnitPrice: &p, MonthlyDelta: new(float64), Why: "new product mapping: " + name}},
+		UsageSync: []impact.SyncChange{{Source: "sophos", CustomerID: "acme", CustomerName: name, Starts: true, Why: "new customer mapping"}},
+		Unmapped:  []impact.UsageChange{{Kind: "customer", ID: "evil", Name: name, Quantity: 1, Why: "no customer mapping"}},
+		Notes:     []string{"Usage problem: " + name},
+	}
+}
+
 // TestWrite_markdownNames: the names in a report come from the mappings,
 // the PSA and the usage source (a vendor's customer and product names,
 // errors that quote an answer), and the report is posted as a pull-request
@@ -22,14 +35,7 @@ import (
 func TestWrite_markdownNames(t *testing.T) {
 	t.Parallel()
 	hostile := "Acme\r| injected | row |\r\n[Approve: no billing change](https://evil.example) ![x](https://evil.example/p.png) <b>x</b> \\[y](https://evil.example)"
-	q, p := int64(3), 4.5
-	rep := &impact.Report{System: psa.SystemAutotask, Period: "2026-11", EffectiveDate: "2026-11-01", PlanChanges: true,
-		Lines: []impact.Line{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, ContractID: "1", ServiceID: "2", ServiceName: hostile,
-			Now: &q, Current: &q, Proposed: &q, UnitPrice: &p, ProposedUnitPrice: &p, MonthlyDelta: new(float64), Why: "new product mapping: " + hostile}},
-		UsageSync: []impact.SyncChange{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, Starts: true, Why: "new customer mapping"}},
-		Unmapped:  []impact.UsageChange{{Kind: "customer", ID: "evil", Name: hostile, Quantity: 1, Why: "no customer mapping"}},
-		Notes:     []string{"Usage problem: " + hostile},
-	}
+	rep := namedReport(hostile)
 	var buf bytes.Buffer
 	if err := impact.Write(&buf, rep, impact.FormatMarkdown); err != nil {
 		t.Fatal(err)
@@ -110,14 +116,7 @@ func TestWrite_markdownFitsComment(t *testing.T) {
 func TestWrite_tableNames(t *testing.T) {
 	t.Parallel()
 	hostile := "Acme\tLtd\r\nsecond line\x1b[2K\x1b[1A"
-	q, p := int64(3), 4.5
-	rep := &impact.Report{System: psa.SystemAutotask, Period: "2026-11", EffectiveDate: "2026-11-01", PlanChanges: true,
-		Lines: []impact.Line{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, ContractID: "1", ServiceID: "2", ServiceName: hostile,
-			Now: &q, Current: &q, Proposed: &q, UnitPrice: &p, ProposedUnitPrice: &p, MonthlyDelta: new(float64), Why: "new product mapping: " + hostile}},
-		UsageSync: []impact.SyncChange{{Source: "sophos", CustomerID: "acme", CustomerName: hostile, Starts: true, Why: "new customer mapping"}},
-		Unmapped:  []impact.UsageChange{{Kind: "customer", ID: "evil", Name: hostile, Quantity: 1, Why: "no customer mapping"}},
-		Notes:     []string{"Usage problem: " + hostile},
-	}
+	rep := namedReport(hostile)
 	var buf bytes.Buffer
 	if err := impact.Write(&buf, rep, impact.FormatTable); err != nil {
 		t.Fatal(err)

@@ -962,22 +962,17 @@ func unreadableUsage(doc *export.Document, srcName string, problems []source.Pro
 // nearMissError lists usage under a customer id or product that differs
 // from a mapped one only in spelling (see nearIDs), the first few in full.
 func nearMissError(probs []source.Problem) error {
-	var b strings.Builder
-	for i, pr := range probs {
-		if i == maxUnreadableShown {
-			fmt.Fprintf(&b, "; and %d more", len(probs)-i)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(pr.String())
-	}
-	return fmt.Errorf("usage that matches no mapping only for the spelling of an id: %s", b.String())
+	return fmt.Errorf("usage that matches no mapping only for the spelling of an id: %s", problemList(probs))
 }
 
 // unreadableError lists unreadable usage rows, the first few in full.
 func unreadableError(probs []source.Problem) error {
+	return fmt.Errorf("usage that cannot be read: %s", problemList(probs))
+}
+
+// problemList joins the first maxUnreadableShown problems and says how
+// many more there are.
+func problemList(probs []source.Problem) string {
 	var b strings.Builder
 	for i, pr := range probs {
 		if i == maxUnreadableShown {
@@ -989,7 +984,7 @@ func unreadableError(probs []source.Problem) error {
 		}
 		b.WriteString(pr.String())
 	}
-	return fmt.Errorf("usage that cannot be read: %s", b.String())
+	return b.String()
 }
 
 // errRivalSource marks a line that another usage source also feeds.
