@@ -134,8 +134,14 @@ type Contract struct {
 	// Recurring is true for recurring-service contracts, the only kind usage
 	// sync writes to.
 	Recurring bool
-	StartDate time.Time
-	EndDate   time.Time
+	// BillingCycle is the PSA's own name for the cycle the contract bills
+	// its recurring lines on, e.g. "Annually" (a ConnectWise agreement's
+	// billingCycle, a Kaseya BMS contract's BillingCycle); "" where the
+	// contract has none (Autotask bills by service, Service.BillingPeriod).
+	// CycleBillingPeriod says which period it stands for.
+	BillingCycle string
+	StartDate    time.Time
+	EndDate      time.Time
 }
 
 // ContractQuery selects contracts in FindContracts.

@@ -621,6 +621,9 @@ func toContract(a *Agreement) *psa.Contract {
 	if a.Type != nil {
 		c.Type = a.Type.Name
 	}
+	if a.BillingCycle != nil {
+		c.BillingCycle = a.BillingCycle.Name
+	}
 	if a.StartDate != nil {
 		c.StartDate = a.StartDate.Time
 	}

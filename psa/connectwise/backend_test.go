@@ -1002,6 +1002,7 @@ func TestBackend_companiesAndContracts(t *testing.T) {
 	active := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Managed"})
 	cancelled := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Old", Status: "Cancelled"})
 	cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Setup", BillingCycle: "One Time"})
+	annual := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Yearly", BillingCycle: "Annually", Status: "Inactive"})
 
 	// A company merged into another stays in the API, with its name and
 	// status, as deleted: the merge that ended a duplicate leaves no
@@ -1012,15 +1013,20 @@ func TestBackend_companiesAndContracts(t *testing.T) {
 		t.Errorf("FindCompanies = %+v, %v", found, err)
 	}
 	c, err := b.GetContract(ctx, id(active))
-	if err != nil || !c.Active || !c.Recurring || c.CompanyID != id(acme) || c.Status != "Active" || c.Type != "Managed Services" {
+	if err != nil || !c.Active || !c.Recurring || c.CompanyID != id(acme) || c.Status != "Active" || c.Type != "Managed Services" || c.BillingCycle != "Monthly" {
 		t.Errorf("GetContract = %+v, %v", c, err)
+	}
+	// The billing cycle, which the billing-impact report divides a price
+	// per cycle by, also in a bulk read.
+	if got, err := b.GetContracts(ctx, []string{id(active), id(annual)}); err != nil || len(got) != 2 || got[id(annual)].BillingCycle != "Annually" || got[id(active)].BillingCycle != "Monthly" {
+		t.Errorf("GetContracts = %+v, %v; want the billing cycles Monthly and Annually", got, err)
 	}
 	list, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme)})
 	if err != nil || len(list) != 1 || list[0].ID != id(active) {
 		t.Errorf("FindContracts(default) = %+v, %v", list, err)
 	}
 	list, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme), IncludeInactive: true, AnyType: true})
-	if err != nil || len(list) != 3 {
+	if err != nil || len(list) != 4 {
 		t.Errorf("FindContracts(all) = %+v, %v", list, err)
 	}
 	list, err = b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(acme), Name: "old", IncludeInactive: true})

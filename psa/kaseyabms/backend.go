@@ -721,15 +721,16 @@ func toContract(lk *ContractLookup, sum *ContractSummary, companyID string) *psa
 		end = lk.EndDate.Time
 	}
 	return &psa.Contract{
-		ID:        strconv.Itoa(lk.ID),
-		CompanyID: companyID,
-		Name:      lk.Name,
-		Type:      sum.ContractType,
-		Status:    sum.Status,
-		Active:    lk.IsActive,
-		Recurring: strings.Contains(strings.ToLower(sum.ContractType), "recurring"),
-		StartDate: sum.StartDate.Time,
-		EndDate:   end,
+		ID:           strconv.Itoa(lk.ID),
+		CompanyID:    companyID,
+		Name:         lk.Name,
+		Type:         sum.ContractType,
+		Status:       sum.Status,
+		Active:       lk.IsActive,
+		Recurring:    strings.Contains(strings.ToLower(sum.ContractType), "recurring"),
+		BillingCycle: sum.BillingCycle,
+		StartDate:    sum.StartDate.Time,
+		EndDate:      end,
 	}
 }
 

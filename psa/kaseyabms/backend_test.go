@@ -237,7 +237,7 @@ func TestBackend_CompaniesAndContracts(t *testing.T) {
 	old := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme 2020", Inactive: true,
 		StartDate: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2020, 12, 31, 0, 0, 0, 0, time.UTC)})
 	dupContract := k.AddContract(psatest.KaseyaBMSContract{AccountID: dup, Name: "Acme Managed Services"})
-	k.AddContract(psatest.KaseyaBMSContract{AccountID: acme2, Name: "Labs"})
+	labs := k.AddContract(psatest.KaseyaBMSContract{AccountID: acme2, Name: "Labs", BillingCycle: "Quarterly"})
 
 	c, err := b.GetCompany(ctx, itoa(acme))
 	if err != nil || c.Name != "Acme" || !c.Active {
@@ -255,8 +255,13 @@ func TestBackend_CompaniesAndContracts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("GetContract: %v", err)
 	}
-	if ct.CompanyID != itoa(acme) || !ct.Recurring || !ct.Active || ct.Name != "Acme Managed Services" || ct.Type != "Recurring Services" || ct.StartDate.IsZero() {
+	if ct.CompanyID != itoa(acme) || !ct.Recurring || !ct.Active || ct.Name != "Acme Managed Services" || ct.Type != "Recurring Services" || ct.StartDate.IsZero() || ct.BillingCycle != "Monthly" {
 		t.Errorf("GetContract = %+v", ct)
+	}
+	// The billing cycle, which the billing-impact report divides a price
+	// per cycle by.
+	if ct, err := b.GetContract(ctx, itoa(labs)); err != nil || ct.BillingCycle != "Quarterly" {
+		t.Errorf("GetContract(quarterly) = %+v, %v; want billing cycle Quarterly", ct, err)
 	}
 	ct, err = b.GetContract(ctx, itoa(dupContract))
 	if err != nil || ct.CompanyID != itoa(dup) {

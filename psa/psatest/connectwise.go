@@ -349,6 +349,14 @@ func (cw *ConnectWise) SetAgreementStatus(id int64, status string) {
 	}
 }
 
+// SetAgreementBillingCycle sets the name of an agreement's billingCycle
+// (Monthly, Quarterly, Annually, One Time...).
+func (cw *ConnectWise) SetAgreementBillingCycle(id int64, cycle string) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.mustLocked(cw.agreements, "agreement", id)["billingCycle"] = map[string]any{"id": float64(1), "name": cycle}
+}
+
 // AddCatalogItem adds a catalog item and returns its id; zero fields take
 // the defaults documented on ConnectWiseCatalogItem.
 func (cw *ConnectWise) AddCatalogItem(it ConnectWiseCatalogItem) int64 {

@@ -356,6 +356,15 @@ func (k *KaseyaBMS) addContractLocked(c KaseyaBMSContract) int {
 	return c.ID
 }
 
+// SetContractBillingCycle sets the name of a contract's billing cycle
+// (Monthly, Quarterly, Semi-Annually, Annually), as the contract summary
+// shows it.
+func (k *KaseyaBMS) SetContractBillingCycle(id int, cycle string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.mustContractLocked(id).BillingCycle = cycle
+}
+
 // AddService adds an active, non-taxable service and returns its id.
 func (k *KaseyaBMS) AddService(name string, unitPrice float64) int {
 	k.mu.Lock()
