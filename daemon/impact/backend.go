@@ -44,6 +44,9 @@ type readOnly struct {
 	mu       sync.Mutex
 	read     map[string]*readLines // by contract id, as asked; contracts read successfully
 	services map[string]*psa.Service
+	// contracts holds the contracts read from the PSA (not those known
+	// only after apply), by id.
+	contracts map[string]*psa.Contract
 }
 
 // readLines is what readOnly read of one contract's lines.
@@ -78,7 +81,7 @@ func (rl *readLines) covers(all bool, serviceIDs []string) bool {
 }
 
 func newReadOnly(be psa.Backend) *readOnly {
-	return &readOnly{Backend: be, read: map[string]*readLines{}, services: map[string]*psa.Service{}}
+	return &readOnly{Backend: be, read: map[string]*readLines{}, services: map[string]*psa.Service{}, contracts: map[string]*psa.Contract{}}
 }
 
 // ReadLines reads the contracts not read yet in one bulk read and answers
@@ -194,7 +197,43 @@ func (r *readOnly) GetContracts(ctx context.Context, ids []string) (map[string]*
 		if err != nil {
 			return nil, err
 		}
+		r.mu.Lock()
+		maps.Copy(r.contracts, got)
+		r.mu.Unlock()
 		maps.Copy(out, got)
+	}
+	return out, nil
+}
+
+// readContracts returns the contracts ids as read from the PSA: those the
+// engine's plans read already, and the others in one bulk read
+// (psa.BulkReader), which the report makes once for all its lines. Ids
+// known only after apply, and contracts the PSA did not return, are
+// absent; without a bulk read, so is every contract not read yet.
+func (r *readOnly) readContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	out := map[string]*psa.Contract{}
+	var missing []string
+	r.mu.Lock()
+	for _, id := range ids {
+		switch ct, ok := r.contracts[id]; {
+		case ok:
+			out[id] = ct
+		case !isUnknown(id) && !slices.Contains(missing, id):
+			missing = append(missing, id)
+		}
+	}
+	r.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	got, err := r.GetContracts(ctx, missing)
+	if err != nil {
+		return out, err
+	}
+	for _, id := range missing {
+		if ct := got[id]; ct != nil {
+			out[id] = ct
+		}
 	}
 	return out, nil
 }
@@ -251,7 +290,13 @@ func (r *readOnly) GetContract(ctx context.Context, id string) (*psa.Contract, e
 	if isUnknown(id) {
 		return unknownContract(id), nil
 	}
-	return r.Backend.GetContract(ctx, id)
+	ct, err := r.Backend.GetContract(ctx, id)
+	if err == nil {
+		r.mu.Lock()
+		r.contracts[id] = ct
+		r.mu.Unlock()
+	}
+	return ct, err
 }
 
 // unknownContract is the contract GetContract answers for id, known only

@@ -184,3 +184,23 @@ func TestReadOnly_GetContracts(t *testing.T) {
 		t.Errorf("GetContracts without a bulk read = %v, %v; want only the contract known after apply", got, err)
 	}
 }
+
+// TestReadOnly_readContracts checks that the report reads the contracts of
+// its lines (for their billing cycle) in one bulk read, without those the
+// engine's plans read already or those known only after apply.
+func TestReadOnly_readContracts(t *testing.T) {
+	t.Parallel()
+	be := &bulkBackend{}
+	r := newReadOnly(be)
+	if _, err := r.GetContracts(t.Context(), []string{"1"}); err != nil {
+		t.Fatal(err)
+	}
+	be.asked = nil
+	got, err := r.readContracts(t.Context(), []string{"1", "2", unknownPrefix + "c", "3", "2"})
+	if err != nil || len(got) != 3 || got["1"] == nil || got["2"] == nil || got["3"] == nil {
+		t.Errorf("readContracts = %v, %v; want contracts 1, 2 and 3", got, err)
+	}
+	if !slices.Equal(be.asked, []string{"2", "3"}) {
+		t.Errorf("the PSA was asked for %q, want 2 and 3 in one read", be.asked)
+	}
+}

@@ -12,7 +12,11 @@
 // reports one, Autotask and ConnectWise, else the service's: the plan's
 // planned price for a psa_service it manages, the PSA's otherwise; a Kaseya
 // BMS line keeps the price it was posted at, so a new price reaches only
-// the lines a pass posts), and gives the monthly amount delta. A line psa-syncd stops setting keeps its
+// the lines a pass posts), and gives the monthly amount delta: a price per
+// quarter, half-year or year (an Autotask service's billing period, a
+// ConnectWise agreement's or Kaseya BMS contract's billing cycle) counts
+// divided by its months, and a cycle that is unknown leaves the delta
+// unknown rather than taken as monthly. A line psa-syncd stops setting keeps its
 // quantity: a customer moved to another contract is still billed on the old
 // one, and the report shows it.
 //

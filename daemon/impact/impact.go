@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -136,11 +137,14 @@ type Line struct {
 	ProposedUnitPrice *float64 `json:"proposed_unit_price"`
 	PriceFrom         string   `json:"price_from"`
 	// BillingPeriod is the period a unit price pays for, when it is not a
-	// month: the service's (Autotask, where a service has one). The
-	// proposed one when the plan changes it.
+	// month: the service's (Autotask, where a service has one; the
+	// proposed one when the plan changes it), or the billing cycle of the
+	// line's agreement (ConnectWise) or contract (Kaseya BMS).
 	BillingPeriod psa.BillingPeriod `json:"billing_period,omitempty"`
 	// MonthlyDelta is Proposed × ProposedUnitPrice − Current × UnitPrice,
-	// each price divided by the months of its billing period.
+	// each price divided by the months of its billing period; nil (unknown)
+	// as well when the line has units on a contract whose billing cycle is
+	// unknown.
 	MonthlyDelta *float64 `json:"monthly_delta"`
 	// Why says what in the plan changes the line.
 	Why string `json:"why"`
@@ -276,6 +280,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	rep.NotComputed = append(rep.NotComputed, failures(cur, prop)...)
 
 	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown, failed: map[failedKey]bool{}}
+	if _, isOffline := base.(offline); isOffline {
+		c.cyclesErr = noPSA
+	}
 	records := src.records(cur.Period)
 	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
 	c.lines(rep, cur, prop)
@@ -373,6 +380,11 @@ type compare struct {
 	// failed holds the customers that a plan fails as a whole, by plan:
 	// their lines are unknown (withFailedLines).
 	failed map[failedKey]bool
+	// contracts are the contracts of the lines, as read for their billing
+	// cycle (ConnectWise, Kaseya BMS: readCycles); cyclesErr says why
+	// they could not be read, if so.
+	contracts map[string]*psa.Contract
+	cyclesErr string
 }
 
 type failedKey struct {
@@ -401,6 +413,8 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		propBy[keyOf(ch)] = ch
 	}
 	onC, onP := integrationOn(c.current), integrationOn(c.proposed)
+	c.readCycles(keys)
+	noCycle := map[string]bool{} // contracts whose unknown cycle leaves a line's delta unknown
 	// A line missing from one plan compares as a change with empty
 	// customer and service fields (a Change shares them by pointer).
 	lineOf := func(by map[lineKey]usage.Change, k lineKey) (usage.Change, bool) {
@@ -460,11 +474,17 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		if same && (!priceChanged || !keepsPrice) {
 			continue
 		}
-		monthsBefore, monthsAfter := c.periodMonths(k.service, false), c.periodMonths(k.service, true)
-		if p := c.servicePeriod(k.service, true); monthsAfter > 1 {
+		_, monthsBefore := c.period(k, false)
+		p, monthsAfter := c.period(k, true)
+		if monthsAfter > 1 {
 			l.BillingPeriod = p
 		}
 		l.MonthlyDelta = delta(l, same, monthsBefore, monthsAfter)
+		// A delta unknown only for want of the billing cycle.
+		cycleUnknown := l.MonthlyDelta == nil && (monthsBefore == 0 || monthsAfter == 0) && delta(l, same, 1, 1) != nil
+		if cycleUnknown {
+			noCycle[k.contract] = true
+		}
 		// What the line would bill once its held changes are released.
 		released := l
 		if h := l.CurrentHeld; h != nil {
@@ -479,9 +499,13 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			}
 		}
 		l.Why = c.why(l, cc, cp, svc, priceChanged)
+		if cycleUnknown {
+			l.Why = strings.TrimPrefix(l.Why+"; monthly Δ not computed: the "+c.contractNoun()+"'s billing cycle is unknown (see Not computed)", "; ")
+		}
 		l.heldMoved = l.ProposedHeld != nil && c.moved(l.Source, added(cc.Products, cp.Products))
 		rep.Lines = append(rep.Lines, l)
 	}
+	rep.NotComputed = append(rep.NotComputed, c.cycleProblems(noCycle)...)
 	slices.SortFunc(rep.Lines, func(a, b Line) int {
 		return cmp.Or(strings.Compare(strings.ToLower(a.CustomerName), strings.ToLower(b.CustomerName)),
 			strings.Compare(a.CustomerID, b.CustomerID), strings.Compare(a.ContractID, b.ContractID),
@@ -715,22 +739,98 @@ func (c *compare) servicePeriod(id string, after bool) psa.BillingPeriod {
 	return svc.BillingPeriod
 }
 
-// periodMonths is how many months a unit price of service id pays for
-// before or after apply: 1 unless servicePeriod says otherwise.
-func (c *compare) periodMonths(id string, after bool) int {
-	switch c.servicePeriod(id, after) {
-	case psa.BillingPeriodQuarterly:
-		return 3
-	case psa.BillingPeriodSemiAnnual:
-		return 6
-	case psa.BillingPeriodYearly:
-		return 12
+// period is the billing period that the unit price of line k pays for
+// before or after apply, and its months: on Autotask the service's
+// (servicePeriod; a month when it has none), on ConnectWise the
+// agreement's billing cycle and on Kaseya BMS the contract's. months is 0
+// when the cycle is unknown: it could not be read, or its name is not one
+// psa.CycleBillingPeriod knows (Weekly, One Time...), which is not
+// guessed.
+func (c *compare) period(k lineKey, after bool) (psa.BillingPeriod, int) {
+	if c.current.PSA.System == psa.SystemAutotask {
+		if p := c.servicePeriod(k.service, after); p.Months() > 0 {
+			return p, p.Months()
+		}
+		return psa.BillingPeriodMonthly, 1
 	}
-	return 1
+	ct := c.contracts[k.contract]
+	if ct == nil {
+		return "", 0
+	}
+	p, ok := psa.CycleBillingPeriod(ct.BillingCycle)
+	if !ok {
+		return "", 0
+	}
+	return p, p.Months()
+}
+
+// readCycles reads the contracts of the lines keys for their billing
+// cycle, on a PSA that bills a line on its contract's cycle (ConnectWise,
+// Kaseya BMS): in one bulk read for the report, of the contracts the
+// engine's plans did not read already. Contracts known only after apply
+// are not read: their cycle is unknown.
+func (c *compare) readCycles(keys []lineKey) {
+	if c.current.PSA.System == psa.SystemAutotask || c.cyclesErr != "" {
+		return
+	}
+	var ids []string
+	for _, k := range keys {
+		if !isUnknown(k.contract) && !slices.Contains(ids, k.contract) {
+			ids = append(ids, k.contract)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	got, err := c.be.readContracts(c.ctx, ids)
+	if err != nil {
+		c.cyclesErr = err.Error()
+	}
+	c.contracts = got
+}
+
+// contractNoun is what the PSA calls a contract.
+func (c *compare) contractNoun() string {
+	if c.current.PSA.System == psa.SystemConnectWise {
+		return "agreement"
+	}
+	return "contract"
+}
+
+// cycleProblems are the Not computed entries of the contracts whose
+// billing cycle is unknown, which leaves the monthly delta of their lines
+// unknown: one per contract, or one for all when they could not be read.
+func (c *compare) cycleProblems(contracts map[string]bool) []string {
+	ids := slices.Sorted(maps.Keys(contracts))
+	if len(ids) == 0 {
+		return nil
+	}
+	noun := c.contractNoun()
+	if c.cyclesErr != "" {
+		return []string{fmt.Sprintf("Monthly Δ of the lines on %s %s: the billing cycles could not be read (%s), and a price per cycle is not taken as monthly.",
+			noun+"s", strings.Join(ids, ", "), strings.TrimSuffix(c.cyclesErr, "."))}
+	}
+	var out []string
+	for _, id := range ids {
+		switch ct := c.contracts[id]; {
+		case isUnknown(id):
+			out = append(out, fmt.Sprintf("Monthly Δ of the lines on the %s known only after apply: its billing cycle cannot be read before, and a price per cycle is not taken as monthly.", noun))
+		case ct == nil:
+			out = append(out, fmt.Sprintf("Monthly Δ of the lines on %s %s: %s did not return the %s, so its billing cycle is unknown, and a price per cycle is not taken as monthly.",
+				noun, id, c.current.PSA.System.Title(), noun))
+		case strings.TrimSpace(ct.BillingCycle) == "":
+			out = append(out, fmt.Sprintf("Monthly Δ of the lines on %s %s: the %s has no billing cycle, and a price per cycle is not taken as monthly.", noun, id, noun))
+		default:
+			out = append(out, fmt.Sprintf("Monthly Δ of the lines on %s %s: its billing cycle %q is not monthly, quarterly, semi-annual or annual, so its price per cycle cannot be turned into a monthly amount.",
+				noun, id, ct.BillingCycle))
+		}
+	}
+	return out
 }
 
 // delta is the monthly amount delta of a line, nil when unknown: each
-// side's price is divided by the months of its billing period. A line
+// side's price is divided by the months of its billing period (0: an
+// unknown one, which leaves the amount of a line with units unknown). A line
 // whose quantity and price stay the same has none even when they are
 // unknown.
 func delta(l Line, same bool, monthsBefore, monthsAfter int) *float64 {
@@ -740,7 +840,7 @@ func delta(l Line, same bool, monthsBefore, monthsAfter int) *float64 {
 			return nil
 		case *q == 0:
 			return ptr(0.0)
-		case p == nil:
+		case p == nil, months == 0:
 			return nil
 		}
 		return ptr(float64(*q) * *p / float64(months))

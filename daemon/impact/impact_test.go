@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -205,10 +206,118 @@ func TestBillingImpact_systems(t *testing.T) {
 				if sys == psa.SystemKaseyaBMS {
 					o.State = w.State
 				}
-				_, md := report(t, o, planJSON, current, impact.FormatMarkdown)
+				monthly, md := report(t, o, planJSON, current, impact.FormatMarkdown)
 				golden(t, "systems_"+string(sys)+".md", md)
+				checkCycles(t, w, o, planJSON, current, monthly)
 			})
 		})
+	}
+}
+
+// deltaText shows a delta that may be unknown.
+func deltaText(d *float64) string {
+	if d == nil {
+		return "unknown"
+	}
+	return strconv.FormatFloat(*d, 'f', 2, 64)
+}
+
+// checkCycles reports the plan of TestBillingImpact_systems again with
+// Acme's agreement or contract billed on another cycle than a month: the
+// monthly Δ of each of its lines is the one of the monthly report divided
+// by the cycle's months (its new line of 25 × 9.00 a cycle adds 225.00 /
+// months a month), and the prices read "per year" or "per quarter". A
+// cycle the report does not know is not guessed: the deltas of its lines
+// are unknown, and Not computed says why.
+func checkCycles(t *testing.T, w *impacttest.World, o impact.Options, planJSON []byte, current *export.Document, monthly *impact.Report) {
+	t.Helper()
+	acme, _ := current.Customer(impacttest.SourceName, "acme-tenant")
+	id, _ := strconv.Atoi(acme.ContractID)
+	setCycle := func(cycle string) {
+		if w.System == psa.SystemConnectWise {
+			w.Sim.ConnectWise().SetAgreementBillingCycle(int64(id), cycle)
+		} else {
+			w.Sim.KaseyaBMS().SetContractBillingCycle(id, cycle)
+		}
+	}
+	defer setCycle("Monthly")
+	cycles := map[psa.System][]struct {
+		cycle  string
+		months float64
+		price  string
+	}{
+		psa.SystemConnectWise: {{"Annually", 12, "9.00 per year"}, {"quarterly", 3, "9.00 per quarter"}},
+		psa.SystemKaseyaBMS:   {{"Quarterly", 3, "9.00 per quarter"}, {"Semi-Annually", 6, "9.00 per half-year"}},
+	}[w.System]
+	// The deltas of Acme's lines and of the others, by service, when
+	// every contract bills monthly.
+	acmeDelta, otherTotal, acmeLines := map[string]float64{}, 0.0, 0
+	for _, l := range monthly.Lines {
+		switch {
+		case l.MonthlyDelta == nil:
+			t.Fatalf("monthly report: line %s/%s has no delta", l.ContractID, l.ServiceName)
+		case l.ContractID == acme.ContractID:
+			acmeDelta[l.ServiceName] = *l.MonthlyDelta
+			if *l.MonthlyDelta != 0 {
+				acmeLines++
+			}
+		default:
+			otherTotal += *l.MonthlyDelta
+		}
+	}
+	mdr := func(rep *impact.Report) *impact.Line {
+		for i, l := range rep.Lines {
+			if l.ContractID == acme.ContractID && l.NewService {
+				return &rep.Lines[i]
+			}
+		}
+		t.Fatalf("no line of the new service on contract %s in %+v", acme.ContractID, rep.Lines)
+		return nil
+	}
+	fresh := func() impact.Options {
+		be, err := backends.New(w.BackendConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Backend = be
+		return o
+	}
+	for _, tc := range cycles {
+		setCycle(tc.cycle)
+		rep, md := report(t, fresh(), planJSON, current, impact.FormatMarkdown)
+		if l := mdr(rep); l.MonthlyDelta == nil || *l.MonthlyDelta != math.Round(225/tc.months*100)/100 {
+			t.Errorf("%s: monthly Δ of the new line %s; want 225.00 / %v:\n%s", tc.cycle, deltaText(l.MonthlyDelta), tc.months, md)
+		}
+		total := otherTotal
+		for _, l := range rep.Lines {
+			if l.ContractID != acme.ContractID {
+				continue
+			}
+			want := math.Round(acmeDelta[l.ServiceName]/tc.months*100) / 100
+			if l.MonthlyDelta == nil || *l.MonthlyDelta != want {
+				t.Errorf("%s: line %s has monthly Δ %s, want %.2f", tc.cycle, l.ServiceName, deltaText(l.MonthlyDelta), want)
+			}
+			total += want
+		}
+		if math.Abs(rep.Totals.MonthlyDelta-total) > 0.005 {
+			t.Errorf("%s: total %.2f, want %.2f", tc.cycle, rep.Totals.MonthlyDelta, total)
+		}
+		if !strings.Contains(md, "| "+tc.price+" |") || len(rep.NotComputed) != 0 {
+			t.Errorf("%s: want the price shown as %q and nothing not computed:\n%s", tc.cycle, tc.price, md)
+		}
+	}
+	for _, cycle := range []string{"Weekly", "Every two years"} {
+		setCycle(cycle)
+		rep, md := report(t, fresh(), planJSON, current, impact.FormatMarkdown)
+		l := mdr(rep)
+		if l.MonthlyDelta != nil || rep.Totals.Unknown != acmeLines || !strings.Contains(l.Why, "billing cycle is unknown") {
+			t.Errorf("%s: monthly Δ of the new line %s, %d unknown, why %q; want it unknown, not guessed:\n%s", cycle, deltaText(l.MonthlyDelta), rep.Totals.Unknown, l.Why, md)
+		}
+		if !slices.ContainsFunc(rep.NotComputed, func(n string) bool {
+			return strings.Contains(n, acme.ContractID) && strings.Contains(n, strconv.Quote(cycle))
+		}) || !strings.Contains(md, "Incomplete report") {
+			t.Errorf("%s: not computed = %q; want an entry naming contract %s and its cycle", cycle, rep.NotComputed, acme.ContractID)
+		}
 	}
 }
 
