@@ -3,12 +3,14 @@
 package export
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
@@ -180,12 +182,23 @@ func TestFileBackend_Save_otherWritersLockFile(t *testing.T) {
 	if err := os.WriteFile(exe, bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestFileBackend_Save_otherWriterProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), otherWriterEnv+"="+path)
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{group}}}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the second writer: %v\n%s", err, out)
+	// A process another test forks while the copy is open for writing
+	// holds it until that process execs, and exec then fails with "text
+	// file busy" (ETXTBSY; golang.org/issue/22315): try again a moment later.
+	for try := 0; ; try++ {
+		cmd := exec.Command(exe, "-test.run=^TestFileBackend_Save_otherWriterProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), otherWriterEnv+"="+path)
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody, Groups: []uint32{group}}}
+		out, err := cmd.CombinedOutput()
+		if errors.Is(err, syscall.ETXTBSY) && try < 100 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("the second writer: %v\n%s", err, out)
+		}
+		break
 	}
 	doc, _, err := NewClient(b).Read(t.Context())
 	if err != nil || len(doc.CustomerMappings) != 1 {
