@@ -90,6 +90,10 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // make a second ticket), CreateTicket sends it once more, due a day after
 // it opened, and sends that category's tickets with a due date for the
 // next dueCategoryTTL.
+//
+// The ticket is read back for its number; when that read fails, the
+// ticket is returned without it, never as an error: the create was
+// applied.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
 	if err := req.Validate(); err != nil {
 		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
@@ -157,7 +161,18 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 	if err != nil {
 		return nil, fmt.Errorf("autotask: creating ticket %q for company %d: %w", req.ExternalRef, company, err)
 	}
-	return b.GetTicket(ctx, strconv.FormatInt(id, 10))
+	t, err := b.GetTicket(ctx, strconv.FormatInt(id, 10))
+	if err != nil {
+		// The ticket exists: a failed read of it (a 500 with errors[]
+		// reads as psa.ErrValidation) must not pass for a refused create,
+		// which the caller would neither follow nor send again. The
+		// create's answer names the ticket; its number is not known.
+		b.client.logger.Warn("Autotask ticket created, but reading it back failed; following it without its number",
+			"ticket", id, "ref", req.ExternalRef, "err", err)
+		return &psa.Ticket{ID: strconv.FormatInt(id, 10), CompanyID: strconv.FormatInt(company, 10), Title: r.Title,
+			ExternalRef: req.ExternalRef, StatusID: strconv.FormatInt(r.Status, 10)}, nil
+	}
+	return t, nil
 }
 
 // dueCategoryTTL is how long tickets of a category that Autotask refused a
