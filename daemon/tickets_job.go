@@ -323,6 +323,17 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (
 	if err := d.recordTicketPass(rep, err, start); err != nil {
 		d.logger.Error("Error recording the ticket pass", "err", err)
 	}
+	if err == nil {
+		// Which customers failed and why, as a usage pass logs its
+		// customers not synced; the line below has only the totals. (A
+		// pass that failed as a whole says why once.)
+		for _, c := range rep.Customers {
+			if c.Err != nil {
+				d.logger.Warn("Ticket pass failed for a customer", "source", c.Customer.Source, "customer", c.Customer.CustomerID,
+					"name", c.Customer.CustomerName, "company", c.Customer.CompanyID, "err", c.Err)
+			}
+		}
+	}
 	t := rep.Totals()
 	switch {
 	case err != nil:

@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -333,6 +336,27 @@ func TestDaemon_ticketPassFailureRecorded(t *testing.T) {
 	if testutil.ToFloat64(d.metrics.TicketLastPassTimestamp) == 0 || testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp) != 0 {
 		t.Errorf("last pass %v, last success %v; want a last pass and no success",
 			testutil.ToFloat64(d.metrics.TicketLastPassTimestamp), testutil.ToFloat64(d.metrics.TicketLastSuccessTimestamp))
+	}
+}
+
+// A customer whose tickets a scheduled pass could not file is logged with
+// the reason, as a usage pass logs a customer not synced: the pass's
+// summary line gives only the totals.
+func TestDaemon_ticketPassLogsFailedCustomer(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusInternalServerError,
+		Body: `{"errors":["Value does not exist for [queueID]."]}`})
+	d.scheduledTicketPass(t.Context())
+	named := func(l string) bool {
+		return strings.Contains(l, "level=WARN") && strings.Contains(l, "customer="+ttAcme) && strings.Contains(l, "name=Acme") &&
+			strings.Contains(l, "Value does not exist for [queueID].")
+	}
+	if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), named) {
+		t.Errorf("no warning names the failed customer and why; logs:\n%s", logs.String())
 	}
 }
 
