@@ -1021,10 +1021,11 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 			cr.Noted++
 		case errors.Is(err, psa.ErrOutcomeUnknown):
 			e.noteTakenAsAdded(r, cr)
-		case errors.Is(err, psa.ErrNotFound):
-			return e.gone(r, cr)
 		default:
-			// Refused before it was applied: noted again next pass.
+			// Refused before it was applied: noted again next pass. A
+			// not-found too: the ticket was just read, so what is missing
+			// may be anything the note names (Kaseya BMS reads any
+			// "not found" so); the next pass's read finds a deleted one.
 			r.State, r.ClosedAt = StateOpen, time.Time{}
 			if perr := e.store.PutTicketRecord(*r); perr != nil {
 				return errors.Join(err, perr)
@@ -1260,8 +1261,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		t, err := e.psa.GetTicket(ctx, summary.TicketID)
 		switch {
 		case errors.Is(err, psa.ErrNotFound):
-			// Deleted in the PSA: a new summary takes these alerts, as
-			// when the note below finds it deleted.
+			// Deleted in the PSA: a new summary takes these alerts.
 			if err := e.gone(summary, cr); err != nil {
 				return err
 			}
@@ -1304,16 +1304,11 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			e.logger.Warn("Summary note outcome unknown; taken as added rather than sent twice", "source", c.Source, "customer", c.CustomerID,
 				"ticket", summary.TicketID)
 			return nil
-		case errors.Is(err, psa.ErrNotFound):
-			// Deleted in the PSA: a new summary (the next generation)
-			// takes these alerts; the ones the old one covered are
-			// filed again from the next pass.
-			if err := e.gone(summary, cr); err != nil {
-				return err
-			}
 		default:
 			// Refused before it was applied: the alerts are summarised
-			// again next pass.
+			// again next pass. A not-found too, as for a resolve note:
+			// the ticket was just read, and taking it as deleted would
+			// file a second summary ticket and leave this one open.
 			summary.Covered = prev
 			if perr := e.store.PutTicketRecord(*summary); perr != nil {
 				return errors.Join(err, perr)

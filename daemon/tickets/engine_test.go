@@ -817,6 +817,80 @@ func TestEngine_deletedTicket(t *testing.T) {
 	})
 }
 
+// A note the PSA refuses as "not found" right after psa-syncd read the
+// ticket (Kaseya BMS answers that of whatever its request names that is
+// missing, such as a note type) does not make the ticket deleted: a ticket
+// is deleted when reading it says so. A summary ticket took a second one
+// for the alerts it was to be noted with, and the first was no longer
+// followed, never closed; a resolve note's ticket was reported deleted.
+func TestEngine_noteNotFoundIsNotADeletedTicket(t *testing.T) {
+	t.Parallel()
+	notFound := func(e *env, ticket int64) {
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/v2/servicedesk/tickets/%d/notes", ticket), Times: 1,
+			Status: http.StatusOK, Body: `{"success":false,"error":{"code":404,"message":"Note type 3 not found","subErrors":[]}}`})
+	}
+	t.Run("summary", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemKaseyaBMS)
+		r := routings[psa.SystemKaseyaBMS]
+		r.MaxPerCustomer = 1
+		eng := e.engine(r)
+		for i := range 3 {
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+		}
+		e.pass(eng)
+		var summary int64
+		for _, tk := range e.tickets() {
+			if strings.Contains(tk.title, "Alert storm") {
+				summary = tk.id
+			}
+		}
+		// Two more: one gets a ticket, one goes over the cap.
+		for i := range 2 {
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", 3+i),
+				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
+		}
+		notFound(e, summary)
+		if cr := e.pass(eng).Customers[0]; cr.Err == nil || len(cr.Notices) != 0 {
+			t.Errorf("pass whose summary note was refused = %+v, want the customer failed and no notice of a deleted ticket", cr)
+		}
+		// The caps are per pass: the alert gets a ticket of its own.
+		if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil {
+			t.Errorf("next pass = %+v, want the alert filed", cr)
+		}
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		if i := slices.IndexFunc(recs, func(r tickets.Record) bool { return r.AlertKey == tickets.SummaryKey }); i < 0 ||
+			recs[i].State != tickets.StateOpen || recs[i].TicketID != id(summary) || recs[i].Generation != 1 {
+			t.Errorf("records = %+v, want summary ticket %d still followed", recs, summary)
+		}
+		if n := e.summaryTickets(); n != 1 {
+			t.Errorf("%d summary tickets, want 1", n)
+		}
+	})
+	t.Run("resolveNote", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t, psa.SystemKaseyaBMS)
+		r := routings[psa.SystemKaseyaBMS]
+		r.OnResolve = export.OnResolveNote
+		eng := e.engine(r)
+		a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Threat"})
+		e.pass(eng)
+		e.sophos.ResolveAlert(acme, a.ID)
+		notFound(e, e.tickets()[0].id)
+		if cr := e.pass(eng).Customers[0]; cr.Err == nil || len(cr.Notices) != 0 {
+			t.Errorf("pass whose resolve note was refused = %+v, want the customer failed and no notice of a deleted ticket", cr)
+		}
+		if cr := e.pass(eng).Customers[0]; cr.Noted != 1 || cr.Err != nil {
+			t.Errorf("next pass = %+v, want the resolve note added", cr)
+		}
+		recs, _ := e.db.TicketRecords("sophos", acme)
+		if len(recs) != 1 || recs[0].ClosedBy != tickets.ClosedBySync {
+			t.Errorf("records = %+v, want the ticket noted by psa-syncd, not deleted", recs)
+		}
+	})
+}
+
 // countNotes counts the notes on the PSA's tickets that contain s.
 func (e *env) countNotes(s string) int {
 	n := 0
