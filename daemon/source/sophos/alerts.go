@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -243,6 +244,11 @@ func (s *AlertsService) List(ctx context.Context, tenantID, apiHost string, opts
 	var alerts []*Alert
 	if err := decodeItems(env.Items, &alerts); err != nil {
 		return nil, resp, fmt.Errorf("sophos: %s: decoding items: %w", endpoint(req), err)
+	}
+	if i := slices.Index(alerts, nil); i >= 0 {
+		// Not an alert, and no id to keep its ticket by: the page cannot
+		// be read whole (callers would dereference it).
+		return nil, resp, fmt.Errorf("sophos: %s: decoding items: item %d is null, not an alert", endpoint(req), i)
 	}
 	resp.Pages = env.Pages
 	resp.NextKey = env.Pages.NextKey

@@ -140,6 +140,29 @@ func TestAlertsService_ListAll_stopsAtAnnouncedPages(t *testing.T) {
 	}
 }
 
+// A page whose items hold a null fails the listing with an error that says
+// so, like any page that cannot be read whole; it was returned as a nil
+// alert, on which the ticket pass crashed psa-syncd.
+func TestAlertsService_ListAll_nullItem(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+	})
+	mux.HandleFunc("GET /common/v1/alerts", func(rw http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(rw, `{"items":[{"id":"a5ded91c-6575-435c-a6b4-64b94f9048ff","severity":"medium"},null],"pages":{"total":1,"items":2,"size":50,"maxSize":1000}}`)
+	})
+	ts := newTestServer(t, mux)
+	c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+	if err == nil || !strings.Contains(err.Error(), "item 1 is null") || alerts != nil {
+		t.Errorf("ListAll = %v, %v; want an error naming the null item", alerts, err)
+	}
+}
+
 // A server that hands out a new nextKey on every page and announces no
 // number of pages is read up to the bound, then fails the listing, rather
 // than hold the ticket pass (and the memory of every page) for ever.
