@@ -282,6 +282,26 @@ func TestEngine_autotaskReadBackFailsAfterCreate(t *testing.T) {
 	}
 }
 
+// A read the Autotask create needs first (the status picklist's default)
+// failing with a 500 that carries errors[] is not Autotask refusing the
+// ticket: nothing was sent, and the next pass files the alert. It was
+// recorded as a refused create, sent again only when the routing changed.
+func TestEngine_autotaskReadBeforeCreateFails(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/entityInformation/fields", Status: http.StatusInternalServerError,
+		Body: `{"errors":["An unexpected error has occurred."]}`, Times: 1})
+
+	if cr := e.pass(eng).Customers[0]; cr.Created != 0 || cr.Failed != 0 || cr.Err == nil {
+		t.Fatalf("pass whose read failed = %+v, want the customer failed and no create refused", cr)
+	}
+	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
+		t.Errorf("next pass = %+v, %d tickets; want the ticket created", cr, len(e.tickets()))
+	}
+}
+
 // A ticket settled after its create's answer was lost counts as adopted
 // for its customer, and one of a customer no longer in the pass (ticket
 // sync turned off) in OtherAdopted; a summary ticket, which is not one of

@@ -224,7 +224,7 @@ func (b *Backend) picklistOrDefault(ctx context.Context, entity, field, kind, id
 	}
 	values, err := b.client.EntityInformation.Picklist(ctx, entity, field)
 	if err != nil {
-		return 0, err
+		return 0, readFailed(err)
 	}
 	for _, v := range values {
 		if v.IsDefaultValue && v.IsActive {
@@ -232,6 +232,18 @@ func (b *Backend) picklistOrDefault(ctx context.Context, entity, field, kind, id
 		}
 	}
 	return 0, validationError(fmt.Sprintf("the %s.%s picklist has no default value; set the ticket %s id", entity, field, kind))
+}
+
+// readFailed returns err, the failure of a read made before a ticket or
+// note is sent, such that it does not match psa.ErrValidation: a 500 with
+// errors[] on a read is Autotask failing the read, not refusing the
+// ticket, which callers do not send again until it changes (the ticket
+// engine records such a create as refused until its routing changes).
+func readFailed(err error) error {
+	if !errors.Is(err, psa.ErrValidation) {
+		return err
+	}
+	return fmt.Errorf("autotask: a read the ticket or note needs failed, so it was not sent: %v", err)
 }
 
 // GetTicket returns a ticket.
