@@ -168,7 +168,9 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 			},
 			"title_format": schema.StringAttribute{
 				MarkdownDescription: "Ticket title, with the placeholders `" + strings.Join(export.TitlePlaceholders, "`, `") +
-					"` (`{Severity}` is capitalised). Titles are cut to the PSA's limit (Autotask 250, ConnectWise 100 " +
+					"` (`{Severity}` is capitalised). A title is one line (line breaks become spaces); one that comes out empty, " +
+					"such as `\"{description}\"` for an alert without a description, is the default format's. " +
+					"Titles are cut to the PSA's limit (Autotask 250, ConnectWise 100 " +
 					"characters). Defaults to `\"" + export.DefaultTitleFormat + "\"`.",
 				Optional: true, Computed: true, Default: stringdefault.StaticString(export.DefaultTitleFormat),
 				Validators: []validator.String{titleFormatString()},

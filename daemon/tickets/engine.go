@@ -1362,16 +1362,24 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	return nil
 }
 
-// title fills in the title format.
+// title fills in the title format, on one line: an alert's description
+// may hold line breaks. A title that comes out blank (a format of only
+// placeholders the alert leaves empty, such as "{description}") is the
+// default format's: every PSA refuses a ticket without a title, and the
+// alert would get none until the routing changed.
 func (e *Engine) title(c Customer, a Alert) string {
 	sev := a.Severity
 	if sev != "" {
 		sev = strings.ToUpper(sev[:1]) + sev[1:]
 	}
-	return strings.NewReplacer(
+	fill := strings.NewReplacer(
 		"{severity}", a.Severity, "{Severity}", sev, "{description}", a.Description, "{type}", a.Type,
 		"{category}", a.Category, "{product}", a.Product, "{customer}", cmp.Or(c.CustomerName, c.CustomerID),
-	).Replace(e.routing.TitleFormat)
+	)
+	if t := strings.Join(strings.Fields(fill.Replace(e.routing.TitleFormat)), " "); t != "" {
+		return t
+	}
+	return strings.Join(strings.Fields(fill.Replace(export.DefaultTitleFormat)), " ")
 }
 
 func (e *Engine) baseRequest(c Customer, r Record, severity string) psa.CreateTicketRequest {

@@ -218,6 +218,37 @@ func TestEngine_lifecycle(t *testing.T) {
 	}
 }
 
+// A title is one line, and never blank: with a title format of only
+// "{description}", an alert without a description gets the default
+// format's title rather than a create every PSA refuses (and no ticket
+// until the routing changed), and one whose description has line breaks
+// a title without them.
+func TestEngine_titleOneLineNeverBlank(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.TitleFormat = "{description}"
+			eng := e.engine(r)
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "", RaisedAt: "2026-11-15T09:00:00.000"})
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware\r\n  on PC-1\n", RaisedAt: "2026-11-15T09:01:00.000"})
+			if cr := e.pass(eng).Customers[0]; cr.Created != 2 || cr.Failed != 0 || cr.Err != nil {
+				t.Fatalf("pass = %+v, want both alerts filed", cr)
+			}
+			var titles []string
+			for _, tk := range e.tickets() {
+				titles = append(titles, tk.title)
+			}
+			slices.Sort(titles)
+			if len(titles) != 2 || !strings.HasPrefix(titles[0], "Malware on PC-1") || !strings.HasPrefix(titles[1], "[Sophos] High:") {
+				t.Errorf("titles = %q, want the one-line description and the default format's", titles)
+			}
+		})
+	}
+}
+
 // A lost answer to a create is settled by searching the PSA: the ticket is
 // adopted, never created a second time.
 func TestEngine_lostAnswer(t *testing.T) {
