@@ -1229,10 +1229,15 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			cr.Deferred += len(over)
 			return nil
 		}
-		if !extend {
-			p.created++
-		}
 		cr.Summarised += len(over)
+		if extend {
+			// A note, not a ticket (unless the pass finds the summary
+			// closed in the PSA, which it reads only then).
+			cr.Notices = append(cr.Notices, fmt.Sprintf("%d more alerts over the customer's cap would be noted on summary ticket %s",
+				len(over), cmp.Or(summary.Number, summary.TicketID)))
+			return nil
+		}
+		p.created++
 		cr.WouldCreate = append(cr.WouldCreate, fmt.Sprintf("summary of %d alerts", len(over)))
 		return nil
 	}

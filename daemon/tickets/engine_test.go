@@ -669,6 +669,46 @@ func TestEngine_dryRun(t *testing.T) {
 	}
 }
 
+// A dry run reports alerts over the customer's cap that the pass would
+// note on the open summary ticket as such, not as a summary ticket it
+// would create: the pass creates none.
+func TestEngine_dryRunSummaryExtended(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemConnectWise)
+	r := routings[psa.SystemConnectWise]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	for i := range 3 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	e.pass(eng)
+	var summary string
+	for _, tk := range e.tickets() {
+		if strings.Contains(tk.title, "Alert storm") {
+			summary = id(tk.id)
+		}
+	}
+	for i := range 2 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", 3+i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
+	}
+	rep, err := eng.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := rep.Customers[0]
+	if len(cr.WouldCreate) != 1 || !strings.HasPrefix(cr.WouldCreate[0], "sc:") {
+		t.Errorf("WouldCreate = %q, want only the ticket of the alert under the cap", cr.WouldCreate)
+	}
+	if len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "summary ticket "+summary) || !strings.Contains(cr.Notices[0], "1 more alert") {
+		t.Errorf("notices = %q, want one saying 1 more alert would be noted on summary ticket %s", cr.Notices, summary)
+	}
+	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Summarised != 1 || e.summaryTickets() != 1 {
+		t.Errorf("the pass = %+v, %d summary tickets; want one ticket created and one alert noted on the summary", cr, e.summaryTickets())
+	}
+}
+
 // With on_resolve = "note" a dry run reports the ticket of a resolved
 // alert as one it would add a note to, not close, as the pass then does;
 // with "close", as one it would close.
