@@ -1315,6 +1315,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			// the ticket was just read, and taking it as deleted would
 			// file a second summary ticket and leave this one open.
 			summary.Covered = prev
+			cr.Summarised -= len(over)
 			if perr := e.store.PutTicketRecord(*summary); perr != nil {
 				return errors.Join(err, perr)
 			}

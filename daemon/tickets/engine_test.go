@@ -943,8 +943,8 @@ func TestEngine_noteNotFoundIsNotADeletedTicket(t *testing.T) {
 				RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", 3+i)})
 		}
 		notFound(e, summary)
-		if cr := e.pass(eng).Customers[0]; cr.Err == nil || len(cr.Notices) != 0 {
-			t.Errorf("pass whose summary note was refused = %+v, want the customer failed and no notice of a deleted ticket", cr)
+		if cr := e.pass(eng).Customers[0]; cr.Err == nil || len(cr.Notices) != 0 || cr.Summarised != 0 {
+			t.Errorf("pass whose summary note was refused = %+v, want the customer failed, no alert summarised and no notice of a deleted ticket", cr)
 		}
 		// The caps are per pass: the alert gets a ticket of its own.
 		if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil {
