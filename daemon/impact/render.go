@@ -443,8 +443,11 @@ func plain(s string) string {
 // md escapes the characters that would break a Markdown table cell or make
 // markup of a name: a line break (a carriage return ends a line too), a
 // pipe, HTML, and the brackets of a link or an image. The names come from
-// the PSA and the usage source, and the report is posted publicly.
+// the PSA and the usage source, and the report is posted publicly. A zero
+// width space after @ and # keeps GitHub from turning "@team" into a
+// mention (which notifies) and "#12" into a reference to an issue (which
+// shows in its timeline), as Dependabot does in the notes it quotes.
 func md(s string) string {
 	return strings.NewReplacer("|", `\|`, "\r\n", " ", "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;",
-		`\`, `\\`, "[", `\[`, "]", `\]`).Replace(s)
+		`\`, `\\`, "[", `\[`, "]", `\]`, "@", "@&#8203;", "#", "#&#8203;").Replace(s)
 }

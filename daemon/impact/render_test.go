@@ -34,7 +34,7 @@ func namedReport(name string) *impact.Report {
 // and no link or image is made.
 func TestWrite_markdownNames(t *testing.T) {
 	t.Parallel()
-	hostile := "Acme\r| injected | row |\r\n[Approve: no billing change](https://evil.example) ![x](https://evil.example/p.png) <b>x</b> \\[y](https://evil.example)"
+	hostile := "Acme\r| injected | row |\r\n[Approve: no billing change](https://evil.example) ![x](https://evil.example/p.png) <b>x</b> \\[y](https://evil.example) (@acme-corp/billing, store #42)"
 	rep := namedReport(hostile)
 	var buf bytes.Buffer
 	if err := impact.Write(&buf, rep, impact.FormatMarkdown); err != nil {
@@ -60,6 +60,11 @@ func TestWrite_markdownNames(t *testing.T) {
 		if line == "" {
 			want = 0
 		}
+	}
+	// GitHub notifies @user and @org/team and links #12 to an issue or a
+	// pull request of the repository.
+	if m := regexp.MustCompile(`(^|[^\w&])(@[0-9A-Za-z]|#[0-9])`).FindString(md); m != "" {
+		t.Errorf("the Markdown report holds %q, which GitHub turns into a mention or an issue reference:\n%s", m, md)
 	}
 	// An unescaped [ opens a link or an image.
 	if m := regexp.MustCompile(`(^|[^\\])(\\\\)*\[`).FindString(md); m != "" {
