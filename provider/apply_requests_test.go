@@ -21,12 +21,14 @@ import (
 // tenant's contracts (see listAfter), which Autotask and ConnectWise count
 // first, or the list alone where reading the first batch by id costs more;
 // the rest is a constant of metadata and sign-in, and in Autotask the
-// service check of each process (the Services metadata and the default
-// billing code, read once for every service; in ConnectWise the catalog's
-// product ids, in Kaseya BMS the services' names; see CheckServiceFields).
+// service check of each process (the Services metadata, the default
+// billing code and the services' names, read once for every service; in
+// ConnectWise the catalog's product ids, in Kaseya BMS the services'
+// names; see CheckServiceFields).
 var applyRequestLimits = map[psa.System]map[string]int{
 	psa.SystemAutotask: {
 		"POST /ATServicesRest/V1.0/Services":                             applyServices,
+		"POST /ATServicesRest/V1.0/Services/query":                       2,
 		"POST /ATServicesRest/V1.0/Contracts/query":                      2 * 2,
 		"POST /ATServicesRest/V1.0/Contracts/query/count":                2,
 		"POST /ATServicesRest/V1.0/BillingCodes/query":                   2,

@@ -187,7 +187,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"literal id or `data.psa_service` Terraform may try the destroy first, which then waits up to 20 seconds for that change. To replace a mapped " +
 			"service, set `create_before_destroy`; in ConnectWise give the new catalog item a product id of its own " +
 			"(`connectwise.identifier`) in the same change, because ConnectWise keeps product ids unique across the " +
-			"catalog, inactive items included, and refuses a second item with the one the old item holds. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
+			"catalog, inactive items included, and refuses a second item with the one the old item holds; in Autotask, " +
+			"and in Kaseya BMS unless the old service is deleted first, give the new service a name of its own, for " +
+			"the same reason. With `deletion_policy = \"abandon\"` the service is left in the PSA " +
 			"and none of this applies.\n\n" +
 			"A service the PSA reports as missing is dropped from the state (and planned again) only when the PSA " +
 			"answers a basic read at the configured address; otherwise the refresh fails, naming the settings to " +
@@ -207,8 +209,9 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"name": schema.StringAttribute{
 				MarkdownDescription: "Name of the service as it appears on contracts and invoices. In ConnectWise it is the " +
 					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
-					"metadata allows (150). Both are checked at plan time. Kaseya BMS refuses a second service of one name: " +
-					"the plan fails on a name another service has, naming it for an import.",
+					"metadata allows (150). Both are checked at plan time. Autotask (a unique key on the name) and Kaseya BMS " +
+					"refuse a second service of one name, inactive ones included: the plan fails on a name another service " +
+					"has, naming it for an import.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -487,9 +490,9 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 }
 
 // checkServiceFields asks a PSA that can tell before a write whether it
-// would refuse a service (Autotask: the name's length, the period type and
-// the billing code; Kaseya BMS: the category, subcategory and unit of
-// measure by name) whether it would refuse the planned one, so that such a
+// would refuse a service (Autotask: the name's length and use, the period
+// type and the billing code; Kaseya BMS: the category, subcategory and
+// unit of measure by name, and the name's use) whether it would refuse the planned one, so that such a
 // value fails the plan on its attribute rather than the apply. Only a
 // create, or a change of the name, billing period or block, is checked;
 // what the check reads is read once per provider process. An unreachable

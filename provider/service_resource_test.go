@@ -716,36 +716,59 @@ resource "psa_service" "b" {
 	})
 }
 
-// TestAccServiceResource_kaseyaBMSNameInUse checks that a name another
-// Kaseya BMS service has, which BMS refuses on create and on update, fails
-// the plan naming that service: a service created by hand, or by an apply
-// whose answer was lost, is imported rather than created twice.
-func TestAccServiceResource_kaseyaBMSNameInUse(t *testing.T) {
+// TestAccServiceResource_nameInUse checks that a name another service
+// has, which Autotask (a unique key on the name) and Kaseya BMS refuse on
+// create and on update, fails the plan naming that service, inactive ones
+// included: a service created by hand, or by an apply whose answer was
+// lost, is imported rather than created twice. On Autotask, which cannot
+// delete services, a replacement that keeps the name (here a taint) fails
+// the plan too: the old service, deactivated, keeps it.
+func TestAccServiceResource_nameInUse(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, psa.SystemKaseyaBMS)
-	taken := e.sim.KaseyaBMS().AddService("Backup", 5)
-	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		Steps: []resource.TestStep{
-			{
-				Config:      testAccServiceResourceConfig(e, "backup", 1, ""),
-				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by Kaseya BMS.*with psa_service.test.*service\s+%d\s+is\s+already\s+named\s+"Backup".*import\s+service\s+%d`, taken, taken)),
-			},
-			{
-				Config: testAccServiceResourceConfig(e, "Offsite backup", 1, ""),
-			},
-			{
-				Config:      testAccServiceResourceConfig(e, "Backup", 1, ""),
-				PlanOnly:    true,
-				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by Kaseya BMS.*service\s+%d\s+is\s+already\s+named\s+"Backup"`, taken)),
-			},
-			{
-				// Its own name is no conflict.
-				Config: testAccServiceResourceConfig(e, "Offsite Backup", 1, ""),
-			},
-		},
-	})
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			var taken int64
+			if sys == psa.SystemAutotask {
+				taken = e.sim.Autotask().AddServiceDetails(psatest.AutotaskService{Name: "Backup", UnitPrice: 5})
+			} else {
+				taken = int64(e.sim.KaseyaBMS().AddService("Backup", 5))
+			}
+			refused := fmt.Sprintf(`service\s+%d\s+(\(inactive\)\s+)?is\s+already\s+named\s+"Backup"`, taken)
+			steps := []resource.TestStep{
+				{
+					Config:   testAccServiceResourceConfig(e, "backup", 1, ""),
+					PlanOnly: true,
+					ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by %s.*with psa_service.test.*%s.*import\s+service\s+%d`,
+						systemTitle(sys), refused, taken)),
+				},
+				{
+					Config: testAccServiceResourceConfig(e, "Offsite backup", 1, ""),
+				},
+				{
+					Config:      testAccServiceResourceConfig(e, "Backup", 1, ""),
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(`(?s)Value Refused by.*` + refused),
+				},
+				{
+					// Its own name is no conflict.
+					Config: testAccServiceResourceConfig(e, "Offsite Backup", 1, ""),
+				},
+			}
+			if sys == psa.SystemAutotask {
+				steps = append(steps, resource.TestStep{
+					Config:      testAccServiceResourceConfig(e, "Offsite Backup", 1, ""),
+					Taint:       []string{"psa_service.test"},
+					ExpectError: regexp.MustCompile(`(?s)Value Refused by Autotask.*service\s+\d+\s+is\s+already\s+named\s+"Offsite Backup"`),
+				})
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps:                    steps,
+			})
+		})
+	}
 }
 
 // TestAccServiceResource_replaceKeepsName checks the plan checks of a

@@ -61,6 +61,10 @@ type Backend struct {
 	// checks of CheckServiceFields; guarded by codeMu.
 	codes   map[int64]*BillingCode
 	codesAt time.Time
+	// names holds every service's id and name, read at namesAt for the
+	// plan checks of CheckServiceFields; guarded by codeMu.
+	names   []*Service
+	namesAt time.Time
 }
 
 type cachedPrice struct {
@@ -957,10 +961,14 @@ var _ psa.ServiceFieldChecker = (*Backend)(nil)
 // a billing period or period type label the periodType picklist lacks, a
 // billing code that does not exist, is inactive or is not of use type
 // "Recurring Contract Service", or, for a create naming none, a tenant
-// without exactly one default. It returns nil, a *psa.ValidationError whose
-// Field names the refused attribute ("name", "billing_period",
-// "period_type", "billing_code_id"), or the error of a read that failed.
-// The metadata and the billing codes are read once for many services.
+// without exactly one default; and whether another service, active or
+// not, has s's name, which Autotask's unique key on the name refuses. It
+// returns nil, a *psa.ValidationError whose Field names the refused
+// attribute ("name", "billing_period", "period_type", "billing_code_id";
+// Holder the other service's id), or the error of a read that failed.
+// The metadata, the billing codes and the services' names are read once
+// for many services (within priceTTL), so services created after that
+// read are not seen.
 func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
 	fields, _, err := b.client.EntityInformation.Fields(ctx, "Services")
 	if err != nil {
@@ -969,6 +977,21 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	for _, f := range fields {
 		if strings.EqualFold(f.Name, "name") && f.Length > 0 && len([]rune(s.Name)) > f.Length {
 			return fieldError("name", fmt.Sprintf("the service name is %d characters long; Autotask holds at most %d", len([]rune(s.Name)), f.Length))
+		}
+	}
+	names, err := b.serviceNames(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strconv.FormatInt(n.ID, 10) != s.ID && strings.EqualFold(strings.TrimSpace(n.Name), strings.TrimSpace(s.Name)) {
+			state := ""
+			if !n.IsActive {
+				state = " (inactive)"
+			}
+			return &psa.ValidationError{System: psa.SystemAutotask, Field: "name", Holder: strconv.FormatInt(n.ID, 10), Messages: []string{fmt.Sprintf(
+				"service %d%s is already named %q, and Autotask keeps service names unique; choose another name, or import service %d",
+				n.ID, state, n.Name, n.ID)}}
 		}
 	}
 	if _, err := b.periodType(ctx, s); err != nil {
@@ -1028,6 +1051,24 @@ func (b *Backend) billingCodes(ctx context.Context) (map[int64]*BillingCode, err
 		b.codes[c.ID] = c
 	}
 	return b.codes, nil
+}
+
+// serviceNames returns the id, name and state of every service, read once
+// per priceTTL.
+func (b *Backend) serviceNames(ctx context.Context) ([]*Service, error) {
+	b.codeMu.Lock()
+	defer b.codeMu.Unlock()
+	if !b.namesAt.IsZero() && b.now().Sub(b.namesAt) < priceTTL {
+		return b.names, nil
+	}
+	q := NewQuery(All())
+	q.IncludeFields = []string{"id", "name", "isActive"}
+	list, _, err := b.client.Services.List(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("autotask: reading the services' names: %w", err)
+	}
+	b.names, b.namesAt = list, b.now()
+	return b.names, nil
 }
 
 func (b *Backend) toService(ctx context.Context, svc *Service) (*psa.Service, error) {

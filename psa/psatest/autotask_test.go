@@ -628,6 +628,22 @@ func TestAutotask_servicesCreateUpdate(t *testing.T) {
 			t.Errorf("PATCH %s = %d, want 500", body, r.status)
 		}
 	}
+
+	// The name is a unique key, case ignored, inactive services included.
+	dup := `{"name":"backup 2","unitPrice":1,"periodType":1,"billingCodeID":29682800}`
+	if r := api(t, s, http.MethodPost, "Services", dup); r.status != 500 || !strings.Contains(r.String(), "duplicate key") {
+		t.Errorf("create of a name in use = %d %s, want 500 duplicate key", r.status, r)
+	}
+	r = api(t, s, http.MethodPost, "Services", strings.Replace(dup, "backup 2", "Other", 1))
+	if r.status != 200 {
+		t.Fatalf("create = %d %s", r.status, r)
+	}
+	if r := api(t, s, http.MethodPatch, "Services", `{"id":30000001,"name":"BACKUP 2"}`); r.status != 500 || !strings.Contains(r.String(), "30000000") {
+		t.Errorf("rename to a name in use = %d %s, want 500 naming service 30000000", r.status, r)
+	}
+	if r := api(t, s, http.MethodPatch, "Services", `{"id":30000000,"name":"BACKUP 2","unitPrice":2}`); r.status != 200 {
+		t.Errorf("a service's own name in other case = %d %s, want 200", r.status, r)
+	}
 }
 
 func TestAutotask_companiesAndContractsCreate(t *testing.T) {

@@ -133,6 +133,17 @@ func (a *Autotask) validateLocked(d *entityDef, rec, old record) error {
 			return apiErr("The billing code %d does not exist.", b)
 		}
 	case entServices:
+		// Service names are a unique key: Crayon's integration meets
+		// "a unique key violation" creating a service named as one made
+		// by hand (field notes, CR1). Case is ignored, as SQL Server's
+		// default collation does.
+		if name := strings.TrimSpace(rec.str("name")); old == nil || !strings.EqualFold(name, strings.TrimSpace(old.str("name"))) {
+			for _, other := range a.tables[entServices].all() {
+				if other.id() != rec.id() && strings.EqualFold(strings.TrimSpace(other.str("name")), name) {
+					return apiErr("Cannot insert duplicate key: the service name '%s' is already used by service %d.", other.str("name"), other.id())
+				}
+			}
+		}
 		if old == nil || old.int("billingCodeID") != rec.int("billingCodeID") {
 			bc := a.tables[entBillingCodes].get(rec.int("billingCodeID"))
 			switch {
