@@ -46,24 +46,34 @@ func TestExamples_requiredProviders(t *testing.T) {
 	}
 }
 
-// TestExamples_providerVariablesOptional: the provider example's credential
-// variables default to null, so that the environment variables the
-// provider falls back to are enough. Without a default, `terraform plan
-// -input=false` (as in CI) fails with "No value for required variable"
-// even when PSA_AUTOTASK_SECRET is set.
+// TestExamples_providerVariablesOptional: the credential variables of the
+// provider examples (one per PSA, all shown on the provider's page) default
+// to null, so that the environment variables the provider falls back to are
+// enough. Without a default, `terraform plan -input=false` (as in CI) fails
+// with "No value for required variable" even when PSA_AUTOTASK_SECRET (or
+// PSA_CONNECTWISE_PRIVATE_KEY, PSA_KASEYA_BMS_PASSWORD) is set.
 func TestExamples_providerVariablesOptional(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile(filepath.Join("..", "examples", "provider", "provider.tf"))
+	files, err := filepath.Glob(filepath.Join("..", "examples", "provider", "*.tf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := regexp.MustCompile(`(?s)variable "([^"]+)" \{(.*?)\n\}`).FindAllSubmatch(src, -1)
-	if len(vars) == 0 {
-		t.Fatal("no variable blocks in examples/provider/provider.tf")
+	if len(files) < 3 {
+		t.Fatalf("found %d provider examples, want one per PSA: %v", len(files), files)
 	}
-	for _, v := range vars {
-		if !regexp.MustCompile(`\bdefault\s*=\s*null\b`).Match(v[2]) {
-			t.Errorf("variable %q has no default = null: it is required even when its environment variable is set", v[1])
+	for _, file := range files {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := regexp.MustCompile(`(?s)variable "([^"]+)" \{(.*?)\n\}`).FindAllSubmatch(src, -1)
+		if len(vars) == 0 {
+			t.Errorf("no variable blocks in %s", file)
+		}
+		for _, v := range vars {
+			if !regexp.MustCompile(`\bdefault\s*=\s*null\b`).Match(v[2]) {
+				t.Errorf("%s: variable %q has no default = null: it is required even when its environment variable is set", file, v[1])
+			}
 		}
 	}
 }

@@ -1,14 +1,17 @@
-# ConnectWise PSA (Manage). The keys come from variables (or the
+# ConnectWise PSA (Manage). The keys come from variables, never from the
+# configuration itself. Left unset (null), the provider reads the
 # PSA_CONNECTWISE_PUBLIC_KEY and PSA_CONNECTWISE_PRIVATE_KEY environment
-# variables), never from the configuration itself.
+# variables instead.
 variable "connectwise_public_key" {
   type      = string
   sensitive = true
+  default   = null
 }
 
 variable "connectwise_private_key" {
   type      = string
   sensitive = true
+  default   = null
 }
 
 provider "psa" {

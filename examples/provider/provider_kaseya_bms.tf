@@ -1,8 +1,9 @@
-# Kaseya BMS. The password comes from a variable (or the
-# PSA_KASEYA_BMS_PASSWORD environment variable).
+# Kaseya BMS. The password comes from a variable; left unset (null), the
+# provider reads the PSA_KASEYA_BMS_PASSWORD environment variable instead.
 variable "kaseya_bms_password" {
   type      = string
   sensitive = true
+  default   = null
 }
 
 provider "psa" {
