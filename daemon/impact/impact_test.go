@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
@@ -403,6 +404,25 @@ func TestBillingImpact_ciExample(t *testing.T) {
 	}
 	if cfg.PSA.System != psa.SystemAutotask {
 		t.Errorf("psa.system = %q, want autotask", cfg.PSA.System)
+	}
+	// The example names every policy that changes the report, so that a
+	// copy shows where the daemon's own values go: one left out takes its
+	// default here, and the report then plans another month, or holds
+	// other lines, than the daemon's passes do.
+	src, err := os.ReadFile(filepath.Join(dir, "psa-syncd.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Policies map[string]any `yaml:"policies"`
+	}
+	if err := yaml.Unmarshal(src, &conf); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"usage_period", "effective_date", "missing_usage", "max_decrease_percent", "max_increase_percent"} {
+		if _, ok := conf.Policies[key]; !ok {
+			t.Errorf("%s/psa-syncd.yml leaves out policies.%s, which changes the report: give it the daemon's value", dir, key)
+		}
 	}
 	wantPSA := []string{"PSA_AUTOTASK_INTEGRATION_CODE", "PSA_AUTOTASK_SECRET", "PSA_AUTOTASK_USERNAME"}
 	wantSource := []string{"PSA_SOPHOS_CLIENT_ID", "PSA_SOPHOS_CLIENT_SECRET"}
