@@ -3,8 +3,11 @@ package provider
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -74,6 +77,81 @@ func TestExamples_providerVariablesOptional(t *testing.T) {
 			if !regexp.MustCompile(`\bdefault\s*=\s*null\b`).Match(v[2]) {
 				t.Errorf("%s: variable %q has no default = null: it is required even when its environment variable is set", file, v[1])
 			}
+		}
+	}
+}
+
+// TestExamples_validate runs `terraform validate` (or OpenTofu's, as
+// TestInstall_filesystemMirror chooses the CLI) on every resource and data
+// source example with the provider built from this checkout, so that an
+// attribute renamed or removed from a schema cannot leave the documentation
+// generated from these files showing a configuration that fails. Each file
+// is validated with the provider example of its PSA (provider.tf, or
+// provider_<variant>.tf for a *_<variant>.tf file) and, outside
+// psa_service's own examples, with psa_service's resource.tf, which the
+// mapping examples refer to (examples/README.md).
+func TestExamples_validate(t *testing.T) {
+	t.Parallel()
+	cli := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if cli == "" {
+		p, err := exec.LookPath("terraform")
+		if err != nil {
+			t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
+		}
+		cli = p
+	}
+	dir := t.TempDir()
+	plugins := filepath.Join(dir, "plugins")
+	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "terraform-provider-psa"), "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cliConfig := filepath.Join(dir, "cli.tfrc")
+	writeTestFile(t, cliConfig, `provider_installation {
+  dev_overrides {
+    "registry.terraform.io/psa-sync/psa" = "`+filepath.ToSlash(plugins)+`"
+    "registry.opentofu.org/psa-sync/psa" = "`+filepath.ToSlash(plugins)+`"
+  }
+  direct {}
+}
+`)
+	examples := filepath.Join("..", "examples")
+	service := filepath.Join(examples, "resources", "psa_service", "resource.tf")
+	var files []string
+	for _, pattern := range []string{"resources/*/*.tf", "data-sources/*/*.tf"} {
+		m, err := filepath.Glob(filepath.Join(examples, filepath.FromSlash(pattern)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) < 10 {
+		t.Fatalf("found %d resource and data source examples, want every one: %v", len(files), files)
+	}
+	for i, file := range files {
+		provider := "provider.tf"
+		for _, variant := range []string{"connectwise", "kaseya_bms"} {
+			if strings.HasSuffix(file, "_"+variant+".tf") {
+				provider = "provider_" + variant + ".tf"
+			}
+		}
+		sources := []string{filepath.Join(examples, "provider", provider), file}
+		if filepath.Dir(file) != filepath.Dir(service) {
+			sources = append(sources, service)
+		}
+		work := filepath.Join(dir, strconv.Itoa(i))
+		for j, src := range sources {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// One directory per file: two examples may declare the same name.
+			writeTestFile(t, filepath.Join(work, strconv.Itoa(j)+"_"+filepath.Base(src)), string(b))
+		}
+		cmd := exec.Command(cli, "-chdir="+work, "validate", "-no-color")
+		cmd.Env = append(os.Environ(), "TF_CLI_CONFIG_FILE="+cliConfig, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_PLUGIN_CACHE_DIR=")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s validate of %s (with %s): %v\n%s", filepath.Base(cli), file, strings.Join(sources[:1], ", "), err, out)
 		}
 	}
 }

@@ -1,3 +1,12 @@
+terraform {
+  required_providers {
+    psa = {
+      source  = "psa-sync/psa"
+      version = "~> 0.1"
+    }
+  }
+}
+
 # ConnectWise PSA (Manage). The keys come from variables, never from the
 # configuration itself. Left unset (null), the provider reads the
 # PSA_CONNECTWISE_PUBLIC_KEY and PSA_CONNECTWISE_PRIVATE_KEY environment

@@ -1,3 +1,12 @@
+terraform {
+  required_providers {
+    psa = {
+      source  = "psa-sync/psa"
+      version = "~> 0.1"
+    }
+  }
+}
+
 # Kaseya BMS. The password comes from a variable; left unset (null), the
 # provider reads the PSA_KASEYA_BMS_PASSWORD environment variable instead.
 variable "kaseya_bms_password" {
