@@ -169,7 +169,8 @@ func approvalNotApplied(e *env, status, errText string) bool {
 }
 
 // syncRemote asks a running daemon for a pass, waits for it and prints it
-// like a local pass (without the plan, which the daemon does not keep).
+// like a local pass, without the plan's lines and unbillable usage (`plan
+// -web.url` shows those of the daemon's last pass).
 func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
 	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
