@@ -219,8 +219,9 @@
 //
 // # Lines awaiting review
 //
-// A post whose answer is lost (a timeout, a dropped connection) or that
-// was in flight when psa-syncd was killed may or may not have reached the
+// A post whose answer is lost (a timeout, a dropped connection), whose
+// answer is not the line posted (Kaseya BMS: no line id, or a line of
+// another contract, service or number of units), or that was in flight when psa-syncd was killed may or may not have reached the
 // PSA. Where the PSA can be read (Autotask, ConnectWise), Reconcile
 // settles it by reading. Where it cannot (Kaseya BMS), nothing is guessed
 // and nothing is posted again: the intent stays open, the line is blocked

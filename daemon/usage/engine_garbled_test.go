@@ -78,6 +78,50 @@ func TestEngineKaseyaBMS_garbledPostAnswerIsNotReposted(t *testing.T) {
 	}
 }
 
+// A 200 to a Kaseya BMS post whose body is not the posted line (an empty
+// object, a line of another contract) does not show that the line was
+// added: BMS cannot be read back, so taking it as posted would put units
+// in the ledger that no contract bills, and no later pass would post them.
+// The customer is held for review instead, and the other customer is
+// synced.
+func TestEngineKaseyaBMS_postAnswerOfAnotherLineIsNotTakenAsPosted(t *testing.T) {
+	t.Parallel()
+	for name, body := range map[string]string{
+		"empty object":    `{}`,
+		"another line":    `{"success":true,"result":{"id":9,"serviceId":3001,"contractId":2999,"units":40}}`,
+		"another units":   `{"success":true,"result":{"id":9,"serviceId":3001,"contractId":2001,"units":4}}`,
+		"another service": `{"success":true,"result":{"id":9,"serviceId":3999,"contractId":2001,"units":40}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+			body = strings.NewReplacer("{service}", h.svcIntercept, "{contract}", h.contractA, "{other}", h.contractB).Replace(body)
+			h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/v2/finance/contracts/recurringservices/" + h.contractA + "/services",
+				Status: http.StatusOK, Body: body, Times: 1})
+
+			res := h.sync(PassOptions{})
+			if res.Run.Result != state.RunPartial {
+				t.Errorf("run = %+v, want partial", res.Run)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Hint, "psa-syncd resolve -intent") ||
+				!strings.Contains(cs.Error, "contract "+h.contractA) {
+				t.Errorf("status of cust-a = %+v, want failed with the review hint", cs)
+			}
+			if _, ok, _ := h.db.LastSet(h.contractA, h.svcIntercept); ok {
+				t.Errorf("the ledger holds a line of contract %s that BMS did not confirm", h.contractA)
+			}
+			if open, _ := h.db.OpenIntents(); len(open) != 1 || open[0].ContractID != h.contractA {
+				t.Errorf("open intents = %+v, want the post of contract %s", open, h.contractA)
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("status of cust-b = %+v, want succeeded", cs)
+			}
+		})
+	}
+}
+
 // One agreement's answer that cannot be used (a proxy's HTML page, a field
 // of the wrong type, a body cut short, a 400 or 403 for that agreement)
 // fails only the customer on that agreement: ConnectWise reads every

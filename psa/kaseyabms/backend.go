@@ -437,9 +437,10 @@ func (b *Backend) ReadLines(context.Context, []string, time.Time) ([]psa.Contrac
 // nothing is sent.
 //
 // The post is never re-sent. BMS offers no read to find out whether a post
-// whose answer was lost was applied, so such a post returns an error
-// matching psa.ErrOutcomeUnknown, and the caller must have a person check
-// the contract before anything is posted again.
+// whose answer was lost, or is not the posted line (no line id, another
+// contract, service or number of units), was applied, so such a post
+// returns an error matching psa.ErrOutcomeUnknown, and the caller must
+// have a person check the contract before anything is posted again.
 func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
 	contractID, err := parseID("contract", req.ContractID)
 	if err != nil {
@@ -478,6 +479,12 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		return nil, fmt.Errorf("kaseyabms: posting a line of %d units of service %d on contract %d from %s: %w",
 			req.Quantity, serviceID, contractID, day.Format(time.DateOnly), err)
 	}
+	if why := otherLine(out, contractID, serviceID, req.Quantity); why != "" {
+		// BMS cannot be read back: an answer that does not show the
+		// posted line leaves its outcome to a person, as a lost one does.
+		return nil, fmt.Errorf("kaseyabms: posting a line of %d units of service %d on contract %d from %s: the answer %s: %w",
+			req.Quantity, serviceID, contractID, day.Format(time.DateOnly), why, psa.ErrOutcomeUnknown)
+	}
 	res := &psa.ContractLine{
 		ContractID:  req.ContractID,
 		ServiceID:   req.ServiceID,
@@ -492,6 +499,24 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		res.UnitPrice = out.UnitPrice
 	}
 	return res, nil
+}
+
+// otherLine says how the answer to a post of quantity units of service on
+// contract differs from the line posted, or "" when it is that line. A
+// field the answer leaves out (zero) is not held against it, but the line
+// id is needed.
+func otherLine(out *ContractService, contract, service int, quantity int64) string {
+	switch {
+	case out.ID == 0:
+		return "holds no line id"
+	case out.ContractID != 0 && out.ContractID != contract:
+		return fmt.Sprintf("is line %d of contract %d", out.ID, out.ContractID)
+	case out.ServiceID != 0 && out.ServiceID != service:
+		return fmt.Sprintf("is line %d of service %d", out.ID, out.ServiceID)
+	case out.Units != 0 && out.Units != float64(quantity):
+		return fmt.Sprintf("is line %d with %v units", out.ID, out.Units)
+	}
+	return ""
 }
 
 // catalogService returns a service, cached for serviceTTL.
