@@ -77,7 +77,12 @@
 // the PSA's hourly request budget falls to policies.budget_reserve, or when
 // the PSA refuses a write for its rate limit once the client has given up
 // on it (the hourly limit, a Retry-After longer than a client waits, or
-// its retries used up): every further write would be refused too. The
+// its retries used up): every further write would be refused too. Writing
+// stops as well when the writes in flight and two more fail in a row for a
+// reason that concerns the whole PSA (refused credentials, an outage, a
+// timeout, a lost or unusable answer: not a line's own not found, refusal
+// or conflict); the lines not sent then fail, naming that failure, and the
+// next pass writes them. The
 // budget is read before the first write and then estimated from this
 // process's requests (Metrics.Requests); it is read again, by one writer
 // while the others go on, only when the estimate nears the reserve or after
@@ -133,7 +138,8 @@
 // sender, which bounds the intents a
 // crash leaves open for writes never sent; for Kaseya BMS, where each one
 // needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, the
-// budget reached the reserve, or the PSA refused a write for its rate limit), the intents of the writes not sent are
+// budget reached the reserve, the PSA refused a write for its rate limit
+// or failed the writes in a row), the intents of the writes not sent are
 // closed as failed. The statuses of a pass are read in one query and
 // stored in batches (state.DB.PutCustomerStatusBatch): a customer whose
 // lines are all unchanged is settled as soon as they are decided, and its

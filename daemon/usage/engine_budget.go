@@ -53,6 +53,11 @@ type budgetGate struct {
 	// writes counts the writes allowed since the last read, inflight
 	// those not yet sent.
 	writes, inflight int
+	// failedInRow counts the writes that failed for a reason that concerns
+	// the whole PSA since the last one that succeeded; failed is set when
+	// they stopped the writes (see failed).
+	failedInRow int
+	failed      *writesStoppedError
 	// reading is closed when the read in progress ends; nil when none is.
 	reading chan struct{}
 	// rechecks tracks the background reads.
@@ -264,6 +269,64 @@ func (g *budgetGate) stop(why string) bool {
 	}
 	g.why = why
 	return true
+}
+
+// writesFailedToStop is how many writes, beyond those in flight, that fail
+// in a row for a reason that concerns the whole PSA stop the writes of a
+// pass: the writes in flight when the PSA went away (or revoked the
+// credentials) all fail at once, and two more failing after them leave no
+// doubt. Every further write would fail too, each after its timeout and
+// retries, and on Kaseya BMS each would wait for an operator's review.
+const writesFailedToStop = 2
+
+// wrote records the outcome of a write that was sent, err its error or
+// nil. After inFlight + writesFailedToStop writes in a row failed for a
+// reason that concerns the whole PSA (psaFailure), it stops the writes of
+// the pass: the lines not sent yet fail with a *writesStoppedError. It
+// reports whether this write stopped them.
+func (g *budgetGate) wrote(err error, inFlight int) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err == nil || !psaFailure(err) {
+		if err == nil {
+			g.failedInRow = 0
+		}
+		return false
+	}
+	g.failedInRow++
+	if g.failed != nil || g.failedInRow < inFlight+writesFailedToStop {
+		return false
+	}
+	g.halted = true
+	g.failed = &writesStoppedError{n: g.failedInRow, last: err}
+	return true
+}
+
+// failure returns why the PSA's failures stopped the writes, or nil.
+func (g *budgetGate) failure() *writesStoppedError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed
+}
+
+// psaFailure reports whether a write's error concerns the whole PSA rather
+// than its line (a contract or service not found, a value refused, a
+// conflict) or the rate limit, which stops the writes by itself: refused
+// credentials, an outage, a timeout, an answer lost or unusable. The
+// caller leaves out the errors of a cancelled pass.
+func psaFailure(err error) bool {
+	return !isolatable(err) && !errors.Is(err, psa.ErrRateLimited)
+}
+
+// writesStoppedError fails a line that a pass did not write because the
+// PSA failed the writes before it (see budgetGate.wrote).
+type writesStoppedError struct {
+	n    int
+	last error
+}
+
+func (e *writesStoppedError) Error() string {
+	return fmt.Sprintf("not written: the PSA failed the %d writes before it, the last with: %v", e.n, e.last)
 }
 
 // stopped reports whether the writes of the pass are stopped.

@@ -547,7 +547,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 		}
 		if stopped {
 			for _, j := range q.take(queued) {
-				e.skip(ctx, j.c, gate)
+				j.cp.errs[j.i] = e.skip(ctx, j.c, gate)
 				e.metrics.lineDone()
 			}
 			continue
@@ -607,7 +607,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 			}
 			for _, j := range opening {
 				if ctx.Err() != nil {
-					e.skip(ctx, j.c, gate)
+					j.cp.errs[j.i] = e.skip(ctx, j.c, gate)
 				} else {
 					err := fmt.Errorf("recording the intent failed, nothing was written: %w", err)
 					j.c.Action, j.c.Reason = ActionFailed, err.Error()
@@ -625,18 +625,25 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 }
 
 // skip marks c as not written because the pass was cancelled or the budget
-// gate stopped the writes.
-func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) {
+// gate stopped the writes. When the gate stopped them because the PSA
+// failed the writes before (budgetGate.wrote), the line fails, and skip
+// returns the error that fails it.
+func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 	if ctx.Err() != nil && !gate.stopped() {
 		// Not a failure of the line: it is reported as skipped.
 		c.Action, c.Reason, c.cancelled = ActionSkipped, c.Reason+"; pass cancelled before the write", true
-		return
+		return nil
+	}
+	if err := gate.failure(); err != nil && ctx.Err() == nil {
+		c.Action, c.Reason = ActionFailed, err.Error()
+		return err
 	}
 	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
 	if r := gate.reason(); r != "" {
 		why, c.throttled = r, true
 	}
 	c.Action, c.Reason = ActionSkipped, c.Reason+"; not written: "+why
+	return nil
 }
 
 // send writes the line of j, whose intent is recorded, and closes the
@@ -658,9 +665,9 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 		defer gate.sent()
 	}
 	if !allowed || ctx.Err() != nil {
-		e.skip(ctx, c, gate)
+		err := e.skip(ctx, c, gate)
 		closeIntent(state.IntentFailed, "not sent: "+c.Reason)
-		return nil
+		return err
 	}
 	attrs := []any{"customer", c.CustomerID, "contract", c.ContractID, "service", c.ServiceID,
 		"from", c.Current, "to", c.Desired, "effective_date", c.EffectiveDate.Format(time.DateOnly), "intent", in.ID}
@@ -682,6 +689,10 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 		Current:       j.current,
 		EffectiveDate: c.EffectiveDate,
 	})
+	if ctx.Err() == nil && gate.wrote(err, e.policies.WriteConcurrency) {
+		log.Error("Stopping writes: the PSA failed every write of the last ones; the remaining lines fail and wait for a later pass",
+			append(attrs, "err", gate.failure())...)
+	}
 	if err != nil {
 		var rle *psa.RateLimitError
 		if errors.As(err, &rle) && gate.stop(throttleReason(rle)) {

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -498,5 +499,106 @@ func TestEngineSystems_contractIDSpelledOtherwise(t *testing.T) {
 				t.Errorf("%d writes, want none", n)
 			}
 		})
+	}
+}
+
+// TestEngineSystems_failingWritesStopThePass checks that a PSA that fails
+// every write of a pass (credentials revoked once the reads are done, the
+// PSA going down) stops the writes after a few, rather than sending each
+// customer's into the same failure: a pass of thousands of lines would
+// otherwise spend a timeout on each, and on Kaseya BMS leave each post for
+// an operator's review. The lines not sent fail their customers, naming
+// the failure that stopped the writes; once the PSA works again the next
+// pass writes every line exactly once.
+func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		for name, fault := range map[string]psatest.Fault{
+			"credentials revoked": {Status: http.StatusUnauthorized},
+			"PSA down":            {Status: http.StatusServiceUnavailable, Body: "<html><body>503 Service Unavailable</body></html>"},
+		} {
+			t.Run(string(sys)+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.pol.WriteConcurrency = 2
+				const n = 30
+				customers := h.manyCustomers(n, func(i int) (string, string) {
+					switch sys {
+					case psa.SystemAutotask:
+						at := h.sim.Autotask()
+						c := at.AddCompany(fmt.Sprintf("Customer %04d", i))
+						return etID(c), etID(at.AddContract(psatest.AutotaskContract{CompanyID: c, Name: "Managed Services"}))
+					case psa.SystemConnectWise:
+						cw := h.sim.ConnectWise()
+						c := cw.AddCompany(fmt.Sprintf("Customer %04d", i))
+						return etID(c), etID(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: c, Name: "Managed Services"}))
+					default:
+						k := h.sim.KaseyaBMS()
+						a := k.AddAccount(fmt.Sprintf("Customer %04d", i))
+						return strconv.Itoa(a), strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: fmt.Sprintf("Managed Services %04d", i)}))
+					}
+				})
+				h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+				fault.Method = http.MethodPost
+				switch sys {
+				case psa.SystemAutotask:
+					fault.Path = etAdjustPath
+				case psa.SystemConnectWise:
+					base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+					if err != nil {
+						t.Fatal(err)
+					}
+					fault.Path = base.Path + "finance/agreements/*"
+				case psa.SystemKaseyaBMS:
+					fault.Path = bmsServicesPath
+				}
+				h.sim.AddFault(fault)
+
+				res := h.sync(PassOptions{})
+				// The writes in flight when the PSA started failing, two
+				// more, those in flight beside the last of them, and
+				// (Kaseya BMS) a retry of each after a new token.
+				sent := h.pol.WriteConcurrency + 2 + h.pol.WriteConcurrency - 1
+				if got, most := h.writes(), 2*sent; got > most {
+					t.Errorf("%d line writes sent into the failure, want at most %d", got, most)
+				}
+				if res.Run.Result != state.RunFailure {
+					t.Errorf("run = %+v, want failure", res.Run)
+				}
+				last := customers[n-1].CustomerID
+				if cs := h.status(last); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "not written") ||
+					!strings.Contains(cs.Error, strconv.Itoa(fault.Status)) {
+					t.Errorf("status of %s = %s (%q), want failed naming the failure that stopped the writes", last, cs.Result, cs.Error)
+				}
+				open, err := h.db.OpenIntents()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(open) > sent {
+					t.Errorf("%d intents left open, want at most %d", len(open), sent)
+				}
+
+				// The PSA works again. The writes whose outcome the
+				// failure left unknown did not reach the simulator: they
+				// are closed as an operator (Kaseya BMS) or the settling
+				// window would close them. Every line is then written once.
+				h.sim.ClearFaults()
+				for _, in := range open {
+					if err := h.db.CompleteIntent(in.ID, state.IntentFailed, "test: not applied", etNow); err != nil {
+						t.Fatal(err)
+					}
+				}
+				h.sim.ResetRequests()
+				res = h.sync(PassOptions{})
+				if res.Run.Result != state.RunSuccess {
+					t.Errorf("run after the fault = %+v, want success", res.Run)
+				}
+				for i, cm := range customers {
+					if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
+						t.Errorf("%s: units of %s = %d, want %d", cm.CustomerID, h.svcIntercept, got, 2+i%7)
+					}
+				}
+			})
+		}
 	}
 }

@@ -206,6 +206,39 @@ func TestBudgetGate_readsRarelyFarFromTheReserve(t *testing.T) {
 	}
 }
 
+// TestBudgetGate_writesFailingInARowStopTheWrites checks which failures
+// stop the writes of a pass: those that concern the whole PSA, in a row
+// beyond the writes in flight, and never a line's own (a contract not
+// found, a refused value), however many, nor failures with a success
+// between them.
+func TestBudgetGate_writesFailingInARowStopTheWrites(t *testing.T) {
+	t.Parallel()
+	g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	revoked := fmt.Errorf("autotask: POST ContractServiceAdjustments: 401: %w", psa.ErrUnauthorized)
+	for range 20 {
+		if g.wrote(fmt.Errorf("contract 7: %w", psa.ErrNotFound), 2) || g.wrote(&psa.ValidationError{Messages: []string{"bad"}}, 2) {
+			t.Fatal("a line's own failures stopped the writes")
+		}
+	}
+	for range 3 {
+		g.wrote(revoked, 2)
+	}
+	if g.wrote(nil, 2) || g.stopped() {
+		t.Fatal("three failures of the PSA and a success stopped the writes")
+	}
+	for i := range 4 {
+		if stopped := g.wrote(revoked, 2); stopped != (i == 3) {
+			t.Fatalf("failure %d in a row: stopped = %v, want %v", i+1, stopped, i == 3)
+		}
+	}
+	if err := g.failure(); !g.stopped() || err == nil || !strings.Contains(err.Error(), "the PSA failed the 4 writes before it, the last with: autotask: POST ContractServiceAdjustments: 401") {
+		t.Errorf("stopped = %v, failure = %v", g.stopped(), err)
+	}
+	if g.wrote(revoked, 2) {
+		t.Error("a write in flight when the writes stopped reported stopping them again")
+	}
+}
+
 func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64)}
