@@ -158,7 +158,10 @@
 //     contracts, three at once as Autotask allows) and a change is posted as a
 //     ContractServiceAdjustment of desired minus current, naming the line
 //     read (contractServiceID). Adjustments are create-only, so an unknown
-//     outcome is settled by re-reading the units. A mapped service on a
+//     outcome is settled by re-reading the units. A line the read did not
+//     show is added only to a contract that does not hold the service yet
+//     (one query per new line); one whose unit row the read missed fails
+//     the customer, rather than get the whole quantity added to its units. A mapped service on a
 //     contract more than once (a repeat service: two contract service
 //     lines) fails the customer with a hint naming the lines, and nothing
 //     is written to the contract (psa.ServiceLineReader).

@@ -378,3 +378,35 @@ func TestEngineAutotask_Sync_oneUnreadableUnitRowFailsOnlyItsContract(t *testing
 		})
 	}
 }
+
+// An Autotask units read answered with an empty list (a 200 that lost its
+// rows, or unit rows that do not reach the period) shows no line for a
+// service the contract holds. The pass must not take the line for a new
+// one: an adjustment of the whole quantity would add to the units the line
+// has (40 + 45 = 85 billed). The customer fails naming the line, the other
+// customer is synced, and once the read answers properly the next pass
+// sets the quantity once.
+func TestEngineAutotask_Sync_lineMissingFromTheReadIsNotAddedAgain(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 40, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusOK,
+		Body: `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`, Times: 1})
+
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "already holds service "+etID(h.svcIntercept)) {
+		t.Errorf("status of cust-a = %s (%q), want failed naming the line the read missed", cs.Result, cs.Error)
+	}
+
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+		t.Errorf("status of cust-a after the read recovered = %s (%q), want succeeded", cs.Result, cs.Error)
+	}
+}

@@ -747,7 +747,10 @@ func (b *Backend) readLine(ctx context.Context, contractID, serviceID, lineID in
 // (contractServiceID, req.Current.LineID) as well as the service, so that
 // Autotask never picks another line of the service. Without a line, the
 // adjustment creates the ContractService at the service's catalog unit
-// price. Nothing is sent when the quantity is already right, nor when
+// price, once a query shows that the contract does not hold the service:
+// when it does, the caller's read missed the line's unit row, and the
+// request is refused (a validation error naming the contract service)
+// rather than the whole quantity added to the line's units. Nothing is sent when the quantity is already right, nor when
 // req.Current is Posted: a change into an invoiced period is refused (a
 // validation error) rather than made, since Autotask cannot reverse it.
 //
@@ -801,7 +804,21 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 			contractID, serviceID, day.Format(time.DateOnly), periodText(req.Current.PeriodStart, req.Current.PeriodEnd)))
 	}
 	if req.Current == nil {
-		// The adjustment creates the ContractService; give it the catalog price.
+		// The adjustment creates the ContractService, but only on a
+		// contract without the service: a line the caller's read did not
+		// show (an answer that lost its rows, unit rows that do not reach
+		// the period) would get the whole quantity added to its units.
+		q := NewQuery(Eq("contractID", contractID), Eq("serviceID", serviceID))
+		q.IncludeFields = []string{"id"}
+		held, _, err := b.client.ContractServices.List(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("autotask: checking that contract %d does not hold service %d yet: %w", contractID, serviceID, err)
+		}
+		if len(held) > 0 {
+			return nil, validationError(fmt.Sprintf("contract %d already holds service %d (contract service %d), but no unit row of it was read for %s: nothing was posted, since an adjustment of the whole %d units would add to the units it has; check that the line's unit rows reach that date",
+				contractID, serviceID, held[0].ID, day.Format(time.DateOnly), req.Quantity))
+		}
+		// Give the new ContractService the catalog price.
 		price, err := b.servicePrice(ctx, serviceID)
 		if err != nil {
 			return nil, fmt.Errorf("autotask: reading the unit price of service %d: %w", serviceID, err)

@@ -295,6 +295,30 @@ func TestBackend_ReadLines_contractIDAsGiven(t *testing.T) {
 	}
 }
 
+// TestBackend_SetQuantity_lineNotReadIsNotAddedTo: a request without a
+// current line, for a service the contract holds (the caller's read missed
+// its unit row), is refused: an adjustment of the whole quantity would add
+// to the units the line has.
+func TestBackend_SetQuantity_lineNotReadIsNotAddedTo(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	at := s.Autotask()
+	svc := at.AddService("Backup", 12.5)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: at.AddCompany("Acme"), Name: "Managed"})
+	at.SetUnits(c, svc, 40, date(11, 1))
+
+	_, err := b.SetQuantity(t.Context(), psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 45, EffectiveDate: date(11, 1)})
+	if !errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), fmt.Sprintf("contract %d already holds service %d", c, svc)) {
+		t.Errorf("SetQuantity = %v, want a refusal naming the line the contract holds", err)
+	}
+	if adjs := at.Adjustments(); len(adjs) != 0 {
+		t.Errorf("adjustments = %+v, want none", adjs)
+	}
+	if u := units(t, s, c, svc, date(11, 1)); u != 40 {
+		t.Errorf("units on 1 Nov = %d, want 40", u)
+	}
+}
+
 func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)
@@ -304,8 +328,9 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	svc := at.AddService("Backup", 12.5)
 	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
 
-	// No line yet: the adjustment creates it at the catalog price. The
-	// price is read once; a successful answer is not confirmed by a re-read.
+	// No line yet: the adjustment creates it at the catalog price, once a
+	// query shows the contract does not hold the service. The price is
+	// read once; a successful answer is not confirmed by a re-read.
 	s.ResetRequests()
 	line, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(11, 1)})
 	if err != nil {
@@ -314,8 +339,8 @@ func TestBackend_SetQuantity_upAndDown(t *testing.T) {
 	if line.Quantity != 10 || line.UnitPrice != 12.5 {
 		t.Errorf("SetQuantity(10) returned %+v, want 10 units at 12.5", line)
 	}
-	if n := len(s.Requests()); n != 2 {
-		t.Errorf("SetQuantity on a new line made %d requests, want 2 (service price, adjustment)", n)
+	if n := len(s.Requests()); n != 3 {
+		t.Errorf("SetQuantity on a new line made %d requests, want 3 (contract services, service price, adjustment)", n)
 	}
 	if u := units(t, s, c, svc, date(10, 31)); u != 0 {
 		t.Errorf("units on 31 Oct = %d, want 0 (before the effective date)", u)
