@@ -55,7 +55,7 @@ type budgetGate struct {
 	writes, inflight int
 	// failedInRow counts the writes that failed for a reason that concerns
 	// the whole PSA since the last one that succeeded; failed is set when
-	// they stopped the writes (see failed).
+	// they stopped the writes (see wrote).
 	failedInRow int
 	failed      *writesStoppedError
 	// reading is closed when the read in progress ends; nil when none is.

@@ -690,7 +690,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 		EffectiveDate: c.EffectiveDate,
 	})
 	if ctx.Err() == nil && gate.wrote(err, e.policies.WriteConcurrency) {
-		log.Error("Stopping writes: the PSA failed every write of the last ones; the remaining lines fail and wait for a later pass",
+		log.Error("Stopping writes: the PSA failed the last writes in a row; the remaining lines fail and wait for a later pass",
 			append(attrs, "err", gate.failure())...)
 	}
 	if err != nil {
