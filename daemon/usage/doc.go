@@ -78,11 +78,12 @@
 // the PSA refuses a write for its rate limit once the client has given up
 // on it (the hourly limit, a Retry-After longer than a client waits, or
 // its retries used up): every further write would be refused too. Writing
-// stops as well when the writes in flight and two more fail in a row for a
-// reason that concerns the whole PSA (refused credentials, an outage, a
-// timeout, a lost or unusable answer: not a line's own not found, refusal
-// or conflict); the lines not sent then fail, naming that failure, and the
-// next pass writes them. The
+// stops as well when writes to write_concurrency + 2 contracts fail in a
+// row for a reason that concerns the whole PSA (refused credentials, an
+// outage, a timeout, a lost or unusable answer: not a line's own not
+// found, refusal or conflict; a contract whose lines all fail counts
+// once); the lines not sent then fail, naming that failure, and the next
+// pass writes them. The
 // budget is read before the first write and then estimated from this
 // process's requests (Metrics.Requests); it is read again, by one writer
 // while the others go on, only when the estimate nears the reserve or after

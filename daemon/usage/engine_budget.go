@@ -53,10 +53,10 @@ type budgetGate struct {
 	// writes counts the writes allowed since the last read, inflight
 	// those not yet sent.
 	writes, inflight int
-	// failedInRow counts the writes that failed for a reason that concerns
-	// the whole PSA since the last one that succeeded; failed is set when
-	// they stopped the writes (see wrote).
-	failedInRow int
+	// failedInRow holds the contracts of the writes that failed for a
+	// reason that concerns the whole PSA since the last one that
+	// succeeded; failed is set when they stopped the writes (see wrote).
+	failedInRow map[string]bool
 	failed      *writesStoppedError
 	// reading is closed when the read in progress ends; nil when none is.
 	reading chan struct{}
@@ -271,34 +271,40 @@ func (g *budgetGate) stop(why string) bool {
 	return true
 }
 
-// writesFailedToStop is how many writes, beyond those in flight, that fail
-// in a row for a reason that concerns the whole PSA stop the writes of a
-// pass: the writes in flight when the PSA went away (or revoked the
-// credentials) all fail at once, and two more failing after them leave no
-// doubt. Every further write would fail too, each after its timeout and
-// retries, and on Kaseya BMS each would wait for an operator's review.
+// writesFailedToStop is on how many contracts, beyond the writes in
+// flight, writes that fail in a row for a reason that concerns the whole
+// PSA stop the writes of a pass: the writes in flight when the PSA went
+// away (or revoked the credentials) all fail at once, and two more
+// contracts failing after them leave no doubt. Every further write would
+// fail too, each after its timeout and retries, and on Kaseya BMS each
+// would wait for an operator's review. Contracts are counted, not writes,
+// so that one contract whose lines all fail (a PSA error of its own) stops
+// no other customer's writes.
 const writesFailedToStop = 2
 
-// wrote records the outcome of a write that was sent, err its error or
-// nil. After inFlight + writesFailedToStop writes in a row failed for a
-// reason that concerns the whole PSA (psaFailure), it stops the writes of
-// the pass: the lines not sent yet fail with a *writesStoppedError. It
-// reports whether this write stopped them.
-func (g *budgetGate) wrote(err error, inFlight int) bool {
+// wrote records the outcome of a write to contract that was sent, err its
+// error or nil. Once writes to inFlight + writesFailedToStop contracts
+// failed in a row for a reason that concerns the whole PSA (psaFailure),
+// it stops the writes of the pass: the lines not sent yet fail with a
+// *writesStoppedError. It reports whether this write stopped them.
+func (g *budgetGate) wrote(err error, contract string, inFlight int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err == nil || !psaFailure(err) {
 		if err == nil {
-			g.failedInRow = 0
+			g.failedInRow = nil
 		}
 		return false
 	}
-	g.failedInRow++
-	if g.failed != nil || g.failedInRow < inFlight+writesFailedToStop {
+	if g.failedInRow == nil {
+		g.failedInRow = map[string]bool{}
+	}
+	g.failedInRow[contract] = true
+	if g.failed != nil || len(g.failedInRow) < inFlight+writesFailedToStop {
 		return false
 	}
 	g.halted = true
-	g.failed = &writesStoppedError{n: g.failedInRow, last: err}
+	g.failed = &writesStoppedError{n: len(g.failedInRow), last: err}
 	return true
 }
 
@@ -326,7 +332,7 @@ type writesStoppedError struct {
 }
 
 func (e *writesStoppedError) Error() string {
-	return fmt.Sprintf("not written: the PSA failed the %d writes before it, the last with: %v", e.n, e.last)
+	return fmt.Sprintf("not written: the PSA failed the writes to the %d contracts before it, the last with: %v", e.n, e.last)
 }
 
 // stopped reports whether the writes of the pass are stopped.

@@ -689,7 +689,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 		Current:       j.current,
 		EffectiveDate: c.EffectiveDate,
 	})
-	if ctx.Err() == nil && gate.wrote(err, e.policies.WriteConcurrency) {
+	if ctx.Err() == nil && gate.wrote(err, c.ContractID, e.policies.WriteConcurrency) {
 		log.Error("Stopping writes: the PSA failed the last writes in a row; the remaining lines fail and wait for a later pass",
 			append(attrs, "err", gate.failure())...)
 	}

@@ -555,10 +555,11 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 				h.sim.AddFault(fault)
 
 				res := h.sync(PassOptions{})
-				// The writes in flight when the PSA started failing, two
-				// more, those in flight beside the last of them, and
-				// (Kaseya BMS) a retry of each after a new token.
-				sent := h.pol.WriteConcurrency + 2 + h.pol.WriteConcurrency - 1
+				// The two lines of each contract written when the PSA
+				// started failing and of two more, the writes in flight
+				// beside the last of them, and (Kaseya BMS) a retry of
+				// each after a new token.
+				sent := 2*(h.pol.WriteConcurrency+2) + h.pol.WriteConcurrency - 1
 				if got, most := h.writes(), 2*sent; got > most {
 					t.Errorf("%d line writes sent into the failure, want at most %d", got, most)
 				}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,34 +208,40 @@ func TestBudgetGate_readsRarelyFarFromTheReserve(t *testing.T) {
 }
 
 // TestBudgetGate_writesFailingInARowStopTheWrites checks which failures
-// stop the writes of a pass: those that concern the whole PSA, in a row
-// beyond the writes in flight, and never a line's own (a contract not
-// found, a refused value), however many, nor failures with a success
-// between them.
+// stop the writes of a pass: those that concern the whole PSA, on
+// contracts in a row beyond the writes in flight, and never a line's own
+// (a contract not found, a refused value), however many, nor failures with
+// a success between them, nor the failures of one contract's many lines.
 func TestBudgetGate_writesFailingInARowStopTheWrites(t *testing.T) {
 	t.Parallel()
 	g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
 	revoked := fmt.Errorf("autotask: POST ContractServiceAdjustments: 401: %w", psa.ErrUnauthorized)
-	for range 20 {
-		if g.wrote(fmt.Errorf("contract 7: %w", psa.ErrNotFound), 2) || g.wrote(&psa.ValidationError{Messages: []string{"bad"}}, 2) {
+	for i := range 20 {
+		c := strconv.Itoa(i)
+		if g.wrote(fmt.Errorf("contract %s: %w", c, psa.ErrNotFound), c, 2) || g.wrote(&psa.ValidationError{Messages: []string{"bad"}}, c, 2) {
 			t.Fatal("a line's own failures stopped the writes")
 		}
 	}
-	for range 3 {
-		g.wrote(revoked, 2)
-	}
-	if g.wrote(nil, 2) || g.stopped() {
-		t.Fatal("three failures of the PSA and a success stopped the writes")
-	}
-	for i := range 4 {
-		if stopped := g.wrote(revoked, 2); stopped != (i == 3) {
-			t.Fatalf("failure %d in a row: stopped = %v, want %v", i+1, stopped, i == 3)
+	for range 20 {
+		if g.wrote(revoked, "7", 2) {
+			t.Fatal("the failures of one contract's lines stopped the writes")
 		}
 	}
-	if err := g.failure(); !g.stopped() || err == nil || !strings.Contains(err.Error(), "the PSA failed the 4 writes before it, the last with: autotask: POST ContractServiceAdjustments: 401") {
+	for _, c := range []string{"1", "2"} {
+		g.wrote(revoked, c, 2)
+	}
+	if g.wrote(nil, "4", 2) || g.stopped() {
+		t.Fatal("failures on three contracts and a success stopped the writes")
+	}
+	for i, c := range []string{"5", "6", "6", "8", "9"} {
+		if stopped := g.wrote(revoked, c, 2); stopped != (i == 4) {
+			t.Fatalf("failure %d in a row: stopped = %v, want %v", i+1, stopped, i == 4)
+		}
+	}
+	if err := g.failure(); !g.stopped() || err == nil || !strings.Contains(err.Error(), "the PSA failed the writes to the 4 contracts before it, the last with: autotask: POST ContractServiceAdjustments: 401") {
 		t.Errorf("stopped = %v, failure = %v", g.stopped(), err)
 	}
-	if g.wrote(revoked, 2) {
+	if g.wrote(revoked, "10", 2) {
 		t.Error("a write in flight when the writes stopped reported stopping them again")
 	}
 }
