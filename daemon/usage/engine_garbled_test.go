@@ -88,9 +88,9 @@ func TestEngineKaseyaBMS_postAnswerOfAnotherLineIsNotTakenAsPosted(t *testing.T)
 	t.Parallel()
 	for name, body := range map[string]string{
 		"empty object":    `{}`,
-		"another line":    `{"success":true,"result":{"id":9,"serviceId":3001,"contractId":2999,"units":40}}`,
-		"another units":   `{"success":true,"result":{"id":9,"serviceId":3001,"contractId":2001,"units":4}}`,
-		"another service": `{"success":true,"result":{"id":9,"serviceId":3999,"contractId":2001,"units":40}}`,
+		"another line":    `{"success":true,"result":{"id":9,"serviceId":{service},"contractId":{other},"units":40}}`,
+		"another units":   `{"success":true,"result":{"id":9,"serviceId":{service},"contractId":{contract},"units":4}}`,
+		"another service": `{"success":true,"result":{"id":9,"serviceId":{other},"contractId":{contract},"units":40}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
