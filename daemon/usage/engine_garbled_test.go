@@ -2,6 +2,7 @@ package usage
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -179,6 +180,39 @@ func TestEngineConnectWise_Sync_oneAgreementsBadAnswerFailsOnlyItsCustomer(t *te
 			h.wantUnits(h.contractA, h.svcIntercept, 42)
 			h.wantUnits(h.contractB, h.svcIntercept, 10)
 		})
+	}
+}
+
+// A 200 to the read of one agreement's additions that lists another
+// agreement's (a proxy or cache that mixed up two answers) is not taken for
+// the agreement's own: its own addition of the product would look missing
+// and be added again, and the agreement would bill both. Only its customer
+// fails, naming the addition of the other agreement.
+func TestEngineConnectWise_Sync_answerOfAnotherAgreementIsNotTakenForItsOwn(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 40})
+	other := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractB), ProductID: mustParse(t, h.svcMDR), Quantity: 3})
+	base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + h.contractA + "/additions", Status: http.StatusOK,
+		Body: fmt.Sprintf(`[{"id":%d,"product":{"id":%s},"quantity":3,"effectiveDate":"2026-01-01T00:00:00Z","agreementStatus":"Active","agreementId":%s}]`,
+			other, h.svcMDR, h.contractB)})
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,3")
+
+	h.sync(PassOptions{})
+	if adds := cw.Additions(mustParse(t, h.contractA)); len(adds) != 1 || adds[0].Quantity != 40 {
+		t.Errorf("additions of agreement %s = %+v, want its one addition, unchanged", h.contractA, adds)
+	}
+	want := fmt.Sprintf("reading the additions of agreement %s: decoding response: the answer lists addition %d of agreement %s", h.contractA, other, h.contractB)
+	if a := h.status("cust-a"); a.Result != state.CustomerFailed || !strings.Contains(a.Error, want) {
+		t.Errorf("cust-a = %s (%q), want failed with %q", a.Result, a.Error, want)
+	}
+	if b := h.status("cust-b"); b.Result != state.CustomerSucceeded {
+		t.Errorf("cust-b = %s (%q), want succeeded", b.Result, b.Error)
 	}
 }
 

@@ -827,12 +827,26 @@ func statusOf(a *Agreement) string {
 // narrowed by extra. Active is ConnectWise's agreementStatus: an addition
 // whose cancelledDate has passed may still be Active (see liveAt), so
 // callers keep only those live at their date.
+//
+// An answer that lists an addition of another agreement (a proxy or cache
+// that mixed up two answers) is an error, as an answer that does not
+// decode is: taken for the agreement's own, it would hide the agreement's
+// additions, and the pass would add one again or take another agreement's
+// quantity for its own.
 func (b *Backend) activeAdditions(ctx context.Context, agreementID int64, extra Condition) ([]*Addition, error) {
 	adds, _, err := b.client.AgreementAdditions.List(ctx, agreementID, &ListOptions{
 		Conditions: And(Eq("agreementStatus", AgreementActive), extra),
 		Fields:     additionFields,
 	})
-	return adds, err
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range adds {
+		if a.AgreementID != 0 && a.AgreementID != agreementID {
+			return nil, &decodeError{err: fmt.Errorf("the answer lists addition %d of agreement %d", a.ID, a.AgreementID)}
+		}
+	}
+	return adds, nil
 }
 
 // liveAt reports whether an addition cancelled at cancelled (zero: not
