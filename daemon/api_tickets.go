@@ -32,8 +32,9 @@ type TicketPassView struct {
 	// Settled counts the creates of earlier passes whose outcome this
 	// pass found in the PSA.
 	Settled int `json:"settled"`
-	// RateLimited is true when the PSA throttled the pass; the rest is
-	// created next pass.
+	// RateLimited is true when the PSA throttled the pass: it stopped
+	// writing, and the rest (each customer's deferred, with a notice) is
+	// done next pass.
 	RateLimited bool `json:"rate_limited"`
 	// BudgetLimited is true when the PSA's hourly request budget reached
 	// policies.budget_reserve: the pass stopped writing, and the rest

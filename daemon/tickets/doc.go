@@ -47,8 +47,10 @@
 // externalXRef, a title token in Kaseya BMS), and the PSA is searched for
 // it before the create is sent. A create whose outcome is unknown (a lost
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
-// it by searching, adopting the ticket when found. A create the PSA
-// throttles stops the pass's creates; with Config.Budget, a pass whose
+// it by searching, adopting the ticket when found. A create, close, note or
+// reopen the PSA throttles stops the pass's writes (Report.RateLimited),
+// and the rest waits for the next pass (Deferred, with a notice), failing
+// only the customer whose call was throttled; with Config.Budget, a pass whose
 // budget refuses a write (the PSA's hourly budget at the daemon's
 // policies.budget_reserve) sends no more writes, and the alerts still to
 // file, close, note or reopen wait for a later pass (Deferred, with a

@@ -189,7 +189,8 @@ type CustomerReport struct {
 	// reached the reserve (Config.Budget) before their ticket was filed,
 	// closed, noted or reopened.
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
-	// budgetDeferred counts those of Deferred left for the budget.
+	// budgetDeferred counts those of Deferred left for the budget or
+	// because the PSA throttled the pass.
 	budgetDeferred int
 	// WouldCreate and WouldClose list refs a dry run would create and the
 	// ticket ids it would close; WouldNote the ticket ids it would add a
@@ -223,8 +224,11 @@ type Report struct {
 	// customers not in the pass, such as one whose ticket sync was turned
 	// off after its create: they are in no CustomerReport.
 	OtherAdopted int
-	// RateLimited is true when the PSA throttled the pass; it stopped
-	// creating and the rest is done next pass.
+	// RateLimited is true when the PSA throttled the pass (a create,
+	// close, note or reopen, or a read before one): it stopped writing,
+	// and the rest is done next pass. The customer whose write was
+	// throttled fails with it; the others' writes left count as Deferred,
+	// with a notice.
 	RateLimited bool
 	// BudgetLimited is true when the PSA's hourly request budget reached
 	// the reserve (Config.Budget): the pass stopped writing, and the rest
@@ -267,7 +271,9 @@ func (cr *CustomerReport) fail(err error) { cr.Err = errors.Join(cr.Err, err) }
 type pass struct {
 	dryRun  bool
 	created int64
-	stopped error // set when the PSA's budget ran out: no more creates
+	// stopped is set when the PSA refused the credentials (no more
+	// creates) or throttled the pass (no more writes: see throttle).
+	stopped error
 	// limited is why the budget refused a write: no more writes this
 	// pass.
 	limited string
@@ -334,14 +340,17 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 }
 
 // allow reports whether the pass may send one more write, with the reads
-// it needs first: always in a dry run and without a Budget, and never once
-// the budget refused one.
+// it needs first: always in a dry run, never once the PSA throttled the
+// pass or the budget refused one, and always without a Budget.
 func (e *Engine) allow(ctx context.Context, p *pass) bool {
-	if p.dryRun || e.budget == nil {
+	if p.dryRun {
 		return true
 	}
-	if p.limited != "" {
+	if p.throttled() || p.limited != "" {
 		return false
+	}
+	if e.budget == nil {
+		return true
 	}
 	ok, why := e.budget.Allow(ctx)
 	if ok || ctx.Err() != nil {
@@ -352,7 +361,20 @@ func (e *Engine) allow(ctx context.Context, p *pass) bool {
 	return false
 }
 
-// deferForBudget counts n alerts of cr left for a later pass by the budget.
+// throttled reports whether the PSA throttled the pass: it sends no more
+// writes.
+func (p *pass) throttled() bool { return errors.Is(p.stopped, psa.ErrRateLimited) }
+
+// why says why the pass sends no more writes, for a notice.
+func (p *pass) why() string {
+	if p.throttled() {
+		return fmt.Sprintf("the PSA throttled the pass (%v)", p.stopped)
+	}
+	return p.limited
+}
+
+// deferForBudget counts n alerts of cr left for a later pass by the budget
+// or the PSA's throttling.
 func (cr *CustomerReport) deferForBudget(n int) {
 	cr.Deferred += n
 	cr.budgetDeferred += n
@@ -541,11 +563,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		case p.dryRun:
 		case r.State == StateReopening:
 			if err := e.settleReopen(ctx, r, &cr); err != nil {
+				e.throttle(p, err)
 				cr.fail(err)
 				log.Warn("Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
 			}
 		case (r.State == StateClosing || r.State == StateNoting) && alertOpen(r, open):
 			if err := e.settleReturned(ctx, r, &cr); err != nil {
+				e.throttle(p, err)
 				cr.fail(err)
 				log.Warn("Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
 			}
@@ -581,6 +605,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			continue
 		}
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
+			e.throttle(p, err)
 			cr.fail(err)
 			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
@@ -589,6 +614,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if !e.allow(ctx, p) {
 			cr.deferForBudget(len(summary.Covered))
 		} else if err := e.resolve(ctx, p, summary, &cr); err != nil {
+			e.throttle(p, err)
 			cr.fail(err)
 		}
 	}
@@ -655,6 +681,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			}
 			gone, err := e.reopen(ctx, p, r, a, &cr)
 			if err != nil {
+				e.throttle(p, err)
 				cr.fail(err)
 			}
 			if !gone {
@@ -662,7 +689,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			}
 			// The ticket was deleted in the PSA: a new ticket instead.
 		}
-		if p.stopped != nil {
+		if p.stopped != nil && !p.throttled() {
 			break
 		}
 		if perCustomer >= e.routing.MaxPerCustomer {
@@ -691,7 +718,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			"or the customer's company or contract changes", len(refused), refused[0].Error))
 	}
 	switch {
-	case len(over) == 0 || p.stopped != nil:
+	case len(over) == 0 || p.stopped != nil && !p.throttled():
 	case summary != nil && summary.State == StateFailed && summary.RoutingHash == key:
 		cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
 			"when the ticket routing or the customer's company or contract changes", len(over), summary.Error))
@@ -701,6 +728,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 	default:
 		if err := e.summarise(ctx, p, c, summary, over, open, &cr); err != nil {
+			e.throttle(p, err)
 			cr.fail(err)
 		}
 	}
@@ -711,10 +739,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	if n := cr.budgetDeferred; n > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts wait for a later pass, which files, closes, notes or reopens their tickets: %s, "+
-			"so this pass sends the PSA no more ticket writes", n, p.limited))
-		log.Info("PSA API budget reserve reached; alerts left for a later pass", "alerts", n, "reason", p.limited)
+			"so this pass sends the PSA no more ticket writes", n, p.why()))
+		log.Info("PSA throttled or API budget reserve reached; alerts left for a later pass", "alerts", n, "reason", p.why())
 	}
-	if p.stopped != nil && cr.Err == nil {
+	if p.stopped != nil && !p.throttled() && cr.Err == nil {
 		cr.fail(p.stopped)
 	}
 	return cr
@@ -960,12 +988,26 @@ func (e *Engine) drop(r *Record, searchErr error, cr *CustomerReport) error {
 	return e.store.PutTicketRecord(*r)
 }
 
-// stopOn stops creating for the rest of the pass when the PSA's budget ran
-// out or it refused the credentials.
+// stopOn stops creating for the rest of the pass when the PSA throttled
+// it (and then writing at all: see throttle) or refused the credentials.
 func (e *Engine) stopOn(p *pass, err error) {
-	if errors.Is(err, psa.ErrRateLimited) || errors.Is(err, psa.ErrUnauthorized) {
+	if errors.Is(err, psa.ErrUnauthorized) && p.stopped == nil {
 		p.stopped = err
 	}
+	e.throttle(p, err)
+}
+
+// throttle stops the pass's writes when err says the PSA throttled a
+// call (psa.ErrRateLimited): each write sent after it would cost requests
+// the PSA refuses too. The creates, closes, notes and reopens left wait
+// for the next pass (allow refuses them).
+func (e *Engine) throttle(p *pass, err error) {
+	if !errors.Is(err, psa.ErrRateLimited) || p.throttled() {
+		return
+	}
+	p.stopped = err
+	e.logger.Warn("Stopping ticket writes for this pass: the PSA throttled it; the tickets still to file, close, note or reopen wait for the next pass",
+		"err", err)
 }
 
 // resolve closes the ticket of a resolved alert, or adds a note, as the

@@ -169,7 +169,7 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 			t.Created, t.Adopted, t.Closed, t.Noted, t.Reopened, t.Summarised, t.Failed, rep.Settled)
 	}
 	if rep.RateLimited {
-		fmt.Fprintln(w, "the PSA throttled the pass; the rest is created next pass")
+		fmt.Fprintln(w, "the PSA throttled the pass: it stopped writing; the rest (deferred) is done next pass")
 	}
 	if rep.BudgetLimited {
 		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.budget_reserve: the pass stopped writing; the rest (deferred) is done by a later pass")

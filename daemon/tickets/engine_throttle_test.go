@@ -1,0 +1,93 @@
+package tickets_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// A PSA that throttles a close or a resolve note stops every ticket write
+// of the pass, as a throttled create does: the closes, notes and creates
+// still to send wait for the next pass (deferred, not failed, for this
+// customer and the next), which sends them.
+func TestEngine_rateLimitedUpdateStopsWrites(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		onResolve string
+		method    string
+	}{
+		{"close", export.OnResolveClose, http.MethodPatch},
+		{"note", export.OnResolveNote, http.MethodPost},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, psa.SystemConnectWise)
+			r := routings[psa.SystemConnectWise]
+			r.OnResolve = tc.onResolve
+			eng := e.engine(r)
+			other := tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex", CompanyID: id(e.psaSim.ConnectWise().AddCompany("Globex"))}
+			customers := append(e.customers(), other)
+			var alerts []sophostest.Alert
+			for i := range 3 {
+				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)}))
+			}
+			if _, err := eng.Pass(t.Context(), customers, false); err != nil || len(e.tickets()) != 3 {
+				t.Fatalf("first pass: %v, %d tickets, want 3", err, len(e.tickets()))
+			}
+			for _, a := range alerts {
+				e.sophos.ResolveAlert(acme, a.ID)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Threat 3"})
+			e.sophos.AddAlert(globex, sophostest.Alert{Severity: "high", Description: "Globex threat"})
+			base := strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL())
+			e.psaSim.AddFault(psatest.Fault{Method: tc.method, Path: base + "service/tickets/*", Status: http.StatusTooManyRequests, RetryAfter: time.Hour})
+			before := len(e.psaSim.Requests())
+
+			rep, err := eng.Pass(t.Context(), customers, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writes := 0
+			for _, r := range e.psaSim.Requests()[before:] {
+				if r.Method != http.MethodGet {
+					writes++
+				}
+			}
+			if writes != 1 {
+				t.Errorf("%d writes sent in the throttled pass, want 1: the pass stops writing at the first 429", writes)
+			}
+			acmeRep, globexRep := rep.Customers[0], rep.Customers[1]
+			if !rep.RateLimited || acmeRep.Closed+acmeRep.Noted != 0 || acmeRep.Created != 0 || acmeRep.Deferred != 3 {
+				t.Errorf("throttled pass: rate limited %v, acme %+v; want nothing closed, noted or created and 3 deferred", rep.RateLimited, acmeRep)
+			}
+			if acmeRep.Err == nil || !strings.Contains(acmeRep.Err.Error(), "rate limited") {
+				t.Errorf("acme's error = %v, want the throttled write named", acmeRep.Err)
+			}
+			if globexRep.Err != nil || globexRep.Deferred != 1 || globexRep.Created != 0 {
+				t.Errorf("globex = %+v, want its alert deferred, not failed", globexRep)
+			}
+			if len(globexRep.Notices) != 1 || !strings.Contains(globexRep.Notices[0], "throttled") {
+				t.Errorf("globex notices = %q, want one saying the PSA throttled the pass", globexRep.Notices)
+			}
+
+			e.psaSim.ClearFaults()
+			rep, err = eng.Pass(t.Context(), customers, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tot := rep.Totals(); tot.Closed+tot.Noted != 3 || tot.Created != 2 || tot.Deferred != 0 || rep.RateLimited {
+				t.Errorf("pass after the throttle = %+v, want the 3 tickets closed or noted and 2 created", tot)
+			}
+		})
+	}
+}
