@@ -49,7 +49,8 @@ type Backend struct {
 	services map[int]cachedService
 	now      func() time.Time
 	// lookups caches the category, subcategory and unit-of-measure
-	// lookups by name (see lookup); mu guards it too.
+	// lookups by name (see lookup), and the ticket lookups and account
+	// locations tickets need (see cachedList); mu guards it too.
 	lookups map[string]cachedLookup
 	// fetches makes concurrent writes that miss the cache for one
 	// service share a single read of it, and concurrent misses of a
@@ -243,8 +244,9 @@ func (b *Backend) named(id int, name string) {
 	if !ok {
 		return
 	}
-	list := make([]*Category, 0, len(c.list)+1)
-	for _, n := range c.list {
+	prev, _ := c.list.([]*Category)
+	list := make([]*Category, 0, len(prev)+1)
+	for _, n := range prev {
 		if n.ID != id {
 			list = append(list, n)
 		}
@@ -663,7 +665,7 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 }
 
 type cachedLookup struct {
-	list []*Category
+	list any // a []T of cachedList's read
 	at   time.Time
 }
 
@@ -671,11 +673,19 @@ type cachedLookup struct {
 // it is missing or older than serviceTTL; concurrent misses share one read.
 // A failed read is not kept.
 func (b *Backend) lookup(key string, read func() ([]*Category, error)) ([]*Category, error) {
+	return cachedList(b, key, read)
+}
+
+// cachedList is lookup for lists of any type: ticket statuses, note
+// types and priorities, and an account's locations, which a ticket pass
+// needs for every close, note or create and which BMS counts against the
+// endpoint's 1,500 calls an hour.
+func cachedList[T any](b *Backend, key string, read func() ([]T, error)) ([]T, error) {
 	b.mu.Lock()
 	c, ok := b.lookups[key]
 	b.mu.Unlock()
-	if ok && fresh(c.at, b.now()) {
-		return c.list, nil
+	if list, isT := c.list.([]T); ok && isT && fresh(c.at, b.now()) {
+		return list, nil
 	}
 	v, err, _ := b.fetches.Do("lookup/"+key, func() (any, error) {
 		list, err := read()
@@ -690,7 +700,14 @@ func (b *Backend) lookup(key string, read func() ([]*Category, error)) ([]*Categ
 	if err != nil {
 		return nil, err
 	}
-	return v.([]*Category), nil //nolint:forcetypeassert // the function above returns a []*Category
+	return v.([]T), nil //nolint:forcetypeassert // the function above returns a []T
+}
+
+// forget drops the list kept under key: the next use reads it again.
+func (b *Backend) forget(key string) {
+	b.mu.Lock()
+	delete(b.lookups, key)
+	b.mu.Unlock()
 }
 
 func pickName(field, kind, name string, list []*Category) (int, error) {

@@ -79,6 +79,48 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 	return out, nil
 }
 
+// ticketLookups returns the entries of a ticket lookup without scope
+// (statuses, priorities, note types), kept for serviceTTL: a ticket pass
+// needs them for each create, close and note.
+func (b *Backend) ticketLookups(ctx context.Context, kind psa.TicketLookupKind) ([]psa.TicketLookup, error) {
+	return cachedList(b, "ticket/"+string(kind), func() ([]psa.TicketLookup, error) { return b.TicketLookups(ctx, kind, "") })
+}
+
+// ticketLookupID returns the entry of a ticket lookup with the id, from
+// the kept entries (ticketLookups); an id not among them (an entry added
+// since) is looked for in a fresh read, and the kept entries are read
+// again next time.
+func (b *Backend) ticketLookupID(ctx context.Context, kind psa.TicketLookupKind, id string) (*psa.TicketLookup, error) {
+	list, err := b.ticketLookups(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	for i, l := range list {
+		if l.ID == id {
+			return &list[i], nil
+		}
+	}
+	b.forget("ticket/" + string(kind))
+	return psa.FindTicketLookupID(ctx, b, kind, "", id)
+}
+
+// defaultTicketLookup returns the id of the active default entry of a
+// ticket lookup (ticketLookups), 0 when there is none; the kept entries
+// are then read again next time.
+func (b *Backend) defaultTicketLookup(ctx context.Context, kind psa.TicketLookupKind) (int, error) {
+	list, err := b.ticketLookups(ctx, kind)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range list {
+		if l.Default && l.Active {
+			return strconv.Atoi(l.ID)
+		}
+	}
+	b.forget("ticket/" + string(kind))
+	return 0, nil
+}
+
 // CreateTicket creates a ticket on the account's main location. BMS
 // requires a status, a ticket type and a source; the priority defaults to
 // the default priority. The title carries psa.RefToken(req.ExternalRef),
@@ -154,22 +196,22 @@ func (b *Backend) priority(ctx context.Context, id string) (int, error) {
 	if id != "" {
 		return parseID("priority", id)
 	}
-	list, _, err := b.client.Tickets.Priorities(ctx)
-	if err != nil {
-		return 0, err
-	}
-	for _, p := range list {
-		if p.IsDefault {
-			return p.ID, nil
-		}
+	p, err := b.defaultTicketLookup(ctx, psa.TicketLookupPriority)
+	if err != nil || p != 0 {
+		return p, err
 	}
 	return 0, validationError("Kaseya BMS has no default priority; set the ticket priority id")
 }
 
 // mainLocation returns the account's main location (LocationId is
-// required on tickets), or its only one.
+// required on tickets), or its only one. The account's locations are kept
+// for serviceTTL, except when neither is found.
 func (b *Backend) mainLocation(ctx context.Context, account int) (int, error) {
-	locs, _, err := b.client.Tickets.Locations(ctx, account)
+	key := "locations/" + strconv.Itoa(account)
+	locs, err := cachedList(b, key, func() ([]*Location, error) {
+		locs, _, err := b.client.Tickets.Locations(ctx, account)
+		return locs, err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -181,6 +223,7 @@ func (b *Backend) mainLocation(ctx context.Context, account int) (int, error) {
 	if len(locs) == 1 {
 		return locs[0].ID, nil
 	}
+	b.forget(key)
 	return 0, validationError(fmt.Sprintf("account %d has %d locations and none is the main one", account, len(locs)))
 }
 
@@ -224,7 +267,8 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 
 // SetTicketStatus resolves the ticket (with the note as an internal
 // comment) when the status completes it, and otherwise PATCHes the status
-// and adds the note with u's note title and type.
+// and adds the note with u's note title and type. The statuses are kept
+// for serviceTTL (ticketLookupID).
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -234,7 +278,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	if err != nil {
 		return nil, err
 	}
-	st, err := psa.FindTicketLookupID(ctx, b, psa.TicketLookupStatus, "", u.StatusID)
+	st, err := b.ticketLookupID(ctx, psa.TicketLookupStatus, u.StatusID)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +304,8 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 }
 
 // AddTicketNote adds an internal note (public when n.Public is set) of the
-// given note type or the default one, mailing nobody.
+// given note type or the default one (the note types kept for serviceTTL),
+// mailing nobody.
 func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
 	id, err := parseID("ticket", n.TicketID)
 	if err != nil {
@@ -279,14 +324,8 @@ func (b *Backend) AddTicketNote(ctx context.Context, n psa.TicketNote) error {
 			return err
 		}
 	} else {
-		types, err := b.TicketLookups(ctx, psa.TicketLookupNoteType, "")
-		if err != nil {
+		if typeID, err = b.defaultTicketLookup(ctx, psa.TicketLookupNoteType); err != nil {
 			return err
-		}
-		for _, t := range types {
-			if t.Default && t.Active {
-				typeID, _ = strconv.Atoi(t.ID)
-			}
 		}
 		if typeID == 0 {
 			return validationError("Kaseya BMS has no default note type; set the note type id")
