@@ -104,7 +104,8 @@ type CreateTicketRequest struct {
 	ContractID string
 	// Title is the ticket title; backends truncate it to their PSA's limit.
 	Title string
-	// Description is the body of the ticket.
+	// Description is the body of the ticket, at most MaxTicketDescription
+	// characters: a backend cuts a longer one at its end.
 	Description string
 	// ExternalRef identifies what the ticket is about (for example
 	// "sc:<alert id>") so that FindTickets finds it again after a lost
@@ -301,6 +302,17 @@ func (e *LookupNotFoundError) Is(target error) bool { return target == ErrNotFou
 // MaxExternalRefLength is the longest ExternalRef a ticket can carry: the
 // length of Autotask's externalID.
 const MaxExternalRefLength = 50
+
+// MaxTicketDescription and MaxTicketNote are the longest ticket
+// description and note text, in characters, that callers send, so that
+// they choose what to leave out of a long one (not the PSA, which would
+// cut the end or refuse it): Autotask's limits (tickets.md 2.2, 2.3).
+// ConnectWise's initialDescription and Kaseya BMS's Details declare no
+// length; they are kept to the same, as a longer one might be refused.
+const (
+	MaxTicketDescription = 8000
+	MaxTicketNote        = 32000
+)
 
 // CheckExternalRef returns an error when ref cannot be carried by a ticket.
 func CheckExternalRef(ref string) error {

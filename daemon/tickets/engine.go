@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -1263,7 +1264,8 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	var ids []string
 	for _, a := range over {
 		ids = append(ids, a.ID)
-		lines = append(lines, fmt.Sprintf("- %s %s: %s (alert %s)", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type, a.Description, a.ID))
+		lines = append(lines, fmt.Sprintf("- %s %s: %s (alert %s)", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type,
+			cutMiddle(strings.Join(strings.Fields(a.Description), " "), maxSummaryLine), a.ID))
 	}
 	if p.dryRun {
 		extend := summary != nil && Followed(summary.State)
@@ -1328,8 +1330,12 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 				"ticket", summary.TicketID, "alerts", len(over))
 		}
 	}
-	body := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets for one customer in one pass (at most %d). "+
-		"These %d alerts are summarised here and get no ticket of their own:\n\n%s", e.routing.MaxPerCustomer, len(over), strings.Join(lines, "\n"))
+	intro := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets for one customer in one pass (at most %d). "+
+		"These %d alerts are summarised here and get no ticket of their own:\n\n", e.routing.MaxPerCustomer, len(over))
+	// body lists the alerts, as many as fit in n characters with after.
+	body := func(n int, after string) string {
+		return intro + listFitted(lines, n-runes(intro)-runes(after)) + after
+	}
 	if summary != nil && summary.State == StateOpen {
 		// The alerts are recorded as covered before the note is sent, so
 		// that a lost answer or a crash never makes a later pass send the
@@ -1341,7 +1347,8 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		if err := e.store.PutTicketRecord(*summary); err != nil {
 			return err
 		}
-		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body, NoteTypeID: e.routing.NoteTypeID})
+		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts", Text: body(psa.MaxTicketNote-len("More alerts\n\n"), ""),
+			NoteTypeID: e.routing.NoteTypeID})
 		switch {
 		case err == nil:
 			return nil
@@ -1385,10 +1392,13 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			carried = stillOpen(summary.Covered, open)
 		}
 	}
+	var after string
 	if len(carried) > 0 {
-		body += fmt.Sprintf("\n\n%d alerts of the earlier summary ticket %s, which was closed in the PSA, are still open; they get no ticket "+
+		after = fmt.Sprintf("\n\n%d alerts of the earlier summary ticket %s, which was closed in the PSA, are still open; they get no ticket "+
 			"of their own either.", len(carried), cmp.Or(summary.Number, summary.TicketID))
 	}
+	after += "\n\nManaged by psa-sync ticket sync; do not edit the external reference."
+
 	sum := sha256.Sum256([]byte(c.Source + "|" + c.CustomerID))
 	r := Record{
 		Source: c.Source, CustomerID: c.CustomerID, AlertKey: SummaryKey, Ref: fmt.Sprintf("scs:%s/%d", hex.EncodeToString(sum[:12]), gen),
@@ -1400,7 +1410,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 		return err
 	}
 	req := e.baseRequest(c, r, over[0].Severity)
-	req.Title, req.Description = r.Title, body+"\n\nManaged by psa-sync ticket sync; do not edit the external reference."
+	req.Title, req.Description = r.Title, body(psa.MaxTicketDescription, after)
 	created, adopted := cr.Created, cr.Adopted
 	if e.send(ctx, p, &r, summary, req, cr) {
 		p.created++
@@ -1454,11 +1464,55 @@ func (e *Engine) request(c Customer, a Alert, r Record) psa.CreateTicketRequest 
 	if !a.RaisedAt.IsZero() {
 		fmt.Fprintf(&b, "Raised: %s\n", a.RaisedAt.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(&b, "Description: %s\n", a.Description)
+	b.WriteString("Description: ")
+	// What identifies the alert follows its description, which is cut in
+	// the middle to leave room for it: the PSA's limit would cut the end.
+	var tail strings.Builder
 	if a.DeviceURL != "" {
-		fmt.Fprintf(&b, "Device: %s\n", a.DeviceURL)
+		fmt.Fprintf(&tail, "\nDevice: %s", a.DeviceURL)
 	}
-	fmt.Fprintf(&b, "Alert id: %s\n\nManaged by psa-sync ticket sync; do not edit the external reference (%s).", a.ID, r.Ref)
-	req.Description = b.String()
+	fmt.Fprintf(&tail, "\nAlert id: %s\n\nManaged by psa-sync ticket sync; do not edit the external reference (%s).", a.ID, r.Ref)
+	req.Description = b.String() + cutMiddle(a.Description, psa.MaxTicketDescription-runes(b.String())-runes(tail.String())) + tail.String()
 	return req
+}
+
+// maxSummaryLine is the longest alert description a summary lists, in
+// characters: the list is for telling the alerts apart.
+const maxSummaryLine = 300
+
+func runes(s string) int { return utf8.RuneCountInString(s) }
+
+// cutMiddle shortens s to at most n characters (runes) by leaving out its
+// middle, and says how much was left out: the start and the end of an
+// alert's description (what was found, and where) are kept.
+func cutMiddle(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	mark := func(left int) string { return fmt.Sprintf(" […%d characters left out…] ", left) }
+	keep := max(n-runes(mark(len(r))), 0)
+	return string(r[:keep-keep/2]) + mark(len(r)-keep) + string(r[len(r)-keep/2:])
+}
+
+// listFitted joins lines, one a line, in at most n characters (runes):
+// as many whole lines as fit, and a last line saying how many were left
+// out, rather than a line cut in the middle.
+func listFitted(lines []string, n int) string {
+	all := strings.Join(lines, "\n")
+	if runes(all) <= n {
+		return all
+	}
+	more := func(left int) string {
+		return fmt.Sprintf("- and %d more alerts, not listed here: the list would be longer than the PSA takes", left)
+	}
+	used, k := 0, 0
+	for k < len(lines) {
+		next := used + runes(lines[k]) + 1
+		if next+runes(more(len(lines)-k-1)) > n {
+			break
+		}
+		used, k = next, k+1
+	}
+	return strings.Join(append(slices.Clip(lines[:k]), more(len(lines)-k)), "\n")
 }

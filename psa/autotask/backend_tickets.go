@@ -18,8 +18,8 @@ var _ psa.Ticketer = (*Backend)(nil)
 // metadata says 255 for the title, so 250 is the safe one).
 const (
 	maxTicketTitle       = 250
-	maxTicketDescription = 8000
-	maxNoteDescription   = 32000
+	maxTicketDescription = psa.MaxTicketDescription
+	maxNoteDescription   = psa.MaxTicketNote
 )
 
 // Labels of the picklist values the ticket adapter looks up.
