@@ -1,6 +1,7 @@
 package kaseyabms_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -57,5 +58,22 @@ func TestTickets_lookupsKept(t *testing.T) {
 	}
 	if tks := k.Tickets(); len(tks) != n || tks[0].PriorityID == 0 || tks[0].LocationID == 0 || tks[0].CompletedDate == nil {
 		t.Errorf("tickets = %+v, want %d closed ones with the default priority and the main location", tks, n)
+	}
+
+	// A status id not among the kept ones (one added in BMS since) is
+	// looked for in the statuses read again.
+	before = len(srv.Requests())
+	_, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: strconv.Itoa(k.Tickets()[0].ID), StatusID: "999"})
+	if !errors.Is(err, psa.ErrNotFound) || !strings.Contains(err.Error(), "999") {
+		t.Errorf("SetTicketStatus(unknown status) = %v, want not found naming the id", err)
+	}
+	reads := 0
+	for _, r := range srv.Requests()[before:] {
+		if strings.HasSuffix(r.Path, "/statuses/lookup") {
+			reads++
+		}
+	}
+	if reads != 1 {
+		t.Errorf("statuses read %d times for an unknown status id, want once", reads)
 	}
 }
