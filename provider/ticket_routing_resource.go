@@ -157,9 +157,9 @@ func (r *ticketRoutingResource) Schema(_ context.Context, _ resource.SchemaReque
 				"`queue_id`) or the Kaseya BMS ticket type. Required for Kaseya BMS."),
 			"category_id": idAttribute("Autotask ticket category. An API-only category that defaults the due date and " +
 				"time is a good choice: its defaults then set when tickets are due. Without a category, tickets are due a " +
-				"day after the alert; with one that sets no due date and time, Autotask refuses the ticket (\"dueDateTime " +
-				"is required.\"), and psa-syncd sends it once more, due a day after the alert, as it then does for the " +
-				"category's tickets for ten minutes."),
+				"day after the alert (a day after they are filed, for an alert raised earlier than that); with one that " +
+				"sets no due date and time, Autotask refuses the ticket (\"dueDateTime is required.\"), and psa-syncd " +
+				"sends it once more, due the same way, as it then does for the category's tickets for ten minutes."),
 			"note_type_id": idAttribute("Note type of the notes psa-syncd adds (Autotask, Kaseya BMS). When unset, the PSA's default."),
 			"min_severity": schema.StringAttribute{
 				MarkdownDescription: "The lowest alert severity that becomes a ticket: `low`, `medium` or `high`. Defaults to `\"" + defaultMinSeverity + "\"`.",

@@ -83,12 +83,15 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 //
 // Autotask requires dueDateTime unless the ticket's category defaults both
 // the due date and the due time (tickets.md §2.2). Without req.DueAt, a
-// ticket without a category is due a day after it opened. A ticket with a
+// ticket without a category is due a day after it opened, or after it is
+// filed when it opened earlier (an alert raised while psa-syncd was down,
+// or before ticket sync was on): a ticket overdue when it is filed would
+// set off the tenant's overdue escalations at once. A ticket with a
 // category is sent without a due date, so that the category's defaults set
 // it; when Autotask refuses that with "dueDateTime is required." (a 500
 // with errors[]: the create was not applied, so sending it again cannot
-// make a second ticket), CreateTicket sends it once more, due a day after
-// it opened, and sends that category's tickets with a due date for the
+// make a second ticket), CreateTicket sends it once more, due as above,
+// and sends that category's tickets with a due date for the
 // next dueCategoryTTL.
 //
 // The ticket is read back for its number; when that read fails, the
@@ -141,7 +144,11 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 	if opened.IsZero() {
 		opened = b.now()
 	}
-	defaultDue := NewTimestamp(opened.UTC().Add(24 * time.Hour))
+	due := opened
+	if now := b.now(); now.After(due) {
+		due = now
+	}
+	defaultDue := NewTimestamp(due.UTC().Add(24 * time.Hour))
 	switch {
 	case !req.DueAt.IsZero():
 		r.DueDateTime = NewTimestamp(req.DueAt.UTC())

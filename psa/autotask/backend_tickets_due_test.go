@@ -2,6 +2,7 @@ package autotask_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,7 +39,8 @@ func TestBackend_CreateTicket_dueDate(t *testing.T) {
 	ctx := t.Context()
 	at := s.Autotask()
 	company := at.AddCompany("Acme")
-	opened := time.Date(2026, 11, 14, 8, 0, 0, 0, time.UTC)
+	// An hour ahead of the clock, so that it is the later of the two.
+	opened := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
 	create := func(ref string, category int64) *psa.Ticket {
 		t.Helper()
 		tk, err := b.CreateTicket(ctx, psa.CreateTicketRequest{
@@ -54,8 +56,8 @@ func TestBackend_CreateTicket_dueDate(t *testing.T) {
 	create("sc:1", psatest.AutotaskTicketCategoryStandard)
 	bodies, statuses := ticketCreates(s)
 	if len(bodies) != 2 || statuses[0] != http.StatusInternalServerError || statuses[1] != http.StatusOK ||
-		bodies[0]["dueDateTime"] != nil || bodies[1]["dueDateTime"] != "2026-11-15T08:00:00Z" {
-		t.Errorf("creates = %v (statuses %v), want one refused without dueDateTime, then one with 2026-11-15T08:00:00Z", bodies, statuses)
+		bodies[0]["dueDateTime"] != nil || bodies[1]["dueDateTime"] != opened.Add(24*time.Hour).Format(time.RFC3339) {
+		t.Errorf("creates = %v (statuses %v), want one refused without dueDateTime, then one due a day after %s", bodies, statuses, opened)
 	}
 	if tks := at.Tickets(); len(tks) != 1 || !tks[0].DueDateTime.Equal(opened.Add(24*time.Hour)) {
 		t.Errorf("tickets = %+v, want one, due a day after it opened", tks)
@@ -75,5 +77,29 @@ func TestBackend_CreateTicket_dueDate(t *testing.T) {
 	tks := at.Tickets()
 	if len(tks) != 3 || tks[2].DueDateTime.IsZero() || tks[2].Category != psatest.AutotaskTicketCategorySophosCentral {
 		t.Errorf("tickets = %+v, want three, the last due by its category's defaults", tks)
+	}
+}
+
+// A ticket for an alert raised days before it is filed (psa-syncd was
+// down, or ticket sync was just turned on) is due a day after it is filed,
+// not overdue from the start.
+func TestBackend_CreateTicket_dueDateOfOldAlert(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	company := s.Autotask().AddCompany("Acme")
+	before := time.Now().UTC().Truncate(time.Second)
+	if _, err := b.CreateTicket(t.Context(), psa.CreateTicketRequest{
+		CompanyID: id(company), Title: "old alert", ExternalRef: "sc:old", OpenedAt: before.Add(-72 * time.Hour),
+		Routing: psa.TicketRouting{QueueID: id(psatest.AutotaskQueueMonitoringAlert)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bodies, _ := ticketCreates(s)
+	if len(bodies) != 1 {
+		t.Fatalf("creates = %v, want one", bodies)
+	}
+	due, err := time.Parse(time.RFC3339, fmt.Sprint(bodies[0]["dueDateTime"]))
+	if err != nil || due.Before(before.Add(24*time.Hour)) || due.After(time.Now().Add(24*time.Hour)) {
+		t.Errorf("dueDateTime = %v (%v), want a day after the create, not after the alert was raised", bodies[0]["dueDateTime"], err)
 	}
 }
