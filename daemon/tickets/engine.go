@@ -187,8 +187,9 @@ type CustomerReport struct {
 	// stands for, which is itself in neither Created nor Adopted; Deferred
 	// counts the alerts left for a later pass because the pass had
 	// created max_per_pass tickets, or because the PSA's hourly budget
-	// reached the reserve (Config.Budget) before their ticket was filed,
-	// closed, noted or reopened.
+	// reached the reserve (Config.Budget) or the PSA throttled the pass
+	// (Report.RateLimited) before their ticket was filed, closed, noted or
+	// reopened.
 	Created, Adopted, Closed, Noted, Reopened, Summarised, Deferred, Failed int
 	// budgetDeferred counts those of Deferred left for the budget or
 	// because the PSA throttled the pass.
