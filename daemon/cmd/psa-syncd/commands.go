@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -417,6 +418,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	src, err := cfg.NewSource(hc, logger.With("component", "source"))
 	if err != nil {
 		report(false, "source", err.Error())
+	} else if d, ok := src.(source.Describer); ok {
+		// What the check found: the file's rows, the partner's tenants.
+		detail, err := d.Describe(ctx)
+		report(err == nil, "source "+src.Name(), errText(detail, err))
 	} else if err := src.Check(ctx); err != nil {
 		report(false, "source "+src.Name(), err.Error())
 	} else {

@@ -443,6 +443,10 @@ func TestRun_check(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "ok   psa autotask") || !strings.Contains(stdout, "ok   source file") {
 		t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// The usage file is read, not reached: the line says what it holds.
+	if !regexp.MustCompile(`ok   source file: \S+: \d+ rows, 0 skipped`).MatchString(stdout) || strings.Contains(stdout, "reachable and authenticated") {
+		t.Errorf("check: the source file's line does not say how many rows the file holds:\n%s", stdout)
+	}
 	cfg, _ := os.ReadFile(e.cfgPath)
 	writeFile(t, e.cfgPath, strings.Replace(string(cfg), `secret: "`+psatest.DefaultAutotaskSecret+`"`, `secret: "wrong-secret"`, 1))
 	code, stdout, _ = runCmd(t, "check", "-config.file", e.cfgPath)
