@@ -31,7 +31,7 @@ type remoteFlags struct {
 func (r *remoteFlags) register(fs *flag.FlagSet, changes bool) {
 	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked).")
 	if changes {
-		fs.StringVar(&r.tokenFile, "web.token-file", "", "`File` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.")
+		fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.")
 	}
 }
 
