@@ -92,14 +92,7 @@ func TestExamples_providerVariablesOptional(t *testing.T) {
 // mapping examples refer to (examples/README.md).
 func TestExamples_validate(t *testing.T) {
 	t.Parallel()
-	cli := os.Getenv("TF_ACC_TERRAFORM_PATH")
-	if cli == "" {
-		p, err := exec.LookPath("terraform")
-		if err != nil {
-			t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
-		}
-		cli = p
-	}
+	cli := testCLI(t)
 	dir := t.TempDir()
 	plugins := filepath.Join(dir, "plugins")
 	build := exec.Command("go", "build", "-o", filepath.Join(plugins, "terraform-provider-psa"), "..")

@@ -9,6 +9,21 @@ import (
 	"testing"
 )
 
+// testCLI returns the Terraform (or OpenTofu) CLI the tests run: the one
+// the GNUmakefile chose (TF_ACC_TERRAFORM_PATH), else terraform on PATH, as
+// the test framework does for the acceptance tests.
+func testCLI(t *testing.T) string {
+	t.Helper()
+	if cli := os.Getenv("TF_ACC_TERRAFORM_PATH"); cli != "" {
+		return cli
+	}
+	p, err := exec.LookPath("terraform")
+	if err != nil {
+		t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
+	}
+	return p
+}
+
 // TestInstall_filesystemMirror follows README's air-gapped install: it builds
 // the provider with a release version, lays it out in a filesystem mirror
 // under both Terraform's and OpenTofu's registry hosts, and runs `init` with
@@ -19,15 +34,7 @@ import (
 // anything not in the mirror fails.
 func TestInstall_filesystemMirror(t *testing.T) {
 	t.Parallel()
-	cli := os.Getenv("TF_ACC_TERRAFORM_PATH")
-	if cli == "" {
-		// As the test framework does for the acceptance tests.
-		p, err := exec.LookPath("terraform")
-		if err != nil {
-			t.Fatalf("no CLI to run: set TF_ACC_TERRAFORM_PATH or run the tests through the GNUmakefile (make test), which builds Terraform when it is missing: %v", err)
-		}
-		cli = p
-	}
+	cli := testCLI(t)
 	dir := t.TempDir()
 	const version = "0.1.0"
 	platform := runtime.GOOS + "_" + runtime.GOARCH
