@@ -94,6 +94,11 @@ type Options struct {
 	// Without it, passes on such a database write nothing (see
 	// ErrRestoredBackup).
 	AllowRestore bool
+	// Check runs psa-syncd check's tests with cfg, the config file as the
+	// daemon would load it now, writing check's report to w, and says
+	// whether every test passed. It serves POST /api/v1/check; nil answers
+	// that endpoint with 501.
+	Check func(ctx context.Context, cfg *Config, w io.Writer) bool
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -126,6 +131,7 @@ type Daemon struct {
 	lead            *state.Leadership
 	allowEmptyState bool
 	allowRestore    bool
+	check           func(ctx context.Context, cfg *Config, w io.Writer) bool
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]
@@ -169,6 +175,9 @@ type Daemon struct {
 	// rate-limits the plans that API clients ask the PSA for.
 	plans      planMemory
 	freshPlans freshPlanLimiter
+	// checkMu lets one POST /api/v1/check run at a time: each asks the
+	// PSA, whose hourly budget other integrations share.
+	checkMu sync.Mutex
 	// apiSlots bounds the API requests served at once (see Handler).
 	apiSlots chan struct{}
 	// httpTimeouts bound each connection to the HTTP server.
@@ -292,6 +301,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		baseClient:      o.HTTPClient,
 		now:             o.Now,
 		getenv:          o.Getenv,
+		check:           o.Check,
 		watchInterval:   o.WatchInterval,
 		shutdownTimeout: o.ShutdownTimeout,
 		listener:        o.Listener,

@@ -91,6 +91,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /-/ready               200 once the config and a valid mapping export are loaded (on a standby too), else 503;
 //	                            with export_url: self 200 without an export too, to receive one (see handleReady)
 //	POST /-/reload              reload config and export (bearer token)
+//	POST /api/v1/check          run psa-syncd check's tests with the config file as a reload would load it, with the
+//	                            daemon's own environment and secret files (bearer token; one at a time); {"ok": ..., "report": "..."}
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first; ?limit=N
@@ -144,6 +146,7 @@ func (d *Daemon) Handler() http.Handler {
 		mux.Handle(pattern, xo.Handler(d.bounded(d.requireToken(h))))
 	}
 	api("GET /api/v1/customers", d.handleCustomers)
+	token("POST /api/v1/check", d.handleCheck)
 	token("POST /api/v1/sync", d.requireActive(http.HandlerFunc(d.handleSync)).ServeHTTP)
 	api("GET /api/v1/runs", d.handleRuns)
 	api("GET /api/v1/runs/{id}", d.handleRun)
@@ -449,6 +452,46 @@ func (d *Daemon) handleReload(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "Reloaded config and mapping export.")
+}
+
+// CheckReport is the answer of POST /api/v1/check: the report `psa-syncd
+// check` prints, and whether every test passed.
+type CheckReport struct {
+	OK     bool   `json:"ok"`
+	Report string `json:"report"`
+}
+
+// handleCheck runs psa-syncd check's tests in the daemon, which can read
+// the secrets where an operator's shell often cannot (systemd credentials,
+// a Kubernetes Secret mounted in the pod). It loads the config file as a
+// reload would, so that it also reports what a reload would refuse; the
+// running config is not changed.
+func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
+	if d.check == nil {
+		writeError(w, http.StatusNotImplemented, "this psa-syncd runs no checks")
+		return
+	}
+	if !d.checkMu.TryLock() {
+		writeError(w, http.StatusTooManyRequests, "a check is running already: try again when it has answered")
+		return
+	}
+	defer d.checkMu.Unlock()
+	// Each test may wait for the PSA or the usage source.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(freshPlanWriteTimeout))
+	var buf bytes.Buffer
+	ok := false
+	if d.configPath == "" {
+		// A daemon given its config rather than a file.
+		ok = d.check(r.Context(), d.cfg.Load(), &buf)
+	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
+		fmt.Fprintf(&buf, "FAIL config %s: %v\n", d.configPath, err)
+	} else {
+		if d.listenAddress != "" {
+			cfg.Web.ListenAddress = d.listenAddress
+		}
+		ok = d.check(r.Context(), cfg, &buf)
+	}
+	writeJSON(w, http.StatusOK, CheckReport{OK: ok, Report: buf.String()})
 }
 
 // apiCustomer is one customer in GET /api/v1/customers.

@@ -80,7 +80,7 @@ func TestHandler_auth(t *testing.T) {
 func TestHandler_noTokenConfigured(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})
-	for _, target := range []string{"/api/v1/sync", "/-/reload"} {
+	for _, target := range []string{"/api/v1/sync", "/-/reload", "/api/v1/check"} {
 		rec := dtServe(t, e.d, http.MethodPost, target, "anything", "")
 		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "web.api_token") {
 			t.Errorf("POST %s without a configured token = %d %s, want 403 naming web.api_token", target, rec.Code, rec.Body)
@@ -731,6 +731,7 @@ func TestHandler_crossSiteBrowserPost(t *testing.T) {
 		{http.MethodPost, resolve, textForm, []string{"Sec-Fetch-Site", "same-site"}},
 		{http.MethodPost, "/api/v1/sync", `{"customer":"cust-acme","approve":true,"customer":"cust-acme"}`, crossSite},
 		{http.MethodPost, "/api/v1/tickets", "", crossSite},
+		{http.MethodPost, "/api/v1/check", "", crossSite},
 		{http.MethodPost, "/-/reload", "", crossSite},
 		{http.MethodPut, "/api/v1/export", "{}", crossSite},
 	} {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -346,12 +347,38 @@ func unplanned(p *usage.Plan) []string {
 }
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
-	var cf commonFlags
+	var (
+		cf commonFlags
+		rf remoteFlags
+	)
 	fs := newFlagSet(e, "check", "Authenticate against the PSA and the usage source with the configured credentials\n"+
-		"and say what works. The exit code is 1 when anything fails.")
+		"and say what works. The exit code is 1 when anything fails. With -web.url a running\n"+
+		"psa-syncd runs the tests with its config file, environment and secret files (which a\n"+
+		"shell often cannot read: systemd credentials, a Secret mounted in a pod) and needs the\n"+
+		"API token.")
 	cf.register(fs)
+	rf.register(fs, true)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	ctx, stop := signalContext(ctx)
+	defer stop()
+	if api != nil {
+		var out daemon.CheckReport
+		if err := api.postWithin(ctx, "/api/v1/check", struct{}{}, &out, remotePassTimeout); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		fmt.Fprint(e.stdout, out.Report)
+		if !out.OK {
+			return 1
+		}
+		return 0
 	}
 	logger, err := cf.logger(e)
 	if err != nil {
@@ -363,8 +390,23 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "FAIL config %s: %v\n", cf.configFile, err)
 		return 1
 	}
-	ctx, stop := signalContext(ctx)
-	defer stop()
+	if !runChecks(ctx, cfg, cf.configFile, logger, e.stdout) {
+		return 1
+	}
+	return 0
+}
+
+// checker returns the tests of psa-syncd check for a running daemon (POST
+// /api/v1/check), logging to logger.
+func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, io.Writer) bool {
+	return func(ctx context.Context, cfg *daemon.Config, w io.Writer) bool {
+		return runChecks(ctx, cfg, configFile, logger, w)
+	}
+}
+
+// runChecks runs psa-syncd check's tests with cfg, loaded from configFile,
+// writing a line per test to w, and says whether every test passed.
+func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, logger *slog.Logger, w io.Writer) bool {
 	hc := &http.Client{Timeout: 60 * time.Second}
 	failed := false
 	report := func(ok bool, what, detail string) {
@@ -372,9 +414,9 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		if !ok {
 			mark, failed = "FAIL", true
 		}
-		fmt.Fprintf(e.stdout, "%s %s: %s\n", mark, what, detail)
+		fmt.Fprintf(w, "%s %s: %s\n", mark, what, detail)
 	}
-	report(true, "config", cf.configFile)
+	report(true, "config", configFile)
 
 	sys := string(cfg.PSA.System)
 	connected := false
@@ -412,7 +454,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		if cfg.PSA.System == psa.SystemKaseyaBMS {
 			notes = append(notes, "The state database is in "+cfg.StateDir+".")
 		}
-		note(e.stdout, "psa "+sys, notes)
+		note(w, "psa "+sys, notes)
 	}
 
 	src, err := cfg.NewSource(hc, logger.With("component", "source"))
@@ -446,15 +488,12 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if be != nil && connected {
 		ok, detail, skipped := checkStateInstance(ctx, cfg, be)
 		if skipped {
-			note(e.stdout, "state database", []string{detail})
+			note(w, "state database", []string{detail})
 		} else {
 			report(ok, "state database", detail)
 		}
 	}
-	if failed {
-		return 1
-	}
-	return 0
+	return !failed
 }
 
 // checkStateInstance checks, for psa-syncd check, that the state database

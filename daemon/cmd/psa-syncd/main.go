@@ -329,6 +329,7 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		AllowEmptyState: allowEmpty,
 		AllowRestore:    allowRestore,
 		ListenAddress:   listenAddress,
+		Check:           checker(cf.configFile, logger),
 	})
 	if err != nil {
 		logger.Error("Error starting psa-syncd", "err", err)

@@ -225,3 +225,54 @@ func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
 		t.Errorf("validate with no daemon at web.listen_address: exit %d, stderr %s; want 1 and both reasons", code, stderr)
 	}
 }
+
+// TestRun_checkThroughDaemon: the alerts' runbooks send operators to
+// psa-syncd check, but the daemon's secrets are often readable by the
+// daemon only (systemd credentials in /run/credentials/psa-syncd.service/,
+// a Secret in the pod's environment or files): run by hand, check cannot
+// load the config. check -web.url asks the daemon to run the tests with
+// its own config file and environment, and prints what check prints. The
+// config file is read as a reload would read it, so a broken file is
+// reported with the key at fault, and neither answer shows a secret.
+func TestRun_checkThroughDaemon(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, sim, _ := ticketsSetupToken(t)
+	_, secret, _ := sim.Autotask().Credentials()
+	conf := string(must(os.ReadFile(cfg)))
+	// The secret only in the daemon's environment, as a Secret gives it.
+	withoutSecret := strings.Replace(conf, fmt.Sprintf("secret: %q, ", secret), "", 1)
+	if withoutSecret == conf {
+		t.Fatalf("no autotask secret in ticketsSetup's config:\n%s", conf)
+	}
+	writeFile(t, cfg, withoutSecret)
+	base := startDaemonEnv(t, cfg, append(os.Environ(), "PSA_AUTOTASK_SECRET="+secret))
+
+	code, stdout, stderr := runCmd(t, "check", "-config.file", cfg)
+	if code != 1 || !strings.Contains(stdout, "FAIL config") {
+		t.Fatalf("check by hand without the daemon's secret: exit %d\n%s\n%s; want the config to fail", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
+	if code != 0 || !strings.Contains(stdout, "ok   config: "+cfg+"\n") || !strings.Contains(stdout, "ok   psa autotask: authenticated") ||
+		!strings.Contains(stdout, "ok   source sophos") || !strings.Contains(stdout, "ok   mapping export") {
+		t.Errorf("check -web.url: exit %d\nstdout: %s\nstderr: %s\nwant every test passed by the daemon", code, stdout, stderr)
+	}
+
+	// Without the token nothing is checked.
+	code, _, stderr = runCmd(t, "check", "-web.url", base)
+	if code != 1 || !strings.Contains(stderr, "401") {
+		t.Errorf("check -web.url without the token: exit %d, stderr %q; want 1 and the daemon's 401", code, stderr)
+	}
+
+	// A wrong secret, and a config file a reload would refuse.
+	writeFile(t, cfg, strings.Replace(conf, fmt.Sprintf("secret: %q", secret), `secret: "wrong-secret"`, 1))
+	code, stdout, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
+	if code != 1 || !strings.Contains(stdout, "FAIL psa autotask: authentication") || strings.Contains(stdout+stderr, "wrong-secret") {
+		t.Errorf("check -web.url with a wrong secret: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	writeFile(t, cfg, withoutSecret+"schedule: every fortnight\n")
+	code, stdout, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
+	if code != 1 || !strings.Contains(stdout, "FAIL config "+cfg+": ") || !strings.Contains(stdout, "schedule") ||
+		strings.Contains(stdout+stderr, secret) {
+		t.Errorf("check -web.url with a broken config file: exit %d\nstdout: %s\nstderr: %s; want the key at fault", code, stdout, stderr)
+	}
+}
