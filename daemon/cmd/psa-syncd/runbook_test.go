@@ -2,8 +2,11 @@ package main
 
 import (
 	"database/sql"
+	"net"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +135,159 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 	case <-theirs.Lost():
 		t.Error("ending the session the query found ended another database's leadership")
 	case <-time.After(500 * time.Millisecond):
+	}
+}
+
+// TestAlerts_runbookCommandsAskTheDaemon: every psa-syncd command an
+// alert's description gives works while psa-syncd runs, as it does when
+// the alert fires, in every shipped deployment. Run by hand without
+// -web.url a command opens the state database, which the daemon holds
+// locked, and loads the config file, whose secrets the daemon alone can
+// read there (systemd credentials under /run/credentials/, a Kubernetes
+// Secret in the pod), so each must ask the daemon. Each is run against a
+// daemon as given, with its URL and the API token (an ID or N placeholder
+// is left to the operator), and must be understood and answered.
+func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
+	t.Parallel()
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(must(os.ReadFile(alertsFile)), &rules); err != nil {
+		t.Fatal(err)
+	}
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	base := startDaemon(t, cfg)
+	command := regexp.MustCompile("`psa-syncd ([^`]*)`")
+	placeholder := regexp.MustCompile(`\b(ID|N)\b`)
+	ran := map[string]bool{}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			for _, m := range command.FindAllStringSubmatch(r.Annotations["description"], -1) {
+				args := strings.Fields(m[1])
+				if !slices.Contains(args, "-web.url") {
+					t.Errorf("%s: `psa-syncd %s` does not ask the running daemon (-web.url): by hand it cannot open the state database "+
+						"the daemon holds, nor read the secrets of the shipped deployments", r.Alert, m[1])
+					continue
+				}
+				// Plans are rate-limited: each command once.
+				if placeholder.MatchString(m[1]) || ran[m[1]] {
+					continue
+				}
+				ran[m[1]] = true
+				for i := range args {
+					args[i] = strings.Replace(args[i], "http://127.0.0.1:9810", base, 1)
+				}
+				// status reads without the token, and has no flag for it.
+				if args[0] != "status" {
+					args = append(args, "-web.token-file", tokenFile)
+				}
+				code, stdout, stderr := runCmd(t, args...)
+				if code != 0 {
+					t.Errorf("%s: `psa-syncd %s` against a running daemon: exit %d\n%s\n%s", r.Alert, m[1], code, stdout, stderr)
+				}
+			}
+		}
+	}
+	if len(ran) == 0 {
+		t.Fatal("no psa-syncd command in the alerts' descriptions")
+	}
+}
+
+// TestRunbooks_deploymentCommands: the per-deployment commands that the
+// README, the alerts' header and the systemd unit give for asking the
+// running daemon use what that deployment provides: the URL where its
+// configuration listens, and a token file that exists where the command
+// runs: on a systemd host the root-only source of the unit's api-token
+// credential (its copy under /run/credentials/ exists only inside the
+// service), in a pod the file the ConfigMap's configuration reads, with
+// the image's binary by its path (the image has no shell).
+func TestRunbooks_deploymentCommands(t *testing.T) {
+	t.Parallel()
+	read := func(path ...string) string {
+		return string(must(os.ReadFile(filepath.Join(append([]string{"..", "..", ".."}, path...)...))))
+	}
+	readme, alerts := read("README.md"), read("examples", "prometheus", "alerts.yml")
+	unit, systemdCfg := read("examples", "deploy", "systemd", "psa-syncd.service"), read("examples", "deploy", "systemd", "psa-syncd.yml")
+	image := read("examples", "deploy", "container", "main.go")
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal([]byte(read("examples", "deploy", "kubernetes", "configmap.yaml")), &cm); err != nil {
+		t.Fatal(err)
+	}
+	type web struct {
+		Web struct {
+			ListenAddress string `yaml:"listen_address"`
+			APITokenFile  string `yaml:"api_token_file"`
+		} `yaml:"web"`
+	}
+	var sys, kube web
+	if err := yaml.Unmarshal([]byte(systemdCfg), &sys); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["psa-syncd.yml"]), &kube); err != nil {
+		t.Fatal(err)
+	}
+	// The systemd token: the source of the credential the config reads.
+	cred := strings.TrimPrefix(sys.Web.APITokenFile, "/run/credentials/psa-syncd.service/")
+	m := regexp.MustCompile(`(?m)^LoadCredential=` + regexp.QuoteMeta(cred) + `:(\S+)$`).FindStringSubmatch(unit)
+	if cred == sys.Web.APITokenFile || m == nil {
+		t.Fatalf("the systemd config's api_token_file %s is no credential the unit loads", sys.Web.APITokenFile)
+	}
+	systemdToken := m[1]
+	section := func(text, from, to string) string {
+		t.Helper()
+		i := strings.Index(text, from)
+		j := strings.Index(text[i+1:], to)
+		if i < 0 || j < 0 {
+			t.Fatalf("no text from %q to %q", from, to)
+		}
+		return text[i : i+1+j]
+	}
+	alertsHeader := section(alerts, "#   systemd:", "\ngroups:")
+	for _, tt := range []struct {
+		where, text, listen, token string
+		kube                       bool
+	}{
+		{"README.md, systemd", section(readme, "\n### systemd\n", "\n### Container image\n"), sys.Web.ListenAddress, systemdToken, false},
+		{"the systemd unit", unit, sys.Web.ListenAddress, systemdToken, false},
+		{"alerts.yml, systemd", section(alertsHeader, "#   systemd:", "#   Kubernetes:"), sys.Web.ListenAddress, systemdToken, false},
+		{"README.md, Kubernetes", section(readme, "\n### Kubernetes\n", "\n## Development\n"), kube.Web.ListenAddress, kube.Web.APITokenFile, true},
+		{"alerts.yml, Kubernetes", section(alerts, "#   Kubernetes:", "\ngroups:"), kube.Web.ListenAddress, kube.Web.APITokenFile, true},
+	} {
+		text := strings.Join(strings.Fields(strings.NewReplacer("#", " ", "\\\n", " ").Replace(tt.text)), " ")
+		urls := regexp.MustCompile(`-web\.url (\S+)`).FindAllStringSubmatch(text, -1)
+		tokens := regexp.MustCompile(`-web\.token-file (\S+)`).FindAllStringSubmatch(text, -1)
+		if len(urls) == 0 || len(tokens) == 0 {
+			t.Errorf("%s: no command with -web.url and -web.token-file", tt.where)
+			continue
+		}
+		_, port, _ := net.SplitHostPort(tt.listen)
+		for _, u := range urls {
+			if strings.TrimRight(u[1], "`,.;)") != "http://127.0.0.1:"+port {
+				t.Errorf("%s: -web.url %s, but the deployment's psa-syncd listens at %q", tt.where, u[1], tt.listen)
+			}
+		}
+		for _, tok := range tokens {
+			if strings.TrimRight(tok[1], "`,.;)") != tt.token {
+				t.Errorf("%s: -web.token-file %s, want %s, which the command can read there", tt.where, tok[1], tt.token)
+			}
+		}
+		if tt.kube {
+			execs := regexp.MustCompile(`kubectl exec .*?-- (\S+)`).FindAllStringSubmatch(text, -1)
+			if len(execs) == 0 {
+				t.Errorf("%s: no kubectl exec", tt.where)
+			}
+			for _, exec := range execs {
+				if !strings.Contains(image, `binaryPath = "`+exec[1]+`"`) {
+					t.Errorf("%s: kubectl exec runs %s, not the image's binary by its path (examples/deploy/container: binaryPath)", tt.where, exec[1])
+				}
+			}
+		}
 	}
 }
