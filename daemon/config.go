@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -999,6 +1000,12 @@ func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secr
 	}
 	if file != "" {
 		data, err := os.ReadFile(file)
+		if err != nil && strings.HasPrefix(file, "/run/credentials/") && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+			// psa-syncd run by hand on a host where it runs as a
+			// systemd service (examples/deploy/systemd).
+			return "", fmt.Errorf("%w: a systemd credential, which only its service can read; run by hand, "+
+				"ask the running psa-syncd through its API with -web.url (psa-syncd check -web.url checks its config)", err)
+		}
 		if err != nil {
 			return "", err
 		}
