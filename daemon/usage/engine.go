@@ -1965,7 +1965,7 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	case errors.Is(err, psa.ErrRateLimited):
 		return "rate limited: the pass will retry on the next run"
 	case errors.Is(err, psa.ErrUnauthorized):
-		return fmt.Sprintf("%s refused the credentials: check the psa settings with psa-syncd check", sys)
+		return fmt.Sprintf("%s refused the credentials: check the psa settings with psa-syncd check -web.url URL, which has the running psa-syncd test its own", sys)
 	case errors.Is(err, psa.ErrNotFound) && serviceID == "":
 		return fmt.Sprintf("contract %s not found in %s: check contract_id of customer mapping %s or re-run terraform apply", cm.ContractID, sys, mapping)
 	case errors.Is(err, psa.ErrNotFound):
@@ -1986,7 +1986,7 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 		// cancelled or expired agreement): the customer mapping is stale.
 		return fmt.Sprintf("contract %s can no longer be billed on: map the customer to an active agreement in Terraform (psa_customer_mapping.contract_id) and apply", cm.ContractID)
 	default:
-		return "the pass will retry on the next run; psa-syncd check tests the connection"
+		return "the pass will retry on the next run; psa-syncd check -web.url URL has the running psa-syncd test its connection"
 	}
 }
 

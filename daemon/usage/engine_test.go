@@ -2031,3 +2031,18 @@ func TestEngine_Sync_laterChangeHeld(t *testing.T) {
 		t.Errorf("Acme Intercept X units = %d on the 20th and %d on the 21st, want 12 and 4", a, b)
 	}
 }
+
+// TestEngine_hintChecksThroughTheDaemon: the hints that send the
+// operator to psa-syncd check, shown while psa-syncd runs (status, the
+// status page), name -web.url: run by hand without it, check cannot read
+// the secrets of a service (systemd credentials, a Secret in a pod).
+func TestEngine_hintChecksThroughTheDaemon(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	e := NewEngine(EngineOptions{Backend: h.be, State: h.db})
+	for _, err := range []error{fmt.Errorf("reading contract: %w", psa.ErrUnauthorized), errors.New("connection reset by peer")} {
+		if hint := e.hint(err, export.CustomerMapping{Source: "file", CustomerID: "cust-a"}, ""); !strings.Contains(hint, "psa-syncd check -web.url") {
+			t.Errorf("hint for %v = %q, want psa-syncd check -web.url", err, hint)
+		}
+	}
+}
