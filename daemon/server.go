@@ -482,16 +482,23 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 	ok := false
 	if d.configPath == "" {
 		// A daemon given its config rather than a file.
-		ok = d.check(r.Context(), d.cfg.Load(), &buf)
+		ok = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
 	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
 		fmt.Fprintf(&buf, "FAIL config %s: %v\n", d.configPath, err)
 	} else {
 		if d.listenAddress != "" {
 			cfg.Web.ListenAddress = d.listenAddress
 		}
-		ok = d.check(r.Context(), cfg, &buf)
+		ok = d.check(r.Context(), cfg, d.storedExport, &buf)
 	}
 	writeJSON(w, http.StatusOK, CheckReport{OK: ok, Report: buf.String()})
+}
+
+// storedExport reads the newest export stored in the state database, as
+// GET /api/v1/export serves it with export_url: self.
+func (d *Daemon) storedExport() ([]byte, error) {
+	_, data, err := d.db.CurrentExport()
+	return data, err
 }
 
 // apiCustomer is one customer in GET /api/v1/customers.

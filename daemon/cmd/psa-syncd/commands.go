@@ -390,7 +390,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "FAIL config %s: %v\n", cf.configFile, err)
 		return 1
 	}
-	if !runChecks(ctx, cfg, cf.configFile, logger, e.stdout) {
+	if !runChecks(ctx, cfg, cf.configFile, nil, logger, e.stdout) {
 		return 1
 	}
 	return 0
@@ -398,15 +398,17 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 
 // checker returns the tests of psa-syncd check for a running daemon (POST
 // /api/v1/check), logging to logger.
-func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, io.Writer) bool {
-	return func(ctx context.Context, cfg *daemon.Config, w io.Writer) bool {
-		return runChecks(ctx, cfg, configFile, logger, w)
+func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), io.Writer) bool {
+	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), w io.Writer) bool {
+		return runChecks(ctx, cfg, configFile, stored, logger, w)
 	}
 }
 
 // runChecks runs psa-syncd check's tests with cfg, loaded from configFile,
 // writing a line per test to w, and says whether every test passed.
-func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, logger *slog.Logger, w io.Writer) bool {
+// stored, when not nil, reads the export of export_url: self: the daemon
+// running the tests holds the state database that stores it.
+func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), logger *slog.Logger, w io.Writer) bool {
 	hc := &http.Client{Timeout: 60 * time.Second}
 	failed := false
 	report := func(ok bool, what, detail string) {
@@ -476,7 +478,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, logge
 	if be != nil && connected {
 		instance = be.Instance()
 	}
-	if doc, via, err := readExport(ctx, cfg, instance); err != nil {
+	if doc, via, err := readExportFrom(ctx, cfg, instance, stored); err != nil {
 		report(false, "mapping export", err.Error())
 	} else if msg := sourceMismatch(cfg, doc); msg != "" {
 		report(false, "mapping export", cfg.ExportName()+via+": "+msg)
@@ -623,7 +625,18 @@ func sourceMismatch(cfg *daemon.Config, doc *export.Document) string {
 // PSA instance psa-syncd connects to. via says, when it is not empty,
 // where the export was read instead (", read through ...").
 func readExport(ctx context.Context, cfg *daemon.Config, instance string) (doc *export.Document, via string, err error) {
-	data, via, err := readExportData(ctx, cfg)
+	return readExportFrom(ctx, cfg, instance, nil)
+}
+
+// readExportFrom is readExport in a running daemon, whose state database
+// stored reads (nil: open it).
+func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, stored func() ([]byte, error)) (doc *export.Document, via string, err error) {
+	var data []byte
+	if stored != nil && cfg.ExportStore() == daemon.StoreSelf {
+		data, err = stored()
+	} else {
+		data, via, err = readExportData(ctx, cfg)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
 	}

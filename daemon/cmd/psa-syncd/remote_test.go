@@ -276,3 +276,35 @@ func TestRun_checkThroughDaemon(t *testing.T) {
 		t.Errorf("check -web.url with a broken config file: exit %d\nstdout: %s\nstderr: %s; want the key at fault", code, stdout, stderr)
 	}
 }
+
+// TestRun_checkThroughDaemonSelfStore: with export_url: self the daemon
+// that runs check -web.url's tests reads the export from the state
+// database it holds, not through its own listener, which a command on
+// the host reaches at another address than the daemon (TLS or basic
+// authentication in -web.config.file, -web.listen-address).
+func TestRun_checkThroughDaemonSelfStore(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	exp := must(os.ReadFile(filepath.Join(filepath.Dir(cfg), "mappings.json")))
+	conf := string(must(os.ReadFile(cfg)))
+	writeFile(t, cfg, strings.Replace(conf, "export_path: mappings.json", "export_url: self", 1))
+	base := startDaemon(t, cfg)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", bytes.NewReader(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
+	req.Header.Set("If-None-Match", "*")
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
+	}
+	code, stdout, stderr := runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
+	if code != 0 || !strings.Contains(stdout, "ok   mapping export: psa-syncd's state database (export_url: self)\n") {
+		t.Errorf("check -web.url with export_url: self: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon's state database", code, stdout, stderr)
+	}
+}
