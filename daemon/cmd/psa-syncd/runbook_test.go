@@ -308,3 +308,29 @@ func TestRunbooks_systemdHandRunSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestAlerts_serviceDownSaysWhereToLookInEachDeployment: the alerts for a
+// psa-syncd that is not running say how to look at it both as the systemd
+// service and as the Kubernetes pod of examples/deploy/.
+func TestAlerts_serviceDownSaysWhereToLookInEachDeployment(t *testing.T) {
+	t.Parallel()
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(must(os.ReadFile(alertsFile)), &rules); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			d := r.Annotations["description"]
+			if strings.Contains(d, "`systemctl ") && !strings.Contains(d, "`kubectl ") {
+				t.Errorf("%s: the description says how to look at the systemd service, not at the Kubernetes pod:\n%s", r.Alert, d)
+			}
+		}
+	}
+}
