@@ -108,9 +108,7 @@ func backupRemote(ctx context.Context, base, token, out string) error {
 	if err != nil {
 		return err
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	setToken(req, token)
 	resp, err := (&http.Client{Timeout: 30 * time.Minute}).Do(req)
 	if err != nil {
 		return err

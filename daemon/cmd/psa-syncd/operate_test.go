@@ -120,10 +120,10 @@ func startDaemon(t *testing.T, cfgPath string) string {
 }
 
 // startDaemonEnv is startDaemon with the process's environment env (nil:
-// the test's).
-func startDaemonEnv(t *testing.T, cfgPath string, env []string) string {
+// the test's) and more arguments of run.
+func startDaemonEnv(t *testing.T, cfgPath string, env []string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "-config.file", cfgPath, "-web.listen-address", "127.0.0.1:0", "-log.format", "json")
+	cmd := exec.Command(binary, append([]string{"run", "-config.file", cfgPath, "-web.listen-address", "127.0.0.1:0", "-log.format", "json"}, args...)...)
 	cmd.Env = env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

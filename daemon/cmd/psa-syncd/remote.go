@@ -101,10 +101,23 @@ func (c *apiClient) postWithin(ctx context.Context, path string, body, v any, ti
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
+	setToken(req, c.token)
 	return doJSONWithin(req, v, timeout)
+}
+
+// setToken sends the API token with req: as a bearer token, or, when the
+// URL names a user (https://automation@host:9810, for a listener with
+// basic_auth_users, which takes every request's basic credentials), as
+// that user's basic password, which the daemon takes as the token.
+func setToken(req *http.Request, token string) {
+	if token == "" {
+		return
+	}
+	if u := req.URL.User; u != nil {
+		req.SetBasicAuth(u.Username(), token)
+		return
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 }
 
 // pollInterval is how often a command that asked a running daemon for a

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -306,5 +308,32 @@ func TestRun_checkThroughDaemonSelfStore(t *testing.T) {
 	code, stdout, stderr := runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
 	if code != 0 || !strings.Contains(stdout, "ok   mapping export: psa-syncd's state database (export_url: self)\n") {
 		t.Errorf("check -web.url with export_url: self: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon's state database", code, stdout, stderr)
+	}
+}
+
+// TestRun_tokenCommandsBehindBasicAuth: a listener with basic_auth_users
+// takes every request's basic credentials, so a bearer token never gets
+// through it. With a user in -web.url (the user whose hash in the web
+// config file is the API token's), the commands that need the token send
+// it as that user's basic password: check, the alerts' runbook command,
+// works against such a daemon.
+func TestRun_tokenCommandsBehindBasicAuth(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte(strings.TrimSpace(string(must(os.ReadFile(tokenFile))))), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := filepath.Join(t.TempDir(), "web-config.yml")
+	writeFile(t, web, fmt.Sprintf("basic_auth_users:\n  automation: %q\n", hash))
+	base := startDaemonEnv(t, cfg, nil, "-web.config.file", web)
+	withUser := strings.Replace(base, "http://", "http://automation@", 1)
+	code, stdout, stderr := runCmd(t, "check", "-web.url", withUser, "-web.token-file", tokenFile)
+	if code != 0 || !strings.Contains(stdout, "ok   psa autotask") {
+		t.Errorf("check -web.url %s behind basic auth: exit %d\nstdout: %s\nstderr: %s", withUser, code, stdout, stderr)
+	}
+	code, _, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
+	if code != 1 || !strings.Contains(stderr, "401") {
+		t.Errorf("check -web.url without a user behind basic auth: exit %d, stderr %q; want the listener's 401", code, stderr)
 	}
 }
