@@ -12,6 +12,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
@@ -127,17 +128,38 @@ func doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
 }
 
 // doJSONError is the error of an answer that is not 2xx: its status and
-// the API's {"error": ...} message.
+// the API's {"error": ...} message, or the first redact.MaxText bytes of
+// another body (a proxy's page), without the credentials req carried: a
+// proxy's error page may quote the request, Authorization header included.
 func doJSONError(req *http.Request, resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e struct {
 		Error string `json:"error"`
 	}
-	msg := strings.TrimSpace(string(data))
+	r := requestRedactor(req)
+	var msg string
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
-		msg = e.Error
+		// psa-syncd's own message, whole: a refused export's lists every
+		// problem, a line each.
+		msg = strings.Join(r.Strings(strings.Split(e.Error, "\n")), "\n")
+	} else {
+		msg = r.String(strings.TrimSpace(string(data)))
 	}
 	return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
+}
+
+// requestRedactor redacts the credentials req sends: the API token of its
+// Authorization header, and the user information of -web.url, which Go
+// sends as a basic credential.
+func requestRedactor(req *http.Request) *redact.Redactor {
+	r := redact.New()
+	if scheme, cred, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		r.Add(strings.TrimSpace(cred))
+	}
+	if password, ok := req.URL.User.Password(); ok {
+		r.Add(password, req.URL.User.Username()+":"+password)
+	}
+	return r
 }
 
 // printIntents lists the writes whose outcome is not settled yet.
