@@ -262,6 +262,11 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 	default:
 		return fmt.Errorf("state.driver: unknown driver %q (one of sqlite, postgres)", s.Driver)
 	}
+	if strings.Contains(s.URLFile, "://") || strings.Contains(s.URLFile, "=") {
+		// A connection string here would be read as a file of that
+		// name, and the error would quote it, password included.
+		return errors.New("state.url_file: the value is a connection string, not the path of a file holding one: give it in state.url (or PSA_SYNCD_STATE_URL)")
+	}
 	s.URLFile = abs(s.URLFile)
 	if s.Driver == state.DriverSQLite {
 		if stateDir == "" {

@@ -179,3 +179,22 @@ func TestLoad_postgresURLReason(t *testing.T) {
 		}
 	}
 }
+
+// TestLoad_urlFileHoldingTheURL: a connection string given in
+// state.url_file instead of state.url was read as a file of that name, and
+// the error quoted the "path", password included.
+func TestLoad_urlFileHoldingTheURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, v := range []string{"postgres://psa:S3CRETpw@db/psa?sslmode=require", "host=db user=psa password=S3CRETpw"} {
+		p := filepath.Join(dir, "c.yml")
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  driver: postgres\n  url_file: '" + v + "'\n"
+		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p, nil)
+		if err == nil || strings.Contains(err.Error(), "S3CRET") || !strings.Contains(err.Error(), "state.url_file: the value is a connection string") {
+			t.Errorf("state.url_file %s: error %v, want one saying it is a connection string, without the password", v, err)
+		}
+	}
+}
