@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestDaemon_canarySecretsStayOut: with the Autotask secret, the
+// integration code and the API token set to canaries, and an Autotask that
+// quotes each request (headers included) in its errors, on every call or
+// on writes only (refused, or refused for the rate limit), none of them
+// shows, as is or URL- or base64-encoded, in what a user of the running
+// daemon sees: the API's answers, the status page, /metrics, the logs at
+// debug level, or the state database.
+func TestDaemon_canarySecretsStayOut(t *testing.T) {
+	t.Parallel()
+	const (
+		atSec  = "CANARY-at-secret/+&4j9p"
+		atCode = "CANARY-at-code-2w6r"
+		token  = "CANARY-api-token-7b3x"
+	)
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: token, simOptions: []psatest.Option{psatest.WithAutotaskCredentials("api@msp.example", atSec, atCode)},
+		daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	hit := func() {
+		for _, p := range []struct{ m, path, body string }{
+			{"POST", "/api/v1/plan", ""}, {"POST", "/api/v1/tickets", `{"dry_run":true}`}, {"POST", "/api/v1/tickets", ""},
+			{"GET", "/api/v1/customers", ""}, {"GET", "/api/v1/runs", ""}, {"GET", "/api/v1/plan", ""}, {"GET", "/api/v1/intents", ""},
+			{"GET", "/api/v1/ledger", ""}, {"GET", "/api/v1/unmapped", ""}, {"GET", "/", ""}, {"GET", "/customers/file/cust-acme", ""},
+			{"GET", "/metrics", ""}, {"GET", "/-/ready", ""}, {"GET", "/api/v1/export", ""}, {"GET", "/api/v1/runs/1", ""},
+		} {
+			rec := dtServe(t, e.d, p.m, p.path, token, p.body)
+			fmt.Fprintf(&all, "%s %s: %d %s\n", p.m, p.path, rec.Code, rec.Body)
+		}
+	}
+	for _, f := range []psatest.Fault{
+		{Status: http.StatusUnauthorized, EchoRequest: true},
+		{Method: http.MethodPost, Path: "/atservicesrest/v1.0/contractserviceadjustments", Status: http.StatusBadRequest, EchoRequest: true},
+		{Method: http.MethodPost, Path: "/atservicesrest/v1.0/contractserviceadjustments", Status: http.StatusTooManyRequests, EchoRequest: true},
+	} {
+		e.sim.ClearFaults()
+		e.sim.AddFault(f)
+		_, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
+		fmt.Fprintf(&all, "sync: %v\n", err)
+		hit()
+	}
+	var state []byte
+	files, _ := filepath.Glob(filepath.Join(e.dir, "state", "*"))
+	for _, f := range files {
+		if d, err := os.ReadFile(f); err == nil {
+			state = append(state, d...)
+		}
+	}
+	out := all.String() + logs.String()
+	if !strings.Contains(out, "[REDACTED]") {
+		t.Errorf("nothing shows an echoed request redacted:\n%s", out)
+	}
+	for _, s := range []string{atSec, atCode, token} {
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+			if i := strings.Index(out, form); i >= 0 {
+				t.Errorf("the API, the status page, /metrics or the logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
+			}
+			if bytes.Contains(state, []byte(form)) {
+				t.Errorf("the state database contains %q", form)
+			}
+		}
+	}
+}
