@@ -36,6 +36,7 @@ func TestRun_remoteAnswerEchoingTheToken(t *testing.T) {
 		{"plan", web, "-web.token-file", tokenFile},
 		{"tickets", web, "-web.token-file", tokenFile},
 		{"resolve", web, "-web.token-file", tokenFile, "-intent", "1", "-posted"},
+		{"backup", web, "-web.token-file", tokenFile, "-output", filepath.Join(t.TempDir(), "backup.db")},
 		{"status", strings.Replace(web, "http://", "http://ops:"+password+"@", 1)},
 	} {
 		code, stdout, stderr := runCmd(t, args...)
