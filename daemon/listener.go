@@ -37,7 +37,9 @@ func validateWebConfig(path string) error {
 		return nil
 	}
 	if err := web.Validate(path); err != nil {
-		return fmt.Errorf("daemon: web config file %q: %w", path, err)
+		// yaml quotes the start of a value it cannot read: in
+		// basic_auth_users written as "user:password", the password's.
+		return fmt.Errorf("daemon: web config file %q: %s", path, typeErrorValue.ReplaceAllString(err.Error(), "$1 $2"))
 	}
 	return nil
 }
@@ -106,7 +108,7 @@ func (c *tokenUserCache) find(path, token string) (user string, needed bool, err
 		Users map[string]string `yaml:"basic_auth_users"`
 	}
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return "", false, fmt.Errorf("the web config file %s: %w", path, err)
+		return "", false, fmt.Errorf("the web config file %s: %w", path, withoutValues(err, data))
 	}
 	if len(cfg.Users) == 0 {
 		return "", false, nil

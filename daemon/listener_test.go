@@ -247,6 +247,26 @@ func TestNew_badWebConfig(t *testing.T) {
 	}
 }
 
+// TestWebConfig_errorsHideBasicAuthPasswords: basic_auth_users written as
+// "user:password" (htpasswd's form) is not a map: yaml's error quoted the
+// start of the value, the password's first characters, when psa-syncd
+// started and when a standby's status page read the file.
+func TestWebConfig_errorsHideBasicAuthPasswords(t *testing.T) {
+	t.Parallel()
+	const password = "Pw9CANARY"
+	p := filepath.Join(t.TempDir(), "web.yml")
+	dtWrite(t, p, "basic_auth_users: \"ops:"+password+"\"\n")
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal !!str into map") || strings.Contains(err.Error(), password[:3]) {
+		t.Errorf("New with basic_auth_users as a string: %v; want yaml's error without the value", err)
+	}
+	var c tokenUserCache
+	_, _, err = c.find(p, "token")
+	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal !!str into map") || strings.Contains(err.Error(), password[:3]) {
+		t.Errorf("finding the token's user with basic_auth_users as a string: %v; want yaml's error without the value", err)
+	}
+}
+
 // TestDaemon_authenticateToActive: a standby's status page calls the
 // active instance with the API token: a bearer token without
 // basic_auth_users; with them, as the basic password of the user whose
