@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -48,10 +51,43 @@ func validateWebConfig(path string) error {
 // http.ErrServerClosed after Shutdown, like http.Server.Serve.
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 	addrs := []string{ln.Addr().String()}
-	return web.Serve(ln, srv, &web.FlagConfig{
+	err := web.Serve(ln, srv, &web.FlagConfig{
 		WebListenAddresses: &addrs,
 		WebConfigFile:      &d.webConfigFile,
-	}, d.logger.With("component", "web"))
+	}, slog.New(webConfigLogHandler{d.logger.Handler()}).With("component", "web"))
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// web.Serve reads the file again: it may have been broken
+		// since validateWebConfig.
+		return errors.New(typeErrorValue.ReplaceAllString(err.Error(), "$1 $2"))
+	}
+	return err
+}
+
+// webConfigLogHandler drops the value that yaml quotes in a parse error of
+// the web config file (see validateWebConfig): exporter-toolkit reads the
+// file again for every request and TLS handshake, and logs its errors, so
+// a file broken while psa-syncd runs would show the start of a
+// basic_auth_users password in the log.
+type webConfigLogHandler struct{ slog.Handler }
+
+func (h webConfigLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, typeErrorValue.ReplaceAllString(r.Message, "$1 $2"), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.Kind() == slog.KindString {
+			a.Value = slog.StringValue(typeErrorValue.ReplaceAllString(a.Value.String(), "$1 $2"))
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return h.Handler.Handle(ctx, out)
+}
+
+func (h webConfigLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return webConfigLogHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h webConfigLogHandler) WithGroup(name string) slog.Handler {
+	return webConfigLogHandler{h.Handler.WithGroup(name)}
 }
 
 // authenticateToActive sets the Authorization of req, a request a

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -264,6 +266,44 @@ func TestWebConfig_errorsHideBasicAuthPasswords(t *testing.T) {
 	_, _, err = c.find(p, "token")
 	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal !!str into map") || strings.Contains(err.Error(), password[:3]) {
 		t.Errorf("finding the token's user with basic_auth_users as a string: %v; want yaml's error without the value", err)
+	}
+}
+
+// TestDaemon_Run_webConfigBrokenWhileRunning: exporter-toolkit reads the
+// web config file for every request and logs why it cannot; a file broken
+// while psa-syncd runs (basic_auth_users as "user:password") must not put
+// the start of the password in that log line.
+func TestDaemon_Run_webConfigBrokenWhileRunning(t *testing.T) {
+	t.Parallel()
+	const password = "Pw9CANARY"
+	dir := t.TempDir()
+	webFile := filepath.Join(dir, "web-config.yml")
+	dtWrite(t, webFile, "basic_auth_users:\n  ops: "+bcryptHash(t, "ops-password")+"\n")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	client := &http.Client{Timeout: 10 * time.Second}
+	if code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password")); code != http.StatusOK {
+		t.Errorf("GET /-/healthy = %d, %v; want 200", code, err)
+	}
+	dtWrite(t, webFile, "basic_auth_users: \"ops:"+password+"\"\n")
+	code, err := ltDo(t, client, "http", ln.Addr().String(), http.MethodGet, "/-/healthy", basicAuth("ops", "ops-password"))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run returned %v after cancel, want nil", err)
+	}
+	if code != http.StatusInternalServerError || err != nil {
+		t.Errorf("GET /-/healthy with the web config file broken = %d, %v; want 500", code, err)
+	}
+	if !strings.Contains(logs.String(), "cannot unmarshal !!str into map") || strings.Contains(logs.String(), password[:3]) {
+		t.Errorf("logs:\n%s\nwant yaml's error without the value", logs.String())
 	}
 }
 

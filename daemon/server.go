@@ -80,7 +80,9 @@ func (d *Daemon) newHTTPServer() *http.Server {
 		WriteTimeout:      t.write,
 		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
+		// TLS handshake errors carry those of reading the web config
+		// file (see webConfigLogHandler).
+		ErrorLog: slog.NewLogLogger(webConfigLogHandler{d.logger.Handler()}, slog.LevelError),
 	}
 }
 
