@@ -38,13 +38,16 @@ func TestRun_remoteAnswerEchoingTheToken(t *testing.T) {
 		{"resolve", web, "-web.token-file", tokenFile, "-intent", "1", "-posted"},
 		{"backup", web, "-web.token-file", tokenFile, "-output", filepath.Join(t.TempDir(), "backup.db")},
 		{"status", strings.Replace(web, "http://", "http://ops:"+password+"@", 1)},
+		// A user in -web.url sends the token as that user's basic password.
+		{"sync", strings.Replace(web, "http://", "http://automation@", 1), "-web.token-file", tokenFile},
 	} {
 		code, stdout, stderr := runCmd(t, args...)
 		if code != 1 || !strings.Contains(stderr, "502 Bad Gateway") || !regexp.MustCompile(`Authorization: (Bearer|Basic) \[REDACTED\]`).MatchString(stderr) {
 			t.Errorf("psa-syncd %s against an echoing proxy: exit %d, stderr %q; want 1 naming the 502 and the redacted credential", args[0], code, stderr)
 		}
 		basic := base64.StdEncoding.EncodeToString([]byte("ops:" + password))
-		for _, secret := range []string{token, password, basic} {
+		basicToken := base64.StdEncoding.EncodeToString([]byte("automation:" + token))
+		for _, secret := range []string{token, password, basic, basicToken} {
 			if strings.Contains(stdout+stderr, secret) {
 				t.Errorf("psa-syncd %s printed the credential %q:\n%s\n%s", args[0], secret, stdout, stderr)
 			}

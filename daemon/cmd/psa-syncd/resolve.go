@@ -148,13 +148,17 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 	return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
 }
 
-// requestRedactor redacts the credentials req sends: the API token of its
-// Authorization header, and the user information of -web.url, which Go
+// requestRedactor redacts the credentials req sends: its Authorization
+// header's (the API token as a bearer token, or as the basic password of
+// the user -web.url names), and the user information of -web.url, which Go
 // sends as a basic credential.
 func requestRedactor(req *http.Request) *redact.Redactor {
 	r := redact.New()
-	if scheme, cred, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+	if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok {
 		r.Add(strings.TrimSpace(cred))
+	}
+	if user, password, ok := req.BasicAuth(); ok {
+		r.Add(password, user+":"+password)
 	}
 	if password, ok := req.URL.User.Password(); ok {
 		r.Add(password, req.URL.User.Username()+":"+password)
