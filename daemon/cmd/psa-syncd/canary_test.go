@@ -83,16 +83,7 @@ func TestRun_canarySecretsStayOut(t *testing.T) {
 			if !strings.Contains(all.String(), "[REDACTED]") {
 				t.Errorf("no command output shows an echoed request redacted:\n%s", all.String())
 			}
-			var state []byte
-			files, err := filepath.Glob(filepath.Join(e.dir, "state", "*"))
-			if err != nil || len(files) == 0 {
-				t.Fatalf("no state files: %v", err)
-			}
-			for _, f := range files {
-				if data, err := os.ReadFile(f); err == nil {
-					state = append(state, data...)
-				}
-			}
+			state := stateFiles(t, filepath.Join(e.dir, "state"))
 			for _, s := range append(tt.secrets, apiToken) {
 				for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
 					if i := strings.Index(all.String(), form); i >= 0 {

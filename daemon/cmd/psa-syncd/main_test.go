@@ -1310,17 +1310,7 @@ func TestRun_echoedSecretsStayOut(t *testing.T) {
 	if !strings.Contains(all.String(), "[REDACTED]") {
 		t.Errorf("no command output shows the echoed request redacted:\n%s", all.String())
 	}
-	// Whatever the state directory holds (the database and its journals).
-	var state []byte
-	files, err := filepath.Glob(filepath.Join(e.dir, "state", "*"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no state files: %v", err)
-	}
-	for _, f := range files {
-		if data, err := os.ReadFile(f); err == nil {
-			state = append(state, data...)
-		}
-	}
+	state := stateFiles(t, filepath.Join(e.dir, "state"))
 	for _, s := range []string{secret, code} {
 		if strings.Contains(all.String(), s) {
 			t.Errorf("command output contains the credential %q:\n%s", s, all.String())
@@ -1329,6 +1319,23 @@ func TestRun_echoedSecretsStayOut(t *testing.T) {
 			t.Errorf("the state database contains the credential %q", s)
 		}
 	}
+}
+
+// stateFiles returns the contents of whatever the state directory holds
+// (the database and its journals), one after the other.
+func stateFiles(t *testing.T, dir string) []byte {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no state files in %s: %v", dir, err)
+	}
+	var state []byte
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil {
+			state = append(state, data...)
+		}
+	}
+	return state
 }
 
 // A -web.url that is not a base URL is a usage error (exit 2) for every

@@ -30,21 +30,7 @@ import (
 // find that database's leadership lock only.
 func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 	t.Parallel()
-	data, err := os.ReadFile(alertsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(data, &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := readAlertRules(t)
 	var query string
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
@@ -74,6 +60,7 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 	}
 	var urls [2]string
 	for i := range urls {
+		var err error
 		if urls[i], err = cluster.CreateDatabase(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -149,17 +136,7 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 // is left to the operator), and must be understood and answered.
 func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
 	t.Parallel()
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(must(os.ReadFile(alertsFile)), &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := readAlertRules(t)
 	cfg, tokenFile, _, _ := ticketsSetupToken(t)
 	base := startDaemon(t, cfg)
 	command := regexp.MustCompile("`psa-syncd ([^`]*)`")
@@ -314,17 +291,7 @@ func TestRunbooks_systemdHandRunSaysWhy(t *testing.T) {
 // service and as the Kubernetes pod of examples/deploy/.
 func TestAlerts_serviceDownSaysWhereToLookInEachDeployment(t *testing.T) {
 	t.Parallel()
-	var rules struct {
-		Groups []struct {
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	if err := yaml.Unmarshal(must(os.ReadFile(alertsFile)), &rules); err != nil {
-		t.Fatal(err)
-	}
+	rules := readAlertRules(t)
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {
 			d := r.Annotations["description"]
@@ -333,4 +300,24 @@ func TestAlerts_serviceDownSaysWhereToLookInEachDeployment(t *testing.T) {
 			}
 		}
 	}
+}
+
+// alertRules is what the runbook tests read of the example alert rules.
+type alertRules struct {
+	Groups []struct {
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// readAlertRules reads the example alert rules (alertsFile).
+func readAlertRules(t *testing.T) alertRules {
+	t.Helper()
+	var rules alertRules
+	if err := yaml.Unmarshal(must(os.ReadFile(alertsFile)), &rules); err != nil {
+		t.Fatal(err)
+	}
+	return rules
 }
