@@ -34,6 +34,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
+// TestMain stops the PostgreSQL cluster the tests share when they end.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
 // report computes the billing impact of a plan with o's PSA and source and
 // renders it.
 func report(t *testing.T, o impact.Options, planJSON []byte, current *export.Document, format string) (*impact.Report, string) {
