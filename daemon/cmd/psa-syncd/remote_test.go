@@ -179,20 +179,7 @@ func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
 	writeFile(t, cfg, conf)
 	base := startDaemon(t, cfg)
 
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", bytes.NewReader(exp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
-	req.Header.Set("If-None-Match", "*")
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
-	}
+	putFirstExport(t, base, tokenFile, exp)
 
 	// The daemon listens where the config says (the test started it on a
 	// free port).
@@ -291,20 +278,7 @@ func TestRun_checkThroughDaemonSelfStore(t *testing.T) {
 	conf := string(must(os.ReadFile(cfg)))
 	writeFile(t, cfg, strings.Replace(conf, "export_path: mappings.json", "export_url: self", 1))
 	base := startDaemon(t, cfg)
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", bytes.NewReader(exp))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
-	req.Header.Set("If-None-Match", "*")
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
-	}
+	putFirstExport(t, base, tokenFile, exp)
 	code, stdout, stderr := runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
 	if code != 0 || !strings.Contains(stdout, "ok   mapping export: psa-syncd's state database (export_url: self)\n") {
 		t.Errorf("check -web.url with export_url: self: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon's state database", code, stdout, stderr)
@@ -335,5 +309,25 @@ func TestRun_tokenCommandsBehindBasicAuth(t *testing.T) {
 	code, _, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile)
 	if code != 1 || !strings.Contains(stderr, "401") {
 		t.Errorf("check -web.url without a user behind basic auth: exit %d, stderr %q; want the listener's 401", code, stderr)
+	}
+}
+
+// putFirstExport stores exp as the first export of a daemon at base whose
+// export_url is self, with the API token in tokenFile.
+func putFirstExport(t *testing.T, base, tokenFile string, exp []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, base+"/api/v1/export", bytes.NewReader(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(must(os.ReadFile(tokenFile)))))
+	req.Header.Set("If-None-Match", "*")
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
 	}
 }
