@@ -118,7 +118,11 @@ type Daemon struct {
 	now        func() time.Time
 	// unsaved keeps, across the Engine built for each pass, the runs whose
 	// end the state database failed to record.
-	unsaved         usage.UnsavedRuns
+	unsaved usage.UnsavedRuns
+	// failing keeps, across the Engine built for each pass, the contracts
+	// whose writes failed as if the whole PSA did, so that a few that
+	// always fail stop no other customer's writes.
+	failing         usage.FailingContracts
 	getenv          func(string) string
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
@@ -896,6 +900,7 @@ func (d *Daemon) engine() (*usage.Engine, *export.Document, error) {
 		Location: loc,
 		Now:      d.now,
 		Unsaved:  &d.unsaved,
+		Failing:  &d.failing,
 	})
 	return e, snap.doc, nil
 }

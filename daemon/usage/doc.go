@@ -141,7 +141,10 @@
 // needs an operator's resolve, at most write_concurrency. When the pass stops writing (cancelled, the
 // budget reached the reserve, the PSA refused a write for its rate limit
 // or failed the writes in a row), the intents of the writes not sent are
-// closed as failed. The statuses of a pass are read in one query and
+// closed as failed. The contracts whose writes failed for such a reason are
+// kept across passes (FailingContracts) and written last, and those that
+// failed while other writes succeeded stop no later pass, so that a few
+// contracts that always fail cannot stop the other customers' writes. The statuses of a pass are read in one query and
 // stored in batches (state.DB.PutCustomerStatusBatch): a customer whose
 // lines are all unchanged is settled as soon as they are decided, and its
 // status is stored, with those of the chunk's other settled customers,

@@ -80,6 +80,10 @@ type EngineOptions struct {
 	// refused, across the Engines of one process (psa-syncd builds one per
 	// pass); nil gives the Engine its own.
 	Unsaved *UnsavedRuns
+	// Failing keeps the contracts whose writes failed as if the whole PSA
+	// did, across the Engines of one process; nil gives the Engine its
+	// own.
+	Failing *FailingContracts
 }
 
 // UnsavedRuns holds, by id, the runs of passes that ended but whose final
@@ -144,6 +148,9 @@ type Engine struct {
 	settling map[int64]settle
 	// unsaved holds the runs whose final record could not be saved.
 	unsaved *UnsavedRuns
+	// failing holds the contracts whose writes failed as if the whole PSA
+	// did at earlier passes.
+	failing *FailingContracts
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 }
@@ -160,9 +167,13 @@ func NewEngine(o EngineOptions) *Engine {
 		loc:      o.Location,
 		now:      o.Now,
 		unsaved:  o.Unsaved,
+		failing:  o.Failing,
 	}
 	if e.unsaved == nil {
 		e.unsaved = &UnsavedRuns{}
+	}
+	if e.failing == nil {
+		e.failing = &FailingContracts{}
 	}
 	if e.policies.UsagePeriod == "" {
 		e.policies.UsagePeriod = DefaultPolicies.UsagePeriod

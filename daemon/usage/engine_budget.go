@@ -58,6 +58,13 @@ type budgetGate struct {
 	// succeeded; failed is set when they stopped the writes (see wrote).
 	failedInRow map[string]bool
 	failed      *writesStoppedError
+	// failing holds the contracts whose writes failed for such a reason
+	// at earlier passes (FailingContracts.of): the failures of those that
+	// failed while other writes succeeded do not count toward the stop.
+	// failedPass and succeeded hold the contracts of this pass's writes
+	// that failed for such a reason and of those that succeeded.
+	failing               map[string]bool
+	failedPass, succeeded map[string]bool
 	// reading is closed when the read in progress ends; nil when none is.
 	reading chan struct{}
 	// rechecks tracks the background reads.
@@ -286,14 +293,30 @@ const writesFailedToStop = 2
 // error or nil. Once writes to inFlight + writesFailedToStop contracts
 // failed in a row for a reason that concerns the whole PSA (psaFailure),
 // it stops the writes of the pass: the lines not sent yet fail with a
-// *writesStoppedError. It reports whether this write stopped them.
+// *writesStoppedError. A contract whose writes failed so at an earlier
+// pass while others succeeded is not counted: its failure is its own (a
+// record that makes the PSA answer 403 or 500), and counting it would stop
+// the other customers' writes at every pass. It reports whether this write
+// stopped them.
 func (g *budgetGate) wrote(err error, contract string, inFlight int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if err == nil || !psaFailure(err) {
-		if err == nil {
-			g.failedInRow = nil
+	if err == nil {
+		g.failedInRow = nil
+		if g.succeeded == nil {
+			g.succeeded = map[string]bool{}
 		}
+		g.succeeded[contract] = true
+		return false
+	}
+	if !psaFailure(err) {
+		return false
+	}
+	if g.failedPass == nil {
+		g.failedPass = map[string]bool{}
+	}
+	g.failedPass[contract] = true
+	if g.failing[contract] {
 		return false
 	}
 	if g.failedInRow == nil {
@@ -306,6 +329,72 @@ func (g *budgetGate) wrote(err error, contract string, inFlight int) bool {
 	g.halted = true
 	g.failed = &writesStoppedError{n: len(g.failedInRow), last: err}
 	return true
+}
+
+// outcomes returns the contracts of the pass's writes that failed for a
+// reason that concerns the whole PSA and those whose writes succeeded.
+func (g *budgetGate) outcomes() (failed, succeeded map[string]bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failedPass, g.succeeded
+}
+
+// FailingContracts holds, across the passes of one process, the contracts
+// whose last writes failed for a reason that looks as if it concerned the
+// whole PSA (psaFailure: a 403, an HTML 5xx, a dropped connection), so
+// that a few contracts whose writes always fail so (a record that makes
+// the PSA answer 500) cannot stop the other customers' writes at every
+// pass: a pass writes their lines after the others', and does not count
+// toward its stop (budgetGate.wrote) the failures of those that failed
+// while other writes of a pass succeeded. A write that succeeds takes its
+// contract out. The zero value is empty and ready to use; it is safe for
+// concurrent use.
+type FailingContracts struct {
+	mu sync.Mutex
+	// alone holds, by system and contract, whether the contract's writes
+	// failed while other writes of a pass succeeded.
+	alone map[failingContract]bool
+}
+
+type failingContract struct {
+	system   psa.System
+	contract string
+}
+
+// of returns the failing contracts of system, each with whether it failed
+// while other writes succeeded.
+func (f *FailingContracts) of(system psa.System) map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]bool{}
+	for k, alone := range f.alone {
+		if k.system == system {
+			out[k.contract] = alone
+		}
+	}
+	return out
+}
+
+// update records the outcomes of a pass's writes to system (see
+// budgetGate.outcomes). A contract that failed while the writes to another
+// succeeded failed alone, and stays so until a write to it succeeds.
+func (f *FailingContracts) update(system psa.System, failed, succeeded map[string]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	others := false
+	for c := range succeeded {
+		if !failed[c] {
+			others = true
+			delete(f.alone, failingContract{system, c})
+		}
+	}
+	if len(failed) > 0 && f.alone == nil {
+		f.alone = map[failingContract]bool{}
+	}
+	for c := range failed {
+		k := failingContract{system, c}
+		f.alone[k] = f.alone[k] || others
+	}
 }
 
 // failure returns why the PSA's failures stopped the writes, or nil.

@@ -329,6 +329,11 @@ type writer struct {
 	pending map[psa.LineKey]state.Intent
 	gate    *budgetGate
 	queue   *jobQueue
+	// failing holds the contracts whose writes failed as if the whole PSA
+	// did at earlier passes (FailingContracts.of); their writes are held
+	// until the others are handed over, and last.
+	failing map[string]bool
+	last    []*writeJob
 	// jobs are the writes handed over so far. Each has its own Change,
 	// copied back into the plan when the writes are done: the plan's
 	// changes may move while it grows.
@@ -353,13 +358,14 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 	if err != nil {
 		return nil, fmt.Errorf("daemon: reading open intents: %w", err)
 	}
-	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{},
-		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log},
+	sys := e.be.System()
+	failing := e.failing.of(sys)
+	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{}, failing: failing,
+		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log, failing: failing},
 		queue: newJobQueue(), done: make(chan struct{})}
 	// The intents of another PSA system name another system's lines,
 	// whatever their ids: reconcile reports them, and neither this pass
 	// nor its plan (openIntentsByLine) takes them for this system's.
-	sys := e.be.System()
 	for _, in := range open {
 		if in.System == sys {
 			w.pending[psa.LineKey{ContractID: in.ContractID, ServiceID: in.ServiceID}] = in
@@ -429,14 +435,25 @@ func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.
 	return jobs
 }
 
-// add hands jobs to the opener.
+// add hands jobs to the opener, but for those of failing contracts, which
+// wait in w.last for the others.
 func (w *writer) add(jobs []*writeJob) {
 	if len(jobs) == 0 {
 		return
 	}
 	w.jobs = append(w.jobs, jobs...)
 	w.e.metrics.passWrites(len(w.jobs))
-	w.queue.push(jobs)
+	now := jobs[:0:0]
+	for _, j := range jobs {
+		if _, ok := w.failing[j.c.ContractID]; ok {
+			w.last = append(w.last, j)
+		} else {
+			now = append(now, j)
+		}
+	}
+	if len(now) > 0 {
+		w.queue.push(now)
+	}
 }
 
 // write applies the updates of the plan that w has not been handed yet
@@ -461,8 +478,13 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 		e.preloadServices(ctx, log, jobs)
 	}
 	w.add(jobs)
+	if len(w.last) > 0 {
+		w.queue.push(w.last)
+	}
 	w.queue.close()
 	<-w.done
+	failed, succeeded := w.gate.outcomes()
+	e.failing.update(e.be.System(), failed, succeeded)
 	for _, j := range w.jobs {
 		j.cp.changes[j.i] = *j.c
 	}

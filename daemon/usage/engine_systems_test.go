@@ -45,6 +45,9 @@ type sysHarness struct {
 	usage  string
 	doc    *export.Document
 	pol    Policies
+	// failing is shared by the harness's engines, one per pass, as
+	// psa-syncd shares its own.
+	failing FailingContracts
 
 	contractA, contractB string
 	svcIntercept, svcMDR string
@@ -178,7 +181,7 @@ func (h *sysHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return etNow },
+		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing,
 	})
 }
 
@@ -583,6 +586,18 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 				// failure left unknown did not reach the simulator: they
 				// are closed as an operator (Kaseya BMS) or the settling
 				// window would close them. Every line is then written once.
+				// A second pass into the same failure, whose first
+				// contracts are those that failed at the first pass,
+				// stops as soon.
+				h.sim.ResetRequests()
+				h.sync(PassOptions{})
+				if got, most := h.writes(), 2*sent; got > most {
+					t.Errorf("second pass: %d line writes sent into the failure, want at most %d", got, most)
+				}
+				if open, err = h.db.OpenIntents(); err != nil {
+					t.Fatal(err)
+				}
+
 				h.sim.ClearFaults()
 				for _, in := range open {
 					if err := h.db.CompleteIntent(in.ID, state.IntentFailed, "test: not applied", etNow); err != nil {
@@ -598,6 +613,85 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 					if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
 						t.Errorf("%s: units of %s = %d, want %d", cm.CustomerID, h.svcIntercept, got, 2+i%7)
 					}
+				}
+			})
+		}
+	}
+}
+
+// addSysContract adds customer i's company and contract to h's simulator
+// and returns their ids.
+func addSysContract(h *sysHarness, i int) (company, contract string) {
+	switch h.system {
+	case psa.SystemAutotask:
+		at := h.sim.Autotask()
+		c := at.AddCompany(fmt.Sprintf("Customer %04d", i))
+		return etID(c), etID(at.AddContract(psatest.AutotaskContract{CompanyID: c, Name: "Managed Services"}))
+	case psa.SystemConnectWise:
+		cw := h.sim.ConnectWise()
+		c := cw.AddCompany(fmt.Sprintf("Customer %04d", i))
+		return etID(c), etID(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: c, Name: "Managed Services"}))
+	default:
+		k := h.sim.KaseyaBMS()
+		a := k.AddAccount(fmt.Sprintf("Customer %04d", i))
+		return strconv.Itoa(a), strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: fmt.Sprintf("Managed Services %04d", i)}))
+	}
+}
+
+// contractWriteFault returns fault limited to the line writes of one
+// contract.
+func contractWriteFault(h *sysHarness, fault psatest.Fault, contract string) psatest.Fault {
+	h.t.Helper()
+	switch h.system {
+	case psa.SystemAutotask:
+		fault.Method, fault.Path, fault.BodyContains = http.MethodPost, etAdjustPath, `"contractID":`+contract+`,`
+	case psa.SystemConnectWise:
+		base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		// A new line is a POST of an addition.
+		fault.Method, fault.Path = http.MethodPost, base.Path+"finance/agreements/"+contract+"/additions"
+	default:
+		fault.Method, fault.Path = http.MethodPost, "/v2/finance/contracts/recurringservices/"+contract+"/services"
+	}
+	return fault
+}
+
+// TestEngineSystems_contractsFailingEveryPassStopNoOtherCustomer checks that
+// a few contracts whose writes always fail with an error that looks
+// PSA-wide (a record that makes the PSA answer 403 or an HTML 500), first in
+// the write order and more of them than stop the writes of a pass, do not
+// stop the other customers' writes pass after pass.
+func TestEngineSystems_contractsFailingEveryPassStopNoOtherCustomer(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		for name, fault := range map[string]psatest.Fault{
+			"forbidden": {Status: http.StatusForbidden},
+			"HTML 500":  {Status: http.StatusInternalServerError, Body: "<html><body>500 Internal Server Error</body></html>"},
+		} {
+			t.Run(string(sys)+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.pol.WriteConcurrency = 2
+				// Twice as many failing contracts as stop the writes.
+				const n, bad = 16, 8
+				customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+				h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+				for _, cm := range customers[:bad] {
+					h.sim.AddFault(contractWriteFault(h, fault, cm.ContractID))
+				}
+				for range 4 {
+					h.sync(PassOptions{})
+				}
+				for i, cm := range customers[bad:] {
+					i += bad
+					if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
+						t.Errorf("%s: units of %s = %d after 4 passes, want %d (status %q)", cm.CustomerID, h.svcIntercept, got, 2+i%7, h.status(cm.CustomerID).Error)
+					}
+				}
+				if cs := h.status(customers[0].CustomerID); cs.Result != state.CustomerFailed {
+					t.Errorf("status of %s = %s, want failed", customers[0].CustomerID, cs.Result)
 				}
 			})
 		}

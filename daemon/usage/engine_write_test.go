@@ -579,3 +579,58 @@ func TestBudgetGate_recheckDoesNotHoldWrites(t *testing.T) {
 		t.Error("gate stopped by a recheck far from the reserve")
 	}
 }
+
+func TestBudgetGate_contractsThatFailedAloneDoNotStopTheWrites(t *testing.T) {
+	t.Parallel()
+	var f FailingContracts
+	record := func(g *budgetGate) {
+		failed, succeeded := g.outcomes()
+		f.update(psa.SystemAutotask, failed, succeeded)
+	}
+	forbidden := fmt.Errorf("autotask: POST ContractServiceAdjustments: 403: %w", psa.ErrUnauthorized)
+	// A pass where 1-4 fail and stop the writes: nothing tells their
+	// failures apart from the PSA's.
+	g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	for _, c := range []string{"1", "2", "3", "4"} {
+		g.wrote(forbidden, c, 2)
+	}
+	if !g.stopped() {
+		t.Fatal("four contracts failing in a row did not stop the writes")
+	}
+	record(g)
+	if got := f.of(psa.SystemAutotask); len(got) != 4 || got["1"] {
+		t.Fatalf("failing after a pass without a success = %v, want 1-4 not alone", got)
+	}
+	// The next pass writes 5 first, which succeeds; 1-4 fail after it.
+	g = newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	g.failing = f.of(psa.SystemAutotask)
+	g.wrote(nil, "5", 2)
+	for _, c := range []string{"1", "2", "3", "4"} {
+		g.wrote(forbidden, c, 2)
+	}
+	record(g)
+	if got := f.of(psa.SystemAutotask); len(got) != 4 || !got["1"] || !got["4"] {
+		t.Fatalf("failing after a pass where another write succeeded = %v, want 1-4 alone", got)
+	}
+	// Their failures no longer count; the others' still do.
+	g = newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	g.failing = f.of(psa.SystemAutotask)
+	for _, c := range []string{"1", "2", "3", "4", "1", "2"} {
+		if g.wrote(forbidden, c, 2) {
+			t.Fatalf("contract %s, which failed alone before, stopped the writes", c)
+		}
+	}
+	for i, c := range []string{"6", "7", "8", "9"} {
+		if stopped := g.wrote(forbidden, c, 2); stopped != (i == 3) {
+			t.Fatalf("failure %d in a row of other contracts: stopped = %v, want %v", i+1, stopped, i == 3)
+		}
+	}
+	// A success takes a contract out; failing is per system.
+	f.update(psa.SystemAutotask, nil, map[string]bool{"1": true})
+	if got := f.of(psa.SystemAutotask); len(got) != 3 || got["1"] {
+		t.Errorf("failing after 1 succeeded = %v", got)
+	}
+	if got := f.of(psa.SystemConnectWise); len(got) != 0 {
+		t.Errorf("failing of another system = %v, want none", got)
+	}
+}
