@@ -530,6 +530,9 @@ type pass struct {
 	// early is the writer the plan handed updates to while deciding, if
 	// any.
 	early *writer
+	// stopped says why the PSA's failures stopped the writes, if they did
+	// (budgetGate.wrote).
+	stopped *writesStoppedError
 }
 
 // Plan computes the changes a pass would make now, reading the source and

@@ -169,3 +169,21 @@ func TestEngine_Sync_statusesStoredWhileReadingAreReported(t *testing.T) {
 		t.Errorf("%d distinct last attempts among %d statuses: the statuses stored while reading were not the ones reported", len(attempts), n)
 	}
 }
+
+func TestCommonCause(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		errs []string
+		want string
+	}{
+		{[]string{"contract 12: autotask: 401: refused", "contract 22: autotask: 401: refused"}, "autotask: 401: refused"},
+		{[]string{"contract 1: the batch read failed: x", "reading contract 2: the batch read failed: x"}, "the batch read failed: x"},
+		{[]string{"contract 1: quantity 5 refused", "contract 2: quantity 15 refused"}, ""},
+		{[]string{"contract 1: a: b 15: c", "contract 2: a: b 25: c"}, "c"},
+		{[]string{"contract 1: x", "contract 2: y"}, ""},
+	} {
+		if got := commonCause(tc.errs); got != tc.want {
+			t.Errorf("commonCause(%q) = %q, want %q", tc.errs, got, tc.want)
+		}
+	}
+}

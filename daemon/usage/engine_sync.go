@@ -153,7 +153,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	case o.WritesDisabled:
 		run.Error = "integration disabled in the mapping export: nothing was written"
 	case run.Result != state.RunSuccess:
-		run.Error = failureSummary(statuses)
+		run.Error = failureSummary(statuses, p.stopped)
 	}
 	if !dry {
 		// The customers settled while reading are stored; one commit for
@@ -485,6 +485,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	<-w.done
 	failed, succeeded := w.gate.outcomes()
 	e.failing.update(e.be.System(), failed, succeeded)
+	p.stopped = w.gate.failure()
 	for _, j := range w.jobs {
 		j.cp.changes[j.i] = *j.c
 	}
@@ -851,13 +852,19 @@ const (
 	skipReasonCancelled = "the pass was cancelled before their writes"
 )
 
-func failureSummary(statuses []state.CustomerStatus) string {
-	var failed, skipped []string
+// failureSummary says how many customers of a pass failed or were not
+// fully written, and why where the pass knows one reason for all: the PSA's
+// failures stopped the writes (stopped), or every customer failed with the
+// same cause after the contract it names (the credentials refused, a read
+// of every contract failed).
+func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError) string {
+	var failed, skipped, errs []string
 	budget, throttled, cancelled := false, false, false
 	for _, cs := range statuses {
 		switch cs.Result {
 		case state.CustomerFailed:
 			failed = append(failed, cs.CustomerID)
+			errs = append(errs, cs.Error)
 		case state.CustomerSkipped:
 			skipped = append(skipped, cs.CustomerID)
 			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
@@ -867,7 +874,16 @@ func failureSummary(statuses []state.CustomerStatus) string {
 	}
 	var parts []string
 	if len(failed) > 0 {
-		parts = append(parts, fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses)))
+		summary := fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses))
+		switch {
+		case stopped != nil:
+			summary += fmt.Sprintf("; writes stopped: the PSA failed the writes to %d contracts in a row, the last with: %v", stopped.n, stopped.last)
+		case len(failed) > 1 && len(failed) == len(statuses):
+			if cause := commonCause(errs); cause != "" {
+				summary += ": " + cause
+			}
+		}
+		parts = append(parts, summary)
 	}
 	if len(skipped) > 0 {
 		var whys []string
@@ -883,6 +899,37 @@ func failureSummary(statuses []state.CustomerStatus) string {
 		parts = append(parts, fmt.Sprintf("%d customers not fully written (%s)", len(skipped), strings.Join(whys, ", ")))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// commonCause returns the end that errs have in common, from the start of
+// a cause (right after a ": " in each), or "" when they have none: the
+// cause of failures that differ only in the contract each names.
+func commonCause(errs []string) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	cause := errs[0]
+	for _, s := range errs[1:] {
+		n := 0
+		for n < len(cause) && n < len(s) && cause[len(cause)-1-n] == s[len(s)-1-n] {
+			n++
+		}
+		cause = cause[len(cause)-n:]
+	}
+	for {
+		atCause := true
+		for _, s := range errs {
+			atCause = atCause && strings.HasSuffix(s[:len(s)-len(cause)], ": ")
+		}
+		if atCause {
+			return cause
+		}
+		i := strings.Index(cause, ": ")
+		if i < 0 {
+			return ""
+		}
+		cause = cause[i+2:]
+	}
 }
 
 // recordRun updates the run metrics. Dry runs never call it, so a switched

@@ -697,3 +697,60 @@ func TestEngineSystems_contractsFailingEveryPassStopNoOtherCustomer(t *testing.T
 		}
 	}
 }
+
+// TestEngineSystems_runErrorNamesTheCauseOfAPassWideFailure checks that a
+// pass whose customers all failed for one cause (the credentials refused,
+// the writes stopped) names that cause once in its run error, which the
+// status page, `psa-syncd sync` and the alerts show.
+func TestEngineSystems_runErrorNamesTheCauseOfAPassWideFailure(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		for _, tc := range []struct {
+			name   string
+			writes bool // the fault is on the line writes only
+			want   []string
+		}{
+			{name: "credentials refused", want: []string{"8 of 8 customers failed: ", "401"}},
+			{name: "writes failing", writes: true, want: []string{"8 of 8 customers failed", "writes stopped", "4 contracts in a row", "403"}},
+		} {
+			t.Run(string(sys)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.pol.WriteConcurrency = 2
+				customers := h.manyCustomers(8, func(i int) (string, string) { return addSysContract(h, i) })
+				h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+				if tc.writes {
+					f := psatest.Fault{Status: http.StatusForbidden, Method: http.MethodPost}
+					switch sys {
+					case psa.SystemAutotask:
+						f.Path = etAdjustPath
+					case psa.SystemConnectWise:
+						base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+						if err != nil {
+							t.Fatal(err)
+						}
+						f.Path = base.Path + "finance/agreements/*"
+					default:
+						f.Path = bmsServicesPath
+					}
+					h.sim.AddFault(f)
+				} else {
+					h.sim.AddFault(psatest.Fault{Status: http.StatusUnauthorized})
+				}
+				res := h.sync(PassOptions{})
+				if res.Run.Result != state.RunFailure {
+					t.Fatalf("run = %+v, want failure", res.Run)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(res.Run.Error, w) {
+						t.Errorf("run error %q does not say %q", res.Run.Error, w)
+					}
+				}
+				// The cause once, not each customer's error.
+				if last := h.status(customers[7].CustomerID).Error; len(res.Run.Error) > len(last)+100 {
+					t.Errorf("run error %q is longer than a customer's error (%q) and the count", res.Run.Error, last)
+				}
+			})
+		}
+	}
+}
