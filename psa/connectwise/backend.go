@@ -1005,6 +1005,12 @@ func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {
 		return psa.ContractLine{}, validationError(fmt.Sprintf("addition %d (product %d) on agreement %d has the fractional quantity %s; psa-sync only writes whole units: correct it in ConnectWise",
 			a.ID, a.Product.ID, agreementID, strconv.FormatFloat(a.Quantity, 'f', -1, 64)))
 	}
+	// float64(math.MaxInt64) is 2^63, the first quantity an int64 cannot
+	// hold: converting it or one beyond gives another number.
+	if a.Quantity >= math.MaxInt64 || a.Quantity < math.MinInt64 {
+		return psa.ContractLine{}, validationError(fmt.Sprintf("addition %d (product %d) on agreement %d has the quantity %s, more units than psa-sync can count: correct it in ConnectWise",
+			a.ID, a.Product.ID, agreementID, strconv.FormatFloat(a.Quantity, 'f', -1, 64)))
+	}
 	l := psa.ContractLine{
 		ContractID: strconv.FormatInt(agreementID, 10),
 		ServiceID:  strconv.FormatInt(a.Product.ID, 10),

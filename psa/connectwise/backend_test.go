@@ -212,6 +212,40 @@ func TestBackend_ReadLines_perContractErrors(t *testing.T) {
 	}
 }
 
+// TestBackend_ReadLines_quantityBeyondWholeUnitsFailsItsAgreement checks
+// that an addition whose quantity no whole number of units can hold (1e20)
+// fails its agreement with an error naming the addition, rather than being
+// read as some other quantity.
+func TestBackend_ReadLines_quantityBeyondWholeUnitsFailsItsAgreement(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "SOPHOS-IXA", Description: "Sophos Intercept X Advanced", Price: 4.5})
+	_, good := seed(cw, "Good")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: good, ProductID: prod, Quantity: 12})
+	_, big := seed(cw, "Big")
+	bigAdd := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: big, ProductID: prod, Quantity: 1e20})
+	_, neg := seed(cw, "Negative")
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: neg, ProductID: prod, Quantity: -1e20})
+
+	lines, err := b.ReadLines(t.Context(), []string{id(good), id(big), id(neg)}, now)
+	if len(lines) != 1 || lines[0].ContractID != id(good) || lines[0].Quantity != 12 {
+		t.Errorf("ReadLines lines = %+v, want only agreement %d's", lines, good)
+	}
+	var ce *connectwise.ContractErrors
+	if !errors.As(err, &ce) || len(ce.Errors) != 2 {
+		t.Fatalf("ReadLines error = %v, want *ContractErrors of 2 agreements", err)
+	}
+	e := ce.Errors[id(big)]
+	if !errors.Is(e, psa.ErrValidation) || !strings.Contains(e.Error(), "addition "+id(bigAdd)) ||
+		!strings.Contains(e.Error(), "agreement "+id(big)) || !strings.Contains(e.Error(), "100000000000000000000") {
+		t.Errorf("quantity 1e20: error %v, want a validation error naming the addition, the agreement and the quantity", e)
+	}
+	if e := ce.Errors[id(neg)]; !errors.Is(e, psa.ErrValidation) {
+		t.Errorf("quantity -1e20: error %v, want a validation error", e)
+	}
+}
+
 // TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement checks that
 // an answer about one agreement's additions that cannot be used (a body
 // that cannot be decoded, a 4xx refusal) is that agreement's problem alone:
