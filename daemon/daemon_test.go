@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -228,6 +229,68 @@ func TestDaemon_SyncOnce(t *testing.T) {
 	}
 	if n := e.writes(); n != 0 {
 		t.Errorf("second pass sent %d writes, want 0", n)
+	}
+}
+
+// TestDaemon_SyncOnce_contractFailingAsIfThePSADidIsWrittenLast checks that
+// the passes of one daemon share the contracts whose writes failed as if
+// the whole PSA did (usage.FailingContracts): the next pass writes them
+// after the others, so that a few such contracts first in the order cannot
+// stop the others' writes at every pass.
+func TestDaemon_SyncOnce_contractFailingAsIfThePSADidIsWrittenLast(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	// One write at a time, so that the order of the writes is the order
+	// they are sent in.
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  write_concurrency: 1\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	const adjustments = "/ATServicesRest/V1.0/ContractServiceAdjustments"
+	contractOf := map[string]string{"Acme": dtID(e.contracts[0]), "Globex": dtID(e.contracts[1])}
+	// pass sets the usage of Intercept X Advanced of Acme and Globex and
+	// returns the run and the contracts written, in order.
+	pass := func(acme, globex int) (state.Run, []string) {
+		t.Helper()
+		rows := strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", fmt.Sprintf("cust-acme,Acme,CIXA-MSP,Intercept X Advanced,%d", acme-1), 1)
+		rows = strings.Replace(rows, "cust-globex,Globex,CIXA-MSP,Intercept X Advanced,5", fmt.Sprintf("cust-globex,Globex,CIXA-MSP,Intercept X Advanced,%d", globex), 1)
+		dtWrite(t, e.usagePath, rows)
+		e.sim.ResetRequests()
+		res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var order []string
+		for _, r := range e.sim.Requests() {
+			if r.Method == http.MethodPost && r.Path == adjustments {
+				for name, c := range contractOf {
+					if bytes.Contains(r.Body, []byte(`"contractID":`+c+`,`)) {
+						order = append(order, name)
+					}
+				}
+			}
+		}
+		return res.Run, order
+	}
+	pass(11, 5)
+	_, order := pass(12, 6)
+	if len(order) != 2 {
+		t.Fatalf("writes of a pass changing a line of each customer: %v", order)
+	}
+	first, second := order[0], order[1]
+	e.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: adjustments, BodyContains: `"contractID":` + contractOf[first] + `,`, Status: http.StatusForbidden})
+	if run, _ := pass(13, 7); run.Result != state.RunPartial || run.Updated != 1 {
+		t.Fatalf("pass with %s's writes refused: %+v, want partial with %s's line updated", first, run, second)
+	}
+	e.sim.ClearFaults()
+	acme, globex := 13, 7
+	if second == "Acme" {
+		acme++
+	} else {
+		globex++
+	}
+	if _, order = pass(acme, globex); !slices.Equal(order, []string{second, first}) {
+		t.Errorf("writes of the pass after %s's failed: %v, want %s's first and %s's, which failed at the pass before, last", first, order, second, first)
 	}
 }
 
