@@ -9,7 +9,8 @@ import (
 )
 
 // ExportVersion is one stored version of the mapping export, for the export
-// store that psa-syncd serves. Its body is kept beside it.
+// store that psa-syncd serves. Its body is kept beside it, until
+// PruneHistory empties the bodies of old versions.
 type ExportVersion struct {
 	// Revision is the export's revision; each new version is the previous
 	// one's plus one.
