@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -233,6 +234,30 @@ type StateConfig struct {
 	// (also from PSA_SYNCD_ADVERTISE_URL); standbys forward sync and
 	// resolve requests there while this instance is active.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
+	// HistoryRetention is how long runs and the intents closed as done or
+	// failed are kept (default 400 days); the ledger is kept for ever.
+	HistoryRetention time.Duration `yaml:"history_retention,omitempty"`
+	// ExportBodiesKept is how many of the newest stored export versions
+	// (export_url: self) keep their body (default 50); older ones keep
+	// their record in the history.
+	ExportBodiesKept int `yaml:"export_bodies_kept,omitempty"`
+}
+
+// Defaults of StateConfig.HistoryRetention and ExportBodiesKept, and the
+// shortest retention accepted.
+const (
+	DefaultHistoryRetention = 400 * 24 * time.Hour
+	DefaultExportBodiesKept = 50
+	MinHistoryRetention     = 24 * time.Hour
+)
+
+// Retention returns what the state database's history keeps, defaults
+// applied, as of now.
+func (s StateConfig) Retention(now time.Time) state.Retention {
+	return state.Retention{
+		Before:       now.Add(-cmp.Or(s.HistoryRetention, DefaultHistoryRetention)),
+		ExportBodies: cmp.Or(s.ExportBodiesKept, DefaultExportBodiesKept),
+	}
 }
 
 // DefaultLockInterval is StateConfig.LockInterval's default, and
@@ -295,7 +320,8 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		{"max_open_conns", int64(s.MaxOpenConns)}, {"max_idle_conns", int64(s.MaxIdleConns)},
 		{"conn_max_lifetime", int64(s.ConnMaxLifetime)}, {"connect_timeout", int64(s.ConnectTimeout)},
 		{"query_timeout", int64(s.QueryTimeout)}, {"check_timeout", int64(s.CheckTimeout)},
-		{"lock_interval", int64(s.LockInterval)},
+		{"lock_interval", int64(s.LockInterval)}, {"history_retention", int64(s.HistoryRetention)},
+		{"export_bodies_kept", int64(s.ExportBodiesKept)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("state.%s: must not be negative", f.name)
@@ -303,6 +329,9 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 	}
 	if s.LockInterval > 0 && s.LockInterval < MinLockInterval {
 		return fmt.Errorf("state.lock_interval: must be at least %s, got %s: a standby would ask for the lock in a tight loop", MinLockInterval, s.LockInterval)
+	}
+	if s.HistoryRetention > 0 && s.HistoryRetention < MinHistoryRetention {
+		return fmt.Errorf("state.history_retention: must be at least %s, got %s: runs and closed intents older than that are deleted", MinHistoryRetention, s.HistoryRetention)
 	}
 	if s.Driver == state.DriverPostgres && s.MaxOpenConns == 1 {
 		return errors.New("state.max_open_conns: must be at least 2 with PostgreSQL, got 1: the active instance keeps a connection for its leadership lock, and every other statement would wait for it")

@@ -217,6 +217,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-state-postgres-no-url.yml", want: "state.url is required for the postgres driver (or url_file, or PSA_SYNCD_STATE_URL)"},
 		{file: "bad-state-postgres-one-conn.yml", want: "state.max_open_conns: must be at least 2 with PostgreSQL, got 1: the active instance keeps a connection for its leadership lock, and every other statement would wait for it"},
 		{file: "bad-state-lock-interval.yml", want: "state.lock_interval: must be at least 100ms, got 1ms: a standby would ask for the lock in a tight loop"},
+		{file: "bad-state-history-retention.yml", want: "state.history_retention: must be at least 24h0m0s, got 1h0m0s: runs and closed intents older than that are deleted"},
 		{file: "bad-state-sqlite-url.yml", want: "state.url: only for the postgres driver (state.driver)"},
 		{file: "bad-base-url-credentials.yml", want: `psa.autotask.base_url: "xxxxx@webservices5.autotask.net/atservicesrest/" is not an http(s) URL`},
 		{file: "bad-base-url.yml", want: `psa.autotask.base_url: "webservices5.autotask.net" is not an http(s) URL`},

@@ -958,7 +958,24 @@ func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Resu
 		p.RunID = res.Run.ID
 		d.recordPlan(&p, o.Customer)
 	}
+	if res != nil && res.Run.ID != 0 && o.Customer == "" {
+		d.pruneHistory(ctx)
+	}
 	return res, err
+}
+
+// pruneHistory removes the history that state.history_retention and
+// state.export_bodies_kept say is old, after a pass over all customers, so
+// that the state database of a psa-syncd that runs for years does not grow
+// without bound. A failure is logged: the next pass tries again.
+func (d *Daemon) pruneHistory(ctx context.Context) {
+	p, err := d.db.PruneHistory(ctx, d.cfg.Load().State.Retention(d.now()))
+	if err != nil {
+		d.logger.Warn("Could not remove old history from the state database; the next pass tries again", "err", err)
+	}
+	if p.Total() > 0 {
+		d.logger.Info("Removed old history from the state database", "runs", p.Runs, "intents", p.Intents, "export_bodies", p.ExportBodies)
+	}
 }
 
 // checkWriteHistory refuses to write when the PSA's quantities are known
