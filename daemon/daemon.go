@@ -1693,15 +1693,12 @@ func lastDue(sched schedule.Schedule, loc *time.Location, at, now time.Time) tim
 // interrupted) started, or the zero time; and whether such a pass was
 // interrupted after it.
 func (d *Daemon) lastFullRun() (started time.Time, interrupted bool) {
-	runs, err := d.db.Runs(100)
+	runs, err := d.db.FullRuns(100)
 	if err != nil {
 		d.logger.Warn("Cannot read the run history for the schedule", "err", err)
 		return time.Time{}, false
 	}
 	for _, r := range runs {
-		if r.Customer != "" || r.DryRun {
-			continue
-		}
 		switch {
 		case r.Interrupted():
 			interrupted = true

@@ -755,6 +755,37 @@ func TestDaemon_interruptedFirstPassCaughtUp(t *testing.T) {
 	}
 }
 
+// TestDaemon_lastFullRunPastManyCustomerRuns: the schedule starts from the
+// last full pass however many passes for one customer and dry runs came
+// after it (Sync now per customer, settle passes, psa-syncd sync -dry-run
+// from a monitoring job): a run history read 100 runs at a time lost it,
+// so a restart scheduled from the start-up time and a pass missed while
+// psa-syncd was down was not caught up.
+func TestDaemon_lastFullRunPastManyCustomerRuns(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	db := e.d.State()
+	now := time.Now()
+	full, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-3 * time.Hour), Finished: now.Add(-3 * time.Hour), Result: state.RunSuccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 150 {
+		r := state.Run{Trigger: usage.TriggerAPI, Started: now.Add(-time.Hour), Finished: now.Add(-time.Hour), Result: state.RunSuccess}
+		if i%2 == 0 {
+			r.Customer = "cust-acme"
+		} else {
+			r.DryRun = true
+		}
+		if _, err := db.BeginRun(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if last, interrupted := e.d.lastFullRun(); !last.Equal(full.Started) || interrupted {
+		t.Errorf("lastFullRun after 150 customer and dry runs = %v, %t; want the full pass's start %v, false", last, interrupted, full.Started)
+	}
+}
+
 // TestDaemon_Run_shutdownFinishesPass cancels Run while a pass has a write
 // in flight: Run lets the pass finish, then returns nil.
 func TestDaemon_Run_shutdownFinishesPass(t *testing.T) {

@@ -618,6 +618,15 @@ func (db *DB) Runs(limit int) ([]Run, error) {
 	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs ORDER BY id DESC`+limitClause(limit), scanRun)
 }
 
+// FullRuns returns up to limit runs over all customers that were not dry
+// runs, newest first; a limit of 0 or less means all of them. The passes
+// for one customer and the dry runs between them, however many, are not
+// read.
+func (db *DB) FullRuns(limit int) ([]Run, error) {
+	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs WHERE customer = '' AND dry_run = ? ORDER BY id DESC`+
+		limitClause(limit), scanRun, false)
+}
+
 func limitClause(limit int) string {
 	if limit <= 0 {
 		return ""

@@ -339,6 +339,14 @@ func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 		if err != nil || len(all) != 5 || all[0].ID != ids[4] || all[4].ID != ids[0] {
 			t.Errorf("Runs(0) = %d runs, %v; want all 5 newest first", len(all), err)
 		}
+		// Run ids[2] became a dry run for one customer.
+		full, err := db.FullRuns(0)
+		if err != nil || len(full) != 4 || full[0].ID != ids[4] || full[1].ID != ids[3] || full[2].ID != ids[1] {
+			t.Errorf("FullRuns(0) = %+v, %v; want the 4 runs over all customers that were not dry runs, newest first", full, err)
+		}
+		if full, err := db.FullRuns(2); err != nil || len(full) != 2 || full[1].ID != ids[3] {
+			t.Errorf("FullRuns(2) = %+v, %v; want runs %d and %d", full, err, ids[4], ids[3])
+		}
 	})
 }
 
