@@ -974,7 +974,7 @@ func (d *Daemon) pruneHistory(ctx context.Context) {
 		d.logger.Warn("Could not remove old history from the state database; the next pass tries again", "err", err)
 	}
 	if p.Total() > 0 {
-		d.logger.Info("Removed old history from the state database", "runs", p.Runs, "intents", p.Intents, "export_bodies", p.ExportBodies)
+		d.logger.Debug("Removed old history from the state database", "runs", p.Runs, "intents", p.Intents, "export_bodies", p.ExportBodies)
 	}
 }
 
