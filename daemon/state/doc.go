@@ -136,5 +136,13 @@
 // nothing): the statuses of a pass with no change are one commit, where
 // they were one per customer.
 //
+// # Retention
+//
+// PruneHistory removes what is only history (runs and closed intents older
+// than a time, the bodies of old export versions) in batches of a few
+// hundred rows, each its own statement, so that a pass's writes wait for
+// one batch at most. It keeps what the engine still reads (see Retention),
+// and never touches the ledger.
+//
 // Times are stored in UTC; PostgreSQL keeps them to the microsecond.
 package state
