@@ -234,8 +234,9 @@ type StateConfig struct {
 	// (also from PSA_SYNCD_ADVERTISE_URL); standbys forward sync and
 	// resolve requests there while this instance is active.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
-	// HistoryRetention is how long runs and the intents closed as done or
-	// failed are kept (default 400 days); the ledger is kept for ever.
+	// HistoryRetention is how long runs, the intents closed as done or
+	// failed and the records of closed tickets whose alerts are not open
+	// are kept (default 400 days); the ledger is kept for ever.
 	HistoryRetention time.Duration `yaml:"history_retention,omitempty"`
 	// ExportBodiesKept is how many of the newest stored export versions
 	// (export_url: self) keep their body (default 50); older ones keep

@@ -2,11 +2,15 @@ package daemon
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestDaemon_passPrunesHistory: a pass over all customers removes the runs
@@ -67,5 +71,35 @@ func TestDaemon_passPrunesHistory(t *testing.T) {
 	}
 	if _, body, err := db.CurrentExport(); err != nil || string(body) != "export 5" {
 		t.Errorf("current export after the pass = %q, %v; want export 5", body, err)
+	}
+}
+
+// TestDaemon_ticketPassForgetsOldClosedTickets: ticket passes remove the
+// records of tickets closed longer ago than state.history_retention whose
+// alerts are not open, so that what each pass reads does not grow with
+// every alert ever filed at an MSP.
+func TestDaemon_ticketPassForgetsOldClosedTickets(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetupOptions(t, routing, true, "state:\n  history_retention: 720h\n", Options{Now: clock})
+	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("TicketPass = %+v, %v", rep.Customers, err)
+	}
+	sop.ResolveAlert(ttAcme, a.ID)
+	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Closed != 1 {
+		t.Fatalf("pass after resolving = %+v, %v", rep.Totals(), err)
+	}
+	mu.Lock()
+	now = now.AddDate(0, 2, 0)
+	mu.Unlock()
+	if _, err := d.TicketPass(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if records, err := d.db.TicketRecords("sophos", ttAcme); err != nil || len(records) != 0 {
+		t.Errorf("ticket records two months after the ticket closed, with history_retention 720h = %+v, %v; want none", records, err)
 	}
 }

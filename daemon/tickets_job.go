@@ -65,7 +65,7 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.BudgetReserve, d.metrics.Usage, logger)
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
-		SettleTime: cfg.Policies.SettleTime, Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
+		SettleTime: cfg.Policies.SettleTime, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
 	})
 	if err != nil {
 		return tickets.Report{}, err

@@ -131,6 +131,21 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 	})
 }
 
+// DeleteTicketRecord removes the record with r's key when it is still
+// closed at r.ClosedAt, and otherwise nothing. On PostgreSQL it needs the
+// leadership lock (ErrNotLeader).
+func (db *DB) DeleteTicketRecord(r tickets.Record) error {
+	if err := checkTicketKey(r); err != nil {
+		return err
+	}
+	what := "removing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey
+	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM tickets WHERE source = ? AND customer_id = ? AND alert_key = ?
+			AND state = ? AND closed_at = ?`), r.Source, r.CustomerID, r.AlertKey, tickets.StateClosed, db.tv(db.stored(r.ClosedAt)))
+		return err
+	})
+}
+
 // TicketRecords returns a customer's ticket records in alert key order.
 func (db *DB) TicketRecords(source, customerID string) ([]tickets.Record, error) {
 	if err := checkKey("ticket", source, customerID); err != nil {

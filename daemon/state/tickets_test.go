@@ -36,6 +36,41 @@ func TestTickets_intentIsUnique(t *testing.T) {
 	})
 }
 
+// DeleteTicketRecord removes a record only while it is closed as it was
+// read: not one reopened (or closed again) meanwhile, nor an open one.
+func TestTickets_deleteClosedRecord(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		closedAt := time.Date(2025, 9, 1, 10, 0, 0, 123456000, time.UTC)
+		closed := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1", Ref: "sc:a1", TicketID: "7000",
+			State: tickets.StateClosed, ClosedBy: tickets.ClosedBySync, ClosedAt: closedAt}
+		open := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a2", Ref: "sc:a2", TicketID: "7001", State: tickets.StateOpen}
+		for _, r := range []tickets.Record{closed, open} {
+			if err := db.PutTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stale := closed
+		stale.ClosedAt = closedAt.Add(-time.Hour)
+		if err := db.DeleteTicketRecord(stale); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteTicketRecord(open); err != nil {
+			t.Fatal(err)
+		}
+		if records, err := db.TicketRecords("sophos", "c1"); err != nil || len(records) != 2 {
+			t.Fatalf("records after deleting one closed at another time and an open one = %+v, %v; want both kept", records, err)
+		}
+		records, _ := db.TicketRecords("sophos", "c1")
+		if err := db.DeleteTicketRecord(records[0]); err != nil {
+			t.Fatal(err)
+		}
+		if records, err := db.TicketRecords("sophos", "c1"); err != nil || len(records) != 1 || records[0].AlertKey != "a2" {
+			t.Errorf("records after deleting the closed one as read = %+v, %v; want only the open one", records, err)
+		}
+	})
+}
+
 // Two workers racing for one alert: exactly one may create its ticket.
 func TestTickets_concurrentIntentsOneWins(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {

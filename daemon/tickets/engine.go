@@ -73,6 +73,7 @@ type Engine struct {
 	alerts     AlertSource
 	routing    export.Tickets
 	settleTime time.Duration
+	retention  time.Duration
 	now        func() time.Time
 	logger     *slog.Logger
 	// fence stops a pass at the first store write refused with
@@ -110,6 +111,14 @@ type Config struct {
 	// for again each pass. 0 sends it again after the first search that
 	// misses it. The daemon passes policies.settle_time.
 	SettleTime time.Duration
+	// Retention, when above 0, is how long the record of a closed ticket
+	// is kept once its alert is no longer open: a pass deletes the
+	// customer's records of tickets closed longer ago than Retention and
+	// the reopen window, whose alerts are not open, so that the records
+	// every pass reads do not grow with every alert ever filed. The
+	// summary ticket's record is kept. The daemon passes
+	// state.history_retention.
+	Retention time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the engine's logs; nil discards them.
@@ -166,7 +175,7 @@ func New(c Config) (*Engine, error) {
 	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget}
+		settleTime: c.SettleTime, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -511,10 +520,6 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		e.claim(&records[i])
 	}
-	byKey := make(map[string]*Record, len(records))
-	for i := range records {
-		byKey[records[i].AlertKey] = &records[i]
-	}
 	// An id listed twice (pages that overlap while alerts come and go) is
 	// one alert: it must not be counted, capped or summarised twice.
 	open := make(map[string]bool, len(alerts))
@@ -523,6 +528,16 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		open[a.ID] = true
 		return dup
 	})
+	if !p.dryRun {
+		if records, err = e.forget(records, open); err != nil {
+			cr.fail(err)
+			return cr
+		}
+	}
+	byKey := make(map[string]*Record, len(records))
+	for i := range records {
+		byKey[records[i].AlertKey] = &records[i]
+	}
 	cr.Notices = append(cr.Notices, e.foreignNotices(foreign)...)
 	// A create still unsettled after settle (its search failed) blocks
 	// every new create for its key: the ticket may exist, and a second
@@ -835,6 +850,36 @@ func alertOpen(r *Record, open map[string]bool) bool {
 		return slices.ContainsFunc(r.Covered, func(id string) bool { return open[id] })
 	}
 	return open[r.AlertKey]
+}
+
+// forget deletes, of records, those of tickets that closed longer ago
+// than the retention and the reopen window and whose alert is not open,
+// and returns the others. Such a record decides nothing any more: its
+// alert would be reopened only within the reopen window, and a ticket
+// closed in the PSA is left alone only while its alert is open. The
+// summary's record is kept (it numbers the customer's summary tickets).
+func (e *Engine) forget(records []Record, open map[string]bool) ([]Record, error) {
+	if e.retention <= 0 {
+		return records, nil
+	}
+	keep := max(e.retention, e.reopenWindow())
+	now := e.now()
+	var err error
+	records = slices.DeleteFunc(records, func(r Record) bool {
+		if err != nil || r.AlertKey == SummaryKey || r.State != StateClosed || r.ClosedAt.IsZero() ||
+			open[r.AlertKey] || now.Sub(r.ClosedAt) <= keep {
+			return false
+		}
+		if err = e.store.DeleteTicketRecord(r); err != nil {
+			return false
+		}
+		e.logger.Debug("Forgot the record of a ticket closed long ago", "ref", r.Ref, "ticket", r.TicketID, "closed_at", r.ClosedAt)
+		return true
+	})
+	if err != nil {
+		return records, fmt.Errorf("removing old ticket records: %w", err)
+	}
+	return records, nil
 }
 
 func (e *Engine) reopenWindow() time.Duration {

@@ -75,6 +75,13 @@ func (s fencedStore) PutTicketRecord(r Record) error {
 	return s.f.check(s.Store.PutTicketRecord(r))
 }
 
+func (s fencedStore) DeleteTicketRecord(r Record) error {
+	if err := s.f.lost(); err != nil {
+		return err
+	}
+	return s.f.check(s.Store.DeleteTicketRecord(r))
+}
+
 func (s fencedStore) TicketRecords(source, customerID string) ([]Record, error) {
 	if err := s.f.lost(); err != nil {
 		return nil, err

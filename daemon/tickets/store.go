@@ -118,4 +118,8 @@ type Store interface {
 	TicketRecords(source, customerID string) ([]Record, error)
 	// TicketIntents returns every record in StateCreating.
 	TicketIntents() ([]Record, error)
+	// DeleteTicketRecord removes the record with r's key when it is still
+	// closed as r is (the same ClosedAt); otherwise it removes nothing and
+	// returns nil.
+	DeleteTicketRecord(r Record) error
 }
