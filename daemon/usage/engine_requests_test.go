@@ -255,10 +255,7 @@ func TestEngineKaseyaBMS_badContractsFailTheirCustomers(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, psa.SystemKaseyaBMS)
 			k := h.sim.KaseyaBMS()
-			customers := h.manyCustomers(others, func(i int) (string, string) {
-				a := k.AddAccount(fmt.Sprintf("Customer %04d", i))
-				return strconv.Itoa(a), strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: fmt.Sprintf("Managed Services %04d", i)}))
-			})
+			customers := h.manyCustomers(others, func(i int) (string, string) { return addSysContract(h, i) })
 			acme, globex := k.AddAccount("Acme Corp"), k.AddAccount("Globex Corp")
 			globexContract := strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: globex, Name: "Globex Managed Services"}))
 			inactive := strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Old", Inactive: true}))

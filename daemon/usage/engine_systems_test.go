@@ -525,22 +525,7 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 				h := newSysHarness(t, sys)
 				h.pol.WriteConcurrency = 2
 				const n = 30
-				customers := h.manyCustomers(n, func(i int) (string, string) {
-					switch sys {
-					case psa.SystemAutotask:
-						at := h.sim.Autotask()
-						c := at.AddCompany(fmt.Sprintf("Customer %04d", i))
-						return etID(c), etID(at.AddContract(psatest.AutotaskContract{CompanyID: c, Name: "Managed Services"}))
-					case psa.SystemConnectWise:
-						cw := h.sim.ConnectWise()
-						c := cw.AddCompany(fmt.Sprintf("Customer %04d", i))
-						return etID(c), etID(cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: c, Name: "Managed Services"}))
-					default:
-						k := h.sim.KaseyaBMS()
-						a := k.AddAccount(fmt.Sprintf("Customer %04d", i))
-						return strconv.Itoa(a), strconv.Itoa(k.AddContract(psatest.KaseyaBMSContract{AccountID: a, Name: fmt.Sprintf("Managed Services %04d", i)}))
-					}
-				})
+				customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
 				h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
 				fault.Method = http.MethodPost
 				switch sys {
