@@ -47,7 +47,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		"reconciled first. With -web.url the running daemon runs the pass (it holds the state\n"+
 		"database) and the command waits for it. The exit code is 1 when the pass failed or was partial.")
 	cf.register(fs)
-	rf.register(fs, true)
+	rf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Compute and report the changes, write nothing to the PSA.")
 	fs.BoolVar(&approve, "approve", false, "Apply decreases and increases that the max_decrease_percent and max_increase_percent guards hold for review,\nfor the -customer (and only its -service line, when given). Give -units too: without it the pass applies\nwhatever change it computes, which can be larger than the one reviewed when usage moved again since. Lines held\nbecause the PSA changes them again later in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
@@ -253,7 +253,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		"mapped or has no customer. Nothing is written. With -web.url and the API token the running daemon\n"+
 		"computes it now; with -web.url and no token it shows the plan of the daemon's last pass.")
 	cf.register(fs)
-	rf.register(fs, true)
+	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
@@ -357,7 +357,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		"shell often cannot read: systemd credentials, a Secret mounted in a pod) and needs the\n"+
 		"API token.")
 	cf.register(fs)
-	rf.register(fs, true)
+	rf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -736,7 +736,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
 		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).")
 	cf.register(fs)
-	rf.register(fs, false)
+	rf.register(fs)
 	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial (same as -status failed).")
 	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
 		"\n(failed includes partial; never: mapped but not synced yet).")

@@ -29,7 +29,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 		"effective date, run), newest first. From the state database, or from a running daemon's\n"+
 		"API with -web.url (the daemon holds the database locked), page by page.")
 	cf.register(fs)
-	rf.register(fs, false)
+	rf.register(fs)
 	fs.StringVar(&customer, "customer", "", "Only changes for this source customer `id`.")
 	fs.StringVar(&contract, "contract", "", "Only changes on this PSA contract `id`.")
 	fs.StringVar(&service, "service", "", "Only changes of this PSA service `id`.")

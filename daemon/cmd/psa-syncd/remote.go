@@ -28,11 +28,11 @@ type remoteFlags struct {
 	tokenFile string
 }
 
-func (r *remoteFlags) register(fs *flag.FlagSet, changes bool) {
+func (r *remoteFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked).")
-	if changes {
-		fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.")
-	}
+	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
+		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
+		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
 }
 
 // client returns the API client for -web.url, or nil when it is not set.
@@ -81,6 +81,9 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values, v an
 	if err != nil {
 		return err
 	}
+	// A listener with basic_auth_users takes the token as the password of
+	// the user -web.url names for every request, reads included.
+	setToken(req, c.token)
 	return doJSON(req, v)
 }
 

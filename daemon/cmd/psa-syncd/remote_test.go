@@ -310,6 +310,34 @@ func TestRun_tokenCommandsBehindBasicAuth(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "401") {
 		t.Errorf("check -web.url without a user behind basic auth: exit %d, stderr %q; want the listener's 401", code, stderr)
 	}
+	// The listener asks every request for the user's password, reads
+	// too: status and ledger take the token as well, and sync, which
+	// polls its pass's run, gets past the listener for the whole pass.
+	for _, args := range [][]string{{"status"}, {"ledger"}, {"sync"}} {
+		code, stdout, stderr := runCmd(t, append(args, "-web.url", withUser, "-web.token-file", tokenFile)...)
+		if code != 0 {
+			t.Errorf("%s -web.url %s -web.token-file behind basic auth: exit %d\nstdout: %s\nstderr: %s", args[0], withUser, code, stdout, stderr)
+		}
+	}
+}
+
+// Every command that can ask a running daemon takes the same flags for
+// it: an operator (or a script) copying -web.url and -web.token-file from
+// one command to another gets no usage error.
+func TestRun_remoteFlagsOnEveryRemoteCommand(t *testing.T) {
+	t.Parallel()
+	for _, c := range commands {
+		code, stdout, _ := runCmd(t, c.name, "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d", c.name, code)
+		}
+		if !strings.Contains(stdout, "-web.url") {
+			continue
+		}
+		if !strings.Contains(stdout, "-web.token-file") {
+			t.Errorf("psa-syncd %s has -web.url but no -web.token-file:\n%s", c.name, stdout)
+		}
+	}
 }
 
 // putFirstExport stores exp as the first export of a daemon at base whose

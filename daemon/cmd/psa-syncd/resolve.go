@@ -35,7 +35,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&posted, "posted", false, "The line is in the PSA (delete any duplicate first).")
 	fs.BoolVar(&notPosted, "not-posted", false, "The line is not in the PSA.")
 	fs.StringVar(&noteText, "note", "", "Recorded with the intent: who checked what, e.g. \"jane: line 4711 in BMS\".")
-	rf.register(fs, true)
+	rf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}

@@ -33,7 +33,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
 		"daemon's last ticket pass.")
 	cf.register(fs)
-	rf.register(fs, true)
+	rf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close, annotate or reopen; write nothing to the PSA or the state.")
 	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
