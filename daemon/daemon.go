@@ -1345,6 +1345,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}
 	srv := d.newHTTPServer()
+	defer d.recordURL(cfg, ln)()
 
 	d.reloadMu.Lock()
 	if err := d.reloadExportLocked(true); err != nil && d.exp.Load() == nil {

@@ -8,13 +8,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 // The listener's security comes from a web configuration file in the format
@@ -176,4 +181,81 @@ func (c *tokenUserCache) find(path, token string) (user string, needed bool, err
 			"so the active instance's listener would refuse this standby: add a user with a bcrypt hash of web.api_token", path)
 	}
 	return c.user, true, nil
+}
+
+// URLFileName is the file in the state directory in which psa-syncd run,
+// with an SQLite state database, records while it runs the base URL at
+// which a command on the same machine reaches its API: a command that finds
+// the database locked by it names that URL, whatever -web.listen-address,
+// port 0 or TLS the daemon was started with. It is removed when run stops.
+const URLFileName = "psa-syncd.url"
+
+// LocalURL is the base URL at which a command on the same machine reaches a
+// listener on addr: a loopback address for one that listens on every
+// interface, https:// when tls.
+func LocalURL(addr string, tls bool) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		host, port = "127.0.0.1", "9810"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// servesTLS says whether the web configuration file path (exporter-toolkit's
+// format) has the listener serve TLS.
+func servesTLS(path string) bool {
+	if path == "" {
+		return false
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var c web.Config
+	if yaml.Unmarshal(data, &c) != nil {
+		return false
+	}
+	return c.TLSConfig.IsEnabled()
+}
+
+// recordURL writes the base URL of the listener ln into the SQLite state
+// directory's URLFileName and returns the function that removes it. Not
+// being able to write it costs only the hint of a locked database: it is
+// logged.
+func (d *Daemon) recordURL(cfg *Config, ln net.Listener) (remove func()) {
+	if cfg.State.Driver != state.DriverSQLite || cfg.StateDir == "" {
+		return func() {}
+	}
+	file := filepath.Join(cfg.StateDir, URLFileName)
+	u := LocalURL(ln.Addr().String(), servesTLS(d.webConfigFile))
+	if err := os.WriteFile(file, []byte(u+"\n"), 0o644); err != nil {
+		d.logger.Warn("Could not record the API's URL for the commands run by hand", "file", file, "err", err)
+		return func() {}
+	}
+	return func() { _ = os.Remove(file) }
+}
+
+// RecordedURL returns the base URL that the psa-syncd run holding cfg's
+// SQLite state database recorded (see URLFileName), or "" when there is
+// none.
+func RecordedURL(cfg *Config) string {
+	if cfg == nil || cfg.State.Driver != state.DriverSQLite || cfg.StateDir == "" {
+		return ""
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.StateDir, URLFileName))
+	if err != nil {
+		return ""
+	}
+	s := strings.TrimSpace(string(data))
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return s
 }

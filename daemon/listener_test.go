@@ -342,3 +342,59 @@ func TestDaemon_authenticateToActive(t *testing.T) {
 		t.Errorf("with the token's user in basic_auth_users: Authorization %q, %v; want basic automation:<token>", got, err)
 	}
 }
+
+// While it runs, the daemon records in its SQLite state directory the URL
+// at which a command on this machine reaches its listener, https:// for
+// one that serves TLS, and removes it when it stops: a command that finds
+// the state database locked suggests that URL.
+func TestDaemon_Run_recordsItsURL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	webFile := filepath.Join(dir, "web-config.yml")
+	dtWrite(t, webFile, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile}})
+	cfg := e.d.cfg.Load()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	want := "https://" + ln.Addr().String()
+	deadline := time.Now().Add(10 * time.Second)
+	for RecordedURL(cfg) != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := RecordedURL(cfg); got != want {
+		t.Errorf("RecordedURL while the daemon runs = %q, want %q", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, URLFileName)); !os.IsNotExist(err) {
+		t.Errorf("%s after the daemon stopped: %v, want it removed", URLFileName, err)
+	}
+}
+
+func TestLocalURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		addr string
+		tls  bool
+		want string
+	}{
+		{"127.0.0.1:9810", false, "http://127.0.0.1:9810"},
+		{":9810", false, "http://127.0.0.1:9810"},
+		{"0.0.0.0:9810", true, "https://127.0.0.1:9810"},
+		{"[::]:41234", false, "http://127.0.0.1:41234"},
+		{"[::1]:9810", false, "http://[::1]:9810"},
+		{"10.0.0.5:9810", true, "https://10.0.0.5:9810"},
+	} {
+		if got := LocalURL(tc.addr, tc.tls); got != tc.want {
+			t.Errorf("LocalURL(%q, %t) = %q, want %q", tc.addr, tc.tls, got, tc.want)
+		}
+	}
+}

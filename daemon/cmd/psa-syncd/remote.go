@@ -8,10 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -158,7 +158,10 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 		return ""
 	}
 	web := "-web.url " + localDaemonURL(cfg)
-	where := "URL: its web.listen_address, https:// when its -web.config.file serves TLS"
+	where := "URL: its web.listen_address, https:// when its -web.config.file serves TLS; if it was started with -web.listen-address, that address"
+	if daemon.RecordedURL(cfg) != "" {
+		where = "URL: where it listens, as it recorded in " + filepath.Join(cfg.StateDir, daemon.URLFileName)
+	}
 	token, tokenNote := "-web.token-file FILE", "token: FILE holds its web.api_token, or set PSA_SYNCD_API_TOKEN instead of the flag"
 	if cfg != nil && cfg.Web.APITokenFile != "" {
 		token, tokenNote = "-web.token-file "+cfg.Web.APITokenFile, "token: its web.api_token_file, or set PSA_SYNCD_API_TOKEN instead of the flag"
@@ -185,22 +188,21 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 }
 
 // localDaemonURL is the base URL at which a command on the same machine
-// reaches the daemon of cfg: its web.listen_address, with a loopback
-// address for one that listens on every interface, over plain HTTP (a
-// daemon whose -web.config.file serves TLS is reached with https://).
+// reaches the daemon of cfg: the one that psa-syncd run recorded in the
+// state directory while it holds an SQLite state database (see
+// daemon.URLFileName), else one from its web.listen_address, with a
+// loopback address for one that listens on every interface, over plain
+// HTTP (a daemon whose -web.config.file serves TLS is reached with
+// https://).
 func localDaemonURL(cfg *daemon.Config) string {
+	if u := daemon.RecordedURL(cfg); u != "" {
+		return u
+	}
 	addr := daemon.DefaultListenAddress
 	if cfg != nil && cfg.Web.ListenAddress != "" {
 		addr = cfg.Web.ListenAddress
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		host, port = "127.0.0.1", "9810"
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
+	return daemon.LocalURL(addr, false)
 }
 
 // fetchDaemonExport reads the mapping export in use from the daemon at

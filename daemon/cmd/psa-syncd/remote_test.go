@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -125,8 +126,10 @@ func TestRun_lockedHintsWork(t *testing.T) {
 			t.Errorf("%v on the locked database: exit %d, stderr %q; want 1 and an example command line", args, code, stderr)
 			continue
 		}
-		example := strings.Fields(strings.Replace(m[1], "http://127.0.0.1:9810", base, 1))
-		if example[0] != args[0] || !strings.Contains(m[1], "-web.url http://127.0.0.1:9810") {
+		// The daemon listens on the port -web.listen-address 127.0.0.1:0
+		// gave it, not at the config's (default) web.listen_address.
+		example := strings.Fields(m[1])
+		if example[0] != args[0] || !strings.Contains(m[1]+" ", "-web.url "+base+" ") {
 			t.Errorf("%v: the hint suggests %q", args, m[1])
 			continue
 		}
@@ -199,8 +202,9 @@ func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
 		t.Errorf("validate while the daemon runs: exit %d\nstdout: %s\nstderr: %s\nwant the export read from the daemon", code, stdout, stderr)
 	}
 
-	// A listen address where no daemon answers: the command fails and
-	// says why it could read neither.
+	// A listen address in the config where no daemon answers: the
+	// daemon recorded where it listens (run -web.listen-address), and
+	// that is where the export is read.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +212,15 @@ func TestRun_checkAndValidateWhileSelfStoreDaemonRuns(t *testing.T) {
 	nobody := l.Addr().String()
 	_ = l.Close()
 	writeFile(t, cfg, strings.Replace(conf, "web: {", "web: {listen_address: "+nobody+", ", 1))
+	code, stdout, stderr = runCmd(t, "validate", "-config.file", cfg)
+	if code != 0 || !strings.Contains(stdout, "mapping export "+from+": valid (revision") {
+		t.Errorf("validate with another web.listen_address than the daemon's: exit %d\nstdout: %s\nstderr: %s\nwant the export read where the daemon listens", code, stdout, stderr)
+	}
+	// Without that record, the command fails and says why it could
+	// read neither.
+	if err := os.Remove(filepath.Join(dir, "state", daemon.URLFileName)); err != nil {
+		t.Fatal(err)
+	}
 	code, _, stderr = runCmd(t, "validate", "-config.file", cfg)
 	if code != 1 || !strings.Contains(stderr, "is locked by another psa-syncd process, and its export could not be read from its API on this machine either") ||
 		!strings.Contains(stderr, nobody) {
