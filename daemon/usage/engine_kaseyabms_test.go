@@ -125,7 +125,7 @@ func TestEngineKaseyaBMS_lostResponseIsNotReposted(t *testing.T) {
 	in := open[0]
 	cs := h.status("cust-a")
 	wantHint := fmt.Sprintf("check contract %s in Kaseya BMS for a line of service %s (Sophos Intercept X Advanced) with 42 units effective 2026-11-01; "+
-		"then run `psa-syncd resolve -intent %d -posted` if it is there (delete any duplicate first) or `psa-syncd resolve -intent %d -not-posted` if it is not; "+
+		"then run `psa-syncd resolve -intent %d -posted` if it is there (delete any duplicate first) or `psa-syncd resolve -intent %d -not-posted` if it is not (while psa-syncd run is up, with its -web.url and -web.token-file); "+
 		"psa-syncd never posts it again by itself", h.contractA, h.svcIntercept, in.ID, in.ID)
 	if cs.Result != state.CustomerFailed || cs.Hint != wantHint {
 		t.Errorf("status of cust-a = %+v\nwant failed with hint %q", cs, wantHint)

@@ -107,7 +107,8 @@ func reviewHint(in state.Intent, serviceName string) string {
 	}
 	return fmt.Sprintf("check contract %s in %s for a line of %s with %d units effective %s; then run "+
 		"`psa-syncd resolve -intent %d -posted` if it is there (delete any duplicate first) or "+
-		"`psa-syncd resolve -intent %d -not-posted` if it is not; psa-syncd never posts it again by itself",
+		"`psa-syncd resolve -intent %d -not-posted` if it is not (while psa-syncd run is up, with its -web.url and -web.token-file); "+
+		"psa-syncd never posts it again by itself",
 		in.ContractID, systemName(in.System), svc, in.After, in.EffectiveDate.Format(time.DateOnly), in.ID, in.ID)
 }
 

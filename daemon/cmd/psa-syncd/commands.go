@@ -687,7 +687,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 		exportFile string
 	)
 	fs := newFlagSet(e, "validate", "Validate the config file and the mapping export it names. Errors name the file,\n"+
-		"the entry and the field. The exit code is 1 when either is invalid.")
+		"the entry and the field. The exit code is 1 when either is invalid. Where only the running\n"+
+		"psa-syncd can read the config's secrets (systemd credentials, a Kubernetes Secret), run\n"+
+		"`psa-syncd check -web.url URL -web.token-file FILE`: the daemon validates its config file as\n"+
+		"a reload would read it, and the export, and tests its credentials.")
 	cf.register(fs)
 	fs.StringVar(&exportFile, "export.file", "", "Validate this mapping export `file` instead of the config file's export_path.")
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -821,7 +824,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents})
 		return 0
 	}
-	defer printIntents(e.stdout, intents)
+	defer printIntents(e.stdout, intents, resolveCommand(e, &rf))
 	if len(customers) == 0 {
 		switch status {
 		case "failed":

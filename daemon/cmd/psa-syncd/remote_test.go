@@ -17,6 +17,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -344,10 +345,10 @@ func TestRun_remoteFlagsOnEveryRemoteCommand(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("%s --help: exit %d", c.name, code)
 		}
-		if !strings.Contains(stdout, "-web.url") {
+		if !strings.Contains(stdout, "\n  -web.url ") {
 			continue
 		}
-		if !strings.Contains(stdout, "-web.token-file") {
+		if !strings.Contains(stdout, "\n  -web.token-file ") {
 			t.Errorf("psa-syncd %s has -web.url but no -web.token-file:\n%s", c.name, stdout)
 		}
 	}
@@ -370,5 +371,50 @@ func putFirstExport(t *testing.T, base, tokenFile string, exp []byte) {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT /api/v1/export: %s", resp.Status)
+	}
+}
+
+// The writes awaiting review that status -web.url lists (Kaseya BMS posts
+// whose answer was lost) come with the resolve command line that works
+// against the same daemon, its -web.url and token included: copied as
+// given, it settles the intent.
+func TestRun_statusThroughDaemonGivesAWorkingResolve(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemKaseyaBMS, psatest.WithFault(psatest.Fault{
+		Method: http.MethodPost, Path: "/v2/finance/contracts/recurringservices/*", DropAfterHandling: true, Times: 1}))
+	tokenFile := filepath.Join(e.dir, "api-token")
+	writeFile(t, tokenFile, "test-token\n")
+	conf := string(must(os.ReadFile(e.cfgPath)))
+	writeFile(t, e.cfgPath, conf+fmt.Sprintf("web: {api_token_file: %q}\n", tokenFile))
+	if code, stdout, _ := runCmd(t, "sync", "-config.file", e.cfgPath, "-state.allow-empty"); code != 1 || !strings.Contains(stdout, "partial") {
+		t.Fatalf("sync with a lost answer: exit %d, want 1 and partial\n%s", code, stdout)
+	}
+	base := startDaemon(t, e.cfgPath)
+	code, stdout, stderr := runCmd(t, "status", "-web.url", base, "-web.token-file", tokenFile)
+	m := regexp.MustCompile("run `psa-syncd (resolve [^`]*) -intent ID -posted`").FindStringSubmatch(stdout)
+	if code != 0 || m == nil {
+		t.Fatalf("status -web.url with an intent awaiting review: exit %d\n%s\n%s\nwant a resolve command line", code, stdout, stderr)
+	}
+	id := regexp.MustCompile(`(?m)^(\d+)\s+kaseya_bms`).FindStringSubmatch(stdout)
+	if id == nil {
+		t.Fatalf("status -web.url lists no Kaseya BMS intent:\n%s", stdout)
+	}
+	args := append(strings.Fields(m[1]), "-intent", id[1], "-posted")
+	code, stdout, stderr = runCmd(t, args...)
+	if code != 0 || !strings.Contains(stdout, "Intent "+id[1]+" resolved as posted") {
+		t.Errorf("psa-syncd %s, as status suggests: exit %d\n%s\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+}
+
+// validate has no -web.url: given one (copied from check or status), the
+// usage error names the command that validates through the running
+// daemon, which reads the secrets a shell often cannot.
+func TestRun_validateWebURLPointsAtCheck(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"-web.url=http://127.0.0.1:9810", "--web.token-file"} {
+		code, stdout, stderr := runCmd(t, "validate", flag, "x")
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "`psa-syncd check -web.url URL -web.token-file FILE`") {
+			t.Errorf("validate %s: exit %d\nstdout: %s\nstderr: %s\nwant 2 and a pointer at check -web.url", flag, code, stdout, stderr)
+		}
 	}
 }

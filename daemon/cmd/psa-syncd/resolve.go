@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -166,8 +167,9 @@ func requestRedactor(req *http.Request) *redact.Redactor {
 	return r
 }
 
-// printIntents lists the writes whose outcome is not settled yet.
-func printIntents(w io.Writer, intents []daemon.IntentView) {
+// printIntents lists the writes whose outcome is not settled yet; resolve
+// is the command line that settles one, as the operator can run it.
+func printIntents(w io.Writer, intents []daemon.IntentView, resolve string) {
 	if len(intents) == 0 {
 		return
 	}
@@ -182,8 +184,37 @@ func printIntents(w io.Writer, intents []daemon.IntentView) {
 	}
 	_ = tw.Flush()
 	if bms {
-		fmt.Fprintln(w, "Check each contract in Kaseya BMS for that line, then run `psa-syncd resolve -intent ID -posted` or `-not-posted`.")
+		fmt.Fprintf(w, "Check each contract in Kaseya BMS for that line, then run `%s -intent ID -posted` or `-not-posted`.\n", resolve)
+		if !strings.Contains(resolve, "-web.url") {
+			fmt.Fprintln(w, "While psa-syncd run is up, give resolve its -web.url and -web.token-file.")
+		}
 	} else {
 		fmt.Fprintln(w, "The next sync (or the daemon's start) settles them by reading the PSA.")
 	}
+}
+
+// resolveCommand is the resolve command line that works where status ran:
+// against the daemon status asked, with its URL (without a password it may
+// carry) and the API token, or on the state database status opened, which
+// no psa-syncd run holds then (an SQLite one; with PostgreSQL one may run:
+// then resolve needs -web.url too).
+func resolveCommand(e *env, rf *remoteFlags) string {
+	if rf.url == "" {
+		return "psa-syncd resolve"
+	}
+	shown := rf.url
+	if u, err := url.Parse(rf.url); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.User(u.User.Username())
+			shown = u.String()
+		}
+	}
+	cmd := "psa-syncd resolve -web.url " + shown
+	switch {
+	case rf.tokenFile != "":
+		cmd += " -web.token-file " + rf.tokenFile
+	case strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN")) == "":
+		cmd += " -web.token-file FILE"
+	}
+	return cmd
 }
