@@ -54,8 +54,7 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 		err = backupLocal(ctx, e, cf.configFile, out)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	fmt.Fprintf(e.stdout, "Wrote a backup of the state database to %s.\n", out)
 	return 0

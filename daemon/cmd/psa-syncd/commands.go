@@ -176,14 +176,12 @@ func approvalNotApplied(e *env, status, errText string) bool {
 func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
 	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	fmt.Fprintf(e.stderr, "Sync request %s queued; waiting for the pass to finish.\n", tk.ID)
 	tk, run, err := api.waitRun(ctx, tk.ID)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	if run == nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: sync request %s failed before its pass started: %s\n", tk.ID, tk.Error)
@@ -193,8 +191,7 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 		Customers []statusRow `json:"customers"`
 	}
 	if err := api.get(ctx, "/api/v1/customers", nil, &out); err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	customers := []statusRow{}
 	for _, c := range out.Customers {
@@ -290,8 +287,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 			err = api.get(ctx, "/api/v1/plan", q, p)
 		}
 		if err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
+			return requestFailed(e, err)
 		}
 	} else {
 		d, logger, code := cf.setup(e, nil)
@@ -371,8 +367,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	if api != nil {
 		var out daemon.CheckReport
 		if err := api.postWithin(ctx, "/api/v1/check", struct{}{}, &out, remotePassTimeout); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
+			return requestFailed(e, err)
 		}
 		fmt.Fprint(e.stdout, out.Report)
 		if !out.OK {
@@ -776,13 +771,11 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			Customers []statusRow `json:"customers"`
 		}
 		if err := api.get(ctx, "/api/v1/customers", q, &out); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
+			return requestFailed(e, err)
 		}
 		customers = out.Customers
 		if intents, err = fetchIntents(ctx, api); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
+			return requestFailed(e, err)
 		}
 	} else {
 		d, logger, code := cf.setup(e, nil)

@@ -65,8 +65,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	var entries []daemon.LedgerView
 	if api != nil {
 		if entries, err = remoteLedger(ctx, api, q, limit); err != nil {
-			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-			return 1
+			return requestFailed(e, err)
 		}
 	} else {
 		cfg, err := daemon.Load(cf.configFile, e.getenv)

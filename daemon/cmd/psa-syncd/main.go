@@ -72,7 +72,8 @@ var commands = []command{
 }
 
 // run is main without the process: it dispatches args to a subcommand and
-// returns the exit code (0 success, 1 failure, 2 usage error).
+// returns the exit code (0 success, 1 failure, 2 usage error, 3 the daemon
+// of -web.url not reached).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
 	if len(args) == 0 {
@@ -114,6 +115,13 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' (or 'psa-syncd help <command>') for the flags of a command. Flags take one or two dashes.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Exit codes:")
+	fmt.Fprintln(w, "  0  success")
+	fmt.Fprintln(w, "  1  failure: a failed or partial pass, a customer that cannot be planned, a failed check,")
+	fmt.Fprintln(w, "     an invalid config or export, or an error the daemon of -web.url answered")
+	fmt.Fprintln(w, "  2  usage error: an unknown or bad flag, flags that contradict each other")
+	fmt.Fprintf(w, "  %d  the daemon of -web.url could not be reached or did not answer in time\n", exitUnreachable)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment:")
 	fmt.Fprintf(w, "  GOMEMLIMIT  soft memory limit of the Go runtime (default %dMiB; e.g. 200MiB, or off)\n", defaultMemoryLimit>>20)

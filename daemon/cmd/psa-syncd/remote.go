@@ -65,6 +65,24 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	return c, nil
 }
 
+// exitUnreachable is the exit code of a command whose -web.url daemon could
+// not be reached or did not answer in time (connection refused, a timeout,
+// a TLS handshake that failed): a script or CI job tells it from a failure
+// that the daemon reported (1), and may try again later.
+const exitUnreachable = 3
+
+// requestFailed reports err, of a command's requests to the daemon of
+// -web.url (or of its local form), and returns the command's exit code:
+// exitUnreachable when no answer came, else 1.
+func requestFailed(e *env, err error) int {
+	fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+	var ue *url.Error
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+		return exitUnreachable
+	}
+	return 1
+}
+
 // apiClient talks to a running psa-syncd's HTTP API.
 type apiClient struct {
 	base  string

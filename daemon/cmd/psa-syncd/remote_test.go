@@ -418,3 +418,29 @@ func TestRun_validateWebURLPointsAtCheck(t *testing.T) {
 		}
 	}
 }
+
+// A command whose -web.url daemon does not answer exits 3, not the 1 of a
+// failure the daemon reported (a failed pass, a 401): a job tells a daemon
+// that is down (try again) from customers that failed (look at them).
+func TestRun_unreachableDaemonExit3(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := "-web.url=http://" + l.Addr().String()
+	_ = l.Close()
+	tokenFile := filepath.Join(t.TempDir(), "api-token")
+	writeFile(t, tokenFile, "test-token\n")
+	out := filepath.Join(t.TempDir(), "backup.db")
+	for _, args := range [][]string{
+		{"status"}, {"ledger"}, {"plan"}, {"plan", "-web.token-file", tokenFile}, {"sync", "-web.token-file", tokenFile},
+		{"check", "-web.token-file", tokenFile}, {"tickets", "-web.token-file", tokenFile},
+		{"resolve", "-intent", "1", "-posted", "-web.token-file", tokenFile}, {"backup", "-output", out, "-web.token-file", tokenFile},
+	} {
+		code, stdout, stderr := runCmd(t, append([]string{args[0], web}, args[1:]...)...)
+		if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "connection refused") {
+			t.Errorf("%v %s with nothing listening: exit %d\nstdout: %s\nstderr: %s\nwant %d", args, web, code, stdout, stderr, exitUnreachable)
+		}
+	}
+}

@@ -76,8 +76,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		}
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	if posted {
 		fmt.Fprintf(e.stdout, "Intent %d resolved as posted: contract %s service %s holds %d units from %s (recorded in the ledger).\n",

@@ -104,8 +104,7 @@ func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient,
 	defer stop()
 	var v daemon.TicketPassView
 	if err := api.postWithin(ctx, "/api/v1/tickets", map[string]bool{"dry_run": dryRun}, &v, remotePassTimeout); err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 1
+		return requestFailed(e, err)
 	}
 	rep := v.Report()
 	printTickets(e.stdout, rep, dryRun)
