@@ -444,3 +444,21 @@ func TestRun_unreachableDaemonExit3(t *testing.T) {
 		}
 	}
 }
+
+// tickets prints a table, and with -json the report in the format of
+// POST /api/v1/tickets, the same without a daemon and through one, with
+// the same exit code, so that a script reads either.
+func TestRun_ticketsJSON(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	code, local, stderr := runCmd(t, "tickets", "-config.file", cfg, "-dry-run", "-json")
+	var v daemon.TicketPassView
+	if err := json.Unmarshal([]byte(local), &v); code != 0 || err != nil || !v.DryRun || len(v.Customers) != 1 || len(v.Customers[0].WouldCreate) != 1 {
+		t.Fatalf("tickets -dry-run -json: exit %d, %v\nstdout: %s\nstderr: %s\nwant a dry run creating one ticket", code, err, local, stderr)
+	}
+	base := startDaemon(t, cfg)
+	code, remote, stderr := runCmd(t, "tickets", "-web.url", base, "-web.token-file", tokenFile, "-dry-run", "-json")
+	if code != 0 || remote != local {
+		t.Errorf("tickets -web.url -dry-run -json: exit %d\n%s\nstderr: %s\nwant what it prints without a daemon:\n%s", code, remote, stderr, local)
+	}
+}

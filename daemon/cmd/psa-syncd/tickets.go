@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		cf     commonFlags
 		rf     remoteFlags
 		dryRun bool
+		asJSON bool
 	)
 	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
@@ -35,6 +37,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close, annotate or reopen; write nothing to the PSA or the state.")
+	fs.BoolVar(&asJSON, "json", false, "Print the report as JSON, in the format of POST /api/v1/tickets, instead of the table.")
 	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
@@ -49,7 +52,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
 			return 2
 		}
-		return ticketsRemote(ctx, e, &cf, api, dryRun)
+		return ticketsRemote(ctx, e, &cf, api, dryRun, asJSON)
 	}
 	d, logger, code := cf.setup(e, nil)
 	if code >= 0 {
@@ -75,7 +78,11 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Error("Error running the ticket pass", "err", err)
 		return 1
 	}
-	printTickets(e.stdout, rep, dryRun)
+	if asJSON {
+		writeJSON(e.stdout, daemon.NewTicketPassView(rep, dryRun))
+	} else {
+		printTickets(e.stdout, rep, dryRun)
+	}
 	return ticketsExit(logger, rep)
 }
 
@@ -94,7 +101,7 @@ func ticketsExit(logger *slog.Logger, rep tickets.Report) int {
 
 // ticketsRemote asks a running daemon for a ticket pass (or a dry run),
 // waits for its report and prints it like a local pass.
-func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient, dryRun bool) int {
+func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient, dryRun, asJSON bool) int {
 	logger, err := cf.logger(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
@@ -107,8 +114,19 @@ func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient,
 		return requestFailed(e, err)
 	}
 	rep := v.Report()
-	printTickets(e.stdout, rep, dryRun)
+	if asJSON {
+		writeJSON(e.stdout, v)
+	} else {
+		printTickets(e.stdout, rep, dryRun)
+	}
 	return ticketsExit(logger, rep)
+}
+
+// writeJSON prints v as indented JSON, as the other commands' -json do.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }
 
 // printTickets writes one line per customer and the totals. A pass that
