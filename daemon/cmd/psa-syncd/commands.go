@@ -171,8 +171,9 @@ func approvalNotApplied(e *env, status, errText string) bool {
 }
 
 // syncRemote asks a running daemon for a pass, waits for it and prints it
-// like a local pass, without the plan's lines and unbillable usage (`plan
-// -web.url` shows those of the daemon's last pass).
+// like a local pass: its table without the plan's lines and unbillable
+// usage (`plan -web.url` shows those of the daemon's last pass), its JSON
+// with the plan, and the request.
 func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
 	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
@@ -200,9 +201,14 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 		}
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"request": tk, "run": run, "customers": customers})
+		// The plan of the pass, as sync -json prints it without a daemon:
+		// the daemon's last plan when it is this pass's, else null.
+		var plan *usage.Plan
+		var last usage.Plan
+		if err := api.get(ctx, "/api/v1/plan", nil, &last); err == nil && last.RunID == run.ID {
+			plan = &last
+		}
+		writeJSON(e.stdout, map[string]any{"request": tk, "run": run, "customers": customers, "plan": plan})
 	} else {
 		printRun(e.stdout, *run, customers)
 	}

@@ -462,3 +462,33 @@ func TestRun_ticketsJSON(t *testing.T) {
 		t.Errorf("tickets -web.url -dry-run -json: exit %d\n%s\nstderr: %s\nwant what it prints without a daemon:\n%s", code, remote, stderr, local)
 	}
 }
+
+// sync -json prints the same object through -web.url as without a daemon
+// (customers, plan and run; and the request), so that a script reading the
+// plan's changes works with either.
+func TestRun_syncJSONThroughDaemonHasThePlan(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	type out struct {
+		Customers []json.RawMessage `json:"customers"`
+		Plan      *struct {
+			RunID   int64             `json:"run_id"`
+			Changes []json.RawMessage `json:"changes"`
+		} `json:"plan"`
+		Run struct {
+			ID     int64  `json:"id"`
+			Result string `json:"result"`
+		} `json:"run"`
+	}
+	var local, remote out
+	code, stdout, stderr := runCmd(t, "sync", "-config.file", cfg, "-json")
+	if err := json.Unmarshal([]byte(stdout), &local); code != 0 || err != nil || local.Plan == nil {
+		t.Fatalf("sync -json: exit %d, %v\nstdout: %s\nstderr: %s\nwant the pass's plan", code, err, stdout, stderr)
+	}
+	base := startDaemon(t, cfg)
+	code, stdout, stderr = runCmd(t, "sync", "-web.url", base, "-web.token-file", tokenFile, "-json")
+	if err := json.Unmarshal([]byte(stdout), &remote); code != 0 || err != nil || remote.Plan == nil || remote.Plan.RunID != remote.Run.ID ||
+		len(remote.Plan.Changes) != len(local.Plan.Changes) || len(remote.Customers) != len(local.Customers) {
+		t.Errorf("sync -web.url -json: exit %d, %v\nstdout: %s\nstderr: %s\nwant the pass's plan, as without a daemon", code, err, stdout, stderr)
+	}
+}
