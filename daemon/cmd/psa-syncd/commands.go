@@ -171,9 +171,7 @@ func approvalNotApplied(e *env, status, errText string) bool {
 }
 
 // syncRemote asks a running daemon for a pass, waits for it and prints it
-// like a local pass: its table without the plan's lines and unbillable
-// usage (`plan -web.url` shows those of the daemon's last pass), its JSON
-// with the plan, and the request.
+// like a local pass (its JSON with the sync request too).
 func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
 	var tk daemon.SyncTicket
 	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
@@ -200,17 +198,22 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 			customers = append(customers, c)
 		}
 	}
+	// The plan of the pass, as sync prints it without a daemon (the lines
+	// it changed, and the usage it could not bill): the daemon's last
+	// plan when it is this pass's.
+	var plan *usage.Plan
+	var last usage.Plan
+	if err := api.get(ctx, "/api/v1/plan", nil, &last); err == nil && last.RunID == run.ID {
+		plan = &last
+	}
 	if asJSON {
-		// The plan of the pass, as sync -json prints it without a daemon:
-		// the daemon's last plan when it is this pass's, else null.
-		var plan *usage.Plan
-		var last usage.Plan
-		if err := api.get(ctx, "/api/v1/plan", nil, &last); err == nil && last.RunID == run.ID {
-			plan = &last
-		}
 		writeJSON(e.stdout, map[string]any{"request": tk, "run": run, "customers": customers, "plan": plan})
 	} else {
 		printRun(e.stdout, *run, customers)
+		if plan != nil {
+			fmt.Fprintln(e.stdout)
+			printChanges(e.stdout, plan, false)
+		}
 	}
 	if r.Units != nil {
 		for _, c := range customers {

@@ -360,3 +360,22 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// sync -web.url prints what sync prints without a daemon: after the run
+// and its customers, the lines the pass changed and the usage it could
+// not bill (unmapped customers and products, usage with no customer), so
+// that unbilled usage is not missed when the daemon runs the pass.
+func TestRun_remoteSyncShowsUnbilledUsage(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	tokenFile := filepath.Join(e.dir, "token")
+	writeFile(t, tokenFile, "test-token\n")
+	base := startDaemon(t, e.cfgPath)
+	code, stdout, stderr := runCmd(t, "sync", "-web.url", base, "-web.token-file", tokenFile)
+	for _, want := range []string{": success", "DESIRED", "3 to update,", "Unmapped customers", "cust-initech",
+		"Unmapped products", "XGS-FW", "Usage with no customer"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("sync -web.url: exit %d, output lacks %q:\n%s\n%s", code, want, stdout, stderr)
+		}
+	}
+}
