@@ -787,6 +787,12 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			return requestFailed(e, err)
 		}
 	} else {
+		// A state_dir where no database is, mistyped or another user's,
+		// must not show "no customer synced" out of one made for it.
+		if err := requireState(ctx, e, cf.configFile); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
 		d, logger, code := cf.setup(e, nil)
 		if code >= 0 {
 			return code
@@ -850,6 +856,28 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	_ = tw.Flush()
 	printHints(e.stdout, hints)
 	return 0
+}
+
+// requireState returns, for a command that only reads the state database,
+// the error of a database that is not there (state.ErrNoState), which
+// setup would create empty; it returns nil when the database is there, and
+// when the config or the database cannot be opened for another reason
+// (locked by psa-syncd run, say), which setup reports.
+func requireState(ctx context.Context, e *env, configFile string) error {
+	cfg, err := daemon.Load(configFile, e.getenv)
+	if err != nil {
+		return nil
+	}
+	dbc := cfg.State.Database(cfg.StateDir)
+	dbc.Existing = true // only read from
+	db, err := state.OpenConfig(ctx, dbc)
+	if errors.Is(err, state.ErrNoState) {
+		return err
+	}
+	if err == nil {
+		_ = db.Close() // only read from
+	}
+	return nil
 }
 
 // customerHint is a customer's hint, printed under a table whose error

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,5 +69,23 @@ func TestRun_remoteLedgerPages(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// status, like ledger, reads the state database as it is: with a
+// state_dir where none is (a typo, another user's path) it fails naming
+// the file, instead of creating an empty database and saying that no
+// customer was ever synced.
+func TestRun_statusWithoutStateDatabase(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	for _, cmd := range []string{"status", "ledger"} {
+		code, stdout, stderr := runCmd(t, cmd, "-config.file", e.cfgPath)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, "is the state directory right?") {
+			t.Errorf("%s without a state database: exit %d\nstdout: %s\nstderr: %s\nwant 1 and the missing database named", cmd, code, stdout, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("state directory after status and ledger: %v, want none created", err)
 	}
 }
