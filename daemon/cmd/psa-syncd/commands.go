@@ -178,7 +178,14 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 		return requestFailed(e, err)
 	}
 	fmt.Fprintf(e.stderr, "Sync request %s queued; waiting for the pass to finish.\n", tk.ID)
-	tk, run, err := api.waitRun(ctx, tk.ID)
+	id := tk.ID
+	tk, run, err := api.waitRun(ctx, id)
+	if err != nil && ctx.Err() != nil {
+		// Interrupted (SIGINT, SIGTERM): the daemon's pass goes on.
+		fmt.Fprintf(e.stderr, "psa-syncd: stopped waiting for sync request %s; the daemon runs its pass all the same: "+
+			"see `psa-syncd status -web.url %s` or GET /api/v1/runs/%s\n", id, api.shownURL(), id)
+		return 1
+	}
 	if err != nil {
 		return requestFailed(e, err)
 	}

@@ -89,6 +89,9 @@ type apiClient struct {
 	token string
 }
 
+// shownURL is the daemon's base URL for a message: without a password.
+func (c *apiClient) shownURL() string { return withoutPassword(c.base) }
+
 // get decodes the JSON answer of GET path?query into v.
 func (c *apiClient) get(ctx context.Context, path string, query url.Values, v any) error {
 	u := c.base + path

@@ -2,16 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -490,5 +493,40 @@ func TestRun_syncJSONThroughDaemonHasThePlan(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &remote); code != 0 || err != nil || remote.Plan == nil || remote.Plan.RunID != remote.Run.ID ||
 		len(remote.Plan.Changes) != len(local.Plan.Changes) || len(remote.Customers) != len(local.Customers) {
 		t.Errorf("sync -web.url -json: exit %d, %v\nstdout: %s\nstderr: %s\nwant the pass's plan, as without a daemon", code, err, stdout, stderr)
+	}
+}
+
+// Interrupted while it waits for the daemon's pass (SIGINT, a job's
+// timeout), sync -web.url says that the pass goes on in the daemon and
+// where to see it, not only "context canceled": run again, it would ask
+// for a second pass.
+func TestRun_remoteSyncInterruptedSaysThePassGoesOn(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
+		case r.URL.Path == "/api/v1/runs/q1":
+			fmt.Fprint(w, `{"request":{"run_id":"q1","status":"running"},"run":null}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	env := func(k string) string {
+		if k == "PSA_SYNCD_API_TOKEN" {
+			return "test-token"
+		}
+		return ""
+	}
+	code := run(ctx, []string{"sync", "-web.url", strings.Replace(srv.URL, "http://", "http://ops:hunter2@", 1)}, &stdout, &stderr, env)
+	if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "stopped waiting for sync request q1; the daemon runs its pass all the same") ||
+		!strings.Contains(stderr.String(), "psa-syncd status -web.url http://ops@127.0.0.1:") || strings.Contains(stderr.String(), "hunter2") {
+		t.Errorf("sync -web.url interrupted: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
 }

@@ -201,14 +201,7 @@ func resolveCommand(e *env, rf *remoteFlags) string {
 	if rf.url == "" {
 		return "psa-syncd resolve"
 	}
-	shown := rf.url
-	if u, err := url.Parse(rf.url); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.User(u.User.Username())
-			shown = u.String()
-		}
-	}
-	cmd := "psa-syncd resolve -web.url " + shown
+	cmd := "psa-syncd resolve -web.url " + withoutPassword(rf.url)
 	switch {
 	case rf.tokenFile != "":
 		cmd += " -web.token-file " + rf.tokenFile
@@ -216,4 +209,18 @@ func resolveCommand(e *env, rf *remoteFlags) string {
 		cmd += " -web.token-file FILE"
 	}
 	return cmd
+}
+
+// withoutPassword is the URL of -web.url to show in a command line to run:
+// without the password it may carry.
+func withoutPassword(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.User == nil {
+		return base
+	}
+	if _, ok := u.User.Password(); !ok {
+		return base
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
 }
