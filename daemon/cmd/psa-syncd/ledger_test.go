@@ -75,17 +75,18 @@ func TestRun_remoteLedgerPages(t *testing.T) {
 // status, like ledger, reads the state database as it is: with a
 // state_dir where none is (a typo, another user's path) it fails naming
 // the file, instead of creating an empty database and saying that no
-// customer was ever synced.
+// customer was ever synced. So do resolve and rebind, which act on a
+// database that holds an open intent or refused a pass.
 func TestRun_statusWithoutStateDatabase(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, nil)
-	for _, cmd := range []string{"status", "ledger"} {
-		code, stdout, stderr := runCmd(t, cmd, "-config.file", e.cfgPath)
+	for _, args := range [][]string{{"status"}, {"ledger"}, {"resolve", "-intent", "1", "-posted"}, {"rebind"}} {
+		code, stdout, stderr := runCmd(t, append(args, "-config.file", e.cfgPath)...)
 		if code != 1 || stdout != "" || !strings.Contains(stderr, "is the state directory right?") {
-			t.Errorf("%s without a state database: exit %d\nstdout: %s\nstderr: %s\nwant 1 and the missing database named", cmd, code, stdout, stderr)
+			t.Errorf("%v without a state database: exit %d\nstdout: %s\nstderr: %s\nwant 1 and the missing database named", args, code, stdout, stderr)
 		}
-	}
-	if _, err := os.Stat(filepath.Join(e.dir, "state")); !os.IsNotExist(err) {
-		t.Errorf("state directory after status and ledger: %v, want none created", err)
+		if _, err := os.Stat(filepath.Join(e.dir, "state")); !os.IsNotExist(err) {
+			t.Fatalf("state directory after %v: %v, want none created", args, err)
+		}
 	}
 }

@@ -19,6 +19,12 @@ func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
+	// Rebinding is for a state database that refused a pass: a mistyped
+	// state_dir gets no new one, bound while the real one stays as it is.
+	if err := requireState(ctx, e, cf.configFile); err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 1
+	}
 	d, logger, code := cf.setup(e, nil)
 	if code >= 0 {
 		return code

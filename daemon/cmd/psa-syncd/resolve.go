@@ -61,6 +61,12 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		err = api.post(ctx, "/api/v1/intents/"+strconv.FormatInt(id, 10)+"/resolve", map[string]any{"posted": posted, "note": noteText}, &out)
 		in = out.Intent
 	} else {
+		// An intent is in a state database that is there: a mistyped
+		// state_dir gets no new empty one.
+		if err := requireState(ctx, e, cf.configFile); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
 		d, logger, code := cf.setup(e, nil)
 		if code >= 0 {
 			return code
