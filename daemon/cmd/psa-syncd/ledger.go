@@ -24,6 +24,7 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 		period   string
 		limit    int
 		format   string
+		asJSON   bool
 	)
 	fs := newFlagSet(e, "ledger", "Print the ledger: every quantity change psa-syncd made on a contract line (before, after,\n"+
 		"effective date, run), newest first. From the state database, or from a running daemon's\n"+
@@ -36,8 +37,16 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&period, "period", "", "Only changes effective in this billing month, `YYYY-MM`.")
 	fs.IntVar(&limit, "limit", 0, "Print at most this many changes (0: all).")
 	fs.StringVar(&format, "format", "table", "Output `format`: table, csv or json.")
+	fs.BoolVar(&asJSON, "json", false, "Print JSON: -format json, as the other commands' -json.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
+	}
+	if asJSON {
+		if format != "table" && format != "json" {
+			fmt.Fprintf(e.stderr, "psa-syncd: -json and -format %s contradict each other\n", format)
+			return 2
+		}
+		format = "json"
 	}
 	if format != "table" && format != "csv" && format != "json" {
 		fmt.Fprintf(e.stderr, "psa-syncd: -format %q: want table, csv or json\n", format)

@@ -90,3 +90,23 @@ func TestRun_statusWithoutStateDatabase(t *testing.T) {
 		}
 	}
 }
+
+// ledger takes -json like status, plan, sync and tickets (a flag copied
+// from them is no usage error): the same as -format json.
+func TestRun_ledgerJSONFlag(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	if code, _, stderr := runCmd(t, "sync", "-config.file", e.cfgPath); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, stderr)
+	}
+	code, viaFormat, stderr := runCmd(t, "ledger", "-config.file", e.cfgPath, "-format", "json")
+	if code != 0 || !strings.Contains(viaFormat, `"ledger": [`) {
+		t.Fatalf("ledger -format json: exit %d\n%s\n%s", code, viaFormat, stderr)
+	}
+	if code, stdout, stderr := runCmd(t, "ledger", "-config.file", e.cfgPath, "-json"); code != 0 || stdout != viaFormat {
+		t.Errorf("ledger -json: exit %d\n%s\n%s\nwant what -format json prints:\n%s", code, stdout, stderr, viaFormat)
+	}
+	if code, _, stderr := runCmd(t, "ledger", "-config.file", e.cfgPath, "-json", "-format", "csv"); code != 2 || !strings.Contains(stderr, "contradict") {
+		t.Errorf("ledger -json -format csv: exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
