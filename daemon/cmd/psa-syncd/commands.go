@@ -264,7 +264,9 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
 		"mapped or has no customer. Nothing is written. With -web.url and the API token the running daemon\n"+
-		"computes it now; with -web.url and no token it shows the plan of the daemon's last pass.")
+		"computes it now; with -web.url and no token it shows the plan of the daemon's last pass.\n"+
+		"The exit code is 1 when a customer or line cannot be planned (the table then starts with\n"+
+		"an ERROR: line naming them): a CI job must not trust such a plan.")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")

@@ -530,3 +530,20 @@ func TestRun_remoteSyncInterruptedSaysThePassGoesOn(t *testing.T) {
 		t.Errorf("sync -web.url interrupted: exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
 	}
 }
+
+// The commands whose exit code says more than "it ran" (a pass that failed
+// or was partial, a plan that leaves customers out, a failed check) say so
+// in their --help, where a CI job's author looks.
+func TestRun_helpSaysWhenTheExitCodeIsOne(t *testing.T) {
+	t.Parallel()
+	for _, c := range []string{"sync", "plan", "check", "validate", "tickets"} {
+		code, stdout, _ := runCmd(t, c, "--help")
+		if code != 0 || !strings.Contains(strings.Join(strings.Fields(stdout), " "), "exit code is 1") && !strings.Contains(stdout, "Exits non-zero") {
+			t.Errorf("psa-syncd %s --help does not say when the exit code is 1:\n%s", c, stdout)
+		}
+	}
+	code, stdout, _ := runCmd(t, "help")
+	if code != 0 || !strings.Contains(stdout, "Exit codes:") || !strings.Contains(stdout, "could not be reached") {
+		t.Errorf("psa-syncd help does not list the exit codes:\n%s", stdout)
+	}
+}
