@@ -867,9 +867,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	return 0
 }
 
-// requireState returns, for a command that only reads the state database,
-// the error of a database that is not there (state.ErrNoState), which
-// setup would create empty; it returns nil when the database is there, and
+// requireState returns, for a command that acts on the state database as
+// it is (status, resolve, rebind), the error of a database that is not
+// there (state.ErrNoState), which setup would create empty; it returns nil when the database is there, and
 // when the config or the database cannot be opened for another reason
 // (locked by psa-syncd run, say), which setup reports.
 func requireState(ctx context.Context, e *env, configFile string) error {
