@@ -75,8 +75,8 @@ func backupLocal(ctx context.Context, e *env, configFile, out string) error {
 	scfg.Existing = true
 	db, err := state.OpenConfig(ctx, scfg)
 	if err != nil {
-		if strings.Contains(err.Error(), "is locked by another psa-syncd process") {
-			return fmt.Errorf("%w: ask the running daemon with -web.url", err)
+		if hint := lockedHint(cfg, "backup", err); hint != "" {
+			return fmt.Errorf("%w\npsa-syncd: %s", err, hint)
 		}
 		return err
 	}

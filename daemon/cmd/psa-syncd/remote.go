@@ -199,7 +199,7 @@ func lockedHint(cfg *daemon.Config, command string, err error) string {
 		// rebind changes what the database is bound to; the API has no
 		// such request.
 		return "psa-syncd run is using the state database: stop it first, run rebind, then start it again (rebind has no HTTP API)"
-	case "resolve", "tickets":
+	case "resolve", "tickets", "backup":
 		example = fmt.Sprintf("`psa-syncd %s %s %s` (%s; %s)", command, web, token, where, tokenNote)
 	default:
 		return fmt.Sprintf("psa-syncd run is using the state database: stop it first, or ask it through its HTTP API at %s (%s)",

@@ -123,6 +123,7 @@ func TestRun_lockedHintsWork(t *testing.T) {
 	base := startDaemon(t, cfg)
 	for _, args := range [][]string{
 		{"status"}, {"ledger"}, {"plan"}, {"sync"}, {"tickets"}, {"resolve", "-intent", "1", "-posted"},
+		{"backup", "-output", filepath.Join(t.TempDir(), "backup.db")},
 	} {
 		code, _, stderr := runCmd(t, append([]string{args[0], "-config.file", cfg}, args[1:]...)...)
 		m := hintExample.FindStringSubmatch(stderr)
