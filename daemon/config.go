@@ -752,7 +752,7 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	}
 	// Checked here, not only when run listens: a reload keeps the running
 	// listener, so a bad address would otherwise show at the next restart.
-	if err := checkListenAddress(c.Web.ListenAddress); err != nil {
+	if err := CheckListenAddress(c.Web.ListenAddress); err != nil {
 		return fmt.Errorf("web.listen_address: %w", err)
 	}
 	tok, err := resolveSecret(c.Web.APIToken, abs(c.Web.APITokenFile), "PSA_SYNCD_API_TOKEN", getenv)
@@ -1066,9 +1066,9 @@ func checkURL(s string) error {
 	return nil
 }
 
-// checkListenAddress accepts a host:port that a TCP listener can use; the
+// CheckListenAddress accepts a host:port that a TCP listener can use; the
 // host may be empty (every interface) and the port a service name.
-func checkListenAddress(addr string) error {
+func CheckListenAddress(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err == nil {
 		_, err = net.LookupPort("tcp", port)

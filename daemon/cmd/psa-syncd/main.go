@@ -289,6 +289,14 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 			return 2
 		}
 	}
+	// Checked as web.listen_address is when the config loads: not once
+	// the state database is open and the listener fails.
+	if listenAddress != "" {
+		if err := daemon.CheckListenAddress(listenAddress); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: -web.listen-address: %v\n", err)
+			return 2
+		}
+	}
 	logger, err := cf.logger(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)

@@ -233,6 +233,14 @@ func TestRun_usage(t *testing.T) {
 			t.Errorf("run %s %s: exit %d, stderr %q; want 2 saying it must be positive", flags[0], flags[1], code, stderr)
 		}
 	}
+	// A listen address that no listener takes is a usage error naming
+	// the flag, before the state database is opened (or made).
+	for _, addr := range []string{"9810", "127.0.0.1", "localhost:http-alt-nope"} {
+		if code, _, stderr := runCmd(t, "run", "-config.file", "does-not-exist.yml", "-web.listen-address", addr); code != 2 ||
+			!strings.Contains(stderr, "-web.listen-address: \""+addr+"\" is not host:port") {
+			t.Errorf("run -web.listen-address %s: exit %d, stderr %q; want 2 naming the flag", addr, code, stderr)
+		}
+	}
 	if code, stdout, _ := runCmd(t, "version"); code != 0 || !strings.HasPrefix(stdout, "psa-syncd ") {
 		t.Errorf("version: exit %d, stdout %q", code, stdout)
 	}
