@@ -9,8 +9,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -613,5 +616,21 @@ func TestStatusPage_exportReloadFailed(t *testing.T) {
 	}
 	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="export-error"`) {
 		t.Errorf("after a good export loaded the page still reports an export error:\n%s", body)
+	}
+}
+
+// The status page's writes awaiting an operator's answer say how to give
+// it while the daemon runs: resolve with the daemon's -web.url and the API
+// token, which the endpoint needs (with -web.url alone it is refused).
+func TestStatusPage_resolveHintNamesTheToken(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if _, err := e.d.db.OpenIntentBatch(t.Context(), []state.Intent{{RunID: 1, System: psa.SystemKaseyaBMS, Source: "file",
+		CustomerID: "cust-acme", ContractID: "1", ServiceID: "2", After: 3, EffectiveDate: time.Now(), Created: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	if !strings.Contains(body, `id="intents"`) || !strings.Contains(body, "<code>-web.url</code> and <code>-web.token-file</code>") {
+		t.Errorf("GET / with an open intent: the resolve hint does not name -web.url and -web.token-file:\n%s", body)
 	}
 }
