@@ -874,17 +874,16 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 // (locked by psa-syncd run, say), which setup reports.
 func requireState(ctx context.Context, e *env, configFile string) error {
 	cfg, err := daemon.Load(configFile, e.getenv)
-	if err != nil {
-		return nil
+	if err == nil {
+		dbc := cfg.State.Database(cfg.StateDir)
+		dbc.Existing = true // only read from
+		var db *state.DB
+		if db, err = state.OpenConfig(ctx, dbc); err == nil {
+			_ = db.Close() // only read from
+		}
 	}
-	dbc := cfg.State.Database(cfg.StateDir)
-	dbc.Existing = true // only read from
-	db, err := state.OpenConfig(ctx, dbc)
 	if errors.Is(err, state.ErrNoState) {
 		return err
-	}
-	if err == nil {
-		_ = db.Close() // only read from
 	}
 	return nil
 }
