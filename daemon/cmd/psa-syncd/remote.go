@@ -103,8 +103,11 @@ func (c *apiClient) get(ctx context.Context, path string, query url.Values, v an
 		return err
 	}
 	// A listener with basic_auth_users takes the token as the password of
-	// the user -web.url names for every request, reads included.
-	setToken(req, c.token)
+	// the user -web.url names for every request, reads included; a
+	// -web.url that carries a password of its own (a reader's) keeps it.
+	if _, ok := req.URL.User.Password(); !ok {
+		setToken(req, c.token)
+	}
 	return doJSON(req, v)
 }
 

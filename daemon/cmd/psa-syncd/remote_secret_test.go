@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -51,6 +52,41 @@ func TestRun_remoteAnswerEchoingTheToken(t *testing.T) {
 			if strings.Contains(stdout+stderr, secret) {
 				t.Errorf("psa-syncd %s printed the credential %q:\n%s\n%s", args[0], secret, stdout, stderr)
 			}
+		}
+	}
+}
+
+// A -web.url with a user and password (a reader of a listener with
+// basic_auth_users) reads with them, also when the API token is given
+// (PSA_SYNCD_API_TOKEN in the environment, as in the HA example): the
+// token goes as the password of a user without one.
+func TestRun_remoteReadKeepsTheURLPassword(t *testing.T) {
+	t.Parallel()
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, password, _ := r.BasicAuth()
+		mu.Lock()
+		got = append(got, user+":"+password)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"customers":[],"intents":[]}`)
+	}))
+	t.Cleanup(srv.Close)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeFile(t, tokenFile, "the-token\n")
+	for _, tc := range []struct{ user, want string }{{"ops:reader-pw@", "ops:reader-pw"}, {"automation@", "automation:the-token"}} {
+		mu.Lock()
+		got = nil
+		mu.Unlock()
+		code, _, stderr := runCmd(t, "status", "-web.url", strings.Replace(srv.URL, "http://", "http://"+tc.user, 1), "-web.token-file", tokenFile)
+		mu.Lock()
+		sent := got
+		mu.Unlock()
+		if code != 0 || len(sent) == 0 || sent[0] != tc.want {
+			t.Errorf("status -web.url http://%s...: exit %d (%s), basic credentials sent %q; want %q", tc.user, code, stderr, sent, tc.want)
 		}
 	}
 }
