@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
@@ -51,6 +52,18 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	if format != "table" && format != "csv" && format != "json" {
 		fmt.Fprintf(e.stderr, "psa-syncd: -format %q: want table, csv or json\n", format)
 		return 2
+	}
+	// The API's query parser checks these too, in the words of its
+	// query parameters: the flags are named here.
+	switch {
+	case limit < 0:
+		fmt.Fprintf(e.stderr, "psa-syncd: -limit %d: must not be negative (0: all)\n", limit)
+		return 2
+	case period != "":
+		if _, err := source.ParsePeriod(period); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: -period %q: want a billing month, YYYY-MM\n", period)
+			return 2
+		}
 	}
 	q := url.Values{}
 	for k, v := range map[string]string{"customer": customer, "contract": contract, "service": service, "period": period} {

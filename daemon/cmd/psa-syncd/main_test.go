@@ -233,6 +233,14 @@ func TestRun_usage(t *testing.T) {
 			t.Errorf("run %s %s: exit %d, stderr %q; want 2 saying it must be positive", flags[0], flags[1], code, stderr)
 		}
 	}
+	for _, tc := range []struct{ flag, value, want string }{
+		{"-limit", "-1", "-limit -1: must not be negative"},
+		{"-period", "2026-13", `-period "2026-13": want a billing month, YYYY-MM`},
+	} {
+		if code, _, stderr := runCmd(t, "ledger", "-config.file", "does-not-exist.yml", tc.flag, tc.value); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("ledger %s %s: exit %d, stderr %q; want 2 and %q", tc.flag, tc.value, code, stderr, tc.want)
+		}
+	}
 	// A listen address that no listener takes is a usage error naming
 	// the flag, before the state database is opened (or made).
 	for _, addr := range []string{"9810", "127.0.0.1", "localhost:http-alt-nope"} {
