@@ -259,7 +259,7 @@ func TestRun_remoteCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"ledger": []`) {
 		t.Errorf("ledger -period 1999-01 -format json: exit %d\n%s", code, stdout)
 	}
-	if code, _, stderr := runCmd(t, "ledger", web, "-period", "Dec"); code != 2 || !strings.Contains(stderr, "want YYYY-MM") {
+	if code, _, stderr := runCmd(t, "ledger", web, "-period", "Dec"); code != 2 || !strings.Contains(stderr, "-period") || !strings.Contains(stderr, "YYYY-MM") {
 		t.Errorf("ledger -period Dec: exit %d, stderr %q", code, stderr)
 	}
 }
