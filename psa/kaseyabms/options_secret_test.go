@@ -1,6 +1,8 @@
 package kaseyabms_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -25,5 +27,41 @@ func TestNewClient_badURLHidesPassword(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "hostname") {
 			t.Errorf("APIHost(%q) error = %v, want one naming the hostname without its password", h, err)
 		}
+	}
+}
+
+// A request sent with a token that another request renews while it waits
+// answers after the renewal; its error, quoting the request, must not show
+// the old token either.
+func TestClient_echoOfRenewedTokenRedacted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	arrived, renewed := make(chan struct{}), make(chan struct{})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-renewed
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"success":false,"error":{"code":400,"message":%q}}`, "echo: Authorization: "+r.Header.Get("Authorization"))
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/8", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer token-1" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"success":true,"result":{"id":8,"name":"Backup","isActive":true}}`)
+	})
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := f.client.Services.Get(t.Context(), 7)
+		errc <- err
+	}()
+	<-arrived
+	if _, _, err := f.client.Services.Get(t.Context(), 8); err != nil || f.auths.Load() != 2 {
+		t.Fatalf("Services.Get(8) = %v after %d authentications; want the token renewed once", err, f.auths.Load())
+	}
+	close(renewed)
+	err := <-errc
+	if err == nil || strings.Contains(err.Error(), "token-1") || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Errorf("Services.Get(7), sent before the renewal, = %v; want an error with the old token redacted", err)
 	}
 }

@@ -16,6 +16,11 @@ const Placeholder = "[REDACTED]"
 // MaxText is the most bytes of one vendor text that String keeps.
 const MaxText = 1024
 
+// keptSets is how many of the sets that Set replaced under a name stay
+// redacted: a request sent with a token before its renewal may answer
+// after it, quoting the old token.
+const keptSets = 3
+
 // minSecret is the shortest value treated as a secret: redacting shorter
 // ones would blank out ordinary words, and configuration checks refuse
 // credentials that short anyway.
@@ -28,6 +33,9 @@ type Redactor struct {
 	mu     sync.RWMutex
 	static []string            // from New and Add
 	named  map[string][]string // from Set
+	// replaced are the last keptSets sets that Set replaced, per name,
+	// oldest first.
+	replaced map[string][][]string
 	// needles are every encoding of every secret, longest first, so that
 	// an encoding wins over a part of it.
 	needles []string
@@ -52,8 +60,9 @@ func (r *Redactor) Add(secrets ...string) {
 }
 
 // Set replaces the secrets filed under name, such as the access and
-// refresh tokens a client renews: renewing them does not grow the
-// Redactor.
+// refresh tokens a client renews. The sets it replaced stay redacted, the
+// last few of them, for the answers to requests sent before the renewal:
+// renewing does not grow the Redactor beyond that.
 func (r *Redactor) Set(name string, secrets ...string) {
 	if r == nil {
 		return
@@ -62,6 +71,11 @@ func (r *Redactor) Set(name string, secrets ...string) {
 	defer r.mu.Unlock()
 	if r.named == nil {
 		r.named = map[string][]string{}
+		r.replaced = map[string][][]string{}
+	}
+	if old, ok := r.named[name]; ok {
+		kept := append(r.replaced[name], old)
+		r.replaced[name] = kept[max(0, len(kept)-keptSets):]
 	}
 	r.named[name] = secrets
 	r.rebuild()
@@ -81,6 +95,11 @@ func (r *Redactor) rebuild() {
 	add(r.static)
 	for _, secrets := range r.named {
 		add(secrets)
+	}
+	for _, sets := range r.replaced {
+		for _, secrets := range sets {
+			add(secrets)
+		}
 	}
 	slices.SortFunc(r.needles, func(a, b string) int { return len(b) - len(a) })
 }

@@ -2,6 +2,7 @@ package redact_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -31,8 +32,20 @@ func TestRedactor_String(t *testing.T) {
 			t.Errorf("String(%q) = %q, want every secret replaced", in, got)
 		}
 	}
+	// A request sent before the renewal may answer after it: the token
+	// it carried stays redacted for a few renewals, and then is dropped,
+	// so that renewing does not grow the Redactor.
+	if got := r.String("old access-token-old"); strings.Contains(got, "access-token-old") {
+		t.Errorf("String = %q: the token replaced by the last renewal shows", got)
+	}
+	for i := range 3 {
+		r.Set("token", fmt.Sprintf("access-token-new%d", i))
+	}
+	if got := r.String("old access-token-123"); strings.Contains(got, "access-token-123") {
+		t.Errorf("String = %q: the token replaced three renewals ago shows", got)
+	}
 	if got := r.String("old access-token-old"); !strings.Contains(got, "access-token-old") {
-		t.Errorf("String = %q: a replaced token is still redacted (the set should have been replaced)", got)
+		t.Errorf("String = %q: the token replaced four renewals ago is still redacted (the sets should be bounded)", got)
 	}
 	// Values under 4 bytes are not secrets: "ab" must not blank out words.
 	if got := r.String("about abacus"); got != "about abacus" {

@@ -73,3 +73,48 @@ func TestClient_echoedSecretsAreRedacted(t *testing.T) {
 	_, err = c.PartnerID(t.Context())
 	check("whoami", err, token, secret)
 }
+
+// TestClient_echoOfRenewedTokenRedacted: a request sent with a token that
+// another request renews while it waits answers after the renewal; its
+// error, quoting the request, must not show the old token either.
+func TestClient_echoOfRenewedTokenRedacted(t *testing.T) {
+	t.Parallel()
+	var tokens, calls atomic.Int32
+	arrived, renewed := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		n := tokens.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": fmt.Sprintf("sophos-token-%d", n), "token_type": "bearer", "expires_in": 3600})
+	})
+	mux.HandleFunc("GET /whoami/v1", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case calls.Add(1) == 1:
+			close(arrived)
+			<-renewed
+			echo(w, r, http.StatusBadRequest, func(msg string) any { return map[string]string{"error": "echo", "message": msg} })
+		case r.Header.Get("Authorization") == "Bearer sophos-token-1":
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": "p1", "idType": "partner", "apiHosts": map[string]string{"global": "https://api.example"}})
+		}
+	})
+	base := newTestServer(t, mux)
+	c, err := sophos.NewClient(sophos.WithCredentials("client-id", "sophos-client-secret"), sophos.WithAuthURL(base+"/token"), sophos.WithBaseURL(base), sophos.WithMaxRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.WhoAmI.Get(t.Context())
+		errc <- err
+	}()
+	<-arrived
+	if _, _, err := c.WhoAmI.Get(t.Context()); err != nil || tokens.Load() != 2 {
+		t.Fatalf("WhoAmI.Get = %v after %d token requests; want the token renewed once", err, tokens.Load())
+	}
+	close(renewed)
+	err = <-errc
+	if err == nil || strings.Contains(err.Error(), "sophos-token-1") || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Errorf("WhoAmI.Get, sent before the renewal, = %v; want an error with the old token redacted", err)
+	}
+}
