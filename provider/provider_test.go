@@ -629,7 +629,7 @@ data "psa_company" "test" {
 // TestEnvValueErrors_credentials checks that an invalid value from the
 // environment is never quoted with a password in it.
 func TestEnvValueErrors_credentials(t *testing.T) {
-	for _, v := range []string{"ftp://api:hunter2@cw.example/", "http://api:hunter2%zz@cw.example/", "api:hunter2@cw.example/path"} {
+	for _, v := range []string{"ftp://api:hunter2@cw.example/", "http://api:hunter2%zz@cw.example/", "api:hunter2@cw.example/path", "https://api:hunter2@cw.example"} {
 		t.Setenv(envConnectWiseBaseURL, v)
 		t.Setenv(envConnectWiseSite, v)
 		var diags diag.Diagnostics

@@ -91,6 +91,10 @@ func httpURL(example string) stringCheck {
 			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return fmt.Errorf("%q must be an absolute http or https URL, such as %q", redact.URL(s), example)
 			}
+			if u.User != nil {
+				return fmt.Errorf("%q must not include credentials: the provider would send them to the PSA as a login of their own; "+
+					"give them in the block's credential attributes", redact.URL(s))
+			}
 			return nil
 		},
 	}
@@ -138,6 +142,9 @@ func connectWiseSite() stringCheck {
 				s = "https://" + s
 			}
 			u, err := url.Parse(s)
+			if err == nil && u.User != nil {
+				return fmt.Errorf("site %q must not include credentials; give them in company_id, public_key and private_key", redact.URL(site))
+			}
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return fmt.Errorf("site %q is neither a host name nor an http(s) URL", redact.URL(site))
 			}

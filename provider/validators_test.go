@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -22,11 +23,26 @@ func TestURLChecks_hideSecrets(t *testing.T) {
 		{httpURL("https://example.com/"), "u:SECRET@example.com"},
 		{connectWiseSite(), "https://u:SECRET%zz@na.myconnectwise.net"},
 		{connectWiseSite(), "u:SECRET@na.myconnectwise.net/v2025_1"},
+		// Valid URLs, but Go would send the user information as a basic
+		// login of its own: refused at plan time, as psa-syncd refuses it.
+		{httpURL("https://example.com/"), "https://u:SECRET@example.com/"},
+		{httpURL("https://example.com/"), "https://u@example.com/"},
+		{connectWiseSite(), "https://u:SECRET@na.myconnectwise.net"},
+		{connectWiseSite(), "u:SECRET@na.myconnectwise.net"},
 	} {
 		err := tt.check.check(tt.value)
 		if err == nil || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("check(%q) = %v, want an error without the secret", tt.value, err)
 		}
+	}
+	// The diagnostic is on the attribute, and says what is wrong.
+	var resp validator.StringResponse
+	p := path.Root("kaseya_bms").AtName("base_url")
+	httpURL(exampleKaseyaBMSBaseURL).ValidateString(t.Context(), validator.StringRequest{Path: p, ConfigValue: types.StringValue("https://api:SECRET@api.bmsemea.kaseya.com/")}, &resp)
+	if d := resp.Diagnostics.Errors(); len(d) != 1 || !strings.Contains(d[0].Detail(), "must not include credentials") || strings.Contains(d[0].Detail(), "SECRET") {
+		t.Errorf("base_url with a password: %v, want one error saying it must not include credentials, without the password", resp.Diagnostics)
+	} else if dp, ok := d[0].(diag.DiagnosticWithPath); !ok || !dp.Path().Equal(p) {
+		t.Errorf("base_url with a password: the error is not on %s: %v", p, d[0])
 	}
 }
 
