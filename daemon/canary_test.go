@@ -3,15 +3,21 @@ package daemon
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -78,6 +84,87 @@ func TestDaemon_canarySecretsStayOut(t *testing.T) {
 			if bytes.Contains(state, []byte(form)) {
 				t.Errorf("the state database contains %q", form)
 			}
+		}
+	}
+}
+
+// TestDaemon_canaryStandbySecretsStayOut: what answers at the active
+// instance's advertised URL (a proxy, a server that is not psa-syncd) may
+// quote the request a standby's status page makes there with the API
+// token, in an error or in an answer that looks right: neither the
+// standby's page (its redirect included) nor its logs show the token.
+func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
+	t.Parallel()
+	const token = "CANARY-standby-token-5r2k"
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status atomic.Int32
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		quoted := "echo: " + r.Method + " " + r.URL.Path + " Authorization: " + r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		if s := int(status.Load()); s/100 != 2 {
+			w.WriteHeader(s)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": quoted})
+			return
+		}
+		ticket := map[string]string{"run_id": quoted, "status": "queued", "error": quoted}
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusAccepted)
+			_ = json.NewEncoder(w).Encode(ticket)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"request": ticket})
+	}))
+	t.Cleanup(echo.Close)
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, echo.URL)})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err == nil {
+		t.Fatal("the second instance became active; want a standby")
+	}
+	c := newUIClient(t, b)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF token on the status page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {token}, "csrf": {m[1]}, "next": {"/"}})
+	var all strings.Builder
+	for _, s := range []int{http.StatusBadGateway, http.StatusAccepted} {
+		status.Store(int32(s))
+		rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "next": {"/"}})
+		loc := rec.Header().Get("Location")
+		fmt.Fprintf(&all, "%d: POST /ui/sync: %d %s\n", s, rec.Code, loc)
+		if u, err := url.Parse(loc); err == nil {
+			fmt.Fprintf(&all, "%s\n%s\n", u.Query(), c.do(http.MethodGet, loc, nil).Body)
+		}
+	}
+	out := all.String() + logs.String()
+	if !strings.Contains(out, "[REDACTED]") {
+		t.Errorf("nothing shows the echoed request redacted:\n%s", out)
+	}
+	for _, form := range []string{token, url.QueryEscape(token), base64.StdEncoding.EncodeToString([]byte(token))} {
+		if i := strings.Index(out, form); i >= 0 {
+			t.Errorf("the standby's page or logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 		}
 	}
 }

@@ -145,6 +145,22 @@ func (r *Redactor) String(s string) string {
 	return Truncate(s, MaxText)
 }
 
+// Contains reports whether s holds one of the secrets, in any of the
+// encodings that String replaces, however long s is.
+func (r *Redactor) Contains(s string) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, n := range r.needles {
+		if strings.Contains(s, n) {
+			return true
+		}
+	}
+	return false
+}
+
 // Strings applies String to each element of ss, in place, and returns ss.
 func (r *Redactor) Strings(ss []string) []string {
 	for i, s := range ss {

@@ -26,6 +26,9 @@ func TestRedactor_String(t *testing.T) {
 		"Authorization: Basic " + base64.RawURLEncoding.EncodeToString([]byte(cred)),
 		"Authorization: Bearer access-token-123",
 	} {
+		if !r.Contains(strings.Repeat(".", 2*redact.MaxText) + in) {
+			t.Errorf("Contains(%q after %d bytes) = false", in, 2*redact.MaxText)
+		}
 		got := r.String(in)
 		if !strings.Contains(got, redact.Placeholder) || strings.Contains(got, "s3cr3t") || strings.Contains(got, "privkey") ||
 			strings.Contains(got, "access-token") || strings.Contains(got, base64.RawStdEncoding.EncodeToString([]byte(cred))[:20]) {

@@ -142,7 +142,7 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 	var e struct {
 		Error string `json:"error"`
 	}
-	r := requestRedactor(req)
+	r := redact.Request(req)
 	var msg string
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		// psa-syncd's own message, whole: a refused export's lists every
@@ -152,24 +152,6 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 		msg = r.String(strings.TrimSpace(string(data)))
 	}
 	return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
-}
-
-// requestRedactor redacts the credentials req sends: its Authorization
-// header's (the API token as a bearer token, or as the basic password of
-// the user -web.url names), and the user information of -web.url, which Go
-// sends as a basic credential.
-func requestRedactor(req *http.Request) *redact.Redactor {
-	r := redact.New()
-	if _, cred, ok := strings.Cut(req.Header.Get("Authorization"), " "); ok {
-		r.Add(strings.TrimSpace(cred))
-	}
-	if user, password, ok := req.BasicAuth(); ok {
-		r.Add(password, user+":"+password)
-	}
-	if password, ok := req.URL.User.Password(); ok {
-		r.Add(password, req.URL.User.Username()+":"+password)
-	}
-	return r
 }
 
 // printIntents lists the writes whose outcome is not settled yet; resolve
