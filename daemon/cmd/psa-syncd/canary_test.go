@@ -6,9 +6,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -83,17 +85,75 @@ func TestRun_canarySecretsStayOut(t *testing.T) {
 			if !strings.Contains(all.String(), "[REDACTED]") {
 				t.Errorf("no command output shows an echoed request redacted:\n%s", all.String())
 			}
-			state := stateFiles(t, filepath.Join(e.dir, "state"))
-			for _, s := range append(tt.secrets, apiToken) {
-				for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
-					if i := strings.Index(all.String(), form); i >= 0 {
-						t.Errorf("command output contains %q: …%s…", form, all.String()[max(0, i-200):min(all.Len(), i+len(form)+50)])
-					}
-					if strings.Contains(string(state), form) {
-						t.Errorf("the state database contains %q", form)
-					}
-				}
-			}
+			checkCanaries(t, all.String(), filepath.Join(e.dir, "state"), append(tt.secrets, apiToken))
 		})
+	}
+	// The usage source: Sophos ID and the Central API quoting each
+	// request (the client secret in the token form, the access token in
+	// the header), on the usage pass and the ticket pass (alerts).
+	t.Run("sophos", func(t *testing.T) {
+		t.Parallel()
+		const sophosSecret = "CANARY sophos secret/+&=8z1y"
+		cfg, _, sop := ticketsSetup(t, "state_dir: state", sophostest.WithCredentials("sophos-client", sophosSecret))
+		cfgData, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, cfg, string(cfgData)+"web:\n  api_token: "+`"`+apiToken+`"`+"\n")
+		var all strings.Builder
+		run := func(args ...string) {
+			_, stdout, stderr := runCmd(t, append(args, "-config.file="+cfg)...)
+			all.WriteString(stdout + stderr)
+		}
+		passes := func() {
+			run("check")
+			run("plan", "-json")
+			run("sync", "-json", "-log.level=debug")
+			run("tickets", "-dry-run")
+			run("tickets", "-log.level=debug")
+		}
+		for _, f := range []sophostest.Fault{
+			{Path: "/api/v2/oauth2/token", Status: http.StatusUnauthorized, EchoRequest: true},
+			{Path: "/whoami/*", Status: http.StatusBadRequest, EchoRequest: true},
+			{Path: "/partner/*", Status: http.StatusBadRequest, EchoRequest: true},
+			{Path: "/common/*", Status: http.StatusBadRequest, EchoRequest: true},
+		} {
+			sop.ClearFaults()
+			sop.AddFault(f)
+			passes()
+		}
+		run("status", "-json")
+		run("ledger", "-json")
+		if !strings.Contains(all.String(), "[REDACTED]") {
+			t.Errorf("no command output shows an echoed request redacted:\n%s", all.String())
+		}
+		secrets := []string{sophosSecret, apiToken}
+		for _, r := range sop.Requests() {
+			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && !slices.Contains(secrets, tok) {
+				secrets = append(secrets, tok)
+			}
+		}
+		if len(secrets) == 2 {
+			t.Fatal("no request to Sophos carried an access token")
+		}
+		checkCanaries(t, all.String(), filepath.Join(filepath.Dir(cfg), "state"), secrets)
+	})
+}
+
+// checkCanaries fails t when out, the command output, or a file of the
+// state database in stateDir holds a secret, as is or URL- or
+// base64-encoded.
+func checkCanaries(t *testing.T, out, stateDir string, secrets []string) {
+	t.Helper()
+	state := stateFiles(t, stateDir)
+	for _, s := range secrets {
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+			if i := strings.Index(out, form); i >= 0 {
+				t.Errorf("command output contains %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
+			}
+			if strings.Contains(string(state), form) {
+				t.Errorf("the state database contains %q", form)
+			}
+		}
 	}
 }

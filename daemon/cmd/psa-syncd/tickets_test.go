@@ -22,12 +22,13 @@ const ticketsAcme = "718b6047-2fbc-b4f4-1a43-45ee42bf5d3b"
 
 // ticketsSetup writes a config file (with stateYAML for the state
 // database) and an export with a ticket routing for Acme, whose Sophos
-// tenant has one open alert, and returns the config file's path.
-func ticketsSetup(t *testing.T, stateYAML string) (string, *psatest.Server, *sophostest.Server) {
+// tenant has one open alert, and returns the config file's path. opts
+// configure the Sophos simulator.
+func ticketsSetup(t *testing.T, stateYAML string, opts ...sophostest.Option) (string, *psatest.Server, *sophostest.Server) {
 	t.Helper()
 	const acme = ticketsAcme
 	sim := psatest.Start(t)
-	sop := sophostest.Start(t, sophostest.WithFixtureFile("../../source/sophostest/testdata/fixture.json"))
+	sop := sophostest.Start(t, append([]sophostest.Option{sophostest.WithFixtureFile("../../source/sophostest/testdata/fixture.json")}, opts...)...)
 	dir := t.TempDir()
 	user, secret, code := sim.Autotask().Credentials()
 	cfg := filepath.Join(dir, "psa-syncd.yml")

@@ -1,6 +1,9 @@
 package sophostest
 
 import (
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,6 +31,13 @@ type Fault struct {
 	Drop bool
 	// Times is how many requests the fault applies to; 0 means forever.
 	Times int
+	// EchoRequest makes the body for Status quote the whole request:
+	// method, URL, every header (the bearer token included) and the body
+	// (the token request's client secret included), as a careless proxy or
+	// server does, in Sophos ID's error shape on the token endpoint and the
+	// API's elsewhere. It tests that clients keep secrets out of their
+	// errors.
+	EchoRequest bool
 }
 
 type fault struct {
@@ -78,4 +88,25 @@ func pathMatches(pattern, path string) bool {
 		return strings.HasPrefix(strings.ToLower(path), strings.ToLower(prefix))
 	}
 	return strings.EqualFold(pattern, path)
+}
+
+// writeEcho answers with f.Status and a message quoting the request, whose
+// body is body.
+func writeEcho(w http.ResponseWriter, f *Fault, r *http.Request, body []byte) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "echo of the request: %s %s", r.Method, r.URL.String())
+	keys := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s: %s;", k, strings.Join(r.Header[k], ", "))
+	}
+	fmt.Fprintf(&b, " body: %s", body)
+	if strings.EqualFold(r.URL.Path, tokenPath) {
+		writeJSON(w, f.Status, TokenError{ErrorCode: "oauth.echo", Message: b.String(), TrackingID: newID()})
+		return
+	}
+	writeError(w, f.Status, errorName(f.Status), b.String())
 }

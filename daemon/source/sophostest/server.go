@@ -352,11 +352,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				secs := int((f.RetryAfter + time.Second - 1) / time.Second)
 				w.Header().Set("Retry-After", fmt.Sprint(secs))
 			}
-			if f.Body != "" {
+			switch {
+			case f.EchoRequest:
+				writeEcho(w, f, r, body)
+			case f.Body != "":
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(f.Status)
 				io.WriteString(w, f.Body)
-			} else {
+			default:
 				writeError(w, f.Status, errorName(f.Status), http.StatusText(f.Status))
 			}
 			setStatus(f.Status)
