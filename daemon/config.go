@@ -302,7 +302,7 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 			return errors.New("state.url: only for the postgres driver (state.driver)")
 		}
 	} else {
-		url, err := resolveSecret(s.URL, s.URLFile, "PSA_SYNCD_STATE_URL", getenv)
+		url, err := resolveSecret(s.URL, s.URLFile, abs, "PSA_SYNCD_STATE_URL", getenv)
 		if err != nil {
 			return fmt.Errorf("state.url_file: %w", err)
 		}
@@ -755,7 +755,7 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	if err := CheckListenAddress(c.Web.ListenAddress); err != nil {
 		return fmt.Errorf("web.listen_address: %w", err)
 	}
-	tok, err := resolveSecret(c.Web.APIToken, abs(c.Web.APITokenFile), "PSA_SYNCD_API_TOKEN", getenv)
+	tok, err := resolveSecret(c.Web.APIToken, c.Web.APITokenFile, abs, "PSA_SYNCD_API_TOKEN", getenv)
 	if err != nil {
 		return fmt.Errorf("web.api_token_file: %w", err)
 	}
@@ -829,17 +829,17 @@ func (a *AutotaskConfig) validate(abs func(string) string, getenv func(string) s
 		return errors.New("psa.autotask.username is required (or set PSA_AUTOTASK_USERNAME)")
 	}
 	var err error
-	a.SecretFile = abs(a.SecretFile)
-	if a.Secret, err = resolveSecret(a.Secret, a.SecretFile, "PSA_AUTOTASK_SECRET", getenv); err != nil {
+	if a.Secret, err = resolveSecret(a.Secret, a.SecretFile, abs, "PSA_AUTOTASK_SECRET", getenv); err != nil {
 		return fmt.Errorf("psa.autotask.secret_file: %w", err)
 	}
+	a.SecretFile = abs(a.SecretFile)
 	if a.Secret == "" {
 		return errors.New("psa.autotask.secret is required (or secret_file, or PSA_AUTOTASK_SECRET)")
 	}
-	a.IntegrationCodeFile = abs(a.IntegrationCodeFile)
-	if a.IntegrationCode, err = resolveSecret(a.IntegrationCode, a.IntegrationCodeFile, "PSA_AUTOTASK_INTEGRATION_CODE", getenv); err != nil {
+	if a.IntegrationCode, err = resolveSecret(a.IntegrationCode, a.IntegrationCodeFile, abs, "PSA_AUTOTASK_INTEGRATION_CODE", getenv); err != nil {
 		return fmt.Errorf("psa.autotask.integration_code_file: %w", err)
 	}
+	a.IntegrationCodeFile = abs(a.IntegrationCodeFile)
 	if a.IntegrationCode == "" {
 		return errors.New("psa.autotask.integration_code is required (or integration_code_file, or PSA_AUTOTASK_INTEGRATION_CODE)")
 	}
@@ -890,10 +890,10 @@ func (c *ConnectWiseConfig) validate(abs func(string) string, getenv func(string
 		return errors.New("psa.connectwise.public_key is required (or set PSA_CONNECTWISE_PUBLIC_KEY)")
 	}
 	var err error
-	c.PrivateKeyFile = abs(c.PrivateKeyFile)
-	if c.PrivateKey, err = resolveSecret(c.PrivateKey, c.PrivateKeyFile, "PSA_CONNECTWISE_PRIVATE_KEY", getenv); err != nil {
+	if c.PrivateKey, err = resolveSecret(c.PrivateKey, c.PrivateKeyFile, abs, "PSA_CONNECTWISE_PRIVATE_KEY", getenv); err != nil {
 		return fmt.Errorf("psa.connectwise.private_key_file: %w", err)
 	}
+	c.PrivateKeyFile = abs(c.PrivateKeyFile)
 	if c.PrivateKey == "" {
 		return errors.New("psa.connectwise.private_key is required (or private_key_file, or PSA_CONNECTWISE_PRIVATE_KEY)")
 	}
@@ -941,10 +941,10 @@ func (k *KaseyaBMSConfig) validate(abs func(string) string, getenv func(string) 
 		return errors.New("psa.kaseya_bms.username is required (or set PSA_KASEYA_BMS_USERNAME)")
 	}
 	var err error
-	k.PasswordFile = abs(k.PasswordFile)
-	if k.Password, err = resolveSecret(k.Password, k.PasswordFile, "PSA_KASEYA_BMS_PASSWORD", getenv); err != nil {
+	if k.Password, err = resolveSecret(k.Password, k.PasswordFile, abs, "PSA_KASEYA_BMS_PASSWORD", getenv); err != nil {
 		return fmt.Errorf("psa.kaseya_bms.password_file: %w", err)
 	}
+	k.PasswordFile = abs(k.PasswordFile)
 	if k.Password == "" {
 		return errors.New("psa.kaseya_bms.password is required (or password_file, or PSA_KASEYA_BMS_PASSWORD)")
 	}
@@ -981,11 +981,11 @@ func (s *SourceConfig) validate(abs func(string) string, getenv func(string) str
 		if so.ClientID == "" {
 			return errors.New("source.sophos.client_id is required (or set PSA_SOPHOS_CLIENT_ID)")
 		}
-		so.ClientSecretFile = abs(so.ClientSecretFile)
 		var err error
-		if so.ClientSecret, err = resolveSecret(so.ClientSecret, so.ClientSecretFile, "PSA_SOPHOS_CLIENT_SECRET", getenv); err != nil {
+		if so.ClientSecret, err = resolveSecret(so.ClientSecret, so.ClientSecretFile, abs, "PSA_SOPHOS_CLIENT_SECRET", getenv); err != nil {
 			return fmt.Errorf("source.sophos.client_secret_file: %w", err)
 		}
+		so.ClientSecretFile = abs(so.ClientSecretFile)
 		if so.ClientSecret == "" {
 			return errors.New("source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)")
 		}
@@ -1026,16 +1026,26 @@ func (s *SourceConfig) newFile() (*file.Source, error) {
 	return file.New(file.Config{Path: s.File.Path, Format: file.Format(s.File.Format), Name: s.File.Name})
 }
 
-// resolveSecret returns v when set, else the trimmed content of file when
-// set, else the environment variable env. Errors carry the file's path but
-// never its content.
-func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secret, error) {
+// resolveSecret returns v when set, else the trimmed content of file (as
+// configured; abs makes it absolute) when set, else the environment
+// variable env. Errors carry the file's path but never its content, nor a
+// file setting that looks like the secret itself (SecretLike).
+func resolveSecret(v Secret, file string, abs func(string) string, env string, getenv func(string) string) (Secret, error) {
 	if v != "" {
 		return v, nil
 	}
 	if file != "" {
-		data, err := os.ReadFile(file)
-		if err != nil && strings.HasPrefix(file, "/run/credentials/") && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+		path := abs(file)
+		data, err := os.ReadFile(path)
+		if err != nil && SecretLike(file) {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return "", fmt.Errorf("the file it names cannot be read: %w (its value is not shown: without a \"/\", and that long, "+
+				"it may be the secret itself, which goes in the setting without _file)", err)
+		}
+		if err != nil && strings.HasPrefix(path, "/run/credentials/") && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			// psa-syncd run by hand on a host where it runs as a
 			// systemd service (examples/deploy/systemd).
 			return "", fmt.Errorf("%w: a systemd credential, which only its service can read; run by hand, "+
@@ -1046,7 +1056,7 @@ func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secr
 		}
 		s := strings.TrimSpace(string(data))
 		if s == "" {
-			return "", fmt.Errorf("%s is empty", file)
+			return "", fmt.Errorf("%s is empty", path)
 		}
 		return Secret(s), nil
 	}
@@ -1054,6 +1064,15 @@ func resolveSecret(v Secret, file, env string, getenv func(string) string) (Secr
 	// $(cat ...) often ends in a newline, which no PSA takes as part of
 	// the secret.
 	return Secret(strings.TrimSpace(getenv(env))), nil
+}
+
+// SecretLike reports whether file, a *_file setting (or flag) as given,
+// looks like a secret given in the wrong setting rather than the name of
+// a file: no directory in it, and at least 16 bytes, longer than the names
+// of secret files beside the config file (secret, autotask.key) tend to
+// be. An error about the file then does not quote it.
+func SecretLike(file string) bool {
+	return !strings.ContainsAny(file, `/\`) && len(file) >= 16
 }
 
 func checkURL(s string) error {

@@ -380,6 +380,29 @@ func TestLoad_secretsNeverPrinted(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("Load with an empty secret file: got %v, want %s", err, want)
 	}
+
+	// Nor the secret itself given in a *_file setting, read as a file
+	// name beside the config file: each setting is named, its value not.
+	// A name that looks like one (short, or with a directory) is shown.
+	for key, cfgLine := range map[string]string{
+		"psa.autotask.secret_file":           "psa:\n  system: autotask\n  autotask: {username: u, secret_file: %q, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.autotask.integration_code_file": "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code_file: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.connectwise.private_key_file":   "psa:\n  system: connectwise\n  connectwise: {site: na.myconnectwise.net, company_id: c, public_key: p, private_key_file: %q, client_id: i}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.kaseya_bms.password_file":       "psa:\n  system: kaseya_bms\n  kaseya_bms: {hostname: bmsemea.kaseya.com, username: u, password_file: %q, tenant: t}\nsource: {type: file, file: {path: u.csv}}\n",
+		"source.sophos.client_secret_file":   "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret_file: %q}}\n",
+		"web.api_token_file":                 "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\nweb: {api_token_file: %q}\n",
+	} {
+		const secret = "CANARYs3cretGivenAsItsFile+9q"
+		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, secret))
+		_, err := Load(cfg, nil)
+		if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), key+": the file it names cannot be read: no such file or directory") {
+			t.Errorf("Load with %s set to the secret itself: %v; want an error naming %s without the value", key, err, key)
+		}
+		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, "secret.key"))
+		if _, err := Load(cfg, nil); err == nil || !strings.Contains(err.Error(), key+": open "+filepath.Join(dir, "secret.key")+": no such file or directory") {
+			t.Errorf("Load with %s naming a missing file: %v; want the file's path", key, err)
+		}
+	}
 }
 
 func TestLoad_example(t *testing.T) {

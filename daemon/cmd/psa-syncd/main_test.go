@@ -1390,6 +1390,12 @@ func TestRun_badWebURL(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 saying the token file is empty", args, code, stderr)
 		}
 	}
+	// The token itself given as its file: not quoted.
+	const token = "CANARY-token-given-as-its-file-4d"
+	args := []string{"sync", "-web.url", "http://127.0.0.1:1", "-web.token-file", token}
+	if code, _, stderr := runCmd(t, args...); code != 2 || strings.Contains(stderr, token) || !strings.Contains(stderr, "-web.token-file: the file it names cannot be read") {
+		t.Errorf("%v: exit %d, stderr %q; want 2 saying the file cannot be read, without the value", args, code, stderr)
+	}
 	// Flags that would be ignored are usage errors, not silently dropped:
 	// a token file without -web.url (the command opens the state
 	// database itself), and the confirmations of the state database that

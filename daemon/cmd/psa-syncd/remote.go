@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -52,6 +53,11 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN"))}
 	if r.tokenFile != "" {
 		data, err := os.ReadFile(r.tokenFile)
+		var pe *fs.PathError
+		if err != nil && daemon.SecretLike(r.tokenFile) && errors.As(err, &pe) {
+			return nil, fmt.Errorf("-web.token-file: the file it names cannot be read: %w (its value is not shown: without a \"/\", and that long, "+
+				"it may be the token itself, which goes in PSA_SYNCD_API_TOKEN)", pe.Err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("-web.token-file: %w", err)
 		}
