@@ -356,6 +356,24 @@ resource "psa_customer_mapping" "acme" {
 							},
 						),
 					},
+					{
+						// A PSA that quotes each write, headers and body,
+						// in its error: the plan fails, and neither its
+						// diagnostic nor the log shows a credential.
+						PreConfig: func() {
+							for _, m := range []string{http.MethodPost, http.MethodPatch, http.MethodPut} {
+								e.sim.AddFault(psatest.Fault{Method: m, Status: http.StatusBadRequest, EchoRequest: true})
+							}
+						},
+						Config:          strings.Replace(hcl, "unit_price = 4.5", "unit_price = 5.5", 1),
+						ConfigVariables: vars,
+						ExpectError:     regexp.MustCompile(`echo of the request`),
+					},
+					{
+						PreConfig:       e.sim.ClearFaults,
+						Config:          hcl,
+						ConfigVariables: vars,
+					},
 				},
 			})
 
@@ -369,7 +387,16 @@ resource "psa_customer_mapping" "acme" {
 			if !strings.Contains(string(data), "Configured PSA provider") {
 				t.Error("log has no provider log lines: provider logging was not captured")
 			}
-			for name, s := range map[string]string{"first secret": secret, "second secret": code} {
+			if !strings.Contains(string(data), "[REDACTED]") {
+				t.Error("the log shows no echoed request redacted")
+			}
+			secrets := map[string]string{"first secret": secret, "second secret": code}
+			for _, r := range e.sim.Requests() {
+				if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+					secrets["access token"] = tok
+				}
+			}
+			for name, s := range secrets {
 				if i := strings.Index(string(data), s); i >= 0 {
 					t.Errorf("log contains the %s at byte %d: %q", name, i, excerpt(data, i))
 				}
