@@ -846,10 +846,10 @@ func (a *AutotaskConfig) validate(abs func(string) string, getenv func(string) s
 	if a.BaseURL == "" {
 		a.BaseURL = getenv("PSA_AUTOTASK_BASE_URL")
 	}
-	if err := checkURL(a.BaseURL); err != nil {
+	if err := checkAPIURL(a.BaseURL, "psa.autotask.username, secret and integration_code"); err != nil {
 		return fmt.Errorf("psa.autotask.base_url: %w", err)
 	}
-	if err := checkURL(a.ZoneLookupURL); err != nil {
+	if err := checkAPIURL(a.ZoneLookupURL, "psa.autotask.username, secret and integration_code"); err != nil {
 		return fmt.Errorf("psa.autotask.zone_lookup_url: %w", err)
 	}
 	if id := a.ImpersonationResourceID; id != "" {
@@ -901,7 +901,7 @@ func (c *ConnectWiseConfig) validate(abs func(string) string, getenv func(string
 		return errors.New("psa.connectwise.client_id is required (or set PSA_CONNECTWISE_CLIENT_ID): " +
 			"the clientId of the integration, from the ConnectWise developer portal")
 	}
-	if err := checkURL(c.BaseURL); err != nil {
+	if err := checkAPIURL(c.BaseURL, "psa.connectwise.company_id, public_key and private_key"); err != nil {
 		return fmt.Errorf("psa.connectwise.base_url: %w", err)
 	}
 	if cb := strings.Trim(c.Codebase, "/"); c.Codebase != "" && (cb == "" || strings.ContainsAny(cb, "?#:\\ ") || strings.Contains(cb, "..")) {
@@ -951,7 +951,7 @@ func (k *KaseyaBMSConfig) validate(abs func(string) string, getenv func(string) 
 	if k.Tenant == "" {
 		return errors.New("psa.kaseya_bms.tenant is required (or set PSA_KASEYA_BMS_TENANT): the company name shown in BMS")
 	}
-	if err := checkURL(k.BaseURL); err != nil {
+	if err := checkAPIURL(k.BaseURL, "psa.kaseya_bms.username, password and tenant"); err != nil {
 		return fmt.Errorf("psa.kaseya_bms.base_url: %w", err)
 	}
 	return nil
@@ -989,10 +989,10 @@ func (s *SourceConfig) validate(abs func(string) string, getenv func(string) str
 		if so.ClientSecret == "" {
 			return errors.New("source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)")
 		}
-		if err := checkURL(so.AuthURL); err != nil {
+		if err := checkAPIURL(so.AuthURL, "source.sophos.client_id and client_secret"); err != nil {
 			return fmt.Errorf("source.sophos.auth_url: %w", err)
 		}
-		if err := checkURL(so.APIURL); err != nil {
+		if err := checkAPIURL(so.APIURL, "source.sophos.client_id and client_secret"); err != nil {
 			return fmt.Errorf("source.sophos.api_url: %w", err)
 		}
 	case SourceFile:
@@ -1081,6 +1081,19 @@ func checkURL(s string) error {
 	}
 	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
 		return fmt.Errorf("%s is not an http(s) URL", quoteURL(s))
+	}
+	return nil
+}
+
+// checkAPIURL accepts an http(s) URL of a vendor's API without user
+// information, which Go would send as a login of its own: the credentials
+// go in the settings that creds names.
+func checkAPIURL(s, creds string) error {
+	if err := checkURL(s); err != nil || s == "" {
+		return err
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return fmt.Errorf("%s must not include credentials; give them in %s", quoteURL(s), creds)
 	}
 	return nil
 }

@@ -640,3 +640,27 @@ func TestLoad_exportURL(t *testing.T) {
 		}
 	}
 }
+
+// An API URL with user information is refused, as the provider refuses it,
+// naming the setting without the password: Go would send it as a login of
+// its own, beside the configured credentials.
+func TestLoad_apiURLCredentials(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const url = "https://api:hunter2@psa.example/"
+	for key, cfgLine := range map[string]string{
+		"psa.autotask.base_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.autotask.zone_lookup_url": "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c, zone_lookup_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.connectwise.base_url":     "psa:\n  system: connectwise\n  connectwise: {company_id: c, public_key: p, private_key: k, client_id: i, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.kaseya_bms.base_url":      "psa:\n  system: kaseya_bms\n  kaseya_bms: {username: u, password: p, tenant: t, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"source.sophos.auth_url":       "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s, auth_url: %q}}\n",
+		"source.sophos.api_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s, api_url: %q}}\n",
+	} {
+		cfg := filepath.Join(dir, strings.ReplaceAll(key, ".", "-")+".yml")
+		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, url))
+		_, err := Load(cfg, nil)
+		if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), key+`: "https://xxxxx@psa.example/" must not include credentials`) {
+			t.Errorf("Load with %s = %s: %v; want it refused naming the setting, without the password", key, url, err)
+		}
+	}
+}
