@@ -94,7 +94,7 @@ func TestRun_canarySecretsStayOut(t *testing.T) {
 	t.Run("sophos", func(t *testing.T) {
 		t.Parallel()
 		const sophosSecret = "CANARY sophos secret/+&=8z1y"
-		cfg, _, sop := ticketsSetup(t, "state_dir: state", sophostest.WithCredentials("sophos-client", sophosSecret))
+		cfg, sim, sop := ticketsSetup(t, "state_dir: state", sophostest.WithCredentials("sophos-client", sophosSecret))
 		cfgData, err := os.ReadFile(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -122,18 +122,25 @@ func TestRun_canarySecretsStayOut(t *testing.T) {
 			sop.AddFault(f)
 			passes()
 		}
+		sop.ClearFaults()
+		// The ticket pass's writes to the PSA, quoted back.
+		for _, method := range []string{http.MethodPost, http.MethodPatch, http.MethodPut} {
+			sim.AddFault(psatest.Fault{Method: method, Status: http.StatusBadRequest, EchoRequest: true})
+		}
+		run("tickets", "-log.level=debug")
 		run("status", "-json")
 		run("ledger", "-json")
 		if !strings.Contains(all.String(), "[REDACTED]") {
 			t.Errorf("no command output shows an echoed request redacted:\n%s", all.String())
 		}
-		secrets := []string{sophosSecret, apiToken}
+		_, atSecret, atCode := sim.Autotask().Credentials()
+		secrets := []string{sophosSecret, apiToken, atSecret, atCode}
 		for _, r := range sop.Requests() {
 			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && !slices.Contains(secrets, tok) {
 				secrets = append(secrets, tok)
 			}
 		}
-		if len(secrets) == 2 {
+		if len(secrets) == 4 {
 			t.Fatal("no request to Sophos carried an access token")
 		}
 		checkCanaries(t, all.String(), filepath.Join(filepath.Dir(cfg), "state"), secrets)
