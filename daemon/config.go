@@ -293,7 +293,6 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		// name, and the error would quote it, password included.
 		return errors.New("state.url_file: the value is a connection string, not the path of a file holding one: give it in state.url (or PSA_SYNCD_STATE_URL)")
 	}
-	s.URLFile = abs(s.URLFile)
 	if s.Driver == state.DriverSQLite {
 		if stateDir == "" {
 			return errors.New("state_dir is required")
@@ -314,6 +313,7 @@ func (s *StateConfig) validate(stateDir string, abs func(string) string, getenv 
 		}
 		s.URL = url
 	}
+	s.URLFile = abs(s.URLFile)
 	for _, f := range []struct {
 		name string
 		v    int64

@@ -391,6 +391,7 @@ func TestLoad_secretsNeverPrinted(t *testing.T) {
 		"psa.kaseya_bms.password_file":       "psa:\n  system: kaseya_bms\n  kaseya_bms: {hostname: bmsemea.kaseya.com, username: u, password_file: %q, tenant: t}\nsource: {type: file, file: {path: u.csv}}\n",
 		"source.sophos.client_secret_file":   "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret_file: %q}}\n",
 		"web.api_token_file":                 "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\nweb: {api_token_file: %q}\n",
+		"state.url_file":                     "state: {driver: postgres, url_file: %q}\npsa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n",
 	} {
 		const secret = "CANARYs3cretGivenAsItsFile+9q"
 		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, secret))
