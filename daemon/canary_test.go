@@ -89,10 +89,11 @@ func TestDaemon_canarySecretsStayOut(t *testing.T) {
 }
 
 // TestDaemon_canaryStandbySecretsStayOut: what answers at the active
-// instance's advertised URL (a proxy, a server that is not psa-syncd) may
-// quote the request a standby's status page makes there with the API
-// token, in an error or in an answer that looks right: neither the
-// standby's page (its redirect included) nor its logs show the token.
+// instance's advertised URL (a proxy, a server that is not psa-syncd, one
+// that leaks) may quote the request a standby's status page makes there
+// with the API token, or a PSA credential, in an error or in an answer
+// that looks right: neither the standby's page (its redirect included)
+// nor its logs show them.
 func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	t.Parallel()
 	const token = "CANARY-standby-token-5r2k"
@@ -100,9 +101,13 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const atSec = "CANARY-standby-at-secret/+&3m"
 	var status atomic.Int32
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		quoted := "echo: " + r.Method + " " + r.URL.Path + " Authorization: " + r.Header.Get("Authorization")
+		if status.Load() == http.StatusInternalServerError {
+			quoted = "autotask refused Secret: " + atSec
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if s := int(status.Load()); s/100 != 2 {
 			w.WriteHeader(s)
@@ -118,7 +123,8 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"request": ticket})
 	}))
 	t.Cleanup(echo.Close)
-	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, echo.URL)})
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, echo.URL),
+		simOptions: []psatest.Option{psatest.WithAutotaskCredentials("api@msp.example", atSec, "CANARY-standby-code")}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +155,7 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	}
 	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {token}, "csrf": {m[1]}, "next": {"/"}})
 	var all strings.Builder
-	for _, s := range []int{http.StatusBadGateway, http.StatusAccepted} {
+	for _, s := range []int{http.StatusBadGateway, http.StatusInternalServerError, http.StatusAccepted} {
 		status.Store(int32(s))
 		rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {m[1]}, "customer": {"cust-acme"}, "next": {"/"}})
 		loc := rec.Header().Get("Location")
@@ -162,9 +168,11 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	if !strings.Contains(out, "[REDACTED]") {
 		t.Errorf("nothing shows the echoed request redacted:\n%s", out)
 	}
-	for _, form := range []string{token, url.QueryEscape(token), base64.StdEncoding.EncodeToString([]byte(token))} {
-		if i := strings.Index(out, form); i >= 0 {
-			t.Errorf("the standby's page or logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
+	for _, s := range []string{token, atSec} {
+		for _, form := range []string{s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+			if i := strings.Index(out, form); i >= 0 {
+				t.Errorf("the standby's page or logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
+			}
 		}
 	}
 }

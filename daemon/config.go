@@ -1196,6 +1196,26 @@ func (c *Config) String() string {
 	return string(b)
 }
 
+// credentials returns the credentials the configuration holds, for
+// redacting a text that came from elsewhere: the PSA's and the Sophos
+// source's (with ConnectWise's Basic credential whole) and the API token.
+func (c *Config) credentials() []string {
+	out := []string{string(c.Web.APIToken)}
+	if a := c.PSA.Autotask; a != nil {
+		out = append(out, string(a.Secret), string(a.IntegrationCode))
+	}
+	if cw := c.PSA.ConnectWise; cw != nil {
+		out = append(out, string(cw.PrivateKey), cw.PublicKey, cw.CompanyID+"+"+cw.PublicKey+":"+string(cw.PrivateKey))
+	}
+	if k := c.PSA.KaseyaBMS; k != nil {
+		out = append(out, string(k.Password))
+	}
+	if so := c.Source.Sophos; so != nil {
+		out = append(out, string(so.ClientSecret))
+	}
+	return out
+}
+
 // BackendConfig returns the psa/backends configuration for the PSA. hc sends
 // every request (the daemon passes one with an instrumented transport);
 // logger may be nil.

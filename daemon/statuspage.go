@@ -685,10 +685,11 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 		return fmt.Errorf("reading the answer of the active instance %s: %w", info, err)
 	}
 	// What answers at the advertised URL (a proxy, a server that is not
-	// psa-syncd) may quote the request, and with it this instance's API
-	// token: the page and the logs show its error without it, and none
-	// of an answer that holds it.
+	// psa-syncd, one that leaks) may quote the request, and with it this
+	// instance's API token, or another credential: the page and the logs
+	// show its error without them, and none of an answer that holds one.
 	red := redact.Request(req)
+	red.Add(d.cfg.Load().credentials()...)
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
@@ -697,7 +698,7 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 		return fmt.Errorf("the active instance %s answered %s: %s", info, resp.Status, strings.Join(red.Strings(strings.Split(e.Error, "\n")), "\n"))
 	}
 	if red.Contains(string(data)) {
-		return fmt.Errorf("the active instance %s answered %s quoting this instance's API token; the answer is not used: check what answers at its state.advertise_url", info, resp.Status)
+		return fmt.Errorf("the active instance %s answered %s quoting this instance's API token or a credential; the answer is not used: check what answers at its state.advertise_url", info, resp.Status)
 	}
 	return json.Unmarshal(data, v)
 }
