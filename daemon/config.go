@@ -1042,8 +1042,8 @@ func resolveSecret(v Secret, file string, abs func(string) string, env string, g
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return "", fmt.Errorf("the file it names cannot be read: %w (its value is not shown: without a \"/\", and that long, "+
-				"it may be the secret itself, which goes in the setting without _file)", err)
+			return "", fmt.Errorf("the file it names cannot be read: %w (the value is not shown: it has no \"/\" and is long, "+
+				"so it may be the secret itself, which goes in the setting without _file)", err)
 		}
 		if err != nil && strings.HasPrefix(path, "/run/credentials/") && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			// psa-syncd run by hand on a host where it runs as a

@@ -55,8 +55,8 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 		data, err := os.ReadFile(r.tokenFile)
 		var pe *fs.PathError
 		if err != nil && daemon.SecretLike(r.tokenFile) && errors.As(err, &pe) {
-			return nil, fmt.Errorf("-web.token-file: the file it names cannot be read: %w (its value is not shown: without a \"/\", and that long, "+
-				"it may be the token itself, which goes in PSA_SYNCD_API_TOKEN)", pe.Err)
+			return nil, fmt.Errorf("-web.token-file: the file it names cannot be read: %w (the value is not shown: it has no \"/\" and is long, "+
+				"so it may be the token itself, which goes in PSA_SYNCD_API_TOKEN)", pe.Err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("-web.token-file: %w", err)
