@@ -164,12 +164,19 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 			fmt.Fprintf(&all, "%s\n%s\n", u.Query(), c.do(http.MethodGet, loc, nil).Body)
 		}
 	}
+	// The standby's API relays what the active instance answers.
+	for _, s := range []int{http.StatusBadGateway, http.StatusInternalServerError} {
+		status.Store(int32(s))
+		rec := dtServe(t, b, http.MethodPost, "/api/v1/sync", token, `{"customer":"cust-acme"}`)
+		fmt.Fprintf(&all, "%d: POST /api/v1/sync: %d %s\n", s, rec.Code, rec.Body)
+	}
 	out := all.String() + logs.String()
 	if !strings.Contains(out, "[REDACTED]") {
 		t.Errorf("nothing shows the echoed request redacted:\n%s", out)
 	}
 	for _, s := range []string{token, atSec} {
-		for _, form := range []string{s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+		quoted, _ := json.Marshal(s) // & is \u0026 in JSON
+		for _, form := range []string{s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1])} {
 			if i := strings.Index(out, form); i >= 0 {
 				t.Errorf("the standby's page or logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 			}

@@ -354,6 +354,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 			pr.Out.Header.Del("Origin")
 			pr.Out.Header.Del("Sec-Fetch-Site")
 		},
+		ModifyResponse: d.redactForwarded,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %v", active, err))
 		},
@@ -361,6 +362,37 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 	}
 	d.logger.Debug("Forwarding a request to the active instance", "path", r.URL.Path, "active", active.String())
 	proxy.ServeHTTP(w, r)
+}
+
+// redactForwarded keeps this instance's credentials out of an error answer
+// of the active instance that forward relays, as callActive does: what
+// answers at the advertised URL may quote what it should not. An answer
+// that quotes one is replaced by its {"error"} message, redacted.
+func (d *Daemon) redactForwarded(resp *http.Response) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if red := redact.New(d.cfg.Load().credentials()...); red.Contains(string(data)) {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(data))
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		data, _ = json.Marshal(map[string]string{"error": strings.Join(red.Strings(strings.Split(msg, "\n")), "\n")})
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Header.Del("Content-Encoding")
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.ContentLength = int64(len(data))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(data)))
+	return nil
 }
 
 // handleBackup streams a consistent copy of the SQLite state database,
