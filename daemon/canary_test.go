@@ -77,7 +77,8 @@ func TestDaemon_canarySecretsStayOut(t *testing.T) {
 		t.Errorf("nothing shows an echoed request redacted:\n%s", out)
 	}
 	for _, s := range []string{atSec, atCode, token} {
-		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+		quoted, _ := json.Marshal(s) // & is \u0026 in JSON
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1])} {
 			if i := strings.Index(out, form); i >= 0 {
 				t.Errorf("the API, the status page, /metrics or the logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 			}

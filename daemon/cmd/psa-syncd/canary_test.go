@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,7 +155,8 @@ func checkCanaries(t *testing.T, out, stateDir string, secrets []string) {
 	t.Helper()
 	state := stateFiles(t, stateDir)
 	for _, s := range secrets {
-		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s))} {
+		quoted, _ := json.Marshal(s) // & is \u0026 in -json output
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1])} {
 			if i := strings.Index(out, form); i >= 0 {
 				t.Errorf("command output contains %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 			}
