@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	htmltemplate "html/template"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -78,7 +79,9 @@ func TestDaemon_canarySecretsStayOut(t *testing.T) {
 	}
 	for _, s := range []string{atSec, atCode, token} {
 		quoted, _ := json.Marshal(s) // & is \u0026 in JSON
-		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1])} {
+		var page strings.Builder     // and &amp; on the status page
+		_ = htmltemplate.Must(htmltemplate.New("").Parse("{{.}}")).Execute(&page, s)
+		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1]), page.String()} {
 			if i := strings.Index(out, form); i >= 0 {
 				t.Errorf("the API, the status page, /metrics or the logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 			}
@@ -177,7 +180,9 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	}
 	for _, s := range []string{token, atSec} {
 		quoted, _ := json.Marshal(s) // & is \u0026 in JSON
-		for _, form := range []string{s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1])} {
+		var page strings.Builder     // and &amp; on the status page
+		_ = htmltemplate.Must(htmltemplate.New("").Parse("{{.}}")).Execute(&page, s)
+		for _, form := range []string{s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(s)), string(quoted[1 : len(quoted)-1]), page.String()} {
 			if i := strings.Index(out, form); i >= 0 {
 				t.Errorf("the standby's page or logs show %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 			}
