@@ -3,6 +3,7 @@ package redact
 import (
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/url"
 	"slices"
 	"strings"
@@ -105,13 +106,14 @@ func (r *Redactor) rebuild() {
 }
 
 // encodings returns s as it may appear in a request or an answer: as is,
-// URL-encoded (query and path forms), JSON-escaped, and base64 (standard and
-// URL alphabets, padded or not; the form of an HTTP Basic credential).
+// URL-encoded (query and path forms), JSON-escaped, HTML-escaped (a proxy's
+// error page quoting the request), and base64 (standard and URL alphabets,
+// padded or not; the form of an HTTP Basic credential).
 func encodings(s string) []string {
 	if s == "" {
 		return nil
 	}
-	out := []string{s, url.QueryEscape(s), url.PathEscape(s)}
+	out := []string{s, url.QueryEscape(s), url.PathEscape(s), html.EscapeString(s)}
 	// JSON strings, with and without HTML escapes (\u0026 for &), and with
 	// "/" escaped as some encoders do.
 	var b strings.Builder

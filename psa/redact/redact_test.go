@@ -22,6 +22,7 @@ func TestRedactor_String(t *testing.T) {
 		"echo: client_secret=" + url.QueryEscape(secret) + "&grant_type=client_credentials",
 		"path /x/" + url.PathEscape(secret),
 		`{"Secret":"s3cr3t\/with+odd\u0026chars"}`,
+		"<pre>Secret: s3cr3t/with+odd&amp;chars</pre>",
 		"Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(cred)),
 		"Authorization: Basic " + base64.RawURLEncoding.EncodeToString([]byte(cred)),
 		"Authorization: Bearer access-token-123",
