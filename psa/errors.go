@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,8 +17,16 @@ import (
 var (
 	// ErrNotFound means the object does not exist in the PSA.
 	ErrNotFound = errors.New("psa: not found")
-	// ErrUnauthorized means the PSA rejected the credentials.
+	// ErrUnauthorized means the PSA rejected the credentials, or (see
+	// ErrForbidden) refused the API user a request.
 	ErrUnauthorized = errors.New("psa: unauthorized")
+	// ErrForbidden means the PSA took the credentials but refused the API
+	// user this one request (an HTTP 403 that does not speak of the
+	// credentials): the user's security role or permissions may leave out
+	// the company, queue, board or location it names, while other requests
+	// go through. It matches ErrUnauthorized too, so a caller that does not
+	// tell the two apart takes it as refused access.
+	ErrForbidden error = forbidden{}
 	// ErrRateLimited means the PSA throttled the request; see RateLimitError.
 	ErrRateLimited = errors.New("psa: rate limited")
 	// ErrConflict means the request conflicts with the PSA's state or is
@@ -32,6 +41,31 @@ var (
 	// before writing again.
 	ErrOutcomeUnknown = errors.New("psa: outcome of write unknown")
 )
+
+type forbidden struct{}
+
+func (forbidden) Error() string { return "psa: forbidden" }
+
+// Is reports whether target is ErrUnauthorized.
+func (forbidden) Is(target error) bool { return target == ErrUnauthorized }
+
+// Refused returns the sentinel of a PSA's 401 or 403 answer whose messages
+// are msgs: ErrUnauthorized for a 401 and for a 403 whose messages speak of
+// the credentials or of the API user as a whole (authentication, a password
+// or token, a user that is inactive, disabled or locked, a licence),
+// ErrForbidden for any other 403.
+func Refused(status int, msgs ...string) error {
+	if status != http.StatusForbidden {
+		return ErrUnauthorized
+	}
+	text := strings.ToLower(strings.Join(msgs, " "))
+	for _, w := range []string{"authenticat", "credential", "password", "token", "inactive", "disabled", "locked", "licen"} {
+		if strings.Contains(text, w) {
+			return ErrUnauthorized
+		}
+	}
+	return ErrForbidden
+}
 
 // RateLimitError is returned when the PSA throttles a request.
 type RateLimitError struct {

@@ -955,7 +955,7 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 	found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
 	if err != nil {
 		e.stopOn(p, err)
-		cr.fail(fmt.Errorf("searching for %s before creating: %w", r.Ref, err))
+		cr.fail(e.forbidden(fmt.Errorf("searching for %s before creating: %w", r.Ref, err), r))
 		// Nothing was sent for the intent: the record it replaced is put
 		// back, or, when there was none, it is released as settle
 		// releases one that never reached the PSA, so that a later pass
@@ -987,10 +987,10 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 			cr.Failed++
 			cr.fail(fmt.Errorf("creating %s: %w", r.Ref, err))
 		case err != nil:
-			// Refused before it was applied (429, 401, ...): the intent is
-			// settled by a search next pass.
+			// Refused before it was applied (429, 401, 403, ...): the
+			// intent is settled by a search next pass.
 			e.stopOn(p, err)
-			cr.fail(fmt.Errorf("creating %s: %w", r.Ref, err))
+			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
 			return false
 		default:
 			r.State, r.TicketID, r.Number, r.Error = StateOpen, t.ID, t.Number, ""
@@ -1037,11 +1037,37 @@ func (e *Engine) drop(r *Record, searchErr error, cr *CustomerReport) error {
 
 // stopOn stops creating for the rest of the pass when the PSA throttled
 // it (and then writing at all: see throttle) or refused the credentials.
+// A request refused the API user for what it names (psa.ErrForbidden: a
+// company, queue, board or location its permissions leave out) fails only
+// its customer: the others' creates may go through.
 func (e *Engine) stopOn(p *pass, err error) {
-	if errors.Is(err, psa.ErrUnauthorized) && p.stopped == nil {
+	if errors.Is(err, psa.ErrUnauthorized) && !errors.Is(err, psa.ErrForbidden) && p.stopped == nil {
 		p.stopped = err
 	}
 	e.throttle(p, err)
+}
+
+// forbidden adds to err, when the PSA refused the API user a create or
+// the search before it (psa.ErrForbidden), what the user may lack: access
+// to r's company, or to the queue or board of the routing.
+func (e *Engine) forbidden(err error, r *Record) error {
+	if !errors.Is(err, psa.ErrForbidden) {
+		return err
+	}
+	var lacks string
+	switch e.system {
+	case psa.SystemAutotask:
+		lacks = fmt.Sprintf("check that the API user's security level lets it see and add tickets for company %s and in queue %s", r.CompanyID, e.routing.QueueID)
+	case psa.SystemConnectWise:
+		lacks = fmt.Sprintf("check that the API member's security role reaches company %s and service board %s (Service Tickets: add and inquire)",
+			r.CompanyID, e.routing.QueueID)
+	case psa.SystemKaseyaBMS:
+		lacks = fmt.Sprintf("check that the API user has access to account %s, its locations, and queue %s", r.CompanyID, e.routing.QueueID)
+	default:
+		lacks = fmt.Sprintf("check that the API user may file tickets for company %s in queue %s", r.CompanyID, e.routing.QueueID)
+	}
+	return fmt.Errorf("%w; %s refused the API user this request for company %s, not its credentials: %s. "+
+		"The other customers' tickets are filed", err, e.system, r.CompanyID, lacks)
 }
 
 // throttle stops the pass's writes when err says the PSA throttled a

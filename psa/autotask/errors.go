@@ -14,7 +14,8 @@ import (
 // validation and business-rule failures as HTTP 500 with an "errors" array,
 // and a wrong method with the ASP.NET {"Message": "..."} shape.
 //
-// It matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404) and, for a 500
+// It matches psa.ErrUnauthorized (401, 403; a 403 that does not speak of
+// the credentials matches psa.ErrForbidden too), psa.ErrNotFound (404) and, for a 500
 // carrying errors, psa.ErrValidation: errors.As(err, new(*psa.ValidationError))
 // then yields the messages.
 type ErrorResponse struct {
@@ -73,8 +74,9 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	switch {
 	case r.StatusCode == http.StatusUnauthorized, r.StatusCode == http.StatusForbidden:
 		// 403 is Autotask's documented answer to a resource without the
-		// permission (the security level of the API user).
-		er.wrapped = psa.ErrUnauthorized
+		// permission (the security level of the API user), which may
+		// concern one queue or company only.
+		er.wrapped = psa.Refused(r.StatusCode, all...)
 	case r.StatusCode == http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
 	case r.StatusCode >= 500 && len(er.Errors) > 0 && !isTimeout(er.Errors):

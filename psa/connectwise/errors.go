@@ -22,7 +22,8 @@ type FieldError struct {
 // ErrorResponse is an error response from ConnectWise:
 // {"code": "InvalidObject", "message": "...", "errors": [...]}.
 //
-// It matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404),
+// It matches psa.ErrUnauthorized (401, 403; a 403 that does not speak of
+// the credentials matches psa.ErrForbidden too), psa.ErrNotFound (404),
 // psa.ErrConflict (409) and, for a 400, psa.ErrValidation:
 // errors.As(err, new(*psa.ValidationError)) then yields the messages.
 type ErrorResponse struct {
@@ -99,7 +100,9 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	case http.StatusTooManyRequests:
 		return &psa.RateLimitError{System: psa.SystemConnectWise, RetryAfter: rest.RetryAfter(r), Message: strings.Join(er.messages(), "; ")}
 	case http.StatusUnauthorized, http.StatusForbidden:
-		er.wrapped = psa.ErrUnauthorized
+		// A 403 may concern one company or board the member's security
+		// role leaves out.
+		er.wrapped = psa.Refused(r.StatusCode, append([]string{er.Code}, er.messages()...)...)
 	case http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
 	case http.StatusConflict:

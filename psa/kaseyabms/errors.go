@@ -55,7 +55,8 @@ func (r *ErrorResponse) Unwrap() error { return r.wrapped }
 // CheckResponse returns nil for a 2xx response, and otherwise an error
 // describing it: a *psa.RateLimitError for 429 (BMS documents no status or
 // headers for throttling; 429 is assumed), else an *ErrorResponse that
-// matches psa.ErrUnauthorized (401, 403), psa.ErrNotFound (404) or
+// matches psa.ErrUnauthorized (401, 403; a 403 that does not speak of the
+// credentials matches psa.ErrForbidden too), psa.ErrNotFound (404) or
 // psa.ErrValidation (400, 409, 422). It reads at most 1 MiB of the body and
 // understands the success:false envelope in any key casing.
 //
@@ -98,7 +99,8 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	}
 	switch r.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
-		er.wrapped = psa.ErrUnauthorized
+		// A 403 may concern one account or location the user may not use.
+		er.wrapped = psa.Refused(r.StatusCode, er.messages()...)
 	case http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
 	case http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity:
@@ -152,6 +154,9 @@ func newEnvelopeError(r *http.Response, info *ErrorInfo, red *redact.Redactor) e
 		strings.Contains(text, "unauthori") || strings.Contains(text, "invalid credentials") ||
 		strings.Contains(text, "invalid username") || strings.Contains(text, "invalid user name") || strings.Contains(text, "password"):
 		er.wrapped = psa.ErrUnauthorized
+		if er.Code == http.StatusForbidden {
+			er.wrapped = psa.Refused(er.Code, msgs...)
+		}
 	case er.Code == http.StatusNotFound || strings.Contains(text, "not found") || strings.Contains(text, "does not exist") || strings.Contains(text, "no record"):
 		er.wrapped = psa.ErrNotFound
 	default:

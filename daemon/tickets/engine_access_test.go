@@ -1,0 +1,103 @@
+package tickets_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// A create the PSA answers 403 for one customer (the API user's security
+// role or permissions leave out its company, queue, board or location)
+// fails that customer only, with an error that names the company and what
+// the API user may lack; the next customer's ticket is filed. A 401, or a
+// 403 that speaks of the credentials, concerns the whole PSA: no create is
+// sent for the customers after it.
+func TestEngine_forbiddenCreateFailsOneCustomer(t *testing.T) {
+	t.Parallel()
+	type answer struct {
+		status int
+		body   string
+	}
+	for _, tc := range []struct {
+		system    psa.System
+		forbidden answer
+		// whole is a 403 that names the API user as a whole.
+		whole answer
+	}{
+		{psa.SystemAutotask, answer{http.StatusForbidden, `{"errors":["The logged in Resource does not have the adequate permissions to create this entity."]}`},
+			answer{http.StatusForbidden, `{"errors":["The API user is inactive."]}`}},
+		{psa.SystemConnectWise, answer{http.StatusForbidden, `{"code":"Forbidden","message":"You do not have access to this company."}`},
+			answer{http.StatusForbidden, `{"code":"ConnectWiseApi","message":"UserNotAuthenticated"}`}},
+		{psa.SystemKaseyaBMS, answer{http.StatusForbidden, `{"Message":"Access to this account is denied."}`},
+			answer{http.StatusForbidden, `{"Message":"The access token is not valid for this tenant."}`}},
+	} {
+		t.Run(string(tc.system), func(t *testing.T) {
+			t.Parallel()
+			for _, step := range []struct {
+				name    string
+				answer  answer
+				perUser bool
+			}{
+				{"403", tc.forbidden, true},
+				{"403 of the user", tc.whole, false},
+				{"401", answer{http.StatusUnauthorized, ""}, false},
+			} {
+				e := newEnv(t, tc.system)
+				other := tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex"}
+				var path string
+				switch tc.system {
+				case psa.SystemAutotask:
+					other.CompanyID = id(e.psaSim.Autotask().AddCompany("Globex"))
+					path = "/ATServicesRest/V1.0/Tickets"
+				case psa.SystemConnectWise:
+					other.CompanyID = id(e.psaSim.ConnectWise().AddCompany("Globex"))
+					path = strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL()) + "service/tickets"
+				case psa.SystemKaseyaBMS:
+					other.CompanyID = id(int64(e.psaSim.KaseyaBMS().AddAccount("Globex")))
+					path = "/v2/servicedesk/tickets"
+				}
+				eng := e.engine(routings[tc.system])
+				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Acme threat"})
+				e.sophos.AddAlert(globex, sophostest.Alert{Severity: "high", Description: "Globex threat"})
+				e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: path, BodyContains: "sc:" + a.ID, Status: step.answer.status, Body: step.answer.body})
+
+				rep, err := eng.Pass(t.Context(), append(e.customers(), other), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				acmeRep, globexRep := rep.Customers[0], rep.Customers[1]
+				if acmeRep.Err == nil || acmeRep.Created != 0 {
+					t.Errorf("%s: acme = %+v, want its create failed", step.name, acmeRep)
+				}
+				if !step.perUser {
+					if globexRep.Created != 0 || globexRep.Err == nil || len(e.tickets()) != 0 {
+						t.Errorf("%s: globex = %+v, %d tickets; want no create sent after the PSA refused the API user", step.name, globexRep, len(e.tickets()))
+					}
+					continue
+				}
+				if msg := acmeRep.Err.Error(); !strings.Contains(msg, "company "+e.company) || !strings.Contains(msg, "not its credentials") {
+					t.Errorf("%s: acme's error = %v, want it to name company %s and say the credentials were taken", step.name, msg, e.company)
+				}
+				if globexRep.Created != 1 || globexRep.Err != nil || len(e.tickets()) != 1 {
+					t.Errorf("%s: globex = %+v, %d tickets; want its ticket filed", step.name, globexRep, len(e.tickets()))
+				}
+
+				// The permission granted, the next pass files Acme's ticket,
+				// once.
+				e.psaSim.ClearFaults()
+				rep, err = eng.Pass(t.Context(), append(e.customers(), other), false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tot := rep.Totals(); tot.Created != 1 || len(e.tickets()) != 2 || tot.Failed != 0 {
+					t.Errorf("%s: pass after the permission was granted = %+v, %d tickets; want Acme's ticket filed", step.name, tot, len(e.tickets()))
+				}
+			}
+		})
+	}
+}
