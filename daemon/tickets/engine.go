@@ -229,7 +229,9 @@ type Report struct {
 	Customers []CustomerReport
 	// Settled counts unsettled creates found in the PSA by their Ref.
 	// Those of alert tickets are in their customer's Adopted, or in
-	// OtherAdopted for a customer not in the pass.
+	// OtherAdopted for a customer not in the pass. A dry run searches for
+	// them too, but adopts none: its customers' notices say what the pass
+	// would do with them.
 	Settled int
 	// OtherAdopted counts the alert tickets settled (adopted) for
 	// customers not in the pass, such as one whose ticket sync was turned
@@ -301,6 +303,11 @@ type pass struct {
 	// adopted counts the alert tickets settle adopted, by customerKey,
 	// for the customers' reports.
 	adopted map[string]int
+	// settled holds, in a dry run, the open create intents (by
+	// recordKey) as settle would store them: adopted, or released to be
+	// sent again. The customer's dry run reports them and goes on from
+	// them, as the pass that writes goes on from what settle stored.
+	settled map[string]Record
 }
 
 func customerKey(source, customerID string) string { return source + "\x00" + customerID }
@@ -314,21 +321,22 @@ func (e *Engine) full(p *pass) bool { return p.created >= e.routing.MaxPerPass }
 // Pass runs one ticket pass over customers (those with ticket sync on).
 // Unsettled creates from earlier passes are settled first. With dryRun
 // nothing is written to the PSA or the store; the report says what would
-// be created and closed. Customers not listed are not touched: their open
+// be created and closed, and what would become of the unsettled creates. Customers not listed are not touched: their open
 // tickets stay as they are.
 func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (Report, error) {
 	rep := Report{DryRun: dryRun}
 	if !e.routing.Enabled {
 		return rep, nil
 	}
-	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{}}
+	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{},
+		settled: map[string]Record{}}
 	e.fence.reset()
+	n, err := e.settle(ctx, p)
 	if !dryRun {
-		n, err := e.settle(ctx, p)
 		rep.Settled = n
-		if err != nil {
-			return rep, err
-		}
+	}
+	if err != nil {
+		return rep, err
 	}
 	for _, c := range customers {
 		if err := ctx.Err(); err != nil {
@@ -395,7 +403,8 @@ func (cr *CustomerReport) deferForBudget(n int) {
 // ticket is adopted; not found and recorded longer than the settle time
 // ago, the record is released so the customer's pass creates it (searching
 // once more first); not found and younger, it stays open (p.waiting), since
-// the ticket may still appear, and is searched for again next pass.
+// the ticket may still appear, and is searched for again next pass. A dry
+// run searches as well, but keeps what it would store in p.settled.
 func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 	intents, err := e.store.TicketIntents()
 	if err != nil {
@@ -419,7 +428,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		case len(found) > 0:
 			e.adopt(&r, found)
 			n++
-			if r.AlertKey != SummaryKey {
+			if r.AlertKey != SummaryKey && !p.dryRun {
 				p.adopted[customerKey(r.Source, r.CustomerID)]++
 			}
 		case e.now().Sub(r.Created) < e.settleTime:
@@ -433,11 +442,45 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			r.Error = "the create was not applied; it is sent again"
 		}
 		r.Updated = e.now().UTC()
+		if p.dryRun {
+			p.settled[recordKey(r)] = r
+			continue
+		}
 		if err := e.store.PutTicketRecord(r); err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// dryRunSettled puts in records, in a dry run, the customer's open create
+// intents as settle would store them (p.settled), and returns notices that
+// say what the next pass does with them: adopt the ticket found, or send
+// the create again.
+func (e *Engine) dryRunSettled(p *pass, records []Record) []string {
+	var adopted, resent []string
+	for i := range records {
+		s, ok := p.settled[recordKey(records[i])]
+		if !ok {
+			continue
+		}
+		records[i] = s
+		if s.State == StateFailed {
+			resent = append(resent, s.Ref)
+		} else {
+			adopted = append(adopted, fmt.Sprintf("%s: ticket %s", s.Ref, cmp.Or(s.Number, s.TicketID)))
+		}
+	}
+	var out []string
+	if len(adopted) > 0 {
+		out = append(out, fmt.Sprintf("ticket creates whose outcome is unknown were applied (%s): the next pass adopts those tickets, "+
+			"and closes or notes those whose alerts are resolved", listed(adopted)))
+	}
+	if len(resent) > 0 {
+		out = append(out, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA, %s after they were recorded: "+
+			"the next pass takes them as not applied, searches once more and sends them again for the alerts still open", listed(resent), e.settleTime))
+	}
+	return out
 }
 
 // ours reports whether r is a ticket of the PSA the engine is connected
@@ -520,6 +563,9 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		e.claim(&records[i])
 	}
+	if p.dryRun {
+		cr.Notices = append(cr.Notices, e.dryRunSettled(p, records)...)
+	}
 	// An id listed twice (pages that overlap while alerts come and go) is
 	// one alert: it must not be counted, capped or summarised twice.
 	open := make(map[string]bool, len(alerts))
@@ -562,11 +608,15 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			unsettled = append(unsettled, r.Ref)
 		}
 	}
-	if len(unsettled) > 0 && !p.dryRun {
+	switch {
+	case len(unsettled) > 0 && p.dryRun:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) could not be searched for: the next pass "+
+			"searches for them again, and creates nothing for their alerts until a search settles them", strings.Join(unsettled, "; ")))
+	case len(unsettled) > 0:
 		cr.fail(fmt.Errorf("unsettled ticket creates (%s): the PSA could not be searched for them; "+
 			"nothing is created for their alerts until a search settles them", strings.Join(unsettled, "; ")))
 	}
-	if len(waiting) > 0 && !p.dryRun {
+	if len(waiting) > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA yet: they are searched for "+
 			"again each pass, and sent again only %s after they were recorded", strings.Join(waiting, ", "), e.settleTime))
 	}

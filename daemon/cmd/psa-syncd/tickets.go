@@ -29,7 +29,10 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
 		"of resolved alerts are closed or annotated. Exits non-zero when a customer failed.\n"+
 		"With -dry-run, print what the pass would create, close, annotate or reopen, and write nothing;\n"+
-		"while the export switches the integration off, every pass is such a dry run.\n"+
+		"the creates of earlier passes whose outcome is unknown are searched for, and the notes say\n"+
+		"which tickets the pass would adopt, which creates wait for policies.settle_time and which\n"+
+		"it would send again. While the export switches the integration off, every pass is such a\n"+
+		"dry run.\n"+
 		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
 		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
 		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
