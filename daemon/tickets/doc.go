@@ -54,9 +54,12 @@
 // budget refuses a write (the PSA's hourly budget at the daemon's
 // policies.budget_reserve) sends no more writes, and the alerts still to
 // file, close, note or reopen wait for a later pass (Deferred, with a
-// notice, Report.BudgetLimited) without failing their customer; a create it refuses is retried only
-// when what it depends on changes (the routing, or the customer's company or
-// contract), and fails its customer in every pass's report until then.
+// notice, Report.BudgetLimited) without failing their customer; a create the
+// PSA refuses is retried when what it depends on changes (the routing, or the
+// customer's company or contract), and otherwise a day after it was refused,
+// and fails its customer in every pass's report until then. A create the PSA
+// refuses the API user (psa.ErrForbidden) fails only its customer; refused
+// credentials stop the pass's creates.
 //
 // Customers that are not passed to Pass (ticket sync off, mapping removed)
 // are not touched: their open tickets stay as they are. Nor are records of

@@ -724,9 +724,9 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		case r == nil:
 		case r.State == StateCreating || Followed(r.State):
 			continue
-		case r.State == StateFailed && r.RoutingHash == key:
-			// Refused with what it depends on unchanged: not sent again,
-			// but reported every pass, since the alert has no ticket.
+		case e.refused(r, key):
+			// Refused with what it depends on unchanged: not sent again
+			// yet, but reported every pass, since the alert has no ticket.
 			refused = append(refused, r)
 			continue
 		case r.State == StateClosed && r.ClosedBy == ClosedByPSA:
@@ -782,13 +782,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	if len(refused) > 0 {
 		cr.fail(fmt.Errorf("%d alerts have no ticket: the PSA refused their create (%s); it is sent again when the ticket routing "+
-			"or the customer's company or contract changes", len(refused), refused[0].Error))
+			"or the customer's company or contract changes, and otherwise %s after it was refused", len(refused), refused[0].Error, refusedRetry))
 	}
 	switch {
 	case len(over) == 0 || p.stopped != nil && !p.throttled():
-	case summary != nil && summary.State == StateFailed && summary.RoutingHash == key:
+	case summary != nil && e.refused(summary, key):
 		cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) have no ticket: the PSA refused their summary ticket (%s); it is sent again "+
-			"when the ticket routing or the customer's company or contract changes", len(over), summary.Error))
+			"when the ticket routing or the customer's company or contract changes, and otherwise %s after it was refused", len(over), summary.Error,
+			refusedRetry))
 	case summary != nil && summary.State == StateCreating:
 		if !p.dryRun && !p.waiting[recordKey(*summary)] {
 			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
@@ -941,8 +942,9 @@ func (e *Engine) reopenWindow() time.Duration {
 
 // createKey identifies what a create of c's tickets depends on: the
 // routing, the title format, and the customer's company and contract. A
-// create the PSA refused is sent again only when its key changes: a fixed
-// routing or a fixed customer mapping.
+// create the PSA refused is sent again when its key changes (a fixed
+// routing or a fixed customer mapping), and otherwise only refusedRetry
+// after it was refused.
 func (e *Engine) createKey(c Customer) string {
 	r := e.routing
 	prios := make([]string, 0, len(r.Priorities))
@@ -952,6 +954,20 @@ func (e *Engine) createKey(c Customer) string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{r.QueueID, r.NewStatusID, strings.Join(prios, ","), r.SourceID,
 		r.IssueTypeID, r.SubIssueTypeID, r.TicketTypeID, r.CategoryID, r.TitleFormat, c.CompanyID, c.ContractID}, "|")))
 	return hex.EncodeToString(sum[:8])
+}
+
+// refusedRetry is how long after the PSA refused a create it is sent again
+// when nothing it depends on (createKey) changed: the refusal's cause may
+// be gone all the same, fixed in the PSA (a permission granted, a queue or
+// picklist value made active again) or in psa-syncd (an upgrade that
+// sends the create differently), and the alert still has no ticket.
+const refusedRetry = 24 * time.Hour
+
+// refused reports whether r is a create the PSA refused that is not sent
+// again yet: what it depends on is still key, and it was refused less than
+// refusedRetry ago.
+func (e *Engine) refused(r *Record, key string) bool {
+	return r.State == StateFailed && r.RoutingHash == key && e.now().Sub(r.Updated) < refusedRetry
 }
 
 // ref is the external reference of an alert's ticket: "sc:<alert id>",

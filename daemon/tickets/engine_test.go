@@ -1122,6 +1122,15 @@ func TestEngine_refusedCreate(t *testing.T) {
 			t.Errorf("pass %d with the mapping unchanged = %+v, %d creates sent; want the refusal reported and not sent again", i, cr, creates())
 		}
 	}
+	// A day after the refusal it is sent again, in case its cause was
+	// fixed in the PSA; refused again, it waits another day.
+	e.now = e.now.Add(25 * time.Hour)
+	if cr := pass(); cr.Failed != 1 || creates() != 2 {
+		t.Errorf("pass a day later = %+v, %d creates sent; want the create sent again and refused", cr, creates())
+	}
+	if cr := pass(); cr.Failed != 0 || cr.Err == nil || creates() != 2 {
+		t.Errorf("pass after the second refusal = %+v, %d creates sent; want it not sent again", cr, creates())
+	}
 	// The operator fixes the mapping: the company's own contract.
 	company, _ := strconv.ParseInt(e.company, 10, 64)
 	cs[0].ContractID = id(e.psaSim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed security"}))
@@ -1716,5 +1725,39 @@ func TestEngine_connectWiseTicketMovedToAnotherBoard(t *testing.T) {
 	}
 	if got := cw.Tickets()[0]; got.Closed {
 		t.Errorf("ticket closed: %+v", got)
+	}
+}
+
+// A create refused for a cause fixed in the PSA (a queue made active
+// again), with the routing and the mapping unchanged, is sent again a day
+// after the refusal (TestEngine_refusedCreate for an alert's ticket; here
+// a summary ticket's), so that the alerts get their tickets. So are
+// creates refused before a psa-syncd upgrade that sends them differently
+// (a blank title).
+func TestEngine_refusedSummaryRetriedADayLater(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	// The caps are per pass: each pass files one alert, and the rest go
+	// over the cap.
+	for i := range 4 {
+		e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat %d", i),
+			RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+	}
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: `"scs:`,
+		Status: http.StatusInternalServerError, Body: `{"errors":["Value does not exist for [queueID]."]}`})
+	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Failed != 1 {
+		t.Fatalf("first pass = %+v, want one ticket and the summary refused", cr)
+	}
+	e.psaSim.ClearFaults()
+	e.now = e.now.Add(12 * time.Hour)
+	if cr := e.pass(eng).Customers[0]; cr.Err == nil || e.summaryTickets() != 0 {
+		t.Errorf("pass half a day later = %+v, %d summary tickets; want the refusal reported, not sent again", cr, e.summaryTickets())
+	}
+	e.now = e.now.Add(12 * time.Hour)
+	if cr := e.pass(eng).Customers[0]; cr.Summarised != 1 || cr.Err != nil || e.summaryTickets() != 1 {
+		t.Errorf("pass a day later = %+v, %d summary tickets; want the summary ticket created", cr, e.summaryTickets())
 	}
 }

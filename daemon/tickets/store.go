@@ -36,9 +36,10 @@ const (
 	// or added a note (ClosedBy "sync"), found it closed in the PSA
 	// (ClosedBy "psa"), or found it deleted there (ClosedBy "deleted").
 	StateClosed = "closed"
-	// StateFailed is a create the PSA certainly refused. It is retried only
+	// StateFailed is a create the PSA certainly refused. It is retried
 	// when what it depends on changes (RoutingHash): the routing, or the
-	// customer's company or contract.
+	// customer's company or contract; and otherwise a day after it was
+	// refused (Updated).
 	StateFailed = "failed"
 )
 
@@ -86,7 +87,7 @@ type Record struct {
 	// RoutingHash identifies what the create depended on: the routing,
 	// the title format and the customer's company and contract (the name
 	// predates the last three). A refused create is sent again when it
-	// changes.
+	// changes, or a day after it was refused.
 	RoutingHash string    `json:"routing_hash,omitempty"`
 	Error       string    `json:"error,omitempty"`
 	ClosedBy    string    `json:"closed_by,omitempty"`

@@ -244,8 +244,8 @@ func (b *Backend) picklistOrDefault(ctx context.Context, entity, field, kind, id
 // readFailed returns err, the failure of a read made before a ticket or
 // note is sent, such that it does not match psa.ErrValidation: a 500 with
 // errors[] on a read is Autotask failing the read, not refusing the
-// ticket, which callers do not send again until it changes (the ticket
-// engine records such a create as refused until its routing changes).
+// ticket, which callers do not send again soon (the ticket engine records
+// such a create as refused until its routing changes, or for a day).
 func readFailed(err error) error {
 	if !errors.Is(err, psa.ErrValidation) {
 		return err
