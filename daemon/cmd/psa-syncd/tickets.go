@@ -161,7 +161,7 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 			}
 		}
 	} else {
-		fmt.Fprintln(tw, "CUSTOMER\tCREATED\tADOPTED\tCLOSED\tNOTED\tREOPENED\tSUMMARISED\tFAILED\tERROR")
+		fmt.Fprintln(tw, "CUSTOMER\tCREATED\tADOPTED\tCLOSED\tNOTED\tREOPENED\tSUMMARISED\tREFUSED\tERROR")
 		for _, c := range rep.Customers {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", customerName(c.Customer), c.Created, c.Adopted, c.Closed, c.Noted,
 				c.Reopened, c.Summarised, c.Failed, ticketErr(c.Err))
@@ -185,8 +185,19 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 		}
 		fmt.Fprintln(w)
 	default:
-		fmt.Fprintf(w, "\ncreated %d, adopted %d, closed %d, noted %d, reopened %d, summarised %d alerts, failed %d; settled %d earlier creates\n",
+		fmt.Fprintf(w, "\ncreated %d, adopted %d, closed %d, noted %d, reopened %d, summarised %d alerts, refused %d creates; settled %d earlier creates\n",
 			t.Created, t.Adopted, t.Closed, t.Noted, t.Reopened, t.Summarised, t.Failed, rep.Settled)
+	}
+	// REFUSED counts the creates the PSA refused; a customer can fail
+	// without one (its alerts could not be listed, a close failed).
+	failed := 0
+	for _, c := range rep.Customers {
+		if c.Err != nil {
+			failed++
+		}
+	}
+	if failed > 0 {
+		fmt.Fprintf(w, "%d of %d customers failed: see ERROR above\n", failed, len(rep.Customers))
 	}
 	if rep.RateLimited {
 		fmt.Fprintln(w, "the PSA throttled the pass: it stopped writing; the rest (deferred) is done next pass")

@@ -89,8 +89,10 @@ func TestRun_tickets(t *testing.T) {
 		t.Errorf("tickets -dry-run after the alert was resolved: exit %d\nstdout: %s\nstderr: %s; want ticket %d to be noted, not closed", rc, stdout, stderr, ticket.ID)
 	}
 	sop.DenyAlerts(acme, true)
-	if rc, _, stderr = runCmd(t, "tickets", "-config.file", cfg); rc != 1 || !strings.Contains(stderr, "Access is denied") {
-		t.Errorf("tickets with alerts denied: exit %d, stderr %s; want 1 naming the refusal", rc, stderr)
+	// The customer fails without a refused create: the totals say so.
+	if rc, stdout, stderr = runCmd(t, "tickets", "-config.file", cfg); rc != 1 || !strings.Contains(stderr, "Access is denied") ||
+		!strings.Contains(stdout, "refused 0 creates") || !strings.Contains(stdout, "1 of 1 customers failed: see ERROR above") {
+		t.Errorf("tickets with alerts denied: exit %d\nstdout: %s\nstderr: %s; want 1 naming the refusal, and the totals saying a customer failed", rc, stdout, stderr)
 	}
 }
 
