@@ -211,6 +211,8 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	fmt.Fprintf(&b, "%s in %s failed.", what, systemTitle(system))
 	var rl *psa.RateLimitError
 	switch {
+	case errors.Is(err, psa.ErrForbidden):
+		b.WriteString(" The PSA took the credentials but refused the API user this request: " + permissionHint(system))
 	case errors.Is(err, psa.ErrUnauthorized):
 		b.WriteString(" The PSA refused the credentials: " + credentialsHint(system))
 	case errors.As(err, &rl) && rl.Hourly:
@@ -237,6 +239,19 @@ func credentialsHint(s psa.System) string {
 		return "check username, password and tenant of the provider configuration and the API user's role."
 	}
 	return "check the user name, secret and integration code of the provider configuration and the API user's security level."
+}
+
+// permissionHint says what the API user may lack when the PSA takes the
+// credentials but refuses a request (psa.ErrForbidden): a permission for
+// the object the request names, not a setting of the provider.
+func permissionHint(s psa.System) string {
+	switch s {
+	case psa.SystemConnectWise:
+		return "check that the API member's security role grants this (inquire, add or edit at the level the object needs) and reaches its company, agreement or board."
+	case psa.SystemKaseyaBMS:
+		return "check that the API user's role grants this and that the user has access to the account the object belongs to."
+	}
+	return "check that the API user's security level and resource permissions grant this, including access to the object's company, contract or queue."
 }
 
 // systemTitle is the product name of a PSA system, for messages.

@@ -2,10 +2,13 @@ package provider
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // The export errors speak of a file only for a file store, and say what to
@@ -52,6 +55,31 @@ func TestRequireStore_namesSettings(t *testing.T) {
 	for _, want := range []string{"psa_integration", "export_url", envExportURL, "export_path", envExportPath} {
 		if !strings.Contains(d, want) {
 			t.Errorf("detail = %q, want it to contain %q", d, want)
+		}
+	}
+}
+
+// A request the PSA refuses the API user (a 403 that does not speak of the
+// credentials) is a missing permission of that user, not a wrong credential;
+// a refused credential still says so.
+func TestPSAErrorDetail_forbiddenNamesPermission(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		system psa.System
+		want   string
+	}{
+		{psa.SystemAutotask, "security level and resource permissions"},
+		{psa.SystemConnectWise, "security role"},
+		{psa.SystemKaseyaBMS, "access to the account"},
+	} {
+		err := fmt.Errorf("%s: GET Contracts/800: 403 Forbidden: %w", tt.system, psa.ErrForbidden)
+		d := psaErrorDetail(tt.system, "Looking up contract 800", err)
+		if strings.Contains(d, "refused the credentials") || !strings.Contains(d, tt.want) || !strings.Contains(d, "Looking up contract 800") {
+			t.Errorf("%s: detail = %q, want the permission (%q) named, not the credentials", tt.system, d, tt.want)
+		}
+		d = psaErrorDetail(tt.system, "Looking up contract 800", fmt.Errorf("401 Unauthorized: %w", psa.ErrUnauthorized))
+		if !strings.Contains(d, "refused the credentials") {
+			t.Errorf("%s: detail of a 401 = %q, want the credentials named", tt.system, d)
 		}
 	}
 }
