@@ -1978,6 +1978,11 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 		return "the PSA did not confirm an earlier change: psa-syncd re-reads the line (next pass or start-up) before writing it again, so it is never posted twice"
 	case errors.Is(err, psa.ErrRateLimited):
 		return "rate limited: the pass will retry on the next run"
+	case errors.Is(err, psa.ErrForbidden):
+		// A 403 that does not speak of the credentials: the API user
+		// lacks a permission for this contract or service.
+		return fmt.Sprintf("%s refused the API user this request for contract %s, not its credentials: %s",
+			sys, cm.ContractID, permissionHint(sys))
 	case errors.Is(err, psa.ErrUnauthorized):
 		return fmt.Sprintf("%s refused the credentials: check the psa settings with psa-syncd check -web.url URL, which has the running psa-syncd test its own", sys)
 	case errors.Is(err, psa.ErrNotFound) && serviceID == "":
@@ -2002,6 +2007,20 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	default:
 		return "the pass will retry on the next run; psa-syncd check -web.url URL has the running psa-syncd test its connection"
 	}
+}
+
+// permissionHint says what the API user may lack when the PSA refuses it
+// a contract's request (psa.ErrForbidden).
+func permissionHint(s psa.System) string {
+	switch s {
+	case psa.SystemAutotask:
+		return "check that the API user's security level and resource permissions let it see and edit the contract and its services"
+	case psa.SystemConnectWise:
+		return "check that the API member's security role reaches the agreement and its company (Finance: Agreements, inquire and edit)"
+	case psa.SystemKaseyaBMS:
+		return "check that the API user has access to the contract's account and may edit its contracts"
+	}
+	return "check that the API user may see and edit the contract"
 }
 
 // idKey is the key under which a pass compares the contract and service

@@ -2032,6 +2032,20 @@ func TestEngine_Sync_laterChangeHeld(t *testing.T) {
 	}
 }
 
+// TestEngine_hintForbiddenNamesThePermission: a 403 that does not speak of
+// the credentials (psa.ErrForbidden) is the API user's missing permission
+// for the contract, not refused credentials.
+func TestEngine_hintForbiddenNamesThePermission(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	e := NewEngine(EngineOptions{Backend: h.be, State: h.db})
+	err := fmt.Errorf("autotask: POST ContractServiceAdjustments: 403: %w", psa.ErrForbidden)
+	hint := e.hint(err, export.CustomerMapping{Source: "file", CustomerID: "cust-a", ContractID: "800"}, "")
+	if strings.Contains(hint, "refused the credentials") || !strings.Contains(hint, "contract 800") || !strings.Contains(hint, "permission") {
+		t.Errorf("hint for %v = %q, want the API user's permission for contract 800, not the credentials", err, hint)
+	}
+}
+
 // TestEngine_hintChecksThroughTheDaemon: the hints that send the
 // operator to psa-syncd check, shown while psa-syncd runs (status, the
 // status page), name -web.url: run by hand without it, check cannot read
