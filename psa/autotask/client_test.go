@@ -921,6 +921,9 @@ func TestCheckResponse(t *testing.T) {
 		{name: "unauthorized", status: 401, body: `{"errors":["User authentication failed."]}`, is: psa.ErrUnauthorized, message: "User authentication failed."},
 		// Autotask documents 403 for a resource without the permission.
 		{name: "forbidden", status: 403, body: `{"errors":["The logged in Resource does not have the adequate permissions to query this entity type."]}`, is: psa.ErrUnauthorized, message: "adequate permissions"},
+		// ... but often answers it as a 500, which was not applied either.
+		{name: "forbidden 500", status: 500, body: `{"errors":["The logged in Resource does not have the adequate permissions to create this entity type."]}`,
+			validation: []string{"The logged in Resource does not have the adequate permissions to create this entity type."}, is: psa.ErrForbidden},
 		{name: "method not allowed", status: 405, body: `{"Message":"The requested resource does not support http method 'GET'."}`, message: "405: The requested resource does not support http method 'GET'."},
 		{name: "not found", status: 404, body: ``, is: psa.ErrNotFound},
 		{name: "timeout", status: 500, body: `{"errors":["Execution Timeout Expired."]}`, message: "Execution Timeout Expired."},
@@ -1222,6 +1225,10 @@ func TestContractServiceAdjustmentsService_Create_noRetry(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 			fmt.Fprint(w, `{"errors":["effectiveDate is outside the contract period"]}`)
 		}, is: psa.ErrValidation},
+		{name: "permission", handler: func(t *testing.T, w http.ResponseWriter) {
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"errors":["The logged in Resource does not have the adequate permissions to create this entity type."]}`)
+		}, is: psa.ErrForbidden},
 		{name: "bad request", handler: func(t *testing.T, w http.ResponseWriter) {
 			w.WriteHeader(http.StatusBadRequest)
 		}},

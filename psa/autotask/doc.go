@@ -37,7 +37,9 @@
 //
 // CheckResponse maps Autotask's error shapes: a 500 with an "errors" array is
 // a validation error (errors.Is(err, psa.ErrValidation), messages in a
-// *psa.ValidationError); 401 and 403 match psa.ErrUnauthorized, and so does a zone
+// *psa.ValidationError), and one whose messages say the API user lacks the
+// permission ("does not have the adequate permissions") matches
+// psa.ErrForbidden too; 401 and 403 match psa.ErrUnauthorized, and so does a zone
 // lookup refused with a message (Autotask's answer to an unknown user name);
 // thread- and hourly-threshold responses, whatever their status, are
 // *psa.RateLimitError.

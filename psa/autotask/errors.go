@@ -2,6 +2,7 @@ package autotask
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -17,7 +18,9 @@ import (
 // It matches psa.ErrUnauthorized (401, 403; a 403 that does not speak of
 // the credentials matches psa.ErrForbidden too), psa.ErrNotFound (404) and, for a 500
 // carrying errors, psa.ErrValidation: errors.As(err, new(*psa.ValidationError))
-// then yields the messages.
+// then yields the messages. A 500 whose messages say the API user lacks the
+// permission ("does not have the adequate permissions") matches
+// psa.ErrForbidden as well.
 type ErrorResponse struct {
 	// Response is the HTTP response; its body has been consumed.
 	Response *http.Response
@@ -81,6 +84,13 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		er.wrapped = psa.ErrNotFound
 	case r.StatusCode >= 500 && len(er.Errors) > 0 && !isTimeout(er.Errors):
 		er.wrapped = &psa.ValidationError{System: psa.SystemAutotask, Messages: er.Errors}
+		if lacksPermission(er.Errors) {
+			// Autotask often answers a missing permission as a 500
+			// rather than a 403. It stays a refusal (the request was
+			// not applied, and concerns what it names, not the whole
+			// PSA) and says which kind it is.
+			er.wrapped = errors.Join(er.wrapped, psa.ErrForbidden)
+		}
 	}
 	return er
 }
@@ -148,6 +158,18 @@ func throttleKind(msgs []string) throttle {
 		}
 	}
 	return notThrottled
+}
+
+// lacksPermission reports whether a 5xx's messages say that the API user
+// lacks the permission for the request ("The logged in Resource does not
+// have the adequate permissions to ...").
+func lacksPermission(msgs []string) bool {
+	for _, m := range msgs {
+		if strings.Contains(strings.ToLower(m), "adequate permission") {
+			return true
+		}
+	}
+	return false
 }
 
 // isTimeout reports whether a 5xx carries a server-side timeout rather than
