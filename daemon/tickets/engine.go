@@ -1049,9 +1049,11 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 			cr.fail(fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err))
 			return false
 		case errors.Is(err, psa.ErrValidation):
+			// Autotask's 500 for a missing permission matches
+			// psa.ErrForbidden too: forbidden says what the user lacks.
 			r.State, r.Error = StateFailed, err.Error()
 			cr.Failed++
-			cr.fail(fmt.Errorf("creating %s: %w", r.Ref, err))
+			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
 		case err != nil:
 			// Refused before it was applied (429, 401, 403, ...): the
 			// intent is settled by a search next pass.

@@ -101,3 +101,34 @@ func TestEngine_forbiddenCreateFailsOneCustomer(t *testing.T) {
 		})
 	}
 }
+
+// Autotask often answers a missing permission with a 500 rather than a
+// 403. The create was not applied: it is refused (sent again a day later)
+// and fails its customer only, with an error that says what the API user
+// may lack, not that the credentials were refused.
+func TestEngine_autotaskPermission500FailsOneCustomer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	other := tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex",
+		CompanyID: id(e.psaSim.Autotask().AddCompany("Globex"))}
+	eng := e.engine(routings[psa.SystemAutotask])
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Acme threat"})
+	e.sophos.AddAlert(globex, sophostest.Alert{Severity: "high", Description: "Globex threat"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: "sc:" + a.ID,
+		Status: http.StatusInternalServerError, Body: `{"errors":["The logged in Resource does not have the adequate permissions to create this entity."]}`})
+
+	rep, err := eng.Pass(t.Context(), append(e.customers(), other), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acmeRep, globexRep := rep.Customers[0], rep.Customers[1]
+	if acmeRep.Err == nil || acmeRep.Created != 0 || acmeRep.Failed != 1 {
+		t.Fatalf("acme = %+v, want its create refused", acmeRep)
+	}
+	if msg := acmeRep.Err.Error(); !strings.Contains(msg, "company "+e.company) || !strings.Contains(msg, "security level") {
+		t.Errorf("acme's error = %v, want it to name company %s and the API user's security level", msg, e.company)
+	}
+	if globexRep.Created != 1 || globexRep.Err != nil || len(e.tickets()) != 1 {
+		t.Errorf("globex = %+v, %d tickets; want its ticket filed", globexRep, len(e.tickets()))
+	}
+}
