@@ -2046,6 +2046,24 @@ func TestEngine_hintForbiddenNamesThePermission(t *testing.T) {
 	}
 }
 
+// TestEngine_permission500IsTheContractsOwn: Autotask's 500 for a missing
+// permission (a validation error that matches psa.ErrForbidden too) fails
+// its line, not the whole PSA, and hints at the permission.
+func TestEngine_permission500IsTheContractsOwn(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	e := NewEngine(EngineOptions{Backend: h.be, State: h.db})
+	err := fmt.Errorf("autotask: adjusting contract 800: %w", errors.Join(
+		&psa.ValidationError{System: psa.SystemAutotask, Messages: []string{"The logged in Resource does not have the adequate permissions to create this entity type."}},
+		psa.ErrForbidden))
+	if psaFailure(err) || errors.Is(err, psa.ErrOutcomeUnknown) {
+		t.Errorf("psaFailure(%v) = true, want the line's own failure", err)
+	}
+	if hint := e.hint(err, export.CustomerMapping{Source: "file", CustomerID: "cust-a", ContractID: "800"}, ""); !strings.Contains(hint, "permissions") {
+		t.Errorf("hint for %v = %q, want the API user's permissions", err, hint)
+	}
+}
+
 // TestEngine_hintChecksThroughTheDaemon: the hints that send the
 // operator to psa-syncd check, shown while psa-syncd runs (status, the
 // status page), name -web.url: run by hand without it, check cannot read
