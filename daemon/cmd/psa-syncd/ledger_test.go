@@ -129,7 +129,7 @@ func fillLedger(t *testing.T, e *testEnv, n int) {
 	}
 }
 
-// heapSampler is a stdout that measures, every 64 KiB written, the heap
+// heapSampler is a stdout that measures, every 512 KiB written, the heap
 // that is live (after a collection), and counts the lines.
 type heapSampler struct {
 	written, lines int
@@ -137,7 +137,7 @@ type heapSampler struct {
 }
 
 func (h *heapSampler) Write(p []byte) (int, error) {
-	if h.written/(64<<10) != (h.written+len(p))/(64<<10) {
+	if h.written/(512<<10) != (h.written+len(p))/(512<<10) {
 		h.sample()
 	}
 	h.written += len(p)
