@@ -184,8 +184,9 @@ type Daemon struct {
 	// checkMu lets one POST /api/v1/check run at a time: each asks the
 	// PSA, whose hourly budget other integrations share.
 	checkMu sync.Mutex
-	// apiSlots bounds the API requests served at once (see Handler).
-	apiSlots chan struct{}
+	// apiSlots bounds the API requests served at once, and openAPISlots
+	// those of them without the API token (see takeAPISlot).
+	apiSlots, openAPISlots chan struct{}
 	// httpTimeouts bound each connection to the HTTP server.
 	httpTimeouts httpTimeouts
 
@@ -316,6 +317,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		allowRestore:    o.AllowRestore,
 		queue:           newSyncQueue(),
 		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
+		openAPISlots:    make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
 		httpTimeouts:    defaultHTTPTimeouts,
 		scheduleChanged: make(chan struct{}, 1),
 

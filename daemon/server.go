@@ -41,6 +41,12 @@ const (
 	// served at once; more get 503 with Retry-After at once rather than
 	// queueing.
 	maxConcurrentAPIRequests = 16
+	// tokenAPISlots of them are kept for requests that carry the API
+	// token: requests without it (the read-only endpoints need none; a
+	// scanner, a job retrying, a client reading its answers slowly) hold
+	// at most the others, so that they cannot keep the operator's sync,
+	// check or standby status page out (see takeAPISlot).
+	tokenAPISlots = 4
 	// freshPlanInterval is the least time between two plans computed for
 	// POST /api/v1/plan: each one reads the PSA, whose hourly budget other
 	// integrations share.
@@ -138,14 +144,14 @@ func (d *Daemon) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /-/ready", d.handleReady)
 	xo := crossOriginProtection()
-	mux.Handle("POST /-/reload", xo.Handler(d.bounded(d.requireToken(http.HandlerFunc(d.handleReload)))))
+	mux.Handle("POST /-/reload", xo.Handler(d.requireToken(d.bounded(http.HandlerFunc(d.handleReload)))))
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "This endpoint requires a POST request.", http.StatusMethodNotAllowed)
 	})
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, d.bounded(h)) }
 	token := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, xo.Handler(d.bounded(d.requireToken(h))))
+		mux.Handle(pattern, xo.Handler(d.requireToken(d.bounded(h))))
 	}
 	api("GET /api/v1/customers", d.handleCustomers)
 	token("POST /api/v1/check", d.handleCheck)
@@ -164,7 +170,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("GET /api/v1/backup", d.handleBackup)
 	d.registerStatusPage(mux)
 	api("GET "+export.ExportAPIPath, d.handleGetExport)
-	mux.Handle("PUT "+export.ExportAPIPath, xo.Handler(d.boundedTo(maxExportBody, d.requireToken(http.HandlerFunc(d.handlePutExport)))))
+	mux.Handle("PUT "+export.ExportAPIPath, xo.Handler(d.requireToken(d.boundedTo(maxExportBody, http.HandlerFunc(d.handlePutExport)))))
 	api("GET "+export.ExportAPIPath+"/history", d.handleExportHistory)
 	return mux
 }
@@ -193,8 +199,10 @@ func crossOriginProtection() *http.CrossOriginProtection {
 	return xo
 }
 
-// bounded serves at most maxConcurrentAPIRequests requests at once and
-// limits their bodies to maxRequestBody.
+// bounded serves at most maxConcurrentAPIRequests requests at once (see
+// takeAPISlot) and limits their bodies to maxRequestBody. The endpoints
+// that take the API token check it first (requireToken): a request without
+// it is answered without a slot.
 func (d *Daemon) bounded(next http.Handler) http.Handler {
 	return d.boundedTo(maxRequestBody, next)
 }
@@ -203,17 +211,69 @@ func (d *Daemon) bounded(next http.Handler) http.Handler {
 // endpoint whose body is larger than a command (PUT /api/v1/export).
 func (d *Daemon) boundedTo(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case d.apiSlots <- struct{}{}:
-			defer func() { <-d.apiSlots }()
-		default:
+		release, ok := d.takeAPISlot(r)
+		if !ok {
 			w.Header().Set("Retry-After", "1")
-			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many API requests at once (at most %d): try again shortly", maxConcurrentAPIRequests))
+			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many API requests at once (at most %d, %d of them kept for requests with the API token): try again shortly",
+				maxConcurrentAPIRequests, tokenAPISlots))
 			return
 		}
+		defer release()
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// takeAPISlot takes one of the maxConcurrentAPIRequests slots for r and
+// returns the function that gives it back, or false when none is free for
+// r. Any request may take a slot while fewer than
+// maxConcurrentAPIRequests-tokenAPISlots are taken (openAPISlots); the
+// others go to requests with the API token only. Whether r has it is
+// asked only then, and as requireToken asks it: a wrong token counts
+// towards its address's throttle, and a throttled address's token is not
+// looked at, so that a client which holds the open slots cannot try
+// tokens through the answers without limit.
+func (d *Daemon) takeAPISlot(r *http.Request) (release func(), ok bool) {
+	select {
+	case d.openAPISlots <- struct{}{}:
+		select {
+		case d.apiSlots <- struct{}{}:
+			return func() { <-d.apiSlots; <-d.openAPISlots }, true
+		default:
+			<-d.openAPISlots
+			return nil, false
+		}
+	default:
+	}
+	if !d.hasToken(r) {
+		return nil, false
+	}
+	select {
+	case d.apiSlots <- struct{}{}:
+		return func() { <-d.apiSlots }, true
+	default:
+		return nil, false
+	}
+}
+
+// hasToken reports whether r carries the configured API token, counting a
+// wrong one like requireToken does; it is false for every token of an
+// address whose token checks are refused.
+func (d *Daemon) hasToken(r *http.Request) bool {
+	want := string(d.cfg.Load().Web.APIToken)
+	got, ok := bearerToken(r)
+	if want == "" || !ok {
+		return false
+	}
+	addr := clientAddr(r.RemoteAddr)
+	if _, blocked := d.tokens.blocked(addr, d.now()); blocked {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		d.wrongToken(addr, "API")
+		return false
+	}
+	return true
 }
 
 // errEmptyBody is what decodeBody returns for a body with no JSON in it.

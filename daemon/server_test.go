@@ -471,6 +471,93 @@ func TestHandler_concurrencyBound(t *testing.T) {
 	}
 }
 
+// TestHandler_slotsKeptForTheToken: requests without the API token took
+// the API slots as the operator's did, before their token was looked at;
+// a scanner, a job retrying, or clients reading their answers slowly held
+// all of them, and the operator's sync (and check, reload, a standby's
+// status page) got 503 "too many API requests". Requests without the token
+// now hold at most maxConcurrentAPIRequests-tokenAPISlots; a wrong token
+// is answered 401 without a slot, and is counted when it asks for one of
+// the kept slots.
+func TestHandler_slotsKeptForTheToken(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h := e.d.Handler()
+	release := make(chan struct{})
+	outcomes := make(chan int, maxConcurrentAPIRequests)
+	var wg sync.WaitGroup
+	for range maxConcurrentAPIRequests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &dtSlowReader{ResponseRecorder: httptest.NewRecorder(), reading: outcomes, release: release}
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/customers", nil))
+			if !w.read {
+				outcomes <- w.Code
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(release)
+	held := 0
+	for range maxConcurrentAPIRequests {
+		switch code := <-outcomes; code {
+		case http.StatusOK:
+			held++
+		case http.StatusServiceUnavailable:
+		default:
+			t.Fatalf("GET /api/v1/customers without the token = %d, want 200 or 503", code)
+		}
+	}
+	if want := maxConcurrentAPIRequests - tokenAPISlots; held != want {
+		t.Errorf("requests without the token holding a slot: %d, want %d", held, want)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "s3cret", `{"customer":"cust-acme"}`); rec.Code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with the token while requests without it hold their slots = %d %s, want 202", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "s3cret", ""); rec.Code != http.StatusOK {
+		t.Errorf("GET /api/v1/customers with the token = %d %s, want 200", rec.Code, rec.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "", ""); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("GET /api/v1/customers without the token = %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "wrong", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("POST /api/v1/sync with a wrong token = %d %s, want 401", rec.Code, rec.Body)
+	}
+	// Trying tokens on a read-only endpoint for one of the kept slots is
+	// throttled like trying them on the API's token check.
+	for range maxWrongTokens {
+		if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "wrong", ""); rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("GET /api/v1/customers with a wrong token = %d, want 503", rec.Code)
+		}
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "s3cret", ""); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("GET /api/v1/customers with the token after %d wrong ones = %d, want 503: its address's token checks are refused", maxWrongTokens, rec.Code)
+	}
+}
+
+// dtSlowReader is a client that reads its answer slowly: the handler's
+// first write of a 200 blocks until release is closed, and reports on
+// reading that the request holds its slot.
+type dtSlowReader struct {
+	*httptest.ResponseRecorder
+	reading chan<- int
+	release <-chan struct{}
+	read    bool
+}
+
+func (w *dtSlowReader) Write(p []byte) (int, error) {
+	if !w.read && w.Code == http.StatusOK {
+		w.read = true
+		w.reading <- http.StatusOK
+		<-w.release
+	}
+	return w.ResponseRecorder.Write(p)
+}
+
 // TestServer_timeouts: a client that sends its body one byte at a time, or
 // keeps an idle connection open, is disconnected by the server (only the
 // header timeout was set, and such connections were held forever). The
