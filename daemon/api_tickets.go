@@ -138,9 +138,11 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !body.DryRun && !d.Active() {
-		// Forwarded as it came, body included.
+		// Forwarded as it came, body included; the active instance answers
+		// once the pass is done, and so does this one.
 		r.Body = io.NopCloser(bytes.NewReader(data))
-		d.forwardToActive(w, r)
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(ticketPassWriteTimeout + d.forwardTimeout))
+		d.forwardToActive(w, r, ticketPassWriteTimeout)
 		return
 	}
 	doc := d.Export()

@@ -189,6 +189,9 @@ type Daemon struct {
 	apiSlots, openAPISlots chan struct{}
 	// httpTimeouts bound each connection to the HTTP server.
 	httpTimeouts httpTimeouts
+	// forwardTimeout bounds a request a standby forwards to the active
+	// instance (see forward).
+	forwardTimeout time.Duration
 
 	// scheduleChanged wakes the scheduler after a reload, and
 	// ticketScheduleChanged the ticket scheduler.
@@ -319,6 +322,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		apiSlots:        make(chan struct{}, maxConcurrentAPIRequests),
 		openAPISlots:    make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
 		httpTimeouts:    defaultHTTPTimeouts,
+		forwardTimeout:  defaultForwardTimeout,
 		scheduleChanged: make(chan struct{}, 1),
 
 		ticketScheduleChanged: make(chan struct{}, 1),

@@ -60,6 +60,13 @@ const (
 	// -web.url waits for an answer (30 s), so that the client hears of
 	// every answer that was not recorded.
 	resolvePassWait = 20 * time.Second
+	// defaultForwardTimeout bounds a request that a standby forwards to
+	// the active instance, its answer included (a ticket pass that writes:
+	// ticketPassWriteTimeout): more than the active instance waits before
+	// it answers a resolve (resolvePassWait), and less than the write
+	// timeout, so that the caller hears that the active instance did not
+	// answer instead of waiting for ever with it.
+	defaultForwardTimeout = 30 * time.Second
 	// backupWriteTimeout replaces the write timeout for GET /api/v1/backup,
 	// which copies the whole database before it answers and then sends it:
 	// as long as `psa-syncd backup` waits for it.
@@ -379,16 +386,17 @@ func (d *Daemon) requireActive(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		d.forwardToActive(w, r)
+		d.forwardToActive(w, r, d.forwardTimeout)
 	})
 }
 
 // forwardToActive forwards r, on a standby, to the active instance when
 // that one recorded its state.advertise_url and r was not forwarded
 // already, and otherwise refuses it with 503 naming the active instance.
-func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request) {
+// The active instance has timeout to answer.
+func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request, timeout time.Duration) {
 	if info, held, err := d.db.Leader(); err == nil && held && info.URL != "" && r.Header.Get(forwardedHeader) == "" {
-		d.forward(w, r, info)
+		d.forward(w, r, info, timeout)
 		return
 	}
 	w.Header().Set("Retry-After", "5")
@@ -396,13 +404,19 @@ func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request) {
 }
 
 // forward sends r, token and body included, to the active instance and
-// relays its answer.
-func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.LeaderInfo) {
+// relays its answer. An active instance that does not answer within
+// timeout (hung, or behind a network that drops the packets) gets its
+// request cancelled, and the caller 504: the standby's handler and the
+// caller would otherwise wait for it as long as its connection stays open.
+func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.LeaderInfo, timeout time.Duration) {
 	target, err := url.Parse(active.URL)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby, and the active instance's URL %q is not valid: %v", redact.URL(active.URL), redact.URLError(err)))
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 	host, _ := os.Hostname()
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -416,6 +430,11 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 		},
 		ModifyResponse: d.redactForwarded,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("this psa-syncd is a standby, and the active instance %s did not answer within %s: "+
+					"whether it did what was asked is not known here; GET /api/v1/runs and GET /api/v1/intents show what it did, its log says why it is slow", active, timeout))
+				return
+			}
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("this psa-syncd is a standby and could not reach the active instance %s: %v", active, err))
 		},
 		ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
@@ -830,7 +849,7 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		// queued them (a standby forwards POST /api/v1/sync there): a
 		// client polling through a Service that reaches this standby gets
 		// the active instance's answer.
-		d.forwardToActive(w, r)
+		d.forwardToActive(w, r, d.forwardTimeout)
 		return
 	}
 	if isTicketID(id) {

@@ -1432,3 +1432,89 @@ func TestDaemon_awaitActive_persistentRefusalLoggedOnce(t *testing.T) {
 			errorsLogged, again, out)
 	}
 }
+
+// TestDaemon_standbyForwardGivesUpOnAHungActiveInstance: a standby
+// forwarded sync, resolve, ticket passes and sync request lookups with no
+// time limit, so an active instance that accepted the connection and never
+// answered (hung, or behind a network that drops its packets) held the
+// standby's handler, one of its API slots, and the caller for as long as
+// the connection stayed open. The standby now gives up after its forward
+// timeout with a 504 that says so. A forwarded ticket pass, which the
+// active instance answers once it is done, is relayed after the standby's
+// ordinary write timeout too (it was cut at 60 s).
+func TestDaemon_standbyForwardGivesUpOnAHungActiveInstance(t *testing.T) {
+	t.Parallel()
+	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const token = "s3cret-token"
+	// What answers at the active instance's advertised URL: nothing for
+	// a sync, a ticket pass report after a while.
+	stop := make(chan struct{})
+	active := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/tickets" {
+			time.Sleep(1500 * time.Millisecond)
+			writeJSON(w, http.StatusOK, TicketPassView{Customers: []TicketCustomerView{}, Settled: 7})
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	t.Cleanup(active.Close)
+	t.Cleanup(func() { close(stop) })
+	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, active.URL)})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := dtSecondInstance(t, e, nil)
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
+	}
+	b.forwardTimeout = 300 * time.Millisecond
+	b.httpTimeouts = httpTimeouts{readHeader: time.Second, read: time.Second, write: time.Second, idle: time.Second}
+	srv := b.newHTTPServer()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	// The test's own bound: on main the standby answered never.
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}
+	do := func(path, body string) (int, string, time.Duration) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+ln.Addr().String()+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s on the standby: %v", path, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data), time.Since(start)
+	}
+	code, body, took := do("/api/v1/sync", `{"customer":"cust-acme"}`)
+	if code != http.StatusGatewayTimeout || !strings.Contains(body, "did not answer within 300ms") || !strings.Contains(body, active.URL) {
+		t.Errorf("POST /api/v1/sync on a standby whose active instance never answers = %d %s; want 504 saying the active instance did not answer", code, body)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the standby answered after %s, want about its forward timeout (300ms)", took)
+	}
+	code, body, _ = do("/api/v1/tickets", "")
+	var rep TicketPassView
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &rep) != nil || rep.Settled != 7 {
+		t.Errorf("POST /api/v1/tickets on the standby, answered by the active instance after the standby's write timeout = %d %q; want its 200 relayed", code, body)
+	}
+}
