@@ -110,7 +110,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	                            daemon's own environment and secret files (bearer token; one at a time); {"ok": ..., "report": "..."}
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
 //	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
-//	GET  /api/v1/runs           recent runs, newest first; ?limit=N
+//	GET  /api/v1/runs           recent runs, newest first, 50 a page (?limit=N, at most 1000) with a "next" link; ?before=ID
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync; a standby forwards it)
 //	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
@@ -810,26 +810,52 @@ func NewRunView(r state.Run) RunView {
 	}
 }
 
+// runsPageSize is the largest number of runs GET /api/v1/runs answers
+// with at once; its "next" link pages on.
+const runsPageSize = 1000
+
+// handleRuns answers a page of the runs, newest first: limit (default 50,
+// at most runsPageSize) runs with an id below before (when given), and,
+// when there are older runs, "next": the path and query of the page after,
+// as GET /api/v1/ledger pages.
 func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
+	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: want a number from 1 to 1000", v))
+		if err != nil || n < 1 || n > runsPageSize {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid limit %q: want a number from 1 to %d", v, runsPageSize))
 			return
 		}
 		limit = n
 	}
-	runs, err := d.db.Runs(limit)
+	var before int64
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid before %q: want a run id, a positive number", v))
+			return
+		}
+		before = n
+	}
+	// One more tells whether there is a next page.
+	runs, err := d.db.RunsBefore(before, limit+1)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading runs: "+err.Error())
 		return
+	}
+	resp := map[string]any{}
+	if len(runs) > limit {
+		runs = runs[:limit]
+		q.Set("before", strconv.FormatInt(runs[limit-1].ID, 10))
+		resp["next"] = r.URL.Path + "?" + q.Encode()
 	}
 	out := make([]RunView, len(runs))
 	for i, run := range runs {
 		out[i] = d.runView(run)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+	resp["runs"] = out
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {

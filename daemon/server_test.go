@@ -212,6 +212,57 @@ func TestHandler_runs(t *testing.T) {
 	}
 }
 
+// TestHandler_runsPages: GET /api/v1/runs stopped at 1,000 runs with no
+// way to the older ones (an hourly schedule makes 1,000 in six weeks, and
+// retention keeps more). Like GET /api/v1/ledger it now answers a page
+// with a "next" link to the older runs, keeping the query's limit.
+func TestHandler_runsPages(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	var ids []int64
+	for range 5 {
+		run, err := e.d.State().BeginRun(state.Run{Trigger: "schedule", Started: time.Now().UTC(), Result: "running"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append([]int64{run.ID}, ids...) // newest first
+	}
+	var got []int64
+	target := "/api/v1/runs?limit=2"
+	for pages := 0; target != ""; pages++ {
+		if pages > 3 {
+			t.Fatalf("more than 3 pages of 2 for 5 runs: %v", got)
+		}
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		var page struct {
+			Runs []RunView `json:"runs"`
+			Next string    `json:"next"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &page) != nil {
+			t.Fatalf("GET %s = %d %s", target, rec.Code, rec.Body)
+		}
+		if len(page.Runs) > 2 || (page.Next != "" && !strings.Contains(page.Next, "limit=2")) {
+			t.Errorf("GET %s: %d runs, next %q; want at most 2 and a next link with limit=2", target, len(page.Runs), page.Next)
+		}
+		for _, r := range page.Runs {
+			got = append(got, r.ID)
+		}
+		target = page.Next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(ids) {
+		t.Errorf("runs read page by page = %v, want %v", got, ids)
+	}
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs?before="+dtID(ids[1]), "", ""); !strings.Contains(rec.Body.String(), `"id": `+dtID(ids[2])) ||
+		strings.Contains(rec.Body.String(), `"id": `+dtID(ids[1])) || strings.Contains(rec.Body.String(), `"next"`) {
+		t.Errorf("GET /api/v1/runs?before=%d = %s; want the runs below it, and no next page", ids[1], rec.Body)
+	}
+	for _, v := range []string{"0", "-1", "x"} {
+		if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/runs?before="+v, "", ""); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "before") {
+			t.Errorf("GET /api/v1/runs?before=%s = %d %s, want 400 naming before", v, rec.Code, rec.Body)
+		}
+	}
+}
+
 // TestHandler_runs_unknownSyncRequestSaysWhy: a sync request id is known
 // only to the process that queued it. A client still waiting for one after
 // that process restarted, or after a failover to another instance (psa-syncd

@@ -618,6 +618,16 @@ func (db *DB) Runs(limit int) ([]Run, error) {
 	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs ORDER BY id DESC`+limitClause(limit), scanRun)
 }
 
+// RunsBefore returns up to limit runs whose id is below before, newest
+// first: the page of a list read newest first that follows the run before
+// (0 or less: from the newest). A limit of 0 or less means all of them.
+func (db *DB) RunsBefore(before int64, limit int) ([]Run, error) {
+	if before <= 0 {
+		return db.Runs(limit)
+	}
+	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs WHERE id < ? ORDER BY id DESC`+limitClause(limit), scanRun, before)
+}
+
 // FullRuns returns up to limit runs over all customers that were not dry
 // runs, newest first; a limit of 0 or less means all of them. The passes
 // for one customer and the dry runs between them, however many, are not

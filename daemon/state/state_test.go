@@ -339,6 +339,25 @@ func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 		if err != nil || len(all) != 5 || all[0].ID != ids[4] || all[4].ID != ids[0] {
 			t.Errorf("Runs(0) = %d runs, %v; want all 5 newest first", len(all), err)
 		}
+		for _, c := range []struct {
+			before int64
+			limit  int
+			want   []int64
+		}{
+			{ids[3], 2, []int64{ids[2], ids[1]}},
+			{ids[1], 0, []int64{ids[0]}},
+			{ids[0], 10, nil},
+			{0, 2, []int64{ids[4], ids[3]}},
+		} {
+			page, err := db.RunsBefore(c.before, c.limit)
+			var got []int64
+			for _, r := range page {
+				got = append(got, r.ID)
+			}
+			if err != nil || !cmp.Equal(got, c.want) {
+				t.Errorf("RunsBefore(%d, %d) ids = %v, %v; want %v", c.before, c.limit, got, err, c.want)
+			}
+		}
 		// Run ids[2] became a dry run for one customer.
 		full, err := db.FullRuns(0)
 		if err != nil || len(full) != 4 || full[0].ID != ids[4] || full[1].ID != ids[3] || full[2].ID != ids[1] {
