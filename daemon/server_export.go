@@ -68,13 +68,32 @@ func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
+	if ifNoneMatchNames(r.Header.Values("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(size))
 	_, _ = data.WriteTo(w)
+}
+
+// ifNoneMatchNames reports whether an If-None-Match header (its values)
+// names etag, so that a GET answers 304: "*", or a list of entity tags one
+// of which is etag by the weak comparison (RFC 9110 13.1.2), W/ prefixes
+// aside. A reverse proxy that compresses the answer (nginx with gzip)
+// hands clients the weak W/"7" for psa-syncd's "7", and they send that
+// back.
+func ifNoneMatchNames(header []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, h := range header {
+		for tag := range strings.SplitSeq(h, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // handlePutExport stores a new export when psa-syncd is the export store
