@@ -277,7 +277,7 @@ func (d *Daemon) hasToken(r *http.Request) bool {
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		d.wrongToken(addr, "API")
+		d.wrongToken(r, addr, "API")
 		return false
 	}
 	return true
@@ -343,7 +343,7 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 			msg := "missing bearer token"
 			if ok {
 				msg = "invalid bearer token"
-				d.wrongToken(addr, "API")
+				d.wrongToken(r, addr, "API")
 			}
 			writeError(w, http.StatusUnauthorized, msg)
 			return
@@ -352,14 +352,27 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 	})
 }
 
-// wrongToken records a wrong API token from addr, given to the API or to
-// the status page's sign-in form (where).
-func (d *Daemon) wrongToken(addr, where string) {
+// wrongToken records a wrong API token of r from addr, given to the API or
+// to the status page's sign-in form (where). Behind a proxy addr is the
+// proxy's, whose every client is refused with the one that sent the wrong
+// tokens: the log line carries r's X-Forwarded-For too (not trusted for
+// anything else), so that the operator can find that client.
+func (d *Daemon) wrongToken(r *http.Request, addr, where string) {
 	if d.tokens.wrong(addr, d.now()) {
-		d.logger.Warn("Too many wrong API tokens from one address: its token checks are refused for a while",
-			"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String())
+		attrs := []any{"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String()}
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			if len(xff) > maxForwardedForLogged {
+				xff = xff[:maxForwardedForLogged] + "…"
+			}
+			attrs = append(attrs, "forwarded_for", xff)
+		}
+		d.logger.Warn("Too many wrong API tokens from one address: its token checks are refused for a while", attrs...)
 	}
 }
+
+// maxForwardedForLogged bounds the X-Forwarded-For that wrongToken logs,
+// a header of the client's choosing.
+const maxForwardedForLogged = 256
 
 // retryAfterSeconds is left rounded up to whole seconds, at least 1.
 func retryAfterSeconds(left time.Duration) int {

@@ -524,7 +524,7 @@ func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(want)) != 1 {
 		d.logger.Warn("Status page sign-in with a wrong API token", "remote", r.RemoteAddr)
-		d.wrongToken(addr, "status page")
+		d.wrongToken(r, addr, "status page")
 		redirect(w, r, backTo(r), "Wrong API token.", "")
 		return
 	}

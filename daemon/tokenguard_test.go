@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,6 +70,45 @@ func TestHandler_wrongTokensThrottled(t *testing.T) {
 	}
 	if rec := serve(guesser, "wrong"); rec.Code != http.StatusUnauthorized {
 		t.Errorf("a wrong token in a new window = %d, want 401", rec.Code)
+	}
+}
+
+// TestHandler_wrongTokensBehindAProxyLogTheClient: behind a reverse proxy
+// every client has the proxy's address, so one client sending wrong
+// tokens (a job with an old token, retrying) gets every client refused,
+// the operator included, and the log named only the proxy. It now also
+// carries the request's X-Forwarded-For, to find that client (which is not
+// trusted for anything else: the throttle still counts the proxy's
+// address).
+func TestHandler_wrongTokensBehindAProxyLogTheClient(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "s3cret", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(forwardedFor, token string) int {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/-/reload", nil)
+		req.RemoteAddr = "10.0.0.5:40000" // the ingress controller
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		e.d.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range maxWrongTokens {
+		serve("203.0.113.9", "old-token")
+	}
+	if code := serve("198.51.100.7", "s3cret"); code != http.StatusTooManyRequests {
+		t.Errorf("the right token from another client behind the proxy = %d, want 429 (the proxy's address is throttled)", code)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "Too many wrong API tokens") || !strings.Contains(out, "remote=10.0.0.5") || !strings.Contains(out, "forwarded_for=203.0.113.9") {
+		t.Errorf("log = %s; want the throttle's warning naming the proxy and forwarded_for=203.0.113.9", out)
+	}
+	if strings.Contains(out, "old-token") || strings.Contains(out, "s3cret") {
+		t.Errorf("log shows a token: %s", out)
 	}
 }
 
