@@ -887,7 +887,15 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		// Sync requests live in the memory of the active instance, which
 		// queued them (a standby forwards POST /api/v1/sync there): a
 		// client polling through a Service that reaches this standby gets
-		// the active instance's answer.
+		// the active instance's answer. The lookup needs no token, and
+		// goes with the client's only when it is the API token (a wrong
+		// one counts here, against the client's address): the active
+		// instance, which looks at a read's token when its slots are
+		// scarce (takeAPISlot), would count a wrong one against this
+		// standby's address, and refuse what it forwards for everyone.
+		if !d.hasToken(r) {
+			r.Header.Del("Authorization")
+		}
 		d.forwardToActive(w, r, d.forwardTimeout)
 		return
 	}

@@ -1518,3 +1518,46 @@ func TestDaemon_standbyForwardGivesUpOnAHungActiveInstance(t *testing.T) {
 		t.Errorf("POST /api/v1/tickets on the standby, answered by the active instance after the standby's write timeout = %d %q; want its 200 relayed", code, body)
 	}
 }
+
+// TestDaemon_standbyLookupsDoNotThrottleTheStandby: a standby forwards the
+// lookup of a sync request with the client's credentials. While the active
+// instance's open API slots are taken it looks at a read's token, and
+// counted a wrong one against the standby's address: ten lookups with a
+// wrong token through the standby, from anyone, then had the active
+// instance refuse (429) every sync the standby forwarded, the operator's
+// right token included. The standby now checks the lookup's token itself,
+// counting a wrong one against the client, and forwards only the right one.
+func TestDaemon_standbyLookupsDoNotThrottleTheStandby(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	a, _, standby := dtActiveAndStandby(t, token)
+	// Clients without the token hold the active instance's open slots.
+	for range maxConcurrentAPIRequests - tokenAPISlots {
+		a.openAPISlots <- struct{}{}
+		a.apiSlots <- struct{}{}
+	}
+	send := func(client *http.Client, method, path, tok, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, standby+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	// Another client than the operator: 127.0.0.2.
+	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	for range maxWrongTokens {
+		send(other, http.MethodGet, "/api/v1/runs/q0badc0de-1", "wrong", "")
+	}
+	if code, body := send(testClient, http.MethodPost, "/api/v1/sync", token, `{"customer":"cust-acme"}`); code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with the token through the standby, after another client's lookups with a wrong token = %d %s; want the active instance's 202", code, body)
+	}
+	// The client that sent them is the one held back, on the standby.
+	if code, body := send(other, http.MethodPost, "/api/v1/sync", token, `{"customer":"cust-acme"}`); code != http.StatusTooManyRequests {
+		t.Errorf("POST /api/v1/sync from the client that sent %d wrong tokens = %d %s; want the standby's 429", maxWrongTokens, code, body)
+	}
+}
