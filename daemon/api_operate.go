@@ -8,9 +8,10 @@ import (
 )
 
 // StatusFilters are the values of the status filter of GET /api/v1/customers
-// and psa-syncd status -status: a customer's last result, or "never" for a
-// customer that has not been synced yet. "failed" includes "partial".
-var StatusFilters = []string{"succeeded", "failed", "partial", "held", "skipped", "never"}
+// and psa-syncd status -status: a customer's last result, "never" for a
+// customer that has not been synced yet, or "removed" for one the export
+// no longer maps (StatusRemoved). "failed" includes "partial".
+var StatusFilters = []string{"succeeded", "failed", "partial", "held", "skipped", "never", StatusRemoved}
 
 // CheckStatusFilter returns an error naming the valid values when filter is
 // not "" or one of StatusFilters.

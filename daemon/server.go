@@ -636,7 +636,7 @@ type apiCustomer struct {
 	ContractID   string    `json:"contract_id,omitempty"`
 	UsageSync    bool      `json:"usage_sync"`
 	TicketSync   bool      `json:"ticket_sync"`
-	Status       string    `json:"status"` // succeeded|failed|partial|held|skipped, or "never" before the first pass
+	Status       string    `json:"status"` // succeeded|failed|partial|held|skipped, "never" before the first pass, or "removed"
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	LastSuccess  time.Time `json:"last_success,omitzero"`
 	Error        string    `json:"error,omitempty"`
@@ -651,16 +651,25 @@ type apiCustomer struct {
 	Tickets *TicketStatus `json:"tickets,omitempty"`
 }
 
+// StatusRemoved is the status of a customer with a recorded status that
+// the loaded export no longer maps: whatever its last sync's result, no
+// pass syncs it and nothing about it can be fixed, so it is neither failed
+// nor held (the psa_sync_customers gauge does not count it either).
+const StatusRemoved = "removed"
+
 // Customers returns every customer of the running export, and every customer
 // with a recorded status, with their last status. Customers that have not
 // been synced yet have status "never". A customer whose mapping was removed
-// keeps its last status and reports usage_sync false. Customers with a
-// ticket pass behind them carry their ticket sync status.
+// has status "removed" (StatusRemoved), without the hint of its last sync,
+// and reports usage_sync false; it keeps its last status while no export is
+// loaded. Customers with a ticket pass behind them carry their ticket sync
+// status.
 func (d *Daemon) Customers() ([]apiCustomer, error) {
 	statuses, err := d.db.CustomerStatuses()
 	if err != nil {
 		return nil, fmt.Errorf("daemon: reading customer status: %w", err)
 	}
+	doc := d.Export()
 	type key struct{ source, id string }
 	byKey := make(map[key]*apiCustomer)
 	var out []*apiCustomer
@@ -672,13 +681,14 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 			Error: cs.Error, Hint: cs.Hint, RunID: cs.RunID,
 			Updated: cs.Updated, Unchanged: cs.Unchanged, Held: cs.Held, Failed: cs.Failed,
 		}
-		if d.exp.Load() == nil {
+		if doc == nil {
 			c.UsageSync, c.TicketSync = cs.UsageSync, cs.TicketSync
 		}
 		byKey[key{cs.Source, cs.CustomerID}] = c
 		out = append(out, c)
 	}
-	if doc := d.Export(); doc != nil {
+	if doc != nil {
+		mapped := make(map[*apiCustomer]bool, len(doc.CustomerMappings))
 		for _, m := range doc.CustomerMappings {
 			c, ok := byKey[key{m.Source, m.CustomerID}]
 			if !ok {
@@ -687,6 +697,12 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 			}
 			c.CustomerName, c.CompanyID, c.ContractID = m.CustomerName, m.CompanyID, m.ContractID
 			c.UsageSync, c.TicketSync = m.UsageSync, m.TicketSync
+			mapped[c] = true
+		}
+		for _, c := range out {
+			if !mapped[c] {
+				c.Status, c.Hint = StatusRemoved, ""
+			}
 		}
 	}
 	ticketStatuses, err := d.TicketStatuses()

@@ -164,15 +164,17 @@ func TestHandler_customers(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
+	// cust-old is not in the export: its partial sync is history.
 	for _, c := range []struct {
 		target string
 		want   string
 	}{
-		{"/api/v1/customers", "cust-acme=succeeded cust-globex=failed cust-old=partial"},
+		{"/api/v1/customers", "cust-acme=succeeded cust-globex=failed cust-old=removed"},
 		{"/api/v1/customers?status=succeeded", "cust-acme=succeeded"},
-		{"/api/v1/customers?status=failed", "cust-globex=failed cust-old=partial"},
+		{"/api/v1/customers?status=failed", "cust-globex=failed"},
+		{"/api/v1/customers?status=removed", "cust-old=removed"},
 		{"/api/v1/customers?usage_sync=true", "cust-acme=succeeded cust-globex=failed"},
-		{"/api/v1/customers?usage_sync=false", "cust-old=partial"},
+		{"/api/v1/customers?usage_sync=false", "cust-old=removed"},
 		{"/api/v1/customers?status=failed&usage_sync=true", "cust-globex=failed"},
 	} {
 		if got := strings.Join(ids(c.target), " "); got != c.want {
@@ -184,6 +186,67 @@ func TestHandler_customers(t *testing.T) {
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "filter") {
 			t.Errorf("GET %s = %d %s, want 400 naming the filter", target, rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestHandler_customersRemovedFromExport: a customer that failed and was
+// then removed from the export is "removed", not failed, in GET
+// /api/v1/customers (and so in psa-syncd status and on the status page):
+// psa_sync_customers no longer counts it, so `status --failed`, which the
+// PsaSyncCustomersFailing alert points to, must not list it either, with a
+// hint to fix a mapping that is gone. Mapped again, its last status shows.
+func TestHandler_customersRemovedFromExport(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := e.d.State().PutCustomerStatus(state.CustomerStatus{Source: "file", CustomerID: "cust-globex", UsageSync: true,
+		Result: "failed", Error: "contract 9 not found", Hint: "fix the contract_id of the mapping", LastAttempt: now}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(target string) map[string]apiCustomer {
+		t.Helper()
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		var body struct {
+			Customers []apiCustomer `json:"customers"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("GET %s = %d %s (%v)", target, rec.Code, rec.Body, err)
+		}
+		out := map[string]apiCustomer{}
+		for _, c := range body.Customers {
+			out[c.CustomerID] = c
+		}
+		return out
+	}
+	if c := get("/api/v1/customers?status=failed")["cust-globex"]; c.Status != "failed" || c.Hint == "" {
+		t.Fatalf("mapped failed customer = %+v", c)
+	}
+	doc := e.doc.Clone()
+	doc.DeleteCustomer("file", "cust-globex")
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get("/api/v1/customers?status=failed"); len(got) != 0 {
+		t.Errorf("GET /api/v1/customers?status=failed after the mapping was removed = %v, want none", got)
+	}
+	c, ok := get("/api/v1/customers")["cust-globex"]
+	if !ok || c.Status != StatusRemoved || c.UsageSync || c.Hint != "" || c.Error != "contract 9 not found" {
+		t.Errorf("removed customer = %+v (listed %t), want status removed, usage sync off, the last error and no hint", c, ok)
+	}
+	page := newUIClient(t, e.d).do(http.MethodGet, "/?filter=failed", nil).Body.String()
+	if strings.Contains(page, `data-customer="cust-globex"`) {
+		t.Errorf("the status page lists the removed customer as failed:\n%s", page)
+	}
+	e.writeExport(t, e.doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c := get("/api/v1/customers")["cust-globex"]; c.Status != "failed" || c.Hint == "" {
+		t.Errorf("customer mapped again = %+v, want its last status and hint", c)
 	}
 }
 

@@ -264,6 +264,7 @@ var customerFilters = []struct{ key, label, status, usage string }{
 	{"failed", "Failed", "failed", ""},
 	{"held", "Held for review", "held", ""},
 	{"never", "Never synced", "never", ""},
+	{StatusRemoved, "Not in the export", StatusRemoved, ""},
 }
 
 func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {

@@ -755,7 +755,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	rf.register(fs)
 	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial (same as -status failed).")
 	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
-		"\n(failed includes partial; never: mapped but not synced yet).")
+		"\n(failed includes partial; never: mapped but not synced yet; removed: synced before, no longer in the mapping export).")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
