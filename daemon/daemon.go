@@ -95,12 +95,12 @@ type Options struct {
 	// ErrRestoredBackup).
 	AllowRestore bool
 	// Check runs psa-syncd check's tests with cfg, the config file as the
-	// daemon would load it now, writing check's report to w, and says
-	// whether every test passed. stored reads the newest export stored in
-	// the daemon's state database (export_url: self), which the daemon
-	// holds open. It serves POST /api/v1/check; nil answers that endpoint
+	// daemon would load it now, writing check's report to w, and returns
+	// the report's items (see CheckPassed). stored reads the newest export
+	// stored in the daemon's state database (export_url: self), which the
+	// daemon holds open. It serves POST /api/v1/check; nil answers that endpoint
 	// with 501.
-	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) bool
+	Check func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
 }
 
 // Daemon is psa-syncd: it holds the running configuration, the last good
@@ -137,7 +137,7 @@ type Daemon struct {
 	lead            *state.Leadership
 	allowEmptyState bool
 	allowRestore    bool
-	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) bool
+	check           func(ctx context.Context, cfg *Config, stored func() ([]byte, error), w io.Writer) []CheckItem
 
 	cfg atomic.Pointer[Config]
 	exp atomic.Pointer[exportSnapshot]

@@ -581,10 +581,43 @@ func (d *Daemon) handleReload(w http.ResponseWriter, _ *http.Request) {
 }
 
 // CheckReport is the answer of POST /api/v1/check: the report `psa-syncd
-// check` prints, and whether every test passed.
+// check` prints, its items, and whether every test passed.
 type CheckReport struct {
-	OK     bool   `json:"ok"`
-	Report string `json:"report"`
+	OK     bool        `json:"ok"`
+	Report string      `json:"report"`
+	Items  []CheckItem `json:"items"`
+}
+
+// The results of a CheckItem.
+const (
+	CheckOK   = "ok"
+	CheckFail = "fail"
+	CheckNote = "note"
+)
+
+// CheckItem is one item of psa-syncd check's report (a line of its text,
+// or a NOTE with its paragraphs), as psa-syncd check -json prints it.
+type CheckItem struct {
+	// Result is CheckOK, CheckFail, or CheckNote for what an operator
+	// must know, which is no failure.
+	Result string `json:"result"`
+	// Item is what was checked: "config", "psa autotask", "source
+	// sophos", "mapping export", "state database", ...
+	Item string `json:"item"`
+	// Detail is what the test found, or why it failed (ok and fail).
+	Detail string `json:"detail,omitempty"`
+	// Notes are the paragraphs of a note.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// CheckPassed reports whether no item of a check failed.
+func CheckPassed(items []CheckItem) bool {
+	for _, it := range items {
+		if it.Result == CheckFail {
+			return false
+		}
+	}
+	return true
 }
 
 // handleCheck runs psa-syncd check's tests in the daemon, which can read
@@ -605,19 +638,20 @@ func (d *Daemon) handleCheck(w http.ResponseWriter, r *http.Request) {
 	// Each test may wait for the PSA or the usage source.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(freshPlanWriteTimeout))
 	var buf bytes.Buffer
-	ok := false
+	var items []CheckItem
 	if d.configPath == "" {
 		// A daemon given its config rather than a file.
-		ok = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
+		items = d.check(r.Context(), d.cfg.Load(), d.storedExport, &buf)
 	} else if cfg, err := Load(d.configPath, d.getenv); err != nil {
 		fmt.Fprintf(&buf, "FAIL config %s: %v\n", d.configPath, err)
+		items = []CheckItem{{Result: CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", d.configPath, err)}}
 	} else {
 		if d.listenAddress != "" {
 			cfg.Web.ListenAddress = d.listenAddress
 		}
-		ok = d.check(r.Context(), cfg, d.storedExport, &buf)
+		items = d.check(r.Context(), cfg, d.storedExport, &buf)
 	}
-	writeJSON(w, http.StatusOK, CheckReport{OK: ok, Report: buf.String()})
+	writeJSON(w, http.StatusOK, CheckReport{OK: CheckPassed(items), Report: buf.String(), Items: items})
 }
 
 // storedExport reads the newest export stored in the state database, as

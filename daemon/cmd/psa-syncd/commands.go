@@ -362,8 +362,9 @@ func unplanned(p *usage.Plan) []string {
 
 func cmdCheck(ctx context.Context, e *env, args []string) int {
 	var (
-		cf commonFlags
-		rf remoteFlags
+		cf     commonFlags
+		rf     remoteFlags
+		asJSON bool
 	)
 	fs := newFlagSet(e, "check", "Authenticate against the PSA and the usage source with the configured credentials\n"+
 		"and say what works. The exit code is 1 when anything fails. With -web.url a running\n"+
@@ -372,6 +373,7 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		"API token.")
 	cf.register(fs)
 	rf.register(fs)
+	fs.BoolVar(&asJSON, "json", false, "Print the report as JSON: {\"ok\": bool, \"items\": [{\"result\": \"ok\"|\"fail\"|\"note\", \"item\", \"detail\", \"notes\"}]}.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -382,54 +384,81 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
+	var items []daemon.CheckItem
 	if api != nil {
 		var out daemon.CheckReport
 		if err := api.postWithin(ctx, "/api/v1/check", struct{}{}, &out, remotePassTimeout); err != nil {
 			return requestFailed(e, err)
 		}
-		fmt.Fprint(e.stdout, out.Report)
-		if !out.OK {
+		if !asJSON {
+			fmt.Fprint(e.stdout, out.Report)
+			return checkExit(out.OK)
+		}
+		if out.Items == nil {
+			// A psa-syncd from before the report had items.
+			fmt.Fprintf(e.stderr, "psa-syncd: the daemon at %s answers its check report as text only (an older psa-syncd): "+
+				"upgrade it for -json, or leave -json out\n", api.shownURL())
 			return 1
 		}
+		items = out.Items
+	} else {
+		logger, err := cf.logger(e)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 2
+		}
+		w := e.stdout
+		if asJSON {
+			w = io.Discard
+		}
+		if cfg, err := daemon.Load(cf.configFile, e.getenv); err != nil {
+			fmt.Fprintf(w, "FAIL config %s: %v\n", cf.configFile, err)
+			items = []daemon.CheckItem{{Result: daemon.CheckFail, Item: "config", Detail: fmt.Sprintf("%s: %v", cf.configFile, err)}}
+		} else {
+			items = runChecks(ctx, cfg, cf.configFile, nil, logger, w)
+		}
+	}
+	if asJSON {
+		writeJSON(e.stdout, map[string]any{"ok": daemon.CheckPassed(items), "items": items})
+	}
+	return checkExit(daemon.CheckPassed(items))
+}
+
+// checkExit is check's exit code: 0 when every test passed, else 1.
+func checkExit(ok bool) int {
+	if ok {
 		return 0
 	}
-	logger, err := cf.logger(e)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
-		return 2
-	}
-	cfg, err := daemon.Load(cf.configFile, e.getenv)
-	if err != nil {
-		fmt.Fprintf(e.stdout, "FAIL config %s: %v\n", cf.configFile, err)
-		return 1
-	}
-	if !runChecks(ctx, cfg, cf.configFile, nil, logger, e.stdout) {
-		return 1
-	}
-	return 0
+	return 1
 }
 
 // checker returns the tests of psa-syncd check for a running daemon (POST
 // /api/v1/check), logging to logger.
-func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), io.Writer) bool {
-	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), w io.Writer) bool {
+func checker(configFile string, logger *slog.Logger) func(context.Context, *daemon.Config, func() ([]byte, error), io.Writer) []daemon.CheckItem {
+	return func(ctx context.Context, cfg *daemon.Config, stored func() ([]byte, error), w io.Writer) []daemon.CheckItem {
 		return runChecks(ctx, cfg, configFile, stored, logger, w)
 	}
 }
 
 // runChecks runs psa-syncd check's tests with cfg, loaded from configFile,
-// writing a line per test to w, and says whether every test passed.
-// stored, when not nil, reads the export of export_url: self: the daemon
-// running the tests holds the state database that stores it.
-func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), logger *slog.Logger, w io.Writer) bool {
+// writing a line per test to w, and returns the report's items (see
+// daemon.CheckPassed). stored, when not nil, reads the export of
+// export_url: self: the daemon running the tests holds the state database
+// that stores it.
+func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, stored func() ([]byte, error), logger *slog.Logger, w io.Writer) []daemon.CheckItem {
 	hc := &http.Client{Timeout: 60 * time.Second}
-	failed := false
+	var items []daemon.CheckItem
 	report := func(ok bool, what, detail string) {
-		mark := "ok  "
+		mark, result := "ok  ", daemon.CheckOK
 		if !ok {
-			mark, failed = "FAIL", true
+			mark, result = "FAIL", daemon.CheckFail
 		}
 		fmt.Fprintf(w, "%s %s: %s\n", mark, what, detail)
+		items = append(items, daemon.CheckItem{Result: result, Item: what, Detail: detail})
+	}
+	note := func(what string, paragraphs []string) {
+		writeNote(w, what, paragraphs)
+		items = append(items, daemon.CheckItem{Result: daemon.CheckNote, Item: what, Notes: paragraphs})
 	}
 	report(true, "config", configFile)
 
@@ -469,7 +498,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 		if cfg.PSA.System == psa.SystemKaseyaBMS {
 			notes = append(notes, "The state database is in "+cfg.StateDir+".")
 		}
-		note(w, "psa "+sys, notes)
+		note("psa "+sys, notes)
 	}
 
 	src, err := cfg.NewSource(hc, logger.With("component", "source"))
@@ -503,12 +532,12 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 	if be != nil && connected {
 		ok, detail, skipped := checkStateInstance(ctx, cfg, be)
 		if skipped {
-			note(w, "state database", []string{detail})
+			note("state database", []string{detail})
 		} else {
 			report(ok, "state database", detail)
 		}
 	}
-	return !failed
+	return items
 }
 
 // checkStateInstance checks, for psa-syncd check, that the state database
@@ -561,9 +590,9 @@ func checkStateInstance(ctx context.Context, cfg *daemon.Config, be psa.Backend)
 	return true, fmt.Sprintf("holds the usage of %s (recorded %s), the instance psa-syncd is connected to", bound, bound.BoundAt.Format(time.DateOnly)), false
 }
 
-// note prints what the operator must know about an item of check: not a
-// failure. Each paragraph is wrapped and indented under the item.
-func note(w io.Writer, what string, paragraphs []string) {
+// writeNote prints what the operator must know about an item of check: not
+// a failure. Each paragraph is wrapped and indented under the item.
+func writeNote(w io.Writer, what string, paragraphs []string) {
 	fmt.Fprintf(w, "NOTE %s:\n", what)
 	for _, p := range paragraphs {
 		prefix := "   - "

@@ -474,6 +474,71 @@ func TestRun_check(t *testing.T) {
 	}
 }
 
+// TestRun_checkJSON: check -json prints the report as one JSON object,
+// {"ok", "items"}, each item with its result (ok, fail or note), what was
+// checked and the detail (or a note's paragraphs), with check's exit codes;
+// a config file that cannot be loaded is the failed item "config".
+func TestRun_checkJSON(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	check := func(args ...string) (int, checkJSON) {
+		t.Helper()
+		code, stdout, stderr := runCmd(t, append([]string{"check", "-json"}, args...)...)
+		var out checkJSON
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+			t.Fatalf("check -json %v: exit %d, stdout is not JSON: %v\n%s\n%s", args, code, err, stdout, stderr)
+		}
+		return code, out
+	}
+	code, out := check("-config.file", e.cfgPath)
+	if code != 0 || !out.OK || out.result("config") != "ok" || out.result("psa autotask") != "ok" || out.result("source file") != "ok" ||
+		out.result("mapping export") != "ok" || !strings.Contains(out.detail("psa autotask"), "authenticated at ") {
+		t.Errorf("check -json: exit %d, %+v", code, out)
+	}
+	cfg, _ := os.ReadFile(e.cfgPath)
+	writeFile(t, e.cfgPath, strings.Replace(string(cfg), `secret: "`+psatest.DefaultAutotaskSecret+`"`, `secret: "wrong-secret"`, 1))
+	code, out = check("-config.file", e.cfgPath)
+	if code != 1 || out.OK || out.result("psa autotask") != "fail" || !strings.Contains(out.detail("psa autotask"), "authentication") {
+		t.Errorf("check -json with a wrong secret: exit %d, %+v; want 1, ok false and the failed item", code, out)
+	}
+	writeFile(t, e.cfgPath, string(cfg)+"schedule: every fortnight\n")
+	code, out = check("-config.file", e.cfgPath)
+	if code != 1 || out.OK || len(out.Items) != 1 || out.result("config") != "fail" || !strings.Contains(out.detail("config"), "schedule") {
+		t.Errorf("check -json with a broken config file: exit %d, %+v; want the failed item config naming the key", code, out)
+	}
+}
+
+// checkJSON is the output of psa-syncd check -json.
+type checkJSON struct {
+	OK    bool `json:"ok"`
+	Items []struct {
+		Result string   `json:"result"`
+		Item   string   `json:"item"`
+		Detail string   `json:"detail"`
+		Notes  []string `json:"notes"`
+	} `json:"items"`
+}
+
+// result returns the result of the first item named item, or "".
+func (c checkJSON) result(item string) string {
+	for _, it := range c.Items {
+		if it.Item == item {
+			return it.Result
+		}
+	}
+	return ""
+}
+
+// detail returns the detail of the first item named item, or "".
+func (c checkJSON) detail(item string) string {
+	for _, it := range c.Items {
+		if it.Item == item {
+			return it.Detail
+		}
+	}
+	return ""
+}
+
 // TestRun_checkInstanceMismatch: an export written for another PSA
 // instance (another tenant's zone host) is reported by check.
 func TestRun_checkInstanceMismatch(t *testing.T) {

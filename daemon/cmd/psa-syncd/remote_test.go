@@ -264,6 +264,14 @@ func TestRun_checkThroughDaemon(t *testing.T) {
 		t.Errorf("check -web.url: exit %d\nstdout: %s\nstderr: %s\nwant every test passed by the daemon", code, stdout, stderr)
 	}
 
+	// -json prints the daemon's report as check -json does without one.
+	code, stdout, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile, "-json")
+	var out checkJSON
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != 0 || !out.OK || out.result("psa autotask") != "ok" ||
+		out.detail("config") != cfg || out.result("mapping export") != "ok" {
+		t.Errorf("check -web.url -json: exit %d, %v\nstdout: %s\nstderr: %s\nwant every item ok", code, err, stdout, stderr)
+	}
+
 	// Without the token nothing is checked.
 	code, _, stderr = runCmd(t, "check", "-web.url", base)
 	if code != 1 || !strings.Contains(stderr, "401") {
@@ -281,6 +289,12 @@ func TestRun_checkThroughDaemon(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, "FAIL config "+cfg+": ") || !strings.Contains(stdout, "schedule") ||
 		strings.Contains(stdout+stderr, secret) {
 		t.Errorf("check -web.url with a broken config file: exit %d\nstdout: %s\nstderr: %s; want the key at fault", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "check", "-web.url", base, "-web.token-file", tokenFile, "-json")
+	out = checkJSON{}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != 1 || out.OK || out.result("config") != "fail" ||
+		!strings.Contains(out.detail("config"), "schedule") || strings.Contains(stdout+stderr, secret) {
+		t.Errorf("check -web.url -json with a broken config file: exit %d, %v\nstdout: %s\nstderr: %s; want the failed item config", code, err, stdout, stderr)
 	}
 }
 
