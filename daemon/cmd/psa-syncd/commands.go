@@ -42,6 +42,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		units       int64
 		metricsFile string
 		asJSON      bool
+		timeout     time.Duration
 	)
 	fs := newFlagSet(e, "sync", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
 		"reconciled first. With -web.url the running daemon runs the pass (it holds the state\n"+
@@ -55,6 +56,8 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
+	fs.DurationVar(&timeout, "timeout", 0, fmt.Sprintf("With -web.url: stop waiting for the daemon's pass after this long (0: wait until it ends), with exit code %d;\n"+
+		"the pass goes on in the daemon (psa-syncd status -web.url shows it). For a CI job that must not hang behind a long pass.", exitUnreachable))
 	fs.BoolVar(&cf.allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -79,6 +82,12 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	case units < 0:
 		fmt.Fprintf(e.stderr, "psa-syncd: -units %d: units must not be negative\n", units)
 		return 2
+	case timeout < 0:
+		fmt.Fprintf(e.stderr, "psa-syncd: -timeout %s: must not be negative\n", timeout)
+		return 2
+	case timeout > 0 && rf.url == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -timeout needs -web.url: it limits the wait for a running daemon's pass (stop a pass of this command with SIGINT or SIGTERM)")
+		return 2
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
@@ -99,7 +108,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
 			return 2
 		}
-		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits}, asJSON)
+		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits}, asJSON, timeout)
 	}
 	reg := prometheus.NewRegistry()
 	d, logger, code := cf.setup(e, reg)
@@ -170,21 +179,32 @@ func approvalNotApplied(e *env, status, errText string) bool {
 	return true
 }
 
-// syncRemote asks a running daemon for a pass, waits for it and prints it
-// like a local pass (its JSON with the sync request too).
-func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool) int {
+// syncRemote asks a running daemon for a pass, waits for it (up to timeout,
+// when it is not 0) and prints it like a local pass (its JSON with the sync
+// request too).
+func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncRequest, asJSON bool, timeout time.Duration) int {
 	var tk daemon.SyncTicket
 	if err := api.post(ctx, "/api/v1/sync", r.APIBody(), &tk); err != nil {
 		return requestFailed(e, err)
 	}
 	fmt.Fprintf(e.stderr, "Sync request %s queued; waiting for the pass to finish.\n", tk.ID)
 	id := tk.ID
-	tk, run, err := api.waitRun(ctx, id)
+	wait := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	tk, run, err := api.waitRun(wait, id)
+	see := fmt.Sprintf("the daemon runs its pass all the same: see `psa-syncd status -web.url %s` or GET /api/v1/runs/%s", api.shownURL(), id)
 	if err != nil && ctx.Err() != nil {
 		// Interrupted (SIGINT, SIGTERM): the daemon's pass goes on.
-		fmt.Fprintf(e.stderr, "psa-syncd: stopped waiting for sync request %s; the daemon runs its pass all the same: "+
-			"see `psa-syncd status -web.url %s` or GET /api/v1/runs/%s\n", id, api.shownURL(), id)
+		fmt.Fprintf(e.stderr, "psa-syncd: stopped waiting for sync request %s; %s\n", id, see)
 		return 1
+	}
+	if err != nil && wait.Err() != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: sync request %s did not finish within -timeout %s; %s\n", id, timeout, see)
+		return exitUnreachable
 	}
 	if err != nil {
 		return requestFailed(e, err)

@@ -546,6 +546,48 @@ func TestRun_remoteSyncInterruptedSaysThePassGoesOn(t *testing.T) {
 	}
 }
 
+// sync -web.url -timeout stops waiting for a pass that stays queued or
+// running (each poll is answered at once, so no poll times out): exit code
+// 3, saying that the pass goes on in the daemon. Without -web.url the flag
+// would be ignored: a usage error.
+func TestRun_remoteSyncTimeout(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
+		case r.URL.Path == "/api/v1/runs/q1":
+			fmt.Fprint(w, `{"request":{"run_id":"q1","status":"running"},"run":null}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	env := func(k string) string {
+		if k == "PSA_SYNCD_API_TOKEN" {
+			return "test-token"
+		}
+		return ""
+	}
+	start := time.Now()
+	code := run(ctx, []string{"sync", "-web.url", srv.URL, "-timeout", "1s"}, &stdout, &stderr, env)
+	if code != exitUnreachable || stdout.Len() != 0 || !strings.Contains(stderr.String(), "sync request q1 did not finish within -timeout 1s; the daemon runs its pass all the same") ||
+		ctx.Err() != nil {
+		t.Errorf("sync -web.url -timeout 1s: exit %d after %s\nstdout: %s\nstderr: %s\nwant exit %d once the second passed", code, time.Since(start), stdout.String(), stderr.String(), exitUnreachable)
+	}
+	for _, args := range [][]string{{"-timeout", "1m"}, {"-web.url", srv.URL, "-timeout", "-1s"}} {
+		code, stdout, stderr := runCmd(t, append([]string{"sync"}, args...)...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "-timeout") {
+			t.Errorf("sync %v: exit %d\nstdout: %s\nstderr: %s\nwant a usage error naming -timeout", args, code, stdout, stderr)
+		}
+	}
+}
+
 // The commands whose exit code says more than "it ran" (a pass that failed
 // or was partial, a plan that leaves customers out, a failed check) say so
 // in their --help, where a CI job's author looks.
