@@ -30,6 +30,7 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 	fs.StringVar(&out, "output", "", "The backup `file` to write; it must not exist.")
 	fs.StringVar(&rf.url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")
 	fs.StringVar(&rf.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url; default: the PSA_SYNCD_API_TOKEN environment variable.")
+	rf.fs = fs
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}

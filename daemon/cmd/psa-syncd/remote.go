@@ -27,16 +27,21 @@ import (
 type remoteFlags struct {
 	url       string
 	tokenFile string
+	// fs is the command's flag set, to tell which flags were given.
+	fs *flag.FlagSet
 }
 
 func (r *remoteFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked).")
+	r.fs = fs
+	fs.StringVar(&r.url, "web.url", "", "Base `URL` of a running psa-syncd, e.g. http://127.0.0.1:9810, to ask instead of opening the state database\n(which the daemon holds locked). The daemon uses its own config file: a -config.file given too is ignored, with a warning.")
 	fs.StringVar(&r.tokenFile, "web.token-file", "", "The `file` holding the API token for -web.url (web.api_token); default: the PSA_SYNCD_API_TOKEN environment variable.\n"+
 		"What changes anything needs it, and so does every request to a listener with basic_auth_users, where -web.url\n"+
 		"names the user (http://user@127.0.0.1:9810) and the token is that user's password.")
 }
 
 // client returns the API client for -web.url, or nil when it is not set.
+// A -config.file given with -web.url is ignored, since the daemon uses its
+// own: it says so on stderr (not a usage error: scripts pass both).
 func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	if r.url == "" {
 		if r.tokenFile != "" {
@@ -49,6 +54,14 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("-web.url %q: want the daemon's base URL, like http://127.0.0.1:9810", redact.URL(r.url))
+	}
+	if r.fs != nil {
+		r.fs.Visit(func(f *flag.Flag) {
+			if f.Name == "config.file" {
+				fmt.Fprintf(e.stderr, "psa-syncd: warning: -config.file %s is ignored with -web.url: the daemon at %s uses its own config file\n",
+					f.Value, withoutPassword(r.url))
+			}
+		})
 	}
 	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN"))}
 	if r.tokenFile != "" {

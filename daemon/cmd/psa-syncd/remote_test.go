@@ -372,6 +372,42 @@ func TestRun_remoteFlagsOnEveryRemoteCommand(t *testing.T) {
 	}
 }
 
+// A -config.file given with -web.url is ignored (the daemon uses its own
+// config file): every command with -web.url says so on stderr, naming the
+// flag, and goes on (scripts pass both); without -config.file it says
+// nothing.
+func TestRun_configFileWithWebURLWarns(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	dir := t.TempDir()
+	extra := map[string][]string{
+		"resolve": {"-intent", "1", "-posted"},
+		"backup":  {"-output", filepath.Join(dir, "backup.db")},
+	}
+	for _, c := range commands {
+		if _, help, _ := runCmd(t, c.name, "--help"); !strings.Contains(help, "\n  -web.url ") {
+			continue
+		}
+		args := append([]string{c.name, "-web.url", srv.URL, "-web.token-file", writeTokenFile(t, dir)}, extra[c.name]...)
+		code, _, stderr := runCmd(t, append(args, "-config.file", "/srv/other/psa-syncd.yml")...)
+		if code == 2 || !strings.Contains(stderr, "warning: -config.file /srv/other/psa-syncd.yml is ignored with -web.url: the daemon at "+srv.URL+" uses its own config file") {
+			t.Errorf("%s -web.url -config.file: exit %d, stderr:\n%s\nwant a warning that -config.file is ignored, and no usage error", c.name, code, stderr)
+		}
+		if _, _, stderr := runCmd(t, args...); strings.Contains(stderr, "-config.file") {
+			t.Errorf("%s -web.url without -config.file mentions it:\n%s", c.name, stderr)
+		}
+	}
+}
+
+// writeTokenFile writes an API token file in dir and returns its path.
+func writeTokenFile(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "api-token")
+	writeFile(t, path, "test-token\n")
+	return path
+}
+
 // putFirstExport stores exp as the first export of a daemon at base whose
 // export_url is self, with the API token in tokenFile.
 func putFirstExport(t *testing.T, base, tokenFile string, exp []byte) {
