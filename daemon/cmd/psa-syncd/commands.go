@@ -792,20 +792,23 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 
 func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	var (
-		cf     commonFlags
-		rf     remoteFlags
-		failed bool
-		status string
-		asJSON bool
+		cf       commonFlags
+		rf       remoteFlags
+		failed   bool
+		status   string
+		asJSON   bool
+		exitCode bool
 	)
 	fs := newFlagSet(e, "status", "Print the per-customer sync status and the writes awaiting review, from the state\n"+
-		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).")
+		"database, or from a running daemon's API with -web.url (the daemon holds the database locked).\n"+
+		"The exit code is 0 whatever the customers' status, or with -exit-code 1 when a customer listed failed.")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial (same as -status failed).")
 	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
 		"\n(failed includes partial; never: mapped but not synced yet; removed: synced before, no longer in the mapping export).")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON.")
+	fs.BoolVar(&exitCode, "exit-code", false, "Exit with code 1 when a customer listed failed its last sync or was partial (the customers -failed\nlists; those not in the mapping export any more are removed, not failed), so that a script need not read -json.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -878,6 +881,11 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			intents = append(intents, daemon.NewIntentView(in))
 		}
 	}
+	// With -exit-code, a customer listed that failed fails the command.
+	done := 0
+	if exitCode && slices.ContainsFunc(customers, func(c statusRow) bool { return daemon.StatusMatches("failed", c.Status) }) {
+		done = 1
+	}
 	if asJSON {
 		if intents == nil {
 			intents = []daemon.IntentView{}
@@ -888,7 +896,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(map[string]any{"customers": customers, "intents": intents})
-		return 0
+		return done
 	}
 	defer printIntents(e.stdout, intents, resolveCommand(e, &rf))
 	if len(customers) == 0 {
@@ -900,7 +908,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		default:
 			fmt.Fprintf(e.stdout, "No customer has status %s.\n", status)
 		}
-		return 0
+		return done
 	}
 	tw := newTable(e.stdout)
 	fmt.Fprintln(tw, "CUSTOMER\tNAME\tCONTRACT\tUSAGE SYNC\tSTATUS\tLAST ATTEMPT\tLAST SUCCESS\tUPDATED\tUNCHANGED\tHELD\tFAILED\tERROR")
@@ -913,7 +921,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	_ = tw.Flush()
 	printHints(e.stdout, hints)
-	return 0
+	return done
 }
 
 // requireState returns, for a command that acts on the state database as

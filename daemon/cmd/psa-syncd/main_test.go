@@ -453,6 +453,27 @@ func TestRun_planSyncStatus(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"customer_id": "cust-initech"`) || strings.Contains(stdout, "cust-acme") {
 		t.Errorf("status --failed --json: exit %d\n%s", code, stdout)
 	}
+	// -exit-code: 1 when a customer listed failed, in the table and the
+	// JSON alike; 0 when none listed did.
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-exit-code"}, 1},
+		{[]string{"-exit-code", "-json"}, 1},
+		{[]string{"-exit-code", "-failed"}, 1},
+		{[]string{"-exit-code", "-status", "succeeded"}, 0},
+		{[]string{"-exit-code", "-status", "succeeded", "-json"}, 0},
+	} {
+		if code, stdout, stderr := runCmd(t, append([]string{"status", cfg}, c.args...)...); code != c.want {
+			t.Errorf("status %v: exit %d, want %d\n%s\n%s", c.args, code, c.want, stdout, stderr)
+		}
+	}
+	// Removed from the export, Initech is no failure any more.
+	e.writeExport(t, e.doc)
+	if code, stdout, stderr := runCmd(t, "status", cfg, "-exit-code"); code != 0 || !regexp.MustCompile(`cust-initech\s.*\sremoved\s`).MatchString(stdout) {
+		t.Errorf("status -exit-code once the failed customer's mapping is removed: exit %d\n%s\n%s\nwant 0 and the customer removed", code, stdout, stderr)
+	}
 }
 
 func TestRun_check(t *testing.T) {
