@@ -808,7 +808,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
 		"\n(failed includes partial; never: mapped but not synced yet; removed: synced before, no longer in the mapping export).")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON.")
-	fs.BoolVar(&exitCode, "exit-code", false, "Exit with code 1 when a customer listed failed its last sync or was partial (the customers -failed\nlists; those not in the mapping export any more are removed, not failed), so that a script need not read -json.")
+	fs.BoolVar(&exitCode, "exit-code", false, "Exit with code 1 when a customer listed with usage sync on failed its last sync or was partial (those\nthe psa_sync_customers{status=\"failed\"} metric counts), so that a script need not read -json.")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
@@ -881,9 +881,12 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			intents = append(intents, daemon.NewIntentView(in))
 		}
 	}
-	// With -exit-code, a customer listed that failed fails the command.
+	// With -exit-code, a customer listed that failed fails the command:
+	// one of those psa_sync_customers{status="failed"} counts, with usage
+	// sync on. A failure of a customer whose usage sync was turned off
+	// since is history that no pass will change.
 	done := 0
-	if exitCode && slices.ContainsFunc(customers, func(c statusRow) bool { return daemon.StatusMatches("failed", c.Status) }) {
+	if exitCode && slices.ContainsFunc(customers, func(c statusRow) bool { return c.UsageSync && daemon.StatusMatches("failed", c.Status) }) {
 		done = 1
 	}
 	if asJSON {
