@@ -256,7 +256,8 @@ type statusData struct {
 }
 
 // customerFilters are the status page's tabs: the vendor consoles' (all,
-// usage sync available, succeeded, failed) and held and never synced.
+// usage sync available, succeeded, failed) and held, never synced and no
+// longer in the export.
 var customerFilters = []struct{ key, label, status, usage string }{
 	{"all", "All customers", "", ""},
 	{"usage", "Usage sync on", "", "true"},

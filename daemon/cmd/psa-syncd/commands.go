@@ -439,7 +439,10 @@ func cmdCheck(ctx context.Context, e *env, args []string) int {
 		}
 	}
 	if asJSON {
-		writeJSON(e.stdout, map[string]any{"ok": daemon.CheckPassed(items), "items": items})
+		writeJSON(e.stdout, struct {
+			OK    bool               `json:"ok"`
+			Items []daemon.CheckItem `json:"items"`
+		}{daemon.CheckPassed(items), items})
 	}
 	return checkExit(daemon.CheckPassed(items))
 }
