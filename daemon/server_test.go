@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -197,13 +198,13 @@ func TestHandler_customers(t *testing.T) {
 // hint to fix a mapping that is gone. Mapped again, its last status shows.
 func TestHandler_customersRemovedFromExport(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{})
+	e := dtSetup(t, dtOptions{token: "tok"})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
 	if err := e.d.State().PutCustomerStatus(state.CustomerStatus{Source: "file", CustomerID: "cust-globex", UsageSync: true,
-		Result: "failed", Error: "contract 9 not found", Hint: "fix the contract_id of the mapping", LastAttempt: now}); err != nil {
+		Result: "failed", Error: "contract 9 not found", Hint: "fix the contract_id of the mapping", LastAttempt: now, Held: 1}); err != nil {
 		t.Fatal(err)
 	}
 	get := func(target string) map[string]apiCustomer {
@@ -237,9 +238,24 @@ func TestHandler_customersRemovedFromExport(t *testing.T) {
 	if !ok || c.Status != StatusRemoved || c.UsageSync || c.Hint != "" || c.Error != "contract 9 not found" {
 		t.Errorf("removed customer = %+v (listed %t), want status removed, usage sync off, the last error and no hint", c, ok)
 	}
-	page := newUIClient(t, e.d).do(http.MethodGet, "/?filter=failed", nil).Body.String()
+	ui := newUIClient(t, e.d)
+	page := ui.do(http.MethodGet, "/?filter=failed", nil).Body.String()
 	if strings.Contains(page, `data-customer="cust-globex"`) {
 		t.Errorf("the status page lists the removed customer as failed:\n%s", page)
+	}
+	// Signed in, its held line has no Review link: its page shows no
+	// lines, and nothing of it can be approved.
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	if rec := ui.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}}); rec.Code != http.StatusSeeOther {
+		t.Fatalf("sign-in = %d %s", rec.Code, rec.Body)
+	}
+	page = ui.do(http.MethodGet, "/?filter="+StatusRemoved, nil).Body.String()
+	if !strings.Contains(page, `data-customer="cust-globex" data-status="removed"`) || !strings.Contains(page, `id="sign-out"`) ||
+		strings.Contains(page, `href="/customers/file/cust-globex">Review`) {
+		t.Errorf("signed in, the Not in the export tab does not list the removed customer, or offers to review it:\n%s", page)
 	}
 	e.writeExport(t, e.doc)
 	if err := e.d.Reload(); err != nil {
