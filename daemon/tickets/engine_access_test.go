@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
@@ -130,5 +131,35 @@ func TestEngine_autotaskPermission500FailsOneCustomer(t *testing.T) {
 	}
 	if globexRep.Created != 1 || globexRep.Err != nil || len(e.tickets()) != 1 {
 		t.Errorf("globex = %+v, %d tickets; want its ticket filed", globexRep, len(e.tickets()))
+	}
+}
+
+// A read the create needs before it is sent (here the status picklist,
+// read for its default value) that Autotask answers with its permission
+// 500 fails the customer with the same hint as a refused create: the API
+// user lacks a permission, which the operator grants. Nothing was sent:
+// once it is granted, the ticket is filed, once.
+func TestEngine_autotaskPermission500OnReadBeforeCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	eng := e.engine(routings[psa.SystemAutotask])
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Acme threat"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/entityInformation/fields", Times: 1,
+		Status: http.StatusInternalServerError, Body: `{"errors":["The logged in Resource does not have the adequate permissions to view this entity."]}`})
+
+	rep := e.pass(eng)
+	acmeRep := rep.Customers[0]
+	if acmeRep.Err == nil || acmeRep.Created != 0 || len(e.tickets()) != 0 {
+		t.Fatalf("acme = %+v, %d tickets; want its create failed", acmeRep, len(e.tickets()))
+	}
+	if msg := acmeRep.Err.Error(); !strings.Contains(msg, "company "+e.company) || !strings.Contains(msg, "security level") ||
+		!strings.Contains(msg, "adequate permissions") {
+		t.Errorf("acme's error = %v, want Autotask's message, company %s and the API user's security level", msg, e.company)
+	}
+
+	e.now = e.now.Add(time.Hour)
+	rep = e.pass(eng)
+	if tot := rep.Totals(); tot.Created != 1 || tot.Err != nil || len(e.tickets()) != 1 {
+		t.Errorf("pass after the permission was granted = %+v, %d tickets; want the ticket filed", rep.Customers, len(e.tickets()))
 	}
 }

@@ -245,12 +245,30 @@ func (b *Backend) picklistOrDefault(ctx context.Context, entity, field, kind, id
 // note is sent, such that it does not match psa.ErrValidation: a 500 with
 // errors[] on a read is Autotask failing the read, not refusing the
 // ticket, which callers do not send again soon (the ticket engine records
-// such a create as refused until its routing changes, or for a day).
+// such a create as refused until its routing changes, or for a day). A
+// 500 saying the API user lacks the permission still matches
+// psa.ErrForbidden, so that callers say which permission to grant.
 func readFailed(err error) error {
 	if !errors.Is(err, psa.ErrValidation) {
 		return err
 	}
-	return fmt.Errorf("autotask: a read the ticket or note needs failed, so it was not sent: %v", err)
+	return &readError{err: err}
+}
+
+// readError is a read that a ticket or note needs failing (readFailed).
+type readError struct{ err error }
+
+func (e *readError) Error() string {
+	return "autotask: a read the ticket or note needs failed, so it was not sent: " + e.err.Error()
+}
+
+// Unwrap returns psa.ErrForbidden when the read was refused the API user,
+// and nil otherwise.
+func (e *readError) Unwrap() error {
+	if errors.Is(e.err, psa.ErrForbidden) {
+		return psa.ErrForbidden
+	}
+	return nil
 }
 
 // GetTicket returns a ticket.

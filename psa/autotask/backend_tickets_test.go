@@ -184,6 +184,39 @@ func TestBackend_CreateTicket_lostAnswer(t *testing.T) {
 	}
 }
 
+// A read the create needs (the status picklist, for its default value)
+// that Autotask fails with a 500 is not the ticket's refusal
+// (psa.ErrValidation), which callers would not send again soon; one that
+// says the API user lacks the permission matches psa.ErrForbidden, so that
+// callers name the permission to grant.
+func TestBackend_CreateTicket_readBeforeFails(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		msg       string
+		forbidden bool
+	}{
+		{"The logged in Resource does not have the adequate permissions to view this entity.", true},
+		{"Object reference not set to an instance of an object.", false},
+	} {
+		b, s := newBackend(t)
+		company := s.Autotask().AddCompany("Acme")
+		s.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/entityInformation/fields", Times: 1,
+			Status: http.StatusInternalServerError, Body: `{"errors":["` + tc.msg + `"]}`})
+		_, err := b.CreateTicket(t.Context(), psa.CreateTicketRequest{CompanyID: id(company), Title: "t", ExternalRef: "sc:1",
+			Routing: psa.TicketRouting{QueueID: id(psatest.AutotaskQueueMonitoringAlert)}})
+		if err == nil || errors.Is(err, psa.ErrValidation) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: CreateTicket error = %v, want Autotask's message, not a validation error", tc.msg, err)
+		}
+		if errors.Is(err, psa.ErrForbidden) != tc.forbidden || errors.Is(err, psa.ErrUnauthorized) != tc.forbidden {
+			t.Errorf("%s: CreateTicket error = %v matches psa.ErrForbidden: %t, psa.ErrUnauthorized: %t; want %t", tc.msg, err,
+				errors.Is(err, psa.ErrForbidden), errors.Is(err, psa.ErrUnauthorized), tc.forbidden)
+		}
+		if got := s.Autotask().Tickets(); len(got) != 0 {
+			t.Errorf("%s: tickets created: %+v", tc.msg, got)
+		}
+	}
+}
+
 func TestBackend_CreateTicket_invalid(t *testing.T) {
 	t.Parallel()
 	b, s := newBackend(t)
