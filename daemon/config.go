@@ -235,8 +235,9 @@ type StateConfig struct {
 	// resolve requests there while this instance is active.
 	AdvertiseURL string `yaml:"advertise_url,omitempty"`
 	// HistoryRetention is how long runs, the intents closed as done or
-	// failed and the records of closed tickets whose alerts are not open
-	// are kept (default 400 days); the ledger is kept for ever.
+	// failed and the records of closed tickets and refused ticket creates
+	// whose alerts are not open are kept (default 400 days); the ledger is
+	// kept for ever.
 	HistoryRetention time.Duration `yaml:"history_retention,omitempty"`
 	// ExportBodiesKept is how many of the newest stored export versions
 	// (export_url: self) keep their body (default 50); older ones keep

@@ -132,16 +132,25 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 }
 
 // DeleteTicketRecord removes the record with r's key when it is still
-// closed at r.ClosedAt, and otherwise nothing. On PostgreSQL it needs the
+// closed at r.ClosedAt, or, r a failed create, still failed as last
+// written at r.Updated, and otherwise nothing. On PostgreSQL it needs the
 // leadership lock (ErrNotLeader).
 func (db *DB) DeleteTicketRecord(r tickets.Record) error {
 	if err := checkTicketKey(r); err != nil {
 		return err
 	}
+	column, at := "closed_at", r.ClosedAt
+	switch r.State {
+	case tickets.StateClosed:
+	case tickets.StateFailed:
+		column, at = "updated", r.Updated
+	default:
+		return nil
+	}
 	what := "removing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey
 	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM tickets WHERE source = ? AND customer_id = ? AND alert_key = ?
-			AND state = ? AND closed_at = ?`), r.Source, r.CustomerID, r.AlertKey, tickets.StateClosed, db.tv(db.stored(r.ClosedAt)))
+			AND state = ? AND `+column+` = ?`), r.Source, r.CustomerID, r.AlertKey, r.State, db.tv(db.stored(at)))
 		return err
 	})
 }

@@ -71,6 +71,41 @@ func TestTickets_deleteClosedRecord(t *testing.T) {
 	})
 }
 
+// DeleteTicketRecord removes the record of a refused create only while it
+// is failed as it was read: not one refused again, or sent again,
+// meanwhile.
+func TestTickets_deleteFailedRecord(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		refused := time.Date(2025, 9, 1, 10, 0, 0, 123456000, time.UTC)
+		failed := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1", Ref: "sc:a1", State: tickets.StateFailed,
+			Error: "The queue is inactive.", Created: refused, Updated: refused}
+		if err := db.PutTicketRecord(failed); err != nil {
+			t.Fatal(err)
+		}
+		stale := failed
+		stale.Updated = refused.Add(-time.Hour)
+		if err := db.DeleteTicketRecord(stale); err != nil {
+			t.Fatal(err)
+		}
+		sent := failed
+		sent.State = tickets.StateCreating
+		if err := db.DeleteTicketRecord(sent); err != nil {
+			t.Fatal(err)
+		}
+		records, err := db.TicketRecords("sophos", "c1")
+		if err != nil || len(records) != 1 {
+			t.Fatalf("records after deleting one refused at another time and one being created = %+v, %v; want it kept", records, err)
+		}
+		if err := db.DeleteTicketRecord(records[0]); err != nil {
+			t.Fatal(err)
+		}
+		if records, err := db.TicketRecords("sophos", "c1"); err != nil || len(records) != 0 {
+			t.Errorf("records after deleting the refused one as read = %+v, %v; want none", records, err)
+		}
+	})
+}
+
 // Two workers racing for one alert: exactly one may create its ticket.
 func TestTickets_concurrentIntentsOneWins(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {

@@ -112,9 +112,10 @@ type Config struct {
 	// misses it. The daemon passes policies.settle_time.
 	SettleTime time.Duration
 	// Retention, when above 0, is how long the record of a closed ticket
-	// is kept once its alert is no longer open: a pass deletes the
-	// customer's records of tickets closed longer ago than Retention and
-	// the reopen window, whose alerts are not open, so that the records
+	// or of a refused create is kept once its alert is no longer open: a
+	// pass deletes the customer's records of tickets closed longer ago
+	// than Retention and the reopen window, and of creates refused longer
+	// ago than Retention, whose alerts are not open, so that the records
 	// every pass reads do not grow with every alert ever filed. The
 	// summary ticket's record is kept. The daemon passes
 	// state.history_retention.
@@ -904,11 +905,13 @@ func alertOpen(r *Record, open map[string]bool) bool {
 }
 
 // forget deletes, of records, those of tickets that closed longer ago
-// than the retention and the reopen window and whose alert is not open,
-// and returns the others. Such a record decides nothing any more: its
-// alert would be reopened only within the reopen window, and a ticket
-// closed in the PSA is left alone only while its alert is open. The
-// summary's record is kept (it numbers the customer's summary tickets).
+// than the retention and the reopen window, and of creates the PSA
+// refused longer ago than the retention, whose alert is not open, and
+// returns the others. Such a record decides nothing any more: its alert
+// would be reopened only within the reopen window, a ticket closed in the
+// PSA is left alone only while its alert is open, and a refused create is
+// sent again only for an open alert. The summary's record is kept (it
+// numbers the customer's summary tickets).
 func (e *Engine) forget(records []Record, open map[string]bool) ([]Record, error) {
 	if e.retention <= 0 {
 		return records, nil
@@ -917,14 +920,20 @@ func (e *Engine) forget(records []Record, open map[string]bool) ([]Record, error
 	now := e.now()
 	var err error
 	records = slices.DeleteFunc(records, func(r Record) bool {
-		if err != nil || r.AlertKey == SummaryKey || r.State != StateClosed || r.ClosedAt.IsZero() ||
-			open[r.AlertKey] || now.Sub(r.ClosedAt) <= keep {
+		if err != nil || r.AlertKey == SummaryKey || open[r.AlertKey] {
+			return false
+		}
+		switch {
+		case r.State == StateClosed && !r.ClosedAt.IsZero() && now.Sub(r.ClosedAt) > keep:
+		case r.State == StateFailed && !r.Updated.IsZero() && now.Sub(r.Updated) > e.retention:
+		default:
 			return false
 		}
 		if err = e.store.DeleteTicketRecord(r); err != nil {
 			return false
 		}
-		e.logger.Debug("Forgot the record of a ticket closed long ago", "ref", r.Ref, "ticket", r.TicketID, "closed_at", r.ClosedAt)
+		e.logger.Debug("Forgot the record of a ticket closed or refused long ago", "ref", r.Ref, "ticket", r.TicketID, "state", r.State,
+			"closed_at", r.ClosedAt, "updated", r.Updated)
 		return true
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestEngine_forgetsOldClosedRecords: a pass deletes the records of tickets
@@ -83,5 +85,67 @@ func TestEngine_forgetsOldClosedRecords(t *testing.T) {
 	}
 	if tot := e.pass(eng).Totals(); tot.Created != 0 || tot.Adopted != 0 || tot.Reopened != 0 {
 		t.Errorf("the pass after = %+v, want nothing filed again", tot)
+	}
+}
+
+// TestEngine_forgetsOldRefusedRecords: the record of a create the PSA
+// refused is deleted as a closed ticket's is, once the refusal is older
+// than the retention and its alert is not open: an alert refused and
+// resolved is never filed, and its record decided nothing more. The record
+// of a refused create whose alert is open (retried daily, reported every
+// pass) and of one refused recently stay; a dry run deletes nothing.
+func TestEngine_forgetsOldRefusedRecords(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+		Routing: routings[e.system], Retention: 400 * 24 * time.Hour, Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(desc string) string {
+		id := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: desc}).ID
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", BodyContains: "sc:" + id,
+			Status: http.StatusInternalServerError, Body: `{"errors":["The queue is inactive."]}`})
+		return id
+	}
+	old, stillOpen := refused("Malware on PC-1"), refused("Malware on PC-2")
+	if tot := e.pass(eng).Totals(); tot.Failed != 2 {
+		t.Fatalf("first pass = %+v, want 2 creates refused", tot)
+	}
+	e.sophos.ResolveAlert(acme, old)
+	e.now = e.now.AddDate(1, 1, 0)
+	recent := refused("Malware on PC-3")
+	if tot := e.pass(eng).Totals(); tot.Failed != 2 {
+		t.Fatalf("pass 13 months later = %+v, want the new alert's create and the open one's retry refused", tot)
+	}
+	e.sophos.ResolveAlert(acme, recent)
+
+	e.now = e.now.AddDate(0, 1, 0)
+	if _, err := eng.Pass(t.Context(), e.customers(), true); err != nil {
+		t.Fatal(err)
+	}
+	if records, err := e.db.TicketRecords("sophos", acme); err != nil || len(records) != 3 {
+		t.Fatalf("records after a dry run = %d, %v; want all 3 kept", len(records), err)
+	}
+	e.pass(eng)
+	records, err := e.db.TicketRecords("sophos", acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[string]string{}
+	for _, r := range records {
+		kept[r.AlertKey] = r.State
+	}
+	if _, ok := kept[old]; ok || kept[stillOpen] != tickets.StateFailed || kept[recent] != tickets.StateFailed || len(kept) != 2 {
+		t.Errorf("records after a pass 14 months later = %v; want the create refused 14 months ago for a resolved alert forgotten, "+
+			"the refused ones of the open alert and of the alert refused a month ago kept", kept)
+	}
+	if len(e.tickets()) != 0 {
+		t.Errorf("tickets = %+v, want none", e.tickets())
 	}
 }

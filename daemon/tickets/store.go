@@ -39,7 +39,8 @@ const (
 	// StateFailed is a create the PSA certainly refused. It is retried
 	// when what it depends on changes (RoutingHash): the routing, or the
 	// customer's company or contract; and otherwise a day after it was
-	// refused (Updated).
+	// refused (Updated). Its alert resolved, it is forgotten after the
+	// retention (Config.Retention).
 	StateFailed = "failed"
 )
 
@@ -120,7 +121,8 @@ type Store interface {
 	// TicketIntents returns every record in StateCreating.
 	TicketIntents() ([]Record, error)
 	// DeleteTicketRecord removes the record with r's key when it is still
-	// closed as r is (the same ClosedAt); otherwise it removes nothing and
+	// closed as r is (the same ClosedAt), or, r a failed create, still
+	// failed as r is (the same Updated); otherwise it removes nothing and
 	// returns nil.
 	DeleteTicketRecord(r Record) error
 }
