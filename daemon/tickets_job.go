@@ -395,16 +395,11 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		} else {
 			st.LastSuccess = now
 		}
-		records, err := d.db.TicketRecords(c.Customer.Source, c.Customer.CustomerID)
+		open, err := d.db.CountFollowedTickets(c.Customer.Source, c.Customer.CustomerID, system, instance)
 		if err != nil {
 			return err
 		}
-		st.OpenTickets = 0
-		for _, r := range records {
-			if tickets.Followed(r.State) && tickets.OfPSA(r, system, instance) {
-				st.OpenTickets++
-			}
-		}
+		st.OpenTickets = open
 	}
 	t := rep.Totals()
 	created := t.Created + t.Adopted + rep.OtherAdopted

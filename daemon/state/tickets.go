@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // Ensure DB satisfies the ticket engine's store.
@@ -162,6 +163,49 @@ func (db *DB) TicketRecords(source, customerID string) ([]tickets.Record, error)
 	}
 	return db.ticketRecords("reading the ticket records of "+source+"/"+customerID,
 		`WHERE source = ? AND customer_id = ? ORDER BY alert_key`, source, customerID)
+}
+
+// followedStates are the states of the records of tickets psa-syncd
+// follows (tickets.Followed).
+var followedStates = []string{tickets.StateOpen, tickets.StateClosing, tickets.StateNoting, tickets.StateReopening}
+
+// CountFollowedTickets returns how many of a customer's ticket records
+// are tickets psa-syncd follows (tickets.Followed) in the PSA instance
+// instance of system (tickets.OfPSA): its open tickets, counted without
+// reading every record.
+func (db *DB) CountFollowedTickets(source, customerID string, system psa.System, instance string) (int, error) {
+	if err := checkKey("ticket", source, customerID); err != nil {
+		return 0, err
+	}
+	what := "counting the open tickets of " + source + "/" + customerID
+	ctx, cancel := db.ctx()
+	defer cancel()
+	// Instances are compared as export.SameInstance does, so the counts
+	// are read per instance and the instances compared here.
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT instance, COUNT(*) FROM tickets
+		WHERE source = ? AND customer_id = ? AND system = ? AND state IN (?, ?, ?, ?) GROUP BY instance`),
+		source, customerID, string(system), followedStates[0], followedStates[1], followedStates[2], followedStates[3])
+	if err != nil {
+		return 0, db.wrap(what, err)
+	}
+	defer rows.Close()
+	total := 0
+	for rows.Next() {
+		var (
+			inst string
+			n    int
+		)
+		if err := rows.Scan(&inst, &n); err != nil {
+			return 0, db.wrap(what, err)
+		}
+		if tickets.OfPSA(tickets.Record{System: string(system), Instance: inst}, system, instance) {
+			total += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, db.wrap(what, err)
+	}
+	return total, nil
 }
 
 // TicketIntents returns every record whose create is unsettled.

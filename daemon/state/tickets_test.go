@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 func TestTickets_intentIsUnique(t *testing.T) {
@@ -104,6 +107,64 @@ func TestTickets_deleteFailedRecord(t *testing.T) {
 			t.Errorf("records after deleting the refused one as read = %+v, %v; want none", records, err)
 		}
 	})
+}
+
+// CountFollowedTickets counts the records that tickets.Followed and
+// tickets.OfPSA take, of the customer only, as reading them all would.
+func TestTickets_countFollowedTickets(t *testing.T) {
+	states := []string{tickets.StateCreating, tickets.StateOpen, tickets.StateClosing, tickets.StateNoting, tickets.StateReopening,
+		tickets.StateClosed, tickets.StateFailed}
+	psas := []struct{ system, instance string }{
+		{"autotask", ""}, {"autotask", "ci:29683541@webservices5.autotask.net"}, {"autotask", "CI:29683541@WebServices5.Autotask.net"},
+		{"autotask", "ci:111@webservices2.autotask.net"}, {"connectwise", ""},
+	}
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for _, customer := range []string{"c1", "c2"} {
+			for i, s := range states {
+				for j, p := range psas {
+					r := tickets.Record{Source: "sophos", CustomerID: customer, AlertKey: fmt.Sprintf("a%d-%d", i, j), State: s,
+						System: p.system, Instance: p.instance}
+					if err := db.PutTicketRecord(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c2", AlertKey: "more", State: tickets.StateOpen,
+			System: "autotask"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, customer := range []string{"c1", "c2"} {
+			records, err := db.TicketRecords("sophos", customer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, at := range []struct {
+				system   psa.System
+				instance string
+			}{
+				{psa.SystemAutotask, "ci:29683541@webservices5.autotask.net"}, {psa.SystemAutotask, ""}, {psa.SystemConnectWise, "https://na.myconnectwise.net|acme"},
+				{psa.SystemKaseyaBMS, ""},
+			} {
+				want := 0
+				for _, r := range records {
+					if tickets.Followed(r.State) && tickets.OfPSA(r, at.system, at.instance) {
+						want++
+					}
+				}
+				got, err := db.CountFollowedTickets("sophos", customer, at.system, at.instance)
+				if err != nil || got != want {
+					t.Errorf("CountFollowedTickets(%s, %s, %q) = %d, %v; want %d", customer, at.system, at.instance, got, err, want)
+				}
+			}
+		}
+	})
+	for _, s := range states {
+		if tickets.Followed(s) != slices.Contains(followedStates, s) {
+			t.Errorf("state %q: tickets.Followed = %t, but followedStates disagrees", s, tickets.Followed(s))
+		}
+	}
 }
 
 // Two workers racing for one alert: exactly one may create its ticket.
