@@ -18,7 +18,7 @@ const ticketPassWriteTimeout = 10 * time.Minute
 
 // ticketsBodyShape is the body POST /api/v1/tickets takes, as its errors
 // spell it.
-const ticketsBodyShape = `{"dry_run": true|false} or no body`
+const ticketsBodyShape = `{"dry_run": true|false, "forget_other_psa": true|false} or no body`
 
 // TicketPassView is the answer of POST /api/v1/tickets: a ticket pass's
 // report, what psa-syncd tickets prints.
@@ -130,7 +130,8 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body struct {
-		DryRun bool `json:"dry_run"`
+		DryRun         bool `json:"dry_run"`
+		ForgetOtherPSA bool `json:"forget_other_psa"`
 	}
 	r.Body = io.NopCloser(bytes.NewReader(data))
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
@@ -170,10 +171,10 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 	if body.DryRun || !ticketPassWrites(doc) {
 		// A dry run, or a pass that writes nothing (no routing, routing
 		// or integration off), as psa-syncd tickets runs it: not recorded.
-		rep, err = d.TicketPass(r.Context(), body.DryRun)
+		rep, err = d.ticketPass(r.Context(), body.DryRun, body.ForgetOtherPSA)
 	} else {
 		d.logger.Info("Running a ticket pass requested through the API")
-		rep, err = d.recordedTicketPass(r.Context(), doc)
+		rep, err = d.recordedTicketPass(r.Context(), doc, body.ForgetOtherPSA)
 	}
 	switch {
 	case errors.Is(err, ErrNoTicketRouting):

@@ -75,7 +75,7 @@ func TestDaemon_ticketsAPI(t *testing.T) {
 			t.Errorf("POST /api/v1/tickets %q with a wrong token = %d %s; want 401", body, code, answer)
 		}
 	}
-	if code, answer, _ := ttPost(t, srv.URL, ttToken, `{"dry_run": "yes"}`); code != http.StatusBadRequest || !strings.Contains(answer, `{\"dry_run\": true|false}`) {
+	if code, answer, _ := ttPost(t, srv.URL, ttToken, `{"dry_run": "yes"}`); code != http.StatusBadRequest || !strings.Contains(answer, `{\"dry_run\": true|false, \"forget_other_psa\": true|false}`) {
 		t.Errorf("POST /api/v1/tickets with a bad body = %d %s; want 400 naming the body", code, answer)
 	}
 

@@ -116,7 +116,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
-//	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true} (bearer token;
+//	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true}, {"forget_other_psa": true} (bearer token;
 //	                            one ticket pass at a time, dry runs rate-limited)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)

@@ -145,7 +145,7 @@ func TestDaemon_openTicketsOfThisPSAOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc); err != nil {
+	if _, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil {
 		t.Fatal(err)
 	}
 	st, err := d.TicketStatuses()

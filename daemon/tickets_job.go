@@ -29,6 +29,18 @@ var ErrNoTicketRouting = errors.New("daemon: the mapping export has no ticket ro
 // are their own); callers run one ticket pass at a time (the ticket
 // scheduler, ticketLoop, and POST /api/v1/tickets hold ticketMu).
 func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, error) {
+	return d.ticketPass(ctx, dryRun, false)
+}
+
+// TicketPassForgettingOtherPSA is TicketPass that also deletes the
+// customers' ticket records of another PSA system or instance, which a
+// pass otherwise reports and leaves alone (tickets.Config.ForgetOtherPSA);
+// a dry run reports those it would delete.
+func (d *Daemon) TicketPassForgettingOtherPSA(ctx context.Context, dryRun bool) (tickets.Report, error) {
+	return d.ticketPass(ctx, dryRun, true)
+}
+
+func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tickets.Report, error) {
 	snap := d.exp.Load()
 	if snap == nil {
 		return tickets.Report{}, errors.New("daemon: no valid mapping export loaded")
@@ -66,6 +78,7 @@ func (d *Daemon) TicketPass(ctx context.Context, dryRun bool) (tickets.Report, e
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
 		SettleTime: cfg.Policies.SettleTime, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
+		ForgetOtherPSA: forgetOther,
 	})
 	if err != nil {
 		return tickets.Report{}, err
@@ -274,19 +287,20 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 	}
 	d.ticketMu.Lock()
 	defer d.ticketMu.Unlock()
-	_, _ = d.recordedTicketPass(ctx, snap.doc)
+	_, _ = d.recordedTicketPass(ctx, snap.doc, false)
 }
 
 // recordedTicketPass runs a ticket pass that writes, for the customers of
-// doc, and records its outcome in the metrics, the state database and the
-// log, as scheduled passes and POST /api/v1/tickets do. The caller holds
+// doc (forgetting their records of another PSA with forgetOther), and
+// records its outcome in the metrics, the state database and the log, as
+// scheduled passes and POST /api/v1/tickets do. The caller holds
 // ticketMu. It returns the pass's report and error; a pass stopped because
 // another instance became active (a record refused with
 // tickets.ErrNotLeader, or ctx ended with errLostLeadership) is not
 // recorded.
-func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document) (tickets.Report, error) {
+func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document, forgetOther bool) (tickets.Report, error) {
 	start := d.now()
-	rep, err := d.TicketPass(ctx, false)
+	rep, err := d.ticketPass(ctx, false, forgetOther)
 	if cause := context.Cause(ctx); errors.Is(cause, errLostLeadership) {
 		// The lock check stopped the pass (its context) before it met a
 		// record the state database refuses, maybe in its last customer,

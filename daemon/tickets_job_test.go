@@ -139,7 +139,7 @@ func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 	if reserve := d.Config().Policies.BudgetReserve; reserve != 500 {
 		t.Fatalf("budget_reserve = %d, want the default 500", reserve)
 	}
-	rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc)
+	rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 
 	// With the budget back, the next pass files both alerts.
 	sim.Autotask().SetHourlyCount(0)
-	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc); err != nil || rep.Totals().Created != 2 || rep.BudgetLimited {
+	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Totals().Created != 2 || rep.BudgetLimited {
 		t.Errorf("pass with the budget back = %+v (budget limited %v), %v; want both alerts filed", rep.Totals(), rep.BudgetLimited, err)
 	}
 }

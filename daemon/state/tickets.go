@@ -156,6 +156,23 @@ func (db *DB) DeleteTicketRecord(r tickets.Record) error {
 	})
 }
 
+// ForgetTicketRecord removes the record with r's key when it is still of
+// r's system and instance, in r's state and last written at r.Updated,
+// and otherwise nothing. On PostgreSQL it needs the leadership lock
+// (ErrNotLeader).
+func (db *DB) ForgetTicketRecord(r tickets.Record) error {
+	if err := checkTicketKey(r); err != nil {
+		return err
+	}
+	what := "removing ticket record " + r.Source + "/" + r.CustomerID + "/" + r.AlertKey + " of " + r.System
+	return db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`DELETE FROM tickets WHERE source = ? AND customer_id = ? AND alert_key = ?
+			AND system = ? AND instance = ? AND state = ? AND updated IS NOT DISTINCT FROM ?`),
+			r.Source, r.CustomerID, r.AlertKey, r.System, r.Instance, r.State, db.tv(db.stored(r.Updated)))
+		return err
+	})
+}
+
 // TicketRecords returns a customer's ticket records in alert key order.
 func (db *DB) TicketRecords(source, customerID string) ([]tickets.Record, error) {
 	if err := checkKey("ticket", source, customerID); err != nil {

@@ -109,6 +109,48 @@ func TestTickets_deleteFailedRecord(t *testing.T) {
 	})
 }
 
+// ForgetTicketRecord removes a record only while it is as it was read:
+// of the same PSA system and instance, in the same state, written at the
+// same time (or never, for a record without one).
+func TestTickets_forgetTicketRecord(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		written := time.Date(2025, 9, 1, 10, 0, 0, 123456000, time.UTC)
+		open := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1", Ref: "sc:a1", TicketID: "7000", State: tickets.StateOpen,
+			System: "autotask", Instance: "ci:29683541@webservices5.autotask.net", Updated: written}
+		undated := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a2", Ref: "sc:a2", State: tickets.StateCreating, System: "autotask"}
+		for _, r := range []tickets.Record{open, undated} {
+			if err := db.PutTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, changed := range []func(r *tickets.Record){
+			func(r *tickets.Record) { r.Updated = written.Add(time.Second) },
+			func(r *tickets.Record) { r.State = tickets.StateClosing },
+			func(r *tickets.Record) { r.System = "connectwise" },
+			func(r *tickets.Record) { r.Instance = "" },
+		} {
+			stale := open
+			changed(&stale)
+			if err := db.ForgetTicketRecord(stale); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if records, err := db.TicketRecords("sophos", "c1"); err != nil || len(records) != 2 {
+			t.Fatalf("records after forgetting records read otherwise = %+v, %v; want both kept", records, err)
+		}
+		records, _ := db.TicketRecords("sophos", "c1")
+		for _, r := range records {
+			if err := db.ForgetTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if records, err := db.TicketRecords("sophos", "c1"); err != nil || len(records) != 0 {
+			t.Errorf("records after forgetting them as read = %+v, %v; want none", records, err)
+		}
+	})
+}
+
 // CountFollowedTickets counts the records that tickets.Followed and
 // tickets.OfPSA take, of the customer only, as reading them all would.
 func TestTickets_countFollowedTickets(t *testing.T) {

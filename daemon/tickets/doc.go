@@ -65,7 +65,8 @@
 // are not touched: their open tickets stay as they are. Nor are records of
 // another PSA system or instance (Config.Instance), left by a switch of
 // PSA: their ticket ids mean nothing in the PSA the engine is connected
-// to, so it never calls the PSA for them, and reports them.
+// to, so it never calls the PSA for them, and reports them, until a pass
+// with Config.ForgetOtherPSA deletes them.
 //
 // Usage:
 //

@@ -81,6 +81,8 @@ type Engine struct {
 	fence *fence
 	// budget gates the writes of a pass; nil sends them ungated.
 	budget Budget
+	// forgetOther deletes the records of another PSA (Config.ForgetOtherPSA).
+	forgetOther bool
 }
 
 // Budget keeps the writes of a pass inside the PSA's hourly request
@@ -139,6 +141,13 @@ type Config struct {
 	// CheckFence, which refuses once the leadership lock's session has not
 	// answered for long enough that another instance may have taken over.
 	Fence func() error
+	// ForgetOtherPSA makes the pass delete the records of another PSA
+	// system or instance of the customers it passes, which it otherwise
+	// reports every pass and leaves alone: the way out once their tickets
+	// were closed in that PSA by hand (or that PSA is gone). Each
+	// customer's notices list the tickets forgotten; a dry run lists those
+	// it would forget and deletes nothing.
+	ForgetOtherPSA bool
 }
 
 // Defaults for routing fields left at zero.
@@ -176,7 +185,7 @@ func New(c Config) (*Engine, error) {
 	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget}
+		settleTime: c.SettleTime, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -585,6 +594,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		byKey[records[i].AlertKey] = &records[i]
 	}
+	if e.forgetOther {
+		if foreign, err = e.forgetForeign(p, foreign, &cr); err != nil {
+			cr.fail(err)
+			return cr
+		}
+	}
 	cr.Notices = append(cr.Notices, e.foreignNotices(foreign)...)
 	// A create still unsettled after settle (its search failed) blocks
 	// every new create for its key: the ticket may exist, and a second
@@ -837,17 +852,18 @@ func psaName(system, instance string) string {
 	return name
 }
 
-// foreignNotices reports a customer's records of another PSA system or
-// instance that psa-syncd would otherwise follow (open tickets, and
-// creates, closes, notes and reopens whose outcome is unknown), one notice
-// per PSA. Their closed and refused records need nothing and are not
-// reported.
-func (e *Engine) foreignNotices(foreign []Record) []string {
-	type psaKey struct{ system, instance string }
+// psaKey names the PSA system and instance of a record.
+type psaKey struct{ system, instance string }
+
+// byOtherPSA groups records of other PSAs by PSA, in the order met, and
+// describes each: its ticket and ref, or its ref. Only those psa-syncd
+// would otherwise follow (open tickets, and creates, closes, notes and
+// reopens whose outcome is unknown) are described; with all, every one.
+func byOtherPSA(records []Record, all bool) ([]psaKey, map[psaKey][]string) {
 	byPSA := map[psaKey][]string{}
 	var keys []psaKey
-	for _, r := range foreign {
-		if r.State != StateCreating && !Followed(r.State) {
+	for _, r := range records {
+		if !all && r.State != StateCreating && !Followed(r.State) {
 			continue
 		}
 		k := psaKey{r.System, r.Instance}
@@ -860,17 +876,58 @@ func (e *Engine) foreignNotices(foreign []Record) []string {
 		}
 		byPSA[k] = append(byPSA[k], desc)
 	}
+	return keys, byPSA
+}
+
+// foreignNotices reports a customer's records of another PSA system or
+// instance that psa-syncd would otherwise follow, one notice per PSA.
+// Their closed and refused records need nothing and are not reported.
+func (e *Engine) foreignNotices(foreign []Record) []string {
+	keys, byPSA := byOtherPSA(foreign, false)
 	var out []string
 	for _, k := range keys {
 		tks := byPSA[k]
 		out = append(out, fmt.Sprintf("%d ticket records belong to %s, not to the %s psa-syncd is connected to: %s. They are left alone: "+
 			"psa-syncd neither searches for, closes, reopens nor notes those tickets from here, and files an alert of theirs that is open here "+
-			"as a new one. Close those tickets in %s by hand, or run psa-syncd connected to that PSA to settle them",
+			"as a new one. Close those tickets in %s by hand and run `psa-syncd tickets -forget-other-psa` to stop following them, "+
+			"or run psa-syncd connected to that PSA to settle them",
 			len(tks), psaName(k.system, k.instance), psaName(string(e.system), e.instance), listed(tks), cmp.Or(k.system, "that PSA")))
 		e.logger.Warn("Ticket records of another PSA left alone", "records", len(tks), "record_system", k.system, "record_instance", k.instance,
 			"instance", e.instance)
 	}
 	return out
+}
+
+// forgetForeign deletes a customer's records of another PSA system or
+// instance (Config.ForgetOtherPSA), one notice per PSA naming the tickets
+// forgotten, and returns those it did not delete, with why. A dry run
+// deletes none and says what it would forget.
+func (e *Engine) forgetForeign(p *pass, foreign []Record, cr *CustomerReport) ([]Record, error) {
+	format := "%d ticket records of %s were forgotten (-forget-other-psa): %s. psa-syncd no longer reports them; " +
+		"close the tickets still open in %s by hand"
+	var err error
+	n := len(foreign)
+	if p.dryRun {
+		format = "%d ticket records of %s would be forgotten by -forget-other-psa: %s. psa-syncd would no longer report them; " +
+			"close the tickets still open in %s by hand"
+	} else {
+		for i, r := range foreign {
+			if err = e.store.ForgetTicketRecord(r); err != nil {
+				n = i
+				err = fmt.Errorf("forgetting the ticket records of another PSA: %w", err)
+				break
+			}
+			delete(p.foreign, recordKey(r))
+			e.logger.Info("Forgot the record of a ticket of another PSA", "source", r.Source, "customer", r.CustomerID, "ref", r.Ref,
+				"ticket", r.TicketID, "record_system", r.System, "record_instance", r.Instance, "state", r.State)
+		}
+	}
+	keys, byPSA := byOtherPSA(foreign[:n], true)
+	for _, k := range keys {
+		cr.Notices = append(cr.Notices, fmt.Sprintf(format, len(byPSA[k]), psaName(k.system, k.instance), listed(byPSA[k]),
+			cmp.Or(k.system, "that PSA")))
+	}
+	return foreign[n:], err
 }
 
 // Followed reports whether a record in state s is a ticket psa-syncd

@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,95 @@ func TestEngine_recordsOfAnotherInstance(t *testing.T) {
 	for key, want := range map[string]string{"zone-moved": "ci:2@webservices14.autotask.net", "before-upgrade": instance} {
 		if got := e.record(key); got.State != tickets.StateClosed || got.Instance != want {
 			t.Errorf("%s record = state %q, instance %q; want closed at %q", key, got.State, got.Instance, want)
+		}
+	}
+}
+
+// After a switch of PSA, the records of the old one are reported every
+// pass until a pass with Config.ForgetOtherPSA deletes them: its dry run
+// lists them and deletes nothing; the pass deletes them all (open, intent,
+// closed), lists their tickets, and leaves the current PSA's records as
+// they are. Later passes report nothing about them.
+func TestEngine_forgetOtherPSA(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemConnectWise)
+	const autotaskInstance = "ci:29683541@webservices5.autotask.net"
+	old := e.now.Add(-48 * time.Hour)
+	var foreign []tickets.Record
+	for i, state := range []string{tickets.StateOpen, tickets.StateCreating, tickets.StateClosed, tickets.StateFailed} {
+		r := tickets.Record{Source: "sophos", CustomerID: acme, AlertKey: fmt.Sprintf("0b6c5a1e-old-%d", i), Ref: fmt.Sprintf("sc:0b6c5a1e-old-%d", i),
+			Generation: 1, System: string(psa.SystemAutotask), Instance: autotaskInstance, CompanyID: "174", State: state, Severity: "high",
+			Created: old, Updated: old}
+		if state != tickets.StateCreating && state != tickets.StateFailed {
+			r.TicketID, r.Number = fmt.Sprint(7000+i), fmt.Sprintf("T20261101.000%d", i)
+		}
+		if state == tickets.StateClosed {
+			r.ClosedBy, r.ClosedAt = tickets.ClosedBySync, old
+		}
+		foreign = append(foreign, r)
+		if err := e.db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Malware on PC-9"})
+	be, ok := e.backend.(psa.Backend)
+	if !ok {
+		t.Fatalf("the ConnectWise backend %T is no psa.Backend", e.backend)
+	}
+	instance := be.Instance()
+	if tot := e.pass(e.engineAt(routings[psa.SystemConnectWise], instance)).Totals(); tot.Created != 1 || tot.Err != nil {
+		t.Fatalf("first pass = %+v, want the open alert's ticket created", tot)
+	}
+	c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+		sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgetting, err := tickets.New(tickets.Config{System: e.system, Instance: instance, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+		Routing: routings[psa.SystemConnectWise], Now: func() time.Time { return e.now }, ForgetOtherPSA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice := func(cr tickets.CustomerReport, verb string) {
+		t.Helper()
+		var got string
+		for _, n := range cr.Notices {
+			if strings.Contains(n, autotaskInstance) {
+				if got != "" || strings.Contains(n, "left alone") {
+					t.Errorf("notices = %q, want one about the Autotask records, saying they %s", cr.Notices, verb)
+				}
+				got = n
+			}
+		}
+		for _, want := range []string{"4 ticket records", verb, "T20261101.0000", foreign[1].Ref, "close the tickets still open in autotask by hand"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("notice about the Autotask records = %q, want it to contain %q (notices %q)", got, want, cr.Notices)
+			}
+		}
+	}
+
+	rep, err := forgetting.Pass(t.Context(), e.customers(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notice(rep.Customers[0], "would be forgotten")
+	if records, err := e.db.TicketRecords("sophos", acme); err != nil || len(records) != 5 {
+		t.Fatalf("records after a dry run = %d, %v; want all 5 kept", len(records), err)
+	}
+
+	rep = e.pass(forgetting)
+	notice(rep.Customers[0], "were forgotten")
+	if cr := rep.Customers[0]; cr.Err != nil || cr.Created != 0 {
+		t.Errorf("pass forgetting the Autotask records = %+v, want nothing else done", cr)
+	}
+	records, err := e.db.TicketRecords("sophos", acme)
+	if err != nil || len(records) != 1 || records[0].System != string(psa.SystemConnectWise) || records[0].State != tickets.StateOpen {
+		t.Fatalf("records after the pass = %+v, %v; want only the ConnectWise ticket's", records, err)
+	}
+	rep = e.pass(e.engineAt(routings[psa.SystemConnectWise], instance))
+	for _, n := range rep.Customers[0].Notices {
+		if strings.Contains(n, "autotask") {
+			t.Errorf("notice after the Autotask records were forgotten: %q", n)
 		}
 	}
 }

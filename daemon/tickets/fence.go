@@ -82,6 +82,13 @@ func (s fencedStore) DeleteTicketRecord(r Record) error {
 	return s.f.check(s.Store.DeleteTicketRecord(r))
 }
 
+func (s fencedStore) ForgetTicketRecord(r Record) error {
+	if err := s.f.lost(); err != nil {
+		return err
+	}
+	return s.f.check(s.Store.ForgetTicketRecord(r))
+}
+
 func (s fencedStore) TicketRecords(source, customerID string) ([]Record, error) {
 	if err := s.f.lost(); err != nil {
 		return nil, err

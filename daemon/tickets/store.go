@@ -125,4 +125,9 @@ type Store interface {
 	// failed as r is (the same Updated); otherwise it removes nothing and
 	// returns nil.
 	DeleteTicketRecord(r Record) error
+	// ForgetTicketRecord removes the record with r's key, a record of
+	// another PSA (Config.ForgetOtherPSA), when it is still as r is: of
+	// r's system and instance, in r's state, last written at r.Updated;
+	// otherwise it removes nothing and returns nil.
+	ForgetTicketRecord(r Record) error
 }

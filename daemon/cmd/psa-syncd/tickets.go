@@ -20,10 +20,11 @@ const remotePassTimeout = 11 * time.Minute
 
 func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	var (
-		cf     commonFlags
-		rf     remoteFlags
-		dryRun bool
-		asJSON bool
+		cf          commonFlags
+		rf          remoteFlags
+		dryRun      bool
+		asJSON      bool
+		forgetOther bool
 	)
 	fs := newFlagSet(e, "tickets", "Run one ticket pass and exit: the open Sophos Central alerts of the customers with\n"+
 		"ticket_sync on become PSA tickets as the export's psa_ticket_routing says, and the tickets\n"+
@@ -33,6 +34,9 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		"which tickets the pass would adopt, which creates wait for policies.settle_time and which\n"+
 		"it would send again. While the export switches the integration off, every pass is such a\n"+
 		"dry run.\n"+
+		"With -forget-other-psa, the pass also deletes the customers' ticket records of another PSA\n"+
+		"system or instance (left by a switch of PSA), which it otherwise reports every pass and\n"+
+		"leaves alone, and lists their tickets: close those still open in that PSA by hand.\n"+
 		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
 		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
 		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
@@ -40,6 +44,8 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&dryRun, "dry-run", false, "Print what the pass would create, close, annotate or reopen; write nothing to the PSA or the state.")
+	fs.BoolVar(&forgetOther, "forget-other-psa", false, "Delete the customers' ticket records of another PSA system or instance, and list their tickets; "+
+		"with -dry-run, list what would be deleted.")
 	fs.BoolVar(&asJSON, "json", false, "Print the report as JSON, in the format of POST /api/v1/tickets, instead of the table.")
 	fs.BoolVar(&cf.allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -55,7 +61,7 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
 			return 2
 		}
-		return ticketsRemote(ctx, e, &cf, api, dryRun, asJSON)
+		return ticketsRemote(ctx, e, &cf, api, dryRun, forgetOther, asJSON)
 	}
 	d, logger, code := cf.setup(e, nil)
 	if code >= 0 {
@@ -76,7 +82,11 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 			return 1
 		}
 	}
-	rep, err := d.TicketPass(ctx, dryRun)
+	pass := d.TicketPass
+	if forgetOther {
+		pass = d.TicketPassForgettingOtherPSA
+	}
+	rep, err := pass(ctx, dryRun)
 	if err != nil {
 		logger.Error("Error running the ticket pass", "err", err)
 		return 1
@@ -104,7 +114,7 @@ func ticketsExit(logger *slog.Logger, rep tickets.Report) int {
 
 // ticketsRemote asks a running daemon for a ticket pass (or a dry run),
 // waits for its report and prints it like a local pass.
-func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient, dryRun, asJSON bool) int {
+func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient, dryRun, forgetOther, asJSON bool) int {
 	logger, err := cf.logger(e)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
@@ -113,7 +123,12 @@ func ticketsRemote(ctx context.Context, e *env, cf *commonFlags, api *apiClient,
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	var v daemon.TicketPassView
-	if err := api.postWithin(ctx, "/api/v1/tickets", map[string]bool{"dry_run": dryRun}, &v, remotePassTimeout); err != nil {
+	body := map[string]bool{"dry_run": dryRun}
+	if forgetOther {
+		// Only when asked: a daemon older than the flag refuses the field.
+		body["forget_other_psa"] = true
+	}
+	if err := api.postWithin(ctx, "/api/v1/tickets", body, &v, remotePassTimeout); err != nil {
 		return requestFailed(e, err)
 	}
 	rep := v.Report()

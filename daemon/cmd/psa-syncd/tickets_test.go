@@ -173,3 +173,48 @@ func TestPrintTickets_wouldReopen(t *testing.T) {
 		}
 	}
 }
+
+// After a switch of PSA, tickets -forget-other-psa deletes the records of
+// the other PSA, which every pass otherwise reports: -dry-run lists them
+// and keeps them, and the pass (here through the running daemon, with
+// -web.url) lists the tickets it forgot; the passes after it report them
+// no more.
+func TestRun_ticketsForgetOtherPSA(t *testing.T) {
+	t.Parallel()
+	cfg, tokenFile, _, _ := ticketsSetupToken(t)
+	dir := filepath.Join(filepath.Dir(cfg), "state")
+	db, err := state.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := tickets.Record{Source: "sophos", CustomerID: ticketsAcme, AlertKey: "0b6c5a1e-old-alert", Ref: "sc:0b6c5a1e-old-alert", Generation: 1,
+		System: string(psa.SystemConnectWise), Instance: "company:acme@na.myconnectwise.net", CompanyID: "250", TicketID: "4711",
+		State: tickets.StateOpen, Created: time.Now().Add(-48 * time.Hour), Updated: time.Now().Add(-48 * time.Hour)}
+	if err := db.PutTicketRecord(old); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rc, stdout, stderr := runCmd(t, "tickets", "-config.file", cfg, "-dry-run")
+	if rc != 0 || !strings.Contains(stdout, "left alone") || !strings.Contains(stdout, "psa-syncd tickets -forget-other-psa") {
+		t.Errorf("tickets -dry-run: exit %d\nstdout: %s\nstderr: %s; want the ConnectWise record reported, naming -forget-other-psa", rc, stdout, stderr)
+	}
+	rc, stdout, stderr = runCmd(t, "tickets", "-config.file", cfg, "-dry-run", "-forget-other-psa")
+	if rc != 0 || !strings.Contains(stdout, "1 ticket records of connectwise") || !strings.Contains(stdout, "would be forgotten") ||
+		!strings.Contains(stdout, "ticket 4711 (sc:0b6c5a1e-old-alert)") || strings.Contains(stdout, "left alone") {
+		t.Errorf("tickets -dry-run -forget-other-psa: exit %d\nstdout: %s\nstderr: %s; want the ConnectWise ticket it would forget", rc, stdout, stderr)
+	}
+
+	web := "-web.url=" + startDaemon(t, cfg)
+	rc, stdout, stderr = runCmd(t, "tickets", web, "-web.token-file", tokenFile, "-forget-other-psa")
+	if rc != 0 || !strings.Contains(stdout, "1 ticket records of connectwise") || !strings.Contains(stdout, "were forgotten") ||
+		!strings.Contains(stdout, "ticket 4711") {
+		t.Errorf("tickets -web.url -forget-other-psa: exit %d\nstdout: %s\nstderr: %s; want the ConnectWise ticket forgotten", rc, stdout, stderr)
+	}
+	rc, stdout, stderr = runCmd(t, "tickets", web, "-web.token-file", tokenFile)
+	if rc != 0 || strings.Contains(stdout, "connectwise") {
+		t.Errorf("tickets -web.url after forgetting: exit %d\nstdout: %s\nstderr: %s; want the ConnectWise record no longer reported", rc, stdout, stderr)
+	}
+}
