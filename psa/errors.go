@@ -40,7 +40,21 @@ var (
 	// applied and a re-read could not tell which. The caller must reconcile
 	// before writing again.
 	ErrOutcomeUnknown = errors.New("psa: outcome of write unknown")
+	// ErrNotApplied means a write certainly was not applied: it was never
+	// sent, or the PSA refused every attempt of it before processing it
+	// (throttled each). Only the calls whose documentation says so
+	// report it (Ticketer.SetTicketStatus); see NotApplied.
+	ErrNotApplied = errors.New("psa: write not applied")
 )
+
+// NotApplied returns err, the failure of a write that certainly was not
+// applied, such that it matches ErrNotApplied too.
+func NotApplied(err error) error { return notApplied{err} }
+
+type notApplied struct{ error }
+
+func (e notApplied) Unwrap() error        { return e.error }
+func (e notApplied) Is(target error) bool { return target == ErrNotApplied }
 
 type forbidden struct{}
 

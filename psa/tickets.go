@@ -211,6 +211,9 @@ type Ticketer interface {
 	// q.ExternalRef, open or closed, in id order.
 	FindTickets(ctx context.Context, q TicketQuery) ([]Ticket, error)
 	// SetTicketStatus changes a ticket's status and returns the ticket.
+	// An error matching ErrNotApplied says the status was not set (nor
+	// the note added): the status change was never sent, or the PSA
+	// throttled every attempt of it.
 	SetTicketStatus(ctx context.Context, u TicketStatusUpdate) (*Ticket, error)
 	// AddTicketNote adds a note to a ticket.
 	AddTicketNote(ctx context.Context, n TicketNote) error

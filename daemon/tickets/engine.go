@@ -1348,11 +1348,12 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // backend reports as psa.ErrNotFound.
 //
 // A reopen is an intent: the record is stored in StateReopening before
-// the status (and the note after it) is sent. When the send fails, the
-// ticket is read again at once: still closed, the status was not applied
-// (nor the note, which every backend sends after it), so the record is
-// closed by psa-syncd again and the reopen is sent next pass; open, it
-// was. Unread, the next pass settles it (settleReopen). Without the
+// the status (and the note after it) is sent. When the send fails with
+// psa.ErrNotApplied (the PSA throttled every attempt of the status
+// change), or the ticket, read again at once, is still closed, the status
+// was not applied (nor the note, which every backend sends after it), so
+// the record is closed by psa-syncd again and the reopen is sent next
+// pass; open, it was. Unread, the next pass settles it (settleReopen). Without the
 // intent, a reopen applied whose answer was lost would be sent again next
 // pass: over a technician's close, with a second note.
 func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
@@ -1377,9 +1378,14 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 	}
 	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID,
 		Note: note, NoteTitle: "Alert raised again", NoteTypeID: e.routing.NoteTypeID}); err != nil {
-		t, gerr := e.psa.GetTicket(ctx, r.TicketID)
+		notApplied := errors.Is(err, psa.ErrNotApplied)
+		var t *psa.Ticket
+		var gerr error
+		if !notApplied {
+			t, gerr = e.psa.GetTicket(ctx, r.TicketID)
+		}
 		switch {
-		case gerr == nil && t.Closed:
+		case notApplied || gerr == nil && t.Closed:
 			*r = closed
 			r.Updated = e.now().UTC()
 			if perr := e.store.PutTicketRecord(*r); perr != nil {

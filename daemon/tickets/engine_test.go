@@ -1494,6 +1494,45 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 			t.Errorf("%d 'raised again' notes, want 1", n)
 		}
 	})
+	t.Run("statusAndReadThrottled", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		path := fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d", tk)
+		// The read before the reopen goes through; the status change and
+		// every read after it are throttled.
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Times: 1})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusTooManyRequests})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusTooManyRequests})
+		rep := e.pass(eng)
+		if cr := rep.Customers[0]; cr.Reopened != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "sent again next pass") || !rep.RateLimited {
+			t.Errorf("pass with the reopen throttled = %+v, want the customer failed, the reopen to be sent again next pass", cr)
+		}
+		e.psaSim.ClearFaults()
+		e.now = e.now.Add(time.Minute)
+		if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || cr.Err != nil || status(e, tk) == "Complete" {
+			t.Errorf("next pass = %+v, ticket %q; want the ticket reopened, not taken as closed in the PSA", cr, status(e, tk))
+		}
+		if n := e.countNotes("raised again"); n != 1 {
+			t.Errorf("%d 'raised again' notes, want 1", n)
+		}
+	})
+	t.Run("statusServerErrorThenThrottled", func(t *testing.T) {
+		t.Parallel()
+		e, eng, tk := returned(t)
+		path := fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d", tk)
+		// The status change may have been applied (a 500 before the 429):
+		// unread, the reopen is left for the next pass to settle.
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Times: 1})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: path, Status: http.StatusTooManyRequests})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusServiceUnavailable, Times: 1})
+		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusTooManyRequests})
+		if cr := e.pass(eng).Customers[0]; cr.Err == nil || !strings.Contains(cr.Err.Error(), "checks whether it reopened") {
+			t.Errorf("pass with the reopen failed = %+v, want the next pass to check it", cr)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateReopening {
+			t.Errorf("records = %+v, want the reopen unsettled", recs)
+		}
+	})
 	t.Run("crashAfterReopen", func(t *testing.T) {
 		t.Parallel()
 		e, eng, tk := returned(t)

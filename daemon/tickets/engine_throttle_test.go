@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -89,5 +90,49 @@ func TestEngine_rateLimitedUpdateStopsWrites(t *testing.T) {
 				t.Errorf("pass after the throttle = %+v, want the 3 tickets closed or noted and 2 created", tot)
 			}
 		})
+	}
+}
+
+// Each backend's SetTicketStatus says that a status change was not applied
+// (psa.ErrNotApplied) only when the PSA processed none of its attempts:
+// throttled at every one. A server error before the throttling may have
+// applied it, and then it does not say so.
+func TestBackends_setTicketStatusNotApplied(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		for _, serverErrorFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/serverErrorFirst=%t", sys, serverErrorFirst), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				rt := routings[sys]
+				req := psa.CreateTicketRequest{CompanyID: e.company, Title: "Malware on PC-1", ExternalRef: "sc:1",
+					Routing: psa.TicketRouting{QueueID: rt.QueueID, StatusID: rt.NewStatusID, SourceID: rt.SourceID, TicketTypeID: rt.TicketTypeID}}
+				tk, err := e.backend.CreateTicket(t.Context(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var path string
+				switch sys {
+				case psa.SystemAutotask:
+					path = "/ATServicesRest/V1.0/Tickets"
+				case psa.SystemConnectWise:
+					path = strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL()) + "service/tickets/" + tk.ID
+				case psa.SystemKaseyaBMS:
+					path = "/v2/servicedesk/tickets/" + tk.ID
+				}
+				if serverErrorFirst {
+					e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: path, Status: http.StatusServiceUnavailable, Times: 1})
+				}
+				e.psaSim.AddFault(psatest.Fault{Method: http.MethodPatch, Path: path, Status: http.StatusTooManyRequests})
+				_, err = e.backend.SetTicketStatus(t.Context(), psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: rt.ReopenStatusID, QueueID: rt.QueueID,
+					Note: "Raised again.", NoteTitle: "Alert raised again"})
+				switch {
+				case serverErrorFirst && (err == nil || errors.Is(err, psa.ErrNotApplied)):
+					t.Errorf("SetTicketStatus error = %v after a server error, want one not taken as not applied", err)
+				case !serverErrorFirst && (!errors.Is(err, psa.ErrRateLimited) || !errors.Is(err, psa.ErrNotApplied)):
+					t.Errorf("SetTicketStatus error = %v, want it throttled and taken as not applied", err)
+				}
+			})
+		}
 	}
 }

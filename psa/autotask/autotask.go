@@ -616,9 +616,15 @@ func (c *Client) acquire(ctx context.Context, keys []string) (func(), error) {
 // psa.ErrOutcomeUnknown. It is retried only when Autotask surely did not
 // process it: the connection could not be made, or the thread threshold
 // rejected it (Autotask refuses those before doing any work).
+//
+// A request that Autotask processed at no attempt (each was throttled, or
+// could not be sent) fails with a *rest.UnprocessedError: a write that
+// failed so was not applied.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
 	idempotent := isIdempotent(req)
 	rediscovered := false
+	// processed is whether an attempt may have been processed.
+	processed := false
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req)
 		if err == nil {
@@ -640,9 +646,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 				continue
 			}
 		}
+		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		if !retry || attempt >= c.maxRetries {
-			return resp, outErr
+			return resp, rest.Unprocessed(outErr, processed)
 		}
 		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying Autotask request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Ensure Backend satisfies the psa.Ticketer interface.
@@ -314,7 +315,9 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 
 // SetTicketStatus PATCHes the status. A note that goes with a closing
 // status becomes the ticket's resolution; with any other status it is
-// added as an internal note with u's note title and type.
+// added as an internal note with u's note title and type. It fails with an
+// error matching psa.ErrNotApplied when the status picklist could not be
+// read, or Autotask throttled every attempt of the PATCH: nothing was set.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -326,14 +329,18 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	closing, err := b.closedStatus(ctx, status)
 	if err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	r := &UpdateTicketRequest{ID: id, Status: &status}
 	if closing && u.Note != "" {
 		r.Resolution = Ptr(psa.TruncateTitle(u.Note, maxNoteDescription))
 	}
 	if _, _, err := b.client.Tickets.Update(ctx, r); err != nil {
-		return nil, fmt.Errorf("autotask: setting status of ticket %d: %w", id, err)
+		err = fmt.Errorf("autotask: setting status of ticket %d: %w", id, err)
+		if rest.WasUnprocessed(err) {
+			err = psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	if !closing && u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {

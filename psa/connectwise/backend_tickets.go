@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Ensure Backend satisfies the psa.Ticketer interface.
@@ -202,6 +203,10 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	t, _, err := b.client.Tickets.Update(ctx, id, []PatchOperation{Replace("status", Reference{ID: status})})
 	if err != nil {
 		err = fmt.Errorf("connectwise: setting status of ticket %d: %w", id, err)
+		if rest.WasUnprocessed(err) {
+			// ConnectWise throttled every attempt: nothing was set.
+			return nil, psa.NotApplied(err)
+		}
 	}
 	if errors.Is(err, psa.ErrValidation) && strings.TrimSpace(u.QueueID) != "" {
 		t, err = b.setStatusOnTicketBoard(ctx, id, status, u.QueueID, err)

@@ -680,9 +680,15 @@ func isIdempotent(req *http.Request) bool {
 // returns an error matching psa.ErrOutcomeUnknown. It is retried only when
 // ConnectWise surely did not process it: the connection could not be made,
 // or the answer was 429. PUT and DELETE are not retried.
+//
+// A request that ConnectWise processed at no attempt (each was answered
+// 429, or could not be sent) fails with a *rest.UnprocessedError: a write
+// that failed so was not applied.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
 	idempotent := isIdempotent(req)
 	rediscovered := false
+	// processed is whether an attempt may have been processed.
+	processed := false
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(req)
 		if err == nil {
@@ -721,9 +727,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 				continue
 			}
 		}
+		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		if !retry || attempt >= c.maxRetries {
-			return resp, outErr
+			return resp, rest.Unprocessed(outErr, processed)
 		}
 		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying ConnectWise request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", outErr)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Ensure Backend satisfies the psa.Ticketer interface.
@@ -268,7 +269,9 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 // SetTicketStatus resolves the ticket (with the note as an internal
 // comment) when the status completes it, and otherwise PATCHes the status
 // and adds the note with u's note title and type. The statuses are kept
-// for serviceTTL (ticketLookupID).
+// for serviceTTL (ticketLookupID). It fails with an error matching
+// psa.ErrNotApplied when the statuses could not be read, or BMS throttled
+// every attempt of the status change: nothing was set.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -280,7 +283,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 	}
 	st, err := b.ticketLookupID(ctx, psa.TicketLookupStatus, u.StatusID)
 	if err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	var t *Ticket
 	if st.Closed {
@@ -293,7 +296,11 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 		t, _, err = b.client.Tickets.Patch(ctx, id, []PatchOperation{{Op: "replace", Path: "/StatusId", Value: status}})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kaseyabms: setting status of ticket %d: %w", id, err)
+		err = fmt.Errorf("kaseyabms: setting status of ticket %d: %w", id, err)
+		if rest.WasUnprocessed(err) {
+			err = psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	if !st.Closed && u.Note != "" {
 		if err := b.AddTicketNote(ctx, psa.TicketNote{TicketID: u.TicketID, Title: u.NoteTitle, Text: u.Note, NoteTypeID: u.NoteTypeID}); err != nil {

@@ -452,9 +452,16 @@ func isEnvelope(body []byte) bool {
 // or a 5xx answer, returns an error matching psa.ErrOutcomeUnknown. It is
 // re-sent only when BMS surely did not process it: the connection could not
 // be made, or the answer was 401 or 429.
+//
+// A request that BMS processed at no attempt (each was answered 429,
+// refused by the hourly limiter before it was sent, or could not be sent)
+// fails with a *rest.UnprocessedError: a write that failed so was not
+// applied.
 func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, error) {
 	idempotent := isIdempotent(req)
 	reauthed := false
+	// processed is whether an attempt may have been processed.
+	processed := false
 	for attempt := 0; ; attempt++ {
 		resp, err := c.send(ctx, req, v, true)
 		if err == nil {
@@ -487,9 +494,10 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			attempt--
 			continue
 		}
+		processed = processed || !rest.NotProcessed(err)
 		retry, wait, outErr := c.classify(req, err, idempotent)
 		if !retry || attempt >= c.maxRetries {
-			return resp, outErr
+			return resp, rest.Unprocessed(outErr, processed)
 		}
 		d := c.backoff.Wait(attempt, wait)
 		c.logger.Warn("Retrying Kaseya BMS request", "method", req.Method, "path", req.URL.Path, "attempt", attempt+1, "wait", d, "err", err)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // TransportError is a failure to get a complete response: http.Client.Do
@@ -46,6 +48,45 @@ func (e *TransportError) Unwrap() error { return e.Err }
 func notSent(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// NotProcessed reports whether err, the failure of one attempt of a
+// request, shows that the server did not process it: the connection was
+// never made (TransportError.NotSent), or the server throttled it
+// (psa.ErrRateLimited), which the PSAs do before any work.
+func NotProcessed(err error) bool {
+	var te *TransportError
+	if errors.As(err, &te) {
+		return te.NotSent
+	}
+	return errors.Is(err, psa.ErrRateLimited)
+}
+
+// UnprocessedError is the failure of a request none of whose attempts
+// the server processed (NotProcessed held for each): a write that failed
+// so was not applied. The clients' Do return it so.
+type UnprocessedError struct{ Err error }
+
+// Error returns the underlying error's message.
+func (e *UnprocessedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *UnprocessedError) Unwrap() error { return e.Err }
+
+// Unprocessed returns err, the last failure of a request, as an
+// *UnprocessedError unless processed (an attempt may have been processed).
+func Unprocessed(err error, processed bool) error {
+	if processed || err == nil {
+		return err
+	}
+	return &UnprocessedError{Err: err}
+}
+
+// WasUnprocessed reports whether err is the failure of a request that the
+// server did not process at any attempt (UnprocessedError).
+func WasUnprocessed(err error) bool {
+	var ue *UnprocessedError
+	return errors.As(err, &ue)
 }
 
 // RedactURL returns u without its query string, which may hold search
