@@ -15,7 +15,10 @@ import (
 // when the recorded instance is this tenant under another name (a base URL
 // configured where zone discovery was used before, say); for another
 // tenant, a state database of its own is the answer: after a rebind, its
-// passes take the recorded ledger, intents and contract checks as its own.
+// passes take the recorded ledger, intents and contract checks as its own,
+// and so do its ticket passes the ticket records of the instance recorded
+// before (state.DB.MoveTicketRecords), which they would otherwise leave
+// alone as another PSA's.
 // It returns the instance recorded before (had is false when none was)
 // and the one recorded now. Only the active instance rebinds.
 func (d *Daemon) RebindInstance(ctx context.Context) (old state.PSAInstance, had bool, now state.PSAInstance, err error) {
@@ -34,6 +37,19 @@ func (d *Daemon) RebindInstance(ctx context.Context) (old state.PSAInstance, had
 		return old, false, now, fmt.Errorf("daemon: %w", err)
 	}
 	now = state.PSAInstance{System: sys, Instance: instance, BoundAt: d.now().UTC()}
+	if had && old.Instance != instance {
+		// The tickets of the instance bound so far are this instance's
+		// too. They are moved first: should the binding fail after it,
+		// the next rebind finds them moved and binds.
+		moved, err := d.db.MoveTicketRecords(sys, old.Instance, instance)
+		if err != nil {
+			return old, had, state.PSAInstance{}, fmt.Errorf("daemon: %w", err)
+		}
+		if moved > 0 {
+			d.logger.Warn("Took the ticket records of the instance the state database was bound to as this instance's", "system", sys,
+				"records", moved, "instance", instance, "previous", old.Instance)
+		}
+	}
 	if err := d.db.PutBoundInstance(now); err != nil {
 		return old, had, state.PSAInstance{}, fmt.Errorf("daemon: %w", err)
 	}

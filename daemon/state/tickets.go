@@ -225,6 +225,57 @@ func (db *DB) CountFollowedTickets(source, customerID string, system psa.System,
 	return total, nil
 }
 
+// MoveTicketRecords records the ticket records of system's instance from
+// (compared with export.SameInstance, as tickets.OfPSA does) as records of
+// instance to, and returns how many it changed: psa-syncd rebind takes the
+// tickets of the instance the database was bound to as those of the
+// instance it binds it to, which the ticket engine otherwise leaves alone
+// as another PSA's. On PostgreSQL it needs the leadership lock
+// (ErrNotLeader).
+func (db *DB) MoveTicketRecords(system psa.System, from, to string) (int, error) {
+	what := "recording the ticket records of " + string(system) + " instance " + from + " as " + to + "'s"
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT DISTINCT instance FROM tickets WHERE system = ? AND instance <> ''`), string(system))
+	if err != nil {
+		return 0, db.wrap(what, err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var inst string
+		if err := rows.Scan(&inst); err != nil {
+			return 0, db.wrap(what, err)
+		}
+		if inst != to && tickets.OfPSA(tickets.Record{System: string(system), Instance: inst}, system, from) {
+			names = append(names, inst)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, db.wrap(what, err)
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	var moved int
+	err = db.writeTicket(what, func(ctx context.Context, tx *sql.Tx) error {
+		moved = 0
+		for _, inst := range names {
+			res, err := tx.ExecContext(ctx, db.q(`UPDATE tickets SET instance = ? WHERE system = ? AND instance = ?`), to, string(system), inst)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			moved += int(n)
+		}
+		return nil
+	})
+	return moved, err
+}
+
 // TicketIntents returns every record whose create is unsettled.
 func (db *DB) TicketIntents() ([]tickets.Record, error) {
 	return db.ticketRecords("reading the open ticket intents",

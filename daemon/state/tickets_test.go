@@ -151,6 +151,41 @@ func TestTickets_forgetTicketRecord(t *testing.T) {
 	})
 }
 
+// MoveTicketRecords records the ticket records of the instance (as
+// tickets.OfPSA compares instances) as another's, and no others.
+func TestTickets_moveTicketRecords(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for i, p := range []struct{ system, instance string }{
+			{"connectwise", "company:acme@na.myconnectwise.net"}, {"connectwise", "COMPANY:Acme@NA.myconnectwise.net"},
+			{"connectwise", "company:acme@eu.myconnectwise.net"}, {"connectwise", ""}, {"autotask", "company:acme@na.myconnectwise.net"},
+		} {
+			r := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: fmt.Sprintf("a%d", i), State: tickets.StateOpen, System: p.system, Instance: p.instance}
+			if err := db.PutTicketRecord(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const to = "company:acme@acme.myconnectwise.net"
+		n, err := db.MoveTicketRecords(psa.SystemConnectWise, "company:acme@na.myconnectwise.net", to)
+		if err != nil || n != 2 {
+			t.Fatalf("MoveTicketRecords = %d, %v; want 2", n, err)
+		}
+		records, err := db.TicketRecords("sophos", "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range records {
+			got = append(got, r.System+"|"+r.Instance)
+		}
+		want := []string{"connectwise|" + to, "connectwise|" + to, "connectwise|company:acme@eu.myconnectwise.net", "connectwise|",
+			"autotask|company:acme@na.myconnectwise.net"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("records after the move (-want +got):\n%s", diff)
+		}
+	})
+}
+
 // CountFollowedTickets counts the records that tickets.Followed and
 // tickets.OfPSA take, of the customer only, as reading them all would.
 func TestTickets_countFollowedTickets(t *testing.T) {

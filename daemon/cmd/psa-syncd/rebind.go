@@ -14,7 +14,8 @@ func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
 		"because the ledger and open intents name contracts and services by id, which another\n"+
 		"tenant (a sandbox and its production) may share. Rebind only when the recorded\n"+
 		"instance is this one under another name; for another tenant, give it a state\n"+
-		"database of its own (a new state_dir, or another PostgreSQL database).")
+		"database of its own (a new state_dir, or another PostgreSQL database). The ticket\n"+
+		"records of the recorded instance become this instance's too.")
 	cf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc

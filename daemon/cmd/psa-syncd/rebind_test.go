@@ -10,11 +10,15 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // Pointed at another tenant with the state directory of the first, sync
 // and plan are refused with an error that names both instances and the
-// ways out, and write nothing; after psa-syncd rebind they run.
+// ways out, and write nothing; after psa-syncd rebind they run, and the
+// ticket records of the instance bound before are the new instance's
+// (those of a third are left as they are).
 func TestRun_rebindAfterAnotherInstance(t *testing.T) {
 	t.Parallel()
 	sandbox := newTestEnv(t, nil)
@@ -57,10 +61,38 @@ func TestRun_rebindAfterAnotherInstance(t *testing.T) {
 		t.Fatalf("the refused passes posted %d adjustments", n)
 	}
 
+	stateDir := filepath.Join(sandbox.dir, "state")
+	db, err := state.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []tickets.Record{
+		{AlertKey: "sandbox-alert", Instance: strings.ToUpper(sandboxHost), TicketID: "7001"},
+		{AlertKey: "third-alert", Instance: "ci:111@webservices2.autotask.net", TicketID: "7002"},
+	} {
+		r.Source, r.CustomerID, r.Ref, r.System, r.State = "sophos", "c1", "sc:"+r.AlertKey, string(psa.SystemAutotask), tickets.StateOpen
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	code, stdout, stderr := runCmd(t, "rebind", flag)
 	want := `The state database now holds the usage of autotask instance "` + prodHost + `" (was "` + sandboxHost + `"`
-	if code != 0 || !strings.Contains(stdout, want) {
-		t.Fatalf("rebind: exit %d, want %q:\n%s\n%s", code, want, stdout, stderr)
+	if code != 0 || !strings.Contains(stdout, want) || !strings.Contains(stderr, "Took the ticket records") {
+		t.Fatalf("rebind: exit %d, want %q and the ticket records taken:\n%s\n%s", code, want, stdout, stderr)
+	}
+	if db, err = state.Open(stateDir); err != nil {
+		t.Fatal(err)
+	}
+	records, err := db.TicketRecords("sophos", "c1")
+	if err != nil || len(records) != 2 || records[0].Instance != prodHost || records[1].Instance != "ci:111@webservices2.autotask.net" {
+		t.Errorf("ticket records after rebind = %+v, %v; want the sandbox's recorded as %s's, the third instance's as they were", records, err, prodHost)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 	if code, stdout, stderr := runCmd(t, "sync", flag); code != 0 {
 		t.Fatalf("sync after rebind: exit %d\n%s\n%s", code, stdout, stderr)
