@@ -1353,9 +1353,9 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 // change), or the ticket, read again at once, is still closed, the status
 // was not applied (nor the note, which every backend sends after it), so
 // the record is closed by psa-syncd again and the reopen is sent next
-// pass; open, it was. Unread, the next pass settles it (settleReopen). Without the
-// intent, a reopen applied whose answer was lost would be sent again next
-// pass: over a technician's close, with a second note.
+// pass; open, it was. Unread, the next pass settles it (settleReopen).
+// Without the intent, a reopen applied whose answer was lost would be
+// sent again next pass: over a technician's close, with a second note.
 func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *CustomerReport) (gone bool, err error) {
 	if p.dryRun {
 		cr.WouldReopen = append(cr.WouldReopen, r.TicketID)
