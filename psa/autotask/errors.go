@@ -22,7 +22,9 @@ import (
 // permission ("does not have the adequate permissions") matches
 // psa.ErrForbidden as well.
 type ErrorResponse struct {
-	// Response is the HTTP response; its body has been consumed.
+	// Response is the HTTP response: its status, its headers (redacted)
+	// and a request with the method and URL only, none of the credentials
+	// (see redact.Redactor.Response).
 	Response *http.Response
 	// Errors are the messages of the "errors" array.
 	Errors []string
@@ -60,7 +62,7 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		return nil
 	}
 	data := rest.ReadErrorBody(r)
-	er := &ErrorResponse{Response: r}
+	er := &ErrorResponse{Response: red.Response(r)}
 	er.Errors, er.Message = parseErrorBody(data)
 	er.Errors, er.Message = red.Strings(er.Errors), red.String(er.Message)
 

@@ -18,13 +18,16 @@ import (
 // (Autotask used to return its secret and integration code in check, plan
 // and sync output this way). No error, and no message inside a
 // *psa.ValidationError or *psa.RateLimitError, may contain a credential in
-// any encoding.
+// any encoding; nor may the error value hold one, printed with %v, %+v or
+// %#v or walked as a deep printer does (the answer it keeps must not keep
+// the request's credential headers).
 func TestBackends_echoedSecretsAreRedacted(t *testing.T) {
 	t.Parallel()
 	const (
 		atSecret = "at-Secret/with+signs&more"
 		atCode   = "AT-INTEGRATION-CODE-1234"
 		cwPriv   = "cw-private-key-5678"
+		cwClient = "cw-client-id-4321"
 		bmsPass  = "bms pass/word+&=9"
 	)
 	type target struct {
@@ -34,7 +37,7 @@ func TestBackends_echoedSecretsAreRedacted(t *testing.T) {
 		secrets func(*psatest.Server) []string
 	}
 	at := psatest.Start(t, psatest.WithAutotaskCredentials("api@msp.example", atSecret, atCode))
-	cw := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithConnectWiseCredentials("acme", "pubkey1234", cwPriv, "client-id"))
+	cw := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithConnectWiseCredentials("acme", "pubkey1234", cwPriv, cwClient))
 	bms := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS), psatest.WithKaseyaBMSCredentials("api@msp.example", bmsPass, "tenant1"))
 	cwCred := "acme+pubkey1234:" + cwPriv
 	targets := []target{
@@ -42,9 +45,9 @@ func TestBackends_echoedSecretsAreRedacted(t *testing.T) {
 			Username: "api@msp.example", Secret: atSecret, IntegrationCode: atCode, BaseURL: at.AutotaskBaseURL()}},
 			secrets: func(*psatest.Server) []string { return []string{atSecret, atCode, url.QueryEscape(atSecret)} }},
 		{name: "connectwise", sim: cw, cfg: backends.Config{System: psa.SystemConnectWise, ConnectWise: &backends.ConnectWiseConfig{
-			BaseURL: cw.ConnectWiseBaseURL(), CompanyID: "acme", PublicKey: "pubkey1234", PrivateKey: cwPriv, ClientID: "client-id"}},
+			BaseURL: cw.ConnectWiseBaseURL(), CompanyID: "acme", PublicKey: "pubkey1234", PrivateKey: cwPriv, ClientID: cwClient}},
 			secrets: func(*psatest.Server) []string {
-				return []string{cwPriv, base64.StdEncoding.EncodeToString([]byte(cwCred))}
+				return []string{cwPriv, cwClient, base64.StdEncoding.EncodeToString([]byte(cwCred))}
 			}},
 		{name: "kaseya_bms/authentication", sim: bms, cfg: backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{
 			BaseURL: bms.KaseyaBMSBaseURL(), Username: "api@msp.example", Password: bmsPass, Tenant: "tenant1"}},
@@ -111,5 +114,8 @@ func checkNoSecret(t *testing.T, name string, status int, err error, secrets []s
 				t.Errorf("%s %d: error text contains the secret %q:\n%s", name, status, s, text)
 			}
 		}
+	}
+	for _, leak := range psatest.Leaks(err, secrets...) {
+		t.Errorf("%s %d: the error value holds a secret: %s", name, status, leak)
 	}
 }

@@ -27,7 +27,9 @@ type FieldError struct {
 // psa.ErrConflict (409) and, for a 400, psa.ErrValidation:
 // errors.As(err, new(*psa.ValidationError)) then yields the messages.
 type ErrorResponse struct {
-	// Response is the HTTP response; its body has been consumed.
+	// Response is the HTTP response: its status, its headers (redacted)
+	// and a request with the method and URL only, none of the credentials
+	// (see redact.Redactor.Response).
 	Response *http.Response
 	Code     string       `json:"code"`
 	Message  string       `json:"message"`
@@ -80,7 +82,7 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 		return nil
 	}
 	data := rest.ReadErrorBody(r)
-	er := &ErrorResponse{Response: r}
+	er := &ErrorResponse{Response: red.Response(r)}
 	_ = json.Unmarshal(data, er) // a non-JSON body leaves the fields empty
 	if er.Message == "" {
 		// Some gateways answer {"error": ..., "message": ...} or {"Message": ...}.

@@ -61,7 +61,7 @@ func (s *AccountsService) GetSummary(ctx context.Context, id int) (*AccountSumma
 		return nil, resp, err
 	}
 	if a.ID == 0 {
-		return nil, resp, notFound(resp, fmt.Sprintf("account %d", id))
+		return nil, resp, notFound(s.client, resp, fmt.Sprintf("account %d", id))
 	}
 	return &a, resp, nil
 }

@@ -24,7 +24,9 @@ import (
 // CheckResponse); errors.As(err, new(*psa.ValidationError)) then yields the
 // messages.
 type ErrorResponse struct {
-	// Response is the HTTP response; its body has been consumed.
+	// Response is the HTTP response: its status, its headers (redacted)
+	// and a request with the method and URL only, none of the credentials
+	// (see redact.Redactor.Response).
 	Response  *http.Response
 	Code      int
 	Message   string
@@ -73,7 +75,7 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	data := rest.ReadErrorBody(r)
 	var env envelope
 	_ = json.Unmarshal(data, &env)
-	er := &ErrorResponse{Response: r}
+	er := &ErrorResponse{Response: red.Response(r)}
 	if env.Error != nil {
 		er.Code, er.Message, er.Details, er.SubErrors = env.Error.Code, env.Error.Message, env.Error.Details, env.Error.SubErrors
 	}
@@ -140,7 +142,7 @@ func (r *ErrorResponse) scrub(red *redact.Redactor) {
 // documents no error codes, so the code is read as an HTTP status when it
 // looks like one and the message decides otherwise.
 func newEnvelopeError(r *http.Response, info *ErrorInfo, red *redact.Redactor) error {
-	er := &ErrorResponse{Response: r}
+	er := &ErrorResponse{Response: red.Response(r)}
 	if info != nil {
 		er.Code, er.Message, er.Details, er.SubErrors = info.Code, info.Message, info.Details, info.SubErrors
 	}

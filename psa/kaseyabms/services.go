@@ -118,7 +118,7 @@ func (s *ServicesService) Get(ctx context.Context, id int) (*Service, *Response,
 		return nil, resp, err
 	}
 	if svc.ID == 0 {
-		return nil, resp, notFound(resp, fmt.Sprintf("service %d", id))
+		return nil, resp, notFound(s.client, resp, fmt.Sprintf("service %d", id))
 	}
 	return &svc, resp, nil
 }
@@ -250,10 +250,10 @@ func (s *ServicesService) SubCategories(ctx context.Context, categoryID int) ([]
 }
 
 // notFound builds the error for a success envelope with no result.
-func notFound(resp *Response, what string) error {
+func notFound(c *Client, resp *Response, what string) error {
 	er := &ErrorResponse{Message: what + " not found", wrapped: psa.ErrNotFound}
 	if resp != nil {
-		er.Response = resp.Response
+		er.Response = c.redact.Response(resp.Response)
 	}
 	return er
 }

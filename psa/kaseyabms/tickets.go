@@ -152,7 +152,7 @@ func (s *TicketsService) Create(ctx context.Context, in *TicketInput) (*Ticket, 
 func (s *TicketsService) Get(ctx context.Context, id int) (*Ticket, *Response, error) {
 	t, resp, err := sendTicket[Ticket](ctx, s.client, http.MethodGet, fmt.Sprintf("v2/servicedesk/tickets/%d", id), nil)
 	if err == nil && t.ID == 0 {
-		return nil, resp, notFound(resp, fmt.Sprintf("ticket %d", id))
+		return nil, resp, notFound(s.client, resp, fmt.Sprintf("ticket %d", id))
 	}
 	return t, resp, err
 }

@@ -3,6 +3,8 @@ package redact_test
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -67,5 +69,38 @@ func TestRedactor_truncates(t *testing.T) {
 	}
 	if got := nilRedactor.String("short"); got != "short" {
 		t.Errorf("String(short) = %q", got)
+	}
+}
+
+func TestRedactor_Response(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr3t/with+odd&chars"
+	u := &url.URL{Scheme: "https", User: url.UserPassword("u", secret), Host: "psa.example", Path: "/v1/items", RawQuery: "token=" + url.QueryEscape(secret)}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, u.String(), strings.NewReader("password="+url.QueryEscape(secret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp := &http.Response{
+		Status: "500 Internal Server Error", StatusCode: http.StatusInternalServerError, Request: req,
+		Header: http.Header{"Retry-After": {"7"}, "X-Echo": {"Secret: " + secret}, "Set-Cookie": {"session=abc"}},
+		Body:   io.NopCloser(strings.NewReader("echo " + secret)),
+	}
+	kept := redact.New(secret).Response(resp)
+	if got := fmt.Sprintf("%+v %+v %+v", kept, kept.Request, *kept.Request.URL); strings.Contains(got, "s3cr3t") || strings.Contains(got, "session") {
+		t.Errorf("kept response shows a secret: %s", got)
+	}
+	if kept.StatusCode != resp.StatusCode || kept.Header.Get("Retry-After") != "7" || kept.Request.Method != http.MethodPost ||
+		kept.Request.URL.String() != "https://psa.example/v1/items" || len(kept.Request.Header) != 0 || kept.Request.GetBody != nil || kept.Request.Body != nil {
+		t.Errorf("kept response = %+v, request %+v: want status, headers, method and URL only", kept, kept.Request)
+	}
+	if b, _ := io.ReadAll(kept.Body); len(b) != 0 {
+		t.Errorf("kept body = %q, want empty", b)
+	}
+	if req.Header.Get("Authorization") == "" || resp.Header.Get("X-Echo") != "Secret: "+secret {
+		t.Error("Response changed its argument")
+	}
+	if (*redact.Redactor)(nil).Response(nil) != nil {
+		t.Error("Response(nil) != nil")
 	}
 }

@@ -19,6 +19,9 @@ var ErrNoData = errors.New("sophos: no usage data for this month yet")
 // error envelope. It matches psa.ErrNotFound for 404 and psa.ErrUnauthorized
 // for 401 and 403 with errors.Is.
 type ErrorResponse struct {
+	// Response is the HTTP response: its status, its headers (redacted)
+	// and a request with the method and URL only, none of the credentials
+	// (see redact.Redactor.Response).
 	Response *http.Response `json:"-"`
 	// Endpoint is the method and path, e.g. "GET /partner/v1/tenants".
 	Endpoint string `json:"-"`
@@ -131,7 +134,7 @@ func (c *Client) checkResponse(req *http.Request, resp *http.Response) error {
 		return nil
 	}
 	body := readErrorBody(resp)
-	e := &ErrorResponse{Response: resp, Endpoint: endpoint(req)}
+	e := &ErrorResponse{Response: c.redact.Response(resp), Endpoint: endpoint(req)}
 	if json.Unmarshal(body, e) != nil || (e.ErrorName == "" && e.Message == "") {
 		e.Body = string(body)
 	}

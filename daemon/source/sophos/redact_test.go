@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // echo answers with status and a message that quotes the whole request,
@@ -31,7 +32,8 @@ func echo(w http.ResponseWriter, r *http.Request, status int, shape func(msg str
 // TestClient_echoedSecretsAreRedacted: Sophos ID and the Central API may
 // quote the request in an error; neither the client secret (sent
 // URL-encoded in the token form) nor the access token may come back in the
-// client's errors.
+// client's errors, nor in the error values, printed with %v, %+v or %#v or
+// walked as a deep printer does.
 func TestClient_echoedSecretsAreRedacted(t *testing.T) {
 	t.Parallel()
 	const secret = "sophos/client+secret&1234"
@@ -65,6 +67,9 @@ func TestClient_echoedSecretsAreRedacted(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "[REDACTED]") {
 			t.Errorf("%s: error does not show the redaction:\n%v", what, err)
+		}
+		for _, leak := range psatest.Leaks(err, secrets...) {
+			t.Errorf("%s: the error value holds a secret: %s", what, leak)
 		}
 	}
 	_, err = c.PartnerID(t.Context())

@@ -1,0 +1,48 @@
+package redact
+
+import (
+	"net/http"
+	"net/url"
+)
+
+// Response returns what an error may keep of resp: its status, its
+// headers with r's secrets replaced (Set-Cookie left out), and a request
+// that holds only the method and the URL, without user information or
+// query. The request resp answers carries the credentials (the
+// Authorization header, Autotask's Secret and ApiIntegrationCode,
+// ConnectWise's clientId, a token form's password in its body), and an
+// error value may be printed whole: by a debugging or deep printer, a log
+// of its fields, a test's failure message. The body is empty. A nil resp
+// gives nil.
+func (r *Redactor) Response(resp *http.Response) *http.Response {
+	if resp == nil {
+		return nil
+	}
+	kept := &http.Response{
+		Status:        r.String(resp.Status),
+		StatusCode:    resp.StatusCode,
+		Proto:         resp.Proto,
+		ProtoMajor:    resp.ProtoMajor,
+		ProtoMinor:    resp.ProtoMinor,
+		Header:        make(http.Header, len(resp.Header)),
+		Body:          http.NoBody,
+		ContentLength: resp.ContentLength,
+		Uncompressed:  resp.Uncompressed,
+	}
+	for k, vs := range resp.Header {
+		if k != "Set-Cookie" {
+			kept.Header[k] = r.Strings(append([]string(nil), vs...))
+		}
+	}
+	if req := resp.Request; req != nil {
+		kept.Request = &http.Request{Method: req.Method, Header: http.Header{}}
+		if req.URL != nil {
+			u := *req.URL
+			u.User, u.RawQuery, u.ForceQuery = nil, "", false
+			kept.Request.URL, kept.Request.Host = &u, u.Host
+		} else {
+			kept.Request.URL = &url.URL{}
+		}
+	}
+	return kept
+}
