@@ -3,6 +3,7 @@ package backends_test
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -117,5 +118,64 @@ func checkNoSecret(t *testing.T, name string, status int, err error, secrets []s
 	}
 	for _, leak := range psatest.Leaks(err, secrets...) {
 		t.Errorf("%s %d: the error value holds a secret: %s", name, status, leak)
+	}
+}
+
+// acceptGzip asks for gzip itself, as some middleware does: Go's transport
+// then leaves a compressed answer compressed.
+type acceptGzip struct{}
+
+func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Accept-Encoding", "gzip")
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestBackends_gzipEchoRedacted: an error answer that quotes the request
+// comes gzip-compressed, asked for by Go's transport or not: each client
+// reads its message and keeps the credentials out of it.
+func TestBackends_gzipEchoRedacted(t *testing.T) {
+	t.Parallel()
+	const (
+		atSecret = "gz-at-Secret/with+signs&more"
+		cwPriv   = "gz-cw-private-key-5678"
+		bmsPass  = "gz bms pass/word+&=9"
+	)
+	at := psatest.Start(t, psatest.WithAutotaskCredentials("api@msp.example", atSecret, "GZ-INTEGRATION-CODE"))
+	cw := psatest.Start(t, psatest.WithSystem(psa.SystemConnectWise), psatest.WithConnectWiseCredentials("acme", "pubkey1234", cwPriv, "gz-client-id"))
+	bms := psatest.Start(t, psatest.WithSystem(psa.SystemKaseyaBMS), psatest.WithKaseyaBMSCredentials("api@msp.example", bmsPass, "tenant1"))
+	for _, tc := range []struct {
+		name    string
+		sim     *psatest.Server
+		cfg     backends.Config
+		secrets []string
+	}{
+		{"autotask", at, backends.Config{System: psa.SystemAutotask, Autotask: &backends.AutotaskConfig{
+			Username: "api@msp.example", Secret: atSecret, IntegrationCode: "GZ-INTEGRATION-CODE", BaseURL: at.AutotaskBaseURL()}},
+			[]string{atSecret, "GZ-INTEGRATION-CODE"}},
+		{"connectwise", cw, backends.Config{System: psa.SystemConnectWise, ConnectWise: &backends.ConnectWiseConfig{
+			BaseURL: cw.ConnectWiseBaseURL(), CompanyID: "acme", PublicKey: "pubkey1234", PrivateKey: cwPriv, ClientID: "gz-client-id"}},
+			[]string{cwPriv, "gz-client-id", base64.StdEncoding.EncodeToString([]byte("acme+pubkey1234:" + cwPriv))}},
+		{"kaseya_bms", bms, backends.Config{System: psa.SystemKaseyaBMS, KaseyaBMS: &backends.KaseyaBMSConfig{
+			BaseURL: bms.KaseyaBMSBaseURL(), Username: "api@msp.example", Password: bmsPass, Tenant: "tenant1"}},
+			[]string{bmsPass}},
+	} {
+		for _, hc := range []*http.Client{nil, {Transport: acceptGzip{}}} {
+			name := fmt.Sprintf("%s (client asks gzip itself: %t)", tc.name, hc != nil)
+			tc.sim.ClearFaults()
+			tc.sim.AddFault(psatest.Fault{Status: http.StatusBadRequest, EchoRequest: true, Gzip: true})
+			cfg := tc.cfg
+			cfg.HTTPClient = hc
+			be, err := backends.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = be.Ping(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "echo of the request") || !strings.Contains(err.Error(), "[REDACTED]") {
+				t.Errorf("%s: Ping error = %v, want the echo's message, redacted", name, err)
+			}
+			checkNoSecret(t, name, http.StatusBadRequest, err, tc.secrets)
+		}
+		tc.sim.ClearFaults()
 	}
 }

@@ -2,6 +2,7 @@ package psatest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"math"
 	"net"
@@ -52,6 +53,10 @@ type Fault struct {
 	// client reads as the error message. It tests that clients keep
 	// secrets out of their errors.
 	EchoRequest bool
+	// Gzip sends the body for Status gzip-compressed, with
+	// Content-Encoding: gzip, whether the request asked for it or not, as
+	// some gateways do.
+	Gzip bool
 }
 
 // AddFault installs f at run time; it applies to requests that arrive from
@@ -140,6 +145,17 @@ func writeEcho(w http.ResponseWriter, f *Fault, r *http.Request, body []byte) {
 	// Autotask reads "errors", ConnectWise "code" and "message", Kaseya
 	// BMS and ASP.NET "Message" (case-insensitively, as Go does).
 	writeJSON(w, f.Status, map[string]any{"errors": []string{msg}, "code": "Echo", "message": msg})
+}
+
+// gzipBody compresses what b holds, and says so in its header.
+func gzipBody(b *bufferedWriter) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, _ = zw.Write(b.body.Bytes())
+	_ = zw.Close()
+	b.body.Reset()
+	_, _ = b.body.Write(z.Bytes())
+	b.header.Set("Content-Encoding", "gzip")
 }
 
 func retryAfterValue(d time.Duration) string {

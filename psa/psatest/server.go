@@ -405,6 +405,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx := context.WithValue(r.Context(), latencyKey{}, latency)
 		s.route(buf, r.WithContext(ctx))
 	}
+	if f != nil && f.Status != 0 && f.Gzip {
+		gzipBody(buf)
+	}
 	entry.Status = buf.statusCode()
 	if f != nil && f.DropAfterHandling {
 		entry.Dropped = true

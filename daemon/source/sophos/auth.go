@@ -97,7 +97,7 @@ func (c *Client) tokenFromResponse(resp *http.Response, what string) (string, ti
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body := readErrorBody(resp)
-		e := &AuthError{StatusCode: resp.StatusCode, Status: resp.Status}
+		e := &AuthError{StatusCode: resp.StatusCode, Status: c.redact.String(resp.Status)}
 		if json.Unmarshal(body, e) != nil || e.ErrorCode == "" {
 			e.Body = string(body)
 		}

@@ -1,10 +1,13 @@
 package sophos_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -121,5 +124,72 @@ func TestClient_echoOfRenewedTokenRedacted(t *testing.T) {
 	err = <-errc
 	if err == nil || strings.Contains(err.Error(), "sophos-token-1") || !strings.Contains(err.Error(), "[REDACTED]") {
 		t.Errorf("WhoAmI.Get, sent before the renewal, = %v; want an error with the old token redacted", err)
+	}
+}
+
+// acceptGzip asks for gzip itself, as some middleware does: Go's transport
+// then leaves a compressed answer compressed.
+type acceptGzip struct{}
+
+func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Accept-Encoding", "gzip")
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestClient_gzipEchoRedacted: Sophos ID or the Central API answer an
+// error quoting the request gzip-compressed, whether Go's transport asked
+// for it or the client's did: the error quotes the message, redacted, and
+// never the compressed bytes.
+func TestClient_gzipEchoRedacted(t *testing.T) {
+	t.Parallel()
+	const secret = "sophos/gz+secret&1234"
+	const token = "sophos-gz-access-token-98765"
+	var tokenOK atomic.Bool
+	gzipped := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			h(rec, r)
+			var z bytes.Buffer
+			zw := gzip.NewWriter(&z)
+			_, _ = zw.Write(rec.Body.Bytes())
+			_ = zw.Close()
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(z.Bytes())
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		if !tokenOK.Load() {
+			gzipped(func(w http.ResponseWriter, r *http.Request) {
+				echo(w, r, http.StatusUnauthorized, func(msg string) any { return map[string]string{"errorCode": "oauth.echo", "message": msg} })
+			})(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": token, "token_type": "bearer", "expires_in": 3600})
+	})
+	mux.HandleFunc("/", gzipped(func(w http.ResponseWriter, r *http.Request) {
+		echo(w, r, http.StatusBadRequest, func(msg string) any { return "not the envelope: " + msg })
+	}))
+	base := newTestServer(t, mux)
+	for _, hc := range []*http.Client{{}, {Transport: acceptGzip{}}} {
+		tokenOK.Store(false)
+		c, err := sophos.NewClient(sophos.WithCredentials("client-id", secret), sophos.WithAuthURL(base+"/token"), sophos.WithBaseURL(base),
+			sophos.WithMaxRetries(0), sophos.WithHTTPClient(hc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, what := range []string{"token request", "whoami"} {
+			_, err = c.PartnerID(t.Context())
+			if err == nil || !strings.Contains(err.Error(), "echo of") || !strings.Contains(err.Error(), "[REDACTED]") || strings.Contains(err.Error(), "\x1f\x8b") {
+				t.Errorf("%s (client asks gzip itself: %t): error = %q, want the echo, redacted", what, hc.Transport != nil, err)
+			}
+			for _, leak := range psatest.Leaks(err, secret, url.QueryEscape(secret), token) {
+				t.Errorf("%s (client asks gzip itself: %t): the error value holds a secret: %s", what, hc.Transport != nil, leak)
+			}
+			tokenOK.Store(true)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,11 +55,27 @@ func CapRetryAfter(err error, retryAfter time.Duration) (retry bool, wait time.D
 	return true, retryAfter, err
 }
 
-// ReadErrorBody reads at most MaxErrorBody bytes of r's body. A read error
-// only shortens the result: an error response is described by its status
-// even when its body is lost.
+// ReadErrorBody reads at most MaxErrorBody bytes of r's body, decompressed
+// when it is gzip-compressed and Go's transport left it so (the request
+// asked for gzip itself, or the server compressed it unasked). A read
+// error only shortens the result, and a body in another encoding is not
+// read: an error response is described by its status even when its body
+// is lost, and compressed bytes, which no redaction sees into, are never
+// quoted.
 func ReadErrorBody(r *http.Response) []byte {
-	data, _ := io.ReadAll(io.LimitReader(r.Body, MaxErrorBody))
+	body := io.Reader(r.Body)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil
+		}
+		body = zr
+	default:
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(body, MaxErrorBody))
 	return data
 }
 

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"net/http"
@@ -66,6 +67,33 @@ func TestReadErrorBody(t *testing.T) {
 	got = ReadErrorBody(&http.Response{Body: io.NopCloser(io.MultiReader(strings.NewReader("partial"), errReader{}))})
 	if string(got) != "partial" {
 		t.Errorf("ReadErrorBody of a failing body = %q, want %q", got, "partial")
+	}
+}
+
+// TestReadErrorBody_encoded: a gzip body that Go's transport left
+// compressed is read decompressed; one in an encoding it cannot read is
+// not read at all, rather than quoted as compressed bytes.
+func TestReadErrorBody_encoded(t *testing.T) {
+	t.Parallel()
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	_, _ = zw.Write([]byte(`{"errors":["echo: Secret: s3cr3t"]}`))
+	_ = zw.Close()
+	for _, tc := range []struct {
+		encoding string
+		body     []byte
+		want     string
+	}{
+		{"gzip", z.Bytes(), `{"errors":["echo: Secret: s3cr3t"]}`},
+		{"x-gzip", z.Bytes(), `{"errors":["echo: Secret: s3cr3t"]}`},
+		{"gzip", []byte("not gzip"), ""},
+		{"br", []byte("\x1b\x03compressed"), ""},
+		{"identity", []byte("plain"), "plain"},
+	} {
+		r := &http.Response{Header: http.Header{"Content-Encoding": {tc.encoding}}, Body: io.NopCloser(bytes.NewReader(tc.body))}
+		if got := ReadErrorBody(r); string(got) != tc.want {
+			t.Errorf("ReadErrorBody(Content-Encoding %s, %q) = %q, want %q", tc.encoding, tc.body, got, tc.want)
+		}
 	}
 }
 
