@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -107,6 +109,7 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 	}
 	const atSec = "CANARY-standby-at-secret/+&3m"
 	var status atomic.Int32
+	var unasked atomic.Bool
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		quoted := "echo: " + r.Method + " " + r.URL.Path + " Authorization: " + r.Header.Get("Authorization")
 		if status.Load() == http.StatusInternalServerError {
@@ -114,8 +117,21 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if s := int(status.Load()); s/100 != 2 {
+			body, _ := json.Marshal(map[string]string{"error": quoted})
+			switch {
+			case unasked.Load():
+				// Compressed all the same, in an encoding not asked for.
+				w.Header().Set("Content-Encoding", "br")
+			case strings.Contains(r.Header.Get("Accept-Encoding"), "gzip"):
+				var z bytes.Buffer
+				zw := gzip.NewWriter(&z)
+				_, _ = zw.Write(body)
+				_ = zw.Close()
+				body = z.Bytes()
+				w.Header().Set("Content-Encoding", "gzip")
+			}
 			w.WriteHeader(s)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": quoted})
+			_, _ = w.Write(body)
 			return
 		}
 		ticket := map[string]string{"run_id": quoted, "status": "queued", "error": quoted}
@@ -168,11 +184,28 @@ func TestDaemon_canaryStandbySecretsStayOut(t *testing.T) {
 			fmt.Fprintf(&all, "%s\n%s\n", u.Query(), c.do(http.MethodGet, loc, nil).Body)
 		}
 	}
-	// The standby's API relays what the active instance answers.
+	// The standby's API relays what the active instance answers, the
+	// error answer gzip-compressed when the client asks for it (curl
+	// --compressed, a browser), or compressed unasked.
 	for _, s := range []int{http.StatusBadGateway, http.StatusInternalServerError} {
 		status.Store(int32(s))
-		rec := dtServe(t, b, http.MethodPost, "/api/v1/sync", token, `{"customer":"cust-acme"}`)
-		fmt.Fprintf(&all, "%d: POST /api/v1/sync: %d %s\n", s, rec.Code, rec.Body)
+		for _, enc := range []string{"", "gzip, deflate, br", "unasked"} {
+			unasked.Store(enc == "unasked")
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/api/v1/sync", strings.NewReader(`{"customer":"cust-acme"}`))
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Accept-Encoding", enc)
+			rec := httptest.NewRecorder()
+			b.Handler().ServeHTTP(rec, req)
+			body := rec.Body.Bytes()
+			if rec.Header().Get("Content-Encoding") == "gzip" {
+				zr, err := gzip.NewReader(bytes.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ = io.ReadAll(zr)
+			}
+			fmt.Fprintf(&all, "%d: POST /api/v1/sync (Accept-Encoding %q): %d %s %s\n", s, enc, rec.Code, rec.Header().Get("Content-Encoding"), body)
+		}
 	}
 	out := all.String() + logs.String()
 	if !strings.Contains(out, "[REDACTED]") {

@@ -440,6 +440,10 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 			// instance's would not match.
 			pr.Out.Header.Del("Origin")
 			pr.Out.Header.Del("Sec-Fetch-Site")
+			// Go's transport then asks for gzip itself and hands the
+			// answer over decompressed, so that redactForwarded reads
+			// what the client would.
+			pr.Out.Header.Del("Accept-Encoding")
 		},
 		ModifyResponse: d.redactForwarded,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -459,7 +463,9 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 // redactForwarded keeps this instance's credentials out of an error answer
 // of the active instance that forward relays, as callActive does: what
 // answers at the advertised URL may quote what it should not. An answer
-// that quotes one is replaced by its {"error"} message, redacted.
+// that quotes one is replaced by its {"error"} message, redacted; one still
+// compressed (forward lets Go's transport ask for gzip and decompress it,
+// so sent in an encoding not asked for) by a message saying so.
 func (d *Daemon) redactForwarded(resp *http.Response) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
@@ -469,7 +475,12 @@ func (d *Daemon) redactForwarded(resp *http.Response) error {
 	if err != nil {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
-	if red := redact.New(d.cfg.Load().credentials()...); red.Contains(string(data)) {
+	red := redact.New(d.cfg.Load().credentials()...)
+	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+		data, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("the active instance answered %d in an encoding (%s) this standby does not read", resp.StatusCode, redact.Truncate(red.String(enc), 40))})
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Header.Del("Content-Encoding")
+	} else if red.Contains(string(data)) {
 		var e struct {
 			Error string `json:"error"`
 		}
