@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -143,6 +144,14 @@ type storableConnector struct{ driver.Connector }
 func (c storableConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
+		// The error keeps the configuration it was tried with, password
+		// included, where a deep print of the error (a debugger, a
+		// test's failure message) shows it: only what its message names
+		// is kept.
+		var ce *pgconn.ConnectError
+		if errors.As(err, &ce) && ce.Config != nil {
+			ce.Config = &pgconn.Config{User: ce.Config.User, Database: ce.Config.Database}
+		}
 		return nil, err
 	}
 	sc, ok := conn.(*stdlib.Conn)

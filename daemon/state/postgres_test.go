@@ -13,6 +13,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // openSharedPostgres opens two state databases on one new PostgreSQL
@@ -161,10 +162,16 @@ func TestOpenPostgres_errorsHideTheURL(t *testing.T) {
 		"postgres://psa:s3cr3t-pw@127.0.0.1:1/psa?sslmode=disable&connect_timeout=1",
 		"postgres://psa:s3cr3t-pw@[::1:bad/psa",
 		"host=127.0.0.1 port=1 password=s3cr3t-pw dbname=psa connect_timeout=1 sslmode=bogus",
+		"host=127.0.0.1 port=1 password=s3cr3t-pw dbname=psa connect_timeout=1 sslmode=disable",
 	} {
 		_, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, ConnectTimeout: 2 * time.Second})
 		if err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
 			t.Errorf("OpenConfig(bad URL) = %v; want an error without the password", err)
+		}
+		// Nor in the error value, printed in full (pgx's ConnectError
+		// keeps the configuration it was tried with).
+		for _, leak := range psatest.Leaks(err, "s3cr3t-pw") {
+			t.Errorf("OpenConfig(bad URL): the error value holds the password: %s", leak)
 		}
 	}
 	if _, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres}); err == nil || !strings.Contains(err.Error(), "state.url") {
