@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,8 +20,8 @@ import (
 // TestRun_canarySecretsStayOut is TestRun_echoedSecretsStayOut for
 // ConnectWise and Kaseya BMS, with every credential a distinct canary:
 // against a PSA that quotes each request (headers and body) in its errors,
-// when authenticating, on reads and then on writes, no command output (debug logs and -json
-// included) and nothing in the state database shows a credential, as is
+// when authenticating, on reads and then on writes, no command output (debug logs, -json
+// and the billing-impact report of a Terraform plan included) and nothing in the state database shows a credential, as is
 // or URL- or base64-encoded.
 func TestRun_canarySecretsStayOut(t *testing.T) {
 	t.Parallel()
@@ -74,6 +75,18 @@ func TestRun_canarySecretsStayOut(t *testing.T) {
 			run("check")
 			run("plan", "-json")
 			run("sync", "-json", "-log.level=debug")
+			// The billing-impact report of a Terraform plan that maps
+			// one more product: the PSA reads it makes fail the same way.
+			planFile := filepath.Join(e.dir, "plan.json")
+			writeFile(t, planFile, `{"format_version": "1.2", "terraform_version": "1.11.4", "errored": false, "resource_changes": [
+				{"address": "psa_product_mapping.fw", "mode": "managed", "type": "psa_product_mapping", "name": "fw",
+				 "provider_name": "registry.terraform.io/psa-sync/psa",
+				 "change": {"actions": ["create"], "before": null,
+					"after": {"source": "file", "product": "XGS-FW", "service_id": "`+e.services[1]+`", "service_name": "Sophos Intercept X Server", "sync_enabled": true},
+					"after_unknown": {"id": true}}}]}`)
+			for _, format := range []string{"markdown", "table", "json"} {
+				run("plan", "-terraform-plan", planFile, "-format", format, "-log.level=debug")
+			}
 			e.sim.ClearFaults()
 			// Changed usage, and every write answered with the echo.
 			writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.ReplaceAll(testUsage, ",11\n", ",12\n"))
@@ -163,6 +176,46 @@ func checkCanaries(t *testing.T, out, stateDir string, secrets []string) {
 			if strings.Contains(string(state), form) {
 				t.Errorf("the state database contains %q", form)
 			}
+		}
+	}
+}
+
+// TestRun_canaryPostgresPasswordStaysOut: a PostgreSQL state that cannot
+// be reached, its password a canary in state.url (URL, keyword/value, or
+// a URL whose unencoded "/" the parser cannot mask) or in the file
+// state.url_file names: no command output, debug logs included, shows it.
+func TestRun_canaryPostgresPasswordStaysOut(t *testing.T) {
+	t.Parallel()
+	const pw = "CANARY-pg-pw/+&3x"
+	e := newSystemEnv(t, psa.SystemKaseyaBMS)
+	cfgData, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgURL := "postgres://psa:" + url.QueryEscape(pw) + "@127.0.0.1:1/psa?connect_timeout=1"
+	urlFile := filepath.Join(e.dir, "state-url")
+	writeFile(t, urlFile, pgURL+"\n")
+	var all strings.Builder
+	for _, state := range []string{
+		"url: " + strconv.Quote(pgURL),
+		"url: " + strconv.Quote("host=127.0.0.1 port=1 dbname=psa password='"+pw+"' connect_timeout=1"),
+		"url: " + strconv.Quote("postgres://psa:"+pw+"@127.0.0.1:1/psa"),
+		"url_file: " + strconv.Quote(urlFile),
+	} {
+		writeFile(t, e.cfgPath, string(cfgData)+"state:\n  driver: postgres\n  "+state+"\n")
+		for _, cmd := range []string{"check", "sync", "status", "ledger"} {
+			_, stdout, stderr := runCmd(t, cmd, "-log.level=debug", "-config.file="+e.cfgPath)
+			all.WriteString(stdout + stderr)
+		}
+	}
+	out := all.String()
+	if !strings.Contains(out, "connection refused") {
+		t.Errorf("no command reports the unreachable database:\n%s", out)
+	}
+	quoted, _ := json.Marshal(pw)
+	for _, form := range []string{pw, url.QueryEscape(pw), url.PathEscape(pw), base64.StdEncoding.EncodeToString([]byte(pw)), string(quoted[1 : len(quoted)-1])} {
+		if i := strings.Index(out, form); i >= 0 {
+			t.Errorf("command output contains %q: …%s…", form, out[max(0, i-200):min(len(out), i+len(form)+50)])
 		}
 	}
 }
