@@ -273,9 +273,11 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					},
 					"client_id": schema.StringAttribute{
 						MarkdownDescription: "The integration's `clientId` (a GUID) from the ConnectWise developer portal. It " +
-							"identifies the integration, not the member, and is not a secret, so it is not marked sensitive. " +
+							"identifies the integration, not the member; like Autotask's `integration_code` it is sent on " +
+							"every call and treated as a credential: sensitive, and kept out of error messages. " +
 							"May also be provided via the `" + envConnectWiseClientID + "` environment variable.",
-						Optional: true,
+						Optional:  true,
+						Sensitive: true,
 					},
 					"base_url": schema.StringAttribute{
 						MarkdownDescription: "API root, e.g. `https://api-na.myconnectwise.net/v2025_1/apis/3.0/`, for on-premises " +

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 	"github.com/hashicorp/terraform-plugin-testing/config"
@@ -681,6 +683,31 @@ func TestEnvValueErrors_credentials(t *testing.T) {
 	})
 	if diags.HasError() {
 		t.Errorf("an environment variable under a configured value: %v, want no error", diags)
+	}
+}
+
+// TestProviderSchema_credentialsSensitive: every credential the PSA
+// clients keep out of their errors is a sensitive attribute, the
+// identifiers of the integration (Autotask's integration code,
+// ConnectWise's clientId) as much as the keys and passwords.
+func TestProviderSchema_credentialsSensitive(t *testing.T) {
+	t.Parallel()
+	var resp provider.SchemaResponse
+	New("test")().Schema(t.Context(), provider.SchemaRequest{}, &resp)
+	for block, attrs := range map[string][]string{
+		"autotask":    {"secret", "integration_code"},
+		"connectwise": {"public_key", "private_key", "client_id"},
+		"kaseya_bms":  {"password"},
+	} {
+		nested, ok := resp.Schema.Blocks[block].(schema.SingleNestedBlock)
+		if !ok {
+			t.Fatalf("block %s is a %T, want a single nested block", block, resp.Schema.Blocks[block])
+		}
+		for _, name := range attrs {
+			if a, ok := nested.Attributes[name]; !ok || !a.IsSensitive() {
+				t.Errorf("%s.%s is not a sensitive attribute", block, name)
+			}
+		}
 	}
 }
 

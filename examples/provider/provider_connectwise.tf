@@ -33,7 +33,8 @@ provider "psa" {
     private_key = var.connectwise_private_key
 
     # The integration's clientId from the ConnectWise developer portal. It
-    # identifies the integration, not the member, and is not a secret.
+    # identifies the integration, not the member. The provider treats it as
+    # sensitive, like the keys; a literal works as well as a variable.
     client_id = "00000000-0000-4000-8000-000000000000"
 
     # The codebase is discovered through /login/companyinfo and
