@@ -360,7 +360,7 @@ resource "psa_customer_mapping" "acme" {
 					},
 					{
 						// A PSA that quotes each write, headers and body,
-						// in its error: the plan fails, and neither its
+						// in its error: the apply fails, and neither its
 						// diagnostic nor the log shows a credential.
 						PreConfig: func() {
 							for _, m := range []string{http.MethodPost, http.MethodPatch, http.MethodPut} {
@@ -368,6 +368,17 @@ resource "psa_customer_mapping" "acme" {
 							}
 						},
 						Config:          strings.Replace(hcl, "unit_price = 4.5", "unit_price = 5.5", 1),
+						ConfigVariables: vars,
+						ExpectError:     regexp.MustCompile(`echo of the request`),
+					},
+					{
+						// The same on reads: the refresh of the plan
+						// and the data sources fail.
+						PreConfig: func() {
+							e.sim.ClearFaults()
+							e.sim.AddFault(psatest.Fault{Method: http.MethodGet, Status: http.StatusBadRequest, EchoRequest: true})
+						},
+						Config:          hcl,
 						ConfigVariables: vars,
 						ExpectError:     regexp.MustCompile(`echo of the request`),
 					},
