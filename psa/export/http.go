@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
@@ -194,9 +195,11 @@ func etag(resp *http.Response) string {
 
 // apiError describes an error response of psa-syncd: its status and the
 // message of its {"error": "..."} body, or the first redact.MaxText bytes
-// of another body (a proxy's HTML page), without the token.
+// of another body (a proxy's HTML page), without the token. A body a
+// proxy compressed although the request asked for none is read
+// decompressed (gzip) or not at all (see rest.ReadErrorBody).
 func (b *HTTPBackend) apiError(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	data := rest.ReadErrorBody(resp)
 	var body struct {
 		Error string `json:"error"`
 	}

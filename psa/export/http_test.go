@@ -1,6 +1,8 @@
 package export
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -44,6 +46,36 @@ func TestHTTPBackend_errorBody(t *testing.T) {
 			t.Errorf("%s: the error does not name the store and the status: %.300s", op, err)
 		case len(err.Error()) > 2048:
 			t.Errorf("%s: the error is %d bytes long: %.300s...", op, len(err.Error()), err)
+		}
+	}
+}
+
+// TestHTTPBackend_gzipErrorBody: the backend asks for no compression (see
+// newRequest), but a proxy may compress its error page all the same: the
+// error quotes the page, without the token, never its compressed bytes.
+func TestHTTPBackend_gzipErrorBody(t *testing.T) {
+	t.Parallel()
+	const token = "psa-syncd-api-token-gz-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, _ = zw.Write([]byte("<h1>502 Bad Gateway</h1><pre>Authorization: " + r.Header.Get("Authorization") + "</pre>"))
+		_ = zw.Close()
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write(z.Bytes())
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := b.Load(t.Context(), "")
+	_, serr := b.Save(t.Context(), []byte("{}"), `"1"`)
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil || !strings.Contains(err.Error(), "Authorization: Bearer [REDACTED]") || strings.Contains(err.Error(), "\x1f\x8b") {
+			t.Errorf("%s: error = %q, want the page, redacted", op, err)
 		}
 	}
 }
