@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -376,6 +377,32 @@ type WebConfig struct {
 	// api_token_file or PSA_SYNCD_API_TOKEN.
 	APIToken     Secret `yaml:"api_token,omitempty"`
 	APITokenFile string `yaml:"api_token_file,omitempty"`
+	// TrustedProxies are the reverse proxies in front of the listener (an
+	// Ingress controller, nginx, the other instances of a PostgreSQL
+	// pair), as CIDRs or single IP addresses. A request whose peer is one
+	// of them is counted under the right-most X-Forwarded-For address that
+	// is not one of them (see clientAddr); the header of any other peer
+	// is never trusted.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	trustedProxies []netip.Prefix
+}
+
+// validateTrustedProxies parses web.trusted_proxies; an error names the
+// entry that is not a CIDR or an IP address.
+func (w *WebConfig) validateTrustedProxies() error {
+	w.trustedProxies = nil
+	for i, s := range w.TrustedProxies {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+			if aerr != nil || a.Zone() != "" {
+				return fmt.Errorf("web.trusted_proxies[%d]: %q is not a CIDR (10.0.0.0/8, fd00::/8) or an IP address (10.0.0.5)", i, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		w.trustedProxies = append(w.trustedProxies, p.Masked())
+	}
+	return nil
 }
 
 // Secret is a string that never prints: String and YAML marshalling give
@@ -755,6 +782,9 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	// listener, so a bad address would otherwise show at the next restart.
 	if err := CheckListenAddress(c.Web.ListenAddress); err != nil {
 		return fmt.Errorf("web.listen_address: %w", err)
+	}
+	if err := c.Web.validateTrustedProxies(); err != nil {
+		return err
 	}
 	tok, err := resolveSecret(c.Web.APIToken, c.Web.APITokenFile, abs, "PSA_SYNCD_API_TOKEN", getenv)
 	if err != nil {

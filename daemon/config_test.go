@@ -71,7 +71,7 @@ func TestLoad_good(t *testing.T) {
 		},
 		Web: WebConfig{ListenAddress: "127.0.0.1:9810", APIToken: "s3cr3t-token"},
 	}
-	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{}, WebConfig{})); diff != "" {
 		t.Errorf("Load mismatch (-want +got):\n%s", diff)
 	}
 	if got := c.ParsedSchedule().String(); got != "daily 02:00" {
@@ -302,6 +302,32 @@ func TestLoad_listenAddress(t *testing.T) {
 			t.Errorf("listen_address %q: %v", addr, err)
 		case want != "" && (err == nil || !strings.Contains(err.Error(), "web.listen_address: ") || !strings.Contains(err.Error(), want)):
 			t.Errorf("listen_address %q: error %v, want one naming web.listen_address and saying %q", addr, err, want)
+		}
+	}
+}
+
+// TestLoad_trustedProxies: web.trusted_proxies takes CIDRs and single IP
+// addresses; an entry that is neither is an error at load that names it.
+func TestLoad_trustedProxies(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yml")
+	for list, want := range map[string]string{
+		"[]":                                  "",
+		"[10.0.0.0/8, 192.0.2.7, 'fd00::/8']": "",
+		"[10.0.0.0/8, 10.0.0.0/33]":           `web.trusted_proxies[1]: "10.0.0.0/33" is not a CIDR`,
+		"[ingress-nginx]":                     `web.trusted_proxies[0]: "ingress-nginx" is not a CIDR`,
+		"['10.0.0.5:443']":                    `web.trusted_proxies[0]: "10.0.0.5:443" is not a CIDR`,
+		"['']":                                `web.trusted_proxies[0]: "" is not a CIDR`,
+	} {
+		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\n"+
+			"source: {type: file, file: {path: u.csv}}\nweb: {trusted_proxies: "+list+"}\n")
+		_, err := Load(path, nil)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("trusted_proxies %s: %v", list, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("trusted_proxies %s: error %v, want one saying %q", list, err, want)
 		}
 	}
 }

@@ -272,7 +272,7 @@ func (d *Daemon) hasToken(r *http.Request) bool {
 	if want == "" || !ok {
 		return false
 	}
-	addr := clientAddr(r.RemoteAddr)
+	addr := d.clientAddr(r)
 	if _, blocked := d.tokens.blocked(addr, d.now()); blocked {
 		return false
 	}
@@ -331,7 +331,7 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 			writeError(w, http.StatusForbidden, "mutating API endpoints are disabled: configure web.api_token (or web.api_token_file, or the PSA_SYNCD_API_TOKEN environment variable) to enable them")
 			return
 		}
-		addr := clientAddr(r.RemoteAddr)
+		addr := d.clientAddr(r)
 		if left, blocked := d.tokens.blocked(addr, d.now()); blocked {
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(left)))
 			writeError(w, http.StatusTooManyRequests, tooManyWrongTokens(left))
@@ -353,10 +353,11 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 }
 
 // wrongToken records a wrong API token of r from addr, given to the API or
-// to the status page's sign-in form (where). Behind a proxy addr is the
-// proxy's, whose every client is refused with the one that sent the wrong
-// tokens: the log line carries r's X-Forwarded-For too (not trusted for
-// anything else), so that the operator can find that client.
+// to the status page's sign-in form (where). Behind a proxy that is not in
+// web.trusted_proxies addr is the proxy's, whose every client is refused
+// with the one that sent the wrong tokens: the log line carries r's
+// X-Forwarded-For too (taken for nothing else), so that the operator can
+// find that client.
 func (d *Daemon) wrongToken(r *http.Request, addr, where string) {
 	if d.tokens.wrong(addr, d.now()) {
 		attrs := []any{"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String()}

@@ -119,7 +119,7 @@ func (d *Daemon) handlePutExport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "reading the export: "+err.Error())
 		return
 	}
-	v, doc, err := d.putExport(data, ifMatch, create, r.RemoteAddr)
+	v, doc, err := d.putExport(data, ifMatch, create, d.clientAddr(r))
 	var invalid *invalidExportError
 	switch {
 	case errors.Is(err, errPrecondition):

@@ -519,13 +519,13 @@ func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Forbidden: no API token is configured (web.api_token), so sync and approve are disabled.", http.StatusForbidden)
 		return
 	}
-	addr := clientAddr(r.RemoteAddr)
+	addr := d.clientAddr(r)
 	if left, blocked := d.tokens.blocked(addr, d.now()); blocked {
 		redirect(w, r, backTo(r), "Not signed in: "+tooManyWrongTokens(left)+".", "")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(want)) != 1 {
-		d.logger.Warn("Status page sign-in with a wrong API token", "remote", r.RemoteAddr)
+		d.logger.Warn("Status page sign-in with a wrong API token", "remote", addr)
 		d.wrongToken(r, addr, "status page")
 		redirect(w, r, backTo(r), "Wrong API token.", "")
 		return

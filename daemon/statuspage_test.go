@@ -22,6 +22,10 @@ type uiClient struct {
 	t       *testing.T
 	h       http.Handler
 	cookies map[string]string
+	// remoteAddr and header, when set, are every request's peer and extra
+	// headers (a proxy's address and X-Forwarded-For).
+	remoteAddr string
+	header     http.Header
 }
 
 func newUIClient(t *testing.T, d *Daemon) *uiClient {
@@ -36,6 +40,12 @@ func (c *uiClient) do(method, target string, form url.Values) *httptest.Response
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	} else {
 		req = httptest.NewRequestWithContext(c.t.Context(), method, target, nil)
+	}
+	if c.remoteAddr != "" {
+		req.RemoteAddr = c.remoteAddr
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	for k, v := range c.cookies {
 		req.AddCookie(&http.Cookie{Name: k, Value: v})

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,8 +24,10 @@ const (
 // be guessed at the speed of the network: after maxWrongTokens wrong ones
 // within wrongTokenWindow, the address's token checks are refused, right
 // token or not, until the window that began with its first wrong token has
-// passed. A client behind the same proxy as the guesser is refused with
-// it; the log names the address. The zero value is ready to use.
+// passed. The address is clientAddr's: behind a proxy that is not in
+// web.trusted_proxies, a client behind the same proxy as the guesser is
+// refused with it; the log names the address. The zero value is ready to
+// use.
 type tokenGuard struct {
 	mu      sync.Mutex
 	clients map[string]wrongTokens
@@ -35,13 +40,66 @@ type wrongTokens struct {
 	since time.Time
 }
 
-// clientAddr is the address tokenGuard counts a request's tokens under:
-// the IP address of its peer, without the port.
-func clientAddr(remoteAddr string) string {
-	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+// clientAddr is the address tokenGuard counts r's tokens under, and the
+// logs name: the IP address of its peer, without the port. When the peer
+// is one of trusted (web.trusted_proxies), it is the right-most address of
+// r's X-Forwarded-For that is not itself trusted: each proxy appends the
+// address it was reached from, so the entries left of it are the client's
+// own to write and never taken. An entry that is not an IP address (a
+// proxy that writes something else) stops the search at the last
+// trusted address; when every entry is trusted, the left-most is the
+// client. The header of a peer that is not trusted is never looked at.
+func clientAddr(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !isTrusted(peer, trusted) {
 		return host
 	}
-	return remoteAddr
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, ok := forwardedAddr(hops[i])
+		if !ok {
+			break
+		}
+		client = hop
+		if !isTrusted(hop, trusted) {
+			break
+		}
+	}
+	return client.String()
+}
+
+// isTrusted reports whether a is in one of trusted.
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedAddr reads one X-Forwarded-For entry: an IP address, which
+// some proxies write with a port ("203.0.113.9:41000", "[2001:db8::1]:443").
+func forwardedAddr(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}
+
+// clientAddr is clientAddr with the running config's web.trusted_proxies.
+func (d *Daemon) clientAddr(r *http.Request) string {
+	return clientAddr(r, d.cfg.Load().Web.trustedProxies)
 }
 
 // blocked reports whether addr's token checks are refused at now, and

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -109,6 +110,86 @@ func TestHandler_wrongTokensBehindAProxyLogTheClient(t *testing.T) {
 	}
 	if strings.Contains(out, "old-token") || strings.Contains(out, "s3cret") {
 		t.Errorf("log shows a token: %s", out)
+	}
+}
+
+// TestHandler_wrongTokensBehindATrustedProxy: with the proxy in
+// web.trusted_proxies (set by a reload), wrong tokens count against the
+// client its X-Forwarded-For names, so one client retrying an old token
+// no longer gets the others behind the same Ingress refused; a left-most
+// entry the client wrote itself, and the header of a peer that is not
+// trusted, are not taken.
+func TestHandler_wrongTokensBehindATrustedProxy(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{token: "s3cret", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	raw, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(raw), "web:\n", "web:\n  trusted_proxies: [10.0.0.0/24, '2001:db8::/64']\n", 1))
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(peer, forwardedFor, token string) int {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/-/reload", nil)
+		req.RemoteAddr = peer
+		if forwardedFor != "" {
+			req.Header.Set("X-Forwarded-For", forwardedFor)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		e.d.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const ingress = "10.0.0.5:40000"
+	for range maxWrongTokens {
+		serve(ingress, "203.0.113.9", "old-token")
+	}
+	for _, c := range []struct {
+		peer, forwardedFor string
+		want               int
+		why                string
+	}{
+		{ingress, "198.51.100.7", http.StatusOK, "another client behind the trusted proxy"},
+		{"[2001:db8::5]:443", "198.51.100.7:51000", http.StatusOK, "another client behind a trusted IPv6 proxy that adds the port"},
+		{ingress, "203.0.113.9", http.StatusTooManyRequests, "the client that sent the wrong tokens"},
+		{ingress, "198.51.100.7, 203.0.113.9", http.StatusTooManyRequests, "that client with a left-most entry of its own"},
+		{ingress, "203.0.113.9, 10.0.0.6", http.StatusTooManyRequests, "that client through two trusted proxies"},
+		{ingress, "203.0.113.9, 10.0.0.6, 198.51.100.7", http.StatusOK, "another client that wrote the guesser's address left of its own"},
+		{ingress, "", http.StatusOK, "the proxy itself"},
+	} {
+		if code := serve(c.peer, c.forwardedFor, "s3cret"); code != c.want {
+			t.Errorf("%s (peer %s, X-Forwarded-For %q) with the right token = %d, want %d", c.why, c.peer, c.forwardedFor, code, c.want)
+		}
+	}
+	out := logs.String()
+	if !strings.Contains(out, "Too many wrong API tokens") || !strings.Contains(out, "remote=203.0.113.9") {
+		t.Errorf("log = %s; want the throttle's warning naming the client 203.0.113.9", out)
+	}
+
+	// A peer that is not trusted: its X-Forwarded-For is not taken, so
+	// it cannot send wrong tokens under addresses of its choosing.
+	const outsider = "192.0.2.50:1234"
+	for i := range maxWrongTokens {
+		serve(outsider, "198.51.100."+strconv.Itoa(100+i), "guess")
+	}
+	if code := serve(outsider, "198.51.100.99", "s3cret"); code != http.StatusTooManyRequests {
+		t.Errorf("an untrusted peer that sent %d wrong tokens, each with another X-Forwarded-For, then the right token = %d, want 429", maxWrongTokens, code)
+	}
+
+	// The status page's sign-in is counted the same way: a browser
+	// behind the proxy signs in while the guesser is refused.
+	c := newUIClient(t, e.d)
+	c.remoteAddr, c.header = ingress, http.Header{"X-Forwarded-For": {"198.51.100.7"}}
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"s3cret"}, "csrf": {m[1]}, "next": {"/"}})
+	if got := flash(c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()); got != "Signed in." {
+		t.Errorf("sign-in behind the trusted proxy while another client is throttled: %q, want Signed in.", got)
 	}
 }
 
