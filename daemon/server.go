@@ -435,6 +435,12 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
+			// The client's address, after those of the proxies it came
+			// through: the active instance counts a wrong token (tokens
+			// that differ while web.api_token is rotated) against that
+			// client, not this instance, when this instance's address is
+			// in its web.trusted_proxies.
+			pr.SetXForwarded()
 			pr.Out.Header.Set(forwardedHeader, host)
 			// This instance checked them (crossOriginProtection); an
 			// Origin names this instance, whose host the active

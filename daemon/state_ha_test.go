@@ -1561,3 +1561,60 @@ func TestDaemon_standbyLookupsDoNotThrottleTheStandby(t *testing.T) {
 		t.Errorf("POST /api/v1/sync from the client that sent %d wrong tokens = %d %s; want the standby's 429", maxWrongTokens, code, body)
 	}
 }
+
+// TestDaemon_tokenRotationDoesNotThrottleTheStandby: while the instances
+// of a pair hold different API tokens (web.api_token being rotated), each
+// request the standby forwards with its token is a wrong token on the
+// active instance. It was counted against the standby's address, so after
+// ten of them, once both held the new token, the active instance still
+// refused everything the standby forwarded (429) for a minute. The standby
+// now sends the client's address in X-Forwarded-For: with the standby in
+// web.trusted_proxies, the active instance counts them against the client
+// that sent them.
+func TestDaemon_tokenRotationDoesNotThrottleTheStandby(t *testing.T) {
+	t.Parallel()
+	a, b, standby := dtActiveAndStandby(t, "old-token")
+	path := a.configPath
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The standby dials the active instance from 127.0.0.1.
+	trusted := strings.Replace(string(raw), "web:\n", "web:\n  trusted_proxies: [127.0.0.1]\n", 1)
+	dtWrite(t, path, trusted)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	// The standby gets the new token first.
+	dtWrite(t, path, strings.Replace(trusted, `"old-token"`, `"new-token"`, 1))
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	send := func(client *http.Client) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, standby+"/api/v1/sync", strings.NewReader(`{"customer":"cust-acme"}`))
+		req.Header.Set("Authorization", "Bearer new-token")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	// A job at 127.0.0.2 retries its sync while the active instance still
+	// holds the old token.
+	job := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	for range maxWrongTokens {
+		if code, body := send(job); code != http.StatusUnauthorized {
+			t.Fatalf("POST /api/v1/sync through the standby during the rotation = %d %s; want the active instance's 401", code, body)
+		}
+	}
+	// The rotation ends.
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := send(testClient); code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync with the new token through the standby, after the rotation = %d %s; want the active instance's 202", code, body)
+	}
+}
