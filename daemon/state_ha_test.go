@@ -1567,10 +1567,11 @@ func TestDaemon_standbyLookupsDoNotThrottleTheStandby(t *testing.T) {
 // request the standby forwards with its token is a wrong token on the
 // active instance. It was counted against the standby's address, so after
 // ten of them, once both held the new token, the active instance still
-// refused everything the standby forwarded (429) for a minute. The standby
-// now sends the client's address in X-Forwarded-For: with the standby in
-// web.trusted_proxies, the active instance counts them against the client
-// that sent them.
+// refused everything the standby forwarded (429) for a minute, and every
+// "Sync now" of the standby's status page, which the standby sends itself.
+// The standby now sends the client's (the browser's) address in
+// X-Forwarded-For: with the standby in web.trusted_proxies, the active
+// instance counts them against the client that sent them.
 func TestDaemon_tokenRotationDoesNotThrottleTheStandby(t *testing.T) {
 	t.Parallel()
 	a, b, standby := dtActiveAndStandby(t, "old-token")
@@ -1610,11 +1611,40 @@ func TestDaemon_tokenRotationDoesNotThrottleTheStandby(t *testing.T) {
 			t.Fatalf("POST /api/v1/sync through the standby during the rotation = %d %s; want the active instance's 401", code, body)
 		}
 	}
+	// An operator on the standby's status page clicks "Sync now" as
+	// often; the standby sends it to the active instance's API itself.
+	page := func(remoteAddr string) (click func() string) {
+		c := newUIClient(t, b)
+		c.remoteAddr = remoteAddr
+		m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+		if m == nil {
+			t.Fatal("no CSRF field on the standby's page")
+		}
+		post := func(path string, form neturl.Values) string {
+			form.Set("csrf", m[1])
+			form.Set("next", "/")
+			rec := c.do(http.MethodPost, path, form)
+			return flash(c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String())
+		}
+		if got := post("/ui/sign-in", neturl.Values{"token": {"new-token"}}); got != "Signed in." {
+			t.Fatalf("sign-in on the standby's page: %q", got)
+		}
+		return func() string { return post("/ui/sync", neturl.Values{}) }
+	}
+	click := page("203.0.113.7:50000")
+	for range maxWrongTokens {
+		if got := click(); !strings.Contains(got, "401") && !strings.Contains(got, "invalid bearer token") {
+			t.Fatalf("Sync now on the standby's page during the rotation: %q; want the active instance's refusal", got)
+		}
+	}
 	// The rotation ends.
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if code, body := send(testClient); code != http.StatusAccepted {
 		t.Errorf("POST /api/v1/sync with the new token through the standby, after the rotation = %d %s; want the active instance's 202", code, body)
+	}
+	if got := page("198.51.100.7:50000")(); !strings.HasPrefix(got, "Sync requested") {
+		t.Errorf("Sync now on the standby's page from another browser, after the rotation: %q; want Sync requested", got)
 	}
 }

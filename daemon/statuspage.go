@@ -15,6 +15,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -674,6 +675,16 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	}
 	host, _ := os.Hostname()
 	req.Header.Set(forwardedHeader, host)
+	// The browser's address, as forward sends a client's: the active
+	// instance counts a wrong token (while web.api_token is rotated)
+	// against it, not this instance, when this one is in its
+	// web.trusted_proxies.
+	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		req.Header.Set("X-Forwarded-For", ip)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
