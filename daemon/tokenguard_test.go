@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -110,6 +111,44 @@ func TestHandler_wrongTokensBehindAProxyLogTheClient(t *testing.T) {
 	}
 	if strings.Contains(out, "old-token") || strings.Contains(out, "s3cret") {
 		t.Errorf("log shows a token: %s", out)
+	}
+}
+
+// TestClientAddr: the address a request is counted under, with
+// 10.0.0.0/24 and 2001:db8::/64 trusted.
+func TestClientAddr(t *testing.T) {
+	t.Parallel()
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("2001:db8::/64")}
+	for _, c := range []struct {
+		peer string
+		xff  []string
+		want string
+	}{
+		{"192.0.2.1:1234", nil, "192.0.2.1"},
+		{"192.0.2.1:1234", []string{"198.51.100.7"}, "192.0.2.1"},   // not a trusted peer
+		{"10.0.0.5:1234", nil, "10.0.0.5"},                          // the proxy itself
+		{"10.0.0.5:1234", []string{"198.51.100.7"}, "198.51.100.7"}, // its client
+		{"10.0.0.5:1234", []string{"1.2.3.4, 198.51.100.7"}, "198.51.100.7"},
+		{"10.0.0.5:1234", []string{"1.2.3.4", "198.51.100.7"}, "198.51.100.7"}, // two header lines
+		{"10.0.0.5:1234", []string{"198.51.100.7 , 10.0.0.9"}, "198.51.100.7"},
+		{"10.0.0.5:1234", []string{"10.0.0.8, 10.0.0.9"}, "10.0.0.8"}, // every hop trusted
+		{"10.0.0.5:1234", []string{"198.51.100.7, garbage, 10.0.0.9"}, "10.0.0.9"},
+		{"10.0.0.5:1234", []string{"garbage"}, "10.0.0.5"},
+		{"10.0.0.5:1234", []string{"198.51.100.7:443"}, "198.51.100.7"},
+		{"10.0.0.5:1234", []string{"[2001:db9::1]:443"}, "2001:db9::1"},
+		{"10.0.0.5:1234", []string{"::ffff:198.51.100.7"}, "198.51.100.7"},
+		{"[::ffff:10.0.0.5]:1234", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"[2001:db8::5]:1234", []string{"2001:db9::1"}, "2001:db9::1"},
+		{"[2001:db9::5]:1234", []string{"198.51.100.7"}, "2001:db9::5"},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = c.peer
+		for _, v := range c.xff {
+			req.Header.Add("X-Forwarded-For", v)
+		}
+		if got := clientAddr(req, trusted); got != c.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: clientAddr = %s, want %s", c.peer, c.xff, got, c.want)
+		}
 	}
 }
 
