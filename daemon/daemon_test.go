@@ -158,9 +158,17 @@ web:
 
 func dtID(n int64) string { return strconv.FormatInt(n, 10) }
 
+// dtWrite replaces path with content as a tool writing a usage or export
+// file should, through a temporary file renamed over it: a pass or plan
+// reading the file meanwhile sees the old content or the new, never an
+// empty file (os.WriteFile truncates first).
 func dtWrite(t testing.TB, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }

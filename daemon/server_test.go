@@ -1094,8 +1094,9 @@ func TestHandler_freshPlanKeepsNewerPass(t *testing.T) {
 	g.armed.Store(true)
 	fresh := make(chan *httptest.ResponseRecorder, 1)
 	go func() { fresh <- dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "s3cret", "") }()
-	<-g.held // the fresh plan has read the usage, and reads the lines' units
-	// Acme's usage grows by one seat before the pass.
+	<-g.held // the fresh plan reads the lines' units, and the usage meanwhile
+	// Acme's usage grows by one seat before the pass (the fresh plan reads
+	// the old file or the new one: dtWrite renames).
 	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,11", 1))
 	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerSchedule})
 	if err != nil || res.Run.Updated == 0 {
