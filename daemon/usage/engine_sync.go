@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -17,7 +18,10 @@ import (
 )
 
 // maxLoggedProblems bounds the usage problems logged per pass; the plan
-// holds all of them.
+// holds all of them. It bounds the failed customers and the failed lines
+// logged at warn and error too: a PSA that fails them all would otherwise
+// log one line per customer and per line; the others are logged at debug,
+// and the run and the customer statuses hold every one.
 const maxLoggedProblems = 20
 
 // Sync runs one pass: it settles open intents, computes the plan and writes
@@ -140,11 +144,20 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	e.recordEndpointBudgets()
 
 	statuses, counts := e.statuses(p, run.ID, dry)
+	failed := 0
 	for _, cs := range statuses {
 		if cs.Result == state.CustomerFailed {
-			log.Warn("Customer not synced", "customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID,
+			level := slog.LevelWarn
+			if failed++; failed > maxLoggedProblems {
+				level = slog.LevelDebug
+			}
+			log.Log(ctx, level, "Customer not synced", "customer", cs.CustomerID, "name", cs.CustomerName, "contract", cs.ContractID,
 				"err", cs.Error, "hint", cs.Hint)
 		}
+	}
+	if failed > maxLoggedProblems {
+		log.Warn("More customers not synced; GET /api/v1/customers?status=failed lists them all", "customers", failed,
+			"not_logged", failed-maxLoggedProblems)
 	}
 	run.Updated, run.Unchanged, run.Held, run.Failed = counts[LineUpdated], counts[LineUnchanged], counts[LineHeld], counts[LineFailed]
 	run.Customers = len(p.customers)
@@ -339,6 +352,9 @@ type writer struct {
 	// changes may move while it grows.
 	jobs []*writeJob
 	done chan struct{}
+	// failedLogged counts the failed lines logged at error (see
+	// maxLoggedProblems).
+	failedLogged atomic.Int64
 }
 
 // earlyWrites reports whether the engine's writes may start while the
@@ -386,7 +402,7 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 			wg.Go(func() {
 				for j := range ready {
 					<-slots
-					j.cp.errs[j.i] = e.send(ctx, log, w.gate, j, ledger)
+					j.cp.errs[j.i] = e.send(ctx, log, w, j)
 					e.metrics.lineDone()
 				}
 			})
@@ -671,11 +687,11 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 
 // send writes the line of j, whose intent is recorded, and closes the
 // intent (without waiting for the commit). It records the outcome in j.c and
-// returns the error that failed the line, if any. ledger says that the PSA
+// returns the error that failed the line, if any. w.ledger says that the PSA
 // cannot be read, so a write with an unknown outcome must wait for an
 // operator.
-func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j *writeJob, ledger bool) error {
-	c, in := j.c, j.intent
+func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *writeJob) error {
+	c, in, gate, ledger := j.c, j.intent, w.gate, w.ledger
 	closeIntent := func(st, note string) {
 		if err := e.db.CompleteIntentDeferred(state.IntentCompletion{ID: in.ID, State: st, Note: note, At: e.now().UTC()}); err != nil {
 			log.Error("Could not close intent", "intent", in.ID, "err", err)
@@ -741,7 +757,13 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 			return err
 		}
 		closeIntent(state.IntentFailed, err.Error())
-		log.Error("Failed to update contract line", append(attrs, "err", err)...)
+		level := slog.LevelError
+		if n := w.failedLogged.Add(1); n > maxLoggedProblems {
+			level = slog.LevelDebug
+		} else if n == maxLoggedProblems {
+			attrs = append(attrs, "more", "the other failed lines of the pass are logged at debug; GET /api/v1/customers?status=failed lists them")
+		}
+		log.Log(ctx, level, "Failed to update contract line", append(attrs, "err", err)...)
 		return err
 	}
 	note := ""
@@ -752,7 +774,9 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, gate *budgetGate, j
 	// settled as done by the next reconciliation, which finds the line at
 	// its new quantity.
 	closeIntent(state.IntentDone, note)
-	log.Info("Updated contract line", attrs...)
+	// One line per write would be thousands per pass: the pass's end
+	// logs how many, and GET /api/v1/plan shows each line's outcome.
+	log.Debug("Updated contract line", attrs...)
 	return nil
 }
 
