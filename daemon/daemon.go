@@ -1205,7 +1205,7 @@ func (d *Daemon) armSettleAt(at time.Time, customers []string) {
 			return
 		}
 		tk := d.RequestSync(customer, usage.TriggerSettle)
-		d.logger.Info("Queued a pass for writes that have settled", "customer", customer, "ticket", tk.ID)
+		d.logger.Info("Queued a pass for writes that have settled", "customer", customer, "request", tk.ID)
 	})
 }
 
@@ -1352,6 +1352,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	srv := d.newHTTPServer()
 	defer d.recordURL(cfg, ln)()
+	// What the process runs with, for an operator reading its log: the
+	// state database is described without its credentials.
+	d.logger.Info("Loaded config", "file", d.configPath, "system", string(cfg.PSA.System), "source", cfg.Source.Type,
+		"database", d.db.Path())
 
 	d.reloadMu.Lock()
 	if err := d.reloadExportLocked(true); err != nil && d.exp.Load() == nil {
@@ -1725,7 +1729,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			return
 		}
 		start := d.now()
-		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "ticket", t.ID)
+		d.logger.Info("Starting pass", "trigger", t.Trigger, "customer", t.Customer, "request", t.ID)
 		res, err := d.SyncOnce(passCtx, t.passOptions())
 		var run state.Run
 		if res != nil {
@@ -1746,10 +1750,10 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 			}
 		}
 		if err != nil {
-			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "run", run.ID, "err", err)
+			d.logger.Error("Pass failed", "trigger", t.Trigger, "customer", t.Customer, "request", t.ID, "run", run.ID, "err", err)
 			continue
 		}
-		d.logger.Log(passCtx, usage.ResultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "ticket", t.ID, "run", run.ID, "result", run.Result,
+		d.logger.Log(passCtx, usage.ResultLevel(run.Result, run.DryRun), "Finished pass", "trigger", t.Trigger, "request", t.ID, "run", run.ID, "result", run.Result,
 			"updated", run.Updated, "unchanged", run.Unchanged, "held", run.Held, "failed", run.Failed,
 			"duration", d.now().Sub(start).Round(time.Millisecond))
 	}

@@ -173,7 +173,7 @@ web:
 		mark = standby.mark()
 		ticket := standby.post(t, "/api/v1/sync", token, http.StatusAccepted)
 		// The pass queued for the settled intents may finish first.
-		requested := func(m map[string]any) bool { return m["ticket"] == ticket }
+		requested := func(m map[string]any) bool { return m["request"] == ticket }
 		if m := standby.waitLogWhere(t, "Finished pass", mark, time.Minute, requested); m["result"] != "success" {
 			t.Errorf("round %d: the new active instance's pass ended %v, want success", round, m["result"])
 		}
