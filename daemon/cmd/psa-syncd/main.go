@@ -209,6 +209,14 @@ func (c *commonFlags) logger(e *env) (*slog.Logger, error) {
 	case "logfmt":
 		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
 	case "json":
+		// Durations as logfmt writes them ("1.5s"), not the JSON
+		// handler's nanoseconds, which leave the reader to convert.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("-log.format: unknown format %q: want logfmt or json", c.logFormat)
