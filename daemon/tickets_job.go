@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -122,6 +123,12 @@ func ticketCustomers(doc *export.Document) []tickets.Customer {
 	}
 	return customers
 }
+
+// maxLoggedCustomers bounds the customers a ticket pass logs at warn as
+// failed: a PSA that refuses them all would otherwise log one line per
+// customer. The others are logged at debug; their ticket statuses hold
+// every error.
+const maxLoggedCustomers = 20
 
 // snapshotTickets is the ticketRecord of the daemon's ticket passes (the
 // scheduled ones and those of POST /api/v1/tickets).
@@ -339,13 +346,23 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document, f
 	}
 	if err == nil {
 		// Which customers failed and why, as a usage pass logs its
-		// customers not synced; the line below has only the totals. (A
-		// pass that failed as a whole says why once.)
+		// customers not synced: the first maxLoggedCustomers at warn, the
+		// others at debug; the line below has only the totals. (A pass
+		// that failed as a whole says why once.)
+		failed := 0
 		for _, c := range rep.Customers {
 			if c.Err != nil {
-				d.logger.Warn("Ticket pass failed for a customer", "source", c.Customer.Source, "customer", c.Customer.CustomerID,
+				level := slog.LevelWarn
+				if failed++; failed > maxLoggedCustomers {
+					level = slog.LevelDebug
+				}
+				d.logger.Log(ctx, level, "Ticket pass failed for a customer", "source", c.Customer.Source, "customer", c.Customer.CustomerID,
 					"name", c.Customer.CustomerName, "company", c.Customer.CompanyID, "err", c.Err)
 			}
+		}
+		if failed > maxLoggedCustomers {
+			d.logger.Warn("More customers failed the ticket pass; GET /api/v1/customers lists their tickets' errors", "customers", failed,
+				"not_logged", failed-maxLoggedCustomers)
 		}
 	}
 	t := rep.Totals()
