@@ -157,13 +157,18 @@ func TestSource_FetchTenantNamesOptional(t *testing.T) {
 		if !strings.Contains(logs.String(), "tenant=t1") || !strings.Contains(logs.String(), "tenant=t2") {
 			t.Errorf("the tenants that do not decode are not logged: %s", logs.String())
 		}
+		// Under err, the key of every other error psa-syncd logs.
+		if strings.Count(logs.String(), " err=") != 2 {
+			t.Errorf("the tenants' errors are not logged under err: %s", logs.String())
+		}
 	})
 	t.Run("a list that cannot be read", func(t *testing.T) {
 		t.Parallel()
+		var logs strings.Builder
 		f := &fakeSophos{usage: usage, tenants: func(*http.Request, int) string {
 			return `{"items":{"id":"t1"},"pages":{"current":1,"size":100,"total":1,"items":1}}`
 		}}
-		rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+		rep, err := sophos.NewSource(f.start(t, slog.New(slog.NewTextHandler(&logs, nil)))).Fetch(t.Context(), oct2026)
 		if err != nil {
 			t.Fatalf("Fetch: %v", err)
 		}
@@ -172,6 +177,9 @@ func TestSource_FetchTenantNamesOptional(t *testing.T) {
 		}
 		if len(rep.Problems) != 1 || rep.Problems[0].Unreadable || !strings.Contains(rep.Problems[0].String(), "sophos tenants: tenant names cannot be read") {
 			t.Errorf("problems = %v, want one notice about the tenant names", rep.Problems)
+		}
+		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), " err=") {
+			t.Errorf("the tenant list's error is not logged under err: %s", logs.String())
 		}
 	})
 }

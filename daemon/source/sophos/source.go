@@ -213,7 +213,7 @@ func (s *Source) tenantNames(ctx context.Context, rep *source.Report) (map[strin
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		s.client.logger.Warn("Sophos tenant names cannot be read; customers are named after the usage report", "error", s.client.redact.String(err.Error()))
+		s.client.logger.Warn("Sophos tenant names cannot be read; customers are named after the usage report", "err", s.client.redact.String(err.Error()))
 		rep.Problems = append(rep.Problems, source.Problem{Where: "sophos tenants",
 			Err: fmt.Errorf("tenant names cannot be read, so customers are named after the usage report: %w", err)})
 		return names, nil
@@ -221,7 +221,7 @@ func (s *Source) tenantNames(ctx context.Context, rep *source.Report) (map[strin
 	for _, t := range tenants {
 		if t.Err != nil {
 			s.client.logger.Warn("Sophos tenant cannot be read in full; its name is what could be read of it, or the usage report's",
-				"tenant", t.ID, "error", t.Err.Error())
+				"tenant", t.ID, "err", t.Err.Error())
 		}
 		if n := t.DisplayName(); t.ID != "" && n != "" {
 			names[strings.ToLower(t.ID)] = n
