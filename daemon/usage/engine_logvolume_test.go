@@ -111,6 +111,10 @@ func TestEngine_Sync_logVolumeBounded(t *testing.T) {
 				if logs.count("More customers not synced; GET /api/v1/customers?status=failed lists them all", slog.LevelWarn) != 1 {
 					t.Errorf("no warning says that more customers were not synced: %v", byMsg)
 				}
+				if res.Run.Failed > maxLoggedProblems && res.Run.Updated == 0 && logs.count("Failed to update contract line", slog.LevelDebug) > 0 &&
+					logs.count("More contract lines failed to update; GET /api/v1/plan lists them all", slog.LevelWarn) != 1 {
+					t.Errorf("no warning says that more lines failed: %v", byMsg)
+				}
 			}
 		})
 	}

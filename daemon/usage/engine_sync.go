@@ -352,9 +352,9 @@ type writer struct {
 	// changes may move while it grows.
 	jobs []*writeJob
 	done chan struct{}
-	// failedLogged counts the failed lines logged at error (see
-	// maxLoggedProblems).
-	failedLogged atomic.Int64
+	// failed counts the lines whose write failed, the first
+	// maxLoggedProblems of which are logged at error.
+	failed atomic.Int64
 }
 
 // earlyWrites reports whether the engine's writes may start while the
@@ -499,6 +499,9 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	}
 	w.queue.close()
 	<-w.done
+	if n := w.failed.Load(); n > maxLoggedProblems {
+		log.Warn("More contract lines failed to update; GET /api/v1/plan lists them all", "lines", n, "not_logged", n-maxLoggedProblems)
+	}
 	failed, succeeded := w.gate.outcomes()
 	e.failing.update(e.be.System(), failed, succeeded)
 	p.stopped = w.gate.failure()
@@ -758,10 +761,8 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 		}
 		closeIntent(state.IntentFailed, err.Error())
 		level := slog.LevelError
-		if n := w.failedLogged.Add(1); n > maxLoggedProblems {
+		if w.failed.Add(1) > maxLoggedProblems {
 			level = slog.LevelDebug
-		} else if n == maxLoggedProblems {
-			attrs = append(attrs, "more", "the other failed lines of the pass are logged at debug; GET /api/v1/customers?status=failed lists them")
 		}
 		log.Log(ctx, level, "Failed to update contract line", append(attrs, "err", err)...)
 		return err
