@@ -294,6 +294,8 @@ func (cr *CustomerReport) fail(err error) { cr.Err = errors.Join(cr.Err, err) }
 type pass struct {
 	dryRun  bool
 	created int64
+	// failed counts the tickets whose update failed (failureLevel).
+	failed int
 	// stopped is set when the PSA refused the credentials (no more
 	// creates) or throttled the pass (no more writes: see throttle).
 	stopped error
@@ -360,12 +362,31 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 			return rep, fmt.Errorf("tickets: pass stopped at customer %s/%s, sending nothing more: %w", c.Source, c.CustomerID, err)
 		}
 	}
+	if p.failed > maxLoggedFailures {
+		e.logger.Warn("More tickets could not be updated; each customer's ticket status has the error", "tickets", p.failed,
+			"not_logged", p.failed-maxLoggedFailures)
+	}
 	for _, n := range p.adopted {
 		rep.OtherAdopted += n
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
 	rep.BudgetLimited = p.limited != ""
 	return rep, nil
+}
+
+// maxLoggedFailures bounds the tickets whose failed update a pass logs at
+// warn: a PSA that refuses every close would otherwise log a line per
+// ticket at every pass. The others are logged at debug.
+const maxLoggedFailures = 20
+
+// failureLevel counts a ticket whose update failed and returns the level
+// to log it at: warn for the first maxLoggedFailures of the pass, then
+// debug.
+func (p *pass) failureLevel() slog.Level {
+	if p.failed++; p.failed > maxLoggedFailures {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 // allow reports whether the pass may send one more write, with the reads
@@ -648,13 +669,13 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			if err := e.settleReopen(ctx, r, &cr); err != nil {
 				e.throttle(p, err)
 				cr.fail(err)
-				log.Warn("Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
+				log.Log(ctx, p.failureLevel(), "Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
 			}
 		case (r.State == StateClosing || r.State == StateNoting) && alertOpen(r, open):
 			if err := e.settleReturned(ctx, r, &cr); err != nil {
 				e.throttle(p, err)
 				cr.fail(err)
-				log.Warn("Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
+				log.Log(ctx, p.failureLevel(), "Could not settle the close of a ticket whose alert is open again", "ticket", r.TicketID, "err", err)
 			}
 		}
 	}
@@ -690,7 +711,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if err := e.resolve(ctx, p, r, &cr); err != nil {
 			e.throttle(p, err)
 			cr.fail(err)
-			log.Warn("Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
+			log.Log(ctx, p.failureLevel(), "Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
