@@ -212,8 +212,8 @@ func (db *DB) limitSession(ctx context.Context, conn *sql.Conn, settings []sessi
 		err := conn.QueryRowContext(ctx, `SELECT set_config($1, $2, false)`, s.name, s.value).Scan(&v)
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
-			db.logger().Debug("the PostgreSQL server refused a setting of the leadership lock's session; the others apply",
-				"setting", s.name, "value", s.value, "error", pgErr.Message)
+			db.logger().Debug("The PostgreSQL server refused a setting of the leadership lock's session; the others apply",
+				"setting", s.name, "value", s.value, "err", pgErr.Message)
 			continue
 		}
 		if err != nil {

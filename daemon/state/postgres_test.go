@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	neturl "net/url"
 	"os"
 	"path/filepath"
@@ -507,10 +508,13 @@ func TestLeadership_silentHolderInTransactionLosesTheLock(t *testing.T) {
 
 // TestLeadership_refusedSessionSettingSkipped: a session setting the
 // server refuses (as an older PostgreSQL refuses idle_session_timeout) is
-// skipped, and the others still apply; the lock's session gets its limits.
+// skipped, logged at debug with the server's reason under err, and the
+// others still apply; the lock's session gets its limits.
 func TestLeadership_refusedSessionSettingSkipped(t *testing.T) {
 	t.Parallel()
 	a, b := openSharedPostgres(t)
+	var logs bytes.Buffer
+	a.cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	conn, err := a.sql.Conn(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -519,6 +523,9 @@ func TestLeadership_refusedSessionSettingSkipped(t *testing.T) {
 	err = a.limitSession(t.Context(), conn, []sessionSetting{{"psa_no_such_setting_anywhere", "1"}, {"idle_session_timeout", "12345"}})
 	if err != nil {
 		t.Fatalf("limitSession with a setting the server does not know = %v; want it skipped", err)
+	}
+	if !strings.Contains(logs.String(), "setting=psa_no_such_setting_anywhere") || !strings.Contains(logs.String(), " err=") {
+		t.Errorf("the refused setting is not logged with the server's reason under err: %s", logs.String())
 	}
 	var v string
 	if err := conn.QueryRowContext(t.Context(), `SHOW idle_session_timeout`).Scan(&v); err != nil || v != "12345ms" {
