@@ -205,9 +205,14 @@ func (c *commonFlags) logger(e *env) (*slog.Logger, error) {
 		return nil, fmt.Errorf("-log.level: unknown level %q: want debug, info, warn or error", c.logLevel)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	journal := onJournal(e.stderr, e.getenv)
 	switch c.logFormat {
 	case "logfmt":
-		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+		out := e.stderr
+		if journal {
+			out = priorityWriter{out, []byte("level=")}
+		}
+		return slog.New(slog.NewTextHandler(out, opts)), nil
 	case "json":
 		// Durations as logfmt writes them ("1.5s"), not the JSON
 		// handler's nanoseconds, which leave the reader to convert.
@@ -217,7 +222,11 @@ func (c *commonFlags) logger(e *env) (*slog.Logger, error) {
 			}
 			return a
 		}
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+		out := e.stderr
+		if journal {
+			out = priorityWriter{out, []byte(`"level":"`)}
+		}
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
 	return nil, fmt.Errorf("-log.format: unknown format %q: want logfmt or json", c.logFormat)
 }
