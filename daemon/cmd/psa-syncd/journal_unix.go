@@ -25,9 +25,5 @@ func onJournal(w io.Writer, getenv func(string) string) bool {
 	if !ok {
 		return false
 	}
-	var dev, ino uint64
-	if _, err := fmt.Sscanf(getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
-		return false
-	}
-	return uint64(st.Dev) == dev && uint64(st.Ino) == ino
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino) == getenv("JOURNAL_STREAM")
 }

@@ -31,7 +31,10 @@ func TestLogger_journalPriorities(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				st := fi.Sys().(*syscall.Stat_t)
+				st, ok := fi.Sys().(*syscall.Stat_t)
+				if !ok {
+					t.Fatalf("stat of %s is a %T", path, fi.Sys())
+				}
 				stream := fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 				if !journal {
 					stream = fmt.Sprintf("%d:%d", st.Dev, st.Ino+1)
