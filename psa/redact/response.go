@@ -1,8 +1,11 @@
 package redact
 
 import (
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // Response returns what an error may keep of resp: its status, its
@@ -45,4 +48,28 @@ func (r *Redactor) Response(resp *http.Response) *http.Response {
 		}
 	}
 	return kept
+}
+
+// ErrorBody reads at most limit bytes of resp's body for an error message
+// to quote: decompressed when it is gzip-compressed and Go's transport left
+// it so (the request asked for gzip itself, or the server compressed it
+// unasked), and not at all (nil) in another encoding, since compressed
+// bytes, which no redaction sees into, must never be quoted. A read error
+// only shortens the result: an error answer is described by its status
+// even when its body is lost.
+func ErrorBody(resp *http.Response, limit int64) []byte {
+	body := io.Reader(resp.Body)
+	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))) {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil
+		}
+		body = zr
+	default:
+		return nil
+	}
+	data, _ := io.ReadAll(io.LimitReader(body, limit))
+	return data
 }

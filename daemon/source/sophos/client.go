@@ -2,7 +2,6 @@ package sophos
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -497,24 +496,9 @@ func stripURL(err error) error {
 	return err
 }
 
-// readErrorBody reads at most maxErrorBody bytes of an error response,
-// decompressed when it is gzip-compressed and Go's transport left it so
-// (the request asked for gzip itself, or the server compressed it
-// unasked). A body in another encoding is not read: compressed bytes,
-// which no redaction sees into, are never quoted.
+// readErrorBody reads at most maxErrorBody bytes of an error response, as
+// redact.ErrorBody does (decompressed from gzip, nothing of a body in
+// another encoding), without its surrounding white space.
 func readErrorBody(resp *http.Response) []byte {
-	body := io.Reader(resp.Body)
-	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))) {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			return nil
-		}
-		body = zr
-	default:
-		return nil
-	}
-	data, _ := io.ReadAll(io.LimitReader(body, maxErrorBody))
-	return bytes.TrimSpace(data)
+	return bytes.TrimSpace(redact.ErrorBody(resp, maxErrorBody))
 }

@@ -1,13 +1,14 @@
 package rest
 
 import (
-	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 const (
@@ -55,28 +56,11 @@ func CapRetryAfter(err error, retryAfter time.Duration) (retry bool, wait time.D
 	return true, retryAfter, err
 }
 
-// ReadErrorBody reads at most MaxErrorBody bytes of r's body, decompressed
-// when it is gzip-compressed and Go's transport left it so (the request
-// asked for gzip itself, or the server compressed it unasked). A read
-// error only shortens the result, and a body in another encoding is not
-// read: an error response is described by its status even when its body
-// is lost, and compressed bytes, which no redaction sees into, are never
-// quoted.
+// ReadErrorBody reads at most MaxErrorBody bytes of r's body for an error
+// message, as redact.ErrorBody does: decompressed from gzip, and nothing of
+// a body in another encoding.
 func ReadErrorBody(r *http.Response) []byte {
-	body := io.Reader(r.Body)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			return nil
-		}
-		body = zr
-	default:
-		return nil
-	}
-	data, _ := io.ReadAll(io.LimitReader(body, MaxErrorBody))
-	return data
+	return redact.ErrorBody(r, MaxErrorBody)
 }
 
 // maxPresized is the largest Content-Length ReadBody allocates for before
