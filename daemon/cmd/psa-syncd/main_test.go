@@ -1522,12 +1522,7 @@ func TestRun_badWebURL(t *testing.T) {
 func TestRemoteFlags_tokenFromEnvTrimmed(t *testing.T) {
 	t.Parallel()
 	r := remoteFlags{url: "http://127.0.0.1:9810"}
-	c, err := r.client(&env{getenv: func(k string) string {
-		if k == "PSA_SYNCD_API_TOKEN" {
-			return "tok\n"
-		}
-		return ""
-	}})
+	c, err := r.client(&env{getenv: apiTokenEnv("tok\n")})
 	if err != nil || c == nil || c.token != "tok" {
 		t.Fatalf("client() = %+v, %v; want the token without its line end", c, err)
 	}

@@ -553,28 +553,11 @@ func TestRun_syncJSONThroughDaemonHasThePlan(t *testing.T) {
 // for a second pass.
 func TestRun_remoteSyncInterruptedSaysThePassGoesOn(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
-			w.WriteHeader(http.StatusAccepted)
-			fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
-		case r.URL.Path == "/api/v1/runs/q1":
-			fmt.Fprint(w, `{"request":{"run_id":"q1","status":"running"},"run":null}`)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
+	srv := newRunningPassDaemon(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	env := func(k string) string {
-		if k == "PSA_SYNCD_API_TOKEN" {
-			return "test-token"
-		}
-		return ""
-	}
+	env := apiTokenEnv("test-token")
 	code := run(ctx, []string{"sync", "-web.url", strings.Replace(srv.URL, "http://", "http://ops:hunter2@", 1)}, &stdout, &stderr, env)
 	if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), "stopped waiting for sync request q1; the daemon runs its pass all the same") ||
 		!strings.Contains(stderr.String(), "psa-syncd status -web.url http://ops@127.0.0.1:") || strings.Contains(stderr.String(), "hunter2") {
@@ -588,28 +571,11 @@ func TestRun_remoteSyncInterruptedSaysThePassGoesOn(t *testing.T) {
 // would be ignored: a usage error.
 func TestRun_remoteSyncTimeout(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch {
-		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
-			w.WriteHeader(http.StatusAccepted)
-			fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
-		case r.URL.Path == "/api/v1/runs/q1":
-			fmt.Fprint(w, `{"request":{"run_id":"q1","status":"running"},"run":null}`)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	defer srv.Close()
+	srv := newRunningPassDaemon(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	env := func(k string) string {
-		if k == "PSA_SYNCD_API_TOKEN" {
-			return "test-token"
-		}
-		return ""
-	}
+	env := apiTokenEnv("test-token")
 	start := time.Now()
 	code := run(ctx, []string{"sync", "-web.url", srv.URL, "-timeout", "1s"}, &stdout, &stderr, env)
 	if code != exitUnreachable || stdout.Len() != 0 || !strings.Contains(stderr.String(), "sync request q1 did not finish within -timeout 1s; the daemon runs its pass all the same") ||
@@ -638,5 +604,35 @@ func TestRun_helpSaysWhenTheExitCodeIsOne(t *testing.T) {
 	code, stdout, _ := runCmd(t, "help")
 	if code != 0 || !strings.Contains(stdout, "Exit codes:") || !strings.Contains(stdout, "could not be reached") {
 		t.Errorf("psa-syncd help does not list the exit codes:\n%s", stdout)
+	}
+}
+
+// newRunningPassDaemon serves the API of a daemon that queues a sync request
+// (q1) and then reports its pass running for ever.
+func newRunningPassDaemon(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/api/v1/sync":
+			w.WriteHeader(http.StatusAccepted)
+			fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
+		case r.URL.Path == "/api/v1/runs/q1":
+			fmt.Fprint(w, `{"request":{"run_id":"q1","status":"running"},"run":null}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// apiTokenEnv is an environment holding only PSA_SYNCD_API_TOKEN.
+func apiTokenEnv(token string) func(string) string {
+	return func(k string) string {
+		if k == "PSA_SYNCD_API_TOKEN" {
+			return token
+		}
+		return ""
 	}
 }
