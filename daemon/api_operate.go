@@ -40,6 +40,21 @@ func StatusMatches(filter, status string) bool {
 	return status == filter
 }
 
+// CustomerMatches reports whether c passes the status filter as the
+// psa_sync_customers gauge counts it: a customer whose usage sync is off
+// keeps the status of its last sync, which no pass will change, so it is
+// neither failed (nor partial) nor held, and the alert on that gauge does
+// not count it. Listed without a filter, it still shows that status.
+func CustomerMatches(filter string, c CustomerView) bool {
+	switch filter {
+	case "failed", "partial", "held":
+		if !c.UsageSync {
+			return false
+		}
+	}
+	return StatusMatches(filter, c.Status)
+}
+
 // checkApproval returns why a sync request's approval fields do not go
 // together, or "".
 func checkApproval(r SyncRequest) string {

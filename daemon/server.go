@@ -802,7 +802,7 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]apiCustomer, 0, len(all))
 	for _, c := range all {
-		if !StatusMatches(status, c.Status) {
+		if !CustomerMatches(status, c) {
 			continue
 		}
 		if usage != nil && c.UsageSync != *usage {

@@ -266,6 +266,46 @@ func TestHandler_customersRemovedFromExport(t *testing.T) {
 	}
 }
 
+// A customer whose usage sync was turned off after a failure keeps its
+// last status, but the failed filters (API, status page tab) leave it out,
+// as psa_sync_customers{status="failed"} does: the alert on that gauge
+// points there.
+func TestHandler_customersWithUsageSyncOff(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	doc := e.doc.Clone()
+	for i, m := range doc.CustomerMappings {
+		if m.CustomerID == "cust-globex" {
+			doc.CustomerMappings[i].UsageSync = false
+		}
+	}
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for _, st := range []string{"failed", "held"} {
+		if err := e.d.State().PutCustomerStatus(state.CustomerStatus{Source: "file", CustomerID: "cust-globex", UsageSync: true,
+			Result: st, Error: "contract 9 not found", LastAttempt: now, Held: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, filter := range []string{st, "partial"} {
+			rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers?status="+filter, "", "")
+			if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "cust-globex") {
+				t.Errorf("GET /api/v1/customers?status=%s with a %s customer whose usage sync is off = %d %s, want it left out", filter, st, rec.Code, rec.Body)
+			}
+		}
+		rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "", "")
+		if !strings.Contains(rec.Body.String(), `"status": "`+st+`"`) {
+			t.Errorf("GET /api/v1/customers does not show the customer's last status %s: %s", st, rec.Body)
+		}
+		page := newUIClient(t, e.d).do(http.MethodGet, "/?filter="+st, nil).Body.String()
+		if strings.Contains(page, `data-customer="cust-globex"`) {
+			t.Errorf("the status page's %s tab lists the customer whose usage sync is off:\n%s", st, page)
+		}
+	}
+}
+
 func TestHandler_runs(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{})

@@ -285,7 +285,7 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	for _, f := range customerFilters {
 		t := tab{Label: f.label, Href: "/?filter=" + f.key, Active: f.key == filter}
 		for _, c := range all {
-			if StatusMatches(f.status, c.Status) && (f.usage == "" || c.UsageSync) {
+			if CustomerMatches(f.status, c) && (f.usage == "" || c.UsageSync) {
 				t.Count++
 				if t.Active {
 					data.Customers = append(data.Customers, c)

@@ -807,9 +807,9 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		"The exit code is 0 whatever the customers' status, or with -exit-code 1 when a customer listed failed.")
 	cf.register(fs)
 	rf.register(fs)
-	fs.BoolVar(&failed, "failed", false, "Only list customers whose last sync failed or was partial (same as -status failed).")
+	fs.BoolVar(&failed, "failed", false, "Only list customers with usage sync on whose last sync failed or was partial (same as -status failed).")
 	fs.StringVar(&status, "status", "", "Only list customers with this `status`: "+strings.Join(daemon.StatusFilters, ", ")+
-		"\n(failed includes partial; never: mapped but not synced yet; removed: synced before, no longer in the mapping export).")
+		"\n(failed includes partial; failed, partial and held list customers with usage sync on only; never: mapped but not\nsynced yet; removed: synced before, no longer in the mapping export).")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON.")
 	fs.BoolVar(&exitCode, "exit-code", false, "Exit with code 1 when a customer listed with usage sync on failed its last sync or was partial (those\nthe psa_sync_customers{status=\"failed\"} metric counts), so that a script need not read -json.")
 	if rc := parse(fs, e, args); rc >= 0 {
@@ -846,7 +846,12 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 		if err := api.get(ctx, "/api/v1/customers", q, &out); err != nil {
 			return requestFailed(e, err)
 		}
-		customers = out.Customers
+		// An older daemon lists customers whose usage sync is off too.
+		for _, c := range out.Customers {
+			if daemon.CustomerMatches(status, c) {
+				customers = append(customers, c)
+			}
+		}
 		if intents, err = fetchIntents(ctx, api); err != nil {
 			return requestFailed(e, err)
 		}
@@ -871,7 +876,7 @@ func cmdStatus(ctx context.Context, e *env, args []string) (rc int) {
 			return 1
 		}
 		for _, c := range all {
-			if daemon.StatusMatches(status, c.Status) {
+			if daemon.CustomerMatches(status, c) {
 				customers = append(customers, c)
 			}
 		}

@@ -469,14 +469,18 @@ func TestRun_planSyncStatus(t *testing.T) {
 			t.Errorf("status %v: exit %d, want %d\n%s\n%s", c.args, code, c.want, stdout, stderr)
 		}
 	}
-	// With its usage sync turned off, Initech's failure is history: it is
-	// still listed as failed, but no longer fails -exit-code.
+	// With its usage sync turned off, Initech's failure is history: listed
+	// with its last status, but not by -failed (psa_sync_customers does
+	// not count it either), and it no longer fails -exit-code.
 	off := broken.Clone()
 	off.Revision = 3
 	off.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: "cust-initech", CustomerName: "Initech", CompanyID: "1", ContractID: "987654", UsageSync: false})
 	e.writeExport(t, off)
-	if code, stdout, stderr := runCmd(t, "status", cfg, "-exit-code", "-failed"); code != 0 || !strings.Contains(stdout, "cust-initech") {
-		t.Errorf("status -exit-code -failed once the failed customer's usage sync is off: exit %d\n%s\n%s\nwant 0, the customer listed", code, stdout, stderr)
+	if code, stdout, stderr := runCmd(t, "status", cfg, "-exit-code", "-failed"); code != 0 || strings.Contains(stdout, "cust-initech") || !strings.Contains(stdout, "No customer's last sync failed.") {
+		t.Errorf("status -exit-code -failed once the failed customer's usage sync is off: exit %d\n%s\n%s\nwant 0, the customer not listed", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runCmd(t, "status", cfg, "-exit-code"); code != 0 || !regexp.MustCompile(`cust-initech\s.*\sfalse\s+failed\s`).MatchString(stdout) {
+		t.Errorf("status -exit-code once the failed customer's usage sync is off: exit %d\n%s\n%s\nwant 0, the customer listed with its last status", code, stdout, stderr)
 	}
 	// Removed from the export, Initech is no failure any more.
 	e.writeExport(t, e.doc)
