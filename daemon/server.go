@@ -361,6 +361,9 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 func (d *Daemon) wrongToken(r *http.Request, addr, where string) {
 	if d.tokens.wrong(addr, d.now()) {
 		attrs := []any{"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String()}
+		if key := guardKey(addr); key != addr {
+			attrs = append(attrs, "counted_as", key)
+		}
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			if len(xff) > maxForwardedForLogged {
 				xff = xff[:maxForwardedForLogged] + "…"

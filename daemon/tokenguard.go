@@ -26,8 +26,9 @@ const (
 // token or not, until the window that began with its first wrong token has
 // passed. The address is clientAddr's: behind a proxy that is not in
 // web.trusted_proxies, a client behind the same proxy as the guesser is
-// refused with it; the log names the address. The zero value is ready to
-// use.
+// refused with it; the log names the address. An IPv6 address is counted
+// with its /64 (see guardKey): a client is given a /64 at least, and picks
+// a new address in it at will. The zero value is ready to use.
 type tokenGuard struct {
 	mu      sync.Mutex
 	clients map[string]wrongTokens
@@ -102,12 +103,29 @@ func (d *Daemon) clientAddr(r *http.Request) string {
 	return clientAddr(r, d.cfg.Load().Web.trustedProxies)
 }
 
+// guardKey is what tokenGuard counts addr's wrong tokens under: an IPv4
+// address itself, and the /64 of an IPv6 address ("2001:db8:1:2::/64"),
+// which one client (a home connection, a cloud VM) holds whole; clients
+// that share one (the pods of a node in an IPv6 cluster) are counted
+// together. addr that is not an IP address is its own key.
+func guardKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}
+
 // blocked reports whether addr's token checks are refused at now, and
 // for how much longer.
 func (g *tokenGuard) blocked(addr string, now time.Time) (time.Duration, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	c, ok := g.clients[addr]
+	c, ok := g.clients[guardKey(addr)]
 	if !ok || c.n < maxWrongTokens {
 		return 0, false
 	}
@@ -118,6 +136,7 @@ func (g *tokenGuard) blocked(addr string, now time.Time) (time.Duration, bool) {
 // wrong records a wrong token from addr at now. It reports whether addr
 // has just reached maxWrongTokens (to be logged once).
 func (g *tokenGuard) wrong(addr string, now time.Time) bool {
+	addr = guardKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.clients == nil {

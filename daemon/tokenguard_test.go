@@ -75,6 +75,50 @@ func TestHandler_wrongTokensThrottled(t *testing.T) {
 	}
 }
 
+// An IPv6 client holds a /64 and picks a new address in it at will: its
+// wrong tokens are counted for the whole /64, so rotating addresses does
+// not get round the throttle. Other /64s, and IPv4 addresses (per
+// address), are not affected.
+func TestHandler_wrongTokensThrottledPerIPv6Prefix(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	serve := func(remote, token string) int {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/-/reload", nil)
+		req.RemoteAddr = remote
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		e.d.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range maxWrongTokens {
+		remote := "[2001:db8:1:2:" + strconv.FormatInt(int64(i+1), 16) + "::9]:40000"
+		if code := serve(remote, "guess-"+strconv.Itoa(i)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d from %s = %d, want 401", i+1, remote, code)
+		}
+	}
+	if code := serve("[2001:db8:1:2:ffff:1:2:3]:40000", "s3cret"); code != http.StatusTooManyRequests {
+		t.Errorf("the right token from a new address of the same /64 after %d wrong ones = %d, want 429", maxWrongTokens, code)
+	}
+	if code := serve("[2001:db8:1:3::9]:40000", "s3cret"); code != http.StatusOK {
+		t.Errorf("the right token from the next /64 = %d, want 200", code)
+	}
+	for i := range maxWrongTokens {
+		if code := serve("[::ffff:203.0.113.9]:40000", "guess-"+strconv.Itoa(i)); code != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d from an IPv4-mapped address = %d, want 401", i+1, code)
+		}
+	}
+	if code := serve("203.0.113.10:40000", "s3cret"); code != http.StatusOK {
+		t.Errorf("the right token from the next IPv4 address = %d, want 200 (IPv4 is counted per address)", code)
+	}
+	if code := serve("203.0.113.9:40000", "s3cret"); code != http.StatusTooManyRequests {
+		t.Errorf("the right token from the IPv4 address that sent the wrong ones, unmapped = %d, want 429", code)
+	}
+}
+
 // TestHandler_wrongTokensBehindAProxyLogTheClient: behind a reverse proxy
 // every client has the proxy's address, so one client sending wrong
 // tokens (a job with an old token, retrying) gets every client refused,
