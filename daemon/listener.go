@@ -95,6 +95,26 @@ func (h webConfigLogHandler) WithGroup(name string) slog.Handler {
 	return webConfigLogHandler{h.Handler.WithGroup(name)}
 }
 
+// listenerCheckedBasic reports whether r's basic credentials are ones the
+// listener checked: with basic_auth_users in the web config file,
+// exporter-toolkit lets no request through without the password of one of
+// them, so one here that is not the API token is a reader's (a Grafana
+// data source, an operator's user), not a guess at the token, and is not
+// counted as a wrong token: its address is not refused for it.
+func (d *Daemon) listenerCheckedBasic(r *http.Request) bool {
+	if _, _, ok := r.BasicAuth(); !ok || d.webConfigFile == "" {
+		return false
+	}
+	data, err := os.ReadFile(d.webConfigFile)
+	if err != nil {
+		return false
+	}
+	var cfg struct {
+		Users map[string]yaml.Node `yaml:"basic_auth_users"`
+	}
+	return yaml.Unmarshal(data, &cfg) == nil && len(cfg.Users) > 0
+}
+
 // authenticateToActive sets the Authorization of req, a request a
 // standby's status page makes to the active instance's API on behalf of a
 // session it checked itself: the API token, which the session stands for,

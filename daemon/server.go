@@ -264,8 +264,9 @@ func (d *Daemon) takeAPISlot(r *http.Request) (release func(), ok bool) {
 }
 
 // hasToken reports whether r carries the configured API token, counting a
-// wrong one like requireToken does; it is false for every token of an
-// address whose token checks are refused.
+// wrong one like requireToken does (a basic password that the listener
+// checked is none, see listenerCheckedBasic); it is false for every token
+// of an address whose token checks are refused.
 func (d *Daemon) hasToken(r *http.Request) bool {
 	want := string(d.cfg.Load().Web.APIToken)
 	got, ok := bearerToken(r)
@@ -277,7 +278,9 @@ func (d *Daemon) hasToken(r *http.Request) bool {
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		d.wrongToken(r, addr, "API")
+		if !d.listenerCheckedBasic(r) {
+			d.wrongToken(r, addr, "API")
+		}
 		return false
 	}
 	return true
@@ -341,7 +344,10 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="psa-syncd"`)
 			msg := "missing bearer token"
-			if ok {
+			switch {
+			case ok && d.listenerCheckedBasic(r):
+				msg = "the basic password is not the API token: this endpoint takes the API token as the password of a user of basic_auth_users whose bcrypt hash is of it"
+			case ok:
 				msg = "invalid bearer token"
 				d.wrongToken(r, addr, "API")
 			}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -706,6 +707,68 @@ func TestHandler_slotsKeptForTheToken(t *testing.T) {
 	}
 	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/customers", "s3cret", ""); rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("GET /api/v1/customers with the token after %d wrong ones = %d, want 503: its address's token checks are refused", maxWrongTokens, rec.Code)
+	}
+}
+
+// With basic_auth_users the listener lets through only the passwords of
+// its users: a reader's (one whose password is not the API token) is no
+// guess at the token. Sent on a read while the open slots are full, or to
+// a mutating endpoint, it is refused, but not counted as a wrong token:
+// the reader's address, which the token's user may share, is not refused.
+func TestHandler_basicReaderNotThrottled(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "s3cret"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	e.d.webConfigFile = filepath.Join(t.TempDir(), "web-config.yml")
+	dtWrite(t, e.d.webConfigFile, fmt.Sprintf("basic_auth_users:\n  grafana: %s\n  automation: %s\n",
+		bcryptHash(t, "reader-password"), bcryptHash(t, "s3cret")))
+	h := e.d.Handler()
+	serve := func(method, target, auth string) *httptest.ResponseRecorder {
+		t.Helper()
+		req := httptest.NewRequestWithContext(t.Context(), method, target, nil)
+		req.Header.Set("Authorization", auth)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	release := make(chan struct{})
+	outcomes := make(chan int, maxConcurrentAPIRequests)
+	var wg sync.WaitGroup
+	for range maxConcurrentAPIRequests - tokenAPISlots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &dtSlowReader{ResponseRecorder: httptest.NewRecorder(), reading: outcomes, release: release}
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/v1/customers", nil))
+			if !w.read {
+				outcomes <- w.Code
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(release)
+	for range maxConcurrentAPIRequests - tokenAPISlots {
+		if code := <-outcomes; code != http.StatusOK {
+			t.Fatalf("GET /api/v1/customers filling the open slots = %d, want 200", code)
+		}
+	}
+	reader := basicAuth("grafana", "reader-password")
+	for range 2 * maxWrongTokens {
+		if rec := serve(http.MethodGet, "/api/v1/customers", reader); rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("GET /api/v1/customers as the reader while the open slots are full = %d %s, want 503", rec.Code, rec.Body)
+		}
+		if rec := serve(http.MethodPost, "/-/reload", reader); rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), "not the API token") {
+			t.Fatalf("POST /-/reload as the reader = %d %s, want 401 saying the password is not the API token", rec.Code, rec.Body)
+		}
+	}
+	token := basicAuth("automation", "s3cret")
+	if rec := serve(http.MethodGet, "/api/v1/customers", token); rec.Code != http.StatusOK {
+		t.Errorf("GET /api/v1/customers with the token from the reader's address = %d %s, want 200: the reader's passwords are no wrong tokens", rec.Code, rec.Body)
+	}
+	if rec := serve(http.MethodPost, "/-/reload", token); rec.Code != http.StatusOK {
+		t.Errorf("POST /-/reload with the token from the reader's address = %d %s, want 200", rec.Code, rec.Body)
 	}
 }
 
