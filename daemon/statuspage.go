@@ -480,12 +480,37 @@ func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string)
 
 // secureRequest reports whether the browser reached the page over HTTPS:
 // psa-syncd serves TLS itself, or a proxy that ends TLS in front of it (an
-// Ingress, a load balancer) says so with X-Forwarded-Proto. Its cookies
-// are then Secure, so that the browser never sends them over plain HTTP. A
-// client that sends the header over plain HTTP only stops its own cookies
-// from coming back.
+// Ingress, a load balancer) says so with X-Forwarded-Proto or RFC 7239's
+// Forwarded (proto=). Behind chained proxies each may add its own hop
+// ("X-Forwarded-Proto: https, http": TLS ended at the outer one), so any
+// hop that says https counts. Its cookies are then Secure, so that the
+// browser never sends them over plain HTTP. The headers can only make
+// cookies stricter, so they are read whatever the peer, in
+// web.trusted_proxies or not (which name the client's address, a header
+// of its own): a client that sends them over plain HTTP only stops its own
+// cookies from coming back.
 func secureRequest(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https")
+	if r.TLS != nil {
+		return true
+	}
+	for _, v := range r.Header.Values("X-Forwarded-Proto") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), "https") {
+				return true
+			}
+		}
+	}
+	for _, v := range r.Header.Values("Forwarded") {
+		for elem := range strings.SplitSeq(v, ",") {
+			for pair := range strings.SplitSeq(elem, ";") {
+				k, val, _ := strings.Cut(pair, "=")
+				if strings.EqualFold(strings.TrimSpace(k), "proto") && strings.EqualFold(strings.Trim(strings.TrimSpace(val), `"`), "https") {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // messageSig signs a status page message for the browser whose CSRF

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"html"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -557,29 +558,44 @@ func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := e.d.Handler()
-	get := func(proto string) *http.Response {
+	get := func(header http.Header) *http.Response {
 		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
-		if proto != "" {
-			req.Header.Set("X-Forwarded-Proto", proto)
-		}
+		maps.Copy(req.Header, header)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		return rec.Result()
 	}
-	for proto, want := range map[string]bool{"": false, "http": false, "https": true, "HTTPS": true} {
-		cks := get(proto).Cookies()
-		if len(cks) != 1 || cks[0].Name != csrfCookie || cks[0].Secure != want {
-			t.Errorf("X-Forwarded-Proto %q: cookies %+v, want the CSRF cookie with Secure %t", proto, cks, want)
+	for _, c := range []struct {
+		header http.Header
+		want   bool
+	}{
+		{http.Header{}, false},
+		{http.Header{"X-Forwarded-Proto": {"http"}}, false},
+		{http.Header{"X-Forwarded-Proto": {"https"}}, true},
+		{http.Header{"X-Forwarded-Proto": {"HTTPS"}}, true},
+		// Chained proxies: TLS ended at the outer one, the inner one
+		// added its own plain HTTP hop.
+		{http.Header{"X-Forwarded-Proto": {"https, http"}}, true},
+		{http.Header{"X-Forwarded-Proto": {"https", "http"}}, true},
+		{http.Header{"Forwarded": {`for=192.0.2.60;proto=https;by=203.0.113.43`}}, true},
+		{http.Header{"Forwarded": {`for="[2001:db8:cafe::17]:4711";proto="HTTPS", for=10.0.0.5;proto=http`}}, true},
+		{http.Header{"Forwarded": {`for=192.0.2.60;proto=http`}}, false},
+		{http.Header{"Forwarded": {`for=192.0.2.60;host=https`}}, false},
+	} {
+		cks := get(c.header).Cookies()
+		name := csrfCookie
+		if len(cks) != 1 || cks[0].Name != name || cks[0].Secure != c.want || cks[0].Path != "/" || cks[0].Domain != "" {
+			t.Errorf("%v: cookies %+v, want the CSRF cookie %s with Secure %t", c.header, cks, name, c.want)
 		}
 	}
 
 	// The session cookie of a sign-in through the proxy is Secure too.
-	csrf := get("https").Cookies()[0]
+	csrf := get(http.Header{"X-Forwarded-Proto": {"https"}}).Cookies()[0]
 	form := url.Values{"token": {"tok"}, "csrf": {csrf.Value}, "next": {"/"}}
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/ui/sign-in", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
-	req.AddCookie(&http.Cookie{Name: csrfCookie, Value: csrf.Value})
+	req.AddCookie(&http.Cookie{Name: csrf.Name, Value: csrf.Value})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	var session *http.Cookie
