@@ -190,12 +190,12 @@ func (d *Daemon) newPage(w http.ResponseWriter, r *http.Request, title string) *
 		// about to become the active one.
 		p.Standby, p.ActiveInstance = true, d.activeInstance()
 	}
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) == 64 {
+	if c, err := r.Cookie(cookieName(r, csrfCookie)); err == nil && len(c.Value) == 64 {
 		p.CSRF = c.Value
 		p.Message = signedMessage(r.URL.Query(), c.Value)
 	} else {
 		p.CSRF = randomToken()
-		http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: p.CSRF, Path: "/", HttpOnly: true,
+		http.SetCookie(w, &http.Cookie{Name: cookieName(r, csrfCookie), Value: p.CSRF, Path: "/", HttpOnly: true,
 			SameSite: http.SameSiteStrictMode, Secure: secureRequest(r)})
 	}
 	if id := r.URL.Query().Get("request"); id != "" {
@@ -224,7 +224,7 @@ func (d *Daemon) render(w http.ResponseWriter, status int, name string, p *page)
 
 func (d *Daemon) signedIn(r *http.Request) bool {
 	want := string(d.cfg.Load().Web.APIToken)
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(cookieName(r, sessionCookie))
 	if want == "" || err != nil {
 		return false
 	}
@@ -433,8 +433,12 @@ func (d *Daemon) uiAction(auth bool, next http.HandlerFunc) http.HandlerFunc {
 			http.Error(w, "Bad form: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		c, err := r.Cookie(csrfCookie)
-		if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
+		c, err := r.Cookie(cookieName(r, csrfCookie))
+		if err != nil || c.Value == "" {
+			http.Error(w, noCSRFCookie(r), http.StatusForbidden)
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf"))) != 1 {
 			http.Error(w, "Forbidden: the form's CSRF token does not match. Reload the page and try again.", http.StatusForbidden)
 			return
 		}
@@ -444,6 +448,21 @@ func (d *Daemon) uiAction(auth bool, next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// noCSRFCookie says why a status page form came without its CSRF cookie,
+// which the page sets in the browser.
+func noCSRFCookie(r *http.Request) string {
+	msg := "Forbidden: the form came without the page's CSRF cookie: the browser did not keep it (cookies blocked for this site?). Reload the page and try again."
+	switch {
+	case r.TLS == nil && secureRequest(r):
+		msg += " The proxy in front of psa-syncd says the page is reached over HTTPS (X-Forwarded-Proto or Forwarded), so the cookie is Secure: " +
+			"a browser that reaches it over plain HTTP refuses it. Use the page's https:// address, or have the proxy say http."
+	case !secureRequest(r):
+		msg += " Over plain HTTP, a browser refuses the cookie while it keeps a Secure one of the same name that an older psa-syncd set over HTTPS on this host: " +
+			"clear this site's cookies once, or use the page over HTTPS."
+	}
+	return msg
 }
 
 // backTo returns the local path a form asks to return to, or "/".
@@ -467,7 +486,7 @@ func redirect(w http.ResponseWriter, r *http.Request, path, msg, request string)
 	q.Del("msg")
 	q.Del("sig")
 	q.Del("request")
-	if c, err := r.Cookie(csrfCookie); err == nil && msg != "" {
+	if c, err := r.Cookie(cookieName(r, csrfCookie)); err == nil && msg != "" {
 		q.Set("msg", msg)
 		q.Set("sig", messageSig(c.Value, msg))
 	}
@@ -511,6 +530,20 @@ func secureRequest(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// cookieName is what the status page cookie called name is named on r's
+// page: over HTTPS (secureRequest) it carries the __Host- prefix, with
+// which a browser keeps it Secure, for this host only. A browser keeps a Secure cookie
+// apart from the plain HTTP page's of another name: with one name, the
+// page reached by HTTPS (through an Ingress) leaves a Secure cookie that
+// the browser then refuses to replace from the same host over plain HTTP
+// (the VM's own port), and every form there fails its CSRF check.
+func cookieName(r *http.Request, name string) string {
+	if secureRequest(r) {
+		return "__Host-" + name
+	}
+	return name
 }
 
 // messageSig signs a status page message for the browser whose CSRF
@@ -557,16 +590,16 @@ func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := d.ui.add(sha256.Sum256([]byte(want)), d.now())
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: id, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: secureRequest(r), MaxAge: int(sessionTTL.Seconds())})
 	redirect(w, r, backTo(r), "Signed in.", "")
 }
 
 func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	if c, err := r.Cookie(cookieName(r, sessionCookie)); err == nil {
 		d.ui.remove(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: "", Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: secureRequest(r), MaxAge: -1})
 	redirect(w, r, backTo(r), "Signed out.", "")
 }

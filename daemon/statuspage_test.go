@@ -584,6 +584,9 @@ func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 	} {
 		cks := get(c.header).Cookies()
 		name := csrfCookie
+		if c.want {
+			name = "__Host-" + csrfCookie
+		}
 		if len(cks) != 1 || cks[0].Name != name || cks[0].Secure != c.want || cks[0].Path != "/" || cks[0].Domain != "" {
 			t.Errorf("%v: cookies %+v, want the CSRF cookie %s with Secure %t", c.header, cks, name, c.want)
 		}
@@ -600,12 +603,111 @@ func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	var session *http.Cookie
 	for _, ck := range rec.Result().Cookies() {
-		if ck.Name == sessionCookie {
+		if ck.Name == "__Host-"+sessionCookie {
 			session = ck
 		}
 	}
 	if rec.Code != http.StatusSeeOther || session == nil || !session.Secure {
 		t.Errorf("sign-in through a TLS proxy = %d, session cookie %+v; want a Secure one", rec.Code, session)
+	}
+}
+
+// browserJar keeps cookies as a browser does for one host, whatever the
+// port: a Secure cookie is sent over HTTPS only, and a page reached over
+// plain HTTP cannot set a cookie with the name of a Secure one ("Leave
+// Secure Cookies Alone", RFC 6265bis).
+type browserJar map[string]*http.Cookie
+
+func (j browserJar) do(t *testing.T, h http.Handler, https bool, method, target string, form url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	var req *http.Request
+	if form != nil {
+		req = httptest.NewRequestWithContext(t.Context(), method, target, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		req = httptest.NewRequestWithContext(t.Context(), method, target, nil)
+	}
+	if https {
+		req.Header.Set("X-Forwarded-Proto", "https")
+	}
+	for _, ck := range j {
+		if https || !ck.Secure {
+			req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	for _, ck := range rec.Result().Cookies() {
+		if old, ok := j[ck.Name]; ok && old.Secure && !https {
+			continue
+		}
+		if ck.MaxAge < 0 {
+			delete(j, ck.Name)
+		} else {
+			j[ck.Name] = ck
+		}
+	}
+	return rec
+}
+
+// An operator reaches the status page over HTTPS through an Ingress and
+// over plain HTTP on the VM's own port, same host: the page's Secure
+// cookies from the first must not stop the second from signing in, in
+// either order, and the HTTPS session never goes over plain HTTP.
+func TestStatusPage_signInOverHTTPAndHTTPS(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	h := e.d.Handler()
+	jar := browserJar{}
+	signIn := func(https bool) {
+		t.Helper()
+		m := csrfField.FindStringSubmatch(jar.do(t, h, https, http.MethodGet, "/", nil).Body.String())
+		if m == nil {
+			t.Fatalf("https %t: no CSRF field on the page", https)
+		}
+		rec := jar.do(t, h, https, http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+		if rec.Code != http.StatusSeeOther {
+			t.Fatalf("https %t: sign-in = %d %s, want 303", https, rec.Code, rec.Body)
+		}
+		if page := jar.do(t, h, https, http.MethodGet, "/", nil).Body.String(); !strings.Contains(page, `id="sign-out"`) {
+			t.Errorf("https %t: not signed in after the sign-in; cookies %v", https, jar)
+		}
+	}
+	signIn(true)
+	signIn(false)
+	signIn(true)
+	for _, ck := range jar {
+		if strings.HasPrefix(ck.Name, "__Host-") != ck.Secure {
+			t.Errorf("cookie %s: Secure %t, want the HTTPS page's cookies (__Host-) Secure and only those", ck.Name, ck.Secure)
+		}
+	}
+}
+
+// Over plain HTTP, a form without the page's CSRF cookie (the browser
+// refused it) says why, not only that the token does not match.
+func TestStatusPage_missingCSRFCookieSaysWhy(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	h := e.d.Handler()
+	for _, c := range []struct {
+		proto, want string
+	}{
+		{"", "clear this site's cookies once"},
+		{"https", "have the proxy say http"},
+	} {
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/ui/sign-in", strings.NewReader("token=tok&csrf="+strings.Repeat("a", 64)))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.proto != "" {
+			req.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "without the page's CSRF cookie") || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("X-Forwarded-Proto %q: sign-in without the CSRF cookie = %d %s, want 403 saying %q", c.proto, rec.Code, rec.Body, c.want)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +36,10 @@ func chromiumBinary(t *testing.T) string {
 	return debian
 }
 
-// newBrowser starts headless Chromium with a fresh profile and returns a
-// context for driving one tab. It is closed at the end of the test.
-func newBrowser(t *testing.T) context.Context {
+// newBrowser starts headless Chromium with a fresh profile and more
+// options extra, and returns a context for driving one tab. It is closed
+// at the end of the test.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumBinary(t)),
@@ -53,6 +56,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1400, 1000),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.WithoutCancel(t.Context()), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -211,5 +215,51 @@ func TestStatusPage(t *testing.T) {
 	})
 	if text := read(t, ctx, chromedp.Text(chromedp.CSS(`body`))); !strings.Contains(text, "cross-origin request refused") {
 		t.Errorf("a form on another site posting to POST /api/v1/sync got %q; want it refused as a cross-origin request", text)
+	}
+}
+
+// An operator reaches the status page over HTTPS through a proxy that ends
+// TLS (X-Forwarded-Proto: https) and over plain HTTP on psa-syncd's own
+// port, same host: Chromium keeps the first's Secure cookies and refuses
+// a cookie of the same name over plain HTTP, and yet the second's sign-in
+// works, and the first stays signed in. The host is a name that Chromium
+// maps to 127.0.0.1: it takes http://127.0.0.1 for a secure context.
+func TestStatusPage_signInOverHTTPSAndHTTP(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	base := startDaemon(t, e.cfgPath)
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.SetXForwarded()
+	}})
+	t.Cleanup(proxy.Close)
+	const host = "psa-syncd.test"
+	ctx := newBrowser(t, chromedp.Flag("ignore-certificate-errors", true), chromedp.Flag("host-resolver-rules", "MAP "+host+" 127.0.0.1"))
+	viaProxy := strings.Replace(proxy.URL, "127.0.0.1", host, 1)
+	direct := strings.Replace(base, "127.0.0.1", host, 1)
+	signedIn := func(page string) string {
+		var outcome string
+		waitUntil(t, "the page at "+page, func() bool {
+			outcome = read(t, ctx, chromedp.Evaluate[string](`document.querySelector('#sync-all') ? 'signed in' : document.querySelector('#token') ? 'signed out' : `+
+				`(document.body && document.body.innerText.includes('Forbidden') ? document.body.innerText : '')`))
+			return outcome != ""
+		})
+		return outcome
+	}
+	for _, page := range []string{viaProxy, direct} {
+		browse(t, ctx, chromedp.Navigate(page+"/"), chromedp.WaitVisible(chromedp.CSS(`#token`)))
+		browse(t, ctx, chromedp.SendKeys(chromedp.CSS(`#token`), "test-token"), chromedp.Click(chromedp.CSS(`#sign-in`)),
+			chromedp.WaitNotPresent(chromedp.CSS(`#token`)))
+		if got := signedIn(page); got != "signed in" {
+			t.Fatalf("sign-in at %s: %s", page, got)
+		}
+	}
+	browse(t, ctx, chromedp.Navigate(viaProxy+"/"))
+	if got := signedIn(viaProxy); got != "signed in" {
+		t.Errorf("back at %s after signing in over plain HTTP: %s", viaProxy, got)
 	}
 }
