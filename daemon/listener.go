@@ -72,10 +72,14 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 // the web config file (see validateWebConfig): exporter-toolkit reads the
 // file again for every request and TLS handshake, and logs its errors, so
 // a file broken while psa-syncd runs would show the start of a
-// basic_auth_users password in the log.
+// basic_auth_users password in the log. It drops exporter-toolkit's
+// "Listening on" line too: Run logs "Listening" with the address already.
 type webConfigLogHandler struct{ slog.Handler }
 
 func (h webConfigLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "Listening on" {
+		return nil
+	}
 	out := slog.NewRecord(r.Time, r.Level, typeErrorValue.ReplaceAllString(r.Message, "$1 $2"), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		if a.Value.Kind() == slog.KindString {

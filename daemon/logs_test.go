@@ -63,6 +63,16 @@ func TestDaemon_Run_logsStartUpAndRequestID(t *testing.T) {
 			}
 		}
 	}
+	// One line says where the listener is, not exporter-toolkit's as well.
+	listening := 0
+	for _, r := range records {
+		if msg, _ := r["msg"].(string); strings.HasPrefix(msg, "Listening") {
+			listening++
+		}
+	}
+	if r := find("Listening"); r != nil && (listening != 1 || r["address"] != ln.Addr().String()) {
+		t.Errorf("%d lines say the listener's address, want one, Listening with address %s:\n%s", listening, ln.Addr(), out)
+	}
 	for _, msg := range []string{"Starting pass", "Finished pass"} {
 		if r := find(msg); r != nil && r["request"] != tk.ID {
 			t.Errorf("%q line %v: request = %v, want the run_id %s", msg, r, r["request"], tk.ID)
