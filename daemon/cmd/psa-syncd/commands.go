@@ -544,7 +544,8 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 		instance = be.Instance()
 	}
 	if doc, via, err := readExportFrom(ctx, cfg, instance, stored); err != nil {
-		report(false, "mapping export", err.Error())
+		// The line names the item already: "FAIL mapping export: <store>: ...".
+		report(false, "mapping export", strings.TrimPrefix(err.Error(), "mapping export "))
 	} else if msg := sourceMismatch(cfg, doc); msg != "" {
 		report(false, "mapping export", cfg.ExportName()+via+": "+msg)
 	} else {

@@ -582,7 +582,7 @@ func TestRun_checkInstanceMismatch(t *testing.T) {
 	other.PSA.Instance = "webservices99.autotask.net"
 	e.writeExport(t, other)
 	code, stdout, _ := runCmd(t, "check", "-config.file", e.cfgPath)
-	want := `FAIL mapping export: mapping export ` + e.exportPath + `: psa.instance: the export is for autotask instance "webservices99.autotask.net" but psa-syncd is connected to`
+	want := `FAIL mapping export: ` + e.exportPath + `: psa.instance: the export is for autotask instance "webservices99.autotask.net" but psa-syncd is connected to`
 	if code != 1 || !strings.Contains(stdout, want) {
 		t.Errorf("check with an export for another instance: exit %d\n%s\nwant a line starting %q", code, stdout, want)
 	}
