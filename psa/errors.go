@@ -43,7 +43,8 @@ var (
 	// ErrNotApplied means a write certainly was not applied: it was never
 	// sent, or the PSA refused every attempt of it before processing it
 	// (throttled each). Only the calls whose documentation says so
-	// report it (Ticketer.SetTicketStatus); see NotApplied.
+	// report it (Ticketer.CreateTicket and SetTicketStatus); see
+	// NotApplied.
 	ErrNotApplied = errors.New("psa: write not applied")
 )
 

@@ -203,7 +203,9 @@ type Ticketer interface {
 	// board id (ConnectWise statuses and types) or the issue type id
 	// (sub-issue types), else "".
 	TicketLookups(ctx context.Context, kind TicketLookupKind, scope string) ([]TicketLookup, error)
-	// CreateTicket creates a ticket and returns it.
+	// CreateTicket creates a ticket and returns it. An error matching
+	// ErrNotApplied says no ticket was made: the create was never sent (a
+	// read it needs failed), or the PSA throttled every attempt of it.
 	CreateTicket(ctx context.Context, req CreateTicketRequest) (*Ticket, error)
 	// GetTicket returns the ticket with the given id, or ErrNotFound.
 	GetTicket(ctx context.Context, id string) (*Ticket, error)

@@ -47,7 +47,10 @@
 // externalXRef, a title token in Kaseya BMS), and the PSA is searched for
 // it before the create is sent. A create whose outcome is unknown (a lost
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
-// it by searching, adopting the ticket when found. A create, close, note or
+// it by searching, adopting the ticket when found. A create that certainly
+// made no ticket (psa.ErrNotApplied: the PSA throttled every attempt, or a
+// read it needs failed) releases its intent, and the next pass sends it
+// again without waiting for Config.SettleTime. A create, close, note or
 // reopen the PSA throttles stops the pass's writes (Report.RateLimited),
 // and the rest waits for the next pass (Deferred, with a notice), failing
 // only the customer whose call was throttled; with Config.Budget, a pass whose

@@ -1109,21 +1109,10 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 	if err != nil {
 		e.stopOn(p, err)
 		cr.fail(e.forbidden(fmt.Errorf("searching for %s before creating: %w", r.Ref, err), r))
-		// Nothing was sent for the intent: the record it replaced is put
-		// back, or, when there was none, it is released as settle
-		// releases one that never reached the PSA, so that a later pass
-		// decides afresh. Left in StateCreating it would wait for a
-		// search to settle it, which a search refused for good
-		// (psa.ErrValidation) never does.
-		back := *r
-		back.State, back.RoutingHash, back.Error = StateFailed, "", fmt.Sprintf("the search before the create failed: %v", err)
-		if prev != nil {
-			back = *prev
-		}
-		back.Updated = e.now().UTC()
-		if perr := e.store.PutTicketRecord(back); perr != nil {
-			cr.fail(perr)
-		}
+		// Left in StateCreating, the intent would wait for a search to
+		// settle it, which a search refused for good (psa.ErrValidation)
+		// never does.
+		e.release(r, prev, fmt.Sprintf("the search before the create failed: %v", err), cr)
 		return false
 	}
 	if len(found) > 0 {
@@ -1141,9 +1130,19 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 			r.State, r.Error = StateFailed, err.Error()
 			cr.Failed++
 			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
+		case errors.Is(err, psa.ErrNotApplied):
+			// The PSA processed no attempt of the create (it throttled
+			// each), or a read the create needs failed before it was
+			// sent: no ticket can appear, so the intent is released and
+			// the next pass searches and sends it again, without waiting
+			// for the settle time.
+			e.stopOn(p, err)
+			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w (it was not applied; it is sent again next pass)", r.Ref, err), r))
+			e.release(r, prev, fmt.Sprintf("the create was not applied: %v", err), cr)
+			return false
 		case err != nil:
-			// Refused before it was applied (429, 401, 403, ...): the
-			// intent is settled by a search next pass.
+			// Refused (401, 403, a 429 the client cannot tell was the
+			// only answer): the intent is settled by a search next pass.
 			e.stopOn(p, err)
 			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
 			return false
@@ -1158,6 +1157,23 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 		return false
 	}
 	return r.State == StateOpen || r.State == StateClosed
+}
+
+// release stores, for the intent r, whose create was certainly not
+// applied (nothing was sent, or the PSA processed none of its attempts),
+// the record it replaced, prev, or, when there was none, r released as
+// settle releases one that never reached the PSA (why says so), so that a
+// later pass decides afresh.
+func (e *Engine) release(r *Record, prev *Record, why string, cr *CustomerReport) {
+	back := *r
+	back.State, back.RoutingHash, back.Error = StateFailed, "", why
+	if prev != nil {
+		back = *prev
+	}
+	back.Updated = e.now().UTC()
+	if err := e.store.PutTicketRecord(back); err != nil {
+		cr.fail(err)
+	}
 }
 
 // checkAlertID returns why an alert id cannot key a ticket record or make

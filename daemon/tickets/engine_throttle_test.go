@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -134,5 +135,69 @@ func TestBackends_setTicketStatusNotApplied(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A create the PSA throttled at every attempt, or that a read it needs
+// first was throttled before it was sent, made no ticket: the next pass
+// searches and sends it again, without waiting policies.settle_time as
+// for a create whose outcome is unknown (TestEngine_lostCreateSettleTime).
+func TestEngine_throttledCreateSentAgainNextPass(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		system psa.System
+		fault  func(e *env) psatest.Fault
+	}{
+		{"autotask/create", psa.SystemAutotask, func(*env) psatest.Fault {
+			return psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets", Status: http.StatusTooManyRequests}
+		}},
+		{"autotask/statusPicklist", psa.SystemAutotask, func(*env) psatest.Fault {
+			return psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/entityInformation/fields", Status: http.StatusTooManyRequests}
+		}},
+		{"connectwise/create", psa.SystemConnectWise, func(e *env) psatest.Fault {
+			return psatest.Fault{Method: http.MethodPost, Path: strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL()) + "service/tickets",
+				Status: http.StatusTooManyRequests, RetryAfter: time.Hour}
+		}},
+		// A 429 with a short Retry-After: one without makes the client
+		// refuse the endpoint for an hour, which the next pass would meet.
+		{"kaseyabms/create", psa.SystemKaseyaBMS, func(*env) psatest.Fault {
+			return psatest.Fault{Method: http.MethodPost, Path: "/v2/servicedesk/tickets", Status: http.StatusTooManyRequests, RetryAfter: time.Second}
+		}},
+		{"kaseyabms/locations", psa.SystemKaseyaBMS, func(e *env) psatest.Fault {
+			return psatest.Fault{Method: http.MethodGet, Path: "/v2/crm/accounts/" + e.company + "/locations/lookup", Status: http.StatusTooManyRequests,
+				RetryAfter: time.Second}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.system)
+			c, err := sophos.NewClient(sophos.WithCredentials(e.sophos.ClientID(), e.sophos.ClientSecret()), sophos.WithAuthURL(e.sophos.AuthURL()),
+				sophos.WithBaseURL(e.sophos.APIURL()), sophos.WithBackoff(time.Millisecond, 2*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c),
+				Routing: routings[tc.system], SettleTime: 2 * time.Minute, Now: func() time.Time { return e.now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+			e.psaSim.AddFault(tc.fault(e))
+			rep := e.pass(eng)
+			if cr := rep.Customers[0]; !rep.RateLimited || cr.Created != 0 || cr.Err == nil || !strings.Contains(cr.Err.Error(), "sent again next pass") {
+				t.Fatalf("throttled pass = rate limited %v, %+v; want the create throttled and said to be sent again next pass", rep.RateLimited, cr)
+			}
+			if intents, err := e.db.TicketIntents(); err != nil || len(intents) != 0 {
+				t.Errorf("open create intents after the throttled create = %+v, %v; want none", intents, err)
+			}
+			e.psaSim.ClearFaults()
+			e.now = e.now.Add(30 * time.Second)
+			rep = e.pass(eng)
+			if cr := rep.Customers[0]; cr.Created != 1 || cr.Err != nil || len(cr.Notices) != 0 || len(e.tickets()) != 1 {
+				t.Errorf("next pass, within the settle time = %+v, %d tickets; want the ticket created", cr, len(e.tickets()))
+			}
+		})
 	}
 }

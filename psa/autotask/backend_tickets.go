@@ -97,7 +97,9 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 //
 // The ticket is read back for its number; when that read fails, the
 // ticket is returned without it, never as an error: the create was
-// applied.
+// applied. CreateTicket fails with an error matching psa.ErrNotApplied
+// when a picklist it reads first could not be read, or Autotask throttled
+// every attempt of the create: no ticket was made.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
 	if err := req.Validate(); err != nil {
 		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
@@ -136,10 +138,10 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 		*f.out = &id
 	}
 	if r.Status, err = b.picklistOrDefault(ctx, "Tickets", "status", "status", rt.StatusID); err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	if r.Priority, err = b.picklistOrDefault(ctx, "Tickets", "priority", "priority", rt.PriorityID); err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	opened := req.OpenedAt
 	if opened.IsZero() {
@@ -167,7 +169,13 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 		id, _, err = b.client.Tickets.Create(ctx, r)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("autotask: creating ticket %q for company %d: %w", req.ExternalRef, company, err)
+		err = fmt.Errorf("autotask: creating ticket %q for company %d: %w", req.ExternalRef, company, err)
+		if rest.WasUnprocessed(err) {
+			// Autotask throttled every attempt (after a refusal for the
+			// due date, which was not applied either): no ticket.
+			err = psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	t, err := b.GetTicket(ctx, strconv.FormatInt(id, 10))
 	if err != nil {

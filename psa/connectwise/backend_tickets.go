@@ -96,7 +96,9 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // CreateTicket creates a service ticket on the board req.Routing.QueueID
 // with externalXRef set to req.ExternalRef, linked to the agreement
 // req.ContractID when given, and without e-mailing the customer contact.
-// An empty status leaves the board's default.
+// An empty status leaves the board's default. It fails with an error
+// matching psa.ErrNotApplied when ConnectWise throttled every attempt of
+// the create: no ticket was made.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
 	if err := req.Validate(); err != nil {
 		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
@@ -129,7 +131,12 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 	}
 	t, _, err := b.client.Tickets.Create(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("connectwise: creating ticket %q for company %s: %w", req.ExternalRef, req.CompanyID, err)
+		err = fmt.Errorf("connectwise: creating ticket %q for company %s: %w", req.ExternalRef, req.CompanyID, err)
+		if rest.WasUnprocessed(err) {
+			// ConnectWise throttled every attempt: no ticket.
+			err = psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	return toTicket(t), nil
 }

@@ -126,7 +126,10 @@ func (b *Backend) defaultTicketLookup(ctx context.Context, kind psa.TicketLookup
 // requires a status, a ticket type and a source; the priority defaults to
 // the default priority. The title carries psa.RefToken(req.ExternalRef),
 // the details the reference itself, because BMS tickets have no searchable
-// external-reference field.
+// external-reference field. It fails with an error matching
+// psa.ErrNotApplied when the default priority or the account's locations
+// could not be read, or BMS throttled every attempt of the create (or the
+// hourly limiter refused it): no ticket was made.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
 	if err := req.Validate(); err != nil {
 		return nil, validationError(strings.TrimPrefix(err.Error(), "psa: "))
@@ -181,14 +184,20 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 		*f.out = &n
 	}
 	if in.PriorityID, err = b.priority(ctx, rt.PriorityID); err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	if in.LocationID, err = b.mainLocation(ctx, account); err != nil {
-		return nil, err
+		return nil, psa.NotApplied(err)
 	}
 	t, _, err := b.client.Tickets.Create(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("kaseyabms: creating ticket %q for account %d: %w", req.ExternalRef, account, err)
+		err = fmt.Errorf("kaseyabms: creating ticket %q for account %d: %w", req.ExternalRef, account, err)
+		if rest.WasUnprocessed(err) {
+			// BMS throttled every attempt, or the hourly limiter
+			// refused it before it was sent: no ticket.
+			err = psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	return toTicket(t, req.ExternalRef), nil
 }
