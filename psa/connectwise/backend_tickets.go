@@ -198,6 +198,11 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 // The boards' statuses are kept for boardStatusTTL (10 minutes), except
 // those of a board that had no match, read again next time. The usual
 // case, a ticket still on its board, costs the one PATCH as before.
+//
+// It fails with an error matching psa.ErrNotApplied when ConnectWise
+// throttled every attempt of the status change, or, after it refused the
+// routing's status, a read for the ticket's board failed or it throttled
+// every attempt of that board's status: nothing was set.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -297,7 +302,9 @@ func (b *Backend) forgetBoardStatuses(board int64) {
 // which names the ticket): when the ticket is on another board than
 // queue, the board status was chosen for, it sets the status of the same
 // name on the ticket's board; otherwise refused stands. Its errors name
-// the ticket. See SetTicketStatus.
+// the ticket; they match psa.ErrNotApplied when a read failed or
+// ConnectWise throttled every attempt of the status change, since refused
+// set nothing either. See SetTicketStatus.
 func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID int64, queue string, refused error) (*Ticket, error) {
 	routing, err := parseID("board", queue)
 	if err != nil {
@@ -305,7 +312,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	t, _, err := b.client.Tickets.Get(ctx, ticketID)
 	if err != nil {
-		return nil, fmt.Errorf("%w; reading the ticket's board to find out why failed: %v", refused, err)
+		return nil, psa.NotApplied(fmt.Errorf("%w; reading the ticket's board to find out why failed: %v", refused, err))
 	}
 	if t.Board == nil || t.Board.ID == 0 || t.Board.ID == routing {
 		return nil, refused
@@ -317,7 +324,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	statuses, err := b.boardStatuses(ctx, routing)
 	if err != nil {
-		return nil, fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err)
+		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err))
 	}
 	var want *BoardStatus
 	for _, st := range statuses {
@@ -330,7 +337,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	there, err := b.boardStatuses(ctx, board)
 	if err != nil {
-		return nil, fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err)
+		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err))
 	}
 	var active, inactive []*BoardStatus
 	for _, st := range there {
@@ -385,7 +392,11 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 		"ticket", ticketID, "board", board, "routing_board", routing, "status", st.ID, "routing_status", statusID)
 	t, _, err = b.client.Tickets.Update(ctx, ticketID, []PatchOperation{Replace("status", Reference{ID: st.ID})})
 	if err != nil {
-		return nil, fmt.Errorf("connectwise: %s; setting its status %q (id %d) there: %w", moved, st.Name, st.ID, err)
+		err = fmt.Errorf("connectwise: %s; setting its status %q (id %d) there: %w", moved, st.Name, st.ID, err)
+		if rest.WasUnprocessed(err) {
+			return nil, psa.NotApplied(err)
+		}
+		return nil, err
 	}
 	return t, nil
 }

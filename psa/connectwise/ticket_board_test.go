@@ -2,6 +2,7 @@ package connectwise_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,5 +126,68 @@ func TestBackend_SetTicketStatus_refusedOnItsOwnBoard(t *testing.T) {
 	}
 	if n := countRequests(s, http.MethodGet, "/statuses"); n != 0 {
 		t.Errorf("status reads = %d, want 0", n)
+	}
+}
+
+// TestBackend_SetTicketStatus_anotherBoardNotApplied: when ConnectWise
+// refused the routing's status (the ticket is on another board), the
+// status set in its place was never reported as not applied, so a reopen
+// it throttled, with the read after it throttled too, was taken as
+// unsettled and never sent again. A failed read for the ticket's board, or
+// a status of that board throttled at every attempt, sets nothing:
+// psa.ErrNotApplied. A server error before the throttling may have set it.
+func TestBackend_SetTicketStatus_anotherBoardNotApplied(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		faults     func(ticket string) []psatest.Fault
+		notApplied bool
+	}{
+		{"statusThrottled", func(ticket string) []psatest.Fault {
+			return []psatest.Fault{{Method: http.MethodPatch, Path: ticket, BodyContains: fmt.Sprintf(`"id":%d`, psatest.ConnectWiseStatusHDNew),
+				Status: http.StatusTooManyRequests}}
+		}, true},
+		{"ticketReadThrottled", func(ticket string) []psatest.Fault {
+			return []psatest.Fault{{Method: http.MethodGet, Path: ticket, Status: http.StatusTooManyRequests}}
+		}, true},
+		{"statusServerErrorThenThrottled", func(ticket string) []psatest.Fault {
+			body := fmt.Sprintf(`"id":%d`, psatest.ConnectWiseStatusHDNew)
+			return []psatest.Fault{{Method: http.MethodPatch, Path: ticket, BodyContains: body, Status: http.StatusServiceUnavailable, Times: 1},
+				{Method: http.MethodPatch, Path: ticket, BodyContains: body, Status: http.StatusTooManyRequests}}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, s, _ := newBackend(t)
+			ctx := t.Context()
+			cw := s.ConnectWise()
+			company := cw.AddCompany("Acme")
+			alerts := id(psatest.ConnectWiseBoardAlerts)
+			tk, err := b.CreateTicket(ctx, psa.CreateTicketRequest{CompanyID: id(company), Title: "alert", ExternalRef: "sc:1",
+				Routing: psa.TicketRouting{QueueID: alerts}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := mustInt(t, tk.ID)
+			cw.MoveTicket(n, psatest.ConnectWiseBoardHelpDesk, psatest.ConnectWiseStatusHDClosed)
+			for _, f := range tc.faults(strings.TrimPrefix(s.ConnectWiseBaseURL(), s.URL()) + "service/tickets/" + tk.ID) {
+				s.AddFault(f)
+			}
+
+			_, err = b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: id(psatest.ConnectWiseStatusNew), QueueID: alerts,
+				Note: "raised again", NoteTitle: "Alert raised again"})
+			switch {
+			case err == nil:
+				t.Fatal("reopen succeeded, want it failed")
+			case errors.Is(err, psa.ErrNotApplied) != tc.notApplied:
+				t.Errorf("reopen error = %v; taken as not applied: %t, want %t", err, errors.Is(err, psa.ErrNotApplied), tc.notApplied)
+			}
+			if !tc.notApplied {
+				return
+			}
+			if ct := cw.Tickets()[0]; ct.StatusID != psatest.ConnectWiseStatusHDClosed || len(cw.TicketNotes(n)) != 0 {
+				t.Errorf("ticket changed: %+v, notes %+v", ct, cw.TicketNotes(n))
+			}
+		})
 	}
 }
