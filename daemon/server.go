@@ -724,7 +724,8 @@ const StatusRemoved = "removed"
 // has status "removed" (StatusRemoved), without the hint of its last sync,
 // and reports usage_sync false; it keeps its last status while no export is
 // loaded. Customers with a ticket pass behind them carry their ticket sync
-// status.
+// status; for one the loaded export leaves out of ticket sync, its result
+// is TicketResultOff, without the notices.
 func (d *Daemon) Customers() ([]apiCustomer, error) {
 	statuses, err := d.db.CustomerStatuses()
 	if err != nil {
@@ -770,10 +771,23 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range out {
-		if st, ok := ticketStatuses[ticketStatusKey(c.Source, c.CustomerID)]; ok {
-			c.Tickets = &st
+	var ticketSync map[string]bool
+	if doc != nil {
+		ticketSync = map[string]bool{}
+		for _, tc := range ticketCustomers(doc) {
+			ticketSync[ticketStatusKey(tc.Source, tc.CustomerID)] = true
 		}
+	}
+	for _, c := range out {
+		key := ticketStatusKey(c.Source, c.CustomerID)
+		st, ok := ticketStatuses[key]
+		if !ok {
+			continue
+		}
+		if ticketSync != nil && !ticketSync[key] {
+			st.Result, st.Notices = TicketResultOff, nil
+		}
+		c.Tickets = &st
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Source != out[j].Source {

@@ -137,7 +137,8 @@ const snapshotTickets = "tickets"
 // TicketStatus is a customer's ticket sync as of the daemon's last ticket
 // pass (GET /api/v1/customers, the status page).
 type TicketStatus struct {
-	// Result is "succeeded" or "failed".
+	// Result is "succeeded" or "failed", or TicketResultOff for a
+	// customer no ticket pass runs for.
 	Result      string    `json:"result"`
 	LastAttempt time.Time `json:"last_attempt"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
@@ -157,6 +158,13 @@ type TicketStatus struct {
 	// deleted in the PSA, a note that may be missing).
 	Notices []string `json:"notices,omitempty"`
 }
+
+// TicketResultOff is the ticket Result of a customer that the loaded
+// export leaves out of ticket sync (ticket_sync off, or its mapping
+// removed): no ticket pass runs for it, so its last pass's result would
+// show it failing for ever, and its notices advise what no pass does. Its
+// last pass's error and counts stay; its open tickets stay open.
+const TicketResultOff = "off"
 
 // ticketRecord is kept in the state database across restarts: the totals
 // behind the ticket metrics and each customer's TicketStatus.

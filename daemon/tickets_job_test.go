@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -603,5 +604,90 @@ func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 	d = open(true)
 	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.WritesHeld != "" {
 		t.Errorf("TicketPass after -state.allow-restore = %v (writes held %q)", err, rep.WritesHeld)
+	}
+}
+
+// TestDaemon_customersTicketSyncOff: a customer whose ticket sync was
+// turned off, or whose mapping was removed, kept its last ticket pass's
+// result in GET /api/v1/customers and on the status page: "failed" for
+// ever, with notices telling the operator what to do (run
+// -forget-other-psa, which passes no such customer). No ticket pass runs
+// for it: its tickets' result is "off", without the notices; its last
+// pass's error, counts and open tickets stay. Turned on again, the last
+// pass's result shows again.
+func TestDaemon_customersTicketSyncOff(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, _ := ttSetup(t, routing, true)
+	notice := "2 ticket records belong to connectwise ... run `psa-syncd tickets -forget-other-psa`"
+	rep := tickets.Report{Customers: []tickets.CustomerReport{{Customer: tickets.Customer{Source: "sophos", CustomerID: ttAcme},
+		Err: errors.New("listing open alerts: sophos: 403 forbidden"), Notices: []string{notice}}}}
+	if err := d.recordTicketPass(rep, nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	// A usage status, so that the customer is listed once its mapping is
+	// removed.
+	if err := d.db.PutCustomerStatus(state.CustomerStatus{Source: "sophos", CustomerID: ttAcme, Result: "succeeded", LastAttempt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	acme := func() TicketStatus {
+		t.Helper()
+		all, err := d.Customers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range all {
+			if c.CustomerID == ttAcme && c.Tickets != nil {
+				return *c.Tickets
+			}
+		}
+		t.Fatalf("customers = %+v, want Acme with its ticket status", all)
+		return TicketStatus{}
+	}
+	load := func(change func(doc *export.Document)) {
+		t.Helper()
+		doc := d.exp.Load().doc.Clone()
+		doc.Revision++
+		change(doc)
+		data, err := doc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := acme(); st.Result != "failed" || len(st.Notices) != 1 {
+		t.Fatalf("ticket status with ticket sync on = %+v, want the failed pass and its notice", st)
+	}
+	mapping, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
+	for _, tc := range []struct {
+		name   string
+		change func(doc *export.Document)
+		result string
+	}{
+		{"ticket sync off", func(doc *export.Document) {
+			m := mapping
+			m.TicketSync = false
+			doc.PutCustomer(m)
+		}, TicketResultOff},
+		{"mapping removed", func(doc *export.Document) { doc.DeleteCustomer("sophos", ttAcme) }, TicketResultOff},
+		{"ticket sync on again", func(doc *export.Document) { doc.PutCustomer(mapping) }, "failed"},
+	} {
+		load(tc.change)
+		st := acme()
+		if st.Result != tc.result || (len(st.Notices) == 0) != (tc.result == TicketResultOff) || st.Error == "" {
+			t.Errorf("%s: ticket status = %+v, want result %q, the last error, and notices only while ticket sync is on", tc.name, st, tc.result)
+		}
+		index := dtServe(t, d, http.MethodGet, "/", "", "").Body.String()
+		cell := regexp.MustCompile(`(?s)data-customer="` + ttAcme + `".*?(<td class="tickets">.*?</td>)`).FindStringSubmatch(index)
+		if cell == nil {
+			t.Fatalf("%s: the status page lists no Acme:\n%s", tc.name, index)
+		}
+		page := dtServe(t, d, http.MethodGet, "/customers/sophos/"+ttAcme, "", "").Body.String()
+		if failed := strings.Contains(cell[1], "s-failed") || strings.Contains(page, "flash bad"); failed != (tc.result == "failed") {
+			t.Errorf("%s: the status page shows the ticket sync failing: %t, want %t; ticket cell %s", tc.name, failed, tc.result == "failed", cell[1])
+		}
 	}
 }

@@ -36,7 +36,9 @@ func cmdTickets(ctx context.Context, e *env, args []string) (rc int) {
 		"dry run.\n"+
 		"With -forget-other-psa, the pass also deletes the customers' ticket records of another PSA\n"+
 		"system or instance (left by a switch of PSA), which it otherwise reports every pass and\n"+
-		"leaves alone, and lists their tickets: close those still open in that PSA by hand.\n"+
+		"leaves alone, and lists their tickets: close those still open in that PSA by hand. Only\n"+
+		"the customers with ticket_sync on are passed: the records of the others are neither\n"+
+		"reported nor deleted.\n"+
 		"With -web.url and the API token the running daemon (which holds the state database) runs\n"+
 		"the pass, or the dry run, one at a time with its scheduled ticket passes, and the command\n"+
 		"prints its report; a pass that writes runs on the active instance and is recorded as the\n"+
