@@ -102,6 +102,20 @@ func (c *Client) dropToken(refused string) {
 	}
 }
 
+// tokenGood reports whether tok is the access token known good, one BMS
+// answered a request with rather than refusing it for the token; with
+// good, it records tok as such first. A 403 with a token known good is
+// the request's refusal, not the token's: Do does not sign in again for
+// it.
+func (c *Client) tokenGood(tok string, good bool) bool {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	if good && tok != "" {
+		c.goodToken = tok
+	}
+	return tok != "" && tok == c.goodToken
+}
+
 // postToken posts a security form and decodes the token, with the usual
 // retries (authentication is safe to repeat). The caller holds tokenMu.
 // The form goes as application/x-www-form-urlencoded, as every known

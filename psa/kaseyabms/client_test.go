@@ -888,3 +888,80 @@ func TestClient_pagingIgnoredByServer(t *testing.T) {
 		}
 	}
 }
+
+// TestClient_403SignsInOncePerBurst: BMS refuses the API user one account
+// (a 403 that does not speak of the credentials, psa.ErrForbidden), while
+// its token is good. Each such 403 signed in again and sent the request
+// once more: a token request and a repeat per refused account, against
+// BMS's hourly limits. A token a request succeeded with, or that a 403
+// answered right after signing in for a 403, is known good: a 403 with it
+// is returned at once. A 401, or a 403 about the credentials, still signs
+// in again.
+func TestClient_403SignsInOncePerBurst(t *testing.T) {
+	t.Parallel()
+	serve := func(f *fixture) map[int]*atomic.Int32 {
+		calls := map[int]*atomic.Int32{}
+		for id, answer := range map[int]func(w http.ResponseWriter){
+			1: func(w http.ResponseWriter) {
+				fmt.Fprint(w, `{"success":true,"result":{"id":1,"name":"Backup","isActive":true}}`)
+			},
+			2: nil, 3: nil,
+			4: func(w http.ResponseWriter) { w.WriteHeader(http.StatusUnauthorized) },
+			5: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `{"success":false,"error":{"code":403,"message":"The access token has expired"}}`)
+			},
+		} {
+			if answer == nil {
+				answer = func(w http.ResponseWriter) {
+					w.WriteHeader(http.StatusForbidden)
+					fmt.Fprint(w, `{"success":false,"error":{"code":403,"message":"You do not have access to this account"}}`)
+				}
+			}
+			calls[id] = &atomic.Int32{}
+			f.mux.HandleFunc(fmt.Sprintf("GET /v2/admin/finance/services/%d", id), func(w http.ResponseWriter, r *http.Request) {
+				calls[id].Add(1)
+				answer(w)
+			})
+		}
+		return calls
+	}
+	get := func(t *testing.T, f *fixture, id int, want error) {
+		t.Helper()
+		if _, _, err := f.client.Services.Get(t.Context(), id); !errors.Is(err, want) {
+			t.Fatalf("service %d: error %v, want %v", id, err, want)
+		}
+	}
+	t.Run("afterSuccess", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		calls := serve(f)
+		if _, _, err := f.client.Services.Get(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+		get(t, f, 2, psa.ErrForbidden)
+		get(t, f, 3, psa.ErrForbidden)
+		if a, c2, c3 := f.auths.Load(), calls[2].Load(), calls[3].Load(); a != 1 || c2 != 1 || c3 != 1 {
+			t.Errorf("sign-ins %d, requests %d and %d; want 1 sign-in and each refused request sent once", a, c2, c3)
+		}
+		get(t, f, 4, psa.ErrUnauthorized)
+		if a := f.auths.Load(); a != 2 {
+			t.Errorf("sign-ins after a 401 = %d, want 2 (signed in again)", a)
+		}
+		get(t, f, 5, psa.ErrUnauthorized)
+		if a := f.auths.Load(); a != 3 {
+			t.Errorf("sign-ins after a 403 about the token = %d, want 3 (signed in again)", a)
+		}
+	})
+	t.Run("burst", func(t *testing.T) {
+		t.Parallel()
+		f := setup(t)
+		calls := serve(f)
+		get(t, f, 2, psa.ErrForbidden)
+		get(t, f, 3, psa.ErrForbidden)
+		get(t, f, 2, psa.ErrForbidden)
+		if a, c2, c3 := f.auths.Load(), calls[2].Load(), calls[3].Load(); a != 2 || c2 != 3 || c3 != 1 {
+			t.Errorf("sign-ins %d, requests %d and %d; want 2 sign-ins (the first 403 signed in again once) and requests 3 and 1", a, c2, c3)
+		}
+	})
+}

@@ -7,12 +7,13 @@
 // error. It authenticates with POST /v2/security/authenticate (form fields
 // GrantType=password, UserName, Password, Tenant), renews the bearer token
 // before accessTokenExpireOn through /v2/security/refreshtoken (or signs in
-// again), and re-authenticates once after a 401. It keeps to BMS's limit of
-// 1,500 calls per hour per endpoint with its own rolling-hour limiter,
-// retries reads with exponential backoff and full jitter (honouring
-// Retry-After up to five minutes; a longer one is returned as an error),
-// and never re-sends a POST that may have been applied: such
-// a failure matches psa.ErrOutcomeUnknown.
+// again), and re-authenticates once after a 401 (and after a 403, unless
+// the token is known good: a pass refused some accounts signs in once). It
+// keeps to BMS's limit of 1,500 calls per hour per endpoint with its own
+// rolling-hour limiter, retries reads with exponential backoff and full
+// jitter (honouring Retry-After up to five minutes; a longer one is
+// returned as an error), and never re-sends a POST that may have been
+// applied: such a failure matches psa.ErrOutcomeUnknown.
 //
 // # Usage
 //

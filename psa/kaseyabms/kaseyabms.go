@@ -81,6 +81,8 @@ type Client struct {
 
 	tokenMu sync.Mutex
 	token   *Token
+	// goodToken is the last access token known good (tokenGood).
+	goodToken string
 
 	common service
 
@@ -445,7 +447,11 @@ func isEnvelope(body []byte) bool {
 // nil). It waits for the hourly limiter, adds the bearer token
 // (authenticating or refreshing first when needed), retries idempotent
 // requests, re-authenticates once after a 401, and turns an error status or
-// a success:false envelope into an error (see CheckResponse).
+// a success:false envelope into an error (see CheckResponse). A 403 that
+// does not speak of the credentials (psa.ErrForbidden) re-authenticates
+// too, unless the token is known good: a request succeeded with it, or it
+// was refused a request right after it was signed in for that request's
+// 403. A pass that BMS refuses some accounts so signs in once at most.
 //
 // A request that creates something (a POST that is not a search) is never
 // re-sent when it may have been applied: a network error after sending it,
@@ -464,7 +470,9 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	processed := false
 	for attempt := 0; ; attempt++ {
 		resp, err := c.send(ctx, req, v, true)
+		used := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
 		if err == nil {
+			c.tokenGood(used, true)
 			return resp, nil
 		}
 		var de *decodeError
@@ -483,11 +491,21 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			}
 			return resp, ctx.Err()
 		}
-		if errors.Is(err, psa.ErrUnauthorized) && !reauthed && !errors.Is(err, errAuthFailed) {
+		forbidden := errors.Is(err, psa.ErrForbidden)
+		if forbidden && reauthed {
+			// Refused with a token just signed in for it: the refusal is
+			// the request's (an account the API user may not see), not
+			// the token's.
+			c.tokenGood(used, true)
+		}
+		if errors.Is(err, psa.ErrUnauthorized) && !reauthed && !errors.Is(err, errAuthFailed) && (!forbidden || !c.tokenGood(used, false)) {
 			// The token was refused (expired early or revoked): a 401 was
-			// not processed, so any method may be re-sent once.
+			// not processed, so any method may be re-sent once. A 403
+			// that does not speak of the credentials may be the token's
+			// too, unless the token is known good: each 403 of a pass
+			// refused some accounts would otherwise cost a sign-in.
 			reauthed = true
-			c.dropToken(strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer "))
+			c.dropToken(used)
 			if req, err = rewind(req); err != nil {
 				return resp, err
 			}
