@@ -312,7 +312,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	t, _, err := b.client.Tickets.Get(ctx, ticketID)
 	if err != nil {
-		return nil, psa.NotApplied(fmt.Errorf("%w; reading the ticket's board to find out why failed: %v", refused, err))
+		return nil, psa.NotApplied(fmt.Errorf("%w; reading the ticket's board to find out why failed: %w", refused, err))
 	}
 	if t.Board == nil || t.Board.ID == 0 || t.Board.ID == routing {
 		return nil, refused
@@ -324,7 +324,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	statuses, err := b.boardStatuses(ctx, routing)
 	if err != nil {
-		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err))
+		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %w", refused, boardName, err))
 	}
 	var want *BoardStatus
 	for _, st := range statuses {
@@ -337,7 +337,7 @@ func (b *Backend) setStatusOnTicketBoard(ctx context.Context, ticketID, statusID
 	}
 	there, err := b.boardStatuses(ctx, board)
 	if err != nil {
-		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %v", refused, boardName, err))
+		return nil, psa.NotApplied(fmt.Errorf("%w; the ticket is on board %q now, and %w", refused, boardName, err))
 	}
 	var active, inactive []*BoardStatus
 	for _, st := range there {

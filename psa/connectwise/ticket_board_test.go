@@ -136,6 +136,7 @@ func TestBackend_SetTicketStatus_refusedOnItsOwnBoard(t *testing.T) {
 // unsettled and never sent again. A failed read for the ticket's board, or
 // a status of that board throttled at every attempt, sets nothing:
 // psa.ErrNotApplied. A server error before the throttling may have set it.
+// Throttled, the error says so (psa.ErrRateLimited), wherever it was.
 func TestBackend_SetTicketStatus_anotherBoardNotApplied(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -181,6 +182,9 @@ func TestBackend_SetTicketStatus_anotherBoardNotApplied(t *testing.T) {
 				t.Fatal("reopen succeeded, want it failed")
 			case errors.Is(err, psa.ErrNotApplied) != tc.notApplied:
 				t.Errorf("reopen error = %v; taken as not applied: %t, want %t", err, errors.Is(err, psa.ErrNotApplied), tc.notApplied)
+			case !errors.Is(err, psa.ErrRateLimited):
+				// The ticket engine stops the pass's writes on it.
+				t.Errorf("reopen error = %v, want it to say ConnectWise throttled it (psa.ErrRateLimited)", err)
 			}
 			if !tc.notApplied {
 				return
