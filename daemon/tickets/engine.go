@@ -1161,16 +1161,17 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 
 // release stores, for the intent r, whose create was certainly not
 // applied (nothing was sent, or the PSA processed none of its attempts),
-// the record it replaced, prev, or, when there was none, r released as
-// settle releases one that never reached the PSA (why says so), so that a
-// later pass decides afresh.
+// the record it replaced, prev, as it was, or, when there was none, r
+// released as settle releases one that never reached the PSA (why says
+// so), so that a later pass decides afresh. A refused create put back
+// keeps the time it was refused: it is sent again next pass, not a day
+// later.
 func (e *Engine) release(r *Record, prev *Record, why string, cr *CustomerReport) {
 	back := *r
-	back.State, back.RoutingHash, back.Error = StateFailed, "", why
+	back.State, back.RoutingHash, back.Error, back.Updated = StateFailed, "", why, e.now().UTC()
 	if prev != nil {
 		back = *prev
 	}
-	back.Updated = e.now().UTC()
 	if err := e.store.PutTicketRecord(back); err != nil {
 		cr.fail(err)
 	}

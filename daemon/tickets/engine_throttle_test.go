@@ -201,3 +201,35 @@ func TestEngine_throttledCreateSentAgainNextPass(t *testing.T) {
 		})
 	}
 }
+
+// A refused create sent again a day later that the PSA throttles, or whose
+// search before it fails, is sent again next pass: the refused record put
+// back keeps the time of its refusal. Stamped with the time it was put
+// back, it waited another day.
+func TestEngine_refusedCreateRetryThrottled(t *testing.T) {
+	t.Parallel()
+	const create, search = "/ATServicesRest/V1.0/Tickets", "/ATServicesRest/V1.0/Tickets/query"
+	for name, path := range map[string]string{"create": create, "searchBeforeCreate": search} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, psa.SystemAutotask)
+			eng := e.engine(routings[psa.SystemAutotask])
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: create, Status: http.StatusInternalServerError,
+				Body: `{"errors":["The queue is inactive."]}`, Times: 1})
+			if cr := e.pass(eng).Customers[0]; cr.Failed != 1 {
+				t.Fatalf("refused pass = %+v, want the create refused", cr)
+			}
+			e.now = e.now.Add(25 * time.Hour)
+			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusTooManyRequests})
+			if rep := e.pass(eng); !rep.RateLimited || rep.Customers[0].Created != 0 {
+				t.Fatalf("pass a day later = rate limited %v, %+v; want it throttled", rep.RateLimited, rep.Customers[0])
+			}
+			e.psaSim.ClearFaults()
+			e.now = e.now.Add(time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
+				t.Errorf("next pass = %+v, %d tickets; want the ticket created", cr, len(e.tickets()))
+			}
+		})
+	}
+}
