@@ -125,6 +125,11 @@ type ValidationError struct {
 	// value already: the ConnectWise catalog item with the product id, the
 	// Kaseya BMS service with the name.
 	Holder string
+	// Status, when set, is the HTTP status of the answer that refused the
+	// request where it is a server error (5xx): Autotask refuses a request
+	// that way (its business rules answer 500), but so does a tenant or a
+	// proxy that fails every request with the same body.
+	Status int
 }
 
 func (e *ValidationError) Error() string {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -55,9 +57,13 @@ type budgetGate struct {
 	writes, inflight int
 	// failedInRow holds the contracts of the writes that failed for a
 	// reason that concerns the whole PSA since the last one that
-	// succeeded; failed is set when they stopped the writes (see wrote).
-	failedInRow map[string]bool
-	failed      *writesStoppedError
+	// succeeded, and refusedInRow those of the writes that the PSA refused
+	// since with one server error whose messages are refusal (see
+	// serverRefusal); failed is set when either stopped the writes (see
+	// wrote).
+	failedInRow, refusedInRow map[string]bool
+	refusal                   string
+	failed                    *writesStoppedError
 	// failing holds the contracts whose writes failed for such a reason
 	// at earlier passes (FailingContracts.of): the failures of those that
 	// failed while other writes succeeded do not count toward the stop.
@@ -292,7 +298,8 @@ const writesFailedToStop = 2
 // wrote records the outcome of a write to contract that was sent, err its
 // error or nil. Once writes to inFlight + writesFailedToStop contracts
 // failed in a row for a reason that concerns the whole PSA (psaFailure),
-// it stops the writes of the pass: the lines not sent yet fail with a
+// or were refused in a row with the same server error (serverRefusal), it
+// stops the writes of the pass: the lines not sent yet fail with a
 // *writesStoppedError. A contract whose writes failed so at an earlier
 // pass while others succeeded is not counted: its failure is its own (a
 // record that makes the PSA answer 403 or 500), and counting it would stop
@@ -302,14 +309,15 @@ func (g *budgetGate) wrote(err error, contract string, inFlight int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err == nil {
-		g.failedInRow = nil
+		g.failedInRow, g.refusedInRow = nil, nil
 		if g.succeeded == nil {
 			g.succeeded = map[string]bool{}
 		}
 		g.succeeded[contract] = true
 		return false
 	}
-	if !psaFailure(err) {
+	refusal, refused := serverRefusal(err)
+	if !refused && !psaFailure(err) {
 		return false
 	}
 	if g.failedPass == nil {
@@ -319,15 +327,22 @@ func (g *budgetGate) wrote(err error, contract string, inFlight int) bool {
 	if g.failing[contract] {
 		return false
 	}
-	if g.failedInRow == nil {
-		g.failedInRow = map[string]bool{}
+	row := &g.failedInRow
+	if refused {
+		if refusal != g.refusal {
+			g.refusedInRow, g.refusal = nil, refusal
+		}
+		row = &g.refusedInRow
 	}
-	g.failedInRow[contract] = true
-	if g.failed != nil || len(g.failedInRow) < inFlight+writesFailedToStop {
+	if *row == nil {
+		*row = map[string]bool{}
+	}
+	(*row)[contract] = true
+	if g.failed != nil || len(*row) < inFlight+writesFailedToStop {
 		return false
 	}
 	g.halted = true
-	g.failed = &writesStoppedError{n: len(g.failedInRow), last: err}
+	g.failed = &writesStoppedError{n: len(*row), last: err}
 	return true
 }
 
@@ -341,7 +356,8 @@ func (g *budgetGate) outcomes() (failed, succeeded map[string]bool) {
 
 // FailingContracts holds, across the passes of one process, the contracts
 // whose last writes failed for a reason that looks as if it concerned the
-// whole PSA (psaFailure: a 403, an HTML 5xx, a dropped connection), so
+// whole PSA (psaFailure: a 403, an HTML 5xx, a dropped connection; or
+// serverRefusal: a 5xx refusal), so
 // that a few contracts whose writes always fail so (a record that makes
 // the PSA answer 500) cannot stop the other customers' writes at every
 // pass: a pass writes their lines after the others', and does not count
@@ -411,6 +427,22 @@ func (g *budgetGate) failure() *writesStoppedError {
 // caller leaves out the errors of a cancelled pass.
 func psaFailure(err error) bool {
 	return !isolatable(err) && !errors.Is(err, psa.ErrRateLimited)
+}
+
+// serverRefusal returns the PSA's messages when it refused a write with a
+// server error (a *psa.ValidationError of a 5xx answer), and whether it
+// did. Autotask refuses a write that breaks a business rule that way, as
+// an error of the write's own record, but a tenant (or a proxy in front of
+// it) that fails every request answers each the same: a refusal that
+// concerns one record names it or differs from the next contract's, so
+// only the same messages for the writes to several contracts in a row
+// count toward the stop. A 4xx refusal always concerns its own write.
+func serverRefusal(err error) (string, bool) {
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || ve.Status < http.StatusInternalServerError {
+		return "", false
+	}
+	return strings.Join(ve.Messages, "\n"), true
 }
 
 // writesStoppedError fails a line that a pass did not write because the

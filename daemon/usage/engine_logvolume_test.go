@@ -62,18 +62,31 @@ func TestEngine_Sync_logVolumeBounded(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		fault *psatest.Fault
+		// own makes the fault one per contract, whose message names it.
+		own bool
 	}{
-		{"every line written", nil},
+		{"every line written", nil, false},
 		// Refused credentials fail every customer's read.
-		{"PSA refuses the reads", &psatest.Fault{Status: 401}},
-		// A JSON 500 to each write is taken as the line's own failure, so
-		// the writes are not stopped: every line fails.
-		{"PSA fails every write", &psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments", Status: 500}},
+		{"PSA refuses the reads", &psatest.Fault{Status: 401}, false},
+		// The same 500 to each write stops the writes after a few.
+		{"PSA fails every write", &psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: 500}, false},
+		// A 500 naming its contract to each write is taken as the
+		// line's own failure, so the writes are not stopped: every line
+		// fails.
+		{"PSA refuses every write for its contract", &psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: 500}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h, e, logs := newVolumeHarness(t, customers)
-			if tc.fault != nil {
+			switch {
+			case tc.own:
+				for _, cm := range h.doc.CustomerMappings {
+					f := *tc.fault
+					f.BodyContains = `"contractID":` + cm.ContractID + `,`
+					f.Body = `{"errors":["Contract ` + cm.ContractID + ` is not active."]}`
+					h.sim.AddFault(f)
+				}
+			case tc.fault != nil:
 				h.sim.AddFault(*tc.fault)
 			}
 			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
@@ -111,9 +124,12 @@ func TestEngine_Sync_logVolumeBounded(t *testing.T) {
 				if logs.count("More customers not synced; GET /api/v1/customers?status=failed lists them all", slog.LevelWarn) != 1 {
 					t.Errorf("no warning says that more customers were not synced: %v", byMsg)
 				}
-				if res.Run.Failed > maxLoggedProblems && res.Run.Updated == 0 && logs.count("Failed to update contract line", slog.LevelDebug) > 0 &&
+				if logs.count("Failed to update contract line", slog.LevelDebug) > maxLoggedProblems &&
 					logs.count("More contract lines failed to update; GET /api/v1/plan lists them all", slog.LevelWarn) != 1 {
 					t.Errorf("no warning says that more lines failed: %v", byMsg)
+				}
+				if tc.own && logs.count("Failed to update contract line", slog.LevelDebug) != 2*customers {
+					t.Errorf("%d lines failed to update logged, want each of the %d", logs.count("Failed to update contract line", slog.LevelDebug), 2*customers)
 				}
 			}
 		})

@@ -519,6 +519,10 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 		for name, fault := range map[string]psatest.Fault{
 			"credentials revoked": {Status: http.StatusUnauthorized},
 			"PSA down":            {Status: http.StatusServiceUnavailable, Body: "<html><body>503 Service Unavailable</body></html>"},
+			// A broken tenant answering every write the same error:
+			// Autotask reads a 500 with errors[] as a refusal of the
+			// write's own record.
+			"500 with an error body": {Status: http.StatusInternalServerError, Body: `{"errors":["Object reference not set to an instance of an object."]}`},
 		} {
 			t.Run(string(sys)+"/"+name, func(t *testing.T) {
 				t.Parallel()
@@ -600,6 +604,40 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestEngineAutotask_serverRefusalsOfTheirOwnStopNoWrites checks that
+// Autotask's refusals of a write's own record, which it answers with a 500
+// and errors[] naming the record, fail only their customers, however many
+// come in a row: only the same answer to the writes to several contracts
+// stops the writes (TestEngineSystems_failingWritesStopThePass).
+func TestEngineAutotask_serverRefusalsOfTheirOwnStopNoWrites(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.WriteConcurrency = 2
+	const n, bad = 16, 8
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+	for _, cm := range customers[:bad] {
+		body := `{"errors":["Contract ` + cm.ContractID + ` is not active on the adjustment's effective date."]}`
+		h.sim.AddFault(contractWriteFault(h, psatest.Fault{Status: http.StatusInternalServerError, Body: body}, cm.ContractID))
+	}
+	res := h.sync(PassOptions{})
+	if strings.Contains(res.Run.Error, "writes stopped") {
+		t.Errorf("run error %q, want the writes not stopped", res.Run.Error)
+	}
+	for i, cm := range customers {
+		cs := h.status(cm.CustomerID)
+		if i < bad {
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "Contract "+cm.ContractID+" is not active") {
+				t.Errorf("status of %s = %s (%q), want failed with its contract's refusal", cm.CustomerID, cs.Result, cs.Error)
+			}
+			continue
+		}
+		if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
+			t.Errorf("%s: units of %s = %d, want %d (status %q)", cm.CustomerID, h.svcIntercept, got, 2+i%7, cs.Error)
 		}
 	}
 }

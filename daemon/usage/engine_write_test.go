@@ -246,6 +246,35 @@ func TestBudgetGate_writesFailingInARowStopTheWrites(t *testing.T) {
 	}
 }
 
+// TestBudgetGate_sameServerRefusalInARowStopsTheWrites checks that
+// refusals of the writes that the PSA answered with a server error stop
+// the writes when they say the same for the contracts in a row (a tenant
+// failing every write), and never when each says its own (Autotask's
+// refusal of one record), nor when a 4xx refused them.
+func TestBudgetGate_sameServerRefusalInARowStopsTheWrites(t *testing.T) {
+	t.Parallel()
+	g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	refusal := func(status int, msg string) error {
+		return &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{msg}, Status: status}
+	}
+	for i := range 20 {
+		c := strconv.Itoa(i)
+		if g.wrote(refusal(http.StatusInternalServerError, "Contract "+c+" is not active."), c, 2) ||
+			g.wrote(refusal(http.StatusBadRequest, "Quantity is out of range."), c, 2) || g.wrote(refusal(0, "Quantity is out of range."), c, 2) {
+			t.Fatal("refusals of the writes' own records stopped the writes")
+		}
+	}
+	broken := refusal(http.StatusInternalServerError, "Object reference not set to an instance of an object.")
+	for i, c := range []string{"20", "21", "21", "22", "23"} {
+		if stopped := g.wrote(broken, c, 2); stopped != (i == 4) {
+			t.Fatalf("refusal %d in a row: stopped = %v, want %v", i+1, stopped, i == 4)
+		}
+	}
+	if err := g.failure(); err == nil || !strings.Contains(err.Error(), "the 4 contracts before it, the last with: autotask: Object reference not set") {
+		t.Errorf("failure = %v", err)
+	}
+}
+
 func TestBudgetGate_stopsAtTheReserve(t *testing.T) {
 	t.Parallel()
 	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64)}

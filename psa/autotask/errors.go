@@ -85,7 +85,7 @@ func checkResponse(r *http.Response, red *redact.Redactor) error {
 	case r.StatusCode == http.StatusNotFound:
 		er.wrapped = psa.ErrNotFound
 	case r.StatusCode >= 500 && len(er.Errors) > 0 && !isTimeout(er.Errors):
-		er.wrapped = &psa.ValidationError{System: psa.SystemAutotask, Messages: er.Errors}
+		er.wrapped = &psa.ValidationError{System: psa.SystemAutotask, Messages: er.Errors, Status: r.StatusCode}
 		if lacksPermission(er.Errors) {
 			// Autotask often answers a missing permission as a 500
 			// rather than a 403. It stays a refusal (the request was
