@@ -121,7 +121,9 @@ type Daemon struct {
 	unsaved usage.UnsavedRuns
 	// failing keeps, across the Engine built for each pass, the contracts
 	// whose writes failed as if the whole PSA did, so that a few that
-	// always fail stop no other customer's writes.
+	// always fail stop no other customer's writes (each pass reads them
+	// from the state database too, where a process before this one may
+	// have recorded them).
 	failing         usage.FailingContracts
 	getenv          func(string) string
 	watchInterval   time.Duration

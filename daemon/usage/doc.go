@@ -142,7 +142,8 @@
 // budget reached the reserve, the PSA refused a write for its rate limit
 // or failed the writes in a row), the intents of the writes not sent are
 // closed as failed. The contracts whose writes failed for such a reason are
-// kept across passes (FailingContracts) and written last, and those that
+// kept across passes (FailingContracts, and in the state database for the
+// passes of a process that starts later) and written last, and those that
 // failed while other writes succeeded stop no later pass, so that a few
 // contracts that always fail cannot stop the other customers' writes. The statuses of a pass are read in one query and
 // stored in batches (state.DB.PutCustomerStatusBatch): a customer whose

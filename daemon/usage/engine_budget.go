@@ -354,17 +354,19 @@ func (g *budgetGate) outcomes() (failed, succeeded map[string]bool) {
 	return g.failedPass, g.succeeded
 }
 
-// FailingContracts holds, across the passes of one process, the contracts
-// whose last writes failed for a reason that looks as if it concerned the
-// whole PSA (psaFailure: a 403, an HTML 5xx, a dropped connection; or
-// serverRefusal: a 5xx refusal), so
-// that a few contracts whose writes always fail so (a record that makes
-// the PSA answer 500) cannot stop the other customers' writes at every
+// FailingContracts holds, across passes, the contracts whose last writes
+// failed for a reason that looks as if it concerned the whole PSA
+// (psaFailure: a 403, an HTML 5xx, a dropped connection; serverRefusal: a
+// 5xx refusal), so that a few contracts whose writes always fail so (a
+// record that makes the PSA answer 500) cannot stop the other customers' writes at every
 // pass: a pass writes their lines after the others', and does not count
 // toward its stop (budgetGate.wrote) the failures of those that failed
 // while other writes of a pass succeeded. A write that succeeds takes its
-// contract out. The zero value is empty and ready to use; it is safe for
-// concurrent use.
+// contract out. A pass reads them from the state database before its
+// writes and records them there after (state.DB.FailingContracts), so that
+// a process that starts (a restarted daemon, each `psa-syncd sync`) knows
+// the contracts the one before it learned. The zero value is empty and
+// ready to use; it is safe for concurrent use.
 type FailingContracts struct {
 	mu sync.Mutex
 	// alone holds, by system and contract, whether the contract's writes
@@ -389,6 +391,24 @@ func (f *FailingContracts) of(system psa.System) map[string]bool {
 		}
 	}
 	return out
+}
+
+// restore replaces the failing contracts of system with stored, as the
+// state database holds them.
+func (f *FailingContracts) restore(system psa.System, stored map[string]bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.alone {
+		if k.system == system {
+			delete(f.alone, k)
+		}
+	}
+	if len(stored) > 0 && f.alone == nil {
+		f.alone = map[failingContract]bool{}
+	}
+	for c, alone := range stored {
+		f.alone[failingContract{system, c}] = alone
+	}
 }
 
 // update records the outcomes of a pass's writes to system (see

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -375,6 +376,13 @@ func (e *Engine) startWriter(ctx context.Context, log *slog.Logger, runID int64,
 		return nil, fmt.Errorf("daemon: reading open intents: %w", err)
 	}
 	sys := e.be.System()
+	// The state database keeps the failing contracts for the processes
+	// that start later, and for another replica that took over.
+	if stored, err := e.db.FailingContracts(sys); err != nil {
+		log.Warn("Could not read the contracts whose writes failed at earlier passes; only this process's are written last", "err", err)
+	} else {
+		e.failing.restore(sys, stored)
+	}
 	failing := e.failing.of(sys)
 	w := &writer{e: e, ledger: ledger, pending: map[psa.LineKey]state.Intent{}, failing: failing,
 		gate:  &budgetGate{be: e.be, reserve: e.policies.BudgetReserve, metrics: e.metrics, logger: log, failing: failing},
@@ -504,6 +512,11 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	}
 	failed, succeeded := w.gate.outcomes()
 	e.failing.update(e.be.System(), failed, succeeded)
+	if now := e.failing.of(e.be.System()); !maps.Equal(now, w.failing) {
+		if err := e.db.PutFailingContracts(e.be.System(), now); err != nil {
+			log.Warn("Could not record the contracts whose writes failed as if the PSA did; a psa-syncd that starts writes them in their order", "err", err)
+		}
+	}
 	p.stopped = w.gate.failure()
 	for _, j := range w.jobs {
 		j.cp.changes[j.i] = *j.c

@@ -685,7 +685,9 @@ func contractWriteFault(h *sysHarness, fault psatest.Fault, contract string) psa
 // a few contracts whose writes always fail with an error that looks
 // PSA-wide (a record that makes the PSA answer 403 or an HTML 500), first in
 // the write order and more of them than stop the writes of a pass, do not
-// stop the other customers' writes pass after pass.
+// stop the other customers' writes pass after pass, also when each pass is
+// a process of its own (`psa-syncd sync` run by a timer, a restarted
+// daemon), which learns them from the state database.
 func TestEngineSystems_contractsFailingEveryPassStopNoOtherCustomer(t *testing.T) {
 	t.Parallel()
 	for _, sys := range sysSystems {
@@ -693,30 +695,35 @@ func TestEngineSystems_contractsFailingEveryPassStopNoOtherCustomer(t *testing.T
 			"forbidden": {Status: http.StatusForbidden},
 			"HTML 500":  {Status: http.StatusInternalServerError, Body: "<html><body>500 Internal Server Error</body></html>"},
 		} {
-			t.Run(string(sys)+"/"+name, func(t *testing.T) {
-				t.Parallel()
-				h := newSysHarness(t, sys)
-				h.pol.WriteConcurrency = 2
-				// Twice as many failing contracts as stop the writes.
-				const n, bad = 16, 8
-				customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
-				h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
-				for _, cm := range customers[:bad] {
-					h.sim.AddFault(contractWriteFault(h, fault, cm.ContractID))
-				}
-				for range 4 {
-					h.sync(PassOptions{})
-				}
-				for i, cm := range customers[bad:] {
-					i += bad
-					if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
-						t.Errorf("%s: units of %s = %d after 4 passes, want %d (status %q)", cm.CustomerID, h.svcIntercept, got, 2+i%7, h.status(cm.CustomerID).Error)
+			for _, process := range []string{"one process", "a process per pass"} {
+				t.Run(string(sys)+"/"+name+"/"+process, func(t *testing.T) {
+					t.Parallel()
+					h := newSysHarness(t, sys)
+					h.pol.WriteConcurrency = 2
+					// Twice as many failing contracts as stop the writes.
+					const n, bad = 16, 8
+					customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+					h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+					for _, cm := range customers[:bad] {
+						h.sim.AddFault(contractWriteFault(h, fault, cm.ContractID))
 					}
-				}
-				if cs := h.status(customers[0].CustomerID); cs.Result != state.CustomerFailed {
-					t.Errorf("status of %s = %s, want failed", customers[0].CustomerID, cs.Result)
-				}
-			})
+					for range 4 {
+						if process != "one process" {
+							h.failing = FailingContracts{}
+						}
+						h.sync(PassOptions{})
+					}
+					for i, cm := range customers[bad:] {
+						i += bad
+						if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
+							t.Errorf("%s: units of %s = %d after 4 passes, want %d (status %q)", cm.CustomerID, h.svcIntercept, got, 2+i%7, h.status(cm.CustomerID).Error)
+						}
+					}
+					if cs := h.status(customers[0].CustomerID); cs.Result != state.CustomerFailed {
+						t.Errorf("status of %s = %s, want failed", customers[0].CustomerID, cs.Result)
+					}
+				})
+			}
 		}
 	}
 }
