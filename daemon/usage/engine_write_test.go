@@ -20,6 +20,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
@@ -553,27 +554,79 @@ func TestEngineKaseyaBMS_fewIntentsOpenAhead(t *testing.T) {
 	}
 }
 
-// TestEngine_Sync_intentsOpenInBatches counts the state database's commits
-// in a pass that writes 60 lines, 3 at a time, at 20 ms per request. The
-// opener records the intents of the next writes in batches of one per
-// sender at least (9, then 17 of 3: 18 commits), the closes ride with them,
-// and the rest of the pass is at most 5 commits (see
-// TestEngine_Sync_commitsDoNotGrowWithCustomers) and a flush. Recording
-// each intent as soon as the window had room made 31 to 35 commits.
+// TestEngine_Sync_intentsOpenInBatches checks that a pass that writes 60
+// lines, 3 at a time, records their intents in batches of one per sender
+// at least: the window of 9, then 3 or more each, so 18 batches at most.
+// The count depends neither on the scheduling nor on the pass's other
+// commits: the engine hands the writer every write at once (the backend
+// preloads services, see earlyWrites), so that no batch is cut short by
+// writes not handed over yet, and the batches are told apart by the
+// creation time of their intents (the clock moves at each reading), seen
+// open as each write is sent. Recording each intent as soon as the window
+// had room made 35 to 46 batches.
 func TestEngine_Sync_intentsOpenInBatches(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t, psatest.WithLatency(20*time.Millisecond), psatest.WithThreadLimit(psatest.DefaultThreadLimit))
 	h.pol.WriteConcurrency = 3
+	var ticks atomic.Int64
+	h.now = func() time.Time { return etNow.Add(time.Duration(ticks.Add(1)) * time.Millisecond) }
+	at, ok := h.be.(*autotask.Backend)
+	if !ok {
+		t.Fatalf("backend %T, want *autotask.Backend", h.be)
+	}
+	be := &batchWatcher{Backend: at, db: h.db, batches: map[time.Time]map[int64]bool{}}
+	h.be = be
 	h.writeUsage(h.addCustomers(30)...)
-	c0 := h.db.Commits()
 	res := h.sync(PassOptions{})
-	commits := h.db.Commits() - c0
 	if res.Run.Updated != 60 {
 		t.Fatalf("pass updated %d lines, want 60", res.Run.Updated)
 	}
-	if commits > 60/3+6 {
-		t.Errorf("a pass of 60 writes made %d commits, want at most %d: the intents are not recorded in batches of one per sender", commits, 60/3+6)
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.err != nil {
+		t.Fatal(be.err)
 	}
+	var sizes []int
+	for _, ids := range be.batches {
+		sizes = append(sizes, len(ids))
+	}
+	if n, most := len(sizes), 1+(60-9+2)/3; n > most {
+		t.Errorf("the intents of 60 writes were recorded in %d batches, want at most %d: not in batches of one per sender (sizes %v)", n, most, sizes)
+	}
+}
+
+// batchWatcher is an Autotask backend that preloads services (doing
+// nothing), so that the engine hands its writer the writes of a pass at
+// once, and that records, as each write is sent, the creation times of the
+// intents open in db, and the intents of each: the engine gives each batch
+// one creation time.
+type batchWatcher struct {
+	*autotask.Backend
+	db *state.DB
+
+	mu      sync.Mutex
+	batches map[time.Time]map[int64]bool
+	err     error
+}
+
+func (b *batchWatcher) PreloadServices(_ context.Context, _ []string, kept []psa.KeptService) ([]psa.KeptService, error) {
+	return kept, nil
+}
+
+func (b *batchWatcher) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (*psa.ContractLine, error) {
+	open, err := b.db.OpenIntents()
+	b.mu.Lock()
+	if err != nil {
+		b.err = err
+	}
+	for _, in := range open {
+		if b.batches[in.Created] == nil {
+			b.batches[in.Created] = map[int64]bool{}
+		}
+		b.batches[in.Created][in.ID] = true
+	}
+	b.mu.Unlock()
+	return b.Backend.SetQuantity(ctx, req)
 }
 
 // TestBudgetGate_recheckDoesNotHoldWrites: the read after
