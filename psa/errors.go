@@ -126,7 +126,8 @@ type ValidationError struct {
 	// Kaseya BMS service with the name.
 	Holder string
 	// Status, when set, is the HTTP status of the answer that refused the
-	// request where it is a server error (5xx): Autotask refuses a request
+	// request where it is a server error (5xx; on Kaseya BMS, the code of a
+	// success:false envelope that reads as one): Autotask refuses a request
 	// that way (its business rules answer 500), but so does a tenant or a
 	// proxy that fails every request with the same body.
 	Status int

@@ -621,3 +621,50 @@ func TestEngineKaseyaBMS_currentIsTheChangeInForce(t *testing.T) {
 		t.Errorf("plan: Acme MDR = %+v, want held, unknown in November, for the line from December", c)
 	}
 }
+
+// TestEngineKaseyaBMS_serverErrorEnvelopeToEveryWriteStopsTheWrites checks
+// that a Kaseya BMS tenant that answers every post with the same
+// success:false envelope of code 500 (how BMS reports a failure, inside a
+// 200) stops the pass's writes after a few, as an HTTP 500 would, while
+// envelopes of code 500 naming each its own contract fail only their
+// customers.
+func TestEngineKaseyaBMS_serverErrorEnvelopeToEveryWriteStopsTheWrites(t *testing.T) {
+	t.Parallel()
+	for _, own := range []bool{false, true} {
+		t.Run(map[bool]string{false: "the same", true: "each its own"}[own], func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			h.pol.WriteConcurrency = 2
+			const n = 30
+			customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+			h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+			for _, cm := range customers {
+				msg := "An unexpected error occurred."
+				if own {
+					msg = "Contract " + cm.ContractID + " is closed."
+				}
+				h.sim.AddFault(contractWriteFault(h, psatest.Fault{Status: http.StatusOK,
+					Body: `{"success":false,"error":{"code":500,"message":"` + msg + `"}}`}, cm.ContractID))
+			}
+			h.sync(PassOptions{})
+			last := h.status(customers[n-1].CustomerID)
+			if own {
+				if got := h.writes(); got != 2*n {
+					t.Errorf("%d line writes sent, want each of the %d", got, 2*n)
+				}
+				if !strings.Contains(last.Error, "Contract "+customers[n-1].ContractID+" is closed") {
+					t.Errorf("status of the last customer = %q, want its own refusal", last.Error)
+				}
+				return
+			}
+			// As TestEngineSystems_failingWritesStopThePass.
+			sent := 2*(h.pol.WriteConcurrency+2) + h.pol.WriteConcurrency - 1
+			if got := h.writes(); got > 2*sent {
+				t.Errorf("%d line writes sent into the failure, want at most %d", got, 2*sent)
+			}
+			if !strings.Contains(last.Error, "not written") || !strings.Contains(last.Error, "An unexpected error occurred.") {
+				t.Errorf("status of the last customer = %q, want not written, naming the PSA's answer", last.Error)
+			}
+		})
+	}
+}

@@ -379,8 +379,27 @@ func TestClient_envelopeFailure(t *testing.T) {
 	if !errors.As(err, &ve) || !cmp.Equal(ve.Messages, []string{"Name is required", "Name: must not be empty"}) {
 		t.Errorf("Services.Update error = %v, want a validation error with both messages", err)
 	}
+	if ve != nil && ve.Status != 0 {
+		t.Errorf("Services.Update error has status %d, want none for code 0", ve.Status)
+	}
 	if _, _, err = f.client.Services.Get(t.Context(), 3); !errors.Is(err, psa.ErrNotFound) {
 		t.Errorf("Services.Get(empty result) error = %v, want ErrNotFound", err)
+	}
+}
+
+// A success:false envelope whose code reads as a server error says so in
+// the validation error's Status, which the usage engine's write stop counts
+// when the writes to several contracts all get the same.
+func TestClient_envelopeServerError(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("PUT /v2/admin/finance/services/5", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":false,"error":{"code":500,"message":"An unexpected error occurred."}}`)
+	})
+	_, _, err := f.client.Services.Update(t.Context(), 5, &kaseyabms.UpdateServiceRequest{})
+	var ve *psa.ValidationError
+	if !errors.As(err, &ve) || ve.Status != http.StatusInternalServerError {
+		t.Errorf("Services.Update error = %v (%+v), want a validation error with status 500", err, ve)
 	}
 }
 

@@ -162,7 +162,12 @@ func newEnvelopeError(r *http.Response, info *ErrorInfo, red *redact.Redactor) e
 	case er.Code == http.StatusNotFound || strings.Contains(text, "not found") || strings.Contains(text, "does not exist") || strings.Contains(text, "no record"):
 		er.wrapped = psa.ErrNotFound
 	default:
-		er.wrapped = &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: cmpOrSlice(msgs, "request refused (success:false without a message)")}
+		ve := &psa.ValidationError{System: psa.SystemKaseyaBMS, Messages: cmpOrSlice(msgs, "request refused (success:false without a message)")}
+		if er.Code >= http.StatusInternalServerError && er.Code <= 599 {
+			// The server failed the request, as a 5xx would say.
+			ve.Status = er.Code
+		}
+		er.wrapped = ve
 	}
 	return er
 }
