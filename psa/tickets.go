@@ -213,6 +213,8 @@ type Ticketer interface {
 	// q.ExternalRef, open or closed, in id order.
 	FindTickets(ctx context.Context, q TicketQuery) ([]Ticket, error)
 	// SetTicketStatus changes a ticket's status and returns the ticket.
+	// A PSA that answers with the ticket's id only (Autotask) returns its
+	// ID, StatusID and Closed, without reading the ticket back.
 	// An error matching ErrNotApplied says the status was not set (nor
 	// the note added): the status change was never sent, or the PSA
 	// throttled every attempt of it.

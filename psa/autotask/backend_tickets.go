@@ -326,6 +326,12 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 // added as an internal note with u's note title and type. It fails with an
 // error matching psa.ErrNotApplied when the status picklist could not be
 // read, or Autotask throttled every attempt of the PATCH: nothing was set.
+//
+// Autotask answers the PATCH with the ticket's id only. The ticket
+// returned is not read back: it has the id, the status set and whether
+// that status closes it, nothing else. A read back would cost a request
+// for every close and reopen, and a read that failed would report a
+// status change that was applied as failed.
 func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate) (*psa.Ticket, error) {
 	id, err := parseID("ticket", u.TicketID)
 	if err != nil {
@@ -355,7 +361,7 @@ func (b *Backend) SetTicketStatus(ctx context.Context, u psa.TicketStatusUpdate)
 			return nil, err
 		}
 	}
-	return b.GetTicket(ctx, u.TicketID)
+	return &psa.Ticket{ID: strconv.FormatInt(id, 10), StatusID: strconv.FormatInt(status, 10), Closed: closing}, nil
 }
 
 func (b *Backend) closedStatus(ctx context.Context, status int64) (bool, error) {

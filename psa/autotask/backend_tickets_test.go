@@ -316,3 +316,41 @@ func TestBackend_FindTickets_rateLimited(t *testing.T) {
 		t.Errorf("%d queries, want 2 (one throttled, one retried)", n)
 	}
 }
+
+// A status change costs one PATCH (with a note for a status that does not
+// close, one more request): the ticket is not read back, which cost a
+// request for every close and reopen of a ticket pass, and a read back
+// that failed reported the applied change as failed.
+func TestBackend_SetTicketStatus_noReadBack(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	company := s.Autotask().AddCompany("Acme")
+	tk, err := b.CreateTicket(ctx, psa.CreateTicketRequest{CompanyID: id(company), Title: "t", ExternalRef: "sc:1",
+		Routing: psa.TicketRouting{QueueID: id(psatest.AutotaskQueueMonitoringAlert)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	complete := lookupID(t, b, psa.TicketLookupStatus, "", "Complete")
+	s.ResetRequests()
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/" + tk.ID, Status: http.StatusInternalServerError,
+		Body: `{"errors":["Object reference not set to an instance of an object."]}`})
+	closed, err := b.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: tk.ID, StatusID: complete, Note: "Alert cleared in Sophos Central."})
+	if err != nil || closed.ID != tk.ID || !closed.Closed || closed.StatusID != complete {
+		t.Fatalf("SetTicketStatus = %+v, %v; want the ticket closed, without reading it", closed, err)
+	}
+	if got := s.Autotask().Tickets()[0]; got.Status != "Complete" {
+		t.Errorf("ticket status = %q, want Complete", got.Status)
+	}
+	if reqs := s.Requests(); len(reqs) != 1 || reqs[0].Method != http.MethodPatch {
+		t.Errorf("closing sent %d requests (%v), want one PATCH", len(reqs), routesOf(reqs))
+	}
+}
+
+func routesOf(reqs []psatest.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, routeOf(r))
+	}
+	return out
+}
