@@ -49,6 +49,10 @@ type Customer struct {
 // open set or an error, never part of it: an alert missing from a listing
 // is how the vendor says it was resolved, so a partial listing would close
 // tickets wrongly.
+//
+// A source that also has a StartPass() method (SophosAlerts) has it called
+// at the start of each pass, before the first customer: what it reads once
+// for many customers (the tenant list) it reads at most once a pass.
 type AlertSource interface {
 	OpenAlerts(ctx context.Context, c Customer) ([]Alert, error)
 }
@@ -343,6 +347,9 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{},
 		settled: map[string]Record{}}
 	e.fence.reset()
+	if s, ok := e.alerts.(interface{ StartPass() }); ok {
+		s.StartPass()
+	}
 	n, err := e.settle(ctx, p)
 	if !dryRun {
 		rep.Settled = n

@@ -16,11 +16,28 @@ type SophosAlerts struct {
 
 	mu    sync.Mutex
 	hosts map[string]string // tenant id (lower case) → apiHost
+	// listed is set once this pass (StartPass) read the tenant list, or
+	// tried to: listErr is why that failed, else nil.
+	listed  bool
+	listErr error
 }
 
 // NewSophosAlerts returns an AlertSource that reads tenants' alerts with c.
 func NewSophosAlerts(c *sophos.Client) *SophosAlerts {
 	return &SophosAlerts{client: c}
+}
+
+// StartPass starts a ticket pass, which the engine calls before the
+// first customer: a tenant whose apiHost is not known has the tenant list
+// read again, once for the pass. The customers of a pass that the list
+// does not name (a tenant removed from the partner, a mapping to a wrong
+// id) or names without an apiHost fail without reading it again each:
+// the list is read in pages of 100 tenants, which every such customer of
+// every pass would cost again.
+func (s *SophosAlerts) StartPass() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listed, s.listErr = false, nil
 }
 
 // OpenAlerts returns the tenant's complete open alert set. An alert whose
@@ -48,27 +65,36 @@ func (s *SophosAlerts) OpenAlerts(ctx context.Context, c Customer) ([]Alert, err
 // apiHost returns the tenant's apiHost, reading the tenant list when the
 // tenant is not known yet (new tenants appear between passes) or had no
 // apiHost when the list was last read (a tenant still being set up gets
-// one later).
+// one later): at most once a pass (StartPass).
 func (s *SophosAlerts) apiHost(ctx context.Context, tenantID string) (string, error) {
 	key := strings.ToLower(tenantID)
 	s.mu.Lock()
-	host := s.hosts[key]
+	host, listed, listErr := s.hosts[key], s.listed, s.listErr
 	s.mu.Unlock()
 	if host != "" {
 		return host, nil
 	}
-	tenants, err := s.client.Tenants.ListAll(ctx)
-	if err != nil {
-		return "", err
+	if listed && listErr != nil {
+		return "", fmt.Errorf("tickets: tenant %s is not known yet, and the tenant list could not be read this pass: %w", tenantID, listErr)
 	}
-	hosts := make(map[string]string, len(tenants))
-	for _, t := range tenants {
-		hosts[strings.ToLower(t.ID)] = t.APIHost
+	if !listed {
+		tenants, err := s.client.Tenants.ListAll(ctx)
+		s.mu.Lock()
+		s.listed, s.listErr = true, err
+		if err == nil {
+			s.hosts = make(map[string]string, len(tenants))
+			for _, t := range tenants {
+				s.hosts[strings.ToLower(t.ID)] = t.APIHost
+			}
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return "", err
+		}
 	}
 	s.mu.Lock()
-	s.hosts = hosts
+	host, ok := s.hosts[key]
 	s.mu.Unlock()
-	host, ok := hosts[key]
 	if !ok {
 		return "", fmt.Errorf("tickets: tenant %s is not one of the partner's tenants", tenantID)
 	}

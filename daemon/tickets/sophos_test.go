@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 const globex = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a"
@@ -139,7 +141,47 @@ func TestSophosAlerts_apiHost(t *testing.T) {
 	rs.mu.Lock()
 	rs.noHost = false
 	rs.mu.Unlock()
+	src.StartPass()
 	if got, err := open(acme); err != nil || len(got) != 1 || got[0].Description != "acme's" {
 		t.Errorf("acme once the tenant list gives its apiHost = %+v, %v; want its one alert", got, err)
+	}
+}
+
+// Customers whose tenant the tenant list does not name (removed from the
+// partner, or mapped to a wrong id) fail their pass, but the list (pages
+// of 100 tenants) is read once a pass for all of them, not once for each:
+// at 250 tenants, 3 requests a pass rather than 3 for every such
+// customer of every pass. A tenant added to the list meanwhile is found by
+// the next pass.
+func TestEngine_unknownTenantsReadTheTenantListOncePerPass(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	for i := range 250 - len(e.sophos.Tenants()) {
+		e.sophos.AddTenant(sophostest.Tenant{ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Name: fmt.Sprintf("Tenant %d", i),
+			APIHost: e.sophos.APIURL()})
+	}
+	customers := e.customers()
+	for i := range 5 {
+		customers = append(customers, tickets.Customer{Source: "sophos", CustomerID: fmt.Sprintf("11111111-0000-4000-8000-%012d", i), CompanyID: e.company})
+	}
+	eng := e.engine(routings[psa.SystemAutotask])
+	for pass := 1; pass <= 2; pass++ {
+		e.sophos.ResetRequests()
+		rep, err := eng.Pass(t.Context(), customers, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cr := range rep.Customers[1:] {
+			if cr.Err == nil || !strings.Contains(cr.Err.Error(), "is not one of the partner's tenants") {
+				t.Errorf("pass %d: %s: error %v, want one saying it is not one of the partner's tenants", pass, cr.Customer.CustomerID, cr.Err)
+			}
+		}
+		if n := e.sophos.CountRequests(http.MethodGet, "/partner/v1/tenants"); n != 3 {
+			t.Errorf("pass %d read %d pages of the tenant list, want 3 (the list of 250 tenants once)", pass, n)
+		}
+	}
+	e.sophos.AddTenant(sophostest.Tenant{ID: customers[1].CustomerID, Name: "Added", APIHost: e.sophos.APIURL()})
+	if rep, err := eng.Pass(t.Context(), customers, false); err != nil || rep.Customers[1].Err != nil {
+		t.Errorf("pass after the tenant was added: %+v, %v; want its alerts read", rep.Customers[1], err)
 	}
 }
