@@ -223,6 +223,16 @@ type Ticketer interface {
 	AddTicketNote(ctx context.Context, n TicketNote) error
 }
 
+// TicketBulkReader is implemented by a Ticketer that reads many tickets by
+// id in a few requests (Autotask: an "in" filter of up to 500 ids per
+// query; ConnectWise: a condition "id in (...)" of up to 100). The result
+// holds the tickets the PSA returned, keyed by id; an id that is absent
+// may name a ticket deleted in the PSA, and GetTicket tells
+// (ErrNotFound). Callers with a single id use GetTicket.
+type TicketBulkReader interface {
+	GetTickets(ctx context.Context, ids []string) (map[string]*Ticket, error)
+}
+
 // FindTicketLookup returns the entry of a lookup list whose name equals name
 // (case-insensitively), preferring active entries. A name that matches no
 // entry is an error matching ErrNotFound that lists the names there are; two

@@ -85,6 +85,8 @@ type Engine struct {
 	fence *fence
 	// budget gates the writes of a pass; nil sends them ungated.
 	budget Budget
+	// bulk is the PSA when it reads tickets in bulk, else nil.
+	bulk psa.TicketBulkReader
 	// forgetOther deletes the records of another PSA (Config.ForgetOtherPSA).
 	forgetOther bool
 }
@@ -190,6 +192,9 @@ func New(c Config) (*Engine, error) {
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
 		settleTime: c.SettleTime, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA}
+	if b, ok := c.PSA.(psa.TicketBulkReader); ok {
+		e.bulk = b
+	}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -706,6 +711,18 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 
 	// Resolved alerts first: closing frees no budget, but a storm that
 	// clears should close its tickets even when creation is throttled.
+	// Their tickets are read before the first is resolved, in bulk when
+	// the PSA can (readTickets).
+	var resolved []string
+	for i := range records {
+		if r := &records[i]; r.AlertKey != SummaryKey && Followed(r.State) && !open[r.AlertKey] {
+			resolved = append(resolved, r.TicketID)
+		}
+	}
+	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
+		resolved = append(resolved, summary.TicketID)
+	}
+	var read map[string]*psa.Ticket
 	for i := range records {
 		r := &records[i]
 		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] {
@@ -715,7 +732,10 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			cr.deferForBudget(1)
 			continue
 		}
-		if err := e.resolve(ctx, p, r, &cr); err != nil {
+		if read == nil {
+			read = e.readTickets(ctx, p, resolved)
+		}
+		if err := e.resolve(ctx, p, r, read[r.TicketID], &cr); err != nil {
 			e.throttle(p, err)
 			cr.fail(err)
 			log.Log(ctx, p.failureLevel(), "Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
@@ -724,7 +744,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
 		if !e.allow(ctx, p) {
 			cr.deferForBudget(len(summary.Covered))
-		} else if err := e.resolve(ctx, p, summary, &cr); err != nil {
+		} else if err := e.resolve(ctx, p, summary, read[summary.TicketID], &cr); err != nil {
 			e.throttle(p, err)
 			cr.fail(err)
 		}
@@ -1262,15 +1282,37 @@ func (e *Engine) throttle(p *pass, err error) {
 		"err", err)
 }
 
+// readTickets reads the tickets with ids, which the pass is about to
+// resolve, in bulk when the PSA can (psa.TicketBulkReader: one request per
+// 500 Autotask or 100 ConnectWise tickets, where reading them one by one
+// costs a request each of the PSA's hourly budget) and there are several,
+// and returns them by id. It returns an empty map otherwise, or when the
+// bulk read fails: resolve then reads each ticket, and reports why that
+// failed. A dry run reads nothing.
+func (e *Engine) readTickets(ctx context.Context, p *pass, ids []string) map[string]*psa.Ticket {
+	if e.bulk == nil || p.dryRun || len(ids) < 2 || e.fence.lost() != nil {
+		return map[string]*psa.Ticket{}
+	}
+	read, err := e.bulk.GetTickets(ctx, ids)
+	if err != nil {
+		e.logger.Debug("Could not read the tickets of resolved alerts in bulk; reading them one by one", "tickets", len(ids), "err", err)
+		return map[string]*psa.Ticket{}
+	}
+	return read
+}
+
 // resolve closes the ticket of a resolved alert, or adds a note, as the
-// routing says. A ticket already closed in the PSA is only recorded.
+// routing says. A ticket already closed in the PSA is only recorded. read
+// is the ticket as the pass read it already (readTickets), or nil: it is
+// read then. A ticket a bulk read did not return is read by itself, which
+// tells a deleted one.
 //
 // A close is an intent first: the record is stored in StateClosing before
 // the status is sent, so that a later pass that finds the ticket closed
 // knows psa-syncd closed it, even when the answer was lost or psa-syncd
 // died before recording it. Taking such a close for a technician's would
 // stop the alert's ticket from ever being reopened (tickets.md 5.6).
-func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
+func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Ticket, cr *CustomerReport) error {
 	if p.dryRun {
 		if e.routing.OnResolve == export.OnResolveNote {
 			cr.WouldNote = append(cr.WouldNote, r.TicketID)
@@ -1279,12 +1321,16 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, cr *CustomerRe
 		}
 		return nil
 	}
-	t, err := e.psa.GetTicket(ctx, r.TicketID)
-	if errors.Is(err, psa.ErrNotFound) {
-		return e.gone(r, cr)
-	}
-	if err != nil {
-		return err
+	t := read
+	if t == nil {
+		var err error
+		t, err = e.psa.GetTicket(ctx, r.TicketID)
+		if errors.Is(err, psa.ErrNotFound) {
+			return e.gone(r, cr)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	now := e.now().UTC()
 	note := fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))

@@ -354,3 +354,29 @@ func routesOf(reqs []psatest.Request) []string {
 	}
 	return out
 }
+
+// GetTickets reads tickets by id in one query; an id with no ticket, or
+// that is not an Autotask id, is absent from the result.
+func TestBackend_GetTickets(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	company := s.Autotask().AddCompany("Acme")
+	var ids []string
+	for _, ref := range []string{"sc:1", "sc:2"} {
+		tk, err := b.CreateTicket(ctx, psa.CreateTicketRequest{CompanyID: id(company), Title: "t", ExternalRef: ref,
+			Routing: psa.TicketRouting{QueueID: id(psatest.AutotaskQueueMonitoringAlert)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tk.ID)
+	}
+	s.ResetRequests()
+	got, err := b.GetTickets(ctx, append(ids, "999999", "x"))
+	if err != nil || len(got) != 2 || got[ids[0]].ExternalRef != "sc:1" || got[ids[1]].ExternalRef != "sc:2" || got[ids[0]].Closed {
+		t.Fatalf("GetTickets = %+v, %v; want the two tickets, open", got, err)
+	}
+	if n := len(s.Requests()); n != 1 {
+		t.Errorf("GetTickets sent %d requests, want one query", n)
+	}
+}

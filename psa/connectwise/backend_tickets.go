@@ -12,8 +12,12 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
-// Ensure Backend satisfies the psa.Ticketer interface.
-var _ psa.Ticketer = (*Backend)(nil)
+// Ensure Backend satisfies the psa.Ticketer interface, and reads tickets
+// in bulk.
+var (
+	_ psa.Ticketer         = (*Backend)(nil)
+	_ psa.TicketBulkReader = (*Backend)(nil)
+)
 
 // maxSummary is the longest ticket summary ConnectWise accepts.
 const maxSummary = 100
@@ -152,6 +156,20 @@ func (b *Backend) GetTicket(ctx context.Context, id string) (*psa.Ticket, error)
 		return nil, err
 	}
 	return toTicket(t), nil
+}
+
+// GetTickets returns the tickets with the given ids that ConnectWise
+// returns: one list per 100 ids (a condition "id in (...)").
+func (b *Backend) GetTickets(ctx context.Context, ids []string) (map[string]*psa.Ticket, error) {
+	list, err := bulkGet(ctx, ids, b.client.Tickets.List)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*psa.Ticket, len(list))
+	for _, t := range list {
+		out[strconv.FormatInt(t.ID, 10)] = toTicket(t)
+	}
+	return out, nil
 }
 
 // FindTickets lists tickets by externalXRef and company. externalXRef is a

@@ -1,0 +1,80 @@
+package tickets_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// The tickets of a customer's resolved alerts are read in one request
+// where the PSA reads tickets by id in bulk (Autotask, ConnectWise), not one
+// request each: a storm of alerts that clears at once (an update that
+// fixed them all) costs one read and a close per ticket of the PSA's
+// hourly budget, not a read and a close each. What the read finds decides
+// as before: the ticket a technician closed is only recorded, the others
+// are closed, once.
+func TestEngine_resolvedTicketsReadInBulk(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.MaxPerCustomer = 20
+			eng := e.engine(r)
+			var alerts []sophostest.Alert
+			for range 12 {
+				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Out of date"}))
+			}
+			if cr := e.pass(eng).Customers[0]; cr.Created != 12 || cr.Err != nil {
+				t.Fatalf("first pass = %+v, want 12 tickets", cr)
+			}
+			// A technician closed one ticket of the alerts that clear.
+			tech := e.tickets()[0].id
+			switch sys {
+			case psa.SystemAutotask:
+				e.psaSim.Autotask().SetTicketStatus(tech, "Complete")
+			case psa.SystemConnectWise:
+				e.psaSim.ConnectWise().SetTicketStatus(tech, psatest.ConnectWiseStatusResolved)
+			}
+			for _, a := range alerts[:10] {
+				e.sophos.ResolveAlert(acme, a.ID)
+			}
+			e.psaSim.ResetRequests()
+			cr := e.pass(eng).Customers[0]
+			if cr.Closed != 9 || cr.Err != nil {
+				t.Fatalf("pass after 10 alerts cleared = %+v, want 9 tickets closed (one was closed by a technician)", cr)
+			}
+			var single, bulk int
+			for _, req := range e.psaSim.Requests() {
+				switch {
+				case req.Method == http.MethodGet && strings.Contains(req.Path, "/Tickets/"), // Autotask
+					req.Method == http.MethodGet && strings.Contains(req.Path, "/service/tickets/"): // ConnectWise
+					single++
+				case req.Method == http.MethodPost && strings.HasSuffix(req.Path, "/Tickets/query"),
+					req.Method == http.MethodGet && strings.HasSuffix(req.Path, "/service/tickets"):
+					bulk++
+				}
+			}
+			if single != 0 || bulk != 1 {
+				t.Errorf("the tickets of 10 resolved alerts were read with %d single reads and %d bulk reads, want one bulk read", single, bulk)
+			}
+			closed := 0
+			for _, tk := range e.tickets() {
+				if tk.closed {
+					closed++
+				}
+			}
+			if closed != 10 {
+				t.Errorf("%d tickets closed in the PSA, want 10", closed)
+			}
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 0 || cr.Err != nil {
+				t.Errorf("next pass = %+v, want nothing closed again", cr)
+			}
+		})
+	}
+}
