@@ -185,3 +185,31 @@ func TestEngine_unknownTenantsReadTheTenantListOncePerPass(t *testing.T) {
 		t.Errorf("pass after the tenant was added: %+v, %v; want its alerts read", rep.Customers[1], err)
 	}
 }
+
+// A tenant list that cannot be read fails every customer whose apiHost is
+// not known with its error, but is asked for once a pass, not once (with
+// its retries) for each of them.
+func TestEngine_failedTenantListReadOncePerPass(t *testing.T) {
+	t.Parallel()
+	tenantReads := func(customers int) int {
+		e := newEnv(t, psa.SystemAutotask)
+		e.sophos.AddFault(sophostest.Fault{Method: http.MethodGet, Path: "/partner/v1/tenants", Status: http.StatusServiceUnavailable})
+		cs := e.customers()
+		for i := range customers - 1 {
+			cs = append(cs, tickets.Customer{Source: "sophos", CustomerID: fmt.Sprintf("11111111-0000-4000-8000-%012d", i), CompanyID: e.company})
+		}
+		rep, err := e.engine(routings[psa.SystemAutotask]).Pass(t.Context(), cs, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cr := range rep.Customers {
+			if cr.Err == nil || !strings.Contains(cr.Err.Error(), "503") {
+				t.Errorf("%s: error %v, want the tenant list's 503", cr.Customer.CustomerID, cr.Err)
+			}
+		}
+		return e.sophos.CountRequests(http.MethodGet, "/partner/v1/tenants")
+	}
+	if one, five := tenantReads(1), tenantReads(5); five != one {
+		t.Errorf("the failing tenant list was asked for %d times for 5 customers and %d times for one; want as often", five, one)
+	}
+}
