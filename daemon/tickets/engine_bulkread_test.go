@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,14 +28,23 @@ func TestEngine_resolvedTicketsReadInBulk(t *testing.T) {
 			r.MaxPerCustomer = 20
 			eng := e.engine(r)
 			var alerts []sophostest.Alert
-			for range 12 {
-				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Out of date"}))
+			for i := range 12 {
+				alerts = append(alerts, e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Out of date %d", i)}))
 			}
 			if cr := e.pass(eng).Customers[0]; cr.Created != 12 || cr.Err != nil {
 				t.Fatalf("first pass = %+v, want 12 tickets", cr)
 			}
-			// A technician closed one ticket of the alerts that clear.
-			tech := e.tickets()[0].id
+			// A technician closed one ticket of the alerts that clear (the
+			// tickets are created concurrently, in no set order).
+			var tech int64
+			for _, tk := range e.tickets() {
+				if strings.HasSuffix(tk.title, ": "+alerts[0].Description) {
+					tech = tk.id
+				}
+			}
+			if tech == 0 {
+				t.Fatalf("no ticket of the alert %q among %+v", alerts[0].Description, e.tickets())
+			}
 			switch sys {
 			case psa.SystemAutotask:
 				e.psaSim.Autotask().SetTicketStatus(tech, "Complete")
