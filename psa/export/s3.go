@@ -259,26 +259,48 @@ func (e *s3Error) Unwrap() error { return e.err }
 
 // s3Err returns err, an error of the S3 client, as an *s3Error when S3
 // answered it; other errors (a network error) are returned unchanged.
+//
+// The *s3Error wraps a copy of the SDK's error that keeps the operation,
+// the status, the request id and S3's error, so that errors.As finds them
+// as in the SDK's, but not the answer's request: the SDK's error keeps
+// the signed request, whose headers hold the signature and the session
+// token (X-Amz-Security-Token), which a deep print of the error (a test's
+// failure message, a debugger) would show.
 func s3Err(err error) error {
 	var re *smithyhttp.ResponseError
 	if !errors.As(err, &re) || re.HTTPStatusCode() <= 0 {
 		return err
 	}
-	text := fmt.Sprintf("S3 answered %d %s", re.HTTPStatusCode(), http.StatusText(re.HTTPStatusCode()))
-	var oe *smithy.OperationError
-	if errors.As(err, &oe) {
-		text = oe.Operation() + ": " + text
-	}
+	code := re.HTTPStatusCode()
+	text := fmt.Sprintf("S3 answered %d %s", code, http.StatusText(code))
+	// The API error is S3's answer, decoded: strings only. Without one
+	// (an answer S3's error codes do not describe), the SDK's text.
+	cause := errors.New(re.Err.Error())
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		if code := ae.ErrorCode(); code != "" {
-			text += ": " + code
+		cause = ae
+		if c := ae.ErrorCode(); c != "" {
+			text += ": " + c
 		}
 		if msg := ae.ErrorMessage(); msg != "" {
 			text += ": " + msg
 		}
 	}
-	return &s3Error{err: err, text: text}
+	clean := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code))}},
+		Err:      cause,
+	}}
+	var rid interface{ ServiceRequestID() string }
+	if errors.As(err, &rid) {
+		clean.RequestID = rid.ServiceRequestID()
+	}
+	var copied error = clean
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		text = oe.Operation() + ": " + text
+		copied = &smithy.OperationError{ServiceID: oe.Service(), OperationName: oe.Operation(), Err: clean}
+	}
+	return &s3Error{err: copied, text: text}
 }
 
 // apiCode returns S3's error code of err ("NoSuchKey"), or "".

@@ -11,9 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // An S3 error reads the same every time it happens: no request ids, which
@@ -124,6 +126,42 @@ func TestS3Backend_storeThatNeverAnswers(t *testing.T) {
 	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
 		if err == nil || !strings.HasPrefix(err.Error(), `export "s3://bucket/psa-mappings.json`) {
 			t.Errorf("%s = %v, want an error naming the store", op, err)
+		}
+	}
+}
+
+// TestS3Backend_errorsKeepNoCredentials: the errors of the S3 store keep
+// no credential, not even deep inside (a test's failure message, a
+// debugger, a reflection-based logger): the SDK's errors keep the signed
+// request, whose headers hold the session token (X-Amz-Security-Token) and
+// the signature. They still answer errors.As as the SDK's do. versitygw
+// refuses session tokens (400 InvalidToken): an error answer as good as
+// any, to a request that carried the token.
+func TestS3Backend_errorsKeepNoCredentials(t *testing.T) {
+	t.Parallel()
+	const token = "canary-session-token-7f3a9c"
+	srv := s3test.Start(t)
+	b, err := NewS3Backend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *b
+	bad.client = s3.New(b.client.Options(), func(o *s3.Options) {
+		o.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(s3test.AccessKey, "wrong-secret", token))
+	})
+	_, lerr := bad.Load(t.Context(), "")
+	_, serr := bad.Save(t.Context(), []byte("{}"), "")
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil {
+			t.Fatalf("%s with a wrong secret succeeded", op)
+		}
+		if leaks := psatest.Leaks(err, token, "AWS4-HMAC-SHA256 Credential="); leaks != nil {
+			t.Errorf("%s's error %v keeps credentials: %s", op, err, strings.Join(leaks, "; "))
+		}
+		var ae smithy.APIError
+		var oe *smithy.OperationError
+		if status(err) <= 0 || !errors.As(err, &ae) || ae.ErrorCode() == "" || !errors.As(err, &oe) {
+			t.Errorf("%s's error %v: status %d, want the status, the S3 error code and the operation still found by errors.As", op, err, status(err))
 		}
 	}
 }
