@@ -494,6 +494,10 @@ type PageDetails struct {
 
 // Response wraps an HTTP response from Autotask with the paging state of a
 // query response (nil for other responses).
+//
+// The embedded *http.Response keeps the status and the headers, but
+// neither the body, which has been read, nor the credentials: its Request
+// holds only the method and the URL (see redact.Redactor.Response).
 type Response struct {
 	*http.Response
 
@@ -706,15 +710,17 @@ func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, [
 	}
 	defer hr.Body.Close()
 	c.threshold.count() // every answered request counts against the hourly budget
+	// The Response keeps no credentials: see redact.Redactor.Response.
+	resp := &Response{Response: c.redact.Response(hr)}
 	if err := checkResponse(hr, c.redact); err != nil {
-		return &Response{Response: hr}, nil, err
+		return resp, nil, err
 	}
 	body, err := rest.ReadBody(hr)
 	if err != nil {
 		// The response was lost half way: the request was processed.
-		return &Response{Response: hr}, nil, &rest.TransportError{Err: err}
+		return resp, nil, &rest.TransportError{Err: err}
 	}
-	return &Response{Response: hr}, body, nil
+	return resp, body, nil
 }
 
 // rebase re-discovers the zone after a 401 and points req at the new zone.

@@ -592,6 +592,10 @@ func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any
 
 // Response wraps an HTTP response from ConnectWise with the paging links
 // and the server's API version, parsed once.
+//
+// The embedded *http.Response keeps the status and the headers, but
+// neither the body, which has been read, nor the credentials: its Request
+// holds only the method and the URL (see redact.Redactor.Response).
 type Response struct {
 	*http.Response
 
@@ -604,8 +608,9 @@ type Response struct {
 	APIVersion string
 }
 
-func newResponse(r *http.Response) *Response {
-	resp := &Response{Response: r, Links: parseLinks(r.Header.Values("Link")), APIVersion: r.Header.Get("api-current-version")}
+// newResponse wraps r, keeping no credentials: see redact.Redactor.Response.
+func (c *Client) newResponse(r *http.Response) *Response {
+	resp := &Response{Response: c.redact.Response(r), Links: parseLinks(r.Header.Values("Link")), APIVersion: r.Header.Get("api-current-version")}
 	resp.NextPageURL = resp.Links["next"]
 	return resp
 }
@@ -755,13 +760,13 @@ func (c *Client) roundTrip(req *http.Request) (*Response, []byte, error) {
 	}
 	defer hr.Body.Close()
 	if err := checkResponse(hr, c.redact); err != nil {
-		return newResponse(hr), nil, err
+		return c.newResponse(hr), nil, err
 	}
 	body, err := rest.ReadBody(hr)
 	if err != nil {
-		return newResponse(hr), nil, &rest.TransportError{Err: err}
+		return c.newResponse(hr), nil, &rest.TransportError{Err: err}
 	}
-	return newResponse(hr), body, nil
+	return c.newResponse(hr), body, nil
 }
 
 // rebase is called after req got 404. It re-discovers the codebase when

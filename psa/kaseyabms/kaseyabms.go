@@ -400,6 +400,10 @@ func (c *Client) NewRequest(ctx context.Context, method, urlStr string, body any
 
 // Response wraps an HTTP response from Kaseya BMS with the envelope's paging
 // information.
+//
+// The embedded *http.Response keeps the status and the headers, but
+// neither the body, which has been read, nor the credentials: its Request
+// holds only the method and the URL (see redact.Redactor.Response).
 type Response struct {
 	*http.Response
 
@@ -588,7 +592,8 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 		return nil, rest.NewTransportError(err)
 	}
 	defer hr.Body.Close()
-	resp := &Response{Response: hr, TotalRecords: -1}
+	// The Response keeps no credentials: see redact.Redactor.Response.
+	resp := &Response{Response: c.redact.Response(hr), TotalRecords: -1}
 	if err := checkResponse(hr, c.redact); err != nil {
 		return resp, c.throttled(endpoint, err, hr.Header.Get("Retry-After") != "")
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // A base URL or hostname that is not usable is named without the password
@@ -63,5 +64,28 @@ func TestClient_echoOfRenewedTokenRedacted(t *testing.T) {
 	err := <-errc
 	if err == nil || strings.Contains(err.Error(), "token-1") || !strings.Contains(err.Error(), "[REDACTED]") {
 		t.Errorf("Services.Get(7), sent before the renewal, = %v; want an error with the old token redacted", err)
+	}
+}
+
+// TestClient_responseKeepsNoCredentials: the Response a call returns keeps
+// the status and the headers, not the request with the bearer token (nor
+// the connection's buffers behind the body, which hold the request as
+// sent), which a deep print of it (a test's failure message, a debugger)
+// would show.
+func TestClient_responseKeepsNoCredentials(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.mux.HandleFunc("GET /v2/admin/finance/services/7", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"success":true,"result":{"id":7,"name":"Backup"}}`)
+	})
+	_, resp, err := f.client.Services.Get(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Request.Method != http.MethodGet {
+		t.Errorf("Response = %d %s, want 200 to a GET", resp.StatusCode, resp.Request.Method)
+	}
+	for _, leak := range psatest.Leaks(resp, "Bearer token-1") {
+		t.Errorf("the Response holds a credential: %s", leak)
 	}
 }

@@ -265,6 +265,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // Response wraps an API response and adds its paging block.
+//
+// The embedded *http.Response keeps the status and the headers, but
+// neither the body, which has been read, nor the credentials: its Request
+// holds only the method and the URL (see redact.Redactor.Response).
 type Response struct {
 	*http.Response
 
@@ -419,7 +423,8 @@ func (c *Client) Do(req *http.Request, v any) (*Response, error) {
 // finish checks the status and decodes the body.
 func (c *Client) finish(req *http.Request, resp *http.Response, v any) (*Response, error) {
 	defer resp.Body.Close()
-	response := &Response{Response: resp}
+	// The Response keeps no credentials: see redact.Redactor.Response.
+	response := &Response{Response: c.redact.Response(resp)}
 	if err := c.checkResponse(req, resp); err != nil {
 		return response, err
 	}
