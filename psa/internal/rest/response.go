@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,22 +74,42 @@ const maxPresized = 4 << 20
 // truncated JSON). When the response gives its length, the body is read
 // into one buffer of that size instead of one that doubles as it fills (a
 // page of 500 rows is about 100 KB).
+//
+// A gzip-compressed body that Go's transport left so (the caller's HTTP
+// client asked for gzip itself, or the server compressed it unasked) is
+// read decompressed, the cap applying to the decompressed bytes, as
+// ReadErrorBody does; a body in another encoding fails with an error that
+// names it, rather than as JSON that does not decode.
 func ReadBody(r *http.Response) ([]byte, error) {
 	return readBody(r, MaxBody)
 }
 
 // readBody is ReadBody with the cap as a parameter, for tests.
 func readBody(r *http.Response, limit int64) ([]byte, error) {
-	body, err := readAtMost(r, limit+1)
-	if err == nil && int64(len(body)) > limit {
+	body, n := io.Reader(r.Body), r.ContentLength
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("the answer says it is gzip-compressed (Content-Encoding: gzip) but does not decompress: %w", err)
+		}
+		// Content-Length is the compressed size.
+		body, n = zr, -1
+	default:
+		return nil, fmt.Errorf("the answer is compressed (Content-Encoding: %s), which a client cannot read: let Go's transport ask for compression (an HTTP client that sets Accept-Encoding itself gets answers it must decompress)", enc)
+	}
+	data, err := readAtMost(body, n, limit+1)
+	if err == nil && int64(len(data)) > limit {
 		return nil, fmt.Errorf("the answer is larger than %s, the most a client reads", byteSize(limit))
 	}
-	return body, err
+	return data, err
 }
 
-func readAtMost(r *http.Response, limit int64) ([]byte, error) {
-	lr := io.LimitReader(r.Body, limit)
-	n := r.ContentLength
+// readAtMost reads at most limit bytes of body, whose length is n (-1 when
+// unknown).
+func readAtMost(body io.Reader, n, limit int64) ([]byte, error) {
+	lr := io.LimitReader(body, limit)
 	if n <= 0 || n > maxPresized || n > limit {
 		return io.ReadAll(lr)
 	}

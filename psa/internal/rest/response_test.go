@@ -128,6 +128,51 @@ func TestReadBody(t *testing.T) {
 	}
 }
 
+// TestReadBody_encoded: a successful answer that Go's transport left
+// compressed (the caller's HTTP client asked for gzip itself, or the server
+// compressed it unasked) is read decompressed, within the cap, instead of
+// failing JSON decoding on its first byte; one in an encoding the client
+// cannot read fails with an error that names the encoding.
+func TestReadBody_encoded(t *testing.T) {
+	t.Parallel()
+	gz := func(s string) []byte {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, _ = zw.Write([]byte(s))
+		_ = zw.Close()
+		return z.Bytes()
+	}
+	page := `{"items":[{"id":1}],"pageDetails":{"count":1}}`
+	for _, tc := range []struct {
+		encoding string
+		body     []byte
+		limit    int64
+		want     string
+		err      string
+	}{
+		{encoding: "gzip", body: gz(page), limit: MaxBody, want: page},
+		{encoding: " X-Gzip ", body: gz(page), limit: MaxBody, want: page},
+		{encoding: "identity", body: []byte(page), limit: MaxBody, want: page},
+		{encoding: "gzip", body: gz(strings.Repeat("0", 11)), limit: 10, err: "the answer is larger than 10 bytes, the most a client reads"},
+		{encoding: "gzip", body: []byte(page), limit: MaxBody, err: "the answer says it is gzip-compressed (Content-Encoding: gzip) but does not decompress: gzip: invalid header"},
+		{encoding: "gzip", body: gz(page)[:20], limit: MaxBody, err: "unexpected EOF"}, // cut short, as a plain body would be
+		{encoding: "br", body: []byte("\x1b\x03compressed"), limit: MaxBody, err: `the answer is compressed (Content-Encoding: br), which a client cannot read: let Go's transport ask for compression (an HTTP client that sets Accept-Encoding itself gets answers it must decompress)`},
+	} {
+		// The Content-Length of a compressed answer is the compressed size.
+		r := &http.Response{Header: http.Header{"Content-Encoding": {tc.encoding}}, ContentLength: int64(len(tc.body)), Body: io.NopCloser(bytes.NewReader(tc.body))}
+		got, err := readBody(r, tc.limit)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("readBody(Content-Encoding %q) = %q, %v, want error %q", tc.encoding, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || string(got) != tc.want {
+			t.Errorf("readBody(Content-Encoding %q) = %q, %v, want %q", tc.encoding, got, err, tc.want)
+		}
+	}
+}
+
 func TestDescribeResponse(t *testing.T) {
 	t.Parallel()
 	req, _ := http.NewRequest(http.MethodPost, "https://api.example.com/v2/crm/accounts/search?name=Acme", nil)
