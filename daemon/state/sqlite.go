@@ -16,6 +16,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/durable"
 )
 
 // sqliteMagic starts every SQLite database file.
@@ -428,13 +430,9 @@ func writeEmpty(file string) error {
 	return f.Close()
 }
 
+// syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("state: syncing %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("state: syncing %q: %w", dir, err)
 	}
 	return nil

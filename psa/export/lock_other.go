@@ -13,8 +13,5 @@ func lockFile(path string) (unlock func(), err error) {
 	return func() {}, nil
 }
 
-// syncDir is a no-op where directories cannot be opened for syncing.
-func syncDir(dir string) error { return nil }
-
 // keepOwner does nothing where files have no Unix owner and group.
 func keepOwner(f *os.File, old fs.FileInfo) {}

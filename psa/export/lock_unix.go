@@ -40,16 +40,6 @@ func lockFile(path string) (unlock func(), err error) {
 	}, nil
 }
 
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // keepOwner gives f, the file about to replace old, old's owner and group,
 // as far as the writer may: root may give both, another user only a group
 // it is a member of. What it may not give stays the writer's, as it was.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/internal/durable"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -290,7 +291,7 @@ func writeFile(path string, data []byte) (err error) {
 	if err := os.Rename(f.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return durable.SyncDir(dir)
 }
 
 // createTemp creates a new file in dir whose name is pattern with its "*"

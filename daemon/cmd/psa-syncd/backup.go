@@ -13,6 +13,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/internal/durable"
 )
 
 func cmdBackup(ctx context.Context, e *env, args []string) int {
@@ -143,19 +144,26 @@ var link = os.Link
 // a file of that name: a hard link refuses one that appeared meanwhile.
 // A file system without hard links (a CIFS share without Unix extensions,
 // vfat, some FUSE mounts: where backups are often sent) gets a rename
-// after a check that out does not exist.
+// after a check that out does not exist. The name is then synced to disk,
+// as the backup's content was, so that a crash right after the command
+// reported the backup written does not lose it.
 func publish(tmp, out string) error {
 	err := link(tmp, out)
-	if err == nil || errors.Is(err, os.ErrExist) {
+	if errors.Is(err, os.ErrExist) {
 		return err
 	}
-	if _, serr := os.Lstat(out); serr == nil {
-		return &os.LinkError{Op: "rename", Old: tmp, New: out, Err: os.ErrExist}
-	} else if !errors.Is(serr, os.ErrNotExist) {
-		return serr
+	if err != nil {
+		if _, serr := os.Lstat(out); serr == nil {
+			return &os.LinkError{Op: "rename", Old: tmp, New: out, Err: os.ErrExist}
+		} else if !errors.Is(serr, os.ErrNotExist) {
+			return serr
+		}
+		if rerr := os.Rename(tmp, out); rerr != nil {
+			return fmt.Errorf("%w; renaming instead: %w", err, rerr)
+		}
 	}
-	if rerr := os.Rename(tmp, out); rerr != nil {
-		return fmt.Errorf("%w; renaming instead: %w", err, rerr)
+	if err := durable.SyncDir(filepath.Dir(out)); err != nil {
+		return fmt.Errorf("%s was written, but syncing its directory failed (a crash now could lose it): %w", out, err)
 	}
 	return nil
 }
