@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 	"github.com/hashicorp/terraform-plugin-log/tflogtest"
 )
 
@@ -90,5 +93,37 @@ func TestSilenceDiscardedLogs(t *testing.T) {
 				t.Errorf("SilenceDiscardedLogs set %v, want %v", set, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigureConnectWise_masksClientID: the provider's log lines mask
+// the ConnectWise client id (Sensitive, and a credential the clients
+// redact) as they mask the keys, as a field named client_id and inside any
+// text.
+func TestConfigureConnectWise_masksClientID(t *testing.T) {
+	t.Parallel()
+	const clientID = "3f9c2a1e-cw-client-id"
+	attrTypes := map[string]attr.Type{}
+	for _, name := range []string{"site", "company_id", "public_key", "private_key", "client_id", "base_url", "codebase", "api_version"} {
+		attrTypes[name] = types.StringType
+	}
+	block, diags := types.ObjectValueFrom(context.Background(), attrTypes, connectwiseProviderModel{
+		Site: types.StringValue("na.myconnectwise.net"), CompanyID: types.StringValue("acme"),
+		PublicKey: types.StringValue("pub-key-1234"), PrivateKey: types.StringValue("priv-key-5678"),
+		ClientID: types.StringValue(clientID), BaseURL: types.StringNull(), Codebase: types.StringNull(), APIVersion: types.StringNull(),
+	})
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	_, secrets := configureConnectWise(context.Background(), block, &diags)
+	if diags.HasError() {
+		t.Fatal(diags)
+	}
+	var out bytes.Buffer
+	ctx := maskSecrets(tflogtest.RootLogger(context.Background(), &out), secrets)
+	tflog.Debug(ctx, "ConnectWise answered 401 for clientId "+clientID, map[string]any{"client_id": clientID, "err": "echo: clientId: " + clientID})
+	newBackendLogger(ctx).Warn("Retrying ConnectWise request", "err", errors.New("echo: clientId: "+clientID))
+	if strings.Contains(out.String(), clientID) || !strings.Contains(out.String(), "Retrying ConnectWise request") {
+		t.Errorf("log lines show the client id:\n%s", out.String())
 	}
 }

@@ -558,7 +558,7 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 		{"base_url", m.BaseURL, envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
 		{"api_version", m.APIVersion, envConnectWiseAPIVersion, connectWiseAPIVersion()},
 	})
-	return cfg, []string{cfg.PublicKey, cfg.PrivateKey}
+	return cfg, []string{cfg.PublicKey, cfg.PrivateKey, cfg.ClientID}
 }
 
 // configureKaseyaBMS reads the kaseya_bms block like configureAutotask.
@@ -737,7 +737,7 @@ func stringFromEnv(v types.String, env string) string {
 // maskSecrets returns a context whose log lines mask the secret attributes
 // and any field value containing one of the secret strings.
 func maskSecrets(ctx context.Context, secrets []string) context.Context {
-	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "secret", "integration_code", "password", "public_key", "private_key", "authorization")
+	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "secret", "integration_code", "password", "public_key", "private_key", "client_id", "authorization")
 	var nonEmpty []string
 	for _, s := range secrets {
 		if s != "" {
