@@ -11,9 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
@@ -547,15 +545,6 @@ func BenchmarkRefreshCalls(b *testing.B) {
 				name, float64((processCPU(b)-start).Microseconds())/per, float64(b.Elapsed().Microseconds())/per)
 		})
 	}
-}
-
-// processCPU is the processor time the test process has used.
-func processCPU(tb testing.TB) time.Duration {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
 }
 
 // tftypesJSON is v, an object of primitive values and objects of them, as

@@ -24,7 +24,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -43,7 +42,7 @@ type Cluster struct {
 	data    string
 	bin     string
 	port    int
-	cred    *syscall.Credential // nil when not running as root
+	sys     *syscall.SysProcAttr // the user nobody when running as root, else nil
 	dbs     atomic.Int64
 	durable bool
 }
@@ -90,19 +89,9 @@ func Start(opts ...Option) (*Cluster, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("nobody")
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("pgtest: running as root needs the unprivileged user nobody: %w", err)
-		}
-		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-		c.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		if err := os.Chown(dir, int(uid), int(gid)); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
+	if c.sys, err = unprivileged(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		os.RemoveAll(dir)
@@ -141,9 +130,7 @@ func (c *Cluster) run(name string, args ...string) ([]byte, error) {
 	cmd := exec.Command(filepath.Join(c.bin, name), args...)
 	cmd.Dir = c.dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C")
-	if c.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
-	}
+	cmd.SysProcAttr = c.sys
 	return cmd.CombinedOutput()
 }
 
