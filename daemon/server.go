@@ -984,7 +984,10 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		// instance, which looks at a read's token when its slots are
 		// scarce (takeAPISlot), would count a wrong one against this
 		// standby's address, and refuse what it forwards for everyone.
-		if !d.hasToken(r) {
+		// A reader's basic credentials, which the listener checked, go
+		// too: the active instance's listener lets nothing through
+		// without them, and does not count them as a wrong token.
+		if !d.hasToken(r) && !d.listenerCheckedBasic(r) {
 			r.Header.Del("Authorization")
 		}
 		d.forwardToActive(w, r, d.forwardTimeout)

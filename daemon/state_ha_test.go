@@ -723,16 +723,42 @@ func TestDaemon_selfExportSharedPostgres(t *testing.T) {
 // is a standby. It returns them and the standby's server.
 func dtActiveAndStandby(t *testing.T, token string) (a, b *Daemon, standbyURL string) {
 	t.Helper()
+	return dtActiveAndStandbyBehind(t, token, "")
+}
+
+// dtActiveAndStandbyBehind is dtActiveAndStandby with both instances
+// served by their listeners (exporter-toolkit) as the web config file
+// webConfig says; "" serves their handlers as they are.
+func dtActiveAndStandbyBehind(t *testing.T, token, webConfig string) (a, b *Daemon, standbyURL string) {
+	t.Helper()
 	pgURL, err := pgtest.New(t).CreateDatabase(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var activeAPI http.Handler
-	srvA := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { activeAPI.ServeHTTP(w, r) }))
-	t.Cleanup(srvA.Close)
-	e := dtSetup(t, dtOptions{token: token, state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: %s\n", pgURL, srvA.URL)})
+	var webFile string
+	if webConfig != "" {
+		webFile = filepath.Join(t.TempDir(), "web-config.yml")
+		dtWrite(t, webFile, webConfig)
+	}
+	listen := func() net.Listener {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	serve := func(d *Daemon, ln net.Listener) string {
+		srv := &http.Server{Handler: d.Handler(), ReadHeaderTimeout: time.Minute}
+		go func() { _ = d.serve(srv, ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return "http://" + ln.Addr().String()
+	}
+	lnA := listen()
+	e := dtSetup(t, dtOptions{token: token, daemonOpts: Options{WebConfigFile: webFile},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://%s\n", pgURL, lnA.Addr())})
 	a = e.d
-	activeAPI = a.Handler()
+	serve(a, lnA)
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -740,6 +766,7 @@ func dtActiveAndStandby(t *testing.T, token string) (a, b *Daemon, standbyURL st
 		t.Fatal(err)
 	}
 	b = dtSecondInstance(t, e, nil)
+	b.webConfigFile = webFile
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -747,9 +774,7 @@ func dtActiveAndStandby(t *testing.T, token string) (a, b *Daemon, standbyURL st
 	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
 		t.Fatalf("second BecomeActive = %v, want a StandbyError", err)
 	}
-	srvB := httptest.NewServer(b.Handler())
-	t.Cleanup(srvB.Close)
-	return a, b, srvB.URL
+	return a, b, serve(b, listen())
 }
 
 // TestDaemon_standbyForwardsSyncRequestLookup: `psa-syncd sync -web.url`
@@ -1559,6 +1584,56 @@ func TestDaemon_standbyLookupsDoNotThrottleTheStandby(t *testing.T) {
 	// The client that sent them is the one held back, on the standby.
 	if code, body := send(other, http.MethodPost, "/api/v1/sync", token, `{"customer":"cust-acme"}`); code != http.StatusTooManyRequests {
 		t.Errorf("POST /api/v1/sync from the client that sent %d wrong tokens = %d %s; want the standby's 429", maxWrongTokens, code, body)
+	}
+}
+
+// TestDaemon_standbyForwardsReadersLookup: behind listeners with
+// basic_auth_users, a reader (a Grafana data source, an operator's basic
+// user whose password is not the API token) polls a sync request through
+// a Service that reaches the standby. The standby stripped the reader's
+// credentials before forwarding the lookup, and the active instance's
+// listener, which lets nothing through without a user, answered 401. The
+// active instance does not take a reader's password for a wrong token, so
+// the standby forwards it: the reader gets the request, and the active
+// instance, even with its open slots taken, goes on taking the standby's
+// requests.
+func TestDaemon_standbyForwardsReadersLookup(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-token"
+	a, _, standby := dtActiveAndStandbyBehind(t, token, fmt.Sprintf("basic_auth_users:\n  grafana: %s\n  automation: %s\n",
+		bcryptHash(t, "reader-password"), bcryptHash(t, token)))
+	send := func(method, path, auth, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(t.Context(), method, standby+path, strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	automation, reader := basicAuth("automation", token), basicAuth("grafana", "reader-password")
+	code, body := send(http.MethodPost, "/api/v1/sync", automation, `{"customer":"cust-acme"}`)
+	var ticket SyncTicket
+	if code != http.StatusAccepted || json.Unmarshal([]byte(body), &ticket) != nil || ticket.ID == "" {
+		t.Fatalf("POST /api/v1/sync on the standby as automation = %d %s; want the active instance's 202", code, body)
+	}
+	if code, body := send(http.MethodGet, "/api/v1/runs/"+ticket.ID, reader, ""); code != http.StatusOK || !strings.Contains(body, `"status": "queued"`) {
+		t.Errorf("GET /api/v1/runs/%s on the standby as reader grafana = %d %s; want the active instance's queued request", ticket.ID, code, body)
+	}
+	// Clients without the token hold the active instance's open slots: it
+	// looks at the reader's password, and does not count it.
+	for range maxConcurrentAPIRequests - tokenAPISlots {
+		a.openAPISlots <- struct{}{}
+		a.apiSlots <- struct{}{}
+	}
+	for range maxWrongTokens {
+		send(http.MethodGet, "/api/v1/runs/"+ticket.ID, reader, "")
+	}
+	if code, body := send(http.MethodPost, "/api/v1/sync", automation, `{"customer":"cust-globex"}`); code != http.StatusAccepted {
+		t.Errorf("POST /api/v1/sync as automation through the standby, after %d lookups of a reader = %d %s; want the active instance's 202", maxWrongTokens, code, body)
 	}
 }
 
