@@ -415,8 +415,12 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 		}
 		return fmt.Errorf("autotask: zone lookup for user %q: %w", c.creds.username, err)
 	}
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return fmt.Errorf("autotask: zone lookup: %w", err)
+	}
 	var z Zone
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&z); err != nil {
+	if err := json.NewDecoder(io.LimitReader(body, maxErrorBody)).Decode(&z); err != nil {
 		return fmt.Errorf("autotask: zone lookup: decoding response: %w", err)
 	}
 	root, err := parseRoot(z.URL)

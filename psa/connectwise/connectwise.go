@@ -439,8 +439,12 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 	if err := checkResponse(resp, c.redact); err != nil {
 		return nil, fmt.Errorf("connectwise: company info for company %q: %w", c.creds.company, err)
 	}
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: company info: %w", err)
+	}
 	var ci CompanyInfo
-	if err := json.NewDecoder(io.LimitReader(resp.Body, rest.MaxErrorBody)).Decode(&ci); err != nil {
+	if err := json.NewDecoder(io.LimitReader(body, rest.MaxErrorBody)).Decode(&ci); err != nil {
 		return nil, fmt.Errorf("connectwise: company info: decoding response: %w", err)
 	}
 	return &ci, nil

@@ -101,7 +101,11 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 	default:
 		return Blob{}, fmt.Errorf("%sreading: %s", prefix(b.String()), b.apiError(resp))
 	}
-	data, err := readExport(resp.Body)
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
+	}
+	data, err := readExport(body)
 	if err != nil {
 		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.String()), err)
 	}

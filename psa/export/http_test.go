@@ -80,6 +80,45 @@ func TestHTTPBackend_gzipErrorBody(t *testing.T) {
 	}
 }
 
+// TestHTTPBackend_gzipExport: the backend asks for no compression, so Go's
+// transport decompresses nothing, but a proxy may compress the export all
+// the same: it is loaded decompressed, not refused as JSON that starts with
+// '\x1f'; one in an encoding that psa-sync cannot read fails naming it.
+func TestHTTPBackend_gzipExport(t *testing.T) {
+	t.Parallel()
+	const doc = `{"revision":1}`
+	for _, enc := range []string{"gzip", "br"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Encoding", enc)
+			w.Header().Set("ETag", `"1"`)
+			if enc != "gzip" {
+				_, _ = w.Write([]byte("\x1b\x03compressed"))
+				return
+			}
+			zw := gzip.NewWriter(w)
+			_, _ = zw.Write([]byte(doc))
+			_ = zw.Close()
+		}))
+		defer srv.Close()
+		b, err := NewHTTPBackend(srv.URL, "psa-syncd-api-token-0123456789", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blob, err := b.Load(t.Context(), "")
+		switch enc {
+		case "gzip":
+			if err != nil || string(blob.Data) != doc || blob.Version != `"1"` {
+				t.Errorf("Load of a gzip-compressed export = %q (version %s), %v; want %s", blob.Data, blob.Version, err, doc)
+			}
+		default:
+			if err == nil || !strings.Contains(err.Error(), srv.URL) || !strings.Contains(err.Error(), "Content-Encoding: br") {
+				t.Errorf("Load of an export compressed in br = %v; want an error naming the store and the encoding", err)
+			}
+		}
+	}
+}
+
 // TestHTTPBackend_refusedExportMessage: psa-syncd's own message for a
 // refused export is quoted whole, every problem it lists, however long.
 func TestHTTPBackend_refusedExportMessage(t *testing.T) {

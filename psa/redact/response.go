@@ -2,6 +2,7 @@ package redact
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -52,24 +53,37 @@ func (r *Redactor) Response(resp *http.Response) *http.Response {
 
 // ErrorBody reads at most limit bytes of resp's body for an error message
 // to quote: decompressed when it is gzip-compressed and Go's transport left
-// it so (the request asked for gzip itself, or the server compressed it
-// unasked), and not at all (nil) in another encoding, since compressed
-// bytes, which no redaction sees into, must never be quoted. A read error
-// only shortens the result: an error answer is described by its status
-// even when its body is lost.
+// it so (see DecodedBody), and not at all (nil) in another encoding, since
+// compressed bytes, which no redaction sees into, must never be quoted. A
+// read error only shortens the result: an error answer is described by its
+// status even when its body is lost.
 func ErrorBody(resp *http.Response, limit int64) []byte {
-	body := io.Reader(resp.Body)
-	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))) {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			return nil
-		}
-		body = zr
-	default:
+	body, err := DecodedBody(resp)
+	if err != nil {
 		return nil
 	}
 	data, _ := io.ReadAll(io.LimitReader(body, limit))
 	return data
+}
+
+// DecodedBody returns resp's body to read: decompressed when it is
+// gzip-compressed and Go's transport left it so (the request asked for
+// gzip itself, or the server compressed it unasked), whose
+// resp.ContentLength is then that of the compressed bytes. A body in
+// another encoding, or one that says it is gzip but is not, is an error
+// that names the encoding, rather than bytes that fail to decode as JSON
+// on their first byte.
+func DecodedBody(resp *http.Response) (io.Reader, error) {
+	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+		return resp.Body, nil
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("the answer says it is gzip-compressed (Content-Encoding: %s) but does not decompress: %w", enc, err)
+		}
+		return zr, nil
+	default:
+		return nil, fmt.Errorf("the answer is compressed (Content-Encoding: %s), which psa-sync cannot read (only gzip): an HTTP client that sets Accept-Encoding itself, or a proxy that compresses unasked, gets such answers", enc)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // tokenResponse is Sophos ID's answer to a token request.
@@ -107,7 +109,11 @@ func (c *Client) tokenFromResponse(resp *http.Response, what string) (string, ti
 		}
 		return "", 0, e
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return "", 0, fmt.Errorf("sophos: %s: %w", what, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxErrorBody))
 	if err != nil {
 		return "", 0, fmt.Errorf("sophos: %s: reading response: %w", what, err)
 	}

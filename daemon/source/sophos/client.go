@@ -432,7 +432,11 @@ func (c *Client) finish(req *http.Request, resp *http.Response, v any) (*Respons
 		drain(resp)
 		return response, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return response, fmt.Errorf("sophos: %s: %w", endpoint(req), err)
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
 		return response, fmt.Errorf("sophos: %s: reading response: %w", endpoint(req), err)
 	}
