@@ -725,7 +725,8 @@ const StatusRemoved = "removed"
 // and reports usage_sync false; it keeps its last status while no export is
 // loaded. Customers with a ticket pass behind them carry their ticket sync
 // status; for one the loaded export leaves out of ticket sync, its result
-// is TicketResultOff, without the notices.
+// is TicketResultOff, without the notices. A removed customer that had
+// ticket sync only (no usage status) is listed as removed too.
 func (d *Daemon) Customers() ([]apiCustomer, error) {
 	statuses, err := d.db.CustomerStatuses()
 	if err != nil {
@@ -767,7 +768,7 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 			}
 		}
 	}
-	ticketStatuses, err := d.TicketStatuses()
+	ticketRec, err := d.ticketRecord()
 	if err != nil {
 		return nil, err
 	}
@@ -777,13 +778,30 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 		for _, tc := range ticketCustomers(doc) {
 			ticketSync[ticketStatusKey(tc.Source, tc.CustomerID)] = true
 		}
+		// A customer with ticket sync only has no usage status: once its
+		// mapping is removed, only its ticket status is left, and its
+		// tickets stay open in the PSA.
+		listed := make(map[string]bool, len(out))
+		for _, c := range out {
+			listed[ticketStatusKey(c.Source, c.CustomerID)] = true
+		}
+		for key := range ticketRec.Customers {
+			if listed[key] {
+				continue
+			}
+			source, id, _ := strings.Cut(key, "/")
+			m := ticketRec.Mappings[key]
+			out = append(out, &apiCustomer{Source: source, CustomerID: id, CustomerName: m.CustomerName,
+				CompanyID: m.CompanyID, ContractID: m.ContractID, Status: StatusRemoved})
+		}
 	}
 	for _, c := range out {
 		key := ticketStatusKey(c.Source, c.CustomerID)
-		st, ok := ticketStatuses[key]
+		s, ok := ticketRec.Customers[key]
 		if !ok {
 			continue
 		}
+		st := *s
 		if ticketSync != nil && !ticketSync[key] {
 			st.Result, st.Notices = TicketResultOff, nil
 		}

@@ -177,6 +177,17 @@ type ticketRecord struct {
 	// database was created.
 	Totals    map[string]int64         `json:"totals"`
 	Customers map[string]*TicketStatus `json:"customers"`
+	// Mappings are the customers' names and PSA ids as of their last
+	// pass: a customer with ticket sync only has no usage status to name
+	// it by once its mapping is removed (see Customers).
+	Mappings map[string]ticketMapping `json:"mappings,omitempty"`
+}
+
+// ticketMapping is what ticketRecord keeps of a customer's mapping.
+type ticketMapping struct {
+	CustomerName string `json:"customer_name,omitempty"`
+	CompanyID    string `json:"company_id,omitempty"`
+	ContractID   string `json:"contract_id,omitempty"`
 }
 
 func ticketStatusKey(source, customerID string) string { return source + "/" + customerID }
@@ -185,15 +196,24 @@ func ticketStatusKey(source, customerID string) string { return source + "/" + c
 // customer id, as of the daemon's last ticket pass that wrote (scheduled,
 // or through POST /api/v1/tickets).
 func (d *Daemon) TicketStatuses() (map[string]TicketStatus, error) {
-	var rec ticketRecord
-	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
-		return nil, fmt.Errorf("daemon: reading the ticket status: %w", err)
+	rec, err := d.ticketRecord()
+	if err != nil {
+		return nil, err
 	}
 	out := make(map[string]TicketStatus, len(rec.Customers))
 	for k, s := range rec.Customers {
 		out[k] = *s
 	}
 	return out, nil
+}
+
+// ticketRecord reads the record of the daemon's ticket passes.
+func (d *Daemon) ticketRecord() (ticketRecord, error) {
+	var rec ticketRecord
+	if _, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
+		return ticketRecord{}, fmt.Errorf("daemon: reading the ticket status: %w", err)
+	}
+	return rec, nil
 }
 
 // ticketSchedule returns the ticket schedule and time zone in force: the
@@ -403,6 +423,9 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	if rec.Customers == nil {
 		rec.Customers = map[string]*TicketStatus{}
 	}
+	if rec.Mappings == nil {
+		rec.Mappings = map[string]ticketMapping{}
+	}
 	now := d.now().UTC()
 	ok := passErr == nil
 	// The open tickets are those of the PSA the pass ran against: the
@@ -417,6 +440,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 			st = &TicketStatus{}
 			rec.Customers[key] = st
 		}
+		rec.Mappings[key] = ticketMapping{CustomerName: c.Customer.CustomerName, CompanyID: c.Customer.CompanyID, ContractID: c.Customer.ContractID}
 		st.LastAttempt = now
 		// An adopted ticket is one psa-syncd created whose answer was lost
 		// (or one made by hand with its reference): created all the same.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -604,6 +605,49 @@ func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 	d = open(true)
 	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.WritesHeld != "" {
 		t.Errorf("TicketPass after -state.allow-restore = %v (writes held %q)", err, rep.WritesHeld)
+	}
+}
+
+// TestDaemon_removedTicketOnlyCustomerListed: a customer with ticket sync
+// only has no usage status; once its mapping was removed it disappeared
+// from GET /api/v1/customers and the status page, while the tickets
+// psa-syncd created for it stay open in the PSA. It is listed as removed,
+// by the name and company of its last ticket pass, its ticket result
+// "off", with its open tickets.
+func TestDaemon_removedTicketOnlyCustomerListed(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	d.scheduledTicketPass(t.Context())
+	mapping, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
+	doc := d.exp.Load().doc.Clone()
+	doc.Revision++
+	doc.DeleteCustomer("sophos", ttAcme)
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rec := dtServe(t, d, http.MethodGet, "/api/v1/customers?status="+StatusRemoved, "", "")
+	var got struct {
+		Customers []CustomerView `json:"customers"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("GET /api/v1/customers?status=removed = %d %s", rec.Code, rec.Body)
+	}
+	if len(got.Customers) != 1 || got.Customers[0].CustomerID != ttAcme || got.Customers[0].Status != StatusRemoved ||
+		got.Customers[0].CustomerName != "Acme" || got.Customers[0].CompanyID != mapping.CompanyID || got.Customers[0].ContractID != mapping.ContractID ||
+		got.Customers[0].Tickets == nil || got.Customers[0].Tickets.Result != TicketResultOff || got.Customers[0].Tickets.OpenTickets != 1 {
+		t.Errorf("GET /api/v1/customers?status=removed after the ticket-only customer's mapping was removed = %s; want Acme, removed, with its company, ticket result off, 1 open ticket", rec.Body)
+	}
+	page := dtServe(t, d, http.MethodGet, "/?filter="+StatusRemoved, "", "").Body.String()
+	row := regexp.MustCompile(`(?s)data-customer="` + ttAcme + `" data-status="removed".*?(<td class="tickets">.*?</td>)`).FindStringSubmatch(page)
+	if row == nil || !strings.Contains(row[0], "Acme") || !strings.Contains(row[1], "1 open") {
+		t.Errorf("the Not in the export tab does not list the removed customer by name with its open ticket:\n%s", page)
 	}
 }
 
