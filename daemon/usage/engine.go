@@ -531,8 +531,9 @@ type pass struct {
 	// any.
 	early *writer
 	// stopped says why the PSA's failures stopped the writes, if they did
-	// (budgetGate.wrote).
-	stopped *writesStoppedError
+	// (budgetGate.wrote), and readsStopped the reads (lineReader.refused).
+	stopped      *writesStoppedError
+	readsStopped *readsStoppedError
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -864,6 +865,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		cp.changes = p.plan.Changes[next : next+cp.nChanges : next+cp.nChanges]
 		next += cp.nChanges
 	}
+	p.readsStopped = rd.readsStopped()
 	e.checkContracts(ctx, unchecked, !o.planOnly)
 	e.checkWrites(ctx, p.customers)
 
@@ -1612,6 +1614,12 @@ const (
 // megabyte at five lines each.
 const readsAhead = 8
 
+// readsFailedToStop is on how many contracts, each read alone, reads that
+// the PSA refused in a row with the same server error stop the reads of a
+// pass (see lineReader.refused): the reads in flight when the PSA started
+// failing, one a chunk, and writesFailedToStop more, as for the writes.
+const readsFailedToStop = readsAhead + writesFailedToStop
+
 // lineReader reads the lines of a pass's contracts chunk by chunk, ahead of
 // the pass, and hands the chunks over in order (see readContracts).
 type lineReader struct {
@@ -1632,6 +1640,11 @@ type lineReader struct {
 	// chunks not yet read fail with it without a request.
 	mu    sync.Mutex
 	fatal error
+	// refusedInRow holds the contracts whose reads, each alone, the PSA
+	// refused with the server error refusal (see serverRefusal) since the
+	// last read that succeeded.
+	refusedInRow map[string]bool
+	refusal      string
 }
 
 // lineChunk is the lines of one chunk of contracts, and the errors of the
@@ -1654,7 +1667,10 @@ type lineChunk struct {
 // customer's bad contract fails only that customer. Errors that concern the
 // whole PSA (rate limits, credentials, outages, cancellation) fail every
 // contract of the chunk, and of the chunks not read yet, instead of
-// multiplying requests.
+// multiplying requests. So does the same server error for the reads of
+// readsFailedToStop contracts in a row, each read alone (see refused): a
+// tenant or a proxy that answers every read so would otherwise cost some
+// two requests a contract at every pass.
 //
 // The reads name the pass's services serviceIDs to a backend that fails a
 // contract over a line it cannot represent (psa.ServiceLineReader), so that
@@ -1776,12 +1792,18 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 		r.mu.Lock()
 		fatal := r.fatal
 		r.mu.Unlock()
-		if fatal != nil {
+		var stopped *readsStoppedError
+		switch {
+		case errors.As(fatal, &stopped):
+			fail(ids, stopped)
+			return
+		case fatal != nil:
 			fail(ids, &batchReadError{earlier: true, err: fatal})
 			return
 		}
 		got, err := r.e.readLines(ctx, ids, r.serviceIDs, r.asOf)
 		if err == nil {
+			r.readOK()
 			c.lines.add(got)
 			return
 		}
@@ -1791,6 +1813,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 			c.ledger = true
 			return
 		case errors.As(err, &ce):
+			r.readOK()
 			c.lines.add(got)
 			for id, cerr := range ce.ContractErrors() {
 				if slices.Contains(ids, id) {
@@ -1808,6 +1831,8 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 				r.fatal = err
 			}
 			r.mu.Unlock()
+		case len(ids) == 1:
+			r.refused(ids[0], err)
 		}
 		if len(ids) > 1 {
 			err = &batchReadError{contracts: len(ids), err: err}
@@ -1816,6 +1841,60 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 	}
 	read(ids)
 	return c
+}
+
+// readOK records that a read succeeded: the refusals before it are no
+// row.
+func (r *lineReader) readOK() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refusedInRow = nil
+}
+
+// refused records that the PSA refused the read of contract, read alone,
+// with err. Once it refused the reads of readsFailedToStop contracts in a
+// row with the same server error (serverRefusal), no read succeeding
+// between them, the reads of the pass stop: the contracts not read yet
+// fail with a *readsStoppedError. A refusal that concerns one contract
+// (Autotask answers a 500 with errors[] for a record it cannot read too)
+// names it or differs from the next contract's, and the reads of the
+// contracts beside it succeed, so it fails only its customer.
+func (r *lineReader) refused(contract string, err error) {
+	refusal, ok := serverRefusal(err)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if refusal != r.refusal || r.refusedInRow == nil {
+		r.refusedInRow, r.refusal = map[string]bool{}, refusal
+	}
+	r.refusedInRow[contract] = true
+	if r.fatal == nil && len(r.refusedInRow) >= readsFailedToStop {
+		r.fatal = &readsStoppedError{n: len(r.refusedInRow), last: err}
+	}
+}
+
+// readsStopped returns why the PSA's failures stopped the reads of the
+// pass, or nil.
+func (r *lineReader) readsStopped() *readsStoppedError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var stopped *readsStoppedError
+	errors.As(r.fatal, &stopped)
+	return stopped
+}
+
+// readsStoppedError fails a contract that a pass did not read because the
+// PSA refused the reads of the contracts before it with the same server
+// error (see lineReader.refused).
+type readsStoppedError struct {
+	n    int
+	last error
+}
+
+func (e *readsStoppedError) Error() string {
+	return fmt.Sprintf("not read: the PSA refused the reads of the %d contracts before it with the same server error, so the pass stopped reading; the last with: %v", e.n, e.last)
 }
 
 // batchReadError is the failure of a read of many contracts' lines at once
@@ -1931,7 +2010,12 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, erro
 	var amb *psa.AmbiguousError
 	var ve *psa.ValidationError
 	var be *batchReadError
+	var stopped *readsStoppedError
 	switch {
+	case errors.As(err, &stopped):
+		return fmt.Sprintf("%s refused the reads of %d contracts in a row with the same server error, so the pass stopped reading: check %[1]s (its status, a proxy in front of it); the next pass reads again",
+				systemName(sys), stopped.n),
+			fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case !own && errors.As(err, &be):
 		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case own && errors.Is(err, psa.ErrUnauthorized):

@@ -3,6 +3,9 @@ package usage
 import (
 	"context"
 	"fmt"
+	"math/bits"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -260,5 +263,134 @@ func TestEngine_Sync_writesWhileReading(t *testing.T) {
 	}
 	if open, err := h.db.OpenIntents(); err != nil || len(open) != 0 {
 		t.Errorf("open intents after the pass = %v, %v; want none", open, err)
+	}
+}
+
+// TestEngineSystems_failingReadsStopThePass checks that a PSA that fails
+// every read of a pass with the same server error (a broken tenant, a
+// proxy: Autotask answers a 500 with errors[], which reads as a refusal of
+// one contract) stops the reads after a few contracts, rather than split
+// each chunk down to single contracts: some 2 requests a contract, every
+// pass, out of the hourly API limit that the next passes and the ticket
+// passes need. The contracts not read fail their customers, naming the
+// PSA's answer and that the pass stopped reading. Kaseya BMS reads no
+// lines (the ledger holds them).
+func TestEngineSystems_failingReadsStopThePass(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			const n = 300
+			customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+			h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+			fault := psatest.Fault{Status: http.StatusInternalServerError, Body: `{"errors":["Object reference not set to an instance of an object."]}`}
+			switch sys {
+			case psa.SystemAutotask:
+				fault.Path = etUnitsPath
+			case psa.SystemConnectWise:
+				base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				fault.Method, fault.Path = http.MethodGet, base.Path+"finance/agreements/*"
+				fault.Body = `{"code":"InternalServerError","message":"Object reference not set to an instance of an object."}`
+			}
+			h.sim.AddFault(fault)
+
+			for pass := range 2 {
+				h.sim.ResetRequests()
+				res := h.sync(PassOptions{})
+				// The contracts whose reads failed before the stop, each
+				// read alone, and the batch reads that split down to them.
+				if got, most := len(h.sim.Requests()), 3*(readsAhead+writesFailedToStop)+bits.Len(n); got > most {
+					t.Errorf("pass %d: %d requests into the failure, want at most %d", pass, got, most)
+				}
+				if res.Run.Result != state.RunFailure {
+					t.Errorf("pass %d: run = %+v, want failure", pass, res.Run)
+				}
+				if sys == psa.SystemAutotask && (!strings.Contains(res.Run.Error, "reads stopped") || !strings.Contains(res.Run.Error, "Object reference not set")) {
+					t.Errorf("pass %d: run error %q, want it to say the reads stopped and the PSA's answer", pass, res.Run.Error)
+				}
+				last := customers[n-1].CustomerID
+				if cs := h.status(last); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "Object reference not set") ||
+					(sys == psa.SystemAutotask && !strings.Contains(cs.Error, "stopped reading")) {
+					t.Errorf("pass %d: status of %s = %s (%q), want failed naming the PSA's answer", pass, last, cs.Result, cs.Error)
+				}
+				if got := h.writes(); got != 0 {
+					t.Errorf("pass %d: %d writes, want none", pass, got)
+				}
+			}
+
+			h.sim.ClearFaults()
+			if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+				t.Errorf("run after the fault = %+v, want success", res.Run)
+			}
+		})
+	}
+}
+
+// TestEngineAutotask_serverRefusalsOfContractsReadsFailOnlyThem checks
+// that contracts whose reads Autotask refuses with a 500 and errors[],
+// among many whose reads succeed, fail only their customers: the batch
+// reads split down to them. A refusal naming its contract fails only it
+// wherever it is in the chunk; the same answer for many contracts apart
+// from one another stops no reads either, since the reads of the
+// contracts between them succeed.
+func TestEngineAutotask_serverRefusalsOfContractsReadsFailOnlyThem(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	for name, tc := range map[string]struct {
+		bad   func(i int) bool
+		named bool // the refusal names the contract
+	}{
+		"the first naming it":  {bad: func(i int) bool { return i == 0 }, named: true},
+		"the second naming it": {bad: func(i int) bool { return i == 1 }, named: true},
+		"one in the middle":    {bad: func(i int) bool { return i == n/2 }, named: true},
+		"the last naming it":   {bad: func(i int) bool { return i == n-1 }, named: true},
+		// More than stop the reads, each between contracts read fine.
+		"every 20th with the same answer": {bad: func(i int) bool { return i%20 == 3 }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemAutotask)
+			customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+			h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+			answer := map[string]string{}
+			for i, cm := range customers {
+				switch {
+				case !tc.bad(i):
+				case tc.named:
+					answer[cm.ContractID] = "Contract " + cm.ContractID + ": Object reference not set to an instance of an object."
+				default:
+					answer[cm.ContractID] = "Object reference not set to an instance of an object."
+				}
+			}
+			h.be = &recordingReads{Backend: h.be, fail: func(_ int, ids []string) error {
+				for _, id := range ids {
+					if msg, ok := answer[id]; ok {
+						return fmt.Errorf("autotask: reading contract service units: %w", &psa.ValidationError{System: psa.SystemAutotask,
+							Messages: []string{msg}, Status: http.StatusInternalServerError})
+					}
+				}
+				return nil
+			}}
+			res := h.sync(PassOptions{})
+			if res.Run.Result != state.RunPartial || res.Run.Failed != len(answer) {
+				t.Errorf("run = %+v, want partial with %d customers failed", res.Run, len(answer))
+			}
+			for i, cm := range customers {
+				cs := h.status(cm.CustomerID)
+				if msg, ok := answer[cm.ContractID]; ok {
+					if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, msg) || strings.Contains(cs.Error, "not read") {
+						t.Errorf("status of %s = %s (%q), want failed with its contract's refusal", cm.CustomerID, cs.Result, cs.Error)
+					}
+					continue
+				}
+				if got, _ := h.units(cm.ContractID, h.svcIntercept); got != int64(2+i%7) {
+					t.Errorf("%s: units of %s = %d, want %d (status %q)", cm.CustomerID, h.svcIntercept, got, 2+i%7, cs.Error)
+				}
+			}
+		})
 	}
 }

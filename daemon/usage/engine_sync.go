@@ -167,7 +167,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	case o.WritesDisabled:
 		run.Error = "integration disabled in the mapping export: nothing was written"
 	case run.Result != state.RunSuccess:
-		run.Error = failureSummary(statuses, p.stopped)
+		run.Error = failureSummary(statuses, p.stopped, p.readsStopped)
 	}
 	if !dry {
 		// The customers settled while reading are stored; one commit for
@@ -892,10 +892,10 @@ const (
 
 // failureSummary says how many customers of a pass failed or were not
 // fully written, and why where the pass knows one reason for all: the PSA's
-// failures stopped the writes (stopped), or every customer failed with the
-// same cause after the contract it names (the credentials refused, a read
-// of every contract failed).
-func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError) string {
+// failures stopped the writes (stopped) or the reads (readsStopped), or
+// every customer failed with the same cause after the contract it names
+// (the credentials refused, a read of every contract failed).
+func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError, readsStopped *readsStoppedError) string {
 	var failed, skipped, errs []string
 	budget, throttled, cancelled := false, false, false
 	for _, cs := range statuses {
@@ -914,6 +914,8 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 	if len(failed) > 0 {
 		summary := fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses))
 		switch {
+		case readsStopped != nil:
+			summary += fmt.Sprintf("; reads stopped: the PSA refused the reads of %d contracts in a row with the same server error, the last with: %v", readsStopped.n, readsStopped.last)
 		case stopped != nil:
 			summary += fmt.Sprintf("; writes stopped: the PSA failed the writes to %d contracts in a row, the last with: %v", stopped.n, stopped.last)
 		case len(failed) > 1 && len(failed) == len(statuses):
