@@ -330,6 +330,32 @@ func TestEngineSystems_failingReadsStopThePass(t *testing.T) {
 	}
 }
 
+// TestEngineAutotask_unitsQueryNotFoundFailsTheReadAtOnce checks that a 404
+// to Autotask's unit query (a proxy, a base URL that is not the tenant's)
+// fails every customer's read at once: a query finds no row of an unknown
+// contract, so the 404 is not a contract's, and read as one it split each
+// chunk down to single contracts (599 requests for 300 customers, every
+// pass) and told every customer that its contract was not found.
+func TestEngineAutotask_unitsQueryNotFoundFailsTheReadAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	const n = 300
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+	h.sim.AddFault(psatest.Fault{Path: etUnitsPath, Status: http.StatusNotFound, Body: "<html><body>404 Not Found</body></html>"})
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	if got := len(h.sim.Requests()); got > 1 {
+		t.Errorf("%d requests, want 1", got)
+	}
+	if res.Run.Result != state.RunFailure || !strings.Contains(res.Run.Error, "404") {
+		t.Errorf("run = %+v, want failure naming the 404", res.Run)
+	}
+	if cs := h.status(customers[n-1].CustomerID); !strings.Contains(cs.Error, "404") || strings.Contains(cs.Hint, "not found in") {
+		t.Errorf("status = %q (hint %q), want the 404, not a contract not found", cs.Error, cs.Hint)
+	}
+}
+
 // TestEngineAutotask_serverRefusalsOfContractsReadsFailOnlyThem checks
 // that contracts whose reads Autotask refuses with a 500 and errors[],
 // among many whose reads succeed, fail only their customers: the batch
