@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -79,25 +78,21 @@ const maxPresized = 4 << 20
 // client asked for gzip itself, or the server compressed it unasked) is
 // read decompressed, the cap applying to the decompressed bytes, as
 // ReadErrorBody does; a body in another encoding fails with an error that
-// names it, rather than as JSON that does not decode.
+// names it, rather than as JSON that does not decode (redact.DecodedBody,
+// which the clients' reads outside this package share).
 func ReadBody(r *http.Response) ([]byte, error) {
 	return readBody(r, MaxBody)
 }
 
 // readBody is ReadBody with the cap as a parameter, for tests.
 func readBody(r *http.Response, limit int64) ([]byte, error) {
-	body, n := io.Reader(r.Body), r.ContentLength
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("the answer says it is gzip-compressed (Content-Encoding: gzip) but does not decompress: %w", err)
-		}
-		// Content-Length is the compressed size.
-		body, n = zr, -1
-	default:
-		return nil, fmt.Errorf("the answer is compressed (Content-Encoding: %s), which a client cannot read: let Go's transport ask for compression (an HTTP client that sets Accept-Encoding itself gets answers it must decompress)", enc)
+	body, err := redact.DecodedBody(r)
+	if err != nil {
+		return nil, err
+	}
+	n := r.ContentLength
+	if body != r.Body {
+		n = -1 // Content-Length is the compressed size.
 	}
 	data, err := readAtMost(body, n, limit+1)
 	if err == nil && int64(len(data)) > limit {

@@ -156,7 +156,7 @@ func TestReadBody_encoded(t *testing.T) {
 		{encoding: "gzip", body: gz(strings.Repeat("0", 11)), limit: 10, err: "the answer is larger than 10 bytes, the most a client reads"},
 		{encoding: "gzip", body: []byte(page), limit: MaxBody, err: "the answer says it is gzip-compressed (Content-Encoding: gzip) but does not decompress: gzip: invalid header"},
 		{encoding: "gzip", body: gz(page)[:20], limit: MaxBody, err: "unexpected EOF"}, // cut short, as a plain body would be
-		{encoding: "br", body: []byte("\x1b\x03compressed"), limit: MaxBody, err: `the answer is compressed (Content-Encoding: br), which a client cannot read: let Go's transport ask for compression (an HTTP client that sets Accept-Encoding itself gets answers it must decompress)`},
+		{encoding: "br", body: []byte("\x1b\x03compressed"), limit: MaxBody, err: `the answer is compressed (Content-Encoding: br), which psa-sync cannot read (only gzip): an HTTP client that sets Accept-Encoding itself, or a proxy that compresses unasked, gets such answers`},
 	} {
 		// The Content-Length of a compressed answer is the compressed size.
 		r := &http.Response{Header: http.Header{"Content-Encoding": {tc.encoding}}, ContentLength: int64(len(tc.body)), Body: io.NopCloser(bytes.NewReader(tc.body))}
