@@ -37,7 +37,7 @@ type TicketPassView struct {
 	// done next pass.
 	RateLimited bool `json:"rate_limited"`
 	// BudgetLimited is true when the PSA's hourly request budget reached
-	// policies.budget_reserve: the pass stopped writing, and the rest
+	// policies.ticket_budget_reserve: the pass stopped writing, and the rest
 	// (each customer's deferred, with a notice) is done by a later pass.
 	BudgetLimited bool `json:"budget_limited"`
 	// WritesHeld, on a dry run, says why a ticket pass that writes is

@@ -60,14 +60,15 @@ func TestLoad_good(t *testing.T) {
 		TicketSchedule: DefaultTicketSchedule,
 		Timezone:       "Europe/Rome",
 		Policies: usage.Policies{
-			UsagePeriod:        usage.UsagePeriodCurrent,
-			EffectiveDate:      usage.EffectiveNextPeriodStart,
-			MissingUsage:       usage.MissingUsageKeep,
-			MaxDecreasePercent: 0,
-			MaxIncreasePercent: 200,
-			BudgetReserve:      1000,
-			WriteConcurrency:   2,
-			SettleTime:         usage.DefaultSettleTime,
+			UsagePeriod:         usage.UsagePeriodCurrent,
+			EffectiveDate:       usage.EffectiveNextPeriodStart,
+			MissingUsage:        usage.MissingUsageKeep,
+			MaxDecreasePercent:  0,
+			MaxIncreasePercent:  200,
+			BudgetReserve:       1000,
+			TicketBudgetReserve: 4000,
+			WriteConcurrency:    2,
+			SettleTime:          usage.DefaultSettleTime,
 		},
 		Web: WebConfig{ListenAddress: "127.0.0.1:9810", APIToken: "s3cr3t-token"},
 	}
@@ -134,6 +135,9 @@ func TestLoad_defaultsAndEnvironment(t *testing.T) {
 	if c.Policies != usage.DefaultPolicies {
 		t.Errorf("Policies = %+v, want the defaults %+v", c.Policies, usage.DefaultPolicies)
 	}
+	if got := c.Policies.TicketReserve(); got != 2500 {
+		t.Errorf("ticket passes stop at %d requests left, want the default 2500 (budget_reserve 500 + 2000)", got)
+	}
 	if c.TicketSchedule != DefaultTicketSchedule {
 		t.Errorf("TicketSchedule = %q, want %q", c.TicketSchedule, DefaultTicketSchedule)
 	}
@@ -197,6 +201,10 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-decrease-percent-nan.yml", want: "policies.max_decrease_percent: must be between 0 and 100, got NaN"},
 		{file: "bad-increase-percent-negative.yml", want: "policies.max_increase_percent: must be 0 (off) or a positive percentage, got -50"},
 		{file: "bad-increase-percent-nan.yml", want: "policies.max_increase_percent: must be 0 (off) or a positive percentage, got NaN"},
+		{file: "bad-ticket-budget-reserve.yml", want: "policies.ticket_budget_reserve: must be at least policies.budget_reserve (500), got 100: " +
+			"ticket passes would spend the budget kept for the usage passes (0 or left out: 2000 more than budget_reserve)"},
+		{file: "bad-ticket-budget-reserve-negative.yml", want: "policies.ticket_budget_reserve: must be at least policies.budget_reserve (0), got -1: " +
+			"ticket passes would spend the budget kept for the usage passes (0 or left out: 2000 more than budget_reserve)"},
 		{file: "bad-write-concurrency.yml", want: "policies.write_concurrency: must not be negative, got -1"},
 		{file: "bad-write-concurrency-large.yml", want: "policies.write_concurrency: must be at most 100, got 1000000"},
 		{file: "bad-max-concurrency.yml", want: "psa.max_concurrency: must be at most 100, got 80000000"},

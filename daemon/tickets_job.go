@@ -70,12 +70,14 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 		}
 		instance = cl.backend.Instance()
 	}
-	// Ticket writes keep policies.budget_reserve as the usage passes'
-	// writes do: the same budget read (Autotask's), estimated from the
-	// same process-wide request count, which counts the requests of a
+	// Ticket writes stop at policies.ticket_budget_reserve, above the
+	// usage passes' budget_reserve, so that a storm of alerts filed or
+	// cleared at once leaves a usage pass of the same hour the budget
+	// between the two: the same budget read (Autotask's), estimated from
+	// the same process-wide request count, which counts the requests of a
 	// usage pass running meanwhile.
 	logger := d.logger.With("component", "tickets", "system", string(cfg.PSA.System))
-	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.BudgetReserve, d.metrics.Usage, logger)
+	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.TicketReserve(), "policies.ticket_budget_reserve", d.metrics.Usage, logger)
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
 		SettleTime: cfg.Policies.SettleTime, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
@@ -400,9 +402,10 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document, f
 	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
 		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed, "deferred", t.Deferred)
 	case rep.BudgetLimited:
-		d.logger.Warn("Ticket pass stopped writing: the PSA's hourly API budget reached policies.budget_reserve; the rest waits for a later pass",
-			"created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
-			"deferred", t.Deferred, "settled", rep.Settled)
+		d.logger.Warn("Ticket pass stopped writing: the PSA's hourly API budget reached policies.ticket_budget_reserve, "+
+			"which keeps the rest for the usage passes; the tickets still to file, close, note or reopen wait for a later pass",
+			"reserve", d.cfg.Load().Policies.TicketReserve(), "created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed,
+			"noted", t.Noted, "reopened", t.Reopened, "deferred", t.Deferred, "settled", rep.Settled)
 	case t.Created+t.Adopted+rep.OtherAdopted+t.Closed+t.Noted+t.Reopened > 0:
 		d.logger.Info("Ticket pass finished", "created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed, "noted", t.Noted, "reopened", t.Reopened,
 			"summarised", t.Summarised, "deferred", t.Deferred, "settled", rep.Settled)

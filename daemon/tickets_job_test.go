@@ -22,6 +22,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -126,8 +127,9 @@ func TestDaemon_TicketPass(t *testing.T) {
 
 // TestDaemon_ticketPassKeepsTheBudgetReserve: the Autotask tenant has 100
 // requests left of its 10,000 per hour, below policies.budget_reserve
-// (500), at which a usage pass writes nothing. A ticket pass creates no
-// ticket either: its alerts wait for a later pass, with a notice, and the
+// (500), at which a usage pass writes nothing, and below
+// policies.ticket_budget_reserve (by default 2,500). A ticket pass creates
+// no ticket either: its alerts wait for a later pass, with a notice, and the
 // pass is budget-limited, not failed (its customer's status is not
 // failed; the last success does not move, as for a throttled pass).
 // psa_sync_api_budget_remaining shows the budget the pass read.
@@ -149,7 +151,7 @@ func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 		t.Errorf("ticket pass created %d tickets with 100 requests left and a budget_reserve of 500 (report %+v); want none", n, rep.Totals())
 	}
 	tot := rep.Totals()
-	if !rep.BudgetLimited || tot.Deferred != 2 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "reached the reserve (500)") {
+	if !rep.BudgetLimited || tot.Deferred != 2 || len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "reached the reserve, policies.ticket_budget_reserve (2500)") {
 		t.Errorf("report: budget limited %v, %+v; want budget limited, 2 alerts deferred with a notice naming the reserve", rep.BudgetLimited, tot)
 	}
 	st, err := d.TicketStatuses()
@@ -733,5 +735,71 @@ func TestDaemon_customersTicketSyncOff(t *testing.T) {
 		if failed := strings.Contains(cell[1], "s-failed") || strings.Contains(page, "flash bad"); failed != (tc.result == "failed") {
 			t.Errorf("%s: the status page shows the ticket sync failing: %t, want %t; ticket cell %s", tc.name, failed, tc.result == "failed", cell[1])
 		}
+	}
+}
+
+// TestDaemon_ticketPassLeavesTheUsagePassItsBudget: a storm of alerts
+// clears at once with the Autotask tenant's hourly budget a little above
+// policies.budget_reserve. The ticket pass must not spend it down to the
+// reserve on closes: a usage pass in that hour (month end) would then
+// write nothing and end partial, the invoices short. The ticket pass stops
+// at policies.ticket_budget_reserve, above budget_reserve: its closes wait
+// for a later pass, their records kept, and the usage pass writes its
+// lines.
+func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose,
+		MaxPerCustomer: 50}
+	now := time.Date(2026, time.October, 30, 12, 0, 0, 0, time.UTC)
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }})
+	service := sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5)
+	doc := d.exp.Load().doc.Clone()
+	doc.Revision++
+	doc.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: dtID(service), ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	m, _ := doc.Customer("sophos", ttAcme)
+	m.UsageSync = true
+	doc.PutCustomer(m)
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+
+	var ids []string
+	for i := range 30 {
+		ids = append(ids, sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Malware on PC-%d", i)}).ID)
+	}
+	if rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Totals().Created != 30 {
+		t.Fatalf("first ticket pass = %+v, %v; want 30 tickets", rep.Totals(), err)
+	}
+	for _, id := range ids {
+		sop.ResolveAlert(ttAcme, id)
+	}
+	// 60 requests above budget_reserve (500): enough for the usage pass,
+	// not for the usage pass after 30 closes.
+	sim.Autotask().SetHourlyCount(psatest.DefaultHourlyLimit - 560)
+	rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := d.SyncOnce(t.Context(), usage.PassOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("usage pass after the ticket pass (closed %d, deferred %d, budget limited %v) = %+v, want succeeded: "+
+			"the ticket pass spent the budget the usage pass needs", rep.Totals().Closed, rep.Totals().Deferred, rep.BudgetLimited, res.Run)
+	}
+	if !rep.BudgetLimited || rep.Totals().Deferred != 30 || rep.Totals().Closed != 0 {
+		t.Errorf("ticket pass = %+v (budget limited %v), want every close deferred for the budget", rep.Totals(), rep.BudgetLimited)
+	}
+
+	// With the budget back, the next pass sends every close.
+	sim.Autotask().SetHourlyCount(0)
+	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Totals().Closed != 30 || rep.BudgetLimited {
+		t.Errorf("pass with the budget back = %+v (budget limited %v), %v; want the 30 closes sent", rep.Totals(), rep.BudgetLimited, err)
 	}
 }

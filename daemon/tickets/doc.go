@@ -55,7 +55,7 @@
 // and the rest waits for the next pass (Deferred, with a notice), failing
 // only the customer whose call was throttled; with Config.Budget, a pass whose
 // budget refuses a write (the PSA's hourly budget at the daemon's
-// policies.budget_reserve) sends no more writes, and the alerts still to
+// policies.ticket_budget_reserve) sends no more writes, and the alerts still to
 // file, close, note or reopen wait for a later pass (Deferred, with a
 // notice, Report.BudgetLimited) without failing their customer; a create the
 // PSA refuses is retried when what it depends on changes (the routing, or the

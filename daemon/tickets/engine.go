@@ -137,8 +137,8 @@ type Config struct {
 	// it) on the PSA's hourly request budget: once it refuses one, the
 	// pass sends no more writes (it still settles earlier creates, which
 	// only reads), and what is left waits for a later pass. The daemon
-	// passes the usage passes' gate over policies.budget_reserve
-	// (usage.BudgetGate).
+	// passes a usage.BudgetGate over policies.ticket_budget_reserve, above
+	// the usage passes' budget_reserve.
 	Budget Budget
 	// Fence, when set, is called right before each create, status change
 	// or note is sent, after its record was stored: an error matching

@@ -79,27 +79,33 @@ type budgetGate struct {
 
 // BudgetGate is the budget gate of the usage passes' writes for the other
 // writers of the same PSA, psa-syncd's ticket passes, so that those stop at
-// policies.budget_reserve too: it reads the budget (psa.Backend.Budget)
+// a reserve too (policies.ticket_budget_reserve): it reads the budget (psa.Backend.Budget)
 // before the first write, estimates it from the process's requests
 // (Metrics.Requests) since, reads it again near the reserve, and refuses
 // writes once the estimate reaches the reserve, as a pass's writer does. It
 // is for writes sent one at a time; a PSA that reports no budget
 // (psa.ErrNotSupported) is not gated.
-type BudgetGate struct{ g *budgetGate }
+type BudgetGate struct {
+	g *budgetGate
+	// setting names the reserve in the refusals (Allow).
+	setting string
+}
 
 // NewBudgetGate returns a gate over be's hourly budget that keeps reserve
-// requests, counting the requests of m (without a request counter,
-// requestsPerWrite per write). Its reads set psa_sync_api_budget_remaining.
-func NewBudgetGate(be psa.Backend, reserve int, m *Metrics, logger *slog.Logger) *BudgetGate {
+// requests, the value of the setting named setting (such as
+// policies.ticket_budget_reserve), counting the requests of m (without a
+// request counter, requestsPerWrite per write). Its reads set
+// psa_sync_api_budget_remaining.
+func NewBudgetGate(be psa.Backend, reserve int, setting string, m *Metrics, logger *slog.Logger) *BudgetGate {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &BudgetGate{g: &budgetGate{be: be, reserve: reserve, metrics: m, logger: logger}}
+	return &BudgetGate{g: &budgetGate{be: be, reserve: reserve, metrics: m, logger: logger}, setting: setting}
 }
 
 // Allow reports whether one more write may be sent, the one before it
 // being done. When it may not, why says why: the PSA's hourly budget
-// reached the reserve, or ctx ended.
+// reached the reserve (named by its setting), or ctx ended.
 func (b *BudgetGate) Allow(ctx context.Context) (ok bool, why string) {
 	if b.g.allow(ctx) {
 		b.g.sent()
@@ -108,7 +114,7 @@ func (b *BudgetGate) Allow(ctx context.Context) (ok bool, why string) {
 	if !b.g.stopped() && ctx.Err() != nil {
 		return false, "the pass was cancelled"
 	}
-	return false, fmt.Sprintf("%s (%d)", skipReasonBudget, b.g.reserve)
+	return false, fmt.Sprintf("%s, %s (%d)", skipReasonBudget, b.setting, b.g.reserve)
 }
 
 // Record sets psa_sync_api_budget_remaining to the estimate once the

@@ -65,6 +65,13 @@ type Policies struct {
 	// BudgetReserve stops writing when the PSA's remaining hourly request
 	// budget falls to this; default 500.
 	BudgetReserve int `yaml:"budget_reserve"`
+	// TicketBudgetReserve stops psa-syncd's ticket passes' writes when the
+	// PSA's remaining hourly request budget falls to this: above
+	// BudgetReserve, so that a storm of alerts filed or cleared at once
+	// leaves the usage passes of that hour the budget between the two. At
+	// least BudgetReserve; 0 (the default) means BudgetReserve plus
+	// DefaultTicketBudgetMargin (see TicketReserve).
+	TicketBudgetReserve int `yaml:"ticket_budget_reserve"`
 	// WriteConcurrency is how many writes the pass sends to the PSA at
 	// once. 0 (the default) sends as many as the PSA client keeps in
 	// flight (psa.max_concurrency: Autotask's thread limit of 3 per
@@ -109,6 +116,24 @@ var DefaultPolicies = Policies{
 	SettleTime:         DefaultSettleTime,
 }
 
+// DefaultTicketBudgetMargin is how many requests of the PSA's hourly
+// budget the ticket passes leave to the usage passes above BudgetReserve
+// when TicketBudgetReserve is left out: a month-end pass that writes a
+// line per changed contract, for a couple of thousand contracts, whatever
+// the ticket passes of that hour sent. Autotask allows 10,000 requests an
+// hour: the ticket passes stop at 2,500 left by default.
+const DefaultTicketBudgetMargin = 2000
+
+// TicketReserve is the remaining hourly budget at which ticket passes stop
+// writing: TicketBudgetReserve, or BudgetReserve plus
+// DefaultTicketBudgetMargin when it is 0.
+func (p *Policies) TicketReserve() int {
+	if p.TicketBudgetReserve == 0 {
+		return p.BudgetReserve + DefaultTicketBudgetMargin
+	}
+	return p.TicketBudgetReserve
+}
+
 // MaxWriteConcurrency bounds Policies.WriteConcurrency. A pass starts a
 // sender per write in flight and makes room for three intents each ahead
 // of them: a value far past any PSA's limit (a typo, an extra digit) would
@@ -146,6 +171,10 @@ func (p *Policies) Validate() error {
 	}
 	if p.BudgetReserve < 0 {
 		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)
+	}
+	if p.TicketBudgetReserve != 0 && p.TicketBudgetReserve < p.BudgetReserve {
+		return fmt.Errorf("policies.ticket_budget_reserve: must be at least policies.budget_reserve (%d), got %d: ticket passes would spend "+
+			"the budget kept for the usage passes (0 or left out: %d more than budget_reserve)", p.BudgetReserve, p.TicketBudgetReserve, DefaultTicketBudgetMargin)
 	}
 	if p.WriteConcurrency < 0 {
 		return fmt.Errorf("policies.write_concurrency: must not be negative, got %d", p.WriteConcurrency)

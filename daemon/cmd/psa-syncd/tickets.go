@@ -220,7 +220,7 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 		fmt.Fprintln(w, "the PSA throttled the pass: it stopped writing; the rest (deferred) is done next pass")
 	}
 	if rep.BudgetLimited {
-		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.budget_reserve: the pass stopped writing; the rest (deferred) is done by a later pass")
+		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.ticket_budget_reserve, which keeps the rest for the usage passes: the pass stopped writing; the rest (deferred) is done by a later pass")
 	}
 	if rep.WritesHeld != "" {
 		fmt.Fprintf(w, "A pass that writes is refused: %s\n", rep.WritesHeld)
