@@ -512,7 +512,8 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 				report(false, "psa "+sys+" budget", err.Error())
 			default:
 				report(b.Remaining() > cfg.Policies.BudgetReserve, "psa "+sys+" budget",
-					fmt.Sprintf("%d of %d requests left this %s (passes stop writing at %d)", b.Remaining(), b.Limit, b.Timeframe, cfg.Policies.BudgetReserve))
+					fmt.Sprintf("%d of %d requests left this %s (usage passes stop writing at %d, ticket passes at %d)", b.Remaining(), b.Limit, b.Timeframe,
+						cfg.Policies.BudgetReserve, cfg.Policies.TicketReserve()))
 			}
 		}
 	}

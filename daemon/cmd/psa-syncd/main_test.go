@@ -496,6 +496,10 @@ func TestRun_check(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "ok   psa autotask") || !strings.Contains(stdout, "ok   source file") {
 		t.Errorf("check: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// The budget line says where each kind of pass stops writing.
+	if !regexp.MustCompile(`ok   psa autotask budget: \d+ of \d+ requests left this \S+ \(usage passes stop writing at 500, ticket passes at 2500\)`).MatchString(stdout) {
+		t.Errorf("check: the budget line does not name the usage and ticket reserves:\n%s", stdout)
+	}
 	// The usage file is read, not reached: the line says what it holds.
 	if !regexp.MustCompile(`ok   source file: \S+: \d+ rows, 0 skipped`).MatchString(stdout) || strings.Contains(stdout, "reachable and authenticated") {
 		t.Errorf("check: the source file's line does not say how many rows the file holds:\n%s", stdout)
