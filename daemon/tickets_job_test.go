@@ -751,7 +751,8 @@ func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose,
 		MaxPerCustomer: 50}
 	now := time.Date(2026, time.October, 30, 12, 0, 0, 0, time.UTC)
-	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }})
+	var logs bytes.Buffer
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	service := sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5)
 	doc := d.exp.Load().doc.Clone()
 	doc.Revision++
@@ -795,6 +796,11 @@ func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
 	}
 	if !rep.BudgetLimited || rep.Totals().Deferred != 30 || rep.Totals().Closed != 0 {
 		t.Errorf("ticket pass = %+v (budget limited %v), want every close deferred for the budget", rep.Totals(), rep.BudgetLimited)
+	}
+	// The operator sees why the closes are late: the log names the
+	// setting and its value.
+	if !regexp.MustCompile(`level=WARN msg="Ticket pass stopped writing: the PSA's hourly API budget reached policies.ticket_budget_reserve, [^"]*" reserve=2500 .*closed=0 .*deferred=30`).MatchString(logs.String()) {
+		t.Errorf("no warn line naming policies.ticket_budget_reserve (2500) for the budget-limited pass:\n%s", logs.String())
 	}
 
 	// With the budget back, the next pass sends every close.
