@@ -7,17 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
-
-// acceptGzip asks for gzip itself, as some middleware does: Go's transport
-// then leaves a compressed answer compressed.
-type acceptGzip struct{}
-
-func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Accept-Encoding", "gzip")
-	return http.DefaultTransport.RoundTrip(req)
-}
 
 // TestClient_zoneLookupCompressed: the zone lookup is read outside the
 // shared answer reader; an HTTP client that asks for gzip itself got its
@@ -45,7 +37,7 @@ func TestClient_zoneLookupCompressed(t *testing.T) {
 			fmt.Fprintf(w, `{"item":{"id":%s,"companyName":"Acme"}}`, r.PathValue("id"))
 		})
 		client, err := NewClient(WithZoneLookupURL(srv.URL+"/lookup"), WithCredentials(testUser, testSecret, testCode),
-			WithHTTPClient(&http.Client{Transport: acceptGzip{}}))
+			WithHTTPClient(&http.Client{Transport: psatest.AcceptGzip{}}))
 		if err != nil {
 			t.Fatal(err)
 		}

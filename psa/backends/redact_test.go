@@ -121,16 +121,6 @@ func checkNoSecret(t *testing.T, name string, status int, err error, secrets []s
 	}
 }
 
-// acceptGzip asks for gzip itself, as some middleware does: Go's transport
-// then leaves a compressed answer compressed.
-type acceptGzip struct{}
-
-func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Accept-Encoding", "gzip")
-	return http.DefaultTransport.RoundTrip(req)
-}
-
 // TestBackends_gzipEchoRedacted: an error answer that quotes the request
 // comes gzip-compressed, asked for by Go's transport or not: each client
 // reads its message and keeps the credentials out of it.
@@ -160,7 +150,7 @@ func TestBackends_gzipEchoRedacted(t *testing.T) {
 			BaseURL: bms.KaseyaBMSBaseURL(), Username: "api@msp.example", Password: bmsPass, Tenant: "tenant1"}},
 			[]string{bmsPass}},
 	} {
-		for _, hc := range []*http.Client{nil, {Transport: acceptGzip{}}} {
+		for _, hc := range []*http.Client{nil, {Transport: psatest.AcceptGzip{}}} {
 			name := fmt.Sprintf("%s (client asks gzip itself: %t)", tc.name, hc != nil)
 			tc.sim.ClearFaults()
 			tc.sim.AddFault(psatest.Fault{Status: http.StatusBadRequest, EchoRequest: true, Gzip: true})

@@ -7,17 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
-
-// acceptGzip asks for gzip itself, as some middleware does: Go's transport
-// then leaves a compressed answer compressed.
-type acceptGzip struct{}
-
-func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Accept-Encoding", "gzip")
-	return http.DefaultTransport.RoundTrip(req)
-}
 
 // TestClient_companyInfoCompressed: company info is read outside the
 // shared answer reader; an HTTP client that asks for gzip itself got its
@@ -45,7 +37,7 @@ func TestClient_companyInfoCompressed(t *testing.T) {
 		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
 		c, err := NewClient(WithSite(srv.URL), WithCompanyID(testCompany), WithKeys(testPublic, testPrivate), WithClientID(testClient),
-			WithHTTPClient(&http.Client{Transport: acceptGzip{}}))
+			WithHTTPClient(&http.Client{Transport: psatest.AcceptGzip{}}))
 		if err != nil {
 			t.Fatal(err)
 		}

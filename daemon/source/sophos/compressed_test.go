@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestClient_compressedAnswers: the token and the Central API's answers
@@ -49,7 +50,7 @@ func TestClient_compressedAnswers(t *testing.T) {
 		mux.HandleFunc("GET /whoami/v1", compressed(tc.whoamiEnc, whoami))
 		base := newTestServer(t, mux)
 		c, err := sophos.NewClient(sophos.WithCredentials("client-id", "client-secret"), sophos.WithAuthURL(base+"/token"), sophos.WithBaseURL(base),
-			sophos.WithMaxRetries(0), sophos.WithHTTPClient(&http.Client{Transport: acceptGzip{}}))
+			sophos.WithMaxRetries(0), sophos.WithHTTPClient(&http.Client{Transport: psatest.AcceptGzip{}}))
 		if err != nil {
 			t.Fatal(err)
 		}

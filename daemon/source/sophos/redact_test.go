@@ -127,16 +127,6 @@ func TestClient_echoOfRenewedTokenRedacted(t *testing.T) {
 	}
 }
 
-// acceptGzip asks for gzip itself, as some middleware does: Go's transport
-// then leaves a compressed answer compressed.
-type acceptGzip struct{}
-
-func (acceptGzip) RoundTrip(req *http.Request) (*http.Response, error) {
-	req = req.Clone(req.Context())
-	req.Header.Set("Accept-Encoding", "gzip")
-	return http.DefaultTransport.RoundTrip(req)
-}
-
 // TestClient_gzipEchoRedacted: Sophos ID or the Central API answer an
 // error quoting the request gzip-compressed, whether Go's transport asked
 // for it or the client's did: the error quotes the message, redacted, and
@@ -174,7 +164,7 @@ func TestClient_gzipEchoRedacted(t *testing.T) {
 		echo(w, r, http.StatusBadRequest, func(msg string) any { return "not the envelope: " + msg })
 	}))
 	base := newTestServer(t, mux)
-	for _, hc := range []*http.Client{{}, {Transport: acceptGzip{}}} {
+	for _, hc := range []*http.Client{{}, {Transport: psatest.AcceptGzip{}}} {
 		tokenOK.Store(false)
 		c, err := sophos.NewClient(sophos.WithCredentials("client-id", secret), sophos.WithAuthURL(base+"/token"), sophos.WithBaseURL(base),
 			sophos.WithMaxRetries(0), sophos.WithHTTPClient(hc))
