@@ -94,8 +94,10 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	// The request metrics get their method and code labels from requests.
 	m.APIRequestsTotal.WithLabelValues("get", "200")
 	m.APIRequestDuration.WithLabelValues("get")
-	// The integration gauge appears once an export has loaded.
+	// The integration and ticket sync gauges appear once an export has
+	// loaded.
 	m.SetIntegrationEnabled(true)
+	m.SetTicketSyncEnabled(true)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
 )
 
 // README's Authentication paragraph names every endpoint that needs the
@@ -77,5 +83,167 @@ func TestREADME_sectionReferences(t *testing.T) {
 	}
 	if found == 0 {
 		t.Error("found no reference to a README section in examples/ and docs/; the pattern no longer matches how they are written")
+	}
+}
+
+// readmeSection returns README.md from the heading start up to end.
+func readmeSection(t *testing.T, start, end string) string {
+	t.Helper()
+	readme := string(must(os.ReadFile(filepath.Join("..", "..", "..", "README.md"))))
+	i := strings.Index(readme, start)
+	if i < 0 {
+		t.Fatalf("README.md has no %q", start)
+	}
+	section := readme[i:]
+	j := strings.Index(section, end)
+	if j < 0 {
+		t.Fatalf("README.md has no %q after %q", end, start)
+	}
+	return section[:j]
+}
+
+// yamlKeys lists the dotted keys of the settings of a config struct, by its
+// yaml tags: a struct (or a pointer to one) is a section, anything else a
+// setting.
+func yamlKeys(typ reflect.Type, prefix string, keys map[string]bool) {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]() {
+			yamlKeys(ft, prefix+name+".", keys)
+			continue
+		}
+		keys[prefix+name] = true
+	}
+}
+
+// TestREADME_configurationTableMatchesConfig: README's configuration table
+// names every key of the configuration file, and only those: a key it leaves
+// out is a setting an operator cannot find, a key it names that the strict
+// decoder does not know is refused at start-up.
+func TestREADME_configurationTableMatchesConfig(t *testing.T) {
+	t.Parallel()
+	section := readmeSection(t, "\n### Configuration\n", "\n**Reloading.**")
+	known := map[string]bool{}
+	yamlKeys(reflect.TypeFor[daemon.Config](), "", known)
+	documented := map[string]bool{}
+	row := regexp.MustCompile("(?m)^\\| (`[^|]+) \\|[^|]*\\| ")
+	key := regexp.MustCompile("`([a-z_.]+)`")
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		var first string
+		for _, k := range key.FindAllStringSubmatch(m[1], -1) {
+			// "`state.url` / `url_file`", "`state.connect_timeout`, `query_timeout`":
+			// a key without a dot is a sibling of the first.
+			name := k[1]
+			if first == "" {
+				first = name
+			} else if !strings.Contains(name, ".") {
+				if i := strings.LastIndex(first, "."); i >= 0 {
+					name = first[:i+1] + name
+				}
+			}
+			documented[name] = true
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("found no key in README.md's configuration table; the pattern no longer matches how it is written")
+	}
+	for k := range documented {
+		if !known[k] {
+			t.Errorf("README.md's configuration table names %q, which is no key of the configuration file", k)
+		}
+	}
+	for k := range known {
+		if !documented[k] {
+			t.Errorf("configuration key %q is not in README.md's configuration table", k)
+		}
+	}
+}
+
+// TestREADME_commandsTableMatchesFlags: the last column of README's Commands
+// table lists every flag of each command (besides -config.file and -log.*),
+// and only its flags; each command of psa-syncd has a row.
+func TestREADME_commandsTableMatchesFlags(t *testing.T) {
+	t.Parallel()
+	section := readmeSection(t, "\n### Commands\n", "\n### Billing impact in pull requests\n")
+	rows := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z]+)` \\| .*$").FindAllStringSubmatch(section, -1) {
+		// "-format table\|csv": an escaped bar is no cell border.
+		cells := strings.Split(strings.ReplaceAll(m[0], `\|`, "/"), "|")
+		rows[m[1]] = cells[len(cells)-2]
+	}
+	flagRE := regexp.MustCompile("`(-[a-z][a-z.-]*)")
+	for _, c := range commands {
+		cell, ok := rows[c.name]
+		if !ok {
+			t.Errorf("README.md's Commands table has no row for %q", c.name)
+			continue
+		}
+		documented := map[string]bool{}
+		for _, m := range flagRE.FindAllStringSubmatch(cell, -1) {
+			documented[m[1]] = true
+		}
+		var help strings.Builder
+		if code := run(context.Background(), []string{c.name, "--help"}, &help, io.Discard, func(string) string { return "" }); code != 0 {
+			t.Fatalf("psa-syncd %s --help: exit code %d", c.name, code)
+		}
+		flags := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^  (-[a-z][a-z.-]*)`).FindAllStringSubmatch(help.String(), -1) {
+			flags[m[1]] = true
+		}
+		for f := range documented {
+			if !flags[f] {
+				t.Errorf("README.md's Commands table lists %s for %q, which has no such flag", f, c.name)
+			}
+		}
+		for f := range flags {
+			if f == "-config.file" || strings.HasPrefix(f, "-log.") {
+				continue
+			}
+			if !documented[f] {
+				t.Errorf("psa-syncd %s has %s, which README.md's Commands table does not list", c.name, f)
+			}
+		}
+	}
+}
+
+// TestDocs_metricNamesExported: every psa_sync_ metric that README.md, the
+// generated docs and the examples (alert rules, dashboards, deployment
+// files, comments) name is one psa-syncd exports, so that no alert or
+// runbook query selects a series that never exists.
+func TestDocs_metricNamesExported(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..", "..")
+	exported := exportedMetrics(t)
+	name := regexp.MustCompile(`\bpsa_sync_[a-z_]*[a-z]\b`)
+	check := func(path string) {
+		for _, n := range name.FindAllString(string(must(os.ReadFile(path))), -1) {
+			if !exported[n] {
+				t.Errorf("%s names metric %s, which psa-syncd does not export", path, n)
+			}
+		}
+	}
+	check(filepath.Join(root, "README.md"))
+	for _, dir := range []string{"examples", "docs"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") {
+				return err
+			}
+			check(path)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
