@@ -247,3 +247,50 @@ func TestDocs_metricNamesExported(t *testing.T) {
 		}
 	}
 }
+
+// TestREADME_layoutNamesEveryPackage: the Layout block of README's
+// Development section names every Go package directory of the repository
+// (examples/ aside), or its parent names it in its description ("daemon/source/
+// usage sources: sophos, file"), so that a package added later has a line.
+func TestREADME_layoutNamesEveryPackage(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..", "..")
+	section := readmeSection(t, "\nLayout:\n", "\nThe simulators are ordinary packages")
+	described := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z][a-z0-9_/.-]*/)\s+(.*)$`).FindAllStringSubmatch(section, -1) {
+		described[strings.TrimSuffix(m[1], "/")] = m[2]
+	}
+	if len(described) == 0 {
+		t.Fatal("found no directory in README.md's Layout block; the pattern no longer matches how it is written")
+	}
+	dirs := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := filepath.ToSlash(must(filepath.Rel(root, path)))
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && rel != "." || d.Name() == "testdata" || rel == "examples" || rel == "bin") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") && !strings.HasSuffix(path, "_test.go") {
+			dirs[filepath.ToSlash(filepath.Dir(rel))] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := range dirs {
+		if dir == "." {
+			continue
+		}
+		if _, ok := described[dir]; ok {
+			continue
+		}
+		parent, base := filepath.ToSlash(filepath.Dir(dir)), filepath.Base(dir)
+		if regexp.MustCompile(`\b` + regexp.QuoteMeta(base) + `\b`).MatchString(described[parent]) {
+			continue
+		}
+		t.Errorf("README.md's Layout block has no line for %s/ (nor does %s/ name it)", dir, parent)
+	}
+}
