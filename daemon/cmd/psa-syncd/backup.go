@@ -25,8 +25,11 @@ func cmdBackup(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "backup", "Write a consistent copy of the SQLite state database (statuses, runs, intents, ledger,\n"+
 		"export history) to a new file. While the daemon runs it holds the database's lock: ask it\n"+
 		"with -web.url. To restore, stop psa-syncd, remove psa-syncd.db-wal and psa-syncd.db-shm in\n"+
-		"the state directory and put the copy in place of psa-syncd.db. A PostgreSQL state database\n"+
-		"is backed up with pg_dump (or the managed service's backups) instead.")
+		"the state directory and put the copy in place of psa-syncd.db. Started on the copy, psa-syncd\n"+
+		"refuses Kaseya BMS usage passes and ticket passes that write until it is started once with\n"+
+		"-state.allow-restore, after checking what it wrote since the backup (README: Backup and\n"+
+		"restore). A PostgreSQL state database is backed up with pg_dump (or the managed service's\n"+
+		"backups) instead.")
 	cf.register(fs)
 	fs.StringVar(&out, "output", "", "The backup `file` to write; it must not exist.")
 	fs.StringVar(&rf.url, "web.url", "", "Base `URL` of a running psa-syncd to ask for the copy; needs its API token.")

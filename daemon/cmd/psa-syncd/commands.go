@@ -759,7 +759,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 		"`psa-syncd check -web.url URL -web.token-file FILE`: the daemon validates its config file as\n"+
 		"a reload would read it, and the export, and tests its credentials.")
 	cf.register(fs)
-	fs.StringVar(&exportFile, "export.file", "", "Validate this mapping export `file` instead of the config file's export_path.")
+	fs.StringVar(&exportFile, "export.file", "", "Validate this mapping export `file` instead of the export the config file names (export_url or export_path).")
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}

@@ -294,3 +294,29 @@ func TestREADME_layoutNamesEveryPackage(t *testing.T) {
 		t.Errorf("README.md's Layout block has no line for %s/ (nor does %s/ name it)", dir, parent)
 	}
 }
+
+// TestHelp_saysWhatREADMESays: a command's --help, where an operator looks
+// mid-task, says what README promises about it.
+func TestHelp_saysWhatREADMESays(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		command, want, why string
+	}{
+		// README, Backup and restore: a restored copy writes to Kaseya BMS
+		// and files tickets only once confirmed.
+		{"backup", "-state.allow-restore", "its restore steps end in a daemon that refuses to write until started with -state.allow-restore"},
+		// README, Reloading: the instance is the ConnectWise login company
+		// and the BMS tenant at their hosts, not the host alone.
+		{"rebind", "ConnectWise login company or the Kaseya BMS tenant", "the instance of ConnectWise and Kaseya BMS is the company or tenant at its host"},
+		// validate -export.file replaces export_url too (an S3 store, say).
+		{"validate", "export_url", "-export.file replaces the export_url as well as export_path"},
+	} {
+		var help strings.Builder
+		if code := run(context.Background(), []string{tc.command, "--help"}, &help, io.Discard, func(string) string { return "" }); code != 0 {
+			t.Fatalf("psa-syncd %s --help: exit code %d", tc.command, code)
+		}
+		if !strings.Contains(strings.Join(strings.Fields(help.String()), " "), tc.want) {
+			t.Errorf("psa-syncd %s --help does not say %q: %s. It says:\n%s", tc.command, tc.want, tc.why, help.String())
+		}
+	}
+}

@@ -10,12 +10,12 @@ func cmdRebind(ctx context.Context, e *env, args []string) (rc int) {
 	var cf commonFlags
 	fs := newFlagSet(e, "rebind", "Record the PSA instance the config connects to as the one whose usage the state\n"+
 		"database holds. psa-syncd records the instance (the Autotask tenant, the ConnectWise\n"+
-		"or Kaseya BMS host) at its first pass and refuses usage passes connected to another,\n"+
-		"because the ledger and open intents name contracts and services by id, which another\n"+
-		"tenant (a sandbox and its production) may share. Rebind only when the recorded\n"+
-		"instance is this one under another name; for another tenant, give it a state\n"+
-		"database of its own (a new state_dir, or another PostgreSQL database). The ticket\n"+
-		"records of the recorded instance become this instance's too.")
+		"login company or the Kaseya BMS tenant, each at its host) at its first pass and refuses\n"+
+		"usage passes connected to another, because the ledger and open intents name contracts\n"+
+		"and services by id, which another tenant (a sandbox and its production) may share.\n"+
+		"Rebind only when the recorded instance is this one under another name; for another\n"+
+		"tenant, give it a state database of its own (a new state_dir, or another PostgreSQL\n"+
+		"database). The ticket records of the recorded instance become this instance's too.")
 	cf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
