@@ -82,8 +82,8 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"one before sending it, so a crash never sends it twice).\n" +
 			"- **ConnectWise PSA**: the contract is an agreement, and the quantity is set on the agreement's active " +
 			"addition for the service's catalog item with an absolute PATCH (`quantity` replaced, never incremented), " +
-			"so repeating a write is harmless. A missing addition is created (billed to the customer) when psa-syncd's " +
-			"policy allows it. **Two active additions for one product on one agreement are an error** for that customer: " +
+			"so repeating a write is harmless. A missing addition is created, billed to the customer from the effective " +
+			"date, for any quantity above 0 (no setting turns this off, and the increase guard never holds a new line). **Two active additions for one product on one agreement are an error** for that customer: " +
 			"psa-syncd writes nothing for it and reports the ambiguity instead of guessing which addition to change; " +
 			"cancel one of them in ConnectWise. A cancelled or expired agreement marks the mapping stale, and nothing is " +
 			"written to it.\n" +
