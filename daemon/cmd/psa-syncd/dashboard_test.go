@@ -85,6 +85,24 @@ func dashboardQueries(t *testing.T) ([]dashboardQuery, []string) {
 // metrics, build info, and the Go and process collectors.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
+	names := map[string]bool{}
+	for _, mf := range exportedFamilies(t) {
+		n := mf.GetName()
+		names[n] = true
+		switch mf.GetType() {
+		case dto.MetricType_HISTOGRAM:
+			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
+		case dto.MetricType_SUMMARY:
+			names[n+"_sum"], names[n+"_count"] = true, true
+		}
+	}
+	return names
+}
+
+// exportedFamilies returns the metric families psa-syncd exports, each
+// labelled series that can exist among them.
+func exportedFamilies(t *testing.T) []*dto.MetricFamily {
+	t.Helper()
 	// The commands set the build-info globals (buildVersion) before
 	// NewMetrics reads them; so does this, or it reads them while a
 	// command of a parallel test sets them (go test -race).
@@ -102,18 +120,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		n := mf.GetName()
-		names[n] = true
-		switch mf.GetType() {
-		case dto.MetricType_HISTOGRAM:
-			names[n+"_bucket"], names[n+"_sum"], names[n+"_count"] = true, true, true
-		case dto.MetricType_SUMMARY:
-			names[n+"_sum"], names[n+"_count"] = true, true
-		}
-	}
-	return names
+	return mfs
 }
 
 // metricNames returns the metric names a PromQL query selects.

@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 )
@@ -317,6 +321,87 @@ func TestHelp_saysWhatREADMESays(t *testing.T) {
 		}
 		if !strings.Contains(strings.Join(strings.Fields(help.String()), " "), tc.want) {
 			t.Errorf("psa-syncd %s --help does not say %q: %s. It says:\n%s", tc.command, tc.want, tc.why, help.String())
+		}
+	}
+}
+
+// TestREADME_metricsTableMatchesRegistry: each row of README's metrics table
+// gives the type the metric has, its labels and (after "=") every value
+// of the enumerated one: an alert written from the table selects series
+// that exist. A metric psa-syncd exports has a row.
+func TestREADME_metricsTableMatchesRegistry(t *testing.T) {
+	t.Parallel()
+	section := readmeSection(t, "\n| Metric | Type | Labels | Meaning |\n", "\n### Performance\n")
+	families := map[string]*dto.MetricFamily{}
+	for _, mf := range exportedFamilies(t) {
+		if strings.HasPrefix(mf.GetName(), "psa_sync_") {
+			families[mf.GetName()] = mf
+		}
+	}
+	code := regexp.MustCompile("`([^`]+)`")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 5 || !strings.HasPrefix(line, "| `psa_sync_") {
+			continue
+		}
+		typ, labelCell := strings.TrimSpace(cells[2]), strings.TrimSpace(cells[3])
+		// "`system`, `result` = `success`, `partial`, `failure`": the
+		// labels, the last one enumerated with its values; "..." leaves
+		// labels out.
+		wantLabels, wantValues, enumerated := map[string]bool{}, map[string]bool{}, ""
+		for _, item := range strings.Split(labelCell, ", ") {
+			name, value, isEnum := strings.Cut(item, " = ")
+			switch {
+			case enumerated != "":
+				wantValues[strings.Trim(item, "` ")] = true
+			case isEnum:
+				enumerated = strings.Trim(name, "` ")
+				wantLabels[enumerated] = true
+				wantValues[strings.Trim(value, "` ")] = true
+			case code.MatchString(item):
+				wantLabels[strings.Trim(item, "` ")] = true
+			}
+		}
+		partial := strings.Contains(labelCell, "...")
+		for _, m := range code.FindAllStringSubmatch(cells[1], -1) {
+			name := m[1]
+			documented[name] = true
+			mf := families[name]
+			if mf == nil {
+				t.Errorf("README.md's metrics table has %s, which psa-syncd does not export", name)
+				continue
+			}
+			if got := strings.ToLower(mf.GetType().String()); got != typ {
+				t.Errorf("README.md's metrics table gives %s the type %s; it is a %s", name, typ, got)
+			}
+			gotLabels, gotValues := map[string]bool{}, map[string]bool{}
+			for _, s := range mf.GetMetric() {
+				for _, l := range s.GetLabel() {
+					gotLabels[l.GetName()] = true
+					if l.GetName() == enumerated {
+						gotValues[l.GetValue()] = true
+					}
+				}
+			}
+			for l := range wantLabels {
+				if !gotLabels[l] {
+					t.Errorf("README.md's metrics table gives %s the label %s, which it does not have", name, l)
+				}
+			}
+			for l := range gotLabels {
+				if !wantLabels[l] && !partial {
+					t.Errorf("%s has the label %s, which README.md's metrics table does not give", name, l)
+				}
+			}
+			if enumerated != "" && !maps.Equal(wantValues, gotValues) {
+				t.Errorf("README.md's metrics table gives %s's %s the values %v; it has %v", name, enumerated, slices.Sorted(maps.Keys(wantValues)), slices.Sorted(maps.Keys(gotValues)))
+			}
+		}
+	}
+	for name := range families {
+		if !documented[name] {
+			t.Errorf("psa-syncd exports %s, which README.md's metrics table has no row for", name)
 		}
 	}
 }
