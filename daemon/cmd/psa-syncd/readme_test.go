@@ -405,3 +405,57 @@ func TestREADME_metricsTableMatchesRegistry(t *testing.T) {
 		}
 	}
 }
+
+// TestDocs_commandLinesUseTheirCommandsFlags: every psa-syncd command line in
+// README.md, docs/ and examples/ (runbooks in alert descriptions, deployment
+// comments, CI snippets) gives only flags its command has, so that no
+// operator copies a command that stops at a usage error.
+func TestDocs_commandLinesUseTheirCommandsFlags(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..", "..")
+	flags := map[string]map[string]bool{}
+	var names []string
+	for _, c := range commands {
+		var help strings.Builder
+		if code := run(context.Background(), []string{c.name, "--help"}, &help, io.Discard, func(string) string { return "" }); code != 0 {
+			t.Fatalf("psa-syncd %s --help: exit code %d", c.name, code)
+		}
+		flags[c.name] = map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^  -([a-z][a-z.-]*)`).FindAllStringSubmatch(help.String(), -1) {
+			flags[c.name][m[1]] = true
+		}
+		names = append(names, c.name)
+	}
+	// A command line runs to the end of its code span, line or sentence;
+	// a backslash continues it on the next line.
+	line := regexp.MustCompile(`psa-syncd (` + strings.Join(names, "|") + `)((?: +[^ \n` + "`" + `|;)]+)*)`)
+	flag := regexp.MustCompile(`^--?([a-z][a-z.-]*)(?:=.*)?$`)
+	found := 0
+	check := func(path string) {
+		text := regexp.MustCompile(`\\\n[ \t#]*`).ReplaceAllString(string(must(os.ReadFile(path))), " ")
+		for _, m := range line.FindAllStringSubmatch(text, -1) {
+			found++
+			for _, arg := range strings.Fields(m[2]) {
+				if f := flag.FindStringSubmatch(arg); f != nil && !flags[m[1]][f[1]] {
+					t.Errorf("%s: %q gives -%s, which psa-syncd %s does not have", path, m[0], f[1], m[1])
+				}
+			}
+		}
+	}
+	check(filepath.Join(root, "README.md"))
+	for _, dir := range []string{"examples", "docs"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasSuffix(path, ".go") || strings.HasSuffix(path, ".json") {
+				return err
+			}
+			check(path)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if found < 50 {
+		t.Errorf("found %d psa-syncd command lines in README.md, docs/ and examples/; the pattern no longer matches how they are written", found)
+	}
+}
