@@ -25,13 +25,28 @@ const requestsPerWrite = 2
 // integrations of the tenant spent meanwhile; each costs a request itself.
 const budgetRecheckEvery = 1000
 
+// budgetRereadUnknown is how many writes may pass between two reads of the
+// budget while it is not known (the reads failed): the writes wait for
+// each such read, so that a pass does not spend budgetRecheckEvery writes
+// of a tenant that may be near its limit without looking.
+const budgetRereadUnknown = 50
+
+// budgetReadsFailedToStop is after how many failed reads in a row, the
+// budget never read this pass, the gate stops the writes as at the
+// reserve: a pass at month end, with the tenant near its limit, would
+// otherwise spend the reserve kept for the tenant's other integrations
+// (and then the limit) without seeing it. The next pass reads it again.
+const budgetReadsFailedToStop = 3
+
 // budgetGate stops writes when the PSA's remaining hourly budget reaches the
 // reserve. It reads the budget before the first write and then estimates
 // it: the remaining budget at the last read, less the requests this process
 // has sent since (Metrics.Requests; without a counter, requestsPerWrite per
 // write) and requestsPerWrite per write in flight. It reads the budget again
 // when the estimate nears the reserve, or after budgetRecheckEvery writes.
-// One read is made at a time, without holding the lock: writes that need
+// While the budget is not known (its reads failed), it reads it again every
+// budgetRereadUnknown writes, and stops the writes after
+// budgetReadsFailedToStop failed reads in a row. One read is made at a time, without holding the lock: writes that need
 // it (the first, and those near the reserve) wait for it, the others go on.
 // The read after budgetRecheckEvery writes, far from the reserve, is made in
 // the background and no write waits for it; wait waits for it at the end
@@ -44,10 +59,14 @@ type budgetGate struct {
 
 	mu          sync.Mutex
 	unsupported bool
-	known       bool // the last read succeeded
+	known       bool // a read succeeded
 	read        bool // the budget was read (or tried) at least once
 	halted      bool
 	why         string
+	// readsFailed counts the reads that failed since the last that
+	// succeeded, and unread is set when they stopped the writes.
+	readsFailed int
+	unread      *budgetUnreadError
 	// remaining is the budget left at the last read, when the request
 	// counter stood at base.
 	remaining int
@@ -113,6 +132,9 @@ func (b *BudgetGate) Allow(ctx context.Context) (ok bool, why string) {
 	}
 	if !b.g.stopped() && ctx.Err() != nil {
 		return false, "the pass was cancelled"
+	}
+	if u := b.g.unreadable(); u != nil {
+		return false, fmt.Sprintf("%s, %s (%d), %v", skipReasonBudget, b.setting, b.g.reserve, u)
 	}
 	return false, fmt.Sprintf("%s, %s (%d)", skipReasonBudget, b.setting, b.g.reserve)
 }
@@ -215,7 +237,7 @@ func (g *budgetGate) due() bool {
 		return true
 	}
 	if !g.known {
-		return false
+		return g.writes >= budgetRereadUnknown
 	}
 	return g.estimate()-requestsPerWrite <= g.reserve
 }
@@ -247,23 +269,38 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 	g.mu.Lock()
 	g.reading = nil
 	close(done)
-	// Writes sent during the read may or may not be in its count; taking
-	// them as not counted errs on the safe side.
-	g.read, g.writes, g.base = true, g.inflight, base
+	g.read, g.writes = true, g.inflight
 	switch {
 	case errors.Is(err, psa.ErrNotSupported):
 		g.unsupported = true
 	case err != nil && ctx.Err() != nil:
 		// The pass is cancelled; its writes are not sent.
-		g.known = false
+	case err != nil && g.known:
+		// The estimate from the last read stands; it is read again after
+		// budgetRecheckEvery writes. Near the reserve, where the writes
+		// wait for a read, it stops them as a read would.
+		if g.estimate()-requestsPerWrite > g.reserve {
+			g.logger.Warn("Could not read the PSA's API budget; estimating it from the last read", "err", err)
+			break
+		}
+		g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve as estimated from the last read, which could not be renewed", "estimate", g.estimate(), "reserve", g.reserve, "err", err)
+		g.halted = true
 	case err != nil:
-		// Not knowing the budget is no reason to stop: the writes
-		// themselves fail if the PSA is out of budget. It is read again
-		// after budgetRecheckEvery writes.
-		g.logger.Warn("Could not read the PSA's API budget", "err", err)
-		g.known = false
+		// Not knowing the budget is no reason to stop at once: it is read
+		// again after budgetRereadUnknown writes, and only
+		// budgetReadsFailedToStop failures in a row stop the writes.
+		g.readsFailed++
+		if g.readsFailed < budgetReadsFailedToStop {
+			g.logger.Warn("Could not read the PSA's API budget; reading it again after a few writes", "err", err, "writes", budgetRereadUnknown)
+			break
+		}
+		g.logger.Warn("Stopping writes: the PSA's API budget could not be read, so the pass does not know how far it is from the reserve", "reads", g.readsFailed, "reserve", g.reserve, "err", err)
+		g.halted = true
+		g.unread = &budgetUnreadError{n: g.readsFailed, last: err}
 	default:
-		g.known, g.remaining = true, b.Remaining()
+		// Writes sent during the read may or may not be in its count;
+		// taking them as not counted errs on the safe side.
+		g.known, g.remaining, g.base, g.readsFailed = true, b.Remaining(), base, 0
 		if g.metrics != nil {
 			g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
 			g.metrics.APIBudgetLimit.Set(float64(b.Limit))
@@ -480,6 +517,25 @@ type writesStoppedError struct {
 
 func (e *writesStoppedError) Error() string {
 	return fmt.Sprintf("not written: the PSA failed the writes to the %d contracts before it, the last with: %v", e.n, e.last)
+}
+
+// budgetUnreadError says why a pass stopped writing when it could not read
+// the PSA's budget (see budgetReadsFailedToStop).
+type budgetUnreadError struct {
+	n    int
+	last error
+}
+
+func (e *budgetUnreadError) Error() string {
+	return fmt.Sprintf("as far as psa-syncd knows: %d reads of it in a row failed, the last with: %v", e.n, e.last)
+}
+
+// unreadable returns why the writes stopped when the budget could not be
+// read, or nil.
+func (g *budgetGate) unreadable() *budgetUnreadError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.unread
 }
 
 // stopped reports whether the writes of the pass are stopped.

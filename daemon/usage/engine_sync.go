@@ -694,6 +694,9 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 		return err
 	}
 	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
+	if u := gate.unreadable(); u != nil {
+		why += ", " + u.Error()
+	}
 	if r := gate.reason(); r != "" {
 		why, c.throttled = r, true
 	}

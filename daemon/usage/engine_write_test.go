@@ -165,6 +165,8 @@ type fakeBudget struct {
 	gate  chan struct{}
 	// entered receives a value when a Budget call begins, if set.
 	entered chan struct{}
+	// err, when set, fails the reads (each still a request).
+	err atomic.Pointer[error]
 }
 
 func (b *fakeBudget) Budget(context.Context) (*psa.Budget, error) {
@@ -176,6 +178,9 @@ func (b *fakeBudget) Budget(context.Context) (*psa.Budget, error) {
 		<-b.gate
 	}
 	b.used.Add(1) // the read is a request itself
+	if err := b.err.Load(); err != nil {
+		return nil, *err
+	}
 	return &psa.Budget{Limit: b.limit, Used: int(b.used.Load())}, nil
 }
 
@@ -716,5 +721,73 @@ func TestBudgetGate_contractsThatFailedAloneDoNotStopTheWrites(t *testing.T) {
 	}
 	if got := f.of(psa.SystemConnectWise); len(got) != 0 {
 		t.Errorf("failing of another system = %v, want none", got)
+	}
+}
+
+// TestEngine_Sync_budgetUnreadStopsTheWritesNearTheLimit: Autotask answers
+// ThresholdInformation 500 all pass long, at month end with the tenant
+// 1,000 requests from its hourly limit (reserve 500). Read once and then
+// only after 1,000 writes, the budget was unknown for the whole pass, and
+// its 300 writes spent the reserve kept for the tenant's other
+// integrations. The gate reads it again every budgetRereadUnknown writes
+// and stops the writes after budgetReadsFailedToStop failed reads, as at
+// the reserve; the pass after the fault writes the rest.
+func TestEngine_Sync_budgetUnreadStopsTheWritesNearTheLimit(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t, psatest.WithHourlyLimit(10_000))
+	h.writeUsage(h.addCustomers(150)...)
+	h.at.SetHourlyCount(9_000)
+	h.sim.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/ThresholdInformation", Status: http.StatusInternalServerError})
+	res := h.sync(PassOptions{})
+	if left := 10_000 - h.at.HourlyCount(); left < h.pol.BudgetReserve {
+		t.Errorf("the pass left %d requests of the tenant's hourly budget, below the reserve of %d (%d lines written)", left, h.pol.BudgetReserve, res.Run.Updated)
+	}
+	if most := budgetRereadUnknown * budgetReadsFailedToStop; res.Run.Updated == 0 || res.Run.Updated > most {
+		t.Errorf("the pass wrote %d lines without knowing the budget, want between 1 and %d", res.Run.Updated, most)
+	}
+	if res.Run.Result != state.RunPartial {
+		t.Errorf("run = %+v, want partial", res.Run)
+	}
+	for _, c := range res.Plan.Changes {
+		if c.Action == ActionSkipped && !strings.Contains(c.Reason, "3 reads of it in a row failed, the last with:") {
+			t.Errorf("skipped line reason = %q, want it to say the budget could not be read", c.Reason)
+			break
+		}
+	}
+	h.sim.ClearFaults()
+	h.at.SetHourlyCount(0)
+	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess || res.Run.Updated != 300-res.Run.Unchanged {
+		t.Errorf("the pass after the fault = %+v, want the remaining lines written", res.Run)
+	}
+}
+
+// TestBudgetGate_failedRecheckKeepsTheEstimate: the budget read before the
+// first write leaves 1,500 requests above the reserve, and the recheck
+// after budgetRecheckEvery writes fails. The estimate from the first read
+// stands and stops the writes at the reserve; it used to be dropped, and
+// the writes went on unchecked for another budgetRecheckEvery writes.
+func TestBudgetGate_failedRecheckKeepsTheEstimate(t *testing.T) {
+	t.Parallel()
+	b := &fakeBudget{limit: 10_000, used: new(atomic.Int64)}
+	b.used.Store(10_000 - testGateReserve - 1500)
+	g := newTestGate(b)
+	writes := 0
+	for g.allow(t.Context()) {
+		if writes++; writes == 1 {
+			err := errors.New("autotask: GET ThresholdInformation: 500 Internal Server Error")
+			b.err.Store(&err)
+		}
+		b.used.Add(1)
+		g.sent()
+		g.wait()
+		if writes > 2000 {
+			break
+		}
+	}
+	if left := 10_000 - int(b.used.Load()); left < testGateReserve {
+		t.Errorf("%d requests left after %d writes, below the reserve of %d", left, writes, testGateReserve)
+	}
+	if !g.stopped() {
+		t.Error("gate not stopped: want stopped at the reserve estimated from the first read")
 	}
 }
