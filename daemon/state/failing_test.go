@@ -39,5 +39,16 @@ func TestFailingContracts_putAndRead(t *testing.T) {
 		if got, err := db.FailingContracts(psa.SystemConnectWise); err != nil || !got["805"] {
 			t.Errorf("FailingContracts(connectwise) = %v, %v; want 805 kept", got, err)
 		}
+		// The contracts whose reads fail are kept apart from those whose
+		// writes do.
+		if err := db.PutFailingReads(psa.SystemConnectWise, map[string]bool{"806": true}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.FailingReads(psa.SystemConnectWise); err != nil || !maps.Equal(got, map[string]bool{"806": true}) {
+			t.Errorf("FailingReads(connectwise) = %v, %v; want 806", got, err)
+		}
+		if got, err := db.FailingContracts(psa.SystemConnectWise); err != nil || !maps.Equal(got, map[string]bool{"805": true}) {
+			t.Errorf("FailingContracts(connectwise) after PutFailingReads = %v, %v; want 805 alone", got, err)
+		}
 	})
 }

@@ -151,6 +151,10 @@ type Engine struct {
 	// failing holds the contracts whose writes failed as if the whole PSA
 	// did at earlier passes.
 	failing *FailingContracts
+	// failingReads holds the contracts whose reads, each alone, the PSA
+	// refused with a server error at earlier passes (see
+	// lineReader.refused).
+	failingReads *FailingContracts
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 }
@@ -175,6 +179,7 @@ func NewEngine(o EngineOptions) *Engine {
 	if e.failing == nil {
 		e.failing = &FailingContracts{}
 	}
+	e.failingReads = &FailingContracts{}
 	if e.policies.UsagePeriod == "" {
 		e.policies.UsagePeriod = DefaultPolicies.UsagePeriod
 	}
@@ -534,6 +539,10 @@ type pass struct {
 	// (budgetGate.wrote), and readsStopped the reads (lineReader.refused).
 	stopped      *writesStoppedError
 	readsStopped *readsStoppedError
+	// mapped holds the contracts of the export's customer mappings
+	// (idKey), of every source: the failing contracts of others are
+	// forgotten (FailingContracts.prune).
+	mapped map[string]bool
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -617,7 +626,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	// provider refuses this at plan or apply time, but an export written by
 	// hand or by another tool may hold it: the engine refuses to guess.
 	owners := map[string][]string{}
+	p.mapped = map[string]bool{}
 	for _, cm := range doc.CustomerMappings {
+		p.mapped[idKey(cm.ContractID)] = true
 		if cm.Source == srcName && cm.UsageSync {
 			k := idKey(cm.ContractID)
 			owners[k] = append(owners[k], cm.CustomerID)
@@ -866,6 +877,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		next += cp.nChanges
 	}
 	p.readsStopped = rd.readsStopped()
+	if !o.planOnly && !o.DryRun {
+		rd.record(p.mapped)
+	}
 	e.checkContracts(ctx, unchecked, !o.planOnly)
 	e.checkWrites(ctx, p.customers)
 
@@ -1645,6 +1659,12 @@ type lineReader struct {
 	// last read that succeeded.
 	refusedInRow map[string]bool
 	refusal      string
+	// failing holds the contracts whose reads the PSA refused so at
+	// earlier passes (FailingContracts.of): the refusals of those refused
+	// while other reads of a pass succeeded do not count toward the stop.
+	// failedPass and succeeded hold the contracts of this pass's refused
+	// and successful reads.
+	failing, failedPass, succeeded map[string]bool
 }
 
 // lineChunk is the lines of one chunk of contracts, and the errors of the
@@ -1682,6 +1702,17 @@ type lineChunk struct {
 func (e *Engine) readContracts(ctx context.Context, ids, serviceIDs []string, asOf time.Time) *lineReader {
 	r := &lineReader{e: e, chunks: chunkContracts(ids), serviceIDs: serviceIDs, asOf: asOf,
 		ahead: make(chan struct{}, readsAhead), stop: make(chan struct{})}
+	// The state database keeps the contracts whose reads fail for the
+	// processes that start later, as it does those whose writes fail.
+	sys := e.be.System()
+	if e.db != nil {
+		if stored, err := e.db.FailingReads(sys); err != nil {
+			e.logger.Warn("Could not read the contracts whose reads failed at earlier passes; only this process's do not stop the reads", "err", err)
+		} else {
+			e.failingReads.restore(sys, stored)
+		}
+	}
+	r.failing = e.failingReads.of(sys)
 	r.read = make([]chan lineChunk, len(r.chunks))
 	for i := range r.read {
 		r.read[i] = make(chan lineChunk, 1)
@@ -1803,7 +1834,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 		}
 		got, err := r.e.readLines(ctx, ids, r.serviceIDs, r.asOf)
 		if err == nil {
-			r.readOK()
+			r.readOK(ids, nil)
 			c.lines.add(got)
 			return
 		}
@@ -1813,7 +1844,7 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 			c.ledger = true
 			return
 		case errors.As(err, &ce):
-			r.readOK()
+			r.readOK(ids, ce.ContractErrors())
 			c.lines.add(got)
 			for id, cerr := range ce.ContractErrors() {
 				if slices.Contains(ids, id) {
@@ -1843,12 +1874,37 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 	return c
 }
 
-// readOK records that a read succeeded: the refusals before it are no
-// row.
-func (r *lineReader) readOK() {
+// readOK records that the read of ids succeeded, but for the contracts
+// of failed: the refusals before it are no row.
+func (r *lineReader) readOK(ids []string, failed map[string]error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refusedInRow = nil
+	if r.succeeded == nil {
+		r.succeeded = map[string]bool{}
+	}
+	for _, id := range ids {
+		if _, ok := failed[id]; !ok {
+			r.succeeded[id] = true
+		}
+	}
+}
+
+// record keeps the outcomes of the pass's reads for the next passes
+// (FailingContracts.update), in the state database too, forgetting the
+// contracts no longer in mapped.
+func (r *lineReader) record(mapped map[string]bool) {
+	r.mu.Lock()
+	failed, succeeded := r.failedPass, r.succeeded
+	r.mu.Unlock()
+	sys := r.e.be.System()
+	r.e.failingReads.update(sys, failed, succeeded)
+	r.e.failingReads.prune(sys, mapped)
+	if now := r.e.failingReads.of(sys); r.e.db != nil && !maps.Equal(now, r.failing) {
+		if err := r.e.db.PutFailingReads(sys, now); err != nil {
+			r.e.logger.Warn("Could not record the contracts whose reads the PSA refused; a psa-syncd that starts counts them toward stopping the reads", "err", err)
+		}
+	}
 }
 
 // refused records that the PSA refused the read of contract, read alone,
@@ -1858,7 +1914,11 @@ func (r *lineReader) readOK() {
 // fail with a *readsStoppedError. A refusal that concerns one contract
 // (Autotask answers a 500 with errors[] for a record it cannot read too)
 // names it or differs from the next contract's, and the reads of the
-// contracts beside it succeed, so it fails only its customer.
+// contracts beside it succeed, so it fails only its customer. A contract
+// refused so at an earlier pass while other reads succeeded is not
+// counted: its refusal is its own (a few adjacent records that make the
+// PSA answer one generic 500), and counting it would stop the reads of the
+// customers after it at every pass.
 func (r *lineReader) refused(contract string, err error) {
 	refusal, ok := serverRefusal(err)
 	if !ok {
@@ -1866,6 +1926,13 @@ func (r *lineReader) refused(contract string, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failedPass == nil {
+		r.failedPass = map[string]bool{}
+	}
+	r.failedPass[contract] = true
+	if r.failing[contract] {
+		return
+	}
 	if refusal != r.refusal || r.refusedInRow == nil {
 		r.refusedInRow, r.refusal = map[string]bool{}, refusal
 	}

@@ -476,6 +476,22 @@ func (f *FailingContracts) update(system psa.System, failed, succeeded map[strin
 	}
 }
 
+// prune forgets the failing contracts of system that are not in mapped
+// (idKey), the contracts of the export's customer mappings: no pass writes
+// (or reads) them to take them out. A nil mapped forgets none.
+func (f *FailingContracts) prune(system psa.System, mapped map[string]bool) {
+	if mapped == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.alone {
+		if k.system == system && !mapped[idKey(k.contract)] {
+			delete(f.alone, k)
+		}
+	}
+}
+
 // failure returns why the PSA's failures stopped the writes, or nil.
 func (g *budgetGate) failure() *writesStoppedError {
 	g.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -418,5 +419,52 @@ func TestEngineAutotask_serverRefusalsOfContractsReadsFailOnlyThem(t *testing.T)
 				}
 			}
 		})
+	}
+}
+
+// TestEngineAutotask_adjacentRefusedReadsStopOnlyOnePass: the reads of 10
+// neighbouring contracts (in the read order), each alone, are refused with
+// one generic 500, as a few broken records make Autotask answer. The first
+// pass cannot tell them from a tenant that fails every read, and stops
+// reading; the next passes, each made by a process of its own, remember
+// that other reads succeeded around them and read the customers after
+// them, which no pass read before.
+func TestEngineAutotask_adjacentRefusedReadsStopOnlyOnePass(t *testing.T) {
+	t.Parallel()
+	const n, first = 300, 100
+	h := newSysHarness(t, psa.SystemAutotask)
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+	bad := map[string]bool{}
+	for _, cm := range customers[first : first+readsFailedToStop] {
+		bad[cm.ContractID] = true
+	}
+	h.be = &recordingReads{Backend: h.be, fail: func(_ int, ids []string) error {
+		for _, id := range ids {
+			if bad[id] {
+				return fmt.Errorf("autotask: reading contract service units: %w", &psa.ValidationError{System: psa.SystemAutotask,
+					Messages: []string{"Object reference not set to an instance of an object."}, Status: http.StatusInternalServerError})
+			}
+		}
+		return nil
+	}}
+	last := customers[n-1]
+	if res := h.sync(PassOptions{}); !strings.Contains(res.Run.Error, "reads stopped") {
+		t.Fatalf("first pass run = %+v, want the reads stopped", res.Run)
+	}
+	for pass := 2; pass <= 3; pass++ {
+		res := h.sync(PassOptions{})
+		if res.Run.Result != state.RunPartial || res.Run.Failed != len(bad) {
+			t.Errorf("pass %d: run = %+v, want partial with the %d refused customers failed", pass, res.Run, len(bad))
+		}
+		if got, _ := h.units(last.ContractID, h.svcIntercept); got != int64(2+(n-1)%7) {
+			t.Errorf("pass %d: units of the last customer's contract = %d, want %d (status %q)", pass, got, 2+(n-1)%7, h.status(last.CustomerID).Error)
+		}
+	}
+	// A contract no longer mapped is forgotten.
+	h.doc.CustomerMappings = slices.DeleteFunc(h.doc.CustomerMappings, func(cm export.CustomerMapping) bool { return bad[cm.ContractID] })
+	h.sync(PassOptions{})
+	if got, err := h.db.FailingReads(psa.SystemAutotask); err != nil || len(got) != 0 {
+		t.Errorf("contracts whose reads fail after their mappings went = %v, %v; want none", got, err)
 	}
 }
