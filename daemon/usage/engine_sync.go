@@ -512,6 +512,7 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	}
 	failed, succeeded := w.gate.outcomes()
 	e.failing.update(e.be.System(), failed, succeeded)
+	e.failing.prune(e.be.System(), p.mapped)
 	if now := e.failing.of(e.be.System()); !maps.Equal(now, w.failing) {
 		if err := e.db.PutFailingContracts(e.be.System(), now); err != nil {
 			log.Warn("Could not record the contracts whose writes failed as if the PSA did; a psa-syncd that starts writes them in their order", "err", err)

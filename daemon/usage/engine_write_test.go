@@ -791,3 +791,23 @@ func TestBudgetGate_failedRecheckKeepsTheEstimate(t *testing.T) {
 		t.Error("gate not stopped: want stopped at the reserve estimated from the first read")
 	}
 }
+
+// TestEngine_Sync_failingContractsOfUnmappedContractsForgotten: the state
+// database holds, as failing, a contract no longer in the export (its
+// customer was unmapped) and a mapped one. No pass writes to the first to
+// take it out: a pass that writes forgets it, and keeps the other.
+func TestEngine_Sync_failingContractsOfUnmappedContractsForgotten(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage(h.addCustomers(2)...)
+	mapped := etID(h.contractA)
+	if err := h.db.PutFailingContracts(psa.SystemAutotask, map[string]bool{"424242": true, mapped: true}); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Updated != 4 {
+		t.Fatalf("pass = %+v, want 4 lines updated", res.Run)
+	}
+	if got, err := h.db.FailingContracts(psa.SystemAutotask); err != nil || len(got) != 1 || !got[mapped] {
+		t.Errorf("failing contracts after the pass = %v, %v; want only the mapped %s", got, err, mapped)
+	}
+}
