@@ -468,3 +468,48 @@ func TestEngineAutotask_adjacentRefusedReadsStopOnlyOnePass(t *testing.T) {
 		t.Errorf("contracts whose reads fail after their mappings went = %v, %v; want none", got, err)
 	}
 }
+
+// TestEngineAutotask_queryNotFoundIsNoRecordsNotFound checks that a 404 to
+// the other Autotask queries of a pass (a proxy, a base URL that is not
+// the tenant's) is not read as a record not found: the bulk contract check
+// told every customer that its contract was not found (check
+// contract_id), and the lookup of the service before each new line failed
+// each write as a line's own error, one request each, every pass. The
+// check now fails with the 404 for what it is, and the writes stop after
+// a few, as for any failure of the whole PSA.
+func TestEngineAutotask_queryNotFoundIsNoRecordsNotFound(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	for name, path := range map[string]string{
+		"contract check": "/ATServicesRest/V1.0/Contracts/query",
+		"service lookup": "/ATServicesRest/V1.0/ContractServices/query",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemAutotask)
+			customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+			h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+			h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusNotFound, Body: "<html><body>404 Not Found</body></html>"})
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			queries := 0
+			for _, r := range h.sim.Requests() {
+				if strings.EqualFold(r.Path, path) {
+					queries++
+				}
+			}
+			// The writes in flight, and two more contracts' (two lines
+			// each); with room for the lines sent as the row closes.
+			if most := 4 * (3 + writesFailedToStop); queries > most {
+				t.Errorf("%d queries answered 404, want at most %d", queries, most)
+			}
+			if res.Run.Result != state.RunFailure {
+				t.Errorf("run = %+v, want failure", res.Run)
+			}
+			cs := h.status(customers[n-1].CustomerID)
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "404") || strings.Contains(cs.Error, "not found in") || strings.Contains(cs.Hint, "contract_id") {
+				t.Errorf("status = %s %q (hint %q), want failed with the 404, not a contract not found", cs.Result, cs.Error, cs.Hint)
+			}
+		})
+	}
+}

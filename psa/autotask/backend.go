@@ -820,7 +820,7 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		q.IncludeFields = []string{"id"}
 		held, _, err := b.client.ContractServices.List(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("autotask: checking that contract %d does not hold service %d yet: %w", contractID, serviceID, err)
+			return nil, fmt.Errorf("autotask: checking that contract %d does not hold service %d yet: %w", contractID, serviceID, queryError(err))
 		}
 		if len(held) > 0 {
 			return nil, validationError(fmt.Sprintf("contract %d already holds service %d (contract service %d), but no unit row of it was read for %s: nothing was posted, since an adjustment of the whole %d units would add to the units it has; check that the line's unit rows reach that date",

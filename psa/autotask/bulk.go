@@ -2,6 +2,8 @@ package autotask
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -106,9 +108,22 @@ func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context
 	for chunk := range slices.Chunk(nums, MaxPageSize) {
 		items, _, err := list(ctx, NewQuery(In("id", chunk...)))
 		if err != nil {
-			return nil, err
+			return nil, queryError(err)
 		}
 		out = append(out, items...)
 	}
 	return out, nil
+}
+
+// queryError returns err, the failure of a query, with a 404 made no
+// record's: a query finds no row of an unknown record, so its 404 is of
+// the query's endpoint (a proxy, a base URL that is not the tenant's),
+// which fails every query alike, and must not match psa.ErrNotFound (a
+// caller would take every record it looked for as missing, or each write
+// that looked as failing for a record of its own).
+func queryError(err error) error {
+	if err != nil && errors.Is(err, psa.ErrNotFound) {
+		return fmt.Errorf("autotask: the query's endpoint was not found: %v", err)
+	}
+	return err
 }
