@@ -1421,13 +1421,14 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	lost := d.lead.Lost()
+	lead := d.lead
+	lost := lead.Lost()
 	go func() {
 		select {
 		case <-lost:
 			d.leading.Store(false)
 			d.metrics.Leader.Set(0)
-			d.logger.Error("Lost the state database's leadership lock; stopping passes and exiting so that a standby takes over")
+			d.logger.Error("Lost the state database's leadership lock; stopping passes and exiting so that a standby takes over", "err", lead.Err())
 			stopPasses(errLostLeadership)
 			cancel()
 		case <-lctx.Done():
@@ -1447,7 +1448,7 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	<-ticketsDone
 	select {
 	case <-lost:
-		return errors.New("daemon: lost the state database's leadership lock (its connection failed); a standby takes over")
+		return fmt.Errorf("daemon: lost the state database's leadership lock, so a standby takes over: %w", lead.Err())
 	default:
 		return nil
 	}

@@ -630,6 +630,55 @@ func TestDaemon_Run_exitsWhenLeadershipLost(t *testing.T) {
 	}
 }
 
+// TestDaemon_Run_exitsWhenANewerVersionMigratedTheSchema: the active
+// instance of a rolling upgrade stops its passes and exits once a newer
+// psa-syncd migrated the shared schema past its own, and says so, rather
+// than go on writing records the newer one misreads.
+func TestDaemon_Run_exitsWhenANewerVersionMigratedTheSchema(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n", url)})
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(t.Context()) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.d.Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("the only instance did not become active")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	newer, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newer.Close()
+	if _, err := newer.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`,
+		state.SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
+		"it is no longer the active instance; upgrade it", state.SchemaVersion+1, state.SchemaVersion)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run returned %v, want the lost leadership and %q", err, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after a newer psa-syncd migrated the schema")
+	}
+	if got := testutil.ToFloat64(e.d.metrics.Leader); got != 0 {
+		t.Errorf("psa_sync_leader after the step-down = %v, want 0", got)
+	}
+}
+
 // TestDaemon_selfExportSharedPostgres: with export_url: self, two psa-syncd
 // on one PostgreSQL database share the stored export. An export PUT to the
 // active one reaches the standby at its next poll, and one PUT to the

@@ -61,12 +61,26 @@ type Leadership struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// err is why the leadership was lost, set before lost is closed.
+	err error
 }
 
 // Lost is closed when the leadership is lost without Release: the
-// connection that held the lock failed. The process must stop writing; the
-// other instance takes over and settles whatever intents it left open.
+// connection that held the lock failed, or a newer psa-syncd migrated the
+// schema past this one's (a rolling upgrade), which it would misread. The
+// process must stop writing; the other instance takes over and settles
+// whatever intents it left open.
 func (l *Leadership) Lost() <-chan struct{} { return l.lost }
+
+// Err returns why the leadership was lost once Lost is closed, else nil.
+func (l *Leadership) Err() error {
+	select {
+	case <-l.lost:
+		return l.err
+	default:
+		return nil
+	}
+}
 
 // TryLead tries once to make this process the active instance and returns
 // its Leadership, or nil (and no error) when another instance holds it.
@@ -155,9 +169,16 @@ func (db *DB) refuseNewerSchema(ctx context.Context, conn *sql.Conn) error {
 	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
 		return db.wrap("reading the schema version", err)
 	}
+	return db.schemaMigratedPast(cur, "it does not become the active instance")
+}
+
+// schemaMigratedPast returns, for a database of schema version cur, the
+// error of an instance that a newer psa-syncd sharing the database left
+// behind (cur > SchemaVersion), which says what became of it; else nil.
+func (db *DB) schemaMigratedPast(cur int, outcome string) error {
 	if cur > SchemaVersion {
 		return fmt.Errorf("state: %s has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
-			"it does not become the active instance; upgrade it", db.quotedPath(), cur, SchemaVersion)
+			"%s; upgrade it", db.quotedPath(), cur, SchemaVersion, outcome)
 	}
 	return nil
 }
@@ -223,7 +244,11 @@ func (db *DB) limitSession(ctx context.Context, conn *sql.Conn, settings []sessi
 	return nil
 }
 
-// watch checks the lock's connection until it fails or Release.
+// watch checks the lock's connection until it fails or Release. Each check
+// reads the schema version, and the leadership is given up once a newer
+// psa-syncd migrated the schema past this one's: during a rolling upgrade
+// the old active instance would otherwise go on writing records the new
+// ones misread, until it is stopped.
 func (l *Leadership) watch(check time.Duration) {
 	defer close(l.done)
 	t := time.NewTicker(check)
@@ -242,9 +267,14 @@ func (l *Leadership) watch(check time.Duration) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(check, db.timeout))
 		sent := monoNow()
-		var one int
-		err := db.fence.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+		var cur int
+		err := db.fence.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur)
 		cancel()
+		if err != nil {
+			err = db.wrap("checking the leadership lock", err)
+		} else if err = db.schemaMigratedPast(cur, "it is no longer the active instance"); err != nil {
+			unlock(db.fence)
+		}
 		if err != nil {
 			// A timed-out check may leave the session, and the lock,
 			// alive: end it.
@@ -252,7 +282,7 @@ func (l *Leadership) watch(check time.Duration) {
 			db.fence = nil
 			db.leaseAnswered.Store(0)
 			db.fenceMu.Unlock()
-			l.once.Do(func() { close(l.lost) })
+			l.once.Do(func() { l.err = err; close(l.lost) })
 			return
 		}
 		db.leaseAnswered.Store(sent)

@@ -576,6 +576,44 @@ func TestLeadership_newerSchemaNotTakenOver(t *testing.T) {
 	}
 }
 
+// TestLeadership_newerSchemaStepsDown: the active instance of a rolling
+// upgrade steps down, at its next check of the lock, once a newer
+// psa-syncd has migrated the shared schema past its own: it would write
+// records the newer one misreads. Its Lost says why, CheckFence refuses
+// and the lock is free for the newer instance.
+func TestLeadership_newerSchemaStepsDown(t *testing.T) {
+	t.Parallel()
+	old, newer := openSharedPostgres(t)
+	l, err := old.TryLead(t.Context(), LeaderInfo{Holder: "old"}, 100*time.Millisecond)
+	if err != nil || l == nil {
+		t.Fatalf("old.TryLead = %v, %v; want the leadership", l, err)
+	}
+	t.Cleanup(func() { _ = l.Release() })
+	v := SchemaVersion + 1
+	if _, err := newer.sql.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, v); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old instance still leads 10s after a newer psa-syncd migrated the schema")
+	}
+	want := fmt.Sprintf("state: %s has schema version %d, migrated by a newer psa-syncd while this one ran, but this psa-syncd supports up to %d: "+
+		"it is no longer the active instance; upgrade it", old.quotedPath(), v, SchemaVersion)
+	if err := l.Err(); err == nil || err.Error() != want {
+		t.Errorf("Err after the step-down = %v; want %q", err, want)
+	}
+	if err := old.CheckFence(); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("CheckFence after the step-down = %v; want ErrNotLeader", err)
+	}
+	if old.IsLeader() {
+		t.Error("IsLeader after the step-down")
+	}
+	if n := leaderLocks(t, newer); n != 0 {
+		t.Errorf("%d sessions hold the leadership lock after the step-down; want 0", n)
+	}
+}
+
 // TestLeadership_leaseRunsOutBeforeTheWatchGivesUp: when the database no
 // longer answers (a network cut), the check of the lock waits
 // query_timeout before this instance knows it lost the lock, while the
