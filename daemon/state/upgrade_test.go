@@ -1,7 +1,10 @@
 package state
 
 import (
+	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +128,153 @@ func TestMigrations_fromEveryVersionKeepData(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestMigrations_fromEveryVersionKeepEveryRow: a database of every earlier
+// schema version with rows in each of its tables, meta values included
+// (the failing contracts, the allowed empty start), keeps every row of
+// every table, column for column, when it is migrated. (The leader row is
+// each start's own.)
+func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
+	for version := 1; version < SchemaVersion; version++ {
+		t.Run("version "+strconv.Itoa(version), func(t *testing.T) {
+			forEachDriver(t, func(t *testing.T, d testDriver) {
+				cfg := d.config(t)
+				db := openConfig(t, cfg)
+				must := func(err error) {
+					t.Helper()
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				now := time.Now().UTC()
+				// A call is committed with the next commit on SQLite.
+				_, _, err := db.APICalls().Take("/api/v2/finance/contracts", now, time.Hour, 1500)
+				must(err)
+				must(db.PutCustomerStatus(CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: t0, LastSuccess: t0, Updated: 1}))
+				r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0})
+				must(err)
+				r.Finished, r.Result = t0.Add(time.Minute), RunSuccess
+				must(db.SaveRun(r))
+				done, err := db.OpenIntent(testIntent())
+				must(err)
+				must(db.CompleteIntent(done.ID, IntentDone, "adjustment posted", t0.Add(time.Minute)))
+				open := testIntent()
+				open.ServiceID = "30000013"
+				_, err = db.OpenIntent(open)
+				must(err)
+				must(db.PutExport(ExportVersion{Revision: 1, Digest: "d1", Size: 2, At: t0, Source: "provider"}, []byte("{}")))
+				must(db.PutSnapshot("unmapped_new", map[string]int{"customer": 2}))
+				must(db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "718b", AlertKey: "a1", Ref: "sc:a1", Generation: 1,
+					System: "autotask", TicketID: "7001", State: tickets.StateOpen, Created: t0}))
+				must(db.PutFailingContracts("autotask", map[string]bool{"29684183": true}))
+				must(db.AllowEmptyStart(t0))
+				must(db.APICalls().Block("/api/v2/servicedesk/tickets", now.Add(time.Hour)))
+				must(db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: now}}))
+				must(db.PutCatalogServices([]CatalogService{{System: "autotask", ServiceID: "30000012", Name: "MDR", ReadAt: now}}))
+				must(db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
+
+				for v := SchemaVersion; v > version; v-- {
+					if _, err := db.sql.Exec(undoMigration[v]); err != nil {
+						t.Fatalf("undoing migration %d: %v", v, err)
+					}
+				}
+				if _, err := db.sql.Exec(db.q(`DELETE FROM schema_migrations WHERE version > ?`), version); err != nil {
+					t.Fatal(err)
+				}
+				want, cols := dumpTables(t, db, nil)
+				// Each start records itself as the leader.
+				delete(want, "leader")
+				delete(cols, "leader")
+				if len(want["ledger"]) != 1 || len(want["tickets"]) != 1 {
+					t.Fatalf("the tables read before the migration = %v; want the ledger's and the tickets' rows among them", want)
+				}
+				for n, rows := range want {
+					if len(rows) == 0 {
+						t.Errorf("table %s of schema version %d holds no row to keep: add one above", n, version)
+					}
+				}
+				closeDB(t, db)
+
+				db = openConfig(t, cfg)
+				t.Cleanup(func() { closeDB(t, db) })
+				got, _ := dumpTables(t, db, cols)
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("the rows after migrating from schema version %d (-before +after):\n%s", version, diff)
+				}
+			})
+		})
+	}
+}
+
+// dumpTables returns the rows of every table but schema_migrations, each
+// row as its columns' values in text, sorted, and the columns of each
+// table; with only, just its tables and, of each, its columns (a migration
+// may add some).
+func dumpTables(t *testing.T, db *DB, only map[string][]string) (tables, columns map[string][]string) {
+	t.Helper()
+	q := `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`
+	if db.dialect == dialectPostgres {
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	}
+	var names []string
+	rows, err := db.sql.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := only[n]; n != "schema_migrations" && (only == nil || ok) {
+			names = append(names, n)
+		}
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tables, columns = map[string][]string{}, map[string][]string{}
+	for _, n := range names {
+		rows, err := db.sql.Query(`SELECT * FROM ` + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables[n] = []string{}
+		for _, c := range cols {
+			if only == nil || slices.Contains(only[n], c) {
+				columns[n] = append(columns[n], c)
+			}
+		}
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for i, v := range vals {
+				if !slices.Contains(columns[n], cols[i]) {
+					continue
+				}
+				if bs, ok := v.([]byte); ok {
+					v = string(bs)
+				}
+				fmt.Fprintf(&b, "%s=%v ", cols[i], v)
+			}
+			tables[n] = append(tables[n], b.String())
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(tables[n])
+	}
+	return tables, columns
 }
