@@ -213,7 +213,11 @@ func (dc *decoder) object(path string, raw json.RawMessage, fields []field) bool
 	}
 	slices.Sort(unknown)
 	for _, k := range unknown {
-		dc.add("", path+k, "is not a known field (want "+strings.Join(names, ", ")+")")
+		// Fields are added to version 1 of the schema as the provider
+		// grows (psa_ticket_routing's were), so an older reader meets
+		// them in the export of a newer provider.
+		dc.add("", path+k, "is not a known field (want "+strings.Join(names, ", ")+
+			"): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)")
 	}
 	return true
 }

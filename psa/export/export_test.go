@@ -162,9 +162,9 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-trailing.json":       `export "testdata/bad-trailing.json": not valid JSON at line 7, column 1 (byte 147): unexpected data after the end of the document (the file may be half-written or edited by hand)`,
 		"bad-truncated.json":      `export "testdata/bad-truncated.json": not valid JSON at line 5, column 31 (byte 147): unexpected end of input (the file may be half-written or edited by hand)`,
 		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
-	integration.token is not a known field (want enabled, schedule, timezone)
-	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings)
-	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync)
+	integration.token is not a known field (want enabled, schedule, timezone): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
+	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
+	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	customer_mappings[0] (sophos/718b6047): contract_id is required`,
 		"bad-wrong-type.json": `export "testdata/bad-wrong-type.json": 7 problems:
 	psa.instance must be a string
@@ -320,6 +320,19 @@ func TestDecode_notObjects(t *testing.T) {
 	integration must be a JSON object
 	customer_mappings[0]: must be a JSON object
 	customer_mappings[1]: must be a JSON object`
+	if err == nil || err.Error() != want {
+		t.Errorf("Decode error\n got: %v\nwant: %s", err, want)
+	}
+}
+
+// TestDecode_fieldOfANewerProvider: a field that a newer provider writes
+// into a v1 export (as psa_ticket_routing's were added) is refused by an
+// older reader with a way out, not only as unknown.
+func TestDecode_fieldOfANewerProvider(t *testing.T) {
+	t.Parallel()
+	_, err := Decode([]byte(`{"schema": "psa-sync.mapping-export/v1", "psa": {"system": "autotask"}, "integration": {"enabled": true, "pause_until": "2027-01-01"}}`))
+	want := `export: integration.pause_until is not a known field (want enabled, schedule, timezone): ` +
+		`a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error\n got: %v\nwant: %s", err, want)
 	}
