@@ -88,17 +88,24 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 		return "", err
 	}
 	c.token = tok
+	if c.signInFor403 {
+		// Signed in for a 403: a 403 with this token is the request's
+		// refusal, whichever request was sent with it (tokenGood).
+		c.goodToken, c.signInFor403 = tok.AccessToken, false
+	}
 	return tok.AccessToken, nil
 }
 
 // dropToken forgets the access token a request was refused with, so the
 // next request authenticates; a token another request has renewed since is
-// kept.
-func (c *Client) dropToken(refused string) {
+// kept. With forbidden (a 403 that does not speak of the credentials), the
+// token signed in next is taken as good.
+func (c *Client) dropToken(refused string, forbidden bool) {
 	c.tokenMu.Lock()
 	defer c.tokenMu.Unlock()
 	if c.token != nil && c.token.AccessToken == refused {
 		c.token = nil
+		c.signInFor403 = forbidden
 	}
 }
 

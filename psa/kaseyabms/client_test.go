@@ -984,3 +984,50 @@ func TestClient_403SignsInOncePerBurst(t *testing.T) {
 		}
 	})
 }
+
+// TestClient_403SignsInOnceForConcurrentRequests: a request refused 403
+// signs in again and is sent once more with the new token; another
+// request sent with that new token meanwhile, and refused 403 before the
+// first one's answer came back, signed in again too: with a client's
+// concurrency, each request of a pass that BMS refuses some accounts could
+// cost a sign-in. A token signed in for a 403 is taken as good: a 403 with
+// it is the request's refusal, whichever request was sent with it.
+func TestClient_403SignsInOnceForConcurrentRequests(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	var calls2, calls3 atomic.Int32
+	forbidden := func(w http.ResponseWriter) {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"success":false,"error":{"code":403,"message":"You do not have access to this account"}}`)
+	}
+	f.mux.HandleFunc("GET /v2/admin/finance/services/2", func(w http.ResponseWriter, r *http.Request) {
+		if calls2.Add(1) == 2 {
+			// The first request again, with the token signed in for its
+			// 403: its answer waits for the second request's.
+			close(held)
+			<-release
+		}
+		forbidden(w)
+	})
+	f.mux.HandleFunc("GET /v2/admin/finance/services/3", func(w http.ResponseWriter, r *http.Request) {
+		calls3.Add(1)
+		forbidden(w)
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := f.client.Services.Get(t.Context(), 2)
+		done <- err
+	}()
+	<-held
+	if _, _, err := f.client.Services.Get(t.Context(), 3); !errors.Is(err, psa.ErrForbidden) {
+		t.Errorf("service 3: error %v, want psa.ErrForbidden", err)
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, psa.ErrForbidden) {
+		t.Errorf("service 2: error %v, want psa.ErrForbidden", err)
+	}
+	if a, c2, c3 := f.auths.Load(), calls2.Load(), calls3.Load(); a != 2 || c2 != 2 || c3 != 1 {
+		t.Errorf("sign-ins %d, requests %d and %d; want 2 sign-ins (the first 403 signed in again once), service 2 sent twice and service 3 once", a, c2, c3)
+	}
+}

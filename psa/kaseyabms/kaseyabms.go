@@ -83,6 +83,9 @@ type Client struct {
 	token   *Token
 	// goodToken is the last access token known good (tokenGood).
 	goodToken string
+	// signInFor403 is whether the token was dropped for a 403 that does
+	// not speak of the credentials: the next sign-in's token is good.
+	signInFor403 bool
 
 	common service
 
@@ -454,8 +457,8 @@ func isEnvelope(body []byte) bool {
 // a success:false envelope into an error (see CheckResponse). A 403 that
 // does not speak of the credentials (psa.ErrForbidden) re-authenticates
 // too, unless the token is known good: a request succeeded with it, or it
-// was refused a request right after it was signed in for that request's
-// 403. A pass that BMS refuses some accounts so signs in once at most.
+// was signed in for a 403 (that request's or another's, sent at the same
+// time). A pass that BMS refuses some accounts so signs in once at most.
 //
 // A request that creates something (a POST that is not a search) is never
 // re-sent when it may have been applied: a network error after sending it,
@@ -509,7 +512,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			// too, unless the token is known good: each 403 of a pass
 			// refused some accounts would otherwise cost a sign-in.
 			reauthed = true
-			c.dropToken(used)
+			c.dropToken(used, forbidden)
 			if req, err = rewind(req); err != nil {
 				return resp, err
 			}
