@@ -725,7 +725,8 @@ const StatusRemoved = "removed"
 // and reports usage_sync false; it keeps its last status while no export is
 // loaded. Customers with a ticket pass behind them carry their ticket sync
 // status; for one the loaded export leaves out of ticket sync, its result
-// is TicketResultOff, without the notices. A removed customer that had
+// is TicketResultOff, its open tickets counted as left open, with a notice
+// about them instead of its last pass's notices (ticketSyncOff). A removed customer that had
 // ticket sync only (no usage status) is listed as removed too.
 func (d *Daemon) Customers() ([]apiCustomer, error) {
 	statuses, err := d.db.CustomerStatuses()
@@ -803,7 +804,7 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 		}
 		st := *s
 		if ticketSync != nil && !ticketSync[key] {
-			st.Result, st.Notices = TicketResultOff, nil
+			st = ticketSyncOff(st)
 		}
 		c.Tickets = &st
 	}

@@ -151,10 +151,15 @@ type TicketStatus struct {
 	// Created includes the tickets the pass adopted: found in the PSA by
 	// their reference after a create whose answer was lost.
 	OpenTickets int `json:"open_tickets"`
-	Created     int `json:"created"`
-	Updated     int `json:"updated"`
-	Closed      int `json:"closed"`
-	Failed      int `json:"failed"`
+	// LeftOpen counts, for a customer out of ticket sync
+	// (TicketResultOff), the tickets that were open at its last pass:
+	// psa-syncd no longer follows them (OpenTickets is 0), and they stay
+	// open until a technician closes them or ticket sync is on again.
+	LeftOpen int `json:"left_open,omitempty"`
+	Created  int `json:"created"`
+	Updated  int `json:"updated"`
+	Closed   int `json:"closed"`
+	Failed   int `json:"failed"`
 	// Notices are what the last pass left alone, or took as done, and
 	// why (a returning alert whose ticket a technician closed, a ticket
 	// deleted in the PSA, a note that may be missing).
@@ -165,8 +170,27 @@ type TicketStatus struct {
 // export leaves out of ticket sync (ticket_sync off, or its mapping
 // removed): no ticket pass runs for it, so its last pass's result would
 // show it failing for ever, and its notices advise what no pass does. Its
-// last pass's error and counts stay; its open tickets stay open.
+// last pass's error and counts stay; its open tickets stay open in the
+// PSA, counted as LeftOpen (ticketsLeftOpen), not as OpenTickets.
 const TicketResultOff = "off"
+
+// ticketSyncOff returns st as the ticket status of a customer out of
+// ticket sync (TicketResultOff): its last pass's notices give way to one
+// saying which tickets psa-syncd no longer follows, if any.
+func ticketSyncOff(st TicketStatus) TicketStatus {
+	st.Result, st.Notices = TicketResultOff, nil
+	st.LeftOpen, st.OpenTickets = st.OpenTickets, 0
+	if st.LeftOpen > 0 {
+		tickets := "tickets"
+		if st.LeftOpen == 1 {
+			tickets = "ticket"
+		}
+		st.Notices = []string{fmt.Sprintf("ticket sync is off for this customer: psa-syncd no longer follows the %d %s it left open at its last ticket pass (%s), "+
+			"which are not closed when their alerts are resolved; close them in the PSA, or turn ticket sync on again and the next pass closes "+
+			"those whose alerts were resolved", st.LeftOpen, tickets, st.LastAttempt.UTC().Format(time.RFC3339))}
+	}
+	return st
+}
 
 // ticketRecord is kept in the state database across restarts: the totals
 // behind the ticket metrics and each customer's TicketStatus.

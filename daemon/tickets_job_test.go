@@ -643,13 +643,92 @@ func TestDaemon_removedTicketOnlyCustomerListed(t *testing.T) {
 	}
 	if len(got.Customers) != 1 || got.Customers[0].CustomerID != ttAcme || got.Customers[0].Status != StatusRemoved ||
 		got.Customers[0].CustomerName != "Acme" || got.Customers[0].CompanyID != mapping.CompanyID || got.Customers[0].ContractID != mapping.ContractID ||
-		got.Customers[0].Tickets == nil || got.Customers[0].Tickets.Result != TicketResultOff || got.Customers[0].Tickets.OpenTickets != 1 {
-		t.Errorf("GET /api/v1/customers?status=removed after the ticket-only customer's mapping was removed = %s; want Acme, removed, with its company, ticket result off, 1 open ticket", rec.Body)
+		got.Customers[0].Tickets == nil || got.Customers[0].Tickets.Result != TicketResultOff || got.Customers[0].Tickets.LeftOpen != 1 {
+		t.Errorf("GET /api/v1/customers?status=removed after the ticket-only customer's mapping was removed = %s; want Acme, removed, with its company, ticket result off, 1 ticket left open", rec.Body)
 	}
 	page := dtServe(t, d, http.MethodGet, "/?filter="+StatusRemoved, "", "").Body.String()
 	row := regexp.MustCompile(`(?s)data-customer="` + ttAcme + `" data-status="removed".*?(<td class="tickets">.*?</td>)`).FindStringSubmatch(page)
-	if row == nil || !strings.Contains(row[0], "Acme") || !strings.Contains(row[1], "1 open") {
-		t.Errorf("the Not in the export tab does not list the removed customer by name with its open ticket:\n%s", page)
+	if row == nil || !strings.Contains(row[0], "Acme") || !strings.Contains(row[1], "1 left open") {
+		t.Errorf("the Not in the export tab does not list the removed customer by name with the ticket left open:\n%s", page)
+	}
+}
+
+// TestDaemon_ticketSyncOffTicketsLeftOpen: a customer whose ticket sync
+// was turned off kept its last pass's open_tickets in GET
+// /api/v1/customers and on the status page ("1 open"), as if psa-syncd
+// still followed them: they are no longer closed when their alerts are
+// resolved, and nothing told the operator to close them. Its open_tickets
+// is 0; left_open counts the tickets it left open at its last pass, and a
+// notice says what to do. Turned on again, they are open tickets again.
+func TestDaemon_ticketSyncOffTicketsLeftOpen(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	d.scheduledTicketPass(t.Context())
+	mapping, _ := d.exp.Load().doc.Customer("sophos", ttAcme)
+	load := func(m export.CustomerMapping) {
+		t.Helper()
+		doc := d.exp.Load().doc.Clone()
+		doc.Revision++
+		doc.PutCustomer(m)
+		data, err := doc.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dtWrite(t, filepath.Join(filepath.Dir(d.configPath), "mappings.json"), string(data))
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acme := func() TicketStatus {
+		t.Helper()
+		rec := dtServe(t, d, http.MethodGet, "/api/v1/customers", "", "")
+		var got struct {
+			Customers []CustomerView `json:"customers"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatalf("GET /api/v1/customers = %d %s", rec.Code, rec.Body)
+		}
+		for _, c := range got.Customers {
+			if c.CustomerID == ttAcme && c.Tickets != nil {
+				return *c.Tickets
+			}
+		}
+		t.Fatalf("GET /api/v1/customers = %s, want Acme with its ticket status", rec.Body)
+		return TicketStatus{}
+	}
+	ticketCell := func() string {
+		t.Helper()
+		index := dtServe(t, d, http.MethodGet, "/", "", "").Body.String()
+		cell := regexp.MustCompile(`(?s)data-customer="` + ttAcme + `".*?(<td class="tickets">.*?</td>)`).FindStringSubmatch(index)
+		if cell == nil {
+			t.Fatalf("the status page lists no Acme:\n%s", index)
+		}
+		return cell[1]
+	}
+
+	off := mapping
+	off.TicketSync = false
+	load(off)
+	st := acme()
+	if st.OpenTickets != 0 || st.LeftOpen != 1 || len(st.Notices) != 1 || !strings.Contains(st.Notices[0], "1 ticket") ||
+		!strings.Contains(st.Notices[0], "no longer follows") || !strings.Contains(st.Notices[0], "close") {
+		t.Errorf("ticket status with ticket sync off = %+v; want open_tickets 0, left_open 1 and a notice saying psa-syncd no longer follows it", st)
+	}
+	if cell := ticketCell(); !strings.Contains(cell, "1 left open") || strings.Contains(cell, "1 open") {
+		t.Errorf("status page ticket cell with ticket sync off = %s; want the ticket left open, not an open one", cell)
+	}
+	if page := dtServe(t, d, http.MethodGet, "/customers/sophos/"+ttAcme, "", "").Body.String(); !strings.Contains(page, "no longer follows") {
+		t.Errorf("the customer's status page does not say psa-syncd no longer follows its ticket:\n%s", page)
+	}
+
+	load(mapping)
+	if st := acme(); st.OpenTickets != 1 || st.LeftOpen != 0 || len(st.Notices) != 0 {
+		t.Errorf("ticket status with ticket sync on again = %+v; want its open ticket back, nothing left open", st)
+	}
+	if cell := ticketCell(); !strings.Contains(cell, "1 open") {
+		t.Errorf("status page ticket cell with ticket sync on again = %s; want 1 open", cell)
 	}
 }
 
