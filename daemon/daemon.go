@@ -28,7 +28,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
@@ -207,6 +209,11 @@ type Daemon struct {
 	// ticketDryRuns rate-limits the dry runs API clients ask for.
 	ticketMu      sync.Mutex
 	ticketDryRuns freshPlanLimiter
+	// ticketAlerts is the ticket passes' alert source, kept across passes
+	// for the Sophos client it reads with (see ticketAlertSource).
+	ticketAlertsMu sync.Mutex
+	ticketAlerts   *tickets.SophosAlerts
+	ticketAlertsOf *sophos.Client
 	// ticketTotalsRestored is set once psa_sync_tickets_total holds the
 	// stored totals (see restoreTicketMetrics).
 	ticketTotalsRestored atomic.Bool

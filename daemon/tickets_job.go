@@ -79,7 +79,7 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	logger := d.logger.With("component", "tickets", "system", string(cfg.PSA.System))
 	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.TicketReserve(), "policies.ticket_budget_reserve", d.metrics.Usage, logger)
 	eng, err := tickets.New(tickets.Config{
-		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: tickets.NewSophosAlerts(src.Client()), Routing: *doc.Tickets,
+		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: d.ticketAlertSource(src.Client()), Routing: *doc.Tickets,
 		SettleTime: cfg.Policies.SettleTime, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
 		ForgetOtherPSA: forgetOther,
 	})
@@ -110,6 +110,20 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	// at what it left of it.
 	budget.Record()
 	return rep, err
+}
+
+// ticketAlertSource returns the ticket passes' alert source reading with
+// c: the one of the passes before, while the Sophos client is the same
+// (the configuration did not change it), so that the tenant list is not
+// read every pass (tickets.SophosAlerts reads it again when a tenant is
+// unknown or seems to have moved, and hourly).
+func (d *Daemon) ticketAlertSource(c *sophos.Client) *tickets.SophosAlerts {
+	d.ticketAlertsMu.Lock()
+	defer d.ticketAlertsMu.Unlock()
+	if d.ticketAlerts == nil || d.ticketAlertsOf != c {
+		d.ticketAlerts, d.ticketAlertsOf = tickets.NewSophosAlerts(c, tickets.WithAlertsClock(d.now)), c
+	}
+	return d.ticketAlerts
 }
 
 // ticketCustomers returns the customers of doc that take part in ticket

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -886,5 +887,37 @@ func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
 	sim.Autotask().SetHourlyCount(0)
 	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Totals().Closed != 30 || rep.BudgetLimited {
 		t.Errorf("pass with the budget back = %+v (budget limited %v), %v; want the 30 closes sent", rep.Totals(), rep.BudgetLimited, err)
+	}
+}
+
+// TestDaemon_ticketPassesKeepTheTenantList: the daemon built a Sophos
+// alert source for every ticket pass, which read the partner's tenant list
+// (pages of 100 tenants) every pass, every 5 minutes, to find the
+// tenants' apiHosts. It keeps one across passes: the list is read by the
+// first pass and again once it is an hour old (or a tenant is unknown, or
+// seems to have moved: package tickets).
+func TestDaemon_ticketPassesKeepTheTenantList(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	var mu sync.Mutex
+	now := time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	d, _, sop := ttSetupOptions(t, routing, true, "", Options{Now: clock})
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	for i, want := range []int{1, 0, 0, 1, 0} {
+		sop.ResetRequests()
+		if rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Customers[0].Err != nil {
+			t.Fatalf("pass %d: %+v, %v", i+1, rep.Customers, err)
+		}
+		if n := sop.CountRequests(http.MethodGet, "/partner/v1/tenants"); n != want {
+			t.Errorf("pass %d (%s) read the tenant list %d times, want %d", i+1, clock().Format(time.TimeOnly), n, want)
+		}
+		mu.Lock()
+		now = now.Add(20 * time.Minute)
+		mu.Unlock()
 	}
 }

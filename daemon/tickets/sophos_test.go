@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
@@ -35,6 +36,10 @@ type regionalSophos struct {
 
 	mu     sync.Mutex
 	noHost bool
+	// moved gives acme another apiHost, eu02; its old one answers 404
+	// for it. tenantLists counts the requests for the tenant list.
+	moved       bool
+	tenantLists int
 }
 
 func newRegionalSophos(t *testing.T) *regionalSophos {
@@ -46,8 +51,14 @@ func newRegionalSophos(t *testing.T) *regionalSophos {
 
 // host returns the apiHost of a tenant.
 func (r *regionalSophos) host(tenant string) string {
-	if strings.EqualFold(tenant, globex) {
+	r.mu.Lock()
+	moved := r.moved
+	r.mu.Unlock()
+	switch {
+	case strings.EqualFold(tenant, globex):
 		return "https://api-eu01.central.sophos.com"
+	case moved:
+		return "https://api-eu02.central.sophos.com"
 	}
 	return "https://api-us01.central.sophos.com"
 }
@@ -56,6 +67,11 @@ func (r *regionalSophos) serve(w http.ResponseWriter, req *http.Request) {
 	if strings.HasPrefix(req.URL.Path, "/common/") {
 		tenant := req.Header.Get("X-Tenant-ID")
 		if want, _ := url.Parse(r.host(tenant)); !strings.EqualFold(req.Host, want.Host) {
+			if strings.EqualFold(tenant, acme) && strings.EqualFold(req.Host, "api-us01.central.sophos.com") {
+				// acme moved: its old apiHost does not know it.
+				http.Error(w, `{"error":"notFound","message":"Tenant not found"}`, http.StatusNotFound)
+				return
+			}
 			r.t.Errorf("%s %s for tenant %s went to %s, not to its apiHost %s", req.Method, req.URL.Path, tenant, req.Host, want.Host)
 			http.Error(w, `{"error":"notFound","message":"Not found"}`, http.StatusNotFound)
 			return
@@ -65,6 +81,9 @@ func (r *regionalSophos) serve(w http.ResponseWriter, req *http.Request) {
 		r.sim.Handler().ServeHTTP(w, req)
 		return
 	}
+	r.mu.Lock()
+	r.tenantLists++
+	r.mu.Unlock()
 	rec := httptest.NewRecorder()
 	r.sim.Handler().ServeHTTP(rec, req)
 	var body map[string]any
@@ -145,6 +164,54 @@ func TestSophosAlerts_apiHost(t *testing.T) {
 	if got, err := open(acme); err != nil || len(got) != 1 || got[0].Description != "acme's" {
 		t.Errorf("acme once the tenant list gives its apiHost = %+v, %v; want its one alert", got, err)
 	}
+}
+
+// A SophosAlerts kept across passes (as psa-syncd keeps one) read the
+// tenant list once, then never again while every tenant was known: a
+// tenant moved to another apiHost was read on the old one for ever, so
+// psa-syncd made one per pass, which read the list (pages of 100 tenants)
+// every pass. The list is read again when a request to a tenant's apiHost
+// fails (once a pass), the tenant's alerts then read on its new apiHost,
+// and once it is an hour old; otherwise passes do not read it.
+func TestSophosAlerts_tenantListKeptAcrossPasses(t *testing.T) {
+	t.Parallel()
+	rs := newRegionalSophos(t)
+	rs.sim.AddAlert(acme, sophostest.Alert{Description: "acme's"})
+	rs.sim.AddAlert(globex, sophostest.Alert{Description: "globex's"})
+	now := time.Date(2026, time.November, 2, 9, 0, 0, 0, time.UTC)
+	src := tickets.NewSophosAlerts(rs.client(), tickets.WithAlertsClock(func() time.Time { return now }))
+	pass := func(name string, wantLists int) {
+		t.Helper()
+		rs.mu.Lock()
+		rs.tenantLists = 0
+		rs.mu.Unlock()
+		src.StartPass()
+		for _, tc := range []struct{ tenant, want string }{{acme, "acme's"}, {globex, "globex's"}} {
+			got, err := src.OpenAlerts(t.Context(), tickets.Customer{Source: "sophos", CustomerID: tc.tenant})
+			if err != nil || len(got) != 1 || got[0].Description != tc.want {
+				t.Errorf("%s: alerts of %s = %+v, %v; want %s", name, tc.tenant, got, err, tc.want)
+			}
+		}
+		rs.mu.Lock()
+		defer rs.mu.Unlock()
+		if rs.tenantLists != wantLists {
+			t.Errorf("%s read the tenant list %d times, want %d", name, rs.tenantLists, wantLists)
+		}
+	}
+	pass("first pass", 1)
+	for i := range 3 {
+		now = now.Add(15 * time.Minute)
+		pass(fmt.Sprintf("pass %d", i+2), 0)
+	}
+	rs.mu.Lock()
+	rs.moved = true
+	rs.mu.Unlock()
+	now = now.Add(5 * time.Minute)
+	pass("pass after acme moved", 1)
+	now = now.Add(30 * time.Minute)
+	pass("pass half an hour later", 0)
+	now = now.Add(30 * time.Minute)
+	pass("pass an hour after the list was read", 1)
 }
 
 // Customers whose tenant the tenant list does not name (removed from the
