@@ -134,7 +134,9 @@ func (r CreateTicketRequest) Validate() error {
 // Kaseya BMS ticket).
 type Ticket struct {
 	ID string
-	// Number is the number technicians see, such as T20261203.0001.
+	// Number is the number technicians see, such as T20261203.0001; ""
+	// in the ticket CreateTicket returns when the PSA's answer to the
+	// create does not give it (Autotask): a read of the ticket gives it.
 	Number      string
 	CompanyID   string
 	Title       string

@@ -561,6 +561,16 @@ func (e *Engine) storeIntent(p *pass, r Record, prev *Record) error {
 	return e.store.PutTicketRecord(r)
 }
 
+// learnNumber records in r the number of its ticket from t, a read of it,
+// when r does not hold it yet: the answer to a create does not give it on
+// every PSA (psa.Ticket.Number), and it is not read for the create alone.
+// The caller stores r.
+func learnNumber(r *Record, t *psa.Ticket) {
+	if r.Number == "" && t != nil {
+		r.Number = t.Number
+	}
+}
+
 // adopt takes the oldest ticket found for r's Ref.
 func (e *Engine) adopt(r *Record, found []psa.Ticket) {
 	t := slices.MinFunc(found, func(a, b psa.Ticket) int { return cmp.Compare(len(a.ID), len(b.ID))*2 + cmp.Compare(a.ID, b.ID) })
@@ -1332,6 +1342,7 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 			return err
 		}
 	}
+	learnNumber(r, t)
 	now := e.now().UTC()
 	note := fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
 	if r.AlertKey == SummaryKey {
@@ -1416,6 +1427,7 @@ func (e *Engine) settleReturned(ctx context.Context, r *Record, cr *CustomerRepo
 	if err != nil {
 		return err
 	}
+	learnNumber(r, t)
 	now := e.now().UTC()
 	switch {
 	case t.Closed && r.State == StateClosing:
@@ -1452,12 +1464,14 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 		cr.WouldReopen = append(cr.WouldReopen, r.TicketID)
 		return false, nil
 	}
-	if _, err := e.psa.GetTicket(ctx, r.TicketID); err != nil {
+	read, err := e.psa.GetTicket(ctx, r.TicketID)
+	if err != nil {
 		if errors.Is(err, psa.ErrNotFound) {
 			return true, e.gone(r, cr)
 		}
 		return false, err
 	}
+	learnNumber(r, read)
 	closed := *r
 	r.State, r.Updated = StateReopening, e.now().UTC()
 	if err := e.store.PutTicketRecord(*r); err != nil {
@@ -1524,6 +1538,7 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 	if err != nil {
 		return err
 	}
+	learnNumber(r, t)
 	if !t.Closed {
 		return e.reopened(r, cr)
 	}
@@ -1611,6 +1626,9 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	}
 	if summary != nil && summary.State == StateOpen {
 		t, err := e.psa.GetTicket(ctx, summary.TicketID)
+		if err == nil {
+			learnNumber(summary, t)
+		}
 		switch {
 		case errors.Is(err, psa.ErrNotFound):
 			// Deleted in the PSA: a new summary takes these alerts.

@@ -284,35 +284,6 @@ func TestEngine_lostAnswer(t *testing.T) {
 	}
 }
 
-// An Autotask ticket whose create was applied but whose read-back failed
-// with a 500 carrying errors[] (Autotask's validation shape) is the
-// alert's ticket: followed, and closed when the alert is resolved. It was
-// recorded as a create the PSA refused: never followed nor closed, and
-// its customer failed every pass.
-func TestEngine_autotaskReadBackFailsAfterCreate(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, psa.SystemAutotask)
-	eng := e.engine(routings[psa.SystemAutotask])
-	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
-	e.psaSim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/ATServicesRest/V1.0/Tickets/7000", Status: http.StatusInternalServerError,
-		Body: `{"errors":["An unexpected error has occurred."]}`, Times: 1})
-
-	if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Failed != 0 || cr.Err != nil {
-		t.Fatalf("pass whose read-back failed = %+v, want the ticket created", cr)
-	}
-	recs, err := e.db.TicketRecords("sophos", acme)
-	if err != nil || len(recs) != 1 || recs[0].State != tickets.StateOpen || recs[0].TicketID != "7000" {
-		t.Fatalf("records = %+v, %v; want ticket 7000 followed", recs, err)
-	}
-	e.sophos.ResolveAlert(acme, a.ID)
-	if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || cr.Err != nil {
-		t.Errorf("pass after resolving = %+v, want the ticket closed", cr)
-	}
-	if got := e.tickets(); len(got) != 1 || !got[0].closed {
-		t.Errorf("tickets = %+v, want the one ticket, closed", got)
-	}
-}
-
 // A read the Autotask create needs first (the status picklist's default)
 // failing with a 500 that carries errors[] is not Autotask refusing the
 // ticket: nothing was sent, and the next pass files the alert. It was

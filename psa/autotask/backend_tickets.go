@@ -99,9 +99,10 @@ func (b *Backend) TicketLookups(ctx context.Context, kind psa.TicketLookupKind, 
 // and sends that category's tickets with a due date for the
 // next dueCategoryTTL.
 //
-// The ticket is read back for its number; when that read fails, the
-// ticket is returned without it, never as an error: the create was
-// applied. CreateTicket fails with an error matching psa.ErrNotApplied
+// Autotask's answer names the ticket (itemId) but not its number, which
+// is not read back (a request for every create): the ticket is returned
+// without it, and its caller learns it when it next reads the ticket.
+// CreateTicket fails with an error matching psa.ErrNotApplied
 // when a picklist it reads first could not be read, or Autotask throttled
 // every attempt of the create: no ticket was made.
 func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest) (*psa.Ticket, error) {
@@ -181,18 +182,8 @@ func (b *Backend) CreateTicket(ctx context.Context, req psa.CreateTicketRequest)
 		}
 		return nil, err
 	}
-	t, err := b.GetTicket(ctx, strconv.FormatInt(id, 10))
-	if err != nil {
-		// The ticket exists: a failed read of it (a 500 with errors[]
-		// reads as psa.ErrValidation) must not pass for a refused create,
-		// which the caller would neither follow nor send again. The
-		// create's answer names the ticket; its number is not known.
-		b.client.logger.Warn("Autotask ticket created, but reading it back failed; following it without its number",
-			"ticket", id, "ref", req.ExternalRef, "err", err)
-		return &psa.Ticket{ID: strconv.FormatInt(id, 10), CompanyID: strconv.FormatInt(company, 10), Title: r.Title,
-			ExternalRef: req.ExternalRef, StatusID: strconv.FormatInt(r.Status, 10)}, nil
-	}
-	return t, nil
+	return &psa.Ticket{ID: strconv.FormatInt(id, 10), CompanyID: strconv.FormatInt(company, 10), Title: r.Title,
+		ExternalRef: req.ExternalRef, StatusID: strconv.FormatInt(r.Status, 10)}, nil
 }
 
 // dueCategoryTTL is how long tickets of a category that Autotask refused a

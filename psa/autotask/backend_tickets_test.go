@@ -88,8 +88,12 @@ func TestBackend_tickets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateTicket: %v", err)
 	}
-	if tk.ExternalRef != req.ExternalRef || tk.Closed || tk.Number == "" || tk.CompanyID != id(company) {
+	// The create's answer names the ticket, not its number: a read gives it.
+	if tk.ExternalRef != req.ExternalRef || tk.Closed || tk.Number != "" || tk.CompanyID != id(company) {
 		t.Errorf("CreateTicket returned %+v", tk)
+	}
+	if read, err := b.GetTicket(ctx, tk.ID); err != nil || read.Number == "" {
+		t.Errorf("GetTicket(%s) = %+v, %v; want the ticket with its number", tk.ID, read, err)
 	}
 	got := s.Autotask().Tickets()
 	if len(got) != 1 || got[0].Status != "New" || got[0].Priority != "High" || got[0].QueueID != psatest.AutotaskQueueMonitoringAlert ||
