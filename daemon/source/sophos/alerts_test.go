@@ -163,6 +163,41 @@ func TestAlertsService_ListAll_nullItem(t *testing.T) {
 	}
 }
 
+// A list answer without an items list (a gateway's "{}", an error object
+// with status 200) fails the listing: read as an empty list, it would
+// tell the ticket pass that every alert of the tenant was resolved, and
+// the usage pass that the month has no usage.
+func TestList_noItems(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{}`, `{"items":null,"pages":{}}`, `{"error":"forbidden","message":"no access"}`} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /token", func(rw http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(rw, `{"access_token":"tok-abcdef","token_type":"bearer","expires_in":3600}`)
+		})
+		mux.HandleFunc("GET /whoami/v1", func(rw http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(rw, `{"id":"5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a","idType":"partner","apiHosts":{"global":"https://api.central.sophos.com"}}`)
+		})
+		mux.HandleFunc("GET /", func(rw http.ResponseWriter, r *http.Request) { fmt.Fprint(rw, body) })
+		ts := newTestServer(t, mux)
+		c, err := sophos.NewClient(sophos.WithCredentials("id", "top-secret"), sophos.WithAuthURL(ts+"/token"), sophos.WithBaseURL(ts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts, err := c.Alerts.ListAll(t.Context(), acme, "", nil)
+		if err == nil || !strings.Contains(err.Error(), "GET /common/v1/alerts") || !strings.Contains(err.Error(), "no items list") {
+			t.Errorf("Alerts.ListAll on %s = %d alerts, %v; want an error naming the endpoint and the missing items", body, len(alerts), err)
+		}
+		usage, err := c.Billing.ListAllUsage(t.Context(), 2026, time.October, nil)
+		if err == nil || !strings.Contains(err.Error(), "GET /partner/v1/billing/usage/2026/10") || !strings.Contains(err.Error(), "no items list") {
+			t.Errorf("Billing.ListAllUsage on %s = %d rows, %v; want an error naming the endpoint and the missing items", body, len(usage), err)
+		}
+		tenants, err := c.Tenants.ListAll(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "GET /partner/v1/tenants") || !strings.Contains(err.Error(), "no items list") {
+			t.Errorf("Tenants.ListAll on %s = %d tenants, %v; want an error naming the endpoint and the missing items", body, len(tenants), err)
+		}
+	}
+}
+
 // A server that hands out a new nextKey on every page and announces no
 // number of pages is read up to the bound, then fails the listing, rather
 // than hold the ticket pass (and the memory of every page) for ever.

@@ -3,6 +3,7 @@ package sophos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -222,11 +223,14 @@ func (s *TenantsService) Get(ctx context.Context, id string) (*Tenant, *Response
 	return &t, resp, nil
 }
 
-// decodeItems decodes a list's items; a missing items field is an empty list
-// but anything other than an array is an error.
+// decodeItems decodes a list's items. Central always sends the field, an
+// empty list as []: a missing or null one (a gateway's "{}", an error
+// object with status 200) is an error, not an empty list, which would tell
+// the ticket pass that every alert was resolved and the usage pass that
+// the month has no usage. Anything other than an array is an error too.
 func decodeItems(raw json.RawMessage, v any) error {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil
+		return errors.New("the answer has no items list")
 	}
 	return json.Unmarshal(raw, v)
 }

@@ -295,6 +295,9 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request, page, size 
 	start := min((page-1)*size, len(all))
 	end := min(start+size, len(all))
 	items := all[start:end]
+	if items == nil {
+		items = []Tenant{} // Central sends an empty list as []
+	}
 	pages := Pages{Current: &page, Size: size, MaxSize: tenantsMaxPageSize}
 	if withTotal {
 		total, n := (len(all)+size-1)/size, len(all)
