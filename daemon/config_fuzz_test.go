@@ -61,3 +61,53 @@ func (c *Config) secrets() []string {
 	}
 	return append(out, string(c.Web.APIToken))
 }
+
+// FuzzLoadEnv checks the environment overrides on any value: with the
+// config files of testdata and every PSA_* variable set to the fuzzed
+// value (a base URL, a user name, an advertise URL; a secret ends in
+// "-s3cr3t"), Load never panics,
+// every error says which file it is about, and a loaded config prints
+// without any of its secrets.
+func FuzzLoadEnv(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.yml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i, value := range []string{"", "https://webservices2.autotask.net/ATServicesRest/", "env-secret-value", "http://user:pass@[::1", " \t\n", "12"} {
+		data, err := os.ReadFile(files[i%len(files)])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, value)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, value string) {
+		path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, func(name string) string {
+			switch {
+			case strings.HasSuffix(name, "_SECRET") || strings.HasSuffix(name, "_CODE") || strings.HasSuffix(name, "_KEY") && !strings.HasSuffix(name, "_PUBLIC_KEY") ||
+				strings.HasSuffix(name, "_PASSWORD") || strings.HasSuffix(name, "_TOKEN"):
+				// Longer than value, so that a setting printed
+				// with value is not taken for the secret.
+				return value + "-s3cr3t"
+			case strings.HasPrefix(name, "PSA_"):
+				return value
+			}
+			return ""
+		})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "error parsing config file ") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		printed := c.String()
+		for _, s := range c.secrets() {
+			if len(s) >= 4 && strings.Contains(printed, s) {
+				t.Fatalf("Config.String contains the secret %q:\n%s", s, printed)
+			}
+		}
+	})
+}
