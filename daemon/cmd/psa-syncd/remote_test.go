@@ -636,3 +636,25 @@ func apiTokenEnv(token string) func(string) string {
 		return ""
 	}
 }
+
+// TestDoJSON_answerTooLarge: an answer of the API larger than the most a
+// command reads (a plan of a very large tenant) fails with an error that
+// names the cap, not as JSON cut short ("unexpected end of JSON input").
+func TestDoJSON_answerTooLarge(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"changes":[`))
+		_, _ = w.Write(bytes.Repeat([]byte(" "), maxAnswer))
+		_, _ = w.Write([]byte(`]}`))
+	}))
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/api/v1/plan", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v map[string]any
+	if err := doJSON(req, &v); err == nil || !strings.Contains(err.Error(), "GET "+srv.URL+"/api/v1/plan: the answer is larger than 64 MiB") {
+		t.Errorf("doJSON of an answer over 64 MiB = %v; want an error naming the request and the cap", err)
+	}
+}

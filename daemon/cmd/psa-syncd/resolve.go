@@ -109,6 +109,9 @@ func fetchIntents(ctx context.Context, api *apiClient) ([]daemon.IntentView, err
 // psa-syncd's API.
 const answerTimeout = 30 * time.Second
 
+// maxAnswer bounds the answer of psa-syncd's API that doJSON reads.
+const maxAnswer = 64 << 20
+
 // doJSON sends req to psa-syncd's API and decodes a 2xx answer into v; any
 // other answer is an error carrying the API's message.
 func doJSON(req *http.Request, v any) error { return doJSONWithin(req, v, answerTimeout) }
@@ -123,9 +126,12 @@ func doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
 	if resp.StatusCode/100 != 2 {
 		return doJSONError(req, resp)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
 		return err
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("%s %s: the answer is larger than %d MiB, the most a command reads", req.Method, req.URL.Redacted(), maxAnswer>>20)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%s %s: decoding answer: %w", req.Method, req.URL.Redacted(), err)
