@@ -321,8 +321,10 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 	}
 	out := make([]psa.Ticket, 0, len(list))
 	for _, t := range list {
-		// The query's eq may fold case; the reference must match exactly.
-		if t.ExternalID != q.ExternalRef {
+		// The query's eq may fold case; the reference must match exactly,
+		// and the ticket be the company's (as ConnectWise and Kaseya BMS
+		// check): another customer's is not this one's to close.
+		if t.ExternalID != q.ExternalRef || t.CompanyID != company {
 			continue
 		}
 		pt, err := b.toTicket(ctx, t)

@@ -3,6 +3,7 @@ package autotask_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"regexp"
@@ -318,6 +319,23 @@ func TestBackend_FindTickets_rateLimited(t *testing.T) {
 	}
 	if n := countRequests(s, http.MethodPost, "/Tickets/query"); n != 2 {
 		t.Errorf("%d queries, want 2 (one throttled, one retried)", n)
+	}
+}
+
+// FindTickets returns only tickets of the company searched, as the
+// ConnectWise and Kaseya BMS backends do: a ticket of another company with
+// the same reference in the answer is not the one ticket sync made for
+// this customer, and adopting it would have the pass close or note
+// another customer's ticket.
+func TestBackend_FindTickets_otherCompany(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	acme, globex := s.Autotask().AddCompany("Acme"), s.Autotask().AddCompany("Globex")
+	s.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Tickets/query", Status: http.StatusOK,
+		Body: fmt.Sprintf(`{"items":[{"id":99,"companyID":%d,"title":"t","status":1,"externalID":"sc:1"}],"pageDetails":{"count":1,"requestCount":500,"nextPageUrl":null}}`, globex)})
+	found, err := b.FindTickets(t.Context(), psa.TicketQuery{CompanyID: id(acme), ExternalRef: "sc:1"})
+	if err != nil || len(found) != 0 {
+		t.Errorf("FindTickets(company %d) = %+v, %v; want no ticket (the answer's is company %d's)", acme, found, err, globex)
 	}
 }
 
