@@ -1067,7 +1067,7 @@ func resolveSecret(v Secret, file string, abs func(string) string, env string, g
 	}
 	if file != "" {
 		path := abs(file)
-		data, err := os.ReadFile(path)
+		data, err := readSecretFile(path)
 		if err != nil && SecretLike(file) {
 			var pe *fs.PathError
 			if errors.As(err, &pe) {
@@ -1095,6 +1095,29 @@ func resolveSecret(v Secret, file string, abs func(string) string, env string, g
 	// $(cat ...) often ends in a newline, which no PSA takes as part of
 	// the secret.
 	return Secret(strings.TrimSpace(getenv(env))), nil
+}
+
+// maxSecretFile bounds what a *_file setting's file is read of: far above
+// any credential or database URL, so that a setting naming another file (a
+// log, /dev/zero) fails at once rather than read it into memory.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a *_file setting's file of at most maxSecretFile
+// bytes.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	if len(data) > maxSecretFile {
+		return nil, fmt.Errorf("%s is larger than %d KiB, more than any secret: is it the file that holds the secret?", path, maxSecretFile>>10)
+	}
+	return data, nil
 }
 
 // SecretLike reports whether file, a *_file setting (or flag) as given,

@@ -699,3 +699,20 @@ func TestLoad_apiURLCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestLoad_secretFileTooLarge: a *_file setting that names a file far
+// larger than any secret (a log, /dev/zero) fails at once with an error
+// naming the file and the cap, rather than read it into memory.
+func TestLoad_secretFileTooLarge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.log")
+	cfgWriteFile(t, big, strings.Repeat("x", maxSecretFile+1))
+	cfg := filepath.Join(dir, "psa-syncd.yml")
+	cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\nsource: {type: file, file: {path: u.csv}}\npsa:\n  system: kaseya_bms\n"+
+		"  kaseya_bms: {hostname: bms.kaseya.com, username: u, tenant: t, password_file: big.log}\n")
+	_, err := Load(cfg, cfgEnv(nil))
+	if err == nil || !strings.Contains(err.Error(), big+" is larger than 64 KiB") || strings.Contains(err.Error(), "xxxx") {
+		t.Errorf("Load with password_file naming a file over 64 KiB = %v; want an error naming the file and the cap", err)
+	}
+}
