@@ -223,6 +223,8 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 		b.WriteString(" The PSA refused the values; its message follows.")
 	case errors.Is(err, psa.ErrOutcomeUnknown):
 		b.WriteString(" The PSA may or may not have applied the change; check it before running Terraform again.")
+	case errors.Is(err, psa.ErrEndpointNotFound):
+		b.WriteString(" The PSA has no such endpoint at the configured address: check base_url.")
 	}
 	b.WriteString("\n\n")
 	b.WriteString(err.Error())

@@ -46,6 +46,12 @@ var (
 	// report it (Ticketer.CreateTicket and SetTicketStatus); see
 	// NotApplied.
 	ErrNotApplied = errors.New("psa: write not applied")
+	// ErrEndpointNotFound means the PSA answered 404 to a request that
+	// names no record (a query), so the endpoint itself is missing at the
+	// configured address: a base URL that is not the tenant's, or a proxy.
+	// It does not match ErrNotFound, which would take every record the
+	// query looked for as missing.
+	ErrEndpointNotFound = errors.New("psa: endpoint not found")
 )
 
 // NotApplied returns err, the failure of a write that certainly was not

@@ -485,11 +485,10 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 			switch {
 			case err != nil && errors.Is(err, psa.ErrNotFound):
 				// A query finds no row of an unknown contract: a 404 is
-				// of the query's endpoint (a proxy, a base URL that is
-				// not the tenant's), which fails every read alike, not
-				// of a contract, and must not read as one (a caller
-				// would read each contract alone to find it).
-				return fmt.Errorf("autotask: reading contract service units: the query's endpoint was not found: %v", err)
+				// of the query's endpoint, which fails every read alike,
+				// and must not read as a contract's (a caller would read
+				// each contract alone to find it).
+				return fmt.Errorf("autotask: reading contract service units: %w", queryError(err))
 			case err != nil && !errors.As(err, &unreadable):
 				return fmt.Errorf("autotask: reading contract service units: %w", err)
 			}

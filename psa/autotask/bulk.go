@@ -3,7 +3,6 @@ package autotask
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 
@@ -118,12 +117,21 @@ func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context
 // queryError returns err, the failure of a query, with a 404 made no
 // record's: a query finds no row of an unknown record, so its 404 is of
 // the query's endpoint (a proxy, a base URL that is not the tenant's),
-// which fails every query alike, and must not match psa.ErrNotFound (a
-// caller would take every record it looked for as missing, or each write
-// that looked as failing for a record of its own).
+// which fails every query alike. It matches psa.ErrEndpointNotFound and
+// not psa.ErrNotFound (a caller would take every record it looked for as
+// missing, or each write that looked as failing for a record of its own).
 func queryError(err error) error {
 	if err != nil && errors.Is(err, psa.ErrNotFound) {
-		return fmt.Errorf("autotask: the query's endpoint was not found: %v", err)
+		return &endpointNotFoundError{err: err}
 	}
 	return err
 }
+
+// endpointNotFoundError is a query's 404; see queryError.
+type endpointNotFoundError struct{ err error }
+
+func (e *endpointNotFoundError) Error() string {
+	return "autotask: the query's endpoint was not found (check base_url): " + e.err.Error()
+}
+
+func (e *endpointNotFoundError) Is(target error) bool { return target == psa.ErrEndpointNotFound }
