@@ -52,6 +52,7 @@ type Metrics struct {
 
 	TicketsTotal               *prometheus.CounterVec // outcome
 	OpenTickets                prometheus.Gauge
+	TicketDeferred             prometheus.Gauge
 	TicketLastPassTimestamp    prometheus.Gauge
 	TicketLastSuccessTimestamp prometheus.Gauge
 	// TicketSyncEnabled, like IntegrationEnabled, has its one series only
@@ -143,6 +144,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "open_tickets",
 		Help:      "Tickets psa-syncd created that are open, over the customers with ticket sync on, after the last ticket pass.",
+	}, []string{"system"}).With(sys)
+	m.TicketDeferred = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_deferred",
+		Help:      "Alerts the last ticket pass left for a later pass before their ticket was filed, closed, noted or reopened (max_per_pass reached, policies.ticket_budget_reserve reached, or the PSA throttled the pass), over the customers with ticket sync on.",
 	}, []string{"system"}).With(sys)
 	m.TicketLastPassTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,

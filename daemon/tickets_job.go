@@ -174,6 +174,11 @@ type TicketStatus struct {
 	Updated  int `json:"updated"`
 	Closed   int `json:"closed"`
 	Failed   int `json:"failed"`
+	// Deferred counts the alerts the last pass left for a later one
+	// before their ticket was filed, closed, noted or reopened: the pass
+	// had created max_per_pass tickets, reached
+	// policies.ticket_budget_reserve, or was throttled by the PSA.
+	Deferred int `json:"deferred"`
 	// Notices are what the last pass left alone, or took as done, and
 	// why (a returning alert whose ticket a technician closed, a ticket
 	// deleted in the PSA, a note that may be missing).
@@ -486,6 +491,7 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 		// An adopted ticket is one psa-syncd created whose answer was lost
 		// (or one made by hand with its reference): created all the same.
 		st.Created, st.Updated, st.Closed, st.Failed = c.Created+c.Adopted, c.Noted+c.Reopened, c.Closed, c.Failed
+		st.Deferred = c.Deferred
 		st.Notices = c.Notices
 		st.Result, st.Error = "succeeded", ""
 		if c.Err != nil || c.Failed > 0 {
@@ -522,8 +528,8 @@ func (d *Daemon) recordTicketPass(rep tickets.Report, passErr error, start time.
 	return nil
 }
 
-// setTicketGauges sets the ticket gauges from rec. The open tickets are
-// counted over the loaded export's customers with ticket sync on (over
+// setTicketGauges sets the ticket gauges from rec. The open tickets and
+// the alerts deferred are counted over the loaded export's customers with ticket sync on (over
 // every customer of rec before an export is loaded): a customer whose
 // ticket sync was turned off, or who left the export, keeps its status in
 // rec but leaves the gauge.
@@ -535,13 +541,15 @@ func (d *Daemon) setTicketGauges(rec ticketRecord) {
 			on[ticketStatusKey(c.Source, c.CustomerID)] = true
 		}
 	}
-	open := 0
+	open, deferred := 0, 0
 	for key, s := range rec.Customers {
 		if on == nil || on[key] {
 			open += s.OpenTickets
+			deferred += s.Deferred
 		}
 	}
 	d.metrics.OpenTickets.Set(float64(open))
+	d.metrics.TicketDeferred.Set(float64(deferred))
 	if !rec.Finished.IsZero() {
 		d.metrics.TicketLastPassTimestamp.Set(float64(rec.Finished.UnixNano()) / 1e9)
 	}

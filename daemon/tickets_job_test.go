@@ -921,3 +921,44 @@ func TestDaemon_ticketPassesKeepTheTenantList(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// psa_sync_ticket_deferred shows the alerts the last ticket pass left for
+// a later one: a pass that created its max_per_pass tickets succeeds (its
+// customers did not fail), so without it tickets filed passes late show
+// nowhere but in notices. The backlog shrinks as later passes file it,
+// is in the customer's tickets.deferred, and is restored at start-up.
+func TestDaemon_ticketDeferredGauge(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose,
+		MaxPerPass: 1}
+	d, sim, sop := ttSetup(t, routing, true)
+	for i := range 3 {
+		sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Malware on PC-%d", i)})
+	}
+	for pass, want := range []float64{2, 1, 0} {
+		d.scheduledTicketPass(t.Context())
+		if got := testutil.ToFloat64(d.metrics.TicketDeferred); got != want {
+			t.Errorf("pass %d: psa_sync_ticket_deferred = %v, want %v", pass+1, got, want)
+		}
+		st, err := d.TicketStatuses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st[ticketStatusKey("sophos", ttAcme)].Deferred; float64(got) != want {
+			t.Errorf("pass %d: Acme's tickets.deferred = %d, want %v", pass+1, got, want)
+		}
+		if pass == 0 {
+			// Restored at start-up, as the other ticket gauges.
+			d.metrics.TicketDeferred.Set(0)
+			if err := d.restoreTicketMetrics(); err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.ToFloat64(d.metrics.TicketDeferred); got != 2 {
+				t.Errorf("psa_sync_ticket_deferred restored = %v, want 2", got)
+			}
+		}
+	}
+	if got := len(sim.Autotask().Tickets()); got != 3 {
+		t.Errorf("tickets = %d, want 3 (one a pass)", got)
+	}
+}
