@@ -23,6 +23,20 @@ const Namespace = usage.Namespace
 // one is created at start, so alerts see a 0 before the first pass.
 var TicketOutcomes = []string{"created", "updated", "closed", "failed"}
 
+// Reasons counted in psa_sync_http_refused_total: a wrong API token (given
+// to the API or the status page's sign-in form), a token check refused
+// because its address sent too many wrong ones, and an API request
+// refused because every slot it may take was busy.
+const (
+	RefusedWrongToken     = "wrong_token"
+	RefusedTokenThrottled = "token_throttled"
+	RefusedBusy           = "busy"
+)
+
+// RefusedReasons are the reasons of psa_sync_http_refused_total, every one
+// created at start.
+var RefusedReasons = []string{RefusedWrongToken, RefusedTokenThrottled, RefusedBusy}
+
 // Metrics holds the daemon's collectors, all registered on one non-global
 // registry: the service's own, and in Usage those the usage engine sets.
 // Collectors are labelled with the PSA system only through currying, so
@@ -58,6 +72,8 @@ type Metrics struct {
 	// TicketSyncEnabled, like IntegrationEnabled, has its one series only
 	// once an export has loaded.
 	TicketSyncEnabled *prometheus.GaugeVec
+
+	HTTPRefusedTotal *prometheus.CounterVec // reason
 
 	requests atomic.Int64
 }
@@ -166,10 +182,19 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "1 when the mapping export in use makes ticket passes run (an enabled ticket routing, the integration on, some customer with ticket sync on), 0 when it does not; absent until an export has loaded.",
 	}, []string{"system"})
 
+	m.HTTPRefusedTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "http_refused_total",
+		Help:      "Requests to psa-syncd's own HTTP API and status page it refused, by reason: wrong_token (a wrong API token, to the API or the sign-in form), token_throttled (a token check refused because its address sent too many wrong tokens), busy (every API slot the request may take was in use).",
+	}, []string{"reason"})
+
 	reg.MustRegister(version.NewCollector(Namespace))
 
 	for _, o := range TicketOutcomes {
 		m.TicketsTotal.WithLabelValues(o)
+	}
+	for _, r := range RefusedReasons {
+		m.HTTPRefusedTotal.WithLabelValues(r)
 	}
 	return m
 }
@@ -266,6 +291,15 @@ func reloaded(success, stamp prometheus.Gauge, ok bool, t time.Time) {
 	}
 	success.Set(1)
 	stamp.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// HTTPRefused counts a request to the HTTP API or the status page that
+// was refused for reason (one of RefusedReasons).
+func (m *Metrics) HTTPRefused(reason string) {
+	if m == nil {
+		return
+	}
+	m.HTTPRefusedTotal.WithLabelValues(reason).Inc()
 }
 
 // SetIntegrationEnabled records whether the export in use enables the

@@ -220,6 +220,7 @@ func (d *Daemon) boundedTo(limit int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, ok := d.takeAPISlot(r)
 		if !ok {
+			d.metrics.HTTPRefused(RefusedBusy)
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many API requests at once (at most %d, %d of them kept for requests with the API token): try again shortly",
 				maxConcurrentAPIRequests, tokenAPISlots))
@@ -336,6 +337,7 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 		}
 		addr := d.clientAddr(r)
 		if left, blocked := d.tokens.blocked(addr, d.now()); blocked {
+			d.metrics.HTTPRefused(RefusedTokenThrottled)
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(left)))
 			writeError(w, http.StatusTooManyRequests, tooManyWrongTokens(left))
 			return
@@ -363,8 +365,10 @@ func (d *Daemon) requireToken(next http.Handler) http.Handler {
 // web.trusted_proxies addr is the proxy's, whose every client is refused
 // with the one that sent the wrong tokens: the log line carries r's
 // X-Forwarded-For too (taken for nothing else), so that the operator can
-// find that client.
+// find that client. Every wrong token is counted in
+// psa_sync_http_refused_total.
 func (d *Daemon) wrongToken(r *http.Request, addr, where string) {
+	d.metrics.HTTPRefused(RefusedWrongToken)
 	if d.tokens.wrong(addr, d.now()) {
 		attrs := []any{"remote", addr, "via", where, "wrong_tokens", maxWrongTokens, "window", wrongTokenWindow.String()}
 		if key := guardKey(addr); key != addr {

@@ -619,8 +619,9 @@ func TestHandler_strictBodies(t *testing.T) {
 }
 
 // TestHandler_concurrencyBound: with every API slot taken, a further API
-// request is refused at once with 503 and Retry-After, while health checks
-// and metrics still answer.
+// request is refused at once with 503 and Retry-After, counted in
+// psa_sync_http_refused_total, while health checks and metrics still
+// answer.
 func TestHandler_concurrencyBound(t *testing.T) {
 	t.Parallel()
 	e := dtSetup(t, dtOptions{token: "s3cret"})
@@ -631,6 +632,7 @@ func TestHandler_concurrencyBound(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
 		t.Errorf("GET /api/v1/customers with every slot taken = %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
+	wantRefused(t, e.d, map[string]float64{RefusedBusy: 1, RefusedWrongToken: 0})
 	for _, target := range []string{"/-/healthy", "/metrics"} {
 		if rec := dtServe(t, e.d, http.MethodGet, target, "", ""); rec.Code != http.StatusOK {
 			t.Errorf("GET %s with every API slot taken = %d, want 200", target, rec.Code)

@@ -580,6 +580,7 @@ func (d *Daemon) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	addr := d.clientAddr(r)
 	if left, blocked := d.tokens.blocked(addr, d.now()); blocked {
+		d.metrics.HTTPRefused(RefusedTokenThrottled)
 		redirect(w, r, backTo(r), "Not signed in: "+tooManyWrongTokens(left)+".", "")
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // An API token cannot be guessed at the speed of the network: after
@@ -72,6 +74,19 @@ func TestHandler_wrongTokensThrottled(t *testing.T) {
 	}
 	if rec := serve(guesser, "wrong"); rec.Code != http.StatusUnauthorized {
 		t.Errorf("a wrong token in a new window = %d, want 401", rec.Code)
+	}
+	// The operator sees both in psa_sync_http_refused_total; requests
+	// without a token are no guesses and are not counted.
+	wantRefused(t, e.d, map[string]float64{RefusedWrongToken: maxWrongTokens + 1, RefusedTokenThrottled: 1, RefusedBusy: 0})
+}
+
+// wantRefused checks psa_sync_http_refused_total by reason.
+func wantRefused(t *testing.T, d *Daemon, want map[string]float64) {
+	t.Helper()
+	for reason, n := range want {
+		if got := testutil.ToFloat64(d.metrics.HTTPRefusedTotal.WithLabelValues(reason)); got != n {
+			t.Errorf("psa_sync_http_refused_total{reason=%q} = %v, want %v", reason, got, n)
+		}
 	}
 }
 
@@ -308,6 +323,7 @@ func TestStatusPage_signInThrottled(t *testing.T) {
 	if !strings.HasPrefix(got, "Not signed in: too many wrong API tokens from this address") {
 		t.Errorf("sign-in with the right token after %d wrong ones shows %q", maxWrongTokens, got)
 	}
+	wantRefused(t, e.d, map[string]float64{RefusedWrongToken: maxWrongTokens, RefusedTokenThrottled: 1})
 	if e.d.signedIn(func() *http.Request {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		for k, v := range c.cookies {
