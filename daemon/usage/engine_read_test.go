@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -312,6 +314,9 @@ func TestEngineSystems_failingReadsStopThePass(t *testing.T) {
 				}
 				if sys == psa.SystemAutotask && (!strings.Contains(res.Run.Error, "reads stopped") || !strings.Contains(res.Run.Error, "Object reference not set")) {
 					t.Errorf("pass %d: run error %q, want it to say the reads stopped and the PSA's answer", pass, res.Run.Error)
+				}
+				if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopReadsFailed)); sys == psa.SystemAutotask && got != float64(pass+1) {
+					t.Errorf("pass %d: pass_stops_total{reason=%q} = %v, want %d", pass, StopReadsFailed, got, pass+1)
 				}
 				last := customers[n-1].CustomerID
 				if cs := h.status(last); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "Object reference not set") ||

@@ -190,6 +190,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	serr := e.finishRun(log, run)
 	if !dry {
 		e.recordRun(run, started, counts)
+		e.metrics.passStopped(stopReasons(statuses, p.stopped, p.readsStopped))
 		if o.Customer == "" {
 			// The pass covered every customer that counts.
 			e.recordCustomers(doc, statuses)
@@ -893,6 +894,33 @@ const (
 	skipReasonThrottled = "the PSA refused a write of the pass for its rate limit"
 	skipReasonCancelled = "the pass was cancelled before their writes"
 )
+
+// stopReasons says why a pass stopped writing or reading before the end
+// (StopReasons), from what failureSummary reports: none for a pass that
+// ended by itself.
+func stopReasons(statuses []state.CustomerStatus, stopped *writesStoppedError, readsStopped *readsStoppedError) []string {
+	var reasons []string
+	if readsStopped != nil {
+		reasons = append(reasons, StopReadsFailed)
+	}
+	if stopped != nil {
+		reasons = append(reasons, StopWritesFailed)
+	}
+	budget, throttled := false, false
+	for _, cs := range statuses {
+		if cs.Result == state.CustomerSkipped {
+			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
+			throttled = throttled || strings.Contains(cs.Error, skipReasonThrottled)
+		}
+	}
+	if budget {
+		reasons = append(reasons, StopBudgetReserve)
+	}
+	if throttled {
+		reasons = append(reasons, StopRateLimited)
+	}
+	return reasons
+}
 
 // failureSummary says how many customers of a pass failed or were not
 // fully written, and why where the pass knows one reason for all: the PSA's

@@ -558,6 +558,10 @@ func TestEngineSystems_failingWritesStopThePass(t *testing.T) {
 				if res.Run.Result != state.RunFailure {
 					t.Errorf("run = %+v, want failure", res.Run)
 				}
+				// The reason is one an alert can use.
+				if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopWritesFailed)); got != 1 {
+					t.Errorf("pass_stops_total{reason=%q} = %v, want 1", StopWritesFailed, got)
+				}
 				last := customers[n-1].CustomerID
 				if cs := h.status(last); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "not written") ||
 					!strings.Contains(cs.Error, strconv.Itoa(fault.Status)) {

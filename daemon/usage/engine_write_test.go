@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -748,6 +749,9 @@ func TestEngine_Sync_budgetUnreadStopsTheWritesNearTheLimit(t *testing.T) {
 	if res.Run.Result != state.RunPartial {
 		t.Errorf("run = %+v, want partial", res.Run)
 	}
+	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetReserve)); got != 1 {
+		t.Errorf("pass_stops_total{reason=%q} = %v, want 1", StopBudgetReserve, got)
+	}
 	for _, c := range res.Plan.Changes {
 		if c.Action == ActionSkipped && !strings.Contains(c.Reason, "3 reads of it in a row failed, the last with:") {
 			t.Errorf("skipped line reason = %q, want it to say the budget could not be read", c.Reason)
@@ -758,6 +762,9 @@ func TestEngine_Sync_budgetUnreadStopsTheWritesNearTheLimit(t *testing.T) {
 	h.at.SetHourlyCount(0)
 	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess || res.Run.Updated != 300-res.Run.Unchanged {
 		t.Errorf("the pass after the fault = %+v, want the remaining lines written", res.Run)
+	}
+	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetReserve)); got != 1 {
+		t.Errorf("pass_stops_total{reason=%q} after a pass that ended by itself = %v, want 1", StopBudgetReserve, got)
 	}
 }
 

@@ -23,6 +23,22 @@ var (
 	UnmappedKinds    = []string{"customer", "product", "unassigned"}
 )
 
+// Why a pass stopped writing or reading before the end, counted in
+// psa_sync_pass_stops_total: the PSA failed the writes of several contracts
+// in a row (writes_failed) or refused the reads of several in a row with
+// one server error (reads_failed), the PSA's hourly budget reached
+// policies.budget_reserve or could not be read (budget_reserve), or the PSA
+// refused a write for its rate limit (rate_limited).
+const (
+	StopWritesFailed  = "writes_failed"
+	StopReadsFailed   = "reads_failed"
+	StopBudgetReserve = "budget_reserve"
+	StopRateLimited   = "rate_limited"
+)
+
+// StopReasons are the reasons of psa_sync_pass_stops_total.
+var StopReasons = []string{StopWritesFailed, StopReadsFailed, StopBudgetReserve, StopRateLimited}
+
 // Line outcomes counted in psa_sync_lines_total.
 const (
 	LineUpdated   = "updated"
@@ -60,7 +76,8 @@ type Metrics struct {
 	PassLinesTotal     prometheus.Gauge
 	HeldLines          prometheus.Gauge
 	HeldSince          prometheus.Gauge
-	LastRunResult      *prometheus.GaugeVec // result
+	LastRunResult      *prometheus.GaugeVec   // result
+	PassStopsTotal     *prometheus.CounterVec // reason
 
 	// Requests, when set, returns how many requests have been sent to the
 	// PSA so far; a pass records the difference in its run. Package daemon
@@ -183,8 +200,17 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote, 0 for the others; all 0 before the first.",
 	}, []string{"system", "result"}).MustCurryWith(sys)
 
+	m.PassStopsTotal = f.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace,
+		Name:      "pass_stops_total",
+		Help:      "Sync passes that wrote and stopped writing or reading before the end, by reason: writes_failed (the PSA failed the writes to several contracts in a row), reads_failed (the PSA refused the reads of several contracts in a row with one server error), budget_reserve (the PSA's hourly budget reached policies.budget_reserve, or could not be read), rate_limited (the PSA refused a write for its rate limit).",
+	}, []string{"system", "reason"}).MustCurryWith(sys)
+
 	for _, r := range RunResults {
 		m.RunsTotal.WithLabelValues(r)
+	}
+	for _, r := range StopReasons {
+		m.PassStopsTotal.WithLabelValues(r)
 	}
 	for _, o := range LineOutcomes {
 		m.LinesTotal.WithLabelValues(o)
@@ -292,6 +318,16 @@ func (m *Metrics) setEndpointBudgets(budgets map[string]psa.Budget) {
 		if _, ok := budgets[endpoint]; !ok {
 			m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(limit))
 		}
+	}
+}
+
+// passStopped counts a pass that wrote and stopped early for reasons.
+func (m *Metrics) passStopped(reasons []string) {
+	if m == nil {
+		return
+	}
+	for _, r := range reasons {
+		m.PassStopsTotal.WithLabelValues(r).Inc()
 	}
 }
 
