@@ -133,7 +133,8 @@ func TestDaemon_TicketPass(t *testing.T) {
 // no ticket either: its alerts wait for a later pass, with a notice, and the
 // pass is budget-limited, not failed (its customer's status is not
 // failed; the last success does not move, as for a throttled pass).
-// psa_sync_api_budget_remaining shows the budget the pass read.
+// psa_sync_api_budget_remaining shows the budget the pass read, and
+// psa_sync_api_budget_checked_timestamp_seconds when.
 func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 	t.Parallel()
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
@@ -167,6 +168,11 @@ func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(d.metrics.Usage.APIBudgetRemaining.WithLabelValues("")); got <= 0 || got > 100 {
 		t.Errorf("psa_sync_api_budget_remaining = %v, want the budget the pass read (at most 100)", got)
+	}
+	// A ticket pass's check counts for PsaSyncAPIBudgetLow as a usage
+	// pass's does: the usage passes may run once a day.
+	if got := testutil.ToFloat64(d.metrics.Usage.APIBudgetChecked); time.Since(time.Unix(int64(got), 0)) > time.Minute {
+		t.Errorf("psa_sync_api_budget_checked_timestamp_seconds = %v, want the time the pass read the budget", got)
 	}
 	if v := NewTicketPassView(rep, false); !v.BudgetLimited || !v.Report().BudgetLimited {
 		t.Errorf("API view %+v, want budget_limited", v)

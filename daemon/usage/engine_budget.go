@@ -221,6 +221,7 @@ func (g *budgetGate) record() {
 		return
 	}
 	g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(max(g.estimate(), 0)))
+	g.metrics.budgetChecked()
 }
 
 // sent records that a write allowed by allow is done.
@@ -304,6 +305,7 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 		if g.metrics != nil {
 			g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
 			g.metrics.APIBudgetLimit.Set(float64(b.Limit))
+			g.metrics.budgetChecked()
 		}
 		if g.estimate()-requestsPerWrite <= g.reserve {
 			g.logger.Warn("Stopping writes: the PSA's hourly API budget reached the reserve", "remaining", b.Remaining(), "reserve", g.reserve)

@@ -71,13 +71,16 @@ type Metrics struct {
 	// each endpoint (Kaseya BMS).
 	APIBudgetRemaining *prometheus.GaugeVec
 	APIBudgetLimit     prometheus.Gauge
-	PassInProgress     prometheus.Gauge
-	PassLinesDone      prometheus.Gauge
-	PassLinesTotal     prometheus.Gauge
-	HeldLines          prometheus.Gauge
-	HeldSince          prometheus.Gauge
-	LastRunResult      *prometheus.GaugeVec   // result
-	PassStopsTotal     *prometheus.CounterVec // reason
+	// APIBudgetChecked is when a usage or ticket pass last read the
+	// budget, or estimated it at the end of its writes.
+	APIBudgetChecked prometheus.Gauge
+	PassInProgress   prometheus.Gauge
+	PassLinesDone    prometheus.Gauge
+	PassLinesTotal   prometheus.Gauge
+	HeldLines        prometheus.Gauge
+	HeldSince        prometheus.Gauge
+	LastRunResult    *prometheus.GaugeVec   // result
+	PassStopsTotal   *prometheus.CounterVec // reason
 
 	// Requests, when set, returns how many requests have been sent to the
 	// PSA so far; a pass records the difference in its run. Package daemon
@@ -168,6 +171,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "api_budget_limit",
 		Help:      "Size of the PSA's hourly API budget when last checked; 0 until checked, and for PSAs that report none.",
+	}, []string{"system"}).With(sys)
+	m.APIBudgetChecked = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_checked_timestamp_seconds",
+		Help:      "Time a usage or ticket pass last read the PSA's hourly API budget (or estimated it when its writes ended), as a Unix timestamp; 0 until then.",
 	}, []string{"system"}).With(sys)
 	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
@@ -314,6 +322,7 @@ func (m *Metrics) setEndpointBudgets(budgets map[string]psa.Budget) {
 		m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(b.Remaining()))
 		m.endpoints.limit[endpoint] = b.Limit
 	}
+	m.budgetChecked()
 	for endpoint, limit := range m.endpoints.limit {
 		if _, ok := budgets[endpoint]; !ok {
 			m.APIBudgetRemaining.WithLabelValues(endpoint).Set(float64(limit))
@@ -329,6 +338,11 @@ func (m *Metrics) passStopped(reasons []string) {
 	for _, r := range reasons {
 		m.PassStopsTotal.WithLabelValues(r).Inc()
 	}
+}
+
+// budgetChecked records that the budget gauges were just set.
+func (m *Metrics) budgetChecked() {
+	m.APIBudgetChecked.Set(unixSeconds(time.Now()))
 }
 
 // addUnmappedNew adds to UnmappedNew the new unmapped items by kind.
