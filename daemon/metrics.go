@@ -68,6 +68,7 @@ type Metrics struct {
 	OpenTickets                prometheus.Gauge
 	TicketDeferred             prometheus.Gauge
 	TicketLastPassTimestamp    prometheus.Gauge
+	TicketNextRunTimestamp     prometheus.Gauge
 	TicketLastSuccessTimestamp prometheus.Gauge
 	// TicketSyncEnabled, like IntegrationEnabled, has its one series only
 	// once an export has loaded.
@@ -170,6 +171,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "ticket_last_pass_timestamp_seconds",
 		Help:      "Time the last scheduled ticket pass finished, whatever its result, as a Unix timestamp.",
+	}, []string{"system"}).With(sys)
+	m.TicketNextRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "ticket_next_run_timestamp_seconds",
+		Help:      "Time the next scheduled ticket pass is due, as a Unix timestamp, kept until that pass has ended; 0 while no ticket schedule runs (a standby, no valid schedule).",
 	}, []string{"system"}).With(sys)
 	m.TicketLastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,

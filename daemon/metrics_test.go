@@ -76,7 +76,7 @@ psa_sync_rate_limited_total{system="autotask"} 0
 		"psa_sync_pass_lines_done", "psa_sync_pass_lines_total", "psa_sync_held_lines", "psa_sync_held_since_timestamp_seconds", "psa_sync_last_run_result",
 		"psa_sync_unmapped_new_total", "psa_sync_ticket_deferred",
 		"psa_sync_http_refused_total", "psa_sync_pass_stops_total",
-		"psa_sync_api_budget_checked_timestamp_seconds",
+		"psa_sync_api_budget_checked_timestamp_seconds", "psa_sync_ticket_next_run_timestamp_seconds",
 	} {
 		if !got[name] {
 			t.Errorf("metric %s is not registered", name)

@@ -299,7 +299,9 @@ func (d *Daemon) logTicketSync(cfg *Config, doc *export.Document) {
 // ctx is done, one at a time, with passCtx (which outlives ctx until the
 // shutdown timeout). The first time is computed from the last ticket pass
 // in the state database, so a restart neither postpones nor repeats it.
-// Only the active instance runs it.
+// Only the active instance runs it. psa_sync_ticket_next_run_timestamp_seconds
+// keeps the time of a due pass until the pass has ended, so that one that
+// never ends shows as overdue.
 func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 	base := d.now()
 	var rec ticketRecord
@@ -316,8 +318,10 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 		var next time.Time
 		if err != nil {
 			d.logger.Error("No valid ticket schedule; no ticket passes run", "err", err)
+			d.metrics.TicketNextRunTimestamp.Set(0)
 		} else {
 			next = sched.Next(base, loc)
+			d.metrics.TicketNextRunTimestamp.Set(unixSeconds(next))
 			if desc := sched.String() + " " + loc.String(); desc != last {
 				d.logger.Debug("Ticket schedule", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
 				last = desc
@@ -330,6 +334,7 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 			if timer != nil {
 				timer.Stop()
 			}
+			d.metrics.TicketNextRunTimestamp.Set(0)
 			return
 		case <-d.ticketScheduleChanged:
 		case <-wait:

@@ -968,3 +968,47 @@ func TestDaemon_ticketDeferredGauge(t *testing.T) {
 		t.Errorf("tickets = %d, want 3 (one a pass)", got)
 	}
 }
+
+// psa_sync_ticket_next_run_timestamp_seconds keeps the time of a due
+// ticket pass until the pass has ended, so that a pass that never ends
+// (here: held behind another pass) shows as overdue; PsaSyncTicketSyncFailing
+// compares the last pass with the last success and sees no pass at all.
+// Once the pass ends it moves to the next one; a stopped loop (a standby)
+// sets it to 0.
+func TestDaemon_ticketNextRunMetric(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, Schedule: "every 1h", QueueID: dtID(psatest.AutotaskQueueMonitoringAlert),
+		ClosedStatusID: "5", OnResolve: export.OnResolveClose}
+	d, _, sop := ttSetup(t, routing, true)
+	sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	last := time.Now().Add(-2 * time.Hour)
+	if err := d.db.PutSnapshot(snapshotTickets, ticketRecord{LastPass: last}); err != nil {
+		t.Fatal(err)
+	}
+	d.ticketMu.Lock()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); d.ticketLoop(ctx, ctx) }()
+	due := unixSeconds(last.Add(time.Hour))
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(d.metrics.TicketNextRunTimestamp) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := testutil.ToFloat64(d.metrics.TicketNextRunTimestamp); got != due {
+		t.Errorf("psa_sync_ticket_next_run_timestamp_seconds while the due pass has not ended = %v, want its time %v", got, due)
+	}
+	d.ticketMu.Unlock()
+	waitTicketStatus(t, d, func(TicketStatus) bool { return true })
+	for testutil.ToFloat64(d.metrics.TicketNextRunTimestamp) == due && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(d.metrics.TicketNextRunTimestamp); got < unixSeconds(time.Now().Add(50*time.Minute)) {
+		t.Errorf("psa_sync_ticket_next_run_timestamp_seconds after the pass = %v, want the next pass, an hour on", got)
+	}
+	cancel()
+	<-done
+	if got := testutil.ToFloat64(d.metrics.TicketNextRunTimestamp); got != 0 {
+		t.Errorf("psa_sync_ticket_next_run_timestamp_seconds once the loop stopped = %v, want 0", got)
+	}
+}
