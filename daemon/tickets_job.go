@@ -190,7 +190,8 @@ type TicketStatus struct {
 // removed): no ticket pass runs for it, so its last pass's result would
 // show it failing for ever, and its notices advise what no pass does. Its
 // last pass's error and counts stay; its open tickets stay open in the
-// PSA, counted as LeftOpen (ticketsLeftOpen), not as OpenTickets.
+// PSA, counted as LeftOpen (ticketsLeftOpen), not as OpenTickets, and
+// no alert of it waits for a later pass (Deferred is 0).
 const TicketResultOff = "off"
 
 // ticketSyncOff returns st as the ticket status of a customer out of
@@ -198,7 +199,7 @@ const TicketResultOff = "off"
 // saying which tickets psa-syncd no longer follows, if any.
 func ticketSyncOff(st TicketStatus) TicketStatus {
 	st.Result, st.Notices = TicketResultOff, nil
-	st.LeftOpen, st.OpenTickets = st.OpenTickets, 0
+	st.LeftOpen, st.OpenTickets, st.Deferred = st.OpenTickets, 0, 0
 	if st.LeftOpen > 0 {
 		tickets := "tickets"
 		if st.LeftOpen == 1 {

@@ -1012,3 +1012,14 @@ func TestDaemon_ticketNextRunMetric(t *testing.T) {
 		t.Errorf("psa_sync_ticket_next_run_timestamp_seconds once the loop stopped = %v, want 0", got)
 	}
 }
+
+// A customer out of ticket sync has no alert waiting for a later pass:
+// no pass runs for it, so the backlog its last pass left is not counted
+// as deferred (psa_sync_ticket_deferred leaves it out too).
+func TestTicketSyncOff_nothingDeferred(t *testing.T) {
+	t.Parallel()
+	st := ticketSyncOff(TicketStatus{Result: "succeeded", OpenTickets: 2, Deferred: 3})
+	if st.Deferred != 0 || st.LeftOpen != 2 || st.OpenTickets != 0 {
+		t.Errorf("ticketSyncOff = deferred %d, left open %d, open %d; want 0, 2, 0", st.Deferred, st.LeftOpen, st.OpenTickets)
+	}
+}
