@@ -40,6 +40,10 @@ type regionalSophos struct {
 	// for it. tenantLists counts the requests for the tenant list.
 	moved       bool
 	tenantLists int
+	// evil gives acme the apiHost https://evil.example, as a spoofed
+	// tenant list would; evilRequests counts the requests that reach it.
+	evil         bool
+	evilRequests int
 }
 
 func newRegionalSophos(t *testing.T) *regionalSophos {
@@ -52,11 +56,13 @@ func newRegionalSophos(t *testing.T) *regionalSophos {
 // host returns the apiHost of a tenant.
 func (r *regionalSophos) host(tenant string) string {
 	r.mu.Lock()
-	moved := r.moved
+	moved, evil := r.moved, r.evil
 	r.mu.Unlock()
 	switch {
 	case strings.EqualFold(tenant, globex):
 		return "https://api-eu01.central.sophos.com"
+	case evil:
+		return "https://evil.example"
 	case moved:
 		return "https://api-eu02.central.sophos.com"
 	}
@@ -64,6 +70,11 @@ func (r *regionalSophos) host(tenant string) string {
 }
 
 func (r *regionalSophos) serve(w http.ResponseWriter, req *http.Request) {
+	if strings.EqualFold(req.Host, "evil.example") {
+		r.mu.Lock()
+		r.evilRequests++
+		r.mu.Unlock()
+	}
 	if strings.HasPrefix(req.URL.Path, "/common/") {
 		tenant := req.Header.Get("X-Tenant-ID")
 		if want, _ := url.Parse(r.host(tenant)); !strings.EqualFold(req.Host, want.Host) {
@@ -163,6 +174,34 @@ func TestSophosAlerts_apiHost(t *testing.T) {
 	src.StartPass()
 	if got, err := open(acme); err != nil || len(got) != 1 || got[0].Description != "acme's" {
 		t.Errorf("acme once the tenant list gives its apiHost = %+v, %v; want its one alert", got, err)
+	}
+}
+
+// A tenant list that names another host than Central's as a tenant's
+// apiHost (a spoofed answer, a proxy's rewrite) fails that customer with
+// an error naming the tenant and the host, and the partner's token is never
+// sent there; the other tenants' alerts are read as usual.
+func TestSophosAlerts_apiHostNotCentral(t *testing.T) {
+	t.Parallel()
+	rs := newRegionalSophos(t)
+	rs.sim.AddAlert(acme, sophostest.Alert{Description: "acme's"})
+	rs.sim.AddAlert(globex, sophostest.Alert{Description: "globex's"})
+	rs.mu.Lock()
+	rs.evil = true
+	rs.mu.Unlock()
+	src := tickets.NewSophosAlerts(rs.client())
+	src.StartPass()
+	_, err := src.OpenAlerts(t.Context(), tickets.Customer{Source: "sophos", CustomerID: acme})
+	if err == nil || !strings.Contains(err.Error(), "tenant "+acme) || !strings.Contains(err.Error(), "apiHost evil.example is not a Sophos Central host") {
+		t.Errorf("acme on evil.example: error = %v, want one naming the tenant and the host", err)
+	}
+	if got, err := src.OpenAlerts(t.Context(), tickets.Customer{Source: "sophos", CustomerID: globex}); err != nil || len(got) != 1 || got[0].Description != "globex's" {
+		t.Errorf("globex = %+v, %v; want its one alert", got, err)
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.evilRequests != 0 {
+		t.Errorf("%d requests reached evil.example, want none", rs.evilRequests)
 	}
 }
 

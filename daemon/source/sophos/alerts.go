@@ -17,6 +17,9 @@ import (
 // alerts API is tenant-level: each call names one tenant with X-Tenant-ID,
 // goes to that tenant's apiHost (from the tenants list) and is
 // authenticated with the partner's token. There is no cross-tenant list.
+// Unless a base URL was pinned, an apiHost must be https and under
+// central.sophos.com (or on the host of an overridden auth URL): the token
+// is not sent to any other host a tenant list names.
 //
 // Alerts carry no status: an alert whose condition ended is no longer
 // listed. Only a complete listing (every page read without error) tells
@@ -194,6 +197,10 @@ func (o *AlertListOptions) values() (url.Values, error) {
 	return v, nil
 }
 
+// centralDomain is the domain of Sophos Central's API hosts: a tenant's
+// apiHost is https://api-<region>.central.sophos.com.
+const centralDomain = "central.sophos.com"
+
 // tenantRequest builds a tenant-level request: on the tenant's apiHost (or
 // the configured base URL, when one was pinned), with X-Tenant-ID.
 func (c *Client) tenantRequest(ctx context.Context, tenantID, apiHost, path string, query url.Values) (*http.Request, error) {
@@ -202,18 +209,10 @@ func (c *Client) tenantRequest(ctx context.Context, tenantID, apiHost, path stri
 	}
 	base := c.baseURL
 	if !c.baseURLSet {
-		if apiHost == "" {
-			return nil, fmt.Errorf("sophos: tenant %s has no apiHost", tenantID)
+		var err error
+		if base, err = c.tenantBase(tenantID, apiHost); err != nil {
+			return nil, err
 		}
-		u, err := parseURL(apiHost, true)
-		if err != nil {
-			return nil, fmt.Errorf("sophos: tenant %s: apiHost: %w", tenantID, err)
-		}
-		if u.Scheme != "https" {
-			// The bearer token must not travel in clear text.
-			return nil, fmt.Errorf("sophos: tenant %s: apiHost %s is not https", tenantID, u.Host)
-		}
-		base = u
 	}
 	req, err := c.newRequest(ctx, base, path, query)
 	if err != nil {
@@ -221,6 +220,38 @@ func (c *Client) tenantRequest(ctx context.Context, tenantID, apiHost, path stri
 	}
 	req.Header.Set("X-Tenant-ID", tenantID)
 	return req, nil
+}
+
+// tenantBase checks a tenant's apiHost, as the tenant list names it,
+// before the partner's bearer token is sent there: it must be https, on a
+// host under central.sophos.com, or on the host of an auth URL the client
+// was built with (a simulator). A tenant list that names any other host (a
+// spoofed answer, a proxy's rewrite) fails that tenant only.
+func (c *Client) tenantBase(tenantID, apiHost string) (*url.URL, error) {
+	if apiHost == "" {
+		return nil, fmt.Errorf("sophos: tenant %s has no apiHost", tenantID)
+	}
+	u, err := parseURL(apiHost, true)
+	if err != nil {
+		return nil, fmt.Errorf("sophos: tenant %s: apiHost: %w", tenantID, err)
+	}
+	if u.Scheme != "https" {
+		// The bearer token must not travel in clear text.
+		return nil, fmt.Errorf("sophos: tenant %s: apiHost %s is not https", tenantID, u.Host)
+	}
+	if !c.centralHost(u) {
+		return nil, fmt.Errorf("sophos: tenant %s: apiHost %s is not a Sophos Central host (*.%s): the partner's token is not sent there", tenantID, u.Host, centralDomain)
+	}
+	return u, nil
+}
+
+// centralHost reports whether the bearer token may go to u's host, as an
+// answer (a tenant's apiHost, whoami's global host) names it: a host under
+// central.sophos.com, or the host (and port) of an overridden auth URL.
+func (c *Client) centralHost(u *url.URL) bool {
+	host := strings.ToLower(u.Hostname())
+	return host == centralDomain || strings.HasSuffix(host, "."+centralDomain) ||
+		c.authURLSet && strings.EqualFold(u.Host, c.authURL.Host)
 }
 
 // List returns one page of a tenant's open alerts. Response.NextKey is the

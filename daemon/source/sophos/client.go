@@ -42,6 +42,7 @@ const (
 type Client struct {
 	httpClient    *http.Client
 	authURL       *url.URL
+	authURLSet    bool
 	baseURL       *url.URL
 	baseURLSet    bool
 	clientID      string
@@ -97,14 +98,15 @@ func WithCredentials(clientID, clientSecret string) Option {
 }
 
 // WithAuthURL overrides the token endpoint (default DefaultAuthURL), for a
-// simulator.
+// simulator. A tenant's apiHost on its host (and port) is then accepted
+// too, besides Central's own hosts (see AlertsService).
 func WithAuthURL(u string) Option {
 	return func(c *Client) error {
 		p, err := parseURL(u, false)
 		if err != nil {
 			return fmt.Errorf("sophos: auth URL: %w", err)
 		}
-		c.authURL = p
+		c.authURL, c.authURLSet = p, true
 		return nil
 	}
 }
