@@ -15,24 +15,30 @@ import (
 
 // centralServer answers as Sophos ID and Central over TLS whatever host a
 // request names (its client dials every host to it), and counts the
-// requests by host.
+// requests by host, and by host and path. Its whoami names global as the partner's API host.
 type centralServer struct {
-	ts *httptest.Server
+	ts     *httptest.Server
+	global string
 
 	mu    sync.Mutex
 	hosts map[string]int
 }
 
-func newCentralServer(t *testing.T) *centralServer {
+func newCentralServer(t *testing.T, global string) *centralServer {
 	t.Helper()
-	s := &centralServer{hosts: map[string]int{}}
+	s := &centralServer{hosts: map[string]int{}, global: global}
 	s.ts = httptest.NewTLSServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.hosts[strings.ToLower(r.Host)]++
+		s.hosts[strings.ToLower(r.Host)+r.URL.Path]++
 		s.mu.Unlock()
 		rw.Header().Set("Content-Type", "application/json")
 		if strings.HasSuffix(r.URL.Path, "/token") {
 			fmt.Fprint(rw, `{"access_token":"central-access-token","token_type":"bearer","expires_in":3600}`)
+			return
+		}
+		if r.URL.Path == "/whoami/v1" {
+			fmt.Fprintf(rw, `{"id":"5e1b4c2a-7d3f-4e8a-9b6c-1f2e3d4c5b6a","idType":"partner","apiHosts":{"global":%q}}`, s.global)
 			return
 		}
 		fmt.Fprint(rw, `{"items":[],"pages":{"total":1,"items":0,"size":50,"maxSize":1000}}`)
@@ -70,7 +76,7 @@ func (s *centralServer) requests(host string) int {
 // its host): a tenant list that names another https host must not get it.
 func TestAlertsService_apiHostNotCentral(t *testing.T) {
 	t.Parallel()
-	s := newCentralServer(t)
+	s := newCentralServer(t, "https://api.central.sophos.com")
 	c, err := sophos.NewClient(sophos.WithCredentials("id", "partner-secret"), sophos.WithHTTPClient(s.httpClient(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -116,5 +122,32 @@ func TestAlertsService_apiHostNotCentral(t *testing.T) {
 	}
 	if n := s.requests("evil.example"); n != 0 {
 		t.Errorf("%d requests reached evil.example", n)
+	}
+}
+
+// The partner calls follow the global host whoami names only when it is
+// one of Central's hosts: an answer that names another https host does not
+// get the partner's token; the calls go to Central's default host.
+func TestClient_whoamiGlobalNotCentral(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ global, want string }{
+		{"https://evil.example", "api.central.sophos.com"},
+		{"https://api.central.sophos.com.evil.example", "api.central.sophos.com"},
+		{"https://api2.central.sophos.com", "api2.central.sophos.com"},
+	} {
+		s := newCentralServer(t, tc.global)
+		c, err := sophos.NewClient(sophos.WithCredentials("id", "partner-secret"), sophos.WithHTTPClient(s.httpClient(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Tenants.List(t.Context(), &sophos.TenantListOptions{Page: 1}); err != nil {
+			t.Errorf("global %s: tenants: %v", tc.global, err)
+		}
+		if n := s.requests(tc.want + "/partner/v1/tenants"); n != 1 {
+			t.Errorf("global %s: %d tenant list requests reached %s, want 1", tc.global, n, tc.want)
+		}
+		if n := s.requests(strings.TrimPrefix(tc.global, "https://")); tc.want == "api.central.sophos.com" && n != 0 {
+			t.Errorf("global %s: %d requests reached it, want none", tc.global, n)
+		}
 	}
 }

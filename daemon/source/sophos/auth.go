@@ -158,15 +158,19 @@ func (c *Client) partner(ctx context.Context) (string, *url.URL, error) {
 		// Partner APIs are global; follow the host whoami names unless the
 		// user pinned one. Only over TLS: the vendor's own example answer
 		// names an http:// host, and the bearer token must not travel in
-		// clear text.
+		// clear text. Nor to a host outside Central (a spoofed answer, a
+		// proxy's rewrite): the token is the partner's.
 		u, err := parseURL(who.APIHosts.Global, true)
 		if err != nil {
 			return "", nil, fmt.Errorf("sophos: GET /whoami/v1: apiHosts.global: %w", err)
 		}
-		if u.Scheme == "https" {
-			base = u
-		} else {
+		switch {
+		case u.Scheme != "https":
 			c.logger.Warn("Ignoring non-TLS API host from whoami", "host", u.Host)
+		case !c.centralHost(u):
+			c.logger.Warn("Ignoring API host from whoami that is not a Sophos Central host", "host", u.Host, "want", "*."+centralDomain)
+		default:
+			base = u
 		}
 	}
 	c.partnerID, c.partnerBase = who.ID, base

@@ -113,7 +113,7 @@ func WithAuthURL(u string) Option {
 
 // WithBaseURL overrides the API host (default DefaultBaseURL). When it is
 // set, every call goes to it; otherwise the partner calls go to the global
-// host that whoami names.
+// host that whoami names, when it is https and a Sophos Central host.
 func WithBaseURL(u string) Option {
 	return func(c *Client) error {
 		p, err := parseURL(u, true)
