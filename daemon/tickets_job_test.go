@@ -932,7 +932,8 @@ func TestDaemon_ticketPassesKeepTheTenantList(t *testing.T) {
 // a later one: a pass that created its max_per_pass tickets succeeds (its
 // customers did not fail), so without it tickets filed passes late show
 // nowhere but in notices. The backlog shrinks as later passes file it,
-// is in the customer's tickets.deferred, and is restored at start-up.
+// is in the customer's tickets.deferred and on its status page, and is
+// restored at start-up.
 func TestDaemon_ticketDeferredGauge(t *testing.T) {
 	t.Parallel()
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose,
@@ -952,6 +953,11 @@ func TestDaemon_ticketDeferredGauge(t *testing.T) {
 		}
 		if got := st[ticketStatusKey("sophos", ttAcme)].Deferred; float64(got) != want {
 			t.Errorf("pass %d: Acme's tickets.deferred = %d, want %v", pass+1, got, want)
+		}
+		// The customer's status page shows them with the other counts.
+		body := newUIClient(t, d).do(http.MethodGet, "/customers/sophos/"+ttAcme, nil).Body.String()
+		if shown := strings.Contains(body, fmt.Sprintf("%v deferred to a later pass", want)); shown != (want > 0) {
+			t.Errorf("pass %d: Acme's status page shows %v deferred alerts: %t, want %t:\n%s", pass+1, want, shown, want > 0, body)
 		}
 		if pass == 0 {
 			// Restored at start-up, as the other ticket gauges.
