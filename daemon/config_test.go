@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -456,6 +457,48 @@ func TestLoad_example(t *testing.T) {
 	}
 	if _, err := c.NewSource(nil, nil); err != nil {
 		t.Errorf("NewSource for the example: %v", err)
+	}
+}
+
+// TestLoad_exampleExplainsEverySetting: README says the example
+// configurations explain every setting of its table, so each key there
+// appears in one of them, set or commented out (a secret as its *_file,
+// which the examples prefer to the secret itself).
+func TestLoad_exampleExplainsEverySetting(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var examples strings.Builder
+	for _, name := range []string{"psa-syncd.yml", "psa-syncd-connectwise.yml", "psa-syncd-kaseya-bms.yml"} {
+		b, err := os.ReadFile(filepath.Join("../examples/daemon", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		examples.Write(b)
+	}
+	_, table, ok := strings.Cut(string(readme), "| Key | Default | Meaning |\n")
+	if !ok {
+		t.Fatal("README has no configuration table")
+	}
+	table, _, _ = strings.Cut(table, "\n\n")
+	keys := 0
+	for row := range strings.Lines(table) {
+		cells := strings.Split(row, "|")
+		if len(cells) < 3 || strings.HasPrefix(cells[1], "---") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([a-z_.]+)`").FindAllStringSubmatch(cells[1], -1) {
+			keys++
+			leaf := m[1][strings.LastIndex(m[1], ".")+1:]
+			if !strings.Contains(examples.String(), leaf+":") && !strings.Contains(examples.String(), leaf+"_file:") {
+				t.Errorf("README's configuration table has %s (%q), which no example in examples/daemon shows", m[1], strings.TrimSpace(cells[1]))
+			}
+		}
+	}
+	if keys < 50 {
+		t.Errorf("read %d keys from README's configuration table, want the whole table", keys)
 	}
 }
 
