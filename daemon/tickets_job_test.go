@@ -959,6 +959,15 @@ func TestDaemon_ticketDeferredGauge(t *testing.T) {
 		if shown := strings.Contains(body, fmt.Sprintf("%v deferred to a later pass", want)); shown != (want > 0) {
 			t.Errorf("pass %d: Acme's status page shows %v deferred alerts: %t, want %t:\n%s", pass+1, want, shown, want > 0, body)
 		}
+		// So does its row on the index, beside the open tickets.
+		index := newUIClient(t, d).do(http.MethodGet, "/", nil).Body.String()
+		cell := regexp.MustCompile(`(?s)data-customer="` + ttAcme + `".*?(<td class="tickets">.*?</td>)`).FindStringSubmatch(index)
+		if cell == nil {
+			t.Fatalf("pass %d: the status page lists no Acme:\n%s", pass+1, index)
+		}
+		if shown := strings.Contains(cell[1], fmt.Sprintf("%v deferred", want)); shown != (want > 0) {
+			t.Errorf("pass %d: Acme's row on the status page shows %v deferred alerts: %t, want %t:\n%s", pass+1, want, shown, want > 0, cell[1])
+		}
 		if pass == 0 {
 			// Restored at start-up, as the other ticket gauges.
 			d.metrics.TicketDeferred.Set(0)
