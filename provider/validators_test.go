@@ -88,3 +88,35 @@ func TestKeyValidators(t *testing.T) {
 		}
 	}
 }
+
+// The time zone check refuses at plan time every name psa-syncd refuses,
+// whatever zone files the machine running Terraform has: a runner's
+// /usr/share/zoneinfo also holds "localtime" (its own zone) and the
+// "posix/" and "right/" copies, and a Mac's case-insensitive disk finds
+// "europe/rome"; psa-syncd's container knows none of them.
+func TestTimezoneString_sameAsDaemon(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]string{
+		"Europe/Rome":       "",
+		"America/New_York":  "",
+		"posix/Europe/Rome": `unknown time zone "posix/Europe/Rome" (want an IANA name such as "Europe/Rome" or "UTC"); did you mean "Europe/Rome"?`,
+		"right/Europe/Rome": `did you mean "Europe/Rome"?`,
+		"localtime":         `unknown time zone "localtime"`,
+		"europe/rome":       `did you mean "Europe/Rome"?`,
+	} {
+		req := validator.StringRequest{Path: path.Root("timezone"), ConfigValue: types.StringValue(value)}
+		var resp validator.StringResponse
+		timezoneString().ValidateString(t.Context(), req, &resp)
+		switch {
+		case want == "" && resp.Diagnostics.HasError():
+			t.Errorf("timezone = %q: got %v, want no error", value, resp.Diagnostics)
+		case want == "":
+		case resp.Diagnostics.ErrorsCount() != 1:
+			t.Errorf("timezone = %q: got %v, want one error", value, resp.Diagnostics)
+		default:
+			if d := resp.Diagnostics.Errors()[0]; d.Summary() != "Invalid Time Zone" || !strings.Contains(d.Detail(), want) {
+				t.Errorf("timezone = %q: got %q: %q, want Invalid Time Zone containing %q", value, d.Summary(), d.Detail(), want)
+			}
+		}
+	}
+}

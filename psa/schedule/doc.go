@@ -11,7 +11,8 @@
 //	monthly 1 06:00           on a fixed day of every month (1..28)
 //
 // Calendar schedules are evaluated on the wall clock of a time zone, loaded
-// with LoadLocation, which embeds the zone database (time/tzdata). Next
+// with LoadLocation, which embeds the zone database (time/tzdata) and
+// accepts only its zone names, so that every machine accepts the same. Next
 // documents how daylight-saving gaps and repeats are handled.
 //
 // Usage:

@@ -344,3 +344,55 @@ func TestLoadLocation(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadLocationSameEverywhere pins that LoadLocation accepts only the
+// zones of the embedded database, whatever the machine has in
+// /usr/share/zoneinfo: a Debian runner's "posix/" and "right/" copies,
+// "localtime" (the host's zone, like "Local") and "posixrules", and the
+// wrong case a Mac's case-insensitive disk finds, would pass the
+// provider's plan and then be refused by psa-syncd in a container without
+// tzdata.
+func TestLoadLocationSameEverywhere(t *testing.T) {
+	t.Parallel()
+	const want = `(want an IANA name such as "Europe/Rome" or "UTC")`
+	for name, hint := range map[string]string{
+		"posix/Europe/Rome": `; did you mean "Europe/Rome"?`,
+		"right/Europe/Rome": `; did you mean "Europe/Rome"?`,
+		"right/UTC":         `; did you mean "UTC"?`,
+		"europe/rome":       `; did you mean "Europe/Rome"?`,
+		"AMERICA/NEW_YORK":  `; did you mean "America/New_York"?`,
+		"localtime":         "",
+		"posixrules":        "",
+		"zone.tab":          "",
+		"Europe":            "",
+	} {
+		_, err := LoadLocation(name)
+		if w := `schedule: unknown time zone "` + name + `" ` + want + hint; err == nil || err.Error() != w {
+			t.Errorf("LoadLocation(%q) error\n got: %v\nwant: %s", name, err, w)
+		}
+	}
+	// Names that are zones, links (US/Eastern, Europe/Kiev) and the fixed
+	// offsets of Etc/ load.
+	for _, name := range []string{"Europe/Berlin", "America/New_York", "US/Eastern", "Europe/Kiev", "Europe/Kyiv", "Etc/GMT+5", "Etc/UTC", "CET", "Australia/Lord_Howe"} {
+		if loc, err := LoadLocation(name); err != nil || loc.String() != name {
+			t.Errorf("LoadLocation(%q) = %v, %v", name, loc, err)
+		}
+	}
+}
+
+// TestZoneNames checks the generated list: sorted for the binary search,
+// each name once, each loadable from the embedded database.
+func TestZoneNames(t *testing.T) {
+	t.Parallel()
+	if len(zoneNames) < 400 {
+		t.Fatalf("zoneNames has %d names; regenerate zones.go", len(zoneNames))
+	}
+	for i, name := range zoneNames {
+		if i > 0 && zoneNames[i-1] >= name {
+			t.Errorf("zoneNames not sorted or repeated at %q after %q", name, zoneNames[i-1])
+		}
+		if _, err := LoadLocation(name); err != nil {
+			t.Errorf("LoadLocation(%q): %v", name, err)
+		}
+	}
+}
