@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -49,7 +50,7 @@ func unknownZone(name string) error {
 	if z := suggestZone(name); z != "" {
 		msg += fmt.Sprintf("; did you mean %q?", z)
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 func suggestZone(name string) string {
