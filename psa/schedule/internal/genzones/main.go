@@ -34,7 +34,7 @@ func run(path string) error {
 	if err != nil {
 		return err
 	}
-	defer zr.Close()
+	defer func() { _ = zr.Close() }() // read only
 	var names []string
 	for _, f := range zr.File {
 		if !strings.HasSuffix(f.Name, "/") {
