@@ -1,0 +1,122 @@
+package export
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export/compattest"
+)
+
+// jsonFields returns the JSON fields of struct type t, with whether each
+// is left out when unset (omitempty or omitzero).
+func jsonFields(t reflect.Type) (names []string, omitted map[string]bool) {
+	omitted = map[string]bool{}
+	for f := range t.Fields() {
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		names = append(names, name)
+		omitted[name] = slices.Contains(strings.Split(opts, ","), "omitempty") || slices.Contains(strings.Split(opts, ","), "omitzero")
+	}
+	return names, omitted
+}
+
+// documentObjects are the Document's objects by their path in
+// compattest.Reader.Fields.
+var documentObjects = map[string]reflect.Type{
+	"":                  reflect.TypeFor[Document](),
+	"psa":               reflect.TypeFor[PSA](),
+	"integration":       reflect.TypeFor[Integration](),
+	"tickets":           reflect.TypeFor[Tickets](),
+	"product_mappings":  reflect.TypeFor[ProductMapping](),
+	"customer_mappings": reflect.TypeFor[CustomerMapping](),
+}
+
+// TestReaders_currentIsTheDocument: the newest generation of readers in
+// compattest.Readers decodes exactly the fields Encode writes, so that a
+// field added to the Document is added there too, and is checked against
+// the older readers by TestEncode_olderReaders.
+func TestReaders_currentIsTheDocument(t *testing.T) {
+	t.Parallel()
+	current := compattest.Readers[len(compattest.Readers)-1]
+	for path, typ := range documentObjects {
+		names, _ := jsonFields(typ)
+		if !slices.Equal(names, current.Fields[path]) {
+			t.Errorf("export object %q has the fields %v, but the newest reader in compattest.Readers (%s) has %v: "+
+				"add a Reader for the psa-syncd that reads the new fields (and write them with omitempty, see TestEncode_olderReaders)",
+				path, names, current.Commit, current.Fields[path])
+		}
+	}
+	for path := range current.Fields {
+		if _, ok := documentObjects[path]; !ok {
+			t.Errorf("compattest.Readers has fields for %q, which the Document does not have", path)
+		}
+	}
+}
+
+// TestEncode_olderReaders: fields are added to schema v1 without a new
+// version, and psa-syncd refuses an export with a field it does not know.
+// The provider is upgraded in CI while psa-syncd runs on, so an export of
+// the current provider that uses no setting newer than an older psa-syncd
+// must decode in that psa-syncd: every field added to an object an older
+// reader knows is written only when set. A setting it does not have is then
+// named in its error.
+func TestEncode_olderReaders(t *testing.T) {
+	t.Parallel()
+	for i, r := range compattest.Readers[:len(compattest.Readers)-1] {
+		next := compattest.Readers[i+1]
+		for path, typ := range documentObjects {
+			known, ok := r.Fields[path]
+			if !ok {
+				continue
+			}
+			names, omitted := jsonFields(typ)
+			for _, name := range names {
+				if !slices.Contains(known, name) && !omitted[name] {
+					t.Errorf("export field %s is written even when unset, so psa-syncd before %s (which knows %v) refuses every export: "+
+						"write it with omitempty", strings.TrimPrefix(path+"."+name, "."), next.Commit, known)
+				}
+			}
+		}
+	}
+
+	// The settings every reader has, as the provider writes them: an
+	// integration block with its schedule and zone left to psa-syncd's
+	// configuration, and mappings of both kinds.
+	doc := New(psa.SystemAutotask, "ci:29683541@webservices5.autotask.net")
+	doc.Revision, doc.UpdatedAt = 7, time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	doc.Integration = &Integration{Enabled: true}
+	doc.PutProduct(ProductMapping{Source: "sophos", Product: "endpoint", ServiceID: "30000000", ServiceName: "Endpoint", SyncEnabled: true})
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "718b6047", CompanyID: "29683541", ContractID: "29684183", UsageSync: true})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range compattest.Readers {
+		if unknown, err := r.Unknown(data); err != nil || len(unknown) > 0 {
+			t.Errorf("an export without ticket routing has fields unknown to psa-syncd of %s (%s): %v, %v\n%s", r.Commit, r.What, unknown, err, data)
+		}
+	}
+
+	// Ticket routing as psa_ticket_routing writes it with its defaults: the
+	// tickets object is a setting the first readers do not have, and all
+	// they are told of.
+	doc.Tickets = &Tickets{Enabled: true, QueueID: "29683", MinSeverity: "medium", TitleFormat: DefaultTitleFormat,
+		OnResolve: OnResolveClose, ClosedStatusID: "5", OnReturn: OnReturnNew, MaxPerPass: 50, MaxPerCustomer: 10}
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if unknown, _ := compattest.Readers[0].Unknown(data); !slices.Equal(unknown, []string{"tickets"}) {
+		t.Errorf("the first readers find %v unknown in an export with ticket routing, want [tickets]", unknown)
+	}
+	for _, r := range compattest.Readers[1:] {
+		if unknown, err := r.Unknown(data); err != nil || len(unknown) > 0 {
+			t.Errorf("an export with default ticket routing has fields unknown to psa-syncd of %s (%s): %v, %v", r.Commit, r.What, unknown, err)
+		}
+	}
+}
