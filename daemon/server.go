@@ -324,7 +324,13 @@ func writeBodyError(w http.ResponseWriter, want string, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
 		return
 	}
-	writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": "+err.Error())
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		// Fields are added to the API's bodies, and a newer psa-syncd's
+		// command or standby may send one to this older one.
+		msg = "unknown field " + name + ": a misspelling, or sent by a newer psa-syncd command or standby (upgrade the psa-syncd serving this API to use it)"
+	}
+	writeError(w, http.StatusBadRequest, "invalid request body: want "+want+": "+msg)
 }
 
 // requireToken lets a request through only with the configured bearer token.

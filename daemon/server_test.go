@@ -598,7 +598,11 @@ func TestHandler_strictBodies(t *testing.T) {
 		{"/api/v1/sync", `{"customer":""}{"x":1}`, http.StatusBadRequest, "unexpected data after the JSON object"},
 		{"/api/v1/sync", `null`, http.StatusBadRequest, "must be a JSON object"},
 		{"/api/v1/sync", `[]`, http.StatusBadRequest, "must be a JSON object"},
-		{"/api/v1/sync", `{"customer": "cust-acme", "extra": 1}`, http.StatusBadRequest, "unknown field"},
+		// A field of a newer psa-syncd's command or standby (one at a time
+		// in an HA upgrade) says so, not only "json: unknown field".
+		{"/api/v1/sync", `{"customer": "cust-acme", "extra": 1}`, http.StatusBadRequest,
+			`unknown field \"extra\": a misspelling, or sent by a newer psa-syncd command or standby (upgrade the psa-syncd serving this API to use it)`},
+		{"/api/v1/tickets", `{"dry_run": true, "extra": 1}`, http.StatusBadRequest, `unknown field \"extra\": a misspelling, or sent by a newer psa-syncd`},
 		{"/api/v1/sync", `{"customer": "` + strings.Repeat("x", maxRequestBody) + `"}`, http.StatusRequestEntityTooLarge, "larger than 65536 bytes"},
 		{"/api/v1/plan", `{"customer":"cust-acme"} x`, http.StatusBadRequest, "unexpected data"},
 		{"/api/v1/intents/1/resolve", `null`, http.StatusBadRequest, "must be a JSON object"},

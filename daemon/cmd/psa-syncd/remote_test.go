@@ -658,3 +658,58 @@ func TestDoJSON_answerTooLarge(t *testing.T) {
 		t.Errorf("doJSON of an answer over 64 MiB = %v; want an error naming the request and the cap", err)
 	}
 }
+
+// TestRemote_olderDaemon: the commands and the daemon are upgraded apart.
+// A daemon older than the command answers a request it does not have with
+// its mux's plain 404, and a body field it does not know with 400 "json:
+// unknown field"; the command's error says that the daemon may be older
+// and to upgrade it, naming the request or the field.
+func TestRemote_olderDaemon(t *testing.T) {
+	t.Parallel()
+	// An older daemon: POST /api/v1/sync without "units", no /api/v1/tickets,
+	// its body errors as psa-syncd wrote them then.
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/sync", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Customer string `json:"customer"`
+			Approve  bool   `json:"approve"`
+			Service  string `json:"service"`
+		}
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		w.Header().Set("Content-Type", "application/json")
+		if err := dec.Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid request body: want {...}: " + err.Error()})
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprint(w, `{"run_id":"q1","status":"queued"}`)
+	})
+	mux.HandleFunc("GET /api/v1/runs/q1", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `{"request":{"run_id":"q1","status":"done","result":"succeeded"},"run":null}`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	env := apiTokenEnv("test-token")
+
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"sync", "-web.url", srv.URL, "-customer", "cust-1", "-approve", "-service", "30000000", "-units", "2"}, &stdout, &stderr, env)
+	if code != 1 || !strings.Contains(stderr.String(), `json: unknown field "units" (the daemon does not know the field "units" that this psa-syncd (`) ||
+		!strings.Contains(stderr.String(), "it is an older psa-syncd; upgrade it, or leave that flag out)") {
+		t.Errorf("sync -units against a daemon without units: exit %d\nstderr: %s", code, stderr.String())
+	}
+	// What the older daemon has is taken: only set fields are sent.
+	stderr.Reset()
+	run(t.Context(), []string{"sync", "-web.url", srv.URL, "-customer", "cust-1", "-approve", "-service", "30000000"}, &stdout, &stderr, env)
+	if !strings.Contains(stderr.String(), "Sync request q1 queued") || strings.Contains(stderr.String(), "unknown field") {
+		t.Errorf("sync -approve -service against the older daemon was not queued:\n%s", stderr.String())
+	}
+
+	stderr.Reset()
+	code = run(t.Context(), []string{"tickets", "-web.url", srv.URL}, &stdout, &stderr, env)
+	if code != 1 || !strings.Contains(stderr.String(), "404 Not Found: 404 page not found (the daemon has no POST /api/v1/tickets: it may be a psa-syncd older than this one (") ||
+		!strings.Contains(stderr.String(), "upgrade the daemon, or run a psa-syncd of its version; or -web.url names something else)") {
+		t.Errorf("tickets against a daemon without POST /api/v1/tickets: exit %d\nstderr: %s", code, stderr.String())
+	}
+}

@@ -150,14 +150,38 @@ func doJSONError(req *http.Request, resp *http.Response) error {
 	}
 	r := redact.Request(req)
 	var msg string
-	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+	own := json.Unmarshal(data, &e) == nil && e.Error != ""
+	if own {
 		// psa-syncd's own message, whole: a refused export's lists every
 		// problem, a line each.
 		msg = strings.Join(r.Strings(strings.Split(e.Error, "\n")), "\n")
 	} else {
 		msg = r.String(strings.TrimSpace(string(data)))
 	}
-	return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Redacted(), resp.Status, msg)
+	return fmt.Errorf("%s %s: %s: %s%s", req.Method, req.URL.Redacted(), resp.Status, msg, olderDaemonHint(req, resp.StatusCode, own, e.Error))
+}
+
+// olderDaemonHint is what doJSONError adds when the answer says the daemon
+// is older than this command: an endpoint its API does not have (the API
+// mux's plain 404 or 405, not psa-syncd's JSON error), or a field of the
+// request body it does not know (its API refuses unknown fields). The
+// command and the daemon are upgraded apart; without the hint the error
+// read "404 page not found" or "json: unknown field".
+func olderDaemonHint(req *http.Request, status int, own bool, msg string) string {
+	switch {
+	case !own && (status == http.StatusNotFound || status == http.StatusMethodNotAllowed) && strings.HasPrefix(req.URL.Path, "/api/"):
+		return fmt.Sprintf(" (the daemon has no %s %s: it may be a psa-syncd older than this one (%s), which needs that request: "+
+			"upgrade the daemon, or run a psa-syncd of its version; or -web.url names something else)", req.Method, req.URL.Path, buildVersion())
+	case own && status == http.StatusBadRequest:
+		_, rest, ok := strings.Cut(msg, "unknown field ")
+		if !ok || strings.Contains(msg, "upgrade the psa-syncd serving this API") {
+			return ""
+		}
+		name, _, _ := strings.Cut(rest, ":")
+		return fmt.Sprintf(" (the daemon does not know the field %s that this psa-syncd (%s) sent for a flag given: "+
+			"it is an older psa-syncd; upgrade it, or leave that flag out)", name, buildVersion())
+	}
+	return ""
 }
 
 // printIntents lists the writes whose outcome is not settled yet; resolve
