@@ -124,6 +124,9 @@ func ParseLedgerQuery(get func(string) string) (LedgerFilter, error) {
 // older entries, "next": the path and query of the page after, with the
 // same filters and a before cursor.
 func (d *Daemon) handleLedger(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r, "customer", "contract", "service", "period", "before", "after", "limit") {
+		return
+	}
 	f, err := ParseLedgerQuery(r.URL.Query().Get)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -315,6 +316,31 @@ func decodeBody(r *http.Request, v any) error {
 		return fmt.Errorf("unexpected data after the JSON object at byte %d", dec.InputOffset())
 	}
 	return nil
+}
+
+// knownQuery answers 400 and returns false when r's query has a parameter
+// other than names. The read endpoints' filters are query parameters, and
+// a newer psa-syncd command may send one that this psa-syncd does not have
+// (psa-syncd ledger -web.url with a filter added later): ignored, the
+// command would print the unfiltered list as if filtered.
+func knownQuery(w http.ResponseWriter, r *http.Request, names ...string) bool {
+	var unknown []string
+	for k := range r.URL.Query() {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return true
+	}
+	slices.Sort(unknown)
+	want := "none"
+	if len(names) > 0 {
+		want = strings.Join(names, ", ")
+	}
+	writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (want %s): a misspelling, or sent by a newer psa-syncd command "+
+		"(upgrade the psa-syncd serving this API to use it)", unknown[0], want))
+	return false
 }
 
 // writeBodyError answers a request whose body decodeBody refused.
@@ -832,6 +858,9 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 }
 
 func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r, "status", "usage_sync") {
+		return
+	}
 	q := r.URL.Query()
 	status := q.Get("status")
 	if err := CheckStatusFilter(status); err != nil {
@@ -952,6 +981,9 @@ const runsPageSize = 1000
 // when there are older runs, "next": the path and query of the page after,
 // as GET /api/v1/ledger pages.
 func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r, "limit", "before") {
+		return
+	}
 	q := r.URL.Query()
 	limit := 50
 	if v := q.Get("limit"); v != "" {
@@ -1048,6 +1080,9 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 // handlePlan shows the plan of the last pass. It never asks the PSA: that
 // would let anyone who reaches the listener spend the PSA's request budget.
 func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r, "customer") {
+		return
+	}
 	doc := d.Export()
 	if doc == nil {
 		writeError(w, http.StatusServiceUnavailable, "no valid mapping export loaded yet")

@@ -146,6 +146,9 @@ func (d *Daemon) handlePutExport(w http.ResponseWriter, r *http.Request) {
 // handleExportHistory lists the stored export versions, newest first:
 // the audit trail of mapping changes when psa-syncd is the export store.
 func (d *Daemon) handleExportHistory(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r, "limit") {
+		return
+	}
 	limit := 100
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -1278,3 +1278,34 @@ func TestSyncRequest_APIBody(t *testing.T) {
 		t.Errorf("POST /api/v1/sync %s = %d %s, want 202", body, rec.Code, rec.Body)
 	}
 }
+
+// TestHandler_unknownQueryParameters: the read endpoints' filters are
+// query parameters. One this psa-syncd does not have (a newer command's
+// filter, a misspelling) is refused naming it, not ignored: a newer
+// psa-syncd ledger -web.url would otherwise print every entry as the
+// filtered ones.
+func TestHandler_unknownQueryParameters(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{
+		"/api/v1/customers?status=failed&product=x",
+		"/api/v1/ledger?customer=cust-acme&product=x",
+		"/api/v1/runs?limit=5&product=x",
+		"/api/v1/plan?customer=cust-acme&product=x",
+		"/api/v1/export/history?limit=5&product=x",
+	} {
+		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `unknown query parameter \"product\" (want `) ||
+			!strings.Contains(rec.Body.String(), "a misspelling, or sent by a newer psa-syncd command (upgrade the psa-syncd serving this API to use it)") {
+			t.Errorf("GET %s = %d %s, want 400 naming the parameter", target, rec.Code, rec.Body)
+		}
+	}
+	for _, target := range []string{"/api/v1/customers?status=failed&usage_sync=true", "/api/v1/ledger?customer=cust-acme&contract=1&service=2&period=2026-12&limit=5", "/api/v1/runs?limit=5"} {
+		if rec := dtServe(t, e.d, http.MethodGet, target, "", ""); rec.Code != http.StatusOK {
+			t.Errorf("GET %s = %d %s, want 200", target, rec.Code, rec.Body)
+		}
+	}
+}
