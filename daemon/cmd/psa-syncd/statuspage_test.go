@@ -148,8 +148,10 @@ func TestStatusPage(t *testing.T) {
 		"Held for review": {"cust-acme"},
 		"Never synced":    {"cust-newco"},
 	} {
+		// Wait for the page the click loads, whose active tab is the
+		// filter's: the page before it has an active tab too.
 		browse(t, ctx, chromedp.Click(`//nav[@class="tabs"]/a[starts-with(normalize-space(.), "`+filter+`")]`),
-			chromedp.WaitVisible(chromedp.CSS(`nav.tabs a.active`)))
+			chromedp.WaitVisible(`//nav[@class="tabs"]/a[contains(concat(" ", normalize-space(@class), " "), " active ") and starts-with(normalize-space(.), "`+filter+`")]`))
 		active := read(t, ctx, chromedp.Text(chromedp.CSS(`nav.tabs a.active`)))
 		if got := customerRows(t, ctx); !strings.HasPrefix(active, filter) || !slices.Equal(got, want) {
 			t.Errorf("filter %q (active tab %q) = %v, want %v", filter, active, got, want)
