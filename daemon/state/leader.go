@@ -153,7 +153,7 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		return nil, err
 	}
 	db.fence = conn
-	db.leaseTerm.Store(int64(leaderSessionBound(check) / 2))
+	db.leaseTerm.Store(int64(leaseTermFor(check)))
 	db.leaseAnswered.Store(sent)
 	go l.watch(check)
 	return l, nil
@@ -220,6 +220,14 @@ func leaderSessionLimits(check time.Duration) []sessionSetting {
 // intervals, at least 10 s.
 func leaderSessionBound(check time.Duration) time.Duration {
 	return max(5*check, 10*time.Second)
+}
+
+// leaseTermFor is how long after the lock's session last answered this
+// instance still sends PSA writes (CheckFence): half of
+// leaderSessionBound, so the server cannot have ended the session, nor a
+// standby taken over, before the term runs out.
+func leaseTermFor(check time.Duration) time.Duration {
+	return leaderSessionBound(check) / 2
 }
 
 // limitSession applies settings to conn's session. A setting the server
