@@ -1,0 +1,132 @@
+package tickets_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// ticketCompanies returns the company (Kaseya BMS: account) of each
+// ticket the simulator holds, by ticket id.
+func (e *env) ticketCompanies() map[int64]string {
+	out := map[int64]string{}
+	switch e.system {
+	case psa.SystemAutotask:
+		for _, t := range e.psaSim.Autotask().Tickets() {
+			out[t.ID] = id(t.CompanyID)
+		}
+	case psa.SystemConnectWise:
+		for _, t := range e.psaSim.ConnectWise().Tickets() {
+			out[t.ID] = id(t.CompanyID)
+		}
+	case psa.SystemKaseyaBMS:
+		for _, t := range e.psaSim.KaseyaBMS().Tickets() {
+			out[int64(t.ID)] = id(int64(t.AccountID))
+		}
+	}
+	return out
+}
+
+// TestEngine_customerMovedToAnotherCompany checks README's promise for a
+// customer mapping moved to another company: new alerts are filed in the
+// new company, while the tickets already open stay in the company they
+// were filed in (psa-syncd never moves a ticket, nor files a second one for
+// their alerts), are closed there when their alerts are resolved, and an
+// open summary ticket keeps taking the alerts over the cap until it closes.
+func TestEngine_customerMovedToAnotherCompany(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.MaxPerCustomer = 1
+			eng := e.engine(r)
+			alert := func(i int) sophostest.Alert {
+				return e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Threat on PC-%03d", i),
+					RaisedAt: fmt.Sprintf("2026-11-15T09:%02d:00.000", i)})
+			}
+			var before []sophostest.Alert
+			for i := range 3 {
+				before = append(before, alert(i))
+			}
+			if tot := e.pass(eng).Totals(); tot.Created != 1 || tot.Summarised != 2 || tot.Err != nil {
+				t.Fatalf("first pass = %+v, want one ticket and a summary of two", tot)
+			}
+			old := e.company
+			for tid, c := range e.ticketCompanies() {
+				if c != old {
+					t.Fatalf("ticket %d filed in company %s, want %s", tid, c, old)
+				}
+			}
+			summaryNotes := func() int {
+				t.Helper()
+				for _, tk := range e.tickets() {
+					if strings.Contains(tk.title, "Alert storm") {
+						return len(tk.notes)
+					}
+				}
+				t.Fatalf("no summary ticket among %+v", e.tickets())
+				return 0
+			}
+			notesBefore := summaryNotes()
+
+			// The mapping moves to another company; two new alerts: one
+			// ticket (the cap), one more over the cap.
+			var moved string
+			switch sys {
+			case psa.SystemAutotask:
+				moved = id(e.psaSim.Autotask().AddCompany("Acme Holding"))
+			case psa.SystemConnectWise:
+				moved = id(e.psaSim.ConnectWise().AddCompany("Acme Holding"))
+			case psa.SystemKaseyaBMS:
+				moved = id(int64(e.psaSim.KaseyaBMS().AddAccount("Acme Holding")))
+			}
+			e.company = moved
+			after := []sophostest.Alert{alert(10), alert(11)}
+			rep := e.pass(eng)
+			if tot := rep.Totals(); tot.Created != 1 || tot.Err != nil {
+				t.Fatalf("pass after the move = %+v (%+v), want one new ticket", tot, rep.Customers)
+			}
+			companies := e.ticketCompanies()
+			if len(companies) != 3 {
+				t.Fatalf("%d tickets after the move, want 3: the old ticket and summary, and one new ticket (no alert filed twice)", len(companies))
+			}
+			inOld, inNew := 0, 0
+			for _, c := range companies {
+				switch c {
+				case old:
+					inOld++
+				case moved:
+					inNew++
+				}
+			}
+			if inOld != 2 || inNew != 1 {
+				t.Errorf("tickets by company %v: %d in the old company %s, %d in the new %s; want the 2 open ones left where they were and the new one in the new company",
+					companies, inOld, old, inNew, moved)
+			}
+			if notesAfter := summaryNotes(); notesAfter != notesBefore+1 {
+				t.Errorf("the summary ticket has %d notes after the move, %d before: want one note for the alert over the cap", notesAfter, notesBefore)
+			}
+
+			// The old alerts are resolved: their tickets close in the old
+			// company; the new ticket stays open.
+			for _, a := range before {
+				e.sophos.ResolveAlert(acme, a.ID)
+			}
+			e.sophos.ResolveAlert(acme, after[1].ID)
+			if tot := e.pass(eng).Totals(); tot.Closed != 2 || tot.Err != nil {
+				t.Fatalf("pass after the old alerts were resolved = %+v, want the ticket and the summary closed", tot)
+			}
+			companies = e.ticketCompanies()
+			for _, tk := range e.tickets() {
+				if want := companies[tk.id] == old; tk.closed != want {
+					t.Errorf("ticket %d in company %s: closed %v, want %v", tk.id, companies[tk.id], tk.closed, want)
+				}
+			}
+		})
+	}
+}
