@@ -64,11 +64,32 @@ const (
 	applyMappings = 80 // product and customer mappings, half each
 )
 
+// refreshRequests is, per PSA, what a PlanOnly step of
+// applyRequestsConfig (two plans, each in a provider process of its own)
+// sends once everything is created: README's "two or three requests (the
+// service query, plus Autotask's picklist that names the billing period,
+// or Kaseya BMS's login), whatever the number of resources", with no
+// request per resource. ConnectWise needs neither.
+var refreshRequests = map[psa.System]map[string]int{
+	psa.SystemAutotask: {
+		"POST /ATServicesRest/V1.0/Services/query":                   2,
+		"GET /ATServicesRest/V1.0/Services/entityInformation/fields": 2,
+	},
+	psa.SystemConnectWise: {
+		"GET /v4_6_release/apis/3.0/procurement/catalog": 2,
+	},
+	psa.SystemKaseyaBMS: {
+		"POST /v2/admin/finance/services/search": 2,
+		"POST /v2/security/authenticate":         2,
+	},
+}
+
 // TestAccApply_requests checks, by route, the PSA requests of planning and
 // applying services, product mappings and customer mappings (what
-// `terraform apply` does in two provider processes), so that a change that
-// reads each created service back, or checks each contract on its own,
-// fails here rather than only in make bench-provider.
+// `terraform apply` does in two provider processes), and then of a refresh
+// plan, so that a change that reads each created service back, checks each
+// contract on its own, or reads each service of a refresh, fails here
+// rather than only in make bench-provider.
 func TestAccApply_requests(t *testing.T) {
 	t.Parallel()
 	for _, sys := range testSystems {
@@ -104,6 +125,21 @@ func TestAccApply_requests(t *testing.T) {
 						}
 						return nil
 					},
+				}, {
+					// A refresh plan of everything the apply created.
+					PreConfig: e.sim.ResetRequests,
+					Config:    config,
+					PlanOnly:  true,
+				}, {
+					PreConfig: func() {
+						got := requestRoutes(e.sim.Requests())
+						if !maps.Equal(got, refreshRequests[sys]) {
+							t.Errorf("the refresh plans of %d services and %d mappings sent %s, want %v",
+								applyServices, applyMappings, requestKinds(e.sim.Requests()), refreshRequests[sys])
+						}
+					},
+					Config:   config,
+					PlanOnly: true,
 				}},
 			})
 		})

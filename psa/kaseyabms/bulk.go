@@ -26,32 +26,36 @@ var (
 // bulkChunk is how many ids one lookup names in its query string.
 const bulkChunk = 100
 
-// bulkMin is the fewest ids read through the whole service search or
-// contract summary: BMS filters neither by ids, so for fewer ids the single
-// reads (one or three requests each) cost less than paging through every
-// record of a tenant with hundreds of them.
+// bulkMin is the fewest ids read through the whole contract summary: BMS
+// does not filter it by ids, so for fewer ids the single reads (three
+// requests each) cost less than paging through every record of a tenant
+// with hundreds of them.
 const bulkMin = 25
 
 // GetServices returns the services with the given ids that exist. BMS
-// filters services by neither id nor ids, so from bulkMin ids on it pages
-// through the service search (DefaultPageSize services a request) and keeps
-// the ones asked for.
+// filters services by neither id nor ids, so two ids or more are read from
+// the service search as PreloadServices reads them (searchServices): a
+// catalog of up to DefaultPageSize services in one request, whatever the
+// number of ids, and a larger one at most one request more than reading
+// each service by itself.
 func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
 	want := bulkIDs(ids)
-	if len(want) < bulkMin {
-		return singles(ctx, want, b.GetService)
-	}
 	out := map[string]*psa.Service{}
-	list, _, err := b.client.Services.SearchAll(ctx, nil)
+	if len(want) > 1 {
+		found, rest, err := b.searchServices(ctx, want)
+		if err != nil {
+			return nil, err
+		}
+		for _, svc := range found {
+			out[strconv.Itoa(svc.ID)] = toService(svc)
+		}
+		want = rest
+	}
+	one, err := singles(ctx, want, b.GetService)
 	if err != nil {
 		return nil, err
 	}
-	for _, svc := range list {
-		if _, ok := slices.BinarySearch(want, svc.ID); ok {
-			b.remember(svc)
-			out[strconv.Itoa(svc.ID)] = toService(svc)
-		}
-	}
+	maps.Copy(out, one)
 	return out, nil
 }
 
@@ -108,41 +112,56 @@ func (b *Backend) PreloadServices(ctx context.Context, serviceIDs []string, kept
 // service search) into the cache; see PreloadServices.
 func (b *Backend) readServices(ctx context.Context, ids []int) error {
 	if len(ids) > 1 {
-		missing := make(map[int]bool, len(ids))
-		for _, n := range ids {
-			missing[n] = true
-		}
-		total, stopped := -1, false
-		_, _, err := collect(b.client, servicesSearchPath, func(page, size int) ([]*Service, *Response, error) {
-			if page > 1 {
-				left := (total+size-1)/size - (page - 1)
-				if len(missing) == 0 || total < 0 || left >= len(missing) {
-					stopped = len(missing) > 0
-					return nil, nil, errStopPaging
-				}
-			}
-			list, resp, err := b.client.Services.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, exact: true})
-			if resp != nil {
-				total = resp.TotalRecords
-			}
-			for _, svc := range list {
-				if missing[svc.ID] {
-					delete(missing, svc.ID)
-					b.remember(svc)
-				}
-			}
-			return list, resp, err
-		})
-		if err != nil || !stopped {
+		_, rest, err := b.searchServices(ctx, ids)
+		if err != nil {
 			return err
 		}
-		ids = slices.Sorted(maps.Keys(missing))
+		ids = rest
 	}
 	_, err := singles(ctx, ids, func(ctx context.Context, id string) (*Service, error) {
 		n, _ := strconv.Atoi(id)
 		return b.catalogService(ctx, n)
 	})
 	return err
+}
+
+// searchServices reads the services ids (sorted, two or more) from the
+// service search into the cache, page after page while the pages left are
+// more than the services still missing: its first page tells how many
+// pages the catalog has. It returns the services found, and the ids it
+// left to read one by one, which cost fewer requests than the pages left;
+// none once it read the whole catalog, which then does not hold them.
+func (b *Backend) searchServices(ctx context.Context, ids []int) (found []*Service, rest []int, err error) {
+	missing := make(map[int]bool, len(ids))
+	for _, n := range ids {
+		missing[n] = true
+	}
+	total, stopped := -1, false
+	_, _, err = collect(b.client, servicesSearchPath, func(page, size int) ([]*Service, *Response, error) {
+		if page > 1 {
+			left := (total+size-1)/size - (page - 1)
+			if len(missing) == 0 || total < 0 || left >= len(missing) {
+				stopped = len(missing) > 0
+				return nil, nil, errStopPaging
+			}
+		}
+		list, resp, err := b.client.Services.Search(ctx, &ServicesSearchRequest{PageSize: size, PageNumber: page, exact: true})
+		if resp != nil {
+			total = resp.TotalRecords
+		}
+		for _, svc := range list {
+			if missing[svc.ID] {
+				delete(missing, svc.ID)
+				b.remember(svc)
+				found = append(found, svc)
+			}
+		}
+		return list, resp, err
+	})
+	if err != nil || !stopped {
+		return found, nil, err
+	}
+	return found, slices.Sorted(maps.Keys(missing)), nil
 }
 
 // GetCompanies returns the accounts with the given ids that exist: one

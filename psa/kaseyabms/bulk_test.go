@@ -302,3 +302,73 @@ func TestBackend_ContractReadCost(t *testing.T) {
 		}
 	}
 }
+
+// TestBackend_GetServicesFew checks that a few services (a provider's
+// refresh of a small configuration, fewer than the contracts' bulkMin)
+// are read as a pass reads them: one search page from a catalog that fits
+// in one, whatever the number of ids, and from a larger catalog at most
+// one request more than reading each by itself. Reading each by itself
+// cost a request per service on every plan and apply, where README
+// promises a refresh plan of two or three requests.
+func TestBackend_GetServicesFew(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	var ids []string
+	for i := range 250 {
+		ids = append(ids, itoa(k.AddService("Backup "+itoa(i), 5)))
+	}
+	count := func() (searches, gets int) {
+		for _, r := range srv.Requests() {
+			switch {
+			case strings.HasSuffix(r.Path, "/services/search"):
+				searches++
+			case r.Method == http.MethodGet && strings.Contains(r.Path, "/admin/finance/services/"):
+				gets++
+			}
+		}
+		return searches, gets
+	}
+	for _, tc := range []struct {
+		name           string
+		ids            []string
+		searches, gets int
+	}{
+		// Every id on the first page: that page alone.
+		{"eight on the first page", ids[:8], 1, 0},
+		// Ids on the last page, two pages after the first: the first page,
+		// then each alone once the pages left are not fewer than they.
+		{"two on the last page", []string{ids[10], ids[210], ids[240]}, 1, 2},
+		// More ids than pages left: the pages.
+		{"twelve on the last pages", append(slices.Clone(ids[:2]), ids[200:210]...), 3, 0},
+		// An id no service has is looked for, and left out.
+		{"one that does not exist", []string{ids[1], ids[2], "999999"}, 1, 1},
+	} {
+		srv.ResetRequests()
+		got, err := b.GetServices(ctx, tc.ids)
+		if err != nil {
+			t.Fatalf("%s: GetServices = %v", tc.name, err)
+		}
+		want := 0
+		for _, id := range tc.ids {
+			if id != "999999" {
+				want++
+				one, err := b.GetService(ctx, id)
+				if err != nil || !reflect.DeepEqual(got[id], one) {
+					t.Errorf("%s: GetServices[%s] = %+v, GetService = %+v, %v", tc.name, id, got[id], one, err)
+				}
+			}
+		}
+		if len(got) != want {
+			t.Errorf("%s: GetServices = %d services, want %d", tc.name, len(got), want)
+		}
+		srv.ResetRequests()
+		if _, err := b.GetServices(ctx, tc.ids); err != nil {
+			t.Fatal(err)
+		}
+		if s, g := count(); s != tc.searches || g != tc.gets {
+			t.Errorf("%s: GetServices of %d ids made %d search pages and %d single reads, want %d and %d", tc.name, len(tc.ids), s, g, tc.searches, tc.gets)
+		}
+	}
+}
