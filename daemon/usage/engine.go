@@ -2136,6 +2136,10 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 			sys, cm.ContractID, permissionHint(sys))
 	case errors.Is(err, psa.ErrUnauthorized):
 		return fmt.Sprintf("%s refused the credentials: check the psa settings with psa-syncd check -web.url URL, which has the running psa-syncd test its own", sys)
+	case errors.Is(err, psa.ErrEndpointNotFound):
+		// A query answered 404: the endpoint is missing at the configured
+		// address, for every customer alike, not this customer's contract.
+		return fmt.Sprintf("%s answered 404 to a query, so the API is not at the configured address: check psa.%s.base_url (without it psa-syncd discovers the zone), or a proxy in between; psa-syncd check -web.url URL has the running psa-syncd test its connection", sys, sys)
 	case errors.Is(err, psa.ErrNotFound) && serviceID == "":
 		return fmt.Sprintf("contract %s not found in %s: check contract_id of customer mapping %s or re-run terraform apply", cm.ContractID, sys, mapping)
 	case errors.Is(err, psa.ErrNotFound):

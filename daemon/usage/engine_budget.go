@@ -537,6 +537,14 @@ func (e *writesStoppedError) Error() string {
 	return fmt.Sprintf("not written: the PSA failed the writes to the %d contracts before it, the last with: %v", e.n, e.last)
 }
 
+// Is reports whether target is psa.ErrEndpointNotFound and the last
+// failure was one, so that the line's hint says to check the base URL
+// rather than that the pass will retry: every write would fail alike. It
+// matches nothing else of the last failure, which is not the line's own.
+func (e *writesStoppedError) Is(target error) bool {
+	return target == psa.ErrEndpointNotFound && errors.Is(e.last, target)
+}
+
 // budgetUnreadError says why a pass stopped writing when it could not read
 // the PSA's budget (see budgetReadsFailedToStop).
 type budgetUnreadError struct {

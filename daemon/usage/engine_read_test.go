@@ -481,7 +481,8 @@ func TestEngineAutotask_adjacentRefusedReadsStopOnlyOnePass(t *testing.T) {
 // contract_id), and the lookup of the service before each new line failed
 // each write as a line's own error, one request each, every pass. The
 // check now fails with the 404 for what it is, and the writes stop after
-// a few, as for any failure of the whole PSA.
+// a few, as for any failure of the whole PSA; the hint says to check
+// base_url (it said the pass would retry).
 func TestEngineAutotask_queryNotFoundIsNoRecordsNotFound(t *testing.T) {
 	t.Parallel()
 	const n = 40
@@ -512,7 +513,7 @@ func TestEngineAutotask_queryNotFoundIsNoRecordsNotFound(t *testing.T) {
 				t.Errorf("run = %+v, want failure", res.Run)
 			}
 			cs := h.status(customers[n-1].CustomerID)
-			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "404") || strings.Contains(cs.Error, "not found in") || strings.Contains(cs.Hint, "contract_id") {
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "404") || strings.Contains(cs.Error, "not found in") || strings.Contains(cs.Hint, "contract_id") || !strings.Contains(cs.Hint, "base_url") {
 				t.Errorf("status = %s %q (hint %q), want failed with the 404, not a contract not found", cs.Result, cs.Error, cs.Hint)
 			}
 		})

@@ -482,14 +482,10 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 			q.IncludeFields, q.MaxRecords = unitFields, MaxPageSize
 			units, _, err := b.client.ContractServiceUnits.List(gctx, q)
 			var unreadable *UnreadableRowsError
-			switch {
-			case err != nil && errors.Is(err, psa.ErrNotFound):
-				// A query finds no row of an unknown contract: a 404 is
-				// of the query's endpoint, which fails every read alike,
-				// and must not read as a contract's (a caller would read
-				// each contract alone to find it).
-				return fmt.Errorf("autotask: reading contract service units: %w", queryError(err))
-			case err != nil && !errors.As(err, &unreadable):
+			// A query's 404 is of its endpoint (see queryError), which
+			// fails every read alike, and does not read as a contract's
+			// (a caller would read each contract alone to find it).
+			if err != nil && !errors.As(err, &unreadable) {
 				return fmt.Errorf("autotask: reading contract service units: %w", err)
 			}
 			if unreadable != nil {
@@ -819,7 +815,7 @@ func (b *Backend) SetQuantity(ctx context.Context, req psa.SetQuantityRequest) (
 		q.IncludeFields = []string{"id"}
 		held, _, err := b.client.ContractServices.List(ctx, q)
 		if err != nil {
-			return nil, fmt.Errorf("autotask: checking that contract %d does not hold service %d yet: %w", contractID, serviceID, queryError(err))
+			return nil, fmt.Errorf("autotask: checking that contract %d does not hold service %d yet: %w", contractID, serviceID, err)
 		}
 		if len(held) > 0 {
 			return nil, validationError(fmt.Sprintf("contract %d already holds service %d (contract service %d), but no unit row of it was read for %s: nothing was posted, since an adjustment of the whole %d units would add to the units it has; check that the line's unit rows reach that date",

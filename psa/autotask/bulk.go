@@ -107,7 +107,7 @@ func bulkGet[T any](ctx context.Context, ids []string, list func(context.Context
 	for chunk := range slices.Chunk(nums, MaxPageSize) {
 		items, _, err := list(ctx, NewQuery(In("id", chunk...)))
 		if err != nil {
-			return nil, queryError(err)
+			return nil, err
 		}
 		out = append(out, items...)
 	}

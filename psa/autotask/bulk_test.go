@@ -1,11 +1,15 @@
 package autotask_test
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -122,5 +126,67 @@ func TestBackend_ListContracts(t *testing.T) {
 	one, err := b.GetContract(ctx, want[519])
 	if err != nil || !reflect.DeepEqual(got[want[519]], one) {
 		t.Errorf("ListContracts[%s] = %+v, GetContract = %+v, %v", want[519], got[want[519]], one, err)
+	}
+}
+
+// TestBackend_queryNotFoundIsTheEndpoints checks that a 404 to any query
+// (a search, a count, the list of every contract, the line read before a
+// write) matches psa.ErrEndpointNotFound and says to check base_url, never
+// psa.ErrNotFound: a query finds no row of an unknown record, so its 404 is
+// of the endpoint (a base URL that is not the tenant's zone, a proxy), and
+// read as not found it told the user that the contract, company, service
+// or ticket they named did not exist.
+func TestBackend_queryNotFoundIsTheEndpoints(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	contract := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed Services"})
+	service := at.AddService("Backup", 5)
+	// Warm the picklist cache, whose reads are no queries.
+	if _, err := b.GetContract(ctx, id(contract)); err != nil {
+		t.Fatal(err)
+	}
+	s.AddFault(psatest.Fault{Method: http.MethodPost, BodyContains: `"filter"`, Status: http.StatusNotFound, Body: "<html><body>404 Not Found</body></html>"})
+	calls := map[string]func() error{
+		"FindContracts": func() error {
+			_, err := b.FindContracts(ctx, psa.ContractQuery{CompanyID: id(company)})
+			return err
+		},
+		"ListContracts": func() error {
+			_, _, err := b.ListContracts(ctx, 100)
+			return err
+		},
+		"FindCompanies": func() error {
+			_, err := b.FindCompanies(ctx, "Acme")
+			return err
+		},
+		"FindServices": func() error {
+			_, err := b.FindServices(ctx, "Backup")
+			return err
+		},
+		"FindTickets": func() error {
+			_, err := b.FindTickets(ctx, psa.TicketQuery{CompanyID: id(company), ExternalRef: "sophos:alert-1"})
+			return err
+		},
+		"ReadLines": func() error {
+			_, err := b.ReadLines(ctx, []string{id(contract)}, now)
+			return err
+		},
+		"SetQuantity": func() error {
+			_, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(contract), ServiceID: id(service), Quantity: 3, EffectiveDate: now})
+			return err
+		},
+		"Count": func() error {
+			_, _, err := b.Client().Contracts.Count(ctx, autotask.NewQuery(autotask.All()))
+			return err
+		},
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, psa.ErrEndpointNotFound) || errors.Is(err, psa.ErrNotFound) || !strings.Contains(fmt.Sprint(err), "check base_url") {
+			t.Errorf("%s with every query answered 404: %v; want psa.ErrEndpointNotFound saying check base_url, not psa.ErrNotFound", name, err)
+		}
 	}
 }

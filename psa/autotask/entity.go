@@ -193,6 +193,8 @@ func (e *NotFoundError) Is(target error) bool { return target == psa.ErrNotFound
 
 // listItems runs a query with POST and follows nextPageUrl with the same
 // method and body until the last page. The Response is the last page's.
+// A 404 matches psa.ErrEndpointNotFound, not psa.ErrNotFound (see
+// queryError): a query finds no row of an unknown record.
 func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]*T, *Response, error) {
 	if err := q.Validate(); err != nil {
 		return nil, nil, err
@@ -207,7 +209,7 @@ func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]
 		var env listResponse[T]
 		resp, err := c.Do(ctx, req, &env)
 		if err != nil {
-			return all, resp, err
+			return all, resp, queryError(err)
 		}
 		if env.Items == nil && env.Page == nil {
 			return all, resp, noEnvelopeError(c, path, "items", env.Errors)
@@ -251,7 +253,8 @@ func listChild[T any](ctx context.Context, c *Client, path string) ([]*T, *Respo
 	}
 }
 
-// countItems runs a query/count.
+// countItems runs a query/count. A 404 matches psa.ErrEndpointNotFound,
+// as for listItems.
 func countItems(ctx context.Context, c *Client, entity string, q *Query) (int64, *Response, error) {
 	if err := q.Validate(); err != nil {
 		return 0, nil, err
@@ -263,7 +266,7 @@ func countItems(ctx context.Context, c *Client, entity string, q *Query) (int64,
 	var cr CountResponse
 	resp, err := c.Do(ctx, req, &cr)
 	if err != nil {
-		return 0, resp, err
+		return 0, resp, queryError(err)
 	}
 	return cr.QueryCount, resp, nil
 }
