@@ -311,6 +311,10 @@ type Change struct {
 	// a write of the pass for its rate limit (not because the estimate of
 	// the API budget reached the reserve).
 	throttled bool
+	// budgetUnknown is set when the change is skipped because the pass
+	// could not read the PSA's API budget (budgetReadsFailedToStop reads
+	// in a row failed), not because it reached the reserve.
+	budgetUnknown bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`

@@ -289,7 +289,12 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 	case err != nil:
 		// Not knowing the budget is no reason to stop at once: it is read
 		// again after budgetRereadUnknown writes, and only
-		// budgetReadsFailedToStop failures in a row stop the writes.
+		// budgetReadsFailedToStop failures in a row stop the writes. The
+		// gauges of the budget keep an older pass's values (or 0), which
+		// no alert on them can tell from a budget read just now.
+		if g.metrics != nil {
+			g.metrics.APIBudgetUnknown.Set(1)
+		}
 		g.readsFailed++
 		if g.readsFailed < budgetReadsFailedToStop {
 			g.logger.Warn("Could not read the PSA's API budget; reading it again after a few writes", "err", err, "writes", budgetRereadUnknown)
@@ -303,6 +308,7 @@ func (g *budgetGate) readBudgetMarked(ctx context.Context, done chan struct{}) {
 		// taking them as not counted errs on the safe side.
 		g.known, g.remaining, g.base, g.readsFailed = true, b.Remaining(), base, 0
 		if g.metrics != nil {
+			g.metrics.APIBudgetUnknown.Set(0)
 			g.metrics.APIBudgetRemaining.WithLabelValues("").Set(float64(b.Remaining()))
 			g.metrics.APIBudgetLimit.Set(float64(b.Limit))
 			g.metrics.budgetChecked()

@@ -77,7 +77,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
 		LastAttempt: now, RunID: run,
 	}
-	var skipped, cancelled, throttled int
+	var skipped, cancelled, throttled, budgetUnknown int
 	var laterHeld, laterWritten int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
@@ -123,6 +123,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.throttled {
 				throttled++
 			}
+			if c.budgetUnknown {
+				budgetUnknown++
+			}
 		case ActionFailed:
 			cs.Failed++
 			if cp.err == nil {
@@ -152,6 +155,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		// The writes stopped at the reserve, or because the PSA refused
 		// one for its rate limit (the lines' reasons carry its answer).
 		stop, hint := skipReasonBudget, "the remaining lines are written by the next pass; lower the request load or policies.budget_reserve"
+		if budgetUnknown > 0 {
+			stop, hint = skipReasonBudgetUnknown, "the remaining lines are written by the next pass that can read the budget; psa-syncd check -web.url URL tests the PSA, and the lines' reasons (GET /api/v1/plan) carry the PSA's answer"
+		}
 		if throttled > 0 {
 			stop, hint = skipReasonThrottled, "the remaining lines are written by the next pass; the PSA's limit is shared with the tenant's other integrations: lower the request load"
 		}

@@ -697,7 +697,9 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 	}
 	why := fmt.Sprintf("the PSA's hourly API budget reached the reserve (%d)", e.policies.BudgetReserve)
 	if u := gate.unreadable(); u != nil {
-		why += ", " + u.Error()
+		why = fmt.Sprintf("%s: %d reads of it in a row failed, the last with: %v; the writes stopped as at the reserve (%d)",
+			skipReasonBudgetUnknown, u.n, u.last, e.policies.BudgetReserve)
+		c.budgetUnknown = true
 	}
 	if r := gate.reason(); r != "" {
 		why, c.throttled = r, true
@@ -890,9 +892,10 @@ func runResult(statuses []state.CustomerStatus) string {
 
 // Why a customer's lines were skipped, as its status says.
 const (
-	skipReasonBudget    = "the PSA's hourly API budget reached the reserve"
-	skipReasonThrottled = "the PSA refused a write of the pass for its rate limit"
-	skipReasonCancelled = "the pass was cancelled before their writes"
+	skipReasonBudget        = "the PSA's hourly API budget reached the reserve"
+	skipReasonBudgetUnknown = "the PSA's hourly API budget could not be read"
+	skipReasonThrottled     = "the PSA refused a write of the pass for its rate limit"
+	skipReasonCancelled     = "the pass was cancelled before their writes"
 )
 
 // stopReasons says why a pass stopped writing or reading before the end
@@ -906,15 +909,19 @@ func stopReasons(statuses []state.CustomerStatus, stopped *writesStoppedError, r
 	if stopped != nil {
 		reasons = append(reasons, StopWritesFailed)
 	}
-	budget, throttled := false, false
+	budget, unknown, throttled := false, false, false
 	for _, cs := range statuses {
 		if cs.Result == state.CustomerSkipped {
 			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
+			unknown = unknown || strings.Contains(cs.Error, skipReasonBudgetUnknown)
 			throttled = throttled || strings.Contains(cs.Error, skipReasonThrottled)
 		}
 	}
 	if budget {
 		reasons = append(reasons, StopBudgetReserve)
+	}
+	if unknown {
+		reasons = append(reasons, StopBudgetUnknown)
 	}
 	if throttled {
 		reasons = append(reasons, StopRateLimited)
@@ -929,7 +936,7 @@ func stopReasons(statuses []state.CustomerStatus, stopped *writesStoppedError, r
 // (the credentials refused, a read of every contract failed).
 func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError, readsStopped *readsStoppedError) string {
 	var failed, skipped, errs []string
-	budget, throttled, cancelled := false, false, false
+	budget, unknown, throttled, cancelled := false, false, false, false
 	for _, cs := range statuses {
 		switch cs.Result {
 		case state.CustomerFailed:
@@ -938,6 +945,7 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 		case state.CustomerSkipped:
 			skipped = append(skipped, cs.CustomerID)
 			budget = budget || strings.Contains(cs.Error, skipReasonBudget)
+			unknown = unknown || strings.Contains(cs.Error, skipReasonBudgetUnknown)
 			throttled = throttled || strings.Contains(cs.Error, skipReasonThrottled)
 			cancelled = cancelled || strings.Contains(cs.Error, skipReasonCancelled)
 		}
@@ -959,8 +967,11 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 	}
 	if len(skipped) > 0 {
 		var whys []string
-		if budget || (!throttled && !cancelled) {
+		if budget || (!unknown && !throttled && !cancelled) {
 			whys = append(whys, "API budget reserve reached")
+		}
+		if unknown {
+			whys = append(whys, "API budget could not be read")
 		}
 		if throttled {
 			whys = append(whys, "PSA rate limit")

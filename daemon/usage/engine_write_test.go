@@ -749,22 +749,55 @@ func TestEngine_Sync_budgetUnreadStopsTheWritesNearTheLimit(t *testing.T) {
 	if res.Run.Result != state.RunPartial {
 		t.Errorf("run = %+v, want partial", res.Run)
 	}
-	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetReserve)); got != 1 {
-		t.Errorf("pass_stops_total{reason=%q} = %v, want 1", StopBudgetReserve, got)
+	// The stop is counted as budget_unknown, not as the reserve reached
+	// (which would send the operator to lower the request load), and
+	// psa_sync_api_budget_unknown says the budget gauges are not current:
+	// remaining and limit stayed 0, and PsaSyncAPIBudgetLow was silent.
+	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetUnknown)); got != 1 {
+		t.Errorf("pass_stops_total{reason=%q} = %v, want 1", StopBudgetUnknown, got)
+	}
+	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetReserve)); got != 0 {
+		t.Errorf("pass_stops_total{reason=%q} = %v, want 0: the budget was never read", StopBudgetReserve, got)
+	}
+	if got := testutil.ToFloat64(h.m.APIBudgetUnknown); got != 1 {
+		t.Errorf("api_budget_unknown after the pass that could not read the budget = %v, want 1", got)
 	}
 	for _, c := range res.Plan.Changes {
-		if c.Action == ActionSkipped && !strings.Contains(c.Reason, "3 reads of it in a row failed, the last with:") {
+		if c.Action == ActionSkipped && !strings.Contains(c.Reason, "could not be read: 3 reads of it in a row failed, the last with:") {
 			t.Errorf("skipped line reason = %q, want it to say the budget could not be read", c.Reason)
 			break
 		}
+	}
+	if !strings.Contains(res.Run.Error, "API budget could not be read") || strings.Contains(res.Run.Error, "reserve reached") {
+		t.Errorf("run error = %q, want it to say the budget could not be read, not that the reserve was reached", res.Run.Error)
+	}
+	statuses, err := h.db.CustomerStatuses()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, cs := range statuses {
+		if cs.Result != state.CustomerSkipped {
+			continue
+		}
+		if skipped++; !strings.Contains(cs.Error, "budget could not be read") || strings.Contains(cs.Hint, "budget_reserve") {
+			t.Errorf("skipped customer %s: %q (hint %q), want the budget unread, not the reserve", cs.CustomerID, cs.Error, cs.Hint)
+			break
+		}
+	}
+	if skipped == 0 {
+		t.Error("no customer skipped")
 	}
 	h.sim.ClearFaults()
 	h.at.SetHourlyCount(0)
 	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess || res.Run.Updated != 300-res.Run.Unchanged {
 		t.Errorf("the pass after the fault = %+v, want the remaining lines written", res.Run)
 	}
-	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetReserve)); got != 1 {
-		t.Errorf("pass_stops_total{reason=%q} after a pass that ended by itself = %v, want 1", StopBudgetReserve, got)
+	if got := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopBudgetUnknown)); got != 1 {
+		t.Errorf("pass_stops_total{reason=%q} after a pass that ended by itself = %v, want 1", StopBudgetUnknown, got)
+	}
+	if got := testutil.ToFloat64(h.m.APIBudgetUnknown); got != 0 {
+		t.Errorf("api_budget_unknown after a pass that read the budget = %v, want 0", got)
 	}
 }
 

@@ -27,17 +27,19 @@ var (
 // psa_sync_pass_stops_total: the PSA failed the writes of several contracts
 // in a row (writes_failed) or refused the reads of several in a row with
 // one server error (reads_failed), the PSA's hourly budget reached
-// policies.budget_reserve or could not be read (budget_reserve), or the PSA
-// refused a write for its rate limit (rate_limited).
+// policies.budget_reserve (budget_reserve) or could not be read
+// (budget_unknown: budgetReadsFailedToStop reads in a row failed), or the
+// PSA refused a write for its rate limit (rate_limited).
 const (
 	StopWritesFailed  = "writes_failed"
 	StopReadsFailed   = "reads_failed"
 	StopBudgetReserve = "budget_reserve"
+	StopBudgetUnknown = "budget_unknown"
 	StopRateLimited   = "rate_limited"
 )
 
 // StopReasons are the reasons of psa_sync_pass_stops_total.
-var StopReasons = []string{StopWritesFailed, StopReadsFailed, StopBudgetReserve, StopRateLimited}
+var StopReasons = []string{StopWritesFailed, StopReadsFailed, StopBudgetReserve, StopBudgetUnknown, StopRateLimited}
 
 // Line outcomes counted in psa_sync_lines_total.
 const (
@@ -74,6 +76,10 @@ type Metrics struct {
 	// APIBudgetChecked is when a usage or ticket pass last read the
 	// budget, or estimated it at the end of its writes.
 	APIBudgetChecked prometheus.Gauge
+	// APIBudgetUnknown is 1 while the budget is not known: the last read
+	// of it failed and the pass that tried it had no read of its own that
+	// succeeded (see budgetGate.readBudgetMarked).
+	APIBudgetUnknown prometheus.Gauge
 	PassInProgress   prometheus.Gauge
 	PassLinesDone    prometheus.Gauge
 	PassLinesTotal   prometheus.Gauge
@@ -177,6 +183,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "api_budget_checked_timestamp_seconds",
 		Help:      "Time a usage or ticket pass last read the PSA's hourly API budget (or estimated it when its writes ended), as a Unix timestamp; 0 until then.",
 	}, []string{"system"}).With(sys)
+	m.APIBudgetUnknown = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "api_budget_unknown",
+		Help:      "1 while the PSA's hourly API budget is not known: a usage or ticket pass could not read it (Autotask ThresholdInformation) and had no read of it that succeeded, so api_budget_remaining and api_budget_checked_timestamp_seconds are stale or 0; 0 once a read succeeds, and for PSAs that report none.",
+	}, []string{"system"}).With(sys)
 	m.PassInProgress = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "pass_in_progress",
@@ -211,7 +222,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.PassStopsTotal = f.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace,
 		Name:      "pass_stops_total",
-		Help:      "Sync passes that wrote and stopped writing or reading before the end, by reason: writes_failed (the PSA failed the writes to several contracts in a row), reads_failed (the PSA refused the reads of several contracts in a row with one server error), budget_reserve (the PSA's hourly budget reached policies.budget_reserve, or could not be read), rate_limited (the PSA refused a write for its rate limit).",
+		Help:      "Sync passes that wrote and stopped writing or reading before the end, by reason: writes_failed (the PSA failed the writes to several contracts in a row), reads_failed (the PSA refused the reads of several contracts in a row with one server error), budget_reserve (the PSA's hourly budget reached policies.budget_reserve), budget_unknown (the PSA's hourly budget could not be read, 3 times in a row), rate_limited (the PSA refused a write for its rate limit).",
 	}, []string{"system", "reason"}).MustCurryWith(sys)
 
 	for _, r := range RunResults {
