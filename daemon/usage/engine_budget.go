@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
@@ -524,12 +525,42 @@ func psaFailure(err error) bool {
 // concerns one record names it or differs from the next contract's, so
 // only the same messages for the writes to several contracts in a row
 // count toward the stop. A 4xx refusal always concerns its own write.
+//
+// The text returned is the messages with what differs from one request to
+// the next taken out (see refusalKey), so that a tenant that fails every
+// request with a message carrying a request id, a correlation id or a time
+// is seen refusing them alike; the ids of records stay, so that a refusal
+// naming its own contract or line stays its own.
 func serverRefusal(err error) (string, bool) {
 	var ve *psa.ValidationError
 	if !errors.As(err, &ve) || ve.Status < http.StatusInternalServerError {
 		return "", false
 	}
-	return strings.Join(ve.Messages, "\n"), true
+	return refusalKey(strings.Join(ve.Messages, "\n")), true
+}
+
+// Parts of a PSA's refusal that differ for each request: an id named as a
+// request's, a correlation's, a trace's (and the like), a GUID, a long hex
+// string, a date and time. Record ids ("contract 123") are no such part.
+var (
+	requestIDPattern = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)([ _-]?(id|no|number|key)\b|[ _-]?#)\s*(is\s+)?[:=#]?\s*["'(\[]?[0-9a-z](?:[0-9a-z_/-]|\.[0-9a-z])*`)
+	guidPattern      = regexp.MustCompile(`(?i)\{?\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\}?`)
+	longHexPattern   = regexp.MustCompile(`(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b`)
+	timePattern      = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|\s?[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}:\d{2}(\.\d+)?(\s?[AP]M)?\b`)
+)
+
+// refusalKey returns a refusal's text with the parts that differ for each
+// request replaced, for comparing refusals (see serverRefusal).
+func refusalKey(text string) string {
+	text = guidPattern.ReplaceAllString(text, "<guid>")
+	text = requestIDPattern.ReplaceAllString(text, "$1$2 <id>")
+	text = longHexPattern.ReplaceAllStringFunc(text, func(h string) string {
+		if len(h) < 16 {
+			return h
+		}
+		return "<hex>"
+	})
+	return timePattern.ReplaceAllString(text, "<time>")
 }
 
 // writesStoppedError fails a line that a pass did not write because the

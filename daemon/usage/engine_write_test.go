@@ -851,3 +851,52 @@ func TestEngine_Sync_failingContractsOfUnmappedContractsForgotten(t *testing.T) 
 		t.Errorf("failing contracts after the pass = %v, %v; want only the mapped %s", got, err, mapped)
 	}
 }
+
+// TestBudgetGate_refusalsWithRequestIDsAreTheSame: a tenant (or a proxy)
+// that fails every write with a server error whose message carries a
+// request id, a correlation GUID or a time answers each write with
+// another text. Compared as they were, no two refusals were the same and
+// the writes never stopped, each failing after its retries; compared
+// without those parts, they stop as the same refusal does. A refusal
+// naming its own record still stops nothing.
+func TestBudgetGate_refusalsWithRequestIDsAreTheSame(t *testing.T) {
+	t.Parallel()
+	for name, msg := range map[string]func(i int) string{
+		"request id": func(i int) string { return fmt.Sprintf("An unexpected error occurred, request id %d.", 1000+i) },
+		"guid": func(i int) string {
+			return fmt.Sprintf("Internal error (correlation %08x-0b1d-4e8a-9a77-2f0c1d3e4b5a)", 0x5f2a9c10+i)
+		},
+		"time and id": func(i int) string { return fmt.Sprintf("Timeout at 2026-12-06T07:52:%02dZ; Error ID: %d", i, 77+i) },
+	} {
+		g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+		for i, c := range []string{"20", "21", "22", "23"} {
+			err := &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{msg(i)}, Status: http.StatusInternalServerError}
+			if stopped := g.wrote(err, c, 2); stopped != (i == 3) {
+				t.Errorf("%s: refusal %d in a row (%q): stopped = %v, want %v", name, i+1, msg(i), stopped, i == 3)
+			}
+		}
+	}
+	g := newTestGate(&fakeBudget{limit: 1_000_000, used: new(atomic.Int64)})
+	for i := range 20 {
+		c := strconv.Itoa(100 + i)
+		err := &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{"Contract " + c + " is not active, request id " + strconv.Itoa(i)}, Status: http.StatusInternalServerError}
+		if g.wrote(err, c, 2) {
+			t.Fatal("refusals naming their own contracts stopped the writes")
+		}
+	}
+}
+
+// TestLineReader_refusalsWithRequestIDsAreTheSame: the reads' stop
+// compares refusals as the writes' does (see
+// TestBudgetGate_refusalsWithRequestIDsAreTheSame).
+func TestLineReader_refusalsWithRequestIDsAreTheSame(t *testing.T) {
+	t.Parallel()
+	r := &lineReader{}
+	for i := range readsFailedToStop {
+		err := &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{fmt.Sprintf("An unexpected error occurred, request id %d.", 5000+i)}, Status: http.StatusInternalServerError}
+		r.refused(strconv.Itoa(i), err)
+	}
+	if r.readsStopped() == nil {
+		t.Errorf("%d reads refused with one message but for its request id did not stop the reads", readsFailedToStop)
+	}
+}
