@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,10 +133,20 @@ func (e *Engine) lookUpContracts(ctx context.Context, ids []string) (map[string]
 		}
 	}
 	var mu sync.Mutex
+	var row checkRow
 	var g errgroup.Group
 	g.SetLimit(contractCheckConcurrency)
 	for _, id := range alone {
 		g.Go(func() error {
+			mu.Lock()
+			stopped := row.stopped
+			mu.Unlock()
+			if stopped != nil {
+				mu.Lock()
+				errs[id] = stopped
+				mu.Unlock()
+				return nil
+			}
 			ct, err := e.be.GetContract(ctx, id)
 			mu.Lock()
 			defer mu.Unlock()
@@ -144,11 +155,72 @@ func (e *Engine) lookUpContracts(ctx context.Context, ids []string) (map[string]
 			} else {
 				found[id] = ct
 			}
+			if ctx.Err() == nil {
+				row.read(id, err)
+			}
 			return nil
 		})
 	}
 	_ = g.Wait()
 	return found, errs
+}
+
+// checksFailedToStop is on how many contracts, each read alone for the
+// check, reads that fail alike in a row stop the check's other single
+// reads of a pass (see checkRow): the reads in flight when the PSA
+// started failing, and writesFailedToStop more, as for the writes.
+const checksFailedToStop = contractCheckConcurrency + writesFailedToStop
+
+// checkRow counts the single reads of a contract check that failed alike
+// in a row (lookUpContracts): with the contract's id taken out, and what
+// changes with every request (refusalKey), the same error. A PSA (or a
+// proxy, or one endpoint of it) that fails every read of one contract
+// alike would otherwise have every contract that the bulk read left out
+// read alone, each retried, at every pass. A contract not found, or
+// refused to the API user (a security role that hides some contracts),
+// is the contract's own answer and counts for nothing; a read that
+// succeeds ends the row.
+type checkRow struct {
+	key     string
+	ids     []string
+	stopped *checksStoppedError
+}
+
+// read records the outcome of the single read of contract id, err its
+// error or nil.
+func (r *checkRow) read(id string, err error) {
+	if err == nil || errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrForbidden) {
+		if err == nil {
+			r.key, r.ids = "", nil
+		}
+		return
+	}
+	key := refusalKey(strings.ReplaceAll(err.Error(), id, "<contract>"))
+	if key != r.key {
+		r.key, r.ids = key, nil
+	}
+	r.ids = append(r.ids, id)
+	if r.stopped == nil && len(r.ids) >= checksFailedToStop {
+		r.stopped = &checksStoppedError{n: len(r.ids), last: err}
+	}
+}
+
+// checksStoppedError fails the check of a contract that a pass did not
+// read because the reads of the contracts before it failed alike (see
+// checkRow).
+type checksStoppedError struct {
+	n    int
+	last error
+}
+
+func (e *checksStoppedError) Error() string {
+	return fmt.Sprintf("not read: the reads of the %d contracts before it failed alike, so the pass stopped reading contracts one by one; the last with: %v", e.n, e.last)
+}
+
+// Is reports whether target is psa.ErrEndpointNotFound and the last
+// failure was one, so that the hint says to check the base URL.
+func (e *checksStoppedError) Is(target error) bool {
+	return target == psa.ErrEndpointNotFound && errors.Is(e.last, target)
 }
 
 // checkContract says whether contract ct, read for customer mapping cm

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -62,5 +63,37 @@ func TestEngine_lookUpContracts_readsLeftOutContractsAlone(t *testing.T) {
 	}
 	if ct, err := found["999"], errs["999"]; ct != nil || !errors.Is(err, psa.ErrNotFound) {
 		t.Errorf("contract 999 = %+v, %v; want not found", ct, err)
+	}
+}
+
+// TestCheckRow_onlyReadsFailingAlikeStop checks which single reads of a
+// contract check stop the others: those failing alike in a row (the same
+// error but for the contract's id and a request id), never a contract not
+// found or refused to the API user, nor failures with a success between.
+func TestCheckRow_onlyReadsFailingAlikeStop(t *testing.T) {
+	t.Parallel()
+	var r checkRow
+	for i := range 20 {
+		id := strconv.Itoa(800 + i)
+		r.read(id, fmt.Errorf("connectwise: agreement %s: %w", id, psa.ErrNotFound))
+		r.read(id, fmt.Errorf("connectwise: GET finance/agreements/%s: 403: %w", id, psa.ErrForbidden))
+	}
+	outage := func(id string, req int) error {
+		return fmt.Errorf("connectwise: GET finance/agreements/%s: 503 Service Unavailable (request id %d)", id, req)
+	}
+	for i := range checksFailedToStop - 1 {
+		id := strconv.Itoa(900 + i)
+		r.read(id, outage(id, i))
+	}
+	r.read("990", nil)
+	if r.stopped != nil {
+		t.Fatalf("own answers and failures with a success between stopped the reads: %v", r.stopped)
+	}
+	for i := range checksFailedToStop {
+		id := strconv.Itoa(1000 + i)
+		r.read(id, outage(id, 50+i))
+	}
+	if r.stopped == nil || !strings.Contains(r.stopped.Error(), "the reads of the 6 contracts before it failed alike") {
+		t.Errorf("stopped = %v, want the reads stopped after %d failing alike", r.stopped, checksFailedToStop)
 	}
 }

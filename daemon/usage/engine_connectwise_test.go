@@ -12,6 +12,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -359,5 +360,46 @@ func TestEngineConnectWise_laterAdditionHeld(t *testing.T) {
 	}
 	if n := len(cw.Additions(ag)); n != 1 {
 		t.Errorf("after the December pass the agreement has %d additions, want 1", n)
+	}
+}
+
+// TestEngineConnectWise_singleAgreementChecksFailingAlikeStop: the bulk
+// check of new agreements leaves them all out (an answer that lists none
+// of them), and ConnectWise answers every read of one agreement 503 (an
+// outage of that endpoint, a proxy). Each agreement left out was read
+// alone, each read retried into the outage, at every pass: a PSA failing
+// every single read was not bounded as the lines' reads are. Once the
+// reads of a few agreements in a row failed alike, the others fail with
+// that error without a request.
+func TestEngineConnectWise_singleAgreementChecksFailingAlikeStop(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	h := newSysHarness(t, psa.SystemConnectWise)
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+	agreements := "/" + psatest.DefaultConnectWiseCodebase + "apis/3.0/finance/agreements"
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: agreements, Status: http.StatusOK, Body: "[]"})
+	for _, c := range customers {
+		h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: agreements + "/" + c.ContractID, Status: http.StatusServiceUnavailable})
+	}
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	single := 0
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodGet && strings.Count(strings.TrimPrefix(strings.ToLower(r.Path), agreements+"/"), "/") == 0 && strings.HasPrefix(strings.ToLower(r.Path), agreements+"/") {
+			single++
+		}
+	}
+	// The reads in a row that stop them, and those in flight then, each
+	// with its retries.
+	if most := (checksFailedToStop + contractCheckConcurrency) * (1 + backends.DefaultMaxRetries); single > most {
+		t.Errorf("%d single agreement reads answered 503 for %d agreements, want at most %d", single, n, most)
+	}
+	if res.Run.Result != state.RunFailure {
+		t.Errorf("run = %+v, want failure", res.Run)
+	}
+	cs := h.status(customers[n-1].CustomerID)
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "503") || !strings.Contains(cs.Error, "failed alike") {
+		t.Errorf("last customer = %s %q, want failed with the 503, not read", cs.Result, cs.Error)
 	}
 }
