@@ -526,13 +526,30 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 		// its deletion policy. With deletion_policy = "delete" the apply
 		// deletes the old service first (unless create_before_destroy),
 		// and it then holds the value no longer.
+	case errors.As(err, &ve) && ve.Field == "name" && sys == psa.SystemConnectWise:
+		// ConnectWise accepts a second catalog item of one name (the
+		// product id is its unique key), so the name is a duplicate only
+		// when the product id is derived from it: a configured one says a
+		// second item is meant. The item this resource replaces is no
+		// duplicate of its own.
+		switch {
+		case ve.Holder != "" && ve.Holder == state.ID.ValueString():
+		case connectWiseIdentifierSet(ctx, config):
+			diags.AddAttributeWarning(path.Root("name"), "Catalog Item Name Already Used",
+				fmt.Sprintf("ConnectWise will create a second catalog item of this name beside the existing one: %s.%s",
+					strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
+		default:
+			diags.AddAttributeError(path.Root("name"), "Catalog Item Name Already Used",
+				fmt.Sprintf("ConnectWise would create a second catalog item of this name: %s.%s",
+					strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
+		}
 	case errors.As(err, &ve) && ve.Field != "":
 		at := path.Root(string(sys)).AtName(ve.Field)
 		if _, inBlock := serviceBlockAttrTypes[string(sys)][ve.Field]; !inBlock {
 			at = path.Root(ve.Field)
 		}
 		diags.AddAttributeError(at, "Value Refused by "+systemTitle(sys),
-			fmt.Sprintf("%s would refuse this service: %s.", systemTitle(sys), strings.Join(ve.Messages, "; ")))
+			fmt.Sprintf("%s would refuse this service: %s.%s", systemTitle(sys), strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
 	default:
 		diags.AddAttributeWarning(path.Root(string(sys)), "Unable to Verify PSA Service Fields",
 			psaErrorDetail(sys, "Looking up the values this service names", err))
@@ -596,6 +613,28 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 			fmt.Sprintf("ConnectWise sets a catalog item's customer description from this text, which is %d characters long; "+
 				"ConnectWise holds at most %d. Shorten it, or set connectwise.customer_description.", n, backends.ConnectWiseMaxCustomerDescription))
 	}
+}
+
+// importHint tells how to bring the service with id holder, which holds
+// the value a new service would take, under this resource instead of
+// creating another: the diagnostic names the resource's address.
+func importHint(holder string) string {
+	if holder == "" {
+		return ""
+	}
+	return fmt.Sprintf(" To manage service %[1]s with this resource instead, import it: terraform import <this resource's address> %[1]s, "+
+		"or an import block with id = %[1]q (then plan again to see what the configuration would change).", holder)
+}
+
+// connectWiseIdentifierSet reports whether config sets
+// connectwise.identifier itself.
+func connectWiseIdentifierSet(ctx context.Context, config serviceResourceModel) bool {
+	if config.ConnectWise.IsNull() || config.ConnectWise.IsUnknown() {
+		return false
+	}
+	var cw serviceConnectWiseModel
+	objectAs(ctx, config.ConnectWise, &cw)
+	return !cw.Identifier.IsNull()
 }
 
 // connectWiseIDValidator accepts ConnectWise record ids: positive whole

@@ -716,6 +716,61 @@ resource "psa_service" "b" {
 	})
 }
 
+// TestAccServiceResource_connectWiseNameInUse checks that a new service
+// named as an active catalog item (case aside) fails the plan on
+// ConnectWise too, naming the item and how to import it, although
+// ConnectWise itself accepts a second item of one name: that item is the
+// one a lost state, a state rm or a removed block left, or one made by
+// hand or by a vendor's own integration under another product id, and a
+// second one splits the product's additions. A product id set in the
+// configuration says a second item is meant (a warning only), and an
+// inactive item of the name takes no additions.
+func TestAccServiceResource_connectWiseNameInUse(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemConnectWise)
+	cw := e.sim.ConnectWise()
+	held := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "CIXA-MSP", Description: "Sophos Intercept X Advanced"})
+	cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "Old_Backup", Description: "Old Backup", Inactive: true})
+	count := func(name string, want int) resource.TestCheckFunc {
+		return func(*terraform.State) error {
+			n := 0
+			for _, s := range e.services() {
+				if strings.EqualFold(s.Name, name) {
+					n++
+				}
+			}
+			if n != want {
+				return fmt.Errorf("the simulator has %d catalog items named %q, want %d", n, name, want)
+			}
+			return nil
+		}
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      testAccServiceResourceConfig(e, "sophos intercept x advanced", 1, ""),
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Catalog Item Name Already Used.*with psa_service.test.*active\s+catalog\s+item\s+%[1]d\s+\(product\s+id\s+"CIXA-MSP"\)\s+is\s+already\s+named\s+"Sophos\s+Intercept\s+X\s+Advanced".*terraform\s+import\s+<this\s+resource's\s+address>\s+%[1]d.*id\s+=\s+"%[1]d"`, held)),
+			},
+			{
+				// A product id of its own: a second item is meant.
+				Config: testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 1, "  connectwise {\n    identifier = \"CIXA-MSP-2\"\n  }\n"),
+				Check:  count("Sophos Intercept X Advanced", 2),
+			},
+			{
+				// Its own name is no conflict on a later plan.
+				Config:   testAccServiceResourceConfig(e, "Sophos Intercept X Advanced", 1, "  connectwise {\n    identifier = \"CIXA-MSP-2\"\n  }\n"),
+				PlanOnly: true,
+			},
+			{
+				Config: testAccServiceResourceConfig(e, "old backup", 1, ""),
+				Check:  count("Old Backup", 2),
+			},
+		},
+	})
+}
+
 // TestAccServiceResource_nameInUse checks that a name another service
 // has, which Autotask (a unique key on the name) and Kaseya BMS refuse on
 // create and on update, fails the plan naming that service, inactive ones

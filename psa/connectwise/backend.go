@@ -369,9 +369,16 @@ var _ psa.ServiceFieldChecker = (*Backend)(nil)
 // ConnectWise would refuse the product id (identifier) that a create (s.ID
 // empty) or an update of s sends because another catalog item holds it:
 // ConnectWise keeps product ids unique across the catalog, inactive items
-// included. It returns nil, a *psa.ValidationError whose Field is
-// "identifier", or the error of the read. The catalog's product ids are
-// read once per Backend, so items created after that read are not seen.
+// included. For a create it also reports an active catalog item whose
+// description (the name) equals s's name, case-insensitively: ConnectWise
+// would accept the second item, but it is the one a lost state, a
+// `terraform state rm` or a `removed` block left behind (or one made by
+// hand, or by a vendor's own integration), and a second item of one name
+// splits the product's additions between two catalog items. It returns
+// nil, a *psa.ValidationError whose Field is "identifier" (refused) or
+// "name" (accepted, but a duplicate), or the error of the read. The
+// catalog is read once per Backend, so items created after that read are
+// not seen.
 func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error {
 	if s.ID != "" && (s.ConnectWise == nil || strings.TrimSpace(s.ConnectWise.Identifier) == "") {
 		return nil // an update that sends no identifier
@@ -394,6 +401,9 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 	}
 	it, ok := b.productIDs[strings.ToLower(identifier)]
 	if !ok || strconv.FormatInt(it.ID, 10) == s.ID {
+		if s.ID == "" {
+			return b.nameInUseLocked(s.Name)
+		}
 		return nil
 	}
 	state := "active"
@@ -404,6 +414,28 @@ func (b *Backend) CheckServiceFields(ctx context.Context, s *psa.Service) error 
 		"catalog item %d (%q, %s) already has product id %q, and ConnectWise keeps product ids unique across the catalog, "+
 			"inactive items included; set connectwise.identifier to another product id, or import catalog item %d",
 		it.ID, it.Description, state, it.Identifier, it.ID)}}
+}
+
+// nameInUseLocked returns a *psa.ValidationError about "name" naming the
+// active catalog item (the lowest id, when several) whose description is
+// name, compared trimmed and case-insensitively, or nil. Inactive items
+// take no new additions, so a new item of their name bills nothing twice.
+// b.productIDsMu is held.
+func (b *Backend) nameInUseLocked(name string) error {
+	name = strings.TrimSpace(name)
+	var held *CatalogItem
+	for _, it := range b.productIDs {
+		if !it.InactiveFlag && strings.EqualFold(strings.TrimSpace(it.Description), name) && (held == nil || it.ID < held.ID) {
+			held = it
+		}
+	}
+	if held == nil {
+		return nil
+	}
+	return &psa.ValidationError{System: psa.SystemConnectWise, Field: "name", Holder: strconv.FormatInt(held.ID, 10), Messages: []string{fmt.Sprintf(
+		"active catalog item %d (product id %q) is already named %q, and a second catalog item of one name splits the product's "+
+			"additions between the two; import catalog item %d, or, if a second item is meant, set connectwise.identifier",
+		held.ID, held.Identifier, held.Description, held.ID)}}
 }
 
 // DeactivateService sets inactiveFlag. A missing item gives psa.ErrNotFound.
