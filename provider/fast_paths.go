@@ -101,7 +101,10 @@ type planner interface {
 // an imported customer mapping, privateKeyUncheckedContract, whose reads
 // take the framework's path until it is checked), and their
 // schemas no custom types, whose semantic equality the framework would
-// check after the read.
+// check after the read. The built-in Float64 has semantic equality too
+// (a float64 equal to a more precise prior value keeps the prior value),
+// which the fast path skips: psa_service's Read keeps the prior value
+// itself (sameFloat).
 var fastReads = []string{"_product_mapping", "_customer_mapping", "_service"}
 
 // fastPlans are the resources whose refresh plans take the fast path, by

@@ -1020,8 +1020,8 @@ func newServiceModel(ctx context.Context, system psa.System, svc *psa.Service, p
 		Name:               types.StringValue(svc.Name),
 		Description:        types.StringValue(svc.Description),
 		InvoiceDescription: types.StringValue(svc.InvoiceDescription),
-		UnitPrice:          types.Float64Value(svc.UnitPrice),
-		UnitCost:           types.Float64Value(svc.UnitCost),
+		UnitPrice:          sameFloat(prior.UnitPrice, svc.UnitPrice),
+		UnitCost:           sameFloat(prior.UnitCost, svc.UnitCost),
 		BillingPeriod:      types.StringValue(string(svc.BillingPeriod)),
 		Active:             types.BoolValue(svc.Active),
 		DeletionPolicy:     prior.DeletionPolicy,
@@ -1133,6 +1133,21 @@ func connectWiseInvoiceDescription(ctx context.Context, svc *psa.Service, prior 
 		return types.StringValue("")
 	}
 	return types.StringValue(got)
+}
+
+// sameFloat returns prior when the PSA's value got equals it as a float64,
+// else got. Terraform parses a number in the configuration with 512 bits
+// of precision, so a price such as 3.99 or 1.2 in the configuration is not
+// the float64 the PSA answers, though it is the same price: a read that
+// set the float64 made the next plan see a change (the framework's
+// semantic equality of Float64, which keeps the prior value, does not run
+// on the fast path of a read, see fastReads), and mark the computed
+// attributes unknown, a perpetual update in every plan.
+func sameFloat(prior types.Float64, got float64) types.Float64 {
+	if known(prior) && prior.ValueFloat64() == got {
+		return prior
+	}
+	return types.Float64Value(got)
 }
 
 // sameName returns the prior spelling of a name when the PSA's equals it

@@ -716,6 +716,40 @@ resource "psa_service" "b" {
 	})
 }
 
+// TestAccServiceResource_decimalPrices checks that prices that are not
+// binary fractions (3.99, 1.2) leave the plan after an apply empty on
+// every PSA, with the PSA's own block set: Terraform holds the configured
+// number more precisely than the float64 the PSA answers, and a refresh
+// that stored the float64 planned an update of every computed attribute
+// (ConnectWise's customer_description) on every plan after.
+func TestAccServiceResource_decimalPrices(t *testing.T) {
+	t.Parallel()
+	blocks := map[psa.System]string{
+		psa.SystemAutotask:    "  autotask {\n  }\n",
+		psa.SystemConnectWise: "  connectwise {\n    product_class = \"Service\"\n  }\n",
+		psa.SystemKaseyaBMS:   "  kaseya_bms {\n  }\n",
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			config := testAccServiceResourceConfig(e, "Decimal prices", 3.99, "  unit_cost = 1.2\n"+blocks[sys])
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: config},
+					{
+						Config: config,
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+						},
+					},
+				},
+			})
+		})
+	}
+}
+
 // TestAccServiceResource_connectWiseNameInUse checks that a new service
 // named as an active catalog item (case aside) fails the plan on
 // ConnectWise too, naming the item and how to import it, although
