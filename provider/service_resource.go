@@ -211,7 +211,10 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
 					"metadata allows (150). Both are checked at plan time. Autotask (a unique key on the name) and Kaseya BMS " +
 					"refuse a second service of one name, inactive ones included: the plan fails on a name another service " +
-					"has, naming it for an import.",
+					"has (compared without regard to case), naming it for an import. ConnectWise accepts a second catalog " +
+					"item of one name, but the plan of a new one fails on the name of an active item all the same (one left " +
+					"behind by a lost state, a `terraform state rm` or a `removed` block would be billed beside the new one), " +
+					"unless `connectwise.identifier` is set, which says a second item is meant and only warns.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
