@@ -625,7 +625,8 @@ func importHint(holder string) string {
 	if holder == "" {
 		return ""
 	}
-	return fmt.Sprintf(" To manage service %[1]s with this resource instead, import it: terraform import <this resource's address> %[1]s, "+
+	return fmt.Sprintf(" If no other resource manages service %[1]s (it was left by a lost state, a terraform state rm or a removed "+
+		"block, or made by hand), manage it with this resource instead: terraform import <this resource's address> %[1]s, "+
 		"or an import block with id = %[1]q (then plan again to see what the configuration would change).", holder)
 }
 

@@ -829,8 +829,9 @@ func TestAccServiceResource_nameInUse(t *testing.T) {
 				{
 					Config:   testAccServiceResourceConfig(e, "backup", 1, ""),
 					PlanOnly: true,
-					ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by %s.*with psa_service.test.*%s.*import\s+service\s+%d`,
-						systemTitle(sys), refused, taken)),
+					ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)Value Refused by %s.*with psa_service.test.*%s.*import\s+service\s+%d.*`+
+						`terraform\s+import\s+<this\s+resource's\s+address>\s+%[4]d,\s+or\s+an\s+import\s+block\s+with\s+id\s+=\s+"%[4]d"`,
+						systemTitle(sys), refused, taken, taken)),
 				},
 				{
 					Config: testAccServiceResourceConfig(e, "Offsite backup", 1, ""),
