@@ -625,9 +625,11 @@ func importHint(holder string) string {
 	if holder == "" {
 		return ""
 	}
-	return fmt.Sprintf(" If no other resource manages service %[1]s (it was left by a lost state, a terraform state rm or a removed "+
-		"block, or made by hand), manage it with this resource instead: terraform import <this resource's address> %[1]s, "+
-		"or an import block with id = %[1]q (then plan again to see what the configuration would change).", holder)
+	return fmt.Sprintf(" If this resource is one that manages service %[1]s under a new address (renamed, or moved into a module, "+
+		"without a moved block), add a moved block from the old address to this one. If no resource manages service %[1]s "+
+		"(it was left by a lost state, a terraform state rm or a removed block, or made by hand), manage it with this resource "+
+		"instead: terraform import <this resource's address> %[1]s, or an import block with id = %[1]q (then plan again to see "+
+		"what the configuration would change).", holder)
 }
 
 // connectWiseIdentifierSet reports whether config sets

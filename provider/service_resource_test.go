@@ -750,6 +750,57 @@ func TestAccServiceResource_decimalPrices(t *testing.T) {
 	}
 }
 
+// TestAccServiceResource_renamedWithoutMoved checks that a psa_service
+// given a new address without a moved block, which Terraform plans as a
+// destroy of the old address and a create of the new, fails the plan on
+// every PSA before a second service of the name is created (Autotask and
+// Kaseya BMS would refuse it at apply time; ConnectWise would refuse its
+// product id), and that the diagnostic names the moved block; with the
+// moved block the plan moves the resource and creates nothing.
+func TestAccServiceResource_renamedWithoutMoved(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			renamed := e.providerConfig() + `
+resource "psa_service" "renamed" {
+  name       = "Moved Service"
+  unit_price = 1
+}
+`
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: testAccServiceResourceConfig(e, "Moved Service", 1, "")},
+					{
+						Config:      renamed,
+						PlanOnly:    true,
+						ExpectError: regexp.MustCompile(`(?s)with psa_service.renamed.*under\s+a\s+new\s+address.*add\s+a\s+moved\s+block`),
+					},
+					{
+						Config: renamed + `
+moved {
+  from = psa_service.test
+  to   = psa_service.renamed
+}
+`,
+						ConfigPlanChecks: resource.ConfigPlanChecks{
+							PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("psa_service.renamed", plancheck.ResourceActionNoop)},
+						},
+						Check: func(*terraform.State) error {
+							if n := len(e.services()); n != 1 {
+								return fmt.Errorf("the simulator has %d services, want 1", n)
+							}
+							return nil
+						},
+					},
+				},
+			})
+		})
+	}
+}
+
 // TestAccServiceResource_connectWiseNameInUse checks that a new service
 // named as an active catalog item (case aside) fails the plan on
 // ConnectWise too, naming the item and how to import it, although
