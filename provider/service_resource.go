@@ -498,12 +498,14 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 // unit of measure by name, and the name's use) whether it would refuse the planned one, so that such a
 // value fails the plan on its attribute rather than the apply. Only a
 // create, or a change of the name, billing period or block, is checked;
-// what the check reads is read once per provider process. An unreachable
-// PSA adds a warning only.
+// when one of those is known only at apply, the name alone is (a second
+// service of one name fails the plan all the same). What the check reads
+// is read once per provider process. An unreachable PSA adds a warning
+// only.
 func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Diagnostics, plan, config, state serviceResourceModel, create bool) {
 	checker, ok := r.data.backend.(psa.ServiceFieldChecker)
 	sys := r.data.system
-	if !ok || plan.block(sys).IsUnknown() || config.block(sys).IsUnknown() || plan.Name.IsUnknown() || plan.BillingPeriod.IsUnknown() {
+	if !ok || plan.Name.IsUnknown() {
 		return
 	}
 	if !create && plan.block(sys).Equal(state.block(sys)) && plan.Name.Equal(state.Name) && plan.BillingPeriod.Equal(state.BillingPeriod) {
@@ -511,16 +513,26 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	}
 	// Attributes computed when unset are unknown in the plan of a create,
 	// and read as unset; a configured one known only at apply is checked
-	// by the apply.
-	if block := config.block(sys); !block.IsNull() {
+	// by the apply, but for the name (see nameOnlyService).
+	nameOnly := plan.block(sys).IsUnknown() || config.block(sys).IsUnknown() || plan.BillingPeriod.IsUnknown()
+	if block := config.block(sys); !block.IsNull() && !block.IsUnknown() {
 		for _, v := range block.Attributes() {
-			if v.IsUnknown() {
-				return
-			}
+			nameOnly = nameOnly || v.IsUnknown()
 		}
 	}
-	err := checker.CheckServiceFields(ctx, plan.toService(ctx))
+	var svc *psa.Service
+	if nameOnly {
+		if svc = nameOnlyService(ctx, sys, plan, config); svc == nil {
+			return
+		}
+	} else {
+		svc = plan.toService(ctx)
+	}
+	err := checker.CheckServiceFields(ctx, svc)
 	var ve *psa.ValidationError
+	if nameOnly && (!errors.As(err, &ve) || (ve.Field != "name" && ve.Field != "identifier")) {
+		return // the other fields are checked by the apply
+	}
 	switch {
 	case err == nil:
 	case errors.As(err, &ve) && ve.Field != "" && create && ve.Holder != "" && r.data.services.isDeletable(ve.Holder):
@@ -616,6 +628,29 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 			fmt.Sprintf("ConnectWise sets a catalog item's customer description from this text, which is %d characters long; "+
 				"ConnectWise holds at most %d. Shorten it, or set connectwise.customer_description.", n, backends.ConnectWiseMaxCustomerDescription))
 	}
+}
+
+// nameOnlyService is the service to check for a name (or, in ConnectWise,
+// a product id) in use when a value the check needs is known only at
+// apply (a billing code or period from another resource): the name alone,
+// with ConnectWise's configured product id, so that a second service of
+// the name fails the plan all the same. It is nil when the product id is
+// itself unknown.
+func nameOnlyService(ctx context.Context, sys psa.System, plan, config serviceResourceModel) *psa.Service {
+	svc := &psa.Service{ID: plan.ID.ValueString(), Name: plan.Name.ValueString(), BillingPeriod: psa.BillingPeriodMonthly}
+	if sys != psa.SystemConnectWise || config.ConnectWise.IsNull() {
+		return svc
+	}
+	if config.ConnectWise.IsUnknown() {
+		return nil
+	}
+	var cw serviceConnectWiseModel
+	objectAs(ctx, config.ConnectWise, &cw)
+	if cw.Identifier.IsUnknown() {
+		return nil
+	}
+	svc.ConnectWise = &psa.ConnectWiseServiceFields{Identifier: cw.Identifier.ValueString()}
+	return svc
 }
 
 // importHint tells how to bring the service with id holder, which holds

@@ -801,6 +801,45 @@ moved {
 	}
 }
 
+// TestAccServiceResource_nameInUseUnknownFields checks that a name in use
+// fails the plan when another field the plan-time check reads is known
+// only at apply (here from a terraform_data resource created in the same
+// apply): the name is checked alone, on every PSA.
+func TestAccServiceResource_nameInUseUnknownFields(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			var taken int64
+			block := ""
+			switch sys {
+			case psa.SystemAutotask:
+				taken = e.sim.Autotask().AddService("Backup", 5)
+				block = "  autotask {\n    billing_code_id = terraform_data.later.output\n  }\n"
+			case psa.SystemConnectWise:
+				taken = e.sim.ConnectWise().AddCatalogItem(psatest.ConnectWiseCatalogItem{Identifier: "BKP-1", Description: "Backup", Price: 5})
+				block = "  connectwise {\n    type_id = terraform_data.later.output\n  }\n"
+			case psa.SystemKaseyaBMS:
+				taken = int64(e.sim.KaseyaBMS().AddService("Backup", 5))
+				block = "  kaseya_bms {\n    category = terraform_data.later.output\n  }\n"
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{{
+					Config: testAccServiceResourceConfig(e, "BACKUP", 1, block) + `
+resource "terraform_data" "later" {
+  input = "1"
+}
+`,
+					PlanOnly:    true,
+					ExpectError: regexp.MustCompile(fmt.Sprintf(`(?s)with psa_service.test.*already\s+named\s+"Backup".*import\s+<this\s+resource's\s+address>\s+%d`, taken)),
+				}},
+			})
+		})
+	}
+}
+
 // TestAccServiceResource_connectWiseNameInUse checks that a new service
 // named as an active catalog item (case aside) fails the plan on
 // ConnectWise too, naming the item and how to import it, although
