@@ -32,6 +32,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -154,6 +155,9 @@ type Daemon struct {
 	// export watch all go through reload.
 	reloadMu       sync.Mutex
 	lastExportSeen fileStamp // the export file as last examined, loaded or not
+	// maxExportFile caps the export file's size: export.MaxSize, as for
+	// every store and PUT /api/v1/export (tests set less).
+	maxExportFile int64
 	// exportErr is the last failure to load the export, nil once an
 	// export loads or the store answers that it holds the one in use: the
 	// status page says why the export in use may not be the store's.
@@ -289,6 +293,9 @@ type fileStamp struct {
 	hash    [sha256.Size]byte
 	exists  bool
 	read    time.Time // when the content was read
+	// tooLarge is set when the file was refused for being larger than
+	// maxExportFile; hash is then not set.
+	tooLarge bool
 }
 
 // racyWindow is how close to its modification time a file must have been
@@ -333,6 +340,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		httpTimeouts:    defaultHTTPTimeouts,
 		forwardTimeout:  defaultForwardTimeout,
 		scheduleChanged: make(chan struct{}, 1),
+		maxExportFile:   export.MaxSize,
 
 		ticketScheduleChanged: make(chan struct{}, 1),
 		fullPassRecorded:      make(chan struct{}, 1),
@@ -634,7 +642,12 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 	case StoreS3, StoreRemote:
 		return d.reloadRemoteExportLocked(cfg, force)
 	}
-	data, stamp, err := readStamped(cfg.ExportPath)
+	if !force && d.lastExportSeen.tooLarge && d.lastExportSeen.sameTimeAndSize(cfg.ExportPath) {
+		// Refused for its size, and not written since: reading it again
+		// (up to the cap) would only log the same error again.
+		return nil
+	}
+	data, stamp, err := readStamped(cfg.ExportPath, d.maxExportFile)
 	if !force && stamp.exists == d.lastExportSeen.exists && stamp.hash == d.lastExportSeen.hash && err == nil {
 		d.lastExportSeen = stamp
 		return nil
@@ -769,18 +782,33 @@ func ticketSyncCount(doc *export.Document) int {
 	return n
 }
 
-// readStamped reads path and returns its content and stamp. A missing file
-// returns an error matching fs.ErrNotExist and a stamp with exists=false.
-func readStamped(path string) ([]byte, fileStamp, error) {
+// readStamped reads path, of at most limit bytes, and returns its content
+// and stamp. A missing file returns an error matching fs.ErrNotExist and a
+// stamp with exists=false. A file larger than limit is an error, with a
+// stamp that has tooLarge set and no hash: no more than limit+1 bytes of
+// it are read.
+func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fileStamp{}, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := sizecap.ReadFile(path, limit, "a mapping export")
+	var tl *sizecap.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, fileStamp{modTime: fi.ModTime(), size: fi.Size(), exists: true, tooLarge: true, read: time.Now()},
+			fmt.Errorf("the file is larger than %s, the most psa-syncd reads of a mapping export; is export_path that of the mapping export?", sizecap.Format(limit))
+	}
 	if err != nil {
 		return nil, fileStamp{}, err
 	}
 	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true, read: time.Now()}, nil
+}
+
+// sameTimeAndSize reports whether the file at path still has the stamp's
+// modification time and size.
+func (s fileStamp) sameTimeAndSize(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && s.exists && fi.ModTime().Equal(s.modTime) && fi.Size() == s.size
 }
 
 // exportChanged reports, cheaply, whether the export file may have changed
@@ -798,13 +826,19 @@ func (d *Daemon) exportChanged() bool {
 	if !seen.exists {
 		return true
 	}
+	if seen.tooLarge {
+		// Refused for its size: a new time or size is a new version to
+		// try, and nothing else is. Its content is not hashed, which
+		// would mean reading it whole at every poll.
+		return !fi.ModTime().Equal(seen.modTime) || fi.Size() != seen.size
+	}
 	// Same time and size means unchanged, unless the file was modified so
 	// shortly before it was last read that a second write could share its
 	// (coarse) time stamp: then only the content tells.
 	if fi.ModTime().Equal(seen.modTime) && fi.Size() == seen.size && seen.read.Sub(seen.modTime) > racyWindow {
 		return false
 	}
-	data, err := os.ReadFile(path)
+	data, err := sizecap.ReadFile(path, d.maxExportFile, "")
 	if err != nil {
 		return true
 	}

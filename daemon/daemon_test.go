@@ -1022,3 +1022,73 @@ func dtMust[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestDaemon_watchLoop_exportTooLarge: an export file larger than the cap
+// (export.MaxSize; a small one here) is refused, not read whole: the last
+// good export stays in use, the reload metric and the status say it was
+// refused, and the error is logged once per change of the file's size or
+// modification time, not at every poll. A fixed file loads at the next
+// poll.
+func TestDaemon_watchLoop_exportTooLarge(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	const limit = 4 << 10
+	e.d.maxExportFile = limit
+	tick := make(chan time.Time)
+	e.d.watchTick = tick
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.watchLoop(ctx)
+	poll := func(n int) {
+		for range n + 1 { // the last tick waits for the poll before it
+			tick <- time.Now()
+		}
+	}
+	refusals := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
+
+	// A valid export, padded past the cap: were it read, it would load.
+	big := e.doc.Clone()
+	big.Revision = 2
+	data := dtMust(big.Encode())
+	dtWrite(t, e.exportPath, string(data)+strings.Repeat(" ", limit+1-len(data)))
+	poll(3)
+	if got := e.d.Export().Revision; got != 1 {
+		t.Errorf("revision = %d after an export over the cap, want the last good 1", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after an export over the cap, want 0", got)
+	}
+	wantErr := "daemon: mapping export " + e.exportPath + ": the file is larger than 4 KiB, the most psa-syncd reads of a mapping export"
+	if f := e.d.exportErr.Load(); f == nil || !strings.HasPrefix(f.err.Error(), wantErr) {
+		t.Errorf("the status's export error = %+v, want one starting %q", f, wantErr)
+	}
+	if n := refusals(); n != 1 || !strings.Contains(logs.String(), "larger than 4 KiB") {
+		t.Errorf("3 polls of one export over the cap logged %d refusals, want 1 naming the cap:\n%s", n, logs.String())
+	}
+
+	// A new modification time is a new version: refused and logged again,
+	// once.
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(e.exportPath, later, later); err != nil {
+		t.Fatal(err)
+	}
+	poll(2)
+	if n := refusals(); n != 2 {
+		t.Errorf("after the file over the cap was touched, 2 polls logged %d refusals in all, want 2:\n%s", n, logs.String())
+	}
+
+	fixed := e.doc.Clone()
+	fixed.Revision = 3
+	e.writeExport(t, fixed)
+	poll(1)
+	if got := e.d.Export().Revision; got != 3 {
+		t.Errorf("revision = %d after the export was fixed, want 3", got)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after the export was fixed, want 1", got)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
 
 // FileBackend keeps the export in a local file. Versions are content
@@ -38,7 +40,9 @@ func Digest(data []byte) string {
 
 // fileDigest returns the Digest of the file at path, read through the hash
 // rather than into memory: the conditional reads and writes of an apply
-// compare the digest of a file of a thousand mappings a hundred times.
+// compare the digest of a file of a thousand mappings a hundred times. A
+// file larger than MaxSize is an error (tooLarge), not hashed to its end:
+// an endless one (/dev/zero) would never end.
 func fileDigest(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -46,11 +50,30 @@ func fileDigest(path string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	n, err := io.Copy(h, io.LimitReader(f, MaxSize+1))
+	if err != nil {
 		return "", err
+	}
+	if n > MaxSize {
+		return "", errTooLarge
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// readExportFile reads an export file of at most MaxSize bytes, as the other
+// stores read theirs.
+func readExportFile(path string) ([]byte, error) {
+	data, err := sizecap.ReadFile(path, MaxSize, "a mapping export")
+	var tl *sizecap.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, errTooLarge
+	}
+	return data, err
+}
+
+// errTooLarge is the error for an export file larger than MaxSize; the
+// caller's prefix names the file.
+var errTooLarge = fmt.Errorf("the file is larger than %s, the most psa-sync reads of a mapping export; is it the mapping export?", sizecap.Format(MaxSize))
 
 // Load reads the file, or only hashes it when it is still ifNoneMatch.
 func (b *FileBackend) Load(_ context.Context, ifNoneMatch string) (Blob, error) {
@@ -59,7 +82,7 @@ func (b *FileBackend) Load(_ context.Context, ifNoneMatch string) (Blob, error) 
 			return Blob{Version: v}, ErrNotModified
 		}
 	}
-	data, err := os.ReadFile(b.path)
+	data, err := readExportFile(b.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Blob{}, fmt.Errorf("%s%w (no mapping export has been written there yet)", prefix(b.path), fs.ErrNotExist)
 	}

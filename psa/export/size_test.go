@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,5 +104,55 @@ func TestOpenBackend_s3SDKLogs(t *testing.T) {
 		!strings.Contains(lines[1], `"level":"DEBUG","msg":"AWS SDK: request 1"`) ||
 		!strings.Contains(lines[0], `"store":"s3://bucket/psa-mappings.json?`) {
 		t.Errorf("the SDK's messages were logged as\n%s\nwant a WARN and a DEBUG line of the JSON logger naming the store", buf.String())
+	}
+}
+
+// TestFileStores_tooLarge: an export file above MaxSize is refused by the
+// file store and by Store, with an error naming the file and the cap, as
+// the network stores refuse one; it is not read into memory (a sparse
+// file of MaxSize+1 bytes costs no disk). One at MaxSize is read.
+func TestFileStores_tooLarge(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	big := filepath.Join(dir, "psa-mappings.json")
+	if err := os.WriteFile(big, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, MaxSize+1); err != nil {
+		t.Fatal(err)
+	}
+	want := `export "` + big + `": reading: the file is larger than 64 MiB, the most psa-sync reads of a mapping export; is it the mapping export?`
+	if _, err := NewFileBackend(big).Load(t.Context(), ""); err == nil || err.Error() != want {
+		t.Errorf("FileBackend.Load of a %d-byte file = %v\nwant %s", MaxSize+1, err, want)
+	}
+	if _, err := NewFileBackend(big).Load(t.Context(), "sha256:00"); err == nil || err.Error() != want {
+		t.Errorf("FileBackend.Load(ifNoneMatch) of a %d-byte file = %v\nwant %s", MaxSize+1, err, want)
+	}
+	if _, err := NewStore(big).Read(); err == nil || err.Error() != want {
+		t.Errorf("Store.Read of a %d-byte file = %v\nwant %s", MaxSize+1, err, want)
+	}
+	if _, err := NewFileBackend(big).Save(t.Context(), []byte("{}"), "sha256:00"); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Errorf("FileBackend.Save over a %d-byte file = %v, want an error saying it is larger than 64 MiB", MaxSize+1, err)
+	}
+	if err := os.Truncate(big, MaxSize); err != nil {
+		t.Fatal(err)
+	}
+	if blob, err := NewFileBackend(big).Load(t.Context(), ""); err != nil || len(blob.Data) != MaxSize {
+		t.Errorf("FileBackend.Load of a %d-byte file = %d bytes, %v; want all of it", MaxSize, len(blob.Data), err)
+	}
+}
+
+// TestFileBackend_endless: an export path that names an endless file is
+// refused at the cap, neither read nor hashed until memory or time runs
+// out.
+func TestFileBackend_endless(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	for _, etag := range []string{"", "sha256:00"} {
+		if _, err := NewFileBackend("/dev/zero").Load(t.Context(), etag); err == nil || !strings.Contains(err.Error(), "larger than 64 MiB") {
+			t.Errorf("Load(%q) of /dev/zero = %v, want an error saying it is larger than 64 MiB", etag, err)
+		}
 	}
 }

@@ -64,7 +64,7 @@ func (s *Store) Read() (*Document, error) {
 }
 
 func (s *Store) read(path string) (*Document, error) {
-	data, err := os.ReadFile(path)
+	data, err := readExportFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s%w (no mapping export has been written there yet)", prefix(s.path), fs.ErrNotExist)
 	}

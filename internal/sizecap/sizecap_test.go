@@ -1,0 +1,57 @@
+package sizecap
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func TestReadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	at := filepath.Join(dir, "at-cap")
+	over := filepath.Join(dir, "over-cap")
+	if err := os.WriteFile(at, []byte(strings.Repeat("x", 1024)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(over, []byte(strings.Repeat("x", 1025)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := ReadFile(at, 1024, "a test file"); err != nil || len(data) != 1024 {
+		t.Errorf("ReadFile of a file at the cap = %d bytes, %v; want all of it", len(data), err)
+	}
+	_, err := ReadFile(over, 1024, "a test file")
+	var tl *TooLargeError
+	if !errors.As(err, &tl) || err.Error() != over+" is larger than 1 KiB, the most psa-sync reads of a test file" {
+		t.Errorf("ReadFile of a file one byte over the cap = %v; want a *TooLargeError naming the file and the cap", err)
+	}
+	if _, err := ReadFile(filepath.Join(dir, "missing"), 1024, ""); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadFile of a missing file = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestReadFile_endless: a file whose size says nothing (a device) is read
+// only up to the cap, not until memory runs out.
+func TestReadFile_endless(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS == "windows" {
+		t.Skip("no /dev/zero")
+	}
+	_, err := ReadFile("/dev/zero", 1<<20, "")
+	if err == nil || err.Error() != "/dev/zero is larger than 1 MiB" {
+		t.Errorf("ReadFile(/dev/zero) = %v, want it refused at the cap", err)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int64]string{64 << 20: "64 MiB", 64 << 10: "64 KiB", 1 << 30: "1 GiB", 1000: "1000 bytes", 1: "1 byte", 1536: "1536 bytes"} {
+		if got := Format(n); got != want {
+			t.Errorf("Format(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
