@@ -76,6 +76,12 @@ type PlannedService struct {
 	Deleted bool
 }
 
+// MaxPlanSize bounds the file of `psa-syncd plan -terraform-plan`, which
+// is read whole: a plan of ten thousand mappings is some tens of MiB, and a
+// path naming another file (a binary plan is small, a log or /dev/zero is
+// not) fails with an error instead of taking all memory.
+const MaxPlanSize = 256 << 20
+
 // ReadTerraformPlan decodes the JSON of `terraform show -json tfplan`. It
 // rejects input that is not a plan (a state, or a saved binary plan file)
 // with an error saying what to pass instead, and a plan that Terraform

@@ -16,6 +16,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -37,7 +38,7 @@ type impactFlags struct {
 }
 
 func (f *impactFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the JSON that 'terraform show -json tfplan' prints, in this `file`. "+
+	fs.StringVar(&f.terraformPlan, "terraform-plan", "", "Instead of the quantity changes, report the billing impact of a Terraform plan: the JSON that 'terraform show -json tfplan' prints, in this `file` (at most 256 MiB). "+
 		"Nothing is written. Without PSA or usage-source credentials (a pull request from a fork) the report says which figures it could not compute.")
 	fs.StringVar(&f.format, "format", impact.FormatTable, "Output `format` of -terraform-plan: "+strings.Join(impact.Formats, ", ")+" (markdown for a pull-request comment).")
 }
@@ -53,7 +54,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 2
 	}
-	data, err := os.ReadFile(f.terraformPlan)
+	data, err := sizecap.ReadFile(f.terraformPlan, impact.MaxPlanSize, "a Terraform plan")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: -terraform-plan: %v\n", err)
 		return 1

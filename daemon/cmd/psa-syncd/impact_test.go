@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
@@ -195,5 +196,26 @@ func TestBillingImpact_firstPlan(t *testing.T) {
 	if code := run(t.Context(), []string{"plan", "-config.file", cfgFile, "-terraform-plan", planFile}, &stdout, &stderr, func(string) string { return "" }); code != 0 ||
 		!strings.Contains(stdout.String(), "the current mappings are taken as empty") {
 		t.Errorf("first plan, -format table: exit %d, want 0 and the note\n%s", code, stdout.String())
+	}
+}
+
+// TestBillingImpact_planTooLarge: a -terraform-plan file larger than
+// impact.MaxPlanSize (a path naming a log, a disk image) is refused with an
+// error naming the file and the cap, without being read into memory (the
+// sparse file costs no disk).
+func TestBillingImpact_planTooLarge(t *testing.T) {
+	t.Parallel()
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(planFile, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(planFile, impact.MaxPlanSize+1); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"plan", "-terraform-plan", planFile}, &stdout, &stderr, func(string) string { return "" })
+	want := "psa-syncd: -terraform-plan: " + planFile + " is larger than 256 MiB, the most psa-sync reads of a Terraform plan\n"
+	if code != 1 || stderr.String() != want {
+		t.Errorf("plan -terraform-plan of a %d-byte file: exit %d, stderr %q; want 1 and %q", impact.MaxPlanSize+1, code, stderr.String(), want)
 	}
 }

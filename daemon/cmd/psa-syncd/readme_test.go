@@ -16,6 +16,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // README's Authentication paragraph names every endpoint that needs the
@@ -457,5 +461,39 @@ func TestDocs_commandLinesUseTheirCommandsFlags(t *testing.T) {
 	}
 	if found < 50 {
 		t.Errorf("found %d psa-syncd command lines in README.md, docs/ and examples/; the pattern no longer matches how they are written", found)
+	}
+}
+
+// TestREADME_sizeCaps: README gives the caps on the files psa-sync reads
+// whole, as the code has them: the export (every store and PUT
+// /api/v1/export), the usage file and the -terraform-plan file, whose
+// tests use files just over these constants.
+func TestREADME_sizeCaps(t *testing.T) {
+	t.Parallel()
+	readme := string(must(os.ReadFile(filepath.Join("..", "..", "..", "README.md"))))
+	rowOf := func(prefix string) string {
+		for line := range strings.SplitSeq(readme, "\n") {
+			if strings.HasPrefix(line, prefix) {
+				return line
+			}
+		}
+		t.Fatalf("README.md has no line starting %q", prefix)
+		return ""
+	}
+	for _, tc := range []struct {
+		row, want string
+	}{
+		{"| `export_url` |", "a file larger than " + sizecap.Format(export.MaxSize)},
+		{"| `source.file.path` |", "up to " + sizecap.Format(file.MaxSize)},
+		{"| `plan` |", "`terraform show -json tfplan`, at most " + sizecap.Format(impact.MaxPlanSize)},
+	} {
+		if !strings.Contains(rowOf(tc.row), tc.want) {
+			t.Errorf("README.md's row %s does not say %q", tc.row, tc.want)
+		}
+	}
+	var help strings.Builder
+	run(context.Background(), []string{"plan", "--help"}, &help, io.Discard, func(string) string { return "" })
+	if want := "(at most " + sizecap.Format(impact.MaxPlanSize) + ")"; !strings.Contains(help.String(), want) {
+		t.Errorf("psa-syncd plan --help does not say %q for -terraform-plan:\n%s", want, help.String())
 	}
 }

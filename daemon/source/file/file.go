@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/internal/jsondup"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
 
 // Format is the encoding of a usage file.
@@ -29,6 +29,12 @@ const (
 	FormatCSV  Format = "csv"
 	FormatJSON Format = "json"
 )
+
+// MaxSize bounds the usage file, which is read whole at every pass: 256
+// MiB is millions of rows, far above any MSP's usage (100,000 rows are
+// about 6 MiB), so that a path naming another file (a log, a disk image,
+// /dev/zero) fails the pass with an error instead of taking all memory.
+const MaxSize = 256 << 20
 
 // DefaultName is the source name used when Config.Name is empty.
 const DefaultName = "file"
@@ -143,7 +149,7 @@ func (s *Source) read(ctx context.Context, p source.Period, grow func(int), add 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	data, err := os.ReadFile(s.path)
+	data, err := sizecap.ReadFile(s.path, MaxSize, "a usage file")
 	if err != nil {
 		return 0, fmt.Errorf("file: reading usage: %w", err)
 	}

@@ -571,3 +571,22 @@ func TestFetch_badRowOfAnotherPeriod(t *testing.T) {
 		t.Errorf("JSON problems mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestFetch_tooLarge: a usage file larger than MaxSize (a path naming a
+// log or a disk image) fails the pass with an error naming the file and
+// the cap, without being read into memory (the sparse file costs no disk).
+func TestFetch_tooLarge(t *testing.T) {
+	t.Parallel()
+	p := writeFile(t, "usage.csv", "customer_id,product,quantity\n")
+	if err := os.Truncate(p, file.MaxSize+1); err != nil {
+		t.Fatal(err)
+	}
+	s := newSource(t, file.Config{Path: p})
+	want := "file: reading usage: " + p + " is larger than 256 MiB, the most psa-sync reads of a usage file"
+	if _, err := s.Fetch(t.Context(), oct2026); err == nil || err.Error() != want {
+		t.Errorf("Fetch of a %d-byte file = %v\nwant %s", file.MaxSize+1, err, want)
+	}
+	if err := s.Check(t.Context()); err == nil || err.Error() != want {
+		t.Errorf("Check of a %d-byte file = %v\nwant %s", file.MaxSize+1, err, want)
+	}
+}
