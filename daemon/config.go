@@ -28,6 +28,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophos"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
@@ -1105,20 +1106,17 @@ const maxSecretFile = 64 << 10
 // readSecretFile reads a *_file setting's file of at most maxSecretFile
 // bytes.
 func readSecretFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	data, err := sizecap.ReadFile(path, maxSecretFile, "")
+	var tl *sizecap.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, fmt.Errorf("%w, more than any secret: is it the file that holds the secret?", err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-	}
-	if len(data) > maxSecretFile {
-		return nil, fmt.Errorf("%s is larger than %d KiB, more than any secret: is it the file that holds the secret?", path, maxSecretFile>>10)
-	}
-	return data, nil
+	return data, err
 }
+
+// ReadSecretFile reads a file that holds a secret (psa-syncd's
+// -web.token-file), of at most 64 KiB like a *_file setting's file.
+func ReadSecretFile(path string) ([]byte, error) { return readSecretFile(path) }
 
 // SecretLike reports whether file, a *_file setting (or flag) as given,
 // looks like a secret given in the wrong setting rather than the name of

@@ -1499,6 +1499,14 @@ func TestRun_badWebURL(t *testing.T) {
 	if code, _, stderr := runCmd(t, args...); code != 2 || strings.Contains(stderr, token) || !strings.Contains(stderr, "-web.token-file: the file it names cannot be read") {
 		t.Errorf("%v: exit %d, stderr %q; want 2 saying the file cannot be read, without the value", args, code, stderr)
 	}
+	// A token file naming another file (a log, /dev/zero) is refused at
+	// 64 KiB, as a *_file setting's file is, not read into memory.
+	big := filepath.Join(t.TempDir(), "psa-syncd.log")
+	writeFile(t, big, strings.Repeat("x", 64<<10+1))
+	args = []string{"sync", "-web.url", "http://127.0.0.1:1", "-web.token-file", big}
+	if code, _, stderr := runCmd(t, args...); code != 2 || !strings.Contains(stderr, "-web.token-file: "+big+" is larger than 64 KiB, more than any secret") || strings.Contains(stderr, "xxxx") {
+		t.Errorf("%v: exit %d, stderr %q; want 2 saying the file is larger than 64 KiB", args, code, stderr)
+	}
 	// Flags that would be ignored are usage errors, not silently dropped:
 	// a token file without -web.url (the command opens the state
 	// database itself), and the confirmations of the state database that

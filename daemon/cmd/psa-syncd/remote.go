@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,7 +64,7 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 	}
 	c := &apiClient{base: strings.TrimRight(r.url, "/"), token: strings.TrimSpace(e.getenv("PSA_SYNCD_API_TOKEN"))}
 	if r.tokenFile != "" {
-		data, err := os.ReadFile(r.tokenFile)
+		data, err := daemon.ReadSecretFile(r.tokenFile)
 		var pe *fs.PathError
 		if err != nil && daemon.SecretLike(r.tokenFile) && errors.As(err, &pe) {
 			return nil, fmt.Errorf("-web.token-file: the file it names cannot be read: %w (the value is not shown: it has no \"/\" and is long, "+
