@@ -499,13 +499,30 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-func load(path string, getenv func(string) string) (*Config, error) {
-	if getenv == nil {
-		getenv = func(string) string { return "" }
+// loadData is Load of data as the content of the file at path, which is
+// not read: the fuzzers call it so that an execution costs no file system
+// work (see FuzzLoadEnv).
+func loadData(path string, data []byte, getenv func(string) string) (*Config, error) {
+	c, err := parse(path, data, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("error parsing config file %q: %w", path, err)
 	}
+	return c, nil
+}
+
+func load(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	return parse(path, data, getenv)
+}
+
+// parse decodes and checks data, the content of the config file at path
+// (relative paths in it are taken from path's directory).
+func parse(path string, data []byte, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
 	}
 	c := &Config{
 		Schedule:       DefaultSchedule,
