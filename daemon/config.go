@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -510,8 +509,18 @@ func loadData(path string, data []byte, getenv func(string) string) (*Config, er
 	return c, nil
 }
 
+// MaxConfigFile bounds the config file, read at start-up and at every
+// reload: hand-written YAML is some KiB, so that -config.file naming
+// another file (a log, /dev/zero) fails at once instead of taking all
+// memory.
+const MaxConfigFile = 16 << 20
+
 func load(path string, getenv func(string) string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := sizecap.ReadFile(path, MaxConfigFile, "")
+	var tl *sizecap.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, fmt.Errorf("the file is larger than %s, the most psa-syncd reads of a config file; is it psa-syncd's config file?", sizecap.Format(MaxConfigFile))
+	}
 	if err != nil {
 		return nil, err
 	}

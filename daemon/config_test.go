@@ -759,3 +759,21 @@ func TestLoad_secretFileTooLarge(t *testing.T) {
 		t.Errorf("Load with password_file naming a file over 64 KiB = %v; want an error naming the file and the cap", err)
 	}
 }
+
+// TestLoad_configFileTooLarge: a config file larger than MaxConfigFile (a
+// -config.file naming a log, a disk image) fails at once with an error
+// naming the file and the cap, without being read into memory (the sparse
+// file costs no disk).
+func TestLoad_configFileTooLarge(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "psa-syncd.yml")
+	cfgWriteFile(t, cfg, "export_path: x.json\n")
+	if err := os.Truncate(cfg, MaxConfigFile+1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(cfg, cfgEnv(nil))
+	want := fmt.Sprintf("error parsing config file %q: the file is larger than 16 MiB, the most psa-syncd reads of a config file; is it psa-syncd's config file?", cfg)
+	if err == nil || err.Error() != want {
+		t.Errorf("Load of a %d-byte config file = %v\nwant %s", MaxConfigFile+1, err, want)
+	}
+}

@@ -466,7 +466,8 @@ func TestDocs_commandLinesUseTheirCommandsFlags(t *testing.T) {
 
 // TestREADME_sizeCaps: README gives the caps on the files psa-sync reads
 // whole, as the code has them: the export (every store and PUT
-// /api/v1/export), the usage file and the -terraform-plan file, whose
+// /api/v1/export), the usage file, the -terraform-plan file and the
+// config file, whose
 // tests use files just over these constants.
 func TestREADME_sizeCaps(t *testing.T) {
 	t.Parallel()
@@ -490,6 +491,9 @@ func TestREADME_sizeCaps(t *testing.T) {
 		if !strings.Contains(rowOf(tc.row), tc.want) {
 			t.Errorf("README.md's row %s does not say %q", tc.row, tc.want)
 		}
+	}
+	if want := "A YAML file of at most " + sizecap.Format(daemon.MaxConfigFile); !strings.Contains(readme, want) {
+		t.Errorf("README.md's Configuration section does not say %q", want)
 	}
 	var help strings.Builder
 	run(context.Background(), []string{"plan", "--help"}, &help, io.Discard, func(string) string { return "" })
