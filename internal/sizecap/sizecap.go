@@ -23,6 +23,7 @@ type TooLargeError struct {
 	What string
 }
 
+// Error names the file and the cap, and what the file should hold.
 func (e *TooLargeError) Error() string {
 	s := fmt.Sprintf("%s is larger than %s", e.Path, Format(e.Limit))
 	if e.What != "" {
