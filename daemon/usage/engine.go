@@ -244,6 +244,16 @@ type PassOptions struct {
 	// queued behind another pass) syncs the period it was due in, so that
 	// a month-end pass run after midnight still sets the month that ended.
 	At time.Time
+	// Period, when not zero, is the billing month whose usage the pass
+	// syncs, in place of the one the clock gives: the month a pass syncs
+	// now, or the one before it, to run again the month-end pass that
+	// failed or was partial once that month has ended. The pass then runs
+	// as the last pass of that month would have (see Engine.PassTime): its
+	// effective dates are those the policies give for that month. An older
+	// month is refused, and so, on ConnectWise PSA, is a pass that writes
+	// the month before (see Engine.CheckPeriod). It cannot be given with
+	// At.
+	Period source.Period
 
 	// planOnly is set by Plan, which changes no state (not even the
 	// contract checks a pass records).
@@ -582,11 +592,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	srcName := e.src.Name()
 	computed := e.now()
-	now := o.At
-	if now.IsZero() {
-		now = computed
+	now, err := e.passTime(o, computed)
+	if err != nil {
+		return nil, err
 	}
-	now = now.In(e.loc)
 	period := e.period(now)
 	p := &pass{plan: &Plan{
 		ComputedAt:     computed.UTC(),
@@ -596,6 +605,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		Changes:        []Change{},
 		Unmapped:       Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
+	if o.Period == e.period(computed.In(e.loc)).Prev() && e.be.System() == psa.SystemConnectWise {
+		p.plan.WritesHeld = e.undatedPeriodError(o.Period).Error()
+	}
 
 	// Index the export.
 	products := map[string]export.ProductMapping{}
@@ -1585,6 +1597,88 @@ func (e *Engine) period(now time.Time) source.Period {
 		p = p.Prev()
 	}
 	return p
+}
+
+// ErrPeriodRefused matches the refusal of a pass for a period it may not
+// sync (PassOptions.Period): see Engine.CheckPeriod.
+var ErrPeriodRefused = errors.New("daemon: period refused")
+
+// periodError is a refusal of PassOptions.Period; it matches
+// ErrPeriodRefused.
+type periodError struct{ msg string }
+
+func (e *periodError) Error() string        { return e.msg }
+func (e *periodError) Is(target error) bool { return target == ErrPeriodRefused }
+
+// CheckPeriod returns why a pass at now (the clock) may not sync the usage
+// of period p, or nil; writes says whether the pass writes to the PSA (not
+// a plan or a dry run). A pass may sync the month it syncs now and the one
+// before it: the month that has just ended, whose last pass failed or was
+// partial. An older month is refused: its invoices are most likely
+// generated (on Autotask a line whose period is posted is held anyway), and
+// a change dated in it would carry into every month after it. On
+// ConnectWise PSA a pass that writes the month before is refused too: an
+// agreement addition holds one quantity, not one per month, and a PATCH
+// sets the quantity billed from now on, not the ended month's.
+func (e *Engine) CheckPeriod(p source.Period, now time.Time, writes bool) error {
+	if p.IsZero() {
+		return nil
+	}
+	cur := e.period(now.In(e.loc))
+	switch p {
+	case cur:
+		return nil
+	case cur.Prev():
+		if writes && e.be.System() == psa.SystemConnectWise {
+			return e.undatedPeriodError(p)
+		}
+		return nil
+	}
+	return &periodError{fmt.Sprintf("daemon: period %s: a pass may sync only the period it syncs now (%s) or the one before it (%s), "+
+		"to run a failed or partial month-end pass again: an older period is most likely invoiced already, and a change dated in it "+
+		"would change every month after it too; correct it in the PSA by hand (psa-syncd ledger -period %s lists what psa-syncd set)",
+		p, cur, cur.Prev(), p)}
+}
+
+// undatedPeriodError is the refusal of a ConnectWise PSA pass that writes
+// the usage of period p, the month before the one a pass syncs now.
+func (e *Engine) undatedPeriodError(p source.Period) error {
+	return &periodError{fmt.Sprintf("daemon: period %s: ConnectWise PSA keeps one quantity per agreement addition, not one per month: "+
+		"a pass for %s now would set the quantity that every invoice bills from now on (until the next pass sets %s's), "+
+		"not %s's; plan -period %s shows the quantities %s should have had: if its agreement invoices are not generated yet, "+
+		"set them on the additions by hand before generating them, else correct the invoices; a pass without -period syncs %s",
+		p, p, p.Next(), p, p, p, p.Next())}
+}
+
+// passTime returns the time, in e's location, whose period (and, with
+// effective_date: today, whose day) a pass with o syncs, computed at now
+// (the clock): o.At, or for o.Period the last instant of the month whose
+// pass syncs that period (with usage_period: previous, the month after
+// it), or now. It refuses what CheckPeriod refuses.
+func (e *Engine) passTime(o PassOptions, now time.Time) (time.Time, error) {
+	if o.Period.IsZero() {
+		if !o.At.IsZero() {
+			now = o.At
+		}
+		return now.In(e.loc), nil
+	}
+	if !o.At.IsZero() {
+		return time.Time{}, errors.New("daemon: a pass takes either a period or the time it was due, not both")
+	}
+	if err := e.CheckPeriod(o.Period, now, !o.DryRun && !o.WritesDisabled && !o.planOnly); err != nil {
+		return time.Time{}, err
+	}
+	now = now.In(e.loc)
+	if o.Period == e.period(now) {
+		return now, nil
+	}
+	// The month that has ended: its last pass would have run on its last
+	// day, at the latest at its last instant.
+	month := o.Period
+	if e.policies.UsagePeriod == UsagePeriodPrevious {
+		month = month.Next()
+	}
+	return month.Next().Start(e.loc).Add(-time.Second), nil
 }
 
 // effectiveDate returns the date a pass at now dates its changes on, for

@@ -44,6 +44,10 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if err := o.checkApproval(); err != nil {
 		return nil, err
 	}
+	// A period the pass may not sync is refused before it records a run.
+	if _, err := e.passTime(o, e.now()); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.saveUnsaved()
@@ -54,19 +58,19 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	if o.Trigger == "" {
 		o.Trigger = TriggerManual
 	}
-	at := o.At
-	if at.IsZero() {
-		at = started
+	at, err := e.passTime(o, started)
+	if err != nil {
+		return nil, err
 	}
 	run, err := e.db.BeginRun(state.Run{Trigger: o.Trigger, DryRun: dry, Customer: o.Customer, Started: started.UTC(),
-		Period: e.period(at.In(e.loc)).String()})
+		Period: e.period(at).String()})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: recording run: %w", err)
 	}
 	log := e.logger.With("run", run.ID)
 	e.metrics.passStarted(run.ID, dry)
 	defer e.metrics.passFinished(dry)
-	log.Info("Starting sync pass", "trigger", o.Trigger, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
+	log.Info("Starting sync pass", "trigger", o.Trigger, "period", run.Period, "dry_run", o.DryRun, "writes_disabled", o.WritesDisabled, "customer", o.Customer)
 
 	// ledger is set once the plan knows that the PSA's lines cannot be
 	// read (Kaseya BMS): intents there wait for an operator, not a time.

@@ -1,0 +1,208 @@
+package usage
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+var (
+	periodNov = source.Period{Year: 2026, Month: time.November}
+	periodDec = source.Period{Year: 2026, Month: time.December}
+	// periodMonthEnd is the month-end pass of November that fails;
+	// periodNextDay the morning after, when the operator runs it again.
+	periodMonthEnd = time.Date(2026, time.November, 30, 20, 0, 0, 0, time.UTC)
+	periodNextDay  = time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+)
+
+// periodUsage writes a usage file with a period column: November's count
+// of Acme's Intercept X seats, 12, and December's, 15.
+func periodUsage(t *testing.T, path string) {
+	t.Helper()
+	content := "customer_id,customer_name,product,quantity,period\n" +
+		"cust-a,Acme,CIXA-MSP,12,2026-11\n" +
+		"cust-a,Acme,CIXA-MSP,15,2026-12\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEngine_Sync_periodRerunsTheEndedMonth: the month-end pass of 30
+// November fails on Autotask (the PSA refuses the adjustment); on 1
+// December a plain pass would sync December, while a pass for 2026-11
+// writes November's count dated 1 November (period_start), and records the
+// period in its run and plan. A plain pass then writes December's, dated 1
+// December, and November keeps its count.
+func TestEngine_Sync_periodRerunsTheEndedMonth(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&periodMonthEnd)
+	now := func() time.Time { return *clock.Load() }
+	h := newETHarness(t, psatest.WithClock(now))
+	h.now = now
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1] // Acme only
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	periodUsage(t, h.usage)
+
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusInternalServerError})
+	res := h.sync(PassOptions{Trigger: TriggerSchedule})
+	if res.Run.Result == state.RunSuccess || res.Run.Period != "2026-11" {
+		t.Fatalf("month-end pass: result %s, period %s; want a failure for 2026-11", res.Run.Result, res.Run.Period)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 10)
+	h.sim.ClearFaults()
+
+	clock.Store(&periodNextDay)
+	plain, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Period != periodDec {
+		t.Errorf("plan without a period on 1 December syncs %s, want 2026-12", plain.Period)
+	}
+	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true, Period: periodNov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := etFindChange(p, "cust-a", h.svcIntercept); p.Period != periodNov || !p.EffectiveDate.Equal(etPeriodDay) ||
+		c == nil || c.Current != 10 || c.Desired != 12 || c.Action != ActionUpdate {
+		t.Errorf("plan for 2026-11: period %s, effective %s, change %+v; want 2026-11, 2026-11-01 and 10 -> 12",
+			p.Period, p.EffectiveDate.Format(time.DateOnly), c)
+	}
+
+	res = h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov})
+	if res.Run.Result != state.RunSuccess || res.Run.Period != "2026-11" || res.Plan.Period != periodNov {
+		t.Errorf("pass for 2026-11: result %s, run period %s, plan period %s; want success for 2026-11",
+			res.Run.Result, res.Run.Period, res.Plan.Period)
+	}
+	stored, _, err := h.db.Run(res.Run.ID)
+	if err != nil || stored.Period != "2026-11" {
+		t.Errorf("stored run = %+v, %v; want period 2026-11", stored, err)
+	}
+	if n, _ := h.at.Units(h.contractA, h.svcIntercept, time.Date(2026, time.November, 15, 0, 0, 0, 0, time.UTC)); n != 12 {
+		t.Errorf("November units = %d, want 12", n)
+	}
+	le, ok, err := h.db.LastSet(etID(h.contractA), etID(h.svcIntercept))
+	if err != nil || !ok || le.After != 12 || !le.EffectiveDate.Equal(etPeriodDay) || le.RunID != res.Run.ID {
+		t.Errorf("ledger = %+v, %v, %v; want 10 -> 12 dated 2026-11-01 by run %d", le, ok, err, res.Run.ID)
+	}
+
+	res = h.sync(PassOptions{Trigger: TriggerCLI})
+	if res.Run.Result != state.RunSuccess || res.Run.Period != "2026-12" {
+		t.Errorf("plain pass on 1 December: result %s, period %s; want success for 2026-12", res.Run.Result, res.Run.Period)
+	}
+	dec1 := periodDec.Start(time.UTC)
+	if n, _ := h.at.Units(h.contractA, h.svcIntercept, dec1); n != 15 {
+		t.Errorf("December units = %d, want 15", n)
+	}
+	if n, _ := h.at.Units(h.contractA, h.svcIntercept, time.Date(2026, time.November, 30, 0, 0, 0, 0, time.UTC)); n != 12 {
+		t.Errorf("November units after December's pass = %d, want 12", n)
+	}
+}
+
+// TestEngine_Sync_periodEffectiveToday: with effective_date: today, the
+// pass for the month that ended dates its changes on that month's last day,
+// as its last pass would have.
+func TestEngine_Sync_periodEffectiveToday(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.EffectiveDate = EffectiveToday
+	h.now = func() time.Time { return periodNextDay }
+	periodUsage(t, h.usage)
+	p, err := h.engine().Plan(t.Context(), h.doc, PassOptions{DryRun: true, Period: periodNov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2026, time.November, 30, 0, 0, 0, 0, time.UTC); p.Period != periodNov || !p.EffectiveDate.Equal(want) {
+		t.Errorf("plan for 2026-11 with effective_date: today: period %s, effective %s; want 2026-11 and 2026-11-30",
+			p.Period, p.EffectiveDate.Format(time.DateOnly))
+	}
+}
+
+// TestEngine_Sync_periodRefused: a period older than the month before the
+// one a pass syncs now, or after it, is refused with an error that says
+// which periods may be synced, before any run is recorded; with
+// usage_period: previous the allowed periods are a month earlier.
+func TestEngine_Sync_periodRefused(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.now = func() time.Time { return periodNextDay }
+	periodUsage(t, h.usage)
+	for _, p := range []source.Period{{Year: 2026, Month: time.October}, {Year: 2027, Month: time.January}} {
+		_, err := h.engine().Sync(t.Context(), h.doc, PassOptions{Period: p})
+		if !errors.Is(err, ErrPeriodRefused) || !strings.Contains(err.Error(), "only the period it syncs now (2026-12) or the one before it (2026-11)") {
+			t.Errorf("Sync for %s: err = %v; want a refusal naming 2026-12 and 2026-11", p, err)
+		}
+		if _, err := h.engine().Plan(t.Context(), h.doc, PassOptions{Period: p}); !errors.Is(err, ErrPeriodRefused) {
+			t.Errorf("Plan for %s: err = %v; want a refusal", p, err)
+		}
+	}
+	if runs, err := h.db.Runs(10); err != nil || len(runs) != 0 {
+		t.Errorf("runs = %+v, %v; want none recorded", runs, err)
+	}
+	if h.adjustmentPosts() != 0 {
+		t.Error("a refused pass posted adjustments")
+	}
+
+	h.pol.UsagePeriod = UsagePeriodPrevious
+	if _, err := h.engine().Plan(t.Context(), h.doc, PassOptions{Period: periodNov.Prev()}); err != nil {
+		t.Errorf("usage_period: previous, plan for 2026-10 on 1 December: %v; want it allowed", err)
+	}
+	if _, err := h.engine().Plan(t.Context(), h.doc, PassOptions{Period: periodDec}); !errors.Is(err, ErrPeriodRefused) {
+		t.Errorf("usage_period: previous, plan for 2026-12 on 1 December: err = %v; want a refusal", err)
+	}
+}
+
+// TestEngine_Sync_periodConnectWiseUndated: on ConnectWise PSA an addition
+// holds one undated quantity, so a pass that writes the month that ended is
+// refused with an error that says why and what to do; its plan and dry run
+// are computed (the quantities to set by hand) and the plan says that a
+// pass would be refused. The current period is synced as usual.
+func TestEngine_Sync_periodConnectWiseUndated(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	periodUsage(t, h.usage)
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return periodNextDay }, Failing: &h.failing})
+
+	_, err = e.Sync(t.Context(), h.doc, PassOptions{Period: periodNov})
+	if !errors.Is(err, ErrPeriodRefused) || !strings.Contains(err.Error(), "ConnectWise PSA keeps one quantity per agreement addition") ||
+		!strings.Contains(err.Error(), "plan -period 2026-11") {
+		t.Errorf("ConnectWise pass for 2026-11: err = %v; want a refusal that explains the undated quantity", err)
+	}
+	if h.writes() != 0 {
+		t.Error("the refused pass wrote to ConnectWise")
+	}
+	p, err := e.Plan(t.Context(), h.doc, PassOptions{Period: periodNov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(p, h.svcIntercept); p.Period != periodNov || c == nil || c.Desired != 12 ||
+		!strings.Contains(p.WritesHeld, "ConnectWise PSA keeps one quantity") {
+		t.Errorf("ConnectWise plan for 2026-11: period %s, change %+v, writes held %q; want 12 for 2026-11 and the refusal",
+			p.Period, c, p.WritesHeld)
+	}
+	res, err := e.Sync(t.Context(), h.doc, PassOptions{DryRun: true, Period: periodNov})
+	if err != nil || res.Run.Period != "2026-11" {
+		t.Errorf("ConnectWise dry run for 2026-11: %v; want it computed", err)
+	}
+	res, err = e.Sync(t.Context(), h.doc, PassOptions{Period: periodDec})
+	if err != nil || res.Run.Result != state.RunSuccess || res.Run.Period != "2026-12" {
+		t.Errorf("ConnectWise pass for 2026-12 (the current period): %+v, %v; want success", res, err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 15)
+}
