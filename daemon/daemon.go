@@ -1326,6 +1326,10 @@ type SyncRequest struct {
 	// At is the time whose billing period the pass syncs (a scheduled
 	// pass's due time, see usage.PassOptions.At); zero: the time it runs.
 	At time.Time
+	// Period is the billing month whose usage the pass syncs
+	// (usage.PassOptions.Period: the current one or the one that has just
+	// ended); zero: the one the clock gives.
+	Period source.Period
 }
 
 // APIBody returns r as the body of POST /api/v1/sync, with only the
@@ -1346,7 +1350,24 @@ func (r SyncRequest) APIBody() map[string]any {
 	if r.Units != nil {
 		body["units"] = *r.Units
 	}
+	if !r.Period.IsZero() {
+		body["period"] = r.Period.String()
+	}
 	return body
+}
+
+// CheckPeriod returns why a pass may not sync the usage of period p now
+// (see usage.Engine.CheckPeriod), or nil; writes says whether the pass
+// would write to the PSA.
+func (d *Daemon) CheckPeriod(p source.Period, writes bool) error {
+	if p.IsZero() {
+		return nil
+	}
+	e, _, err := d.engine()
+	if err != nil {
+		return err
+	}
+	return e.CheckPeriod(p, d.now(), writes)
 }
 
 // RequestPass queues a pass like RequestSync, with approval. A request that
@@ -1805,7 +1826,7 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 
 // passOptions returns the options of the pass t asks for.
 func (t SyncTicket) passOptions() usage.PassOptions {
-	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At}
+	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At, Period: t.Period}
 }
 
 // SyncTicket is a sync request made through the API or the scheduler. Its ID
@@ -1816,15 +1837,17 @@ type SyncTicket struct {
 	// sequence number, e.g. q5f0c2a9e-7: unique across instances and
 	// restarts, so that a client still polling an id after a restart or
 	// failover gets 404 rather than another request's answer.
-	ID       string    `json:"run_id"`
-	Customer string    `json:"customer,omitempty"`
-	Approve  bool      `json:"approve,omitempty"`
-	Service  string    `json:"service,omitempty"`
-	Units    *int64    `json:"units,omitempty"`
-	Trigger  string    `json:"trigger"`
-	Status   string    `json:"status"` // queued | running | done | failed
-	Queued   time.Time `json:"queued"`
-	Finished time.Time `json:"finished,omitzero"`
+	ID       string `json:"run_id"`
+	Customer string `json:"customer,omitempty"`
+	Approve  bool   `json:"approve,omitempty"`
+	Service  string `json:"service,omitempty"`
+	Units    *int64 `json:"units,omitempty"`
+	// Period is the billing month the request syncs, when it names one.
+	Period   source.Period `json:"period,omitzero"`
+	Trigger  string        `json:"trigger"`
+	Status   string        `json:"status"` // queued | running | done | failed
+	Queued   time.Time     `json:"queued"`
+	Finished time.Time     `json:"finished,omitzero"`
 	// RunID is the state database's id of the run the request became.
 	RunID  int64  `json:"state_run_id,omitempty"`
 	Result string `json:"result,omitempty"`
@@ -1858,7 +1881,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) || !t.At.Equal(r.At) {
+		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) || !t.At.Equal(r.At) || t.Period != r.Period {
 			continue
 		}
 		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
@@ -1867,7 +1890,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	}
 	q.seq++
 	t := &SyncTicket{ID: q.prefix + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
-		Units: r.Units, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
+		Units: r.Units, Period: r.Period, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

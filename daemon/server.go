@@ -24,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -110,11 +111,11 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/check          run psa-syncd check's tests with the config file as a reload would load it, with the
 //	                            daemon's own environment and secret files (bearer token; one at a time); {"ok": ..., "report": "..."}
 //	GET  /api/v1/customers      per-customer status; ?status=succeeded|failed|partial|held|skipped|never&usage_sync=true|false
-//	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N} (bearer token); 202 {"run_id": ...}
+//	POST /api/v1/sync           queue a pass, optionally {"customer": "...", "approve": true, "service": "...", "units": N, "period": "YYYY-MM"} (bearer token); 202 {"run_id": ...}
 //	GET  /api/v1/runs           recent runs, newest first, 50 a page (?limit=N, at most 1000) with a "next" link; ?before=ID
 //	GET  /api/v1/runs/{id}      one run (a state run id) or sync request (the run_id from POST /api/v1/sync; a standby forwards it)
 //	GET  /api/v1/plan           the plan of the last pass; ?customer=ID
-//	POST /api/v1/plan           compute a plan now, optionally {"customer": "..."} (bearer token; rate-limited)
+//	POST /api/v1/plan           compute a plan now, optionally {"customer": "...", "period": "YYYY-MM"} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
 //	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true}, {"forget_other_psa": true} (bearer token;
@@ -895,7 +896,30 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 }
 
 // syncBodyShape is the body POST /api/v1/sync takes, as its errors spell it.
-const syncBodyShape = `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>", "units": <reviewed desired units>} or no body`
+const syncBodyShape = `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>", "units": <reviewed desired units>, "period": "YYYY-MM"} or no body`
+
+// requestPeriod parses the period of a sync or plan request ("" is none)
+// and checks that a pass may sync it now; writes says whether the pass
+// would write. It writes the 400 answer and returns false when not.
+func (d *Daemon) requestPeriod(w http.ResponseWriter, v string, writes bool) (source.Period, bool) {
+	if v == "" {
+		return source.Period{}, true
+	}
+	p, err := source.ParsePeriod(v)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid period %q: want a billing month, YYYY-MM", v))
+		return source.Period{}, false
+	}
+	if err := d.CheckPeriod(p, writes); err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, usage.ErrPeriodRefused) {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, err.Error())
+		return source.Period{}, false
+	}
+	return p, true
+}
 
 func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -903,6 +927,7 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		Approve  bool   `json:"approve"`
 		Service  string `json:"service"`
 		Units    *int64 `json:"units"`
+		Period   string `json:"period"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
 		writeBodyError(w, syncBodyShape, err)
@@ -911,6 +936,10 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Trigger: usage.TriggerAPI}
 	if msg := checkApproval(req); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	var ok bool
+	if req.Period, ok = d.requestPeriod(w, body.Period, d.writesEnabled()); !ok {
 		return
 	}
 	doc := d.Export()
@@ -1108,9 +1137,14 @@ func (d *Daemon) handlePlan(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Customer string `json:"customer"`
+		Period   string `json:"period"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
-		writeBodyError(w, `{"customer": "<source customer id>"} or no body`, err)
+		writeBodyError(w, `{"customer": "<source customer id>", "period": "YYYY-MM"} or no body`, err)
+		return
+	}
+	period, ok := d.requestPeriod(w, body.Period, false)
+	if !ok {
 		return
 	}
 	doc := d.Export()
@@ -1128,12 +1162,17 @@ func (d *Daemon) handleFreshPlan(w http.ResponseWriter, r *http.Request) {
 	defer d.freshPlans.done()
 	// Reading every contract can take longer than an ordinary answer.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(freshPlanWriteTimeout))
-	p, err := d.Plan(r.Context(), usage.PassOptions{Customer: body.Customer, Trigger: usage.TriggerAPI, DryRun: true})
+	p, err := d.Plan(r.Context(), usage.PassOptions{Customer: body.Customer, Trigger: usage.TriggerAPI, DryRun: true, Period: period})
 	if err != nil {
-		writeError(w, http.StatusBadGateway, "computing plan: "+err.Error())
+		status := http.StatusBadGateway
+		if errors.Is(err, usage.ErrPeriodRefused) {
+			// The month ended between the check and the plan.
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, "computing plan: "+err.Error())
 		return
 	}
-	if body.Customer == "" && d.Active() {
+	if body.Customer == "" && body.Period == "" && d.Active() {
 		// It becomes the last plan (GET /api/v1/plan, the status page),
 		// kept in the state database, unless a pass that ended meanwhile
 		// recorded a newer one; a standby's would replace the active

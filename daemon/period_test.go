@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
+
+// TestHandler_syncPeriod: POST /api/v1/sync takes a "period", the month a
+// pass syncs now or the one before it, queues it with the request (never
+// coalesced with a request of another period), and the pass syncs that
+// month and records it in its run; a malformed or older period is refused
+// with 400 and a message saying why, before anything is queued. POST
+// /api/v1/plan takes it too.
+func TestHandler_syncPeriod(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for body, want := range map[string]string{
+		`{"period":"2026-13"}`: `invalid period \"2026-13\": want a billing month, YYYY-MM`,
+		`{"period":"2026-10"}`: "only the period it syncs now (2026-12) or the one before it (2026-11)",
+	} {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 saying %q", body, rec.Code, rec.Body, want)
+		}
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("POST /api/v1/plan %s = %d %s, want 400 saying %q", body, rec.Code, rec.Body, want)
+		}
+	}
+	if n := len(e.d.queue.pending); n != 0 {
+		t.Fatalf("%d requests queued by refused ones", n)
+	}
+
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "tok", `{"period":"2026-11"}`)
+	var p usage.Plan
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &p) != nil || p.Period.String() != "2026-11" {
+		t.Errorf("POST /api/v1/plan for 2026-11 = %d %s, want a plan for 2026-11", rec.Code, rec.Body)
+	}
+
+	plain := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", "")
+	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"period":"2026-11"}`)
+	var tk, plainTk SyncTicket
+	if rec.Code != http.StatusAccepted || json.Unmarshal(rec.Body.Bytes(), &tk) != nil || tk.Period.String() != "2026-11" {
+		t.Fatalf("POST /api/v1/sync for 2026-11 = %d %s, want 202 naming the period", rec.Code, rec.Body)
+	}
+	if err := json.Unmarshal(plain.Body.Bytes(), &plainTk); err != nil || plainTk.ID == tk.ID {
+		t.Errorf("the request for 2026-11 was coalesced into the plain one queued before it (%s, %v)", plainTk.ID, err)
+	}
+	queued, ok := e.d.Ticket(tk.ID)
+	if !ok {
+		t.Fatal("the request is not queued")
+	}
+	o := queued.passOptions()
+	if o.Period != (source.Period{Year: 2026, Month: time.November}) {
+		t.Fatalf("pass options %+v, want period 2026-11", o)
+	}
+	o.DryRun = true
+	res, err := e.d.SyncOnce(t.Context(), o)
+	if err != nil || res.Run.Period != "2026-11" || res.Plan.Period.String() != "2026-11" {
+		t.Errorf("the requested pass: %+v, %v; want its run and plan for 2026-11", res, err)
+	}
+}
+
+// TestSyncRequest_APIBodyPeriod: the CLI sends -period as "period", and
+// only when it is given.
+func TestSyncRequest_APIBodyPeriod(t *testing.T) {
+	t.Parallel()
+	got, err := json.Marshal(SyncRequest{Period: source.Period{Year: 2026, Month: time.November}}.APIBody())
+	if err != nil || string(got) != `{"period":"2026-11"}` {
+		t.Errorf("APIBody = %s, %v; want {\"period\":\"2026-11\"}", got, err)
+	}
+}
