@@ -43,6 +43,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		metricsFile string
 		asJSON      bool
 		timeout     time.Duration
+		period      string
 	)
 	fs := newFlagSet(e, "sync", "Run one sync pass now and exit. Open intents left by an interrupted pass are\n"+
 		"reconciled first. With -web.url the running daemon runs the pass (it holds the state\n"+
@@ -54,6 +55,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
+	fs.StringVar(&period, "period", "", periodHelp("Sync")+"\nOn ConnectWise PSA, whose addition quantities are undated, a pass that writes the month that ended is refused.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
 	fs.DurationVar(&timeout, "timeout", 0, fmt.Sprintf("With -web.url: stop waiting for the daemon's pass after this long (0: wait until it ends), with exit code %d;\n"+
@@ -89,6 +91,10 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		fmt.Fprintln(e.stderr, "psa-syncd: -timeout needs -web.url: it limits the wait for a running daemon's pass (stop a pass of this command with SIGINT or SIGTERM)")
 		return 2
 	}
+	billing, ok := parsePeriodFlag(e, period)
+	if !ok {
+		return 2
+	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
 	api, err := rf.client(e)
@@ -108,7 +114,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
 			return 2
 		}
-		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits}, asJSON, timeout)
+		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits, Period: billing}, asJSON, timeout)
 	}
 	reg := prometheus.NewRegistry()
 	d, logger, code := cf.setup(e, reg)
@@ -133,7 +139,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
 	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
-		Customer: customer, Trigger: usage.TriggerCLI})
+		Customer: customer, Trigger: usage.TriggerCLI, Period: billing})
 	var metricsErr error
 	if metricsFile != "" {
 		if metricsErr = prometheus.WriteToTextfile(metricsFile, reg); metricsErr != nil {
@@ -166,6 +172,28 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		return 1
 	}
 	return 0
+}
+
+// periodHelp is the help text of sync's and plan's -period flag; verb
+// starts it.
+func periodHelp(verb string) string {
+	return verb + " the usage of this billing month, `YYYY-MM`: the one a pass syncs now, or the one before it, to run a month-end\n" +
+		"pass that failed or was partial again once its month has ended, with the effective dates the policies give for that month\n" +
+		"(effective_date: today dates them on its last day). Older months are refused. Default: the month a pass syncs now."
+}
+
+// parsePeriodFlag parses a -period flag ("" is none), or says on stderr
+// what is wrong with it.
+func parsePeriodFlag(e *env, v string) (source.Period, bool) {
+	if v == "" {
+		return source.Period{}, true
+	}
+	p, err := source.ParsePeriod(v)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: -period %q: want a billing month, YYYY-MM\n", v)
+		return source.Period{}, false
+	}
+	return p, true
 }
 
 // approvalNotApplied reports, on stderr too, whether the status of the
@@ -264,7 +292,7 @@ func planFlagConflict(fs *flag.FlagSet, billingImpact bool) string {
 		case msg != "":
 		case billingImpact && f.Name == "json":
 			msg = "-json does not apply to -terraform-plan: give -format json"
-		case billingImpact && slices.Contains([]string{"all", "customer", "web.url", "web.token-file"}, f.Name):
+		case billingImpact && slices.Contains([]string{"all", "customer", "period", "web.url", "web.token-file"}, f.Name):
 			msg = "-" + f.Name + " does not apply to -terraform-plan: the billing impact covers every customer, from the config file's PSA and usage source"
 		case !billingImpact && f.Name == "format":
 			msg = "-format applies to -terraform-plan only: give -json for the plan as JSON"
@@ -280,6 +308,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 		all      bool
 		customer string
+		period   string
 		tf       impactFlags
 	)
 	fs := newFlagSet(e, "plan", "Print the quantity changes the next pass would make, and the usage that is not\n"+
@@ -292,6 +321,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&asJSON, "json", false, "Print the plan as JSON.")
 	fs.BoolVar(&all, "all", false, "Also list the lines that do not change.")
 	fs.StringVar(&customer, "customer", "", "Limit the plan to one source customer `id`.")
+	fs.StringVar(&period, "period", "", periodHelp("Plan")+"\nWith -web.url it needs the API token: the plan is computed now.")
 	tf.register(fs)
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
@@ -302,6 +332,10 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	if tf.terraformPlan != "" {
 		return runImpact(ctx, e, &cf, tf)
+	}
+	billing, ok := parsePeriodFlag(e, period)
+	if !ok {
+		return 2
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
@@ -317,10 +351,19 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 			q.Set("customer", customer)
 		}
 		p = new(usage.Plan)
+		if !billing.IsZero() && api.token == "" {
+			fmt.Fprintln(e.stderr, "psa-syncd: -period with -web.url needs the API token (-web.token-file or PSA_SYNCD_API_TOKEN): "+
+				"the plan of a period is computed now; without the token the command shows the plan of the daemon's last pass")
+			return 2
+		}
 		// Computing a plan reads the PSA, so it needs the token; the last
 		// pass's plan does not.
 		if api.token != "" {
-			err = api.postWithin(ctx, "/api/v1/plan", map[string]string{"customer": customer}, p, remotePassTimeout)
+			body := map[string]string{"customer": customer}
+			if !billing.IsZero() {
+				body["period"] = billing.String()
+			}
+			err = api.postWithin(ctx, "/api/v1/plan", body, p, remotePassTimeout)
 		} else {
 			err = api.get(ctx, "/api/v1/plan", q, p)
 		}
@@ -336,7 +379,7 @@ func cmdPlan(ctx context.Context, e *env, args []string) (rc int) {
 		if err := d.Reload(); err != nil {
 			return 1
 		}
-		if p, err = d.Plan(ctx, usage.PassOptions{DryRun: true, Customer: customer, Trigger: usage.TriggerCLI}); err != nil {
+		if p, err = d.Plan(ctx, usage.PassOptions{DryRun: true, Customer: customer, Trigger: usage.TriggerCLI, Period: billing}); err != nil {
 			logger.Error("Error computing plan", "err", err)
 			return 1
 		}

@@ -132,7 +132,7 @@ func TestAlerts_noActiveInstanceRunbookEndsOnlyThisLock(t *testing.T) {
 // locked, and loads the config file, whose secrets the daemon alone can
 // read there (systemd credentials under /run/credentials/, a Kubernetes
 // Secret in the pod), so each must ask the daemon. Each is run against a
-// daemon as given, with its URL and the API token (an ID or N placeholder
+// daemon as given, with its URL and the API token (an ID, N or YYYY-MM placeholder
 // is left to the operator), and must be understood and answered.
 func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
 	t.Parallel()
@@ -140,7 +140,7 @@ func TestAlerts_runbookCommandsAskTheDaemon(t *testing.T) {
 	cfg, tokenFile, _, _ := ticketsSetupToken(t)
 	base := startDaemon(t, cfg)
 	command := regexp.MustCompile("`psa-syncd ([^`]*)`")
-	placeholder := regexp.MustCompile(`\b(ID|N)\b`)
+	placeholder := regexp.MustCompile(`\b(ID|N|YYYY-MM)\b`)
 	ran := map[string]bool{}
 	for _, g := range rules.Groups {
 		for _, r := range g.Rules {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestRun_syncPeriod: plan -period and sync -period sync the month that
+// has just ended, dated as the policies say for it (period_start: its first
+// day), and say which period in the plan, the run and -json; an older
+// month is refused with the reason, and a malformed one is a usage error.
+// On ConnectWise PSA a sync of the ended month is refused and writes
+// nothing, while its plan is shown. The tests use the clock: the month
+// that ended is the one before today's (UTC, the config's timezone).
+func TestRun_syncPeriod(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	cfg := "-config.file=" + e.cfgPath
+	ended := source.PeriodOf(time.Now().UTC()).Prev()
+
+	if code, _, stderr := runCmd(t, "sync", cfg, "-period", "2026-13"); code != 2 || !strings.Contains(stderr, `-period "2026-13": want a billing month, YYYY-MM`) {
+		t.Errorf("sync -period 2026-13: exit %d, stderr %s; want 2 and the usage error", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "plan", cfg, "-period", "november"); code != 2 || !strings.Contains(stderr, "want a billing month") {
+		t.Errorf("plan -period november: exit %d, stderr %s; want 2 and the usage error", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "sync", cfg, "-period", ended.Prev().String()); code != 1 ||
+		!strings.Contains(stderr, "or the one before it ("+ended.String()+")") {
+		t.Errorf("sync -period %s: exit %d, stderr %s; want 1 and the refusal", ended.Prev(), code, stderr)
+	}
+	if n := len(e.sim.Requests()); n != 0 {
+		t.Errorf("a refused pass sent %d requests", n)
+	}
+
+	code, stdout, stderr := runCmd(t, "plan", cfg, "-period", ended.String())
+	if code != 0 || !strings.Contains(stdout, "Plan for period "+ended.String()+" (effective "+ended.Start(time.UTC).Format(time.DateOnly)+")") {
+		t.Fatalf("plan -period %s: exit %d\n%s\n%s", ended, code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "sync", cfg, "-period", ended.String(), "-json")
+	var out struct {
+		Run struct {
+			Period string `json:"period"`
+			Result string `json:"result"`
+		} `json:"run"`
+		Plan struct {
+			Period        string    `json:"period"`
+			EffectiveDate time.Time `json:"effective_date"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil || out.Run.Period != ended.String() || out.Run.Result != "success" ||
+		out.Plan.Period != ended.String() || !out.Plan.EffectiveDate.Equal(ended.Start(time.UTC)) {
+		t.Fatalf("sync -period %s -json: exit %d, %v, %+v\n%s", ended, code, err, out, stderr)
+	}
+	for _, w := range wantUnits {
+		if got, _ := e.sim.Autotask().Units(e.contracts[w[0]], e.services[w[1]], ended.Start(time.UTC).AddDate(0, 0, 14)); got != w[2] {
+			t.Errorf("%s: units of contract %d service %d = %d, want %d", ended, e.contracts[w[0]], e.services[w[1]], got, w[2])
+		}
+	}
+}
+
+// TestRun_syncPeriodConnectWise: ConnectWise PSA's addition quantities are
+// undated, so sync -period of the month that ended is refused, says why
+// and what to do, and writes nothing; plan -period shows the quantities
+// and that a pass would be refused.
+func TestRun_syncPeriodConnectWise(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemConnectWise)
+	cfg := "-config.file=" + e.cfgPath
+	ended := source.PeriodOf(time.Now().UTC()).Prev().String()
+	code, stdout, stderr := runCmd(t, "sync", cfg, "-period", ended)
+	if code != 1 || !strings.Contains(stderr, "ConnectWise PSA keeps one quantity per agreement addition") {
+		t.Errorf("sync -period %s on ConnectWise: exit %d\n%s\n%s; want 1 and the refusal", ended, code, stdout, stderr)
+	}
+	for _, w := range wantUnits {
+		if got, ok := e.units(e.contracts[w[0]], e.services[w[1]]); ok && got != 0 {
+			t.Errorf("the refused pass set contract %s service %s to %d", e.contracts[w[0]], e.services[w[1]], got)
+		}
+	}
+	code, stdout, stderr = runCmd(t, "plan", cfg, "-period", ended)
+	if code != 0 || !strings.Contains(stdout, "Plan for period "+ended) || !strings.Contains(stdout, "A pass that writes is refused: daemon: period "+ended+": ConnectWise PSA") ||
+		!strings.Contains(stdout, "3 to update") {
+		t.Errorf("plan -period %s on ConnectWise: exit %d\n%s\n%s", ended, code, stdout, stderr)
+	}
+}
+
+// TestRun_planPeriodRemoteNeedsToken: plan -period through -web.url is
+// computed by the daemon, which takes the API token; without it the
+// command would show the last pass's plan, of whatever period, so it is a
+// usage error.
+func TestRun_planPeriodRemoteNeedsToken(t *testing.T) {
+	t.Parallel()
+	code, _, stderr := runCmd(t, "plan", "-period", "2026-11", "-web.url", "http://127.0.0.1:1")
+	if code != 2 || !strings.Contains(stderr, "-period with -web.url needs the API token") {
+		t.Errorf("plan -period -web.url without a token: exit %d, stderr %s; want 2 and the reason", code, stderr)
+	}
+}
+
+// TestRun_syncPeriodRemote: plan -period and sync -period through
+// -web.url ask the running daemon for that period ("period" in POST
+// /api/v1/plan and /api/v1/sync), whose pass syncs it; an older period is
+// refused by the daemon with the reason.
+func TestRun_syncPeriodRemote(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	tokenFile := filepath.Join(e.dir, "api-token")
+	writeFile(t, tokenFile, "test-token\n")
+	base := startDaemon(t, e.cfgPath)
+	ended := source.PeriodOf(time.Now().UTC()).Prev().String()
+	remote := []string{"-web.url", base, "-web.token-file", tokenFile}
+
+	code, stdout, stderr := runCmd(t, append([]string{"plan", "-period", ended}, remote...)...)
+	if code != 0 || !strings.Contains(stdout, "Plan for period "+ended) {
+		t.Fatalf("plan -period %s -web.url: exit %d\n%s\n%s", ended, code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, append([]string{"sync", "-period", ended, "-json"}, remote...)...)
+	var out struct {
+		Request struct {
+			Period string `json:"period"`
+		} `json:"request"`
+		Run struct {
+			Period string `json:"period"`
+		} `json:"run"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); code != 0 || err != nil || out.Request.Period != ended || out.Run.Period != ended {
+		t.Fatalf("sync -period %s -web.url -json: exit %d, %v, %+v\n%s\n%s", ended, code, err, out, stdout, stderr)
+	}
+	older := source.PeriodOf(time.Now().UTC()).Prev().Prev().String()
+	if code, _, stderr := runCmd(t, append([]string{"sync", "-period", older}, remote...)...); code != 1 || !strings.Contains(stderr, "400") ||
+		!strings.Contains(stderr, "or the one before it ("+ended+")") {
+		t.Errorf("sync -period %s -web.url: exit %d, stderr %s; want 1 and the daemon's refusal", older, code, stderr)
+	}
+}
