@@ -54,6 +54,11 @@ type LedgerView struct {
 	After         int64     `json:"after"`
 	EffectiveDate string    `json:"effective_date"`
 	IntentID      int64     `json:"intent_id"`
+	// Period is the billing month whose usage the run that made the
+	// change synced (its run's period): with next_period_start, or a
+	// pass for the month that ended (sync -period), not the month of the
+	// effective date. Empty once the run is gone from the history.
+	Period string `json:"period,omitempty"`
 }
 
 // NewLedgerView converts a ledger entry for the API.
@@ -78,8 +83,22 @@ func FilterLedger(db *state.DB, f LedgerFilter) ([]LedgerView, error) {
 		return nil, fmt.Errorf("daemon: reading the ledger: %w", err)
 	}
 	out := make([]LedgerView, 0, len(entries))
+	periods := map[int64]string{} // run id -> its period; a page holds the changes of a few runs
 	for _, e := range entries {
-		out = append(out, NewLedgerView(e))
+		v := NewLedgerView(e)
+		if e.RunID != 0 {
+			p, ok := periods[e.RunID]
+			if !ok {
+				run, _, err := db.Run(e.RunID)
+				if err != nil {
+					return nil, fmt.Errorf("daemon: reading the run of ledger entry %d: %w", e.Seq, err)
+				}
+				p = run.Period
+				periods[e.RunID] = p
+			}
+			v.Period = p
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

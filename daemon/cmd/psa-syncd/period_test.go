@@ -62,6 +62,22 @@ func TestRun_syncPeriod(t *testing.T) {
 			t.Errorf("%s: units of contract %d service %d = %d, want %d", ended, e.contracts[w[0]], e.services[w[1]], got, w[2])
 		}
 	}
+	// The ledger says which month's usage each change is.
+	code, stdout, stderr = runCmd(t, "ledger", cfg, "-json")
+	var ledger struct {
+		Ledger []struct {
+			Period        string `json:"period"`
+			EffectiveDate string `json:"effective_date"`
+		} `json:"ledger"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &ledger); code != 0 || err != nil || len(ledger.Ledger) != len(wantUnits) {
+		t.Fatalf("ledger -json: exit %d, %v\n%s\n%s", code, err, stdout, stderr)
+	}
+	for _, le := range ledger.Ledger {
+		if le.Period != ended.String() || le.EffectiveDate != ended.Start(time.UTC).Format(time.DateOnly) {
+			t.Errorf("ledger entry %+v, want period %s dated %s", le, ended, ended.Start(time.UTC).Format(time.DateOnly))
+		}
+	}
 }
 
 // TestRun_syncPeriodConnectWise: ConnectWise PSA's addition quantities are
