@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -60,6 +61,11 @@ type providerData struct {
 	// product id (identifier) in the plan being made: ConnectWise refuses
 	// a second catalog item with one, so the second create would fail.
 	productIDs *claimRegistry
+
+	// serviceNames records which psa_service of the plan being made
+	// creates a service of each name, or renames one to it (see
+	// serviceNameRegistry).
+	serviceNames serviceNameRegistry
 
 	// services records what the plan being made does to existing
 	// psa_service resources, for the product mappings that refer to them.
@@ -479,6 +485,81 @@ func (r *claimRegistry) claim(system psa.System, scope, id, owner string) (other
 	}
 	r.claims[key] = owner
 	return "", true
+}
+
+// serviceNameRegistry records, for the plan being made, which psa_service
+// would create a service of each name or rename one to it, by the name
+// folded as the PSAs compare names (foldServiceName): Autotask and Kaseya
+// BMS refuse a second service of one name at apply, after the first was
+// created, and ConnectWise makes a second catalog item of it. The checks
+// against the PSA's own names cannot see a name that another resource of
+// the same plan is about to take. The zero value is ready to use.
+//
+// It lives in the providerData, which Terraform configures afresh for
+// every walk (the plan, then the apply), so the plan's claims are gone
+// when the apply plans its creates again. Within one plan Terraform plans
+// a new resource once, and a replacement twice: first with its state,
+// then as a create with the private data of that first plan, which
+// carries the claim's owner (privateKeyServiceNameOwner), so the second
+// claim is the first one's. A claim by an owner replaces that owner's
+// earlier claim on another name. Like claimRegistry it cannot see other
+// configurations, other provider configurations, nor resources excluded
+// with -target.
+type serviceNameRegistry struct {
+	mu     sync.Mutex
+	claims map[string]serviceNameClaim // by folded name
+	names  map[string]string           // folded name by owner
+}
+
+// serviceNameClaim is a psa_service's claim on a service name.
+type serviceNameClaim struct {
+	// owner is "service <id>" for a resource in the state (renamed), or a
+	// token of one plan of a new resource.
+	owner string
+	// name is the name as configured, id the service's id ("" for a new
+	// one).
+	name, id string
+	// ownIdentifier is whether the configuration sets
+	// connectwise.identifier: a second catalog item of the name is meant.
+	ownIdentifier bool
+}
+
+// claim records c for its name and returns the claim of another owner
+// that holds the name already, if any.
+func (r *serviceNameRegistry) claim(c serviceNameClaim) (other serviceNameClaim, taken bool) {
+	key := foldServiceName(c.name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.claims == nil {
+		r.claims, r.names = map[string]serviceNameClaim{}, map[string]string{}
+	}
+	if held, ok := r.claims[key]; ok && held.owner != c.owner {
+		return held, true
+	}
+	if was, ok := r.names[c.owner]; ok && was != key {
+		delete(r.claims, was)
+	}
+	r.claims[key], r.names[c.owner] = c, key
+	return serviceNameClaim{}, false
+}
+
+// foldServiceName folds a service name as Autotask, ConnectWise and Kaseya
+// BMS compare names: without surrounding spaces, and without regard to
+// case (every rune is replaced by the least rune of its Unicode
+// simple-folding orbit, so that two names fold alike exactly when
+// strings.EqualFold holds for them).
+func foldServiceName(name string) string {
+	name = strings.TrimSpace(name)
+	var b strings.Builder
+	b.Grow(len(name))
+	for _, r := range name {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 // entryRegistry records, by entry name (as checkCreate names it), the

@@ -517,3 +517,43 @@ func TestExportClient_redirectFailsRead(t *testing.T) {
 		t.Errorf("Read through a redirect = %v, want an error beginning %q", err, want)
 	}
 }
+
+// TestFoldServiceName checks that two names fold alike exactly when the
+// PSAs' own comparison (strings.EqualFold after strings.TrimSpace) takes
+// them for one name.
+func TestFoldServiceName(t *testing.T) {
+	t.Parallel()
+	names := []string{"Backup", " BACKUP\t", "backup", "Back up", "Kelvin", "\u212aelvin", "kelvin", "Straße", "STRASSE",
+		"Σίσυφος", "ΣΊΣΥΦΟΣ", "σίσυφοσ", "Ǆ", "ǅ", "ǆ", "", " ", "a\xffb", "A\xffB"}
+	for _, a := range names {
+		for _, b := range names {
+			same := strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+			if got := foldServiceName(a) == foldServiceName(b); got != same {
+				t.Errorf("foldServiceName(%q) == foldServiceName(%q) is %v, want %v", a, b, got, same)
+			}
+		}
+	}
+}
+
+// TestServiceNameRegistry_claim checks that a claim by another owner is
+// refused, that an owner's claim again is no conflict, and that an owner
+// claiming another name releases its first.
+func TestServiceNameRegistry_claim(t *testing.T) {
+	t.Parallel()
+	var r serviceNameRegistry
+	if _, taken := r.claim(serviceNameClaim{owner: "service 1", name: "Backup", id: "1"}); taken {
+		t.Fatal("first claim taken")
+	}
+	if _, taken := r.claim(serviceNameClaim{owner: "service 1", name: "backup ", id: "1"}); taken {
+		t.Fatal("a second claim of one owner is taken")
+	}
+	if other, taken := r.claim(serviceNameClaim{owner: "plan 1", name: "BACKUP"}); !taken || other.id != "1" || other.name != "backup " {
+		t.Fatalf("claim of another owner = %+v, %v; want service 1's claim, taken", other, taken)
+	}
+	if _, taken := r.claim(serviceNameClaim{owner: "service 1", name: "Mail", id: "1"}); taken {
+		t.Fatal("a new name of service 1 is taken")
+	}
+	if _, taken := r.claim(serviceNameClaim{owner: "plan 1", name: "BACKUP"}); taken {
+		t.Fatal("the name service 1 left is still taken")
+	}
+}

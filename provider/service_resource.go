@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -214,7 +215,11 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"has (compared without regard to case), naming it for an import. ConnectWise accepts a second catalog " +
 					"item of one name, but the plan of a new one fails on the name of an active item all the same (one left " +
 					"behind by a lost state, a `terraform state rm` or a `removed` block would be billed beside the new one), " +
-					"unless `connectwise.identifier` is set, which says a second item is meant and only warns.",
+					"unless `connectwise.identifier` is set, which says a second item is meant and only warns. Two " +
+					"`psa_service` resources of the configuration that would both create a service of one name, or rename " +
+					"one to it (case and surrounding spaces aside), fail the plan as well, on every PSA (on ConnectWise a " +
+					"warning when both set `connectwise.identifier`); resources of other configurations, or applied with " +
+					"`-target`, are not seen.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -445,6 +450,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
 		r.data.services.deletable(state.ID.ValueString())
 	}
+	named := r.claimServiceName(ctx, &resp.Diagnostics, resp.Private, plan, config, state)
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
@@ -467,7 +473,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				fmt.Sprintf("The name is %d characters long, but a ConnectWise catalog item's description (its name) holds "+
 					"at most %d. Shorten the name; invoice_description may hold the long text.", n, backends.ConnectWiseMaxServiceName))
 		}
-		r.modifyConnectWisePlan(ctx, req, resp, plan, config)
+		r.modifyConnectWisePlan(ctx, req, resp, plan, config, named)
 	}
 	if !support.billingPeriod {
 		stateOnlyWarning(&resp.Diagnostics, sys, "billing_period", config.BillingPeriod, state.BillingPeriod,
@@ -577,7 +583,7 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 // description's length on an update too, and plans the identifier the
 // provider derives from the name, so that the apply cannot fail on them.
 func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
-	plan, config serviceResourceModel) {
+	plan, config serviceResourceModel, named bool) {
 	var cw serviceConnectWiseModel
 	if !config.ConnectWise.IsNull() && !config.ConnectWise.IsUnknown() {
 		objectAs(ctx, config.ConnectWise, &cw)
@@ -600,9 +606,10 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 	}
 	// Two new catalog items of the configuration with one product id: the
 	// second create would fail. The owner is the name, so that a resource
-	// planned twice claims once; two resources with one name and no
-	// identifier of their own are left to the apply.
-	if req.State.Raw.IsNull() && !cw.Identifier.IsUnknown() {
+	// planned twice claims once; two resources with one name (whose
+	// derived product ids are one) have failed on the name already (see
+	// claimServiceName), and are not reported twice.
+	if req.State.Raw.IsNull() && !cw.Identifier.IsUnknown() && named {
 		id, owner := strings.TrimSpace(cw.Identifier.ValueString()), fmt.Sprintf("service %q", name)
 		if other, ok := r.data.productIDs.claim(r.data.system, "product id", strings.ToLower(id), owner); !ok {
 			resp.Diagnostics.AddAttributeError(path.Root("connectwise").AtName("identifier"), "ConnectWise Product ID Used Twice",
@@ -628,6 +635,70 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 			fmt.Sprintf("ConnectWise sets a catalog item's customer description from this text, which is %d characters long; "+
 				"ConnectWise holds at most %d. Shorten it, or set connectwise.customer_description.", n, backends.ConnectWiseMaxCustomerDescription))
 	}
+}
+
+// privateKeyServiceNameOwner is the private-state key under which
+// psa_service's ModifyPlan records the owner of the name a resource in the
+// state is renamed to (see serviceNameRegistry): the second plan of a
+// replacement, a create, claims the name as the first one did.
+const privateKeyServiceNameOwner = "service_name_owner"
+
+// claimServiceName claims the name of a new service, or the new name of a
+// renamed one, for this resource in the plan being made (see
+// serviceNameRegistry), and fails the plan when another psa_service of the
+// configuration claimed it: the PSA's own names, which checkServiceFields
+// reads, do not hold a name that another resource of the plan is about to
+// take. On ConnectWise two catalog items that both set
+// connectwise.identifier only warn, as a name in use does. It reports
+// whether the name is this resource's alone.
+func (r *serviceResource) claimServiceName(ctx context.Context, diags *diag.Diagnostics, private privateData,
+	plan, config, state serviceResourceModel) bool {
+	if plan.Name.IsUnknown() || (known(state.ID) && plan.Name.Equal(state.Name)) {
+		return true
+	}
+	c := serviceNameClaim{name: plan.Name.ValueString(), ownIdentifier: connectWiseIdentifierSet(ctx, config)}
+	switch v, d := private.GetKey(ctx, privateKeyServiceNameOwner); {
+	case known(state.ID):
+		c.id = state.ID.ValueString()
+		c.owner = "service " + c.id
+		v, _ := json.Marshal(c.owner) // a string always encodes
+		diags.Append(private.SetKey(ctx, privateKeyServiceNameOwner, v)...)
+	case !d.HasError() && len(v) > 0 && json.Unmarshal(v, &c.owner) == nil && c.owner != "":
+		// The create of a replacement, whose first plan claimed the name.
+	default:
+		c.owner = "plan " + newClaimID()
+	}
+	other, taken := r.data.serviceNames.claim(c)
+	if !taken {
+		return true
+	}
+	sys := r.data.system
+	theirs := fmt.Sprintf("would create a service named %q", other.name)
+	if other.id != "" {
+		theirs = fmt.Sprintf("renames service %s to %q", other.id, other.name)
+	}
+	ours := fmt.Sprintf("this one would create a service named %q", c.name)
+	if c.id != "" {
+		ours = fmt.Sprintf("this one renames service %s to %q", c.id, c.name)
+	}
+	find := fmt.Sprintf(" Terraform does not tell the provider the other resource's address: look for a psa_service named %q "+
+		"(in any case) in the configuration, its modules and the instances of its count and for_each.", other.name)
+	if sys == psa.SystemConnectWise && c.ownIdentifier && other.ownIdentifier {
+		diags.AddAttributeWarning(path.Root("name"), "Catalog Item Name Used Twice",
+			fmt.Sprintf("Another psa_service of this configuration %s, and %s: ConnectWise will hold two catalog items of one "+
+				"name (both set connectwise.identifier, which says a second item is meant).%s", theirs, ours, find))
+		return true
+	}
+	why := fmt.Sprintf("%s refuses a second service of one name, so the apply would make the first and fail on the "+
+		"second, leaving a partial apply", systemTitle(sys))
+	if sys == psa.SystemConnectWise {
+		why = "ConnectWise would hold two catalog items of one name (unless both set connectwise.identifier, which says a " +
+			"second item is meant), which agreements and invoices do not tell apart"
+	}
+	diags.AddAttributeError(path.Root("name"), "Service Name Used Twice",
+		fmt.Sprintf("Another psa_service of this configuration %s, and %s. The names are one but for case or surrounding "+
+			"spaces, which %s does not tell apart: %s. Give one of them another name.%s", theirs, ours, systemTitle(sys), why, find))
+	return false
 }
 
 // nameOnlyService is the service to check for a name (or, in ConnectWise,

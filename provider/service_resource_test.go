@@ -1313,3 +1313,108 @@ resource "psa_product_mapping" "p" {
 		})
 	}
 }
+
+// TestAccServiceResource_nameTwice checks that two psa_service resources
+// of one configuration that would create services of one name (case and
+// surrounding spaces aside, as the PSAs compare them) fail the plan on
+// every PSA, before either is created: Autotask and Kaseya BMS would
+// refuse the second create after the first was made (a partial apply),
+// and ConnectWise would make two catalog items of one name. A rename onto
+// the name a new service takes fails the same way. A service planned twice
+// by Terraform (a replacement, here a taint, that renames it) and one
+// created by the plan then planned again by the apply do not collide with
+// themselves, and on ConnectWise two items that each set their own
+// product id only warn, as a name in use does.
+func TestAccServiceResource_nameTwice(t *testing.T) {
+	t.Parallel()
+	two := func(e *testEnv, a, b, trigger string) string {
+		return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %[3]q
+}
+
+resource "psa_service" "a" {
+  name       = %[1]q
+  unit_price = 1
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+  }
+}
+
+resource "psa_service" "b" {
+  name       = %[2]q
+  unit_price = 2
+}
+`, a, b, trigger)
+	}
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			twice := func(name string) *regexp.Regexp {
+				return regexp.MustCompile(`(?s)Service Name Used Twice.*with psa_service\.[ab].*Another\s+psa_service\s+of\s+this\s+configuration.*` +
+					name + `.*Give\s+one\s+of\s+them\s+another\s+name`)
+			}
+			count := func(want int) resource.TestCheckFunc {
+				return func(*terraform.State) error {
+					if n := len(e.services()); n != want {
+						return fmt.Errorf("the simulator has %d services, want %d", n, want)
+					}
+					return nil
+				}
+			}
+			steps := []resource.TestStep{
+				{
+					Config:      two(e, "Backup", " BACKUP ", "1"),
+					PlanOnly:    true,
+					ExpectError: twice(`(?i)"\s*backup\s*"`),
+				},
+				{
+					// Created by the plan, and planned again by the apply.
+					Config: two(e, "Backup", "Mail", "1"),
+					Check:  count(2),
+				},
+				{
+					Config:      two(e, "Archive", "archive", "1"),
+					PlanOnly:    true,
+					ExpectError: twice(`(?i)"archive"`),
+				},
+				{
+					// A replacement that renames: planned with the state,
+					// then again as a create.
+					Config: two(e, "Offsite Backup", "Mail", "2"),
+					ConfigPlanChecks: resource.ConfigPlanChecks{
+						PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("psa_service.a", plancheck.ResourceActionReplace)},
+					},
+					Check: count(3),
+				},
+			}
+			if sys == psa.SystemConnectWise {
+				steps = append(steps, resource.TestStep{
+					Config: two(e, "Offsite Backup", "Mail", "2") + `
+resource "psa_service" "c" {
+  name       = "Archive"
+  unit_price = 3
+  connectwise {
+    identifier = "ARC-1"
+  }
+}
+
+resource "psa_service" "d" {
+  name       = "archive"
+  unit_price = 3
+  connectwise {
+    identifier = "ARC-2"
+  }
+}
+`,
+					Check: count(5),
+				})
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps:                    steps,
+			})
+		})
+	}
+}
