@@ -450,7 +450,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if known(state.ID) && state.DeletionPolicy.ValueString() == deletionPolicyDelete {
 		r.data.services.deletable(state.ID.ValueString())
 	}
-	named := r.claimServiceName(ctx, &resp.Diagnostics, resp.Private, plan, config, state)
+	owner, named := r.claimServiceName(ctx, &resp.Diagnostics, resp.Private, plan, config, state)
 	if plan.DeletionPolicy.ValueString() == deletionPolicyDelete && !support.delete {
 		resp.Diagnostics.AddAttributeError(path.Root("deletion_policy"), "Unsupported Deletion Policy",
 			fmt.Sprintf("%s cannot delete services through its API, so deletion_policy = \"delete\" could never be carried out. "+
@@ -473,7 +473,7 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				fmt.Sprintf("The name is %d characters long, but a ConnectWise catalog item's description (its name) holds "+
 					"at most %d. Shorten the name; invoice_description may hold the long text.", n, backends.ConnectWiseMaxServiceName))
 		}
-		r.modifyConnectWisePlan(ctx, req, resp, plan, config, named)
+		r.modifyConnectWisePlan(ctx, req, resp, plan, config, owner, named)
 	}
 	if !support.billingPeriod {
 		stateOnlyWarning(&resp.Diagnostics, sys, "billing_period", config.BillingPeriod, state.BillingPeriod,
@@ -583,7 +583,7 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 // description's length on an update too, and plans the identifier the
 // provider derives from the name, so that the apply cannot fail on them.
 func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse,
-	plan, config serviceResourceModel, named bool) {
+	plan, config serviceResourceModel, owner string, named bool) {
 	var cw serviceConnectWiseModel
 	if !config.ConnectWise.IsNull() && !config.ConnectWise.IsUnknown() {
 		objectAs(ctx, config.ConnectWise, &cw)
@@ -605,17 +605,19 @@ func (r *serviceResource) modifyConnectWisePlan(ctx context.Context, req resourc
 		cw.Identifier = types.StringValue(id)
 	}
 	// Two new catalog items of the configuration with one product id: the
-	// second create would fail. The owner is the name, so that a resource
-	// planned twice claims once; two resources with one name (whose
-	// derived product ids are one) have failed on the name already (see
-	// claimServiceName), and are not reported twice.
+	// second create would fail. The owner is the name claim's (see
+	// claimServiceName), so that a resource planned twice claims once, and
+	// two of one name that both set one product id are told apart; two
+	// resources with one name whose product ids are derived from it have
+	// failed on the name already, and are not reported twice.
 	if req.State.Raw.IsNull() && !cw.Identifier.IsUnknown() && named {
-		id, owner := strings.TrimSpace(cw.Identifier.ValueString()), fmt.Sprintf("service %q", name)
-		if other, ok := r.data.productIDs.claim(r.data.system, "product id", strings.ToLower(id), owner); !ok {
+		id, desc := strings.TrimSpace(cw.Identifier.ValueString()), fmt.Sprintf("service %q", name)
+		if other, ok := r.data.productIDs.claim(r.data.system, "product id", strings.ToLower(id), desc+"\x00"+owner); !ok {
+			other, _, _ = strings.Cut(other, "\x00")
 			resp.Diagnostics.AddAttributeError(path.Root("connectwise").AtName("identifier"), "ConnectWise Product ID Used Twice",
 				fmt.Sprintf("The new catalog items of %s and of %s would both have product id %q, and ConnectWise keeps product "+
 					"ids unique: the second create would fail. Set connectwise.identifier on one of them to another product id.",
-					other, owner, id))
+					other, desc, id))
 			return
 		}
 	}
@@ -649,12 +651,14 @@ const privateKeyServiceNameOwner = "service_name_owner"
 // configuration claimed it: the PSA's own names, which checkServiceFields
 // reads, do not hold a name that another resource of the plan is about to
 // take. On ConnectWise two catalog items that both set
-// connectwise.identifier only warn, as a name in use does. It reports
-// whether the name is this resource's alone.
+// connectwise.identifier only warn, as a name in use does. It returns the
+// claim's owner ("" when it claims nothing: an unknown name, or a resource
+// in the state that keeps its name) and whether the name is this
+// resource's alone.
 func (r *serviceResource) claimServiceName(ctx context.Context, diags *diag.Diagnostics, private privateData,
-	plan, config, state serviceResourceModel) bool {
+	plan, config, state serviceResourceModel) (owner string, ok bool) {
 	if plan.Name.IsUnknown() || (known(state.ID) && plan.Name.Equal(state.Name)) {
-		return true
+		return "", true
 	}
 	c := serviceNameClaim{name: plan.Name.ValueString(), ownIdentifier: connectWiseIdentifierSet(ctx, config)}
 	switch v, d := private.GetKey(ctx, privateKeyServiceNameOwner); {
@@ -670,7 +674,7 @@ func (r *serviceResource) claimServiceName(ctx context.Context, diags *diag.Diag
 	}
 	other, taken := r.data.serviceNames.claim(c)
 	if !taken {
-		return true
+		return c.owner, true
 	}
 	sys := r.data.system
 	theirs := fmt.Sprintf("would create a service named %q", other.name)
@@ -687,7 +691,7 @@ func (r *serviceResource) claimServiceName(ctx context.Context, diags *diag.Diag
 		diags.AddAttributeWarning(path.Root("name"), "Catalog Item Name Used Twice",
 			fmt.Sprintf("Another psa_service of this configuration %s, and %s: ConnectWise will hold two catalog items of one "+
 				"name (both set connectwise.identifier, which says a second item is meant).%s", theirs, ours, find))
-		return true
+		return c.owner, true
 	}
 	why := fmt.Sprintf("%s refuses a second service of one name, so the apply would make the first and fail on the "+
 		"second, leaving a partial apply", systemTitle(sys))
@@ -698,7 +702,7 @@ func (r *serviceResource) claimServiceName(ctx context.Context, diags *diag.Diag
 	diags.AddAttributeError(path.Root("name"), "Service Name Used Twice",
 		fmt.Sprintf("Another psa_service of this configuration %s, and %s. The names are one but for case or surrounding "+
 			"spaces, which %s does not tell apart: %s. Give one of them another name.%s", theirs, ours, systemTitle(sys), why, find))
-	return false
+	return c.owner, false
 }
 
 // nameOnlyService is the service to check for a name (or, in ConnectWise,

@@ -667,7 +667,7 @@ resource "psa_service" "second" {
 // (identifier) that ConnectWise would refuse on create or update fails the
 // plan: one that another catalog item holds (inactive items included, such
 // as those of an earlier integration), or one that two new services of the
-// configuration would both get.
+// configuration would both get, their names alike or not.
 func TestAccServiceResource_connectWiseProductIDs(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemConnectWise)
@@ -711,6 +711,28 @@ resource "psa_service" "b" {
 				Config:      strings.Replace(two("  connectwise {\n    identifier = \"Backup_Server_2\"\n  }\n"), `"Backup_Server_2"`, `"backup_server"`, 1),
 				PlanOnly:    true,
 				ExpectError: regexp.MustCompile(`(?s)Value Refused by ConnectWise PSA.*with psa_service.b.*already\s+has\s+product\s+id\s+"Backup_Server"`),
+			},
+			{
+				// Two new items of one name and one product id of their
+				// own: the name only warns, the product id fails.
+				Config: two("  connectwise {\n    identifier = \"Backup_Server_2\"\n  }\n") + `
+resource "psa_service" "c" {
+  name       = "Archive"
+  unit_price = 1
+  connectwise {
+    identifier = "ARC"
+  }
+}
+resource "psa_service" "d" {
+  name       = "Archive"
+  unit_price = 1
+  connectwise {
+    identifier = "arc"
+  }
+}
+`,
+				PlanOnly:    true,
+				ExpectError: regexp.MustCompile(`(?s)ConnectWise Product ID Used Twice.*service\s+"Archive"\s+and\s+of\s+service\s+"Archive"\s+would\s+both\s+have\s+product\s+id\s+"(ARC|arc)"`),
 			},
 		},
 	})
