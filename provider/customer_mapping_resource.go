@@ -269,7 +269,8 @@ func uncheckedContract(ctx context.Context, private privateData) bool {
 // checkContract checks with the PSA that contractID exists, belongs to
 // companyID and can be billed on, and reports whether the PSA answered
 // (verified): an unreachable PSA, or one that cannot tell the contract's
-// company, adds only a warning.
+// company, adds only a warning; refused credentials or a base URL without
+// the PSA's endpoints fail the plan (see planCheckFails).
 func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, customer string) (verified bool) {
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
 	switch {
@@ -278,7 +279,7 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 			fmt.Sprintf("Contract %s does not exist in %s, so customer %s cannot be mapped to it. "+
 				"Check contract_id; data.psa_contract looks contracts up by company and name.",
 				contractID, systemTitle(r.data.system), customer))
-	case errors.Is(err, psa.ErrUnauthorized):
+	case planCheckFails(err):
 		diags.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case err != nil:

@@ -231,6 +231,18 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	return b.String()
 }
 
+// planCheckFails reports whether err, the failure of a plan-time check's
+// read from the PSA, says that the provider's own PSA settings are wrong:
+// refused credentials, or an address that answers 404 to the PSA's query
+// endpoints (an Autotask base_url that is not the tenant's zone, a proxy
+// path typed wrong). Such a check fails the plan instead of warning: every
+// read and write of the apply would meet the same answer, and users want
+// the error at plan time. Anything else (an outage, throttling) leaves
+// the check a courtesy that warns only.
+func planCheckFails(err error) bool {
+	return errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrEndpointNotFound)
+}
+
 // credentialsHint says which provider settings to check when the PSA
 // refuses the credentials.
 func credentialsHint(s psa.System) string {

@@ -227,6 +227,10 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 				"Check service_id, or create the service with a psa_service resource.",
 				serviceID, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
+	case planCheckFails(err):
+		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Unable to Verify PSA Service",
+			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s", serviceID), err))
+		return
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
 		// that only changes the export. A malformed id never gets here

@@ -507,7 +507,8 @@ func (r *serviceResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 // when one of those is known only at apply, the name alone is (a second
 // service of one name fails the plan all the same). What the check reads
 // is read once per provider process. An unreachable PSA adds a warning
-// only.
+// only; refused credentials or a base URL without the PSA's endpoints
+// fail the plan (see planCheckFails).
 func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Diagnostics, plan, config, state serviceResourceModel, create bool) {
 	checker, ok := r.data.backend.(psa.ServiceFieldChecker)
 	sys := r.data.system
@@ -536,6 +537,11 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	}
 	err := checker.CheckServiceFields(ctx, svc)
 	var ve *psa.ValidationError
+	if planCheckFails(err) {
+		diags.AddError("Unable to Verify PSA Service Fields",
+			psaErrorDetail(sys, "Looking up the values this service names", err))
+		return
+	}
 	if nameOnly && (!errors.As(err, &ve) || (ve.Field != "name" && ve.Field != "identifier")) {
 		return // the other fields are checked by the apply
 	}

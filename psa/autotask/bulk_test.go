@@ -190,3 +190,20 @@ func TestBackend_queryNotFoundIsTheEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestBackend_entityInformationNotFoundIsTheEndpoints checks that a 404 to
+// entityInformation/fields, which names an entity type and no record,
+// matches psa.ErrEndpointNotFound as a query's does: the plan-time check of
+// a new service reads it first, and took a base URL that is not the
+// tenant's for a missing record, warning where the plan must fail.
+func TestBackend_entityInformationNotFoundIsTheEndpoints(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	// Every GET: the check reads entityInformation/fields first.
+	s.AddFault(psatest.Fault{Method: http.MethodGet, Status: http.StatusNotFound,
+		Body: "<html><body>404 Not Found</body></html>"})
+	err := b.CheckServiceFields(t.Context(), &psa.Service{Name: "Backup", BillingPeriod: psa.BillingPeriodMonthly})
+	if !errors.Is(err, psa.ErrEndpointNotFound) || errors.Is(err, psa.ErrNotFound) || !strings.Contains(fmt.Sprint(err), "check base_url") {
+		t.Errorf("CheckServiceFields with entityInformation/fields answered 404: %v; want psa.ErrEndpointNotFound saying check base_url, not psa.ErrNotFound", err)
+	}
+}

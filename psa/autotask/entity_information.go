@@ -58,6 +58,9 @@ type fieldsResponse struct {
 // Fields returns the field definitions of entity (GET
 // {Entity}/entityInformation/fields). The first successful answer per entity
 // is cached for the life of the client; the Response is nil when cached.
+// The request names an entity type, never a record, so a 404 is of the
+// endpoint (a base URL that is not the tenant's) and matches
+// psa.ErrEndpointNotFound, as a query's does (see queryError).
 func (s *EntityInformationService) Fields(ctx context.Context, entity string) ([]*Field, *Response, error) {
 	c := s.client
 	key := strings.ToLower(entity)
@@ -73,7 +76,7 @@ func (s *EntityInformationService) Fields(ctx context.Context, entity string) ([
 	var fr fieldsResponse
 	resp, err := c.Do(ctx, req, &fr)
 	if err != nil {
-		return nil, resp, err
+		return nil, resp, queryError(err)
 	}
 	c.fields[key] = fr.Fields
 	return fr.Fields, resp, nil
