@@ -40,6 +40,10 @@ type TicketPassView struct {
 	// policies.ticket_budget_reserve: the pass stopped writing, and the rest
 	// (each customer's deferred, with a notice) is done by a later pass.
 	BudgetLimited bool `json:"budget_limited"`
+	// BudgetUnknown is true, with BudgetLimited, when the pass stopped
+	// writing because the PSA's hourly budget could not be read, not
+	// because it reached policies.ticket_budget_reserve.
+	BudgetUnknown bool `json:"budget_unknown,omitempty"`
 	// WritesHeld, on a dry run, says why a ticket pass that writes is
 	// refused: the state database is a restored backup not confirmed with
 	// -state.allow-restore.
@@ -80,7 +84,7 @@ type TicketCustomerView struct {
 // the report is one too (the export switched the integration off).
 func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 	v := TicketPassView{DryRun: dryRun || rep.DryRun, Customers: make([]TicketCustomerView, 0, len(rep.Customers)), Settled: rep.Settled, RateLimited: rep.RateLimited,
-		BudgetLimited: rep.BudgetLimited, WritesHeld: rep.WritesHeld}
+		BudgetLimited: rep.BudgetLimited, BudgetUnknown: rep.BudgetUnknown, WritesHeld: rep.WritesHeld}
 	for _, c := range rep.Customers {
 		cv := TicketCustomerView{
 			Source: c.Customer.Source, CustomerID: c.Customer.CustomerID, CustomerName: c.Customer.CustomerName,
@@ -100,7 +104,8 @@ func NewTicketPassView(rep tickets.Report, dryRun bool) TicketPassView {
 // Report returns the report v shows, each customer's error as an error
 // with its text.
 func (v TicketPassView) Report() tickets.Report {
-	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited, BudgetLimited: v.BudgetLimited, WritesHeld: v.WritesHeld}
+	rep := tickets.Report{DryRun: v.DryRun, Settled: v.Settled, RateLimited: v.RateLimited, BudgetLimited: v.BudgetLimited,
+		BudgetUnknown: v.BudgetUnknown, WritesHeld: v.WritesHeld}
 	for _, c := range v.Customers {
 		cr := tickets.CustomerReport{
 			Customer: tickets.Customer{Source: c.Source, CustomerID: c.CustomerID, CustomerName: c.CustomerName, CompanyID: c.CompanyID, ContractID: c.ContractID},

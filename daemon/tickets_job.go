@@ -450,6 +450,12 @@ func (d *Daemon) recordedTicketPass(ctx context.Context, doc *export.Document, f
 		d.logger.Error("Ticket pass failed", "err", err)
 	case t.Failed > 0 || slices.ContainsFunc(rep.Customers, func(c tickets.CustomerReport) bool { return c.Err != nil }):
 		d.logger.Warn("Ticket pass finished with failures", "created", t.Created, "closed", t.Closed, "failed", t.Failed, "deferred", t.Deferred)
+	case rep.BudgetUnknown:
+		d.logger.Warn("Ticket pass stopped writing: the PSA's hourly API budget could not be read, so the pass does not know how far "+
+			"it is from policies.ticket_budget_reserve; the tickets still to file, close, note or reopen wait for a later pass "+
+			"(psa_sync_api_budget_unknown; psa-syncd check tests the PSA)",
+			"reserve", d.cfg.Load().Policies.TicketReserve(), "created", t.Created, "adopted", t.Adopted+rep.OtherAdopted, "closed", t.Closed,
+			"noted", t.Noted, "reopened", t.Reopened, "deferred", t.Deferred, "settled", rep.Settled)
 	case rep.BudgetLimited:
 		d.logger.Warn("Ticket pass stopped writing: the PSA's hourly API budget reached policies.ticket_budget_reserve, "+
 			"which keeps the rest for the usage passes; the tickets still to file, close, note or reopen wait for a later pass",

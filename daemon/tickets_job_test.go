@@ -1038,3 +1038,42 @@ func TestTicketSyncOff_nothingDeferred(t *testing.T) {
 		t.Errorf("ticketSyncOff = deferred %d, left open %d, open %d; want 0, 2, 0", st.Deferred, st.LeftOpen, st.OpenTickets)
 	}
 }
+
+// TestDaemon_ticketPassBudgetUnknown: Autotask answers ThresholdInformation
+// 500 all pass long. The ticket pass's gate reads the budget again every 50
+// writes and stops the writes after 3 failed reads, as the usage passes'
+// does; its notices, report, API view and log used to word that as the
+// budget having "reached the reserve, policies.ticket_budget_reserve
+// (2500)", which sends the operator to lower the request load. They now
+// say that the budget could not be read.
+func TestDaemon_ticketPassBudgetUnknown(t *testing.T) {
+	t.Parallel()
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5",
+		OnResolve: export.OnResolveClose, MaxPerPass: 500, MaxPerCustomer: 500}
+	var logs bytes.Buffer
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for i := range 120 {
+		sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: fmt.Sprintf("Malware on PC-%d", i)})
+	}
+	sim.AddFault(psatest.Fault{Path: "/ATServicesRest/V1.0/ThresholdInformation", Status: http.StatusInternalServerError})
+	rep, err := d.recordedTicketPass(t.Context(), d.exp.Load().doc, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := rep.Totals()
+	if !rep.BudgetLimited || !rep.BudgetUnknown || tot.Deferred == 0 || tot.Created == 0 {
+		t.Fatalf("report: budget limited %v, unknown %v, %+v; want budget limited and unknown, some alerts filed and some deferred",
+			rep.BudgetLimited, rep.BudgetUnknown, tot)
+	}
+	if len(tot.Notices) != 1 || !strings.Contains(tot.Notices[0], "budget could not be read: 3 reads of it in a row failed") ||
+		strings.Contains(tot.Notices[0], "reached the reserve") {
+		t.Errorf("notices = %q, want one saying the budget could not be read, not that it reached the reserve", tot.Notices)
+	}
+	if v := NewTicketPassView(rep, false); !v.BudgetUnknown || !v.Report().BudgetUnknown {
+		t.Errorf("API view %+v, want budget_unknown", v)
+	}
+	if !strings.Contains(logs.String(), `msg="Ticket pass stopped writing: the PSA's hourly API budget could not be read`) ||
+		strings.Contains(logs.String(), "budget reached policies.ticket_budget_reserve") {
+		t.Errorf("no warn line saying the budget could not be read:\n%s", logs.String())
+	}
+}

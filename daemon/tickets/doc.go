@@ -57,7 +57,8 @@
 // budget refuses a write (the PSA's hourly budget at the daemon's
 // policies.ticket_budget_reserve) sends no more writes, and the alerts still to
 // file, close, note or reopen wait for a later pass (Deferred, with a
-// notice, Report.BudgetLimited) without failing their customer; a create the
+// notice, Report.BudgetLimited; Report.BudgetUnknown too when the budget
+// could not be read) without failing their customer; a create the
 // PSA refuses is retried when what it depends on changes (the routing, or the
 // customer's company or contract), and otherwise a day after it was refused,
 // and fails its customer in every pass's report until then. A create the PSA

@@ -99,6 +99,16 @@ type Budget interface {
 	Allow(ctx context.Context) (ok bool, why string)
 }
 
+// UnknownBudget is a Budget that can tell that it refused the writes
+// because the PSA's budget could not be read, not because it reached the
+// reserve (usage.BudgetGate): the report says so (Report.BudgetUnknown).
+type UnknownBudget interface {
+	Budget
+	// Unknown reports whether the writes stopped because the budget
+	// could not be read.
+	Unknown() bool
+}
+
 // Config configures an Engine.
 type Config struct {
 	System psa.System
@@ -267,6 +277,10 @@ type Report struct {
 	// is done by a later pass. It fails no customer; the notices of those
 	// with writes left say so.
 	BudgetLimited bool
+	// BudgetUnknown is set with BudgetLimited when the pass stopped
+	// writing because the PSA's budget could not be read (see
+	// UnknownBudget), not because it reached the reserve.
+	BudgetUnknown bool
 	// WritesHeld, set by the caller on a dry run, says why a pass that
 	// writes would be refused (a restored backup not yet confirmed).
 	WritesHeld string
@@ -383,6 +397,9 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
 	rep.BudgetLimited = p.limited != ""
+	if u, ok := e.budget.(UnknownBudget); ok && rep.BudgetLimited {
+		rep.BudgetUnknown = u.Unknown()
+	}
 	return rep, nil
 }
 
@@ -882,7 +899,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	if n := cr.budgetDeferred; n > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts wait for a later pass, which files, closes, notes or reopens their tickets: %s, "+
 			"so this pass sends the PSA no more ticket writes", n, p.why()))
-		log.Info("PSA throttled or API budget reserve reached; alerts left for a later pass", "alerts", n, "reason", p.why())
+		log.Info("PSA throttled, or the API budget reached the reserve or could not be read; alerts left for a later pass", "alerts", n, "reason", p.why())
 	}
 	if p.stopped != nil && !p.throttled() && cr.Err == nil {
 		cr.fail(p.stopped)

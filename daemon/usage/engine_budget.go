@@ -125,7 +125,9 @@ func NewBudgetGate(be psa.Backend, reserve int, setting string, m *Metrics, logg
 
 // Allow reports whether one more write may be sent, the one before it
 // being done. When it may not, why says why: the PSA's hourly budget
-// reached the reserve (named by its setting), or ctx ended.
+// reached the reserve (named by its setting), it could not be read
+// (budgetReadsFailedToStop reads in a row failed; see Unknown), or ctx
+// ended.
 func (b *BudgetGate) Allow(ctx context.Context) (ok bool, why string) {
 	if b.g.allow(ctx) {
 		b.g.sent()
@@ -135,10 +137,17 @@ func (b *BudgetGate) Allow(ctx context.Context) (ok bool, why string) {
 		return false, "the pass was cancelled"
 	}
 	if u := b.g.unreadable(); u != nil {
-		return false, fmt.Sprintf("%s, %s (%d), %v", skipReasonBudget, b.setting, b.g.reserve, u)
+		return false, fmt.Sprintf("%s: %d reads of it in a row failed, the last with: %v; the writes stopped as at the reserve, %s (%d)",
+			skipReasonBudgetUnknown, u.n, u.last, b.setting, b.g.reserve)
 	}
 	return false, fmt.Sprintf("%s, %s (%d)", skipReasonBudget, b.setting, b.g.reserve)
 }
+
+// Unknown reports whether the gate stopped the writes because the PSA's
+// budget could not be read, not because it reached the reserve: the
+// operator's fix is the PSA's answer (psa_sync_api_budget_unknown), not
+// the request load or the reserve.
+func (b *BudgetGate) Unknown() bool { return b.g.unreadable() != nil }
 
 // Record sets psa_sync_api_budget_remaining to the estimate once the
 // writes are done (see budgetGate.record); it makes no request.

@@ -219,7 +219,10 @@ func printTickets(w io.Writer, rep tickets.Report, askedDryRun bool) {
 	if rep.RateLimited {
 		fmt.Fprintln(w, "the PSA throttled the pass: it stopped writing; the rest (deferred) is done next pass")
 	}
-	if rep.BudgetLimited {
+	switch {
+	case rep.BudgetUnknown:
+		fmt.Fprintln(w, "the PSA's hourly API budget could not be read, so the pass does not know how far it is from policies.ticket_budget_reserve: the pass stopped writing; the rest (deferred) is done by a later pass (psa-syncd check tests the PSA)")
+	case rep.BudgetLimited:
 		fmt.Fprintln(w, "the PSA's hourly API budget reached policies.ticket_budget_reserve, which keeps the rest for the usage passes: the pass stopped writing; the rest (deferred) is done by a later pass")
 	}
 	if rep.WritesHeld != "" {

@@ -174,6 +174,20 @@ func TestPrintTickets_wouldReopen(t *testing.T) {
 	}
 }
 
+// A pass that stopped writing because the PSA's budget could not be read
+// says so, not that the budget reached policies.ticket_budget_reserve.
+func TestPrintTickets_budgetUnknown(t *testing.T) {
+	t.Parallel()
+	rep := tickets.Report{BudgetLimited: true, BudgetUnknown: true, Customers: []tickets.CustomerReport{{
+		Customer: tickets.Customer{Source: "sophos", CustomerID: ticketsAcme, CustomerName: "Acme"}, Created: 100, Deferred: 20,
+	}}}
+	var b strings.Builder
+	printTickets(&b, rep, false)
+	if out := b.String(); !strings.Contains(out, "the PSA's hourly API budget could not be read") || strings.Contains(out, "budget reached") {
+		t.Errorf("a pass whose budget could not be read prints:\n%s\nwant it to say the budget could not be read, not that it reached the reserve", out)
+	}
+}
+
 // After a switch of PSA, tickets -forget-other-psa deletes the records of
 // the other PSA, which every pass otherwise reports: -dry-run lists them
 // and keeps them, and the pass (here through the running daemon, with
