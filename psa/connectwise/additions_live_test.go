@@ -45,6 +45,11 @@ func TestBackend_SetQuantity_additionEndingBeforeEffectiveDate(t *testing.T) {
 		{"next_period_start", date(11, 30), date(12, 1)},
 		{"period_start", date(10, 31), date(11, 1)},
 		{"cancelled on the effective date", date(11, 1), date(11, 1)},
+		// A cancelledDate with a time of day is on its calendar date, as
+		// an effectiveDate is (startsAfter): compared as an instant, it
+		// fell after midnight of the effective date and the addition
+		// looked live on it.
+		{"cancelled on the effective date at a time of day", date(11, 1).Add(17 * time.Hour), date(11, 1)},
 	}
 	for _, mode := range additionModes {
 		for _, pol := range policies {

@@ -892,8 +892,14 @@ func (b *Backend) activeAdditions(ctx context.Context, agreementID int64, extra 
 // Active on the 15th, when a pass with policies.effective_date
 // next_period_start writes the quantity for the 1st. A zero day (ReadLines
 // without asOf) keeps every active addition.
+//
+// Both are compared as calendar dates (dateOf), as startsAfter compares an
+// effectiveDate: ConnectWise sends dates as datetimes
+// (yyyy-MM-ddTHH:mm:ssZ), and one with a time of day, compared as an
+// instant, would make an addition cancelled on the effective date itself
+// look live on it, and its quantity would be changed.
 func liveAt(cancelled, day time.Time) bool {
-	return cancelled.IsZero() || day.IsZero() || cancelled.After(day)
+	return cancelled.IsZero() || day.IsZero() || dateOf(cancelled).After(dateOf(day))
 }
 
 // cancelledOf returns an addition's cancelledDate, zero when unset.
