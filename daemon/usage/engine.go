@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1942,11 +1943,11 @@ func (r *lineReader) readChunk(ctx context.Context, ids []string, first bool) li
 			c.ledger = true
 			return
 		case errors.As(err, &ce):
-			r.readOK(ids, ce.ContractErrors())
+			alike := r.readAnswered(ids, ce.ContractErrors())
 			c.lines.add(got)
 			for id, cerr := range ce.ContractErrors() {
 				if slices.Contains(ids, id) {
-					c.errs[id] = &contractError{err: cerr}
+					c.errs[id] = &contractError{err: cerr, alike: alike[id]}
 				}
 			}
 			return
@@ -2024,6 +2025,96 @@ func (r *lineReader) refused(contract string, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.refusedAsLocked(contract, refusal, err)
+}
+
+// readAnswered records the outcome of a read that the PSA answered for
+// each contract, some or all of them with an error of that contract's
+// own (psa.ContractErrors: ConnectWise reads each agreement's additions
+// with a request of its own). When every contract of ids failed, those
+// whose answer could as well be the PSA's, or a proxy's, answer to every
+// request (answerRefusal: a 4xx other than 404, an answer that cannot be
+// decoded, such as a proxy's HTML page) count toward the reads' stop in
+// contract order, as the server refusals of contracts read alone do
+// (refused); a contract the PSA answered as not found, or with an answer
+// about its own records, breaks the run, as a read that succeeded does.
+// When some contracts read, the failures are their contracts' own, as for
+// a read split down to the contracts at fault: the run is broken, and
+// they are recorded so (failedPass) for the next passes. It returns how
+// many contracts in a row the PSA had answered alike, for the contracts
+// whose run stopped the reads.
+func (r *lineReader) readAnswered(ids []string, errs map[string]error) map[string]int {
+	failedAll := true
+	for _, id := range ids {
+		if _, ok := errs[id]; !ok {
+			failedAll = false
+			break
+		}
+	}
+	if !failedAll {
+		r.readOK(ids, errs)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, id := range ids {
+			if err, ok := errs[id]; ok {
+				if _, alike := answerRefusal(id, err); alike {
+					if r.failedPass == nil {
+						r.failedPass = map[string]bool{}
+					}
+					r.failedPass[id] = true
+				}
+			}
+		}
+		return nil
+	}
+	sorted := slices.Clone(ids)
+	slices.SortFunc(sorted, compareIDs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	stoppedBefore := r.fatal != nil
+	for _, id := range sorted {
+		refusal, ok := answerRefusal(id, errs[id])
+		if !ok {
+			r.refusedInRow = nil
+			continue
+		}
+		r.refusedAsLocked(id, refusal, errs[id])
+	}
+	var stopped *readsStoppedError
+	if stoppedBefore || !errors.As(r.fatal, &stopped) {
+		return nil
+	}
+	alike := make(map[string]int, len(r.refusedInRow))
+	for id := range r.refusedInRow {
+		alike[id] = len(r.refusedInRow)
+	}
+	return alike
+}
+
+// answerRefusal returns the key under which the reads' stop compares
+// err, the error of contract's read within a read that the PSA answered
+// per contract (psa.ContractErrors), and whether it counts toward the
+// stop: an answer that any contract's request could get alike (a 4xx
+// refusal, an HTML page or a body that cannot be decoded), not one about
+// the contract's own records. Not found is the contract's own answer, as
+// is a conflict (two active additions of one product). The contract's id
+// is taken out of the key, since the error names the contract (and its
+// URL); what else differs per request is taken out as for server
+// refusals (refusalKey).
+func answerRefusal(contract string, err error) (string, bool) {
+	if err == nil || errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrConflict) {
+		return "", false
+	}
+	text := err.Error()
+	if id := idKey(contract); id != "" {
+		text = regexp.MustCompile(`\b0*`+regexp.QuoteMeta(id)+`\b`).ReplaceAllString(text, "<contract>")
+	}
+	return refusalKey(text), true
+}
+
+// refusedAsLocked counts contract's read, refused with refusal (err),
+// toward the reads' stop (see refused). r.mu is held.
+func (r *lineReader) refusedAsLocked(contract, refusal string, err error) {
 	if r.failedPass == nil {
 		r.failedPass = map[string]bool{}
 	}
@@ -2059,7 +2150,7 @@ type readsStoppedError struct {
 }
 
 func (e *readsStoppedError) Error() string {
-	return fmt.Sprintf("not read: the PSA refused the reads of the %d contracts before it with the same server error, so the pass stopped reading; the last with: %v", e.n, e.last)
+	return fmt.Sprintf("not read: the PSA refused the reads of the %d contracts before it with the same server error or answer, so the pass stopped reading; the last with: %v", e.n, e.last)
 }
 
 // batchReadError is the failure of a read of many contracts' lines at once
@@ -2161,7 +2252,13 @@ type contractErrors interface {
 
 // contractError marks a problem the PSA reported about one contract (as
 // opposed to a failed request).
-type contractError struct{ err error }
+type contractError struct {
+	err error
+	// alike is set when the PSA answered the reads of this many
+	// contracts in a row, this one's among them, alike, and that stopped
+	// the reads (see lineReader.readAnswered).
+	alike int
+}
 
 func (e *contractError) Error() string { return e.err.Error() }
 func (e *contractError) Unwrap() error { return e.err }
@@ -2178,9 +2275,13 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, erro
 	var stopped *readsStoppedError
 	switch {
 	case errors.As(err, &stopped):
-		return fmt.Sprintf("%s refused the reads of %d contracts in a row with the same server error, so the pass stopped reading: check %[1]s (its status, a proxy in front of it); the next pass reads again",
+		return fmt.Sprintf("%s refused the reads of %d contracts in a row with the same server error or answer, so the pass stopped reading: check %[1]s (its status, a proxy in front of it); the next pass reads again",
 				systemName(sys), stopped.n),
 			fmt.Errorf("contract %s: %w", cm.ContractID, err)
+	case own && ce.alike > 0:
+		return fmt.Sprintf("%s answered the reads of %d contracts in a row alike (a refusal or a page that is no answer of its API), so the pass stopped reading: check %[1]s (its status, a proxy in front of it, the API user's access); the next pass reads again",
+				systemName(sys), ce.alike),
+			fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	case !own && errors.As(err, &be):
 		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
 	case own && errors.Is(err, psa.ErrUnauthorized):

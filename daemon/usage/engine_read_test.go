@@ -519,3 +519,77 @@ func TestEngineAutotask_queryNotFoundIsNoRecordsNotFound(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineConnectWise_agreementAnswersAlikeStopTheReads: ConnectWise
+// reads each agreement's additions with a request of its own, and a 4xx
+// or an answer that cannot be decoded fails only that agreement
+// (psa.ContractErrors). A proxy answering every agreement with an HTML
+// page, or a 403 for every agreement, failed each customer separately,
+// with no "reads stopped" and no hint, since such answers never counted
+// toward the reads' stop. Now, when every agreement of a read fails alike,
+// they count as server refusals do: the run says the reads stopped,
+// pass_stops_total{reason="reads_failed"} counts it, and the customers'
+// hint says to check ConnectWise. A few agreements refused while the others
+// read (a security role that hides them) stay their customers' own
+// failures, as does an agreement that is not found.
+func TestEngineConnectWise_agreementAnswersAlikeStopTheReads(t *testing.T) {
+	t.Parallel()
+	const n = 40
+	for _, tc := range []struct {
+		name   string
+		fault  psatest.Fault
+		failed int // agreements answered so; 0: all
+	}{
+		{"proxy page", psatest.Fault{Status: http.StatusOK, Body: "<html><body>Please sign in to the proxy</body></html>"}, 0},
+		{"403 for every agreement", psatest.Fault{Status: http.StatusForbidden,
+			Body: `{"code":"Forbidden","message":"You do not have access to this agreement."}`}, 0},
+		{"403 for a few agreements", psatest.Fault{Status: http.StatusForbidden,
+			Body: `{"code":"Forbidden","message":"You do not have access to this agreement."}`}, 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemConnectWise)
+			customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+			h.writeUsage(usageRows(customers, func(int) int { return 0 })...)
+			base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.failed == 0 {
+				f := tc.fault
+				f.Method, f.Path = http.MethodGet, base.Path+"finance/agreements/*"
+				h.sim.AddFault(f)
+			}
+			for _, cm := range customers[:tc.failed] {
+				f := tc.fault
+				f.Method, f.Path = http.MethodGet, base.Path+"finance/agreements/"+cm.ContractID+"/additions"
+				h.sim.AddFault(f)
+			}
+			res := h.sync(PassOptions{})
+			stops := testutil.ToFloat64(h.m.PassStopsTotal.WithLabelValues(StopReadsFailed))
+			first := h.status(customers[0].CustomerID)
+			if tc.failed > 0 {
+				if strings.Contains(res.Run.Error, "reads stopped") || stops != 0 {
+					t.Errorf("run error %q, pass_stops_total{reason=%q} = %v; want no stop for %d agreements refused among readable ones",
+						res.Run.Error, StopReadsFailed, stops, tc.failed)
+				}
+				if cs := h.status(customers[n-1].CustomerID); cs.Result != state.CustomerSucceeded {
+					t.Errorf("a customer whose agreement reads = %s (%q), want succeeded", cs.Result, cs.Error)
+				}
+				if first.Result != state.CustomerFailed || strings.Contains(first.Hint, "stopped reading") {
+					t.Errorf("customer refused alone = %s (%q, hint %q), want failed with its own hint", first.Result, first.Error, first.Hint)
+				}
+				return
+			}
+			if !strings.Contains(res.Run.Error, "reads stopped") || stops != 1 {
+				t.Errorf("run error %q, pass_stops_total{reason=%q} = %v; want the reads stopped, counted once", res.Run.Error, StopReadsFailed, stops)
+			}
+			if first.Result != state.CustomerFailed || !strings.Contains(first.Hint, "answered the reads of") || !strings.Contains(first.Hint, "stopped reading") {
+				t.Errorf("first customer = %s (%q, hint %q), want failed with a hint that the reads stopped", first.Result, first.Error, first.Hint)
+			}
+			if got := h.writes(); got != 0 {
+				t.Errorf("%d writes, want none", got)
+			}
+		})
+	}
+}

@@ -959,7 +959,7 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 		summary := fmt.Sprintf("%d of %d customers failed", len(failed), len(statuses))
 		switch {
 		case readsStopped != nil:
-			summary += fmt.Sprintf("; reads stopped: the PSA refused the reads of %d contracts in a row with the same server error, the last with: %v", readsStopped.n, readsStopped.last)
+			summary += fmt.Sprintf("; reads stopped: the PSA refused the reads of %d contracts in a row with the same server error or answer, the last with: %v", readsStopped.n, readsStopped.last)
 		case stopped != nil:
 			summary += fmt.Sprintf("; writes stopped: the PSA failed the writes to %d contracts in a row, the last with: %v", stopped.n, stopped.last)
 		case len(failed) > 1 && len(failed) == len(statuses):
