@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -153,4 +154,46 @@ data "psa_company" "test" {
 			})
 		})
 	}
+}
+
+// TestAccServiceResource_importThenBlock pins what
+// examples/resources/psa_service/import.sh says: the import tracks no
+// PSA-specific block, so with a configuration that sets one, the first
+// plan after the import shows one in-place update of the service (the
+// block added), and once it is applied the next plan is empty.
+func TestAccServiceResource_importThenBlock(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	serviceID := e.addService("Backup", 5)
+	svc, ok := e.sim.Autotask().Service(mustID(serviceID))
+	if !ok {
+		t.Fatalf("service %s not in the simulator", serviceID)
+	}
+	config := testAccServiceResourceConfig(e, "Backup", 5, fmt.Sprintf(`
+  autotask {
+    billing_code_id = "%d"
+  }
+`, svc.BillingCodeID)) + fmt.Sprintf(`
+import {
+  to = psa_service.test
+  id = %q
+}
+`, serviceID)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectResourceAction("psa_service.test", plancheck.ResourceActionUpdate)},
+				},
+			},
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+			},
+		},
+	})
 }
