@@ -1767,15 +1767,25 @@ func lastDue(sched schedule.Schedule, loc *time.Location, at, now time.Time) tim
 // lastFullRun returns when the last pass over all customers that was not a
 // dry run and finished (success, partial or failure, but neither running nor
 // interrupted) started, or the zero time; and whether such a pass was
-// interrupted after it.
+// interrupted after it. A pass that synced an earlier month than the one of
+// its time (sync -period, the re-run of the month that had ended) is not
+// the schedule's: it does not stand for the pass due when it ran, which is
+// still caught up (usage.RanEarlierPeriod).
 func (d *Daemon) lastFullRun() (started time.Time, interrupted bool) {
 	runs, err := d.db.FullRuns(100)
 	if err != nil {
 		d.logger.Warn("Cannot read the run history for the schedule", "err", err)
 		return time.Time{}, false
 	}
+	loc := time.UTC
+	if _, l, err := d.activeSchedule(); err == nil {
+		loc = l
+	}
+	usagePeriod := d.cfg.Load().Policies.UsagePeriod
 	for _, r := range runs {
 		switch {
+		case usage.RanEarlierPeriod(r, loc, usagePeriod):
+			// Neither the schedule's pass nor its interruption.
 		case r.Interrupted():
 			interrupted = true
 		case r.Result != state.RunRunning:

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
@@ -76,5 +78,48 @@ func TestSyncRequest_APIBodyPeriod(t *testing.T) {
 	got, err := json.Marshal(SyncRequest{Period: source.Period{Year: 2026, Month: time.November}}.APIBody())
 	if err != nil || string(got) != `{"period":"2026-11"}` {
 		t.Errorf("APIBody = %s, %v; want {\"period\":\"2026-11\"}", got, err)
+	}
+}
+
+// TestDaemon_periodRerunIsNotTheScheduledPass: the "monthly last-day
+// 20:00" pass of 31 December was missed (psa-syncd was down); at 21:00 the
+// operator re-ran November with sync -period 2026-11. At the restart that
+// re-run must not count as the last full pass: December's pass is still
+// caught up at once, and syncs December. Before, the schedule started from
+// the re-run and waited for 31 January, leaving December's usage unsynced.
+func TestDaemon_periodRerunIsNotTheScheduledPass(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 31, 21, 30, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Schedule = "monthly last-day 20:00"
+	doc.Integration.Timezone = "UTC"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	nov := time.Date(2026, time.November, 30, 20, 0, 0, 0, time.UTC)
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: nov, Finished: nov.Add(time.Minute),
+		Result: state.RunFailure, Period: "2026-11"}); err != nil {
+		t.Fatal(err)
+	}
+	rerun := time.Date(2026, time.December, 31, 21, 0, 0, 0, time.UTC)
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerCLI, Started: rerun, Finished: rerun.Add(time.Minute),
+		Result: state.RunSuccess, Period: "2026-11"}); err != nil {
+		t.Fatal(err)
+	}
+	if last, interrupted := e.d.lastFullRun(); !last.Equal(nov) || interrupted {
+		t.Errorf("lastFullRun = %v, %t; want November's scheduled pass %v (the re-run of November is not the schedule's), false", last, interrupted, nov)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	go e.d.scheduleLoop(ctx)
+	tk, ok := e.d.queue.next(ctx)
+	if !ok || tk.Trigger != usage.TriggerSchedule || tk.Customer != "" {
+		t.Fatalf("queued %+v, %t; want December's scheduled pass caught up at once (next run %v)", tk, ok, e.d.NextRun())
+	}
+	if want := time.Date(2026, time.December, 31, 20, 0, 0, 0, time.UTC); !tk.At.Equal(want) {
+		t.Errorf("the caught-up pass is due at %v, want %v", tk.At, want)
 	}
 }

@@ -1600,6 +1600,33 @@ func (e *Engine) period(now time.Time) source.Period {
 	return p
 }
 
+// RanEarlierPeriod reports whether run was a pass that named an earlier
+// billing month than the one a pass syncs at its start (PassOptions.Period:
+// a re-run of the month that had just ended). Such a run is not the
+// schedule's last pass: it neither stands for the scheduled pass of its
+// time (the scheduler's last full pass) nor moves the last-run gauges,
+// which report the passes of the period the schedule syncs. A scheduled
+// pass caught up after its month ended (PassOptions.At) is the scheduled
+// pass itself and is not one. The period at its start is computed with the
+// engine's current time zone and usage_period.
+func (e *Engine) RanEarlierPeriod(run state.Run) bool {
+	return RanEarlierPeriod(run, e.loc, e.policies.UsagePeriod)
+}
+
+// RanEarlierPeriod is Engine.RanEarlierPeriod for an engine in time zone
+// loc with policies.usage_period usagePeriod, for callers that have no
+// engine (the scheduler, before a mapping export has loaded).
+func RanEarlierPeriod(run state.Run, loc *time.Location, usagePeriod string) bool {
+	if run.Trigger == TriggerSchedule || run.Period == "" || run.Started.IsZero() {
+		return false
+	}
+	started := source.PeriodOf(run.Started.In(loc))
+	if usagePeriod == UsagePeriodPrevious {
+		started = started.Prev()
+	}
+	return run.Period == started.Prev().String()
+}
+
 // ErrPeriodRefused matches the refusal of a pass for a period it may not
 // sync (PassOptions.Period): see Engine.CheckPeriod.
 var ErrPeriodRefused = errors.New("daemon: period refused")

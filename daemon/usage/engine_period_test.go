@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
@@ -205,4 +208,65 @@ func TestEngine_Sync_periodConnectWiseUndated(t *testing.T) {
 		t.Errorf("ConnectWise pass for 2026-12 (the current period): %+v, %v; want success", res, err)
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 15)
+}
+
+// TestEngine_Sync_periodRerunLeavesTheLastRunGauges: the first pass of
+// December fails; a re-run of November that succeeds must not make the
+// last-run gauges say that the last pass succeeded (PsaSyncFailing would
+// resolve while December's pass is failing), neither when it finishes nor
+// when they are restored at start-up. Its result is still counted in
+// runs_total.
+func TestEngine_Sync_periodRerunLeavesTheLastRunGauges(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&periodNextDay)
+	now := func() time.Time { return *clock.Load() }
+	h := newETHarness(t, psatest.WithClock(now))
+	h.now = now
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	periodUsage(t, h.usage)
+
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusInternalServerError})
+	failed := h.sync(PassOptions{Trigger: TriggerSchedule})
+	if failed.Run.Result == state.RunSuccess || failed.Run.Period != "2026-12" {
+		t.Fatalf("December's pass: result %s, period %s; want a failure for 2026-12", failed.Run.Result, failed.Run.Period)
+	}
+	h.sim.ClearFaults()
+	later := periodNextDay.Add(time.Hour)
+	clock.Store(&later)
+	rerun := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov})
+	if rerun.Run.Result != state.RunSuccess || rerun.Run.Period != "2026-11" {
+		t.Fatalf("re-run of November: result %s, period %s; want success for 2026-11", rerun.Run.Result, rerun.Run.Period)
+	}
+	if !h.engine().RanEarlierPeriod(rerun.Run) || h.engine().RanEarlierPeriod(failed.Run) {
+		t.Errorf("RanEarlierPeriod: re-run %t, December's pass %t; want true, false",
+			h.engine().RanEarlierPeriod(rerun.Run), h.engine().RanEarlierPeriod(failed.Run))
+	}
+	check := func(when string, m *Metrics) {
+		t.Helper()
+		if got := testutil.ToFloat64(m.LastRunResult.WithLabelValues(failed.Run.Result)); got != 1 {
+			t.Errorf("%s: last_run_result{result=%q} = %v, want 1 (December's pass)", when, failed.Run.Result, got)
+		}
+		if got := testutil.ToFloat64(m.LastRunResult.WithLabelValues(state.RunSuccess)); got != 0 {
+			t.Errorf("%s: last_run_result{result=\"success\"} = %v, want 0", when, got)
+		}
+		if got, want := testutil.ToFloat64(m.LastRunTimestamp), float64(failed.Run.Finished.UnixNano())/1e9; got != want {
+			t.Errorf("%s: last_run_timestamp_seconds = %v, want December's pass's end %v", when, got, want)
+		}
+		if got := testutil.ToFloat64(m.LastSuccessTimestamp); got != 0 {
+			t.Errorf("%s: last_success_timestamp_seconds = %v, want 0 (no pass of the schedule's period succeeded)", when, got)
+		}
+	}
+	check("after the re-run", h.m)
+	if got := testutil.ToFloat64(h.m.RunsTotal.WithLabelValues(state.RunSuccess)); got != 1 {
+		t.Errorf("runs_total{result=\"success\"} = %v, want 1 (the re-run)", got)
+	}
+
+	h.reg = prometheus.NewRegistry()
+	h.m = NewMetrics(h.reg, psa.SystemAutotask)
+	if err := h.engine().RestoreMetrics(nil); err != nil {
+		t.Fatal(err)
+	}
+	check("restored at start-up", h.m)
 }

@@ -1033,8 +1033,11 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	}
 	// Only a pass over every customer moves the timestamps: a "sync now"
 	// for one customer must neither hide that the others are stale nor,
-	// by succeeding after a failed full pass, look like a failure.
-	if run.Customer == "" {
+	// by succeeding after a failed full pass, look like a failure. A
+	// re-run of the month that ended does not either: its success must
+	// not hide that the current month's last pass failed (its result is
+	// in the run, runs_total and the answer to whoever asked for it).
+	if run.Customer == "" && !e.RanEarlierPeriod(run) {
 		m.setLastRunResult(run.Result)
 		m.LastRunTimestamp.Set(float64(end.UnixNano()) / 1e9)
 		if run.Result == state.RunSuccess {
@@ -1242,7 +1245,7 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	}
 	var lastRun, lastSuccess time.Time
 	for _, r := range runs { // newest first
-		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning {
+		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning || e.RanEarlierPeriod(r) {
 			continue
 		}
 		if lastRun.IsZero() {
