@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +123,87 @@ func TestDaemon_periodRerunIsNotTheScheduledPass(t *testing.T) {
 	}
 	if want := time.Date(2026, time.December, 31, 20, 0, 0, 0, time.UTC); !tk.At.Equal(want) {
 		t.Errorf("the caught-up pass is due at %v, want %v", tk.At, want)
+	}
+}
+
+// TestStatusPage_syncEndedPeriod: on 1 December, when November's last pass
+// was partial, the signed-in status page offers "Sync November 2026" beside
+// Sync now, a form of /ui/sync with the period and the page's CSRF token;
+// it queues a pass for 2026-11. A period the pass may not sync is refused
+// before anything is queued. Signed out, or once a pass for November has
+// succeeded, the page offers none.
+func TestStatusPage_syncEndedPeriod(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	doc := e.doc.Clone()
+	doc.Integration.Timezone = "UTC"
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	monthEnd := time.Date(2026, time.November, 30, 20, 0, 0, 0, time.UTC)
+	partial, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: monthEnd, Finished: monthEnd.Add(time.Minute),
+		Result: state.RunPartial, Period: "2026-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pass of December has run since: the offer is November's.
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-time.Hour), Finished: now.Add(-time.Hour),
+		Result: state.RunSuccess, Period: "2026-12"}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newUIClient(t, e.d)
+	page := c.do(http.MethodGet, "/", nil).Body.String()
+	if strings.Contains(page, `id="sync-ended"`) {
+		t.Errorf("signed out, the page offers a sync of the month that ended:\n%s", page)
+	}
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	page = c.do(http.MethodGet, "/", nil).Body.String()
+	button := strings.Index(page, `id="sync-ended"`)
+	if button < 0 {
+		t.Fatalf("signed in, with November's last pass partial, the page offers no sync of November:\n%s", page)
+	}
+	form := page[strings.LastIndex(page[:button], "<form"):button] + page[button:][:strings.Index(page[button:], "</form>")]
+	for _, want := range []string{`action="/ui/sync"`, `name="csrf" value="` + csrf + `"`, `name="period" value="2026-11"`, `>Sync November 2026</button>`} {
+		if !strings.Contains(form, want) {
+			t.Errorf("the form of the sync of November lacks %s:\n%s", want, form)
+		}
+	}
+	if hint := `(2026-11, run ` + strconv.FormatInt(partial.ID, 10) + `) was partial`; !strings.Contains(page, hint) {
+		t.Errorf("the page does not say %q:\n%s", hint, page)
+	}
+
+	rec := c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "period": {"2026-10"}, "next": {"/"}})
+	if loc := rec.Header().Get("Location"); rec.Code != http.StatusSeeOther || strings.Contains(loc, "request=") ||
+		!strings.Contains(loc, "Not+requested") || len(e.d.queue.active()) != 0 {
+		t.Errorf("sync of 2026-10 = %d, Location %q, queued %+v; want a refusal, nothing queued", rec.Code, loc, e.d.queue.active())
+	}
+	rec = c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "period": {"2026-11"}, "next": {"/"}})
+	loc := rec.Header().Get("Location")
+	queued := e.d.queue.active()
+	if rec.Code != http.StatusSeeOther || len(queued) != 1 || !strings.Contains(loc, "request="+queued[0].ID) {
+		t.Fatalf("sync of November = %d, Location %q, queued %+v", rec.Code, loc, queued)
+	}
+	if tk := queued[0]; tk.Period.String() != "2026-11" || tk.Customer != "" || tk.Trigger != usage.TriggerAPI {
+		t.Errorf("sync of November queued %+v, want a pass for all customers of 2026-11", tk)
+	}
+	if got := flash(c.do(http.MethodGet, loc, nil).Body.String()); !strings.Contains(got, "Sync of November 2026 requested.") {
+		t.Errorf("message after the sync of November = %q", got)
+	}
+
+	// November's re-run succeeded: nothing more to offer.
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerAPI, Started: now, Finished: now, Result: state.RunSuccess, Period: "2026-11"}); err != nil {
+		t.Fatal(err)
+	}
+	if page := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(page, `id="sync-ended"`) {
+		t.Errorf("after November's re-run succeeded, the page still offers it:\n%s", page)
 	}
 }

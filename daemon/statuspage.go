@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
@@ -254,6 +255,53 @@ type statusData struct {
 	Pending   []SyncTicket
 	Intents   []IntentView
 	Unmapped  usage.UnmappedReport
+	// Ended offers a pass for the month that has ended, when its last
+	// pass failed or was partial (nil otherwise).
+	Ended *endedOffer
+}
+
+// endedOffer is the status page's "Sync <Month YYYY>": a pass for the
+// billing month that has ended, whose last pass over all customers
+// failed or was partial (see Re-running the month that ended in README).
+type endedOffer struct {
+	Period string // YYYY-MM, the form's period
+	Label  string // e.g. "Sync November 2026"
+	Result string // the result of that month's last pass
+	RunID  int64
+}
+
+// endedPeriodOffer returns the offer of a pass for the month that has
+// ended, or nil: when that month's last pass over all customers that wrote
+// failed or was partial and a pass may sync it now (not, on ConnectWise
+// PSA, one that writes: Engine.CheckPeriod).
+func (d *Daemon) endedPeriodOffer() *endedOffer {
+	_, loc, err := d.activeSchedule()
+	if err != nil || d.Export() == nil {
+		return nil
+	}
+	ended := usage.PeriodAt(d.now(), loc, d.cfg.Load().Policies.UsagePeriod).Prev()
+	runs, err := d.db.FullRuns(100)
+	if err != nil {
+		return nil
+	}
+	for _, r := range runs {
+		if r.Period != ended.String() {
+			continue
+		}
+		if r.Result != state.RunFailure && r.Result != state.RunPartial {
+			return nil // it succeeded, or a pass for it is running
+		}
+		if d.CheckPeriod(ended, d.writesEnabled()) != nil {
+			return nil
+		}
+		return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID}
+	}
+	return nil
+}
+
+// periodName is a billing month as the status page names it: "November 2026".
+func periodName(p source.Period) string {
+	return fmt.Sprintf("%s %d", p.Month, p.Year)
 }
 
 // customerFilters are the status page's tabs: the vendor consoles' (all,
@@ -325,6 +373,9 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if data.Unmapped, err = d.LastUnmapped(); err != nil {
 		p.Error = "reading unmapped usage: " + err.Error()
+	}
+	if p.SignedIn {
+		data.Ended = d.endedPeriodOffer()
 	}
 	d.render(w, http.StatusOK, "index.html", p)
 }
@@ -619,6 +670,21 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		}
 		req.Units = &n
 	}
+	if v := r.PostForm.Get("period"); v != "" {
+		// The month that ended (endedPeriodOffer), checked as POST
+		// /api/v1/sync checks it: a month it may not sync is refused
+		// here, before anything is queued.
+		p, err := source.ParsePeriod(v)
+		if err != nil {
+			redirect(w, r, backTo(r), fmt.Sprintf("Period %q is not a billing month, YYYY-MM.", v), "")
+			return
+		}
+		if err := d.CheckPeriod(p, d.writesEnabled()); err != nil {
+			redirect(w, r, backTo(r), "Not requested: "+err.Error(), "")
+			return
+		}
+		req.Period = p
+	}
 	if msg := checkApproval(req); msg != "" {
 		redirect(w, r, backTo(r), msg, "")
 		return
@@ -654,7 +720,8 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := d.RequestPass(req)
-	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
+	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units),
+		"period", req.Period.String())
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 
@@ -666,6 +733,9 @@ const writesOffNotice = "writes are off (integration disabled in the export): th
 func requestedMessage(req SyncRequest) string {
 	if req.Approve {
 		return "Approval requested."
+	}
+	if !req.Period.IsZero() {
+		return "Sync of " + periodName(req.Period) + " requested."
 	}
 	return "Sync requested."
 }
@@ -689,7 +759,7 @@ func (d *Daemon) uiSyncOnActive(w http.ResponseWriter, r *http.Request, req Sync
 		return
 	}
 	d.logger.Info("Sync requested on the status page of a standby; queued on the active instance", "request", t.ID, "customer", req.Customer,
-		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units))
+		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units), "period", req.Period.String())
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 

@@ -1620,11 +1620,18 @@ func RanEarlierPeriod(run state.Run, loc *time.Location, usagePeriod string) boo
 	if run.Trigger == TriggerSchedule || run.Period == "" || run.Started.IsZero() {
 		return false
 	}
-	started := source.PeriodOf(run.Started.In(loc))
+	return run.Period == PeriodAt(run.Started, loc, usagePeriod).Prev().String()
+}
+
+// PeriodAt returns the billing month whose usage a pass at t syncs, in
+// time zone loc with policies.usage_period usagePeriod: t's month, or with
+// usage_period: previous the one before (Engine.period).
+func PeriodAt(t time.Time, loc *time.Location, usagePeriod string) source.Period {
+	p := source.PeriodOf(t.In(loc))
 	if usagePeriod == UsagePeriodPrevious {
-		started = started.Prev()
+		p = p.Prev()
 	}
-	return run.Period == started.Prev().String()
+	return p
 }
 
 // ErrPeriodRefused matches the refusal of a pass for a period it may not
