@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -31,7 +32,8 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 		asJSON   bool
 	)
 	fs := newFlagSet(e, "ledger", "Print the ledger: every quantity change psa-syncd made on a contract line (before, after,\n"+
-		"effective date, run), newest first. From the state database, or from a running daemon's\n"+
+		"effective date, run, and the period: the billing month whose usage its run synced), newest\n"+
+		"first. From the state database, or from a running daemon's\n"+
 		"API with -web.url (the daemon holds the database locked), page by page, each page printed\n"+
 		"as it is read.")
 	cf.register(fs)
@@ -39,7 +41,9 @@ func cmdLedger(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&customer, "customer", "", "Only changes for this source customer `id`.")
 	fs.StringVar(&contract, "contract", "", "Only changes on this PSA contract `id`.")
 	fs.StringVar(&service, "service", "", "Only changes of this PSA service `id`.")
-	fs.StringVar(&period, "period", "", "Only changes effective in this billing month, `YYYY-MM`.")
+	fs.StringVar(&period, "period", "", "Only changes whose effective date is in this billing month, `YYYY-MM`; not the period\n"+
+		"column (the month whose usage the change billed): with effective_date: next_period_start a\n"+
+		"change of November's usage is dated 1 December and listed under 2026-12.")
 	fs.IntVar(&limit, "limit", 0, "Print at most this many changes (0: all).")
 	fs.StringVar(&format, "format", "table", "Output `format`: table, csv or json.")
 	fs.BoolVar(&asJSON, "json", false, "Print JSON: -format json, as the other commands' -json.")
@@ -205,13 +209,15 @@ func remoteLedger(ctx context.Context, api *apiClient, q url.Values, limit int, 
 	}
 }
 
+// ledgerColumns are the CSV's columns; a new one goes last, so that a
+// reader by position keeps working.
 var ledgerColumns = []string{"seq", "time", "run_id", "system", "source", "customer_id", "contract_id", "service_id",
-	"before", "after", "change", "effective_date", "intent_id"}
+	"before", "after", "change", "effective_date", "intent_id", "period"}
 
 func ledgerRow(l daemon.LedgerView) []string {
 	return []string{strconv.FormatInt(l.Seq, 10), l.Time.UTC().Format(time.RFC3339), strconv.FormatInt(l.RunID, 10), l.System, l.Source,
 		l.CustomerID, l.ContractID, l.ServiceID, strconv.FormatInt(l.Before, 10), strconv.FormatInt(l.After, 10),
-		fmt.Sprintf("%+d", l.After-l.Before), l.EffectiveDate, strconv.FormatInt(l.IntentID, 10)}
+		fmt.Sprintf("%+d", l.After-l.Before), l.EffectiveDate, strconv.FormatInt(l.IntentID, 10), l.Period}
 }
 
 // ledgerPrinter prints the ledger a page at a time, in format table, csv
@@ -225,7 +231,7 @@ type ledgerPrinter struct {
 	err    error // the first write error
 }
 
-var ledgerTableHeader = []string{"TIME", "RUN", "CUSTOMER", "CONTRACT", "SERVICE", "BEFORE", "AFTER", "CHANGE", "EFFECTIVE"}
+var ledgerTableHeader = []string{"TIME", "RUN", "CUSTOMER", "CONTRACT", "SERVICE", "BEFORE", "AFTER", "CHANGE", "EFFECTIVE", "PERIOD"}
 
 func (p *ledgerPrinter) page(entries []daemon.LedgerView) error {
 	if p.err != nil {
@@ -290,7 +296,8 @@ func (p *ledgerPrinter) table(w *bufio.Writer, entries []daemon.LedgerView) {
 	}
 	for _, l := range entries {
 		rows = append(rows, []string{l.Time.UTC().Format(time.RFC3339), strconv.FormatInt(l.RunID, 10), l.CustomerID, l.ContractID,
-			l.ServiceID, strconv.FormatInt(l.Before, 10), strconv.FormatInt(l.After, 10), fmt.Sprintf("%+d", l.After-l.Before), l.EffectiveDate})
+			l.ServiceID, strconv.FormatInt(l.Before, 10), strconv.FormatInt(l.After, 10), fmt.Sprintf("%+d", l.After-l.Before), l.EffectiveDate,
+			cmp.Or(l.Period, "-")})
 	}
 	for _, row := range rows {
 		for i, cell := range row[:len(p.widths)] {

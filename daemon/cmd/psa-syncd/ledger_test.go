@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -212,8 +213,9 @@ func TestLedgerPrinter_pages(t *testing.T) {
 	for i := range 5 {
 		entries = append(entries, daemon.LedgerView{Seq: int64(5 - i), Time: time.Date(2026, time.November, 2, 3, 4, 5, 0, time.UTC), RunID: 7,
 			System: "autotask", Source: "file", CustomerID: "cust-<acme>", ContractID: strings.Repeat("9", i+1), ServiceID: "42",
-			Before: int64(i), After: int64(i * 3), EffectiveDate: "2026-11-01", IntentID: int64(100 + i)})
+			Before: int64(i), After: int64(i * 3), EffectiveDate: "2026-11-01", IntentID: int64(100 + i), Period: "2026-10"})
 	}
+	entries[4].Period = "" // its run has left the run history
 	for _, pages := range [][][]daemon.LedgerView{nil, {entries}, {entries[:2], entries[2:3], entries[3:]}} {
 		var all []daemon.LedgerView
 		for _, pg := range pages {
@@ -254,8 +256,8 @@ func TestLedgerPrinter_pages(t *testing.T) {
 			fmt.Fprintln(tbl, strings.Join(ledgerTableHeader, "\t"))
 		}
 		for _, l := range all {
-			fmt.Fprintf(tbl, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%+d\t%s\n", l.Time.UTC().Format(time.RFC3339), l.RunID, l.CustomerID, l.ContractID,
-				l.ServiceID, l.Before, l.After, l.After-l.Before, l.EffectiveDate)
+			fmt.Fprintf(tbl, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%+d\t%s\t%s\n", l.Time.UTC().Format(time.RFC3339), l.RunID, l.CustomerID, l.ContractID,
+				l.ServiceID, l.Before, l.After, l.After-l.Before, l.EffectiveDate, cmp.Or(l.Period, "-"))
 		}
 		_ = tbl.Flush()
 		if len(pages) <= 1 && out["table"].String() != tw.String() {

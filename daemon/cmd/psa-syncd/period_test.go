@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -76,6 +77,27 @@ func TestRun_syncPeriod(t *testing.T) {
 	for _, le := range ledger.Ledger {
 		if le.Period != ended.String() || le.EffectiveDate != ended.Start(time.UTC).Format(time.DateOnly) {
 			t.Errorf("ledger entry %+v, want period %s dated %s", le, ended, ended.Start(time.UTC).Format(time.DateOnly))
+		}
+	}
+	// So do the table and the CSV (a column of its own, the CSV's last).
+	code, stdout, stderr = runCmd(t, "ledger", cfg, "-format", "csv")
+	rows, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if code != 0 || err != nil || len(rows) != len(wantUnits)+1 || rows[0][len(rows[0])-1] != "period" {
+		t.Fatalf("ledger -format csv: exit %d, %v, %q\n%s; want a header ending in period and %d rows", code, err, rows, stderr, len(wantUnits))
+	}
+	for _, row := range rows[1:] {
+		if row[len(row)-1] != ended.String() {
+			t.Errorf("ledger -format csv: row %q, want the period %s last", row, ended)
+		}
+	}
+	code, stdout, stderr = runCmd(t, "ledger", cfg)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if code != 0 || len(lines) != len(wantUnits)+1 || !strings.HasSuffix(strings.Join(strings.Fields(lines[0]), " "), "EFFECTIVE PERIOD") {
+		t.Fatalf("ledger: exit %d\n%s\n%s; want a table with a PERIOD column", code, stdout, stderr)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasSuffix(strings.Join(strings.Fields(l), " "), ended.Start(time.UTC).Format(time.DateOnly)+" "+ended.String()) {
+			t.Errorf("ledger: row %q, want the effective date then the period %s", l, ended)
 		}
 	}
 }
