@@ -138,6 +138,15 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	} else if n > 0 {
 		logger.Info("Reconciled open intents from an interrupted pass", "intents", n)
 	}
+	if metricsFile != "" && !billing.IsZero() {
+		// A pass of the month that ended moves no last-run gauge
+		// (usage.RanEarlierPeriod): the file, which a textfile collector
+		// may read in place of a pass's of the schedule, keeps those of
+		// the passes before it instead of zeros.
+		if err := d.RestoreMetrics(); err != nil {
+			logger.Error("Could not restore metrics from the state database", "err", err)
+		}
+	}
 	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
 		Customer: customer, Trigger: usage.TriggerCLI, Period: billing})
 	var metricsErr error

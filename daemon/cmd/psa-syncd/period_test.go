@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -172,5 +173,28 @@ func TestRun_syncPeriodRemote(t *testing.T) {
 	if code, _, stderr := runCmd(t, append([]string{"sync", "-period", older}, remote...)...); code != 1 || !strings.Contains(stderr, "400") ||
 		!strings.Contains(stderr, "or the one before it ("+ended+")") {
 		t.Errorf("sync -period %s -web.url: exit %d, stderr %s; want 1 and the daemon's refusal", older, code, stderr)
+	}
+}
+
+// TestRun_syncPeriodMetricsFile: sync -period -metrics.file writes the
+// last-run gauges of the passes before it (a re-run of the month that
+// ended moves none of them), not zeros that would resolve PsaSyncFailing
+// or silence PsaSyncStale through a textfile collector.
+func TestRun_syncPeriodMetricsFile(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	cfg := "-config.file=" + e.cfgPath
+	ended := source.PeriodOf(time.Now().UTC()).Prev()
+	if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	metrics := filepath.Join(e.dir, "metrics.prom")
+	if code, stdout, stderr := runCmd(t, "sync", cfg, "-period", ended.String(), "-metrics.file", metrics); code != 0 {
+		t.Fatalf("sync -period %s: exit %d\n%s\n%s", ended, code, stdout, stderr)
+	}
+	prom, err := os.ReadFile(metrics)
+	if err != nil || !strings.Contains(string(prom), `psa_sync_last_run_result{result="success",system="autotask"} 1`) ||
+		strings.Contains(string(prom), `psa_sync_last_success_timestamp_seconds{system="autotask"} 0`) {
+		t.Errorf("metrics file after sync -period: %v; want the last pass's success restored:\n%s", err, prom)
 	}
 }
