@@ -234,6 +234,9 @@ type Daemon struct {
 	// tokenUser is the basic user a standby's status page calls the
 	// active instance as (see authenticateToActive).
 	tokenUser tokenUserCache
+	// webConfig reads webConfigFile for psa-syncd's own checks, again
+	// only when it changed.
+	webConfig webConfigCache
 	// tokens counts wrong API tokens per client address.
 	tokens tokenGuard
 	// settle queues a pass when unconfirmed writes can be settled;

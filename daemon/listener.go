@@ -14,12 +14,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
 
 // The listener's security comes from a web configuration file in the format
@@ -29,7 +31,9 @@ import (
 // authentication of every request, and http_server_config for response
 // headers. exporter-toolkit reads the file again for every new TLS
 // connection and every request, so renewed certificates and changed users
-// take effect without a restart, as in Prometheus.
+// take effect without a restart, as in Prometheus. psa-syncd refuses at
+// start-up a file over MaxWebConfigFile, and reads it itself through a
+// webConfigCache, again only when it changed.
 //
 // The mutating endpoints still need the API token. With basic_auth_users
 // set, the Authorization header carries the basic credentials, so the token
@@ -43,6 +47,13 @@ import (
 func validateWebConfig(path string) error {
 	if path == "" {
 		return nil
+	}
+	// exporter-toolkit reads the file whole: refuse one over the cap
+	// before it does.
+	var tl *sizecap.TooLargeError
+	if _, err := sizecap.ReadFile(path, MaxWebConfigFile, ""); errors.As(err, &tl) {
+		return fmt.Errorf("daemon: web config file %q: the file is larger than %s, the most psa-syncd reads of a web config file; "+
+			"is -web.config.file that of the listener's TLS and basic_auth_users settings?", path, sizecap.Format(MaxWebConfigFile))
 	}
 	if err := web.Validate(path); err != nil {
 		// yaml quotes the start of a value it cannot read: in
@@ -109,7 +120,7 @@ func (d *Daemon) listenerCheckedBasic(r *http.Request) bool {
 	if _, _, ok := r.BasicAuth(); !ok || d.webConfigFile == "" {
 		return false
 	}
-	data, err := os.ReadFile(d.webConfigFile)
+	data, err := d.webConfig.read(d.webConfigFile)
 	if err != nil {
 		return false
 	}
@@ -134,7 +145,7 @@ func (d *Daemon) authenticateToActive(req *http.Request) error {
 	if token == "" {
 		return nil
 	}
-	user, needed, err := d.tokenUser.find(d.webConfigFile, token)
+	user, needed, err := d.tokenUser.find(&d.webConfig, d.webConfigFile, token)
 	switch {
 	case err != nil:
 		return err
@@ -159,13 +170,13 @@ type tokenUserCache struct {
 }
 
 // find returns the basic user whose bcrypt hash token matches in the web
-// config file at path. needed is false when the file sets no
-// basic_auth_users (or there is none): no user is needed then.
-func (c *tokenUserCache) find(path, token string) (user string, needed bool, err error) {
+// config file at path, read through file. needed is false when the file
+// sets no basic_auth_users (or there is none): no user is needed then.
+func (c *tokenUserCache) find(file *webConfigCache, path, token string) (user string, needed bool, err error) {
 	if path == "" {
 		return "", false, nil
 	}
-	data, err := os.ReadFile(path)
+	data, err := file.read(path)
 	if err != nil {
 		return "", false, fmt.Errorf("reading the web config file: %w", err)
 	}
@@ -233,12 +244,12 @@ func LocalURL(addr string, tls bool) string {
 }
 
 // servesTLS says whether the web configuration file path (exporter-toolkit's
-// format) has the listener serve TLS.
-func servesTLS(path string) bool {
+// format), read through file, has the listener serve TLS.
+func servesTLS(file *webConfigCache, path string) bool {
 	if path == "" {
 		return false
 	}
-	data, err := os.ReadFile(path)
+	data, err := file.read(path)
 	if err != nil {
 		return false
 	}
@@ -258,7 +269,7 @@ func (d *Daemon) recordURL(cfg *Config, ln net.Listener) (remove func()) {
 		return func() {}
 	}
 	file := filepath.Join(cfg.StateDir, URLFileName)
-	u := LocalURL(ln.Addr().String(), servesTLS(d.webConfigFile))
+	u := LocalURL(ln.Addr().String(), servesTLS(&d.webConfig, d.webConfigFile))
 	if err := os.WriteFile(file, []byte(u+"\n"), 0o644); err != nil {
 		d.logger.Warn("Could not record the API's URL for the commands run by hand", "file", file, "err", err)
 		return func() {}
@@ -282,4 +293,72 @@ func RecordedURL(cfg *Config) string {
 		return ""
 	}
 	return s
+}
+
+// MaxWebConfigFile bounds the web config file (-web.config.file): TLS
+// settings, a few basic users' bcrypt hashes and some headers are a few
+// KiB, so that a flag naming another file (a log, /dev/zero) fails at
+// start-up instead of taking all memory.
+const MaxWebConfigFile = 1 << 20
+
+// webConfigSettle is how long after a file's last change its content is
+// not trusted to be the one its size and times stand for: a file system
+// keeps times at some granularity (a clock tick, a second, two on FAT), so
+// a change in the same tick as a read keeps them.
+const webConfigSettle = 2 * time.Second
+
+// webConfigCache reads the web config file, of at most MaxWebConfigFile
+// bytes, and reads it again only when it changed (its size, modification
+// or inode change time, device or inode: a file replaced by a rename):
+// psa-syncd reads it for every request with basic credentials (see
+// listenerCheckedBasic) and when a standby's page calls the active
+// instance, and a changed file takes effect without a restart. Its zero
+// value is ready to use.
+type webConfigCache struct {
+	mu    sync.Mutex
+	path  string
+	stamp webConfigStamp
+	data  []byte
+	err   error
+	// settled is false while the file changed within webConfigSettle
+	// of the read: it is read again until then.
+	settled bool
+	// reads counts the times the file was read (for tests).
+	reads int
+	// now is time.Now; tests set it.
+	now func() time.Time
+}
+
+// webConfigStamp is what tells that the file changed.
+type webConfigStamp struct {
+	size         int64
+	mtime, ctime time.Time
+	dev, ino     uint64
+}
+
+// read returns the content of the web config file at path, or why it
+// cannot be read; a file larger than MaxWebConfigFile is an error naming
+// it and the cap.
+func (c *webConfigCache) read(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	ctime, dev, ino := statChange(fi)
+	stamp := webConfigStamp{size: fi.Size(), mtime: fi.ModTime(), ctime: ctime, dev: dev, ino: ino}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.settled && c.path == path && c.stamp == stamp {
+		return c.data, c.err
+	}
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	readAt := now()
+	c.reads++
+	data, err := sizecap.ReadFile(path, MaxWebConfigFile, "a web config file")
+	c.path, c.stamp, c.data, c.err = path, stamp, data, err
+	c.settled = readAt.Sub(stamp.mtime) >= webConfigSettle && (stamp.ctime.IsZero() || readAt.Sub(stamp.ctime) >= webConfigSettle)
+	return data, err
 }

@@ -263,7 +263,7 @@ func TestWebConfig_errorsHideBasicAuthPasswords(t *testing.T) {
 		t.Errorf("New with basic_auth_users as a string: %v; want yaml's error without the value", err)
 	}
 	var c tokenUserCache
-	_, _, err = c.find(p, "token")
+	_, _, err = c.find(&webConfigCache{}, p, "token")
 	if err == nil || !strings.Contains(err.Error(), "cannot unmarshal !!str into map") || strings.Contains(err.Error(), password[:3]) {
 		t.Errorf("finding the token's user with basic_auth_users as a string: %v; want yaml's error without the value", err)
 	}
@@ -396,5 +396,85 @@ func TestLocalURL(t *testing.T) {
 		if got := LocalURL(tc.addr, tc.tls); got != tc.want {
 			t.Errorf("LocalURL(%q, %t) = %q, want %q", tc.addr, tc.tls, got, tc.want)
 		}
+	}
+}
+
+// TestNew_webConfigFileTooLarge: a -web.config.file over the cap (another
+// file named by mistake) is refused at start-up, naming the file and the
+// cap; exporter-toolkit read it whole.
+func TestNew_webConfigFileTooLarge(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "web.yml")
+	dtWrite(t, p, "# "+strings.Repeat("x", MaxWebConfigFile)+"\n")
+	_, err := New(&Config{}, "", Options{WebConfigFile: p})
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "larger than 1 MiB") {
+		t.Errorf("New with a web config file over 1 MiB: %v; want an error naming the file and the cap", err)
+	}
+}
+
+// TestWebConfigCache: the web config file is read again only when it
+// changed (or changed too recently for its times to tell), and a changed
+// file is read at once; a file over the cap is an error naming it and the
+// cap, and is not read again while it stays so.
+func TestWebConfigCache(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "web.yml")
+	later := func() time.Time { return time.Now().Add(time.Minute) }
+	c := &webConfigCache{now: later}
+	read := func(want string, reads int) {
+		t.Helper()
+		data, err := c.read(p)
+		if err != nil || string(data) != want || c.reads != reads {
+			t.Errorf("read = %q, %v after %d reads of the file; want %q after %d", data, err, c.reads, want, reads)
+		}
+	}
+	dtWrite(t, p, "tls_server_config: {}\n")
+	read("tls_server_config: {}\n", 1)
+	read("tls_server_config: {}\n", 1)
+	dtWrite(t, p, "basic_auth_users: {}\n")
+	read("basic_auth_users: {}\n", 2)
+	read("basic_auth_users: {}\n", 2)
+	if err := os.WriteFile(p, []byte("headers: {}\n#2345678\n"), 0o600); err != nil { // in place: same inode, same size
+		t.Fatal(err)
+	}
+	// Just changed: its times may not tell the next change apart yet.
+	c.now = time.Now
+	read("headers: {}\n#2345678\n", 3)
+	read("headers: {}\n#2345678\n", 4)
+	c.now = later
+	read("headers: {}\n#2345678\n", 5)
+	read("headers: {}\n#2345678\n", 5)
+
+	dtWrite(t, p, "# "+strings.Repeat("x", MaxWebConfigFile)+"\n")
+	for range 2 {
+		_, err := c.read(p)
+		if err == nil || err.Error() != p+" is larger than 1 MiB, the most psa-sync reads of a web config file" || c.reads != 6 {
+			t.Errorf("read of a file over the cap = %v after %d reads; want an error naming it and the cap, after 6", err, c.reads)
+		}
+	}
+}
+
+// TestDaemon_listenerCheckedBasic_readsWebConfigOnce: a request with basic
+// credentials read the whole web config file; it is read again only when
+// it changed, and the change takes effect without a restart.
+func TestDaemon_listenerCheckedBasic_readsWebConfigOnce(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "secret-token"})
+	e.d.webConfigFile = filepath.Join(t.TempDir(), "web-config.yml")
+	e.d.webConfig.now = func() time.Time { return time.Now().Add(time.Minute) }
+	dtWrite(t, e.d.webConfigFile, "basic_auth_users:\n  ops: "+bcryptHash(t, "ops-password")+"\n")
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/api/v1/customers", nil)
+	req.SetBasicAuth("ops", "ops-password")
+	for range 3 {
+		if !e.d.listenerCheckedBasic(req) {
+			t.Error("listenerCheckedBasic with basic_auth_users = false, want true")
+		}
+	}
+	if e.d.webConfig.reads != 1 {
+		t.Errorf("the web config file was read %d times for 3 requests, want once", e.d.webConfig.reads)
+	}
+	dtWrite(t, e.d.webConfigFile, "tls_server_config: {}\n")
+	if e.d.listenerCheckedBasic(req) {
+		t.Error("listenerCheckedBasic after basic_auth_users were removed = true, want false")
 	}
 }
