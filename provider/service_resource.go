@@ -212,7 +212,10 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"catalog item's description, at most 60 characters; in Autotask at most as long as the tenant's field " +
 					"metadata allows (150). Both are checked at plan time. Autotask (a unique key on the name) and Kaseya BMS " +
 					"refuse a second service of one name, inactive ones included: the plan fails on a name another service " +
-					"has (compared without regard to case), naming it for an import. ConnectWise accepts a second catalog " +
+					"has (compared without regard to case), naming it for an import. That fails a swap of names between two " +
+					"services, and a new service taking the old name of one renamed in the same plan, too: the PSA holds " +
+					"the name until the rename is applied, and Terraform may apply the other change first, so apply the " +
+					"rename first in an apply of its own (a swap through a temporary name). ConnectWise accepts a second catalog " +
 					"item of one name, but the plan of a new one fails on the name of an active item all the same (one left " +
 					"behind by a lost state, a `terraform state rm` or a `removed` block would be billed beside the new one), " +
 					"unless `connectwise.identifier` is set, which says a second item is meant and only warns. Two " +
@@ -564,11 +567,11 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 		case connectWiseIdentifierSet(ctx, config):
 			diags.AddAttributeWarning(path.Root("name"), "Catalog Item Name Already Used",
 				fmt.Sprintf("ConnectWise will create a second catalog item of this name beside the existing one: %s.%s",
-					strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
+					strings.Join(ve.Messages, "; "), heldHint(ve, state.ID.ValueString())))
 		default:
 			diags.AddAttributeError(path.Root("name"), "Catalog Item Name Already Used",
 				fmt.Sprintf("ConnectWise would create a second catalog item of this name: %s.%s",
-					strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
+					strings.Join(ve.Messages, "; "), heldHint(ve, state.ID.ValueString())))
 		}
 	case errors.As(err, &ve) && ve.Field != "":
 		at := path.Root(string(sys)).AtName(ve.Field)
@@ -576,7 +579,7 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 			at = path.Root(ve.Field)
 		}
 		diags.AddAttributeError(at, "Value Refused by "+systemTitle(sys),
-			fmt.Sprintf("%s would refuse this service: %s.%s", systemTitle(sys), strings.Join(ve.Messages, "; "), importHint(ve.Holder)))
+			fmt.Sprintf("%s would refuse this service: %s.%s", systemTitle(sys), strings.Join(ve.Messages, "; "), heldHint(ve, state.ID.ValueString())))
 	default:
 		diags.AddAttributeWarning(path.Root(string(sys)), "Unable to Verify PSA Service Fields",
 			psaErrorDetail(sys, "Looking up the values this service names", err))
@@ -732,6 +735,40 @@ func nameOnlyService(ctx context.Context, sys psa.System, plan, config serviceRe
 	}
 	svc.ConnectWise = &psa.ConnectWiseServiceFields{Identifier: cw.Identifier.ValueString()}
 	return svc
+}
+
+// heldHint tells what to do about the service ve.Holder, which holds the
+// value (ve.Field) that this resource's service would take; own is the id
+// of this resource's service, "" for a create. For a name, that service
+// may be one another resource of the plan renames away from it (two
+// services swapping names, or a new service taking the old name of a
+// renamed one): the PSA holds the name until that rename is applied, and
+// Terraform does not order the two changes, nor tell the provider the
+// other's plan (it may be planned after this one), so the rename must be
+// applied first, in an apply of its own. The import and moved-block
+// advice fits a create only: a resource in the state manages a service
+// already.
+func heldHint(ve *psa.ValidationError, own string) string {
+	if ve.Holder == "" {
+		return ""
+	}
+	if ve.Field != "name" {
+		if own != "" {
+			return ""
+		}
+		return importHint(ve.Holder)
+	}
+	if own == "" {
+		return fmt.Sprintf(" If another psa_service of this configuration renames service %[1]s away from this name in this plan, "+
+			"the name is free only once that rename is applied, and Terraform may create this service first: apply the rename "+
+			"on its own first (without this resource, or with terraform apply -target=<that resource's address>), then this "+
+			"resource in a second apply.", ve.Holder) + importHint(ve.Holder)
+	}
+	return fmt.Sprintf(" If another psa_service of this configuration renames service %[1]s away from this name in this plan "+
+		"(the two swap names), the name is free only once that rename is applied, and Terraform may apply this one first: rename "+
+		"one at a time, each in an apply of its own, through a temporary name for a swap (first this service to a name no "+
+		"service has, then service %[1]s to its new name, then this one to its new name). Otherwise give this resource "+
+		"another name, or rename service %[1]s first.", ve.Holder)
 }
 
 // importHint tells how to bring the service with id holder, which holds

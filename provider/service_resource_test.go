@@ -1440,3 +1440,95 @@ resource "psa_service" "d" {
 		})
 	}
 }
+
+// TestAccServiceResource_nameHeldByRenamed checks the plan error of a name
+// that another service of the configuration holds and is renamed away from
+// in the same plan: two services swapping names, and a new service taking
+// a renamed one's old name. The PSA holds the name until that rename is
+// applied and Terraform does not order the two, so the plan fails, and the
+// error says to apply the rename first (through a temporary name for a
+// swap) rather than to import the service or add a moved block, which
+// fits neither; applied in that order, the changes go through. ConnectWise
+// holds two catalog items of one name (the product id is its key, kept
+// when an item is renamed: service a sets its own, so that c's derived one
+// is free): a swap goes through there, and only the new item is checked.
+func TestAccServiceResource_nameHeldByRenamed(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			aBlock := ""
+			if sys == psa.SystemConnectWise {
+				aBlock = "  connectwise {\n    identifier = \"A-1\"\n  }\n"
+			}
+			config := func(a, b, c string) string {
+				s := e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" "a" {
+  name       = %q
+  unit_price = 1
+%s}
+
+resource "psa_service" "b" {
+  name       = %q
+  unit_price = 2
+}
+`, a, aBlock, b)
+				if c != "" {
+					s += fmt.Sprintf(`
+resource "psa_service" "c" {
+  name       = %q
+  unit_price = 3
+}
+`, c)
+				}
+				return s
+			}
+			count := func(want int) resource.TestCheckFunc {
+				return func(*terraform.State) error {
+					if n := len(e.services()); n != want {
+						return fmt.Errorf("the simulator has %d services, want %d", n, want)
+					}
+					return nil
+				}
+			}
+			swapped := regexp.MustCompile(`(?s)with psa_service\.[ab].*renames\s+service\s+\d+\s+away\s+from\s+this\s+name\s+in\s+this\s+plan\s+\(the\s+two\s+swap\s+names\).*` +
+				`each\s+in\s+an\s+apply\s+of\s+its\s+own,\s+through\s+a\s+temporary\s+name`)
+			steps := []resource.TestStep{
+				{Config: config("Alpha", "Beta", ""), Check: count(2)},
+				{Config: config("Beta", "Alpha", ""), PlanOnly: true, ExpectError: swapped},
+			}
+			if sys == psa.SystemConnectWise {
+				steps = []resource.TestStep{
+					{Config: config("Alpha", "Beta", ""), Check: count(2)},
+					{Config: config("Beta", "Alpha", ""), Check: count(2)},
+					{Config: config("Alpha", "Beta", ""), Check: count(2)},
+				}
+			}
+			steps = append(steps,
+				resource.TestStep{
+					Config:   config("Gamma", "Beta", "Alpha"),
+					PlanOnly: true,
+					ExpectError: regexp.MustCompile(`(?s)with psa_service\.c.*renames\s+service\s+\d+\s+away\s+from\s+this\s+name\s+in\s+this\s+plan.*` +
+						`apply\s+the\s+rename\s+on\s+its\s+own\s+first.*-target=<that\s+resource's\s+address>.*second\s+apply`),
+				},
+				// As the error says: the rename first, then the create.
+				resource.TestStep{Config: config("Gamma", "Beta", ""), Check: count(2)},
+				resource.TestStep{Config: config("Gamma", "Beta", "Alpha"), Check: count(3)},
+			)
+			if sys != psa.SystemConnectWise {
+				// A swap as the error says: through a temporary name.
+				steps = append(steps,
+					resource.TestStep{Config: config("Beta", "Gamma", "Alpha"), PlanOnly: true, ExpectError: swapped},
+					resource.TestStep{Config: config("Temp", "Beta", "Alpha")},
+					resource.TestStep{Config: config("Temp", "Gamma", "Alpha")},
+					resource.TestStep{Config: config("Beta", "Gamma", "Alpha"), Check: count(3)},
+				)
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps:                    steps,
+			})
+		})
+	}
+}
