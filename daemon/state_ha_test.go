@@ -1239,6 +1239,22 @@ func dtCutLeadership(t *testing.T, url string) {
 		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
 		t.Fatal(err)
 	}
+	// pg_terminate_backend only signals the session: its lock is released
+	// when its server process has exited, which under load may come after
+	// another instance already tried the lock (and found it held).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var held int
+		if err := conn.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d advisory locks still held 10s after their sessions were terminated", held)
+		}
+	}
 }
 
 // TestDaemon_freshPlanOnStandbyKeepsActivePlan: a plan computed through a
