@@ -208,6 +208,9 @@ func NewEngine(o EngineOptions) *Engine {
 	if e.db != nil {
 		e.saveRun = e.db.SaveRun
 	}
+	e.metrics.setEndedPeriod(func() string {
+		return PeriodAt(e.now(), e.loc, e.policies.UsagePeriod).Prev().String()
+	})
 	return e
 }
 

@@ -270,3 +270,87 @@ func TestEngine_Sync_periodRerunLeavesTheLastRunGauges(t *testing.T) {
 	}
 	check("restored at start-up", h.m)
 }
+
+// TestEngine_Sync_endedPeriodLastRunResult: psa_sync_ended_period_last_run_result
+// reports the last pass of the month that has ended. November's month-end
+// pass fails: nothing shows while November is the month a pass syncs, the
+// failure shows from midnight without a pass, stays after December's first
+// pass succeeds (which resolves PsaSyncFailing) and after a restart, and
+// gives way to the success of a re-run of November.
+func TestEngine_Sync_endedPeriodLastRunResult(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&periodMonthEnd)
+	now := func() time.Time { return *clock.Load() }
+	h := newETHarness(t, psatest.WithClock(now))
+	h.now = now
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	// December's count is the line's: its pass writes nothing, so the
+	// re-run of November is not held for a later write.
+	content := "customer_id,customer_name,product,quantity,period\n" +
+		"cust-a,Acme,CIXA-MSP,12,2026-11\n" +
+		"cust-a,Acme,CIXA-MSP,10,2026-12\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := func(when, result string) {
+		t.Helper()
+		for _, r := range RunResults {
+			w := 0.0
+			if r == result {
+				w = 1
+			}
+			if got := testutil.ToFloat64(h.m.EndedPeriodLastRunResult[r]); got != w {
+				t.Errorf("%s: ended_period_last_run_result{result=%q} = %v, want %v", when, r, got, w)
+			}
+		}
+	}
+
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusInternalServerError})
+	failed := h.sync(PassOptions{Trigger: TriggerSchedule})
+	if failed.Run.Result != state.RunFailure || failed.Run.Period != "2026-11" {
+		t.Fatalf("month-end pass: result %s, period %s; want a failure for 2026-11", failed.Run.Result, failed.Run.Period)
+	}
+	h.sim.ClearFaults()
+	want("30 November, after November's failed pass (October has ended)", "")
+
+	clock.Store(&periodNextDay)
+	want("1 December, before any pass", state.RunFailure)
+
+	dec := h.sync(PassOptions{Trigger: TriggerSchedule})
+	if dec.Run.Result != state.RunSuccess || dec.Run.Period != "2026-12" {
+		t.Fatalf("December's pass: result %s, period %s; want success for 2026-12", dec.Run.Result, dec.Run.Period)
+	}
+	if got := testutil.ToFloat64(h.m.LastRunResult.WithLabelValues(state.RunSuccess)); got != 1 {
+		t.Fatalf("last_run_result{result=\"success\"} = %v after December's pass, want 1", got)
+	}
+	want("after December's pass succeeded", state.RunFailure)
+
+	restart := func() {
+		t.Helper()
+		h.reg = prometheus.NewRegistry()
+		h.m = NewMetrics(h.reg, psa.SystemAutotask)
+		if err := h.engine().RestoreMetrics(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restart()
+	want("restored at start-up after December's pass", state.RunFailure)
+
+	later := periodNextDay.Add(time.Hour)
+	clock.Store(&later)
+	rerun := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov})
+	if rerun.Run.Result != state.RunSuccess || rerun.Run.Period != "2026-11" {
+		t.Fatalf("re-run of November: result %s, period %s; want success for 2026-11", rerun.Run.Result, rerun.Run.Period)
+	}
+	want("after the re-run of November", state.RunSuccess)
+	restart()
+	want("restored at start-up after the re-run", state.RunSuccess)
+
+	// A month on, December is the month that ended: its last pass
+	// succeeded.
+	jan := time.Date(2027, time.January, 2, 8, 0, 0, 0, time.UTC)
+	clock.Store(&jan)
+	want("2 January, after December's pass succeeded", state.RunSuccess)
+}

@@ -1044,6 +1044,12 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 			m.LastSuccessTimestamp.Set(float64(end.UnixNano()) / 1e9)
 		}
 	}
+	// Any pass over all customers is the last of its period, for
+	// psa_sync_ended_period_last_run_result: the month's scheduled
+	// passes, one caught up after it ended and a re-run of it alike.
+	if run.Customer == "" {
+		m.recordPeriodResult(run.Period, run.Result)
+	}
 	m.RunDuration.Observe(end.Sub(started).Seconds())
 	for _, o := range LineOutcomes {
 		if n := counts[o]; n > 0 {
@@ -1229,10 +1235,11 @@ type UnmappedReport struct {
 
 // RestoreMetrics sets the gauges that describe past passes from the state
 // database: the last run and last success timestamps (of passes that wrote,
-// not dry runs), the unmapped usage of the last pass and the count of new
-// unmapped usage (psa_sync_unmapped_new_total, never lowered), and the
-// customers by status and their held lines for the customers doc maps with
-// usage sync on. Call it at start-up, so that a restart does not make the
+// not dry runs), the result of each recent billing month's last pass
+// (psa_sync_ended_period_last_run_result), the unmapped usage of the last
+// pass and the count of new unmapped usage (psa_sync_unmapped_new_total,
+// never lowered), and the customers by status and their held lines for the
+// customers doc maps with usage sync on. Call it at start-up, so that a restart does not make the
 // last success look like it never happened. doc may be nil (the customers
 // gauge is then left alone).
 func (e *Engine) RestoreMetrics(doc *export.Document) error {
@@ -1243,6 +1250,18 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	if err != nil {
 		return fmt.Errorf("daemon: reading runs: %w", err)
 	}
+	// The result of each month's last pass over all customers, a re-run
+	// of the month that ended included: the runs are newest first.
+	periods := map[string]string{}
+	for _, r := range runs {
+		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning || r.Period == "" {
+			continue
+		}
+		if _, ok := periods[r.Period]; !ok {
+			periods[r.Period] = r.Result
+		}
+	}
+	e.metrics.restorePeriodResults(periods)
 	var lastRun, lastSuccess time.Time
 	for _, r := range runs { // newest first
 		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning || e.RanEarlierPeriod(r) {

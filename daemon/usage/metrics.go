@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -87,6 +88,14 @@ type Metrics struct {
 	HeldSince        prometheus.Gauge
 	LastRunResult    *prometheus.GaugeVec   // result
 	PassStopsTotal   *prometheus.CounterVec // reason
+	// EndedPeriodLastRunResult holds
+	// psa_sync_ended_period_last_run_result by result: 1 for the result of
+	// the last pass over all customers that wrote and synced the billing
+	// month that has ended (the month before the one a pass syncs now),
+	// all 0 when none is known. Computed when scraped, so it follows the
+	// month's end without a pass; recordPeriodResult and
+	// restorePeriodResults keep the results it reads.
+	EndedPeriodLastRunResult map[string]prometheus.GaugeFunc
 
 	// Requests, when set, returns how many requests have been sent to the
 	// PSA so far; a pass records the difference in its run. Package daemon
@@ -95,6 +104,17 @@ type Metrics struct {
 
 	// unmappedNew are UnmappedNew's values, by kind.
 	unmappedNew map[string]*atomic.Int64
+
+	// periods holds, by billing month (YYYY-MM), the result of the last
+	// finished pass over all customers that wrote and synced it, for the
+	// latest few months; endedPeriod returns the month that has ended
+	// (set by NewEngine with the engine's clock, time zone and
+	// usage_period).
+	periods struct {
+		sync.Mutex
+		result      map[string]string
+		endedPeriod func() string
+	}
 
 	// endpoints are the endpoints APIBudgetRemaining has shown, with their
 	// hourly limit (see setEndpointBudgets).
@@ -225,6 +245,15 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Help:      "Sync passes that wrote and stopped writing or reading before the end, by reason: writes_failed (the PSA failed the writes to several contracts in a row), reads_failed (the PSA refused the reads of several contracts in a row with one server error), budget_reserve (the PSA's hourly budget reached policies.budget_reserve), budget_unknown (the PSA's hourly budget could not be read, 3 times in a row), rate_limited (the PSA refused a write for its rate limit).",
 	}, []string{"system", "reason"}).MustCurryWith(sys)
 
+	m.EndedPeriodLastRunResult = make(map[string]prometheus.GaugeFunc, len(RunResults))
+	for _, r := range RunResults {
+		m.EndedPeriodLastRunResult[r] = f.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace:   Namespace,
+			Name:        "ended_period_last_run_result",
+			Help:        "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote and synced the billing month that has ended (the month before the one a pass syncs now: a scheduled pass of that month, one caught up after it, or a -period re-run), 0 for the others; all 0 when no such pass is recorded. Restored at start-up.",
+			ConstLabels: prometheus.Labels{"system": string(system), "result": r},
+		}, func() float64 { return boolFloat(m.endedPeriodResult() == r) })
+	}
 	for _, r := range RunResults {
 		m.RunsTotal.WithLabelValues(r)
 	}
@@ -399,6 +428,80 @@ func (m *Metrics) PassRefused(t time.Time) {
 	}
 	m.setLastRunResult("failure")
 	m.LastRunTimestamp.Set(unixSeconds(t))
+}
+
+// keptPeriods is how many billing months Metrics.periods keeps: the month
+// that ended needs only the latest two, one more covers a clock or
+// time zone that moves back.
+const keptPeriods = 3
+
+// setEndedPeriod sets the function that returns the billing month that
+// has ended (YYYY-MM).
+func (m *Metrics) setEndedPeriod(f func() string) {
+	if m == nil {
+		return
+	}
+	m.periods.Lock()
+	m.periods.endedPeriod = f
+	m.periods.Unlock()
+}
+
+// recordPeriodResult records result as the result of the last pass over
+// all customers that wrote and synced period (YYYY-MM).
+func (m *Metrics) recordPeriodResult(period, result string) {
+	if m == nil || period == "" || result == state.RunRunning {
+		return
+	}
+	m.periods.Lock()
+	defer m.periods.Unlock()
+	if m.periods.result == nil {
+		m.periods.result = map[string]string{}
+	}
+	m.periods.result[period] = result
+	m.prunePeriods()
+}
+
+// restorePeriodResults replaces the results recordPeriodResult keeps with
+// results, by billing month, as read from the state database.
+func (m *Metrics) restorePeriodResults(results map[string]string) {
+	if m == nil {
+		return
+	}
+	m.periods.Lock()
+	defer m.periods.Unlock()
+	m.periods.result = map[string]string{}
+	for p, r := range results {
+		if p != "" && r != state.RunRunning {
+			m.periods.result[p] = r
+		}
+	}
+	m.prunePeriods()
+}
+
+// prunePeriods keeps the latest keptPeriods months of periods.result; the
+// caller holds periods' lock.
+func (m *Metrics) prunePeriods() {
+	for len(m.periods.result) > keptPeriods {
+		oldest := ""
+		for p := range m.periods.result {
+			if oldest == "" || p < oldest {
+				oldest = p
+			}
+		}
+		delete(m.periods.result, oldest)
+	}
+}
+
+// endedPeriodResult returns the result of the last pass over all
+// customers that wrote and synced the billing month that has ended, or ""
+// when none is recorded (or no engine has set the month).
+func (m *Metrics) endedPeriodResult() string {
+	m.periods.Lock()
+	defer m.periods.Unlock()
+	if m.periods.endedPeriod == nil {
+		return ""
+	}
+	return m.periods.result[m.periods.endedPeriod()]
 }
 
 // setLastRunResult marks result as the last full pass's result.
