@@ -804,3 +804,42 @@ func TestDaemon_nextRunStaysDueUntilThePassEnds(t *testing.T) {
 		t.Errorf("psa_sync_next_run_timestamp_seconds = %v, want %v", got, e.d.NextRun())
 	}
 }
+
+// TestDaemon_RestoreMetrics_endedPeriod: at start-up the result of the
+// month-end pass of the month that has ended is restored, in the
+// export's timezone: at 01:00 on 1 December in Auckland (still 30 November
+// in UTC) November has ended, and its failed last pass shows, although
+// December's first pass succeeded since (last_run_result says success).
+func TestDaemon_RestoreMetrics_endedPeriod(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) // 1 Dec 01:00 in Auckland
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Integration.Timezone = "Pacific/Auckland"
+	e.writeExport(t, doc)
+	db := e.d.State()
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: "2026-11", Started: now.Add(-6 * time.Hour),
+		Finished: now.Add(-5 * time.Hour), Result: state.RunFailure}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: "2026-12", Started: now.Add(-30 * time.Minute),
+		Finished: now.Add(-20 * time.Minute), Result: state.RunSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopenWith(t, Options{Now: func() time.Time { return now }})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.d.metrics.Usage
+	for result, want := range map[string]float64{"success": 0, "partial": 0, "failure": 1} {
+		if got := testutil.ToFloat64(m.EndedPeriodLastRunResult[result]); got != want {
+			t.Errorf("psa_sync_ended_period_last_run_result{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.LastRunResult.WithLabelValues("success")); got != 1 {
+		t.Errorf("psa_sync_last_run_result{result=\"success\"} = %v, want 1 (December's pass)", got)
+	}
+}
