@@ -1021,7 +1021,15 @@ func (d *Daemon) SyncOnce(ctx context.Context, o usage.PassOptions) (*usage.Resu
 // that the state database of a psa-syncd that runs for years does not grow
 // without bound. A failure is logged: the next pass tries again.
 func (d *Daemon) pruneHistory(ctx context.Context) {
-	p, err := d.db.PruneHistory(ctx, d.cfg.Load().State.Retention(d.now()))
+	cfg := d.cfg.Load()
+	r := cfg.State.Retention(d.now())
+	if _, loc, err := d.activeSchedule(); err == nil {
+		// The last pass of the month that ended stays, for the status
+		// page's offer and psa_sync_ended_period_last_run_result.
+		cur := usage.PeriodAt(d.now(), loc, cfg.Policies.UsagePeriod)
+		r.KeepPeriods = []string{cur.String(), cur.Prev().String()}
+	}
+	p, err := d.db.PruneHistory(ctx, r)
 	if err != nil {
 		d.logger.Warn("Could not remove old history from the state database; the next pass tries again", "err", err)
 	}

@@ -843,3 +843,35 @@ func TestDaemon_RestoreMetrics_endedPeriod(t *testing.T) {
 		t.Errorf("psa_sync_last_run_result{result=\"success\"} = %v, want 1 (December's pass)", got)
 	}
 }
+
+// TestDaemon_pruneHistory_keepsTheEndedMonthsLastPass: with a short
+// state.history_retention, pruning after December's passes keeps
+// November's failed month-end pass (older than the retention), so that a
+// restart still restores psa_sync_ended_period_last_run_result and the
+// status page still offers the re-run; an older December pass goes.
+func TestDaemon_pruneHistory_keepsTheEndedMonthsLastPass(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{state: "state:\n  history_retention: 24h\n", daemonOpts: Options{Now: func() time.Time { return now }}})
+	db := e.d.State()
+	run := func(period string, started time.Time, result string) int64 {
+		t.Helper()
+		r, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: period, Started: started, Finished: started.Add(time.Minute), Result: result})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
+	}
+	nov := run("2026-11", time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC), state.RunFailure)
+	dec1 := run("2026-12", time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC), state.RunSuccess)
+	dec2 := run("2026-12", time.Date(2026, 12, 2, 2, 0, 0, 0, time.UTC), state.RunSuccess)
+	e.d.pruneHistory(t.Context())
+	for _, c := range []struct {
+		id   int64
+		want bool
+	}{{nov, true}, {dec1, false}, {dec2, true}} {
+		if _, ok, err := db.Run(c.id); err != nil || ok != c.want {
+			t.Errorf("run %d kept = %t, %v; want %t", c.id, ok, err, c.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,12 @@ type Retention struct {
 	// metrics start from them), open intents, intents closed for review,
 	// and the newest intent.
 	Before time.Time
+	// KeepPeriods are billing months (YYYY-MM) whose newest finished
+	// pass over all customers that was not a dry run Before keeps, whatever
+	// its age: the month a pass syncs now and the one that ended, whose
+	// last pass the status page's offer and
+	// psa_sync_ended_period_last_run_result read, also after a restart.
+	KeepPeriods []string
 	// ExportBodies, when above 0, empties the bodies of the stored export
 	// versions older than the newest ExportBodies. Their records (revision,
 	// digest, size, time, writer) stay in the history.
@@ -47,13 +54,24 @@ func (db *DB) PruneHistory(ctx context.Context, r Retention) (Pruned, error) {
 	var p Pruned
 	if !r.Before.IsZero() {
 		before := db.tv(db.stored(r.Before))
+		args := []any{before, RunRunning, false, RunRunning, interruptedPrefix + "%", false, RunSuccess, IntentOpen}
+		keepPeriods := ""
+		if len(r.KeepPeriods) > 0 {
+			keepPeriods = `
+			AND id NOT IN (SELECT MAX(id) FROM runs WHERE customer = '' AND dry_run = ? AND result <> ? AND period IN (?` +
+				strings.Repeat(", ?", len(r.KeepPeriods)-1) + `) GROUP BY period)`
+			args = append(args, false, RunRunning)
+			for _, p := range r.KeepPeriods {
+				args = append(args, p)
+			}
+		}
+		args = append(args, pruneBatch)
 		n, err := db.pruneBatches(ctx, "removing old runs", `DELETE FROM runs WHERE id IN (SELECT id FROM runs
 			WHERE started < ? AND result <> ?
 			AND id <> COALESCE((SELECT MAX(id) FROM runs WHERE customer = '' AND dry_run = ? AND result <> ? AND error NOT LIKE ?), 0)
 			AND id <> COALESCE((SELECT MAX(id) FROM runs WHERE customer = '' AND dry_run = ? AND result = ?), 0)
-			AND NOT EXISTS (SELECT 1 FROM intents WHERE intents.run_id = runs.id AND intents.state = ?)
-			ORDER BY id LIMIT ?)`,
-			before, RunRunning, false, RunRunning, interruptedPrefix+"%", false, RunSuccess, IntentOpen, pruneBatch)
+			AND NOT EXISTS (SELECT 1 FROM intents WHERE intents.run_id = runs.id AND intents.state = ?)`+keepPeriods+`
+			ORDER BY id LIMIT ?)`, args...)
 		p.Runs = n
 		if err != nil {
 			return p, err

@@ -129,3 +129,51 @@ func TestPruneHistory(t *testing.T) {
 		}
 	})
 }
+
+// TestPruneHistory_keepPeriods: the newest finished pass over all
+// customers of each kept billing month stays whatever its age (the failed
+// month-end pass of November, for the status page's offer and
+// psa_sync_ended_period_last_run_result after a restart), while an older
+// pass of that month, a dry run, a pass for one customer and a month not
+// kept go.
+func TestPruneHistory_keepPeriods(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		old := t0.AddDate(0, 0, -5)
+		run := func(r Run) int64 {
+			t.Helper()
+			r.Trigger, r.Started, r.Finished = "schedule", old, old
+			got, err := db.BeginRun(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got.ID
+		}
+		octLast := run(Run{Period: "2026-10", Result: RunFailure})
+		novEarlier := run(Run{Period: "2026-11", Result: RunSuccess})
+		novLast := run(Run{Period: "2026-11", Result: RunFailure})
+		novDry := run(Run{Period: "2026-11", Result: RunFailure, DryRun: true})
+		novOne := run(Run{Period: "2026-11", Result: RunFailure, Customer: "718b"})
+		// December's passes: the newest of them is the newest full pass,
+		// kept anyway.
+		decFirst := run(Run{Period: "2026-12", Result: RunFailure})
+		decLast := run(Run{Period: "2026-12", Result: RunSuccess})
+
+		if _, err := db.PruneHistory(t.Context(), Retention{Before: t0, KeepPeriods: []string{"2026-12", "2026-11"}}); err != nil {
+			t.Fatal(err)
+		}
+		runs, err := db.Runs(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []int64
+		for _, r := range runs {
+			kept = append(kept, r.ID)
+		}
+		slices.Sort(kept)
+		if want := []int64{novLast, decLast}; !slices.Equal(kept, want) {
+			t.Errorf("runs kept = %v, want %v (November's last %d, December's last %d; gone: October's %d, November's earlier %d, dry %d and one customer's %d, December's first %d)",
+				kept, want, novLast, decLast, octLast, novEarlier, novDry, novOne, decFirst)
+		}
+	})
+}
