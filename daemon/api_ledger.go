@@ -172,7 +172,10 @@ func (d *Daemon) handleLedger(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (d *Daemon) handleUnmapped(w http.ResponseWriter, _ *http.Request) {
+func (d *Daemon) handleUnmapped(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r) {
+		return
+	}
 	rep, err := d.LastUnmapped()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading the last unmapped usage: "+err.Error())

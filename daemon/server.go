@@ -323,7 +323,11 @@ func decodeBody(r *http.Request, v any) error {
 // other than names. The read endpoints' filters are query parameters, and
 // a newer psa-syncd command may send one that this psa-syncd does not have
 // (psa-syncd ledger -web.url with a filter added later): ignored, the
-// command would print the unfiltered list as if filtered.
+// command would print the unfiltered list as if filtered. The GET
+// endpoints of the API that take no parameter call it with no names, so
+// that a parameter added to one later is never silently dropped by an
+// older psa-syncd either; no caller (the commands, the status page, a
+// standby's forwarding, psa/export's client) sends them one.
 func knownQuery(w http.ResponseWriter, r *http.Request, names ...string) bool {
 	var unknown []string
 	for k := range r.URL.Query() {
@@ -553,7 +557,10 @@ func (d *Daemon) redactForwarded(resp *http.Response) error {
 
 // handleBackup streams a consistent copy of the SQLite state database,
 // written next to it and removed afterwards.
-func (d *Daemon) handleBackup(w http.ResponseWriter, _ *http.Request) {
+func (d *Daemon) handleBackup(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r) {
+		return
+	}
 	if d.db.Driver() != state.DriverSQLite {
 		writeError(w, http.StatusNotImplemented, strings.TrimPrefix(state.ErrBackupUnsupported.Error(), "state: "))
 		return
@@ -1053,6 +1060,11 @@ func (d *Daemon) handleRuns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
+	// Checked on a standby too, before it forwards a sync request's
+	// lookup to the active instance (which may be older or newer).
+	if !knownQuery(w, r) {
+		return
+	}
 	id := r.PathValue("id")
 	if t, ok := d.Ticket(id); ok {
 		resp := map[string]any{"request": t}
@@ -1256,7 +1268,10 @@ func NewIntentView(in state.Intent) IntentView {
 	return v
 }
 
-func (d *Daemon) handleIntents(w http.ResponseWriter, _ *http.Request) {
+func (d *Daemon) handleIntents(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r) {
+		return
+	}
 	open, err := d.OpenIntents()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "reading open intents: "+err.Error())

@@ -42,6 +42,9 @@ func newExportVersionView(v state.ExportVersion) ExportVersionView {
 // the newest stored version, otherwise the last good export it loaded. Its
 // ETag is what PUT's If-Match expects; If-None-Match gives 304.
 func (d *Daemon) handleGetExport(w http.ResponseWriter, r *http.Request) {
+	if !knownQuery(w, r) {
+		return
+	}
 	var data io.WriterTo
 	var size int
 	var etag string

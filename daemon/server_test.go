@@ -1296,6 +1296,13 @@ func TestHandler_unknownQueryParameters(t *testing.T) {
 		"/api/v1/runs?limit=5&product=x",
 		"/api/v1/plan?customer=cust-acme&product=x",
 		"/api/v1/export/history?limit=5&product=x",
+		// The endpoints that take no parameter refuse one too: a filter
+		// added to one later would otherwise be ignored by this one.
+		"/api/v1/intents?product=x",
+		"/api/v1/unmapped?product=x",
+		"/api/v1/export?product=x",
+		"/api/v1/runs/1?product=x",
+		"/api/v1/runs/sync-1?product=x",
 	} {
 		rec := dtServe(t, e.d, http.MethodGet, target, "", "")
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `unknown query parameter \"product\" (want `) ||
@@ -1303,7 +1310,12 @@ func TestHandler_unknownQueryParameters(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want 400 naming the parameter", target, rec.Code, rec.Body)
 		}
 	}
-	for _, target := range []string{"/api/v1/customers?status=failed&usage_sync=true", "/api/v1/ledger?customer=cust-acme&contract=1&service=2&period=2026-12&limit=5", "/api/v1/runs?limit=5"} {
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/backup?product=x", "tok", ""); rec.Code != http.StatusBadRequest ||
+		!strings.Contains(rec.Body.String(), `unknown query parameter \"product\" (want none)`) {
+		t.Errorf("GET /api/v1/backup?product=x = %d %s, want 400 naming the parameter", rec.Code, rec.Body)
+	}
+	for _, target := range []string{"/api/v1/customers?status=failed&usage_sync=true", "/api/v1/ledger?customer=cust-acme&contract=1&service=2&period=2026-12&limit=5", "/api/v1/runs?limit=5",
+		"/api/v1/intents", "/api/v1/unmapped", "/api/v1/export"} {
 		if rec := dtServe(t, e.d, http.MethodGet, target, "", ""); rec.Code != http.StatusOK {
 			t.Errorf("GET %s = %d %s, want 200", target, rec.Code, rec.Body)
 		}
