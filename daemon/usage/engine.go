@@ -2142,11 +2142,17 @@ func answerRefusal(contract string, err error) (string, bool) {
 	if err == nil || errors.Is(err, psa.ErrNotFound) || errors.Is(err, psa.ErrConflict) {
 		return "", false
 	}
-	text := err.Error()
+	return refusalKey(withoutContractID(err.Error(), contract)), true
+}
+
+// withoutContractID returns text with the contract's id (as a whole
+// number, leading zeros included) replaced by "<contract>": the errors of
+// reads of different contracts that failed alike then read the same.
+func withoutContractID(text, contract string) string {
 	if id := idKey(contract); id != "" {
 		text = regexp.MustCompile(`\b0*`+regexp.QuoteMeta(id)+`\b`).ReplaceAllString(text, "<contract>")
 	}
-	return refusalKey(text), true
+	return text
 }
 
 // refusedAsLocked counts contract's read, refused with refusal (err),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -195,7 +194,7 @@ func (r *checkRow) read(id string, err error) {
 		}
 		return
 	}
-	key := refusalKey(strings.ReplaceAll(err.Error(), id, "<contract>"))
+	key := refusalKey(withoutContractID(err.Error(), id))
 	if key != r.key {
 		r.key, r.ids = key, nil
 	}
