@@ -23,6 +23,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
 // snakeKeys returns every object key in v (decoded JSON) that is not
@@ -384,7 +385,7 @@ func TestDaemon_nextRunMetric(t *testing.T) {
 	defer cancel()
 	go e.d.scheduleLoop(ctx)
 	waitFor(t, "the next run", func() bool { return !e.d.NextRun().IsZero() })
-	rome, _ := time.LoadLocation("Europe/Rome")
+	rome, _ := schedule.LoadLocation("Europe/Rome")
 	want := time.Date(2026, 12, 31, 18, 0, 0, 0, rome)
 	if got := e.d.NextRun(); !got.Equal(want) {
 		t.Fatalf("NextRun = %v, want %v", got, want)

@@ -24,6 +24,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
 
 // etNow is the clock of every engine test: the billing period is
@@ -1644,7 +1645,7 @@ func TestEngine_Sync_previousUsagePeriod(t *testing.T) {
 
 func TestEngine_effectiveDate(t *testing.T) {
 	t.Parallel()
-	rome, err := time.LoadLocation("Europe/Rome")
+	rome, err := schedule.LoadLocation("Europe/Rome")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,9 @@
 //	monthly 1 06:00           on a fixed day of every month (1..28)
 //
 // Calendar schedules are evaluated on the wall clock of a time zone, loaded
-// with LoadLocation, which embeds the zone database (time/tzdata) and
-// accepts only its zone names, so that every machine accepts the same. Next
+// with LoadLocation, which embeds the zone database (a copy of the Go
+// toolchain's) and takes zone names and rules only from it, so that every
+// machine accepts the same names and computes the same months. Next
 // documents how daylight-saving gaps and repeats are handled.
 //
 // Usage:

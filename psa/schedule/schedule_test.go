@@ -1,7 +1,12 @@
 package schedule
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -380,19 +385,78 @@ func TestLoadLocationSameEverywhere(t *testing.T) {
 	}
 }
 
-// TestZoneNames checks the generated list: sorted for the binary search,
-// each name once, each loadable from the embedded database.
+// TestZoneNames checks the embedded database: its zones, each loadable.
 func TestZoneNames(t *testing.T) {
 	t.Parallel()
-	if len(zoneNames) < 400 {
-		t.Fatalf("zoneNames has %d names; regenerate zones.go", len(zoneNames))
+	names := zoneNames()
+	if len(names) < 400 {
+		t.Fatalf("the embedded zone database has %d zones; copy zoneinfo.zip again", len(names))
 	}
-	for i, name := range zoneNames {
-		if i > 0 && zoneNames[i-1] >= name {
-			t.Errorf("zoneNames not sorted or repeated at %q after %q", name, zoneNames[i-1])
-		}
+	for _, name := range names {
 		if _, err := LoadLocation(name); err != nil {
 			t.Errorf("LoadLocation(%q): %v", name, err)
 		}
+	}
+}
+
+// TestLoadLocationRulesEmbedded pins that a zone's rules come from the
+// embedded database, not from the machine's: time.LoadLocation reads
+// $ZONEINFO (and /usr/share/zoneinfo) first, so a runner, a VM and a
+// container with tzdata of different releases would put a month's first
+// instant at different times. The test runs itself again with $ZONEINFO
+// holding a "Europe/Rome" with UTC's rules (time reads $ZONEINFO once per
+// process), as a machine's other release would give.
+func TestLoadLocationRulesEmbedded(t *testing.T) {
+	if os.Getenv("PSA_SCHEDULE_TEST_ZONEINFO") == "1" {
+		loadLocationRulesEmbedded(t)
+		return
+	}
+	files, err := zoneDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	utc, err := readZone(files["Etc/UTC"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	// Stored, not compressed: time reads only stored entries.
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: "Europe/Rome", Method: zip.Store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(utc); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "zoneinfo.zip")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadLocationRulesEmbedded$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PSA_SCHEDULE_TEST_ZONEINFO=1", "ZONEINFO="+path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("with $ZONEINFO=%s: %v\n%s", path, err, out)
+	}
+}
+
+func loadLocationRulesEmbedded(t *testing.T) {
+	if loc, err := time.LoadLocation("Europe/Rome"); err != nil {
+		t.Fatal(err)
+	} else if _, off := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Zone(); off != 0 {
+		t.Fatalf("time.LoadLocation did not read $ZONEINFO (offset %d s): the test proves nothing", off)
+	}
+	loc, err := LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := time.Date(2026, 1, 1, 0, 0, 0, 0, loc).Zone(); off != 3600 {
+		t.Errorf("LoadLocation(%q) in January: offset %d s, want 3600 (the embedded rules, not $ZONEINFO's)", "Europe/Rome", off)
+	}
+	if got := loc.String(); got != "Europe/Rome" {
+		t.Errorf("LoadLocation(%q).String() = %q", "Europe/Rome", got)
 	}
 }
