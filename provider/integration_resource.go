@@ -86,7 +86,9 @@ func (r *integrationResource) Schema(_ context.Context, _ resource.SchemaRequest
 			},
 			"timezone": schema.StringAttribute{
 				MarkdownDescription: "IANA time zone of the calendar schedules, e.g. `\"Europe/Rome\"`. When unset, " +
-					"psa-syncd uses the `timezone` of its configuration file (which defaults to `\"UTC\"`).",
+					"psa-syncd uses the `timezone` of its configuration file (which defaults to `\"UTC\"`). " +
+					"A fixed offset `\"Etc/GMT+N\"` plans with a warning: the tz database gives it the opposite sign " +
+					"(`\"Etc/GMT+5\"` is UTC-05:00).",
 				Optional:   true,
 				Validators: []validator.String{timezoneString()},
 			},

@@ -28,6 +28,10 @@ type stringCheck struct {
 	// detail is the sentence that precedes the parser's error.
 	detail string
 	check  func(string) error
+	// warn, when set, returns a warning for a value check accepts, or "";
+	// warnSummary is its summary.
+	warn        func(string) string
+	warnSummary string
 }
 
 var _ validator.String = stringCheck{}
@@ -41,6 +45,12 @@ func (v stringCheck) ValidateString(_ context.Context, req validator.StringReque
 	}
 	if err := v.check(req.ConfigValue.ValueString()); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, v.summary, v.detail+"\n\n"+err.Error())
+		return
+	}
+	if v.warn != nil {
+		if w := v.warn(req.ConfigValue.ValueString()); w != "" {
+			resp.Diagnostics.AddAttributeWarning(req.Path, v.warnSummary, w)
+		}
 	}
 }
 
@@ -58,7 +68,8 @@ func scheduleString() validator.String {
 	}
 }
 
-// timezoneString validates an IANA time zone name with the daemon's loader.
+// timezoneString validates an IANA time zone name with the daemon's loader,
+// and warns of the inverted sign of an "Etc/GMT+N" zone.
 func timezoneString() validator.String {
 	return stringCheck{
 		description: `value must be an IANA time zone name such as "Europe/Rome", or "UTC"`,
@@ -71,6 +82,8 @@ func timezoneString() validator.String {
 			_, err := schedule.LoadLocation(s)
 			return err
 		},
+		warn:        schedule.OffsetZoneNote,
+		warnSummary: "Fixed-Offset Time Zone",
 	}
 }
 

@@ -120,3 +120,33 @@ func TestTimezoneString_sameAsDaemon(t *testing.T) {
 		}
 	}
 }
+
+// An "Etc/GMT+N" zone is accepted with a warning that its offset has the
+// opposite sign: "Etc/GMT+5" bills on UTC-05:00, not UTC+05:00.
+func TestTimezoneString_etcOffsetWarns(t *testing.T) {
+	t.Parallel()
+	for value, want := range map[string]string{
+		"Etc/GMT+5":   `"Etc/GMT+5" is UTC-05:00, 5 hours behind UTC`,
+		"Etc/GMT-2":   `"Etc/GMT-2" is UTC+02:00, 2 hours ahead of UTC`,
+		"Etc/GMT":     "",
+		"Europe/Rome": "",
+	} {
+		req := validator.StringRequest{Path: path.Root("timezone"), ConfigValue: types.StringValue(value)}
+		var resp validator.StringResponse
+		timezoneString().ValidateString(t.Context(), req, &resp)
+		if resp.Diagnostics.HasError() {
+			t.Errorf("timezone = %q: got %v, want no error", value, resp.Diagnostics)
+			continue
+		}
+		warnings := resp.Diagnostics.Warnings()
+		switch {
+		case want == "" && len(warnings) != 0:
+			t.Errorf("timezone = %q: got %v, want no warning", value, warnings)
+		case want == "":
+		case len(warnings) != 1:
+			t.Errorf("timezone = %q: got %v, want one warning", value, resp.Diagnostics)
+		case warnings[0].Summary() != "Fixed-Offset Time Zone" || !strings.Contains(warnings[0].Detail(), want):
+			t.Errorf("timezone = %q: got %q: %q, want Fixed-Offset Time Zone containing %q", value, warnings[0].Summary(), warnings[0].Detail(), want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -137,4 +138,34 @@ func suggestZone(name string) string {
 		}
 	}
 	return ""
+}
+
+// OffsetZoneNote explains the sign of a fixed-offset zone "Etc/GMT+N" or
+// "Etc/GMT-N", which is the opposite of what the name suggests (the tz
+// database follows POSIX: "Etc/GMT+5" is five hours behind UTC), and that
+// such a zone never changes for daylight saving time. It returns "" for
+// every other name, "Etc/GMT+0" and "Etc/GMT-0" included.
+func OffsetZoneNote(name string) string {
+	rest, ok := strings.CutPrefix(name, "Etc/GMT")
+	if !ok || len(rest) < 2 || (rest[0] != '+' && rest[0] != '-') || rest[1:] == "0" {
+		return ""
+	}
+	if _, err := LoadLocation(name); err != nil {
+		return ""
+	}
+	n, err := strconv.Atoi(rest[1:])
+	if err != nil {
+		return ""
+	}
+	unit := "hours"
+	if n == 1 {
+		unit = "hour"
+	}
+	side, sign := "behind", "-"
+	if rest[0] == '-' {
+		side, sign = "ahead of", "+"
+	}
+	return fmt.Sprintf("%q is UTC%s%02d:00, %d %s %s UTC: the tz database's Etc/GMT zones carry the opposite sign of the offset (POSIX). "+
+		"It never changes for daylight saving time; where billing follows a place's clock, name the place's zone instead (e.g. \"America/New_York\").",
+		name, sign, n, n, unit, side)
 }

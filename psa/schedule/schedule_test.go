@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -458,5 +459,39 @@ func loadLocationRulesEmbedded(t *testing.T) {
 	}
 	if got := loc.String(); got != "Europe/Rome" {
 		t.Errorf("LoadLocation(%q).String() = %q", "Europe/Rome", got)
+	}
+}
+
+func TestOffsetZoneNote(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"Etc/GMT+5":   `"Etc/GMT+5" is UTC-05:00, 5 hours behind UTC`,
+		"Etc/GMT-10":  `"Etc/GMT-10" is UTC+10:00, 10 hours ahead of UTC`,
+		"Etc/GMT+1":   `"Etc/GMT+1" is UTC-01:00, 1 hour behind UTC`,
+		"Etc/GMT+0":   "",
+		"Etc/GMT":     "",
+		"Etc/UTC":     "",
+		"Etc/GMT+99":  "",
+		"Europe/Rome": "",
+		"GMT+5":       "",
+	} {
+		got := OffsetZoneNote(name)
+		if want == "" {
+			if got != "" {
+				t.Errorf("OffsetZoneNote(%q) = %q, want none", name, got)
+			}
+			continue
+		}
+		if !strings.HasPrefix(got, want+":") {
+			t.Errorf("OffsetZoneNote(%q) = %q, want it to start with %q", name, got, want)
+		}
+	}
+	// The note's offset is the zone's.
+	loc, err := LoadLocation("Etc/GMT+5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, off := time.Date(2026, 7, 1, 0, 0, 0, 0, loc).Zone(); off != -5*3600 {
+		t.Errorf("Etc/GMT+5 offset %d s, want -18000", off)
 	}
 }
