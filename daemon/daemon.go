@@ -299,6 +299,12 @@ type fileStamp struct {
 	// tooLarge is set when the file was refused for being larger than
 	// maxExportFile; hash is then not set.
 	tooLarge bool
+	// failure is set when the file could not be read for another reason
+	// than its size or its absence (permissions, a directory in its
+	// place): the error and what the file's stat said then (size,
+	// modification time, mode, inode change time, inode). A poll that
+	// fails alike is recorded but not logged again.
+	failure string
 }
 
 // racyWindow is how close to its modification time a file must have been
@@ -655,7 +661,19 @@ func (d *Daemon) reloadExportLocked(force bool) error {
 		d.lastExportSeen = stamp
 		return nil
 	}
+	prev := d.lastExportSeen
 	d.lastExportSeen = stamp
+	if !force && stamp.failure != "" && stamp.failure == prev.failure {
+		// Still unreadable, alike (a file that cannot be read keeps being
+		// tried: a fix of a parent directory's permissions changes nothing
+		// the file's stat shows): recorded, but logged once per change of
+		// the error or of the file, not at every poll.
+		d.metrics.ExportReloaded(false, d.now())
+		if f := d.exportErr.Load(); f != nil {
+			return f.err
+		}
+		return err
+	}
 	var doc *export.Document
 	if err == nil {
 		doc, err = d.checkExport(cfg, data)
@@ -709,6 +727,12 @@ var namesStore = regexp.MustCompile(`^export "[^"]*": `)
 // useExport makes a checked export the one passes use.
 func (d *Daemon) useExport(cfg *Config, doc *export.Document, version string, data []byte) {
 	prev := d.exp.Load()
+	if failed := d.exportErr.Load(); failed != nil && prev != nil && prev.doc.Revision == doc.Revision && prev.version == version {
+		// The export that failed to load is read again, unchanged: the
+		// "Loaded mapping export" line below is not logged for it.
+		d.logger.Info("Mapping export read again; it is the one in use", "store", cfg.ExportName(),
+			"revision", doc.Revision, "failing_since", failed.at)
+	}
 	d.exp.Store(&exportSnapshot{doc: doc, version: version, data: compress(data), loaded: d.now()})
 	d.exportErr.Store(nil)
 	d.metrics.ExportReloaded(true, d.now())
@@ -793,7 +817,12 @@ func ticketSyncCount(doc *export.Document) int {
 func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fileStamp{}, err
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fileStamp{}, err
+		}
+		// A parent directory that cannot be searched, a symbolic link
+		// loop: no stat to tell a change by, only the error.
+		return nil, fileStamp{failure: err.Error()}, err
 	}
 	data, err := sizecap.ReadFile(path, limit, "a mapping export")
 	var tl *sizecap.TooLargeError
@@ -801,8 +830,12 @@ func readStamped(path string, limit int64) ([]byte, fileStamp, error) {
 		return nil, fileStamp{modTime: fi.ModTime(), size: fi.Size(), exists: true, tooLarge: true, read: time.Now()},
 			fmt.Errorf("the file is larger than %s, the most psa-syncd reads of a mapping export; is export_path that of the mapping export?", sizecap.Format(limit))
 	}
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fileStamp{}, err
+	}
+	if err != nil {
+		ctime, dev, ino := statChange(fi)
+		return nil, fileStamp{failure: fmt.Sprintf("%s\x00%d %d %v %d %d %d", err, fi.Size(), fi.ModTime().UnixNano(), fi.Mode(), ctime.UnixNano(), dev, ino)}, err
 	}
 	return data, fileStamp{modTime: fi.ModTime(), size: fi.Size(), hash: sha256.Sum256(data), exists: true, read: time.Now()}, nil
 }
@@ -824,9 +857,12 @@ func (d *Daemon) exportChanged() bool {
 	d.reloadMu.Unlock()
 	fi, err := os.Stat(path)
 	if err != nil {
-		return seen.exists || !errors.Is(err, fs.ErrNotExist)
+		return seen.exists || seen.failure != "" || !errors.Is(err, fs.ErrNotExist)
 	}
 	if !seen.exists {
+		// Missing or unreadable when last examined: read again, which a
+		// file that still cannot be read fails at once (reloadExportLocked
+		// logs a failure that is alike only once).
 		return true
 	}
 	if seen.tooLarge {

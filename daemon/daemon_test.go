@@ -1029,6 +1029,101 @@ func dtMust[T any](v T, err error) T {
 // refused, and the error is logged once per change of the file's size or
 // modification time, not at every poll. A fixed file loads at the next
 // poll.
+// TestDaemon_watchLoop_exportUnreadable: an export file that cannot be
+// read for another reason than its size (a directory in its place, a
+// symbolic link loop; a file without read permission fails the same way
+// for a user other than root) keeps the last good export, the reload
+// metric at 0 and the status page's error, and is logged once per change
+// of the error or of the file, not at every poll; reading it again is
+// logged. Before, every poll re-read it and logged it again.
+func TestDaemon_watchLoop_exportUnreadable(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	tick := make(chan time.Time)
+	e.d.watchTick = tick
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(e.exportPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go e.d.watchLoop(ctx)
+	poll := func(n int) {
+		for range n + 1 { // the last tick waits for the poll before it
+			tick <- time.Now()
+		}
+	}
+	refusals := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
+	failing := func(what, want string) {
+		t.Helper()
+		if got := e.d.Export().Revision; got != 1 {
+			t.Errorf("%s: revision = %d, want the last good 1", what, got)
+		}
+		if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+			t.Errorf("%s: psa_sync_export_last_reload_successful = %v, want 0", what, got)
+		}
+		if f := e.d.exportErr.Load(); f == nil || !strings.Contains(f.err.Error(), want) {
+			t.Errorf("%s: the status's export error = %+v, want one saying %q", what, f, want)
+		}
+	}
+
+	// A directory in the export's place.
+	if err := os.Remove(e.exportPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(e.exportPath, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	poll(3)
+	failing("a directory in its place", "is a directory")
+	if n := refusals(); n != 1 {
+		t.Errorf("3 polls of a directory in the export's place logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	// The directory changes (a file is put in it): a change, logged once.
+	dtWrite(t, filepath.Join(e.exportPath, "x"), "x")
+	poll(2)
+	if n := refusals(); n != 2 {
+		t.Errorf("after the directory changed, 2 polls logged %d errors in all, want 2:\n%s", n, logs.String())
+	}
+
+	// A symbolic link loop: the stat fails, and the same error is logged
+	// once.
+	if err := os.RemoveAll(e.exportPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(e.exportPath), e.exportPath); err != nil {
+		t.Fatal(err)
+	}
+	poll(3)
+	failing("a symbolic link loop", "too many levels of symbolic links")
+	if n := refusals(); n != 3 {
+		t.Errorf("3 polls of a symbolic link loop logged %d errors in all, want 3:\n%s", n, logs.String())
+	}
+
+	// The same export put back: read again, and said so.
+	if err := os.Remove(e.exportPath); err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.exportPath, string(good))
+	poll(2)
+	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v after the export was put back, want 1", got)
+	}
+	if f := e.d.exportErr.Load(); f != nil {
+		t.Errorf("the status still reports %v after the export was put back", f.err)
+	}
+	if n := strings.Count(logs.String(), "Mapping export read again"); n != 1 {
+		t.Errorf("the export read again was logged %d times, want 1:\n%s", n, logs.String())
+	}
+	if n := refusals(); n != 3 {
+		t.Errorf("%d errors logged in all, want 3:\n%s", n, logs.String())
+	}
+}
+
 func TestDaemon_watchLoop_exportTooLarge(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
