@@ -549,13 +549,20 @@ func serverRefusal(err error) (string, bool) {
 }
 
 // Parts of a PSA's refusal that differ for each request: an id named as a
-// request's, a correlation's, a trace's (and the like), a GUID, a long hex
-// string, a date and time. Record ids ("contract 123") are no such part.
+// request's, a correlation's, a trace's (and the like), a number of five
+// digits or more right after one of those words ("Error 48213:", "request
+// 1234567 failed"), a GUID, a long hex string, a date and time. Record ids
+// ("contract 123") are no such part, and neither is a bare number that no
+// such word names: a refusal may name its own record by a number alone
+// ("29684183: quantity below the units billed"), and taking those out
+// would make the refusals of different records alike, stopping the writes
+// of every customer after them.
 var (
-	requestIDPattern = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)([ _-]?(id|no|number|key)\b|[ _-]?#)\s*(is\s+)?[:=#]?\s*["'(\[]?[0-9a-z](?:[0-9a-z_/-]|\.[0-9a-z])*`)
-	guidPattern      = regexp.MustCompile(`(?i)\{?\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\}?`)
-	longHexPattern   = regexp.MustCompile(`(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b`)
-	timePattern      = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|\s?[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}:\d{2}(\.\d+)?(\s?[AP]M)?\b`)
+	requestNumberPattern = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)\s*[:#]?\s*\d{5,}\b`)
+	requestIDPattern     = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)([ _-]?(id|no|number|key)\b|[ _-]?#)\s*(is\s+)?[:=#]?\s*["'(\[]?[0-9a-z](?:[0-9a-z_/-]|\.[0-9a-z])*`)
+	guidPattern          = regexp.MustCompile(`(?i)\{?\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\}?`)
+	longHexPattern       = regexp.MustCompile(`(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b`)
+	timePattern          = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|\s?[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}:\d{2}(\.\d+)?(\s?[AP]M)?\b`)
 )
 
 // refusalKey returns a refusal's text with the parts that differ for each
@@ -563,6 +570,7 @@ var (
 func refusalKey(text string) string {
 	text = guidPattern.ReplaceAllString(text, "<guid>")
 	text = requestIDPattern.ReplaceAllString(text, "$1$2 <id>")
+	text = requestNumberPattern.ReplaceAllString(text, "$1 <id>")
 	text = longHexPattern.ReplaceAllStringFunc(text, func(h string) string {
 		if len(h) < 16 {
 			return h

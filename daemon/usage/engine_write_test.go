@@ -886,6 +886,34 @@ func TestBudgetGate_refusalsWithRequestIDsAreTheSame(t *testing.T) {
 	}
 }
 
+// TestRefusalKey_bareRequestNumbers: a refusal naming a per-request
+// number right after "error", "request" or the like ("Error 48213: ...",
+// "request 1234567 failed") reads the same as the next one; a number no
+// such word names (a record's id), a short error code and a labelled
+// record id still tell refusals apart. Before, "Error 48213" and "Error
+// 48214" were two refusals, and the writes and reads never stopped.
+func TestRefusalKey_bareRequestNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b  string
+		alike bool
+	}{
+		{"Error 48213: An unexpected error occurred.", "Error 48214: An unexpected error occurred.", true},
+		{"error #1234567 - try again later", "error #1234999 - try again later", true},
+		{"request 1234567 failed", "request 7654321 failed", true},
+		{"Incident: 99881 logged, contact support", "Incident: 99882 logged, contact support", true},
+		{"Error 48213: contract 29684183 is not active", "Error 48214: contract 29684190 is not active", false},
+		{"29684183: quantity below the units billed", "29684190: quantity below the units billed", false},
+		{"service 30000012 is inactive", "service 30000013 is inactive", false},
+		{"Error 1234: timeout", "Error 1235: timeout", false}, // a code, not a request's number
+		{"Error 48213: timeout", "Error 48214: quota exceeded", false},
+	} {
+		if got := refusalKey(tc.a) == refusalKey(tc.b); got != tc.alike {
+			t.Errorf("refusalKey(%q) == refusalKey(%q) is %v, want %v (keys %q, %q)", tc.a, tc.b, got, tc.alike, refusalKey(tc.a), refusalKey(tc.b))
+		}
+	}
+}
+
 // TestLineReader_refusalsWithRequestIDsAreTheSame: the reads' stop
 // compares refusals as the writes' does (see
 // TestBudgetGate_refusalsWithRequestIDsAreTheSame).
