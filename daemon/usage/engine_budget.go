@@ -554,11 +554,13 @@ func serverRefusal(err error) (string, bool) {
 // 1234567 failed"), a GUID, a long hex string, a date and time. Record ids
 // ("contract 123") are no such part, and neither is a bare number that no
 // such word names: a refusal may name its own record by a number alone
-// ("29684183: quantity below the units billed"), and taking those out
+// ("29684183: quantity below the units billed") or as a reference
+// ("reference 29684183", a purchase order's or a contract's), and taking
+// those out
 // would make the refusals of different records alike, stopping the writes
 // of every customer after them.
 var (
-	requestNumberPattern = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)\s*[:#]?\s*\d{5,}\b`)
+	requestNumberPattern = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error)\s*[:#]?\s*\d{5,}\b`)
 	requestIDPattern     = regexp.MustCompile(`(?i)\b(request|correlation|trace|tracking|activity|transaction|operation|log|event|incident|error|reference|ref)([ _-]?(id|no|number|key)\b|[ _-]?#)\s*(is\s+)?[:=#]?\s*["'(\[]?[0-9a-z](?:[0-9a-z_/-]|\.[0-9a-z])*`)
 	guidPattern          = regexp.MustCompile(`(?i)\{?\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b\}?`)
 	longHexPattern       = regexp.MustCompile(`(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b`)

@@ -905,6 +905,7 @@ func TestRefusalKey_bareRequestNumbers(t *testing.T) {
 		{"Error 48213: contract 29684183 is not active", "Error 48214: contract 29684190 is not active", false},
 		{"29684183: quantity below the units billed", "29684190: quantity below the units billed", false},
 		{"service 30000012 is inactive", "service 30000013 is inactive", false},
+		{"reference 29684183 is closed", "reference 29684190 is closed", false},
 		{"Error 1234: timeout", "Error 1235: timeout", false}, // a code, not a request's number
 		{"Error 48213: timeout", "Error 48214: quota exceeded", false},
 	} {
