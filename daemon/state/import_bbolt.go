@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -36,12 +37,10 @@ type boltData struct {
 // readBolt reads a bbolt state file (schema version 1) without changing it,
 // and returns its content and the SHA-256 of the file.
 func readBolt(file string) (data boltData, digest string, err error) {
-	raw, err := os.ReadFile(file)
+	digest, err = fileSHA256(file)
 	if err != nil {
 		return data, "", fmt.Errorf("state: reading bbolt state file %q: %w", file, err)
 	}
-	sum := sha256.Sum256(raw)
-	digest = hex.EncodeToString(sum[:])
 	// bbolt panics on some damaged files; report those as corrupt.
 	defer func() {
 		if r := recover(); r != nil {
@@ -82,6 +81,23 @@ func readBolt(file string) (data boltData, digest string, err error) {
 		return eachJSON(tx, file, "ledger", &data.ledger)
 	})
 	return data, digest, err
+}
+
+// fileSHA256 returns the SHA-256 of the file, read a piece at a time: a
+// bbolt file is as large as its state ever was (bbolt does not shrink it),
+// and only its digest is wanted, not its content in memory. The records
+// are read through bbolt's memory map, and hold no more than the file.
+func fileSHA256(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // eachJSON decodes every value of a bucket, in key order.
