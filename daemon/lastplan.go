@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/internal/sizecap"
 )
 
 // planMemory holds the plan of the last pass, so that read-only API
@@ -180,13 +181,29 @@ func (s *storedPlan) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// gunzip returns the bytes of a gzip stream of one or more members.
+// maxStoredPlan bounds a stored plan once decompressed: the plan of a pass
+// over 100,000 lines is some 8 MB in columns, 50 MB as the JSON of the
+// earlier form. A snapshot that decompresses to more is damaged or not
+// psa-syncd's (a few hundred KB of gzip can decompress to GBs), and is
+// refused before it takes all the memory there is.
+const maxStoredPlan = 256 << 20
+
+// gunzip returns the bytes of a gzip stream of one or more members, of at
+// most maxStoredPlan bytes.
 func gunzip(z []byte) ([]byte, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(z))
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(zr)
+	data, err := io.ReadAll(io.LimitReader(zr, maxStoredPlan+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxStoredPlan {
+		return nil, fmt.Errorf("it decompresses to more than %s, the most psa-syncd reads of a stored plan: "+
+			"the state database's snapshot %s is damaged or was not written by psa-syncd", sizecap.Format(maxStoredPlan), lastPlanSnapshot)
+	}
+	return data, nil
 }
 
 // held reports whether the memory holds a plan.

@@ -76,6 +76,53 @@ func TestStoredPlanJSON(t *testing.T) {
 	}
 }
 
+// TestStoredPlanJSON_decompressedTooLarge: a stored plan that decompresses
+// to more than maxStoredPlan (a damaged row, or one not psa-syncd's: gzip
+// members of zeros, some 300 KB, decompress to GBs) is refused with an
+// error naming the snapshot and the cap, after reading no more than the
+// cap, in both compressed forms. RestoreMetrics reports it and restores
+// the rest. Before, it was decompressed whole into memory.
+func TestStoredPlanJSON_decompressedTooLarge(t *testing.T) {
+	t.Parallel()
+	var member bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&member, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Members one after another are one stream: 1 MiB more each.
+	bomb := bytes.Repeat(member.Bytes(), maxStoredPlan>>20+1)
+	const want = "the last plan: it decompresses to more than 256 MiB, the most psa-syncd reads of a stored plan: " +
+		"the state database's snapshot last_plan is damaged or was not written by psa-syncd"
+	for _, field := range []string{"plan_columns", "plan_gzip"} {
+		data, err := json.Marshal(map[string]any{"customer": "", field: bomb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got storedPlan
+		if err := json.Unmarshal(data, &got); err == nil || err.Error() != want {
+			t.Errorf("%s decompressing to %d MiB: %v, want %q", field, maxStoredPlan>>20+1, err, want)
+		}
+	}
+
+	e := dtSetup(t, dtOptions{})
+	if err := e.d.db.PutSnapshot(lastPlanSnapshot, map[string]any{"customer": "", "plan_columns": bomb}); err != nil {
+		t.Fatal(err)
+	}
+	err = e.d.RestoreMetrics()
+	if err == nil || !strings.Contains(err.Error(), "the last plan was not restored") || !strings.Contains(err.Error(), want) {
+		t.Errorf("RestoreMetrics with a stored plan over the cap = %v, want the last plan not restored: %s", err, want)
+	}
+	if e.d.plans.held() {
+		t.Error("a stored plan over the cap was restored")
+	}
+}
+
 // TestStoredPlanJSON_parts checks that the columns of a large plan are
 // compressed in parts, one gzip member per core, and restore whole from
 // them.
