@@ -272,6 +272,17 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	if tp.Mismatch != "" {
 		rep.NotComputed = append([]string{tp.Mismatch}, rep.NotComputed...)
 	}
+	if len(tp.UnknownTypes) > 0 {
+		// A newer provider's resource may change what is billed: a report
+		// that left it out silently would read as complete.
+		kind := "that resource type"
+		if len(tp.UnknownTypes) > 1 {
+			kind = "those resource types"
+		}
+		rep.NotComputed = append(rep.NotComputed, fmt.Sprintf("The billing impact of the changes to %s: this psa-syncd does not know %s "+
+			"(a newer provider's?), so whatever they change in billing is not shown. Run the psa-syncd release that goes with the provider.",
+			strings.Join(tp.UnknownTypes, ", "), kind))
+	}
 	rep.NotComputed = append(rep.NotComputed, tp.otherSources(o.SourceName)...)
 	rep.NotComputed = append(rep.NotComputed, tp.Unresolved...)
 	if usageKnown {

@@ -885,6 +885,53 @@ func TestBillingImpact_contractKnownAfterApply(t *testing.T) {
 	})
 }
 
+// TestBillingImpact_unknownResourceTypes: a plan from a newer provider can
+// change psa_* resources of a type this psa-syncd does not know, which may
+// change what is billed. The report names those types and says their
+// impact is not shown, in every format, and reads as incomplete rather
+// than as "No billing change". A known type without billing impact
+// (psa_ticket_routing) and an unknown one the plan does not change are
+// not named. Before, they were left out silently.
+func TestBillingImpact_unknownResourceTypes(t *testing.T) {
+	t.Parallel()
+	w := impacttest.New(t, psa.SystemAutotask)
+	w.Plan(t, impacttest.Before, impacttest.Before, func(planJSON []byte, current *export.Document) {
+		var plan map[string]any
+		if err := json.Unmarshal(planJSON, &plan); err != nil {
+			t.Fatal(err)
+		}
+		rc := func(typ, name string, actions ...string) map[string]any {
+			return map[string]any{"address": typ + "." + name, "mode": "managed", "type": typ, "name": name,
+				"provider_name": "registry.terraform.io/psa-sync/psa",
+				"change":        map[string]any{"actions": actions, "before": nil, "after": map[string]any{"id": "x"}, "after_unknown": map[string]any{}}}
+		}
+		changes, _ := plan["resource_changes"].([]any)
+		plan["resource_changes"] = append(changes,
+			rc("psa_contract_rule", "acme", "create"),
+			rc("psa_billing_override", "acme", "update"),
+			rc("psa_billing_override", "mdr", "delete"),
+			rc("psa_unchanged_thing", "x", "no-op"),
+			rc("psa_ticket_routing", "main", "create"))
+		data, err := json.Marshal(plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const want = "The billing impact of the changes to psa_billing_override, psa_contract_rule: this psa-syncd does not know those resource types"
+		for _, format := range impact.Formats {
+			rep, out := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, data, current, format)
+			if len(rep.NotComputed) != 1 || !strings.HasPrefix(rep.NotComputed[0], want) {
+				t.Errorf("%s: not computed = %q, want one entry starting %q", format, rep.NotComputed, want)
+			}
+			if !strings.Contains(out, want) || strings.Contains(out, "psa_unchanged_thing") || strings.Contains(out, "psa_ticket_routing") {
+				t.Errorf("%s report does not name the unknown changed types, or names others:\n%s", format, out)
+			}
+			if format != impact.FormatJSON && !strings.Contains(strings.ToLower(out), "incomplete report") {
+				t.Errorf("%s report does not say it is incomplete:\n%s", format, out)
+			}
+		}
+	})
+}
+
 // TestBillingImpact_sensitiveValues: Terraform hides a sensitive value in
 // its plan output, but `terraform show -json` holds it in clear text. A
 // customer name from a sensitive variable (the MSP keeps its customer list

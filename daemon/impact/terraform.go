@@ -48,7 +48,15 @@ type TerraformPlan struct {
 	// one the plan was made against: mappings the plan has in its state
 	// are missing from it, or differ. Set by Apply.
 	Mismatch string
+	// UnknownTypes are the psa_* resource types (sorted) that the plan
+	// changes and this psa-syncd does not know: a newer provider's. Their
+	// billing impact is not in the report, which says so.
+	UnknownTypes []string
 }
+
+// knownTypes are the provider's resource types. psa_ticket_routing
+// changes how alerts become tickets, not what a contract bills.
+var knownTypes = []string{"psa_customer_mapping", "psa_integration", "psa_product_mapping", "psa_service", "psa_ticket_routing"}
 
 // PlannedService is a psa_service resource in a plan.
 type PlannedService struct {
@@ -118,6 +126,11 @@ func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 		if rc.Mode != tfjson.ManagedResourceMode || rc.Change == nil || rc.DeposedKey != "" || !strings.HasPrefix(rc.Type, "psa_") {
 			continue
 		}
+		if !slices.Contains(knownTypes, rc.Type) {
+			if a := rc.Change.Actions; !a.NoOp() && !a.Read() && !slices.Contains(tp.UnknownTypes, rc.Type) {
+				tp.UnknownTypes = append(tp.UnknownTypes, rc.Type)
+			}
+		}
 		tp.changes = append(tp.changes, rc)
 		tp.sensitive = sensitiveStrings(tp.sensitive, rc.Change.Before, rc.Change.BeforeSensitive)
 		tp.sensitive = sensitiveStrings(tp.sensitive, rc.Change.After, rc.Change.AfterSensitive)
@@ -125,6 +138,7 @@ func ReadTerraformPlan(data []byte) (*TerraformPlan, error) {
 			tp.Services[rc.Address] = newPlannedService(rc)
 		}
 	}
+	slices.Sort(tp.UnknownTypes)
 	return tp, nil
 }
 
