@@ -165,6 +165,14 @@ type Daemon struct {
 	// selfRevision is the newest stored export revision examined with
 	// export_url: self, loaded or not (guarded by reloadMu).
 	selfRevision int64
+	// self is the state of the watch's reads of the state database with
+	// export_url: self (guarded by reloadMu): lastErr is the failure last
+	// logged (usage.RefusalKey), "" while it answers, and before the
+	// export's failure the status showed when the failures began.
+	self struct {
+		lastErr string
+		before  *exportFailure
+	}
 	// remote is the S3 or psa-syncd store of export_url, opened once per URL.
 	remote struct {
 		url     string
@@ -173,7 +181,7 @@ type Daemon struct {
 		// loaded is the version last loaded from it, the one in use; a
 		// version it rejected is examined but not loaded.
 		loaded  string
-		lastErr string // the last error reading it, logged once
+		lastErr string // the last error reading it (usage.RefusalKey), logged once
 		// kept is the version kept in the state database for a restart
 		// while the store cannot be read (see remoteExportFailed).
 		kept string
@@ -1637,7 +1645,7 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 			// psa-syncd sharing the state database shows as a newer
 			// revision.
 			d.reloadMu.Lock()
-			_ = d.reloadNewerSelfExportLocked(cfg) // a bad export is logged, a database error waits for the next poll
+			_ = d.reloadNewerSelfExportLocked(cfg) // a bad export and a database failure are logged once, and in the metric
 			d.reloadMu.Unlock()
 			continue
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/schedule"
 )
@@ -99,12 +100,14 @@ func (d *Daemon) reloadRemoteExportLocked(cfg *Config, force bool) error {
 	}
 	if err != nil {
 		// A store that stays unreachable is logged once, not at every poll;
-		// the reload metric records every failure.
-		if !force && err.Error() == d.remote.lastErr {
+		// the reload metric records every failure. Errors are compared
+		// without what changes with every request (a proxy's or WAF's
+		// request id in its 403 page).
+		if !force && usage.RefusalKey(err.Error()) == d.remote.lastErr {
 			d.metrics.ExportReloaded(false, d.now())
 			return err
 		}
-		d.remote.lastErr = err.Error()
+		d.remote.lastErr = usage.RefusalKey(err.Error())
 		return d.remoteExportFailed(cfg, err)
 	}
 	d.remote.lastErr = ""
@@ -205,12 +208,44 @@ func (d *Daemon) reloadSelfExportLocked(cfg *Config) error {
 
 // reloadNewerSelfExportLocked loads the newest export stored in the state
 // database when it is not the one last examined: another psa-syncd sharing
-// the database (PostgreSQL) stored it. A database error is left to the next
-// poll; the passes report the database's failures.
+// the database (PostgreSQL) stored it. The state database is then the
+// export's store, and a failure to read it (PostgreSQL refusing the role,
+// down, unreachable) is the store's, as S3's would be: it is logged once,
+// not at every poll, the reload metric and the status page say the export
+// is failing, and the store answering again is logged; the export in use
+// stays. Before, such a failure was neither logged nor in the metric, and a
+// newer export another psa-syncd stored went unnoticed.
 func (d *Daemon) reloadNewerSelfExportLocked(cfg *Config) error {
 	newest, err := d.db.ExportHistory(1)
-	if err != nil || len(newest) == 0 || newest[0].Revision == d.selfRevision {
-		return err
+	if err != nil {
+		key := usage.RefusalKey(err.Error())
+		if key == d.self.lastErr {
+			d.metrics.ExportReloaded(false, d.now())
+			return err
+		}
+		if d.self.lastErr == "" {
+			// What the status said before: the failure of the newest
+			// revision, or nothing. The store answering again with the
+			// same newest revision says it again.
+			d.self.before = d.exportErr.Load()
+		}
+		d.self.lastErr = key
+		return d.exportFailed(cfg, fmt.Errorf("reading the newest export from the state database: %w", err))
+	}
+	same := len(newest) == 0 || newest[0].Revision == d.selfRevision
+	if d.self.lastErr != "" {
+		d.self.lastErr = ""
+		if same {
+			d.exportErr.Store(d.self.before)
+			if d.self.before == nil {
+				d.metrics.ExportReloadRecovered()
+				d.logger.Info("Mapping export store reachable again; the export in use is its current version", "store", cfg.ExportName())
+			}
+		}
+		d.self.before = nil
+	}
+	if same {
+		return nil
 	}
 	return d.reloadSelfExportLocked(cfg)
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -423,5 +424,114 @@ func TestDaemon_exportStoreIgnoringIfNoneMatch(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
 		t.Errorf("psa_sync_export_last_reload_successful = %v while the store holds a rejected version, want 0", got)
+	}
+}
+
+// TestDaemon_remoteStoreRefusalLoggedOnce: a store that refuses every read
+// with 403 (S3's AccessDenied, whose body carries a new request id each
+// time; a proxy or WAF in front of psa-syncd answering a page with its own
+// request id) keeps the export in use, the reload metric at 0 and the
+// status page's error, and is logged once, not at every poll; its answer
+// again is logged.
+func TestDaemon_remoteStoreRefusalLoggedOnce(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"s3", "psa-syncd"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			var denied atomic.Bool
+			var n atomic.Int64
+			var backend export.Backend
+			var target string
+			deny := func(w http.ResponseWriter) {}
+			switch store {
+			case "s3":
+				srv := s3test.Start(t)
+				target = srv.Endpoint
+				b, err := export.OpenBackend(t.Context(), srv.ObjectURL("prod/psa-mappings.json"), export.BackendOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				backend = b
+				deny = func(w http.ResponseWriter) {
+					w.Header().Set("Content-Type", "application/xml")
+					w.Header().Set("X-Amz-Request-Id", fmt.Sprintf("%016X", n.Add(1)))
+					w.WriteHeader(http.StatusForbidden)
+					fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>%016X</RequestId><HostId>%x</HostId></Error>`, n.Load(), n.Load()*7919)
+				}
+			case "psa-syncd":
+				s := dtSetup(t, dtOptions{token: dtToken, exportURL: ExportSelf, noExport: true})
+				api := httptest.NewServer(s.d.Handler())
+				t.Cleanup(api.Close)
+				target = api.URL
+				b, err := export.NewHTTPBackend(api.URL, dtToken, api.Client())
+				if err != nil {
+					t.Fatal(err)
+				}
+				backend = b
+				deny = func(w http.ResponseWriter) {
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(http.StatusForbidden)
+					fmt.Fprintf(w, "<html><body><h1>403 Forbidden</h1><p>Request blocked. Ray ID: %x</p></body></html>", 0x7c1d2e3f4a5b6000+n.Add(1))
+				}
+			}
+			u, err := url.Parse(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy := httputil.NewSingleHostReverseProxy(u)
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if denied.Load() {
+					deny(w)
+					return
+				}
+				proxy.ServeHTTP(w, r)
+			}))
+			t.Cleanup(front.Close)
+			storeURL := front.URL
+			if store == "s3" {
+				storeURL = (&s3test.Server{Endpoint: front.URL}).ObjectURL("prod/psa-mappings.json")
+			}
+			var logs bytes.Buffer
+			e := dtSetup(t, dtOptions{exportURL: storeURL, noExport: true,
+				daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+			doc := e.doc.Clone()
+			doc.PSA.Instance = ""
+			if _, err := backend.Save(t.Context(), e.encode(t, doc), ""); err != nil {
+				t.Fatal(err)
+			}
+			poll := func() error {
+				e.d.reloadMu.Lock()
+				defer e.d.reloadMu.Unlock()
+				return e.d.reloadExportLocked(false)
+			}
+			if err := poll(); err != nil {
+				t.Fatal(err)
+			}
+			denied.Store(true)
+			for range 3 {
+				if err := poll(); err == nil {
+					t.Fatal("a poll of a store answering 403 succeeded")
+				}
+			}
+			if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 0 {
+				t.Errorf("psa_sync_export_last_reload_successful = %v while the store answers 403, want 0", got)
+			}
+			if f := e.d.exportErr.Load(); f == nil || !strings.Contains(f.err.Error(), "403") {
+				t.Errorf("the status's export error = %+v, want the 403", f)
+			}
+			if got := strings.Count(logs.String(), "Error reloading mapping export"); got != 1 {
+				t.Errorf("3 polls of a store answering 403 logged %d errors, want 1:\n%s", got, logs.String())
+			}
+			if got := e.d.Export().Revision; got != doc.Revision {
+				t.Errorf("export in use has revision %d, want %d", got, doc.Revision)
+			}
+			denied.Store(false)
+			if err := poll(); err != nil {
+				t.Fatal(err)
+			}
+			if got := testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful); got != 1 || !strings.Contains(logs.String(), "Mapping export store reachable again") {
+				t.Errorf("after the store answers again: successful = %v, want 1 and the recovery logged:\n%s", got, logs.String())
+			}
+		})
 	}
 }

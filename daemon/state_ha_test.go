@@ -1788,3 +1788,87 @@ func TestDaemon_tokenRotationDoesNotThrottleTheStandby(t *testing.T) {
 		t.Errorf("Sync now on the standby's page from another browser, after the rotation: %q; want Sync requested", got)
 	}
 }
+
+// TestDaemon_selfStoreRefusedLoggedOnce: with export_url: self the state
+// database is the export's store. PostgreSQL refusing psa-syncd's role the
+// export table (permission denied: its "403") keeps the export in use, is
+// logged once however many polls fail, and sets the reload metric and the
+// status page's error, as an S3 store's refusal does; the store answering
+// again is logged and clears both. Before, the watch left the error to the
+// next poll without a word: nothing said that a newer export another
+// psa-syncd stored could not be seen.
+func TestDaemon_selfStoreRefusedLoggedOnce(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	exec := func(q string) {
+		t.Helper()
+		if _, err := admin.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(`CREATE ROLE psa_syncd LOGIN`)
+	exec(`ALTER DATABASE ` + strings.TrimPrefix(u.Path, "/") + ` OWNER TO psa_syncd`)
+	exec(`ALTER SCHEMA public OWNER TO psa_syncd`)
+	u.User = neturl.User("psa_syncd")
+	var logs strings.Builder
+	e := dtSetup(t, dtOptions{exportURL: ExportSelf, noExport: true,
+		state:      fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", u.String()),
+		daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	if err := e.d.Reload(); err == nil {
+		t.Fatal("Reload without a stored export succeeded")
+	}
+	doc := e.doc.Clone()
+	doc.PSA.Instance = ""
+	if _, _, err := e.d.putExport(e.encode(t, doc), "", true, "test"); err != nil {
+		t.Fatal(err)
+	}
+	poll := func() error {
+		e.d.reloadMu.Lock()
+		defer e.d.reloadMu.Unlock()
+		return e.d.reloadNewerSelfExportLocked(e.d.cfg.Load())
+	}
+	gauge := func() float64 { return testutil.ToFloat64(e.d.metrics.ExportLastReloadSuccessful) }
+	logged := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
+	if err := poll(); err != nil || gauge() != 1 {
+		t.Fatalf("a poll of the stored export: %v, successful = %v; want nil, 1", err, gauge())
+	}
+
+	exec(`REVOKE SELECT ON export_versions FROM psa_syncd`)
+	for range 3 {
+		if err := poll(); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Fatalf("a poll of the export table refused to the role = %v, want permission denied", err)
+		}
+	}
+	if got := gauge(); got != 0 {
+		t.Errorf("psa_sync_export_last_reload_successful = %v while PostgreSQL refuses the export table, want 0", got)
+	}
+	if f := e.d.exportErr.Load(); f == nil || !strings.Contains(f.err.Error(), "permission denied") {
+		t.Errorf("the status's export error = %+v, want the refusal", f)
+	}
+	if n := logged(); n != 1 {
+		t.Errorf("3 polls refused alike logged %d errors, want 1:\n%s", n, logs.String())
+	}
+	if got := e.d.Export().Revision; got != doc.Revision {
+		t.Errorf("export in use has revision %d, want %d", got, doc.Revision)
+	}
+
+	exec(`GRANT SELECT ON export_versions TO psa_syncd`)
+	if err := poll(); err != nil {
+		t.Fatalf("a poll once the role may read again: %v", err)
+	}
+	if got := gauge(); got != 1 || e.d.exportErr.Load() != nil || !strings.Contains(logs.String(), "Mapping export store reachable again") {
+		t.Errorf("after PostgreSQL answers again: successful = %v, status error %v; want 1, none and the recovery logged:\n%s", got, e.d.exportErr.Load(), logs.String())
+	}
+}

@@ -567,6 +567,13 @@ var (
 	timePattern          = regexp.MustCompile(`\b\d{4}-\d{2}-\d{2}([T ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(Z|\s?[+-]\d{2}:?\d{2})?)?\b|\b\d{1,2}:\d{2}:\d{2}(\.\d+)?(\s?[AP]M)?\b`)
 )
 
+// RefusalKey returns an error's text with the parts that differ for each
+// request (request and correlation ids, GUIDs, long hex strings, times)
+// replaced, so that the errors of requests refused alike compare equal:
+// psa-syncd logs a mapping export store that keeps refusing its reads
+// once, although a proxy in front of it names a new request id each time.
+func RefusalKey(text string) string { return refusalKey(text) }
+
 // refusalKey returns a refusal's text with the parts that differ for each
 // request replaced, for comparing refusals (see serverRefusal).
 func refusalKey(text string) string {
