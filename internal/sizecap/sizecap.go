@@ -6,6 +6,7 @@
 package sizecap
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -52,6 +53,12 @@ func ReadFile(path string, limit int64, what string) ([]byte, error) {
 	}
 	buf := make([]byte, 0, min(size, limit)+1)
 	data, err := readAll(io.LimitReader(f, limit+1), buf)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// The file's own error names it already: "read P: is a
+		// directory", not "read P: read P: is a directory".
+		return nil, err
+	}
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
 	}

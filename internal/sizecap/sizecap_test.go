@@ -47,6 +47,18 @@ func TestReadFile_endless(t *testing.T) {
 	}
 }
 
+// TestReadFile_directory: a directory in a file's place fails with the
+// error of the read, naming the path once ("read P: is a directory"), as
+// os.ReadFile does. Before, the path was named twice.
+func TestReadFile_directory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := ReadFile(dir, 1<<10, "a test file")
+	if want := "read " + dir + ": is a directory"; err == nil || err.Error() != want {
+		t.Errorf("ReadFile of a directory = %v, want %q", err, want)
+	}
+}
+
 func TestFormat(t *testing.T) {
 	t.Parallel()
 	for n, want := range map[int64]string{64 << 20: "64 MiB", 64 << 10: "64 KiB", 1 << 30: "1 GiB", 1000: "1000 bytes", 1: "1 byte", 1536: "1536 bytes"} {
