@@ -32,8 +32,10 @@ import (
 // headers. exporter-toolkit reads the file again for every new TLS
 // connection and every request, so renewed certificates and changed users
 // take effect without a restart, as in Prometheus. psa-syncd refuses at
-// start-up a file over MaxWebConfigFile, and reads it itself through a
-// webConfigCache, again only when it changed.
+// start-up a file over MaxWebConfigFile, reads it itself through a
+// webConfigCache, again only when it changed, and while it runs refuses
+// connections and requests while the file is over the cap, before
+// exporter-toolkit reads it (webConfigGuard).
 //
 // The mutating endpoints still need the API token. With basic_auth_users
 // set, the Authorization header carries the basic credentials, so the token
@@ -67,6 +69,9 @@ func validateWebConfig(path string) error {
 // http.ErrServerClosed after Shutdown, like http.Server.Serve.
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 	addrs := []string{ln.Addr().String()}
+	if d.webConfigFile != "" {
+		ln = &webConfigGuard{Listener: ln, d: d, srv: srv}
+	}
 	err := web.Serve(ln, srv, &web.FlagConfig{
 		WebListenAddresses: &addrs,
 		WebConfigFile:      &d.webConfigFile,
@@ -77,6 +82,84 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 		return errors.New(typeErrorValue.ReplaceAllString(err.Error(), "$1 $2"))
 	}
 	return err
+}
+
+// webConfigGuard bounds exporter-toolkit's reads of the web config file
+// while psa-syncd runs. exporter-toolkit reads the file whole, with no cap,
+// for every request (its handler) and every TLS handshake, and has no hook
+// to read it another way: a file replaced by a huge one (a log, a bundle
+// of the wrong thing) would be read whole many times a second. While the
+// file is over MaxWebConfigFile, as psa-syncd's own read says
+// (webConfigCache: a stat per call, the file read again only when it
+// changed), the guard closes every new connection before its TLS handshake
+// and answers every request on a connection already open with 500 before
+// exporter-toolkit's handler reads the file, and logs it once; it logs the
+// file's return under the cap too.
+type webConfigGuard struct {
+	net.Listener
+	d    *Daemon
+	srv  *http.Server
+	once sync.Once
+	mu   sync.Mutex
+	over bool // the file was over the cap when last checked
+}
+
+// Accept returns the next connection while the web config file is under
+// the cap, and closes the others.
+func (g *webConfigGuard) Accept() (net.Conn, error) {
+	for {
+		c, err := g.Listener.Accept()
+		if err != nil {
+			return c, err
+		}
+		// web.Serve sets srv.Handler to exporter-toolkit's handler before
+		// it serves: the first Accept, in srv.Serve's goroutine and before
+		// any connection's goroutine starts, puts the guard in front of it.
+		g.once.Do(func() { g.srv.Handler = webConfigGuardHandler{g: g, next: g.srv.Handler} })
+		if g.tooLarge() {
+			_ = c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// tooLarge reports whether the web config file is over the cap, logging
+// when that starts and ends.
+func (g *webConfigGuard) tooLarge() bool {
+	_, err := g.d.webConfig.read(g.d.webConfigFile)
+	var tl *sizecap.TooLargeError
+	over := errors.As(err, &tl)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if over != g.over {
+		g.over = over
+		if over {
+			g.d.logger.Error("Web config file is larger than the cap; refusing connections and requests until it is fixed",
+				"file", g.d.webConfigFile, "cap", sizecap.Format(MaxWebConfigFile))
+		} else {
+			g.d.logger.Info("Web config file is under the cap again; serving", "file", g.d.webConfigFile)
+		}
+	}
+	return over
+}
+
+// webConfigGuardHandler answers 500 instead of the handler that reads the
+// web config file while it is over the cap.
+type webConfigGuardHandler struct {
+	g    *webConfigGuard
+	next http.Handler
+}
+
+func (h webConfigGuardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.g.tooLarge() {
+		// As exporter-toolkit answers a file it cannot read; the
+		// connection is closed, and a new one is refused.
+		w.Header().Set("Connection", "close")
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h.next.ServeHTTP(w, r)
 }
 
 // webConfigLogHandler drops the value that yaml quotes in a parse error of

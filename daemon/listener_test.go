@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,6 +308,131 @@ func TestDaemon_Run_webConfigBrokenWhileRunning(t *testing.T) {
 	if !strings.Contains(logs.String(), "cannot unmarshal !!str into map") || strings.Contains(logs.String(), password[:3]) {
 		t.Errorf("logs:\n%s\nwant yaml's error without the value", logs.String())
 	}
+}
+
+// TestDaemon_Run_webConfigReplacedByHugeFile: exporter-toolkit reads the
+// web config file whole, with no cap, for every request and every TLS
+// handshake. Replaced while psa-syncd runs by a file over the cap (here a
+// valid one, padded: exporter-toolkit would read and use it), requests on
+// an open connection are answered 500 and new connections are closed
+// before it reads the file, logged once; the file back under the cap is
+// served again. Before, every request read the whole file.
+func TestDaemon_Run_webConfigReplacedByHugeFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	webFile := filepath.Join(dir, "web-config.yml")
+	good := "basic_auth_users:\n  ops: " + bcryptHash(t, "ops-password") + "\n"
+	dtWrite(t, webFile, good)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs ltLogs
+	e := dtSetup(t, dtOptions{token: "secret-token", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, WebConfigFile: webFile,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- e.d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v after cancel, want nil", err)
+		}
+	}()
+	addr := ln.Addr().String()
+	ops := basicAuth("ops", "ops-password")
+	// kept sends its requests on one connection, opened before the file
+	// grows: each body is read whole, so the connection is reused.
+	var conns atomic.Int32
+	kept := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conns.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	keptDo := func() (int, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+addr+"/-/healthy", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", ops)
+		resp, err := kept.Do(req)
+		if err != nil {
+			return -1, err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, nil
+	}
+	if code, err := keptDo(); code != http.StatusOK {
+		t.Fatalf("GET /-/healthy = %d, %v; want 200", code, err)
+	}
+
+	dtWrite(t, webFile, good+"# "+strings.Repeat("x", MaxWebConfigFile)+"\n")
+	if code, err := keptDo(); code != http.StatusInternalServerError || conns.Load() != 1 {
+		t.Errorf("GET /-/healthy on an open connection with the web config file over the cap = %d, %v (%d connections); want 500 on the first", code, err, conns.Load())
+	}
+	for range 3 {
+		fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		if code, err := ltDo(t, fresh, "http", addr, http.MethodGet, "/-/healthy", ops); err == nil {
+			t.Errorf("GET /-/healthy on a new connection with the web config file over the cap = %d; want the connection closed", code)
+		}
+	}
+	if n := strings.Count(logs.String(), "Web config file is larger than the cap"); n != 1 || !strings.Contains(logs.String(), `cap="1 MiB"`) {
+		t.Errorf("the web config file over the cap was logged %d times, want once naming the cap:\n%s", n, logs.String())
+	}
+
+	dtWrite(t, webFile, good)
+	fresh := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	if code, err := ltDo(t, fresh, "http", addr, http.MethodGet, "/-/healthy", ops); code != http.StatusOK {
+		t.Errorf("GET /-/healthy with the web config file back under the cap = %d, %v; want 200", code, err)
+	}
+	if !strings.Contains(logs.String(), "Web config file is under the cap again") {
+		t.Errorf("the return under the cap was not logged:\n%s", logs.String())
+	}
+}
+
+// TestDaemon_Run_webConfigTLSReplacedByHugeFile: over TLS, a new
+// connection is closed before its handshake, in which exporter-toolkit
+// reads the web config file whole, while the file is over the cap.
+func TestDaemon_Run_webConfigTLSReplacedByHugeFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pki := ltNewPKI(t, dir)
+	good := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\n", pki.certFile, pki.keyFile)
+	addr := ltStart(t, dir, good)
+	client := func() *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: pki.roots}}}
+	}
+	if code, err := ltDo(t, client(), "https", addr, http.MethodGet, "/-/healthy", ""); code != http.StatusOK {
+		t.Fatalf("GET /-/healthy = %d, %v; want 200", code, err)
+	}
+	webFile := filepath.Join(dir, "web-config.yml")
+	dtWrite(t, webFile, good+"# "+strings.Repeat("x", MaxWebConfigFile)+"\n")
+	if code, err := ltDo(t, client(), "https", addr, http.MethodGet, "/-/healthy", ""); err == nil {
+		t.Errorf("GET /-/healthy over TLS with the web config file over the cap = %d; want the connection closed", code)
+	}
+	dtWrite(t, webFile, good)
+	if code, err := ltDo(t, client(), "https", addr, http.MethodGet, "/-/healthy", ""); code != http.StatusOK {
+		t.Errorf("GET /-/healthy with the web config file back under the cap = %d, %v; want 200", code, err)
+	}
+}
+
+// ltLogs is a log buffer safe for the server's goroutines and the test's.
+type ltLogs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *ltLogs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *ltLogs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // TestDaemon_authenticateToActive: a standby's status page calls the
