@@ -214,15 +214,18 @@ func (g *committer) sync(ctx context.Context, db *DB) error {
 }
 
 // flush syncs and returns the errors of the deferred operations since the
-// last flush.
+// last flush. When the sync's own operation failed with the group holding
+// them (a full disk), their errors are returned, not kept: kept, they would
+// be reported again, long after, by a later flush or by close.
 func (g *committer) flush(ctx context.Context, db *DB) error {
-	if err := g.sync(ctx, db); err != nil {
-		return err
-	}
+	err := g.sync(ctx, db)
 	g.mu.Lock()
 	errs := g.errs
 	g.errs = nil
 	g.mu.Unlock()
+	if len(errs) == 0 {
+		return err
+	}
 	return errors.Join(errs...)
 }
 
