@@ -92,11 +92,43 @@ type EngineOptions struct {
 // The database still shows them running, which would keep their open
 // intents waiting for ever; the next Sync or Reconcile of an Engine that
 // shares them saves them again, and meanwhile settlesAt knows when they
-// ended. The zero value is empty and ready to use; it is safe for
-// concurrent use.
+// ended.
+//
+// It holds too the closes of intents whose write's outcome the pass knew
+// (the PSA answered) but which the state database failed to record (a full
+// disk, a lost connection): the next Sync or Reconcile records them before
+// it settles the intents left open, so that a Kaseya BMS line that was
+// posted is taken as posted rather than held for an operator, and an
+// Autotask or ConnectWise line keeps the ledger entry of its write.
+//
+// The zero value is empty and ready to use; it is safe for concurrent use.
 type UnsavedRuns struct {
-	mu   sync.Mutex
-	runs map[int64]state.Run
+	mu     sync.Mutex
+	runs   map[int64]state.Run
+	closes map[int64]state.IntentCompletion
+}
+
+func (u *UnsavedRuns) putClose(c state.IntentCompletion) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closes == nil {
+		u.closes = map[int64]state.IntentCompletion{}
+	}
+	u.closes[c.ID] = c
+}
+
+func (u *UnsavedRuns) allCloses() []state.IntentCompletion {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cs := slices.Collect(maps.Values(u.closes))
+	slices.SortFunc(cs, func(a, b state.IntentCompletion) int { return cmp.Compare(a.ID, b.ID) })
+	return cs
+}
+
+func (u *UnsavedRuns) removeClose(id int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	delete(u.closes, id)
 }
 
 func (u *UnsavedRuns) put(r state.Run) {

@@ -226,8 +226,10 @@ func (e *Engine) finishRun(log *slog.Logger, run state.Run) error {
 	return fmt.Errorf("daemon: recording the end of run %d: %w", run.ID, err)
 }
 
-// saveUnsaved saves again the runs that finishRun could not save.
+// saveUnsaved saves again the runs that finishRun could not save, and the
+// intent closes that keepUnrecordedCloses kept.
 func (e *Engine) saveUnsaved() {
+	e.saveUnrecordedCloses()
 	for _, run := range e.unsaved.all() {
 		if err := e.saveRun(run); err != nil {
 			e.logger.Warn("Could not record the end of an earlier pass; trying again at the next pass", "run", run.ID, "err", err)
@@ -236,6 +238,40 @@ func (e *Engine) saveUnsaved() {
 		e.unsaved.remove(run.ID)
 		e.logger.Info("Recorded the end of an earlier pass", "run", run.ID, "result", run.Result)
 	}
+}
+
+// saveUnrecordedCloses records the intent closes kept by
+// keepUnrecordedCloses, in one commit, those of intents still open; the
+// others were closed since (by an operator, or another instance) and are
+// dropped. On failure they are kept for the next pass.
+func (e *Engine) saveUnrecordedCloses() {
+	closes := e.unsaved.allCloses()
+	if len(closes) == 0 {
+		return
+	}
+	open, err := e.db.OpenIntents()
+	if err == nil {
+		stillOpen := map[int64]bool{}
+		for _, in := range open {
+			stillOpen[in.ID] = true
+		}
+		var pending []state.IntentCompletion
+		for _, c := range closes {
+			if stillOpen[c.ID] {
+				pending = append(pending, c)
+			}
+		}
+		// The state database bounds the commit with its query timeout.
+		err = e.db.CompleteIntentBatch(context.Background(), pending)
+	}
+	if err != nil {
+		e.logger.Warn("Could not record the outcome of the writes of an earlier pass; trying again at the next pass", "intents", len(closes), "err", err)
+		return
+	}
+	for _, c := range closes {
+		e.unsaved.removeClose(c.ID)
+	}
+	e.logger.Info("Recorded the outcome of the writes of an earlier pass", "intents", len(closes))
 }
 
 // settleOwn adds to e.settling the intents of run's own writes that are
@@ -303,6 +339,9 @@ type writeJob struct {
 	c       *Change
 	current *psa.ContractLine
 	intent  state.Intent
+	// closed is how the sender closed the intent (nil: left open, for a
+	// write whose outcome is unknown), kept until the close is committed.
+	closed *state.IntentCompletion
 }
 
 // intentWindowPerSender is how many intents per write in flight are opened
@@ -533,9 +572,46 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	// Closed intents are committed with the batches of intents opened
 	// after them; the last ones are committed here.
 	if err := e.db.Flush(context.WithoutCancel(ctx)); err != nil {
-		log.Error("Could not close every intent; the open ones are settled by the next pass's reconciliation", "err", err)
+		log.Error("Could not record the outcome of every write; this process records them again before its next pass settles open intents", "err", err)
 	}
+	e.keepUnrecordedCloses(log, w.jobs)
 	return nil
+}
+
+// keepUnrecordedCloses keeps, in e.unsaved, the closes of jobs whose
+// intents are still open: the state database failed the transaction that
+// held them (a full disk, a lost connection). The outcome of those writes
+// is known; left open, an intent would be settled by re-reading the PSA,
+// or, where it cannot be read (Kaseya BMS), held for an operator as if
+// the answer had been lost. saveUnsaved records them at the next pass.
+func (e *Engine) keepUnrecordedCloses(log *slog.Logger, jobs []*writeJob) {
+	var closed []*state.IntentCompletion
+	for _, j := range jobs {
+		if j.closed != nil {
+			closed = append(closed, j.closed)
+		}
+	}
+	if len(closed) == 0 {
+		return
+	}
+	open, err := e.db.OpenIntents()
+	stillOpen := map[int64]bool{}
+	for _, in := range open {
+		stillOpen[in.ID] = true
+	}
+	kept := 0
+	for _, c := range closed {
+		// When the open intents cannot be read, every close is kept:
+		// recording one that was recorded is refused, and changes nothing.
+		if err != nil || stillOpen[c.ID] {
+			e.unsaved.putClose(*c)
+			kept++
+		}
+	}
+	if kept > 0 {
+		log.Warn("Could not record the outcome of some writes: this process records them again at its next pass, before it settles open intents "+
+			"(a psa-syncd started later settles them as after a crash)", "intents", kept)
+	}
 }
 
 // jobQueue holds the writes handed to the opener and not yet opened.
@@ -720,7 +796,9 @@ func (e *Engine) skip(ctx context.Context, c *Change, gate *budgetGate) error {
 func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *writeJob) error {
 	c, in, gate, ledger := j.c, j.intent, w.gate, w.ledger
 	closeIntent := func(st, note string) {
-		if err := e.db.CompleteIntentDeferred(state.IntentCompletion{ID: in.ID, State: st, Note: note, At: e.now().UTC()}); err != nil {
+		c := state.IntentCompletion{ID: in.ID, State: st, Note: note, At: e.now().UTC()}
+		j.closed = &c
+		if err := e.db.CompleteIntentDeferred(c); err != nil {
 			log.Error("Could not close intent", "intent", in.ID, "err", err)
 		}
 	}

@@ -48,6 +48,8 @@ type sysHarness struct {
 	// failing is shared by the harness's engines, one per pass, as
 	// psa-syncd shares its own.
 	failing FailingContracts
+	// unsaved is shared by the harness's engines too.
+	unsaved UnsavedRuns
 
 	contractA, contractB string
 	svcIntercept, svcMDR string
@@ -181,7 +183,7 @@ func (h *sysHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing,
+		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing, Unsaved: &h.unsaved,
 	})
 }
 
