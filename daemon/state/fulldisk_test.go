@@ -1,6 +1,8 @@
 package state
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -86,5 +88,41 @@ func TestFullDisk_flushReportsDeferredOnce(t *testing.T) {
 	le, ok, err := db.LastSet(in.ContractID, in.ServiceID)
 	if err != nil || !ok || le.After != in.After || le.IntentID != in.ID {
 		t.Errorf("LastSet after reopening = %+v, %v, %v; want intent %d's %d units", le, ok, err, in.ID, in.After)
+	}
+}
+
+// TestFullDisk_groupErrorNamesTheFailingOperation: when one operation of a
+// group commit fails (a close whose ledger entry the disk cannot hold), the
+// others sharing its transaction are told that it failed theirs, not given
+// its error as their own.
+func TestFullDisk_groupErrorNamesTheFailingOperation(t *testing.T) {
+	t.Parallel()
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeDB(t, db)
+	ins := fillWithCloses(t, db, 300)
+	if len(ins) < 2 {
+		t.Fatalf("%d intents left open, want 2", len(ins))
+	}
+	// A deferred operation waits for the next group, which the second
+	// close's caller makes: one transaction holds both (the delay keeps a
+	// slow machine from committing it alone first).
+	db.group.mu.Lock()
+	db.group.delay = time.Hour
+	db.group.mu.Unlock()
+	if err := db.group.submitDeferred(db, &groupOp{what: "storing nothing", run: func(context.Context, *sql.Tx) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	err = db.CompleteIntent(ins[1].ID, IntentDone, "", time.Now())
+	want := fmt.Sprintf("completing intent %d in %s: appending the ledger entry of intent %d: database or disk is full", ins[1].ID, db.Path(), ins[1].ID)
+	if err == nil || !strings.HasPrefix(err.Error(), "state: "+want) {
+		t.Errorf("error of the failing close = %v, want %q", err, want)
+	}
+	err = db.Flush(t.Context())
+	want = fmt.Sprintf("storing nothing in %s: the transaction it shared failed at completing intent %d: appending the ledger entry", db.Path(), ins[1].ID)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error of the operation sharing its transaction = %v, want %q", err, want)
 	}
 }

@@ -360,7 +360,12 @@ func (db *DB) commitGroup(group []*groupOp) {
 	if len(group) == 0 {
 		return
 	}
-	fail := func(err error) {
+	// fail tells every operation of the group that it failed with err.
+	// culprit, when not nil, is the operation whose statement failed: the
+	// others are told that it failed their shared transaction, rather than
+	// given its error as their own ("completing intent 59: appending the
+	// ledger entry of intent 78: database or disk is full").
+	fail := func(err error, culprit *groupOp) {
 		// A statement the server refused (an ERROR, not a FATAL that ends
 		// the session) says the connection works; any other failure
 		// through the fence may mean that the lock is gone.
@@ -369,13 +374,17 @@ func (db *DB) commitGroup(group []*groupOp) {
 			err = fmt.Errorf("%w (%w)", err, errFenceFailed)
 		}
 		for _, o := range group {
-			db.group.deliver(o, db.wrap(o.what, err))
+			oerr := err
+			if culprit != nil && o != culprit {
+				oerr = fmt.Errorf("the transaction it shared failed at %s: %w", culprit.what, err)
+			}
+			db.group.deliver(o, db.wrap(o.what, oerr))
 		}
 	}
 	sent := monoNow()
 	tx, err := begin(ctx, nil)
 	if err != nil {
-		fail(err)
+		fail(err, nil)
 		return
 	}
 	outcome := make([]error, len(group))
@@ -392,7 +401,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 		}
 		if err != nil {
 			_ = tx.Rollback()
-			fail(err)
+			fail(err, o)
 			return
 		}
 		wrote = true
@@ -402,7 +411,7 @@ func (db *DB) commitGroup(group []*groupOp) {
 		// or writes nothing.
 		_ = tx.Rollback()
 	} else if err := db.commit(tx); err != nil {
-		fail(err)
+		fail(err, nil)
 		return
 	} else if viaFence {
 		// The lock's session answered: the lease (CheckFence) runs from
