@@ -2,10 +2,13 @@ package usage
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -67,7 +70,26 @@ func TestEngineFullDisk_passRecovers(t *testing.T) {
 				if err := h.db.LimitSize(extra); err != nil {
 					t.Fatal(err)
 				}
-				res, err := h.engine().Sync(t.Context(), h.doc, PassOptions{})
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				logs := newRecordHandler()
+				eng := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m, Logger: slog.New(logs),
+					Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing, Unsaved: &h.unsaved})
+				res, err := eng.Sync(t.Context(), h.doc, PassOptions{})
+				// The log says why once per line at most, not once per
+				// write whose outcome went unrecorded.
+				logs.mu.Lock()
+				for _, r := range *logs.records {
+					r.Attrs(func(a slog.Attr) bool {
+						if n := strings.Count(a.Value.String(), "database or disk is full"); n > 1 {
+							t.Errorf("log line %q: %s says %d times that the disk is full, want once", r.Message, a.Key, n)
+						}
+						return true
+					})
+				}
+				logs.mu.Unlock()
 				if err != nil {
 					if !strings.Contains(err.Error(), h.db.Path()) || !strings.Contains(err.Error(), "database or disk is full") {
 						t.Errorf("error of the pass on a full disk = %v, want one naming %s and saying it is full", err, h.db.Path())

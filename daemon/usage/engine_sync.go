@@ -572,7 +572,14 @@ func (e *Engine) write(ctx context.Context, log *slog.Logger, runID int64, p *pa
 	// Closed intents are committed with the batches of intents opened
 	// after them; the last ones are committed here.
 	if err := e.db.Flush(context.WithoutCancel(ctx)); err != nil {
-		log.Error("Could not record the outcome of every write; this process records them again before its next pass settles open intents", "err", err)
+		// One error per write of the failed commits (a full disk fails
+		// them all alike): the first says why, a count says how many.
+		n, first := 1, err
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+			n, first = len(j.Unwrap()), j.Unwrap()[0]
+		}
+		log.Error("Could not record the outcome of every write; this process records them again before its next pass settles open intents",
+			"errors", n, "err", first)
 	}
 	e.keepUnrecordedCloses(log, w.jobs)
 	return nil
