@@ -44,6 +44,9 @@ func Digest(data []byte) string {
 // file larger than MaxSize is an error (tooLarge), not hashed to its end:
 // an endless one (/dev/zero) would never end.
 func fileDigest(path string) (string, error) {
+	if err := notBlocking(path); err != nil {
+		return "", err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -63,12 +66,36 @@ func fileDigest(path string) (string, error) {
 // readExportFile reads an export file of at most MaxSize bytes, as the other
 // stores read theirs.
 func readExportFile(path string) ([]byte, error) {
+	if err := notBlocking(path); err != nil {
+		return nil, err
+	}
 	data, err := sizecap.ReadFile(path, MaxSize, "a mapping export")
 	var tl *sizecap.TooLargeError
 	if errors.As(err, &tl) {
 		return nil, errTooLarge
 	}
 	return data, err
+}
+
+// notBlocking refuses an export path that names a named pipe or a socket:
+// opening a pipe to read blocks until something opens it to write, which
+// would stop psa-syncd's export watch (and an apply) without a word. A
+// store polled for changes is a regular file; a device such as /dev/zero
+// is left to the cap.
+func notBlocking(path string) error {
+	// A path that cannot be stat'ed is left to os.Open, whose error says
+	// it better.
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&(fs.ModeNamedPipe|fs.ModeSocket) != 0 {
+		return fmt.Errorf("the file is a %s, not a regular file; name the mapping export's file", fileKind(fi.Mode()))
+	}
+	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	if m&fs.ModeSocket != 0 {
+		return "socket"
+	}
+	return "named pipe"
 }
 
 // errTooLarge is the error for an export file larger than MaxSize; the
