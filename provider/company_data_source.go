@@ -78,6 +78,7 @@ func (d *companyDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	query := fmt.Sprintf("name %q", name)
 
 	companies, err := d.data.backend.FindCompanies(ctx, name)
+	err = searchError(err)
 	if err != nil {
 		resp.Diagnostics.AddError("Error Reading PSA Company", psaErrorDetail(d.data.system, "Looking up the company with "+query, err))
 		return

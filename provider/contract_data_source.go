@@ -128,6 +128,7 @@ func (d *contractDataSource) Read(ctx context.Context, req datasource.ReadReques
 	query := fmt.Sprintf("name %q of company %s", q.Name, q.CompanyID)
 
 	contracts, err := d.data.backend.FindContracts(ctx, q)
+	err = searchError(err)
 	if err != nil {
 		resp.Diagnostics.AddError("Error Reading PSA Contract", psaErrorDetail(d.data.system, "Looking up the contract with "+query, err))
 		return

@@ -275,6 +275,10 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
+		if detail := r.data.notFoundUnconfirmed(ctx, "contract "+contractID, err); detail != "" {
+			diags.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract", detail)
+			break
+		}
 		diags.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",
 			fmt.Sprintf("Contract %s does not exist in %s, so customer %s cannot be mapped to it. "+
 				"Check contract_id; data.psa_contract looks contracts up by company and name.",

@@ -224,7 +224,7 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	case errors.Is(err, psa.ErrOutcomeUnknown):
 		b.WriteString(" The PSA may or may not have applied the change; check it before running Terraform again.")
 	case errors.Is(err, psa.ErrEndpointNotFound):
-		b.WriteString(" The PSA has no such endpoint at the configured address: check base_url.")
+		b.WriteString(" The PSA has no such endpoint at the configured address: " + addressHint(system))
 	}
 	b.WriteString("\n\n")
 	b.WriteString(err.Error())
@@ -242,6 +242,44 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 func planCheckFails(err error) bool {
 	return errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrEndpointNotFound)
 }
+
+// addressHint says which provider settings to check when the PSA's
+// address answers 404 where no record is named (psa.ErrEndpointNotFound),
+// or answers that an object does not exist but not a basic read either
+// (see notFoundUnconfirmed).
+func addressHint(s psa.System) string {
+	switch s {
+	case psa.SystemConnectWise:
+		return "check base_url (or site and codebase when base_url is unset), and company_id, public_key and private_key: " +
+			"hosted ConnectWise also answers 404 to a company id or keys it does not know."
+	case psa.SystemKaseyaBMS:
+		return "check base_url (or hostname when base_url is unset): it must be the BMS API of the tenant, not a proxy or another server."
+	}
+	return "check base_url (or leave it unset, and the provider finds the tenant's zone)."
+}
+
+// searchError returns err, the failure of a read that names no record (a
+// search, a lookup by name, a list), with a not-found answer made the
+// endpoint's: a search finds no row of an unknown record, so its 404 says
+// that the address has no such endpoint (a proxy, a base URL or site that
+// is not the tenant's, and on hosted ConnectWise a wrong company id). Such
+// an error matches psa.ErrEndpointNotFound, which fails a plan-time check
+// (planCheckFails) and gets addressHint, and no longer psa.ErrNotFound.
+// Autotask's client does the same for its queries already.
+func searchError(err error) error {
+	if err != nil && errors.Is(err, psa.ErrNotFound) && !errors.Is(err, psa.ErrEndpointNotFound) {
+		return &endpointNotFoundError{err: err}
+	}
+	return err
+}
+
+// endpointNotFoundError is a search's 404; see searchError. It does not
+// unwrap to the PSA's error, which matches psa.ErrNotFound.
+type endpointNotFoundError struct{ err error }
+
+func (e *endpointNotFoundError) Error() string { return e.err.Error() }
+
+func (e *endpointNotFoundError) Is(target error) bool { return target == psa.ErrEndpointNotFound }
 
 // credentialsHint says which provider settings to check when the PSA
 // refuses the credentials.

@@ -222,6 +222,10 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 				serviceID, destroyVerb(planned.destroyed), systemTitle(r.data.system), planned.destroyed, mapping, destroyedState(planned.destroyed)))
 		return
 	case errors.Is(err, psa.ErrNotFound):
+		if detail := r.data.notFoundUnconfirmed(ctx, "service "+serviceID, err); detail != "" {
+			resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Unable to Verify PSA Service", detail)
+			return
+		}
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "PSA Service Not Found",
 			fmt.Sprintf("Service %s does not exist in %s, so product %q cannot be mapped to it. "+
 				"Check service_id, or create the service with a psa_service resource.",

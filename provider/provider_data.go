@@ -139,6 +139,26 @@ func (d *providerData) confirmGone(ctx context.Context) error {
 	return d.goneErr
 }
 
+// notFoundUnconfirmed returns "" when err, the PSA's not-found answer for
+// what (a contract or service read by id, e.g. "contract 17"), can be
+// taken as such: the PSA answers a basic read at the configured address
+// (confirmGone, one request per provider process, made only when a
+// not-found comes). Otherwise it returns the detail of an error saying
+// that the answer may come from a wrong address instead, and which
+// settings to check. ConnectWise and Kaseya BMS read objects by id, and a
+// proxy, a stale codebase or a path typed wrong in base_url answers every
+// such read with 404: without the probe, the plan would say that the id
+// is wrong.
+func (d *providerData) notFoundUnconfirmed(ctx context.Context, what string, err error) string {
+	perr := d.confirmGone(ctx)
+	if perr == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s answered that %s does not exist, but it does not answer a basic read at the configured address "+
+		"either, so the answer more likely comes from a wrong address than from a wrong id: %s\n\nNot found: %v\nBasic read: %v",
+		systemTitle(d.system), what, addressHint(d.system), err, perr)
+}
+
 // instance returns the backend's instance name for the export. Backends that
 // discover their instance lazily (Autotask zone lookup without base_url)
 // learn it on first use, so an apply that has made no request yet pings once.

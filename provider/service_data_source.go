@@ -178,6 +178,7 @@ func (d *serviceDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	query := fmt.Sprintf("name %q", name)
 
 	services, err := d.data.backend.FindServices(ctx, name)
+	err = searchError(err)
 	if err != nil {
 		resp.Diagnostics.AddError("Error Reading PSA Service", psaErrorDetail(d.data.system, "Looking up the service with "+query, err))
 		return

@@ -105,53 +105,69 @@ func TestAccServiceResource_planTimeChecksOnUpdate(t *testing.T) {
 	})
 }
 
-// TestAccProvider_wrongBaseURLFailsPlan: an Autotask base_url that answers
-// 404 to the query endpoints (psa.ErrEndpointNotFound) fails the plan of
-// every check that reads the PSA, as refused credentials do, instead of
-// warning and leaving the error to the apply: a new customer mapping, a
-// new product mapping, a new service, a data source. Each error says to
-// check base_url.
+// TestAccProvider_wrongBaseURLFailsPlan: a base_url that answers 404 to
+// everything (a proxy, a path typed wrong, a stale ConnectWise codebase)
+// fails the plan of every check that reads the PSA, as refused
+// credentials do, instead of warning and leaving the error to the apply:
+// a new customer mapping, a new product mapping, a new service, a data
+// source. Each error names base_url. ConnectWise and Kaseya BMS read
+// contracts and services by id, whose 404 does not tell a wrong address
+// from a wrong id: their errors say that the PSA does not answer a basic
+// read either, not that the contract or service does not exist (check the
+// id), which would send the user after the wrong setting.
 func TestAccProvider_wrongBaseURLFailsPlan(t *testing.T) {
 	t.Parallel()
-	e := newTestEnv(t, psa.SystemAutotask)
-	acme := e.addCustomerFixture("Acme")
-	serviceID := e.addService("Existing", 1)
-	good := e.baseURL()
-	bad := strings.TrimSuffix(good, "/") + "/stale/"
-	wrong := func(config string) string {
-		t.Helper()
-		out := strings.Replace(config, fmt.Sprintf("%q", good), fmt.Sprintf("%q", bad), 1)
-		if out == config {
-			t.Fatalf("the configuration does not name base URL %q:\n%s", good, config)
-		}
-		return out
-	}
-	hint := `no\s+such\s+endpoint\s+at\s+the\s+configured\s+address:\s+check\s+base_url`
-	for _, tc := range []struct {
-		name, config, want string
-	}{
-		{"customer mapping", testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
-			`Unable to Verify PSA Contract.*` + hint},
-		{"product mapping", testAccProductMappingResourceConfig(e, "CIXA-MSP", serviceID, ""),
-			`Unable to Verify PSA Service.*` + hint},
-		{"service", testAccServiceResourceConfig(e, "New", 1, ""),
-			`Unable to Verify PSA Service Fields.*` + hint},
-		{"data source", e.providerConfig() + `
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			serviceID := e.addService("Existing", 1)
+			good := e.baseURL()
+			bad := strings.TrimSuffix(good, "/") + "/stale/"
+			if sys == psa.SystemConnectWise {
+				bad = strings.Replace(good, "/apis/3.0", "/v2019_1/apis/3.0", 1)
+			}
+			wrong := func(config string) string {
+				t.Helper()
+				out := strings.Replace(config, fmt.Sprintf("%q", good), fmt.Sprintf("%q", bad), 1)
+				if out == config {
+					t.Fatalf("the configuration does not name base URL %q:\n%s", good, config)
+				}
+				return out
+			}
+			endpoint := `no\s+such\s+endpoint\s+at\s+the\s+configured\s+address:\s+check\s+base_url`
+			byID := endpoint
+			if sys != psa.SystemAutotask {
+				byID = `does\s+not\s+answer\s+a\s+basic\s+read\s+at\s+the\s+configured\s+address\s+either.*wrong\s+address\s+than\s+from\s+a\s+wrong\s+id:\s+check\s+base_url`
+			}
+			for _, tc := range []struct {
+				name, config, want string
+			}{
+				{"customer mapping", testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
+					`Unable to Verify PSA Contract.*` + byID},
+				{"product mapping", testAccProductMappingResourceConfig(e, "CIXA-MSP", serviceID, ""),
+					`Unable to Verify PSA Service.*` + byID},
+				{"service", testAccServiceResourceConfig(e, "New", 1, ""),
+					`Unable to Verify PSA Service Fields.*` + endpoint},
+				{"data source", e.providerConfig() + `
 data "psa_company" "test" {
   name = "Acme"
 }
-`, `Error Reading PSA Company.*` + hint},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			resource.UnitTest(t, resource.TestCase{
-				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-				Steps: []resource.TestStep{{
-					Config:      wrong(tc.config),
-					PlanOnly:    true,
-					ExpectError: regexp.MustCompile(`(?s)` + tc.want),
-				}},
-			})
+`, `Error Reading PSA Company.*` + endpoint},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					resource.UnitTest(t, resource.TestCase{
+						ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+						Steps: []resource.TestStep{{
+							Config:      wrong(tc.config),
+							PlanOnly:    true,
+							ExpectError: regexp.MustCompile(`(?s)` + tc.want),
+						}},
+					})
+				})
+			}
 		})
 	}
 }

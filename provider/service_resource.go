@@ -538,7 +538,8 @@ func (r *serviceResource) checkServiceFields(ctx context.Context, diags *diag.Di
 	} else {
 		svc = plan.toService(ctx)
 	}
-	err := checker.CheckServiceFields(ctx, svc)
+	// Its reads are lists and lookups by name, whose 404 is the address's.
+	err := searchError(checker.CheckServiceFields(ctx, svc))
 	var ve *psa.ValidationError
 	if planCheckFails(err) {
 		diags.AddError("Unable to Verify PSA Service Fields",
@@ -1390,7 +1391,7 @@ func quotedList(values []string) string {
 // state, and nothing is planned to create it again.
 func unconfirmedGone(system psa.System, what string, notFound, ping error) string {
 	return fmt.Sprintf("%s answered that %s does not exist, but it does not answer a basic read at the configured "+
-		"address either, so the answer may come from a wrong or outdated base_url (or ConnectWise site/codebase) rather "+
-		"than from a deleted %s. It stays in the Terraform state, and nothing is planned to create it again. Check the "+
-		"provider's PSA settings.\n\nNot found: %v\nBasic read: %v", systemTitle(system), what, strings.SplitN(what, " ", 2)[0], notFound, ping)
+		"address either, so the answer may come from a wrong or outdated address rather than from a deleted %s. It stays "+
+		"in the Terraform state, and nothing is planned to create it again: %s\n\nNot found: %v\nBasic read: %v",
+		systemTitle(system), what, strings.SplitN(what, " ", 2)[0], addressHint(system), notFound, ping)
 }
