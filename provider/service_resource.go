@@ -221,8 +221,15 @@ func (r *serviceResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 					"unless `connectwise.identifier` is set, which says a second item is meant and only warns. Two " +
 					"`psa_service` resources of the configuration that would both create a service of one name, or rename " +
 					"one to it (case and surrounding spaces aside), fail the plan as well, on every PSA (on ConnectWise a " +
-					"warning when both set `connectwise.identifier`); resources of other configurations, or applied with " +
-					"`-target`, are not seen.",
+					"warning when both set `connectwise.identifier`). The apply plans each new service again and reads the " +
+					"PSA's names afresh (once per provider process), so a service of the name made after the plan (by " +
+					"another workspace's apply, or by hand) fails the apply before the create, with the import hint. Not seen: " +
+					"resources of other configurations or workspaces, of another provider configuration (an `alias`) on the " +
+					"same PSA, and resources left out with `-target`, until the PSA holds their service (their next plan then " +
+					"fails on the name); nor two applies, or two aliases in one apply, that create one name at the same " +
+					"moment. Autotask and Kaseya BMS then refuse the second create (a partial apply, no second service), but " +
+					"ConnectWise creates a second catalog item of one name when the product ids differ. Run one apply at a " +
+					"time per PSA tenant (the CI workflow guide's `concurrency`), and give each PSA one provider configuration.",
 				Required:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
@@ -868,6 +875,11 @@ func (r *serviceResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	svc := plan.toService(ctx)
 
+	// The name is not checked here again: Terraform plans the resource
+	// again in the apply's provider process right before this call, and
+	// that plan's checkServiceFields reads the PSA's names afresh (once
+	// per process), so a service of the name made since the plan fails
+	// that plan (TestAccServiceResource_nameTakenSinceThePlan).
 	created, err := r.data.backend.CreateService(ctx, svc)
 	if err != nil {
 		detail := psaErrorDetail(r.data.system, fmt.Sprintf("Creating service %q", svc.Name), err)
