@@ -155,6 +155,12 @@ data "psa_company" "test" {
   name = "Acme"
 }
 `, `Error Reading PSA Company.*` + endpoint},
+				{"ticket lookup", e.providerConfig() + `
+data "psa_ticket_lookup" "test" {
+  kind = "queue"
+  name = "Alerts"
+}
+`, `Error Reading PSA Ticket Settings.*` + endpoint},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()

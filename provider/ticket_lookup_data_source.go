@@ -121,7 +121,7 @@ func (d *ticketLookupDataSource) Read(ctx context.Context, req datasource.ReadRe
 	if !ok {
 		return
 	}
-	list, ok := ticketLookups(ctx, &resp.Diagnostics, d.data.system, t, kind, config.Scope.ValueString(), path.Root("kind"))
+	list, ok := d.data.ticketLookups(ctx, &resp.Diagnostics, t, kind, config.Scope.ValueString(), path.Root("kind"), path.Root("scope"))
 	if !ok {
 		return
 	}
@@ -159,9 +159,31 @@ func (d *providerData) ticketer(diags *diag.Diagnostics) (psa.Ticketer, bool) {
 }
 
 // ticketLookups reads a lookup list, with errors that name the kinds the
-// PSA has when kind is not one of them.
-func ticketLookups(ctx context.Context, diags *diag.Diagnostics, system psa.System, t psa.Ticketer, kind psa.TicketLookupKind, scope string, attr path.Path) ([]psa.TicketLookup, bool) {
+// PSA has when kind is not one of them, and, on a not-found answer, the
+// scope (scopeAttr) that does not exist or the address settings to check.
+func (d *providerData) ticketLookups(ctx context.Context, diags *diag.Diagnostics, t psa.Ticketer, kind psa.TicketLookupKind,
+	scope string, attr, scopeAttr path.Path) ([]psa.TicketLookup, bool) {
+	system := d.system
 	list, err := t.TicketLookups(ctx, kind, scope)
+	if errors.Is(err, psa.ErrNotFound) {
+		// A list of the whole PSA is a search: its 404 is the address's.
+		// A list of one board or issue type answers 404 when that one
+		// does not exist, or when the address is wrong.
+		if scope == "" {
+			err = searchError(err)
+		} else {
+			owner := scopeName(kind)
+			if detail := d.notFoundUnconfirmed(ctx, fmt.Sprintf("%s %s", owner, scope), err); detail != "" {
+				diags.AddAttributeError(scopeAttr, "Unable to Verify PSA Ticket Settings", detail)
+				return nil, false
+			}
+			diags.AddAttributeError(scopeAttr, "Ticket Setting Scope Not Found",
+				fmt.Sprintf("%s has no %s with id %s, whose ticket %s list this reads. Check the id; the psa_ticket_lookup "+
+					"data source looks the %s up by name (kind = %q).\n\n%v", systemTitle(system), owner, scope,
+					strings.ReplaceAll(string(kind), "_", " "), owner, scopeKind(kind), err))
+			return nil, false
+		}
+	}
 	switch {
 	case errors.Is(err, psa.ErrNotSupported):
 		kinds := make([]string, 0, len(t.TicketLookupKinds()))
@@ -178,6 +200,24 @@ func ticketLookups(ctx context.Context, diags *diag.Diagnostics, system psa.Syst
 		return nil, false
 	}
 	return list, true
+}
+
+// scopeName names what the scope of a lookup list of kind is: the
+// ConnectWise board of statuses and ticket types, the issue type of
+// sub-issue types.
+func scopeName(kind psa.TicketLookupKind) string {
+	if kind == psa.TicketLookupSubIssueType {
+		return "issue type"
+	}
+	return "board"
+}
+
+// scopeKind is the lookup kind that finds the scope of kind by name.
+func scopeKind(kind psa.TicketLookupKind) psa.TicketLookupKind {
+	if kind == psa.TicketLookupSubIssueType {
+		return psa.TicketLookupIssueType
+	}
+	return psa.TicketLookupQueue
 }
 
 func lookupNames(list []psa.TicketLookup) string {

@@ -326,7 +326,11 @@ func (r *ticketRoutingResource) checkIDs(ctx context.Context, diags *diag.Diagno
 		list, seen := lists[key]
 		if !seen {
 			var ok bool
-			if list, ok = ticketLookups(ctx, diags, sys, t, id.kind, id.scope.ValueString(), id.attr); !ok {
+			scopeAttr := path.Root("queue_id") // ConnectWise's board
+			if id.kind == psa.TicketLookupSubIssueType {
+				scopeAttr = path.Root("issue_type_id")
+			}
+			if list, ok = r.data.ticketLookups(ctx, diags, t, id.kind, id.scope.ValueString(), id.attr, scopeAttr); !ok {
 				return
 			}
 			lists[key] = list

@@ -242,6 +242,8 @@ func TestAccTicketRoutingResource_planChecks(t *testing.T) {
   priorities = { medium = "77" }`, `(?s)medium = "77".*no ticket priority with id 77`},
 		{"status of another board", psa.SystemConnectWise, `queue_id = "35"
   closed_status_id = "17"`, `(?s)no ticket status with id 17 \(of 35\)`},
+		{"statuses of a board that does not exist", psa.SystemConnectWise, `queue_id = "999"
+  closed_status_id = "17"`, `(?s)Ticket Setting Not Found.*no ticket queue with id 999.*Ticket Setting Scope Not Found.*queue_id.*no board with id 999`},
 		{"setting the PSA does not have", psa.SystemConnectWise, `queue_id = "35"
   on_resolve = "note"
   category_id = "2"`, `(?s)Unsupported Ticket Setting.*ConnectWise PSA tickets have no ticket category`},
@@ -389,6 +391,18 @@ data "psa_ticket_lookup" "x" {
 }
 `,
 				ExpectError: regexp.MustCompile(`(?s)needs the board id as its scope`),
+			},
+			{
+				// A board that does not exist answers 404, which the PSA's
+				// answer to a basic read tells from a wrong address.
+				Config: e.providerConfig() + `
+data "psa_ticket_lookup" "x" {
+  kind  = "status"
+  name  = "New"
+  scope = "999"
+}
+`,
+				ExpectError: regexp.MustCompile(`(?s)Ticket Setting Scope Not Found.*with data.psa_ticket_lookup.x.*scope.*ConnectWise PSA has no board with id 999.*kind = "queue"`),
 			},
 		},
 	})
