@@ -286,11 +286,14 @@ func (e *endpointNotFoundError) Is(target error) bool { return target == psa.Err
 func credentialsHint(s psa.System) string {
 	switch s {
 	case psa.SystemConnectWise:
-		return "check company_id, public_key, private_key and client_id of the provider configuration and the API member's security role."
+		return "check company_id, public_key, private_key and client_id of the provider configuration and the API member's security role, " +
+			"and that site (or base_url) is the company's ConnectWise server, not another company's."
 	case psa.SystemKaseyaBMS:
-		return "check username, password and tenant of the provider configuration and the API user's role."
+		return "check username, password and tenant of the provider configuration and the API user's role, and that hostname " +
+			"(or base_url) is the tenant's BMS region: another region's or server's API refuses the credentials too."
 	}
-	return "check the user name, secret and integration code of the provider configuration and the API user's security level."
+	return "check the user name, secret and integration code of the provider configuration and the API user's security level, " +
+		"and that base_url, when set, is the zone of the API user's tenant: another zone refuses the credentials too."
 }
 
 // permissionHint says what the API user may lack when the PSA takes the

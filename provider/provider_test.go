@@ -803,6 +803,7 @@ func TestAccProvider_wrongCredentials(t *testing.T) {
 			t.Parallel()
 			// providerConfig sends the simulator's default secret.
 			e := newTestEnv(t, sys, credentialsOption(sys, "the-real-secret"))
+			other := newTestEnv(t, sys)
 
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -813,7 +814,15 @@ data "psa_company" "test" {
   name = "Acme"
 }
 `,
-						ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials`),
+						ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials.*base_url`),
+					},
+					{
+						// Another tenant's address (an Autotask zone, a BMS
+						// region, another company's server) with these
+						// credentials: refused too, and the hint names the
+						// address settings.
+						Config:      strings.Replace(other.providerConfig(), fmt.Sprintf("%q", other.baseURL()), fmt.Sprintf("%q", e.baseURL()), 1) + "data \"psa_company\" \"test\" {\n  name = \"Acme\"\n}\n",
+						ExpectError: regexp.MustCompile(`(?s)Error Reading PSA Company.*refused\s+the\s+credentials.*base_url`),
 					},
 				},
 			})
