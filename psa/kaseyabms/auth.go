@@ -183,6 +183,15 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 type authError struct{ err error }
 
 func (e *authError) Error() string {
+	var er *ErrorResponse
+	if errors.As(e.err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
+		// An HTTP 404 to the sign-in, an endpoint that names no record,
+		// most likely comes from an address that is not the BMS API (a
+		// proxy, a path typed wrong, another server); BMS refuses
+		// credentials with 401 or a success:false envelope.
+		return fmt.Sprintf("kaseyabms: the sign-in endpoint was not found at the configured address (check base_url or hostname "+
+			"first, then the API user, password and tenant): %v", e.err)
+	}
 	return fmt.Sprintf("kaseyabms: the API user, password or tenant was refused: %v", e.err)
 }
 

@@ -223,6 +223,50 @@ func TestClient_authenticateRefused(t *testing.T) {
 	}
 }
 
+// TestClient_authenticateNotFound: an HTTP 404 to the sign-in (an address
+// that is not the BMS API: a proxy, a path typed wrong) says to check the
+// address first, not that the credentials were refused; an envelope
+// saying the user or tenant does not exist stays a refusal of the
+// credentials. Both still match psa.ErrUnauthorized (nothing else can be
+// done with the client) and psa.ErrNotFound.
+func TestClient_authenticateNotFound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"http 404", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) },
+			"the sign-in endpoint was not found at the configured address (check base_url or hostname first"},
+		{"envelope", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, `{"success":false,"error":{"code":404,"message":"Tenant does not exist"},"result":null}`)
+		}, "the API user, password or tenant was refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != basePath+"v2/security/authenticate" {
+					t.Errorf("request %s %s, want only the sign-in", r.Method, r.URL.Path)
+				}
+				tc.handler(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(srv.URL+basePath), kaseyabms.WithCredentials("api@msp.example", "pw", "Acme MSP"),
+				kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = c.Services.Get(t.Context(), 1)
+			if !errors.Is(err, psa.ErrUnauthorized) || !errors.Is(err, psa.ErrNotFound) {
+				t.Fatalf("error = %v, want ErrUnauthorized and ErrNotFound", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %q, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestClient_tokenRefresh(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
