@@ -213,6 +213,10 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	switch {
 	case errors.Is(err, psa.ErrForbidden):
 		b.WriteString(" The PSA took the credentials but refused the API user this request: " + permissionHint(system))
+	case errors.Is(err, psa.ErrEndpointNotFound):
+		// Before the credentials: a Kaseya BMS sign-in answered 404 is
+		// both, and the address is the first thing to check.
+		b.WriteString(" The PSA has no such endpoint at the configured address: " + addressHint(system))
 	case errors.Is(err, psa.ErrUnauthorized):
 		b.WriteString(" The PSA refused the credentials: " + credentialsHint(system))
 	case errors.As(err, &rl) && rl.Hourly:
@@ -223,8 +227,6 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 		b.WriteString(" The PSA refused the values; its message follows.")
 	case errors.Is(err, psa.ErrOutcomeUnknown):
 		b.WriteString(" The PSA may or may not have applied the change; check it before running Terraform again.")
-	case errors.Is(err, psa.ErrEndpointNotFound):
-		b.WriteString(" The PSA has no such endpoint at the configured address: " + addressHint(system))
 	}
 	b.WriteString("\n\n")
 	b.WriteString(err.Error())

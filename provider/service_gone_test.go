@@ -36,9 +36,10 @@ func TestAccServiceResource_wrongBaseURLKeepsState(t *testing.T) {
 				t.Fatalf("the configuration does not name base URL %q:\n%s", good, config)
 			}
 			// Autotask finds services by a query, whose 404 is of the
-			// endpoint, not of the service; the others read it by id.
+			// endpoint, not of the service, and Kaseya BMS's sign-in
+			// answers 404 first; ConnectWise reads it by id.
 			wantErr := regexp.MustCompile(`(?s)Cannot Confirm PSA Service Is Gone.*base_url`)
-			if system == psa.SystemAutotask {
+			if system != psa.SystemConnectWise {
 				wantErr = regexp.MustCompile(`(?s)Error Reading PSA Service.*no such endpoint at\s+the configured address: check base_url`)
 			}
 			oneService := func(*terraform.State) error {
@@ -110,11 +111,12 @@ func TestAccServiceResource_planTimeChecksOnUpdate(t *testing.T) {
 // fails the plan of every check that reads the PSA, as refused
 // credentials do, instead of warning and leaving the error to the apply:
 // a new customer mapping, a new product mapping, a new service, a data
-// source. Each error names base_url. ConnectWise and Kaseya BMS read
-// contracts and services by id, whose 404 does not tell a wrong address
-// from a wrong id: their errors say that the PSA does not answer a basic
-// read either, not that the contract or service does not exist (check the
-// id), which would send the user after the wrong setting.
+// source. Each error names base_url. ConnectWise reads contracts and
+// services by id, whose 404 does not tell a wrong address from a wrong
+// id: its errors say that the PSA does not answer a basic read either,
+// not that the contract or service does not exist (check the id), which
+// would send the user after the wrong setting. Kaseya BMS's sign-in
+// answers 404 first.
 func TestAccProvider_wrongBaseURLFailsPlan(t *testing.T) {
 	t.Parallel()
 	for _, sys := range testSystems {
@@ -137,8 +139,10 @@ func TestAccProvider_wrongBaseURLFailsPlan(t *testing.T) {
 				return out
 			}
 			endpoint := `no\s+such\s+endpoint\s+at\s+the\s+configured\s+address:\s+check\s+base_url`
+			// Kaseya BMS signs in first, and its sign-in's 404 is the
+			// address's (psa.ErrEndpointNotFound) already.
 			byID := endpoint
-			if sys != psa.SystemAutotask {
+			if sys == psa.SystemConnectWise {
 				byID = `does\s+not\s+answer\s+a\s+basic\s+read\s+at\s+the\s+configured\s+address\s+either.*wrong\s+address\s+than\s+from\s+a\s+wrong\s+id:\s+check\s+base_url`
 			}
 			for _, tc := range []struct {
@@ -155,6 +159,12 @@ data "psa_company" "test" {
   name = "Acme"
 }
 `, `Error Reading PSA Company.*` + endpoint},
+				{"contract data source", e.providerConfig() + fmt.Sprintf(`
+data "psa_contract" "test" {
+  company_id = %q
+  name       = "Managed Services"
+}
+`, acme.company), `Error Reading PSA Contract.*` + endpoint},
 				{"ticket lookup", e.providerConfig() + `
 data "psa_ticket_lookup" "test" {
   kind = "queue"

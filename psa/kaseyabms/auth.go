@@ -183,19 +183,40 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 type authError struct{ err error }
 
 func (e *authError) Error() string {
-	var er *ErrorResponse
-	if errors.As(e.err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound {
-		// An HTTP 404 to the sign-in, an endpoint that names no record,
-		// most likely comes from an address that is not the BMS API (a
-		// proxy, a path typed wrong, another server); BMS refuses
-		// credentials with 401 or a success:false envelope.
+	if e.addressNotFound() {
 		return fmt.Sprintf("kaseyabms: the sign-in endpoint was not found at the configured address (check base_url or hostname "+
 			"first, then the API user, password and tenant): %v", e.err)
 	}
 	return fmt.Sprintf("kaseyabms: the API user, password or tenant was refused: %v", e.err)
 }
 
-func (e *authError) Unwrap() []error { return []error{e.err, errAuthFailed, psa.ErrUnauthorized} }
+// Unwrap makes it match errAuthFailed and psa.ErrUnauthorized, and the
+// sign-in's own error unless that matches psa.ErrNotFound: a sign-in
+// refused as "not found" (an unknown user or tenant, or an address without
+// the endpoint) is not the absence of the record a request asked for, and
+// matching psa.ErrNotFound it was taken for one (a service or contract
+// read by id, an account whose contracts were looked up, all reported
+// missing instead of the sign-in's failure). An HTTP 404 matches
+// psa.ErrEndpointNotFound instead.
+func (e *authError) Unwrap() []error {
+	errs := []error{errAuthFailed, psa.ErrUnauthorized}
+	switch {
+	case e.addressNotFound():
+		return append(errs, psa.ErrEndpointNotFound)
+	case errors.Is(e.err, psa.ErrNotFound):
+		return errs
+	}
+	return append(errs, e.err)
+}
+
+// addressNotFound reports whether the sign-in was answered with an HTTP
+// 404, which most likely comes from an address that is not the BMS API
+// (a proxy, a path typed wrong, another server): BMS refuses credentials
+// with 401 or a success:false envelope.
+func (e *authError) addressNotFound() bool {
+	var er *ErrorResponse
+	return errors.As(e.err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusNotFound
+}
 
 // Time is a BMS date-time. It decodes RFC 3339 and the zone-less
 // "2006-01-02T15:04:05[.fffffff]" form ASP.NET writes (read as UTC), and

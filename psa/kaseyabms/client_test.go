@@ -227,20 +227,24 @@ func TestClient_authenticateRefused(t *testing.T) {
 // that is not the BMS API: a proxy, a path typed wrong) says to check the
 // address first, not that the credentials were refused; an envelope
 // saying the user or tenant does not exist stays a refusal of the
-// credentials. Both still match psa.ErrUnauthorized (nothing else can be
-// done with the client) and psa.ErrNotFound.
+// credentials. Both match psa.ErrUnauthorized (nothing else can be done
+// with the client) and neither psa.ErrNotFound: callers read that as a
+// record that does not exist (a service read by id, an account's
+// contracts), hiding the failed sign-in. The 404 matches
+// psa.ErrEndpointNotFound.
 func TestClient_authenticateNotFound(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name    string
-		handler http.HandlerFunc
-		want    string
+		name     string
+		handler  http.HandlerFunc
+		want     string
+		endpoint bool
 	}{
 		{"http 404", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) },
-			"the sign-in endpoint was not found at the configured address (check base_url or hostname first"},
+			"the sign-in endpoint was not found at the configured address (check base_url or hostname first", true},
 		{"envelope", func(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprint(w, `{"success":false,"error":{"code":404,"message":"Tenant does not exist"},"result":null}`)
-		}, "the API user, password or tenant was refused"},
+		}, "the API user, password or tenant was refused", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -257,8 +261,11 @@ func TestClient_authenticateNotFound(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, _, err = c.Services.Get(t.Context(), 1)
-			if !errors.Is(err, psa.ErrUnauthorized) || !errors.Is(err, psa.ErrNotFound) {
-				t.Fatalf("error = %v, want ErrUnauthorized and ErrNotFound", err)
+			if !errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrNotFound) {
+				t.Fatalf("error = %v, want ErrUnauthorized and not ErrNotFound", err)
+			}
+			if got := errors.Is(err, psa.ErrEndpointNotFound); got != tc.endpoint {
+				t.Errorf("errors.Is(%v, ErrEndpointNotFound) = %v, want %v", err, got, tc.endpoint)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %q, want it to say %q", err, tc.want)
