@@ -128,6 +128,7 @@ type Daemon struct {
 	// from the state database too, where a process before this one may
 	// have recorded them).
 	failing         usage.FailingContracts
+	terms           usage.ContractTerms
 	getenv          func(string) string
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
@@ -997,6 +998,7 @@ func (d *Daemon) engine() (*usage.Engine, *export.Document, error) {
 		Now:      d.now,
 		Unsaved:  &d.unsaved,
 		Failing:  &d.failing,
+		Terms:    &d.terms,
 	})
 	return e, snap.doc, nil
 }

@@ -85,6 +85,10 @@ type EngineOptions struct {
 	// did, across the Engines of one process; nil gives the Engine its
 	// own.
 	Failing *FailingContracts
+	// Terms keeps the end dates of the mapped contracts across the
+	// Engines of one process, so that they are read at most once a day;
+	// nil gives the Engine its own.
+	Terms *ContractTerms
 }
 
 // UnsavedRuns holds, by id, the runs of passes that ended but whose final
@@ -188,6 +192,8 @@ type Engine struct {
 	// refused with a server error at earlier passes (see
 	// lineReader.refused).
 	failingReads *FailingContracts
+	// terms holds the end dates of the mapped contracts.
+	terms *ContractTerms
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 }
@@ -205,6 +211,10 @@ func NewEngine(o EngineOptions) *Engine {
 		now:      o.Now,
 		unsaved:  o.Unsaved,
 		failing:  o.Failing,
+		terms:    o.Terms,
+	}
+	if e.terms == nil {
+		e.terms = &ContractTerms{}
 	}
 	if e.unsaved == nil {
 		e.unsaved = &UnsavedRuns{}
@@ -511,6 +521,11 @@ type Plan struct {
 	Problems []source.Problem `json:"problems,omitempty"`
 	// Failures lists customers that failed as a whole.
 	Failures []Failure `json:"failures,omitempty"`
+	// ContractsEnding lists the customers whose contract ended before
+	// the effective date (they are among Failures) or ends within the
+	// month of the effective date or the next, by the end date the PSA
+	// gives the contract.
+	ContractsEnding []ContractEnding `json:"contracts_ending,omitempty"`
 	// Customers is the number of customers in the pass.
 	Customers int `json:"customers"`
 	// ComputedAt is when the plan was computed (the PSA and the source
@@ -593,6 +608,11 @@ type pass struct {
 	// (idKey), of every source: the failing contracts of others are
 	// forgotten (FailingContracts.prune).
 	mapped map[string]bool
+	// records holds the contracts' records that checkContractEnds read
+	// this pass, by id, for the contract check (checkContracts).
+	records map[string]*psa.Contract
+	// endingCounts counts ContractsEnding by when (EndingWhens).
+	endingCounts map[string]int
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -696,6 +716,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			cp.hint = "each customer needs its own contract: fix the customer mappings and re-run terraform apply"
 		}
 	}
+	p.records = map[string]*psa.Contract{}
+	e.checkContractEnds(ctx, p)
 	p.plan.Customers = len(p.customers)
 	byMapping := slices.Clone(p.customers)
 	// Customers are decided and written in this order: a backend that
@@ -932,7 +954,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if !o.planOnly && !o.DryRun {
 		rd.record(p.mapped)
 	}
-	e.checkContracts(ctx, unchecked, !o.planOnly)
+	e.checkContracts(ctx, unchecked, p.records, !o.planOnly)
 	e.checkWrites(ctx, p.customers)
 
 	for _, cp := range byMapping {

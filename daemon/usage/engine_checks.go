@@ -38,9 +38,10 @@ func (cp *customerPass) updates() bool {
 // the customer mapping names, is taken as it is; the others are read in
 // bulk (psa.BulkReader), one by one only where a bulk read leaves a
 // contract out, and what was read is recorded unless record is false (a
-// plan changes no state). A customer whose contract fails the check fails
-// with the hint checkContract gives.
-func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, record bool) {
+// plan changes no state). A contract whose record the pass already read
+// (read, by checkContractEnds) is not read again. A customer whose
+// contract fails the check fails with the hint checkContract gives.
+func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, read map[string]*psa.Contract, record bool) {
 	if len(cps) == 0 {
 		return
 	}
@@ -66,14 +67,22 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, record
 			continue
 		}
 		todo = append(todo, cp)
-		if !slices.Contains(lookup, cp.m.ContractID) {
+		if read[cp.m.ContractID] == nil && !slices.Contains(lookup, cp.m.ContractID) {
 			lookup = append(lookup, cp.m.ContractID)
 		}
 	}
 	if len(todo) == 0 {
 		return
 	}
-	found, errs := e.lookUpContracts(ctx, lookup)
+	found, errs := map[string]*psa.Contract{}, map[string]error{}
+	if len(lookup) > 0 {
+		found, errs = e.lookUpContracts(ctx, lookup)
+	}
+	for _, cp := range todo {
+		if ct := read[cp.m.ContractID]; ct != nil {
+			found[cp.m.ContractID] = ct
+		}
+	}
 	var checks []state.ContractCheck
 	for _, cp := range todo {
 		id := cp.m.ContractID
@@ -275,5 +284,247 @@ func (e *Engine) checkWrites(ctx context.Context, customers []*customerPass) {
 		} else if r := refused[cp.m.ContractID]; r != nil {
 			cp.hint, cp.err = e.readProblem(&contractError{err: r}, *cp.m)
 		}
+	}
+}
+
+// ContractTerms keeps, across the Engines of one process (psa-syncd builds
+// one per pass), the end dates of the mapped contracts as the PSA last
+// described them, so that a pass reads the contracts' records in bulk at
+// most once a day (contractCheckTTL), and those that have ended at every
+// pass (a renewal that moves the end date shows at the next pass). The zero
+// value is empty and ready to use; it is safe for concurrent use.
+type ContractTerms struct {
+	mu sync.Mutex
+	m  map[termsKey]contractTerm
+}
+
+type termsKey struct {
+	system psa.System
+	id     string
+}
+
+// contractTerm is what a read of a contract said of its end, and when.
+type contractTerm struct {
+	name   string
+	start  time.Time // zero: not given
+	end    time.Time // zero: none
+	readAt time.Time
+}
+
+func (t *ContractTerms) get(sys psa.System, id string) (contractTerm, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.m[termsKey{sys, id}]
+	return c, ok
+}
+
+func (t *ContractTerms) put(sys psa.System, id string, c contractTerm) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[termsKey]contractTerm{}
+	}
+	t.m[termsKey{sys, id}] = c
+}
+
+// Whens of psa_sync_contracts_ending: a mapped contract's end date is
+// before the pass's effective date (ended), in the calendar month of the
+// effective date (this_month) or in the month after (next_month).
+const (
+	EndingEnded     = "ended"
+	EndingThisMonth = "this_month"
+	EndingNextMonth = "next_month"
+)
+
+// EndingWhens are the labels of psa_sync_contracts_ending.
+var EndingWhens = []string{EndingEnded, EndingThisMonth, EndingNextMonth}
+
+// ContractEnding is a mapped contract that ends before the effective date
+// of the pass (its customer fails, and nothing is written to it) or
+// within the month of the effective date or the next: its customer needs a
+// new contract in its customer mapping by then, or its usage is billed
+// nowhere (see Engine.checkContractEnds).
+type ContractEnding struct {
+	Source       string    `json:"source"`
+	CustomerID   string    `json:"customer_id"`
+	CustomerName string    `json:"customer_name,omitempty"`
+	ContractID   string    `json:"contract_id"`
+	ContractName string    `json:"contract_name,omitempty"`
+	EndDate      time.Time `json:"end_date"`
+	// When is ended, this_month or next_month (EndingWhens).
+	When string `json:"when"`
+}
+
+// endingWindow is how many calendar months, counted from the month of the
+// effective date, a contract's end is reported ahead of.
+const endingWindow = 2
+
+// checkContractEnds reads the end dates of the contracts of p's customers
+// (those not already failed) and fails, before anything is read or
+// written for them, the customers whose contract ended before the pass's
+// effective date: a write dated after the contract's end is refused by
+// Autotask and Kaseya BMS with an error that does not say why, and
+// ConnectWise takes it on an agreement that no longer invoices, so the
+// usage would be billed nowhere. The mapping is stale: the hint names the
+// Terraform change. So does a customer whose contract starts after the
+// effective date (a renewal mapped too early). Contracts ending within the
+// month of the effective date or the next are listed in the plan (Plan.ContractsEnding) so that
+// the renewal's mapping can be merged before the 1st.
+//
+// The records come from the PSA's bulk read (psa.BulkReader: one request
+// per 500 Autotask contracts or 100 ConnectWise agreements), kept in
+// e.terms for contractCheckTTL; a contract that has ended, or not yet
+// started, is read again at every pass, so that a renewal that moves its end date shows at once.
+// A contract that cannot be read is left to the pass's own
+// reads and checks, which say why.
+func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
+	sys := e.be.System()
+	eff := p.plan.EffectiveDate
+	effDay := eff.Format(time.DateOnly)
+	monthStart := time.Date(eff.Year(), eff.Month(), 1, 0, 0, 0, 0, time.UTC)
+	nextMonth := monthStart.AddDate(0, 1, 0).Format(time.DateOnly)
+	windowEnd := monthStart.AddDate(0, endingWindow, 0).Format(time.DateOnly)
+	now := e.now()
+	// A contract that had ended is read again at every pass, so that a
+	// renewal that moves its end date writes at once; the others once a
+	// day.
+	fresh := func(c contractTerm) bool {
+		age := now.Sub(c.readAt)
+		return age >= 0 && age < contractCheckTTL && (c.end.IsZero() || c.end.Format(time.DateOnly) >= effDay) &&
+			(c.start.IsZero() || c.start.Format(time.DateOnly) <= effDay)
+	}
+	var ids []string
+	for _, cp := range p.customers {
+		if cp.err != nil || slices.Contains(ids, cp.m.ContractID) {
+			continue
+		}
+		if c, ok := e.terms.get(sys, cp.m.ContractID); ok && fresh(c) {
+			continue
+		}
+		ids = append(ids, cp.m.ContractID)
+	}
+	if len(ids) > 0 {
+		found, errs := e.readContractRecords(ctx, ids)
+		for _, id := range ids {
+			if ct := found[id]; ct != nil {
+				e.terms.put(sys, id, contractTerm{name: ct.Name, start: ct.StartDate, end: ct.EndDate, readAt: now})
+				p.records[id] = ct
+			}
+		}
+		if len(errs) > 0 {
+			e.logger.Debug("Could not read the end dates of some mapped contracts; the pass's own reads check them", "contracts", len(errs))
+		}
+	}
+	counts := map[string]int{}
+	for _, cp := range p.customers {
+		if cp.err != nil {
+			continue
+		}
+		c, ok := e.terms.get(sys, cp.m.ContractID)
+		if !ok {
+			continue
+		}
+		if start := c.start.Format(time.DateOnly); !c.start.IsZero() && start > effDay {
+			// A renewal mapped before its start: a write dated before
+			// it is refused, or (ConnectWise) bills before the
+			// agreement does.
+			cp.err = fmt.Errorf("contract %s%s starts on %s, after the effective date %s, and nothing was written to it",
+				cp.m.ContractID, quotedName(c.name), start, effDay)
+			cp.hint = fmt.Sprintf("keep customer %s/%s mapped to the contract in force on %s until the pass of %s has run (a renewal is mapped between the last pass of the old contract's month and the first of the new one's), or use policies.effective_date: %s, which dates the changes on the 1st of the next month",
+				cp.m.Source, cp.m.CustomerID, effDay, start, EffectiveNextPeriodStart)
+			continue
+		}
+		if c.end.IsZero() {
+			continue
+		}
+		end := c.end.Format(time.DateOnly)
+		if end >= windowEnd {
+			continue
+		}
+		when := EndingNextMonth
+		switch {
+		case end < effDay:
+			when = EndingEnded
+			cp.err = fmt.Errorf("contract %s%s ended on %s, before the effective date %s: the customer mapping is stale, and nothing was written to it",
+				cp.m.ContractID, quotedName(c.name), end, effDay)
+			cp.hint = renewalHint(*cp.m, sys)
+		case end < nextMonth:
+			when = EndingThisMonth
+		}
+		counts[when]++
+		p.plan.ContractsEnding = append(p.plan.ContractsEnding, ContractEnding{Source: cp.m.Source, CustomerID: cp.m.CustomerID,
+			CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, ContractName: c.name, EndDate: c.end, When: when})
+	}
+	p.endingCounts = counts
+	if n := len(p.plan.ContractsEnding) - counts[EndingEnded]; n > 0 {
+		first := p.plan.ContractsEnding[0]
+		e.logger.Warn("Mapped contracts end within the billing month of the effective date or the next: map their customers to the contracts that follow and re-run terraform apply before they end",
+			"contracts", n, "first_customer", first.Source+"/"+first.CustomerID, "first_contract", first.ContractID, "first_end", first.EndDate.Format(time.DateOnly))
+	}
+}
+
+// readContractRecords reads contracts ids in bulk (psa.BulkReader); a
+// backend without a bulk read spends no request on end dates, and a
+// contract the bulk read leaves out is not read alone: the contract check
+// and the reads of the pass tell why.
+func (e *Engine) readContractRecords(ctx context.Context, ids []string) (map[string]*psa.Contract, map[string]error) {
+	if br, ok := e.be.(psa.BulkReader); ok {
+		got, err := br.GetContracts(ctx, ids)
+		errs := map[string]error{}
+		if err != nil {
+			for _, id := range ids {
+				errs[id] = err
+			}
+			return map[string]*psa.Contract{}, errs
+		}
+		for _, id := range ids {
+			if got[id] == nil {
+				errs[id] = errNotRead
+			}
+		}
+		return got, errs
+	}
+	return map[string]*psa.Contract{}, map[string]error{}
+}
+
+// errNotRead marks a contract the bulk read of end dates left out.
+var errNotRead = errors.New("not returned by the bulk read")
+
+func quotedName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (%q)", name)
+}
+
+// renewalHint is the fix of a customer whose contract ended: the Terraform
+// change that maps it to the contract that follows.
+func renewalHint(cm export.CustomerMapping, sys psa.System) string {
+	return fmt.Sprintf("map customer %s/%s to the contract that follows it (data.psa_contract with company_id = %q and the new contract's name gives contract_id) and re-run terraform apply, or, if the contract goes on, move its end date in %s; the next pass then writes the lines",
+		cm.Source, cm.CustomerID, cm.CompanyID, systemName(sys))
+}
+
+// setContractsEnding sets psa_sync_contracts_ending from pass p, and keeps
+// its values in the state database, so that a restart neither resolves
+// nor fires PsaSyncContractEndingSoon.
+func (e *Engine) setContractsEnding(p *pass) {
+	if e.metrics == nil {
+		return
+	}
+	e.setEndingGauge(p.endingCounts)
+	if e.db != nil {
+		if err := e.db.PutSnapshot(snapshotContractsEnding, p.endingCounts); err != nil {
+			e.logger.Warn("Could not record the count of mapped contracts ending", "err", err)
+		}
+	}
+}
+
+// setEndingGauge sets psa_sync_contracts_ending to counts, by when.
+func (e *Engine) setEndingGauge(counts map[string]int) {
+	if e.metrics == nil || e.metrics.ContractsEnding == nil {
+		return
+	}
+	for _, w := range EndingWhens {
+		e.metrics.ContractsEnding.WithLabelValues(w).Set(float64(counts[w]))
 	}
 }

@@ -133,6 +133,10 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
 	e.recordUnmapped(run.ID, p.plan)
+	if o.Customer == "" {
+		// A pass for one customer sees one contract.
+		e.setContractsEnding(p)
+	}
 	for i, pr := range p.plan.Problems {
 		if i == maxLoggedProblems {
 			log.Warn("More usage problems not logged", "problems", len(p.plan.Problems))
@@ -1306,6 +1310,9 @@ const (
 	// snapshotUnmappedNew maps a kind of unmapped item to the total of
 	// psa_sync_unmapped_new_total.
 	snapshotUnmappedNew = "unmapped_new_total"
+	// snapshotContractsEnding maps a when of psa_sync_contracts_ending to
+	// its value at the last pass over all customers.
+	snapshotContractsEnding = "contracts_ending"
 )
 
 // UnmappedReport is the usage the last pass could not bill, as kept in the
@@ -1378,6 +1385,11 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 		return fmt.Errorf("daemon: reading the count of new unmapped usage: %w", err)
 	}
 	e.metrics.restoreUnmappedNew(totals)
+	var ending map[string]int
+	if _, err := e.db.Snapshot(snapshotContractsEnding, &ending); err != nil {
+		return fmt.Errorf("daemon: reading the count of mapped contracts ending: %w", err)
+	}
+	e.setEndingGauge(ending)
 	if doc != nil {
 		e.recordCustomers(doc, nil)
 	}

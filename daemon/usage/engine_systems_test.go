@@ -50,6 +50,8 @@ type sysHarness struct {
 	failing FailingContracts
 	// unsaved is shared by the harness's engines too.
 	unsaved UnsavedRuns
+	// terms is shared the same way.
+	terms ContractTerms
 
 	contractA, contractB string
 	svcIntercept, svcMDR string
@@ -183,7 +185,7 @@ func (h *sysHarness) engine() *Engine {
 	}
 	return NewEngine(EngineOptions{
 		Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing, Unsaved: &h.unsaved,
+		Location: time.UTC, Now: func() time.Time { return etNow }, Failing: &h.failing, Unsaved: &h.unsaved, Terms: &h.terms,
 	})
 }
 

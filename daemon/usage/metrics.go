@@ -64,6 +64,9 @@ type Metrics struct {
 	LinesTotal           *prometheus.CounterVec // outcome
 	Customers            *prometheus.GaugeVec   // status
 	Unmapped             *prometheus.GaugeVec   // kind
+	// ContractsEnding holds psa_sync_contracts_ending by when
+	// (EndingWhens).
+	ContractsEnding *prometheus.GaugeVec
 	// UnmappedNew holds psa_sync_unmapped_new_total by kind: the unmapped
 	// items passes found that the pass before each did not have (see
 	// Engine.countNewUnmapped). Its values are the totals kept in the
@@ -170,6 +173,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "customers",
 		Help:      "Customers with usage sync on, by the status of their last sync (succeeded, failed, held or skipped).",
 	}, []string{"system", "status"}).MustCurryWith(sys)
+	m.ContractsEnding = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "contracts_ending",
+		Help:      "Mapped contracts (customers with usage sync on) whose end date in the PSA is before the last pass's effective date (ended: the customer fails, nothing is written), in the month of the effective date (this_month) or in the month after (next_month).",
+	}, []string{"system", "when"}).MustCurryWith(sys)
 	m.Unmapped = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "unmapped",
@@ -271,6 +279,9 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	}
 	for _, k := range UnmappedKinds {
 		m.Unmapped.WithLabelValues(k)
+	}
+	for _, w := range EndingWhens {
+		m.ContractsEnding.WithLabelValues(w)
 	}
 	return m
 }

@@ -1,0 +1,166 @@
+package usage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngineSystems_contractEndWarnsAheadAndStopsWrites follows an annual
+// contract that ends on 31 December and is renewed under a new id (the
+// usual way on Autotask and Kaseya BMS) through a year end: the December
+// pass lists it as ending this month (plan, psa_sync_contracts_ending);
+// a pass whose effective date is after the end (next_period_start in
+// December, period_start on 1 January) fails its customer as stale with
+// a hint naming the Terraform change and writes nothing to it (Autotask
+// and BMS refused such a write with an error that did not say why, and
+// ConnectWise took it on an agreement that no longer invoices); the
+// renewal mapped before it starts fails the same way, with a hint on when
+// to map it; once the mapping names the renewal, the customer syncs again.
+func TestEngineSystems_contractEndWarnsAheadAndStopsWrites(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
+			h := newSysHarness(t, sys, psatest.WithClock(func() time.Time { return now }))
+			day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+			addContract := func(company, name string, start, end time.Time) string {
+				switch sys {
+				case psa.SystemAutotask:
+					return etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
+				case psa.SystemConnectWise:
+					return etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, company), Name: name, StartDate: start, EndDate: end}))
+				default:
+					return fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, company)), Name: name, StartDate: start, EndDate: end}))
+				}
+			}
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			old := addContract(a.CompanyID, "Acme 2026", day(2026, 1, 1), day(2026, 12, 31))
+			renewal := addContract(a.CompanyID, "Acme 2027", day(2027, 1, 1), day(2027, 12, 31))
+			a.ContractID = old
+			h.doc.PutCustomer(a)
+			b.ContractID = addContract(b.CompanyID, "Globex", day(2026, 1, 1), day(2028, 12, 31))
+			h.doc.PutCustomer(b)
+
+			pass := func(eff string, usage int) *Result {
+				t.Helper()
+				h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", usage), fmt.Sprintf("cust-b,Globex,CIXA-MSP,%d", usage))
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pol := h.pol
+				pol.EffectiveDate = eff
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing, Terms: &h.terms})
+				res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+				if err != nil {
+					t.Fatalf("Sync: %v", err)
+				}
+				return res
+			}
+			gauge := func(when string) float64 { return testutil.ToFloat64(h.m.ContractsEnding.WithLabelValues(when)) }
+			wantEnding := func(label string, res *Result, when string) {
+				t.Helper()
+				got := res.Plan.ContractsEnding
+				if len(got) != 1 || got[0].CustomerID != "cust-a" || got[0].ContractID != old || got[0].When != when ||
+					got[0].EndDate.Format(time.DateOnly) != "2026-12-31" || got[0].ContractName != "Acme 2026" {
+					t.Errorf("%s: contracts ending = %+v, want cust-a's %s ending 2026-12-31 (%s)", label, got, old, when)
+				}
+				for _, w := range EndingWhens {
+					if want := map[bool]float64{true: 1}[w == when]; gauge(w) != want {
+						t.Errorf("%s: psa_sync_contracts_ending{when=%q} = %v, want %v", label, w, gauge(w), want)
+					}
+				}
+			}
+			wantStale := func(label string) {
+				t.Helper()
+				cs := h.status("cust-a")
+				if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "contract "+old+` ("Acme 2026") ended on 2026-12-31, before the effective date 2027-01-01`) ||
+					!strings.Contains(cs.Error, "stale") || !strings.Contains(cs.Hint, "data.psa_contract") || !strings.Contains(cs.Hint, "terraform apply") {
+					t.Errorf("%s: cust-a = %s (%q, hint %q), want failed as stale with the Terraform change", label, cs.Result, cs.Error, cs.Hint)
+				}
+				if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+					t.Errorf("%s: cust-b = %s (%q), want succeeded", label, cs.Result, cs.Error)
+				}
+			}
+
+			// December, period_start: written, and listed as ending
+			// this month.
+			res := pass(EffectivePeriodStart, 5)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Fatalf("december pass: cust-a = %s (%q), want succeeded", cs.Result, cs.Error)
+			}
+			wantEnding("december pass", res, EndingThisMonth)
+
+			// The renewal mapped in December, with period_start: it
+			// starts after the effective date; nothing is written.
+			a.ContractID = renewal
+			h.doc.PutCustomer(a)
+			h.sim.ResetRequests()
+			pass(EffectivePeriodStart, 5)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed ||
+				!strings.Contains(cs.Error, "contract "+renewal+` ("Acme 2027") starts on 2027-01-01, after the effective date 2026-12-01`) ||
+				!strings.Contains(cs.Hint, "until the pass of 2027-01-01 has run") {
+				t.Errorf("renewal mapped early: cust-a = %s (%q, hint %q), want failed as not started", cs.Result, cs.Error, cs.Hint)
+			}
+			if got := h.writes(); got != 0 {
+				t.Errorf("renewal mapped early: %d writes, want none", got)
+			}
+			a.ContractID = old
+			h.doc.PutCustomer(a)
+
+			// December, next_period_start: the effective date is after
+			// the end; nothing is written to the old contract.
+			h.sim.ResetRequests()
+			res = pass(EffectiveNextPeriodStart, 6)
+			wantStale("december pass with next_period_start")
+			wantEnding("december pass with next_period_start", res, EndingEnded)
+			if got := h.writes(); got != 1 {
+				t.Errorf("december pass with next_period_start: %d writes, want cust-b's only", got)
+			}
+
+			// A restarted psa-syncd restores the gauge from the state
+			// database.
+			reg := prometheus.NewRegistry()
+			restored := NewMetrics(reg, sys)
+			if err := NewEngine(EngineOptions{Backend: h.be, State: h.db, Metrics: restored, Now: func() time.Time { return now }}).RestoreMetrics(h.doc); err != nil {
+				t.Fatalf("RestoreMetrics: %v", err)
+			}
+			if got := testutil.ToFloat64(restored.ContractsEnding.WithLabelValues(EndingEnded)); got != 1 {
+				t.Errorf("restored psa_sync_contracts_ending{when=\"ended\"} = %v, want 1", got)
+			}
+
+			// 1 January, period_start: the same.
+			now = time.Date(2027, time.January, 1, 2, 0, 0, 0, time.UTC)
+			h.sim.ResetRequests()
+			pass(EffectivePeriodStart, 7)
+			wantStale("1 january")
+			if got := h.writes(); got != 1 {
+				t.Errorf("1 january: %d writes, want cust-b's only", got)
+			}
+
+			// The mapping names the renewal: synced, nothing ending.
+			a.ContractID = renewal
+			h.doc.PutCustomer(a)
+			res = pass(EffectivePeriodStart, 7)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("after the renewal is mapped: cust-a = %s (%q), want succeeded", cs.Result, cs.Error)
+			}
+			if len(res.Plan.ContractsEnding) != 0 || gauge(EndingEnded)+gauge(EndingThisMonth)+gauge(EndingNextMonth) != 0 {
+				t.Errorf("after the renewal is mapped: contracts ending %+v, want none", res.Plan.ContractsEnding)
+			}
+		})
+	}
+}
