@@ -65,6 +65,8 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 	})
 	merged.Failures = slices.DeleteFunc(slices.Clone(m.plan.Failures), func(f usage.Failure) bool { return f.CustomerID == customer })
 	merged.Failures = append(merged.Failures, p.Failures...)
+	merged.ContractsEnding = slices.DeleteFunc(slices.Clone(m.plan.ContractsEnding), func(c usage.ContractEnding) bool { return c.CustomerID == customer })
+	merged.ContractsEnding = append(merged.ContractsEnding, p.ContractsEnding...)
 	m.plan = &merged
 }
 
@@ -261,6 +263,12 @@ func planForCustomer(p *usage.Plan, customer string) *usage.Plan {
 	for _, f := range p.Failures {
 		if f.CustomerID == customer {
 			out.Failures = append(out.Failures, f)
+		}
+	}
+	out.ContractsEnding = nil
+	for _, c := range p.ContractsEnding {
+		if c.CustomerID == customer {
+			out.ContractsEnding = append(out.ContractsEnding, c)
 		}
 	}
 	out.Customers = 1

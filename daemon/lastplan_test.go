@@ -290,3 +290,26 @@ func TestPlanMemory_freshPlanKeepsNewer(t *testing.T) {
 		t.Errorf("the last plan is %+v, want the fresh plan of 20:25", p)
 	}
 }
+
+// TestPlanMemory_contractsEnding: a pass for one customer replaces that
+// customer's entry among the contracts ending of the last full pass's plan
+// (a renewal mapped and synced alone no longer shows as ending), and a
+// customer's plan shows only its own.
+func TestPlanMemory_contractsEnding(t *testing.T) {
+	t.Parallel()
+	nov1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	end := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	ending := func(customer string) usage.ContractEnding {
+		return usage.ContractEnding{Source: "file", CustomerID: customer, ContractID: customer, EndDate: end, When: usage.EndingNextMonth}
+	}
+	var m planMemory
+	m.record(&usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, RunID: 3,
+		ContractsEnding: []usage.ContractEnding{ending("a"), ending("b")}}, "")
+	if p, ok := m.get("b"); !ok || len(p.ContractsEnding) != 1 || p.ContractsEnding[0].CustomerID != "b" {
+		t.Errorf("b's plan lists contracts ending %+v, want b's only", p.ContractsEnding)
+	}
+	m.record(&usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, RunID: 4}, "b")
+	if p, ok := m.get(""); !ok || len(p.ContractsEnding) != 1 || p.ContractsEnding[0].CustomerID != "a" {
+		t.Errorf("after a pass for b whose contract no longer ends, the plan lists contracts ending %+v, want a's only", p.ContractsEnding)
+	}
+}

@@ -1324,6 +1324,13 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Customers that cannot be synced:", "CUSTOMER\tCONTRACT\tERROR", rows)
 	printHints(w, hints)
+	rows = nil
+	for _, c := range p.ContractsEnding {
+		if c.When != usage.EndingEnded { // those are among the failures above
+			rows = append(rows, []string{nameID(c.CustomerName, c.CustomerID), nameID(c.ContractName, c.ContractID), c.EndDate.Format(time.DateOnly)})
+		}
+	}
+	section("Contracts that end this month or next (map the customers to the contracts that follow before then):", "CUSTOMER\tCONTRACT\tEND DATE", rows)
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(w, "\nSkipped source rows:\n")
 		for _, pr := range p.Problems {

@@ -318,6 +318,29 @@ func TestPrintPlan_syncOff(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_contractsEnding: the plan's table lists the mapped
+// contracts that end this month or next, with their end dates, so that the
+// renewal's mapping is merged in time; those that have ended are listed
+// among the customers that cannot be synced, not twice.
+func TestPrintPlan_contractsEnding(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	end := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	printPlan(&b, &usage.Plan{ContractsEnding: []usage.ContractEnding{
+		{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684183", ContractName: "Acme 2026", EndDate: end, When: usage.EndingThisMonth},
+		{Source: "file", CustomerID: "cust-gone", ContractID: "29684999", EndDate: end, When: usage.EndingEnded},
+	}}, false)
+	out := b.String()
+	for _, want := range []string{"Contracts that end this month or next", "Acme (cust-acme)", "Acme 2026 (29684183)", "2026-12-31"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "cust-gone") {
+		t.Errorf("printPlan lists the ended contract among those ending:\n%s", out)
+	}
+}
+
 // TestRun_planJSONSaysWhyALineIsHeld: plan -json says why a held line is
 // held ("hold": here the decrease guard, which an approval releases), and
 // leaves the key out for the lines that are not held.
