@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -76,6 +77,13 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"customer of the same source. When the same apply removes that other mapping or moves it to another contract, " +
 			"Terraform may run this change first, which then waits up to 20 seconds for that change. " +
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
+			"The same check warns when the contract has ended, ends this calendar month or the next, or has not started " +
+			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
+			"the customer as stale instead, so an annual contract renewed under a new id (the usual way on Autotask and " +
+			"Kaseya BMS) needs this mapping pointed at the new contract (`data.psa_contract` by its name) between the last " +
+			"pass of the old contract's month and the first of the new one's. psa-syncd reports mapped contracts that end " +
+			"soon ahead of time too (`psa_sync_contracts_ending`, the `PsaSyncContractEndingSoon` alert), also for mappings " +
+			"that the plan does not check again.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -315,8 +323,48 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 		diags.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",
 				contractID, contract.Name, contract.Status, customer))
+	default:
+		if summary, detail := contractDatesWarning(contract, companyID, customer, time.Now()); summary != "" {
+			diags.AddAttributeWarning(path.Root("contract_id"), summary, detail)
+		}
 	}
 	return err == nil && contract.CompanyID != ""
+}
+
+// contractDatesWarning says, as a plan warning's summary and detail,
+// whether contract, which customer is being mapped to on the day of now,
+// has ended, ends in this calendar month or the next, or has not started:
+// psa-syncd writes nothing to a contract outside its dates (the customer
+// fails as stale), so the mapping to the contract that follows must be
+// applied in time. Only a warning: a mapping to the contract that just
+// ended still bills the month that ended (usage_period: previous), and a
+// renewal is mapped ahead on purpose. It returns "" when there is nothing
+// to say.
+func contractDatesWarning(contract *psa.Contract, companyID, customer string, now time.Time) (string, string) {
+	today := now.Format(time.DateOnly)
+	windowEnd := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 2, 0).Format(time.DateOnly)
+	start, end := contract.StartDate.Format(time.DateOnly), contract.EndDate.Format(time.DateOnly)
+	follow := fmt.Sprintf("Map customer %s to the contract that follows it (data.psa_contract with company_id = %q and the new contract's name) "+
+		"before then, or move the end date in the PSA if the contract goes on.", customer, companyID)
+	switch {
+	case !contract.EndDate.IsZero() && end < today:
+		return "PSA Contract Has Ended",
+			fmt.Sprintf("Contract %s (%q) ended on %s. psa-syncd writes nothing to it for an effective date after that day: customer %s fails "+
+				"as stale from then on, and its usage is not billed. A mapping to it only serves to bill the month it ended in "+
+				"(policies.usage_period: previous). Map the customer to the contract that follows it (data.psa_contract with "+
+				"company_id = %q and the new contract's name).", contract.ID, contract.Name, end, customer, companyID)
+	case !contract.StartDate.IsZero() && start > today:
+		return "PSA Contract Not Started",
+			fmt.Sprintf("Contract %s (%q) starts on %s. psa-syncd writes nothing to it for an effective date before that day: its passes "+
+				"fail customer %s until then (with policies.effective_date: period_start, until the pass of the month it starts in). "+
+				"Apply this change after the last pass of the contract before it, or use policies.effective_date: next_period_start.",
+				contract.ID, contract.Name, start, customer)
+	case !contract.EndDate.IsZero() && end < windowEnd:
+		return "PSA Contract Ends Soon",
+			fmt.Sprintf("Contract %s (%q) ends on %s. psa-syncd writes nothing to it for an effective date after that day, and "+
+				"customer %s then fails as stale. %s", contract.ID, contract.Name, end, customer, follow)
+	}
+	return "", ""
 }
 
 func (r *customerMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -773,6 +774,64 @@ func TestCheckContract_companyUnknown(t *testing.T) {
 	w := diags.Warnings()[0]
 	if w.Summary() != "Unable to Verify PSA Contract" || !strings.Contains(w.Detail(), `contract 300 ("Acme Managed Services")`) ||
 		!strings.Contains(w.Detail(), "company 174") {
+		t.Errorf("warning = %s: %s", w.Summary(), w.Detail())
+	}
+}
+
+// TestContractDatesWarning: the plan of a customer mapping warns when its
+// contract has ended, ends this month or the next (an annual contract
+// renewed under a new id on 1 January), or has not started (a renewal
+// mapped ahead): psa-syncd writes nothing to a contract outside its dates,
+// so the renewal's mapping must be applied in time. A contract that ends
+// later, or has no end date, gets no warning.
+func TestContractDatesWarning(t *testing.T) {
+	t.Parallel()
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	now := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		start, end time.Time
+		summary    string
+		detail     []string
+	}{
+		{"ended", day(2025, 11, 1), day(2026, 10, 31), "PSA Contract Has Ended", []string{"ended on 2026-10-31", "usage_period: previous", "data.psa_contract", `company_id = "174"`}},
+		{"ends this month", day(2026, 1, 1), day(2026, 11, 30), "PSA Contract Ends Soon", []string{"ends on 2026-11-30", "fails as stale", "data.psa_contract"}},
+		{"ends next month", day(2026, 1, 1), day(2026, 12, 31), "PSA Contract Ends Soon", []string{"ends on 2026-12-31"}},
+		{"ends today", day(2026, 1, 1), day(2026, 11, 21), "PSA Contract Ends Soon", []string{"ends on 2026-11-21"}},
+		{"not started", day(2027, 1, 1), day(2027, 12, 31), "PSA Contract Not Started", []string{"starts on 2027-01-01", "next_period_start"}},
+		{"ends in two months", day(2026, 1, 1), day(2027, 1, 1), "", nil},
+		{"no end date", day(2026, 1, 1), time.Time{}, "", nil},
+	} {
+		ct := &psa.Contract{ID: "300", Name: "Acme 2026", Active: true, Recurring: true, StartDate: tc.start, EndDate: tc.end}
+		summary, detail := contractDatesWarning(ct, "174", "sophos/cust-1", now)
+		if summary != tc.summary {
+			t.Errorf("%s: warning %q (%s), want %q", tc.name, summary, detail, tc.summary)
+			continue
+		}
+		for _, want := range append(tc.detail, `Contract 300 ("Acme 2026")`) {
+			if summary != "" && !strings.Contains(detail, want) {
+				t.Errorf("%s: detail %q lacks %q", tc.name, detail, want)
+			}
+		}
+	}
+}
+
+// TestCheckContract_endsSoonWarns: the plan-time contract check, which
+// reads the contract anyway, warns of a contract that ends this month or
+// next, and still verifies it.
+func TestCheckContract_endsSoonWarns(t *testing.T) {
+	t.Parallel()
+	end := time.Now().UTC().AddDate(0, 0, 1)
+	b := &contractBackend{contract: psa.Contract{ID: "300", CompanyID: "174", Name: "Acme 2026", Type: "Recurring Service",
+		Status: "Active", Active: true, Recurring: true, StartDate: end.AddDate(-1, 0, 0), EndDate: end}}
+	r := &customerMappingResource{data: &providerData{backend: b, system: psa.SystemAutotask,
+		reads: newPSAReads(b, func(context.Context) *export.Document { return nil })}}
+	var diags diag.Diagnostics
+	verified := r.checkContract(t.Context(), &diags, "174", "300", "sophos/cust-1")
+	if diags.HasError() || diags.WarningsCount() != 1 || !verified {
+		t.Fatalf("checkContract = verified %t, %v; want one warning, verified", verified, diags)
+	}
+	if w := diags.Warnings()[0]; w.Summary() != "PSA Contract Ends Soon" || !strings.Contains(w.Detail(), "ends on "+end.Format(time.DateOnly)) {
 		t.Errorf("warning = %s: %s", w.Summary(), w.Detail())
 	}
 }
