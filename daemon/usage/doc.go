@@ -99,6 +99,18 @@
 // the contract without looking it up again. A contract that fails the
 // check fails its customer with a hint and is checked again next pass.
 //
+// Before that, every pass knows the record of every mapped contract, read
+// in bulk once a day and kept in memory (ContractTerms, shared by the
+// Engines of one process; the contract check reuses what a pass read): a
+// contract that fails the same check since it was mapped (made inactive,
+// moved to another company; ConnectWise's status is left to its own check
+// before the writes), that ended before the pass's effective date, or that
+// starts after it, fails its customer as stale before its lines are read,
+// and nothing is written to it; contracts ending in the month of the
+// effective date or the next are listed in Plan.ContractsEnding and
+// counted in psa_sync_contracts_ending, so that the renewal's mapping is
+// applied before the end date.
+//
 // A backend whose writes copy details of the catalog service they write
 // (psa.ServicePreloader: a Kaseya BMS line carries the service's name,
 // description, price and cost) reads the services of the pass's writes
@@ -183,7 +195,8 @@
 //     write to: 100 a request, once, before the first write
 //     (psa.WriteChecker), then again only for agreements whose status is
 //     older than two minutes when their writes come. A pass that changes
-//     nothing reads nothing but the additions. Problems of one agreement
+//     nothing reads nothing but the additions (and, once a day, the mapped
+//     agreements' records: see above). Problems of one agreement
 //     fail only its customer: a cancelled or expired agreement that the
 //     pass would write to marks the customer mapping stale ("map the
 //     customer to an active agreement in Terraform

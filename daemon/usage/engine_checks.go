@@ -303,11 +303,9 @@ type termsKey struct {
 	id     string
 }
 
-// contractTerm is what a read of a contract said of its end, and when.
+// contractTerm is what a read of a contract said of it, and when.
 type contractTerm struct {
-	name   string
-	start  time.Time // zero: not given
-	end    time.Time // zero: none
+	ct     psa.Contract
 	readAt time.Time
 }
 
@@ -388,17 +386,20 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 	// A contract that had ended is read again at every pass, so that a
 	// renewal that moves its end date writes at once; the others once a
 	// day.
-	fresh := func(c contractTerm) bool {
+	fresh := func(c contractTerm, cm export.CustomerMapping) bool {
 		age := now.Sub(c.readAt)
-		return age >= 0 && age < contractCheckTTL && (c.end.IsZero() || c.end.Format(time.DateOnly) >= effDay) &&
-			(c.start.IsZero() || c.start.Format(time.DateOnly) <= effDay)
+		if _, err := e.recordProblem(cm, c.ct); err != nil {
+			return false
+		}
+		return age >= 0 && age < contractCheckTTL && (c.ct.EndDate.IsZero() || c.ct.EndDate.Format(time.DateOnly) >= effDay) &&
+			(c.ct.StartDate.IsZero() || c.ct.StartDate.Format(time.DateOnly) <= effDay)
 	}
 	var ids []string
 	for _, cp := range p.customers {
 		if cp.err != nil || slices.Contains(ids, cp.m.ContractID) {
 			continue
 		}
-		if c, ok := e.terms.get(sys, cp.m.ContractID); ok && fresh(c) {
+		if c, ok := e.terms.get(sys, cp.m.ContractID); ok && fresh(c, *cp.m) {
 			continue
 		}
 		ids = append(ids, cp.m.ContractID)
@@ -407,7 +408,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		found, errs := e.readContractRecords(ctx, ids)
 		for _, id := range ids {
 			if ct := found[id]; ct != nil {
-				e.terms.put(sys, id, contractTerm{name: ct.Name, start: ct.StartDate, end: ct.EndDate, readAt: now})
+				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
 				p.records[id] = ct
 			}
 		}
@@ -420,8 +421,17 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		if cp.err != nil {
 			continue
 		}
-		c, ok := e.terms.get(sys, cp.m.ContractID)
+		t, ok := e.terms.get(sys, cp.m.ContractID)
 		if !ok {
+			continue
+		}
+		c := contractView{name: t.ct.Name, start: t.ct.StartDate, end: t.ct.EndDate}
+		// A contract with lines was never checked before the writes
+		// (checkContracts checks those without): one cancelled, made
+		// inactive or moved to another company since the mapping was
+		// made is stale too.
+		if hint, err := e.recordProblem(*cp.m, t.ct); err != nil {
+			cp.err, cp.hint = err, hint
 			continue
 		}
 		if start := c.start.Format(time.DateOnly); !c.start.IsZero() && start > effDay {
@@ -485,6 +495,24 @@ func (e *Engine) readContractRecords(ctx context.Context, ids []string) (map[str
 		return got, errs
 	}
 	return map[string]*psa.Contract{}, map[string]error{}
+}
+
+// recordProblem is checkContract of contract ct, read for customer mapping
+// cm by checkContractEnds, but for its status where the backend checks the
+// status itself before every write (psa.WriteChecker: ConnectWise reads
+// it fresh, and says that the mapping is stale in its own words).
+func (e *Engine) recordProblem(cm export.CustomerMapping, ct psa.Contract) (string, error) {
+	if _, ok := e.be.(psa.WriteChecker); ok {
+		ct.Active = true
+	}
+	return e.checkContract(cm, &ct, nil)
+}
+
+// contractView is the part of a contract's record that its dates' checks
+// read.
+type contractView struct {
+	name       string
+	start, end time.Time
 }
 
 // errNotRead marks a contract the bulk read of end dates left out.

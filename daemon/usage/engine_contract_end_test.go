@@ -164,3 +164,58 @@ func TestEngineSystems_contractEndWarnsAheadAndStopsWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineAutotask_contractWithLinesCancelledOrMovedIsStale: a contract
+// that already has lines was never checked before the writes (the check
+// ran only for contracts without a line), so one made inactive after the
+// mapping was made got an adjustment that Autotask refused with a hint
+// that named no Terraform change, and one moved to another company got
+// the usage of the mapped customer billed to that company. Both now fail
+// their customer as stale before anything is written, with the hint to
+// remap it; the other customer is synced.
+func TestEngineAutotask_contractWithLinesCancelledOrMovedIsStale(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(h *sysHarness, contract, otherCompany int64)
+		want   string
+	}{
+		{"inactive", func(h *sysHarness, contract, _ int64) { h.sim.Autotask().SetContractStatus(contract, "Inactive") }, `is not active in autotask (status "Inactive")`},
+		{"moved", func(h *sysHarness, contract, other int64) { h.sim.Autotask().SetContractCompany(contract, other) }, "belongs to company"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemAutotask)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
+			if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+				t.Fatalf("first pass = %+v, want success", res.Run)
+			}
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			tc.change(h, mustParse(t, a.ContractID), mustParse(t, b.CompanyID))
+			// A day later: the contract's record is read again.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,6", "cust-b,Globex,CIXA-MSP,4")
+			h.sim.ResetRequests()
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := etNow.Add(contractCheckTTL)
+			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+				Location: time.UTC, Now: func() time.Time { return later }, Failing: &h.failing, Terms: &h.terms})
+			if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			cs := h.status("cust-a")
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, tc.want) ||
+				!strings.Contains(cs.Hint, "map customer file/cust-a to an active recurring service contract of its company and re-run terraform apply") {
+				t.Errorf("cust-a = %s (%q, hint %q), want failed naming %q with the remap hint", cs.Result, cs.Error, cs.Hint, tc.want)
+			}
+			if got := h.writes(); got != 1 {
+				t.Errorf("%d writes, want cust-b's only", got)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 5)
+			h.wantUnits(b.ContractID, h.svcIntercept, 4)
+		})
+	}
+}

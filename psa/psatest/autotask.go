@@ -318,6 +318,15 @@ func (a *Autotask) SetContractStatus(id int64, status string) {
 	rec["status"] = mustPicklist(entContracts, "status", status, "Active")
 }
 
+// SetContractCompany moves a contract to another company, as an Autotask
+// user who corrects a contract's account does.
+func (a *Autotask) SetContractCompany(id, companyID int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.mustGetLocked(entContracts, id)
+	rec["companyID"] = companyID
+}
+
 // AddBillingCode adds a billing (allocation) code and returns its id.
 func (a *Autotask) AddBillingCode(b AutotaskBillingCode) int64 {
 	a.mu.Lock()
