@@ -255,6 +255,10 @@ type statusData struct {
 	Pending   []SyncTicket
 	Intents   []IntentView
 	Unmapped  usage.UnmappedReport
+	// Ending lists the mapped contracts that end in the month of the
+	// last pass's effective date or the next (those that have ended are
+	// failed customers, in the table above).
+	Ending []usage.ContractEnding
 	// Ended offers a pass for the month that has ended, when its last
 	// pass failed or was partial (nil otherwise).
 	Ended *endedOffer
@@ -373,6 +377,13 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if data.Unmapped, err = d.LastUnmapped(); err != nil {
 		p.Error = "reading unmapped usage: " + err.Error()
+	}
+	if last, ok := d.LastPlan(""); ok {
+		for _, c := range last.ContractsEnding {
+			if c.When != usage.EndingEnded {
+				data.Ending = append(data.Ending, c)
+			}
+		}
 	}
 	if p.SignedIn {
 		data.Ended = d.endedPeriodOffer()

@@ -762,3 +762,26 @@ func TestStatusPage_resolveHintNamesTheToken(t *testing.T) {
 		t.Errorf("GET / with an open intent: the resolve hint does not name -web.url and -web.token-file:\n%s", body)
 	}
 }
+
+// TestStatusPage_contractsEnding: the page lists the mapped contracts that
+// the last pass found ending this month or next, with their end dates, so
+// the operator sees the renewals to map; one that has ended is a failed
+// customer in the table, not listed again.
+func TestStatusPage_contractsEnding(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	end := time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	e.d.plans.record(&usage.Plan{ContractsEnding: []usage.ContractEnding{
+		{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684183", ContractName: "Acme 2026", EndDate: end, When: usage.EndingThisMonth},
+		{Source: "file", CustomerID: "cust-gone", ContractID: "29684999", EndDate: end, When: usage.EndingEnded},
+	}}, "")
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Contracts that end soon", `id="contracts-ending"`, "Acme 2026", "file/cust-acme", "2026-12-31"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the status page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "29684999") {
+		t.Error("the status page lists the ended contract among those ending")
+	}
+}
