@@ -659,7 +659,9 @@ func toContract(a *Agreement) *psa.Contract {
 	if a.StartDate != nil {
 		c.StartDate = a.StartDate.Time
 	}
-	if a.EndDate != nil {
+	// An agreement flagged as having no ending date ends never, whatever
+	// endDate still holds (an end date set before the flag was).
+	if a.EndDate != nil && !a.NoEndingDateFlag {
 		c.EndDate = a.EndDate.Time
 	}
 	return c
