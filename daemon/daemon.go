@@ -1567,9 +1567,31 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	<-ticketsDone
 	select {
 	case <-lost:
+		d.recordUnsaved()
 		return fmt.Errorf("daemon: lost the state database's leadership lock, so a standby takes over: %w", lead.Err())
 	default:
 		return nil
+	}
+}
+
+// recordUnsaved records, before an instance that lost the leadership lock
+// exits, what its passes knew but could not record because the lock's
+// connection failed under them: the outcome of writes the PSA answered
+// (their intents would otherwise stay open for the instance that takes
+// over, and for Kaseya BMS wait for an operator) and the end of runs. It
+// goes through a new connection, bounded by the query timeout; closing an
+// intent is not fenced, and one the new active instance settled first is
+// left as it settled it.
+func (d *Daemon) recordUnsaved() {
+	d.passMu.Lock()
+	defer d.passMu.Unlock()
+	e, _, err := d.engine()
+	if err != nil {
+		e = d.exportlessEngine()
+	}
+	if closes, runs := e.RecordUnsaved(); closes > 0 || runs > 0 {
+		d.logger.Error("Could not record the outcome of some writes before exiting; the instance that takes over settles their intents as after a crash",
+			"intents", closes, "runs", runs)
 	}
 }
 

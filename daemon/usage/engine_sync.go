@@ -230,6 +230,25 @@ func (e *Engine) finishRun(log *slog.Logger, run state.Run) error {
 	return fmt.Errorf("daemon: recording the end of run %d: %w", run.ID, err)
 }
 
+// RecordUnsaved records now what the passes of this process could not
+// record in the state database (the outcome of writes whose closes failed,
+// the end of runs), as the next Sync or Reconcile would, and returns how
+// many intent closes and runs are still unrecorded. An instance that lost
+// the leadership lock calls it before it exits: the lock's connection,
+// through which its writes went, failed, but the database may answer on
+// a new one, and the instance that takes over then finds those intents
+// closed rather than open, to be settled by reading the PSA or, where it
+// cannot be read (Kaseya BMS), by an operator. Closes of intents that
+// instance has settled meanwhile are dropped.
+func (e *Engine) RecordUnsaved() (closes, runs int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.saveUnsaved()
+	e.unsaved.mu.Lock()
+	defer e.unsaved.mu.Unlock()
+	return len(e.unsaved.closes), len(e.unsaved.runs)
+}
+
 // saveUnsaved saves again the runs that finishRun could not save, and the
 // intent closes that keepUnrecordedCloses kept.
 func (e *Engine) saveUnsaved() {
