@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -167,4 +169,206 @@ func TestDaemon_lostLockConnectionRecordsKnownOutcomes(t *testing.T) {
 			t.Errorf("units of contract %d service %d = %d, want %d", l.customer, l.service, u, l.want)
 		}
 	}
+}
+
+// TestDaemon_statementTimeoutOnIntentsSendsNothing: the statement that
+// records a pass's intents runs past the server's statement_timeout (the
+// intents table is locked by another session: a DBA's maintenance, a
+// migration). The pass sends no write, since no intent was recorded, and
+// fails with an error naming the database and the timeout; the instance
+// stays active (the server refused a statement, the session lives on), and
+// once the table is free the next pass writes each line once.
+func TestDaemon_statementTimeoutOnIntentsSendsNothing(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	if _, err := admin.ExecContext(t.Context(), `DO $$ BEGIN EXECUTE 'ALTER DATABASE ' || quote_ident(current_database()) || ' SET statement_timeout = 500'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// A first pass, which prepares the state writes' statements: Globex
+	// at 4.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-globex,Globex,CIXA-MSP,Intercept X Advanced,5", "cust-globex,Globex,CIXA-MSP,Intercept X Advanced,4", 1))
+	if res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI}); err != nil || res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, %v; want success", res, err)
+	}
+	dtWrite(t, e.usagePath, dtUsage)
+	e.sim.ResetRequests()
+	lock, err := admin.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(t.Context(), `SET LOCAL statement_timeout = 0; LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI})
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	} else if res != nil {
+		msg = res.Run.Error
+		for _, c := range res.Customers {
+			msg += "; " + c.Error
+		}
+	}
+	if err == nil && res.Run.Result == state.RunSuccess {
+		t.Errorf("pass with the intents table locked = %+v, want it to fail", res.Run)
+	}
+	if !strings.Contains(msg, "PostgreSQL database") || !strings.Contains(msg, "statement timeout") {
+		t.Errorf("error of the pass whose intents timed out = %q, want one naming the database and the statement timeout", msg)
+	}
+	if n := e.writes(); n != 0 {
+		t.Fatalf("%d writes sent without a recorded intent", n)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if !a.State().IsLeader() {
+		t.Fatal("the instance gave up the leadership over a statement the server cancelled")
+	}
+	res, err = a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("pass once the table was free = %s (%s), want success", res.Run.Result, res.Run.Error)
+	}
+	if n := e.writes(); n != 1 {
+		t.Errorf("%d writes, want 1: Globex's line, once", n)
+	}
+	if u := e.units(1, 0); u != 5 {
+		t.Errorf("Globex's units = %d, want 5", u)
+	}
+	if open, err := a.State().OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents = %d (%v), want none", len(open), err)
+	}
+	if ledger, err := a.State().Ledger(0); err != nil || len(ledger) != 4 {
+		t.Errorf("ledger entries = %d (%v), want 4", len(ledger), err)
+	}
+}
+
+// TestDaemon_queryTimeoutOnIntentsSendsNothing: the statement that records
+// a pass's intents runs past state.query_timeout (the intents table is
+// locked by another session). psa-syncd gives the statement up by closing
+// the connection, the one that holds the leadership lock, so the instance
+// is no longer active. The pass sends no write; the customer's error names
+// the database and its hint says that nothing was sent and where to look,
+// not that the PSA left a change unconfirmed. The instance that takes over
+// writes the line once.
+func TestDaemon_queryTimeoutOnIntentsSendsNothing(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close() })
+	var logs syncBuffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  query_timeout: 1s\n", url)})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-globex,Globex,CIXA-MSP,Intercept X Advanced,5", "cust-globex,Globex,CIXA-MSP,Intercept X Advanced,4", 1))
+	if res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI}); err != nil || res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, %v; want success", res, err)
+	}
+	dtWrite(t, e.usagePath, dtUsage)
+	e.sim.ResetRequests()
+	lock, err := admin.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	// The pass fails, or ends as partial when the statuses could be stored
+	// (the watch noticed the lost connection first, and they went through
+	// a new one): which, is a race.
+	if res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI}); err == nil && res.Run.Result == state.RunSuccess {
+		t.Errorf("pass with the intents table locked = %+v, want it to fail", res.Run)
+	}
+	if n := e.writes(); n != 0 {
+		t.Fatalf("%d writes sent without a recorded intent", n)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `msg="Customer not synced"`) && strings.Contains(l, "customer=cust-globex") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "PostgreSQL database") || !strings.Contains(line, "recording the intent failed") {
+		t.Errorf("Globex's log line = %q, want its error naming the database", line)
+	}
+	if _, hint, _ := strings.Cut(line, "hint="); strings.Contains(hint, "did not confirm") || !strings.Contains(hint, "nothing was sent") ||
+		!strings.Contains(hint, "PostgreSQL database") {
+		t.Errorf("Globex's hint = %s, want one saying nothing was sent and naming the state database", hint)
+	}
+
+	dtCutLeadership(t, url) // should the session still hold the lock
+	b := dtSecondInstance(t, e, time.Now)
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("taking over: %v", err)
+	}
+	res, err := b.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("pass of the instance that took over = %s (%s), want success", res.Run.Result, res.Run.Error)
+	}
+	if n := e.writes(); n != 1 {
+		t.Errorf("%d writes, want 1: Globex's line, once", n)
+	}
+	if u := e.units(1, 0); u != 5 {
+		t.Errorf("Globex's units = %d, want 5", u)
+	}
+	if open, err := b.State().OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents = %d (%v), want none", len(open), err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -776,7 +776,7 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 				if ctx.Err() != nil {
 					j.cp.errs[j.i] = e.skip(ctx, j.c, gate)
 				} else {
-					err := fmt.Errorf("recording the intent failed, nothing was written: %w", err)
+					err := e.intentNotRecorded(err)
 					j.c.Action, j.c.Reason = ActionFailed, err.Error()
 					j.cp.errs[j.i] = err
 				}
@@ -789,6 +789,20 @@ func (e *Engine) openIntents(ctx context.Context, runID int64, gate *budgetGate,
 			ready <- j
 		}
 	}
+}
+
+// intentNotRecorded is the error of a line whose intent the state
+// database did not record (err), so that its write was not sent. Its hint
+// points at the state database: a timeout there is no answer the PSA did
+// not give, and the PSA's connection is not at fault.
+func (e *Engine) intentNotRecorded(err error) error {
+	hint := fmt.Sprintf("nothing was sent to %s: the state database did not record the intent that must precede the write; "+
+		"check %s (its disk or server, a lock or timeout there); the next pass writes the line", systemName(e.be.System()), e.db.Path())
+	if errors.Is(err, state.ErrNotLeader) {
+		hint = fmt.Sprintf("nothing was sent to %s: this psa-syncd lost the state database's leadership lock (or its connection), "+
+			"so another instance, or this one once it leads again, writes the line", systemName(e.be.System()))
+	}
+	return &hintedError{err: fmt.Errorf("recording the intent failed, nothing was written: %w", err), hint: hint}
 }
 
 // skip marks c as not written because the pass was cancelled or the budget
