@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -42,8 +43,8 @@ func (db *DB) Backup(file string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), max(db.timeout, 10*time.Minute))
 	defer cancel()
 	if err := db.copyOnline(ctx, file); err != nil {
-		_ = os.Remove(file)
-		return db.wrap(fmt.Sprintf("writing a backup to %q", file), err)
+		removeCopy(file)
+		return db.backupError(file, err)
 	}
 	// The mark is written in the copy only: the live database's next
 	// pass must not take itself for a restored backup.
@@ -56,10 +57,50 @@ func (db *DB) Backup(file string) error {
 		}
 	}
 	if err != nil {
-		_ = os.Remove(file)
+		removeCopy(file)
 		return fmt.Errorf("state: backup: switching %q to WAL mode and marking it as a backup: %w", file, err)
 	}
 	return nil
+}
+
+// removeCopy removes an unfinished copy and the journal SQLite keeps
+// beside it while writing it, so that nothing is left that looks like a
+// backup (or, were the name used again, a hot journal that SQLite would
+// roll into another file).
+func removeCopy(file string) {
+	for _, f := range []string{file, file + "-journal", file + "-wal", file + "-shm"} {
+		_ = os.Remove(f)
+	}
+}
+
+// backupError is Backup's error when copying into file failed. The copy
+// writes only file: a full file system, or a write refused, is file's, and
+// the message says so, rather than "in <the state database>: database or
+// disk is full", which reads as the live database's disk failing.
+func (db *DB) backupError(file string, err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL:
+			return fmt.Errorf("state: backup of %s: the file system of the copy %q is full (the copy needs as much free space as the database's size); "+
+				"nothing was kept, and the state database is unaffected", db.path, file)
+		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM:
+			return fmt.Errorf("state: backup of %s: writing the copy %q failed (%s): its file system refused the write; "+
+				"nothing was kept, and the state database is unaffected", db.path, file, sqliteReason(se))
+		}
+	}
+	return db.wrap(fmt.Sprintf("writing a backup to %q", file), err)
+}
+
+// sqliteReason is the text of a SQLite error without what the driver adds
+// from the connection's last error, which for a backup's is unrelated
+// ("disk I/O error: not an error").
+func sqliteReason(se *sqlite.Error) string {
+	msg := se.Error()
+	if i := strings.Index(msg, ": not an error"); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg
 }
 
 // onlineBackup is what the SQLite driver's connection offers for SQLite's

@@ -182,3 +182,41 @@ func TestOpen_readOnlyStateDirectoryNamed(t *testing.T) {
 		}
 	}
 }
+
+// TestBackup_fullDestinationSaysWhichDiskIsFull: a backup written to a file
+// system that fills during the copy fails, leaves nothing in the
+// destination's directory (no partial copy, no journal), and says that the
+// copy's file system is full and the state database unaffected. It used to
+// say "writing a backup to ... in <state database>: database or disk is
+// full: not an error", which reads as the live database's disk being full.
+// The state database stays usable, and a backup with room succeeds.
+func TestBackup_fullDestinationSaysWhichDiskIsFull(t *testing.T) {
+	fs := mountTmpfs(t, "256k")
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.PutExport(ExportVersion{Revision: 1, Digest: "sha256:x"}, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(fs, "nightly.db")
+	err = db.Backup(file)
+	if err == nil {
+		t.Fatal("a 1 MiB backup into 256 KiB succeeded")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, file) || !strings.Contains(msg, "is full") || !strings.Contains(msg, "state database is unaffected") ||
+		strings.Contains(msg, "in "+db.Path()+":") || strings.Contains(msg, "not an error") {
+		t.Errorf("backup into a full file system: %v; want the copy named as the one whose file system is full, the state database as unaffected", err)
+	}
+	if entries, err := os.ReadDir(fs); err != nil || len(entries) != 0 {
+		t.Errorf("the full file system holds %v (%v) after the failed backup, want nothing", entries, err)
+	}
+	if _, err := db.BeginRun(Run{Trigger: "test"}); err != nil {
+		t.Errorf("the state database after a failed backup: %v", err)
+	}
+	if err := db.Backup(filepath.Join(t.TempDir(), "nightly.db")); err != nil {
+		t.Errorf("backup with room: %v", err)
+	}
+}

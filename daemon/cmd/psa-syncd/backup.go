@@ -100,7 +100,7 @@ func backupInto(db *state.DB, out string) error {
 	defer os.RemoveAll(dir)
 	tmp := filepath.Join(dir, state.FileName)
 	if err := db.Backup(tmp); err != nil {
-		return err
+		return fmt.Errorf("-output %s: %w", out, err)
 	}
 	return publish(tmp, out)
 }
