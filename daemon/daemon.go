@@ -452,6 +452,10 @@ func (d *Daemon) Close() error {
 	}
 	d.leading.Store(false)
 	d.metrics.Leader.Set(0)
+	// What the passes could not record (a full disk, the lock's lost
+	// connection) is recorded now if the database takes it, through the
+	// pool once the lock is released, rather than lost with the process.
+	d.recordUnsaved()
 	return errors.Join(err, d.db.Close())
 }
 
@@ -1575,14 +1579,18 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 }
 
 // recordUnsaved records, before an instance that lost the leadership lock
-// exits, what its passes knew but could not record because the lock's
-// connection failed under them: the outcome of writes the PSA answered
+// exits (and at Close: after `psa-syncd sync`, or at shutdown), what its
+// passes knew but could not record because the lock's connection failed
+// under them, or the disk was full: the outcome of writes the PSA answered
 // (their intents would otherwise stay open for the instance that takes
 // over, and for Kaseya BMS wait for an operator) and the end of runs. It
 // goes through a new connection, bounded by the query timeout; closing an
 // intent is not fenced, and one the new active instance settled first is
 // left as it settled it.
 func (d *Daemon) recordUnsaved() {
+	if d.unsaved.Empty() || d.clients.Load() == nil {
+		return
+	}
 	d.passMu.Lock()
 	defer d.passMu.Unlock()
 	e, _, err := d.engine()
@@ -1590,7 +1598,7 @@ func (d *Daemon) recordUnsaved() {
 		e = d.exportlessEngine()
 	}
 	if closes, runs := e.RecordUnsaved(); closes > 0 || runs > 0 {
-		d.logger.Error("Could not record the outcome of some writes before exiting; the instance that takes over settles their intents as after a crash",
+		d.logger.Error("Could not record the outcome of some writes before exiting; their intents are settled as after a crash, by the instance that takes over or at the next start",
 			"intents", closes, "runs", runs)
 	}
 }

@@ -192,7 +192,9 @@ func TestDaemon_statementTimeoutOnIntentsSendsNothing(t *testing.T) {
 	if _, err := admin.ExecContext(t.Context(), `DO $$ BEGIN EXECUTE 'ALTER DATABASE ' || quote_ident(current_database()) || ' SET statement_timeout = 500'; END $$`); err != nil {
 		t.Fatal(err)
 	}
-	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
+	var logs syncBuffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n", url)})
 	a := e.d
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
@@ -233,6 +235,14 @@ func TestDaemon_statementTimeoutOnIntentsSendsNothing(t *testing.T) {
 	}
 	if n := e.writes(); n != 0 {
 		t.Fatalf("%d writes sent without a recorded intent", n)
+	}
+	// Removing old history after the pass timed out too (it deletes
+	// closed intents): logged, and the pass's result is its own.
+	if err != nil || res.Run.Result != state.RunPartial {
+		t.Errorf("pass = %+v, %v; want partial (Acme's lines unchanged, Globex's failed), whatever the pruning after it did", res, err)
+	}
+	if !strings.Contains(logs.String(), "Could not remove old history from the state database") {
+		t.Error("no log of the pruning that timed out")
 	}
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
@@ -371,4 +381,43 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDaemon_syncCommandRecordsKnownOutcomesAtClose: as
+// TestDaemon_lostLockConnectionRecordsKnownOutcomes, for a pass run by
+// `psa-syncd sync` (BecomeActive, SyncOnce, Close), which exits after the
+// pass: Close records the outcomes the lost connection kept from being
+// recorded, through a new connection once the lock is released.
+func TestDaemon_syncCommandRecordsKnownOutcomesAtClose(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &dtCutOnWrite{t: t, url: url}
+	front := httptest.NewServer(cut)
+	t.Cleanup(front.Close)
+	e := dtSetup(t, dtOptions{state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 5s\n", url),
+		baseURL: func(s *psatest.Server) string { cut.sim = s; return front.URL + "/ATServicesRest/" }})
+	a := e.d
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI}); err == nil && res.Run.Result == state.RunSuccess {
+		t.Errorf("pass that lost the lock's connection = %+v, want it not to succeed", res.Run)
+	}
+	_ = a.Close() // releasing a lock whose session is gone fails
+	if n := cut.posts.Load(); n != 3 {
+		t.Fatalf("%d adjustments sent, want the pass's 3", n)
+	}
+	b := dtSecondInstance(t, e, time.Now)
+	if open, err := b.State().OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents after the sync command exited = %d (%v), want none", len(open), err)
+	}
+	if ledger, err := b.State().Ledger(0); err != nil || len(ledger) != 3 {
+		t.Errorf("ledger entries = %d (%v), want 3", len(ledger), err)
+	}
 }

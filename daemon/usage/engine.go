@@ -151,6 +151,13 @@ func (u *UnsavedRuns) get(id int64) (state.Run, bool) {
 	return r, ok
 }
 
+// Empty reports whether nothing is kept.
+func (u *UnsavedRuns) Empty() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.runs) == 0 && len(u.closes) == 0
+}
+
 func (u *UnsavedRuns) all() []state.Run {
 	u.mu.Lock()
 	defer u.mu.Unlock()
