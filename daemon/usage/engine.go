@@ -374,6 +374,11 @@ type Change struct {
 	// a write of the pass for its rate limit (not because the estimate of
 	// the API budget reached the reserve).
 	throttled bool
+	// undated is set when the change is skipped because the pass syncs
+	// the month that has ended on ConnectWise PSA (a scheduled pass caught
+	// up after midnight), where a write sets the quantity billed from now
+	// on, not the ended month's (see Engine.undatedPeriodError).
+	undated bool
 	// budgetUnknown is set when the change is skipped because the pass
 	// could not read the PSA's API budget (budgetReadsFailedToStop reads
 	// in a row failed), not because it reached the reserve.
@@ -573,6 +578,9 @@ type customerPass struct {
 	errs []error
 	err  error
 	hint string
+	// undated is the period, the month that has ended, whose lines a
+	// ConnectWise PSA pass skipped (Change.undated), if it skipped any.
+	undated source.Period
 	// chunk is the chunk of contracts (see readContracts) that holds the
 	// customer's contract.
 	chunk int
@@ -668,8 +676,16 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		Changes:        []Change{},
 		Unmapped:       Unmapped{Customers: []UnmappedCustomer{}, Products: []UnmappedProduct{}, Unassigned: []source.Record{}},
 	}}
-	if o.Period == e.period(computed.In(e.loc)).Prev() && e.be.System() == psa.SystemConnectWise {
-		p.plan.WritesHeld = e.undatedPeriodError(o.Period).Error()
+	// A pass of the month that has ended (PassOptions.Period, or a
+	// scheduled pass caught up after midnight: PassOptions.At) cannot
+	// write on ConnectWise PSA, whose additions hold one undated quantity:
+	// a pass that names the period is refused (passTime), a caught-up
+	// scheduled pass skips every line it would write (endedUndated), and
+	// a plan or dry run says why.
+	undated := period == e.period(computed.In(e.loc)).Prev() && e.be.System() == psa.SystemConnectWise
+	endedUndated := undated && !o.planOnly && !o.DryRun && !o.WritesDisabled
+	if undated && !endedUndated {
+		p.plan.WritesHeld = e.undatedPeriodError(period).Error()
 	}
 
 	// Index the export.
@@ -916,6 +932,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			if w, ok := later[key]; ok && (c.Action == ActionUpdate || c.Approvable()) {
 				c.Action, c.laterWrite = ActionHeld, true
 				c.Reason += e.laterWriteReason(w, c.EffectiveDate)
+			}
+			if endedUndated && c.Action == ActionUpdate {
+				c.Action, c.undated, cp.undated = ActionSkipped, true, period
+				c.Reason += "; not written: " + undatedSkipReason(period)
 			}
 			// After the holds, as the pass's writer: it blocks only the
 			// updates left.
@@ -1742,11 +1762,30 @@ func (e *Engine) CheckPeriod(p source.Period, now time.Time, writes bool) error 
 // undatedPeriodError is the refusal of a ConnectWise PSA pass that writes
 // the usage of period p, the month before the one a pass syncs now.
 func (e *Engine) undatedPeriodError(p source.Period) error {
-	return &periodError{fmt.Sprintf("daemon: period %s: ConnectWise PSA keeps one quantity per agreement addition, not one per month: "+
-		"a pass for %s now would set the quantity that every invoice bills from now on (until the next pass sets %s's), "+
-		"not %s's; plan -period %s shows the quantities %s should have had: if its agreement invoices are not generated yet, "+
-		"set them on the additions by hand before generating them, else correct the invoices; a pass without -period syncs %s",
-		p, p, p.Next(), p, p, p, p.Next())}
+	return &periodError{fmt.Sprintf("daemon: period %s: %s; %s; a pass without -period syncs %s",
+		p, undatedSkipReason(p), undatedHint(p), p.Next())}
+}
+
+// undatedReason begins why a ConnectWise PSA pass does not write the
+// usage of the month that has ended (undatedSkipReason); a skipped
+// customer's status error contains it.
+const undatedReason = "ConnectWise PSA keeps one quantity per agreement addition, not one per month"
+
+// undatedSkipReason says why a ConnectWise PSA pass does not write the
+// usage of period p, the month that has ended: the refusal of sync -period
+// p, and the reason of each line that a scheduled pass of p caught up
+// after p ended skips.
+func undatedSkipReason(p source.Period) string {
+	return fmt.Sprintf("%s: a pass for %s now would set the quantity that every invoice bills from now on (until the next pass sets %s's), not %s's",
+		undatedReason, p, p.Next(), p)
+}
+
+// undatedHint says what to do about the quantities of period p, the month
+// that has ended, that psa-syncd does not write on ConnectWise PSA.
+func undatedHint(p source.Period) string {
+	return fmt.Sprintf("plan -period %s shows the quantities %s should have had: if its agreement invoices are not generated yet, "+
+		"set them on the additions by hand before generating them, else correct the invoices; then psa-syncd set-by-hand -period %s records that "+
+		"(psa_sync_ended_period_last_run_result and PsaSyncEndedMonthNotSynced clear)", p, p, p)
 }
 
 // passTime returns the time, in e's location, whose period (and, with

@@ -210,6 +210,82 @@ func TestEngine_Sync_periodConnectWiseUndated(t *testing.T) {
 	h.wantUnits(h.contractA, h.svcIntercept, 15)
 }
 
+// TestEngine_Sync_caughtUpConnectWiseEndedMonth: psa-syncd was down at
+// November's month-end pass (30 November 20:00) and catches it up on 1
+// December (PassOptions.At): on ConnectWise PSA it must not write
+// November's count to the undated addition, which sync -period 2026-11
+// refuses for the same reason. Each line it would write is skipped with
+// that reason, the customer's status says what to do, the run is partial
+// for 2026-11, so psa_sync_ended_period_last_run_result says partial, and
+// a dry run's plan says why a pass that writes would not. The next pass,
+// of December, writes December's count.
+func TestEngine_Sync_caughtUpConnectWiseEndedMonth(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 10})
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+	periodUsage(t, h.usage)
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := periodNextDay
+	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing})
+
+	dry, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule, At: periodMonthEnd, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := sysFindChange(dry.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate || c.Desired != 12 ||
+		!strings.Contains(dry.Plan.WritesHeld, "ConnectWise PSA keeps one quantity per agreement addition") {
+		t.Errorf("dry run of the caught-up pass: change %+v, writes held %q; want the update to 12 and why a pass that writes would not",
+			c, dry.Plan.WritesHeld)
+	}
+
+	res, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule, At: periodMonthEnd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.writes() != 0 {
+		t.Errorf("the caught-up pass of November wrote %d times to ConnectWise; want none", h.writes())
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 10)
+	if res.Run.Period != "2026-11" || res.Run.Result != state.RunPartial || !strings.Contains(res.Run.Error, "ConnectWise PSA's undated quantities are set by hand") {
+		t.Errorf("caught-up pass: period %s, result %s, error %q; want a partial pass of 2026-11 that says why", res.Run.Period, res.Run.Result, res.Run.Error)
+	}
+	c := sysFindChange(res.Plan, h.svcIntercept)
+	if c == nil || c.Action != ActionSkipped || c.Desired != 12 || !strings.Contains(c.Reason, "not written: ConnectWise PSA keeps one quantity per agreement addition") ||
+		!strings.Contains(c.Reason, "not 2026-11's") {
+		t.Errorf("caught-up pass: change %+v; want 10 -> 12 skipped with the reason sync -period gives", c)
+	}
+	cs := h.status("cust-a")
+	if cs.Result != state.CustomerSkipped || !strings.Contains(cs.Error, "1 lines not written: ConnectWise PSA keeps one quantity") ||
+		!strings.Contains(cs.Hint, "plan -period 2026-11") || !strings.Contains(cs.Hint, "set-by-hand -period 2026-11") {
+		t.Errorf("Acme's status: %s, %q, hint %q; want skipped, saying why and what to do", cs.Result, cs.Error, cs.Hint)
+	}
+	_, refused := e.Sync(t.Context(), h.doc, PassOptions{Period: periodNov})
+	if refused == nil || !strings.Contains(refused.Error(), undatedSkipReason(periodNov)) || !strings.Contains(refused.Error(), undatedHint(periodNov)) {
+		t.Errorf("sync -period 2026-11: %v; want the refusal with the caught-up pass's reason and hint", refused)
+	}
+	for _, r := range RunResults {
+		want := 0.0
+		if r == state.RunPartial {
+			want = 1
+		}
+		if got := testutil.ToFloat64(h.m.EndedPeriodLastRunResult[r]); got != want {
+			t.Errorf("ended_period_last_run_result{result=%q} = %v, want %v", r, got, want)
+		}
+	}
+
+	dec, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule})
+	if err != nil || dec.Run.Result != state.RunSuccess || dec.Run.Period != "2026-12" {
+		t.Fatalf("December's pass: %+v, %v; want success for 2026-12", dec.Run, err)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 15)
+}
+
 // TestEngine_Sync_periodRerunLeavesTheLastRunGauges: the first pass of
 // December fails; a re-run of November that succeeds must not make the
 // last-run gauges say that the last pass succeeded (PsaSyncFailing would

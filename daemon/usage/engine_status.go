@@ -77,7 +77,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		ContractID: cm.ContractID, UsageSync: cm.UsageSync, TicketSync: cm.TicketSync,
 		LastAttempt: now, RunID: run,
 	}
-	var skipped, cancelled, throttled, budgetUnknown int
+	var skipped, cancelled, throttled, budgetUnknown, undated int
 	var laterHeld, laterWritten int
 	var posted *Change // the first line held because its period is invoiced
 	var stale *Change  // the first line whose approval names other units
@@ -126,6 +126,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.budgetUnknown {
 				budgetUnknown++
 			}
+			if c.undated {
+				undated++
+			}
 		case ActionFailed:
 			cs.Failed++
 			if cp.err == nil {
@@ -162,6 +165,11 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			stop, hint = skipReasonThrottled, "the remaining lines are written by the next pass; the PSA's limit is shared with the tenant's other integrations: lower the request load"
 		}
 		switch {
+		case undated == skipped:
+			// A scheduled pass of the month that has ended, caught up
+			// after midnight on ConnectWise PSA: nothing is written.
+			cs.Error = fmt.Sprintf("%d lines not written: %s (the pass synced %s, which has ended)", skipped, undatedReason, cp.undated)
+			cs.Hint = undatedHint(cp.undated)
 		case cancelled == skipped:
 			cs.Error = fmt.Sprintf("%d lines not written: %s", skipped, skipReasonCancelled)
 			cs.Hint = "the remaining lines are written by the next pass"

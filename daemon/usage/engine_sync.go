@@ -1062,7 +1062,7 @@ func stopReasons(statuses []state.CustomerStatus, stopped *writesStoppedError, r
 // (the credentials refused, a read of every contract failed).
 func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError, readsStopped *readsStoppedError) string {
 	var failed, skipped, errs []string
-	budget, unknown, throttled, cancelled := false, false, false, false
+	budget, unknown, throttled, cancelled, undated := false, false, false, false, false
 	for _, cs := range statuses {
 		switch cs.Result {
 		case state.CustomerFailed:
@@ -1074,6 +1074,7 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 			unknown = unknown || strings.Contains(cs.Error, skipReasonBudgetUnknown)
 			throttled = throttled || strings.Contains(cs.Error, skipReasonThrottled)
 			cancelled = cancelled || strings.Contains(cs.Error, skipReasonCancelled)
+			undated = undated || strings.Contains(cs.Error, undatedReason)
 		}
 	}
 	var parts []string
@@ -1093,8 +1094,11 @@ func failureSummary(statuses []state.CustomerStatus, stopped *writesStoppedError
 	}
 	if len(skipped) > 0 {
 		var whys []string
-		if budget || (!unknown && !throttled && !cancelled) {
+		if budget || (!unknown && !throttled && !cancelled && !undated) {
 			whys = append(whys, "API budget reserve reached")
+		}
+		if undated {
+			whys = append(whys, "the month has ended: ConnectWise PSA's undated quantities are set by hand (see the customers' hints)")
 		}
 		if unknown {
 			whys = append(whys, "API budget could not be read")
