@@ -143,9 +143,9 @@ func (db *DB) load(d boltData, digest string) error {
 			}
 		}
 		for _, r := range d.runs {
-			if err := exec(`INSERT INTO runs (`+runColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			if err := exec(`INSERT INTO runs (`+runColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 				r.ID, r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
-				r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers); err != nil {
+				r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note); err != nil {
 				return err
 			}
 		}

@@ -247,6 +247,10 @@ type Run struct {
 	Requests  int    `json:"requests"`
 	Period    string `json:"period,omitempty"`
 	Customers int    `json:"customers"`
+	// Note is an operator's note on a run that records what was done by
+	// hand instead of a pass (the quantities of a month set in the PSA by
+	// hand: who did what); empty for a pass.
+	Note string `json:"note,omitempty"`
 }
 
 // Intent records a non-idempotent PSA write before it is sent. An intent
@@ -511,12 +515,12 @@ func queryAll[T any](db *DB, what, query string, scan func(interface{ Scan(...an
 }
 
 const runColumns = `id, trigger, dry_run, customer, started, finished, result, error, updated, unchanged, held, failed,
-	requests, period, customers`
+	requests, period, customers, note`
 
 func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	err := row.Scan(&r.ID, &r.Trigger, &r.DryRun, &r.Customer, timeDest{&r.Started}, timeDest{&r.Finished}, &r.Result,
-		&r.Error, &r.Updated, &r.Unchanged, &r.Held, &r.Failed, &r.Requests, &r.Period, &r.Customers)
+		&r.Error, &r.Updated, &r.Unchanged, &r.Held, &r.Failed, &r.Requests, &r.Period, &r.Customers, &r.Note)
 	return r, err
 }
 
@@ -533,10 +537,10 @@ func (db *DB) BeginRun(r Run) (Run, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
 	err := db.sql.QueryRowContext(ctx, db.q(`INSERT INTO runs (trigger, dry_run, customer, started, finished, result, error,
-		updated, unchanged, held, failed, requests, period, customers)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+		updated, unchanged, held, failed, requests, period, customers, note)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
 		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
-		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers).Scan(&r.ID)
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note).Scan(&r.ID)
 	if err != nil {
 		return Run{}, db.wrap("storing a new run", err)
 	}
@@ -549,9 +553,9 @@ func (db *DB) SaveRun(r Run) error {
 	defer cancel()
 	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE runs SET trigger = ?, dry_run = ?, customer = ?, started = ?,
 		finished = ?, result = ?, error = ?, updated = ?, unchanged = ?, held = ?, failed = ?, requests = ?, period = ?,
-		customers = ? WHERE id = ?`),
+		customers = ?, note = ? WHERE id = ?`),
 		r.Trigger, r.DryRun, r.Customer, db.tv(r.Started), db.tv(r.Finished), r.Result, r.Error,
-		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.ID)
+		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Period, r.Customers, r.Note, r.ID)
 	if err != nil {
 		return db.wrap(fmt.Sprintf("saving run %d", r.ID), err)
 	}

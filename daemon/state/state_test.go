@@ -277,6 +277,33 @@ func TestRuns_interruptRunningRuns(t *testing.T) {
 	})
 }
 
+// TestRuns_note: a run's note (psa-syncd set-by-hand's record of
+// quantities set by hand) is stored by BeginRun and read back by every
+// read of runs.
+func TestRuns_note(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		want := Run{Trigger: "by_hand", Started: t0, Finished: t0, Result: RunSuccess, Period: "2026-11",
+			Note: "user jane: additions set in ConnectWise before invoicing"}
+		r, err := db.BeginRun(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.ID = r.ID
+		got, ok, err := db.Run(r.ID)
+		if err != nil || !ok || !cmp.Equal(got, want) {
+			t.Errorf("Run = %+v, %v, %v; want %+v", got, ok, err, want)
+		}
+		for name, read := range map[string]func() ([]Run, error){"Runs": func() ([]Run, error) { return db.Runs(0) },
+			"FullRuns": func() ([]Run, error) { return db.FullRuns(0) }} {
+			runs, err := read()
+			if err != nil || len(runs) != 1 || runs[0].Note != want.Note {
+				t.Errorf("%s = %+v, %v; want the run with its note", name, runs, err)
+			}
+		}
+	})
+}
+
 func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
@@ -309,6 +336,7 @@ func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 		r.Updated, r.Unchanged, r.Held, r.Failed, r.Requests, r.Customers = 3, 40, 1, 2, 57, 12
 		r.DryRun = true
 		r.Customer = "718b"
+		r.Note = "jane: set in the PSA by hand"
 		if err := db.SaveRun(r); err != nil {
 			t.Fatalf("SaveRun returned error: %v", err)
 		}

@@ -23,6 +23,7 @@ var undoMigration = map[int]string{
 	5: `ALTER TABLE tickets DROP COLUMN instance`,
 	6: `DROP TABLE remote_export`,
 	7: `DROP TABLE psa_instance`,
+	8: `ALTER TABLE runs DROP COLUMN note`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier
@@ -173,6 +174,8 @@ func TestMigrations_fromEveryVersionKeepEveryRow(t *testing.T) {
 				must(db.PutContractChecks([]ContractCheck{{System: "autotask", ContractID: "29684183", Active: true, CheckedAt: now}}))
 				must(db.PutCatalogServices([]CatalogService{{System: "autotask", ServiceID: "30000012", Name: "MDR", ReadAt: now}}))
 				must(db.PutRemoteExport(RemoteExport{Store: "s", Version: "v", At: t0, Body: []byte("{}")}))
+				_, err = db.BindInstance(PSAInstance{System: "autotask", Instance: "webservices5.autotask.net", BoundAt: t0})
+				must(err)
 
 				for v := SchemaVersion; v > version; v-- {
 					if _, err := db.sql.Exec(undoMigration[v]); err != nil {
