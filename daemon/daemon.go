@@ -1008,12 +1008,20 @@ func (d *Daemon) engine() (*usage.Engine, *export.Document, error) {
 }
 
 // exportlessEngine builds an Engine for what needs only the PSA and the
-// state database (open intents, stored statuses), when there is no export
-// to build one for a pass.
+// state database (open intents, stored statuses, the restored metrics),
+// when there is no export to build one for a pass. Its time zone is the
+// schedule's (the config's timezone without an export), UTC only when
+// that does not parse: the month that has ended, which
+// psa_sync_ended_period_last_run_result reports, is the month in that
+// zone.
 func (d *Daemon) exportlessEngine() *usage.Engine {
 	cfg := d.cfg.Load()
+	loc := time.UTC
+	if _, l, err := d.activeSchedule(); err == nil {
+		loc = l
+	}
 	return usage.NewEngine(usage.EngineOptions{Backend: d.clients.Load().backend, State: d.db, Policies: cfg.Policies, Metrics: d.metrics.engine(),
-		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: time.UTC, Now: d.now, Unsaved: &d.unsaved})
+		Logger: d.logger.With("component", "sync", "system", string(cfg.PSA.System)), Location: loc, Now: d.now, Unsaved: &d.unsaved})
 }
 
 // SyncOnce runs one pass now with the running config and export and waits

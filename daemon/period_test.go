@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
@@ -205,5 +207,28 @@ func TestStatusPage_syncEndedPeriod(t *testing.T) {
 	}
 	if page := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(page, `id="sync-ended"`) {
 		t.Errorf("after November's re-run succeeded, the page still offers it:\n%s", page)
+	}
+}
+
+// TestDaemon_RestoreMetrics_endedPeriodWithoutExport: started without a
+// valid mapping export, psa-syncd restores
+// psa_sync_ended_period_last_run_result in the config's timezone, not
+// UTC: at 01:00 on 1 December in Auckland (30 November in UTC) November
+// has ended and its failed last pass shows.
+func TestDaemon_RestoreMetrics_endedPeriodWithoutExport(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) // 1 Dec 01:00 in Auckland
+	e := dtSetup(t, dtOptions{noExport: true, state: "timezone: Pacific/Auckland\n", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if _, err := e.d.State().BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: "2026-11", Started: now.Add(-6 * time.Hour),
+		Finished: now.Add(-5 * time.Hour), Result: state.RunFailure}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	for result, want := range map[string]float64{"success": 0, "partial": 0, "failure": 1} {
+		if got := testutil.ToFloat64(e.d.metrics.Usage.EndedPeriodLastRunResult[result]); got != want {
+			t.Errorf("psa_sync_ended_period_last_run_result{result=%q} = %v, want %v", result, got, want)
+		}
 	}
 }
