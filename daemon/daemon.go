@@ -1346,6 +1346,30 @@ func (d *Daemon) ResolveIntent(ctx context.Context, id int64, posted bool, note 
 	return d.exportlessEngine().ResolveIntent(id, posted, note)
 }
 
+// RecordSetByHand records that the quantities of period p, the month that
+// has ended, were set in the PSA by hand (usage.Engine.RecordSetByHand),
+// with note; who, when the request named a user (basic_auth_users), is
+// recorded before it. A running pass is waited for as long as ctx lives,
+// as ResolveIntent does: a pass of the month may end meanwhile. A standby
+// refuses it (a *StandbyError).
+func (d *Daemon) RecordSetByHand(ctx context.Context, p source.Period, note, who string) (state.Run, error) {
+	if err := d.lockPass(ctx); err != nil {
+		return state.Run{}, fmt.Errorf("daemon: nothing recorded for %s: a pass is running, and waiting for it to end was given up: %w", p, err)
+	}
+	defer d.passMu.Unlock()
+	if !d.leading.Load() {
+		return state.Run{}, &StandbyError{Active: d.activeInstance()}
+	}
+	if who = strings.TrimSpace(who); who != "" && strings.TrimSpace(note) != "" {
+		note = "user " + who + ": " + strings.TrimSpace(note)
+	}
+	e, _, err := d.engine()
+	if err != nil {
+		e = d.exportlessEngine()
+	}
+	return e.RecordSetByHand(p, note)
+}
+
 // passLockPoll is how often lockPass tries the pass lock while a pass runs.
 const passLockPoll = 50 * time.Millisecond
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -207,6 +208,90 @@ func TestStatusPage_syncEndedPeriod(t *testing.T) {
 	}
 	if page := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(page, `id="sync-ended"`) {
 		t.Errorf("after November's re-run succeeded, the page still offers it:\n%s", page)
+	}
+}
+
+// TestHandler_setByHand: on 1 December, November's last pass was partial
+// (on ConnectWise PSA its quantities can only be set by hand). POST
+// /api/v1/periods/2026-11/set-by-hand records that, with the note and the
+// user the request named, as a run of 2026-11 (GET /api/v1/runs shows it);
+// psa_sync_ended_period_last_run_result turns success and the status page
+// no longer offers to sync November. It takes the token; a bad period or
+// note is a 400, a month with nothing to record a 409, and nothing is
+// recorded for any of them.
+func TestHandler_setByHand(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	nov, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: "2026-11", Started: now.Add(-12 * time.Hour),
+		Finished: now.Add(-11 * time.Hour), Result: state.RunPartial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	const target = "/api/v1/periods/2026-11/set-by-hand"
+	if rec := dtServe(t, e.d, http.MethodPost, target, "", `{"note":"jane"}`); rec.Code != http.StatusUnauthorized {
+		t.Errorf("without the token: %d %s, want 401", rec.Code, rec.Body)
+	}
+	for _, c := range []struct {
+		target, body string
+		code         int
+		want         string
+	}{
+		{"/api/v1/periods/2026-13/set-by-hand", `{"note":"jane"}`, http.StatusBadRequest, `invalid period \"2026-13\"`},
+		{"/api/v1/periods/2026-12/set-by-hand", `{"note":"jane"}`, http.StatusBadRequest, "only the month that has ended (2026-11)"},
+		{target, `{}`, http.StatusBadRequest, "a note is required"},
+		{target, `{"note":"a\nb"}`, http.StatusBadRequest, "one line"},
+		{target, `{"note":"jane","period":"2026-11"}`, http.StatusBadRequest, "unknown field"},
+	} {
+		if rec := dtServe(t, e.d, http.MethodPost, c.target, "tok", c.body); rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("POST %s %s = %d %s; want %d saying %q", c.target, c.body, rec.Code, rec.Body, c.code, c.want)
+		}
+	}
+	if runs, _ := db.Runs(0); len(runs) != 1 {
+		t.Fatalf("%d runs after the refused requests, want November's pass alone", len(runs))
+	}
+	if offer := e.d.endedPeriodOffer(); offer == nil || offer.RunID != nov.ID {
+		t.Fatalf("status page offer before = %+v; want Sync November 2026", offer)
+	}
+
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, target, strings.NewReader(`{"note":"additions set in ConnectWise before invoicing"}`))
+	req.SetBasicAuth("jane", "tok")
+	rec := httptest.NewRecorder()
+	e.d.Handler().ServeHTTP(rec, req)
+	var out struct {
+		Run RunView `json:"run"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil || out.Run.Trigger != usage.TriggerByHand ||
+		out.Run.Period != "2026-11" || out.Run.Result != state.RunSuccess || out.Run.Note != "user jane: additions set in ConnectWise before invoicing" {
+		t.Fatalf("POST %s = %d %s; want 200 with the by_hand run of 2026-11 and the note", target, rec.Code, rec.Body)
+	}
+	for result, want := range map[string]float64{"success": 1, "partial": 0, "failure": 0} {
+		if got := testutil.ToFloat64(e.d.metrics.Usage.EndedPeriodLastRunResult[result]); got != want {
+			t.Errorf("psa_sync_ended_period_last_run_result{result=%q} = %v, want %v", result, got, want)
+		}
+	}
+	if offer := e.d.endedPeriodOffer(); offer != nil {
+		t.Errorf("status page offer after = %+v; want none", offer)
+	}
+	runs := dtServe(t, e.d, http.MethodGet, "/api/v1/runs", "", "")
+	if !strings.Contains(runs.Body.String(), `"note": "user jane: additions set in ConnectWise before invoicing"`) {
+		t.Errorf("GET /api/v1/runs = %s; want the record with its note", runs.Body)
+	}
+	if page := dtServe(t, e.d, http.MethodGet, "/", "", ""); !strings.Contains(page.Body.String(), "set by hand: user jane: additions set in ConnectWise before invoicing") {
+		t.Errorf("the status page's runs do not show the record's note:\n%s", page.Body)
+	}
+	if rec := dtServe(t, e.d, http.MethodPost, target, "tok", `{"note":"bob"}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "was recorded as set by hand") {
+		t.Errorf("a second record = %d %s; want 409 naming the first", rec.Code, rec.Body)
+	}
+	if last, _ := e.d.lastFullRun(); !last.Equal(nov.Started) {
+		t.Errorf("lastFullRun = %v; want November's pass %v: the record is not the schedule's pass", last, nov.Started)
 	}
 }
 

@@ -118,6 +118,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/plan           compute a plan now, optionally {"customer": "...", "period": "YYYY-MM"} (bearer token; rate-limited)
 //	GET  /api/v1/intents        writes whose outcome is not settled yet (Kaseya BMS: awaiting an operator)
 //	POST /api/v1/intents/{id}/resolve  an operator's answer {"posted": true|false, "note": "..."} (bearer token)
+//	POST /api/v1/periods/{period}/set-by-hand  record that the quantities of the month that has ended were set
+//	                            in the PSA by hand, {"note": "..."} (bearer token); 200 {"run": ...}
 //	POST /api/v1/tickets        run a ticket pass now and answer with its report, optionally {"dry_run": true}, {"forget_other_psa": true} (bearer token;
 //	                            one ticket pass at a time, dry runs rate-limited)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
@@ -171,6 +173,7 @@ func (d *Daemon) Handler() http.Handler {
 	token("POST /api/v1/plan", d.handleFreshPlan)
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
+	token("POST /api/v1/periods/{period}/set-by-hand", d.requireActive(http.HandlerFunc(d.handleSetByHand)).ServeHTTP)
 	// A dry run is served here on a standby too: handleTickets forwards
 	// only a pass that writes.
 	token("POST /api/v1/tickets", d.handleTickets)
@@ -995,6 +998,9 @@ type RunView struct {
 	Held      int       `json:"held"`
 	Failed    int       `json:"failed"`
 	Requests  int       `json:"requests"`
+	// Note is the operator's note of a run that records the quantities
+	// of a month set by hand (trigger by_hand).
+	Note string `json:"note,omitempty"`
 	// Progress is set while the run is the pass in progress.
 	Progress *RunProgress `json:"progress,omitempty"`
 }
@@ -1004,7 +1010,7 @@ func NewRunView(r state.Run) RunView {
 	return RunView{
 		ID: r.ID, Trigger: r.Trigger, DryRun: r.DryRun, Customer: r.Customer, Started: r.Started, Finished: r.Finished,
 		Result: r.Result, Error: r.Error, Period: r.Period, Customers: r.Customers,
-		Updated: r.Updated, Unchanged: r.Unchanged, Held: r.Held, Failed: r.Failed, Requests: r.Requests,
+		Updated: r.Updated, Unchanged: r.Unchanged, Held: r.Held, Failed: r.Failed, Requests: r.Requests, Note: r.Note,
 	}
 }
 
@@ -1327,6 +1333,50 @@ func (d *Daemon) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"intent": NewIntentView(in), "posted": *body.Posted})
+}
+
+// handleSetByHand records that the quantities of the month that has
+// ended, {period}, were set in the PSA by hand (Daemon.RecordSetByHand).
+func (d *Daemon) handleSetByHand(w http.ResponseWriter, r *http.Request) {
+	p, err := source.ParsePeriod(r.PathValue("period"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid period %q: want a billing month, YYYY-MM", r.PathValue("period")))
+		return
+	}
+	var body struct {
+		Note string `json:"note"`
+	}
+	const want = `{"note": "<who set which quantities by hand>"}`
+	if err := decodeBody(r, &body); err != nil {
+		writeBodyError(w, want, err)
+		return
+	}
+	who, _, _ := r.BasicAuth()
+	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
+	defer cancel()
+	run, err := d.RecordSetByHand(ctx, p, body.Note, who)
+	var se *StandbyError
+	switch {
+	case errors.Is(err, usage.ErrNothingSetByHand):
+		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "daemon: "))
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(resolvePassWait/time.Second)))
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("a pass is running, and it did not end within %s: nothing was recorded; send the request again once the pass ends",
+			resolvePassWait))
+		return
+	case errors.As(err, &se):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix(err.Error(), "daemon: "))
+		return
+	case errors.Is(err, usage.ErrPeriodRefused) || errors.Is(err, usage.ErrBadByHandNote):
+		writeError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "daemon: "))
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"run": NewRunView(run)})
 }
 
 // writeJSON writes v as indented JSON with the given status.

@@ -51,6 +51,10 @@ const (
 	// TriggerSettle is the pass psa-syncd queues for the customers whose
 	// unconfirmed writes can be settled (see Engine.Settling).
 	TriggerSettle = "settle"
+	// TriggerByHand is not a pass: the run that records an operator's
+	// word that the quantities of the month that has ended were set in
+	// the PSA by hand (Engine.RecordSetByHand).
+	TriggerByHand = "by_hand"
 )
 
 // EngineOptions configure an Engine.
@@ -1701,6 +1705,10 @@ func (e *Engine) RanEarlierPeriod(run state.Run) bool {
 // loc with policies.usage_period usagePeriod, for callers that have no
 // engine (the scheduler, before a mapping export has loaded).
 func RanEarlierPeriod(run state.Run, loc *time.Location, usagePeriod string) bool {
+	if run.Trigger == TriggerByHand {
+		// A record of the month that had ended, never a pass.
+		return true
+	}
 	if run.Trigger == TriggerSchedule || run.Period == "" || run.Started.IsZero() {
 		return false
 	}
@@ -1786,6 +1794,88 @@ func undatedHint(p source.Period) string {
 	return fmt.Sprintf("plan -period %s shows the quantities %s should have had: if its agreement invoices are not generated yet, "+
 		"set them on the additions by hand before generating them, else correct the invoices; then psa-syncd set-by-hand -period %s records that "+
 		"(psa_sync_ended_period_last_run_result and PsaSyncEndedMonthNotSynced clear)", p, p, p)
+}
+
+// ErrNothingSetByHand matches the refusal of RecordSetByHand for a month
+// whose last pass leaves nothing to record: none is recorded, or it
+// succeeded.
+var ErrNothingSetByHand = errors.New("daemon: nothing to record as set by hand")
+
+// ErrBadByHandNote matches the refusal of RecordSetByHand's note: none, more
+// than one line, or too long.
+var ErrBadByHandNote = errors.New("daemon: bad note")
+
+// byHandNoteError is a refusal of RecordSetByHand's note; it matches
+// ErrBadByHandNote.
+type byHandNoteError struct{ msg string }
+
+func (e *byHandNoteError) Error() string        { return e.msg }
+func (e *byHandNoteError) Is(target error) bool { return target == ErrBadByHandNote }
+
+// maxByHandNote bounds the note of RecordSetByHand, in bytes.
+const maxByHandNote = 1000
+
+// RecordSetByHand records, at the clock's now, an operator's word that the
+// quantities of period p, the month that has ended, were set in the PSA by
+// hand (or its invoices corrected) after its last pass over all customers
+// failed or was partial: on ConnectWise PSA, where a pass that writes that
+// month is refused or skips its lines, it is the only way the month gets
+// its quantities. The record is a run over all customers of p, trigger
+// by_hand, result success, with note (who did what; required, one line of
+// at most 1000 bytes) and nothing written: psa_sync_ended_period_last_run_result
+// reads success, so PsaSyncEndedMonthNotSynced resolves, and the status
+// page no longer offers to sync the month. It is not a pass: neither the
+// schedule nor the last-run gauges count it (RanEarlierPeriod), nor
+// psa_sync_runs_total. A month that has not ended, or one older than the
+// month that has ended, is refused (ErrPeriodRefused), and so is one whose
+// last pass over all customers succeeded or is not recorded
+// (ErrNothingSetByHand).
+func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error) {
+	if e.db == nil {
+		return state.Run{}, errors.New("daemon: recording quantities set by hand needs a state database")
+	}
+	note = strings.TrimSpace(note)
+	switch {
+	case note == "":
+		return state.Run{}, &byHandNoteError{"daemon: a note is required: who set which quantities of the month by hand, e.g. \"jane: additions set in ConnectWise before invoicing\""}
+	case len(note) > maxByHandNote:
+		return state.Run{}, &byHandNoteError{fmt.Sprintf("daemon: the note is %d bytes long, more than the %d a note may have", len(note), maxByHandNote)}
+	case strings.ContainsAny(note, "\r\n"):
+		return state.Run{}, &byHandNoteError{"daemon: the note must be one line"}
+	}
+	now := e.now()
+	cur := e.period(now.In(e.loc))
+	if p != cur.Prev() {
+		return state.Run{}, &periodError{fmt.Sprintf("daemon: period %s: only the month that has ended (%s) can be recorded as set by hand: "+
+			"its invoices are the ones generated now (the current month's quantities are set by the next pass; an older month's are invoiced already)",
+			p, cur.Prev())}
+	}
+	runs, err := e.db.FullRuns(0)
+	if err != nil {
+		return state.Run{}, err
+	}
+	for _, r := range runs {
+		if r.Period != p.String() || r.Finished.IsZero() || r.Result == state.RunRunning {
+			continue
+		}
+		switch {
+		case r.Trigger == TriggerByHand:
+			return state.Run{}, fmt.Errorf("%w: %s was recorded as set by hand at %s (run %d: %s)", ErrNothingSetByHand, p,
+				r.Started.UTC().Format(time.RFC3339), r.ID, r.Note)
+		case r.Result == state.RunSuccess:
+			return state.Run{}, fmt.Errorf("%w: the last pass of %s over all customers (run %d) succeeded", ErrNothingSetByHand, p, r.ID)
+		}
+		run, err := e.db.BeginRun(state.Run{Trigger: TriggerByHand, Started: now.UTC(), Finished: now.UTC(), Result: state.RunSuccess,
+			Period: p.String(), Note: note})
+		if err != nil {
+			return state.Run{}, fmt.Errorf("daemon: recording the quantities of %s as set by hand: %w", p, err)
+		}
+		e.metrics.recordPeriodResult(run.Period, run.Result)
+		e.logger.Info("Recorded the quantities of the month that ended as set by hand", "run", run.ID, "period", run.Period,
+			"last_pass", r.ID, "last_pass_result", r.Result, "note", note)
+		return run, nil
+	}
+	return state.Run{}, fmt.Errorf("%w: no pass of %s over all customers is recorded (psa-syncd status, GET /api/v1/runs)", ErrNothingSetByHand, p)
 }
 
 // passTime returns the time, in e's location, whose period (and, with

@@ -286,6 +286,106 @@ func TestEngine_Sync_caughtUpConnectWiseEndedMonth(t *testing.T) {
 	h.wantUnits(h.contractA, h.svcIntercept, 15)
 }
 
+// TestEngine_RecordSetByHand: on ConnectWise PSA November's quantities
+// can only be set by hand; psa-syncd set-by-hand records that, as a run of
+// 2026-11 with the operator's note, and psa_sync_ended_period_last_run_result
+// turns success (also when restored at start-up), without moving the
+// last-run gauges or runs_total. Bad notes, a month that has not ended, an
+// older one, and a month with nothing to record are refused.
+func TestEngine_RecordSetByHand(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 10})
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+	periodUsage(t, h.usage)
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&periodNextDay)
+	engine := func() *Engine {
+		return NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return *clock.Load() }, Failing: &h.failing})
+	}
+	e := engine()
+	if _, err := e.RecordSetByHand(periodNov, "jane: set by hand"); !errors.Is(err, ErrNothingSetByHand) || !strings.Contains(err.Error(), "no pass of 2026-11") {
+		t.Errorf("before any pass of November: %v; want nothing to record", err)
+	}
+	caught, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule, At: periodMonthEnd})
+	if err != nil || caught.Run.Result != state.RunPartial {
+		t.Fatalf("caught-up pass of November: %+v, %v; want partial", caught, err)
+	}
+	dec, err := e.Sync(t.Context(), h.doc, PassOptions{Trigger: TriggerSchedule})
+	if err != nil || dec.Run.Result != state.RunSuccess {
+		t.Fatalf("December's pass: %+v, %v; want success", dec, err)
+	}
+	runsBefore := testutil.ToFloat64(h.m.RunsTotal.WithLabelValues(state.RunSuccess))
+	for _, bad := range []struct {
+		period source.Period
+		note   string
+		want   string
+	}{
+		{periodNov, "  ", "a note is required"},
+		{periodNov, "jane\nset", "one line"},
+		{periodNov, strings.Repeat("x", 1001), "more than the 1000"},
+		{periodDec, "jane", "only the month that has ended (2026-11)"},
+		{source.Period{Year: 2026, Month: time.October}, "jane", "only the month that has ended (2026-11)"},
+	} {
+		if _, err := e.RecordSetByHand(bad.period, bad.note); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("RecordSetByHand(%s, %.20q) = %v; want an error containing %q", bad.period, bad.note, err, bad.want)
+		}
+	}
+	ended := func(when, want string) {
+		t.Helper()
+		for _, r := range RunResults {
+			w := 0.0
+			if r == want {
+				w = 1
+			}
+			if got := testutil.ToFloat64(h.m.EndedPeriodLastRunResult[r]); got != w {
+				t.Errorf("%s: ended_period_last_run_result{result=%q} = %v, want %v", when, r, got, w)
+			}
+		}
+	}
+	ended("before the record", state.RunPartial)
+
+	writes := h.writes()
+	run, err := e.RecordSetByHand(periodNov, " jane: additions set in ConnectWise before invoicing ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Trigger != TriggerByHand || run.Result != state.RunSuccess || run.Period != "2026-11" || run.Customer != "" || run.DryRun ||
+		run.Note != "jane: additions set in ConnectWise before invoicing" || !run.Started.Equal(periodNextDay) || h.writes() != writes {
+		t.Errorf("record: %+v (%d writes); want a by_hand success of 2026-11 with the note, writing nothing", run, h.writes()-writes)
+	}
+	stored, ok, err := h.db.Run(run.ID)
+	if err != nil || !ok || stored.Note != run.Note {
+		t.Errorf("stored record: %+v, %v, %v", stored, ok, err)
+	}
+	ended("after the record", state.RunSuccess)
+	if got := testutil.ToFloat64(h.m.LastRunResult.WithLabelValues(state.RunSuccess)); got != 1 {
+		t.Errorf("last_run_result{success} = %v; want 1, December's pass", got)
+	}
+	if got := testutil.ToFloat64(h.m.RunsTotal.WithLabelValues(state.RunSuccess)); got != runsBefore {
+		t.Errorf("runs_total{success} = %v after the record, want %v: it is not a pass", got, runsBefore)
+	}
+	if !e.RanEarlierPeriod(run) {
+		t.Error("RanEarlierPeriod(record) = false; the schedule would take it for its pass")
+	}
+	if _, err := e.RecordSetByHand(periodNov, "bob"); !errors.Is(err, ErrNothingSetByHand) || !strings.Contains(err.Error(), "was recorded as set by hand") ||
+		!strings.Contains(err.Error(), "jane: additions") {
+		t.Errorf("a second record: %v; want it refused, naming the first", err)
+	}
+	h.reg = prometheus.NewRegistry()
+	h.m = NewMetrics(h.reg, psa.SystemConnectWise)
+	if err := engine().RestoreMetrics(nil); err != nil {
+		t.Fatal(err)
+	}
+	ended("restored at start-up", state.RunSuccess)
+}
+
 // TestEngine_Sync_periodRerunLeavesTheLastRunGauges: the first pass of
 // December fails; a re-run of November that succeeds must not make the
 // last-run gauges say that the last pass succeeded (PsaSyncFailing would

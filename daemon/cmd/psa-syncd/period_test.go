@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -196,5 +198,67 @@ func TestRun_syncPeriodMetricsFile(t *testing.T) {
 	if err != nil || !strings.Contains(string(prom), `psa_sync_last_run_result{result="success",system="autotask"} 1`) ||
 		strings.Contains(string(prom), `psa_sync_last_success_timestamp_seconds{system="autotask"} 0`) {
 		t.Errorf("metrics file after sync -period: %v; want the last pass's success restored:\n%s", err, prom)
+	}
+}
+
+// TestRun_setByHand: on ConnectWise PSA the month that ended cannot be
+// written, so its quantities are set by hand and set-by-hand records that:
+// -period and -note are required (usage errors), a month with nothing to
+// record is refused, and the record of the month whose last pass was
+// partial is a by_hand run with the note; a second one is refused. The
+// tests use the clock, as TestRun_syncPeriod does.
+func TestRun_setByHand(t *testing.T) {
+	t.Parallel()
+	e := newSystemEnv(t, psa.SystemConnectWise)
+	cfg := "-config.file=" + e.cfgPath
+	now := time.Now().UTC()
+	ended := source.PeriodOf(now).Prev().String()
+	if code, _, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("sync: exit %d\n%s", code, stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-note", "jane"}, "-period is required"},
+		{[]string{"-period", ended}, "-note is required"},
+		{[]string{"-period", "2026-13", "-note", "jane"}, `-period "2026-13": want a billing month`},
+	} {
+		if code, _, stderr := runCmd(t, append([]string{"set-by-hand", cfg}, c.args...)...); code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("set-by-hand %v: exit %d, stderr %s; want 2 saying %q", c.args, code, stderr, c.want)
+		}
+	}
+	if code, _, stderr := runCmd(t, "set-by-hand", cfg, "-period", ended, "-note", "jane"); code != 1 || !strings.Contains(stderr, "no pass of "+ended+" over all customers") {
+		t.Errorf("set-by-hand without a pass of %s: exit %d, stderr %s; want 1, nothing to record", ended, code, stderr)
+	}
+
+	db, err := state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Period: ended, Started: now.Add(-time.Minute), Finished: now.Add(-time.Minute),
+		Result: state.RunPartial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCmd(t, "set-by-hand", cfg, "-period", ended, "-note", "jane: additions set in ConnectWise before invoicing")
+	if code != 0 || !strings.Contains(stdout, "records the quantities of "+ended+" as set by hand: jane: additions set in ConnectWise before invoicing") {
+		t.Fatalf("set-by-hand: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCmd(t, "set-by-hand", cfg, "-period", ended, "-note", "bob"); code != 1 || !strings.Contains(stderr, "was recorded as set by hand") {
+		t.Errorf("a second set-by-hand: exit %d, stderr %s; want 1 naming the first", code, stderr)
+	}
+	db, err = state.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runs, err := db.Runs(1)
+	if err != nil || len(runs) != 1 || runs[0].ID <= partial.ID || runs[0].Trigger != usage.TriggerByHand || runs[0].Period != ended ||
+		runs[0].Note != "jane: additions set in ConnectWise before invoicing" {
+		t.Errorf("newest run = %+v, %v; want the by_hand record of %s with the note", runs, err, ended)
 	}
 }

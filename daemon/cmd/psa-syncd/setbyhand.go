@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+)
+
+func cmdSetByHand(ctx context.Context, e *env, args []string) (rc int) {
+	var (
+		cf       commonFlags
+		period   string
+		noteText string
+		rf       remoteFlags
+	)
+	fs := newFlagSet(e, "set-by-hand", "Record that the quantities of the month that has ended were set in the PSA by hand (or its\n"+
+		"invoices corrected) after its last pass over all customers failed or was partial. On ConnectWise PSA,\n"+
+		"whose addition quantities are undated, psa-syncd does not write a month once it has ended (sync -period\n"+
+		"is refused, and a month-end pass caught up after midnight skips its lines): plan -period YYYY-MM shows\n"+
+		"the quantities, and once they are set by hand this records it. The record is a run of that month\n"+
+		"(trigger by_hand, with the note, in GET /api/v1/runs and the status page's runs); psa_sync_ended_period_last_run_result\n"+
+		"then reads success, so PsaSyncEndedMonthNotSynced resolves, and the status page no longer offers\n"+
+		"to sync the month. Nothing is sent to the PSA.")
+	cf.register(fs)
+	fs.StringVar(&period, "period", "", "The month that has ended, `YYYY-MM` (in psa-syncd's timezone). Required.")
+	fs.StringVar(&noteText, "note", "", "Recorded with the run, one line: who set which quantities, e.g. \"jane: additions set in ConnectWise before invoicing\". Required.")
+	rf.register(fs)
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	switch {
+	case period == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -period is required: the month that has ended, YYYY-MM")
+		return 2
+	case strings.TrimSpace(noteText) == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -note is required: who set which quantities of the month by hand")
+		return 2
+	}
+	p, ok := parsePeriodFlag(e, period)
+	if !ok {
+		return 2
+	}
+	var run daemon.RunView
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	if api != nil {
+		var out struct {
+			Run daemon.RunView `json:"run"`
+		}
+		err = api.post(ctx, "/api/v1/periods/"+p.String()+"/set-by-hand", map[string]any{"note": noteText}, &out)
+		run = out.Run
+	} else {
+		// The runs are in a state database that is there: a mistyped
+		// state_dir gets no new empty one.
+		if err := requireState(ctx, e, cf.configFile); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		d, logger, code := cf.setup(e, nil)
+		if code >= 0 {
+			return code
+		}
+		defer closeDaemon(d, logger, &rc)
+		if err := d.BecomeActive(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		// The month is in the export's timezone when it names one;
+		// without a valid export (the reload error is logged), the
+		// config's.
+		_ = d.Reload()
+		var st state.Run
+		if st, err = d.RecordSetByHand(ctx, p, noteText, e.getenv("USER")); err == nil {
+			run = daemon.NewRunView(st)
+		}
+	}
+	if err != nil {
+		return requestFailed(e, err)
+	}
+	fmt.Fprintf(e.stdout, "Run %d records the quantities of %s as set by hand: %s\n", run.ID, run.Period, run.Note)
+	fmt.Fprintln(e.stdout, "psa_sync_ended_period_last_run_result now reads success; PsaSyncEndedMonthNotSynced resolves at its next evaluation.")
+	return 0
+}
