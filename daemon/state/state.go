@@ -188,6 +188,13 @@ type DB struct {
 	leaseAnswered atomic.Int64
 	leaseTerm     atomic.Int64
 
+	// runNote says whether the runs table has its note column (schema
+	// version 8): a database opened with Config.Existing or ReadOnly is
+	// not migrated, and one of an older schema is read without it (see
+	// runSelect). Set once, on the first read of a run.
+	runNoteOnce sync.Once
+	runNote     bool
+
 	// backupMu is read-held by Backup's copy, whose steps use the SQLite
 	// connection between its uses by others: Close waits for it.
 	backupMu sync.RWMutex
@@ -517,6 +524,29 @@ func queryAll[T any](db *DB, what, query string, scan func(interface{ Scan(...an
 const runColumns = `id, trigger, dry_run, customer, started, finished, result, error, updated, unchanged, held, failed,
 	requests, period, customers, note`
 
+// runNoteSchemaVersion is the schema version that adds the runs' note.
+const runNoteSchemaVersion = 8
+
+// runSelect is the column list of a read of runs: runColumns, or, for a
+// database of a schema older than runNoteSchemaVersion that was opened
+// without migrating it (Config.Existing: psa-syncd ledger, check and the
+// like with a newer binary than the daemon that migrated it), the same with
+// an empty note, so that reading its runs does not fail on the column.
+func (db *DB) runSelect() string {
+	db.runNoteOnce.Do(func() {
+		db.runNote = true
+		if db.cfg.Existing || db.cfg.ReadOnly {
+			if v, err := db.Version(); err == nil && v < runNoteSchemaVersion {
+				db.runNote = false
+			}
+		}
+	})
+	if db.runNote {
+		return runColumns
+	}
+	return strings.TrimSuffix(runColumns, ", note") + ", '' AS note"
+}
+
 func scanRun(row interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	err := row.Scan(&r.ID, &r.Trigger, &r.DryRun, &r.Customer, timeDest{&r.Started}, timeDest{&r.Finished}, &r.Result,
@@ -606,7 +636,7 @@ func (r Run) Interrupted() bool {
 func (db *DB) Run(id int64) (Run, bool, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
-	r, err := scanRun(db.sql.QueryRowContext(ctx, db.q(`SELECT `+runColumns+` FROM runs WHERE id = ?`), id))
+	r, err := scanRun(db.sql.QueryRowContext(ctx, db.q(`SELECT `+db.runSelect()+` FROM runs WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, false, nil
 	}
@@ -619,7 +649,7 @@ func (db *DB) Run(id int64) (Run, bool, error) {
 // Runs returns up to limit runs, newest first. A limit of 0 or less means
 // all of them.
 func (db *DB) Runs(limit int) ([]Run, error) {
-	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs ORDER BY id DESC`+limitClause(limit), scanRun)
+	return queryAll(db, "reading runs", `SELECT `+db.runSelect()+` FROM runs ORDER BY id DESC`+limitClause(limit), scanRun)
 }
 
 // RunsBefore returns up to limit runs whose id is below before, newest
@@ -629,7 +659,7 @@ func (db *DB) RunsBefore(before int64, limit int) ([]Run, error) {
 	if before <= 0 {
 		return db.Runs(limit)
 	}
-	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs WHERE id < ? ORDER BY id DESC`+limitClause(limit), scanRun, before)
+	return queryAll(db, "reading runs", `SELECT `+db.runSelect()+` FROM runs WHERE id < ? ORDER BY id DESC`+limitClause(limit), scanRun, before)
 }
 
 // FullRuns returns up to limit runs over all customers that were not dry
@@ -637,7 +667,7 @@ func (db *DB) RunsBefore(before int64, limit int) ([]Run, error) {
 // for one customer and the dry runs between them, however many, are not
 // read.
 func (db *DB) FullRuns(limit int) ([]Run, error) {
-	return queryAll(db, "reading runs", `SELECT `+runColumns+` FROM runs WHERE customer = '' AND dry_run = ? ORDER BY id DESC`+
+	return queryAll(db, "reading runs", `SELECT `+db.runSelect()+` FROM runs WHERE customer = '' AND dry_run = ? ORDER BY id DESC`+
 		limitClause(limit), scanRun, false)
 }
 

@@ -304,6 +304,44 @@ func TestRuns_note(t *testing.T) {
 	})
 }
 
+// TestRuns_existingOlderSchema: a database of schema version 7 (without
+// the runs' note) opened as it is (Config.Existing: psa-syncd ledger or
+// check of a newer psa-syncd than the daemon that left it) reads its runs,
+// with an empty note, and stays at version 7.
+func TestRuns_existingOlderSchema(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		db := openConfig(t, cfg)
+		r, err := db.BeginRun(Run{Trigger: "schedule", Started: t0, Finished: t0, Result: RunSuccess, Period: "2026-11"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.sql.Exec(undoMigration[8]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.sql.Exec(`DELETE FROM schema_migrations WHERE version = 8`); err != nil {
+			t.Fatal(err)
+		}
+		closeDB(t, db)
+		cfg.Existing = true
+		db, err = OpenConfig(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeDB(t, db)
+		got, ok, err := db.Run(r.ID)
+		if err != nil || !ok || got.Period != "2026-11" || got.Note != "" {
+			t.Errorf("Run on schema version 7 = %+v, %v, %v; want the run without a note", got, ok, err)
+		}
+		if runs, err := db.FullRuns(0); err != nil || len(runs) != 1 {
+			t.Errorf("FullRuns on schema version 7 = %+v, %v", runs, err)
+		}
+		if v, err := db.Version(); err != nil || v != 7 {
+			t.Errorf("Version = %d, %v; want 7, as it was", v, err)
+		}
+	})
+}
+
 func TestRuns_lifecycleOrderAndLimit(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)

@@ -327,14 +327,14 @@ func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
 }
 
 // Schema version 5 adds the PSA instance of ticket records: a record of a
-// version 4 database (without the tables of versions 6 and 7 either)
-// reads back without one, and keeps the rest.
+// version 4 database (without the tables of versions 6 and 7, nor the
+// column of version 8, either) reads back without one, and keeps the rest.
 func TestTickets_instanceMigration(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		// Back to version 4, as a database the previous psa-syncd wrote.
-		for _, q := range []string{`DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
+		for _, q := range []string{`ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
 			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
 				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
 			if _, err := db.sql.Exec(q); err != nil {
