@@ -382,8 +382,9 @@ func TestRun_configFileWithWebURLWarns(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	extra := map[string][]string{
-		"resolve": {"-intent", "1", "-posted"},
-		"backup":  {"-output", filepath.Join(dir, "backup.db")},
+		"resolve":     {"-intent", "1", "-posted"},
+		"backup":      {"-output", filepath.Join(dir, "backup.db")},
+		"set-by-hand": {"-period", "2026-11", "-note", "jane"},
 	}
 	for _, c := range commands {
 		if _, help, _ := runCmd(t, c.name, "--help"); !strings.Contains(help, "\n  -web.url ") {
