@@ -184,7 +184,8 @@ func TestGrafanaDashboard(t *testing.T) {
 // line was held and the last pass had failed. The panels about passes
 // must show the active instance's values, not add the standby's to them
 // ("Customers by status", "Unmapped usage") or show its old failure beside
-// them ("Last pass", "Held lines").
+// them ("Last pass", "Held lines", "Month that ended", which says "none
+// recorded" for the active instance that has no pass of that month).
 func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
 	t.Parallel()
 	promtool, err := exec.LookPath("promtool")
@@ -221,6 +222,11 @@ func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
 		"Held lines": `
           - labels: 'psa_sync_held_lines{job="psa-syncd",instance="sync1:9810",system="autotask"}'
             value: 0`,
+		// The active instance has no pass of the month that ended on
+		// record; the standby's failure is not shown.
+		"Month that ended": `
+          - labels: '{job="psa-syncd",instance="sync1:9810",system="autotask",result="none recorded"}'
+            value: 0`,
 	}
 	var b strings.Builder
 	b.WriteString(`evaluation_interval: 1m
@@ -236,10 +242,10 @@ tests:
 		name                         string
 		leader                       int
 		failed, succeeded, unm, held int
-		result                       string
+		result, ended                string
 	}{
-		{"sync1:9810", 1, 0, 2, 0, 0, "success"},
-		{"sync2:9810", 0, 1, 1, 3, 1, "failure"},
+		{"sync1:9810", 1, 0, 2, 0, 0, "success", ""},
+		{"sync2:9810", 0, 1, 1, 3, 1, "failure", "failure"},
 	} {
 		b.WriteString(`      - series: 'psa_sync_leader{job="psa-syncd",instance="` + inst.name + `"}'` + "\n")
 		b.WriteString("        values: '" + strconv.Itoa(inst.leader) + "x20'\n")
@@ -262,6 +268,11 @@ tests:
 				n = 1
 			}
 			series("psa_sync_last_run_result", inst.name, `,result="`+r+`"`, n)
+			n = 0
+			if r == inst.ended {
+				n = 1
+			}
+			series("psa_sync_ended_period_last_run_result", inst.name, `,result="`+r+`"`, n)
 		}
 		series("psa_sync_held_lines", inst.name, "", inst.held)
 	}
