@@ -317,3 +317,65 @@ func TestDaemon_RestoreMetrics_endedPeriodWithoutExport(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPage_setByHand: signed in, while November's last pass is
+// partial, the status page offers to record November's quantities as set
+// by hand: a form of /ui/set-by-hand with the period, a required note and
+// the page's CSRF token. Without a note nothing is recorded and the page
+// says why; with one the record is made (the run and its note show in the
+// runs table) and neither offer is shown any more. Signed out, there is no
+// form.
+func TestStatusPage_setByHand(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-12 * time.Hour), Finished: now.Add(-12 * time.Hour),
+		Result: state.RunPartial, Period: "2026-11"}); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	page := c.do(http.MethodGet, "/", nil).Body.String()
+	if strings.Contains(page, `action="/ui/set-by-hand"`) {
+		t.Errorf("signed out, the page offers the record:\n%s", page)
+	}
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	page = c.do(http.MethodGet, "/", nil).Body.String()
+	i := strings.Index(page, `action="/ui/set-by-hand"`)
+	if i < 0 {
+		t.Fatalf("signed in, the page offers no record of November as set by hand:\n%s", page)
+	}
+	form := page[i:][:strings.Index(page[i:], "</form>")]
+	for _, want := range []string{`name="csrf" value="` + csrf + `"`, `name="period" value="2026-11"`, `name="note" required`, `>Record November 2026 as set by hand</button>`} {
+		if !strings.Contains(form, want) {
+			t.Errorf("the form lacks %s:\n%s", want, form)
+		}
+	}
+	if rec := c.do(http.MethodPost, "/ui/set-by-hand", url.Values{"csrf": {"wrong"}, "period": {"2026-11"}, "note": {"jane"}, "next": {"/"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("a form with another CSRF token = %d, want 403", rec.Code)
+	}
+	rec := c.do(http.MethodPost, "/ui/set-by-hand", url.Values{"csrf": {csrf}, "period": {"2026-11"}, "next": {"/"}})
+	if got := flash(c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()); !strings.Contains(got, "Not recorded: a note is required") {
+		t.Errorf("message after a form without a note = %q", got)
+	}
+	if runs, _ := db.Runs(0); len(runs) != 1 {
+		t.Fatalf("%d runs after the form without a note, want 1", len(runs))
+	}
+	rec = c.do(http.MethodPost, "/ui/set-by-hand", url.Values{"csrf": {csrf}, "period": {"2026-11"}, "note": {"jane: additions set before invoicing"}, "next": {"/"}})
+	page = c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()
+	if got := flash(page); !strings.Contains(got, "Recorded November 2026 as set by hand (run ") {
+		t.Errorf("message after the record = %q", got)
+	}
+	if !strings.Contains(page, "set by hand: jane: additions set before invoicing") || strings.Contains(page, `action="/ui/set-by-hand"`) ||
+		strings.Contains(page, `id="sync-ended"`) {
+		t.Errorf("after the record, the page should show it in the runs and offer nothing for November:\n%s", page)
+	}
+}

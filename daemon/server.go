@@ -125,7 +125,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
-//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out and /ui/sync
+//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out, /ui/sync and /ui/set-by-hand
 //	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
 //	GET  /api/v1/export         the mapping export in use, with its ETag
 //	PUT  /api/v1/export         store a new export when export_url is self (bearer token; If-Match or If-None-Match: *)

@@ -131,6 +131,7 @@ func (d *Daemon) registerStatusPage(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/sign-in", d.uiAction(false, d.handleSignIn))
 	mux.HandleFunc("POST /ui/sign-out", d.uiAction(false, d.handleSignOut))
 	mux.HandleFunc("POST /ui/sync", d.uiAction(true, d.handleUISync))
+	mux.HandleFunc("POST /ui/set-by-hand", d.uiAction(true, d.handleUISetByHand))
 }
 
 // page is what every status page template gets.
@@ -272,12 +273,21 @@ type endedOffer struct {
 	Label  string // e.g. "Sync November 2026"
 	Result string // the result of that month's last pass
 	RunID  int64
+	// Sync is false where a pass may not write the month (ConnectWise
+	// PSA: Engine.CheckPeriod): then only its record as set by hand is
+	// offered.
+	Sync bool
+	// ByHand is the label of the form that records the month's
+	// quantities as set by hand (psa-syncd set-by-hand), e.g. "Record
+	// November 2026 as set by hand".
+	ByHand string
 }
 
 // endedPeriodOffer returns the offer of a pass for the month that has
-// ended, or nil: when that month's last pass over all customers that wrote
-// failed or was partial and a pass may sync it now (not, on ConnectWise
-// PSA, one that writes: Engine.CheckPeriod).
+// ended, and of the record of its quantities as set by hand, or nil: when
+// that month's last pass over all customers that wrote failed or was
+// partial. The pass is offered where one may sync it now (not, on
+// ConnectWise PSA, one that writes: Engine.CheckPeriod).
 func (d *Daemon) endedPeriodOffer() *endedOffer {
 	_, loc, err := d.activeSchedule()
 	if err != nil || d.Export() == nil {
@@ -295,10 +305,8 @@ func (d *Daemon) endedPeriodOffer() *endedOffer {
 		if r.Result != state.RunFailure && r.Result != state.RunPartial {
 			return nil // it succeeded, or a pass for it is running
 		}
-		if d.CheckPeriod(ended, d.writesEnabled()) != nil {
-			return nil
-		}
-		return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID}
+		return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID,
+			Sync: d.CheckPeriod(ended, d.writesEnabled()) == nil, ByHand: "Record " + periodName(ended) + " as set by hand"}
 	}
 	return nil
 }
@@ -734,6 +742,44 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units),
 		"period", req.Period.String())
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
+}
+
+// handleUISetByHand records the quantities of the month that has ended as
+// set by hand, with the form's note (POST /api/v1/periods/{period}/set-by-hand,
+// psa-syncd set-by-hand); on a standby through the active instance's API.
+func (d *Daemon) handleUISetByHand(w http.ResponseWriter, r *http.Request) {
+	v := r.PostForm.Get("period")
+	p, err := source.ParsePeriod(v)
+	if err != nil {
+		redirect(w, r, backTo(r), fmt.Sprintf("Period %q is not a billing month, YYYY-MM.", v), "")
+		return
+	}
+	note := r.PostForm.Get("note")
+	if !d.Active() {
+		body, err := json.Marshal(map[string]string{"note": note})
+		if err != nil {
+			redirect(w, r, backTo(r), err.Error(), "")
+			return
+		}
+		var out struct {
+			Run RunView `json:"run"`
+		}
+		if err := d.callActive(r, http.MethodPost, "/api/v1/periods/"+p.String()+"/set-by-hand", body, &out); err != nil {
+			redirect(w, r, backTo(r), "Not recorded: "+err.Error()+".", "")
+			return
+		}
+		redirect(w, r, backTo(r), fmt.Sprintf("Recorded %s as set by hand (run %d).", periodName(p), out.Run.ID), "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
+	defer cancel()
+	run, err := d.RecordSetByHand(ctx, p, note, "")
+	if err != nil {
+		redirect(w, r, backTo(r), "Not recorded: "+strings.TrimPrefix(err.Error(), "daemon: "), "")
+		return
+	}
+	d.logger.Info("Quantities recorded as set by hand on the status page", "run", run.ID, "period", run.Period)
+	redirect(w, r, backTo(r), fmt.Sprintf("Recorded %s as set by hand (run %d).", periodName(p), run.ID), "")
 }
 
 // writesOffNotice says that the export switches the integration off (the
