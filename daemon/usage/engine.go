@@ -623,6 +623,9 @@ type pass struct {
 	// (budgetGate.wrote), and readsStopped the reads (lineReader.refused).
 	stopped      *writesStoppedError
 	readsStopped *readsStoppedError
+	// laterWritten counts the lines held because psa-syncd already
+	// changed them from a later date (Change.laterWrite).
+	laterWritten int
 	// mapped holds the contracts of the export's customer mappings
 	// (idKey), of every source: the failing contracts of others are
 	// forgotten (FailingContracts.prune).
@@ -936,6 +939,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			if w, ok := later[key]; ok && (c.Action == ActionUpdate || c.Approvable()) {
 				c.Action, c.laterWrite = ActionHeld, true
 				c.Reason += e.laterWriteReason(w, c.EffectiveDate)
+				p.laterWritten++
 			}
 			if endedUndated && c.Action == ActionUpdate {
 				c.Action, c.undated, cp.undated = ActionSkipped, true, period

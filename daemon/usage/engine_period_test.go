@@ -530,3 +530,60 @@ func TestEngine_Sync_endedPeriodLastRunResult(t *testing.T) {
 	clock.Store(&jan)
 	want("2 January, after December's pass succeeded", state.RunSuccess)
 }
+
+// TestEngine_Sync_periodRerunHeldForALaterWrite: November's month-end pass
+// failed and December's first pass (1 December 02:00) already wrote
+// Acme's line from 1 December; the re-run of November holds that line
+// (an adjustment dated 1 November would carry into December), so
+// November's invoice keeps the earlier quantity. The re-run must not count
+// as November's success: it is partial, says to set the line by hand and
+// record it with set-by-hand, and psa_sync_ended_period_last_run_result
+// stays partial until that record.
+func TestEngine_Sync_periodRerunHeldForALaterWrite(t *testing.T) {
+	t.Parallel()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&periodMonthEnd)
+	now := func() time.Time { return *clock.Load() }
+	h := newETHarness(t, psatest.WithClock(now))
+	h.now = now
+	h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+	h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+	periodUsage(t, h.usage)
+
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: etAdjustPath, Status: http.StatusInternalServerError})
+	if res := h.sync(PassOptions{Trigger: TriggerSchedule}); res.Run.Result != state.RunFailure {
+		t.Fatalf("month-end pass: %s, want a failure", res.Run.Result)
+	}
+	h.sim.ClearFaults()
+	dec := time.Date(2026, time.December, 1, 2, 0, 0, 0, time.UTC)
+	clock.Store(&dec)
+	if res := h.sync(PassOptions{Trigger: TriggerSchedule}); res.Run.Result != state.RunSuccess || res.Run.Period != "2026-12" {
+		t.Fatalf("December's pass: %s for %s, want success for 2026-12", res.Run.Result, res.Run.Period)
+	}
+	clock.Store(&periodNextDay)
+	rerun := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov})
+	c := etFindChange(rerun.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Hold() != HoldLaterWrite {
+		t.Fatalf("re-run of November: Acme's line %+v, want held for December's write", c)
+	}
+	if rerun.Run.Result != state.RunPartial || !strings.Contains(rerun.Run.Error, "1 lines held: psa-syncd already changed them from a later date (a pass of 2026-12), so 2026-11 keeps their earlier quantities") ||
+		!strings.Contains(rerun.Run.Error, "psa-syncd set-by-hand -period 2026-11") {
+		t.Errorf("re-run of November: %s, %q; want partial, saying to set the line by hand and record it", rerun.Run.Result, rerun.Run.Error)
+	}
+	for _, r := range RunResults {
+		want := 0.0
+		if r == state.RunPartial {
+			want = 1
+		}
+		if got := testutil.ToFloat64(h.m.EndedPeriodLastRunResult[r]); got != want {
+			t.Errorf("ended_period_last_run_result{result=%q} = %v, want %v", r, got, want)
+		}
+	}
+	if _, err := h.engine().RecordSetByHand(periodNov, "jane: Acme's Intercept X set to 12 for November"); err != nil {
+		t.Errorf("set-by-hand after the partial re-run: %v", err)
+	}
+	// December's passes, of the current month, are not affected.
+	if res := h.sync(PassOptions{Trigger: TriggerSchedule}); res.Run.Result != state.RunSuccess {
+		t.Errorf("December's next pass: %s (%s), want success", res.Run.Result, res.Run.Error)
+	}
+}

@@ -176,6 +176,17 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		run.Error = "integration disabled in the mapping export: nothing was written"
 	case run.Result != state.RunSuccess:
 		run.Error = failureSummary(statuses, p.stopped, p.readsStopped)
+	case p.laterWritten > 0 && p.plan.Period == e.period(started.In(e.loc)).Prev():
+		// A pass of the month that has ended (a re-run with -period, a
+		// month-end pass caught up after midnight) whose lines a pass of
+		// the new month already changed holds them: that month's
+		// invoices keep their earlier quantities. Not a success for the
+		// month, so psa_sync_ended_period_last_run_result and
+		// PsaSyncEndedMonthNotSynced go on saying so.
+		run.Result = state.RunPartial
+		run.Error = fmt.Sprintf("%d lines held: psa-syncd already changed them from a later date (a pass of %s), so %s keeps their earlier quantities: "+
+			"set them by hand in the PSA (each line's reason says from and to what), then record it with psa-syncd set-by-hand -period %s",
+			p.laterWritten, p.plan.Period.Next(), p.plan.Period, p.plan.Period)
 	}
 	if !dry {
 		// The customers settled while reading are stored; one commit for
