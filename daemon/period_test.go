@@ -379,3 +379,41 @@ func TestStatusPage_setByHand(t *testing.T) {
 		t.Errorf("after the record, the page should show it in the runs and offer nothing for November:\n%s", page)
 	}
 }
+
+// TestStatusPage_endedOfferAfterManyPasses: on an hourly schedule more than
+// 100 passes of December run in its first days; the status page must still
+// find November's partial last pass (it read only the newest 100 full
+// runs, so its offers vanished while PsaSyncEndedMonthNotSynced fired),
+// and so must set-by-hand.
+func TestStatusPage_endedOfferAfterManyPasses(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 6, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	nov, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: time.Date(2026, time.November, 30, 23, 0, 0, 0, time.UTC),
+		Finished: time.Date(2026, time.November, 30, 23, 5, 0, 0, time.UTC), Result: state.RunPartial, Period: "2026-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 120 {
+		at := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+		if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: at, Finished: at.Add(time.Minute), Result: state.RunSuccess,
+			Period: "2026-12"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if offer := e.d.endedPeriodOffer(); offer == nil || offer.RunID != nov.ID || offer.Result != state.RunPartial {
+		t.Errorf("offer after 120 passes of December = %+v; want November's partial run %d", offer, nov.ID)
+	}
+	if _, err := e.d.RecordSetByHand(t.Context(), periodNov(), "jane: set by hand", ""); err != nil {
+		t.Errorf("set-by-hand after 120 passes of December: %v", err)
+	}
+	if offer := e.d.endedPeriodOffer(); offer != nil {
+		t.Errorf("offer after the record = %+v; want none", offer)
+	}
+}
+
+func periodNov() source.Period { return source.Period{Year: 2026, Month: time.November} }

@@ -294,21 +294,12 @@ func (d *Daemon) endedPeriodOffer() *endedOffer {
 		return nil
 	}
 	ended := usage.PeriodAt(d.now(), loc, d.cfg.Load().Policies.UsagePeriod).Prev()
-	runs, err := d.db.FullRuns(100)
-	if err != nil {
-		return nil
+	r, ok, err := d.db.LastFullRunOfPeriod(ended.String())
+	if err != nil || !ok || (r.Result != state.RunFailure && r.Result != state.RunPartial) {
+		return nil // none, it succeeded, or a pass for it is running
 	}
-	for _, r := range runs {
-		if r.Period != ended.String() {
-			continue
-		}
-		if r.Result != state.RunFailure && r.Result != state.RunPartial {
-			return nil // it succeeded, or a pass for it is running
-		}
-		return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID,
-			Sync: d.CheckPeriod(ended, d.writesEnabled()) == nil, ByHand: "Record " + periodName(ended) + " as set by hand"}
-	}
-	return nil
+	return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID,
+		Sync: d.CheckPeriod(ended, d.writesEnabled()) == nil, ByHand: "Record " + periodName(ended) + " as set by hand"}
 }
 
 // periodName is a billing month as the status page names it: "November 2026".

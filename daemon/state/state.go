@@ -671,6 +671,19 @@ func (db *DB) FullRuns(limit int) ([]Run, error) {
 		limitClause(limit), scanRun, false)
 }
 
+// LastFullRunOfPeriod returns the newest run over all customers that was
+// not a dry run whose period is period (YYYY-MM), running or finished,
+// and whether there is one: the last pass of a billing month, however many
+// passes of later months ran since.
+func (db *DB) LastFullRunOfPeriod(period string) (Run, bool, error) {
+	runs, err := queryAll(db, "reading the last run of period "+period, `SELECT `+db.runSelect()+` FROM runs WHERE customer = '' AND dry_run = ? AND period = ?
+		ORDER BY id DESC LIMIT 1`, scanRun, false, period)
+	if err != nil || len(runs) == 0 {
+		return Run{}, false, err
+	}
+	return runs[0], true, nil
+}
+
 func limitClause(limit int) string {
 	if limit <= 0 {
 		return ""

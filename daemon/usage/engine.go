@@ -1854,14 +1854,14 @@ func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error
 			"its invoices are the ones generated now (the current month's quantities are set by the next pass; an older month's are invoiced already)",
 			p, cur.Prev())}
 	}
-	runs, err := e.db.FullRuns(0)
+	r, ok, err := e.db.LastFullRunOfPeriod(p.String())
 	if err != nil {
 		return state.Run{}, err
 	}
-	for _, r := range runs {
-		if r.Period != p.String() || r.Finished.IsZero() || r.Result == state.RunRunning {
-			continue
-		}
+	if ok && r.Result == state.RunRunning {
+		return state.Run{}, fmt.Errorf("%w: a pass of %s (run %d) is running: wait for its result", ErrNothingSetByHand, p, r.ID)
+	}
+	if ok {
 		switch {
 		case r.Trigger == TriggerByHand:
 			return state.Run{}, fmt.Errorf("%w: %s was recorded as set by hand at %s (run %d: %s)", ErrNothingSetByHand, p,
