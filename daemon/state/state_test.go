@@ -294,10 +294,25 @@ func TestRuns_note(t *testing.T) {
 		if err != nil || !ok || !cmp.Equal(got, want) {
 			t.Errorf("Run = %+v, %v, %v; want %+v", got, ok, err, want)
 		}
+		if last, ok, err := db.LastFullRunOfPeriod("2026-11"); err != nil || !ok || !cmp.Equal(last, want) {
+			t.Errorf("LastFullRunOfPeriod(2026-11) = %+v, %v, %v; want %+v", last, ok, err, want)
+		}
+		if _, err := db.BeginRun(Run{Trigger: "schedule", Started: t0, Period: "2026-11", DryRun: true}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.BeginRun(Run{Trigger: "schedule", Started: t0, Period: "2026-11", Customer: "718b"}); err != nil {
+			t.Fatal(err)
+		}
+		if last, ok, err := db.LastFullRunOfPeriod("2026-11"); err != nil || !ok || last.ID != want.ID {
+			t.Errorf("LastFullRunOfPeriod(2026-11) after a dry run and a pass for one customer = %+v, %v, %v; want run %d", last, ok, err, want.ID)
+		}
+		if _, ok, err := db.LastFullRunOfPeriod("2026-10"); ok || err != nil {
+			t.Errorf("LastFullRunOfPeriod(2026-10) = %v, %v; want none", ok, err)
+		}
 		for name, read := range map[string]func() ([]Run, error){"Runs": func() ([]Run, error) { return db.Runs(0) },
 			"FullRuns": func() ([]Run, error) { return db.FullRuns(0) }} {
 			runs, err := read()
-			if err != nil || len(runs) != 1 || runs[0].Note != want.Note {
+			if err != nil || len(runs) == 0 || runs[len(runs)-1].Note != want.Note {
 				t.Errorf("%s = %+v, %v; want the run with its note", name, runs, err)
 			}
 		}
