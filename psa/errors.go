@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,7 +53,49 @@ var (
 	// It does not match ErrNotFound, which would take every record the
 	// query looked for as missing.
 	ErrEndpointNotFound = errors.New("psa: endpoint not found")
+	// ErrNotAPI means the PSA's address answered a request with success
+	// (2xx) but not with the API's answer: an HTML page (a proxy's or a
+	// single sign-on's login page, a captive portal, a load balancer's
+	// maintenance page) or JSON without what the API's answer to that
+	// request must hold (another product on that host). Every request to
+	// the address is answered alike, so it concerns the PSA as a whole,
+	// never one record: it matches neither ErrNotFound nor an empty
+	// answer. See NotAPIError.
+	ErrNotAPI = errors.New("psa: the answer is not the PSA API's")
 )
+
+// NotAPIError is a 2xx answer that is not the PSA API's (see ErrNotAPI).
+// It matches ErrNotAPI. It never quotes the page: Answer only describes
+// it (an HTML page's title, redacted and cut short).
+type NotAPIError struct {
+	System System
+	// Method and URL are the request's; URL has no query.
+	Method, URL string
+	// Host is the host that answered: another than URL's when the client
+	// followed a redirect (a proxy sending it to its sign-in page).
+	Host   string
+	Status int
+	// Answer says what came instead of the API's answer, such as
+	// `an HTML page titled "Sign in"` or `JSON without "items"`.
+	Answer string
+}
+
+// Error says what answered and what to check.
+func (e *NotAPIError) Error() string {
+	var b strings.Builder
+	// The clients' prefix: the package's name ("kaseyabms").
+	fmt.Fprintf(&b, "%s: %s %s: the answer is %s (HTTP %d", strings.ReplaceAll(string(e.System), "_", ""), e.Method, e.URL, e.Answer, e.Status)
+	if e.Host != "" {
+		if u, err := url.Parse(e.URL); err != nil || !strings.EqualFold(u.Host, e.Host) {
+			fmt.Fprintf(&b, " from %s, after a redirect", e.Host)
+		}
+	}
+	fmt.Fprintf(&b, "), not the %s API's: a proxy, a sign-in or maintenance page, or another server answers at the configured address; check the base URL setting (base_url)", e.System.Title())
+	return b.String()
+}
+
+// Is reports whether target is ErrNotAPI.
+func (e *NotAPIError) Is(target error) bool { return target == ErrNotAPI }
 
 // NotApplied returns err, the failure of a write that certainly was not
 // applied, such that it matches ErrNotApplied too.

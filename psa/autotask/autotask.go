@@ -419,9 +419,23 @@ func (c *Client) discoverLocked(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("autotask: zone lookup: %w", err)
 	}
+	raw, err := io.ReadAll(io.LimitReader(body, maxErrorBody))
+	if err != nil {
+		return fmt.Errorf("autotask: zone lookup: %w", rest.NewTransportError(err))
+	}
+	if na := rest.NotJSON(psa.SystemAutotask, req, resp, raw, c.redact); na != nil {
+		// A proxy's sign-in page in front of the lookup URL.
+		return na
+	}
 	var z Zone
-	if err := json.NewDecoder(io.LimitReader(body, maxErrorBody)).Decode(&z); err != nil {
+	if err := json.Unmarshal(raw, &z); err != nil {
+		if rest.IsTopLevelMismatch(err) {
+			return rest.NotAPI(psa.SystemAutotask, req, resp, "JSON of another kind than the answer")
+		}
 		return fmt.Errorf("autotask: zone lookup: decoding response: %w", err)
+	}
+	if z.URL == "" && z.ZoneName == "" {
+		return rest.NotAPIShape(psa.SystemAutotask, req, resp, `"url"`)
 	}
 	root, err := parseRoot(z.URL)
 	if err != nil {
@@ -636,7 +650,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 	for attempt := 0; ; attempt++ {
 		resp, body, err := c.roundTrip(ctx, req)
 		if err == nil {
-			return resp, decodeBody(req, resp, body, v, idempotent)
+			return resp, decodeBody(req, resp, body, v, idempotent, c.redact)
 		}
 		if ctx.Err() != nil {
 			var te *rest.TransportError
@@ -671,35 +685,62 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 }
 
 // decodeBody reads the body of a successful response into v (when v is not nil
-// and the body is not empty) and the paging state into resp.
-func decodeBody(req *http.Request, resp *Response, body []byte, v any, idempotent bool) error {
+// and the body is not empty) and the paging state into resp. An answer
+// that is not Autotask's (not JSON, JSON of another kind than the answer,
+// or one without what the answer must hold: see missingKeyError) is a
+// *psa.NotAPIError; for a create, wrapped in the OutcomeUnknownError.
+func decodeBody(req *http.Request, resp *Response, body []byte, v any, idempotent bool, red *redact.Redactor) error {
 	if v == nil || len(bytes.TrimSpace(body)) == 0 {
 		resp.setPage(body, nil)
 		return nil
 	}
 	var err error
-	if f, ok := v.(fastDecoder); !ok || !f.decodeFast(body) {
-		err = json.Unmarshal(body, v)
-	}
-	if r, ok := v.(rowDecoder); ok && err != nil && r.decodeRows(body) {
-		err = nil
-	}
-	if val, ok := v.(validator); ok && err == nil {
-		err = val.validate()
+	if na := rest.NotJSON(psa.SystemAutotask, req, resp.Response, body, red); na != nil {
+		err = na
+	} else {
+		if f, ok := v.(fastDecoder); !ok || !f.decodeFast(body) {
+			err = json.Unmarshal(body, v)
+		}
+		if r, ok := v.(rowDecoder); ok && err != nil && r.decodeRows(body) {
+			err = nil
+		}
+		if rest.IsTopLevelMismatch(err) {
+			err = rest.NotAPI(psa.SystemAutotask, req, resp.Response, "JSON of another kind than the answer")
+		}
+		if val, ok := v.(validator); ok && err == nil {
+			err = val.validate()
+		}
+		var mk *missingKeyError
+		if errors.As(err, &mk) {
+			err = rest.NotAPIShape(psa.SystemAutotask, req, resp.Response, mk.key)
+		}
 	}
 	if err == nil {
 		resp.setPage(body, v)
 		return nil
 	}
 	resp.setPage(body, nil)
-	err = fmt.Errorf("decoding response: %w", err)
+	var na *psa.NotAPIError
+	if !errors.As(err, &na) {
+		err = fmt.Errorf("decoding response: %w", err)
+	}
 	if !idempotent {
 		// Autotask answered 2xx, so the create was most likely
 		// applied; only its answer is unreadable.
 		return &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
 	}
+	if na != nil {
+		return na
+	}
 	return fmt.Errorf("autotask: %s %s: %w", req.Method, rest.RedactURL(req.URL), err)
 }
+
+// missingKeyError is a validator's error for a JSON answer without what
+// the answer must hold, key (such as `"queryCount"`): decodeBody makes it
+// a *psa.NotAPIError.
+type missingKeyError struct{ key string }
+
+func (e *missingKeyError) Error() string { return "the answer holds no " + e.key }
 
 // roundTrip sends req once within the concurrency limit and reads the body.
 func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*Response, []byte, error) {

@@ -1535,13 +1535,14 @@ func TestContractServiceUnitsService_List_unreadableRows(t *testing.T) {
 		})
 	}
 
-	// A page that is not JSON fails the list.
+	// A page that is not JSON fails the list as an answer that is not
+	// Autotask's (psa.ErrNotAPI), not an empty one.
 	client, mux, _ := setup(t)
 	mux.HandleFunc("/ContractServiceUnits/query", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<html><body>upstream hiccup</body></html>`)
 	})
-	if us, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(In("contractID", 3, 6))); err == nil || !strings.Contains(err.Error(), "decoding response") {
-		t.Errorf("ContractServiceUnits.List of an HTML page = %+v, %v; want a decoding error", us, err)
+	if us, _, err := client.ContractServiceUnits.List(t.Context(), NewQuery(In("contractID", 3, 6))); !errors.Is(err, psa.ErrNotAPI) || !strings.Contains(err.Error(), "an HTML page") {
+		t.Errorf("ContractServiceUnits.List of an HTML page = %+v, %v; want psa.ErrNotAPI", us, err)
 	}
 }
 

@@ -37,7 +37,7 @@ func BenchmarkContractServiceUnits_decode(b *testing.B) {
 	for b.Loop() {
 		resp := &Response{Response: &http.Response{}}
 		var env listResponse[unitJSON]
-		if err := decodeBody(req, resp, body, &env, true); err != nil {
+		if err := decodeBody(req, resp, body, &env, true, nil); err != nil {
 			b.Fatal(err)
 		}
 		if len(env.Items) != MaxPageSize || resp.NextPageURL == "" {

@@ -158,7 +158,7 @@ func getItem[T any](ctx context.Context, c *Client, path string) (*T, *Response,
 		return nil, resp, err
 	}
 	if !env.found {
-		return nil, resp, noEnvelopeError(c, path, "item", env.errors)
+		return nil, resp, noEnvelopeError(c, resp, path, "item", env.errors)
 	}
 	if env.Item == nil {
 		return nil, resp, &NotFoundError{Path: path}
@@ -166,13 +166,19 @@ func getItem[T any](ctx context.Context, c *Client, path string) (*T, *Response,
 	return env.Item, resp, nil
 }
 
-// noEnvelopeError says that a 2xx answer to a read of path lacked key (a
-// query page's items and pageDetails, a read's item), with the answer's
+// noEnvelopeError says that a 2xx answer resp to a read of path lacked key
+// (a query page's items and pageDetails, a read's item), with the answer's
 // errors, if any. Such an answer is neither an empty page nor an unknown
-// id: read as one, a unit query would make every line look new.
-func noEnvelopeError(c *Client, path, key string, errs []json.RawMessage) error {
+// id: read as one, a unit query would make every line look new. Without
+// errors, it is not Autotask's answer at all (a *psa.NotAPIError: another
+// product answering JSON at the address).
+func noEnvelopeError(c *Client, resp *Response, path, key string, errs []json.RawMessage) error {
+	m := c.redact.Strings(errorMessages(errs))
+	if len(m) == 0 && resp != nil && resp.Response != nil && resp.Request != nil {
+		return rest.NotAPIShape(psa.SystemAutotask, resp.Request, resp.Response, strconv.Quote(key))
+	}
 	msg := fmt.Sprintf("autotask: %s: the answer holds no %s", path, key)
-	if m := c.redact.Strings(errorMessages(errs)); len(m) > 0 {
+	if len(m) > 0 {
 		msg += ": " + strings.Join(m, "; ")
 	}
 	return errors.New(msg)
@@ -212,7 +218,7 @@ func listItems[T any](ctx context.Context, c *Client, path string, q *Query) ([]
 			return all, resp, queryError(err)
 		}
 		if env.Items == nil && env.Page == nil {
-			return all, resp, noEnvelopeError(c, path, "items", env.Errors)
+			return all, resp, noEnvelopeError(c, resp, path, "items", env.Errors)
 		}
 		all = append(all, env.Items...)
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
@@ -240,7 +246,7 @@ func listChild[T any](ctx context.Context, c *Client, path string) ([]*T, *Respo
 			return all, resp, err
 		}
 		if env.Items == nil && env.Page == nil {
-			return all, resp, noEnvelopeError(c, path, "items", env.Errors)
+			return all, resp, noEnvelopeError(c, resp, path, "items", env.Errors)
 		}
 		all = append(all, env.Items...)
 		if resp.NextPageURL == "" || len(env.Items) == 0 {
@@ -263,12 +269,25 @@ func countItems(ctx context.Context, c *Client, entity string, q *Query) (int64,
 	if err != nil {
 		return 0, nil, err
 	}
-	var cr CountResponse
+	var cr countResponse
 	resp, err := c.Do(ctx, req, &cr)
 	if err != nil {
 		return 0, resp, queryError(err)
 	}
-	return cr.QueryCount, resp, nil
+	return *cr.QueryCount, resp, nil
+}
+
+// countResponse is CountResponse as countItems reads it: an answer
+// without queryCount is not Autotask's, not a count of 0.
+type countResponse struct {
+	QueryCount *int64 `json:"queryCount"`
+}
+
+func (r *countResponse) validate() error {
+	if r.QueryCount == nil {
+		return &missingKeyError{key: `"queryCount"`}
+	}
+	return nil
 }
 
 // write sends a create (POST) or update (PATCH) to a collection URL and
@@ -287,10 +306,16 @@ func write(ctx context.Context, c *Client, method, path string, body any) (int64
 	}
 	if cr.ItemID == 0 && method == http.MethodPost {
 		msg := "the answer holds no itemId"
-		if errs := c.redact.Strings(errorMessages(cr.Errors)); len(errs) > 0 {
+		errs := c.redact.Strings(errorMessages(cr.Errors))
+		if len(errs) > 0 {
 			msg += ": " + strings.Join(errs, "; ")
 		}
-		return 0, resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: errors.New(msg)}
+		cause := errors.New(msg)
+		if len(errs) == 0 && resp != nil && resp.Response != nil {
+			// No itemId and no errors: not Autotask's answer.
+			cause = rest.NotAPIShape(psa.SystemAutotask, req, resp.Response, `"itemId"`)
+		}
+		return 0, resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: cause}
 	}
 	return cr.ItemID, resp, nil
 }

@@ -55,6 +55,15 @@ type fieldsResponse struct {
 	Fields []*Field `json:"fields"`
 }
 
+// validate refuses an answer without fields: every entity has some, so it
+// is not Autotask's answer (and its picklists would read as missing).
+func (r *fieldsResponse) validate() error {
+	if len(r.Fields) == 0 {
+		return &missingKeyError{key: `"fields"`}
+	}
+	return nil
+}
+
 // Fields returns the field definitions of entity (GET
 // {Entity}/entityInformation/fields). The first successful answer per entity
 // is cached for the life of the client; the Response is nil when cached.

@@ -16,6 +16,16 @@ type ThresholdInformation struct {
 	CurrentTimeframeRequestCount int `json:"currentTimeframeRequestCount"`
 }
 
+// validate refuses an answer without the threshold and its time frame
+// (both 0: JSON that is not Autotask's), which would read as a budget of
+// no requests.
+func (t *ThresholdInformation) validate() error {
+	if t.ExternalRequestThreshold == 0 && t.RequestThresholdTimeframe == 0 {
+		return &missingKeyError{key: `"externalRequestThreshold"`}
+	}
+	return nil
+}
+
 // Remaining returns the requests left in the time frame.
 func (t ThresholdInformation) Remaining() int {
 	return t.ExternalRequestThreshold - t.CurrentTimeframeRequestCount

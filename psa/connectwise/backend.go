@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -753,6 +754,11 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 	}
 	results := make([][]psa.ContractLine, len(ids))
 	errs := make([]error, len(ids))
+	// answered is whether ConnectWise answered the read of some
+	// agreement's additions; notAPI is an answer that was not its
+	// (see below).
+	var answered atomic.Bool
+	var notAPI atomic.Pointer[error]
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.client.MaxConcurrency())
 	for i, id := range ids {
@@ -760,6 +766,12 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 			adds, err := b.activeAdditions(gctx, id, Condition{})
 			switch {
 			case err == nil:
+				answered.Store(true)
+			case errors.Is(err, psa.ErrNotAPI):
+				err = fmt.Errorf("connectwise: reading the additions of agreement %d: %w", id, err)
+				errs[i] = err
+				notAPI.CompareAndSwap(nil, &err)
+				return nil
 			case errors.Is(err, psa.ErrNotFound):
 				// ConnectWise answers 404 for the additions of an
 				// agreement that does not exist.
@@ -777,6 +789,14 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if na := notAPI.Load(); na != nil && !answered.Load() {
+		// No agreement's read got ConnectWise's answer, and some got one
+		// that is not ConnectWise's (a proxy's sign-in page, another
+		// product at the address): the address's problem, every
+		// agreement's alike. Beside answers of ConnectWise, such a page
+		// is a passing hiccup of a proxy, its agreement's alone.
+		return nil, *na
 	}
 	perContract := map[string]error{}
 	var lines []psa.ContractLine
@@ -816,14 +836,16 @@ func (b *Backend) readLines(ctx context.Context, contractIDs []string, managed f
 // agreement's additions, is ConnectWise's answer about that agreement
 // alone, so that readLines fails only its contract: every agreement's
 // additions are a request of their own. That is an answer that cannot be
-// decoded (an HTML page from a proxy, a field of the wrong type, a body
-// cut short) and a 4xx refusal of the request (400, 403: a security role
+// decoded (a field of the wrong type, a body cut short) and a 4xx refusal of the request (400, 403: a security role
 // may hide some agreements from the API member, 404, ...).
 //
 // What concerns ConnectWise as a whole fails the whole read instead, so
 // that a pass stops at once rather than send a doomed request for every
 // other agreement: a connection that failed, 401 (the credentials), 407
-// (a proxy's), 408, 429 (the rate limit) and cancellation. So does a 5xx,
+// (a proxy's), 408, 429 (the rate limit) and cancellation. So does an
+// answer that is not ConnectWise's at all (psa.ErrNotAPI: a proxy's
+// sign-in page, another product at the address) when no agreement's read
+// got ConnectWise's answer (see readLines). So does a 5xx,
 // deliberately: the client has already retried it, an outage or an
 // overloaded server answers 5xx for every agreement alike, and failing
 // each agreement alone would send every other agreement's request, each

@@ -248,7 +248,8 @@ func TestBackend_ReadLines_quantityBeyondWholeUnitsFailsItsAgreement(t *testing.
 
 // TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement checks that
 // an answer about one agreement's additions that cannot be used (a body
-// that cannot be decoded, a 4xx refusal) is that agreement's problem alone:
+// that cannot be decoded, a proxy's page beside ConnectWise's answers to
+// the other agreements, a 4xx refusal) is that agreement's problem alone:
 // every agreement's additions are a request of their own, so the other
 // agreements' lines are returned and only it is in the ContractErrors.
 func TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement(t *testing.T) {
@@ -260,7 +261,7 @@ func TestBackend_ReadLines_unreadableAnswerFailsOnlyItsAgreement(t *testing.T) {
 		want   string
 		is     error
 	}{
-		{name: "html page", status: http.StatusOK, body: "<html><body>Service temporarily unavailable</body></html>", want: "decoding response: invalid character '<'"},
+		{name: "html page", status: http.StatusOK, body: "<html><body>Service temporarily unavailable</body></html>", want: "the answer is an HTML page", is: psa.ErrNotAPI},
 		{name: "wrong type", status: http.StatusOK, body: `[{"id": 1, "product": {"id": 1}, "quantity": "lots", "agreementStatus": "Active"}]`,
 			want: "decoding response: json: cannot unmarshal string into Go struct field"},
 		{name: "cut short", status: http.StatusOK, body: `[{"id": 1, "product": {"id"`, want: "decoding response: unexpected end of JSON input"},
@@ -338,6 +339,35 @@ func TestBackend_ReadLines_wholeReadFailures(t *testing.T) {
 				t.Errorf("ReadLines error = %v, want it to match %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// TestBackend_ReadLines_notAPIAnswerFailsTheWholeRead checks that when no
+// agreement's read gets ConnectWise's answer and some get one that is not
+// ConnectWise's (a proxy's sign-in page, another product's JSON), the
+// whole read fails with psa.ErrNotAPI, the address's problem, instead of
+// every agreement failing as if for a reason of its own.
+func TestBackend_ReadLines_notAPIAnswerFailsTheWholeRead(t *testing.T) {
+	t.Parallel()
+	for _, f := range []psatest.Fault{
+		{Status: http.StatusOK, ContentType: "text/html", Body: psatest.SignInPage},
+		{Status: http.StatusOK, Body: `{"status":"ok"}`},
+	} {
+		b, s, _ := newBackend(t)
+		cw := s.ConnectWise()
+		prod := cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: "Backup"})
+		_, one := seed(cw, "One")
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: one, ProductID: prod, Quantity: 3})
+		_, two := seed(cw, "Two")
+		cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: two, ProductID: prod, Quantity: 5})
+		f.Method, f.Path = http.MethodGet, "/v4_6_release/apis/3.0/finance/agreements/*"
+		s.AddFault(f)
+
+		lines, err := b.ReadLines(t.Context(), []string{id(one), id(two)}, now)
+		var ce *connectwise.ContractErrors
+		if !errors.Is(err, psa.ErrNotAPI) || errors.As(err, &ce) || lines != nil {
+			t.Errorf("%.20s: ReadLines = %+v, %v; want the whole read failed with psa.ErrNotAPI", f.Body, lines, err)
+		}
 	}
 }
 

@@ -759,12 +759,13 @@ func TestAgreementsService_List_unreadableRows(t *testing.T) {
 		})
 	}
 
-	// A page that is not JSON fails the list.
+	// A page that is not JSON fails the list as an answer that is not
+	// ConnectWise's (psa.ErrNotAPI), not an empty one.
 	c, mux, _ := setup(t)
 	mux.HandleFunc("/finance/agreements", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `<html><body>upstream hiccup</body></html>`)
 	})
-	if list, _, err := c.Agreements.List(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "decoding response") {
-		t.Errorf("Agreements.List of an HTML page = %+v, %v; want a decoding error", list, err)
+	if list, _, err := c.Agreements.List(t.Context(), nil); !errors.Is(err, psa.ErrNotAPI) || !strings.Contains(err.Error(), "an HTML page") {
+		t.Errorf("Agreements.List of an HTML page = %+v, %v; want psa.ErrNotAPI", list, err)
 	}
 }

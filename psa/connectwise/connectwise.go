@@ -443,9 +443,24 @@ func (c *Client) CompanyInfo(ctx context.Context) (*CompanyInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connectwise: company info: %w", err)
 	}
+	raw, err := io.ReadAll(io.LimitReader(body, rest.MaxErrorBody))
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: company info: %w", rest.NewTransportError(err))
+	}
+	if na := rest.NotJSON(psa.SystemConnectWise, req, resp, raw, c.redact); na != nil {
+		// A proxy's sign-in page in front of the site.
+		return nil, na
+	}
 	var ci CompanyInfo
-	if err := json.NewDecoder(io.LimitReader(body, rest.MaxErrorBody)).Decode(&ci); err != nil {
+	if err := json.Unmarshal(raw, &ci); err != nil {
+		if rest.IsTopLevelMismatch(err) {
+			return nil, rest.NotAPI(psa.SystemConnectWise, req, resp, "JSON of another kind than the answer")
+		}
 		return nil, fmt.Errorf("connectwise: company info: decoding response: %w", err)
+	}
+	if ci == (CompanyInfo{}) {
+		// JSON without any of company info's keys: another product's.
+		return nil, rest.NotAPIShape(psa.SystemConnectWise, req, resp, `"Codebase"`)
 	}
 	return &ci, nil
 }
@@ -702,12 +717,18 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 		resp, body, err := c.roundTrip(req)
 		if err == nil {
 			if v != nil && len(bytes.TrimSpace(body)) > 0 {
-				if derr := json.Unmarshal(body, v); derr != nil {
-					derr = &decodeError{err: derr}
+				if derr := c.decode(req, resp, body, v); derr != nil {
+					var na *psa.NotAPIError
+					if !errors.As(derr, &na) {
+						derr = &decodeError{err: derr}
+					}
 					if !idempotent {
 						// ConnectWise answered 2xx, so the create was most
 						// likely applied; only its answer is unreadable.
 						return resp, &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: derr}
+					}
+					if na != nil {
+						return resp, na
 					}
 					return resp, fmt.Errorf("connectwise: %s %s: %w", req.Method, rest.RedactURL(req.URL), derr)
 				}
@@ -872,10 +893,30 @@ func (c *Client) classify(req *http.Request, err error, idempotent bool) (retry 
 	return false, 0, err
 }
 
-// decodeError is a 2xx answer whose body could not be decoded: an HTML
-// page from a proxy, a field of the wrong type, a body cut short. For a
-// read it says nothing about the rest of ConnectWise, so the backend fails
-// only the agreement whose answer it was (see Backend.readLines).
+// decode reads body, a 2xx answer to req, into v. An answer that is not
+// ConnectWise's (not JSON, or JSON of another kind than the answer: an
+// object where ConnectWise answers a list, or a list where it answers an
+// object) is a *psa.NotAPIError.
+func (c *Client) decode(req *http.Request, resp *Response, body []byte, v any) error {
+	var hr *http.Response
+	if resp != nil {
+		hr = resp.Response
+	}
+	if na := rest.NotJSON(psa.SystemConnectWise, req, hr, body, c.redact); na != nil {
+		return na
+	}
+	err := json.Unmarshal(body, v)
+	if rest.IsTopLevelMismatch(err) {
+		return rest.NotAPI(psa.SystemConnectWise, req, hr, "JSON of another kind than the answer")
+	}
+	return err
+}
+
+// decodeError is a 2xx answer whose body could not be decoded: a field of
+// the wrong type, a body cut short (an answer that is not ConnectWise's at
+// all is a *psa.NotAPIError instead). For a read it says nothing about the
+// rest of ConnectWise, so the backend fails only the agreement whose
+// answer it was (see Backend.readLines).
 type decodeError struct{ err error }
 
 func (e *decodeError) Error() string { return "decoding response: " + e.err.Error() }

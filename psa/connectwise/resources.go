@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Time is a ConnectWise date-time, written yyyy-MM-ddTHH:mm:ssZ. The zero
@@ -155,7 +159,32 @@ func getOne[T any](ctx context.Context, c *Client, path string, fields []string)
 	if err != nil {
 		return nil, resp, err
 	}
+	if len(fields) == 0 && lacksID(v) {
+		return nil, resp, rest.NotAPIShape(psa.SystemConnectWise, req, respOf(resp), `"id"`)
+	}
 	return v, resp, nil
+}
+
+// lacksID reports whether v, a decoded ConnectWise object, has an id
+// field that the answer left 0: every object ConnectWise answers a read
+// or a write of by id holds its id, so the answer was not ConnectWise's
+// (another product's JSON at the address). A type without an ID field
+// is never reported.
+func lacksID(v any) bool {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return false
+	}
+	f := rv.Elem().FieldByName("ID")
+	return f.IsValid() && f.CanInt() && f.Int() == 0
+}
+
+// respOf returns the HTTP response of resp, or nil.
+func respOf(resp *Response) *http.Response {
+	if resp == nil {
+		return nil
+	}
+	return resp.Response
 }
 
 // listAll reads every page of a list, following the Link header's
@@ -230,13 +259,17 @@ func count(ctx context.Context, c *Client, path string, cond Condition) (int64, 
 		return 0, nil, err
 	}
 	var cr struct {
-		Count int64 `json:"count"`
+		Count *int64 `json:"count"`
 	}
 	resp, err := c.Do(ctx, req, &cr)
 	if err != nil {
 		return 0, resp, err
 	}
-	return cr.Count, resp, nil
+	if cr.Count == nil {
+		// Not ConnectWise's answer: it always holds the count.
+		return 0, resp, rest.NotAPIShape(psa.SystemConnectWise, req, respOf(resp), `"count"`)
+	}
+	return *cr.Count, resp, nil
 }
 
 // send sends a write with a JSON body and decodes the returned object.
@@ -248,6 +281,15 @@ func send[T any](ctx context.Context, c *Client, method, path string, body any) 
 	v := new(T)
 	resp, err := c.Do(ctx, req, v)
 	if err != nil {
+		return nil, resp, err
+	}
+	if lacksID(v) {
+		err := error(rest.NotAPIShape(psa.SystemConnectWise, req, respOf(resp), `"id"`))
+		if method == http.MethodPost {
+			// ConnectWise answered 2xx: whatever answered, the create
+			// may have been applied. It is never re-sent blindly.
+			err = &OutcomeUnknownError{Method: req.Method, URL: rest.RedactURL(req.URL), Err: err}
+		}
 		return nil, resp, err
 	}
 	return v, resp, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
 // Token is the result of POST /v2/security/authenticate and
@@ -143,8 +144,12 @@ func (c *Client) postToken(ctx context.Context, path string, form url.Values) (*
 		req.Header.Set("Accept", "application/json")
 		req.Header.Set("User-Agent", c.userAgent)
 		var tok Token
-		_, err = c.send(ctx, req, &tok, false)
+		resp, err := c.send(ctx, req, &tok, false)
 		if err == nil {
+			if tok.AccessToken == "" && resp != nil && resp.bare {
+				// JSON without BMS's envelope: another product's answer.
+				return nil, rest.NotAPIShape(psa.SystemKaseyaBMS, req, resp.Response, `"result"`)
+			}
 			if tok.AccessToken == "" {
 				return nil, fmt.Errorf("kaseyabms: %s: the answer holds no access token: %w", path, errAuthFailed)
 			}

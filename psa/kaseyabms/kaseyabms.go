@@ -413,6 +413,9 @@ type Response struct {
 	// TotalRecords is the envelope's totalRecords: the number of records
 	// the listing matches across all pages; -1 when the envelope has none.
 	TotalRecords int
+
+	// bare is whether the answer was JSON without BMS's envelope.
+	bare bool
 }
 
 // envelope is the V2 response envelope. The spec declares PascalCase keys;
@@ -572,7 +575,9 @@ type decodeError struct{ err error }
 func (e *decodeError) Error() string { return e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
 
-// send sends req once: limiter, token, round trip, envelope.
+// send sends req once: limiter, token, round trip, envelope. An answer
+// that is not BMS's (not JSON, or JSON of another kind than the answer)
+// is a decodeError of a *psa.NotAPIError.
 func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) (*Response, error) {
 	endpoint := endpointKey(req.URL.Path, c.baseURL.Path)
 	if err := c.limiter.take(endpoint); err != nil {
@@ -609,9 +614,16 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	if len(body) == 0 {
 		return resp, nil
 	}
+	if na := rest.NotJSON(psa.SystemKaseyaBMS, req, hr, body, c.redact); na != nil {
+		return resp, &decodeError{na}
+	}
 	if !isEnvelope(body) {
+		resp.bare = true
 		if v != nil {
 			if err := json.Unmarshal(body, v); err != nil {
+				if rest.IsTopLevelMismatch(err) {
+					return resp, &decodeError{rest.NotAPI(psa.SystemKaseyaBMS, req, hr, "JSON of another kind than the answer")}
+				}
 				return resp, &decodeError{fmt.Errorf("kaseyabms: %s %s: decoding response: %w", req.Method, rest.RedactURL(req.URL), err)}
 			}
 		}

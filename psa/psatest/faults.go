@@ -33,6 +33,10 @@ type Fault struct {
 	// Autotask-shaped {"errors":[...]} body, or ConnectWise's
 	// {"code","message"} on a ConnectWise server.
 	Body string
+	// ContentType is the Content-Type of Body; the default is JSON's.
+	// "text/html; charset=utf-8" with an HTML Body answers as a proxy's
+	// sign-in page or a maintenance page would (see SignInPage).
+	ContentType string
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up)
 	// when > 0.
 	RetryAfter time.Duration
@@ -120,10 +124,21 @@ func writeFault(w http.ResponseWriter, f *Fault) {
 		writeErrors(w, f.Status, fmt.Sprintf("Simulated fault: HTTP %d %s", f.Status, http.StatusText(f.Status)))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	ct := f.ContentType
+	if ct == "" {
+		ct = "application/json; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(f.Status)
 	_, _ = w.Write([]byte(f.Body))
 }
+
+// SignInPage is the HTML page a proxy or a single sign-on in front of a
+// PSA answers with a 200, for a Fault's Body (with ContentType
+// "text/html; charset=utf-8"): a page that is not the API's answer.
+const SignInPage = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Sign in to your account</title></head>
+<body><form method="post" action="/adfs/ls/"><input name="UserName"><input name="Password" type="password"></form></body></html>`
 
 // writeEcho answers with f.Status and a message quoting the request.
 func writeEcho(w http.ResponseWriter, f *Fault, r *http.Request, body []byte) {
