@@ -18,7 +18,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 	"github.com/psa-sync/terraform-provider-psa/psa/kaseyabms"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // basePath is a non-empty prefix every request must keep.
@@ -1080,5 +1082,60 @@ func TestClient_403SignsInOnceForConcurrentRequests(t *testing.T) {
 	}
 	if a, c2, c3 := f.auths.Load(), calls2.Load(), calls3.Load(); a != 2 || c2 != 2 || c3 != 1 {
 		t.Errorf("sign-ins %d, requests %d and %d; want 2 sign-ins (the first 403 signed in again once), service 2 sent twice and service 3 once", a, c2, c3)
+	}
+}
+
+// TestClient_signInFailureIsNotTheRequests checks that a create whose
+// sign-in failed, with an answer that is not BMS's (a proxy's sign-in
+// page) or with a connection lost after the sign-in was sent, fails as a
+// create that was not sent (rest.WasUnprocessed), not as one whose outcome
+// is unknown: the create itself never left, and psa-syncd would otherwise
+// hold its line for review and a ticket as possibly created.
+func TestClient_signInFailureIsNotTheRequests(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		signIn http.HandlerFunc
+		is     error
+	}{
+		{"sign-in page", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprint(w, psatest.SignInPage)
+		}, psa.ErrNotAPI},
+		{"connection lost", func(w http.ResponseWriter, _ *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+		}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var creates atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == basePath+"v2/security/authenticate" {
+					tc.signIn(w, r)
+					return
+				}
+				creates.Add(1)
+				http.Error(w, "unexpected", http.StatusTeapot)
+			}))
+			t.Cleanup(srv.Close)
+			c, err := kaseyabms.NewClient(kaseyabms.WithBaseURL(srv.URL+basePath), kaseyabms.WithCredentials("api@msp.example", "pw", "Acme MSP"),
+				kaseyabms.WithBackoff(time.Millisecond, 2*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = c.Services.Create(t.Context(), &kaseyabms.CreateServiceRequest{Name: "Backup"})
+			if err == nil || errors.Is(err, psa.ErrOutcomeUnknown) || !rest.WasUnprocessed(err) {
+				t.Errorf("Create error = %v, want one of a create not sent (not psa.ErrOutcomeUnknown)", err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("Create error = %v, want it to match %v", err, tc.is)
+			}
+			if n := creates.Load(); n != 0 {
+				t.Errorf("%d creates sent, want none", n)
+			}
+		})
 	}
 }

@@ -485,6 +485,13 @@ func (c *Client) Do(ctx context.Context, req *http.Request, v any) (*Response, e
 			c.tokenGood(used, true)
 			return resp, nil
 		}
+		var se *signInError
+		if errors.As(err, &se) {
+			// The request was not sent: the sign-in before it failed,
+			// after retries of its own. Its answer is not this
+			// request's, so a create it failed was not applied.
+			return resp, rest.Unprocessed(se.err, processed)
+		}
 		var de *decodeError
 		if errors.As(err, &de) {
 			if !idempotent {
@@ -575,6 +582,13 @@ type decodeError struct{ err error }
 func (e *decodeError) Error() string { return e.err.Error() }
 func (e *decodeError) Unwrap() error { return e.err }
 
+// signInError is the failure of the sign-in that send made before sending
+// a request, which then was not sent. Do returns its err.
+type signInError struct{ err error }
+
+func (e *signInError) Error() string { return e.err.Error() }
+func (e *signInError) Unwrap() error { return e.err }
+
 // send sends req once: limiter, token, round trip, envelope. An answer
 // that is not BMS's (not JSON, or JSON of another kind than the answer)
 // is a decodeError of a *psa.NotAPIError.
@@ -586,7 +600,7 @@ func (c *Client) send(ctx context.Context, req *http.Request, v any, auth bool) 
 	if auth {
 		tok, err := c.accessToken(ctx)
 		if err != nil {
-			return nil, err
+			return nil, &signInError{err: err}
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
