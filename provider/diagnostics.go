@@ -213,6 +213,12 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 	switch {
 	case errors.Is(err, psa.ErrForbidden):
 		b.WriteString(" The PSA took the credentials but refused the API user this request: " + permissionHint(system))
+	case errors.Is(err, psa.ErrNotAPI):
+		// Before the credentials: a proxy's sign-in page in front of a
+		// Kaseya BMS sign-in is both.
+		b.WriteString(" The PSA's address answered with something that is not the PSA's API (a proxy's or single " +
+			"sign-on's sign-in page, a captive portal, a maintenance page, or another product on that host): " + addressHint(system) +
+			" If a proxy stands in between, let the provider reach the API through it without signing in.")
 	case errors.Is(err, psa.ErrEndpointNotFound):
 		// Before the credentials: a Kaseya BMS sign-in answered 404 is
 		// both, and the address is the first thing to check.
@@ -237,12 +243,14 @@ func psaErrorDetail(system psa.System, what string, err error) string {
 // read from the PSA, says that the provider's own PSA settings are wrong:
 // refused credentials, or an address that answers 404 to the PSA's query
 // endpoints (an Autotask base_url that is not the tenant's zone, a proxy
-// path typed wrong). Such a check fails the plan instead of warning: every
+// path typed wrong), or an address that answers with what is not the
+// API's answer (psa.ErrNotAPI: a proxy's sign-in page, another product).
+// Such a check fails the plan instead of warning: every
 // read and write of the apply would meet the same answer, and users want
 // the error at plan time. Anything else (an outage, throttling) leaves
 // the check a courtesy that warns only.
 func planCheckFails(err error) bool {
-	return errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrEndpointNotFound)
+	return errors.Is(err, psa.ErrUnauthorized) || errors.Is(err, psa.ErrEndpointNotFound) || errors.Is(err, psa.ErrNotAPI)
 }
 
 // addressHint says which provider settings to check when the PSA's

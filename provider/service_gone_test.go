@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // TestAccServiceResource_wrongBaseURLKeepsState: a base_url that answers
@@ -185,6 +187,53 @@ data "psa_ticket_lookup" "test" {
 				})
 			}
 		})
+	}
+}
+
+// TestAccProvider_notAPIAnswerFailsPlan checks that an address that
+// answers 200 with what is not the PSA's API (a proxy's or single
+// sign-on's sign-in page, another product's JSON) fails the plan of the
+// checks that read the PSA (a new customer mapping, product mapping or
+// service), with an error that names base_url, instead of warning and
+// applying the mapping into the export unchecked. The page itself is not
+// quoted, only its title.
+func TestAccProvider_notAPIAnswerFailsPlan(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		for _, answer := range []struct{ name, contentType, body string }{
+			{"sign-in page", "text/html; charset=utf-8", psatest.SignInPage},
+			{"another product's json", "application/json", `{"status":"ok","version":"2.1"}`},
+		} {
+			t.Run(string(sys)+"/"+answer.name, func(t *testing.T) {
+				t.Parallel()
+				e := newTestEnv(t, sys)
+				acme := e.addCustomerFixture("Acme")
+				serviceID := e.addService("Existing", 1)
+				e.sim.AddFault(psatest.Fault{Status: http.StatusOK, ContentType: answer.contentType, Body: answer.body})
+				notAPI := `not\s+the\s+PSA's\s+API.*check\s+base_url`
+				for _, tc := range []struct {
+					name, config, want string
+				}{
+					{"customer mapping", testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, ""),
+						`Unable to Verify PSA Contract.*` + notAPI},
+					{"product mapping", testAccProductMappingResourceConfig(e, "CIXA-MSP", serviceID, ""),
+						`Unable to Verify PSA Service.*` + notAPI},
+					{"service", testAccServiceResourceConfig(e, "New", 1, ""),
+						`Unable to Verify PSA Service Fields.*` + notAPI},
+				} {
+					t.Run(tc.name, func(t *testing.T) {
+						resource.UnitTest(t, resource.TestCase{
+							ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+							Steps: []resource.TestStep{{
+								Config:      tc.config,
+								PlanOnly:    true,
+								ExpectError: regexp.MustCompile(`(?s)` + tc.want),
+							}},
+						})
+					})
+				}
+			})
+		}
 	}
 }
 
