@@ -2521,6 +2521,13 @@ func (e *Engine) readProblem(err error, cm export.CustomerMapping) (string, erro
 			fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	case !own && errors.As(err, &be):
 		return e.hint(err, cm, ""), fmt.Errorf("contract %s: %w", cm.ContractID, err)
+	case own && errors.Is(err, psa.ErrNotAPI):
+		// A page that is not the API's for this contract's read while
+		// the PSA answered the others': a proxy's passing hiccup.
+		return fmt.Sprintf("%s's address answered the read of contract %s with a page that is not its API, while it answered other contracts "+
+				"(a proxy or load balancer in between failing now and then); the next pass reads it again. If it keeps happening, check that proxy",
+				sys.Title(), cm.ContractID),
+			fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	case own && errors.Is(err, psa.ErrUnauthorized):
 		// The PSA refused this one contract (a ConnectWise 403: the API
 		// member's security role does not reach the agreement), not the
@@ -2549,6 +2556,23 @@ func isolatable(err error) bool {
 // errUnsettled marks a line whose earlier write is still an open intent.
 var errUnsettled = errors.New("an earlier change to this line is not confirmed yet")
 
+// notAPIHint says what to check when the PSA's address answers with what
+// is not the PSA's API (psa.ErrNotAPI).
+func notAPIHint(sys psa.System) string {
+	setting := fmt.Sprintf("psa.%s.base_url", sys)
+	switch sys {
+	case psa.SystemConnectWise:
+		setting += " (or psa.connectwise.site)"
+	case psa.SystemKaseyaBMS:
+		setting += " (or psa.kaseya_bms.hostname)"
+	}
+	return fmt.Sprintf("%s's address answered with a page or data that is not its API (a proxy's or single sign-on's sign-in page, "+
+		"a captive portal, a maintenance page, another product): every customer fails alike until it is fixed, and a maintenance page "+
+		"passes by itself; check %s, and that a proxy in between lets psa-syncd through without signing in; "+
+		"psa-syncd check -web.url URL has the running psa-syncd test its connection",
+		sys.Title(), setting)
+}
+
 // hint tells the operator how to fix err for customer cm.
 func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) string {
 	sys := e.be.System()
@@ -2563,6 +2587,10 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 		return "the PSA did not confirm the change: psa-syncd re-reads the line before writing it again, so it is never posted twice"
 	case errors.Is(err, errUnsettled):
 		return "the PSA did not confirm an earlier change: psa-syncd re-reads the line (next pass or start-up) before writing it again, so it is never posted twice"
+	case errors.Is(err, psa.ErrNotAPI):
+		// A proxy's sign-in page, a maintenance page or another product
+		// answers at the PSA's address: every customer alike.
+		return notAPIHint(sys)
 	case errors.Is(err, psa.ErrRateLimited):
 		return "rate limited: the pass will retry on the next run"
 	case errors.Is(err, psa.ErrForbidden):

@@ -31,8 +31,8 @@ func TestEngine_Sync_garbledReadAnswer(t *testing.T) {
 	}
 	for _, id := range []string{"cust-a", "cust-b"} {
 		cs := h.status(id)
-		if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "decoding response") {
-			t.Errorf("status of %s = %+v, want failed with a decoding error", id, cs)
+		if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "not the Autotask API's") || !strings.Contains(cs.Hint, "psa.autotask.base_url") {
+			t.Errorf("status of %s = %+v, want failed with an answer that is not the API's, and a hint naming base_url", id, cs)
 		}
 	}
 	if n := h.adjustmentPosts(); n != 0 {
@@ -138,7 +138,7 @@ func TestEngineConnectWise_Sync_oneAgreementsBadAnswerFailsOnlyItsCustomer(t *te
 		want   string // in cust-a's error, after the agreement
 		hint   string // in cust-a's hint
 	}{
-		{name: "html page", status: http.StatusOK, body: garbage, want: "decoding response: invalid character '<'"},
+		{name: "html page", status: http.StatusOK, body: garbage, want: "the answer is an HTML page", hint: "answered the read of contract"},
 		{name: "wrong type", status: http.StatusOK, body: `[{"id": 1, "product": {"id": 1}, "quantity": "lots", "agreementStatus": "Active"}]`,
 			want: "decoding response: json: cannot unmarshal string"},
 		{name: "cut short", status: http.StatusOK, body: `[{"id": 1, "product": {"id"`, want: "decoding response: unexpected end of JSON input"},
@@ -442,5 +442,61 @@ func TestEngineAutotask_Sync_lineMissingFromTheReadIsNotAddedAgain(t *testing.T)
 	h.wantUnits(h.contractA, h.svcIntercept, 45)
 	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
 		t.Errorf("status of cust-a after the read recovered = %s (%q), want succeeded", cs.Result, cs.Error)
+	}
+}
+
+// An address that answers every request with a proxy's sign-in page (or
+// another product's JSON) fails the pass as a problem of the whole PSA,
+// on every PSA alike: every customer fails with the same error and a hint
+// naming the base URL setting, the run's error says so once, nothing is
+// written, and the reads stop at the first such answer instead of
+// reading each contract alone (ConnectWise read each agreement's
+// additions as that agreement's own problem). Once the address answers
+// properly again, the next pass writes the lines.
+func TestEngineSystems_notAPIAnswerFailsThePass(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		for _, answer := range []struct{ name, contentType, body string }{
+			{"sign-in page", "text/html; charset=utf-8", psatest.SignInPage},
+			{"another product's json", "application/json", `{"status":"ok","version":"2.1"}`},
+		} {
+			t.Run(string(sys)+"/"+answer.name, func(t *testing.T) {
+				t.Parallel()
+				h := newSysHarness(t, sys)
+				h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+				h.sim.AddFault(psatest.Fault{Status: http.StatusOK, ContentType: answer.contentType, Body: answer.body})
+
+				res := h.sync(PassOptions{})
+				if res.Run.Result != state.RunFailure || !strings.Contains(res.Run.Error, "not the "+sys.Title()+" API's") {
+					t.Errorf("run = %+v, want a failure saying the answer is not the API's", res.Run)
+				}
+				for _, id := range []string{"cust-a", "cust-b"} {
+					cs := h.status(id)
+					if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "not the "+sys.Title()+" API's") ||
+						!strings.Contains(cs.Hint, "psa."+string(sys)+".base_url") {
+						t.Errorf("status of %s = %+v, want failed with an answer that is not the API's and a hint naming base_url", id, cs)
+					}
+					if strings.Contains(cs.Error, "<form") || strings.Contains(cs.Error, "Password") {
+						t.Errorf("status of %s quotes the page: %s", id, cs.Error)
+					}
+				}
+				if n := h.writes(); n != 0 {
+					t.Errorf("%d writes, want none", n)
+				}
+				if n := len(h.sim.Requests()); n > 3 {
+					t.Errorf("%d requests to an address that answers no request, want at most 3", n)
+					for _, r := range h.sim.Requests() {
+						t.Logf("  %s %s", r.Method, r.Path)
+					}
+				}
+
+				h.sim.ClearFaults()
+				if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+					t.Errorf("run after the address recovered = %+v, want success", res.Run)
+				}
+				h.wantUnits(h.contractA, h.svcIntercept, 40)
+				h.wantUnits(h.contractB, h.svcIntercept, 7)
+			})
+		}
 	}
 }

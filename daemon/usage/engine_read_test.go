@@ -531,14 +531,16 @@ func TestEngineAutotask_queryNotFoundIsNoRecordsNotFound(t *testing.T) {
 // TestEngineConnectWise_agreementAnswersAlikeStopTheReads: ConnectWise
 // reads each agreement's additions with a request of its own, and a 4xx
 // or an answer that cannot be decoded fails only that agreement
-// (psa.ContractErrors). A proxy answering every agreement with an HTML
-// page, or a 403 for every agreement, failed each customer separately,
-// with no "reads stopped" and no hint, since such answers never counted
-// toward the reads' stop. Now, when every agreement of a read fails alike,
-// they count as server refusals do: the run says the reads stopped,
-// pass_stops_total{reason="reads_failed"} counts it, and the customers'
-// hint says to check ConnectWise. A few agreements refused while the others
-// read (a security role that hides them) stay their customers' own
+// (psa.ContractErrors). A 403 for every agreement failed each customer
+// separately, with no "reads stopped" and no hint, since such answers
+// never counted toward the reads' stop. Now, when every agreement of a
+// read fails alike, they count as server refusals do: the run says the
+// reads stopped, pass_stops_total{reason="reads_failed"} counts it, and
+// the customers' hint says to check ConnectWise. A proxy answering every
+// agreement with an HTML page is no answer of ConnectWise at all
+// (psa.ErrNotAPI): the whole read fails at once, as on Autotask, and the
+// hint names the base URL setting. A few agreements refused while the
+// others read (a security role that hides them) stay their customers' own
 // failures, as does an agreement that is not found.
 func TestEngineConnectWise_agreementAnswersAlikeStopTheReads(t *testing.T) {
 	t.Parallel()
@@ -586,6 +588,18 @@ func TestEngineConnectWise_agreementAnswersAlikeStopTheReads(t *testing.T) {
 				}
 				if first.Result != state.CustomerFailed || strings.Contains(first.Hint, "stopped reading") {
 					t.Errorf("customer refused alone = %s (%q, hint %q), want failed with its own hint", first.Result, first.Error, first.Hint)
+				}
+				return
+			}
+			if tc.name == "proxy page" {
+				if !strings.Contains(res.Run.Error, "40 of 40 customers failed") || !strings.Contains(res.Run.Error, "not the ConnectWise PSA API's") {
+					t.Errorf("run error %q, want every customer failed on an answer that is not the API's", res.Run.Error)
+				}
+				if first.Result != state.CustomerFailed || !strings.Contains(first.Hint, "psa.connectwise.base_url") {
+					t.Errorf("first customer = %s (%q, hint %q), want failed with a hint naming base_url", first.Result, first.Error, first.Hint)
+				}
+				if got := h.writes(); got != 0 {
+					t.Errorf("%d writes, want none", got)
 				}
 				return
 			}
