@@ -1176,6 +1176,9 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 		t, err := e.psa.CreateTicket(ctx, req)
 		switch {
 		case errors.Is(err, psa.ErrOutcomeUnknown):
+			// A create answered with a page that is not the PSA's API
+			// stops the creates after it (stopOn).
+			e.stopOn(p, err)
 			cr.fail(fmt.Errorf("creating %s: %w (it is settled by searching next pass)", r.Ref, err))
 			return false
 		case errors.Is(err, psa.ErrValidation):
@@ -1262,12 +1265,14 @@ func (e *Engine) drop(r *Record, searchErr error, cr *CustomerReport) error {
 }
 
 // stopOn stops creating for the rest of the pass when the PSA throttled
-// it (and then writing at all: see throttle) or refused the credentials.
+// it (and then writing at all: see throttle), refused the credentials, or
+// its address answered with what is not its API (psa.ErrNotAPI: a proxy's
+// sign-in page, another product), which every create would get too.
 // A request refused the API user for what it names (psa.ErrForbidden: a
 // company, queue, board or location its permissions leave out) fails only
 // its customer: the others' creates may go through.
 func (e *Engine) stopOn(p *pass, err error) {
-	if errors.Is(err, psa.ErrUnauthorized) && !errors.Is(err, psa.ErrForbidden) && p.stopped == nil {
+	if (errors.Is(err, psa.ErrUnauthorized) && !errors.Is(err, psa.ErrForbidden) || errors.Is(err, psa.ErrNotAPI)) && p.stopped == nil {
 		p.stopped = err
 	}
 	e.throttle(p, err)

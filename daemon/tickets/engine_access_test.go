@@ -17,7 +17,8 @@ import (
 // fails that customer only, with an error that names the company and what
 // the API user may lack; the next customer's ticket is filed. A 401, or a
 // 403 that speaks of the credentials, concerns the whole PSA: no create is
-// sent for the customers after it.
+// sent for the customers after it. So does a 200 with a page that is not
+// the PSA's API (a proxy's sign-in page): every create would get it.
 func TestEngine_forbiddenCreateFailsOneCustomer(t *testing.T) {
 	t.Parallel()
 	type answer struct {
@@ -47,6 +48,7 @@ func TestEngine_forbiddenCreateFailsOneCustomer(t *testing.T) {
 				{"403", tc.forbidden, true},
 				{"403 of the user", tc.whole, false},
 				{"401", answer{http.StatusUnauthorized, ""}, false},
+				{"sign-in page", answer{http.StatusOK, psatest.SignInPage}, false},
 			} {
 				e := newEnv(t, tc.system)
 				other := tickets.Customer{Source: "sophos", CustomerID: globex, CustomerName: "Globex"}
