@@ -412,6 +412,20 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 				p.records[id] = ct
 			}
 		}
+		for _, err := range errs {
+			if errors.Is(err, psa.ErrNotAPI) {
+				// The PSA's address does not answer as its API (a
+				// proxy's sign-in page): the pass's own reads would be
+				// answered alike, so every customer fails now, with
+				// no further request.
+				for _, cp := range p.customers {
+					if cp.err == nil {
+						cp.err, cp.hint = fmt.Errorf("reading contract %s: %w", cp.m.ContractID, err), notAPIHint(sys)
+					}
+				}
+				return
+			}
+		}
 		if len(errs) > 0 {
 			e.logger.Debug("Could not read the end dates of some mapped contracts; the pass's own reads check them", "contracts", len(errs))
 		}
@@ -534,9 +548,10 @@ func renewalHint(cm export.CustomerMapping, sys psa.System) string {
 
 // setContractsEnding sets psa_sync_contracts_ending from pass p, and keeps
 // its values in the state database, so that a restart neither resolves
-// nor fires PsaSyncContractEndingSoon.
+// nor fires PsaSyncContractEndingSoon. A pass that did not count them
+// (the PSA's address answered with what is not its API) leaves them.
 func (e *Engine) setContractsEnding(p *pass) {
-	if e.metrics == nil {
+	if e.metrics == nil || p.endingCounts == nil {
 		return
 	}
 	e.setEndingGauge(p.endingCounts)
