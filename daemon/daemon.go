@@ -234,8 +234,11 @@ type Daemon struct {
 	// at start-up): from then on the gauges of past passes follow the
 	// state database and the loaded export.
 	metricsRestored atomic.Bool
-	// watchTick replaces the export poll ticker in tests.
-	watchTick <-chan time.Time
+	// watchTick replaces the export poll ticker in tests; watchPolled,
+	// when set, is sent to after each poll, so that a test knows that
+	// the poll of its tick has ended.
+	watchTick   <-chan time.Time
+	watchPolled chan struct{}
 	// nextRun is the Unix time (ns) of the next scheduled pass, 0 for none.
 	nextRun atomic.Int64
 	// ui holds the status page's signed-in sessions.
@@ -1704,22 +1707,30 @@ func (d *Daemon) watchLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
-		if cfg := d.cfg.Load(); cfg.ExportStore() == StoreSelf {
-			// A PUT to this psa-syncd takes effect at once; one to another
-			// psa-syncd sharing the state database shows as a newer
-			// revision.
-			d.reloadMu.Lock()
-			_ = d.reloadNewerSelfExportLocked(cfg) // a bad export and a database failure are logged once, and in the metric
-			d.reloadMu.Unlock()
-			continue
+		d.pollExport()
+		if d.watchPolled != nil {
+			d.watchPolled <- struct{}{}
 		}
-		if d.cfg.Load().ExportStore() == StoreFile && !d.exportChanged() {
-			continue
-		}
-		d.reloadMu.Lock()
-		_ = d.reloadExportLocked(false) // logged and recorded in metrics
-		d.reloadMu.Unlock()
 	}
+}
+
+// pollExport reloads the mapping export when its store holds another one.
+func (d *Daemon) pollExport() {
+	if cfg := d.cfg.Load(); cfg.ExportStore() == StoreSelf {
+		// A PUT to this psa-syncd takes effect at once; one to another
+		// psa-syncd sharing the state database shows as a newer
+		// revision.
+		d.reloadMu.Lock()
+		_ = d.reloadNewerSelfExportLocked(cfg) // a bad export and a database failure are logged once, and in the metric
+		d.reloadMu.Unlock()
+		return
+	}
+	if d.cfg.Load().ExportStore() == StoreFile && !d.exportChanged() {
+		return
+	}
+	d.reloadMu.Lock()
+	_ = d.reloadExportLocked(false) // logged and recorded in metrics
+	d.reloadMu.Unlock()
 }
 
 // scheduleLoop queues a pass for all customers at each scheduled time. The

@@ -1040,8 +1040,8 @@ func TestDaemon_watchLoop_exportUnreadable(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
 	e := dtSetup(t, dtOptions{daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
-	tick := make(chan time.Time)
-	e.d.watchTick = tick
+	tick, polled := make(chan time.Time), make(chan struct{})
+	e.d.watchTick, e.d.watchPolled = tick, polled
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -1052,9 +1052,13 @@ func TestDaemon_watchLoop_exportUnreadable(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go e.d.watchLoop(ctx)
+	// Each poll ends before the test changes the file again: a poll
+	// running meanwhile would see the file half changed (removed, not
+	// yet replaced) and log that too.
 	poll := func(n int) {
-		for range n + 1 { // the last tick waits for the poll before it
+		for range n {
 			tick <- time.Now()
+			<-polled
 		}
 	}
 	refusals := func() int { return strings.Count(logs.String(), "Error reloading mapping export") }
