@@ -119,4 +119,33 @@ func TestEncode_olderReaders(t *testing.T) {
 			t.Errorf("an export with default ticket routing has fields unknown to psa-syncd of %s (%s): %v, %v", r.Commit, r.What, unknown, err)
 		}
 	}
+
+	// A renewal (psa_customer_mapping.next_contract_id) is a setting the
+	// readers before it do not have: they are told of it alone, and an
+	// export whose renewals have all been moved into contract_id is read
+	// by every generation again.
+	doc.Tickets = nil
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "718b6047", CompanyID: "29683541", ContractID: "29684183",
+		NextContractID: "29684190", UsageSync: true})
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	last := len(compattest.Readers) - 1
+	for _, r := range compattest.Readers[:last] {
+		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"customer_mappings[0].next_contract_id"}) {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with a renewal, want [customer_mappings[0].next_contract_id]", r.Commit, unknown)
+		}
+	}
+	if unknown, err := compattest.Readers[last].Unknown(data); err != nil || len(unknown) > 0 {
+		t.Errorf("the current reader finds %v unknown in an export with a renewal (%v)", unknown, err)
+	}
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "718b6047", CompanyID: "29683541", ContractID: "29684190", UsageSync: true})
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range compattest.Readers {
+		if unknown, _ := r.Unknown(data); len(unknown) > 0 {
+			t.Errorf("an export whose renewal was moved into contract_id has fields unknown to psa-syncd of %s: %v", r.Commit, unknown)
+		}
+	}
 }

@@ -300,6 +300,7 @@ func (m *CustomerMapping) fields() []field {
 		{"customer_name", &m.CustomerName},
 		{"company_id", &m.CompanyID},
 		{"contract_id", &m.ContractID},
+		{"next_contract_id", &m.NextContractID},
 		{"usage_sync", &m.UsageSync},
 		{"ticket_sync", &m.TicketSync},
 	}

@@ -106,6 +106,13 @@ type CustomerMapping struct {
 	CompanyID string `json:"company_id"`
 	// ContractID is the company's PSA contract the usage is billed on.
 	ContractID string `json:"contract_id"`
+	// NextContractID, when set, is the company's contract that follows
+	// ContractID (an annual renewal under a new id): psa-syncd bills a pass
+	// on it when the pass's effective date is on or after its start, or
+	// after ContractID's end, and on ContractID before. Written only when
+	// set, so that psa-syncd versions without renewals read exports
+	// without one.
+	NextContractID string `json:"next_contract_id,omitempty"`
 	// UsageSync switches usage sync on for the customer.
 	UsageSync bool `json:"usage_sync"`
 	// TicketSync switches ticket sync on for the customer.

@@ -164,7 +164,7 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
 	integration.token is not a known field (want enabled, schedule, timezone): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
-	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, usage_sync, ticket_sync): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
+	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, next_contract_id, usage_sync, ticket_sync): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	customer_mappings[0] (sophos/718b6047): contract_id is required`,
 		"bad-wrong-type.json": `export "testdata/bad-wrong-type.json": 7 problems:
 	psa.instance must be a string
@@ -440,5 +440,24 @@ func TestDocument_CheckIDs(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, ve.Problems); diff != "" {
 		t.Errorf("Problems mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestValidate_nextContract: a renewal is checked as contract_id is, and
+// one that names contract_id itself is refused, naming the field.
+func TestValidate_nextContract(t *testing.T) {
+	t.Parallel()
+	doc := New(psa.SystemAutotask, "webservices5.autotask.net")
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", NextContractID: "11", UsageSync: true})
+	if err := doc.Validate(); err != nil {
+		t.Fatalf("a renewal: %v", err)
+	}
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", NextContractID: "10", UsageSync: true})
+	if err := doc.Validate(); err == nil || !strings.Contains(err.Error(), `next_contract_id is contract_id "10"`) {
+		t.Errorf("a renewal that is contract_id: %v", err)
+	}
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", NextContractID: "011", UsageSync: true})
+	if err := doc.CheckIDs(); err == nil || !strings.Contains(err.Error(), "next_contract_id") {
+		t.Errorf("a renewal id spelled otherwise: %v", err)
 	}
 }

@@ -159,6 +159,12 @@ func (d *Document) problems() []Problem {
 		requiredID(add, entry, "customer_id", m.CustomerID)
 		requiredID(add, entry, "company_id", m.CompanyID)
 		requiredID(add, entry, "contract_id", m.ContractID)
+		if m.NextContractID != "" {
+			requiredID(add, entry, "next_contract_id", m.NextContractID)
+			if m.NextContractID == m.ContractID {
+				add(entry(), "next_contract_id", "is contract_id %q: a renewal is another contract (leave next_contract_id out once contract_id names the renewal)", m.ContractID)
+			}
+		}
 		key := [2]string{m.Source, m.CustomerID}
 		if j, dup := seenCustomers[key]; dup {
 			add(entry(), "", "has the same source and customer_id as customer_mappings[%d]", j)
@@ -196,6 +202,9 @@ func (d *Document) CheckIDs() error {
 		entry := func() string { return customerEntry(i, m) }
 		check(entry, "company_id", m.CompanyID)
 		check(entry, "contract_id", m.ContractID)
+		if m.NextContractID != "" {
+			check(entry, "next_contract_id", m.NextContractID)
+		}
 	}
 	if len(ps) > 0 {
 		return &ValidationError{Problems: ps}

@@ -69,6 +69,15 @@ var Readers = []Reader{
 			"product_mappings": v1Products, "customer_mappings": v1Customers,
 		},
 	},
+	{
+		Commit: "lifecycle2",
+		What:   "next_contract_id of customer mappings (psa_customer_mapping's renewal), written only when set",
+		Fields: map[string][]string{
+			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
+			"psa": v1PSA, "integration": v1Integration, "tickets": v1Tickets,
+			"product_mappings": v1Products, "customer_mappings": slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"),
+		},
+	},
 }
 
 // Unknown returns the fields of the export data that r does not know, as
