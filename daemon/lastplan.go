@@ -67,6 +67,8 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 	merged.Failures = append(merged.Failures, p.Failures...)
 	merged.ContractsEnding = slices.DeleteFunc(slices.Clone(m.plan.ContractsEnding), func(c usage.ContractEnding) bool { return c.CustomerID == customer })
 	merged.ContractsEnding = append(merged.ContractsEnding, p.ContractsEnding...)
+	merged.Renewals = slices.DeleteFunc(slices.Clone(m.plan.Renewals), func(r usage.ContractRenewal) bool { return r.CustomerID == customer })
+	merged.Renewals = append(merged.Renewals, p.Renewals...)
 	m.plan = &merged
 }
 
@@ -269,6 +271,12 @@ func planForCustomer(p *usage.Plan, customer string) *usage.Plan {
 	for _, c := range p.ContractsEnding {
 		if c.CustomerID == customer {
 			out.ContractsEnding = append(out.ContractsEnding, c)
+		}
+	}
+	out.Renewals = nil
+	for _, r := range p.Renewals {
+		if r.CustomerID == customer {
+			out.Renewals = append(out.Renewals, r)
 		}
 	}
 	out.Customers = 1

@@ -313,3 +313,23 @@ func TestPlanMemory_contractsEnding(t *testing.T) {
 		t.Errorf("after a pass for b whose contract no longer ends, the plan lists contracts ending %+v, want a's only", p.ContractsEnding)
 	}
 }
+
+// TestPlanMemory_renewals: a pass for one customer replaces its renewal in
+// the last plan, and a customer's plan shows its own.
+func TestPlanMemory_renewals(t *testing.T) {
+	t.Parallel()
+	nov1 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	renewal := func(customer, billsTo string) usage.ContractRenewal {
+		return usage.ContractRenewal{Source: "file", CustomerID: customer, ContractID: customer + "1", NextContractID: customer + "2", BillsTo: billsTo}
+	}
+	var m planMemory
+	m.record(&usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, RunID: 3,
+		Renewals: []usage.ContractRenewal{renewal("a", "a1"), renewal("b", "b1")}}, "")
+	if p, ok := m.get("b"); !ok || len(p.Renewals) != 1 || p.Renewals[0].CustomerID != "b" {
+		t.Errorf("b's plan lists renewals %+v, want b's only", p.Renewals)
+	}
+	m.record(&usage.Plan{Period: source.Period{Year: 2026, Month: 11}, EffectiveDate: nov1, RunID: 4}, "b")
+	if p, ok := m.get(""); !ok || len(p.Renewals) != 1 || p.Renewals[0].CustomerID != "a" {
+		t.Errorf("after a pass for b whose renewal was moved into contract_id, the plan lists renewals %+v, want a's only", p.Renewals)
+	}
+}

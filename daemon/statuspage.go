@@ -260,6 +260,10 @@ type statusData struct {
 	// last pass's effective date or the next (those that have ended are
 	// failed customers, in the table above).
 	Ending []usage.ContractEnding
+	// Renewals lists the customers whose mapping names a renewal
+	// (next_contract_id), with the contract the last pass billed and the
+	// day the renewal takes over.
+	Renewals []usage.ContractRenewal
 	// Ended offers a pass for the month that has ended, when its last
 	// pass failed or was partial (nil otherwise).
 	Ended *endedOffer
@@ -383,6 +387,7 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 				data.Ending = append(data.Ending, c)
 			}
 		}
+		data.Renewals = last.Renewals
 	}
 	if p.SignedIn {
 		data.Ended = d.endedPeriodOffer()

@@ -785,3 +785,21 @@ func TestStatusPage_contractsEnding(t *testing.T) {
 		t.Error("the status page lists the ended contract among those ending")
 	}
 }
+
+// TestStatusPage_renewals: the status page shows, from the last plan, which
+// contract a customer with a renewal bills to and when the renewal takes
+// over.
+func TestStatusPage_renewals(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	e.d.plans.record(&usage.Plan{Renewals: []usage.ContractRenewal{
+		{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684183", NextContractID: "29684190",
+			BillsTo: "29684183", TakesOver: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}}, "")
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Contract renewals", `id="contract-renewals"`, "file/cust-acme", "contract_id 29684183", "29684190", "2027-01-01"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the status page lacks %q:\n%s", want, body)
+		}
+	}
+}

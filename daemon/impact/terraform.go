@@ -296,7 +296,13 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 			cm := export.CustomerMapping{
 				Source: v.str("source"), CustomerID: v.str("customer_id"), CustomerName: v.str("customer_name"),
 				CompanyID: v.str("company_id"), ContractID: v.str("contract_id"),
-				UsageSync: v.bool("usage_sync"), TicketSync: v.bool("ticket_sync"),
+				NextContractID: v.str("next_contract_id"),
+				UsageSync:      v.bool("usage_sync"), TicketSync: v.bool("ticket_sync"),
+			}
+			if isUnknown(cm.NextContractID) {
+				// A renewal known only after apply: the report bills
+				// contract_id, as a pass before the renewal starts does.
+				cm.NextContractID = ""
 			}
 			if isUnknown(cm.ContractID) {
 				// A data source read during apply (it depends on a

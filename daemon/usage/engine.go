@@ -542,6 +542,10 @@ type Plan struct {
 	// month of the effective date or the next, by the end date the PSA
 	// gives the contract.
 	ContractsEnding []ContractEnding `json:"contracts_ending,omitempty"`
+	// Renewals lists the customers whose mapping names a renewal
+	// (next_contract_id): the contract the pass bills them on, and the day
+	// the renewal takes over.
+	Renewals []ContractRenewal `json:"renewals,omitempty"`
 	// Customers is the number of customers in the pass.
 	Customers int `json:"customers"`
 	// ComputedAt is when the plan was computed (the PSA and the source
@@ -570,7 +574,10 @@ type Result struct {
 
 // customerPass is the working state of one customer in a pass.
 type customerPass struct {
-	// m points into the export (a pass does not copy 20,000 mappings).
+	// m points into the export (a pass does not copy 20,000 mappings),
+	// or, for a customer whose renewal is in force on the effective date,
+	// to a copy of its mapping that names the renewal as its contract
+	// (see Engine.selectContract).
 	m *export.CustomerMapping
 	// changes are the customer's nChanges changes, in the plan's (set
 	// once the plan's changes stop growing).
@@ -730,10 +737,17 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	owners := map[string][]string{}
 	p.mapped = map[string]bool{}
 	for _, cm := range doc.CustomerMappings {
-		p.mapped[idKey(cm.ContractID)] = true
-		if cm.Source == srcName && cm.UsageSync {
-			k := idKey(cm.ContractID)
-			owners[k] = append(owners[k], cm.CustomerID)
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if id == "" {
+				continue
+			}
+			p.mapped[idKey(id)] = true
+			// A renewal is the customer's contract from its start on:
+			// another customer of the source must not sync to it either.
+			if cm.Source == srcName && cm.UsageSync {
+				k := idKey(id)
+				owners[k] = append(owners[k], cm.CustomerID)
+			}
 		}
 	}
 	rivals := rivalSources(doc, srcName)
@@ -741,9 +755,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	for _, cm := range mappings {
 		cp := &customerPass{m: cm}
 		p.customers = append(p.customers, cp)
-		if o := owners[idKey(cm.ContractID)]; len(o) > 1 {
-			cp.err = fmt.Errorf("contract %s is mapped to %d customers (%s)", cm.ContractID, len(o), strings.Join(o, ", "))
-			cp.hint = "each customer needs its own contract: fix the customer mappings and re-run terraform apply"
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if o := owners[idKey(id)]; id != "" && len(o) > 1 && cp.err == nil {
+				cp.err = fmt.Errorf("contract %s is mapped to %d customers (%s)", id, len(o), strings.Join(o, ", "))
+				cp.hint = "each customer needs its own contract (and renewal, next_contract_id): fix the customer mappings and re-run terraform apply"
+			}
 		}
 	}
 	p.records = map[string]*psa.Contract{}

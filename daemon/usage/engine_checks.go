@@ -394,9 +394,34 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		return age >= 0 && age < contractCheckTTL && (c.ct.EndDate.IsZero() || c.ct.EndDate.Format(time.DateOnly) >= effDay) &&
 			(c.ct.StartDate.IsZero() || c.ct.StartDate.Format(time.DateOnly) <= effDay)
 	}
+	freshRenewal := func(c contractTerm, cm export.CustomerMapping) bool {
+		age := now.Sub(c.readAt)
+		if _, err := e.recordProblem(cm, c.ct); err != nil {
+			return false
+		}
+		return age >= 0 && age < contractCheckTTL
+	}
 	var ids []string
 	for _, cp := range p.customers {
-		if cp.err != nil || slices.Contains(ids, cp.m.ContractID) {
+		if cp.err != nil {
+			continue
+		}
+		if cp.m.NextContractID != "" {
+			// Both records choose the contract: the old one's end and the
+			// renewal's start, read once a day (the renewal has not
+			// started until it takes over, and the old one ends then).
+			for _, cm := range []export.CustomerMapping{*cp.m, renewalOf(*cp.m)} {
+				if slices.Contains(ids, cm.ContractID) {
+					continue
+				}
+				if c, ok := e.terms.get(sys, cm.ContractID); ok && freshRenewal(c, cm) {
+					continue
+				}
+				ids = append(ids, cm.ContractID)
+			}
+			continue
+		}
+		if slices.Contains(ids, cp.m.ContractID) {
 			continue
 		}
 		if c, ok := e.terms.get(sys, cp.m.ContractID); ok && fresh(c, *cp.m) {
@@ -435,6 +460,13 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		if cp.err != nil {
 			continue
 		}
+		renewal := cp.m.NextContractID != ""
+		if renewal {
+			e.selectContract(p, cp, effDay)
+			if cp.err != nil {
+				continue
+			}
+		}
 		t, ok := e.terms.get(sys, cp.m.ContractID)
 		if !ok {
 			continue
@@ -454,11 +486,14 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 			// agreement does.
 			cp.err = fmt.Errorf("contract %s%s starts on %s, after the effective date %s, and nothing was written to it",
 				cp.m.ContractID, quotedName(c.name), start, effDay)
-			cp.hint = fmt.Sprintf("keep customer %s/%s mapped to the contract in force on %s until the pass of %s has run (a renewal is mapped between the last pass of the old contract's month and the first of the new one's), or use policies.effective_date: %s, which dates the changes on the 1st of the next month",
-				cp.m.Source, cp.m.CustomerID, effDay, start, EffectiveNextPeriodStart)
+			cp.hint = fmt.Sprintf("map customer %s/%s's contract_id to the contract in force on %s and name this one in next_contract_id: psa-syncd then bills on it from %s on",
+				cp.m.Source, cp.m.CustomerID, effDay, start)
 			continue
 		}
-		if c.end.IsZero() {
+		if c.end.IsZero() || renewal {
+			// A contract whose renewal is mapped ends as planned: the
+			// renewal takes over (Plan.Renewals), so it is not
+			// reported as ending.
 			continue
 		}
 		end := c.end.Format(time.DateOnly)
@@ -485,6 +520,76 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		e.logger.Warn("Mapped contracts end within the billing month of the effective date or the next: map their customers to the contracts that follow and re-run terraform apply before they end",
 			"contracts", n, "first_customer", first.Source+"/"+first.CustomerID, "first_contract", first.ContractID, "first_end", first.EndDate.Format(time.DateOnly))
 	}
+}
+
+// ContractRenewal is a customer whose mapping names a renewal
+// (next_contract_id): the contract a pass bills it on (BillsTo: contract_id
+// before the renewal takes over, next_contract_id from then on), and the
+// day the renewal takes over (its start, or the day after contract_id
+// ends), when the PSA gave either.
+type ContractRenewal struct {
+	Source         string `json:"source"`
+	CustomerID     string `json:"customer_id"`
+	CustomerName   string `json:"customer_name,omitempty"`
+	ContractID     string `json:"contract_id"`
+	NextContractID string `json:"next_contract_id"`
+	BillsTo        string `json:"bills_to"`
+	// TakesOver is the first effective date billed on NextContractID;
+	// zero when the PSA gave neither date.
+	TakesOver time.Time `json:"takes_over,omitzero"`
+}
+
+// renewalOf is cm with its renewal as its contract: the mapping a pass
+// bills once the renewal has taken over.
+func renewalOf(cm export.CustomerMapping) export.CustomerMapping {
+	cm.ContractID, cm.NextContractID = cm.NextContractID, ""
+	return cm
+}
+
+// selectContract chooses the contract of customer cp, whose mapping names
+// a renewal (next_contract_id), for the pass's effective date effDay: the
+// renewal when effDay is on or after its start, or after contract_id's
+// end; contract_id before. From the renewal on, cp.m is a copy of the
+// mapping that names the renewal as its contract, so that the pass's
+// reads, checks, intents, ledger and status name the contract written, and
+// the renewal gets lines of its own, as a newly mapped contract does; a
+// line of contract_id is never written for a day after its end. The
+// choice is listed in the plan (Plan.Renewals). A customer whose two
+// contracts' records could not be read fails: the pass cannot tell which
+// contract is in force, and a guess could bill the old contract after its
+// end (ConnectWise takes such a write).
+func (e *Engine) selectContract(p *pass, cp *customerPass, effDay string) {
+	sys := e.be.System()
+	cm := *cp.m
+	old, oldOK := e.terms.get(sys, cm.ContractID)
+	next, nextOK := e.terms.get(sys, cm.NextContractID)
+	var takesOver time.Time
+	switch {
+	case nextOK && !next.ct.StartDate.IsZero():
+		takesOver = dayOf(next.ct.StartDate)
+	case oldOK && !old.ct.EndDate.IsZero():
+		takesOver = dayOf(old.ct.EndDate).AddDate(0, 0, 1)
+	}
+	r := ContractRenewal{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName,
+		ContractID: cm.ContractID, NextContractID: cm.NextContractID, BillsTo: cm.ContractID, TakesOver: takesOver}
+	switch {
+	case !oldOK && !nextOK:
+		cp.err = fmt.Errorf("could not read contract %s or its renewal %s (next_contract_id), so the pass cannot tell which one is in force on %s, and nothing was written",
+			cm.ContractID, cm.NextContractID, effDay)
+		cp.hint = fmt.Sprintf("check that both contracts exist in %s and that the API user may read them; the next pass reads them again", systemName(sys))
+		r.BillsTo = ""
+	case nextOK && !next.ct.StartDate.IsZero() && next.ct.StartDate.Format(time.DateOnly) <= effDay,
+		oldOK && !old.ct.EndDate.IsZero() && old.ct.EndDate.Format(time.DateOnly) < effDay:
+		m := renewalOf(cm)
+		cp.m = &m
+		r.BillsTo = m.ContractID
+	}
+	p.plan.Renewals = append(p.plan.Renewals, r)
+}
+
+// dayOf is the calendar day of t, at midnight UTC.
+func dayOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
 
 // readContractRecords reads contracts ids in bulk (psa.BulkReader); a
@@ -542,7 +647,7 @@ func quotedName(name string) string {
 // renewalHint is the fix of a customer whose contract ended: the Terraform
 // change that maps it to the contract that follows.
 func renewalHint(cm export.CustomerMapping, sys psa.System) string {
-	return fmt.Sprintf("map customer %s/%s to the contract that follows it (data.psa_contract with company_id = %q and the new contract's name gives contract_id) and re-run terraform apply, or, if the contract goes on, move its end date in %s; the next pass then writes the lines",
+	return fmt.Sprintf("map customer %s/%s to the contract that follows it (data.psa_contract with company_id = %q and the new contract's name gives contract_id, or next_contract_id ahead of the end) and re-run terraform apply, or, if the contract goes on, move its end date in %s; the next pass then writes the lines",
 		cm.Source, cm.CustomerID, cm.CompanyID, systemName(sys))
 }
 

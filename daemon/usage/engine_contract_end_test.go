@@ -112,7 +112,7 @@ func TestEngineSystems_contractEndWarnsAheadAndStopsWrites(t *testing.T) {
 			pass(EffectivePeriodStart, 5)
 			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed ||
 				!strings.Contains(cs.Error, "contract "+renewal+` ("Acme 2027") starts on 2027-01-01, after the effective date 2026-12-01`) ||
-				!strings.Contains(cs.Hint, "until the pass of 2027-01-01 has run") {
+				!strings.Contains(cs.Hint, "name this one in next_contract_id: psa-syncd then bills on it from 2027-01-01 on") {
 				t.Errorf("renewal mapped early: cust-a = %s (%q, hint %q), want failed as not started", cs.Result, cs.Error, cs.Hint)
 			}
 			if got := h.writes(); got != 0 {

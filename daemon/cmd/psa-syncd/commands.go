@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1330,7 +1331,16 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 			rows = append(rows, []string{nameID(c.CustomerName, c.CustomerID), nameID(c.ContractName, c.ContractID), c.EndDate.Format(time.DateOnly)})
 		}
 	}
-	section("Contracts that end this month or next (map the customers to the contracts that follow before then):", "CUSTOMER\tCONTRACT\tEND DATE", rows)
+	section("Contracts that end this month or next (name the contracts that follow in next_contract_id before then):", "CUSTOMER\tCONTRACT\tEND DATE", rows)
+	rows = nil
+	for _, r := range p.Renewals {
+		takes := "unknown"
+		if !r.TakesOver.IsZero() {
+			takes = r.TakesOver.Format(time.DateOnly)
+		}
+		rows = append(rows, []string{nameID(r.CustomerName, r.CustomerID), cmp.Or(r.BillsTo, "unknown"), r.ContractID, r.NextContractID, takes})
+	}
+	section("Contract renewals (the renewal bills from the day it takes over):", "CUSTOMER\tBILLS TO\tCONTRACT_ID\tNEXT_CONTRACT_ID\tTAKES OVER", rows)
 	if len(p.Problems) > 0 {
 		fmt.Fprintf(w, "\nSkipped source rows:\n")
 		for _, pr := range p.Problems {

@@ -1566,3 +1566,20 @@ func TestRemoteFlags_tokenFromEnvTrimmed(t *testing.T) {
 		t.Fatalf("client() = %+v, %v; want the token without its line end", c, err)
 	}
 }
+
+// TestPrintPlan_renewals: plan's table says which contract a customer with
+// a renewal bills to, and the day the renewal takes over.
+func TestPrintPlan_renewals(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	jan1 := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	printPlan(&b, &usage.Plan{Renewals: []usage.ContractRenewal{
+		{Source: "file", CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684183", NextContractID: "29684190", BillsTo: "29684183", TakesOver: jan1},
+	}}, false)
+	out := b.String()
+	for _, want := range []string{"Contract renewals", "TAKES OVER", "Acme (cust-acme)", "29684183", "29684190", "2027-01-01"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, out)
+		}
+	}
+}
