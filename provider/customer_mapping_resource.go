@@ -53,8 +53,10 @@ type customerMappingResourceModel struct {
 	CustomerName types.String `tfsdk:"customer_name"`
 	CompanyID    types.String `tfsdk:"company_id"`
 	ContractID   types.String `tfsdk:"contract_id"`
-	UsageSync    types.Bool   `tfsdk:"usage_sync"`
-	TicketSync   types.Bool   `tfsdk:"ticket_sync"`
+	// NextContractID is the renewal of ContractID (null: none).
+	NextContractID types.String `tfsdk:"next_contract_id"`
+	UsageSync      types.Bool   `tfsdk:"usage_sync"`
+	TicketSync     types.Bool   `tfsdk:"ticket_sync"`
 }
 
 func (r *customerMappingResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -79,11 +81,21 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"The same check warns when the contract has ended, ends this calendar month or the next, or has not started " +
 			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
-			"the customer as stale instead, so an annual contract renewed under a new id (the usual way on Autotask and " +
-			"Kaseya BMS) needs this mapping pointed at the new contract (`data.psa_contract` by its name) between the last " +
-			"pass of the old contract's month and the first of the new one's. psa-syncd reports mapped contracts that end " +
+			"the customer as stale instead. psa-syncd reports mapped contracts that end " +
 			"soon ahead of time too (`psa_sync_contracts_ending`, the `PsaSyncContractEndingSoon` alert), also for mappings " +
 			"that the plan does not check again.\n\n" +
+			"## Contract renewals\n\n" +
+			"An annual contract renewed under a new id (the usual way on Autotask and Kaseya BMS) is mapped ahead with " +
+			"`next_contract_id`, any time before the old contract ends: psa-syncd bills a pass on the renewal when the pass's " +
+			"effective date is on or after the renewal's start (or after `contract_id`'s end), and on `contract_id` before, so " +
+			"nothing has to be applied around midnight on 31 December. The renewal gets lines of its own, as a newly mapped " +
+			"contract does; the old contract's lines are never written for a day after its end. The plan checks the renewal as " +
+			"it checks `contract_id` (same company, recurring service contract, not claimed by another customer) and fails " +
+			"unless it starts after `contract_id` ends, naming both dates. psa-syncd's plan and status page show which " +
+			"contract each customer bills to and the day its renewal takes over, and a contract whose renewal is mapped is not " +
+			"reported as ending. Once psa-syncd bills the renewal (and no re-run of the old contract's last month is due: " +
+			"`policies.usage_period: previous` bills that month in the next one), move the renewal's id into `contract_id` and " +
+			"remove `next_contract_id`, at leisure: psa-syncd writes nothing different.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -143,6 +155,15 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 				MarkdownDescription: "Id of the company's contract that usage is billed on, usually `data.psa_contract.<name>.id`. " +
 					"It must belong to `company_id`, and only one customer of each `source` may sync usage to it." + psaIDDescription,
 				Required:   true,
+				Validators: []validator.String{nonEmpty()},
+			},
+			"next_contract_id": schema.StringAttribute{
+				MarkdownDescription: "Id of the contract that follows `contract_id` (its renewal), usually `data.psa_contract.<name>.id`: " +
+					"psa-syncd bills the customer on it from its start date (or from the day after `contract_id` ends) on, and on " +
+					"`contract_id` before. It must belong to `company_id`, be a recurring service contract, and start after " +
+					"`contract_id` ends. Optional; see Contract renewals above. Requires psa-syncd with renewals: an older " +
+					"psa-syncd refuses an export that holds one (see the README's Upgrading)." + psaIDDescription,
+				Optional:   true,
 				Validators: []validator.String{nonEmpty()},
 			},
 			"usage_sync": schema.BoolAttribute{
@@ -214,16 +235,26 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		return
 	}
 	contractID := plan.ContractID.ValueString()
+	nextID := plan.NextContractID.ValueString() // "" when null or unknown
 	// psa-syncd sets a contract's quantities from one source's usage at a
 	// time, so customers of different sources may share a contract, and a
-	// customer without usage sync writes nothing to it.
-	if !plan.ContractID.IsUnknown() && plan.UsageSync.ValueBool() {
-		if other, ok := r.data.contracts.claim(r.data.system, plan.Source.ValueString(), contractID, customer); !ok {
-			resp.Diagnostics.AddAttributeError(path.Root("contract_id"), summaryContractTwoCustomers,
-				fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration, both with usage_sync on. "+
+	// customer without usage sync writes nothing to it. A renewal is the
+	// customer's contract from its start on.
+	for _, c := range []struct {
+		attr string
+		v    types.String
+	}{{"contract_id", plan.ContractID}, {"next_contract_id", plan.NextContractID}} {
+		if !known(c.v) || !plan.UsageSync.ValueBool() {
+			continue
+		}
+		id := c.v.ValueString()
+		if other, ok := r.data.contracts.claim(r.data.system, plan.Source.ValueString(), id, customer); !ok {
+			resp.Diagnostics.AddAttributeError(path.Root(c.attr), summaryContractTwoCustomers,
+				fmt.Sprintf("Contract %s is mapped by customer %s and by customer %s in this configuration (as contract_id or "+
+					"next_contract_id), both with usage_sync on. "+
 					"psa-syncd would set the contract's quantities from the usage of both and refuses to sync either. "+
 					"Map each customer to its own contract, or set usage_sync = false on the one that is not billed.",
-					contractID, other, customer))
+					id, other, customer))
 			return
 		}
 	}
@@ -239,17 +270,18 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		}
 	}
 
-	if plan.CompanyID.IsUnknown() || plan.ContractID.IsUnknown() {
+	if plan.CompanyID.IsUnknown() || plan.ContractID.IsUnknown() || plan.NextContractID.IsUnknown() {
 		return
 	}
 	// Checked when it was planned last; re-checking every mapping on
 	// every plan would spend the PSA's request budget for nothing. An
 	// imported mapping was never planned (see privateKeyUncheckedContract).
 	unchecked := uncheckedContract(ctx, private)
-	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) && !unchecked {
+	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) &&
+		state.NextContractID.Equal(plan.NextContractID) && !unchecked {
 		return
 	}
-	verified := r.checkContract(ctx, &resp.Diagnostics, plan.CompanyID.ValueString(), contractID, customer)
+	verified := r.checkContracts(ctx, &resp.Diagnostics, plan.CompanyID.ValueString(), contractID, nextID, customer)
 	if unchecked && verified && !resp.Diagnostics.HasError() {
 		resp.Diagnostics.Append(private.SetKey(ctx, privateKeyUncheckedContract, nil)...)
 	}
@@ -280,52 +312,136 @@ func uncheckedContract(ctx context.Context, private privateData) bool {
 // company, adds only a warning; refused credentials or a base URL without
 // the PSA's endpoints fail the plan (see planCheckFails).
 func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, customer string) (verified bool) {
+	return r.checkContracts(ctx, diags, companyID, contractID, "", customer)
+}
+
+// checkContracts is checkContract of contractID and, when nextID is not
+// "", of the renewal nextID (next_contract_id), which must also start after
+// contractID ends (checkRenewalDates). Both are read at once, so that the
+// two reads join one bulk read (readCache): a renewal costs no request of
+// its own. contractID's dates get no warning when a renewal follows it.
+func (r *customerMappingResource) checkContracts(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, nextID, customer string) (verified bool) {
+	type read struct {
+		ct  *psa.Contract
+		err error
+	}
+	var next chan read
+	if nextID != "" {
+		next = make(chan read, 1)
+		go func() {
+			ct, err := r.data.reads.contracts.get(ctx, nextID)
+			next <- read{ct, err}
+		}()
+	}
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
+	verified = r.checkContractRead(ctx, diags, path.Root("contract_id"), companyID, contractID, customer, contract, err, nextID == "")
+	if next == nil {
+		return verified
+	}
+	n := <-next
+	nextOK := r.checkContractRead(ctx, diags, path.Root("next_contract_id"), companyID, nextID, customer, n.ct, n.err, false)
+	if err == nil && n.err == nil {
+		checkRenewalDates(diags, contract, n.ct, customer)
+	}
+	return verified && nextOK
+}
+
+// checkRenewalDates fails the plan of a renewal (next) that does not start
+// after its contract ends: psa-syncd bills the renewal from its start, so
+// the days both contracts cover would be billed on the renewal while the
+// old contract still invoices its own lines, and a contract without an end
+// date is never followed. A renewal that starts later than the day after
+// gets a warning: psa-syncd bills neither contract in between. Dates are
+// calendar days, as the PSAs give them.
+func checkRenewalDates(diags *diag.Diagnostics, contract, next *psa.Contract, customer string) {
+	at := path.Root("next_contract_id")
+	end, start := contract.EndDate.Format(time.DateOnly), next.StartDate.Format(time.DateOnly)
+	switch {
+	case contract.EndDate.IsZero():
+		diags.AddAttributeError(at, "PSA Contract Has No End Date",
+			fmt.Sprintf("Contract %s (%q), customer %s's contract_id, has no end date, so renewal %s (%q), which starts on %s, "+
+				"would overlap it. A renewal follows a contract that ends: set the end date of contract %s in the PSA, or, if the "+
+				"renewal replaces it now, set contract_id to %s and remove next_contract_id.",
+				contract.ID, contract.Name, customer, next.ID, next.Name, dateOrNone(next.StartDate), contract.ID, next.ID))
+	case !next.StartDate.IsZero() && start <= end:
+		diags.AddAttributeError(at, "Renewal Starts Before Its Contract Ends",
+			fmt.Sprintf("Contract %s (%q), next_contract_id, starts on %s, but contract %s (%q), contract_id, ends on %s. psa-syncd "+
+				"bills customer %s on the renewal from its start, so the days both contracts cover would be billed on the renewal "+
+				"while the old contract still invoices its own lines. A renewal must start after its contract ends (on %s at the "+
+				"earliest): fix the dates in the PSA, or the ids.",
+				next.ID, next.Name, start, contract.ID, contract.Name, end, customer,
+				dayOf(contract.EndDate).AddDate(0, 0, 1).Format(time.DateOnly)))
+	case !next.StartDate.IsZero() && start > dayOf(contract.EndDate).AddDate(0, 0, 1).Format(time.DateOnly):
+		diags.AddAttributeWarning(at, "Gap Before Renewal",
+			fmt.Sprintf("Contract %s (%q), contract_id, ends on %s and its renewal %s (%q) starts on %s: psa-syncd bills customer %s "+
+				"on neither contract for an effective date in between (the customer fails as not started). Check the dates in the PSA.",
+				contract.ID, contract.Name, end, next.ID, next.Name, start, customer))
+	}
+}
+
+// dayOf is the calendar day of t, at midnight UTC.
+func dayOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// dateOrNone is t as a date, or "no date" when t is zero.
+func dateOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "no date"
+	}
+	return t.Format(time.DateOnly)
+}
+
+// checkContractRead is checkContract of contract, read (err when it could
+// not be) for attribute at: contract_id, or a renewal's next_contract_id.
+// dates adds the warnings of contractDatesWarning.
+func (r *customerMappingResource) checkContractRead(ctx context.Context, diags *diag.Diagnostics, at path.Path, companyID, contractID, customer string,
+	contract *psa.Contract, err error, dates bool) (verified bool) {
 	switch {
 	case errors.Is(err, psa.ErrNotFound):
 		if detail := r.data.notFoundUnconfirmed(ctx, "contract "+contractID, err); detail != "" {
-			diags.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract", detail)
+			diags.AddAttributeError(at, "Unable to Verify PSA Contract", detail)
 			break
 		}
-		diags.AddAttributeError(path.Root("contract_id"), "PSA Contract Not Found",
+		diags.AddAttributeError(at, "PSA Contract Not Found",
 			fmt.Sprintf("Contract %s does not exist in %s, so customer %s cannot be mapped to it. "+
 				"Check contract_id; data.psa_contract looks contracts up by company and name.",
 				contractID, systemTitle(r.data.system), customer))
 	case planCheckFails(err):
-		diags.AddAttributeError(path.Root("contract_id"), "Unable to Verify PSA Contract",
+		diags.AddAttributeError(at, "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case err != nil:
 		// The check is a courtesy; an unreachable PSA must not block a plan
 		// that only changes the export. A malformed id never gets here
 		// (psaIDsValid), so a validation error is the PSA's own refusal,
 		// which Autotask also gives for some server errors.
-		diags.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
+		diags.AddAttributeWarning(at, "Unable to Verify PSA Contract",
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up contract %s", contractID), err))
 	case contract.CompanyID == "":
 		// Kaseya BMS names a contract's account, not its id, and the
 		// account may not be found by that name.
-		diags.AddAttributeWarning(path.Root("contract_id"), "Unable to Verify PSA Contract",
+		diags.AddAttributeWarning(at, "Unable to Verify PSA Contract",
 			fmt.Sprintf("%s did not tell which company contract %s (%q) belongs to, so the plan could not check that it is "+
 				"company %s's, on which customer %s is billed. Check it in %s.",
 				systemTitle(r.data.system), contractID, contract.Name, companyID, customer, systemTitle(r.data.system)))
 	case contract.CompanyID != companyID:
-		diags.AddAttributeError(path.Root("contract_id"), "Contract Belongs to Another Company",
+		diags.AddAttributeError(at, "Contract Belongs to Another Company",
 			fmt.Sprintf("Contract %s (%q) belongs to company %s, not to company %s, so customer %s cannot be billed on it. "+
 				"Use one of company %s's contracts (data.psa_contract with company_id = %q), or fix company_id.",
 				contractID, contract.Name, contract.CompanyID, companyID, customer, companyID, companyID))
 	case !contract.Recurring:
-		diags.AddAttributeError(path.Root("contract_id"), "Not a Recurring-Service Contract",
+		diags.AddAttributeError(at, "Not a Recurring-Service Contract",
 			fmt.Sprintf("Contract %s (%q) is a %q contract. psa-syncd sets quantities only on recurring-service contracts, "+
 				"so customer %s's usage could never be billed on it. Map the customer to one of company %s's recurring-service "+
 				"contracts; data.psa_contract finds only those by default.",
 				contractID, contract.Name, contract.Type, customer, companyID))
 	case !contract.Active:
-		diags.AddAttributeWarning(path.Root("contract_id"), "Inactive PSA Contract",
+		diags.AddAttributeWarning(at, "Inactive PSA Contract",
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",
 				contractID, contract.Name, contract.Status, customer))
-	default:
+	case dates:
 		if summary, detail := contractDatesWarning(contract, companyID, customer, time.Now()); summary != "" {
-			diags.AddAttributeWarning(path.Root("contract_id"), summary, detail)
+			diags.AddAttributeWarning(at, summary, detail)
 		}
 	}
 	return err == nil && contract.CompanyID != ""
@@ -344,8 +460,8 @@ func contractDatesWarning(contract *psa.Contract, companyID, customer string, no
 	today := now.Format(time.DateOnly)
 	windowEnd := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 2, 0).Format(time.DateOnly)
 	start, end := contract.StartDate.Format(time.DateOnly), contract.EndDate.Format(time.DateOnly)
-	follow := fmt.Sprintf("Map customer %s to the contract that follows it (data.psa_contract with company_id = %q and the new contract's name) "+
-		"before then, or move the end date in the PSA if the contract goes on.", customer, companyID)
+	follow := fmt.Sprintf("Name the contract that follows it in next_contract_id (data.psa_contract with company_id = %q and the new contract's name) "+
+		"before then: psa-syncd bills customer %s on it from its start. Or move the end date in the PSA if the contract goes on.", companyID, customer)
 	switch {
 	case !contract.EndDate.IsZero() && end < today:
 		return "PSA Contract Has Ended",
@@ -357,7 +473,7 @@ func contractDatesWarning(contract *psa.Contract, companyID, customer string, no
 		return "PSA Contract Not Started",
 			fmt.Sprintf("Contract %s (%q) starts on %s. psa-syncd writes nothing to it for an effective date before that day: its passes "+
 				"fail customer %s until then (with policies.effective_date: period_start, until the pass of the month it starts in). "+
-				"Apply this change after the last pass of the contract before it, or use policies.effective_date: next_period_start.",
+				"Map it as next_contract_id instead, with contract_id the contract in force until then: psa-syncd bills on it from its start.",
 				contract.ID, contract.Name, start, customer)
 	case !contract.EndDate.IsZero() && end < windowEnd:
 		return "PSA Contract Ends Soon",
@@ -531,7 +647,11 @@ func (r *customerMappingResource) contractConflict(doc *export.Document, m expor
 		return nil
 	}
 	for _, o := range doc.CustomerMappings {
-		if !o.UsageSync || o.Source != m.Source || o.ContractID != m.ContractID || o.CustomerID == m.CustomerID {
+		if !o.UsageSync || o.Source != m.Source || o.CustomerID == m.CustomerID {
+			continue
+		}
+		contract, ok := sharedContract(o, m)
+		if !ok {
 			continue
 		}
 		other := customerMappingImportID.format(o.Source, o.CustomerID)
@@ -543,9 +663,29 @@ func (r *customerMappingResource) contractConflict(doc *export.Document, m expor
 				"that is not billed. The plan does not see this when the contract or usage_sync is unknown until the apply, or when "+
 				"customer %s's mapping is not part of this configuration's plan (another configuration, -target). If this apply also "+
 				"removes customer %s's mapping or moves it to another contract, the provider waited %s for that change and it did not come: apply again.",
-				m.ContractID, other, r.data.exportPath, customer, customer, other, other, conflictWait)}
+				contract, other, r.data.exportPath, customer, customer, other, other, conflictWait)}
 	}
 	return nil
+}
+
+// sharedContract returns a contract that mappings a and b both name, as
+// contract_id or next_contract_id (a renewal is its customer's contract
+// from its start on).
+func sharedContract(a, b export.CustomerMapping) (string, bool) {
+	for _, x := range []string{a.ContractID, a.NextContractID} {
+		if x != "" && (x == b.ContractID || x == b.NextContractID) {
+			return x, true
+		}
+	}
+	return "", false
+}
+
+// nullIfEmpty is s as a string value, null when "".
+func nullIfEmpty(s string) types.String {
+	if s == "" {
+		return types.StringNull()
+	}
+	return types.StringValue(s)
 }
 
 // psaIDs are the attributes that hold PSA ids.
@@ -553,25 +693,27 @@ func (m customerMappingResourceModel) psaIDs() []psaIDAttribute {
 	return []psaIDAttribute{
 		{name: "company_id", value: m.CompanyID, kind: "company", hint: "data.psa_company.<name>.id"},
 		{name: "contract_id", value: m.ContractID, kind: "contract", hint: "data.psa_contract.<name>.id"},
+		{name: "next_contract_id", value: m.NextContractID, kind: "contract", hint: "data.psa_contract.<name>.id"},
 	}
 }
 
 // known reports whether every value of the export entry is known.
 func (m customerMappingResourceModel) known() bool {
 	return known(m.Source) && known(m.CustomerID) && known(m.CustomerName) && known(m.CompanyID) &&
-		known(m.ContractID) && known(m.UsageSync) && known(m.TicketSync)
+		known(m.ContractID) && !m.NextContractID.IsUnknown() && known(m.UsageSync) && known(m.TicketSync)
 }
 
 // toMapping converts the planned values to an export entry.
 func (m customerMappingResourceModel) toMapping() export.CustomerMapping {
 	return export.CustomerMapping{
-		Source:       m.Source.ValueString(),
-		CustomerID:   m.CustomerID.ValueString(),
-		CustomerName: m.CustomerName.ValueString(),
-		CompanyID:    m.CompanyID.ValueString(),
-		ContractID:   m.ContractID.ValueString(),
-		UsageSync:    m.UsageSync.ValueBool(),
-		TicketSync:   m.TicketSync.ValueBool(),
+		Source:         m.Source.ValueString(),
+		CustomerID:     m.CustomerID.ValueString(),
+		CustomerName:   m.CustomerName.ValueString(),
+		CompanyID:      m.CompanyID.ValueString(),
+		ContractID:     m.ContractID.ValueString(),
+		NextContractID: m.NextContractID.ValueString(),
+		UsageSync:      m.UsageSync.ValueBool(),
+		TicketSync:     m.TicketSync.ValueBool(),
 	}
 }
 
@@ -584,7 +726,10 @@ func newCustomerMappingModel(m export.CustomerMapping) customerMappingResourceMo
 		CustomerName: types.StringValue(m.CustomerName),
 		CompanyID:    types.StringValue(m.CompanyID),
 		ContractID:   types.StringValue(m.ContractID),
-		UsageSync:    types.BoolValue(m.UsageSync),
-		TicketSync:   types.BoolValue(m.TicketSync),
+		// An export without a renewal leaves the attribute null, as a
+		// configuration without it does.
+		NextContractID: nullIfEmpty(m.NextContractID),
+		UsageSync:      types.BoolValue(m.UsageSync),
+		TicketSync:     types.BoolValue(m.TicketSync),
 	}
 }

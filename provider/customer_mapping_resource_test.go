@@ -798,7 +798,7 @@ func TestContractDatesWarning(t *testing.T) {
 		{"ends this month", day(2026, 1, 1), day(2026, 11, 30), "PSA Contract Ends Soon", []string{"ends on 2026-11-30", "fails as stale", "data.psa_contract"}},
 		{"ends next month", day(2026, 1, 1), day(2026, 12, 31), "PSA Contract Ends Soon", []string{"ends on 2026-12-31"}},
 		{"ends today", day(2026, 1, 1), day(2026, 11, 21), "PSA Contract Ends Soon", []string{"ends on 2026-11-21"}},
-		{"not started", day(2027, 1, 1), day(2027, 12, 31), "PSA Contract Not Started", []string{"starts on 2027-01-01", "next_period_start"}},
+		{"not started", day(2027, 1, 1), day(2027, 12, 31), "PSA Contract Not Started", []string{"starts on 2027-01-01", "next_contract_id"}},
 		{"ends in two months", day(2026, 1, 1), day(2027, 1, 1), "", nil},
 		{"no end date", day(2026, 1, 1), time.Time{}, "", nil},
 	} {

@@ -98,12 +98,18 @@ func TestAccExamples_apply(t *testing.T) {
 func seedExampleObjects(e *testEnv, services []string, billingCode bool) {
 	ended := time.Date(2025, time.December, 31, 0, 0, 0, 0, time.UTC)
 	started := time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
+	// The renewal of Acme Managed Services (which runs through the
+	// simulator clock's year), that psa_customer_mapping's example maps
+	// ahead as next_contract_id.
+	next := time.Now().UTC().Year() + 1
+	renewalStart, renewalEnd := time.Date(next, time.January, 1, 0, 0, 0, 0, time.UTC), time.Date(next, time.December, 31, 0, 0, 0, 0, time.UTC)
 	switch e.system {
 	case psa.SystemAutotask:
 		at := e.sim.Autotask()
 		acme, globex := at.AddCompany("Acme Corp"), at.AddCompany("Globex")
 		at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Acme Managed Services"})
 		at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Acme Managed Services 2025", Status: "Inactive", StartDate: started, EndDate: ended})
+		at.AddContract(psatest.AutotaskContract{CompanyID: acme, Name: "Acme Managed Services 2027", StartDate: renewalStart, EndDate: renewalEnd})
 		at.AddContract(psatest.AutotaskContract{CompanyID: globex, Name: "Globex Security Bundle"})
 		if billingCode {
 			// A second one: the examples that name none take the default.
@@ -117,6 +123,7 @@ func seedExampleObjects(e *testEnv, services []string, billingCode bool) {
 		acme, globex := cw.AddCompany("Acme Corp"), cw.AddCompany("Globex")
 		cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Acme Managed Services"})
 		cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Acme Managed Services 2025", Status: "Expired", StartDate: started, EndDate: ended})
+		cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: acme, Name: "Acme Managed Services 2027", StartDate: renewalStart, EndDate: renewalEnd})
 		cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: globex, Name: "Globex Security Bundle"})
 		for _, s := range services {
 			cw.AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: s, Price: 10})
@@ -126,6 +133,7 @@ func seedExampleObjects(e *testEnv, services []string, billingCode bool) {
 		acme, globex := k.AddAccount("Acme Corp"), k.AddAccount("Globex")
 		k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed Services"})
 		k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed Services 2025", Inactive: true, StartDate: started, EndDate: ended})
+		k.AddContract(psatest.KaseyaBMSContract{AccountID: acme, Name: "Acme Managed Services 2027", StartDate: renewalStart, EndDate: renewalEnd})
 		k.AddContract(psatest.KaseyaBMSContract{AccountID: globex, Name: "Globex Security Bundle"})
 		k.AddServiceFull(psatest.KaseyaBMSService{Name: "Per-user support", UnitPrice: 5, UnitOfMeasureID: 2, Active: true})
 		for _, s := range services {

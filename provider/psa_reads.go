@@ -323,9 +323,12 @@ func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document
 		r.contracts.cost = coster.ContractReadCost
 	}
 	r.contracts.known = known(func(d *export.Document) []string {
-		ids := make([]string, len(d.CustomerMappings))
-		for i, m := range d.CustomerMappings {
-			ids[i] = m.ContractID
+		ids := make([]string, 0, len(d.CustomerMappings))
+		for _, m := range d.CustomerMappings {
+			ids = append(ids, m.ContractID)
+			if m.NextContractID != "" {
+				ids = append(ids, m.NextContractID)
+			}
 		}
 		return ids
 	})
