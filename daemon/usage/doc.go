@@ -109,7 +109,12 @@
 // and nothing is written to it; contracts ending in the month of the
 // effective date or the next are listed in Plan.ContractsEnding and
 // counted in psa_sync_contracts_ending, so that the renewal's mapping is
-// applied before the end date.
+// applied before the end date. A mapping that names a renewal
+// (next_contract_id) bills it from its start, or from the day after
+// contract_id's end, on (Engine.selectContract): the pass then runs on a
+// copy of the mapping that names the renewal, and contract_id is not
+// reported as ending; Plan.Renewals says which contract each such
+// customer bills to.
 //
 // A backend whose writes copy details of the catalog service they write
 // (psa.ServicePreloader: a Kaseya BMS line carries the service's name,
