@@ -737,23 +737,27 @@ func (d *Daemon) storedExport() ([]byte, error) {
 
 // apiCustomer is one customer in GET /api/v1/customers.
 type apiCustomer struct {
-	Source       string    `json:"source"`
-	CustomerID   string    `json:"customer_id"`
-	CustomerName string    `json:"customer_name,omitempty"`
-	CompanyID    string    `json:"company_id,omitempty"`
-	ContractID   string    `json:"contract_id,omitempty"`
-	UsageSync    bool      `json:"usage_sync"`
-	TicketSync   bool      `json:"ticket_sync"`
-	Status       string    `json:"status"` // succeeded|failed|partial|held|skipped, "never" before the first pass, or "removed"
-	LastAttempt  time.Time `json:"last_attempt,omitzero"`
-	LastSuccess  time.Time `json:"last_success,omitzero"`
-	Error        string    `json:"error,omitempty"`
-	Hint         string    `json:"hint,omitempty"`
-	RunID        string    `json:"run_id,omitempty"`
-	Updated      int       `json:"updated"`
-	Unchanged    int       `json:"unchanged"`
-	Held         int       `json:"held"`
-	Failed       int       `json:"failed"`
+	Source       string `json:"source"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	CompanyID    string `json:"company_id,omitempty"`
+	ContractID   string `json:"contract_id,omitempty"`
+	// NextContractID is the export's renewal of ContractID, if any: the
+	// contract the customer is billed on from its start (see the last
+	// plan's renewals).
+	NextContractID string    `json:"next_contract_id,omitempty"`
+	UsageSync      bool      `json:"usage_sync"`
+	TicketSync     bool      `json:"ticket_sync"`
+	Status         string    `json:"status"` // succeeded|failed|partial|held|skipped, "never" before the first pass, or "removed"
+	LastAttempt    time.Time `json:"last_attempt,omitzero"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	Error          string    `json:"error,omitempty"`
+	Hint           string    `json:"hint,omitempty"`
+	RunID          string    `json:"run_id,omitempty"`
+	Updated        int       `json:"updated"`
+	Unchanged      int       `json:"unchanged"`
+	Held           int       `json:"held"`
+	Failed         int       `json:"failed"`
 	// Tickets is the customer's ticket sync as of the last ticket pass;
 	// absent before the first.
 	Tickets *TicketStatus `json:"tickets,omitempty"`
@@ -806,7 +810,7 @@ func (d *Daemon) Customers() ([]apiCustomer, error) {
 				c = &apiCustomer{Source: m.Source, CustomerID: m.CustomerID, Status: "never"}
 				out = append(out, c)
 			}
-			c.CustomerName, c.CompanyID, c.ContractID = m.CustomerName, m.CompanyID, m.ContractID
+			c.CustomerName, c.CompanyID, c.ContractID, c.NextContractID = m.CustomerName, m.CompanyID, m.ContractID, m.NextContractID
 			c.UsageSync, c.TicketSync = m.UsageSync, m.TicketSync
 			mapped[c] = true
 		}

@@ -803,3 +803,28 @@ func TestStatusPage_renewals(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPage_customerRenewal: the customers table and GET
+// /api/v1/customers name a customer's renewal (next_contract_id) beside
+// its contract.
+func TestStatusPage_customerRenewal(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{})
+	doc := e.doc.Clone()
+	doc.Revision = 2
+	acme, _ := doc.Customer("file", "cust-acme")
+	acme.NextContractID = "29684190"
+	doc.PutCustomer(acme)
+	e.writeExport(t, doc)
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ui := newUIClient(t, e.d)
+	if body := ui.do(http.MethodGet, "/", nil).Body.String(); !strings.Contains(body, "renewal 29684190") {
+		t.Errorf("the customers table does not name cust-acme's renewal:\n%s", body)
+	}
+	body := ui.do(http.MethodGet, "/api/v1/customers", nil).Body.String()
+	if !strings.Contains(body, `"next_contract_id": "29684190"`) {
+		t.Errorf("GET /api/v1/customers does not name cust-acme's renewal: %s", body)
+	}
+}

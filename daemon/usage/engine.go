@@ -640,6 +640,9 @@ type pass struct {
 	// records holds the contracts' records that checkContractEnds read
 	// this pass, by id, for the contract check (checkContracts).
 	records map[string]*psa.Contract
+	// recordErrs holds why checkContractEnds could not read a contract's
+	// record this pass, by id (errNotRead: the bulk read left it out).
+	recordErrs map[string]error
 	// endingCounts counts ContractsEnding by when (EndingWhens).
 	endingCounts map[string]int
 }

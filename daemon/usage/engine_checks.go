@@ -431,6 +431,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 	}
 	if len(ids) > 0 {
 		found, errs := e.readContractRecords(ctx, ids)
+		p.recordErrs = errs
 		for _, id := range ids {
 			if ct := found[id]; ct != nil {
 				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
@@ -555,9 +556,12 @@ func renewalOf(cm export.CustomerMapping) export.CustomerMapping {
 // the renewal gets lines of its own, as a newly mapped contract does; a
 // line of contract_id is never written for a day after its end. The
 // choice is listed in the plan (Plan.Renewals). A customer whose two
-// contracts' records could not be read fails: the pass cannot tell which
-// contract is in force, and a guess could bill the old contract after its
-// end (ConnectWise takes such a write).
+// contracts' records could not be read because the read failed fails: the
+// pass cannot tell which contract is in force, and a guess could bill the
+// old contract after its end (ConnectWise takes such a write). Records
+// that the read left out (contracts not found, or a backend that reads no
+// dates: the impact report offline) leave contract_id, whose own checks
+// say why.
 func (e *Engine) selectContract(p *pass, cp *customerPass, effDay string) {
 	sys := e.be.System()
 	cm := *cp.m
@@ -573,10 +577,10 @@ func (e *Engine) selectContract(p *pass, cp *customerPass, effDay string) {
 	r := ContractRenewal{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName,
 		ContractID: cm.ContractID, NextContractID: cm.NextContractID, BillsTo: cm.ContractID, TakesOver: takesOver}
 	switch {
-	case !oldOK && !nextOK:
-		cp.err = fmt.Errorf("could not read contract %s or its renewal %s (next_contract_id), so the pass cannot tell which one is in force on %s, and nothing was written",
-			cm.ContractID, cm.NextContractID, effDay)
-		cp.hint = fmt.Sprintf("check that both contracts exist in %s and that the API user may read them; the next pass reads them again", systemName(sys))
+	case !oldOK && !nextOK && p.recordErrs[cm.ContractID] != nil && !errors.Is(p.recordErrs[cm.ContractID], errNotRead):
+		cp.err = fmt.Errorf("could not read contract %s or its renewal %s (next_contract_id), so the pass cannot tell which one is in force on %s, and nothing was written: %w",
+			cm.ContractID, cm.NextContractID, effDay, p.recordErrs[cm.ContractID])
+		cp.hint = e.hint(p.recordErrs[cm.ContractID], cm, "")
 		r.BillsTo = ""
 	case nextOK && !next.ct.StartDate.IsZero() && next.ct.StartDate.Format(time.DateOnly) <= effDay,
 		oldOK && !old.ct.EndDate.IsZero() && old.ct.EndDate.Format(time.DateOnly) < effDay:

@@ -2,6 +2,8 @@ package usage
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,18 +209,41 @@ func TestEngineAutotask_renewalGuards(t *testing.T) {
 		h := newSysHarness(t, psa.SystemAutotask)
 		h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
 		a, _ := h.doc.Customer("file", "cust-a")
+		day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+		old := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+		renewal := etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+		a.ContractID, a.NextContractID = old, renewal
+		h.doc.PutCustomer(a)
+		// The bulk read of both records fails (a 400 is not retried).
+		h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", BodyContains: renewal, Status: http.StatusBadRequest})
+		h.sync(PassOptions{})
+		cs := h.status("cust-a")
+		if cs.Result != state.CustomerFailed || !strings.HasPrefix(cs.Error, fmt.Sprintf("could not read contract %s or its renewal %s (next_contract_id), so the pass cannot tell which one is in force on %s, and nothing was written: ",
+			old, renewal, etPeriodDay.Format(time.DateOnly))) || cs.Hint == "" {
+			t.Errorf("cust-a = %s (%q, hint %q), want failed: neither contract read", cs.Result, cs.Error, cs.Hint)
+		}
+		if got := h.writes(); got > 1 {
+			t.Errorf("%d writes, want cust-b's at most", got)
+		}
+		if got, _ := h.units(old, h.svcIntercept); got != 0 {
+			t.Errorf("units of %s = %d, want none written", old, got)
+		}
+	})
+	t.Run("not found", func(t *testing.T) {
+		t.Parallel()
+		// Contracts the bulk read does not return: contract_id stays,
+		// and its own check says it does not exist.
+		h := newSysHarness(t, psa.SystemAutotask)
+		h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
+		a, _ := h.doc.Customer("file", "cust-a")
 		a.ContractID, a.NextContractID = "29690001", "29690002"
 		h.doc.PutCustomer(a)
 		h.sync(PassOptions{})
-		cs := h.status("cust-a")
-		if cs.Result != state.CustomerFailed || cs.Error != "could not read contract 29690001 or its renewal 29690002 (next_contract_id), so the pass cannot tell which one is in force on "+etPeriodDay.Format(time.DateOnly)+", and nothing was written" {
-			t.Errorf("cust-a = %s (%q), want failed: neither contract read", cs.Result, cs.Error)
+		if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "contract 29690001 not found in autotask") {
+			t.Errorf("cust-a = %s (%q), want failed: contract_id not found", cs.Result, cs.Error)
 		}
 		if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
 			t.Errorf("cust-b = %s (%q), want succeeded", cs.Result, cs.Error)
-		}
-		if got := h.writes(); got != 1 {
-			t.Errorf("%d writes, want cust-b's only", got)
 		}
 	})
 }
