@@ -461,13 +461,16 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 		if cp.err != nil {
 			continue
 		}
-		renewal := cp.m.NextContractID != ""
-		if renewal {
+		if cp.m.NextContractID != "" {
 			e.selectContract(p, cp, effDay)
 			if cp.err != nil {
 				continue
 			}
 		}
+		// Still billed on contract_id, with its renewal mapped (once the
+		// renewal bills, cp.m names no renewal, and the renewal's own end
+		// is reported).
+		renewal := cp.m.NextContractID != ""
 		t, ok := e.terms.get(sys, cp.m.ContractID)
 		if !ok {
 			continue

@@ -247,3 +247,31 @@ func TestEngineAutotask_renewalGuards(t *testing.T) {
 		}
 	})
 }
+
+// TestEngineAutotask_renewalThatEndsSoonIsReported: once the renewal
+// bills, its own end is reported ahead as any mapped contract's is (only
+// the contract that a mapped renewal follows is left out).
+func TestEngineAutotask_renewalThatEndsSoonIsReported(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	a, _ := h.doc.Customer("file", "cust-a")
+	b, _ := h.doc.Customer("file", "cust-b")
+	at := h.sim.Autotask()
+	// The pass is dated 1 November 2026 (etPeriodDay): the renewal has
+	// taken over, and ends in December.
+	a.ContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme old", StartDate: day(2025, 11, 1), EndDate: day(2026, 10, 31)}))
+	a.NextContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme short", StartDate: day(2026, 11, 1), EndDate: day(2026, 12, 31)}))
+	h.doc.PutCustomer(a)
+	b.ContractID = etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, b.CompanyID), Name: "Globex", StartDate: day(2026, 1, 1), EndDate: day(2028, 12, 31)}))
+	h.doc.PutCustomer(b)
+	res := h.sync(PassOptions{})
+	got := res.Plan.ContractsEnding
+	if len(got) != 1 || got[0].ContractID != a.NextContractID || got[0].When != EndingNextMonth {
+		t.Errorf("contracts ending = %+v, want the renewal %s, ending next month", got, a.NextContractID)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || cs.ContractID != a.NextContractID {
+		t.Errorf("cust-a = %s on %s (%q), want succeeded on the renewal", cs.Result, cs.ContractID, cs.Error)
+	}
+}
