@@ -226,3 +226,34 @@ resource "psa_customer_mapping" "c" {
 		})
 	}
 }
+
+// TestContractConflict_renewal: the apply refuses a customer whose renewal
+// is another customer's contract or renewal in the export (both with usage
+// sync on, same source), as it refuses one contract for two customers: from
+// the renewal's start psa-syncd would bill both on it.
+func TestContractConflict_renewal(t *testing.T) {
+	t.Parallel()
+	r := &customerMappingResource{data: &providerData{exportPath: "psa-mappings.json"}}
+	doc := export.New(psa.SystemAutotask, "")
+	doc.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "b", CompanyID: "2", ContractID: "20", NextContractID: "21", UsageSync: true})
+	for _, tc := range []struct {
+		name string
+		m    export.CustomerMapping
+		want string
+	}{
+		{"renewal is the other's contract", export.CustomerMapping{ContractID: "10", NextContractID: "20"}, "Contract 20 is mapped by customer sophos/b"},
+		{"renewal is the other's renewal", export.CustomerMapping{ContractID: "10", NextContractID: "21"}, "Contract 21 is mapped by customer sophos/b"},
+		{"contract is the other's renewal", export.CustomerMapping{ContractID: "21"}, "Contract 21 is mapped by customer sophos/b"},
+		{"own contracts", export.CustomerMapping{ContractID: "10", NextContractID: "11"}, ""},
+	} {
+		m := tc.m
+		m.Source, m.CustomerID, m.CompanyID, m.UsageSync = "sophos", "a", "1", true
+		err := r.contractConflict(doc, m)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want no conflict", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
