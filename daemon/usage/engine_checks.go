@@ -585,6 +585,18 @@ func (e *Engine) selectContract(p *pass, cp *customerPass, effDay string) {
 			cm.ContractID, cm.NextContractID, effDay, p.recordErrs[cm.ContractID])
 		cp.hint = e.hint(p.recordErrs[cm.ContractID], cm, "")
 		r.BillsTo = ""
+	case nextOK && oldOK && !next.ct.StartDate.IsZero() && next.ct.StartDate.Format(time.DateOnly) <= effDay &&
+		(old.ct.EndDate.IsZero() || old.ct.EndDate.Format(time.DateOnly) >= effDay):
+		// Both in force on the effective date (the dates changed in the
+		// PSA since the plan checked them, or an export written by
+		// hand): the old contract still invoices its lines, so lines on
+		// the renewal would bill the customer twice.
+		cp.err = fmt.Errorf("contract %s%s and its renewal %s%s (next_contract_id) are both in force on the effective date %s (the renewal starts on %s, contract %s ends on %s), so nothing was written: lines on the renewal would be billed beside those of contract %s",
+			cm.ContractID, quotedName(old.ct.Name), cm.NextContractID, quotedName(next.ct.Name), effDay,
+			next.ct.StartDate.Format(time.DateOnly), cm.ContractID, dateOrNone(old.ct.EndDate), cm.ContractID)
+		cp.hint = fmt.Sprintf("fix the dates in %s so that contract %s starts after contract %s ends, or map customer %s/%s to one of them alone and re-run terraform apply",
+			systemName(sys), cm.NextContractID, cm.ContractID, cm.Source, cm.CustomerID)
+		r.BillsTo = ""
 	case nextOK && !next.ct.StartDate.IsZero() && next.ct.StartDate.Format(time.DateOnly) <= effDay,
 		oldOK && !old.ct.EndDate.IsZero() && old.ct.EndDate.Format(time.DateOnly) < effDay:
 		m := renewalOf(cm)
@@ -592,6 +604,14 @@ func (e *Engine) selectContract(p *pass, cp *customerPass, effDay string) {
 		r.BillsTo = m.ContractID
 	}
 	p.plan.Renewals = append(p.plan.Renewals, r)
+}
+
+// dateOrNone is t as a date, or "no end date" when t is zero.
+func dateOrNone(t time.Time) string {
+	if t.IsZero() {
+		return "no end date"
+	}
+	return t.Format(time.DateOnly)
 }
 
 // dayOf is the calendar day of t, at midnight UTC.

@@ -275,3 +275,38 @@ func TestEngineAutotask_renewalThatEndsSoonIsReported(t *testing.T) {
 		t.Errorf("cust-a = %s on %s (%q), want succeeded on the renewal", cs.Result, cs.ContractID, cs.Error)
 	}
 }
+
+// TestEngineKaseyaBMS_renewalOverlappingIsHeld: a renewal that starts
+// before its contract ends (dates changed in the PSA since the plan
+// checked them) fails its customer for an effective date both cover,
+// with nothing written: the old contract still invoices its lines, and
+// a first line on the renewal would bill the customer twice. Outside the
+// overlap the choice is plain.
+func TestEngineKaseyaBMS_renewalOverlappingIsHeld(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	a, _ := h.doc.Customer("file", "cust-a")
+	b, _ := h.doc.Customer("file", "cust-b")
+	k := h.sim.KaseyaBMS()
+	account := int(mustParse(t, a.CompanyID))
+	// The pass is dated 1 November 2026 (etPeriodDay).
+	a.ContractID = fmt.Sprint(k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+	a.NextContractID = fmt.Sprint(k.AddContract(psatest.KaseyaBMSContract{AccountID: account, Name: "Acme 2027", StartDate: day(2026, 10, 1), EndDate: day(2027, 12, 31)}))
+	h.doc.PutCustomer(a)
+	b.ContractID = fmt.Sprint(k.AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, b.CompanyID)), Name: "Globex", StartDate: day(2026, 1, 1), EndDate: day(2028, 12, 31)}))
+	h.doc.PutCustomer(b)
+	res := h.sync(PassOptions{})
+	cs := h.status("cust-a")
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, `are both in force on the effective date 2026-11-01 (the renewal starts on 2026-10-01, contract `+a.ContractID+` ends on 2026-12-31)`) ||
+		!strings.Contains(cs.Hint, "fix the dates") {
+		t.Errorf("cust-a = %s (%q, hint %q), want failed: both contracts in force", cs.Result, cs.Error, cs.Hint)
+	}
+	if got := h.writes(); got != 1 {
+		t.Errorf("%d writes, want cust-b's only", got)
+	}
+	if len(res.Plan.Renewals) != 1 || res.Plan.Renewals[0].BillsTo != "" {
+		t.Errorf("renewals = %+v, want cust-a's, billing neither", res.Plan.Renewals)
+	}
+}
