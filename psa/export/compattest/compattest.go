@@ -70,7 +70,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "lifecycle2",
+		Commit: "a429353",
 		What:   "next_contract_id of customer mappings (psa_customer_mapping's renewal), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
