@@ -39,6 +39,9 @@ resource "psa_customer_mapping" "test" {
 			if err != nil {
 				return err
 			}
+			if len(want) != len(compattest.Readers) {
+				return fmt.Errorf("the test names what %d readers find unknown, compattest.Readers has %d", len(want), len(compattest.Readers))
+			}
 			for i, r := range compattest.Readers {
 				unknown, err := r.Unknown(data)
 				if err != nil {
@@ -54,8 +57,8 @@ resource "psa_customer_mapping" "test" {
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{
-			{Config: base, Check: unknownTo(nil, nil)},
-			{Config: base + ticketRoutingCases()[psa.SystemAutotask].config, Check: unknownTo([]string{"tickets"}, nil)},
+			{Config: base, Check: unknownTo(nil, nil, nil)},
+			{Config: base + ticketRoutingCases()[psa.SystemAutotask].config, Check: unknownTo([]string{"tickets"}, nil, nil)},
 		},
 	})
 }
