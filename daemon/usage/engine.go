@@ -766,7 +766,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 	}
 	p.records = map[string]*psa.Contract{}
-	e.checkContractEnds(ctx, p)
+	e.checkContractEnds(ctx, p, !o.planOnly)
 	p.plan.Customers = len(p.customers)
 	byMapping := slices.Clone(p.customers)
 	// Customers are decided and written in this order: a backend that

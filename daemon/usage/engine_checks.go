@@ -1,9 +1,11 @@
 package usage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -293,9 +295,69 @@ func (e *Engine) checkWrites(ctx context.Context, customers []*customerPass) {
 // most once a day (contractCheckTTL), and those that have ended at every
 // pass (a renewal that moves the end date shows at the next pass). The zero
 // value is empty and ready to use; it is safe for concurrent use.
+//
+// The terms are kept in the state database too (a snapshot, saved after
+// each pass that read some and restored once per process), so that
+// `psa-syncd sync`, a process of its own per pass, and a restarted
+// daemon read them once a day as well, not at every pass.
 type ContractTerms struct {
-	mu sync.Mutex
-	m  map[termsKey]contractTerm
+	mu     sync.Mutex
+	m      map[termsKey]contractTerm
+	loaded bool
+}
+
+// snapshotContractTerms is the name of the state snapshot of the contract
+// terms: a list of storedTerm.
+const snapshotContractTerms = "contract_terms"
+
+// storedTerm is a contractTerm as the snapshot keeps it.
+type storedTerm struct {
+	System psa.System   `json:"system"`
+	ReadAt time.Time    `json:"read_at"`
+	Ct     psa.Contract `json:"contract"`
+}
+
+// restore adds the terms of the state snapshot, once per process, to
+// those read since; a snapshot that cannot be read is ignored (the terms
+// are read from the PSA again), and logged.
+func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.loaded || db == nil {
+		return
+	}
+	t.loaded = true
+	var stored []storedTerm
+	if _, err := db.Snapshot(snapshotContractTerms, &stored); err != nil {
+		logger.Warn("Could not restore the mapped contracts' end dates; reading them from the PSA again", "err", err)
+		return
+	}
+	if t.m == nil {
+		t.m = make(map[termsKey]contractTerm, len(stored))
+	}
+	for _, st := range stored {
+		k := termsKey{st.System, st.Ct.ID}
+		if _, ok := t.m[k]; !ok && st.Ct.ID != "" {
+			t.m[k] = contractTerm{ct: st.Ct, readAt: st.ReadAt}
+		}
+	}
+}
+
+// save stores the terms read less than contractCheckTTL before now in the
+// state snapshot: older ones are read again anyway.
+func (t *ContractTerms) save(db *state.DB, now time.Time) error {
+	t.mu.Lock()
+	stored := make([]storedTerm, 0, len(t.m))
+	for k, c := range t.m {
+		if age := now.Sub(c.readAt); age >= 0 && age < contractCheckTTL {
+			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct})
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(stored, func(a, b storedTerm) int {
+		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.Ct.ID, b.Ct.ID))
+	})
+	return db.PutSnapshot(snapshotContractTerms, stored)
 }
 
 type termsKey struct {
@@ -375,7 +437,8 @@ const endingWindow = 2
 // started, is read again at every pass, so that a renewal that moves its end date shows at once.
 // A contract that cannot be read is left to the pass's own
 // reads and checks, which say why.
-func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
+func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
+	e.terms.restore(e.db, e.logger)
 	sys := e.be.System()
 	eff := p.plan.EffectiveDate
 	effDay := eff.Format(time.DateOnly)
@@ -436,6 +499,11 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass) {
 			if ct := found[id]; ct != nil {
 				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
 				p.records[id] = ct
+			}
+		}
+		if len(found) > 0 && e.db != nil && record {
+			if err := e.terms.save(e.db, now); err != nil {
+				e.logger.Warn("Could not keep the mapped contracts' end dates in the state database; the next process reads them again", "err", err)
 			}
 		}
 		for _, err := range errs {

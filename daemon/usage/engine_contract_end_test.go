@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -217,5 +218,49 @@ func TestEngineAutotask_contractWithLinesCancelledOrMovedIsStale(t *testing.T) {
 			h.wantUnits(a.ContractID, h.svcIntercept, 5)
 			h.wantUnits(b.ContractID, h.svcIntercept, 4)
 		})
+	}
+}
+
+// The mapped contracts' terms are read once a day, not once per process:
+// `psa-syncd sync` is a process of its own per pass (a ContractTerms of its
+// own), so the terms are kept in the state database and a later process
+// within the day reads none; a day later they are read again.
+func TestEngineAutotask_contractTermsKeptAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,7")
+	contractReads := func() int {
+		n := 0
+		for _, r := range h.sim.Requests() {
+			if strings.EqualFold(path.Base(path.Dir(r.Path)), "Contracts") && strings.EqualFold(path.Base(r.Path), "query") {
+				n++
+			}
+		}
+		return n
+	}
+	pass := func(now time.Time) {
+		t.Helper()
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return now }, Terms: &ContractTerms{}})
+		if res, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil || res.Run.Result != state.RunSuccess {
+			t.Fatalf("Sync = %+v, %v; want a success", res.Run, err)
+		}
+	}
+	pass(etNow)
+	first := contractReads()
+	if first == 0 {
+		t.Fatal("the first pass read no contract: the test proves nothing")
+	}
+	pass(etNow.Add(time.Hour))
+	if n := contractReads() - first; n != 0 {
+		t.Errorf("a second process an hour later sent %d contract queries, want none (the terms kept in the state database)", n)
+	}
+	pass(etNow.Add(25 * time.Hour))
+	if n := contractReads() - first; n == 0 {
+		t.Error("a process a day later read no contract, want the terms read again")
 	}
 }
