@@ -49,8 +49,10 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, read m
 	}
 	sys := e.be.System()
 	var ids []string
+	seen := map[string]bool{}
 	for _, cp := range cps {
-		if !slices.Contains(ids, cp.m.ContractID) {
+		if !seen[cp.m.ContractID] {
+			seen[cp.m.ContractID] = true
 			ids = append(ids, cp.m.ContractID)
 		}
 	}
@@ -64,12 +66,14 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, read m
 	}
 	var todo []*customerPass
 	var lookup []string
+	looked := map[string]bool{}
 	for _, cp := range cps {
 		if c, ok := known[cp.m.ContractID]; ok && stillVerified(c, *cp.m, now) {
 			continue
 		}
 		todo = append(todo, cp)
-		if read[cp.m.ContractID] == nil && !slices.Contains(lookup, cp.m.ContractID) {
+		if read[cp.m.ContractID] == nil && !looked[cp.m.ContractID] {
+			looked[cp.m.ContractID] = true
 			lookup = append(lookup, cp.m.ContractID)
 		}
 	}
@@ -86,11 +90,13 @@ func (e *Engine) checkContracts(ctx context.Context, cps []*customerPass, read m
 		}
 	}
 	var checks []state.ContractCheck
+	checked := map[string]bool{}
 	for _, cp := range todo {
 		id := cp.m.ContractID
 		ct := found[id]
 		cp.hint, cp.err = e.checkContract(*cp.m, ct, errs[id])
-		if ct != nil && !slices.ContainsFunc(checks, func(c state.ContractCheck) bool { return c.ContractID == id }) {
+		if ct != nil && !checked[id] {
+			checked[id] = true
 			checks = append(checks, state.ContractCheck{System: sys, ContractID: id, CompanyID: ct.CompanyID, Status: ct.Status,
 				Type: ct.Type, Active: ct.Active, Recurring: ct.Recurring, CheckedAt: now.UTC()})
 		}
@@ -464,7 +470,10 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 		}
 		return age >= 0 && age < contractCheckTTL
 	}
+	// A map, not slices.Contains: a pass of 20,000 customers spent
+	// 0.6 s of CPU in the scans.
 	var ids []string
+	seen := map[string]bool{}
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
@@ -474,22 +483,24 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 			// renewal's start, read once a day (the renewal has not
 			// started until it takes over, and the old one ends then).
 			for _, cm := range []export.CustomerMapping{*cp.m, renewalOf(*cp.m)} {
-				if slices.Contains(ids, cm.ContractID) {
+				if seen[cm.ContractID] {
 					continue
 				}
 				if c, ok := e.terms.get(sys, cm.ContractID); ok && freshRenewal(c, cm) {
 					continue
 				}
+				seen[cm.ContractID] = true
 				ids = append(ids, cm.ContractID)
 			}
 			continue
 		}
-		if slices.Contains(ids, cp.m.ContractID) {
+		if seen[cp.m.ContractID] {
 			continue
 		}
 		if c, ok := e.terms.get(sys, cp.m.ContractID); ok && fresh(c, *cp.m) {
 			continue
 		}
+		seen[cp.m.ContractID] = true
 		ids = append(ids, cp.m.ContractID)
 	}
 	if len(ids) > 0 {
