@@ -1759,7 +1759,7 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 	// catchUp queues the first pass at once: a full pass was interrupted
 	// and none ever finished, so no base gives the time it was due.
 	catchUp := lastRun.IsZero() && interrupted
-	var last string
+	var last, lastZone string
 	// due is the time of the earliest scheduled pass that has not run and
 	// ended: until one has, it is what the next-run metric shows, so that a
 	// pass that never runs or never ends shows as overdue instead of moving
@@ -1836,6 +1836,14 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 			if desc := sched.String() + " " + loc.String() + " " + next.String(); desc != last {
 				d.logger.Info("Next scheduled pass", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
 				last = desc
+			}
+			if zone := loc.String(); zone != lastZone {
+				// The provider warns at plan time for the export's zone;
+				// the config file's timezone key is only seen here.
+				if note := schedule.OffsetZoneNote(zone); note != "" {
+					d.logger.Warn("The time zone in force is a fixed offset whose name has the opposite sign", "timezone", zone, "note", note)
+				}
+				lastZone = zone
 			}
 			timer = time.NewTimer(max(0, next.Sub(d.now())))
 			wait = timer.C

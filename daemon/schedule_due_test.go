@@ -234,3 +234,50 @@ func TestDaemon_skippedScheduledPassStaysDue(t *testing.T) {
 		t.Errorf("/metrics lacks psa_sync_integration_enabled 1 once the export loaded:\n%s", body)
 	}
 }
+
+// TestDaemon_scheduleWarnsOfAnOffsetZone: the provider warns at plan time of
+// an "Etc/GMT+N" zone in the export, but psa-syncd's own timezone key is
+// read only by psa-syncd: the schedule loop warns of its inverted sign, once,
+// and not for a place's zone.
+func TestDaemon_scheduleWarnsOfAnOffsetZone(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		exportZone string
+		want       bool
+	}{
+		{"", true},             // the config file's Etc/GMT+5 is in force
+		{"Europe/Rome", false}, // the export's zone wins over it
+	} {
+		var logs syncBuffer
+		e := dtSetup(t, dtOptions{
+			state:      "timezone: Etc/GMT+5\n",
+			daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		})
+		doc := e.doc.Clone()
+		doc.Integration.Timezone = tc.exportZone
+		e.writeExport(t, doc)
+		if err := e.d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); e.d.scheduleLoop(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(logs.String(), "Next scheduled pass") && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		<-done
+		out := logs.String()
+		if !strings.Contains(out, "Next scheduled pass") {
+			t.Fatalf("export zone %q: the schedule loop logged no next pass:\n%s", tc.exportZone, out)
+		}
+		warned := strings.Contains(out, "opposite sign") && strings.Contains(out, "UTC-05:00")
+		if warned != tc.want {
+			t.Errorf("export zone %q: warned of Etc/GMT+5's sign = %t, want %t:\n%s", tc.exportZone, warned, tc.want, out)
+		}
+		if n := strings.Count(out, "The time zone in force"); n > 1 {
+			t.Errorf("export zone %q: warned %d times, want once", tc.exportZone, n)
+		}
+	}
+}
