@@ -503,18 +503,33 @@ func TestLoad_exampleExplainsEverySetting(t *testing.T) {
 }
 
 // TestLoad_kubernetesHAExample loads the configuration of the two-replica
-// Kubernetes example, its secrets from the environment as the Deployment
-// sets them.
+// Kubernetes example, its secrets from files as the Deployment mounts them
+// (moved from /etc/psa-syncd/credentials to a temporary directory) and the
+// advertised address from the environment.
+// (examples/deploy/kubernetes checks the files against the Secrets.)
 func TestLoad_kubernetesHAExample(t *testing.T) {
 	t.Parallel()
-	c, err := Load("../examples/deploy/kubernetes-ha/psa-syncd.yml", cfgEnv(map[string]string{
-		"PSA_SYNCD_STATE_URL":           "postgres://psa_syncd:pw@postgres:5432/psa_syncd?sslmode=disable",
-		"PSA_SYNCD_ADVERTISE_URL":       "http://10.0.0.7:9810",
-		"PSA_AUTOTASK_SECRET":           "s",
-		"PSA_AUTOTASK_INTEGRATION_CODE": "c",
-		"PSA_SOPHOS_CLIENT_ID":          "id",
-		"PSA_SOPHOS_CLIENT_SECRET":      "s",
-		"PSA_SYNCD_API_TOKEN":           "t",
+	const credDir = "/etc/psa-syncd/credentials/"
+	data, err := os.ReadFile("../examples/deploy/kubernetes-ha/psa-syncd.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, m := range regexp.MustCompile(`_file: `+regexp.QuoteMeta(credDir)+`([a-z-]+)`).FindAllSubmatch(data, -1) {
+		val := "s"
+		if string(m[1]) == "state-url" {
+			val = "postgres://psa_syncd:pw@postgres:5432/psa_syncd?sslmode=disable"
+		}
+		if err := os.WriteFile(filepath.Join(dir, string(m[1])), []byte(val), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "psa-syncd.yml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(string(data), credDir, dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file, cfgEnv(map[string]string{
+		"PSA_SYNCD_ADVERTISE_URL": "http://10.0.0.7:9810",
 	}))
 	if err != nil {
 		t.Fatalf("the Kubernetes HA example configuration does not load: %v", err)
@@ -523,7 +538,7 @@ func TestLoad_kubernetesHAExample(t *testing.T) {
 		t.Errorf("export store %s, want self: the replicas share no volume", c.ExportName())
 	}
 	if c.State.Driver != "postgres" || c.State.URL == "" || c.State.AdvertiseURL != "http://10.0.0.7:9810" || c.StateDir != "" {
-		t.Errorf("state = %+v, state_dir %q; want postgres from the environment", c.State, c.StateDir)
+		t.Errorf("state = %+v, state_dir %q; want postgres from the state-url file", c.State, c.StateDir)
 	}
 }
 

@@ -122,16 +122,7 @@ func TestManifests_fitTogether(t *testing.T) {
 	}
 	c := pod.Containers[0]
 	checkGracePeriod(t, "deployment.yaml", pod)
-	psc := pod.SecurityContext
-	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser != imageUID {
-		t.Errorf("pod securityContext = %+v, want runAsNonRoot as user %d", psc, imageUID)
-	}
-	csc := c.SecurityContext
-	if csc == nil || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem ||
-		csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation ||
-		csc.Capabilities == nil || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
-		t.Errorf("container securityContext = %+v, want a read-only root, no privilege escalation, all capabilities dropped", csc)
-	}
+	checkPod(t, "deployment.yaml", pod)
 	if !reflect.DeepEqual(dep.Selector.MatchLabels, dep.Template.Labels) {
 		t.Errorf("selector %v does not match the pod labels %v", dep.Selector.MatchLabels, dep.Template.Labels)
 	}
@@ -417,6 +408,7 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	}
 	c := pod.Containers[0]
 	checkGracePeriod(t, file, pod)
+	checkPod(t, file, pod)
 	if len(c.Args) == 0 || !strings.HasPrefix(c.Args[0], "-") || len(c.Command) != 0 {
 		t.Errorf("command %q, args %q: the image runs `psa-syncd run` itself, so the args must be its flags", c.Command, c.Args)
 	}
@@ -439,7 +431,8 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	if svc.Spec.SessionAffinity != corev1.ServiceAffinityClientIP {
 		t.Errorf("service sessionAffinity = %q, want ClientIP: a status page sign-in is known only to the pod that took it", svc.Spec.SessionAffinity)
 	}
-	checkStartupProbe(t, file, c, 0)
+	cfg := checkHAConfig(t, c, volumes)
+	checkStartupProbe(t, file, c, cfg.State.CheckTimeout)
 	// A drain (a node pool upgrade drains several nodes at once) evicts
 	// one replica at a time: the other stays to be, or become, active.
 	if pdb.Spec.Selector == nil || !reflect.DeepEqual(pdb.Spec.Selector.MatchLabels, deploy.Spec.Template.Labels) {
@@ -544,4 +537,145 @@ func checkGracePeriod(t *testing.T, file string, pod corev1.PodSpec) {
 		t.Errorf("%s: terminationGracePeriodSeconds is %s, want at least the shutdown timeout %s plus %s, so that a running pass is not killed before psa-syncd stops it",
 			file, grace, shutdown, shutdownMargin)
 	}
+}
+
+// peakRSS is the most memory a pass takes, resident: README's Performance
+// measures under 100 MiB at 100,000 contract lines.
+const peakRSS = 100 << 20
+
+// checkPod checks what every psa-syncd pod of the examples needs: it runs
+// as the image's non-root user and group with its files' group, under the
+// runtime's seccomp profile, without a service account token (psa-syncd
+// never calls the Kubernetes API), with a read-only root, no privilege
+// escalation and no capabilities; its memory request covers a pass's peak
+// (below it, node memory pressure evicts the pod first, mid-pass) and its
+// limit leaves room above it (at the limit the pass is OOM-killed); and no
+// secret is an environment variable, which every process started in the
+// container inherits (each `kubectl exec`) and /proc/1/environ shows:
+// secrets are files read through the *_file settings.
+func checkPod(t *testing.T, file string, pod corev1.PodSpec) {
+	t.Helper()
+	psc := pod.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot ||
+		psc.RunAsUser == nil || *psc.RunAsUser != imageUID || psc.RunAsGroup == nil || *psc.RunAsGroup != imageUID ||
+		psc.FSGroup == nil || *psc.FSGroup != imageUID ||
+		psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: pod securityContext = %+v, want runAsNonRoot as user and group %d, fsGroup %d and the RuntimeDefault seccomp profile", file, psc, imageUID, imageUID)
+	}
+	if a := pod.AutomountServiceAccountToken; a == nil || *a {
+		t.Errorf("%s: automountServiceAccountToken is not false: psa-syncd never calls the Kubernetes API, and the token would be one more secret in the pod", file)
+	}
+	for _, c := range pod.Containers {
+		csc := c.SecurityContext
+		if csc == nil || csc.ReadOnlyRootFilesystem == nil || !*csc.ReadOnlyRootFilesystem ||
+			csc.AllowPrivilegeEscalation == nil || *csc.AllowPrivilegeEscalation ||
+			csc.Capabilities == nil || !slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+			t.Errorf("%s: container %s: securityContext = %+v, want a read-only root, no privilege escalation, all capabilities dropped", file, c.Name, csc)
+		}
+		req, lim := c.Resources.Requests[corev1.ResourceMemory], c.Resources.Limits[corev1.ResourceMemory]
+		if req.Value() < peakRSS {
+			t.Errorf("%s: container %s requests %s of memory, want at least %d MiB, a pass's peak (README: Performance): below it, node memory pressure evicts the pod first, in the middle of a pass", file, c.Name, req.String(), peakRSS>>20)
+		}
+		if lim.Value() < 2*peakRSS {
+			t.Errorf("%s: container %s has a memory limit of %s, want at least %d MiB, twice a pass's peak: at the limit the pass is OOM-killed", file, c.Name, lim.String(), 2*peakRSS>>20)
+		}
+		for _, ef := range c.EnvFrom {
+			if ef.SecretRef != nil {
+				t.Errorf("%s: container %s takes the Secret %s as environment variables; mount it as files and read them with *_file settings", file, c.Name, ef.SecretRef.Name)
+			}
+		}
+		for _, ev := range c.Env {
+			if ev.ValueFrom != nil && ev.ValueFrom.SecretKeyRef != nil {
+				t.Errorf("%s: container %s: %s comes from the Secret %s; mount it as a file and read it with a *_file setting", file, c.Name, ev.Name, ev.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+	}
+}
+
+// checkHAConfig loads the two-replica example's configuration as its pods
+// would: every *_file setting names a file of the credentials volume (the
+// keys of the Secrets that ../kubernetes-ha/README.md has the operator
+// create, and the state Secret's url), and the configuration loads with
+// those files and the pod's environment (no secret in it).
+func checkHAConfig(t *testing.T, c corev1.Container, volumes map[string]corev1.Volume) *daemon.Config {
+	t.Helper()
+	const dir = "../kubernetes-ha/"
+	mounts := map[string]corev1.VolumeMount{}
+	for _, vm := range c.VolumeMounts {
+		mounts[vm.Name] = vm
+	}
+	cred, ok := mounts["credentials"]
+	v := volumes["credentials"]
+	if !ok || !cred.ReadOnly || v.Projected == nil {
+		t.Fatalf("the container mounts no read-only credentials volume of the Secrets (mounts %+v, volume %+v)", c.VolumeMounts, v)
+	}
+	readme, err := os.ReadFile(dir + "README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The keys of the Secrets the README creates, as the volume names
+	// their files.
+	files := map[string]bool{}
+	for _, src := range v.Projected.Sources {
+		if src.Secret == nil {
+			continue
+		}
+		if len(src.Secret.Items) > 0 {
+			for _, it := range src.Secret.Items {
+				files[it.Path] = true
+			}
+			continue
+		}
+		cmd := regexp.MustCompile(`create secret generic ` + regexp.QuoteMeta(src.Secret.Name) + `((?:\\\n|[^\n])*)`).FindSubmatch(readme)
+		if cmd == nil {
+			t.Fatalf("README.md does not create the Secret %s", src.Secret.Name)
+		}
+		for _, m := range regexp.MustCompile(`--from-(?:file|literal)=([a-z-]+)`).FindAllSubmatch(cmd[1], -1) {
+			files[string(m[1])] = true
+		}
+	}
+	cfgData, err := os.ReadFile(dir + "psa-syncd.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	credDir := cred.MountPath + "/"
+	var used []string
+	for _, m := range regexp.MustCompile(`_file: `+regexp.QuoteMeta(credDir)+`([a-z-]+)`).FindAllSubmatch(cfgData, -1) {
+		used = append(used, string(m[1]))
+	}
+	var have []string
+	for f := range files {
+		have = append(have, f)
+	}
+	slices.Sort(used)
+	slices.Sort(have)
+	if len(used) == 0 || !slices.Equal(used, have) {
+		t.Errorf("the credentials volume holds %v, but psa-syncd.yml reads %v", have, used)
+	}
+	tmp := t.TempDir()
+	for _, f := range have {
+		val := "placeholder"
+		if f == "state-url" {
+			val = "postgres://psa_syncd:pw@postgres:5432/psa_syncd?sslmode=disable"
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f), []byte(val), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local := strings.ReplaceAll(string(cfgData), credDir, tmp+"/")
+	if err := os.WriteFile(filepath.Join(tmp, "psa-syncd.yml"), []byte(local), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, ev := range c.Env {
+		env[ev.Name] = strings.ReplaceAll(ev.Value, "$(POD_IP)", "10.0.0.7")
+	}
+	cfg, err := daemon.Load(filepath.Join(tmp, "psa-syncd.yml"), func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatalf("psa-syncd.yml with the pod's files and environment: %v", err)
+	}
+	if cfg.State.Driver != state.DriverPostgres || !strings.HasPrefix(string(cfg.State.URL), "postgres://") || cfg.State.AdvertiseURL != "http://10.0.0.7:9810" {
+		t.Errorf("state = %+v; want postgres from the state-url file, advertised at the pod's address", cfg.State)
+	}
+	return cfg
 }
