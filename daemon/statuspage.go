@@ -402,8 +402,13 @@ type customerData struct {
 	// FreshPlan is true when Lines were computed for this page, false when
 	// they are the last pass's.
 	FreshPlan bool
-	PlanErr   string
-	Ledger    []LedgerView
+	// Period is the billing month of Lines' plan. A line's Approve sends
+	// it, so that an approval of a month's held line, pressed after the
+	// month has ended (on the last pass's plan, or a page left open),
+	// approves that month, not the new one.
+	Period  source.Period
+	PlanErr string
+	Ledger  []LedgerView
 }
 
 // customerPlan is the plan of one customer for its page. Computing a plan
@@ -474,6 +479,7 @@ func (d *Daemon) handleCustomerPage(w http.ResponseWriter, r *http.Request) {
 		case plan == nil:
 			data.PlanErr = "no plan yet: no pass has run since psa-syncd started (sign in to compute one now)"
 		default:
+			data.Period = plan.Period
 			for _, c := range plan.Changes {
 				data.Lines = append(data.Lines, lineRow{Change: c, Approvable: c.Approvable(),
 					LastChange: last[[2]string{c.ContractID, c.ServiceID}]})

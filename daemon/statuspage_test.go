@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -826,5 +827,83 @@ func TestStatusPage_customerRenewal(t *testing.T) {
 	body := ui.do(http.MethodGet, "/api/v1/customers", nil).Body.String()
 	if !strings.Contains(body, `"next_contract_id": "29684190"`) {
 		t.Errorf("GET /api/v1/customers does not name cust-acme's renewal: %s", body)
+	}
+}
+
+// TestStatusPage_approveNamesReviewedPeriod: a decrease held by November's
+// month-end pass and approved on the status page on 1 December approves
+// November, the month the page showed, not December. Without the period,
+// the approving pass synced December: it wrote December's quantity from
+// 1 December, and November's invoice kept the held 11 seats although the
+// operator had approved 1.
+func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.November, 30, 20, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: clock}})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// November's month-end pass: Acme drops from 11 to 1 seat, held.
+	dtWrite(t, e.usagePath, strings.Replace(dtUsage, "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,10", "cust-acme,Acme,CIXA-MSP,Intercept X Advanced,0", 1))
+	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
+	if err != nil || res.Run.Held != 1 || res.Run.Period != "2026-11" {
+		t.Fatalf("November's month-end pass: %+v, %v; want 1 held line", res.Run, err)
+	}
+	svc := dtID(e.services[0])
+	for _, c := range res.Plan.Changes {
+		if c.CustomerID == "cust-acme" && c.ServiceID == svc && !strings.Contains(c.Reason, "--units 1 --period 2026-11") {
+			t.Errorf("the held line's reason does not give the command for November: %s", c.Reason)
+		}
+	}
+
+	// The operator reviews it the next morning, on the last pass's plan.
+	mu.Lock()
+	now = time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	mu.Unlock()
+	c := newUIClient(t, e.d)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodGet, "/customers/file/cust-acme", nil) // a fresh plan, of December
+	page := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String()
+	if !strings.Contains(page, "What the last pass found") {
+		t.Fatalf("the second view should show the last pass's plan:\n%s", page)
+	}
+	button := strings.Index(page, `id="approve-`+svc+`"`)
+	if button < 0 {
+		t.Fatalf("no Approve button for service %s:\n%s", svc, page)
+	}
+	form := page[strings.LastIndex(page[:button], "<form"):button]
+	values := url.Values{}
+	for _, f := range regexp.MustCompile(`name="([a-z]+)" value="([^"]*)"`).FindAllStringSubmatch(form, -1) {
+		values.Set(f[1], f[2])
+	}
+	if values.Get("period") != "2026-11" || values.Get("units") != "1" {
+		t.Errorf("the Approve form of November's held line sends %v, want units 1 and period 2026-11:\n%s", values, form)
+	}
+	rec := c.do(http.MethodPost, "/ui/sync", values)
+	queued := e.d.queue.active()
+	if rec.Code != http.StatusSeeOther || len(queued) != 1 {
+		t.Fatalf("approve = %d, Location %q, queued %+v", rec.Code, rec.Header().Get("Location"), queued)
+	}
+	res, err = e.d.SyncOnce(t.Context(), queued[0].passOptions())
+	if err != nil || res.Run.Period != "2026-11" || res.Run.Updated != 1 {
+		t.Fatalf("the approving pass: %+v, %v; want November's line updated", res.Run, err)
+	}
+	ledger, err := FilterLedger(e.d.State(), LedgerFilter{Customer: "cust-acme", Service: svc, Limit: 1})
+	if err != nil || len(ledger) != 1 || ledger[0].After != 1 || ledger[0].EffectiveDate != "2026-11-01" {
+		t.Errorf("the approval wrote %+v, %v; want 11 → 1 from 2026-11-01", ledger, err)
+	}
+	if units, ok := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Date(2026, time.November, 15, 0, 0, 0, 0, time.UTC)); !ok || units != 1 {
+		t.Errorf("Acme's Intercept X in November: %d units (%v), want the approved 1", units, ok)
 	}
 }

@@ -592,6 +592,9 @@ type customerPass struct {
 	// undated is the period, the month that has ended, whose lines a
 	// ConnectWise PSA pass skipped (Change.undated), if it skipped any.
 	undated source.Period
+	// period is the billing month the pass syncs, which the commands that
+	// approve the customer's held lines name (approveCommand).
+	period source.Period
 	// chunk is the chunk of contracts (see readContracts) that holds the
 	// customer's contract.
 	chunk int
@@ -927,6 +930,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			read++
 		}
 		cm := cp.m
+		cp.period = p.plan.Period
 		if err := cur.errs[cm.ContractID]; err != nil {
 			cp.hint, cp.err = e.readProblem(err, *cm)
 			continue
@@ -937,7 +941,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			p.plan.Changes = append(p.plan.Changes, Change{})
 			c := &p.plan.Changes[len(p.plan.Changes)-1]
 			approve, approvedUnits := o.approves(svc.ServiceID)
-			if !e.decide(c, who, svc, usage[cm.CustomerID], cur.lines, p.ledger, missing, approve, approvedUnits, p.plan.EffectiveDate, reasons) {
+			if !e.decide(c, who, svc, usage[cm.CustomerID], cur.lines, p.ledger, missing, approve, approvedUnits, p.plan.Period, p.plan.EffectiveDate, reasons) {
 				p.plan.Changes = p.plan.Changes[:len(p.plan.Changes)-1]
 			}
 		}
@@ -1401,9 +1405,10 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 // decide computes in c the change for one mapped service of one customer,
 // and returns false when there is nothing to report (no usage and no line).
 // approve releases a guard hold, only at approvedUnits when that
-// is not nil.
+// is not nil; period is the billing month the pass syncs, which the
+// command that approves a held line names.
 func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usage []usedQuantity,
-	lines *lineIndex, ledger bool, missing string, approve bool, approvedUnits *int64, eff time.Time, reasons *reasons) bool {
+	lines *lineIndex, ledger bool, missing string, approve bool, approvedUnits *int64, period source.Period, eff time.Time, reasons *reasons) bool {
 	line, lineOK := lines.get(psa.LineKey{ContractID: who.ContractID, ServiceID: svc.ServiceID})
 	*c = Change{
 		ChangeCustomer: who,
@@ -1484,7 +1489,7 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 			c.Reason += "; no line on the contract"
 		}
 	case e.guarded(c):
-		e.guard(c, who, svc, approve, approvedUnits)
+		e.guard(c, who, svc, approve, approvedUnits, period)
 	default:
 		c.Action = ActionUpdate
 	}
@@ -1520,7 +1525,10 @@ func (e *Engine) guardLimit(c *Change) (dir string, pct, limit float64, held boo
 // guard decides c, a change that guarded holds: held for review, or
 // updated when the pass approves it (at approvedUnits when that is not
 // nil: a change whose desired units moved since the review stays held).
-func (e *Engine) guard(c *Change, who *ChangeCustomer, svc *ChangeService, approve bool, approvedUnits *int64) {
+// The command a held line's reason gives names period, the month
+// reviewed, so that it approves that month's change even when it is run
+// after the month has ended.
+func (e *Engine) guard(c *Change, who *ChangeCustomer, svc *ChangeService, approve bool, approvedUnits *int64, period source.Period) {
 	dir, pct, limit, _ := e.guardLimit(c)
 	switch {
 	case approve && approvedUnits == nil:
@@ -1533,13 +1541,23 @@ func (e *Engine) guard(c *Change, who *ChangeCustomer, svc *ChangeService, appro
 		// The usage moved between the review and this pass: what
 		// would be written is not what the operator approved.
 		c.Action, c.staleApproval = ActionHeld, true
-		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with sync --approve --customer %s --service %s --units %d",
-			dir, percentText(pct, limit), c.Current, c.Desired, *approvedUnits, c.Desired, who.CustomerID, svc.ServiceID, c.Desired)
+		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; check the usage, then approve again with %s",
+			dir, percentText(pct, limit), c.Current, c.Desired, *approvedUnits, c.Desired, approveCommand(who.CustomerID, svc.ServiceID, c.Desired, period))
 	default:
 		c.Action = ActionHeld
-		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) held for review: more than max_%s_percent %g; apply with sync --approve --customer %s --service %s --units %d",
-			dir, percentText(pct, limit), c.Current, c.Desired, dir, limit, who.CustomerID, svc.ServiceID, c.Desired)
+		c.Reason += fmt.Sprintf("; %s of %s%% (from %d to %d) held for review: more than max_%s_percent %g; apply with %s",
+			dir, percentText(pct, limit), c.Current, c.Desired, dir, limit, approveCommand(who.CustomerID, svc.ServiceID, c.Desired, period))
 	}
+}
+
+// approveCommand is the psa-syncd command that approves the held line of
+// customer's service at units, for billing month period. It names the
+// period: the same command run after the month has ended (a hold of a
+// month-end pass reviewed the next morning) approves the month that was
+// reviewed, not the new one, whose quantity would otherwise be written
+// while the reviewed month's invoice kept the held quantity.
+func approveCommand(customer, service string, units int64, period source.Period) string {
+	return fmt.Sprintf("sync --approve --customer %s --service %s --units %d --period %s", customer, service, units, period)
 }
 
 // usageTerms appends the usage as a reason spells it: "CIXA-MSP 40 +

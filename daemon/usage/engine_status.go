@@ -206,8 +206,8 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			// it was not. A held customer has an error only here, which
 			// is how psa-syncd sync -units tells that it was not applied.
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
-			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd sync --approve --customer %s --service %s --units %d, or press approve on the status page",
-				cm.CustomerID, stale.ServiceID, stale.Desired))
+			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd %s, or press approve on the status page",
+				approveCommand(cm.CustomerID, stale.ServiceID, stale.Desired, cp.period)))
 		} else if guardHeld > 0 {
 			guarded := "a decrease larger than policies.max_decrease_percent is"
 			switch {
@@ -216,7 +216,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			case increasesHeld > 0:
 				guarded = "a decrease larger than policies.max_decrease_percent and an increase larger than policies.max_increase_percent are"
 			}
-			hints = append(hints, fmt.Sprintf("%s held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", guarded, cm.CustomerID))
+			hints = append(hints, fmt.Sprintf("%s held for review: check the usage, then run psa-syncd sync --approve --customer %s --service ID --units N --period %s for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page", guarded, cm.CustomerID, cp.period))
 		}
 		cs.Hint = strings.Join(hints, "; ")
 	default:

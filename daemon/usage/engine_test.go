@@ -747,6 +747,55 @@ func TestEngine_Sync_approveUnits(t *testing.T) {
 	}
 }
 
+// The command a held line's reason and its customer's hint give names the
+// billing month the pass synced (with usage_period: previous, the month
+// before the pass's), so that run after that month has ended it approves
+// the month reviewed rather than the next one; the command, run as given,
+// applies the change.
+func TestEngine_Sync_approveCommandNamesPeriod(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.UsagePeriod = UsagePeriodPrevious
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 100, etPeriodDay.AddDate(0, -1, 0))
+	content := "customer_id,customer_name,product,quantity,period\n" +
+		"cust-a,Acme,CIXA-MSP,40,2026-10\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res := h.sync(PassOptions{})
+	cmd := "sync --approve --customer cust-a --service " + svc + " --units 40 --period 2026-10"
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, cmd) {
+		t.Fatalf("held change = %+v, want the command %q", c, cmd)
+	}
+	if cs := h.status("cust-a"); !strings.Contains(cs.Hint, "--units N --period 2026-10") {
+		t.Errorf("hint of the held customer = %q, want it to name the period 2026-10", cs.Hint)
+	}
+	reviewed := int64(40)
+	res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &reviewed,
+		Period: source.Period{Year: 2026, Month: time.October}})
+	h.wantUnits(h.contractA, h.svcIntercept, 40)
+	if res.Run.Period != "2026-10" || res.Run.Updated != 1 {
+		t.Errorf("the approving pass: %+v, want October's line updated", res.Run)
+	}
+
+	// Usage moves after the review: the stale approval's reason and hint
+	// give the command for the new units, of the same month.
+	content = "customer_id,customer_name,product,quantity,period\n" +
+		"cust-a,Acme,CIXA-MSP,4,2026-10\n"
+	if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &reviewed})
+	cmd = "sync --approve --customer cust-a --service " + svc + " --units 4 --period 2026-10"
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, cmd) {
+		t.Errorf("stale approval = %+v, want the command %q", c, cmd)
+	}
+	if cs := h.status("cust-a"); !strings.Contains(cs.Hint, cmd) {
+		t.Errorf("hint after a stale approval = %q, want %q", cs.Hint, cmd)
+	}
+}
+
 func TestEngine_Sync_approveUnitsNeedsLine(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)

@@ -55,7 +55,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.BoolVar(&approve, "approve", false, "Apply decreases and increases that the max_decrease_percent and max_increase_percent guards hold for review,\nfor the -customer (and only its -service line, when given). Give -units too: without it the pass applies\nwhatever change it computes, which can be larger than the one reviewed when usage moved again since. Lines held\nbecause the PSA changes them again later in the period are never released by it.")
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
-	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.")
+	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.\nGive the -period the line's reason names too, the month reviewed: without it the pass approves the month it syncs now.")
 	fs.StringVar(&period, "period", "", periodHelp("Sync")+"\nOn ConnectWise PSA, whose addition quantities are undated, a pass that writes the month that ended is refused.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
