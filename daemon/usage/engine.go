@@ -387,6 +387,11 @@ type Change struct {
 	// could not read the PSA's API budget (budgetReadsFailedToStop reads
 	// in a row failed), not because it reached the reserve.
 	budgetUnknown bool
+	// approvalRefused is set when the pass approved this one line at the
+	// reviewed units, and the line stays held for a reason no approval
+	// releases (posted, laterChange, laterWrite): the customer's status
+	// then says that the approval was not applied.
+	approvalRefused bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -1493,6 +1498,11 @@ func (e *Engine) decide(c *Change, who *ChangeCustomer, svc *ChangeService, usag
 	default:
 		c.Action = ActionUpdate
 	}
+	// An approval of this line at reviewed units that the line's hold
+	// does not let through: the operator asked for a write that does not
+	// happen (the period was invoiced since the review, or a pass of the
+	// new month changed the line before the ended month's was approved).
+	c.approvalRefused = approve && approvedUnits != nil && c.Action == ActionHeld && !c.Approvable()
 	return true
 }
 

@@ -79,8 +79,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	}
 	var skipped, cancelled, throttled, budgetUnknown, undated int
 	var laterHeld, laterWritten int
-	var posted *Change // the first line held because its period is invoiced
-	var stale *Change  // the first line whose approval names other units
+	var posted *Change  // the first line held because its period is invoiced
+	var stale *Change   // the first line whose approval names other units
+	var refused *Change // the first line approved that stays held all the same
 	// guardHeld counts the lines the guard on large changes holds,
 	// increasesHeld the increases among them.
 	var guardHeld, increasesHeld int
@@ -108,6 +109,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			}
 			if c.staleApproval && stale == nil {
 				stale = c
+			}
+			if c.approvalRefused && refused == nil {
+				refused = c
 			}
 			if c.Approvable() {
 				guardHeld++
@@ -201,10 +205,17 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
 				systemName(e.be.System()), EffectiveToday))
 		}
+		if refused != nil && stale == nil {
+			// As for a stale approval below: the operator asked for
+			// this line to be written, and it was not.
+			cs.Error = fmt.Sprintf("contract %s service %s: the approval was not applied, the line stays held (no approval releases this hold): %s",
+				refused.ContractID, refused.ServiceID, refused.Reason)
+		}
 		if stale != nil {
 			// The operator asked for this line to be written: say why
-			// it was not. A held customer has an error only here, which
-			// is how psa-syncd sync -units tells that it was not applied.
+			// it was not. A held customer has an error only here and for
+			// a refused approval (above), which is how psa-syncd sync
+			// -units tells that it was not applied.
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd %s, or press approve on the status page",
 				approveCommand(cm.CustomerID, stale.ServiceID, stale.Desired, cp.period)))

@@ -796,6 +796,41 @@ func TestEngine_Sync_approveCommandNamesPeriod(t *testing.T) {
 	}
 }
 
+// An approval of one line at the reviewed units that meets a hold no
+// approval releases (here November invoiced between the review and the
+// approval) writes nothing, and the customer's status says that the
+// approval was not applied, and why: psa-syncd sync -units then exits 1,
+// rather than 0 with the line still held.
+func TestEngine_Sync_approvalRefusedByPostedPeriod(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 100, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	if c := etFindChange(h.sync(PassOptions{}).Plan, "cust-a", h.svcIntercept); c == nil || c.Hold() != HoldApproval {
+		t.Fatalf("reviewed change = %+v, want held by the guard", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Error != "" {
+		t.Errorf("status of a line held by the guard = %+v, want held without an error", cs)
+	}
+	h.at.PostPeriod(h.contractA, etPeriodDay)
+	reviewed := int64(40)
+	res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svc, ApproveUnits: &reviewed})
+	h.wantUnits(h.contractA, h.svcIntercept, 100)
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Hold() != HoldPosted {
+		t.Fatalf("approved change = %+v, want held as posted", c)
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Error, "service "+svc+": the approval was not applied") ||
+		!strings.Contains(cs.Error, "approved and posted") {
+		t.Errorf("status after an approval of a posted line = %+v, want held, saying the approval was not applied and why", cs)
+	}
+	// A pass that approves nothing says nothing of an approval.
+	h.sync(PassOptions{})
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || cs.Error != "" {
+		t.Errorf("status after a pass without approval = %+v, want held without an error", cs)
+	}
+}
+
 func TestEngine_Sync_approveUnitsNeedsLine(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)

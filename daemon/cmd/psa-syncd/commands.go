@@ -208,7 +208,8 @@ func parsePeriodFlag(e *env, v string) (source.Period, bool) {
 
 // approvalNotApplied reports, on stderr too, whether the status of the
 // customer of an approval that names units says the units were not the
-// ones the pass computed: a held customer has an error only then.
+// ones the pass computed, or that the line stays held for a reason no
+// approval releases: a held customer has an error only then.
 func approvalNotApplied(e *env, status, errText string) bool {
 	if status != state.CustomerHeld || errText == "" {
 		return false
