@@ -392,6 +392,10 @@ type Change struct {
 	// releases (posted, laterChange, laterWrite): the customer's status
 	// then says that the approval was not applied.
 	approvalRefused bool
+	// vanished is set when the change is held because the PSA's read
+	// shows no line where psa-syncd's ledger says it set one (see
+	// Engine.vanishedLine); an approval of the line releases it.
+	vanished bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -419,8 +423,9 @@ type ChangeService struct {
 }
 
 // Approvable reports whether c is held by the guard on large decreases and
-// increases, which a pass with PassOptions.Approve releases (a line held
-// because its units change again later in the billing month, or whose
+// increases, or because the PSA's read did not show a line psa-syncd set
+// (HoldVanished), which a pass with PassOptions.Approve releases (a line
+// held because its units change again later in the billing month, or whose
 // period is already invoiced, is not).
 func (c Change) Approvable() bool {
 	return c.Action == ActionHeld && !c.laterChange && !c.laterWrite && !c.posted
@@ -446,6 +451,12 @@ const (
 	// HoldLaterWrite: psa-syncd already changed the line from a later
 	// date; no approval releases it.
 	HoldLaterWrite = "later_write"
+	// HoldVanished: the PSA's read shows no line of the service on the
+	// contract, while psa-syncd's ledger says it set one that is in force
+	// at the effective date: adding it would double it if the read cannot
+	// see it. An approval of the line (the operator checked that it is
+	// gone) releases it.
+	HoldVanished = "line_missing"
 )
 
 // Hold returns why c is held, one of the Hold kinds, or "" when it is not
@@ -460,6 +471,8 @@ func (c Change) Hold() string {
 		return HoldLaterChange
 	case c.laterWrite:
 		return HoldLaterWrite
+	case c.vanished:
+		return HoldVanished
 	case c.staleApproval:
 		return HoldStaleApproval
 	}
@@ -478,6 +491,8 @@ func (c *Change) setHold(kind string) {
 		c.laterWrite = true
 	case HoldStaleApproval:
 		c.staleApproval = true
+	case HoldVanished:
+		c.vanished = true
 	}
 }
 
@@ -968,6 +983,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				c.Action, c.laterWrite = ActionHeld, true
 				c.Reason += e.laterWriteReason(w, c.EffectiveDate)
 				p.laterWritten++
+			}
+			if c.Action == ActionUpdate && !c.CurrentKnown && !p.ledger {
+				if err := e.vanishedLine(c, o, cp.period); err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
 			}
 			if endedUndated && c.Action == ActionUpdate {
 				c.Action, c.undated, cp.undated = ActionSkipped, true, period

@@ -79,9 +79,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	}
 	var skipped, cancelled, throttled, budgetUnknown, undated int
 	var laterHeld, laterWritten int
-	var posted *Change  // the first line held because its period is invoiced
-	var stale *Change   // the first line whose approval names other units
-	var refused *Change // the first line approved that stays held all the same
+	var vanished *Change // the first line held because the read did not show it (HoldVanished)
+	var posted *Change   // the first line held because its period is invoiced
+	var stale *Change    // the first line whose approval names other units
+	var refused *Change  // the first line approved that stays held all the same
 	// guardHeld counts the lines the guard on large changes holds,
 	// increasesHeld the increases among them.
 	var guardHeld, increasesHeld int
@@ -113,7 +114,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.approvalRefused && refused == nil {
 				refused = c
 			}
-			if c.Approvable() {
+			if c.vanished && vanished == nil {
+				vanished = c
+			}
+			if c.Approvable() && !c.vanished {
 				guardHeld++
 				if c.Desired > c.Current {
 					increasesHeld++
@@ -204,6 +208,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		} else if laterHeld > 0 {
 			hints = append(hints, fmt.Sprintf("a line's units change again later in the billing month (a mid-period adjustment in %s), so no adjustment from the effective date gives the wanted quantity for the whole month: review the contract, then use policies.effective_date: %s or fix the line by hand; sync --approve does not release it",
 				systemName(e.be.System()), EffectiveToday))
+		}
+		if vanished != nil {
+			hints = append(hints, fmt.Sprintf("%s shows no line of service %s on contract %s, which psa-syncd set earlier (see the line's reason): check the contract in %s; if the line is there, give psa-syncd's API account a security role that can see it (%s) and run the pass again; if it is really gone, run psa-syncd %s to add it again, or press approve on the status page",
+				systemName(e.be.System()), vanished.ServiceID, vanished.ContractID, systemName(e.be.System()), cannotSee(systemName(e.be.System())), approveCommand(cm.CustomerID, vanished.ServiceID, vanished.Desired, cp.period)))
 		}
 		if refused != nil && stale == nil {
 			// As for a stale approval below: the operator asked for

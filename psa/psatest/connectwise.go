@@ -58,6 +58,9 @@ type ConnectWise struct {
 	// additionsStayActive keeps an addition's agreementStatus Active after
 	// its cancelledDate passes (see WithConnectWiseAdditionsStayActive).
 	additionsStayActive bool
+	// additionsHidden holds the agreements whose additions the API
+	// member's security role cannot see (see HideAdditions).
+	additionsHidden map[int64]bool
 }
 
 // ConnectWiseOption configures the simulated ConnectWise company; pass it
@@ -112,6 +115,20 @@ func (cw *ConnectWise) SetAdditionsStayActive(on bool) {
 	cw.mu.Lock()
 	defer cw.mu.Unlock()
 	cw.additionsStayActive = on
+}
+
+// HideAdditions makes the list (and count) of agreement id's additions
+// answer as if the API member's security role could not see them: 200 with
+// `[]` (a count of 0), not an error, while the additions stay on the
+// agreement and a POST still adds one. A cache or proxy that serves an
+// old, empty page answers alike. hide false shows them again.
+func (cw *ConnectWise) HideAdditions(id int64, hide bool) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	if cw.additionsHidden == nil {
+		cw.additionsHidden = map[int64]bool{}
+	}
+	cw.additionsHidden[id] = hide
 }
 
 func newConnectWise(s *Server, c config) *ConnectWise {

@@ -315,6 +315,8 @@ func (cw *ConnectWise) recordsLocked(kind string, agreementID int64) []map[strin
 	ids := cw.byAgreement[agreementID]
 	if kind != "addition" {
 		ids = sortedIDs(t)
+	} else if cw.additionsHidden[agreementID] {
+		return nil
 	}
 	var out []map[string]any
 	for _, id := range ids {

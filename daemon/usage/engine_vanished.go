@@ -1,0 +1,70 @@
+package usage
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+)
+
+// vanishedLine decides c, a change the pass would make by adding a line
+// (the PSA's read shows no line of c's service on c's contract, and the
+// usage wants units), when psa-syncd's ledger says it set that line itself,
+// to units above 0, in force at c's effective date (state.DB.SetBefore):
+// it holds c for an operator (HoldVanished) rather than add the line again.
+//
+// A read that answers without the line, and without an error, does not
+// prove the line gone: a ConnectWise API member whose security role cannot
+// see an agreement's additions gets `[]`, an Autotask security level that
+// cannot see the unit rows gets no rows, and a cache or proxy may serve an
+// old or partial page. Adding the line then doubles it: a ConnectWise
+// addition or a Kaseya BMS line more, an Autotask adjustment that adds the
+// whole quantity to the units already there, at every pass. Only the
+// operator can tell a read that cannot see the line from a line that was
+// ended or deleted in the PSA; an approval of that one line
+// (PassOptions.ApproveService, at c's desired units or any) adds it again.
+// An approval of every held line (Approve alone) does not: a read that
+// cannot see one contract's lines usually cannot see many.
+//
+// A line psa-syncd last set to 0 has nothing to double, and a line it never
+// set is a new line: both are added as before. It returns an error only
+// when the ledger cannot be read; the line then fails, and nothing is
+// added.
+func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period) error {
+	if e.db == nil || c.Desired <= 0 {
+		return nil
+	}
+	le, ok, err := e.db.SetBefore(c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+	if err != nil {
+		return fmt.Errorf("the PSA shows no line of service %s on contract %s; reading psa-syncd's ledger for one it set, before adding it, failed: %w",
+			c.ServiceID, c.ContractID, err)
+	}
+	if !ok || le.System != e.be.System() || le.After <= 0 {
+		return nil
+	}
+	sys := systemName(e.be.System())
+	what := fmt.Sprintf("; %s shows no line of this service on the contract at %s, but psa-syncd set it to %d from %s (run %d)",
+		sys, c.EffectiveDate.Format(time.DateOnly), le.After, le.EffectiveDate.Format(time.DateOnly), le.RunID)
+	units := o.ApproveUnits
+	if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
+		c.Reason += what + ": approved, so it is added again"
+		return nil
+	}
+	c.Action, c.vanished = ActionHeld, true
+	c.Reason += fmt.Sprintf("%s: held for review, since a read that cannot see the line (%s) would have it added a second time; "+
+		"if the line is really gone from the contract (ended or deleted in %s), add it again with %s",
+		what, cannotSee(sys), sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+	return nil
+}
+
+// cannotSee names what makes a read of sys answer without a line that is
+// there.
+func cannotSee(sys string) string {
+	switch sys {
+	case "ConnectWise":
+		return "the API member's security role cannot see the agreement's additions, or a cache or proxy served an old page"
+	case "Autotask":
+		return "the API user's security level cannot see the contract's service units, or a cache or proxy served an old page"
+	}
+	return "a security role that cannot see it, or a cache or proxy that served an old page"
+}

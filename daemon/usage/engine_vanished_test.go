@@ -1,0 +1,96 @@
+package usage
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngineConnectWise_hiddenAdditionNotAddedAgain: a read of an
+// agreement's additions that answers `[]` (the API member's security role
+// cannot see them, or a cache serves an old, empty page) for a line that
+// psa-syncd itself added is not taken for a missing line: the pass holds
+// the line for an operator, with a reason and a hint, instead of POSTing
+// a second addition, and so does the plan. An approval of the line (the
+// operator checked that it is really gone) adds it again.
+func TestEngineConnectWise_hiddenAdditionNotAddedAgain(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess || res.Run.Updated != 1 {
+		t.Fatalf("first pass = %+v, want success with 1 updated (the addition created)", res.Run)
+	}
+	agreement := mustParse(t, h.contractA)
+	if adds := cw.Additions(agreement); len(adds) != 1 {
+		t.Fatalf("additions after the first pass = %+v, want one", adds)
+	}
+
+	cw.HideAdditions(agreement, true)
+	h.sim.ResetRequests()
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	c := sysFindChange(plan, h.svcIntercept)
+	if c == nil || c.Action != ActionHeld || c.Hold() != HoldVanished || !c.Approvable() ||
+		!strings.Contains(c.Reason, "psa-syncd set it to 42") || !strings.Contains(c.Reason, "sync --approve --customer cust-a --service "+h.svcIntercept) {
+		t.Errorf("plan's change = %+v, want held (%s, approvable) naming the 42 psa-syncd set and the approval", c, HoldVanished)
+	}
+	res := h.sync(PassOptions{})
+	if adds := cw.Additions(agreement); len(adds) != 1 {
+		t.Fatalf("additions after a pass that read none = %+v, want still the one: a second addition doubles the line", adds)
+	}
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodPost {
+			t.Errorf("request %s %s, want no POST", r.Method, r.Path)
+		}
+	}
+	if res.Run.Held != 1 {
+		t.Errorf("run = %+v, want 1 held", res.Run)
+	}
+	if cs := h.status("cust-a"); cs.Held != 1 || !strings.Contains(cs.Hint, "security role") {
+		t.Errorf("status = %+v, want 1 held with a hint naming the security role", cs)
+	}
+
+	// The operator checked: the addition is really gone (deleted by hand).
+	cw.HideAdditions(agreement, false)
+	for _, a := range cw.Additions(agreement) {
+		cw.DeleteAddition(a.ID)
+	}
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Updated != 1 {
+		t.Errorf("approved pass = %+v, want 1 updated", res.Run)
+	}
+	if adds := cw.Additions(agreement); len(adds) != 1 || adds[0].Quantity != 42 {
+		t.Errorf("additions after the approved pass = %+v, want one of 42", adds)
+	}
+}
+
+// TestEngineConnectWise_lineSetToZeroIsAddedAgain: a line psa-syncd last
+// set to 0 has nothing to double: a read without it adds it as before.
+func TestEngineConnectWise_lineSetToZeroIsAddedAgain(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	agreement := mustParse(t, h.contractA)
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: agreement, ProductID: mustParse(t, h.svcIntercept), Quantity: 3})
+	h.writeUsage("cust-a,Acme,MDR,1")
+	h.pol.MaxDecreasePercent = 0
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated (3 -> 0, MDR added)", res.Run)
+	}
+	for _, a := range cw.Additions(agreement) {
+		if a.ProductID == mustParse(t, h.svcIntercept) {
+			cw.DeleteAddition(a.ID)
+		}
+	}
+	h.writeUsage("cust-a,Acme,MDR,1", "cust-a,Acme,CIXA-MSP,7")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 1 || res.Run.Held != 0 {
+		t.Errorf("second pass = %+v, want the addition of 7 added, nothing held", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 7)
+}
