@@ -94,3 +94,34 @@ func TestEngineConnectWise_lineSetToZeroIsAddedAgain(t *testing.T) {
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 7)
 }
+
+// TestEngineAutotask_hiddenLineNotAdjustedAgain: an Autotask security
+// level that sees neither the contract's unit rows nor its ContractServices
+// answers both reads with no rows: the adjustment of a line psa-syncd
+// added would add its whole quantity to the units the line has (45 + 45).
+// The line is held instead.
+func TestEngineAutotask_hiddenLineNotAdjustedAgain(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+
+	empty := `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`
+	for _, path := range []string{"/ATServicesRest/V1.0/ContractServiceUnits/query", "/ATServicesRest/V1.0/ContractServices/query"} {
+		h.sim.AddFault(psatest.Fault{Path: path, Status: http.StatusOK, Body: empty})
+	}
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+	h.wantUnits(h.contractB, h.svcIntercept, 10)
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("adjustments posted = %d, want none", n)
+	}
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Hold() != HoldVanished || !strings.Contains(c.Reason, "security level") {
+		t.Errorf("cust-a's change = %+v, want held (%s) naming the security level", c, HoldVanished)
+	}
+}
