@@ -165,8 +165,8 @@ type Held struct {
 	// pass writes.
 	Approvable bool `json:"approvable"`
 	// Hold says why the line is held, as the plan's JSON does:
-	// "approval", "stale_approval", "posted", "later_change" or
-	// "later_write".
+	// "approval", "stale_approval", "posted", "later_change",
+	// "later_write" or "line_missing".
 	Hold string `json:"hold"`
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
@@ -969,6 +969,9 @@ func heldText(h *Held, units int64, withDelta bool) string {
 			why = "its units change again later in the billing month"
 		}
 		return fmt.Sprintf("held for review: stays at %d, since %s (no pass sets %d, not even `sync --approve`)", units, why, h.Units)
+	}
+	if h.Hold == usage.HoldVanished {
+		return fmt.Sprintf("held for review: the PSA's read shows no line where psa-syncd set one, and adding it could double it; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	guard := "decrease guard"
 	if h.Units > units {

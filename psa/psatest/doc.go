@@ -223,6 +223,9 @@
 //     agreementStatus is Cancelled once its cancelledDate has passed;
 //     WithConnectWiseAdditionsStayActive (or SetAdditionsStayActive) keeps
 //     it Active, the other case the references leave open.
+//     HideAdditions(agreement, true) answers that agreement's additions as
+//     `[]` (a count of 0), as for an API member whose security role cannot
+//     see them, while they stay on the agreement.
 //   - WithConnectWiseRateLimit(n, per) answers 429 with Retry-After beyond n
 //     requests in per; Fault and WithLatency apply as for Autotask.
 //
