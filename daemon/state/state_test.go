@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -987,6 +988,43 @@ func TestQueryLedger(t *testing.T) {
 			if err != nil || !slices.Equal(seqs, tc.want) {
 				t.Errorf("%s: QueryLedger(%+v) = seqs %v, %v; want %v", tc.name, tc.q, seqs, err, tc.want)
 			}
+		}
+	})
+}
+
+// TestLedger_linesSet: LinesSet names the lines of the given contracts
+// that psa-syncd set above 0 for the system, once each, whatever they were
+// set to last; a line only ever set to 0, another system's line and
+// another contract's are not named.
+func TestLedger_linesSet(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for i, s := range []struct {
+			sys               psa.System
+			contract, service string
+			after             int64
+		}{
+			{psa.SystemConnectWise, "800", "700", 42},
+			{psa.SystemConnectWise, "800", "700", 0},
+			{psa.SystemConnectWise, "800", "701", 0},
+			{psa.SystemConnectWise, "801", "700", 3},
+			{psa.SystemConnectWise, "802", "700", 5},
+			{psa.SystemAutotask, "800", "702", 9},
+		} {
+			req := testIntent()
+			req.System, req.ContractID, req.ServiceID, req.After = s.sys, s.contract, s.service, s.after
+			in, err := db.OpenIntent(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := db.LinesSet(psa.SystemConnectWise, []string{"800", "801", "803"})
+		want := map[psa.LineKey]bool{{ContractID: "800", ServiceID: "700"}: true, {ContractID: "801", ServiceID: "700"}: true}
+		if err != nil || !maps.Equal(got, want) {
+			t.Errorf("LinesSet = %v, %v; want %v", got, err, want)
 		}
 	})
 }

@@ -938,6 +938,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	// needs the line as read.
 	p.lines = map[psa.LineKey]psa.ContractLine{}
 	reasons := newReasons()
+	setLines := &ledgerSets{e: e, chunk: -1}
 	var unchecked []*customerPass
 	var cur lineChunk
 	read := 0
@@ -985,7 +986,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				p.laterWritten++
 			}
 			if c.Action == ActionUpdate && !c.CurrentKnown && !p.ledger {
-				if err := e.vanishedLine(c, o, cp.period); err != nil {
+				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk)); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // vanishedLine decides c, a change the pass would make by adding a line
@@ -30,11 +32,22 @@ import (
 // set is a new line: both are added as before. It returns an error only
 // when the ledger cannot be read; the line then fails, and nothing is
 // added.
-func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period) error {
+//
+// set returns the lines of c's chunk of contracts that psa-syncd ever set
+// above 0 (ledgerSets.of): only those are looked up one by one.
+func (e *Engine) vanishedLine(c *Change, o PassOptions, period source.Period, set func() (map[psa.LineKey]bool, error)) error {
 	if e.db == nil || c.Desired <= 0 {
 		return nil
 	}
-	le, ok, err := e.db.SetBefore(c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+	lines, err := set()
+	if err == nil && !lines[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
+		return nil
+	}
+	var le state.LedgerEntry
+	var ok bool
+	if err == nil {
+		le, ok, err = e.db.SetBefore(c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+	}
 	if err != nil {
 		return fmt.Errorf("the PSA shows no line of service %s on contract %s; reading psa-syncd's ledger for one it set, before adding it, failed: %w",
 			c.ServiceID, c.ContractID, err)
@@ -67,4 +80,27 @@ func cannotSee(sys string) string {
 		return "the API user's security level cannot see the contract's service units, or a cache or proxy served an old page"
 	}
 	return "a security role that cannot see it, or a cache or proxy that served an old page"
+}
+
+// ledgerSets reads, for the plan, the lines that psa-syncd ever set above
+// 0 on a chunk of contracts (state.DB.LinesSet), once per chunk and only
+// for a chunk with a line the plan would add: a pass that adds no line
+// reads nothing, and one that adds many (a first pass) reads once per
+// chunk, not once per line.
+type ledgerSets struct {
+	e     *Engine
+	chunk int
+	lines map[psa.LineKey]bool
+	err   error
+}
+
+// of returns the function that gives the lines set on chunk i of rd.
+func (s *ledgerSets) of(rd *lineReader, i int) func() (map[psa.LineKey]bool, error) {
+	return func() (map[psa.LineKey]bool, error) {
+		if s.chunk != i {
+			s.chunk = i
+			s.lines, s.err = s.e.db.LinesSet(s.e.be.System(), rd.chunks[i])
+		}
+		return s.lines, s.err
+	}
 }
