@@ -769,3 +769,42 @@ func TestAgreementsService_List_unreadableRows(t *testing.T) {
 		t.Errorf("Agreements.List of an HTML page = %+v, %v; want psa.ErrNotAPI", list, err)
 	}
 }
+
+// TestAgreementAdditionsService_List_fullPageWithoutLink: a full navigable
+// page without a Link header (a proxy or cache that drops it) is not the
+// last: the next page is asked for by number, with the same conditions,
+// until one comes back short. Read short, the agreement's additions
+// would be added again.
+func TestAgreementAdditionsService_List_fullPageWithoutLink(t *testing.T) {
+	t.Parallel()
+	c, mux, _ := setup(t)
+	var pages []string
+	mux.HandleFunc("/finance/agreements/871/additions", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		pages = append(pages, q.Get("page"))
+		if q.Get("conditions") != `agreementStatus="Active"` {
+			t.Errorf("conditions = %q, want the original ones on every page", q.Get("conditions"))
+		}
+		switch q.Get("page") {
+		case "":
+			fmt.Fprint(w, `[{"id":1,"quantity":1},{"id":2,"quantity":1}]`)
+		case "2":
+			fmt.Fprint(w, `[{"id":3,"quantity":1},{"id":4,"quantity":1}]`)
+		default:
+			fmt.Fprint(w, `[{"id":5,"quantity":1}]`)
+		}
+	})
+	got, _, err := c.AgreementAdditions.List(t.Context(), 871, &ListOptions{Conditions: Eq("agreementStatus", "Active"), PageSize: 2})
+	if err != nil || len(got) != 5 || got[4].ID != 5 {
+		t.Errorf("AgreementAdditions.List = %d additions, %v; want 5 over 3 pages (asked for %q)", len(got), err, pages)
+	}
+
+	// A server that ignores page answers the first page again: an error,
+	// never the first page twice, nor a loop.
+	mux.HandleFunc("/finance/agreements/872/additions", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `[{"id":1,"quantity":1},{"id":2,"quantity":1}]`)
+	})
+	if _, _, err := c.AgreementAdditions.List(t.Context(), 872, &ListOptions{PageSize: 2}); err == nil || !strings.Contains(err.Error(), "repeats page 1") {
+		t.Errorf("AgreementAdditions.List error = %v, want one saying page 2 repeats page 1", err)
+	}
+}

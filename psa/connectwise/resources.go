@@ -190,6 +190,14 @@ func respOf(resp *Response) *http.Response {
 // listAll reads every page of a list, following the Link header's
 // rel="next" (navigable or forward-only), keeping the original conditions.
 // The Response is the last page's.
+//
+// A full navigable page without a Link header is not taken for the last:
+// ConnectWise sends one whenever more pages follow, but a proxy or cache
+// that drops it would otherwise end the list early, and an agreement's
+// additions read short are added again. The next page is asked for by
+// number (page=N+1), as clients that ignore Link do, until a page comes
+// back short or empty; a page that repeats the one before (a server that
+// ignores page) is an error.
 func listAll[T any](ctx context.Context, c *Client, path string, opts *ListOptions) ([]*T, *Response, error) {
 	q, err := opts.query()
 	if err != nil {
@@ -200,13 +208,25 @@ func listAll[T any](ctx context.Context, c *Client, path string, opts *ListOptio
 	next := path + "?" + q.Encode()
 	seen := map[string]bool{}
 	var all []*T
+	var prev *T // the first record of the page before, when it was asked for by number
+	pageNo := 0
 	for {
 		page, resp, err := getPage[T](ctx, c, next, forward)
 		if err != nil {
 			return all, resp, err
 		}
+		if prev != nil && len(page) > 0 && reflect.DeepEqual(page[0], prev) {
+			return all, resp, fmt.Errorf("connectwise: %s: page %d repeats page %d, and no Link header says which page follows: the list cannot be read whole", path, pageNo, pageNo-1)
+		}
 		all = append(all, page...)
 		seen[next] = true
+		if !forward && resp.NextPageURL == "" && size > 0 && len(page) == size {
+			pageNo = pageOf(next) + 1
+			q.Set("page", strconv.Itoa(pageNo))
+			next, prev = path+"?"+q.Encode(), page[0]
+			continue
+		}
+		prev = nil
 		if resp.NextPageURL == "" || len(page) == 0 {
 			if forward && resp.NextPageURL == "" && len(page) == size {
 				return all, resp, fmt.Errorf("connectwise: %s: full page without a Link header: the endpoint does not support forward-only paging", path)
@@ -218,6 +238,17 @@ func listAll[T any](ctx context.Context, c *Client, path string, opts *ListOptio
 		}
 		next = resp.NextPageURL
 	}
+}
+
+// pageOf returns the page number a list URL asks for: its page
+// parameter, 1 without one.
+func pageOf(u string) int {
+	if parsed, err := url.Parse(u); err == nil {
+		if n, err := strconv.Atoi(parsed.Query().Get("page")); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
 }
 
 // listPage reads one page of a list, the one opts.Page names (the first by
