@@ -40,7 +40,10 @@
 // strings quoted and escaped, dates in [...], nested paths such as
 // company/id), fields, orderBy and pageSize (1,000 by default, the maximum),
 // and the client follows the Link header's rel="next" with the original
-// query, navigable or forward-only (ListOptions.ForwardOnly). Writes are
+// query, navigable or forward-only (ListOptions.ForwardOnly); a full
+// navigable page without a Link header (a proxy that dropped it) is
+// followed by the next page by number, so a list is never cut short at
+// its first page. Writes are
 // POST (create), PATCH in ConnectWise's dialect
 // [{"op":"replace","path":"quantity","value":42}] and DELETE.
 //
