@@ -133,6 +133,7 @@ func TestPlanColumns_holdKinds(t *testing.T) {
 		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld},
 		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, posted: true},
 		{ChangeCustomer: cu, ChangeService: sv, Current: 9, Desired: 1, EffectiveDate: eff, Action: ActionHeld, laterWrite: true},
+		{ChangeCustomer: cu, ChangeService: sv, Desired: 1, EffectiveDate: eff, Action: ActionHeld, vanished: true},
 	}}
 	data, err := p.MarshalColumns()
 	if err != nil {
@@ -142,12 +143,15 @@ func TestPlanColumns_holdKinds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range []bool{true, false, false} {
+	for k, want := range []bool{true, false, false, true} {
 		if a := got.Changes[k].Approvable(); a != want {
 			t.Errorf("restored change %d: Approvable() = %t, want %t", k, a, want)
 		}
 	}
-	old := strings.Replace(string(data), `,"hold":["","posted","later_write"]`, "", 1)
+	if h := got.Changes[3].Hold(); h != HoldVanished {
+		t.Errorf("restored change 3: Hold() = %q, want %q", h, HoldVanished)
+	}
+	old := strings.Replace(string(data), `,"hold":["","posted","later_write","line_missing"]`, "", 1)
 	if old == string(data) {
 		t.Fatalf("the columns hold no hold column: %s", data)
 	}
@@ -155,10 +159,10 @@ func TestPlanColumns_holdKinds(t *testing.T) {
 		t.Errorf("a plan stored without the hold column: %v; want it read, its holds approvable as before", err)
 	}
 	for bad, want := range map[string]string{
-		`,"hold":["","posted"]`:              "changes: 2 values of hold for 3 changes",
-		`,"hold":["","posted","later_kind"]`: `changes: change 2: unknown hold "later_kind"`,
+		`,"hold":["","posted"]`:                             "changes: 2 values of hold for 4 changes",
+		`,"hold":["","posted","later_kind","line_missing"]`: `changes: change 2: unknown hold "later_kind"`,
 	} {
-		damaged := strings.Replace(string(data), `,"hold":["","posted","later_write"]`, bad, 1)
+		damaged := strings.Replace(string(data), `,"hold":["","posted","later_write","line_missing"]`, bad, 1)
 		if _, err := UnmarshalColumns([]byte(damaged)); err == nil || err.Error() != want {
 			t.Errorf("UnmarshalColumns with %s = %v, want %q", bad, err, want)
 		}

@@ -182,6 +182,7 @@ func TestChangeJSON_hold(t *testing.T) {
 		{HoldPosted, func(c *Change) { c.posted = true }, false},
 		{HoldLaterChange, func(c *Change) { c.laterChange = true }, false},
 		{HoldLaterWrite, func(c *Change) { c.laterWrite = true }, false},
+		{HoldVanished, func(c *Change) { c.vanished = true }, true},
 	} {
 		c := base
 		tt.set(&c)
