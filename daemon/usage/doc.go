@@ -68,7 +68,14 @@
 // a plan as in a pass, and Approve does not release it either: an
 // adjustment into an invoiced period is a proration that cannot be
 // reversed. Its reason names the period and suggests
-// policies.effective_date: next_period_start. A line that products of another usage source (with sync on)
+// policies.effective_date: next_period_start. A line the PSA's read does not
+// show, which the pass would add, and which psa-syncd's ledger says it set
+// above 0 in force at the effective date, is held (HoldVanished), in a plan
+// as in a pass: a read that cannot see a line (a ConnectWise security role,
+// an Autotask security level, a cache serving an old page) answers without
+// it and without an error, and adding it again would double it. Only an
+// approval of that one line (PassOptions.ApproveService) adds it again. A
+// line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.
 // Only lines that differ are written, as many at once as the PSA client
