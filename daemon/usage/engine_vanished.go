@@ -77,7 +77,7 @@ func cannotSee(sys string) string {
 	case "ConnectWise":
 		return "the API member's security role cannot see the agreement's additions, or a cache or proxy served an old page"
 	case "Autotask":
-		return "the API user's security level cannot see the contract's service units, or a cache or proxy served an old page"
+		return "the API user's security level cannot see the contract's service units, the line's unit rows do not reach that date, or a cache or proxy served an old page"
 	}
 	return "a security role that cannot see it, or a cache or proxy that served an old page"
 }
