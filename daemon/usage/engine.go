@@ -530,6 +530,25 @@ type Unmapped struct {
 	// usage_sync = false: nothing bills their usage, but they are mapped
 	// on purpose, so, like SyncOff, they do not count as unmapped.
 	SyncOffCustomers []UnmappedCustomer `json:"sync_off_customers,omitempty"`
+	// Unreported lists the mapped customers with usage sync on that a
+	// report with rows names nowhere (no row of any product) while a
+	// mapped line of their contract is above 0: a tenant removed or moved
+	// to another partner, or a mapping whose customer_id never matches.
+	// Their lines are set to 0 (held when the decrease guard applies) or
+	// left as they are (missing_usage: keep); either way the vendor no
+	// longer shows the usage they bill. Not counted as unmapped
+	// (psa_sync_customers_unreported counts them).
+	Unreported []UnreportedCustomer `json:"unreported,omitempty"`
+}
+
+// UnreportedCustomer is a mapped customer whose contract bills a mapped
+// line above 0 while the usage report has no row of it (Unmapped.Unreported).
+type UnreportedCustomer struct {
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	ContractID   string `json:"contract_id"`
+	// Quantity is the sum of the current quantities of its mapped lines.
+	Quantity int64 `json:"quantity"`
 }
 
 // Failure is a customer that a pass could not handle as a whole (its
@@ -1051,7 +1070,46 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
+	if len(rep.Records) > 0 {
+		p.plan.Unmapped.Unreported = unreported(byMapping, usage)
+	}
 	return p, nil
+}
+
+// unreportedReason ends the reason of a line whose customer the usage
+// report names nowhere (Unmapped.Unreported).
+const unreportedReason = "; the usage report has no row of this customer at all: if the vendor removed the tenant or it moved to another partner, " +
+	"end the line and remove the psa_customer_mapping (or set usage_sync = false); if psa_customer_mapping.customer_id is misspelled, fix it"
+
+// unreported returns the customers that no usage row names while a mapped
+// line of their contract is above 0, in mapping order, and says so in the
+// reasons of their lines. A customer that failed is reported as a failure
+// already.
+func unreported(customers []*customerPass, usage map[string][]usedQuantity) []UnreportedCustomer {
+	var out []UnreportedCustomer
+	for _, cp := range customers {
+		if cp.err != nil || len(usage[cp.m.CustomerID]) > 0 {
+			continue
+		}
+		var billed int64
+		for _, c := range cp.changes {
+			if c.CurrentKnown && c.Current > 0 {
+				if sum, ok := source.AddQuantity(billed, c.Current); ok {
+					billed = sum
+				} else {
+					billed = math.MaxInt64
+				}
+			}
+		}
+		if billed == 0 {
+			continue
+		}
+		for i := range cp.changes {
+			cp.changes[i].Reason += unreportedReason
+		}
+		out = append(out, UnreportedCustomer{CustomerID: cp.m.CustomerID, CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Quantity: billed})
+	}
+	return out
 }
 
 // ErrUsageMissing marks the Problem a pass records when its usage sets no

@@ -132,7 +132,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// Without At, the plan reads the clock again; at a month end it may
 	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
-	e.recordUnmapped(run.ID, p.plan)
+	e.recordUnmapped(run.ID, p.plan, o.Customer)
 	if o.Customer == "" {
 		// A pass for one customer sees one contract.
 		e.setContractsEnding(p)
@@ -1198,11 +1198,27 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 // recordUnmapped sets the unmapped gauges from a plan, counts the unmapped
 // items the last pass did not have, and keeps the unmapped usage in the
 // state database so that a restart restores them.
-func (e *Engine) recordUnmapped(runID int64, p *Plan) {
-	e.setUnmapped(p.Unmapped)
+func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
+	u := p.Unmapped
+	if customer != "" && e.db != nil {
+		// A pass for one customer sees only that customer's silence: the
+		// others' stay as the last pass found them.
+		var prev UnmappedReport
+		if _, err := e.db.Snapshot(SnapshotUnmapped, &prev); err != nil {
+			e.logger.Warn("Could not read the last pass's unmapped usage; the customers it found unreported are not kept", "err", err)
+		}
+		u.Unreported = nil
+		for _, c := range prev.Unmapped.Unreported {
+			if c.CustomerID != customer {
+				u.Unreported = append(u.Unreported, c)
+			}
+		}
+		u.Unreported = append(u.Unreported, p.Unmapped.Unreported...)
+	}
+	e.setUnmapped(u)
 	if e.db != nil {
-		e.countNewUnmapped(p.Unmapped)
-		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: p.Unmapped}
+		e.countNewUnmapped(u)
+		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: u}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 			e.logger.Warn("Could not record the unmapped usage", "err", err)
 		}
@@ -1268,6 +1284,7 @@ func (e *Engine) setUnmapped(u Unmapped) {
 		m.Unmapped.WithLabelValues("customer").Set(float64(len(u.Customers)))
 		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products)))
 		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(u.Unassigned)))
+		m.CustomersUnreported.Set(float64(len(u.Unreported)))
 	}
 }
 

@@ -64,6 +64,10 @@ type Metrics struct {
 	LinesTotal           *prometheus.CounterVec // outcome
 	Customers            *prometheus.GaugeVec   // status
 	Unmapped             *prometheus.GaugeVec   // kind
+	// CustomersUnreported holds psa_sync_customers_unreported: the
+	// mapped customers billed on a line above 0 that the last pass's
+	// usage report names nowhere (Unmapped.Unreported).
+	CustomersUnreported prometheus.Gauge
 	// ContractsEnding holds psa_sync_contracts_ending by when
 	// (EndingWhens).
 	ContractsEnding *prometheus.GaugeVec
@@ -183,6 +187,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "unmapped",
 		Help:      "Usage the last pass could not bill: customers and products without a mapping, and usage rows with no customer (unassigned).",
 	}, []string{"system", "kind"}).MustCurryWith(sys)
+	m.CustomersUnreported = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "customers_unreported",
+		Help:      "Mapped customers with usage sync on that the last pass's usage report (one with rows) names nowhere while a mapped line of their contract is above 0: a tenant removed or moved to another partner, or a customer_id that never matches.",
+	}, []string{"system"}).WithLabelValues(string(system))
 	m.UnmappedNew = make(map[string]prometheus.CounterFunc, len(UnmappedKinds))
 	m.unmappedNew = make(map[string]*atomic.Int64, len(UnmappedKinds))
 	for _, k := range UnmappedKinds {

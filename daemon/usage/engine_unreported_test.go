@@ -1,0 +1,100 @@
+package usage
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// TestEngine_Sync_unreportedCustomer: a mapped customer whose contract
+// bills a line above 0 and of which the usage report has no row at all (a
+// tenant removed or moved to another partner, a customer_id that never
+// matches) is listed in Unmapped.Unreported and counted in
+// psa_sync_customers_unreported, with either missing_usage policy: with
+// keep its line would otherwise go on billing, unchanged and "succeeded",
+// with nothing to notice. A customer with no line above 0, or with rows of
+// unmapped products only (reported as unmapped), is not; a pass for
+// another customer keeps it; a restart restores it; an empty report
+// reports nobody (it is a problem of its own).
+func TestEngine_Sync_unreportedCustomer(t *testing.T) {
+	t.Parallel()
+	for _, missing := range []string{MissingUsageZero, MissingUsageKeep} {
+		t.Run(missing, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.pol.MissingUsage = missing
+			h.at.SetUnits(h.contractB, h.svcIntercept, 6, etPeriodDay)
+			h.at.SetUnits(h.contractB, h.svcMDR, 2, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+			gauge := func() float64 { return h.metric(h.m.CustomersUnreported) }
+
+			res := h.sync(PassOptions{})
+			h.wantUnits(h.contractB, h.svcIntercept, 6) // held (zero) or kept (keep)
+			u := res.Plan.Unmapped.Unreported
+			if len(u) != 1 || u[0].CustomerID != "cust-b" || u[0].CustomerName != "Globex" || u[0].ContractID != etID(h.contractB) || u[0].Quantity != 8 {
+				t.Fatalf("unreported = %+v, want cust-b on contract %d billing 8", u, h.contractB)
+			}
+			if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || !strings.Contains(c.Reason, "the usage report has no row of this customer at all") {
+				t.Errorf("change = %+v, want its reason to say the report has no row of cust-b", c)
+			}
+			if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || strings.Contains(c.Reason, "no row of this customer") {
+				t.Errorf("change of cust-a = %+v", c)
+			}
+			if got := gauge(); got != 1 {
+				t.Errorf("psa_sync_customers_unreported = %v, want 1", got)
+			}
+			var rep UnmappedReport
+			if ok, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || !ok || len(rep.Unmapped.Unreported) != 1 {
+				t.Errorf("stored unmapped usage = %+v, %v, %v; want cust-b unreported", rep.Unmapped, ok, err)
+			}
+
+			// A pass for cust-a alone does not see cust-b: it stays.
+			h.sync(PassOptions{Customer: "cust-a"})
+			if got := gauge(); got != 1 {
+				t.Errorf("after a pass for cust-a: psa_sync_customers_unreported = %v, want 1", got)
+			}
+
+			// A restart restores it.
+			h.m = NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+			h.m.Requests = h.rt.requests.Load
+			if err := h.engine().RestoreMetrics(h.doc); err != nil {
+				t.Fatal(err)
+			}
+			if got := gauge(); got != 1 {
+				t.Errorf("restored psa_sync_customers_unreported = %v, want 1", got)
+			}
+
+			// Rows of an unmapped product only: cust-b is reported, its
+			// product is unmapped.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-NEW,6")
+			res = h.sync(PassOptions{})
+			if u := res.Plan.Unmapped; len(u.Unreported) != 0 || len(u.Products) != 1 {
+				t.Errorf("unmapped = %+v, want CIXA-NEW unmapped and nobody unreported", u)
+			}
+			if got := gauge(); got != 0 {
+				t.Errorf("psa_sync_customers_unreported = %v, want 0", got)
+			}
+
+			// An empty report is a problem of its own: nobody is listed.
+			h.writeUsage()
+			if res = h.sync(PassOptions{}); len(res.Plan.Unmapped.Unreported) != 0 {
+				t.Errorf("unreported of an empty report = %+v", res.Plan.Unmapped.Unreported)
+			}
+		})
+	}
+}
+
+// TestEngine_Sync_unreportedNeedsABilledLine: a mapped customer with no
+// usage and no line above 0 bills nothing: it is not listed.
+func TestEngine_Sync_unreportedNeedsABilledLine(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 0, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Unreported) != 0 {
+		t.Errorf("unreported = %+v, want none", res.Plan.Unmapped.Unreported)
+	}
+}
