@@ -66,6 +66,28 @@ func (c *uiClient) do(method, target string, form url.Values) *httptest.Response
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
 
+// The status page lists the mapped customers that the last pass's usage
+// report named nowhere while their contracts bill, with what to do.
+func TestStatusPage_unreportedCustomers(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8}},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Mapped customers the vendor no longer reports", `id="unreported"`, "cust-globex", "29684001", "remove the psa_customer_mapping"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q", want)
+		}
+	}
+}
+
 // The status page renders the customers with the consoles' filters, needs
 // the token for actions, keeps it in an HttpOnly SameSite=Strict session
 // cookie, and refuses posts without the form's CSRF token.

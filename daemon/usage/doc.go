@@ -29,7 +29,13 @@
 // (Unmapped.SyncOffCustomers). Unmapped usage under an id that differs
 // from a mapped customer's or product's only in case, spaces or invisible
 // characters fails the mapped customer it most likely belongs to, naming
-// both spellings, rather than billing it without that usage.
+// both spellings, rather than billing it without that usage. A mapped
+// customer (usage sync on) that a report with rows names nowhere while a
+// mapped line of its contract is above 0 (a tenant removed or moved to
+// another partner, a customer_id that never matches) is listed in
+// Unmapped.Unreported and counted in psa_sync_customers_unreported, and
+// its lines' reasons say so: with missing_usage: keep they would otherwise
+// go on billing with nothing to notice.
 //
 // Usage that the source could not read (source.Problem.Unreadable: a
 // quantity that is not a number, a sum past the int64 range) never lowers a

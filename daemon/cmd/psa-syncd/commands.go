@@ -1319,6 +1319,12 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Customers mapped with usage_sync = false (usage not billed, on purpose):", "CUSTOMER\tNAME\tPRODUCTS\tQUANTITY", rows)
 	rows = nil
+	for _, c := range u.Unreported {
+		rows = append(rows, []string{c.CustomerID, c.CustomerName, c.ContractID, strconv.FormatInt(c.Quantity, 10)})
+	}
+	section("Mapped customers with no usage row at all while their contracts bill (tenant removed or moved, or a misspelled psa_customer_mapping.customer_id?):",
+		"CUSTOMER\tNAME\tCONTRACT\tBILLED", rows)
+	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {
 		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})

@@ -318,6 +318,24 @@ func TestPrintPlan_syncOff(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_unreported: the plan's table lists the mapped customers
+// that the usage report names nowhere while their contracts bill, with the
+// contract and what it bills, so that a removed tenant or a misspelled
+// customer_id is seen.
+func TestPrintPlan_unreported(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
+		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8}},
+	}}, false)
+	for _, want := range []string{"Mapped customers with no usage row at all while their contracts bill", "misspelled psa_customer_mapping.customer_id",
+		"cust-globex", "29684001"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestPrintPlan_contractsEnding: the plan's table lists the mapped
 // contracts that end this month or next, with their end dates, so that the
 // renewal's mapping is merged in time; those that have ended are listed
