@@ -1034,6 +1034,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 			}
 		}
+		noteUnmatched(changes, usage[cm.CustomerID], products, len(rep.Records) > 0)
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
@@ -1076,15 +1077,60 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	return p, nil
 }
 
+// noteUnmatched ends the reasons of one customer's changes, as they are
+// decided and before any is handed to a writer, with what the usage the
+// pass could not match says of them. When rows is set (the report has rows) and it names
+// the customer nowhere while a line is above 0, its lines say so
+// (unreportedReason, as Unmapped.Unreported lists it). Otherwise
+// every decrease names the customer's usage of products without a product
+// mapping: a vendor that renames or re-codes a mapped product turns its
+// usage unmapped, and the line it fed drops by as much.
+func noteUnmatched(changes []Change, used []usedQuantity, products map[string]export.ProductMapping, rows bool) {
+	if len(used) == 0 {
+		if rows && slices.ContainsFunc(changes, func(c Change) bool { return c.CurrentKnown && c.Current > 0 }) {
+			for i := range changes {
+				if changes[i].Action != ActionFailed {
+					changes[i].Reason += unreportedReason
+				}
+			}
+		}
+		return
+	}
+	var b []byte
+	for _, u := range used {
+		if _, ok := products[u.product]; ok {
+			continue
+		}
+		if b == nil {
+			b = append(b, "; this customer has usage of products without a product mapping ("...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = append(b, u.product...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, u.quantity, 10)
+	}
+	if b == nil {
+		return
+	}
+	b = append(b, "): if the vendor renamed or re-coded a mapped product, map the new code (psa_product_mapping) and apply"...)
+	why := string(b)
+	for i := range changes {
+		if c := &changes[i]; c.CurrentKnown && c.Desired < c.Current && c.Action != ActionFailed {
+			c.Reason += why
+		}
+	}
+}
+
 // unreportedReason ends the reason of a line whose customer the usage
 // report names nowhere (Unmapped.Unreported).
 const unreportedReason = "; the usage report has no row of this customer at all: if the vendor removed the tenant or it moved to another partner, " +
 	"end the line and remove the psa_customer_mapping (or set usage_sync = false); if psa_customer_mapping.customer_id is misspelled, fix it"
 
 // unreported returns the customers that no usage row names while a mapped
-// line of their contract is above 0, in mapping order, and says so in the
-// reasons of their lines. A customer that failed is reported as a failure
-// already.
+// line of their contract is above 0, in mapping order (noteUnmatched said
+// so in the reasons of their lines). A customer that failed is reported as
+// a failure already.
 func unreported(customers []*customerPass, usage map[string][]usedQuantity) []UnreportedCustomer {
 	var out []UnreportedCustomer
 	for _, cp := range customers {
@@ -1103,9 +1149,6 @@ func unreported(customers []*customerPass, usage map[string][]usedQuantity) []Un
 		}
 		if billed == 0 {
 			continue
-		}
-		for i := range cp.changes {
-			cp.changes[i].Reason += unreportedReason
 		}
 		out = append(out, UnreportedCustomer{CustomerID: cp.m.CustomerID, CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Quantity: billed})
 	}

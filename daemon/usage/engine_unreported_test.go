@@ -98,3 +98,41 @@ func TestEngine_Sync_unreportedNeedsABilledLine(t *testing.T) {
 		t.Errorf("unreported = %+v, want none", res.Plan.Unmapped.Unreported)
 	}
 }
+
+// TestEngine_Sync_decreaseNamesUnmappedUsage: a vendor that re-codes a
+// mapped product turns its usage unmapped and the line it fed drops. The
+// reason of such a decrease, held or written, names the customer's usage
+// of products without a mapping, so that the operator sees the renamed
+// code; a decrease of a customer without unmapped usage does not.
+func TestEngine_Sync_decreaseNamesUnmappedUsage(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.at.SetUnits(h.contractA, h.svcIntercept, 40, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.at.SetUnits(h.contractB, h.svcMDR, 10, etPeriodDay)
+	h.writeUsage(
+		"cust-a,Acme,CIXA-MSP2,40", // CIXA-MSP re-coded: Intercept drops to 0, held
+		"cust-b,Globex,CIXA-MSP,40",
+		"cust-b,Globex,CIXA-SRV2,2", // CIXA-SRV re-coded: 42 to 40, written
+		"cust-b,Globex,MDR,9",
+	)
+	res := h.sync(PassOptions{})
+	const why = "this customer has usage of products without a product mapping ("
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionHeld ||
+		!strings.Contains(c.Reason, why+"CIXA-MSP2 40): if the vendor renamed or re-coded a mapped product, map the new code (psa_product_mapping)") {
+		t.Errorf("change of cust-a = %+v, want held naming CIXA-MSP2", c)
+	}
+	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, why+"CIXA-SRV2 2)") {
+		t.Errorf("change of cust-b = %+v, want an update naming CIXA-SRV2", c)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 40)
+	if c := etFindChange(res.Plan, "cust-b", h.svcMDR); c == nil || !strings.Contains(c.Reason, why) {
+		t.Errorf("MDR change of cust-b = %+v, want its decrease to name the unmapped usage too", c)
+	}
+
+	h.writeUsage("cust-a,Acme,CIXA-MSP,38", "cust-b,Globex,CIXA-MSP,42")
+	res = h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || strings.Contains(c.Reason, why) {
+		t.Errorf("change of cust-a without unmapped usage = %+v", c)
+	}
+}
