@@ -287,6 +287,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	rep.NotComputed = append(rep.NotComputed, tp.Unresolved...)
 	if usageKnown {
 		usageProblems(rep, o.SourceName, cur, prop, src.records(cur.Period))
+		unmatchedMappings(rep, o.SourceName, current, proposed, prop, src.records(cur.Period))
 	}
 	rep.NotComputed = append(rep.NotComputed, failures(cur, prop)...)
 
@@ -605,6 +606,53 @@ func usageProblems(rep *Report, sourceName string, cur, prop *usage.Plan, record
 			break
 		}
 		rep.Notes = append(rep.Notes, "Usage problem: "+n)
+	}
+}
+
+// unmatchedMappings adds a note for every customer mapping with usage sync
+// on that the plan adds (or gives another customer_id, or turns usage sync
+// on for) and that no row of the usage names, when the usage has rows: a
+// misspelled customer_id never matches, so the next pass bills the
+// customer nothing from usage and the report shows no change to review.
+// The note names the usage's unmapped customers, among which the intended
+// id usually is.
+func unmatchedMappings(rep *Report, sourceName string, current, proposed *export.Document, prop *usage.Plan, records []source.Record) {
+	if len(records) == 0 {
+		return
+	}
+	seen := make(map[string]bool, len(records))
+	for _, r := range records {
+		seen[r.CustomerID] = true
+	}
+	var candidates []string
+	for _, c := range prop.Unmapped.Customers {
+		if len(candidates) == 5 {
+			candidates = append(candidates, fmt.Sprintf("and %d more", len(prop.Unmapped.Customers)-5))
+			break
+		}
+		if c.CustomerName != "" {
+			candidates = append(candidates, fmt.Sprintf("%s (%s)", c.CustomerID, c.CustomerName))
+		} else {
+			candidates = append(candidates, c.CustomerID)
+		}
+	}
+	for _, cm := range proposed.CustomerMappings {
+		if cm.Source != sourceName || !cm.UsageSync || seen[cm.CustomerID] {
+			continue
+		}
+		if was, ok := current.Customer(cm.Source, cm.CustomerID); ok && was.UsageSync {
+			continue // not this plan's doing: psa_sync_customers_unreported watches it
+		}
+		name := cm.Source + "/" + cm.CustomerID
+		if cm.CustomerName != "" {
+			name += " (" + cm.CustomerName + ")"
+		}
+		note := fmt.Sprintf("Customer mapping %s syncs usage under this plan, but the usage from %s for %s has no row of customer id %q: "+
+			"the next pass bills it nothing from usage. Check psa_customer_mapping.customer_id against the vendor's id", name, sourceName, prop.Period, cm.CustomerID)
+		if len(candidates) > 0 {
+			note += "; the usage's unmapped customers: " + strings.Join(candidates, ", ")
+		}
+		rep.Notes = append(rep.Notes, note+".")
 	}
 }
 

@@ -692,6 +692,53 @@ func TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_newMappingMatchesNoUsage: the plan adds a customer
+// mapping with usage sync on whose customer_id (new-co) is not the
+// vendor's (newco). No pass would ever match it, and its contract has no
+// line, so no line changes: without a note the report shows nothing to
+// review. The note names the mapping and the usage's unmapped customers;
+// a mapping whose id the usage has gets none.
+func TestBillingImpact_newMappingMatchesNoUsage(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "usage.csv")
+	if err := os.WriteFile(csv, []byte("customer_id,customer_name,product,quantity\nnewco,NewCo,CIXA-MSP,10\nacme,Acme,CIXA-MSP,4\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := file.New(file.Config{Path: csv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := export.New(psa.SystemAutotask, "sim")
+	current.PutProduct(export.ProductMapping{Source: src.Name(), Product: "CIXA-MSP", ServiceID: "30", ServiceName: "Sophos Intercept X Advanced", SyncEnabled: true})
+	mapping := func(id, customer string) string {
+		return `{"address":"psa_customer_mapping.` + id + `","mode":"managed","type":"psa_customer_mapping","name":"` + id + `","provider_name":"registry.terraform.io/psa-sync/psa",
+ "change":{"actions":["create"],"before":null,
+  "after":{"source":"` + src.Name() + `","customer_id":"` + customer + `","customer_name":"NewCo","company_id":"1","contract_id":"` + id + `-2","usage_sync":true,"ticket_sync":false},
+  "after_unknown":{"id":true}}}`
+	}
+	planJSON := []byte(`{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{},"resource_changes":[` +
+		mapping("newco", "new-co") + `,` + mapping("acme", "acme") + `]}`)
+	tp, err := impact.ReadTerraformPlan(planJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := impact.Compute(t.Context(), impact.Options{Source: src, SourceName: src.Name(), NoBackend: "offline in this test", Policies: usage.DefaultPolicies}, current, tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, n := range rep.Notes {
+		if strings.Contains(n, "has no row of customer id") {
+			notes = append(notes, n)
+		}
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], `Customer mapping file/new-co (NewCo) syncs usage under this plan, but the usage from file for `) ||
+		!strings.Contains(notes[0], `has no row of customer id "new-co"`) || !strings.Contains(notes[0], "the usage's unmapped customers: newco (NewCo).") {
+		t.Errorf("notes = %q; want one for new-co naming newco", rep.Notes)
+	}
+}
+
 // TestBillingImpact_kaseyaBMSPriceChange: Kaseya BMS keeps on each contract
 // line the price it was posted at, and a pass posts a line only when its
 // units change (psa-syncd's ledger says what they are). After a service's
