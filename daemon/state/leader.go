@@ -144,6 +144,11 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		discard(conn)
 		return nil, err
 	}
+	if err := db.boundStatements(ctx, conn); err != nil {
+		unlock(conn)
+		discard(conn)
+		return nil, err
+	}
 	if err := db.recordLeader(ctx, conn, info); err != nil {
 		// An ERROR (a full disk, a statement timeout) leaves the session
 		// usable, and holding the lock: it must end, not go back to the
@@ -250,6 +255,36 @@ func (db *DB) limitSession(ctx context.Context, conn *sql.Conn, settings []sessi
 		}
 	}
 	return nil
+}
+
+// statementBound is the statement_timeout of the lock's session for a
+// state.query_timeout of q: a tenth below it, so that the server cancels a
+// statement that waits (for a lock on intents that maintenance holds: a
+// VACUUM FULL, an ALTER TABLE, LOCK TABLE) before the client gives it up.
+// A statement the server cancels fails with an ERROR and the session, and
+// with it the leadership, lives on; one the client gives up at
+// query_timeout ends the session (pgx closes the connection), and so the
+// leadership, and the standby that takes over then meets the same lock.
+func statementBound(q time.Duration) time.Duration {
+	return max(q-q/10, time.Millisecond)
+}
+
+// boundStatements sets the statement_timeout of the lock's session to
+// statementBound of state.query_timeout, unless the server already gives the
+// session a shorter one (ALTER DATABASE or ROLE ... SET statement_timeout,
+// or options in state.url), which is kept.
+func (db *DB) boundStatements(ctx context.Context, conn *sql.Conn) error {
+	bound := statementBound(db.timeout).Milliseconds()
+	var cur int64
+	if err := conn.QueryRowContext(ctx, `SELECT setting::bigint FROM pg_settings WHERE name = 'statement_timeout'`).Scan(&cur); err != nil {
+		return db.wrap("reading statement_timeout of the leadership lock's session", err)
+	}
+	if cur > 0 && cur <= bound {
+		return nil
+	}
+	var v string
+	err := conn.QueryRowContext(ctx, `SELECT set_config('statement_timeout', $1, false)`, strconv.FormatInt(bound, 10)).Scan(&v)
+	return db.wrap("setting statement_timeout on the leadership lock's session", err)
 }
 
 // watch checks the lock's connection until it fails or Release. Each check

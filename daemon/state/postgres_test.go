@@ -693,3 +693,104 @@ func TestLeadership_checkFenceAfterRelease(t *testing.T) {
 		t.Errorf("CheckFence on SQLite = %v, want nil", err)
 	}
 }
+
+// TestLeadership_lockedIntentsTableKeepsTheLeadership: maintenance holds a
+// lock on the intents table (VACUUM FULL, an ALTER TABLE, a long LOCK
+// TABLE) for longer than state.query_timeout while the active instance
+// records intents. The statement fails, so nothing is sent, but the server
+// cancels it (statement_timeout, a little below query_timeout) before the
+// client gives it up: the session that holds the lock lives on, and the
+// instance stays active and records intents again once the lock is gone.
+// When the client gave the statement up, pgx closed that connection and the
+// instance lost the leadership for one slow statement (and the standby met
+// the same lock).
+func TestLeadership_lockedIntentsTableKeepsTheLeadership(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dba.Close() })
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	defer func() { _ = la.Release() }()
+	a.fenceMu.Lock()
+	var v string
+	err = a.fence.QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&v)
+	a.fenceMu.Unlock()
+	if err != nil || v != "900ms" {
+		t.Errorf("statement_timeout of the lock's session = %q, %v; want 900ms (a tenth below query_timeout)", v, err)
+	}
+
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := dba.sql.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err == nil || !strings.Contains(err.Error(), "statement timeout") || !strings.Contains(err.Error(), "PostgreSQL database") {
+		t.Errorf("OpenIntentBatch with the intents table locked = %v; want the server's statement timeout, naming the database", err)
+	}
+	time.Sleep(500 * time.Millisecond) // five checks of the lock
+	select {
+	case <-la.Lost():
+		t.Fatalf("the leadership was lost for one statement that waited for a lock: %v", la.Err())
+	default:
+	}
+	if err := a.CheckFence(); err != nil || !a.IsLeader() {
+		t.Errorf("after the statement timed out: CheckFence = %v, IsLeader = %v; want nil, true", err, a.IsLeader())
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
+	}
+	if open, err := dba.OpenIntents(); err != nil || len(open) != 2 {
+		t.Errorf("open intents = %d, %v; want the ones recorded before and after the lock", len(open), err)
+	}
+}
+
+// TestLeadership_shorterServerStatementTimeoutKept: a statement_timeout
+// the server already gives psa-syncd's sessions (ALTER ROLE or DATABASE
+// ... SET) that is shorter than the lock session's bound is kept, not
+// raised.
+func TestLeadership_shorterServerStatementTimeoutKept(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.RawQuery += "&options=-c%20statement_timeout%3D700"
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: u.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, time.Second)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	defer func() { _ = la.Release() }()
+	a.fenceMu.Lock()
+	defer a.fenceMu.Unlock()
+	var v string
+	if err := a.fence.QueryRowContext(t.Context(), `SHOW statement_timeout`).Scan(&v); err != nil || v != "700ms" {
+		t.Errorf("statement_timeout of the lock's session = %q, %v; want the server's 700ms kept", v, err)
+	}
+}
