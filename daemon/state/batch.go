@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 )
 
 // The batch methods write many records in one transaction, which they also
@@ -29,7 +30,7 @@ func (db *DB) OpenIntentBatch(ctx context.Context, ins []Intent) ([]Intent, erro
 	if len(ins) == 0 {
 		return nil, nil
 	}
-	return db.openIntents(ctx, fmt.Sprintf("recording %d intents", len(ins)), ins)
+	return db.openIntents(ctx, "recording "+counted(len(ins), "intent", "intents"), ins)
 }
 
 // CompleteIntentBatch closes open intents in one transaction, each as
@@ -46,7 +47,7 @@ func (db *DB) CompleteIntentBatch(ctx context.Context, cs []IntentCompletion) er
 		}
 	}
 	return db.group.submit(ctx, db, &groupOp{
-		what: fmt.Sprintf("completing %d intents", len(cs)),
+		what: "completing " + counted(len(cs), "intent", "intents"),
 		run: func(ctx context.Context, tx *sql.Tx) error {
 			// A refusal of the third intent must undo the first two.
 			return inSavepoint(ctx, tx, func() error {
@@ -85,7 +86,7 @@ func (db *DB) PutCustomerStatusBatch(ctx context.Context, statuses []CustomerSta
 		return errors.Join(invalid...)
 	}
 	err := db.group.submit(ctx, db, &groupOp{
-		what: fmt.Sprintf("storing the statuses of %d customers", len(valid)),
+		what: "storing the statuses of " + counted(len(valid), "customer", "customers"),
 		run: func(ctx context.Context, tx *sql.Tx) error {
 			return db.upsertCustomers(ctx, tx, valid)
 		},
@@ -149,4 +150,12 @@ func (db *DB) syncDeferred() {
 	ctx, cancel := db.ctx()
 	defer cancel()
 	_ = db.group.sync(ctx, db)
+}
+
+// counted returns n with its noun, singular for 1: "1 intent", "3 intents".
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
 }
