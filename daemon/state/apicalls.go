@@ -162,7 +162,7 @@ func (m *callMirror) take(db *DB, endpoint string, now time.Time, window time.Du
 			if prune {
 				return db.insertCall(ctx, tx, endpoint, now, window)
 			}
-			_, err := tx.StmtContext(ctx, db.writes.recordCall).ExecContext(ctx, endpoint, db.tv(now))
+			_, err := db.writeStmt(ctx, tx, db.writes.recordCall, recordCallSQL).ExecContext(ctx, endpoint, db.tv(now))
 			return err
 		},
 	})

@@ -794,3 +794,53 @@ func TestLeadership_shorterServerStatementTimeoutKept(t *testing.T) {
 		t.Errorf("statement_timeout of the lock's session = %q, %v; want the server's 700ms kept", v, err)
 	}
 }
+
+// TestPostgres_firstWriteWithIntentsLockedStoresStatuses: the first group
+// commit of a process on PostgreSQL ran a prepare of the intent statements
+// on a pooled connection first; while maintenance held a lock on intents,
+// that prepare waited, and its timeout was given to every operation of the
+// group: the customer statuses of a just-started psa-syncd were not stored,
+// blamed on a table they do not touch. They are stored; an intent fails
+// with the server's statement timeout, on its own.
+func TestPostgres_firstWriteWithIntentsLockedStoresStatuses(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	dba, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dba.Close() })
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	defer func() { _ = la.Release() }()
+	lock, err := dba.sql.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback() }()
+	if _, err := lock.ExecContext(t.Context(), `LOCK TABLE intents IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	cs := CustomerStatus{Source: "sophos", CustomerID: "718b", Result: CustomerSucceeded, LastAttempt: time.Now()}
+	if err := a.PutCustomerStatusBatch(t.Context(), []CustomerStatus{cs}); err != nil {
+		t.Errorf("storing a status, the first write of the process, with intents locked = %v; want it stored", err)
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err == nil || !strings.Contains(err.Error(), "statement timeout") {
+		t.Errorf("OpenIntentBatch with intents locked = %v; want the server's statement timeout", err)
+	} else if !strings.Contains(err.Error(), "recording 1 intent in ") {
+		t.Errorf("OpenIntentBatch's error = %v; want it to say \"recording 1 intent in\"", err)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
+	}
+}

@@ -31,8 +31,16 @@ const (
 // prepare prepares the statements unless they are. It is called by the
 // committer outside of any transaction: SQLite has a single connection,
 // which a transaction holds.
+//
+// On PostgreSQL it prepares nothing: pgx already prepares and caches each
+// statement on the connection that runs it, and a prepare here would run on
+// a pooled connection outside the group's transaction, where it waits for
+// a lock on intents (maintenance) without the leadership lock session's
+// statement_timeout, and its failure is given to every operation of the
+// group, customer statuses included. The transaction's own statements
+// (writeStmt) run them instead.
 func (w *writeStmts) prepare(ctx context.Context, db *DB) error {
-	if w.openIntent != nil {
+	if w.openIntent != nil || db.dialect == dialectPostgres {
 		return nil
 	}
 	var stmts [4]*sql.Stmt
@@ -58,4 +66,33 @@ func (w *writeStmts) close() error {
 	err := errors.Join(w.openIntent.Close(), w.closeIntent.Close(), w.appendLedger.Close(), w.recordCall.Close())
 	*w = writeStmts{}
 	return err
+}
+
+// stmtRunner runs one of the write statements in a transaction.
+type stmtRunner interface {
+	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, args ...any) *sql.Row
+}
+
+// writeStmt returns the statement s, prepared by prepare, for tx; or, when
+// s was not prepared (PostgreSQL), query run in tx as it is.
+func (db *DB) writeStmt(ctx context.Context, tx *sql.Tx, s *sql.Stmt, query string) stmtRunner {
+	if s == nil {
+		return unprepared{tx: tx, query: db.q(query)}
+	}
+	return tx.StmtContext(ctx, s)
+}
+
+// unprepared runs a query in a transaction, as a prepared statement would.
+type unprepared struct {
+	tx    *sql.Tx
+	query string
+}
+
+func (u unprepared) ExecContext(ctx context.Context, args ...any) (sql.Result, error) {
+	return u.tx.ExecContext(ctx, u.query, args...)
+}
+
+func (u unprepared) QueryRowContext(ctx context.Context, args ...any) *sql.Row {
+	return u.tx.QueryRowContext(ctx, u.query, args...)
 }

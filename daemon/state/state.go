@@ -738,7 +738,7 @@ func (db *DB) openIntents(ctx context.Context, what string, ins []Intent) ([]Int
 		out[i] = in
 	}
 	err := db.group.submit(ctx, db, &groupOp{what: what, fenced: true, run: func(ctx context.Context, tx *sql.Tx) error {
-		insert := tx.StmtContext(ctx, db.writes.openIntent)
+		insert := db.writeStmt(ctx, tx, db.writes.openIntent, openIntentSQL)
 		for i := range out {
 			in := &out[i]
 			if err := insert.QueryRowContext(ctx, in.RunID, string(in.System), in.Source, in.CustomerID, in.ContractID,
@@ -801,7 +801,7 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 	if at.IsZero() {
 		at = time.Now()
 	}
-	in, err := scanIntent(tx.StmtContext(ctx, db.writes.closeIntent).QueryRowContext(ctx, c.State, c.Note, c.ID, IntentOpen))
+	in, err := scanIntent(db.writeStmt(ctx, tx, db.writes.closeIntent, closeIntentSQL).QueryRowContext(ctx, c.State, c.Note, c.ID, IntentOpen))
 	if errors.Is(err, sql.ErrNoRows) {
 		var cur string
 		err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), c.ID).Scan(&cur)
@@ -819,7 +819,7 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 	if c.State != IntentDone {
 		return nil
 	}
-	_, err = tx.StmtContext(ctx, db.writes.appendLedger).ExecContext(ctx, in.RunID, string(in.System), in.Source,
+	_, err = db.writeStmt(ctx, tx, db.writes.appendLedger, appendLedgerSQL).ExecContext(ctx, in.RunID, string(in.System), in.Source,
 		in.CustomerID, in.ContractID, in.ServiceID, in.Before, in.After, db.tv(in.EffectiveDate), db.tv(db.stored(at)), in.ID)
 	if err != nil {
 		return fmt.Errorf("appending the ledger entry of intent %d: %w", c.ID, err)
