@@ -132,9 +132,13 @@ type Daemon struct {
 	getenv          func(string) string
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
-	listener        net.Listener
-	webConfigFile   string
-	listenAddress   string // Options.ListenAddress
+	// unsavedGaveUp is set once recordUnsaved has tried for its whole
+	// bound without recording everything: later calls (Close after Run)
+	// try once more, not for another bound.
+	unsavedGaveUp atomic.Bool
+	listener      net.Listener
+	webConfigFile string
+	listenAddress string // Options.ListenAddress
 
 	db *state.DB
 	// leading is set while this instance holds the state database's
@@ -458,7 +462,7 @@ func (d *Daemon) Close() error {
 	// What the passes could not record (a full disk, the lock's lost
 	// connection) is recorded now if the database takes it, through the
 	// pool once the lock is released, rather than lost with the process.
-	d.recordUnsaved()
+	d.recordUnsaved(context.Background())
 	return errors.Join(err, d.db.Close())
 }
 
@@ -1606,7 +1610,7 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 	<-ticketsDone
 	select {
 	case <-lost:
-		d.recordUnsaved()
+		d.recordUnsaved(ctx)
 		return fmt.Errorf("daemon: lost the state database's leadership lock, so a standby takes over: %w", lead.Err())
 	default:
 		return nil
@@ -1622,7 +1626,16 @@ func (d *Daemon) runActive(ctx, passCtx context.Context, stopPasses context.Canc
 // goes through a new connection, bounded by the query timeout; closing an
 // intent is not fenced, and one the new active instance settled first is
 // left as it settled it.
-func (d *Daemon) recordUnsaved() {
+//
+// A PostgreSQL database that does not answer at once (restarting, a
+// managed database's failover, which is also what ended the lock's
+// session) is tried again, at growing intervals, for up to the shutdown
+// timeout or until ctx is done: giving up at the first refused connection
+// left every line the pass wrote to be settled as after a crash (for
+// Kaseya BMS, held for an operator). The instance that takes over waits
+// policies.settle_time before it settles an open intent, so the outcomes
+// recorded meanwhile are the ones it finds.
+func (d *Daemon) recordUnsaved(ctx context.Context) {
 	if d.unsaved.Empty() || d.clients.Load() == nil {
 		return
 	}
@@ -1632,9 +1645,35 @@ func (d *Daemon) recordUnsaved() {
 	if err != nil {
 		e = d.exportlessEngine()
 	}
-	if closes, runs := e.RecordUnsaved(); closes > 0 || runs > 0 {
-		d.logger.Error("Could not record the outcome of some writes before exiting; their intents are settled as after a crash, by the instance that takes over or at the next start",
-			"intents", closes, "runs", runs)
+	bound := d.shutdownTimeout
+	if d.unsavedGaveUp.Load() || d.db.Driver() == state.DriverSQLite {
+		// SQLite's failure is its own full disk, which waiting does not
+		// free.
+		bound = 0
+	}
+	deadline := time.Now().Add(bound)
+	pause := time.Second
+	for {
+		closes, runs := e.RecordUnsaved()
+		if closes == 0 && runs == 0 {
+			return
+		}
+		wait := min(pause, time.Until(deadline))
+		if wait <= 0 || ctx.Err() != nil {
+			d.unsavedGaveUp.Store(true)
+			d.logger.Error("Could not record the outcome of some writes before exiting; their intents are settled as after a crash, by the instance that takes over or at the next start",
+				"intents", closes, "runs", runs)
+			return
+		}
+		d.logger.Warn("Could not record the outcome of some writes yet; trying again before exiting",
+			"intents", closes, "runs", runs, "until", deadline.Format(time.RFC3339))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		pause = min(2*pause, 5*time.Second)
 	}
 }
 

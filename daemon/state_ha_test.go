@@ -1369,7 +1369,9 @@ func TestDaemon_leaseStopsTheWritesOfAnInstanceCutFromTheDatabase(t *testing.T) 
 	var releaseOnce sync.Once
 	release := func() { releaseOnce.Do(func() { close(writes.release) }) }
 	t.Cleanup(release) // before front.Close, should the test fail while a request is held
-	e := dtSetup(t, dtOptions{
+	// The database never answers again: Close tries to record what the
+	// pass knew once, not for the whole default shutdown timeout.
+	e := dtSetup(t, dtOptions{daemonOpts: Options{ShutdownTimeout: time.Millisecond},
 		state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\n  query_timeout: 8s\npolicies:\n  write_concurrency: 1\n",
 			viaNet.String()),
 		baseURL: func(s *psatest.Server) string { writes.sim = s; return front.URL + "/ATServicesRest/" }})

@@ -418,3 +418,123 @@ func TestDaemon_syncCommandRecordsKnownOutcomesAtClose(t *testing.T) {
 		t.Errorf("ledger entries = %d (%v), want 3", len(ledger), err)
 	}
 }
+
+// dtRestartOnWrite is a proxy in front of the simulator that stops the
+// PostgreSQL server when the first adjustment arrives, before passing it
+// on, and starts it again after down: a restart, or a managed database's
+// failover, while the active instance's pass writes.
+type dtRestartOnWrite struct {
+	t       *testing.T
+	sim     *psatest.Server
+	cluster *pgtest.Cluster
+	down    time.Duration
+	once    sync.Once
+	up      chan struct{}
+	posts   atomic.Int64
+}
+
+func (h *dtRestartOnWrite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/contractserviceadjustments") {
+		h.once.Do(func() {
+			if err := h.cluster.Down(); err != nil {
+				h.t.Error(err)
+			}
+			go func() {
+				defer close(h.up)
+				time.Sleep(h.down)
+				if err := h.cluster.Up(); err != nil {
+					h.t.Error(err)
+				}
+			}()
+		})
+		h.posts.Add(1)
+	}
+	h.sim.Handler().ServeHTTP(w, r)
+}
+
+// TestDaemon_restartedPostgresRecordsKnownOutcomes: PostgreSQL restarts
+// (a minor upgrade, a managed database's failover) while the active
+// instance's pass writes: its intents were committed, its writes are sent
+// inside the lease and answered, but their closes find the server gone, and
+// it is still down when the instance notices the lost lock. The instance
+// must not give up the outcomes it knows at the first refused connection:
+// it records them once the server is back, before it exits, so that the
+// instance that takes over finds no intent to settle (for Kaseya BMS, no
+// line held for an operator) and writes nothing twice.
+func TestDaemon_restartedPostgresRecordsKnownOutcomes(t *testing.T) {
+	t.Parallel()
+	cluster := pgtest.New(t)
+	url, err := cluster.CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	restart := &dtRestartOnWrite{t: t, cluster: cluster, down: 4 * time.Second, up: make(chan struct{})}
+	front := httptest.NewServer(restart)
+	t.Cleanup(front.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	e := dtSetup(t, dtOptions{daemonOpts: Options{Listener: ln, WatchInterval: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+		state:   fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 1s\n", url),
+		baseURL: func(s *psatest.Server) string { restart.sim = s; return front.URL + "/ATServicesRest/" }})
+	a := e.d
+	done := make(chan error, 1)
+	go func() { done <- a.Run(t.Context()) }()
+	for deadline := time.Now().Add(30 * time.Second); !a.Active(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the only instance did not become active")
+		}
+	}
+	a.RequestSync("", usage.TriggerAPI)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "lost the state database's leadership lock") {
+			t.Errorf("Run returned %v, want the lost leadership", err)
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatal("Run did not return after its leadership lock was lost")
+	}
+	<-restart.up
+	posts := restart.posts.Load()
+	if posts == 0 {
+		t.Fatal("no adjustment sent before the restart")
+	}
+	b := dtSecondInstance(t, e, time.Now)
+	open, err := b.State().OpenIntents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 0 {
+		t.Errorf("%d intents left open by the instance whose server restarted, want none: it knew how each write ended (%d sent)\n%s",
+			len(open), posts, logs.String())
+	}
+	if ledger, err := b.State().Ledger(0); err != nil || int64(len(ledger)) != posts {
+		t.Errorf("ledger entries = %d (%v), want %d: one per write answered", len(ledger), err, posts)
+	}
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.BecomeActive(t.Context()); err != nil {
+		t.Fatalf("taking over: %v", err)
+	}
+	res, err := b.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Run.Result != state.RunSuccess {
+		t.Errorf("pass of the instance that took over = %+v, want a success", res.Run)
+	}
+	for _, l := range []struct {
+		customer, service int
+		want              int64
+	}{{0, 0, 11}, {0, 1, 2}, {1, 0, 5}} {
+		if u := e.units(l.customer, l.service); u != l.want {
+			t.Errorf("units of contract %d service %d = %d, want %d", l.customer, l.service, u, l.want)
+		}
+	}
+	if n := restart.posts.Load(); n != 3 {
+		t.Errorf("%d adjustments in all, want 3: one per line, none doubled", n)
+	}
+}

@@ -155,6 +155,20 @@ func (c *Cluster) Stop() error {
 	return nil
 }
 
+// Down stops the server as an administrator's fast shutdown does (every
+// session ends, the server refuses connections) and keeps its data, for
+// Up to start it again: a restart, or a managed database's failover.
+func (c *Cluster) Down() error {
+	out, err := c.run("pg_ctl", "stop", "-m", "fast", "-w", "-D", c.data)
+	if err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Up starts again, on the same port, a server that Down stopped.
+func (c *Cluster) Up() error { return c.start() }
+
 // URL returns the connection URL of a database of the cluster.
 func (c *Cluster) URL(database string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, database)
