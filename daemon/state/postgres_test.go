@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -842,5 +843,53 @@ func TestPostgres_firstWriteWithIntentsLockedStoresStatuses(t *testing.T) {
 	}
 	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
 		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
+	}
+}
+
+// TestLeadership_instancesStartedAtOnce: several psa-syncd started at the
+// same time on a new database (a Deployment's replicas) each migrate the
+// schema and try the lock at once: every open succeeds, on one schema, and
+// exactly one instance leads.
+func TestLeadership_instancesStartedAtOnce(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	const n = 4
+	dbs := make([]*DB, n)
+	leads := make([]*Leadership, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			dbs[i], errs[i] = OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+			if errs[i] == nil {
+				leads[i], errs[i] = dbs[i].TryLead(t.Context(), LeaderInfo{Holder: fmt.Sprint("instance-", i)}, time.Second)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	leaders := 0
+	for i := range n {
+		if dbs[i] != nil {
+			t.Cleanup(func() { _ = dbs[i].Close() })
+		}
+		if errs[i] != nil {
+			t.Errorf("instance %d: %v", i, errs[i])
+		}
+		if leads[i] != nil {
+			leaders++
+			t.Cleanup(func() { _ = leads[i].Release() })
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d instances lead, want exactly 1", leaders)
+	}
+	var migrations int
+	if err := dbs[0].sql.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&migrations); err != nil || migrations != SchemaVersion {
+		t.Errorf("schema_migrations rows = %d, %v; want %d, each applied once", migrations, err, SchemaVersion)
 	}
 }
