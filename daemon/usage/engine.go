@@ -959,6 +959,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	reasons := newReasons()
 	setLines := &ledgerSets{e: e, chunk: -1}
 	var unchecked []*customerPass
+	var recheck recheckBatch
 	var cur lineChunk
 	read := 0
 	for _, cp := range p.customers {
@@ -1043,6 +1044,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			statuses.add(cp, changes)
 		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
+		case updates && p.early != nil && p.records[cm.ContractID] == nil:
+			// The contract's record was read earlier in the day: it is
+			// read again before the first write (recheckContracts), with
+			// those of the next customers, readChunk at a time.
+			if recheck.add(cp, changes) >= readChunk {
+				recheck.flush(ctx, e, p)
+			}
 		case updates && p.early != nil:
 			// Nothing that follows changes the customer's updates: they
 			// are written while the next contracts are read.
@@ -1058,6 +1066,17 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	p.readsStopped = rd.readsStopped()
 	if !o.planOnly && !o.DryRun {
 		rd.record(p.mapped)
+	}
+	if !o.planOnly && !o.DryRun && !o.WritesDisabled {
+		// Only a pass that writes: a plan or a dry run goes by the
+		// day's records (a plan predicts no refusal of them).
+		var writing []*customerPass
+		for _, cp := range p.customers {
+			if cp.updates() {
+				writing = append(writing, cp)
+			}
+		}
+		e.recheckContracts(ctx, p, writing)
 	}
 	e.checkContracts(ctx, unchecked, p.records, !o.planOnly)
 	e.checkWrites(ctx, p.customers)

@@ -567,10 +567,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 			// A renewal mapped before its start: a write dated before
 			// it is refused, or (ConnectWise) bills before the
 			// agreement does.
-			cp.err = fmt.Errorf("contract %s%s starts on %s, after the effective date %s, and nothing was written to it",
-				cp.m.ContractID, quotedName(c.name), start, effDay)
-			cp.hint = fmt.Sprintf("map customer %s/%s's contract_id to the contract in force on %s and name this one in next_contract_id: psa-syncd then bills on it from %s on",
-				cp.m.Source, cp.m.CustomerID, effDay, start)
+			cp.hint, cp.err = notStartedProblem(*cp.m, c.name, start, effDay)
 			continue
 		}
 		if c.end.IsZero() || renewal {
@@ -587,9 +584,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 		switch {
 		case end < effDay:
 			when = EndingEnded
-			cp.err = fmt.Errorf("contract %s%s ended on %s, before the effective date %s: the customer mapping is stale, and nothing was written to it",
-				cp.m.ContractID, quotedName(c.name), end, effDay)
-			cp.hint = renewalHint(*cp.m, sys)
+			cp.hint, cp.err = endedProblem(*cp.m, sys, c.name, end, effDay)
 		case end < nextMonth:
 			when = EndingThisMonth
 		}
@@ -750,6 +745,22 @@ func quotedName(name string) string {
 	return fmt.Sprintf(" (%q)", name)
 }
 
+// notStartedProblem is the hint and the error of customer mapping cm,
+// whose contract (named name) starts on start, after the effective date
+// effDay.
+func notStartedProblem(cm export.CustomerMapping, name, start, effDay string) (string, error) {
+	return fmt.Sprintf("map customer %s/%s's contract_id to the contract in force on %s and name this one in next_contract_id: psa-syncd then bills on it from %s on",
+			cm.Source, cm.CustomerID, effDay, start),
+		fmt.Errorf("contract %s%s starts on %s, after the effective date %s, and nothing was written to it", cm.ContractID, quotedName(name), start, effDay)
+}
+
+// endedProblem is the hint and the error of customer mapping cm, whose
+// contract (named name) ended on end, before the effective date effDay.
+func endedProblem(cm export.CustomerMapping, sys psa.System, name, end, effDay string) (string, error) {
+	return renewalHint(cm, sys), fmt.Errorf("contract %s%s ended on %s, before the effective date %s: the customer mapping is stale, and nothing was written to it",
+		cm.ContractID, quotedName(name), end, effDay)
+}
+
 // renewalHint is the fix of a customer whose contract ended: the Terraform
 // change that maps it to the contract that follows.
 func renewalHint(cm export.CustomerMapping, sys psa.System) string {
@@ -780,5 +791,120 @@ func (e *Engine) setEndingGauge(counts map[string]int) {
 	}
 	for _, w := range EndingWhens {
 		e.metrics.ContractsEnding.WithLabelValues(w).Set(float64(counts[w]))
+	}
+}
+
+// recheckBatch holds the customers of a pass whose updates wait for their
+// contracts' records to be read again (recheckContracts) before they go to
+// the writer that writes while the pass reads (pass.early).
+type recheckBatch struct {
+	cps     []*customerPass
+	changes [][]Change
+	ids     map[string]bool
+}
+
+// add adds customer cp, with its changes, and returns how many contracts
+// the batch holds.
+func (b *recheckBatch) add(cp *customerPass, changes []Change) int {
+	if b.ids == nil {
+		b.ids = map[string]bool{}
+	}
+	b.cps, b.changes = append(b.cps, cp), append(b.changes, changes)
+	b.ids[cp.m.ContractID] = true
+	return len(b.ids)
+}
+
+// flush reads the batch's contracts again and hands the updates of the
+// customers that pass to the early writer; the batch is then empty.
+func (b *recheckBatch) flush(ctx context.Context, e *Engine, p *pass) {
+	e.recheckContracts(ctx, p, b.cps)
+	for i, cp := range b.cps {
+		if cp.err == nil {
+			p.early.add(p.early.customerJobs(cp, b.changes[i], p.lines))
+			cp.written = true
+		}
+	}
+	*b = recheckBatch{}
+}
+
+// recheckContracts reads again, in bulk, the records of the contracts that
+// customers cps, which have updates, are about to write to (those not
+// failed and not yet handed to a writer) when this pass has not read them:
+// checkContractEnds reads a contract's record once a day, and a contract
+// moved to another company, cancelled or made inactive in the PSA since
+// then would otherwise be written to until the next day's read (Acme's
+// units on Globex's contract). A customer whose contract now fails the
+// check of the day's read (recordProblem, its start and its end) fails
+// with the same error and hint, and nothing is written to it. The pass
+// reads only the contracts it writes to: none when nothing changes, one
+// Autotask query per 500 contracts (one ConnectWise request per 100), and
+// a pass that read the records for the day reads none again. What is read
+// is kept in e.terms, as the day's read is. A read that fails, or leaves a
+// contract out, leaves the customers to the day's terms, as before. Only
+// a pass that writes calls it: a plan or a dry run goes by the day's
+// records.
+//
+// Kaseya BMS (a psa.ContractReadCoster) is left out: its read of a few
+// contracts costs three requests each, and of more the whole contract
+// summary and account lookup, where a pass that changes a few lines
+// otherwise sends one post per line and nothing else.
+func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerPass) {
+	if _, ok := e.be.(psa.BulkReader); !ok {
+		return
+	}
+	if _, costly := e.be.(psa.ContractReadCoster); costly {
+		return
+	}
+	var ids []string
+	var todo []*customerPass
+	seen := map[string]bool{}
+	for _, cp := range cps {
+		if cp.err != nil || cp.written || p.records[cp.m.ContractID] != nil {
+			continue
+		}
+		todo = append(todo, cp)
+		if !seen[cp.m.ContractID] {
+			seen[cp.m.ContractID] = true
+			ids = append(ids, cp.m.ContractID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sys := e.be.System()
+	found, errs := e.readContractRecords(ctx, ids)
+	now := e.now()
+	for _, id := range ids {
+		if ct := found[id]; ct != nil {
+			e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
+			p.records[id] = ct
+		} else if err := errs[id]; err != nil && !errors.Is(err, errNotRead) {
+			e.logger.Warn("Could not read again the records of the contracts the pass writes to; their terms as read earlier in the day stand",
+				"contracts", len(ids), "err", err)
+			return
+		}
+	}
+	if e.db != nil && len(found) > 0 {
+		if err := e.terms.save(e.db, now); err != nil {
+			e.logger.Warn("Could not keep the mapped contracts' end dates in the state database; the next process reads them again", "err", err)
+		}
+	}
+	effDay := p.plan.EffectiveDate.Format(time.DateOnly)
+	for _, cp := range todo {
+		ct := found[cp.m.ContractID]
+		if ct == nil {
+			continue
+		}
+		if hint, err := e.recordProblem(*cp.m, *ct); err != nil {
+			cp.err, cp.hint = err, hint
+			continue
+		}
+		if start := ct.StartDate.Format(time.DateOnly); !ct.StartDate.IsZero() && start > effDay {
+			cp.hint, cp.err = notStartedProblem(*cp.m, ct.Name, start, effDay)
+			continue
+		}
+		if end := ct.EndDate.Format(time.DateOnly); !ct.EndDate.IsZero() && end < effDay {
+			cp.hint, cp.err = endedProblem(*cp.m, sys, ct.Name, end, effDay)
+		}
 	}
 }

@@ -366,6 +366,14 @@ func (cw *ConnectWise) SetAgreementStatus(id int64, status string) {
 	}
 }
 
+// SetAgreementCompany moves an agreement to another company, as a
+// ConnectWise user who corrects an agreement's company does.
+func (cw *ConnectWise) SetAgreementCompany(id, companyID int64) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.mustLocked(cw.agreements, "agreement", id)["company"] = map[string]any{"id": float64(companyID)}
+}
+
 // SetAgreementBillingCycle sets the name of an agreement's billingCycle
 // (Monthly, Quarterly, Annually, One Time...).
 func (cw *ConnectWise) SetAgreementBillingCycle(id int64, cycle string) {

@@ -1,0 +1,152 @@
+package usage
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// A contract moved to another company in the PSA within the day its
+// record is kept (checkContractEnds reads it once a day) is read again
+// before the pass writes to it, and its customer fails as stale: Acme's
+// units never land on the contract that now is Globex's. A pass that
+// writes nothing reads no contract again. Kaseya BMS is not read again
+// (see recheckContracts): its contracts' reads cost more than its writes.
+func TestEngineSystems_contractMovedWithinTheDayIsNotWritten(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			contractRead := func(r psatest.Request) bool {
+				p := strings.ToLower(r.Path)
+				switch sys {
+				case psa.SystemAutotask:
+					return strings.Contains(p, "/contracts/query")
+				default:
+					return r.Method == http.MethodGet && strings.HasSuffix(p, "/finance/agreements")
+				}
+			}
+			pass := func(at time.Time, usageA, usageB int) int {
+				t.Helper()
+				h.writeUsage("cust-a,Acme,CIXA-MSP,"+strconv.Itoa(usageA), "cust-b,Globex,CIXA-MSP,"+strconv.Itoa(usageB))
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.sim.ResetRequests()
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, r := range h.sim.Requests() {
+					if contractRead(r) {
+						n++
+					}
+				}
+				return n
+			}
+			pass(etNow, 5, 3)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Fatalf("first pass: cust-a = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			// An hour later, nothing changes: no contract is read again.
+			if n := pass(etNow.Add(time.Hour), 5, 3); n != 0 {
+				t.Errorf("a pass that writes nothing read contracts %d times, want none", n)
+			}
+
+			switch sys {
+			case psa.SystemAutotask:
+				h.sim.Autotask().SetContractCompany(mustParse(t, a.ContractID), mustParse(t, b.CompanyID))
+			default:
+				h.sim.ConnectWise().SetAgreementCompany(mustParse(t, a.ContractID), mustParse(t, b.CompanyID))
+			}
+			// Two hours later, within the day the terms are kept: both
+			// customers' usage changes.
+			if n := pass(etNow.Add(2*time.Hour), 6, 4); n == 0 {
+				t.Error("a pass that writes read no contract again: the test proves nothing")
+			}
+			cs := h.status("cust-a")
+			if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "contract "+a.ContractID+" belongs to company "+b.CompanyID+", not "+a.CompanyID) ||
+				!strings.Contains(cs.Hint, "map customer file/cust-a to an active recurring service contract of its company and re-run terraform apply") {
+				t.Errorf("cust-a = %s (%q, hint %q), want failed: its contract is Globex's now", cs.Result, cs.Error, cs.Hint)
+			}
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-b = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			if got := h.writes(); got != 1 {
+				t.Errorf("%d writes, want cust-b's only", got)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 5)
+			h.wantUnits(b.ContractID, h.svcIntercept, 4)
+		})
+	}
+}
+
+// On Autotask, whose writes start while the pass still reads (pass.early),
+// the contracts written to are read again 500 at a time as the pass
+// decides: a contract moved in the first 500 and one in the rest both fail
+// their customers, nothing is written to them, and the 600 contracts cost
+// two queries.
+func TestEngineAutotask_contractsWrittenToAreReadAgainInBatches(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	const n = 600
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	pass := func(at time.Time, bump int) *Result {
+		t.Helper()
+		h.writeUsage(usageRows(customers, func(int) int { return bump })...)
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.sim.ResetRequests()
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := pass(etNow, 0); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want a success", res.Run)
+	}
+	moved := []int{10, 590}
+	for _, i := range moved {
+		h.sim.Autotask().SetContractCompany(mustParse(t, customers[i].ContractID), mustParse(t, customers[i+1].CompanyID))
+	}
+	res := pass(etNow.Add(time.Hour), 1)
+	queries := 0
+	for _, r := range h.sim.Requests() {
+		if strings.HasSuffix(strings.ToLower(r.Path), "/contracts/query") {
+			queries++
+		}
+	}
+	if queries != 2 {
+		t.Errorf("the pass sent %d contract queries, want 2 (600 contracts, 500 a query)", queries)
+	}
+	if got, want := res.Run.Updated, 2*(n-len(moved)); got != want {
+		t.Errorf("%d lines updated, want %d", got, want)
+	}
+	for _, i := range moved {
+		cm := customers[i]
+		cs := h.status(cm.CustomerID)
+		if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, "belongs to company "+customers[i+1].CompanyID) {
+			t.Errorf("%s = %s (%q), want failed: its contract is another company's", cm.CustomerID, cs.Result, cs.Error)
+		}
+		h.wantUnits(cm.ContractID, h.svcIntercept, int64(2+i%7))
+	}
+	h.wantUnits(customers[11].ContractID, h.svcIntercept, int64(2+11%7+1))
+}
