@@ -2798,6 +2798,12 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	case errors.Is(err, psa.ErrNotFound):
 		return fmt.Sprintf("contract %s or service %s not found in %s: check contract_id of customer mapping %s and service_id of its product mappings, or re-run terraform apply",
 			cm.ContractID, serviceID, sys, mapping)
+	case errors.As(err, &ve) && serviceID != "":
+		// A line write refused: most often the service itself (made
+		// inactive or removed from the catalog in the PSA since it was
+		// mapped), which every customer of the service then meets.
+		return fmt.Sprintf("PSA refused the change: %s; if it refuses service %s itself (inactive or no longer in the catalog), make it active again in %s (psa_service) or point the product mappings that name it (psa_product_mapping with service_id = %q) at an active service, and re-run terraform apply",
+			strings.Join(ve.Messages, "; "), serviceID, systemName(sys), serviceID)
 	case errors.As(err, &ve):
 		return "PSA refused the change: " + strings.Join(ve.Messages, "; ")
 	case errors.As(err, &amb) && sys == psa.SystemAutotask:
