@@ -1012,3 +1012,36 @@ variable "acme_name" {
 		}
 	})
 }
+
+// TestTerraformPlan_Apply_renewalKnownAfterApply: a customer mapping whose
+// next_contract_id is known only after apply is billed on contract_id in
+// the report, and the report says so in its notes (before, silently).
+func TestTerraformPlan_Apply_renewalKnownAfterApply(t *testing.T) {
+	t.Parallel()
+	current := export.New(psa.SystemAutotask, "")
+	plan := `{"format_version": "1.2", "terraform_version": "1.11.4", "resource_changes": [{
+		"address": "psa_customer_mapping.acme", "mode": "managed", "type": "psa_customer_mapping", "name": "acme",
+		"provider_name": "registry.terraform.io/psa-sync/psa",
+		"change": {"actions": ["create"], "before": null,
+			"after": {"source": "sophos", "customer_id": "acme-tenant", "customer_name": "Acme", "company_id": "174", "contract_id": "29684183",
+				"usage_sync": true, "ticket_sync": false},
+			"after_unknown": {"next_contract_id": true}}}]}`
+	tp, err := impact.ReadTerraformPlan([]byte(plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := tp.Apply(current)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, ok := doc.Customer("sophos", "acme-tenant")
+	if !ok || cm.ContractID != "29684183" || cm.NextContractID != "" {
+		t.Fatalf("customer mapping = %+v, %v; want contract_id 29684183 and no renewal", cm, ok)
+	}
+	if !slices.ContainsFunc(tp.Notes, func(n string) bool {
+		return strings.Contains(n, "The renewal of psa_customer_mapping.acme (customer acme-tenant, next_contract_id)") &&
+			strings.Contains(n, "the report bills contract_id 29684183")
+	}) {
+		t.Errorf("notes = %q, want one saying the renewal is known only after apply and contract_id is billed", tp.Notes)
+	}
+}

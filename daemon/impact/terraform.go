@@ -301,7 +301,11 @@ func (tp *TerraformPlan) Apply(current *export.Document) (*export.Document, erro
 			}
 			if isUnknown(cm.NextContractID) {
 				// A renewal known only after apply: the report bills
-				// contract_id, as a pass before the renewal starts does.
+				// contract_id, as a pass before the renewal starts does,
+				// and says so (from the renewal's start a pass bills the
+				// renewal instead).
+				tp.Notes = append(tp.Notes, fmt.Sprintf("The renewal of %s (customer %s, next_contract_id): it becomes known only after apply (%s), so the report bills contract_id %s, as a pass does until the renewal takes over; from the renewal's start on, a pass bills the renewal instead.",
+					rc.Address, cm.CustomerID, strings.TrimPrefix(cm.NextContractID, unknownPrefix), cm.ContractID))
 				cm.NextContractID = ""
 			}
 			if isUnknown(cm.ContractID) {
