@@ -1,0 +1,54 @@
+package usage
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// A customer with a renewal (next_contract_id) whose two records were read
+// once is not failed by a later read that fails: the records kept in the
+// state database (ContractTerms' snapshot) choose the contract, in a new
+// process each pass (psa-syncd sync), days later too. Only a renewal never
+// read fails (TestEngineAutotask_renewalGuards/unreadable).
+func TestEngineAutotask_renewalChosenFromKeptRecordsWhenTheReadFails(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	a, _ := h.doc.Customer("file", "cust-a")
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	at := h.sim.Autotask()
+	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	a.ContractID, a.NextContractID = old, renewal
+	h.doc.PutCustomer(a)
+	pass := func(at time.Time, units string) {
+		t.Helper()
+		h.writeUsage("cust-a,Acme,CIXA-MSP,"+units, "cust-b,Globex,CIXA-MSP,3")
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+		if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass(etNow, "5")
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", Status: http.StatusBadRequest})
+	for i, later := range []time.Duration{25 * time.Hour, 73 * time.Hour} {
+		pass(etNow.Add(later), []string{"6", "7"}[i])
+		if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || cs.ContractID != old {
+			t.Errorf("%v later, the records' read failing: cust-a = %s on %s (%q), want a success on %s", later, cs.Result, cs.ContractID, cs.Error, old)
+		}
+	}
+	h.wantUnits(old, h.svcIntercept, 7)
+	if got, _ := h.units(renewal, h.svcIntercept); got != 0 {
+		t.Errorf("units on the renewal %s = %d, want none (it starts in 2027)", renewal, got)
+	}
+}
