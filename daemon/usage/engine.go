@@ -1044,7 +1044,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			statuses.add(cp, changes)
 		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
-		case updates && p.early != nil && p.records[cm.ContractID] == nil:
+		case updates && p.early != nil && !p.readThisPass(cm.ContractID):
 			// The contract's record was read earlier in the day: it is
 			// read again before the first write (recheckContracts), with
 			// those of the next customers, readChunk at a time.

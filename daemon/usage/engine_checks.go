@@ -827,6 +827,14 @@ func (b *recheckBatch) flush(ctx context.Context, e *Engine, p *pass) {
 	*b = recheckBatch{}
 }
 
+// readThisPass reports whether checkContractEnds read, or tried to read,
+// the record of contract id in this pass (one it left out, or could not
+// read, is left to the contract check and the pass's own reads, which say
+// why), or recheckContracts read it.
+func (p *pass) readThisPass(id string) bool {
+	return p.records[id] != nil || p.recordErrs[id] != nil
+}
+
 // recheckContracts reads again, in bulk, the records of the contracts that
 // customers cps, which have updates, are about to write to (those not
 // failed and not yet handed to a writer) when this pass has not read them:
@@ -859,7 +867,7 @@ func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerP
 	var todo []*customerPass
 	seen := map[string]bool{}
 	for _, cp := range cps {
-		if cp.err != nil || cp.written || p.records[cp.m.ContractID] != nil {
+		if cp.err != nil || cp.written || p.readThisPass(cp.m.ContractID) {
 			continue
 		}
 		todo = append(todo, cp)
