@@ -142,6 +142,12 @@ type Contract struct {
 	BillingCycle string
 	StartDate    time.Time
 	EndDate      time.Time
+	// CompanyInactive is true when the read of the contract found its
+	// company deactivated in the PSA (a Kaseya BMS account made inactive:
+	// the contract read joins the account lookup). False when the company
+	// is active or the read does not say (Autotask and ConnectWise contract
+	// reads carry no company status).
+	CompanyInactive bool `json:",omitempty"`
 }
 
 // ContractQuery selects contracts in FindContracts.

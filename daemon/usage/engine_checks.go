@@ -252,6 +252,10 @@ func (e *Engine) checkContract(cm export.CustomerMapping, ct *psa.Contract, err 
 		return e.hint(err, cm, ""), fmt.Errorf("reading contract %s: %w", cm.ContractID, err)
 	case cm.CompanyID != "" && ct.CompanyID != "" && ct.CompanyID != cm.CompanyID:
 		return remap, fmt.Errorf("contract %s belongs to company %s, not %s", cm.ContractID, ct.CompanyID, cm.CompanyID)
+	case ct.CompanyInactive:
+		return fmt.Sprintf("the customer's company was deactivated in %s: if it left, turn its usage sync off (usage_sync = false) or remove customer mapping %s/%s; else make company %s active again, or map the customer to an active company and its contract, and re-run terraform apply",
+				systemName(sys), cm.Source, cm.CustomerID, ct.CompanyID),
+			fmt.Errorf("contract %s belongs to company %s, which is inactive in %s: nothing was written to it", cm.ContractID, ct.CompanyID, sys)
 	case !ct.Active:
 		return remap, fmt.Errorf("contract %s is not active in %s (status %q)", cm.ContractID, sys, ct.Status)
 	case !ct.Recurring:

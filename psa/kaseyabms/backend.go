@@ -356,10 +356,11 @@ func (b *Backend) GetContract(ctx context.Context, id string) (*psa.Contract, er
 		return nil, err
 	}
 	companyID := ""
+	var account *AccountLookup
 	switch len(accounts) {
 	case 0:
 	case 1:
-		companyID = strconv.Itoa(accounts[0].ID)
+		account = accounts[0]
 	default:
 		for _, a := range accounts {
 			own, _, err := b.client.Contracts.Lookup(ctx, &ContractLookupOptions{AccountID: a.ID, IDs: []int{n}})
@@ -367,12 +368,17 @@ func (b *Backend) GetContract(ctx context.Context, id string) (*psa.Contract, er
 				return nil, err
 			}
 			if slices.ContainsFunc(own, func(c *ContractLookup) bool { return c.ID == n }) {
-				companyID = strconv.Itoa(a.ID)
+				account = a
 				break
 			}
 		}
 	}
-	return toContract(lk, sum, companyID), nil
+	if account != nil {
+		companyID = strconv.Itoa(account.ID)
+	}
+	c := toContract(lk, sum, companyID)
+	c.CompanyInactive = account != nil && !account.IsActive
+	return c, nil
 }
 
 // FindContracts returns the contracts of q.CompanyID: the contract lookup by

@@ -284,24 +284,28 @@ func (b *Backend) joinContracts(ctx context.Context, looked []*ContractLookup) (
 		summary[s.ID] = s
 	}
 	byName := map[string][]int{}
+	inactive := map[int]bool{}
 	for _, a := range accounts {
 		name := strings.ToLower(a.Name)
 		byName[name] = append(byName[name], a.ID)
+		inactive[a.ID] = !a.IsActive
 	}
 	for _, lk := range looked {
 		sum := summary[lk.ID]
 		if sum == nil {
 			continue
 		}
-		companyID := ""
+		companyID, companyInactive := "", false
 		switch owners := byName[strings.ToLower(sum.AccountName)]; len(owners) {
 		case 0:
 		case 1:
-			companyID = strconv.Itoa(owners[0])
+			companyID, companyInactive = strconv.Itoa(owners[0]), inactive[owners[0]]
 		default:
 			continue
 		}
-		out[strconv.Itoa(lk.ID)] = toContract(lk, sum, companyID)
+		c := toContract(lk, sum, companyID)
+		c.CompanyInactive = companyInactive
+		out[strconv.Itoa(lk.ID)] = c
 	}
 	return out, nil
 }

@@ -1,0 +1,74 @@
+package usage
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// A Kaseya BMS account deactivated while mapped (the customer left): at
+// the next read of its contracts' records (a day later) its customer
+// fails, nothing more is posted to its contract, and the hint names the
+// Terraform change; the other customers are synced. Before, the passes
+// went on posting its usage. Whether the records are read one by one (a
+// few customers) or in bulk (many).
+func TestEngineKaseyaBMS_deactivatedAccountIsNotBilled(t *testing.T) {
+	t.Parallel()
+	for _, others := range []int{0, 30} {
+		t.Run(fmt.Sprintf("%d other customers", others), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			customers := []usageCustomer{{a.CustomerID, a.CustomerName}, {b.CustomerID, b.CustomerName}}
+			for i := range others {
+				company, contract := addSysContract(h, i)
+				cm := a
+				cm.CustomerID, cm.CustomerName, cm.CompanyID, cm.ContractID = fmt.Sprintf("cust-%04d", i), fmt.Sprintf("Customer %04d", i), company, contract
+				h.doc.PutCustomer(cm)
+				customers = append(customers, usageCustomer{cm.CustomerID, cm.CustomerName})
+			}
+			pass := func(at time.Time, units int) {
+				t.Helper()
+				rows := make([]string, 0, len(customers))
+				for _, c := range customers {
+					rows = append(rows, c.id+","+c.name+",CIXA-MSP,"+strconv.Itoa(units))
+				}
+				h.writeUsage(rows...)
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pass(etNow, 5)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Fatalf("first pass: cust-a = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			h.sim.KaseyaBMS().SetAccountActive(int(mustParse(t, a.CompanyID)), false)
+			pass(etNow.Add(contractCheckTTL+time.Hour), 6)
+			cs := h.status("cust-a")
+			want := fmt.Sprintf("contract %s belongs to company %s, which is inactive in kaseya_bms: nothing was written to it", a.ContractID, a.CompanyID)
+			if cs.Result != state.CustomerFailed || cs.Error != want || !strings.Contains(cs.Hint, "usage_sync = false") {
+				t.Errorf("cust-a = %s (%q, hint %q), want failed with %q and a hint naming usage_sync", cs.Result, cs.Error, cs.Hint, want)
+			}
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-b = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 5)
+			h.wantUnits(b.ContractID, h.svcIntercept, 6)
+		})
+	}
+}
+
+type usageCustomer struct{ id, name string }
