@@ -16,9 +16,11 @@ import (
 
 // Pointed at another tenant with the state directory of the first, sync
 // and plan are refused with an error that names both instances and the
-// ways out, and write nothing; after psa-syncd rebind they run, and the
-// ticket records of the instance bound before are the new instance's
-// (those of a third are left as they are).
+// ways out, and write nothing; after psa-syncd rebind they run, taking the
+// ledger as the new instance's (a line it says was set and the tenant does
+// not show is held until approved), and the ticket records of the instance
+// bound before are the new instance's (those of a third are left as they
+// are).
 func TestRun_rebindAfterAnotherInstance(t *testing.T) {
 	t.Parallel()
 	sandbox := newTestEnv(t, nil)
@@ -94,8 +96,22 @@ func TestRun_rebindAfterAnotherInstance(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, stderr := runCmd(t, "sync", flag); code != 0 {
-		t.Fatalf("sync after rebind: exit %d\n%s\n%s", code, stdout, stderr)
+	// After rebind the sandbox's ledger is taken as this instance's: the
+	// lines it says psa-syncd set are not on the new tenant's contracts, so
+	// each is held (line_missing) rather than added a second time, and only
+	// an approval of that line adds it.
+	code, stdout, stderr = runCmd(t, "sync", flag)
+	if code != 0 || !strings.Contains(stdout+stderr, "shows no line of this service on the contract") {
+		t.Fatalf("sync after rebind: exit %d, want 0 and the lines held as missing\n%s\n%s", code, stdout, stderr)
+	}
+	if n := len(prod.sim.Autotask().Adjustments()); n != 0 {
+		t.Fatalf("the pass after rebind posted %d adjustments, want the lines the ledger knows held", n)
+	}
+	customers := []string{"cust-acme", "cust-globex"}
+	for _, w := range wantUnits {
+		if code, stdout, stderr := runCmd(t, "sync", flag, "-approve", "-customer", customers[w[0]], "-service", itoa(prod.services[w[1]]), "-units", itoa(w[2])); code != 0 {
+			t.Fatalf("sync -approve of %s service %d: exit %d\n%s\n%s", customers[w[0]], prod.services[w[1]], code, stdout, stderr)
+		}
 	}
 	prod.checkUnits(t)
 }
