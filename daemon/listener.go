@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,8 +30,8 @@ import (
 // every Prometheus exporter takes with --web.config.file
 // (github.com/prometheus/exporter-toolkit): tls_server_config for TLS and
 // client certificates, basic_auth_users for bcrypt-hashed basic
-// authentication of every request, and http_server_config for response
-// headers. exporter-toolkit reads the file again for every new TLS
+// authentication of every request but the probes' (see
+// webConfigGuardHandler), and http_server_config for response headers. exporter-toolkit reads the file again for every new TLS
 // connection and every request, so renewed certificates and changed users
 // take effect without a restart, as in Prometheus. psa-syncd refuses at
 // start-up a file over MaxWebConfigFile, reads it itself through a
@@ -70,7 +72,7 @@ func validateWebConfig(path string) error {
 func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 	addrs := []string{ln.Addr().String()}
 	if d.webConfigFile != "" {
-		ln = &webConfigGuard{Listener: ln, d: d, srv: srv}
+		ln = &webConfigGuard{Listener: ln, d: d, srv: srv, probes: d.probeHandler()}
 	}
 	err := web.Serve(ln, srv, &web.FlagConfig{
 		WebListenAddresses: &addrs,
@@ -84,7 +86,9 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 	return err
 }
 
-// webConfigGuard bounds exporter-toolkit's reads of the web config file
+// webConfigGuard lets the probes through without basic authentication
+// (see webConfigGuardHandler), and bounds exporter-toolkit's reads of the
+// web config file
 // while psa-syncd runs. exporter-toolkit reads the file whole, with no cap,
 // for every request (its handler) and every TLS handshake, and has no hook
 // to read it another way: a file replaced by a huge one (a log, a bundle
@@ -97,11 +101,13 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener) error {
 // file's return under the cap too.
 type webConfigGuard struct {
 	net.Listener
-	d    *Daemon
-	srv  *http.Server
-	once sync.Once
-	mu   sync.Mutex
-	over bool // the file was over the cap when last checked
+	d   *Daemon
+	srv *http.Server
+	// probes serves GET /-/healthy and GET /-/ready alone (probeHandler).
+	probes http.Handler
+	once   sync.Once
+	mu     sync.Mutex
+	over   bool // the file was over the cap when last checked
 }
 
 // Accept returns the next connection while the web config file is under
@@ -115,7 +121,7 @@ func (g *webConfigGuard) Accept() (net.Conn, error) {
 		// web.Serve sets srv.Handler to exporter-toolkit's handler before
 		// it serves: the first Accept, in srv.Serve's goroutine and before
 		// any connection's goroutine starts, puts the guard in front of it.
-		g.once.Do(func() { g.srv.Handler = webConfigGuardHandler{g: g, next: g.srv.Handler} })
+		g.once.Do(func() { g.srv.Handler = webConfigGuardHandler{g: g, next: g.srv.Handler, probes: g.probes} })
 		if g.tooLarge() {
 			_ = c.Close()
 			continue
@@ -145,10 +151,24 @@ func (g *webConfigGuard) tooLarge() bool {
 }
 
 // webConfigGuardHandler answers 500 instead of the handler that reads the
-// web config file while it is over the cap.
+// web config file while it is over the cap, and serves the probes without
+// basic authentication.
+//
+// With basic_auth_users, exporter-toolkit answers 401 to every request
+// without credentials, the probes' included: a Kubernetes liveness probe
+// (an httpGet, which carries none) would restart the pod for ever, and a
+// password in the probe's httpHeaders is readable by whoever reads the
+// Deployment. So a GET or HEAD of /-/healthy or /-/ready without an
+// Authorization header is served by probes, which serves nothing else, and
+// with the file's http_server_config headers, as exporter-toolkit would;
+// a standby's /-/ready then does not name the active instance. A request
+// with credentials goes through exporter-toolkit as before (wrong ones get
+// 401). Required client certificates are checked in the TLS handshake,
+// before any path is known: they still apply to the probes.
 type webConfigGuardHandler struct {
-	g    *webConfigGuard
-	next http.Handler
+	g      *webConfigGuard
+	next   http.Handler
+	probes http.Handler
 }
 
 func (h webConfigGuardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +179,46 @@ func (h webConfigGuardHandler) ServeHTTP(w http.ResponseWriter, r *http.Request)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
+	if isProbe(r) {
+		if headers, ok := h.g.d.probeHeaders(); ok {
+			for k, v := range headers {
+				w.Header().Set(k, v)
+			}
+			h.probes.ServeHTTP(w, r)
+			return
+		}
+	}
 	h.next.ServeHTTP(w, r)
+}
+
+// isProbe reports whether r is a probe's request, one without credentials
+// for GET (or HEAD) /-/healthy or /-/ready.
+func isProbe(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == healthyPath || r.URL.Path == readyPath) &&
+		len(r.Header.Values("Authorization")) == 0
+}
+
+// probeHeaders returns the http_server_config headers of the web config
+// file, and whether it sets basic_auth_users, so that a probe without
+// credentials is served without them. It is false too when the file cannot
+// be read or is not valid as exporter-toolkit reads it (strictly): the
+// request then goes to exporter-toolkit, which answers 500.
+func (d *Daemon) probeHeaders() (map[string]string, bool) {
+	data, err := d.webConfig.read(d.webConfigFile)
+	if err != nil {
+		return nil, false
+	}
+	var c web.Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	if len(c.Users) == 0 {
+		return nil, false
+	}
+	return c.HTTPConfig.Header, true
 }
 
 // webConfigLogHandler drops the value that yaml quotes in a parse error of

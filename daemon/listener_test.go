@@ -202,9 +202,13 @@ basic_auth_users:
 		t.Errorf("TLS without a client certificate: %d, want the handshake to fail", code)
 	}
 	ltExpect(t, withCert, addr, []ltCase{
-		{"GET", "/-/healthy", "", http.StatusUnauthorized},
+		{"GET", "/metrics", "", http.StatusUnauthorized},
+		{"GET", "/metrics", basicAuth("prometheus", "wrong"), http.StatusUnauthorized},
 		{"GET", "/-/healthy", basicAuth("prometheus", "wrong"), http.StatusUnauthorized},
 		{"GET", "/-/healthy", scrape, http.StatusOK},
+		// The probes need no basic credentials (the client certificate
+		// still: the handshake asks for it).
+		{"GET", "/-/healthy", "", http.StatusOK},
 		{"GET", "/metrics", scrape, http.StatusOK},
 		// Basic authentication alone does not allow mutations.
 		{"POST", "/-/reload", scrape, http.StatusUnauthorized},
@@ -215,6 +219,76 @@ basic_auth_users:
 		// hash is of the token.
 		{"POST", "/-/reload", basicAuth("automation", "secret-token"), http.StatusOK},
 	})
+}
+
+// TestDaemon_Run_webConfigProbesWithoutCredentials: with basic_auth_users,
+// exporter-toolkit answered 401 to every request without credentials, the
+// probes' included, so a Kubernetes httpGet liveness probe restarted the
+// pod for ever. GET and HEAD of /-/healthy and /-/ready without an
+// Authorization header are now served, with the file's
+// http_server_config headers, and nothing else is: other paths, other
+// methods, paths that only start like a probe's, and wrong credentials on
+// a probe path still get 401.
+func TestDaemon_Run_webConfigProbesWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	addr := ltStart(t, dir, "basic_auth_users:\n  prometheus: "+bcryptHash(t, "scrape-password")+
+		"\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n")
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(method, path, authorization string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(body)
+	}
+	for _, tc := range []struct {
+		method, path, authorization string
+		want                        int
+	}{
+		{"GET", "/-/healthy", "", http.StatusOK},
+		{"HEAD", "/-/healthy", "", http.StatusOK},
+		{"GET", "/-/ready", "", http.StatusOK},
+		{"GET", "/-/ready?verbose=1", "", http.StatusOK},
+		{"GET", "/-/healthy", basicAuth("prometheus", "scrape-password"), http.StatusOK},
+		// Credentials are checked where they are given.
+		{"GET", "/-/healthy", basicAuth("prometheus", "wrong"), http.StatusUnauthorized},
+		{"GET", "/-/ready", "Bearer secret-token", http.StatusUnauthorized},
+		// Nothing but the probes.
+		{"GET", "/metrics", "", http.StatusUnauthorized},
+		{"GET", "/", "", http.StatusUnauthorized},
+		{"GET", "/api/v1/customers", "", http.StatusUnauthorized},
+		{"GET", "/api/v1/export", "", http.StatusUnauthorized},
+		{"POST", "/-/reload", "", http.StatusUnauthorized},
+		{"POST", "/-/healthy", "", http.StatusUnauthorized},
+		{"DELETE", "/-/ready", "", http.StatusUnauthorized},
+		{"GET", "/-/healthy/", "", http.StatusUnauthorized},
+		{"GET", "/-/healthyz", "", http.StatusUnauthorized},
+		{"GET", "/-/healthy/../metrics", "", http.StatusUnauthorized},
+		{"GET", "/-/ready/../api/v1/customers", "", http.StatusUnauthorized},
+		{"GET", "//-/healthy", "", http.StatusUnauthorized},
+	} {
+		code, header, _ := get(tc.method, tc.path, tc.authorization)
+		if code != tc.want {
+			t.Errorf("%s %s with %q: %d, want %d", tc.method, tc.path, tc.authorization, code, tc.want)
+		}
+		if code == http.StatusOK && header.Get("X-Frame-Options") != "deny" {
+			t.Errorf("%s %s: X-Frame-Options %q, want the web config file's headers on the probes too", tc.method, tc.path, header.Get("X-Frame-Options"))
+		}
+	}
+	if _, _, body := get("GET", "/-/healthy", ""); body != "psa-syncd is Healthy.\n" {
+		t.Errorf("GET /-/healthy without credentials: body %q", body)
+	}
 }
 
 // TestDaemon_Run_webConfigTLS serves over TLS without basic authentication:

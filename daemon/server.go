@@ -149,10 +149,7 @@ func (d *Daemon) Handler() http.Handler {
 		Registry: d.registry,
 		ErrorLog: slog.NewLogLogger(d.logger.Handler(), slog.LevelError),
 	}))
-	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "psa-syncd is Healthy.")
-	})
+	mux.HandleFunc("GET /-/healthy", handleHealthy)
 	mux.HandleFunc("GET /-/ready", d.handleReady)
 	xo := crossOriginProtection()
 	mux.Handle("POST /-/reload", xo.Handler(d.requireToken(d.bounded(http.HandlerFunc(d.handleReload)))))
@@ -628,6 +625,36 @@ func bearerToken(r *http.Request) (string, bool) {
 // and the status page still say that no export is loaded, and passes wait
 // for one.
 func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
+	d.answerReady(w, true)
+}
+
+// handleHealthy answers the liveness probe: 200 while the process runs.
+func handleHealthy(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "psa-syncd is Healthy.")
+}
+
+// probeHandler serves the probe endpoints alone, GET /-/healthy and GET
+// /-/ready, to requests that the web config file's basic_auth_users did
+// not authenticate (see webConfigGuardHandler): a Kubernetes httpGet probe
+// carries no credentials. A standby's /-/ready does not name the active
+// instance (its host and advertise URL) to them.
+func (d *Daemon) probeHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+healthyPath, handleHealthy)
+	mux.HandleFunc("GET "+readyPath, func(w http.ResponseWriter, _ *http.Request) { d.answerReady(w, false) })
+	return mux
+}
+
+// The probe endpoints.
+const (
+	healthyPath = "/-/healthy"
+	readyPath   = "/-/ready"
+)
+
+// answerReady writes the readiness answer; nameActive says whether a
+// standby names the active instance in it.
+func (d *Daemon) answerReady(w http.ResponseWriter, nameActive bool) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !d.Ready() {
 		if cfg := d.cfg.Load(); cfg != nil && cfg.ExportStore() == StoreSelf {
@@ -639,6 +666,10 @@ func (d *Daemon) handleReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if !d.Active() {
+		if !nameActive {
+			fmt.Fprintln(w, "psa-syncd is Ready (standby: serving the read-only API).")
+			return
+		}
 		fmt.Fprintln(w, "psa-syncd is Ready (standby: serving the read-only API; the active instance is "+d.activeInstance()+").")
 		return
 	}

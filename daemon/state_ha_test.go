@@ -1874,3 +1874,45 @@ func TestDaemon_selfStoreRefusedLoggedOnce(t *testing.T) {
 		t.Errorf("after PostgreSQL answers again: successful = %v, status error %v; want 1, none and the recovery logged:\n%s", got, e.d.exportErr.Load(), logs.String())
 	}
 }
+
+// TestDaemon_standbyProbeWithoutCredentialsNamesNoInstance: with
+// basic_auth_users, the probes are served without credentials (see
+// webConfigGuardHandler); a standby's /-/ready then says it is a ready
+// standby without naming the active instance (its host and advertise URL),
+// which its answer to a request the listener authenticated still names.
+func TestDaemon_standbyProbeWithoutCredentialsNamesNoInstance(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := dtSetup(t, dtOptions{token: "s3cret-token", state: fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  advertise_url: http://active-pod.example:9810\n", url)})
+	if err := e.d.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(e.cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, e.cfgPath, Options{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var se *StandbyError
+	if err := b.BecomeActive(t.Context()); !errors.As(err, &se) {
+		t.Fatalf("BecomeActive of the second instance = %v, want a StandbyError", err)
+	}
+	full := dtServe(t, b, http.MethodGet, "/-/ready", "", "")
+	if !strings.Contains(full.Body.String(), "active-pod.example") {
+		t.Errorf("GET /-/ready on the standby = %d %q; want it to name the active instance", full.Code, full.Body.String())
+	}
+	rec := httptest.NewRecorder()
+	b.probeHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/-/ready", nil))
+	if body := rec.Body.String(); rec.Code != http.StatusOK || !strings.Contains(body, "standby") || strings.Contains(body, "active-pod.example") || strings.Contains(body, "active instance") {
+		t.Errorf("GET /-/ready on the standby without credentials = %d %q; want 200 saying standby, naming no instance", rec.Code, body)
+	}
+}
