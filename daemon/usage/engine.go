@@ -207,6 +207,10 @@ type Engine struct {
 	terms *ContractTerms
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
+	// sentWriteGrace bounds how long a post already sent to a PSA that
+	// cannot be read back may go on after its pass is stopped
+	// (SentWriteGrace; tests shorten it).
+	sentWriteGrace time.Duration
 }
 
 // NewEngine returns an Engine for o.
@@ -223,6 +227,8 @@ func NewEngine(o EngineOptions) *Engine {
 		unsaved:  o.Unsaved,
 		failing:  o.Failing,
 		terms:    o.Terms,
+
+		sentWriteGrace: SentWriteGrace,
 	}
 	if e.terms == nil {
 		e.terms = &ContractTerms{}

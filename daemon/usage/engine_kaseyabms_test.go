@@ -1,12 +1,15 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -667,4 +670,107 @@ func TestEngineKaseyaBMS_serverErrorEnvelopeToEveryWriteStopsTheWrites(t *testin
 			}
 		})
 	}
+}
+
+// TestEngineKaseyaBMS_postSentWhenThePassStopsFinishes: the pass is stopped
+// (psa-syncd's shutdown timeout) while a line post is at BMS. Cancelling
+// it cut the post off: BMS applied it, psa-syncd never heard, and its
+// intent waited for an operator (psa-syncd resolve), so a rolling update
+// in the middle of a pass made operator work. The post sent is now let
+// finish and its outcome recorded; no post starts after the stop.
+func TestEngineKaseyaBMS_postSentWhenThePassStopsFinishes(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS,
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: bmsServicesPath, Latency: 700 * time.Millisecond, Times: 1}))
+	h.pol.WriteConcurrency = 1
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var once sync.Once
+	h.rt.beforeSend = func(r *http.Request) {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/recurringservices/") {
+			once.Do(func() { time.AfterFunc(200*time.Millisecond, cancel) })
+		}
+	}
+	_, _ = h.engine().Sync(ctx, h.doc, PassOptions{})
+	h.rt.beforeSend = nil
+	if n := h.writes(); n != 1 {
+		t.Errorf("%d line posts, want 1: none after the pass was stopped", n)
+	}
+	if open, _ := h.db.OpenIntents(); len(open) != 0 {
+		t.Errorf("open intents = %+v, want none: the post sent was let finish and its outcome recorded", open)
+	}
+	posted := 0
+	for _, c := range []string{h.contractA, h.contractB} {
+		lines := bmsLines(h, c, h.svcIntercept)
+		posted += len(lines)
+		if len(lines) == 1 {
+			if le, ok, _ := h.db.LastSet(c, h.svcIntercept); !ok || le.After != int64(lines[0].Units) {
+				t.Errorf("LastSet of contract %s = %+v, %t; want the %v units posted recorded", c, le, ok, lines[0].Units)
+			}
+		}
+	}
+	if posted != 1 {
+		t.Errorf("%d lines posted, want the one under way", posted)
+	}
+}
+
+// TestSentWriteContext: the context of a write lets a request sent when
+// the pass stops finish, for up to the grace; one not yet sent, or the
+// next one, is not sent at all.
+func TestSentWriteContext(t *testing.T) {
+	t.Parallel()
+	var got atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Add(1)
+		if d, err := time.ParseDuration(r.URL.Query().Get("hold")); err == nil {
+			time.Sleep(d)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	do := func(ctx context.Context, hold string) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/?hold="+hold, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	t.Run("sent finishes", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		var waited atomic.Bool
+		wctx, done := sentWriteContext(ctx, 10*time.Second, func() { waited.Store(true) })
+		defer done()
+		time.AfterFunc(100*time.Millisecond, cancel)
+		if err := do(wctx, "400ms"); err != nil || !waited.Load() {
+			t.Errorf("request sent before the stop: %v (waiting called: %t), want it answered", err, waited.Load())
+		}
+		before := got.Load()
+		if err := do(wctx, "0s"); err == nil || got.Load() != before {
+			t.Errorf("request after the stop: %v, %d sent; want it not sent", err, got.Load()-before)
+		}
+	})
+	t.Run("not sent", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		wctx, done := sentWriteContext(ctx, 10*time.Second, func() {})
+		defer done()
+		before := got.Load()
+		if err := do(wctx, "0s"); err == nil || got.Load() != before {
+			t.Errorf("request after the stop: %v, %d sent; want it not sent", err, got.Load()-before)
+		}
+	})
+	t.Run("grace", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		wctx, done := sentWriteContext(ctx, 200*time.Millisecond, func() {})
+		defer done()
+		time.AfterFunc(100*time.Millisecond, cancel)
+		start := time.Now()
+		if err := do(wctx, "2s"); err == nil || time.Since(start) > 1500*time.Millisecond {
+			t.Errorf("request held past the grace: %v after %s, want it cut at the grace", err, time.Since(start))
+		}
+	})
 }

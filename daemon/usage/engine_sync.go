@@ -881,7 +881,19 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 		log.Error("Not updating contract line: this psa-syncd may no longer be the active instance", append(attrs, "err", err)...)
 		return err
 	}
-	got, err := e.be.SetQuantity(ctx, psa.SetQuantityRequest{
+	// A post to a PSA that cannot be read back (Kaseya BMS) that was sent
+	// when the pass is stopped (the shutdown timeout) is let finish, so
+	// that its outcome is known instead of waiting for an operator.
+	wctx := ctx
+	if ledger {
+		var done func()
+		wctx, done = sentWriteContext(ctx, e.sentWriteGrace, func() {
+			log.Warn("Pass stopped while a contract line post was under way; letting it finish so that its outcome is known",
+				append(attrs, "at_most", e.sentWriteGrace)...)
+		})
+		defer done()
+	}
+	got, err := e.be.SetQuantity(wctx, psa.SetQuantityRequest{
 		ContractID:    c.ContractID,
 		ServiceID:     c.ServiceID,
 		Quantity:      c.Desired,
@@ -904,7 +916,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, w *writer, j *write
 			log.Warn("Stopping writes: the PSA refused a write for its rate limit; the remaining lines wait for a later pass", append(attrs, "err", err)...)
 		}
 		c.Action, c.Reason = ActionFailed, err.Error()
-		if errors.Is(err, psa.ErrOutcomeUnknown) || ctx.Err() != nil {
+		if errors.Is(err, psa.ErrOutcomeUnknown) || wctx.Err() != nil {
 			// The write may have reached the PSA: leave the intent open
 			// so that reconciliation settles it by re-reading, or, where
 			// the PSA cannot be read, an operator.

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 const deployDir = "../../../examples/deploy"
@@ -46,6 +48,16 @@ func TestDeploySystemd_unit(t *testing.T) {
 	// PsaSyncDaemonRestarting, which counts its changes, can never fire.
 	if regexp.MustCompile(`(?m)^ProcSubset=pid\s*$`).Match(unit) {
 		t.Error("the unit sets ProcSubset=pid, which hides /proc/stat: process_start_time_seconds vanishes and PsaSyncDaemonRestarting never fires")
+	}
+	// systemd kills the process TimeoutStopSec after SIGTERM: it must
+	// leave the shutdown timeout, then a Kaseya BMS post already sent
+	// (usage.SentWriteGrace; cut off, its line waits for an operator), and
+	// a margin to record how the pass ended.
+	if m := regexp.MustCompile(`(?m)^TimeoutStopSec=(\S+)\s*$`).FindSubmatch(unit); m == nil {
+		t.Error("the unit sets no TimeoutStopSec: systemd's default of 90s kills psa-syncd before a pass stopped at the shutdown timeout has let a Kaseya BMS post finish")
+	} else if d, err := time.ParseDuration(string(m[1])); err != nil || d < daemon.DefaultShutdownTimeout+usage.SentWriteGrace+10*time.Second {
+		t.Errorf("TimeoutStopSec=%s (%v): want at least the shutdown timeout %s plus the %s a Kaseya BMS post already sent is given plus 10s",
+			m[1], err, daemon.DefaultShutdownTimeout, usage.SentWriteGrace)
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "psa-syncd.service")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 var update = flag.Bool("update", false, "rewrite prometheusrule.yaml from examples/prometheus/alerts.yml")
@@ -533,9 +534,10 @@ func checkGracePeriod(t *testing.T, file string, pod corev1.PodSpec) {
 	if pod.TerminationGracePeriodSeconds != nil {
 		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
 	}
-	if grace < shutdown+shutdownMargin {
-		t.Errorf("%s: terminationGracePeriodSeconds is %s, want at least the shutdown timeout %s plus %s, so that a running pass is not killed before psa-syncd stops it",
-			file, grace, shutdown, shutdownMargin)
+	if grace < shutdown+usage.SentWriteGrace+shutdownMargin {
+		t.Errorf("%s: terminationGracePeriodSeconds is %s, want at least the shutdown timeout %s plus the %s a Kaseya BMS post already sent is given plus %s, "+
+			"so that a running pass is not killed before psa-syncd stops it",
+			file, grace, shutdown, usage.SentWriteGrace, shutdownMargin)
 	}
 }
 
