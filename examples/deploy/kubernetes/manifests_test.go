@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -441,6 +442,56 @@ func TestHAManifests_fitTogether(t *testing.T) {
 	}
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.String() != "1" || pdb.Spec.MinAvailable != nil {
 		t.Errorf("PodDisruptionBudget maxUnavailable = %v, minAvailable = %v; want maxUnavailable 1: an eviction leaves a replica to take over", pdb.Spec.MaxUnavailable, pdb.Spec.MinAvailable)
+	}
+}
+
+// TestHAManifests_postgresPasswordFromFile: the try-it PostgreSQL took its
+// password from the Secret as an environment variable, which every process
+// started in the container (kubectl exec ... psql) inherits; the image reads
+// it from POSTGRES_PASSWORD_FILE, a file of the Secret mounted read-only.
+func TestHAManifests_postgresPasswordFromFile(t *testing.T) {
+	const file = "../kubernetes-ha/postgres.yaml"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sts appsv1.StatefulSet
+	if err := unmarshalStrict([]byte(strings.Split(string(data), "\n---\n")[0]), &sts); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	pod := sts.Spec.Template.Spec
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	for _, c := range pod.Containers {
+		passwordFile := ""
+		for _, ev := range c.Env {
+			if ev.ValueFrom != nil && ev.ValueFrom.SecretKeyRef != nil {
+				t.Errorf("%s: container %s: %s comes from the Secret %s; mount it as a file (POSTGRES_PASSWORD_FILE)", file, c.Name, ev.Name, ev.ValueFrom.SecretKeyRef.Name)
+			}
+			if ev.Name == "POSTGRES_PASSWORD" {
+				t.Errorf("%s: container %s sets POSTGRES_PASSWORD; use POSTGRES_PASSWORD_FILE", file, c.Name)
+			}
+			if ev.Name == "POSTGRES_PASSWORD_FILE" {
+				passwordFile = ev.Value
+			}
+		}
+		found := false
+		for _, vm := range c.VolumeMounts {
+			v, ok := volumes[vm.Name]
+			if !ok || v.Secret == nil || v.Secret.SecretName != "psa-syncd-state" || !vm.ReadOnly {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Key == "password" && path.Join(vm.MountPath, it.Path) == passwordFile {
+					found = true
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: container %s: POSTGRES_PASSWORD_FILE %q is not the key password of the Secret psa-syncd-state mounted read-only", file, c.Name, passwordFile)
+		}
 	}
 }
 
