@@ -290,9 +290,9 @@ func cmdRun(ctx context.Context, e *env, args []string) int {
 		"SIGHUP or POST /-/reload reloads the config file and the mapping export; SIGINT or SIGTERM stops it gracefully.")
 	cf.register(fs)
 	fs.StringVar(&listenAddress, "web.listen-address", "", "Address to listen on for the HTTP API and metrics; overrides web.listen_address in the config file (default \"127.0.0.1:9810\", loopback only; \":9810\" listens on every interface).")
-	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password.")
+	fs.StringVar(&webConfigFile, "web.config.file", "", "Path to a web configuration `file` that enables TLS, client certificates or basic\nauthentication, in the format of every Prometheus exporter (exporter-toolkit). With\nbasic_auth_users, the mutating endpoints take the API token as the basic password, and\nGET /-/healthy and /-/ready without credentials are answered (for probes).")
 	fs.DurationVar(&watch, "export.poll-interval", watch, "How often to check the mapping export for changes: the file's time, size and content, or a conditional GET (If-None-Match) of an S3 object or another psa-syncd. With export_url: self, an export PUT to this psa-syncd takes effect at once, and the poll finds one PUT to another psa-syncd sharing the state database.")
-	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown.")
+	fs.DurationVar(&shutdown, "web.shutdown-timeout", shutdown, "How long to let a running pass and open requests finish on shutdown (a Kaseya BMS\nline post already sent then gets up to 60s more, so that its outcome is known).")
 	fs.BoolVar(&allowEmpty, "state.allow-empty", false, allowEmptyHelp)
 	fs.BoolVar(&allowRestore, "state.allow-restore", false, allowRestoreHelp)
 	if rc := parse(fs, e, args); rc >= 0 {
