@@ -1274,7 +1274,12 @@ func oneLine(s string) string {
 // signalContext cancels ctx on SIGINT or SIGTERM, so that a one-shot pass
 // stops safely (its writes are guarded by intents).
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// Once the first signal has stopped the command, a second one takes
+	// its default action: an operator's second Ctrl-C ends a command that
+	// waits for a sent write to finish (up to the PSA client's timeout).
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }
 
 // printUnmapped prints the usage a pass cannot bill, the customers that
