@@ -96,6 +96,11 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"reported as ending. Once psa-syncd bills the renewal (and no re-run of the old contract's last month is due: " +
 			"`policies.usage_period: previous` bills that month in the next one), move the renewal's id into `contract_id` and " +
 			"remove `next_contract_id`, at leisure: psa-syncd writes nothing different.\n\n" +
+			"Changing `contract_id` to another contract otherwise moves the billing at once: psa-syncd adds the customer's " +
+			"lines on the new contract and no longer writes to the old one, whose lines keep the quantities it last set and go " +
+			"on invoicing (psa-syncd never zeroes a contract that no mapping names). The plan warns (Previous Contract Still " +
+			"Bills) when the old contract is still active and has not ended: end it, or set those quantities to 0, before the " +
+			"next pass, or map the new contract as `next_contract_id`.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -234,8 +239,6 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 	if customer == "" {
 		return
 	}
-	contractID := plan.ContractID.ValueString()
-	nextID := plan.NextContractID.ValueString() // "" when null or unknown
 	// psa-syncd sets a contract's quantities from one source's usage at a
 	// time, so customers of different sources may share a contract, and a
 	// customer without usage sync writes nothing to it. A renewal is the
@@ -281,10 +284,83 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		state.NextContractID.Equal(plan.NextContractID) && !unchecked {
 		return
 	}
-	verified := r.checkContracts(ctx, &resp.Diagnostics, plan.CompanyID.ValueString(), contractID, nextID, customer)
+	verified := r.checkMove(ctx, &resp.Diagnostics, state, &plan, customer)
 	if unchecked && verified && !resp.Diagnostics.HasError() {
 		resp.Diagnostics.Append(private.SetKey(ctx, privateKeyUncheckedContract, nil)...)
 	}
+}
+
+// checkMove is checkContracts of plan's contracts and, when plan moves the
+// customer off another contract (movedOffContract), warns when that
+// contract still bills (movedOffWarning). The contract moved off is read
+// with the new ones, in the same bulk read: it costs no request of its
+// own.
+func (r *customerMappingResource) checkMove(ctx context.Context, diags *diag.Diagnostics, state, plan *customerMappingResourceModel, customer string) (verified bool) {
+	contractID := plan.ContractID.ValueString()
+	var movedOff chan *psa.Contract
+	if oldID := movedOffContract(state, plan); oldID != "" {
+		movedOff = make(chan *psa.Contract, 1)
+		go func() {
+			ct, err := r.data.reads.contracts.get(ctx, oldID)
+			if err != nil {
+				ct = nil // gone or unreadable: nothing to say of it
+			}
+			movedOff <- ct
+		}()
+	}
+	verified = r.checkContracts(ctx, diags, plan.CompanyID.ValueString(), contractID, plan.NextContractID.ValueString(), customer)
+	if movedOff != nil {
+		if old := <-movedOff; old != nil {
+			if summary, detail := movedOffWarning(old, contractID, customer, r.data.system, time.Now()); summary != "" {
+				diags.AddAttributeWarning(path.Root("contract_id"), summary, detail)
+			}
+		}
+	}
+	return verified
+}
+
+// movedOffContract returns the contract that a plan moves a billed
+// customer off (state's contract_id, which plan replaces), or "" when it
+// moves none: a new mapping, the same contract_id, a renewal moved into
+// contract_id (state's next_contract_id), or usage_sync off in either.
+func movedOffContract(state, plan *customerMappingResourceModel) string {
+	if state == nil || !known(state.ContractID) || !known(plan.ContractID) ||
+		!state.UsageSync.ValueBool() || !plan.UsageSync.ValueBool() {
+		return ""
+	}
+	old := state.ContractID.ValueString()
+	if old == "" || old == plan.ContractID.ValueString() || old == plan.NextContractID.ValueString() ||
+		state.NextContractID.ValueString() == plan.ContractID.ValueString() {
+		return ""
+	}
+	return old
+}
+
+// movedOffWarning says, as a plan warning's summary and detail, that
+// customer moves from contract old, still active and not ended on the day
+// of now, to contract newID: psa-syncd adds the customer's lines on newID
+// and no longer writes to old, whose lines keep the quantities psa-syncd
+// last set and go on invoicing, so the usage is billed on both. psa-syncd
+// never zeroes a contract nobody maps; only the operator can end it or its
+// lines. It returns "" when old has ended or is not active.
+func movedOffWarning(old *psa.Contract, newID, customer string, system psa.System, now time.Time) (string, string) {
+	today := now.Format(time.DateOnly)
+	if !old.Active || (!old.EndDate.IsZero() && old.EndDate.Format(time.DateOnly) < today) {
+		return "", ""
+	}
+	runs := "has no end date"
+	if !old.EndDate.IsZero() {
+		runs = "runs until " + old.EndDate.Format(time.DateOnly)
+	}
+	return "Previous Contract Still Bills",
+		fmt.Sprintf("Customer %s moves from contract %s (%q) to contract %s, but contract %s is active and %s. From its next pass "+
+			"psa-syncd adds the customer's lines on contract %s and no longer writes to contract %s: the quantities it last set "+
+			"there stay and are invoiced beside the new lines, so the usage is billed twice. psa-syncd never zeroes a contract "+
+			"that no mapping names. Before its next pass, end contract %s in %s, or set the quantities psa-syncd kept on it to 0; "+
+			"or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: psa-syncd then bills on "+
+			"it from the day after contract %s ends. If another customer's mapping takes contract %s over, its usage sets "+
+			"those quantities and nothing is billed twice.",
+			customer, old.ID, old.Name, newID, old.ID, runs, newID, old.ID, old.ID, systemTitle(system), newID, old.ID, newID, old.ID, old.ID)
 }
 
 // privateKeyUncheckedContract is the private-state key that ImportState

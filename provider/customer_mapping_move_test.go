@@ -1,0 +1,182 @@
+package provider
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// contractsBackend answers contract reads from contracts, in bulk, and
+// records the ids of each bulk read.
+type contractsBackend struct {
+	psa.Backend // unused methods panic
+	contracts   map[string]psa.Contract
+
+	mu    sync.Mutex
+	reads [][]string
+}
+
+func (b *contractsBackend) GetContract(ctx context.Context, id string) (*psa.Contract, error) {
+	got, err := b.GetContracts(ctx, []string{id})
+	if err != nil {
+		return nil, err
+	}
+	if got[id] == nil {
+		return nil, psa.ErrNotFound
+	}
+	return got[id], nil
+}
+
+func (b *contractsBackend) GetContracts(_ context.Context, ids []string) (map[string]*psa.Contract, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reads = append(b.reads, slices.Sorted(slices.Values(ids)))
+	out := map[string]*psa.Contract{}
+	for _, id := range ids {
+		if c, ok := b.contracts[id]; ok {
+			out[id] = &c
+		}
+	}
+	return out, nil
+}
+
+func (b *contractsBackend) GetServices(context.Context, []string) (map[string]*psa.Service, error) {
+	return nil, nil
+}
+
+func (b *contractsBackend) GetCompanies(context.Context, []string) (map[string]*psa.Company, error) {
+	return nil, nil
+}
+
+func mappingModel(contract, next string, usageSync bool) *customerMappingResourceModel {
+	m := &customerMappingResourceModel{Source: types.StringValue("sophos"), CustomerID: types.StringValue("cust-1"),
+		CompanyID: types.StringValue("174"), ContractID: types.StringValue(contract), NextContractID: types.StringNull(),
+		UsageSync: types.BoolValue(usageSync), TicketSync: types.BoolValue(false)}
+	if next != "" {
+		m.NextContractID = types.StringValue(next)
+	}
+	return m
+}
+
+// TestMovedOffContract: only a plan that moves a billed customer's
+// contract_id to another contract, not to its renewal, moves it off one.
+func TestMovedOffContract(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		state, plan *customerMappingResourceModel
+		want        string
+	}{
+		{"new mapping", nil, mappingModel("301", "", true), ""},
+		{"same contract", mappingModel("300", "", true), mappingModel("300", "", true), ""},
+		{"renewal moved into contract_id", mappingModel("300", "301", true), mappingModel("301", "", true), ""},
+		{"old contract becomes the renewal", mappingModel("300", "", true), mappingModel("299", "300", true), ""},
+		{"usage sync was off", mappingModel("300", "", false), mappingModel("301", "", true), ""},
+		{"usage sync turned off", mappingModel("300", "", true), mappingModel("301", "", false), ""},
+		{"contract unknown", mappingModel("300", "", true), &customerMappingResourceModel{ContractID: types.StringUnknown(), UsageSync: types.BoolValue(true)}, ""},
+		{"moved", mappingModel("300", "", true), mappingModel("301", "", true), "300"},
+		{"moved beside a renewal", mappingModel("300", "302", true), mappingModel("301", "", true), "300"},
+	} {
+		if got := movedOffContract(tc.state, tc.plan); got != tc.want {
+			t.Errorf("%s: movedOffContract = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMovedOffWarning: a contract the customer moves off warns while it is
+// active and has not ended (its lines go on invoicing beside the new
+// contract's), naming both contracts and the ways out; an ended or
+// inactive one does not.
+func TestMovedOffWarning(t *testing.T) {
+	t.Parallel()
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	now := time.Date(2026, time.November, 21, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		end    time.Time
+		active bool
+		want   []string
+	}{
+		{"no end date", time.Time{}, true, []string{"has no end date"}},
+		{"ends later", day(2027, 3, 31), true, []string{"runs until 2027-03-31"}},
+		{"ends today", day(2026, 11, 21), true, []string{"runs until 2026-11-21"}},
+		{"ended", day(2026, 11, 20), true, nil},
+		{"inactive", time.Time{}, false, nil},
+	} {
+		old := &psa.Contract{ID: "300", Name: "Acme MSP", Active: tc.active, Recurring: true, StartDate: day(2025, 1, 1), EndDate: tc.end}
+		summary, detail := movedOffWarning(old, "301", "sophos/cust-1", psa.SystemAutotask, now)
+		if tc.want == nil {
+			if summary != "" {
+				t.Errorf("%s: warning %q (%s), want none", tc.name, summary, detail)
+			}
+			continue
+		}
+		if summary != "Previous Contract Still Bills" {
+			t.Errorf("%s: summary %q", tc.name, summary)
+		}
+		for _, want := range append(tc.want, `from contract 300 ("Acme MSP") to contract 301`, "billed twice",
+			"end contract 300 in Autotask", `next_contract_id = "301"`) {
+			if !strings.Contains(detail, want) {
+				t.Errorf("%s: detail %q lacks %q", tc.name, detail, want)
+			}
+		}
+	}
+}
+
+// TestCheckMove_warnsInOneBulkRead: the plan of a customer mapping whose
+// contract_id moves from a contract that still bills to another warns on
+// contract_id, and reads the contract moved off in the bulk read of the new
+// one: no request more. A move off an ended contract does not warn.
+func TestCheckMove_warnsInOneBulkRead(t *testing.T) {
+	t.Parallel()
+	now := dayOf(time.Now())
+	for _, tc := range []struct {
+		name string
+		end  time.Time
+		warn bool
+	}{
+		{"still bills", time.Time{}, true},
+		{"ended", now.AddDate(0, 0, -1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := &contractsBackend{contracts: map[string]psa.Contract{
+				"300": {ID: "300", CompanyID: "174", Name: "Acme MSP", Status: "Active", Active: true, Recurring: true,
+					StartDate: now.AddDate(-1, 0, 0), EndDate: tc.end},
+				"301": {ID: "301", CompanyID: "174", Name: "Acme Cloud", Status: "Active", Active: true, Recurring: true,
+					StartDate: now.AddDate(-1, 0, 0)},
+			}}
+			r := &customerMappingResource{data: &providerData{backend: b, system: psa.SystemAutotask,
+				reads: newPSAReads(b, func(context.Context) *export.Document { return nil })}}
+			var diags diag.Diagnostics
+			verified := r.checkMove(t.Context(), &diags, mappingModel("300", "", true), mappingModel("301", "", true), "sophos/cust-1")
+			if diags.HasError() || !verified {
+				t.Fatalf("checkMove = verified %t, %v", verified, diags)
+			}
+			if !tc.warn {
+				if diags.WarningsCount() != 0 {
+					t.Errorf("warnings %v, want none", diags)
+				}
+				return
+			}
+			if diags.WarningsCount() != 1 {
+				t.Fatalf("warnings %v, want one", diags)
+			}
+			if w := diags.Warnings()[0]; w.Summary() != "Previous Contract Still Bills" || !strings.Contains(w.Detail(), `contract 300 ("Acme MSP")`) {
+				t.Errorf("warning = %s: %s", w.Summary(), w.Detail())
+			}
+			if len(b.reads) != 1 || !slices.Equal(b.reads[0], []string{"300", "301"}) {
+				t.Errorf("contract reads %v, want one bulk read of 300 and 301", b.reads)
+			}
+		})
+	}
+}
