@@ -274,7 +274,12 @@
 // customer's status is failed with a hint naming the contract, the
 // service, the units and the effective date to look for. An operator
 // checks the contract in BMS and answers with ResolveIntent (the
-// `psa-syncd resolve -intent ID -posted` or `-not-posted` command):
+// `psa-syncd resolve -intent ID -posted` or `-not-posted` command). So
+// does a ConnectWise addition whose answer was lost and whose re-read
+// still shows no addition of the product once it settled (unseenCreate):
+// that read is the only check before a new addition, and one that cannot
+// see the agreement's additions would have it added twice; each Reconcile
+// reads it again, and the intent settles by itself once the read shows it.
 //
 //   - posted: the line is in BMS (delete any duplicate first). The intent
 //     is closed as done and the change goes to the ledger, so the next pass

@@ -194,6 +194,10 @@ type Engine struct {
 	// reconcile left open to settle can be settled (see Reconcile), and
 	// what its line showed.
 	settling map[int64]settle
+	// unseen holds the ids of the open intents that the last reconcile
+	// left open for an operator: creates whose line the PSA's read still
+	// does not show after they settled (see unseenCreate).
+	unseen map[int64]bool
 	// unsaved holds the runs whose final record could not be saved.
 	unsaved *UnsavedRuns
 	// failing holds the contracts whose writes failed as if the whole PSA

@@ -53,7 +53,7 @@ func (e *Engine) Reconcile(ctx context.Context) (int, error) {
 }
 
 func (e *Engine) reconcile(ctx context.Context) (int, error) {
-	e.settling = map[int64]settle{}
+	e.settling, e.unseen = map[int64]settle{}, map[int64]bool{}
 	open, err := e.db.OpenIntents()
 	if err != nil {
 		return 0, fmt.Errorf("daemon: reading open intents: %w", err)
@@ -121,6 +121,19 @@ func (e *Engine) reconcile(ctx context.Context) (int, error) {
 						"units", qty, "before", in.Before, "after", in.After, "settles_at", at.UTC().Format(time.RFC3339))
 					continue
 				}
+			}
+			if outcome == "" && unseenCreate(in, ok, sys) {
+				// The addition may be there, out of the read's sight:
+				// closing the intent as failed would have the next pass
+				// add it a second time.
+				e.unseen[in.ID] = true
+				e.logger.Warn("Open intent awaits an operator's review: the PSA's read does not show the line it created, which may be out of the read's sight",
+					"intent", in.ID, "customer", in.CustomerID, "contract", in.ContractID, "service", in.ServiceID, "units", in.After,
+					"effective_date", in.EffectiveDate.Format(time.DateOnly), "hint", unseenHint(in, ""))
+				if err := e.markUnseen(in, e.now().UTC()); err != nil {
+					errs = append(errs, fmt.Errorf("recording the customer awaiting review: %w", err))
+				}
+				continue
 			}
 			var st, note string
 			switch outcome {
@@ -233,7 +246,63 @@ func (e *Engine) unsettledLine(in state.Intent, l psa.ContractLine, exists bool,
 	if e.now().Before(at) {
 		return settlingError(in, settle{at: at, shows: l.Quantity})
 	}
+	if unseenCreate(in, exists, e.be.System()) && l.Quantity == in.Before {
+		return unseenError(in, "")
+	}
 	return nil
+}
+
+// unseenCreate reports whether Reconcile leaves open intent in, whose line
+// still shows the quantity from before once it settled (exists: the line
+// exists), open for an operator rather than closing it as failed: it
+// created a line (before 0, after above 0) that the read does not show, on
+// system, a PSA whose only check before a create is the same read
+// (ConnectWise: the agreement's additions of the product). A read that
+// cannot see the line (an API member's security role, a cache or proxy
+// serving an old page) would have the next pass add it a second time, and
+// the ledger does not know a line whose create was never confirmed (see
+// Engine.vanishedLine). Autotask checks the contract's ContractServices
+// before it adds a line, and Kaseya BMS intents always wait for an
+// operator. Each Reconcile reads the line again: once the read shows it,
+// the intent settles by itself.
+func unseenCreate(in state.Intent, exists bool, system psa.System) bool {
+	return system == psa.SystemConnectWise && !exists && in.Before == 0 && in.After > 0
+}
+
+// unseenError is the error of a line whose create is an intent left open
+// for an operator (see unseenCreate).
+func unseenError(in state.Intent, serviceName string) error {
+	return &hintedError{
+		err: fmt.Errorf("%w (intent %d): the answer to adding %d units of service %s on contract %s effective %s was lost, and %s's read still shows no such line; "+
+			"the line is not added again until an operator resolves it, since a read that cannot see it would have it added twice",
+			errUnsettled, in.ID, in.After, in.ServiceID, in.ContractID, in.EffectiveDate.Format(time.DateOnly), systemName(in.System)),
+		hint: unseenHint(in, serviceName),
+	}
+}
+
+// unseenHint tells the operator how to settle an intent left open by
+// unseenCreate.
+func unseenHint(in state.Intent, serviceName string) string {
+	return cannotSee(systemName(in.System)) + ": " + reviewHint(in, serviceName) +
+		"; psa-syncd also settles it by itself once its read shows the line"
+}
+
+// markUnseen records the status of the customer of intent in, left open by
+// unseenCreate, as failed with the intent's hint, as markForReview does.
+func (e *Engine) markUnseen(in state.Intent, now time.Time) error {
+	cs, ok, err := e.db.CustomerStatus(in.Source, in.CustomerID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		cs = state.CustomerStatus{Source: in.Source, CustomerID: in.CustomerID, ContractID: in.ContractID, UsageSync: true}
+	}
+	err = unseenError(in, "")
+	cs.LastAttempt, cs.Result, cs.Error, cs.Hint = now, state.CustomerFailed, err.Error(), unseenHint(in, "")
+	if cs.Failed == 0 {
+		cs.Failed = 1
+	}
+	return e.db.PutCustomerStatus(cs)
 }
 
 // reconcileElsewhere predicts, for a plan that reconciles nothing, what the

@@ -518,6 +518,8 @@ func (w *writer) customerJobs(cp *customerPass, changes []Change, lines map[psa.
 				cp.fail(i, w.e.awaitingReview(in, c.ServiceName), c)
 			} else if st, ok := w.e.settling[in.ID]; ok {
 				cp.fail(i, settlingError(in, st), c)
+			} else if w.e.unseen[in.ID] {
+				cp.fail(i, unseenError(in, c.ServiceName), c)
 			} else {
 				cp.fail(i, fmt.Errorf("%w (intent %d): it is settled by re-reading the PSA before the line is written again", errUnsettled, in.ID), c)
 			}

@@ -125,3 +125,72 @@ func TestEngineAutotask_hiddenLineNotAdjustedAgain(t *testing.T) {
 		t.Errorf("cust-a's change = %+v, want held (%s) naming the security level", c, HoldVanished)
 	}
 }
+
+// TestEngineConnectWise_lostCreateUnseenNotAddedAgain: the answer to the
+// POST that adds an addition is lost (the addition is there), and the read
+// that settles the intent cannot see the agreement's additions (the API
+// member's security role, or a cache serving an old page), nor could the
+// re-read right after the lost answer. The intent is
+// not closed as failed, which would have the next pass add the addition a
+// second time: it stays open for an operator, the line is not written, the
+// plan and the customer's status say how to resolve it, and once the read
+// sees the addition the intent settles by itself, with one addition.
+func TestEngineConnectWise_lostCreateUnseenNotAddedAgain(t *testing.T) {
+	t.Parallel()
+	additions := "/" + psatest.DefaultConnectWiseCodebase + "apis/3.0/finance/agreements/*"
+	h := newSysHarness(t, psa.SystemConnectWise,
+		psatest.WithFault(psatest.Fault{Method: http.MethodPost, Path: additions, DropAfterHandling: true, Times: 1}))
+	h.pol.SettleTime = 0
+	cw := h.sim.ConnectWise()
+	agreement := mustParse(t, h.contractA)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42")
+	cw.HideAdditions(agreement, true)
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 {
+		t.Fatalf("first pass = %+v, want the add unconfirmed", res.Run)
+	}
+	if adds := cw.Additions(agreement); len(adds) != 1 {
+		t.Fatalf("additions after the lost answer = %+v, want the one that arrived", adds)
+	}
+
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "not added again until an operator resolves it") {
+		t.Errorf("plan's change = %+v, want failed until an operator resolves the intent", c)
+	}
+	for range 2 {
+		h.sim.ResetRequests()
+		res := h.sync(PassOptions{})
+		if adds := cw.Additions(agreement); len(adds) != 1 {
+			t.Fatalf("additions after a pass that read none = %+v, want still the one: a second addition doubles the line", adds)
+		}
+		for _, r := range h.sim.Requests() {
+			if h.isWrite(r) {
+				t.Errorf("request %s %s, want no write", r.Method, r.Path)
+			}
+		}
+		if res.Run.Failed != 1 {
+			t.Errorf("run = %+v, want the line failed", res.Run)
+		}
+		if cs := h.status("cust-a"); !strings.Contains(cs.Hint, "psa-syncd resolve -intent") || !strings.Contains(cs.Hint, "security role") {
+			t.Errorf("status = %+v, want a hint naming the security role and psa-syncd resolve", cs)
+		}
+	}
+	open, err := h.db.OpenIntents()
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open intents = %+v, %v; want the create's, open", open, err)
+	}
+
+	// The read sees the addition again: the intent settles as done.
+	cw.HideAdditions(agreement, false)
+	if res := h.sync(PassOptions{}); res.Run.Failed != 0 || res.Run.Updated != 0 {
+		t.Errorf("pass once the addition is seen = %+v, want nothing failed or written", res.Run)
+	}
+	if open, err := h.db.OpenIntents(); err != nil || len(open) != 0 {
+		t.Errorf("open intents = %+v, %v; want none", open, err)
+	}
+	if adds := cw.Additions(agreement); len(adds) != 1 || adds[0].Quantity != 42 {
+		t.Errorf("additions = %+v, want one of 42", adds)
+	}
+}

@@ -26,7 +26,8 @@ func cmdResolve(ctx context.Context, e *env, args []string) (rc int) {
 		rf        remoteFlags
 	)
 	fs := newFlagSet(e, "resolve", "Settle a write whose outcome psa-syncd cannot find out by reading the PSA (a Kaseya\n"+
-		"BMS line post whose answer was lost, or that was in flight when psa-syncd stopped).\n"+
+		"BMS line post whose answer was lost, or that was in flight when psa-syncd stopped; a\n"+
+		"ConnectWise addition whose answer was lost and that the read still does not show).\n"+
 		"Such a line is not written again until an operator checks the contract in the PSA\n"+
 		"and answers: -posted (the line is there; its units go to the ledger) or -not-posted\n"+
 		"(it is not; the next pass posts it). `psa-syncd status` lists the open intents and\n"+
@@ -206,7 +207,8 @@ func printIntents(w io.Writer, intents []daemon.IntentView, resolve string) {
 			fmt.Fprintln(w, "While psa-syncd run is up, give resolve its -web.url and -web.token-file.")
 		}
 	} else {
-		fmt.Fprintln(w, "The next sync (or the daemon's start) settles them by reading the PSA.")
+		fmt.Fprintln(w, "The next sync (or the daemon's start) settles them by reading the PSA; a ConnectWise addition")
+		fmt.Fprintf(w, "that the read still does not show waits for `%s -intent ID -posted` or `-not-posted`.\n", resolve)
 	}
 }
 
