@@ -1,11 +1,13 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -978,6 +980,46 @@ func (db *DB) LinesSet(system psa.System, contractIDs []string) (map[psa.LineKey
 		})
 	if err != nil {
 		return nil, db.wrap("reading the ledger", err)
+	}
+	return out, nil
+}
+
+// LinesInForce returns, for every line of the contracts contractIDs that
+// psa-syncd changed from a date before before, the ledger entry SetBefore
+// returns for it: of its entries with an effective date before before, the
+// one with the latest effective date, the newest among equals. It reads
+// once per 500 contracts, not once per line.
+func (db *DB) LinesInForce(contractIDs []string, before time.Time) (map[psa.LineKey]LedgerEntry, error) {
+	if before.IsZero() {
+		return nil, errors.New("state: LinesInForce needs a time")
+	}
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	out := map[psa.LineKey]LedgerEntry{}
+	for chunk := range slices.Chunk(contractIDs, contractCheckChunk) {
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, db.tv(before))
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM (SELECT `+ledgerColumns+`,
+			ROW_NUMBER() OVER (PARTITION BY contract_id, service_id ORDER BY effective_date DESC, seq DESC) AS rn
+			FROM ledger WHERE effective_date < ? AND contract_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)) t WHERE rn = 1`), args...)
+		if err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
+		for rows.Next() {
+			e, err := scanLedger(rows)
+			if err != nil {
+				_ = rows.Close()
+				return nil, db.wrap("reading the ledger", err)
+			}
+			out[psa.LineKey{ContractID: e.ContractID, ServiceID: e.ServiceID}] = e
+		}
+		if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
 	}
 	return out, nil
 }

@@ -1028,3 +1028,56 @@ func TestLedger_linesSet(t *testing.T) {
 		}
 	})
 }
+
+// TestLedger_linesInForce: LinesInForce gives, for each line of the given
+// contracts, the entry SetBefore gives: the latest effective date before
+// the time, the newest among equals; a line changed only from that date on,
+// and another contract's, are not named.
+func TestLedger_linesInForce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+		for i, s := range []struct {
+			contract, service string
+			before, after     int64
+			eff               time.Time
+		}{
+			{"800", "700", 0, 40, day(time.October, 1)},
+			{"800", "700", 40, 45, day(time.November, 1)},
+			{"800", "700", 45, 44, day(time.November, 1)},
+			{"800", "700", 44, 50, day(time.December, 1)},
+			{"800", "701", 0, 3, day(time.December, 1)},
+			{"801", "700", 0, 7, day(time.October, 1)},
+			{"802", "700", 0, 9, day(time.October, 1)},
+		} {
+			req := testIntent()
+			req.ContractID, req.ServiceID, req.Before, req.After, req.EffectiveDate = s.contract, s.service, s.before, s.after, s.eff
+			in, err := db.OpenIntent(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := db.LinesInForce([]string{"800", "801", "803"}, day(time.November, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 {
+			t.Errorf("LinesInForce = %+v, want 2 lines", got)
+		}
+		for _, k := range []psa.LineKey{{ContractID: "800", ServiceID: "700"}, {ContractID: "801", ServiceID: "700"}} {
+			want, ok, err := db.SetBefore(k.ContractID, k.ServiceID, day(time.November, 2))
+			if err != nil || !ok {
+				t.Fatalf("SetBefore %v = %v, %v", k, ok, err)
+			}
+			if g := got[k]; g.Seq != want.Seq || g.Before != want.Before || g.After != want.After {
+				t.Errorf("LinesInForce[%v] = %+v, want %+v", k, g, want)
+			}
+		}
+		if g := got[psa.LineKey{ContractID: "800", ServiceID: "700"}]; g.Before != 45 || g.After != 44 {
+			t.Errorf("line 800/700 = %+v, want the newest entry of 2026-11-01 (45 -> 44)", g)
+		}
+	})
+}

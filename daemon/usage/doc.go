@@ -80,7 +80,12 @@
 // as in a pass: a read that cannot see a line (a ConnectWise security role,
 // an Autotask security level, a cache serving an old page) answers without
 // it and without an error, and adding it again would double it. Only an
-// approval of that one line (PassOptions.ApproveService) adds it again. A
+// approval of that one line (PassOptions.ApproveService) adds it again.
+// An Autotask line the pass would adjust whose read shows the units from
+// before psa-syncd's last write of it, in force at the effective date
+// (the ledger's before, not its after), is held (HoldStaleRead) alike: an
+// adjustment is a delta computed from the read, and a read that predates
+// that write (a cache serving an old page) would apply it twice. A
 // line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.

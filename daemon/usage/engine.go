@@ -406,6 +406,10 @@ type Change struct {
 	// shows no line where psa-syncd's ledger says it set one (see
 	// Engine.vanishedLine); an approval of the line releases it.
 	vanished bool
+	// staleRead is set when the change is held because the read of an
+	// Autotask line shows the quantity from before psa-syncd's last write
+	// of it (see Engine.staleRead); an approval of the line releases it.
+	staleRead bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -467,6 +471,13 @@ const (
 	// see it. An approval of the line (the operator checked that it is
 	// gone) releases it.
 	HoldVanished = "line_missing"
+	// HoldStaleRead: the PSA's read of an Autotask line shows the quantity
+	// from before psa-syncd's last write of it, in force at the effective
+	// date, not the quantity it wrote: an adjustment (a delta) computed
+	// from a read that predates that write would apply it twice. An
+	// approval of the line (the operator checked the line's units)
+	// releases it.
+	HoldStaleRead = "stale_read"
 )
 
 // Hold returns why c is held, one of the Hold kinds, or "" when it is not
@@ -483,6 +494,8 @@ func (c Change) Hold() string {
 		return HoldLaterWrite
 	case c.vanished:
 		return HoldVanished
+	case c.staleRead:
+		return HoldStaleRead
 	case c.staleApproval:
 		return HoldStaleApproval
 	}
@@ -503,6 +516,8 @@ func (c *Change) setHold(kind string) {
 		c.staleApproval = true
 	case HoldVanished:
 		c.vanished = true
+	case HoldStaleRead:
+		c.staleRead = true
 	}
 }
 
@@ -968,6 +983,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	p.lines = map[psa.LineKey]psa.ContractLine{}
 	reasons := newReasons()
 	setLines := &ledgerSets{e: e, chunk: -1}
+	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	var unchecked []*customerPass
 	var recheck recheckBatch
 	var cur lineChunk
@@ -1017,6 +1033,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			if c.Action == ActionUpdate && !c.CurrentKnown && !p.ledger {
 				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk)); err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
+			}
+			if c.Action == ActionUpdate && c.CurrentKnown && !p.ledger && writesDeltas(e.be.System()) {
+				if err := e.staleRead(c, o, cp.period, inForce.of(rd, cp.chunk)); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

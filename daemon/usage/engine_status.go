@@ -79,10 +79,11 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	}
 	var skipped, cancelled, throttled, budgetUnknown, undated int
 	var laterHeld, laterWritten int
-	var vanished *Change // the first line held because the read did not show it (HoldVanished)
-	var posted *Change   // the first line held because its period is invoiced
-	var stale *Change    // the first line whose approval names other units
-	var refused *Change  // the first line approved that stays held all the same
+	var vanished *Change  // the first line held because the read did not show it (HoldVanished)
+	var staleRead *Change // the first line held because the read shows the quantity from before psa-syncd's write (HoldStaleRead)
+	var posted *Change    // the first line held because its period is invoiced
+	var stale *Change     // the first line whose approval names other units
+	var refused *Change   // the first line approved that stays held all the same
 	// guardHeld counts the lines the guard on large changes holds,
 	// increasesHeld the increases among them.
 	var guardHeld, increasesHeld int
@@ -117,7 +118,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.vanished && vanished == nil {
 				vanished = c
 			}
-			if c.Approvable() && !c.vanished {
+			if c.staleRead && staleRead == nil {
+				staleRead = c
+			}
+			if c.Approvable() && !c.vanished && !c.staleRead {
 				guardHeld++
 				if c.Desired > c.Current {
 					increasesHeld++
@@ -212,6 +216,11 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 		if vanished != nil {
 			hints = append(hints, fmt.Sprintf("%s shows no line of service %s on contract %s, which psa-syncd set earlier (see the line's reason): check the contract in %s; if the line is there, give psa-syncd's API account a security role that can see it (%s) and run the pass again; if it is really gone, run psa-syncd %s to add it again, or press approve on the status page",
 				systemName(e.be.System()), vanished.ServiceID, vanished.ContractID, systemName(e.be.System()), cannotSee(systemName(e.be.System())), approveCommand(cm.CustomerID, vanished.ServiceID, vanished.Desired, cp.period)))
+		}
+		if staleRead != nil {
+			hints = append(hints, fmt.Sprintf("%s's read of service %s on contract %s shows the units from before psa-syncd's last write of it (see the line's reason): an adjustment computed from it would apply that change twice; "+
+				"check the line's units in %s: if they are what psa-syncd wrote, a cache or proxy served an old page, so run the pass again once it serves the current one; if someone set them back by hand, run psa-syncd %s, or press approve on the status page",
+				systemName(e.be.System()), staleRead.ServiceID, staleRead.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, staleRead.ServiceID, staleRead.Desired, cp.period)))
 		}
 		if refused != nil && stale == nil {
 			// As for a stale approval below: the operator asked for

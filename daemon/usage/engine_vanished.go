@@ -104,3 +104,76 @@ func (s *ledgerSets) of(rd *lineReader, i int) func() (map[psa.LineKey]bool, err
 		return s.lines, s.err
 	}
 }
+
+// writesDeltas reports whether system's writes of a line's quantity are
+// changes by a difference computed from the pass's read (an Autotask
+// service adjustment), not the quantity itself.
+func writesDeltas(system psa.System) bool {
+	return system == psa.SystemAutotask
+}
+
+// staleRead decides c, a change of a line the PSA's read shows (c.Current)
+// on a PSA whose writes are deltas (writesDeltas), when psa-syncd's ledger
+// says that the change in force at c's effective date is its own, from
+// exactly c.Current to another quantity: the read shows the line as it was
+// before psa-syncd's last write of it. A read that predates that write (a
+// cache or proxy serving an old page) would have the adjustment, computed
+// from it, apply that write's change a second time (read 40 while the line
+// is 45: +5 on 45). It holds c for an operator (HoldStaleRead), whom an
+// approval of that one line (PassOptions.ApproveService) overrides: someone
+// set the line back by hand. An approval of every held line does not.
+//
+// in returns the ledger entries in force at c's effective date of the
+// lines of c's chunk of contracts (ledgerInForce.of). It returns an error
+// only when the ledger cannot be read; the line then fails, and nothing is
+// written.
+func (e *Engine) staleRead(c *Change, o PassOptions, period source.Period, in func() (map[psa.LineKey]state.LedgerEntry, error)) error {
+	if e.db == nil {
+		return nil
+	}
+	entries, err := in()
+	if err != nil {
+		return fmt.Errorf("reading psa-syncd's ledger for its last write of service %s on contract %s, before adjusting it, failed: %w",
+			c.ServiceID, c.ContractID, err)
+	}
+	le, ok := entries[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}]
+	if !ok || le.System != e.be.System() || le.Before == le.After || c.Current != le.Before {
+		return nil
+	}
+	sys := systemName(e.be.System())
+	what := fmt.Sprintf("; %s shows %d units at %s, but psa-syncd set the line from %d to %d from %s (run %d)",
+		sys, c.Current, c.EffectiveDate.Format(time.DateOnly), le.Before, le.After, le.EffectiveDate.Format(time.DateOnly), le.RunID)
+	units := o.ApproveUnits
+	if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
+		c.Reason += what + ": approved, so it is adjusted from what the read shows"
+		return nil
+	}
+	c.Action, c.staleRead = ActionHeld, true
+	c.Reason += fmt.Sprintf("%s: held for review, since a read from before that write (a cache or proxy serving an old page) would have the adjustment "+
+		"apply that change a second time; if someone set the line back to %d by hand, adjust it with %s",
+		what, le.Before, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+	return nil
+}
+
+// ledgerInForce reads, for the plan, the ledger entries in force at the
+// effective date (before: the day after it) of the lines of a chunk of
+// contracts (state.DB.LinesInForce), once per chunk and only for a chunk
+// with a line the plan would adjust.
+type ledgerInForce struct {
+	e       *Engine
+	chunk   int
+	before  time.Time
+	entries map[psa.LineKey]state.LedgerEntry
+	err     error
+}
+
+// of returns the function that gives the entries of chunk i of rd.
+func (s *ledgerInForce) of(rd *lineReader, i int) func() (map[psa.LineKey]state.LedgerEntry, error) {
+	return func() (map[psa.LineKey]state.LedgerEntry, error) {
+		if s.chunk != i {
+			s.chunk = i
+			s.entries, s.err = s.e.db.LinesInForce(rd.chunks[i], s.before)
+		}
+		return s.entries, s.err
+	}
+}

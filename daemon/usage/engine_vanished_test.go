@@ -1,9 +1,13 @@
 package usage
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -193,4 +197,84 @@ func TestEngineConnectWise_lostCreateUnseenNotAddedAgain(t *testing.T) {
 	if adds := cw.Additions(agreement); len(adds) != 1 || adds[0].Quantity != 42 {
 		t.Errorf("additions = %+v, want one of 42", adds)
 	}
+}
+
+// staleLines replays, once replay is set, the lines of the last read it
+// recorded: a cache or proxy serving the page from before a write.
+type staleLines struct {
+	psa.Backend
+	mu             sync.Mutex
+	record, replay bool
+	lines          []psa.ContractLine
+}
+
+func (b *staleLines) ReadLines(ctx context.Context, contractIDs []string, asOf time.Time) ([]psa.ContractLine, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.replay {
+		return slices.Clone(b.lines), nil
+	}
+	lines, err := b.Backend.ReadLines(ctx, contractIDs, asOf)
+	if b.record && err == nil {
+		b.lines = slices.Clone(lines)
+	}
+	return lines, err
+}
+
+// TestEngineAutotask_staleReadNotAdjustedTwice: an Autotask adjustment is
+// a delta computed from the pass's read. A read that serves the line as it
+// was before psa-syncd's last write (40, while psa-syncd set it to 45)
+// would have +5 applied a second time (50). The line is held instead
+// (stale_read), in the plan as in the pass; a line someone set back by
+// hand to exactly the earlier units is held too, and an approval of that
+// one line adjusts it.
+func TestEngineAutotask_staleReadNotAdjustedTwice(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	stale := &staleLines{Backend: h.be}
+	h.be = stale
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+		t.Fatalf("first pass = %+v, want 1 updated", res.Run)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,45")
+	stale.record = true
+	if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+		t.Fatalf("second pass = %+v, want 1 updated (40 -> 45)", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+
+	stale.replay = true
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := etFindChange(plan, "cust-a", h.svcIntercept); c == nil || c.Hold() != HoldStaleRead || !c.Approvable() {
+		t.Errorf("plan's change = %+v, want held (%s, approvable)", c, HoldStaleRead)
+	}
+	h.sim.ResetRequests()
+	res := h.sync(PassOptions{Approve: true})
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
+	if n := h.adjustmentPosts(); n != 0 {
+		t.Errorf("adjustments posted = %d, want none", n)
+	}
+	c := etFindChange(res.Plan, "cust-a", h.svcIntercept)
+	if c == nil || c.Hold() != HoldStaleRead || !strings.Contains(c.Reason, "psa-syncd set the line from 40 to 45") {
+		t.Errorf("change = %+v, want held (%s) naming psa-syncd's write", c, HoldStaleRead)
+	}
+	if cs := h.status("cust-a"); cs.Held != 1 || !strings.Contains(cs.Hint, "cache or proxy") {
+		t.Errorf("status = %+v, want 1 held with a hint naming a cache or proxy", cs)
+	}
+
+	// Someone set the line back to 40 by hand: held as well, and an
+	// approval of the line adjusts it.
+	stale.replay = false
+	h.at.SetUnits(h.contractA, h.svcIntercept, 40, etPeriodDay)
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+		t.Errorf("pass after the hand change = %+v, want the line held", res.Run)
+	}
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: etID(h.svcIntercept)}); res.Run.Updated != 1 {
+		t.Errorf("approved pass = %+v, want 1 updated", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 45)
 }
