@@ -357,6 +357,19 @@ type WriteChecker interface {
 	CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error)
 }
 
+// RecordWriteChecker is a WriteChecker whose check reads, in the same
+// requests, the records of the contracts (ConnectWise reads each agreement's
+// company, type, billing cycle and dates with its status). CheckWriteRecords
+// does what CheckWrites does, and returns too the records it read, keyed by
+// id, for the caller's own checks of them (the company, the dates), so that
+// a caller that would otherwise read them again just before writing
+// (psa.BulkReader's GetContracts) need not. A record is absent for a
+// contract the read did not find or could not read; refused says why.
+type RecordWriteChecker interface {
+	WriteChecker
+	CheckWriteRecords(ctx context.Context, contractIDs []string) (records map[string]*Contract, refused map[string]error, err error)
+}
+
 // ServiceLineReader is implemented by a Backend whose read of a contract's
 // lines can fail because of one line that cannot be represented
 // (ConnectWise: an addition with a fractional quantity, or two active

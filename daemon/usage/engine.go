@@ -1099,7 +1099,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if !o.planOnly && !o.DryRun {
 		rd.record(p.mapped)
 	}
-	if !o.planOnly && !o.DryRun && !o.WritesDisabled {
+	writes := !o.planOnly && !o.DryRun && !o.WritesDisabled
+	if writes {
 		// Only a pass that writes: a plan or a dry run goes by the
 		// day's records (a plan predicts no refusal of them).
 		var writing []*customerPass
@@ -1111,7 +1112,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		e.recheckContracts(ctx, p, writing)
 	}
 	e.checkContracts(ctx, unchecked, p.records, !o.planOnly)
-	e.checkWrites(ctx, p.customers)
+	e.checkWrites(ctx, p, writes)
 
 	for _, cp := range byMapping {
 		if cp.err != nil {

@@ -267,14 +267,21 @@ func (e *Engine) checkContract(cm export.CustomerMapping, ct *psa.Contract, err 
 // checkWrites lets a backend that verifies a contract with a read of its
 // own before writing to it (psa.WriteChecker: ConnectWise reads the
 // agreement's status) verify every contract the pass will write to at
-// once, in the order of the writes (customers is in that order), instead
+// once, in the order of the writes (p.customers is in that order), instead
 // of at each contract's first write. A customer whose contract it refuses
 // fails as if its contract could not be read, before anything is written.
-func (e *Engine) checkWrites(ctx context.Context, customers []*customerPass) {
+//
+// With recheck (a pass that writes), a backend whose check reads the
+// contracts' whole records (psa.RecordWriteChecker: ConnectWise) has them
+// checked here as recheckContracts checks them elsewhere (the company, the
+// start and end dates), for the contracts this pass did not read: one read
+// of each agreement written to, not two.
+func (e *Engine) checkWrites(ctx context.Context, p *pass, recheck bool) {
 	wc, ok := e.be.(psa.WriteChecker)
 	if !ok {
 		return
 	}
+	customers := p.customers
 	var ids []string
 	seen := map[string]bool{}
 	for _, cp := range customers {
@@ -286,7 +293,26 @@ func (e *Engine) checkWrites(ctx context.Context, customers []*customerPass) {
 	if len(ids) == 0 {
 		return
 	}
-	refused, err := wc.CheckWrites(ctx, ids)
+	var refused map[string]error
+	var err error
+	if rwc, ok := wc.(psa.RecordWriteChecker); ok && recheck {
+		// Which contracts the pass read is decided before the records
+		// of this read are kept as this pass's.
+		var stale []*customerPass
+		for _, cp := range customers {
+			if seen[cp.m.ContractID] && cp.err == nil && !cp.written && !p.readThisPass(cp.m.ContractID) {
+				stale = append(stale, cp)
+			}
+		}
+		var records map[string]*psa.Contract
+		records, refused, err = rwc.CheckWriteRecords(ctx, ids)
+		if err == nil {
+			e.keepRecords(p, ids, records)
+			e.checkRecords(p, stale, records)
+		}
+	} else {
+		refused, err = wc.CheckWrites(ctx, ids)
+	}
 	for _, cp := range customers {
 		if !seen[cp.m.ContractID] || cp.err != nil {
 			continue
@@ -859,12 +885,19 @@ func (p *pass) readThisPass(id string) bool {
 // Kaseya BMS (a psa.ContractReadCoster) is left out: its read of a few
 // contracts costs three requests each, and of more the whole contract
 // summary and account lookup, where a pass that changes a few lines
-// otherwise sends one post per line and nothing else.
+// otherwise sends one post per line and nothing else. So is ConnectWise
+// (a psa.RecordWriteChecker): its status read before the writes
+// (checkWrites) returns the agreements' records, which are checked there.
 func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerPass) {
 	if _, ok := e.be.(psa.BulkReader); !ok {
 		return
 	}
 	if _, costly := e.be.(psa.ContractReadCoster); costly {
+		return
+	}
+	if _, folded := e.be.(psa.RecordWriteChecker); folded {
+		// The status read before the writes reads the records too
+		// (checkWrites checks them).
 		return
 	}
 	var ids []string
@@ -883,17 +916,27 @@ func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerP
 	if len(ids) == 0 {
 		return
 	}
-	sys := e.be.System()
 	found, errs := e.readContractRecords(ctx, ids)
+	for _, id := range ids {
+		if err := errs[id]; err != nil && !errors.Is(err, errNotRead) {
+			e.logger.Warn("Could not read again the records of the contracts the pass writes to; their terms as read earlier in the day stand",
+				"contracts", len(ids), "err", err)
+			return
+		}
+	}
+	e.keepRecords(p, ids, found)
+	e.checkRecords(p, todo, found)
+}
+
+// keepRecords keeps the records found of contracts ids, read again within
+// the day, in e.terms (and its snapshot) and as this pass's records.
+func (e *Engine) keepRecords(p *pass, ids []string, found map[string]*psa.Contract) {
+	sys := e.be.System()
 	now := e.now()
 	for _, id := range ids {
 		if ct := found[id]; ct != nil {
 			e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
 			p.records[id] = ct
-		} else if err := errs[id]; err != nil && !errors.Is(err, errNotRead) {
-			e.logger.Warn("Could not read again the records of the contracts the pass writes to; their terms as read earlier in the day stand",
-				"contracts", len(ids), "err", err)
-			return
 		}
 	}
 	if e.db != nil && len(found) > 0 {
@@ -901,10 +944,18 @@ func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerP
 			e.logger.Warn("Could not keep the mapped contracts' end dates in the state database; the next process reads them again", "err", err)
 		}
 	}
+}
+
+// checkRecords fails the customers cps whose contract's record, read
+// again within the day (found), fails the checks of the day's read
+// (recordProblem, its start and its end), with the same error and hint. A
+// customer whose contract found lacks is left to the day's terms.
+func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*psa.Contract) {
+	sys := e.be.System()
 	effDay := p.plan.EffectiveDate.Format(time.DateOnly)
-	for _, cp := range todo {
+	for _, cp := range cps {
 		ct := found[cp.m.ContractID]
-		if ct == nil {
+		if ct == nil || cp.err != nil {
 			continue
 		}
 		if hint, err := e.recordProblem(*cp.m, *ct); err != nil {

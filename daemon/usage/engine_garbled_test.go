@@ -236,10 +236,9 @@ func TestEngineConnectWise_Sync_oneUnreadableAgreementStatusFailsOnlyItsCustomer
 
 	body := `[{"id": ` + h.contractA + `, "name": "Acme Managed Services", "agreementStatus": "Active", "cancelledFlag": "no"},` +
 		`{"id": ` + h.contractB + `, "name": "Globex Managed Services", "agreementStatus": "Active", "cancelledFlag": false}]`
-	// Both reads of the agreements before the writes answer so: the
-	// records' (recheckContracts, which leaves the agreement out and its
-	// customer to the status read) and the status read (CheckWrites).
-	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements", Status: http.StatusOK, Body: body, Times: 2})
+	// The one read of the agreements before the writes (CheckWrites,
+	// which returns their records too) answers so.
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements", Status: http.StatusOK, Body: body, Times: 1})
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
 	h.sim.ResetRequests()
 

@@ -20,12 +20,13 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// Ensure Backend satisfies the psa.Backend, psa.WriteChecker and
-// psa.ServiceLineReader interfaces.
+// Ensure Backend satisfies the psa.Backend, psa.WriteChecker,
+// psa.RecordWriteChecker and psa.ServiceLineReader interfaces.
 var (
-	_ psa.Backend           = (*Backend)(nil)
-	_ psa.WriteChecker      = (*Backend)(nil)
-	_ psa.ServiceLineReader = (*Backend)(nil)
+	_ psa.Backend            = (*Backend)(nil)
+	_ psa.WriteChecker       = (*Backend)(nil)
+	_ psa.RecordWriteChecker = (*Backend)(nil)
+	_ psa.ServiceLineReader  = (*Backend)(nil)
 )
 
 // MaxIdentifier, MaxDescription and MaxCustomerDescription are
@@ -55,8 +56,10 @@ const statusTTL = 2 * time.Minute
 var additionFields = []string{"id", "product/id", "product/identifier", "quantity", "unitPrice", "effectiveDate", "cancelledDate", "agreementStatus", "agreementId"}
 
 // agreementFields are the agreement fields needed to decide whether it can
-// be written to.
-var agreementFields = []string{"id", "name", "agreementStatus", "cancelledFlag", "company/id"}
+// be written to, and the rest of what toContract reads (type, billing
+// cycle, dates), so that CheckWriteRecords returns whole records.
+var agreementFields = []string{"id", "name", "agreementStatus", "cancelledFlag", "company/id",
+	"type/name", "billingCycle/name", "startDate", "endDate", "noEndingDateFlag"}
 
 // Backend adapts a Client to psa.Backend. The neutral model maps to
 // ConnectWise as follows:
@@ -126,6 +129,7 @@ type agreementState struct {
 type statusFlight struct {
 	done     chan struct{}
 	states   map[int64]agreementState
+	records  map[int64]*psa.Contract
 	problems map[int64]error
 	err      error
 }
@@ -1258,7 +1262,16 @@ func (st agreementState) refusal(id int64) error {
 // pass writes (psa-syncd plan during a sync) only costs the pass's writes
 // some batching, never a check.
 func (b *Backend) CheckWrites(ctx context.Context, contractIDs []string) (map[string]error, error) {
+	_, refused, err := b.CheckWriteRecords(ctx, contractIDs)
+	return refused, err
+}
+
+// CheckWriteRecords is CheckWrites, and returns too the records of the
+// agreements it read (psa.RecordWriteChecker): the status read asks for
+// the fields toContract needs, in the same requests.
+func (b *Backend) CheckWriteRecords(ctx context.Context, contractIDs []string) (map[string]*psa.Contract, map[string]error, error) {
 	refused := map[string]error{}
+	records := map[string]*psa.Contract{}
 	var ids []int64
 	seen := map[int64]bool{}
 	for _, s := range contractIDs {
@@ -1303,10 +1316,13 @@ func (b *Backend) CheckWrites(ctx context.Context, contractIDs []string) (map[st
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("connectwise: reading the status of the agreements to write to: %w", err)
+		return nil, nil, fmt.Errorf("connectwise: reading the status of the agreements to write to: %w", err)
 	}
 	for i, chunk := range chunks {
 		for _, id := range chunk {
+			if r := flights[i].records[id]; r != nil && flights[i].problems[id] == nil {
+				records[strconv.FormatInt(id, 10)] = r
+			}
 			st, ok := flights[i].states[id]
 			if p := flights[i].problems[id]; p != nil {
 				refused[strconv.FormatInt(id, 10)] = p
@@ -1317,7 +1333,7 @@ func (b *Backend) CheckWrites(ctx context.Context, contractIDs []string) (map[st
 			}
 		}
 	}
-	return refused, nil
+	return records, refused, nil
 }
 
 // agreementState returns the status of an agreement as read at most
@@ -1397,9 +1413,10 @@ func (b *Backend) readStatuses(ctx context.Context, f *statusFlight, ids []int64
 	if errors.As(err, &unreadable) {
 		err = nil
 	}
-	f.states, f.problems, f.err = map[int64]agreementState{}, unreadable.agreements(), err
+	f.states, f.records, f.problems, f.err = map[int64]agreementState{}, map[int64]*psa.Contract{}, unreadable.agreements(), err
 	for _, a := range agreements {
 		f.states[a.ID] = stateOf(a, at)
+		f.records[a.ID] = toContract(a)
 	}
 	b.mu.Lock()
 	for _, x := range ids {

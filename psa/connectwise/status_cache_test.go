@@ -309,3 +309,39 @@ func TestBackend_CheckWrites_onlyTheAgreementsWritten(t *testing.T) {
 		t.Errorf("%d writes after the TTL read agreements %d times in bulk and %d alone, want 1 and 0", len(written)-10, lists, singles)
 	}
 }
+
+// CheckWriteRecords returns, from the status read of CheckWrites and no
+// request more, the agreements' whole records (company, type, billing
+// cycle, dates), as GetContracts reads them: the engine checks the company
+// and dates of the agreements it writes to from them instead of reading
+// the agreements twice.
+func TestBackend_CheckWriteRecords_recordsFromTheStatusRead(t *testing.T) {
+	t.Parallel()
+	b, s, _ := newBackend(t)
+	cw := s.ConnectWise()
+	company := cw.AddCompany("Acme")
+	ended := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "Old", BillingCycle: "Annually",
+		StartDate: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)})
+	once := cw.AddAgreement(psatest.ConnectWiseAgreement{CompanyID: company, Name: "Setup", BillingCycle: "One Time"})
+	ids := []string{id(ended), id(once), "999999"}
+	want, err := b.GetContracts(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ResetRequests()
+	records, refused, err := b.CheckWriteRecords(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lists, singles := agreementReads(s); lists != 1 || singles != 0 {
+		t.Errorf("CheckWriteRecords read agreements %d times in bulk and %d alone, want one bulk read", lists, singles)
+	}
+	if !errors.Is(refused["999999"], psa.ErrNotFound) || records["999999"] != nil {
+		t.Errorf("missing agreement: refused %v, record %+v; want not found and no record", refused["999999"], records["999999"])
+	}
+	for _, x := range ids[:2] {
+		if got := records[x]; got == nil || *got != *want[x] {
+			t.Errorf("record of agreement %s = %+v, want %+v as GetContracts reads it", x, got, want[x])
+		}
+	}
+}
