@@ -146,7 +146,8 @@ type Contract struct {
 	// company deactivated in the PSA (a Kaseya BMS account made inactive:
 	// the contract read joins the account lookup). False when the company
 	// is active or the read does not say (Autotask and ConnectWise contract
-	// reads carry no company status).
+	// reads carry no company status: the usage engine sets it from a read
+	// of the companies, GetCompanies, once a day).
 	CompanyInactive bool `json:",omitempty"`
 }
 

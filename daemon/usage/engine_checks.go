@@ -535,6 +535,7 @@ func (e *Engine) checkContractEnds(ctx context.Context, p *pass, record bool) {
 	}
 	if len(ids) > 0 {
 		found, errs := e.readContractRecords(ctx, ids)
+		e.readCompanyStates(ctx, found)
 		p.recordErrs = errs
 		for _, id := range ids {
 			if ct := found[id]; ct != nil {
@@ -747,6 +748,53 @@ func (e *Engine) readContractRecords(ctx context.Context, ids []string) (map[str
 	return map[string]*psa.Contract{}, map[string]error{}
 }
 
+// readCompanyStates reads in bulk (psa.BulkReader.GetCompanies) the
+// companies of the contracts found by the day's read of their records and
+// marks a contract whose company is deactivated in the PSA
+// (psa.Contract.CompanyInactive): an Autotask company made inactive, a
+// ConnectWise company deleted (what a merge leaves: its status stays
+// Active) or whose status is Inactive. Its customer then fails
+// (checkContract), as a Kaseya BMS one whose account was deactivated
+// does, instead of being billed on. One request per 500 Autotask
+// companies or 100 ConnectWise ones, at the day's read only (and for the
+// contracts read again at every pass: ended, or failing a check). Kaseya
+// BMS (a psa.ContractReadCoster) is left out: its contract reads join the
+// account lookup and say it themselves. A company the read leaves out is
+// taken as active (the contract's own checks stand), and a read that
+// fails is logged and changes nothing: the customers are billed as
+// before.
+func (e *Engine) readCompanyStates(ctx context.Context, found map[string]*psa.Contract) {
+	br, ok := e.be.(psa.BulkReader)
+	if !ok || len(found) == 0 {
+		return
+	}
+	if _, joined := e.be.(psa.ContractReadCoster); joined {
+		return
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, ct := range found {
+		if ct.CompanyID != "" && !seen[ct.CompanyID] {
+			seen[ct.CompanyID] = true
+			ids = append(ids, ct.CompanyID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.Sort(ids)
+	companies, err := br.GetCompanies(ctx, ids)
+	if err != nil {
+		e.logger.Warn("Could not read the companies of the mapped contracts; a company deactivated in the PSA is not noticed until the next read", "companies", len(ids), "err", err)
+		return
+	}
+	for _, ct := range found {
+		if c := companies[ct.CompanyID]; c != nil && !c.Active {
+			ct.CompanyInactive = true
+		}
+	}
+}
+
 // recordProblem is checkContract of contract ct, read for customer mapping
 // cm by checkContractEnds, but for its status where the backend checks the
 // status itself before every write (psa.WriteChecker: ConnectWise reads
@@ -935,6 +983,11 @@ func (e *Engine) keepRecords(p *pass, ids []string, found map[string]*psa.Contra
 	now := e.now()
 	for _, id := range ids {
 		if ct := found[id]; ct != nil {
+			if old, ok := e.terms.get(sys, id); ok && old.ct.CompanyInactive && old.ct.CompanyID == ct.CompanyID {
+				// The read within the day does not read the company
+				// (readCompanyStates): the day's state of it stands.
+				ct.CompanyInactive = true
+			}
 			e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
 			p.records[id] = ct
 		}

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // A Kaseya BMS account deactivated while mapped (the customer left): at
@@ -72,3 +74,85 @@ func TestEngineKaseyaBMS_deactivatedAccountIsNotBilled(t *testing.T) {
 }
 
 type usageCustomer struct{ id, name string }
+
+// An Autotask company made inactive, or a ConnectWise company deleted (as
+// a merge leaves it, its status still Active), while mapped: at the next
+// day's read of the contracts' records, which reads their companies too
+// (one request), its customer fails, nothing more is written to its
+// contract, and the hint names the Terraform change; the other customer
+// is synced. A pass within the day reads no company. Before, the passes
+// went on billing the departed customer.
+func TestEngineSystems_deactivatedCompanyIsNotBilled(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			a, _ := h.doc.Customer("file", "cust-a")
+			b, _ := h.doc.Customer("file", "cust-b")
+			companyRead := func(r psatest.Request) bool {
+				p := strings.ToLower(r.Path)
+				if sys == psa.SystemAutotask {
+					return strings.Contains(p, "/companies/query")
+				}
+				return r.Method == http.MethodGet && strings.HasSuffix(p, "/company/companies")
+			}
+			pass := func(at time.Time, units int) int {
+				t.Helper()
+				h.writeUsage("cust-a,Acme,CIXA-MSP,"+strconv.Itoa(units), "cust-b,Globex,CIXA-MSP,"+strconv.Itoa(units))
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.sim.ResetRequests()
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, r := range h.sim.Requests() {
+					if companyRead(r) {
+						n++
+					}
+				}
+				return n
+			}
+			if n := pass(etNow, 5); n != 1 {
+				t.Errorf("the day's first pass read companies %d times, want once", n)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Fatalf("first pass: cust-a = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			if sys == psa.SystemAutotask {
+				h.sim.Autotask().SetCompanyActive(mustParse(t, a.CompanyID), false)
+			} else {
+				h.sim.ConnectWise().SetCompanyDeleted(mustParse(t, a.CompanyID), true)
+			}
+			if n := pass(etNow.Add(time.Hour), 6); n != 0 {
+				t.Errorf("a pass within the day read companies %d times, want none", n)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 6)
+			if n := pass(etNow.Add(contractCheckTTL+time.Hour), 7); n != 1 {
+				t.Errorf("the next day's first pass read companies %d times, want once", n)
+			}
+			cs := h.status("cust-a")
+			want := fmt.Sprintf("contract %s belongs to company %s, which is inactive in %s: nothing was written to it", a.ContractID, a.CompanyID, sys)
+			if cs.Result != state.CustomerFailed || cs.Error != want || !strings.Contains(cs.Hint, "usage_sync = false") {
+				t.Errorf("cust-a = %s (%q, hint %q), want failed with %q and a hint naming usage_sync", cs.Result, cs.Error, cs.Hint, want)
+			}
+			if cs := h.status("cust-b"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-b = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 6)
+			h.wantUnits(b.ContractID, h.svcIntercept, 7)
+			// A pass an hour later: the customer still fails (its record
+			// is read again, company too, as one that fails a check is).
+			pass(etNow.Add(contractCheckTTL+2*time.Hour), 8)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerFailed || cs.Error != want {
+				t.Errorf("an hour later: cust-a = %s (%q), want failed with %q", cs.Result, cs.Error, want)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 6)
+		})
+	}
+}

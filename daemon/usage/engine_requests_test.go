@@ -110,9 +110,10 @@ func TestEngineRequests_connectWise(t *testing.T) {
 		}
 		wantWithinBound(t, name, len(h.sim.Requests())-want.statuses, n+updated)
 	}
-	// The first pass also reads the agreements' end dates (100 a
-	// request, once a day: checkContractEnds).
-	pass("every line changes", func(int) int { return 0 }, 2*n, counts{additions: n, statuses: 3 + 3, writes: 2 * n, discovery: 1})
+	// The first pass also reads the agreements' end dates and their
+	// companies' states (100 a request each, once a day:
+	// checkContractEnds, readCompanyStates).
+	pass("every line changes", func(int) int { return 0 }, 2*n, counts{additions: n, statuses: 3 + 3, writes: 2 * n, discovery: 1, other: 3})
 	pass("nothing changes", func(int) int { return 0 }, 0, counts{additions: n})
 	// 1% of the lines: one on every 50th agreement. The agreements
 	// written to are read once, 100 a request: their status

@@ -327,6 +327,14 @@ func (a *Autotask) SetContractCompany(id, companyID int64) {
 	rec["companyID"] = companyID
 }
 
+// SetCompanyActive activates or deactivates a company, as an Autotask
+// user who marks a departed customer inactive does.
+func (a *Autotask) SetCompanyActive(id int64, active bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mustGetLocked(entCompanies, id)["isActive"] = active
+}
+
 // AddBillingCode adds a billing (allocation) code and returns its id.
 func (a *Autotask) AddBillingCode(b AutotaskBillingCode) int64 {
 	a.mu.Lock()

@@ -366,6 +366,14 @@ func (cw *ConnectWise) SetAgreementStatus(id int64, status string) {
 	}
 }
 
+// SetCompanyDeleted sets a company's deletedFlag, as ConnectWise does to
+// the company merged into another (its status stays Active).
+func (cw *ConnectWise) SetCompanyDeleted(id int64, deleted bool) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.mustLocked(cw.companies, "company", id)["deletedFlag"] = deleted
+}
+
 // SetAgreementCompany moves an agreement to another company, as a
 // ConnectWise user who corrects an agreement's company does.
 func (cw *ConnectWise) SetAgreementCompany(id, companyID int64) {
