@@ -379,13 +379,23 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 	}
 }
 
-// save stores the terms read less than contractCheckTTL before now in the
-// state snapshot: older ones are read again anyway.
+// contractTermsKept is how long the state snapshot keeps a contract's
+// terms after they were read. A term older than contractCheckTTL is read
+// again before a pass goes by it, but it is what a pass whose read fails
+// goes by (a renewal customer's two records choose its contract), and a
+// read that finds the other contracts but leaves some out (records it
+// cannot decode) does not read them again: the snapshot keeps them, as the
+// process's memory does, until they are this old (a contract unmapped
+// since is dropped then).
+const contractTermsKept = 35 * 24 * time.Hour
+
+// save stores the terms read less than contractTermsKept before now in
+// the state snapshot.
 func (t *ContractTerms) save(db *state.DB, now time.Time) error {
 	t.mu.Lock()
 	stored := make([]storedTerm, 0, len(t.m))
 	for k, c := range t.m {
-		if age := now.Sub(c.readAt); age >= 0 && age < contractCheckTTL {
+		if age := now.Sub(c.readAt); age >= 0 && age < contractTermsKept {
 			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct})
 		}
 	}

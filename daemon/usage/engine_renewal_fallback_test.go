@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/autotask"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -51,4 +53,61 @@ func TestEngineAutotask_renewalChosenFromKeptRecordsWhenTheReadFails(t *testing.
 	if got, _ := h.units(renewal, h.svcIntercept); got != 0 {
 		t.Errorf("units on the renewal %s = %d, want none (it starts in 2027)", renewal, got)
 	}
+}
+
+// leaveOutContracts is an Autotask backend whose bulk read of contracts
+// leaves out the contracts drop, as a read that cannot decode their
+// records does.
+type leaveOutContracts struct {
+	*autotask.Backend
+	drop map[string]bool
+}
+
+func (b leaveOutContracts) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	got, err := b.Backend.GetContracts(ctx, ids)
+	for id := range b.drop {
+		delete(got, id)
+	}
+	return got, err
+}
+
+// A pass whose read finds the other customers' contracts but leaves out
+// a renewal customer's two does not drop their records, kept from an
+// earlier day, from the state database's snapshot: a later process whose
+// read fails still chooses the contract from them. Before, the save kept
+// only the records read in the last day, and the renewal customer failed.
+func TestEngineAutotask_partialReadKeepsTheRenewalsRecords(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	a, _ := h.doc.Customer("file", "cust-a")
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	at := h.sim.Autotask()
+	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	a.ContractID, a.NextContractID = old, renewal
+	h.doc.PutCustomer(a)
+	full := h.be
+	pass := func(be psa.Backend, at time.Time, units string) {
+		t.Helper()
+		h.writeUsage("cust-a,Acme,CIXA-MSP,"+units, "cust-b,Globex,CIXA-MSP,"+units)
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &ContractTerms{}})
+		if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || cs.ContractID != old {
+			t.Errorf("pass at %v: cust-a = %s on %s (%q), want a success on %s", at, cs.Result, cs.ContractID, cs.Error, old)
+		}
+	}
+	pass(full, etNow, "5")
+	// The next day the read finds cust-b's contract, not cust-a's two.
+	pass(leaveOutContracts{Backend: full.(*autotask.Backend), drop: map[string]bool{old: true, renewal: true}}, etNow.Add(25*time.Hour), "6")
+	// Then the read fails as a whole, in a new process.
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", Status: http.StatusBadRequest})
+	pass(full, etNow.Add(26*time.Hour), "7")
+	h.wantUnits(old, h.svcIntercept, 7)
 }
