@@ -105,7 +105,11 @@ func TestEngineAutotask_partialReadKeepsTheRenewalsRecords(t *testing.T) {
 	}
 	pass(full, etNow, "5")
 	// The next day the read finds cust-b's contract, not cust-a's two.
-	pass(leaveOutContracts{Backend: full.(*autotask.Backend), drop: map[string]bool{old: true, renewal: true}}, etNow.Add(25*time.Hour), "6")
+	atb, ok := full.(*autotask.Backend)
+	if !ok {
+		t.Fatalf("backend %T, want *autotask.Backend", full)
+	}
+	pass(leaveOutContracts{Backend: atb, drop: map[string]bool{old: true, renewal: true}}, etNow.Add(25*time.Hour), "6")
 	// Then the read fails as a whole, in a new process.
 	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Contracts/query", Status: http.StatusBadRequest})
 	pass(full, etNow.Add(26*time.Hour), "7")
