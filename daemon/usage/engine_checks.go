@@ -298,16 +298,24 @@ func (e *Engine) checkWrites(ctx context.Context, p *pass, recheck bool) {
 	if rwc, ok := wc.(psa.RecordWriteChecker); ok && recheck {
 		// Which contracts the pass read is decided before the records
 		// of this read are kept as this pass's.
+		// Only the contracts whose records are from an earlier pass are
+		// kept and checked: this pass read the others.
 		var stale []*customerPass
+		var staleIDs []string
+		staleSeen := map[string]bool{}
 		for _, cp := range customers {
 			if seen[cp.m.ContractID] && cp.err == nil && !cp.written && !p.readThisPass(cp.m.ContractID) {
+				if !staleSeen[cp.m.ContractID] {
+					staleSeen[cp.m.ContractID] = true
+					staleIDs = append(staleIDs, cp.m.ContractID)
+				}
 				stale = append(stale, cp)
 			}
 		}
 		var records map[string]*psa.Contract
 		records, refused, err = rwc.CheckWriteRecords(ctx, ids)
-		if err == nil {
-			e.keepRecords(p, ids, records)
+		if err == nil && len(stale) > 0 {
+			e.keepRecords(p, staleIDs, records)
 			e.checkRecords(p, stale, records)
 		}
 	} else {
