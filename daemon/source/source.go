@@ -172,6 +172,30 @@ type Report struct {
 	// Problems lists what was skipped, and notices such as "no data for this
 	// month yet".
 	Problems []Problem
+	// Customers, when CustomersListed is set, holds the id of every
+	// customer the vendor lists, with usage or not (Sophos: the partner's
+	// tenants), so that a mapped customer without a row can be told apart:
+	// listed with no usage, or no longer listed (deleted, or moved to
+	// another partner). A source without such a list, or whose list could
+	// not be read in full, leaves CustomersListed unset.
+	Customers       []string
+	CustomersListed bool
+}
+
+// Listed reports whether the vendor lists the customer id (ids compared
+// regardless of case, as Sophos tenant ids are UUIDs) and whether the
+// report can tell: known is false when the source keeps no customer list.
+func (r *Report) Listed(id string) (listed, known bool) {
+	if r == nil || !r.CustomersListed {
+		return false, false
+	}
+	id = strings.TrimSpace(id)
+	for _, c := range r.Customers {
+		if strings.EqualFold(c, id) {
+			return true, true
+		}
+	}
+	return false, true
 }
 
 // Source is a vendor's usage data. Implementations are safe for concurrent use

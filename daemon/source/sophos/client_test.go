@@ -714,3 +714,25 @@ func TestClient_concurrentCallersShareToken(t *testing.T) {
 		t.Errorf("whoami requests = %d, want 1", n)
 	}
 }
+
+// TestSource_FetchTenantRemoved: the report lists the partner's tenants as
+// the simulator serves them, so a tenant removed from the partner (deleted
+// or moved to another partner) is no longer listed, while one with no
+// usage still is.
+func TestSource_FetchTenantRemoved(t *testing.T) {
+	t.Parallel()
+	sim, c, _ := setup(t)
+	const globex, initech = "2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+	nov := source.Period{Year: 2026, Month: time.November}
+	sim.SetUsage(nov, []sophostest.UsageItem{{AccountID: acme, ProductCode: "CIXA-MSP", BillableQuantity: 7}})
+	sim.RemoveTenant(globex)
+	rep, err := sophos.NewSource(c).Fetch(t.Context(), nov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]bool{acme: true, initech: true, globex: false} {
+		if listed, known := rep.Listed(id); !known || listed != want {
+			t.Errorf("Listed(%s) = %v, %v; want %v, true", id, listed, known, want)
+		}
+	}
+}

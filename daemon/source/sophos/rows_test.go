@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,47 @@ func TestSource_FetchTenantsIgnorePage(t *testing.T) {
 	}
 	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].String(), "asked for page 2, the answer is page 1") {
 		t.Errorf("problems = %v, want the tenant listing's error as a notice", rep.Problems)
+	}
+}
+
+// The tenant list the usage fetch reads for names also lists the partner's
+// tenants, so that a mapped tenant without a row can be told apart: still
+// the partner's with no usage, or gone. No further request is made, and a
+// list that misses an id, or cannot be read, tells nothing.
+func TestSource_FetchListsTenants(t *testing.T) {
+	t.Parallel()
+	usage := func(*http.Request, int) string {
+		return `{"items":[{"accountId":"t1","productCode":"CIXA","billableQuantity":40}],"pages":{"size":1,"total":1,"items":1}}`
+	}
+	for _, tc := range []struct {
+		name, tenants string
+		want          []string
+		listed        bool
+	}{
+		{"every id read", `{"items":[{"id":"t1","name":"Acme"},{"id":" T2 ","name":{"x":1}},{"id":"t3"}],"pages":{"current":1,"size":100,"total":1,"items":3}}`,
+			[]string{"t1", "T2", "t3"}, true},
+		{"a tenant without an id", `{"items":[{"id":"t1","name":"Acme"},{"name":"Globex"}],"pages":{"current":1,"size":100,"total":1,"items":2}}`, nil, false},
+		{"a list that cannot be read", `{"items":{"id":"t1"},"pages":{"current":1,"size":100,"total":1,"items":1}}`, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeSophos{usage: usage, tenants: func(*http.Request, int) string { return tc.tenants }}
+			rep, err := sophos.NewSource(f.start(t, nil)).Fetch(t.Context(), oct2026)
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			if rep.CustomersListed != tc.listed || !slices.Equal(rep.Customers, tc.want) {
+				t.Errorf("Customers = %q, listed %v; want %q, %v", rep.Customers, rep.CustomersListed, tc.want, tc.listed)
+			}
+			if listed, known := rep.Listed("t2"); known != tc.listed || listed != tc.listed {
+				t.Errorf("Listed(t2) = %v, %v; want %v, %v", listed, known, tc.listed, tc.listed)
+			}
+			if listed, known := rep.Listed("t9"); listed || known != tc.listed {
+				t.Errorf("Listed(t9) = %v, %v; want false, %v", listed, known, tc.listed)
+			}
+			if n, _ := f.requests(); n != 1 {
+				t.Errorf("%d tenant requests, want 1", n)
+			}
+		})
 	}
 }

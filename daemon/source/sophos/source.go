@@ -141,6 +141,9 @@ func (s *Source) Fetch(ctx context.Context, p source.Period) (*source.Report, er
 	}
 	var names map[string]string
 	if len(items) > 0 {
+		// The list names the customers and tells a mapped tenant that
+		// has no row (listed, no usage) from one that is gone; a report
+		// without rows has no customer to tell, so it reads no list.
 		names, err = s.tenantNames(ctx, rep)
 		if err != nil {
 			return nil, err
@@ -202,7 +205,8 @@ func (o orderLines) repeat(i int, it *UsageItem) error {
 }
 
 // tenantNames returns the display names of the partner's tenants, by
-// lower-case id. The names are only for display, so a tenant list that
+// lower-case id, and sets rep.Customers to their ids when every tenant's id
+// could be read. The names are only for display, so a tenant list that
 // cannot be read is a notice in rep (the records are then named after the
 // usage rows' assignedAccountIdentifier) and a tenant that does not decode
 // is logged; only a cancelled ctx is an error.
@@ -218,14 +222,27 @@ func (s *Source) tenantNames(ctx context.Context, rep *source.Report) (map[strin
 			Err: fmt.Errorf("tenant names cannot be read, so customers are named after the usage report: %w", err)})
 		return names, nil
 	}
+	ids := make([]string, 0, len(tenants))
+	complete := true
 	for _, t := range tenants {
 		if t.Err != nil {
 			s.client.logger.Warn("Sophos tenant cannot be read in full; its name is what could be read of it, or the usage report's",
 				"tenant", t.ID, "err", t.Err.Error())
 		}
-		if n := t.DisplayName(); t.ID != "" && n != "" {
-			names[strings.ToLower(t.ID)] = n
+		id := strings.TrimSpace(t.ID)
+		if id == "" {
+			// A tenant without a readable id could be any mapped
+			// tenant: the list cannot say that one is gone.
+			complete = false
+			continue
 		}
+		ids = append(ids, id)
+		if n := t.DisplayName(); n != "" {
+			names[strings.ToLower(id)] = n
+		}
+	}
+	if complete {
+		rep.Customers, rep.CustomersListed = ids, true
 	}
 	return names, nil
 }
