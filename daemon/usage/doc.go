@@ -35,7 +35,9 @@
 // another partner, a customer_id that never matches) is listed in
 // Unmapped.Unreported and counted in psa_sync_customers_unreported, and
 // its lines' reasons say so: with missing_usage: keep they would otherwise
-// go on billing with nothing to notice.
+// go on billing with nothing to notice. When the source lists its
+// customers (source.Report.CustomersListed: Sophos's tenant list), each
+// says whether the vendor still lists it (UnreportedCustomer.Vendor).
 //
 // Usage that the source could not read (source.Problem.Unreadable: a
 // quantity that is not a number, a sum past the int64 range) never lowers a

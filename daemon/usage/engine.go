@@ -574,7 +574,21 @@ type UnreportedCustomer struct {
 	ContractID   string `json:"contract_id"`
 	// Quantity is the sum of the current quantities of its mapped lines.
 	Quantity int64 `json:"quantity"`
+	// Vendor says what the vendor's customer list (Sophos: the partner's
+	// tenants) says of the customer: VendorGone or VendorListed; empty
+	// when the source keeps no such list or could not read it in full.
+	Vendor string `json:"vendor,omitempty"`
 }
+
+// UnreportedCustomer.Vendor values.
+const (
+	// VendorGone: the vendor no longer lists the customer (the tenant
+	// was deleted or moved to another partner).
+	VendorGone = "gone"
+	// VendorListed: the vendor still lists the customer, with no usage
+	// this period.
+	VendorListed = "listed"
+)
 
 // Failure is a customer that a pass could not handle as a whole (its
 // contract could not be read, or is mapped twice).
@@ -873,6 +887,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		return nil, fmt.Errorf("daemon: fetching usage for %s from %s: %w", period, srcName, err)
 	}
 	p.plan.Problems = append(p.plan.Problems, rep.Problems...)
+	vendor := vendorListing(rep)
 	missing := e.policies.MissingUsage
 	if len(rep.Records) == 0 && missing == MissingUsageZero {
 		// An empty report usually means the vendor has no data for the
@@ -1067,7 +1082,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 			}
 		}
-		noteUnmatched(changes, usage[cm.CustomerID], products, len(rep.Records) > 0)
+		noteUnmatched(changes, usage[cm.CustomerID], products, len(rep.Records) > 0, vendor(cm.CustomerID))
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
@@ -1124,7 +1139,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 	}
 	if len(rep.Records) > 0 {
-		p.plan.Unmapped.Unreported = unreported(byMapping, usage)
+		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}
 	return p, nil
 }
@@ -1137,12 +1152,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 // every decrease names the customer's usage of products without a product
 // mapping: a vendor that renames or re-codes a mapped product turns its
 // usage unmapped, and the line it fed drops by as much.
-func noteUnmatched(changes []Change, used []usedQuantity, products map[string]export.ProductMapping, rows bool) {
+func noteUnmatched(changes []Change, used []usedQuantity, products map[string]export.ProductMapping, rows bool, vendor string) {
 	if len(used) == 0 {
 		if rows && slices.ContainsFunc(changes, func(c Change) bool { return c.CurrentKnown && c.Current > 0 }) {
+			why := unreportedReason(vendor)
 			for i := range changes {
 				if changes[i].Action != ActionFailed {
-					changes[i].Reason += unreportedReason
+					changes[i].Reason += why
 				}
 			}
 		}
@@ -1175,15 +1191,45 @@ func noteUnmatched(changes []Change, used []usedQuantity, products map[string]ex
 }
 
 // unreportedReason ends the reason of a line whose customer the usage
-// report names nowhere (Unmapped.Unreported).
-const unreportedReason = "; the usage report has no row of this customer at all: if the vendor removed the tenant or it moved to another partner, " +
-	"end the line and remove the psa_customer_mapping (or set usage_sync = false); if psa_customer_mapping.customer_id is misspelled, fix it"
+// report names nowhere (Unmapped.Unreported), by what the vendor's
+// customer list says of it (UnreportedCustomer.Vendor).
+func unreportedReason(vendor string) string {
+	switch vendor {
+	case VendorGone:
+		return "; the usage report has no row of this customer at all and the vendor no longer lists it (the tenant was deleted or moved to another partner, " +
+			"or psa_customer_mapping.customer_id is misspelled): end the line and remove the psa_customer_mapping (or set usage_sync = false), or fix the customer_id"
+	case VendorListed:
+		return "; the usage report has no row of this customer at all, though the vendor still lists it: it has no usage this period " +
+			"(nothing in use, or a licence ended); check with the vendor before the line goes"
+	}
+	return "; the usage report has no row of this customer at all: if the vendor removed the tenant or it moved to another partner, " +
+		"end the line and remove the psa_customer_mapping (or set usage_sync = false); if psa_customer_mapping.customer_id is misspelled, fix it"
+}
+
+// vendorListing returns what the report's customer list says of a
+// customer id (UnreportedCustomer.Vendor): "" for every id when the
+// source keeps no list.
+func vendorListing(rep *source.Report) func(id string) string {
+	if !rep.CustomersListed {
+		return func(string) string { return "" }
+	}
+	ids := make(map[string]bool, len(rep.Customers))
+	for _, c := range rep.Customers {
+		ids[strings.ToLower(strings.TrimSpace(c))] = true
+	}
+	return func(id string) string {
+		if ids[strings.ToLower(strings.TrimSpace(id))] {
+			return VendorListed
+		}
+		return VendorGone
+	}
+}
 
 // unreported returns the customers that no usage row names while a mapped
 // line of their contract is above 0, in mapping order (noteUnmatched said
 // so in the reasons of their lines). A customer that failed is reported as
 // a failure already.
-func unreported(customers []*customerPass, usage map[string][]usedQuantity) []UnreportedCustomer {
+func unreported(customers []*customerPass, usage map[string][]usedQuantity, vendor func(id string) string) []UnreportedCustomer {
 	var out []UnreportedCustomer
 	for _, cp := range customers {
 		if cp.err != nil || len(usage[cp.m.CustomerID]) > 0 {
@@ -1202,7 +1248,8 @@ func unreported(customers []*customerPass, usage map[string][]usedQuantity) []Un
 		if billed == 0 {
 			continue
 		}
-		out = append(out, UnreportedCustomer{CustomerID: cp.m.CustomerID, CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Quantity: billed})
+		out = append(out, UnreportedCustomer{CustomerID: cp.m.CustomerID, CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Quantity: billed,
+			Vendor: vendor(cp.m.CustomerID)})
 	}
 	return out
 }

@@ -1,11 +1,15 @@
 package usage
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -134,5 +138,68 @@ func TestEngine_Sync_decreaseNamesUnmappedUsage(t *testing.T) {
 	res = h.sync(PassOptions{})
 	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || strings.Contains(c.Reason, why) {
 		t.Errorf("change of cust-a without unmapped usage = %+v", c)
+	}
+}
+
+// listingSource is a usage source whose reports list the vendor's
+// customers, as the Sophos source's tenant list does.
+type listingSource struct {
+	source.Source
+	customers []string
+}
+
+func (s listingSource) Fetch(ctx context.Context, p source.Period) (*source.Report, error) {
+	rep, err := s.Source.Fetch(ctx, p)
+	if rep != nil {
+		rep.Customers, rep.CustomersListed = s.customers, true
+	}
+	return rep, err
+}
+
+// TestEngine_Sync_unreportedVendorListing: when the source lists the
+// vendor's customers (Sophos's tenants), an unreported customer says
+// whether the vendor still lists it (no usage this period) or not (the
+// tenant was deleted or moved to another partner), in the plan and in its
+// lines' reasons; a source without a list says neither.
+func TestEngine_Sync_unreportedVendorListing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		customers []string
+		listed    bool
+		vendor    string
+		reason    string
+	}{
+		{"gone", []string{"cust-a"}, true, VendorGone, "the vendor no longer lists it (the tenant was deleted or moved to another partner"},
+		{"listed", []string{"cust-a", "CUST-B"}, true, VendorListed, "though the vendor still lists it: it has no usage this period"},
+		{"no list", nil, false, "", "if the vendor removed the tenant or it moved to another partner"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			h.at.SetUnits(h.contractB, h.svcIntercept, 6, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40")
+			var src source.Source
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.listed {
+				src = listingSource{Source: src, customers: tc.customers}
+			}
+			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+				Location: time.UTC, Now: h.clock, Unsaved: &h.unsaved})
+			res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u := res.Plan.Unmapped.Unreported
+			if len(u) != 1 || u[0].CustomerID != "cust-b" || u[0].Vendor != tc.vendor {
+				t.Fatalf("unreported = %+v, want cust-b with vendor %q", u, tc.vendor)
+			}
+			if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || !strings.Contains(c.Reason, tc.reason) {
+				t.Errorf("change = %+v, want its reason to say %q", c, tc.reason)
+			}
+		})
 	}
 }
