@@ -75,13 +75,15 @@ func TestStatusPage_unreportedCustomers(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
-		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8}},
+		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8, Vendor: usage.VendorGone},
+			{CustomerID: "cust-initech", ContractID: "29684002", Quantity: 3, Vendor: usage.VendorListed}},
 	}}
 	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
 		t.Fatal(err)
 	}
 	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
-	for _, want := range []string{"Mapped customers the vendor no longer reports", `id="unreported"`, "cust-globex", "29684001", "remove the psa_customer_mapping"} {
+	for _, want := range []string{"Mapped customers the vendor no longer reports", `id="unreported"`, "cust-globex", "29684001", "remove the psa_customer_mapping",
+		"gone: deleted or moved to another partner", "listed, no usage"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET / lacks %q", want)
 		}

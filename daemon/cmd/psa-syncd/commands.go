@@ -1282,6 +1282,18 @@ func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return ctx, stop
 }
 
+// vendorListing says in the plan's VENDOR column what the vendor's
+// customer list says of an unreported customer (UnreportedCustomer.Vendor).
+func vendorListing(v string) string {
+	switch v {
+	case usage.VendorGone:
+		return "gone (deleted or moved to another partner)"
+	case usage.VendorListed:
+		return "listed, no usage"
+	}
+	return "-"
+}
+
 // printUnmapped prints the usage a pass cannot bill, the customers that
 // failed as a whole and the source rows that were skipped.
 func printUnmapped(w io.Writer, p *usage.Plan) {
@@ -1325,10 +1337,10 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	section("Customers mapped with usage_sync = false (usage not billed, on purpose):", "CUSTOMER\tNAME\tPRODUCTS\tQUANTITY", rows)
 	rows = nil
 	for _, c := range u.Unreported {
-		rows = append(rows, []string{c.CustomerID, c.CustomerName, c.ContractID, strconv.FormatInt(c.Quantity, 10)})
+		rows = append(rows, []string{c.CustomerID, c.CustomerName, c.ContractID, strconv.FormatInt(c.Quantity, 10), vendorListing(c.Vendor)})
 	}
 	section("Mapped customers with no usage row at all while their contracts bill (tenant removed or moved, or a misspelled psa_customer_mapping.customer_id?):",
-		"CUSTOMER\tNAME\tCONTRACT\tBILLED", rows)
+		"CUSTOMER\tNAME\tCONTRACT\tBILLED\tVENDOR", rows)
 	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {

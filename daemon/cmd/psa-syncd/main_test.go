@@ -326,10 +326,12 @@ func TestPrintPlan_unreported(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
 	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
-		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8}},
+		Unreported: []usage.UnreportedCustomer{{CustomerID: "cust-globex", CustomerName: "Globex", ContractID: "29684001", Quantity: 8, Vendor: usage.VendorGone},
+			{CustomerID: "cust-initech", ContractID: "29684002", Quantity: 3, Vendor: usage.VendorListed},
+			{CustomerID: "cust-file", ContractID: "29684003", Quantity: 1}},
 	}}, false)
 	for _, want := range []string{"Mapped customers with no usage row at all while their contracts bill", "misspelled psa_customer_mapping.customer_id",
-		"cust-globex", "29684001"} {
+		"cust-globex", "29684001", "VENDOR", "gone (deleted or moved to another partner)", "listed, no usage"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
 		}
