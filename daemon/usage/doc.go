@@ -22,7 +22,9 @@
 // the products mapped to one service add up to that service's quantity.
 // Usage of a customer without a customer mapping, of a product without a
 // product mapping, and usage that belongs to no customer is reported
-// (Plan.Unmapped, psa_sync_unmapped) and never written anywhere. A product
+// (Plan.Unmapped, psa_sync_unmapped) and never written anywhere; those
+// whose rows are all quantity 0 (a trial tenant) leave nothing unbilled and
+// are listed apart (Unmapped.ZeroCustomers, ZeroProducts), not counted. A product
 // whose mapping has sync_enabled = false is "sync off", not unmapped: it is
 // listed in Unmapped.SyncOff and its usage is ignored on purpose; so is a
 // customer with usage whose mapping has usage_sync = false

@@ -548,6 +548,14 @@ type Unmapped struct {
 	Products []UnmappedProduct `json:"products"`
 	// Unassigned is usage that belongs to no customer, summed per product.
 	Unassigned []source.Record `json:"unassigned"`
+	// ZeroCustomers and ZeroProducts are customers and products without a
+	// mapping whose every row has quantity 0 (a Sophos trial tenant, a
+	// file that lists every tenant): nothing of theirs goes unbilled, so
+	// they are listed apart and not counted in psa_sync_unmapped. Once
+	// they have usage they move to Customers and Products, and count as
+	// new unmapped usage.
+	ZeroCustomers []UnmappedCustomer `json:"zero_customers,omitempty"`
+	ZeroProducts  []UnmappedProduct  `json:"zero_products,omitempty"`
 	// SyncOff lists used products whose mapping has sync_enabled = false.
 	// They are mapped on purpose, so they do not count as unmapped.
 	SyncOff []UnmappedProduct `json:"sync_off,omitempty"`
@@ -1166,7 +1174,7 @@ func noteUnmatched(changes []Change, used []usedQuantity, products map[string]ex
 	}
 	var b []byte
 	for _, u := range used {
-		if _, ok := products[u.product]; ok {
+		if _, ok := products[u.product]; ok || u.quantity == 0 {
 			continue
 		}
 		if b == nil {
@@ -1607,10 +1615,18 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 			usage[customer] = used[len(used)-1:]
 		}
 	}
+	// Quantities are never negative (the sources reject such rows), so a
+	// sum of 0 is rows of 0 only: nothing goes unbilled.
 	for _, uc := range unmappedCustomers {
-		u.Customers = append(u.Customers, *uc)
+		if uc.Quantity == 0 {
+			u.ZeroCustomers = append(u.ZeroCustomers, *uc)
+		} else {
+			u.Customers = append(u.Customers, *uc)
+		}
 	}
-	slices.SortFunc(u.Customers, func(a, b UnmappedCustomer) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	byID := func(a, b UnmappedCustomer) int { return strings.Compare(a.CustomerID, b.CustomerID) }
+	slices.SortFunc(u.Customers, byID)
+	slices.SortFunc(u.ZeroCustomers, byID)
 	sortProducts := func(set map[string]*UnmappedProduct) []UnmappedProduct {
 		out := make([]UnmappedProduct, 0, len(set))
 		for _, up := range set {
@@ -1620,6 +1636,17 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 		return out
 	}
 	u.Products = sortProducts(unmappedProducts)
+	if i := slices.IndexFunc(u.Products, func(up UnmappedProduct) bool { return up.Quantity == 0 }); i >= 0 {
+		var billed []UnmappedProduct
+		for _, up := range u.Products {
+			if up.Quantity == 0 {
+				u.ZeroProducts = append(u.ZeroProducts, up)
+			} else {
+				billed = append(billed, up)
+			}
+		}
+		u.Products = append(make([]UnmappedProduct, 0, len(billed)), billed...)
+	}
 	if len(syncOff) > 0 {
 		u.SyncOff = sortProducts(syncOff)
 	}
