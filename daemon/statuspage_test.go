@@ -90,6 +90,32 @@ func TestStatusPage_unreportedCustomers(t *testing.T) {
 	}
 }
 
+// TestStatusPage_zeroQuantityUnmapped: unmapped customers and products
+// whose rows are all 0 have a section of their own, not the unmapped ones.
+func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		ZeroCustomers: []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
+		ZeroProducts:  []usage.UnmappedProduct{{Product: "TRIAL-X", Customers: 1}},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Unmapped with quantity 0 only", `id="unmapped-zero"`, "customer cust-trial", "product TRIAL-X"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="unmapped-customers"`) {
+		t.Errorf("GET / lists the customer of quantity 0 among the unmapped customers")
+	}
+}
+
 // The status page renders the customers with the consoles' filters, needs
 // the token for actions, keeps it in an HttpOnly SameSite=Strict session
 // cookie, and refuses posts without the form's CSRF token.

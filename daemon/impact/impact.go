@@ -625,9 +625,12 @@ func unmatchedMappings(rep *Report, sourceName string, current, proposed *export
 		seen[r.CustomerID] = true
 	}
 	var candidates []string
-	for _, c := range prop.Unmapped.Customers {
+	// Customers with usage first, then those whose rows are all 0 (a trial
+	// tenant may be the one the new mapping means).
+	unmapped := slices.Concat(prop.Unmapped.Customers, prop.Unmapped.ZeroCustomers)
+	for _, c := range unmapped {
 		if len(candidates) == 5 {
-			candidates = append(candidates, fmt.Sprintf("and %d more", len(prop.Unmapped.Customers)-5))
+			candidates = append(candidates, fmt.Sprintf("and %d more", len(unmapped)-5))
 			break
 		}
 		if c.CustomerName != "" {
@@ -1148,7 +1151,12 @@ func (c *compare) unmapped(rep *Report, cur, prop *usage.Plan, usageKnown bool) 
 		for _, p := range u.SyncOff {
 			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "product mapping has sync_enabled = false", false}
 		}
-		for _, cu := range u.Customers {
+		// Those with quantity 0 only are listed apart by the plan; here
+		// they are unmapped as before, with their quantity of 0.
+		for _, p := range u.ZeroProducts {
+			m["product/"+p.Product] = entry{UsageChange{Kind: "product", ID: p.Product, Name: p.ProductName, Customers: p.Customers, Quantity: p.Quantity}, "no product mapping", false}
+		}
+		for _, cu := range slices.Concat(u.Customers, u.ZeroCustomers) {
 			m["customer/"+cu.CustomerID] = entry{UsageChange{Kind: "customer", ID: cu.CustomerID, Name: cu.CustomerName, Quantity: cu.Quantity}, "no customer mapping", false}
 		}
 		for _, cu := range u.SyncOffCustomers {

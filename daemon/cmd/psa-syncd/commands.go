@@ -1326,6 +1326,14 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Usage with no customer (reported, never billed):", "PRODUCT\tNAME\tQUANTITY\tWHERE", rows)
 	rows = nil
+	for _, c := range u.ZeroCustomers {
+		rows = append(rows, []string{"customer", c.CustomerID, c.CustomerName, strings.Join(c.Products, ",")})
+	}
+	for _, pr := range u.ZeroProducts {
+		rows = append(rows, []string{"product", pr.Product, pr.ProductName, ""})
+	}
+	section("Unmapped with quantity 0 only (a trial tenant? nothing unbilled, not counted as unmapped; map it before its usage starts):", "KIND\tID\tNAME\tPRODUCTS", rows)
+	rows = nil
 	for _, pr := range u.SyncOff {
 		rows = append(rows, []string{pr.Product, pr.ProductName, strconv.Itoa(pr.Customers), strconv.FormatInt(pr.Quantity, 10)})
 	}

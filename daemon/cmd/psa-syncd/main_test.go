@@ -338,6 +338,26 @@ func TestPrintPlan_unreported(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_zeroQuantityUnmapped: unmapped customers and products whose
+// rows are all 0 are listed apart, not among the usage that is not billed.
+func TestPrintPlan_zeroQuantityUnmapped(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
+		ZeroCustomers: []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
+		ZeroProducts:  []usage.UnmappedProduct{{Product: "TRIAL-X", ProductName: "Trial thing", Customers: 1}},
+	}}, false)
+	out := b.String()
+	for _, want := range []string{"Unmapped with quantity 0 only", "cust-trial", "Trial Co", "TRIAL-X"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "usage not billed") {
+		t.Errorf("printPlan lists usage of quantity 0 as not billed:\n%s", out)
+	}
+}
+
 // TestPrintPlan_contractsEnding: the plan's table lists the mapped
 // contracts that end this month or next, with their end dates, so that the
 // renewal's mapping is merged in time; those that have ended are listed
