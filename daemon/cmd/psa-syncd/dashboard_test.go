@@ -183,7 +183,8 @@ func TestGrafanaDashboard(t *testing.T) {
 // its start-up, when a customer had failed, 3 customers were unmapped, a
 // line was held and the last pass had failed. The panels about passes
 // must show the active instance's values, not add the standby's to them
-// ("Customers by status", "Unmapped usage") or show its old failure beside
+// ("Customers by status", "Unmapped usage", "Mapped customers the vendor
+// no longer reports") or show its old failure beside
 // them ("Last pass", "Held lines", "Month that ended", which says "none
 // recorded" for the active instance that has no pass of that month).
 func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
@@ -215,6 +216,9 @@ func TestGrafanaDashboard_activeInstanceOnly(t *testing.T) {
           - labels: '{kind="product"}'
             value: 0
           - labels: '{kind="unassigned"}'
+            value: 0`,
+		"Mapped customers the vendor no longer reports": `
+          - labels: '{system="autotask"}'
             value: 0`,
 		"Last pass": `
           - labels: 'psa_sync_last_run_result{job="psa-syncd",instance="sync1:9810",system="autotask",result="success"}'
@@ -275,6 +279,8 @@ tests:
 			series("psa_sync_ended_period_last_run_result", inst.name, `,result="`+r+`"`, n)
 		}
 		series("psa_sync_held_lines", inst.name, "", inst.held)
+		// The standby restored 2 unreported customers at its start-up.
+		series("psa_sync_customers_unreported", inst.name, "", 2*inst.failed)
 	}
 	b.WriteString("    promql_expr_test:\n")
 	for _, panel := range slices.Sorted(maps.Keys(want)) {
