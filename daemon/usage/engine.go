@@ -1036,6 +1036,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 		}
 		changes := p.plan.Changes[first:]
+		if e.policies.MaxDecreasePercent > 0 {
+			holdUnmappedDecreases(changes, usage[cm.CustomerID], products, o, p.plan.Period)
+		}
 		cp.nChanges = len(changes)
 		updates := false
 		for i := range changes {
@@ -1195,6 +1198,34 @@ func noteUnmatched(changes []Change, used []usedQuantity, products map[string]ex
 		if c := &changes[i]; c.CurrentKnown && c.Desired < c.Current && c.Action != ActionFailed {
 			c.Reason += why
 		}
+	}
+}
+
+// holdUnmappedDecreases holds, for review, the decreases of one customer
+// that has usage above 0 of products without a product mapping, as the
+// guard on large decreases holds its own (HoldApproval; a pass that
+// approves the line, at its desired units when it names units, writes
+// it): a vendor that re-codes a mapped product turns its usage unmapped,
+// and the line it fed would drop by as much, below max_decrease_percent
+// unnoticed, while the new code bills nothing. A product left unbilled on
+// purpose is mapped with sync_enabled = false, and is not unmapped. With
+// max_decrease_percent 0 (the guard off), the pass does not call it.
+func holdUnmappedDecreases(changes []Change, used []usedQuantity, products map[string]export.ProductMapping, o PassOptions, period source.Period) {
+	if !slices.ContainsFunc(used, func(u usedQuantity) bool { _, ok := products[u.product]; return !ok && u.quantity > 0 }) {
+		return
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.Action != ActionUpdate || !c.CurrentKnown || c.Desired >= c.Current {
+			continue
+		}
+		if approve, units := o.approves(c.ServiceID); approve && (units == nil || *units == c.Desired) {
+			c.Reason += "; decrease approved while this customer has usage of products without a product mapping"
+			continue
+		}
+		c.Action = ActionHeld
+		c.Reason += fmt.Sprintf("; decrease from %d to %d held for review: the customer's usage includes products without a product mapping (named next), which may be this line's usage under a new code; map them, or apply with %s",
+			c.Current, c.Desired, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
 	}
 }
 

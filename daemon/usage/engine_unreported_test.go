@@ -104,10 +104,11 @@ func TestEngine_Sync_unreportedNeedsABilledLine(t *testing.T) {
 }
 
 // TestEngine_Sync_decreaseNamesUnmappedUsage: a vendor that re-codes a
-// mapped product turns its usage unmapped and the line it fed drops. The
-// reason of such a decrease, held or written, names the customer's usage
-// of products without a mapping, so that the operator sees the renamed
-// code; a decrease of a customer without unmapped usage does not.
+// mapped product turns its usage unmapped and the line it fed drops. Such
+// a decrease is held for review even below max_decrease_percent (an
+// approval at its units writes it), and its reason names the customer's
+// usage of products without a mapping, so that the operator sees the
+// renamed code; a decrease of a customer without unmapped usage does not.
 func TestEngine_Sync_decreaseNamesUnmappedUsage(t *testing.T) {
 	t.Parallel()
 	h := newETHarness(t)
@@ -126,13 +127,26 @@ func TestEngine_Sync_decreaseNamesUnmappedUsage(t *testing.T) {
 		!strings.Contains(c.Reason, why+"CIXA-MSP2 40): if the vendor renamed or re-coded a mapped product, map the new code (psa_product_mapping)") {
 		t.Errorf("change of cust-a = %+v, want held naming CIXA-MSP2", c)
 	}
-	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, why+"CIXA-SRV2 2)") {
-		t.Errorf("change of cust-b = %+v, want an update naming CIXA-SRV2", c)
+	// Below max_decrease_percent, but held too: the new code bills
+	// nothing while the line drops.
+	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionHeld || c.Hold() != HoldApproval ||
+		!strings.Contains(c.Reason, "decrease from 42 to 40 held for review: the customer's usage includes products without a product mapping") ||
+		!strings.Contains(c.Reason, "sync --approve --customer cust-b --service "+etID(h.svcIntercept)+" --units 40") ||
+		!strings.Contains(c.Reason, why+"CIXA-SRV2 2)") {
+		t.Errorf("change of cust-b = %+v, want held naming CIXA-SRV2", c)
 	}
-	h.wantUnits(h.contractB, h.svcIntercept, 40)
+	h.wantUnits(h.contractB, h.svcIntercept, 42)
 	if c := etFindChange(res.Plan, "cust-b", h.svcMDR); c == nil || !strings.Contains(c.Reason, why) {
 		t.Errorf("MDR change of cust-b = %+v, want its decrease to name the unmapped usage too", c)
 	}
+
+	// Approved at the reviewed units, it is written.
+	units := int64(40)
+	res = h.sync(PassOptions{Customer: "cust-b", Approve: true, ApproveService: etID(h.svcIntercept), ApproveUnits: &units})
+	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate {
+		t.Errorf("approved change of cust-b = %+v, want an update", c)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 40)
 
 	h.writeUsage("cust-a,Acme,CIXA-MSP,38", "cust-b,Globex,CIXA-MSP,42")
 	res = h.sync(PassOptions{})
@@ -202,4 +216,19 @@ func TestEngine_Sync_unreportedVendorListing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEngine_Sync_unmappedDecreaseGuardOff: max_decrease_percent 0 turns
+// the decrease guard off, the hold of a decrease beside unmapped usage too.
+func TestEngine_Sync_unmappedDecreaseGuardOff(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxDecreasePercent = 0
+	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,40", "cust-b,Globex,CIXA-SRV2,2")
+	res := h.sync(PassOptions{})
+	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "CIXA-SRV2 2") {
+		t.Errorf("change of cust-b = %+v, want an update naming CIXA-SRV2", c)
+	}
+	h.wantUnits(h.contractB, h.svcIntercept, 40)
 }

@@ -47,8 +47,8 @@ func TestEngine_Sync_zeroQuantityUnmapped(t *testing.T) {
 	if c, p := newTotal("customer"), newTotal("product"); c != 1 || p != 1 {
 		t.Errorf("psa_sync_unmapped_new_total = customer %v, product %v; want 1, 1", c, p)
 	}
-	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || strings.Contains(c.Reason, "TRIAL-X") {
-		t.Errorf("change of cust-a = %+v, want no word of TRIAL-X's 0", c)
+	if c := etFindChange(res.Plan, "cust-a", h.svcIntercept); c == nil || c.Action != ActionUpdate || strings.Contains(c.Reason, "TRIAL-X") {
+		t.Errorf("change of cust-a = %+v, want an update with no word of TRIAL-X's 0", c)
 	}
 
 	// The trial tenant starts using it: unmapped, and new.
