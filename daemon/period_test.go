@@ -417,3 +417,56 @@ func TestStatusPage_endedOfferAfterManyPasses(t *testing.T) {
 }
 
 func periodNov() source.Period { return source.Period{Year: 2026, Month: time.November} }
+
+// TestStatusPage_endedOfferForHeldLines: November's last pass succeeded
+// but held two lines for review, so November's invoices keep their
+// earlier quantities. Signed in, the status page offers Sync November 2026
+// and the record as set by hand, says how many lines were held and where
+// they are listed with the command that approves them for November, and
+// psa_sync_ended_period_held_lines, restored at start-up, reads 2. A pass
+// of November that held nothing offers nothing.
+func TestStatusPage_endedOfferForHeldLines(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
+	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	db := e.d.State()
+	nov, err := db.BeginRun(state.Run{Trigger: usage.TriggerSchedule, Started: now.Add(-12 * time.Hour), Finished: now.Add(-12 * time.Hour),
+		Result: state.RunSuccess, Held: 2, Updated: 5, Period: "2026-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RestoreMetrics(); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.d.metrics.Usage.EndedPeriodHeldLines); got != 2 {
+		t.Errorf("psa_sync_ended_period_held_lines = %v, want 2", got)
+	}
+	if offer := e.d.endedPeriodOffer(); offer == nil || offer.RunID != nov.ID || offer.Held != 2 {
+		t.Fatalf("offer = %+v; want November's run %d with its 2 held lines", offer, nov.ID)
+	}
+	c := newUIClient(t, e.d)
+	page := c.do(http.MethodGet, "/", nil).Body.String()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+	page = c.do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{`id="sync-ended"`, `action="/ui/set-by-hand"`,
+		"(2026-11, run " + strconv.FormatInt(nov.ID, 10) + ") held 2 line(s), which keep their earlier quantities",
+		"psa-syncd plan -period 2026-11 lists them", "names -period 2026-11"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q:\n%s", want, page)
+		}
+	}
+
+	if _, err := db.BeginRun(state.Run{Trigger: usage.TriggerCLI, Started: now, Finished: now, Result: state.RunSuccess, Period: "2026-11"}); err != nil {
+		t.Fatal(err)
+	}
+	if offer := e.d.endedPeriodOffer(); offer != nil {
+		t.Errorf("offer after a pass of November that held nothing = %+v; want none", offer)
+	}
+}

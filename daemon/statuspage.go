@@ -271,12 +271,16 @@ type statusData struct {
 
 // endedOffer is the status page's "Sync <Month YYYY>": a pass for the
 // billing month that has ended, whose last pass over all customers
-// failed or was partial (see Re-running the month that ended in README).
+// failed, was partial or held lines (see Re-running the month that ended
+// in README).
 type endedOffer struct {
 	Period string // YYYY-MM, the form's period
 	Label  string // e.g. "Sync November 2026"
 	Result string // the result of that month's last pass
-	RunID  int64
+	// Held is the lines that pass held (for review, or for the reason
+	// each line's reason gives): a pass that succeeded is offered for them.
+	Held  int
+	RunID int64
 	// Sync is false where a pass may not write the month (ConnectWise
 	// PSA: Engine.CheckPeriod): then only its record as set by hand is
 	// offered.
@@ -289,8 +293,9 @@ type endedOffer struct {
 
 // endedPeriodOffer returns the offer of a pass for the month that has
 // ended, and of the record of its quantities as set by hand, or nil: when
-// that month's last pass over all customers that wrote failed or was
-// partial. The pass is offered where one may sync it now (not, on
+// that month's last pass over all customers that wrote failed, was
+// partial or held lines (a line held for review by the month's last pass
+// keeps its earlier quantity on that month's invoices). The pass is offered where one may sync it now (not, on
 // ConnectWise PSA, one that writes: Engine.CheckPeriod).
 func (d *Daemon) endedPeriodOffer() *endedOffer {
 	_, loc, err := d.activeSchedule()
@@ -299,10 +304,10 @@ func (d *Daemon) endedPeriodOffer() *endedOffer {
 	}
 	ended := usage.PeriodAt(d.now(), loc, d.cfg.Load().Policies.UsagePeriod).Prev()
 	r, ok, err := d.db.LastFullRunOfPeriod(ended.String())
-	if err != nil || !ok || (r.Result != state.RunFailure && r.Result != state.RunPartial) {
-		return nil // none, it succeeded, or a pass for it is running
+	if err != nil || !ok || r.Result == state.RunRunning || (r.Result == state.RunSuccess && r.Held == 0) {
+		return nil // none, it succeeded holding no line, or a pass for it is running
 	}
-	return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, RunID: r.ID,
+	return &endedOffer{Period: ended.String(), Label: "Sync " + periodName(ended), Result: r.Result, Held: r.Held, RunID: r.ID,
 		Sync: d.CheckPeriod(ended, d.writesEnabled()) == nil, ByHand: "Record " + periodName(ended) + " as set by hand"}
 }
 

@@ -2149,18 +2149,19 @@ const maxByHandNote = 1000
 // RecordSetByHand records, at the clock's now, an operator's word that the
 // quantities of period p, the month that has ended, were set in the PSA by
 // hand (or its invoices corrected) after its last pass over all customers
-// failed or was partial: on ConnectWise PSA, where a pass that writes that
-// month is refused or skips its lines, it is the only way the month gets
-// its quantities. The record is a run over all customers of p, trigger
+// failed, was partial or held lines: on ConnectWise PSA, where a pass that
+// writes that month is refused or skips its lines, it is the only way the
+// month gets its quantities. The record is a run over all customers of p, trigger
 // by_hand, result success, with note (who did what; required, one line of
 // at most 1000 bytes) and nothing written: psa_sync_ended_period_last_run_result
-// reads success, so PsaSyncEndedMonthNotSynced resolves, and the status
+// reads success and psa_sync_ended_period_held_lines 0, so
+// PsaSyncEndedMonthNotSynced resolves, and the status
 // page no longer offers to sync the month. It is not a pass: neither the
 // schedule nor the last-run gauges count it (RanEarlierPeriod), nor
 // psa_sync_runs_total. A month that has not ended, or one older than the
 // month that has ended, is refused (ErrPeriodRefused), and so is one whose
-// last pass over all customers succeeded or is not recorded
-// (ErrNothingSetByHand).
+// last pass over all customers succeeded without holding a line or is not
+// recorded (ErrNothingSetByHand).
 func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error) {
 	if e.db == nil {
 		return state.Run{}, errors.New("daemon: recording quantities set by hand needs a state database")
@@ -2193,15 +2194,15 @@ func (e *Engine) RecordSetByHand(p source.Period, note string) (state.Run, error
 		case r.Trigger == TriggerByHand:
 			return state.Run{}, fmt.Errorf("%w: %s was recorded as set by hand at %s (run %d: %s)", ErrNothingSetByHand, p,
 				r.Started.UTC().Format(time.RFC3339), r.ID, r.Note)
-		case r.Result == state.RunSuccess:
-			return state.Run{}, fmt.Errorf("%w: the last pass of %s over all customers (run %d) succeeded", ErrNothingSetByHand, p, r.ID)
+		case r.Result == state.RunSuccess && r.Held == 0:
+			return state.Run{}, fmt.Errorf("%w: the last pass of %s over all customers (run %d) succeeded and held no line", ErrNothingSetByHand, p, r.ID)
 		}
 		run, err := e.db.BeginRun(state.Run{Trigger: TriggerByHand, Started: now.UTC(), Finished: now.UTC(), Result: state.RunSuccess,
 			Period: p.String(), Note: note})
 		if err != nil {
 			return state.Run{}, fmt.Errorf("daemon: recording the quantities of %s as set by hand: %w", p, err)
 		}
-		e.metrics.recordPeriodResult(run.Period, run.Result)
+		e.metrics.recordPeriodResult(run)
 		e.logger.Info("Recorded the quantities of the month that ended as set by hand", "run", run.ID, "period", run.Period,
 			"last_pass", r.ID, "last_pass_result", r.Result, "note", note)
 		return run, nil

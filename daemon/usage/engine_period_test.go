@@ -587,3 +587,111 @@ func TestEngine_Sync_periodRerunHeldForALaterWrite(t *testing.T) {
 		t.Errorf("December's next pass: %s (%s), want success", res.Run.Result, res.Run.Error)
 	}
 }
+
+// TestEngine_Sync_endedPeriodHeldLines: November's month-end pass holds
+// Acme's drop from 10 to 3 seats for review (max_decrease_percent: 50)
+// and succeeds, so psa_sync_ended_period_last_run_result reads success
+// when November ends. psa_sync_ended_period_held_lines says that pass
+// held a line (November's invoice keeps 10), also after December's first
+// pass (which holds the line again, for December) and a restart. The line
+// approved for November, a re-run of November that holds nothing clears
+// it; so does the month recorded as set by hand, which is no longer
+// refused as "succeeded".
+func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
+	t.Parallel()
+	setup := func(t *testing.T) (*etHarness, *atomic.Pointer[time.Time]) {
+		var clock atomic.Pointer[time.Time]
+		clock.Store(&periodMonthEnd)
+		now := func() time.Time { return *clock.Load() }
+		h := newETHarness(t, psatest.WithClock(now))
+		h.now = now
+		h.pol.MaxDecreasePercent = 50
+		h.doc.CustomerMappings = h.doc.CustomerMappings[:1]
+		h.at.SetUnits(h.contractA, h.svcIntercept, 10, etPeriodDay)
+		content := "customer_id,customer_name,product,quantity,period\n" +
+			"cust-a,Acme,CIXA-MSP,3,2026-11\n" +
+			"cust-a,Acme,CIXA-MSP,3,2026-12\n"
+		if err := os.WriteFile(h.usage, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nov := h.sync(PassOptions{Trigger: TriggerSchedule})
+		if nov.Run.Result != state.RunSuccess || nov.Run.Held != 1 || nov.Run.Period != "2026-11" {
+			t.Fatalf("month-end pass: result %s, held %d, period %s; want a success of 2026-11 holding 1 line",
+				nov.Run.Result, nov.Run.Held, nov.Run.Period)
+		}
+		if got := testutil.ToFloat64(h.m.EndedPeriodHeldLines); got != 0 {
+			t.Errorf("30 November: ended_period_held_lines = %v, want 0 (October has ended)", got)
+		}
+		clock.Store(&periodNextDay)
+		return h, &clock
+	}
+	want := func(t *testing.T, h *etHarness, when, result string, held float64) {
+		t.Helper()
+		if got := testutil.ToFloat64(h.m.EndedPeriodLastRunResult[result]); got != 1 {
+			t.Errorf("%s: ended_period_last_run_result{result=%q} = %v, want 1", when, result, got)
+		}
+		if got := testutil.ToFloat64(h.m.EndedPeriodHeldLines); got != held {
+			t.Errorf("%s: ended_period_held_lines = %v, want %v", when, got, held)
+		}
+	}
+	restart := func(t *testing.T, h *etHarness) {
+		t.Helper()
+		h.reg = prometheus.NewRegistry()
+		h.m = NewMetrics(h.reg, psa.SystemAutotask)
+		if err := h.engine().RestoreMetrics(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	december := func(t *testing.T, h *etHarness) {
+		t.Helper()
+		want(t, h, "1 December, before any pass", state.RunSuccess, 1)
+		dec := h.sync(PassOptions{Trigger: TriggerSchedule})
+		if dec.Run.Result != state.RunSuccess || dec.Run.Period != "2026-12" || dec.Run.Held != 1 {
+			t.Fatalf("December's pass: result %s, period %s, held %d; want a success of 2026-12 holding the line",
+				dec.Run.Result, dec.Run.Period, dec.Run.Held)
+		}
+		want(t, h, "after December's pass", state.RunSuccess, 1)
+		restart(t, h)
+		want(t, h, "restored at start-up", state.RunSuccess, 1)
+	}
+
+	t.Run("approved and re-run", func(t *testing.T) {
+		t.Parallel()
+		h, _ := setup(t)
+		december(t, h)
+		units := int64(3)
+		one := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov, Customer: "cust-a", Approve: true,
+			ApproveService: etID(h.svcIntercept), ApproveUnits: &units})
+		if one.Run.Updated != 1 {
+			t.Fatalf("approval for 2026-11: %+v; want the line written", one.Run)
+		}
+		if n, _ := h.at.Units(h.contractA, h.svcIntercept, time.Date(2026, time.November, 15, 0, 0, 0, 0, time.UTC)); n != 3 {
+			t.Errorf("November units after the approval = %d, want 3", n)
+		}
+		// A pass for one customer does not speak for the month.
+		want(t, h, "after the approval of one line", state.RunSuccess, 1)
+		rerun := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov})
+		if rerun.Run.Result != state.RunSuccess || rerun.Run.Held != 0 {
+			t.Fatalf("re-run of November: result %s, held %d; want a success holding nothing", rerun.Run.Result, rerun.Run.Held)
+		}
+		want(t, h, "after the re-run", state.RunSuccess, 0)
+		restart(t, h)
+		want(t, h, "restored after the re-run", state.RunSuccess, 0)
+	})
+
+	t.Run("set by hand", func(t *testing.T) {
+		t.Parallel()
+		h, _ := setup(t)
+		december(t, h)
+		run, err := h.engine().RecordSetByHand(periodNov, "jane: Acme's line set to 3 for November by hand")
+		if err != nil {
+			t.Fatalf("RecordSetByHand after a pass that held a line: %v", err)
+		}
+		if run.Trigger != TriggerByHand || run.Held != 0 {
+			t.Errorf("record = %+v", run)
+		}
+		want(t, h, "after the record", state.RunSuccess, 0)
+		restart(t, h)
+		want(t, h, "restored after the record", state.RunSuccess, 0)
+	})
+}

@@ -1199,7 +1199,7 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 	// psa_sync_ended_period_last_run_result: the month's scheduled
 	// passes, one caught up after it ended and a re-run of it alike.
 	if run.Customer == "" {
-		m.recordPeriodResult(run.Period, run.Result)
+		m.recordPeriodResult(run)
 	}
 	m.RunDuration.Observe(end.Sub(started).Seconds())
 	for _, o := range LineOutcomes {
@@ -1423,13 +1423,13 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	}
 	// The result of each month's last pass over all customers, a re-run
 	// of the month that ended included: the runs are newest first.
-	periods := map[string]string{}
+	periods := map[string]state.Run{}
 	for _, r := range runs {
 		if r.DryRun || r.Customer != "" || r.Finished.IsZero() || r.Result == state.RunRunning || r.Period == "" {
 			continue
 		}
 		if _, ok := periods[r.Period]; !ok {
-			periods[r.Period] = r.Result
+			periods[r.Period] = r
 		}
 	}
 	e.metrics.restorePeriodResults(periods)

@@ -103,6 +103,12 @@ type Metrics struct {
 	// month's end without a pass; recordPeriodResult and
 	// restorePeriodResults keep the results it reads.
 	EndedPeriodLastRunResult map[string]prometheus.GaugeFunc
+	// EndedPeriodHeldLines is psa_sync_ended_period_held_lines: the lines
+	// that same pass held (for review by the guards, or for another
+	// reason its lines' reasons give), 0 when none is known. Its result
+	// is success all the same, so this is how a line the month's last
+	// pass held shows before that month's invoices are generated.
+	EndedPeriodHeldLines prometheus.GaugeFunc
 
 	// Requests, when set, returns how many requests have been sent to the
 	// PSA so far; a pass records the difference in its run. Package daemon
@@ -113,13 +119,13 @@ type Metrics struct {
 	unmappedNew map[string]*atomic.Int64
 
 	// periods holds, by billing month (YYYY-MM), the result of the last
-	// finished pass over all customers that wrote and synced it, for the
-	// latest few months; endedPeriod returns the month that has ended
-	// (set by NewEngine with the engine's clock, time zone and
-	// usage_period).
+	// finished pass over all customers that wrote and synced it, and the
+	// lines it held, for the latest few months; endedPeriod returns the
+	// month that has ended (set by NewEngine with the engine's clock,
+	// time zone and usage_period).
 	periods struct {
 		sync.Mutex
-		result      map[string]string
+		result      map[string]periodResult
 		endedPeriod func() string
 	}
 
@@ -269,8 +275,14 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 			Name:        "ended_period_last_run_result",
 			Help:        "1 for the result (success, partial or failure) of the last sync pass over all customers that wrote and synced the billing month that has ended (the month before the one a pass syncs now: a scheduled pass of that month, one caught up after it, or a -period re-run), 0 for the others; all 0 when no such pass is recorded. Restored at start-up.",
 			ConstLabels: prometheus.Labels{"system": string(system), "result": r},
-		}, func() float64 { return boolFloat(m.endedPeriodResult() == r) })
+		}, func() float64 { return boolFloat(m.endedPeriodResult().result == r) })
 	}
+	m.EndedPeriodHeldLines = f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace:   Namespace,
+		Name:        "ended_period_held_lines",
+		Help:        "Contract lines held (for review by max_decrease_percent or max_increase_percent, or for the reason each line's reason gives) by the pass that ended_period_last_run_result reports on, the last pass over all customers of the billing month that has ended: their quantities are not that month's; 0 when none is recorded or a record of the month as set by hand is the last. Restored at start-up.",
+		ConstLabels: prometheus.Labels{"system": string(system)},
+	}, func() float64 { return float64(m.endedPeriodResult().held) })
 	for _, r := range RunResults {
 		m.RunsTotal.WithLabelValues(r)
 	}
@@ -466,33 +478,41 @@ func (m *Metrics) setEndedPeriod(f func() string) {
 	m.periods.Unlock()
 }
 
-// recordPeriodResult records result as the result of the last pass over
-// all customers that wrote and synced period (YYYY-MM).
-func (m *Metrics) recordPeriodResult(period, result string) {
-	if m == nil || period == "" || result == state.RunRunning {
+// periodResult is what Metrics.periods keeps of a billing month's last
+// pass over all customers: its result and the lines it held.
+type periodResult struct {
+	result string
+	held   int
+}
+
+// recordPeriodResult records run's result and held lines as those of the
+// last pass over all customers that wrote and synced run.Period (YYYY-MM).
+func (m *Metrics) recordPeriodResult(run state.Run) {
+	if m == nil || run.Period == "" || run.Result == state.RunRunning {
 		return
 	}
 	m.periods.Lock()
 	defer m.periods.Unlock()
 	if m.periods.result == nil {
-		m.periods.result = map[string]string{}
+		m.periods.result = map[string]periodResult{}
 	}
-	m.periods.result[period] = result
+	m.periods.result[run.Period] = periodResult{result: run.Result, held: run.Held}
 	m.prunePeriods()
 }
 
 // restorePeriodResults replaces the results recordPeriodResult keeps with
-// results, by billing month, as read from the state database.
-func (m *Metrics) restorePeriodResults(results map[string]string) {
+// the results and held lines of runs, by billing month, as read from the
+// state database.
+func (m *Metrics) restorePeriodResults(runs map[string]state.Run) {
 	if m == nil {
 		return
 	}
 	m.periods.Lock()
 	defer m.periods.Unlock()
-	m.periods.result = map[string]string{}
-	for p, r := range results {
-		if p != "" && r != state.RunRunning {
-			m.periods.result[p] = r
+	m.periods.result = map[string]periodResult{}
+	for p, r := range runs {
+		if p != "" && r.Result != state.RunRunning {
+			m.periods.result[p] = periodResult{result: r.Result, held: r.Held}
 		}
 	}
 	m.prunePeriods()
@@ -512,14 +532,15 @@ func (m *Metrics) prunePeriods() {
 	}
 }
 
-// endedPeriodResult returns the result of the last pass over all
-// customers that wrote and synced the billing month that has ended, or ""
-// when none is recorded (or no engine has set the month).
-func (m *Metrics) endedPeriodResult() string {
+// endedPeriodResult returns the result and held lines of the last pass
+// over all customers that wrote and synced the billing month that has
+// ended, or the zero periodResult when none is recorded (or no engine has
+// set the month).
+func (m *Metrics) endedPeriodResult() periodResult {
 	m.periods.Lock()
 	defer m.periods.Unlock()
 	if m.periods.endedPeriod == nil {
-		return ""
+		return periodResult{}
 	}
 	return m.periods.result[m.periods.endedPeriod()]
 }

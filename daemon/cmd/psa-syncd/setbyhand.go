@@ -17,12 +17,13 @@ func cmdSetByHand(ctx context.Context, e *env, args []string) (rc int) {
 		rf       remoteFlags
 	)
 	fs := newFlagSet(e, "set-by-hand", "Record that the quantities of the month that has ended were set in the PSA by hand (or its\n"+
-		"invoices corrected) after its last pass over all customers failed or was partial. On ConnectWise PSA,\n"+
+		"invoices corrected) after its last pass over all customers failed, was partial or held lines (for review,\n"+
+		"or for the reason each line's reason gives). On ConnectWise PSA,\n"+
 		"whose addition quantities are undated, psa-syncd does not write a month once it has ended (sync -period\n"+
 		"is refused, and a month-end pass caught up after midnight skips its lines): plan -period YYYY-MM shows\n"+
 		"the quantities, and once they are set by hand this records it. The record is a run of that month\n"+
 		"(trigger by_hand, with the note, in GET /api/v1/runs and the status page's runs); psa_sync_ended_period_last_run_result\n"+
-		"then reads success, so PsaSyncEndedMonthNotSynced resolves, and the status page no longer offers\n"+
+		"then reads success and psa_sync_ended_period_held_lines 0, so PsaSyncEndedMonthNotSynced resolves, and the status page no longer offers\n"+
 		"to sync the month. Nothing is sent to the PSA.")
 	cf.register(fs)
 	fs.StringVar(&period, "period", "", "The month that has ended, `YYYY-MM` (in psa-syncd's timezone). Required.")
