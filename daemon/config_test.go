@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -790,5 +791,33 @@ func TestLoad_configFileTooLarge(t *testing.T) {
 	want := fmt.Sprintf("error parsing config file %q: the file is larger than 16 MiB, the most psa-syncd reads of a config file; is it psa-syncd's config file?", cfg)
 	if err == nil || err.Error() != want {
 		t.Errorf("Load of a %d-byte config file = %v\nwant %s", MaxConfigFile+1, err, want)
+	}
+}
+
+// TestDaemon_warnsOfPoliciesThatDoNotGuard: max_decrease_percent: 100
+// validates but holds no decrease (none is larger than 100 percent): the
+// guard is off in disguise. psa-syncd logs that when it starts, and at a
+// reload that loads a config with a fraction where a percentage belongs
+// (0.5 holds nearly every change); a config without either logs nothing.
+func TestDaemon_warnsOfPoliciesThatDoNotGuard(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := dtSetup(t, dtOptions{state: "policies:\n  max_decrease_percent: 100\n",
+		daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "policies.max_decrease_percent: 100 holds no decrease") {
+		t.Errorf("start-up log lacks the warning:\n%s", got)
+	}
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.cfgPath, strings.Replace(string(cfg), "max_decrease_percent: 100", "max_decrease_percent: 50\n  max_increase_percent: 0.5", 1))
+	before := len(logs.String())
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	got := logs.String()[before:]
+	if !strings.Contains(got, "policies.max_increase_percent: 0.5 is a percentage, not a fraction") || strings.Contains(got, "max_decrease_percent") {
+		t.Errorf("reload log: want the max_increase_percent warning alone:\n%s", got)
 	}
 }

@@ -422,6 +422,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 	d.cfg.Store(cfg)
 	d.clients.Store(cl)
 	d.metrics.ConfigReloaded(true, d.now())
+	d.warnConfig(cfg)
 	if db.Driver() == state.DriverSQLite {
 		// The file lock that Open took makes this the only instance.
 		if err := d.BecomeActive(context.Background()); err != nil {
@@ -600,6 +601,14 @@ func (d *Daemon) writesEnabled() bool {
 	return doc != nil && (doc.Integration == nil || doc.Integration.Enabled)
 }
 
+// warnConfig logs what in cfg validates but does not do what it seems to
+// (Policies.Warnings), at start and at each reload that changes the config.
+func (d *Daemon) warnConfig(cfg *Config) {
+	for _, w := range cfg.Policies.Warnings() {
+		d.logger.Warn("Config setting does not do what it seems to", "file", d.configPath, "warning", w)
+	}
+}
+
 // Ready reports whether the configuration and a valid mapping export are
 // loaded, so that passes can run.
 func (d *Daemon) Ready() bool { return d.cfg.Load() != nil && d.exp.Load() != nil }
@@ -650,6 +659,7 @@ func (d *Daemon) reloadConfigLocked() error {
 	}
 	if !reflect.DeepEqual(cfg, old) {
 		d.logger.Info("Loaded config", "file", d.configPath)
+		d.warnConfig(cfg)
 	}
 	d.cfg.Store(cfg)
 	d.clients.Store(cl)

@@ -599,7 +599,7 @@ func TestEngine_Sync_periodRerunHeldForALaterWrite(t *testing.T) {
 // refused as "succeeded".
 func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
 	t.Parallel()
-	setup := func(t *testing.T) (*etHarness, *atomic.Pointer[time.Time]) {
+	setup := func(t *testing.T) *etHarness {
 		var clock atomic.Pointer[time.Time]
 		clock.Store(&periodMonthEnd)
 		now := func() time.Time { return *clock.Load() }
@@ -623,7 +623,7 @@ func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
 			t.Errorf("30 November: ended_period_held_lines = %v, want 0 (October has ended)", got)
 		}
 		clock.Store(&periodNextDay)
-		return h, &clock
+		return h
 	}
 	want := func(t *testing.T, h *etHarness, when, result string, held float64) {
 		t.Helper()
@@ -657,7 +657,7 @@ func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
 
 	t.Run("approved and re-run", func(t *testing.T) {
 		t.Parallel()
-		h, _ := setup(t)
+		h := setup(t)
 		december(t, h)
 		units := int64(3)
 		one := h.sync(PassOptions{Trigger: TriggerCLI, Period: periodNov, Customer: "cust-a", Approve: true,
@@ -681,7 +681,7 @@ func TestEngine_Sync_endedPeriodHeldLines(t *testing.T) {
 
 	t.Run("set by hand", func(t *testing.T) {
 		t.Parallel()
-		h, _ := setup(t)
+		h := setup(t)
 		december(t, h)
 		run, err := h.engine().RecordSetByHand(periodNov, "jane: Acme's line set to 3 for November by hand")
 		if err != nil {

@@ -53,7 +53,8 @@ type Policies struct {
 	MissingUsage string `yaml:"missing_usage"`
 	// MaxDecreasePercent holds decreases larger than this share of the
 	// current quantity for review: plan shows them, sync --approve applies
-	// them. 0 turns the guard off; default 50.
+	// them. 0 turns the guard off, and so does 100 (no decrease is larger:
+	// Warnings says so); default 50.
 	MaxDecreasePercent float64 `yaml:"max_decrease_percent"`
 	// MaxIncreasePercent holds increases larger than this share of the
 	// current quantity for review, as MaxDecreasePercent does decreases:
@@ -144,6 +145,28 @@ const MaxWriteConcurrency = 100
 // Policies.WriteConcurrency nor the PSA client bounds them (Kaseya BMS,
 // which documents no limit).
 const DefaultWriteConcurrency = 3
+
+// Warnings returns what in p validates but does not do what it seems to,
+// one sentence each naming the setting, or nil: psa-syncd logs them when
+// it loads the config (at start and at each reload that changes it) and
+// check shows them.
+func (p *Policies) Warnings() []string {
+	var w []string
+	if p.MaxDecreasePercent == 100 {
+		w = append(w, "policies.max_decrease_percent: 100 holds no decrease (none is larger than 100 percent), so the guard is off as with 0: "+
+			"a vendor outage that drops a tenant's counts to zero is written; 99 holds a drop to zero, the default 50 a drop of more than half")
+	}
+	for _, g := range []struct {
+		name string
+		v    float64
+	}{{"max_decrease_percent", p.MaxDecreasePercent}, {"max_increase_percent", p.MaxIncreasePercent}} {
+		if g.v > 0 && g.v < 1 {
+			w = append(w, fmt.Sprintf("policies.%s: %g is a percentage, not a fraction: it holds a change of more than %g percent, "+
+				"nearly every one; for %g percent write %g", g.name, g.v, g.v, g.v*100, g.v*100))
+		}
+	}
+	return w
+}
 
 // Validate checks p, as Load does, and names the setting that is wrong.
 func (p *Policies) Validate() error {

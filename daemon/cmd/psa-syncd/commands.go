@@ -538,6 +538,9 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 		items = append(items, daemon.CheckItem{Result: daemon.CheckNote, Item: what, Notes: paragraphs})
 	}
 	report(true, "config", configFile)
+	if w := cfg.Policies.Warnings(); len(w) > 0 {
+		note("config policies", w)
+	}
 
 	sys := string(cfg.PSA.System)
 	connected := false

@@ -567,7 +567,17 @@ func TestRun_check(t *testing.T) {
 	if !regexp.MustCompile(`ok   source file: \S+: \d+ rows, 0 skipped`).MatchString(stdout) || strings.Contains(stdout, "reachable and authenticated") {
 		t.Errorf("check: the source file's line does not say how many rows the file holds:\n%s", stdout)
 	}
+	if strings.Contains(stdout, "NOTE config policies") {
+		t.Errorf("check: a policies note for the default policies:\n%s", stdout)
+	}
 	cfg, _ := os.ReadFile(e.cfgPath)
+	// max_decrease_percent: 100 turns the guard off in disguise: a note,
+	// not a failure.
+	writeFile(t, e.cfgPath, string(cfg)+"policies:\n  max_decrease_percent: 100\n")
+	code, stdout, _ = runCmd(t, "check", "-config.file", e.cfgPath)
+	if code != 0 || !strings.Contains(stdout, "NOTE config policies:") || !strings.Contains(stdout, "policies.max_decrease_percent: 100 holds no decrease") {
+		t.Errorf("check with max_decrease_percent: 100: exit %d\n%s\nwant 0 and the note", code, stdout)
+	}
 	writeFile(t, e.cfgPath, strings.Replace(string(cfg), `secret: "`+psatest.DefaultAutotaskSecret+`"`, `secret: "wrong-secret"`, 1))
 	code, stdout, _ = runCmd(t, "check", "-config.file", e.cfgPath)
 	if code != 1 || !strings.Contains(stdout, "FAIL psa autotask") || strings.Contains(stdout, "wrong-secret") {
