@@ -10,22 +10,29 @@ import (
 	"time"
 )
 
-// TestSignalContext_secondSignalStops: the first SIGINT cancels the
+// TestSignalContext_secondSignalStops: the first SIGTERM cancels the
 // command's context, so a pass stops safely; a second one takes the default
-// action and ends the process, as an operator pressing Ctrl-C twice
-// expects while psa-syncd waits for a sent write to finish. The test runs
-// its own binary again, as the child that receives the signals.
+// action and ends the process, as an operator pressing Ctrl-C twice (or a
+// process manager signalling twice) expects while psa-syncd waits for a
+// sent write to finish. The test runs its own binary again, as the child
+// that receives the signals. SIGTERM, not SIGINT: a shell starts a
+// background job with SIGINT ignored, and Go then keeps it ignored once
+// the signal is no longer caught, as it should.
 func TestSignalContext_secondSignalStops(t *testing.T) {
 	if os.Getenv("PSA_SYNCD_SIGNAL_CHILD") == "1" {
 		ctx, stop := signalContext(context.Background())
 		defer stop()
 		self, _ := os.FindProcess(os.Getpid())
-		_ = self.Signal(os.Interrupt)
+		_ = self.Signal(syscall.SIGTERM)
 		<-ctx.Done() // the first signal stops the command
-		_ = self.Signal(os.Interrupt)
-		// A command still waiting (for a sent write, say): only the
-		// second signal's default action ends the process.
-		time.Sleep(10 * time.Second)
+		// A command still waiting (for a sent write, say): only a later
+		// signal's default action ends the process. The handler is
+		// removed just after the context is done, so signal a few times,
+		// as an operator would press Ctrl-C again.
+		for range 200 {
+			time.Sleep(50 * time.Millisecond)
+			_ = self.Signal(syscall.SIGTERM)
+		}
 		os.Exit(0)
 	}
 	t.Parallel()
@@ -34,10 +41,10 @@ func TestSignalContext_secondSignalStops(t *testing.T) {
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		t.Fatalf("child ended with %v; want it killed by the second SIGINT", err)
+		t.Fatalf("child ended with %v; want it killed by the second SIGTERM", err)
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGINT {
-		t.Fatalf("child ended with %v; want it killed by the second SIGINT", err)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("child ended with %v; want it killed by the second SIGTERM", err)
 	}
 }
