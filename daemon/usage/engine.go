@@ -896,6 +896,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	p.plan.Problems = append(p.plan.Problems, rep.Problems...)
 	vendor := vendorListing(rep)
+	// rows is all that the pass needs of the report's rows after they are
+	// summed: a later use of rep.Records would keep every row (100,000 at
+	// the largest tenants) in memory while the plan's changes grow.
+	rows := len(rep.Records) > 0
 	missing := e.policies.MissingUsage
 	if len(rep.Records) == 0 && missing == MissingUsageZero {
 		// An empty report usually means the vendor has no data for the
@@ -1093,7 +1097,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 			}
 		}
-		noteUnmatched(changes, usage[cm.CustomerID], products, len(rep.Records) > 0, vendor(cm.CustomerID))
+		noteUnmatched(changes, usage[cm.CustomerID], products, rows, vendor(cm.CustomerID))
 		// A contract without a single line may not exist at all: ReadLines
 		// cannot tell an unknown contract from an empty one. Check it
 		// before anything would be written to it.
@@ -1149,7 +1153,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				CustomerName: cp.m.CustomerName, ContractID: cp.m.ContractID, Error: cp.err.Error(), Hint: cp.hint})
 		}
 	}
-	if len(rep.Records) > 0 {
+	if rows {
 		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}
 	return p, nil
