@@ -1110,7 +1110,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			// The contract's record was read earlier in the day: it is
 			// read again before the first write (recheckContracts), with
 			// those of the next customers, readChunk at a time.
-			if recheck.add(cp, changes) >= readChunk {
+			if recheck.add(cp, first) >= readChunk {
 				recheck.flush(ctx, e, p)
 			}
 		case updates && p.early != nil:

@@ -892,20 +892,23 @@ func (e *Engine) setEndingGauge(counts map[string]int) {
 
 // recheckBatch holds the customers of a pass whose updates wait for their
 // contracts' records to be read again (recheckContracts) before they go to
-// the writer that writes while the pass reads (pass.early).
+// the writer that writes while the pass reads (pass.early). It keeps where
+// each customer's changes start in the plan's, not a slice of them: the
+// plan's changes may still grow past their array, and a change the flush
+// fails (customerJobs) must be failed in the plan.
 type recheckBatch struct {
-	cps     []*customerPass
-	changes [][]Change
-	ids     map[string]bool
+	cps   []*customerPass
+	first []int
+	ids   map[string]bool
 }
 
-// add adds customer cp, with its changes, and returns how many contracts
-// the batch holds.
-func (b *recheckBatch) add(cp *customerPass, changes []Change) int {
+// add adds customer cp, whose changes start at first in the plan's, and
+// returns how many contracts the batch holds.
+func (b *recheckBatch) add(cp *customerPass, first int) int {
 	if b.ids == nil {
 		b.ids = map[string]bool{}
 	}
-	b.cps, b.changes = append(b.cps, cp), append(b.changes, changes)
+	b.cps, b.first = append(b.cps, cp), append(b.first, first)
 	b.ids[cp.m.ContractID] = true
 	return len(b.ids)
 }
@@ -916,7 +919,8 @@ func (b *recheckBatch) flush(ctx context.Context, e *Engine, p *pass) {
 	e.recheckContracts(ctx, p, b.cps)
 	for i, cp := range b.cps {
 		if cp.err == nil {
-			p.early.add(p.early.customerJobs(cp, b.changes[i], p.lines))
+			changes := p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
+			p.early.add(p.early.customerJobs(cp, changes, p.lines))
 			cp.written = true
 		}
 	}

@@ -150,3 +150,75 @@ func TestEngineAutotask_contractsWrittenToAreReadAgainInBatches(t *testing.T) {
 	}
 	h.wantUnits(customers[11].ContractID, h.svcIntercept, int64(2+11%7+1))
 }
+
+// TestEngineAutotask_settlingLineOfARecheckedContractIsReportedFailed: a
+// customer whose updates wait for its contract's record to be read again
+// (recheckBatch), and whose line the writer then refuses (an earlier write
+// to it is still settling), is reported failed with the writer's reason,
+// although the plan's changes grew past their array while it waited (the
+// customers' lines without usage add changes the usage did not count).
+func TestEngineAutotask_settlingLineOfARecheckedContractIsReportedFailed(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	const n = 600
+	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
+	pass := func(at time.Time, rows []string) *Result {
+		t.Helper()
+		h.writeUsage(rows...)
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := pass(etNow, usageRows(customers, func(int) int { return 0 })); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want a success", res.Run)
+	}
+
+	// An hour later, cust-0000's write of 3 to its Intercept line has
+	// lost its answer and settles until after the next pass.
+	later := etNow.Add(time.Hour)
+	run, err := h.db.BeginRun(state.Run{Trigger: TriggerSchedule, Started: later.Add(-time.Minute),
+		Finished: later.Add(-30 * time.Second), Result: state.RunPartial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := customers[0]
+	if _, err := h.db.OpenIntent(state.Intent{RunID: run.ID, System: psa.SystemAutotask, Source: "file", CustomerID: first.CustomerID,
+		ContractID: first.ContractID, ServiceID: h.svcIntercept, Before: 2, After: 3, BeforeKnown: true,
+		EffectiveDate: etPeriodDay, Created: later.Add(-50 * time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	// The first 500 customers' Intercept usage rises by one, which
+	// fills a batch of contracts to read again; every customer reports
+	// CIXA-MSP only, and keeps its MDR line.
+	const rising = readChunk
+	rows := make([]string, 0, n)
+	for i, cm := range customers {
+		q := 2 + i%7
+		if i < rising {
+			q++
+		}
+		rows = append(rows, cm.CustomerID+","+cm.CustomerName+",CIXA-MSP,"+strconv.Itoa(q))
+	}
+	res := pass(later, rows)
+
+	c := etFindChange(res.Plan, first.CustomerID, mustParse(t, h.svcIntercept))
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive") {
+		t.Errorf("cust-0000's Intercept line = %+v, want failed: its earlier write may still arrive", c)
+	}
+	if cs := h.status(first.CustomerID); cs.Result != state.CustomerFailed {
+		t.Errorf("status of cust-0000 = %s (%q), want failed", cs.Result, cs.Error)
+	}
+	h.wantUnits(first.ContractID, h.svcIntercept, 2)
+	h.wantUnits(customers[1].ContractID, h.svcIntercept, 4)
+	if got := res.Run.Updated; got != rising-1 {
+		t.Errorf("%d lines updated, want %d (the Intercept lines of cust-0001 to cust-0499)", got, rising-1)
+	}
+}
