@@ -999,26 +999,45 @@ func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerP
 }
 
 // keepRecords keeps the records found of contracts ids, read again within
-// the day, in e.terms (and its snapshot) and as this pass's records.
+// the day, in e.terms and as this pass's records, and in the state
+// snapshot when one of them differs from the record kept. A re-read that
+// finds the records as the day's read did saves nothing: the snapshot
+// holds every mapped contract (at 20,000 contracts several MB of JSON,
+// encoded and stored at each batch of 500 contracts a pass writes to), and
+// only the read times would change; a process that restores it reads the
+// day's records when they fall due, as it would have.
 func (e *Engine) keepRecords(p *pass, ids []string, found map[string]*psa.Contract) {
 	sys := e.be.System()
 	now := e.now()
+	changed := false
 	for _, id := range ids {
 		if ct := found[id]; ct != nil {
-			if old, ok := e.terms.get(sys, id); ok && old.ct.CompanyInactive && old.ct.CompanyID == ct.CompanyID {
+			old, ok := e.terms.get(sys, id)
+			if ok && old.ct.CompanyInactive && old.ct.CompanyID == ct.CompanyID {
 				// The read within the day does not read the company
 				// (readCompanyStates): the day's state of it stands.
 				ct.CompanyInactive = true
+			}
+			if !ok || !sameRecord(old.ct, *ct) {
+				changed = true
 			}
 			e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
 			p.records[id] = ct
 		}
 	}
-	if e.db != nil && len(found) > 0 {
+	if e.db != nil && changed {
 		if err := e.terms.save(e.db, now); err != nil {
 			e.logger.Warn("Could not keep the mapped contracts' end dates in the state database; the next process reads them again", "err", err)
 		}
 	}
+}
+
+// sameRecord reports whether contract records a and b say the same (their
+// dates compared as instants).
+func sameRecord(a, b psa.Contract) bool {
+	return a.StartDate.Equal(b.StartDate) && a.EndDate.Equal(b.EndDate) &&
+		a.ID == b.ID && a.CompanyID == b.CompanyID && a.Name == b.Name && a.Type == b.Type && a.Status == b.Status &&
+		a.Active == b.Active && a.Recurring == b.Recurring && a.BillingCycle == b.BillingCycle && a.CompanyInactive == b.CompanyInactive
 }
 
 // checkRecords fails the customers cps whose contract's record, read

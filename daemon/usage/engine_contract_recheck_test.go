@@ -2,6 +2,7 @@ package usage
 
 import (
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,5 +221,73 @@ func TestEngineAutotask_settlingLineOfARecheckedContractIsReportedFailed(t *test
 	h.wantUnits(customers[1].ContractID, h.svcIntercept, 4)
 	if got := res.Run.Updated; got != rising-1 {
 		t.Errorf("%d lines updated, want %d (the Intercept lines of cust-0001 to cust-0499)", got, rising-1)
+	}
+}
+
+// TestEngineAutotask_recheckSavesTermsOnlyWhenARecordChanged: the re-read
+// of the contracts a pass writes to does not rewrite the terms' snapshot
+// (every mapped contract) when the records are as the day's read found
+// them, and does when one changed, so that a process that restores it
+// goes by the new record.
+func TestEngineAutotask_recheckSavesTermsOnlyWhenARecordChanged(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	customers := h.manyCustomers(3, func(i int) (string, string) { return addSysContract(h, i) })
+	pass := func(at time.Time, bump int) {
+		t.Helper()
+		h.writeUsage(usageRows(customers, func(int) int { return bump })...)
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+		if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func() map[string]storedTerm {
+		t.Helper()
+		var terms []storedTerm
+		if ok, err := h.db.Snapshot(snapshotContractTerms, &terms); err != nil || !ok {
+			t.Fatalf("terms snapshot: %v (stored: %t)", err, ok)
+		}
+		out := map[string]storedTerm{}
+		for _, st := range terms {
+			out[st.Ct.ID] = st
+		}
+		return out
+	}
+	pass(etNow, 0)
+	pass(etNow.Add(time.Hour), 1)
+	for _, cm := range customers {
+		if st := stored()[cm.ContractID]; !st.ReadAt.Equal(etNow) {
+			t.Errorf("contract %s stored as read at %v, want %v: a re-read that found the same records rewrote the snapshot", cm.ContractID, st.ReadAt, etNow)
+		}
+	}
+
+	h.sim.Autotask().SetContractCompany(mustParse(t, customers[0].ContractID), mustParse(t, customers[1].CompanyID))
+	pass(etNow.Add(2*time.Hour), 2)
+	if st := stored()[customers[0].ContractID]; st.Ct.CompanyID != customers[1].CompanyID {
+		t.Errorf("contract %s stored with company %s, want %s: the re-read found it moved", customers[0].ContractID, st.Ct.CompanyID, customers[1].CompanyID)
+	}
+}
+
+// TestSameRecord_everyField fails when psa.Contract gains a field that
+// sameRecord does not compare.
+func TestSameRecord_everyField(t *testing.T) {
+	if n := reflect.TypeFor[psa.Contract]().NumField(); n != 11 {
+		t.Errorf("psa.Contract has %d fields, sameRecord compares 11: compare the new ones", n)
+	}
+	a := psa.Contract{ID: "1", CompanyID: "2", Name: "n", Type: "t", Status: "s", Active: true, Recurring: true, BillingCycle: "b",
+		StartDate: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndDate: time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)}
+	b := a
+	b.StartDate = a.StartDate.In(time.FixedZone("x", 3600))
+	if !sameRecord(a, b) {
+		t.Error("sameRecord = false for the same instants in two zones")
+	}
+	b.CompanyInactive = true
+	if sameRecord(a, b) {
+		t.Error("sameRecord = true for records that differ in CompanyInactive")
 	}
 }
