@@ -105,30 +105,14 @@ func TestEngineAutotask_contractsWrittenToAreReadAgainInBatches(t *testing.T) {
 	h := newSysHarness(t, psa.SystemAutotask)
 	const n = 600
 	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
-	pass := func(at time.Time, bump int) *Result {
-		t.Helper()
-		h.writeUsage(usageRows(customers, func(int) int { return bump })...)
-		src, err := file.New(file.Config{Path: h.usage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.sim.ResetRequests()
-		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
-		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	if res := pass(etNow, 0); res.Run.Result != state.RunSuccess {
+	if res := h.syncAt(etNow, usageRows(customers, func(int) int { return 0 })...); res.Run.Result != state.RunSuccess {
 		t.Fatalf("first pass = %+v, want a success", res.Run)
 	}
 	moved := []int{10, 590}
 	for _, i := range moved {
 		h.sim.Autotask().SetContractCompany(mustParse(t, customers[i].ContractID), mustParse(t, customers[i+1].CompanyID))
 	}
-	res := pass(etNow.Add(time.Hour), 1)
+	res := h.syncAt(etNow.Add(time.Hour), usageRows(customers, func(int) int { return 1 })...)
 	queries := 0
 	for _, r := range h.sim.Requests() {
 		if strings.HasSuffix(strings.ToLower(r.Path), "/contracts/query") {
@@ -163,22 +147,7 @@ func TestEngineAutotask_settlingLineOfARecheckedContractIsReportedFailed(t *test
 	h := newSysHarness(t, psa.SystemAutotask)
 	const n = 600
 	customers := h.manyCustomers(n, func(i int) (string, string) { return addSysContract(h, i) })
-	pass := func(at time.Time, rows []string) *Result {
-		t.Helper()
-		h.writeUsage(rows...)
-		src, err := file.New(file.Config{Path: h.usage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
-		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	if res := pass(etNow, usageRows(customers, func(int) int { return 0 })); res.Run.Result != state.RunSuccess {
+	if res := h.syncAt(etNow, usageRows(customers, func(int) int { return 0 })...); res.Run.Result != state.RunSuccess {
 		t.Fatalf("first pass = %+v, want a success", res.Run)
 	}
 
@@ -208,7 +177,7 @@ func TestEngineAutotask_settlingLineOfARecheckedContractIsReportedFailed(t *test
 		}
 		rows = append(rows, cm.CustomerID+","+cm.CustomerName+",CIXA-MSP,"+strconv.Itoa(q))
 	}
-	res := pass(later, rows)
+	res := h.syncAt(later, rows...)
 
 	c := etFindChange(res.Plan, first.CustomerID, mustParse(t, h.svcIntercept))
 	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "may still arrive") {
@@ -233,19 +202,6 @@ func TestEngineAutotask_recheckSavesTermsOnlyWhenARecordChanged(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	customers := h.manyCustomers(3, func(i int) (string, string) { return addSysContract(h, i) })
-	pass := func(at time.Time, bump int) {
-		t.Helper()
-		h.writeUsage(usageRows(customers, func(int) int { return bump })...)
-		src, err := file.New(file.Config{Path: h.usage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
-			Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
-		if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	stored := func() map[string]storedTerm {
 		t.Helper()
 		var terms []storedTerm
@@ -258,8 +214,8 @@ func TestEngineAutotask_recheckSavesTermsOnlyWhenARecordChanged(t *testing.T) {
 		}
 		return out
 	}
-	pass(etNow, 0)
-	pass(etNow.Add(time.Hour), 1)
+	h.syncAt(etNow, usageRows(customers, func(int) int { return 0 })...)
+	h.syncAt(etNow.Add(time.Hour), usageRows(customers, func(int) int { return 1 })...)
 	for _, cm := range customers {
 		if st := stored()[cm.ContractID]; !st.ReadAt.Equal(etNow) {
 			t.Errorf("contract %s stored as read at %v, want %v: a re-read that found the same records rewrote the snapshot", cm.ContractID, st.ReadAt, etNow)
@@ -267,7 +223,7 @@ func TestEngineAutotask_recheckSavesTermsOnlyWhenARecordChanged(t *testing.T) {
 	}
 
 	h.sim.Autotask().SetContractCompany(mustParse(t, customers[0].ContractID), mustParse(t, customers[1].CompanyID))
-	pass(etNow.Add(2*time.Hour), 2)
+	h.syncAt(etNow.Add(2*time.Hour), usageRows(customers, func(int) int { return 2 })...)
 	if st := stored()[customers[0].ContractID]; st.Ct.CompanyID != customers[1].CompanyID {
 		t.Errorf("contract %s stored with company %s, want %s: the re-read found it moved", customers[0].ContractID, st.Ct.CompanyID, customers[1].CompanyID)
 	}
@@ -290,4 +246,23 @@ func TestSameRecord_everyField(t *testing.T) {
 	if sameRecord(a, b) {
 		t.Error("sameRecord = true for records that differ in CompanyInactive")
 	}
+}
+
+// syncAt writes rows as the usage and runs a pass at at, its requests
+// counted from the start.
+func (h *sysHarness) syncAt(at time.Time, rows ...string) *Result {
+	h.t.Helper()
+	h.writeUsage(rows...)
+	src, err := file.New(file.Config{Path: h.usage})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.sim.ResetRequests()
+	e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+		Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+	res, err := e.Sync(h.t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res
 }
