@@ -856,6 +856,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	p.records = map[string]*psa.Contract{}
 	e.checkContractEnds(ctx, p, !o.planOnly)
+	inactive := e.checkServices(ctx, p, serviceIDs, !o.planOnly)
 	p.plan.Customers = len(p.customers)
 	byMapping := slices.Clone(p.customers)
 	// Customers are decided and written in this order: a backend that
@@ -1054,6 +1055,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			if rival, ok := rivals.line(c.ContractID, c.ServiceID); ok {
 				cp.fail(i, fmt.Errorf("service %s on contract %s is also fed by usage source %s: %w", c.ServiceID, c.ContractID, rival, errRivalSource), c)
+				continue
+			}
+			if s, ok := inactive[c.ServiceID]; ok && (c.Action == ActionUpdate || c.Action == ActionHeld) {
+				// Nothing is written to a service the PSA says is
+				// inactive (Engine.checkServices).
+				cp.fail(i, e.inactiveServiceError(c, s), c)
 				continue
 			}
 			if w, ok := later[key]; ok && (c.Action == ActionUpdate || c.Approvable()) {

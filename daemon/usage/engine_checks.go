@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -344,9 +346,14 @@ func (e *Engine) checkWrites(ctx context.Context, p *pass, recheck bool) {
 // each pass that read some and restored once per process), so that
 // `psa-syncd sync`, a process of its own per pass, and a restarted
 // daemon read them once a day as well, not at every pass.
+//
+// It keeps too the states of the mapped services (active or not), read
+// once a day as well (see Engine.checkServices), in a snapshot of their
+// own.
 type ContractTerms struct {
 	mu     sync.Mutex
 	m      map[termsKey]contractTerm
+	svc    map[termsKey]serviceTerm
 	loaded bool
 }
 
@@ -371,6 +378,20 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 		return
 	}
 	t.loaded = true
+	var services []storedService
+	if _, err := db.Snapshot(snapshotServiceStates, &services); err != nil {
+		logger.Warn("Could not restore the mapped services' states; reading them from the PSA again", "err", err)
+	} else {
+		if t.svc == nil {
+			t.svc = make(map[termsKey]serviceTerm, len(services))
+		}
+		for _, st := range services {
+			k := termsKey{st.System, st.ID}
+			if _, ok := t.svc[k]; !ok && st.ID != "" {
+				t.svc[k] = serviceTerm{name: st.Name, active: st.Active, readAt: st.ReadAt}
+			}
+		}
+	}
 	var stored []storedTerm
 	if _, err := db.Snapshot(snapshotContractTerms, &stored); err != nil {
 		logger.Warn("Could not restore the mapped contracts' end dates; reading them from the PSA again", "err", err)
@@ -412,6 +433,59 @@ func (t *ContractTerms) save(db *state.DB, now time.Time) error {
 		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.Ct.ID, b.Ct.ID))
 	})
 	return db.PutSnapshot(snapshotContractTerms, stored)
+}
+
+// snapshotServiceStates is the name of the state snapshot of the mapped
+// services' states: a list of storedService.
+const snapshotServiceStates = "service_states"
+
+// storedService is a serviceTerm as the snapshot keeps it.
+type storedService struct {
+	System psa.System `json:"system"`
+	ID     string     `json:"id"`
+	Name   string     `json:"name,omitempty"`
+	Active bool       `json:"active"`
+	ReadAt time.Time  `json:"read_at"`
+}
+
+// serviceTerm is what a read of a mapped service said of it, and when.
+type serviceTerm struct {
+	name   string
+	active bool
+	readAt time.Time
+}
+
+// saveServices stores the service states read less than contractTermsKept
+// before now in the state snapshot.
+func (t *ContractTerms) saveServices(db *state.DB, now time.Time) error {
+	t.mu.Lock()
+	stored := make([]storedService, 0, len(t.svc))
+	for k, s := range t.svc {
+		if age := now.Sub(s.readAt); age >= 0 && age < contractTermsKept {
+			stored = append(stored, storedService{System: k.system, ID: k.id, Name: s.name, Active: s.active, ReadAt: s.readAt})
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(stored, func(a, b storedService) int {
+		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.ID, b.ID))
+	})
+	return db.PutSnapshot(snapshotServiceStates, stored)
+}
+
+func (t *ContractTerms) service(sys psa.System, id string) (serviceTerm, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.svc[termsKey{sys, id}]
+	return s, ok
+}
+
+func (t *ContractTerms) putService(sys psa.System, id string, s serviceTerm) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.svc == nil {
+		t.svc = map[termsKey]serviceTerm{}
+	}
+	t.svc[termsKey{sys, id}] = s
 }
 
 type termsKey struct {
@@ -1065,3 +1139,104 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 		}
 	}
 }
+
+// checkServices reads in bulk (psa.BulkReader.GetServices) the mapped
+// services serviceIDs (those the source's product mappings with sync on
+// name) once a day (contractCheckTTL), and one found inactive at every
+// pass, so that one made active again is written at once; it returns the
+// services the PSA says are inactive, whose lines then fail before
+// anything is written (inactiveServiceError). Without it, ConnectWise
+// takes a change of an addition whose catalog item the MSP made inactive
+// (the usage is billed on a retired product, unnoticed), and Autotask
+// refuses the write only when it is sent, with a message that names no
+// mapping to change.
+//
+// One Autotask query per 500 services, one ConnectWise request per 100:
+// one a day for most tenants, and one more per pass while a mapped
+// service is inactive. Kaseya BMS (a psa.ServicePreloader) is left out:
+// its service reads search the whole catalog, and its writes read the
+// services anyway (preloadServices) and are refused for an inactive one
+// with a message naming it. A pass with no customer left to decide reads
+// none. A read that fails is logged, and the states read before stand; a
+// service the read leaves out (gone from the catalog) is left to the
+// writes, which say why. What is read is kept in e.terms and, unless
+// record is false (a plan changes no state), in its snapshot.
+func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, record bool) map[string]serviceTerm {
+	br, ok := e.be.(psa.BulkReader)
+	if !ok || len(serviceIDs) == 0 {
+		return nil
+	}
+	if _, preloads := e.be.(psa.ServicePreloader); preloads {
+		return nil
+	}
+	if !slices.ContainsFunc(p.customers, func(cp *customerPass) bool { return cp.err == nil }) {
+		return nil
+	}
+	sys := e.be.System()
+	now := e.now()
+	var ids []string
+	for _, id := range serviceIDs {
+		if s, ok := e.terms.service(sys, id); ok && s.active {
+			if age := now.Sub(s.readAt); age >= 0 && age < contractCheckTTL {
+				continue
+			}
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		if got, err := br.GetServices(ctx, ids); err != nil {
+			e.logger.Warn("Could not read the mapped services; a service made inactive in the PSA is noticed at the next read", "services", len(ids), "err", err)
+		} else {
+			for _, id := range ids {
+				if s := got[id]; s != nil {
+					e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+				}
+			}
+			if record && e.db != nil && len(got) > 0 {
+				if err := e.terms.saveServices(e.db, now); err != nil {
+					e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
+				}
+			}
+		}
+	}
+	var inactive map[string]serviceTerm
+	for _, id := range serviceIDs {
+		if s, ok := e.terms.service(sys, id); ok && !s.active {
+			if inactive == nil {
+				inactive = map[string]serviceTerm{}
+			}
+			inactive[id] = s
+		}
+	}
+	if len(inactive) > 0 {
+		first := slices.Sorted(maps.Keys(inactive))[0]
+		e.logger.Warn("Mapped services are inactive in the PSA: their lines are not written; make them active again or map their products to active services",
+			"services", len(inactive), "first_service", first, "first_name", inactive[first].name)
+	}
+	return inactive
+}
+
+// inactiveServiceError is the error of change c, a line of service s,
+// which the PSA says is inactive (checkServices): nothing is written to
+// the line, and the hint names the service and the product mappings to
+// change.
+func (e *Engine) inactiveServiceError(c *Change, s serviceTerm) error {
+	sys := systemName(e.be.System())
+	return &hintedError{
+		err: fmt.Errorf("service %s%s is inactive in %s, so nothing was written to its line on contract %s (%d units wanted, %s)",
+			c.ServiceID, quotedName(s.name), sys, c.ContractID, c.Desired, c.Reason),
+		hint: inactiveServiceHint(sys, c.ServiceID, s.name, c.Products),
+	}
+}
+
+// inactiveServiceHint is the fix of a line whose service, serviceID
+// (named name, fed by products), is inactive in PSA sys.
+func inactiveServiceHint(sys, serviceID, name string, products []string) string {
+	fed := ""
+	if len(products) > 0 {
+		fed = ": products " + strings.Join(products, ", ")
+	}
+	return fmt.Sprintf("service %s%s is inactive in %s: if it is still sold, make it active again (psa_service, or in %s); if it was retired, point the product mappings that name it (psa_product_mapping with service_id = %q%s) at an active service and re-run terraform apply; the next pass then writes the line",
+		serviceID, quotedName(name), sys, sys, serviceID, fed)
+}
+

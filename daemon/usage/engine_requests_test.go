@@ -112,8 +112,9 @@ func TestEngineRequests_connectWise(t *testing.T) {
 	}
 	// The first pass also reads the agreements' end dates and their
 	// companies' states (100 a request each, once a day:
-	// checkContractEnds, readCompanyStates).
-	pass("every line changes", func(int) int { return 0 }, 2*n, counts{additions: n, statuses: 3 + 3, writes: 2 * n, discovery: 1, other: 3})
+	// checkContractEnds, readCompanyStates), and the mapped catalog
+	// items' states (one request for the two: checkServices).
+	pass("every line changes", func(int) int { return 0 }, 2*n, counts{additions: n, statuses: 3 + 3, writes: 2 * n, discovery: 1, other: 3 + 1})
 	pass("nothing changes", func(int) int { return 0 }, 0, counts{additions: n})
 	// 1% of the lines: one on every 50th agreement. The agreements
 	// written to are read once, 100 a request: their status
