@@ -209,6 +209,9 @@ type Engine struct {
 	failingReads *FailingContracts
 	// terms holds the end dates of the mapped contracts.
 	terms *ContractTerms
+	// refusedRead holds the services read after the PSA refused a write
+	// of one of their lines in this pass (readRefusedServices).
+	refusedRead map[string]bool
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 	// sentWriteGrace bounds how long a post already sent to a PSA that
@@ -2951,9 +2954,9 @@ func (e *Engine) hint(err error, cm export.CustomerMapping, serviceID string) st
 	case errors.As(err, &ve) && serviceID != "":
 		// A line write refused: most often the service itself (made
 		// inactive or removed from the catalog in the PSA since it was
-		// mapped), which every customer of the service then meets.
-		return fmt.Sprintf("PSA refused the change: %s; if it refuses service %s itself (inactive or no longer in the catalog), make it active again in %s (psa_service) or point the product mappings that name it (psa_product_mapping with service_id = %q) at an active service, and re-run terraform apply",
-			strings.Join(ve.Messages, "; "), serviceID, systemName(sys), serviceID)
+		// mapped), which every customer of the service then meets; the
+		// read of the service after the refusal tells.
+		return e.refusedLineHint(ve, cm, serviceID)
 	case errors.As(err, &ve):
 		return "PSA refused the change: " + strings.Join(ve.Messages, "; ")
 	case errors.As(err, &amb) && sys == psa.SystemAutotask:

@@ -1240,3 +1240,80 @@ func inactiveServiceHint(sys, serviceID, name string, products []string) string 
 		serviceID, quotedName(name), sys, sys, serviceID, fed)
 }
 
+// readRefusedServices reads, after the writes of pass p, the services of
+// the lines the PSA refused (a *psa.ValidationError: Autotask's "The
+// service N is inactive and cannot be adjusted.", a service made inactive
+// since the day's read of the services, or Kaseya BMS, whose services the
+// day's read leaves out), so that the hint of such a line says plainly
+// whether its service is inactive (refusedLineHint) instead of guessing
+// from the PSA's message. One bulk read of the refused lines' services
+// (one request for most), only when the PSA refused a line; what is read
+// is kept as checkServices keeps it, so that the next pass fails the
+// lines of an inactive service before writing them. A read that fails
+// leaves the hint to say that it could not tell.
+func (e *Engine) readRefusedServices(ctx context.Context, p *pass) {
+	br, ok := e.be.(psa.BulkReader)
+	if !ok {
+		return
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, cp := range p.customers {
+		for i, err := range cp.errs {
+			var ve *psa.ValidationError
+			if err == nil || i >= len(cp.changes) || !errors.As(err, &ve) {
+				continue
+			}
+			if id := cp.changes[i].ServiceID; !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.SortFunc(ids, compareIDs)
+	got, err := br.GetServices(ctx, ids)
+	if err != nil {
+		e.logger.Warn("Could not read the services of the lines the PSA refused", "services", len(ids), "err", err)
+		return
+	}
+	sys := e.be.System()
+	now := e.now()
+	e.refusedRead = map[string]bool{}
+	for _, id := range ids {
+		if s := got[id]; s != nil {
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+			e.refusedRead[id] = true
+		}
+	}
+	if e.db != nil && len(got) > 0 {
+		if err := e.terms.saveServices(e.db, now); err != nil {
+			e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
+		}
+	}
+}
+
+// refusedLineHint is the hint of a write of a line of service serviceID,
+// on the contract of customer mapping cm, that the PSA refused with ve:
+// what the last read of the service (readRefusedServices, checkServices)
+// says of it: inactive (as read at any time: the PSA refuses its lines),
+// or active as read after the refusal.
+func (e *Engine) refusedLineHint(ve *psa.ValidationError, cm export.CustomerMapping, serviceID string) string {
+	sys := systemName(e.be.System())
+	refusal := strings.Join(ve.Messages, "; ")
+	s, ok := e.terms.service(e.be.System(), serviceID)
+	switch {
+	case ok && !s.active:
+		return fmt.Sprintf("%s refused the change (%s): %s", sys, refusal, inactiveServiceHint(sys, serviceID, s.name, nil))
+	case ok && e.refusedRead[serviceID]:
+		// Read after the refusal: an earlier read that found it
+		// active says nothing of the refusal.
+		return fmt.Sprintf("%s refused the change (%s); service %s%s is active in %s, so the refusal concerns the line or contract %s of customer mapping %s/%s: fix what the message names in %s, then run the pass again",
+			sys, refusal, serviceID, quotedName(s.name), sys, cm.ContractID, cm.Source, cm.CustomerID, sys)
+	default:
+		return fmt.Sprintf("%s refused the change (%s), and psa-syncd could not read service %s to tell whether it is inactive: check it in %s; an inactive service is made active again (psa_service) or replaced in the product mappings that name it (psa_product_mapping with service_id = %q), and terraform apply re-run",
+			sys, refusal, serviceID, sys, serviceID)
+	}
+}

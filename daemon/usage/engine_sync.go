@@ -149,6 +149,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		if err := e.write(ctx, log, run.ID, p, p.early); err != nil {
 			return fail(err)
 		}
+		e.readRefusedServices(ctx, p)
 	}
 	e.recordEndpointBudgets()
 
