@@ -1009,6 +1009,11 @@ func (p *pass) readThisPass(id string) bool {
 	return p.records[id] != nil || p.recordErrs[id] != nil
 }
 
+// recheckShare is how many writes of a pass a request of the Kaseya BMS
+// re-read of the contracts written to must be outweighed by
+// (recheckContracts).
+const recheckShare = 10
+
 // recheckContracts reads again, in bulk, the records of the contracts that
 // customers cps, which have updates, are about to write to (those not
 // failed and not yet handed to a writer) when this pass has not read them:
@@ -1026,17 +1031,17 @@ func (p *pass) readThisPass(id string) bool {
 // a pass that writes calls it: a plan or a dry run goes by the day's
 // records.
 //
-// Kaseya BMS (a psa.ContractReadCoster) is left out: its read of a few
-// contracts costs three requests each, and of more the whole contract
-// summary and account lookup, where a pass that changes a few lines
-// otherwise sends one post per line and nothing else. So is ConnectWise
+// Kaseya BMS (a psa.ContractReadCoster) reads them again only when the
+// read costs at most a tenth of the pass's writes (recheckShare): its read
+// of a few contracts costs three requests each, and of 25 or more the
+// lookups by id (100 a request), the contract summary and the account
+// lookup, a few requests, where a pass otherwise sends one post per
+// changed line and nothing else; a pass that writes to a few contracts so
+// goes by the day's records, as before. ConnectWise is left out
 // (a psa.RecordWriteChecker): its status read before the writes
 // (checkWrites) returns the agreements' records, which are checked there.
 func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerPass) {
 	if _, ok := e.be.(psa.BulkReader); !ok {
-		return
-	}
-	if _, costly := e.be.(psa.ContractReadCoster); costly {
 		return
 	}
 	if _, folded := e.be.(psa.RecordWriteChecker); folded {
@@ -1059,6 +1064,21 @@ func (e *Engine) recheckContracts(ctx context.Context, p *pass, cps []*customerP
 	}
 	if len(ids) == 0 {
 		return
+	}
+	if rc, costly := e.be.(psa.ContractReadCoster); costly {
+		posts := 0
+		for _, cp := range todo {
+			for _, c := range cp.changes {
+				if c.Action == ActionUpdate {
+					posts++
+				}
+			}
+		}
+		if cost := rc.ContractReadCost(len(ids)); cost*recheckShare > posts {
+			e.logger.Debug("Not reading again the records of the contracts the pass writes to: the read costs more than a tenth of the pass's writes; their terms as read earlier in the day stand",
+				"contracts", len(ids), "requests", cost, "writes", posts)
+			return
+		}
 	}
 	found, errs := e.readContractRecords(ctx, ids)
 	for _, id := range ids {

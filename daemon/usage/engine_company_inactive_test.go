@@ -156,3 +156,66 @@ func TestEngineSystems_deactivatedCompanyIsNotBilled(t *testing.T) {
 		})
 	}
 }
+
+// A Kaseya BMS account deactivated within the day, after the day's read
+// of the contracts' records: a pass that writes to enough contracts that
+// reading them again costs at most a tenth of its posts reads them again
+// and fails the customer, nothing posted to its contract; a pass that
+// writes to a few goes by the day's records (three requests per contract
+// would triple it).
+func TestEngineKaseyaBMS_contractsWrittenToAreReadAgainWhenCheap(t *testing.T) {
+	t.Parallel()
+	for _, others := range []int{0, 40} {
+		t.Run(fmt.Sprintf("%d other customers", others), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			a, _ := h.doc.Customer("file", "cust-a")
+			customers := []usageCustomer{{a.CustomerID, a.CustomerName}}
+			for i := range others {
+				company, contract := addSysContract(h, i)
+				cm := a
+				cm.CustomerID, cm.CustomerName, cm.CompanyID, cm.ContractID = fmt.Sprintf("cust-%04d", i), fmt.Sprintf("Customer %04d", i), company, contract
+				h.doc.PutCustomer(cm)
+				customers = append(customers, usageCustomer{cm.CustomerID, cm.CustomerName})
+			}
+			pass := func(at time.Time, units int) {
+				t.Helper()
+				rows := make([]string, 0, 2*len(customers))
+				for _, c := range customers {
+					rows = append(rows, c.id+","+c.name+",CIXA-MSP,"+strconv.Itoa(units), c.id+","+c.name+",MDR,"+strconv.Itoa(units))
+				}
+				h.writeUsage(rows...)
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+				if _, err := e.Sync(t.Context(), h.doc, PassOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pass(etNow, 5)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded {
+				t.Fatalf("first pass: cust-a = %s (%q), want a success", cs.Result, cs.Error)
+			}
+			h.sim.KaseyaBMS().SetAccountActive(int(mustParse(t, a.CompanyID)), false)
+			pass(etNow.Add(time.Hour), 6)
+			cs := h.status("cust-a")
+			if others == 0 {
+				if cs.Result != state.CustomerSucceeded {
+					t.Errorf("cust-a alone = %s (%q), want a success (the day's records stand)", cs.Result, cs.Error)
+				}
+				return
+			}
+			want := fmt.Sprintf("contract %s belongs to company %s, which is inactive in kaseya_bms: nothing was written to it", a.ContractID, a.CompanyID)
+			if cs.Result != state.CustomerFailed || cs.Error != want {
+				t.Errorf("cust-a = %s (%q), want failed with %q", cs.Result, cs.Error, want)
+			}
+			h.wantUnits(a.ContractID, h.svcIntercept, 5)
+			if cs := h.status("cust-0000"); cs.Result != state.CustomerSucceeded {
+				t.Errorf("cust-0000 = %s (%q), want a success", cs.Result, cs.Error)
+			}
+		})
+	}
+}
