@@ -212,6 +212,8 @@ type Engine struct {
 	// refusedRead holds the services read after the PSA refused a write
 	// of one of their lines in this pass (readRefusedServices).
 	refusedRead map[string]bool
+	// servicesRead holds the services checkServices read in this pass.
+	servicesRead map[string]bool
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 	// sentWriteGrace bounds how long a post already sent to a PSA that
@@ -1150,6 +1152,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 		}
 		e.recheckContracts(ctx, p, writing)
+		e.recheckServices(ctx, writing)
 	}
 	e.checkContracts(ctx, unchecked, p.records, !o.planOnly)
 	e.checkWrites(ctx, p, writes)

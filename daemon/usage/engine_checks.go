@@ -1207,7 +1207,9 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 		if got, err := br.GetServices(ctx, ids); err != nil {
 			e.logger.Warn("Could not read the mapped services; a service made inactive in the PSA is noticed at the next read", "services", len(ids), "err", err)
 		} else {
+			e.servicesRead = map[string]bool{}
 			for _, id := range ids {
+				e.servicesRead[id] = true
 				if s := got[id]; s != nil {
 					e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
 				}
@@ -1335,5 +1337,75 @@ func (e *Engine) refusedLineHint(ve *psa.ValidationError, cm export.CustomerMapp
 	default:
 		return fmt.Sprintf("%s refused the change (%s), and psa-syncd could not read service %s to tell whether it is inactive: check it in %s; an inactive service is made active again (psa_service) or replaced in the product mappings that name it (psa_product_mapping with service_id = %q), and terraform apply re-run",
 			sys, refusal, serviceID, sys, serviceID)
+	}
+}
+
+// recheckServices reads again, in bulk, the services that customers cps,
+// about to be written, update, when this pass has not read them
+// (checkServices reads them once a day), on a backend that takes the
+// writes of an inactive service (ConnectWise, a psa.WriteChecker: it
+// changes an addition of an inactive catalog item): a catalog item made
+// inactive since the morning's read would otherwise be billed on until
+// the next day's. A line of a service now inactive fails as checkServices'
+// lines do, and nothing is written to it. One request per 100 catalog
+// items written to, on a pass that writes and only then; what is read is
+// kept as checkServices keeps it. Autotask and Kaseya BMS refuse such a
+// write, and readRefusedServices then names the service. A read that fails
+// is logged and leaves the lines to the states read before.
+func (e *Engine) recheckServices(ctx context.Context, cps []*customerPass) {
+	br, ok := e.be.(psa.BulkReader)
+	if !ok {
+		return
+	}
+	if _, checks := e.be.(psa.WriteChecker); !checks {
+		return
+	}
+	if _, preloads := e.be.(psa.ServicePreloader); preloads {
+		return
+	}
+	var ids []string
+	seen := map[string]bool{}
+	for _, cp := range cps {
+		if cp.err != nil || cp.written {
+			continue
+		}
+		for _, c := range cp.changes {
+			if c.Action == ActionUpdate && !seen[c.ServiceID] && !e.servicesRead[c.ServiceID] {
+				seen[c.ServiceID] = true
+				ids = append(ids, c.ServiceID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	slices.SortFunc(ids, compareIDs)
+	got, err := br.GetServices(ctx, ids)
+	if err != nil {
+		e.logger.Warn("Could not read again the services the pass writes; their states as read earlier in the day stand", "services", len(ids), "err", err)
+		return
+	}
+	sys := e.be.System()
+	now := e.now()
+	for _, id := range ids {
+		if s := got[id]; s != nil {
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+		}
+	}
+	if e.db != nil && len(got) > 0 {
+		if err := e.terms.saveServices(e.db, now); err != nil {
+			e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
+		}
+	}
+	for _, cp := range cps {
+		if cp.err != nil || cp.written {
+			continue
+		}
+		for i := range cp.changes {
+			c := &cp.changes[i]
+			if s := got[c.ServiceID]; s != nil && !s.Active && c.Action == ActionUpdate {
+				cp.fail(i, e.inactiveServiceError(c, serviceTerm{name: s.Name}), c)
+			}
+		}
 	}
 }

@@ -94,3 +94,33 @@ func TestEngineSystems_inactiveServiceLinesFailBeforeWriting(t *testing.T) {
 		})
 	}
 }
+
+// A ConnectWise catalog item made inactive an hour after the day's read of
+// the mapped services: ConnectWise would take the change of its addition,
+// so a pass that writes reads the services it writes again before the
+// writes, and the line fails, nothing written; a pass that changes
+// nothing reads none.
+func TestEngineConnectWise_serviceMadeInactiveWithinTheDayIsNotWritten(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,2")
+	if res := h.sync(PassOptions{}); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	h.sim.ConnectWise().SetCatalogItemInactive(mustParse(t, h.svcIntercept), true)
+	h.sim.ResetRequests()
+	h.sync(PassOptions{})
+	if n := len(h.sim.Requests()); n != 2 {
+		t.Errorf("pass without changes: %d requests, want 2 (the two agreements' additions)", n)
+	}
+	h.writeUsage("cust-a,Acme,CIXA-MSP,6", "cust-a,Acme,MDR,4", "cust-b,Globex,CIXA-MSP,2")
+	h.sync(PassOptions{})
+	h.wantUnits(h.contractA, h.svcIntercept, 5)
+	h.wantUnits(h.contractA, h.svcMDR, 4)
+	cs := h.status("cust-a")
+	wantErr := fmt.Sprintf("service %s (\"Sophos Intercept X Advanced\") is inactive in ConnectWise, so nothing was written to its line on contract %s",
+		h.svcIntercept, h.contractA)
+	if cs.Result != state.CustomerFailed || !strings.Contains(cs.Error, wantErr) {
+		t.Errorf("cust-a = %s (%q), want failed with %q", cs.Result, cs.Error, wantErr)
+	}
+}
