@@ -3,6 +3,7 @@ package usage
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -50,5 +51,41 @@ func TestEngineSystems_serviceDeactivatedHintNamesTheProductMapping(t *testing.T
 				}
 			}
 		})
+	}
+}
+
+// The hint of a refused line write goes by what psa-syncd read of the
+// service: inactive (read at any time) says so; active says so only when
+// read after the refusal (a read from the morning says nothing of it);
+// otherwise it says that it could not tell.
+func TestEngine_refusedLineHint(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	e := h.engine()
+	cm, _ := h.doc.Customer("file", "cust-a")
+	ve := &psa.ValidationError{System: psa.SystemAutotask, Messages: []string{"The contract period is closed."}}
+	sys := e.be.System()
+	tests := []struct {
+		name    string
+		setup   func()
+		want    string
+		wantNot string
+	}{
+		{"never read", func() {}, "could not read service 42 to tell whether it is inactive", "is active"},
+		{"active, read in the morning", func() {
+			e.terms.putService(sys, "42", serviceTerm{name: "MDR", active: true, readAt: etNow.Add(-time.Hour)})
+		}, "could not read service 42", "is active"},
+		{"active, read after the refusal", func() { e.refusedRead = map[string]bool{"42": true} },
+			`service 42 ("MDR") is active in Autotask, so the refusal concerns the line or contract ` + cm.ContractID, "inactive"},
+		{"inactive", func() {
+			e.terms.putService(sys, "42", serviceTerm{name: "MDR", active: false, readAt: etNow})
+		}, `service 42 ("MDR") is inactive in Autotask: if it is still sold, make it active again`, "could not"},
+	}
+	for _, tt := range tests {
+		tt.setup()
+		got := e.hint(ve, cm, "42")
+		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.wantNot) || !strings.Contains(got, "The contract period is closed.") {
+			t.Errorf("%s: hint %q, want it to say %q (with the PSA's message) and not %q", tt.name, got, tt.want, tt.wantNot)
+		}
 	}
 }
