@@ -196,6 +196,10 @@ type DB struct {
 	// runSelect). Set once, on the first read of a run.
 	runNoteOnce sync.Once
 	runNote     bool
+	// ticketMissing says the same of the tickets table's missing_since
+	// column (schema version 9; see ticketSelect).
+	ticketMissingOnce sync.Once
+	ticketMissing     bool
 
 	// backupMu is read-held by Backup's copy, whose steps use the SQLite
 	// connection between its uses by others: Close waits for it.

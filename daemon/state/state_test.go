@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -321,7 +322,7 @@ func TestRuns_note(t *testing.T) {
 }
 
 // TestRuns_existingOlderSchema: a database of schema version 7 (without
-// the runs' note) opened as it is (Config.Existing: psa-syncd ledger or
+// the runs' note, nor the ticket records' missing_since) opened as it is (Config.Existing: psa-syncd ledger or
 // check of a newer psa-syncd than the daemon that left it) reads its runs,
 // with an empty note, and stays at version 7.
 func TestRuns_existingOlderSchema(t *testing.T) {
@@ -332,10 +333,15 @@ func TestRuns_existingOlderSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.sql.Exec(undoMigration[8]); err != nil {
+		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a", Ref: "sc:a", State: tickets.StateOpen}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.sql.Exec(`DELETE FROM schema_migrations WHERE version = 8`); err != nil {
+		for _, v := range []int{9, 8} {
+			if _, err := db.sql.Exec(undoMigration[v]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := db.sql.Exec(`DELETE FROM schema_migrations WHERE version >= 8`); err != nil {
 			t.Fatal(err)
 		}
 		closeDB(t, db)
@@ -351,6 +357,10 @@ func TestRuns_existingOlderSchema(t *testing.T) {
 		}
 		if runs, err := db.FullRuns(0); err != nil || len(runs) != 1 {
 			t.Errorf("FullRuns on schema version 7 = %+v, %v", runs, err)
+		}
+		// Nor the ticket records' missing_since (version 9).
+		if recs, err := db.TicketRecords("sophos", "c1"); err != nil || len(recs) != 1 || !recs[0].MissingSince.IsZero() {
+			t.Errorf("TicketRecords on schema version 7 = %+v, %v; want the record without missing_since", recs, err)
 		}
 		if v, err := db.Version(); err != nil || v != 7 {
 			t.Errorf("Version = %d, %v; want 7, as it was", v, err)

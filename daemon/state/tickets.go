@@ -18,7 +18,7 @@ var _ tickets.Store = (*DB)(nil)
 // ticketColumns are the columns of the tickets table in the order
 // ticketArgs and scanTicket use.
 const ticketColumns = `source, customer_id, alert_key, ref, generation, system, instance, company_id, ticket_id, number,
-	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at`
+	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at, missing_since`
 
 func checkTicketKey(r tickets.Record) error {
 	if err := checkKey("ticket", r.Source, r.CustomerID); err != nil {
@@ -42,13 +42,13 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 	}
 	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.Instance, r.CompanyID, r.TicketID, r.Number,
 		r.State, r.Severity, r.Title, string(data), r.RoutingHash, r.Error, r.ClosedBy,
-		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt)}, nil
+		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt), db.tv(r.MissingSince)}, nil
 }
 
 // insertTicket is the INSERT of a ticket record; the caller appends what
 // happens on a conflict.
 const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Ticket record writes are fenced as intents are (OpenIntent): each is a
 // fenced operation of the group committer, which on PostgreSQL commits it
@@ -127,7 +127,7 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 			ticket_id = excluded.ticket_id, number = excluded.number, state = excluded.state, severity = excluded.severity,
 			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
 			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
-			closed_at = excluded.closed_at`), args...)
+			closed_at = excluded.closed_at, missing_since = excluded.missing_since`), args...)
 		return err
 	})
 }
@@ -282,10 +282,34 @@ func (db *DB) TicketIntents() ([]tickets.Record, error) {
 		`WHERE state = ? ORDER BY source, customer_id, alert_key`, tickets.StateCreating)
 }
 
+// ticketMissingSchemaVersion is the schema version that adds the ticket
+// records' missing_since.
+const ticketMissingSchemaVersion = 9
+
+// ticketSelect is the column list of a read of ticket records:
+// ticketColumns, or, for a database of a schema older than
+// ticketMissingSchemaVersion opened without migrating it (Config.Existing,
+// ReadOnly), the same with a NULL missing_since, as runSelect does for
+// the runs' note.
+func (db *DB) ticketSelect() string {
+	db.ticketMissingOnce.Do(func() {
+		db.ticketMissing = true
+		if db.cfg.Existing || db.cfg.ReadOnly {
+			if v, err := db.Version(); err == nil && v < ticketMissingSchemaVersion {
+				db.ticketMissing = false
+			}
+		}
+	})
+	if db.ticketMissing {
+		return ticketColumns
+	}
+	return strings.TrimSuffix(ticketColumns, ", missing_since") + ", NULL AS missing_since"
+}
+
 func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, error) {
 	ctx, cancel := db.ctx()
 	defer cancel()
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+ticketColumns+` FROM tickets `+where), args...)
+	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+db.ticketSelect()+` FROM tickets `+where), args...)
 	if err != nil {
 		return nil, db.wrap(what, err)
 	}
@@ -298,7 +322,7 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 		)
 		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.Instance, &r.CompanyID,
 			&r.TicketID, &r.Number, &r.State, &r.Severity, &r.Title, &covered, &r.RoutingHash, &r.Error, &r.ClosedBy,
-			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}); err != nil {
+			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}, timeDest{&r.MissingSince}); err != nil {
 			return nil, db.wrap(what, err)
 		}
 		if err := json.Unmarshal([]byte(covered), &r.Covered); err != nil {

@@ -39,6 +39,30 @@ func TestTickets_intentIsUnique(t *testing.T) {
 	})
 }
 
+// A record's MissingSince (schema version 9) is stored, read back and
+// cleared.
+func TestTickets_missingSince(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		missing := time.Date(2026, 11, 15, 10, 5, 0, 0, time.UTC)
+		r := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a1", Ref: "sc:a1", TicketID: "7000", State: tickets.StateOpen,
+			MissingSince: missing}
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || !got[0].MissingSince.Equal(missing) {
+			t.Fatalf("TicketRecords = %+v, %v; want missing since %s", got, err, missing)
+		}
+		r.MissingSince = time.Time{}
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || !got[0].MissingSince.IsZero() {
+			t.Errorf("TicketRecords after clearing = %+v, %v; want no missing since", got, err)
+		}
+	})
+}
+
 // DeleteTicketRecord removes a record only while it is closed as it was
 // read: not one reopened (or closed again) meanwhile, nor an open one.
 func TestTickets_deleteClosedRecord(t *testing.T) {
@@ -328,13 +352,13 @@ func TestTickets_recordsPerCustomerSurviveReopen(t *testing.T) {
 
 // Schema version 5 adds the PSA instance of ticket records: a record of a
 // version 4 database (without the tables of versions 6 and 7, nor the
-// column of version 8, either) reads back without one, and keeps the rest.
+// columns of versions 8 and 9, either) reads back without one, and keeps the rest.
 func TestTickets_instanceMigration(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		// Back to version 4, as a database the previous psa-syncd wrote.
-		for _, q := range []string{`ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
+		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
 			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
 				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
 			if _, err := db.sql.Exec(q); err != nil {

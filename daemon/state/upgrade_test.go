@@ -24,6 +24,7 @@ var undoMigration = map[int]string{
 	6: `DROP TABLE remote_export`,
 	7: `DROP TABLE psa_instance`,
 	8: `ALTER TABLE runs DROP COLUMN note`,
+	9: `ALTER TABLE tickets DROP COLUMN missing_since`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier

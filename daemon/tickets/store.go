@@ -95,6 +95,14 @@ type Record struct {
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`
 	ClosedAt    time.Time `json:"closed_at,omitzero"`
+	// MissingSince is when a complete listing of the customer's open
+	// alerts first left out the alert of this followed ticket (for a
+	// summary: every alert it covers), zero while it is listed. The ticket
+	// is resolved only when a listing at least Config.ResolveAfter later
+	// still leaves it out: an alert missing from one listing (a listing
+	// glitch) that is back in the next keeps its ticket, rather than
+	// having it closed and getting a second one.
+	MissingSince time.Time `json:"missing_since,omitzero"`
 }
 
 // SummaryKey is the AlertKey of a customer's summary ticket, which stands
