@@ -213,6 +213,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-max-retries-large.yml", want: "psa.max_retries: must be at most 20, got 1000"},
 		{file: "bad-settle-time.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got 48h0m0s"},
 		{file: "bad-settle-time-negative.yml", want: "policies.settle_time: must be between 0 and 24h0m0s, got -1m0s"},
+		{file: "bad-ticket-resolve-after.yml", want: "policies.ticket_resolve_after: must be between 0 and 24h0m0s, got 48h0m0s"},
 		{file: "bad-source-type.yml", want: `source.type: unknown type "ftp" (one of sophos, file)`},
 		{file: "bad-source-file-path.yml", want: "source.file.path is required"},
 		{file: "bad-sophos-secret.yml", want: "source.sophos.client_secret is required (or client_secret_file, or PSA_SOPHOS_CLIENT_SECRET)"},

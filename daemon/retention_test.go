@@ -84,7 +84,7 @@ func TestDaemon_ticketPassForgetsOldClosedTickets(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
-	d, _, sop := ttSetupOptions(t, routing, true, "state:\n  history_retention: 720h\n", Options{Now: clock})
+	d, _, sop := ttSetupOptions(t, routing, true, "state:\n  history_retention: 720h\npolicies:\n  ticket_resolve_after: 0s\n", Options{Now: clock})
 	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
 		t.Fatalf("TicketPass = %+v, %v", rep.Customers, err)

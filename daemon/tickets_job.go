@@ -80,7 +80,7 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.TicketReserve(), "policies.ticket_budget_reserve", d.metrics.Usage, logger)
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: d.ticketAlertSource(src.Client()), Routing: *doc.Tickets,
-		SettleTime: cfg.Policies.SettleTime, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
+		SettleTime: cfg.Policies.SettleTime, ResolveAfter: cfg.Policies.TicketResolveAfter, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
 		ForgetOtherPSA: forgetOther,
 	})
 	if err != nil {

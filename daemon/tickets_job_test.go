@@ -104,7 +104,10 @@ web:
 func TestDaemon_TicketPass(t *testing.T) {
 	t.Parallel()
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
-	d, sim, sop := ttSetup(t, routing, true)
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: clock})
 	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	sop.AddAlert("2c9f1e7a-3b4d-4c5e-8f6a-7b8c9d0e1f2a", sophostest.Alert{Severity: "high", Description: "Globex has ticket sync off"})
 
@@ -120,9 +123,18 @@ func TestDaemon_TicketPass(t *testing.T) {
 	if len(got) != 1 || got[0].ExternalID != "sc:"+a.ID {
 		t.Fatalf("tickets = %+v, want one for Acme's alert", got)
 	}
+	// The ticket closes once the alert has been missing for
+	// policies.ticket_resolve_after (10m by default), not at the first
+	// listing that leaves it out.
 	sop.ResolveAlert(ttAcme, a.ID)
+	if rep, err = d.TicketPass(t.Context(), false); err != nil || rep.Totals().Closed != 0 || len(rep.Totals().Notices) != 1 {
+		t.Fatalf("first pass after resolving = %+v, %v; want nothing closed yet, and a notice", rep.Totals(), err)
+	}
+	mu.Lock()
+	now = now.Add(10 * time.Minute)
+	mu.Unlock()
 	if rep, err = d.TicketPass(t.Context(), false); err != nil || rep.Totals().Closed != 1 {
-		t.Fatalf("pass after resolving = %+v, %v", rep.Totals(), err)
+		t.Fatalf("pass 10m after resolving = %+v, %v", rep.Totals(), err)
 	}
 }
 
@@ -538,7 +550,7 @@ func TestDaemon_ticketSyncEnabledGauge(t *testing.T) {
 func TestDaemon_ticketPassRefusedOnRestoredBackup(t *testing.T) {
 	t.Parallel()
 	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), ClosedStatusID: "5", OnResolve: export.OnResolveClose}
-	d, sim, sop := ttSetup(t, routing, true)
+	d, sim, sop := ttSetupOptions(t, routing, true, "policies:\n  ticket_resolve_after: 0s\n", Options{})
 	a := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
 	if rep, err := d.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
 		t.Fatalf("TicketPass = %+v, %v", rep.Customers, err)
@@ -838,7 +850,7 @@ func TestDaemon_ticketPassLeavesTheUsagePassItsBudget(t *testing.T) {
 		MaxPerCustomer: 50}
 	now := time.Date(2026, time.October, 30, 12, 0, 0, 0, time.UTC)
 	var logs bytes.Buffer
-	d, sim, sop := ttSetupOptions(t, routing, true, "", Options{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	d, sim, sop := ttSetupOptions(t, routing, true, "policies:\n  ticket_resolve_after: 0s\n", Options{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	service := sim.Autotask().AddService("Sophos Intercept X Advanced", 4.5)
 	doc := d.exp.Load().doc.Clone()
 	doc.Revision++

@@ -10,7 +10,10 @@
 //     failed or partial listing fails the customer and closes nothing;
 //   - the tickets of alerts no longer listed (resolved) are closed with an
 //     internal note, or only annotated, as the routing says; a ticket a
-//     technician closed is only recorded;
+//     technician closed is only recorded; with Config.ResolveAfter, only
+//     once the alert has been missing from listings that long (the first
+//     listing that leaves it out records when, Record.MissingSince), so
+//     that an alert missing from one listing keeps its ticket;
 //   - each new alert at or above the severity floor becomes one ticket,
 //     most severe first, up to the caps per customer and per pass; the
 //     alerts over the customer's cap share one summary ticket per customer,

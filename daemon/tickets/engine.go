@@ -77,9 +77,11 @@ type Engine struct {
 	alerts     AlertSource
 	routing    export.Tickets
 	settleTime time.Duration
-	retention  time.Duration
-	now        func() time.Time
-	logger     *slog.Logger
+	// resolveAfter is Config.ResolveAfter.
+	resolveAfter time.Duration
+	retention    time.Duration
+	now          func() time.Time
+	logger       *slog.Logger
 	// fence stops a pass at the first store write refused with
 	// ErrNotLeader (fence.go); store and psa go through it.
 	fence *fence
@@ -129,6 +131,18 @@ type Config struct {
 	// for again each pass. 0 sends it again after the first search that
 	// misses it. The daemon passes policies.settle_time.
 	SettleTime time.Duration
+	// ResolveAfter is how long the alert of a followed ticket must be
+	// missing from the customer's complete listings of open alerts before
+	// the ticket is resolved (closed, or noted): the first listing that
+	// leaves the alert out only records when (Record.MissingSince), and a
+	// listing at least ResolveAfter later that still leaves it out
+	// resolves the ticket. An alert listed again meanwhile keeps its
+	// ticket: an alert missing from one listing (a glitch of the vendor's
+	// listing) is not taken as resolved, which with on_return "new" would
+	// give it a second ticket when it is listed again. 0 resolves at the
+	// first complete listing that leaves the alert out (tickets.md 1.4's
+	// rule). The daemon passes policies.ticket_resolve_after.
+	ResolveAfter time.Duration
 	// Retention, when above 0, is how long the record of a closed ticket
 	// or of a refused create is kept once its alert is no longer open: a
 	// pass deletes the customer's records of tickets closed longer ago
@@ -199,9 +213,12 @@ func New(c Config) (*Engine, error) {
 	if c.SettleTime < 0 {
 		return nil, errors.New("tickets: the settle time is negative")
 	}
+	if c.ResolveAfter < 0 {
+		return nil, errors.New("tickets: the resolve-after time is negative")
+	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA}
+		settleTime: c.SettleTime, resolveAfter: c.ResolveAfter, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA}
 	if b, ok := c.PSA.(psa.TicketBulkReader); ok {
 		e.bulk = b
 	}
@@ -736,23 +753,31 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			cmp.Or(summary.Number, summary.TicketID)))
 	}
 
+	// An alert missing from this listing is resolved only once a listing
+	// ResolveAfter later still leaves it out (missing).
+	held, err := e.missing(p, records, open, &cr)
+	if err != nil {
+		cr.fail(err)
+		return cr
+	}
+
 	// Resolved alerts first: closing frees no budget, but a storm that
 	// clears should close its tickets even when creation is throttled.
 	// Their tickets are read before the first is resolved, in bulk when
 	// the PSA can (readTickets).
 	var resolved []string
 	for i := range records {
-		if r := &records[i]; r.AlertKey != SummaryKey && Followed(r.State) && !open[r.AlertKey] {
+		if r := &records[i]; r.AlertKey != SummaryKey && Followed(r.State) && !open[r.AlertKey] && !held[r.AlertKey] {
 			resolved = append(resolved, r.TicketID)
 		}
 	}
-	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
+	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) && !held[SummaryKey] {
 		resolved = append(resolved, summary.TicketID)
 	}
 	var read map[string]*psa.Ticket
 	for i := range records {
 		r := &records[i]
-		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] {
+		if r.AlertKey == SummaryKey || !Followed(r.State) || open[r.AlertKey] || held[r.AlertKey] {
 			continue
 		}
 		if !e.allow(ctx, p) {
@@ -768,7 +793,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 			log.Log(ctx, p.failureLevel(), "Could not update the ticket of a resolved alert", "ticket", r.TicketID, "err", err)
 		}
 	}
-	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) {
+	if summary != nil && Followed(summary.State) && !alertOpen(summary, open) && !held[SummaryKey] {
 		if !e.allow(ctx, p) {
 			cr.deferForBudget(len(summary.Covered))
 		} else if err := e.resolve(ctx, p, summary, read[summary.TicketID], &cr); err != nil {
@@ -1034,6 +1059,67 @@ func alertOpen(r *Record, open map[string]bool) bool {
 		return slices.ContainsFunc(r.Covered, func(id string) bool { return open[id] })
 	}
 	return open[r.AlertKey]
+}
+
+// missing applies Config.ResolveAfter to the customer's records: it
+// returns the AlertKeys of the open tickets whose alert (for a summary:
+// every alert it covers) this listing leaves out but that are not to be
+// resolved yet, recording in each when a listing first left it out
+// (Record.MissingSince), and clears MissingSince in a record whose alert
+// is listed again, which keeps its ticket. Only open tickets are held: a
+// close, note or reopen under way was decided by an earlier pass. A dry
+// run stores nothing and holds the same records a pass would.
+func (e *Engine) missing(p *pass, records []Record, open map[string]bool, cr *CustomerReport) (map[string]bool, error) {
+	held := map[string]bool{}
+	now := e.now().UTC()
+	var newly, waiting, back []string
+	for i := range records {
+		r := &records[i]
+		isListed := alertOpen(r, open)
+		desc := fmt.Sprintf("ticket %s", cmp.Or(r.Number, r.TicketID))
+		if r.AlertKey != SummaryKey {
+			desc = fmt.Sprintf("alert %s (ticket %s)", r.AlertKey, cmp.Or(r.Number, r.TicketID))
+		}
+		switch {
+		case isListed && !r.MissingSince.IsZero():
+			// Back after a listing left it out: the ticket was not
+			// resolved, and nothing is sent.
+			back = append(back, fmt.Sprintf("%s, missing since %s", desc, r.MissingSince.Format(time.RFC3339)))
+			e.logger.Info("Alert listed again after a listing left it out; its ticket is kept", "source", r.Source, "customer", r.CustomerID,
+				"alert", r.AlertKey, "ticket", r.TicketID, "missing_since", r.MissingSince)
+			r.MissingSince = time.Time{}
+		case isListed || r.State != StateOpen || e.resolveAfter <= 0:
+			continue
+		case r.MissingSince.IsZero():
+			r.MissingSince = now
+			held[r.AlertKey] = true
+			newly = append(newly, desc)
+		case now.Sub(r.MissingSince) < e.resolveAfter:
+			held[r.AlertKey] = true
+			waiting = append(waiting, desc)
+			continue
+		default:
+			// Missing for ResolveAfter: resolved.
+			continue
+		}
+		if p.dryRun {
+			continue
+		}
+		r.Updated = now
+		if err := e.store.PutTicketRecord(*r); err != nil {
+			return held, err
+		}
+	}
+	if len(back) > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts are listed again after a listing of open alerts left them out (%s): "+
+			"their tickets were not resolved, and stay as they are", len(back), listed(back)))
+	}
+	if n := len(newly) + len(waiting); n > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d open tickets' alerts are not in this listing of open alerts (%s): their tickets are "+
+			"resolved when a listing at least %s after the first that left them out (policies.ticket_resolve_after) still does, "+
+			"and kept if the alerts are listed again", n, listed(append(newly, waiting...)), e.resolveAfter))
+	}
+	return held, nil
 }
 
 // forget deletes, of records, those of tickets that closed longer ago
@@ -1419,7 +1505,7 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 		r.ClosedBy = ClosedBySync
 		cr.Closed++
 	}
-	r.State, r.Updated = StateClosed, now
+	r.State, r.Updated, r.MissingSince = StateClosed, now, time.Time{}
 	return e.store.PutTicketRecord(*r)
 }
 

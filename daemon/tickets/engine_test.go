@@ -37,6 +37,8 @@ type env struct {
 	now     time.Time
 	// budget, when set, is the engines' Config.Budget.
 	budget tickets.Budget
+	// resolveAfter is the engines' Config.ResolveAfter.
+	resolveAfter time.Duration
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -111,7 +113,7 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 		e.t.Fatal(err)
 	}
 	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
-		Now: func() time.Time { return e.now }, Budget: e.budget})
+		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -95,7 +95,25 @@ type Policies struct {
 	// late write and its retry never add up (an Autotask adjustment is a
 	// delta). 0 closes it at once; default DefaultSettleTime.
 	SettleTime time.Duration `yaml:"settle_time"`
+	// TicketResolveAfter is how long the alert of an open ticket must be
+	// missing from its tenant's complete listings of open alerts before
+	// a ticket pass closes (or notes) the ticket: the first listing that
+	// leaves it out only records when, and a listing at least this long
+	// later that still does resolves it, so that an alert missing from one
+	// listing (a glitch of the vendor's listing) keeps its ticket instead of
+	// getting a second one when it is listed again. 0 resolves at the first
+	// listing that leaves it out; default DefaultTicketResolveAfter.
+	TicketResolveAfter time.Duration `yaml:"ticket_resolve_after"`
 }
+
+// DefaultTicketResolveAfter is Policies.TicketResolveAfter's default: two
+// ticket passes of the default ticket_schedule (every 5m), so that an
+// alert must be missing from at least two listings ten minutes apart.
+const DefaultTicketResolveAfter = 10 * time.Minute
+
+// maxTicketResolveAfter bounds Policies.TicketResolveAfter: the ticket of
+// a resolved alert stays open for that long.
+const maxTicketResolveAfter = 24 * time.Hour
 
 // DefaultSettleTime is Policies.SettleTime's default: twice the PSA
 // clients' request timeout (60 s), past which no write sent before can
@@ -115,6 +133,7 @@ var DefaultPolicies = Policies{
 	MaxDecreasePercent: 50,
 	BudgetReserve:      500,
 	SettleTime:         DefaultSettleTime,
+	TicketResolveAfter: DefaultTicketResolveAfter,
 }
 
 // DefaultTicketBudgetMargin is how many requests of the PSA's hourly
@@ -207,6 +226,9 @@ func (p *Policies) Validate() error {
 	}
 	if p.SettleTime < 0 || p.SettleTime > maxSettleTime {
 		return fmt.Errorf("policies.settle_time: must be between 0 and %s, got %s", maxSettleTime, p.SettleTime)
+	}
+	if p.TicketResolveAfter < 0 || p.TicketResolveAfter > maxTicketResolveAfter {
+		return fmt.Errorf("policies.ticket_resolve_after: must be between 0 and %s, got %s", maxTicketResolveAfter, p.TicketResolveAfter)
 	}
 	return nil
 }

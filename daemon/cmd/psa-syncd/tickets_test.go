@@ -64,7 +64,9 @@ source:
 func TestRun_tickets(t *testing.T) {
 	t.Parallel()
 	const acme = ticketsAcme
-	cfg, sim, sop := ticketsSetup(t, "state_dir: state")
+	// A resolved alert's ticket is noted at the first listing that leaves
+	// the alert out.
+	cfg, sim, sop := ticketsSetup(t, "state_dir: state\npolicies:\n  ticket_resolve_after: 0s")
 
 	rc, stdout, stderr := runCmd(t, "tickets", "-config.file", cfg, "-dry-run")
 	if rc != 0 || !strings.Contains(stdout, "would create 1 tickets and close 0") || len(sim.Autotask().Tickets()) != 0 {
