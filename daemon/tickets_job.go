@@ -78,10 +78,17 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	// usage pass running meanwhile.
 	logger := d.logger.With("component", "tickets", "system", string(cfg.PSA.System))
 	budget := usage.NewBudgetGate(cl.backend, cfg.Policies.TicketReserve(), "policies.ticket_budget_reserve", d.metrics.Usage, logger)
+	// The pass starts with the customer the last one stopped at
+	// (tickets.Config.StartWith), kept in the state database so that the
+	// passes of psa-syncd tickets, one a process, take turns too.
+	var resume tickets.CustomerKey
+	if _, err := d.db.Snapshot(snapshotTicketResume, &resume); err != nil {
+		return tickets.Report{}, err
+	}
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: d.ticketAlertSource(src.Client()), Routing: *doc.Tickets,
 		SettleTime: cfg.Policies.SettleTime, ResolveAfter: cfg.Policies.TicketResolveAfter, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
-		ForgetOtherPSA: forgetOther,
+		ForgetOtherPSA: forgetOther, StartWith: resume,
 	})
 	if err != nil {
 		return tickets.Report{}, err
@@ -105,6 +112,12 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	rep, err := eng.Pass(ctx, ticketCustomers(doc), dryRun)
 	if held != nil {
 		rep.WritesHeld = held.Error()
+	}
+	if !dryRun && err == nil && rep.ResumeAt != resume {
+		if err := d.db.PutSnapshot(snapshotTicketResume, rep.ResumeAt); err != nil {
+			// Only the order of the next pass depends on it.
+			logger.Warn("Could not record which customer the next ticket pass starts with", "err", err)
+		}
 	}
 	// A pass that read the budget leaves psa_sync_api_budget_remaining
 	// at what it left of it.
@@ -149,6 +162,11 @@ const maxLoggedCustomers = 20
 // snapshotTickets is the ticketRecord of the daemon's ticket passes (the
 // scheduled ones and those of POST /api/v1/tickets).
 const snapshotTickets = "tickets"
+
+// snapshotTicketResume is the customer the next ticket pass starts with
+// (tickets.Report.ResumeAt): the first whose writes the last pass left for
+// a later one.
+const snapshotTicketResume = "ticket-resume"
 
 // TicketStatus is a customer's ticket sync as of the daemon's last ticket
 // pass (GET /api/v1/customers, the status page).

@@ -190,10 +190,20 @@ func TestDaemon_ticketPassKeepsTheBudgetReserve(t *testing.T) {
 		t.Errorf("API view %+v, want budget_limited", v)
 	}
 
+	// The next pass starts with Acme, the customer this one stopped at.
+	var resume tickets.CustomerKey
+	if ok, err := d.db.Snapshot(snapshotTicketResume, &resume); err != nil || !ok || resume != (tickets.CustomerKey{Source: "sophos", CustomerID: ttAcme}) {
+		t.Errorf("stored resume = %+v, %v, %v; want Acme", resume, ok, err)
+	}
+
 	// With the budget back, the next pass files both alerts.
 	sim.Autotask().SetHourlyCount(0)
 	if rep, err = d.recordedTicketPass(t.Context(), d.exp.Load().doc, false); err != nil || rep.Totals().Created != 2 || rep.BudgetLimited {
 		t.Errorf("pass with the budget back = %+v (budget limited %v), %v; want both alerts filed", rep.Totals(), rep.BudgetLimited, err)
+	}
+	resume = tickets.CustomerKey{}
+	if _, err := d.db.Snapshot(snapshotTicketResume, &resume); err != nil || resume != (tickets.CustomerKey{}) {
+		t.Errorf("stored resume after a pass that left nothing = %+v, %v; want none", resume, err)
 	}
 }
 

@@ -68,6 +68,11 @@
 // refuses the API user (psa.ErrForbidden) fails only its customer; refused
 // credentials stop the pass's creates.
 //
+// The customers are gone through starting with Config.StartWith, the
+// first customer whose writes the pass before left for a later one
+// (Report.ResumeAt), so that the pass cap and the budget do not leave out
+// the same customers, late in the order, every pass.
+//
 // Customers that are not passed to Pass (ticket sync off, mapping removed)
 // are not touched: their open tickets stay as they are. Nor are records of
 // another PSA system or instance (Config.Instance), left by a switch of

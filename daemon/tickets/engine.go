@@ -91,6 +91,14 @@ type Engine struct {
 	bulk psa.TicketBulkReader
 	// forgetOther deletes the records of another PSA (Config.ForgetOtherPSA).
 	forgetOther bool
+	// startWith is Config.StartWith.
+	startWith CustomerKey
+}
+
+// CustomerKey names a customer of a pass.
+type CustomerKey struct {
+	Source     string `json:"source"`
+	CustomerID string `json:"customer_id"`
 }
 
 // Budget keeps the writes of a pass inside the PSA's hourly request
@@ -178,6 +186,14 @@ type Config struct {
 	// customer's notices list the tickets forgotten; a dry run lists those
 	// it would forget and deletes nothing.
 	ForgetOtherPSA bool
+	// StartWith is the customer the pass goes through first, the others
+	// following in the order given and then those before it: the
+	// ResumeAt of the pass before, so that when max_per_pass, the budget
+	// or the PSA's throttling stops the passes' writes every pass, the
+	// customers late in the order are not the ones left out every time.
+	// Zero, or a customer not in the pass, starts with the first. The
+	// daemon keeps it in the state database between passes.
+	StartWith CustomerKey
 }
 
 // Defaults for routing fields left at zero.
@@ -218,7 +234,8 @@ func New(c Config) (*Engine, error) {
 	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, resolveAfter: c.ResolveAfter, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA}
+		settleTime: c.SettleTime, resolveAfter: c.ResolveAfter, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA,
+		startWith: c.StartWith}
 	if b, ok := c.PSA.(psa.TicketBulkReader); ok {
 		e.bulk = b
 	}
@@ -301,6 +318,12 @@ type Report struct {
 	// WritesHeld, set by the caller on a dry run, says why a pass that
 	// writes would be refused (a restored backup not yet confirmed).
 	WritesHeld string
+	// ResumeAt is the first customer, in the order the pass went through
+	// them, whose alerts were left for a later pass (Deferred: max_per_pass
+	// reached, the budget at the reserve, the PSA throttling), or whose
+	// write the PSA throttled; zero when none. The next pass starts with
+	// it (Config.StartWith). Customers stay in the given order in Customers.
+	ResumeAt CustomerKey
 }
 
 // Totals adds up the customers' counts.
@@ -375,8 +398,8 @@ func (e *Engine) full(p *pass) bool { return p.created >= e.routing.MaxPerPass }
 // nothing is written to the PSA or the store; the report says what would
 // be created and closed, and what would become of the unsettled creates. Customers not listed are not touched: their open
 // tickets stay as they are.
-func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (Report, error) {
-	rep := Report{DryRun: dryRun}
+func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (rep Report, err error) {
+	rep = Report{DryRun: dryRun}
 	if !e.routing.Enabled {
 		return rep, nil
 	}
@@ -393,12 +416,20 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 	if err != nil {
 		return rep, err
 	}
-	for _, c := range customers {
+	// The customers are gone through from StartWith on, and reported in
+	// the order given (rep is the named result, which the deferred call
+	// changes after any return below).
+	defer e.inOrder(&rep, customers)
+	for _, c := range e.rotate(customers) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
+		throttled := p.throttled()
 		cr := e.customer(ctx, p, c)
 		rep.Customers = append(rep.Customers, cr)
+		if rep.ResumeAt == (CustomerKey{}) && (cr.Deferred > 0 || !throttled && p.throttled()) {
+			rep.ResumeAt = CustomerKey{c.Source, c.CustomerID}
+		}
 		if err := e.fence.lost(); err != nil {
 			// Another instance is active: it settles what this pass
 			// stored, and nothing more is sent from here.
@@ -418,6 +449,36 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (R
 		rep.BudgetUnknown = u.Unknown()
 	}
 	return rep, nil
+}
+
+// rotate returns customers starting with Config.StartWith, the customers
+// before it following the last: a pass whose writes stop before its last
+// customer (max_per_pass, the budget reserve, the PSA's throttling) leaves
+// out the customers after the one it stopped at, and the next pass starts
+// with that one rather than with the first again.
+func (e *Engine) rotate(customers []Customer) []Customer {
+	if e.startWith == (CustomerKey{}) {
+		return customers
+	}
+	i := slices.IndexFunc(customers, func(c Customer) bool {
+		return c.Source == e.startWith.Source && c.CustomerID == e.startWith.CustomerID
+	})
+	if i <= 0 {
+		return customers
+	}
+	return append(slices.Clone(customers[i:]), customers[:i]...)
+}
+
+// inOrder puts rep's customers back in the order of customers, the order
+// the caller gave (rotate changed the order the pass went through them).
+func (e *Engine) inOrder(rep *Report, customers []Customer) {
+	pos := make(map[string]int, len(customers))
+	for i, c := range slices.Backward(customers) {
+		pos[customerKey(c.Source, c.CustomerID)] = i
+	}
+	slices.SortStableFunc(rep.Customers, func(a, b CustomerReport) int {
+		return cmp.Compare(pos[customerKey(a.Customer.Source, a.Customer.CustomerID)], pos[customerKey(b.Customer.Source, b.Customer.CustomerID)])
+	})
 }
 
 // maxLoggedFailures bounds the tickets whose failed update a pass logs at

@@ -39,6 +39,8 @@ type env struct {
 	budget tickets.Budget
 	// resolveAfter is the engines' Config.ResolveAfter.
 	resolveAfter time.Duration
+	// startWith is the engines' Config.StartWith.
+	startWith tickets.CustomerKey
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -113,7 +115,8 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 		e.t.Fatal(err)
 	}
 	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
-		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter})
+		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter,
+		StartWith: e.startWith})
 	if err != nil {
 		e.t.Fatal(err)
 	}
