@@ -52,7 +52,8 @@
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
 // it by searching, adopting the ticket when found. A create that certainly
 // made no ticket (psa.ErrNotApplied: the PSA throttled every attempt, or a
-// read it needs failed) releases its intent, and the next pass sends it
+// read it needs failed; or psa.ErrUnauthorized: the PSA refused it
+// outright, 401 or 403) releases its intent, and the next pass sends it
 // again without waiting for Config.SettleTime. A create, close, note or
 // reopen the PSA throttles stops the pass's writes (Report.RateLimited),
 // and the rest waits for the next pass (Deferred, with a notice), failing

@@ -1344,9 +1344,21 @@ func (e *Engine) send(ctx context.Context, p *pass, r *Record, prev *Record, req
 			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w (it was not applied; it is sent again next pass)", r.Ref, err), r))
 			e.release(r, prev, fmt.Sprintf("the create was not applied: %v", err), cr)
 			return false
+		case errors.Is(err, psa.ErrUnauthorized):
+			// Refused outright (401, or a 403: psa.ErrForbidden matches
+			// too): the PSA refuses a request so before processing it, and
+			// the clients never send a create again after an attempt that
+			// may have been processed (that ends in ErrOutcomeUnknown,
+			// above). No ticket can appear, so, as for ErrNotApplied, the
+			// intent is released and a later pass searches and sends it
+			// again without waiting for the settle time.
+			e.stopOn(p, err)
+			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
+			e.release(r, prev, fmt.Sprintf("the PSA refused the create: %v", err), cr)
+			return false
 		case err != nil:
-			// Refused (401, 403, a 429 the client cannot tell was the
-			// only answer): the intent is settled by a search next pass.
+			// Any other failure (a 429 the client cannot tell was the only
+			// answer): the intent is settled by a search next pass.
 			e.stopOn(p, err)
 			cr.fail(e.forbidden(fmt.Errorf("creating %s: %w", r.Ref, err), r))
 			return false

@@ -165,3 +165,43 @@ func TestEngine_autotaskPermission500OnReadBeforeCreate(t *testing.T) {
 		t.Errorf("pass after the permission was granted = %+v, %d tickets; want the ticket filed", rep.Customers, len(e.tickets()))
 	}
 }
+
+// A create the PSA refuses outright (a 403 for what it names) made no
+// ticket: the next pass sends it again at once, without waiting for the
+// settle time as for a create whose answer was lost, on every PSA.
+func TestEngine_refusedCreateDoesNotWaitTheSettleTime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		system psa.System
+		body   string
+	}{
+		{psa.SystemAutotask, `{"errors":["The logged in Resource does not have the adequate permissions to create this entity."]}`},
+		{psa.SystemConnectWise, `{"code":"Forbidden","message":"You do not have access to this company."}`},
+		{psa.SystemKaseyaBMS, `{"Message":"Access to this account is denied."}`},
+	} {
+		t.Run(string(tc.system), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, tc.system)
+			var path string
+			switch tc.system {
+			case psa.SystemAutotask:
+				path = "/ATServicesRest/V1.0/Tickets"
+			case psa.SystemConnectWise:
+				path = strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL()) + "service/tickets"
+			case psa.SystemKaseyaBMS:
+				path = "/v2/servicedesk/tickets"
+			}
+			e.settleTime = time.Hour
+			eng := e.engine(routings[tc.system])
+			e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Acme threat"})
+			e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: path, Status: http.StatusForbidden, Body: tc.body, Times: 1})
+			if cr := e.pass(eng).Customers[0]; cr.Err == nil || cr.Created != 0 {
+				t.Fatalf("pass whose create was refused = %+v, want it failed", cr)
+			}
+			e.now = e.now.Add(5 * time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Created != 1 || cr.Err != nil || len(e.tickets()) != 1 {
+				t.Errorf("next pass, 5m later with a settle time of 1h = %+v, %d tickets; want the ticket filed", cr, len(e.tickets()))
+			}
+		})
+	}
+}

@@ -41,6 +41,8 @@ type env struct {
 	resolveAfter time.Duration
 	// startWith is the engines' Config.StartWith.
 	startWith tickets.CustomerKey
+	// settleTime is the engines' Config.SettleTime.
+	settleTime time.Duration
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -116,7 +118,7 @@ func (e *env) engine(routing export.Tickets) *tickets.Engine {
 	}
 	eng, err := tickets.New(tickets.Config{System: e.system, PSA: e.backend, Store: e.db, Alerts: tickets.NewSophosAlerts(c), Routing: routing,
 		Now: func() time.Time { return e.now }, Budget: e.budget, ResolveAfter: e.resolveAfter,
-		StartWith: e.startWith})
+		StartWith: e.startWith, SettleTime: e.settleTime})
 	if err != nil {
 		e.t.Fatal(err)
 	}
