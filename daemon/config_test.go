@@ -71,6 +71,7 @@ func TestLoad_good(t *testing.T) {
 			TicketBudgetReserve: 4000,
 			WriteConcurrency:    2,
 			SettleTime:          usage.DefaultSettleTime,
+			TicketResolveAfter:  usage.DefaultTicketResolveAfter,
 		},
 		Web: WebConfig{ListenAddress: "127.0.0.1:9810", APIToken: "s3cr3t-token"},
 	}
