@@ -10,6 +10,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // Diagnostic texts used by more than one resource or data source. Summaries
@@ -114,6 +115,17 @@ func missingDetail(block, name, env string) string {
 	return fmt.Sprintf("The provider cannot create the %s API client because %s is not set. "+
 		"Set %s in the %s block, or set the %s environment variable. "+
 		"If either is already set, make sure the value is not empty.", systemTitle(psa.System(block)), name, name, block, env)
+}
+
+// shortSecretDetail explains a credential shorter than redact.MinSecret,
+// set as name (or in the environment variable env) for the client of what.
+// It never quotes the value.
+func shortSecretDetail(what, name, env string) string {
+	return fmt.Sprintf("The provider cannot create the %s client because %s (set in the provider block, or in the %s environment "+
+		"variable) is shorter than %d characters. The provider keeps credentials out of errors, plan output and logs by "+
+		"searching for their values, which it cannot do for a value that short without blanking out ordinary words, so it "+
+		"refuses it rather than risk showing it. No PSA issues credentials that short: check for a truncated copy or a "+
+		"placeholder, and set the full value.", what, name, env, redact.MinSecret)
 }
 
 // exportReadError adds the error for an export that cannot be read. The

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // exportClients holds one export.Client per store for the life of the
@@ -54,6 +55,11 @@ func exportClient(ctx context.Context, url, token string) (*export.Client, error
 // name the same thing, so giving both at one level is an error.
 func exportSettings(config psaProviderModel, diags *diag.Diagnostics) (url, token string) {
 	token = stringFromEnv(config.ExportToken, envExportToken)
+	if redact.TooShort(token) {
+		diags.AddAttributeError(path.Root("export_token"), "Mapping Export Token Too Short",
+			shortSecretDetail("mapping export store", "export_token", envExportToken))
+		return "", ""
+	}
 	pathSet, urlSet := !config.ExportPath.IsNull(), !config.ExportURL.IsNull()
 	switch {
 	case pathSet && urlSet:

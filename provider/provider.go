@@ -25,6 +25,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
 	"github.com/psa-sync/terraform-provider-psa/psa/connectwise"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // Environment variables read by Configure when an attribute is not set in
@@ -148,7 +149,7 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"from a `PSA_<SYSTEM>_<ATTRIBUTE>` environment variable (`PSA_AUTOTASK_SECRET`, " +
 			"`PSA_CONNECTWISE_PRIVATE_KEY`, `PSA_KASEYA_BMS_PASSWORD`, ...), and a value in the configuration wins " +
 			"over the environment. A value from the environment gets the checks a configured one gets, and an invalid " +
-			"one fails the plan with an error naming the variable. Secrets are marked sensitive and masked in Terraform's logs. The examples below " +
+			"one fails the plan with an error naming the variable. Secrets are marked sensitive and masked in Terraform's logs and in the PSA's errors; a secret shorter than 4 characters, which no PSA issues and which could not be masked without blanking out ordinary words, fails the plan. The examples below " +
 			"show one provider block per PSA.\n\n" +
 			"Plans check what they can against the PSA before anything is written: that a mapped contract " +
 			"belongs to the mapped company, that a mapped service exists and is active, and that no contract is " +
@@ -505,6 +506,10 @@ func configureAutotask(ctx context.Context, block types.Object, diags *diag.Diag
 		{"secret", "Secret", envAutotaskSecret, cfg.Secret},
 		{"integration_code", "Integration Code", envAutotaskIntegrationCode, cfg.IntegrationCode},
 	})
+	shortSecretErrors(diags, psa.SystemAutotask, []requiredValue{
+		{"secret", "Secret", envAutotaskSecret, cfg.Secret},
+		{"integration_code", "Integration Code", envAutotaskIntegrationCode, cfg.IntegrationCode},
+	})
 	envValueErrors(diags, base, []envCheck{
 		{"base_url", m.BaseURL, envAutotaskBaseURL, httpURL(exampleAutotaskBaseURL)},
 	})
@@ -553,6 +558,11 @@ func configureConnectWise(ctx context.Context, block types.Object, diags *diag.D
 		required = append([]requiredValue{{"site", "Site", envConnectWiseSite, cfg.Site}}, required...)
 	}
 	missingAttributeErrors(diags, psa.SystemConnectWise, required)
+	shortSecretErrors(diags, psa.SystemConnectWise, []requiredValue{
+		{"public_key", "Public Key", envConnectWisePublicKey, cfg.PublicKey},
+		{"private_key", "Private Key", envConnectWisePrivateKey, cfg.PrivateKey},
+		{"client_id", "Client ID", envConnectWiseClientID, cfg.ClientID},
+	})
 	envValueErrors(diags, base, []envCheck{
 		{"site", m.Site, envConnectWiseSite, connectWiseSite()},
 		{"base_url", m.BaseURL, envConnectWiseBaseURL, httpURL(exampleConnectWiseBaseURL)},
@@ -596,6 +606,7 @@ func configureKaseyaBMS(ctx context.Context, block types.Object, diags *diag.Dia
 		required = append([]requiredValue{{"hostname", "Hostname", envKaseyaBMSHostname, cfg.Hostname}}, required...)
 	}
 	missingAttributeErrors(diags, psa.SystemKaseyaBMS, required)
+	shortSecretErrors(diags, psa.SystemKaseyaBMS, []requiredValue{{"password", "Password", envKaseyaBMSPassword, cfg.Password}})
 	envValueErrors(diags, base, []envCheck{
 		{"hostname", m.Hostname, envKaseyaBMSHostname, bmsHostname()},
 		{"base_url", m.BaseURL, envKaseyaBMSBaseURL, httpURL(exampleKaseyaBMSBaseURL)},
@@ -615,6 +626,21 @@ func missingAttributeErrors(diags *diag.Diagnostics, system psa.System, values [
 		if v.value == "" {
 			diags.AddAttributeError(path.Root(string(system)).AtName(v.name), "Missing "+systemTitle(system)+" "+v.title,
 				missingDetail(string(system), v.name, v.env))
+		}
+	}
+}
+
+// shortSecretErrors adds one attribute error per credential that is set but
+// shorter than redact.MinSecret. The clients keep credentials out of the
+// PSA's answers, errors and logs by searching for their values, which they
+// skip for values that short (they would blank out ordinary words), so a
+// PSA error quoting one would show it in the plan's output. No PSA issues
+// credentials that short: the value is a truncated copy or a placeholder.
+func shortSecretErrors(diags *diag.Diagnostics, system psa.System, values []requiredValue) {
+	for _, v := range values {
+		if redact.TooShort(v.value) {
+			diags.AddAttributeError(path.Root(string(system)).AtName(v.name), systemTitle(system)+" "+v.title+" Too Short",
+				shortSecretDetail(systemTitle(system)+" API", v.name, v.env))
 		}
 	}
 }

@@ -166,6 +166,74 @@ data "psa_company" "test" {
 	}
 }
 
+// TestAccProvider_shortSecrets checks that a credential shorter than
+// redact.MinSecret, which the clients' redaction leaves in the text it
+// cleans (it would blank out ordinary words), fails the plan naming the
+// attribute and its environment variable, before any request is sent: a
+// PSA error quoting it would otherwise show it in the plan's output. It is
+// not parallel because its last step sets a process environment variable.
+func TestAccProvider_shortSecrets(t *testing.T) {
+	const short = "q7Z" // redact.MinSecret - 1 characters
+	cases := map[psa.System][]struct{ attr, summary, env string }{
+		psa.SystemAutotask: {
+			{"secret", "Autotask Secret Too Short", envAutotaskSecret},
+			{"integration_code", "Autotask Integration Code Too Short", envAutotaskIntegrationCode},
+		},
+		psa.SystemConnectWise: {
+			{"public_key", "ConnectWise PSA Public Key Too Short", envConnectWisePublicKey},
+			{"private_key", "ConnectWise PSA Private Key Too Short", envConnectWisePrivateKey},
+			{"client_id", "ConnectWise PSA Client ID Too Short", envConnectWiseClientID},
+		},
+		psa.SystemKaseyaBMS: {
+			{"password", "Kaseya BMS Password Too Short", envKaseyaBMSPassword},
+		},
+	}
+	withValue := func(block, attr, value string) string {
+		i := strings.LastIndex(block, "}")
+		return block[:i] + fmt.Sprintf("  %s = %q\n  ", attr, value) + block[i:]
+	}
+	for _, sys := range testSystems {
+		for _, c := range cases[sys] {
+			t.Run(string(sys)+"/"+c.attr, func(t *testing.T) {
+				e := newTestEnv(t, sys)
+				resource.UnitTest(t, resource.TestCase{
+					ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+					Steps: []resource.TestStep{{
+						Config: fmt.Sprintf("provider \"psa\" {\n  export_path = %q\n%s}\n\ndata \"psa_company\" \"test\" {\n  name = \"Acme\"\n}\n",
+							e.exportPath, withValue(e.psaBlockWithout(c.attr), c.attr, short)),
+						ExpectError: regexp.MustCompile(`(?s)` + c.summary + `.*` + c.attr + `.*` + c.env + `.*shorter\s+than\s+4\s+characters`),
+					}},
+				})
+				if n := len(e.sim.Requests()); n != 0 {
+					t.Errorf("the provider sent %d requests to the PSA with a credential that short, want none", n)
+				}
+			})
+		}
+	}
+	t.Run("export_token", func(t *testing.T) {
+		e := newTestEnv(t, psa.SystemAutotask)
+		e.exportURL, e.exportToken = "https://psa-syncd.example:9810", short
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{{
+				Config:      e.providerConfig() + "data \"psa_company\" \"test\" {\n  name = \"Acme\"\n}\n",
+				ExpectError: regexp.MustCompile(`(?s)Mapping Export Token Too Short.*export_token.*` + envExportToken),
+			}},
+		})
+	})
+	t.Run("environment", func(t *testing.T) {
+		e := newTestEnv(t, psa.SystemKaseyaBMS)
+		t.Setenv(envKaseyaBMSPassword, short)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{{
+				Config:      "provider \"psa\" {" + e.psaBlockWithout("password") + "}\n\ndata \"psa_company\" \"test\" {\n  name = \"Acme\"\n}\n",
+				ExpectError: regexp.MustCompile(`(?s)Kaseya BMS Password Too Short.*` + envKaseyaBMSPassword),
+			}},
+		})
+	})
+}
+
 func TestAccProvider_exactlyOnePSABlock(t *testing.T) {
 	t.Parallel()
 	want := regexp.MustCompile(`(?s)(Exactly\s+one\s+of\s+these\s+attributes\s+must\s+be\s+configured|only\s+one\)).*\[autotask,connectwise,kaseya_bms\]`)

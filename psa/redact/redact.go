@@ -22,10 +22,20 @@ const MaxText = 1024
 // after it, quoting the old token.
 const keptSets = 3
 
-// minSecret is the shortest value treated as a secret: redacting shorter
-// ones would blank out ordinary words, and configuration checks refuse
-// credentials that short anyway.
-const minSecret = 4
+// MinSecret is the shortest value treated as a secret: redacting shorter
+// ones would blank out ordinary words, so a Redactor leaves them in the
+// text. Configuration checks refuse credentials that short (see TooShort):
+// no PSA or vendor issues one, and one that short could not be kept out
+// of the errors that quote it.
+const MinSecret = 4
+
+// TooShort reports whether secret is set but shorter than MinSecret, so
+// that a Redactor would leave it in the text it redacts. Callers that take
+// credentials from a configuration refuse such a value, naming the
+// setting, never the value.
+func TooShort(secret string) bool {
+	return secret != "" && len(secret) < MinSecret
+}
 
 // Redactor replaces configured secrets, and the usual encodings of them, in
 // text. The zero value and a nil *Redactor redact nothing but still
@@ -87,7 +97,7 @@ func (r *Redactor) rebuild() {
 	add := func(secrets []string) {
 		for _, s := range secrets {
 			for _, n := range encodings(s) {
-				if len(n) >= minSecret && !slices.Contains(r.needles, n) {
+				if len(n) >= MinSecret && !slices.Contains(r.needles, n) {
 					r.needles = append(r.needles, n)
 				}
 			}

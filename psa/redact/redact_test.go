@@ -104,3 +104,25 @@ func TestRedactor_Response(t *testing.T) {
 		t.Error("Response(nil) != nil")
 	}
 }
+
+// TestTooShort checks the bound that configuration checks refuse: a
+// Redactor leaves a secret shorter than MinSecret in the text.
+func TestTooShort(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"a", "ab", "abc"} {
+		if !redact.TooShort(s) {
+			t.Errorf("TooShort(%q) = false, want true", s)
+		}
+		if got := redact.New(s).String("x " + s + " y"); !strings.Contains(got, s) {
+			t.Errorf("New(%q).String = %q: a secret that short is redacted after all; TooShort no longer matches the Redactor", s, got)
+		}
+	}
+	for _, s := range []string{"", "abcd", "sim-secret"} {
+		if redact.TooShort(s) {
+			t.Errorf("TooShort(%q) = true, want false", s)
+		}
+	}
+	if got := redact.New("abcd").String("x abcd y"); strings.Contains(got, "abcd") {
+		t.Errorf(`New("abcd").String = %q, want the secret redacted`, got)
+	}
+}
