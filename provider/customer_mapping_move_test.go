@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -176,6 +177,49 @@ func TestCheckMove_warnsInOneBulkRead(t *testing.T) {
 			}
 			if len(b.reads) != 1 || !slices.Equal(b.reads[0], []string{"300", "301"}) {
 				t.Errorf("contract reads %v, want one bulk read of 300 and 301", b.reads)
+			}
+		})
+	}
+}
+
+// TestCheckContracts_companyInactive: the plan of a Kaseya BMS customer
+// mapping whose contract belongs to a deactivated account warns, from the
+// contract read itself (it joins the account lookup), as psa-syncd would
+// fail the customer; an active account gets no warning.
+func TestCheckContracts_companyInactive(t *testing.T) {
+	t.Parallel()
+	for _, active := range []bool{false, true} {
+		t.Run(fmt.Sprintf("active=%t", active), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, psa.SystemKaseyaBMS)
+			acme := e.addCustomerFixture("Acme")
+			e.sim.KaseyaBMS().SetAccountActive(int(mustID(acme.company)), active)
+			b := e.backend(t)
+			r := &customerMappingResource{data: &providerData{backend: b, system: psa.SystemKaseyaBMS,
+				reads: newPSAReads(b, func(context.Context) *export.Document { return nil })}}
+			var diags diag.Diagnostics
+			verified := r.checkContracts(t.Context(), &diags, acme.company, acme.contract, "", "sophos/cust-1")
+			if diags.HasError() || !verified {
+				t.Fatalf("checkContracts = verified %t, %v", verified, diags)
+			}
+			var inactive []diag.Diagnostic
+			for _, w := range diags.Warnings() {
+				if w.Summary() == "Inactive PSA Company" {
+					inactive = append(inactive, w)
+				}
+			}
+			if active {
+				if len(inactive) != 0 {
+					t.Errorf("warnings %v, want none about the company", diags)
+				}
+				return
+			}
+			if len(inactive) != 1 {
+				t.Fatalf("warnings %v, want one about the company", diags)
+			}
+			if d := inactive[0].Detail(); !strings.Contains(d, "Company "+acme.company+", which contract "+acme.contract) ||
+				!strings.Contains(d, "usage_sync = false") {
+				t.Errorf("warning detail = %s", d)
 			}
 		})
 	}

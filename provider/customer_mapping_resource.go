@@ -81,7 +81,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"The same check warns when the contract has ended, ends this calendar month or the next, or has not started " +
 			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
-			"the customer as stale instead. psa-syncd reports mapped contracts that end " +
+			"the customer as stale instead. On Kaseya BMS it also warns when the contract's company (account) is inactive, " +
+			"which the contract read tells; Autotask and ConnectWise contract reads do not, and psa-syncd reports it at its " +
+			"next pass. psa-syncd reports mapped contracts that end " +
 			"soon ahead of time too (`psa_sync_contracts_ending`, the `PsaSyncContractEndingSoon` alert), also for mappings " +
 			"that the plan does not check again.\n\n" +
 			"## Contract renewals\n\n" +
@@ -511,6 +513,16 @@ func (r *customerMappingResource) checkContractRead(ctx context.Context, diags *
 				"so customer %s's usage could never be billed on it. Map the customer to one of company %s's recurring-service "+
 				"contracts; data.psa_contract finds only those by default.",
 				contractID, contract.Name, contract.Type, customer, companyID))
+	case contract.CompanyInactive:
+		// Only Kaseya BMS says so in the contract read (it joins the
+		// account lookup); telling it on Autotask and ConnectWise would
+		// take a read of the companies.
+		diags.AddAttributeWarning(at, "Inactive PSA Company",
+			fmt.Sprintf("Company %s, which contract %s (%q) belongs to, is inactive in %s (deactivated, or merged into another). "+
+				"psa-syncd writes nothing to the contracts of an inactive company: it fails customer %s instead, and its usage is "+
+				"not billed. If the customer left, set usage_sync = false or remove the mapping; if it was merged, map it to the "+
+				"company it was merged into and that company's contract; else make company %s active again in %s.",
+				companyID, contractID, contract.Name, systemTitle(r.data.system), customer, companyID, systemTitle(r.data.system)))
 	case !contract.Active:
 		diags.AddAttributeWarning(at, "Inactive PSA Contract",
 			fmt.Sprintf("Contract %s (%q) is not active (status %q); psa-syncd cannot bill customer %s's usage on it until it is.",

@@ -248,6 +248,20 @@ func (e *testEnv) deleteService(serviceID string) {
 // someone in the PSA would.
 func (e *testEnv) renameService(t *testing.T, serviceID, name string) {
 	t.Helper()
+	b := e.backend(t)
+	svc, err := b.GetService(t.Context(), serviceID)
+	if err != nil {
+		t.Fatalf("renaming service %s: %v", serviceID, err)
+	}
+	svc.Name = name
+	if _, err := b.UpdateService(t.Context(), svc); err != nil {
+		t.Fatalf("renaming service %s: %v", serviceID, err)
+	}
+}
+
+// backend returns a backend of the simulator with its default credentials.
+func (e *testEnv) backend(t *testing.T) psa.Backend {
+	t.Helper()
 	cfg := backends.Config{System: e.system}
 	switch e.system {
 	case psa.SystemConnectWise:
@@ -263,16 +277,9 @@ func (e *testEnv) renameService(t *testing.T, serviceID, name string) {
 	}
 	b, err := backends.New(cfg)
 	if err != nil {
-		t.Fatalf("backend for renaming a service: %v", err)
+		t.Fatalf("backend of the simulator: %v", err)
 	}
-	svc, err := b.GetService(t.Context(), serviceID)
-	if err != nil {
-		t.Fatalf("renaming service %s: %v", serviceID, err)
-	}
-	svc.Name = name
-	if _, err := b.UpdateService(t.Context(), svc); err != nil {
-		t.Fatalf("renaming service %s: %v", serviceID, err)
-	}
+	return b
 }
 
 // services returns every service of the simulator.
