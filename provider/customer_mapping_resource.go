@@ -279,16 +279,44 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		return
 	}
 	// Checked when it was planned last; re-checking every mapping on
-	// every plan would spend the PSA's request budget for nothing. An
-	// imported mapping was never planned (see privateKeyUncheckedContract).
+	// every plan costs a bulk read of the contracts that a plan without
+	// changes does not otherwise make, so it is left to recheck_contracts.
+	// An imported mapping was never planned (see
+	// privateKeyUncheckedContract).
 	unchecked := uncheckedContract(ctx, private)
 	if state != nil && state.CompanyID.Equal(plan.CompanyID) && state.ContractID.Equal(plan.ContractID) &&
 		state.NextContractID.Equal(plan.NextContractID) && !unchecked {
+		if r.data.recheckContracts {
+			r.recheck(ctx, &resp.Diagnostics, &plan, customer)
+		}
 		return
 	}
 	verified := r.checkMove(ctx, &resp.Diagnostics, state, &plan, customer)
 	if unchecked && verified && !resp.Diagnostics.HasError() {
 		resp.Diagnostics.Append(private.SetKey(ctx, privateKeyUncheckedContract, nil)...)
+	}
+}
+
+// recheck is checkContracts of the contracts of plan, a mapping that the
+// plan does not change, for recheck_contracts. What it finds is a warning:
+// the mapping is already in the export, so failing the plan would not
+// stop psa-syncd from failing the customer, but would stop every other
+// change of the configuration until this one is fixed. The contracts were
+// read with the export's others, in the first bulk read of the plan.
+func (r *customerMappingResource) recheck(ctx context.Context, diags *diag.Diagnostics, plan *customerMappingResourceModel, customer string) {
+	var found diag.Diagnostics
+	r.checkContracts(ctx, &found, plan.CompanyID.ValueString(), plan.ContractID.ValueString(), plan.NextContractID.ValueString(), customer)
+	for _, d := range found {
+		detail := d.Detail()
+		if d.Severity() == diag.SeverityError {
+			detail += "\n\nThe mapping is unchanged since it was applied: this was found by recheck_contracts, and psa-syncd " +
+				"fails the customer until it is fixed. It is a warning so that the plan's other changes can be applied."
+		}
+		if p, ok := d.(diag.DiagnosticWithPath); ok {
+			diags.AddAttributeWarning(p.Path(), d.Summary(), detail)
+		} else {
+			diags.AddWarning(d.Summary(), detail)
+		}
 	}
 }
 

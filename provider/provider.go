@@ -86,9 +86,12 @@ type psaProviderModel struct {
 	ExportToken    types.String `tfsdk:"export_token"`
 	MaxConcurrency types.Int64  `tfsdk:"max_concurrency"`
 	MaxRetries     types.Int64  `tfsdk:"max_retries"`
-	Autotask       types.Object `tfsdk:"autotask"`
-	ConnectWise    types.Object `tfsdk:"connectwise"`
-	KaseyaBMS      types.Object `tfsdk:"kaseya_bms"`
+	// RecheckContracts is whether every plan checks every customer
+	// mapping's contract (see customerMappingResource.planChecks).
+	RecheckContracts types.Bool   `tfsdk:"recheck_contracts"`
+	Autotask         types.Object `tfsdk:"autotask"`
+	ConnectWise      types.Object `tfsdk:"connectwise"`
+	KaseyaBMS        types.Object `tfsdk:"kaseya_bms"`
 }
 
 // autotaskProviderModel maps the autotask block of the provider schema.
@@ -203,6 +206,18 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					itoa(backends.DefaultMaxRetries) + "`.",
 				Optional:   true,
 				Validators: []validator.Int64{int64validator.AtLeast(0)},
+			},
+			"recheck_contracts": schema.BoolAttribute{
+				MarkdownDescription: "Whether every plan checks the contract of every `psa_customer_mapping`, not only of " +
+					"those whose `company_id`, `contract_id` or `next_contract_id` change (and once after an import). A contract " +
+					"that has ended, ends soon, was deactivated or moved to another company since the mapping was applied, or " +
+					"(Kaseya BMS) whose company was deactivated, is then reported at the next plan, as a warning on the mapping: " +
+					"psa-syncd fails that customer until it is fixed, and the plan of other changes goes on. Costs one bulk read " +
+					"of the mapped contracts per plan (Autotask: one request per 500 contracts; ConnectWise: one per page of " +
+					"agreements; Kaseya BMS: the contract list, a few requests), where a plan that changes no mapping otherwise " +
+					"reads none. Defaults to `false`: psa-syncd reports the same problems at its next pass, and ending " +
+					"contracts ahead of time (`PsaSyncContractEndingSoon`).",
+				Optional: true,
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -370,6 +385,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		{"export_token", config.ExportToken, envExportToken},
 		{"max_concurrency", config.MaxConcurrency, ""},
 		{"max_retries", config.MaxRetries, ""},
+		{"recheck_contracts", config.RecheckContracts, ""},
 	})
 	for _, sys := range systemBlocks {
 		if block, _ := config.block(sys); block.IsUnknown() {
@@ -444,6 +460,8 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		exportKeys:     newClaimRegistry(),
 		serviceSources: newClaimRegistry(),
 		productIDs:     newClaimRegistry(),
+
+		recheckContracts: config.RecheckContracts.ValueBool(),
 	}
 	if exportURL != "" {
 		c, err := exportClient(ctx, exportURL, exportToken)

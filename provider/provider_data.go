@@ -51,6 +51,10 @@ type providerData struct {
 	// source mapped to one contract.
 	contracts *claimRegistry
 
+	// recheckContracts is recheck_contracts: every plan checks every
+	// customer mapping's contract, not only the changed ones.
+	recheckContracts bool
+
 	// serviceSources records which usage source's products feed each
 	// service in the plan being made: psa-syncd syncs one source at a
 	// time, so two sources on one service would overwrite each other's
