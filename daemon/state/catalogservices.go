@@ -49,9 +49,14 @@ func (db *DB) CatalogServices(system psa.System, serviceIDs []string) (map[strin
 // of ids, with arg before the ids, for contractCheckChunk ids at a time,
 // and calls scan for each row.
 func (db *DB) eachIn(ctx context.Context, query string, arg any, ids []string, scan func(*sql.Rows) error) error {
+	return db.eachInArgs(ctx, query, []any{arg}, ids, scan)
+}
+
+// eachInArgs is eachIn with the arguments lead before the ids.
+func (db *DB) eachInArgs(ctx context.Context, query string, lead []any, ids []string, scan func(*sql.Rows) error) error {
 	for chunk := range slices.Chunk(ids, contractCheckChunk) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, arg)
+		args := make([]any, 0, len(chunk)+len(lead))
+		args = append(args, lead...)
 		for _, id := range chunk {
 			args = append(args, id)
 		}

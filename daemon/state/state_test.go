@@ -336,7 +336,7 @@ func TestRuns_existingOlderSchema(t *testing.T) {
 		if err := db.PutTicketRecord(tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "a", Ref: "sc:a", State: tickets.StateOpen}); err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range []int{9, 8} {
+		for _, v := range []int{10, 9, 8} {
 			if _, err := db.sql.Exec(undoMigration[v]); err != nil {
 				t.Fatal(err)
 			}
@@ -1035,6 +1035,49 @@ func TestLedger_linesSet(t *testing.T) {
 		want := map[psa.LineKey]bool{{ContractID: "800", ServiceID: "700"}: true, {ContractID: "801", ServiceID: "700"}: true}
 		if err != nil || !maps.Equal(got, want) {
 			t.Errorf("LinesSet = %v, %v; want %v", got, err, want)
+		}
+	})
+}
+
+// TestLedger_customerLinesSet: CustomerLinesSet gives, by customer, the
+// lines of any contract that psa-syncd set above 0 for the customers
+// asked, of the system and source asked: not a line only ever set to 0,
+// another system's or source's, nor another customer's.
+func TestLedger_customerLinesSet(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		for i, s := range []struct {
+			sys               psa.System
+			source, customer  string
+			contract, service string
+			after             int64
+		}{
+			{psa.SystemConnectWise, "sophos", "c1", "800", "700", 42},
+			{psa.SystemConnectWise, "sophos", "c1", "800", "700", 0},
+			{psa.SystemConnectWise, "sophos", "c1", "801", "700", 7},
+			{psa.SystemConnectWise, "sophos", "c1", "801", "701", 0},
+			{psa.SystemConnectWise, "file", "c1", "802", "700", 3},
+			{psa.SystemAutotask, "sophos", "c1", "803", "700", 3},
+			{psa.SystemConnectWise, "sophos", "c2", "804", "700", 5},
+			{psa.SystemConnectWise, "sophos", "c3", "805", "700", 5},
+		} {
+			req := testIntent()
+			req.System, req.Source, req.CustomerID, req.ContractID, req.ServiceID, req.After = s.sys, s.source, s.customer, s.contract, s.service, s.after
+			in, err := db.OpenIntent(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.CompleteIntent(in.ID, IntentDone, "", t0.Add(time.Duration(i)*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := db.CustomerLinesSet(psa.SystemConnectWise, "sophos", []string{"c1", "c2", "c9"})
+		want := map[string][]psa.LineKey{
+			"c1": {{ContractID: "800", ServiceID: "700"}, {ContractID: "801", ServiceID: "700"}},
+			"c2": {{ContractID: "804", ServiceID: "700"}},
+		}
+		if err != nil || !cmp.Equal(got, want) {
+			t.Errorf("CustomerLinesSet = %v, %v; want %v", got, err, want)
 		}
 	})
 }

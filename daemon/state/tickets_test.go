@@ -358,7 +358,7 @@ func TestTickets_instanceMigration(t *testing.T) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		// Back to version 4, as a database the previous psa-syncd wrote.
-		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
+		for _, q := range []string{`DROP INDEX ledger_customer`, `ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
 			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
 				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
 			if _, err := db.sql.Exec(q); err != nil {

@@ -25,6 +25,7 @@ var undoMigration = map[int]string{
 	7: `DROP TABLE psa_instance`,
 	8: `ALTER TABLE runs DROP COLUMN note`,
 	9: `ALTER TABLE tickets DROP COLUMN missing_since`,
+	10: `DROP INDEX ledger_customer`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier
