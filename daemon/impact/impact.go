@@ -166,7 +166,7 @@ type Held struct {
 	Approvable bool `json:"approvable"`
 	// Hold says why the line is held, as the plan's JSON does:
 	// "approval", "stale_approval", "posted", "later_change",
-	// "later_write", "line_missing" or "stale_read".
+	// "later_write", "line_missing", "stale_read" or "previous_contract".
 	Hold string `json:"hold"`
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
@@ -1023,6 +1023,9 @@ func heldText(h *Held, units int64, withDelta bool) string {
 	}
 	if h.Hold == usage.HoldVanished {
 		return fmt.Sprintf("held for review: the PSA's read shows no line where psa-syncd set one, and adding it could double it; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+	}
+	if h.Hold == usage.HoldMoved {
+		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service on another contract still bills, and adding this one would bill the usage twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	if h.Hold == usage.HoldStaleRead {
 		return fmt.Sprintf("held for review: the PSA's read shows the units from before psa-syncd's last write of the line, and an adjustment from it could apply that write twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)

@@ -89,7 +89,12 @@
 // before psa-syncd's last write of it, in force at the effective date
 // (the ledger's before, not its after), is held (HoldStaleRead) alike: an
 // adjustment is a delta computed from the read, and a read that predates
-// that write (a cache serving an old page) would apply it twice. A
+// that write (a cache serving an old page) would apply it twice. A line
+// the pass would add to a customer's contract is held (HoldMoved) alike
+// when psa-syncd's ledger says it set the customer's line of the service
+// above 0 on another contract, not its renewal pair, and has not set it to
+// 0 since: the customer's mapping moved, the other contract still bills
+// that line, and the new one would bill the usage twice. A
 // line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.

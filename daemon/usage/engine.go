@@ -415,6 +415,11 @@ type Change struct {
 	// Autotask line shows the quantity from before psa-syncd's last write
 	// of it (see Engine.staleRead); an approval of the line releases it.
 	staleRead bool
+	// moved is set when the change is held because it would add a line
+	// while psa-syncd's ledger says the customer's line of the service on
+	// another contract still bills (see Engine.movedLine); an approval of
+	// the line releases it.
+	moved bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -483,6 +488,14 @@ const (
 	// approval of the line (the operator checked the line's units)
 	// releases it.
 	HoldStaleRead = "stale_read"
+	// HoldMoved: the line would be added to the customer's contract while
+	// psa-syncd's ledger says it set the customer's line of the service
+	// above 0 on another contract, not the contract's renewal pair, and
+	// has not set it to 0 since (the customer's mapping moved to another
+	// contract): that contract still bills it, and the new line would bill
+	// the usage twice. An approval of the line (the operator set the other
+	// contract's line to 0 or ended that contract) releases it.
+	HoldMoved = "previous_contract"
 )
 
 // Hold returns why c is held, one of the Hold kinds, or "" when it is not
@@ -501,6 +514,8 @@ func (c Change) Hold() string {
 		return HoldVanished
 	case c.staleRead:
 		return HoldStaleRead
+	case c.moved:
+		return HoldMoved
 	case c.staleApproval:
 		return HoldStaleApproval
 	}
@@ -523,6 +538,8 @@ func (c *Change) setHold(kind string) {
 		c.vanished = true
 	case HoldStaleRead:
 		c.staleRead = true
+	case HoldMoved:
+		c.moved = true
 	}
 }
 
@@ -1017,6 +1034,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	reasons := newReasons()
 	setLines := &ledgerSets{e: e, chunk: -1}
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
+	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
 	var unchecked []*customerPass
 	var recheck recheckBatch
 	var cur lineChunk
@@ -1075,6 +1093,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			if c.Action == ActionUpdate && !c.CurrentKnown && !p.ledger {
 				if err := e.vanishedLine(c, o, cp.period, setLines.of(rd, cp.chunk)); err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
+			}
+			if c.Action == ActionUpdate && !c.CurrentKnown {
+				mapping := func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) }
+				if err := e.movedLine(c, o, cp.period, moves.of(cp.chunk), mapping); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}

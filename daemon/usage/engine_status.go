@@ -81,6 +81,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	var laterHeld, laterWritten int
 	var vanished *Change  // the first line held because the read did not show it (HoldVanished)
 	var staleRead *Change // the first line held because the read shows the quantity from before psa-syncd's write (HoldStaleRead)
+	var moved *Change     // the first line held because the customer's line on another contract still bills (HoldMoved)
 	var posted *Change    // the first line held because its period is invoiced
 	var stale *Change     // the first line whose approval names other units
 	var refused *Change   // the first line approved that stays held all the same
@@ -121,7 +122,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.staleRead && staleRead == nil {
 				staleRead = c
 			}
-			if c.Approvable() && !c.vanished && !c.staleRead {
+			if c.moved && moved == nil {
+				moved = c
+			}
+			if c.Approvable() && !c.vanished && !c.staleRead && !c.moved {
 				guardHeld++
 				if c.Desired > c.Current {
 					increasesHeld++
@@ -221,6 +225,11 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("%s's read of service %s on contract %s shows the units from before psa-syncd's last write of it (see the line's reason): an adjustment computed from it would apply that change twice; "+
 				"check the line's units in %s: if they are what psa-syncd wrote, a cache or proxy served an old page, so run the pass again once it serves the current one; if someone set them back by hand, run psa-syncd %s, or press approve on the status page",
 				systemName(e.be.System()), staleRead.ServiceID, staleRead.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, staleRead.ServiceID, staleRead.Desired, cp.period)))
+		}
+		if moved != nil {
+			hints = append(hints, fmt.Sprintf("the customer's line of service %s on another contract, which psa-syncd set earlier and no longer writes to (the customer mapping's contract_id moved to %s), still bills (see the line's reason), and a line on contract %s would bill the usage twice: "+
+				"set that line to 0 or end that contract in %s, then run psa-syncd %s, or press approve on the status page; if the move was a renewal, map the new contract as next_contract_id instead",
+				moved.ServiceID, moved.ContractID, moved.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, moved.ServiceID, moved.Desired, cp.period)))
 		}
 		if refused != nil && stale == nil {
 			// As for a stale approval below: the operator asked for

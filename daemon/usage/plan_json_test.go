@@ -183,6 +183,8 @@ func TestChangeJSON_hold(t *testing.T) {
 		{HoldLaterChange, func(c *Change) { c.laterChange = true }, false},
 		{HoldLaterWrite, func(c *Change) { c.laterWrite = true }, false},
 		{HoldVanished, func(c *Change) { c.vanished = true }, true},
+		{HoldStaleRead, func(c *Change) { c.staleRead = true }, true},
+		{HoldMoved, func(c *Change) { c.moved = true }, true},
 	} {
 		c := base
 		tt.set(&c)

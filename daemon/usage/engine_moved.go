@@ -1,0 +1,139 @@
+package usage
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// movedLine decides c, a change the pass would make by adding a line (no
+// line of c's service on c's contract Y: the PSA's read shows none, or, on
+// Kaseya BMS, psa-syncd's ledger never set one), when psa-syncd's ledger
+// says that it set that service for c's customer above 0 on another
+// contract X, and that this is still the line's quantity in force at c's
+// effective date (state.DB.SetBefore: nothing set it to 0 since, nor
+// another customer's usage): it holds c for an operator (HoldMoved) rather
+// than add the line.
+//
+// The customer's mapping was moved from X to Y (contract_id changed,
+// whether the provider's plan warning "Previous Contract Still Bills" was
+// read or not, or the export was written by other means): psa-syncd no
+// longer writes to X, which no mapping of the customer names, so X's line
+// keeps the units psa-syncd last set and goes on invoicing, and a line on
+// Y bills the same usage a second time. Only the operator can tell that X
+// ended or that its line was set to 0 by hand: an approval of that one
+// line (PassOptions.ApproveService, at c's desired units or any) adds it.
+// An approval of every held line (Approve alone) does not.
+//
+// Not held: X that is the customer's renewal pair (the mapping's
+// contract_id and next_contract_id: a renewal takes over once contract_id
+// ends, see selectContract), X the same contract as Y spelled otherwise
+// (idKey), and X whose record, as the contract terms kept it
+// (ContractTerms), ended before the effective date: the renewal moved into
+// contract_id, as README's "Contract renewals" says to do. The check reads
+// the state database alone, no PSA request. It returns an error only when
+// the ledger cannot be read; the line then fails, and nothing is added.
+//
+// set returns the lines that psa-syncd set above 0 for the customers of
+// c's chunk (ledgerMoves.of): only those on another contract are looked
+// up one by one. mapping returns the customer's mapping in the export, as
+// it names its contracts (cp.m is a copy naming the renewal once it takes
+// over).
+func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, set func() (map[string][]psa.LineKey, error),
+	mapping func() (export.CustomerMapping, bool)) error {
+	if e.db == nil || c.Desired <= 0 {
+		return nil
+	}
+	lines, err := set()
+	if err != nil {
+		return fmt.Errorf("reading psa-syncd's ledger for lines of service %s it set for customer %s on another contract, before adding it to contract %s, failed: %w",
+			c.ServiceID, c.CustomerID, c.ContractID, err)
+	}
+	var others []string
+	for _, k := range lines[c.CustomerID] {
+		if k.ServiceID == c.ServiceID && idKey(k.ContractID) != idKey(c.ContractID) {
+			others = append(others, k.ContractID)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	pair := map[string]bool{idKey(c.ContractID): true}
+	if cm, ok := mapping(); ok {
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if id != "" {
+				pair[idKey(id)] = true
+			}
+		}
+	}
+	sys := e.be.System()
+	effDay := c.EffectiveDate.Format(time.DateOnly)
+	slices.SortFunc(others, compareIDs)
+	for _, x := range others {
+		if pair[idKey(x)] {
+			continue
+		}
+		if t, ok := e.terms.get(sys, x); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
+			continue
+		}
+		le, ok, err := e.db.SetBefore(x, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		if err != nil {
+			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before adding one to contract %s, failed: %w",
+				c.ServiceID, x, c.ContractID, err)
+		}
+		if !ok || le.System != sys || le.Source != c.Source || le.CustomerID != c.CustomerID || le.After <= 0 {
+			continue
+		}
+		what := fmt.Sprintf("; psa-syncd set this service to %d units on contract %s for this customer from %s (run %d), and has not set that line to 0 since",
+			le.After, x, le.EffectiveDate.Format(time.DateOnly), le.RunID)
+		units := o.ApproveUnits
+		if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
+			c.Reason += what + ": approved, so it is added to contract " + c.ContractID
+			return nil
+		}
+		c.Action, c.moved = ActionHeld, true
+		c.Reason += fmt.Sprintf("%s: held for review, since contract %s still bills those units unless it has ended in %s, and this line would bill the usage a second time; "+
+			"set the line on contract %s to 0 or end contract %s in %s, then add this one with %s",
+			what, x, systemName(sys), x, x, systemName(sys), approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+		return nil
+	}
+	return nil
+}
+
+// ledgerMoves reads, for the plan, the lines that psa-syncd ever set above
+// 0 for the customers of a chunk (state.DB.CustomerLinesSet), once per
+// chunk and only for a chunk with a line the plan would add: a pass that
+// adds no line reads nothing, and one that adds many (a first pass, a
+// product newly mapped) reads once per chunk, not once per line.
+type ledgerMoves struct {
+	e      *Engine
+	source string
+	// customers are the customers whose contracts the pass reads, in
+	// the order of the chunks (customerPass.chunk).
+	customers []*customerPass
+	chunk     int
+	lines     map[string][]psa.LineKey
+	err       error
+}
+
+// of returns the function that gives the lines set for the customers of
+// chunk i.
+func (s *ledgerMoves) of(i int) func() (map[string][]psa.LineKey, error) {
+	return func() (map[string][]psa.LineKey, error) {
+		if s.chunk != i {
+			s.chunk = i
+			var ids []string
+			for _, cp := range s.customers {
+				if cp.chunk == i {
+					ids = append(ids, cp.m.CustomerID)
+				}
+			}
+			s.lines, s.err = s.e.db.CustomerLinesSet(s.e.be.System(), s.source, ids)
+		}
+		return s.lines, s.err
+	}
+}

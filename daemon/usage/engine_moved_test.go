@@ -1,0 +1,160 @@
+package usage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// TestEngineSystems_movedCustomerNotBilledTwice: a customer's mapping moves
+// from contract A to contract C (contract_id changed, not a renewal),
+// while A still bills the line of 42 that psa-syncd set on it. On every
+// PSA, the plan and the pass hold the line they would add on C
+// (HoldMoved), naming A, its units and how to release it, rather than bill
+// the usage on both; a line psa-syncd set to 0 on A since (MDR) is added on
+// C as before. A blanket approval does not release the hold; an approval
+// of the line adds it, and the next pass writes nothing and holds nothing.
+func TestEngineSystems_movedCustomerNotBilledTwice(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+			}
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+				t.Fatalf("second pass = %+v, want 1 updated (MDR 3 -> 0)", res.Run)
+			}
+
+			// The mapping moves to contract C of the same company.
+			a, _ := h.doc.Customer("file", "cust-a")
+			var moved string
+			switch sys {
+			case psa.SystemAutotask:
+				moved = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
+			case psa.SystemConnectWise:
+				moved = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
+			default:
+				moved = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, a.CompanyID)), Name: "Acme Other Services"}))
+			}
+			a.ContractID = moved
+			h.doc.PutCustomer(a)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,CIXA-MSP,10")
+
+			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 42 --period 2026-11", h.svcIntercept)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChange(plan, h.svcIntercept)
+			if c == nil || c.ContractID != moved || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd set this service to 42 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
+				!strings.Contains(c.Reason, "set the line on contract "+h.contractA+" to 0 or end contract "+h.contractA) || !strings.Contains(c.Reason, approve) {
+				t.Errorf("plan's Intercept change = %+v, want held (%s) on %s naming the 42 units on %s and %q", c, HoldMoved, moved, h.contractA, approve)
+			}
+			if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionUpdate || c.Desired != 5 {
+				t.Errorf("plan's MDR change = %+v, want an update to 5 (psa-syncd set MDR on %s to 0)", c, h.contractA)
+			}
+
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			if res.Run.Held != 1 || res.Run.Updated != 1 {
+				t.Errorf("pass after the move = %+v, want 1 held and 1 updated (MDR)", res.Run)
+			}
+			if got, ok := h.units(moved, h.svcIntercept); ok && got != 0 {
+				t.Errorf("units of Intercept on %s = %d, want no line: %s still bills 42", moved, got, h.contractA)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			h.wantUnits(moved, h.svcMDR, 5)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "next_contract_id") || !strings.Contains(cs.Hint, approve) {
+				t.Errorf("status = %+v, want held with a hint naming next_contract_id and %q", cs, approve)
+			}
+
+			// An approval of every held line of the customer does not
+			// release it.
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+			}
+			// The operator set A's line to 0 by hand and approves the line.
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("approval of the line = %+v, want it added", res.Run)
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the approval = %+v (%d writes), want nothing held or written", res.Run, h.writes())
+			}
+		})
+	}
+}
+
+// TestEngineAutotask_renewalNotHeldAsMoved: a renewal is not a move. When
+// the renewal (next_contract_id) takes over, its lines are added although
+// psa-syncd's lines on contract_id are in force; once the operator moves
+// the renewal into contract_id (the old contract no mapping names, ended
+// as the kept contract terms say), a service whose usage comes back is
+// added to the renewal, although psa-syncd's line of it on the old
+// contract was never set to 0.
+func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, time.December, 15, 10, 0, 0, 0, time.UTC)
+	h := newSysHarness(t, psa.SystemAutotask, psatest.WithClock(func() time.Time { return now }))
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	at := h.sim.Autotask()
+	a, _ := h.doc.Customer("file", "cust-a")
+	old := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2026", StartDate: day(2026, 1, 1), EndDate: day(2026, 12, 31)}))
+	renewal := etID(at.AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme 2027", StartDate: day(2027, 1, 1), EndDate: day(2027, 12, 31)}))
+	a.ContractID, a.NextContractID = old, renewal
+	h.doc.PutCustomer(a)
+
+	pass := func(label string, rows ...string) *Result {
+		t.Helper()
+		h.writeUsage(rows...)
+		src, err := file.New(file.Config{Path: h.usage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+			Location: time.UTC, Now: func() time.Time { return now }, Failing: &h.failing, Terms: &h.terms})
+		res, err := e.Sync(t.Context(), h.doc, PassOptions{})
+		if err != nil {
+			t.Fatalf("%s: Sync: %v", label, err)
+		}
+		if cs := h.status("cust-a"); cs.Result != state.CustomerSucceeded || res.Run.Held != 0 {
+			t.Fatalf("%s: cust-a = %s (%q, hint %q), %d held; want succeeded, nothing held", label, cs.Result, cs.Error, cs.Hint, res.Run.Held)
+		}
+		return res
+	}
+	units := func(contract, service string, on time.Time) int64 {
+		n, _ := at.Units(mustParse(t, contract), mustParse(t, service), on)
+		return n
+	}
+
+	pass("december", "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3")
+	now = time.Date(2027, time.January, 1, 2, 0, 0, 0, time.UTC)
+	pass("1 january: the renewal takes over", "cust-a,Acme,CIXA-MSP,7")
+	if got := units(renewal, h.svcIntercept, day(2027, 1, 15)); got != 7 {
+		t.Errorf("1 january: Intercept on the renewal = %d, want 7", got)
+	}
+
+	a.ContractID, a.NextContractID = renewal, ""
+	h.doc.PutCustomer(a)
+	now = time.Date(2027, time.January, 2, 2, 0, 0, 0, time.UTC)
+	pass("2 january: the renewal moved into contract_id", "cust-a,Acme,CIXA-MSP,7", "cust-a,Acme,MDR,4")
+	if got := units(renewal, h.svcMDR, day(2027, 1, 15)); got != 4 {
+		t.Errorf("2 january: MDR on the renewal = %d, want 4", got)
+	}
+	if got := units(old, h.svcMDR, day(2026, 12, 15)); got != 3 {
+		t.Errorf("MDR on the old contract in December = %d, want 3 as set", got)
+	}
+}
