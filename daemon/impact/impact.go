@@ -297,6 +297,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	}
 	records := src.records(cur.Period)
 	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
+	if o.State == nil {
+		prop = c.withMovedHolds(cur, prop)
+	}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
 	c.unmapped(rep, cur, prop, usageKnown)
@@ -725,6 +728,54 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 		}
 	}
 	return &out
+}
+
+// withMovedHolds returns p, the plan under the proposed mappings, with
+// the lines held that the pass after apply holds because the customer
+// moved to another contract while its line on the contract it leaves
+// still bills (usage.HoldMoved), as the report predicts them without
+// psa-syncd's ledger (Options.State; with it, the engine decides them
+// itself): a line p adds (no line of the service on the proposed contract,
+// units to set) for a customer whose current mapping syncs usage on
+// another contract, not its renewal (next_contract_id, which takes over
+// from the old contract's end), where the PSA shows the service's line
+// above 0 (cur). psa-syncd set that line, so its ledger says so too,
+// unless the line was set by hand since.
+func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
+	billing := map[lineKey]int64{}
+	for _, ch := range cur.Changes {
+		if ch.CurrentKnown && ch.Current > 0 {
+			billing[keyOf(ch)] = ch.Current
+		}
+	}
+	var out *usage.Plan
+	for i, ch := range p.Changes {
+		if ch.Action != usage.ActionUpdate || ch.CurrentKnown || ch.Desired <= 0 {
+			continue
+		}
+		cm, ok := c.current.Customer(ch.Source, ch.CustomerID)
+		if !ok || !cm.UsageSync || cm.ContractID == ch.ContractID || cm.NextContractID == ch.ContractID || isUnknown(ch.ContractID) {
+			continue
+		}
+		if pm, ok := c.proposed.Customer(ch.Source, ch.CustomerID); ok && pm.NextContractID == cm.ContractID {
+			continue
+		}
+		units, ok := billing[lineKey{ch.Source, ch.CustomerID, cm.ContractID, ch.ServiceID}]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			cp := *p
+			cp.Changes = slices.Clone(p.Changes)
+			out = &cp
+		}
+		out.Changes[i].HoldAsMoved(fmt.Sprintf("; contract %s, which the customer leaves, still bills %d units of this service: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
+			cm.ContractID, units))
+	}
+	if out == nil {
+		return p
+	}
+	return out
 }
 
 // quantity is what a pass leaves on a line: the change's desired quantity

@@ -137,3 +137,12 @@ func (s *ledgerMoves) of(i int) func() (map[string][]psa.LineKey, error) {
 		return s.lines, s.err
 	}
 }
+
+// HoldAsMoved holds c, a change that adds a line, as movedLine holds one
+// (HoldMoved), with why added to its reason. The billing-impact report
+// uses it to predict that hold when psa-syncd's ledger is not at hand:
+// from the PSA's read of the line on the contract the customer moves from.
+func (c *Change) HoldAsMoved(why string) {
+	c.Action, c.moved = ActionHeld, true
+	c.Reason += why
+}
