@@ -1079,6 +1079,34 @@ func TestLedger_customerLinesSet(t *testing.T) {
 		if err != nil || !cmp.Equal(got, want) {
 			t.Errorf("CustomerLinesSet = %v, %v; want %v", got, err, want)
 		}
+		if db.dialect != dialectSQLite {
+			return
+		}
+		// The lookup by customer reads the ledger's customer index, not
+		// the whole ledger.
+		rows, err := db.sql.Query(`EXPLAIN QUERY PLAN SELECT DISTINCT customer_id, contract_id, service_id FROM ledger
+			WHERE system = ? AND source = ? AND qty_after > 0 AND customer_id IN (?, ?)`, "connectwise", "sophos", "c1", "c2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(plan, "; "), "INDEX ledger_customer") {
+			t.Errorf("query plan of the lookup by customer = %q, want it to use the index ledger_customer", plan)
+		}
 	})
 }
 
