@@ -17,14 +17,14 @@ import (
 // psa-syncd of that version left it. Each new migration needs its undo
 // here, so that TestMigrations_fromEveryVersionKeepData covers it.
 var undoMigration = map[int]string{
-	2: `DROP TABLE contract_checks`,
-	3: `DROP TABLE catalog_services`,
-	4: `DROP INDEX ledger_effective`,
-	5: `ALTER TABLE tickets DROP COLUMN instance`,
-	6: `DROP TABLE remote_export`,
-	7: `DROP TABLE psa_instance`,
-	8: `ALTER TABLE runs DROP COLUMN note`,
-	9: `ALTER TABLE tickets DROP COLUMN missing_since`,
+	2:  `DROP TABLE contract_checks`,
+	3:  `DROP TABLE catalog_services`,
+	4:  `DROP INDEX ledger_effective`,
+	5:  `ALTER TABLE tickets DROP COLUMN instance`,
+	6:  `DROP TABLE remote_export`,
+	7:  `DROP TABLE psa_instance`,
+	8:  `ALTER TABLE runs DROP COLUMN note`,
+	9:  `ALTER TABLE tickets DROP COLUMN missing_since`,
 	10: `DROP INDEX ledger_customer`,
 }
 
