@@ -70,7 +70,7 @@ func TestOpen_nearlyFullDiskNeverPutsAHalfMadeDatabaseInPlace(t *testing.T) {
 		// Free space from "too little to start" to "enough", in steps
 		// small enough to hit a checkpoint that fails part-way. Each
 		// migration makes the schema bigger: the ledger's customer index
-		// (version 9) moved the import's "enough" above 320 KB.
+		// (version 10) moved the import's "enough" above 320 KB.
 		{name: "create", from: 64 << 10, to: 320 << 10},
 		{name: "bbolt import", bolt: true, from: 64 << 10, to: 384 << 10, ledger: 3},
 	} {
