@@ -58,7 +58,10 @@
 // report, not every customer stopping at once. A decrease larger than
 // policies.max_decrease_percent, or an increase larger than
 // policies.max_increase_percent of a line above 0 (off by default), is held
-// for review until a pass runs with PassOptions.Approve. An approval of one line may name the units that were
+// for review until a pass runs with PassOptions.Approve, and so are the
+// increases that surge (policies.surge_lines_percent: more than half of
+// the lines above 0 rising by more than half at once, in the pass or one
+// service, as when a vendor counts twice). An approval of one line may name the units that were
 // reviewed (PassOptions.ApproveUnits): the hold is then released only when
 // the approving pass computes those units, so a change that grew after the
 // review stays held; an approval without units applies whatever the

@@ -420,6 +420,10 @@ type Change struct {
 	// another contract still bills (see Engine.movedLine); an approval of
 	// the line releases it.
 	moved bool
+	// surge is set when the change is held because many lines rise at
+	// once (Policies.SurgeLinesPercent, holdSurges); an approval of the
+	// line releases it.
+	surge bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -756,6 +760,9 @@ type pass struct {
 	recordErrs map[string]error
 	// endingCounts counts ContractsEnding by when (EndingWhens).
 	endingCounts map[string]int
+	// surgeHeld counts the lines held because many lines rise at once
+	// (Change.surge).
+	surgeHeld int
 }
 
 // Plan computes the changes a pass would make now, reading the source and
@@ -1143,6 +1150,10 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			statuses.add(cp, changes)
 		case updates && !cur.lines.hasContract(cm.ContractID):
 			unchecked = append(unchecked, cp)
+		case updates && e.mayHoldSurge(changes):
+			// A line that rises sharply is held if many do (holdSurges,
+			// once every customer is decided): the customer's updates
+			// are written after the plan.
 		case updates && p.early != nil && !p.readThisPass(cm.ContractID):
 			// The contract's record was read earlier in the day: it is
 			// read again before the first write (recheckContracts), with
@@ -1162,6 +1173,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		cp.changes = p.plan.Changes[next : next+cp.nChanges : next+cp.nChanges]
 		next += cp.nChanges
 	}
+	e.holdSurges(p, o)
 	p.readsStopped = rd.readsStopped()
 	if !o.planOnly && !o.DryRun {
 		rd.record(p.mapped)

@@ -87,7 +87,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	var refused *Change   // the first line approved that stays held all the same
 	// guardHeld counts the lines the guard on large changes holds,
 	// increasesHeld the increases among them.
-	var guardHeld, increasesHeld int
+	var guardHeld, increasesHeld, surgeHeld int
 	var firstErr, firstHint string
 	nErr := 0
 	for i := range changes {
@@ -125,7 +125,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.moved && moved == nil {
 				moved = c
 			}
-			if c.Approvable() && !c.vanished && !c.staleRead && !c.moved {
+			if c.surge {
+				surgeHeld++
+			}
+			if c.Approvable() && !c.vanished && !c.staleRead && !c.moved && !c.surge {
 				guardHeld++
 				if c.Desired > c.Current {
 					increasesHeld++
@@ -245,7 +248,10 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			cs.Error = fmt.Sprintf("contract %s service %s: %s", stale.ContractID, stale.ServiceID, stale.Reason)
 			hints = append(hints, fmt.Sprintf("an approval names the units that were reviewed, and the usage has changed since: check the usage again, then run psa-syncd %s, or press approve on the status page",
 				approveCommand(cm.CustomerID, stale.ServiceID, stale.Desired, cp.period)))
-		} else if guardHeld > 0 {
+		} else if surgeHeld > 0 {
+			hints = append(hints, fmt.Sprintf("an increase is held for review because many lines rise sharply at once (policies.surge_lines_percent), as when the vendor counts twice: check the usage with the vendor; if it is right, run psa-syncd sync --approve --customer %s --service ID --units N --period %s for each held line at the desired units you checked (add -web.url and the API token while psa-syncd run is up), or press approve on the status page; once the vendor's usage is right again, the next pass holds nothing", cm.CustomerID, cp.period))
+		}
+		if stale == nil && guardHeld > 0 {
 			guarded := "a decrease larger than policies.max_decrease_percent is"
 			switch {
 			case increasesHeld > 0 && increasesHeld == guardHeld:

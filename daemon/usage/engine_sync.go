@@ -144,6 +144,10 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		log.Warn("Skipped usage", "problem", pr.String())
 	}
+	if p.surgeHeld > 0 {
+		log.Warn("Increases held for review: many lines rise at once, as when the vendor counts twice (policies.surge_lines_percent); GET /api/v1/plan gives each line's reason",
+			"lines", p.surgeHeld)
+	}
 
 	if !dry {
 		if err := e.write(ctx, log, run.ID, p, p.early); err != nil {

@@ -63,6 +63,23 @@ type Policies struct {
 	// quantity above 0 is guarded: a new line is reviewed in the pull
 	// request's billing-impact report. 0 (the default) turns the guard off.
 	MaxIncreasePercent float64 `yaml:"max_increase_percent"`
+	// SurgeLinesPercent holds, for review, the lines that surge (rise by
+	// more than SurgeIncreasePercent of a current quantity above 0) when
+	// more than this share of the lines above 0 surge at once, at least
+	// SurgeMinLines of them: in the whole pass, or among the lines of one
+	// PSA service. That is how a vendor that counts everything twice from
+	// one day to the next (a bug, a changed report) looks, while a
+	// customer's own growth moves a few lines. 0 turns the guard off;
+	// default 50 (DefaultPolicies; an Engine given a Policies without it
+	// has it off).
+	SurgeLinesPercent float64 `yaml:"surge_lines_percent"`
+	// SurgeIncreasePercent is how much a line rises, in percent of its
+	// current quantity, to surge (see SurgeLinesPercent); default 50.
+	SurgeIncreasePercent float64 `yaml:"surge_increase_percent"`
+	// SurgeMinLines is how many lines at least surge before
+	// SurgeLinesPercent holds them, so that the few lines of a small
+	// service or of a pass for one customer do not; default 5.
+	SurgeMinLines int `yaml:"surge_min_lines"`
 	// BudgetReserve stops writing when the PSA's remaining hourly request
 	// budget falls to this; default 500.
 	BudgetReserve int `yaml:"budget_reserve"`
@@ -127,13 +144,16 @@ const maxSettleTime = 24 * time.Hour
 // DefaultPolicies are the policies used for every setting the config file
 // leaves out.
 var DefaultPolicies = Policies{
-	UsagePeriod:        UsagePeriodCurrent,
-	EffectiveDate:      EffectivePeriodStart,
-	MissingUsage:       MissingUsageZero,
-	MaxDecreasePercent: 50,
-	BudgetReserve:      500,
-	SettleTime:         DefaultSettleTime,
-	TicketResolveAfter: DefaultTicketResolveAfter,
+	UsagePeriod:          UsagePeriodCurrent,
+	EffectiveDate:        EffectivePeriodStart,
+	MissingUsage:         MissingUsageZero,
+	MaxDecreasePercent:   50,
+	SurgeLinesPercent:    50,
+	SurgeIncreasePercent: 50,
+	SurgeMinLines:        5,
+	BudgetReserve:        500,
+	SettleTime:           DefaultSettleTime,
+	TicketResolveAfter:   DefaultTicketResolveAfter,
 }
 
 // DefaultTicketBudgetMargin is how many requests of the PSA's hourly
@@ -175,10 +195,15 @@ func (p *Policies) Warnings() []string {
 		w = append(w, "policies.max_decrease_percent: 100 holds no decrease (none is larger than 100 percent), so the guard is off as with 0: "+
 			"a vendor outage that drops a tenant's counts to zero is written; 99 holds a drop to zero, the default 50 a drop of more than half")
 	}
+	if p.SurgeLinesPercent == 100 {
+		w = append(w, "policies.surge_lines_percent: 100 holds no surge (no share of the lines is larger than 100 percent), so the guard is off as with 0: "+
+			"a vendor that counts every line twice is written; the default 50 holds the lines that surge when more than half do")
+	}
 	for _, g := range []struct {
 		name string
 		v    float64
-	}{{"max_decrease_percent", p.MaxDecreasePercent}, {"max_increase_percent", p.MaxIncreasePercent}} {
+	}{{"max_decrease_percent", p.MaxDecreasePercent}, {"max_increase_percent", p.MaxIncreasePercent},
+		{"surge_lines_percent", p.SurgeLinesPercent}, {"surge_increase_percent", p.SurgeIncreasePercent}} {
 		if g.v > 0 && g.v < 1 {
 			w = append(w, fmt.Sprintf("policies.%s: %g is a percentage, not a fraction: it holds a change of more than %g percent, "+
 				"nearly every one; for %g percent write %g", g.name, g.v, g.v, g.v*100, g.v*100))
@@ -210,6 +235,15 @@ func (p *Policies) Validate() error {
 	}
 	if !(p.MaxIncreasePercent >= 0) || math.IsInf(p.MaxIncreasePercent, 1) { // NaN too
 		return fmt.Errorf("policies.max_increase_percent: must be 0 (off) or a positive percentage, got %g", p.MaxIncreasePercent)
+	}
+	if !(p.SurgeLinesPercent >= 0 && p.SurgeLinesPercent <= 100) { // NaN too
+		return fmt.Errorf("policies.surge_lines_percent: must be between 0 (off) and 100, got %g", p.SurgeLinesPercent)
+	}
+	if !(p.SurgeIncreasePercent > 0) || math.IsInf(p.SurgeIncreasePercent, 1) { // NaN too
+		return fmt.Errorf("policies.surge_increase_percent: must be a positive percentage (surge_lines_percent: 0 turns the guard off), got %g", p.SurgeIncreasePercent)
+	}
+	if p.SurgeMinLines < 1 {
+		return fmt.Errorf("policies.surge_min_lines: must be at least 1 (surge_lines_percent: 0 turns the guard off), got %d", p.SurgeMinLines)
 	}
 	if p.BudgetReserve < 0 {
 		return fmt.Errorf("policies.budget_reserve: must not be negative, got %d", p.BudgetReserve)

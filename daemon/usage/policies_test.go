@@ -38,3 +38,31 @@ func TestPolicies_Warnings(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicies_WarningsSurge: surge_lines_percent: 100 validates but holds
+// no surge, and a fraction in either surge percentage holds nearly every
+// increase; the defaults and 0 (off) are not warned of.
+func TestPolicies_WarningsSurge(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		lines, inc float64
+		want       string
+	}{
+		{50, 50, ""},
+		{0, 50, ""},
+		{99, 200, ""},
+		{100, 50, "policies.surge_lines_percent: 100 holds no surge"},
+		{0.5, 50, "policies.surge_lines_percent: 0.5 is a percentage, not a fraction"},
+		{50, 0.5, "policies.surge_increase_percent: 0.5 is a percentage, not a fraction"},
+	} {
+		p := DefaultPolicies
+		p.SurgeLinesPercent, p.SurgeIncreasePercent = c.lines, c.inc
+		if err := p.Validate(); err != nil {
+			t.Fatalf("%g/%g: %v", c.lines, c.inc, err)
+		}
+		w := strings.Join(p.Warnings(), "\n")
+		if (c.want == "") != (w == "") || !strings.Contains(w, c.want) {
+			t.Errorf("surge_lines_percent %g, surge_increase_percent %g: warnings %q, want %q", c.lines, c.inc, w, c.want)
+		}
+	}
+}
