@@ -71,6 +71,7 @@ func TestLoad_good(t *testing.T) {
 			SurgeLinesPercent:    50,
 			SurgeIncreasePercent: 50,
 			SurgeMinLines:        5,
+			UnmappedDecreases:    usage.UnmappedDecreasesHold,
 			BudgetReserve:        1000,
 			TicketBudgetReserve:  4000,
 			WriteConcurrency:     2,
@@ -211,6 +212,7 @@ func TestLoad_bad(t *testing.T) {
 		{file: "bad-surge-lines-percent.yml", want: "policies.surge_lines_percent: must be between 0 (off) and 100, got 150"},
 		{file: "bad-surge-increase-percent.yml", want: "policies.surge_increase_percent: must be a positive percentage (surge_lines_percent: 0 turns the guard off), got 0"},
 		{file: "bad-surge-min-lines.yml", want: "policies.surge_min_lines: must be at least 1 (surge_lines_percent: 0 turns the guard off), got 0"},
+		{file: "bad-unmapped-decreases.yml", want: `policies.unmapped_decreases: unknown value "write" (one of hold, by_size)`},
 		{file: "bad-ticket-budget-reserve.yml", want: "policies.ticket_budget_reserve: must be at least policies.budget_reserve (500), got 100: " +
 			"ticket passes would spend the budget kept for the usage passes (0 or left out: 2000 more than budget_reserve)"},
 		{file: "bad-ticket-budget-reserve-negative.yml", want: "policies.ticket_budget_reserve: must be at least policies.budget_reserve (0), got -1: " +

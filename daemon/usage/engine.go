@@ -258,6 +258,9 @@ func NewEngine(o EngineOptions) *Engine {
 	if e.policies.MissingUsage == "" {
 		e.policies.MissingUsage = DefaultPolicies.MissingUsage
 	}
+	if e.policies.UnmappedDecreases == "" {
+		e.policies.UnmappedDecreases = DefaultPolicies.UnmappedDecreases
+	}
 	if e.policies.WriteConcurrency < 1 {
 		e.policies.WriteConcurrency = DefaultWriteConcurrency
 		if cl, ok := e.be.(psa.ConcurrencyLimiter); ok && cl.MaxConcurrency() > 0 {
@@ -1071,7 +1074,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 		}
 		changes := p.plan.Changes[first:]
-		if e.policies.MaxDecreasePercent > 0 {
+		if e.policies.MaxDecreasePercent > 0 && e.policies.UnmappedDecreases == UnmappedDecreasesHold {
 			holdUnmappedDecreases(changes, usage[cm.CustomerID], products, o, p.plan.Period)
 		}
 		cp.nChanges = len(changes)
@@ -1263,7 +1266,8 @@ func noteUnmatched(changes []Change, used []usedQuantity, products map[string]ex
 // and the line it fed would drop by as much, below max_decrease_percent
 // unnoticed, while the new code bills nothing. A product left unbilled on
 // purpose is mapped with sync_enabled = false, and is not unmapped. With
-// max_decrease_percent 0 (the guard off), the pass does not call it.
+// max_decrease_percent 0 (the guard off), or unmapped_decreases: by_size,
+// the pass does not call it.
 func holdUnmappedDecreases(changes []Change, used []usedQuantity, products map[string]export.ProductMapping, o PassOptions, period source.Period) {
 	if !slices.ContainsFunc(used, func(u usedQuantity) bool { _, ok := products[u.product]; return !ok && u.quantity > 0 }) {
 		return

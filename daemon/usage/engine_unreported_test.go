@@ -222,13 +222,25 @@ func TestEngine_Sync_unreportedVendorListing(t *testing.T) {
 // the decrease guard off, the hold of a decrease beside unmapped usage too.
 func TestEngine_Sync_unmappedDecreaseGuardOff(t *testing.T) {
 	t.Parallel()
-	h := newETHarness(t)
-	h.pol.MaxDecreasePercent = 0
-	h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
-	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,40", "cust-b,Globex,CIXA-SRV2,2")
-	res := h.sync(PassOptions{})
-	if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "CIXA-SRV2 2") {
-		t.Errorf("change of cust-b = %+v, want an update naming CIXA-SRV2", c)
+	for _, tc := range []struct {
+		name string
+		pol  func(*Policies)
+	}{
+		{"max_decrease_percent 0", func(p *Policies) { p.MaxDecreasePercent = 0 }},
+		// The decrease guard stays on for decreases larger than 50 %.
+		{"unmapped_decreases by_size", func(p *Policies) { p.UnmappedDecreases = UnmappedDecreasesBySize }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newETHarness(t)
+			tc.pol(&h.pol)
+			h.at.SetUnits(h.contractB, h.svcIntercept, 42, etPeriodDay)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,40", "cust-b,Globex,CIXA-SRV2,2")
+			res := h.sync(PassOptions{})
+			if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate || !strings.Contains(c.Reason, "CIXA-SRV2 2") {
+				t.Errorf("change of cust-b = %+v, want an update naming CIXA-SRV2", c)
+			}
+			h.wantUnits(h.contractB, h.svcIntercept, 40)
+		})
 	}
-	h.wantUnits(h.contractB, h.svcIntercept, 40)
 }

@@ -40,6 +40,16 @@ const (
 	UsagePeriodPrevious = "previous"
 )
 
+// Unmapped decrease policies (Policies.UnmappedDecreases).
+const (
+	// UnmappedDecreasesHold holds, for review, every decrease of a
+	// customer with usage of a product without a product mapping.
+	UnmappedDecreasesHold = "hold"
+	// UnmappedDecreasesBySize holds such a decrease only when
+	// max_decrease_percent holds it, as any other.
+	UnmappedDecreasesBySize = "by_size"
+)
+
 // Policies decide how a pass turns usage into quantities.
 type Policies struct {
 	// UsagePeriod is the month whose usage a pass syncs: current (default)
@@ -80,6 +90,12 @@ type Policies struct {
 	// SurgeLinesPercent holds them, so that the few lines of a small
 	// service or of a pass for one customer do not; default 5.
 	SurgeMinLines int `yaml:"surge_min_lines"`
+	// UnmappedDecreases is what happens to a decrease of a customer that
+	// has usage above 0 of a product without a product mapping (a vendor's
+	// re-coded product bills nothing while the line it fed drops): hold
+	// (default) holds it for review whatever its size, by_size only when
+	// MaxDecreasePercent holds it. Neither holds with MaxDecreasePercent 0.
+	UnmappedDecreases string `yaml:"unmapped_decreases"`
 	// BudgetReserve stops writing when the PSA's remaining hourly request
 	// budget falls to this; default 500.
 	BudgetReserve int `yaml:"budget_reserve"`
@@ -151,6 +167,7 @@ var DefaultPolicies = Policies{
 	SurgeLinesPercent:    50,
 	SurgeIncreasePercent: 50,
 	SurgeMinLines:        5,
+	UnmappedDecreases:    UnmappedDecreasesHold,
 	BudgetReserve:        500,
 	SettleTime:           DefaultSettleTime,
 	TicketResolveAfter:   DefaultTicketResolveAfter,
@@ -229,6 +246,11 @@ func (p *Policies) Validate() error {
 	case MissingUsageZero, MissingUsageKeep:
 	default:
 		return fmt.Errorf("policies.missing_usage: unknown value %q (one of %s, %s)", p.MissingUsage, MissingUsageZero, MissingUsageKeep)
+	}
+	switch p.UnmappedDecreases {
+	case UnmappedDecreasesHold, UnmappedDecreasesBySize:
+	default:
+		return fmt.Errorf("policies.unmapped_decreases: unknown value %q (one of %s, %s)", p.UnmappedDecreases, UnmappedDecreasesHold, UnmappedDecreasesBySize)
 	}
 	if !(p.MaxDecreasePercent >= 0 && p.MaxDecreasePercent <= 100) { // NaN too
 		return fmt.Errorf("policies.max_decrease_percent: must be between 0 and 100, got %g", p.MaxDecreasePercent)
