@@ -62,6 +62,52 @@ func (db *DB) CompleteIntentBatch(ctx context.Context, cs []IntentCompletion) er
 	})
 }
 
+// CompleteIntentsStillOpen closes, in one transaction, those of cs whose
+// intents are still open, each as CompleteIntent would, and leaves the
+// others as they are. It returns those others by ID, with the state they
+// were closed in (done, failed or review), or "" for an intent that no
+// longer exists. It is for outcomes recorded late (after a lost connection
+// or a full disk), when another instance or an operator may have closed
+// some of the intents meanwhile: CompleteIntentBatch would then close none
+// of them, and the outcomes of the others would be lost. An invalid state
+// in cs closes none; a failed transaction closes none, and says why.
+func (db *DB) CompleteIntentsStillOpen(ctx context.Context, cs []IntentCompletion) (map[int64]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	for _, c := range cs {
+		if err := c.check(); err != nil {
+			return nil, err
+		}
+	}
+	var closed map[int64]string
+	err := db.group.submit(ctx, db, &groupOp{
+		what: "completing " + counted(len(cs), "intent", "intents"),
+		run: func(ctx context.Context, tx *sql.Tx) error {
+			for _, c := range cs {
+				// A refused completion wrote nothing (see completeIntent).
+				err := db.completeIntent(ctx, tx, c)
+				var notOpen *intentNotOpenError
+				if errors.As(err, &notOpen) {
+					if closed == nil {
+						closed = map[int64]string{}
+					}
+					closed[c.ID] = notOpen.state
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return closed, nil
+}
+
 // PutCustomerStatusBatch stores statuses in one transaction, each as
 // PutCustomerStatus would; when a customer appears more than once, the
 // last of its statuses is stored. An empty statuses writes nothing. A

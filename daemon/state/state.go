@@ -812,12 +812,12 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 		var cur string
 		err := tx.QueryRowContext(ctx, db.q(`SELECT state FROM intents WHERE id = ?`), c.ID).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
-			return refuse(fmt.Errorf("state: completing intent %d: no such intent", c.ID))
+			return refuse(&intentNotOpenError{id: c.ID})
 		}
 		if err != nil {
 			return err
 		}
-		return refuse(fmt.Errorf("state: completing intent %d: already %s", c.ID, cur))
+		return refuse(&intentNotOpenError{id: c.ID, state: cur})
 	}
 	if err != nil {
 		return err
@@ -831,6 +831,20 @@ func (db *DB) completeIntent(ctx context.Context, tx *sql.Tx, c IntentCompletion
 		return fmt.Errorf("appending the ledger entry of intent %d: %w", c.ID, err)
 	}
 	return nil
+}
+
+// intentNotOpenError is completeIntent's refusal of an intent that is not
+// open: state is the one it was closed in, "" when there is no such intent.
+type intentNotOpenError struct {
+	id    int64
+	state string
+}
+
+func (e *intentNotOpenError) Error() string {
+	if e.state == "" {
+		return fmt.Sprintf("state: completing intent %d: no such intent", e.id)
+	}
+	return fmt.Sprintf("state: completing intent %d: already %s", e.id, e.state)
 }
 
 // OpenIntents returns every intent that is still open, oldest first.

@@ -281,36 +281,42 @@ func (e *Engine) saveUnsaved() {
 
 // saveUnrecordedCloses records the intent closes kept by
 // keepUnrecordedCloses, in one commit, those of intents still open; the
-// others were closed since (by an operator, or another instance) and are
-// dropped. On failure they are kept for the next pass.
+// others were closed since (by an operator, or another instance that took
+// over and settled them) and are left as they were closed, so that no
+// outcome is recorded twice. Those closed otherwise than this process
+// knows are logged: the outcome known here is not recorded. On failure
+// every close is kept for the next try.
+//
+// Which intents are still open is decided in the commit itself: a filter
+// read before it (OpenIntents) left a window in which the instance that
+// took over settled one of them, and the whole batch was then refused,
+// losing the outcomes of the others.
 func (e *Engine) saveUnrecordedCloses() {
 	closes := e.unsaved.allCloses()
 	if len(closes) == 0 {
 		return
 	}
-	open, err := e.db.OpenIntents()
-	if err == nil {
-		stillOpen := map[int64]bool{}
-		for _, in := range open {
-			stillOpen[in.ID] = true
-		}
-		var pending []state.IntentCompletion
-		for _, c := range closes {
-			if stillOpen[c.ID] {
-				pending = append(pending, c)
-			}
-		}
-		// The state database bounds the commit with its query timeout.
-		err = e.db.CompleteIntentBatch(context.Background(), pending)
-	}
+	// The state database bounds the commit with its query timeout.
+	closedMeanwhile, err := e.db.CompleteIntentsStillOpen(context.Background(), closes)
 	if err != nil {
 		e.logger.Warn("Could not record the outcome of the writes of an earlier pass; trying again at the next pass", "intents", len(closes), "err", err)
 		return
 	}
 	for _, c := range closes {
 		e.unsaved.removeClose(c.ID)
+		cur, ok := closedMeanwhile[c.ID]
+		if !ok || cur == c.State {
+			continue
+		}
+		if cur == "" {
+			cur = "removed"
+		}
+		e.logger.Warn("An intent whose outcome this process knew was closed otherwise meanwhile (by the instance that took over, or an operator); it is left as it was closed",
+			"intent", c.ID, "known", c.State, "closed_as", cur, "note", c.Note)
 	}
-	e.logger.Info("Recorded the outcome of the writes of an earlier pass", "intents", len(closes))
+	if n := len(closes) - len(closedMeanwhile); n > 0 {
+		e.logger.Info("Recorded the outcome of the writes of an earlier pass", "intents", n)
+	}
 }
 
 // settleOwn adds to e.settling the intents of run's own writes that are
