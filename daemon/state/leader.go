@@ -149,6 +149,12 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		discard(conn)
 		return nil, err
 	}
+	id, err := sessionOf(ctx, conn)
+	if err != nil {
+		unlock(conn)
+		discard(conn)
+		return nil, db.wrap("reading the leadership lock's session", err)
+	}
 	if err := db.recordLeader(ctx, conn, info); err != nil {
 		// An ERROR (a full disk, a statement timeout) leaves the session
 		// usable, and holding the lock: it must end, not go back to the
@@ -158,10 +164,80 @@ func (db *DB) TryLead(ctx context.Context, info LeaderInfo, check time.Duration)
 		return nil, err
 	}
 	db.fence = conn
+	db.fenceSession = id
 	db.leaseTerm.Store(int64(leaseTermFor(check)))
 	db.leaseAnswered.Store(sent)
-	go l.watch(check)
+	go l.watch(check, id)
 	return l, nil
+}
+
+// backendID names a PostgreSQL server session: its process id, and when it
+// started, since the id of a process that ended may be given to another.
+type backendID struct {
+	pid   int64
+	start time.Time
+}
+
+// sessionOf returns the server session of conn.
+func sessionOf(ctx context.Context, conn *sql.Conn) (backendID, error) {
+	var id backendID
+	err := conn.QueryRowContext(ctx, `SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()`).Scan(&id.pid, &id.start)
+	return id, err
+}
+
+// busyLeaderSQL reports, through a pooled connection, whether the session
+// $1 (started at $2) holds the leadership lock and is running a statement.
+const busyLeaderSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+	WHERE a.pid = $1 AND a.backend_start = $2 AND a.state = 'active'
+	AND l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND l.classid::bigint = $3 AND l.objid::bigint = $4 AND l.objsubid = 1 AND l.granted)`
+
+// vouch keeps the lease while a statement holds the lock's session, so
+// that the watch cannot check the lock through it: typically a commit
+// that waits for a lock maintenance holds on intents or another table
+// (statementBound bounds each statement). Every check interval, until stop, it asks
+// the server through a pooled connection whether session id still holds
+// the leadership lock and is running that statement; if so, the lease runs
+// from when it asked. Without it the lease ran out after 2.5 intervals,
+// and every write of the pass whose intent was recorded before was
+// refused, though this instance led all along.
+//
+// This keeps what the lease promises: no other instance holds the lock
+// while the server shows this session holding it, and the server does not
+// end a session that runs a statement for idleness (idle_session_timeout,
+// idle_in_transaction_session_timeout), only when it is ended on purpose
+// (a restart, pg_terminate_backend), which the statement then fails with
+// at once, as a check of the lock would; or when its TCP connection dies,
+// which the pooled connection then most likely shares. An answer that
+// does not show the session so (it is between two statements, it ended),
+// or no answer, leaves the lease as it is.
+func (db *DB) vouch(id backendID, check time.Duration, stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	t := time.NewTicker(check)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		qctx, qcancel := context.WithTimeout(ctx, max(check, time.Second))
+		sent := monoNow()
+		var held bool
+		err := db.sql.QueryRowContext(qctx, busyLeaderSQL, id.pid, id.start, leaderLockKey>>32, leaderLockKey&0xffffffff).Scan(&held)
+		qcancel()
+		if err == nil && held && ctx.Err() == nil {
+			db.leaseAnswered.Store(sent)
+		}
+	}
 }
 
 // refuseNewerSchema refuses the leadership, on the session that holds its
@@ -292,7 +368,7 @@ func (db *DB) boundStatements(ctx context.Context, conn *sql.Conn) error {
 // psa-syncd migrated the schema past this one's: during a rolling upgrade
 // the old active instance would otherwise go on writing records the new
 // ones misread, until it is stopped.
-func (l *Leadership) watch(check time.Duration) {
+func (l *Leadership) watch(check time.Duration, id backendID) {
 	defer close(l.done)
 	t := time.NewTicker(check)
 	defer t.Stop()
@@ -303,7 +379,15 @@ func (l *Leadership) watch(check time.Duration) {
 		case <-t.C:
 		}
 		db := l.db
-		db.fenceMu.Lock()
+		if !db.fenceMu.TryLock() {
+			// A statement holds the lock's session: vouch for the lease
+			// meanwhile, through the pool.
+			stop, vouched := make(chan struct{}), make(chan struct{})
+			go func() { defer close(vouched); db.vouch(id, check, stop) }()
+			db.fenceMu.Lock()
+			close(stop)
+			<-vouched
+		}
 		if db.fence == nil {
 			db.fenceMu.Unlock()
 			return

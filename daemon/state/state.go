@@ -180,6 +180,10 @@ type DB struct {
 	fenced  bool
 	fenceMu sync.Mutex
 	fence   *sql.Conn
+	// fenceSession names fence's server session, so that it can be looked
+	// at, and its statement cancelled, through the pool while a statement
+	// holds fence (see vouch). Set and read under fenceMu.
+	fenceSession backendID
 	// leaseAnswered and leaseTerm are the lease that CheckFence reads
 	// without fenceMu (which a hung check of the lock holds):
 	// leaseAnswered is when the last statement that the lock's session

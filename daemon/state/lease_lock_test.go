@@ -1,0 +1,117 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
+)
+
+// openLeaderWithDBA opens a state database on a new PostgreSQL database with
+// queryTimeout, makes it the active instance (checking the lock every
+// 100 ms), and opens a second one for the DBA's sessions.
+func openLeaderWithDBA(t *testing.T, queryTimeout time.Duration) (a *DB, la *Leadership, dba *DB) {
+	t.Helper()
+	url := pgtest.NewDatabase(t)
+	a, err := OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url, QueryTimeout: queryTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	dba, err = OpenConfig(t.Context(), Config{Driver: DriverPostgres, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dba.Close() })
+	la, err = a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, 100*time.Millisecond)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v; want the leadership", la, err)
+	}
+	t.Cleanup(func() { _ = la.Release() })
+	return a, la, dba
+}
+
+// lockTable locks table in mode in a transaction of db's pool, which the
+// returned function (also called at the test's end) rolls back.
+func lockTable(t *testing.T, db *DB, table, mode string) func() {
+	t.Helper()
+	tx, err := db.sql.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(t.Context(), `LOCK TABLE `+table+` IN `+mode+` MODE`); err != nil {
+		t.Fatal(err)
+	}
+	release := func() { _ = tx.Rollback() }
+	t.Cleanup(release)
+	return release
+}
+
+// TestLeadership_leaseKeptWhileACommitWaitsForALock: a commit through the
+// lock's session waits for a lock that maintenance holds on intents (less
+// than the statement bound). The watch could not check the lock meanwhile
+// (the commit holds the session), so the lease ran out after 5 s and every
+// write of the pass whose intent was recorded earlier was refused and
+// closed as not sent, though this instance led all along. The lease is kept
+// while the server shows the session holding the lock and running the
+// statement; the commit succeeds once the lock is gone.
+func TestLeadership_leaseKeptWhileACommitWaitsForALock(t *testing.T) {
+	t.Parallel()
+	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
+	release := lockTable(t, dba, "intents", "EXCLUSIVE")
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.OpenIntentBatch(context.Background(), []Intent{testIntent()})
+		done <- err
+	}()
+	term := time.Duration(a.leaseTerm.Load())
+	for start := time.Now(); time.Since(start) < term+time.Second; time.Sleep(100 * time.Millisecond) {
+		if err := a.CheckFence(); err != nil {
+			t.Fatalf("CheckFence %s into a commit that waits for a lock = %v, want nil: the session holds the lock and answers",
+				time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Errorf("OpenIntentBatch once the lock is gone = %v", err)
+	}
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+}
+
+// TestLeadership_leaseNotKeptForASessionThatEnded: the lease kept while a
+// commit waits (above) needs the server to show the session holding the
+// lock: once it has ended (pg_terminate_backend), CheckFence refuses at
+// once, and the leadership is lost.
+func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
+	t.Parallel()
+	a, la, dba := openLeaderWithDBA(t, 10*time.Second)
+	release := lockTable(t, dba, "intents", "EXCLUSIVE")
+	defer release()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.OpenIntentBatch(context.Background(), []Intent{testIntent()})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := dba.sql.ExecContext(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Error("OpenIntentBatch through a session that was ended = nil, want an error")
+	}
+	select {
+	case <-la.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("leadership not lost 5s after its session ended")
+	}
+	if err := a.CheckFence(); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("CheckFence after the session ended = %v, want ErrNotLeader", err)
+	}
+}
