@@ -340,11 +340,17 @@ func (db *DB) commitGroup(group []*groupOp) {
 		return
 	}
 	begin, viaFence := db.sql.BeginTx, false
+	var cancelled func() bool
 	if db.fenced {
 		db.fenceMu.Lock()
 		defer db.fenceMu.Unlock()
 		if db.fence != nil {
 			begin, viaFence = db.fence.BeginTx, true
+			// The server, not the client's deadline, ends a transaction
+			// whose statements wait too long in all.
+			var stop func()
+			stop, cancelled = db.cancelAfter(db.fenceSession, transactionBound(db.timeout))
+			defer stop()
 		} else {
 			kept := group[:0]
 			for _, o := range group {
@@ -372,6 +378,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 		var pgErr *pgconn.PgError
 		if viaFence && (!errors.As(err, &pgErr) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC") {
 			err = fmt.Errorf("%w (%w)", err, errFenceFailed)
+		} else if viaFence && cancelled() {
+			err = fmt.Errorf("%w: the transaction's statements waited %s in all, for locks that another session holds "+
+				"(maintenance: a VACUUM FULL, an ALTER TABLE, a LOCK TABLE); nothing of it was written", err, transactionBound(db.timeout))
 		}
 		for _, o := range group {
 			oerr := err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -195,7 +196,7 @@ const busyLeaderSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_l
 // vouch keeps the lease while a statement holds the lock's session, so
 // that the watch cannot check the lock through it: typically a commit
 // that waits for a lock maintenance holds on intents or another table
-// (statementBound bounds each statement). Every check interval, until stop, it asks
+// (statementBound bounds it). Every check interval, until stop, it asks
 // the server through a pooled connection whether session id still holds
 // the leadership lock and is running that statement; if so, the lease runs
 // from when it asked. Without it the lease ran out after 2.5 intervals,
@@ -238,6 +239,52 @@ func (db *DB) vouch(id backendID, check time.Duration, stop <-chan struct{}) {
 			db.leaseAnswered.Store(sent)
 		}
 	}
+}
+
+// transactionBound is how long a transaction through the lock's session
+// may take before the server is asked to cancel it (cancelAfter), for a
+// state.query_timeout of q: a twentieth below q, after statementBound, so
+// that one statement that waits is cancelled by its statement_timeout
+// first, and the cancel reaches the server before the client gives up.
+func transactionBound(q time.Duration) time.Duration {
+	return max(q-q/20, time.Millisecond)
+}
+
+// cancelAfter cancels, through a pooled connection, the statement that
+// session id runs once bound has passed, and again every 100 ms, until
+// stop is called: a transaction through the lock's session whose
+// statements each wait for a lock held by maintenance (a VACUUM FULL goes
+// table by table) is then cancelled by the server, which keeps the
+// session, before the client gives it up at state.query_timeout, which
+// ends the session and with it the leadership (statement_timeout bounds
+// each statement, not their sum). cancelled reports whether a cancel was
+// sent.
+func (db *DB) cancelAfter(id backendID, bound time.Duration) (stop func(), cancelled func() bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var sent atomic.Bool
+	t := time.AfterFunc(bound, func() {
+		for ctx.Err() == nil {
+			qctx, qcancel := context.WithTimeout(ctx, time.Second)
+			sent.Store(true)
+			// Only a transaction that has run for half the bound by the
+			// server's clock: once this one ended, the cancel would
+			// otherwise hit the next statement through the session (a
+			// check of the lock, which would give the leadership up).
+			_, _ = db.sql.ExecContext(qctx, `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+				WHERE pid = $1 AND backend_start = $2 AND state = 'active'
+				AND clock_timestamp() - xact_start >= make_interval(secs => $3)`, id.pid, id.start, (bound / 2).Seconds())
+			qcancel()
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	stop = func() {
+		t.Stop()
+		cancel()
+	}
+	return stop, sent.Load
 }
 
 // refuseNewerSchema refuses the leadership, on the session that holds its

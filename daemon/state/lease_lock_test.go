@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,43 @@ func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
 	}
 	if err := a.CheckFence(); !errors.Is(err, ErrNotLeader) {
 		t.Errorf("CheckFence after the session ended = %v, want ErrNotLeader", err)
+	}
+}
+
+// TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership: one commit
+// through the lock's session waits for two locks in turn (a VACUUM FULL of
+// the whole database goes table by table), each shorter than the
+// statement bound but together longer than state.query_timeout. The client
+// gave the transaction up at query_timeout, which closed the lock's
+// connection: the leadership was lost. The server cancels the transaction's
+// statement at the statement bound; the session, and the leadership, live
+// on.
+func TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership(t *testing.T) {
+	t.Parallel()
+	a, la, dba := openLeaderWithDBA(t, 3*time.Second)
+	ins, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseIntents := lockTable(t, dba, "intents", "EXCLUSIVE")
+	releaseLedger := lockTable(t, dba, "ledger", "EXCLUSIVE")
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		releaseIntents()
+		time.Sleep(2500 * time.Millisecond)
+		releaseLedger()
+	}()
+	err = a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}})
+	if err == nil || !strings.Contains(err.Error(), "canceling statement") || !strings.Contains(err.Error(), "for locks that another session holds") {
+		t.Errorf("CompleteIntentBatch waiting for two locks = %v; want the statement cancelled by the server, saying why", err)
+	}
+	time.Sleep(2 * time.Second)
+	select {
+	case <-la.Lost():
+		t.Fatalf("leadership lost: %v", la.Err())
+	default:
+	}
+	if err := a.CompleteIntentBatch(t.Context(), []IntentCompletion{{ID: ins[0].ID, State: IntentDone}}); err != nil {
+		t.Errorf("CompleteIntentBatch once the locks are gone = %v", err)
 	}
 }

@@ -182,7 +182,7 @@ type DB struct {
 	fence   *sql.Conn
 	// fenceSession names fence's server session, so that it can be looked
 	// at, and its statement cancelled, through the pool while a statement
-	// holds fence (see vouch). Set and read under fenceMu.
+	// holds fence (see vouch and cancelAfter). Set and read under fenceMu.
 	fenceSession backendID
 	// leaseAnswered and leaseTerm are the lease that CheckFence reads
 	// without fenceMu (which a hung check of the lock holds):
