@@ -196,10 +196,10 @@ const busyLeaderSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_l
 // vouch keeps the lease while a statement holds the lock's session, so
 // that the watch cannot check the lock through it: typically a commit
 // that waits for a lock maintenance holds on intents or another table
-// (statementBound bounds it). Every check interval, until stop, it asks
-// the server through a pooled connection whether session id still holds
-// the leadership lock and is running that statement; if so, the lease runs
-// from when it asked. Without it the lease ran out after 2.5 intervals,
+// (statementBound bounds each statement, transactionBound their sum).
+// Every check interval, until stop, it asks the server through a pooled
+// connection whether session id still holds the leadership lock and is
+// running that statement; if so, the lease runs from when it asked. Without it the lease ran out after 2.5 intervals,
 // and every write of the pass whose intent was recorded before was
 // refused, though this instance led all along.
 //
@@ -419,6 +419,9 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 	defer close(l.done)
 	t := time.NewTicker(check)
 	defer t.Stop()
+	// locked is since when schema_migrations has been found locked
+	// (zero: it was read at the last check).
+	var locked time.Time
 	for {
 		select {
 		case <-l.stop:
@@ -441,9 +444,28 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(check, db.timeout))
 		sent := monoNow()
-		var cur int
-		err := db.fence.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur)
+		cur, err := db.schemaVersionOn(ctx, db.fence, min(check/2, time.Second))
 		cancel()
+		var pgErr *pgconn.PgError
+		switch {
+		case errors.As(err, &pgErr) && pgErr.Code == "55P03":
+			// lock_not_available: maintenance holds, or waits for, a lock
+			// on schema_migrations. The session answered, and holds the
+			// lock; the version is read again at the next check. A newer
+			// psa-syncd cannot record a migration while the table is
+			// locked either.
+			if locked.IsZero() {
+				locked = time.Now()
+				db.logger().Warn("schema_migrations is locked (maintenance: a VACUUM FULL, an ALTER TABLE, a LOCK TABLE, or one waiting behind a long pg_dump); "+
+					"this psa-syncd stays the active instance and reads its schema version again at each check of the leadership lock",
+					"database", db.path, "err", pgErr.Message)
+			}
+			err = nil
+			cur = 0
+		case err == nil && !locked.IsZero():
+			db.logger().Info("schema_migrations is no longer locked", "database", db.path, "locked_for", time.Since(locked).Round(time.Second))
+			locked = time.Time{}
+		}
 		if err != nil {
 			err = db.wrap("checking the leadership lock", err)
 		} else if err = db.schemaMigratedPast(cur, "it is no longer the active instance"); err != nil {
@@ -462,6 +484,27 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 		db.leaseAnswered.Store(sent)
 		db.fenceMu.Unlock()
 	}
+}
+
+// schemaVersionOn reads the schema version on conn, in a transaction that
+// waits at most wait for a lock on schema_migrations: a lock that
+// maintenance holds fails the read with lock_not_available (55P03) at
+// once, rather than with the statement timeout, while the session goes on.
+func (db *DB) schemaVersionOn(ctx context.Context, conn *sql.Conn, wait time.Duration) (int, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var v string
+	if err := tx.QueryRowContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(wait.Milliseconds(), 1), 10)).Scan(&v); err != nil {
+		return 0, err
+	}
+	var cur int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&cur); err != nil {
+		return 0, err
+	}
+	return cur, tx.Commit()
 }
 
 // Release gives the leadership up: the lock is released and another

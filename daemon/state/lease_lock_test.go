@@ -117,6 +117,38 @@ func TestLeadership_leaseNotKeptForASessionThatEnded(t *testing.T) {
 	}
 }
 
+// TestLeadership_lockedSchemaMigrationsKeepsTheLeadership: maintenance holds
+// (or waits for, behind a long pg_dump) an ACCESS EXCLUSIVE lock on
+// schema_migrations, which the watch reads at every check. The check
+// waited for it until the statement timeout and then gave the leadership
+// up; the standby met the same lock, so no instance synced. The check
+// waits a short lock_timeout; the session answered, so the leadership and
+// the lease are kept, and the schema version is read again at the next
+// check.
+func TestLeadership_lockedSchemaMigrationsKeepsTheLeadership(t *testing.T) {
+	t.Parallel()
+	a, la, dba := openLeaderWithDBA(t, time.Second)
+	release := lockTable(t, dba, "schema_migrations", "ACCESS EXCLUSIVE")
+	for start := time.Now(); time.Since(start) < 3*time.Second; time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-la.Lost():
+			t.Fatalf("leadership lost while schema_migrations is locked: %v", la.Err())
+		default:
+		}
+		if err := a.CheckFence(); err != nil {
+			t.Fatalf("CheckFence while schema_migrations is locked = %v, want nil", err)
+		}
+	}
+	if _, err := a.OpenIntentBatch(t.Context(), []Intent{testIntent()}); err != nil {
+		t.Errorf("OpenIntentBatch while schema_migrations is locked = %v; intents are not", err)
+	}
+	release()
+	time.Sleep(300 * time.Millisecond)
+	if err := a.CheckFence(); err != nil || !a.IsLeader() {
+		t.Errorf("after the lock: CheckFence = %v, IsLeader = %v; want nil, true", err, a.IsLeader())
+	}
+}
+
 // TestLeadership_twoLockWaitsInOneCommitKeepTheLeadership: one commit
 // through the lock's session waits for two locks in turn (a VACUUM FULL of
 // the whole database goes table by table), each shorter than the
