@@ -338,8 +338,12 @@ func TestDaemon_queryTimeoutOnIntentsSendsNothing(t *testing.T) {
 		t.Errorf("Globex's hint = %s, want one saying nothing was sent and naming the state database", hint)
 	}
 
-	if !strings.Contains(line, "statement timeout") {
-		t.Errorf("Globex's log line = %q, want the server's statement timeout", line)
+	// The server cancels the statement, at its statement_timeout or, when
+	// the transaction's statements waited longer in all (a busy machine
+	// starts the statement late), at psa-syncd's request: either way the
+	// error says the statement waited for a lock.
+	if !strings.Contains(line, "statement timeout") && !strings.Contains(line, "for locks that another session holds") {
+		t.Errorf("Globex's log line = %q, want the server's statement timeout or the lock wait that cancelled it", line)
 	}
 	if !a.State().IsLeader() || strings.Contains(logs.String(), "Lost the state database's leadership lock") {
 		t.Fatal("the instance lost the leadership for one statement that waited for a lock")

@@ -67,14 +67,32 @@ func TestExportWorkflow(t *testing.T) {
 				return n
 			}
 			// synced waits until psa-syncd uses the export with the mapping
-			// on contract, runs a pass and checks that it billed it.
-			synced := func(contract string) resource.TestCheckFunc {
+			// on contract, runs a pass and checks that it billed it. A
+			// customer moved from another contract (moved) has its new
+			// line held while the old one bills (usage.HoldMoved): the
+			// pass must hold it, and an approval of the line bill it.
+			synced := func(contract string, moved bool) resource.TestCheckFunc {
 				return func(*terraform.State) error {
 					if err := waitForExport(d, store, contract); err != nil {
 						return err
 					}
-					if _, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual}); err != nil {
+					res, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual})
+					if err != nil {
 						return fmt.Errorf("pass: %w", err)
+					}
+					if moved {
+						held := false
+						for _, c := range res.Plan.Changes {
+							held = held || (c.ContractID == contract && c.Hold() == usage.HoldMoved)
+						}
+						if got := contractUnits(contract); got != 0 || !held {
+							return fmt.Errorf("contract %s has %d units after the pass (held as moved: %t), want its line held while the old contract bills", contract, got, held)
+						}
+						units := int64(7)
+						if _, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual, Customer: "cust-acme",
+							Approve: true, ApproveService: service, ApproveUnits: &units}); err != nil {
+							return fmt.Errorf("approving pass: %w", err)
+						}
 					}
 					if got := contractUnits(contract); got != 7 {
 						return fmt.Errorf("contract %s has %d units after the pass, want 7", contract, got)
@@ -101,8 +119,8 @@ resource "psa_customer_mapping" "acme" {
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				Steps: []resource.TestStep{
-					{Config: config(acme.contract), Check: synced(acme.contract)},
-					{Config: config(acme.otherContract), Check: synced(acme.otherContract)},
+					{Config: config(acme.contract), Check: synced(acme.contract, false)},
+					{Config: config(acme.otherContract), Check: synced(acme.otherContract, true)},
 				},
 			})
 		})
