@@ -33,7 +33,8 @@ const (
 // psa-syncd with its own directory and state (the server) picks it up and
 // syncs the simulator; a second apply that moves the customer to another
 // contract reaches the running psa-syncd (at once for the psa-syncd store,
-// at its next poll for the others) and the next pass bills the new contract.
+// at its next poll for the others), the next pass holds the new contract's
+// line while the old contract bills, and an approval of it bills it.
 func TestExportWorkflow(t *testing.T) {
 	t.Parallel()
 	for _, store := range []string{"file", "s3", "psa-syncd"} {
