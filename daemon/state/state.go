@@ -1006,33 +1006,54 @@ func (db *DB) LinesSet(system psa.System, contractIDs []string) (map[psa.LineKey
 	return out, nil
 }
 
+// CustomerLine is a line that psa-syncd set above 0 for a customer
+// (CustomerLinesSet).
+type CustomerLine struct {
+	psa.LineKey
+	// Seq is the seq of the newest ledger entry that set the line above 0
+	// for the customer: of two such lines, the one psa-syncd set later.
+	Seq int64
+}
+
 // CustomerLinesSet returns, by customer, the lines that psa-syncd,
 // configured for system, set to more than 0 at some time for the
-// customers customerIDs of usage source source, on any contract: a quick
-// set of the lines to look up further (SetBefore), in one query per 500
-// customers, whose rows the ledger's customer index (schema version 10)
-// holds. A customer without such a line is absent.
-func (db *DB) CustomerLinesSet(system psa.System, source string, customerIDs []string) (map[string][]psa.LineKey, error) {
+// customers customerIDs of usage source source, on any contract, each with
+// the seq of its newest such entry: a quick set of the lines to look up
+// further (SetBefore), in one query per 500 customers, whose rows the
+// ledger's customer index (schema version 10) holds. A customer without
+// such a line is absent.
+func (db *DB) CustomerLinesSet(system psa.System, source string, customerIDs []string) (map[string][]CustomerLine, error) {
 	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
-	out := map[string][]psa.LineKey{}
-	err := db.eachInArgs(ctx, `SELECT DISTINCT customer_id, contract_id, service_id FROM ledger
-		WHERE system = ? AND source = ? AND qty_after > 0 AND customer_id`,
-		[]any{string(system), source}, customerIDs, func(rows *sql.Rows) error {
+	out := map[string][]CustomerLine{}
+	for chunk := range slices.Chunk(customerIDs, contractCheckChunk) {
+		args := make([]any, 0, len(chunk)+2)
+		args = append(args, string(system), source)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := db.sql.QueryContext(ctx, db.q(`SELECT customer_id, contract_id, service_id, MAX(seq) FROM ledger
+			WHERE system = ? AND source = ? AND qty_after > 0 AND customer_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)
+			GROUP BY customer_id, contract_id, service_id`), args...)
+		if err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
+		for rows.Next() {
 			var c string
-			var k psa.LineKey
-			if err := rows.Scan(&c, &k.ContractID, &k.ServiceID); err != nil {
-				return err
+			var l CustomerLine
+			if err := rows.Scan(&c, &l.ContractID, &l.ServiceID, &l.Seq); err != nil {
+				_ = rows.Close()
+				return nil, db.wrap("reading the ledger", err)
 			}
-			out[c] = append(out[c], k)
-			return nil
-		})
-	if err != nil {
-		return nil, db.wrap("reading the ledger", err)
+			out[c] = append(out[c], l)
+		}
+		if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
 	}
 	for _, lines := range out {
-		slices.SortFunc(lines, func(a, b psa.LineKey) int {
+		slices.SortFunc(lines, func(a, b CustomerLine) int {
 			return cmp.Or(strings.Compare(a.ContractID, b.ContractID), strings.Compare(a.ServiceID, b.ServiceID))
 		})
 	}

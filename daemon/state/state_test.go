@@ -1041,8 +1041,9 @@ func TestLedger_linesSet(t *testing.T) {
 
 // TestLedger_customerLinesSet: CustomerLinesSet gives, by customer, the
 // lines of any contract that psa-syncd set above 0 for the customers
-// asked, of the system and source asked: not a line only ever set to 0,
-// another system's or source's, nor another customer's.
+// asked, of the system and source asked, each with the seq of its newest
+// entry above 0: not a line only ever set to 0, another system's or
+// source's, nor another customer's.
 func TestLedger_customerLinesSet(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
@@ -1072,9 +1073,9 @@ func TestLedger_customerLinesSet(t *testing.T) {
 			}
 		}
 		got, err := db.CustomerLinesSet(psa.SystemConnectWise, "sophos", []string{"c1", "c2", "c9"})
-		want := map[string][]psa.LineKey{
-			"c1": {{ContractID: "800", ServiceID: "700"}, {ContractID: "801", ServiceID: "700"}},
-			"c2": {{ContractID: "804", ServiceID: "700"}},
+		want := map[string][]CustomerLine{
+			"c1": {{psa.LineKey{ContractID: "800", ServiceID: "700"}, 1}, {psa.LineKey{ContractID: "801", ServiceID: "700"}, 3}},
+			"c2": {{psa.LineKey{ContractID: "804", ServiceID: "700"}, 7}},
 		}
 		if err != nil || !cmp.Equal(got, want) {
 			t.Errorf("CustomerLinesSet = %v, %v; want %v", got, err, want)
@@ -1084,8 +1085,9 @@ func TestLedger_customerLinesSet(t *testing.T) {
 		}
 		// The lookup by customer reads the ledger's customer index, not
 		// the whole ledger.
-		rows, err := db.sql.Query(`EXPLAIN QUERY PLAN SELECT DISTINCT customer_id, contract_id, service_id FROM ledger
-			WHERE system = ? AND source = ? AND qty_after > 0 AND customer_id IN (?, ?)`, "connectwise", "sophos", "c1", "c2")
+		rows, err := db.sql.Query(`EXPLAIN QUERY PLAN SELECT customer_id, contract_id, service_id, MAX(seq) FROM ledger
+			WHERE system = ? AND source = ? AND qty_after > 0 AND customer_id IN (?, ?)
+			GROUP BY customer_id, contract_id, service_id`, "connectwise", "sophos", "c1", "c2")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1107,7 +1107,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 					continue
 				}
 			}
-			if c.Action == ActionUpdate && !c.CurrentKnown {
+			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) {
 				mapping := func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) }
 				if err := e.movedLine(c, o, cp.period, moves.of(cp.chunk), mapping); err != nil {
 					cp.fail(i, err, c)

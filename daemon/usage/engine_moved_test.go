@@ -158,3 +158,115 @@ func TestEngineAutotask_renewalNotHeldAsMoved(t *testing.T) {
 		t.Errorf("MDR on the old contract in December = %d, want 3 as set", got)
 	}
 }
+
+// setByHand sets, out of band, the units of a line on every simulator, as
+// an operator does in the PSA: an Autotask adjustment, a ConnectWise
+// addition's quantity, a Kaseya BMS line posted by hand.
+func (h *sysHarness) setByHand(contract, service string, units int64) {
+	h.t.Helper()
+	switch h.system {
+	case psa.SystemAutotask:
+		h.sim.Autotask().SetUnits(mustParse(h.t, contract), mustParse(h.t, service), units, etPeriodDay)
+	case psa.SystemConnectWise:
+		cw := h.sim.ConnectWise()
+		for _, a := range cw.Additions(mustParse(h.t, contract)) {
+			if a.ProductID == mustParse(h.t, service) {
+				cw.SetQuantity(a.ID, float64(units))
+			}
+		}
+	default:
+		h.sim.KaseyaBMS().AddLine(int(mustParse(h.t, contract)), int(mustParse(h.t, service)), int(units), etPeriodDay)
+	}
+	h.wantUnits(contract, service, units)
+}
+
+// TestEngineSystems_movedBackNotBilledTwice: a customer moved from contract
+// A to C, whose line on C the operator approved after setting A's line to
+// 0 by hand, is moved back to A. A's line exists (at 0 as read, or, on
+// Kaseya BMS, at the 42 psa-syncd's ledger last set), so the pass would
+// raise it, not add it, while C still bills: on every PSA the raise is held
+// (HoldMoved) naming C, until an approval of that line. Rises of the line
+// psa-syncd set last (C after the approval, A after the move back's
+// approval) are not held for the contract the customer left.
+func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+
+			a, _ := h.doc.Customer("file", "cust-a")
+			var moved string
+			switch sys {
+			case psa.SystemAutotask:
+				moved = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
+			case psa.SystemConnectWise:
+				moved = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(t, a.CompanyID), Name: "Acme Other Services"}))
+			default:
+				moved = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(t, a.CompanyID)), Name: "Acme Other Services"}))
+			}
+			a.ContractID = moved
+			h.doc.PutCustomer(a)
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+				t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
+			}
+			h.setByHand(h.contractA, h.svcIntercept, 0)
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Updated != 1 {
+				t.Fatalf("approval of the line on %s = %+v, want it added", moved, res.Run)
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
+			// A rise of the line on C, which psa-syncd set after A's:
+			// not held.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,44", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Fatalf("rise on %s = %+v, want 1 updated, nothing held", moved, res.Run)
+			}
+			h.wantUnits(moved, h.svcIntercept, 44)
+
+			// The mapping moves back to A, while C still bills 44.
+			a.ContractID = h.contractA
+			h.doc.PutCustomer(a)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,45", "cust-b,Globex,CIXA-MSP,10")
+			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 45 --period 2026-11", h.svcIntercept)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChange(plan, h.svcIntercept)
+			if c == nil || c.ContractID != h.contractA || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd set this service to 44 units on contract "+moved+" for this customer from 2026-11-01 (run ") ||
+				!strings.Contains(c.Reason, "raising this line from ") ||
+				!strings.Contains(c.Reason, "set the line on contract "+moved+" to 0 or end contract "+moved) || !strings.Contains(c.Reason, "raise this one with "+approve) {
+				t.Errorf("plan's change after the move back = %+v, want held (%s) on %s naming the 44 units on %s and %q", c, HoldMoved, h.contractA, moved, approve)
+			}
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the move back = %+v (%d writes), want the line held, nothing written", res.Run, h.writes())
+			}
+			h.wantUnits(moved, h.svcIntercept, 44)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
+				t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
+			}
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+			}
+
+			// The operator set C's line to 0 by hand and approves A's.
+			h.setByHand(moved, h.svcIntercept, 0)
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("approval of the line = %+v, want it written", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 45)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,47", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("rise on %s after the approval = %+v, want 1 updated, nothing held", h.contractA, res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 47)
+		})
+	}
+}
