@@ -95,6 +95,11 @@ type Totals struct {
 	// HeldApprovable counts the held lines that `psa-syncd sync
 	// --approve` releases (Held.Approvable).
 	HeldApprovable int `json:"held_approvable"`
+	// HeldPerLine counts the held lines, of HeldApprovable, that only an
+	// approval of each line (`psa-syncd sync --approve --customer ID
+	// --service ID`) releases, not an approval of every held line: holds
+	// line_missing, stale_read and previous_contract (Held.PerLine).
+	HeldPerLine int `json:"held_per_line,omitempty"`
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
@@ -171,6 +176,18 @@ type Held struct {
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
 	MonthlyDelta *float64 `json:"monthly_delta"`
+}
+
+// PerLine reports whether only an approval of this one line releases h
+// (`psa-syncd sync --approve --customer ID --service ID`), not an approval
+// of every held line: the pass holds the line because writing it could
+// bill twice, which the operator checks line by line.
+func (h *Held) PerLine() bool {
+	switch h.Hold {
+	case usage.HoldVanished, usage.HoldStaleRead, usage.HoldMoved:
+		return h.Approvable
+	}
+	return false
 }
 
 // SyncChange is a customer whose usage sync starts or stops.
@@ -377,6 +394,9 @@ func total(lines []Line) Totals {
 			t.Held++
 			if l.ProposedHeld.Approvable {
 				t.HeldApprovable++
+				if l.ProposedHeld.PerLine() {
+					t.HeldPerLine++
+				}
 			}
 			t.HeldMoved = t.HeldMoved || l.heldMoved
 		}
@@ -736,7 +756,9 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 // still bills (usage.HoldMoved), as the report predicts them without
 // psa-syncd's ledger (Options.State; with it, the engine decides them
 // itself): a line p adds (no line of the service on the proposed contract,
-// units to set) for a customer whose current mapping syncs usage on
+// units to set) or raises (a line there, made by hand or set by psa-syncd
+// before the customer left that contract) for a customer whose current
+// mapping syncs usage on
 // another contract, not its renewal (next_contract_id, which takes over
 // from the old contract's end), where the PSA shows the service's line
 // above 0 (cur). psa-syncd set that line, so its ledger says so too,
@@ -750,7 +772,7 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 	}
 	var out *usage.Plan
 	for i, ch := range p.Changes {
-		if ch.Action != usage.ActionUpdate || ch.CurrentKnown || ch.Desired <= 0 {
+		if ch.Action != usage.ActionUpdate || ch.Desired <= 0 || ch.CurrentKnown && ch.Desired <= ch.Current {
 			continue
 		}
 		cm, ok := c.current.Customer(ch.Source, ch.CustomerID)
@@ -1076,7 +1098,7 @@ func heldText(h *Held, units int64, withDelta bool) string {
 		return fmt.Sprintf("held for review: the PSA's read shows no line where psa-syncd set one, and adding it could double it; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	if h.Hold == usage.HoldMoved {
-		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service on another contract still bills, and adding this one would bill the usage twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service on another contract still bills, and writing this one would bill the usage twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	if h.Hold == usage.HoldStaleRead {
 		return fmt.Sprintf("held for review: the PSA's read shows the units from before psa-syncd's last write of the line, and an adjustment from it could apply that write twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)

@@ -77,13 +77,23 @@ func (r *Report) summary() string {
 		if r.Totals.Held == 1 {
 			s = "1 line is held for review and keeps its current units, as the amounts count them, "
 		}
+		// A hold that could bill twice (Held.PerLine) needs an approval
+		// of each line: the summary must not tell the reader that one
+		// `sync --approve` releases it.
+		release := "`psa-syncd sync --approve`"
+		switch per := r.Totals.HeldPerLine; {
+		case per > 0 && per == r.Totals.HeldApprovable:
+			release = "an approval of each line (`psa-syncd sync --approve --customer ID --service ID`)"
+		case per > 0:
+			release += fmt.Sprintf(" (%d of them only by an approval of each line: `psa-syncd sync --approve --customer ID --service ID`)", per)
+		}
 		switch r.Totals.HeldApprovable {
 		case r.Totals.Held:
-			s += "until `psa-syncd sync --approve`"
+			s += "until " + release
 		case 0:
 			s += "and no `psa-syncd sync --approve` releases " + map[bool]string{true: "it", false: "them"}[r.Totals.Held == 1] + " (each line says why)"
 		default:
-			s += fmt.Sprintf("%d of them until `psa-syncd sync --approve`; no approval releases the others (each line says why)", r.Totals.HeldApprovable)
+			s += fmt.Sprintf("%d of them until %s; no approval releases the others (each line says why)", r.Totals.HeldApprovable, release)
 		}
 		if r.Totals.HeldMoved {
 			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"

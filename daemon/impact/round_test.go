@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // TestRound2 rounds amounts to cents as a person would, halves away from
@@ -58,17 +60,74 @@ func TestHeldText_saysWhy(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		held, approvable int
-		want, not        string
+		held, approvable, perLine int
+		want, not                 string
 	}{
-		{2, 2, "until `psa-syncd sync --approve`", "no approval"},
-		{1, 0, "no `psa-syncd sync --approve` releases it", "until `psa-syncd"},
-		{3, 1, "1 of them until `psa-syncd sync --approve`; no approval releases the others", ""},
+		{2, 2, 0, "until `psa-syncd sync --approve`", "no approval"},
+		{1, 0, 0, "no `psa-syncd sync --approve` releases it", "until `psa-syncd"},
+		{3, 1, 0, "1 of them until `psa-syncd sync --approve`; no approval releases the others", ""},
+		// Lines that only an approval of each line releases
+		// (line_missing, stale_read, previous_contract): the summary
+		// does not promise that one `sync --approve` does.
+		{2, 2, 2, "until an approval of each line (`psa-syncd sync --approve --customer ID --service ID`)", "until `psa-syncd sync --approve`"},
+		{3, 3, 1, "until `psa-syncd sync --approve` (1 of them only by an approval of each line: `psa-syncd sync --approve --customer ID --service ID`)", ""},
+		{3, 2, 1, "2 of them until `psa-syncd sync --approve` (1 of them only by an approval of each line", ""},
 	} {
-		r := &Report{Totals: Totals{Held: tt.held, HeldApprovable: tt.approvable}}
+		r := &Report{Totals: Totals{Held: tt.held, HeldApprovable: tt.approvable, HeldPerLine: tt.perLine}}
 		got := r.summary()
 		if !strings.Contains(got, tt.want) || (tt.not != "" && strings.Contains(got, tt.not)) {
-			t.Errorf("summary with %d held, %d approvable = %q, want %q and not %q", tt.held, tt.approvable, got, tt.want, tt.not)
+			t.Errorf("summary with %d held, %d approvable, %d by line = %q, want %q and not %q", tt.held, tt.approvable, tt.perLine, got, tt.want, tt.not)
 		}
+	}
+	for _, tt := range []struct {
+		hold       string
+		approvable bool
+		want       bool
+	}{
+		{usage.HoldMoved, true, true}, {usage.HoldVanished, true, true}, {usage.HoldStaleRead, true, true},
+		{usage.HoldApproval, true, false}, {usage.HoldStaleApproval, true, false}, {usage.HoldPosted, false, false},
+	} {
+		if got := (&Held{Hold: tt.hold, Approvable: tt.approvable}).PerLine(); got != tt.want {
+			t.Errorf("Held{%s}.PerLine() = %v, want %v", tt.hold, got, tt.want)
+		}
+	}
+}
+
+// TestWithMovedHolds_raises: without psa-syncd's ledger, the report
+// predicts the previous_contract hold of a line the proposed mappings add
+// or raise on the contract a customer moves to while the contract it
+// leaves bills the service (the move back to a contract with a line at 0),
+// not of a line they lower, nor of a customer that does not move.
+func TestWithMovedHolds_raises(t *testing.T) {
+	t.Parallel()
+	cur, prop := export.New(psa.SystemAutotask, "sim"), export.New(psa.SystemAutotask, "sim")
+	for _, id := range []string{"moves", "stays"} {
+		cur.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: id, CompanyID: "1", ContractID: "X-" + id, UsageSync: true})
+	}
+	prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "moves", CompanyID: "1", ContractID: "Y", UsageSync: true})
+	prop.PutCustomer(export.CustomerMapping{Source: "sophos", CustomerID: "stays", CompanyID: "1", ContractID: "X-stays", UsageSync: true})
+	change := func(customer, contract, service string, current int64, known bool, desired int64) usage.Change {
+		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: customer, ContractID: contract},
+			ChangeService: &usage.ChangeService{ServiceID: service}, Action: usage.ActionUpdate,
+			Current: current, CurrentKnown: known, Desired: desired}
+	}
+	curPlan := &usage.Plan{Changes: []usage.Change{
+		change("moves", "X-moves", "add", 42, true, 42), change("moves", "X-moves", "raise", 42, true, 42),
+		change("moves", "X-moves", "lower", 42, true, 42), change("stays", "X-stays", "raise", 40, true, 40),
+	}}
+	propPlan := &usage.Plan{Changes: []usage.Change{
+		change("moves", "Y", "add", 0, false, 42), change("moves", "Y", "raise", 0, true, 42),
+		change("moves", "Y", "lower", 50, true, 42), change("stays", "X-stays", "raise", 40, true, 45),
+	}}
+	c := &compare{current: cur, proposed: prop, usageKnown: true}
+	got := c.withMovedHolds(curPlan, propPlan)
+	for i, want := range []bool{true, true, false, false} {
+		ch := got.Changes[i]
+		if held := ch.Action == usage.ActionHeld && ch.Hold() == usage.HoldMoved; held != want {
+			t.Errorf("%s's %s line on %s: held as moved = %v (%s, %q), want %v", ch.CustomerID, ch.ServiceID, ch.ContractID, held, ch.Action, ch.Reason, want)
+		}
+	}
+	if propPlan.Changes[1].Action != usage.ActionUpdate {
+		t.Errorf("withMovedHolds changed the plan it was given: %+v", propPlan.Changes[1])
 	}
 }
