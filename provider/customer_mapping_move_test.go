@@ -124,8 +124,10 @@ func TestMovedOffWarning(t *testing.T) {
 		if summary != "Previous Contract Still Bills" {
 			t.Errorf("%s: summary %q", tc.name, summary)
 		}
-		for _, want := range append(tc.want, `from contract 300 ("Acme MSP") to contract 301`, "billed twice",
-			"end contract 300 in Autotask", `next_contract_id = "301"`) {
+		for _, want := range append(tc.want, `from contract 300 ("Acme MSP") to contract 301`, "bill the usage twice",
+			"psa-syncd holds each line it would add or raise on contract 301", "hold previous_contract",
+			"not billed on contract 301 until each held line is approved", "End contract 300 in Autotask",
+			"then approve each held line (psa-syncd sync --approve --customer ID --service ID", `next_contract_id = "301"`) {
 			if !strings.Contains(detail, want) {
 				t.Errorf("%s: detail %q lacks %q", tc.name, detail, want)
 			}

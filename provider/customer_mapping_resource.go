@@ -98,11 +98,14 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"reported as ending. Once psa-syncd bills the renewal (and no re-run of the old contract's last month is due: " +
 			"`policies.usage_period: previous` bills that month in the next one), move the renewal's id into `contract_id` and " +
 			"remove `next_contract_id`, at leisure: psa-syncd writes nothing different.\n\n" +
-			"Changing `contract_id` to another contract otherwise moves the billing at once: psa-syncd adds the customer's " +
-			"lines on the new contract and no longer writes to the old one, whose lines keep the quantities it last set and go " +
-			"on invoicing (psa-syncd never zeroes a contract that no mapping names). The plan warns (Previous Contract Still " +
-			"Bills) when the old contract is still active and has not ended: end it, or set those quantities to 0, before the " +
-			"next pass, or map the new contract as `next_contract_id`.\n\n" +
+			"Changing `contract_id` to another contract otherwise moves the billing at once: psa-syncd no longer writes to " +
+			"the old contract, whose lines keep the quantities it last set and go on invoicing (psa-syncd never zeroes a " +
+			"contract that no mapping names), and it holds each line it would add or raise on the new contract while its " +
+			"ledger says that the customer's line of that service on the old one still bills (hold `previous_contract`): " +
+			"that usage is not billed on the new contract until each held line is approved (`psa-syncd sync --approve " +
+			"--customer ID --service ID`, or the status page). The plan warns (Previous Contract Still Bills) when the old " +
+			"contract is still active and has not ended: end it, or set those quantities to 0, then approve the held lines; " +
+			"or map the new contract as `next_contract_id`.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -368,11 +371,15 @@ func movedOffContract(state, plan *customerMappingResourceModel) string {
 
 // movedOffWarning says, as a plan warning's summary and detail, that
 // customer moves from contract old, still active and not ended on the day
-// of now, to contract newID: psa-syncd adds the customer's lines on newID
-// and no longer writes to old, whose lines keep the quantities psa-syncd
-// last set and go on invoicing, so the usage is billed on both. psa-syncd
-// never zeroes a contract nobody maps; only the operator can end it or its
-// lines. It returns "" when old has ended or is not active.
+// of now, to contract newID: psa-syncd no longer writes to old, whose
+// lines keep the quantities psa-syncd last set and go on invoicing, and
+// holds each line it would add or raise on newID while its ledger says the
+// customer's line of the service on old still bills (the usage sync's
+// hold previous_contract), until an approval of that line: the usage is
+// billed once, on old, until the operator acts, and twice only for a line
+// of old that psa-syncd did not set. psa-syncd never zeroes a contract
+// nobody maps; only the operator can end it or its lines. It returns ""
+// when old has ended or is not active.
 func movedOffWarning(old *psa.Contract, newID, customer string, system psa.System, now time.Time) (string, string) {
 	today := now.Format(time.DateOnly)
 	if !old.Active || (!old.EndDate.IsZero() && old.EndDate.Format(time.DateOnly) < today) {
@@ -384,13 +391,17 @@ func movedOffWarning(old *psa.Contract, newID, customer string, system psa.Syste
 	}
 	return "Previous Contract Still Bills",
 		fmt.Sprintf("Customer %s moves from contract %s (%q) to contract %s, but contract %s is active and %s. From its next pass "+
-			"psa-syncd adds the customer's lines on contract %s and no longer writes to contract %s: the quantities it last set "+
-			"there stay and are invoiced beside the new lines, so the usage is billed twice. psa-syncd never zeroes a contract "+
-			"that no mapping names. Before its next pass, end contract %s in %s, or set the quantities psa-syncd kept on it to 0; "+
-			"or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: psa-syncd then bills on "+
-			"it from the day after contract %s ends. If another customer's mapping takes contract %s over, its usage sets "+
-			"those quantities and nothing is billed twice.",
-			customer, old.ID, old.Name, newID, old.ID, runs, newID, old.ID, old.ID, systemTitle(system), newID, old.ID, newID, old.ID, old.ID)
+			"psa-syncd no longer writes to contract %s: the quantities it last set there stay and are invoiced, and lines on "+
+			"contract %s would bill the usage twice. So psa-syncd holds each line it would add or raise on contract %s while "+
+			"its ledger says that the customer's line of that service on contract %s still bills (hold previous_contract, "+
+			"on its status page and in psa-syncd plan): that usage is not billed on contract %s until each held line is "+
+			"approved. psa-syncd never zeroes a contract that no mapping names. End contract %s in %s, or set the quantities "+
+			"psa-syncd kept on it to 0, then approve each held line (psa-syncd sync --approve --customer ID --service ID, or "+
+			"the status page); or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: "+
+			"psa-syncd then bills on it from the day after contract %s ends. If another customer's mapping takes contract %s "+
+			"over, its usage sets those quantities and nothing is billed twice.",
+			customer, old.ID, old.Name, newID, old.ID, runs, old.ID, newID, newID, old.ID, newID, old.ID, systemTitle(system),
+			newID, old.ID, newID, old.ID, old.ID)
 }
 
 // privateKeyUncheckedContract is the private-state key that ImportState
