@@ -93,11 +93,13 @@
 // (the ledger's before, not its after), is held (HoldStaleRead) alike: an
 // adjustment is a delta computed from the read, and a read that predates
 // that write (a cache serving an old page) would apply it twice. A line
-// the pass would add to a customer's contract is held (HoldMoved) alike
-// when psa-syncd's ledger says it set the customer's line of the service
-// above 0 on another contract, not its renewal pair, and has not set it to
-// 0 since: the customer's mapping moved, the other contract still bills
-// that line, and the new one would bill the usage twice. A
+// the pass would add to a customer's contract, or raise there, is held
+// (HoldMoved) alike when psa-syncd's ledger says it set the customer's
+// line of the service above 0 on another contract, not its renewal pair,
+// has not set it to 0 since, and (for a raise) set it after it last set
+// this one above 0: the customer's mapping moved (or moved back), the
+// other contract still bills that line, and this one would bill the usage
+// twice. A
 // line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.

@@ -495,12 +495,12 @@ const (
 	// approval of the line (the operator checked the line's units)
 	// releases it.
 	HoldStaleRead = "stale_read"
-	// HoldMoved: the line would be added to the customer's contract while
-	// psa-syncd's ledger says it set the customer's line of the service
-	// above 0 on another contract, not the contract's renewal pair, and
-	// has not set it to 0 since (the customer's mapping moved to another
-	// contract): that contract still bills it, and the new line would bill
-	// the usage twice. An approval of the line (the operator set the other
+	// HoldMoved: the line would be added to the customer's contract, or
+	// raised there, while psa-syncd's ledger says it set the customer's
+	// line of the service above 0 on another contract, not the contract's
+	// renewal pair, and has not set it to 0 since (the customer's mapping
+	// moved to another contract, or back; see Engine.movedLine): that
+	// contract still bills it, and this line would bill the usage twice. An approval of the line (the operator set the other
 	// contract's line to 0 or ended that contract) releases it.
 	HoldMoved = "previous_contract"
 )
