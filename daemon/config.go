@@ -819,6 +819,54 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 	}
 	c.Web.APIToken = tok
 	c.Web.APITokenFile = abs(c.Web.APITokenFile)
+	return c.checkSecretLengths()
+}
+
+// shortSecret is one secret setting checked by checkSecretLengths: its key,
+// where else it may be given, and the value resolved from them.
+type shortSecret struct {
+	key, elsewhere, value string
+}
+
+// checkSecretLengths refuses a secret that is set but shorter than
+// redact.MinSecret: psa-syncd keeps secrets out of the PSA's and the
+// vendor's errors (logs, the status page, the API, the state database) by
+// searching for their values, which it skips for values that short (they
+// would blank out ordinary words). No PSA or vendor issues credentials
+// that short; the value is a truncated copy or a placeholder. The error
+// names the setting, never the value. Called once every secret is
+// resolved, so that values read from a *_file setting or the environment
+// are checked as well.
+func (c *Config) checkSecretLengths() error {
+	var ss []shortSecret
+	if a := c.PSA.Autotask; a != nil {
+		ss = append(ss,
+			shortSecret{"psa.autotask.secret", "secret_file or PSA_AUTOTASK_SECRET", string(a.Secret)},
+			shortSecret{"psa.autotask.integration_code", "integration_code_file or PSA_AUTOTASK_INTEGRATION_CODE", string(a.IntegrationCode)})
+	}
+	if cw := c.PSA.ConnectWise; cw != nil {
+		// The public key is half of the Basic credential; the client id
+		// is refused as the provider refuses it.
+		ss = append(ss,
+			shortSecret{"psa.connectwise.public_key", "PSA_CONNECTWISE_PUBLIC_KEY", cw.PublicKey},
+			shortSecret{"psa.connectwise.private_key", "private_key_file or PSA_CONNECTWISE_PRIVATE_KEY", string(cw.PrivateKey)},
+			shortSecret{"psa.connectwise.client_id", "PSA_CONNECTWISE_CLIENT_ID", cw.ClientID})
+	}
+	if k := c.PSA.KaseyaBMS; k != nil {
+		ss = append(ss, shortSecret{"psa.kaseya_bms.password", "password_file or PSA_KASEYA_BMS_PASSWORD", string(k.Password)})
+	}
+	if so := c.Source.Sophos; so != nil {
+		ss = append(ss, shortSecret{"source.sophos.client_secret", "client_secret_file or PSA_SOPHOS_CLIENT_SECRET", string(so.ClientSecret)})
+	}
+	ss = append(ss, shortSecret{"web.api_token", "api_token_file or PSA_SYNCD_API_TOKEN", string(c.Web.APIToken)})
+	for _, s := range ss {
+		if redact.TooShort(s.value) {
+			return fmt.Errorf("%s (or %s): the value is shorter than %d characters: psa-syncd keeps secrets out of logs, "+
+				"errors, the status page and the API by searching for their values, which it cannot do for a value that short, "+
+				"so it refuses it rather than risk showing it; no PSA or vendor issues credentials that short: "+
+				"check for a truncated copy or a placeholder, and set the full value", s.key, s.elsewhere, redact.MinSecret)
+		}
+	}
 	return nil
 }
 

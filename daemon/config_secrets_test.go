@@ -62,7 +62,7 @@ func TestLoad_quotedSecrets(t *testing.T) {
 		"12345":             "12345",
 	} {
 		p := filepath.Join(dir, "c.yml")
-		if err := os.WriteFile(p, []byte("export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nweb:\n  api_token: "+yml+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(p, []byte("export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t}}\nweb:\n  api_token: "+yml+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		c, err := Load(p, nil)
@@ -137,7 +137,7 @@ func TestLoad_advertiseURL(t *testing.T) {
 		"https://":                                                    `state.advertise_url: "https://" is not an http(s) URL with a host`,
 	} {
 		p := filepath.Join(dir, "c.yml")
-		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  advertise_url: " + url + "\n"
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t}}\nstate:\n  advertise_url: " + url + "\n"
 		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestLoad_postgresURLReason(t *testing.T) {
 		"postgres://psa:S3CRET%2Fpw@db/psa?sslmode=require": "",
 	} {
 		p := filepath.Join(dir, "c.yml")
-		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  driver: postgres\n  url: '" + url + "'\n"
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t}}\nstate:\n  driver: postgres\n  url: '" + url + "'\n"
 		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestLoad_urlFileHoldingTheURL(t *testing.T) {
 	dir := t.TempDir()
 	for _, v := range []string{"postgres://psa:S3CRETpw@db/psa?sslmode=require", "host=db user=psa password=S3CRETpw"} {
 		p := filepath.Join(dir, "c.yml")
-		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s}}\nstate:\n  driver: postgres\n  url_file: '" + v + "'\n"
+		yml := "export_path: m.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t}}\nstate:\n  driver: postgres\n  url_file: '" + v + "'\n"
 		if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -196,5 +196,83 @@ func TestLoad_urlFileHoldingTheURL(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "S3CRET") || !strings.Contains(err.Error(), "state.url_file: the value is a connection string") {
 			t.Errorf("state.url_file %s: error %v, want one saying it is a connection string, without the password", v, err)
 		}
+	}
+}
+
+// TestLoad_shortSecrets: a secret shorter than redact.MinSecret, which the
+// redactor would leave in the PSA's errors (logs, the status page, the
+// API), is refused whether it is given in the setting, its file or the
+// environment; the error names the setting and never the value. One of
+// redact.MinSecret characters loads.
+func TestLoad_shortSecrets(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const short, long = "Q7z", "Q7zW"
+	cfgWriteFile(t, filepath.Join(dir, "short"), short+"\n")
+	const head = "export_path: x.json\nstate_dir: s\n"
+	const fileSource = "source: {type: file, file: {path: u.csv}}\n"
+	at := func(secret, code string) string {
+		return "psa:\n  system: autotask\n  autotask: {username: u" + secret + code + "}\n"
+	}
+	const atSecret, atCode = ", secret: at-secret", ", integration_code: at-code"
+	cw := func(pub, priv, id string) string {
+		return "psa:\n  system: connectwise\n  connectwise: {site: api-na.myconnectwise.net, company_id: msp" + pub + priv + id + "}\n"
+	}
+	const cwPub, cwPriv, cwID = ", public_key: pubkey", ", private_key: privkey", ", client_id: client-id"
+	bms := func(pw string) string {
+		return "psa:\n  system: kaseya_bms\n  kaseya_bms: {hostname: bmsemea.kaseya.com, username: u, tenant: t" + pw + "}\n"
+	}
+	sophos := func(s string) string {
+		return "source:\n  type: sophos\n  sophos: {client_id: abcd" + s + "}\n"
+	}
+	for _, tt := range []struct {
+		name, yml string
+		env       map[string]string
+		key       string
+	}{
+		{"autotask secret", head + at(", secret: "+short, atCode) + fileSource, nil, "psa.autotask.secret"},
+		{"autotask secret_file", head + at(", secret_file: short", atCode) + fileSource, nil, "psa.autotask.secret"},
+		{"autotask secret env", head + at("", atCode) + fileSource, map[string]string{"PSA_AUTOTASK_SECRET": short + "\n"}, "psa.autotask.secret"},
+		{"autotask integration_code", head + at(atSecret, ", integration_code: "+short) + fileSource, nil, "psa.autotask.integration_code"},
+		{"autotask integration_code env", head + at(atSecret, "") + fileSource, map[string]string{"PSA_AUTOTASK_INTEGRATION_CODE": short}, "psa.autotask.integration_code"},
+		{"connectwise public_key", head + cw(", public_key: "+short, cwPriv, cwID) + fileSource, nil, "psa.connectwise.public_key"},
+		{"connectwise public_key env", head + cw("", cwPriv, cwID) + fileSource, map[string]string{"PSA_CONNECTWISE_PUBLIC_KEY": short}, "psa.connectwise.public_key"},
+		{"connectwise private_key", head + cw(cwPub, ", private_key: "+short, cwID) + fileSource, nil, "psa.connectwise.private_key"},
+		{"connectwise private_key_file", head + cw(cwPub, ", private_key_file: short", cwID) + fileSource, nil, "psa.connectwise.private_key"},
+		{"connectwise client_id", head + cw(cwPub, cwPriv, ", client_id: "+short) + fileSource, nil, "psa.connectwise.client_id"},
+		{"kaseya_bms password", head + bms(", password: "+short) + fileSource, nil, "psa.kaseya_bms.password"},
+		{"kaseya_bms password env", head + bms("") + fileSource, map[string]string{"PSA_KASEYA_BMS_PASSWORD": short}, "psa.kaseya_bms.password"},
+		{"sophos client_secret", head + at(atSecret, atCode) + sophos(", client_secret: "+short), nil, "source.sophos.client_secret"},
+		{"sophos client_secret_file", head + at(atSecret, atCode) + sophos(", client_secret_file: short"), nil, "source.sophos.client_secret"},
+		{"sophos client_secret env", head + at(atSecret, atCode) + sophos(""), map[string]string{"PSA_SOPHOS_CLIENT_SECRET": short}, "source.sophos.client_secret"},
+		{"web api_token", head + at(atSecret, atCode) + fileSource + "web: {api_token: " + short + "}\n", nil, "web.api_token"},
+		{"web api_token_file", head + at(atSecret, atCode) + fileSource + "web: {api_token_file: short}\n", nil, "web.api_token"},
+		{"web api_token env", head + at(atSecret, atCode) + fileSource, map[string]string{"PSA_SYNCD_API_TOKEN": short}, "web.api_token"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".yml")
+			cfgWriteFile(t, p, tt.yml)
+			_, err := Load(p, cfgEnv(tt.env))
+			if err == nil {
+				t.Fatalf("Load accepted a %d-character %s", len(short), tt.key)
+			}
+			if !strings.Contains(err.Error(), tt.key+" (or ") || !strings.Contains(err.Error(), "shorter than 4 characters") || strings.Contains(err.Error(), short) {
+				t.Errorf("error %q: want it to name %s and the length, and not to show the value", err, tt.key)
+			}
+			// The same setting with one more character loads.
+			longYML := strings.ReplaceAll(tt.yml, ": "+short, ": "+long)
+			longEnv := map[string]string{}
+			for k, v := range tt.env {
+				longEnv[k] = strings.ReplaceAll(v, short, long)
+			}
+			if strings.Contains(tt.yml, "_file: short") {
+				longYML = strings.ReplaceAll(tt.yml, "_file: short", "_file: long")
+				cfgWriteFile(t, filepath.Join(dir, "long"), long+"\n")
+			}
+			cfgWriteFile(t, p, longYML)
+			if _, err := Load(p, cfgEnv(longEnv)); err != nil {
+				t.Errorf("a %d-character %s: %v", len(long), tt.key, err)
+			}
+		})
 	}
 }

@@ -315,7 +315,7 @@ func TestLoad_listenAddress(t *testing.T) {
 		"http://127.0.0.1:9810":          "too many colons",
 		"127.0.0.1:no-such-service-name": "unknown port",
 	} {
-		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\n"+
+		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n"+
 			"source: {type: file, file: {path: u.csv}}\nweb: {listen_address: '"+addr+"'}\n")
 		_, err := Load(path, nil)
 		switch {
@@ -341,7 +341,7 @@ func TestLoad_trustedProxies(t *testing.T) {
 		"['10.0.0.5:443']":                    `web.trusted_proxies[0]: "10.0.0.5:443" is not a CIDR`,
 		"['']":                                `web.trusted_proxies[0]: "" is not a CIDR`,
 	} {
-		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s, integration_code: c}}\n"+
+		cfgWriteFile(t, path, "export_path: x.json\nstate_dir: s\npsa: {system: autotask, autotask: {username: u, secret: s3cr3t, integration_code: c0de}}\n"+
 			"source: {type: file, file: {path: u.csv}}\nweb: {trusted_proxies: "+list+"}\n")
 		_, err := Load(path, nil)
 		switch {
@@ -421,7 +421,7 @@ func TestLoad_secretsNeverPrinted(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "c.yml")
 	cfgWriteFile(t, filepath.Join(dir, "secret"), "  \n")
-	cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {username: u, secret_file: secret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n")
+	cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\npsa:\n  system: autotask\n  autotask: {username: u, secret_file: secret, integration_code: c0de}\nsource: {type: file, file: {path: u.csv}}\n")
 	_, err = Load(cfg, nil)
 	want := fmt.Sprintf("error parsing config file %q: psa.autotask.secret_file: %s is empty", cfg, filepath.Join(dir, "secret"))
 	if err == nil || err.Error() != want {
@@ -432,13 +432,13 @@ func TestLoad_secretsNeverPrinted(t *testing.T) {
 	// name beside the config file: each setting is named, its value not.
 	// A name that looks like one (short, or with a directory) is shown.
 	for key, cfgLine := range map[string]string{
-		"psa.autotask.secret_file":           "psa:\n  system: autotask\n  autotask: {username: u, secret_file: %q, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.autotask.secret_file":           "psa:\n  system: autotask\n  autotask: {username: u, secret_file: %q, integration_code: c0de}\nsource: {type: file, file: {path: u.csv}}\n",
 		"psa.autotask.integration_code_file": "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code_file: %q}\nsource: {type: file, file: {path: u.csv}}\n",
-		"psa.connectwise.private_key_file":   "psa:\n  system: connectwise\n  connectwise: {site: na.myconnectwise.net, company_id: c, public_key: p, private_key_file: %q, client_id: i}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.connectwise.private_key_file":   "psa:\n  system: connectwise\n  connectwise: {site: na.myconnectwise.net, company_id: c, public_key: pubkey, private_key_file: %q, client_id: client-id}\nsource: {type: file, file: {path: u.csv}}\n",
 		"psa.kaseya_bms.password_file":       "psa:\n  system: kaseya_bms\n  kaseya_bms: {hostname: bmsemea.kaseya.com, username: u, password_file: %q, tenant: t}\nsource: {type: file, file: {path: u.csv}}\n",
-		"source.sophos.client_secret_file":   "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret_file: %q}}\n",
-		"web.api_token_file":                 "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\nweb: {api_token_file: %q}\n",
-		"state.url_file":                     "state: {driver: postgres, url_file: %q}\npsa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c}\nsource: {type: file, file: {path: u.csv}}\n",
+		"source.sophos.client_secret_file":   "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c0de}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret_file: %q}}\n",
+		"web.api_token_file":                 "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c0de}\nsource: {type: file, file: {path: u.csv}}\nweb: {api_token_file: %q}\n",
+		"state.url_file":                     "state: {driver: postgres, url_file: %q}\npsa:\n  system: autotask\n  autotask: {username: u, secret: s3cret, integration_code: c0de}\nsource: {type: file, file: {path: u.csv}}\n",
 	} {
 		const secret = "CANARYs3cretGivenAsItsFile+9q"
 		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, secret))
@@ -456,10 +456,10 @@ func TestLoad_secretsNeverPrinted(t *testing.T) {
 func TestLoad_example(t *testing.T) {
 	t.Parallel()
 	c, err := Load("../examples/daemon/psa-syncd.yml", cfgEnv(map[string]string{
-		"PSA_AUTOTASK_SECRET":           "s",
-		"PSA_AUTOTASK_INTEGRATION_CODE": "c",
-		"PSA_SOPHOS_CLIENT_SECRET":      "s",
-		"PSA_SYNCD_API_TOKEN":           "t",
+		"PSA_AUTOTASK_SECRET":           "s3cr3t",
+		"PSA_AUTOTASK_INTEGRATION_CODE": "c0de",
+		"PSA_SOPHOS_CLIENT_SECRET":      "s3cr3t",
+		"PSA_SYNCD_API_TOKEN":           "t0ken",
 	}))
 	if err != nil {
 		t.Fatalf("the example configuration does not load: %v", err)
@@ -528,7 +528,7 @@ func TestLoad_kubernetesHAExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, m := range regexp.MustCompile(`_file: `+regexp.QuoteMeta(credDir)+`([a-z-]+)`).FindAllSubmatch(data, -1) {
-		val := "s"
+		val := "s3cr3t"
 		if string(m[1]) == "state-url" {
 			val = "postgres://psa_syncd:pw@postgres:5432/psa_syncd?sslmode=disable"
 		}
@@ -571,7 +571,7 @@ func TestLoad_systems(t *testing.T) {
 			env: map[string]string{
 				"PSA_CONNECTWISE_PRIVATE_KEY": "env-private",
 				"PSA_CONNECTWISE_SITE":        "loses-to-the-file.example",
-				"PSA_SOPHOS_CLIENT_SECRET":    "s",
+				"PSA_SOPHOS_CLIENT_SECRET":    "s3cr3t",
 			},
 			want: backends.Config{
 				System: psa.SystemConnectWise,
@@ -674,7 +674,7 @@ func TestLoad_secretFilePrecedence(t *testing.T) {
 	dir := t.TempDir()
 	cfgWriteFile(t, filepath.Join(dir, "secret"), "from-file\n")
 	blocks := map[psa.System]string{
-		psa.SystemConnectWise: "connectwise: {site: api-na.myconnectwise.net, company_id: msp, public_key: pub, client_id: cid%s}",
+		psa.SystemConnectWise: "connectwise: {site: api-na.myconnectwise.net, company_id: msp, public_key: pubkey, client_id: client-id%s}",
 		psa.SystemKaseyaBMS:   "kaseya_bms: {hostname: bms.kaseya.com, username: u, tenant: t%s}",
 	}
 	// An environment variable's line end is dropped, as a file's is.
@@ -729,7 +729,7 @@ func TestLoad_exportURL(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "psa-syncd.yml")
 		cfg := "export_url: " + strconv.Quote(tt.url) + "\nstate_dir: state\npsa:\n  system: autotask\n" +
-			"  autotask: {username: u, secret: s, integration_code: c}\nsource:\n  type: file\n  file: {path: usage.csv}\n"
+			"  autotask: {username: u, secret: s3cr3t, integration_code: c0de}\nsource:\n  type: file\n  file: {path: usage.csv}\n"
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -754,12 +754,12 @@ func TestLoad_apiURLCredentials(t *testing.T) {
 	dir := t.TempDir()
 	const url = "https://api:hunter2@psa.example/"
 	for key, cfgLine := range map[string]string{
-		"psa.autotask.base_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
-		"psa.autotask.zone_lookup_url": "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c, zone_lookup_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
-		"psa.connectwise.base_url":     "psa:\n  system: connectwise\n  connectwise: {company_id: c, public_key: p, private_key: k, client_id: i, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
-		"psa.kaseya_bms.base_url":      "psa:\n  system: kaseya_bms\n  kaseya_bms: {username: u, password: p, tenant: t, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
-		"source.sophos.auth_url":       "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s, auth_url: %q}}\n",
-		"source.sophos.api_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s, integration_code: c}\nsource: {type: sophos, sophos: {client_id: i, client_secret: s, api_url: %q}}\n",
+		"psa.autotask.base_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cr3t, integration_code: c0de, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.autotask.zone_lookup_url": "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cr3t, integration_code: c0de, zone_lookup_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.connectwise.base_url":     "psa:\n  system: connectwise\n  connectwise: {company_id: c, public_key: pubkey, private_key: privkey, client_id: client-id, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"psa.kaseya_bms.base_url":      "psa:\n  system: kaseya_bms\n  kaseya_bms: {username: u, password: p4ss, tenant: t, base_url: %q}\nsource: {type: file, file: {path: u.csv}}\n",
+		"source.sophos.auth_url":       "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cr3t, integration_code: c0de}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t, auth_url: %q}}\n",
+		"source.sophos.api_url":        "psa:\n  system: autotask\n  autotask: {username: u, secret: s3cr3t, integration_code: c0de}\nsource: {type: sophos, sophos: {client_id: client-id, client_secret: s3cr3t, api_url: %q}}\n",
 	} {
 		cfg := filepath.Join(dir, strings.ReplaceAll(key, ".", "-")+".yml")
 		cfgWriteFile(t, cfg, "export_path: x.json\nstate_dir: s\n"+fmt.Sprintf(cfgLine, url))

@@ -394,7 +394,7 @@ psa_sync_export_last_reload_successful 0
 func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	e := dtSetup(t, dtOptions{token: "t1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	e := dtSetup(t, dtOptions{token: "tok1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	orig := string(dtMust(os.ReadFile(e.cfgPath)))
 	dtWrite(t, e.cfgPath, orig+"unknown_key: 1\n")
 	err := e.d.Reload()
@@ -408,14 +408,14 @@ func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
 	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 0 {
 		t.Errorf("psa_sync_config_last_reload_successful = %v, want 0", got)
 	}
-	if got := string(e.d.Config().Web.APIToken); got != "t1" {
+	if got := string(e.d.Config().Web.APIToken); got != "tok1" {
 		t.Errorf("running config was replaced by a bad one")
 	}
-	dtWrite(t, e.cfgPath, strings.Replace(orig, `api_token: "t1"`, `api_token: "t2"`, 1))
+	dtWrite(t, e.cfgPath, strings.Replace(orig, `api_token: "tok1"`, `api_token: "tok2"`, 1))
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := string(e.d.Config().Web.APIToken); got != "t2" {
+	if got := string(e.d.Config().Web.APIToken); got != "tok2" {
 		t.Errorf("config not reloaded")
 	}
 	if got := testutil.ToFloat64(e.d.metrics.ConfigLastReloadSuccessful); got != 1 {
@@ -430,16 +430,16 @@ func TestDaemon_Reload_badConfigKeepsRunningConfig(t *testing.T) {
 func TestDaemon_Reload_stateChangeWaitsForRestart(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	e := dtSetup(t, dtOptions{token: "t1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
+	e := dtSetup(t, dtOptions{token: "tok1", daemonOpts: Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}})
 	orig := string(dtMust(os.ReadFile(e.cfgPath)))
-	changed := strings.Replace(orig, `api_token: "t1"`, `api_token: "t2"`, 1)
+	changed := strings.Replace(orig, `api_token: "tok1"`, `api_token: "tok2"`, 1)
 	changed = strings.Replace(changed, "state_dir: state", "state_dir: state-moved", 1) + "state:\n  query_timeout: 45s\n"
 	dtWrite(t, e.cfgPath, changed)
 	if err := e.d.Reload(); err != nil {
 		t.Fatalf("Reload with a changed state section = %v, want the rest of the config used", err)
 	}
 	cfg := e.d.Config()
-	if string(cfg.Web.APIToken) != "t2" {
+	if string(cfg.Web.APIToken) != "tok2" {
 		t.Errorf("api_token = %q after the reload, want t2", cfg.Web.APIToken)
 	}
 	if filepath.Base(cfg.StateDir) != "state" || cfg.State.QueryTimeout != 0 {

@@ -51,7 +51,7 @@ var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 // Every answer of the API uses snake_case keys, and periods are "YYYY-MM".
 func TestHandler_snakeCaseJSON(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -603,7 +603,7 @@ func TestHandler_approveHeldIncrease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n  max_increase_percent: 200\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -631,7 +631,7 @@ func TestHandler_approveHeldIncrease(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- e.d.Run(ctx) }()
-	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+dtID(e.services[0])+`", "units": 101}`)
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer": "cust-acme", "approve": true, "service": "`+dtID(e.services[0])+`", "units": 101}`)
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
 	}
@@ -662,7 +662,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Listener: ln, WatchInterval: time.Hour}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -687,7 +687,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 		`{"customer": "cust-acme", "approve": true, "service": "1", "units": -1}`:  "units must not be negative",
 		`{"customer": "cust-acme", "approve": true, "service": "1", "units": "1"}`: "units",
 	} {
-		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 %q", body, rec.Code, rec.Body, want)
 		}
 	}
@@ -699,7 +699,7 @@ func TestHandler_approveAndLedger(t *testing.T) {
 	svc := dtID(e.services[0])
 	approve := func(units string) {
 		t.Helper()
-		rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer": "cust-acme", "approve": true, "service": "`+svc+`", "units": `+units+`}`)
+		rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer": "cust-acme", "approve": true, "service": "`+svc+`", "units": `+units+`}`)
 		if rec.Code != http.StatusAccepted {
 			t.Fatalf("POST /api/v1/sync approve = %d %s", rec.Code, rec.Body)
 		}

@@ -27,7 +27,7 @@ import (
 func TestHandler_syncPeriod(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -35,10 +35,10 @@ func TestHandler_syncPeriod(t *testing.T) {
 		`{"period":"2026-13"}`: `invalid period \"2026-13\": want a billing month, YYYY-MM`,
 		`{"period":"2026-10"}`: "only the period it syncs now (2026-12) or the one before it (2026-11)",
 	} {
-		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("POST /api/v1/sync %s = %d %s, want 400 saying %q", body, rec.Code, rec.Body, want)
 		}
-		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "tok", body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", dtToken, body); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), want) {
 			t.Errorf("POST /api/v1/plan %s = %d %s, want 400 saying %q", body, rec.Code, rec.Body, want)
 		}
 	}
@@ -46,14 +46,14 @@ func TestHandler_syncPeriod(t *testing.T) {
 		t.Fatalf("%d requests queued by refused ones", n)
 	}
 
-	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", "tok", `{"period":"2026-11"}`)
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/plan", dtToken, `{"period":"2026-11"}`)
 	var p usage.Plan
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &p) != nil || p.Period.String() != "2026-11" {
 		t.Errorf("POST /api/v1/plan for 2026-11 = %d %s, want a plan for 2026-11", rec.Code, rec.Body)
 	}
 
-	plain := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", "")
-	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"period":"2026-11"}`)
+	plain := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, "")
+	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"period":"2026-11"}`)
 	var tk, plainTk SyncTicket
 	if rec.Code != http.StatusAccepted || json.Unmarshal(rec.Body.Bytes(), &tk) != nil || tk.Period.String() != "2026-11" {
 		t.Fatalf("POST /api/v1/sync for 2026-11 = %d %s, want 202 naming the period", rec.Code, rec.Body)
@@ -138,7 +138,7 @@ func TestDaemon_periodRerunIsNotTheScheduledPass(t *testing.T) {
 func TestStatusPage_syncEndedPeriod(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	doc := e.doc.Clone()
 	doc.Integration.Timezone = "UTC"
 	e.writeExport(t, doc)
@@ -168,7 +168,7 @@ func TestStatusPage_syncEndedPeriod(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	page = c.do(http.MethodGet, "/", nil).Body.String()
 	button := strings.Index(page, `id="sync-ended"`)
 	if button < 0 {
@@ -222,7 +222,7 @@ func TestStatusPage_syncEndedPeriod(t *testing.T) {
 func TestHandler_setByHand(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestHandler_setByHand(t *testing.T) {
 		{target, `{"note":"a\nb"}`, http.StatusBadRequest, "one line"},
 		{target, `{"note":"jane","period":"2026-11"}`, http.StatusBadRequest, "unknown field"},
 	} {
-		if rec := dtServe(t, e.d, http.MethodPost, c.target, "tok", c.body); rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+		if rec := dtServe(t, e.d, http.MethodPost, c.target, dtToken, c.body); rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("POST %s %s = %d %s; want %d saying %q", c.target, c.body, rec.Code, rec.Body, c.code, c.want)
 		}
 	}
@@ -262,7 +262,7 @@ func TestHandler_setByHand(t *testing.T) {
 	}
 
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, target, strings.NewReader(`{"note":"additions set in ConnectWise before invoicing"}`))
-	req.SetBasicAuth("jane", "tok")
+	req.SetBasicAuth("jane", dtToken)
 	rec := httptest.NewRecorder()
 	e.d.Handler().ServeHTTP(rec, req)
 	var out struct {
@@ -287,7 +287,7 @@ func TestHandler_setByHand(t *testing.T) {
 	if page := dtServe(t, e.d, http.MethodGet, "/", "", ""); !strings.Contains(page.Body.String(), "set by hand: user jane: additions set in ConnectWise before invoicing") {
 		t.Errorf("the status page's runs do not show the record's note:\n%s", page.Body)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, target, "tok", `{"note":"bob"}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "was recorded as set by hand") {
+	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"note":"bob"}`); rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "was recorded as set by hand") {
 		t.Errorf("a second record = %d %s; want 409 naming the first", rec.Code, rec.Body)
 	}
 	if last, _ := e.d.lastFullRun(); !last.Equal(nov.Started) {
@@ -328,7 +328,7 @@ func TestDaemon_RestoreMetrics_endedPeriodWithoutExport(t *testing.T) {
 func TestStatusPage_setByHand(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestStatusPage_setByHand(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	page = c.do(http.MethodGet, "/", nil).Body.String()
 	i := strings.Index(page, `action="/ui/set-by-hand"`)
 	if i < 0 {
@@ -388,7 +388,7 @@ func TestStatusPage_setByHand(t *testing.T) {
 func TestStatusPage_endedOfferAfterManyPasses(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 6, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func periodNov() source.Period { return source.Period{Year: 2026, Month: time.No
 func TestStatusPage_endedOfferForHeldLines(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, time.December, 1, 8, 0, 0, 0, time.UTC)
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: func() time.Time { return now }}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: func() time.Time { return now }}})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +453,7 @@ func TestStatusPage_endedOfferForHeldLines(t *testing.T) {
 	if m == nil {
 		t.Fatal("no CSRF field on the page")
 	}
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
 	page = c.do(http.MethodGet, "/", nil).Body.String()
 	for _, want := range []string{`id="sync-ended"`, `action="/ui/set-by-hand"`,
 		"(2026-11, run " + strconv.FormatInt(nov.ID, 10) + ") held 2 line(s), which keep their earlier quantities",

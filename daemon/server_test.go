@@ -92,9 +92,9 @@ func TestHandler_noTokenConfigured(t *testing.T) {
 
 func TestHandler_reloadMethod(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "t"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
-		rec := dtServe(t, e.d, m, "/-/reload", "t", "")
+		rec := dtServe(t, e.d, m, "/-/reload", dtToken, "")
 		if rec.Code != http.StatusMethodNotAllowed {
 			t.Errorf("%s /-/reload = %d, want 405", m, rec.Code)
 		}
@@ -199,7 +199,7 @@ func TestHandler_customers(t *testing.T) {
 // hint to fix a mapping that is gone. Mapped again, its last status shows.
 func TestHandler_customersRemovedFromExport(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestHandler_customersRemovedFromExport(t *testing.T) {
 	if m == nil {
 		t.Fatal("no CSRF field on the page")
 	}
-	if rec := ui.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}}); rec.Code != http.StatusSeeOther {
+	if rec := ui.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}}); rec.Code != http.StatusSeeOther {
 		t.Fatalf("sign-in = %d %s", rec.Code, rec.Body)
 	}
 	page = ui.do(http.MethodGet, "/?filter="+StatusRemoved, nil).Body.String()
@@ -273,7 +273,7 @@ func TestHandler_customersRemovedFromExport(t *testing.T) {
 // points there.
 func TestHandler_customersWithUsageSyncOff(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	doc := e.doc.Clone()
 	for i, m := range doc.CustomerMappings {
 		if m.CustomerID == "cust-globex" {
@@ -405,33 +405,33 @@ func TestHandler_runs_unknownSyncRequestSaysWhy(t *testing.T) {
 // dry run and is queued.
 func TestHandler_syncApproveWhileWritesOff(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok", disabled: true})
+	e := dtSetup(t, dtOptions{token: dtToken, disabled: true})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf(`{"customer":"cust-acme","approve":true,"service":%q,"units":2}`, dtID(e.services[0]))
-	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body)
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, body)
 	if rec.Code != http.StatusConflict || !strings.Contains(rec.Body.String(), "not approved: writes are off") {
 		t.Errorf("POST /api/v1/sync with approve while writes are off = %d %s, want 409 saying so", rec.Code, rec.Body)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer":"cust-acme"}`); rec.Code != http.StatusAccepted {
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer":"cust-acme"}`); rec.Code != http.StatusAccepted {
 		t.Errorf("POST /api/v1/sync while writes are off = %d %s, want 202 (a dry run)", rec.Code, rec.Body)
 	}
 }
 
 func TestHandler_syncNow(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer":"nobody"}`); rec.Code != http.StatusNotFound {
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer":"nobody"}`); rec.Code != http.StatusNotFound {
 		t.Errorf("sync of an unknown customer = %d, want 404", rec.Code)
 	}
-	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customr":"x"}`); rec.Code != http.StatusBadRequest {
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customr":"x"}`); rec.Code != http.StatusBadRequest {
 		t.Errorf("sync with a misspelt field = %d, want 400", rec.Code)
 	}
-	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer":"cust-acme"}`)
+	rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer":"cust-acme"}`)
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/sync = %d %s, want 202", rec.Code, rec.Body)
 	}
@@ -440,7 +440,7 @@ func TestHandler_syncNow(t *testing.T) {
 		t.Fatalf("202 body %s: %+v, %v", rec.Body, tk, err)
 	}
 	// A duplicate request while the first waits is coalesced.
-	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", `{"customer":"cust-acme"}`)
+	rec = dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, `{"customer":"cust-acme"}`)
 	var dup SyncTicket
 	_ = json.Unmarshal(rec.Body.Bytes(), &dup)
 	if dup.ID != tk.ID {
@@ -1269,12 +1269,12 @@ func TestSyncRequest_APIBody(t *testing.T) {
 			t.Errorf("%+v.APIBody() = %s, %v; want %s", tt.req, got, err, tt.want)
 		}
 	}
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := json.Marshal(SyncRequest{Customer: "cust-acme", Approve: true, Service: dtID(e.services[0]), Units: &units}.APIBody())
-	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", string(body)); rec.Code != http.StatusAccepted {
+	if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, string(body)); rec.Code != http.StatusAccepted {
 		t.Errorf("POST /api/v1/sync %s = %d %s, want 202", body, rec.Code, rec.Body)
 	}
 }
@@ -1286,7 +1286,7 @@ func TestSyncRequest_APIBody(t *testing.T) {
 // filtered ones.
 func TestHandler_unknownQueryParameters(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -1310,7 +1310,7 @@ func TestHandler_unknownQueryParameters(t *testing.T) {
 			t.Errorf("GET %s = %d %s, want 400 naming the parameter", target, rec.Code, rec.Body)
 		}
 	}
-	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/backup?product=x", "tok", ""); rec.Code != http.StatusBadRequest ||
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/backup?product=x", dtToken, ""); rec.Code != http.StatusBadRequest ||
 		!strings.Contains(rec.Body.String(), `unknown query parameter \"product\" (want none)`) {
 		t.Errorf("GET /api/v1/backup?product=x = %d %s, want 400 naming the parameter", rec.Code, rec.Body)
 	}

@@ -70,7 +70,7 @@ var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]{64})"`)
 // report named nowhere while their contracts bill, with what to do.
 func TestStatusPage_unreportedCustomers(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestStatusPage_unreportedCustomers(t *testing.T) {
 // whose rows are all 0 have a section of their own, not the unmapped ones.
 func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {
 // cookie, and refuses posts without the form's CSRF token.
 func TestStatusPageHandlers(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,10 +152,10 @@ func TestStatusPageHandlers(t *testing.T) {
 	csrf := m[1]
 
 	// Without the CSRF token, or with another one, nothing is accepted.
-	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}}); rec.Code != http.StatusForbidden {
+	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}}); rec.Code != http.StatusForbidden {
 		t.Errorf("sign-in without CSRF = %d, want 403", rec.Code)
 	}
-	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {strings.Repeat("0", 64)}}); rec.Code != http.StatusForbidden {
+	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {strings.Repeat("0", 64)}}); rec.Code != http.StatusForbidden {
 		t.Errorf("sign-in with a foreign CSRF token = %d, want 403", rec.Code)
 	}
 	// Not signed in: sync is refused.
@@ -165,7 +165,7 @@ func TestStatusPageHandlers(t *testing.T) {
 	if rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"wrong"}, "csrf": {csrf}}); rec.Code != http.StatusSeeOther || c.cookies[sessionCookie] != "" {
 		t.Errorf("sign-in with a wrong token = %d, session %q", rec.Code, c.cookies[sessionCookie])
 	}
-	rec = c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	rec = c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("sign-in = %d %s", rec.Code, rec.Body)
 	}
@@ -175,7 +175,7 @@ func TestStatusPageHandlers(t *testing.T) {
 			session = ck
 		}
 	}
-	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Value == "tok" || strings.Contains(session.Value, "tok") {
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Value == dtToken || strings.Contains(session.Value, dtToken) {
 		t.Fatalf("session cookie = %+v, want HttpOnly, SameSite=Strict, not the token itself", session)
 	}
 	if body := c.do(http.MethodGet, "/", nil).Body.String(); !strings.Contains(body, `id="sync-all"`) || !strings.Contains(body, `id="sign-out"`) {
@@ -228,7 +228,7 @@ func TestStatusPageHandlers(t *testing.T) {
 // fresh plan, at most once per freshPlanInterval.
 func TestStatusPage_customerPlanSpendsNoBudget(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestStatusPage_customerPlanSpendsNoBudget(t *testing.T) {
 	if m == nil {
 		t.Fatal("no CSRF token on the status page")
 	}
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
 	signedIn := len(e.sim.Requests())
 	if body := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String(); !strings.Contains(body, "What a pass would do now") {
 		t.Errorf("signed in, the customer page does not compute a fresh plan:\n%s", body)
@@ -278,7 +278,7 @@ func TestStatusPage_customerPlanSpendsNoBudget(t *testing.T) {
 // to the customer's page for review instead of approving from the list.
 func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -297,7 +297,7 @@ func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 
 	index := c.do(http.MethodGet, "/", nil).Body.String()
 	if !strings.Contains(index, `href="/customers/file/cust-acme">Review</a>`) || strings.Contains(index, `name="approve"`) {
@@ -346,7 +346,7 @@ func TestStatusPage_approveSendsShownUnits(t *testing.T) {
 // reason; Sync now, a pass that reports what it would write, stays.
 func TestStatusPage_writesOff(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestStatusPage_writesOff(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="writes-off"`) {
 		t.Errorf("with the integration on, the page says writes are off:\n%s", body)
 	}
@@ -405,7 +405,7 @@ func TestStatusPage_writesOff(t *testing.T) {
 // requested." for a customer that was not approved, and "acme/eu" to a 404.
 func TestStatusPage_formsReturnToCustomerPage(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	ids := []string{"cust-acme?eu", "cust-acme/eu", "cust-acme#eu", "cust-acme%2Feu"}
 	for _, id := range ids {
 		e.doc.PutCustomer(export.CustomerMapping{Source: "file", CustomerID: id, CustomerName: "Acme " + id,
@@ -449,7 +449,7 @@ func TestStatusPage_formsReturnToCustomerPage(t *testing.T) {
 // is told so (413), not called bad.
 func TestStatusPage_signInKeepsTheFilter(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestStatusPage_signInKeepsTheFilter(t *testing.T) {
 	if m == nil || next == nil {
 		t.Fatalf("no sign-in form on the filtered list:\n%s", body)
 	}
-	rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {html.UnescapeString(next[1])}})
+	rec := c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {html.UnescapeString(next[1])}})
 	loc, err := url.Parse(rec.Header().Get("Location"))
 	if err != nil || rec.Code != http.StatusSeeOther {
 		t.Fatalf("sign-in = %d, Location %q", rec.Code, rec.Header().Get("Location"))
@@ -479,7 +479,7 @@ func TestStatusPage_signInKeepsTheFilter(t *testing.T) {
 // source without the page's Content-Security-Policy), and lists nothing.
 func TestStatusPage_staticServesOnlyAssets(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +511,7 @@ func flash(body string) string {
 // ("Session expired: paste your API token at ...").
 func TestStatusPage_messages(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +552,7 @@ func TestStatusPage_messages(t *testing.T) {
 		want string
 	}{
 		{"/ui/sign-in", url.Values{"token": {"wrong"}}, "Wrong API token."},
-		{"/ui/sign-in", url.Values{"token": {"tok"}}, "Signed in."},
+		{"/ui/sign-in", url.Values{"token": {dtToken}}, "Signed in."},
 		{"/ui/sync", url.Values{"customer": {"cust-acme"}, "approve": {"true"}, "service": {dtID(e.services[0])}, "units": {"x"}}, `Units "x" are not a whole number.`},
 		{"/ui/sync", url.Values{"customer": {"cust-nobody"}}, "Customer cust-nobody is not in the mapping export."},
 		{"/ui/sync", url.Values{"customer": {"cust-globex"}}, "Sync requested."},
@@ -604,7 +604,7 @@ func TestStatusPage_messages(t *testing.T) {
 // would not send them back).
 func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +645,7 @@ func TestStatusPage_secureCookiesBehindTLSProxy(t *testing.T) {
 
 	// The session cookie of a sign-in through the proxy is Secure too.
 	csrf := get(http.Header{"X-Forwarded-Proto": {"https"}}).Cookies()[0]
-	form := url.Values{"token": {"tok"}, "csrf": {csrf.Value}, "next": {"/"}}
+	form := url.Values{"token": {dtToken}, "csrf": {csrf.Value}, "next": {"/"}}
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/ui/sign-in", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
@@ -707,7 +707,7 @@ func (j browserJar) do(t *testing.T, h http.Handler, https bool, method, target 
 // either order, and the HTTPS session never goes over plain HTTP.
 func TestStatusPage_signInOverHTTPAndHTTPS(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -719,7 +719,7 @@ func TestStatusPage_signInOverHTTPAndHTTPS(t *testing.T) {
 		if m == nil {
 			t.Fatalf("https %t: no CSRF field on the page", https)
 		}
-		rec := jar.do(t, h, https, http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {m[1]}, "next": {"/"}})
+		rec := jar.do(t, h, https, http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
 		if rec.Code != http.StatusSeeOther {
 			t.Fatalf("https %t: sign-in = %d %s, want 303", https, rec.Code, rec.Body)
 		}
@@ -741,7 +741,7 @@ func TestStatusPage_signInOverHTTPAndHTTPS(t *testing.T) {
 // refused it) says why, not only that the token does not match.
 func TestStatusPage_missingCSRFCookieSaysWhy(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	h := e.d.Handler()
 	for _, c := range []struct {
 		proto, want string
@@ -803,7 +803,7 @@ func TestStatusPage_exportReloadFailed(t *testing.T) {
 // token, which the endpoint needs (with -web.url alone it is refused).
 func TestStatusPage_resolveHintNamesTheToken(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if _, err := e.d.db.OpenIntentBatch(t.Context(), []state.Intent{{RunID: 1, System: psa.SystemKaseyaBMS, Source: "file",
 		CustomerID: "cust-acme", ContractID: "1", ServiceID: "2", After: 3, EffectiveDate: time.Now(), Created: time.Now()}}); err != nil {
 		t.Fatal(err)
@@ -891,7 +891,7 @@ func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
 	now := time.Date(2026, time.November, 30, 20, 0, 0, 0, time.UTC)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	e := dtSetup(t, dtOptions{token: "tok", daemonOpts: Options{Now: clock}})
+	e := dtSetup(t, dtOptions{token: dtToken, daemonOpts: Options{Now: clock}})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  max_decrease_percent: 50\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -922,7 +922,7 @@ func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	c.do(http.MethodGet, "/customers/file/cust-acme", nil) // a fresh plan, of December
 	page := c.do(http.MethodGet, "/customers/file/cust-acme", nil).Body.String()
 	if !strings.Contains(page, "What the last pass found") {

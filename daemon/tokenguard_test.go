@@ -295,7 +295,7 @@ func TestHandler_wrongTokensBehindATrustedProxy(t *testing.T) {
 // address has sent too many, the right token does not sign it in.
 func TestStatusPage_signInThrottled(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestStatusPage_signInThrottled(t *testing.T) {
 	if rec := dtServe(t, e.d, http.MethodPost, "/-/reload", "wrong", ""); rec.Code != http.StatusUnauthorized {
 		t.Fatalf("POST /-/reload with a wrong token = %d", rec.Code)
 	}
-	got := signIn("tok")
+	got := signIn(dtToken)
 	if !strings.HasPrefix(got, "Not signed in: too many wrong API tokens from this address") {
 		t.Errorf("sign-in with the right token after %d wrong ones shows %q", maxWrongTokens, got)
 	}

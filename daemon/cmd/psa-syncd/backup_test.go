@@ -25,7 +25,7 @@ func backupConfig(t *testing.T, stateCfg string) string {
 %s
 psa:
   system: autotask
-  autotask: {username: u, secret: s, integration_code: C, base_url: "http://127.0.0.1:1/ATServicesRest/"}
+  autotask: {username: u, secret: s3cr3t, integration_code: c0de, base_url: "http://127.0.0.1:1/ATServicesRest/"}
 source: {type: file, file: {path: usage.csv}}
 `, stateCfg))
 	return cfg

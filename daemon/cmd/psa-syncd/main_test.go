@@ -1189,15 +1189,15 @@ func TestDemoFiles(t *testing.T) {
 		env     map[string]string
 	}{
 		{psa.SystemAutotask, "autotask.json", map[string]string{
-			"PSA_AUTOTASK_USERNAME": "u", "PSA_AUTOTASK_SECRET": "s", "PSA_AUTOTASK_INTEGRATION_CODE": "c",
+			"PSA_AUTOTASK_USERNAME": "u", "PSA_AUTOTASK_SECRET": "s3cr3t", "PSA_AUTOTASK_INTEGRATION_CODE": "c0de",
 			"PSA_AUTOTASK_BASE_URL": "http://127.0.0.1:1/ATServicesRest/",
 		}},
 		{psa.SystemConnectWise, "connectwise.json", map[string]string{
-			"PSA_CONNECTWISE_SITE": "http://127.0.0.1:1", "PSA_CONNECTWISE_COMPANY_ID": "msp", "PSA_CONNECTWISE_PUBLIC_KEY": "pub",
+			"PSA_CONNECTWISE_SITE": "http://127.0.0.1:1", "PSA_CONNECTWISE_COMPANY_ID": "msp", "PSA_CONNECTWISE_PUBLIC_KEY": "pubkey",
 			"PSA_CONNECTWISE_PRIVATE_KEY": "priv", "PSA_CONNECTWISE_CLIENT_ID": "client",
 		}},
 		{psa.SystemKaseyaBMS, "kaseyabms.json", map[string]string{
-			"PSA_KASEYA_BMS_BASE_URL": "http://127.0.0.1:1/", "PSA_KASEYA_BMS_USERNAME": "u", "PSA_KASEYA_BMS_PASSWORD": "p",
+			"PSA_KASEYA_BMS_BASE_URL": "http://127.0.0.1:1/", "PSA_KASEYA_BMS_USERNAME": "u", "PSA_KASEYA_BMS_PASSWORD": "p4ss",
 			"PSA_KASEYA_BMS_TENANT": "t",
 		}},
 	} {
