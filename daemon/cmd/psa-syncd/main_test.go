@@ -1611,8 +1611,8 @@ func TestRun_badWebURL(t *testing.T) {
 func TestRemoteFlags_tokenFromEnvTrimmed(t *testing.T) {
 	t.Parallel()
 	r := remoteFlags{url: "http://127.0.0.1:9810"}
-	c, err := r.client(&env{getenv: apiTokenEnv("tok\n")})
-	if err != nil || c == nil || c.token != "tok" {
+	c, err := r.client(&env{getenv: apiTokenEnv("test-token\n")})
+	if err != nil || c == nil || c.token != "test-token" {
 		t.Fatalf("client() = %+v, %v; want the token without its line end", c, err)
 	}
 }

@@ -80,6 +80,22 @@ func (r *remoteFlags) client(e *env) (*apiClient, error) {
 			return nil, fmt.Errorf("-web.token-file: %s is empty", r.tokenFile)
 		}
 	}
+	// A token or a -web.url password that short would stay in an error
+	// page that quotes the request (a proxy's): redacting skips values
+	// shorter than redact.MinSecret. The daemon refuses such an API
+	// token, so it could only be a truncated copy.
+	if redact.TooShort(c.token) {
+		from := "PSA_SYNCD_API_TOKEN"
+		if r.tokenFile != "" {
+			from = "-web.token-file " + r.tokenFile
+		}
+		return nil, fmt.Errorf("%s: the API token is shorter than %d characters (psa-syncd refuses a web.api_token that short): "+
+			"check for a truncated copy; the value is not shown", from, redact.MinSecret)
+	}
+	if password, ok := u.User.Password(); ok && redact.TooShort(password) {
+		return nil, fmt.Errorf("-web.url %s: the password in the URL is shorter than %d characters, too short to be kept out of "+
+			"the error pages that quote a request; the value is not shown", withoutPassword(r.url), redact.MinSecret)
+	}
 	return c, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -712,5 +713,41 @@ func TestRemote_olderDaemon(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "404 Not Found: 404 page not found (the daemon has no POST /api/v1/tickets: it may be a psa-syncd older than this one (") ||
 		!strings.Contains(stderr.String(), "upgrade the daemon, or run a psa-syncd of its version; or -web.url names something else)") {
 		t.Errorf("tickets against a daemon without POST /api/v1/tickets: exit %d\nstderr: %s", code, stderr.String())
+	}
+}
+
+// A -web.url command refuses an API token (PSA_SYNCD_API_TOKEN or
+// -web.token-file) or a password in -web.url shorter than 4 characters,
+// which redacting would leave in an error page quoting the request, before
+// any request and without showing the value.
+func TestRun_remoteShortToken(t *testing.T) {
+	t.Parallel()
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.Error(w, "echo: "+r.Header.Get("Authorization"), http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	tokenFile := filepath.Join(t.TempDir(), "api-token")
+	writeFile(t, tokenFile, "Zq7\n")
+	u, _ := url.Parse(srv.URL)
+	withPassword := u.Scheme + "://reader:Zq7@" + u.Host
+	for _, tt := range []struct {
+		args  []string
+		env   map[string]string
+		names string
+	}{
+		{[]string{"check", "-web.url", srv.URL}, map[string]string{"PSA_SYNCD_API_TOKEN": "Zq7"}, "PSA_SYNCD_API_TOKEN: the API token is shorter than 4 characters"},
+		{[]string{"sync", "-web.url", srv.URL, "-web.token-file", tokenFile}, nil, "-web.token-file " + tokenFile + ": the API token is shorter than 4 characters"},
+		{[]string{"status", "-web.url", withPassword}, nil, "the password in the URL is shorter than 4 characters"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), tt.args, &stdout, &stderr, func(k string) string { return tt.env[k] })
+		if code == 0 || !strings.Contains(stderr.String(), tt.names) || strings.Contains(stderr.String()+stdout.String(), "Zq7") {
+			t.Errorf("%v: exit %d\nstdout: %s\nstderr: %s\nwant an error naming %q without the value", tt.args, code, stdout.String(), stderr.String(), tt.names)
+		}
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests sent with a token too short to redact", n)
 	}
 }
