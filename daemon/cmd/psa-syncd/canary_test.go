@@ -219,3 +219,76 @@ func TestRun_canaryPostgresPasswordStaysOut(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_echoedSecretsStayOutOfTheRecentReads is TestRun_echoedSecretsStayOut
+// for the reads and texts the recent passes added on Autotask: the daily
+// read of the mapped services and of the customers' companies, the re-read
+// of the contracts written to, and the hint of a refused write (which reads
+// the service again), each answered by a PSA that quotes the request. No
+// command output (-json, debug logs, status, ledger) and nothing in the
+// state database shows the secret, the integration code or the API token.
+func TestRun_echoedSecretsStayOutOfTheRecentReads(t *testing.T) {
+	t.Parallel()
+	const apiToken = "CANARY-api-token-2r7v"
+	for _, tt := range []struct {
+		name string
+		// faults are echoed from the first pass (daily reads) and on the
+		// pass after a good one (re-reads, refused writes).
+		faults []psatest.Fault
+	}{
+		{"services", []psatest.Fault{{Path: "/ATServicesRest/V1.0/Services*"}}},
+		{"companies", []psatest.Fault{{Path: "/ATServicesRest/V1.0/Companies*"}}},
+		{"contracts", []psatest.Fault{{Path: "/ATServicesRest/V1.0/Contracts/*"}, {Path: "/ATServicesRest/V1.0/ContractServices/*"}}},
+		{"writes", []psatest.Fault{{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceAdjustments*"},
+			{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServices"}, {Method: http.MethodPatch, Path: "/ATServicesRest/V1.0/ContractServices*"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, nil)
+			cfgData, err := os.ReadFile(e.cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, e.cfgPath, strings.Replace(string(cfgData), "api_token: test-token", "api_token: "+apiToken, 1))
+			cfg := "-config.file=" + e.cfgPath
+			var all strings.Builder
+			run := func(args ...string) {
+				_, stdout, stderr := runCmd(t, append(args, cfg)...)
+				all.WriteString(stdout + stderr)
+			}
+			fault := func() {
+				for _, f := range tt.faults {
+					f.Status, f.EchoRequest = http.StatusBadRequest, true
+					e.sim.AddFault(f)
+				}
+			}
+			usage := func(n int) {
+				writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.ReplaceAll(testUsage, ",11\n", ","+strconv.Itoa(n)+"\n"))
+			}
+			fault()
+			run("plan", "-json", "-log.level=debug")
+			run("sync", "-json", "-log.level=debug", "-state.allow-empty")
+			e.sim.ClearFaults()
+			usage(12)
+			run("sync", "-state.allow-empty")
+			fault()
+			usage(30)
+			run("plan", "-json", "-log.level=debug")
+			run("sync", "-json", "-log.level=debug")
+			run("sync", "-log.level=debug")
+			run("status", "-json")
+			run("ledger", "-json")
+			echoed := 0
+			for _, r := range e.sim.Requests() {
+				if r.Status == http.StatusBadRequest {
+					echoed++
+				}
+			}
+			if echoed == 0 || !strings.Contains(all.String(), "[REDACTED]") {
+				t.Errorf("%d requests answered with the echo; no command output shows one redacted:\n%s", echoed, all.String())
+			}
+			_, secret, code := e.sim.Autotask().Credentials()
+			checkCanaries(t, all.String(), filepath.Join(e.dir, "state"), []string{secret, code, apiToken})
+		})
+	}
+}
