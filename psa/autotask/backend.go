@@ -92,10 +92,21 @@ func (b *Backend) servicePrice(ctx context.Context, serviceID int64) (float64, e
 	if err != nil {
 		return 0, err
 	}
-	b.mu.Lock()
-	b.prices[serviceID] = cachedPrice{price: svc.UnitPrice, at: b.now()}
-	b.mu.Unlock()
+	b.keepPrices([]*Service{svc})
 	return svc.UnitPrice, nil
+}
+
+// keepPrices keeps the unit prices of services just read for servicePrice,
+// for priceTTL from now.
+func (b *Backend) keepPrices(list []*Service) {
+	at := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, svc := range list {
+		if svc != nil {
+			b.prices[svc.ID] = cachedPrice{price: svc.UnitPrice, at: at}
+		}
+	}
 }
 
 // Client returns the underlying client.
@@ -199,6 +210,7 @@ func (b *Backend) GetService(ctx context.Context, id string) (*psa.Service, erro
 	if err != nil {
 		return nil, err
 	}
+	b.keepPrices([]*Service{svc})
 	return b.toService(ctx, svc)
 }
 

@@ -853,3 +853,44 @@ func equalChanges(a, b []psa.QuantityChange) bool {
 	}
 	return true
 }
+
+// A line new on a contract takes its catalog price from a bulk read of
+// its service (the engine's daily read of the mapped services comes right
+// before the pass's writes) instead of reading the service alone, and the
+// price is the one just read.
+func TestBackend_SetQuantity_newLineTakesThePriceOfTheBulkRead(t *testing.T) {
+	t.Parallel()
+	b, s := newBackend(t)
+	ctx := t.Context()
+	at := s.Autotask()
+	company := at.AddCompany("Acme")
+	backup, edr := at.AddService("Backup", 12.5), at.AddService("EDR", 4)
+	c := at.AddContract(psatest.AutotaskContract{CompanyID: company, Name: "Managed"})
+
+	if _, err := b.GetServices(ctx, []string{id(backup), id(edr)}); err != nil {
+		t.Fatal(err)
+	}
+	s.ResetRequests()
+	for _, svc := range []int64{backup, edr} {
+		if _, err := b.SetQuantity(ctx, psa.SetQuantityRequest{ContractID: id(c), ServiceID: id(svc), Quantity: 10, EffectiveDate: date(11, 1)}); err != nil {
+			t.Fatalf("SetQuantity(%d): %v", svc, err)
+		}
+	}
+	for _, r := range s.Requests() {
+		if dir, _ := path.Split(r.Path); strings.HasSuffix(dir, "/Services/") && r.Method == http.MethodGet {
+			t.Errorf("a new line read its service alone after the bulk read: %s %s", r.Method, r.Path)
+		}
+	}
+	if n := len(s.Requests()); n != 4 {
+		t.Errorf("two new lines after the bulk read made %d requests, want 4 (contract services and adjustment each)", n)
+	}
+	prices := map[int64]float64{}
+	for _, a := range at.Adjustments() {
+		if a.AdjustedUnitPrice != nil {
+			prices[a.ServiceID] = *a.AdjustedUnitPrice
+		}
+	}
+	if prices[backup] != 12.5 || prices[edr] != 4 {
+		t.Errorf("new lines' prices = %v, want the catalog's (12.5, 4)", prices)
+	}
+}

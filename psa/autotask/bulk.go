@@ -18,12 +18,17 @@ var (
 )
 
 // GetServices returns the services with the given ids that exist: one query
-// per 500 ids (an "in" filter on id).
+// per 500 ids (an "in" filter on id). The prices read are kept as
+// servicePrice keeps them, so that a line new on a contract written within
+// priceTTL of the read (the engine's daily read of the mapped services
+// comes before the pass's writes) takes its catalog price from it instead
+// of reading its service alone.
 func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
 	list, err := bulkGet(ctx, ids, b.client.Services.List)
 	if err != nil {
 		return nil, err
 	}
+	b.keepPrices(list)
 	out := make(map[string]*psa.Service, len(list))
 	for _, s := range list {
 		svc, err := b.toService(ctx, s)
