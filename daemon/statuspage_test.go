@@ -90,6 +90,35 @@ func TestStatusPage_unreportedCustomers(t *testing.T) {
 	}
 }
 
+// The status page lists the lines that go on invoicing a service the PSA
+// says is inactive, with what to do, and has no such section without them.
+func TestStatusPage_linesOnInactiveServices(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	ui := newUIClient(t, e.d)
+	if body := ui.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="inactive-services"`) {
+		t.Error("GET / lists lines on inactive services before any pass found one")
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		InactiveServices: []usage.InactiveServiceLine{
+			{CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684001", ServiceID: "30000012", ServiceName: "Sophos Intercept X", Quantity: 5},
+			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true}},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	body := ui.do(http.MethodGet, "/", nil).Body.String()
+	for _, want := range []string{"Lines that go on invoicing an inactive service", `id="inactive-services"`, "cust-acme", "Sophos Intercept X", "service 30000012",
+		"29684002", "change failed", "unchanged", "end the line in the PSA"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET / lacks %q", want)
+		}
+	}
+}
+
 // TestStatusPage_zeroQuantityUnmapped: unmapped customers and products
 // whose rows are all 0 have a section of their own, not the unmapped ones.
 func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {

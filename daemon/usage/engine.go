@@ -601,6 +601,30 @@ type Unmapped struct {
 	// longer shows the usage they bill. Not counted as unmapped
 	// (psa_sync_customers_unreported counts them).
 	Unreported []UnreportedCustomer `json:"unreported,omitempty"`
+	// InactiveServices lists the mapped lines above 0 (with usage sync
+	// on) whose service the PSA says is inactive, as the last read of the
+	// mapped services found it (Engine.checkServices: Autotask and
+	// ConnectWise PSA). Such a line goes on invoicing its quantity: an
+	// unchanged one is written nowhere, so nothing refuses it, and a
+	// changed one fails. Not counted as unmapped
+	// (psa_sync_lines_on_inactive_services counts them).
+	InactiveServices []InactiveServiceLine `json:"inactive_services,omitempty"`
+}
+
+// InactiveServiceLine is a mapped line above 0 whose service the PSA says
+// is inactive (Unmapped.InactiveServices).
+type InactiveServiceLine struct {
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	ContractID   string `json:"contract_id"`
+	ServiceID    string `json:"service_id"`
+	ServiceName  string `json:"service_name,omitempty"`
+	// Quantity is the line's current quantity, which it goes on billing.
+	Quantity int64 `json:"quantity"`
+	// Failed is set when the pass wanted to change the line (the line
+	// fails, nothing is written); otherwise nothing was to be written,
+	// and nothing refuses or reports the line but this list.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // UnreportedCustomer is a mapped customer whose contract bills a mapped
@@ -1082,6 +1106,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		for i := range changes {
 			c := &changes[i]
 			key := psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}
+			if s, ok := inactive[c.ServiceID]; ok {
+				e.inactiveServiceLine(p, cm, c, s)
+			}
 			if in, ok := review[key]; ok {
 				cp.fail(i, e.awaitingReview(in, c.ServiceName), c)
 				continue

@@ -1165,7 +1165,8 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 // name) once a day (contractCheckTTL), and one found inactive at every
 // pass, so that one made active again is written at once; it returns the
 // services the PSA says are inactive, whose lines then fail before
-// anything is written (inactiveServiceError). Without it, ConnectWise
+// anything is written (inactiveServiceError), and whose lines above 0,
+// unchanged ones included, are listed (inactiveServiceLine). Without it, ConnectWise
 // takes a change of an addition whose catalog item the MSP made inactive
 // (the usage is billed on a retired product, unnoticed), and Autotask
 // refuses the write only when it is sent, with a message that names no
@@ -1236,6 +1237,29 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 			"services", len(inactive), "first_service", first, "first_name", inactive[first].name)
 	}
 	return inactive
+}
+
+// inactiveServiceLine lists change c of customer mapping cm, a line of
+// service s, which the PSA says is inactive (checkServices), in pass p's
+// Unmapped.InactiveServices when the line is above 0: it goes on
+// invoicing. A line with nothing to write (unchanged) says so in its
+// reason as well, since no write fails for it; a line that was to change
+// fails (inactiveServiceError), which says why.
+func (e *Engine) inactiveServiceLine(p *pass, cm *export.CustomerMapping, c *Change, s serviceTerm) {
+	if !c.CurrentKnown || c.Current <= 0 {
+		return
+	}
+	name := cmp.Or(s.name, c.ServiceName)
+	unchanged := c.Action == ActionUnchanged
+	p.plan.Unmapped.InactiveServices = append(p.plan.Unmapped.InactiveServices, InactiveServiceLine{
+		CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, ContractID: c.ContractID,
+		ServiceID: c.ServiceID, ServiceName: name, Quantity: c.Current, Failed: !unchanged,
+	})
+	if unchanged {
+		sys := systemName(e.be.System())
+		c.Reason += fmt.Sprintf("; service %s%s is inactive in %s, yet this line goes on invoicing %d units (nothing is written to it, so nothing refuses it): if the service was retired, end the line in %s (or set it to 0) and point the product mappings that name it (psa_product_mapping with service_id = %q) at an active service, else the new line bills beside it; if it is still sold, make it active again",
+			c.ServiceID, quotedName(name), sys, c.Current, sys, c.ServiceID)
+	}
 }
 
 // inactiveServiceError is the error of change c, a line of service s,

@@ -1239,6 +1239,13 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 			}
 		}
 		u.Unreported = append(u.Unreported, p.Unmapped.Unreported...)
+		u.InactiveServices = nil
+		for _, l := range prev.Unmapped.InactiveServices {
+			if l.CustomerID != customer {
+				u.InactiveServices = append(u.InactiveServices, l)
+			}
+		}
+		u.InactiveServices = append(u.InactiveServices, p.Unmapped.InactiveServices...)
 	}
 	e.setUnmapped(u)
 	if e.db != nil {
@@ -1310,6 +1317,7 @@ func (e *Engine) setUnmapped(u Unmapped) {
 		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products)))
 		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(u.Unassigned)))
 		m.CustomersUnreported.Set(float64(len(u.Unreported)))
+		m.LinesOnInactiveServices.Set(float64(len(u.InactiveServices)))
 	}
 }
 

@@ -68,6 +68,10 @@ type Metrics struct {
 	// mapped customers billed on a line above 0 that the last pass's
 	// usage report names nowhere (Unmapped.Unreported).
 	CustomersUnreported prometheus.Gauge
+	// LinesOnInactiveServices holds psa_sync_lines_on_inactive_services:
+	// the mapped lines above 0 whose service the PSA says is inactive
+	// (Unmapped.InactiveServices).
+	LinesOnInactiveServices prometheus.Gauge
 	// ContractsEnding holds psa_sync_contracts_ending by when
 	// (EndingWhens).
 	ContractsEnding *prometheus.GaugeVec
@@ -197,6 +201,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "customers_unreported",
 		Help:      "Mapped customers with usage sync on that the last pass's usage report (one with rows) names nowhere while a mapped line of their contract is above 0: a tenant removed or moved to another partner, or a customer_id that never matches.",
+	}, []string{"system"}).WithLabelValues(string(system))
+	m.LinesOnInactiveServices = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "lines_on_inactive_services",
+		Help:      "Mapped contract lines above 0 (customers with usage sync on) whose service the PSA says is inactive, as the last read of the mapped services found it (Autotask, ConnectWise PSA): they go on invoicing, whether the pass had nothing to write to them or their change failed.",
 	}, []string{"system"}).WithLabelValues(string(system))
 	m.UnmappedNew = make(map[string]prometheus.CounterFunc, len(UnmappedKinds))
 	m.unmappedNew = make(map[string]*atomic.Int64, len(UnmappedKinds))

@@ -1353,6 +1353,16 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	section("Mapped customers with no usage row at all while their contracts bill (tenant removed or moved, or a misspelled psa_customer_mapping.customer_id?):",
 		"CUSTOMER\tNAME\tCONTRACT\tBILLED\tVENDOR", rows)
 	rows = nil
+	for _, l := range u.InactiveServices {
+		pass := "unchanged"
+		if l.Failed {
+			pass = "change failed"
+		}
+		rows = append(rows, []string{nameID(l.CustomerName, l.CustomerID), l.ContractID, nameID(l.ServiceName, l.ServiceID), strconv.FormatInt(l.Quantity, 10), pass})
+	}
+	section("Lines that go on invoicing a service the PSA says is inactive (end the line, or make the service active again; see the line's reason):",
+		"CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tTHIS PASS", rows)
+	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {
 		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})

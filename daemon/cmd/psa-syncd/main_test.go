@@ -338,6 +338,25 @@ func TestPrintPlan_unreported(t *testing.T) {
 	}
 }
 
+// TestPrintPlan_inactiveServices: the plan's table lists the lines that go
+// on invoicing a service the PSA says is inactive, unchanged ones (which no
+// write reports) as well as those whose change failed.
+func TestPrintPlan_inactiveServices(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
+		InactiveServices: []usage.InactiveServiceLine{
+			{CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684001", ServiceID: "30000012", ServiceName: "Sophos Intercept X", Quantity: 5},
+			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true}},
+	}}, false)
+	for _, want := range []string{"Lines that go on invoicing a service the PSA says is inactive", "Acme (cust-acme)", "Sophos Intercept X (30000012)",
+		"THIS PASS", "unchanged", "change failed"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 // TestPrintPlan_zeroQuantityUnmapped: unmapped customers and products whose
 // rows are all 0 are listed apart, not among the usage that is not billed.
 func TestPrintPlan_zeroQuantityUnmapped(t *testing.T) {
