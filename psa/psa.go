@@ -392,8 +392,9 @@ type ServiceLineReader interface {
 // the first write, with every service it will write and the services it
 // kept from earlier processes (see KeptService): the backend takes those
 // read within its time to live, never an older one, reads the others in as
-// few requests as the PSA allows, and returns what it read, for the caller
-// to keep. PreloadServices does not write. Its error concerns the read; the
+// few requests as the PSA allows, and returns what it read (now, or earlier
+// within its time to live, as GetServices, and not returned before), for
+// the caller to keep. PreloadServices does not write. Its error concerns the read; the
 // writes then read what they miss themselves.
 type ServicePreloader interface {
 	PreloadServices(ctx context.Context, serviceIDs []string, kept []KeptService) ([]KeptService, error)

@@ -603,8 +603,8 @@ type Unmapped struct {
 	Unreported []UnreportedCustomer `json:"unreported,omitempty"`
 	// InactiveServices lists the mapped lines above 0 (with usage sync
 	// on) whose service the PSA says is inactive, as the last read of the
-	// mapped services found it (Engine.checkServices: Autotask and
-	// ConnectWise PSA). Such a line goes on invoicing its quantity: an
+	// mapped services found it (Engine.checkServices, once a day). Such
+	// a line goes on invoicing its quantity: an
 	// unchanged one is written nowhere, so nothing refuses it, and a
 	// changed one fails. Not counted as unmapped
 	// (psa_sync_lines_on_inactive_services counts them).

@@ -1174,10 +1174,12 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 //
 // One Autotask query per 500 services, one ConnectWise request per 100:
 // one a day for most tenants, and one more per pass while a mapped
-// service is inactive. Kaseya BMS (a psa.ServicePreloader) is left out:
-// its service reads search the whole catalog, and its writes read the
-// services anyway (preloadServices) and are refused for an inactive one
-// with a message naming it. A pass with no customer left to decide reads
+// service is inactive. Kaseya BMS reads services from its catalog search
+// (one page for a catalog of up to 100 services, at most one request
+// more than reading each service alone), which its writes' preload
+// (preloadServices) then takes within the backend's time to live; it
+// refuses a post of an inactive service, but nothing else would report
+// an unchanged line of one. A pass with no customer left to decide reads
 // none. A read that fails is logged, and the states read before stand; a
 // service the read leaves out (gone from the catalog) is left to the
 // writes, which say why. What is read is kept in e.terms and, unless
@@ -1185,9 +1187,6 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, record bool) map[string]serviceTerm {
 	br, ok := e.be.(psa.BulkReader)
 	if !ok || len(serviceIDs) == 0 {
-		return nil
-	}
-	if _, preloads := e.be.(psa.ServicePreloader); preloads {
 		return nil
 	}
 	if !slices.ContainsFunc(p.customers, func(cp *customerPass) bool { return cp.err == nil }) {

@@ -53,7 +53,7 @@ func TestEngineAutotask_newLinesTakeThePricesOfTheDailyServiceRead(t *testing.T)
 // active again.
 func TestEngineSystems_unchangedLinesOfAnInactiveServiceAreReported(t *testing.T) {
 	t.Parallel()
-	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			h := newSysHarness(t, sys)
@@ -79,10 +79,13 @@ func TestEngineSystems_unchangedLinesOfAnInactiveServiceAreReported(t *testing.T
 				return res
 			}
 			setActive := func(active bool) {
-				if sys == psa.SystemAutotask {
+				switch sys {
+				case psa.SystemAutotask:
 					h.sim.Autotask().SetServiceActive(mustParse(t, h.svcIntercept), active)
-				} else {
+				case psa.SystemConnectWise:
 					h.sim.ConnectWise().SetCatalogItemInactive(mustParse(t, h.svcIntercept), !active)
+				default:
+					h.sim.KaseyaBMS().SetServiceActive(int(mustParse(t, h.svcIntercept)), active)
 				}
 			}
 			gauge := func() float64 { return testutil.ToFloat64(h.m.LinesOnInactiveServices) }

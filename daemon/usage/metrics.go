@@ -205,7 +205,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.LinesOnInactiveServices = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "lines_on_inactive_services",
-		Help:      "Mapped contract lines above 0 (customers with usage sync on) whose service the PSA says is inactive, as the last read of the mapped services found it (Autotask, ConnectWise PSA): they go on invoicing, whether the pass had nothing to write to them or their change failed.",
+		Help:      "Mapped contract lines above 0 (customers with usage sync on) whose service the PSA says is inactive, as the last read of the mapped services found it: they go on invoicing, whether the pass had nothing to write to them or their change failed.",
 	}, []string{"system"}).WithLabelValues(string(system))
 	m.UnmappedNew = make(map[string]prometheus.CounterFunc, len(UnmappedKinds))
 	m.unmappedNew = make(map[string]*atomic.Int64, len(UnmappedKinds))

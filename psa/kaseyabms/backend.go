@@ -61,6 +61,9 @@ type Backend struct {
 type cachedService struct {
 	svc *Service
 	at  time.Time
+	// handed is set once PreloadServices handed the service to its
+	// caller to keep (or took it from the caller's kept services).
+	handed bool
 }
 
 // serviceTTL bounds how stale a cached service may be.

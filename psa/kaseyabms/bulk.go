@@ -77,6 +77,7 @@ var _ psa.ServicePreloader = (*Backend)(nil)
 func (b *Backend) PreloadServices(ctx context.Context, serviceIDs []string, kept []psa.KeptService) ([]psa.KeptService, error) {
 	now := b.now()
 	var missing []int
+	ids := bulkIDs(serviceIDs)
 	b.mu.Lock()
 	for _, k := range kept {
 		n, err := parseID("service", k.ID)
@@ -84,26 +85,34 @@ func (b *Backend) PreloadServices(ctx context.Context, serviceIDs []string, kept
 			continue
 		}
 		b.services[n] = cachedService{at: k.ReadAt, svc: &Service{ID: n, Name: k.Name, Description: k.Description,
-			UnitPrice: k.UnitPrice, UnitCost: k.UnitCost}}
+			UnitPrice: k.UnitPrice, UnitCost: k.UnitCost}, handed: true}
 	}
-	for _, n := range bulkIDs(serviceIDs) {
+	for _, n := range ids {
 		if c, ok := b.services[n]; !ok || !fresh(c.at, now) {
 			missing = append(missing, n)
 		}
 	}
 	b.mu.Unlock()
-	if len(missing) == 0 {
-		return nil, nil
+	var err error
+	if len(missing) > 0 {
+		err = b.readServices(ctx, missing)
 	}
-	err := b.readServices(ctx, missing)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// What this backend read and has not handed to the caller yet, now or
+	// within its time to live (the engine's daily read of the mapped
+	// services, GetServices, comes before the writes), is returned for
+	// the caller to keep.
 	var out []psa.KeptService
-	for _, n := range missing {
-		if c, ok := b.services[n]; ok && !c.at.Before(now) {
-			out = append(out, psa.KeptService{ReadAt: c.at, Service: psa.Service{ID: strconv.Itoa(n), Name: c.svc.Name,
-				Description: c.svc.Description, UnitPrice: c.svc.UnitPrice, UnitCost: c.svc.UnitCost}})
+	for _, n := range ids {
+		c, ok := b.services[n]
+		if !ok || c.handed || !fresh(c.at, now) && c.at.Before(now) {
+			continue
 		}
+		c.handed = true
+		b.services[n] = c
+		out = append(out, psa.KeptService{ReadAt: c.at, Service: psa.Service{ID: strconv.Itoa(n), Name: c.svc.Name,
+			Description: c.svc.Description, UnitPrice: c.svc.UnitPrice, UnitCost: c.svc.UnitCost}})
 	}
 	return out, err
 }

@@ -372,3 +372,32 @@ func TestBackend_GetServicesFew(t *testing.T) {
 		}
 	}
 }
+
+// PreloadServices takes the services a GetServices of the same backend
+// read within the time to live (the engine's daily read of the mapped
+// services comes before the writes): no request, and it returns them
+// once, for the caller to keep.
+func TestBackend_PreloadServicesTakesTheServicesGetServicesRead(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, srv := newSimBackend(t)
+	k := srv.KaseyaBMS()
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, itoa(k.AddService("Backup "+itoa(i), float64(i)+0.5)))
+	}
+	if _, err := b.GetServices(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	srv.ResetRequests()
+	got, err := b.PreloadServices(ctx, ids, nil)
+	if err != nil || len(got) != len(ids) || got[1].ID != ids[1] || got[1].UnitPrice != 1.5 {
+		t.Errorf("PreloadServices after GetServices = %+v, %v; want the 3 services it read", got, err)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("PreloadServices after GetServices made %d requests, want none", n)
+	}
+	if again, err := b.PreloadServices(ctx, ids, nil); err != nil || len(again) != 0 {
+		t.Errorf("PreloadServices again = %+v, %v; want nothing (handed already)", again, err)
+	}
+}
