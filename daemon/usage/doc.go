@@ -61,7 +61,12 @@
 // for review until a pass runs with PassOptions.Approve, and so are the
 // increases that surge (policies.surge_lines_percent: more than half of
 // the lines above 0 rising by more than half at once, in the pass or one
-// service, as when a vendor counts twice). An approval of one line may name the units that were
+// service, as when a vendor counts twice). A line held for a surge stays
+// held in later passes of the month while it still surges, however few
+// lines surge by then (the state database keeps the lines held), and a
+// pass over all customers with PassOptions.ApproveSurge, the review code
+// of Plan.Surge, releases every line held for the surge when it holds
+// exactly the lines and units reviewed, and none otherwise. An approval of one line may name the units that were
 // reviewed (PassOptions.ApproveUnits): the hold is then released only when
 // the approving pass computes those units, so a change that grew after the
 // review stays held; an approval without units applies whatever the

@@ -306,6 +306,13 @@ type PassOptions struct {
 	// whatever change the approving pass computes, which can be larger
 	// than the one reviewed when usage moved again in between.
 	ApproveUnits *int64
+	// ApproveSurge, in a pass over all customers, is the review code of
+	// the lines the surge guard holds (Plan.Surge, Policies.SurgeLinesPercent):
+	// the pass releases every line it holds for the surge when it holds
+	// exactly the lines, at the current and desired units, that the code
+	// names, and none of them otherwise. It releases no other hold, and
+	// cannot be given with Approve.
+	ApproveSurge string
 	// Customer limits the pass to one source customer id ("" = all).
 	Customer string
 	// Trigger says who started the pass: schedule, manual, api, cli or settle.
@@ -339,7 +346,7 @@ type PassOptions struct {
 // line of the given service, and the desired units it releases it at (nil:
 // at any).
 func (o PassOptions) approves(serviceID string) (bool, *int64) {
-	if !o.Approve || (o.ApproveService != "" && o.ApproveService != serviceID) {
+	if !o.Approve || o.ApproveSurge != "" || (o.ApproveService != "" && o.ApproveService != serviceID) {
 		return false, nil
 	}
 	return true, o.ApproveUnits
@@ -348,6 +355,8 @@ func (o PassOptions) approves(serviceID string) (bool, *int64) {
 // checkApproval returns why o's approval fields do not go together, or nil.
 func (o PassOptions) checkApproval() error {
 	switch {
+	case o.ApproveSurge != "" && (o.Approve || o.Customer != ""):
+		return errors.New("daemon: approving a surge approves the lines a pass over all customers holds for it: it takes no customer and is not given with approve")
 	case o.ApproveService != "" && (!o.Approve || o.Customer == ""):
 		return errors.New("daemon: approving one line needs the customer and approve as well as the service")
 	case o.ApproveUnits != nil && o.ApproveService == "":
@@ -700,6 +709,10 @@ type Plan struct {
 	// this plan was computed (the state database is a restored backup that
 	// no operator has confirmed yet): set by the daemon, not the engine.
 	WritesHeld string `json:"writes_held,omitempty"`
+	// Surge, in a plan over all customers, is set when the surge guard
+	// holds lines (Policies.SurgeLinesPercent), or when the pass approved
+	// a surge: how many, and the review code that approves them all.
+	Surge *SurgeHold `json:"surge,omitempty"`
 }
 
 // Result is the outcome of Sync.

@@ -1,8 +1,11 @@
 package usage
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // snapshotSurge names the state database's snapshot of what the last pass
@@ -20,6 +23,58 @@ type surgeVerdict struct {
 	Pass *surgeCount `json:"pass,omitempty"`
 	// Services holds the services whose lines surged, by PSA service id.
 	Services map[string]surgeCount `json:"services,omitempty"`
+	// Held lists the lines the surge guard holds, by customer and
+	// service: a later pass of the same month goes on holding those that
+	// still surge, however few of the lines surge by then (lines
+	// approved one by one no longer do), until each is approved (alone,
+	// or with the surge's review code) or its usage falls back. A pass
+	// for one customer replaces that customer's.
+	Held []surgeLine `json:"held,omitempty"`
+}
+
+// surgeLine is a line held by the surge guard: its customer, service, and
+// the quantities the pass held it at.
+type surgeLine struct {
+	Customer string `json:"customer"`
+	Service  string `json:"service"`
+	Current  int64  `json:"current"`
+	Desired  int64  `json:"desired"`
+}
+
+// SurgeHold is what a pass over all customers held for a surge
+// (Policies.SurgeLinesPercent): the lines, and the review code that
+// approves exactly them at their desired units (PassOptions.ApproveSurge).
+type SurgeHold struct {
+	// Lines is the number of lines held for the surge.
+	Lines int `json:"lines"`
+	// Review is the review code of those lines at their current and
+	// desired units in Period: a pass approving it releases them only
+	// when it holds exactly the same lines at the same units.
+	Review string `json:"review"`
+	// Period is the billing month of the lines.
+	Period string `json:"period"`
+	// Approval, in a pass that approves a surge, says whether the code
+	// matched: "applied", or "stale" when the pass held other lines or
+	// units than the review (then it writes none of them).
+	Approval string `json:"approval,omitempty"`
+}
+
+// surgeReview is the review code of the lines held in a surge in period:
+// the start of a SHA-256 of the period and every line's customer, service,
+// current and desired units, in order of customer and service.
+func surgeReview(period string, held []surgeLine) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", period)
+	for _, l := range held {
+		fmt.Fprintf(h, "%q\t%q\t%d\t%d\n", l.Customer, l.Service, l.Current, l.Desired)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// surgeApproveCommand is the psa-syncd command that approves every line
+// held for a surge at once with its review code.
+func surgeApproveCommand(review, period string) string {
+	return fmt.Sprintf("sync --approve --surge %s --period %s", review, period)
 }
 
 // surgeCount counts the lines of a pass, or of one of its services, whose
@@ -121,38 +176,51 @@ func (e *Engine) countSurges(p *pass) surgeVerdict {
 // growth raises a few. A pass over all customers counts its own lines
 // (and a pass that writes keeps the verdict in the state database); a pass
 // for one customer, which has too few lines to tell, goes by the verdict
-// of the last pass over all customers of the same billing month. An
-// approval of a line (at its desired units, when it names units) releases
-// it, as it releases the guard's holds. The plan calls it once every
-// customer is decided and before any line that may surge is written (see
+// of the last pass over all customers of the same billing month. A line
+// that verdict held stays held while it still surges, though fewer lines
+// surge since (others were approved one by one). An approval of a line
+// (at its desired units, when it names units) releases it, as it releases
+// the guard's holds; an approval of the surge (PassOptions.ApproveSurge)
+// releases every line the pass holds for it when the pass holds exactly
+// the lines and units reviewed. The plan calls it once every customer is
+// decided and before any line that may surge is written (see
 // mayHoldSurge).
 func (e *Engine) holdSurges(p *pass, o PassOptions) {
 	if !e.surgeOn() {
+		if o.Customer == "" && !o.planOnly && !o.DryRun && !o.WritesDisabled {
+			// The pass writes what the guard held.
+			e.metrics.setSurgeHeld(0)
+		}
 		return
+	}
+	period := p.plan.Period.String()
+	var prev surgeVerdict
+	if e.db != nil {
+		if _, err := e.db.Snapshot(snapshotSurge, &prev); err != nil {
+			e.logger.Warn("Could not read the lines that surged in the last pass over all customers; a pass for one customer does not hold its increases for a surge, and lines approved one by one may release the others", "err", err)
+		}
+	}
+	if prev.Period != period {
+		prev = surgeVerdict{}
+	}
+	held := map[[2]string]bool{}
+	for _, l := range prev.Held {
+		held[[2]string{l.Customer, l.Service}] = true
 	}
 	var v surgeVerdict
 	last := ""
 	if o.Customer == "" {
 		v = e.countSurges(p)
-		if e.db != nil && !o.planOnly && !o.DryRun && !o.WritesDisabled {
-			if err := e.db.PutSnapshot(snapshotSurge, v); err != nil {
-				e.logger.Warn("Could not record the lines that surge; a pass for one customer goes by the last pass over all customers recorded", "err", err)
-			}
-		}
 	} else {
-		if e.db != nil {
-			if _, err := e.db.Snapshot(snapshotSurge, &v); err != nil {
-				e.logger.Warn("Could not read the lines that surged in the last pass over all customers; this pass for one customer does not hold its increases for a surge", "err", err)
-			}
-		}
-		if v.Period != p.plan.Period.String() {
-			return
-		}
-		last = fmt.Sprintf("the last pass over all customers of %s found that ", v.Period)
+		v = prev
+		last = fmt.Sprintf("the last pass over all customers of %s found that ", period)
 	}
-	if v.Pass == nil && len(v.Services) == 0 {
-		return
+	type hold struct {
+		c   *Change
+		cp  *customerPass
+		why string
 	}
+	var holds []hold
 	for _, cp := range p.customers {
 		if cp.err != nil {
 			continue
@@ -162,33 +230,96 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 			if c.Action != ActionUpdate || !e.surges(c) {
 				continue
 			}
-			var where string
-			var n surgeCount
+			var why string
 			if s, ok := v.Services[c.ServiceID]; ok {
-				n, where = s, "the lines of service "+c.ServiceID
+				why = e.surgeWhy(last, s, "the lines of service "+c.ServiceID)
 			} else if v.Pass != nil {
-				n, where = *v.Pass, "the pass's lines"
+				why = e.surgeWhy(last, *v.Pass, "the pass's lines")
+			} else if held[[2]string{c.CustomerID, c.ServiceID}] {
+				why = fmt.Sprintf("a pass over all customers of %s held it when many lines rose at once (policies.surge_lines_percent), as when the vendor counts twice, and it still rises by more than surge_increase_percent %g; lines approved since do not release the others",
+					period, e.surgeIncrease())
 			} else {
 				continue
 			}
-			pct := float64(c.Desired-c.Current) * 100 / float64(c.Current)
-			why := fmt.Sprintf("%s%d of %d of %s above 0 rise by more than surge_increase_percent %g at once (more than surge_lines_percent %g), as when the vendor counts twice",
-				last, n.Surging, n.Lines, where, e.surgeIncrease(), e.policies.SurgeLinesPercent)
-			approve, units := o.approves(c.ServiceID)
-			switch {
-			case approve && (units == nil || *units == c.Desired):
-				c.Reason += fmt.Sprintf("; increase of %s%% approved although %s", percentText(pct, e.surgeIncrease()), why)
-				continue
-			case approve:
-				c.Action, c.surge, c.staleApproval = ActionHeld, true, true
-				c.Reason += fmt.Sprintf("; increase of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; %s; check the usage, then approve again with %s",
-					percentText(pct, e.surgeIncrease()), c.Current, c.Desired, *units, c.Desired, why, approveCommand(c.CustomerID, c.ServiceID, c.Desired, cp.period))
-			default:
-				c.Action, c.surge = ActionHeld, true
-				c.Reason += fmt.Sprintf("; increase of %s%% (from %d to %d) held for review: %s; check the usage with the vendor, then apply with %s",
-					percentText(pct, e.surgeIncrease()), c.Current, c.Desired, why, approveCommand(c.CustomerID, c.ServiceID, c.Desired, cp.period))
-			}
-			p.surgeHeld++
+			holds = append(holds, hold{c, cp, why})
 		}
 	}
+	lines := make([]surgeLine, 0, len(holds))
+	for _, h := range holds {
+		lines = append(lines, surgeLine{Customer: h.c.CustomerID, Service: h.c.ServiceID, Current: h.c.Current, Desired: h.c.Desired})
+	}
+	slices.SortFunc(lines, func(a, b surgeLine) int {
+		if c := strings.Compare(a.Customer, b.Customer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Service, b.Service)
+	})
+	review := surgeReview(period, lines)
+	bulk := o.Customer == "" && o.ApproveSurge != ""
+	approved := bulk && o.ApproveSurge == review
+	if o.Customer == "" && (len(holds) > 0 || bulk) {
+		p.plan.Surge = &SurgeHold{Lines: len(holds), Review: review, Period: period}
+		switch {
+		case approved:
+			p.plan.Surge.Approval = "applied"
+		case bulk:
+			p.plan.Surge.Approval = "stale"
+		}
+	}
+	var keep []surgeLine
+	for _, h := range holds {
+		c, cp := h.c, h.cp
+		pct := float64(c.Desired-c.Current) * 100 / float64(c.Current)
+		approve, units := o.approves(c.ServiceID)
+		switch {
+		case approved:
+			c.Reason += fmt.Sprintf("; increase of %s%% approved with the surge's review code %s although %s", percentText(pct, e.surgeIncrease()), review, h.why)
+			continue
+		case approve && !bulk && (units == nil || *units == c.Desired):
+			c.Reason += fmt.Sprintf("; increase of %s%% approved although %s", percentText(pct, e.surgeIncrease()), h.why)
+			continue
+		case bulk:
+			// Not a stale approval of the customer's line: the pass's
+			// Surge says the approval was not applied.
+			c.Action, c.surge = ActionHeld, true
+			c.Reason += fmt.Sprintf("; increase of %s%% (from %d to %d) still held for review: the lines held for the surge changed since the review (review code %s, now %s), so the approval was not applied to any of them; %s; check the usage, then approve again with %s",
+				percentText(pct, e.surgeIncrease()), c.Current, c.Desired, o.ApproveSurge, review, h.why, surgeApproveCommand(review, period))
+		case approve:
+			c.Action, c.surge, c.staleApproval = ActionHeld, true, true
+			c.Reason += fmt.Sprintf("; increase of %s%% (from %d to %d) still held for review: the usage changed since the review (reviewed %d, now %d), so the approval was not applied; %s; check the usage, then approve again with %s",
+				percentText(pct, e.surgeIncrease()), c.Current, c.Desired, *units, c.Desired, h.why, approveCommand(c.CustomerID, c.ServiceID, c.Desired, cp.period))
+		default:
+			c.Action, c.surge = ActionHeld, true
+			c.Reason += fmt.Sprintf("; increase of %s%% (from %d to %d) held for review: %s; check the usage with the vendor, then apply with %s",
+				percentText(pct, e.surgeIncrease()), c.Current, c.Desired, h.why, approveCommand(c.CustomerID, c.ServiceID, c.Desired, cp.period))
+		}
+		p.surgeHeld++
+		keep = append(keep, surgeLine{Customer: c.CustomerID, Service: c.ServiceID, Current: c.Current, Desired: c.Desired})
+	}
+	if e.db == nil || o.planOnly || o.DryRun || o.WritesDisabled {
+		return
+	}
+	if o.Customer != "" {
+		// The customer's lines replace those the verdict held of it.
+		v.Held = slices.DeleteFunc(slices.Clone(prev.Held), func(l surgeLine) bool { return l.Customer == o.Customer })
+		v.Period = period
+	}
+	v.Held = append(v.Held, keep...)
+	slices.SortFunc(v.Held, func(a, b surgeLine) int {
+		if c := strings.Compare(a.Customer, b.Customer); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Service, b.Service)
+	})
+	if err := e.db.PutSnapshot(snapshotSurge, v); err != nil {
+		e.logger.Warn("Could not record the lines that surge; a pass for one customer goes by the last pass over all customers recorded", "err", err)
+	}
+	e.metrics.setSurgeHeld(len(v.Held))
+}
+
+// surgeWhy says why a line is held for a surge: n of the lines of where
+// surge (last, when not "", says it is the verdict of an earlier pass).
+func (e *Engine) surgeWhy(last string, n surgeCount, where string) string {
+	return fmt.Sprintf("%s%d of %d of %s above 0 rise by more than surge_increase_percent %g at once (more than surge_lines_percent %g), as when the vendor counts twice",
+		last, n.Surging, n.Lines, where, e.surgeIncrease(), e.policies.SurgeLinesPercent)
 }

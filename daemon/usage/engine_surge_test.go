@@ -197,3 +197,124 @@ func TestEngineKaseyaBMS_surgeAfterFirstPass(t *testing.T) {
 		}
 	}
 }
+
+// Lines approved one by one no longer surge: once more than half of the
+// surging lines are approved, fewer than surge_lines_percent of the lines
+// surge, yet the lines not approved stay held while they still surge (the
+// state database keeps the lines the surge guard holds), and
+// psa_sync_surge_held_lines counts them. The vendor's fix releases them.
+func TestEngine_Sync_surgePartialApprovalsKeepTheRestHeld(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, contracts := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	res := h.sync(PassOptions{})
+	if res.Run.Held != 8 {
+		t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	if got := h.metric(h.m.SurgeHeldLines); got != 8 {
+		t.Errorf("surge_held_lines = %v, want 8", got)
+	}
+	for i := range 5 {
+		units := int64(2 * (10 + i))
+		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+		h.wantUnits(contracts[i], h.svcIntercept, units)
+	}
+	if got := h.metric(h.m.SurgeHeldLines); got != 3 {
+		t.Errorf("surge_held_lines after 5 approvals = %v, want 3", got)
+	}
+	res = h.sync(PassOptions{})
+	for i := 5; i < 8; i++ {
+		h.wantUnits(contracts[i], h.svcIntercept, int64(10+i))
+		if c := etFindChange(res.Plan, ids[i], h.svcIntercept); c == nil || c.Action != ActionHeld ||
+			!strings.Contains(c.Reason, "a pass over all customers of 2026-11 held it when many lines rose at once") {
+			t.Errorf("change of %s not approved = %+v, want still held", ids[i], c)
+		}
+	}
+	if res.Run.Held != 3 || res.Plan.Surge == nil || res.Plan.Surge.Lines != 3 {
+		t.Errorf("run = %+v, surge = %+v, want 3 held", res.Run, res.Plan.Surge)
+	}
+	if got := h.metric(h.m.SurgeHeldLines); got != 3 {
+		t.Errorf("surge_held_lines = %v, want 3", got)
+	}
+	// A pass for one customer not approved holds it too.
+	h.sync(PassOptions{Customer: ids[6]})
+	h.wantUnits(contracts[6], h.svcIntercept, 16)
+	// The vendor's fix: the lines still held fall back, nothing is held,
+	// and another customer's growth later in the month is not held for
+	// the old surge.
+	surgeUsage(h, ids, 1, map[string]int64{ids[0]: 2, ids[1]: 2, ids[2]: 2, ids[3]: 2, ids[4]: 2})
+	res = h.sync(PassOptions{})
+	if res.Run.Held != 0 || h.metric(h.m.SurgeHeldLines) != 0 {
+		t.Errorf("run after the fix = %+v, surge_held_lines %v, want nothing held", res.Run, h.metric(h.m.SurgeHeldLines))
+	}
+	surgeUsage(h, ids, 1, map[string]int64{ids[0]: 2, ids[1]: 2, ids[2]: 2, ids[3]: 2, ids[4]: 2, ids[7]: 2})
+	h.sync(PassOptions{})
+	h.wantUnits(contracts[7], h.svcIntercept, 34)
+}
+
+// A genuine surge (the vendor counts differently on purpose) is approved
+// at once with the review code a pass gives (Plan.Surge): the pass writes
+// the lines held for the surge only when it holds exactly the lines and
+// units reviewed; when usage moved since, it writes none of them. It never
+// releases another guard's hold.
+func TestEngine_Sync_surgeApprovedAtOnce(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.pol.MaxIncreasePercent = 200
+	ids, contracts := surgeCustomers(h, 9)
+	// Every count doubles; cust-i's quadruples, which max_increase_percent
+	// holds as well.
+	surgeUsage(h, ids, 2, map[string]int64{ids[8]: 4})
+	res := h.sync(PassOptions{})
+	s := res.Plan.Surge
+	if s == nil || s.Lines != 8 || s.Period != "2026-11" || len(s.Review) != 12 || s.Approval != "" {
+		t.Fatalf("surge = %+v, want 8 lines with a review code", s)
+	}
+	if got := h.metric(h.m.SurgeHeldLines); got != 8 {
+		t.Errorf("surge_held_lines = %v, want 8", got)
+	}
+	// The plan (psa-syncd plan) gives the same code.
+	plan, err := h.engine().Plan(h.t.Context(), h.doc, PassOptions{})
+	if err != nil || plan.Surge == nil || plan.Surge.Review != s.Review {
+		t.Fatalf("plan's surge = %+v (%v), want the pass's code %s", plan.Surge, err, s.Review)
+	}
+
+	// Usage moves after the review: the code no longer matches and
+	// nothing is written.
+	surgeUsage(h, ids, 2, map[string]int64{ids[8]: 4, ids[0]: 3})
+	h.sim.ResetRequests()
+	res = h.sync(PassOptions{ApproveSurge: s.Review})
+	if n := h.adjustmentPosts(); n != 0 || res.Plan.Surge == nil || res.Plan.Surge.Approval != "stale" || res.Run.Held != 9 {
+		t.Errorf("approval after usage moved: %d posts, surge %+v, run %+v; want none written, stale", n, res.Plan.Surge, res.Run)
+	}
+	if c := etFindChange(res.Plan, ids[1], h.svcIntercept); c == nil || c.Action != ActionHeld ||
+		!strings.Contains(c.Reason, "the lines held for the surge changed since the review (review code "+s.Review) {
+		t.Errorf("change = %+v, want held naming the stale review code", c)
+	}
+	s = res.Plan.Surge
+
+	// Approved with the current code: the eight surge holds are written,
+	// the guard's hold of cust-i is not.
+	res = h.sync(PassOptions{ApproveSurge: s.Review})
+	if res.Plan.Surge == nil || res.Plan.Surge.Approval != "applied" || res.Plan.Surge.Lines != 8 {
+		t.Errorf("surge = %+v, want applied", res.Plan.Surge)
+	}
+	h.wantUnits(contracts[0], h.svcIntercept, 30)
+	for i := 1; i < 8; i++ {
+		h.wantUnits(contracts[i], h.svcIntercept, int64(2*(10+i)))
+	}
+	h.wantUnits(contracts[8], h.svcIntercept, 18)
+	if c := etFindChange(res.Plan, ids[8], h.svcIntercept); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "max_increase_percent") {
+		t.Errorf("change of cust-i = %+v, want still held by max_increase_percent", c)
+	}
+	if got := h.metric(h.m.SurgeHeldLines); got != 0 {
+		t.Errorf("surge_held_lines = %v, want 0", got)
+	}
+
+	// A surge approval takes no customer and no approve.
+	if _, err := h.engine().Sync(h.t.Context(), h.doc, PassOptions{ApproveSurge: s.Review, Customer: ids[0]}); err == nil {
+		t.Error("a surge approval for one customer was accepted")
+	}
+}

@@ -144,7 +144,13 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 		}
 		log.Warn("Skipped usage", "problem", pr.String())
 	}
-	if p.surgeHeld > 0 {
+	if s := p.plan.Surge; s != nil && s.Approval == "stale" {
+		log.Warn("Surge not approved: the lines held for it changed since the review; review them again (GET /api/v1/plan gives each line's reason)",
+			"reviewed", o.ApproveSurge, "review", s.Review, "lines", p.surgeHeld, "approve_all", surgeApproveCommand(s.Review, s.Period))
+	} else if p.surgeHeld > 0 && s != nil {
+		log.Warn("Increases held for review: many lines rise at once, as when the vendor counts twice (policies.surge_lines_percent); GET /api/v1/plan gives each line's reason; once checked with the vendor, approve them all at the units reviewed with the review code",
+			"lines", p.surgeHeld, "review", s.Review, "approve_all", surgeApproveCommand(s.Review, s.Period))
+	} else if p.surgeHeld > 0 {
 		log.Warn("Increases held for review: many lines rise at once, as when the vendor counts twice (policies.surge_lines_percent); GET /api/v1/plan gives each line's reason",
 			"lines", p.surgeHeld)
 	}
@@ -1472,6 +1478,11 @@ func (e *Engine) RestoreMetrics(doc *export.Document) error {
 	if !lastSuccess.IsZero() {
 		e.metrics.LastSuccessTimestamp.Set(float64(lastSuccess.UnixNano()) / 1e9)
 	}
+	var surge surgeVerdict
+	if _, err := e.db.Snapshot(snapshotSurge, &surge); err != nil {
+		return fmt.Errorf("daemon: reading the lines held for a surge: %w", err)
+	}
+	e.metrics.setSurgeHeld(len(surge.Held))
 	var rep UnmappedReport
 	if ok, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
 		return fmt.Errorf("daemon: reading the last unmapped usage: %w", err)

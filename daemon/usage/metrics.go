@@ -97,8 +97,12 @@ type Metrics struct {
 	PassLinesTotal   prometheus.Gauge
 	HeldLines        prometheus.Gauge
 	HeldSince        prometheus.Gauge
-	LastRunResult    *prometheus.GaugeVec   // result
-	PassStopsTotal   *prometheus.CounterVec // reason
+	// SurgeHeldLines is psa_sync_surge_held_lines: the lines the surge
+	// guard holds (Policies.SurgeLinesPercent), as the last pass that
+	// wrote left them (a pass for one customer replaces its own).
+	SurgeHeldLines prometheus.Gauge
+	LastRunResult  *prometheus.GaugeVec   // result
+	PassStopsTotal *prometheus.CounterVec // reason
 	// EndedPeriodLastRunResult holds
 	// psa_sync_ended_period_last_run_result by result: 1 for the result of
 	// the last pass over all customers that wrote and synced the billing
@@ -259,6 +263,11 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "held_lines",
 		Help:      "Contract lines held for review in the last sync of their customer (customers with usage sync on).",
+	}, []string{"system"}).With(sys)
+	m.SurgeHeldLines = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "surge_held_lines",
+		Help:      "Contract lines held for review by the surge guard (policies.surge_lines_percent: many lines rose at once, as when the vendor counts twice), as the last pass that wrote left them.",
 	}, []string{"system"}).With(sys)
 	m.HeldSince = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
@@ -552,6 +561,14 @@ func (m *Metrics) endedPeriodResult() periodResult {
 		return periodResult{}
 	}
 	return m.periods.result[m.periods.endedPeriod()]
+}
+
+// setSurgeHeld sets psa_sync_surge_held_lines.
+func (m *Metrics) setSurgeHeld(n int) {
+	if m == nil {
+		return
+	}
+	m.SurgeHeldLines.Set(float64(n))
 }
 
 // setLastRunResult marks result as the last full pass's result.
