@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
 
 // StatusFilters are the values of the status filter of GET /api/v1/customers
@@ -59,8 +60,14 @@ func CustomerMatches(filter string, c CustomerView) bool {
 // together, or "".
 func checkApproval(r SyncRequest) string {
 	switch {
-	case r.Approve && r.Customer == "":
-		return "approve needs a customer: approving every held change at once is not allowed; review and approve them one customer (or line) at a time"
+	case r.Surge != "" && !r.Approve:
+		return "surge is only used with approve: it is the review code of the lines held for a surge, to approve them all"
+	case r.Surge != "" && !usage.IsSurgeReview(r.Surge):
+		return fmt.Sprintf("surge %q is not a review code: give the 12 hexadecimal digits the plan, the pass's log or the status page gives", r.Surge)
+	case r.Surge != "" && (r.Customer != "" || r.Service != "" || r.Units != nil):
+		return "approve with surge approves every line a pass over all customers holds for the surge, at the units its review code names: give no customer, service or units"
+	case r.Approve && r.Customer == "" && r.Surge == "":
+		return "approve needs a customer: approving every held change at once is not allowed; review and approve them one customer (or line) at a time, or the lines held for a surge with its review code (surge)"
 	case r.Service != "" && !r.Approve:
 		return "service is only used with approve: it names the one line to approve"
 	case r.Units != nil && r.Service == "":

@@ -1431,7 +1431,12 @@ type SyncRequest struct {
 	Service string
 	// Units, with Service, releases that hold only at these desired units,
 	// the ones reviewed (PassOptions.ApproveUnits); nil: at any.
-	Units   *int64
+	Units *int64
+	// Surge, with Approve and no Customer, is the review code of the
+	// lines the surge guard holds (usage.Plan.Surge): the pass releases
+	// them all when it holds exactly the lines and units the code names
+	// (usage.PassOptions.ApproveSurge), and no other hold.
+	Surge   string
 	Trigger string
 	// At is the time whose billing period the pass syncs (a scheduled
 	// pass's due time, see usage.PassOptions.At); zero: the time it runs.
@@ -1459,6 +1464,9 @@ func (r SyncRequest) APIBody() map[string]any {
 	}
 	if r.Units != nil {
 		body["units"] = *r.Units
+	}
+	if r.Surge != "" {
+		body["surge"] = r.Surge
 	}
 	if !r.Period.IsZero() {
 		body["period"] = r.Period.String()
@@ -2023,6 +2031,10 @@ func (d *Daemon) workLoop(ctx, passCtx context.Context) {
 
 // passOptions returns the options of the pass t asks for.
 func (t SyncTicket) passOptions() usage.PassOptions {
+	if t.Surge != "" {
+		// An approval of the surge releases its holds only.
+		return usage.PassOptions{Trigger: t.Trigger, ApproveSurge: t.Surge, At: t.At, Period: t.Period}
+	}
 	return usage.PassOptions{Customer: t.Customer, Trigger: t.Trigger, Approve: t.Approve, ApproveService: t.Service, ApproveUnits: t.Units, At: t.At, Period: t.Period}
 }
 
@@ -2039,6 +2051,8 @@ type SyncTicket struct {
 	Approve  bool   `json:"approve,omitempty"`
 	Service  string `json:"service,omitempty"`
 	Units    *int64 `json:"units,omitempty"`
+	// Surge is the request's SyncRequest.Surge.
+	Surge string `json:"surge,omitempty"`
 	// Period is the billing month the request syncs, when it names one.
 	Period   source.Period `json:"period,omitzero"`
 	Trigger  string        `json:"trigger"`
@@ -2078,7 +2092,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	defer q.mu.Unlock()
 	for _, id := range q.pending {
 		t := q.tickets[id]
-		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) || !t.At.Equal(r.At) || t.Period != r.Period {
+		if t.Approve != r.Approve || t.Service != r.Service || !sameUnits(t.Units, r.Units) || t.Surge != r.Surge || !t.At.Equal(r.At) || t.Period != r.Period {
 			continue
 		}
 		if t.Customer == r.Customer || (t.Customer == "" && !r.Approve) {
@@ -2087,7 +2101,7 @@ func (q *syncQueue) add(r SyncRequest, now time.Time) SyncTicket {
 	}
 	q.seq++
 	t := &SyncTicket{ID: q.prefix + strconv.FormatInt(q.seq, 10), Customer: r.Customer, Approve: r.Approve, Service: r.Service,
-		Units: r.Units, Period: r.Period, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
+		Units: r.Units, Surge: r.Surge, Period: r.Period, Trigger: r.Trigger, At: r.At, Status: "queued", Queued: now}
 	q.tickets[t.ID] = t
 	q.done[t.ID] = make(chan struct{})
 	q.pending = append(q.pending, t.ID)

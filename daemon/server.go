@@ -941,7 +941,7 @@ func (d *Daemon) handleCustomers(w http.ResponseWriter, r *http.Request) {
 }
 
 // syncBodyShape is the body POST /api/v1/sync takes, as its errors spell it.
-const syncBodyShape = `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>", "units": <reviewed desired units>, "period": "YYYY-MM"} or no body`
+const syncBodyShape = `{"customer": "<source customer id>", "approve": true|false, "service": "<PSA service id>", "units": <reviewed desired units>, "surge": "<review code of the lines held for a surge>", "period": "YYYY-MM"} or no body`
 
 // requestPeriod parses the period of a sync or plan request ("" is none)
 // and checks that a pass may sync it now; writes says whether the pass
@@ -972,13 +972,14 @@ func (d *Daemon) handleSync(w http.ResponseWriter, r *http.Request) {
 		Approve  bool   `json:"approve"`
 		Service  string `json:"service"`
 		Units    *int64 `json:"units"`
+		Surge    string `json:"surge"`
 		Period   string `json:"period"`
 	}
 	if err := decodeBody(r, &body); err != nil && !errors.Is(err, errEmptyBody) {
 		writeBodyError(w, syncBodyShape, err)
 		return
 	}
-	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Trigger: usage.TriggerAPI}
+	req := SyncRequest{Customer: body.Customer, Approve: body.Approve, Service: body.Service, Units: body.Units, Surge: body.Surge, Trigger: usage.TriggerAPI}
 	if msg := checkApproval(req); msg != "" {
 		writeError(w, http.StatusBadRequest, msg)
 		return

@@ -267,6 +267,10 @@ type statusData struct {
 	// Ended offers a pass for the month that has ended, when its last
 	// pass failed or was partial (nil otherwise).
 	Ended *endedOffer
+	// Surge is what the last pass over all customers held for a surge
+	// (policies.surge_lines_percent), with the review code its Approve
+	// sends; nil when it held none.
+	Surge *usage.SurgeHold
 }
 
 // endedOffer is the status page's "Sync <Month YYYY>": a pass for the
@@ -393,6 +397,9 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		data.Renewals = last.Renewals
+		if s := last.Surge; s != nil && s.Lines > 0 && s.Approval != "applied" {
+			data.Surge = s
+		}
 	}
 	if p.SignedIn {
 		data.Ended = d.endedPeriodOffer()
@@ -686,7 +693,7 @@ func (d *Daemon) handleSignOut(w http.ResponseWriter, r *http.Request) {
 // customer, optionally approving one held line at the units the page
 // showed.
 func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
-	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Trigger: usage.TriggerAPI}
+	req := SyncRequest{Customer: r.PostForm.Get("customer"), Service: r.PostForm.Get("service"), Surge: r.PostForm.Get("surge"), Trigger: usage.TriggerAPI}
 	req.Approve, _ = strconv.ParseBool(r.PostForm.Get("approve"))
 	if v := r.PostForm.Get("units"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -721,11 +728,11 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), "Not approved: "+writesOffNotice, "")
 		return
 	}
-	if req.Approve && req.Units == nil {
+	if req.Approve && req.Units == nil && req.Surge == "" {
 		// What the operator saw is all the page can vouch for: an
 		// approval without units would write whatever the pass computes,
 		// which may be a larger change than the one on the page.
-		redirect(w, r, backTo(r), "The status page approves one line at a time, at the units it shows: press Approve on the line, on the customer's page.", "")
+		redirect(w, r, backTo(r), "The status page approves one line at a time, at the units it shows: press Approve on the line, on the customer's page (or the surge's Approve on the overview, for the lines held for a surge).", "")
 		return
 	}
 	if !d.Active() {
@@ -747,7 +754,7 @@ func (d *Daemon) handleUISync(w http.ResponseWriter, r *http.Request) {
 	}
 	t := d.RequestPass(req)
 	d.logger.Info("Sync requested on the status page", "request", t.ID, "customer", req.Customer, "approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units),
-		"period", req.Period.String())
+		"surge", req.Surge, "period", req.Period.String())
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 
@@ -795,6 +802,9 @@ const writesOffNotice = "writes are off (integration disabled in the export): th
 	"so passes compute and report their changes but write nothing to the PSA."
 
 func requestedMessage(req SyncRequest) string {
+	if req.Surge != "" {
+		return "Approval of the lines held for the surge requested: they are written only if the pass holds exactly the lines and units reviewed."
+	}
 	if req.Approve {
 		return "Approval requested."
 	}
@@ -823,7 +833,7 @@ func (d *Daemon) uiSyncOnActive(w http.ResponseWriter, r *http.Request, req Sync
 		return
 	}
 	d.logger.Info("Sync requested on the status page of a standby; queued on the active instance", "request", t.ID, "customer", req.Customer,
-		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units), "period", req.Period.String())
+		"approve", req.Approve, "service", req.Service, "units", unitsValue(req.Units), "surge", req.Surge, "period", req.Period.String())
 	redirect(w, r, backTo(r), requestedMessage(req), t.ID)
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"html"
 	"maps"
 	"net/http"
@@ -984,5 +985,69 @@ func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
 	}
 	if units, ok := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Date(2026, time.November, 15, 0, 0, 0, 0, time.UTC)); !ok || units != 1 {
 		t.Errorf("Acme's Intercept X in November: %d units (%v), want the approved 1", units, ok)
+	}
+}
+
+// The lines held for a surge (every count doubles) are approved at once on
+// the status page: the overview says how many, gives the review code and
+// offers Approve, which queues a pass approving that code only; the pass
+// writes them. The API refuses a surge approval that names a customer or
+// no review code.
+func TestStatusPage_approveSurge(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: "tok"})
+	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  surge_min_lines: 2\n")
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dtWrite(t, e.usagePath, strings.NewReplacer("Advanced,10", "Advanced,20", "Server,2", "Server,4", "Advanced,1\n", "Advanced,2\n", "Advanced,5", "Advanced,10").Replace(dtUsage))
+	res, err := e.d.SyncOnce(t.Context(), usage.PassOptions{})
+	if err != nil || res.Plan.Surge == nil || res.Plan.Surge.Lines < 2 {
+		t.Fatalf("pass of doubled counts: %+v, %v; want lines held for a surge", res, err)
+	}
+	s := res.Plan.Surge
+	if u := e.units(0, 0); u != 11 {
+		t.Errorf("acme Intercept X units = %d while held, want 11", u)
+	}
+	c := newUIClient(t, e.d)
+	m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	index := c.do(http.MethodGet, "/", nil).Body.String()
+	button := strings.Index(index, `id="approve-surge"`)
+	if !strings.Contains(index, fmt.Sprintf("held %d line(s) of %s for a surge", s.Lines, s.Period)) || button < 0 {
+		t.Fatalf("the overview does not offer the surge's approval:\n%s", index)
+	}
+	form := index[strings.LastIndex(index[:button], "<form"):button]
+	if !strings.Contains(form, `name="surge" value="`+s.Review+`"`) || !strings.Contains(form, `name="period" value="`+s.Period+`"`) || strings.Contains(form, `name="customer"`) {
+		t.Errorf("the surge's Approve form does not send its review code and period:\n%s", form)
+	}
+
+	for _, body := range []string{`{"approve": true, "surge": "zz"}`, `{"approve": true, "surge": "` + s.Review + `", "customer": "cust-acme"}`, `{"surge": "` + s.Review + `"}`} {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest {
+			t.Errorf("POST /api/v1/sync %s = %d %s, want 400", body, rec.Code, rec.Body)
+		}
+	}
+
+	c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "approve": {"true"}, "surge": {s.Review}, "period": {s.Period}, "next": {"/"}})
+	got := e.d.queue.active()
+	if len(got) != 1 || got[0].Surge != s.Review || got[0].Customer != "" {
+		t.Fatalf("the surge's Approve queued %+v, want one approving review code %s", got, s.Review)
+	}
+	res, err = e.d.SyncOnce(t.Context(), got[0].passOptions())
+	if err != nil || res.Plan.Surge == nil || res.Plan.Surge.Approval != "applied" {
+		t.Fatalf("approving pass: %+v, %v", res, err)
+	}
+	if u := e.units(0, 0); u != 22 {
+		t.Errorf("acme Intercept X units = %d after approving the surge, want 22", u)
+	}
+	if body := c.do(http.MethodGet, "/", nil).Body.String(); strings.Contains(body, `id="approve-surge"`) {
+		t.Errorf("the overview offers the surge's approval once it is approved:\n%s", body)
 	}
 }

@@ -71,6 +71,20 @@ func surgeReview(period string, held []surgeLine) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// IsSurgeReview reports whether s has the form of a surge's review code
+// (SurgeHold.Review): 12 lower-case hexadecimal digits.
+func IsSurgeReview(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // surgeApproveCommand is the psa-syncd command that approves every line
 // held for a surge at once with its review code.
 func surgeApproveCommand(review, period string) string {

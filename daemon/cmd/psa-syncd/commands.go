@@ -41,6 +41,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		customer    string
 		service     string
 		units       int64
+		surge       string
 		metricsFile string
 		asJSON      bool
 		timeout     time.Duration
@@ -56,6 +57,9 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.StringVar(&customer, "customer", "", "Limit the pass to one source customer `id`.")
 	fs.StringVar(&service, "service", "", "With -approve: approve only the customer's line of this PSA service `id`.")
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.\nGive the -period the line's reason names too, the month reviewed: without it the pass approves the month it syncs now.")
+	fs.StringVar(&surge, "surge", "", "With -approve and no -customer: approve every line the surge guard (policies.surge_lines_percent) holds, at once, with this review `code`\n"+
+		"(psa-syncd plan, the pass's log and the status page give it). The pass writes them only when it holds exactly the lines, at the units,\n"+
+		"that were reviewed, and none otherwise (exit code 1); it releases no other hold. Give the -period the code was given for.")
 	fs.StringVar(&period, "period", "", periodHelp("Sync")+"\nOn ConnectWise PSA, whose addition quantities are undated, a pass that writes the month that ended is refused.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
@@ -73,8 +77,17 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		}
 	})
 	switch {
-	case approve && customer == "":
-		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held changes one customer (or line) at a time")
+	case surge != "" && !approve:
+		fmt.Fprintln(e.stderr, "psa-syncd: -surge is only used with -approve: it is the review code of the lines held for a surge")
+		return 2
+	case surge != "" && !usage.IsSurgeReview(surge):
+		fmt.Fprintf(e.stderr, "psa-syncd: -surge %q: not a review code; give the 12 hexadecimal digits psa-syncd plan gives\n", surge)
+		return 2
+	case surge != "" && (customer != "" || service != "" || approveUnits != nil):
+		fmt.Fprintln(e.stderr, "psa-syncd: -approve -surge approves every line held for the surge in a pass over all customers, at the units its review code names: give no -customer, -service or -units")
+		return 2
+	case approve && customer == "" && surge == "":
+		fmt.Fprintln(e.stderr, "psa-syncd: -approve needs -customer: review and approve held changes one customer (or line) at a time, or the lines held for a surge with -surge CODE")
 		return 2
 	case service != "" && !approve:
 		fmt.Fprintln(e.stderr, "psa-syncd: -service is only used with -approve")
@@ -115,7 +128,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			fmt.Fprintf(e.stderr, "psa-syncd: %s with -web.url: the running daemon opened the state database; give it to `psa-syncd run`\n", cf.stateFlag())
 			return 2
 		}
-		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits, Period: billing}, asJSON, timeout)
+		return syncRemote(ctx, e, api, daemon.SyncRequest{Customer: customer, Approve: approve, Service: service, Units: approveUnits, Surge: surge, Period: billing}, asJSON, timeout)
 	}
 	reg := prometheus.NewRegistry()
 	d, logger, code := cf.setup(e, reg)
@@ -148,8 +161,12 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 			logger.Error("Could not restore metrics from the state database", "err", err)
 		}
 	}
-	res, err := d.SyncOnce(ctx, usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
-		Customer: customer, Trigger: usage.TriggerCLI, Period: billing})
+	o := usage.PassOptions{DryRun: dryRun, Approve: approve, ApproveService: service, ApproveUnits: approveUnits,
+		Customer: customer, Trigger: usage.TriggerCLI, Period: billing}
+	if surge != "" {
+		o = usage.PassOptions{DryRun: dryRun, ApproveSurge: surge, Trigger: usage.TriggerCLI, Period: billing}
+	}
+	res, err := d.SyncOnce(ctx, o)
 	var metricsErr error
 	if metricsFile != "" {
 		if metricsErr = prometheus.WriteToTextfile(metricsFile, reg); metricsErr != nil {
@@ -167,6 +184,9 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	if err != nil {
 		logger.Error("Sync pass failed", "err", err)
+		return 1
+	}
+	if surge != "" && surgeNotApproved(e, res.Plan) {
 		return 1
 	}
 	if approveUnits != nil {
@@ -216,6 +236,24 @@ func approvalNotApplied(e *env, status, errText string) bool {
 	}
 	fmt.Fprintf(e.stderr, "psa-syncd: the approval was not applied: %s\n", errText)
 	return true
+}
+
+// surgeNotApproved reports, on stderr, whether a pass asked to approve a
+// surge (-approve -surge) did not: the lines held for it changed since
+// the review, or the pass held none.
+func surgeNotApproved(e *env, plan *usage.Plan) bool {
+	switch {
+	case plan == nil:
+		return false
+	case plan.Surge == nil:
+		fmt.Fprintln(e.stderr, "psa-syncd: the approval was not applied: the pass held no line for a surge")
+		return true
+	case plan.Surge.Approval != "applied":
+		fmt.Fprintf(e.stderr, "psa-syncd: the approval was not applied: the lines held for the surge changed since the review (their review code is now %s); nothing held for it was written: review them again (psa-syncd plan), then approve with -surge %s -period %s\n",
+			plan.Surge.Review, plan.Surge.Review, plan.Surge.Period)
+		return true
+	}
+	return false
 }
 
 // syncRemote asks a running daemon for a pass, waits for it (up to timeout,
@@ -280,6 +318,12 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 			fmt.Fprintln(e.stdout)
 			printChanges(e.stdout, plan, false)
 		}
+	}
+	if r.Surge != "" && (plan == nil || surgeNotApproved(e, plan)) {
+		if plan == nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: could not tell whether the surge was approved: the daemon's last plan is not this pass's; see GET /api/v1/plan\n")
+		}
+		return 1
 	}
 	if r.Units != nil {
 		for _, c := range customers {
@@ -1245,7 +1289,24 @@ func printChanges(w io.Writer, p *usage.Plan, all bool) {
 	}
 	fmt.Fprintf(w, "\n%d to update, %d unchanged, %d held for review, %d skipped.\n",
 		counts["update"], counts["unchanged"], counts["held"], counts["skipped"])
+	printSurge(w, p.Surge)
 	printUnmapped(w, p)
+}
+
+// printSurge prints what a plan over all customers held for a surge, and
+// the review code that approves it.
+func printSurge(w io.Writer, s *usage.SurgeHold) {
+	switch {
+	case s == nil:
+	case s.Approval == "applied":
+		fmt.Fprintf(w, "Surge approved with review code %s: its %d line(s) are written.\n", s.Review, s.Lines)
+	case s.Approval == "stale":
+		fmt.Fprintf(w, "Surge NOT approved: the lines held for it changed since the review; %d line(s) held now, review code %s.\n"+
+			"Review them again, then approve them all at these units with: psa-syncd sync -approve -surge %s -period %s\n", s.Lines, s.Review, s.Review, s.Period)
+	default:
+		fmt.Fprintf(w, "%d line(s) held for a surge (policies.surge_lines_percent: many lines rise sharply at once, as when the vendor counts twice), review code %s.\n"+
+			"Check them with the vendor; if its usage is right, approve them all at the units above with: psa-syncd sync -approve -surge %s -period %s\n", s.Lines, s.Review, s.Review, s.Period)
+	}
 }
 
 func nameID(name, id string) string {

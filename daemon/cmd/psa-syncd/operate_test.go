@@ -379,3 +379,59 @@ func TestRun_remoteSyncShowsUnbilledUsage(t *testing.T) {
 		}
 	}
 }
+
+// A surge (every count doubles) is held by default; plan gives the review
+// code that approves every line held for it, and sync -approve -surge
+// writes them only when the pass holds exactly the lines and units
+// reviewed: after usage moved, it writes none and exits 1.
+func TestRun_syncApproveSurge(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, nil)
+	writeFile(t, e.cfgPath, string(must(os.ReadFile(e.cfgPath)))+"policies:\n  surge_min_lines: 2\n")
+	cfg := "-config.file=" + e.cfgPath
+	if code, stdout, stderr := runCmd(t, "sync", cfg); code != 0 {
+		t.Fatalf("sync: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	doubled := strings.NewReplacer("Advanced,11", "Advanced,22", "Server,2", "Server,4", "Advanced,5", "Advanced,10", "Advanced,4", "Advanced,8").Replace(testUsage)
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), doubled)
+	review := regexp.MustCompile(`held for a surge .*review code ([0-9a-f]{12})\.`)
+	code, stdout, stderr := runCmd(t, "plan", cfg)
+	m := review.FindStringSubmatch(stdout)
+	if code != 0 || m == nil || !strings.Contains(stdout, "psa-syncd sync -approve -surge "+m[1]+" -period ") {
+		t.Fatalf("plan: exit %d\n%s\n%s\nwant the lines held for a surge with a review code", code, stdout, stderr)
+	}
+	code1 := m[1]
+	for _, args := range [][]string{
+		{"-surge", code1},
+		{"-approve", "-surge", "not-a-code"},
+		{"-approve", "-surge", code1, "-customer", "cust-acme"},
+	} {
+		if code, stdout, stderr := runCmd(t, append([]string{"sync", cfg}, args...)...); code != 2 {
+			t.Errorf("sync %v: exit %d, want 2\n%s\n%s", args, code, stdout, stderr)
+		}
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d while held, want 11", got)
+	}
+
+	// Usage moves after the review: nothing is written.
+	writeFile(t, filepath.Join(e.dir, "usage.csv"), strings.Replace(doubled, "Advanced,22", "Advanced,23", 1))
+	code, stdout, stderr = runCmd(t, "sync", cfg, "-approve", "-surge", code1)
+	if code != 1 || !strings.Contains(stderr, "the approval was not applied: the lines held for the surge changed since the review") || !strings.Contains(stdout, "Surge NOT approved") {
+		t.Errorf("sync -approve -surge after usage moved: exit %d\n%s\n%s\nwant 1, not applied", code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d after a stale surge approval, want 11", got)
+	}
+
+	code, stdout, stderr = runCmd(t, "plan", cfg)
+	if m = review.FindStringSubmatch(stdout); code != 0 || m == nil || m[1] == code1 {
+		t.Fatalf("plan after usage moved: exit %d\n%s\n%s\nwant another review code than %s", code, stdout, stderr, code1)
+	}
+	if code, stdout, stderr := runCmd(t, "sync", cfg, "-approve", "-surge", m[1]); code != 0 || !strings.Contains(stdout, "Surge approved with review code "+m[1]) {
+		t.Errorf("sync -approve -surge %s: exit %d\n%s\n%s", m[1], code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 23 {
+		t.Errorf("acme units = %d after approving the surge, want 23", got)
+	}
+}
