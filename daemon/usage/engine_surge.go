@@ -214,6 +214,9 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 			e.logger.Warn("Could not read the lines that surged in the last pass over all customers; a pass for one customer does not hold its increases for a surge, and lines approved one by one may release the others", "err", err)
 		}
 	}
+	// A pass of the month that has ended (-period) keeps the new month's
+	// verdict, and its lines held, as they are.
+	newer := prev.Period > period
 	if prev.Period != period {
 		prev = surgeVerdict{}
 	}
@@ -310,7 +313,7 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		p.surgeHeld++
 		keep = append(keep, surgeLine{Customer: c.CustomerID, Service: c.ServiceID, Current: c.Current, Desired: c.Desired})
 	}
-	if e.db == nil || o.planOnly || o.DryRun || o.WritesDisabled {
+	if e.db == nil || o.planOnly || o.DryRun || o.WritesDisabled || newer {
 		return
 	}
 	if o.Customer != "" {

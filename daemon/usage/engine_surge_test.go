@@ -5,7 +5,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -316,5 +318,40 @@ func TestEngine_Sync_surgeApprovedAtOnce(t *testing.T) {
 	// A surge approval takes no customer and no approve.
 	if _, err := h.engine().Sync(h.t.Context(), h.doc, PassOptions{ApproveSurge: s.Review, Customer: ids[0]}); err == nil {
 		t.Error("a surge approval for one customer was accepted")
+	}
+}
+
+// A pass of the month that has ended (-period), run while the new month's
+// surge is held, leaves the new month's lines held as they are: a line
+// not approved stays held after it, though most were approved one by one.
+func TestEngine_Sync_surgeHeldAfterEndedMonthPass(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, contracts := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
+		t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	for i := range 5 {
+		units := int64(2 * (10 + i))
+		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+	}
+	oct := source.Period{Year: 2026, Month: time.October}
+	// October billed the doubled counts already (the vendor's change
+	// came then): its pass changes nothing.
+	octDay := time.Date(2026, time.October, 1, 0, 0, 0, 0, time.UTC)
+	for i, ct := range contracts {
+		nov := h.units(ct, h.svcIntercept)
+		h.at.SetUnits(ct, h.svcIntercept, int64(2*(10+i)), octDay)
+		h.at.SetUnits(ct, h.svcIntercept, nov, etPeriodDay)
+	}
+	if r := h.sync(PassOptions{Period: oct}); r.Run.Updated != 0 {
+		t.Fatalf("pass of %s = %+v, want nothing written", oct, r.Run)
+	}
+	res := h.sync(PassOptions{})
+	h.wantUnits(contracts[7], h.svcIntercept, 17)
+	if res.Run.Held != 3 {
+		t.Errorf("run after a pass of %s = %+v, want 3 still held", oct, res.Run)
 	}
 }
