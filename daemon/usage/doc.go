@@ -62,7 +62,7 @@
 // increases that surge (policies.surge_lines_percent: more than half of
 // the lines above 0 rising by more than half at once, in the pass or one
 // service, as when a vendor counts twice). A line held for a surge stays
-// held in later passes of the month while it still surges, however few
+// held in later passes (of the next month too) while it still surges, however few
 // lines surge by then (the state database keeps the lines held), and a
 // pass over all customers with PassOptions.ApproveSurge, the review code
 // of Plan.Surge, releases every line held for the surge when it holds

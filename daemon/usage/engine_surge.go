@@ -24,8 +24,8 @@ type surgeVerdict struct {
 	// Services holds the services whose lines surged, by PSA service id.
 	Services map[string]surgeCount `json:"services,omitempty"`
 	// Held lists the lines the surge guard holds, by customer and
-	// service: a later pass of the same month goes on holding those that
-	// still surge, however few of the lines surge by then (lines
+	// service: later passes (of the next month too) go on holding those
+	// that still surge, however few of the lines surge by then (lines
 	// approved one by one no longer do), until each is approved (alone,
 	// or with the surge's review code) or its usage falls back. A pass
 	// for one customer replaces that customer's.
@@ -217,12 +217,20 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 	// A pass of the month that has ended (-period) keeps the new month's
 	// verdict, and its lines held, as they are.
 	newer := prev.Period > period
-	if prev.Period != period {
-		prev = surgeVerdict{}
+	// The lines held, by the month whose pass held them.
+	held := map[[2]string]string{}
+	var stored []surgeLine
+	if !newer {
+		stored = prev.Held
+		for _, l := range prev.Held {
+			held[[2]string{l.Customer, l.Service}] = prev.Period
+		}
 	}
-	held := map[[2]string]bool{}
-	for _, l := range prev.Held {
-		held[[2]string{l.Customer, l.Service}] = true
+	if prev.Period != period {
+		// An earlier month's verdict is not this month's; the lines it
+		// held stay held while they still surge (a surge that goes on
+		// over the month's end, some of its lines approved).
+		prev = surgeVerdict{}
 	}
 	var v surgeVerdict
 	last := ""
@@ -252,9 +260,9 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 				why = e.surgeWhy(last, s, "the lines of service "+c.ServiceID)
 			} else if v.Pass != nil {
 				why = e.surgeWhy(last, *v.Pass, "the pass's lines")
-			} else if held[[2]string{c.CustomerID, c.ServiceID}] {
+			} else if month := held[[2]string{c.CustomerID, c.ServiceID}]; month != "" {
 				why = fmt.Sprintf("a pass over all customers of %s held it when many lines rose at once (policies.surge_lines_percent), as when the vendor counts twice, and it still rises by more than surge_increase_percent %g; lines approved since do not release the others",
-					period, e.surgeIncrease())
+					month, e.surgeIncrease())
 			} else {
 				continue
 			}
@@ -317,8 +325,8 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		return
 	}
 	if o.Customer != "" {
-		// The customer's lines replace those the verdict held of it.
-		v.Held = slices.DeleteFunc(slices.Clone(prev.Held), func(l surgeLine) bool { return l.Customer == o.Customer })
+		// The customer's lines replace those held of it.
+		v.Held = slices.DeleteFunc(slices.Clone(stored), func(l surgeLine) bool { return l.Customer == o.Customer })
 		v.Period = period
 	}
 	v.Held = append(v.Held, keep...)

@@ -355,3 +355,36 @@ func TestEngine_Sync_surgeHeldAfterEndedMonthPass(t *testing.T) {
 		t.Errorf("run after a pass of %s = %+v, want 3 still held", oct, res.Run)
 	}
 }
+
+// A surge that goes on over the month's end: the lines of November's
+// surge not approved stay held in December's first pass, though the lines
+// approved in November no longer surge there.
+func TestEngine_Sync_surgeHeldIntoTheNextMonth(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, contracts := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
+		t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	for i := range 5 {
+		units := int64(2 * (10 + i))
+		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+	}
+	h.now = func() time.Time { return time.Date(2026, time.December, 2, 10, 0, 0, 0, time.UTC) }
+	res := h.sync(PassOptions{})
+	dec := time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+	for i := 5; i < 8; i++ {
+		if got, _ := h.at.Units(contracts[i], h.svcIntercept, dec); got != int64(10+i) {
+			t.Errorf("December units of %s = %d, want %d (still held)", ids[i], got, 10+i)
+		}
+		if c := etFindChange(res.Plan, ids[i], h.svcIntercept); c == nil || c.Action != ActionHeld ||
+			!strings.Contains(c.Reason, "a pass over all customers of 2026-11 held it when many lines rose at once") {
+			t.Errorf("December change of %s = %+v, want held for November's surge", ids[i], c)
+		}
+	}
+	if res.Run.Held != 3 {
+		t.Errorf("December run = %+v, want 3 held", res.Run)
+	}
+}
