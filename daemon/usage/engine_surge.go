@@ -329,6 +329,26 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		v.Held = slices.DeleteFunc(slices.Clone(stored), func(l surgeLine) bool { return l.Customer == o.Customer })
 		v.Period = period
 	}
+	// A line this pass did not decide (its customer or line failed, its
+	// current quantity could not be read) keeps what a surge held of it.
+	decided := map[[2]string]bool{}
+	inPass := map[string]bool{}
+	for _, cp := range p.customers {
+		inPass[cp.m.CustomerID] = true
+		if cp.err != nil {
+			continue
+		}
+		for i := range cp.changes {
+			if c := &cp.changes[i]; c.Action != ActionFailed && c.CurrentKnown {
+				decided[[2]string{c.CustomerID, c.ServiceID}] = true
+			}
+		}
+	}
+	for _, l := range stored {
+		if inPass[l.Customer] && !decided[[2]string{l.Customer, l.Service}] {
+			v.Held = append(v.Held, l)
+		}
+	}
 	v.Held = append(v.Held, keep...)
 	slices.SortFunc(v.Held, func(a, b surgeLine) int {
 		if c := strings.Compare(a.Customer, b.Customer); c != 0 {

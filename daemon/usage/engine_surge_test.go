@@ -388,3 +388,40 @@ func TestEngine_Sync_surgeHeldIntoTheNextMonth(t *testing.T) {
 		t.Errorf("December run = %+v, want 3 held", res.Run)
 	}
 }
+
+// A customer that fails a pass while its line is held for a surge (its
+// mapping names a contract that cannot be read, for one pass) keeps the
+// line held: the next pass, once it reads the contract again, does not
+// write it although most of the surge's lines were approved since.
+func TestEngine_Sync_surgeHeldThroughAFailedCustomer(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, contracts := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
+		t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	for i := range 5 {
+		units := int64(2 * (10 + i))
+		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+	}
+	var m export.CustomerMapping
+	for _, cm := range h.doc.CustomerMappings {
+		if cm.CustomerID == ids[7] {
+			m = cm
+		}
+	}
+	broken := m
+	broken.ContractID = "99999999"
+	h.doc.PutCustomer(broken)
+	if res := h.sync(PassOptions{}); res.Run.Held != 2 {
+		t.Fatalf("run with %s failing = %+v, want 2 held", ids[7], res.Run)
+	}
+	h.doc.PutCustomer(m)
+	res := h.sync(PassOptions{})
+	h.wantUnits(contracts[7], h.svcIntercept, 17)
+	if res.Run.Held != 3 {
+		t.Errorf("run = %+v, want 3 held", res.Run)
+	}
+}
