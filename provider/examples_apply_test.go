@@ -20,7 +20,8 @@ var exampleDataServiceName = regexp.MustCompile(`data\s+"psa_service"\s+"\w+"\s*
 
 // TestAccExamples_apply applies every resource and data source example of
 // the docs (examples/resources and examples/data-sources; the ticket
-// routing examples have TestAccTicketRoutingResource_examples) against the
+// routing examples have TestAccTicketRoutingResource_examples, and
+// psa_unmapped_usage's TestAccUnmappedUsageDataSource_psaSyncd) against the
 // simulator of its PSA, seeded with the companies, contracts, services and
 // billing code the examples name, and checks that a second plan is empty.
 // TestExamples_validate only validates them, which misses a value that
@@ -51,7 +52,9 @@ func TestAccExamples_apply(t *testing.T) {
 		// string keys terraform-plugin-testing v1.16.0 cannot shim into
 		// the state it reads after every step ("for_each is not
 		// supported"); TestExamples_validate still covers it.
-		if dir == "psa_ticket_routing" || strings.HasPrefix(base, "import") || base == "resource_many.tf" {
+		// psa_unmapped_usage reads a psa-syncd, not the file store used
+		// here: TestAccUnmappedUsageDataSource_psaSyncd applies it.
+		if dir == "psa_ticket_routing" || dir == "psa_unmapped_usage" || strings.HasPrefix(base, "import") || base == "resource_many.tf" {
 			continue
 		}
 		n++

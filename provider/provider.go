@@ -692,6 +692,7 @@ func (p *psaProvider) DataSources(context.Context) []func() datasource.DataSourc
 		NewContractDataSource,
 		NewServiceDataSource,
 		NewTicketLookupDataSource,
+		NewUnmappedUsageDataSource,
 	}
 }
 

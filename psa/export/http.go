@@ -220,3 +220,61 @@ func (b *HTTPBackend) apiError(resp *http.Response) error {
 	}
 	return fmt.Errorf("%s: %s", resp.Status, msg)
 }
+
+// UnmappedAPIPath is where psa-syncd serves the usage its last pass could
+// not bill.
+const UnmappedAPIPath = "/api/v1/unmapped"
+
+// ReadAPI gets one of psa-syncd's read-only JSON endpoints (apiPath, e.g.
+// UnmappedAPIPath) at the same psa-syncd and with the same token as the
+// export, for the provider's data sources that show what psa-syncd found.
+// Its errors name psa-syncd's URL and never hold the token. The answer is
+// read up to MaxSize bytes.
+func (b *HTTPBackend) ReadAPI(ctx context.Context, apiPath string) ([]byte, error) {
+	u := *b.base
+	u.Path = strings.TrimSuffix(u.Path, ExportAPIPath) + apiPath
+	what := fmt.Sprintf("psa-syncd %q: reading %s: ", b.String(), apiPath)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", what, err)
+	}
+	if b.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.writes.Do(req) // redirects are refused, as for the export
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", what, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return nil, fmt.Errorf("%s%s (%s)", what, b.apiError(resp), authHint(resp))
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%s%s (a psa-syncd too old to serve %s, or a URL that is not psa-syncd's)", what, b.apiError(resp), apiPath)
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		to := "another URL"
+		if loc, err := resp.Location(); err == nil {
+			to = redact.URL(loc.String())
+		}
+		return nil, fmt.Errorf("%s%s to %s: redirects are not followed; set the URL to the one psa-syncd answers at", what, resp.Status, to)
+	default:
+		return nil, fmt.Errorf("%s%s", what, b.apiError(resp))
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, fmt.Errorf("%s%s with Content-Type %q, not psa-syncd's JSON (a proxy or sign-in page answering in its place?)", what, resp.Status, ct)
+	}
+	body, err := redact.DecodedBody(resp)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", what, err)
+	}
+	data, err := io.ReadAll(io.LimitReader(body, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s%w", what, err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%sthe answer is larger than %d MiB", what, MaxSize>>20)
+	}
+	return data, nil
+}

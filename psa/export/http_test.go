@@ -305,3 +305,50 @@ func TestHTTPBackend_basicAuthListener(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPBackend_ReadAPI: ReadAPI reads psa-syncd's endpoint beside the
+// export (behind a reverse proxy's path prefix too), with the token; an
+// HTML page answered with 200 (a proxy's sign-in page) is refused; an
+// error names psa-syncd's URL and quotes the page without the token.
+func TestHTTPBackend_ReadAPI(t *testing.T) {
+	t.Parallel()
+	const token = "psa-syncd-read-api-token-0123456789"
+	var signIn atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/psa-syncd"+UnmappedAPIPath:
+			http.NotFound(w, r)
+		case signIn.Load():
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html>sign in</html>"))
+		case r.Header.Get("Authorization") != "Bearer "+token:
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("denied: " + r.Header.Get("Authorization")))
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"unmapped": {}}`))
+		}
+	}))
+	defer srv.Close()
+	b, err := NewHTTPBackend(srv.URL+"/psa-syncd/", token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := b.ReadAPI(t.Context(), UnmappedAPIPath); err != nil || string(data) != `{"unmapped": {}}` {
+		t.Errorf("ReadAPI = %q, %v; want the answer", data, err)
+	}
+	signIn.Store(true)
+	if _, err := b.ReadAPI(t.Context(), UnmappedAPIPath); err == nil || !strings.Contains(err.Error(), "text/html") || !strings.Contains(err.Error(), srv.URL) {
+		t.Errorf("ReadAPI of a sign-in page: error = %v, want one naming psa-syncd and the content type", err)
+	}
+	signIn.Store(false)
+	wrong, err := NewHTTPBackend(srv.URL+"/psa-syncd", token+"-wrong", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wrong.ReadAPI(t.Context(), UnmappedAPIPath)
+	if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), srv.URL) {
+		t.Errorf("ReadAPI with a wrong token: error = %v, want a 401 naming psa-syncd, without the token", err)
+	}
+}
