@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -129,14 +130,18 @@ func TestStatusPage_zeroQuantityUnmapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
-		ZeroCustomers: []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
-		ZeroProducts:  []usage.UnmappedProduct{{Product: "TRIAL-X", Customers: 1}},
+		ZeroCustomers:  []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
+		ZeroProducts:   []usage.UnmappedProduct{{Product: "TRIAL-X", Customers: 1}},
+		ZeroUnassigned: []source.Record{{Product: "FW-MONTHLY"}},
 	}}
 	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
 		t.Fatal(err)
 	}
 	body := newUIClient(t, e.d).do(http.MethodGet, "/", nil).Body.String()
-	for _, want := range []string{"Unmapped with quantity 0 only", `id="unmapped-zero"`, "customer cust-trial", "product TRIAL-X"} {
+	if strings.Contains(body, `id="unassigned"`) {
+		t.Errorf("GET / lists the usage of no customer of quantity 0 among the usage with no customer")
+	}
+	for _, want := range []string{"Unmapped with quantity 0 only", `id="unmapped-zero"`, "customer cust-trial", "product TRIAL-X", "no customer, product FW-MONTHLY"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET / lacks %q", want)
 		}

@@ -255,9 +255,9 @@ type unmappedReport struct {
 }
 
 // decodeUnmappedUsage turns psa-syncd's answer into the data source's
-// model. Unassigned rows of quantity 0 are left out: they bill nobody
-// nothing, as the zero-quantity customers and products psa-syncd lists
-// apart. Unknown fields are ignored, so that a newer psa-syncd's additions
+// model. Unassigned rows of quantity 0, which a psa-syncd older than
+// zero_unassigned still lists, are left out: they leave nothing unbilled.
+// Unknown fields are ignored, so that a newer psa-syncd's additions
 // do not break an older provider; a document without "unmapped" is not
 // psa-syncd's answer and is refused.
 func decodeUnmappedUsage(raw []byte) (unmappedUsageDataSourceModel, error) {

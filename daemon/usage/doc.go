@@ -24,7 +24,8 @@
 // product mapping, and usage that belongs to no customer is reported
 // (Plan.Unmapped, psa_sync_unmapped) and never written anywhere; those
 // whose rows are all quantity 0 (a trial tenant) leave nothing unbilled and
-// are listed apart (Unmapped.ZeroCustomers, ZeroProducts), not counted. A product
+// are listed apart (Unmapped.ZeroCustomers, ZeroProducts, and ZeroUnassigned
+// for a product's usage of no customer), not counted. A product
 // whose mapping has sync_enabled = false is "sync off", not unmapped: it is
 // listed in Unmapped.SyncOff and its usage is ignored on purpose; so is a
 // customer with usage whose mapping has usage_sync = false

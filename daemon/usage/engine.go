@@ -594,6 +594,11 @@ type Unmapped struct {
 	// new unmapped usage.
 	ZeroCustomers []UnmappedCustomer `json:"zero_customers,omitempty"`
 	ZeroProducts  []UnmappedProduct  `json:"zero_products,omitempty"`
+	// ZeroUnassigned is, likewise, the usage of no customer whose every
+	// row of its product has quantity 0 (a file or a report that lists the
+	// partner's unassigned licences at 0): listed apart from Unassigned
+	// and not counted in psa_sync_unmapped{kind="unassigned"}.
+	ZeroUnassigned []source.Record `json:"zero_unassigned,omitempty"`
 	// SyncOff lists used products whose mapping has sync_enabled = false.
 	// They are mapped on purpose, so they do not count as unmapped.
 	SyncOff []UnmappedProduct `json:"sync_off,omitempty"`
@@ -1703,7 +1708,13 @@ func (e *Engine) classify(doc *export.Document, srcName string, sums []source.Re
 	used := make([]usedQuantity, 0, len(sums))
 	for _, r := range sums {
 		if r.Unassigned() {
-			u.Unassigned = append(u.Unassigned, r)
+			// Sums are per product, and quantities never negative: 0 is
+			// rows of 0 only, nothing unbilled.
+			if r.Quantity == 0 {
+				u.ZeroUnassigned = append(u.ZeroUnassigned, r)
+			} else {
+				u.Unassigned = append(u.Unassigned, r)
+			}
 			continue
 		}
 		customer, ok := mapped[r.CustomerID]

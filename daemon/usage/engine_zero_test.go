@@ -69,3 +69,47 @@ func TestEngine_Sync_zeroQuantityUnmapped(t *testing.T) {
 		t.Errorf("psa_sync_unmapped_new_total{customer} = %v, want 2", c)
 	}
 }
+
+// TestEngine_Sync_zeroQuantityUnassigned: usage of no customer whose rows
+// of a product are all 0 (a file that lists the partner's unassigned
+// licences at 0) bills nothing: it is listed apart (ZeroUnassigned), not
+// counted in psa_sync_unmapped{kind="unassigned"} or its new total; once
+// above 0 it is unassigned usage, and new. A product with rows of 0 and
+// of 2 is unassigned.
+func TestEngine_Sync_zeroQuantityUnassigned(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage(
+		"cust-a,Acme,CIXA-MSP,40",
+		",,FW-MONTHLY,0",
+		",,MDR,0",
+		",,MDR,2",
+	)
+	gauge := func() float64 { return h.metric(h.m.Unmapped.WithLabelValues("unassigned")) }
+	newTotal := func() float64 { return h.metric(h.m.UnmappedNew["unassigned"]) }
+
+	u := h.sync(PassOptions{}).Plan.Unmapped
+	if len(u.Unassigned) != 1 || u.Unassigned[0].Product != "MDR" || u.Unassigned[0].Quantity != 2 {
+		t.Errorf("unassigned = %+v, want MDR 2 only", u.Unassigned)
+	}
+	if len(u.ZeroUnassigned) != 1 || u.ZeroUnassigned[0].Product != "FW-MONTHLY" {
+		t.Errorf("zero unassigned = %+v, want FW-MONTHLY", u.ZeroUnassigned)
+	}
+	if g, n := gauge(), newTotal(); g != 1 || n != 1 {
+		t.Errorf("psa_sync_unmapped{unassigned} = %v, new_total %v; want 1, 1", g, n)
+	}
+
+	// The firewall licence is used, and assigned to no customer.
+	h.writeUsage(
+		"cust-a,Acme,CIXA-MSP,40",
+		",,FW-MONTHLY,1",
+		",,MDR,2",
+	)
+	u = h.sync(PassOptions{}).Plan.Unmapped
+	if len(u.Unassigned) != 2 || len(u.ZeroUnassigned) != 0 {
+		t.Errorf("unassigned = %+v, zero %+v; want FW-MONTHLY and MDR, nothing at 0", u.Unassigned, u.ZeroUnassigned)
+	}
+	if g, n := gauge(), newTotal(); g != 2 || n != 2 {
+		t.Errorf("psa_sync_unmapped{unassigned} = %v, new_total %v; want 2, 2", g, n)
+	}
+}

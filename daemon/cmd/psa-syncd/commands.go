@@ -1396,7 +1396,10 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	for _, pr := range u.ZeroProducts {
 		rows = append(rows, []string{"product", pr.Product, pr.ProductName, ""})
 	}
-	section("Unmapped with quantity 0 only (a trial tenant? nothing unbilled, not counted as unmapped; map it before its usage starts):", "KIND\tID\tNAME\tPRODUCTS", rows)
+	for _, r := range u.ZeroUnassigned {
+		rows = append(rows, []string{"no customer", r.Product, r.ProductName, ""})
+	}
+	section("Unmapped with quantity 0 only (a trial tenant? nothing unbilled, not counted as unmapped; map it, or assign it at the vendor, before its usage starts):", "KIND\tID\tNAME\tPRODUCTS", rows)
 	rows = nil
 	for _, pr := range u.SyncOff {
 		rows = append(rows, []string{pr.Product, pr.ProductName, strconv.Itoa(pr.Customers), strconv.FormatInt(pr.Quantity, 10)})

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
@@ -363,16 +364,17 @@ func TestPrintPlan_zeroQuantityUnmapped(t *testing.T) {
 	t.Parallel()
 	var b strings.Builder
 	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
-		ZeroCustomers: []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
-		ZeroProducts:  []usage.UnmappedProduct{{Product: "TRIAL-X", ProductName: "Trial thing", Customers: 1}},
+		ZeroCustomers:  []usage.UnmappedCustomer{{CustomerID: "cust-trial", CustomerName: "Trial Co", Products: []string{"CIXA-MSP"}}},
+		ZeroProducts:   []usage.UnmappedProduct{{Product: "TRIAL-X", ProductName: "Trial thing", Customers: 1}},
+		ZeroUnassigned: []source.Record{{Product: "FW-MONTHLY"}},
 	}}, false)
 	out := b.String()
-	for _, want := range []string{"Unmapped with quantity 0 only", "cust-trial", "Trial Co", "TRIAL-X"} {
+	for _, want := range []string{"Unmapped with quantity 0 only", "cust-trial", "Trial Co", "TRIAL-X", "no customer  FW-MONTHLY"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("printPlan output lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "usage not billed") {
+	if strings.Contains(out, "usage not billed") || strings.Contains(out, "Usage with no customer") {
 		t.Errorf("printPlan lists usage of quantity 0 as not billed:\n%s", out)
 	}
 }
