@@ -663,6 +663,9 @@ const (
 	// VendorListed: the vendor still lists the customer, with no usage
 	// this period.
 	VendorListed = "listed"
+	// VendorUnknown is psa_sync_customers_unreported's vendor label of an
+	// UnreportedCustomer whose Vendor is empty.
+	VendorUnknown = "unknown"
 )
 
 // Failure is a customer that a pass could not handle as a whole (its

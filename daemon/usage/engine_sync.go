@@ -1322,7 +1322,17 @@ func (e *Engine) setUnmapped(u Unmapped) {
 		m.Unmapped.WithLabelValues("customer").Set(float64(len(u.Customers)))
 		m.Unmapped.WithLabelValues("product").Set(float64(len(u.Products)))
 		m.Unmapped.WithLabelValues("unassigned").Set(float64(len(u.Unassigned)))
-		m.CustomersUnreported.Set(float64(len(u.Unreported)))
+		byVendor := map[string]int{}
+		for _, c := range u.Unreported {
+			v := c.Vendor
+			if v == "" {
+				v = VendorUnknown
+			}
+			byVendor[v]++
+		}
+		for _, v := range UnreportedVendors {
+			m.CustomersUnreported.WithLabelValues(v).Set(float64(byVendor[v]))
+		}
 		m.LinesOnInactiveServices.Set(float64(len(u.InactiveServices)))
 	}
 }

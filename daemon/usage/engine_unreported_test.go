@@ -33,7 +33,7 @@ func TestEngine_Sync_unreportedCustomer(t *testing.T) {
 			h.at.SetUnits(h.contractB, h.svcIntercept, 6, etPeriodDay)
 			h.at.SetUnits(h.contractB, h.svcMDR, 2, etPeriodDay)
 			h.writeUsage("cust-a,Acme,CIXA-MSP,40")
-			gauge := func() float64 { return h.metric(h.m.CustomersUnreported) }
+			gauge := func() float64 { return h.metric(h.m.CustomersUnreported.WithLabelValues(VendorUnknown)) }
 
 			res := h.sync(PassOptions{})
 			h.wantUnits(h.contractB, h.svcIntercept, 6) // held (zero) or kept (keep)
@@ -213,6 +213,21 @@ func TestEngine_Sync_unreportedVendorListing(t *testing.T) {
 			}
 			if c := etFindChange(res.Plan, "cust-b", h.svcIntercept); c == nil || !strings.Contains(c.Reason, tc.reason) {
 				t.Errorf("change = %+v, want its reason to say %q", c, tc.reason)
+			}
+			// psa_sync_customers_unreported counts it under its vendor
+			// label, 0 under the others, so that the alert says which.
+			label := tc.vendor
+			if label == "" {
+				label = VendorUnknown
+			}
+			for _, v := range UnreportedVendors {
+				want := 0.0
+				if v == label {
+					want = 1
+				}
+				if got := h.metric(h.m.CustomersUnreported.WithLabelValues(v)); got != want {
+					t.Errorf("psa_sync_customers_unreported{vendor=%q} = %v, want %v", v, got, want)
+				}
 			}
 		})
 	}

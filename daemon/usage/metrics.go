@@ -22,6 +22,10 @@ var (
 	LineOutcomes     = []string{LineUpdated, LineUnchanged, LineHeld, LineFailed}
 	CustomerStatuses = []string{"succeeded", "failed", "held", "skipped"}
 	UnmappedKinds    = []string{"customer", "product", "unassigned"}
+	// UnreportedVendors are the vendor label values of
+	// psa_sync_customers_unreported: UnreportedCustomer.Vendor, "unknown"
+	// for none.
+	UnreportedVendors = []string{VendorGone, VendorListed, VendorUnknown}
 )
 
 // Why a pass stopped writing or reading before the end, counted in
@@ -64,10 +68,11 @@ type Metrics struct {
 	LinesTotal           *prometheus.CounterVec // outcome
 	Customers            *prometheus.GaugeVec   // status
 	Unmapped             *prometheus.GaugeVec   // kind
-	// CustomersUnreported holds psa_sync_customers_unreported: the
-	// mapped customers billed on a line above 0 that the last pass's
-	// usage report names nowhere (Unmapped.Unreported).
-	CustomersUnreported prometheus.Gauge
+	// CustomersUnreported holds psa_sync_customers_unreported by vendor
+	// (UnreportedVendors): the mapped customers billed on a line above 0
+	// that the last pass's usage report names nowhere
+	// (Unmapped.Unreported), by what the vendor's customer list says.
+	CustomersUnreported *prometheus.GaugeVec
 	// LinesOnInactiveServices holds psa_sync_lines_on_inactive_services:
 	// the mapped lines above 0 whose service the PSA says is inactive
 	// (Unmapped.InactiveServices).
@@ -204,8 +209,12 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.CustomersUnreported = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "customers_unreported",
-		Help:      "Mapped customers with usage sync on that the last pass's usage report (one with rows) names nowhere while a mapped line of their contract is above 0: a tenant removed or moved to another partner, or a customer_id that never matches.",
-	}, []string{"system"}).WithLabelValues(string(system))
+		Help: "Mapped customers with usage sync on that the last pass's usage report (one with rows) names nowhere while a mapped line of their contract is above 0: a tenant removed or moved to another partner, or a customer_id that never matches. " +
+			"vendor: gone (the vendor's customer list does not have it), listed (it does, with no usage), unknown (the source keeps no such list).",
+	}, []string{"system", "vendor"}).MustCurryWith(sys)
+	for _, v := range UnreportedVendors {
+		m.CustomersUnreported.WithLabelValues(v)
+	}
 	m.LinesOnInactiveServices = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "lines_on_inactive_services",
