@@ -96,7 +96,7 @@ func TestStatusPage_unreportedCustomers(t *testing.T) {
 // says is inactive, with what to do, and has no such section without them.
 func TestStatusPage_linesOnInactiveServices(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -1000,7 +1000,7 @@ func TestStatusPage_approveNamesReviewedPeriod(t *testing.T) {
 // no review code.
 func TestStatusPage_approveSurge(t *testing.T) {
 	t.Parallel()
-	e := dtSetup(t, dtOptions{token: "tok"})
+	e := dtSetup(t, dtOptions{token: dtToken})
 	dtWrite(t, e.cfgPath, string(dtMust(os.ReadFile(e.cfgPath)))+"policies:\n  surge_min_lines: 2\n")
 	if err := e.d.Reload(); err != nil {
 		t.Fatal(err)
@@ -1023,7 +1023,7 @@ func TestStatusPage_approveSurge(t *testing.T) {
 		t.Fatal("no CSRF field on the page")
 	}
 	csrf := m[1]
-	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {"tok"}, "csrf": {csrf}, "next": {"/"}})
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	index := c.do(http.MethodGet, "/", nil).Body.String()
 	button := strings.Index(index, `id="approve-surge"`)
 	if !strings.Contains(index, fmt.Sprintf("held %d line(s) of %s for a surge", s.Lines, s.Period)) || button < 0 {
@@ -1035,7 +1035,7 @@ func TestStatusPage_approveSurge(t *testing.T) {
 	}
 
 	for _, body := range []string{`{"approve": true, "surge": "zz"}`, `{"approve": true, "surge": "` + s.Review + `", "customer": "cust-acme"}`, `{"surge": "` + s.Review + `"}`} {
-		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", "tok", body); rec.Code != http.StatusBadRequest {
+		if rec := dtServe(t, e.d, http.MethodPost, "/api/v1/sync", dtToken, body); rec.Code != http.StatusBadRequest {
 			t.Errorf("POST /api/v1/sync %s = %d %s, want 400", body, rec.Code, rec.Body)
 		}
 	}
