@@ -405,7 +405,9 @@ func (db *DB) commitGroup(group []*groupOp) {
 		err := o.run(ctx, tx)
 		var r refusal
 		if errors.As(err, &r) {
-			outcome[i] = r.err
+			// Delivered as the refusal: it matches ErrRefused, and
+			// through it what was refused.
+			outcome[i] = err
 			continue
 		}
 		if err != nil {

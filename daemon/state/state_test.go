@@ -553,12 +553,25 @@ func TestIntent_failedAndReviewWriteNoLedger(t *testing.T) {
 func TestIntent_errors(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
-		if err := db.CompleteIntent(42, IntentDone, "", t0); err == nil || !strings.Contains(err.Error(), "no such intent") {
-			t.Errorf("CompleteIntent(unknown) = %v, want a 'no such intent' error", err)
+		if err := db.CompleteIntent(42, IntentDone, "", t0); err == nil || !strings.Contains(err.Error(), "no such intent") || !errors.Is(err, ErrRefused) {
+			t.Errorf("CompleteIntent(unknown) = %v, want a 'no such intent' error matching ErrRefused", err)
 		}
 		in, err := db.OpenIntent(testIntent())
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Completing an intent that is closed already is refused, and
+		// says so through ErrRefused (the API's 409 for a race with the
+		// pass that settled it).
+		closed, err := db.OpenIntent(testIntent())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteIntent(closed.ID, IntentFailed, "", t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteIntent(closed.ID, IntentDone, "", t0); !errors.Is(err, ErrRefused) {
+			t.Errorf("CompleteIntent(closed) = %v, want an error matching ErrRefused", err)
 		}
 		if err := db.CompleteIntent(in.ID, "open", "", t0); err == nil {
 			t.Error("CompleteIntent(state open) returned nil error")
