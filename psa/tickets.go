@@ -148,10 +148,19 @@ type Ticket struct {
 
 // TicketQuery selects tickets in FindTickets.
 type TicketQuery struct {
-	// CompanyID limits the result to one company. Required.
+	// CompanyID limits the result to one company. Required unless
+	// AnyCompany is set.
 	CompanyID string
 	// ExternalRef is the reference the ticket was created with. Required.
 	ExternalRef string
+	// AnyCompany searches the tickets of every company, CompanyID
+	// unused: for a caller settling a create whose answer was lost, whose
+	// ticket a technician may have moved to another company since, and
+	// whose reference is unique to what it is about (not to a company).
+	// Each ticket found carries the company it is in (Ticket.CompanyID).
+	// Other callers leave it unset: another customer's ticket is not
+	// theirs to close.
+	AnyCompany bool
 }
 
 // TicketStatusUpdate changes the status of a ticket.
@@ -211,8 +220,9 @@ type Ticketer interface {
 	CreateTicket(ctx context.Context, req CreateTicketRequest) (*Ticket, error)
 	// GetTicket returns the ticket with the given id, or ErrNotFound.
 	GetTicket(ctx context.Context, id string) (*Ticket, error)
-	// FindTickets returns the tickets of q.CompanyID created with
-	// q.ExternalRef, open or closed, in id order.
+	// FindTickets returns the tickets of q.CompanyID (of any company,
+	// with q.AnyCompany) created with q.ExternalRef, open or closed, in id
+	// order.
 	FindTickets(ctx context.Context, q TicketQuery) ([]Ticket, error)
 	// SetTicketStatus changes a ticket's status and returns the ticket.
 	// A PSA that answers with the ticket's id only (Autotask) returns its

@@ -50,7 +50,9 @@
 // externalXRef, a title token in Kaseya BMS), and the PSA is searched for
 // it before the create is sent. A create whose outcome is unknown (a lost
 // answer, a crash, a kill -9) leaves the intent open; the next pass settles
-// it by searching, adopting the ticket when found. A create that certainly
+// it by searching, adopting the ticket when found: in any company, since a
+// technician may have moved it to another one meanwhile (a notice names
+// it), and a search of the customer's company alone would file it again. A create that certainly
 // made no ticket (psa.ErrNotApplied: the PSA throttled every attempt, or a
 // read it needs failed; or psa.ErrUnauthorized: the PSA refused it
 // outright, 401 or 403) releases its intent, and the next pass sends it

@@ -383,6 +383,9 @@ type pass struct {
 	// sent again. The customer's dry run reports them and goes on from
 	// them, as the pass that writes goes on from what settle stored.
 	settled map[string]Record
+	// moved holds, by customerKey, the notices of the tickets settle
+	// found in another company than their create was sent to.
+	moved map[string][]string
 }
 
 func customerKey(source, customerID string) string { return source + "\x00" + customerID }
@@ -404,7 +407,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (r
 		return rep, nil
 	}
 	p := &pass{dryRun: dryRun, waiting: map[string]bool{}, unsearched: map[string]error{}, foreign: map[string]bool{}, adopted: map[string]int{},
-		settled: map[string]Record{}}
+		settled: map[string]Record{}, moved: map[string][]string{}}
 	e.fence.reset()
 	if s, ok := e.alerts.(interface{ StartPass() }); ok {
 		s.StartPass()
@@ -543,6 +546,16 @@ func (cr *CustomerReport) deferForBudget(n int) {
 // once more first); not found and younger, it stays open (p.waiting), since
 // the ticket may still appear, and is searched for again next pass. A dry
 // run searches as well, but keeps what it would store in p.settled.
+//
+// The search covers every company (psa.TicketQuery.AnyCompany), not only
+// the one the create was sent to: a technician may have moved the ticket
+// to another company since (or the customer's mapping moved, and its
+// pass would search the new one only), and a search of that company alone
+// would miss it and file the alert a second ticket. A Ref names one alert
+// (or one customer's summary ticket) wherever its ticket is: "sc:" and the
+// alert's id, unique across Sophos tenants, or "scs:" and a hash of the
+// source and customer. A ticket found in another company is adopted there,
+// with a notice naming the company: psa-syncd never moves a ticket.
 func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 	intents, err := e.store.TicketIntents()
 	if err != nil {
@@ -556,7 +569,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			continue
 		}
 		e.claim(&r)
-		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref})
+		found, err := e.psa.FindTickets(ctx, psa.TicketQuery{CompanyID: r.CompanyID, ExternalRef: r.Ref, AnyCompany: true})
 		if err != nil {
 			p.unsearched[recordKey(r)] = err
 			e.logger.Warn("Could not settle a ticket create; trying again next pass", "ref", r.Ref, "err", err)
@@ -564,7 +577,20 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		}
 		switch {
 		case len(found) > 0:
+			sentTo := r.CompanyID
 			e.adopt(&r, found)
+			if r.CompanyID != sentTo {
+				follows := "psa-syncd follows it there"
+				if p.dryRun {
+					follows = "the next pass follows it there"
+				}
+				p.moved[customerKey(r.Source, r.CustomerID)] = append(p.moved[customerKey(r.Source, r.CustomerID)],
+					fmt.Sprintf("ticket %s (%s), whose create was sent to company %s and its answer lost, was found in company %s: "+
+						"it was moved there in the PSA, and %s rather than filing its alerts again",
+						cmp.Or(r.Number, r.TicketID), r.Ref, sentTo, r.CompanyID, follows))
+				e.logger.Warn("Unsettled ticket create found in another company; adopted there", "source", r.Source, "customer", r.CustomerID,
+					"ref", r.Ref, "ticket", r.TicketID, "sent_to_company", sentTo, "company", r.CompanyID)
+			}
 			n++
 			if r.AlertKey != SummaryKey && !p.dryRun {
 				p.adopted[customerKey(r.Source, r.CustomerID)]++
@@ -666,10 +692,18 @@ func learnNumber(r *Record, t *psa.Ticket) {
 	}
 }
 
-// adopt takes the oldest ticket found for r's Ref.
+// adopt takes the oldest ticket found for r's Ref, preferring those in
+// r's company (settle searches every company), and records the company
+// the ticket is in.
 func (e *Engine) adopt(r *Record, found []psa.Ticket) {
-	t := slices.MinFunc(found, func(a, b psa.Ticket) int { return cmp.Compare(len(a.ID), len(b.ID))*2 + cmp.Compare(a.ID, b.ID) })
+	t := slices.MinFunc(found, func(a, b psa.Ticket) int {
+		return cmp.Or(-cmp.Compare(boolInt(a.CompanyID == r.CompanyID), boolInt(b.CompanyID == r.CompanyID)),
+			cmp.Compare(len(a.ID), len(b.ID)), cmp.Compare(a.ID, b.ID))
+	})
 	r.TicketID, r.Number, r.Error = t.ID, t.Number, ""
+	if t.CompanyID != "" {
+		r.CompanyID = t.CompanyID
+	}
 	r.State = StateOpen
 	if t.Closed {
 		r.State, r.ClosedBy, r.ClosedAt = StateClosed, ClosedByPSA, e.now().UTC()
@@ -679,12 +713,19 @@ func (e *Engine) adopt(r *Record, found []psa.Ticket) {
 	}
 }
 
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 var severityRank = map[string]int{"low": 1, "medium": 2, "high": 3}
 
 // customer runs the pass for one customer.
 func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerReport {
 	// The tickets settle adopted for the customer count as its own.
-	cr := CustomerReport{Customer: c, Adopted: p.adopted[customerKey(c.Source, c.CustomerID)]}
+	cr := CustomerReport{Customer: c, Adopted: p.adopted[customerKey(c.Source, c.CustomerID)], Notices: p.moved[customerKey(c.Source, c.CustomerID)]}
 	delete(p.adopted, customerKey(c.Source, c.CustomerID))
 	log := e.logger.With("source", c.Source, "customer", c.CustomerID)
 	alerts, err := e.alerts.OpenAlerts(ctx, c)

@@ -306,16 +306,22 @@ func (b *Backend) GetTickets(ctx context.Context, ids []string) (map[string]*psa
 	return out, nil
 }
 
-// FindTickets queries tickets by externalID and companyID.
+// FindTickets queries tickets by externalID and companyID (externalID
+// alone with q.AnyCompany).
 func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
 	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
 		return nil, validationError(err.Error())
 	}
-	company, err := parseID("company", q.CompanyID)
-	if err != nil {
-		return nil, err
+	filter := []Filter{Eq("externalID", q.ExternalRef)}
+	var company int64
+	if !q.AnyCompany {
+		var err error
+		if company, err = parseID("company", q.CompanyID); err != nil {
+			return nil, err
+		}
+		filter = append(filter, Eq("companyID", company))
 	}
-	list, _, err := b.client.Tickets.List(ctx, NewQuery(Eq("externalID", q.ExternalRef), Eq("companyID", company)))
+	list, _, err := b.client.Tickets.List(ctx, NewQuery(filter...))
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +330,7 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 		// The query's eq may fold case; the reference must match exactly,
 		// and the ticket be the company's (as ConnectWise and Kaseya BMS
 		// check): another customer's is not this one's to close.
-		if t.ExternalID != q.ExternalRef || t.CompanyID != company {
+		if t.ExternalID != q.ExternalRef || !q.AnyCompany && t.CompanyID != company {
 			continue
 		}
 		pt, err := b.toTicket(ctx, t)

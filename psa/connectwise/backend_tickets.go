@@ -172,18 +172,24 @@ func (b *Backend) GetTickets(ctx context.Context, ids []string) (map[string]*psa
 	return out, nil
 }
 
-// FindTickets lists tickets by externalXRef and company. externalXRef is a
-// free-text field technicians can edit, so matches are checked exactly.
+// FindTickets lists tickets by externalXRef and company (externalXRef
+// alone with q.AnyCompany). externalXRef is a free-text field technicians
+// can edit, so matches are checked exactly.
 func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
 	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
 		return nil, validationError(err.Error())
 	}
-	company, err := parseID("company", q.CompanyID)
-	if err != nil {
-		return nil, err
+	cond := Eq("externalXRef", q.ExternalRef)
+	var company int64
+	if !q.AnyCompany {
+		var err error
+		if company, err = parseID("company", q.CompanyID); err != nil {
+			return nil, err
+		}
+		cond = And(cond, Eq("company/id", company))
 	}
 	list, _, err := b.client.Tickets.List(ctx, &ListOptions{
-		Conditions: And(Eq("externalXRef", q.ExternalRef), Eq("company/id", company)),
+		Conditions: cond,
 		Fields:     ticketFields,
 		OrderBy:    "id asc",
 	})
@@ -192,7 +198,7 @@ func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Tic
 	}
 	out := make([]psa.Ticket, 0, len(list))
 	for _, t := range list {
-		if t.ExternalXRef == q.ExternalRef && t.Company != nil && t.Company.ID == company {
+		if t.ExternalXRef == q.ExternalRef && t.Company != nil && (q.AnyCompany || t.Company.ID == company) {
 			out = append(out, *toTicket(t))
 		}
 	}

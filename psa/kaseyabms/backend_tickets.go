@@ -250,25 +250,31 @@ func (b *Backend) GetTicket(ctx context.Context, id string) (*psa.Ticket, error)
 	return toTicket(t, refFromDetails(t.Details)), nil
 }
 
-// FindTickets searches the account's tickets whose title contains the
+// FindTickets searches the account's tickets (every account's with
+// q.AnyCompany: Filter.AccountIds left out) whose title contains the
 // reference token (completed ones too), and keeps those whose title holds
 // the token exactly.
 func (b *Backend) FindTickets(ctx context.Context, q psa.TicketQuery) ([]psa.Ticket, error) {
 	if err := psa.CheckExternalRef(q.ExternalRef); err != nil {
 		return nil, validationError(err.Error())
 	}
-	account, err := parseID("company", q.CompanyID)
-	if err != nil {
-		return nil, err
-	}
 	token := psa.RefToken(q.ExternalRef)
-	list, _, err := b.client.Tickets.SearchAll(ctx, &TicketFilter{Title: token, AccountIDs: strconv.Itoa(account)})
+	filter := &TicketFilter{Title: token}
+	var account int
+	if !q.AnyCompany {
+		var err error
+		if account, err = parseID("company", q.CompanyID); err != nil {
+			return nil, err
+		}
+		filter.AccountIDs = strconv.Itoa(account)
+	}
+	list, _, err := b.client.Tickets.SearchAll(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
 	var out []psa.Ticket
 	for _, t := range list {
-		if strings.Contains(t.Title, token) && t.AccountID != nil && *t.AccountID == account {
+		if strings.Contains(t.Title, token) && t.AccountID != nil && (q.AnyCompany || *t.AccountID == account) {
 			out = append(out, *toTicket(t, q.ExternalRef))
 		}
 	}

@@ -349,3 +349,16 @@ func (a *Autotask) SetTicketStatus(id int64, status string) {
 	a.stampTicketLocked(entity(entTickets), rec, a.tables[entTickets].get(id), a.clock().UTC(), 0)
 	a.tables[entTickets].put(rec)
 }
+
+// SetTicketCompany moves a ticket to another company out of band, as a
+// technician would (a contract of the old company is unlinked).
+func (a *Autotask) SetTicketCompany(id, companyID int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mustGetLocked(entCompanies, companyID)
+	rec := a.mustGetLocked(entTickets, id).clone()
+	rec["companyID"] = companyID
+	delete(rec, "contractID")
+	a.stampTicketLocked(entity(entTickets), rec, a.tables[entTickets].get(id), a.clock().UTC(), 0)
+	a.tables[entTickets].put(rec)
+}

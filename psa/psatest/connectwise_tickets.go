@@ -541,6 +541,18 @@ func (cw *ConnectWise) MoveTicket(ticketID, boardID, statusID int64) {
 	}
 }
 
+// SetTicketCompany moves a ticket to another company out of band, as a
+// technician would (an agreement of the old company is unlinked).
+func (cw *ConnectWise) SetTicketCompany(ticketID, companyID int64) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	sd := cw.deskLocked()
+	rec := cw.mustLocked(sd.tickets, "ticket", ticketID)
+	rec["company"] = map[string]any{"id": float64(companyID)}
+	delete(rec, "agreement")
+	rec["_info"] = cw.info()
+}
+
 // ConnectWiseBoardStatus is a ticket status of a service board.
 type ConnectWiseBoardStatus struct {
 	BoardID  int64

@@ -642,3 +642,16 @@ func (k *KaseyaBMS) SetTicketStatus(ticketID, statusID int) {
 	}
 	k.setStatusLocked(t, statusID)
 }
+
+// SetTicketAccount moves a ticket to another account (and its main
+// location) out of band, as a technician would (a contract of the old
+// account is unlinked).
+func (k *KaseyaBMS) SetTicketAccount(ticketID, accountID int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	t := k.ticketLocked(ticketID)
+	if t == nil || k.accountLocked(accountID) == nil {
+		panic(fmt.Sprintf("psatest: no ticket %d or account %d", ticketID, accountID))
+	}
+	t.AccountID, t.LocationID, t.ContractID = accountID, bmsLocationFirst+accountID, 0
+}
