@@ -144,6 +144,14 @@ type Ticket struct {
 	StatusID    string
 	// Closed is true when the ticket's status closes it.
 	Closed bool
+	// LastActivity is when the ticket last changed in the PSA, by the
+	// PSA's clock (Autotask lastActivityDate, ConnectWise
+	// _info.lastUpdated, the latest of Kaseya BMS's ModifiedOn,
+	// LastActivityUpdate and LastStatusUpdate): a status set, by
+	// psa-syncd or a technician, changes it. Zero when the PSA's answer
+	// does not give it (the answer to a create or status change, a time
+	// without a zone): callers then cannot tell whether the ticket changed.
+	LastActivity time.Time
 }
 
 // TicketQuery selects tickets in FindTickets.

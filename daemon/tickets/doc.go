@@ -37,7 +37,9 @@
 // the status is sent, so that a ticket found closed after a lost answer is
 // known to be psa-syncd's close (reopened when its alert comes back), not a
 // technician's. So is a reopen (StateReopening): one found applied after a
-// lost answer is not sent again over a technician's close. Notes are
+// lost answer is not sent again over a technician's close; one found not
+// applied (the ticket closed and unchanged in the PSA since the intent) is
+// sent again. Notes are
 // recorded before they are sent as well (a resolve note in StateNoting, a
 // summary's new alerts in Covered); a note whose outcome is unknown is
 // taken as added and reported in Notices, never sent twice: psa.Ticketer

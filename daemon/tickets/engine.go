@@ -1747,11 +1747,14 @@ func (e *Engine) reopened(r *Record, cr *CustomerReport) error {
 // settleReopen settles the reopen of r, whose outcome is unknown from an
 // earlier pass (its answer and the read after it were lost, or psa-syncd
 // died), by reading the ticket. Open, the reopen was applied. Closed, it
-// may not have been, or a technician may have closed the reopened ticket
-// since: the two cannot be told apart, and reopening again could reopen
-// over a technician's close (the loop tickets.md 5.6 forbids), so the
-// ticket is taken as closed in the PSA and reported, never reopened again
-// for this alert.
+// was not applied when nothing changed the ticket since the reopen's
+// intent was recorded (r.Updated; untouchedSince): r is psa-syncd's close
+// again, and the pass reopens the ticket if its alert is open (within the
+// reopen window). Closed and changed since (or with no last-activity time
+// to tell), the reopen may have been applied and a technician closed the
+// ticket again: reopening again could reopen over a technician's close
+// (the loop tickets.md 5.6 forbids), so the ticket is taken as closed in
+// the PSA and reported, never reopened again for this alert.
 func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport) error {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	if errors.Is(err, psa.ErrNotFound) {
@@ -1765,12 +1768,36 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 		return e.reopened(r, cr)
 	}
 	now := e.now().UTC()
+	if untouchedSince(t, r.Updated) {
+		intent := r.Updated
+		r.State, r.ClosedBy, r.Updated = StateClosed, ClosedBySync, now
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s, recorded at %s, was not applied: the ticket is closed "+
+			"and unchanged in the PSA since %s; it is reopened again while its alert is open", cmp.Or(r.Number, r.TicketID), r.AlertKey,
+			intent.Format(time.RFC3339), t.LastActivity.Format(time.RFC3339)))
+		e.logger.Info("Reopen outcome unknown and the ticket unchanged since; not applied, reopened again while its alert is open", "source", r.Source,
+			"customer", r.CustomerID, "ticket", r.TicketID, "reopen_recorded", intent, "last_activity", t.LastActivity)
+		return e.store.PutTicketRecord(*r)
+	}
 	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateClosed, ClosedByPSA, now, now
 	cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s is unconfirmed and the ticket is closed: it is taken as closed in the PSA "+
 		"and not reopened again", cmp.Or(r.Number, r.TicketID), r.AlertKey))
 	e.logger.Warn("Reopen outcome unknown and the ticket is closed; taken as closed in the PSA, not reopened again", "source", r.Source,
 		"customer", r.CustomerID, "ticket", r.TicketID)
 	return e.store.PutTicketRecord(*r)
+}
+
+// reopenClockSkew is how far apart psa-syncd's clock and the PSA's may be
+// for untouchedSince: a change the PSA dates less than this before the
+// reopen's intent may have come after it.
+const reopenClockSkew = 2 * time.Minute
+
+// untouchedSince reports whether t, as read, last changed in the PSA
+// before intent (psa-syncd's clock), by more than reopenClockSkew: a
+// reopen sent after intent, had it been applied, would have changed it.
+// A ticket without a last-activity time (psa.Ticket.LastActivity) may
+// have changed: false.
+func untouchedSince(t *psa.Ticket, intent time.Time) bool {
+	return !t.LastActivity.IsZero() && !intent.IsZero() && t.LastActivity.Before(intent.Add(-reopenClockSkew))
 }
 
 // gone records that r's ticket was deleted in the PSA: it is no longer

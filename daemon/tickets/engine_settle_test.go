@@ -2,12 +2,15 @@ package tickets_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -88,4 +91,101 @@ func slicesContain(list []string, sub string) bool {
 		}
 	}
 	return false
+}
+
+// setStatus sets a ticket's status out of band, as a technician would:
+// the routing's closed status, or its reopen status.
+func (e *env) setStatus(ticketID int64, closed bool) {
+	r := routings[e.system]
+	st := r.ReopenStatusID
+	if closed {
+		st = r.ClosedStatusID
+	}
+	n, err := strconv.ParseInt(st, 10, 64)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	switch e.system {
+	case psa.SystemConnectWise:
+		e.psaSim.ConnectWise().SetTicketStatus(ticketID, n)
+	case psa.SystemKaseyaBMS:
+		e.psaSim.KaseyaBMS().SetTicketStatus(int(ticketID), int(n))
+	default:
+		label := "In Progress"
+		if closed {
+			label = "Complete"
+		}
+		e.psaSim.Autotask().SetTicketStatus(ticketID, label)
+	}
+}
+
+// A reopen whose outcome is unknown (psa-syncd died after recording its
+// intent, or its answer and the read after it were lost) whose ticket the
+// next pass finds closed: unchanged in the PSA since the intent, the
+// reopen was not applied and is sent (once, with one note); changed since
+// (reopened, then closed again by a technician), it is taken as closed in
+// the PSA and not reopened over the technician's close.
+func TestEngine_unsettledReopenOfAnUnchangedTicketIsSentAgain(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		// returned files an alert, closes its ticket, raises the alert
+		// again an hour later and records the reopen's intent as a
+		// psa-syncd that died right after it would have left it.
+		returned := func(t *testing.T) (*env, *tickets.Engine, int64) {
+			e := newEnv(t, sys)
+			r := routings[sys]
+			r.OnReturn = export.OnReturnReopen
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.sophos.ResolveAlert(acme, a.ID)
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || !e.tickets()[0].closed {
+				t.Fatalf("pass after the alert was resolved = %+v, want its ticket closed", cr)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.now = e.now.Add(time.Hour)
+			recs, err := e.db.TicketRecords("sophos", acme)
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("records = %+v, %v", recs, err)
+			}
+			recs[0].State, recs[0].Updated = tickets.StateReopening, e.now
+			if err := e.db.PutTicketRecord(recs[0]); err != nil {
+				t.Fatal(err)
+			}
+			return e, eng, e.tickets()[0].id
+		}
+		t.Run(string(sys)+"/notApplied", func(t *testing.T) {
+			t.Parallel()
+			e, eng, _ := returned(t)
+			e.now = e.now.Add(5 * time.Minute)
+			cr := e.pass(eng).Customers[0]
+			if cr.Reopened != 1 || cr.Err != nil || !slicesContain(cr.Notices, "was not applied") || e.tickets()[0].closed {
+				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the ticket reopened, with a notice", cr, e.tickets()[0])
+			}
+			if n := e.countNotes("raised again"); n != 1 {
+				t.Errorf("%d 'raised again' notes, want 1", n)
+			}
+			recs, _ := e.db.TicketRecords("sophos", acme)
+			if len(recs) != 1 || recs[0].State != tickets.StateOpen {
+				t.Errorf("records = %+v, want the ticket followed (open)", recs)
+			}
+		})
+		t.Run(string(sys)+"/appliedThenClosedByATechnician", func(t *testing.T) {
+			t.Parallel()
+			e, eng, tk := returned(t)
+			// The reopen was applied; a technician closes the ticket again.
+			e.setStatus(tk, false)
+			e.now = e.now.Add(time.Minute)
+			e.setStatus(tk, true)
+			e.now = e.now.Add(4 * time.Minute)
+			cr := e.pass(eng).Customers[0]
+			if cr.Reopened != 0 || cr.Err != nil || !slicesContain(cr.Notices, "unconfirmed") || !e.tickets()[0].closed {
+				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want nothing reopened and a notice", cr, e.tickets()[0])
+			}
+			recs, _ := e.db.TicketRecords("sophos", acme)
+			if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedByPSA {
+				t.Errorf("records = %+v, want the ticket taken as closed in the PSA", recs)
+			}
+		})
+	}
 }

@@ -26,9 +26,11 @@ const (
 	StateNoting = "noting"
 	// StateReopening is a reopen psa-syncd is sending (on_return
 	// "reopen"), recorded before the status and its "raised again" note are
-	// sent. A pass that finds it reads the ticket: open, the reopen is
-	// taken as applied (its note as added, not sent twice); closed, it is
-	// taken as closed in the PSA, since a technician may have closed the
+	// sent (Updated is when). A pass that finds it reads the ticket: open,
+	// the reopen is taken as applied (its note as added, not sent twice);
+	// closed and unchanged in the PSA since Updated (psa.Ticket.LastActivity),
+	// it was not applied, and is sent again; closed and changed since, it
+	// is taken as closed in the PSA, since a technician may have closed the
 	// reopened ticket, and reopening it again would be the reopen loop
 	// tickets.md 5.6 forbids.
 	StateReopening = "reopening"

@@ -433,8 +433,12 @@ func (b *Backend) toTicket(ctx context.Context, t *Ticket) (*psa.Ticket, error) 
 	if err != nil && !errors.As(err, &pe) {
 		return nil, err
 	}
-	return &psa.Ticket{
+	out := &psa.Ticket{
 		ID: strconv.FormatInt(t.ID, 10), Number: t.TicketNumber, CompanyID: strconv.FormatInt(t.CompanyID, 10),
 		Title: t.Title, ExternalRef: t.ExternalID, StatusID: strconv.FormatInt(t.Status, 10), Closed: closed,
-	}, nil
+	}
+	if t.LastActivityDate != nil {
+		out.LastActivity = t.LastActivityDate.UTC()
+	}
+	return out, nil
 }

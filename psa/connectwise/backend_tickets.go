@@ -23,7 +23,7 @@ var (
 const maxSummary = 100
 
 // ticketFields are the fields FindTickets and GetTicket read.
-var ticketFields = []string{"id", "summary", "company/id", "status/id", "closedFlag", "externalXRef"}
+var ticketFields = []string{"id", "summary", "company/id", "status/id", "closedFlag", "externalXRef", "_info/lastUpdated"}
 
 // TicketLookupKinds returns the kinds ConnectWise has: boards (as queues),
 // their statuses and types, priorities and sources.
@@ -286,6 +286,11 @@ func toTicket(t *Ticket) *psa.Ticket {
 	}
 	if t.Status != nil {
 		out.StatusID = strconv.FormatInt(t.Status.ID, 10)
+	}
+	// _info.lastUpdated is UTC ("2025-06-30T23:01:12Z"); one that does
+	// not parse leaves LastActivity unknown.
+	if at, err := time.Parse(time.RFC3339, t.Info["lastUpdated"]); err == nil {
+		out.LastActivity = at.UTC()
 	}
 	return out
 }

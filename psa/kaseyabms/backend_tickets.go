@@ -378,5 +378,10 @@ func toTicket(t *Ticket, ref string) *psa.Ticket {
 	if t.AccountID != nil {
 		out.CompanyID = strconv.Itoa(*t.AccountID)
 	}
+	for _, at := range []ZonedTime{t.ModifiedOn, t.LastActivityUpdate, t.LastStatusUpdate} {
+		if at.After(out.LastActivity) {
+			out.LastActivity = at.UTC()
+		}
+	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // TicketsService handles service desk tickets (/v2/servicedesk/tickets)
@@ -60,6 +62,27 @@ type Ticket struct {
 	CompletedDate  *Time  `json:"CompletedDate"`
 	ReOpenedDate   *Time  `json:"ReOpenedDate"`
 	CreatedOn      *Time  `json:"CreatedOn"`
+	// ModifiedOn, LastActivityUpdate and LastStatusUpdate are when the
+	// ticket, its activity and its status last changed.
+	ModifiedOn         ZonedTime `json:"ModifiedOn"`
+	LastActivityUpdate ZonedTime `json:"LastActivityUpdate"`
+	LastStatusUpdate   ZonedTime `json:"LastStatusUpdate"`
+}
+
+// ZonedTime is a time BMS gives with its zone (RFC 3339: "Z" or an
+// offset). One without a zone, or that does not parse, reads as the zero
+// time rather than failing the read: the OAS does not say in which zone
+// BMS gives a time without one, and a time taken in the wrong zone is
+// hours off.
+type ZonedTime struct{ time.Time }
+
+// UnmarshalJSON parses a JSON string with a zone; anything else is zero.
+func (t *ZonedTime) UnmarshalJSON(b []byte) error {
+	t.Time = time.Time{}
+	if v, err := time.Parse(time.RFC3339Nano, strings.Trim(string(b), `"`)); err == nil {
+		t.Time = v
+	}
+	return nil
 }
 
 // Completed reports whether the ticket has a completion date.

@@ -513,6 +513,7 @@ func (cw *ConnectWise) SetTicketStatus(ticketID, statusID int64) {
 	if errs := cw.checkTicketLocked(sd, rec, was); len(errs) > 0 {
 		panic(fmt.Sprintf("psatest: status %d: %v", statusID, errs))
 	}
+	rec["_info"] = cw.info()
 }
 
 // MoveTicket moves a ticket to another board and one of that board's
@@ -539,6 +540,7 @@ func (cw *ConnectWise) MoveTicket(ticketID, boardID, statusID int64) {
 	for k, v := range upd {
 		rec[k] = v
 	}
+	rec["_info"] = cw.info()
 }
 
 // SetTicketCompany moves a ticket to another company out of band, as a

@@ -92,6 +92,10 @@ type KaseyaBMSTicket struct {
 	CreatedOn      time.Time  `json:"createdOn"`
 	CompletedDate  *time.Time `json:"completedDate,omitempty"`
 	ReOpenedDate   *time.Time `json:"reOpenedDate,omitempty"`
+	// ModifiedOn is when the ticket last changed; LastStatusUpdate when
+	// its status last did.
+	ModifiedOn       time.Time `json:"modifiedOn"`
+	LastStatusUpdate time.Time `json:"lastStatusUpdate"`
 }
 
 // KaseyaBMSTicketNote is a ticket note.
@@ -319,7 +323,7 @@ func (k *KaseyaBMS) ticketCreateLocked(w http.ResponseWriter, r *http.Request) {
 	}
 	d := k.deskLocked()
 	now := k.clock().UTC()
-	t.ID, t.CreatedOn = d.nextTicket, now
+	t.ID, t.CreatedOn, t.ModifiedOn, t.LastStatusUpdate = d.nextTicket, now, now, now
 	t.Number = fmt.Sprintf("T%s.%04d", now.Format("20060102"), d.nextTicket-bmsFirstTicket+1)
 	d.nextTicket++
 	if bmsStatusType(t.StatusID) == 3 {
@@ -409,7 +413,8 @@ func (k *KaseyaBMS) ticketDTOLocked(t *KaseyaBMSTicket, list bool) map[string]an
 		"typeId": t.TypeID, "typeName": bmsName(bmsTables["tickettype"], t.TypeID),
 		"issueTypeId": opt(t.IssueTypeID), "subIssueTypeId": opt(t.SubIssueTypeID), "contractId": opt(t.ContractID),
 		"sourceId": t.SourceID, "openDate": bmsTime(t.OpenDate), "completedDate": optTime(t.CompletedDate),
-		"reOpenedDate": optTime(t.ReOpenedDate), "isScheduled": 0,
+		"reOpenedDate": optTime(t.ReOpenedDate), "isScheduled": 0, "modifiedBy": 1, "modifiedOn": bmsTime(t.ModifiedOn),
+		"lastStatusUpdate": bmsTime(t.LastStatusUpdate),
 	}
 	if list {
 		m["hardwareAssetId"], m["customFields"] = 0, nil
@@ -462,7 +467,10 @@ func (k *KaseyaBMS) ticketSearchLocked(w http.ResponseWriter, r *http.Request) {
 func (k *KaseyaBMS) setStatusLocked(t *KaseyaBMSTicket, status int) {
 	now := k.clock().UTC()
 	was := t.CompletedDate != nil
-	t.StatusID = status
+	if t.StatusID != status {
+		t.LastStatusUpdate = now
+	}
+	t.StatusID, t.ModifiedOn = status, now
 	switch done := bmsStatusType(status) == 3; {
 	case done && !was:
 		t.CompletedDate = &now
@@ -653,5 +661,5 @@ func (k *KaseyaBMS) SetTicketAccount(ticketID, accountID int) {
 	if t == nil || k.accountLocked(accountID) == nil {
 		panic(fmt.Sprintf("psatest: no ticket %d or account %d", ticketID, accountID))
 	}
-	t.AccountID, t.LocationID, t.ContractID = accountID, bmsLocationFirst+accountID, 0
+	t.AccountID, t.LocationID, t.ContractID, t.ModifiedOn = accountID, bmsLocationFirst+accountID, 0, k.clock().UTC()
 }
