@@ -253,6 +253,18 @@ type TicketBulkReader interface {
 	GetTickets(ctx context.Context, ids []string) (map[string]*Ticket, error)
 }
 
+// TicketNoteLister is implemented by a Ticketer that lists a ticket's
+// notes (Autotask GET Tickets/{id}/Notes, ConnectWise GET
+// service/tickets/{id}/notes, Kaseya BMS GET servicedesk/tickets/{id}/notes),
+// so that a caller whose note's answer was lost can look for the note
+// before sending it again, rather than send it twice or not at all.
+type TicketNoteLister interface {
+	// TicketNoteTexts returns the text of each of the ticket's notes, as
+	// the PSA keeps it (a note's title may precede its text), or an error
+	// matching ErrNotFound when there is no such ticket.
+	TicketNoteTexts(ctx context.Context, ticketID string) ([]string, error)
+}
+
 // FindTicketLookup returns the entry of a lookup list whose name equals name
 // (case-insensitively), preferring active entries. A name that matches no
 // entry is an error matching ErrNotFound that lists the names there are; two

@@ -89,6 +89,8 @@ type Engine struct {
 	budget Budget
 	// bulk is the PSA when it reads tickets in bulk, else nil.
 	bulk psa.TicketBulkReader
+	// notes is the PSA when it lists ticket notes, else nil.
+	notes psa.TicketNoteLister
 	// forgetOther deletes the records of another PSA (Config.ForgetOtherPSA).
 	forgetOther bool
 	// startWith is Config.StartWith.
@@ -238,6 +240,9 @@ func New(c Config) (*Engine, error) {
 		startWith: c.StartWith}
 	if b, ok := c.PSA.(psa.TicketBulkReader); ok {
 		e.bulk = b
+	}
+	if l, ok := c.PSA.(psa.TicketNoteLister); ok {
+		e.notes = l
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -1566,10 +1571,7 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 	}
 	learnNumber(r, t)
 	now := e.now().UTC()
-	note := fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
-	if r.AlertKey == SummaryKey {
-		note = fmt.Sprintf("Every alert this ticket summarised was resolved in Sophos Central (seen %s).", now.Format(time.RFC3339))
-	}
+	note := resolveNote(r, now)
 	switch {
 	case t.Closed && r.State == StateClosing:
 		// psa-syncd's own close, whose answer was lost: it keeps the
@@ -1578,31 +1580,41 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 		cr.Closed++
 	case t.Closed:
 		r.ClosedBy, r.ClosedAt = ClosedByPSA, now
-	case r.State == StateNoting:
-		// The note of an earlier pass whose outcome is unknown (psa-syncd
-		// died between the intent and recording the answer).
+	case r.State == StateNoting && e.notes == nil:
+		// The note of an earlier pass whose outcome is unknown (its
+		// answer was lost, or psa-syncd died between the intent and
+		// recording the answer), on a PSA whose notes cannot be listed.
 		e.noteTakenAsAdded(r, cr)
+	case r.State == StateNoting:
+		// The note of an earlier pass whose outcome is unknown: looked
+		// for on the ticket (its text names the intent's time), and sent
+		// only when it is not there.
+		if r.ClosedAt.IsZero() {
+			r.ClosedAt = now
+		}
+		note = resolveNote(r, r.ClosedAt)
+		texts, err := e.notes.TicketNoteTexts(ctx, r.TicketID)
+		switch {
+		case err != nil && !listRetried(err):
+			e.noteTakenAsAdded(r, cr)
+			cr.Notices[len(cr.Notices)-1] += fmt.Sprintf(" (its notes could not be listed: %v)", err)
+		case err != nil:
+			return fmt.Errorf("listing the notes of ticket %s to look for the resolve note whose answer was lost: %w (looked for again next pass)",
+				cmp.Or(r.Number, r.TicketID), err)
+		case slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(s, note) }):
+			r.ClosedBy = ClosedBySync
+			cr.Noted++
+		default:
+			if done, err := e.sendResolveNote(ctx, r, note, cr); !done {
+				return err
+			}
+		}
 	case e.routing.OnResolve == export.OnResolveNote:
 		r.State, r.ClosedAt, r.Updated = StateNoting, now, now
 		if err := e.store.PutTicketRecord(*r); err != nil {
 			return err
 		}
-		err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID})
-		switch {
-		case err == nil:
-			r.ClosedBy = ClosedBySync
-			cr.Noted++
-		case errors.Is(err, psa.ErrOutcomeUnknown):
-			e.noteTakenAsAdded(r, cr)
-		default:
-			// Refused before it was applied: noted again next pass. A
-			// not-found too: the ticket was just read, so what is missing
-			// may be anything the note names (Kaseya BMS reads any
-			// "not found" so); the next pass's read finds a deleted one.
-			r.State, r.ClosedAt = StateOpen, time.Time{}
-			if perr := e.store.PutTicketRecord(*r); perr != nil {
-				return errors.Join(err, perr)
-			}
+		if done, err := e.sendResolveNote(ctx, r, note, cr); !done {
 			return err
 		}
 	default:
@@ -1623,11 +1635,68 @@ func (e *Engine) resolve(ctx context.Context, p *pass, r *Record, read *psa.Tick
 	return e.store.PutTicketRecord(*r)
 }
 
+// resolveNote is the note on r's ticket that its alert (for a summary:
+// every alert it covers) was resolved, seen at at (the noting intent's
+// time, Record.ClosedAt): the text names the time to the second, so that
+// a pass looking for the note after a lost answer finds this one.
+func resolveNote(r *Record, at time.Time) string {
+	if r.AlertKey == SummaryKey {
+		return fmt.Sprintf("Every alert this ticket summarised was resolved in Sophos Central (seen %s).", at.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("The alert was resolved in Sophos Central (seen %s).", at.UTC().Format(time.RFC3339))
+}
+
+// sendResolveNote adds the resolve note to r's ticket, whose intent is
+// stored (StateNoting), and reports whether r is done: noted, or taken as
+// noted. A note whose answer was lost is, when the PSA lists notes, left
+// in StateNoting with a notice for the next pass to look for (not at once:
+// a note still being processed would not be listed yet); otherwise taken
+// as added. A note refused before it was applied puts r back to open, and
+// returns why.
+func (e *Engine) sendResolveNote(ctx context.Context, r *Record, note string, cr *CustomerReport) (bool, error) {
+	err := e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert resolved", Text: note, NoteTypeID: e.routing.NoteTypeID})
+	switch {
+	case err == nil:
+		r.ClosedBy = ClosedBySync
+		cr.Noted++
+		return true, nil
+	case errors.Is(err, psa.ErrOutcomeUnknown) && e.notes != nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note that alert %s was resolved was lost (ticket %s): the next pass looks for "+
+			"the note on the ticket, and sends it only if it is not there", r.AlertKey, cmp.Or(r.Number, r.TicketID)))
+		e.logger.Info("Resolve note outcome unknown; looked for on the ticket next pass", "source", r.Source, "customer", r.CustomerID,
+			"ticket", r.TicketID)
+		return false, nil
+	case errors.Is(err, psa.ErrOutcomeUnknown):
+		e.noteTakenAsAdded(r, cr)
+		return true, nil
+	}
+	// Refused before it was applied: noted again next pass. A not-found
+	// too: the ticket was just read, so what is missing may be anything
+	// the note names (Kaseya BMS reads any "not found" so); the next
+	// pass's read finds a deleted one.
+	r.State, r.ClosedAt = StateOpen, time.Time{}
+	if perr := e.store.PutTicketRecord(*r); perr != nil {
+		return false, errors.Join(err, perr)
+	}
+	return false, err
+}
+
+// listRetried reports whether a failed listing of a ticket's notes is
+// tried again next pass (the PSA throttled it, did not answer, or failed
+// for now) rather than refused for good (the API user may not read notes,
+// the PSA refuses the request or does not have it): a note that cannot be
+// looked for then is taken as added, as on a PSA that lists none.
+func listRetried(err error) bool {
+	return !errors.Is(err, psa.ErrUnauthorized) && !errors.Is(err, psa.ErrValidation) && !errors.Is(err, psa.ErrNotSupported) &&
+		!errors.Is(err, psa.ErrNotFound) && !errors.Is(err, psa.ErrNotAPI)
+}
+
 // noteTakenAsAdded records r's resolve note, whose outcome is unknown, as
-// added, with a notice. psa.Ticketer cannot list a ticket's notes, so the
-// note cannot be looked for; sending it again could put the same note on
-// the ticket twice, and notes are only for changes (tickets.md 5.3): a
-// missing "resolved" note is the milder failure.
+// added, with a notice: on a PSA whose notes cannot be listed (see
+// psa.TicketNoteLister), the note cannot be looked for; sending it again
+// could put the same note on the ticket twice, and notes are only for
+// changes (tickets.md 5.3): a missing "resolved" note is the milder
+// failure.
 func (e *Engine) noteTakenAsAdded(r *Record, cr *CustomerReport) {
 	r.ClosedBy = ClosedBySync
 	cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was resolved may be missing on ticket %s (its answer was lost); it is not sent again",

@@ -1,6 +1,7 @@
 package tickets_test
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -187,5 +188,57 @@ func TestEngine_unsettledReopenOfAnUnchangedTicketIsSentAgain(t *testing.T) {
 				t.Errorf("records = %+v, want the ticket taken as closed in the PSA", recs)
 			}
 		})
+	}
+}
+
+// notesPath is the path of the simulator's note create of a ticket.
+func (e *env) notesPath(ticketID int64) string {
+	switch e.system {
+	case psa.SystemConnectWise:
+		return strings.TrimPrefix(e.psaSim.ConnectWiseBaseURL(), e.psaSim.URL()) + "service/tickets/" + id(ticketID) + "/notes"
+	case psa.SystemKaseyaBMS:
+		return "/v2/servicedesk/tickets/" + id(ticketID) + "/notes"
+	}
+	return "/ATServicesRest/V1.0/Tickets/" + id(ticketID) + "/Notes"
+}
+
+// A resolve note (on_resolve "note") whose answer was lost is looked for
+// on the ticket by the next pass: found (it was applied), the ticket is
+// done and no second note is sent; not there (the request never reached
+// the PSA), it is sent then, once.
+func TestEngine_lostResolveNoteIsLookedFor(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		for _, applied := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/applied=%v", sys, applied), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				r := routings[sys]
+				r.OnResolve = export.OnResolveNote
+				eng := e.engine(r)
+				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Ransomware detected"})
+				e.pass(eng)
+				tk := e.tickets()[0].id
+				e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), DropAfterHandling: applied, Drop: !applied, Times: 1})
+				e.sophos.ResolveAlert(acme, a.ID)
+				if cr := e.pass(eng).Customers[0]; cr.Noted != 0 || !slicesContain(cr.Notices, "looks for the note") {
+					t.Errorf("pass with the note's answer lost = %+v, want a notice that the next pass looks for it", cr)
+				}
+				e.now = e.now.Add(5 * time.Minute)
+				if cr := e.pass(eng).Customers[0]; cr.Noted != 1 || cr.Err != nil {
+					t.Errorf("next pass = %+v, want the note found or sent", cr)
+				}
+				if n := e.countNotes("resolved in Sophos Central"); n != 1 {
+					t.Errorf("%d 'resolved' notes on the ticket, want 1", n)
+				}
+				recs, _ := e.db.TicketRecords("sophos", acme)
+				if len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedBySync || e.tickets()[0].closed {
+					t.Errorf("records = %+v, want the ticket done (noted by psa-syncd) and left open", recs)
+				}
+				if cr := e.pass(eng).Customers[0]; cr.Noted != 0 || e.countNotes("resolved in Sophos Central") != 1 {
+					t.Errorf("third pass = %+v, want nothing more", cr)
+				}
+			})
+		}
 	}
 }

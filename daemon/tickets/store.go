@@ -20,9 +20,11 @@ const (
 	// open is closed again (setting a status is absolute).
 	StateClosing = "closing"
 	// StateNoting is a resolve note psa-syncd is sending (on_resolve
-	// "note"), recorded before the note is sent. A pass that finds it takes
-	// the note as added: notes cannot be listed to check, and the same note
-	// twice is worse than a missing one.
+	// "note"), recorded before the note is sent (ClosedAt is when, and the
+	// note's text names it). A pass that finds it looks for the note on the
+	// ticket (psa.TicketNoteLister) and sends it only when it is not there;
+	// where notes cannot be listed, it takes the note as added: the same
+	// note twice is worse than a missing one.
 	StateNoting = "noting"
 	// StateReopening is a reopen psa-syncd is sending (on_return
 	// "reopen"), recorded before the status and its "raised again" note are

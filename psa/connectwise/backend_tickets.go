@@ -12,12 +12,31 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
-// Ensure Backend satisfies the psa.Ticketer interface, and reads tickets
-// in bulk.
+// Ensure Backend satisfies the psa.Ticketer interface, reads tickets in
+// bulk and lists their notes.
 var (
 	_ psa.Ticketer         = (*Backend)(nil)
 	_ psa.TicketBulkReader = (*Backend)(nil)
+	_ psa.TicketNoteLister = (*Backend)(nil)
 )
+
+// TicketNoteTexts returns the text of a ticket's notes (GET
+// service/tickets/{id}/notes, every page).
+func (b *Backend) TicketNoteTexts(ctx context.Context, ticketID string) ([]string, error) {
+	id, err := parseID("ticket", ticketID)
+	if err != nil {
+		return nil, err
+	}
+	notes, _, err := b.client.Tickets.ListNotes(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("connectwise: listing the notes of ticket %d: %w", id, err)
+	}
+	out := make([]string, 0, len(notes))
+	for _, n := range notes {
+		out = append(out, n.Text)
+	}
+	return out, nil
+}
 
 // maxSummary is the longest ticket summary ConnectWise accepts.
 const maxSummary = 100

@@ -10,8 +10,30 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/internal/rest"
 )
 
-// Ensure Backend satisfies the psa.Ticketer interface.
-var _ psa.Ticketer = (*Backend)(nil)
+// Ensure Backend satisfies the psa.Ticketer interface and lists ticket
+// notes.
+var (
+	_ psa.Ticketer         = (*Backend)(nil)
+	_ psa.TicketNoteLister = (*Backend)(nil)
+)
+
+// TicketNoteTexts returns the details of a ticket's notes (GET
+// servicedesk/tickets/{id}/notes).
+func (b *Backend) TicketNoteTexts(ctx context.Context, ticketID string) ([]string, error) {
+	id, err := parseID("ticket", ticketID)
+	if err != nil {
+		return nil, err
+	}
+	notes, _, err := b.client.Tickets.ListNotes(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("kaseyabms: listing the notes of ticket %d: %w", id, err)
+	}
+	out := make([]string, 0, len(notes))
+	for _, n := range notes {
+		out = append(out, n.Details)
+	}
+	return out, nil
+}
 
 // maxTitle is the longest title psa-sync writes. BMS declares no limit;
 // tickets with very long titles are hard to read in its lists.
