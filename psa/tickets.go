@@ -149,8 +149,9 @@ type Ticket struct {
 	// _info.lastUpdated, the latest of Kaseya BMS's ModifiedOn,
 	// LastActivityUpdate and LastStatusUpdate): a status set, by
 	// psa-syncd or a technician, changes it. Zero when the PSA's answer
-	// does not give it (the answer to a create or status change, a time
-	// without a zone): callers then cannot tell whether the ticket changed.
+	// does not give it (the answer to a create or status change,
+	// ConnectWise's FindTickets, a Kaseya BMS time without a zone):
+	// callers then cannot tell whether the ticket changed.
 	LastActivity time.Time
 }
 

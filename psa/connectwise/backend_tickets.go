@@ -41,8 +41,11 @@ func (b *Backend) TicketNoteTexts(ctx context.Context, ticketID string) ([]strin
 // maxSummary is the longest ticket summary ConnectWise accepts.
 const maxSummary = 100
 
-// ticketFields are the fields FindTickets and GetTicket read.
-var ticketFields = []string{"id", "summary", "company/id", "status/id", "closedFlag", "externalXRef", "_info/lastUpdated"}
+// ticketFields are the fields FindTickets reads. Not _info/lastUpdated
+// (psa.Ticket.LastActivity), which only GetTicket's full read gives: the
+// references do not say that ConnectWise takes _info paths in fields, and
+// FindTickets' callers do not need it.
+var ticketFields = []string{"id", "summary", "company/id", "status/id", "closedFlag", "externalXRef"}
 
 // TicketLookupKinds returns the kinds ConnectWise has: boards (as queues),
 // their statuses and types, priorities and sources.
