@@ -1256,7 +1256,7 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 	e.setUnmapped(u)
 	if e.db != nil {
 		e.countNewUnmapped(u)
-		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Unmapped: u}
+		rep := UnmappedReport{Time: e.now().UTC(), RunID: runID, Period: p.Period, Source: e.src.Name(), Unmapped: u}
 		if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 			e.logger.Warn("Could not record the unmapped usage", "err", err)
 		}
@@ -1433,10 +1433,16 @@ const (
 // state database across restarts (GET /api/v1/unmapped).
 type UnmappedReport struct {
 	// Time is when the pass computed it; zero before the first pass.
-	Time     time.Time     `json:"time,omitzero"`
-	RunID    int64         `json:"run_id,omitempty"`
-	Period   source.Period `json:"period,omitzero"`
-	Unmapped Unmapped      `json:"unmapped"`
+	Time   time.Time     `json:"time,omitzero"`
+	RunID  int64         `json:"run_id,omitempty"`
+	Period source.Period `json:"period,omitzero"`
+	// Source is the name of the usage source the pass read (sophos, or a
+	// file source's name): the source of the mappings that would bill
+	// the ids listed, which are that source's ids. Empty before the first
+	// pass and in a report a psa-syncd older than the field kept, which
+	// its next pass replaces; a client tells it from a source by that.
+	Source   string   `json:"source,omitempty"`
+	Unmapped Unmapped `json:"unmapped"`
 }
 
 // RestoreMetrics sets the gauges that describe past passes from the state

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -375,6 +376,40 @@ func TestEngine_Sync_usageSyncOffCustomerListed(t *testing.T) {
 	var rep UnmappedReport
 	if ok, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || !ok || len(rep.Unmapped.SyncOffCustomers) != 1 {
 		t.Errorf("stored unmapped usage = %+v, %v, %v; want cust-b as sync off", rep.Unmapped, ok, err)
+	}
+}
+
+// TestEngine_Sync_unmappedReportSource: the unmapped usage kept for GET
+// /api/v1/unmapped names the usage source the pass read, whose ids it
+// lists: the source of the mappings that would bill them (the provider's
+// psa_unmapped_usage checks it against the source it expects).
+func TestEngine_Sync_unmappedReportSource(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-new,Initech,CIXA-MSP,3")
+	h.sync(PassOptions{})
+	var rep UnmappedReport
+	if ok, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || !ok {
+		t.Fatalf("stored unmapped usage: %v, %v", ok, err)
+	}
+	if rep.Source != "file" || len(rep.Unmapped.Customers) != 1 {
+		t.Errorf("stored unmapped usage: source %q, customers %+v; want source \"file\" and cust-new", rep.Source, rep.Unmapped.Customers)
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), `"source":"file"`) {
+		t.Errorf("UnmappedReport JSON = %s, want \"source\":\"file\"", raw)
+	}
+	// Before any pass (and in a report an older psa-syncd kept) there is
+	// no source, and no field: older clients see what they saw.
+	raw, err = json.Marshal(UnmappedReport{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "source") {
+		t.Errorf("UnmappedReport{} JSON = %s, want no source field", raw)
 	}
 }
 
