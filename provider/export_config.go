@@ -83,3 +83,35 @@ func exportSettings(config psaProviderModel, diags *diag.Diagnostics) (url, toke
 	}
 	return envPath, token
 }
+
+// psaSyncdSettings returns psa_syncd_url and psa_syncd_api_token (or
+// PSA_SYNCD_URL and PSA_SYNCD_API_TOKEN): the psa-syncd whose read-only
+// API the data sources read when it is not the export store. The URL from
+// the environment gets the check its validator gives a configured one; a
+// token too short to be kept out of an error page that quotes the
+// request is refused, as the other credentials are.
+func psaSyncdSettings(config psaProviderModel, diags *diag.Diagnostics) (url, token string) {
+	url = stringFromEnv(config.PSASyncdURL, envPSASyncdURL)
+	token = stringFromEnv(config.PSASyncdAPIToken, envPSASyncdAPIToken)
+	if redact.TooShort(token) {
+		diags.AddAttributeError(path.Root("psa_syncd_api_token"), "psa-syncd API Token Too Short",
+			shortSecretDetail("psa-syncd API", "psa_syncd_api_token", envPSASyncdAPIToken))
+		return "", ""
+	}
+	envValueErrors(diags, path.Empty(), []envCheck{{"psa_syncd_url", config.PSASyncdURL, envPSASyncdURL, psaSyncdURL()}})
+	if diags.HasError() {
+		return "", ""
+	}
+	return url, token
+}
+
+// newPSASyncdReader returns the client of psa-syncd's read-only API at url
+// (psa_syncd_url): an HTTPBackend whose ReadAPI alone is used, sending
+// token, following no redirect (a redirect could send the token to
+// another host) and taking the token out of the error pages it quotes.
+func newPSASyncdReader(url, token string) (*export.HTTPBackend, error) {
+	return export.NewHTTPBackend(url, token, &http.Client{
+		Timeout:       60 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	})
+}

@@ -31,9 +31,13 @@ import (
 // Environment variables read by Configure when an attribute is not set in
 // the provider block. Configuration always wins.
 const (
-	envExportPath                      = "PSA_EXPORT_PATH"
-	envExportURL                       = "PSA_EXPORT_URL"
-	envExportToken                     = "PSA_EXPORT_TOKEN"
+	envExportPath  = "PSA_EXPORT_PATH"
+	envExportURL   = "PSA_EXPORT_URL"
+	envExportToken = "PSA_EXPORT_TOKEN"
+	// psa-syncd's own names for its URL and API token, as its -web.url
+	// commands read the token: one name for one value on a runner.
+	envPSASyncdURL                     = "PSA_SYNCD_URL"
+	envPSASyncdAPIToken                = "PSA_SYNCD_API_TOKEN"
 	envAutotaskUsername                = "PSA_AUTOTASK_USERNAME"
 	envAutotaskSecret                  = "PSA_AUTOTASK_SECRET"
 	envAutotaskIntegrationCode         = "PSA_AUTOTASK_INTEGRATION_CODE"
@@ -81,11 +85,15 @@ type psaProvider struct {
 
 // psaProviderModel maps the provider schema data.
 type psaProviderModel struct {
-	ExportPath     types.String `tfsdk:"export_path"`
-	ExportURL      types.String `tfsdk:"export_url"`
-	ExportToken    types.String `tfsdk:"export_token"`
-	MaxConcurrency types.Int64  `tfsdk:"max_concurrency"`
-	MaxRetries     types.Int64  `tfsdk:"max_retries"`
+	ExportPath  types.String `tfsdk:"export_path"`
+	ExportURL   types.String `tfsdk:"export_url"`
+	ExportToken types.String `tfsdk:"export_token"`
+	// PSASyncdURL and PSASyncdAPIToken name the psa-syncd whose read-only
+	// API the data sources read (psa_unmapped_usage), whatever the store.
+	PSASyncdURL      types.String `tfsdk:"psa_syncd_url"`
+	PSASyncdAPIToken types.String `tfsdk:"psa_syncd_api_token"`
+	MaxConcurrency   types.Int64  `tfsdk:"max_concurrency"`
+	MaxRetries       types.Int64  `tfsdk:"max_retries"`
 	// RecheckContracts is whether every plan checks every customer
 	// mapping's contract (see customerMappingResource.planChecks).
 	RecheckContracts types.Bool   `tfsdk:"recheck_contracts"`
@@ -182,6 +190,25 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			"export_token": schema.StringAttribute{
 				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token when `export_url` is a " +
 					"psa-syncd. May also be provided via the `" + envExportToken + "` environment variable.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"psa_syncd_url": schema.StringAttribute{
+				MarkdownDescription: "The URL of psa-syncd's listener (`https://host:port`, a reverse proxy's path prefix " +
+					"kept), for the data sources that read what psa-syncd found, such as `psa_unmapped_usage`, through its " +
+					"read-only API. Set it when the mapping export is kept in a file or S3; without it they read the psa-syncd " +
+					"that is the export store (`export_url` set to psa-syncd's URL), and with it this URL wins. The provider only reads from it: it never writes the " +
+					"export there, and does not send `export_token` to it. Redirects are not followed. " +
+					"May also be provided via the `" + envPSASyncdURL + "` environment variable.",
+				Optional:   true,
+				Validators: []validator.String{psaSyncdURL()},
+			},
+			"psa_syncd_api_token": schema.StringAttribute{
+				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token to `psa_syncd_url` " +
+					"only. psa-syncd's read-only API needs none; set it when a reverse proxy in front of psa-syncd asks for " +
+					"it. Kept out of plan output, errors and logs; a value shorter than 4 characters fails the plan. " +
+					"May also be provided via the `" + envPSASyncdAPIToken + "` environment variable, which psa-syncd's " +
+					"`-web.url` commands read too.",
 				Optional:  true,
 				Sensitive: true,
 			},
@@ -383,6 +410,8 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		{"export_path", config.ExportPath, envExportPath},
 		{"export_url", config.ExportURL, envExportURL},
 		{"export_token", config.ExportToken, envExportToken},
+		{"psa_syncd_url", config.PSASyncdURL, envPSASyncdURL},
+		{"psa_syncd_api_token", config.PSASyncdAPIToken, envPSASyncdAPIToken},
 		{"max_concurrency", config.MaxConcurrency, ""},
 		{"max_retries", config.MaxRetries, ""},
 		{"recheck_contracts", config.RecheckContracts, ""},
@@ -398,6 +427,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 
 	exportURL, exportToken := exportSettings(config, &resp.Diagnostics)
+	syncdURL, syncdToken := psaSyncdSettings(config, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
@@ -435,11 +465,15 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	if exportToken != "" {
 		secrets = append(secrets, exportToken)
 	}
+	if syncdToken != "" {
+		secrets = append(secrets, syncdToken)
+	}
 	ctx = maskSecrets(ctx, secrets)
 	cfg.Logger = newBackendLogger(ctx)
 	tflog.Debug(ctx, "Creating PSA backend", map[string]any{
 		"system":          string(cfg.System),
 		"export_url":      export.Redact(exportURL),
+		"psa_syncd_url":   export.Redact(syncdURL),
 		"max_concurrency": cfg.MaxConcurrency,
 		"max_retries":     cfg.MaxRetries,
 	})
@@ -480,6 +514,15 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		}
 		data.exportPath = c.String()
 		data.store = c
+	}
+	if syncdURL != "" {
+		b, err := newPSASyncdReader(syncdURL, syncdToken)
+		if err != nil {
+			// psaSyncdSettings has checked the URL as NewHTTPBackend does.
+			resp.Diagnostics.AddAttributeError(path.Root("psa_syncd_url"), "Invalid psa-syncd URL", err.Error())
+			return
+		}
+		data.psaSyncdAPI = b
 	}
 	data.reads = newPSAReads(backend, data.exportForReads)
 	resp.DataSourceData = data

@@ -39,6 +39,10 @@ type providerData struct {
 	exportPath string
 	store      *export.Client
 
+	// psaSyncdAPI is the psa-syncd of psa_syncd_url, whose read-only API
+	// the data sources read instead of the export store's; nil when unset.
+	psaSyncdAPI *export.HTTPBackend
+
 	// exportKeys records which resource of the plan being made creates or
 	// keeps each export entry, to refuse two resources with one key.
 	exportKeys *claimRegistry

@@ -221,6 +221,17 @@ func TestAccProvider_shortSecrets(t *testing.T) {
 			}},
 		})
 	})
+	t.Run("psa_syncd_api_token", func(t *testing.T) {
+		e := newTestEnv(t, psa.SystemAutotask)
+		resource.UnitTest(t, resource.TestCase{
+			ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+			Steps: []resource.TestStep{{
+				Config: e.providerConfigWith(fmt.Sprintf("  psa_syncd_url = \"https://psa-syncd.example:9810\"\n  psa_syncd_api_token = %q\n", short)) +
+					"data \"psa_unmapped_usage\" \"u\" {}\n",
+				ExpectError: regexp.MustCompile(`(?s)psa-syncd API Token Too Short.*psa_syncd_api_token.*` + envPSASyncdAPIToken + `.*shorter\s+than\s+4\s+characters`),
+			}},
+		})
+	})
 	t.Run("environment", func(t *testing.T) {
 		e := newTestEnv(t, psa.SystemKaseyaBMS)
 		t.Setenv(envKaseyaBMSPassword, short)
@@ -231,6 +242,41 @@ func TestAccProvider_shortSecrets(t *testing.T) {
 				ExpectError: regexp.MustCompile(`(?s)Kaseya BMS Password Too Short.*` + envKaseyaBMSPassword),
 			}},
 		})
+	})
+}
+
+// TestAccProvider_psaSyncdURL: a psa_syncd_url that psa-syncd's API
+// client cannot use fails the plan, configured (the attribute's validator)
+// or from PSA_SYNCD_URL (naming the variable), without showing a password
+// the URL holds. Not parallel: its last step sets a process environment
+// variable.
+func TestAccProvider_psaSyncdURL(t *testing.T) {
+	e := newTestEnv(t, psa.SystemAutotask)
+	ds := "data \"psa_unmapped_usage\" \"u\" {}\n"
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:      e.providerConfigWith("  psa_syncd_url = \"psa-syncd.example:9810\"\n") + ds,
+				ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*psa_syncd_url.*must\s+be\s+http\(s\)://host\[:port\]`),
+			},
+			{
+				Config:      e.providerConfigWith("  psa_syncd_url = \"https://psa-syncd.example:9810/?token=abcdef0123\"\n") + ds,
+				ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*must\s+not\s+carry\s+user\s+information,\s+a\s+query`),
+			},
+		},
+	})
+	withPassword := "https://reader:hunter2-secret@psa-syncd.example:9810"
+	if err := psaSyncdURL().check(withPassword); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("psaSyncdURL().check(URL with a password) = %v, want an error without the password", err)
+	}
+	t.Setenv(envPSASyncdURL, withPassword)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      e.providerConfig() + ds,
+			ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*` + envPSASyncdURL + `.*must\s+not\s+carry\s+user\s+information`),
+		}},
 	})
 }
 
@@ -773,6 +819,11 @@ func TestProviderSchema_credentialsSensitive(t *testing.T) {
 	t.Parallel()
 	var resp provider.SchemaResponse
 	New("test")().Schema(t.Context(), provider.SchemaRequest{}, &resp)
+	for _, name := range []string{"export_token", "psa_syncd_api_token"} {
+		if a, ok := resp.Schema.Attributes[name]; !ok || !a.IsSensitive() {
+			t.Errorf("%s is not a sensitive attribute", name)
+		}
+	}
 	for block, attrs := range map[string][]string{
 		"autotask":    {"secret", "integration_code"},
 		"connectwise": {"public_key", "private_key", "client_id"},

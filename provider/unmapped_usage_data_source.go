@@ -92,14 +92,15 @@ func (d *unmappedUsageDataSource) Schema(_ context.Context, _ datasource.SchemaR
 			"as psa-syncd's `GET /api/v1/unmapped` (and `psa-syncd plan`) report them, with the mapped customers the " +
 			"vendor no longer reports. A `check` block, or a `postcondition` of this data source, can then warn or fail " +
 			"the plan of a pull request while usage is unmapped, and name what to map.\n\n" +
-			"It reads the psa-syncd that is the provider's mapping export store (`export_url` is psa-syncd's " +
-			"`https://` URL, with `export_token`), at plan time: the provider reaches no other psa-syncd. With a file or " +
-			"S3 store the read fails and says so. It shows psa-syncd's **last pass**, so mappings that the plan being " +
+			"It reads, at plan time, the psa-syncd of the provider's `psa_syncd_url` (with `psa_syncd_api_token` when a " +
+			"proxy asks for one), or else the psa-syncd that is the provider's mapping export store (`export_url` is " +
+			"psa-syncd's `https://` URL, with `export_token`). With a file or S3 store and no `psa_syncd_url` the read " +
+			"fails and says so. It shows psa-syncd's **last pass**, so mappings that the plan being " +
 			"made adds are not applied yet: filter them out by id in the condition, as the example does. Before " +
 			"psa-syncd's first pass the lists are empty, `computed_at` is null and the read warns. Usage of quantity 0 " +
 			"and usage mapped with `sync_enabled = false` or `usage_sync = false` are not unmapped and are not listed.",
 		Attributes: map[string]schema.Attribute{
-			"url": str("The psa-syncd read (`export_url`, without credentials)."),
+			"url": str("The psa-syncd read (`psa_syncd_url`, or else `export_url`; without credentials)."),
 			"computed_at": str("When psa-syncd's last pass computed this (RFC 3339, UTC); null before its first pass. " +
 				"Compare it with `plantimestamp()` to fail on a psa-syncd that has stopped passing."),
 			"run_id": num("psa-syncd's run id of that pass (`psa-syncd status`, `GET /api/v1/runs/{id}`); 0 before its first pass."),
@@ -168,16 +169,17 @@ func (d *unmappedUsageDataSource) Configure(_ context.Context, req datasource.Co
 
 func (d *unmappedUsageDataSource) Read(ctx context.Context, _ datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
-	b, ok := d.data.psaSyncd(&resp.Diagnostics, "psa_unmapped_usage")
+	s, ok := d.data.psaSyncd(&resp.Diagnostics, "psa_unmapped_usage")
 	if !ok {
 		return
 	}
+	b := s.api
 	raw, err := b.ReadAPI(ctx, export.UnmappedAPIPath)
 	if err != nil {
 		resp.Diagnostics.AddError("Unable to Read Unmapped Usage",
 			fmt.Sprintf("The provider could not read the unmapped usage from psa-syncd at %s (GET %s). Check that psa-syncd "+
-				"runs and that this machine reaches it at that URL (export_url), and export_token.\n\n%v",
-				b.String(), export.UnmappedAPIPath, err))
+				"runs and that this machine reaches it at that URL (%s), and %s.\n\n%v",
+				b.String(), export.UnmappedAPIPath, s.urlSetting, s.tokenSetting, err))
 		return
 	}
 	model, err := decodeUnmappedUsage(raw)
@@ -197,27 +199,39 @@ func (d *unmappedUsageDataSource) Read(ctx context.Context, _ datasource.ReadReq
 	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
 }
 
-// psaSyncd returns the export store's psa-syncd, or adds an error naming
-// what (a data source type) when the store is not psa-syncd.
-func (d *providerData) psaSyncd(diags *diag.Diagnostics, what string) (*export.HTTPBackend, bool) {
+// psaSyncdTarget is the psa-syncd whose read-only API a data source reads,
+// and the provider settings that name its URL and token, for messages.
+type psaSyncdTarget struct {
+	api                      *export.HTTPBackend
+	urlSetting, tokenSetting string
+}
+
+// psaSyncd returns the psa-syncd of psa_syncd_url, or else the export
+// store's when it is psa-syncd, or adds an error naming what (a data
+// source type) and the settings that would name one.
+func (d *providerData) psaSyncd(diags *diag.Diagnostics, what string) (psaSyncdTarget, bool) {
+	if d.psaSyncdAPI != nil {
+		return psaSyncdTarget{d.psaSyncdAPI, "psa_syncd_url", "psa_syncd_api_token"}, true
+	}
+	set := "Set psa_syncd_url to psa-syncd's URL (e.g. https://psa-syncd.example:9810), in the provider block or the " +
+		envPSASyncdURL + " environment variable, with psa_syncd_api_token (" + envPSASyncdAPIToken + ") only if a proxy in " +
+		"front of psa-syncd asks for its API token"
 	if d.store == nil {
 		diags.AddError("psa-syncd Not Configured",
-			what+" reads psa-syncd, which the provider reaches as its mapping export store, but the provider has no export "+
-				"store. Set export_url to psa-syncd's URL (e.g. https://psa-syncd.example:9810, psa-syncd configured with "+
-				"export_url: self) and export_token to its API token, in the provider block or the "+envExportURL+" and "+
-				envExportToken+" environment variables.")
-		return nil, false
+			what+" reads psa-syncd's API, but the provider has no psa_syncd_url and no export store. "+set+"; or make psa-syncd "+
+				"the export store: export_url set to its URL (psa-syncd configured with export_url: self) and export_token "+
+				"to its API token.")
+		return psaSyncdTarget{}, false
 	}
 	b, ok := d.store.Backend().(*export.HTTPBackend)
 	if !ok {
 		diags.AddError("psa-syncd Not Configured",
-			fmt.Sprintf("%s reads psa-syncd, which the provider reaches only as its mapping export store, but the export "+
-				"store is %q, not psa-syncd. Set export_url to psa-syncd's URL (e.g. https://psa-syncd.example:9810, "+
-				"psa-syncd configured with export_url: self) and export_token to its API token; or, with this store, "+
-				"review unmapped usage with psa-syncd plan, its status page or GET %s.", what, d.exportPath, export.UnmappedAPIPath))
-		return nil, false
+			fmt.Sprintf("%s reads psa-syncd's API, but the provider has no psa_syncd_url and its mapping export store is %q, "+
+				"not psa-syncd. %s. Without it, review unmapped usage with psa-syncd plan, its status page or GET %s.",
+				what, d.exportPath, set, export.UnmappedAPIPath))
+		return psaSyncdTarget{}, false
 	}
-	return b, true
+	return psaSyncdTarget{b, "export_url", "export_token"}, true
 }
 
 // unmappedReport is the JSON of psa-syncd's GET /api/v1/unmapped (see

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,109 @@ data "psa_unmapped_usage" "last_pass" {}
 	})
 }
 
+// TestAccUnmappedUsageDataSource_psaSyncdURL reads a real psa-syncd that
+// is not the export store: the mapping export is a file, which psa-syncd
+// reads too, and the provider reaches psa-syncd's read-only API through
+// psa_syncd_url (with psa_syncd_api_token). The docs' example fails the
+// plan naming what to map, and passes once the plan maps it.
+func TestAccUnmappedUsageDataSource_psaSyncdURL(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	serverDir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncdURL := "http://" + ln.Addr().String()
+	d := startWorkflowDaemon(t, e, serverDir, e.exportPath, ln)
+	if err := os.WriteFile(filepath.Join(serverDir, "usage.csv"), []byte("customer_id,customer_name,product,quantity\n"+
+		"cust-acme,Acme,CIXA-MSP,7\ncust-beta,Beta Ltd,CIXA-MSP,3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mappings := fmt.Sprintf(`
+resource "psa_product_mapping" "cixa" {
+  source     = "file"
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+
+resource "psa_customer_mapping" "acme" {
+  source      = "file"
+  customer_id = "cust-acme"
+  company_id  = %[2]q
+  contract_id = %[3]q
+}
+`, service, acme.company, acme.contract)
+	provider := e.providerConfigWith(fmt.Sprintf("  psa_syncd_url = %q\n  psa_syncd_api_token = %q\n", syncdURL, workflowToken))
+	pass := func(*terraform.State) error {
+		if err := waitForExport(d, "file", acme.contract); err != nil {
+			return err
+		}
+		if _, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual}); err != nil {
+			return fmt.Errorf("pass: %w", err)
+		}
+		return nil
+	}
+	example, err := os.ReadFile(filepath.Join("..", "examples", "data-sources", "psa_unmapped_usage", "data-source.tf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exampleWith := func(customers string) string {
+		s := regexp.MustCompile(`(?m)^  mapped_customers = .*$`).ReplaceAllString(string(example), "  mapped_customers = "+customers)
+		return regexp.MustCompile(`(?m)^  mapped_products  = .*$`).ReplaceAllString(s, `  mapped_products  = ["CIXA-MSP"]`)
+	}
+	const addr = "data.psa_unmapped_usage.u"
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: provider + mappings, Check: pass},
+			{
+				Config: provider + mappings + `
+data "psa_unmapped_usage" "u" {}
+`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("url"), knownvalue.StringExact(syncdURL)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("has_unmapped"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("customers"), knownvalue.ListExact([]knownvalue.Check{
+						knownvalue.ObjectPartial(map[string]knownvalue.Check{"customer_id": knownvalue.StringExact("cust-beta")}),
+					})),
+				},
+			},
+			{
+				Config:      provider + mappings + exampleWith(`["cust-acme"]`),
+				ExpectError: regexp.MustCompile(`Customers\s+to\s+map:\s+cust-beta\s+\(Beta\s+Ltd,\s+3\)`),
+			},
+			{Config: provider + mappings + exampleWith(`["cust-acme", "cust-beta"]`)},
+		},
+	})
+}
+
+// TestAccUnmappedUsageDataSource_psaSyncdURLErrorPageRedacted: a proxy in
+// front of the psa-syncd of psa_syncd_url that echoes the request's
+// headers in its error page: the plan quotes the page without
+// psa_syncd_api_token, and the export store's token is not sent there.
+func TestAccUnmappedUsageDataSource_psaSyncdURLErrorPageRedacted(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = fmt.Fprintf(w, "upstream down; request %s header Authorization=%s", r.URL.Path, r.Header.Get("Authorization"))
+	}))
+	t.Cleanup(srv.Close)
+	provider := e.providerConfigWith(fmt.Sprintf("  psa_syncd_url = %q\n  psa_syncd_api_token = %q\n", srv.URL+"/psa-syncd/", "syncd-read-token-0123456789"))
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: provider + `data "psa_unmapped_usage" "u" {}`,
+			ExpectError: regexp.MustCompile(`psa-syncd at\s+` + regexp.QuoteMeta(srv.URL+"/psa-syncd") + `[\s\S]*\(psa_syncd_url\),\s+and\s+psa_syncd_api_token` +
+				`[\s\S]*502\s+Bad\s+Gateway:\s+upstream\s+down;\s+request\s+/psa-syncd/api/v1/unmapped\s+header\s+Authorization=Bearer\s+\[REDACTED\]`),
+		}},
+	})
+}
+
 // TestAccUnmappedUsageDataSource_unreachable: a psa-syncd that does not
 // answer fails the read with an error naming its URL.
 func TestAccUnmappedUsageDataSource_unreachable(t *testing.T) {
@@ -192,7 +296,7 @@ func TestAccUnmappedUsageDataSource_notPSASyncd(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config:      e.providerConfig() + `data "psa_unmapped_usage" "u" {}`,
-			ExpectError: regexp.MustCompile(`psa-syncd Not Configured[\s\S]*not psa-syncd`),
+			ExpectError: regexp.MustCompile(`psa-syncd Not Configured[\s\S]*not psa-syncd[\s\S]*Set\s+psa_syncd_url[\s\S]*PSA_SYNCD_URL`),
 		}},
 	})
 }
@@ -290,5 +394,57 @@ func TestUnmappedUsageDataSource_noPassYet(t *testing.T) {
 	resp.Diagnostics.Append(resp.State.Get(t.Context(), &got)...)
 	if !got.ComputedAt.IsNull() || got.HasUnmapped.ValueBool() || len(got.Customers) != 0 || got.URL.ValueString() != srv.URL {
 		t.Errorf("state = %+v, want null computed_at, nothing unmapped, url %s", got, srv.URL)
+	}
+}
+
+// TestAccUnmappedUsageDataSource_psaSyncdTokenNotLogged: psa_syncd_api_token
+// from PSA_SYNCD_API_TOKEN reaches psa-syncd as the bearer token, and
+// neither Terraform's trace log nor the state holds it. It is not parallel
+// because it sets process environment variables.
+func TestAccUnmappedUsageDataSource_psaSyncdTokenNotLogged(t *testing.T) {
+	const token = "syncd-Tq93-never-log-me"
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"time": "2026-11-30T23:00:00Z", "run_id": 3, "period": "2026-11", "source": "sophos",
+			"unmapped": {"customers": [], "products": [], "unassigned": []}}`))
+	}))
+	t.Cleanup(srv.Close)
+	logPath := filepath.Join(t.TempDir(), "terraform.log")
+	t.Setenv("TF_LOG", "TRACE")
+	t.Setenv("TF_ACC_LOG_PATH", logPath)
+	t.Setenv(envPSASyncdAPIToken, token)
+	e := newTestEnv(t, psa.SystemAutotask)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config: e.providerConfigWith(fmt.Sprintf("  psa_syncd_url = %q\n", srv.URL)) + `
+data "psa_unmapped_usage" "u" {}
+`,
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue("data.psa_unmapped_usage.u", tfjsonpath.New("run_id"), knownvalue.Int64Exact(3)),
+			},
+			Check: func(s *terraform.State) error {
+				for addr, rs := range s.RootModule().Resources {
+					for k, v := range rs.Primary.Attributes {
+						if strings.Contains(v, token) {
+							return fmt.Errorf("%s.%s contains the token", addr, k)
+						}
+					}
+				}
+				return nil
+			},
+		}},
+	})
+	if a, _ := got.Load().(string); a != "Bearer "+token {
+		t.Errorf("psa-syncd got Authorization %q, want the token from %s as a bearer token", a, envPSASyncdAPIToken)
+	}
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) == 0 || strings.Contains(string(data), token) {
+		t.Errorf("Terraform's log (%d bytes) holds psa_syncd_api_token, or is empty", len(data))
 	}
 }

@@ -113,6 +113,23 @@ func httpURL(example string) stringCheck {
 	}
 }
 
+// psaSyncdURL validates psa_syncd_url as the client of psa-syncd's API
+// reads it (export.NewHTTPBackend): an http(s) URL without user
+// information, a query or a fragment, since the token is an attribute of
+// its own.
+func psaSyncdURL() stringCheck {
+	return stringCheck{
+		description: "value must be psa-syncd's http or https URL, without credentials, a query or a fragment",
+		summary:     "Invalid psa-syncd URL",
+		detail: "psa_syncd_url is the URL of psa-syncd's listener, such as https://psa-syncd.example:9810 (a reverse proxy's " +
+			"path prefix is kept); its API token goes in psa_syncd_api_token.",
+		check: func(s string) error {
+			_, err := export.NewHTTPBackend(s, "", nil)
+			return err
+		},
+	}
+}
+
 // bmsHostname validates a Kaseya BMS hostname with the kaseyabms client's
 // own check, so the plan fails with the message the client would give.
 func bmsHostname() stringCheck {

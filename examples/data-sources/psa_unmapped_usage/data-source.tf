@@ -6,8 +6,9 @@ locals {
   mapped_products  = ["CIXA-MSP", "CIXA-SRV-MSP"]
 }
 
-# Read from the psa-syncd that is the provider's export store
-# (export_url = "https://psa-syncd.example:9810", with export_token).
+# Reads the psa-syncd of the provider's psa_syncd_url (PSA_SYNCD_URL), or
+# else the psa-syncd that is its export store (export_url =
+# "https://psa-syncd.example:9810", with export_token).
 data "psa_unmapped_usage" "last_pass" {
   lifecycle {
     # Fails the plan while usage above 0 bills nobody, naming what to map.
