@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -36,6 +38,7 @@ type unmappedUsageDataSource struct {
 
 // unmappedUsageDataSourceModel maps the psa_unmapped_usage schema data.
 type unmappedUsageDataSourceModel struct {
+	Source      types.String              `tfsdk:"source"`
 	URL         types.String              `tfsdk:"url"`
 	ComputedAt  types.String              `tfsdk:"computed_at"`
 	RunID       types.Int64               `tfsdk:"run_id"`
@@ -95,11 +98,23 @@ func (d *unmappedUsageDataSource) Schema(_ context.Context, _ datasource.SchemaR
 			"It reads, at plan time, the psa-syncd of the provider's `psa_syncd_url` (with `psa_syncd_api_token` when a " +
 			"proxy asks for one), or else the psa-syncd that is the provider's mapping export store (`export_url` is " +
 			"psa-syncd's `https://` URL, with `export_token`). With a file or S3 store and no `psa_syncd_url` the read " +
-			"fails and says so. It shows psa-syncd's **last pass**, so mappings that the plan being " +
+			"fails and says so. Set `source` to the usage source whose mappings the configuration holds, so that a " +
+			"URL of the psa-syncd of another source fails the plan instead of showing another source's ids. " +
+			"It shows psa-syncd's **last pass**, so mappings that the plan being " +
 			"made adds are not applied yet: filter them out by id in the condition, as the example does. Before " +
 			"psa-syncd's first pass the lists are empty, `computed_at` is null and the read warns. Usage of quantity 0 " +
 			"and usage mapped with `sync_enabled = false` or `usage_sync = false` are not unmapped and are not listed.",
 		Attributes: map[string]schema.Attribute{
+			"source": schema.StringAttribute{
+				MarkdownDescription: "The usage source psa-syncd's last pass read (`sophos`, or a file source's `name`): " +
+					"the `source` of the mappings that would bill the ids listed. When set, the read fails unless psa-syncd's " +
+					"last pass read that source, so that a plan cannot pass on the (empty) lists of the psa-syncd of another " +
+					"source; the check is skipped, with a warning, before psa-syncd's first pass and with a psa-syncd too old " +
+					"to report its source. When not set, it is what psa-syncd reports, null in those two cases.",
+				Optional:   true,
+				Computed:   true,
+				Validators: []validator.String{keyPart()},
+			},
 			"url": str("The psa-syncd read (`psa_syncd_url`, or else `export_url`; without credentials)."),
 			"computed_at": str("When psa-syncd's last pass computed this (RFC 3339, UTC); null before its first pass. " +
 				"Compare it with `plantimestamp()` to fail on a psa-syncd that has stopped passing."),
@@ -167,8 +182,13 @@ func (d *unmappedUsageDataSource) Configure(_ context.Context, req datasource.Co
 	d.data = providerDataFrom(req.ProviderData, &resp.Diagnostics, summaryUnexpectedDataSourceConfigure)
 }
 
-func (d *unmappedUsageDataSource) Read(ctx context.Context, _ datasource.ReadRequest, resp *datasource.ReadResponse) {
+func (d *unmappedUsageDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
 	ctx = d.data.maskedContext(ctx)
+	var config unmappedUsageDataSourceModel
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("source"), &config.Source)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	s, ok := d.data.psaSyncd(&resp.Diagnostics, "psa_unmapped_usage")
 	if !ok {
 		return
@@ -195,6 +215,24 @@ func (d *unmappedUsageDataSource) Read(ctx context.Context, _ datasource.ReadReq
 			fmt.Sprintf("psa-syncd at %s has not run a usage pass yet (or its state database is new), so it knows of no "+
 				"unmapped usage: the lists of psa_unmapped_usage are empty, and a condition on them passes. Run "+
 				"psa-syncd sync (or wait for its schedule) and plan again.", b.String()))
+	}
+	if want := config.Source; !want.IsNull() && !want.IsUnknown() {
+		switch got := model.Source; {
+		case !got.IsNull() && got.ValueString() != want.ValueString():
+			resp.Diagnostics.AddAttributeError(path.Root("source"), "psa-syncd Reads Another Usage Source",
+				fmt.Sprintf("psa-syncd at %s (%s) reads the usage source %q, not %q: the usage it could not bill is of %q's "+
+					"customers and products, and says nothing of %q's. Set %s to the URL of the psa-syncd that reads %q, "+
+					"or source to %q.", b.String(), s.urlSetting, got.ValueString(), want.ValueString(), got.ValueString(),
+					want.ValueString(), s.urlSetting, want.ValueString(), got.ValueString()))
+			return
+		case got.IsNull() && !model.ComputedAt.IsNull():
+			resp.Diagnostics.AddAttributeWarning(path.Root("source"), "psa-syncd Does Not Report Its Usage Source",
+				fmt.Sprintf("psa-syncd at %s does not say which usage source its last pass read (a psa-syncd older than the "+
+					"provider, or a report kept from before its upgrade, which its next pass replaces), so the provider cannot "+
+					"check that it reads %q. Upgrade psa-syncd, or run a pass, and plan again.", b.String(), want.ValueString()))
+		}
+		// A source that is set stays as configured (Terraform requires it).
+		model.Source = want
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &model)...)
 }
@@ -240,6 +278,7 @@ type unmappedReport struct {
 	Time     time.Time `json:"time"`
 	RunID    int64     `json:"run_id"`
 	Period   string    `json:"period"`
+	Source   string    `json:"source"`
 	Unmapped struct {
 		Customers []struct {
 			CustomerID   string   `json:"customer_id"`
@@ -293,6 +332,7 @@ func decodeUnmappedUsage(raw []byte) (unmappedUsageDataSourceModel, error) {
 		return types.StringValue(s)
 	}
 	m := unmappedUsageDataSourceModel{
+		Source:     optional(rep.Source),
 		ComputedAt: types.StringNull(),
 		RunID:      types.Int64Value(rep.RunID),
 		Period:     optional(rep.Period),

@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
@@ -85,7 +87,8 @@ resource "psa_customer_mapping" "acme" {
 	// customers and products the configuration maps, or is about to.
 	exampleWith := func(customers, products string) string {
 		s := regexp.MustCompile(`(?m)^  mapped_customers = .*$`).ReplaceAllString(string(example), "  mapped_customers = "+customers)
-		return regexp.MustCompile(`(?m)^  mapped_products  = .*$`).ReplaceAllString(s, "  mapped_products  = "+products)
+		s = regexp.MustCompile(`(?m)^  mapped_products  = .*$`).ReplaceAllString(s, "  mapped_products  = "+products)
+		return regexp.MustCompile(`(?m)^  usage_source     = .*$`).ReplaceAllString(s, `  usage_source     = "file"`)
 	}
 	const addr = "data.psa_unmapped_usage.last_pass"
 	resource.UnitTest(t, resource.TestCase{
@@ -145,8 +148,10 @@ data "psa_unmapped_usage" "last_pass" {}
 // TestAccUnmappedUsageDataSource_psaSyncdURL reads a real psa-syncd that
 // is not the export store: the mapping export is a file, which psa-syncd
 // reads too, and the provider reaches psa-syncd's read-only API through
-// psa_syncd_url (with psa_syncd_api_token). The docs' example fails the
-// plan naming what to map, and passes once the plan maps it.
+// psa_syncd_url (with psa_syncd_api_token). The report names the usage
+// source psa-syncd read; a data source that expects another source fails
+// the plan, and the docs' example (whose source is set) passes once the
+// plan maps what it lists.
 func TestAccUnmappedUsageDataSource_psaSyncdURL(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -191,9 +196,10 @@ resource "psa_customer_mapping" "acme" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exampleWith := func(customers string) string {
+	exampleWith := func(src, customers string) string {
 		s := regexp.MustCompile(`(?m)^  mapped_customers = .*$`).ReplaceAllString(string(example), "  mapped_customers = "+customers)
-		return regexp.MustCompile(`(?m)^  mapped_products  = .*$`).ReplaceAllString(s, `  mapped_products  = ["CIXA-MSP"]`)
+		s = regexp.MustCompile(`(?m)^  mapped_products  = .*$`).ReplaceAllString(s, `  mapped_products  = ["CIXA-MSP"]`)
+		return regexp.MustCompile(`(?m)^  usage_source     = .*$`).ReplaceAllString(s, "  usage_source     = "+strconv.Quote(src))
 	}
 	const addr = "data.psa_unmapped_usage.u"
 	resource.UnitTest(t, resource.TestCase{
@@ -206,6 +212,7 @@ data "psa_unmapped_usage" "u" {}
 `,
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("url"), knownvalue.StringExact(syncdURL)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("source"), knownvalue.StringExact("file")),
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("has_unmapped"), knownvalue.Bool(true)),
 					statecheck.ExpectKnownValue(addr, tfjsonpath.New("customers"), knownvalue.ListExact([]knownvalue.Check{
 						knownvalue.ObjectPartial(map[string]knownvalue.Check{"customer_id": knownvalue.StringExact("cust-beta")}),
@@ -213,10 +220,20 @@ data "psa_unmapped_usage" "u" {}
 				},
 			},
 			{
-				Config:      provider + mappings + exampleWith(`["cust-acme"]`),
+				// The psa-syncd of another source: its lists say nothing
+				// of sophos' customers, so the plan fails.
+				Config: provider + mappings + `
+data "psa_unmapped_usage" "u" {
+  source = "sophos"
+}
+`,
+				ExpectError: regexp.MustCompile(`psa-syncd Reads Another Usage Source[\s\S]*reads\s+the\s+usage\s+source\s+"file",\s+not\s+"sophos"[\s\S]*Set\s+psa_syncd_url`),
+			},
+			{
+				Config:      provider + mappings + exampleWith("file", `["cust-acme"]`),
 				ExpectError: regexp.MustCompile(`Customers\s+to\s+map:\s+cust-beta\s+\(Beta\s+Ltd,\s+3\)`),
 			},
-			{Config: provider + mappings + exampleWith(`["cust-acme", "cust-beta"]`)},
+			{Config: provider + mappings + exampleWith("file", `["cust-acme", "cust-beta"]`)},
 		},
 	})
 }
@@ -308,7 +325,7 @@ func TestDecodeUnmappedUsage_daemonReport(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, time.November, 30, 23, 0, 0, 0, time.FixedZone("CET", 3600))
 	rep := usage.UnmappedReport{
-		Time: at, RunID: 42, Period: source.Period{Year: 2026, Month: time.November},
+		Time: at, RunID: 42, Period: source.Period{Year: 2026, Month: time.November}, Source: "passwordboss",
 		Unmapped: usage.Unmapped{
 			Customers:  []usage.UnmappedCustomer{{CustomerID: "c1", CustomerName: "One", Products: []string{"P1", "P2"}, Quantity: 5}},
 			Products:   []usage.UnmappedProduct{{Product: "P9", ProductName: "Nine", Customers: 2, Quantity: 8}},
@@ -328,6 +345,7 @@ func TestDecodeUnmappedUsage_daemonReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := unmappedUsageDataSourceModel{
+		Source:     types.StringValue("passwordboss"),
 		ComputedAt: types.StringValue("2026-11-30T22:00:00Z"), RunID: types.Int64Value(42), Period: types.StringValue("2026-11"),
 		HasUnmapped: types.BoolValue(true),
 		Customers: []unmappedCustomerModel{{CustomerID: types.StringValue("c1"), CustomerName: types.StringValue("One"),
@@ -351,8 +369,8 @@ func TestDecodeUnmappedUsage_daemonReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.ComputedAt.IsNull() || !m.Period.IsNull() || m.HasUnmapped.ValueBool() || m.Customers == nil || len(m.Customers) != 0 {
-		t.Errorf("decodeUnmappedUsage(no pass) = %+v, want null time and period, empty lists", m)
+	if !m.ComputedAt.IsNull() || !m.Period.IsNull() || !m.Source.IsNull() || m.HasUnmapped.ValueBool() || m.Customers == nil || len(m.Customers) != 0 {
+		t.Errorf("decodeUnmappedUsage(no pass) = %+v, want null time, period and source, empty lists", m)
 	}
 
 	// Not psa-syncd's answer.
@@ -383,7 +401,8 @@ func TestUnmappedUsageDataSource_noPassYet(t *testing.T) {
 	var sr datasource.SchemaResponse
 	ds.Schema(t.Context(), datasource.SchemaRequest{}, &sr)
 	resp := datasource.ReadResponse{State: tfsdk.State{Schema: sr.Schema, Raw: tftypes.NewValue(sr.Schema.Type().TerraformType(t.Context()), nil)}}
-	ds.Read(t.Context(), datasource.ReadRequest{}, &resp)
+	config := tfsdk.Config{Schema: sr.Schema, Raw: tftypes.NewValue(sr.Schema.Type().TerraformType(t.Context()), nil)}
+	ds.Read(t.Context(), datasource.ReadRequest{Config: config}, &resp)
 	if resp.Diagnostics.HasError() {
 		t.Fatalf("Read: %v", resp.Diagnostics)
 	}
@@ -420,7 +439,9 @@ func TestAccUnmappedUsageDataSource_psaSyncdTokenNotLogged(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: e.providerConfigWith(fmt.Sprintf("  psa_syncd_url = %q\n", srv.URL)) + `
-data "psa_unmapped_usage" "u" {}
+data "psa_unmapped_usage" "u" {
+  source = "sophos"
+}
 `,
 			ConfigStateChecks: []statecheck.StateCheck{
 				statecheck.ExpectKnownValue("data.psa_unmapped_usage.u", tfjsonpath.New("run_id"), knownvalue.Int64Exact(3)),
@@ -446,5 +467,48 @@ data "psa_unmapped_usage" "u" {}
 	}
 	if len(data) == 0 || strings.Contains(string(data), token) {
 		t.Errorf("Terraform's log (%d bytes) holds psa_syncd_api_token, or is empty", len(data))
+	}
+}
+
+// TestUnmappedUsageDataSource_olderPSASyncd: a psa-syncd too old to name
+// the usage source of its report (or a report kept from before its
+// upgrade) cannot be checked against source: the read warns, keeps the
+// configured source and fails nothing; with source unset it is null.
+func TestUnmappedUsageDataSource_olderPSASyncd(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"time": "2026-11-30T23:00:00Z", "run_id": 9, "period": "2026-11",
+			"unmapped": {"customers": [{"customer_id": "c1", "products": ["P1"], "quantity": 2}], "products": [], "unassigned": []}}`))
+	}))
+	t.Cleanup(srv.Close)
+	b, err := export.NewHTTPBackend(srv.URL, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &unmappedUsageDataSource{data: &providerData{psaSyncdAPI: b}}
+	var sr datasource.SchemaResponse
+	ds.Schema(t.Context(), datasource.SchemaRequest{}, &sr)
+	for _, want := range []string{"sophos", ""} {
+		cfg := tfsdk.State{Schema: sr.Schema, Raw: tftypes.NewValue(sr.Schema.Type().TerraformType(t.Context()), nil)}
+		if want != "" {
+			if diags := cfg.SetAttribute(t.Context(), path.Root("source"), want); diags.HasError() {
+				t.Fatal(diags)
+			}
+		}
+		resp := datasource.ReadResponse{State: tfsdk.State{Schema: sr.Schema, Raw: tftypes.NewValue(sr.Schema.Type().TerraformType(t.Context()), nil)}}
+		ds.Read(t.Context(), datasource.ReadRequest{Config: tfsdk.Config{Schema: sr.Schema, Raw: cfg.Raw}}, &resp)
+		if resp.Diagnostics.HasError() {
+			t.Fatalf("Read (source %q): %v", want, resp.Diagnostics)
+		}
+		warned := len(resp.Diagnostics.Warnings()) == 1 && resp.Diagnostics.Warnings()[0].Summary() == "psa-syncd Does Not Report Its Usage Source"
+		if warned != (want != "") {
+			t.Errorf("Read (source %q) warnings = %v; want one saying the source cannot be checked only when source is set", want, resp.Diagnostics.Warnings())
+		}
+		var got unmappedUsageDataSourceModel
+		resp.Diagnostics.Append(resp.State.Get(t.Context(), &got)...)
+		if got.Source.ValueString() != want || got.Source.IsNull() != (want == "") || len(got.Customers) != 1 {
+			t.Errorf("state (source %q) = %+v, want the configured source (null when unset) and the listed customer", want, got)
+		}
 	}
 }

@@ -2,6 +2,7 @@
 # the same lists: psa-syncd reports its last pass, made before this plan's
 # new mappings are applied, so the usage they map is left out below.
 locals {
+  usage_source     = "sophos"
   mapped_customers = ["718b6047-4f5e-4c8a-9a51-0e6ad3c1f0b2", "c3e9a1d4-77f0-4b3e-8d2a-5b6f9e0a1c47"]
   mapped_products  = ["CIXA-MSP", "CIXA-SRV-MSP"]
 }
@@ -10,6 +11,10 @@ locals {
 # else the psa-syncd that is its export store (export_url =
 # "https://psa-syncd.example:9810", with export_token).
 data "psa_unmapped_usage" "last_pass" {
+  # The source of the mappings above: a URL of the psa-syncd of another
+  # source (whose lists say nothing of this one's) fails the plan.
+  source = local.usage_source
+
   lifecycle {
     # Fails the plan while usage above 0 bills nobody, naming what to map.
     postcondition {
