@@ -309,7 +309,7 @@ func titleCase(name string) string {
 	words := strings.Split(name, "_")
 	for i, w := range words {
 		switch w {
-		case "url", "id":
+		case "url", "id", "api":
 			words[i] = strings.ToUpper(w)
 		default:
 			if w != "" {
@@ -317,5 +317,6 @@ func titleCase(name string) string {
 			}
 		}
 	}
-	return strings.Join(words, " ")
+	// psa-syncd is a name, spelled so in every summary.
+	return strings.Replace(strings.Join(words, " "), "Psa Syncd", "psa-syncd", 1)
 }

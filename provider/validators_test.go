@@ -150,3 +150,20 @@ func TestTimezoneString_etcOffsetWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestTitleCase: the summaries of unknown provider attributes spell
+// initialisms and psa-syncd as the rest of the docs do.
+func TestTitleCase(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"integration_code":    "Integration Code",
+		"base_url":            "Base URL",
+		"api_version":         "API Version",
+		"psa_syncd_url":       "psa-syncd URL",
+		"psa_syncd_api_token": "psa-syncd API Token",
+	} {
+		if got := titleCase(name); got != want {
+			t.Errorf("titleCase(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
