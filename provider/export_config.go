@@ -92,6 +92,11 @@ func exportSettings(config psaProviderModel, diags *diag.Diagnostics) (url, toke
 // request is refused, as the other credentials are.
 func psaSyncdSettings(config psaProviderModel, diags *diag.Diagnostics) (url, token string) {
 	url = stringFromEnv(config.PSASyncdURL, envPSASyncdURL)
+	if url == "" {
+		// The token goes nowhere. PSA_SYNCD_API_TOKEN may be set on a
+		// runner for psa-syncd's -web.url commands: not the provider's.
+		return "", ""
+	}
 	token = stringFromEnv(config.PSASyncdAPIToken, envPSASyncdAPIToken)
 	if redact.TooShort(token) {
 		diags.AddAttributeError(path.Root("psa_syncd_api_token"), "psa-syncd API Token Too Short",

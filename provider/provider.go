@@ -205,8 +205,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"psa_syncd_api_token": schema.StringAttribute{
 				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token to `psa_syncd_url` " +
-					"only. psa-syncd's read-only API needs none; set it when a reverse proxy in front of psa-syncd asks for " +
-					"it. Kept out of plan output, errors and logs; a value shorter than 4 characters fails the plan. " +
+					"only, and ignored without it. psa-syncd's read-only API needs none; set it when a reverse proxy in front of " +
+					"psa-syncd asks for it. Kept out of plan output, errors and logs; a value shorter than 4 characters fails the plan. " +
 					"May also be provided via the `" + envPSASyncdAPIToken + "` environment variable, which psa-syncd's " +
 					"`-web.url` commands read too.",
 				Optional:  true,

@@ -270,6 +270,15 @@ func TestAccProvider_psaSyncdURL(t *testing.T) {
 	if err := psaSyncdURL().check(withPassword); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("psaSyncdURL().check(URL with a password) = %v, want an error without the password", err)
 	}
+	// Without psa_syncd_url the token goes nowhere, and a short one in
+	// the environment (set for psa-syncd's own commands) fails nothing.
+	t.Setenv(envPSASyncdAPIToken, "q7Z")
+	e.addCompany("Acme")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps:                    []resource.TestStep{{Config: e.providerConfig() + "data \"psa_company\" \"acme\" {\n  name = \"Acme\"\n}\n"}},
+	})
+	t.Setenv(envPSASyncdAPIToken, "")
 	t.Setenv(envPSASyncdURL, withPassword)
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
