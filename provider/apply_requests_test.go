@@ -20,7 +20,10 @@ import (
 // processes (plan, apply), the first batch by id and then the list of the
 // tenant's contracts (see listAfter), which Autotask and ConnectWise count
 // first, or the list alone where reading the first batch by id costs more;
-// the rest is a constant of metadata and sign-in, and in Autotask the
+// in Autotask and ConnectWise, whose contract reads do not tell whether the
+// company is active, the companies of the checks cost the same: the first
+// batch by id, then the companies of the contracts listed, at once (see
+// readCompanies); the rest is a constant of metadata and sign-in, and in Autotask the
 // service check of each process (the Services metadata, the default
 // billing code and the services' names, read once for every service; in
 // ConnectWise the catalog's product ids, in Kaseya BMS the services'
@@ -31,6 +34,7 @@ var applyRequestLimits = map[psa.System]map[string]int{
 		"POST /ATServicesRest/V1.0/Services/query":                       2,
 		"POST /ATServicesRest/V1.0/Contracts/query":                      2 * 2,
 		"POST /ATServicesRest/V1.0/Contracts/query/count":                2,
+		"POST /ATServicesRest/V1.0/Companies/query":                      2 * 2,
 		"POST /ATServicesRest/V1.0/BillingCodes/query":                   2,
 		"GET /ATServicesRest/V1.0/BillingCodes/entityInformation/fields": 2,
 		"GET /ATServicesRest/V1.0/Contracts/entityInformation/fields":    2,
@@ -41,6 +45,7 @@ var applyRequestLimits = map[psa.System]map[string]int{
 		"GET /v4_6_release/apis/3.0/procurement/catalog":      2,
 		"GET /v4_6_release/apis/3.0/finance/agreements":       2 * 2,
 		"GET /v4_6_release/apis/3.0/finance/agreements/count": 2,
+		"GET /v4_6_release/apis/3.0/company/companies":        2 * 2,
 	},
 	// Kaseya BMS reads one contract with three requests (it has no GET of a
 	// contract), so its first batch is the list already: one contract

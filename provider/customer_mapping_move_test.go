@@ -184,45 +184,61 @@ func TestCheckMove_warnsInOneBulkRead(t *testing.T) {
 	}
 }
 
-// TestCheckContracts_companyInactive: the plan of a Kaseya BMS customer
-// mapping whose contract belongs to a deactivated account warns, from the
-// contract read itself (it joins the account lookup), as psa-syncd would
-// fail the customer; an active account gets no warning.
+// TestCheckContracts_companyInactive: the plan of a customer mapping whose
+// contract belongs to a deactivated company warns, as psa-syncd would fail
+// the customer; an active company gets no warning. Kaseya BMS tells it in
+// the contract read itself (it joins the account lookup); Autotask and
+// ConnectWise in a read of the company beside it, which costs one bulk
+// read of companies and no read of a company alone.
 func TestCheckContracts_companyInactive(t *testing.T) {
 	t.Parallel()
-	for _, active := range []bool{false, true} {
-		t.Run(fmt.Sprintf("active=%t", active), func(t *testing.T) {
-			t.Parallel()
-			e := newTestEnv(t, psa.SystemKaseyaBMS)
-			acme := e.addCustomerFixture("Acme")
-			e.sim.KaseyaBMS().SetAccountActive(int(mustID(acme.company)), active)
-			b := e.backend(t)
-			r := &customerMappingResource{data: &providerData{backend: b, system: psa.SystemKaseyaBMS,
-				reads: newPSAReads(b, func(context.Context) *export.Document { return nil })}}
-			var diags diag.Diagnostics
-			verified := r.checkContracts(t.Context(), &diags, acme.company, acme.contract, "", "sophos/cust-1")
-			if diags.HasError() || !verified {
-				t.Fatalf("checkContracts = verified %t, %v", verified, diags)
-			}
-			var inactive []diag.Diagnostic
-			for _, w := range diags.Warnings() {
-				if w.Summary() == "Inactive PSA Company" {
-					inactive = append(inactive, w)
+	for _, sys := range testSystems {
+		for _, active := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/active=%t", sys, active), func(t *testing.T) {
+				t.Parallel()
+				e := newTestEnv(t, sys)
+				acme := e.addCustomerFixture("Acme")
+				e.setCompanyActive(acme.company, active)
+				b := e.backend(t)
+				r := &customerMappingResource{data: &providerData{backend: b, system: sys,
+					reads: providerReads(sys, b, func(context.Context) *export.Document { return nil }, false)}}
+				e.sim.ResetRequests()
+				var diags diag.Diagnostics
+				verified := r.checkContracts(t.Context(), &diags, acme.company, acme.contract, "", "sophos/cust-1")
+				if diags.HasError() || !verified {
+					t.Fatalf("checkContracts = verified %t, %v", verified, diags)
 				}
-			}
-			if active {
-				if len(inactive) != 0 {
-					t.Errorf("warnings %v, want none about the company", diags)
+				if sys != psa.SystemKaseyaBMS {
+					var companyReads []string
+					for _, rq := range e.sim.Requests() {
+						if strings.Contains(strings.ToLower(rq.Path), "compan") {
+							companyReads = append(companyReads, rq.Method+" "+rq.Path)
+						}
+					}
+					if len(companyReads) != 1 {
+						t.Errorf("company requests %v, want one bulk read", companyReads)
+					}
 				}
-				return
-			}
-			if len(inactive) != 1 {
-				t.Fatalf("warnings %v, want one about the company", diags)
-			}
-			if d := inactive[0].Detail(); !strings.Contains(d, "Company "+acme.company+", which contract "+acme.contract) ||
-				!strings.Contains(d, "usage_sync = false") {
-				t.Errorf("warning detail = %s", d)
-			}
-		})
+				var inactive []diag.Diagnostic
+				for _, w := range diags.Warnings() {
+					if w.Summary() == "Inactive PSA Company" {
+						inactive = append(inactive, w)
+					}
+				}
+				if active {
+					if len(inactive) != 0 {
+						t.Errorf("warnings %v, want none about the company", diags)
+					}
+					return
+				}
+				if len(inactive) != 1 {
+					t.Fatalf("warnings %v, want one about the company", diags)
+				}
+				if d := inactive[0].Detail(); !strings.Contains(d, "Company "+acme.company+", which contract "+acme.contract) ||
+					!strings.Contains(d, "usage_sync = false") {
+					t.Errorf("warning detail = %s", d)
+				}
+			})
+		}
 	}
 }

@@ -89,8 +89,9 @@ func TestRecheckContracts_warns(t *testing.T) {
 // TestAccCustomerMappingResource_recheckContracts: with recheck_contracts, a
 // refresh plan of several customer mappings reads their contracts in one
 // bulk query per provider process (the first batch asks for every contract
-// of the export), and a contract deactivated since the apply only warns:
-// the plan goes on.
+// of the export), and their companies in one more (the first batch of
+// companies asks for every company of the export), and a contract
+// deactivated since the apply only warns: the plan goes on.
 func TestAccCustomerMappingResource_recheckContracts(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -118,8 +119,10 @@ resource "psa_customer_mapping" "beta" {
 `, acme.company, acme.contract, acme.otherContract, beta.company, beta.contract)
 	want := map[string]int{
 		// Two plans, each in a provider process of its own: the bulk read,
-		// and the contracts' picklists that name their status and type.
+		// and the contracts' picklists that name their status and type;
+		// and the bulk read of the companies.
 		"POST /ATServicesRest/V1.0/Contracts/query":                   2,
+		"POST /ATServicesRest/V1.0/Companies/query":                   2,
 		"GET /ATServicesRest/V1.0/Contracts/entityInformation/fields": 2,
 	}
 	resource.UnitTest(t, resource.TestCase{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
@@ -81,9 +82,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
 			"The same check warns when the contract has ended, ends this calendar month or the next, or has not started " +
 			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
-			"the customer as stale instead. On Kaseya BMS it also warns when the contract's company (account) is inactive, " +
-			"which the contract read tells; Autotask and ConnectWise contract reads do not, and psa-syncd reports it at its " +
-			"next pass. psa-syncd reports mapped contracts that end " +
+			"the customer as stale instead. It also warns when the contract's company is inactive (Autotask: not active; " +
+			"ConnectWise: deleted, as a merge leaves the company merged away, or of an Inactive status; Kaseya BMS: the account " +
+			"is inactive): psa-syncd fails the customer of an inactive company. psa-syncd reports mapped contracts that end " +
 			"soon ahead of time too (`psa_sync_contracts_ending`, the `PsaSyncContractEndingSoon` alert), also for mappings " +
 			"that the plan does not check again.\n\n" +
 			"## Contract renewals\n\n" +
@@ -451,16 +452,61 @@ func (r *customerMappingResource) checkContracts(ctx context.Context, diags *dia
 		}()
 	}
 	contract, err := r.data.reads.contracts.get(ctx, contractID)
+	var n read
+	if next != nil {
+		n = <-next
+	}
+	if r.companyInactive(ctx, companyID, contract, n.ct) {
+		contract, n.ct = withCompanyInactive(contract, companyID), withCompanyInactive(n.ct, companyID)
+	}
 	verified = r.checkContractRead(ctx, diags, path.Root("contract_id"), companyID, contractID, customer, contract, err, nextID == "")
 	if next == nil {
 		return verified
 	}
-	n := <-next
 	nextOK := r.checkContractRead(ctx, diags, path.Root("next_contract_id"), companyID, nextID, customer, n.ct, n.err, false)
 	if err == nil && n.err == nil {
 		checkRenewalDates(diags, contract, n.ct, customer)
 	}
 	return verified && nextOK
+}
+
+// companyInactive reports whether company companyID, which contracts (those
+// read; nil for one that could not be) belong to, is inactive, for a PSA
+// whose contract reads do not tell (psaReads.companies). It reads the
+// company only when one of the contracts is companyID's: otherwise the
+// check fails on the contract anyway. The read comes after the contracts'
+// so that, once the contracts of a command are listed (readCache.all), the
+// companies of the list are read at once too (listedCompanies): the
+// companies cost a bulk read per command, not one per batch of Terraform's.
+// A company that could not be read is not reported: the check is a
+// courtesy, the contract check reports a PSA that does not answer, and
+// psa-syncd reports an inactive company at its next pass.
+func (r *customerMappingResource) companyInactive(ctx context.Context, companyID string, contracts ...*psa.Contract) bool {
+	if r.data.reads.companies == nil || !slices.ContainsFunc(contracts, func(c *psa.Contract) bool {
+		return c != nil && c.CompanyID == companyID
+	}) {
+		return false
+	}
+	c, err := r.data.reads.companies.get(ctx, companyID)
+	if err != nil {
+		tflog.Warn(ctx, "Could not read the company of a contract check; an inactive company is not reported",
+			map[string]any{"company_id": companyID, "err": err.Error()})
+		return false
+	}
+	return !c.Active
+}
+
+// withCompanyInactive returns contract marked as belonging to an inactive
+// company (psa.Contract.CompanyInactive, as Kaseya BMS reads it) when it is
+// companyID's. The contract read is shared with other checks (readCache),
+// so it is copied.
+func withCompanyInactive(contract *psa.Contract, companyID string) *psa.Contract {
+	if contract == nil || contract.CompanyID != companyID {
+		return contract
+	}
+	c := *contract
+	c.CompanyInactive = true
+	return &c
 }
 
 // checkRenewalDates fails the plan of a renewal (next) that does not start
@@ -553,9 +599,9 @@ func (r *customerMappingResource) checkContractRead(ctx context.Context, diags *
 				"contracts; data.psa_contract finds only those by default.",
 				contractID, contract.Name, contract.Type, customer, companyID))
 	case contract.CompanyInactive:
-		// Only Kaseya BMS says so in the contract read (it joins the
-		// account lookup); telling it on Autotask and ConnectWise would
-		// take a read of the companies.
+		// Kaseya BMS says so in the contract read (it joins the account
+		// lookup); on Autotask and ConnectWise, the read of the company
+		// after it does (companyInactive).
 		diags.AddAttributeWarning(at, "Inactive PSA Company",
 			fmt.Sprintf("Company %s, which contract %s (%q) belongs to, is inactive in %s (deactivated, or merged into another). "+
 				"psa-syncd writes nothing to the contracts of an inactive company: it fails customer %s instead, and its usage is "+

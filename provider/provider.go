@@ -238,11 +238,12 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 				MarkdownDescription: "Whether every plan checks the contract of every `psa_customer_mapping`, not only of " +
 					"those whose `company_id`, `contract_id` or `next_contract_id` change (and once after an import). A contract " +
 					"that has ended, ends soon, was deactivated or moved to another company since the mapping was applied, or " +
-					"(Kaseya BMS) whose company was deactivated, is then reported at the next plan, as a warning on the mapping: " +
+					"whose company was deactivated, is then reported at the next plan, as a warning on the mapping: " +
 					"psa-syncd fails that customer until it is fixed, and the plan of other changes goes on. Costs one bulk read " +
 					"of the mapped contracts per plan (Autotask: one request per 500 contracts; ConnectWise: one per page of " +
-					"agreements; Kaseya BMS: the contract list, a few requests), where a plan that changes no mapping otherwise " +
-					"reads none. Defaults to `false`: psa-syncd reports the same problems at its next pass, and ending " +
+					"agreements; Kaseya BMS: the contract list, a few requests), and on Autotask and ConnectWise one of their " +
+					"companies (one request per 500 Autotask companies, per 100 ConnectWise ones), where a plan that changes no " +
+					"mapping otherwise reads none. Defaults to `false`: psa-syncd reports the same problems at its next pass, and ending " +
 					"contracts ahead of time (`PsaSyncContractEndingSoon`).",
 				Optional: true,
 			},
@@ -524,7 +525,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		}
 		data.psaSyncdAPI = b
 	}
-	data.reads = newPSAReads(backend, data.exportForReads)
+	data.reads = providerReads(data.system, backend, data.exportForReads, data.recheckContracts)
 	resp.DataSourceData = data
 	resp.ResourceData = data
 	p.configured.Store(data)

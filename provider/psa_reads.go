@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +58,10 @@ type readCache[T any] struct {
 	pending []*readEntry[T]
 	full    chan struct{} // closed when pending reaches batchFull
 	primed  bool
+	// relist is whether a list that all did not make (ok false, no error)
+	// is tried again at the next batch: the companies' list waits for the
+	// contracts' (psaReads.readCompanies).
+	relist  bool
 	batches int           // batches sent
 	listing chan struct{} // closed once all has been read
 	listed  map[string]*T // what all returned
@@ -213,7 +218,7 @@ func (c *readCache[T]) flush(ctx context.Context, full <-chan struct{}) {
 		// by id may still pay off for the batches to come.
 		c.listed = listed
 		close(c.listing)
-		if tooMany && maxRequests < maxList {
+		if tooMany && (maxRequests < maxList || c.relist) {
 			c.listing = nil
 		}
 	}
@@ -262,6 +267,26 @@ func (c *readCache[T]) readAll(ctx context.Context, ids []string, maxRequests in
 	return found, listed, false, nil
 }
 
+// listedValues waits for the list of all that a batch is reading, if any,
+// and returns what it listed: nil when no list was started, or it failed
+// or was not made.
+func (c *readCache[T]) listedValues(ctx context.Context) []*T {
+	c.mu.Lock()
+	listing := c.listing
+	c.mu.Unlock()
+	if listing == nil {
+		return nil
+	}
+	select {
+	case <-listing:
+	case <-ctx.Done():
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.listed))
+}
+
 // put records v, just written by the provider, as the object with id. A
 // batch still reading the id answers its own callers, who asked before the
 // write; later reads get v.
@@ -281,10 +306,17 @@ func (c *readCache[T]) forget(id string) {
 	delete(c.listed, id)
 }
 
-// psaReads are the provider's cached reads of services and contracts.
+// psaReads are the provider's cached reads of services, contracts and
+// companies.
 type psaReads struct {
 	services  *readCache[psa.Service]
 	contracts *readCache[psa.Contract]
+	// companies tells the contract checks whether a contract's company is
+	// active, where the contract read does not (Autotask, ConnectWise); nil
+	// on Kaseya BMS, whose contract read joins the account lookup
+	// (psa.Contract.CompanyInactive). Only the checks of contracts read
+	// companies, so a plan that checks none (a refresh) reads none.
+	companies *readCache[psa.Company]
 }
 
 // newPSAReads returns the reads of backend; the first bulk read of each kind
@@ -333,4 +365,91 @@ func newPSAReads(backend psa.Backend, doc func(context.Context) *export.Document
 		return ids
 	})
 	return r
+}
+
+// companiesPerRead is how many companies one request of
+// psa.BulkReader.GetCompanies reads: an Autotask query takes 500 ids in its
+// "in" filter (autotask.MaxPageSize), a ConnectWise "id in (...)" condition
+// 100 (IIS's URL limit).
+var companiesPerRead = map[psa.System]int{psa.SystemAutotask: 500, psa.SystemConnectWise: 100}
+
+// providerReads returns the reads of a provider configured for system with
+// backend: newPSAReads, and the reads of companies (readCompanies) where
+// the contract reads do not tell whether the contract's company is active
+// (a Kaseya BMS contract read joins the account lookup:
+// psa.Contract.CompanyInactive). recheck is recheck_contracts.
+func providerReads(system psa.System, backend psa.Backend, doc func(context.Context) *export.Document, recheck bool) psaReads {
+	r := newPSAReads(backend, doc)
+	if system != psa.SystemKaseyaBMS {
+		var prime func(context.Context) *export.Document
+		if recheck {
+			prime = doc
+		}
+		r.readCompanies(backend, prime, companiesPerRead[system])
+	}
+	return r
+}
+
+// readCompanies adds the reads of companies (psaReads.companies) of
+// backend, for a PSA whose contract reads do not tell whether the
+// contract's company is active; perRead is how many companies one request
+// of its bulk read reads (0: unknown, no list).
+//
+// A contract check reads its company after the contract. Like the
+// contracts, the companies that arrive together go out as one bulk read,
+// and from the second batch on a command that checks more contracts than
+// one batch holds reads the companies of the contracts listed
+// (readCache.all) at once, when that takes no more than maxList requests:
+// the checks after it answer from memory, so new customer mappings cost a
+// bulk read or two of companies per command, not one per batch of
+// Terraform's.
+//
+// With doc (recheck_contracts), the first bulk read also asks for every
+// company that the export's customer mappings name: a plan then checks
+// every mapping's contract, and so its company. Without it (doc nil) the
+// plan checks only the mappings it changes, mostly of companies the export
+// does not name yet, and the export's others would cost requests for
+// nothing.
+func (r *psaReads) readCompanies(backend psa.Backend, doc func(context.Context) *export.Document, perRead int) {
+	r.companies = newReadCache(backend.GetCompany, nil, nil)
+	bulk, ok := backend.(psa.BulkReader)
+	if !ok {
+		return
+	}
+	r.companies.bulk = bulk.GetCompanies
+	if perRead > 0 {
+		contracts := r.contracts
+		r.companies.relist = true // until the contracts are listed
+		r.companies.all = func(ctx context.Context, maxRequests int) (map[string]*psa.Company, bool, error) {
+			listed := contracts.listedValues(ctx)
+			if listed == nil {
+				return nil, false, nil
+			}
+			ids := make([]string, 0, len(listed))
+			for _, ct := range listed {
+				ids = append(ids, ct.CompanyID)
+			}
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			if (len(ids)+perRead-1)/perRead > maxRequests {
+				return nil, false, nil
+			}
+			found, err := bulk.GetCompanies(ctx, ids)
+			return found, err == nil, err
+		}
+	}
+	if doc == nil {
+		return
+	}
+	r.companies.known = func(ctx context.Context) []string {
+		d := doc(ctx)
+		if d == nil {
+			return nil
+		}
+		ids := make([]string, 0, len(d.CustomerMappings))
+		for _, m := range d.CustomerMappings {
+			ids = append(ids, m.CompanyID)
+		}
+		return ids
+	}
 }

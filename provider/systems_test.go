@@ -109,6 +109,20 @@ func (e *testEnv) addCompany(name string) string {
 	return id(e.sim.Autotask().AddCompany(name))
 }
 
+// setCompanyActive activates or deactivates a company out of band
+// (ConnectWise: its deletedFlag, as for a company merged into another).
+func (e *testEnv) setCompanyActive(companyID string, active bool) {
+	n := mustID(companyID)
+	switch e.system {
+	case psa.SystemConnectWise:
+		e.sim.ConnectWise().SetCompanyDeleted(n, !active)
+	case psa.SystemKaseyaBMS:
+		e.sim.KaseyaBMS().SetAccountActive(int(n), active)
+	default:
+		e.sim.Autotask().SetCompanyActive(n, active)
+	}
+}
+
 // addContract adds a contract of the given kind to a company and returns
 // its id.
 func (e *testEnv) addContract(companyID, name string, kind contractKind) string {
