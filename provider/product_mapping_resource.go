@@ -67,7 +67,9 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"of the product as quantities of the service on each mapped customer's contract; usage of several " +
 			"products mapped to one service adds up. Products without a mapping are reported as unmapped and never " +
 			"billed.\n\n" +
-			"The plan checks that the service exists and is active, and that no products of another usage source " +
+			"The plan checks that the service exists and is active (a mapping the plan does not change, whose service was " +
+			"made inactive in the PSA since it was applied, gets a warning instead: psa-syncd fails that service's lines " +
+			"already, and an error would hold up the configuration's other changes), and that no products of another usage source " +
 			"with `sync_enabled` feed the same service in the same configuration (psa-syncd sets a line to one " +
 			"source's usage, so two sources would overwrite each other). What the plan cannot see (a `service_id` or " +
 			"`sync_enabled` unknown until the apply, mappings of other configurations or left out with `-target`), the apply " +
@@ -257,6 +259,20 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 				"billed on an inactive service. Map product %q to another service, or remove the mapping, in the same change.",
 				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
+	case !svc.Active && (!changed || (known(planned.active) && !planned.active.ValueBool())) && unchangedMapping(state, &plan):
+		// Deactivated in the PSA since the mapping was applied. psa-syncd
+		// already fails the service's lines; failing the plan would not
+		// stop that, but would stop every other change of the
+		// configuration (other products, other customers) until this one
+		// is fixed.
+		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), "Inactive PSA Service",
+			fmt.Sprintf("Service %s (%q) is inactive in %s, and product %q is mapped to it since an earlier apply. psa-syncd writes "+
+				"nothing to an inactive service's lines: it fails them at each pass, and the product's usage is not billed, while the "+
+				"lines it set before keep their quantities and go on invoicing (psa_sync_lines_on_inactive_services). If the service "+
+				"is still sold, make it active again (active = true on its psa_service, or in %s); if it was retired, map product %q "+
+				"to an active service. This is a warning so that the plan's other changes can be applied; a new or changed mapping "+
+				"to an inactive service fails the plan.",
+				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString(), systemTitle(r.data.system), plan.Product.ValueString()))
 	case !svc.Active && (!changed || (known(planned.active) && !planned.active.ValueBool())):
 		// Inactive, and this plan does not activate it. An active value
 		// unknown until the apply is checked when Terraform plans the
@@ -278,6 +294,15 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 	if !plan.ServiceName.Equal(name) { // as planned already when neither the mapping nor the service changes
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
 	}
+}
+
+// unchangedMapping reports whether plan maps the product of state, a
+// mapping already applied (or imported), to the same service with the same
+// sync_enabled: a plan that does not change what psa-syncd bills the
+// product as.
+func unchangedMapping(state, plan *productMappingResourceModel) bool {
+	return state != nil && state.Source.Equal(plan.Source) && state.Product.Equal(plan.Product) &&
+		state.ServiceID.Equal(plan.ServiceID) && state.SyncEnabled.Equal(plan.SyncEnabled)
 }
 
 func (r *productMappingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {

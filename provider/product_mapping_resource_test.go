@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -613,6 +615,136 @@ resource "psa_product_mapping" "b" {
 					}
 				},
 				Config: one,
+			},
+		},
+	})
+}
+
+// TestProductMapping_inactiveServiceUnchanged: the plan of a product
+// mapping whose service was made inactive in the PSA since the apply warns
+// when the mapping does not change (psa-syncd already fails the service's
+// lines, and an error would stop the configuration's other changes), and
+// fails when it is new, moves to that service or turns sync_enabled on.
+func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			active := e.addService("Sophos Intercept X Advanced", 4.5)
+			retired := e.addService("Retired service", 1)
+			e.setServiceActive(retired, false)
+			server := NewProtocol6(New("test")())()
+			typ := configureForTest(t, e, server)["psa_product_mapping"]
+
+			state := func(product, serviceID, name string, sync bool) tftypes.Value {
+				return objectValue(typ, map[string]tftypes.Value{
+					"id": str("sophos/" + product), "source": str("sophos"), "product": str(product),
+					"service_id": str(serviceID), "service_name": str(name), "sync_enabled": tftypes.NewValue(tftypes.Bool, sync),
+				})
+			}
+			for _, tc := range []struct {
+				name         string
+				prior        tftypes.Value
+				product      string
+				wantWarning  bool
+				syncDisabled bool
+			}{
+				{name: "unchanged", product: "P1", prior: state("P1", retired, "Retired service", true), wantWarning: true},
+				{name: "unchanged, sync off", product: "P2", prior: state("P2", retired, "Retired service", false), wantWarning: true, syncDisabled: true},
+				{name: "moved to the inactive service", product: "P3", prior: state("P3", active, "Sophos Intercept X Advanced", true)},
+				{name: "sync turned on", product: "P4", prior: state("P4", retired, "Retired service", false)},
+				{name: "new", product: "P5", prior: nullValue(typ)},
+			} {
+				config := map[string]tftypes.Value{"product": str(tc.product), "service_id": str(retired)}
+				proposed := state(tc.product, retired, "Retired service", !tc.syncDisabled)
+				if tc.syncDisabled {
+					config["sync_enabled"] = tftypes.NewValue(tftypes.Bool, false)
+				}
+				if tc.prior.IsNull() {
+					proposed = objectValue(typ, map[string]tftypes.Value{
+						"id": tftypes.NewValue(tftypes.String, tftypes.UnknownValue), "source": str("sophos"), "product": str(tc.product),
+						"service_id": str(retired), "service_name": tftypes.NewValue(tftypes.String, tftypes.UnknownValue),
+						"sync_enabled": tftypes.NewValue(tftypes.Bool, true),
+					})
+				}
+				resp, err := server.PlanResourceChange(t.Context(), &tfprotov6.PlanResourceChangeRequest{
+					TypeName: "psa_product_mapping", Config: dynamic(t, typ, objectValue(typ, config)),
+					PriorState: dynamic(t, typ, tc.prior), ProposedNewState: dynamic(t, typ, proposed),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(resp.Diagnostics) != 1 || resp.Diagnostics[0].Summary != "Inactive PSA Service" {
+					t.Errorf("%s: diagnostics %s, want one Inactive PSA Service", tc.name, diagnosticsText(resp.Diagnostics))
+					continue
+				}
+				d := resp.Diagnostics[0]
+				if d.Attribute == nil || d.Attribute.String() != tftypes.NewAttributePath().WithAttributeName("service_id").String() {
+					t.Errorf("%s: diagnostic on %v, want service_id", tc.name, d.Attribute)
+				}
+				if !tc.wantWarning {
+					if d.Severity != tfprotov6.DiagnosticSeverityError {
+						t.Errorf("%s: %v %s, want an error: the plan maps the product to the inactive service", tc.name, d.Severity, d.Detail)
+					}
+					continue
+				}
+				if d.Severity != tfprotov6.DiagnosticSeverityWarning || !strings.Contains(d.Detail, "Retired service") ||
+					!strings.Contains(d.Detail, "since an earlier apply") || !strings.Contains(d.Detail, "map product \""+tc.product+"\" to an active service") {
+					t.Errorf("%s: %v: %s, want a warning naming the service and what to do", tc.name, d.Severity, d.Detail)
+				}
+				if resp.PlannedState == nil {
+					t.Errorf("%s: no planned state", tc.name)
+				}
+			}
+		})
+	}
+}
+
+// TestAccProductMappingResource_inactiveServiceOtherChanges: a service
+// made inactive in the PSA after its product mapping was applied does not
+// stop the apply of the configuration's other changes (here a mapping of
+// another product to an active service); a new mapping to it still fails.
+func TestAccProductMappingResource_inactiveServiceOtherChanges(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	retired := e.addService("Retired service", 1)
+	active := e.addService("Sophos Intercept X Advanced", 4.5)
+	one := e.providerConfig() + fmt.Sprintf(`
+resource "psa_product_mapping" "old" {
+  product    = "OLD-MSP"
+  service_id = %q
+}
+`, retired)
+	two := one + fmt.Sprintf(`
+resource "psa_product_mapping" "new" {
+  product    = "CIXA-MSP"
+  service_id = %q
+}
+`, active)
+	three := two + fmt.Sprintf(`
+resource "psa_product_mapping" "newer" {
+  product    = "XDR-MSP"
+  service_id = %q
+}
+`, retired)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: one},
+			{
+				PreConfig: func() { e.setServiceActive(retired, false) },
+				Config:    two,
+				Check: e.checkExport(func(doc *export.Document) error {
+					if _, ok := doc.Product("sophos", "CIXA-MSP"); !ok {
+						return fmt.Errorf("product CIXA-MSP not in the export")
+					}
+					return nil
+				}),
+			},
+			{
+				Config:      three,
+				ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Retired service`),
 			},
 		},
 	})
