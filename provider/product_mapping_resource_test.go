@@ -704,7 +704,8 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 // TestAccProductMappingResource_inactiveServiceOtherChanges: a service
 // made inactive in the PSA after its product mapping was applied does not
 // stop the apply of the configuration's other changes (here a mapping of
-// another product to an active service); a new mapping to it still fails.
+// another product to an active service); a new mapping to it fails until
+// the service is active again.
 func TestAccProductMappingResource_inactiveServiceOtherChanges(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -745,6 +746,11 @@ resource "psa_product_mapping" "newer" {
 			{
 				Config:      three,
 				ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Retired service`),
+			},
+			{
+				// Made active again in the PSA: the new mapping applies.
+				PreConfig: func() { e.setServiceActive(retired, true) },
+				Config:    three,
 			},
 		},
 	})
