@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // fakeReads is a PSA of 1,000 services that counts single and bulk reads.
@@ -281,4 +282,109 @@ func readAll(t *testing.T, c *readCache[psa.Service], ids []string, parallelism 
 		}()
 	}
 	wg.Wait()
+}
+
+// companiesBackend is a PSA of 200 recurring contracts, contract i of
+// company 1000+i, that counts the reads of companies: a bulk read of
+// contracts or companies answers every id it knows, and ListContracts
+// lists every contract.
+type companiesBackend struct {
+	psa.Backend // unused methods panic
+
+	companyBulks, companySingles atomic.Int64
+	mu                           sync.Mutex
+	companyBulkSizes             []int
+}
+
+func (b *companiesBackend) contract(id string) *psa.Contract {
+	var n int
+	if _, err := fmt.Sscan(id, &n); err != nil || n < 0 || n >= 200 {
+		return nil
+	}
+	return &psa.Contract{ID: id, CompanyID: fmt.Sprint(1000 + n), Active: true, Recurring: true}
+}
+
+func (b *companiesBackend) GetContract(_ context.Context, id string) (*psa.Contract, error) {
+	if c := b.contract(id); c != nil {
+		return c, nil
+	}
+	return nil, psa.ErrNotFound
+}
+
+func (b *companiesBackend) GetContracts(_ context.Context, ids []string) (map[string]*psa.Contract, error) {
+	out := map[string]*psa.Contract{}
+	for _, id := range ids {
+		if c := b.contract(id); c != nil {
+			out[id] = c
+		}
+	}
+	return out, nil
+}
+
+func (b *companiesBackend) ListContracts(ctx context.Context, _ int) (map[string]*psa.Contract, bool, error) {
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = fmt.Sprint(i)
+	}
+	out, err := b.GetContracts(ctx, ids)
+	return out, true, err
+}
+
+func (b *companiesBackend) GetServices(context.Context, []string) (map[string]*psa.Service, error) {
+	return nil, errors.New("no services")
+}
+
+func (b *companiesBackend) GetCompany(_ context.Context, id string) (*psa.Company, error) {
+	b.companySingles.Add(1)
+	return &psa.Company{ID: id, Active: true}, nil
+}
+
+func (b *companiesBackend) GetCompanies(_ context.Context, ids []string) (map[string]*psa.Company, error) {
+	b.companyBulks.Add(1)
+	b.mu.Lock()
+	b.companyBulkSizes = append(b.companyBulkSizes, len(ids))
+	b.mu.Unlock()
+	out := map[string]*psa.Company{}
+	for _, id := range ids {
+		out[id] = &psa.Company{ID: id, Active: true}
+	}
+	return out, nil
+}
+
+// TestReadCompanies_listedWithTheContracts checks that the company reads of
+// many contract checks, each after its contract's read and ten at a time
+// as Terraform plans them, cost the first batch by id and then one bulk
+// read of the companies of the contracts listed, not one read per batch;
+// and that no company is read alone.
+func TestReadCompanies_listedWithTheContracts(t *testing.T) {
+	b := &companiesBackend{}
+	reads := providerReads(psa.SystemAutotask, b, func(context.Context) *export.Document { return nil }, false)
+	sem := make(chan struct{}, 10)
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ct, err := reads.contracts.get(t.Context(), fmt.Sprint(i))
+			if err != nil {
+				t.Errorf("contract %d: %v", i, err)
+				return
+			}
+			if c, err := reads.companies.get(t.Context(), ct.CompanyID); err != nil || !c.Active {
+				t.Errorf("company %s: %+v, %v", ct.CompanyID, c, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := b.companyBulks.Load(); n < 1 || n > 3 {
+		t.Errorf("100 company reads made %d bulk reads (sizes %v), want the first batch, the companies of the listed contracts and at most one batch in between", n, b.companyBulkSizes)
+	}
+	if n := b.companySingles.Load(); n != 0 {
+		t.Errorf("made %d single company reads, want 0", n)
+	}
+	if reads := providerReads(psa.SystemKaseyaBMS, b, func(context.Context) *export.Document { return nil }, false); reads.companies != nil {
+		t.Error("Kaseya BMS reads companies: its contract read tells whether the account is active")
+	}
 }
