@@ -437,7 +437,9 @@ func (r *customerMappingResource) checkContract(ctx context.Context, diags *diag
 // "", of the renewal nextID (next_contract_id), which must also start after
 // contractID ends (checkRenewalDates). Both are read at once, so that the
 // two reads join one bulk read (readCache): a renewal costs no request of
-// its own. contractID's dates get no warning when a renewal follows it.
+// its own; then, where the contract reads do not tell, their company
+// (companyInactive). contractID's dates get no warning when a renewal
+// follows it.
 func (r *customerMappingResource) checkContracts(ctx context.Context, diags *diag.Diagnostics, companyID, contractID, nextID, customer string) (verified bool) {
 	type read struct {
 		ct  *psa.Contract
@@ -476,7 +478,7 @@ func (r *customerMappingResource) checkContracts(ctx context.Context, diags *dia
 // company only when one of the contracts is companyID's: otherwise the
 // check fails on the contract anyway. The read comes after the contracts'
 // so that, once the contracts of a command are listed (readCache.all), the
-// companies of the list are read at once too (listedCompanies): the
+// companies of the list are read at once too (readCompanies): the
 // companies cost a bulk read per command, not one per batch of Terraform's.
 // A company that could not be read is not reported: the check is a
 // courtesy, the contract check reports a PSA that does not answer, and
