@@ -105,7 +105,12 @@
 // has not set it to 0 since, and (for a raise) set it after it last set
 // this one above 0: the customer's mapping moved (or moved back), the
 // other contract still bills that line, and this one would bill the usage
-// twice. A
+// twice. A line of a service psa-syncd never set above 0 for the customer
+// is held (HoldPreviousService) alike when the ledger says psa-syncd set
+// the customer's line of a service that no product mapping of the source
+// names any more above 0, still in force (and, where the pass read it, the
+// PSA shows it above 0): a product mapping was re-pointed to a new
+// service, and the old line still bills. A
 // line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.

@@ -432,6 +432,11 @@ type Change struct {
 	// another contract still bills (see Engine.movedLine); an approval of
 	// the line releases it.
 	moved bool
+	// repointed is set when the change is held because it would add or
+	// raise a line while psa-syncd's ledger says the customer's line of a
+	// service no product mapping names any more still bills (see
+	// Engine.repointedLine); an approval of the line releases it.
+	repointed bool
 	// surge is set when the change is held because many lines rise at
 	// once (Policies.SurgeLinesPercent, holdSurges); an approval of the
 	// line releases it.
@@ -512,6 +517,15 @@ const (
 	// contract still bills it, and this line would bill the usage twice. An approval of the line (the operator set the other
 	// contract's line to 0 or ended that contract) releases it.
 	HoldMoved = "previous_contract"
+	// HoldPreviousService: the line would be added to the customer's
+	// contract, or raised there, while psa-syncd's ledger says it set the
+	// customer's line of another service above 0, a service no product
+	// mapping of the usage source names any more, and has not set it to 0
+	// since (a product mapping's service_id was changed: psa-syncd no
+	// longer writes the old service; see Engine.repointedLine): that line
+	// still bills, and this one would bill the usage twice. An approval of
+	// the line (the operator set the old service's line to 0) releases it.
+	HoldPreviousService = "previous_service"
 )
 
 // Hold returns why c is held, one of the Hold kinds, or "" when it is not
@@ -532,6 +546,8 @@ func (c Change) Hold() string {
 		return HoldStaleRead
 	case c.moved:
 		return HoldMoved
+	case c.repointed:
+		return HoldPreviousService
 	case c.staleApproval:
 		return HoldStaleApproval
 	}
@@ -556,6 +572,8 @@ func (c *Change) setHold(kind string) {
 		c.staleRead = true
 	case HoldMoved:
 		c.moved = true
+	case HoldPreviousService:
+		c.repointed = true
 	}
 }
 
@@ -1090,6 +1108,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	setLines := &ledgerSets{e: e, chunk: -1}
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
+	named := namedServices(products)
 	var unchecked []*customerPass
 	var recheck recheckBatch
 	var cur lineChunk
@@ -1160,6 +1179,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				if err := e.movedLine(c, o, cp.period, moves.of(cp.chunk), mapping); err != nil {
 					cp.fail(i, err, c)
 					continue
+				}
+				if c.Action == ActionUpdate {
+					if err := e.repointedLine(c, o, cp.period, moves.of(cp.chunk), named, cur.lines, !p.ledger, mapping); err != nil {
+						cp.fail(i, err, c)
+						continue
+					}
 				}
 			}
 			if c.Action == ActionUpdate && c.CurrentKnown && !p.ledger && writesDeltas(e.be.System()) {

@@ -82,6 +82,7 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 	var vanished *Change  // the first line held because the read did not show it (HoldVanished)
 	var staleRead *Change // the first line held because the read shows the quantity from before psa-syncd's write (HoldStaleRead)
 	var moved *Change     // the first line held because the customer's line on another contract still bills (HoldMoved)
+	var repointed *Change // the first line held because the customer's line of a service no product mapping names still bills (HoldPreviousService)
 	var posted *Change    // the first line held because its period is invoiced
 	var stale *Change     // the first line whose approval names other units
 	var refused *Change   // the first line approved that stays held all the same
@@ -125,10 +126,13 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			if c.moved && moved == nil {
 				moved = c
 			}
+			if c.repointed && repointed == nil {
+				repointed = c
+			}
 			if c.surge {
 				surgeHeld++
 			}
-			if c.Approvable() && !c.vanished && !c.staleRead && !c.moved && !c.surge {
+			if c.Approvable() && !c.vanished && !c.staleRead && !c.moved && !c.repointed && !c.surge {
 				guardHeld++
 				if c.Desired > c.Current {
 					increasesHeld++
@@ -233,6 +237,11 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 			hints = append(hints, fmt.Sprintf("the customer's line of service %s on another contract, which psa-syncd set earlier and no longer writes to (the customer mapping's contract_id moved to %s), still bills (see the line's reason), and a line on contract %s would bill the usage twice: "+
 				"set that line to 0 or end that contract in %s, then run psa-syncd %s, or press approve on the status page; if the move was a renewal, map the new contract as next_contract_id instead",
 				moved.ServiceID, moved.ContractID, moved.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, moved.ServiceID, moved.Desired, cp.period)))
+		}
+		if repointed != nil {
+			hints = append(hints, fmt.Sprintf("the customer's line of a service that no product mapping names any more, which psa-syncd set earlier and no longer writes (a product mapping's service_id changed to %s), still bills (see the line's reason), and the line of service %s on contract %s would bill the usage twice: "+
+				"set the old service's line to 0 in %s, then run psa-syncd %s, or press approve on the status page",
+				repointed.ServiceID, repointed.ServiceID, repointed.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, repointed.ServiceID, repointed.Desired, cp.period)))
 		}
 		if refused != nil && stale == nil {
 			// As for a stale approval below: the operator asked for

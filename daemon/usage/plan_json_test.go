@@ -185,6 +185,7 @@ func TestChangeJSON_hold(t *testing.T) {
 		{HoldVanished, func(c *Change) { c.vanished = true }, true},
 		{HoldStaleRead, func(c *Change) { c.staleRead = true }, true},
 		{HoldMoved, func(c *Change) { c.moved = true }, true},
+		{HoldPreviousService, func(c *Change) { c.repointed = true }, true},
 	} {
 		c := base
 		tt.set(&c)

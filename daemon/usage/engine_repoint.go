@@ -1,0 +1,157 @@
+package usage
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// namedServices returns the PSA services that the product mappings of a
+// usage source name (products, by product), sync on or off: psa-syncd
+// writes the lines of those services, or leaves them to the operator on
+// purpose (sync_enabled = false). A service none names is one psa-syncd
+// no longer writes at all.
+func namedServices(products map[string]export.ProductMapping) map[string]bool {
+	named := make(map[string]bool, len(products))
+	for _, pm := range products {
+		named[pm.ServiceID] = true
+	}
+	return named
+}
+
+// repointedLine decides c, a change the pass would make by adding a line
+// or raising one, when psa-syncd's ledger says that it set the line of
+// another service S for c's customer above 0, a service that no product
+// mapping of the usage source names any more (named), and that this is
+// still the line's quantity in force at c's effective date
+// (state.DB.SetBefore: nothing set it to 0 since, nor another customer's
+// or source's usage): it holds c for an operator (HoldPreviousService)
+// rather than write the line.
+//
+// A product mapping's service_id was changed (re-pointed to a new SKU in
+// the PSA, whether the provider's plan warning "Previous Service Still
+// Bills" was read or not): psa-syncd no longer writes S, which no mapping
+// names, so S's line keeps the units psa-syncd last set and goes on
+// invoicing, and c's line bills the same usage a second time. Where the
+// pass read S's line (Autotask, ConnectWise: S on c's own contract, read
+// with it) and it shows 0 or no line, the operator zeroed or ended it: c
+// is written. Otherwise only the operator can tell: an approval of that
+// one line (PassOptions.ApproveService, at c's desired units or any)
+// writes it; an approval of every held line (Approve alone) does not.
+//
+// Only a line that psa-syncd never set above 0 for the customer is held:
+// the line of the service a product was re-pointed to. Once it is written
+// (after the approval, or because S's line read 0), its rises are not held
+// month after month, and a product mapping removed (S no longer named)
+// holds no rise of the customer's other lines. The price of that bound: a
+// product re-pointed to a service whose line psa-syncd already writes for
+// the customer (merged into another product's service) is not held;
+// README "Product mappings" says to zero the old lines. Not held either:
+// S on a contract of the customer's
+// renewal pair other than c's (contract_id, next_contract_id: a renewal
+// takes over from the old contract), and S on a contract whose record, as
+// the contract terms kept it, ended before the effective date. The check
+// reads the state database alone (the lines of the chunk's customers that
+// movedLine reads, ledgerMoves.of, and SetBefore per candidate), no PSA
+// request, and only for a chunk with a line to add or raise. It returns an
+// error only when the ledger cannot be read; the line then fails, and
+// nothing is written.
+//
+// lines is the chunk's read of the contracts, when read is true (the PSA
+// reads lines); mapping returns the customer's mapping in the export.
+func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, set func() (map[string][]state.CustomerLine, error),
+	named map[string]bool, lines *lineIndex, read bool, mapping func() (export.CustomerMapping, bool)) error {
+	raise := c.CurrentKnown
+	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current {
+		return nil
+	}
+	all, err := set()
+	if err != nil {
+		return fmt.Errorf("reading psa-syncd's ledger for lines of services it set for customer %s that no product mapping names any more, before writing service %s to contract %s, failed: %w",
+			c.CustomerID, c.ServiceID, c.ContractID, err)
+	}
+	mine := all[c.CustomerID]
+	var others []psa.LineKey
+	for _, l := range mine {
+		if l.ServiceID == c.ServiceID && idKey(l.ContractID) == idKey(c.ContractID) {
+			// psa-syncd set this line above 0 before: it is not the
+			// new service of a re-pointed product.
+			return nil
+		}
+		if !named[l.ServiceID] {
+			others = append(others, l.LineKey)
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	pair := map[string]bool{}
+	if cm, ok := mapping(); ok {
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if id != "" && idKey(id) != idKey(c.ContractID) {
+				pair[idKey(id)] = true
+			}
+		}
+	}
+	sys := e.be.System()
+	effDay := c.EffectiveDate.Format(time.DateOnly)
+	slices.SortFunc(others, compareLineKeys)
+	for _, k := range others {
+		same := idKey(k.ContractID) == idKey(c.ContractID)
+		if !same && pair[idKey(k.ContractID)] {
+			continue
+		}
+		if t, ok := e.terms.get(sys, k.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
+			continue
+		}
+		if same && read && lines != nil {
+			// The pass read the old service's line with c's: it bills
+			// only if it shows units.
+			if l, ok := lines.get(psa.LineKey{ContractID: c.ContractID, ServiceID: k.ServiceID}); !ok || l.Quantity <= 0 {
+				continue
+			}
+		}
+		le, ok, err := e.db.SetBefore(k.ContractID, k.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		if err != nil {
+			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing service %s to contract %s, failed: %w",
+				k.ServiceID, k.ContractID, c.ServiceID, c.ContractID, err)
+		}
+		if !ok || le.System != sys || le.Source != c.Source || le.CustomerID != c.CustomerID || le.After <= 0 {
+			continue
+		}
+		what := fmt.Sprintf("; psa-syncd set service %s to %d units on contract %s for this customer from %s (run %d), and has not set that line to 0 since, "+
+			"and no product mapping of usage source %s names service %s any more (a product mapping's service_id changed: psa-syncd no longer writes that line)",
+			k.ServiceID, le.After, k.ContractID, le.EffectiveDate.Format(time.DateOnly), le.RunID, c.Source, k.ServiceID)
+		verb, this := "add", "adding this line"
+		if raise {
+			what += " nor set this line above 0 after it"
+			verb, this = "raise", fmt.Sprintf("raising this line from %d", c.Current)
+		}
+		units := o.ApproveUnits
+		if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
+			c.Reason += what + ": approved, so it is written"
+			return nil
+		}
+		c.Action, c.repointed = ActionHeld, true
+		c.Reason += fmt.Sprintf("%s: held for review, since that line still bills those units unless it was set to 0 or contract %s has ended in %s, and %s would bill the usage a second time; "+
+			"set the line of service %s on contract %s to 0 in %s (or point the product mapping back to service %s), then %s this one with %s",
+			what, k.ContractID, systemName(sys), this, k.ServiceID, k.ContractID, systemName(sys), k.ServiceID, verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+		return nil
+	}
+	return nil
+}
+
+// HoldAsRepointed holds c, a change that adds or raises a line, as
+// repointedLine holds one (HoldPreviousService), with why added to its
+// reason. The billing-impact report uses it to predict that hold when
+// psa-syncd's ledger is not at hand: from the PSA's read of the old
+// service's line.
+func (c *Change) HoldAsRepointed(why string) {
+	c.Action, c.repointed = ActionHeld, true
+	c.Reason += why
+}

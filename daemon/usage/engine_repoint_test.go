@@ -1,0 +1,166 @@
+package usage
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// addService adds a service (an Autotask service, a ConnectWise catalog
+// item, a Kaseya BMS service) to the harness's simulator.
+func (h *sysHarness) addService(name string, price float64) string {
+	switch h.system {
+	case psa.SystemAutotask:
+		return etID(h.sim.Autotask().AddService(name, price))
+	case psa.SystemConnectWise:
+		return etID(h.sim.ConnectWise().AddCatalogItem(psatest.ConnectWiseCatalogItem{Description: name, Price: price}))
+	default:
+		return strconv.Itoa(h.sim.KaseyaBMS().AddService(name, price))
+	}
+}
+
+// TestEngineSystems_repointedProductNotBilledTwice: the product mapping of
+// MDR is re-pointed from the PSA service it billed as to a new one
+// (service_id changed), while the customers' lines of the old service that
+// psa-syncd set above 0 still bill: psa-syncd no longer writes a service no
+// product mapping names, so adding the new service's line would put the
+// usage on the invoice twice. On every PSA, the plan and the pass hold the
+// new lines (HoldPreviousService), naming the old service, its units and
+// the way out; a blanket approval does not release them. Where the PSA's
+// read shows the old line at 0 (Autotask, ConnectWise: the operator zeroed
+// it by hand), the new line is added without an approval; on Kaseya BMS,
+// whose lines cannot be read, an approval of the line adds it. Once
+// written, the new line's rises are never held again.
+func TestEngineSystems_repointedProductNotBilledTwice(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+			}
+
+			// MDR is re-pointed to a new PSA service.
+			svcNew := h.addService("Sophos MDR Complete", 11)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+
+			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", svcNew)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChange(plan, svcNew)
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd set service "+h.svcMDR+" to 3 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
+				!strings.Contains(c.Reason, "no product mapping of usage source file names service "+h.svcMDR) ||
+				!strings.Contains(c.Reason, "set the line of service "+h.svcMDR+" on contract "+h.contractA+" to 0") || !strings.Contains(c.Reason, approve) {
+				t.Errorf("plan's new MDR change = %+v, want held (%s) naming the 3 units of %s on %s and %q", c, HoldPreviousService, h.svcMDR, h.contractA, approve)
+			}
+			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUnchanged {
+				t.Errorf("plan's Intercept change = %+v, want unchanged", c)
+			}
+
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			if res.Run.Held != 2 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the re-pointing = %+v (%d writes), want the 2 new lines held", res.Run, h.writes())
+			}
+			if got, ok := h.units(h.contractA, svcNew); ok && got != 0 {
+				t.Errorf("units of the new service on %s = %d, want no line: the old service still bills 3", h.contractA, got)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "product mapping") || !strings.Contains(cs.Hint, approve) {
+				t.Errorf("status = %+v, want held with a hint naming the product mapping and %q", cs, approve)
+			}
+
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+			}
+
+			// The operator sets cust-a's old line to 0 by hand.
+			h.setByHand(h.contractA, h.svcMDR, 0)
+			res = h.sync(PassOptions{})
+			if sys == psa.SystemKaseyaBMS {
+				// Kaseya BMS lines cannot be read: the ledger still says 3.
+				if res.Run.Held != 2 || res.Run.Updated != 0 {
+					t.Errorf("pass after the old line was zeroed = %+v, want both still held (Kaseya BMS cannot read it)", res.Run)
+				}
+				if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Held != 0 || res.Run.Updated != 1 {
+					t.Errorf("approval of the line = %+v, want it added", res.Run)
+				}
+			} else if res.Run.Held != 1 || res.Run.Updated != 1 {
+				t.Errorf("pass after the old line was zeroed = %+v, want cust-a's new line added, cust-b's held", res.Run)
+			}
+			h.wantUnits(h.contractA, svcNew, 3)
+			h.wantUnits(h.contractB, h.svcMDR, 2)
+
+			// A rise of the new line psa-syncd wrote is not held.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,4", "cust-b,Globex,MDR,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 || res.Run.Held != 1 {
+				t.Errorf("pass with cust-a's rise = %+v, want 1 updated (cust-a) and 1 held (cust-b)", res.Run)
+			}
+			h.wantUnits(h.contractA, svcNew, 4)
+		})
+	}
+}
+
+// TestEngineSystems_repointedProductStillMappedService: a product re-pointed
+// to a new service while another product still maps the old one is not
+// held: psa-syncd goes on writing the old service's line (from the other
+// product's usage), so nothing bills twice.
+func TestEngineSystems_repointedProductStillMappedService(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,CIXA-SRV,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+				t.Fatalf("first pass = %+v, want 1 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos Intercept X for Server", 6)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: svcNew, ServiceName: "Sophos Intercept X for Server", SyncEnabled: true})
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 2 {
+				t.Errorf("pass after the re-pointing = %+v, want 2 updated (Intercept 42 -> 40, the new line 2)", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 40)
+			h.wantUnits(h.contractA, svcNew, 2)
+		})
+	}
+}
+
+// TestEngineSystems_removedProductHoldsNoRise: a product mapping removed
+// outright leaves its service's line billing, and holds no rise of the
+// customer's other lines, which psa-syncd wrote before.
+func TestEngineSystems_removedProductHoldsNoRise(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			h.doc.DeleteProduct("file", "MDR")
+			h.writeUsage("cust-a,Acme,CIXA-MSP,41", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("pass after the removal = %+v, want Intercept raised, nothing held", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 41)
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+		})
+	}
+}
