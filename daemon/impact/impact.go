@@ -98,7 +98,8 @@ type Totals struct {
 	// HeldPerLine counts the held lines, of HeldApprovable, that only an
 	// approval of each line (`psa-syncd sync --approve --customer ID
 	// --service ID`) releases, not an approval of every held line: holds
-	// line_missing, stale_read and previous_contract (Held.PerLine).
+	// line_missing, stale_read, previous_contract and previous_service
+	// (Held.PerLine).
 	HeldPerLine int `json:"held_per_line,omitempty"`
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
@@ -171,7 +172,8 @@ type Held struct {
 	Approvable bool `json:"approvable"`
 	// Hold says why the line is held, as the plan's JSON does:
 	// "approval", "stale_approval", "posted", "later_change",
-	// "later_write", "line_missing", "stale_read" or "previous_contract".
+	// "later_write", "line_missing", "stale_read", "previous_contract" or
+	// "previous_service".
 	Hold string `json:"hold"`
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
@@ -184,7 +186,7 @@ type Held struct {
 // bill twice, which the operator checks line by line.
 func (h *Held) PerLine() bool {
 	switch h.Hold {
-	case usage.HoldVanished, usage.HoldStaleRead, usage.HoldMoved:
+	case usage.HoldVanished, usage.HoldStaleRead, usage.HoldMoved, usage.HoldPreviousService:
 		return h.Approvable
 	}
 	return false
@@ -316,6 +318,7 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 	cur, prop = c.withFailedLines(cur, false, prop, records), c.withFailedLines(prop, true, cur, records)
 	if o.State == nil {
 		prop = c.withMovedHolds(cur, prop)
+		prop = c.withRepointHolds(cur, prop)
 	}
 	c.lines(rep, cur, prop)
 	c.usageSync(rep)
@@ -1099,6 +1102,9 @@ func heldText(h *Held, units int64, withDelta bool) string {
 	}
 	if h.Hold == usage.HoldMoved {
 		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service on another contract still bills, and writing this one would bill the usage twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+	}
+	if h.Hold == usage.HoldPreviousService {
+		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice; stays at %d until that line is set to 0 in the PSA (on Kaseya BMS, whose lines psa-syncd cannot read, then with an approval) or `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	if h.Hold == usage.HoldStaleRead {
 		return fmt.Sprintf("held for review: the PSA's read shows the units from before psa-syncd's last write of the line, and an adjustment from it could apply that write twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)

@@ -44,6 +44,7 @@ func TestHeldText_saysWhy(t *testing.T) {
 		{"posted", "already approved and posted (invoiced)", 3, false},
 		{"later_write", "psa-syncd already changed it from a later date", 3, false},
 		{"later_change", "its units change again later in the billing month", 3, false},
+		{"previous_service", "no product mapping names any more (the product was re-pointed) still bills", 3, true},
 	} {
 		var ch usage.Change
 		js := fmt.Sprintf(`{"action":"held","current":28,"desired":%d,"hold":%q}`, tt.desired, tt.hold)
@@ -129,5 +130,45 @@ func TestWithMovedHolds_raises(t *testing.T) {
 	}
 	if propPlan.Changes[1].Action != usage.ActionUpdate {
 		t.Errorf("withMovedHolds changed the plan it was given: %+v", propPlan.Changes[1])
+	}
+}
+
+// TestWithRepointHolds: without psa-syncd's ledger, the report holds a line
+// the proposed plan adds or raises for a customer whose line of a service
+// no proposed product mapping names shows units in the PSA, and only a
+// line of a service the PSA shows no units of for the customer.
+func TestWithRepointHolds(t *testing.T) {
+	t.Parallel()
+	cur, prop := export.New(psa.SystemAutotask, "t"), export.New(psa.SystemAutotask, "t")
+	cur.PutProduct(export.ProductMapping{Source: "sophos", Product: "MDR", ServiceID: "old", SyncEnabled: true})
+	cur.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA", ServiceID: "cixa", SyncEnabled: true})
+	prop.PutProduct(export.ProductMapping{Source: "sophos", Product: "MDR", ServiceID: "new", SyncEnabled: true})
+	prop.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA", ServiceID: "cixa", SyncEnabled: true})
+	change := func(customer, service string, current int64, known bool, desired int64) usage.Change {
+		return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: customer, ContractID: "X-" + customer},
+			ChangeService: &usage.ChangeService{ServiceID: service}, Action: usage.ActionUpdate,
+			Current: current, CurrentKnown: known, Desired: desired}
+	}
+	curPlan := &usage.Plan{Changes: []usage.Change{
+		change("billed", "old", 3, true, 3), change("billed", "cixa", 40, true, 40),
+		change("zeroed", "old", 0, true, 0), change("zeroed", "cixa", 40, true, 40),
+	}}
+	propPlan := &usage.Plan{Changes: []usage.Change{
+		change("billed", "new", 0, false, 3), change("billed", "cixa", 40, true, 41),
+		change("zeroed", "new", 0, false, 3), change("zeroed", "cixa", 40, true, 41),
+	}}
+	c := &compare{current: cur, proposed: prop, usageKnown: true}
+	got := c.withRepointHolds(curPlan, propPlan)
+	for i, want := range []bool{true, false, false, false} {
+		ch := got.Changes[i]
+		if held := ch.Action == usage.ActionHeld && ch.Hold() == usage.HoldPreviousService; held != want {
+			t.Errorf("%s's %s line: held as re-pointed = %v (%s, %q), want %v", ch.CustomerID, ch.ServiceID, held, ch.Action, ch.Reason, want)
+		}
+	}
+	if !strings.Contains(got.Changes[0].Reason, "service old, which no product mapping names after apply, still bills 3 units on contract X-billed") {
+		t.Errorf("reason %q", got.Changes[0].Reason)
+	}
+	if propPlan.Changes[0].Action != usage.ActionUpdate {
+		t.Errorf("withRepointHolds changed the plan it was given: %+v", propPlan.Changes[0])
 	}
 }

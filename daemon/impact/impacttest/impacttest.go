@@ -134,6 +134,18 @@ resource "psa_product_mapping" "mdr" {
 		Before: config(baseServices, strings.Replace(baseMappings, "service_id = psa_service.server.id", "service_id = psa_service.intercept.id", 1), baseCustomers),
 		Config: config(baseServices, strings.NewReplacer("psa_service.intercept.id", "psa_service.server.id",
 			"psa_service.server.id", "psa_service.intercept.id").Replace(baseMappings), baseCustomers)},
+	// A product mapping re-pointed to a new service (a new SKU): Acme's
+	// line of the old one, which psa-syncd set to 3, still bills, so the
+	// pass holds Acme's new line (previous_service) until it is approved;
+	// Globex had no line of the old service, its new line is added.
+	{Name: "product_repointed", Config: config(baseServices+`
+resource "psa_service" "server_new" {
+  name       = "Sophos Intercept X for Server (2027)"
+  unit_price = 10
+
+  depends_on = [psa_service.server]
+}
+`, strings.Replace(baseMappings, "service_id = psa_service.server.id", "service_id = psa_service.server_new.id", 1), baseCustomers)},
 	// Services made with for_each and count, and product mappings that
 	// name their instance by each.value (of a literal map), each.key,
 	// count.index, or each.value of a local (one instance only).
