@@ -76,7 +76,14 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"checks against the export: it refuses to write a product with `sync_enabled` on a service that products of another " +
 			"source feed; when the same apply removes those or moves them to another service, Terraform may run this change " +
 			"first, which then waits up to 20 seconds for that change. Destroying the mapping removes it from the " +
-			"export, which stops usage sync for the product; it never changes contracts in the PSA.",
+			"export, which stops usage sync for the product; it never changes contracts in the PSA.\n\n" +
+			"Changing `service_id` to another service (a new SKU) moves the billing of the product: psa-syncd no longer " +
+			"writes the lines of the old service (unless another product mapping of the source names it), which keep the " +
+			"quantities it last set and go on invoicing, and it holds each customer's line of the new service that it would " +
+			"add while its ledger says that the customer's line of the old service still bills (hold `previous_service`). " +
+			"The plan warns (Previous Service Still Bills): set the old service's lines to 0 in the PSA (on Autotask and " +
+			"ConnectWise PSA the next pass then adds the new lines), or approve each held line " +
+			"(`psa-syncd sync --approve --customer ID --service ID`, or the status page).",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "`<source>/<product>`, the key of the mapping in the export.",
@@ -186,6 +193,16 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 		if resp.Diagnostics.HasError() {
 			return
 		}
+	}
+
+	if oldID := repointedFrom(state, &plan); oldID != "" {
+		id := productMappingImportID.format(state.Source.ValueString(), state.Product.ValueString())
+		newID := ""
+		if known(plan.ServiceID) {
+			newID = plan.ServiceID.ValueString()
+		}
+		summary, detail := repointWarning(id, state.Source.ValueString(), oldID, newID, r.data.system)
+		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), summary, detail)
 	}
 
 	// The service is created in this apply: its id and name are unknown, and
