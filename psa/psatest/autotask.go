@@ -318,6 +318,15 @@ func (a *Autotask) SetContractStatus(id int64, status string) {
 	rec["status"] = mustPicklist(entContracts, "status", status, "Active")
 }
 
+// SetContractEndDate sets a contract's end date, as an Autotask user who
+// ends a contract early does.
+func (a *Autotask) SetContractEndDate(id int64, end time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.mustGetLocked(entContracts, id)
+	rec["endDate"] = day(end)
+}
+
 // SetContractCompany moves a contract to another company, as an Autotask
 // user who corrects a contract's account does.
 func (a *Autotask) SetContractCompany(id, companyID int64) {
