@@ -105,7 +105,14 @@
 // has not set it to 0 since, and (for a raise) set it after it last set
 // this one above 0: the customer's mapping moved (or moved back), the
 // other contract still bills that line, and this one would bill the usage
-// twice. A line of a service psa-syncd never set above 0 for the customer
+// twice. On Autotask and ConnectWise a pass that would hold so reads the
+// contracts the customers of the chunk left, in one bulk read of lines
+// and one of records per 500 of them, and writes the line instead when
+// the other contract ended before the effective date or its line reads 0
+// (set from another quantity than 0 by psa-syncd's last write of it); a
+// contract the customer left that is another customer's now is named so,
+// and the operator told not to set it to 0.
+// A line of a service psa-syncd never set above 0 for the customer
 // is held (HoldPreviousService) alike when the ledger says psa-syncd set
 // the customer's line of a service that no product mapping of the source
 // names any more above 0, still in force (and, where the pass read it, the

@@ -437,6 +437,10 @@ type Change struct {
 	// service no product mapping names any more still bills (see
 	// Engine.repointedLine); an approval of the line releases it.
 	repointed bool
+	// movedOwner, for a change held so, is the customer whose mapping
+	// names the contract this customer left (two customers swapped
+	// contracts): that line is not the operator's to set to 0.
+	movedOwner string
 	// surge is set when the change is held because many lines rise at
 	// once (Policies.SurgeLinesPercent, holdSurges); an approval of the
 	// line releases it.
@@ -1109,6 +1113,8 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
 	named := namedServices(products)
+	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
+	ownerOf := contractOwners(doc, srcName)
 	var unchecked []*customerPass
 	var recheck recheckBatch
 	var cur lineChunk
@@ -1175,13 +1181,18 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				}
 			}
 			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) {
-				mapping := func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) }
-				if err := e.movedLine(c, o, cp.period, moves.of(cp.chunk), mapping); err != nil {
+				in := movedLookups{set: moves.of(cp.chunk),
+					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
+					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) }}
+				if !p.ledger {
+					in.old = olds.of(cp.chunk)
+				}
+				if err := e.movedLine(c, o, cp.period, in); err != nil {
 					cp.fail(i, err, c)
 					continue
 				}
 				if c.Action == ActionUpdate {
-					if err := e.repointedLine(c, o, cp.period, moves.of(cp.chunk), named, cur.lines, !p.ledger, mapping); err != nil {
+					if err := e.repointedLine(c, o, cp.period, moves.of(cp.chunk), named, cur.lines, !p.ledger, in.mapping); err != nil {
 						cp.fail(i, err, c)
 						continue
 					}

@@ -1,12 +1,16 @@
 package usage
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
@@ -54,13 +58,12 @@ import (
 // up one by one. mapping returns the customer's mapping in the export, as
 // it names its contracts (cp.m is a copy naming the renewal once it takes
 // over).
-func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, set func() (map[string][]state.CustomerLine, error),
-	mapping func() (export.CustomerMapping, bool)) error {
+func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in movedLookups) error {
 	raise := c.CurrentKnown
 	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current {
 		return nil
 	}
-	lines, err := set()
+	lines, err := in.set()
 	if err != nil {
 		return fmt.Errorf("reading psa-syncd's ledger for lines of service %s it set for customer %s on another contract, before writing it to contract %s, failed: %w",
 			c.ServiceID, c.CustomerID, c.ContractID, err)
@@ -87,7 +90,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, set f
 		return nil
 	}
 	pair := map[string]bool{idKey(c.ContractID): true}
-	if cm, ok := mapping(); ok {
+	if cm, ok := in.mapping(); ok {
 		for _, id := range []string{cm.ContractID, cm.NextContractID} {
 			if id != "" {
 				pair[idKey(id)] = true
@@ -124,13 +127,231 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, set f
 			c.Reason += what + ": approved, so it is written to contract " + c.ContractID
 			return nil
 		}
+		var failed string
+		if in.old != nil {
+			released, why := in.old(x, c.ServiceID, c.EffectiveDate, le)
+			if released {
+				// The old line no longer bills: the next candidate,
+				// if any, decides.
+				c.Reason += what + why
+				continue
+			}
+			failed = why
+		}
 		c.Action, c.moved = ActionHeld, true
-		c.Reason += fmt.Sprintf("%s: held for review, since contract %s still bills those units unless it has ended in %s, and %s would bill the usage a second time; "+
+		if owner, ok := in.owner(x); ok {
+			// The contract the customer left is another customer's
+			// now (two customers swapped contracts, or one took over
+			// the other's): its line is that customer's to set, and
+			// setting it to 0 by hand would stop billing that customer.
+			c.movedOwner = owner.CustomerID
+			c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s, now customer %s's (its customer mapping names it), still bills the units psa-syncd set on it for this customer until psa-syncd sets that line for customer %s, and %s would bill the usage a second time; "+
+				"the pass after psa-syncd has set it for customer %s (usually the next) writes this one by itself: do not set that line to 0 by hand, since it bills customer %s; "+
+				"if it stays (customer %s's usage of this service is the same, or none while policies.missing_usage is %s), %s this one with %s",
+				what, failed, x, owner.CustomerID, owner.CustomerID, this, owner.CustomerID, owner.CustomerID, owner.CustomerID, MissingUsageKeep, verb,
+				approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+			return nil
+		}
+		c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s still bills those units unless it has ended in %s, and %s would bill the usage a second time; "+
 			"set the line on contract %s to 0 or end contract %s in %s, then %s this one with %s",
-			what, x, systemName(sys), this, x, x, systemName(sys), verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+			what, failed, x, systemName(sys), this, x, x, systemName(sys), verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+		switch {
+		case in.old != nil && le.Before != 0:
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads that line at 0 or contract %s ended before the effective date)", verb, x)
+		case in.old != nil:
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date)", verb, x)
+		}
 		return nil
 	}
 	return nil
+}
+
+// movedLookups are what movedLine looks up, each once per chunk of
+// customers or pass and only when it needs to.
+type movedLookups struct {
+	// set returns the lines that psa-syncd set above 0 for the
+	// customers of c's chunk (ledgerMoves.of).
+	set func() (map[string][]state.CustomerLine, error)
+	// mapping returns the customer's mapping in the export, as it names
+	// its contracts (cp.m is a copy naming the renewal once it takes
+	// over).
+	mapping func() (export.CustomerMapping, bool)
+	// owner returns the mapping of another customer of the source whose
+	// contract_id or next_contract_id is the contract (idKey).
+	owner func(contract string) (export.CustomerMapping, bool)
+	// old, nil where the PSA cannot read lines (Kaseya BMS), tells
+	// whether the customer's line of a service on a contract it left no
+	// longer bills at a date, from the PSA's read of it (oldContracts.of),
+	// with the reason's words; when it still may, the words say why the
+	// read could not tell, if it failed.
+	old func(contract, service string, asOf time.Time, le state.LedgerEntry) (bool, string)
+}
+
+// contractOwners returns movedLookups.owner for the customers of source
+// src in doc other than customer.
+func contractOwners(doc *export.Document, src string) func(customer, contract string) (export.CustomerMapping, bool) {
+	var owners map[string]int
+	return func(customer, contract string) (export.CustomerMapping, bool) {
+		if owners == nil {
+			owners = map[string]int{}
+			for i, cm := range doc.CustomerMappings {
+				if cm.Source != src {
+					continue
+				}
+				for _, id := range []string{cm.ContractID, cm.NextContractID} {
+					if id != "" {
+						owners[idKey(id)] = i
+					}
+				}
+			}
+		}
+		i, ok := owners[idKey(contract)]
+		if !ok || doc.CustomerMappings[i].CustomerID == customer {
+			return export.CustomerMapping{}, false
+		}
+		return doc.CustomerMappings[i], true
+	}
+}
+
+// oldContracts reads from the PSA, for movedLine, the lines of the
+// contracts that the customers of a chunk left (those on which
+// psa-syncd's ledger has a line of theirs above 0: ledgerMoves.lines) and
+// their records, once per chunk and only for a chunk where movedLine
+// would hold a line: in chunks of readChunk contracts, one read of their
+// lines (as the pass reads its own) and one bulk read of their records
+// (psa.BulkReader) each. A pass that holds no line as HoldMoved sends
+// nothing more.
+//
+// A held line is released (movedLine writes it) when the read says that
+// the old line no longer bills at the effective date:
+//   - the contract's record, as read now, ended before the effective date;
+//   - or the line reads 0 units at the effective date, changing no later
+//     in the period, and psa-syncd's ledger entry in force set it from
+//     another quantity than 0: a read that shows the line as it was before
+//     psa-syncd's last write of it may be an old page (a cache or proxy,
+//     see Engine.staleRead), and then the line still bills. A line
+//     psa-syncd added (from 0) and never changed since, set to 0 by hand,
+//     stays held for an approval of the line.
+//
+// A line the read does not show is not released: Autotask shows no line
+// for a period whose unit rows it has not made yet, and a contract the
+// API user can no longer see reads empty. Nothing is released from a read
+// that failed, for the whole chunk or for that contract (psa.ContractErrors),
+// or from a record the bulk read left out.
+type oldContracts struct {
+	e     *Engine
+	ctx   context.Context
+	moves *ledgerMoves
+	// chunk and day are those of the reads held.
+	chunk int
+	day   string
+	// lines and ended are by contract (idKey) and service; read holds
+	// the contracts read without an error, errs why the others were not.
+	lines map[psa.LineKey]psa.ContractLine
+	read  map[string]bool
+	ended map[string]time.Time
+	errs  map[string]error
+}
+
+// of returns movedLookups.old for the customers of chunk i.
+func (r *oldContracts) of(i int) func(contract, service string, asOf time.Time, le state.LedgerEntry) (bool, string) {
+	return func(contract, service string, asOf time.Time, le state.LedgerEntry) (bool, string) {
+		day := asOf.Format(time.DateOnly)
+		if r.chunk != i || r.day != day {
+			r.chunk, r.day = i, day
+			r.readChunk(i, asOf)
+		}
+		k := idKey(contract)
+		sys := systemName(r.e.be.System())
+		if !r.read[k] {
+			if err := r.errs[k]; err != nil {
+				return false, fmt.Sprintf(" (psa-syncd's read of contract %s in %s, to tell whether that line still bills, failed: %v)", contract, sys, err)
+			}
+			return false, ""
+		}
+		if end, ok := r.ended[k]; ok && end.Format(time.DateOnly) < day {
+			return true, fmt.Sprintf("; but contract %s ended on %s in %s, as read now, before the effective date %s: not held", contract, end.Format(time.DateOnly), sys, day)
+		}
+		l, ok := r.lines[psa.LineKey{ContractID: k, ServiceID: idKey(service)}]
+		if !ok || l.Quantity != 0 || slices.ContainsFunc(l.LaterChanges, func(q psa.QuantityChange) bool { return q.Quantity != 0 }) {
+			return false, ""
+		}
+		if le.Before == 0 {
+			return false, fmt.Sprintf(" (%s shows that line at 0 units at %s, as it was before psa-syncd set it, which an old page of the read shows alike)", sys, day)
+		}
+		return true, fmt.Sprintf("; but %s shows that line at 0 units at %s, as read now (someone set it to 0 since): not held", sys, day)
+	}
+}
+
+// readChunk reads the lines and records of the contracts the customers
+// of chunk i left, at asOf.
+func (r *oldContracts) readChunk(i int, asOf time.Time) {
+	r.lines, r.read, r.ended, r.errs = map[psa.LineKey]psa.ContractLine{}, map[string]bool{}, map[string]time.Time{}, map[string]error{}
+	sys := r.e.be.System()
+	seen := map[string]bool{}
+	services := map[string]bool{}
+	var ids []string
+	for _, cp := range r.moves.customers {
+		if cp.chunk != i {
+			continue
+		}
+		for _, l := range r.moves.lines[cp.m.CustomerID] {
+			k := idKey(l.ContractID)
+			if k == idKey(cp.m.ContractID) || k == idKey(cp.m.NextContractID) {
+				continue
+			}
+			if t, ok := r.e.terms.get(sys, l.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < asOf.Format(time.DateOnly) {
+				continue
+			}
+			services[l.ServiceID] = true
+			if !seen[k] {
+				seen[k] = true
+				ids = append(ids, l.ContractID)
+			}
+		}
+	}
+	slices.SortFunc(ids, compareIDs)
+	svcs := slices.Sorted(maps.Keys(services))
+	for batch := range slices.Chunk(ids, readChunk) {
+		got, err := r.e.readLines(r.ctx, batch, svcs, asOf)
+		var ce contractErrors
+		failed := map[string]error{}
+		switch {
+		case err == nil:
+		case errors.As(err, &ce):
+			for id, cerr := range ce.ContractErrors() {
+				failed[idKey(id)] = cerr
+			}
+		default:
+			for _, id := range batch {
+				r.errs[idKey(id)] = err
+			}
+			continue
+		}
+		var ok []string
+		for _, id := range batch {
+			if err, bad := failed[idKey(id)]; bad {
+				r.errs[idKey(id)] = err
+				continue
+			}
+			r.read[idKey(id)] = true
+			ok = append(ok, id)
+		}
+		for _, l := range got {
+			if r.read[idKey(l.ContractID)] {
+				r.lines[psa.LineKey{ContractID: idKey(l.ContractID), ServiceID: idKey(l.ServiceID)}] = l
+			}
+		}
+		if len(ok) == 0 {
+			continue
+		}
+		found, _ := r.e.readContractRecords(r.ctx, ok)
+		for _, ct := range found {
+			if ct != nil && !ct.EndDate.IsZero() {
+				r.ended[idKey(ct.ID)] = ct.EndDate
+			}
+		}
+	}
 }
 
 // ledgerMoves reads, for the plan, the lines that psa-syncd ever set above

@@ -2,6 +2,9 @@ package usage
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -267,6 +270,262 @@ func TestEngineSystems_movedBackNotBilledTwice(t *testing.T) {
 				t.Errorf("rise on %s after the approval = %+v, want 1 updated, nothing held", h.contractA, res.Run)
 			}
 			h.wantUnits(h.contractA, h.svcIntercept, 47)
+		})
+	}
+}
+
+// requestsNaming counts the requests the simulator received that name one
+// of ids (in the path, the query or the body).
+func (h *sysHarness) requestsNaming(ids ...string) int {
+	h.t.Helper()
+	re := regexp.MustCompile(`\b(` + strings.Join(ids, "|") + `)\b`)
+	n := 0
+	for _, r := range h.sim.Requests() {
+		q, _ := url.QueryUnescape(r.RawQuery)
+		if re.MatchString(r.Path) || re.MatchString(q) || re.Match(r.Body) {
+			n++
+		}
+	}
+	return n
+}
+
+// moveTo maps customer to a new contract of its company and returns it.
+func (h *sysHarness) moveTo(customer, name string) string {
+	h.t.Helper()
+	cm, _ := h.doc.Customer("file", customer)
+	var id string
+	switch h.system {
+	case psa.SystemAutotask:
+		id = etID(h.sim.Autotask().AddContract(psatest.AutotaskContract{CompanyID: mustParse(h.t, cm.CompanyID), Name: name}))
+	case psa.SystemConnectWise:
+		id = etID(h.sim.ConnectWise().AddAgreement(psatest.ConnectWiseAgreement{CompanyID: mustParse(h.t, cm.CompanyID), Name: name}))
+	default:
+		id = fmt.Sprint(h.sim.KaseyaBMS().AddContract(psatest.KaseyaBMSContract{AccountID: int(mustParse(h.t, cm.CompanyID)), Name: name}))
+	}
+	cm.ContractID = id
+	h.doc.PutCustomer(cm)
+	return id
+}
+
+// TestEngineSystems_movedHoldReleasedByRead: on the PSAs that read lines
+// (Autotask, ConnectWise), a pass that holds lines as HoldMoved reads the
+// contracts the customers left, all at once: one read of their lines and
+// one bulk read of their records (Autotask: 2 requests for both old
+// contracts; ConnectWise: one additions read per agreement and one
+// agreements read), and a pass that holds nothing reads none of them. A
+// held line whose old line reads 0 (set by hand) is written with no
+// approval; the other stays held. A read of the old contract that fails
+// releases nothing.
+func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,40", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,12")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("second pass = %+v, want 2 updated", res.Run)
+			}
+			movedA, movedB := h.moveTo("cust-a", "Acme Other Services"), h.moveTo("cust-b", "Globex Other Services")
+
+			wantReads := 2 // Autotask: the ContractServiceUnits query and the Contracts query
+			if sys == psa.SystemConnectWise {
+				wantReads = 3 // each agreement's additions, and one agreements read
+			}
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+				t.Fatalf("pass after the moves = %+v, want both lines held", res.Run)
+			}
+			if n := h.requestsNaming(h.contractA, h.contractB); n != wantReads {
+				t.Errorf("pass holding 2 lines sent %d requests naming the old contracts, want %d", n, wantReads)
+			}
+
+			// A lowered by hand, not to 0: it still bills.
+			h.setByHand(h.contractA, h.svcIntercept, 5)
+			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+				t.Errorf("pass while %s reads 5 = %+v, want both lines held", h.contractA, res.Run)
+			}
+
+			// The read of A fails: nothing is released, though A reads 0.
+			h.setByHand(h.contractA, h.svcIntercept, 0)
+			fault := psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", BodyContains: h.contractA, Status: http.StatusBadRequest}
+			if sys == psa.SystemConnectWise {
+				base, err := url.Parse(h.sim.ConnectWiseBaseURL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				fault = psatest.Fault{Method: http.MethodGet, Path: base.Path + "finance/agreements/" + h.contractA + "/additions", Status: http.StatusBadRequest}
+			}
+			h.sim.AddFault(fault)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChangeOf(plan, "cust-a", h.svcIntercept)
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved || !strings.Contains(c.Reason, "to tell whether that line still bills, failed") {
+				t.Errorf("cust-a's change while the read of %s fails = %+v, want held, saying the read failed", h.contractA, c)
+			}
+			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+				t.Errorf("pass while the read of %s fails = %+v, want both lines held", h.contractA, res.Run)
+			}
+			h.sim.ClearFaults()
+
+			// A reads 0 now: cust-a's line is added, cust-b's stays held.
+			plan, err = h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c = sysFindChangeOf(plan, "cust-a", h.svcIntercept)
+			if c == nil || c.Action != ActionUpdate || c.Desired != 42 || !strings.Contains(c.Reason, "shows that line at 0 units at 2026-11-01, as read now") {
+				t.Errorf("cust-a's change once %s reads 0 = %+v, want an update to 42 saying why", h.contractA, c)
+			}
+			if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved {
+				t.Errorf("cust-b's change = %+v, want held", c)
+			}
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 1 {
+				t.Errorf("pass once %s reads 0 = %+v, want 1 updated, 1 held", h.contractA, res.Run)
+			}
+			h.wantUnits(movedA, h.svcIntercept, 42)
+			h.wantUnits(h.contractA, h.svcIntercept, 0)
+			h.wantUnits(h.contractB, h.svcIntercept, 12)
+			if got, ok := h.units(movedB, h.svcIntercept); ok && got != 0 {
+				t.Errorf("units of Intercept on %s = %d, want no line", movedB, got)
+			}
+
+			// cust-b goes back to B: nothing is held, and no old contract is read.
+			cm, _ := h.doc.Customer("file", "cust-b")
+			cm.ContractID = h.contractB
+			h.doc.PutCustomer(cm)
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 {
+				t.Errorf("pass holding nothing = %+v, want nothing held or written", res.Run)
+			}
+			if n := h.requestsNaming(h.contractA, movedB); n != 0 {
+				t.Errorf("pass holding nothing sent %d requests naming the contracts left, want 0", n)
+			}
+		})
+	}
+}
+
+// sysFindChangeOf returns the plan's change of customer's service.
+func sysFindChangeOf(plan *Plan, customer, service string) *Change {
+	for i := range plan.Changes {
+		if c := &plan.Changes[i]; c.CustomerID == customer && c.ServiceID == service {
+			return c
+		}
+	}
+	return nil
+}
+
+// TestEngineAutotask_movedHoldReleasedOnceOldContractEnded: a line held
+// because the customer's line on the contract it left still bills is
+// written, with no approval, once the old contract's record, read by the
+// pass, ended before the effective date; not while it ends later. A line
+// psa-syncd added on the old contract and never changed since, set to 0
+// by hand, stays held: the read is the line as it was before psa-syncd's
+// write, as an old page shows it.
+func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+		t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+	}
+	moved := h.moveTo("cust-a", "Acme Other Services")
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+		t.Fatalf("pass after the move = %+v, want both lines held", res.Run)
+	}
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "as it was before psa-syncd set it") ||
+		!strings.Contains(c.Reason, "let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date") {
+		t.Errorf("MDR's change = %+v, want held, saying that a read of 0 is not enough", c)
+	}
+
+	at := h.sim.Autotask()
+	at.SetContractEndDate(mustParse(t, h.contractA), time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC))
+	if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+		t.Errorf("pass while %s ends on the effective date = %+v, want both lines held", h.contractA, res.Run)
+	}
+	at.SetContractEndDate(mustParse(t, h.contractA), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	plan, err = h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate ||
+		!strings.Contains(c.Reason, "but contract "+h.contractA+" ended on 2026-10-31 in Autotask, as read now, before the effective date 2026-11-01: not held") {
+		t.Errorf("Intercept's change once %s ended = %+v, want an update saying why", h.contractA, c)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 2 {
+		t.Errorf("pass once %s ended = %+v, want both lines written", h.contractA, res.Run)
+	}
+	h.wantUnits(moved, h.svcIntercept, 42)
+	h.wantUnits(moved, h.svcMDR, 3)
+}
+
+// TestEngineSystems_movedContractsSwapped: two customers swap contracts
+// in one pass. The line of the customer decided first, which would rise
+// on the other's contract while its own old line there still bills, is
+// held for that pass, with a reason and hint that say the old contract is
+// the other customer's now and must not be set to 0 by hand; the next
+// pass, once psa-syncd set that line for the other customer, writes it by
+// itself.
+func TestEngineSystems_movedContractsSwapped(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			// Two tenants of one company, each billed on a contract of
+			// its own.
+			b, _ := h.doc.Customer("file", "cust-b")
+			a, _ := h.doc.Customer("file", "cust-a")
+			b.CompanyID = a.CompanyID
+			h.doc.PutCustomer(b)
+			x, y := h.moveTo("cust-a", "Acme Endpoint"), h.moveTo("cust-b", "Acme Servers")
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Acme Servers,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			a, _ = h.doc.Customer("file", "cust-a")
+			b, _ = h.doc.Customer("file", "cust-b")
+			a.ContractID, b.ContractID = y, x
+			h.doc.PutCustomer(a)
+			h.doc.PutCustomer(b)
+
+			res := h.sync(PassOptions{})
+			if res.Run.Held != 1 || res.Run.Updated != 1 {
+				t.Fatalf("pass of the swap = %+v, want cust-a's line held, cust-b's written", res.Run)
+			}
+			c := sysFindChangeOf(res.Plan, "cust-a", h.svcIntercept)
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldMoved ||
+				!strings.Contains(c.Reason, "since contract "+x+", now customer cust-b's") ||
+				!strings.Contains(c.Reason, "do not set that line to 0 by hand, since it bills customer cust-b") ||
+				strings.Contains(c.Reason, "set the line on contract "+x+" to 0") {
+				t.Errorf("cust-a's change = %+v, want held, saying %s is cust-b's now and not to set it to 0", c, x)
+			}
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is customer cust-b's contract now") ||
+				strings.Contains(cs.Hint, "set that line to 0 or end that contract") {
+				t.Errorf("cust-a's status = %+v, want held, with a hint that does not ask to set cust-b's line to 0", cs)
+			}
+			h.wantUnits(x, h.svcIntercept, 10)
+			h.wantUnits(y, h.svcIntercept, 10)
+
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("pass after the swap = %+v, want cust-a's line written", res.Run)
+			}
+			h.wantUnits(y, h.svcIntercept, 42)
+			h.wantUnits(x, h.svcIntercept, 10)
 		})
 	}
 }
