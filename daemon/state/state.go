@@ -851,6 +851,23 @@ func (e *intentNotOpenError) Error() string {
 	return fmt.Sprintf("state: completing intent %d: already %s", e.id, e.state)
 }
 
+// IntentByID returns the intent with the given id (a ledger entry's
+// IntentID), whatever its state. The bool is false when there is none
+// (never opened, or pruned).
+func (db *DB) IntentByID(id int64) (Intent, bool, error) {
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	in, err := scanIntent(db.sql.QueryRowContext(ctx, db.q(`SELECT `+intentColumns+` FROM intents WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Intent{}, false, nil
+	}
+	if err != nil {
+		return Intent{}, false, db.wrap("reading an intent", err)
+	}
+	return in, true, nil
+}
+
 // OpenIntents returns every intent that is still open, oldest first.
 func (db *DB) OpenIntents() ([]Intent, error) {
 	db.syncDeferred()

@@ -1177,3 +1177,28 @@ func TestLedger_linesInForce(t *testing.T) {
 		}
 	})
 }
+
+// TestIntentByID: an intent is found by its id whatever its state, with
+// whether the line's quantity before it was known; an unknown id is not
+// found.
+func TestIntentByID(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		req := testIntent()
+		req.Before, req.After, req.BeforeKnown = 0, 42, false
+		in, err := db.OpenIntent(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CompleteIntent(in.ID, IntentDone, "", t0); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := db.IntentByID(in.ID)
+		if err != nil || !ok || got.ID != in.ID || got.State != IntentDone || got.BeforeKnown || got.After != 42 {
+			t.Errorf("IntentByID(%d) = %+v, %v, %v; want the done intent, before not known", in.ID, got, ok, err)
+		}
+		if _, ok, err := db.IntentByID(in.ID + 100); ok || err != nil {
+			t.Errorf("IntentByID(unknown) = %v, %v; want not found", ok, err)
+		}
+	})
+}

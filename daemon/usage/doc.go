@@ -109,7 +109,8 @@
 // contracts the customers of the chunk left, in one bulk read of lines
 // and one of records per 500 of them, and writes the line instead when
 // the other contract ended before the effective date or its line reads 0
-// (set from another quantity than 0 by psa-syncd's last write of it); a
+// (where psa-syncd's last write of it set it from another quantity than 0,
+// or added it); a
 // contract the customer left that is another customer's now is named so,
 // and the operator told not to set it to 0.
 // A line of a service psa-syncd never set above 0 for the customer

@@ -155,11 +155,8 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s still bills those units unless it has ended in %s, and %s would bill the usage a second time; "+
 			"set the line on contract %s to 0 or end contract %s in %s, then %s this one with %s",
 			what, failed, x, systemName(sys), this, x, x, systemName(sys), verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
-		switch {
-		case in.old != nil && le.Before != 0:
-			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads that line at 0 or contract %s ended before the effective date)", verb, x)
-		case in.old != nil:
-			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date)", verb, x)
+		if in.old != nil {
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date, or that line at 0 where it was not at 0 before psa-syncd last set it)", verb, x)
 		}
 		return nil
 	}
@@ -225,13 +222,14 @@ func contractOwners(doc *export.Document, src string) func(customer, contract st
 // A held line is released (movedLine writes it) when the read says that
 // the old line no longer bills at the effective date:
 //   - the contract's record, as read now, ended before the effective date;
-//   - or the line reads 0 units at the effective date, changing no later
-//     in the period, and psa-syncd's ledger entry in force set it from
-//     another quantity than 0: a read that shows the line as it was before
+//   - or the line (a line of the PSA's, with its id) reads 0 units at the
+//     effective date, changing no later in the period, and psa-syncd's
+//     ledger entry in force set it from another quantity than 0, or added
+//     it (oldContracts.added): a read that shows the line as it was before
 //     psa-syncd's last write of it may be an old page (a cache or proxy,
-//     see Engine.staleRead), and then the line still bills. A line
-//     psa-syncd added (from 0) and never changed since, set to 0 by hand,
-//     stays held for an approval of the line.
+//     see Engine.staleRead), and then the line still bills. A line that
+//     was at 0 when psa-syncd last set it (made by hand at 0), set to 0
+//     again by hand, stays held for an approval of the line.
 //
 // A line the read does not show is not released: Autotask shows no line
 // for a period whose unit rows it has not made yet, and a contract the
@@ -273,14 +271,27 @@ func (r *oldContracts) of(i int) func(contract, service string, asOf time.Time, 
 			return true, fmt.Sprintf("; but contract %s ended on %s in %s, as read now, before the effective date %s: not held", contract, end.Format(time.DateOnly), sys, day)
 		}
 		l, ok := r.lines[psa.LineKey{ContractID: k, ServiceID: idKey(service)}]
-		if !ok || l.Quantity != 0 || slices.ContainsFunc(l.LaterChanges, func(q psa.QuantityChange) bool { return q.Quantity != 0 }) {
+		if !ok || l.LineID == "" || l.Quantity != 0 || slices.ContainsFunc(l.LaterChanges, func(q psa.QuantityChange) bool { return q.Quantity != 0 }) {
 			return false, ""
 		}
-		if le.Before == 0 {
+		if le.Before == 0 && !r.added(le) {
 			return false, fmt.Sprintf(" (%s shows that line at 0 units at %s, as it was before psa-syncd set it, which an old page of the read shows alike)", sys, day)
 		}
 		return true, fmt.Sprintf("; but %s shows that line at 0 units at %s, as read now (someone set it to 0 since): not held", sys, day)
 	}
+}
+
+// added reports whether le, a ledger entry from 0, is the write that
+// added its line: the intent it completed says that the pass that sent it
+// read no line (state.Intent.BeforeKnown false). An old page from before
+// that write shows no line, not a line at 0. An intent that is gone
+// (pruned) or cannot be read tells nothing.
+func (r *oldContracts) added(le state.LedgerEntry) bool {
+	if le.IntentID == 0 {
+		return false
+	}
+	in, ok, err := r.e.db.IntentByID(le.IntentID)
+	return err == nil && ok && !in.BeforeKnown
 }
 
 // readChunk reads the lines and records of the contracts the customers

@@ -314,8 +314,9 @@ func (h *sysHarness) moveTo(customer, name string) string {
 // contracts; ConnectWise: one additions read per agreement and one
 // agreements read), and a pass that holds nothing reads none of them. A
 // held line whose old line reads 0 (set by hand) is written with no
-// approval; the other stays held. A read of the old contract that fails
-// releases nothing.
+// approval, whether psa-syncd last set that line from 40 or added it; the
+// other stays held. A line lowered by hand but not to 0, or whose read
+// fails, stays held.
 func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 	t.Parallel()
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
@@ -327,9 +328,9 @@ func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
 				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
 			}
-			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,12")
-			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-				t.Fatalf("second pass = %+v, want 2 updated", res.Run)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+				t.Fatalf("second pass = %+v, want 1 updated", res.Run)
 			}
 			movedA, movedB := h.moveTo("cust-a", "Acme Other Services"), h.moveTo("cust-b", "Globex Other Services")
 
@@ -392,20 +393,25 @@ func TestEngineSystems_movedHoldReleasedByRead(t *testing.T) {
 			}
 			h.wantUnits(movedA, h.svcIntercept, 42)
 			h.wantUnits(h.contractA, h.svcIntercept, 0)
-			h.wantUnits(h.contractB, h.svcIntercept, 12)
+			h.wantUnits(h.contractB, h.svcIntercept, 10)
 			if got, ok := h.units(movedB, h.svcIntercept); ok && got != 0 {
 				t.Errorf("units of Intercept on %s = %d, want no line", movedB, got)
 			}
 
-			// cust-b goes back to B: nothing is held, and no old contract is read.
-			cm, _ := h.doc.Customer("file", "cust-b")
-			cm.ContractID = h.contractB
-			h.doc.PutCustomer(cm)
+			// B's line, which psa-syncd added and never changed, reads 0:
+			// an old page from before that write would show no line.
+			h.setByHand(h.contractB, h.svcIntercept, 0)
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("pass once %s reads 0 = %+v, want cust-b's line written", h.contractB, res.Run)
+			}
+			h.wantUnits(movedB, h.svcIntercept, 10)
+
+			// Nothing is held: no contract the customers left is read.
 			h.sim.ResetRequests()
 			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 {
 				t.Errorf("pass holding nothing = %+v, want nothing held or written", res.Run)
 			}
-			if n := h.requestsNaming(h.contractA, movedB); n != 0 {
+			if n := h.requestsNaming(h.contractA, h.contractB); n != 0 {
 				t.Errorf("pass holding nothing sent %d requests naming the contracts left, want 0", n)
 			}
 		})
@@ -425,14 +431,16 @@ func sysFindChangeOf(plan *Plan, customer, service string) *Change {
 // TestEngineAutotask_movedHoldReleasedOnceOldContractEnded: a line held
 // because the customer's line on the contract it left still bills is
 // written, with no approval, once the old contract's record, read by the
-// pass, ended before the effective date; not while it ends later. A line
-// psa-syncd added on the old contract and never changed since, set to 0
-// by hand, stays held: the read is the line as it was before psa-syncd's
-// write, as an old page shows it.
+// pass, ended before the effective date; not while it ends on it. A line
+// made by hand at 0 on the old contract, which psa-syncd then set, set to
+// 0 again by hand, stays held until then: the read is the line as it was
+// before psa-syncd's write, as an old page shows it.
 func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	t.Parallel()
 	h := newSysHarness(t, psa.SystemAutotask)
 	h.pol.MaxDecreasePercent = 0
+	// MDR's line was made by hand, at 0, before psa-syncd set it.
+	h.setByHand(h.contractA, h.svcMDR, 0)
 	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,10")
 	if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
 		t.Fatalf("first pass = %+v, want 3 updated", res.Run)
@@ -447,7 +455,7 @@ func TestEngineAutotask_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 		t.Fatalf("Plan: %v", err)
 	}
 	if c := sysFindChange(plan, h.svcMDR); c == nil || c.Action != ActionHeld || !strings.Contains(c.Reason, "as it was before psa-syncd set it") ||
-		!strings.Contains(c.Reason, "let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date") {
+		!strings.Contains(c.Reason, "let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date, or that line at 0 where") {
 		t.Errorf("MDR's change = %+v, want held, saying that a read of 0 is not enough", c)
 	}
 
