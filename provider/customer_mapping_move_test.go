@@ -126,11 +126,21 @@ func TestMovedOffWarning(t *testing.T) {
 		}
 		for _, want := range append(tc.want, `from contract 300 ("Acme MSP") to contract 301`, "bill the usage twice",
 			"psa-syncd holds each line it would add or raise on contract 301", "hold previous_contract",
-			"not billed on contract 301 until each held line is approved", "End contract 300 in Autotask",
-			"then approve each held line (psa-syncd sync --approve --customer ID --service ID", `next_contract_id = "301"`) {
+			"not billed on contract 301 until psa-syncd reads contract 300 ended or its line at 0, or the held line is approved",
+			"End contract 300 in Autotask", "then psa-syncd's next pass, which reads contract 300 while it holds such lines, writes them",
+			"(psa-syncd sync --approve --customer ID --service ID", `next_contract_id = "301"`) {
 			if !strings.Contains(detail, want) {
 				t.Errorf("%s: detail %q lacks %q", tc.name, detail, want)
 			}
+		}
+	}
+	// Kaseya BMS cannot read lines: each held line waits for its approval.
+	old := &psa.Contract{ID: "300", Name: "Acme MSP", Active: true, Recurring: true, StartDate: day(2025, 1, 1)}
+	_, detail := movedOffWarning(old, "301", "sophos/cust-1", psa.SystemKaseyaBMS, now)
+	for _, want := range []string{"not billed on contract 301 until each held line is approved", "End contract 300 in Kaseya BMS",
+		"then approve each held line (psa-syncd sync --approve --customer ID --service ID"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("kaseya_bms: detail %q lacks %q", detail, want)
 		}
 	}
 }

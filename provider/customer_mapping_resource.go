@@ -103,10 +103,12 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"the old contract, whose lines keep the quantities it last set and go on invoicing (psa-syncd never zeroes a " +
 			"contract that no mapping names), and it holds each line it would add or raise on the new contract while its " +
 			"ledger says that the customer's line of that service on the old one still bills (hold `previous_contract`): " +
-			"that usage is not billed on the new contract until each held line is approved (`psa-syncd sync --approve " +
-			"--customer ID --service ID`, or the status page). The plan warns (Previous Contract Still Bills) when the old " +
-			"contract is still active and has not ended: end it, or set those quantities to 0, then approve the held lines; " +
-			"or map the new contract as `next_contract_id`.\n\n" +
+			"that usage is not billed on the new contract until the old line no longer bills or the held line is approved " +
+			"(`psa-syncd sync --approve --customer ID --service ID`, or the status page). The plan warns (Previous Contract " +
+			"Still Bills) when the old contract is still active and has not ended: end it, or set those quantities to 0; on " +
+			"Autotask and ConnectWise psa-syncd reads the old contract while it holds such lines, and its next pass writes " +
+			"them (approve those its reason says it cannot tell of, such as a line that was at 0 before psa-syncd set it); " +
+			"on Kaseya BMS, which cannot read lines, approve each held line; or map the new contract as `next_contract_id`.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -376,9 +378,11 @@ func movedOffContract(state, plan *customerMappingResourceModel) string {
 // lines keep the quantities psa-syncd last set and go on invoicing, and
 // holds each line it would add or raise on newID while its ledger says the
 // customer's line of the service on old still bills (the usage sync's
-// hold previous_contract), until an approval of that line: the usage is
-// billed once, on old, until the operator acts, and twice only for a line
-// of old that psa-syncd did not set. psa-syncd never zeroes a contract
+// hold previous_contract), until old reads ended or that line at 0
+// (Autotask, ConnectWise: psa-syncd reads old while it holds such lines)
+// or an approval of that line (Kaseya BMS, and the lines the read cannot
+// tell of): the usage is billed once, on old, until the operator acts, and
+// twice only for a line of old that psa-syncd did not set. psa-syncd never zeroes a contract
 // nobody maps; only the operator can end it or its lines. It returns ""
 // when old has ended or is not active.
 func movedOffWarning(old *psa.Contract, newID, customer string, system psa.System, now time.Time) (string, string) {
@@ -390,19 +394,28 @@ func movedOffWarning(old *psa.Contract, newID, customer string, system psa.Syste
 	if !old.EndDate.IsZero() {
 		runs = "runs until " + old.EndDate.Format(time.DateOnly)
 	}
+	// psa-syncd reads the old contract's lines and record, on a PSA that
+	// can read lines, while it holds lines so, and releases them itself.
+	until := "each held line is approved"
+	then := "approve each held line (psa-syncd sync --approve --customer ID --service ID, or the status page)"
+	if system != psa.SystemKaseyaBMS {
+		until = fmt.Sprintf("psa-syncd reads contract %s ended or its line at 0, or the held line is approved", old.ID)
+		then = "psa-syncd's next pass, which reads contract " + old.ID + " while it holds such lines, writes them; " +
+			"approve those whose reason says the read cannot tell, such as a line that was at 0 before psa-syncd set it " +
+			"(psa-syncd sync --approve --customer ID --service ID, or the status page)"
+	}
 	return "Previous Contract Still Bills",
 		fmt.Sprintf("Customer %s moves from contract %s (%q) to contract %s, but contract %s is active and %s. From its next pass "+
 			"psa-syncd no longer writes to contract %s: the quantities it last set there stay and are invoiced, and lines on "+
 			"contract %s would bill the usage twice. So psa-syncd holds each line it would add or raise on contract %s while "+
 			"its ledger says that the customer's line of that service on contract %s still bills (hold previous_contract, "+
-			"on its status page and in psa-syncd plan): that usage is not billed on contract %s until each held line is "+
-			"approved. psa-syncd never zeroes a contract that no mapping names. End contract %s in %s, or set the quantities "+
-			"psa-syncd kept on it to 0, then approve each held line (psa-syncd sync --approve --customer ID --service ID, or "+
-			"the status page); or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: "+
+			"on its status page and in psa-syncd plan): that usage is not billed on contract %s until %s. psa-syncd never "+
+			"zeroes a contract that no mapping names. End contract %s in %s, or set the quantities psa-syncd kept on it to 0, "+
+			"then %s; or, if contract %s follows it, keep contract_id = %q and set next_contract_id = %q instead: "+
 			"psa-syncd then bills on it from the day after contract %s ends. If another customer's mapping takes contract %s "+
 			"over, its usage sets those quantities and nothing is billed twice.",
-			customer, old.ID, old.Name, newID, old.ID, runs, old.ID, newID, newID, old.ID, newID, old.ID, systemTitle(system),
-			newID, old.ID, newID, old.ID, old.ID)
+			customer, old.ID, old.Name, newID, old.ID, runs, old.ID, newID, newID, old.ID, newID, until, old.ID, systemTitle(system),
+			then, newID, old.ID, newID, old.ID, old.ID)
 }
 
 // privateKeyUncheckedContract is the private-state key that ImportState
