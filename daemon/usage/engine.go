@@ -437,10 +437,11 @@ type Change struct {
 	// service no product mapping names any more still bills (see
 	// Engine.repointedLine); an approval of the line releases it.
 	repointed bool
-	// movedOwner, for a change held so, is the customer whose mapping
-	// names the contract this customer left (two customers swapped
-	// contracts): that line is not the operator's to set to 0.
-	movedOwner string
+	// movedOwned, for a change held so, is set when the contract the
+	// customer left is another customer's in the export (two customers
+	// swapped contracts): that line is not the operator's to set to 0. A
+	// flag, not the customer's id: a plan holds 100,000 changes.
+	movedOwned bool
 	// surge is set when the change is held because many lines rise at
 	// once (Policies.SurgeLinesPercent, holdSurges); an approval of the
 	// line releases it.

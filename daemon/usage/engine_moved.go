@@ -144,7 +144,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 			// now (two customers swapped contracts, or one took over
 			// the other's): its line is that customer's to set, and
 			// setting it to 0 by hand would stop billing that customer.
-			c.movedOwner = owner.CustomerID
+			c.movedOwned = true
 			c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s, now customer %s's (its customer mapping names it), still bills the units psa-syncd set on it for this customer until psa-syncd sets that line for customer %s, and %s would bill the usage a second time; "+
 				"the pass after psa-syncd has set it for customer %s (usually the next) writes this one by itself: do not set that line to 0 by hand, since it bills customer %s; "+
 				"if it stays (customer %s's usage of this service is the same, or none while policies.missing_usage is %s), %s this one with %s",

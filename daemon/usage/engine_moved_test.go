@@ -522,7 +522,7 @@ func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 				strings.Contains(c.Reason, "set the line on contract "+x+" to 0") {
 				t.Errorf("cust-a's change = %+v, want held, saying %s is cust-b's now and not to set it to 0", c, x)
 			}
-			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is customer cust-b's contract now") ||
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "which is another customer's contract now") ||
 				strings.Contains(cs.Hint, "set that line to 0 or end that contract") {
 				t.Errorf("cust-a's status = %+v, want held, with a hint that does not ask to set cust-b's line to 0", cs)
 			}

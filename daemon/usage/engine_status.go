@@ -233,9 +233,9 @@ func (e *Engine) customerStatus(cp *customerPass, changes []Change, now time.Tim
 				"check the line's units in %s: if they are what psa-syncd wrote, a cache or proxy served an old page, so run the pass again once it serves the current one; if someone set them back by hand, run psa-syncd %s, or press approve on the status page",
 				systemName(e.be.System()), staleRead.ServiceID, staleRead.ContractID, systemName(e.be.System()), approveCommand(cm.CustomerID, staleRead.ServiceID, staleRead.Desired, cp.period)))
 		}
-		if moved != nil && moved.movedOwner != "" {
-			hints = append(hints, fmt.Sprintf("the customer's line of service %s on the contract it left, which is customer %s's contract now, still bills the units psa-syncd set for this customer (see the line's reason): psa-syncd writes this line by itself once it has set that line for customer %s, usually at the next pass; do not set that line to 0 by hand, since it bills customer %s",
-				moved.ServiceID, moved.movedOwner, moved.movedOwner, moved.movedOwner))
+		if moved != nil && moved.movedOwned {
+			hints = append(hints, fmt.Sprintf("the customer's line of service %s on the contract it left, which is another customer's contract now (the line's reason names it), still bills the units psa-syncd set for this customer: psa-syncd writes this line by itself once it has set that line for the other customer, usually at the next pass; do not set that line to 0 by hand, since it bills the other customer",
+				moved.ServiceID))
 		} else if moved != nil {
 			hints = append(hints, fmt.Sprintf("the customer's line of service %s on another contract, which psa-syncd set earlier and no longer writes to (the customer mapping's contract_id moved to %s), still bills (see the line's reason), and a line on contract %s would bill the usage twice: "+
 				"set that line to 0 or end that contract in %s, then run psa-syncd %s, or press approve on the status page; if the move was a renewal, map the new contract as next_contract_id instead",
