@@ -101,6 +101,12 @@ type Totals struct {
 	// line_missing, stale_read, previous_contract and previous_service
 	// (Held.PerLine).
 	HeldPerLine int `json:"held_per_line,omitempty"`
+	// HeldSurge counts the held lines, of HeldApprovable, that the surge
+	// guard holds (hold surge: many lines rise sharply at once): an
+	// approval of the surge (`psa-syncd sync --approve --surge CODE`, with
+	// the review code of the pass that holds them) releases them all, as
+	// an approval of each line does.
+	HeldSurge int `json:"held_surge,omitempty"`
 	// HeldMoved is true when a held line lost a product that the proposed
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
@@ -172,8 +178,8 @@ type Held struct {
 	Approvable bool `json:"approvable"`
 	// Hold says why the line is held, as the plan's JSON does:
 	// "approval", "stale_approval", "posted", "later_change",
-	// "later_write", "line_missing", "stale_read", "previous_contract" or
-	// "previous_service".
+	// "later_write", "line_missing", "stale_read", "previous_contract",
+	// "previous_service" or "surge".
 	Hold string `json:"hold"`
 	// MonthlyDelta is the line's monthly delta once the change is released
 	// (nil when unknown).
@@ -399,6 +405,9 @@ func total(lines []Line) Totals {
 				t.HeldApprovable++
 				if l.ProposedHeld.PerLine() {
 					t.HeldPerLine++
+				}
+				if l.ProposedHeld.Hold == usage.HoldSurge {
+					t.HeldSurge++
 				}
 			}
 			t.HeldMoved = t.HeldMoved || l.heldMoved
@@ -1108,6 +1117,15 @@ func heldText(h *Held, units int64, withDelta bool) string {
 	}
 	if h.Hold == usage.HoldStaleRead {
 		return fmt.Sprintf("held for review: the PSA's read shows the units from before psa-syncd's last write of the line, and an adjustment from it could apply that write twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+	}
+	if h.Hold == usage.HoldSurge {
+		// The review code is the pass's, over the lines it holds: the
+		// report's plan is not that pass.
+		s := fmt.Sprintf("held for review (surge guard: many lines rise sharply at once, as when the vendor counts twice): stays at %d until an approval of the surge (`psa-syncd sync --approve --surge CODE`, with the review code `psa-syncd plan` gives once applied) or of this line, which sets %d", units, h.Units)
+		if withDelta && h.MonthlyDelta != nil {
+			s += fmt.Sprintf(" (monthly Δ then %s)", signed(*h.MonthlyDelta))
+		}
+		return s
 	}
 	guard := "decrease guard"
 	if h.Units > units {

@@ -81,11 +81,25 @@ func (r *Report) summary() string {
 		// of each line: the summary must not tell the reader that one
 		// `sync --approve` releases it.
 		release := "`psa-syncd sync --approve`"
-		switch per := r.Totals.HeldPerLine; {
+		// Lines held for a surge are released all at once by the review
+		// code of the pass that holds them, which the report cannot give.
+		const surgeRelease = "`psa-syncd sync --approve --surge CODE`, with the review code `psa-syncd plan` gives once applied"
+		switch per, surge := r.Totals.HeldPerLine, r.Totals.HeldSurge; {
 		case per > 0 && per == r.Totals.HeldApprovable:
 			release = "an approval of each line (`psa-syncd sync --approve --customer ID --service ID`)"
-		case per > 0:
-			release += fmt.Sprintf(" (%d of them only by an approval of each line: `psa-syncd sync --approve --customer ID --service ID`)", per)
+		case surge > 0 && surge == r.Totals.HeldApprovable:
+			release = "an approval of the surge (" + surgeRelease + ")"
+		default:
+			var notes []string
+			if per > 0 {
+				notes = append(notes, fmt.Sprintf("%d of them only by an approval of each line: `psa-syncd sync --approve --customer ID --service ID`", per))
+			}
+			if surge > 0 {
+				notes = append(notes, fmt.Sprintf("%d of them held for a surge: %s", surge, surgeRelease))
+			}
+			if len(notes) > 0 {
+				release += " (" + strings.Join(notes, "; ") + ")"
+			}
 		}
 		switch r.Totals.HeldApprovable {
 		case r.Totals.Held:

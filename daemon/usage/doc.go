@@ -62,7 +62,7 @@
 // for review until a pass runs with PassOptions.Approve, and so are the
 // increases that surge (policies.surge_lines_percent: more than half of
 // the lines above 0 rising by more than half at once, in the pass or one
-// service, as when a vendor counts twice). A line held for a surge stays
+// service, as when a vendor counts twice; HoldSurge). A line held for a surge stays
 // held in later passes (of the next month too) while it still surges, however few
 // lines surge by then (the state database keeps the lines held), and a
 // pass over all customers with PassOptions.ApproveSurge, the review code

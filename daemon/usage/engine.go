@@ -531,6 +531,12 @@ const (
 	// still bills, and this one would bill the usage twice. An approval of
 	// the line (the operator set the old service's line to 0) releases it.
 	HoldPreviousService = "previous_service"
+	// HoldSurge: the surge guard (policies.surge_lines_percent) holds the
+	// increase because many lines rise sharply at once, as when the vendor
+	// counts twice. An approval of the surge with its review code
+	// (PassOptions.ApproveSurge: every line held for it at once), or of
+	// the line, releases it.
+	HoldSurge = "surge"
 )
 
 // Hold returns why c is held, one of the Hold kinds, or "" when it is not
@@ -555,6 +561,8 @@ func (c Change) Hold() string {
 		return HoldPreviousService
 	case c.staleApproval:
 		return HoldStaleApproval
+	case c.surge:
+		return HoldSurge
 	}
 	return HoldApproval
 }
@@ -579,6 +587,8 @@ func (c *Change) setHold(kind string) {
 		c.moved = true
 	case HoldPreviousService:
 		c.repointed = true
+	case HoldSurge:
+		c.surge = true
 	}
 }
 

@@ -79,8 +79,8 @@ func TestEngine_Sync_surgeHoldsDoubledCounts(t *testing.T) {
 		c := etFindChange(res.Plan, ids[i], h.svcIntercept)
 		want := fmt.Sprintf("increase of 100%% (from %d to %d) held for review: 8 of 8 of the lines of service %s above 0 rise by more than surge_increase_percent 50 at once (more than surge_lines_percent 50), as when the vendor counts twice; check the usage with the vendor, then apply with sync --approve --customer %s --service %s --units %d --period 2026-11",
 			10+i, 2*(10+i), svc, ids[i], svc, 2*(10+i))
-		if c == nil || c.Action != ActionHeld || c.Hold() != HoldApproval || !c.Approvable() || !strings.Contains(c.Reason, want) {
-			t.Errorf("change of %s = %+v, want held for approval with %q", ids[i], c, want)
+		if c == nil || c.Action != ActionHeld || c.Hold() != HoldSurge || !c.Approvable() || !strings.Contains(c.Reason, want) {
+			t.Errorf("change of %s = %+v, want held (surge) with %q", ids[i], c, want)
 		}
 	}
 	if cs := h.status("cust-c"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "many lines rise sharply at once (policies.surge_lines_percent)") ||

@@ -284,7 +284,7 @@ func (c *Change) holdKind() string {
 // setHoldKind sets the flag of a hold kind that holdKind returned.
 func (c *Change) setHoldKind(kind string) error {
 	switch kind {
-	case "", HoldPosted, HoldLaterChange, HoldLaterWrite, HoldStaleApproval, HoldVanished, HoldStaleRead, HoldMoved, HoldPreviousService:
+	case "", HoldPosted, HoldLaterChange, HoldLaterWrite, HoldStaleApproval, HoldVanished, HoldStaleRead, HoldMoved, HoldPreviousService, HoldSurge:
 		c.setHold(kind)
 		return nil
 	}

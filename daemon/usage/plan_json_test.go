@@ -186,6 +186,7 @@ func TestChangeJSON_hold(t *testing.T) {
 		{HoldStaleRead, func(c *Change) { c.staleRead = true }, true},
 		{HoldMoved, func(c *Change) { c.moved = true }, true},
 		{HoldPreviousService, func(c *Change) { c.repointed = true }, true},
+		{HoldSurge, func(c *Change) { c.surge = true }, true},
 	} {
 		c := base
 		tt.set(&c)
