@@ -189,6 +189,10 @@ type Engine struct {
 	loc      *time.Location
 	now      func() time.Time
 
+	// readSurgeSnapshot, when set (by tests), reads the surge guard's
+	// record in place of the state database (see Engine.readSurge).
+	readSurgeSnapshot func(v *surgeVerdict) (bool, error)
+
 	mu sync.Mutex // serialises Sync and Reconcile
 	// settling holds, by intent id, when each open intent that the last
 	// reconcile left open to settle can be settled (see Reconcile), and

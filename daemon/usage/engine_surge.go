@@ -209,9 +209,21 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 	}
 	period := p.plan.Period.String()
 	var prev surgeVerdict
+	// unread is set when the record could not be read: the pass then does
+	// not write it, or it would replace the lines held of the customers
+	// it did not see (every other customer, in a pass for one) with
+	// nothing, and the next pass over all customers would write those
+	// lines once fewer of them surge than surge_lines_percent. A pass over
+	// all customers does replace a record that was read but cannot be
+	// decoded (written by a newer psa-syncd, or damaged): its lines are
+	// lost either way, and its own verdict and holds are the best record.
+	unread := false
 	if e.db != nil {
-		if _, err := e.db.Snapshot(snapshotSurge, &prev); err != nil {
-			e.logger.Warn("Could not read the lines that surged in the last pass over all customers; a pass for one customer does not hold its increases for a surge, and lines approved one by one may release the others", "err", err)
+		if found, err := e.readSurge(&prev); err != nil {
+			prev = surgeVerdict{} // what was decoded of it, if anything, is not the record
+			unread = o.Customer != "" || !found
+			e.logger.Warn("Could not read the lines that surged in the last pass over all customers; a pass for one customer does not hold its increases for a surge, and lines approved one by one may release the others",
+				"err", err, "record_kept", unread)
 		}
 	}
 	// A pass of the month that has ended (-period) keeps the new month's
@@ -321,7 +333,7 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		p.surgeHeld++
 		keep = append(keep, surgeLine{Customer: c.CustomerID, Service: c.ServiceID, Current: c.Current, Desired: c.Desired})
 	}
-	if e.db == nil || o.planOnly || o.DryRun || o.WritesDisabled || newer {
+	if e.db == nil || o.planOnly || o.DryRun || o.WritesDisabled || newer || unread {
 		return
 	}
 	if o.Customer != "" {
@@ -360,6 +372,15 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 		e.logger.Warn("Could not record the lines that surge; a pass for one customer goes by the last pass over all customers recorded", "err", err)
 	}
 	e.metrics.setSurgeHeld(len(v.Held))
+}
+
+// readSurge reads the surge guard's record (snapshotSurge) into v; the
+// bool is false when none is stored.
+func (e *Engine) readSurge(v *surgeVerdict) (bool, error) {
+	if e.readSurgeSnapshot != nil {
+		return e.readSurgeSnapshot(v)
+	}
+	return e.db.Snapshot(snapshotSurge, v)
 }
 
 // surgeWhy says why a line is held for a surge: n of the lines of where

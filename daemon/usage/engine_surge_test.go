@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -423,5 +424,47 @@ func TestEngine_Sync_surgeHeldThroughAFailedCustomer(t *testing.T) {
 	h.wantUnits(contracts[7], h.svcIntercept, 17)
 	if res.Run.Held != 3 {
 		t.Errorf("run = %+v, want 3 held", res.Run)
+	}
+}
+
+// A pass for one customer that cannot read the surge guard's record (a
+// database that fails for a moment) does not rewrite it: written from
+// nothing, it would drop every other customer's held lines, and the next
+// pass over all customers, in which few lines surge once most were
+// approved one by one, would write them unreviewed.
+func TestEngine_Sync_surgeRecordKeptWhenUnread(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, contracts := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	if res := h.sync(PassOptions{}); res.Run.Held != 8 {
+		t.Fatalf("run = %+v, want 8 held", res.Run)
+	}
+	approve := func(i int) PassOptions {
+		units := int64(2 * (10 + i))
+		return PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units}
+	}
+	for i := range 4 {
+		h.sync(approve(i))
+	}
+	// cust-e's approval, in a pass that cannot read the record.
+	e := h.engine()
+	e.readSurgeSnapshot = func(*surgeVerdict) (bool, error) { return false, errors.New("state: database is locked") }
+	if _, err := e.Sync(t.Context(), h.doc, approve(4)); err != nil {
+		t.Fatal(err)
+	}
+	h.wantUnits(contracts[4], h.svcIntercept, 28)
+	var rec surgeVerdict
+	if _, err := h.db.Snapshot(snapshotSurge, &rec); err != nil || len(rec.Held) != 4 {
+		t.Errorf("surge record after a pass that could not read it = %+v (%v), want the 4 lines held before it (cust-e's no longer surges)", rec, err)
+	}
+	// 3 of 8 lines surge now, too few to surge alone: the record holds them.
+	res := h.sync(PassOptions{})
+	for i := 5; i < 8; i++ {
+		h.wantUnits(contracts[i], h.svcIntercept, int64(10+i))
+	}
+	if res.Run.Held != 3 {
+		t.Errorf("run = %+v, want the 3 lines not approved held", res.Run)
 	}
 }
