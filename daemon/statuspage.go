@@ -267,10 +267,69 @@ type statusData struct {
 	// Ended offers a pass for the month that has ended, when its last
 	// pass failed or was partial (nil otherwise).
 	Ended *endedOffer
-	// Surge is what the last pass over all customers held for a surge
-	// (policies.surge_lines_percent), with the review code its Approve
-	// sends; nil when it held none.
-	Surge *usage.SurgeHold
+	// Surge is the lines held for a surge (policies.surge_lines_percent)
+	// as the state database records them, with the review code its
+	// Approve sends; nil when none is held or the guard is off.
+	Surge *surgeOverview
+}
+
+// surgeShown is how many of the lines held for a surge the overview
+// lists: the operator reviews them before "Approve the surge", and the
+// rest are on the customers' pages and in psa-syncd plan.
+const surgeShown = 25
+
+// surgeOverview is the overview's surge: the record of the lines held
+// (usage.ReadSurgeRecord), not the last full pass's plan, whose review
+// code is stale once lines were approved one by one on the customers'
+// pages (passes for one customer), and the first surgeShown of them.
+type surgeOverview struct {
+	*usage.SurgeRecord
+	Shown []surgeRow
+	// More counts the lines of Held not in Shown.
+	More int
+}
+
+// surgeRow is a line held for a surge on the overview, with the names the
+// export and the last plan give it.
+type surgeRow struct {
+	usage.SurgeLine
+	Source       string
+	CustomerName string
+	ServiceName  string
+	ContractID   string
+}
+
+// newSurgeOverview lists rec's first lines with the customers' names from
+// customers and the services' and contracts from last (nil when there is
+// no last plan).
+func newSurgeOverview(rec *usage.SurgeRecord, customers []CustomerView, last *usage.Plan) *surgeOverview {
+	o := &surgeOverview{SurgeRecord: rec}
+	shown := rec.Held[:min(len(rec.Held), surgeShown)]
+	o.More = len(rec.Held) - len(shown)
+	at := map[[2]string]int{}
+	for i, l := range shown {
+		o.Shown = append(o.Shown, surgeRow{SurgeLine: l})
+		at[[2]string{l.CustomerID, l.ServiceID}] = i
+	}
+	byCustomer := map[string][]int{}
+	for i, l := range shown {
+		byCustomer[l.CustomerID] = append(byCustomer[l.CustomerID], i)
+	}
+	for _, c := range customers {
+		for _, i := range byCustomer[c.CustomerID] {
+			if r := &o.Shown[i]; r.Source == "" {
+				r.Source, r.CustomerName, r.ContractID = c.Source, c.CustomerName, c.ContractID
+			}
+		}
+	}
+	if last != nil {
+		for _, c := range last.Changes {
+			if i, ok := at[[2]string{c.CustomerID, c.ServiceID}]; ok && c.ChangeService != nil && c.ChangeCustomer != nil {
+				o.Shown[i].ServiceName, o.Shown[i].ContractID = c.ServiceName, c.ContractID
+			}
+		}
+	}
+	return o
 }
 
 // endedOffer is the status page's "Sync <Month YYYY>": a pass for the
@@ -390,15 +449,20 @@ func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	if data.Unmapped, err = d.LastUnmapped(); err != nil {
 		p.Error = "reading unmapped usage: " + err.Error()
 	}
-	if last, ok := d.LastPlan(""); ok {
+	last, _ := d.LastPlan("")
+	if last != nil {
 		for _, c := range last.ContractsEnding {
 			if c.When != usage.EndingEnded {
 				data.Ending = append(data.Ending, c)
 			}
 		}
 		data.Renewals = last.Renewals
-		if s := last.Surge; s != nil && s.Lines > 0 && s.Approval != "applied" {
-			data.Surge = s
+	}
+	if d.cfg.Load().Policies.SurgeGuardOn() {
+		if rec, err := usage.ReadSurgeRecord(d.db); err != nil {
+			p.Error = "reading the lines held for a surge: " + err.Error()
+		} else if rec != nil {
+			data.Surge = newSurgeOverview(rec, all, last)
 		}
 	}
 	if p.SignedIn {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1026,8 +1027,12 @@ func TestStatusPage_approveSurge(t *testing.T) {
 	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
 	index := c.do(http.MethodGet, "/", nil).Body.String()
 	button := strings.Index(index, `id="approve-surge"`)
-	if !strings.Contains(index, fmt.Sprintf("held %d line(s) of %s for a surge", s.Lines, s.Period)) || button < 0 {
+	if !strings.Contains(index, fmt.Sprintf("%d line(s) of %s are held for a surge", s.Lines, s.Period)) || button < 0 {
 		t.Fatalf("the overview does not offer the surge's approval:\n%s", index)
+	}
+	// The overview lists the lines held, for review before the approval.
+	if n := strings.Count(index, `<tr data-customer="cust-acme" data-service=`); n != 2 || !strings.Contains(index, `<tr data-customer="cust-globex" data-service="`+strconv.FormatInt(e.services[0], 10)+`"`) {
+		t.Errorf("the overview lists %d of Acme's lines held for the surge, want 2, and Globex's:\n%s", n, index)
 	}
 	form := index[strings.LastIndex(index[:button], "<form"):button]
 	if !strings.Contains(form, `name="surge" value="`+s.Review+`"`) || !strings.Contains(form, `name="period" value="`+s.Period+`"`) || strings.Contains(form, `name="customer"`) {
@@ -1040,10 +1045,23 @@ func TestStatusPage_approveSurge(t *testing.T) {
 		}
 	}
 
-	c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "approve": {"true"}, "surge": {s.Review}, "period": {s.Period}, "next": {"/"}})
+	// Globex's line is approved alone (its page's Approve, a pass for one
+	// customer): the overview's code follows, so that its Approve of the
+	// two lines left is not stale.
+	units := int64(10)
+	svc := strconv.FormatInt(e.services[0], 10)
+	if _, err := e.d.SyncOnce(t.Context(), usage.PassOptions{Customer: "cust-globex", Approve: true, ApproveService: svc, ApproveUnits: &units}); err != nil {
+		t.Fatal(err)
+	}
+	index = c.do(http.MethodGet, "/", nil).Body.String()
+	code := regexp.MustCompile(`name="surge" value="([0-9a-f]{12})"`).FindStringSubmatch(index)
+	if code == nil || code[1] == s.Review || !strings.Contains(index, fmt.Sprintf("2 line(s) of %s are held for a surge", s.Period)) || strings.Contains(index, `<tr data-customer="cust-globex" data-service=`) {
+		t.Fatalf("the overview after Globex's approval does not offer the 2 lines left with a new code (was %s):\n%s", s.Review, index)
+	}
+	c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "approve": {"true"}, "surge": {code[1]}, "period": {s.Period}, "next": {"/"}})
 	got := e.d.queue.active()
-	if len(got) != 1 || got[0].Surge != s.Review || got[0].Customer != "" {
-		t.Fatalf("the surge's Approve queued %+v, want one approving review code %s", got, s.Review)
+	if len(got) != 1 || got[0].Surge != code[1] || got[0].Customer != "" {
+		t.Fatalf("the surge's Approve queued %+v, want one approving review code %s", got, code[1])
 	}
 	res, err = e.d.SyncOnce(t.Context(), got[0].passOptions())
 	if err != nil || res.Plan.Surge == nil || res.Plan.Surge.Approval != "applied" {

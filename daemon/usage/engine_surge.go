@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 )
 
 // snapshotSurge names the state database's snapshot of what the last pass
@@ -39,6 +41,10 @@ type surgeLine struct {
 	Service  string `json:"service"`
 	Current  int64  `json:"current"`
 	Desired  int64  `json:"desired"`
+	// Undecided is set on a line kept held because the pass that wrote
+	// the record could not decide it (its customer or line failed): the
+	// review code of that pass's lines does not cover it.
+	Undecided bool `json:"undecided,omitempty"`
 }
 
 // SurgeHold is what a pass over all customers held for a surge
@@ -101,7 +107,7 @@ type surgeCount struct {
 
 // surgeOn reports whether the guard on surges is on.
 func (e *Engine) surgeOn() bool {
-	return e.policies.SurgeLinesPercent > 0 && e.policies.SurgeLinesPercent < 100
+	return e.policies.SurgeGuardOn()
 }
 
 // surgeIncrease is Policies.SurgeIncreasePercent, or its default when an
@@ -358,6 +364,7 @@ func (e *Engine) holdSurges(p *pass, o PassOptions) {
 	}
 	for _, l := range stored {
 		if inPass[l.Customer] && !decided[[2]string{l.Customer, l.Service}] {
+			l.Undecided = true
 			v.Held = append(v.Held, l)
 		}
 	}
@@ -388,4 +395,65 @@ func (e *Engine) readSurge(v *surgeVerdict) (bool, error) {
 func (e *Engine) surgeWhy(last string, n surgeCount, where string) string {
 	return fmt.Sprintf("%s%d of %d of %s above 0 rise by more than surge_increase_percent %g at once (more than surge_lines_percent %g), as when the vendor counts twice",
 		last, n.Surging, n.Lines, where, e.surgeIncrease(), e.policies.SurgeLinesPercent)
+}
+
+// SurgeGuardOn reports whether the policies turn the surge guard on
+// (SurgeLinesPercent above 0 and below 100).
+func (p Policies) SurgeGuardOn() bool {
+	return p.SurgeLinesPercent > 0 && p.SurgeLinesPercent < 100
+}
+
+// SurgeLine is a line the surge guard holds: its customer, service, and
+// the units it is held at (Current) and would be set to (Desired).
+type SurgeLine struct {
+	CustomerID string `json:"customer_id"`
+	ServiceID  string `json:"service_id"`
+	Current    int64  `json:"current"`
+	Desired    int64  `json:"desired"`
+}
+
+// SurgeRecord is what the state database records of the lines the surge
+// guard holds, as the last pass that wrote left it: a pass over all
+// customers, or a pass for one customer since (an approval of one line on
+// the status page), which replaces its customer's lines.
+type SurgeRecord struct {
+	// SurgeHold gives the number of lines Held, their review code and
+	// their billing month: the code a pass over all customers of Period
+	// computes while it holds exactly these lines at these units (the
+	// code of the last such pass's plan is another once lines were
+	// approved one by one since).
+	SurgeHold
+	// Held are the lines the review code covers, by customer and
+	// service.
+	Held []SurgeLine `json:"held"`
+	// Undecided are lines kept held because the last pass could not
+	// decide them (their customer or line failed): no review code covers
+	// them until a pass decides them.
+	Undecided []SurgeLine `json:"undecided,omitempty"`
+}
+
+// ReadSurgeRecord returns the surge guard's record in db, or nil when it
+// holds no line.
+func ReadSurgeRecord(db *state.DB) (*SurgeRecord, error) {
+	var v surgeVerdict
+	if _, err := db.Snapshot(snapshotSurge, &v); err != nil {
+		return nil, err
+	}
+	if len(v.Held) == 0 {
+		return nil, nil
+	}
+	r := &SurgeRecord{SurgeHold: SurgeHold{Period: v.Period}}
+	var reviewed []surgeLine
+	for _, l := range v.Held {
+		sl := SurgeLine{CustomerID: l.Customer, ServiceID: l.Service, Current: l.Current, Desired: l.Desired}
+		if l.Undecided {
+			r.Undecided = append(r.Undecided, sl)
+			continue
+		}
+		l.Undecided = false
+		reviewed = append(reviewed, l)
+		r.Held = append(r.Held, sl)
+	}
+	r.Lines, r.Review = len(reviewed), surgeReview(v.Period, reviewed)
+	return r, nil
 }

@@ -468,3 +468,56 @@ func TestEngine_Sync_surgeRecordKeptWhenUnread(t *testing.T) {
 		t.Errorf("run = %+v, want the 3 lines not approved held", res.Run)
 	}
 }
+
+// The surge guard's record (ReadSurgeRecord, which the status page shows)
+// gives the review code a pass over all customers computes: after lines
+// were approved one by one in passes for one customer (whose plans do not
+// give a code), the last full pass's code is stale and the record's is
+// the next pass's; lines of a customer the last pass could not read stay
+// held, listed apart and outside the code, as that pass's code leaves them.
+func TestReadSurgeRecord_followsApprovals(t *testing.T) {
+	t.Parallel()
+	h := newETHarness(t)
+	ids, _ := surgeCustomers(h, 8)
+	svc := strconv.FormatInt(h.svcIntercept, 10)
+	surgeUsage(h, ids, 2, nil)
+	res := h.sync(PassOptions{})
+	rec, err := ReadSurgeRecord(h.db)
+	if err != nil || rec == nil || res.Plan.Surge == nil || rec.Review != res.Plan.Surge.Review || rec.Lines != 8 || len(rec.Held) != 8 || rec.Period != "2026-11" {
+		t.Fatalf("record = %+v (%v), want the 8 lines and the review code of the pass's plan %+v", rec, err, res.Plan.Surge)
+	}
+	if l := rec.Held[2]; l != (SurgeLine{CustomerID: "cust-c", ServiceID: svc, Current: 12, Desired: 24}) {
+		t.Errorf("record's third line = %+v, want cust-c's from 12 to 24", l)
+	}
+	first := rec.Review
+	for i := range 2 {
+		units := int64(2 * (10 + i))
+		h.sync(PassOptions{Customer: ids[i], Approve: true, ApproveService: svc, ApproveUnits: &units})
+	}
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil || plan.Surge == nil {
+		t.Fatalf("plan = %+v, %v", plan, err)
+	}
+	if rec, err = ReadSurgeRecord(h.db); err != nil || rec == nil || rec.Review != plan.Surge.Review || rec.Review == first || rec.Lines != 6 {
+		t.Errorf("record after 2 approvals = %+v (%v), want the 6 lines and the next pass's code %s, not %s", rec, err, plan.Surge.Review, first)
+	}
+
+	// A customer that fails: its line stays held, outside the code.
+	var m export.CustomerMapping
+	for _, cm := range h.doc.CustomerMappings {
+		if cm.CustomerID == ids[7] {
+			m = cm
+		}
+	}
+	broken := m
+	broken.ContractID = "99999999"
+	h.doc.PutCustomer(broken)
+	res = h.sync(PassOptions{})
+	if rec, err = ReadSurgeRecord(h.db); err != nil || rec == nil || res.Plan.Surge == nil || rec.Review != res.Plan.Surge.Review || rec.Lines != 5 ||
+		len(rec.Undecided) != 1 || rec.Undecided[0].CustomerID != ids[7] {
+		t.Errorf("record with %s failing = %+v (%v), want 5 lines with the pass's code %+v and %s's apart", ids[7], rec, err, res.Plan.Surge, ids[7])
+	}
+	if plan, err = h.engine().Plan(t.Context(), h.doc, PassOptions{}); err != nil || plan.Surge == nil || plan.Surge.Review != rec.Review {
+		t.Errorf("plan = %+v (%v), want the record's code %s", plan.Surge, err, rec.Review)
+	}
+}
