@@ -59,7 +59,8 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 	fs.Int64Var(&units, "units", 0, "With -approve and -service: approve the line only at these desired `units`, the ones reviewed in plan or on\nthe status page. When the pass computes other units (usage changed since the review), the line stays held.\nGive the -period the line's reason names too, the month reviewed: without it the pass approves the month it syncs now.")
 	fs.StringVar(&surge, "surge", "", "With -approve and no -customer: approve every line the surge guard (policies.surge_lines_percent) holds, at once, with this review `code`\n"+
 		"(psa-syncd plan, the pass's log and the status page give it). The pass writes them only when it holds exactly the lines, at the units,\n"+
-		"that were reviewed, and none otherwise (exit code 1); it releases no other hold. Give the -period the code was given for.")
+		"that were reviewed, and none otherwise (exit code 1); it releases no other hold. Give the -period the code was given for.\n"+
+		"With -dry-run it writes nothing and says whether the approval would be applied (exit code 1 if not).")
 	fs.StringVar(&period, "period", "", periodHelp("Sync")+"\nOn ConnectWise PSA, whose addition quantities are undated, a pass that writes the month that ended is refused.")
 	fs.StringVar(&metricsFile, "metrics.file", "", "After the pass, write the metrics in the Prometheus text format to this `file` (exit code 1 when it cannot be).")
 	fs.BoolVar(&asJSON, "json", false, "Print the result as JSON instead of tables.")
@@ -186,7 +187,7 @@ func cmdSync(ctx context.Context, e *env, args []string) (rc int) {
 		logger.Error("Sync pass failed", "err", err)
 		return 1
 	}
-	if surge != "" && surgeNotApproved(e, res.Plan) {
+	if surge != "" && surgeNotApproved(e, res.Plan, dryRun) {
 		return 1
 	}
 	if approveUnits != nil {
@@ -240,17 +241,23 @@ func approvalNotApplied(e *env, status, errText string) bool {
 
 // surgeNotApproved reports, on stderr, whether a pass asked to approve a
 // surge (-approve -surge) did not: the lines held for it changed since
-// the review, or the pass held none.
-func surgeNotApproved(e *env, plan *usage.Plan) bool {
+// the review, or the pass held none. A dry run (-dry-run) reports whether
+// the approval would not be applied, with the same exit code as the pass
+// would have: it writes nothing either way.
+func surgeNotApproved(e *env, plan *usage.Plan, dryRun bool) bool {
+	was, written := "was not applied", "was written"
+	if dryRun {
+		was, written = "would not be applied (dry run: nothing written)", "would be written"
+	}
 	switch {
 	case plan == nil:
 		return false
 	case plan.Surge == nil:
-		fmt.Fprintln(e.stderr, "psa-syncd: the approval was not applied: the pass held no line for a surge")
+		fmt.Fprintf(e.stderr, "psa-syncd: the approval %s: the pass held no line for a surge\n", was)
 		return true
 	case plan.Surge.Approval != "applied":
-		fmt.Fprintf(e.stderr, "psa-syncd: the approval was not applied: the lines held for the surge changed since the review (their review code is now %s); nothing held for it was written: review them again (psa-syncd plan), then approve with -surge %s -period %s\n",
-			plan.Surge.Review, plan.Surge.Review, plan.Surge.Period)
+		fmt.Fprintf(e.stderr, "psa-syncd: the approval %s: the lines held for the surge changed since the review (their review code is now %s); nothing held for it %s: review them again (psa-syncd plan), then approve with -surge %s -period %s\n",
+			was, plan.Surge.Review, written, plan.Surge.Review, plan.Surge.Period)
 		return true
 	}
 	return false
@@ -316,10 +323,10 @@ func syncRemote(ctx context.Context, e *env, api *apiClient, r daemon.SyncReques
 		printRun(e.stdout, *run, customers)
 		if plan != nil {
 			fmt.Fprintln(e.stdout)
-			printChanges(e.stdout, plan, false)
+			printChanges(e.stdout, plan, false, false)
 		}
 	}
-	if r.Surge != "" && (plan == nil || surgeNotApproved(e, plan)) {
+	if r.Surge != "" && (plan == nil || surgeNotApproved(e, plan, false)) {
 		if plan == nil {
 			fmt.Fprintf(e.stderr, "psa-syncd: could not tell whether the surge was approved: the daemon's last plan is not this pass's; see GET /api/v1/plan\n")
 		}
@@ -1103,7 +1110,7 @@ func printResult(w io.Writer, res *usage.Result) {
 	printRun(w, daemon.NewRunView(res.Run), customers)
 	if res.Plan != nil {
 		fmt.Fprintln(w)
-		printChanges(w, res.Plan, false)
+		printChanges(w, res.Plan, false, res.Run.DryRun)
 	}
 }
 
@@ -1248,12 +1255,13 @@ func printPlan(w io.Writer, p *usage.Plan, all bool) {
 		fmt.Fprintf(w, "A pass that writes is refused: %s\n", p.WritesHeld)
 	}
 	fmt.Fprintln(w)
-	printChanges(w, p, all)
+	printChanges(w, p, all, false)
 }
 
 // printChanges prints the lines of a plan (those that change, or all),
-// their counts, and the usage that cannot be billed.
-func printChanges(w io.Writer, p *usage.Plan, all bool) {
+// their counts, and the usage that cannot be billed; dryRun says that the
+// plan is a dry run's, which writes nothing.
+func printChanges(w io.Writer, p *usage.Plan, all, dryRun bool) {
 	counts := map[string]int{}
 	var rows []usage.Change
 	for _, c := range p.Changes {
@@ -1289,15 +1297,22 @@ func printChanges(w io.Writer, p *usage.Plan, all bool) {
 	}
 	fmt.Fprintf(w, "\n%d to update, %d unchanged, %d held for review, %d skipped.\n",
 		counts["update"], counts["unchanged"], counts["held"], counts["skipped"])
-	printSurge(w, p.Surge)
+	printSurge(w, p.Surge, dryRun)
 	printUnmapped(w, p)
 }
 
 // printSurge prints what a plan over all customers held for a surge, and
-// the review code that approves it.
-func printSurge(w io.Writer, s *usage.SurgeHold) {
+// the review code that approves it; of a dry run's approval of the surge,
+// what the approval would do.
+func printSurge(w io.Writer, s *usage.SurgeHold, dryRun bool) {
 	switch {
 	case s == nil:
+	case dryRun && s.Approval == "applied":
+		fmt.Fprintf(w, "Surge would be approved with review code %s (dry run: nothing written): the pass holds exactly the lines reviewed, and sync -approve -surge %s -period %s without -dry-run writes its %d line(s) at the units above, if they do not change before.\n",
+			s.Review, s.Review, s.Period, s.Lines)
+	case dryRun && s.Approval == "stale":
+		fmt.Fprintf(w, "Surge would NOT be approved (dry run: nothing written): the lines held for it changed since the review; %d line(s) held now, review code %s.\n"+
+			"Review them again, then approve them all at these units with: psa-syncd sync -approve -surge %s -period %s\n", s.Lines, s.Review, s.Review, s.Period)
 	case s.Approval == "applied":
 		fmt.Fprintf(w, "Surge approved with review code %s: its %d line(s) are written.\n", s.Review, s.Lines)
 	case s.Approval == "stale":

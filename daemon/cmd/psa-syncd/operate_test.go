@@ -428,6 +428,20 @@ func TestRun_syncApproveSurge(t *testing.T) {
 	if m = review.FindStringSubmatch(stdout); code != 0 || m == nil || m[1] == code1 {
 		t.Fatalf("plan after usage moved: exit %d\n%s\n%s\nwant another review code than %s", code, stdout, stderr, code1)
 	}
+	// A dry run says what the approval would do, and writes nothing: exit
+	// code 1 when it would not be applied, as the pass's.
+	code, stdout, stderr = runCmd(t, "sync", cfg, "-dry-run", "-approve", "-surge", code1)
+	if code != 1 || !strings.Contains(stdout, "Surge would NOT be approved (dry run: nothing written)") ||
+		!strings.Contains(stderr, "the approval would not be applied (dry run: nothing written): the lines held for the surge changed since the review (their review code is now "+m[1]) {
+		t.Errorf("sync -dry-run -approve -surge with a stale code: exit %d\n%s\n%s\nwant 1, would not be applied", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "sync", cfg, "-dry-run", "-approve", "-surge", m[1])
+	if code != 0 || !strings.Contains(stdout, "Surge would be approved with review code "+m[1]+" (dry run: nothing written)") || strings.Contains(stdout, "Surge approved") {
+		t.Errorf("sync -dry-run -approve -surge %s: exit %d\n%s\n%s\nwant 0, would be approved", m[1], code, stdout, stderr)
+	}
+	if got, _ := e.sim.Autotask().Units(e.contracts[0], e.services[0], time.Now()); got != 11 {
+		t.Errorf("acme units = %d after a dry run's surge approval, want 11", got)
+	}
 	if code, stdout, stderr := runCmd(t, "sync", cfg, "-approve", "-surge", m[1]); code != 0 || !strings.Contains(stdout, "Surge approved with review code "+m[1]) {
 		t.Errorf("sync -approve -surge %s: exit %d\n%s\n%s", m[1], code, stdout, stderr)
 	}
