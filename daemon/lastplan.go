@@ -72,6 +72,32 @@ func (m *planMemory) record(p *usage.Plan, customer string) {
 	m.plan = &merged
 }
 
+// setSurge sets the Surge of the plan of the last pass over all customers,
+// into which passes for one customer merged their lines, to the surge
+// guard's record (nil when it holds no line): a pass for one customer
+// (an approval of one line) changes the lines held, and their review
+// code, without a Surge of its own, and the full pass's code would be
+// stale (an approval of the surge with it writes nothing). A record of
+// another billing month leaves the plan's as it is.
+func (m *planMemory) setSurge(rec *usage.SurgeRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.plan == nil || m.customer != "" || (rec != nil && rec.Period != m.plan.Period.String()) {
+		return
+	}
+	var s *usage.SurgeHold
+	if rec != nil && rec.Lines > 0 {
+		h := rec.SurgeHold
+		s = &h
+	}
+	if s == nil && m.plan.Surge == nil {
+		return
+	}
+	p := *m.plan
+	p.Surge = s
+	m.plan = &p
+}
+
 // recordFresh keeps p, a plan for every customer that no pass made (POST
 // /api/v1/plan), unless a plan computed after p was recorded: a pass that
 // ended while p was being computed, whose plan read the usage and the PSA

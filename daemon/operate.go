@@ -45,6 +45,13 @@ func (d *Daemon) recordPlan(p *usage.Plan, customer string) {
 		}
 	}
 	d.plans.record(p, customer)
+	if customer != "" && d.cfg.Load().Policies.SurgeGuardOn() {
+		if rec, err := usage.ReadSurgeRecord(d.db); err != nil {
+			d.logger.Warn("Could not read the lines held for a surge; the last plan keeps the review code of the last pass over all customers", "err", err)
+		} else {
+			d.plans.setSurge(rec)
+		}
+	}
 	d.storePlan()
 }
 

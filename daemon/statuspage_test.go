@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"fmt"
 	"html"
 	"maps"
@@ -1057,6 +1058,13 @@ func TestStatusPage_approveSurge(t *testing.T) {
 	code := regexp.MustCompile(`name="surge" value="([0-9a-f]{12})"`).FindStringSubmatch(index)
 	if code == nil || code[1] == s.Review || !strings.Contains(index, fmt.Sprintf("2 line(s) of %s are held for a surge", s.Period)) || strings.Contains(index, `<tr data-customer="cust-globex" data-service=`) {
 		t.Fatalf("the overview after Globex's approval does not offer the 2 lines left with a new code (was %s):\n%s", s.Review, index)
+	}
+	// So does the last plan's (GET /api/v1/plan, psa-syncd plan -web.url
+	// without the token), into which Globex's pass merged its line.
+	var last usage.Plan
+	if rec := dtServe(t, e.d, http.MethodGet, "/api/v1/plan", "", ""); rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &last) != nil ||
+		last.Surge == nil || last.Surge.Review != code[1] || last.Surge.Lines != 2 {
+		t.Errorf("GET /api/v1/plan after Globex's approval: surge %+v, want 2 lines with review code %s", last.Surge, code[1])
 	}
 	c.do(http.MethodPost, "/ui/sync", url.Values{"csrf": {csrf}, "approve": {"true"}, "surge": {code[1]}, "period": {s.Period}, "next": {"/"}})
 	got := e.d.queue.active()
