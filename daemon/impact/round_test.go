@@ -87,6 +87,12 @@ func TestHeldText_saysWhy(t *testing.T) {
 			t.Errorf("summary with %d held, %d approvable, %d by line = %q, want %q and not %q", tt.held, tt.approvable, tt.perLine, got, tt.want, tt.not)
 		}
 	}
+	// The totals count the lines held for a surge apart (held_surge).
+	lines := []Line{{ProposedHeld: &Held{Hold: usage.HoldSurge, Approvable: true}}, {ProposedHeld: &Held{Hold: usage.HoldSurge, Approvable: true}},
+		{ProposedHeld: &Held{Hold: usage.HoldMoved, Approvable: true}}, {ProposedHeld: &Held{Hold: usage.HoldApproval, Approvable: true}}}
+	if got := total(lines); got.Held != 4 || got.HeldApprovable != 4 || got.HeldPerLine != 1 || got.HeldSurge != 2 {
+		t.Errorf("total of 2 surge, 1 previous_contract and 1 approval hold = %+v, want 4 held, 4 approvable, 1 per line, 2 surge", got)
+	}
 	for _, tt := range []struct {
 		hold       string
 		approvable bool
