@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,6 +54,9 @@ type S3Backend struct {
 	bucket string
 	key    string
 	url    string
+	// redact holds the credentials the client last signed with (see
+	// redactingCredentials), for the texts of the store's answers.
+	redact *redact.Redactor
 }
 
 // Ensure S3Backend satisfies Backend.
@@ -93,6 +98,7 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 	if p := q.Get("profile"); p != "" {
 		loadOpts = append(loadOpts, config.WithSharedConfigProfile(p))
 	}
+	red := redact.New()
 	if logger != nil {
 		store := Redact(rawURL)
 		loadOpts = append(loadOpts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
@@ -100,7 +106,7 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 			if c == logging.Warn {
 				level = slog.LevelWarn
 			}
-			logger.Log(context.Background(), level, "AWS SDK: "+fmt.Sprintf(format, v...), "store", store)
+			logger.Log(context.Background(), level, red.String("AWS SDK: "+fmt.Sprintf(format, v...)), "store", store)
 		})))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
@@ -109,6 +115,9 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 	}
 	if cfg.Region == "" {
 		cfg.Region = defaultS3Region
+	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = &redactingCredentials{inner: cfg.Credentials, red: red}
 	}
 	// The configuration's client carries AWS_CA_BUNDLE and ca_bundle.
 	hc, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
@@ -128,7 +137,49 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3Backend{client: client, bucket: loc.bucket, key: loc.key, url: Redact(rawURL)}, nil
+	return &S3Backend{client: client, bucket: loc.bucket, key: loc.key, url: Redact(rawURL), redact: red}, nil
+}
+
+// redactingCredentials hands the credentials of the AWS chain to the
+// client, and each new set to a Redactor first: the session token
+// (X-Amz-Security-Token, on every request) and the secret key (never
+// sent, but a credential_process's unreadable output quotes it). A
+// proxy or a store that echoes the request in its error answer (S3's
+// <Message>, an HTML page) then shows neither in the errors or the log.
+// Credentials that are renewed (web identity, SSO, instance roles) are
+// registered as they come; the Redactor keeps the sets it replaced for a
+// while, for a late answer to a request signed with one.
+type redactingCredentials struct {
+	inner aws.CredentialsProvider
+	red   *redact.Redactor
+
+	mu   sync.Mutex
+	last aws.Credentials
+}
+
+// credentialValue matches a JSON string of a credential in a
+// credential_process's output, which the SDK quotes whole when it does
+// not parse: the secrets of a set never registered.
+var credentialValue = regexp.MustCompile(`(?i)("(?:SecretAccessKey|SessionToken)"\s*:\s*")[^"]*`)
+
+// Retrieve implements aws.CredentialsProvider.
+func (p *redactingCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c, err := p.inner.Retrieve(ctx)
+	if err != nil {
+		text := credentialValue.ReplaceAllString(p.red.String(err.Error()), "${1}"+redact.Placeholder)
+		if text == err.Error() {
+			return c, err
+		}
+		// Without the original, whose text holds the secret.
+		return c, errors.New(text)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.SessionToken != p.last.SessionToken || c.SecretAccessKey != p.last.SecretAccessKey {
+		p.red.Set("aws", c.SessionToken, c.SecretAccessKey)
+		p.last = c
+	}
+	return c, nil
 }
 
 // s3Location is a parsed s3:// URL.
@@ -195,9 +246,9 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 		// AWS hides whether a key exists from whoever may not list the
 		// bucket: without s3:ListBucket, a missing export (before the
 		// first apply) is 403, not 404.
-		return Blob{}, fmt.Errorf("%sreading: %w (check the credentials, and that they have s3:ListBucket on the bucket: without it S3 answers 403 instead of 404 for an export not written yet)", prefix(b.url), s3Err(err))
+		return Blob{}, fmt.Errorf("%sreading: %w (check the credentials, and that they have s3:ListBucket on the bucket: without it S3 answers 403 instead of 404 for an export not written yet)", prefix(b.url), s3Err(err, b.redact))
 	default:
-		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), s3Err(err))
+		return Blob{}, fmt.Errorf("%sreading: %w", prefix(b.url), s3Err(err, b.redact))
 	}
 	defer out.Body.Close()
 	if n := aws.ToInt64(out.ContentLength); n > MaxSize {
@@ -239,9 +290,9 @@ func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (stri
 			// race as 412, which the next read finds out about.
 			return "", fmt.Errorf("%sthe export was deleted since it was read: %w", prefix(b.url), ErrConflict)
 		}
-		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), s3Err(err))
+		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), s3Err(err, b.redact))
 	default:
-		return "", fmt.Errorf("%swriting: %w", prefix(b.url), s3Err(err))
+		return "", fmt.Errorf("%swriting: %w", prefix(b.url), s3Err(err, b.redact))
 	}
 }
 
@@ -258,50 +309,65 @@ func (e *s3Error) Error() string { return e.text }
 func (e *s3Error) Unwrap() error { return e.err }
 
 // s3Err returns err, an error of the S3 client, as an *s3Error when S3
-// answered it; other errors (a network error) are returned unchanged.
+// answered it; other errors (a network error) are returned unchanged
+// unless their text holds a credential.
 //
 // The *s3Error wraps a copy of the SDK's error that keeps the operation,
-// the status, the request id and S3's error, so that errors.As finds them
-// as in the SDK's, but not the answer's request: the SDK's error keeps
-// the signed request, whose headers hold the signature and the session
-// token (X-Amz-Security-Token), which a deep print of the error (a test's
-// failure message, a debugger) would show.
-func s3Err(err error) error {
+// the status, the request id and S3's error code, so that errors.As finds
+// them as in the SDK's, but not the answer's request: the SDK's error
+// keeps the signed request, whose headers hold the signature and the
+// session token (X-Amz-Security-Token), which a deep print of the error
+// (a test's failure message, a debugger) would show. S3's message is
+// the server's text: a proxy or a store may quote the request in it, so
+// it goes through red (the credentials the client signed with) and loses
+// any request signature, in the text and in the copy.
+func s3Err(err error, red *redact.Redactor) error {
 	var re *smithyhttp.ResponseError
 	if !errors.As(err, &re) || re.HTTPStatusCode() <= 0 {
+		if err != nil && red.Contains(err.Error()) {
+			text := red.String(err.Error())
+			return &s3Error{err: errors.New(text), text: text}
+		}
 		return err
 	}
+	clean := func(s string) string { return signature.ReplaceAllString(red.String(s), "${1}"+redact.Placeholder) }
 	code := re.HTTPStatusCode()
 	text := fmt.Sprintf("S3 answered %d %s", code, http.StatusText(code))
 	// The API error is S3's answer, decoded: strings only. Without one
 	// (an answer S3's error codes do not describe), the SDK's text.
-	cause := errors.New(re.Err.Error())
+	cause := errors.New(clean(re.Err.Error()))
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		cause = ae
+		msg := clean(ae.ErrorMessage())
+		cause = &smithy.GenericAPIError{Code: ae.ErrorCode(), Message: msg, Fault: ae.ErrorFault()}
 		if c := ae.ErrorCode(); c != "" {
-			text += ": " + c
+			text += ": " + clean(c)
 		}
-		if msg := ae.ErrorMessage(); msg != "" {
+		if msg != "" {
 			text += ": " + msg
 		}
 	}
-	clean := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+	copied := &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
 		Response: &smithyhttp.Response{Response: &http.Response{StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code))}},
 		Err:      cause,
 	}}
 	var rid interface{ ServiceRequestID() string }
 	if errors.As(err, &rid) {
-		clean.RequestID = rid.ServiceRequestID()
+		copied.RequestID = rid.ServiceRequestID()
 	}
-	var copied error = clean
+	var wrapped error = copied
 	var oe *smithy.OperationError
 	if errors.As(err, &oe) {
 		text = oe.Operation() + ": " + text
-		copied = &smithy.OperationError{ServiceID: oe.Service(), OperationName: oe.Operation(), Err: clean}
+		wrapped = &smithy.OperationError{ServiceID: oe.Service(), OperationName: oe.Operation(), Err: copied}
 	}
-	return &s3Error{err: copied, text: text}
+	return &s3Error{err: wrapped, text: text}
 }
+
+// signature matches a SigV4 signature, in an Authorization header or a
+// presigned URL that an answer quotes: a GET signed with it can be sent
+// again for minutes.
+var signature = regexp.MustCompile(`(?i)((?:Signature=|X-Amz-Signature=))[0-9a-f]{64}`)
 
 // apiCode returns S3's error code of err ("NoSuchKey"), or "".
 func apiCode(err error) string {

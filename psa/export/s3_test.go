@@ -3,8 +3,14 @@ package export
 import (
 	"context"
 	"errors"
+	"fmt"
+	"html"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +22,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export/s3test"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // An S3 error reads the same every time it happens: no request ids, which
@@ -163,5 +170,97 @@ func TestS3Backend_errorsKeepNoCredentials(t *testing.T) {
 		if status(err) <= 0 || !errors.As(err, &ae) || ae.ErrorCode() == "" || !errors.As(err, &oe) {
 			t.Errorf("%s's error %v: status %d, want the status, the S3 error code and the operation still found by errors.As", op, err, status(err))
 		}
+	}
+}
+
+// TestS3Backend_echoedCredentialsRedacted: a store or a proxy that quotes
+// the request in its error answer (S3's <Message>, as some S3-compatible
+// stores and proxies' error pages do) puts the session token of the AWS
+// chain (X-Amz-Security-Token) and the request's signature into S3's
+// message. The errors of Load and Save, even printed deep, show neither.
+// It sets the AWS environment, so it does not run in parallel.
+func TestS3Backend_echoedCredentialsRedacted(t *testing.T) {
+	const (
+		keyID  = "AKIAECHOTEST"
+		secret = "echo-test-secret-key"
+		token  = "canary-session-token-5e1d2b"
+	)
+	t.Setenv("AWS_ACCESS_KEY_ID", keyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	t.Setenv("AWS_SESSION_TOKEN", token)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	var signatures []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var echo strings.Builder
+		fmt.Fprintf(&echo, "%s %s?%s\n", r.Method, r.URL.Path, r.URL.RawQuery)
+		for k, vs := range r.Header {
+			fmt.Fprintf(&echo, "%s: %s\n", k, strings.Join(vs, ", "))
+		}
+		if _, sig, ok := strings.Cut(r.Header.Get("Authorization"), "Signature="); ok {
+			mu.Lock()
+			signatures = append(signatures, sig)
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "<Error><Code>InvalidToken</Code><Message>the token is not valid: %s</Message></Error>", html.EscapeString(echo.String()))
+	}))
+	t.Cleanup(srv.Close)
+	b, err := NewS3Backend(t.Context(), "s3://bucket/psa-mappings.json?region=us-east-1&use_path_style=true&endpoint="+srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := b.Load(t.Context(), "")
+	_, serr := b.Save(t.Context(), []byte("{}"), "")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(signatures) == 0 {
+		t.Fatal("the store saw no signed request")
+	}
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil {
+			t.Fatalf("%s succeeded against a store that refuses everything", op)
+		}
+		if leaks := psatest.Leaks(err, append([]string{token, secret}, signatures...)...); leaks != nil {
+			t.Errorf("%s's error %v shows a credential: %s", op, err, strings.Join(leaks, "; "))
+		}
+		// Still S3's answer: its status, code and the rest of its message.
+		var ae smithy.APIError
+		if !strings.Contains(err.Error(), "S3 answered 400 Bad Request: InvalidToken: the token is not valid") ||
+			!strings.Contains(err.Error(), "X-Amz-Security-Token: [REDACTED]") || !errors.As(err, &ae) || ae.ErrorCode() != "InvalidToken" {
+			t.Errorf("%s's error = %v, want S3's code and its message, redacted", op, err)
+		}
+	}
+}
+
+// TestRedactingCredentials_processOutput: a credential_process whose
+// output does not parse (a warning printed before the JSON) has the SDK
+// quote the output whole, secret key and session token included, in the
+// error of every request. The error keeps the rest, not them.
+func TestRedactingCredentials_processOutput(t *testing.T) {
+	t.Parallel()
+	const out = `warning: cached
+{"Version": 1, "AccessKeyId": "AKIAPROCESS", "SecretAccessKey": "process-secret-key", "SessionToken":"process-session-token"}`
+	inner := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, fmt.Errorf("failed to refresh cached credentials, process provider error: parse failed of process output: %s, error: invalid character 'w'", out)
+	})
+	_, err := (&redactingCredentials{inner: inner, red: redact.New()}).Retrieve(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "parse failed of process output") || !strings.Contains(err.Error(), "AKIAPROCESS") {
+		t.Fatalf("Retrieve = %v, want the SDK's error", err)
+	}
+	if leaks := psatest.Leaks(err, "process-secret-key", "process-session-token"); leaks != nil {
+		t.Errorf("Retrieve's error %v shows a credential: %s", err, strings.Join(leaks, "; "))
+	}
+	// A set that was retrieved is redacted wherever it shows later.
+	red := redact.New()
+	p := &redactingCredentials{inner: credentials.NewStaticCredentialsProvider("AKIAOK", "ok-secret-key", "ok-session-token"), red: red}
+	if _, err := p.Retrieve(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := red.String("token ok-session-token key ok-secret-key"); strings.Contains(got, "ok-") {
+		t.Errorf("after Retrieve, the redactor leaves %q", got)
 	}
 }
