@@ -213,6 +213,9 @@ type Daemon struct {
 	// forwardTimeout bounds a request a standby forwards to the active
 	// instance (see forward).
 	forwardTimeout time.Duration
+	// activeTransport carries what a standby sends to the active instance
+	// (forward, callActive); see newActiveTransport.
+	activeTransport *http.Transport
 
 	// scheduleChanged wakes the scheduler after a reload, and
 	// ticketScheduleChanged the ticket scheduler.
@@ -364,6 +367,7 @@ func New(cfg *Config, configPath string, o Options) (*Daemon, error) {
 		openAPISlots:    make(chan struct{}, maxConcurrentAPIRequests-tokenAPISlots),
 		httpTimeouts:    defaultHTTPTimeouts,
 		forwardTimeout:  defaultForwardTimeout,
+		activeTransport: newActiveTransport(),
 		scheduleChanged: make(chan struct{}, 1),
 		maxExportFile:   export.MaxSize,
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -467,6 +468,46 @@ func (d *Daemon) forwardToActive(w http.ResponseWriter, r *http.Request, timeout
 	writeError(w, http.StatusServiceUnavailable, strings.TrimPrefix((&StandbyError{Active: d.activeInstance()}).Error(), "daemon: "))
 }
 
+// activeDialTimeout bounds the connection, and the TLS handshake, of a
+// standby to the active instance: both are on one network, and each
+// request has its own bound besides (forwardTimeout, activeCallTimeout).
+const activeDialTimeout = 5 * time.Second
+
+// newActiveTransport returns the transport a standby sends requests to the
+// active instance with, the API token or a client's credentials included.
+// As Go's default transport, it honours HTTP_PROXY, HTTPS_PROXY and
+// NO_PROXY, so that an advertise_url reached through a proxy still works;
+// unlike it, it bounds the dial and the TLS handshake by
+// activeDialTimeout. Redirects are never followed with it (see
+// isRedirect).
+func newActiveTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // net/http's default transport
+	t.DialContext = (&net.Dialer{Timeout: activeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = activeDialTimeout
+	return t
+}
+
+// isRedirect reports whether code asks the client to send its request
+// elsewhere. A standby follows no such answer of the active instance, nor
+// relays it to its client: a redirect would take the API token (or the
+// client's credentials) to the Location's host, which Go's client also
+// does for another port of the same host or a subdomain, over plain http
+// too. What answers at state.advertise_url must be the active instance.
+func isRedirect(code int) bool {
+	switch code {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
+// redirectRefused says why a redirect of the active instance (answer
+// resp) was not followed; red keeps credentials out of its Location.
+func redirectRefused(active state.LeaderInfo, resp *http.Response, red *redact.Redactor) string {
+	return fmt.Sprintf("the active instance %s answered %s, a redirect to %q, which this standby does not follow: it would take the credentials of the request there; "+
+		"set state.advertise_url of the active instance to the URL that psa-syncd itself answers at", active, resp.Status, red.String(redact.URL(resp.Header.Get("Location"))))
+}
+
 // forward sends r, token and body included, to the active instance and
 // relays its answer. An active instance that does not answer within
 // timeout (hung, or behind a network that drops the packets) gets its
@@ -483,6 +524,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 	r = r.WithContext(ctx)
 	host, _ := os.Hostname()
 	proxy := &httputil.ReverseProxy{
+		Transport: d.activeTransport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			// The client's address, after those of the proxies it came
@@ -502,7 +544,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 			// what the client would.
 			pr.Out.Header.Del("Accept-Encoding")
 		},
-		ModifyResponse: d.redactForwarded,
+		ModifyResponse: func(resp *http.Response) error { return d.redactForwarded(resp, active) },
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("this psa-syncd is a standby, and the active instance %s did not answer within %s: "+
@@ -523,7 +565,10 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, active state.Le
 // that quotes one is replaced by its {"error"} message, redacted; one still
 // compressed (forward lets Go's transport ask for gzip and decompress it,
 // so sent in an encoding not asked for) by a message saying so.
-func (d *Daemon) redactForwarded(resp *http.Response) error {
+//
+// A redirect (isRedirect) is relayed as 502 saying so, without its
+// Location: the client would follow it with its credentials.
+func (d *Daemon) redactForwarded(resp *http.Response, active state.LeaderInfo) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
@@ -533,7 +578,13 @@ func (d *Daemon) redactForwarded(resp *http.Response) error {
 		return fmt.Errorf("reading the answer: %w", err)
 	}
 	red := redact.New(d.cfg.Load().credentials()...)
-	if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+	if isRedirect(resp.StatusCode) {
+		data, _ = json.Marshal(map[string]string{"error": "this psa-syncd is a standby, and " + redirectRefused(active, resp, red)})
+		resp.StatusCode, resp.Status = http.StatusBadGateway, "502 Bad Gateway"
+		resp.Header.Del("Location")
+		resp.Header.Set("Content-Type", "application/json")
+		resp.Header.Del("Content-Encoding")
+	} else if enc := resp.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
 		data, _ = json.Marshal(map[string]string{"error": fmt.Sprintf("the active instance answered %d in an encoding (%s) this standby does not read", resp.StatusCode, redact.Truncate(red.String(enc), 40))})
 		resp.Header.Set("Content-Type", "application/json")
 		resp.Header.Del("Content-Encoding")

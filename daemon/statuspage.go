@@ -918,7 +918,7 @@ func (d *Daemon) ticketOnActive(r *http.Request, id string) (SyncTicket, bool) {
 // the active instance at the URL it advertises, and decodes its JSON answer
 // into v. It authenticates with the API token (authenticateToActive), not
 // with r's credentials, and marks the request forwarded, so that it is
-// never forwarded again.
+// never forwarded again. It follows no redirect (see isRedirect).
 func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v any) error {
 	info, held, err := d.db.Leader()
 	switch {
@@ -955,7 +955,12 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{
+		Transport:     d.activeTransport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       activeCallTimeout,
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("the active instance %s could not be reached: %w", info, err)
 	}
@@ -970,6 +975,9 @@ func (d *Daemon) callActive(r *http.Request, method, path string, body []byte, v
 	// show its error without them, and none of an answer that holds one.
 	red := redact.Request(req)
 	red.Add(d.cfg.Load().credentials()...)
+	if isRedirect(resp.StatusCode) {
+		return errors.New(redirectRefused(info, resp, red))
+	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error string `json:"error"`
