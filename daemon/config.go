@@ -139,7 +139,10 @@ type ConnectWiseConfig struct {
 	PrivateKey     Secret `yaml:"private_key,omitempty"`
 	PrivateKeyFile string `yaml:"private_key_file,omitempty"`
 	// ClientID is the integration's clientId from the ConnectWise
-	// developer portal.
+	// developer portal. It names the integration, not a member, and alone
+	// logs nobody in, but it is sent on every call, and the provider and
+	// the ConnectWise client treat it as a credential: so does psa-syncd
+	// (credentials, String).
 	ClientID string `yaml:"client_id,omitempty"`
 	// BaseURL pins the API root, such as
 	// https://api-na.myconnectwise.net/v2025_1/apis/3.0/; it skips codebase
@@ -1289,7 +1292,7 @@ func (c *Config) Location() *time.Location {
 
 // String returns the configuration as YAML with every secret replaced by
 // "<secret>", for logs: the Secret settings, ConnectWise's public key
-// (half of its Basic credential), and the passwords and secret query
+// (half of its Basic credential) and client id, and the passwords and secret query
 // values of URL settings (an S3 endpoint's user information, say).
 func (c *Config) String() string {
 	shown := *c
@@ -1302,7 +1305,7 @@ func (c *Config) String() string {
 	}
 	if cw := c.PSA.ConnectWise; cw != nil {
 		cw := *cw
-		cw.BaseURL, cw.PublicKey = redact.URL(cw.BaseURL), Secret(cw.PublicKey).String()
+		cw.BaseURL, cw.PublicKey, cw.ClientID = redact.URL(cw.BaseURL), Secret(cw.PublicKey).String(), Secret(cw.ClientID).String()
 		shown.PSA.ConnectWise = &cw
 	}
 	if k := c.PSA.KaseyaBMS; k != nil {
@@ -1331,7 +1334,7 @@ func (c *Config) credentials() []string {
 		out = append(out, string(a.Secret), string(a.IntegrationCode))
 	}
 	if cw := c.PSA.ConnectWise; cw != nil {
-		out = append(out, string(cw.PrivateKey), cw.PublicKey, cw.CompanyID+"+"+cw.PublicKey+":"+string(cw.PrivateKey))
+		out = append(out, string(cw.PrivateKey), cw.PublicKey, cw.CompanyID+"+"+cw.PublicKey+":"+string(cw.PrivateKey), cw.ClientID)
 	}
 	if k := c.PSA.KaseyaBMS; k != nil {
 		out = append(out, string(k.Password))

@@ -47,7 +47,7 @@ func (c *Config) secrets() []string {
 		out = append(out, string(a.Secret), string(a.IntegrationCode))
 	}
 	if cw := c.PSA.ConnectWise; cw != nil {
-		out = append(out, string(cw.PrivateKey))
+		out = append(out, string(cw.PrivateKey), cw.PublicKey, cw.ClientID)
 	}
 	if k := c.PSA.KaseyaBMS; k != nil {
 		out = append(out, string(k.Password))

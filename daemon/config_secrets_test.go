@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/psa/redact"
 )
 
 // Secrets written into the config file, in the right place or the wrong
@@ -104,18 +106,18 @@ func TestConfig_String_hidesSecrets(t *testing.T) {
 		State:     StateConfig{AdvertiseURL: "https://automation:ADVERTISESECRET@a:9810"},
 		PSA: PSAConfig{
 			Autotask:    &AutotaskConfig{BaseURL: "https://u:ATSECRET@webservices.example.com", ZoneLookupURL: "https://u:ZONESECRET@zone.example.com"},
-			ConnectWise: &ConnectWiseConfig{PublicKey: "CWPUBLICKEYSECRET", PrivateKey: "priv-key-1234", BaseURL: "https://u:CWURLSECRET@cw.example.com"},
+			ConnectWise: &ConnectWiseConfig{PublicKey: "CWPUBLICKEYSECRET", PrivateKey: "priv-key-1234", BaseURL: "https://u:CWURLSECRET@cw.example.com", ClientID: "CWCLIENTIDSECRET"},
 			KaseyaBMS:   &KaseyaBMSConfig{BaseURL: "https://u:BMSSECRET@bms.example.com"},
 		},
 		Source: SourceConfig{Sophos: &SophosConfig{AuthURL: "https://u:AUTHSECRET@id.example.com", APIURL: "https://u:APISECRET@api.example.com"}},
 	}
 	s := c.String()
-	for _, secret := range []string{"MINIOSECRET", "ADVERTISESECRET", "ATSECRET", "ZONESECRET", "CWPUBLICKEYSECRET", "priv-key-1234", "CWURLSECRET", "BMSSECRET", "AUTHSECRET", "APISECRET"} {
+	for _, secret := range []string{"MINIOSECRET", "ADVERTISESECRET", "ATSECRET", "ZONESECRET", "CWPUBLICKEYSECRET", "priv-key-1234", "CWURLSECRET", "CWCLIENTIDSECRET", "BMSSECRET", "AUTHSECRET", "APISECRET"} {
 		if strings.Contains(s, secret) {
 			t.Errorf("Config.String() shows %s:\n%s", secret, s)
 		}
 	}
-	if !strings.Contains(s, "public_key: <secret>") || !strings.Contains(s, "advertise_url: https://automation:xxxxx@a:9810") {
+	if !strings.Contains(s, "public_key: <secret>") || !strings.Contains(s, "client_id: <secret>") || !strings.Contains(s, "advertise_url: https://automation:xxxxx@a:9810") {
 		t.Errorf("Config.String() does not show the redacted settings:\n%s", s)
 	}
 	if c.PSA.ConnectWise.PublicKey != "CWPUBLICKEYSECRET" || c.ExportURL != "s3://bucket/key?endpoint=https://minio:MINIOSECRET@minio:9000" {
@@ -274,5 +276,19 @@ func TestLoad_shortSecrets(t *testing.T) {
 				t.Errorf("a %d-character %s: %v", len(long), tt.key, err)
 			}
 		})
+	}
+}
+
+// TestConfig_credentials_connectWiseClientID: the ConnectWise clientId,
+// which the provider and the ConnectWise client treat as a credential, is
+// one of those a standby takes out of the active instance's answers too
+// (its status page, its API), as psa-syncd's log of the configuration
+// hides it: it was left out of both, the one place that showed it.
+func TestConfig_credentials_connectWiseClientID(t *testing.T) {
+	t.Parallel()
+	const clientID = "5f0c2d1e-7a4b-4c3d-9e8f-0a1b2c3d4e5f"
+	c := &Config{PSA: PSAConfig{ConnectWise: &ConnectWiseConfig{CompanyID: "acme", PublicKey: "pubkey", PrivateKey: "privkey", ClientID: clientID}}}
+	if got := redact.New(c.credentials()...).String("echo: clientId: " + clientID); strings.Contains(got, clientID) {
+		t.Errorf("redacted by the configuration's credentials: %q, want the client id out", got)
 	}
 }
