@@ -113,7 +113,7 @@ func backupRemote(ctx context.Context, base, token, out string) error {
 		return err
 	}
 	setToken(req, token)
-	resp, err := (&http.Client{Timeout: 30 * time.Minute}).Do(req)
+	resp, err := apiHTTPClient(30 * time.Minute).Do(req)
 	if err != nil {
 		return err
 	}

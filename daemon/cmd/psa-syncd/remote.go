@@ -107,11 +107,13 @@ const exitUnreachable = 3
 
 // requestFailed reports err, of a command's requests to the daemon of
 // -web.url (or of its local form), and returns the command's exit code:
-// exitUnreachable when no answer came, else 1.
+// exitUnreachable when no answer came, else 1 (a redirect elsewhere that
+// was not followed is an answer).
 func requestFailed(e *env, err error) int {
 	fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 	var ue *url.Error
-	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) {
+	var redirect *redirectRefusedError
+	if errors.As(err, &ue) && !errors.Is(err, context.Canceled) && !errors.As(err, &redirect) {
 		return exitUnreachable
 	}
 	return 1
@@ -270,7 +272,7 @@ func fetchDaemonExport(ctx context.Context, base string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := (&http.Client{Timeout: answerTimeout}).Do(req)
+	resp, err := apiHTTPClient(answerTimeout).Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -90,3 +90,53 @@ func TestRun_remoteReadKeepsTheURLPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_remoteFollowsNoRedirectToAnotherHost: what answers at -web.url
+// (an ingress moved, a proxy, a server that is not psa-syncd) redirects
+// to another port of the same host. Go's client kept the Authorization
+// header there, for the same host name on any port: the other server got
+// the API token (and the sync's body). The commands follow a redirect
+// only within -web.url's origin, and say why they stop.
+func TestRun_remoteFollowsNoRedirectToAnotherHost(t *testing.T) {
+	t.Parallel()
+	const token = "CANARY-api-token-3m8d"
+	var (
+		mu  sync.Mutex
+		got []string
+	)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" Authorization="+r.Header.Get("Authorization"))
+		mu.Unlock()
+		// An error, so that a command that followed ends at once.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTeapot)
+		fmt.Fprint(w, `{"error":"elsewhere"}`)
+	}))
+	t.Cleanup(elsewhere.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	writeFile(t, tokenFile, token+"\n")
+	web := "-web.url=" + redirector.URL
+	for _, args := range [][]string{
+		{"sync", web, "-web.token-file", tokenFile},
+		{"resolve", web, "-web.token-file", tokenFile, "-intent", "1", "-posted"},
+		{"backup", web, "-web.token-file", tokenFile, "-output", filepath.Join(t.TempDir(), "backup.db")},
+	} {
+		code, stdout, stderr := runCmd(t, args...)
+		if code != 1 || !strings.Contains(stderr, "redirects to another host, port or scheme, which psa-syncd does not follow") {
+			t.Errorf("psa-syncd %s against a -web.url that redirects elsewhere: exit %d, stderr %q; want 1 saying the redirect is not followed", args[0], code, stderr)
+		}
+		if strings.Contains(stdout+stderr, token) {
+			t.Errorf("psa-syncd %s printed the token:\n%s\n%s", args[0], stdout, stderr)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Errorf("the server -web.url redirects to got: %s", strings.Join(got, "; "))
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -117,9 +118,38 @@ const maxAnswer = 64 << 20
 // other answer is an error carrying the API's message.
 func doJSON(req *http.Request, v any) error { return doJSONWithin(req, v, answerTimeout) }
 
+// apiHTTPClient returns the client of the commands that ask a running
+// daemon (-web.url), waiting up to timeout. It follows a redirect only
+// within the origin of -web.url (scheme, host and port): Go's client
+// keeps the Authorization header, the API token, for the same host name
+// on any port and for its subdomains, over a downgrade to http too.
+func apiHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, CheckRedirect: sameOriginRedirect}
+}
+
+// sameOriginRedirect is apiHTTPClient's CheckRedirect.
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if first := via[0].URL; req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return &redirectRefusedError{from: first.Redacted()}
+	}
+	return nil
+}
+
+// redirectRefusedError is sameOriginRedirect's refusal: an answer came,
+// so the command's exit code is 1, not exitUnreachable.
+type redirectRefusedError struct{ from string }
+
+func (e *redirectRefusedError) Error() string {
+	return fmt.Sprintf("the answer to %s redirects to another host, port or scheme, which psa-syncd does not follow: "+
+		"it would take the API token or password there; give -web.url the URL at which psa-syncd itself answers", e.from)
+}
+
 // doJSONWithin is doJSON waiting up to timeout for the answer.
 func doJSONWithin(req *http.Request, v any, timeout time.Duration) error {
-	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	resp, err := apiHTTPClient(timeout).Do(req)
 	if err != nil {
 		return err
 	}
