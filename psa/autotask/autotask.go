@@ -285,6 +285,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("autotask: missing credentials: %s", strings.Join(missing, ", "))
 	}
+	// Credentials go in headers and bodies that Go's client would carry
+	// to the host a redirect names.
+	c.client = redact.RedirectsWithoutCredentials(c.client)
 	c.redact = redact.New(c.creds.secret, c.creds.integrationCode)
 	c.common.client = c
 	c.Companies = (*CompaniesService)(&c.common)

@@ -367,6 +367,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	// quote it whole, decoded (the member "company+publicKey"), or echo the
 	// clientId header. The company id alone is no secret (errors name it)
 	// and would blank out ordinary words.
+	// Credentials go in headers and bodies that Go's client would carry
+	// to the host a redirect names.
+	c.client = redact.RedirectsWithoutCredentials(c.client)
 	c.redact = redact.New(c.creds.privateKey, c.creds.company+"+"+c.creds.publicKey+":"+c.creds.privateKey,
 		c.creds.company+"+"+c.creds.publicKey, c.creds.publicKey, c.creds.clientID)
 	if c.baseURL == nil && c.pinned {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/psa-sync/terraform-provider-psa/psa/redact"
@@ -124,5 +126,79 @@ func TestTooShort(t *testing.T) {
 	}
 	if got := redact.New("abcd").String("x abcd y"); strings.Contains(got, "abcd") {
 		t.Errorf(`New("abcd").String = %q, want the secret redacted`, got)
+	}
+}
+
+// TestRedirectsWithoutCredentials: a redirect within the origin is
+// followed as Go follows it; one to another port of the same host (where
+// Go's client keeps even the Authorization header) is followed without
+// any credential header, and one that would send the body again is handed
+// over as the answer, without a request there; the client's own policy
+// still applies.
+func TestRedirectsWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	var (
+		mu        sync.Mutex
+		elsewhere []string
+	)
+	other := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		elsewhere = append(elsewhere, fmt.Sprintf("%s %v %q", r.Method, r.Header, body))
+		mu.Unlock()
+	}))
+	t.Cleanup(other.Close)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/moved":
+			http.Redirect(w, r, "/here", http.StatusTemporaryRedirect)
+		case "/away":
+			http.Redirect(w, r, other.URL+"/sign-in", http.StatusFound)
+		case "/away-with-body":
+			http.Redirect(w, r, other.URL+"/sign-in", http.StatusTemporaryRedirect)
+		default:
+			fmt.Fprint(w, r.Header.Get("Secret"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hc := &http.Client{}
+	c := redact.RedirectsWithoutCredentials(hc)
+	if hc.CheckRedirect != nil {
+		t.Error("RedirectsWithoutCredentials changed the client it copies")
+	}
+	do := func(c *http.Client, method, path string) (*http.Response, string, error) {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("password=s3cr3t-body")
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), method, srv.URL+path, body)
+		req.Header.Set("Secret", "s3cr3t-header")
+		req.Header.Set("Authorization", "Bearer s3cr3t-token")
+		req.Header.Set("User-Agent", "psa-sync-test")
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, string(data), nil
+	}
+	if resp, body, err := do(c, http.MethodGet, "/moved"); err != nil || resp.Request.URL.Path != "/here" || body != "s3cr3t-header" {
+		t.Errorf("a redirect within the origin = %v, %q, %v; want it followed as Go does", resp, body, err)
+	}
+	if resp, _, err := do(c, http.MethodGet, "/away"); err != nil || resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/sign-in" {
+		t.Errorf("a redirect to another port = %v, %v; want it followed", resp, err)
+	}
+	if resp, _, err := do(c, http.MethodPost, "/away-with-body"); err != nil || resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("a 307 to another port of a POST = %v, %v; want the 307 as the answer", resp, err)
+	}
+	mu.Lock()
+	if len(elsewhere) != 1 || strings.Contains(elsewhere[0], "s3cr3t") || !strings.Contains(elsewhere[0], "psa-sync-test") {
+		t.Errorf("the other origin got %q; want one GET without credentials, with the User-Agent", elsewhere)
+	}
+	mu.Unlock()
+	refuse := redact.RedirectsWithoutCredentials(&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }})
+	if resp, _, err := do(refuse, http.MethodGet, "/moved"); err != nil || resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("with a client that follows none = %v, %v; want its policy kept", resp, err)
 	}
 }

@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 )
@@ -23,3 +24,48 @@ func Request(req *http.Request) *Redactor {
 	}
 	return r
 }
+
+// RedirectsWithoutCredentials returns a copy of hc that keeps the
+// request's credentials from any other origin (scheme, host and port) a
+// redirect names. Go's client strips only Authorization and Cookie, and
+// those only for another host name: a client that sends its credentials in
+// headers of its own (Autotask's Secret and ApiIntegrationCode,
+// ConnectWise's clientId) would send them to whatever host a redirect
+// names, and Authorization to another port of the same host or over plain
+// http. A redirect to another origin is followed with only the headers in
+// keptOnRedirect (so that a proxy's sign-in page is still recognised for
+// what it is), unless it would send the request's body again (a 307 or
+// 308 of a sign-in form, a write): that redirect is handed over as the
+// answer, a 3xx the caller reports. hc's own CheckRedirect, if any, still
+// applies.
+func RedirectsWithoutCredentials(hc *http.Client) *http.Client {
+	c := *hc
+	next := hc.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if next != nil {
+			if err := next(req, via); err != nil {
+				return err
+			}
+		} else if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		first := via[0].URL
+		if req.URL.Scheme == first.Scheme && strings.EqualFold(req.URL.Host, first.Host) {
+			return nil
+		}
+		if req.GetBody != nil || (req.Body != nil && req.Body != http.NoBody) {
+			return http.ErrUseLastResponse
+		}
+		for k := range req.Header {
+			if !keptOnRedirect[k] {
+				req.Header.Del(k)
+			}
+		}
+		return nil
+	}
+	return &c
+}
+
+// keptOnRedirect are the headers RedirectsWithoutCredentials sends to
+// another origin, in canonical form: none carries a credential.
+var keptOnRedirect = map[string]bool{"Accept": true, "Accept-Language": true, "User-Agent": true}

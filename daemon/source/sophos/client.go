@@ -246,6 +246,9 @@ func NewClient(opts ...Option) (*Client, error) {
 	if c.clientID == "" || c.clientSecret == "" {
 		return nil, errors.New("sophos: client id and client secret are required")
 	}
+	// Credentials go in headers and bodies that Go's client would carry
+	// to the host a redirect names.
+	c.httpClient = redact.RedirectsWithoutCredentials(c.httpClient)
 	c.redact = redact.New(c.clientSecret)
 	c.common.client = c
 	c.WhoAmI = (*WhoAmIService)(&c.common)
