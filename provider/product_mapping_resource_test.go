@@ -675,11 +675,24 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(resp.Diagnostics) != 1 || resp.Diagnostics[0].Summary != "Inactive PSA Service" {
+				// A move from another service also warns that the old
+				// service's lines still bill (Previous Service Still Bills).
+				var inactive []*tfprotov6.Diagnostic
+				others := 0
+				for _, d := range resp.Diagnostics {
+					switch {
+					case d.Summary == "Inactive PSA Service":
+						inactive = append(inactive, d)
+					case d.Summary == "Previous Service Still Bills" && tc.name == "moved to the inactive service":
+					default:
+						others++
+					}
+				}
+				if len(inactive) != 1 || others != 0 {
 					t.Errorf("%s: diagnostics %s, want one Inactive PSA Service", tc.name, diagnosticsText(resp.Diagnostics))
 					continue
 				}
-				d := resp.Diagnostics[0]
+				d := inactive[0]
 				if d.Attribute == nil || d.Attribute.String() != tftypes.NewAttributePath().WithAttributeName("service_id").String() {
 					t.Errorf("%s: diagnostic on %v, want service_id", tc.name, d.Attribute)
 				}
