@@ -1132,6 +1132,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	ownerOf := contractOwners(doc, srcName)
 	var unchecked []*customerPass
 	var recheck recheckBatch
+	var newLines newLineBatch
 	var cur lineChunk
 	read := 0
 	for _, cp := range p.customers {
@@ -1139,6 +1140,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			continue
 		}
 		for read <= cp.chunk {
+			// The decided chunk's new lines go to the writer before
+			// the next chunk is awaited.
+			newLines.flush(ctx, e, p)
 			cur = rd.chunk()
 			read++
 		}
@@ -1265,11 +1269,12 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 		case updates && p.early != nil:
 			// Nothing that follows changes the customer's updates: they
-			// are written while the next contracts are read.
-			p.early.add(p.early.customerJobs(cp, changes, p.lines))
-			cp.written = true
+			// are written while the next contracts are read (once the
+			// services of the chunk's new lines are read).
+			newLines.hand(e, p, cp, first)
 		}
 	}
+	newLines.flush(ctx, e, p)
 	next := 0
 	for _, cp := range p.customers {
 		cp.changes = p.plan.Changes[next : next+cp.nChanges : next+cp.nChanges]
@@ -1292,6 +1297,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		}
 		e.recheckContracts(ctx, p, writing)
 		e.recheckServices(ctx, writing)
+		changes := make([][]Change, len(writing))
+		for i, cp := range writing {
+			changes[i] = cp.changes
+		}
+		e.readNewLineServices(ctx, writing, changes)
 	}
 	e.checkContracts(ctx, unchecked, p.records, !o.planOnly)
 	e.checkWrites(ctx, p, writes)

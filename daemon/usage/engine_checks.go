@@ -453,6 +453,10 @@ type serviceTerm struct {
 	name   string
 	active bool
 	readAt time.Time
+	// kept is set when the service was read in bulk by this process's
+	// backend, which keeps what it read (Autotask: the catalog price, for
+	// the lines new on contracts), not restored from the snapshot.
+	kept bool
 }
 
 // saveServices stores the service states read less than contractTermsKept
@@ -991,10 +995,14 @@ func (b *recheckBatch) add(cp *customerPass, first int) int {
 // customers that pass to the early writer; the batch is then empty.
 func (b *recheckBatch) flush(ctx context.Context, e *Engine, p *pass) {
 	e.recheckContracts(ctx, p, b.cps)
+	changes := make([][]Change, len(b.cps))
+	for i, cp := range b.cps {
+		changes[i] = p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
+	}
+	e.readNewLineServices(ctx, b.cps, changes)
 	for i, cp := range b.cps {
 		if cp.err == nil {
-			changes := p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
-			p.early.add(p.early.customerJobs(cp, changes, p.lines))
+			p.early.add(p.early.customerJobs(cp, changes[i], p.lines))
 			cp.written = true
 		}
 	}
@@ -1211,7 +1219,7 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 			for _, id := range ids {
 				e.servicesRead[id] = true
 				if s := got[id]; s != nil {
-					e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+					e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
 				}
 			}
 			if record && e.db != nil && len(got) > 0 {
@@ -1329,7 +1337,7 @@ func (e *Engine) readRefusedServices(ctx context.Context, p *pass) {
 	e.refusedRead = map[string]bool{}
 	for _, id := range ids {
 		if s := got[id]; s != nil {
-			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
 			e.refusedRead[id] = true
 		}
 	}
@@ -1412,7 +1420,7 @@ func (e *Engine) recheckServices(ctx context.Context, cps []*customerPass) {
 	now := e.now()
 	for _, id := range ids {
 		if s := got[id]; s != nil {
-			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
 		}
 	}
 	if e.db != nil && len(got) > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -49,5 +50,153 @@ func (e *Engine) preloadServices(ctx context.Context, log *slog.Logger, jobs []*
 	}
 	if err := e.db.PutCatalogServices(services); err != nil {
 		log.Warn("Could not record the catalog services; the next pass reads them again", "err", err)
+	}
+}
+
+// newLineServiceFresh is how long after a read of a service the engine
+// takes it to be in hand for the writes of the lines new on contracts: a
+// minute less than the time Autotask's backend keeps a catalog price
+// (priceTTL, 10 minutes), so that a line handed to the writer just before
+// that time is up still finds the price kept.
+const newLineServiceFresh = 9 * time.Minute
+
+// newLinesReadTheirService reports whether a line new on a contract of PSA
+// sys reads its service to be written: Autotask gives a new contract
+// service the catalog price of its service, which its backend reads alone
+// (GET /Services/{id}) unless a bulk read within its time to live has it.
+func newLinesReadTheirService(sys psa.System) bool {
+	return sys == psa.SystemAutotask
+}
+
+// newLineBatch holds the customers of a pass whose updates add a line of
+// a service not read within newLineServiceFresh to a contract: they go to
+// the early writer once the services of the whole chunk of contracts are
+// read in bulk (readNewLineServices). It keeps where each customer's
+// changes start in the plan's, as recheckBatch does.
+type newLineBatch struct {
+	cps   []*customerPass
+	first []int
+}
+
+// hand gives the updates of customer cp, whose changes start at first in
+// the plan's, to the early writer at once, or keeps them in the batch
+// when they add a line of a service not in hand (unreadNewLineServices).
+func (b *newLineBatch) hand(e *Engine, p *pass, cp *customerPass, first int) {
+	changes := p.plan.Changes[first : first+cp.nChanges]
+	if len(e.unreadNewLineServices(changes, nil)) == 0 {
+		p.early.add(p.early.customerJobs(cp, changes, p.lines))
+		cp.written = true
+		return
+	}
+	b.cps, b.first = append(b.cps, cp), append(b.first, first)
+}
+
+// flush reads the services of the batch's new lines and hands the
+// customers' updates to the early writer; the batch is then empty.
+func (b *newLineBatch) flush(ctx context.Context, e *Engine, p *pass) {
+	if len(b.cps) == 0 {
+		return
+	}
+	changes := make([][]Change, len(b.cps))
+	for i, cp := range b.cps {
+		changes[i] = p.plan.Changes[b.first[i] : b.first[i]+cp.nChanges]
+	}
+	e.readNewLineServices(ctx, b.cps, changes)
+	for i, cp := range b.cps {
+		if cp.err == nil {
+			p.early.add(p.early.customerJobs(cp, changes[i], p.lines))
+			cp.written = true
+		}
+	}
+	*b = newLineBatch{}
+}
+
+// unreadNewLineServices adds to seen, and returns, the services of the
+// lines that changes add to their contracts (updates of a line the read
+// did not show) on a PSA whose new lines read their service
+// (newLinesReadTheirService), when no read of the service in this process
+// is newer than newLineServiceFresh.
+func (e *Engine) unreadNewLineServices(changes []Change, seen map[string]bool) []string {
+	if !newLinesReadTheirService(e.be.System()) {
+		return nil
+	}
+	if _, ok := e.be.(psa.BulkReader); !ok {
+		return nil
+	}
+	sys, now := e.be.System(), e.now()
+	var ids []string
+	for i := range changes {
+		c := &changes[i]
+		if c.Action != ActionUpdate || c.CurrentKnown || seen[c.ServiceID] || slices.Contains(ids, c.ServiceID) {
+			continue
+		}
+		if s, ok := e.terms.service(sys, c.ServiceID); ok && s.kept {
+			if age := now.Sub(s.readAt); age >= 0 && age < newLineServiceFresh {
+				continue
+			}
+		}
+		ids = append(ids, c.ServiceID)
+	}
+	for _, id := range ids {
+		if seen != nil {
+			seen[id] = true
+		}
+	}
+	return ids
+}
+
+// readNewLineServices reads in bulk, before the writes of customers cps
+// (changes[i] are those of cps[i]), the services of the lines
+// they add to their contracts that were not read within
+// newLineServiceFresh (unreadNewLineServices): one Autotask query per 500
+// services, per chunk of contracts decided, where each new line would
+// otherwise read its service alone (GET /Services/{id}, once per 10
+// minutes per service). The backend keeps the prices read for the writes.
+// A new line of a service the read finds inactive fails as checkServices'
+// lines do, and nothing is posted for it. What is read is kept in e.terms
+// and in its snapshot. A read that fails is logged, and the writes read
+// their services alone, as before.
+func (e *Engine) readNewLineServices(ctx context.Context, cps []*customerPass, changes [][]Change) {
+	seen := map[string]bool{}
+	var ids []string
+	for i, cp := range cps {
+		if cp.err == nil && !cp.written {
+			ids = append(ids, e.unreadNewLineServices(changes[i], seen)...)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	br, ok := e.be.(psa.BulkReader)
+	if !ok {
+		return
+	}
+	slices.SortFunc(ids, compareIDs)
+	got, err := br.GetServices(ctx, ids)
+	if err != nil {
+		e.logger.Warn("Could not read the services of the lines new on their contracts; each is read alone when written", "services", len(ids), "err", err)
+		return
+	}
+	sys, now := e.be.System(), e.now()
+	for _, id := range ids {
+		if s := got[id]; s != nil {
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
+		}
+	}
+	if e.db != nil && len(got) > 0 {
+		if err := e.terms.saveServices(e.db, now); err != nil {
+			e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
+		}
+	}
+	for i, cp := range cps {
+		if cp.err != nil || cp.written {
+			continue
+		}
+		for j := range changes[i] {
+			c := &changes[i][j]
+			if s := got[c.ServiceID]; s != nil && !s.Active && c.Action == ActionUpdate && !c.CurrentKnown {
+				cp.fail(j, e.inactiveServiceError(c, serviceTerm{name: s.Name}), c)
+			}
+		}
 	}
 }

@@ -1,0 +1,116 @@
+package usage
+
+import (
+	"net/http"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
+)
+
+// serviceReads counts an Autotask pass's reads of services: alone (GET
+// /Services/{id}) and in bulk (POST /Services/query).
+func (h *sysHarness) serviceReads() (alone, queries int) {
+	for _, r := range h.sim.Requests() {
+		dir, last := path.Split(r.Path)
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(dir, "/Services/") && last != "entityInformation":
+			alone++
+		case r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/Services/query"):
+			queries++
+		}
+	}
+	return alone, queries
+}
+
+// A later Autotask pass of the day that adds lines to contracts reads
+// their services in bulk, once per chunk of contracts decided (one query),
+// instead of each new line's service alone (GET /Services/{id}, one per
+// service): the day's read of the services is more than 10 minutes old,
+// and the process's backend (a psa-syncd sync of its own) keeps no price.
+func TestEngineAutotask_laterNewLinesReadTheirServicesInBulk(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5"); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	be, err := backends.New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.be = be
+	res := h.syncAt(etNow.Add(time.Hour), "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,2")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("later pass = %+v, want success with 2 lines written", res.Run)
+	}
+	if alone, queries := h.serviceReads(); alone != 0 || queries != 1 {
+		t.Errorf("later pass: %d services read alone and %d Services queries, want 0 and 1 (the new lines' services, in bulk)", alone, queries)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractB, h.svcIntercept, 2)
+
+	// Within 10 minutes of that read, a new line takes its price from it.
+	res = h.syncAt(etNow.Add(time.Hour+5*time.Minute), "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,2", "cust-b,Globex,MDR,4")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 1 {
+		t.Fatalf("pass 5 minutes later = %+v, want success with 1 line written", res.Run)
+	}
+	if alone, queries := h.serviceReads(); alone != 0 || queries != 0 {
+		t.Errorf("pass 5 minutes later: %d services read alone and %d Services queries, want none", alone, queries)
+	}
+	h.wantUnits(h.contractB, h.svcMDR, 4)
+}
+
+// A line new on its contract, on a later pass of the day, of a service made
+// inactive in Autotask since the day's read fails before anything is
+// posted for it, naming the service: the bulk read of the new lines'
+// services finds it inactive. The customer's other lines are written.
+func TestEngineAutotask_newLineOfAServiceMadeInactiveFailsBeforeThePost(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,2"); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	h.sim.Autotask().SetServiceActive(mustParse(t, h.svcMDR), false)
+	res := h.syncAt(etNow.Add(time.Hour), "cust-a,Acme,CIXA-MSP,6", "cust-b,Globex,CIXA-MSP,2", "cust-b,Globex,MDR,4")
+	c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "is inactive in Autotask") {
+		t.Fatalf("cust-b's new MDR line = %+v, want failed: inactive", c)
+	}
+	for _, r := range h.sim.Requests() {
+		if h.isWrite(r) && strings.Contains(string(r.Body), `"serviceID":`+h.svcMDR) {
+			t.Errorf("a line of the inactive service was posted: %s %s %s", r.Method, r.Path, r.Body)
+		}
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 6)
+	if _, ok := h.units(h.contractB, h.svcMDR); ok {
+		t.Error("contract B holds the inactive service")
+	}
+}
+
+// A pass whose contracts were read this pass hands its customers' updates
+// to the writer while it reads the next contracts: those that add a line of
+// a service not read (here the day's read of the services failed) wait for
+// one bulk read of the chunk's new lines' services, and no service is read
+// alone.
+func TestEngineAutotask_newLinesOfAChunkWaitForOneReadOfTheirServices(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	// Each contract has a line: its updates go to the early writer.
+	h.sim.Autotask().SetUnits(mustParse(t, h.contractA), mustParse(t, h.svcIntercept), 5, etPeriodDay)
+	h.sim.Autotask().SetUnits(mustParse(t, h.contractB), mustParse(t, h.svcMDR), 4, etPeriodDay)
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Services/query", Status: http.StatusBadRequest, Times: 1})
+	res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,2", "cust-b,Globex,MDR,4")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("pass = %+v, want success with 2 lines written", res.Run)
+	}
+	if alone, queries := h.serviceReads(); alone != 0 || queries != 2 {
+		t.Errorf("%d services read alone and %d Services queries, want 0 and 2 (the day's read, refused, and the new lines' read)", alone, queries)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractB, h.svcIntercept, 2)
+}
