@@ -1191,7 +1191,13 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 // none. A read that fails is logged, and the states read before stand; a
 // service the read leaves out (gone from the catalog) is left to the
 // writes, which say why. What is read is kept in e.terms and, unless
-// record is false (a plan changes no state), in its snapshot.
+// record is false (a plan changes no state), in its snapshot. A plan
+// (record false), which operators review before invoicing, reads every
+// mapped service again, not only once a day: one request per 500 Autotask
+// services (100 ConnectWise catalog items, a BMS service search page) per
+// plan, none for the services this process read within
+// newLineServiceFresh (the impact report's second plan, a status page
+// opened again).
 func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, record bool) map[string]serviceTerm {
 	br, ok := e.be.(psa.BulkReader)
 	if !ok || len(serviceIDs) == 0 {
@@ -1205,7 +1211,13 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 	var ids []string
 	for _, id := range serviceIDs {
 		if s, ok := e.terms.service(sys, id); ok && s.active {
-			if age := now.Sub(s.readAt); age >= 0 && age < contractCheckTTL {
+			age := now.Sub(s.readAt)
+			if record && age >= 0 && age < contractCheckTTL {
+				continue
+			}
+			// A plan, which operators review before invoicing, reads
+			// them again unless this process just did.
+			if !record && s.kept && age >= 0 && age < newLineServiceFresh {
 				continue
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
@@ -113,4 +114,67 @@ func TestEngineAutotask_newLinesOfAChunkWaitForOneReadOfTheirServices(t *testing
 	}
 	h.wantUnits(h.contractA, h.svcMDR, 3)
 	h.wantUnits(h.contractB, h.svcIntercept, 2)
+}
+
+// A plan within the day reads the mapped services again (once a day is for
+// the passes): a service made inactive since the morning's read shows in
+// the plan operators review before invoicing, on every system. A plan
+// right after it reads none again.
+func TestEngineSystems_planReadsTheServicesAgainWithinTheDay(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,2"); res.Run.Result != state.RunSuccess {
+				t.Fatalf("first pass = %+v, want success", res.Run)
+			}
+			setActive := func(active bool) {
+				switch sys {
+				case psa.SystemAutotask:
+					h.sim.Autotask().SetServiceActive(mustParse(t, h.svcIntercept), active)
+				case psa.SystemConnectWise:
+					h.sim.ConnectWise().SetCatalogItemInactive(mustParse(t, h.svcIntercept), !active)
+				default:
+					h.sim.KaseyaBMS().SetServiceActive(int(mustParse(t, h.svcIntercept)), active)
+				}
+			}
+			setActive(false)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,3")
+			plan := func(at time.Time) *Plan {
+				t.Helper()
+				src, err := file.New(file.Config{Path: h.usage})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+					Location: time.UTC, Now: func() time.Time { return at }, Failing: &h.failing, Terms: &h.terms})
+				p, err := e.Plan(t.Context(), h.doc, PassOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			p := plan(etNow.Add(time.Hour))
+			if c := sysFindChangeOf(p, "cust-b", h.svcIntercept); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "is inactive in") {
+				t.Errorf("plan: cust-b's line = %+v, want failed: inactive", c)
+			}
+			if got := len(p.Unmapped.InactiveServices); got != 2 {
+				t.Errorf("plan: %d lines on inactive services, want 2", got)
+			}
+			// Active again: the next plan reads it (an inactive service is
+			// read at every pass), and one a minute later reads none.
+			setActive(true)
+			if c := sysFindChangeOf(plan(etNow.Add(time.Hour+time.Minute)), "cust-b", h.svcIntercept); c == nil || c.Action != ActionUpdate {
+				t.Errorf("plan once the service is active again: cust-b's line = %+v, want an update", c)
+			}
+			h.sim.ResetRequests()
+			plan(etNow.Add(time.Hour + 2*time.Minute))
+			for _, r := range h.sim.Requests() {
+				if p := strings.ToLower(r.Path); strings.Contains(p, "/services") && !strings.Contains(p, "contractservice") && !strings.Contains(p, "recurringservices") || strings.Contains(p, "/catalog") {
+					t.Errorf("plan a minute later read the services again: %s %s", r.Method, r.Path)
+				}
+			}
+		})
+	}
 }
