@@ -676,6 +676,9 @@ type InactiveServiceLine struct {
 	// fails, nothing is written); otherwise nothing was to be written,
 	// and nothing refuses or reports the line but this list.
 	Failed bool `json:"failed,omitempty"`
+	// Gone is set when the service was not found in the PSA at all
+	// (deleted), not merely made inactive.
+	Gone bool `json:"gone,omitempty"`
 }
 
 // UnreportedCustomer is a mapped customer whose contract bills a mapped

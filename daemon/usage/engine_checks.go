@@ -388,7 +388,7 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 		for _, st := range services {
 			k := termsKey{st.System, st.ID}
 			if _, ok := t.svc[k]; !ok && st.ID != "" {
-				t.svc[k] = serviceTerm{name: st.Name, active: st.Active, readAt: st.ReadAt}
+				t.svc[k] = serviceTerm{name: st.Name, active: st.Active && !st.Gone, gone: st.Gone, readAt: st.ReadAt}
 			}
 		}
 	}
@@ -445,7 +445,9 @@ type storedService struct {
 	ID     string     `json:"id"`
 	Name   string     `json:"name,omitempty"`
 	Active bool       `json:"active"`
-	ReadAt time.Time  `json:"read_at"`
+	// Gone is set for a service the PSA no longer has (serviceTerm.gone).
+	Gone   bool      `json:"gone,omitempty"`
+	ReadAt time.Time `json:"read_at"`
 }
 
 // serviceTerm is what a read of a mapped service said of it, and when.
@@ -453,6 +455,9 @@ type serviceTerm struct {
 	name   string
 	active bool
 	readAt time.Time
+	// gone is set (with active false) for a service a complete read no
+	// longer found: deleted in the PSA (checkServices).
+	gone bool
 	// kept is set when the service was read in bulk by this process's
 	// backend, which keeps what it read (Autotask: the catalog price, for
 	// the lines new on contracts), not restored from the snapshot.
@@ -466,7 +471,7 @@ func (t *ContractTerms) saveServices(db *state.DB, now time.Time) error {
 	stored := make([]storedService, 0, len(t.svc))
 	for k, s := range t.svc {
 		if age := now.Sub(s.readAt); age >= 0 && age < contractTermsKept {
-			stored = append(stored, storedService{System: k.system, ID: k.id, Name: s.name, Active: s.active, ReadAt: s.readAt})
+			stored = append(stored, storedService{System: k.system, ID: k.id, Name: s.name, Active: s.active, Gone: s.gone, ReadAt: s.readAt})
 		}
 	}
 	t.mu.Unlock()
@@ -1228,13 +1233,17 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 			e.logger.Warn("Could not read the mapped services; a service made inactive in the PSA is noticed at the next read", "services", len(ids), "err", err)
 		} else {
 			e.servicesRead = map[string]bool{}
+			var absent []string
 			for _, id := range ids {
 				e.servicesRead[id] = true
 				if s := got[id]; s != nil {
 					e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
+				} else {
+					absent = append(absent, id)
 				}
 			}
-			if record && e.db != nil && len(got) > 0 {
+			gone := e.confirmGoneServices(ctx, absent)
+			if record && e.db != nil && (len(got) > 0 || gone > 0) {
 				if err := e.terms.saveServices(e.db, now); err != nil {
 					e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
 				}
@@ -1252,6 +1261,11 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 	}
 	if len(inactive) > 0 {
 		first := slices.Sorted(maps.Keys(inactive))[0]
+		if inactive[first].gone {
+			e.logger.Warn("Mapped services were not found in the PSA (deleted): their lines are not written; end their lines and map their products to active services",
+				"services", len(inactive), "first_service", first, "first_name", inactive[first].name)
+			return inactive
+		}
 		e.logger.Warn("Mapped services are inactive in the PSA: their lines are not written; make them active again or map their products to active services",
 			"services", len(inactive), "first_service", first, "first_name", inactive[first].name)
 	}
@@ -1272,12 +1286,12 @@ func (e *Engine) inactiveServiceLine(p *pass, cm *export.CustomerMapping, c *Cha
 	unchanged := c.Action == ActionUnchanged
 	p.plan.Unmapped.InactiveServices = append(p.plan.Unmapped.InactiveServices, InactiveServiceLine{
 		CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, ContractID: c.ContractID,
-		ServiceID: c.ServiceID, ServiceName: name, Quantity: c.Current, Failed: !unchanged,
+		ServiceID: c.ServiceID, ServiceName: name, Quantity: c.Current, Failed: !unchanged, Gone: s.gone,
 	})
 	if unchanged {
 		sys := systemName(e.be.System())
-		c.Reason += fmt.Sprintf("; service %s%s is inactive in %s, yet this line goes on invoicing %d units (nothing is written to it, so nothing refuses it): if the service was retired, end the line in %s (or set it to 0) and point the product mappings that name it (psa_product_mapping with service_id = %q) at an active service, else the new line bills beside it; if it is still sold, make it active again",
-			c.ServiceID, quotedName(name), sys, c.Current, sys, c.ServiceID)
+		c.Reason += fmt.Sprintf("; service %s%s %s, yet this line goes on invoicing %d units (nothing is written to it, so nothing refuses it): if the service was retired, end the line in %s (or set it to 0) and point the product mappings that name it (psa_product_mapping with service_id = %q) at an active service, else the new line bills beside it; if it is still sold, make it active again",
+			c.ServiceID, quotedName(name), serviceStateText(s, sys), c.Current, sys, c.ServiceID)
 	}
 }
 
@@ -1287,11 +1301,76 @@ func (e *Engine) inactiveServiceLine(p *pass, cm *export.CustomerMapping, c *Cha
 // change.
 func (e *Engine) inactiveServiceError(c *Change, s serviceTerm) error {
 	sys := systemName(e.be.System())
-	return &hintedError{
-		err: fmt.Errorf("service %s%s is inactive in %s, so nothing was written to its line on contract %s (%d units wanted, %s)",
-			c.ServiceID, quotedName(s.name), sys, c.ContractID, c.Desired, c.Reason),
+	he := &hintedError{
+		err: fmt.Errorf("service %s%s %s, so nothing was written to its line on contract %s (%d units wanted, %s)",
+			c.ServiceID, quotedName(s.name), serviceStateText(s, sys), c.ContractID, c.Desired, c.Reason),
 		hint: inactiveServiceHint(sys, c.ServiceID, s.name, c.Products),
 	}
+	if s.gone {
+		he.hint = goneServiceHint(sys, c.ServiceID, s.name, c.Products)
+	}
+	return he
+}
+
+// goneServiceHint is the fix of a line whose service, serviceID (named
+// name, fed by products), is no longer in PSA sys's catalog.
+func goneServiceHint(sys, serviceID, name string, products []string) string {
+	fed := ""
+	if len(products) > 0 {
+		fed = ": products " + strings.Join(products, ", ")
+	}
+	return fmt.Sprintf("service %s%s was deleted in %s: point the product mappings that name it (psa_product_mapping with service_id = %q%s) at an active service (a psa_service that managed it is created again by terraform apply, under a new id) and re-run terraform apply; end in %s the lines it still bills",
+		serviceID, quotedName(name), sys, serviceID, fed, sys)
+}
+
+// serviceStateText says what the PSA, named sys, says of service s, which
+// is not active: "is inactive in Autotask", or that it was not found.
+func serviceStateText(s serviceTerm, sys string) string {
+	if s.gone {
+		return "was not found in " + sys + " (deleted; it is no longer in the service catalog)"
+	}
+	return "is inactive in " + sys
+}
+
+// goneServicesChecked bounds the services a bulk read of the mapped
+// services left out that checkServices reads alone to confirm they are
+// gone: more than that is taken for a partial answer.
+const goneServicesChecked = 5
+
+// confirmGoneServices reads alone the services absent, which a bulk read
+// of the mapped services that succeeded left out, and marks those the PSA
+// says do not exist (psa.ErrNotFound) gone in e.terms: their lines are
+// listed and fail as those of an inactive service do. A service that the
+// read alone finds is kept as read (the bulk answer was partial), and one
+// whose read fails is left as it was. More than goneServicesChecked
+// services left out are taken for a partial answer (a proxy, a page that
+// lost its rows), logged, and none is read alone or marked. It returns
+// how many services it marked gone.
+func (e *Engine) confirmGoneServices(ctx context.Context, absent []string) int {
+	if len(absent) == 0 {
+		return 0
+	}
+	if len(absent) > goneServicesChecked {
+		e.logger.Warn("The read of the mapped services left many out; taken for a partial answer, their states read before stand",
+			"services", len(absent), "first_service", absent[0])
+		return 0
+	}
+	sys, now := e.be.System(), e.now()
+	gone := 0
+	for _, id := range absent {
+		s, err := e.be.GetService(ctx, id)
+		switch {
+		case errors.Is(err, psa.ErrNotFound):
+			old, _ := e.terms.service(sys, id)
+			e.terms.putService(sys, id, serviceTerm{name: old.name, gone: true, readAt: now})
+			gone++
+		case err != nil:
+			e.logger.Warn("Could not read a mapped service the read of the services left out", "service", id, "err", err)
+		case s != nil:
+			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now})
+		}
+	}
+	return gone
 }
 
 // inactiveServiceHint is the fix of a line whose service, serviceID

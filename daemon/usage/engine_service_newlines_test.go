@@ -3,6 +3,7 @@ package usage
 import (
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +178,63 @@ func TestEngineSystems_planReadsTheServicesAgainWithinTheDay(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A mapped service deleted in the PSA (absent from a bulk read that
+// succeeded, and not found when read alone) is gone: its unchanged lines
+// are listed with the inactive services' lines, flagged gone, and its
+// changed lines fail before anything is written, saying it was not found.
+// A bulk answer that leaves services out while they exist (a partial
+// answer) marks none gone.
+func TestEngineSystems_deletedServiceIsGone(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"); res.Run.Result != state.RunSuccess {
+				t.Fatalf("first pass = %+v, want success", res.Run)
+			}
+			switch sys {
+			case psa.SystemAutotask:
+				h.sim.Autotask().DeleteService(mustParse(t, h.svcMDR))
+			case psa.SystemConnectWise:
+				h.sim.ConnectWise().DeleteCatalogItem(mustParse(t, h.svcMDR))
+			default:
+				h.sim.KaseyaBMS().DeleteService(int(mustParse(t, h.svcMDR)))
+			}
+			nextDay := etNow.Add(contractCheckTTL + time.Hour)
+			res := h.syncAt(nextDay, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,4")
+			want := []InactiveServiceLine{
+				{CustomerID: "cust-a", CustomerName: "Acme", ContractID: h.contractA, ServiceID: h.svcMDR, ServiceName: "Sophos MDR", Quantity: 3, Gone: true},
+				{CustomerID: "cust-b", CustomerName: "Globex", ContractID: h.contractB, ServiceID: h.svcMDR, ServiceName: "Sophos MDR", Quantity: 2, Failed: true, Gone: true},
+			}
+			if got := res.Plan.Unmapped.InactiveServices; !slices.Equal(got, want) {
+				t.Errorf("lines on inactive services = %+v, want %+v", got, want)
+			}
+			if c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "was not found in") {
+				t.Errorf("cust-b's MDR line = %+v, want failed: not found", c)
+			}
+			h.wantUnits(h.contractB, h.svcMDR, 2)
+		})
+	}
+}
+
+// A bulk read of the services whose answer leaves the mapped services out
+// while they exist (here an empty page) marks none gone: each is read
+// alone, found, and its lines are written.
+func TestEngineAutotask_partialServiceReadMarksNoneGone(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,MDR,2"); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/Services/query", Status: http.StatusOK, Times: 1,
+		Body: `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`})
+	res := h.syncAt(etNow.Add(contractCheckTTL+time.Hour), "cust-a,Acme,CIXA-MSP,6", "cust-b,Globex,MDR,3")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 || len(res.Plan.Unmapped.InactiveServices) != 0 {
+		t.Fatalf("pass after a partial read = %+v, inactive %+v; want success with 2 lines written and none listed", res.Run, res.Plan.Unmapped.InactiveServices)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 6)
+	h.wantUnits(h.contractB, h.svcMDR, 3)
 }

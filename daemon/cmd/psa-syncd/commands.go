@@ -1437,9 +1437,12 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 		if l.Failed {
 			pass = "change failed"
 		}
+		if l.Gone {
+			pass += " (service deleted in the PSA)"
+		}
 		rows = append(rows, []string{nameID(l.CustomerName, l.CustomerID), l.ContractID, nameID(l.ServiceName, l.ServiceID), strconv.FormatInt(l.Quantity, 10), pass})
 	}
-	section("Lines that go on invoicing a service the PSA says is inactive (end the line, or make the service active again; see the line's reason):",
+	section("Lines that go on invoicing a service the PSA says is inactive or no longer has (end the line, or make the service active again; see the line's reason):",
 		"CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tTHIS PASS", rows)
 	rows = nil
 	var hints []customerHint

@@ -348,10 +348,11 @@ func TestPrintPlan_inactiveServices(t *testing.T) {
 	printPlan(&b, &usage.Plan{Unmapped: usage.Unmapped{
 		InactiveServices: []usage.InactiveServiceLine{
 			{CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684001", ServiceID: "30000012", ServiceName: "Sophos Intercept X", Quantity: 5},
-			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true}},
+			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true},
+			{CustomerID: "cust-initech", ContractID: "29684003", ServiceID: "30000013", Quantity: 1, Gone: true}},
 	}}, false)
 	for _, want := range []string{"Lines that go on invoicing a service the PSA says is inactive", "Acme (cust-acme)", "Sophos Intercept X (30000012)",
-		"THIS PASS", "unchanged", "change failed"} {
+		"THIS PASS", "unchanged", "change failed", "unchanged (service deleted in the PSA)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("printPlan output lacks %q:\n%s", want, b.String())
 		}
