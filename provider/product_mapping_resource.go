@@ -69,7 +69,8 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"billed.\n\n" +
 			"The plan checks that the service exists and is active (a mapping the plan does not change, whose service was " +
 			"made inactive in the PSA since it was applied, gets a warning instead: psa-syncd fails that service's lines " +
-			"already, and an error would hold up the configuration's other changes), and that no products of another usage source " +
+			"already, and an error would hold up the configuration's other changes; so does a mapping with `sync_enabled = false`, " +
+			"which bills nothing, until a plan turns `sync_enabled` on), and that no products of another usage source " +
 			"with `sync_enabled` feed the same service in the same configuration (psa-syncd sets a line to one " +
 			"source's usage, so two sources would overwrite each other). What the plan cannot see (a `service_id` or " +
 			"`sync_enabled` unknown until the apply, mappings of other configurations or left out with `-target`), the apply " +
@@ -231,6 +232,11 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 	}
 	svc, err := r.data.reads.services.get(ctx, serviceID)
 	planned, changed := r.data.services.mapProduct(serviceID, mapping)
+	// deactivates: a psa_service of this plan makes the service inactive.
+	// An active value unknown until the apply is checked when Terraform
+	// plans the mapping again during the apply, with the value known.
+	deactivates := changed && known(planned.active) && !planned.active.ValueBool()
+	syncOff := known(plan.SyncEnabled) && !plan.SyncEnabled.ValueBool()
 	switch {
 	case changed && planned.destroyed != "":
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), summaryServiceStillMapped,
@@ -270,13 +276,13 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 		}
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
 		return
-	case changed && known(planned.active) && !planned.active.ValueBool():
+	case deactivates && !syncOff:
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
 			fmt.Sprintf("This plan deactivates service %s (%q) in %s (active = false on its psa_service), and usage cannot be "+
 				"billed on an inactive service. Map product %q to another service, or remove the mapping, in the same change.",
 				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))
 		return
-	case !svc.Active && (!changed || (known(planned.active) && !planned.active.ValueBool())) && unchangedMapping(state, &plan):
+	case !svc.Active && (!changed || deactivates) && unchangedMapping(state, &plan):
 		// Deactivated in the PSA since the mapping was applied. psa-syncd
 		// already fails the service's lines; failing the plan would not
 		// stop that, but would stop every other change of the
@@ -290,10 +296,14 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 				"to an active service. This is a warning so that the plan's other changes can be applied; a new or changed mapping "+
 				"to an inactive service fails the plan.",
 				svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString(), systemTitle(r.data.system), plan.Product.ValueString()))
-	case !svc.Active && (!changed || (known(planned.active) && !planned.active.ValueBool())):
-		// Inactive, and this plan does not activate it. An active value
-		// unknown until the apply is checked when Terraform plans the
-		// mapping again during the apply, with the value known.
+	case syncOff && (deactivates || (!svc.Active && !changed)):
+		// A mapping that bills nothing: a product kept on a retired
+		// service (so that it is not reported as unmapped) changes no
+		// invoice. Turning sync_enabled on is what fails (below).
+		resp.Diagnostics.AddAttributeWarning(path.Root("service_id"), "Inactive PSA Service",
+			inactiveSyncOffDetail(svc, plan.Product.ValueString(), r.data.system, deactivates))
+	case !svc.Active && (!changed || deactivates):
+		// Inactive, and this plan does not activate it.
 		resp.Diagnostics.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
 			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
 				"Activate it (active = true on its psa_service, with service_id = psa_service.<name>.id so that the plan sees "+
@@ -311,6 +321,22 @@ func (r *productMappingResource) planChecks(ctx context.Context, req resource.Mo
 	if !plan.ServiceName.Equal(name) { // as planned already when neither the mapping nor the service changes
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("service_name"), name)...)
 	}
+}
+
+// inactiveSyncOffDetail is the detail of the plan warning on a product
+// mapping with sync_enabled = false to service svc, inactive in the PSA
+// or made inactive by this plan (deactivates): it bills nothing, so the
+// inactive service harms no invoice, but sync_enabled cannot be turned on
+// while the service is inactive.
+func inactiveSyncOffDetail(svc *psa.Service, product string, system psa.System, deactivates bool) string {
+	is := fmt.Sprintf("Service %s (%q) is inactive in %s", svc.ID, svc.Name, systemTitle(system))
+	if deactivates {
+		is = fmt.Sprintf("This plan deactivates service %s (%q) in %s (active = false on its psa_service)", svc.ID, svc.Name, systemTitle(system))
+	}
+	return fmt.Sprintf("%s, and product %q is mapped to it with sync_enabled = false: psa-syncd bills nothing for the product "+
+		"(its usage is listed as sync off, not as unmapped), so this is only a warning. A plan that sets sync_enabled = true fails "+
+		"while the service is inactive: make it active again (active = true on its psa_service, or in %s), or map product %q to "+
+		"an active service first.", is, product, systemTitle(system), product)
 }
 
 // unchangedMapping reports whether plan maps the product of state, a
@@ -508,7 +534,7 @@ func (r *productMappingResource) resolveServiceName(ctx context.Context, plan *p
 			psaErrorDetail(r.data.system, fmt.Sprintf("Looking up service %s for product %q", plan.ServiceID.ValueString(), plan.Product.ValueString()), err))
 		return false
 	}
-	if !svc.Active {
+	if !svc.Active && plan.SyncEnabled.ValueBool() {
 		diags.AddAttributeError(path.Root("service_id"), "Inactive PSA Service",
 			fmt.Sprintf("Service %s (%q) is inactive in %s, and usage cannot be billed on an inactive service. "+
 				"Activate it or map product %q to another service.", svc.ID, svc.Name, systemTitle(r.data.system), plan.Product.ValueString()))

@@ -643,6 +643,7 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 					"service_id": str(serviceID), "service_name": str(name), "sync_enabled": tftypes.NewValue(tftypes.Bool, sync),
 				})
 			}
+			unchanged := map[string]bool{"unchanged": true, "unchanged, sync off": true}
 			for _, tc := range []struct {
 				name         string
 				prior        tftypes.Value
@@ -655,6 +656,12 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 				{name: "moved to the inactive service", product: "P3", prior: state("P3", active, "Sophos Intercept X Advanced", true)},
 				{name: "sync turned on", product: "P4", prior: state("P4", retired, "Retired service", false)},
 				{name: "new", product: "P5", prior: nullValue(typ)},
+				// sync_enabled = false bills nothing: a warning, new or changed.
+				{name: "new, sync off", product: "P6", prior: nullValue(typ), wantWarning: true, syncDisabled: true},
+				{name: "moved to the inactive service, sync off", product: "P7", prior: state("P7", active, "Sophos Intercept X Advanced", false),
+					wantWarning: true, syncDisabled: true},
+				{name: "moved to the inactive service, sync turned off", product: "P8", prior: state("P8", active, "Sophos Intercept X Advanced", true),
+					wantWarning: true, syncDisabled: true},
 			} {
 				config := map[string]tftypes.Value{"product": str(tc.product), "service_id": str(retired)}
 				proposed := state(tc.product, retired, "Retired service", !tc.syncDisabled)
@@ -665,7 +672,7 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 					proposed = objectValue(typ, map[string]tftypes.Value{
 						"id": tftypes.NewValue(tftypes.String, tftypes.UnknownValue), "source": str("sophos"), "product": str(tc.product),
 						"service_id": str(retired), "service_name": tftypes.NewValue(tftypes.String, tftypes.UnknownValue),
-						"sync_enabled": tftypes.NewValue(tftypes.Bool, true),
+						"sync_enabled": tftypes.NewValue(tftypes.Bool, !tc.syncDisabled),
 					})
 				}
 				resp, err := server.PlanResourceChange(t.Context(), &tfprotov6.PlanResourceChangeRequest{
@@ -675,20 +682,15 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				// A move from another service also warns that the old
-				// service's lines still bill (Previous Service Still Bills).
+				// A synced mapping moved off a service also warns Previous
+				// Service Still Bills (TestAccProductMappingResource_repointWarns).
 				var inactive []*tfprotov6.Diagnostic
-				others := 0
 				for _, d := range resp.Diagnostics {
-					switch {
-					case d.Summary == "Inactive PSA Service":
+					if d.Summary != "Previous Service Still Bills" {
 						inactive = append(inactive, d)
-					case d.Summary == "Previous Service Still Bills" && tc.name == "moved to the inactive service":
-					default:
-						others++
 					}
 				}
-				if len(inactive) != 1 || others != 0 {
+				if len(inactive) != 1 || inactive[0].Summary != "Inactive PSA Service" {
 					t.Errorf("%s: diagnostics %s, want one Inactive PSA Service", tc.name, diagnosticsText(resp.Diagnostics))
 					continue
 				}
@@ -702,8 +704,12 @@ func TestProductMapping_inactiveServiceUnchanged(t *testing.T) {
 					}
 					continue
 				}
+				want := "since an earlier apply"
+				if tc.syncDisabled && !unchanged[tc.name] {
+					want = "is mapped to it with sync_enabled = false: psa-syncd bills nothing"
+				}
 				if d.Severity != tfprotov6.DiagnosticSeverityWarning || !strings.Contains(d.Detail, "Retired service") ||
-					!strings.Contains(d.Detail, "since an earlier apply") || !strings.Contains(d.Detail, "map product \""+tc.product+"\" to an active service") {
+					!strings.Contains(d.Detail, want) || !strings.Contains(d.Detail, "map product \""+tc.product+"\" to an") {
 					t.Errorf("%s: %v: %s, want a warning naming the service and what to do", tc.name, d.Severity, d.Detail)
 				}
 				if resp.PlannedState == nil {
@@ -764,6 +770,50 @@ resource "psa_product_mapping" "newer" {
 				// Made active again in the PSA: the new mapping applies.
 				PreConfig: func() { e.setServiceActive(retired, true) },
 				Config:    three,
+			},
+		},
+	})
+}
+
+// TestAccProductMappingResource_syncOffInactiveService: a product mapping
+// with sync_enabled = false bills nothing, so a service that is inactive
+// (here created inactive in the same apply, whose name the apply reads)
+// only warns, and the mapping is written; turning sync_enabled on fails
+// the plan while the service is inactive.
+func TestAccProductMappingResource_syncOffInactiveService(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	config := func(sync string) string {
+		return e.providerConfig() + fmt.Sprintf(`
+resource "psa_service" "retired" {
+  name       = "Sophos Retired Bundle"
+  unit_price = 3
+  active     = false
+}
+
+resource "psa_product_mapping" "test" {
+  product      = "OLD-BUNDLE"
+  service_id   = psa_service.retired.id
+  sync_enabled = %s
+}
+`, sync)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config: config("false"),
+				Check: e.checkExport(func(doc *export.Document) error {
+					m, ok := doc.Product("sophos", "OLD-BUNDLE")
+					if !ok || m.SyncEnabled || m.ServiceName != "Sophos Retired Bundle" {
+						return fmt.Errorf("export product mapping %+v (found %t), want sync off on Sophos Retired Bundle", m, ok)
+					}
+					return nil
+				}),
+			},
+			{
+				Config:      config("true"),
+				ExpectError: regexp.MustCompile(`(?s)Inactive PSA Service.*Sophos Retired Bundle`),
 			},
 		},
 	})
