@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -10,10 +11,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // contractsBackend answers contract reads from contracts, in bulk, and
@@ -250,5 +253,48 @@ func TestCheckContracts_companyInactive(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCheckContracts_companyUnreadable: on Autotask and ConnectWise, where
+// a separate read tells whether the contract's company is active, a
+// company that cannot be read warns on company_id, naming the mapping and
+// the company, instead of passing as if it were active.
+func TestCheckContracts_companyUnreadable(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			acme := e.addCustomerFixture("Acme")
+			companies := "/ATServicesRest/V1.0/Companies*"
+			if sys == psa.SystemConnectWise {
+				companies = "/" + e.sim.ConnectWise().Codebase() + "apis/3.0/company/companies*"
+			}
+			e.sim.AddFault(psatest.Fault{Path: companies, Status: http.StatusBadRequest, Body: `{"errors":["no such field"],"code":"InvalidObject","message":"no such field"}`})
+			b := e.backend(t)
+			r := &customerMappingResource{data: &providerData{backend: b, system: sys,
+				reads: providerReads(sys, b, func(context.Context) *export.Document { return nil }, false)}}
+			var diags diag.Diagnostics
+			verified := r.checkContracts(t.Context(), &diags, acme.company, acme.contract, "", "sophos/cust-1")
+			if diags.HasError() || !verified {
+				t.Fatalf("checkContracts = verified %t, %v", verified, diags)
+			}
+			var unverified []diag.Diagnostic
+			for _, w := range diags.Warnings() {
+				if w.Summary() != "PSA Contract Ends Soon" { // the fixture's contract ends this year
+					unverified = append(unverified, w)
+				}
+			}
+			if len(unverified) != 1 {
+				t.Fatalf("warnings %v, want one saying the company could not be read", diags)
+			}
+			w := unverified[0]
+			p, _ := w.(diag.DiagnosticWithPath)
+			if w.Summary() != "Unable to Verify PSA Company" || p == nil || !p.Path().Equal(path.Root("company_id")) ||
+				!strings.Contains(w.Detail(), "company "+acme.company+" of customer mapping sophos/cust-1 is active") {
+				t.Errorf("warning %s on %v: %s", w.Summary(), p, w.Detail())
+			}
+		})
 	}
 }

@@ -84,7 +84,8 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
 			"the customer as stale instead. It also warns when the contract's company is inactive (Autotask: not active; " +
 			"ConnectWise: deleted, as a merge leaves the company merged away, or of an Inactive status; Kaseya BMS: the account " +
-			"is inactive): psa-syncd fails the customer of an inactive company. psa-syncd reports mapped contracts that end " +
+			"is inactive), or when the company could not be read (Autotask and ConnectWise): psa-syncd fails the customer of an " +
+			"inactive company. psa-syncd reports mapped contracts that end " +
 			"soon ahead of time too (`psa_sync_contracts_ending`, the `PsaSyncContractEndingSoon` alert), also for mappings " +
 			"that the plan does not check again.\n\n" +
 			"## Contract renewals\n\n" +
@@ -471,7 +472,7 @@ func (r *customerMappingResource) checkContracts(ctx context.Context, diags *dia
 	if next != nil {
 		n = <-next
 	}
-	if r.companyInactive(ctx, companyID, contract, n.ct) {
+	if r.companyInactive(ctx, diags, companyID, customer, contract, n.ct) {
 		contract, n.ct = withCompanyInactive(contract, companyID), withCompanyInactive(n.ct, companyID)
 	}
 	verified = r.checkContractRead(ctx, diags, path.Root("contract_id"), companyID, contractID, customer, contract, err, nextID == "")
@@ -493,10 +494,12 @@ func (r *customerMappingResource) checkContracts(ctx context.Context, diags *dia
 // so that, once the contracts of a command are listed (readCache.all), the
 // companies of the list are read at once too (readCompanies): the
 // companies cost a bulk read per command, not one per batch of Terraform's.
-// A company that could not be read is not reported: the check is a
-// courtesy, the contract check reports a PSA that does not answer, and
-// psa-syncd reports an inactive company at its next pass.
-func (r *customerMappingResource) companyInactive(ctx context.Context, companyID string, contracts ...*psa.Contract) bool {
+// A company that could not be read is a warning on company_id naming
+// customer's mapping (Unable to Verify PSA Company), not an error: the
+// check is a courtesy, and psa-syncd reports an inactive company at its
+// next pass; but a plan that says nothing would read as "the company is
+// active".
+func (r *customerMappingResource) companyInactive(ctx context.Context, diags *diag.Diagnostics, companyID, customer string, contracts ...*psa.Contract) bool {
 	if r.data.reads.companies == nil || !slices.ContainsFunc(contracts, func(c *psa.Contract) bool {
 		return c != nil && c.CompanyID == companyID
 	}) {
@@ -506,6 +509,11 @@ func (r *customerMappingResource) companyInactive(ctx context.Context, companyID
 	if err != nil {
 		tflog.Warn(ctx, "Could not read the company of a contract check; an inactive company is not reported",
 			map[string]any{"company_id": companyID, "err": err.Error()})
+		diags.AddAttributeWarning(path.Root("company_id"), "Unable to Verify PSA Company",
+			fmt.Sprintf("The plan could not check that company %s of customer mapping %s is active: psa-syncd fails the customer "+
+				"of an inactive company at its next pass. Run the plan again, or check the company in %s. ",
+				companyID, customer, systemTitle(r.data.system))+
+				psaErrorDetail(r.data.system, fmt.Sprintf("Looking up company %s", companyID), err))
 		return false
 	}
 	return !c.Active
