@@ -3,8 +3,12 @@ package provider
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,4 +123,43 @@ func newPSASyncdReader(url, token string) (*export.HTTPBackend, error) {
 		Timeout:       60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	})
+}
+
+// plainHTTPTokenWarning warns, on attribute attr (a URL setting, from the
+// configuration or environment variable env), when the credential of
+// tokenAttr would be sent to rawURL over plain http:// to a host that is
+// not this machine: psa-syncd's API token then crosses the network in
+// clear, and whoever reads it can write the mapping export and run or
+// approve psa-syncd's passes. Refusing it would break working set-ups
+// (psa-syncd's listener is plain HTTP unless its -web.config.file serves
+// TLS, and CI runners often reach it inside a private network), so it is
+// a warning, on every command, until the URL is https:// or loopback.
+func plainHTTPTokenWarning(diags *diag.Diagnostics, attr, env, tokenAttr, rawURL, token string) {
+	if token == "" {
+		return
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || loopbackHost(u.Hostname()) {
+		return
+	}
+	diags.AddAttributeWarning(path.Root(attr), "psa-syncd API Token Sent Over Plain HTTP",
+		fmt.Sprintf("%s (or the %s environment variable) is %q: plain http:// to %s, which is not this machine, so %s is sent in "+
+			"clear text with every request to it. Anyone who can see the traffic on the way can read psa-syncd's API token and "+
+			"with it write the mapping export, run passes and approve held lines. Use psa-syncd's https:// URL (TLS in its "+
+			"-web.config.file, or a reverse proxy with TLS in front of it), or reach it through a loopback tunnel "+
+			"(http://127.0.0.1:PORT). This is a warning so that existing set-ups keep working.",
+			attr, env, export.Redact(rawURL), u.Hostname(), tokenAttr))
+}
+
+// loopbackHost reports whether host (a URL's, without port or brackets)
+// is this machine: localhost, a name under .localhost, or a loopback
+// address. Names are not resolved: a name that resolves to a loopback
+// address still gets plainHTTPTokenWarning.
+func loopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

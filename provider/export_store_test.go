@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 
@@ -453,6 +456,82 @@ func TestAccExportStore_otherInstance(t *testing.T) {
 					},
 				},
 			})
+		})
+	}
+}
+
+// TestConfigure_plainHTTPToken: a psa-syncd API token that the provider
+// would send over plain http:// to a host other than this machine
+// (export_token to export_url, psa_syncd_api_token to psa_syncd_url)
+// warns on the URL, without showing the token; https://, a loopback host,
+// or no token: no warning.
+func TestConfigure_plainHTTPToken(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	const token = "psa-syncd-token-1234"
+	for _, tc := range []struct {
+		name  string
+		attrs map[string]string
+		warn  string // attribute warned on, "" for none
+	}{
+		{"export over http", map[string]string{"export_url": "http://psa-syncd.internal:9810", "export_token": token}, "export_url"},
+		{"export over http, no token", map[string]string{"export_url": "http://psa-syncd.internal:9810"}, ""},
+		{"export over https", map[string]string{"export_url": "https://psa-syncd.internal:9810", "export_token": token}, ""},
+		{"export to loopback", map[string]string{"export_url": "http://127.0.0.1:9810", "export_token": token}, ""},
+		{"export to localhost", map[string]string{"export_url": "http://localhost:9810", "export_token": token}, ""},
+		{"export to ::1", map[string]string{"export_url": "http://[::1]:9810", "export_token": token}, ""},
+		{"psa-syncd over http", map[string]string{"psa_syncd_url": "http://10.0.4.7:9810/psa", "psa_syncd_api_token": token}, "psa_syncd_url"},
+		{"psa-syncd over http, no token", map[string]string{"psa_syncd_url": "http://10.0.4.7:9810"}, ""},
+		{"psa-syncd over https", map[string]string{"psa_syncd_url": "https://10.0.4.7:9810", "psa_syncd_api_token": token}, ""},
+		{"psa-syncd to loopback", map[string]string{"psa_syncd_url": "http://127.0.0.2:9810", "psa_syncd_api_token": token}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			server := NewProtocol6(New("test")())()
+			schemas, err := server.GetProviderSchema(t.Context(), &tfprotov6.GetProviderSchemaRequest{})
+			if err != nil || len(schemas.Diagnostics) > 0 {
+				t.Fatalf("GetProviderSchema: %v %v", err, schemas.Diagnostics)
+			}
+			typ := schemas.Provider.ValueType()
+			var attrs map[string]tftypes.Value
+			if err := providerConfigValue(t, typ, e).As(&attrs); err != nil {
+				t.Fatal(err)
+			}
+			attrs = maps.Clone(attrs)
+			for k, v := range tc.attrs {
+				attrs[k] = str(v)
+			}
+			if _, ok := tc.attrs["export_url"]; ok {
+				attrs["export_path"] = tftypes.NewValue(tftypes.String, nil)
+			}
+			resp, err := server.ConfigureProvider(t.Context(), &tfprotov6.ConfigureProviderRequest{TerraformVersion: "1.5.7",
+				Config: dynamic(t, typ, tftypes.NewValue(typ, attrs))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var warned []*tfprotov6.Diagnostic
+			for _, d := range resp.Diagnostics {
+				if d.Severity == tfprotov6.DiagnosticSeverityError {
+					t.Fatalf("ConfigureProvider: %s", diagnosticsText(resp.Diagnostics))
+				}
+				if d.Summary == "psa-syncd API Token Sent Over Plain HTTP" {
+					warned = append(warned, d)
+				}
+				if strings.Contains(d.Summary+d.Detail, token) {
+					t.Errorf("diagnostic shows the token: %s: %s", d.Summary, d.Detail)
+				}
+			}
+			if tc.warn == "" {
+				if len(warned) > 0 {
+					t.Errorf("warnings %s, want none", diagnosticsText(warned))
+				}
+				return
+			}
+			if len(warned) != 1 || warned[0].Attribute == nil ||
+				warned[0].Attribute.String() != tftypes.NewAttributePath().WithAttributeName(tc.warn).String() ||
+				!strings.Contains(warned[0].Detail, tc.attrs[tc.warn]) || !strings.Contains(warned[0].Detail, "clear text") {
+				t.Errorf("warnings %s, want one on %s naming its URL", diagnosticsText(resp.Diagnostics), tc.warn)
+			}
 		})
 	}
 }

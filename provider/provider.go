@@ -184,7 +184,9 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"support (AWS S3 and R2 do);\n" +
 					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`, which is psa-syncd's " +
 					"setting: the provider gives psa-syncd's URL), through its " +
-					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`.",
+					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`. Over plain `http://` " +
+					"to a host other than this machine (not `localhost` or a loopback address) the token is sent in clear text, and " +
+					"every command warns.",
 				Optional: true,
 			},
 			"export_token": schema.StringAttribute{
@@ -198,7 +200,9 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"kept), for the data sources that read what psa-syncd found, such as `psa_unmapped_usage`, through its " +
 					"read-only API. Set it when the mapping export is kept in a file or S3; without it they read the psa-syncd " +
 					"that is the export store (`export_url` set to psa-syncd's URL), and with it this URL wins. The provider only reads from it: it never writes the " +
-					"export there, and does not send `export_token` to it. Redirects are not followed. " +
+					"export there, and does not send `export_token` to it. Redirects are not followed. With `psa_syncd_api_token`, " +
+					"plain `http://` to a host other than this machine (not `localhost` or a loopback address) warns: the token " +
+					"would be sent in clear text. " +
 					"May also be provided via the `" + envPSASyncdURL + "` environment variable.",
 				Optional:   true,
 				Validators: []validator.String{psaSyncdURL()},
@@ -432,6 +436,8 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	plainHTTPTokenWarning(&resp.Diagnostics, "export_url", envExportURL, "export_token", exportURL, exportToken)
+	plainHTTPTokenWarning(&resp.Diagnostics, "psa_syncd_url", envPSASyncdURL, "psa_syncd_api_token", syncdURL, syncdToken)
 	maxRetries := backends.DefaultMaxRetries
 	if !config.MaxRetries.IsNull() {
 		maxRetries = int(config.MaxRetries.ValueInt64())
