@@ -111,15 +111,35 @@ func psaSyncdSettings(config psaProviderModel, diags *diag.Diagnostics) (url, to
 	if diags.HasError() {
 		return "", ""
 	}
+	if user := urlUser(url); user != "" && token == "" {
+		diags.AddAttributeError(path.Root("psa_syncd_api_token"), "Missing psa-syncd API Token",
+			fmt.Sprintf("psa_syncd_url (or the %s environment variable) names user %q, for a psa-syncd listener with "+
+				"basic_auth_users: the provider sends psa-syncd's API token as that user's basic password, but no token is set. "+
+				"Set psa_syncd_api_token (or the %s environment variable) to psa-syncd's web.api_token, whose bcrypt hash is "+
+				"the user's in basic_auth_users; or take the user out of the URL if the listener asks for no basic credentials.",
+				envPSASyncdURL, user, envPSASyncdAPIToken))
+		return "", ""
+	}
 	return url, token
+}
+
+// urlUser returns the user name in rawURL, "" for none.
+func urlUser(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	return u.User.Username()
 }
 
 // newPSASyncdReader returns the client of psa-syncd's read-only API at url
 // (psa_syncd_url): an HTTPBackend whose ReadAPI alone is used, sending
-// token, following no redirect (a redirect could send the token to
-// another host) and taking the token out of the error pages it quotes.
+// token (as a bearer token, or as the basic password of the user the URL
+// names, as psa-syncd's -web.url commands do), following no redirect (a
+// redirect could send the token to another host) and taking the token out
+// of the error pages it quotes.
 func newPSASyncdReader(url, token string) (*export.HTTPBackend, error) {
-	return export.NewHTTPBackend(url, token, &http.Client{
+	return export.NewHTTPReader(url, token, &http.Client{
 		Timeout:       60 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	})

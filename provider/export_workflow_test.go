@@ -132,6 +132,13 @@ resource "psa_customer_mapping" "acme" {
 // usage from a file and the export from exportURL, until the test ends.
 func startWorkflowDaemon(t *testing.T, e *testEnv, dir, exportURL string, ln net.Listener) *daemon.Daemon {
 	t.Helper()
+	return startWorkflowDaemonWith(t, e, dir, exportURL, ln, daemon.Options{})
+}
+
+// startWorkflowDaemonWith is startWorkflowDaemon with opts (such as a
+// WebConfigFile); its Listener and WatchInterval are set here.
+func startWorkflowDaemonWith(t *testing.T, e *testEnv, dir, exportURL string, ln net.Listener, opts daemon.Options) *daemon.Daemon {
+	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "usage.csv"), []byte("customer_id,product,quantity\ncust-acme,CIXA-MSP,7\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +167,8 @@ web:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := daemon.New(c, cfgPath, daemon.Options{Listener: ln, WatchInterval: workflowPollInterval})
+	opts.Listener, opts.WatchInterval = ln, workflowPollInterval
+	d, err := daemon.New(c, cfgPath, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"psa_syncd_url": schema.StringAttribute{
 				MarkdownDescription: "The URL of psa-syncd's listener (`https://host:port`, a reverse proxy's path prefix " +
-					"kept), for the data sources that read what psa-syncd found, such as `psa_unmapped_usage`, through its " +
+					"kept; `https://USER@host:port` for a listener with `basic_auth_users`: `psa_syncd_api_token` is then sent as " +
+					"that user's basic password, as psa-syncd's `-web.url` commands send it, and must be set), for the data sources that read what psa-syncd found, such as `psa_unmapped_usage`, through its " +
 					"read-only API. Set it when the mapping export is kept in a file or S3; without it they read the psa-syncd " +
 					"that is the export store (`export_url` set to psa-syncd's URL), and with it this URL wins. The provider only reads from it: it never writes the " +
 					"export there, and does not send `export_token` to it. Redirects are not followed. With `psa_syncd_api_token`, " +
@@ -209,8 +210,9 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"psa_syncd_api_token": schema.StringAttribute{
 				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token to `psa_syncd_url` " +
-					"only, and ignored without it. psa-syncd's read-only API needs none; set it when a reverse proxy in front of " +
-					"psa-syncd asks for it. Kept out of plan output, errors and logs; a value shorter than 4 characters fails the plan. " +
+					"only (as the basic password of the user `psa_syncd_url` names, if any), and ignored without it. psa-syncd's " +
+					"read-only API needs none; set it when a reverse proxy in front of psa-syncd asks for it, or with a user in " +
+					"`psa_syncd_url` for a listener with `basic_auth_users` (whose hash for that user is of the token). Kept out of plan output, errors and logs; a value shorter than 4 characters fails the plan. " +
 					"May also be provided via the `" + envPSASyncdAPIToken + "` environment variable, which psa-syncd's " +
 					"`-web.url` commands read too.",
 				Optional:  true,

@@ -262,7 +262,7 @@ func TestAccProvider_psaSyncdURL(t *testing.T) {
 			},
 			{
 				Config:      e.providerConfigWith("  psa_syncd_url = \"https://psa-syncd.example:9810/?token=abcdef0123\"\n") + ds,
-				ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*must\s+not\s+carry\s+user\s+information,\s+a\s+query`),
+				ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*must\s+not\s+carry\s+a\s+password,\s+a\s+query`),
 			},
 		},
 	})
@@ -284,7 +284,7 @@ func TestAccProvider_psaSyncdURL(t *testing.T) {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config:      e.providerConfig() + ds,
-			ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*` + envPSASyncdURL + `.*must\s+not\s+carry\s+user\s+information`),
+			ExpectError: regexp.MustCompile(`(?s)Invalid psa-syncd URL.*` + envPSASyncdURL + `.*must\s+not\s+carry\s+a\s+password`),
 		}},
 	})
 }

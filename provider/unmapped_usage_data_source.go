@@ -96,7 +96,8 @@ func (d *unmappedUsageDataSource) Schema(_ context.Context, _ datasource.SchemaR
 			"vendor no longer reports. A `check` block, or a `postcondition` of this data source, can then warn or fail " +
 			"the plan of a pull request while usage is unmapped, and name what to map.\n\n" +
 			"It reads, at plan time, the psa-syncd of the provider's `psa_syncd_url` (with `psa_syncd_api_token` when a " +
-			"proxy asks for one), or else the psa-syncd that is the provider's mapping export store (`export_url` is " +
+			"proxy asks for one, or as the basic password of the user `psa_syncd_url` names for a listener with " +
+			"`basic_auth_users`), or else the psa-syncd that is the provider's mapping export store (`export_url` is " +
 			"psa-syncd's `https://` URL, with `export_token`). With a file or S3 store and no `psa_syncd_url` the read " +
 			"fails and says so. Set `source` to the usage source whose mappings the configuration holds, so that a " +
 			"URL of the psa-syncd of another source fails the plan instead of showing another source's ids. " +

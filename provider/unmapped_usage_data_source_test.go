@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon"
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
@@ -511,4 +512,84 @@ func TestUnmappedUsageDataSource_olderPSASyncd(t *testing.T) {
 			t.Errorf("state (source %q) = %+v, want the configured source (null when unset) and the listed customer", want, got)
 		}
 	}
+}
+
+// TestAccUnmappedUsageDataSource_psaSyncdBasicUser: a psa-syncd whose
+// listener has basic_auth_users (the API token's bcrypt hash as user
+// automation's password) answers every request with 401 without basic
+// credentials. psa_syncd_url naming the user (http://automation@host)
+// sends the token as that user's basic password, as psa-syncd's -web.url
+// commands do, and the read works; without the user in the URL the plan
+// fails saying to name it; with the user and no token the plan fails
+// naming psa_syncd_api_token.
+func TestAccUnmappedUsageDataSource_psaSyncdBasicUser(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	serverDir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte(workflowToken), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(serverDir, "web-config.yml")
+	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  automation: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startWorkflowDaemonWith(t, e, serverDir, e.exportPath, ln, daemon.Options{WebConfigFile: webConfig})
+	withUser := "http://automation@" + ln.Addr().String()
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	mappings := fmt.Sprintf(`
+resource "psa_product_mapping" "cixa" {
+  source     = "file"
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+}
+
+resource "psa_customer_mapping" "acme" {
+  source      = "file"
+  customer_id = "cust-acme"
+  company_id  = %[2]q
+  contract_id = %[3]q
+}
+`, service, acme.company, acme.contract)
+	pass := func(*terraform.State) error {
+		if err := waitForExport(d, "file", acme.contract); err != nil {
+			return err
+		}
+		_, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual})
+		return err
+	}
+	provider := func(url, token string) string {
+		extra := fmt.Sprintf("  psa_syncd_url = %q\n", url)
+		if token != "" {
+			extra += fmt.Sprintf("  psa_syncd_api_token = %q\n", token)
+		}
+		return e.providerConfigWith(extra) + mappings
+	}
+	const addr = "data.psa_unmapped_usage.u"
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: provider(withUser, workflowToken), Check: pass},
+			{
+				Config:      provider("http://"+ln.Addr().String(), workflowToken) + `data "psa_unmapped_usage" "u" {}`,
+				ExpectError: regexp.MustCompile(`401[\s\S]*basic_auth_users[\s\S]*https://USER@host:port`),
+			},
+			{
+				Config:      provider(withUser, "") + `data "psa_unmapped_usage" "u" {}`,
+				ExpectError: regexp.MustCompile(`Missing psa-syncd API Token[\s\S]*names\s+user\s+"automation"`),
+			},
+			{
+				Config: provider(withUser, workflowToken) + `data "psa_unmapped_usage" "u" {}`,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("url"), knownvalue.StringExact(withUser)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("source"), knownvalue.StringExact("file")),
+				},
+			},
+		},
+	})
 }

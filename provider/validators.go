@@ -114,17 +114,18 @@ func httpURL(example string) stringCheck {
 }
 
 // psaSyncdURL validates psa_syncd_url as the client of psa-syncd's API
-// reads it (export.NewHTTPBackend): an http(s) URL without user
-// information, a query or a fragment, since the token is an attribute of
-// its own.
+// reads it (export.NewHTTPReader): an http(s) URL without a password, a
+// query or a fragment, since the token is an attribute of its own; it may
+// name the basic_auth_users user the token is sent as.
 func psaSyncdURL() stringCheck {
 	return stringCheck{
-		description: "value must be psa-syncd's http or https URL, without credentials, a query or a fragment",
+		description: "value must be psa-syncd's http or https URL, with at most a user name, without a password, a query or a fragment",
 		summary:     "Invalid psa-syncd URL",
 		detail: "psa_syncd_url is the URL of psa-syncd's listener, such as https://psa-syncd.example:9810 (a reverse proxy's " +
-			"path prefix is kept); its API token goes in psa_syncd_api_token.",
+			"path prefix is kept), or https://USER@psa-syncd.example:9810 for a listener with basic_auth_users; its API token " +
+			"goes in psa_syncd_api_token.",
 		check: func(s string) error {
-			_, err := export.NewHTTPBackend(s, "", nil)
+			_, err := export.NewHTTPReader(s, "", nil)
 			return err
 		},
 	}

@@ -28,8 +28,12 @@ const ExportAPIPath = "/api/v1/export"
 // would a file, keeps every accepted version (GET /api/v1/export/history)
 // and uses a new one at once.
 type HTTPBackend struct {
-	base   *url.URL
-	token  string
+	base  *url.URL
+	token string
+	// reader is set by NewHTTPReader; user, which it may set, is the
+	// basic_auth_users user whose basic password the token is sent as.
+	reader bool
+	user   string
 	client *http.Client
 	// writes is client without redirects: Go's client follows a 301 or
 	// 302 of a PUT with a GET, whose 200 and ETag would look like a stored
@@ -65,11 +69,60 @@ func NewHTTPBackend(rawURL, token string, hc *http.Client) (*HTTPBackend, error)
 	return &HTTPBackend{base: u, token: token, client: hc, writes: &writes, redact: redact.New(token)}, nil
 }
 
-// String returns the psa-syncd URL.
+// NewHTTPReader is NewHTTPBackend for psa-syncd's read-only API (ReadAPI)
+// only, at a URL that may name a user without a password
+// (https://automation@psa-syncd.internal:9810): for a listener with
+// basic_auth_users, which takes every request's basic credentials, the
+// token is then sent as that user's basic password, as psa-syncd's
+// -web.url commands send it. The export store's URL (NewHTTPBackend)
+// takes no user: its Load and Save send the token as a bearer token.
+func NewHTTPReader(rawURL, token string, hc *http.Client) (*HTTPBackend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return NewHTTPBackend(rawURL, token, hc) // its error
+	}
+	if _, ok := u.User.Password(); ok || (u.User != nil && u.User.Username() == "") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("export: psa-syncd URL %q must not carry a password, a query or a fragment (it may name a user: "+
+			"https://user@host:port); the token, sent as that user's basic password, is a setting of its own", Redact(rawURL))
+	}
+	var user string
+	if u.User != nil {
+		user = u.User.Username()
+		u.User = nil
+	}
+	b, err := NewHTTPBackend(u.String(), token, hc)
+	if err != nil {
+		return nil, err
+	}
+	b.reader, b.user = true, user
+	if user != "" && token != "" {
+		// The basic credential's base64 form, which a proxy may echo.
+		b.redact.Add(user + ":" + token)
+	}
+	return b, nil
+}
+
+// String returns the psa-syncd URL, with the user NewHTTPReader sends the
+// token as.
 func (b *HTTPBackend) String() string {
 	u := *b.base
 	u.Path = strings.TrimSuffix(u.Path, ExportAPIPath)
+	if b.user != "" {
+		u.User = url.User(b.user)
+	}
 	return u.String()
+}
+
+// authorize sets req's credential: the token as a bearer token, or as
+// the basic password of NewHTTPReader's user.
+func (b *HTTPBackend) authorize(req *http.Request) {
+	switch {
+	case b.token == "":
+	case b.user != "":
+		req.SetBasicAuth(b.user, b.token)
+	default:
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
 }
 
 // Load gets the export from psa-syncd.
@@ -178,6 +231,26 @@ func authHint(resp *http.Response) string {
 	return "check the psa-syncd API token"
 }
 
+// readAuthHint says what to check after a 401 or 403 answer to ReadAPI.
+func (b *HTTPBackend) readAuthHint(resp *http.Response) string {
+	if !b.reader {
+		return authHint(resp)
+	}
+	basic := strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic")
+	switch {
+	case basic && b.user == "":
+		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration): name in the URL " +
+			"(https://USER@host:port) the user whose password is the API token, and give the token"
+	case basic && b.token == "":
+		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration): give the API token, " +
+			"which is sent as user " + b.user + "'s password"
+	case basic:
+		return "psa-syncd's listener refused user " + b.user + " with the API token as its password: check that its " +
+			"basic_auth_users hash is of the API token"
+	}
+	return "check the psa-syncd API token"
+}
+
 // redirectError describes an answer that redirects the request to another
 // URL, which the client did not follow.
 func (b *HTTPBackend) redirectError(op string, resp *http.Response) error {
@@ -238,9 +311,7 @@ func (b *HTTPBackend) ReadAPI(ctx context.Context, apiPath string) ([]byte, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s%w", what, err)
 	}
-	if b.token != "" {
-		req.Header.Set("Authorization", "Bearer "+b.token)
-	}
+	b.authorize(req)
 	req.Header.Set("Accept", "application/json")
 	resp, err := b.writes.Do(req) // redirects are refused, as for the export
 	if err != nil {
@@ -250,7 +321,7 @@ func (b *HTTPBackend) ReadAPI(ctx context.Context, apiPath string) ([]byte, erro
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("%s%s (%s)", what, b.apiError(resp), authHint(resp))
+		return nil, fmt.Errorf("%s%s (%s)", what, b.apiError(resp), b.readAuthHint(resp))
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%s%s (a psa-syncd too old to serve %s, or a URL that is not psa-syncd's)", what, b.apiError(resp), apiPath)
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:

@@ -352,3 +352,66 @@ func TestHTTPBackend_ReadAPI(t *testing.T) {
 		t.Errorf("ReadAPI with a wrong token: error = %v, want a 401 naming psa-syncd, without the token", err)
 	}
 }
+
+// TestNewHTTPReader_basicUser: a reader whose URL names a user sends the
+// token as that user's basic password (for a listener with
+// basic_auth_users), shows the user but no token in its URL and errors,
+// and takes the base64 credential out of an error page that echoes it; a
+// URL with a password is refused; without a user it sends a bearer token,
+// and a listener asking for basic credentials gets a hint naming the URL's
+// user. The export store (NewHTTPBackend) still takes no user.
+func TestNewHTTPReader_basicUser(t *testing.T) {
+	t.Parallel()
+	const token = "psa-syncd-basic-token-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, password, ok := r.BasicAuth()
+		if !ok || user != "automation" || password != token {
+			w.Header().Set("WWW-Authenticate", "Basic")
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("denied: " + r.Header.Get("Authorization")))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"unmapped": {}}`))
+	}))
+	defer srv.Close()
+	withUser := strings.Replace(srv.URL, "http://", "http://automation@", 1) + "/"
+	b, err := NewHTTPReader(withUser, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); got != strings.TrimSuffix(withUser, "/") {
+		t.Errorf("String() = %q, want %q", got, strings.TrimSuffix(withUser, "/"))
+	}
+	if data, err := b.ReadAPI(t.Context(), UnmappedAPIPath); err != nil || string(data) != `{"unmapped": {}}` {
+		t.Errorf("ReadAPI = %q, %v; want the answer", data, err)
+	}
+
+	wrong, err := NewHTTPReader(withUser, token+"-wrong", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = wrong.ReadAPI(t.Context(), UnmappedAPIPath)
+	if err == nil || strings.Contains(err.Error(), token) || strings.Contains(err.Error(), "Basic YXV0") ||
+		!strings.Contains(err.Error(), "[REDACTED]") || !strings.Contains(err.Error(), "refused user automation") {
+		t.Errorf("ReadAPI with a wrong token: error = %v, want the 401 without the credential, naming the user", err)
+	}
+
+	bearer, err := NewHTTPReader(srv.URL, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bearer.ReadAPI(t.Context(), UnmappedAPIPath)
+	if err == nil || strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "https://USER@host:port") {
+		t.Errorf("ReadAPI without a user: error = %v, want the hint to name the user in the URL", err)
+	}
+
+	if _, err := NewHTTPReader(strings.Replace(srv.URL, "http://", "http://automation:"+token+"@", 1), "", nil); err == nil ||
+		strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "must not carry a password") {
+		t.Errorf("NewHTTPReader with a password in the URL: error = %v, want a refusal without the password", err)
+	}
+	if _, err := NewHTTPBackend(withUser, token, nil); err == nil {
+		t.Error("NewHTTPBackend took a URL with a user: the export store's URL takes none")
+	}
+}
