@@ -798,15 +798,23 @@ resource "psa_product_mapping" "test" {
 }
 `, sync)
 	}
+	var w planWarnings
 	resource.UnitTest(t, resource.TestCase{
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		ProtoV6ProviderFactories: w.factories(),
 		Steps: []resource.TestStep{
 			{
 				Config: config("false"),
-				Check: e.checkExport(func(doc *export.Document) error {
+				Check: resource.ComposeTestCheckFunc(e.checkExport(func(doc *export.Document) error {
 					m, ok := doc.Product("sophos", "OLD-BUNDLE")
 					if !ok || m.SyncEnabled || m.ServiceName != "Sophos Retired Bundle" {
 						return fmt.Errorf("export product mapping %+v (found %t), want sync off on Sophos Retired Bundle", m, ok)
+					}
+					return nil
+				}), func(*terraform.State) error {
+					// Planned again during the apply, with the service's id known.
+					got := w.take("Inactive PSA Service")
+					if len(got) == 0 || !strings.Contains(got[0].detail, "sync_enabled = false: psa-syncd bills nothing") {
+						return fmt.Errorf("plan warnings %v, want Inactive PSA Service saying the mapping bills nothing", got)
 					}
 					return nil
 				}),
