@@ -26,7 +26,7 @@ var migrationFiles embed.FS
 // the number of the newest migration. Open refuses a database with a newer
 // version, so that an old binary never misreads (or rewrites) records it
 // does not understand.
-const SchemaVersion = 10
+const SchemaVersion = 11
 
 // InstanceSchemaVersion is the schema version from which a state database
 // records the PSA instance whose usage it holds (BoundInstance): a

@@ -200,10 +200,11 @@ type DB struct {
 	// runSelect). Set once, on the first read of a run.
 	runNoteOnce sync.Once
 	runNote     bool
-	// ticketMissing says the same of the tickets table's missing_since
-	// column (schema version 9; see ticketSelect).
-	ticketMissingOnce sync.Once
-	ticketMissing     bool
+	// ticketVersion is the schema version whose columns of the tickets
+	// table reads name (see ticketSelect): SchemaVersion, or the version of
+	// an older database opened without migrating it.
+	ticketVersionOnce sync.Once
+	ticketVersion     int
 
 	// backupMu is read-held by Backup's copy, whose steps use the SQLite
 	// connection between its uses by others: Close waits for it.

@@ -18,7 +18,8 @@ var _ tickets.Store = (*DB)(nil)
 // ticketColumns are the columns of the tickets table in the order
 // ticketArgs and scanTicket use.
 const ticketColumns = `source, customer_id, alert_key, ref, generation, system, instance, company_id, ticket_id, number,
-	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at, missing_since`
+	state, severity, title, covered, routing_hash, error, closed_by, created, updated, closed_at, missing_since,
+	note_alerts, reopen_activity`
 
 func checkTicketKey(r tickets.Record) error {
 	if err := checkKey("ticket", r.Source, r.CustomerID); err != nil {
@@ -40,15 +41,25 @@ func (db *DB) ticketArgs(r tickets.Record) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: encoding the alerts covered by ticket %s/%s/%s: %w", r.Source, r.CustomerID, r.AlertKey, err)
 	}
+	// NULL when the record has no note under way (as records written
+	// before schema version 11).
+	var noteAlerts any
+	if len(r.NoteAlerts) > 0 {
+		b, err := json.Marshal(r.NoteAlerts)
+		if err != nil {
+			return nil, fmt.Errorf("state: encoding the alerts of the note under way on ticket %s/%s/%s: %w", r.Source, r.CustomerID, r.AlertKey, err)
+		}
+		noteAlerts = string(b)
+	}
 	return []any{r.Source, r.CustomerID, r.AlertKey, r.Ref, r.Generation, r.System, r.Instance, r.CompanyID, r.TicketID, r.Number,
 		r.State, r.Severity, r.Title, string(data), r.RoutingHash, r.Error, r.ClosedBy,
-		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt), db.tv(r.MissingSince)}, nil
+		db.tv(r.Created), db.tv(r.Updated), db.tv(r.ClosedAt), db.tv(r.MissingSince), noteAlerts, db.tv(r.ReopenActivity)}, nil
 }
 
 // insertTicket is the INSERT of a ticket record; the caller appends what
 // happens on a conflict.
 const insertTicket = `INSERT INTO tickets (` + ticketColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Ticket record writes are fenced as intents are (OpenIntent): each is a
 // fenced operation of the group committer, which on PostgreSQL commits it
@@ -127,7 +138,8 @@ func (db *DB) PutTicketRecord(r tickets.Record) error {
 			ticket_id = excluded.ticket_id, number = excluded.number, state = excluded.state, severity = excluded.severity,
 			title = excluded.title, covered = excluded.covered, routing_hash = excluded.routing_hash, error = excluded.error,
 			closed_by = excluded.closed_by, created = excluded.created, updated = excluded.updated,
-			closed_at = excluded.closed_at, missing_since = excluded.missing_since`), args...)
+			closed_at = excluded.closed_at, missing_since = excluded.missing_since, note_alerts = excluded.note_alerts,
+			reopen_activity = excluded.reopen_activity`), args...)
 		return err
 	})
 }
@@ -283,27 +295,34 @@ func (db *DB) TicketIntents() ([]tickets.Record, error) {
 }
 
 // ticketMissingSchemaVersion is the schema version that adds the ticket
-// records' missing_since.
-const ticketMissingSchemaVersion = 9
+// records' missing_since; ticketNoteSchemaVersion the one that adds their
+// note_alerts and reopen_activity.
+const (
+	ticketMissingSchemaVersion = 9
+	ticketNoteSchemaVersion    = 11
+)
 
 // ticketSelect is the column list of a read of ticket records:
-// ticketColumns, or, for a database of a schema older than
-// ticketMissingSchemaVersion opened without migrating it (Config.Existing,
-// ReadOnly), the same with a NULL missing_since, as runSelect does for
-// the runs' note.
+// ticketColumns, or, for a database of an older schema opened without
+// migrating it (Config.Existing, ReadOnly), the same with NULL for the
+// columns it does not have yet, as runSelect does for the runs' note.
 func (db *DB) ticketSelect() string {
-	db.ticketMissingOnce.Do(func() {
-		db.ticketMissing = true
+	db.ticketVersionOnce.Do(func() {
+		db.ticketVersion = SchemaVersion
 		if db.cfg.Existing || db.cfg.ReadOnly {
-			if v, err := db.Version(); err == nil && v < ticketMissingSchemaVersion {
-				db.ticketMissing = false
+			if v, err := db.Version(); err == nil {
+				db.ticketVersion = v
 			}
 		}
 	})
-	if db.ticketMissing {
-		return ticketColumns
+	cols := ticketColumns
+	if db.ticketVersion < ticketNoteSchemaVersion {
+		cols = strings.TrimSuffix(cols, "\n\tnote_alerts, reopen_activity") + "\n\tNULL AS note_alerts, NULL AS reopen_activity"
 	}
-	return strings.TrimSuffix(ticketColumns, ", missing_since") + ", NULL AS missing_since"
+	if db.ticketVersion < ticketMissingSchemaVersion {
+		cols = strings.Replace(cols, ", missing_since,", ", NULL AS missing_since,", 1)
+	}
+	return cols
 }
 
 func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, error) {
@@ -317,12 +336,13 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 	var out []tickets.Record
 	for rows.Next() {
 		var (
-			r       tickets.Record
-			covered string
+			r          tickets.Record
+			covered    string
+			noteAlerts sql.NullString
 		)
 		if err := rows.Scan(&r.Source, &r.CustomerID, &r.AlertKey, &r.Ref, &r.Generation, &r.System, &r.Instance, &r.CompanyID,
 			&r.TicketID, &r.Number, &r.State, &r.Severity, &r.Title, &covered, &r.RoutingHash, &r.Error, &r.ClosedBy,
-			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}, timeDest{&r.MissingSince}); err != nil {
+			timeDest{&r.Created}, timeDest{&r.Updated}, timeDest{&r.ClosedAt}, timeDest{&r.MissingSince}, &noteAlerts, timeDest{&r.ReopenActivity}); err != nil {
 			return nil, db.wrap(what, err)
 		}
 		if err := json.Unmarshal([]byte(covered), &r.Covered); err != nil {
@@ -330,6 +350,11 @@ func (db *DB) ticketRecords(what, where string, args ...any) ([]tickets.Record, 
 		}
 		if len(r.Covered) == 0 {
 			r.Covered = nil
+		}
+		if noteAlerts.Valid && noteAlerts.String != "" {
+			if err := json.Unmarshal([]byte(noteAlerts.String), &r.NoteAlerts); err != nil {
+				return nil, fmt.Errorf("state: %s: alerts of the note under way on %s: %w", what, r.AlertKey, err)
+			}
 		}
 		out = append(out, r)
 	}

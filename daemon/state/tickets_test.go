@@ -358,7 +358,7 @@ func TestTickets_instanceMigration(t *testing.T) {
 		cfg := d.config(t)
 		db := openConfig(t, cfg)
 		// Back to version 4, as a database the previous psa-syncd wrote.
-		for _, q := range []string{`DROP INDEX ledger_customer`, `ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
+		for _, q := range []string{`ALTER TABLE tickets DROP COLUMN reopen_activity`, `ALTER TABLE tickets DROP COLUMN note_alerts`, `DROP INDEX ledger_customer`, `ALTER TABLE tickets DROP COLUMN missing_since`, `ALTER TABLE runs DROP COLUMN note`, `DROP TABLE psa_instance`, `DROP TABLE remote_export`, `ALTER TABLE tickets DROP COLUMN instance`, `DELETE FROM schema_migrations WHERE version >= 5`,
 			`INSERT INTO tickets (source, customer_id, alert_key, ref, generation, system, ticket_id, state)
 				VALUES ('sophos', 'c1', 'a', 'sc:a', 1, 'autotask', '7001', 'open')`} {
 			if _, err := db.sql.Exec(q); err != nil {
@@ -388,6 +388,31 @@ func TestTickets_instanceMigration(t *testing.T) {
 		}
 		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || got[0].Instance != want[0].Instance {
 			t.Errorf("TicketRecords after recording the instance = %+v, %v; want instance %q", got, err, want[0].Instance)
+		}
+	})
+}
+
+// A record's NoteAlerts and ReopenActivity (schema version 11) are stored,
+// read back and cleared.
+func TestTickets_noteAlertsAndReopenActivity(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		db := openTest(t, d)
+		seen := time.Date(2026, 11, 15, 10, 5, 7, 0, time.UTC)
+		r := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: tickets.SummaryKey, Ref: "scs:x/1", TicketID: "7000", State: tickets.StateOpen,
+			Covered: []string{"a", "b", "c"}, NoteAlerts: []string{"b", "c"}, ReopenActivity: seen}
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.TicketRecords("sophos", "c1")
+		if err != nil || len(got) != 1 || !slices.Equal(got[0].NoteAlerts, []string{"b", "c"}) || !got[0].ReopenActivity.Equal(seen) {
+			t.Fatalf("TicketRecords = %+v, %v; want the note's alerts b, c and the activity %s", got, err, seen)
+		}
+		r.NoteAlerts, r.ReopenActivity = nil, time.Time{}
+		if err := db.PutTicketRecord(r); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := db.TicketRecords("sophos", "c1"); err != nil || len(got) != 1 || got[0].NoteAlerts != nil || !got[0].ReopenActivity.IsZero() {
+			t.Errorf("TicketRecords after clearing = %+v, %v; want neither", got, err)
 		}
 	})
 }

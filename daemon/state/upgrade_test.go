@@ -26,6 +26,7 @@ var undoMigration = map[int]string{
 	8:  `ALTER TABLE runs DROP COLUMN note`,
 	9:  `ALTER TABLE tickets DROP COLUMN missing_since`,
 	10: `DROP INDEX ledger_customer`,
+	11: `ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts`,
 }
 
 // TestMigrations_fromEveryVersionKeepData: a database of every earlier

@@ -107,6 +107,21 @@ type Record struct {
 	// glitch) that is back in the next keeps its ticket, rather than
 	// having it closed and getting a second one.
 	MissingSince time.Time `json:"missing_since,omitzero"`
+	// NoteAlerts are the alerts of a "More alerts" note on a summary
+	// ticket whose outcome is unknown (its answer was lost, or psa-syncd
+	// died before recording it), in the note's order; they are in Covered
+	// too. Recorded before the note is sent: the next pass looks for the
+	// note on the ticket (by the first alert it names) and sends it again,
+	// for those still open, only when it is not there. Empty when no note
+	// is under way.
+	NoteAlerts []string `json:"note_alerts,omitempty"`
+	// ReopenActivity is the ticket's last change in the PSA
+	// (psa.Ticket.LastActivity, on the PSA's clock), read just before a
+	// reopen's intent (StateReopening) was recorded: a pass that finds the
+	// reopen unsettled and the ticket closed with no change since knows the
+	// reopen was not applied, without comparing two clocks. Zero when the
+	// PSA gave none (or an older psa-syncd recorded the intent).
+	ReopenActivity time.Time `json:"reopen_activity,omitzero"`
 }
 
 // SummaryKey is the AlertKey of a customer's summary ticket, which stands

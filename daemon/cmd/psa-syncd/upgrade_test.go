@@ -81,7 +81,7 @@ func TestOpenLedger_sqliteOfAnotherVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	older := state.SchemaVersion - 1
-	if _, err := raw.Exec(`DROP INDEX ledger_customer; DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
+	if _, err := raw.Exec(`ALTER TABLE tickets DROP COLUMN reopen_activity; ALTER TABLE tickets DROP COLUMN note_alerts; DELETE FROM schema_migrations WHERE version > ?`, older); err != nil {
 		t.Fatal(err)
 	}
 	if err := raw.Close(); err != nil {
