@@ -41,12 +41,14 @@
 // applied (the ticket closed and unchanged in the PSA since the intent) is
 // sent again. Notes are
 // recorded before they are sent as well (a resolve note in StateNoting, a
-// summary's new alerts in Covered), and never sent twice. A resolve note
-// whose outcome is unknown is looked for on the ticket by the next pass
-// when the PSA lists notes (psa.TicketNoteLister: all three backends), by
-// its text, which names the intent's time, and sent only when it is not
-// there. Other notes whose outcome is unknown (a summary's note, a
-// reopen's "raised again" note), and a resolve note on a PSA that lists
+// summary's new alerts in Covered and, where the PSA lists notes, in
+// NoteAlerts), and never sent twice. A resolve note or a summary's "More
+// alerts" note whose outcome is unknown is looked for on the ticket by the
+// next pass when the PSA lists notes (psa.TicketNoteLister: all three
+// backends), by its text (the resolve note names the intent's time, the
+// summary's note its first alert), and sent only when it is not there (a
+// summary's note for those of its alerts still open). A reopen's "raised
+// again" note whose outcome is unknown, and notes on a PSA that lists
 // none, are taken as added and reported in Notices: notes are only for
 // changes, and a missing note is milder than the same note twice.
 //

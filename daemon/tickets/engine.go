@@ -843,6 +843,16 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 	}
 	summary := byKey[SummaryKey]
+	if summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0 {
+		// A "More alerts" note of an earlier pass whose outcome is unknown:
+		// looked for before anything is summarised, and sent again only
+		// when it is not on the ticket.
+		if err := e.settleSummaryNote(ctx, p, summary, alerts, &cr); err != nil {
+			e.throttle(p, err)
+			cr.fail(err)
+			log.Log(ctx, p.failureLevel(), "Could not settle the note of a summary ticket", "ticket", summary.TicketID, "err", err)
+		}
+	}
 	covered := map[string]bool{}
 	if summary != nil && (summary.State == StateCreating || Followed(summary.State) || closedInPSA(summary)) {
 		// An unsettled summary (its create, close or note) covers its
@@ -1017,6 +1027,12 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if !p.dryRun && !p.waiting[recordKey(*summary)] {
 			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
 		}
+	case summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0:
+		// Its note of an earlier pass could not be looked for (above): a
+		// second note now would leave the first one's outcome to guess.
+		cr.Deferred += len(over)
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts over the customer's cap wait for a later pass: the note listing %d alerts on summary ticket %s "+
+			"has an unknown outcome and could not be looked for yet", len(over), len(summary.NoteAlerts), cmp.Or(summary.Number, summary.TicketID)))
 	default:
 		if err := e.summarise(ctx, p, c, summary, over, open, &cr); err != nil {
 			e.throttle(p, err)
@@ -1900,8 +1916,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	var ids []string
 	for _, a := range over {
 		ids = append(ids, a.ID)
-		lines = append(lines, fmt.Sprintf("- %s %s: %s (alert %s)", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type,
-			cutMiddle(strings.Join(strings.Fields(a.Description), " "), maxSummaryLine), a.ID))
+		lines = append(lines, summaryLine(a))
 	}
 	if p.dryRun {
 		extend := summary != nil && Followed(summary.State)
@@ -1969,19 +1984,24 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 				"ticket", summary.TicketID, "alerts", len(over))
 		}
 	}
-	intro := fmt.Sprintf("More alerts were raised than psa-syncd files as tickets for one customer in one pass (at most %d). "+
-		"These %d alerts are summarised here and get no ticket of their own:\n\n", e.routing.MaxPerCustomer, len(over))
 	// body lists the alerts, as many as fit in n characters with after.
 	body := func(n int, after string) string {
-		return intro + listFitted(lines, n-runes(intro)-runes(after)) + after
+		return e.summaryList(lines, n, after)
 	}
 	if summary != nil && summary.State == StateOpen {
 		// The alerts are recorded as covered before the note is sent, so
-		// that a lost answer or a crash never makes a later pass send the
-		// note again; as with a resolve note (noteTakenAsAdded), a note
-		// that may be missing is milder than the same note twice.
+		// that they get no ticket of their own meanwhile, and, where the
+		// PSA lists notes, as the alerts of the note under way
+		// (NoteAlerts): a lost answer or a crash leaves the next pass to
+		// look for the note and send it only if it is not there
+		// (settleSummaryNote). Elsewhere a lost answer is taken as added:
+		// as with a resolve note (noteTakenAsAdded), a note that may be
+		// missing is milder than the same note twice.
 		prev := slices.Clip(summary.Covered)
 		summary.Covered = append(prev, ids...)
+		if e.notes != nil {
+			summary.NoteAlerts = ids
+		}
 		summary.Updated = e.now().UTC()
 		if err := e.store.PutTicketRecord(*summary); err != nil {
 			return err
@@ -1990,6 +2010,16 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			NoteTypeID: e.routing.NoteTypeID})
 		switch {
 		case err == nil:
+			if summary.NoteAlerts == nil {
+				return nil
+			}
+			summary.NoteAlerts = nil
+			return e.store.PutTicketRecord(*summary)
+		case errors.Is(err, psa.ErrOutcomeUnknown) && e.notes != nil:
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note listing %d more alerts on summary ticket %s was lost: the next pass looks "+
+				"for the note on the ticket, and sends it again only if it is not there", len(ids), cmp.Or(summary.Number, summary.TicketID)))
+			e.logger.Info("Summary note outcome unknown; looked for on the ticket next pass", "source", c.Source, "customer", c.CustomerID,
+				"ticket", summary.TicketID)
 			return nil
 		case errors.Is(err, psa.ErrOutcomeUnknown):
 			cr.Notices = append(cr.Notices, fmt.Sprintf("the note listing %d more alerts may be missing on summary ticket %s (its answer was lost); it is not sent again",
@@ -2002,7 +2032,7 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 			// again next pass. A not-found too, as for a resolve note:
 			// the ticket was just read, and taking it as deleted would
 			// file a second summary ticket and leave this one open.
-			summary.Covered = prev
+			summary.Covered, summary.NoteAlerts = prev, nil
 			cr.Summarised -= len(over)
 			if perr := e.store.PutTicketRecord(*summary); perr != nil {
 				return errors.Join(err, perr)
@@ -2057,6 +2087,119 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	// A summary is not one of the customer's alert tickets.
 	cr.Created, cr.Adopted = created, adopted
 	return nil
+}
+
+// summaryLine is the line of a summary ticket's list that names a.
+func summaryLine(a Alert) string {
+	return fmt.Sprintf("- %s %s: %s %s", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type,
+		cutMiddle(strings.Join(strings.Fields(a.Description), " "), maxSummaryLine), summaryMark(a.ID))
+}
+
+// summaryMark ends the line of a summary's list that names alert id: a
+// "More alerts" note is looked for by the mark of its first alert, which
+// the list never leaves out (listFitted).
+func summaryMark(id string) string { return "(alert " + id + ")" }
+
+// summaryIntro begins a summary ticket's description and each of its
+// "More alerts" notes.
+const summaryIntro = "More alerts were raised than psa-syncd files as tickets for one customer in one pass"
+
+// summaryList is the text of a summary ticket's description or "More
+// alerts" note listing lines (summaryLine), as many as fit in n
+// characters (runes) with after.
+func (e *Engine) summaryList(lines []string, n int, after string) string {
+	intro := fmt.Sprintf(summaryIntro+" (at most %d). These %d alerts are summarised here and get no ticket of their own:\n\n",
+		e.routing.MaxPerCustomer, len(lines))
+	return intro + listFitted(lines, n-runes(intro)-runes(after)) + after
+}
+
+// settleSummaryNote settles summary's "More alerts" note whose outcome is
+// unknown (Record.NoteAlerts), from an earlier pass: it lists the ticket's
+// notes and looks for the note by the first alert it names. Found, the note
+// was added. Not there, it is sent again for those of its alerts still
+// open (alerts, this pass's listing), and for none when all are resolved.
+// A listing refused for good (as by a PSA that lists no notes) takes the
+// note as added, with a notice, as for a resolve note; one failing for now
+// returns the error, and the note is looked for again next pass.
+func (e *Engine) settleSummaryNote(ctx context.Context, p *pass, summary *Record, alerts []Alert, cr *CustomerReport) error {
+	name := cmp.Or(summary.Number, summary.TicketID)
+	takenAsAdded := func(why string) error {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note listing %d more alerts may be missing on summary ticket %s (its answer was lost); "+
+			"it is not sent again%s", len(summary.NoteAlerts), name, why))
+		e.logger.Warn("Summary note outcome unknown; taken as added rather than sent twice", "source", summary.Source, "customer", summary.CustomerID,
+			"ticket", summary.TicketID)
+		summary.NoteAlerts, summary.Updated = nil, e.now().UTC()
+		return e.store.PutTicketRecord(*summary)
+	}
+	if e.notes == nil {
+		return takenAsAdded(" (the PSA's notes cannot be listed)")
+	}
+	texts, err := e.notes.TicketNoteTexts(ctx, summary.TicketID)
+	switch {
+	case err != nil && !listRetried(err):
+		return takenAsAdded(fmt.Sprintf(" (its notes could not be listed: %v)", err))
+	case err != nil:
+		return fmt.Errorf("listing the notes of summary ticket %s to look for the note listing %d more alerts, whose answer was lost: %w "+
+			"(looked for again next pass)", name, len(summary.NoteAlerts), err)
+	case slices.ContainsFunc(texts, func(s string) bool {
+		return strings.Contains(s, summaryIntro) && strings.Contains(s, summaryMark(summary.NoteAlerts[0]))
+	}):
+		summary.NoteAlerts, summary.Updated = nil, e.now().UTC()
+		return e.store.PutTicketRecord(*summary)
+	}
+	byID := make(map[string]Alert, len(alerts))
+	for _, a := range alerts {
+		byID[a.ID] = a
+	}
+	var again []string
+	var lines []string
+	for _, id := range summary.NoteAlerts {
+		if a, ok := byID[id]; ok && severityRank[a.Severity] > 0 {
+			again = append(again, id)
+			lines = append(lines, summaryLine(a))
+		}
+	}
+	if len(again) == 0 {
+		// Its alerts were resolved meanwhile: nothing left to name.
+		e.logger.Info("Summary note whose answer was lost is not on the ticket; its alerts are resolved, so it is not sent again", "source", summary.Source,
+			"customer", summary.CustomerID, "ticket", summary.TicketID)
+		summary.NoteAlerts, summary.Updated = nil, e.now().UTC()
+		return e.store.PutTicketRecord(*summary)
+	}
+	if !e.allow(ctx, p) {
+		// Looked for again next pass (the listing is cheap beside a
+		// write); the alerts stay covered meanwhile.
+		cr.deferForBudget(len(again))
+		return nil
+	}
+	if !slices.Equal(again, summary.NoteAlerts) {
+		// The note sent now begins with the first of these.
+		summary.NoteAlerts, summary.Updated = again, e.now().UTC()
+		if err := e.store.PutTicketRecord(*summary); err != nil {
+			return err
+		}
+	}
+	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: summary.TicketID, Title: "More alerts",
+		Text: e.summaryList(lines, psa.MaxTicketNote-len("More alerts\n\n"), ""), NoteTypeID: e.routing.NoteTypeID})
+	switch {
+	case err == nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note listing %d more alerts on summary ticket %s, whose answer was lost, was not on the ticket: "+
+			"it was sent again", len(again), name))
+		summary.NoteAlerts, summary.Updated = nil, e.now().UTC()
+		return e.store.PutTicketRecord(*summary)
+	case errors.Is(err, psa.ErrOutcomeUnknown):
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note listing %d more alerts on summary ticket %s was lost again: the next pass "+
+			"looks for it on the ticket", len(again), name))
+		return nil
+	}
+	// Refused before it was applied: the alerts are no longer covered, so
+	// that this pass files them again (their own tickets or a note).
+	summary.Covered = slices.DeleteFunc(slices.Clone(summary.Covered), func(id string) bool { return slices.Contains(again, id) })
+	summary.NoteAlerts, summary.Updated = nil, e.now().UTC()
+	if perr := e.store.PutTicketRecord(*summary); perr != nil {
+		return errors.Join(err, perr)
+	}
+	return fmt.Errorf("sending again the note listing %d more alerts on summary ticket %s: %w (they are filed again)", len(again), name, err)
 }
 
 // title fills in the title format, on one line: an alert's description

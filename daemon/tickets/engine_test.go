@@ -976,8 +976,8 @@ func (e *env) countNotes(s string) int {
 // A note whose answer was lost is never sent twice: the resolve note
 // (on_resolve "note") is looked for on the ticket next pass, and sent only
 // when it is not there (TestEngine_lostResolveNoteIsLookedFor: on every
-// PSA); the summary's note naming more alerts is taken as added, and the
-// report says it may be missing.
+// PSA); so is the summary's note naming more alerts
+// (TestEngine_lostSummaryNoteIsLookedFor).
 func TestEngine_lostNoteAnswer(t *testing.T) {
 	t.Parallel()
 	notes := func(id int64) string { return fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", id) }
