@@ -1780,6 +1780,10 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 	}
 	learnNumber(r, read)
 	closed := *r
+	// The ticket's last change as the PSA dates it, read before the
+	// intent: a later pass that finds the reopen unsettled and the ticket
+	// closed compares the PSA's time with the PSA's (settleReopen).
+	r.ReopenActivity = read.LastActivity
 	r.State, r.Updated = StateReopening, e.now().UTC()
 	if err := e.store.PutTicketRecord(*r); err != nil {
 		return false, err
@@ -1833,7 +1837,7 @@ func (e *Engine) reopened(r *Record, cr *CustomerReport) error {
 // earlier pass (its answer and the read after it were lost, or psa-syncd
 // died), by reading the ticket. Open, the reopen was applied. Closed, it
 // was not applied when nothing changed the ticket since the reopen's
-// intent was recorded (r.Updated; untouchedSince): r is psa-syncd's close
+// intent was recorded (unchangedSinceReopen): r is psa-syncd's close
 // again, and the pass reopens the ticket if its alert is open (within the
 // reopen window). Closed and changed since (or with no last-activity time
 // to tell), the reopen may have been applied and a technician closed the
@@ -1853,7 +1857,7 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 		return e.reopened(r, cr)
 	}
 	now := e.now().UTC()
-	if untouchedSince(t, r.Updated) {
+	if unchangedSinceReopen(t, r) {
 		intent := r.Updated
 		r.State, r.ClosedBy, r.Updated = StateClosed, ClosedBySync, now
 		cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s, recorded at %s, was not applied: the ticket is closed "+
@@ -1869,6 +1873,20 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 	e.logger.Warn("Reopen outcome unknown and the ticket is closed; taken as closed in the PSA, not reopened again", "source", r.Source,
 		"customer", r.CustomerID, "ticket", r.TicketID)
 	return e.store.PutTicketRecord(*r)
+}
+
+// unchangedSinceReopen reports whether t, as read, has not changed in the
+// PSA since r's reopen intent was recorded. With the ticket's last change
+// read just before the intent (Record.ReopenActivity), the PSA's time is
+// compared with the PSA's: no later change, no reopen applied, whatever
+// the two clocks say. Otherwise (an intent an older psa-syncd recorded, or
+// a PSA that gave no time then) untouchedSince compares it with the
+// intent's time on psa-syncd's clock.
+func unchangedSinceReopen(t *psa.Ticket, r *Record) bool {
+	if !r.ReopenActivity.IsZero() && !t.LastActivity.IsZero() {
+		return !t.LastActivity.After(r.ReopenActivity)
+	}
+	return untouchedSince(t, r.Updated)
 }
 
 // reopenClockSkew is how far apart psa-syncd's clock and the PSA's may be

@@ -43,6 +43,9 @@ type env struct {
 	startWith tickets.CustomerKey
 	// settleTime is the engines' Config.SettleTime.
 	settleTime time.Duration
+	// psaSkew is how far the PSA simulator's clock is ahead of now
+	// (psa-syncd's clock); negative: behind.
+	psaSkew time.Duration
 }
 
 func id(n int64) string { return strconv.FormatInt(n, 10) }
@@ -64,7 +67,7 @@ var routings = map[psa.System]export.Tickets{
 func newEnv(t *testing.T, system psa.System) *env {
 	t.Helper()
 	e := &env{t: t, system: system, now: time.Date(2026, 11, 15, 10, 0, 0, 0, time.UTC)}
-	e.psaSim = psatest.Start(t, psatest.WithSystem(system), psatest.WithClock(func() time.Time { return e.now }))
+	e.psaSim = psatest.Start(t, psatest.WithSystem(system), psatest.WithClock(func() time.Time { return e.now.Add(e.psaSkew) }))
 	e.sophos = sophostest.Start(t, sophostest.WithFixtureFile("../source/sophostest/testdata/fixture.json"))
 	db, err := state.Open(t.TempDir())
 	if err != nil {

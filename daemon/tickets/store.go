@@ -30,8 +30,10 @@ const (
 	// "reopen"), recorded before the status and its "raised again" note are
 	// sent (Updated is when). A pass that finds it reads the ticket: open,
 	// the reopen is taken as applied (its note as added, not sent twice);
-	// closed and unchanged in the PSA since Updated (psa.Ticket.LastActivity),
-	// it was not applied, and is sent again; closed and changed since, it
+	// closed and unchanged in the PSA since the intent (its
+	// psa.Ticket.LastActivity no later than ReopenActivity, read before the
+	// intent; for older records, well before Updated), it was not applied,
+	// and is sent again; closed and changed since, it
 	// is taken as closed in the PSA, since a technician may have closed the
 	// reopened ticket, and reopening it again would be the reopen loop
 	// tickets.md 5.6 forbids.

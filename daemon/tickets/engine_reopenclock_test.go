@@ -1,0 +1,101 @@
+package tickets_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/sophostest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// A reopen found unsettled is judged by the PSA's clock alone: the record
+// keeps the ticket's last change read just before the intent
+// (Record.ReopenActivity), and the ticket is "unchanged" only when it has
+// not changed since, however far the PSA's clock is from psa-syncd's.
+// Before, the PSA's time was compared with psa-syncd's intent time minus 2
+// minutes: with the PSA's clock 10 minutes behind, a technician's close
+// after an applied reopen looked older than the reopen and the ticket was
+// reopened over it; with the PSA's clock 2 hours ahead, a reopen that was
+// never applied looked changed and was never sent again.
+func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		// reopened files an alert, closes its ticket, raises the alert
+		// again an hour later and lets a pass reopen it; then it records
+		// the reopen as unsettled, as a lost answer and a failed read
+		// after it (or a crash) would have left it.
+		reopened := func(t *testing.T, skew time.Duration) (*env, *tickets.Engine, int64) {
+			e := newEnv(t, sys)
+			e.psaSkew = skew
+			r := routings[sys]
+			r.OnReturn = export.OnReturnReopen
+			eng := e.engine(r)
+			a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+			e.pass(eng)
+			e.sophos.ResolveAlert(acme, a.ID)
+			e.now = e.now.Add(time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Closed != 1 || !e.tickets()[0].closed {
+				t.Fatalf("pass after the alert was resolved = %+v, want its ticket closed", cr)
+			}
+			e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+			e.now = e.now.Add(time.Hour)
+			return e, eng, e.tickets()[0].id
+		}
+		unsettle := func(t *testing.T, e *env) {
+			recs, err := e.db.TicketRecords("sophos", acme)
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("records = %+v, %v", recs, err)
+			}
+			recs[0].State = tickets.StateReopening
+			if err := e.db.PutTicketRecord(recs[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Run(string(sys)+"/psaBehind/closedByATechnician", func(t *testing.T) {
+			t.Parallel()
+			e, eng, tk := reopened(t, -10*time.Minute)
+			if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || e.tickets()[0].closed {
+				t.Fatalf("pass after the alert came back = %+v, want its ticket reopened", cr)
+			}
+			if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].ReopenActivity.IsZero() {
+				t.Fatalf("records = %+v, want the ticket's last change read before the reopen", recs)
+			}
+			unsettle(t, e)
+			// A technician closes the reopened ticket.
+			e.now = e.now.Add(time.Minute)
+			e.setStatus(tk, true)
+			e.now = e.now.Add(4 * time.Minute)
+			cr := e.pass(eng).Customers[0]
+			if cr.Reopened != 0 || cr.Err != nil || !slicesContain(cr.Notices, "unconfirmed") || !e.tickets()[0].closed {
+				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the technician's close kept, with a notice", cr, e.tickets()[0])
+			}
+			if n := e.countNotes("raised again"); n != 1 {
+				t.Errorf("%d 'raised again' notes, want 1", n)
+			}
+		})
+		t.Run(string(sys)+"/psaAhead/notApplied", func(t *testing.T) {
+			t.Parallel()
+			e, eng, tk := reopened(t, 2*time.Hour)
+			// The intent as reopen records it, the reopen never sent.
+			read, err := e.backend.GetTicket(t.Context(), id(tk))
+			if err != nil || read.LastActivity.IsZero() {
+				t.Fatalf("GetTicket = %+v, %v", read, err)
+			}
+			recs, _ := e.db.TicketRecords("sophos", acme)
+			recs[0].State, recs[0].Updated, recs[0].ReopenActivity = tickets.StateReopening, e.now, read.LastActivity
+			if err := e.db.PutTicketRecord(recs[0]); err != nil {
+				t.Fatal(err)
+			}
+			e.now = e.now.Add(5 * time.Minute)
+			cr := e.pass(eng).Customers[0]
+			if cr.Reopened != 1 || cr.Err != nil || !slicesContain(cr.Notices, "was not applied") || e.tickets()[0].closed {
+				t.Errorf("pass after the unsettled reopen = %+v, ticket %+v; want the ticket reopened, with a notice", cr, e.tickets()[0])
+			}
+			if n := e.countNotes("raised again"); n != 1 {
+				t.Errorf("%d 'raised again' notes, want 1", n)
+			}
+		})
+	}
+}
