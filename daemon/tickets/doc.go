@@ -38,18 +38,19 @@
 // known to be psa-syncd's close (reopened when its alert comes back), not a
 // technician's. So is a reopen (StateReopening): one found applied after a
 // lost answer is not sent again over a technician's close; one found not
-// applied (the ticket closed and unchanged in the PSA since the intent) is
-// sent again. Notes are
+// applied (the ticket closed and unchanged in the PSA since the intent, by
+// the PSA's own time read just before it, Record.ReopenActivity) is sent
+// again. Notes are
 // recorded before they are sent as well (a resolve note in StateNoting, a
 // summary's new alerts in Covered and, where the PSA lists notes, in
 // NoteAlerts), and never sent twice. A resolve note or a summary's "More
 // alerts" note whose outcome is unknown is looked for on the ticket by the
 // next pass when the PSA lists notes (psa.TicketNoteLister: all three
-// backends), by its text (the resolve note names the intent's time, the
-// summary's note its first alert), and sent only when it is not there (a
-// summary's note for those of its alerts still open). A reopen's "raised
-// again" note whose outcome is unknown, and notes on a PSA that lists
-// none, are taken as added and reported in Notices: notes are only for
+// backends), by its text (the resolve note and a reopen's "raised again"
+// note name the intent's time, the summary's note its first alert), and
+// sent only when it is not there (a summary's note for those of its alerts
+// still open). Notes on a PSA that lists none, or refuses the listing for
+// good, are taken as added and reported in Notices: notes are only for
 // changes, and a missing note is milder than the same note twice.
 //
 // A ticket is never created twice. Each create is an intent first: a record

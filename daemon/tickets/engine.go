@@ -829,7 +829,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		switch {
 		case p.dryRun:
 		case r.State == StateReopening:
-			if err := e.settleReopen(ctx, r, &cr); err != nil {
+			if err := e.settleReopen(ctx, p, r, &cr); err != nil {
 				e.throttle(p, err)
 				cr.fail(err)
 				log.Log(ctx, p.failureLevel(), "Could not settle the reopen of a ticket", "ticket", r.TicketID, "err", err)
@@ -1784,14 +1784,14 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 	// intent: a later pass that finds the reopen unsettled and the ticket
 	// closed compares the PSA's time with the PSA's (settleReopen).
 	r.ReopenActivity = read.LastActivity
-	r.State, r.Updated = StateReopening, e.now().UTC()
+	// The intent's time is in the note's text, by which a later pass
+	// looks for the note after a lost answer (settleReopen); the alert is
+	// listed, so it is not missing (missing would rewrite Updated).
+	r.State, r.Updated, r.MissingSince = StateReopening, e.now().UTC(), time.Time{}
 	if err := e.store.PutTicketRecord(*r); err != nil {
 		return false, err
 	}
-	note := fmt.Sprintf("The alert was raised again in Sophos Central (%s).", a.RaisedAt.UTC().Format(time.RFC3339))
-	if a.RaisedAt.IsZero() {
-		note = fmt.Sprintf("The alert was raised again in Sophos Central (seen %s).", e.now().UTC().Format(time.RFC3339))
-	}
+	note := reopenNote(a.RaisedAt, r.Updated)
 	if _, err := e.psa.SetTicketStatus(ctx, psa.TicketStatusUpdate{TicketID: r.TicketID, StatusID: e.routing.ReopenStatusID, QueueID: e.routing.QueueID,
 		Note: note, NoteTitle: "Alert raised again", NoteTypeID: e.routing.NoteTypeID}); err != nil {
 		notApplied := errors.Is(err, psa.ErrNotApplied)
@@ -1808,6 +1808,21 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 				return false, errors.Join(err, perr)
 			}
 			return false, fmt.Errorf("reopening ticket %s: %w (it is sent again next pass)", cmp.Or(r.Number, r.TicketID), err)
+		case gerr == nil && e.notes != nil:
+			// Reopened (counted now; ClosedAt cleared says so to the next
+			// pass); whether its note was added is for the next pass to
+			// look for (not at once: a note still being processed would
+			// not be listed yet).
+			r.ClosedBy, r.ClosedAt = "", time.Time{}
+			if err := e.store.PutTicketRecord(*r); err != nil {
+				return false, err
+			}
+			cr.Reopened++
+			cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the reopen of ticket %s for alert %s was lost: the ticket is open, and "+
+				"the next pass looks for its \"raised again\" note on the ticket, and sends it only if it is not there", cmp.Or(r.Number, r.TicketID), r.AlertKey))
+			e.logger.Info("Reopen applied, its note's outcome unknown; looked for on the ticket next pass", "source", r.Source, "customer", r.CustomerID,
+				"ticket", r.TicketID)
+			return false, nil
 		case gerr == nil:
 			return false, e.reopened(r, cr)
 		default:
@@ -1824,8 +1839,10 @@ func (e *Engine) reopen(ctx context.Context, p *pass, r *Record, a Alert, cr *Cu
 // resolve note (noteTakenAsAdded), a note that may be missing is milder
 // than the same note twice.
 func (e *Engine) reopened(r *Record, cr *CustomerReport) error {
+	if !r.ClosedAt.IsZero() {
+		cr.Reopened++
+	}
 	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
-	cr.Reopened++
 	cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was raised again may be missing on ticket %s (its answer was lost); it is not sent again",
 		r.AlertKey, cmp.Or(r.Number, r.TicketID)))
 	e.logger.Warn("Reopen note outcome unknown; taken as added rather than sent twice", "source", r.Source, "customer", r.CustomerID,
@@ -1835,16 +1852,18 @@ func (e *Engine) reopened(r *Record, cr *CustomerReport) error {
 
 // settleReopen settles the reopen of r, whose outcome is unknown from an
 // earlier pass (its answer and the read after it were lost, or psa-syncd
-// died), by reading the ticket. Open, the reopen was applied. Closed, it
+// died), by reading the ticket. Open, the reopen was applied, and its
+// "raised again" note is looked for (settleReopenNote). Closed, it
 // was not applied when nothing changed the ticket since the reopen's
-// intent was recorded (unchangedSinceReopen): r is psa-syncd's close
+// intent was recorded (unchangedSinceReopen; never when an earlier pass
+// saw it open, ClosedAt cleared): r is psa-syncd's close
 // again, and the pass reopens the ticket if its alert is open (within the
 // reopen window). Closed and changed since (or with no last-activity time
 // to tell), the reopen may have been applied and a technician closed the
 // ticket again: reopening again could reopen over a technician's close
 // (the loop tickets.md 5.6 forbids), so the ticket is taken as closed in
 // the PSA and reported, never reopened again for this alert.
-func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport) error {
+func (e *Engine) settleReopen(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
 	t, err := e.psa.GetTicket(ctx, r.TicketID)
 	if errors.Is(err, psa.ErrNotFound) {
 		return e.gone(r, cr)
@@ -1854,10 +1873,10 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 	}
 	learnNumber(r, t)
 	if !t.Closed {
-		return e.reopened(r, cr)
+		return e.settleReopenNote(ctx, p, r, cr)
 	}
 	now := e.now().UTC()
-	if unchangedSinceReopen(t, r) {
+	if !r.ClosedAt.IsZero() && unchangedSinceReopen(t, r) {
 		intent := r.Updated
 		r.State, r.ClosedBy, r.Updated = StateClosed, ClosedBySync, now
 		cr.Notices = append(cr.Notices, fmt.Sprintf("the reopen of ticket %s for alert %s, recorded at %s, was not applied: the ticket is closed "+
@@ -1872,6 +1891,87 @@ func (e *Engine) settleReopen(ctx context.Context, r *Record, cr *CustomerReport
 		"and not reopened again", cmp.Or(r.Number, r.TicketID), r.AlertKey))
 	e.logger.Warn("Reopen outcome unknown and the ticket is closed; taken as closed in the PSA, not reopened again", "source", r.Source,
 		"customer", r.CustomerID, "ticket", r.TicketID)
+	return e.store.PutTicketRecord(*r)
+}
+
+// reopenNote is the "raised again" note of a reopen whose intent was
+// recorded at seen (Record.Updated), for an alert raised at raised (zero:
+// unknown). The text names seen to the second, so that a pass looking for
+// the note after a lost answer finds this one, not an earlier reopen's
+// (reopenNoted).
+func reopenNote(raised, seen time.Time) string {
+	if raised.IsZero() {
+		return fmt.Sprintf("The alert was raised again in Sophos Central (seen %s).", seen.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("The alert was raised again in Sophos Central (raised %s, seen %s).", raised.UTC().Format(time.RFC3339),
+		seen.UTC().Format(time.RFC3339))
+}
+
+// reopenNoted reports whether one of texts is the "raised again" note of
+// the reopen recorded at seen (reopenNote).
+func reopenNoted(texts []string, seen time.Time) bool {
+	mark := "seen " + seen.UTC().Format(time.RFC3339) + ")"
+	return slices.ContainsFunc(texts, func(s string) bool {
+		return strings.Contains(s, "raised again in Sophos Central") && strings.Contains(s, mark)
+	})
+}
+
+// settleReopenNote settles the "raised again" note of r's reopen, whose
+// outcome is unknown and whose ticket is open (the reopen was applied):
+// where the PSA lists notes, it looks for the note (by the intent's time,
+// r.Updated) and sends it only when it is not there; a listing failing
+// for now leaves r as it is for the next pass. Where notes cannot be
+// listed, or the PSA refuses the listing or the note for good, the note is
+// taken as added and reported as possibly missing (reopened).
+func (e *Engine) settleReopenNote(ctx context.Context, p *pass, r *Record, cr *CustomerReport) error {
+	if e.notes == nil {
+		return e.reopened(r, cr)
+	}
+	name := cmp.Or(r.Number, r.TicketID)
+	texts, err := e.notes.TicketNoteTexts(ctx, r.TicketID)
+	switch {
+	case err != nil && !listRetried(err):
+		rerr := e.reopened(r, cr)
+		cr.Notices[len(cr.Notices)-1] += fmt.Sprintf(" (its notes could not be listed: %v)", err)
+		return rerr
+	case err != nil:
+		return fmt.Errorf("listing the notes of ticket %s to look for the \"raised again\" note whose answer was lost: %w (looked for again next pass)",
+			name, err)
+	case reopenNoted(texts, r.Updated):
+		return e.reopenDone(r, cr)
+	}
+	if !e.allow(ctx, p) {
+		cr.deferForBudget(1)
+		return nil
+	}
+	err = e.psa.AddTicketNote(ctx, psa.TicketNote{TicketID: r.TicketID, Title: "Alert raised again", Text: reopenNote(time.Time{}, r.Updated),
+		NoteTypeID: e.routing.NoteTypeID})
+	switch {
+	case err == nil:
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the note that alert %s was raised again, whose answer was lost, was not on ticket %s: it was sent again",
+			r.AlertKey, name))
+		return e.reopenDone(r, cr)
+	case errors.Is(err, psa.ErrOutcomeUnknown):
+		cr.Notices = append(cr.Notices, fmt.Sprintf("the answer to the note that alert %s was raised again was lost again (ticket %s): the next pass "+
+			"looks for it on the ticket", r.AlertKey, name))
+		return nil
+	case listRetried(err):
+		// Not applied, for now (throttled, a server error): looked for
+		// and sent again next pass.
+		return fmt.Errorf("sending again the note that alert %s was raised again on ticket %s: %w (tried again next pass)", r.AlertKey, name, err)
+	}
+	rerr := e.reopened(r, cr)
+	cr.Notices[len(cr.Notices)-1] += fmt.Sprintf(" (sending it again was refused: %v)", err)
+	return rerr
+}
+
+// reopenDone records r's reopen as applied, its note added. A reopen an
+// earlier pass saw applied (ClosedAt cleared) was counted then.
+func (e *Engine) reopenDone(r *Record, cr *CustomerReport) error {
+	if !r.ClosedAt.IsZero() {
+		cr.Reopened++
+	}
+	r.State, r.ClosedBy, r.ClosedAt, r.Updated = StateOpen, "", time.Time{}, e.now().UTC()
 	return e.store.PutTicketRecord(*r)
 }
 

@@ -1,6 +1,8 @@
 package tickets_test
 
 import (
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/tickets"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // A reopen found unsettled is judged by the PSA's clock alone: the record
@@ -97,5 +100,52 @@ func TestEngine_unsettledReopenJudgedByThePSAClock(t *testing.T) {
 				t.Errorf("%d 'raised again' notes, want 1", n)
 			}
 		})
+	}
+}
+
+// A reopen's "raised again" note whose answer was lost (the status
+// applied) is looked for on the ticket by the next pass: found (it was
+// applied), nothing more is sent; not there (the request never reached
+// the PSA), it is sent then, once. Before, it was taken as added, and a
+// reopen the PSA showed with no word of why was left so.
+func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
+	t.Parallel()
+	for _, sys := range psa.Systems {
+		for _, applied := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/applied=%v", sys, applied), func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t, sys)
+				r := routings[sys]
+				r.OnReturn = export.OnReturnReopen
+				eng := e.engine(r)
+				a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+				e.pass(eng)
+				e.sophos.ResolveAlert(acme, a.ID)
+				e.pass(eng)
+				e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+				e.now = e.now.Add(time.Hour)
+				tk := e.tickets()[0].id
+				e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(tk), BodyContains: "raised again",
+					DropAfterHandling: applied, Drop: !applied, Times: 1})
+				cr := e.pass(eng).Customers[0]
+				if cr.Reopened != 1 || e.tickets()[0].closed || !slicesContain(cr.Notices, "looks for its") {
+					t.Errorf("pass with the note's answer lost = %+v, want the ticket reopened and a notice that the next pass looks for the note", cr)
+				}
+				e.now = e.now.Add(5 * time.Minute)
+				cr = e.pass(eng).Customers[0]
+				if cr.Reopened != 0 || cr.Err != nil || slicesContain(cr.Notices, "sent again") == applied {
+					t.Errorf("next pass = %+v; want the note sent again only when it was not on the ticket, nothing counted twice", cr)
+				}
+				if n := e.countNotes("raised again"); n != 1 {
+					t.Errorf("%d 'raised again' notes, want 1", n)
+				}
+				if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateOpen {
+					t.Errorf("records = %+v, want the ticket followed (open)", recs)
+				}
+				if cr := e.pass(eng).Customers[0]; cr.Reopened != 0 || len(cr.Notices) != 0 || e.countNotes("raised again") != 1 {
+					t.Errorf("third pass = %+v, want nothing more", cr)
+				}
+			})
+		}
 	}
 }

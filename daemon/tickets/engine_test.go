@@ -1449,14 +1449,17 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", tk), BodyContains: "raised again",
 			DropAfterHandling: true, Times: 1})
 		cr := e.pass(eng).Customers[0]
-		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "may be missing") {
-			t.Errorf("pass with the reopen note's answer lost = %+v, want the ticket reopened and a notice that the note may be missing", cr)
+		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "looks for its \"raised again\" note") {
+			t.Errorf("pass with the reopen note's answer lost = %+v, want the ticket reopened and a notice that the next pass looks for the note", cr)
 		}
 		// A technician closes the reopened ticket while the alert is open.
 		e.psaSim.Autotask().SetTicketStatus(tk, "Complete")
 		e.now = e.now.Add(time.Minute)
 		if cr := e.pass(eng).Customers[0]; cr.Reopened != 0 || cr.Err != nil {
 			t.Errorf("next pass = %+v, want nothing reopened", cr)
+		}
+		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateClosed || recs[0].ClosedBy != tickets.ClosedByPSA {
+			t.Errorf("records = %+v, want the ticket taken as closed in the PSA", recs)
 		}
 		if s := status(e, tk); s != "Complete" {
 			t.Errorf("ticket status %q: the ticket a technician closed was reopened", s)
@@ -1525,8 +1528,9 @@ func TestEngine_reopenUnsettled(t *testing.T) {
 		crashed(t, e)
 		e.psaSim.Autotask().SetTicketStatus(tk, "In Progress")
 		cr := e.pass(eng).Customers[0]
-		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || e.countNotes("raised again") != 0 {
-			t.Errorf("pass after the crash = %+v, want the reopen taken as applied, no note sent and a notice", cr)
+		// The note is looked for, and, not there, sent (once).
+		if cr.Reopened != 1 || cr.Err != nil || len(cr.Notices) != 1 || !strings.Contains(cr.Notices[0], "sent again") || e.countNotes("raised again") != 1 {
+			t.Errorf("pass after the crash = %+v, want the reopen taken as applied, its note sent once and a notice", cr)
 		}
 		if recs, _ := e.db.TicketRecords("sophos", acme); len(recs) != 1 || recs[0].State != tickets.StateOpen {
 			t.Errorf("records = %+v, want the ticket followed (open)", recs)

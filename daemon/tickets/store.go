@@ -28,8 +28,11 @@ const (
 	StateNoting = "noting"
 	// StateReopening is a reopen psa-syncd is sending (on_return
 	// "reopen"), recorded before the status and its "raised again" note are
-	// sent (Updated is when). A pass that finds it reads the ticket: open,
-	// the reopen is taken as applied (its note as added, not sent twice);
+	// sent (Updated is when, and the note's text names it). A pass that
+	// finds it reads the ticket: open, the reopen was applied, and its
+	// note is looked for on the ticket and sent only when it is not there
+	// (taken as added where notes cannot be listed); ClosedAt cleared says
+	// an earlier pass saw it open already;
 	// closed and unchanged in the PSA since the intent (its
 	// psa.Ticket.LastActivity no later than ReopenActivity, read before the
 	// intent; for older records, well before Updated), it was not applied,
