@@ -2207,9 +2207,11 @@ func (e *Engine) summarise(ctx context.Context, p *pass, c Customer, summary *Re
 	return nil
 }
 
-// summaryLine is the line of a summary ticket's list that names a.
+// summaryLine is the line of a summary ticket's list that names a. Its
+// parts are bounded (maxSummaryLine), so that the first line of a list
+// always fits in a note and names its alert (settleSummaryNote).
 func summaryLine(a Alert) string {
-	return fmt.Sprintf("- %s %s: %s %s", strings.ToUpper(a.Severity[:1])+a.Severity[1:], a.Type,
+	return fmt.Sprintf("- %s %s: %s %s", strings.ToUpper(a.Severity[:1])+a.Severity[1:], cutMiddle(a.Type, maxSummaryLine),
 		cutMiddle(strings.Join(strings.Fields(a.Description), " "), maxSummaryLine), summaryMark(a.ID))
 }
 

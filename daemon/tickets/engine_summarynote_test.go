@@ -116,3 +116,28 @@ func TestEngine_lostSummaryNoteAlertsResolved(t *testing.T) {
 		t.Errorf("pass = %+v, %d summary notes; want both tickets closed and no note", cr, e.countNotes("summarised here"))
 	}
 }
+
+// An alert type longer than a note (a listing's oddity) is cut in the
+// summary's list, so that a "More alerts" note still names its first
+// alert, by which a note whose answer was lost is looked for; before, the
+// list left out every line and the note could never be found.
+func TestEngine_summaryNoteNamesItsFirstAlert(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemAutotask)
+	r := routings[psa.SystemAutotask]
+	r.MaxPerCustomer = 1
+	eng := e.engine(r)
+	summary := stormWithSummary(t, e, eng)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Type: "Event::" + strings.Repeat("x", psa.MaxTicketNote), Description: "Threat 9",
+		RaisedAt: "2026-11-15T09:09:00.000"})
+	e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Threat 8", RaisedAt: "2026-11-15T09:08:00.000"})
+	e.psaSim.AddFault(psatest.Fault{Method: http.MethodPost, Path: e.notesPath(summary), DropAfterHandling: true, Times: 1})
+	e.pass(eng)
+	e.now = e.now.Add(5 * time.Minute)
+	if cr := e.pass(eng).Customers[0]; cr.Err != nil || slicesContain(cr.Notices, "sent again") {
+		t.Errorf("next pass = %+v, want the note found, not sent again", cr)
+	}
+	if n := e.countNotes("(alert " + a.ID + ")"); n != 1 {
+		t.Errorf("%d notes naming alert %s, want 1", n, a.ID)
+	}
+}
