@@ -1908,11 +1908,19 @@ func reopenNote(raised, seen time.Time) string {
 }
 
 // reopenNoted reports whether one of texts is the "raised again" note of
-// the reopen recorded at seen (reopenNote).
-func reopenNoted(texts []string, seen time.Time) bool {
-	mark := "seen " + seen.UTC().Format(time.RFC3339) + ")"
+// r's reopen, recorded at r.Updated (reopenNote). An intent an older
+// psa-syncd recorded (no ReopenActivity) may have sent the older text,
+// which named only the alert's raised time: a "raised again" note without
+// a "seen" time counts for it, so that an upgrade never adds the note a
+// second time (at worst, an earlier reopen's note is taken for it, as
+// before).
+func reopenNoted(texts []string, r *Record) bool {
+	mark := "seen " + r.Updated.UTC().Format(time.RFC3339) + ")"
 	return slices.ContainsFunc(texts, func(s string) bool {
-		return strings.Contains(s, "raised again in Sophos Central") && strings.Contains(s, mark)
+		if !strings.Contains(s, "raised again in Sophos Central") {
+			return false
+		}
+		return strings.Contains(s, mark) || r.ReopenActivity.IsZero() && !strings.Contains(s, "(seen ") && !strings.Contains(s, ", seen ")
 	})
 }
 
@@ -1937,7 +1945,7 @@ func (e *Engine) settleReopenNote(ctx context.Context, p *pass, r *Record, cr *C
 	case err != nil:
 		return fmt.Errorf("listing the notes of ticket %s to look for the \"raised again\" note whose answer was lost: %w (looked for again next pass)",
 			name, err)
-	case reopenNoted(texts, r.Updated):
+	case reopenNoted(texts, r):
 		return e.reopenDone(r, cr)
 	}
 	if !e.allow(ctx, p) {

@@ -149,3 +149,36 @@ func TestEngine_lostReopenNoteIsLookedFor(t *testing.T) {
 		}
 	}
 }
+
+// A reopen an older psa-syncd recorded (no ReopenActivity), whose ticket
+// is open with that psa-syncd's "raised again" note (which named only the
+// alert's raised time), is settled without a second note.
+func TestEngine_unsettledReopenOfAnOlderPsaSyncdKeepsItsNote(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, psa.SystemConnectWise)
+	r := routings[psa.SystemConnectWise]
+	r.OnReturn = export.OnReturnReopen
+	eng := e.engine(r)
+	a := e.sophos.AddAlert(acme, sophostest.Alert{Severity: "high", Description: "Health check"})
+	e.pass(eng)
+	e.sophos.ResolveAlert(acme, a.ID)
+	e.pass(eng)
+	e.sophos.AddAlert(acme, sophostest.Alert{ID: a.ID, Severity: "high", Description: "Health check"})
+	e.now = e.now.Add(time.Hour)
+	tk := e.tickets()[0].id
+	recs, _ := e.db.TicketRecords("sophos", acme)
+	recs[0].State, recs[0].Updated = tickets.StateReopening, e.now
+	if err := e.db.PutTicketRecord(recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The older psa-syncd's reopen, applied with its note.
+	e.setStatus(tk, false)
+	if err := e.backend.AddTicketNote(t.Context(), psa.TicketNote{TicketID: id(tk), Title: "Alert raised again",
+		Text: "The alert was raised again in Sophos Central (2026-11-15T10:59:00Z)."}); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(5 * time.Minute)
+	if cr := e.pass(eng).Customers[0]; cr.Reopened != 1 || cr.Err != nil || e.countNotes("raised again") != 1 {
+		t.Errorf("pass = %+v, %d 'raised again' notes; want the reopen settled, no second note", cr, e.countNotes("raised again"))
+	}
+}
