@@ -138,6 +138,12 @@ func (e *env) pass(eng *tickets.Engine) tickets.Report {
 	if err != nil {
 		e.t.Fatalf("Pass: %v", err)
 	}
+	// The simulator logs each request under its lock once handled, before
+	// it answers or drops the answer: taking the lock here orders its
+	// handlers' reads of now before the test's next change of it. A
+	// dropped answer (psatest.Fault.DropAfterHandling) is no
+	// synchronisation the race detector sees.
+	e.psaSim.Requests()
 	return rep
 }
 
