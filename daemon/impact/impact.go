@@ -111,6 +111,12 @@ type Totals struct {
 	// mappings move to another service: until the hold is released, that
 	// product's usage bills on both lines.
 	HeldMoved bool `json:"held_moved,omitempty"`
+	// heldContract is true when a line is held, approvably, because its
+	// customer moved to another contract whose line still bills
+	// (previous_contract): on Autotask and ConnectWise PSA a pass writes
+	// it by itself once that line reads 0 or that contract ended, which
+	// the summary says.
+	heldContract bool
 }
 
 // Line is one contract line in the report. Quantities and amounts are nil
@@ -409,6 +415,7 @@ func total(lines []Line) Totals {
 				if l.ProposedHeld.Hold == usage.HoldSurge {
 					t.HeldSurge++
 				}
+				t.heldContract = t.heldContract || l.ProposedHeld.Hold == usage.HoldMoved
 			}
 			t.HeldMoved = t.HeldMoved || l.heldMoved
 		}
@@ -1079,18 +1086,18 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	hp, hc := l.ProposedHeld, l.CurrentHeld
 	switch {
 	case hp != nil:
-		parts = append(parts, heldText(hp, *l.Proposed, true))
+		parts = append(parts, heldText(hp, *l.Proposed, true, c.current.PSA.System))
 	case hc != nil && l.ProposedSynced:
-		parts = append(parts, "under the current mappings the next pass would hold this line: "+heldText(hc, *l.Current, false))
+		parts = append(parts, "under the current mappings the next pass would hold this line: "+heldText(hc, *l.Current, false, c.current.PSA.System))
 	case hc != nil:
-		parts = append(parts, "under the current mappings the next pass would hold it: "+heldText(hc, *l.Current, false))
+		parts = append(parts, "under the current mappings the next pass would hold it: "+heldText(hc, *l.Current, false, c.current.PSA.System))
 	}
 	return strings.Join(slices.Compact(parts), "; ")
 }
 
 // heldText says that a line is held for review at units, what releases it
-// and, with withDelta, the line's monthly delta then.
-func heldText(h *Held, units int64, withDelta bool) string {
+// on PSA sys and, with withDelta, the line's monthly delta then.
+func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 	var why string
 	switch h.Hold {
 	case usage.HoldPosted:
@@ -1110,7 +1117,16 @@ func heldText(h *Held, units int64, withDelta bool) string {
 		return fmt.Sprintf("held for review: the PSA's read shows no line where psa-syncd set one, and adding it could double it; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
 	}
 	if h.Hold == usage.HoldMoved {
-		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service on another contract still bills, and writing this one would bill the usage twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+		const what = "held for review: psa-syncd's line of the customer's service on another contract still bills, and writing this one would bill the usage twice"
+		if movedReleasedByRead(sys) {
+			// The pass reads the old contract (usage.Engine.movedLine):
+			// its line at 0, or the contract ended before the effective
+			// date, releases the hold.
+			return fmt.Sprintf("%s; stays at %d until that line is set to 0 or that contract ended before the effective date in %s, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line; either sets %d",
+				what, units, sys.Title(), h.Units)
+		}
+		return fmt.Sprintf("%s; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, once that line is set to 0 or that contract ended in %s (psa-syncd cannot read its lines), which sets %d",
+			what, units, sys.Title(), h.Units)
 	}
 	if h.Hold == usage.HoldPreviousService {
 		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice; stays at %d until that line is set to 0 in the PSA (on Kaseya BMS, whose lines psa-syncd cannot read, then with an approval) or `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
@@ -1136,6 +1152,15 @@ func heldText(h *Held, units int64, withDelta bool) string {
 		s += fmt.Sprintf(" (monthly Δ then %s)", signed(*h.MonthlyDelta))
 	}
 	return s
+}
+
+// movedReleasedByRead reports whether a pass on PSA sys writes a line
+// held as previous_contract by itself once the line on the contract the
+// customer left reads 0, or that contract ended before the effective date
+// (usage.Engine.movedLine reads the old contracts): Autotask and
+// ConnectWise PSA, not Kaseya BMS, whose lines psa-syncd cannot read.
+func movedReleasedByRead(sys psa.System) bool {
+	return sys == psa.SystemAutotask || sys == psa.SystemConnectWise
 }
 
 // moved reports whether any of products is mapped, with sync on, to a

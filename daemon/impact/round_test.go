@@ -59,7 +59,7 @@ func TestHeldText_saysWhy(t *testing.T) {
 		if q == nil || *q != 28 || h == nil {
 			t.Fatalf("quantity(%s) = %v, %+v, want 28 and a hold", js, q, h)
 		}
-		if got := heldText(h, *q, false); !strings.Contains(got, tt.want) || h.Approvable != tt.approvable {
+		if got := heldText(h, *q, false, psa.SystemAutotask); !strings.Contains(got, tt.want) || h.Approvable != tt.approvable {
 			t.Errorf("hold %q: heldText = %q (approvable %v), want it to say %q (approvable %v)", tt.hold, got, h.Approvable, tt.want, tt.approvable)
 		}
 	}
@@ -104,6 +104,46 @@ func TestHeldText_saysWhy(t *testing.T) {
 		if got := (&Held{Hold: tt.hold, Approvable: tt.approvable}).PerLine(); got != tt.want {
 			t.Errorf("Held{%s}.PerLine() = %v, want %v", tt.hold, got, tt.want)
 		}
+	}
+}
+
+// TestHeldText_previousContractByPSA: on Autotask and ConnectWise PSA a
+// pass writes a line held as previous_contract by itself once the old
+// contract's line reads 0 or the contract ended before the effective date
+// (usage.Engine.movedLine reads it): the line's text and the summary say
+// so, and do not send the operator to approve each line as the only way.
+// On Kaseya BMS, whose lines psa-syncd cannot read, an approval of the
+// line is the way, once the old line is 0 or its contract ended.
+func TestHeldText_previousContractByPSA(t *testing.T) {
+	t.Parallel()
+	h := &Held{Hold: usage.HoldMoved, Approvable: true, Units: 27}
+	for _, tt := range []struct {
+		sys       psa.System
+		want, not string
+	}{
+		{psa.SystemAutotask, "stays at 0 until that line is set to 0 or that contract ended before the effective date in Autotask, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line; either sets 27", "cannot read"},
+		{psa.SystemConnectWise, "ended before the effective date in ConnectWise PSA, after which the next pass writes this one by itself", "cannot read"},
+		{psa.SystemKaseyaBMS, "stays at 0 until `psa-syncd sync --approve --customer ID --service ID` of this line, once that line is set to 0 or that contract ended in Kaseya BMS (psa-syncd cannot read its lines), which sets 27", "by itself"},
+	} {
+		if got := heldText(h, 0, false, tt.sys); !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
+			t.Errorf("%s: heldText = %q, want it to say %q and not %q", tt.sys, got, tt.want, tt.not)
+		}
+		lines := []Line{{ProposedHeld: h}, {ProposedHeld: &Held{Hold: usage.HoldMoved, Approvable: true, Units: 3}}}
+		r := &Report{System: tt.sys, Totals: total(lines)}
+		got := r.summary()
+		const byRead = "a line held because its customer moved to another contract is written by the next pass by itself once the line on the contract it left is set to 0 or that contract ended before the effective date"
+		if movedReleasedByRead(tt.sys) != strings.Contains(got, byRead) {
+			t.Errorf("%s: summary = %q; want it to say %q: %v", tt.sys, got, byRead, movedReleasedByRead(tt.sys))
+		}
+		if !strings.Contains(got, "until an approval of each line") {
+			t.Errorf("%s: summary = %q, want it to name the approval of each line too", tt.sys, got)
+		}
+	}
+	// Held lines of another kind only: the summary says nothing of
+	// moved customers.
+	r := &Report{System: psa.SystemAutotask, Totals: total([]Line{{ProposedHeld: &Held{Hold: usage.HoldStaleRead, Approvable: true}}})}
+	if got := r.summary(); strings.Contains(got, "moved to another contract") {
+		t.Errorf("summary of a stale_read hold = %q, names moved customers", got)
 	}
 }
 
