@@ -1202,7 +1202,15 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 					continue
 				}
 			}
-			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) {
+			// On Kaseya BMS a line left as psa-syncd set it may have
+			// been set to 0 by hand after the customer left its contract:
+			// a customer moved back with the same usage (movedLine). Not
+			// a line that a later write or an inactive service keeps
+			// from being written.
+			_, laterW := later[key]
+			_, off := inactive[c.ServiceID]
+			sameBack := p.ledger && c.Action == ActionUnchanged && c.CurrentKnown && c.Desired > 0 && !laterW && !off
+			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || sameBack {
 				in := movedLookups{set: moves.of(cp.chunk),
 					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
 					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) }}
@@ -1245,7 +1253,11 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			}
 			if c.Action == ActionUpdate {
 				updates = true
-				if l, ok := cur.lines.get(key); ok {
+				// A line posted again at the units psa-syncd's ledger
+				// gives it (Kaseya BMS, a customer moved back: see
+				// movedLine) is posted without it: SetQuantity sends
+				// nothing for a line already at the quantity.
+				if l, ok := cur.lines.get(key); ok && (c.Desired != c.Current || !p.ledger) {
 					p.lines[key] = l
 				}
 			}

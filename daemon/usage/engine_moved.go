@@ -58,9 +58,19 @@ import (
 // up one by one. mapping returns the customer's mapping in the export, as
 // it names its contracts (cp.m is a copy naming the renewal once it takes
 // over).
+//
+// On Kaseya BMS, whose lines psa-syncd cannot read, c may also be a line
+// left unchanged (ActionUnchanged) at the units psa-syncd's ledger says
+// it set before the customer left it: the customer moved back with the
+// same usage. Its line may have been set to 0 by hand since (as the hold
+// on the other contract asked), so the usage bills on the contract the
+// customer left alone, which no mapping names: it is held the same way,
+// and its approval posts the same units again (a post sets the line's
+// units from its date: no change where the line still has them).
 func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in movedLookups) error {
 	raise := c.CurrentKnown
-	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current {
+	same := raise && c.Action == ActionUnchanged && c.Desired == c.Current
+	if e.db == nil || c.Desired <= 0 || raise && !same && c.Desired <= c.Current {
 		return nil
 	}
 	lines, err := in.set()
@@ -100,6 +110,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 	sys := e.be.System()
 	effDay := c.EffectiveDate.Format(time.DateOnly)
 	slices.SortFunc(others, compareIDs)
+	released := false
 	for _, x := range others {
 		if pair[idKey(x)] {
 			continue
@@ -125,18 +136,27 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		units := o.ApproveUnits
 		if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
 			c.Reason += what + ": approved, so it is written to contract " + c.ContractID
+			if same {
+				c.Action = ActionUpdate
+				c.Reason += fmt.Sprintf(" again at %d units", c.Desired)
+			}
 			return nil
 		}
 		var failed string
 		if in.old != nil {
-			released, why := in.old(x, c.ServiceID, c.EffectiveDate, le)
-			if released {
+			ok, why := in.old(x, c.ServiceID, c.EffectiveDate, le)
+			if ok {
 				// The old line no longer bills: the next candidate,
 				// if any, decides.
 				c.Reason += what + why
+				released = true
 				continue
 			}
 			failed = why
+		}
+		if same {
+			e.movedBackHold(c, x, what+failed, period, in)
+			return nil
 		}
 		c.Action, c.moved = ActionHeld, true
 		if owner, ok := in.owner(x); ok {
@@ -160,7 +180,34 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		}
 		return nil
 	}
+	if same && released {
+		// The contract left no longer bills: this line, which may have
+		// been set to 0 by hand, is posted again at its units.
+		c.Action = ActionUpdate
+		c.Reason += fmt.Sprintf(": written to contract %s again at %d units", c.ContractID, c.Desired)
+	}
 	return nil
+}
+
+// movedBackHold holds c, a Kaseya BMS line left unchanged at the units
+// psa-syncd set before the customer left its contract (see movedLine),
+// while contract x, which the customer left since, still bills the units
+// psa-syncd set there for it; what says so.
+func (e *Engine) movedBackHold(c *Change, x, what string, period source.Period, in movedLookups) {
+	sys := systemName(e.be.System())
+	c.Action, c.moved = ActionHeld, true
+	c.Reason += fmt.Sprintf("%s: held for review, since psa-syncd's ledger says this line has %d units, as psa-syncd set it before the customer left this contract, but %s cannot show whether it was set to 0 by hand since (as a hold of the line on contract %s asks), "+
+		"and contract %s, which no mapping of this customer names, still bills those units unless it has ended in %s: the usage may be billed there and not here, or on both; ",
+		what, c.Current, sys, x, x, sys)
+	if owner, ok := in.owner(x); ok {
+		c.movedOwned = true
+		c.Reason += fmt.Sprintf("contract %s is customer %s's now (its customer mapping names it): do not set that line to 0 by hand once psa-syncd has set it for customer %s; "+
+			"check this line in %s and post it again with %s (no change where it still has %d units)",
+			x, owner.CustomerID, owner.CustomerID, sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period), c.Desired)
+		return
+	}
+	c.Reason += fmt.Sprintf("set the line on contract %s to 0 or end contract %s in %s, then post this one again with %s (no change where it still has %d units)",
+		x, x, sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period), c.Desired)
 }
 
 // movedLookups are what movedLine looks up, each once per chunk of
