@@ -1125,8 +1125,9 @@ func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 			return fmt.Sprintf("%s; stays at %d until that line is set to 0 or that contract ended before the effective date in %s, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line; either sets %d",
 				what, units, sys.Title(), h.Units)
 		}
-		return fmt.Sprintf("%s; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, once that line is set to 0 or that contract ended in %s (psa-syncd cannot read its lines), which sets %d",
-			what, units, sys.Title(), h.Units)
+		// Kaseya BMS: the pass reads the old contract's record alone.
+		return fmt.Sprintf("%s; stays at %d until that contract ended before the effective date in %s, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line once that line is set to 0 (psa-syncd cannot read the lines of %s); either sets %d",
+			what, units, sys.Title(), sys.Title(), h.Units)
 	}
 	if h.Hold == usage.HoldPreviousService {
 		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice; stays at %d until that line is set to 0 in the PSA (on Kaseya BMS, whose lines psa-syncd cannot read, then with an approval) or `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
@@ -1158,7 +1159,8 @@ func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 // held as previous_contract by itself once the line on the contract the
 // customer left reads 0, or that contract ended before the effective date
 // (usage.Engine.movedLine reads the old contracts): Autotask and
-// ConnectWise PSA, not Kaseya BMS, whose lines psa-syncd cannot read.
+// ConnectWise PSA. On Kaseya BMS, whose lines psa-syncd cannot read, only
+// the contract's end does.
 func movedReleasedByRead(sys psa.System) bool {
 	return sys == psa.SystemAutotask || sys == psa.SystemConnectWise
 }

@@ -109,8 +109,11 @@ func (r *Report) summary() string {
 		default:
 			s += fmt.Sprintf("%d of them until %s; no approval releases the others (each line says why)", r.Totals.HeldApprovable, release)
 		}
-		if r.Totals.heldContract && movedReleasedByRead(r.System) {
+		switch {
+		case r.Totals.heldContract && movedReleasedByRead(r.System):
 			s += fmt.Sprintf("; on %s, a line held because its customer moved to another contract is written by the next pass by itself once the line on the contract it left is set to 0 or that contract ended before the effective date", r.System.Title())
+		case r.Totals.heldContract && r.System == psa.SystemKaseyaBMS:
+			s += fmt.Sprintf("; on %s, a line held because its customer moved to another contract is written by the next pass by itself once the contract it left ended before the effective date", r.System.Title())
 		}
 		if r.Totals.HeldMoved {
 			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"

@@ -112,8 +112,8 @@ func TestHeldText_saysWhy(t *testing.T) {
 // contract's line reads 0 or the contract ended before the effective date
 // (usage.Engine.movedLine reads it): the line's text and the summary say
 // so, and do not send the operator to approve each line as the only way.
-// On Kaseya BMS, whose lines psa-syncd cannot read, an approval of the
-// line is the way, once the old line is 0 or its contract ended.
+// On Kaseya BMS, whose lines psa-syncd cannot read, the contract's end
+// does, and an approval of the line once the old line is 0.
 func TestHeldText_previousContractByPSA(t *testing.T) {
 	t.Parallel()
 	h := &Held{Hold: usage.HoldMoved, Approvable: true, Units: 27}
@@ -123,7 +123,7 @@ func TestHeldText_previousContractByPSA(t *testing.T) {
 	}{
 		{psa.SystemAutotask, "stays at 0 until that line is set to 0 or that contract ended before the effective date in Autotask, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line; either sets 27", "cannot read"},
 		{psa.SystemConnectWise, "ended before the effective date in ConnectWise PSA, after which the next pass writes this one by itself", "cannot read"},
-		{psa.SystemKaseyaBMS, "stays at 0 until `psa-syncd sync --approve --customer ID --service ID` of this line, once that line is set to 0 or that contract ended in Kaseya BMS (psa-syncd cannot read its lines), which sets 27", "by itself"},
+		{psa.SystemKaseyaBMS, "stays at 0 until that contract ended before the effective date in Kaseya BMS, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line once that line is set to 0 (psa-syncd cannot read the lines of Kaseya BMS); either sets 27", "set to 0 or that contract"},
 	} {
 		if got := heldText(h, 0, false, tt.sys); !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
 			t.Errorf("%s: heldText = %q, want it to say %q and not %q", tt.sys, got, tt.want, tt.not)
@@ -131,9 +131,12 @@ func TestHeldText_previousContractByPSA(t *testing.T) {
 		lines := []Line{{ProposedHeld: h}, {ProposedHeld: &Held{Hold: usage.HoldMoved, Approvable: true, Units: 3}}}
 		r := &Report{System: tt.sys, Totals: total(lines)}
 		got := r.summary()
-		const byRead = "a line held because its customer moved to another contract is written by the next pass by itself once the line on the contract it left is set to 0 or that contract ended before the effective date"
-		if movedReleasedByRead(tt.sys) != strings.Contains(got, byRead) {
-			t.Errorf("%s: summary = %q; want it to say %q: %v", tt.sys, got, byRead, movedReleasedByRead(tt.sys))
+		byRead := "on " + tt.sys.Title() + ", a line held because its customer moved to another contract is written by the next pass by itself once the line on the contract it left is set to 0 or that contract ended before the effective date"
+		if tt.sys == psa.SystemKaseyaBMS {
+			byRead = "on Kaseya BMS, a line held because its customer moved to another contract is written by the next pass by itself once the contract it left ended before the effective date"
+		}
+		if !strings.Contains(got, byRead) {
+			t.Errorf("%s: summary = %q; want it to say %q", tt.sys, got, byRead)
 		}
 		if !strings.Contains(got, "until an approval of each line") {
 			t.Errorf("%s: summary = %q, want it to name the approval of each line too", tt.sys, got)

@@ -1132,6 +1132,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
 	named := namedServices(products)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
+	recs := &oldRecords{e: e, ctx: ctx}
 	ownerOf := contractOwners(doc, srcName)
 	var unchecked []*customerPass
 	var recheck recheckBatch
@@ -1215,7 +1216,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
 					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) }}
 				if !p.ledger {
-					in.old = olds.of(cp.chunk)
+					in.old, in.oldLines = olds.of(cp.chunk), true
+				} else {
+					in.old = recs.old
 				}
 				if err := e.movedLine(c, o, cp.period, in); err != nil {
 					cp.fail(i, err, c)

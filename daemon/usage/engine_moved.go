@@ -175,8 +175,11 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		c.Reason += fmt.Sprintf("%s%s: held for review, since contract %s still bills those units unless it has ended in %s, and %s would bill the usage a second time; "+
 			"set the line on contract %s to 0 or end contract %s in %s, then %s this one with %s",
 			what, failed, x, systemName(sys), this, x, x, systemName(sys), verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
-		if in.old != nil {
+		switch {
+		case in.old != nil && in.oldLines:
 			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date, or that line at 0 where it was not at 0 before psa-syncd last set it)", verb, x)
+		case in.old != nil:
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date)", verb, x)
 		}
 		return nil
 	}
@@ -208,6 +211,9 @@ func (e *Engine) movedBackHold(c *Change, x, what string, period source.Period, 
 	}
 	c.Reason += fmt.Sprintf("set the line on contract %s to 0 or end contract %s in %s, then post this one again with %s (no change where it still has %d units)",
 		x, x, sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period), c.Desired)
+	if in.old != nil {
+		c.Reason += fmt.Sprintf(" (or let a later pass post it again by itself: one that reads contract %s ended before the effective date)", x)
+	}
 }
 
 // movedLookups are what movedLine looks up, each once per chunk of
@@ -223,12 +229,68 @@ type movedLookups struct {
 	// owner returns the mapping of another customer of the source whose
 	// contract_id or next_contract_id is the contract (idKey).
 	owner func(contract string) (export.CustomerMapping, bool)
-	// old, nil where the PSA cannot read lines (Kaseya BMS), tells
-	// whether the customer's line of a service on a contract it left no
-	// longer bills at a date, from the PSA's read of it (oldContracts.of),
-	// with the reason's words; when it still may, the words say why the
-	// read could not tell, if it failed.
+	// old tells whether the customer's line of a service on a contract
+	// it left no longer bills at a date, from the PSA's read of it
+	// (oldContracts.of; on Kaseya BMS, which cannot read lines, from the
+	// contract's record alone: oldRecords.old), with the reason's words;
+	// when it still may, the words say why the read could not tell, if
+	// it failed. nil: nothing is read.
 	old func(contract, service string, asOf time.Time, le state.LedgerEntry) (bool, string)
+	// oldLines is true when old reads the old contract's lines, not
+	// only its record.
+	oldLines bool
+}
+
+// oldRecordsMax bounds the contracts whose records oldRecords reads in a
+// pass: on Kaseya BMS a contract read costs three requests (a
+// psa.ContractReadCoster), against 1,500 requests an hour per endpoint.
+const oldRecordsMax = 25
+
+// oldRecords reads from Kaseya BMS, for movedLine, the record of a
+// contract that a customer left, once per pass and only when movedLine
+// would hold a line for it (three requests each, at most oldRecordsMax
+// contracts a pass): a line held because the customer's line there still
+// bills is released when the record, as read now, ended before the
+// effective date. BMS cannot read lines, so a line set to 0 by hand still
+// needs the approval of the held line. A pass that holds no such line
+// sends nothing more; one that holds lines for a contract reads it at
+// every pass while they stay held.
+type oldRecords struct {
+	e   *Engine
+	ctx context.Context
+	// got holds the records read (nil: read, not found), errs why a read
+	// failed, by contract (idKey).
+	got  map[string]*psa.Contract
+	errs map[string]error
+}
+
+// old is movedLookups.old.
+func (r *oldRecords) old(contract, _ string, asOf time.Time, _ state.LedgerEntry) (bool, string) {
+	k := idKey(contract)
+	sys := systemName(r.e.be.System())
+	_, done := r.got[k]
+	if !done && r.errs[k] == nil {
+		if len(r.got)+len(r.errs) >= oldRecordsMax {
+			return false, fmt.Sprintf(" (psa-syncd reads the records of at most %d contracts a pass to tell whether such lines still bill, and read them for other lines: contract %s was not read)", oldRecordsMax, contract)
+		}
+		if r.got == nil {
+			r.got, r.errs = map[string]*psa.Contract{}, map[string]error{}
+		}
+		found, errs := r.e.readContractRecords(r.ctx, []string{contract})
+		if err := errs[contract]; err != nil && !errors.Is(err, errNotRead) {
+			r.errs[k] = err
+		} else {
+			r.got[k] = found[contract]
+		}
+	}
+	if err := r.errs[k]; err != nil {
+		return false, fmt.Sprintf(" (psa-syncd's read of contract %s in %s, to tell whether it ended, failed: %v)", contract, sys, err)
+	}
+	day := asOf.Format(time.DateOnly)
+	if ct := r.got[k]; ct != nil && !ct.EndDate.IsZero() && ct.EndDate.Format(time.DateOnly) < day {
+		return true, fmt.Sprintf("; but contract %s ended on %s in %s, as read now, before the effective date %s: not held", contract, ct.EndDate.Format(time.DateOnly), sys, day)
+	}
+	return false, ""
 }
 
 // contractOwners returns movedLookups.owner for the customers of source

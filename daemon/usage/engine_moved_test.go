@@ -609,3 +609,77 @@ func TestEngineKaseyaBMS_movedBackSameUsageHeld(t *testing.T) {
 		t.Errorf("cust-b's change = %+v, want unchanged", c)
 	}
 }
+
+// TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded: Kaseya BMS
+// cannot read lines, but a pass that would hold a line as
+// previous_contract reads the record of the contract the customer left
+// (once a pass, only then): once it ended before the effective date, the
+// held line is written with no approval; not while it ends on it. The
+// same goes for a customer moved back with the same usage: its line is
+// posted again once the contract it left ended. A pass that holds nothing
+// reads no old contract.
+func TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	moved := h.moveTo("cust-a", "Acme Other Services")
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		t.Fatalf("pass after the move = %+v, want the line held", res.Run)
+	}
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionHeld ||
+		!strings.Contains(c.Reason, "(or let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date)") {
+		t.Errorf("change after the move = %+v, want held, saying that an end of %s releases it", c, h.contractA)
+	}
+	bms := h.sim.KaseyaBMS()
+	bms.SetContractEndDate(int(mustParse(t, h.contractA)), time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC))
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		t.Errorf("pass while %s ends on the effective date = %+v, want the line held", h.contractA, res.Run)
+	}
+	held := len(h.sim.Requests())
+	bms.SetContractEndDate(int(mustParse(t, h.contractA)), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	plan, err = h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Action != ActionUpdate ||
+		!strings.Contains(c.Reason, "but contract "+h.contractA+" ended on 2026-10-31 in Kaseya BMS, as read now, before the effective date 2026-11-01: not held") {
+		t.Errorf("change once %s ended = %+v, want an update saying why", h.contractA, c)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("pass once %s ended = %+v, want the line written", h.contractA, res.Run)
+	}
+	h.wantUnits(moved, h.svcIntercept, 42)
+	// Nothing held: no old contract read.
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 {
+		t.Errorf("pass after = %+v, want nothing held or written", res.Run)
+	}
+	if n := len(h.sim.Requests()); n+3 != held {
+		t.Errorf("a pass holding nothing sent %d requests, one holding the line %d: want 3 fewer (one contract read)", n, held)
+	}
+
+	// Moved back to A with the same usage, C set to 0 by hand (after A
+	// ended): the line on A is held until C ends too, then posted again.
+	bms.SetContractEndDate(int(mustParse(t, h.contractA)), time.Date(2026, time.December, 31, 0, 0, 0, 0, time.UTC))
+	a, _ := h.doc.Customer("file", "cust-a")
+	a.ContractID = h.contractA
+	h.doc.PutCustomer(a)
+	h.setByHand(h.contractA, h.svcIntercept, 0)
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		t.Errorf("pass after the move back = %+v, want the line held", res.Run)
+	}
+	bms.SetContractEndDate(int(mustParse(t, moved)), time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("pass once %s ended = %+v, want the line posted again", moved, res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+}

@@ -365,6 +365,14 @@ func (k *KaseyaBMS) SetContractBillingCycle(id int, cycle string) {
 	k.mustContractLocked(id).BillingCycle = cycle
 }
 
+// SetContractEndDate sets the last day of a contract (a calendar day,
+// UTC), as the contract lookup and summary show it.
+func (k *KaseyaBMS) SetContractEndDate(id int, end time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.mustContractLocked(id).EndDate = day(end)
+}
+
 // AddService adds an active, non-taxable service and returns its id.
 func (k *KaseyaBMS) AddService(name string, unitPrice float64) int {
 	k.mu.Lock()
