@@ -1203,16 +1203,16 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 					continue
 				}
 			}
-			// On Kaseya BMS a line left as psa-syncd set it may have
-			// been set to 0 by hand after the customer left its contract:
-			// a customer moved back with the same usage (movedLine). Not
-			// a line that a later write or an inactive service keeps
-			// from being written.
+			// On Kaseya BMS a line psa-syncd set may have been set to 0
+			// by hand after the customer left its contract: a customer
+			// moved back with less or the same usage (movedLine). Not a
+			// line that a later write or an inactive service keeps from
+			// being written.
 			_, laterW := later[key]
 			_, off := inactive[c.ServiceID]
-			sameBack := p.ledger && c.Action == ActionUnchanged && c.CurrentKnown && c.Desired > 0 && !laterW && !off
-			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || sameBack {
-				in := movedLookups{set: moves.of(cp.chunk),
+			back := p.ledger && c.CurrentKnown && c.Desired > 0 && (c.Action == ActionUnchanged || c.Action == ActionUpdate) && !laterW && !off
+			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || back {
+				in := movedLookups{set: moves.of(cp.chunk), ledger: p.ledger,
 					mapping: func() (export.CustomerMapping, bool) { return doc.Customer(cm.Source, cm.CustomerID) },
 					owner:   func(x string) (export.CustomerMapping, bool) { return ownerOf(cm.CustomerID, x) }}
 				if !p.ledger {

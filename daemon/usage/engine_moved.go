@@ -59,18 +59,20 @@ import (
 // it names its contracts (cp.m is a copy naming the renewal once it takes
 // over).
 //
-// On Kaseya BMS, whose lines psa-syncd cannot read, c may also be a line
-// left unchanged (ActionUnchanged) at the units psa-syncd's ledger says
-// it set before the customer left it: the customer moved back with the
-// same usage. Its line may have been set to 0 by hand since (as the hold
-// on the other contract asked), so the usage bills on the contract the
-// customer left alone, which no mapping names: it is held the same way,
-// and its approval posts the same units again (a post sets the line's
-// units from its date: no change where the line still has them).
+// On Kaseya BMS, whose lines psa-syncd cannot read (in.ledger), c may
+// also be a line that the pass lowers, or leaves unchanged
+// (ActionUnchanged), from the units psa-syncd's ledger says it set before
+// the customer left it: the customer moved back with less or the same
+// usage. Its line may have been set to 0 by hand since (as the hold on
+// the other contract asked): lowered, it would bill the usage a second
+// time; unchanged, the usage bills on the contract the customer left
+// alone, which no mapping names. It is held the same way, and its
+// approval posts the units (unchanged: the same units again; a post sets
+// the line's units from its date, no change where the line has them).
 func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in movedLookups) error {
 	raise := c.CurrentKnown
-	same := raise && c.Action == ActionUnchanged && c.Desired == c.Current
-	if e.db == nil || c.Desired <= 0 || raise && !same && c.Desired <= c.Current {
+	back := raise && in.ledger && c.Desired <= c.Current
+	if e.db == nil || c.Desired <= 0 || raise && !back && c.Desired <= c.Current {
 		return nil
 	}
 	lines, err := in.set()
@@ -99,6 +101,21 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 	if len(others) == 0 {
 		return nil
 	}
+	sys := e.be.System()
+	if back {
+		// Only a line whose units psa-syncd set for this customer: a
+		// line set for another customer (two customers swapped
+		// contracts) is lowered or kept from that customer's units,
+		// which bill no usage of this one.
+		le, ok, err := e.db.SetBefore(c.ContractID, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
+		if err != nil {
+			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing it, failed: %w",
+				c.ServiceID, c.ContractID, err)
+		}
+		if !ok || le.System != sys || le.Source != c.Source || le.CustomerID != c.CustomerID {
+			return nil
+		}
+	}
 	pair := map[string]bool{idKey(c.ContractID): true}
 	if cm, ok := in.mapping(); ok {
 		for _, id := range []string{cm.ContractID, cm.NextContractID} {
@@ -107,7 +124,6 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 			}
 		}
 	}
-	sys := e.be.System()
 	effDay := c.EffectiveDate.Format(time.DateOnly)
 	slices.SortFunc(others, compareIDs)
 	released := false
@@ -136,7 +152,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		units := o.ApproveUnits
 		if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
 			c.Reason += what + ": approved, so it is written to contract " + c.ContractID
-			if same {
+			if back && c.Action == ActionUnchanged {
 				c.Action = ActionUpdate
 				c.Reason += fmt.Sprintf(" again at %d units", c.Desired)
 			}
@@ -154,7 +170,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 			}
 			failed = why
 		}
-		if same {
+		if back {
 			e.movedBackHold(c, x, what+failed, period, in)
 			return nil
 		}
@@ -183,7 +199,7 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		}
 		return nil
 	}
-	if same && released {
+	if back && released && c.Action == ActionUnchanged {
 		// The contract left no longer bills: this line, which may have
 		// been set to 0 by hand, is posted again at its units.
 		c.Action = ActionUpdate
@@ -192,27 +208,31 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 	return nil
 }
 
-// movedBackHold holds c, a Kaseya BMS line left unchanged at the units
-// psa-syncd set before the customer left its contract (see movedLine),
-// while contract x, which the customer left since, still bills the units
-// psa-syncd set there for it; what says so.
+// movedBackHold holds c, a Kaseya BMS line lowered or left unchanged from
+// the units psa-syncd set before the customer left its contract (see
+// movedLine), while contract x, which the customer left since, still
+// bills the units psa-syncd set there for it; what says so.
 func (e *Engine) movedBackHold(c *Change, x, what string, period source.Period, in movedLookups) {
 	sys := systemName(e.be.System())
 	c.Action, c.moved = ActionHeld, true
 	c.Reason += fmt.Sprintf("%s: held for review, since psa-syncd's ledger says this line has %d units, as psa-syncd set it before the customer left this contract, but %s cannot show whether it was set to 0 by hand since (as a hold of the line on contract %s asks), "+
-		"and contract %s, which no mapping of this customer names, still bills those units unless it has ended in %s: the usage may be billed there and not here, or on both; ",
+		"and contract %s, which no mapping of this customer names, still bills those units unless it has ended in %s: the usage may be billed there and not here, or on both, and on both once this line is posted; ",
 		what, c.Current, sys, x, x, sys)
+	post := "post this one with " + approveCommand(c.CustomerID, c.ServiceID, c.Desired, period)
+	if c.Desired == c.Current {
+		post += fmt.Sprintf(" (the same units again: no change where it still has %d)", c.Desired)
+	}
 	if owner, ok := in.owner(x); ok {
 		c.movedOwned = true
 		c.Reason += fmt.Sprintf("contract %s is customer %s's now (its customer mapping names it): do not set that line to 0 by hand once psa-syncd has set it for customer %s; "+
-			"check this line in %s and post it again with %s (no change where it still has %d units)",
-			x, owner.CustomerID, owner.CustomerID, sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period), c.Desired)
+			"check this line in %s, then %s",
+			x, owner.CustomerID, owner.CustomerID, sys, post)
 		return
 	}
-	c.Reason += fmt.Sprintf("set the line on contract %s to 0 or end contract %s in %s, then post this one again with %s (no change where it still has %d units)",
-		x, x, sys, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period), c.Desired)
+	c.Reason += fmt.Sprintf("set the line on contract %s to 0 or end contract %s in %s, then %s",
+		x, x, sys, post)
 	if in.old != nil {
-		c.Reason += fmt.Sprintf(" (or let a later pass post it again by itself: one that reads contract %s ended before the effective date)", x)
+		c.Reason += fmt.Sprintf(" (or let a later pass post it by itself: one that reads contract %s ended before the effective date)", x)
 	}
 }
 
@@ -239,6 +259,9 @@ type movedLookups struct {
 	// oldLines is true when old reads the old contract's lines, not
 	// only its record.
 	oldLines bool
+	// ledger is true where the PSA cannot read lines (Kaseya BMS): a
+	// line's current units are those psa-syncd's ledger says it set.
+	ledger bool
 }
 
 // oldRecordsMax bounds the contracts whose records oldRecords reads in a

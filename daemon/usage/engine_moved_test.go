@@ -543,70 +543,77 @@ func TestEngineSystems_movedContractsSwapped(t *testing.T) {
 // hand, as the hold asked, and C's approved) and back to A with the same
 // usage left A's line "unchanged" at the units psa-syncd's ledger says it
 // set there, while C went on billing them: billed once, on a contract no
-// mapping names, with nothing to tell. Now A's line is held as
-// previous_contract naming C and the approval that posts the same units;
-// that approval posts them to A again, and the next pass leaves the line
-// alone. A customer whose line on A psa-syncd set after C's (the usual
-// case: never moved back) is not held.
+// mapping names, with nothing to tell; with less usage, A's line was
+// "lowered" from those units, that is posted while C still bills: billed
+// twice. Now A's line is held as previous_contract naming C and the
+// approval that posts the units; that approval posts them to A, and the
+// next pass leaves the line alone. A customer never moved is not held.
 func TestEngineKaseyaBMS_movedBackSameUsageHeld(t *testing.T) {
 	t.Parallel()
-	h := newSysHarness(t, psa.SystemKaseyaBMS)
-	h.pol.MaxDecreasePercent = 0
-	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
-	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
-		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
-	}
-	moved := h.moveTo("cust-a", "Acme Other Services")
-	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
-		t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
-	}
-	h.setByHand(h.contractA, h.svcIntercept, 0)
-	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Updated != 1 {
-		t.Fatalf("approval of the line on %s = %+v, want it added", moved, res.Run)
-	}
-	h.wantUnits(moved, h.svcIntercept, 42)
+	for _, back := range []int64{42, 40} {
+		t.Run(fmt.Sprint(back), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, psa.SystemKaseyaBMS)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			moved := h.moveTo("cust-a", "Acme Other Services")
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+				t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
+			}
+			h.setByHand(h.contractA, h.svcIntercept, 0)
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Updated != 1 {
+				t.Fatalf("approval of the line on %s = %+v, want it added", moved, res.Run)
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
 
-	// Back to A, with the same usage: psa-syncd's ledger says A has 42.
-	a, _ := h.doc.Customer("file", "cust-a")
-	a.ContractID = h.contractA
-	h.doc.PutCustomer(a)
-	approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 42 --period 2026-11", h.svcIntercept)
-	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
-	if err != nil {
-		t.Fatalf("Plan: %v", err)
-	}
-	c := sysFindChange(plan, h.svcIntercept)
-	if c == nil || c.ContractID != h.contractA || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
-		!strings.Contains(c.Reason, "psa-syncd set this service to 42 units on contract "+moved+" for this customer from 2026-11-01 (run ") ||
-		!strings.Contains(c.Reason, "Kaseya BMS cannot show whether it was set to 0 by hand since") ||
-		!strings.Contains(c.Reason, "set the line on contract "+moved+" to 0 or end contract "+moved+" in Kaseya BMS, then post this one again with "+approve) {
-		t.Errorf("plan's change after the move back = %+v, want held (%s) on %s naming the 42 units on %s and %q", c, HoldMoved, h.contractA, moved, approve)
-	}
-	h.sim.ResetRequests()
-	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
-		t.Errorf("pass after the move back = %+v (%d writes), want the line held, nothing written", res.Run, h.writes())
-	}
-	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
-		t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
-	}
-	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
-		t.Errorf("blanket approval = %+v, want the line still held", res.Run)
-	}
+			// Back to A: psa-syncd's ledger says A has 42.
+			a, _ := h.doc.Customer("file", "cust-a")
+			a.ContractID = h.contractA
+			h.doc.PutCustomer(a)
+			h.writeUsage(fmt.Sprintf("cust-a,Acme,CIXA-MSP,%d", back), "cust-b,Globex,CIXA-MSP,10")
+			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units %d --period 2026-11", h.svcIntercept, back)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChange(plan, h.svcIntercept)
+			if c == nil || c.ContractID != h.contractA || c.Action != ActionHeld || c.Hold() != HoldMoved || !c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd set this service to 42 units on contract "+moved+" for this customer from 2026-11-01 (run ") ||
+				!strings.Contains(c.Reason, "Kaseya BMS cannot show whether it was set to 0 by hand since") ||
+				!strings.Contains(c.Reason, "set the line on contract "+moved+" to 0 or end contract "+moved+" in Kaseya BMS, then post this one with "+approve) {
+				t.Errorf("plan's change after the move back = %+v, want held (%s) on %s naming the 42 units on %s and %q", c, HoldMoved, h.contractA, moved, approve)
+			}
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the move back = %+v (%d writes), want the line held, nothing written", res.Run, h.writes())
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
+				t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
+			}
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+			}
 
-	// The operator ends C's line and approves A's: 42 is posted to A.
-	h.setByHand(moved, h.svcIntercept, 0)
-	units := int64(42)
-	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept, ApproveUnits: &units}); res.Run.Held != 0 || res.Run.Updated != 1 {
-		t.Errorf("approval of the line = %+v, want it posted again", res.Run)
-	}
-	h.wantUnits(h.contractA, h.svcIntercept, 42)
-	h.sim.ResetRequests()
-	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
-		t.Errorf("pass after the approval = %+v (%d writes), want nothing held or written", res.Run, h.writes())
-	}
-	// cust-b, never moved, is never held.
-	if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUnchanged {
-		t.Errorf("cust-b's change = %+v, want unchanged", c)
+			// The operator ends C's line and approves A's: it is posted.
+			h.setByHand(moved, h.svcIntercept, 0)
+			units := back
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept, ApproveUnits: &units}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("approval of the line = %+v, want it posted", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, back)
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the approval = %+v (%d writes), want nothing held or written", res.Run, h.writes())
+			}
+			// cust-b, never moved, is never held.
+			if c := sysFindChangeOf(plan, "cust-b", h.svcIntercept); c == nil || c.Action != ActionUnchanged {
+				t.Errorf("cust-b's change = %+v, want unchanged", c)
+			}
+		})
 	}
 }
 
