@@ -137,11 +137,14 @@ func TestMovedOffWarning(t *testing.T) {
 			}
 		}
 	}
-	// Kaseya BMS cannot read lines: each held line waits for its approval.
+	// Kaseya BMS cannot read lines: psa-syncd reads the old contract's
+	// record, and a held line waits for its approval where the old line
+	// was set to 0.
 	old := &psa.Contract{ID: "300", Name: "Acme MSP", Active: true, Recurring: true, StartDate: day(2025, 1, 1)}
 	_, detail := movedOffWarning(old, "301", "sophos/cust-1", psa.SystemKaseyaBMS, now)
-	for _, want := range []string{"not billed on contract 301 until each held line is approved", "End contract 300 in Kaseya BMS",
-		"then approve each held line (psa-syncd sync --approve --customer ID --service ID"} {
+	for _, want := range []string{"not billed on contract 301 until psa-syncd reads contract 300 ended before the effective date, or each held line is approved",
+		"End contract 300 in Kaseya BMS", "then psa-syncd's next pass, which reads contract 300's record while it holds such lines, writes them once it ended before the changes' effective date",
+		"where you set the quantities to 0 instead, approve each held line (psa-syncd sync --approve --customer ID --service ID"} {
 		if !strings.Contains(detail, want) {
 			t.Errorf("kaseya_bms: detail %q lacks %q", detail, want)
 		}

@@ -109,7 +109,9 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"Still Bills) when the old contract is still active and has not ended: end it, or set those quantities to 0; on " +
 			"Autotask and ConnectWise psa-syncd reads the old contract while it holds such lines, and its next pass writes " +
 			"them (approve those its reason says it cannot tell of, such as a line that was at 0 before psa-syncd set it); " +
-			"on Kaseya BMS, which cannot read lines, approve each held line; or map the new contract as `next_contract_id`.\n\n" +
+			"on Kaseya BMS, which cannot read lines, psa-syncd reads the old contract's record while it holds such lines and " +
+			"writes them once it ended before the effective date; approve each held line there if you set the quantities " +
+			"to 0 instead; or map the new contract as `next_contract_id`.\n\n" +
 			"## How psa-syncd sets quantities in each PSA\n\n" +
 			"- **Autotask**: psa-syncd reads the contract's service units for the period and posts a service adjustment " +
 			"of the difference (Autotask adjustments are deltas and cannot be read back or undone; psa-syncd records each " +
@@ -381,8 +383,8 @@ func movedOffContract(state, plan *customerMappingResourceModel) string {
 // customer's line of the service on old still bills (the usage sync's
 // hold previous_contract), until old reads ended or that line at 0
 // (Autotask, ConnectWise: psa-syncd reads old while it holds such lines)
-// or an approval of that line (Kaseya BMS, and the lines the read cannot
-// tell of): the usage is billed once, on old, until the operator acts, and
+// or an approval of that line (Kaseya BMS, where only old's record is
+// read, and the lines the read cannot tell of): the usage is billed once, on old, until the operator acts, and
 // twice only for a line of old that psa-syncd did not set. psa-syncd never zeroes a contract
 // nobody maps; only the operator can end it or its lines. It returns ""
 // when old has ended or is not active.
@@ -397,8 +399,12 @@ func movedOffWarning(old *psa.Contract, newID, customer string, system psa.Syste
 	}
 	// psa-syncd reads the old contract's lines and record, on a PSA that
 	// can read lines, while it holds lines so, and releases them itself.
-	until := "each held line is approved"
-	then := "approve each held line (psa-syncd sync --approve --customer ID --service ID, or the status page)"
+	// Kaseya BMS cannot read lines: psa-syncd reads the old contract's
+	// record alone.
+	until := fmt.Sprintf("psa-syncd reads contract %s ended before the effective date, or each held line is approved", old.ID)
+	then := "psa-syncd's next pass, which reads contract " + old.ID + "'s record while it holds such lines, writes them once it ended " +
+		"before the changes' effective date; where you set the quantities to 0 instead, approve each held line " +
+		"(psa-syncd sync --approve --customer ID --service ID, or the status page)"
 	if system != psa.SystemKaseyaBMS {
 		until = fmt.Sprintf("psa-syncd reads contract %s ended or its line at 0, or the held line is approved", old.ID)
 		then = "psa-syncd's next pass, which reads contract " + old.ID + " while it holds such lines, writes them; " +
