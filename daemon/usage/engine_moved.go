@@ -68,7 +68,10 @@ import (
 // time; unchanged, the usage bills on the contract the customer left
 // alone, which no mapping names. It is held the same way, and its
 // approval posts the units (unchanged: the same units again; a post sets
-// the line's units from its date, no change where the line has them).
+// the line's units from its date, no change where the line has them). An
+// old contract that ended before the effective date, as kept or as read
+// now, releases it: the line is posted (again) with no approval, so that
+// the usage is not left unbilled.
 func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in movedLookups) error {
 	raise := c.CurrentKnown
 	back := raise && in.ledger && c.Desired <= c.Current
@@ -131,7 +134,9 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		if pair[idKey(x)] {
 			continue
 		}
-		if t, ok := e.terms.get(sys, x); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
+		t, kept := e.terms.get(sys, x)
+		endedKept := kept && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay
+		if endedKept && !back {
 			continue
 		}
 		le, ok, err := e.db.SetBefore(x, c.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
@@ -144,6 +149,14 @@ func (e *Engine) movedLine(c *Change, o PassOptions, period source.Period, in mo
 		}
 		what := fmt.Sprintf("; psa-syncd set this service to %d units on contract %s for this customer from %s (run %d), and has not set that line to 0 since",
 			le.After, x, le.EffectiveDate.Format(time.DateOnly), le.RunID)
+		if endedKept {
+			// A line moved back to: x no longer bills, and this line,
+			// which may have been set to 0 by hand, is posted again.
+			c.Reason += what + fmt.Sprintf("; but contract %s ended on %s, as psa-syncd last read it, before the effective date %s: not held",
+				x, t.ct.EndDate.Format(time.DateOnly), effDay)
+			released = true
+			continue
+		}
 		verb, this := "add", "this line"
 		if raise {
 			what += " nor set this line above 0 after it"

@@ -690,3 +690,49 @@ func TestEngineKaseyaBMS_movedHoldReleasedOnceOldContractEnded(t *testing.T) {
 	}
 	h.wantUnits(h.contractA, h.svcIntercept, 42)
 }
+
+// TestEngineKaseyaBMS_movedBackFromEndedContract: on Kaseya BMS, a
+// customer moved A -> C (A's line set to 0 by hand, C's approved) is moved
+// back to A with the same usage once C ended, as psa-syncd last read C's
+// record: psa-syncd's ledger says A has those units, but A may have been
+// set to 0 by hand, and C no longer bills them. The pass posts them to A
+// again rather than leave the usage unbilled; once, the next pass leaves
+// the line alone.
+func TestEngineKaseyaBMS_movedBackFromEndedContract(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,CIXA-MSP,10")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	moved := h.moveTo("cust-a", "Acme Other Services")
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+		t.Fatalf("pass after the move to %s = %+v, want the line held", moved, res.Run)
+	}
+	h.setByHand(h.contractA, h.svcIntercept, 0)
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcIntercept}); res.Run.Updated != 1 {
+		t.Fatalf("approval of the line on %s = %+v, want it added", moved, res.Run)
+	}
+	// The day's read of C found it ended (the terms psa-syncd keeps).
+	ct, ok := h.terms.get(psa.SystemKaseyaBMS, moved)
+	if !ok {
+		t.Fatalf("no terms kept for %s", moved)
+	}
+	ct.ct.EndDate = time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC)
+	h.terms.put(psa.SystemKaseyaBMS, moved, ct)
+
+	a, _ := h.doc.Customer("file", "cust-a")
+	a.ContractID = h.contractA
+	h.doc.PutCustomer(a)
+	res := h.sync(PassOptions{})
+	if c := sysFindChange(res.Plan, h.svcIntercept); res.Run.Updated != 1 || c == nil || c.Action != ActionUpdate ||
+		!strings.Contains(c.Reason, "but contract "+moved+" ended on 2026-10-31, as psa-syncd last read it, before the effective date 2026-11-01: not held: written to contract "+h.contractA+" again at 42 units") {
+		t.Errorf("pass after the move back = %+v, change %+v, want the line posted again, saying why", res.Run, c)
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 42)
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Updated != 0 || res.Run.Held != 0 || h.writes() != 0 {
+		t.Errorf("next pass = %+v (%d writes), want nothing written or held", res.Run, h.writes())
+	}
+}
