@@ -660,6 +660,13 @@ type Unmapped struct {
 	// changed one fails. Not counted as unmapped
 	// (psa_sync_lines_on_inactive_services counts them).
 	InactiveServices []InactiveServiceLine `json:"inactive_services,omitempty"`
+	// Orphaned lists the lines that psa-syncd set above 0 from the
+	// source's usage and that no mapping makes it write any more (a
+	// product mapping removed or re-pointed, a customer mapping removed
+	// or moved to another contract): they go on invoicing the units
+	// psa-syncd last set (Engine.findOrphans). Not counted as unmapped
+	// (psa_sync_orphaned_lines counts them).
+	Orphaned []OrphanedLine `json:"orphaned,omitempty"`
 }
 
 // InactiveServiceLine is a mapped line above 0 whose service the PSA says
@@ -1131,6 +1138,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
 	named := namedServices(products)
+	orph := e.findOrphans(doc, srcName, products, p.plan.EffectiveDate, o.Customer)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
 	recs := &oldRecords{e: e, ctx: ctx}
 	ownerOf := contractOwners(doc, srcName)
@@ -1155,6 +1163,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 		if err := cur.errs[cm.ContractID]; err != nil {
 			cp.hint, cp.err = e.readProblem(err, *cm)
 			continue
+		}
+		if !p.ledger {
+			orph.read(cm.ContractID, cur.lines)
 		}
 		first := len(p.plan.Changes)
 		who := &ChangeCustomer{Source: cm.Source, CustomerID: cm.CustomerID, CustomerName: cm.CustomerName, CompanyID: cm.CompanyID, ContractID: cm.ContractID}
@@ -1336,6 +1347,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if rows {
 		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}
+	p.plan.Unmapped.Orphaned = orph.list()
 	return p, nil
 }
 

@@ -1252,6 +1252,13 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 			}
 		}
 		u.InactiveServices = append(u.InactiveServices, p.Unmapped.InactiveServices...)
+		u.Orphaned = nil
+		for _, l := range prev.Unmapped.Orphaned {
+			if l.CustomerID != customer {
+				u.Orphaned = append(u.Orphaned, l)
+			}
+		}
+		u.Orphaned = append(u.Orphaned, p.Unmapped.Orphaned...)
 	}
 	e.setUnmapped(u)
 	if e.db != nil {
@@ -1334,6 +1341,13 @@ func (e *Engine) setUnmapped(u Unmapped) {
 			m.CustomersUnreported.WithLabelValues(v).Set(float64(byVendor[v]))
 		}
 		m.LinesOnInactiveServices.Set(float64(len(u.InactiveServices)))
+		byReason := map[string]int{}
+		for _, l := range u.Orphaned {
+			byReason[l.Reason]++
+		}
+		for _, r := range OrphanReasons {
+			m.OrphanedLines.WithLabelValues(r).Set(float64(byReason[r]))
+		}
 	}
 }
 

@@ -77,6 +77,10 @@ type Metrics struct {
 	// the mapped lines above 0 whose service the PSA says is inactive
 	// (Unmapped.InactiveServices).
 	LinesOnInactiveServices prometheus.Gauge
+	// OrphanedLines holds psa_sync_orphaned_lines by reason
+	// (OrphanReasons): the lines psa-syncd set above 0 that no mapping
+	// makes it write any more (Unmapped.Orphaned).
+	OrphanedLines *prometheus.GaugeVec
 	// ContractsEnding holds psa_sync_contracts_ending by when
 	// (EndingWhens).
 	ContractsEnding *prometheus.GaugeVec
@@ -220,6 +224,15 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Name:      "lines_on_inactive_services",
 		Help:      "Mapped contract lines above 0 (customers with usage sync on) whose service the PSA says is inactive, as the last read of the mapped services found it: they go on invoicing, whether the pass had nothing to write to them or their change failed.",
 	}, []string{"system"}).WithLabelValues(string(system))
+	m.OrphanedLines = f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace,
+		Name:      "orphaned_lines",
+		Help: "Contract lines that psa-syncd set above 0 from the usage source and that no mapping makes it write any more, as its ledger and the last pass's reads show them: they go on invoicing the units psa-syncd last set. " +
+			"reason: service (no product mapping of the source names the service: removed or re-pointed), customer (no customer mapping of the source names the contract: removed or moved).",
+	}, []string{"system", "reason"}).MustCurryWith(sys)
+	for _, r := range OrphanReasons {
+		m.OrphanedLines.WithLabelValues(r)
+	}
 	m.UnmappedNew = make(map[string]prometheus.CounterFunc, len(UnmappedKinds))
 	m.unmappedNew = make(map[string]*atomic.Int64, len(UnmappedKinds))
 	for _, k := range UnmappedKinds {

@@ -1445,6 +1445,20 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	section("Lines that go on invoicing a service the PSA says is inactive or no longer has (end the line, or make the service active again; see the line's reason):",
 		"CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tTHIS PASS", rows)
 	rows = nil
+	for _, l := range u.Orphaned {
+		from := "ledger"
+		if l.Read {
+			from = "read"
+		}
+		why := "no product mapping names the service"
+		if l.Reason == usage.OrphanCustomer {
+			why = "no customer mapping names the contract"
+		}
+		rows = append(rows, []string{nameID(l.CustomerName, l.CustomerID), l.ContractID, l.ServiceID, strconv.FormatInt(l.Quantity, 10), from, l.Since, why})
+	}
+	section("Orphaned lines: psa-syncd set them, no mapping makes it write them any more, and they go on invoicing (set each to 0 or end it in the PSA, or map the product or customer again):",
+		"CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tFROM\tSINCE\tWHY", rows)
+	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {
 		rows = append(rows, []string{nameID(f.CustomerName, f.CustomerID), f.ContractID, daemon.ShortError(f.Error)})

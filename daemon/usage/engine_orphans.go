@@ -1,0 +1,179 @@
+package usage
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// Orphaned-line reasons (OrphanedLine.Reason, the reason label of
+// psa_sync_orphaned_lines).
+const (
+	// OrphanService: the line's contract is still mapped (a customer
+	// mapping of the source with usage sync on), but no product mapping
+	// of the source names its service any more: a product mapping was
+	// removed, or re-pointed to another service (service_id changed).
+	OrphanService = "service"
+	// OrphanCustomer: no customer mapping of the source names the line's
+	// contract any more (contract_id or next_contract_id): the customer's
+	// mapping was removed, or moved to another contract.
+	OrphanCustomer = "customer"
+)
+
+// OrphanReasons are the labels of psa_sync_orphaned_lines.
+var OrphanReasons = []string{OrphanService, OrphanCustomer}
+
+// OrphanedLine is a contract line that psa-syncd set above 0 from the usage
+// source, whose quantity is still that one as far as psa-syncd knows, and
+// that no mapping makes it write any more (Unmapped.Orphaned): it goes on
+// invoicing those units every month, and no pass changes it.
+type OrphanedLine struct {
+	// Reason is OrphanService or OrphanCustomer.
+	Reason       string `json:"reason"`
+	CustomerID   string `json:"customer_id"`
+	CustomerName string `json:"customer_name,omitempty"`
+	ContractID   string `json:"contract_id"`
+	ServiceID    string `json:"service_id"`
+	// Quantity is the line's quantity: the pass's read of it when Read is
+	// set (Autotask, ConnectWise: the contract is still mapped, and was
+	// read with the customer's lines), otherwise the units psa-syncd last
+	// set (its ledger).
+	Quantity int64 `json:"quantity"`
+	Read     bool  `json:"read,omitempty"`
+	// Since is the effective date of psa-syncd's last change of the line,
+	// and RunID the run that made it.
+	Since string `json:"since"`
+	RunID int64  `json:"run_id"`
+}
+
+// Hint says what to do about l.
+func (l OrphanedLine) Hint(source string) string {
+	if l.Reason == OrphanCustomer {
+		return "no customer mapping of usage source " + source + " names contract " + l.ContractID +
+			" any more: set the line to 0 (or end it) in the PSA, or map the customer again"
+	}
+	return "no product mapping of usage source " + source + " names service " + l.ServiceID +
+		" any more: set the line to 0 (or end it) in the PSA, or map the product to the service again"
+}
+
+// orphans finds a pass's orphaned lines (Unmapped.Orphaned) from
+// psa-syncd's ledger, in one query per pass (state.DB.SourceLinesInForce)
+// and no PSA request: the lines whose entry in force at the pass's
+// effective date is psa-syncd's, from this source's usage, above 0, that
+// no mapping of the source makes it write any more:
+//   - no customer mapping of the source names the contract (OrphanCustomer);
+//   - the contract is mapped with usage sync on and no product mapping of
+//     the source names the service, sync on or off (OrphanService).
+//
+// Not listed: a line of a product mapping with sync_enabled = false, or of
+// a customer mapping with usage_sync = false (a hand-off to the operator on
+// purpose); a line of a contract that, as the contract terms psa-syncd
+// keeps read it, ended before the effective date; and, where the pass read
+// the contract (Autotask, ConnectWise: a mapped contract's read holds every
+// line of it), a line the read shows at 0 or not at all: the operator
+// zeroed or ended it. A line of a contract the pass does not read (its
+// customer's mapping is gone, or the PSA is Kaseya BMS) is listed until
+// psa-syncd sets it again (the product or customer mapped again), or its
+// contract ends.
+type orphans struct {
+	lines map[psa.LineKey]*OrphanedLine
+	// byContract holds the keys of lines of OrphanService by contract
+	// (idKey), for the read check.
+	byContract map[string][]psa.LineKey
+}
+
+// findOrphans reads the candidates of a pass. customer, when not empty,
+// limits them to that customer's lines (a pass for one customer). An error
+// reading the ledger is logged, and no line is listed.
+func (e *Engine) findOrphans(doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) *orphans {
+	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}}
+	if e.db == nil {
+		return o
+	}
+	sys := e.be.System()
+	entries, err := e.db.SourceLinesInForce(sys, src, eff.AddDate(0, 0, 1))
+	if err != nil {
+		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass lists no orphaned line", "err", err)
+		return o
+	}
+	if len(entries) == 0 {
+		return o
+	}
+	named := namedServices(products)
+	owners := map[string][]export.CustomerMapping{}
+	for _, cm := range doc.CustomerMappings {
+		if cm.Source != src {
+			continue
+		}
+		for _, id := range []string{cm.ContractID, cm.NextContractID} {
+			if id != "" {
+				owners[idKey(id)] = append(owners[idKey(id)], cm)
+			}
+		}
+	}
+	effDay := eff.Format(time.DateOnly)
+	for _, le := range entries {
+		if customer != "" && le.CustomerID != customer {
+			continue
+		}
+		if t, ok := e.terms.get(sys, le.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
+			continue
+		}
+		l := &OrphanedLine{CustomerID: le.CustomerID, ContractID: le.ContractID, ServiceID: le.ServiceID,
+			Quantity: le.After, Since: le.EffectiveDate.Format(time.DateOnly), RunID: le.RunID}
+		ms := owners[idKey(le.ContractID)]
+		switch {
+		case len(ms) == 0:
+			l.Reason = OrphanCustomer
+		case slices.ContainsFunc(ms, func(cm export.CustomerMapping) bool { return !cm.UsageSync }) || named[le.ServiceID]:
+			continue
+		default:
+			l.Reason = OrphanService
+			for _, cm := range ms {
+				if cm.CustomerID == le.CustomerID {
+					l.CustomerName = cm.CustomerName
+				}
+			}
+			k := idKey(le.ContractID)
+			o.byContract[k] = append(o.byContract[k], psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID})
+		}
+		o.lines[psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID}] = l
+	}
+	return o
+}
+
+// read applies the pass's read of a mapped contract (lines, read from the
+// PSA, not from the ledger) to its orphaned lines: a line the read shows at
+// 0, or not at all, was zeroed or ended by the operator and is not listed;
+// another shows the quantity read.
+func (o *orphans) read(contractID string, lines *lineIndex) {
+	for _, k := range o.byContract[idKey(contractID)] {
+		l, ok := lines.get(k)
+		if !ok || l.Quantity <= 0 {
+			delete(o.lines, k)
+			continue
+		}
+		if ol := o.lines[k]; ol != nil {
+			ol.Quantity, ol.Read = l.Quantity, true
+		}
+	}
+}
+
+// list returns the orphaned lines, by customer, contract and service.
+func (o *orphans) list() []OrphanedLine {
+	if len(o.lines) == 0 {
+		return nil
+	}
+	out := make([]OrphanedLine, 0, len(o.lines))
+	for _, l := range o.lines {
+		out = append(out, *l)
+	}
+	slices.SortFunc(out, func(a, b OrphanedLine) int {
+		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), compareIDs(a.ContractID, b.ContractID), compareIDs(a.ServiceID, b.ServiceID))
+	})
+	return out
+}

@@ -1,0 +1,142 @@
+package usage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// orphanKeys spells the orphaned lines of p as reason:customer/contract/service=quantity.
+func orphanKeys(p *Plan) string {
+	var out []string
+	for _, l := range p.Unmapped.Orphaned {
+		out = append(out, fmt.Sprintf("%s:%s/%s/%s=%d", l.Reason, l.CustomerID, l.ContractID, l.ServiceID, l.Quantity))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestEngineSystems_orphanedLines: a product mapping removed outright, or a
+// customer mapping removed, leaves the lines psa-syncd set above 0 billing
+// while no pass writes them any more. On every PSA the plan and the pass
+// list them (Unmapped.Orphaned, by reason), psa_sync_orphaned_lines counts
+// them, and a line the operator zeroed by hand leaves the list where the
+// PSA's read shows it (Autotask, ConnectWise); mapping the product again
+// ends the listing. A product handed to the operator on purpose
+// (sync_enabled = false) lists nothing. No PSA request is made for it.
+func TestEngineSystems_orphanedLines(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"}
+			h.writeUsage(rows...)
+			if res := h.sync(PassOptions{}); res.Run.Updated != 3 || len(res.Plan.Unmapped.Orphaned) != 0 {
+				t.Fatalf("first pass = %+v, orphaned %s; want 3 updated, none orphaned", res.Run, orphanKeys(res.Plan))
+			}
+			gauge := func(r string) float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(r)) }
+
+			// Handed to the operator on purpose: not orphaned.
+			mdr, _ := h.doc.Product("file", "MDR")
+			off := mdr
+			off.SyncEnabled = false
+			h.doc.PutProduct(off)
+			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 0 {
+				t.Errorf("pass with MDR's sync off: orphaned %s, want none", orphanKeys(res.Plan))
+			}
+
+			// MDR's product mapping is removed: both MDR lines still bill.
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			if got := orphanKeys(plan); got != want {
+				t.Errorf("plan's orphaned lines = %q, want %q", got, want)
+			}
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("pass's orphaned lines = %q, want %q", got, want)
+			}
+			if l := res.Plan.Unmapped.Orphaned[0]; l.Since != "2026-11-01" || l.RunID == 0 || l.CustomerName != "Acme" || l.Read == (sys == psa.SystemKaseyaBMS) ||
+				!strings.Contains(l.Hint("file"), "no product mapping of usage source file names service "+h.svcMDR) {
+				t.Errorf("orphaned line = %+v (hint %q), want since 2026-11-01, its run, Acme, read unless Kaseya BMS, a hint naming the service", l, l.Hint("file"))
+			}
+			if g := gauge(OrphanService); g != 2 {
+				t.Errorf("psa_sync_orphaned_lines{reason=service} = %v, want 2", g)
+			}
+			if n := h.requestsNaming(h.svcMDR); n != 0 {
+				t.Errorf("%d requests named the orphaned service, want none", n)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+
+			// cust-b's customer mapping is removed too.
+			h.doc.DeleteCustomer("file", "cust-b")
+			res = h.sync(PassOptions{})
+			want = fmt.Sprintf("service:cust-a/%s/%s=3 customer:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("orphaned lines after cust-b's mapping was removed = %q, want %q", got, want)
+			}
+			if gauge(OrphanService) != 1 || gauge(OrphanCustomer) != 1 {
+				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 1 and 1", gauge(OrphanService), gauge(OrphanCustomer))
+			}
+
+			// The operator zeroes cust-a's MDR line by hand.
+			h.setByHand(h.contractA, h.svcMDR, 0)
+			res = h.sync(PassOptions{})
+			if sys == psa.SystemKaseyaBMS {
+				// Its lines cannot be read: the ledger still says 3.
+				want = fmt.Sprintf("service:cust-a/%s/%s=3 customer:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			} else {
+				want = fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			}
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("orphaned lines after cust-a's was zeroed by hand = %q, want %q", got, want)
+			}
+
+			// MDR mapped again: psa-syncd writes cust-a's line (or holds
+			// it), and only cust-b's (whose mapping is gone) is left.
+			h.doc.PutProduct(mdr)
+			res = h.sync(PassOptions{})
+			want = fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("orphaned lines after MDR was mapped again = %q, want %q", got, want)
+			}
+			if gauge(OrphanService) != 0 || gauge(OrphanCustomer) != 1 {
+				t.Errorf("psa_sync_orphaned_lines = service %v, customer %v; want 0 and 1", gauge(OrphanService), gauge(OrphanCustomer))
+			}
+		})
+	}
+}
+
+// TestEngineSystems_orphanedLinesCustomerPass: a pass for one customer
+// lists that customer's orphaned lines and keeps the others' as the last
+// pass over all customers found them.
+func TestEngineSystems_orphanedLinesCustomerPass(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+	h.sync(PassOptions{})
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	res := h.sync(PassOptions{Customer: "cust-a"})
+	if len(res.Plan.Unmapped.Orphaned) != 0 {
+		t.Errorf("cust-a's pass: orphaned %s, want none (zeroed by hand)", orphanKeys(res.Plan))
+	}
+	if g := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); g != 1 {
+		t.Errorf("psa_sync_orphaned_lines{reason=service} after cust-a's pass = %v, want 1 (cust-b's kept)", g)
+	}
+	var rep UnmappedReport
+	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || len(rep.Unmapped.Orphaned) != 1 || rep.Unmapped.Orphaned[0].CustomerID != "cust-b" {
+		t.Errorf("stored unmapped report = %+v, %v; want cust-b's orphaned line alone", rep.Unmapped.Orphaned, err)
+	}
+}
