@@ -1,46 +1,70 @@
 package state
 
 import (
-	"cmp"
-	"errors"
-	"time"
+	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// SourceLinesInForce returns the lines whose ledger entry in force just
-// before the time before (as SetBefore picks it: of the line's entries with
-// an effective date before before, the one with the latest effective date,
-// the newest among equals) is psa-syncd's, configured for system, for the
-// usage of source source, with a quantity above 0: the lines that bill what
-// psa-syncd last set from that source's usage, on any contract and for any
-// customer, mapped today or not. It reads the ledger in one query, not once
-// per line or contract: a pass lists from it the lines that no mapping
-// writes any more (usage: orphaned lines).
-func (db *DB) SourceLinesInForce(system psa.System, source string, before time.Time) ([]LedgerEntry, error) {
-	if before.IsZero() {
-		return nil, errors.New("state: SourceLinesInForce needs a time")
-	}
+// LedgerContracts returns every contract the ledger has an entry of, of
+// any system and source, once each: read from the ledger's line index
+// alone (no row is read), so that a pass can tell, at the cost of one
+// index scan, the contracts psa-syncd wrote that no mapping names any more
+// (usage: orphaned lines), and look up only those (LinesInForce).
+func (db *DB) LedgerContracts() ([]string, error) {
 	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
-	rows, err := db.sql.QueryContext(ctx, db.q(`SELECT `+ledgerColumns+` FROM (SELECT `+ledgerColumns+`,
-		ROW_NUMBER() OVER (PARTITION BY contract_id, service_id ORDER BY effective_date DESC, seq DESC) AS rn
-		FROM ledger WHERE effective_date < ?) t WHERE rn = 1 AND system = ? AND source = ? AND qty_after > 0
-		ORDER BY contract_id, service_id`), db.tv(before), string(system), source)
+	rows, err := db.sql.QueryContext(ctx, `SELECT DISTINCT contract_id FROM ledger`)
 	if err != nil {
 		return nil, db.wrap("reading the ledger", err)
 	}
-	var out []LedgerEntry
+	defer rows.Close()
+	var out []string
 	for rows.Next() {
-		e, err := scanLedger(rows)
-		if err != nil {
-			_ = rows.Close()
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, db.wrap("reading the ledger", err)
 		}
-		out = append(out, e)
+		out = append(out, id)
 	}
-	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("reading the ledger", err)
+	}
+	return out, nil
+}
+
+// LedgerLinesOutside returns the lines the ledger has an entry of, of any
+// system and source, whose service is none of services, once each: read
+// from the ledger's line index alone, so that a pass can find, at the cost
+// of one index scan, the lines of services no product mapping names any
+// more and look up only their contracts (LinesInForce).
+func (db *DB) LedgerLinesOutside(services []string) ([]psa.LineKey, error) {
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	q := `SELECT DISTINCT contract_id, service_id FROM ledger`
+	args := make([]any, 0, len(services))
+	if len(services) > 0 {
+		q += ` WHERE service_id NOT IN (?` + strings.Repeat(", ?", len(services)-1) + `)`
+		for _, s := range services {
+			args = append(args, s)
+		}
+	}
+	rows, err := db.sql.QueryContext(ctx, db.q(q), args...)
+	if err != nil {
+		return nil, db.wrap("reading the ledger", err)
+	}
+	defer rows.Close()
+	var out []psa.LineKey
+	for rows.Next() {
+		var k psa.LineKey
+		if err := rows.Scan(&k.ContractID, &k.ServiceID); err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, db.wrap("reading the ledger", err)
 	}
 	return out, nil

@@ -1,41 +1,34 @@
 package state
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
-// TestLedger_sourceLinesInForce: SourceLinesInForce gives the lines whose
-// entry in force before the time (SetBefore's) is the source's, on the
-// system, above 0: not a line psa-syncd set to 0 since, not one whose
-// latest entry is another source's or system's, not one changed only from
-// that date on; a line of a customer no longer mapped is named like any
-// other.
-func TestLedger_sourceLinesInForce(t *testing.T) {
+// TestLedger_orphanCandidates: LedgerContracts names every contract of the
+// ledger once, whatever the system, source or quantity; LedgerLinesOutside
+// the lines of services other than those given, once each (all of them
+// when none is given); and both read the ledger's line index alone.
+func TestLedger_orphanCandidates(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
-		day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
 		for i, s := range []struct {
-			source, customer, contract, service string
-			system                              psa.System
-			before, after                       int64
-			eff                                 time.Time
+			source, contract, service string
+			system                    psa.System
+			after                     int64
 		}{
-			{"sophos", "a", "800", "700", psa.SystemAutotask, 0, 40, day(time.October, 1)},
-			{"sophos", "a", "800", "700", psa.SystemAutotask, 40, 44, day(time.November, 1)},
-			{"sophos", "a", "800", "701", psa.SystemAutotask, 0, 3, day(time.October, 1)},
-			{"sophos", "a", "800", "701", psa.SystemAutotask, 3, 0, day(time.November, 1)},
-			{"sophos", "b", "801", "700", psa.SystemAutotask, 0, 7, day(time.October, 1)},
-			{"huntress", "b", "801", "700", psa.SystemAutotask, 7, 9, day(time.November, 1)},
-			{"sophos", "c", "802", "700", psa.SystemAutotask, 0, 5, day(time.December, 1)},
-			{"sophos", "d", "803", "700", psa.SystemConnectWise, 0, 6, day(time.October, 1)},
-			{"sophos", "e", "804", "702", psa.SystemAutotask, 0, 2, day(time.October, 1)},
+			{"sophos", "800", "700", psa.SystemAutotask, 40},
+			{"sophos", "800", "700", psa.SystemAutotask, 44},
+			{"sophos", "800", "701", psa.SystemAutotask, 0},
+			{"huntress", "801", "702", psa.SystemAutotask, 9},
+			{"sophos", "802", "700", psa.SystemConnectWise, 6},
 		} {
 			req := testIntent()
-			req.Source, req.CustomerID, req.System = s.source, s.customer, s.system
-			req.ContractID, req.ServiceID, req.Before, req.After, req.EffectiveDate = s.contract, s.service, s.before, s.after, s.eff
+			req.Source, req.System, req.ContractID, req.ServiceID, req.After = s.source, s.system, s.contract, s.service, s.after
 			in, err := db.OpenIntent(req)
 			if err != nil {
 				t.Fatal(err)
@@ -44,19 +37,57 @@ func TestLedger_sourceLinesInForce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		got, err := db.SourceLinesInForce(psa.SystemAutotask, "sophos", day(time.November, 2))
-		if err != nil {
-			t.Fatal(err)
+		cs, err := db.LedgerContracts()
+		slices.Sort(cs)
+		if err != nil || !slices.Equal(cs, []string{"800", "801", "802"}) {
+			t.Errorf("LedgerContracts = %v, %v; want 800, 801, 802", cs, err)
 		}
-		var keys []string
-		for _, e := range got {
-			keys = append(keys, e.CustomerID+"/"+e.ContractID+"/"+e.ServiceID)
+		spell := func(ks []psa.LineKey) string {
+			var out []string
+			for _, k := range ks {
+				out = append(out, k.ContractID+"/"+k.ServiceID)
+			}
+			slices.Sort(out)
+			return fmt.Sprint(out)
 		}
-		if len(got) != 2 || keys[0] != "a/800/700" || got[0].After != 44 || keys[1] != "e/804/702" || got[1].After != 2 {
-			t.Errorf("SourceLinesInForce = %v (%+v), want a/800/700 at 44 and e/804/702 at 2", keys, got)
+		ks, err := db.LedgerLinesOutside([]string{"700"})
+		if got := spell(ks); err != nil || got != "[800/701 801/702]" {
+			t.Errorf("LedgerLinesOutside(700) = %s, %v; want 800/701 and 801/702", got, err)
 		}
-		if _, err := db.SourceLinesInForce(psa.SystemAutotask, "sophos", time.Time{}); err == nil {
-			t.Error("SourceLinesInForce with no time: no error")
+		ks, err = db.LedgerLinesOutside(nil)
+		if got := spell(ks); err != nil || got != "[800/700 800/701 801/702 802/700]" {
+			t.Errorf("LedgerLinesOutside() = %s, %v; want every line once", got, err)
+		}
+		if db.dialect == dialectSQLite {
+			for _, q := range []string{`SELECT DISTINCT contract_id FROM ledger`, `SELECT DISTINCT contract_id, service_id FROM ledger WHERE service_id NOT IN ('700')`} {
+				plan := explainPlan(t, db, q)
+				if !slices.ContainsFunc(plan, func(s string) bool { return s == "SCAN ledger USING COVERING INDEX ledger_line" }) {
+					t.Errorf("query plan of %q = %q, want a scan of the covering index ledger_line", q, plan)
+				}
+			}
 		}
 	})
+}
+
+// explainPlan returns the details of SQLite's query plan of q.
+func explainPlan(t *testing.T, db *DB, q string) []string {
+	t.Helper()
+	rows, err := db.sql.Query(`EXPLAIN QUERY PLAN ` + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

@@ -61,10 +61,10 @@ func (l OrphanedLine) Hint(source string) string {
 }
 
 // orphans finds a pass's orphaned lines (Unmapped.Orphaned) from
-// psa-syncd's ledger, in one query per pass (state.DB.SourceLinesInForce)
-// and no PSA request: the lines whose entry in force at the pass's
-// effective date is psa-syncd's, from this source's usage, above 0, that
-// no mapping of the source makes it write any more:
+// psa-syncd's ledger, with no PSA request: the lines whose entry in force at
+// the pass's effective date (state.DB.SetBefore's) is psa-syncd's, from this
+// source's usage, above 0, that no mapping of the source makes it write any
+// more:
 //   - no customer mapping of the source names the contract (OrphanCustomer);
 //   - the contract is mapped with usage sync on and no product mapping of
 //     the source names the service, sync on or off (OrphanService).
@@ -86,23 +86,29 @@ type orphans struct {
 	byContract map[string][]psa.LineKey
 }
 
-// findOrphans reads the candidates of a pass. customer, when not empty,
-// limits them to that customer's lines (a pass for one customer). An error
-// reading the ledger is logged, and no line is listed.
+// findOrphans reads the orphaned lines of a pass. Two scans of the ledger's
+// line index find the candidates (state.DB.LedgerContracts: the contracts
+// no customer mapping of the source names; state.DB.LedgerLinesOutside:
+// the mapped contracts with a line of a service no product mapping of the
+// source names), and only those contracts' lines in force are read, once
+// per 500 contracts (state.DB.LinesInForce): none when nothing is orphaned
+// but the contracts of other sources' customers. customer, when not empty,
+// limits the list to that customer's lines (a pass for one customer). An
+// error reading the ledger is logged, and no line is listed.
 func (e *Engine) findOrphans(doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) *orphans {
 	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}}
 	if e.db == nil {
 		return o
 	}
-	sys := e.be.System()
-	entries, err := e.db.SourceLinesInForce(sys, src, eff.AddDate(0, 0, 1))
-	if err != nil {
+	if err := e.readOrphans(o, doc, src, products, eff, customer); err != nil {
 		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass lists no orphaned line", "err", err)
-		return o
+		o.lines, o.byContract = map[psa.LineKey]*OrphanedLine{}, map[string][]psa.LineKey{}
 	}
-	if len(entries) == 0 {
-		return o
-	}
+	return o
+}
+
+func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) error {
+	sys := e.be.System()
 	named := namedServices(products)
 	owners := map[string][]export.CustomerMapping{}
 	for _, cm := range doc.CustomerMappings {
@@ -115,9 +121,48 @@ func (e *Engine) findOrphans(doc *export.Document, src string, products map[stri
 			}
 		}
 	}
+	all, err := e.db.LedgerContracts()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var contracts []string
+	add := func(id string) {
+		if k := idKey(id); !seen[k] {
+			seen[k] = true
+			contracts = append(contracts, id)
+		}
+	}
+	for _, id := range all {
+		if len(owners[idKey(id)]) == 0 {
+			add(id)
+		}
+	}
+	services := make([]string, 0, len(named))
+	for id := range named {
+		services = append(services, id)
+	}
+	slices.Sort(services)
+	outside, err := e.db.LedgerLinesOutside(services)
+	if err != nil {
+		return err
+	}
+	for _, k := range outside {
+		if !named[k.ServiceID] && len(owners[idKey(k.ContractID)]) > 0 {
+			add(k.ContractID)
+		}
+	}
+	if len(contracts) == 0 {
+		return nil
+	}
+	slices.SortFunc(contracts, compareIDs)
+	inForce, err := e.db.LinesInForce(contracts, eff.AddDate(0, 0, 1))
+	if err != nil {
+		return err
+	}
 	effDay := eff.Format(time.DateOnly)
-	for _, le := range entries {
-		if customer != "" && le.CustomerID != customer {
+	for key, le := range inForce {
+		if le.System != sys || le.Source != src || le.After <= 0 || customer != "" && le.CustomerID != customer {
 			continue
 		}
 		if t, ok := e.terms.get(sys, le.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
@@ -139,11 +184,11 @@ func (e *Engine) findOrphans(doc *export.Document, src string, products map[stri
 				}
 			}
 			k := idKey(le.ContractID)
-			o.byContract[k] = append(o.byContract[k], psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID})
+			o.byContract[k] = append(o.byContract[k], key)
 		}
-		o.lines[psa.LineKey{ContractID: le.ContractID, ServiceID: le.ServiceID}] = l
+		o.lines[key] = l
 	}
-	return o
+	return nil
 }
 
 // read applies the pass's read of a mapped contract (lines, read from the
