@@ -40,7 +40,12 @@
 // its lines' reasons say so: with missing_usage: keep they would otherwise
 // go on billing with nothing to notice. When the source lists its
 // customers (source.Report.CustomersListed: Sophos's tenant list), each
-// says whether the vendor still lists it (UnreportedCustomer.Vendor).
+// says whether the vendor still lists it (UnreportedCustomer.Vendor). A
+// line psa-syncd set above 0 that no mapping makes it write any more (a
+// product mapping removed or re-pointed, a customer mapping removed or
+// moved) goes on invoicing: each pass lists it from the ledger in
+// Unmapped.Orphaned (Engine.findOrphans) and counts it in
+// psa_sync_orphaned_lines.
 //
 // Usage that the source could not read (source.Problem.Unreadable: a
 // quantity that is not a number, a sum past the int64 range) never lowers a
