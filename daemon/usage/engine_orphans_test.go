@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -138,5 +140,50 @@ func TestEngineSystems_orphanedLinesCustomerPass(t *testing.T) {
 	var rep UnmappedReport
 	if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil || len(rep.Unmapped.Orphaned) != 1 || rep.Unmapped.Orphaned[0].CustomerID != "cust-b" {
 		t.Errorf("stored unmapped report = %+v, %v; want cust-b's orphaned line alone", rep.Unmapped.Orphaned, err)
+	}
+	// A restart restores the gauge.
+	restored := NewMetrics(prometheus.NewRegistry(), psa.SystemAutotask)
+	if err := NewEngine(EngineOptions{Backend: h.be, State: h.db, Metrics: restored, Now: func() time.Time { return etNow }}).RestoreMetrics(h.doc); err != nil {
+		t.Fatal(err)
+	}
+	if g := testutil.ToFloat64(restored.OrphanedLines.WithLabelValues(OrphanService)); g != 1 {
+		t.Errorf("restored psa_sync_orphaned_lines{reason=service} = %v, want 1", g)
+	}
+}
+
+// TestEngineSystems_orphanedLinesMergedProduct: a product re-pointed onto a
+// service psa-syncd already writes for the customer (another product's) is
+// not held, and the merged line bills beside the old one: the old
+// service's line is listed as orphaned until it is set to 0. A customer
+// mapping with usage_sync = false (handed to the operator on purpose) has
+// no orphaned line.
+func TestEngineSystems_orphanedLinesMergedProduct(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			mdr, _ := h.doc.Product("file", "MDR")
+			mdr.ServiceID = h.svcIntercept
+			h.doc.PutProduct(mdr)
+			res := h.sync(PassOptions{})
+			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("orphaned lines after MDR merged into Intercept = %q, want %q", got, want)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 45)
+
+			b, _ := h.doc.Customer("file", "cust-b")
+			b.UsageSync = false
+			h.doc.PutCustomer(b)
+			res = h.sync(PassOptions{})
+			want = fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
+			if got := orphanKeys(res.Plan); got != want {
+				t.Errorf("orphaned lines with cust-b's usage sync off = %q, want %q", got, want)
+			}
+		})
 	}
 }
