@@ -42,8 +42,8 @@
 // customers (source.Report.CustomersListed: Sophos's tenant list), each
 // says whether the vendor still lists it (UnreportedCustomer.Vendor). A
 // line psa-syncd set above 0 that no mapping makes it write any more (a
-// product mapping removed or re-pointed, a customer mapping removed or
-// moved) goes on invoicing: each pass lists it from the ledger in
+// product mapping removed or re-pointed, a customer mapping removed)
+// goes on invoicing: each pass lists it from the ledger in
 // Unmapped.Orphaned (Engine.findOrphans) and counts it in
 // psa_sync_orphaned_lines.
 //

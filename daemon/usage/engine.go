@@ -662,8 +662,8 @@ type Unmapped struct {
 	InactiveServices []InactiveServiceLine `json:"inactive_services,omitempty"`
 	// Orphaned lists the lines that psa-syncd set above 0 from the
 	// source's usage and that no mapping makes it write any more (a
-	// product mapping removed or re-pointed, a customer mapping removed
-	// or moved to another contract): they go on invoicing the units
+	// product mapping removed or re-pointed, a customer mapping
+	// removed): they go on invoicing the units
 	// psa-syncd last set (Engine.findOrphans). Not counted as unmapped
 	// (psa_sync_orphaned_lines counts them).
 	Orphaned []OrphanedLine `json:"orphaned,omitempty"`

@@ -19,8 +19,9 @@ const (
 	// removed, or re-pointed to another service (service_id changed).
 	OrphanService = "service"
 	// OrphanCustomer: no customer mapping of the source names the line's
-	// contract any more (contract_id or next_contract_id): the customer's
-	// mapping was removed, or moved to another contract.
+	// contract any more (contract_id or next_contract_id), nor the
+	// customer psa-syncd set the line for: the customer's mapping was
+	// removed.
 	OrphanCustomer = "customer"
 )
 
@@ -65,7 +66,10 @@ func (l OrphanedLine) Hint(source string) string {
 // the pass's effective date (state.DB.SetBefore's) is psa-syncd's, from this
 // source's usage, above 0, that no mapping of the source makes it write any
 // more:
-//   - no customer mapping of the source names the contract (OrphanCustomer);
+//   - no customer mapping of the source names the contract, nor the
+//     customer psa-syncd set the line for (OrphanCustomer: the mapping was
+//     removed; a customer mapped to another contract renewed or moved, and
+//     a move is held as HoldMoved);
 //   - the contract is mapped with usage sync on and no product mapping of
 //     the source names the service, sync on or off (OrphanService).
 //
@@ -111,10 +115,12 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 	sys := e.be.System()
 	named := namedServices(products)
 	owners := map[string][]export.CustomerMapping{}
+	mappedCustomers := map[string]bool{}
 	for _, cm := range doc.CustomerMappings {
 		if cm.Source != src {
 			continue
 		}
+		mappedCustomers[cm.CustomerID] = true
 		for _, id := range []string{cm.ContractID, cm.NextContractID} {
 			if id != "" {
 				owners[idKey(id)] = append(owners[idKey(id)], cm)
@@ -172,6 +178,13 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 			Quantity: le.After, Since: le.EffectiveDate.Format(time.DateOnly), RunID: le.RunID}
 		ms := owners[idKey(le.ContractID)]
 		switch {
+		case len(ms) == 0 && mappedCustomers[le.CustomerID]:
+			// The customer is mapped to another contract: a renewal
+			// (the old contract ended, and its lines bill nothing) or
+			// a move, whose new lines movedLine holds while the old
+			// ones bill (HoldMoved). Without a read of the old
+			// contract's record the two look alike: not listed.
+			continue
 		case len(ms) == 0:
 			l.Reason = OrphanCustomer
 		case slices.ContainsFunc(ms, func(cm export.CustomerMapping) bool { return !cm.UsageSync }) || named[le.ServiceID]:

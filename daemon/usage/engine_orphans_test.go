@@ -187,3 +187,25 @@ func TestEngineSystems_orphanedLinesMergedProduct(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_orphanedLinesRenewedCustomer: a customer mapped to
+// another contract (a renewal whose old contract ended, once the mapping
+// names the new one alone; or a move, held as previous_contract) lists no
+// orphaned line of its old contract, whether or not psa-syncd still keeps
+// the old contract's end date: only a customer no mapping names does.
+func TestEngineSystems_orphanedLinesRenewedCustomer(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			h.moveTo("cust-a", "Acme Managed Services 2027")
+			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 0 {
+				t.Errorf("orphaned lines after cust-a's mapping named another contract = %q, want none", orphanKeys(res.Plan))
+			}
+		})
+	}
+}

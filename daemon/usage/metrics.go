@@ -228,7 +228,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 		Namespace: Namespace,
 		Name:      "orphaned_lines",
 		Help: "Contract lines that psa-syncd set above 0 from the usage source and that no mapping makes it write any more, as its ledger and the last pass's reads show them: they go on invoicing the units psa-syncd last set. " +
-			"reason: service (no product mapping of the source names the service: removed or re-pointed), customer (no customer mapping of the source names the contract: removed or moved).",
+			"reason: service (no product mapping of the source names the service: removed or re-pointed), customer (no customer mapping of the source names the contract or its customer: removed).",
 	}, []string{"system", "reason"}).MustCurryWith(sys)
 	for _, r := range OrphanReasons {
 		m.OrphanedLines.WithLabelValues(r)
