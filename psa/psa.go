@@ -400,6 +400,17 @@ type ServicePreloader interface {
 	PreloadServices(ctx context.Context, serviceIDs []string, kept []KeptService) ([]KeptService, error)
 }
 
+// ServicePriceKeeper is implemented by a BulkReader whose writes of a line
+// new on a contract copy its catalog service's price (Autotask's contract
+// services, ConnectWise's agreement additions) and that keeps the prices
+// its GetServices read, for ServicePricesKept from the read: a new line
+// of a service read so recently is written with no further request, and
+// one of a service not read in that time reads it alone first. A caller
+// about to write new lines of many services reads them in bulk first.
+type ServicePriceKeeper interface {
+	ServicePricesKept() time.Duration
+}
+
 // KeptService is what a write copies of a catalog service (ID, Name,
 // Description, UnitPrice and UnitCost), as a backend read it at ReadAt.
 type KeptService struct {

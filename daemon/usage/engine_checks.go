@@ -1201,7 +1201,7 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 // mapped service again, not only once a day: one request per 500 Autotask
 // services (100 ConnectWise catalog items, a BMS service search page) per
 // plan, none for the services this process read within
-// newLineServiceFresh (the impact report's second plan, a status page
+// recentServiceRead (the impact report's second plan, a status page
 // opened again).
 func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, record bool) map[string]serviceTerm {
 	br, ok := e.be.(psa.BulkReader)
@@ -1222,7 +1222,7 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 			}
 			// A plan, which operators review before invoicing, reads
 			// them again unless this process just did.
-			if !record && s.kept && age >= 0 && age < newLineServiceFresh {
+			if !record && s.kept && age >= 0 && age < recentServiceRead {
 				continue
 			}
 		}

@@ -238,3 +238,113 @@ func TestEngineAutotask_partialServiceReadMarksNoneGone(t *testing.T) {
 	h.wantUnits(h.contractA, h.svcIntercept, 6)
 	h.wantUnits(h.contractB, h.svcMDR, 3)
 }
+
+// catalogReads counts a ConnectWise pass's reads of catalog items: alone
+// (GET /procurement/catalog/{id}) and in bulk (GET /procurement/catalog
+// with conditions).
+func (h *sysHarness) catalogReads() (alone, lists int) {
+	for _, r := range h.sim.Requests() {
+		if r.Method != http.MethodGet {
+			continue
+		}
+		dir, last := path.Split(r.Path)
+		switch {
+		case strings.HasSuffix(dir, "/procurement/catalog/") && last != "count":
+			alone++
+		case strings.HasSuffix(r.Path, "/procurement/catalog"):
+			lists++
+		}
+	}
+	return alone, lists
+}
+
+// A later ConnectWise pass of the day that adds products to agreements
+// reads their catalog items in bulk, once per chunk of agreements decided
+// (one request per 100 items), instead of each new addition's item alone
+// (GET /procurement/catalog/{id}, one per item): the additions are posted
+// with the catalog's price and cost from that read.
+func TestEngineConnectWise_laterNewLinesReadTheirCatalogItemsInBulk(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,MDR,1"); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	be, err := backends.New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.be = be
+	h.sim.ResetRequests()
+	res := h.syncAt(etNow.Add(time.Hour), "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,1", "cust-b,Globex,CIXA-MSP,2")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("later pass = %+v, want success with 2 lines written", res.Run)
+	}
+	if alone, lists := h.catalogReads(); alone != 0 || lists != 1 {
+		t.Errorf("later pass: %d catalog items read alone and %d catalog lists, want 0 and 1 (the new additions' items, in bulk)", alone, lists)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractB, h.svcIntercept, 2)
+	prices := map[string]string{h.svcMDR: `"unitPrice":9`, h.svcIntercept: `"unitPrice":4.5`}
+	posted := 0
+	for _, r := range h.sim.Requests() {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.Path, "/additions") {
+			continue
+		}
+		posted++
+		for id, price := range prices {
+			if strings.Contains(string(r.Body), `"product":{"id":`+id+`}`) && !strings.Contains(string(r.Body), price) {
+				t.Errorf("addition of item %s posted without the catalog price (%s): %s", id, price, r.Body)
+			}
+		}
+	}
+	if posted != 2 {
+		t.Errorf("%d additions posted, want 2", posted)
+	}
+}
+
+// A later ConnectWise pass adding a product made inactive in the catalog
+// since the day's read fails that addition before anything is posted for
+// it; the customer's other lines are written.
+func TestEngineConnectWise_newLineOfAnItemMadeInactiveFailsBeforeThePost(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-b,Globex,CIXA-MSP,2"); res.Run.Result != state.RunSuccess {
+		t.Fatalf("first pass = %+v, want success", res.Run)
+	}
+	h.sim.ConnectWise().SetCatalogItemInactive(mustParse(t, h.svcMDR), true)
+	res := h.syncAt(etNow.Add(time.Hour), "cust-a,Acme,CIXA-MSP,6", "cust-b,Globex,CIXA-MSP,2", "cust-b,Globex,MDR,4")
+	c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR)
+	if c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "is inactive in ConnectWise") {
+		t.Fatalf("cust-b's new MDR line = %+v, want failed: inactive", c)
+	}
+	for _, r := range h.sim.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/additions") && strings.Contains(string(r.Body), `"product":{"id":`+h.svcMDR+`}`) {
+			t.Errorf("an addition of the inactive item was posted: %s %s", r.Path, r.Body)
+		}
+	}
+	h.wantUnits(h.contractA, h.svcIntercept, 6)
+	if _, ok := h.units(h.contractB, h.svcMDR); ok {
+		t.Error("agreement B holds the inactive item")
+	}
+}
+
+// On ConnectWise too, the additions of a pass whose day's read of the
+// catalog items failed wait for one bulk read of the new additions'
+// items: no item is read alone.
+func TestEngineConnectWise_newLinesOfAChunkWaitForOneReadOfTheirItems(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemConnectWise)
+	cw := h.sim.ConnectWise()
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcIntercept), Quantity: 5})
+	cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractB), ProductID: mustParse(t, h.svcMDR), Quantity: 4})
+	h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/v4_6_release/apis/3.0/procurement/catalog", Status: http.StatusBadRequest, Times: 1})
+	res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,CIXA-MSP,2", "cust-b,Globex,MDR,4")
+	if res.Run.Result != state.RunSuccess || res.Run.Updated != 2 {
+		t.Fatalf("pass = %+v, want success with 2 lines written", res.Run)
+	}
+	if alone, lists := h.catalogReads(); alone != 0 || lists != 2 {
+		t.Errorf("%d catalog items read alone and %d catalog lists, want 0 and 2 (the day's read, refused, and the new additions' read)", alone, lists)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 3)
+	h.wantUnits(h.contractB, h.svcIntercept, 2)
+}

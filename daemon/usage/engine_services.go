@@ -53,19 +53,30 @@ func (e *Engine) preloadServices(ctx context.Context, log *slog.Logger, jobs []*
 	}
 }
 
-// newLineServiceFresh is how long after a read of a service the engine
-// takes it to be in hand for the writes of the lines new on contracts: a
-// minute less than the time Autotask's backend keeps a catalog price
-// (priceTTL, 10 minutes), so that a line handed to the writer just before
-// that time is up still finds the price kept.
-const newLineServiceFresh = 9 * time.Minute
+// recentServiceRead is how long after this process read a service a plan
+// takes it as read (checkServices): the impact report's second plan and a
+// status page opened again read none again.
+const recentServiceRead = 9 * time.Minute
 
-// newLinesReadTheirService reports whether a line new on a contract of PSA
-// sys reads its service to be written: Autotask gives a new contract
-// service the catalog price of its service, which its backend reads alone
-// (GET /Services/{id}) unless a bulk read within its time to live has it.
-func newLinesReadTheirService(sys psa.System) bool {
-	return sys == psa.SystemAutotask
+// newLineServiceFresh reports whether a line new on a contract reads its
+// service to be written, and for how long after a read of the service by
+// this process the engine takes it to be in hand for that write: the
+// backend copies the catalog price onto a new line (Autotask's contract
+// services, ConnectWise's additions) and keeps the prices its bulk read
+// returned for a while (psa.ServicePriceKeeper), otherwise reading the
+// service alone. The engine takes a minute less than the backend keeps
+// them, so that a line handed to the writer just before that time is up
+// still finds the price kept.
+func (e *Engine) newLineServiceFresh() (time.Duration, bool) {
+	if _, ok := e.be.(psa.BulkReader); !ok {
+		return 0, false
+	}
+	pk, ok := e.be.(psa.ServicePriceKeeper)
+	if !ok {
+		return 0, false
+	}
+	fresh := pk.ServicePricesKept() - time.Minute
+	return fresh, fresh > 0
 }
 
 // newLineBatch holds the customers of a pass whose updates add a line of
@@ -113,14 +124,11 @@ func (b *newLineBatch) flush(ctx context.Context, e *Engine, p *pass) {
 
 // unreadNewLineServices adds to seen, and returns, the services of the
 // lines that changes add to their contracts (updates of a line the read
-// did not show) on a PSA whose new lines read their service
-// (newLinesReadTheirService), when no read of the service in this process
-// is newer than newLineServiceFresh.
+// did not show) on a PSA whose new lines read their service, when no read
+// of the service in this process is newer than newLineServiceFresh.
 func (e *Engine) unreadNewLineServices(changes []Change, seen map[string]bool) []string {
-	if !newLinesReadTheirService(e.be.System()) {
-		return nil
-	}
-	if _, ok := e.be.(psa.BulkReader); !ok {
+	fresh, ok := e.newLineServiceFresh()
+	if !ok {
 		return nil
 	}
 	sys, now := e.be.System(), e.now()
@@ -131,7 +139,7 @@ func (e *Engine) unreadNewLineServices(changes []Change, seen map[string]bool) [
 			continue
 		}
 		if s, ok := e.terms.service(sys, c.ServiceID); ok && s.kept {
-			if age := now.Sub(s.readAt); age >= 0 && age < newLineServiceFresh {
+			if age := now.Sub(s.readAt); age >= 0 && age < fresh {
 				continue
 			}
 		}
@@ -149,8 +157,9 @@ func (e *Engine) unreadNewLineServices(changes []Change, seen map[string]bool) [
 // (changes[i] are those of cps[i]), the services of the lines
 // they add to their contracts that were not read within
 // newLineServiceFresh (unreadNewLineServices): one Autotask query per 500
-// services, per chunk of contracts decided, where each new line would
-// otherwise read its service alone (GET /Services/{id}, once per 10
+// services (one ConnectWise catalog read per 100 items), per chunk of
+// contracts decided, where each new line would otherwise read its service
+// alone (GET /Services/{id}, GET /procurement/catalog/{id}, once per 10
 // minutes per service). The backend keeps the prices read for the writes.
 // A new line of a service the read finds inactive fails as checkServices'
 // lines do, and nothing is posted for it. What is read is kept in e.terms

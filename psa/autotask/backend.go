@@ -109,6 +109,11 @@ func (b *Backend) keepPrices(list []*Service) {
 	}
 }
 
+// ServicePricesKept is how long the prices of the services read by
+// GetServices are kept for the lines new on contracts
+// (psa.ServicePriceKeeper).
+func (b *Backend) ServicePricesKept() time.Duration { return priceTTL }
+
 // Client returns the underlying client.
 func (b *Backend) Client() *Client { return b.client }
 

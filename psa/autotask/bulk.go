@@ -13,8 +13,9 @@ import (
 
 // Ensure Backend reads in bulk.
 var (
-	_ psa.BulkReader     = (*Backend)(nil)
-	_ psa.ContractLister = (*Backend)(nil)
+	_ psa.BulkReader         = (*Backend)(nil)
+	_ psa.ContractLister     = (*Backend)(nil)
+	_ psa.ServicePriceKeeper = (*Backend)(nil)
 )
 
 // GetServices returns the services with the given ids that exist: one query

@@ -1532,11 +1532,26 @@ func (b *Backend) catalogPrice(ctx context.Context, id int64) (float64, float64,
 	if err != nil {
 		return 0, 0, err
 	}
-	b.mu.Lock()
-	b.prices[id] = cachedPrice{price: item.Price, cost: item.Cost, at: b.now()}
-	b.mu.Unlock()
+	b.keepPrices([]*CatalogItem{item})
 	return item.Price, item.Cost, nil
 }
+
+// keepPrices keeps the prices and costs of catalog items just read for
+// catalogPrice, for priceTTL from now.
+func (b *Backend) keepPrices(list []*CatalogItem) {
+	at := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, it := range list {
+		if it != nil {
+			b.prices[it.ID] = cachedPrice{price: it.Price, cost: it.Cost, at: at}
+		}
+	}
+}
+
+// ServicePricesKept is how long the prices of the catalog items read by
+// GetServices are kept for the additions created (psa.ServicePriceKeeper).
+func (b *Backend) ServicePricesKept() time.Duration { return priceTTL }
 
 func (b *Backend) forgetPrice(id int64) {
 	b.mu.Lock()

@@ -11,17 +11,21 @@ import (
 
 // Ensure Backend reads in bulk.
 var (
-	_ psa.BulkReader     = (*Backend)(nil)
-	_ psa.ContractLister = (*Backend)(nil)
+	_ psa.BulkReader         = (*Backend)(nil)
+	_ psa.ContractLister     = (*Backend)(nil)
+	_ psa.ServicePriceKeeper = (*Backend)(nil)
 )
 
 // GetServices returns the catalog items with the given ids that exist: one
-// "id in (...)" read per statusChunk ids, following pages.
+// "id in (...)" read per statusChunk ids, following pages. Their prices
+// and costs are kept for the additions created within priceTTL
+// (catalogPrice), which then read no item alone.
 func (b *Backend) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
 	list, err := bulkGet(ctx, ids, b.client.Catalog.List)
 	if err != nil {
 		return nil, err
 	}
+	b.keepPrices(list)
 	out := make(map[string]*psa.Service, len(list))
 	for _, it := range list {
 		out[strconv.FormatInt(it.ID, 10)] = toService(it)
