@@ -980,7 +980,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	}
 	p.records = map[string]*psa.Contract{}
 	e.checkContractEnds(ctx, p, !o.planOnly)
-	inactive := e.checkServices(ctx, p, serviceIDs, !o.planOnly)
+	inactive := e.checkServices(ctx, p, serviceIDs, services, !o.planOnly)
 	p.plan.Customers = len(p.customers)
 	byMapping := slices.Clone(p.customers)
 	// Customers are decided and written in this order: a backend that

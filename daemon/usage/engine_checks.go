@@ -388,7 +388,7 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 		for _, st := range services {
 			k := termsKey{st.System, st.ID}
 			if _, ok := t.svc[k]; !ok && st.ID != "" {
-				t.svc[k] = serviceTerm{name: st.Name, active: st.Active && !st.Gone, gone: st.Gone, readAt: st.ReadAt}
+				t.svc[k] = serviceTerm{name: st.Name, active: st.Active && !st.Gone, gone: st.Gone, products: st.Products, readAt: st.ReadAt}
 			}
 		}
 	}
@@ -446,8 +446,10 @@ type storedService struct {
 	Name   string     `json:"name,omitempty"`
 	Active bool       `json:"active"`
 	// Gone is set for a service the PSA no longer has (serviceTerm.gone).
-	Gone   bool      `json:"gone,omitempty"`
-	ReadAt time.Time `json:"read_at"`
+	Gone bool `json:"gone,omitempty"`
+	// Products are the products of a gone service (serviceTerm.products).
+	Products []string  `json:"products,omitempty"`
+	ReadAt   time.Time `json:"read_at"`
 }
 
 // serviceTerm is what a read of a mapped service said of it, and when.
@@ -458,6 +460,10 @@ type serviceTerm struct {
 	// gone is set (with active false) for a service a complete read no
 	// longer found: deleted in the PSA (checkServices).
 	gone bool
+	// products are, for a gone service, the products with sync on whose
+	// mappings named it when it was found gone: a pass reads it again
+	// within the day only when they change (checkServices).
+	products []string
 	// kept is set when the service was read in bulk by this process's
 	// backend, which keeps what it read (Autotask: the catalog price, for
 	// the lines new on contracts), not restored from the snapshot.
@@ -471,7 +477,7 @@ func (t *ContractTerms) saveServices(db *state.DB, now time.Time) error {
 	stored := make([]storedService, 0, len(t.svc))
 	for k, s := range t.svc {
 		if age := now.Sub(s.readAt); age >= 0 && age < contractTermsKept {
-			stored = append(stored, storedService{System: k.system, ID: k.id, Name: s.name, Active: s.active, Gone: s.gone, ReadAt: s.readAt})
+			stored = append(stored, storedService{System: k.system, ID: k.id, Name: s.name, Active: s.active, Gone: s.gone, Products: s.products, ReadAt: s.readAt})
 		}
 	}
 	t.mu.Unlock()
@@ -1194,8 +1200,10 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 // refuses a post of an inactive service, but nothing else would report
 // an unchanged line of one. A pass with no customer left to decide reads
 // none. A read that fails is logged, and the states read before stand; a
-// service the read leaves out (gone from the catalog) is left to the
-// writes, which say why. What is read is kept in e.terms and, unless
+// service the read leaves out is read alone (confirmGoneServices), and
+// one the PSA says does not exist is gone: a pass reads it again a day
+// later, or once the products whose mappings name it (products, by
+// service) change, not at every pass. What is read is kept in e.terms and, unless
 // record is false (a plan changes no state), in its snapshot. A plan
 // (record false), which operators review before invoicing, reads every
 // mapped service again, not only once a day: one request per 500 Autotask
@@ -1203,7 +1211,7 @@ func (e *Engine) checkRecords(p *pass, cps []*customerPass, found map[string]*ps
 // plan, none for the services this process read within
 // recentServiceRead (the impact report's second plan, a status page
 // opened again).
-func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, record bool) map[string]serviceTerm {
+func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string, products map[string][]string, record bool) map[string]serviceTerm {
 	br, ok := e.be.(psa.BulkReader)
 	if !ok || len(serviceIDs) == 0 {
 		return nil
@@ -1215,16 +1223,21 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 	now := e.now()
 	var ids []string
 	for _, id := range serviceIDs {
-		if s, ok := e.terms.service(sys, id); ok && s.active {
-			age := now.Sub(s.readAt)
-			if record && age >= 0 && age < contractCheckTTL {
-				continue
-			}
+		s, ok := e.terms.service(sys, id)
+		age := now.Sub(s.readAt)
+		switch {
+		case !ok || age < 0:
+		case record && s.active && age < contractCheckTTL:
+			continue
+		case record && s.gone && age < contractCheckTTL && slices.Equal(s.products, products[id]):
+			// Deleted, a service does not come back: it is not read
+			// again within the day unless the product mappings that
+			// name it change.
+			continue
+		case !record && s.active && s.kept && age < recentServiceRead:
 			// A plan, which operators review before invoicing, reads
 			// them again unless this process just did.
-			if !record && s.kept && age >= 0 && age < recentServiceRead {
-				continue
-			}
+			continue
 		}
 		ids = append(ids, id)
 	}
@@ -1242,7 +1255,7 @@ func (e *Engine) checkServices(ctx context.Context, p *pass, serviceIDs []string
 					absent = append(absent, id)
 				}
 			}
-			gone := e.confirmGoneServices(ctx, absent)
+			gone := e.confirmGoneServices(ctx, absent, products)
 			if record && e.db != nil && (len(got) > 0 || gone > 0) {
 				if err := e.terms.saveServices(e.db, now); err != nil {
 					e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
@@ -1345,8 +1358,9 @@ const goneServicesChecked = 5
 // whose read fails is left as it was. More than goneServicesChecked
 // services left out are taken for a partial answer (a proxy, a page that
 // lost its rows), logged, and none is read alone or marked. It returns
-// how many services it marked gone.
-func (e *Engine) confirmGoneServices(ctx context.Context, absent []string) int {
+// how many services it marked gone. A gone service keeps products[id],
+// the products whose mappings name it.
+func (e *Engine) confirmGoneServices(ctx context.Context, absent []string, products map[string][]string) int {
 	if len(absent) == 0 {
 		return 0
 	}
@@ -1362,7 +1376,7 @@ func (e *Engine) confirmGoneServices(ctx context.Context, absent []string) int {
 		switch {
 		case errors.Is(err, psa.ErrNotFound):
 			old, _ := e.terms.service(sys, id)
-			e.terms.putService(sys, id, serviceTerm{name: old.name, gone: true, readAt: now})
+			e.terms.putService(sys, id, serviceTerm{name: old.name, gone: true, products: slices.Clone(products[id]), readAt: now})
 			gone++
 		case err != nil:
 			e.logger.Warn("Could not read a mapped service the read of the services left out", "service", id, "err", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
@@ -347,4 +348,91 @@ func TestEngineConnectWise_newLinesOfAChunkWaitForOneReadOfTheirItems(t *testing
 	}
 	h.wantUnits(h.contractA, h.svcMDR, 3)
 	h.wantUnits(h.contractB, h.svcIntercept, 2)
+}
+
+// serviceCatalogReads counts the requests of a pass that read services
+// (catalog items), in bulk or alone, on the harness's PSA.
+func (h *sysHarness) serviceCatalogReads() int {
+	n := 0
+	for _, r := range h.sim.Requests() {
+		p := strings.ToLower(r.Path)
+		switch h.system {
+		case psa.SystemAutotask:
+			if strings.Contains(p, "/v1.0/services/") && !strings.Contains(p, "entityinformation") {
+				n++
+			}
+		case psa.SystemConnectWise:
+			if strings.Contains(p, "/procurement/catalog") {
+				n++
+			}
+		default:
+			if strings.Contains(p, "/admin/finance/services") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// A mapped service found deleted in the PSA is not read again at every
+// pass of the day (nor by a new process, which restores it from the state
+// database): its lines go on failing and being listed, flagged gone. A
+// change of the product mappings that name it reads it again at the next
+// pass, as does the next day.
+func TestEngineSystems_goneServiceIsReadOnceADay(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			if res := h.syncAt(etNow, "cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"); res.Run.Result != state.RunSuccess {
+				t.Fatalf("first pass = %+v, want success", res.Run)
+			}
+			switch sys {
+			case psa.SystemAutotask:
+				h.sim.Autotask().DeleteService(mustParse(t, h.svcMDR))
+			case psa.SystemConnectWise:
+				h.sim.ConnectWise().DeleteCatalogItem(mustParse(t, h.svcMDR))
+			default:
+				h.sim.KaseyaBMS().DeleteService(int(mustParse(t, h.svcMDR)))
+			}
+			day := etNow.Add(contractCheckTTL + time.Hour)
+			rows := []string{"cust-a,Acme,CIXA-MSP,5", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,4"}
+			pass := func(name string, at time.Time, wantReads bool) {
+				t.Helper()
+				h.sim.ResetRequests()
+				res := h.syncAt(at, rows...)
+				gone := 0
+				for _, l := range res.Plan.Unmapped.InactiveServices {
+					if l.Gone && l.ServiceID == h.svcMDR {
+						gone++
+					}
+				}
+				if gone != 2 {
+					t.Errorf("%s: lines on inactive services = %+v, want the 2 MDR lines, gone", name, res.Plan.Unmapped.InactiveServices)
+				}
+				if c := sysFindChangeOf(res.Plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionFailed || !strings.Contains(c.Reason, "was not found in") {
+					t.Errorf("%s: cust-b's MDR line = %+v, want failed: not found", name, c)
+				}
+				if n := h.serviceCatalogReads(); (n > 0) != wantReads {
+					t.Errorf("%s: %d requests read services, want reads %v", name, n, wantReads)
+				}
+			}
+			pass("the pass that finds it gone", day, true)
+			pass("an hour later", day.Add(time.Hour), false)
+			// A new process restores the state from the database.
+			h.terms = ContractTerms{}
+			be, err := backends.New(h.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.be = be
+			pass("a new process", day.Add(2*time.Hour), false)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR-SRV", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
+			pass("once its mappings changed", day.Add(3*time.Hour), true)
+			pass("an hour after that", day.Add(4*time.Hour), false)
+			pass("the next day", day.Add(contractCheckTTL+time.Hour), true)
+			h.wantUnits(h.contractB, h.svcMDR, 2)
+		})
+	}
 }
