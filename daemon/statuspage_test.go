@@ -109,7 +109,8 @@ func TestStatusPage_linesOnInactiveServices(t *testing.T) {
 	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
 		InactiveServices: []usage.InactiveServiceLine{
 			{CustomerID: "cust-acme", CustomerName: "Acme", ContractID: "29684001", ServiceID: "30000012", ServiceName: "Sophos Intercept X", Quantity: 5},
-			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true}},
+			{CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000012", Quantity: 2, Failed: true},
+			{CustomerID: "cust-initech", ContractID: "29684003", ServiceID: "30000099", ServiceName: "Sophos MDR", Quantity: 4, Failed: true, Gone: true}},
 	}}
 	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
 		t.Fatal(err)
@@ -120,6 +121,21 @@ func TestStatusPage_linesOnInactiveServices(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("GET / lacks %q", want)
 		}
+	}
+	// The line of a service deleted in the PSA (gone) says so; the lines
+	// of a service that is only inactive do not.
+	for row := range strings.SplitSeq(body, "<tr>") {
+		row, _, _ = strings.Cut(row, "</tr>")
+		if !strings.Contains(row, "service 300000") {
+			continue
+		}
+		gone := strings.Contains(row, "service 30000099")
+		if marked := strings.Contains(row, "service deleted in the PSA"); marked != gone {
+			t.Errorf("row %q: marked deleted in the PSA = %v, want %v", row, marked, gone)
+		}
+	}
+	if n := strings.Count(body, "service deleted in the PSA"); n != 1 {
+		t.Errorf("GET / says %d times that a service was deleted in the PSA, want once (the gone service's line)", n)
 	}
 }
 
