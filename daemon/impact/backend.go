@@ -3,7 +3,6 @@ package impact
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -239,8 +238,8 @@ func (r *readOnly) readContracts(ctx context.Context, ids []string) (map[string]
 }
 
 // GetServices reads the services in bulk where the PSA can, and remembers
-// them for GetService. A service id known only after apply is absent, as
-// GetService does not find it.
+// them for GetService. A service id known only after apply is a service
+// the plan creates: it is there, active (unknownService), not read.
 func (r *readOnly) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
 	out := map[string]*psa.Service{}
 	var missing []string
@@ -249,7 +248,9 @@ func (r *readOnly) GetServices(ctx context.Context, ids []string) (map[string]*p
 		switch s, ok := r.services[id]; {
 		case ok:
 			out[id] = s
-		case !isUnknown(id):
+		case isUnknown(id):
+			out[id] = unknownService(id)
+		default:
 			missing = append(missing, id)
 		}
 	}
@@ -299,6 +300,12 @@ func (r *readOnly) GetContract(ctx context.Context, id string) (*psa.Contract, e
 	return ct, err
 }
 
+// unknownService is the service GetService and GetServices answer for id,
+// known only after apply: one the plan creates, active.
+func unknownService(id string) *psa.Service {
+	return &psa.Service{ID: id, Active: true}
+}
+
 // unknownContract is the contract GetContract answers for id, known only
 // after apply.
 func unknownContract(id string) *psa.Contract {
@@ -327,10 +334,13 @@ func (r *readOnly) CheckWrites(ctx context.Context, contractIDs []string) (map[s
 	return wc.CheckWrites(ctx, known)
 }
 
-// GetService reads a service once.
+// GetService reads a service once. A service id known only after apply
+// is that of a service the plan creates (unknownService): never taken for
+// one deleted in the PSA (the engine marks a mapped service the PSA does
+// not find gone, and fails its lines).
 func (r *readOnly) GetService(ctx context.Context, id string) (*psa.Service, error) {
 	if isUnknown(id) {
-		return nil, fmt.Errorf("service %s: %w", id, psa.ErrNotFound)
+		return unknownService(id), nil
 	}
 	r.mu.Lock()
 	s, ok := r.services[id]
