@@ -117,7 +117,60 @@ func (db *DB) migrate(ctx context.Context) error {
 			return db.wrap(fmt.Sprintf("recording schema migration %d", m.version), err)
 		}
 	}
-	return db.wrap("migrating the schema", tx.Commit())
+	if err := tx.Commit(); err != nil {
+		return db.wrap("migrating the schema", err)
+	}
+	if db.dialect == dialectPostgres && cur > 0 && cur < len(ms) {
+		db.endOlderLeader(cur, len(ms))
+	}
+	return nil
+}
+
+// endOlderLeader ends, right after this process migrated a shared
+// PostgreSQL database from schema version from to to, the session that
+// holds the leadership lock: that of an older psa-syncd, which would
+// otherwise write records of the old schema until its next check of the
+// lock read the new version (state.lock_interval), or, when maintenance
+// locked schema_migrations in that interval (a VACUUM FULL, a pg_dump
+// that an ALTER TABLE queues behind), until the lock went, since a check
+// that meets that lock keeps the leadership without reading the version.
+// With its session ended the older instance commits no more intent and no
+// ticket record (they are committed through that session), its check
+// fails at once and it gives the leadership up; it does not take it again
+// (TryLead refuses a newer schema). It still sends what it committed
+// before, within its lease, as after any loss of the lock's connection.
+// Ending another role's session needs membership in that role or in
+// pg_signal_backend: a refusal is logged, and the older instance then
+// steps down at its next check, as before. Never an error: the migration
+// is committed.
+func (db *DB) endOlderLeader(from, to int) {
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.sql.QueryContext(ctx, `SELECT l.pid, COALESCE((SELECT holder FROM leader WHERE id = 1), ''), pg_terminate_backend(l.pid)
+		FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 1 AND l.granted`, leaderLockKey>>32, leaderLockKey&0xffffffff)
+	if err == nil {
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var pid int64
+			var holder string
+			var ended bool
+			if err = rows.Scan(&pid, &holder, &ended); err != nil {
+				break
+			}
+			db.logger().Warn("Ended the session of the active instance, an older psa-syncd, after migrating the shared schema: "+
+				"it commits nothing more, gives the leadership up and does not take it again; upgrade it",
+				"database", db.path, "from_version", from, "to_version", to, "holder", holder, "pid", pid, "ended", ended)
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		db.logger().Warn("Could not end the session of the active instance after migrating the shared schema; "+
+			"an older active psa-syncd steps down at its next check of the leadership lock instead",
+			"database", db.path, "from_version", from, "to_version", to, "err", db.wrap("ending the older active instance's session", err))
+	}
 }
 
 // newerSchema returns the error Open gives a database of schema version
