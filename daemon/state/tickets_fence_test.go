@@ -97,3 +97,69 @@ func TestTickets_writesFencedByLeadership(t *testing.T) {
 		t.Errorf("ticket records = %v, want only a1 (failed, by b) and b1: the refused writes stored nothing", keys)
 	}
 }
+
+// TestTickets_schema11FieldsAcrossATakeover: on a shared PostgreSQL
+// database, the intents of schema version 11 (a summary's note whose
+// alerts are in NoteAlerts, a reopen with the PSA's ReopenActivity) are
+// read by the instance that takes over as the deposed one recorded them,
+// and the deposed instance, whose lock session ended but whose watch has
+// not noticed yet, cannot clear them (as after a note it still sent): the
+// new instance looks for the note and the reopen rather than taking them
+// as done or not applied.
+func TestTickets_schema11FieldsAcrossATakeover(t *testing.T) {
+	t.Parallel()
+	a, b := openSharedPostgres(t)
+	la, err := a.TryLead(t.Context(), LeaderInfo{Holder: "a"}, time.Hour)
+	if err != nil || la == nil {
+		t.Fatalf("a.TryLead = %v, %v", la, err)
+	}
+	t.Cleanup(func() { _ = la.Release() })
+	activity := t0.Add(-time.Hour).UTC()
+	summary := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: tickets.SummaryKey, Ref: "sc:summary", Generation: 1,
+		State: tickets.StateOpen, TicketID: "T1", Covered: []string{"x1", "x2"}, NoteAlerts: []string{"x2"}, Created: t0, Updated: t0}
+	reopen := tickets.Record{Source: "sophos", CustomerID: "c1", AlertKey: "x3", Ref: "sc:x3", Generation: 2,
+		State: tickets.StateReopening, TicketID: "T2", ReopenActivity: activity, Created: t0, Updated: t0}
+	for _, r := range []tickets.Record{summary, reopen} {
+		if err := a.PutTicketRecord(r); err != nil {
+			t.Fatalf("a.PutTicketRecord(%s) = %v", r.AlertKey, err)
+		}
+	}
+	if _, err := b.sql.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objid::bigint = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, leaderLockKey&0xffffffff); err != nil {
+		t.Fatal(err)
+	}
+	var lb *Leadership
+	for deadline := time.Now().Add(10 * time.Second); lb == nil; time.Sleep(20 * time.Millisecond) {
+		if lb, err = b.TryLead(t.Context(), LeaderInfo{Holder: "b"}, time.Hour); err != nil || time.Now().After(deadline) {
+			t.Fatalf("b.TryLead after a's session ended = %v, %v", lb, err)
+		}
+	}
+	t.Cleanup(func() { _ = lb.Release() })
+	sent, done := summary, reopen
+	sent.NoteAlerts, sent.Covered = nil, []string{"x1", "x2"}
+	done.State, done.ReopenActivity = tickets.StateOpen, time.Time{}
+	for _, r := range []tickets.Record{sent, done} {
+		if err := a.PutTicketRecord(r); !errors.Is(err, tickets.ErrNotLeader) {
+			t.Errorf("deposed a.PutTicketRecord(%s) = %v; want tickets.ErrNotLeader", r.AlertKey, err)
+		}
+	}
+	got, err := b.TicketRecords("sophos", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("b reads %d records, want 2: %+v", len(got), got)
+	}
+	for _, r := range got {
+		switch r.AlertKey {
+		case tickets.SummaryKey:
+			if r.State != tickets.StateOpen || len(r.NoteAlerts) != 1 || r.NoteAlerts[0] != "x2" || len(r.Covered) != 2 {
+				t.Errorf("summary read by b = %+v; want NoteAlerts [x2], Covered [x1 x2], as a recorded them", r)
+			}
+		case "x3":
+			if r.State != tickets.StateReopening || !r.ReopenActivity.Equal(activity) {
+				t.Errorf("reopen read by b = state %s, ReopenActivity %v; want reopening, %v", r.State, r.ReopenActivity, activity)
+			}
+		}
+	}
+}
