@@ -476,6 +476,12 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 		}
 		if err != nil {
 			err = db.wrap("checking the leadership lock", err)
+			// A newer psa-syncd that migrated the schema ends this
+			// session (endOlderLeader): say so rather than only that
+			// the connection failed.
+			if newer := db.migratedPastThroughPool(check); newer != nil {
+				err = newer
+			}
 		} else if err = db.schemaMigratedPast(cur, "it is no longer the active instance"); err != nil {
 			unlock(db.fence)
 		}
@@ -492,6 +498,25 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 		db.leaseAnswered.Store(sent)
 		db.fenceMu.Unlock()
 	}
+}
+
+// migratedPastThroughPool returns, after a failed check of the lock, the
+// error of an instance that a newer psa-syncd left behind when the schema
+// version read through the pool is past SchemaVersion, else nil (also when
+// the read fails or waits for a lock on schema_migrations).
+func (db *DB) migratedPastThroughPool(check time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), max(check, time.Second))
+	defer cancel()
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = conn.Close() }()
+	cur, err := db.schemaVersionOn(ctx, conn, min(check/2, time.Second))
+	if err != nil {
+		return nil
+	}
+	return db.schemaMigratedPast(cur, "it is no longer the active instance")
 }
 
 // schemaVersionOn reads the schema version on conn, in a transaction that

@@ -131,3 +131,35 @@ func TestMigrate_endsNoSessionWithoutAMigration(t *testing.T) {
 		t.Errorf("a.OpenIntentBatch after another instance of its version started = %v", err)
 	}
 }
+
+// TestMigrate_olderActiveInstanceSaysWhy: the older active instance whose
+// lock session a migrating one ended says, in Lost's error, that a newer
+// psa-syncd migrated the schema (upgrade it), not only that its connection
+// was terminated.
+func TestMigrate_olderActiveInstanceSaysWhy(t *testing.T) {
+	t.Parallel()
+	old, newer := openSharedPostgres(t)
+	lo, err := old.TryLead(t.Context(), LeaderInfo{Holder: "old"}, 100*time.Millisecond)
+	if err != nil || lo == nil {
+		t.Fatalf("old.TryLead = %v, %v; want the leadership", lo, err)
+	}
+	t.Cleanup(func() { _ = lo.Release() })
+	// The newer psa-syncd migrates past this one's version and ends the
+	// lock's session before the older instance's next check.
+	old.fenceMu.Lock()
+	if _, err := newer.sql.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, SchemaVersion+1); err != nil {
+		old.fenceMu.Unlock()
+		t.Fatal(err)
+	}
+	newer.endOlderLeader(SchemaVersion, SchemaVersion+1)
+	old.fenceMu.Unlock()
+	select {
+	case <-lo.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the older instance still leads 5s after its session was ended")
+	}
+	if err := lo.Err(); err == nil || !strings.Contains(err.Error(), "migrated by a newer psa-syncd while this one ran") ||
+		!strings.Contains(err.Error(), "it is no longer the active instance; upgrade it") {
+		t.Errorf("Lost's error = %v; want that a newer psa-syncd migrated the schema", err)
+	}
+}
