@@ -461,7 +461,18 @@ func (l *Leadership) watch(check time.Duration, id backendID) {
 			// on schema_migrations. The session answered, and holds the
 			// lock; the version is read again at the next check. A newer
 			// psa-syncd cannot record a migration while the table is
-			// locked either.
+			// locked either. It records its version in the table's
+			// comment as well, which the catalog gives without the
+			// table's lock: a migration committed just before the
+			// lock is not missed (its endOlderLeader, ending this
+			// session, may have been refused).
+			bctx, bcancel := context.WithTimeout(context.Background(), max(check, time.Second))
+			byComment, cerr := schemaVersionByComment(bctx, db.fence, min(check/2, time.Second))
+			bcancel()
+			if cerr == nil && byComment > SchemaVersion {
+				err, cur = nil, byComment
+				break
+			}
 			if locked.IsZero() {
 				locked = time.Now()
 				db.logger().Warn("schema_migrations is locked (maintenance: a VACUUM FULL, an ALTER TABLE, a LOCK TABLE, or one waiting behind a long pg_dump); "+

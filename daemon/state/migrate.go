@@ -117,6 +117,11 @@ func (db *DB) migrate(ctx context.Context) error {
 			return db.wrap(fmt.Sprintf("recording schema migration %d", m.version), err)
 		}
 	}
+	if db.dialect == dialectPostgres && cur < len(ms) {
+		if _, err := tx.ExecContext(ctx, `COMMENT ON TABLE schema_migrations IS '`+schemaVersionComment(len(ms))+`'`); err != nil {
+			return db.wrap("recording the schema version in the comment of schema_migrations", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return db.wrap("migrating the schema", err)
 	}
@@ -124,6 +129,44 @@ func (db *DB) migrate(ctx context.Context) error {
 		db.endOlderLeader(cur, len(ms))
 	}
 	return nil
+}
+
+// schemaVersionCommentPrefix starts the comment that a migration of a
+// PostgreSQL database gives schema_migrations, followed by the version:
+// the catalog holds it, so that the check of the leadership lock can read
+// the version while maintenance locks the table (schemaVersionByComment).
+// Every later psa-syncd must keep writing it.
+const schemaVersionCommentPrefix = "psa-syncd schema version "
+
+// schemaVersionComment is the comment of schema_migrations at version v.
+func schemaVersionComment(v int) string { return schemaVersionCommentPrefix + strconv.Itoa(v) }
+
+// schemaVersionByComment reads the schema version from the comment on
+// schema_migrations, without a lock on the table (the name's lookup takes
+// none), waiting at most wait for one on the catalog (a VACUUM FULL of
+// pg_description), and returns 0 when there is none, or it is not
+// psa-syncd's.
+func schemaVersionByComment(ctx context.Context, conn *sql.Conn, wait time.Duration) (int, error) {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var c sql.NullString
+	if err := tx.QueryRowContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(max(wait.Milliseconds(), 1), 10)).Scan(&c); err != nil {
+		return 0, err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT obj_description('schema_migrations'::regclass, 'pg_class')`).Scan(&c); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(strings.TrimPrefix(c.String, schemaVersionCommentPrefix))
+	if err != nil || !strings.HasPrefix(c.String, schemaVersionCommentPrefix) {
+		return 0, nil
+	}
+	return v, nil
 }
 
 // endOlderLeader ends, right after this process migrated a shared

@@ -163,3 +163,42 @@ func TestMigrate_olderActiveInstanceSaysWhy(t *testing.T) {
 		t.Errorf("Lost's error = %v; want that a newer psa-syncd migrated the schema", err)
 	}
 }
+
+// TestLeadership_migrationJustBeforeALockOnSchemaMigrationsIsSeen: a newer
+// psa-syncd migrates the shared schema (and cannot end the active
+// instance's session: another role, without pg_signal_backend), and
+// maintenance locks schema_migrations before the active instance's next
+// check. The check, which keeps the leadership when that table is locked,
+// missed the migration until the lock went; it reads the version from the
+// table's comment, which the migration sets, and steps down.
+func TestLeadership_migrationJustBeforeALockOnSchemaMigrationsIsSeen(t *testing.T) {
+	t.Parallel()
+	a, la, dba := openLeaderWithDBA(t, time.Second)
+	var c string
+	if err := dba.sql.QueryRow(`SELECT obj_description('schema_migrations'::regclass, 'pg_class')`).Scan(&c); err != nil || c != schemaVersionComment(SchemaVersion) {
+		t.Fatalf("comment of schema_migrations after Open = %q, %v; want %q", c, err, schemaVersionComment(SchemaVersion))
+	}
+	newer := SchemaVersion + 1
+	a.fenceMu.Lock() // no check until the table is locked
+	if _, err := dba.sql.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'now')`, newer); err != nil {
+		a.fenceMu.Unlock()
+		t.Fatal(err)
+	}
+	if _, err := dba.sql.Exec(`COMMENT ON TABLE schema_migrations IS '` + schemaVersionComment(newer) + `'`); err != nil {
+		a.fenceMu.Unlock()
+		t.Fatal(err)
+	}
+	lockTable(t, dba, "schema_migrations", "ACCESS EXCLUSIVE")
+	a.fenceMu.Unlock()
+	select {
+	case <-la.Lost():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the active instance still leads 3s after a newer psa-syncd migrated the schema and schema_migrations was locked")
+	}
+	if err := la.Err(); err == nil || !strings.Contains(err.Error(), "migrated by a newer psa-syncd while this one ran") {
+		t.Errorf("Lost's error = %v; want the newer schema", err)
+	}
+	if err := a.CheckFence(); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("CheckFence after the step-down = %v; want ErrNotLeader", err)
+	}
+}
