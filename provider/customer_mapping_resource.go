@@ -79,7 +79,10 @@ func (r *customerMappingResource) Schema(_ context.Context, _ resource.SchemaReq
 			"it refuses to write a customer with `usage_sync` on a contract that the export maps, with `usage_sync`, to another " +
 			"customer of the same source. When the same apply removes that other mapping or moves it to another contract, " +
 			"Terraform may run this change first, which then waits up to 20 seconds for that change. " +
-			"Destroying the mapping removes it from the export; it never changes the contract.\n\n" +
+			"Destroying the mapping removes it from the export; it never changes the contract: the lines psa-syncd set on it " +
+			"keep the quantities it last set and go on invoicing (psa-syncd lists them as orphaned lines). The plan that " +
+			"destroys a mapping with `usage_sync` on warns (Removed Mapping's Lines Still Bill): end the contract or set " +
+			"those lines to 0 in the PSA after the apply.\n\n" +
 			"The same check warns when the contract has ended, ends this calendar month or the next, or has not started " +
 			"yet: psa-syncd writes nothing to a contract for an effective date outside its start and end dates, and fails " +
 			"the customer as stale instead. It also warns when the contract's company is inactive (Autotask: not active; " +
@@ -217,7 +220,11 @@ func (r *customerMappingResource) ModifyPlan(ctx context.Context, req resource.M
 // framework passes as both req.Private and resp.Private, given apart so
 // that the fast path of a refresh plan (see fastPaths) can call it too.
 func (r *customerMappingResource) planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData) {
-	if r.data == nil || req.Plan.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		customerMappingDestroyWarning(ctx, req, resp, r.data)
+		return
+	}
+	if r.data == nil {
 		return
 	}
 	if !r.data.requireStore(&resp.Diagnostics, "psa_customer_mapping") {

@@ -77,7 +77,10 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"checks against the export: it refuses to write a product with `sync_enabled` on a service that products of another " +
 			"source feed; when the same apply removes those or moves them to another service, Terraform may run this change " +
 			"first, which then waits up to 20 seconds for that change. Destroying the mapping removes it from the " +
-			"export, which stops usage sync for the product; it never changes contracts in the PSA.\n\n" +
+			"export, which stops usage sync for the product; it never changes contracts in the PSA: the lines psa-syncd set " +
+			"for it keep the quantities it last set and go on invoicing (psa-syncd lists them as orphaned lines). The plan " +
+			"that destroys a mapping with `sync_enabled` on warns (Removed Mapping's Lines Still Bill): set those lines to 0 " +
+			"in the PSA after the apply.\n\n" +
 			"Changing `service_id` to another service (a new SKU) moves the billing of the product: psa-syncd no longer " +
 			"writes the lines of the old service (unless another product mapping of the source names it), which keep the " +
 			"quantities it last set and go on invoicing, and it holds each customer's line of the new service that it would " +
@@ -144,7 +147,11 @@ func (r *productMappingResource) ModifyPlan(ctx context.Context, req resource.Mo
 // framework passes as both req.Private and resp.Private, given apart so
 // that the fast path of a refresh plan (see fastPaths) can call it too.
 func (r *productMappingResource) planChecks(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, private privateData) {
-	if r.data == nil || req.Plan.Raw.IsNull() {
+	if req.Plan.Raw.IsNull() {
+		productMappingDestroyWarning(ctx, req, resp, r.data)
+		return
+	}
+	if r.data == nil {
 		return
 	}
 	if !r.data.requireStore(&resp.Diagnostics, "psa_product_mapping") {

@@ -1,0 +1,75 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+)
+
+// summaryRemovedMappingStillBills is the summary of the warning on the
+// destroy of a synced product or customer mapping.
+const summaryRemovedMappingStillBills = "Removed Mapping's Lines Still Bill"
+
+// systemName is systemTitle of the provider's PSA, or "the PSA" before the
+// provider is configured.
+func (d *providerData) systemName() string {
+	if d == nil {
+		return "the PSA"
+	}
+	return systemTitle(d.system)
+}
+
+// productMappingDestroyWarning warns on the plan that destroys a product
+// mapping psa-syncd synced (sync_enabled true in state): from its next
+// pass psa-syncd no longer writes that service's lines for the product,
+// so the quantities it last set stay on each customer's contract and are
+// invoiced every month, listed as orphaned lines but never zeroed. It
+// reads nothing and sends no PSA request; a mapping with sync_enabled
+// false in state warns nothing (psa-syncd did not write its lines).
+func productMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, data *providerData) {
+	if req.State.Raw.IsNull() {
+		return
+	}
+	var state productMappingResourceModel
+	if diags := getFlat(ctx, req.State.Raw, &state); diags.HasError() || !known(state.SyncEnabled) || !state.SyncEnabled.ValueBool() ||
+		!known(state.ServiceID) {
+		return
+	}
+	source, service := state.Source.ValueString(), state.ServiceID.ValueString()
+	resp.Diagnostics.AddWarning(summaryRemovedMappingStillBills,
+		fmt.Sprintf("Product mapping %s is destroyed, and psa-syncd synced it: unless another product mapping of usage source %q "+
+			"names service %s, psa-syncd no longer writes the lines of service %s from its next pass. The quantities it last set "+
+			"on each customer's contract stay and are invoiced every month; psa-syncd never zeroes a service that no mapping "+
+			"names, and lists those lines as orphaned lines (reason service: psa-syncd plan, its status page, "+
+			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines). After the apply, set the customers' lines of service %s to 0 "+
+			"(or end them) in %s, or keep the mapping. To move the product to another service, change service_id instead.",
+			productMappingImportID.format(source, state.Product.ValueString()), source, service, service, service, data.systemName()))
+}
+
+// customerMappingDestroyWarning is productMappingDestroyWarning for a
+// customer mapping with usage_sync true in state: psa-syncd no longer
+// writes the customer's lines on its contract (or its renewal).
+func customerMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse, data *providerData) {
+	if req.State.Raw.IsNull() {
+		return
+	}
+	var state customerMappingResourceModel
+	if diags := getFlat(ctx, req.State.Raw, &state); diags.HasError() || !known(state.UsageSync) || !state.UsageSync.ValueBool() ||
+		!known(state.ContractID) {
+		return
+	}
+	contracts := "contract " + state.ContractID.ValueString()
+	if known(state.NextContractID) && state.NextContractID.ValueString() != "" {
+		contracts += " (and its renewal, contract " + state.NextContractID.ValueString() + ")"
+	}
+	source := state.Source.ValueString()
+	resp.Diagnostics.AddWarning(summaryRemovedMappingStillBills,
+		fmt.Sprintf("Customer mapping %s is destroyed, and psa-syncd synced its usage: unless another customer mapping of usage "+
+			"source %q names %s, psa-syncd no longer writes the customer's lines there from its next pass. The quantities it "+
+			"last set stay on the contract and are invoiced every month; psa-syncd never zeroes a contract that no mapping "+
+			"names, and lists those lines as orphaned lines (reason customer: psa-syncd plan, its status page, "+
+			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines). After the apply, end %s or set its lines to 0 in %s, or keep "+
+			"the mapping. To move the customer to another contract, change contract_id instead.",
+			customerMappingImportID.format(source, state.CustomerID.ValueString()), source, contracts, contracts, data.systemName()))
+}

@@ -1,0 +1,102 @@
+package provider
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+)
+
+// expectPlanWarnings returns a Check that takes w's warnings of summary
+// and wants n of them (n > 0: exactly n, each of typeName and holding
+// every string of detail; 0: none).
+func expectPlanWarnings(w *planWarnings, summary string, n int, typeName string, detail ...string) func(*terraform.State) error {
+	return func(*terraform.State) error {
+		got := w.take(summary)
+		if len(got) != n {
+			return fmt.Errorf("plan warnings %q: %v, want %d", summary, got, n)
+		}
+		for _, g := range got {
+			if g.typeName != typeName {
+				return fmt.Errorf("warning %v, want it on %s", g, typeName)
+			}
+			for _, d := range detail {
+				if !strings.Contains(g.detail, d) {
+					return fmt.Errorf("warning detail lacks %q: %s", d, g.detail)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// TestAccMappingDestroy_warnsLinesStillBill: the plan that destroys a
+// synced product mapping, or a customer mapping with usage_sync, warns
+// through the CLI that the lines psa-syncd set keep billing (psa-syncd
+// lists them as orphaned lines, never zeroes them) and says what to do;
+// a mapping psa-syncd did not sync (sync_enabled / usage_sync false)
+// warns nothing when destroyed, and neither do the plans that keep the
+// mappings. No PSA request is made for it (TestAccApply_requests).
+func TestAccMappingDestroy_warnsLinesStillBill(t *testing.T) {
+	t.Parallel()
+	for _, sys := range testSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, sys)
+			service := e.addService("Sophos MDR", 12)
+			acme := e.addCustomerFixture("Acme")
+			var w planWarnings
+			const summary = summaryRemovedMappingStillBills
+			title := systemTitle(sys)
+			config := func(product, customer string) string {
+				c := e.providerConfig()
+				if product != "" {
+					c += fmt.Sprintf("resource \"psa_product_mapping\" \"mdr\" {\n  product    = \"MDR\"\n  service_id = %q\n%s\n}\n", service, product)
+				}
+				if customer != "" {
+					c += fmt.Sprintf("resource \"psa_customer_mapping\" \"acme\" {\n  customer_id = \"acme-1\"\n  company_id  = %q\n  contract_id = %q\n%s\n}\n",
+						acme.company, acme.contract, customer)
+				}
+				return c
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: w.factories(),
+				Steps: []resource.TestStep{
+					{
+						Config: config(" ", " "),
+						Check:  expectPlanWarnings(&w, summary, 0, ""),
+					},
+					{
+						// The product mapping is destroyed.
+						PreConfig: func() { w.take("") },
+						Config:    config("", " "),
+						Check: expectPlanWarnings(&w, summary, 1, "psa_product_mapping",
+							"Product mapping sophos/MDR is destroyed", "lines of service "+service,
+							"orphaned lines (reason service", "set the customers' lines of service "+service+" to 0 (or end them) in "+title),
+					},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    config("", ""),
+						Check: expectPlanWarnings(&w, summary, 1, "psa_customer_mapping",
+							"Customer mapping sophos/acme-1 is destroyed", "names contract "+acme.contract,
+							"orphaned lines (reason customer", "end contract "+acme.contract+" or set its lines to 0 in "+title),
+					},
+					{
+						// Mappings psa-syncd does not sync: nothing of
+						// theirs bills, nothing to warn of.
+						PreConfig: func() { w.take("") },
+						Config:    config("  sync_enabled = false", "  usage_sync = false"),
+						Check:     expectPlanWarnings(&w, summary, 0, ""),
+					},
+					{
+						PreConfig: func() { w.take("") },
+						Config:    config("", ""),
+						Check:     expectPlanWarnings(&w, summary, 0, ""),
+					},
+				},
+			})
+		})
+	}
+}
