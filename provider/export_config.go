@@ -171,6 +171,34 @@ func plainHTTPTokenWarning(diags *diag.Diagnostics, attr, env, tokenAttr, rawURL
 			attr, env, export.Redact(rawURL), u.Hostname(), tokenAttr))
 }
 
+// summaryPlainHTTPExport is the summary of plainHTTPExportWarning.
+const summaryPlainHTTPExport = "Mapping Export Sent Over Plain HTTP"
+
+// plainHTTPExportWarning warns, on export_url (from the configuration or
+// environment variable env), when the S3 store's endpoint (its endpoint
+// parameter, or the AWS configuration's: see export.S3Backend.Endpoint)
+// is plain http:// to a host that is not this machine. SigV4 keeps the
+// secret access key off the wire, but the export (every customer,
+// company, contract and service mapping) and the session token of
+// temporary credentials (AWS_SESSION_TOKEN, a role's, CI OIDC's) cross
+// the network in clear, and an answer can be altered on the way. A
+// warning for the reasons plainHTTPTokenWarning gives (self-hosted MinIO
+// inside a private network works today).
+func plainHTTPExportWarning(diags *diag.Diagnostics, env, rawURL, endpoint string) {
+	u, err := url.Parse(endpoint)
+	if endpoint == "" || err != nil || !strings.EqualFold(u.Scheme, "http") || loopbackHost(u.Hostname()) {
+		return
+	}
+	diags.AddAttributeWarning(path.Root("export_url"), summaryPlainHTTPExport,
+		fmt.Sprintf("export_url (or the %s environment variable) is %q, an S3 store whose endpoint %q is plain http:// to %s, "+
+			"which is not this machine. Request signing keeps the AWS secret access key off the wire, but the mapping export "+
+			"(every customer, company, contract and service mapping) is read and written in clear text, so is the session token "+
+			"of temporary AWS credentials (AWS_SESSION_TOKEN, an assumed role's, a CI job's web identity), which works until "+
+			"it expires, and an answer can be altered on the way. Use the store's https:// endpoint, or reach it through a "+
+			"loopback tunnel (http://127.0.0.1:PORT). This is a warning so that existing set-ups keep working.",
+			env, export.Redact(rawURL), endpoint, u.Hostname()))
+}
+
 // loopbackHost reports whether host (a URL's, without port or brackets)
 // is this machine: localhost, a name under .localhost, or a loopback
 // address. Names are not resolved: a name that resolves to a loopback

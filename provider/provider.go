@@ -181,7 +181,9 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"(`s3://KEY:SECRET@bucket/key` is refused). Query " +
 					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
 					"(most self-hosted stores) and `profile`. Writes use `If-Match`/`If-None-Match`, which the store must " +
-					"support (AWS S3 and R2 do);\n" +
+					"support (AWS S3 and R2 do). An `http://` endpoint (the parameter's, or the AWS configuration's " +
+					"`AWS_ENDPOINT_URL_S3`) to a host other than this machine warns on every command: the export and the " +
+					"session token of temporary credentials travel in clear text;\n" +
 					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`, which is psa-syncd's " +
 					"setting: the provider gives psa-syncd's URL), through its " +
 					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`. Over plain `http://` " +
@@ -523,6 +525,9 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		}
 		data.exportPath = c.String()
 		data.store = c
+		if s3, ok := c.Backend().(*export.S3Backend); ok {
+			plainHTTPExportWarning(&resp.Diagnostics, envExportURL, exportURL, s3.Endpoint())
+		}
 	}
 	if syncdURL != "" {
 		b, err := newPSASyncdReader(syncdURL, syncdToken)

@@ -229,6 +229,17 @@ func parseS3URL(rawURL string) (s3Location, error) {
 // String returns the s3:// URL.
 func (b *S3Backend) String() string { return b.url }
 
+// Endpoint returns the URL the client sends its requests to when it is not
+// AWS's own: the URL's endpoint parameter, or else the endpoint of the AWS
+// configuration (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, a profile's
+// endpoint_url); "" for AWS S3. Its password, if any, is redacted.
+func (b *S3Backend) Endpoint() string {
+	if e := aws.ToString(b.client.Options().BaseEndpoint); e != "" {
+		return Redact(e)
+	}
+	return ""
+}
+
 // Load gets the object, conditionally on ifNoneMatch.
 func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key)}
