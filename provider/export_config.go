@@ -39,7 +39,9 @@ func exportClient(ctx context.Context, url, token string) (*export.Client, error
 	if c, ok := exportClients[key]; ok {
 		return c, nil
 	}
-	b, err := export.OpenBackend(ctx, url, export.BackendOptions{Token: token, HTTPClient: &http.Client{
+	// URLUser: a psa-syncd store's URL may name a basic_auth_users user,
+	// whose basic password the token is sent as (see exportUserToken).
+	b, err := export.OpenBackend(ctx, url, export.BackendOptions{Token: token, URLUser: true, HTTPClient: &http.Client{
 		Timeout: 60 * time.Second,
 		// A psa-syncd URL that redirects fails the plan: the apply's
 		// writes are not sent through a redirect.
@@ -86,6 +88,24 @@ func exportSettings(config psaProviderModel, diags *diag.Diagnostics) (url, toke
 		return envURL, token
 	}
 	return envPath, token
+}
+
+// exportUserToken fails the configuration when export_url is a psa-syncd
+// URL that names a user (for a listener with basic_auth_users) but no
+// export_token is set: the token is sent as that user's basic password,
+// and without it every read and write of the export would be refused.
+func exportUserToken(diags *diag.Diagnostics, rawURL, token string) {
+	if kind, _ := export.Kind(rawURL); kind != export.KindPSASyncd || token != "" {
+		return
+	}
+	if user := urlUser(rawURL); user != "" {
+		diags.AddAttributeError(path.Root("export_token"), "Missing Mapping Export Token",
+			fmt.Sprintf("export_url (or the %s environment variable) names user %q, for a psa-syncd listener with "+
+				"basic_auth_users: the provider sends psa-syncd's API token as that user's basic password, but no token is set. "+
+				"Set export_token (or the %s environment variable) to psa-syncd's web.api_token, whose bcrypt hash is the "+
+				"user's in basic_auth_users; or take the user out of the URL if the listener asks for no basic credentials.",
+				envExportURL, user, envExportToken))
+	}
 }
 
 // psaSyncdSettings returns psa_syncd_url and psa_syncd_api_token (or

@@ -186,14 +186,16 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"session token of temporary credentials travel in clear text;\n" +
 					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`, which is psa-syncd's " +
 					"setting: the provider gives psa-syncd's URL), through its " +
-					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`. Over plain `http://` " +
+					"`/api/v1/export`; it keeps every version and uses a new one at once. Needs `export_token`. For a listener with " +
+					"`basic_auth_users`, name the user in the URL (`https://USER@host:port`, no password): `export_token` is then " +
+					"sent as that user's basic password. Over plain `http://` " +
 					"to a host other than this machine (not `localhost` or a loopback address) the token is sent in clear text, and " +
 					"every command warns.",
 				Optional: true,
 			},
 			"export_token": schema.StringAttribute{
 				MarkdownDescription: "psa-syncd's API token (`web.api_token`), sent as a bearer token when `export_url` is a " +
-					"psa-syncd. May also be provided via the `" + envExportToken + "` environment variable.",
+					"psa-syncd (as the basic password of the user `export_url` names, if any). May also be provided via the `" + envExportToken + "` environment variable.",
 				Optional:  true,
 				Sensitive: true,
 			},
@@ -437,6 +439,7 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 
 	exportURL, exportToken := exportSettings(config, &resp.Diagnostics)
 	syncdURL, syncdToken := psaSyncdSettings(config, &resp.Diagnostics)
+	exportUserToken(&resp.Diagnostics, exportURL, exportToken)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -83,12 +83,19 @@ const (
 
 // BackendOptions are the settings of a store that do not belong in its URL.
 type BackendOptions struct {
-	// Token is the bearer token of a psa-syncd store.
+	// Token is the bearer token of a psa-syncd store (or the basic
+	// password of its URL's user, see URLUser).
 	Token string
 	// HTTPClient is used for psa-syncd stores; nil means a client with a
 	// 60-second timeout. S3 stores use the AWS SDK's client, which honours
 	// AWS_CA_BUNDLE, with the same timeout for each request.
 	HTTPClient *http.Client
+	// URLUser lets a psa-syncd store's URL name a user
+	// (https://automation@host:9810, no password): Token is then sent as
+	// that user's basic password, for a listener with basic_auth_users
+	// (see NewHTTPReader). The provider sets it; psa-syncd's own
+	// export_url takes no user.
+	URLUser bool
 	// Logger receives the AWS SDK's own messages for S3 stores (a warning
 	// such as "falling back to IMDSv1" at warn, anything else at debug),
 	// so that they share the caller's log format; nil leaves them to the
@@ -164,6 +171,9 @@ func OpenBackend(ctx context.Context, rawURL string, o BackendOptions) (Backend,
 	case KindS3:
 		return newS3Backend(ctx, rawURL, o.Logger)
 	case KindPSASyncd:
+		if o.URLUser {
+			return NewHTTPReader(rawURL, o.Token, o.HTTPClient)
+		}
 		return NewHTTPBackend(rawURL, o.Token, o.HTTPClient)
 	}
 	path := rawURL

@@ -30,9 +30,10 @@ const ExportAPIPath = "/api/v1/export"
 type HTTPBackend struct {
 	base  *url.URL
 	token string
-	// reader is set by NewHTTPReader; user, which it may set, is the
+	// users is set when the URL may name a user (NewHTTPReader, or
+	// OpenBackend with BackendOptions.URLUser); user, then, is the
 	// basic_auth_users user whose basic password the token is sent as.
-	reader bool
+	users  bool
 	user   string
 	client *http.Client
 	// writes is client without redirects: Go's client follows a 301 or
@@ -69,13 +70,14 @@ func NewHTTPBackend(rawURL, token string, hc *http.Client) (*HTTPBackend, error)
 	return &HTTPBackend{base: u, token: token, client: hc, writes: &writes, redact: redact.New(token)}, nil
 }
 
-// NewHTTPReader is NewHTTPBackend for psa-syncd's read-only API (ReadAPI)
-// only, at a URL that may name a user without a password
-// (https://automation@psa-syncd.internal:9810): for a listener with
-// basic_auth_users, which takes every request's basic credentials, the
-// token is then sent as that user's basic password, as psa-syncd's
-// -web.url commands send it. The export store's URL (NewHTTPBackend)
-// takes no user: its Load and Save send the token as a bearer token.
+// NewHTTPReader is NewHTTPBackend at a URL that may name a user without a
+// password (https://automation@psa-syncd.internal:9810): for a listener
+// with basic_auth_users, which takes every request's basic credentials,
+// the token is then sent as that user's basic password, as psa-syncd's
+// -web.url commands send it, by ReadAPI, Load and Save alike. The
+// provider opens psa_syncd_url with it, and export_url through OpenBackend
+// with BackendOptions.URLUser; NewHTTPBackend (psa-syncd's own
+// export_url) takes no user.
 func NewHTTPReader(rawURL, token string, hc *http.Client) (*HTTPBackend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -94,7 +96,7 @@ func NewHTTPReader(rawURL, token string, hc *http.Client) (*HTTPBackend, error) 
 	if err != nil {
 		return nil, err
 	}
-	b.reader, b.user = true, user
+	b.users, b.user = true, user
 	if user != "" && token != "" {
 		// The basic credential's base64 form, which a proxy may echo.
 		b.redact.Add(user + ":" + token)
@@ -102,8 +104,7 @@ func NewHTTPReader(rawURL, token string, hc *http.Client) (*HTTPBackend, error) 
 	return b, nil
 }
 
-// String returns the psa-syncd URL, with the user NewHTTPReader sends the
-// token as.
+// String returns the psa-syncd URL, with the user the token is sent as.
 func (b *HTTPBackend) String() string {
 	u := *b.base
 	u.Path = strings.TrimSuffix(u.Path, ExportAPIPath)
@@ -114,7 +115,7 @@ func (b *HTTPBackend) String() string {
 }
 
 // authorize sets req's credential: the token as a bearer token, or as
-// the basic password of NewHTTPReader's user.
+// the basic password of the URL's user.
 func (b *HTTPBackend) authorize(req *http.Request) {
 	switch {
 	case b.token == "":
@@ -146,7 +147,7 @@ func (b *HTTPBackend) Load(ctx context.Context, ifNoneMatch string) (Blob, error
 	case http.StatusNotFound:
 		return Blob{}, fmt.Errorf("%s%w (psa-syncd holds no mapping export yet: %s)", prefix(b.String()), fs.ErrNotExist, b.apiError(resp))
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return Blob{}, fmt.Errorf("%sreading: %s (%s)", prefix(b.String()), b.apiError(resp), authHint(resp))
+		return Blob{}, fmt.Errorf("%sreading: %s (%s)", prefix(b.String()), b.apiError(resp), b.authHint(resp))
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		// Only with a client that follows no redirects, as the provider's:
 		// its writes would not be followed either.
@@ -194,7 +195,7 @@ func (b *HTTPBackend) Save(ctx context.Context, data []byte, ifMatch string) (st
 	case http.StatusPreconditionFailed:
 		return "", fmt.Errorf("%s%w", prefix(b.String()), ErrConflict)
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return "", fmt.Errorf("%swriting: %s (%s)", prefix(b.String()), b.apiError(resp), authHint(resp))
+		return "", fmt.Errorf("%swriting: %s (%s)", prefix(b.String()), b.apiError(resp), b.authHint(resp))
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		return "", b.redirectError("writing", resp)
 	default:
@@ -211,9 +212,7 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 	if err != nil {
 		return nil, fmt.Errorf("%s%w", prefix(b.String()), err)
 	}
-	if b.token != "" {
-		req.Header.Set("Authorization", "Bearer "+b.token)
-	}
+	b.authorize(req)
 	// Without the gzip that Go asks for by default, a reverse proxy in
 	// front of psa-syncd does not compress the answer, and so does not
 	// change its ETag either, which If-Match must send back as it is
@@ -222,8 +221,9 @@ func (b *HTTPBackend) request(ctx context.Context, method string, body []byte) (
 	return req, nil
 }
 
-// authHint says what to check after a 401 or 403 answer.
-func authHint(resp *http.Response) string {
+// bearerAuthHint says what to check after a 401 or 403 answer to a
+// backend whose URL takes no user.
+func bearerAuthHint(resp *http.Response) string {
 	if strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic") {
 		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration), which " +
 			"psa-sync does not send: it sends the API token alone, as a bearer token"
@@ -231,10 +231,10 @@ func authHint(resp *http.Response) string {
 	return "check the psa-syncd API token"
 }
 
-// readAuthHint says what to check after a 401 or 403 answer to ReadAPI.
-func (b *HTTPBackend) readAuthHint(resp *http.Response) string {
-	if !b.reader {
-		return authHint(resp)
+// authHint says what to check after a 401 or 403 answer.
+func (b *HTTPBackend) authHint(resp *http.Response) string {
+	if !b.users {
+		return bearerAuthHint(resp)
 	}
 	basic := strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic")
 	switch {
@@ -321,7 +321,7 @@ func (b *HTTPBackend) ReadAPI(ctx context.Context, apiPath string) ([]byte, erro
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("%s%s (%s)", what, b.apiError(resp), b.readAuthHint(resp))
+		return nil, fmt.Errorf("%s%s (%s)", what, b.apiError(resp), b.authHint(resp))
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%s%s (a psa-syncd too old to serve %s, or a URL that is not psa-syncd's)", what, b.apiError(resp), apiPath)
 	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:

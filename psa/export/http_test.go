@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -413,5 +415,74 @@ func TestNewHTTPReader_basicUser(t *testing.T) {
 	}
 	if _, err := NewHTTPBackend(withUser, token, nil); err == nil {
 		t.Error("NewHTTPBackend took a URL with a user: the export store's URL takes none")
+	}
+}
+
+// TestOpenBackend_urlUser: with BackendOptions.URLUser a psa-syncd store's
+// URL may name a user, and Load and Save (its conditional headers kept)
+// send the token as that user's basic password; an error page that
+// echoes the credential shows neither the token nor its base64 form.
+// Without URLUser (psa-syncd's own export_url) the URL is refused.
+func TestOpenBackend_urlUser(t *testing.T) {
+	t.Parallel()
+	const token = "psa-syncd-store-token-0123456789"
+	var stored atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, password, ok := r.BasicAuth(); !ok || user != "automation" || password != token {
+			w.Header().Set("WWW-Authenticate", "Basic")
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte("denied: " + r.Header.Get("Authorization")))
+			return
+		}
+		switch {
+		case r.Method == http.MethodPut && r.Header.Get("If-None-Match") == "*" && stored.Load() == nil,
+			r.Method == http.MethodPut && r.Header.Get("If-Match") == `"1"` && stored.Load() != nil:
+			body, _ := io.ReadAll(r.Body)
+			stored.Store(body)
+			w.Header().Set("ETag", fmt.Sprintf(`"%d"`, len(body)%9+1))
+			w.WriteHeader(http.StatusCreated)
+		case r.Method == http.MethodPut:
+			w.WriteHeader(http.StatusPreconditionFailed)
+		case stored.Load() == nil:
+			http.NotFound(w, r)
+		default:
+			w.Header().Set("ETag", `"1"`)
+			_, _ = w.Write(stored.Load().([]byte))
+		}
+	}))
+	defer srv.Close()
+	withUser := strings.Replace(srv.URL, "http://", "http://automation@", 1)
+	b, err := OpenBackend(t.Context(), withUser, BackendOptions{Token: token, URLUser: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := b.Save(t.Context(), []byte(`{"version": 1}`), ""); err != nil || v == "" {
+		t.Fatalf("first Save = %q, %v; want a version", v, err)
+	}
+	if _, err := b.Save(t.Context(), []byte(`{"version": 1}`), ""); !errors.Is(err, ErrConflict) {
+		t.Errorf("second Save without If-Match = %v, want ErrConflict", err)
+	}
+	if v, err := b.Save(t.Context(), []byte(`{"version": 1} `), `"1"`); err != nil || v == "" {
+		t.Errorf("Save with If-Match = %q, %v; want a version", v, err)
+	}
+	if blob, err := b.Load(t.Context(), ""); err != nil || blob.Version != `"1"` {
+		t.Errorf("Load = %+v, %v; want version \"1\"", blob, err)
+	}
+
+	wrong, err := OpenBackend(t.Context(), withUser, BackendOptions{Token: token + "-wrong", URLUser: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lerr := wrong.Load(t.Context(), "")
+	_, serr := wrong.Save(t.Context(), []byte("{}"), `"1"`)
+	for op, err := range map[string]error{"Load": lerr, "Save": serr} {
+		if err == nil || strings.Contains(err.Error(), token) || strings.Contains(err.Error(), "Basic YXV0") ||
+			!strings.Contains(err.Error(), "refused user automation") {
+			t.Errorf("%s with a wrong token = %v, want the 401 naming the user, without the credential", op, err)
+		}
+	}
+	if _, err := OpenBackend(t.Context(), withUser, BackendOptions{Token: token}); err == nil {
+		t.Error("OpenBackend without URLUser took a URL with a user")
 	}
 }
