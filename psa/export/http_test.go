@@ -426,7 +426,7 @@ func TestNewHTTPReader_basicUser(t *testing.T) {
 func TestOpenBackend_urlUser(t *testing.T) {
 	t.Parallel()
 	const token = "psa-syncd-store-token-0123456789"
-	var stored atomic.Value
+	var stored atomic.Pointer[[]byte]
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if user, password, ok := r.BasicAuth(); !ok || user != "automation" || password != token {
 			w.Header().Set("WWW-Authenticate", "Basic")
@@ -439,7 +439,7 @@ func TestOpenBackend_urlUser(t *testing.T) {
 		case r.Method == http.MethodPut && r.Header.Get("If-None-Match") == "*" && stored.Load() == nil,
 			r.Method == http.MethodPut && r.Header.Get("If-Match") == `"1"` && stored.Load() != nil:
 			body, _ := io.ReadAll(r.Body)
-			stored.Store(body)
+			stored.Store(&body)
 			w.Header().Set("ETag", fmt.Sprintf(`"%d"`, len(body)%9+1))
 			w.WriteHeader(http.StatusCreated)
 		case r.Method == http.MethodPut:
@@ -448,7 +448,7 @@ func TestOpenBackend_urlUser(t *testing.T) {
 			http.NotFound(w, r)
 		default:
 			w.Header().Set("ETag", `"1"`)
-			_, _ = w.Write(stored.Load().([]byte))
+			_, _ = w.Write(*stored.Load())
 		}
 	}))
 	defer srv.Close()
