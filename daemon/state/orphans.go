@@ -34,18 +34,32 @@ func (db *DB) LedgerContracts() ([]string, error) {
 	return out, nil
 }
 
+// maxOutsideParams is the most services LedgerLinesOutside leaves out in
+// its query's NOT IN, far below any database's limit of bind parameters.
+const maxOutsideParams = 1000
+
 // LedgerLinesOutside returns the lines the ledger has an entry of, of any
 // system and source, whose service is none of services, once each: read
 // from the ledger's line index alone, so that a pass can find, at the cost
 // of one index scan, the lines of services no product mapping names any
-// more and look up only their contracts (LinesInForce).
+// more and look up only their contracts (LinesInForce). Up to
+// maxOutsideParams services are left out by the query (one bind parameter
+// each); more, and every line is read and those of services are left out
+// here: a single NOT IN of them would pass the database's limit of bind
+// parameters (SQLite: 32,766; PostgreSQL: 65,535) and fail the read.
 func (db *DB) LedgerLinesOutside(services []string) ([]psa.LineKey, error) {
 	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
 	q := `SELECT DISTINCT contract_id, service_id FROM ledger`
-	args := make([]any, 0, len(services))
-	if len(services) > 0 {
+	args := make([]any, 0, min(len(services), maxOutsideParams))
+	var skip map[string]bool
+	if len(services) > maxOutsideParams {
+		skip = make(map[string]bool, len(services))
+		for _, s := range services {
+			skip[s] = true
+		}
+	} else if len(services) > 0 {
 		q += ` WHERE service_id NOT IN (?` + strings.Repeat(", ?", len(services)-1) + `)`
 		for _, s := range services {
 			args = append(args, s)
@@ -61,6 +75,9 @@ func (db *DB) LedgerLinesOutside(services []string) ([]psa.LineKey, error) {
 		var k psa.LineKey
 		if err := rows.Scan(&k.ContractID, &k.ServiceID); err != nil {
 			return nil, db.wrap("reading the ledger", err)
+		}
+		if skip[k.ServiceID] {
+			continue
 		}
 		out = append(out, k)
 	}

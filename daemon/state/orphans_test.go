@@ -12,7 +12,9 @@ import (
 // TestLedger_orphanCandidates: LedgerContracts names every contract of the
 // ledger once, whatever the system, source or quantity; LedgerLinesOutside
 // the lines of services other than those given, once each (all of them
-// when none is given); and both read the ledger's line index alone.
+// when none is given, and as many services as a pass names, past the
+// database's limit of bind parameters); and both read the ledger's line
+// index alone.
 func TestLedger_orphanCandidates(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
@@ -57,6 +59,16 @@ func TestLedger_orphanCandidates(t *testing.T) {
 		ks, err = db.LedgerLinesOutside(nil)
 		if got := spell(ks); err != nil || got != "[800/700 800/701 801/702 802/700]" {
 			t.Errorf("LedgerLinesOutside() = %s, %v; want every line once", got, err)
+		}
+		// Past any database's limit of bind parameters (SQLite: 32,766;
+		// PostgreSQL: 65,535): the read still leaves the services out.
+		many := []string{"700"}
+		for i := range 70000 {
+			many = append(many, fmt.Sprint("s", i))
+		}
+		ks, err = db.LedgerLinesOutside(many)
+		if got := spell(ks); err != nil || got != "[800/701 801/702]" {
+			t.Errorf("LedgerLinesOutside(700 and 70,000 others) = %s, %v; want 800/701 and 801/702", got, err)
 		}
 		if db.dialect == dialectSQLite {
 			for _, q := range []string{`SELECT DISTINCT contract_id FROM ledger`, `SELECT DISTINCT contract_id, service_id FROM ledger WHERE service_id NOT IN ('700')`} {
