@@ -218,6 +218,9 @@ type Engine struct {
 	refusedRead map[string]bool
 	// servicesRead holds the services checkServices read in this pass.
 	servicesRead map[string]bool
+	// failOrphans, when set (by tests), fails the ledger read of
+	// orphaned lines with the error it returns (see Engine.findOrphans).
+	failOrphans func() error
 	// saveRun stores a run's final record: db.SaveRun, replaced in tests.
 	saveRun func(state.Run) error
 	// sentWriteGrace bounds how long a post already sent to a PSA that
@@ -667,6 +670,11 @@ type Unmapped struct {
 	// psa-syncd last set (Engine.findOrphans). Not counted as unmapped
 	// (psa_sync_orphaned_lines counts them).
 	Orphaned []OrphanedLine `json:"orphaned,omitempty"`
+	// OrphanedUnread is set when the pass could not read psa-syncd's
+	// ledger for orphaned lines: Orphaned is then the list an earlier
+	// pass found (kept, with the gauge, in place of an empty one), and a
+	// dry-run plan lists none.
+	OrphanedUnread bool `json:"orphaned_unread,omitempty"`
 }
 
 // InactiveServiceLine is a mapped line above 0 whose service the PSA says
@@ -1347,7 +1355,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if rows {
 		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}
-	p.plan.Unmapped.Orphaned = orph.list()
+	p.plan.Unmapped.Orphaned, p.plan.Unmapped.OrphanedUnread = orph.list(), orph.unread
 	return p, nil
 }
 

@@ -88,6 +88,9 @@ type orphans struct {
 	// byContract holds the keys of lines of OrphanService by contract
 	// (idKey), for the read check.
 	byContract map[string][]psa.LineKey
+	// unread is set when the ledger could not be read: lines is empty,
+	// and the pass keeps the list of the pass before (recordUnmapped).
+	unread bool
 }
 
 // findOrphans reads the orphaned lines of a pass. Two scans of the ledger's
@@ -98,15 +101,24 @@ type orphans struct {
 // per 500 contracts (state.DB.LinesInForce): none when nothing is orphaned
 // but the contracts of other sources' customers. customer, when not empty,
 // limits the list to that customer's lines (a pass for one customer). An
-// error reading the ledger is logged, and no line is listed.
+// error reading the ledger is logged, and the pass keeps the list the pass
+// before it found (Unmapped.OrphanedUnread): a line that bills does not
+// drop off the list, and the gauge to 0, for a pass.
 func (e *Engine) findOrphans(doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) *orphans {
 	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}}
 	if e.db == nil {
 		return o
 	}
-	if err := e.readOrphans(o, doc, src, products, eff, customer); err != nil {
-		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass lists no orphaned line", "err", err)
-		o.lines, o.byContract = map[psa.LineKey]*OrphanedLine{}, map[string][]psa.LineKey{}
+	err := error(nil)
+	if e.failOrphans != nil {
+		err = e.failOrphans()
+	}
+	if err == nil {
+		err = e.readOrphans(o, doc, src, products, eff, customer)
+	}
+	if err != nil {
+		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass keeps the orphaned lines the last pass found", "err", err)
+		o.lines, o.byContract, o.unread = map[psa.LineKey]*OrphanedLine{}, map[string][]psa.LineKey{}, true
 	}
 	return o
 }

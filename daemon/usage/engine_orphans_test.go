@@ -209,3 +209,49 @@ func TestEngineSystems_orphanedLinesRenewedCustomer(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_orphanedLinesLedgerUnread: a pass that cannot read the
+// ledger for orphaned lines keeps the list (and psa_sync_orphaned_lines)
+// the pass before found, marked unread, whether it is over every customer
+// or one: the lines still bill, and the gauge does not drop to 0 for a
+// pass. The next pass that reads the ledger lists them afresh.
+func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemAutotask)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+	h.sync(PassOptions{})
+	h.doc.DeleteProduct("file", "MDR")
+	h.sync(PassOptions{})
+	gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
+	stored := func() UnmappedReport {
+		var rep UnmappedReport
+		if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+	for _, o := range []PassOptions{{}, {Customer: "cust-a"}} {
+		e := h.engine()
+		e.failOrphans = func() error { return fmt.Errorf("disk I/O error") }
+		res, err := e.Sync(t.Context(), h.doc, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Plan.Unmapped.OrphanedUnread {
+			t.Errorf("pass for %q with the ledger unread: OrphanedUnread not set", o.Customer)
+		}
+		if g := gauge(); g != 2 {
+			t.Errorf("pass for %q with the ledger unread: psa_sync_orphaned_lines{reason=service} = %v, want 2 (kept)", o.Customer, g)
+		}
+		if rep := stored(); orphanKeys(&Plan{Unmapped: rep.Unmapped}) != want || !rep.Unmapped.OrphanedUnread {
+			t.Errorf("pass for %q with the ledger unread: stored orphaned %q (unread %v), want %q kept, unread", o.Customer, orphanKeys(&Plan{Unmapped: rep.Unmapped}), rep.Unmapped.OrphanedUnread, want)
+		}
+	}
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	h.sync(PassOptions{})
+	if rep := stored(); gauge() != 1 || rep.Unmapped.OrphanedUnread {
+		t.Errorf("pass with the ledger read: gauge %v, unread %v; want 1 (cust-a's zeroed), not unread", gauge(), rep.Unmapped.OrphanedUnread)
+	}
+}

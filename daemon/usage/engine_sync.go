@@ -1231,6 +1231,15 @@ func (e *Engine) recordRun(run state.Run, started time.Time, counts map[string]i
 // state database so that a restart restores them.
 func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 	u := p.Unmapped
+	if u.OrphanedUnread && customer == "" && e.db != nil {
+		// The ledger could not be read for orphaned lines: the lines the
+		// last pass listed still bill as far as anyone knows.
+		var prev UnmappedReport
+		if _, err := e.db.Snapshot(SnapshotUnmapped, &prev); err != nil {
+			e.logger.Warn("Could not read the last pass's unmapped usage; its orphaned lines are not kept", "err", err)
+		}
+		u.Orphaned = prev.Unmapped.Orphaned
+	}
 	if customer != "" && e.db != nil {
 		// A pass for one customer sees only that customer's silence: the
 		// others' stay as the last pass found them.
@@ -1254,7 +1263,7 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 		u.InactiveServices = append(u.InactiveServices, p.Unmapped.InactiveServices...)
 		u.Orphaned = nil
 		for _, l := range prev.Unmapped.Orphaned {
-			if l.CustomerID != customer {
+			if l.CustomerID != customer || p.Unmapped.OrphanedUnread {
 				u.Orphaned = append(u.Orphaned, l)
 			}
 		}

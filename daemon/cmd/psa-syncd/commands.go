@@ -1458,6 +1458,13 @@ func printUnmapped(w io.Writer, p *usage.Plan) {
 	}
 	section("Orphaned lines: psa-syncd set them, no mapping makes it write them any more, and they go on invoicing (set each to 0 or end it in the PSA, or map the product or customer again):",
 		"CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tFROM\tSINCE\tWHY", rows)
+	if u.OrphanedUnread {
+		kept := "none listed."
+		if len(u.Orphaned) > 0 {
+			kept = "these are the lines an earlier pass listed."
+		}
+		fmt.Fprintf(w, "\nOrphaned lines: psa-syncd's ledger could not be read (see the log); %s\n", kept)
+	}
 	rows = nil
 	var hints []customerHint
 	for _, f := range p.Failures {
