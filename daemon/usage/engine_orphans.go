@@ -49,6 +49,10 @@ type OrphanedLine struct {
 	// and RunID the run that made it.
 	Since string `json:"since"`
 	RunID int64  `json:"run_id"`
+	// Seq is the ledger entry psa-syncd set the line from (its seq in
+	// psa-syncd ledger): clearing the line (Engine.ClearOrphans) records
+	// it, so that a later change lists the line again.
+	Seq int64 `json:"seq"`
 }
 
 // Hint says what to do about l.
@@ -178,6 +182,10 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 	if err != nil {
 		return err
 	}
+	cleared, err := e.clearedOrphans()
+	if err != nil {
+		return err
+	}
 	effDay := eff.Format(time.DateOnly)
 	for key, le := range inForce {
 		if le.System != sys || le.Source != src || le.After <= 0 || customer != "" && le.CustomerID != customer {
@@ -186,8 +194,13 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 		if t, ok := e.terms.get(sys, le.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
 			continue
 		}
+		if c, ok := cleared[clearedKey(sys, src, le.ContractID, le.ServiceID)]; ok && le.Seq <= c.Seq {
+			// Cleared by an operator, and psa-syncd has not changed
+			// the line since.
+			continue
+		}
 		l := &OrphanedLine{CustomerID: le.CustomerID, ContractID: le.ContractID, ServiceID: le.ServiceID,
-			Quantity: le.After, Since: le.EffectiveDate.Format(time.DateOnly), RunID: le.RunID}
+			Quantity: le.After, Since: le.EffectiveDate.Format(time.DateOnly), RunID: le.RunID, Seq: le.Seq}
 		ms := owners[idKey(le.ContractID)]
 		switch {
 		case len(ms) == 0 && mappedCustomers[le.CustomerID]:

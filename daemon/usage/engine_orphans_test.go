@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -253,5 +254,78 @@ func TestEngineSystems_orphanedLinesLedgerUnread(t *testing.T) {
 	h.sync(PassOptions{})
 	if rep := stored(); gauge() != 1 || rep.Unmapped.OrphanedUnread {
 		t.Errorf("pass with the ledger read: gauge %v, unread %v; want 1 (cust-a's zeroed), not unread", gauge(), rep.Unmapped.OrphanedUnread)
+	}
+}
+
+// TestEngineSystems_orphanedLinesCleared: an operator clears an orphaned
+// line (Engine.ClearOrphans): it leaves the stored list and the gauge at
+// once and later passes do not list it, until psa-syncd changes the line
+// again (a newer ledger entry), when it is listed again once orphaned.
+// Clearing every line empties the list; a line not listed, or a contract
+// without a service, is refused.
+func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			mdr, _ := h.doc.Product("file", "MDR")
+			h.doc.DeleteProduct("file", "MDR")
+			h.sync(PassOptions{})
+			gauge := func() float64 { return testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)) }
+			stored := func() string {
+				var rep UnmappedReport
+				if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+					t.Fatal(err)
+				}
+				return orphanKeys(&Plan{Unmapped: rep.Unmapped})
+			}
+			lineB := fmt.Sprintf("service:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+
+			if _, err := h.engine().ClearOrphans(h.contractA, "", ""); !errors.Is(err, ErrBadOrphanClear) {
+				t.Errorf("ClearOrphans(contract only) = %v, want ErrBadOrphanClear", err)
+			}
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcIntercept, ""); !errors.Is(err, ErrNoOrphan) {
+				t.Errorf("ClearOrphans(a line not listed) = %v, want ErrNoOrphan", err)
+			}
+			done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "jane: zeroed in the PSA")
+			if err != nil || len(done) != 1 || done[0].CustomerID != "cust-a" {
+				t.Fatalf("ClearOrphans(cust-a's MDR line) = %+v, %v; want that line", done, err)
+			}
+			if g, s := gauge(), stored(); g != 1 || s != lineB {
+				t.Errorf("after the clear: gauge %v, stored %q; want 1, %q", g, s, lineB)
+			}
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != lineB {
+				t.Errorf("pass after the clear: orphaned %q, want %q (cust-a's cleared)", got, lineB)
+			}
+			if g := gauge(); g != 1 {
+				t.Errorf("pass after the clear: gauge %v, want 1", g)
+			}
+
+			// MDR mapped again with new usage: psa-syncd sets cust-a's
+			// line again; removed again, the line is listed again.
+			h.doc.PutProduct(mdr)
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			h.wantUnits(h.contractA, h.svcMDR, 5)
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=5 %s", h.contractA, h.svcMDR, lineB)
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != want {
+				t.Errorf("pass after psa-syncd set the cleared line again: orphaned %q, want %q", got, want)
+			}
+
+			if done, err := h.engine().ClearOrphans("", "", ""); err != nil || len(done) != 2 {
+				t.Errorf("ClearOrphans(every line) = %d lines, %v; want 2", len(done), err)
+			}
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" || gauge() != 0 {
+				t.Errorf("pass after every line was cleared: orphaned %q, gauge %v; want none, 0", got, gauge())
+			}
+			if _, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrNoOrphan) {
+				t.Errorf("ClearOrphans(every line) with none listed = %v, want ErrNoOrphan", err)
+			}
+		})
 	}
 }

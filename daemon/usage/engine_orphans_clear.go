@@ -1,0 +1,148 @@
+package usage
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// snapshotOrphansCleared holds the orphaned lines an operator cleared
+// ([]ClearedOrphan, Engine.ClearOrphans).
+const snapshotOrphansCleared = "orphans_cleared"
+
+// maxClearNote bounds the note of a clear, as a note set by hand is.
+const maxClearNote = maxByHandNote
+
+// ErrBadOrphanClear matches the refusal of ClearOrphans' arguments: a
+// contract without a service (or the reverse), or a note too long or of
+// more than one line.
+var ErrBadOrphanClear = errors.New("daemon: bad request to clear orphaned lines")
+
+// clearError is a refusal of ClearOrphans' arguments; it matches
+// ErrBadOrphanClear.
+type clearError struct{ msg string }
+
+func (e *clearError) Error() string        { return e.msg }
+func (e *clearError) Is(target error) bool { return target == ErrBadOrphanClear }
+
+// ErrNoOrphan matches the refusal of ClearOrphans when the last pass
+// listed no orphaned line it names.
+var ErrNoOrphan = errors.New("daemon: no such orphaned line")
+
+// ClearedOrphan records an orphaned line an operator cleared (psa-syncd
+// orphans -clear, POST /api/v1/orphans/clear, the status page): the
+// operator zeroed or ended it in the PSA, or bills it on purpose. It is
+// listed no more while psa-syncd's ledger entry in force for it is the
+// one cleared (Seq); a later change psa-syncd makes of the line (the
+// product or customer mapped again, then removed again) lists it again.
+type ClearedOrphan struct {
+	System     psa.System `json:"system"`
+	Source     string     `json:"source"`
+	ContractID string     `json:"contract_id"`
+	ServiceID  string     `json:"service_id"`
+	// Seq is the ledger entry in force when the line was cleared.
+	Seq      int64     `json:"seq"`
+	Quantity int64     `json:"quantity"`
+	Time     time.Time `json:"time"`
+	Note     string    `json:"note,omitempty"`
+}
+
+func clearedKey(sys psa.System, src, contract, service string) string {
+	return string(sys) + "\x00" + src + "\x00" + idKey(contract) + "\x00" + idKey(service)
+}
+
+// clearedOrphans reads the cleared lines by clearedKey.
+func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
+	var list []ClearedOrphan
+	if _, err := e.db.Snapshot(snapshotOrphansCleared, &list); err != nil {
+		return nil, err
+	}
+	out := make(map[string]ClearedOrphan, len(list))
+	for _, c := range list {
+		out[clearedKey(c.System, c.Source, c.ContractID, c.ServiceID)] = c
+	}
+	return out, nil
+}
+
+// ClearOrphans clears the orphaned lines the last pass listed (the stored
+// unmapped report): the line of contract and service, or, with both
+// empty, every one. Each is recorded with the ledger entry it was listed
+// from (OrphanedLine.Seq), leaves the stored list and
+// psa_sync_orphaned_lines at once, and is not listed by later passes
+// until psa-syncd changes the line again. note (optional, one line) says
+// who and why. Nothing is sent to the PSA. It returns the lines cleared;
+// ErrNoOrphan when the last pass listed none that matches.
+func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, error) {
+	if e.db == nil {
+		return nil, errors.New("daemon: clearing orphaned lines needs a state database")
+	}
+	contract, service, note = strings.TrimSpace(contract), strings.TrimSpace(service), strings.TrimSpace(note)
+	switch {
+	case (contract == "") != (service == ""):
+		return nil, &clearError{"daemon: name both the contract and the service of the orphaned line to clear, or neither to clear every one"}
+	case len(note) > maxClearNote:
+		return nil, &clearError{fmt.Sprintf("daemon: the note is %d bytes long, more than the %d a note may have", len(note), maxClearNote)}
+	case strings.ContainsAny(note, "\r\n"):
+		return nil, &clearError{"daemon: the note must be one line"}
+	}
+	var rep UnmappedReport
+	if _, err := e.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+		return nil, err
+	}
+	cleared, err := e.clearedOrphans()
+	if err != nil {
+		return nil, err
+	}
+	sys, now := e.be.System(), e.now().UTC()
+	var done, kept []OrphanedLine
+	for _, l := range rep.Unmapped.Orphaned {
+		if contract != "" && (idKey(l.ContractID) != idKey(contract) || idKey(l.ServiceID) != idKey(service)) {
+			kept = append(kept, l)
+			continue
+		}
+		done = append(done, l)
+		cleared[clearedKey(sys, rep.Source, l.ContractID, l.ServiceID)] = ClearedOrphan{System: sys, Source: rep.Source,
+			ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Quantity: l.Quantity, Time: now, Note: note}
+	}
+	if len(done) == 0 {
+		if contract == "" {
+			return nil, fmt.Errorf("%w: the last pass listed no orphaned line", ErrNoOrphan)
+		}
+		return nil, fmt.Errorf("%w: the last pass listed no orphaned line of contract %s, service %s (psa-syncd orphans lists them)", ErrNoOrphan, contract, service)
+	}
+	list := make([]ClearedOrphan, 0, len(cleared))
+	for _, c := range cleared {
+		list = append(list, c)
+	}
+	sortCleared(list)
+	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
+		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
+	}
+	rep.Unmapped.Orphaned = kept
+	if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
+		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but the last pass's list still shows them until the next pass: %w", err)
+	}
+	e.setUnmapped(rep.Unmapped)
+	for _, l := range done {
+		e.logger.Info("Orphaned line cleared: not listed until psa-syncd changes it again", "customer", l.CustomerID,
+			"contract", l.ContractID, "service", l.ServiceID, "quantity", l.Quantity, "reason", l.Reason, "seq", l.Seq, "note", note)
+	}
+	return done, nil
+}
+
+// sortCleared orders cleared lines by contract and service.
+func sortCleared(list []ClearedOrphan) {
+	slices.SortFunc(list, func(a, b ClearedOrphan) int {
+		if c := compareIDs(a.ContractID, b.ContractID); c != 0 {
+			return c
+		}
+		if c := compareIDs(a.ServiceID, b.ServiceID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Source+string(a.System), b.Source+string(b.System))
+	})
+}
