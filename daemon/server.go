@@ -125,6 +125,8 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	                            one ticket pass at a time, dry runs rate-limited)
 //	GET  /api/v1/ledger         quantity changes psa-syncd made, newest first, 1000 a page with a "next" link; ?customer=&contract=&service=&period=YYYY-MM&before=SEQ&after=SEQ&limit=N
 //	GET  /api/v1/unmapped       the usage the last pass could not bill (kept across restarts)
+//	POST /api/v1/orphans/clear  clear an orphaned line the last pass listed, {"contract_id": "...", "service_id": "...",
+//	                            "note": "..."} or {"all": true} (bearer token); 200 {"cleared": [...]}, 404 when none matches
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
 //	                            /static/ and the form posts /ui/sign-in, /ui/sign-out, /ui/sync and /ui/set-by-hand
 //	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
@@ -172,6 +174,7 @@ func (d *Daemon) Handler() http.Handler {
 	api("GET /api/v1/intents", d.handleIntents)
 	token("POST /api/v1/intents/{id}/resolve", d.requireActive(http.HandlerFunc(d.handleResolve)).ServeHTTP)
 	token("POST /api/v1/periods/{period}/set-by-hand", d.requireActive(http.HandlerFunc(d.handleSetByHand)).ServeHTTP)
+	token("POST /api/v1/orphans/clear", d.requireActive(http.HandlerFunc(d.handleClearOrphans)).ServeHTTP)
 	// A dry run is served here on a standby too: handleTickets forwards
 	// only a pass that writes.
 	token("POST /api/v1/tickets", d.handleTickets)
