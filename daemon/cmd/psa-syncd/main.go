@@ -64,6 +64,7 @@ var commands = []command{
 	{"status", "print the per-customer sync status and the writes awaiting review", cmdStatus},
 	{"resolve", "settle a write awaiting review (Kaseya BMS) after checking the PSA", cmdResolve},
 	{"set-by-hand", "record that the quantities of the month that ended were set in the PSA by hand (ConnectWise)", cmdSetByHand},
+	{"orphans", "list the orphaned lines (set by psa-syncd, no mapping writes them any more); -clear one once zeroed by hand", cmdOrphans},
 	{"ledger", "print the quantity changes psa-syncd made (table, CSV or JSON)", cmdLedger},
 	{"backup", "write a consistent copy of the state database, also while the daemon runs", cmdBackup},
 	{"rebind", "record the PSA instance the config connects to as the state database's (after a refused pass)", cmdRebind},

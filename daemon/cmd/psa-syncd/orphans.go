@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+)
+
+func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
+	var (
+		cf       commonFlags
+		rf       remoteFlags
+		doClear  bool
+		all      bool
+		contract string
+		service  string
+		noteText string
+		asJSON   bool
+	)
+	fs := newFlagSet(e, "orphans", "List the orphaned lines the last pass found: lines psa-syncd set above 0 that no mapping makes\n"+
+		"it write any more, which go on invoicing (see \"Orphaned lines\" in the README). With -clear, clear one\n"+
+		"(-contract and -service) or every one (-all) once it is zeroed or ended in the PSA, or billed on purpose:\n"+
+		"it leaves the list and psa_sync_orphaned_lines at once, and later passes do not list it until psa-syncd\n"+
+		"changes the line again. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
+		"with -web.url (its API token is needed to clear).")
+	cf.register(fs)
+	rf.register(fs)
+	fs.BoolVar(&doClear, "clear", false, "Clear the line named by -contract and -service, or every line with -all.")
+	fs.BoolVar(&all, "all", false, "With -clear: every orphaned line listed.")
+	fs.StringVar(&contract, "contract", "", "With -clear: the PSA contract `id` of the line.")
+	fs.StringVar(&service, "service", "", "With -clear: the PSA service `id` of the line.")
+	fs.StringVar(&noteText, "note", "", "With -clear: recorded with it, one line: who and why, e.g. \"jane: zeroed in the PSA\".")
+	fs.BoolVar(&asJSON, "json", false, "Print JSON: the lines listed (or cleared).")
+	if rc := parse(fs, e, args); rc >= 0 {
+		return rc
+	}
+	named := contract != "" || service != ""
+	switch {
+	case !doClear && (all || named || noteText != ""):
+		fmt.Fprintln(e.stderr, "psa-syncd: -all, -contract, -service and -note go with -clear")
+		return 2
+	case doClear && all == named:
+		fmt.Fprintln(e.stderr, "psa-syncd: -clear needs -contract and -service of one line, or -all")
+		return 2
+	case doClear && named && (contract == "" || service == ""):
+		fmt.Fprintln(e.stderr, "psa-syncd: -clear needs both -contract and -service of the line")
+		return 2
+	}
+	api, err := rf.client(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
+	var lines []usage.OrphanedLine
+	var rep usage.UnmappedReport
+	if api != nil {
+		if doClear {
+			var out struct {
+				Cleared []usage.OrphanedLine `json:"cleared"`
+			}
+			err = api.post(ctx, "/api/v1/orphans/clear", map[string]any{"contract_id": contract, "service_id": service, "all": all, "note": noteText}, &out)
+			lines = out.Cleared
+		} else {
+			err = api.get(ctx, "/api/v1/unmapped", nil, &rep)
+			lines = rep.Unmapped.Orphaned
+		}
+	} else {
+		// The lines are in a state database that is there: a mistyped
+		// state_dir gets no new empty one.
+		if err := requireState(ctx, e, cf.configFile); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		d, logger, code := cf.setup(e, nil)
+		if code >= 0 {
+			return code
+		}
+		defer closeDaemon(d, logger, &rc)
+		if doClear {
+			if err := d.BecomeActive(ctx); err != nil {
+				fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+				return 1
+			}
+			_ = d.Reload() // the export is not needed: its error is logged
+			lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"))
+		} else {
+			rep, err = d.LastUnmapped()
+			lines = rep.Unmapped.Orphaned
+		}
+	}
+	if err != nil {
+		return requestFailed(e, err)
+	}
+	if asJSON {
+		if lines == nil {
+			lines = []usage.OrphanedLine{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(lines); err != nil {
+			fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	switch {
+	case doClear:
+		fmt.Fprintf(e.stdout, "Cleared %d orphaned line(s); later passes do not list them until psa-syncd changes them again:\n", len(lines))
+	case rep.Unmapped.OrphanedUnread:
+		fmt.Fprintln(e.stdout, "The last pass could not read psa-syncd's ledger (see its log): these are the lines an earlier pass listed.")
+	case len(lines) == 0:
+		fmt.Fprintln(e.stdout, "No orphaned line.")
+		return 0
+	}
+	printOrphans(e.stdout, lines)
+	if !doClear {
+		fmt.Fprintln(e.stdout, "\nSet each to 0 (or end it) in the PSA, or map the product or customer again; once zeroed by hand where psa-syncd\n"+
+			"cannot read it (contract no longer mapped, Kaseya BMS): psa-syncd orphans -clear -contract ID -service ID.")
+	}
+	return 0
+}
+
+// printOrphans prints orphaned lines as the plan's table does.
+func printOrphans(w io.Writer, lines []usage.OrphanedLine) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tBILLED\tFROM\tSINCE\tWHY")
+	for _, l := range lines {
+		from := "ledger"
+		if l.Read {
+			from = "read"
+		}
+		why := "no product mapping names the service"
+		if l.Reason == usage.OrphanCustomer {
+			why = "no customer mapping names the contract"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nameID(l.CustomerName, l.CustomerID), l.ContractID, l.ServiceID,
+			strconv.FormatInt(l.Quantity, 10), from, l.Since, why)
+	}
+	_ = tw.Flush()
+}
