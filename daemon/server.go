@@ -128,7 +128,7 @@ func (d *Daemon) newHTTPServer() *http.Server {
 //	POST /api/v1/orphans/clear  clear an orphaned line the last pass listed, {"contract_id": "...", "service_id": "...",
 //	                            "note": "..."} or {"all": true} (bearer token); 200 {"cleared": [...]}, 404 when none matches
 //	GET  /                      the status page (see statuspage.go), with /customers/{source}/{id},
-//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out, /ui/sync and /ui/set-by-hand
+//	                            /static/ and the form posts /ui/sign-in, /ui/sign-out, /ui/sync, /ui/set-by-hand and /ui/orphans/clear
 //	GET  /api/v1/backup         a consistent copy of the SQLite state database (bearer token)
 //	GET  /api/v1/export         the mapping export in use, with its ETag
 //	PUT  /api/v1/export         store a new export when export_url is self (bearer token; If-Match or If-None-Match: *)

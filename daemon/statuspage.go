@@ -132,6 +132,7 @@ func (d *Daemon) registerStatusPage(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/sign-out", d.uiAction(false, d.handleSignOut))
 	mux.HandleFunc("POST /ui/sync", d.uiAction(true, d.handleUISync))
 	mux.HandleFunc("POST /ui/set-by-hand", d.uiAction(true, d.handleUISetByHand))
+	mux.HandleFunc("POST /ui/orphans/clear", d.uiAction(true, d.handleUIClearOrphan))
 }
 
 // page is what every status page template gets.
@@ -858,6 +859,39 @@ func (d *Daemon) handleUISetByHand(w http.ResponseWriter, r *http.Request) {
 	}
 	d.logger.Info("Quantities recorded as set by hand on the status page", "run", run.ID, "period", run.Period)
 	redirect(w, r, backTo(r), fmt.Sprintf("Recorded %s as set by hand (run %d).", periodName(p), run.ID), "")
+}
+
+// handleUIClearOrphan clears the orphaned line of the form's contract and
+// service (POST /api/v1/orphans/clear, psa-syncd orphans -clear); on a
+// standby through the active instance's API.
+func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
+	contract, service := r.PostForm.Get("contract"), r.PostForm.Get("service")
+	if strings.TrimSpace(contract) == "" || strings.TrimSpace(service) == "" {
+		redirect(w, r, backTo(r), "Not cleared: the form names no contract and service.", "")
+		return
+	}
+	done := fmt.Sprintf("Cleared the orphaned line of contract %s, service %s: not listed again until psa-syncd changes it.", contract, service)
+	if !d.Active() {
+		body, err := json.Marshal(map[string]string{"contract_id": contract, "service_id": service, "note": "status page"})
+		if err != nil {
+			redirect(w, r, backTo(r), err.Error(), "")
+			return
+		}
+		if err := d.callActive(r, http.MethodPost, "/api/v1/orphans/clear", body, &struct{}{}); err != nil {
+			redirect(w, r, backTo(r), "Not cleared: "+err.Error()+".", "")
+			return
+		}
+		redirect(w, r, backTo(r), done, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
+	defer cancel()
+	if _, err := d.ClearOrphans(ctx, contract, service, "status page", ""); err != nil {
+		redirect(w, r, backTo(r), "Not cleared: "+strings.TrimPrefix(err.Error(), "daemon: "), "")
+		return
+	}
+	d.logger.Info("Orphaned line cleared on the status page", "contract", contract, "service", service)
+	redirect(w, r, backTo(r), done, "")
 }
 
 // writesOffNotice says that the export switches the integration off (the

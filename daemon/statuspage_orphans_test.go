@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,54 @@ func TestStatusPage_orphanedLines(t *testing.T) {
 	b, _ := json.Marshal(got)
 	if !strings.Contains(string(b), `"orphaned":[{"reason":"service","customer_id":"cust-acme"`) {
 		t.Errorf("unmapped report = %s, want orphaned lines", b)
+	}
+}
+
+// TestStatusPage_clearOrphan: signed in, each orphaned line has a Clear
+// form (POST /ui/orphans/clear with the page's CSRF token); it clears that
+// line alone, which leaves the page. Signed out, there is no form.
+func TestStatusPage_clearOrphan(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		Orphaned: []usage.OrphanedLine{
+			{Reason: usage.OrphanService, CustomerID: "cust-acme", ContractID: "29684001", ServiceID: "30000012", Quantity: 5, Since: "2026-10-01", RunID: 2, Seq: 4},
+			{Reason: usage.OrphanCustomer, CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000013", Quantity: 2, Since: "2026-09-01", RunID: 1, Seq: 3}},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	page := c.do(http.MethodGet, "/", nil).Body.String()
+	if strings.Contains(page, `action="/ui/orphans/clear"`) {
+		t.Errorf("signed out, the page offers to clear orphaned lines")
+	}
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on the page")
+	}
+	csrf := m[1]
+	c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {csrf}, "next": {"/"}})
+	page = c.do(http.MethodGet, "/", nil).Body.String()
+	if n := strings.Count(page, `action="/ui/orphans/clear"`); n != 2 {
+		t.Fatalf("signed in, %d Clear forms, want one per orphaned line", n)
+	}
+	if rec := c.do(http.MethodPost, "/ui/orphans/clear", url.Values{"csrf": {"wrong"}, "contract": {"29684002"}, "service": {"30000013"}, "next": {"/"}}); rec.Code != http.StatusForbidden {
+		t.Errorf("a form with another CSRF token = %d, want 403", rec.Code)
+	}
+	rec := c.do(http.MethodPost, "/ui/orphans/clear", url.Values{"csrf": {csrf}, "contract": {"29684002"}, "service": {"30000013"}, "next": {"/"}})
+	page = c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()
+	if got := flash(page); !strings.Contains(got, "Cleared the orphaned line of contract 29684002, service 30000013") {
+		t.Errorf("message after the clear = %q", got)
+	}
+	i := strings.Index(page, `id="orphaned"`)
+	if i < 0 {
+		t.Fatal("after the clear the page lists no orphaned line, want cust-acme's")
+	}
+	if table := page[i:][:strings.Index(page[i:], "</tbody>")]; strings.Contains(table, "29684002") || !strings.Contains(table, "29684001") {
+		t.Errorf("after the clear the orphaned lines are %s; want cust-acme's alone", table)
 	}
 }
