@@ -85,8 +85,9 @@ func (l OrphanedLine) Hint(source string) string {
 // line of it), a line the read shows at 0 or not at all: the operator
 // zeroed or ended it. A line of a contract the pass does not read (its
 // customer's mapping is gone, or the PSA is Kaseya BMS) is listed until
-// psa-syncd sets it again (the product or customer mapped again), or its
-// contract ends.
+// psa-syncd sets it again (the product or customer mapped again), its
+// contract ends, or an operator clears it (Engine.ClearOrphans: not listed
+// while its ledger entry in force is the one cleared).
 type orphans struct {
 	lines map[psa.LineKey]*OrphanedLine
 	// byContract holds the keys of lines of OrphanService by contract
