@@ -104,6 +104,12 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 			kept = append(kept, l)
 			continue
 		}
+		if l.Seq <= 0 {
+			// Listed by a psa-syncd that did not record the ledger
+			// entry: a clear without it would not hold past the next pass.
+			return nil, &clearError{fmt.Sprintf("daemon: the orphaned line of contract %s, service %s was listed by an older psa-syncd, without its ledger entry: clear it after the next pass lists it again",
+				l.ContractID, l.ServiceID)}
+		}
 		done = append(done, l)
 		cleared[clearedKey(sys, rep.Source, l.ContractID, l.ServiceID)] = ClearedOrphan{System: sys, Source: rep.Source,
 			ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Quantity: l.Quantity, Time: now, Note: note}

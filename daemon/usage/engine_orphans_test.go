@@ -326,6 +326,20 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if _, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrNoOrphan) {
 				t.Errorf("ClearOrphans(every line) with none listed = %v, want ErrNoOrphan", err)
 			}
+
+			// A list stored by an older psa-syncd has no ledger seq: a
+			// clear would not hold, and is refused.
+			var rep UnmappedReport
+			if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+				t.Fatal(err)
+			}
+			rep.Unmapped.Orphaned = []OrphanedLine{{Reason: OrphanService, CustomerID: "cust-a", ContractID: h.contractA, ServiceID: h.svcMDR, Quantity: 5}}
+			if err := h.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrBadOrphanClear) || !strings.Contains(err.Error(), "older psa-syncd") {
+				t.Errorf("ClearOrphans of a line stored without its seq = %v, want ErrBadOrphanClear naming an older psa-syncd", err)
+			}
 		})
 	}
 }
