@@ -71,6 +71,13 @@ type Report struct {
 	// usage that they start billing (unmapped now, mapped then).
 	Unmapped    []UsageChange `json:"unmapped"`
 	NewlyBilled []UsageChange `json:"newly_billed"`
+	// LeftBilling lists the contract lines psa-syncd set above 0 that no
+	// mapping makes it write any more after apply, and that it does not
+	// list as orphaned now (usage.Unmapped.Orphaned of the proposed plan
+	// less the current plan's): they go on invoicing the units psa-syncd
+	// last set. Computed only with psa-syncd's state database
+	// (Options.State), whose ledger says which lines psa-syncd set.
+	LeftBilling []usage.OrphanedLine `json:"left_billing,omitempty"`
 	// Integration is "on" or "off" when the plan switches the integration,
 	// else "".
 	Integration string `json:"integration,omitempty"`
@@ -321,6 +328,9 @@ func Compute(ctx context.Context, o Options, current *export.Document, tp *Terra
 		unmatchedMappings(rep, o.SourceName, current, proposed, prop, src.records(cur.Period))
 	}
 	rep.NotComputed = append(rep.NotComputed, failures(cur, prop)...)
+	if o.State != nil {
+		rep.LeftBilling = leftBilling(cur, prop)
+	}
 
 	c := &compare{ctx: ctx, be: be, tp: tp, current: current, proposed: proposed, usageKnown: usageKnown, failed: map[failedKey]bool{}}
 	if _, isOffline := base.(offline); isOffline {
@@ -1325,4 +1335,21 @@ func ptr[T any](v T) *T { return &v }
 // in binary, rounds as the 0.285 it stands for.
 func round2(f float64) float64 {
 	return math.Round(math.Round(f*1e10)/1e8) / 100
+}
+
+// leftBilling returns the orphaned lines of prop, the plan under the
+// proposed mappings, that cur, the plan under the current ones, does not
+// list: the lines the plan leaves billing with no mapping (Report.LeftBilling).
+func leftBilling(cur, prop *usage.Plan) []usage.OrphanedLine {
+	now := map[[2]string]bool{}
+	for _, l := range cur.Unmapped.Orphaned {
+		now[[2]string{l.ContractID, l.ServiceID}] = true
+	}
+	var out []usage.OrphanedLine
+	for _, l := range prop.Unmapped.Orphaned {
+		if !now[[2]string{l.ContractID, l.ServiceID}] {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -1045,3 +1045,44 @@ func TestTerraformPlan_Apply_renewalKnownAfterApply(t *testing.T) {
 		t.Errorf("notes = %q, want one saying the renewal is known only after apply and contract_id is billed", tp.Notes)
 	}
 }
+
+// TestBillingImpact_leftBilling: with psa-syncd's state database, a plan
+// that removes a product mapping psa-syncd synced says which of its lines
+// go on invoicing with no mapping after apply (Report.LeftBilling, the
+// orphaned lines the pass after apply lists that none lists now), in the
+// summary and a section of its own; a plan that removes none lists none.
+func TestBillingImpact_leftBilling(t *testing.T) {
+	t.Parallel()
+	change := impacttest.Changes[1]
+	if change.Name != "removed_mapping" {
+		t.Fatalf("Changes[1] is %s", change.Name)
+	}
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			w := impacttest.New(t, sys)
+			w.Plan(t, impacttest.Before, change.Config, func(planJSON []byte, current *export.Document) {
+				rep, md := report(t, impact.Options{Backend: w.Backend, Source: w.Source, State: w.State}, planJSON, current, impact.FormatMarkdown)
+				acme, _ := current.Customer(impacttest.SourceName, "acme-tenant")
+				var found bool
+				for _, l := range rep.LeftBilling {
+					if l.ContractID == acme.ContractID && l.Reason == usage.OrphanService && l.Quantity == 3 {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("left billing = %+v; want Acme's server line of 3 units (reason service)", rep.LeftBilling)
+				}
+				for _, want := range []string{"on invoicing with no mapping after apply", "#### Lines left billing with no mapping", "no product mapping names its service after apply"} {
+					if !strings.Contains(md, want) {
+						t.Errorf("report lacks %q:\n%s", want, md)
+					}
+				}
+				// Without the state database nothing is claimed.
+				if rep, _ := report(t, impact.Options{Backend: w.Backend, Source: w.Source}, planJSON, current, impact.FormatMarkdown); len(rep.LeftBilling) != 0 {
+					t.Errorf("left billing without the state database = %+v, want none", rep.LeftBilling)
+				}
+			})
+		})
+	}
+}

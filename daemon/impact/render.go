@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"unicode"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
@@ -44,7 +45,7 @@ func Write(w io.Writer, r *Report, format string) error {
 
 // NoChange reports whether r shows no billing change at all.
 func (r *Report) NoChange() bool {
-	return len(r.Lines) == 0 && len(r.UsageSync) == 0 && len(r.Unmapped) == 0 && len(r.NewlyBilled) == 0 && r.Integration == ""
+	return len(r.Lines) == 0 && len(r.UsageSync) == 0 && len(r.Unmapped) == 0 && len(r.NewlyBilled) == 0 && len(r.LeftBilling) == 0 && r.Integration == ""
 }
 
 // summary is the one-sentence total at the top of a report.
@@ -139,6 +140,10 @@ func (r *Report) summary() string {
 	}
 	if len(r.NewlyBilled) > 0 {
 		parts = append(parts, plural(len(r.NewlyBilled), "usage item is", "usage items are")+" newly billed")
+	}
+	if len(r.LeftBilling) > 0 {
+		parts = append(parts, plural(len(r.LeftBilling), "line psa-syncd set goes", "lines psa-syncd set go")+
+			" on invoicing with no mapping after apply (set each to 0 or end it in the PSA; psa-syncd lists it as an orphaned line until then)")
 	}
 	switch r.Integration {
 	case "off":
@@ -275,6 +280,12 @@ func markdown(r *Report, show []bool) string {
 	}
 	usage("Usage that becomes unmapped (reported, not billed)", r.Unmapped)
 	usage("Usage newly billed", r.NewlyBilled)
+	if len(r.LeftBilling) > 0 {
+		b.WriteString("\n#### Lines left billing with no mapping\n\n| Customer | Contract | Service | Units | Since | Why |\n|---|---|---|--:|---|---|\n")
+		for _, l := range r.LeftBilling {
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s |\n", md(nameID(l.CustomerName, l.CustomerID)), md(l.ContractID), md(l.ServiceID), l.Quantity, l.Since, leftWhy(l))
+		}
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n#### Notes\n\n")
 		for _, n := range r.Notes {
@@ -337,6 +348,17 @@ func writeTable(w io.Writer, r *Report) error {
 		fmt.Fprintln(tw, "KIND\tID\tNAME\tQUANTITY\tWHY")
 		for _, u := range s.list {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", u.Kind, plain(u.ID), plain(u.Name), u.Quantity, plain(u.Why))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(r.LeftBilling) > 0 {
+		fmt.Fprintln(w, "\nLines left billing with no mapping:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "CUSTOMER\tCONTRACT\tSERVICE\tUNITS\tSINCE\tWHY")
+		for _, l := range r.LeftBilling {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", plain(nameID(l.CustomerName, l.CustomerID)), plain(l.ContractID), plain(l.ServiceID), l.Quantity, l.Since, leftWhy(l))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -480,4 +502,12 @@ func plain(s string) string {
 func md(s string) string {
 	return strings.NewReplacer("|", `\|`, "\r\n", " ", "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;",
 		`\`, `\\`, "[", `\[`, "]", `\]`, "@", "@&#8203;", "#", "#&#8203;").Replace(s)
+}
+
+// leftWhy says why a line is left billing (Report.LeftBilling).
+func leftWhy(l usage.OrphanedLine) string {
+	if l.Reason == usage.OrphanCustomer {
+		return "no customer mapping names its contract after apply"
+	}
+	return "no product mapping names its service after apply"
 }
