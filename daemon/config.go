@@ -1282,6 +1282,37 @@ func quoteURL(s string) string {
 // ParsedSchedule returns the parsed Schedule setting.
 func (c *Config) ParsedSchedule() schedule.Schedule { return c.schedule }
 
+// Warnings returns what in c validates but does not do what it seems to,
+// one sentence each naming the settings, or nil: the policies' (see
+// usage.Policies.Warnings) and, with PostgreSQL, a policies.settle_time
+// shorter than the leadership lease's term plus the PSA clients' request
+// timeout (backends.DefaultTimeout). After a takeover the new active
+// instance holds the lines of the deposed one's open intents for
+// settle_time; the deposed instance sends nothing once its lease ran out,
+// but in a rare case up to one term after the takeover, and a write sent
+// then may take up to the request timeout to reach the PSA, so a shorter
+// settle_time can write the same line twice (an Autotask adjustment is a
+// delta). It is a warning, not an error: any value has always been
+// accepted, a single instance on PostgreSQL has no takeover, and refusing
+// would stop every pass of an upgraded psa-syncd at its next start.
+// psa-syncd logs them when it loads the config and check shows them.
+func (c *Config) Warnings() []string {
+	w := c.Policies.Warnings()
+	if c.State.Driver != state.DriverPostgres {
+		return w
+	}
+	interval := cmp.Or(c.State.LockInterval, DefaultLockInterval)
+	term := state.LeaseTerm(interval)
+	if want := term + backends.DefaultTimeout; c.Policies.SettleTime < want {
+		w = append(w, fmt.Sprintf("policies.settle_time: %s is shorter than %s, the leadership lease's term with state.lock_interval %s (%s) plus the PSA request timeout (%s): "+
+			"with replicas on PostgreSQL a write a deposed active instance sent may still reach the PSA after a standby took over, "+
+			"and the new active instance writes the same lines again once settle_time has passed, which can double them on the invoice; "+
+			"set policies.settle_time to %s or more (the default is %s), or shorten state.lock_interval",
+			c.Policies.SettleTime, want, interval, term, backends.DefaultTimeout, want, usage.DefaultSettleTime))
+	}
+	return w
+}
+
 // Location returns the loaded Timezone setting (UTC when unset).
 func (c *Config) Location() *time.Location {
 	if c.location == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/backends"
@@ -830,5 +831,51 @@ func TestDaemon_warnsOfPoliciesThatDoNotGuard(t *testing.T) {
 	got := logs.String()[before:]
 	if !strings.Contains(got, "policies.max_increase_percent: 0.5 is a percentage, not a fraction") || strings.Contains(got, "max_decrease_percent") {
 		t.Errorf("reload log: want the max_increase_percent warning alone:\n%s", got)
+	}
+}
+
+// TestConfig_WarningsSettleTimeWithPostgres: with replicas on PostgreSQL a
+// settle_time shorter than the lease's term plus the PSA request timeout
+// lets a new active instance write a line again while the deposed one's
+// write may still arrive. Load accepts it (it always has) and Warnings
+// names both settings and the value that is enough; the default
+// settle_time with the default lock interval warns of nothing, a long
+// lock_interval makes even the default too short, and SQLite (one
+// instance, no takeover) never warns.
+func TestConfig_WarningsSettleTimeWithPostgres(t *testing.T) {
+	t.Parallel()
+	c, err := Load("testdata/postgres.yml", cfgEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	settleWarning := func(c *Config) string {
+		for _, w := range c.Warnings() {
+			if strings.HasPrefix(w, "policies.settle_time:") {
+				return w
+			}
+		}
+		return ""
+	}
+	if w := settleWarning(c); w != "" {
+		t.Errorf("default settle_time, lock_interval 1s: %s\nwant no warning", w)
+	}
+	c.Policies.SettleTime = 0
+	want := "policies.settle_time: 0s is shorter than 1m5s, the leadership lease's term with state.lock_interval 1s (5s) plus the PSA request timeout (1m0s): "
+	if w := settleWarning(c); !strings.HasPrefix(w, want) || !strings.Contains(w, "set policies.settle_time to 1m5s or more (the default is 2m0s), or shorten state.lock_interval") {
+		t.Errorf("settle_time 0 with PostgreSQL:\n%s\nwant it to start %q and say what is enough", w, want)
+	}
+	c.Policies.SettleTime = usage.DefaultSettleTime
+	c.State.LockInterval = time.Minute
+	if w := settleWarning(c); !strings.HasPrefix(w, "policies.settle_time: 2m0s is shorter than 3m30s, the leadership lease's term with state.lock_interval 1m0s (2m30s)") {
+		t.Errorf("default settle_time, lock_interval 1m:\n%s\nwant the warning", w)
+	}
+	c.State.LockInterval = 0
+	c.Policies.SettleTime = 30 * time.Second
+	if w := settleWarning(c); !strings.HasPrefix(w, "policies.settle_time: 30s is shorter than 1m5s, the leadership lease's term with state.lock_interval 2s (5s)") {
+		t.Errorf("settle_time 30s, default lock_interval:\n%s\nwant the warning with the default interval", w)
+	}
+	c.State.Driver = state.DriverSQLite
+	if w := settleWarning(c); w != "" {
+		t.Errorf("settle_time 30s with SQLite: %s\nwant no warning", w)
 	}
 }

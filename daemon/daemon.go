@@ -606,9 +606,9 @@ func (d *Daemon) writesEnabled() bool {
 }
 
 // warnConfig logs what in cfg validates but does not do what it seems to
-// (Policies.Warnings), at start and at each reload that changes the config.
+// (Config.Warnings), at start and at each reload that changes the config.
 func (d *Daemon) warnConfig(cfg *Config) {
-	for _, w := range cfg.Policies.Warnings() {
+	for _, w := range cfg.Warnings() {
 		d.logger.Warn("Config setting does not do what it seems to", "file", d.configPath, "warning", w)
 	}
 }

@@ -358,6 +358,12 @@ func leaderSessionBound(check time.Duration) time.Duration {
 	return max(5*check, 10*time.Second)
 }
 
+// LeaseTerm is how long an active instance may still send PSA writes
+// after its lock's session last answered, with the lock checked every
+// check (state.lock_interval): a deposed instance can send for up to this
+// long after a standby took over (see vouch).
+func LeaseTerm(check time.Duration) time.Duration { return leaseTermFor(check) }
+
 // leaseTermFor is how long after the lock's session last answered this
 // instance still sends PSA writes (CheckFence): half of
 // leaderSessionBound, so the server cannot have ended the session, nor a

@@ -19,8 +19,9 @@ import (
 // pass when the user did not choose one.
 const DefaultMaxRetries = 4
 
-// defaultTimeout bounds each request when Config.HTTPClient is nil.
-const defaultTimeout = 60 * time.Second
+// DefaultTimeout bounds each request when Config.HTTPClient is nil: a
+// write sent may still reach the PSA up to this long after it was sent.
+const DefaultTimeout = 60 * time.Second
 
 // Config selects and configures a PSA backend.
 type Config struct {
@@ -198,7 +199,7 @@ func newConnectWise(cfg Config) (psa.Backend, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
+		hc = &http.Client{Timeout: DefaultTimeout}
 	}
 	conc := cfg.MaxConcurrency
 	if conc == 0 {
@@ -263,7 +264,7 @@ func newKaseyaBMS(cfg Config) (psa.Backend, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
+		hc = &http.Client{Timeout: DefaultTimeout}
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -313,7 +314,7 @@ func newAutotask(cfg Config) (psa.Backend, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
+		hc = &http.Client{Timeout: DefaultTimeout}
 	}
 	conc := cfg.MaxConcurrency
 	if conc == 0 {

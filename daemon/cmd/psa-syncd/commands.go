@@ -589,7 +589,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 		items = append(items, daemon.CheckItem{Result: daemon.CheckNote, Item: what, Notes: paragraphs})
 	}
 	report(true, "config", configFile)
-	if w := cfg.Policies.Warnings(); len(w) > 0 {
+	if w := cfg.Warnings(); len(w) > 0 {
 		note("config policies", w)
 	}
 
