@@ -654,6 +654,49 @@ func TestBillingImpact_ciExampleOIDC(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciExampleCommentUpdated: the GitHub workflow of the CI
+// example keeps one report comment per pull request and updates it on
+// every push. It must find that comment by the heading every Markdown
+// report starts with, never take whatever github-actions[bot] commented
+// last (gh pr comment --edit-last): with the same token, that is also the
+// plan another workflow posts next to the report, which the report would
+// then replace.
+func TestBillingImpact_ciExampleCommentUpdated(t *testing.T) {
+	t.Parallel()
+	wf, err := os.ReadFile(filepath.Join("..", "..", "examples", "ci", "billing-impact", "github-actions.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var workflow struct {
+		Jobs map[string]struct {
+			Steps []struct {
+				Run string `yaml:"run"`
+			} `yaml:"steps"`
+		} `yaml:"jobs"`
+	}
+	if err := yaml.Unmarshal(wf, &workflow); err != nil {
+		t.Fatal(err)
+	}
+	var run strings.Builder
+	for _, job := range workflow.Jobs {
+		for _, step := range job.Steps {
+			run.WriteString(step.Run + "\n")
+		}
+	}
+	if strings.Contains(run.String(), "--edit-last") {
+		t.Error("github-actions.yml edits the bot's last comment (--edit-last), which may be another workflow's plan: find the report's own comment by its heading")
+	}
+	// The golden reports are what markdown renders (TestBillingImpact_changes).
+	report, err := os.ReadFile(filepath.Join("testdata", "customer_moved.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heading, _, _ := strings.Cut(string(report), "\n")
+	if want := fmt.Sprintf("startswith(%q)", heading); !strings.Contains(run.String(), want) {
+		t.Errorf("github-actions.yml does not find its comment by the report's heading: want %s in its jq filter", want)
+	}
+}
+
 // TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled: the plan adds a
 // customer mapping with usage_sync = false for a vendor customer whose
 // usage is unmapped now. No pass writes a customer with usage sync off, so
