@@ -697,6 +697,47 @@ func TestBillingImpact_ciExampleCommentUpdated(t *testing.T) {
 	}
 }
 
+// TestBillingImpact_ciExamplesPlanWithoutLock: the pull-request jobs of the
+// CI example and of the CI guide run with the read-only plan role, which
+// may not write the S3 backend's lock file (docs/guides/ci-workflow.md), so
+// every `terraform plan` in them has -lock=false; and the GitLab job shows
+// how it reaches the S3 export and state with GitLab's ID token, as the
+// GitHub workflow shows its OIDC role.
+func TestBillingImpact_ciExamplesPlanWithoutLock(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	// A command in a YAML list: `- terraform plan ...` or `- run: terraform plan ...`.
+	plan := regexp.MustCompile(`(?m)^\s*- (?:run: )?terraform plan\b.*$`)
+	for _, path := range []string{
+		filepath.Join(root, "examples", "ci", "billing-impact", "github-actions.yml"),
+		filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"),
+		filepath.Join(root, "examples", "templates", "guides", "ci-workflow.md.tmpl"),
+	} {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := plan.FindAllString(string(src), -1)
+		if len(lines) == 0 {
+			t.Errorf("%s: no terraform plan found; the pattern no longer matches", path)
+		}
+		for _, l := range lines {
+			if !strings.Contains(l, " -lock=false") {
+				t.Errorf("%s: %q locks the state, which the read-only plan role cannot: add -lock=false", path, l)
+			}
+		}
+	}
+	gl, err := os.ReadFile(filepath.Join(root, "examples", "ci", "billing-impact", "gitlab-ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"id_tokens:", "aud: sts.amazonaws.com", "AWS_WEB_IDENTITY_TOKEN_FILE=", "AWS_ROLE_ARN="} {
+		if !bytes.Contains(gl, []byte(want)) {
+			t.Errorf("gitlab-ci.yml does not show how the job reads the S3 export and state with GitLab's ID token: %s is missing", want)
+		}
+	}
+}
+
 // TestBillingImpact_usageSyncOffMappingIsNotNewlyBilled: the plan adds a
 // customer mapping with usage_sync = false for a vendor customer whose
 // usage is unmapped now. No pass writes a customer with usage sync off, so
