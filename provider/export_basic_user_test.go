@@ -26,7 +26,9 @@ import (
 // basic password is export_token; the data source reads that psa-syncd's
 // API the same way. Without the user the plan fails with the 401 and a
 // hint to name one; a user without export_token fails the plan before any
-// request.
+// request. A reader user, whose password is not the API token (the
+// pull-request plan job's, in docs/guides/ci-workflow.md), plans with the
+// export and the data source read, and its apply of a change is refused.
 func TestAccExportStore_psaSyncdBasicUser(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -35,8 +37,14 @@ func TestAccExportStore_psaSyncdBasicUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const readerPassword = "ci-plan-reader-password"
+	readerHash, err := bcrypt.GenerateFromPassword([]byte(readerPassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
 	webConfig := filepath.Join(serverDir, "web-config.yml")
-	if err := os.WriteFile(webConfig, []byte("basic_auth_users:\n  automation: "+string(hash)+"\n"), 0o600); err != nil {
+	users := "basic_auth_users:\n  automation: " + string(hash) + "\n  ci-plan: " + string(readerHash) + "\n"
+	if err := os.WriteFile(webConfig, []byte(users), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -45,6 +53,7 @@ func TestAccExportStore_psaSyncdBasicUser(t *testing.T) {
 	}
 	d := startWorkflowDaemonWith(t, e, serverDir, daemon.ExportSelf, ln, daemon.Options{WebConfigFile: webConfig})
 	withUser := "http://automation@" + ln.Addr().String()
+	reader := "http://ci-plan@" + ln.Addr().String()
 	acme := e.addCustomerFixture("Acme")
 	service := e.addService("Sophos Intercept X Advanced", 4.5)
 	config := func(url, token, contract, extra string) string {
@@ -70,6 +79,8 @@ resource "psa_customer_mapping" "acme" {
 	bearer := config("http://"+ln.Addr().String(), workflowToken, acme.contract, "")
 	noToken := config(withUser, "", acme.contract, "")
 	first := config(withUser, workflowToken, acme.contract, "")
+	readerPlan := config(reader, readerPassword, acme.contract, `data "psa_unmapped_usage" "u" {}`)
+	readerApply := config(reader, readerPassword, acme.otherContract, "")
 	moved := config(withUser, workflowToken, acme.otherContract, `data "psa_unmapped_usage" "u" {}`)
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -83,6 +94,11 @@ resource "psa_customer_mapping" "acme" {
 				ExpectError: regexp.MustCompile(`Missing Mapping Export Token[\s\S]*names\s+user\s+"automation"`),
 			},
 			{Config: first, Check: uses(acme.contract)},
+			{Config: readerPlan, PlanOnly: true},
+			{
+				Config:      readerApply,
+				ExpectError: regexp.MustCompile(`401[\s\S]*the\s+basic\s+password\s+is\s+not\s+the\s+API\s+token`),
+			},
 			{
 				Config: moved,
 				Check:  uses(acme.otherContract),
