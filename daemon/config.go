@@ -59,9 +59,17 @@ type Config struct {
 	// provider. Load fills it in from an export_url that names a file.
 	ExportPath string `yaml:"export_path"`
 	// ExportURL names the export store when it is not a file: an
-	// s3://bucket/key?… URL, the http(s):// URL of another psa-syncd, or
+	// s3://bucket/key?… URL, the http(s):// URL of another psa-syncd
+	// (https://USER@host:port for a listener with basic_auth_users), or
 	// ExportSelf. Give export_path or export_url, not both.
 	ExportURL string `yaml:"export_url"`
+	// ExportToken is sent to the psa-syncd of ExportURL: as the basic
+	// password of the user the URL names, else as a bearer token (for a
+	// proxy that asks for one). Reads take any user's password there: a
+	// reader user's, not the API token. Also from export_token_file or
+	// PSA_EXPORT_TOKEN, the provider's variable.
+	ExportToken     Secret `yaml:"export_token,omitempty"`
+	ExportTokenFile string `yaml:"export_token_file,omitempty"`
 	// StateDir holds the SQLite state database (statuses, runs, ledger);
 	// with PostgreSQL it is optional, and only looked at for a bbolt state
 	// file of an earlier version to import.
@@ -763,6 +771,9 @@ func (c *Config) validate(dir string, getenv func(string) string) error {
 		return err
 	}
 	c.ExportPath = abs(c.ExportPath)
+	if err := c.validateExportToken(abs, getenv); err != nil {
+		return err
+	}
 	if strings.Contains(c.StateDir, "://") {
 		// A PostgreSQL URL here would be a directory of that name, with
 		// its password in the path that logs show, holding SQLite.
@@ -861,7 +872,9 @@ func (c *Config) checkSecretLengths() error {
 	if so := c.Source.Sophos; so != nil {
 		ss = append(ss, shortSecret{"source.sophos.client_secret", "client_secret_file or PSA_SOPHOS_CLIENT_SECRET", string(so.ClientSecret)})
 	}
-	ss = append(ss, shortSecret{"web.api_token", "api_token_file or PSA_SYNCD_API_TOKEN", string(c.Web.APIToken)})
+	ss = append(ss,
+		shortSecret{"web.api_token", "api_token_file or PSA_SYNCD_API_TOKEN", string(c.Web.APIToken)},
+		shortSecret{"export_token", "export_token_file or PSA_EXPORT_TOKEN", string(c.ExportToken)})
 	for _, s := range ss {
 		if redact.TooShort(s.value) {
 			return fmt.Errorf("%s (or %s): the value is shorter than %d characters: psa-syncd keeps secrets out of logs, "+
@@ -1360,7 +1373,7 @@ func (c *Config) String() string {
 // redacting a text that came from elsewhere: the PSA's and the Sophos
 // source's (with ConnectWise's Basic credential whole) and the API token.
 func (c *Config) credentials() []string {
-	out := []string{string(c.Web.APIToken)}
+	out := []string{string(c.Web.APIToken), string(c.ExportToken)}
 	if a := c.PSA.Autotask; a != nil {
 		out = append(out, string(a.Secret), string(a.IntegrationCode))
 	}

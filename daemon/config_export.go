@@ -38,12 +38,37 @@ func (c *Config) validateExport() error {
 	case c.ExportURL == "" || c.ExportURL == ExportSelf:
 		return nil
 	}
-	if err := export.CheckURL(c.ExportURL); err != nil {
+	if err := export.CheckUserURL(c.ExportURL); err != nil {
 		return fmt.Errorf("export_url: %w", err)
 	}
 	if kind, _ := export.Kind(c.ExportURL); kind == export.KindFile {
 		b, _ := export.OpenBackend(context.Background(), c.ExportURL, export.BackendOptions{}) // checked above
 		c.ExportPath, c.ExportURL = b.String(), ""
+	}
+	return nil
+}
+
+// validateExportToken resolves export_token, which only another psa-syncd
+// as the store is sent, and which a user in its URL needs: that listener
+// (basic_auth_users) asks every request for the user's password.
+func (c *Config) validateExportToken(abs func(string) string, getenv func(string) string) error {
+	remote := c.ExportStore() == StoreRemote
+	if !remote && (c.ExportToken != "" || c.ExportTokenFile != "") {
+		return fmt.Errorf("export_token: only for an export_url that is another psa-syncd's http(s):// URL, not %s", c.ExportName())
+	}
+	if !remote {
+		// PSA_EXPORT_TOKEN may be set for the provider in the same
+		// environment (a CI job); it is not this store's.
+		return nil
+	}
+	tok, err := resolveSecret(c.ExportToken, c.ExportTokenFile, abs, "PSA_EXPORT_TOKEN", getenv)
+	if err != nil {
+		return fmt.Errorf("export_token_file: %w", err)
+	}
+	c.ExportToken, c.ExportTokenFile = tok, abs(c.ExportTokenFile)
+	if user := export.URLUser(c.ExportURL); user != "" && tok == "" {
+		return fmt.Errorf("export_url names user %q, for a psa-syncd listener with basic_auth_users, but no export_token "+
+			"(or export_token_file or PSA_EXPORT_TOKEN) gives that user's password", user)
 	}
 	return nil
 }
@@ -83,7 +108,7 @@ func (c *Config) OpenExportBackend(ctx context.Context, hc *http.Client, logger 
 	case StoreSelf:
 		return nil, errors.New("daemon: export_url is self: the export is in the state database")
 	}
-	b, err := export.OpenBackend(ctx, c.ExportURL, export.BackendOptions{HTTPClient: hc, Logger: logger})
+	b, err := export.OpenBackend(ctx, c.ExportURL, export.BackendOptions{HTTPClient: hc, Logger: logger, Token: string(c.ExportToken), URLUser: true})
 	if err != nil {
 		return nil, fmt.Errorf("daemon: export_url: %w", err)
 	}

@@ -747,6 +747,59 @@ func TestLoad_exportURL(t *testing.T) {
 	}
 }
 
+// TestLoad_exportToken: export_url may name a user of another psa-syncd's
+// basic_auth_users, whose password export_token (or its file, or
+// PSA_EXPORT_TOKEN) gives; a user without one, a password in the URL, and
+// export_token for a store that is not a psa-syncd are refused, without
+// showing a secret. PSA_EXPORT_TOKEN set for the provider in the same
+// environment does not matter to another store.
+func TestLoad_exportToken(t *testing.T) {
+	t.Parallel()
+	const token = "ci-plan-reader-password"
+	tests := []struct {
+		name, url, extra string
+		env              map[string]string
+		wantErr          string
+	}{
+		{name: "user and PSA_EXPORT_TOKEN", url: "https://ci-plan@psa-syncd.internal:9810", env: map[string]string{"PSA_EXPORT_TOKEN": token}},
+		{name: "user and export_token", url: "https://ci-plan@psa-syncd.internal:9810", extra: "export_token: " + token + "\n"},
+		{name: "bearer token, no user", url: "https://psa-syncd.internal:9810", extra: "export_token: " + token + "\n"},
+		{name: "user without token", url: "https://ci-plan@psa-syncd.internal:9810", wantErr: `export_url names user "ci-plan"`},
+		{name: "password in the URL", url: "https://ci-plan:" + token + "@psa-syncd.internal:9810", wantErr: "must not carry a password"},
+		{name: "S3 with PSA_EXPORT_TOKEN", url: "s3://psa-sync/psa-mappings.json?region=eu-central-1", env: map[string]string{"PSA_EXPORT_TOKEN": token}},
+		{name: "S3 with export_token", url: "s3://psa-sync/psa-mappings.json?region=eu-central-1", extra: "export_token: " + token + "\n", wantErr: "export_token: only for an export_url that is another psa-syncd"},
+		{name: "short token", url: "https://ci-plan@psa-syncd.internal:9810", extra: "export_token: abc\n", wantErr: "export_token (or export_token_file or PSA_EXPORT_TOKEN): the value is shorter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "psa-syncd.yml")
+			cfg := "export_url: " + strconv.Quote(tt.url) + "\n" + tt.extra + "state_dir: state\npsa:\n  system: autotask\n" +
+				"  autotask: {username: u, secret: s3cr3t, integration_code: c0de}\nsource:\n  type: file\n  file: {path: usage.csv}\n"
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path, cfgEnv(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), token) {
+					t.Fatalf("Load: %v, want an error with %q that does not show the token", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := token
+			if c.ExportStore() != StoreRemote {
+				want = ""
+			}
+			if string(c.ExportToken) != want || strings.Contains(c.String(), token) {
+				t.Errorf("export_token = %q, want %q; shown config:\n%s", c.ExportToken, want, c.String())
+			}
+		})
+	}
+}
+
 // An API URL with user information is refused, as the provider refuses it,
 // naming the setting without the password: Go would send it as a login of
 // its own, beside the configured credentials.

@@ -53,12 +53,14 @@ type dtEnv struct {
 }
 
 type dtOptions struct {
-	token      string // web.api_token; "" configures none
-	exportURL  string // export_url instead of export_path: mappings.json
-	noExport   bool   // do not write the mapping export
-	disabled   bool   // integration.enabled = false in the export
-	simOptions []psatest.Option
-	daemonOpts Options
+	token     string // web.api_token; "" configures none
+	exportURL string // export_url instead of export_path: mappings.json
+	// exportToken is export_token, for an exportURL that is a psa-syncd.
+	exportToken string
+	noExport    bool // do not write the mapping export
+	disabled    bool // integration.enabled = false in the export
+	simOptions  []psatest.Option
+	daemonOpts  Options
 	// baseURL, when set, returns the Autotask base URL to configure (a
 	// proxy in front of the simulator).
 	baseURL func(*psatest.Server) string
@@ -119,6 +121,9 @@ web:
 	cfg += o.state
 	if o.exportURL != "" {
 		cfg = strings.Replace(cfg, "export_path: mappings.json", "export_url: "+strconv.Quote(o.exportURL), 1)
+	}
+	if o.exportToken != "" {
+		cfg += "export_token: " + strconv.Quote(o.exportToken) + "\n"
 	}
 	dtWrite(t, e.cfgPath, cfg)
 

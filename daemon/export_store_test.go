@@ -137,6 +137,53 @@ func outageProxy(t *testing.T, target string, down *atomic.Bool) string {
 	return srv.URL
 }
 
+// TestDaemon_exportFromPSASyncdWithBasicUser: psa-syncd reads the export
+// of another psa-syncd whose listener has basic_auth_users (every request
+// needs a user's basic password) when export_url names a user and
+// export_token is that user's password, a reader's (not the API token), as
+// the CI billing report does (docs/guides/ci-workflow.md). Before, its
+// export_url could name no user and it sent no basic credentials: every
+// read got 401.
+func TestDaemon_exportFromPSASyncdWithBasicUser(t *testing.T) {
+	t.Parallel()
+	const readerPassword = "ci-plan-reader-password"
+	s := dtSetup(t, dtOptions{token: dtToken, exportURL: ExportSelf, noExport: true})
+	api := httptest.NewServer(s.d.Handler())
+	t.Cleanup(api.Close)
+	// The listener's basic_auth_users, as exporter-toolkit checks them
+	// before psa-syncd's handler.
+	var denied atomic.Int32
+	guarded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, password, ok := r.BasicAuth(); !ok || user != "ci-plan" || password != readerPassword {
+			denied.Add(1)
+			w.Header().Set("WWW-Authenticate", "Basic")
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		s.d.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(guarded.Close)
+	store, err := export.NewHTTPBackend(api.URL, dtToken, api.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := s.doc.Clone()
+	doc.PSA.Instance = "" // both simulators' instances accept it
+	e := dtSetup(t, dtOptions{exportURL: strings.Replace(guarded.URL, "http://", "http://ci-plan@", 1), exportToken: readerPassword, noExport: true})
+	if _, err := store.Save(t.Context(), e.encode(t, doc), ""); err != nil {
+		t.Fatal(err)
+	}
+	e.d.reloadMu.Lock()
+	err = e.d.reloadExportLocked(false)
+	e.d.reloadMu.Unlock()
+	if err != nil {
+		t.Fatalf("reading the export as the reader user: %v", err)
+	}
+	if rev := e.d.Export().Revision; rev != doc.Revision || denied.Load() != 0 {
+		t.Errorf("export revision in use = %d, %d requests refused; want %d, none", rev, denied.Load(), doc.Revision)
+	}
+}
+
 // TestDaemon_exportReloadRecoversAfterStoreOutage: a remote store that
 // fails a poll sets psa_sync_export_last_reload_successful to 0; once it
 // answers again that it still holds the version in use (304), the metric is

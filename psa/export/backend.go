@@ -153,6 +153,26 @@ func CheckURL(rawURL string) error {
 	return err
 }
 
+// CheckUserURL is CheckURL for a URL opened with BackendOptions.URLUser: a
+// psa-syncd store's URL may name a user (https://ci-plan@host:9810), never
+// a password.
+func CheckUserURL(rawURL string) error {
+	if kind, err := Kind(rawURL); err == nil && kind == KindPSASyncd {
+		_, err = NewHTTPReader(rawURL, "", nil)
+		return err
+	}
+	return CheckURL(rawURL)
+}
+
+// URLUser returns the user a psa-syncd store's URL names, "" for none.
+func URLUser(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	return u.User.Username()
+}
+
 // OpenBackend returns the Backend for the store named by rawURL:
 //
 //   - a path or file:///path: the export file, written atomically under a
