@@ -238,15 +238,18 @@ func (b *HTTPBackend) authHint(resp *http.Response) string {
 	}
 	basic := strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic")
 	switch {
+	// The token is the API token for writes; a read takes any user's
+	// password (a pull-request job's reader user).
 	case basic && b.user == "":
 		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration): name in the URL " +
-			"(https://USER@host:port) the user whose password is the API token, and give the token"
+			"(https://USER@host:port) a user and give its password as the token: the user whose password is the API token " +
+			"to write the export, any user's to read it"
 	case basic && b.token == "":
-		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration): give the API token, " +
+		return "psa-syncd's listener asks for basic credentials (basic_auth_users in its web configuration): give the token, " +
 			"which is sent as user " + b.user + "'s password"
 	case basic:
-		return "psa-syncd's listener refused user " + b.user + " with the API token as its password: check that its " +
-			"basic_auth_users hash is of the API token"
+		return "psa-syncd's listener refused user " + b.user + " with the token as its password: check that its " +
+			"basic_auth_users hash is of the token (of the API token, to write the export)"
 	}
 	return "check the psa-syncd API token"
 }
