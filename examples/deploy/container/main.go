@@ -119,9 +119,15 @@ func image(binary []byte, version, goarch string) (v1.Image, error) {
 	cf.OS, cf.Architecture = "linux", goarch
 	cf.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
 	cf.Config = v1.Config{
-		Entrypoint:   []string{binaryPath, "run"},
-		Cmd:          []string{"-config.file=" + configPath},
-		User:         fmt.Sprintf("%d:%d", uid, uid),
+		Entrypoint: []string{binaryPath, "run"},
+		Cmd:        []string{"-config.file=" + configPath},
+		User:       fmt.Sprintf("%d:%d", uid, uid),
+		// The state directory, a volume: with a read-only root file system
+		// (examples/deploy/kubernetes) it is the one place SQLite can put its
+		// temporary files (an index built by a migration, a large sort),
+		// which it never writes next to the database but in /var/tmp,
+		// /usr/tmp, /tmp or else the working directory. With none writable,
+		// such a statement fails with "disk I/O error (6410)".
 		WorkingDir:   stateDir,
 		ExposedPorts: map[string]struct{}{port: {}},
 		Volumes:      map[string]struct{}{stateDir: {}},
