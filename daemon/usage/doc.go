@@ -123,7 +123,9 @@
 // the customer's line of a service that no product mapping of the source
 // names any more above 0, still in force (and, where the pass read it, the
 // PSA shows it above 0): a product mapping was re-pointed to a new
-// service, and the old line still bills. A
+// service, and the old line still bills; and so is a line psa-syncd set
+// before that the PSA reads at 0 or no line, while such a line psa-syncd
+// set after it bills (the product mapping pointed back). A
 // line that products of another usage source (with sync on)
 // also feed, on a contract one of that source's customers uses, fails and is
 // not written: one psa-syncd per source would each set it to its own usage.

@@ -45,7 +45,13 @@ func namedServices(products map[string]export.ProductMapping) map[string]bool {
 // writes it; an approval of every held line (Approve alone) does not.
 //
 // Only a line that psa-syncd never set above 0 for the customer is held:
-// the line of the service a product was re-pointed to. Once it is written
+// the line of the service a product was re-pointed to; or one it did set
+// but the pass read at 0 or no line (Autotask, ConnectWise), held for the
+// lines of services no mapping names that psa-syncd set above 0 after it:
+// the product pointed back to the service it left, whose line the operator
+// zeroed for the re-pointing, while the line of the service it leaves now
+// still bills. Kaseya BMS, whose lines are not read, cannot tell a line
+// zeroed by hand: the pointing back is not held there. Once it is written
 // (after the approval, or because S's line read 0), its rises are not held
 // month after month, and a product mapping removed (S no longer named)
 // holds no rise of the customer's other lines. The price of that bound: a
@@ -77,13 +83,24 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, s
 	}
 	mine := all[c.CustomerID]
 	var others []psa.LineKey
+	var since int64 // the seq of psa-syncd's newest entry that set this line above 0
 	for _, l := range mine {
 		if l.ServiceID == c.ServiceID && idKey(l.ContractID) == idKey(c.ContractID) {
 			// psa-syncd set this line above 0 before: it is not the
-			// new service of a re-pointed product.
-			return nil
+			// new service of a re-pointed product, unless the pass
+			// read it at 0 or no line (an operator zeroed it, as the
+			// hold of a product re-pointed away from it asked) and
+			// the product was pointed back to it: then the line
+			// psa-syncd set after it, of the service the product
+			// left, still bills.
+			if !read || lines == nil || c.CurrentKnown && c.Current > 0 {
+				return nil
+			}
+			since = l.Seq
 		}
-		if !named[l.ServiceID] {
+	}
+	for _, l := range mine {
+		if !named[l.ServiceID] && l.Seq > since {
 			others = append(others, l.LineKey)
 		}
 	}

@@ -164,3 +164,76 @@ func TestEngineSystems_removedProductHoldsNoRise(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_repointedBackNotBilledTwice: MDR is re-pointed to a new
+// service, the operator zeroes the old service's line by hand and approves
+// the new one, which psa-syncd adds; then the product mapping is pointed
+// back to the old service. The new service's line, which no mapping names
+// now, still bills the 3 units psa-syncd set, and raising the old line
+// from the 0 the operator set would bill the usage twice: on Autotask and
+// ConnectWise, which read the old line at 0, the plan and the pass hold the
+// raise (HoldPreviousService) naming the new service's line, and a blanket
+// approval does not release it; once that line is zeroed, an approval of
+// the line writes it. (Kaseya BMS, whose lines cannot be read, is not
+// covered: see README "Product mappings".)
+func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos MDR Complete", 11)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			h.setByHand(h.contractA, h.svcMDR, 0)
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {
+				t.Fatalf("pass after the re-pointing = %+v, want the new line added", res.Run)
+			}
+			h.wantUnits(h.contractA, svcNew, 3)
+
+			// The product mapping is pointed back to the old service.
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
+			approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", h.svcMDR)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			c := sysFindChange(plan, h.svcMDR)
+			if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
+				!strings.Contains(c.Reason, "psa-syncd set service "+svcNew+" to 3 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
+				!strings.Contains(c.Reason, "raising this line from 0") ||
+				!strings.Contains(c.Reason, "set the line of service "+svcNew+" on contract "+h.contractA+" to 0") || !strings.Contains(c.Reason, approve) {
+				t.Errorf("plan's MDR change after pointing back = %+v, want held (%s) naming the 3 units of %s and %q", c, HoldPreviousService, svcNew, approve)
+			}
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after pointing back = %+v (%d writes), want the old line held", res.Run, h.writes())
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 0)
+			h.wantUnits(h.contractA, svcNew, 3)
+			if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, "product mapping") || !strings.Contains(cs.Hint, approve) {
+				t.Errorf("status = %+v, want held with a hint naming the product mapping and %q", cs, approve)
+			}
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a"}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Errorf("blanket approval = %+v, want the line still held", res.Run)
+			}
+
+			// The operator zeroes the new service's line and approves.
+			h.setByHand(h.contractA, svcNew, 0)
+			if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("approval of the line = %+v, want it written", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+			// Its rises are not held again.
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,4")
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("rise after the approval = %+v, want 1 updated", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 4)
+		})
+	}
+}
