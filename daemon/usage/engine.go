@@ -1244,7 +1244,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 					continue
 				}
 				if c.Action == ActionUpdate {
-					if err := e.repointedLine(c, o, cp.period, moves.of(cp.chunk), named, cur.lines, !p.ledger, in.mapping); err != nil {
+					if err := e.repointedLine(c, o, cp.period, in, named, cur.lines, !p.ledger); err != nil {
 						cp.fail(i, err, c)
 						continue
 					}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/source"
-	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -61,22 +60,26 @@ func namedServices(products map[string]export.ProductMapping) map[string]bool {
 // S on a contract of the customer's
 // renewal pair other than c's (contract_id, next_contract_id: a renewal
 // takes over from the old contract), and S on a contract whose record, as
-// the contract terms kept it, ended before the effective date. The check
-// reads the state database alone (the lines of the chunk's customers that
-// movedLine reads, ledgerMoves.of, and SetBefore per candidate), no PSA
-// request, and only for a chunk with a line to add or raise. It returns an
+// the contract terms kept it, ended before the effective date. S on a
+// contract the customer left (a re-pointing and a move in one apply) is
+// released as movedLine releases a line (in.old): once the read of that
+// contract says that it ended, or, on Autotask and ConnectWise, that S's
+// line reads 0. The check reads the state database (the lines of the
+// chunk's customers that movedLine reads, ledgerMoves.of, and SetBefore
+// per candidate), and the PSA only for such a line on a contract the
+// customer left, in movedLine's read of those contracts, and only for a
+// chunk with a line to add or raise. It returns an
 // error only when the ledger cannot be read; the line then fails, and
 // nothing is written.
 //
 // lines is the chunk's read of the contracts, when read is true (the PSA
-// reads lines); mapping returns the customer's mapping in the export.
-func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, set func() (map[string][]state.CustomerLine, error),
-	named map[string]bool, lines *lineIndex, read bool, mapping func() (export.CustomerMapping, bool)) error {
+// reads lines); in is movedLine's (its set, mapping and old).
+func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, in movedLookups, named map[string]bool, lines *lineIndex, read bool) error {
 	raise := c.CurrentKnown
 	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current {
 		return nil
 	}
-	all, err := set()
+	all, err := in.set()
 	if err != nil {
 		return fmt.Errorf("reading psa-syncd's ledger for lines of services it set for customer %s that no product mapping names any more, before writing service %s to contract %s, failed: %w",
 			c.CustomerID, c.ServiceID, c.ContractID, err)
@@ -108,7 +111,7 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, s
 		return nil
 	}
 	pair := map[string]bool{}
-	if cm, ok := mapping(); ok {
+	if cm, ok := in.mapping(); ok {
 		for _, id := range []string{cm.ContractID, cm.NextContractID} {
 			if id != "" && idKey(id) != idKey(c.ContractID) {
 				pair[idKey(id)] = true
@@ -154,10 +157,30 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, s
 			c.Reason += what + ": approved, so it is written"
 			return nil
 		}
+		var failed string
+		if !same && in.old != nil {
+			// A line on a contract the customer left (a re-pointing
+			// and a move in one apply): the read of that contract
+			// movedLine makes tells whether it still bills, as the
+			// kept terms above cannot once it ended since.
+			ok, why := in.old(k.ContractID, k.ServiceID, c.EffectiveDate, le)
+			if ok {
+				c.Reason += what + why
+				continue
+			}
+			failed = why
+		}
 		c.Action, c.repointed = ActionHeld, true
-		c.Reason += fmt.Sprintf("%s: held for review, since that line still bills those units unless it was set to 0 or contract %s has ended in %s, and %s would bill the usage a second time; "+
+		c.Reason += fmt.Sprintf("%s%s: held for review, since that line still bills those units unless it was set to 0 or contract %s has ended in %s, and %s would bill the usage a second time; "+
 			"set the line of service %s on contract %s to 0 in %s (or point the product mapping back to service %s), then %s this one with %s",
-			what, k.ContractID, systemName(sys), this, k.ServiceID, k.ContractID, systemName(sys), k.ServiceID, verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+			what, failed, k.ContractID, systemName(sys), this, k.ServiceID, k.ContractID, systemName(sys), k.ServiceID, verb, approveCommand(c.CustomerID, c.ServiceID, c.Desired, period))
+		switch {
+		case same:
+		case in.old != nil && in.oldLines:
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date, or that line at 0 where it was not at 0 before psa-syncd last set it)", verb, k.ContractID)
+		case in.old != nil:
+			c.Reason += fmt.Sprintf(" (or let a later pass %s it by itself: one that reads contract %s ended before the effective date)", verb, k.ContractID)
+		}
 		return nil
 	}
 	return nil

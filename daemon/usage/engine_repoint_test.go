@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -234,6 +235,63 @@ func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
 				t.Errorf("rise after the approval = %+v, want 1 updated", res.Run)
 			}
 			h.wantUnits(h.contractA, h.svcMDR, 4)
+		})
+	}
+}
+
+// TestEngineSystems_repointedAndMovedReleased: one apply maps cust-a to a
+// new contract and re-points MDR to a new service. The pass holds the
+// Intercept line on the new contract (HoldMoved) and the new service's
+// line there (HoldPreviousService, for the MDR line on the old contract).
+// Once the old contract ends (Autotask, Kaseya BMS: its record as read
+// now) or its lines are set to 0 by hand (ConnectWise), the next pass
+// writes both lines, as the reasons say, with no approval: the read of
+// the contract the customer left that releases the one releases the
+// other, where the terms psa-syncd kept of it still said it runs.
+func TestEngineSystems_repointedAndMovedReleased(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos MDR Complete", 11)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			moved := h.moveTo("cust-a", "Acme Other Services")
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			if c := sysFindChange(plan, h.svcIntercept); c == nil || c.Hold() != HoldMoved {
+				t.Errorf("plan's Intercept change = %+v, want held (%s)", c, HoldMoved)
+			}
+			if c := sysFindChange(plan, svcNew); c == nil || c.Hold() != HoldPreviousService ||
+				!strings.Contains(c.Reason, "(or let a later pass add it by itself: one that reads contract "+h.contractA+" ended before the effective date") {
+				t.Errorf("plan's new MDR change = %+v, want held (%s), saying that a read of contract %s releases it", c, HoldPreviousService, h.contractA)
+			}
+			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+				t.Fatalf("pass after the apply = %+v, want both lines held", res.Run)
+			}
+
+			ended := time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC)
+			switch sys {
+			case psa.SystemAutotask:
+				h.sim.Autotask().SetContractEndDate(mustParse(t, h.contractA), ended)
+			case psa.SystemKaseyaBMS:
+				h.sim.KaseyaBMS().SetContractEndDate(int(mustParse(t, h.contractA)), ended)
+			default:
+				h.setByHand(h.contractA, h.svcIntercept, 0)
+				h.setByHand(h.contractA, h.svcMDR, 0)
+			}
+			if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 2 {
+				t.Errorf("pass once contract %s no longer bills = %+v, want both lines written", h.contractA, res.Run)
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
+			h.wantUnits(moved, svcNew, 3)
 		})
 	}
 }
