@@ -38,8 +38,10 @@ func namedServices(products map[string]export.ProductMapping) map[string]bool {
 // names, so S's line keeps the units psa-syncd last set and goes on
 // invoicing, and c's line bills the same usage a second time. Where the
 // pass read S's line (Autotask, ConnectWise: S on c's own contract, read
-// with it) and it shows 0 or no line, the operator zeroed or ended it: c
-// is written. Otherwise only the operator can tell: an approval of that
+// with it) and it shows the line at 0, the operator zeroed it: c is
+// written. A read that shows no line of S does not release c: it may not
+// see the line (as vanishedLine says), and a line deleted in the PSA
+// looks the same. Otherwise only the operator can tell: an approval of that
 // one line (PassOptions.ApproveService, at c's desired units or any)
 // writes it; an approval of every held line (Approve alone) does not.
 //
@@ -129,13 +131,6 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 		if t, ok := e.terms.get(sys, k.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
 			continue
 		}
-		if same && read && lines != nil {
-			// The pass read the old service's line with c's: it bills
-			// only if it shows units.
-			if l, ok := lines.get(psa.LineKey{ContractID: c.ContractID, ServiceID: k.ServiceID}); !ok || l.Quantity <= 0 {
-				continue
-			}
-		}
 		le, ok, err := e.db.SetBefore(k.ContractID, k.ServiceID, c.EffectiveDate.AddDate(0, 0, 1))
 		if err != nil {
 			return fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s, before writing service %s to contract %s, failed: %w",
@@ -158,6 +153,26 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 			return nil
 		}
 		var failed string
+		if same && read && lines != nil {
+			// The pass read the old service's line with c's: it no
+			// longer bills once the read shows it at 0 through the
+			// period. A read that does not show it does not say so
+			// (see vanishedLine: a security level or role that cannot
+			// see it, unit rows short of the period, a cache's old
+			// page), nor does one at 0 where psa-syncd set it from 0
+			// without adding it (an old page from before that write
+			// shows it alike): c stays held, as movedLine's
+			// oldContracts holds it for a line on another contract.
+			l, shown := lines.get(psa.LineKey{ContractID: c.ContractID, ServiceID: k.ServiceID})
+			switch {
+			case !shown || l.LineID == "":
+				failed = fmt.Sprintf(" (%s's read shows no line of service %s on contract %s: a read that cannot see it, or a line deleted in %s, which only an approval of this line tells apart)",
+					systemName(sys), k.ServiceID, k.ContractID, systemName(sys))
+			case l.Quantity <= 0 && !slices.ContainsFunc(l.LaterChanges, func(q psa.QuantityChange) bool { return q.Quantity != 0 }) &&
+				(le.Before != 0 || (&oldContracts{e: e}).added(le)):
+				continue
+			}
+		}
 		if !same && in.old != nil {
 			// A line on a contract the customer left (a re-pointing
 			// and a move in one apply): the read of that contract

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -292,6 +293,54 @@ func TestEngineSystems_repointedAndMovedReleased(t *testing.T) {
 			}
 			h.wantUnits(moved, h.svcIntercept, 42)
 			h.wantUnits(moved, svcNew, 3)
+		})
+	}
+}
+
+// TestEngineSystems_repointedHeldWhenReadMissesOldLine: MDR is re-pointed
+// while the old service's line bills 3 units, and a pass's read of the
+// contract answers without any line (a security level or role that cannot
+// see them, a cache's old page): that read does not say that the old line
+// was zeroed or ended, as it does not for the Intercept line psa-syncd set
+// (HoldVanished), so the new line stays held (HoldPreviousService), its
+// reason saying why, and is not added beside the 3 units still billed.
+func TestEngineSystems_repointedHeldWhenReadMissesOldLine(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos MDR Complete", 11)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+				t.Fatalf("pass after the re-pointing = %+v, want the new line held", res.Run)
+			}
+
+			if sys == psa.SystemAutotask {
+				h.sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: "/ATServicesRest/V1.0/ContractServiceUnits/query", Status: http.StatusOK,
+					Body: `{"items":[],"pageDetails":{"count":0,"requestCount":500,"prevPageUrl":null,"nextPageUrl":null}}`, Times: 1})
+			} else {
+				h.sim.AddFault(psatest.Fault{Method: http.MethodGet, Path: "/v4_6_release/apis/3.0/finance/agreements/" + h.contractA + "/additions",
+					Status: http.StatusOK, Body: `[]`, Times: 1})
+			}
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			if res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass whose read shows no line = %+v (%d writes), want nothing written", res.Run, h.writes())
+			}
+			if c := sysFindChange(res.Plan, svcNew); c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService ||
+				!strings.Contains(c.Reason, "read shows no line of service "+h.svcMDR+" on contract "+h.contractA) {
+				t.Errorf("new MDR change = %+v, want held (%s), saying that the read shows no line of %s", c, HoldPreviousService, h.svcMDR)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+			if got, ok := h.units(h.contractA, svcNew); ok && got != 0 {
+				t.Errorf("units of the new service = %d, want no line: the old service still bills 3", got)
+			}
 		})
 	}
 }
