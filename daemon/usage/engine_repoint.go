@@ -59,6 +59,9 @@ func namedServices(products map[string]export.ProductMapping) map[string]bool {
 // product re-pointed to a service whose line psa-syncd already writes for
 // the customer (merged into another product's service) is not held;
 // README "Product mappings" says to zero the old lines. Not held either:
+// for S on another contract on which psa-syncd set c's service for the
+// customer too (the customer left it: c's line continues that one, and
+// movedLine decides whether it bills twice);
 // S on a contract of the customer's
 // renewal pair other than c's (contract_id, next_contract_id: a renewal
 // takes over from the old contract), and S on a contract whose record, as
@@ -89,7 +92,16 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 	mine := all[c.CustomerID]
 	var others []psa.LineKey
 	var since int64 // the seq of psa-syncd's newest entry that set this line above 0
+	// left holds the other contracts on which psa-syncd set c's service
+	// for the customer: c's line follows that one (the customer moved,
+	// movedLine decides), not a re-pointed product's, so the lines of
+	// unnamed services there do not hold it.
+	left := map[string]bool{}
 	for _, l := range mine {
+		if l.ServiceID == c.ServiceID && idKey(l.ContractID) != idKey(c.ContractID) {
+			left[idKey(l.ContractID)] = true
+			continue
+		}
 		if l.ServiceID == c.ServiceID && idKey(l.ContractID) == idKey(c.ContractID) {
 			// psa-syncd set this line above 0 before: it is not the
 			// new service of a re-pointed product, unless the pass
@@ -105,7 +117,7 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 		}
 	}
 	for _, l := range mine {
-		if !named[l.ServiceID] && l.Seq > since {
+		if !named[l.ServiceID] && l.Seq > since && !left[idKey(l.ContractID)] {
 			others = append(others, l.LineKey)
 		}
 	}

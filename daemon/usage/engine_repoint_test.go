@@ -344,3 +344,47 @@ func TestEngineSystems_repointedHeldWhenReadMissesOldLine(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_repointedAndMovedOtherLineNotHeld: one apply maps
+// cust-a to a new contract and re-points MDR to a new service; the
+// operator sets the Intercept line on the old contract to 0, as its
+// previous_contract hold asks, but not yet MDR's. The Intercept line on
+// the new contract, which continues the one on the old contract, is
+// written: MDR's old line, which still bills, bills MDR's usage, not
+// Intercept's. The new MDR line stays held (HoldPreviousService).
+func TestEngineSystems_repointedAndMovedOtherLineNotHeld(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+				t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos MDR Complete", 11)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+			moved := h.moveTo("cust-a", "Acme Other Services")
+			if res := h.sync(PassOptions{}); res.Run.Held != 2 || res.Run.Updated != 0 {
+				t.Fatalf("pass after the apply = %+v, want both lines held", res.Run)
+			}
+
+			h.setByHand(h.contractA, h.svcIntercept, 0)
+			res := h.sync(PassOptions{})
+			if res.Run.Held != 1 || res.Run.Updated != 1 {
+				t.Errorf("pass once Intercept's old line reads 0 = %+v, want Intercept written, MDR held", res.Run)
+			}
+			if c := sysFindChange(res.Plan, h.svcIntercept); c == nil || c.Action != ActionUpdate {
+				t.Errorf("Intercept change = %+v, want written", c)
+			}
+			if c := sysFindChange(res.Plan, svcNew); c == nil || c.Hold() != HoldPreviousService {
+				t.Errorf("new MDR change = %+v, want held (%s)", c, HoldPreviousService)
+			}
+			h.wantUnits(moved, h.svcIntercept, 42)
+			if got, ok := h.units(moved, svcNew); ok && got != 0 {
+				t.Errorf("units of the new MDR service = %d, want no line: the old line still bills 3", got)
+			}
+		})
+	}
+}
