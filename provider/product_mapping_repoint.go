@@ -39,8 +39,8 @@ func repointWarning(id, source, oldID, newID string, system psa.System) (string,
 		to = "a service this apply creates"
 	}
 	return "Previous Service Still Bills",
-		fmt.Sprintf("Product mapping %s moves from service %s to %s. Unless another product mapping of usage source %q still "+
-			"names service %s, psa-syncd no longer writes its lines from its next pass: the quantities it last set on each "+
+		fmt.Sprintf("Product mapping %s moves from service %s to %s. Unless another product mapping of usage source %q with "+
+			"sync_enabled on still names service %s, psa-syncd no longer writes its lines from its next pass: the quantities it last set on each "+
 			"customer's contract stay and are invoiced, and lines of the new service would bill the same usage twice. So "+
 			"psa-syncd holds each customer's line of the new service that it would add while its ledger says that the "+
 			"customer's line of service %s still bills (hold previous_service, on its status page and in psa-syncd plan): "+

@@ -52,7 +52,7 @@ func TestRepointWarning(t *testing.T) {
 		t.Errorf("summary %q", summary)
 	}
 	for _, want := range []string{"Product mapping sophos/MDR moves from service 30 to service 31",
-		`Unless another product mapping of usage source "sophos" still names service 30`, "bill the same usage twice",
+		`Unless another product mapping of usage source "sophos" with sync_enabled on still names service 30`, "bill the same usage twice",
 		"hold previous_service", "Set the customers' lines of service 30 to 0 in Autotask",
 		"psa-syncd sync --approve --customer ID --service ID"} {
 		if !strings.Contains(detail, want) {

@@ -18,12 +18,16 @@ import (
 // it, as far as the PSA shows), for a customer whose line of another
 // service, synced under the current mappings, shows units in the PSA (cur)
 // while no proposed product mapping of the source names that service any
-// more. psa-syncd set that line, so its ledger says so too, unless the line
+// more with sync on. psa-syncd set that line, so its ledger says so too, unless the line
 // was set by hand since.
 func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	named := map[[2]string]bool{}
 	for _, pm := range c.proposed.ProductMappings {
-		named[[2]string{pm.Source, pm.ServiceID}] = true
+		// As the pass (usage.syncedServices): a service only mappings
+		// with sync off name is no longer written either.
+		if pm.SyncEnabled {
+			named[[2]string{pm.Source, pm.ServiceID}] = true
+		}
 	}
 	type oldLine struct {
 		contract, service string
@@ -58,7 +62,7 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 			cp.Changes = slices.Clone(p.Changes)
 			out = &cp
 		}
-		out.Changes[i].HoldAsRepointed(fmt.Sprintf("; service %s, which no product mapping names after apply, still bills %d units on contract %s: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
+		out.Changes[i].HoldAsRepointed(fmt.Sprintf("; service %s, which no product mapping with sync on names after apply, still bills %d units on contract %s: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
 			o.service, o.units, o.contract))
 	}
 	if out == nil {

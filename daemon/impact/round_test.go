@@ -221,10 +221,18 @@ func TestWithRepointHolds(t *testing.T) {
 			t.Errorf("%s's %s line: held as re-pointed = %v (%s, %q), want %v", ch.CustomerID, ch.ServiceID, held, ch.Action, ch.Reason, want)
 		}
 	}
-	if !strings.Contains(got.Changes[0].Reason, "service old, which no product mapping names after apply, still bills 3 units on contract X-billed") {
+	if !strings.Contains(got.Changes[0].Reason, "service old, which no product mapping with sync on names after apply, still bills 3 units on contract X-billed") {
 		t.Errorf("reason %q", got.Changes[0].Reason)
 	}
 	if propPlan.Changes[0].Action != usage.ActionUpdate {
 		t.Errorf("withRepointHolds changed the plan it was given: %+v", propPlan.Changes[0])
+	}
+
+	// A service that only a mapping with sync off names after apply is
+	// not written either: the pass holds the new line as well.
+	prop.PutProduct(export.ProductMapping{Source: "sophos", Product: "MDR-TRIAL", ServiceID: "old", SyncEnabled: false})
+	got = c.withRepointHolds(curPlan, propPlan)
+	if ch := got.Changes[0]; ch.Action != usage.ActionHeld || ch.Hold() != usage.HoldPreviousService {
+		t.Errorf("billed's new line with service old named by a mapping with sync off = %s (%q), want held as re-pointed", ch.Action, ch.Reason)
 	}
 }

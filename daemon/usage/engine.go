@@ -1145,7 +1145,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	setLines := &ledgerSets{e: e, chunk: -1}
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
-	named := namedServices(products)
+	named := syncedServices(products)
 	orph := e.findOrphans(doc, srcName, products, p.plan.EffectiveDate, o.Customer)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
 	recs := &oldRecords{e: e, ctx: ctx}

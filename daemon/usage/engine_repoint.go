@@ -23,10 +23,27 @@ func namedServices(products map[string]export.ProductMapping) map[string]bool {
 	return named
 }
 
+// syncedServices returns the PSA services that the product mappings of a
+// usage source name (products, by product), true for those a mapping with
+// sync_enabled on names: the services whose lines psa-syncd writes. A
+// service that only mappings with sync off name (false) is not one: the
+// units psa-syncd set on its lines from a product mapped there before
+// stay and bill, as for a service no mapping names.
+func syncedServices(products map[string]export.ProductMapping) map[string]bool {
+	named := make(map[string]bool, len(products))
+	for _, pm := range products {
+		named[pm.ServiceID] = named[pm.ServiceID] || pm.SyncEnabled
+	}
+	return named
+}
+
 // repointedLine decides c, a change the pass would make by adding a line
 // or raising one, when psa-syncd's ledger says that it set the line of
 // another service S for c's customer above 0, a service that no product
-// mapping of the usage source names any more (named), and that this is
+// mapping of the usage source names any more with sync on (named,
+// syncedServices: a product re-pointed away from a service that a
+// mapping with sync_enabled = false still names leaves its line billing
+// alike, and no orphaned line lists it), and that this is
 // still the line's quantity in force at c's effective date
 // (state.DB.SetBefore: nothing set it to 0 since, nor another customer's
 // or source's usage): it holds c for an operator (HoldPreviousService)
@@ -151,9 +168,13 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 		if !ok || le.System != sys || le.Source != c.Source || le.CustomerID != c.CustomerID || le.After <= 0 {
 			continue
 		}
+		offOnly := ""
+		if _, off := named[k.ServiceID]; off {
+			offOnly = " with sync_enabled on (only mappings with sync_enabled = false name it, and psa-syncd does not write their lines)"
+		}
 		what := fmt.Sprintf("; psa-syncd set service %s to %d units on contract %s for this customer from %s (run %d), and has not set that line to 0 since, "+
-			"and no product mapping of usage source %s names service %s any more (a product mapping's service_id changed: psa-syncd no longer writes that line)",
-			k.ServiceID, le.After, k.ContractID, le.EffectiveDate.Format(time.DateOnly), le.RunID, c.Source, k.ServiceID)
+			"and no product mapping of usage source %s names service %s any more%s (a product mapping's service_id changed: psa-syncd no longer writes that line)",
+			k.ServiceID, le.After, k.ContractID, le.EffectiveDate.Format(time.DateOnly), le.RunID, c.Source, k.ServiceID, offOnly)
 		verb, this := "add", "adding this line"
 		if raise {
 			what += " nor set this line above 0 after it"

@@ -388,3 +388,53 @@ func TestEngineSystems_repointedAndMovedOtherLineNotHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_repointedAwayFromSyncOffService: CIXA-MSP and CIXA-SRV
+// both map the Intercept service, CIXA-SRV with sync_enabled = false, so
+// psa-syncd sets the Intercept line from CIXA-MSP alone. CIXA-MSP is
+// re-pointed to a new service: only a mapping with sync off names
+// Intercept now, psa-syncd no longer writes its line, which keeps the 42
+// units and bills, so the new line is held (HoldPreviousService), its
+// reason saying why, until the old line reads 0 (Autotask, ConnectWise) or
+// an approval of the line (Kaseya BMS).
+func TestEngineSystems_repointedAwayFromSyncOffService(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-SRV", ServiceID: h.svcIntercept, ServiceName: "Sophos Intercept X Advanced", SyncEnabled: false})
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,CIXA-SRV,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 1 {
+				t.Fatalf("first pass = %+v, want 1 updated", res.Run)
+			}
+			svcNew := h.addService("Sophos Intercept X Advanced 2027", 5)
+			h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "CIXA-MSP", ServiceID: svcNew, ServiceName: "Sophos Intercept X Advanced 2027", SyncEnabled: true})
+			h.sim.ResetRequests()
+			res := h.sync(PassOptions{})
+			if res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("pass after the re-pointing = %+v (%d writes), want the new line held", res.Run, h.writes())
+			}
+			if c := sysFindChange(res.Plan, svcNew); c == nil || c.Hold() != HoldPreviousService ||
+				!strings.Contains(c.Reason, "names service "+h.svcIntercept+" any more with sync_enabled on (only mappings with sync_enabled = false name it") {
+				t.Errorf("new line's change = %+v, want held (%s), saying that only a mapping with sync off names %s", c, HoldPreviousService, h.svcIntercept)
+			}
+			h.wantUnits(h.contractA, h.svcIntercept, 42)
+			if got, ok := h.units(h.contractA, svcNew); ok && got != 0 {
+				t.Errorf("units of the new service = %d, want no line: the old one still bills 42", got)
+			}
+
+			if sys == psa.SystemKaseyaBMS {
+				res = h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew})
+			} else {
+				h.setByHand(h.contractA, h.svcIntercept, 0)
+				res = h.sync(PassOptions{})
+			}
+			if res.Run.Held != 0 || res.Run.Updated != 1 {
+				t.Errorf("pass once released = %+v, want the new line written", res.Run)
+			}
+			h.wantUnits(h.contractA, svcNew, 42)
+		})
+	}
+}
