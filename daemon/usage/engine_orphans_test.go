@@ -343,3 +343,46 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineSystems_orphanedLinesEarlierPeriod: a re-run of the month that
+// has ended (PassOptions.Period) reads the ledger as of that month, where
+// the lines psa-syncd set since are not in force: its orphaned lines are
+// not what bills now. The list, psa_sync_orphaned_lines and the stored
+// report keep what the last pass found, through a second re-run too, and a
+// line of it can still be cleared. (ConnectWise PSA refuses such a pass.)
+func TestEngineSystems_orphanedLinesEarlierPeriod(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemKaseyaBMS} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != want {
+				t.Fatalf("pass of November: orphaned %q, want %q", got, want)
+			}
+			stored := func() string {
+				var rep UnmappedReport
+				if _, err := h.db.Snapshot(SnapshotUnmapped, &rep); err != nil {
+					t.Fatal(err)
+				}
+				return orphanKeys(&Plan{Unmapped: rep.Unmapped})
+			}
+			for i := range 2 {
+				h.sync(PassOptions{Period: periodNov.Prev()})
+				if g := testutil.ToFloat64(h.m.OrphanedLines.WithLabelValues(OrphanService)); g != 2 {
+					t.Errorf("re-run %d of October: psa_sync_orphaned_lines{reason=service} = %v, want 2 (the lines set from November still bill)", i+1, g)
+				}
+				if got := stored(); got != want {
+					t.Errorf("re-run %d of October: stored orphaned %q, want %q", i+1, got, want)
+				}
+			}
+			if done, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, ""); err != nil || len(done) != 1 {
+				t.Errorf("ClearOrphans after the re-runs = %+v, %v; want cust-a's line", done, err)
+			}
+		})
+	}
+}

@@ -1269,6 +1269,20 @@ func (e *Engine) recordUnmapped(runID int64, p *Plan, customer string) {
 		}
 		u.Orphaned = append(u.Orphaned, p.Unmapped.Orphaned...)
 	}
+	if e.db != nil && p.Period.Start(nil).Before(e.period(e.now().In(e.loc)).Start(nil)) {
+		// A pass of the month that has ended (a re-run with -period, a
+		// scheduled pass caught up after midnight) reads the ledger as
+		// of that month: the lines psa-syncd set since would drop off
+		// the list, and the gauge with them, and others show the units
+		// of that month. Orphaned lines are what bills now: the list the
+		// last pass kept stands (this pass's, before any pass was kept).
+		var prev UnmappedReport
+		if _, err := e.db.Snapshot(SnapshotUnmapped, &prev); err != nil {
+			e.logger.Warn("Could not read the last pass's unmapped usage; its orphaned lines are not kept", "err", err)
+		} else if !prev.Time.IsZero() {
+			u.Orphaned, u.OrphanedUnread = prev.Unmapped.Orphaned, prev.Unmapped.OrphanedUnread
+		}
+	}
 	e.setUnmapped(u)
 	if e.db != nil {
 		e.countNewUnmapped(u)
