@@ -1,6 +1,7 @@
 package state
 
 import (
+	"database/sql"
 	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
@@ -82,6 +83,62 @@ func (db *DB) LedgerLinesOutside(services []string) ([]psa.LineKey, error) {
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, db.wrap("reading the ledger", err)
+	}
+	return out, nil
+}
+
+// LedgerCustomers returns every customer the ledger has an entry of, of
+// any system and source, once each: read from the ledger's customer index
+// alone (schema version 10), so that a pass can tell, at the cost of one
+// index scan, whether psa-syncd set a line for a customer no mapping names
+// any more (usage: orphaned lines), and look up only that customer's
+// contracts (LedgerContractsOf).
+func (db *DB) LedgerCustomers() ([]string, error) {
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	rows, err := db.sql.QueryContext(ctx, `SELECT DISTINCT customer_id FROM ledger`)
+	if err != nil {
+		return nil, db.wrap("reading the ledger", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, db.wrap("reading the ledger", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("reading the ledger", err)
+	}
+	return out, nil
+}
+
+// LedgerContractsOf returns the contracts the ledger has an entry of for
+// the customers customerIDs, of any system and source, once each, in one
+// query per 500 customers through the ledger's customer index: only those
+// customers' entries are read.
+func (db *DB) LedgerContractsOf(customerIDs []string) ([]string, error) {
+	db.syncDeferred()
+	ctx, cancel := db.ctx()
+	defer cancel()
+	seen := map[string]bool{}
+	var out []string
+	err := db.eachInArgs(ctx, `SELECT DISTINCT contract_id FROM ledger WHERE customer_id`, nil, customerIDs, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, db.wrap("reading the ledger", err)
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,18 +20,19 @@ func TestLedger_orphanCandidates(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, d testDriver) {
 		db := openTest(t, d)
 		for i, s := range []struct {
-			source, contract, service string
-			system                    psa.System
-			after                     int64
+			source, customer, contract, service string
+			system                              psa.System
+			after                               int64
 		}{
-			{"sophos", "800", "700", psa.SystemAutotask, 40},
-			{"sophos", "800", "700", psa.SystemAutotask, 44},
-			{"sophos", "800", "701", psa.SystemAutotask, 0},
-			{"huntress", "801", "702", psa.SystemAutotask, 9},
-			{"sophos", "802", "700", psa.SystemConnectWise, 6},
+			{"sophos", "718b", "800", "700", psa.SystemAutotask, 40},
+			{"sophos", "718b", "800", "700", psa.SystemAutotask, 44},
+			{"sophos", "718b", "800", "701", psa.SystemAutotask, 0},
+			{"huntress", "h-9", "801", "702", psa.SystemAutotask, 9},
+			{"sophos", "c4", "802", "700", psa.SystemConnectWise, 6},
+			{"sophos", "c4", "803", "700", psa.SystemConnectWise, 0},
 		} {
 			req := testIntent()
-			req.Source, req.System, req.ContractID, req.ServiceID, req.After = s.source, s.system, s.contract, s.service, s.after
+			req.Source, req.System, req.CustomerID, req.ContractID, req.ServiceID, req.After = s.source, s.system, s.customer, s.contract, s.service, s.after
 			in, err := db.OpenIntent(req)
 			if err != nil {
 				t.Fatal(err)
@@ -41,8 +43,21 @@ func TestLedger_orphanCandidates(t *testing.T) {
 		}
 		cs, err := db.LedgerContracts()
 		slices.Sort(cs)
-		if err != nil || !slices.Equal(cs, []string{"800", "801", "802"}) {
-			t.Errorf("LedgerContracts = %v, %v; want 800, 801, 802", cs, err)
+		if err != nil || !slices.Equal(cs, []string{"800", "801", "802", "803"}) {
+			t.Errorf("LedgerContracts = %v, %v; want 800 to 803", cs, err)
+		}
+		custs, err := db.LedgerCustomers()
+		slices.Sort(custs)
+		if err != nil || !slices.Equal(custs, []string{"718b", "c4", "h-9"}) {
+			t.Errorf("LedgerCustomers = %v, %v; want 718b, c4, h-9", custs, err)
+		}
+		cs, err = db.LedgerContractsOf([]string{"c4", "h-9", "gone"})
+		slices.Sort(cs)
+		if err != nil || !slices.Equal(cs, []string{"801", "802", "803"}) {
+			t.Errorf("LedgerContractsOf(c4, h-9, gone) = %v, %v; want 801, 802, 803", cs, err)
+		}
+		if cs, err := db.LedgerContractsOf(nil); err != nil || len(cs) != 0 {
+			t.Errorf("LedgerContractsOf() = %v, %v; want none", cs, err)
 		}
 		spell := func(ks []psa.LineKey) string {
 			var out []string
@@ -57,7 +72,7 @@ func TestLedger_orphanCandidates(t *testing.T) {
 			t.Errorf("LedgerLinesOutside(700) = %s, %v; want 800/701 and 801/702", got, err)
 		}
 		ks, err = db.LedgerLinesOutside(nil)
-		if got := spell(ks); err != nil || got != "[800/700 800/701 801/702 802/700]" {
+		if got := spell(ks); err != nil || got != "[800/700 800/701 801/702 802/700 803/700]" {
 			t.Errorf("LedgerLinesOutside() = %s, %v; want every line once", got, err)
 		}
 		// Past any database's limit of bind parameters (SQLite: 32,766;
@@ -76,6 +91,12 @@ func TestLedger_orphanCandidates(t *testing.T) {
 				if !slices.ContainsFunc(plan, func(s string) bool { return s == "SCAN ledger USING COVERING INDEX ledger_line" }) {
 					t.Errorf("query plan of %q = %q, want a scan of the covering index ledger_line", q, plan)
 				}
+			}
+			if plan := explainPlan(t, db, `SELECT DISTINCT customer_id FROM ledger`); !slices.Contains(plan, "SCAN ledger USING COVERING INDEX ledger_customer") {
+				t.Errorf("query plan of LedgerCustomers = %q, want a scan of the covering index ledger_customer", plan)
+			}
+			if plan := explainPlan(t, db, `SELECT DISTINCT contract_id FROM ledger WHERE customer_id IN ('c4', 'h-9')`); !slices.ContainsFunc(plan, func(s string) bool { return strings.HasPrefix(s, "SEARCH ledger USING INDEX ledger_customer") }) {
+				t.Errorf("query plan of LedgerContractsOf = %q, want a search of the index ledger_customer", plan)
 			}
 		}
 	})

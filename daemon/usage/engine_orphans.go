@@ -96,15 +96,20 @@ type orphans struct {
 	// unread is set when the ledger could not be read: lines is empty,
 	// and the pass keeps the list of the pass before (recordUnmapped).
 	unread bool
+	// candidates are the contracts whose lines in force were read.
+	candidates []string
 }
 
 // findOrphans reads the orphaned lines of a pass. Two scans of the ledger's
 // line index find the candidates (state.DB.LedgerContracts: the contracts
 // no customer mapping of the source names; state.DB.LedgerLinesOutside:
 // the mapped contracts with a line of a service no product mapping of the
-// source names), and only those contracts' lines in force are read, once
-// per 500 contracts (state.DB.LinesInForce): none when nothing is orphaned
-// but the contracts of other sources' customers. customer, when not empty,
+// source names), and a scan of its customer index the customers no
+// customer mapping of the source names (state.DB.LedgerCustomers), whose
+// contracts alone are read (state.DB.LedgerContractsOf, once per 500 such
+// customers) to keep of the first those with a line of such a customer;
+// only the candidates' lines in force are read, once per 500 contracts
+// (state.DB.LinesInForce): none when nothing is orphaned. customer, when not empty,
 // limits the list to that customer's lines (a pass for one customer). An
 // error reading the ledger is logged, and the pass keeps the list the pass
 // before it found (Unmapped.OrphanedUnread): a line that bills does not
@@ -156,9 +161,42 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 			contracts = append(contracts, id)
 		}
 	}
+	var unowned []string
 	for _, id := range all {
 		if len(owners[idKey(id)]) == 0 {
-			add(id)
+			unowned = append(unowned, id)
+		}
+	}
+	// Of the contracts no customer mapping names, only those with a line
+	// of a customer no mapping names can have one: the lines of a
+	// customer mapped to another contract (a renewal, a move) are not
+	// listed, and the old contracts of every renewal would otherwise
+	// have their lines in force read at every pass, for good.
+	if len(unowned) > 0 {
+		customers, err := e.db.LedgerCustomers()
+		if err != nil {
+			return err
+		}
+		var gone []string
+		for _, c := range customers {
+			if !mappedCustomers[c] && (customer == "" || c == customer) {
+				gone = append(gone, c)
+			}
+		}
+		if len(gone) > 0 {
+			theirs, err := e.db.LedgerContractsOf(gone)
+			if err != nil {
+				return err
+			}
+			of := make(map[string]bool, len(theirs))
+			for _, id := range theirs {
+				of[id] = true
+			}
+			for _, id := range unowned {
+				if of[id] {
+					add(id)
+				}
+			}
 		}
 	}
 	services := make([]string, 0, len(named))
@@ -179,6 +217,7 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 		return nil
 	}
 	slices.SortFunc(contracts, compareIDs)
+	o.candidates = contracts
 	inForce, err := e.db.LinesInForce(contracts, eff.AddDate(0, 0, 1))
 	if err != nil {
 		return err

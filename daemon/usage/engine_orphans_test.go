@@ -3,6 +3,7 @@ package usage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
 // orphanKeys spells the orphaned lines of p as reason:customer/contract/service=quantity.
@@ -206,6 +208,43 @@ func TestEngineSystems_orphanedLinesRenewedCustomer(t *testing.T) {
 			h.moveTo("cust-a", "Acme Managed Services 2027")
 			if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 0 {
 				t.Errorf("orphaned lines after cust-a's mapping named another contract = %q, want none", orphanKeys(res.Plan))
+			}
+		})
+	}
+}
+
+// TestEngineSystems_orphanedLinesOldContractsNotRead: the contracts a
+// renewal or a move left behind, whose customer is mapped to another
+// contract, have no orphaned line, and their lines in force are not read
+// (they pile up in the ledger, one per customer and year: reading them at
+// every pass cost seconds at 2,000 renewed customers, see
+// BenchmarkFindOrphans); the contract of a customer whose mapping was
+// removed is, and a pass for one customer reads none of another's.
+func TestEngineSystems_orphanedLinesOldContractsNotRead(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			h.moveTo("cust-a", "Acme Managed Services 2027")
+			h.doc.DeleteCustomer("file", "cust-b")
+			products := map[string]export.ProductMapping{}
+			for _, pm := range h.doc.ProductMappings {
+				products[pm.Product] = pm
+			}
+			o := h.engine().findOrphans(h.doc, "file", products, etPeriodDay, "")
+			if !slices.Equal(o.candidates, []string{h.contractB}) || o.unread {
+				t.Errorf("contracts whose lines in force were read = %v (unread %v), want cust-b's %s alone", o.candidates, o.unread, h.contractB)
+			}
+			want := fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			if got := orphanKeys(&Plan{Unmapped: Unmapped{Orphaned: o.list()}}); got != want {
+				t.Errorf("orphaned lines = %q, want %q", got, want)
+			}
+			if o := h.engine().findOrphans(h.doc, "file", products, etPeriodDay, "cust-a"); len(o.candidates) != 0 {
+				t.Errorf("cust-a's pass read the lines in force of %v, want none", o.candidates)
 			}
 		})
 	}
