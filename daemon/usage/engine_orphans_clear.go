@@ -70,7 +70,9 @@ func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
 
 // ClearOrphans clears the orphaned lines the last pass listed (the stored
 // unmapped report): the line of contract and service, or, with both
-// empty, every one. Each is recorded with the ledger entry it was listed
+// empty, every one but those the last pass read above 0 in the PSA
+// (OrphanedLine.Read: they bill, and leave the list by themselves once
+// zeroed; only a clear by name bills one on purpose). Each is recorded with the ledger entry it was listed
 // from (OrphanedLine.Seq), leaves the stored list and
 // psa_sync_orphaned_lines at once, and is not listed by later passes
 // until psa-syncd changes the line again. note (optional, one line) says
@@ -99,9 +101,20 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 	}
 	sys, now := e.be.System(), e.now().UTC()
 	var done, kept []OrphanedLine
+	billing := 0
 	for _, l := range rep.Unmapped.Orphaned {
 		if contract != "" && (idKey(l.ContractID) != idKey(contract) || idKey(l.ServiceID) != idKey(service)) {
 			kept = append(kept, l)
+			continue
+		}
+		if contract == "" && l.Read && l.Quantity > 0 {
+			// The last pass read this line above 0 in the PSA: it
+			// bills, and a line zeroed there leaves the list at the
+			// next pass by itself. Clearing every line is for those
+			// psa-syncd cannot read; this one is cleared by name
+			// only, to bill it on purpose.
+			kept = append(kept, l)
+			billing++
 			continue
 		}
 		if l.Seq <= 0 {
@@ -115,6 +128,10 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 			ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Quantity: l.Quantity, Time: now, Note: note}
 	}
 	if len(done) == 0 {
+		if contract == "" && billing > 0 {
+			return nil, fmt.Errorf("%w: the last pass read each of the %d orphaned line(s) it listed above 0 in the PSA, where they bill: set them to 0 (or end them) there, "+
+				"and the next pass drops them; to bill one on purpose, clear it by its contract and service", ErrNoOrphan, billing)
+		}
 		if contract == "" {
 			return nil, fmt.Errorf("%w: the last pass listed no orphaned line", ErrNoOrphan)
 		}

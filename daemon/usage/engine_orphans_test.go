@@ -250,6 +250,42 @@ func TestEngineSystems_orphanedLinesOldContractsNotRead(t *testing.T) {
 	}
 }
 
+// TestEngineSystems_orphanedLinesClearAllLeavesReadLines: clearing every
+// orphaned line leaves those the last pass read above 0 in the PSA
+// (Autotask, ConnectWise: a still-mapped contract's lines), which bill and
+// leave the list by themselves once zeroed there; the lines psa-syncd
+// cannot read (a contract no longer mapped; every line on Kaseya BMS) are
+// cleared.
+func TestEngineSystems_orphanedLinesClearAllLeavesReadLines(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			h.doc.DeleteProduct("file", "MDR")
+			h.doc.DeleteCustomer("file", "cust-b")
+			h.sync(PassOptions{})
+			lineA := fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
+			lineB := fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			done, err := h.engine().ClearOrphans("", "", "")
+			got := orphanKeys(&Plan{Unmapped: Unmapped{Orphaned: done}})
+			want, left := lineA+" "+lineB, ""
+			if sys != psa.SystemKaseyaBMS {
+				want, left = lineB, lineA
+			}
+			if err != nil || got != want {
+				t.Errorf("ClearOrphans(every line) = %q, %v; want %q", got, err, want)
+			}
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != left {
+				t.Errorf("pass after every line was cleared: orphaned %q, want %q", got, left)
+			}
+		})
+	}
+}
+
 // TestEngineSystems_orphanedLinesLedgerUnread: a pass that cannot read the
 // ledger for orphaned lines keeps the list (and psa_sync_orphaned_lines)
 // the pass before found, marked unread, whether it is over every customer
@@ -356,8 +392,21 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 				t.Errorf("pass after psa-syncd set the cleared line again: orphaned %q, want %q", got, want)
 			}
 
-			if done, err := h.engine().ClearOrphans("", "", ""); err != nil || len(done) != 2 {
-				t.Errorf("ClearOrphans(every line) = %d lines, %v; want 2", len(done), err)
+			if sys == psa.SystemKaseyaBMS {
+				if done, err := h.engine().ClearOrphans("", "", ""); err != nil || len(done) != 2 {
+					t.Errorf("ClearOrphans(every line) = %d lines, %v; want 2", len(done), err)
+				}
+			} else {
+				// Both lines were read above 0: clearing every line
+				// leaves them, a clear by name bills them on purpose.
+				if done, err := h.engine().ClearOrphans("", "", ""); !errors.Is(err, ErrNoOrphan) || !strings.Contains(err.Error(), "above 0 in the PSA") {
+					t.Errorf("ClearOrphans(every line) of lines read above 0 = %d lines, %v; want ErrNoOrphan saying they were read above 0", len(done), err)
+				}
+				for _, c := range []string{h.contractA, h.contractB} {
+					if done, err := h.engine().ClearOrphans(c, h.svcMDR, "billed on purpose"); err != nil || len(done) != 1 {
+						t.Errorf("ClearOrphans(%s) = %d lines, %v; want 1", c, len(done), err)
+					}
+				}
 			}
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" || gauge() != 0 {
 				t.Errorf("pass after every line was cleared: orphaned %q, gauge %v; want none, 0", got, gauge())

@@ -23,14 +23,15 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	)
 	fs := newFlagSet(e, "orphans", "List the orphaned lines the last pass found: lines psa-syncd set above 0 that no mapping makes\n"+
 		"it write any more, which go on invoicing (see \"Orphaned lines\" in the README). With -clear, clear one\n"+
-		"(-contract and -service) or every one (-all) once it is zeroed or ended in the PSA, or billed on purpose:\n"+
+		"(-contract and -service) or every one (-all: but those the last pass read above 0 in the PSA, which bill)\n"+
+		"once it is zeroed or ended in the PSA, or billed on purpose:\n"+
 		"it leaves the list and psa_sync_orphaned_lines at once, and later passes do not list it until psa-syncd\n"+
 		"changes the line again. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)
 	rf.register(fs)
 	fs.BoolVar(&doClear, "clear", false, "Clear the line named by -contract and -service, or every line with -all.")
-	fs.BoolVar(&all, "all", false, "With -clear: every orphaned line listed.")
+	fs.BoolVar(&all, "all", false, "With -clear: every orphaned line listed but those the last pass read above 0 in the PSA\n(they bill, and leave the list once zeroed there; clear one by name to bill it on purpose).")
 	fs.StringVar(&contract, "contract", "", "With -clear: the PSA contract `id` of the line.")
 	fs.StringVar(&service, "service", "", "With -clear: the PSA service `id` of the line.")
 	fs.StringVar(&noteText, "note", "", "With -clear: recorded with it, one line: who and why, e.g. \"jane: zeroed in the PSA\".")
