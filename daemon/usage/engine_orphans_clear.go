@@ -72,11 +72,12 @@ func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
 // unmapped report): the line of contract and service, or, with both
 // empty, every one but those the last pass read above 0 in the PSA
 // (OrphanedLine.Read: they bill, and leave the list by themselves once
-// zeroed; only a clear by name bills one on purpose). Each is recorded with the ledger entry it was listed
-// from (OrphanedLine.Seq), leaves the stored list and
-// psa_sync_orphaned_lines at once, and is not listed by later passes
-// until psa-syncd changes the line again. note (optional, one line) says
-// who and why. Nothing is sent to the PSA. It returns the lines cleared;
+// zeroed; only a clear by name bills one on purpose). Each is recorded
+// with the ledger entry it was listed from (OrphanedLine.Seq), leaves the
+// stored list and psa_sync_orphaned_lines at once, and is not listed by
+// later passes until psa-syncd changes the line again, or a pass plans it
+// under a mapping again (forgetClears) and the mapping is removed. note
+// (optional, one line) says who and why. Nothing is sent to the PSA. It returns the lines cleared;
 // ErrNoOrphan when the last pass listed none that matches.
 func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, error) {
 	if e.db == nil {
@@ -168,4 +169,51 @@ func sortCleared(list []ClearedOrphan) {
 		}
 		return strings.Compare(a.Source+string(a.System), b.Source+string(b.System))
 	})
+}
+
+// forgetClears drops the clears of the lines p plans under a mapping (any
+// change of it, unchanged or held too): a mapping names the line again,
+// so that a later removal of the mapping lists it again, whether or not
+// psa-syncd changed its quantity in between (the ledger entry in force
+// may still be the one cleared). A plan changes no state: only passes
+// call it.
+func (e *Engine) forgetClears(p *Plan) {
+	if e.db == nil || len(p.Changes) == 0 {
+		return
+	}
+	cleared, err := e.clearedOrphans()
+	if err != nil {
+		e.logger.Warn("Could not read the cleared orphaned lines; those mapped again stay cleared this pass", "err", err)
+		return
+	}
+	if len(cleared) == 0 {
+		return
+	}
+	sys, src := e.be.System(), e.src.Name()
+	var mapped []ClearedOrphan
+	for _, c := range p.Changes {
+		if c.ChangeCustomer == nil || c.ChangeService == nil {
+			continue
+		}
+		k := clearedKey(sys, src, c.ContractID, c.ServiceID)
+		if co, ok := cleared[k]; ok {
+			mapped = append(mapped, co)
+			delete(cleared, k)
+		}
+	}
+	if len(mapped) == 0 {
+		return
+	}
+	list := make([]ClearedOrphan, 0, len(cleared))
+	for _, c := range cleared {
+		list = append(list, c)
+	}
+	sortCleared(list)
+	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
+		e.logger.Warn("Could not forget the clears of orphaned lines mapped again; a removal of their mapping does not list them until psa-syncd changes them", "err", err)
+		return
+	}
+	for _, c := range mapped {
+		e.logger.Info("Cleared orphaned line mapped again: listed again if its mapping is removed", "contract", c.ContractID, "service", c.ServiceID)
+	}
 }

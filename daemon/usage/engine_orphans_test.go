@@ -250,6 +250,45 @@ func TestEngineSystems_orphanedLinesOldContractsNotRead(t *testing.T) {
 	}
 }
 
+// TestEngineSystems_orphanedLinesClearedMappedAgain: a cleared line whose
+// product is mapped again is listed again once that mapping is removed
+// again, though psa-syncd did not change the line in between (the usage
+// was what it last set: the ledger entry in force is still the one
+// cleared). A plan forgets no clear.
+func TestEngineSystems_orphanedLinesClearedMappedAgain(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			h.sync(PassOptions{})
+			mdr, _ := h.doc.Product("file", "MDR")
+			h.doc.DeleteProduct("file", "MDR")
+			h.sync(PassOptions{})
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "billed on purpose"); err != nil {
+				t.Fatal(err)
+			}
+			h.doc.PutProduct(mdr)
+			if _, err := h.engine().Plan(t.Context(), h.doc, PassOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if cleared, err := h.engine().clearedOrphans(); err != nil || len(cleared) != 1 {
+				t.Errorf("cleared lines after a plan with MDR mapped again = %v, %v; want cust-a's kept", cleared, err)
+			}
+			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || len(res.Plan.Unmapped.Orphaned) != 0 {
+				t.Fatalf("pass with MDR mapped again: %d updated, orphaned %q; want none, none", res.Run.Updated, orphanKeys(res.Plan))
+			}
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != want {
+				t.Errorf("pass after MDR was removed again: orphaned %q, want %q", got, want)
+			}
+		})
+	}
+}
+
 // TestEngineSystems_orphanedLinesClearAllLeavesReadLines: clearing every
 // orphaned line leaves those the last pass read above 0 in the PSA
 // (Autotask, ConnectWise: a still-mapped contract's lines), which bill and

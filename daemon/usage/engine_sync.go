@@ -133,6 +133,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 	// sync another period than the one the pass started in.
 	run.Period = p.plan.Period.String()
 	e.recordUnmapped(run.ID, p.plan, o.Customer)
+	e.forgetClears(p.plan)
 	if o.Customer == "" {
 		// A pass for one customer sees one contract.
 		e.setContractsEnding(p)

@@ -24,9 +24,9 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	fs := newFlagSet(e, "orphans", "List the orphaned lines the last pass found: lines psa-syncd set above 0 that no mapping makes\n"+
 		"it write any more, which go on invoicing (see \"Orphaned lines\" in the README). With -clear, clear one\n"+
 		"(-contract and -service) or every one (-all: but those the last pass read above 0 in the PSA, which bill)\n"+
-		"once it is zeroed or ended in the PSA, or billed on purpose:\n"+
-		"it leaves the list and psa_sync_orphaned_lines at once, and later passes do not list it until psa-syncd\n"+
-		"changes the line again. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
+		"once it is zeroed or ended in the PSA, or billed on purpose: it leaves the list and psa_sync_orphaned_lines\n"+
+		"at once, and later passes do not list it until psa-syncd changes the line again, or a mapping names it\n"+
+		"again and is then removed. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)
 	rf.register(fs)
