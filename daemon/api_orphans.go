@@ -65,6 +65,10 @@ func (d *Daemon) handleClearOrphans(w http.ResponseWriter, r *http.Request) {
 	lines, err := d.ClearOrphans(ctx, body.ContractID, body.ServiceID, body.Note, who)
 	var se *StandbyError
 	switch {
+	case errors.Is(err, usage.ErrAlreadyCleared):
+		// A request sent again (its answer lost): done already.
+		writeJSON(w, http.StatusOK, map[string]any{"cleared": []usage.OrphanedLine{}, "already_cleared": strings.TrimPrefix(err.Error(), "daemon: ")})
+		return
 	case errors.Is(err, usage.ErrNoOrphan):
 		writeError(w, http.StatusNotFound, strings.TrimPrefix(err.Error(), "daemon: "))
 		return

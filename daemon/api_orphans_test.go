@@ -79,6 +79,11 @@ func TestHandler_clearOrphans(t *testing.T) {
 	if got := dtServe(t, e.d, http.MethodGet, "/api/v1/unmapped", "", "").Body.String(); strings.Contains(got, `"800"`) || !strings.Contains(got, `"801"`) {
 		t.Errorf("GET /api/v1/unmapped after the clear = %s; want 801's line alone", got)
 	}
+	// The same request sent again (its answer lost): done already.
+	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"contract_id":"800","service_id":"700"}`); rec.Code != http.StatusOK ||
+		!strings.Contains(rec.Body.String(), `"cleared": []`) || !strings.Contains(rec.Body.String(), "user jane: zeroed in Kaseya BMS") {
+		t.Errorf("POST %s of the line cleared already = %d %s; want 200, none cleared, saying when and with which note", target, rec.Code, rec.Body)
+	}
 	if rec := dtServe(t, e.d, http.MethodPost, target, dtToken, `{"all":true}`); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"801"`) {
 		t.Errorf("POST %s all = %d %s; want 200 with 801's line", target, rec.Code, rec.Body)
 	}

@@ -886,7 +886,11 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	if _, err := d.ClearOrphans(ctx, contract, service, "status page", ""); err != nil {
+	if _, err := d.ClearOrphans(ctx, contract, service, "status page", ""); errors.Is(err, usage.ErrAlreadyCleared) {
+		// The form sent again (a reload, a second click): done already.
+		redirect(w, r, backTo(r), "Nothing to do: "+strings.TrimPrefix(err.Error(), "daemon: ")+".", "")
+		return
+	} else if err != nil {
 		redirect(w, r, backTo(r), "Not cleared: "+strings.TrimPrefix(err.Error(), "daemon: "), "")
 		return
 	}

@@ -33,6 +33,11 @@ func (e *clearError) Is(target error) bool { return target == ErrBadOrphanClear 
 // listed no orphaned line it names.
 var ErrNoOrphan = errors.New("daemon: no such orphaned line")
 
+// ErrAlreadyCleared matches the answer of ClearOrphans to a clear of a
+// line already cleared (a request sent again after its answer was lost):
+// nothing more to do, and the error says when and with which note.
+var ErrAlreadyCleared = errors.New("daemon: orphaned line already cleared")
+
 // ClearedOrphan records an orphaned line an operator cleared (psa-syncd
 // orphans -clear, POST /api/v1/orphans/clear, the status page): the
 // operator zeroed or ended it in the PSA, or bills it on purpose. It is
@@ -77,8 +82,10 @@ func (e *Engine) clearedOrphans() (map[string]ClearedOrphan, error) {
 // stored list and psa_sync_orphaned_lines at once, and is not listed by
 // later passes until psa-syncd changes the line again, or a pass plans it
 // under a mapping again (forgetClears) and the mapping is removed. note
-// (optional, one line) says who and why. Nothing is sent to the PSA. It returns the lines cleared;
-// ErrNoOrphan when the last pass listed none that matches.
+// (optional, one line) says who and why. Nothing is sent to the PSA. It
+// returns the lines cleared; ErrAlreadyCleared for a line named that is
+// cleared already, ErrNoOrphan when the last pass listed none that
+// matches.
 func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, error) {
 	if e.db == nil {
 		return nil, errors.New("daemon: clearing orphaned lines needs a state database")
@@ -135,6 +142,14 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 		}
 		if contract == "" {
 			return nil, fmt.Errorf("%w: the last pass listed no orphaned line", ErrNoOrphan)
+		}
+		if c, ok := cleared[clearedKey(sys, rep.Source, contract, service)]; ok {
+			note := ""
+			if c.Note != "" {
+				note = " (" + c.Note + ")"
+			}
+			return nil, fmt.Errorf("%w: the orphaned line of contract %s, service %s was cleared at %s%s; later passes do not list it until psa-syncd changes it again",
+				ErrAlreadyCleared, c.ContractID, c.ServiceID, c.Time.Format(time.RFC3339), note)
 		}
 		return nil, fmt.Errorf("%w: the last pass listed no orphaned line of contract %s, service %s (psa-syncd orphans lists them)", ErrNoOrphan, contract, service)
 	}

@@ -412,6 +412,9 @@ func TestEngineSystems_orphanedLinesCleared(t *testing.T) {
 			if g, s := gauge(), stored(); g != 1 || s != lineB {
 				t.Errorf("after the clear: gauge %v, stored %q; want 1, %q", g, s, lineB)
 			}
+			if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, ""); !errors.Is(err, ErrAlreadyCleared) || !strings.Contains(err.Error(), "jane: zeroed in the PSA") {
+				t.Errorf("ClearOrphans(cust-a's MDR line) again = %v, want ErrAlreadyCleared with its note", err)
+			}
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != lineB {
 				t.Errorf("pass after the clear: orphaned %q, want %q (cust-a's cleared)", got, lineB)
 			}

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 )
@@ -58,13 +60,17 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	var lines []usage.OrphanedLine
 	var rep usage.UnmappedReport
+	// already says that the line named was cleared already (a clear
+	// sent again).
+	var already string
 	if api != nil {
 		if doClear {
 			var out struct {
-				Cleared []usage.OrphanedLine `json:"cleared"`
+				Cleared        []usage.OrphanedLine `json:"cleared"`
+				AlreadyCleared string               `json:"already_cleared"`
 			}
 			err = api.post(ctx, "/api/v1/orphans/clear", map[string]any{"contract_id": contract, "service_id": service, "all": all, "note": noteText}, &out)
-			lines = out.Cleared
+			lines, already = out.Cleared, out.AlreadyCleared
 		} else {
 			err = api.get(ctx, "/api/v1/unmapped", nil, &rep)
 			lines = rep.Unmapped.Orphaned
@@ -88,6 +94,9 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 			}
 			_ = d.Reload() // the export is not needed: its error is logged
 			lines, err = d.ClearOrphans(ctx, contract, service, noteText, e.getenv("USER"))
+			if errors.Is(err, usage.ErrAlreadyCleared) {
+				already, err = strings.TrimPrefix(err.Error(), "daemon: "), nil
+			}
 		} else {
 			rep, err = d.LastUnmapped()
 			lines = rep.Unmapped.Orphaned
@@ -95,6 +104,11 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 	}
 	if err != nil {
 		return requestFailed(e, err)
+	}
+	if already != "" && !asJSON {
+		// A clear sent again: done already.
+		fmt.Fprintln(e.stdout, "Nothing to do: "+already+".")
+		return 0
 	}
 	if asJSON {
 		if lines == nil {

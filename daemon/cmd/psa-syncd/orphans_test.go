@@ -66,6 +66,11 @@ func TestRun_orphans(t *testing.T) {
 	if code, stdout, _ := runCmd(t, "orphans", cfg); code != 0 || strings.Contains(stdout, "cust-gone") || !strings.Contains(stdout, "cust-b") {
 		t.Errorf("orphans after the clear: exit %d\n%s; want cust-b's line alone", code, stdout)
 	}
+	// The same clear again: done already.
+	if code, stdout, stderr := runCmd(t, "orphans", cfg, "-clear", "-contract", "800", "-service", "700"); code != 0 ||
+		!strings.Contains(stdout, "Nothing to do") || !strings.Contains(stdout, "jane: contract ended in Kaseya BMS") {
+		t.Errorf("orphans -clear of the line cleared already: exit %d\n%s\n%s; want 0, nothing to do, with its note", code, stdout, stderr)
+	}
 	if code, stdout, stderr := runCmd(t, "orphans", cfg, "-clear", "-all"); code != 0 || !strings.Contains(stdout, "Cleared 1 orphaned line") {
 		t.Errorf("orphans -clear -all: exit %d\n%s\n%s", code, stdout, stderr)
 	}
