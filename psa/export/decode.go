@@ -289,6 +289,7 @@ func (m *ProductMapping) fields() []field {
 		{"service_id", &m.ServiceID},
 		{"service_name", &m.ServiceName},
 		{"sync_enabled", &m.SyncEnabled},
+		{"owner", &m.Owner},
 	}
 }
 
@@ -303,6 +304,7 @@ func (m *CustomerMapping) fields() []field {
 		{"next_contract_id", &m.NextContractID},
 		{"usage_sync", &m.UsageSync},
 		{"ticket_sync", &m.TicketSync},
+		{"owner", &m.Owner},
 	}
 }
 

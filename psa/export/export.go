@@ -90,6 +90,10 @@ type ProductMapping struct {
 	ServiceName string `json:"service_name"`
 	// SyncEnabled false keeps the mapping but stops usage sync for it.
 	SyncEnabled bool `json:"sync_enabled"`
+	// Owner is the token of the Terraform resource instance that holds
+	// the entry, when another instance held it before (see
+	// CustomerMapping.Owner); empty otherwise.
+	Owner string `json:"owner,omitempty"`
 }
 
 // CustomerMapping maps a vendor customer (tenant) to a PSA company and one of
@@ -117,6 +121,15 @@ type CustomerMapping struct {
 	UsageSync bool `json:"usage_sync"`
 	// TicketSync switches ticket sync on for the customer.
 	TicketSync bool `json:"ticket_sync"`
+	// Owner is the token of the Terraform resource instance that holds
+	// the entry, set when an instance takes the entry over from another
+	// (a create_before_destroy replacement, a resource moved without a
+	// moved block): the destroy of the old instance, in that apply or in a
+	// later one after the apply stopped, then leaves the entry alone. The
+	// provider writes it only then, and psa-syncd ignores it. Empty for an
+	// entry written by the instance that created it, so that psa-syncd
+	// versions before owners read exports without hand-overs.
+	Owner string `json:"owner,omitempty"`
 }
 
 // New returns an empty document for a PSA instance, at revision 0.

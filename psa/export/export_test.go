@@ -164,7 +164,7 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
 	integration.token is not a known field (want enabled, schedule, timezone): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
-	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, next_contract_id, usage_sync, ticket_sync): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
+	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, next_contract_id, usage_sync, ticket_sync, owner): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	customer_mappings[0] (sophos/718b6047): contract_id is required`,
 		"bad-wrong-type.json": `export "testdata/bad-wrong-type.json": 7 problems:
 	psa.instance must be a string
@@ -459,5 +459,32 @@ func TestValidate_nextContract(t *testing.T) {
 	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", NextContractID: "011", UsageSync: true})
 	if err := doc.CheckIDs(); err == nil || !strings.Contains(err.Error(), "next_contract_id") {
 		t.Errorf("a renewal id spelled otherwise: %v", err)
+	}
+}
+
+// TestDecode_owner: the owner of an entry taken over by another resource
+// instance is read back as written, and one with a NUL byte is refused like
+// an id (no state database stores it).
+func TestDecode_owner(t *testing.T) {
+	t.Parallel()
+	doc := New(psa.SystemAutotask, "webservices5.autotask.net")
+	doc.PutProduct(ProductMapping{Source: "sophos", Product: "CIXA-MSP", ServiceID: "30000012", SyncEnabled: true, Owner: "QDVMFJE6HPI5Y7DV"})
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", UsageSync: true, Owner: "3ARVI75YKGQ3DHT7"})
+	data, err := doc.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(data)
+	if err != nil {
+		t.Fatalf("Decode of an export with owners: %v", err)
+	}
+	p, _ := got.Product("sophos", "CIXA-MSP")
+	c, _ := got.Customer("sophos", "a")
+	if p.Owner != "QDVMFJE6HPI5Y7DV" || c.Owner != "3ARVI75YKGQ3DHT7" {
+		t.Errorf("owners read back = %q, %q; want QDVMFJE6HPI5Y7DV, 3ARVI75YKGQ3DHT7", p.Owner, c.Owner)
+	}
+	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", UsageSync: true, Owner: "3ARV\x00"})
+	if err := doc.Validate(); err == nil || !strings.Contains(err.Error(), "owner must not contain a NUL byte") {
+		t.Errorf("an owner with a NUL byte: %v", err)
 	}
 }

@@ -145,6 +145,9 @@ func (d *Document) problems() []Problem {
 		requiredID(add, entry, "source", m.Source)
 		requiredID(add, entry, "product", m.Product)
 		requiredID(add, entry, "service_id", m.ServiceID)
+		if m.Owner != "" {
+			requiredID(add, entry, "owner", m.Owner)
+		}
 		key := [2]string{m.Source, m.Product}
 		if j, dup := seenProducts[key]; dup {
 			add(entry(), "", "has the same source and product as product_mappings[%d]", j)
@@ -164,6 +167,9 @@ func (d *Document) problems() []Problem {
 			if m.NextContractID == m.ContractID {
 				add(entry(), "next_contract_id", "is contract_id %q: a renewal is another contract (leave next_contract_id out once contract_id names the renewal)", m.ContractID)
 			}
+		}
+		if m.Owner != "" {
+			requiredID(add, entry, "owner", m.Owner)
 		}
 		key := [2]string{m.Source, m.CustomerID}
 		if j, dup := seenCustomers[key]; dup {

@@ -78,6 +78,16 @@ var Readers = []Reader{
 			"product_mappings": v1Products, "customer_mappings": slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"),
 		},
 	},
+	{
+		Commit: "export3",
+		What:   "owner of product and customer mappings (an entry taken over by another resource instance), written only when set",
+		Fields: map[string][]string{
+			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
+			"psa": v1PSA, "integration": v1Integration, "tickets": v1Tickets,
+			"product_mappings":  append(slices.Clone(v1Products), "owner"),
+			"customer_mappings": append(slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"), "owner"),
+		},
+	},
 }
 
 // Unknown returns the fields of the export data that r does not know, as
