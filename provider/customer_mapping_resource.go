@@ -702,7 +702,7 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 	m := plan.toMapping()
 	id := customerMappingImportID.format(m.Source, m.CustomerID)
 
-	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m))
+	adopted, owner, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m))
 	if err != nil {
 		exportWriteError(&resp.Diagnostics, "add", "customer mapping "+id, r.data.exportPath, err)
 		return
@@ -713,6 +713,7 @@ func (r *customerMappingResource) Create(ctx context.Context, req resource.Creat
 	tflog.Info(ctx, "Created customer mapping", map[string]any{"id": id, "company_id": m.CompanyID, "contract_id": m.ContractID})
 
 	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, owner)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 
@@ -757,6 +758,15 @@ func (r *customerMappingResource) Update(ctx context.Context, req resource.Updat
 	m := plan.toMapping()
 	id := customerMappingImportID.format(m.Source, m.CustomerID)
 
+	// The entry keeps the owner token this instance wrote, if any, so that
+	// its Delete still removes it.
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	m.Owner = owner
+
 	// Put also restores a mapping removed from the export since the plan
 	// (but not a lost export: see changeExport).
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
@@ -785,13 +795,18 @@ func (r *customerMappingResource) Delete(ctx context.Context, req resource.Delet
 	}
 	source, customerID := state.Source.ValueString(), state.CustomerID.ValueString()
 	id := customerMappingImportID.format(source, customerID)
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, customerID, nil))
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, customerID, nil), owner)
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "customer mapping "+id, r.data.exportPath, err)
 		return
 	}
 	if kept {
-		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
+		tflog.Info(ctx, "Left customer mapping in the export for the resource instance that took it over", map[string]any{"id": id})
 		return
 	}
 	tflog.Info(ctx, "Deleted customer mapping", map[string]any{"id": id})
@@ -806,7 +821,8 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	if !ok {
 		return
 	}
-	if _, ok := doc.Customer(parts[0], parts[1]); !ok {
+	existing, ok := doc.Customer(parts[0], parts[1])
+	if !ok {
 		keys := make([]string, len(doc.CustomerMappings))
 		for i, m := range doc.CustomerMappings {
 			keys[i] = customerMappingImportID.format(m.Source, m.CustomerID)
@@ -817,6 +833,9 @@ func (r *customerMappingResource) ImportState(ctx context.Context, req resource.
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("customer_id"), parts[1])...)
+	// The imported instance holds the entry as its last owner did, so that
+	// its Delete removes it.
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, existing.Owner)...)
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateKeyUncheckedContract, []byte("true"))...)
 }
 
@@ -828,13 +847,22 @@ func (r *customerMappingResource) exportEntry(source, customerID string, m *expo
 	e := exportEntry{
 		name:   "customer mapping " + id,
 		remove: func(doc *export.Document) { doc.DeleteCustomer(source, customerID) },
+		owner: func(doc *export.Document) (string, bool) {
+			existing, ok := doc.Customer(source, customerID)
+			return existing.Owner, ok
+		},
 	}
 	if m != nil {
 		e.match = func(doc *export.Document) (bool, bool) {
 			existing, ok := doc.Customer(source, customerID)
+			existing.Owner = m.Owner
 			return ok, ok && existing == *m
 		}
-		e.put = func(doc *export.Document) { doc.PutCustomer(*m) }
+		e.put = func(doc *export.Document, owner string) {
+			owned := *m
+			owned.Owner = owner
+			doc.PutCustomer(owned)
+		}
 		e.exists = fmt.Errorf("customer mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
 		e.check = func(doc *export.Document) error { return r.contractConflict(doc, *m) }
 	}

@@ -273,7 +273,8 @@ resource "psa_integration" "a" {
 
 // TestAccExportStore_adoptAfterKilledApply: an apply killed after writing
 // an entry but before saving the state left it in the export; the next
-// apply adopts the identical entry instead of failing.
+// apply adopts the identical entry instead of failing, and writes its owner
+// token on it, so that its destroy removes it.
 func TestAccExportStore_adoptAfterKilledApply(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
@@ -291,9 +292,17 @@ func TestAccExportStore_adoptAfterKilledApply(t *testing.T) {
 			Config: testAccCustomerMappingResourceConfig(e, "cust-1", acme.company, acme.contract, `  customer_name = "Acme"`),
 			Check: resource.ComposeTestCheckFunc(
 				resource.TestCheckResourceAttr("psa_customer_mapping.test", "id", "sophos/cust-1"),
-				e.checkExport(customerMappingIs(want)),
+				e.checkExport(func(doc *export.Document) error {
+					got, _ := doc.Customer("sophos", "cust-1")
+					if got.Owner == "" {
+						return fmt.Errorf("the adopted entry %+v has no owner token", got)
+					}
+					got.Owner = ""
+					return customerMappingIs(want)(&export.Document{CustomerMappings: []export.CustomerMapping{got}})
+				}),
 			),
 		}},
+		CheckDestroy: e.noMappingsLeft(),
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -210,4 +211,115 @@ func waitForExport(d *daemon.Daemon, store, contract string) error {
 		time.Sleep(workflowPollInterval)
 	}
 	return nil
+}
+
+// TestExportWorkflow_replacementStopped: an apply that replaces the
+// mappings with create_before_destroy stops after creating the new
+// instances (a failing resource after them); the next apply destroys the
+// old, deposed instances alone. psa-syncd, reading each store, must still
+// find both mappings in the export that apply leaves and bill the
+// customer, rather than report its usage as unmapped until another apply.
+func TestExportWorkflow_replacementStopped(t *testing.T) {
+	t.Parallel()
+	for _, store := range []string{"file", "s3", "psa-syncd"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, psa.SystemAutotask)
+			acme := e.addCustomerFixture("Acme")
+			service := e.addService("Sophos Intercept X Advanced", 4.5)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			daemonStore := e.exportPath
+			switch store {
+			case "s3":
+				e.exportURL = s3test.Start(t).ObjectURL("ci/psa-mappings.json")
+				daemonStore = e.exportURL
+			case "psa-syncd":
+				e.exportURL, e.exportToken = "http://"+ln.Addr().String(), workflowToken
+				daemonStore = daemon.ExportSelf
+			}
+			d := startWorkflowDaemon(t, e, t.TempDir(), daemonStore, ln)
+
+			// synced waits until psa-syncd uses the store's export as the
+			// apply left it, runs a pass and checks that the customer's
+			// usage is mapped and billed.
+			synced := func(*terraform.State) error {
+				doc, err := e.readExport()
+				if err != nil {
+					return err
+				}
+				deadline := time.Now().Add(workflowPickupTimeout)
+				for cur := d.Export(); cur == nil || cur.Revision < doc.Revision; cur = d.Export() {
+					if store == "psa-syncd" || time.Now().After(deadline) {
+						return fmt.Errorf("psa-syncd does not use revision %d of the export from the %s store", doc.Revision, store)
+					}
+					time.Sleep(workflowPollInterval)
+				}
+				res, err := d.SyncOnce(t.Context(), usage.PassOptions{Trigger: usage.TriggerManual})
+				if err != nil {
+					return fmt.Errorf("pass: %w", err)
+				}
+				if u := res.Plan.Unmapped; len(u.Customers) > 0 || len(u.Products) > 0 {
+					return fmt.Errorf("the pass found unmapped usage: customers %+v, products %+v", u.Customers, u.Products)
+				}
+				if got, _ := e.sim.Autotask().Units(mustID(acme.contract), mustID(service), time.Now()); got != 7 {
+					return fmt.Errorf("contract %s has %d units after the pass, want 7", acme.contract, got)
+				}
+				return nil
+			}
+			config := func(trigger, command string) string {
+				return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %[1]q
+}
+
+resource "psa_product_mapping" "cixa" {
+  source     = "file"
+  product    = "CIXA-MSP"
+  service_id = %[2]q
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+}
+
+resource "psa_customer_mapping" "acme" {
+  source      = "file"
+  customer_id = "cust-acme"
+  company_id  = %[3]q
+  contract_id = %[4]q
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+}
+
+resource "terraform_data" "gate" {
+  triggers_replace = [terraform_data.trigger.output, psa_product_mapping.cixa.id, psa_customer_mapping.acme.id]
+
+  provisioner "local-exec" {
+    command = %[5]q
+  }
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+}
+`, trigger, service, acme.company, acme.contract, command)
+			}
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: config("one", "true"), Check: synced},
+					{Config: config("two", "exit 1"), ExpectError: regexp.MustCompile(`local-exec`)},
+					{Config: config("two", "true"), Check: synced},
+				},
+			})
+		})
+	}
 }

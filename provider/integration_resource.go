@@ -145,7 +145,7 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	in := plan.toIntegration()
 
-	adopted, err := r.data.createEntry(ctx, r.exportEntry(&in))
+	adopted, _, err := r.data.createEntry(ctx, r.exportEntry(&in))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
 		return
@@ -207,7 +207,7 @@ func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil))
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), "")
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the integration settings", r.data.exportPath, err)
 		return
@@ -251,7 +251,7 @@ func (r *integrationResource) exportEntry(in *export.Integration) exportEntry {
 		e.match = func(doc *export.Document) (bool, bool) {
 			return doc.Integration != nil, doc.Integration != nil && *doc.Integration == *in
 		}
-		e.put = func(doc *export.Document) { doc.Integration = in }
+		e.put = func(doc *export.Document, _ string) { doc.Integration = in }
 		e.exists = fmt.Errorf("the export already has other integration settings; there is one psa_integration per export. "+
 			"Import them with: terraform import <address> %s", r.data.exportPath)
 	}

@@ -368,7 +368,7 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 	m := plan.toMapping()
 	id := productMappingImportID.format(m.Source, m.Product)
 
-	adopted, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.Product, &m))
+	adopted, owner, err := r.data.createEntry(ctx, r.exportEntry(m.Source, m.Product, &m))
 	if err != nil {
 		exportWriteError(&resp.Diagnostics, "add", "product mapping "+id, r.data.exportPath, err)
 		return
@@ -379,6 +379,7 @@ func (r *productMappingResource) Create(ctx context.Context, req resource.Create
 	tflog.Info(ctx, "Created product mapping", map[string]any{"id": id, "service_id": m.ServiceID})
 
 	plan.ID = types.StringValue(id)
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, owner)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 
@@ -417,6 +418,15 @@ func (r *productMappingResource) Update(ctx context.Context, req resource.Update
 	m := plan.toMapping()
 	id := productMappingImportID.format(m.Source, m.Product)
 
+	// The entry keeps the owner token this instance wrote, if any, so that
+	// its Delete still removes it.
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	m.Owner = owner
+
 	// Put also restores a mapping removed from the export since the plan
 	// (but not a lost export: see changeExport).
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
@@ -445,13 +455,18 @@ func (r *productMappingResource) Delete(ctx context.Context, req resource.Delete
 	}
 	source, product := state.Source.ValueString(), state.Product.ValueString()
 	id := productMappingImportID.format(source, product)
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, product, nil))
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(source, product, nil), owner)
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "product mapping "+id, r.data.exportPath, err)
 		return
 	}
 	if kept {
-		tflog.Info(ctx, "Left product mapping in the export for the resource instance that this apply created", map[string]any{"id": id})
+		tflog.Info(ctx, "Left product mapping in the export for the resource instance that took it over", map[string]any{"id": id})
 		return
 	}
 	tflog.Info(ctx, "Deleted product mapping", map[string]any{"id": id})
@@ -466,7 +481,8 @@ func (r *productMappingResource) ImportState(ctx context.Context, req resource.I
 	if !ok {
 		return
 	}
-	if _, ok := doc.Product(parts[0], parts[1]); !ok {
+	existing, ok := doc.Product(parts[0], parts[1])
+	if !ok {
 		keys := make([]string, len(doc.ProductMappings))
 		for i, m := range doc.ProductMappings {
 			keys[i] = productMappingImportID.format(m.Source, m.Product)
@@ -477,6 +493,9 @@ func (r *productMappingResource) ImportState(ctx context.Context, req resource.I
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("source"), parts[0])...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("product"), parts[1])...)
+	// The imported instance holds the entry as its last owner did, so that
+	// its Delete removes it.
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, existing.Owner)...)
 }
 
 // exportEntry is the export entry of the product mapping of source and
@@ -487,13 +506,22 @@ func (r *productMappingResource) exportEntry(source, product string, m *export.P
 	e := exportEntry{
 		name:   "product mapping " + id,
 		remove: func(doc *export.Document) { doc.DeleteProduct(source, product) },
+		owner: func(doc *export.Document) (string, bool) {
+			existing, ok := doc.Product(source, product)
+			return existing.Owner, ok
+		},
 	}
 	if m != nil {
 		e.match = func(doc *export.Document) (bool, bool) {
 			existing, ok := doc.Product(source, product)
+			existing.Owner = m.Owner
 			return ok, ok && existing == *m
 		}
-		e.put = func(doc *export.Document) { doc.PutProduct(*m) }
+		e.put = func(doc *export.Document, owner string) {
+			owned := *m
+			owned.Owner = owner
+			doc.PutProduct(owned)
+		}
 		e.exists = fmt.Errorf("product mapping %s already exists with other values; import it with: terraform import <address> %s", id, id)
 		e.check = func(doc *export.Document) error { return r.sourceConflict(doc, *m) }
 	}

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -629,9 +630,15 @@ func foldServiceName(name string) string {
 // export whose entry has other values than the Create's, still removes the
 // old entry, and the Create then writes its own instead of refusing it.
 //
-// Only an apply that stops between the create and the destroy escapes
-// this: the next apply destroys the old (deposed) instance alone and
-// removes the entry, and the plan after it creates the entry again.
+// An apply that stops between the create and the destroy leaves the old
+// instance deposed in the state, and the next apply (another provider
+// process, with an empty registry) destroys it alone. For product and
+// customer mappings the export itself then tells the two instances apart:
+// a Create that adopts an entry writes a new owner token on it and keeps
+// the token in its private state, and a Delete removes the entry only when
+// it holds the Delete's own token (see exportEntry.owner). The registry
+// still covers the singletons, psa_integration and psa_ticket_routing,
+// whose objects have no owner.
 type entryRegistry struct {
 	mu      sync.Mutex
 	entries map[string]*createdEntry
@@ -687,10 +694,11 @@ type exportEntry struct {
 	// it.
 	name string
 	// match reports whether a document holds the entry and whether with
-	// the values the Create writes. Create only.
+	// the values the Create writes, its owner aside. Create only.
 	match func(doc *export.Document) (exists, same bool)
-	// put writes the entry with the Create's values. Create only.
-	put func(doc *export.Document)
+	// put writes the entry with the Create's values and the given owner
+	// token. Create only.
+	put func(doc *export.Document, owner string)
 	// exists is the error of a Create that finds the entry with other
 	// values. Create only.
 	exists error
@@ -702,30 +710,78 @@ type exportEntry struct {
 	// remove removes the entry; an entry already gone is fine. Delete
 	// only.
 	remove func(doc *export.Document)
+	// owner, when set, returns the owner token a document's entry holds
+	// (export.CustomerMapping.Owner) and whether the document holds the
+	// entry. Nil for an entry without owners (the singletons).
+	owner func(doc *export.Document) (owner string, exists bool)
+}
+
+// privateKeyExportOwner is the private-state key under which a product or
+// customer mapping keeps the owner token it wrote on its export entry when
+// it took the entry over from another resource instance (see
+// entryRegistry). A mapping that wrote its entry anew keeps none: its
+// entry has no owner either.
+const privateKeyExportOwner = "export_owner"
+
+// exportOwner returns the owner token kept in private ("" for none).
+func exportOwner(ctx context.Context, private privateData) (string, diag.Diagnostics) {
+	if private == nil {
+		return "", nil
+	}
+	v, diags := private.GetKey(ctx, privateKeyExportOwner)
+	if diags.HasError() || len(v) == 0 {
+		return "", diags
+	}
+	var owner string
+	if err := json.Unmarshal(v, &owner); err != nil {
+		diags.AddError("Invalid Resource Private State", "The private state of the resource holds an export owner that is not a JSON string. "+
+			"Please report this issue to the provider developers.\n\n"+err.Error())
+	}
+	return owner, diags
+}
+
+// setExportOwner keeps owner in private, or removes the key for "".
+func setExportOwner(ctx context.Context, private privateData, owner string) diag.Diagnostics {
+	if owner == "" {
+		return private.SetKey(ctx, privateKeyExportOwner, nil)
+	}
+	v, _ := json.Marshal(owner) // a string always encodes
+	return private.SetKey(ctx, privateKeyExportOwner, v)
 }
 
 // createEntry writes the entry of a resource's Create to the export, or
 // adopts it when the export holds it with the same values already (an
 // interrupted apply wrote it, or the old instance of a hand-over did: see
 // entryRegistry). An entry with other values is refused with e.exists.
-func (d *providerData) createEntry(ctx context.Context, e exportEntry) (adopted bool, err error) {
-	err = d.updateExport(ctx, d.createChange(e, &adopted))
+// owner is the owner token written on the entry, for the resource's private
+// state: a new one on an entry adopted, "" on one written anew (which an
+// older psa-syncd still reads) and for entries without owners.
+func (d *providerData) createEntry(ctx context.Context, e exportEntry) (adopted bool, owner string, err error) {
+	err = d.updateExport(ctx, d.createChange(e, &adopted, &owner, rand.Text()))
 	d.created.settle(e.name, err == nil)
-	return adopted, err
+	return adopted, owner, err
 }
 
-// createChange is the change of createEntry. It sets *adopted each time it
+// createChange is the change of createEntry, which writes token as the
+// owner of an entry it adopts. It sets *adopted and *owner each time it
 // runs.
-func (d *providerData) createChange(e exportEntry, adopted *bool) func(*export.Document) error {
+func (d *providerData) createChange(e exportEntry, adopted *bool, owner *string, token string) func(*export.Document) error {
 	holds := func(doc *export.Document) bool {
 		exists, same := e.match(doc)
 		return exists && same
 	}
 	return func(doc *export.Document) error {
-		*adopted = false
+		*adopted, *owner = false, ""
 		switch exists, same := e.match(doc); {
 		case exists && same:
 			*adopted = true
+			// Whoever held the entry (the instance this one replaces,
+			// deposed or not yet destroyed, or none) no longer does: its
+			// Delete, in this process or another, leaves the entry.
+			if e.owner != nil {
+				*owner = token
+				e.put(doc, token)
+			}
 		case exists:
 			return e.exists
 		case e.check != nil:
@@ -734,7 +790,7 @@ func (d *providerData) createChange(e exportEntry, adopted *bool) func(*export.D
 			}
 			fallthrough
 		default:
-			e.put(doc)
+			e.put(doc, "")
 		}
 		d.created.record(e.name, holds)
 		return nil
@@ -742,18 +798,23 @@ func (d *providerData) createChange(e exportEntry, adopted *bool) func(*export.D
 }
 
 // deleteEntry removes the entry of a resource's Delete from the export,
-// unless a Create of this command owns it (see entryRegistry); kept reports
-// that it did not remove it.
-func (d *providerData) deleteEntry(ctx context.Context, e exportEntry) (kept bool, err error) {
-	err = d.changeExport(ctx, d.deleteChange(e, &kept))
+// unless a Create of this command owns it, or the entry holds another owner
+// token than owner, the Delete's own (see entryRegistry); kept reports that
+// it did not remove it.
+func (d *providerData) deleteEntry(ctx context.Context, e exportEntry, owner string) (kept bool, err error) {
+	err = d.changeExport(ctx, d.deleteChange(e, owner, &kept))
 	return kept, err
 }
 
 // deleteChange is the change of deleteEntry. It sets *kept each time it
 // runs.
-func (d *providerData) deleteChange(e exportEntry, kept *bool) func(*export.Document) error {
+func (d *providerData) deleteChange(e exportEntry, owner string, kept *bool) func(*export.Document) error {
 	return func(doc *export.Document) error {
 		*kept = d.created.owns(e.name, doc)
+		if e.owner != nil && !*kept {
+			held, exists := e.owner(doc)
+			*kept = exists && held != owner
+		}
 		if !*kept {
 			e.remove(doc)
 		}

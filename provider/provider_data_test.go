@@ -275,8 +275,11 @@ func TestProviderData_handOverInOneBatch(t *testing.T) {
 				synctest.Wait()
 
 				var createErr, deleteErr error
-				create := func() { _, createErr = d.createEntry(ctx, r.exportEntry(old.Source, old.CustomerID, &tc.created)) }
-				remove := func() { _, deleteErr = d.deleteEntry(ctx, r.exportEntry(old.Source, old.CustomerID, nil)) }
+				var owner string // the owner token the Create wrote
+				create := func() {
+					_, owner, createErr = d.createEntry(ctx, r.exportEntry(old.Source, old.CustomerID, &tc.created))
+				}
+				remove := func() { _, deleteErr = d.deleteEntry(ctx, r.exportEntry(old.Source, old.CustomerID, nil), "") }
 				// An unrelated change of the batch, so that it is written.
 				ops := []func(){func() {
 					if err := d.updateExport(ctx, unrelated("batched", "3")); err != nil {
@@ -309,6 +312,13 @@ func TestProviderData_handOverInOneBatch(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, ok := doc.Customer(old.Source, old.CustomerID)
+				// The entry holds the owner token of the Create that wrote
+				// it last, so that the new instance's Delete removes it and
+				// the old one's does not, in any later apply.
+				if ok && got.Owner != owner {
+					t.Errorf("the entry's owner is %q, want %q, the token the Create returned", got.Owner, owner)
+				}
+				got.Owner = ""
 				switch {
 				case tc.want == nil && ok:
 					t.Errorf("the export holds %+v, want no entry: its resources were destroyed and not created", got)
@@ -362,13 +372,13 @@ func TestProviderData_conflictWaitsForRelease(t *testing.T) {
 				var took time.Duration
 				var wg sync.WaitGroup
 				wg.Go(func() {
-					_, createErr = d.createEntry(ctx, r.exportEntry(second.Source, second.CustomerID, &second))
+					_, _, createErr = d.createEntry(ctx, r.exportEntry(second.Source, second.CustomerID, &second))
 					took = time.Since(start)
 				})
 				time.Sleep(5 * time.Second) // Terraform runs the Delete later
 				synctest.Wait()
 				if released {
-					if _, err := d.deleteEntry(ctx, r.exportEntry(first.Source, first.CustomerID, nil)); err != nil {
+					if _, err := d.deleteEntry(ctx, r.exportEntry(first.Source, first.CustomerID, nil), ""); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -433,7 +443,7 @@ func TestServiceResource_checkUnmappedWaitsForRelease(t *testing.T) {
 				synctest.Wait()
 				if released {
 					p := &productMappingResource{data: d}
-					if _, err := d.deleteEntry(ctx, p.exportEntry(mapping.Source, mapping.Product, nil)); err != nil {
+					if _, err := d.deleteEntry(ctx, p.exportEntry(mapping.Source, mapping.Product, nil), ""); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -471,13 +481,13 @@ func TestProviderData_handOverInTurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if adopted, err := d.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m)); err != nil || !adopted {
+	if adopted, _, err := d.createEntry(ctx, r.exportEntry(m.Source, m.CustomerID, &m)); err != nil || !adopted {
 		t.Fatalf("Create of an entry the export holds = adopted %v, %v; want adopted", adopted, err)
 	}
-	if kept, err := d.deleteEntry(ctx, r.exportEntry(m.Source, m.CustomerID, nil)); err != nil || !kept {
+	if kept, err := d.deleteEntry(ctx, r.exportEntry(m.Source, m.CustomerID, nil), ""); err != nil || !kept {
 		t.Errorf("Delete of an entry created in this apply = kept %v, %v; want kept", kept, err)
 	}
-	if kept, err := d.deleteEntry(ctx, r.exportEntry(n.Source, n.CustomerID, nil)); err != nil || kept {
+	if kept, err := d.deleteEntry(ctx, r.exportEntry(n.Source, n.CustomerID, nil), ""); err != nil || kept {
 		t.Errorf("Delete of an entry not created in this apply = kept %v, %v; want removed", kept, err)
 	}
 	doc, _, err := d.store.Read(ctx)

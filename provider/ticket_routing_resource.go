@@ -411,7 +411,7 @@ func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingRes
 	var adopted bool
 	var err error
 	if create {
-		adopted, err = r.data.createEntry(ctx, r.exportEntry(&tk))
+		adopted, _, err = r.data.createEntry(ctx, r.exportEntry(&tk))
 	} else {
 		err = r.data.changeExport(ctx, func(doc *export.Document) error {
 			doc.Tickets = &tk
@@ -460,7 +460,7 @@ func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil))
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), "")
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the ticket routing", r.data.exportPath, err)
 		return
@@ -503,7 +503,7 @@ func (r *ticketRoutingResource) exportEntry(tk *export.Tickets) exportEntry {
 		e.match = func(doc *export.Document) (bool, bool) {
 			return doc.Tickets != nil, doc.Tickets != nil && reflect.DeepEqual(*doc.Tickets, *tk)
 		}
-		e.put = func(doc *export.Document) { doc.Tickets = tk }
+		e.put = func(doc *export.Document, _ string) { doc.Tickets = tk }
 		e.exists = fmt.Errorf("the export already has a ticket routing; there is one psa_ticket_routing per export. "+
 			"Import it with: terraform import <address> %s", r.data.exportPath)
 	}

@@ -79,7 +79,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "export3",
+		Commit: "3c31313",
 		What:   "owner of product and customer mappings (an entry taken over by another resource instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),

@@ -1,0 +1,278 @@
+package provider
+
+import (
+	"fmt"
+	"regexp"
+	"testing"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// handOverConfig is a product and a customer mapping replaced, with the
+// same keys, whenever trigger changes, and a gate created after them whose
+// local-exec provisioner runs command: "exit 1" stops the apply after the
+// new instances are created and before the old ones are destroyed, as a
+// cancelled CI job or a failing resource does. lifecycle is the mappings'
+// extra lifecycle arguments.
+func handOverConfig(e *testEnv, service, company, contract, trigger, command, lifecycle string) string {
+	return e.providerConfig() + fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %[1]q
+}
+
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = %[2]q
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+%[6]s  }
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[3]q
+  contract_id = %[4]q
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+%[6]s  }
+}
+
+resource "terraform_data" "gate" {
+  triggers_replace = [terraform_data.trigger.output, psa_product_mapping.test.id, psa_customer_mapping.test.id]
+
+  provisioner "local-exec" {
+    command = %[5]q
+  }
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+%[6]s  }
+}
+`, trigger, service, company, contract, command, lifecycle)
+}
+
+// hasBothMappings checks that the export maps the product and the customer
+// of handOverConfig.
+func (e *testEnv) hasBothMappings() resource.TestCheckFunc {
+	return e.checkExport(func(doc *export.Document) error {
+		_, product := doc.Product("sophos", "CIXA-MSP")
+		_, customer := doc.Customer("sophos", "cust-1")
+		if !product || !customer {
+			return fmt.Errorf("the export lost a mapping (product mapping %v, customer mapping %v): %+v", product, customer, doc)
+		}
+		return nil
+	})
+}
+
+// TestAccExportStore_replacementStopped stops an apply that replaces a
+// product and a customer mapping with the same keys after the new instances
+// are created. With create_before_destroy the old instances are then still
+// in the state, deposed, and the next apply destroys them alone: it must
+// leave the entries that the new instances took over (each with its owner
+// token), and a destroy afterwards removes them. A plain replacement
+// destroys the old instances first and writes the entries anew, without an
+// owner, which psa-syncd versions before owners read.
+func TestAccExportStore_replacementStopped(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		lifecycle string
+		action    plancheck.ResourceActionType
+		owned     bool // whether the entries carry an owner token
+	}{
+		"create_before_destroy": {"    create_before_destroy = true\n", plancheck.ResourceActionCreateBeforeDestroy, true},
+		"plain":                 {"", plancheck.ResourceActionDestroyBeforeCreate, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, psa.SystemAutotask)
+			acme := e.addCustomerFixture("Acme")
+			service := e.addService("Sophos Intercept X Advanced", 4.5)
+			config := func(trigger, command string) string {
+				return handOverConfig(e, service, acme.company, acme.contract, trigger, command, tc.lifecycle)
+			}
+			owners := e.checkExport(func(doc *export.Document) error {
+				p, _ := doc.Product("sophos", "CIXA-MSP")
+				c, _ := doc.Customer("sophos", "cust-1")
+				if (p.Owner != "") != tc.owned || (c.Owner != "") != tc.owned {
+					return fmt.Errorf("owners of the entries = %q and %q, want owners: %v", p.Owner, c.Owner, tc.owned)
+				}
+				return nil
+			})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				Steps: []resource.TestStep{
+					{Config: config("one", "true"), Check: e.hasBothMappings()},
+					{
+						Config: config("two", "exit 1"),
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+							plancheck.ExpectResourceAction("psa_product_mapping.test", tc.action),
+							plancheck.ExpectResourceAction("psa_customer_mapping.test", tc.action),
+						}},
+						ExpectError: regexp.MustCompile(`local-exec`),
+					},
+					{
+						// The step also fails when the plan after the apply
+						// is not empty, as it is when the new instances'
+						// entries are gone.
+						Config: config("two", "true"),
+						Check:  resource.ComposeTestCheckFunc(e.hasBothMappings(), owners),
+					},
+				},
+				CheckDestroy: e.checkExport(func(doc *export.Document) error {
+					if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 {
+						return fmt.Errorf("export after destroy = %+v, want no mappings", doc)
+					}
+					return nil
+				}),
+			})
+		})
+	}
+}
+
+// takenOverResources is a product and a customer mapping that
+// terraform_data.trigger replaces with create_before_destroy; customerExtra
+// is more arguments of the customer mapping.
+func takenOverResources(service, company, contract, customerExtra string) string {
+	return fmt.Sprintf(`
+resource "psa_product_mapping" "test" {
+  product    = "CIXA-MSP"
+  service_id = %[1]q
+
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+}
+
+resource "psa_customer_mapping" "test" {
+  customer_id = "cust-1"
+  company_id  = %[2]q
+  contract_id = %[3]q
+%[4]s
+  lifecycle {
+    create_before_destroy = true
+    replace_triggered_by  = [terraform_data.trigger]
+  }
+}
+`, service, company, contract, customerExtra)
+}
+
+// triggerConfig is terraform_data.trigger with the given input.
+func triggerConfig(input string) string {
+	return fmt.Sprintf(`
+resource "terraform_data" "trigger" {
+  input = %q
+}
+`, input)
+}
+
+// entriesTakenOver checks that both entries of takenOverResources hold an
+// owner token.
+func (e *testEnv) entriesTakenOver() resource.TestCheckFunc {
+	return e.checkExport(func(doc *export.Document) error {
+		p, _ := doc.Product("sophos", "CIXA-MSP")
+		c, _ := doc.Customer("sophos", "cust-1")
+		if p.Owner == "" || c.Owner == "" {
+			return fmt.Errorf("owners of the entries = %q and %q, want the tokens of the instances that took them over", p.Owner, c.Owner)
+		}
+		return nil
+	})
+}
+
+// noMappingsLeft is the CheckDestroy of the tests of taken-over entries.
+func (e *testEnv) noMappingsLeft() resource.TestCheckFunc {
+	return e.checkExport(func(doc *export.Document) error {
+		if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 {
+			return fmt.Errorf("export after destroy = %+v, want no mappings", doc)
+		}
+		return nil
+	})
+}
+
+// TestAccExportStore_importTakenOverEntry: an entry that a
+// create_before_destroy replacement took over holds its new owner's token;
+// removed from the state (a removed block) and imported again, the
+// resource holds that token, and its destroy removes the entries.
+func TestAccExportStore_importTakenOverEntry(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	resources := takenOverResources(service, acme.company, acme.contract, "")
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: e.providerConfig() + triggerConfig("one") + resources, Check: e.hasBothMappings()},
+			{Config: e.providerConfig() + triggerConfig("two") + resources, Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.entriesTakenOver())},
+			{
+				Config: e.providerConfig() + triggerConfig("two") + `
+removed {
+  from = psa_product_mapping.test
+
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = psa_customer_mapping.test
+
+  lifecycle {
+    destroy = false
+  }
+}
+`,
+				Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.entriesTakenOver()),
+			},
+			{
+				Config: e.providerConfig() + triggerConfig("two") + resources + `
+import {
+  to = psa_product_mapping.test
+  id = "sophos/CIXA-MSP"
+}
+
+import {
+  to = psa_customer_mapping.test
+  id = "sophos/cust-1"
+}
+`,
+				Check: e.hasBothMappings(),
+			},
+		},
+		CheckDestroy: e.noMappingsLeft(),
+	})
+}
+
+// TestAccExportStore_updateTakenOverEntry: an update of a mapping whose
+// entry it took over keeps its owner token on the entry, so that its
+// destroy still removes the entry.
+func TestAccExportStore_updateTakenOverEntry(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	config := func(trigger, customerExtra string) string {
+		return e.providerConfig() + triggerConfig(trigger) + takenOverResources(service, acme.company, acme.contract, customerExtra)
+	}
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: config("one", "")},
+			{Config: config("two", ""), Check: e.entriesTakenOver()},
+			{
+				Config: config("two", `  customer_name = "Acme Ltd"`),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionUpdate),
+				}},
+				Check: e.entriesTakenOver(),
+			},
+		},
+		CheckDestroy: e.noMappingsLeft(),
+	})
+}
