@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -797,6 +798,71 @@ func TestExport_putCurrentHistory(t *testing.T) {
 		}
 		if all, err := db.ExportHistory(0); err != nil || len(all) != 3 {
 			t.Errorf("ExportHistory(0) = %d versions, %v; want 3", len(all), err)
+		}
+	})
+}
+
+// TestExport_concurrentWritersOnOneDatabase: two psa-syncd processes on one
+// database (replicas on PostgreSQL), each storing the exports that
+// concurrent applies send it, compare-and-swap on the revision: every
+// write is stored once, with its own revision, and none replaces another's.
+func TestExport_concurrentWritersOnOneDatabase(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, d testDriver) {
+		cfg := d.config(t)
+		const writers, each = 2, 10
+		// A SQLite database is one process's (its lock refuses a second):
+		// its writers share one handle.
+		dbs := make([]*DB, 2)
+		for i := range dbs {
+			if i > 0 && d.name == DriverSQLite {
+				dbs[i] = dbs[0]
+				continue
+			}
+			db, err := OpenConfig(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("OpenConfig returned error: %v", err)
+			}
+			t.Cleanup(func() { closeDB(t, db) })
+			dbs[i] = db
+		}
+		var wg sync.WaitGroup
+		for i, db := range dbs {
+			for w := range writers {
+				wg.Go(func() {
+					for n := 0; n < each; {
+						rev := int64(1)
+						if cur, _, err := db.CurrentExport(); err == nil {
+							rev = cur.Revision + 1
+						} else if !errors.Is(err, ErrNoExport) {
+							t.Error(err)
+							return
+						}
+						body := fmt.Sprintf("process %d writer %d write %d", i, w, n)
+						switch err := db.PutExport(ExportVersion{Revision: rev, Digest: body}, []byte(body)); {
+						case errors.Is(err, ErrConflict):
+							// Lost the race: read again, as the export client does on 412.
+						case err != nil:
+							t.Error(err)
+							return
+						default:
+							n++
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		h, err := dbs[0].ExportHistory(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := len(dbs) * writers * each
+		bodies := map[string]bool{}
+		for _, v := range h {
+			bodies[v.Digest] = true
+		}
+		if len(h) != want || len(bodies) != want || h[0].Revision != int64(want) {
+			t.Errorf("history has %d versions (%d distinct, newest revision %d), want %d, each stored once", len(h), len(bodies), h[0].Revision, want)
 		}
 	})
 }
