@@ -163,11 +163,29 @@ func TestEncode_olderReaders(t *testing.T) {
 	if data, err = doc.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	last := len(compattest.Readers) - 1
-	for _, r := range compattest.Readers[:last] {
+	owners := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "3c31313" })
+	for _, r := range compattest.Readers[:owners] {
 		want := []string{"customer_mappings[0].owner", "product_mappings[0].owner"}
 		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, want) {
 			t.Errorf("psa-syncd of %s finds %v unknown in an export with owners, want %v", r.Commit, unknown, want)
+		}
+	}
+	for _, r := range compattest.Readers[owners:] {
+		if unknown, err := r.Unknown(data); err != nil || len(unknown) > 0 {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with owners of mappings (%v)", r.Commit, unknown, err)
+		}
+	}
+
+	// Integration settings taken over by another psa_integration instance
+	// carry their owner too.
+	doc.Integration.Owner = "KDFMEKRPHFSUX6AA"
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	last := len(compattest.Readers) - 1
+	for _, r := range compattest.Readers[owners:last] {
+		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"integration.owner"}) {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the integration settings, want [integration.owner]", r.Commit, unknown)
 		}
 	}
 	if unknown, err := compattest.Readers[last].Unknown(data); err != nil || len(unknown) > 0 {

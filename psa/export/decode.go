@@ -337,6 +337,7 @@ func (in *Integration) fields() []field {
 		{"enabled", &in.Enabled},
 		{"schedule", &in.Schedule},
 		{"timezone", &in.Timezone},
+		{"owner", &in.Owner},
 	}
 }
 

@@ -76,6 +76,10 @@ type Integration struct {
 	// Timezone is an IANA zone name for calendar schedules; empty means the
 	// daemon's configured zone.
 	Timezone string `json:"timezone"`
+	// Owner is the token of the psa_integration resource instance that
+	// took the settings over from another (see CustomerMapping.Owner);
+	// empty otherwise.
+	Owner string `json:"owner,omitempty"`
 }
 
 // ProductMapping maps a vendor product to a PSA service.

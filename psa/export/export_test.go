@@ -162,7 +162,7 @@ func TestStore_Read_bad(t *testing.T) {
 		"bad-trailing.json":       `export "testdata/bad-trailing.json": not valid JSON at line 7, column 1 (byte 147): unexpected data after the end of the document (the file may be half-written or edited by hand)`,
 		"bad-truncated.json":      `export "testdata/bad-truncated.json": not valid JSON at line 5, column 31 (byte 147): unexpected end of input (the file may be half-written or edited by hand)`,
 		"bad-unknown-field.json": `export "testdata/bad-unknown-field.json": 4 problems:
-	integration.token is not a known field (want enabled, schedule, timezone): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
+	integration.token is not a known field (want enabled, schedule, timezone, owner): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	secret is not a known field (want schema, psa, revision, updated_at, integration, tickets, product_mappings, customer_mappings): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	customer_mappings[0] (sophos/718b6047): contract is not a known field (want source, customer_id, customer_name, company_id, contract_id, next_contract_id, usage_sync, ticket_sync, owner): a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)
 	customer_mappings[0] (sophos/718b6047): contract_id is required`,
@@ -331,7 +331,7 @@ func TestDecode_notObjects(t *testing.T) {
 func TestDecode_fieldOfANewerProvider(t *testing.T) {
 	t.Parallel()
 	_, err := Decode([]byte(`{"schema": "psa-sync.mapping-export/v1", "psa": {"system": "autotask"}, "integration": {"enabled": true, "pause_until": "2027-01-01"}}`))
-	want := `export: integration.pause_until is not a known field (want enabled, schedule, timezone): ` +
+	want := `export: integration.pause_until is not a known field (want enabled, schedule, timezone, owner): ` +
 		`a misspelling, or written by a newer provider (upgrade this psa-syncd or provider to read it)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Decode error\n got: %v\nwant: %s", err, want)
@@ -482,6 +482,13 @@ func TestDecode_owner(t *testing.T) {
 	c, _ := got.Customer("sophos", "a")
 	if p.Owner != "QDVMFJE6HPI5Y7DV" || c.Owner != "3ARVI75YKGQ3DHT7" {
 		t.Errorf("owners read back = %q, %q; want QDVMFJE6HPI5Y7DV, 3ARVI75YKGQ3DHT7", p.Owner, c.Owner)
+	}
+	doc.Integration = &Integration{Enabled: false, Owner: "KDFMEKRPHFSUX6AA"}
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = Decode(data); err != nil || got.Integration == nil || got.Integration.Owner != "KDFMEKRPHFSUX6AA" {
+		t.Errorf("Decode of integration settings with an owner = %+v, %v", got.Integration, err)
 	}
 	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", UsageSync: true, Owner: "3ARV\x00"})
 	if err := doc.Validate(); err == nil || !strings.Contains(err.Error(), "owner must not contain a NUL byte") {

@@ -131,6 +131,9 @@ func (d *Document) problems() []Problem {
 				add("", "integration.timezone", "%q is not a usable time zone (want an IANA name such as \"Europe/Rome\" or \"UTC\")", in.Timezone)
 			}
 		}
+		if p := IDProblem(in.Owner); in.Owner != "" && p != "" {
+			add("", "integration.owner", "%s", p)
+		}
 	}
 
 	if d.Tickets != nil {
