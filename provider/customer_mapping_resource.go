@@ -284,6 +284,7 @@ func (r *customerMappingResource) planChecks(ctx context.Context, req resource.M
 		source, customerID := plan.Source.ValueString(), plan.CustomerID.ValueString()
 		r.data.checkCreate(ctx, &resp.Diagnostics, "customer mapping "+customer, customer, owner, func(doc *export.Document) (bool, bool) {
 			m, ok := doc.Customer(source, customerID)
+			m.Owner = "" // whose the entry is does not make its values other ones
 			return ok, ok && plan.known() && m == plan.toMapping()
 		})
 		if resp.Diagnostics.HasError() {

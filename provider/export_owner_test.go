@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -12,8 +13,9 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
-// handOverConfig is a product and a customer mapping replaced, with the
-// same keys, whenever trigger changes, and a gate created after them whose
+// handOverConfig is a product and a customer mapping and the integration
+// settings (switched off) replaced, with the same keys, whenever trigger
+// changes, and a gate created after them whose
 // local-exec provisioner runs command: "exit 1" stops the apply after the
 // new instances are created and before the old ones are destroyed, as a
 // cancelled CI job or a failing resource does. lifecycle is the mappings'
@@ -43,8 +45,16 @@ resource "psa_customer_mapping" "test" {
 %[6]s  }
 }
 
+resource "psa_integration" "test" {
+  enabled = false
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+%[6]s  }
+}
+
 resource "terraform_data" "gate" {
-  triggers_replace = [terraform_data.trigger.output, psa_product_mapping.test.id, psa_customer_mapping.test.id]
+  triggers_replace = [terraform_data.trigger.output, psa_product_mapping.test.id, psa_customer_mapping.test.id, psa_integration.test.id]
 
   provisioner "local-exec" {
     command = %[5]q
@@ -70,12 +80,25 @@ func (e *testEnv) hasBothMappings() resource.TestCheckFunc {
 	})
 }
 
+// switchedOff checks that the export holds the integration settings of
+// handOverConfig: a psa-syncd that finds none syncs as its configuration
+// says, switched on.
+func (e *testEnv) switchedOff() resource.TestCheckFunc {
+	return e.checkExport(func(doc *export.Document) error {
+		if doc.Integration == nil || doc.Integration.Enabled {
+			return fmt.Errorf("the export's integration settings are %+v, want them switched off", doc.Integration)
+		}
+		return nil
+	})
+}
+
 // TestAccExportStore_replacementStopped stops an apply that replaces a
-// product and a customer mapping with the same keys after the new instances
-// are created. With create_before_destroy the old instances are then still
-// in the state, deposed, and the next apply destroys them alone: it must
-// leave the entries that the new instances took over (each with its owner
-// token), and a destroy afterwards removes them. A plain replacement
+// product and a customer mapping and the integration settings with the
+// same keys after the new instances are created. With
+// create_before_destroy the old instances are then still in the state,
+// deposed, and the next apply destroys them alone: it must leave the
+// entries that the new instances took over (each with its owner token),
+// and a destroy afterwards removes them. A plain replacement
 // destroys the old instances first and writes the entries anew, without an
 // owner, which psa-syncd versions before owners read.
 func TestAccExportStore_replacementStopped(t *testing.T) {
@@ -99,20 +122,22 @@ func TestAccExportStore_replacementStopped(t *testing.T) {
 			owners := e.checkExport(func(doc *export.Document) error {
 				p, _ := doc.Product("sophos", "CIXA-MSP")
 				c, _ := doc.Customer("sophos", "cust-1")
-				if (p.Owner != "") != tc.owned || (c.Owner != "") != tc.owned {
-					return fmt.Errorf("owners of the entries = %q and %q, want owners: %v", p.Owner, c.Owner, tc.owned)
+				in := doc.Integration
+				if (p.Owner != "") != tc.owned || (c.Owner != "") != tc.owned || (in.Owner != "") != tc.owned {
+					return fmt.Errorf("owners of the entries = %q, %q and %q, want owners: %v", p.Owner, c.Owner, in.Owner, tc.owned)
 				}
 				return nil
 			})
 			resource.UnitTest(t, resource.TestCase{
 				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 				Steps: []resource.TestStep{
-					{Config: config("one", "true"), Check: e.hasBothMappings()},
+					{Config: config("one", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff())},
 					{
 						Config: config("two", "exit 1"),
 						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 							plancheck.ExpectResourceAction("psa_product_mapping.test", tc.action),
 							plancheck.ExpectResourceAction("psa_customer_mapping.test", tc.action),
+							plancheck.ExpectResourceAction("psa_integration.test", tc.action),
 						}},
 						ExpectError: regexp.MustCompile(`local-exec`),
 					},
@@ -121,12 +146,12 @@ func TestAccExportStore_replacementStopped(t *testing.T) {
 						// is not empty, as it is when the new instances'
 						// entries are gone.
 						Config: config("two", "true"),
-						Check:  resource.ComposeTestCheckFunc(e.hasBothMappings(), owners),
+						Check:  resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owners),
 					},
 				},
 				CheckDestroy: e.checkExport(func(doc *export.Document) error {
-					if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 {
-						return fmt.Errorf("export after destroy = %+v, want no mappings", doc)
+					if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil {
+						return fmt.Errorf("export after destroy = %+v, want no entries", doc)
 					}
 					return nil
 				}),
@@ -271,6 +296,36 @@ func TestAccExportStore_updateTakenOverEntry(t *testing.T) {
 					plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionUpdate),
 				}},
 				Check: e.entriesTakenOver(),
+			},
+		},
+		CheckDestroy: e.noMappingsLeft(),
+	})
+}
+
+// TestAccExportStore_moveTakenOverEntry: entries that a
+// create_before_destroy replacement took over (holding an owner token)
+// are moved to new resource addresses without a moved block: the plan
+// finds the entries' values are the configuration's, whoever owns them,
+// and the apply keeps them.
+func TestAccExportStore_moveTakenOverEntry(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	resources := takenOverResources(service, acme.company, acme.contract, "")
+	renamed := strings.ReplaceAll(resources, `"test"`, `"renamed"`)
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{Config: e.providerConfig() + triggerConfig("one") + resources},
+			{Config: e.providerConfig() + triggerConfig("two") + resources, Check: e.entriesTakenOver()},
+			{
+				Config: e.providerConfig() + triggerConfig("two") + renamed,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionDestroy),
+					plancheck.ExpectResourceAction("psa_customer_mapping.renamed", plancheck.ResourceActionCreate),
+				}},
+				Check: e.hasBothMappings(),
 			},
 		},
 		CheckDestroy: e.noMappingsLeft(),

@@ -125,9 +125,16 @@ func (r *integrationResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if req.State.Raw.IsNull() && !replacesExportKey(ctx, req.Private, r.data.exportPath) {
 		r.data.checkCreate(ctx, &resp.Diagnostics, integrationEntry+" (one psa_integration per export)", r.data.exportPath, owner,
 			func(doc *export.Document) (bool, bool) {
-				// schedule and timezone are optional: null is psa-syncd's own setting.
-				return doc.Integration != nil, doc.Integration != nil && known(plan.Enabled) && !plan.Schedule.IsUnknown() &&
-					!plan.Timezone.IsUnknown() && *doc.Integration == plan.toIntegration()
+				if doc.Integration == nil {
+					return false, false
+				}
+				// schedule and timezone are optional: null is psa-syncd's
+				// own setting. Whose the settings are does not make them
+				// other ones.
+				existing := *doc.Integration
+				existing.Owner = ""
+				return true, known(plan.Enabled) && !plan.Schedule.IsUnknown() && !plan.Timezone.IsUnknown() &&
+					existing == plan.toIntegration()
 			})
 		if resp.Diagnostics.HasError() {
 			return
@@ -145,7 +152,7 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	}
 	in := plan.toIntegration()
 
-	adopted, _, err := r.data.createEntry(ctx, r.exportEntry(&in))
+	adopted, owner, err := r.data.createEntry(ctx, r.exportEntry(&in))
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "add", "the integration settings", r.data.exportPath, err)
 		return
@@ -156,6 +163,7 @@ func (r *integrationResource) Create(ctx context.Context, req resource.CreateReq
 	tflog.Info(ctx, "Created integration settings", map[string]any{"enabled": in.Enabled, "schedule": in.Schedule, "timezone": in.Timezone})
 
 	plan.ID = types.StringValue(r.data.exportPath)
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, owner)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, plan)...)
 }
 
@@ -187,6 +195,14 @@ func (r *integrationResource) Update(ctx context.Context, req resource.UpdateReq
 		return
 	}
 	in := plan.toIntegration()
+	// The settings keep the owner token this instance wrote, if any, so
+	// that its Delete still removes them.
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	in.Owner = owner
 
 	err := r.data.changeExport(ctx, func(doc *export.Document) error {
 		doc.Integration = &in
@@ -207,13 +223,18 @@ func (r *integrationResource) Delete(ctx context.Context, req resource.DeleteReq
 	if !r.data.requireStore(&resp.Diagnostics, "psa_integration") {
 		return
 	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), "")
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), owner)
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the integration settings", r.data.exportPath, err)
 		return
 	}
 	if kept {
-		tflog.Info(ctx, "Left integration settings in the export for the resource instance that this apply created")
+		tflog.Info(ctx, "Left integration settings in the export for the resource instance that took them over")
 		return
 	}
 	tflog.Info(ctx, "Deleted integration settings")
@@ -238,6 +259,9 @@ func (r *integrationResource) ImportState(ctx context.Context, req resource.Impo
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+	// The imported instance holds the settings as their last owner did, so
+	// that its Delete removes them.
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, doc.Integration.Owner)...)
 }
 
 // exportEntry is the integration settings as an export entry, as Create
@@ -246,12 +270,27 @@ func (r *integrationResource) exportEntry(in *export.Integration) exportEntry {
 	e := exportEntry{
 		name:   integrationEntry,
 		remove: func(doc *export.Document) { doc.Integration = nil },
+		owner: func(doc *export.Document) (string, bool) {
+			if doc.Integration == nil {
+				return "", false
+			}
+			return doc.Integration.Owner, true
+		},
 	}
 	if in != nil {
 		e.match = func(doc *export.Document) (bool, bool) {
-			return doc.Integration != nil, doc.Integration != nil && *doc.Integration == *in
+			if doc.Integration == nil {
+				return false, false
+			}
+			existing := *doc.Integration
+			existing.Owner = in.Owner
+			return true, existing == *in
 		}
-		e.put = func(doc *export.Document, _ string) { doc.Integration = in }
+		e.put = func(doc *export.Document, owner string) {
+			owned := *in
+			owned.Owner = owner
+			doc.Integration = &owned
+		}
 		e.exists = fmt.Errorf("the export already has other integration settings; there is one psa_integration per export. "+
 			"Import them with: terraform import <address> %s", r.data.exportPath)
 	}

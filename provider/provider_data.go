@@ -633,12 +633,12 @@ func foldServiceName(name string) string {
 // An apply that stops between the create and the destroy leaves the old
 // instance deposed in the state, and the next apply (another provider
 // process, with an empty registry) destroys it alone. For product and
-// customer mappings the export itself then tells the two instances apart:
-// a Create that adopts an entry writes a new owner token on it and keeps
-// the token in its private state, and a Delete removes the entry only when
-// it holds the Delete's own token (see exportEntry.owner). The registry
-// still covers the singletons, psa_integration and psa_ticket_routing,
-// whose objects have no owner.
+// customer mappings and psa_integration the export itself then tells the
+// two instances apart: a Create that adopts an entry writes a new owner
+// token on it and keeps the token in its private state, and a Delete
+// removes the entry only when it holds the Delete's own token (see
+// exportEntry.owner). The registry still covers psa_ticket_routing, whose
+// object has no owner.
 type entryRegistry struct {
 	mu      sync.Mutex
 	entries map[string]*createdEntry

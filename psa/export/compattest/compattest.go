@@ -89,7 +89,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "export3-integration",
+		Commit: "08c4343",
 		What:   "owner of the integration object (settings taken over by another psa_integration instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
