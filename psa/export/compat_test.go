@@ -182,10 +182,29 @@ func TestEncode_olderReaders(t *testing.T) {
 	if data, err = doc.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	last := len(compattest.Readers) - 1
-	for _, r := range compattest.Readers[owners:last] {
+	integration := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "08c4343" })
+	for _, r := range compattest.Readers[owners:integration] {
 		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"integration.owner"}) {
 			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the integration settings, want [integration.owner]", r.Commit, unknown)
+		}
+	}
+	for _, r := range compattest.Readers[integration:] {
+		if unknown, err := r.Unknown(data); err != nil || len(unknown) > 0 {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the integration settings (%v)", r.Commit, unknown, err)
+		}
+	}
+
+	// So does ticket routing taken over by another psa_ticket_routing
+	// instance.
+	doc.Tickets = &Tickets{Enabled: true, QueueID: "29683", MinSeverity: "medium", TitleFormat: DefaultTitleFormat,
+		OnResolve: OnResolveClose, ClosedStatusID: "5", OnReturn: OnReturnNew, MaxPerPass: 50, MaxPerCustomer: 10, Owner: "QDVMFJE6HPI5Y7DV"}
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	last := len(compattest.Readers) - 1
+	for _, r := range compattest.Readers[integration:last] {
+		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"tickets.owner"}) {
+			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the ticket routing, want [tickets.owner]", r.Commit, unknown)
 		}
 	}
 	if unknown, err := compattest.Readers[last].Unknown(data); err != nil || len(unknown) > 0 {

@@ -490,6 +490,17 @@ func TestDecode_owner(t *testing.T) {
 	if got, err = Decode(data); err != nil || got.Integration == nil || got.Integration.Owner != "KDFMEKRPHFSUX6AA" {
 		t.Errorf("Decode of integration settings with an owner = %+v, %v", got.Integration, err)
 	}
+	doc.Tickets = &Tickets{Enabled: true, QueueID: "29683", MinSeverity: "medium", TitleFormat: DefaultTitleFormat,
+		OnResolve: OnResolveClose, ClosedStatusID: "5", OnReturn: OnReturnNew, Owner: "8D01E4"}
+	if data, err = doc.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = Decode(data); err != nil || got.Tickets == nil || got.Tickets.Owner != "8D01E4" {
+		t.Errorf("Decode of ticket routing with an owner = %+v, %v", got.Tickets, err)
+	}
+	if !contentEqual(doc, doc.Clone()) || contentEqual(doc, func() *Document { c := doc.Clone(); c.Tickets.Owner = ""; return c }()) {
+		t.Errorf("contentEqual does not tell ticket routings of other owners apart: an owner taken over would not be written")
+	}
 	doc.PutCustomer(CustomerMapping{Source: "sophos", CustomerID: "a", CompanyID: "1", ContractID: "10", UsageSync: true, Owner: "3ARV\x00"})
 	if err := doc.Validate(); err == nil || !strings.Contains(err.Error(), "owner must not contain a NUL byte") {
 		t.Errorf("an owner with a NUL byte: %v", err)

@@ -70,6 +70,10 @@ type Tickets struct {
 	// the daemon's defaults.
 	MaxPerPass     int64 `json:"max_per_pass"`
 	MaxPerCustomer int64 `json:"max_per_customer"`
+	// Owner is the token of the psa_ticket_routing resource instance that
+	// took the routing over from another (see CustomerMapping.Owner);
+	// empty otherwise.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Ticket routing values.
@@ -166,6 +170,9 @@ func (t *Tickets) problems(system psa.System, add func(entry, field, format stri
 	if t.MaxPerCustomer < 0 {
 		add("", f("max_per_customer"), "must not be negative (got %d)", t.MaxPerCustomer)
 	}
+	if p := IDProblem(t.Owner); t.Owner != "" && p != "" {
+		add("", f("owner"), "%s", p)
+	}
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -199,7 +206,7 @@ func (t *Tickets) equal(u *Tickets) bool {
 		t.TicketTypeID == u.TicketTypeID && t.CategoryID == u.CategoryID && t.NoteTypeID == u.NoteTypeID &&
 		t.MinSeverity == u.MinSeverity && t.TitleFormat == u.TitleFormat &&
 		t.OnResolve == u.OnResolve && t.OnReturn == u.OnReturn && t.ReopenWindow == u.ReopenWindow &&
-		t.MaxPerPass == u.MaxPerPass && t.MaxPerCustomer == u.MaxPerCustomer
+		t.MaxPerPass == u.MaxPerPass && t.MaxPerCustomer == u.MaxPerCustomer && t.Owner == u.Owner
 }
 
 // decodeTickets decodes the "tickets" object field by field.
@@ -227,6 +234,7 @@ func (dc *decoder) tickets(raw json.RawMessage) *Tickets {
 		{"reopen_window", &t.ReopenWindow},
 		{"max_per_pass", &t.MaxPerPass},
 		{"max_per_customer", &t.MaxPerCustomer},
+		{"owner", &t.Owner},
 	}) {
 		dc.add("", "tickets", "must be a JSON object")
 		return nil

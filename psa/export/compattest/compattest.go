@@ -98,6 +98,16 @@ var Readers = []Reader{
 			"customer_mappings": append(slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"), "owner"),
 		},
 	},
+	{
+		Commit: "export3-tickets",
+		What:   "owner of the tickets object (routing taken over by another psa_ticket_routing instance), written only when set",
+		Fields: map[string][]string{
+			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
+			"psa": v1PSA, "integration": append(slices.Clone(v1Integration), "owner"), "tickets": append(slices.Clone(v1Tickets), "owner"),
+			"product_mappings":  append(slices.Clone(v1Products), "owner"),
+			"customer_mappings": append(slices.Insert(slices.Clone(v1Customers), 5, "next_contract_id"), "owner"),
+		},
+	},
 }
 
 // Unknown returns the fields of the export data that r does not know, as
