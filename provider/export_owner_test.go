@@ -13,15 +13,21 @@ import (
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
 
-// handOverConfig is a product and a customer mapping and the integration
-// settings (switched off) replaced, with the same keys, whenever trigger
-// changes, and a gate created after them whose
+// handOverConfig is a product and a customer mapping, the integration
+// settings (switched off) and the ticket routing replaced, with the same
+// keys, whenever trigger changes, and a gate created after them whose
 // local-exec provisioner runs command: "exit 1" stops the apply after the
 // new instances are created and before the old ones are destroyed, as a
 // cancelled CI job or a failing resource does. lifecycle is the mappings'
 // extra lifecycle arguments.
 func handOverConfig(e *testEnv, service, company, contract, trigger, command, lifecycle string) string {
-	return e.providerConfig() + fmt.Sprintf(`
+	routing := strings.Replace(ticketRoutingCases()[psa.SystemAutotask].config, `resource "psa_ticket_routing" "test" {`,
+		`resource "psa_ticket_routing" "test" {
+  lifecycle {
+    replace_triggered_by = [terraform_data.trigger]
+`+lifecycle+`  }
+`, 1)
+	return e.providerConfig() + routing + fmt.Sprintf(`
 resource "terraform_data" "trigger" {
   input = %[1]q
 }
@@ -54,7 +60,10 @@ resource "psa_integration" "test" {
 }
 
 resource "terraform_data" "gate" {
-  triggers_replace = [terraform_data.trigger.output, psa_product_mapping.test.id, psa_customer_mapping.test.id, psa_integration.test.id]
+  triggers_replace = [
+    terraform_data.trigger.output, psa_product_mapping.test.id, psa_customer_mapping.test.id, psa_integration.test.id,
+    psa_ticket_routing.test.id,
+  ]
 
   provisioner "local-exec" {
     command = %[5]q
@@ -80,21 +89,25 @@ func (e *testEnv) hasBothMappings() resource.TestCheckFunc {
 	})
 }
 
-// switchedOff checks that the export holds the integration settings of
-// handOverConfig: a psa-syncd that finds none syncs as its configuration
-// says, switched on.
+// switchedOff checks that the export holds the integration settings and
+// the ticket routing of handOverConfig: a psa-syncd that finds no
+// integration settings syncs as its configuration says, switched on, and
+// one without ticket routing creates no tickets.
 func (e *testEnv) switchedOff() resource.TestCheckFunc {
 	return e.checkExport(func(doc *export.Document) error {
 		if doc.Integration == nil || doc.Integration.Enabled {
 			return fmt.Errorf("the export's integration settings are %+v, want them switched off", doc.Integration)
+		}
+		if doc.Tickets == nil {
+			return fmt.Errorf("the export lost its ticket routing")
 		}
 		return nil
 	})
 }
 
 // TestAccExportStore_replacementStopped stops an apply that replaces a
-// product and a customer mapping and the integration settings with the
-// same keys after the new instances are created. With
+// product and a customer mapping, the integration settings and the ticket
+// routing with the same keys after the new instances are created. With
 // create_before_destroy the old instances are then still in the state,
 // deposed, and the next apply destroys them alone: it must leave the
 // entries that the new instances took over (each with its owner token),
@@ -122,9 +135,9 @@ func TestAccExportStore_replacementStopped(t *testing.T) {
 			owners := e.checkExport(func(doc *export.Document) error {
 				p, _ := doc.Product("sophos", "CIXA-MSP")
 				c, _ := doc.Customer("sophos", "cust-1")
-				in := doc.Integration
-				if (p.Owner != "") != tc.owned || (c.Owner != "") != tc.owned || (in.Owner != "") != tc.owned {
-					return fmt.Errorf("owners of the entries = %q, %q and %q, want owners: %v", p.Owner, c.Owner, in.Owner, tc.owned)
+				in, tk := doc.Integration, doc.Tickets
+				if (p.Owner != "") != tc.owned || (c.Owner != "") != tc.owned || (in.Owner != "") != tc.owned || (tk.Owner != "") != tc.owned {
+					return fmt.Errorf("owners of the entries = %q, %q, %q and %q, want owners: %v", p.Owner, c.Owner, in.Owner, tk.Owner, tc.owned)
 				}
 				return nil
 			})
@@ -138,6 +151,7 @@ func TestAccExportStore_replacementStopped(t *testing.T) {
 							plancheck.ExpectResourceAction("psa_product_mapping.test", tc.action),
 							plancheck.ExpectResourceAction("psa_customer_mapping.test", tc.action),
 							plancheck.ExpectResourceAction("psa_integration.test", tc.action),
+							plancheck.ExpectResourceAction("psa_ticket_routing.test", tc.action),
 						}},
 						ExpectError: regexp.MustCompile(`local-exec`),
 					},
@@ -150,7 +164,7 @@ func TestAccExportStore_replacementStopped(t *testing.T) {
 					},
 				},
 				CheckDestroy: e.checkExport(func(doc *export.Document) error {
-					if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil {
+					if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil || doc.Tickets != nil {
 						return fmt.Errorf("export after destroy = %+v, want no entries", doc)
 					}
 					return nil

@@ -632,13 +632,15 @@ func foldServiceName(name string) string {
 //
 // An apply that stops between the create and the destroy leaves the old
 // instance deposed in the state, and the next apply (another provider
-// process, with an empty registry) destroys it alone. For product and
-// customer mappings and psa_integration the export itself then tells the
-// two instances apart: a Create that adopts an entry writes a new owner
-// token on it and keeps the token in its private state, and a Delete
-// removes the entry only when it holds the Delete's own token (see
-// exportEntry.owner). The registry still covers psa_ticket_routing, whose
-// object has no owner.
+// process, with an empty registry) destroys it alone. The export itself
+// then tells the two instances apart: a Create that adopts an entry writes
+// a new owner token on it and keeps the token in its private state, and a
+// Delete removes the entry only when it holds the Delete's own token (see
+// exportEntry.owner). An entry written anew holds none (so that an older
+// psa-syncd reads it), which the old instance's token, if it has none
+// either, does not tell apart: the registry still covers that case within
+// one apply (the old entry gone before a create_before_destroy
+// replacement).
 type entryRegistry struct {
 	mu      sync.Mutex
 	entries map[string]*createdEntry
@@ -710,9 +712,10 @@ type exportEntry struct {
 	// remove removes the entry; an entry already gone is fine. Delete
 	// only.
 	remove func(doc *export.Document)
-	// owner, when set, returns the owner token a document's entry holds
+	// owner returns the owner token a document's entry holds
 	// (export.CustomerMapping.Owner) and whether the document holds the
-	// entry. Nil for an entry without owners (the singletons).
+	// entry; nil for an entry without owners, which a Create writes
+	// without one and a Delete removes unless the registry keeps it.
 	owner func(doc *export.Document) (owner string, exists bool)
 }
 

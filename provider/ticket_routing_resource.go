@@ -248,7 +248,9 @@ func (r *ticketRoutingResource) ModifyPlan(ctx context.Context, req resource.Mod
 					return doc.Tickets != nil, false
 				}
 				tk, d := plan.toTickets(ctx)
-				return true, !d.HasError() && reflect.DeepEqual(*doc.Tickets, tk)
+				existing := *doc.Tickets
+				existing.Owner = "" // whose the routing is does not make it another one
+				return true, !d.HasError() && reflect.DeepEqual(existing, tk)
 			})
 		if resp.Diagnostics.HasError() {
 			return
@@ -389,12 +391,14 @@ func (r *ticketRoutingResource) checkID(diags *diag.Diagnostics, id routingID, l
 func (r *ticketRoutingResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var plan ticketRoutingResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	r.write(ctx, plan, true, &resp.State, &resp.Diagnostics)
+	r.write(ctx, plan, true, resp.Private, &resp.State, &resp.Diagnostics)
 }
 
 // write stores the planned routing in the export (refusing to replace one
-// on create) and sets the state.
-func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingResourceModel, create bool, st *tfsdk.State, diags *diag.Diagnostics) {
+// on create) and sets the state. A create keeps the owner token it wrote
+// in private; an update writes back the one private holds.
+func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingResourceModel, create bool, private privateData, st *tfsdk.State,
+	diags *diag.Diagnostics) {
 	ctx = r.data.maskedContext(ctx)
 	if diags.HasError() || !r.data.requireStore(diags, "psa_ticket_routing") {
 		return
@@ -411,8 +415,20 @@ func (r *ticketRoutingResource) write(ctx context.Context, plan ticketRoutingRes
 	var adopted bool
 	var err error
 	if create {
-		adopted, _, err = r.data.createEntry(ctx, r.exportEntry(&tk))
+		var owner string
+		adopted, owner, err = r.data.createEntry(ctx, r.exportEntry(&tk))
+		if err == nil {
+			diags.Append(setExportOwner(ctx, private, owner)...)
+		}
 	} else {
+		// The routing keeps the owner token this instance wrote, if any, so
+		// that its Delete still removes it.
+		owner, d := exportOwner(ctx, private)
+		diags.Append(d...)
+		if diags.HasError() {
+			return
+		}
+		tk.Owner = owner
 		err = r.data.changeExport(ctx, func(doc *export.Document) error {
 			doc.Tickets = &tk
 			return nil
@@ -452,21 +468,26 @@ func (r *ticketRoutingResource) Read(ctx context.Context, req resource.ReadReque
 func (r *ticketRoutingResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
 	var plan ticketRoutingResourceModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	r.write(ctx, plan, false, &resp.State, &resp.Diagnostics)
+	r.write(ctx, plan, false, req.Private, &resp.State, &resp.Diagnostics)
 }
 
-func (r *ticketRoutingResource) Delete(ctx context.Context, _ resource.DeleteRequest, resp *resource.DeleteResponse) {
+func (r *ticketRoutingResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	ctx = r.data.maskedContext(ctx)
 	if !r.data.requireStore(&resp.Diagnostics, "psa_ticket_routing") {
 		return
 	}
-	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), "")
+	owner, diags := exportOwner(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	kept, err := r.data.deleteEntry(ctx, r.exportEntry(nil), owner)
 	if err != nil {
 		exportUpdateError(&resp.Diagnostics, "remove", "the ticket routing", r.data.exportPath, err)
 		return
 	}
 	if kept {
-		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that this apply created")
+		tflog.Info(ctx, "Left ticket routing in the export for the resource instance that took it over")
 		return
 	}
 	tflog.Info(ctx, "Deleted ticket routing")
@@ -490,6 +511,9 @@ func (r *ticketRoutingResource) ImportState(ctx context.Context, req resource.Im
 		return
 	}
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), r.data.exportPath)...)
+	// The imported instance holds the routing as its last owner did, so
+	// that its Delete removes it.
+	resp.Diagnostics.Append(setExportOwner(ctx, resp.Private, doc.Tickets.Owner)...)
 }
 
 // exportEntry is the ticket routing as an export entry, as Create writes
@@ -498,12 +522,27 @@ func (r *ticketRoutingResource) exportEntry(tk *export.Tickets) exportEntry {
 	e := exportEntry{
 		name:   ticketRoutingEntry,
 		remove: func(doc *export.Document) { doc.Tickets = nil },
+		owner: func(doc *export.Document) (string, bool) {
+			if doc.Tickets == nil {
+				return "", false
+			}
+			return doc.Tickets.Owner, true
+		},
 	}
 	if tk != nil {
 		e.match = func(doc *export.Document) (bool, bool) {
-			return doc.Tickets != nil, doc.Tickets != nil && reflect.DeepEqual(*doc.Tickets, *tk)
+			if doc.Tickets == nil {
+				return false, false
+			}
+			existing := *doc.Tickets
+			existing.Owner = tk.Owner
+			return true, reflect.DeepEqual(existing, *tk)
 		}
-		e.put = func(doc *export.Document, _ string) { doc.Tickets = tk }
+		e.put = func(doc *export.Document, owner string) {
+			owned := *tk
+			owned.Owner = owner
+			doc.Tickets = &owned
+		}
 		e.exists = fmt.Errorf("the export already has a ticket routing; there is one psa_ticket_routing per export. "+
 			"Import it with: terraform import <address> %s", r.data.exportPath)
 	}

@@ -99,7 +99,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "export3-tickets",
+		Commit: "e7d47b5",
 		What:   "owner of the tickets object (routing taken over by another psa_ticket_routing instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
