@@ -163,7 +163,7 @@ func TestEncode_olderReaders(t *testing.T) {
 	if data, err = doc.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	owners := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "3c31313" })
+	owners := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "91b1467" })
 	for _, r := range compattest.Readers[:owners] {
 		want := []string{"customer_mappings[0].owner", "product_mappings[0].owner"}
 		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, want) {
@@ -182,7 +182,7 @@ func TestEncode_olderReaders(t *testing.T) {
 	if data, err = doc.Encode(); err != nil {
 		t.Fatal(err)
 	}
-	integration := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "08c4343" })
+	integration := slices.IndexFunc(compattest.Readers, func(r compattest.Reader) bool { return r.Commit == "de9203e" })
 	for _, r := range compattest.Readers[owners:integration] {
 		if unknown, _ := r.Unknown(data); !slices.Equal(unknown, []string{"integration.owner"}) {
 			t.Errorf("psa-syncd of %s finds %v unknown in an export with an owner of the integration settings, want [integration.owner]", r.Commit, unknown)

@@ -79,7 +79,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "3c31313",
+		Commit: "91b1467",
 		What:   "owner of product and customer mappings (an entry taken over by another resource instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
@@ -89,7 +89,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "08c4343",
+		Commit: "de9203e",
 		What:   "owner of the integration object (settings taken over by another psa_integration instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
@@ -99,7 +99,7 @@ var Readers = []Reader{
 		},
 	},
 	{
-		Commit: "e7d47b5",
+		Commit: "d67e461",
 		What:   "owner of the tickets object (routing taken over by another psa_ticket_routing instance), written only when set",
 		Fields: map[string][]string{
 			"":    slices.Insert(slices.Clone(v1Top), 5, "tickets"),
