@@ -652,7 +652,7 @@ func runChecks(ctx context.Context, cfg *daemon.Config, configFile string, store
 	if be != nil && connected {
 		instance = be.Instance()
 	}
-	if doc, via, err := readExportFrom(ctx, cfg, instance, stored); err != nil {
+	if doc, via, err := readExportFrom(ctx, cfg, instance, stored, logger); err != nil {
 		// The line names the item already: "FAIL mapping export: <store>: ...".
 		report(false, "mapping export", strings.TrimPrefix(err.Error(), "mapping export "))
 	} else if msg := sourceMismatch(cfg, doc); msg != "" {
@@ -799,18 +799,18 @@ func sourceMismatch(cfg *daemon.Config, doc *export.Document) string {
 // and checks it against the config and, when instance is not empty, the
 // PSA instance psa-syncd connects to. via says, when it is not empty,
 // where the export was read instead (", read through ...").
-func readExport(ctx context.Context, cfg *daemon.Config, instance string) (doc *export.Document, via string, err error) {
-	return readExportFrom(ctx, cfg, instance, nil)
+func readExport(ctx context.Context, cfg *daemon.Config, instance string, logger *slog.Logger) (doc *export.Document, via string, err error) {
+	return readExportFrom(ctx, cfg, instance, nil, logger)
 }
 
 // readExportFrom is readExport in a running daemon, whose state database
 // stored reads (nil: open it).
-func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, stored func() ([]byte, error)) (doc *export.Document, via string, err error) {
+func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, stored func() ([]byte, error), logger *slog.Logger) (doc *export.Document, via string, err error) {
 	var data []byte
 	if stored != nil && cfg.ExportStore() == daemon.StoreSelf {
 		data, err = stored()
 	} else {
-		data, via, err = readExportData(ctx, cfg)
+		data, via, err = readExportData(ctx, cfg, logger)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("mapping export %s: %w", cfg.ExportName(), err)
@@ -822,12 +822,18 @@ func readExportFrom(ctx context.Context, cfg *daemon.Config, instance string, st
 	return doc, via, nil
 }
 
+// openExportBackend opens the export store of a command; logger takes the
+// AWS SDK's messages of an S3 store (tests replace it).
+var openExportBackend = func(ctx context.Context, cfg *daemon.Config, hc *http.Client, logger *slog.Logger) (export.Backend, error) {
+	return cfg.OpenExportBackend(ctx, hc, logger)
+}
+
 // readExportData reads the mapping export's bytes from the store the
 // config names. With export_url: self the store is the state database;
 // while the daemon holds it locked, the export is read from the daemon's
 // API on this machine (GET /api/v1/export), which serves the same newest
 // stored version, and via says so.
-func readExportData(ctx context.Context, cfg *daemon.Config) (data []byte, via string, err error) {
+func readExportData(ctx context.Context, cfg *daemon.Config, logger *slog.Logger) (data []byte, via string, err error) {
 	if cfg.ExportStore() == daemon.StoreSelf {
 		dbc := cfg.State.Database(cfg.StateDir)
 		dbc.Existing = true // only read from
@@ -848,7 +854,7 @@ func readExportData(ctx context.Context, cfg *daemon.Config) (data []byte, via s
 		_, data, err := db.CurrentExport()
 		return data, "", err
 	}
-	b, err := cfg.OpenExportBackend(ctx, &http.Client{Timeout: 60 * time.Second}, nil)
+	b, err := openExportBackend(ctx, cfg, &http.Client{Timeout: 60 * time.Second}, logger)
 	if err != nil {
 		return nil, "", err
 	}
@@ -871,6 +877,13 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	if rc := parse(fs, e, args); rc >= 0 {
 		return rc
 	}
+	// The logger takes what the AWS SDK says while the S3 store is read,
+	// in -log.format like any other command's messages.
+	logger, err := cf.logger(e)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
+		return 2
+	}
 	cfg, err := daemon.Load(cf.configFile, e.getenv)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
@@ -880,7 +893,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) int {
 	if exportFile != "" {
 		cfg.ExportPath, cfg.ExportURL = exportFile, ""
 	}
-	doc, via, err := readExport(ctx, cfg, "")
+	doc, via, err := readExport(ctx, cfg, "", logger)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "psa-syncd: %v\n", err)
 		return 1

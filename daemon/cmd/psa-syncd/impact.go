@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,8 +27,8 @@ import (
 // loadCurrentExport is where the billing-impact report gets the mapping
 // export that is in use now: from the store the configuration names (a
 // file, S3, or psa-syncd), like every other command.
-var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config) (*export.Document, error) {
-	doc, _, err := readExport(ctx, cfg, "")
+var loadCurrentExport = func(ctx context.Context, cfg *daemon.Config, logger *slog.Logger) (*export.Document, error) {
+	doc, _, err := readExport(ctx, cfg, "", logger)
 	return doc, err
 }
 
@@ -71,7 +72,7 @@ func runImpact(ctx context.Context, e *env, cf *commonFlags, f impactFlags) int 
 	}
 	ctx, stop := signalContext(ctx)
 	defer stop()
-	doc, err := loadCurrentExport(ctx, cfg)
+	doc, err := loadCurrentExport(ctx, cfg, logger)
 	var noExport string
 	if errors.Is(err, fs.ErrNotExist) && cfg.ExportStore() != daemon.StoreSelf {
 		// Before the first apply the store holds no export: the plan
