@@ -13,10 +13,16 @@ import (
 // index scan, the contracts psa-syncd wrote that no mapping names any more
 // (usage: orphaned lines), and look up only those (LinesInForce).
 func (db *DB) LedgerContracts() ([]string, error) {
+	return db.ledgerDistinct(`SELECT DISTINCT contract_id FROM ledger`)
+}
+
+// ledgerDistinct runs query, which selects one text column of the ledger,
+// and returns its values.
+func (db *DB) ledgerDistinct(query string) ([]string, error) {
 	db.syncDeferred()
 	ctx, cancel := db.ctx()
 	defer cancel()
-	rows, err := db.sql.QueryContext(ctx, `SELECT DISTINCT contract_id FROM ledger`)
+	rows, err := db.sql.QueryContext(ctx, query)
 	if err != nil {
 		return nil, db.wrap("reading the ledger", err)
 	}
@@ -95,26 +101,7 @@ func (db *DB) LedgerLinesOutside(services []string) ([]psa.LineKey, error) {
 // any more (usage: orphaned lines), and look up only that customer's
 // contracts (LedgerContractsOf).
 func (db *DB) LedgerCustomers() ([]string, error) {
-	db.syncDeferred()
-	ctx, cancel := db.ctx()
-	defer cancel()
-	rows, err := db.sql.QueryContext(ctx, `SELECT DISTINCT customer_id FROM ledger`)
-	if err != nil {
-		return nil, db.wrap("reading the ledger", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, db.wrap("reading the ledger", err)
-		}
-		out = append(out, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.wrap("reading the ledger", err)
-	}
-	return out, nil
+	return db.ledgerDistinct(`SELECT DISTINCT customer_id FROM ledger`)
 }
 
 // LedgerContractsOf returns the contracts the ledger has an entry of for

@@ -1437,13 +1437,23 @@ func (e *Engine) readRefusedServices(ctx context.Context, p *pass) {
 		e.logger.Warn("Could not read the services of the lines the PSA refused", "services", len(ids), "err", err)
 		return
 	}
-	sys := e.be.System()
-	now := e.now()
 	e.refusedRead = map[string]bool{}
+	for _, id := range ids {
+		if got[id] != nil {
+			e.refusedRead[id] = true
+		}
+	}
+	e.keepServicesRead(ids, got)
+}
+
+// keepServicesRead keeps the states of the services of ids that a bulk
+// read got (those it left out are not touched), as read now by this
+// process, in memory and in the state database's service states.
+func (e *Engine) keepServicesRead(ids []string, got map[string]*psa.Service) {
+	sys, now := e.be.System(), e.now()
 	for _, id := range ids {
 		if s := got[id]; s != nil {
 			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
-			e.refusedRead[id] = true
 		}
 	}
 	if e.db != nil && len(got) > 0 {
@@ -1521,18 +1531,7 @@ func (e *Engine) recheckServices(ctx context.Context, cps []*customerPass) {
 		e.logger.Warn("Could not read again the services the pass writes; their states as read earlier in the day stand", "services", len(ids), "err", err)
 		return
 	}
-	sys := e.be.System()
-	now := e.now()
-	for _, id := range ids {
-		if s := got[id]; s != nil {
-			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
-		}
-	}
-	if e.db != nil && len(got) > 0 {
-		if err := e.terms.saveServices(e.db, now); err != nil {
-			e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
-		}
-	}
+	e.keepServicesRead(ids, got)
 	for _, cp := range cps {
 		if cp.err != nil || cp.written {
 			continue

@@ -186,17 +186,7 @@ func (e *Engine) readNewLineServices(ctx context.Context, cps []*customerPass, c
 		e.logger.Warn("Could not read the services of the lines new on their contracts; each is read alone when written", "services", len(ids), "err", err)
 		return
 	}
-	sys, now := e.be.System(), e.now()
-	for _, id := range ids {
-		if s := got[id]; s != nil {
-			e.terms.putService(sys, id, serviceTerm{name: s.Name, active: s.Active, readAt: now, kept: true})
-		}
-	}
-	if e.db != nil && len(got) > 0 {
-		if err := e.terms.saveServices(e.db, now); err != nil {
-			e.logger.Warn("Could not keep the mapped services' states in the state database; the next process reads them again", "err", err)
-		}
-	}
+	e.keepServicesRead(ids, got)
 	for i, cp := range cps {
 		if cp.err != nil || cp.written {
 			continue
