@@ -3,9 +3,11 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -369,12 +371,19 @@ func TestStatusPage_setByHand(t *testing.T) {
 	if runs, _ := db.Runs(0); len(runs) != 1 {
 		t.Fatalf("%d runs after the form without a note, want 1", len(runs))
 	}
+	// Behind basic_auth_users the record names the browser's user, as
+	// the API's does.
+	e.d.webConfigFile = filepath.Join(t.TempDir(), "web-config.yml")
+	dtWrite(t, e.d.webConfigFile, fmt.Sprintf("basic_auth_users:\n  ops-anna: %s\n", bcryptHash(t, "reader-password")))
+	basic := httptest.NewRequest(http.MethodGet, "/", nil)
+	basic.SetBasicAuth("ops-anna", "reader-password")
+	c.header = http.Header{"Authorization": basic.Header["Authorization"]}
 	rec = c.do(http.MethodPost, "/ui/set-by-hand", url.Values{"csrf": {csrf}, "period": {"2026-11"}, "note": {"jane: additions set before invoicing"}, "next": {"/"}})
 	page = c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String()
 	if got := flash(page); !strings.Contains(got, "Recorded November 2026 as set by hand (run ") {
 		t.Errorf("message after the record = %q", got)
 	}
-	if !strings.Contains(page, "set by hand: jane: additions set before invoicing") || strings.Contains(page, `action="/ui/set-by-hand"`) ||
+	if !strings.Contains(page, "set by hand: user ops-anna: jane: additions set before invoicing") || strings.Contains(page, `action="/ui/set-by-hand"`) ||
 		strings.Contains(page, `id="sync-ended"`) {
 		t.Errorf("after the record, the page should show it in the runs and offer nothing for November:\n%s", page)
 	}

@@ -833,9 +833,11 @@ func (d *Daemon) handleUISetByHand(w http.ResponseWriter, r *http.Request) {
 		redirect(w, r, backTo(r), fmt.Sprintf("Period %q is not a billing month, YYYY-MM.", v), "")
 		return
 	}
-	note := r.PostForm.Get("note")
+	note, user := r.PostForm.Get("note"), d.statusPageUser(r)
 	if !d.Active() {
-		body, err := json.Marshal(map[string]string{"note": note})
+		// The active instance records the user of the standby's own
+		// credentials, not this browser's: the note names the user.
+		body, err := json.Marshal(map[string]string{"note": userNote(user, note)})
 		if err != nil {
 			redirect(w, r, backTo(r), err.Error(), "")
 			return
@@ -852,13 +854,36 @@ func (d *Daemon) handleUISetByHand(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	run, err := d.RecordSetByHand(ctx, p, note, "")
+	run, err := d.RecordSetByHand(ctx, p, note, user)
 	if err != nil {
 		redirect(w, r, backTo(r), "Not recorded: "+strings.TrimPrefix(err.Error(), "daemon: "), "")
 		return
 	}
 	d.logger.Info("Quantities recorded as set by hand on the status page", "run", run.ID, "period", run.Period)
 	redirect(w, r, backTo(r), fmt.Sprintf("Recorded %s as set by hand (run %d).", periodName(p), run.ID), "")
+}
+
+// statusPageUser is the basic_auth_users user a status page request
+// carries (the browser sends it with every request once asked), or "":
+// a note the page records names who made it, as the API's do. Only a user
+// the listener checked counts, not a name any signed-in browser could
+// send.
+func (d *Daemon) statusPageUser(r *http.Request) string {
+	if !d.listenerCheckedBasic(r) {
+		return ""
+	}
+	user, _, _ := r.BasicAuth()
+	return strings.TrimSpace(user)
+}
+
+// userNote is note as the active instance records it for user (see
+// Daemon.ClearOrphans and Daemon.RecordSetByHand), for a standby that
+// forwards a status page action with its own credentials.
+func userNote(user, note string) string {
+	if user == "" || strings.TrimSpace(note) == "" {
+		return note
+	}
+	return "user " + user + ": " + strings.TrimSpace(note)
 }
 
 // handleUIClearOrphan clears the orphaned line of the form's contract and
@@ -871,8 +896,9 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	done := fmt.Sprintf("Cleared the orphaned line of contract %s, service %s: not listed again until psa-syncd changes it.", contract, service)
+	user := d.statusPageUser(r)
 	if !d.Active() {
-		body, err := json.Marshal(map[string]string{"contract_id": contract, "service_id": service, "note": "status page"})
+		body, err := json.Marshal(map[string]string{"contract_id": contract, "service_id": service, "note": userNote(user, "status page")})
 		if err != nil {
 			redirect(w, r, backTo(r), err.Error(), "")
 			return
@@ -886,7 +912,7 @@ func (d *Daemon) handleUIClearOrphan(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), resolvePassWait)
 	defer cancel()
-	if _, err := d.ClearOrphans(ctx, contract, service, "status page", ""); errors.Is(err, usage.ErrAlreadyCleared) {
+	if _, err := d.ClearOrphans(ctx, contract, service, "status page", user); errors.Is(err, usage.ErrAlreadyCleared) {
 		// The form sent again (a reload, a second click): done already.
 		redirect(w, r, backTo(r), "Nothing to do: "+strings.TrimPrefix(err.Error(), "daemon: ")+".", "")
 		return

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +98,52 @@ func TestStatusPage_clearOrphan(t *testing.T) {
 	}
 	if table := page[i:][:strings.Index(page[i:], "</tbody>")]; strings.Contains(table, "29684002") || !strings.Contains(table, "29684001") {
 		t.Errorf("after the clear the orphaned lines are %s; want cust-acme's alone", table)
+	}
+}
+
+// TestStatusPage_clearOrphanNamesTheUser: behind basic_auth_users the
+// browser sends its user with every request, and a line cleared on the
+// status page is recorded with that user's name, as through the API
+// (POST /api/v1/orphans/clear): the second clear of the line says who
+// cleared it. A name the listener did not check (no basic_auth_users) is
+// not taken.
+func TestStatusPage_clearOrphanNamesTheUser(t *testing.T) {
+	t.Parallel()
+	e := dtSetup(t, dtOptions{token: dtToken})
+	if err := e.d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rep := usage.UnmappedReport{Time: time.Now().UTC(), RunID: 3, Unmapped: usage.Unmapped{
+		Orphaned: []usage.OrphanedLine{
+			{Reason: usage.OrphanService, CustomerID: "cust-acme", ContractID: "29684001", ServiceID: "30000012", Quantity: 5, Since: "2026-10-01", RunID: 2, Seq: 4},
+			{Reason: usage.OrphanCustomer, CustomerID: "cust-globex", ContractID: "29684002", ServiceID: "30000013", Quantity: 2, Since: "2026-09-01", RunID: 1, Seq: 3}},
+	}}
+	if err := e.d.db.PutSnapshot(usage.SnapshotUnmapped, rep); err != nil {
+		t.Fatal(err)
+	}
+	c := newUIClient(t, e.d)
+	c.header = http.Header{}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth("ops-anna", "reader-password")
+	c.header.Set("Authorization", req.Header.Get("Authorization"))
+	clearTwice := func(contract, service string) string {
+		t.Helper()
+		m := csrfField.FindStringSubmatch(c.do(http.MethodGet, "/", nil).Body.String())
+		if m == nil {
+			t.Fatal("no CSRF field on the page")
+		}
+		c.do(http.MethodPost, "/ui/sign-in", url.Values{"token": {dtToken}, "csrf": {m[1]}, "next": {"/"}})
+		form := url.Values{"csrf": {m[1]}, "contract": {contract}, "service": {service}, "next": {"/"}}
+		c.do(http.MethodPost, "/ui/orphans/clear", form)
+		rec := c.do(http.MethodPost, "/ui/orphans/clear", form)
+		return flash(c.do(http.MethodGet, rec.Header().Get("Location"), nil).Body.String())
+	}
+	if got := clearTwice("29684002", "30000013"); !strings.Contains(got, "Nothing to do") || strings.Contains(got, "ops-anna") {
+		t.Errorf("second clear without basic_auth_users = %q; want it cleared already, with no user taken from an unchecked header", got)
+	}
+	e.d.webConfigFile = filepath.Join(t.TempDir(), "web-config.yml")
+	dtWrite(t, e.d.webConfigFile, fmt.Sprintf("basic_auth_users:\n  ops-anna: %s\n", bcryptHash(t, "reader-password")))
+	if got := clearTwice("29684001", "30000012"); !strings.Contains(got, "Nothing to do") || !strings.Contains(got, "(user ops-anna: status page)") {
+		t.Errorf("second clear behind basic_auth_users = %q; want it cleared already by user ops-anna on the status page", got)
 	}
 }
