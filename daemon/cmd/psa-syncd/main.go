@@ -112,8 +112,13 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: psa-syncd <command> [flags]")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
+	// The summaries start in one column, however long the longest name.
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'psa-syncd <command> --help' (or 'psa-syncd help <command>') for the flags of a command. Flags take one or two dashes.")

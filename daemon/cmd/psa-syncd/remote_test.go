@@ -609,6 +609,36 @@ func TestRun_helpSaysWhenTheExitCodeIsOne(t *testing.T) {
 	}
 }
 
+// The command list of `psa-syncd help` starts every summary in one column,
+// so a name longer than the others (set-by-hand) does not run into its
+// summary.
+func TestRun_helpListsCommandsInColumns(t *testing.T) {
+	t.Parallel()
+	code, stdout, _ := runCmd(t, "help")
+	if code != 0 {
+		t.Fatalf("psa-syncd help: exit %d", code)
+	}
+	_, list, _ := strings.Cut(stdout, "Commands:\n")
+	list, _, _ = strings.Cut(list, "\n\n")
+	column := -1
+	for _, line := range strings.Split(list, "\n") {
+		name := strings.Fields(line)[0]
+		rest := strings.TrimPrefix(line, "  "+name)
+		at := len(line) - len(strings.TrimLeft(rest, " "))
+		if strings.TrimLeft(rest, " ") == rest || column >= 0 && at != column {
+			t.Errorf("psa-syncd help: the summary of %q starts at column %d, not with the others (%d):\n%s", name, at, column, list)
+		}
+		if column < 0 {
+			column = at
+		}
+	}
+	for _, c := range commands {
+		if !strings.Contains(list, "  "+c.name+" ") {
+			t.Errorf("psa-syncd help does not list %q:\n%s", c.name, list)
+		}
+	}
+}
+
 // newRunningPassDaemon serves the API of a daemon that queues a sync request
 // (q1) and then reports its pass running for ever.
 func newRunningPassDaemon(t *testing.T) *httptest.Server {
