@@ -345,3 +345,60 @@ func TestAccExportStore_moveTakenOverEntry(t *testing.T) {
 		CheckDestroy: e.noMappingsLeft(),
 	})
 }
+
+// TestAccExportStore_goneEntryReplacementStopped: with export_owner_tokens,
+// the entries of a product and a customer mapping, the integration
+// settings and the ticket routing are removed by hand, and an apply that
+// reads nothing first (-refresh=false) replaces the four with
+// create_before_destroy and stops after the creates, which find no entry
+// to take over and write them anew. The next apply destroys the old,
+// deposed instances alone: it must leave the new instances' entries, which
+// hold their tokens as every entry written with the setting does.
+func TestAccExportStore_goneEntryReplacementStopped(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t, psa.SystemAutotask)
+	acme := e.addCustomerFixture("Acme")
+	service := e.addService("Sophos Intercept X Advanced", 4.5)
+	config := func(trigger, command string) string {
+		return strings.Replace(handOverConfig(e, service, acme.company, acme.contract, trigger, command, "    create_before_destroy = true\n"),
+			e.providerConfig(), e.providerConfigWith("export_owner_tokens = true\n"), 1)
+	}
+	owned := e.checkExport(func(doc *export.Document) error {
+		p, _ := doc.Product("sophos", "CIXA-MSP")
+		c, _ := doc.Customer("sophos", "cust-1")
+		if p.Owner == "" || c.Owner == "" || doc.Integration.Owner == "" || doc.Tickets.Owner == "" {
+			return fmt.Errorf("owners of the entries = %q, %q, %q and %q, want a token on each", p.Owner, c.Owner, doc.Integration.Owner, doc.Tickets.Owner)
+		}
+		return nil
+	})
+	resource.UnitTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+		Steps: []resource.TestStep{
+			{Config: config("one", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
+			{
+				PreConfig: func() {
+					e.updateExport(t, func(doc *export.Document) error {
+						doc.ProductMappings, doc.CustomerMappings, doc.Integration, doc.Tickets = nil, nil, nil, nil
+						return nil
+					})
+				},
+				Config: config("two", "exit 1"),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
+					plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
+					plancheck.ExpectResourceAction("psa_integration.test", plancheck.ResourceActionCreateBeforeDestroy),
+					plancheck.ExpectResourceAction("psa_ticket_routing.test", plancheck.ResourceActionCreateBeforeDestroy),
+				}},
+				ExpectError: regexp.MustCompile(`local-exec`),
+			},
+			{Config: config("two", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
+		},
+		CheckDestroy: e.checkExport(func(doc *export.Document) error {
+			if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil || doc.Tickets != nil {
+				return fmt.Errorf("export after destroy = %+v, want no entries", doc)
+			}
+			return nil
+		}),
+	})
+}

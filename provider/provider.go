@@ -96,10 +96,13 @@ type psaProviderModel struct {
 	MaxRetries       types.Int64  `tfsdk:"max_retries"`
 	// RecheckContracts is whether every plan checks every customer
 	// mapping's contract (see customerMappingResource.planChecks).
-	RecheckContracts types.Bool   `tfsdk:"recheck_contracts"`
-	Autotask         types.Object `tfsdk:"autotask"`
-	ConnectWise      types.Object `tfsdk:"connectwise"`
-	KaseyaBMS        types.Object `tfsdk:"kaseya_bms"`
+	RecheckContracts types.Bool `tfsdk:"recheck_contracts"`
+	// ExportOwnerTokens is whether every entry written anew holds an
+	// owner token (see providerData.exportOwnerTokens).
+	ExportOwnerTokens types.Bool   `tfsdk:"export_owner_tokens"`
+	Autotask          types.Object `tfsdk:"autotask"`
+	ConnectWise       types.Object `tfsdk:"connectwise"`
+	KaseyaBMS         types.Object `tfsdk:"kaseya_bms"`
 }
 
 // autotaskProviderModel maps the autotask block of the provider schema.
@@ -255,6 +258,19 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"companies (one request per 500 Autotask companies, per 100 ConnectWise ones), where a plan that changes no " +
 					"mapping otherwise reads none. Defaults to `false`: psa-syncd reports the same problems at its next pass, and ending " +
 					"contracts ahead of time (`PsaSyncContractEndingSoon`).",
+				Optional: true,
+			},
+			"export_owner_tokens": schema.BoolAttribute{
+				MarkdownDescription: "Whether every export entry that a product or customer mapping, `psa_integration` or " +
+					"`psa_ticket_routing` writes holds an `owner` token, not only one it takes over from the instance it replaces. " +
+					"The destroy of an old instance removes an entry only when it holds that instance's token (or none, from an " +
+					"instance that wrote it without one): so with this setting, a `create_before_destroy` replacement whose old " +
+					"entry was gone (removed by hand, or the apply planned with `-refresh=false`) and whose apply stopped before " +
+					"the destroy keeps the new entry at the next apply, which destroys the old, deposed instance alone. Set it " +
+					"once every psa-syncd reading the export, and every configuration writing it, is of a version that reads " +
+					"owner tokens (this one): an older one refuses the export naming `product_mappings[N].owner` and keeps the " +
+					"export it has. Entries keep the tokens they were written with when it is switched off again. " +
+					"Defaults to `false`.",
 				Optional: true,
 			},
 		},
@@ -509,7 +525,8 @@ func (p *psaProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		serviceSources: newClaimRegistry(),
 		productIDs:     newClaimRegistry(),
 
-		recheckContracts: config.RecheckContracts.ValueBool(),
+		recheckContracts:  config.RecheckContracts.ValueBool(),
+		exportOwnerTokens: config.ExportOwnerTokens.ValueBool(),
 	}
 	if exportURL != "" {
 		c, err := exportClient(ctx, exportURL, exportToken)

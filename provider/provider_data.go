@@ -60,6 +60,11 @@ type providerData struct {
 	// customer mapping's contract, not only the changed ones.
 	recheckContracts bool
 
+	// exportOwnerTokens is export_owner_tokens: every entry a Create
+	// writes anew holds an owner token too, not only one it takes over
+	// (see createChange).
+	exportOwnerTokens bool
+
 	// serviceSources records which usage source's products feed each
 	// service in the plan being made: psa-syncd syncs one source at a
 	// time, so two sources on one service would overwrite each other's
@@ -640,7 +645,8 @@ func foldServiceName(name string) string {
 // psa-syncd reads it), which the old instance's token, if it has none
 // either, does not tell apart: the registry still covers that case within
 // one apply (the old entry gone before a create_before_destroy
-// replacement).
+// replacement), and export_owner_tokens across applies, by writing a token
+// on every entry a Create writes.
 type entryRegistry struct {
 	mu      sync.Mutex
 	entries map[string]*createdEntry
@@ -758,7 +764,8 @@ func setExportOwner(ctx context.Context, private privateData, owner string) diag
 // entryRegistry). An entry with other values is refused with e.exists.
 // owner is the owner token written on the entry, for the resource's private
 // state: a new one on an entry adopted, "" on one written anew (which an
-// older psa-syncd still reads) and for entries without owners.
+// older psa-syncd still reads) unless export_owner_tokens is set, and ""
+// for entries without owners.
 func (d *providerData) createEntry(ctx context.Context, e exportEntry) (adopted bool, owner string, err error) {
 	err = d.updateExport(ctx, d.createChange(e, &adopted, &owner, rand.Text()))
 	d.created.settle(e.name, err == nil)
@@ -793,7 +800,16 @@ func (d *providerData) createChange(e exportEntry, adopted *bool, owner *string,
 			}
 			fallthrough
 		default:
-			e.put(doc, "")
+			// An entry written anew holds no owner by default, so that an
+			// older psa-syncd reads it. Then the Delete of an old instance
+			// without a token of its own (whose entry was gone before this
+			// create_before_destroy replacement) cannot tell it from its
+			// own, which export_owner_tokens, once every reader of the
+			// export reads owners, makes it do.
+			if e.owner != nil && d.exportOwnerTokens {
+				*owner = token
+			}
+			e.put(doc, *owner)
 		}
 		d.created.record(e.name, holds)
 		return nil
