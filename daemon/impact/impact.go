@@ -124,6 +124,12 @@ type Totals struct {
 	// it by itself once that line reads 0 or that contract ended, which
 	// the summary says.
 	heldContract bool
+	// heldService is true when a line is held, approvably, because a
+	// product was re-pointed away from a service whose line still bills
+	// (previous_service): a pass writes it by itself once that line's
+	// contract ended (and, on Autotask and ConnectWise PSA, once that
+	// line reads 0), which the summary says.
+	heldService bool
 }
 
 // Line is one contract line in the report. Quantities and amounts are nil
@@ -426,6 +432,7 @@ func total(lines []Line) Totals {
 					t.HeldSurge++
 				}
 				t.heldContract = t.heldContract || l.ProposedHeld.Hold == usage.HoldMoved
+				t.heldService = t.heldService || l.ProposedHeld.Hold == usage.HoldPreviousService
 			}
 			t.HeldMoved = t.HeldMoved || l.heldMoved
 		}
@@ -449,6 +456,11 @@ type compare struct {
 	// they could not be read, if so.
 	contracts map[string]*psa.Contract
 	cyclesErr string
+	// repointNotes holds, by line of the proposed plan, what the pass
+	// after apply does with a line it may hold as previous_service,
+	// which the report cannot tell without psa-syncd's ledger
+	// (withRepointHolds).
+	repointNotes map[lineKey]string
 }
 
 type failedKey struct {
@@ -1102,6 +1114,9 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	case hc != nil:
 		parts = append(parts, "under the current mappings the next pass would hold it: "+heldText(hc, *l.Current, false, c.current.PSA.System))
 	}
+	if note, ok := c.repointNotes[lineKey{l.Source, l.CustomerID, l.ContractID, l.ServiceID}]; ok && l.ProposedSynced && hp == nil {
+		parts = append(parts, note)
+	}
 	return strings.Join(slices.Compact(parts), "; ")
 }
 
@@ -1140,7 +1155,20 @@ func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 			what, units, sys.Title(), sys.Title(), h.Units)
 	}
 	if h.Hold == usage.HoldPreviousService {
-		return fmt.Sprintf("held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice; stays at %d until that line is set to 0 in the PSA (on Kaseya BMS, whose lines psa-syncd cannot read, then with an approval) or `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
+		const what = "held for review: psa-syncd's line of the customer's service that no product mapping names any more (the product was re-pointed) still bills, and writing this one would bill the usage twice"
+		if movedReleasedByRead(sys) {
+			// The pass reads the old service's line with this one (or
+			// with the contract the customer left): its line at 0, or
+			// its contract ended before the effective date, releases
+			// the hold (usage.Engine.repointedLine); a read that shows
+			// no line of it does not.
+			return fmt.Sprintf("%s; stays at %d until that line is set to 0 or its contract ended before the effective date in %s, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line (also when that line was deleted: a read that shows no line does not release it); either sets %d",
+				what, units, sys.Title(), h.Units)
+		}
+		// Kaseya BMS: only the old line's contract's end, from its
+		// record, tells the pass that the line no longer bills.
+		return fmt.Sprintf("%s; stays at %d until its contract ended before the effective date in %s, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line once that line is set to 0 (psa-syncd cannot read the lines of %s); either sets %d",
+			what, units, sys.Title(), sys.Title(), h.Units)
 	}
 	if h.Hold == usage.HoldStaleRead {
 		return fmt.Sprintf("held for review: the PSA's read shows the units from before psa-syncd's last write of the line, and an adjustment from it could apply that write twice; stays at %d until `psa-syncd sync --approve --customer ID --service ID` of this line, which sets %d", units, h.Units)
@@ -1168,9 +1196,11 @@ func heldText(h *Held, units int64, withDelta bool, sys psa.System) string {
 // movedReleasedByRead reports whether a pass on PSA sys writes a line
 // held as previous_contract by itself once the line on the contract the
 // customer left reads 0, or that contract ended before the effective date
-// (usage.Engine.movedLine reads the old contracts): Autotask and
-// ConnectWise PSA. On Kaseya BMS, whose lines psa-syncd cannot read, only
-// the contract's end does.
+// (usage.Engine.movedLine reads the old contracts), and one held as
+// previous_service once the old service's line reads 0 or its contract
+// ended (usage.Engine.repointedLine): Autotask and ConnectWise PSA. On
+// Kaseya BMS, whose lines psa-syncd cannot read, only the contract's end
+// does.
 func movedReleasedByRead(sys psa.System) bool {
 	return sys == psa.SystemAutotask || sys == psa.SystemConnectWise
 }

@@ -116,6 +116,12 @@ func (r *Report) summary() string {
 		case r.Totals.heldContract && r.System == psa.SystemKaseyaBMS:
 			s += fmt.Sprintf("; on %s, a line held because its customer moved to another contract is written by the next pass by itself once the contract it left ended before the effective date", r.System.Title())
 		}
+		switch {
+		case r.Totals.heldService && movedReleasedByRead(r.System):
+			s += fmt.Sprintf("; on %s, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended before the effective date", r.System.Title())
+		case r.Totals.heldService && r.System == psa.SystemKaseyaBMS:
+			s += fmt.Sprintf("; on %s, a line held because its product was re-pointed from another service is written by the next pass by itself once the contract of the old service's line ended before the effective date", r.System.Title())
+		}
 		if r.Totals.HeldMoved {
 			s += "; until then, the usage of a product moved to another service bills on both the old and the new line"
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
+	"github.com/psa-sync/terraform-provider-psa/psa"
 )
 
 // withRepointHolds returns p, the plan under the proposed mappings, with
@@ -16,10 +17,22 @@ import (
 // decides them itself): a line p adds or raises on a contract where the
 // current plan shows no line of its service above 0 (psa-syncd never set
 // it, as far as the PSA shows), for a customer whose line of another
-// service, synced under the current mappings, shows units in the PSA (cur)
-// while no proposed product mapping of the source names that service any
-// more with sync on. psa-syncd set that line, so its ledger says so too, unless the line
-// was set by hand since.
+// service, synced under the current mappings, bills while no proposed
+// product mapping of the source names that service any more with sync on.
+//
+// Whether that line bills is what the pass asks its ledger: whether
+// psa-syncd set it above 0 and has not set it to 0 since. Where the PSA
+// shows it above 0 (cur), psa-syncd set it, so its ledger says so too,
+// unless the line was set by hand since. Where the PSA shows no line of
+// it while the current mappings set it (Desired above 0), the report
+// cannot tell: on Kaseya BMS, whose lines are never read, psa-syncd set it
+// at its passes under the current mappings, as far as the report knows,
+// so the line is held; on Autotask and ConnectWise the read would show a
+// line psa-syncd set, so most likely it never did (usage new since its
+// last pass) and the line is written, but the pass holds it when the
+// ledger says otherwise (the old line deleted in the PSA, or out of the
+// API user's sight: a read that shows no line does not release the hold),
+// which repointNotes records for the line's why.
 func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	named := map[[2]string]bool{}
 	for _, pm := range c.proposed.ProductMappings {
@@ -30,19 +43,33 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 		}
 	}
 	type oldLine struct {
-		contract, service string
-		units             int64
+		contract, service, name string
+		units                   int64
+		// read is whether the PSA shows the line with units; else
+		// units are what the current mappings set on it.
+		read bool
 	}
+	unread := c.current.PSA.System == psa.SystemKaseyaBMS
 	billing := map[[2]string][]oldLine{}
 	shown := map[lineKey]bool{}
 	for _, ch := range cur.Changes {
-		if !ch.CurrentKnown || ch.Current <= 0 {
+		units := ch.Current
+		switch {
+		case ch.CurrentKnown && ch.Current > 0:
+			shown[keyOf(ch)] = true
+		case !ch.CurrentKnown && ch.Action == usage.ActionUpdate && ch.Desired > 0:
+			units = ch.Desired
+			if unread {
+				// psa-syncd writes this line under the current
+				// mappings: not a service it never set.
+				shown[keyOf(ch)] = true
+			}
+		default:
 			continue
 		}
-		shown[keyOf(ch)] = true
 		if !named[[2]string{ch.Source, ch.ServiceID}] {
 			k := [2]string{ch.Source, ch.CustomerID}
-			billing[k] = append(billing[k], oldLine{ch.ContractID, ch.ServiceID, ch.Current})
+			billing[k] = append(billing[k], oldLine{ch.ContractID, ch.ServiceID, ch.ServiceName, units, ch.CurrentKnown})
 		}
 	}
 	var out *usage.Plan
@@ -55,18 +82,51 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 			continue
 		}
 		o := slices.MinFunc(olds, func(a, b oldLine) int {
-			return cmp.Or(cmp.Compare(a.service, b.service), cmp.Compare(a.contract, b.contract))
+			// A line the PSA shows billing decides before one it does
+			// not show.
+			return cmp.Or(compareBool(b.read, a.read), cmp.Compare(a.service, b.service), cmp.Compare(a.contract, b.contract))
 		})
+		if !o.read && !unread {
+			if c.repointNotes == nil {
+				c.repointNotes = map[lineKey]string{}
+			}
+			service := o.service
+			if o.name != "" {
+				service = fmt.Sprintf("%s (%s)", o.name, o.service)
+			}
+			c.repointNotes[keyOf(ch)] = fmt.Sprintf("if psa-syncd set the line of service %[1]s on contract %[2]s (%[3]d units under the current mappings; "+
+				"no product mapping with sync on names that service after apply), which %[4]s's read does not show (deleted in %[4]s, or out of the API user's sight), "+
+				"the pass holds this line for review (previous_service) until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`) "+
+				"or the end of contract %[2]s before the effective date: a read that shows no line does not tell that it is 0",
+				service, o.contract, o.units, c.current.PSA.System.Title())
+			continue
+		}
 		if out == nil {
 			cp := *p
 			cp.Changes = slices.Clone(p.Changes)
 			out = &cp
 		}
-		out.Changes[i].HoldAsRepointed(fmt.Sprintf("; service %s, which no product mapping with sync on names after apply, still bills %d units on contract %s: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
+		if o.read {
+			out.Changes[i].HoldAsRepointed(fmt.Sprintf("; service %s, which no product mapping with sync on names after apply, still bills %d units on contract %s: held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
+				o.service, o.units, o.contract))
+			continue
+		}
+		out.Changes[i].HoldAsRepointed(fmt.Sprintf("; service %s, which no product mapping with sync on names after apply, bills %d units on contract %s under the current mappings, as psa-syncd set them unless it never synced that line (then the pass adds this one): held for review, as the pass holds a line that would bill the usage a second time, until an approval of this line",
 			o.service, o.units, o.contract))
 	}
 	if out == nil {
 		return p
 	}
 	return out
+}
+
+// compareBool orders false before true.
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

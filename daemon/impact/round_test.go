@@ -236,3 +236,90 @@ func TestWithRepointHolds(t *testing.T) {
 		t.Errorf("billed's new line with service old named by a mapping with sync off = %s (%q), want held as re-pointed", ch.Action, ch.Reason)
 	}
 }
+
+// TestHeldText_previousServiceByPSA: a line held as previous_service is
+// written by the pass by itself once the old service's line reads 0 (on
+// Autotask and ConnectWise PSA) or its contract ended before the effective
+// date (usage.Engine.repointedLine): the line's text and the summary say
+// so. On Kaseya BMS, whose lines psa-syncd cannot read, the contract's end
+// does, and an approval of the line once the old line is 0.
+func TestHeldText_previousServiceByPSA(t *testing.T) {
+	t.Parallel()
+	h := &Held{Hold: usage.HoldPreviousService, Approvable: true, Units: 3}
+	for _, tt := range []struct {
+		sys                psa.System
+		want, not, summary string
+	}{
+		{psa.SystemAutotask, "stays at 0 until that line is set to 0 or its contract ended before the effective date in Autotask, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line (also when that line was deleted: a read that shows no line does not release it); either sets 3", "cannot read",
+			"on Autotask, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended before the effective date"},
+		{psa.SystemConnectWise, "its contract ended before the effective date in ConnectWise PSA, after which the next pass writes this one by itself", "cannot read",
+			"on ConnectWise PSA, a line held because its product was re-pointed from another service is written by the next pass by itself once the old service's line is set to 0 or its contract ended"},
+		{psa.SystemKaseyaBMS, "stays at 0 until its contract ended before the effective date in Kaseya BMS, after which the next pass writes this one by itself, or until `psa-syncd sync --approve --customer ID --service ID` of this line once that line is set to 0 (psa-syncd cannot read the lines of Kaseya BMS); either sets 3", "set to 0 or its contract",
+			"on Kaseya BMS, a line held because its product was re-pointed from another service is written by the next pass by itself once the contract of the old service's line ended before the effective date"},
+	} {
+		if got := heldText(h, 0, false, tt.sys); !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
+			t.Errorf("%s: heldText = %q, want it to say %q and not %q", tt.sys, got, tt.want, tt.not)
+		}
+		r := &Report{System: tt.sys, Totals: total([]Line{{ProposedHeld: h}})}
+		if got := r.summary(); !strings.Contains(got, tt.summary) || !strings.Contains(got, "until an approval of each line") {
+			t.Errorf("%s: summary = %q; want it to say %q and name the approval of each line", tt.sys, got, tt.summary)
+		}
+	}
+	r := &Report{System: psa.SystemAutotask, Totals: total([]Line{{ProposedHeld: &Held{Hold: usage.HoldMoved, Approvable: true}}})}
+	if got := r.summary(); strings.Contains(got, "re-pointed") {
+		t.Errorf("summary of a previous_contract hold = %q, names re-pointed products", got)
+	}
+}
+
+// TestWithRepointHolds_noLineRead: the current mappings set a customer's
+// line of a service that no proposed product mapping names (3 units), and
+// the PSA shows no line of it. On Kaseya BMS, whose lines are never read,
+// psa-syncd set it at its passes as far as the report knows, and the pass
+// holds the new line (unless another line of the customer's new service
+// is written already under the current mappings). On Autotask the read
+// would show a line psa-syncd set: the new line is written, and its why
+// says that the pass holds it if psa-syncd's ledger says it set the old
+// line (deleted in the PSA, or out of sight).
+func TestWithRepointHolds_noLineRead(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemKaseyaBMS} {
+		cur, prop := export.New(sys, "t"), export.New(sys, "t")
+		cur.PutProduct(export.ProductMapping{Source: "sophos", Product: "MDR", ServiceID: "old", SyncEnabled: true})
+		cur.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA", ServiceID: "cixa", SyncEnabled: true})
+		prop.PutProduct(export.ProductMapping{Source: "sophos", Product: "MDR", ServiceID: "new", SyncEnabled: true})
+		prop.PutProduct(export.ProductMapping{Source: "sophos", Product: "CIXA", ServiceID: "cixa", SyncEnabled: true})
+		change := func(customer, service string, desired int64) usage.Change {
+			return usage.Change{ChangeCustomer: &usage.ChangeCustomer{Source: "sophos", CustomerID: customer, ContractID: "X-" + customer},
+				ChangeService: &usage.ChangeService{ServiceID: service}, Action: usage.ActionUpdate, Desired: desired}
+		}
+		curPlan := &usage.Plan{Changes: []usage.Change{change("acme", "old", 3), change("acme", "cixa", 40)}}
+		propPlan := &usage.Plan{Changes: []usage.Change{change("acme", "new", 3), change("acme", "cixa", 41)}}
+		c := &compare{current: cur, proposed: prop, usageKnown: true}
+		got := c.withRepointHolds(curPlan, propPlan)
+		held := func(i int) bool {
+			return got.Changes[i].Action == usage.ActionHeld && got.Changes[i].Hold() == usage.HoldPreviousService
+		}
+		note := c.repointNotes[keyOf(propPlan.Changes[0])]
+		switch sys {
+		case psa.SystemKaseyaBMS:
+			if !held(0) || held(1) || note != "" {
+				t.Errorf("%s: new line held %v, cixa held %v, note %q; want the new line held, cixa not, no note", sys, held(0), held(1), note)
+			}
+			if want := "service old, which no product mapping with sync on names after apply, bills 3 units on contract X-acme under the current mappings, as psa-syncd set them unless it never synced that line"; !strings.Contains(got.Changes[0].Reason, want) {
+				t.Errorf("%s: reason %q, want %q", sys, got.Changes[0].Reason, want)
+			}
+		default:
+			if held(0) || held(1) {
+				t.Errorf("%s: new line held %v, cixa held %v; want neither held", sys, held(0), held(1))
+			}
+			want := "if psa-syncd set the line of service old on contract X-acme (3 units under the current mappings; no product mapping with sync on names that service after apply), which Autotask's read does not show (deleted in Autotask, or out of the API user's sight), the pass holds this line for review (previous_service) until an approval of this line"
+			if !strings.Contains(note, want) {
+				t.Errorf("%s: note %q, want %q", sys, note, want)
+			}
+			l := Line{Source: "sophos", CustomerID: "acme", ContractID: "X-acme", ServiceID: "new", ProposedSynced: true, Proposed: ptr(int64(3))}
+			if why := c.why(l, usage.Change{ChangeCustomer: &usage.ChangeCustomer{}, ChangeService: &usage.ChangeService{}}, propPlan.Changes[0], nil, false); !strings.Contains(why, want) {
+				t.Errorf("%s: why = %q, want it to say %q", sys, why, want)
+			}
+		}
+	}
+}
