@@ -183,8 +183,12 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"web identity token (`AWS_ROLE_ARN` with `AWS_WEB_IDENTITY_TOKEN_FILE`, as CI OIDC sets them), never the URL " +
 					"(`s3://KEY:SECRET@bucket/key` is refused). Query " +
 					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
-					"(most self-hosted stores) and `profile`. Writes use `If-Match`/`If-None-Match`, which the store must " +
-					"support (AWS S3 and R2 do). An `http://` endpoint (the parameter's, or the AWS configuration's " +
+					"(most self-hosted stores), `profile` and `conditional_writes=unchecked` (below). Writes use `If-Match`/`If-None-Match`, which the store must " +
+					"support (AWS S3 and R2 do): the first write of an apply to a store other than AWS S3 (an `endpoint`) checks it, by a write of " +
+					"the object beside the export named by the key plus `.conditional-check` with an `If-Match` that names no version, which the store " +
+					"must refuse, and fails the apply naming the endpoint when the store keeps it instead (the credentials need `s3:PutObject` on that key; " +
+					"a plan writes nothing and checks nothing). `conditional_writes=unchecked` skips the check, for a store that ignores them where CI runs " +
+					"one apply at a time. An `http://` endpoint (the parameter's, or the AWS configuration's " +
 					"`AWS_ENDPOINT_URL_S3`) to a host other than this machine warns on every command: the export and the " +
 					"session token of temporary credentials travel in clear text;\n" +
 					"  - `https://host:port`: psa-syncd itself (configured with `export_url: self`, which is psa-syncd's " +

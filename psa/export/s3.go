@@ -57,13 +57,35 @@ type S3Backend struct {
 	// redact holds the credentials the client last signed with (see
 	// redactingCredentials), for the texts of the store's answers.
 	redact *redact.Redactor
+
+	// uncheckedWrites is conditional_writes=unchecked: Save does not check
+	// that the store refuses a stale If-Match (checkConditionalWrites).
+	uncheckedWrites bool
+	// check is whether the store refused the check's write yet.
+	check *writeCheck
 }
+
+// writeCheck records that checkConditionalWrites passed. It is shared by
+// copies of an S3Backend.
+type writeCheck struct {
+	mu     sync.Mutex
+	passed bool
+}
+
+// conditionalCheckSuffix is appended to the export's key to name the
+// object that checkConditionalWrites tries to write. The store never
+// keeps it: one that honours If-Match refuses the write.
+const conditionalCheckSuffix = ".conditional-check"
+
+// conditionalCheckETag is the If-Match of the check's write: an ETag that
+// no version of any object has (S3's are quoted hex digests).
+const conditionalCheckETag = `"psa-sync-no-such-version"`
 
 // Ensure S3Backend satisfies Backend.
 var _ Backend = (*S3Backend)(nil)
 
 // s3Params are the query parameters an s3:// URL may carry.
-var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
+var s3Params = []string{"region", "endpoint", "use_path_style", "profile", "conditional_writes"}
 
 // NewS3Backend returns the Backend for s3://bucket/key. Query parameters:
 //
@@ -73,7 +95,11 @@ var s3Params = []string{"region", "endpoint", "use_path_style", "profile"}
 //     https://<account>.r2.cloudflarestorage.com or http://127.0.0.1:7070;
 //   - use_path_style=true: address the bucket in the path instead of the
 //     host name, which most self-hosted stores need;
-//   - profile: the profile of the shared AWS config to use.
+//   - profile: the profile of the shared AWS config to use;
+//   - conditional_writes=unchecked: do not check, before the first write,
+//     that the store refuses a stale If-Match (see checkConditionalWrites),
+//     for a store known to ignore it where one writer at a time is assured
+//     otherwise.
 //
 // NewS3Backend loads the AWS configuration but does not contact the store.
 // It uses the SDK's own HTTP client, which honours AWS_CA_BUNDLE and the
@@ -137,7 +163,7 @@ func newS3Backend(ctx context.Context, rawURL string, logger *slog.Logger) (*S3B
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3Backend{client: client, bucket: loc.bucket, key: loc.key, url: Redact(rawURL), redact: red}, nil
+	return &S3Backend{client: client, bucket: loc.bucket, key: loc.key, url: Redact(rawURL), redact: red, uncheckedWrites: loc.unchecked, check: &writeCheck{}}, nil
 }
 
 // redactingCredentials hands the credentials of the AWS chain to the
@@ -188,6 +214,8 @@ type s3Location struct {
 	query       url.Values
 	pathStyle   bool
 	endpoint    string
+	// unchecked is conditional_writes=unchecked.
+	unchecked bool
 }
 
 // parseS3URL checks an s3:// URL without any I/O.
@@ -210,6 +238,13 @@ func parseS3URL(rawURL string) (s3Location, error) {
 		}
 	}
 	loc := s3Location{bucket: u.Host, key: key, query: q, endpoint: q.Get("endpoint")}
+	switch v := q.Get("conditional_writes"); v {
+	case "", "checked":
+	case "unchecked":
+		loc.unchecked = true
+	default:
+		return s3Location{}, fmt.Errorf("export: S3 URL %q: conditional_writes must be checked or unchecked, got %q", Redact(rawURL), v)
+	}
 	if v := q.Get("use_path_style"); v != "" {
 		if loc.pathStyle, err = strconv.ParseBool(v); err != nil {
 			return s3Location{}, fmt.Errorf("export: S3 URL %q: use_path_style must be true or false, got %q", Redact(rawURL), v)
@@ -273,8 +308,12 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 }
 
 // Save puts the object with If-Match: ifMatch, or If-None-Match: * when
-// ifMatch is empty.
+// ifMatch is empty. The first Save of a backend checks that the store
+// honours If-Match at all (checkConditionalWrites).
 func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (string, error) {
+	if err := b.checkConditionalWrites(ctx); err != nil {
+		return "", err
+	}
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(b.bucket),
 		Key:           aws.String(b.key),
@@ -304,6 +343,68 @@ func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (stri
 		return "", fmt.Errorf("%swriting: %w (does the bucket exist?)", prefix(b.url), s3Err(err, b.redact))
 	default:
 		return "", fmt.Errorf("%swriting: %w", prefix(b.url), s3Err(err, b.redact))
+	}
+}
+
+// checkConditionalWrites checks, once per backend (per provider process
+// and store; psa-syncd only reads an S3 export), that the store refuses a write whose If-Match
+// names no version of the object: Save's compare-and-swap rests on it, and
+// a store that ignores If-Match (some S3-compatible ones) would let two
+// overlapping applies each replace the export without an error, the
+// second dropping the first one's changes. It costs one PUT, and only for
+// a process that writes: a plan reads alone and checks nothing. AWS S3
+// itself (no endpoint configured) is not checked.
+//
+// The write goes to the object conditionalCheckSuffix names beside the
+// export, never the export itself, which a store that ignores If-Match
+// would overwrite. A store that honours it answers 412 (or 404 NoSuchKey:
+// S3 evaluates If-Match against an object that does not exist so), and
+// keeps nothing; one that stores the object fails the write, with an
+// error naming the store's endpoint and what to do, and the object is
+// removed again as far as the credentials may. An error of the store
+// (403 without s3:PutObject on that key, 5xx) fails the write as well, and
+// the next write checks again.
+func (b *S3Backend) checkConditionalWrites(ctx context.Context) error {
+	store := b.Endpoint()
+	if b.uncheckedWrites || store == "" {
+		// AWS S3 itself honours If-Match and If-None-Match on PutObject
+		// (since November 2024), so its users' policies need not let
+		// the check write beside the export.
+		return nil
+	}
+	b.check.mu.Lock()
+	defer b.check.mu.Unlock()
+	if b.check.passed {
+		return nil
+	}
+	key := b.key + conditionalCheckSuffix
+	body := []byte("psa-sync checks that this store refuses a write with a stale If-Match; a store that keeps this object ignores it\n")
+	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+		ContentType:   aws.String("text/plain"),
+		IfMatch:       aws.String(conditionalCheckETag),
+	})
+	switch code := status(err); {
+	case code == http.StatusPreconditionFailed, code == http.StatusConflict, code == http.StatusNotFound && apiCode(err) == "NoSuchKey":
+		b.check.passed = true
+		return nil
+	case code == 0:
+		_, derr := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+		left := ""
+		if derr != nil {
+			left = fmt.Sprintf(" (the object s3://%s/%s it wrote could not be removed: %v)", b.bucket, key, s3Err(derr, b.redact))
+		}
+		return fmt.Errorf("%sthe store at %s ignores If-Match: it wrote s3://%s/%s with an If-Match that names no version of it, where it must refuse with 412 Precondition Failed%s. "+
+			"On such a store two overlapping applies each replace the export without an error, and the second drops the first one's changes, "+
+			"so the export is not written. Use a store that honours If-Match and If-None-Match on PUT (AWS S3, Cloudflare R2 and versitygw do), "+
+			"or, where only one writer at a time is assured otherwise (CI runs one apply at a time), add conditional_writes=unchecked to the S3 URL",
+			prefix(b.url), store, b.bucket, key, left)
+	default:
+		return fmt.Errorf("%schecking that the store at %s refuses a write with a stale If-Match (a write of s3://%s/%s, which it then does not keep; the credentials need s3:PutObject on that key, "+
+			"or add conditional_writes=unchecked to the S3 URL to skip the check): %w", prefix(b.url), store, b.bucket, key, s3Err(err, b.redact))
 	}
 }
 
