@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -347,58 +348,110 @@ func TestAccExportStore_moveTakenOverEntry(t *testing.T) {
 }
 
 // TestAccExportStore_goneEntryReplacementStopped: with export_owner_tokens,
-// the entries of a product and a customer mapping, the integration
-// settings and the ticket routing are removed by hand, and an apply that
-// reads nothing first (-refresh=false) replaces the four with
-// create_before_destroy and stops after the creates, which find no entry
-// to take over and write them anew. The next apply destroys the old,
-// deposed instances alone: it must leave the new instances' entries, which
-// hold their tokens as every entry written with the setting does.
+// or without it in an export that holds an owner token already (on an
+// entry of another configuration), the entries of a product and a customer
+// mapping, the integration settings and the ticket routing are removed by
+// hand, and an apply that reads nothing first (-refresh=false) replaces
+// the four with create_before_destroy and stops after the creates, which
+// find no entry to take over and write them anew. The next apply destroys
+// the old, deposed instances alone: it must leave the new instances'
+// entries, which hold their tokens as every entry written then does.
 func TestAccExportStore_goneEntryReplacementStopped(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		setting string
+		// foreign is whether the export holds another configuration's
+		// customer mapping with an owner token throughout.
+		foreign bool
+	}{
+		"export_owner_tokens":           {setting: "export_owner_tokens = true\n"},
+		"a token already in the export": {foreign: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := newTestEnv(t, psa.SystemAutotask)
+			acme := e.addCustomerFixture("Acme")
+			globex := e.addCustomerFixture("Globex")
+			service := e.addService("Sophos Intercept X Advanced", 4.5)
+			config := func(trigger, command string) string {
+				return strings.Replace(handOverConfig(e, service, acme.company, acme.contract, trigger, command, "    create_before_destroy = true\n"),
+					e.providerConfig(), e.providerConfigWith(tc.setting), 1)
+			}
+			if tc.foreign {
+				e.updateExport(t, func(doc *export.Document) error {
+					doc.CustomerMappings = append(doc.CustomerMappings, export.CustomerMapping{
+						Source: "sophos", CustomerID: "cust-other", CustomerName: "Globex", CompanyID: globex.company,
+						ContractID: globex.contract, UsageSync: true, Owner: "OTHERCONFIGURATIONTOKEN234",
+					})
+					return nil
+				})
+			}
+			owned := e.checkExport(func(doc *export.Document) error {
+				p, _ := doc.Product("sophos", "CIXA-MSP")
+				c, _ := doc.Customer("sophos", "cust-1")
+				if p.Owner == "" || c.Owner == "" || doc.Integration.Owner == "" || doc.Tickets.Owner == "" {
+					return fmt.Errorf("owners of the entries = %q, %q, %q and %q, want a token on each", p.Owner, c.Owner, doc.Integration.Owner, doc.Tickets.Owner)
+				}
+				return nil
+			})
+			resource.UnitTest(t, resource.TestCase{
+				ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+				AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
+				Steps: []resource.TestStep{
+					{Config: config("one", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
+					{
+						PreConfig: func() {
+							e.updateExport(t, func(doc *export.Document) error {
+								doc.ProductMappings, doc.Integration, doc.Tickets = nil, nil, nil
+								doc.CustomerMappings = slices.DeleteFunc(doc.CustomerMappings, func(m export.CustomerMapping) bool { return m.CustomerID == "cust-1" })
+								return nil
+							})
+						},
+						Config: config("two", "exit 1"),
+						ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+							plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
+							plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
+							plancheck.ExpectResourceAction("psa_integration.test", plancheck.ResourceActionCreateBeforeDestroy),
+							plancheck.ExpectResourceAction("psa_ticket_routing.test", plancheck.ResourceActionCreateBeforeDestroy),
+						}},
+						ExpectError: regexp.MustCompile(`local-exec`),
+					},
+					{Config: config("two", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
+				},
+				CheckDestroy: e.checkExport(func(doc *export.Document) error {
+					_, customer := doc.Customer("sophos", "cust-1")
+					if len(doc.ProductMappings) > 0 || customer || doc.Integration != nil || doc.Tickets != nil {
+						return fmt.Errorf("export after destroy = %+v, want no entries of the configuration", doc)
+					}
+					if _, other := doc.Customer("sophos", "cust-other"); other != tc.foreign {
+						return fmt.Errorf("export after destroy holds the other configuration's entry = %v, want %v", other, tc.foreign)
+					}
+					return nil
+				}),
+			})
+		})
+	}
+}
+
+// TestAccExportStore_noOwnerTokensWritten: an export that holds no owner
+// token gets none from a create that writes its entries anew, so that
+// every psa-syncd, older ones included, reads it.
+func TestAccExportStore_noOwnerTokensWritten(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t, psa.SystemAutotask)
 	acme := e.addCustomerFixture("Acme")
 	service := e.addService("Sophos Intercept X Advanced", 4.5)
-	config := func(trigger, command string) string {
-		return strings.Replace(handOverConfig(e, service, acme.company, acme.contract, trigger, command, "    create_before_destroy = true\n"),
-			e.providerConfig(), e.providerConfigWith("export_owner_tokens = true\n"), 1)
-	}
-	owned := e.checkExport(func(doc *export.Document) error {
-		p, _ := doc.Product("sophos", "CIXA-MSP")
-		c, _ := doc.Customer("sophos", "cust-1")
-		if p.Owner == "" || c.Owner == "" || doc.Integration.Owner == "" || doc.Tickets.Owner == "" {
-			return fmt.Errorf("owners of the entries = %q, %q, %q and %q, want a token on each", p.Owner, c.Owner, doc.Integration.Owner, doc.Tickets.Owner)
-		}
-		return nil
-	})
 	resource.UnitTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		AdditionalCLIOptions:     &resource.AdditionalCLIOptions{Plan: resource.PlanOptions{NoRefresh: true}},
-		Steps: []resource.TestStep{
-			{Config: config("one", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
-			{
-				PreConfig: func() {
-					e.updateExport(t, func(doc *export.Document) error {
-						doc.ProductMappings, doc.CustomerMappings, doc.Integration, doc.Tickets = nil, nil, nil, nil
-						return nil
-					})
-				},
-				Config: config("two", "exit 1"),
-				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("psa_product_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
-					plancheck.ExpectResourceAction("psa_customer_mapping.test", plancheck.ResourceActionCreateBeforeDestroy),
-					plancheck.ExpectResourceAction("psa_integration.test", plancheck.ResourceActionCreateBeforeDestroy),
-					plancheck.ExpectResourceAction("psa_ticket_routing.test", plancheck.ResourceActionCreateBeforeDestroy),
-				}},
-				ExpectError: regexp.MustCompile(`local-exec`),
-			},
-			{Config: config("two", "true"), Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), owned)},
-		},
-		CheckDestroy: e.checkExport(func(doc *export.Document) error {
-			if len(doc.ProductMappings) > 0 || len(doc.CustomerMappings) > 0 || doc.Integration != nil || doc.Tickets != nil {
-				return fmt.Errorf("export after destroy = %+v, want no entries", doc)
-			}
-			return nil
-		}),
+		Steps: []resource.TestStep{{
+			Config: handOverConfig(e, service, acme.company, acme.contract, "one", "true", "    create_before_destroy = true\n"),
+			Check: resource.ComposeTestCheckFunc(e.hasBothMappings(), e.switchedOff(), e.checkExport(func(doc *export.Document) error {
+				if holdsOwners(doc) {
+					return fmt.Errorf("export = %+v, want no owner token on any entry", doc)
+				}
+				return nil
+			})),
+		}},
+		CheckDestroy: e.noMappingsLeft(),
 	})
 }

@@ -266,7 +266,8 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 			},
 			"export_owner_tokens": schema.BoolAttribute{
 				MarkdownDescription: "Whether every export entry that a product or customer mapping, `psa_integration` or " +
-					"`psa_ticket_routing` writes holds an `owner` token, not only one it takes over from the instance it replaces. " +
+					"`psa_ticket_routing` writes holds an `owner` token, not only one it takes over from the instance it replaces, " +
+					"even while the export holds no token yet (once it holds one, every entry written holds one anyway). " +
 					"The destroy of an old instance removes an entry only when it holds that instance's token (or none, from an " +
 					"instance that wrote it without one): so with this setting, a `create_before_destroy` replacement whose old " +
 					"entry was gone (removed by hand, or the apply planned with `-refresh=false`) and whose apply stopped before " +

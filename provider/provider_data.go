@@ -645,8 +645,8 @@ func foldServiceName(name string) string {
 // psa-syncd reads it), which the old instance's token, if it has none
 // either, does not tell apart: the registry still covers that case within
 // one apply (the old entry gone before a create_before_destroy
-// replacement), and export_owner_tokens across applies, by writing a token
-// on every entry a Create writes.
+// replacement), and across applies a token on every entry a Create writes
+// once the export holds any (or export_owner_tokens is set).
 type entryRegistry struct {
 	mu      sync.Mutex
 	entries map[string]*createdEntry
@@ -764,8 +764,8 @@ func setExportOwner(ctx context.Context, private privateData, owner string) diag
 // entryRegistry). An entry with other values is refused with e.exists.
 // owner is the owner token written on the entry, for the resource's private
 // state: a new one on an entry adopted, "" on one written anew (which an
-// older psa-syncd still reads) unless export_owner_tokens is set, and ""
-// for entries without owners.
+// older psa-syncd still reads) unless export_owner_tokens is set or the
+// export holds a token already, and "" for entries without owners.
 func (d *providerData) createEntry(ctx context.Context, e exportEntry) (adopted bool, owner string, err error) {
 	err = d.updateExport(ctx, d.createChange(e, &adopted, &owner, rand.Text()))
 	d.created.settle(e.name, err == nil)
@@ -800,13 +800,15 @@ func (d *providerData) createChange(e exportEntry, adopted *bool, owner *string,
 			}
 			fallthrough
 		default:
-			// An entry written anew holds no owner by default, so that an
-			// older psa-syncd reads it. Then the Delete of an old instance
-			// without a token of its own (whose entry was gone before this
-			// create_before_destroy replacement) cannot tell it from its
-			// own, which export_owner_tokens, once every reader of the
-			// export reads owners, makes it do.
-			if e.owner != nil && d.exportOwnerTokens {
+			// An entry written anew holds no owner while the export holds
+			// none, so that an older psa-syncd reads it. Then the Delete of
+			// an old instance without a token of its own (whose entry was
+			// gone before this create_before_destroy replacement) cannot
+			// tell it from its own. Once the export holds any token, every
+			// reader of it reads owners already (an older one refuses it
+			// whole), so a token more costs nothing and closes that gap;
+			// export_owner_tokens makes the first entry hold one too.
+			if e.owner != nil && (d.exportOwnerTokens || holdsOwners(doc)) {
 				*owner = token
 			}
 			e.put(doc, *owner)
@@ -814,6 +816,25 @@ func (d *providerData) createChange(e exportEntry, adopted *bool, owner *string,
 		d.created.record(e.name, holds)
 		return nil
 	}
+}
+
+// holdsOwners reports whether any entry of doc holds an owner token, which
+// only a provider and a psa-syncd that read owners accept.
+func holdsOwners(doc *export.Document) bool {
+	if doc.Integration != nil && doc.Integration.Owner != "" || doc.Tickets != nil && doc.Tickets.Owner != "" {
+		return true
+	}
+	for _, m := range doc.ProductMappings {
+		if m.Owner != "" {
+			return true
+		}
+	}
+	for _, m := range doc.CustomerMappings {
+		if m.Owner != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteEntry removes the entry of a resource's Delete from the export,

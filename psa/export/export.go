@@ -77,7 +77,8 @@ type Integration struct {
 	// daemon's configured zone.
 	Timezone string `json:"timezone"`
 	// Owner is the token of the psa_integration resource instance that
-	// took the settings over from another (see CustomerMapping.Owner);
+	// holds the settings, when it took them over from another or wrote
+	// them into a document that holds owners (see CustomerMapping.Owner);
 	// empty otherwise.
 	Owner string `json:"owner,omitempty"`
 }
@@ -95,8 +96,8 @@ type ProductMapping struct {
 	// SyncEnabled false keeps the mapping but stops usage sync for it.
 	SyncEnabled bool `json:"sync_enabled"`
 	// Owner is the token of the Terraform resource instance that holds
-	// the entry, when another instance held it before (see
-	// CustomerMapping.Owner); empty otherwise.
+	// the entry, when another instance held it before or the document
+	// holds owners (see CustomerMapping.Owner); empty otherwise.
 	Owner string `json:"owner,omitempty"`
 }
 
@@ -130,9 +131,11 @@ type CustomerMapping struct {
 	// (a create_before_destroy replacement, a resource moved without a
 	// moved block): the destroy of the old instance, in that apply or in a
 	// later one after the apply stopped, then leaves the entry alone. The
-	// provider writes it only then, and psa-syncd ignores it. Empty for an
-	// entry written by the instance that created it, so that psa-syncd
-	// versions before owners read exports without hand-overs.
+	// provider writes it then, and on every entry it writes once the
+	// document holds any owner (or with export_owner_tokens); psa-syncd
+	// ignores it. Empty for an entry written by the instance that created
+	// it while the document held no owner, so that psa-syncd versions
+	// before owners read exports without hand-overs.
 	Owner string `json:"owner,omitempty"`
 }
 

@@ -71,7 +71,8 @@ type Tickets struct {
 	MaxPerPass     int64 `json:"max_per_pass"`
 	MaxPerCustomer int64 `json:"max_per_customer"`
 	// Owner is the token of the psa_ticket_routing resource instance that
-	// took the routing over from another (see CustomerMapping.Owner);
+	// holds the routing, when it took it over from another or wrote it
+	// into a document that holds owners (see CustomerMapping.Owner);
 	// empty otherwise.
 	Owner string `json:"owner,omitempty"`
 }
