@@ -184,9 +184,10 @@ func (p *psaProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 					"(`s3://KEY:SECRET@bucket/key` is refused). Query " +
 					"parameters: `region`, `endpoint` (the store's URL, for anything but AWS), `use_path_style=true` " +
 					"(most self-hosted stores), `profile` and `conditional_writes=unchecked` (below). Writes use `If-Match`/`If-None-Match`, which the store must " +
-					"support (AWS S3 and R2 do): the first write of an apply to a store other than AWS S3 (an `endpoint`) checks it, by a write of " +
-					"the object beside the export named by the key plus `.conditional-check` with an `If-Match` that names no version, which the store " +
-					"must refuse, and fails the apply naming the endpoint when the store keeps it instead (the credentials need `s3:PutObject` on that key; " +
+					"support (AWS S3 and R2 do): the first write of an apply to a store other than AWS S3 (an `endpoint`) checks both, by two writes of " +
+					"the object beside the export named by the key plus `.conditional-check` (written once, by the first check of the store, and kept), " +
+					"one with `If-None-Match: *` and one with an `If-Match` that names no version, which the store must refuse, and fails the apply " +
+					"naming the endpoint and the condition when the store takes either instead (the credentials need `s3:PutObject` on that key; " +
 					"a plan writes nothing and checks nothing). `conditional_writes=unchecked` skips the check, for a store that ignores them where CI runs " +
 					"one apply at a time. An `http://` endpoint (the parameter's, or the AWS configuration's " +
 					"`AWS_ENDPOINT_URL_S3`) to a host other than this machine warns on every command: the export and the " +

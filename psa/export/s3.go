@@ -59,7 +59,8 @@ type S3Backend struct {
 	redact *redact.Redactor
 
 	// uncheckedWrites is conditional_writes=unchecked: Save does not check
-	// that the store refuses a stale If-Match (checkConditionalWrites).
+	// that the store refuses writes whose condition fails
+	// (checkConditionalWrites).
 	uncheckedWrites bool
 	// check is whether the store refused the check's write yet.
 	check *writeCheck
@@ -73,9 +74,14 @@ type writeCheck struct {
 }
 
 // conditionalCheckSuffix is appended to the export's key to name the
-// object that checkConditionalWrites tries to write. The store never
-// keeps it: one that honours If-Match refuses the write.
+// object that checkConditionalWrites writes once and then tries to write
+// again with conditions that a store must refuse.
 const conditionalCheckSuffix = ".conditional-check"
+
+// conditionalCheckBody is the content of that object, for whoever finds it
+// in the bucket.
+var conditionalCheckBody = []byte("psa-sync checks with this object that the store refuses a write with If-None-Match: * to an object that exists " +
+	"and one with a stale If-Match. Keeping it makes the check cost two refused writes per apply; removing it is harmless.\n")
 
 // conditionalCheckETag is the If-Match of the check's write: an ETag that
 // no version of any object has (S3's are quoted hex digests).
@@ -97,7 +103,8 @@ var s3Params = []string{"region", "endpoint", "use_path_style", "profile", "cond
 //     host name, which most self-hosted stores need;
 //   - profile: the profile of the shared AWS config to use;
 //   - conditional_writes=unchecked: do not check, before the first write,
-//     that the store refuses a stale If-Match (see checkConditionalWrites),
+//     that the store refuses If-None-Match: * on an object that exists and
+//     a stale If-Match (see checkConditionalWrites),
 //     for a store known to ignore it where one writer at a time is assured
 //     otherwise.
 //
@@ -309,7 +316,7 @@ func (b *S3Backend) Load(ctx context.Context, ifNoneMatch string) (Blob, error) 
 
 // Save puts the object with If-Match: ifMatch, or If-None-Match: * when
 // ifMatch is empty. The first Save of a backend checks that the store
-// honours If-Match at all (checkConditionalWrites).
+// honours both at all (checkConditionalWrites).
 func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (string, error) {
 	if err := b.checkConditionalWrites(ctx); err != nil {
 		return "", err
@@ -347,23 +354,27 @@ func (b *S3Backend) Save(ctx context.Context, data []byte, ifMatch string) (stri
 }
 
 // checkConditionalWrites checks, once per backend (per provider process
-// and store; psa-syncd only reads an S3 export), that the store refuses a write whose If-Match
-// names no version of the object: Save's compare-and-swap rests on it, and
-// a store that ignores If-Match (some S3-compatible ones) would let two
-// overlapping applies each replace the export without an error, the
-// second dropping the first one's changes. It costs one PUT, and only for
-// a process that writes: a plan reads alone and checks nothing. AWS S3
-// itself (no endpoint configured) is not checked.
+// and store; psa-syncd only reads an S3 export), that the store refuses a
+// write with If-None-Match: * to an object that exists, and one whose
+// If-Match names no version of it: Save's compare-and-swap rests on both
+// (If-None-Match: * on the first write of an export, If-Match on every
+// other), and a store that ignores either (some S3-compatible ones) would
+// let two overlapping applies each write the export without an error, the
+// second dropping the first one's changes. A plan reads alone and checks
+// nothing. AWS S3 itself (no endpoint configured) is not checked.
 //
-// The write goes to the object conditionalCheckSuffix names beside the
-// export, never the export itself, which a store that ignores If-Match
-// would overwrite. A store that honours it answers 412 (or 404 NoSuchKey:
-// S3 evaluates If-Match against an object that does not exist so), and
-// keeps nothing; one that stores the object fails the write, with an
-// error naming the store's endpoint and what to do, and the object is
-// removed again as far as the credentials may. An error of the store
-// (403 without s3:PutObject on that key, 5xx) fails the write as well, and
-// the next write checks again.
+// The writes go to the object conditionalCheckSuffix names beside the
+// export, never the export itself, which a store that ignores the
+// conditions would overwrite. That object is kept, so that the check costs
+// two PUTs, both refused (412) by a store that honours the conditions: a
+// write with If-None-Match: *, then one with a stale If-Match. Only the
+// first check of a store writes it, with its first PUT, and then asks with
+// a third whether If-None-Match: * is refused now that it exists. A store
+// that takes a write it must refuse fails the write, with an error naming
+// the store's endpoint, the condition and what to do, and the object is
+// removed as far as the credentials may, so that the next check starts
+// anew. An error of the store (403 without s3:PutObject on that key, 5xx)
+// fails the write as well, and the next write checks again.
 func (b *S3Backend) checkConditionalWrites(ctx context.Context) error {
 	store := b.Endpoint()
 	if b.uncheckedWrites || store == "" {
@@ -378,34 +389,60 @@ func (b *S3Backend) checkConditionalWrites(ctx context.Context) error {
 		return nil
 	}
 	key := b.key + conditionalCheckSuffix
-	body := []byte("psa-sync checks that this store refuses a write with a stale If-Match; a store that keeps this object ignores it\n")
-	_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(b.bucket),
-		Key:           aws.String(key),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-		ContentType:   aws.String("text/plain"),
-		IfMatch:       aws.String(conditionalCheckETag),
-	})
-	switch code := status(err); {
-	case code == http.StatusPreconditionFailed, code == http.StatusConflict, code == http.StatusNotFound && apiCode(err) == "NoSuchKey":
-		b.check.passed = true
-		return nil
-	case code == 0:
+	put := func(in *s3.PutObjectInput) error {
+		in.Bucket, in.Key = aws.String(b.bucket), aws.String(key)
+		in.Body, in.ContentLength = bytes.NewReader(conditionalCheckBody), aws.Int64(int64(len(conditionalCheckBody)))
+		in.ContentType = aws.String("text/plain")
+		_, err := b.client.PutObject(ctx, in)
+		return err
+	}
+	refused := func(err error) bool {
+		code := status(err)
+		return code == http.StatusPreconditionFailed || code == http.StatusConflict
+	}
+	failed := func(condition, what string, err error) error {
+		return fmt.Errorf("%schecking that the store at %s refuses a write with %s (a write of s3://%s/%s %s; the credentials need s3:PutObject on that key, "+
+			"or add conditional_writes=unchecked to the S3 URL to skip the check): %w", prefix(b.url), store, condition, b.bucket, key, what, s3Err(err, b.redact))
+	}
+	ignored := func(condition, refusal string) error {
 		_, derr := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
 		left := ""
 		if derr != nil {
 			left = fmt.Sprintf(" (the object s3://%s/%s it wrote could not be removed: %v)", b.bucket, key, s3Err(derr, b.redact))
 		}
-		return fmt.Errorf("%sthe store at %s ignores If-Match: it wrote s3://%s/%s with an If-Match that names no version of it, where it must refuse with 412 Precondition Failed%s. "+
+		return fmt.Errorf("%sthe store at %s ignores %s: it wrote s3://%s/%s %s, where it must refuse with 412 Precondition Failed%s. "+
 			"On such a store two overlapping applies each replace the export without an error, and the second drops the first one's changes, "+
 			"so the export is not written. Use a store that honours If-Match and If-None-Match on PUT (AWS S3, Cloudflare R2 and versitygw do), "+
 			"or, where only one writer at a time is assured otherwise (CI runs one apply at a time), add conditional_writes=unchecked to the S3 URL",
-			prefix(b.url), store, b.bucket, key, left)
-	default:
-		return fmt.Errorf("%schecking that the store at %s refuses a write with a stale If-Match (a write of s3://%s/%s, which it then does not keep; the credentials need s3:PutObject on that key, "+
-			"or add conditional_writes=unchecked to the S3 URL to skip the check): %w", prefix(b.url), store, b.bucket, key, s3Err(err, b.redact))
+			prefix(b.url), store, condition, b.bucket, key, refusal, left)
 	}
+
+	// If-None-Match: * creates the object where it is missing (the first
+	// check of this store, or one after a failed check) and must be
+	// refused where it exists.
+	err := put(&s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	created := err == nil
+	if !created && !refused(err) {
+		return failed("If-None-Match: *", "that creates it where it is missing", err)
+	}
+	// The object exists now: a stale If-Match must be refused (a store
+	// that answers 404 NoSuchKey has lost it, and checks nothing).
+	switch err := put(&s3.PutObjectInput{IfMatch: aws.String(conditionalCheckETag)}); {
+	case err == nil:
+		return ignored("If-Match", "with an If-Match that names no version of it")
+	case !refused(err):
+		return failed("a stale If-Match", "with an If-Match that names no version of it", err)
+	}
+	if created {
+		switch err := put(&s3.PutObjectInput{IfNoneMatch: aws.String("*")}); {
+		case err == nil:
+			return ignored("If-None-Match: *", "with If-None-Match: * while it existed")
+		case !refused(err):
+			return failed("If-None-Match: *", "while it exists", err)
+		}
+	}
+	b.check.passed = true
+	return nil
 }
 
 // s3Error is an error answer of S3 whose text names the HTTP status and

@@ -19,10 +19,11 @@ import (
 )
 
 // fakeS3 is a path-style S3 store of objects in memory that honours
-// If-Match and If-None-Match on PUT only when conditional is set, as some
-// S3-compatible stores do not. It counts the PUTs of each key.
+// If-Match and If-None-Match: * on PUT only when ifMatch and ifNoneMatch
+// are set, as some S3-compatible stores do not. It counts the PUTs of each
+// key.
 type fakeS3 struct {
-	conditional bool
+	ifMatch, ifNoneMatch bool
 
 	mu      sync.Mutex
 	objects map[string][]byte
@@ -56,15 +57,13 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(data)
 	case http.MethodPut:
 		f.puts[key]++
-		if f.conditional {
-			switch m := r.Header.Get("If-Match"); {
-			case m != "" && !exists:
-				fail(http.StatusNotFound, "NoSuchKey")
-				return
-			case m != "" && m != f.etags[key], r.Header.Get("If-None-Match") == "*" && exists:
-				fail(http.StatusPreconditionFailed, "PreconditionFailed")
-				return
-			}
+		switch m := r.Header.Get("If-Match"); {
+		case f.ifMatch && m != "" && !exists:
+			fail(http.StatusNotFound, "NoSuchKey")
+			return
+		case f.ifMatch && m != "" && m != f.etags[key], f.ifNoneMatch && r.Header.Get("If-None-Match") == "*" && exists:
+			fail(http.StatusPreconditionFailed, "PreconditionFailed")
+			return
 		}
 		body, _ := io.ReadAll(r.Body)
 		f.n++
@@ -81,13 +80,13 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // startFakeS3 serves a fakeS3 and returns it with the URL of the export
 // object in it, plus extra query parameters. It sets the AWS environment,
 // so its tests do not run in parallel.
-func startFakeS3(t *testing.T, conditional bool, extra string) (*fakeS3, string) {
+func startFakeS3(t *testing.T, ifMatch, ifNoneMatch bool, extra string) (*fakeS3, string) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFAKES3")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-s3-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	f := &fakeS3{conditional: conditional, objects: map[string][]byte{}, etags: map[string]string{}, puts: map[string]int{}}
+	f := &fakeS3{ifMatch: ifMatch, ifNoneMatch: ifNoneMatch, objects: map[string][]byte{}, etags: map[string]string{}, puts: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, "s3://bucket/ci/psa-mappings.json?region=us-east-1&use_path_style=true&endpoint=" + srv.URL + extra
@@ -106,7 +105,7 @@ const (
 // object of the check; a read alone writes nothing. With
 // conditional_writes=unchecked the write goes through unchecked.
 func TestS3Backend_storeIgnoringIfMatch(t *testing.T) {
-	f, url := startFakeS3(t, false, "")
+	f, url := startFakeS3(t, false, false, "")
 	endpoint := url[strings.Index(url, "endpoint=")+len("endpoint="):]
 	first, err := OpenBackend(t.Context(), url+"&conditional_writes=unchecked", BackendOptions{})
 	if err != nil {
@@ -147,52 +146,110 @@ func TestS3Backend_storeIgnoringIfMatch(t *testing.T) {
 	}
 }
 
-// TestS3Backend_conditionalWritesCheckedOnce: against a store that honours
-// If-Match, the check costs one refused write per backend, whatever the
-// number of writes after it.
-func TestS3Backend_conditionalWritesCheckedOnce(t *testing.T) {
-	f, url := startFakeS3(t, true, "")
-	b, err := OpenBackend(t.Context(), url, BackendOptions{})
+// TestS3Backend_storeIgnoringIfNoneMatch: a store that honours If-Match
+// but ignores If-None-Match: * would let two first writes of an export
+// each create it, the second dropping the first one's entries. The check
+// finds that out (the write with If-None-Match: * to its object, which
+// exists by then, is stored) and fails the write naming the condition,
+// leaving the export as it was and no object of the check, so that the
+// next process checks anew.
+func TestS3Backend_storeIgnoringIfNoneMatch(t *testing.T) {
+	f, url := startFakeS3(t, true, false, "")
+	endpoint := url[strings.Index(url, "endpoint=")+len("endpoint="):]
+	first, err := OpenBackend(t.Context(), url+"&conditional_writes=unchecked", BackendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient(b)
-	for i := range 3 {
-		if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
-			m := acme()
-			m.CustomerID = fmt.Sprintf("cust-%d", i)
-			d.PutCustomer(m)
-			return nil
-		}); err != nil {
-			t.Fatalf("write %d: %v", i, err)
+	if _, err := NewClient(first).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error { d.PutCustomer(acme()); return nil }); err != nil {
+		t.Fatalf("a write with conditional_writes=unchecked: %v", err)
+	}
+	before := string(f.objects[fakeExportKey])
+
+	for i := range 2 {
+		b, err := OpenBackend(t.Context(), url, BackendOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if f.puts[fakeCheckKey] != 1 || f.puts[fakeExportKey] != 3 {
-		t.Errorf("%d writes of the check and %d of the export, want 1 and 3", f.puts[fakeCheckKey], f.puts[fakeExportKey])
-	}
-	if _, ok := f.objects[fakeCheckKey]; ok {
-		t.Error("the store kept the check's object")
+		_, err = NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			d.DeleteCustomer(acme().Source, acme().CustomerID)
+			return nil
+		})
+		want := "the store at " + endpoint + " ignores If-None-Match: *: it wrote s3://bucket/ci/psa-mappings.json.conditional-check with If-None-Match: * while it existed, where it must refuse with 412 Precondition Failed"
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "conditional_writes=unchecked") || errors.Is(err, ErrConflict) {
+			t.Fatalf("process %d: a write to a store that ignores If-None-Match: * = %v, want an error saying %q and naming conditional_writes=unchecked", i, err, want)
+		}
+		if got := string(f.objects[fakeExportKey]); got != before {
+			t.Errorf("process %d: the export changed after the failed check:\n%s\nwant\n%s", i, got, before)
+		}
+		if _, ok := f.objects[fakeCheckKey]; ok {
+			t.Errorf("process %d: the check's object was left in the store, and would hide the fault from the next check", i)
+		}
 	}
 }
 
-// TestS3Backend_conditionalWritesVersitygw: versitygw honours If-Match:
-// the check passes, and leaves no object beside the export.
+// TestS3Backend_conditionalWritesCheckedOnce: against a store that honours
+// If-Match and If-None-Match: *, the check costs each backend (each
+// provider process) two refused writes, whatever the number of writes
+// after it, plus the one write of the check's object by the first check
+// of the store, which keeps it.
+func TestS3Backend_conditionalWritesCheckedOnce(t *testing.T) {
+	f, url := startFakeS3(t, true, true, "")
+	for process, want := range []int{3, 5} {
+		b, err := OpenBackend(t.Context(), url, BackendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := NewClient(b)
+		for i := range 3 {
+			if _, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+				m := acme()
+				m.CustomerID = fmt.Sprintf("cust-%d-%d", process, i)
+				d.PutCustomer(m)
+				return nil
+			}); err != nil {
+				t.Fatalf("process %d, write %d: %v", process, i, err)
+			}
+		}
+		if f.puts[fakeCheckKey] != want || f.puts[fakeExportKey] != 3*(process+1) {
+			t.Errorf("after process %d: %d writes of the check and %d of the export, want %d and %d", process, f.puts[fakeCheckKey], f.puts[fakeExportKey], want, 3*(process+1))
+		}
+		if got := string(f.objects[fakeCheckKey]); got != string(conditionalCheckBody) {
+			t.Errorf("after process %d: the check's object holds %q, want %q", process, got, conditionalCheckBody)
+		}
+	}
+}
+
+// TestS3Backend_conditionalWritesVersitygw: versitygw honours If-Match and
+// If-None-Match: *: the check passes, for the first process (which writes
+// the check's object) and for the next one (which finds it).
 func TestS3Backend_conditionalWritesVersitygw(t *testing.T) {
 	t.Parallel()
 	srv := s3test.Start(t)
-	b, err := NewS3Backend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error { d.PutCustomer(acme()); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if !b.check.passed {
-		t.Error("the write did not check that the store refuses a stale If-Match")
-	}
-	_, err = b.client.HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key + conditionalCheckSuffix)})
-	if status(err) != http.StatusNotFound {
-		t.Errorf("HEAD of the check's object = %v, want 404: the store kept it", err)
+	for process := range 2 {
+		b, err := NewS3Backend(t.Context(), srv.ObjectURL("ci/psa-mappings.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewClient(b).Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error {
+			m := acme()
+			m.CustomerID = fmt.Sprintf("cust-%d", process)
+			d.PutCustomer(m)
+			return nil
+		}); err != nil {
+			t.Fatalf("process %d: %v", process, err)
+		}
+		if !b.check.passed {
+			t.Errorf("process %d: the write did not check that the store refuses a write whose condition fails", process)
+		}
+		out, err := b.client.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(b.key + conditionalCheckSuffix)})
+		if err != nil {
+			t.Fatalf("process %d: GET of the check's object: %v", process, err)
+		}
+		got, err := io.ReadAll(out.Body)
+		_ = out.Body.Close()
+		if err != nil || string(got) != string(conditionalCheckBody) {
+			t.Errorf("process %d: the check's object holds %q (%v), want %q", process, got, err, conditionalCheckBody)
+		}
 	}
 }
 
