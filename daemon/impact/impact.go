@@ -461,6 +461,10 @@ type compare struct {
 	// which the report cannot tell without psa-syncd's ledger
 	// (withRepointHolds).
 	repointNotes map[lineKey]string
+	// repointUnknown holds the lines of repointNotes whose proposed units
+	// the report does not know: on Kaseya BMS the pass holds them or
+	// writes them as the ledger says.
+	repointUnknown map[lineKey]bool
 }
 
 type failedKey struct {
@@ -525,6 +529,10 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		l.Proposed, l.ProposedHeld = c.quantity(l.ProposedSynced, cp, l.Now)
 		if cm, ok := c.proposed.Customer(k.source, k.customer); ok && !l.ProposedSynced && isUnknown(cm.ContractID) && cm.ContractID != k.contract {
 			// The contract known only after apply may be this one.
+			l.Proposed, l.ProposedHeld = nil, nil
+		}
+		if c.repointUnknown[k] && l.ProposedSynced {
+			// Held or written as psa-syncd's ledger says (withRepointHolds).
 			l.Proposed, l.ProposedHeld = nil, nil
 		}
 

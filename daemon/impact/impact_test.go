@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -215,6 +216,76 @@ func TestBillingImpact_systems(t *testing.T) {
 				checkCycles(t, w, o, planJSON, current, monthly)
 			})
 		})
+	}
+	// A product mapping re-pointed to a new service, checked against the
+	// pass after apply: Acme's line of the old service, which psa-syncd
+	// set, still bills, so the pass holds Acme's new line; Globex's usage
+	// of the product is new since the last pass, so its new line is
+	// written. Without psa-syncd's ledger, Kaseya BMS (whose lines are
+	// never read) cannot tell the two apart: the report must not guess.
+	repointed := slices.IndexFunc(impacttest.Changes, func(c impacttest.Change) bool { return c.Name == "product_repointed" })
+	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+		for _, withState := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/repointed/state=%v", sys, withState), func(t *testing.T) {
+				t.Parallel()
+				w := impacttest.New(t, sys)
+				var rep *impact.Report
+				var md string
+				w.AfterApply = func(doc *export.Document) {
+					// A dry run first: checkSync's pass writes the lines.
+					checkUnknownRepointed(t, w, doc, rep, md, sys == psa.SystemKaseyaBMS && !withState)
+					checkSync(t, w, doc, rep)
+				}
+				w.Plan(t, impacttest.Before, impacttest.Changes[repointed].Config, func(planJSON []byte, current *export.Document) {
+					o := impact.Options{Backend: w.Backend, Source: w.Source}
+					if withState {
+						o.State = w.State
+					}
+					rep, md = report(t, o, planJSON, current, impact.FormatMarkdown)
+				})
+			})
+		}
+	}
+}
+
+// checkUnknownRepointed checks the lines of a re-pointed product whose
+// proposed units the report leaves unknown (Kaseya BMS without psa-syncd's
+// ledger: unknown says whether it must have any) against the pass after
+// apply: their why names both outcomes, and the pass does one of them,
+// holding the line at its units now or setting the units the why names.
+func checkUnknownRepointed(t *testing.T, w *impacttest.World, doc *export.Document, rep *impact.Report, md string, unknown bool) {
+	t.Helper()
+	res, err := w.Engine().Sync(t.Context(), doc, usage.PassOptions{Trigger: usage.TriggerCLI, DryRun: true})
+	if err != nil {
+		t.Fatalf("plan after apply: %v", err)
+	}
+	outcomes := map[string]int{}
+	for _, l := range rep.Lines {
+		if !l.ProposedSynced || l.Proposed != nil || !strings.Contains(l.Why, "previous_service") {
+			continue
+		}
+		var found *usage.Change
+		for i, ch := range res.Plan.Changes {
+			if ch.CustomerID == l.CustomerID && ch.ContractID == l.ContractID && ch.ServiceName == l.ServiceName {
+				found = &res.Plan.Changes[i]
+			}
+		}
+		if found == nil {
+			t.Errorf("line %s/%s (%s): no such line in the pass after apply", l.CustomerID, l.ContractID, l.ServiceName)
+			continue
+		}
+		outcomes[found.Action]++
+		want := "the pass holds this line at its units now"
+		if found.Action != usage.ActionHeld {
+			want = fmt.Sprintf("the pass sets %d", found.Desired)
+		}
+		if l.MonthlyDelta != nil || !strings.Contains(l.Why, "proposed units unknown without psa-syncd's ledger") || !strings.Contains(l.Why, want) {
+			t.Errorf("line %s/%s (%s): Δ %s, why %q; the pass after apply %s it (%s): want the Δ unknown and the why to say %q",
+				l.CustomerID, l.ContractID, l.ServiceName, deltaText(l.MonthlyDelta), l.Why, found.Action, found.Reason, want)
+		}
+	}
+	if want := map[bool]map[string]int{true: {usage.ActionHeld: 1, usage.ActionUpdate: 1}, false: {}}[unknown]; !maps.Equal(outcomes, want) {
+		t.Errorf("lines with unknown proposed units, by what the pass after apply does = %v, want %v:\n%s", outcomes, want, md)
 	}
 }
 
