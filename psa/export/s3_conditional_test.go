@@ -24,6 +24,9 @@ import (
 // key.
 type fakeS3 struct {
 	ifMatch, ifNoneMatch bool
+	// denied keys answer a PUT with 403 AccessDenied, as a policy that
+	// does not grant s3:PutObject on them.
+	denied map[string]bool
 
 	mu      sync.Mutex
 	objects map[string][]byte
@@ -57,6 +60,10 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(data)
 	case http.MethodPut:
 		f.puts[key]++
+		if f.denied[key] {
+			fail(http.StatusForbidden, "AccessDenied")
+			return
+		}
 		switch m := r.Header.Get("If-Match"); {
 		case f.ifMatch && m != "" && !exists:
 			fail(http.StatusNotFound, "NoSuchKey")
@@ -184,6 +191,42 @@ func TestS3Backend_storeIgnoringIfNoneMatch(t *testing.T) {
 		if _, ok := f.objects[fakeCheckKey]; ok {
 			t.Errorf("process %d: the check's object was left in the store, and would hide the fault from the next check", i)
 		}
+	}
+}
+
+// TestS3Backend_conditionalCheckDenied: credentials without s3:PutObject
+// on the check's object fail the write naming that object, the permission
+// and conditional_writes=unchecked, and leave the export as it was; the
+// next write checks again, and passes once the policy grants it.
+func TestS3Backend_conditionalCheckDenied(t *testing.T) {
+	f, url := startFakeS3(t, true, true, "")
+	f.denied = map[string]bool{fakeCheckKey: true}
+	b, err := OpenBackend(t.Context(), url, BackendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(b)
+	write := func() error {
+		_, err := c.Update(t.Context(), psa.SystemAutotask, testInstance, func(d *Document) error { d.PutCustomer(acme()); return nil })
+		return err
+	}
+	err = write()
+	for _, want := range []string{"If-None-Match: *", "s3://bucket/ci/psa-mappings.json.conditional-check", "s3:PutObject on that key", "conditional_writes=unchecked", "403"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a write denied the check's object = %v, want an error saying %q", err, want)
+		}
+	}
+	if _, ok := f.objects[fakeExportKey]; ok || f.puts[fakeExportKey] != 0 {
+		t.Errorf("the export was written (%d PUTs) although the check failed", f.puts[fakeExportKey])
+	}
+	f.mu.Lock()
+	f.denied = nil
+	f.mu.Unlock()
+	if err := write(); err != nil {
+		t.Fatalf("a write once the policy grants the check's object: %v", err)
+	}
+	if f.puts[fakeCheckKey] != 4 || f.puts[fakeExportKey] != 1 {
+		t.Errorf("%d writes of the check and %d of the export, want 1 refused, then 3, and 1", f.puts[fakeCheckKey], f.puts[fakeExportKey])
 	}
 }
 
