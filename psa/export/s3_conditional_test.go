@@ -85,9 +85,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startFakeS3 serves a fakeS3 and returns it with the URL of the export
-// object in it, plus extra query parameters. It sets the AWS environment,
-// so its tests do not run in parallel.
-func startFakeS3(t *testing.T, ifMatch, ifNoneMatch bool, extra string) (*fakeS3, string) {
+// object in it. It sets the AWS environment, so its tests do not run in
+// parallel.
+func startFakeS3(t *testing.T, ifMatch, ifNoneMatch bool) (*fakeS3, string) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFAKES3")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-s3-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -96,7 +96,7 @@ func startFakeS3(t *testing.T, ifMatch, ifNoneMatch bool, extra string) (*fakeS3
 	f := &fakeS3{ifMatch: ifMatch, ifNoneMatch: ifNoneMatch, objects: map[string][]byte{}, etags: map[string]string{}, puts: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	return f, "s3://bucket/ci/psa-mappings.json?region=us-east-1&use_path_style=true&endpoint=" + srv.URL + extra
+	return f, "s3://bucket/ci/psa-mappings.json?region=us-east-1&use_path_style=true&endpoint=" + srv.URL
 }
 
 const (
@@ -112,7 +112,7 @@ const (
 // object of the check; a read alone writes nothing. With
 // conditional_writes=unchecked the write goes through unchecked.
 func TestS3Backend_storeIgnoringIfMatch(t *testing.T) {
-	f, url := startFakeS3(t, false, false, "")
+	f, url := startFakeS3(t, false, false)
 	endpoint := url[strings.Index(url, "endpoint=")+len("endpoint="):]
 	first, err := OpenBackend(t.Context(), url+"&conditional_writes=unchecked", BackendOptions{})
 	if err != nil {
@@ -161,7 +161,7 @@ func TestS3Backend_storeIgnoringIfMatch(t *testing.T) {
 // leaving the export as it was and no object of the check, so that the
 // next process checks anew.
 func TestS3Backend_storeIgnoringIfNoneMatch(t *testing.T) {
-	f, url := startFakeS3(t, true, false, "")
+	f, url := startFakeS3(t, true, false)
 	endpoint := url[strings.Index(url, "endpoint=")+len("endpoint="):]
 	first, err := OpenBackend(t.Context(), url+"&conditional_writes=unchecked", BackendOptions{})
 	if err != nil {
@@ -199,7 +199,7 @@ func TestS3Backend_storeIgnoringIfNoneMatch(t *testing.T) {
 // and conditional_writes=unchecked, and leave the export as it was; the
 // next write checks again, and passes once the policy grants it.
 func TestS3Backend_conditionalCheckDenied(t *testing.T) {
-	f, url := startFakeS3(t, true, true, "")
+	f, url := startFakeS3(t, true, true)
 	f.denied = map[string]bool{fakeCheckKey: true}
 	b, err := OpenBackend(t.Context(), url, BackendOptions{})
 	if err != nil {
@@ -236,7 +236,7 @@ func TestS3Backend_conditionalCheckDenied(t *testing.T) {
 // after it, plus the one write of the check's object by the first check
 // of the store, which keeps it.
 func TestS3Backend_conditionalWritesCheckedOnce(t *testing.T) {
-	f, url := startFakeS3(t, true, true, "")
+	f, url := startFakeS3(t, true, true)
 	for process, want := range []int{3, 5} {
 		b, err := OpenBackend(t.Context(), url, BackendOptions{})
 		if err != nil {
