@@ -456,15 +456,24 @@ type compare struct {
 	// they could not be read, if so.
 	contracts map[string]*psa.Contract
 	cyclesErr string
-	// repointNotes holds, by line of the proposed plan, what the pass
-	// after apply does with a line it may hold as previous_service,
-	// which the report cannot tell without psa-syncd's ledger
-	// (withRepointHolds).
-	repointNotes map[lineKey]string
-	// repointUnknown holds the lines of repointNotes whose proposed units
-	// the report does not know: on Kaseya BMS the pass holds them or
-	// writes them as the ledger says.
-	repointUnknown map[lineKey]bool
+	// holdNotes holds, by line of the proposed plan, what the pass after
+	// apply does with a line it may hold as previous_service or
+	// previous_contract, which the report cannot tell without psa-syncd's
+	// ledger (withRepointHolds, withMovedHolds); see noteHold.
+	holdNotes map[lineKey]string
+	// holdUnknown holds the lines of holdNotes whose proposed units the
+	// report does not know: on Kaseya BMS the pass holds them or writes
+	// them as the ledger says.
+	holdUnknown map[lineKey]bool
+}
+
+// noteHold records note for the why of the line k of the proposed plan,
+// and whether its proposed units are unknown.
+func (c *compare) noteHold(k lineKey, note string, unknown bool) {
+	if c.holdNotes == nil {
+		c.holdNotes, c.holdUnknown = map[lineKey]string{}, map[lineKey]bool{}
+	}
+	c.holdNotes[k], c.holdUnknown[k] = note, unknown
 }
 
 type failedKey struct {
@@ -531,7 +540,7 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 			// The contract known only after apply may be this one.
 			l.Proposed, l.ProposedHeld = nil, nil
 		}
-		if c.repointUnknown[k] && l.ProposedSynced {
+		if c.holdUnknown[k] && l.ProposedSynced {
 			// Held or written as psa-syncd's ledger says (withRepointHolds).
 			l.Proposed, l.ProposedHeld = nil, nil
 		}
@@ -812,11 +821,22 @@ func (c *compare) withFailedLines(p *usage.Plan, proposed bool, other *usage.Pla
 // from the old contract's end), where the PSA shows the service's line
 // above 0 (cur). psa-syncd set that line, so its ledger says so too,
 // unless the line was set by hand since.
+//
+// On Kaseya BMS, whose lines are never read, the old contract's line is
+// one the current mappings set (Desired above 0): psa-syncd set it at an
+// earlier pass, and the pass holds the new line, or the usage is new since
+// its last pass, and the pass writes it. The report cannot tell which, so
+// the line's proposed units are unknown (holdUnknown) and its why says
+// both.
 func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
-	billing := map[lineKey]int64{}
+	unread := c.current.PSA.System == psa.SystemKaseyaBMS
+	billing, set := map[lineKey]int64{}, map[lineKey]int64{}
 	for _, ch := range cur.Changes {
-		if ch.CurrentKnown && ch.Current > 0 {
+		switch {
+		case ch.CurrentKnown && ch.Current > 0:
 			billing[keyOf(ch)] = ch.Current
+		case unread && !ch.CurrentKnown && ch.Action == usage.ActionUpdate && ch.Desired > 0:
+			set[keyOf(ch)] = ch.Desired
 		}
 	}
 	var out *usage.Plan
@@ -831,8 +851,17 @@ func (c *compare) withMovedHolds(cur, p *usage.Plan) *usage.Plan {
 		if pm, ok := c.proposed.Customer(ch.Source, ch.CustomerID); ok && pm.NextContractID == cm.ContractID {
 			continue
 		}
-		units, ok := billing[lineKey{ch.Source, ch.CustomerID, cm.ContractID, ch.ServiceID}]
+		old := lineKey{ch.Source, ch.CustomerID, cm.ContractID, ch.ServiceID}
+		units, ok := billing[old]
 		if !ok {
+			if units, ok := set[old]; ok {
+				c.noteHold(keyOf(ch), fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
+					"if psa-syncd set the line of this service on contract %[1]s, which the customer leaves, at an earlier pass (%[2]d units under the current mappings), "+
+					"which %[3]s cannot report, the pass holds this line at its units now for review (previous_contract) until an approval of this line "+
+					"(`psa-syncd sync --approve --customer ID --service ID`, once that line is set to 0) or the end of contract %[1]s before the effective date; "+
+					"if it never did (the usage is new since its last pass), the pass sets %[4]d",
+					cm.ContractID, units, c.current.PSA.System.Title(), ch.Desired), true)
+			}
 			continue
 		}
 		if out == nil {
@@ -1122,7 +1151,7 @@ func (c *compare) why(l Line, cc, cp usage.Change, svc *PlannedService, priceCha
 	case hc != nil:
 		parts = append(parts, "under the current mappings the next pass would hold it: "+heldText(hc, *l.Current, false, c.current.PSA.System))
 	}
-	if note, ok := c.repointNotes[lineKey{l.Source, l.CustomerID, l.ContractID, l.ServiceID}]; ok && l.ProposedSynced && hp == nil {
+	if note, ok := c.holdNotes[lineKey{l.Source, l.CustomerID, l.ContractID, l.ServiceID}]; ok && l.ProposedSynced && hp == nil {
 		parts = append(parts, note)
 	}
 	return strings.Join(slices.Compact(parts), "; ")

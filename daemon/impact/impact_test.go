@@ -217,43 +217,61 @@ func TestBillingImpact_systems(t *testing.T) {
 			})
 		})
 	}
-	// A product mapping re-pointed to a new service, checked against the
-	// pass after apply: Acme's line of the old service, which psa-syncd
-	// set, still bills, so the pass holds Acme's new line; Globex's usage
-	// of the product is new since the last pass, so its new line is
-	// written. Without psa-syncd's ledger, Kaseya BMS (whose lines are
-	// never read) cannot tell the two apart: the report must not guess.
-	repointed := slices.IndexFunc(impacttest.Changes, func(c impacttest.Change) bool { return c.Name == "product_repointed" })
-	for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
-		for _, withState := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/repointed/state=%v", sys, withState), func(t *testing.T) {
-				t.Parallel()
-				w := impacttest.New(t, sys)
-				var rep *impact.Report
-				var md string
-				w.AfterApply = func(doc *export.Document) {
-					// A dry run first: checkSync's pass writes the lines.
-					checkUnknownRepointed(t, w, doc, rep, md, sys == psa.SystemKaseyaBMS && !withState)
-					checkSync(t, w, doc, rep)
-				}
-				w.Plan(t, impacttest.Before, impacttest.Changes[repointed].Config, func(planJSON []byte, current *export.Document) {
-					o := impact.Options{Backend: w.Backend, Source: w.Source}
-					if withState {
-						o.State = w.State
+	// A product mapping re-pointed to a new service, and a customer moved
+	// to another contract, checked against the pass after apply. Re-point:
+	// Acme's line of the old service, which psa-syncd set, still bills, so
+	// the pass holds Acme's new line; Globex's usage of the product is new
+	// since the last pass, so its new line is written. Move: Acme's lines
+	// on the contract it leaves, which psa-syncd set, still bill, so the
+	// pass holds both of its lines on the new one. Without psa-syncd's
+	// ledger, Kaseya BMS (whose lines are never read) cannot tell a line
+	// psa-syncd set from usage new since its last pass: the report must
+	// not guess (want: what the pass does with the lines whose proposed
+	// units it leaves unknown).
+	for _, tc := range []struct {
+		change string
+		want   map[string]int
+	}{
+		{"product_repointed", map[string]int{usage.ActionHeld: 1, usage.ActionUpdate: 1}},
+		{"customer_moved", map[string]int{usage.ActionHeld: 2}},
+	} {
+		i := slices.IndexFunc(impacttest.Changes, func(c impacttest.Change) bool { return c.Name == tc.change })
+		for _, sys := range []psa.System{psa.SystemConnectWise, psa.SystemKaseyaBMS} {
+			for _, withState := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%s/%s/state=%v", sys, tc.change, withState), func(t *testing.T) {
+					t.Parallel()
+					w := impacttest.New(t, sys)
+					var rep *impact.Report
+					var md string
+					w.AfterApply = func(doc *export.Document) {
+						want := map[string]int{}
+						if sys == psa.SystemKaseyaBMS && !withState {
+							want = tc.want
+						}
+						// A dry run first: checkSync's pass writes the lines.
+						checkUnknownHolds(t, w, doc, rep, md, want)
+						checkSync(t, w, doc, rep)
 					}
-					rep, md = report(t, o, planJSON, current, impact.FormatMarkdown)
+					w.Plan(t, impacttest.Before, impacttest.Changes[i].Config, func(planJSON []byte, current *export.Document) {
+						o := impact.Options{Backend: w.Backend, Source: w.Source}
+						if withState {
+							o.State = w.State
+						}
+						rep, md = report(t, o, planJSON, current, impact.FormatMarkdown)
+					})
 				})
-			})
+			}
 		}
 	}
 }
 
-// checkUnknownRepointed checks the lines of a re-pointed product whose
-// proposed units the report leaves unknown (Kaseya BMS without psa-syncd's
-// ledger: unknown says whether it must have any) against the pass after
+// checkUnknownHolds checks the lines whose proposed units the report
+// leaves unknown because the pass holds them or writes them as psa-syncd's
+// ledger says (Kaseya BMS without it) against a dry run of the pass after
 // apply: their why names both outcomes, and the pass does one of them,
 // holding the line at its units now or setting the units the why names.
-func checkUnknownRepointed(t *testing.T, w *impacttest.World, doc *export.Document, rep *impact.Report, md string, unknown bool) {
+// want counts those lines by what the pass does with them.
+func checkUnknownHolds(t *testing.T, w *impacttest.World, doc *export.Document, rep *impact.Report, md string, want map[string]int) {
 	t.Helper()
 	res, err := w.Engine().Sync(t.Context(), doc, usage.PassOptions{Trigger: usage.TriggerCLI, DryRun: true})
 	if err != nil {
@@ -261,7 +279,7 @@ func checkUnknownRepointed(t *testing.T, w *impacttest.World, doc *export.Docume
 	}
 	outcomes := map[string]int{}
 	for _, l := range rep.Lines {
-		if !l.ProposedSynced || l.Proposed != nil || !strings.Contains(l.Why, "previous_service") {
+		if !l.ProposedSynced || l.Proposed != nil || !strings.Contains(l.Why, "proposed units unknown without psa-syncd's ledger") {
 			continue
 		}
 		var found *usage.Change
@@ -275,16 +293,16 @@ func checkUnknownRepointed(t *testing.T, w *impacttest.World, doc *export.Docume
 			continue
 		}
 		outcomes[found.Action]++
-		want := "the pass holds this line at its units now"
+		says := "the pass holds this line at its units now"
 		if found.Action != usage.ActionHeld {
-			want = fmt.Sprintf("the pass sets %d", found.Desired)
+			says = fmt.Sprintf("the pass sets %d", found.Desired)
 		}
-		if l.MonthlyDelta != nil || !strings.Contains(l.Why, "proposed units unknown without psa-syncd's ledger") || !strings.Contains(l.Why, want) {
+		if l.MonthlyDelta != nil || !strings.Contains(l.Why, says) {
 			t.Errorf("line %s/%s (%s): Δ %s, why %q; the pass after apply %s it (%s): want the Δ unknown and the why to say %q",
-				l.CustomerID, l.ContractID, l.ServiceName, deltaText(l.MonthlyDelta), l.Why, found.Action, found.Reason, want)
+				l.CustomerID, l.ContractID, l.ServiceName, deltaText(l.MonthlyDelta), l.Why, found.Action, found.Reason, says)
 		}
 	}
-	if want := map[bool]map[string]int{true: {usage.ActionHeld: 1, usage.ActionUpdate: 1}, false: {}}[unknown]; !maps.Equal(outcomes, want) {
+	if !maps.Equal(outcomes, want) {
 		t.Errorf("lines with unknown proposed units, by what the pass after apply does = %v, want %v:\n%s", outcomes, want, md)
 	}
 }

@@ -29,13 +29,13 @@ import (
 // likely (a customer whose usage of the product is new since psa-syncd's
 // last pass has no old line, one billed at that pass has), and the pass
 // writes the line in the one case and holds it in the other: so the
-// line's proposed units are unknown (repointUnknown), not guessed, and
+// line's proposed units are unknown (holdUnknown), not guessed, and
 // its why says both. On Autotask and ConnectWise the read would show a
 // line psa-syncd set, so most likely it never did (usage new since its
 // last pass) and the line is written, but the pass holds it when the
 // ledger says otherwise (the old line deleted in the PSA, or out of the
 // API user's sight: a read that shows no line does not release the hold).
-// repointNotes records what the pass does for the line's why.
+// holdNotes records what the pass does for the line's why.
 func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 	named := map[[2]string]bool{}
 	for _, pm := range c.proposed.ProductMappings {
@@ -90,28 +90,24 @@ func (c *compare) withRepointHolds(cur, p *usage.Plan) *usage.Plan {
 			return cmp.Or(compareBool(b.read, a.read), cmp.Compare(a.service, b.service), cmp.Compare(a.contract, b.contract))
 		})
 		if !o.read {
-			if c.repointNotes == nil {
-				c.repointNotes, c.repointUnknown = map[lineKey]string{}, map[lineKey]bool{}
-			}
 			service := o.service
 			if o.name != "" {
 				service = fmt.Sprintf("%s (%s)", o.name, o.service)
 			}
 			if unread {
-				c.repointUnknown[keyOf(ch)] = true
-				c.repointNotes[keyOf(ch)] = fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
+				c.noteHold(keyOf(ch), fmt.Sprintf("proposed units unknown without psa-syncd's ledger (its state database): "+
 					"if psa-syncd set the line of service %[1]s on contract %[2]s at an earlier pass (%[3]d units under the current mappings; "+
 					"no product mapping with sync on names that service after apply), which %[4]s cannot report, the pass holds this line at its units now "+
 					"for review (previous_service) until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`, once that line is set to 0) "+
 					"or the end of contract %[2]s before the effective date; if it never did (the usage is new since its last pass), the pass sets %[5]d",
-					service, o.contract, o.units, c.current.PSA.System.Title(), ch.Desired)
+					service, o.contract, o.units, c.current.PSA.System.Title(), ch.Desired), true)
 				continue
 			}
-			c.repointNotes[keyOf(ch)] = fmt.Sprintf("if psa-syncd set the line of service %[1]s on contract %[2]s (%[3]d units under the current mappings; "+
+			c.noteHold(keyOf(ch), fmt.Sprintf("if psa-syncd set the line of service %[1]s on contract %[2]s (%[3]d units under the current mappings; "+
 				"no product mapping with sync on names that service after apply), which %[4]s's read does not show (deleted in %[4]s, or out of the API user's sight), "+
 				"the pass holds this line for review (previous_service) until an approval of this line (`psa-syncd sync --approve --customer ID --service ID`) "+
 				"or the end of contract %[2]s before the effective date: a read that shows no line does not tell that it is 0",
-				service, o.contract, o.units, c.current.PSA.System.Title())
+				service, o.contract, o.units, c.current.PSA.System.Title()), false)
 			continue
 		}
 		if out == nil {

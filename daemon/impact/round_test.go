@@ -301,11 +301,11 @@ func TestWithRepointHolds_noLineRead(t *testing.T) {
 		held := func(i int) bool {
 			return got.Changes[i].Action == usage.ActionHeld && got.Changes[i].Hold() == usage.HoldPreviousService
 		}
-		note := c.repointNotes[keyOf(propPlan.Changes[0])]
+		note := c.holdNotes[keyOf(propPlan.Changes[0])]
 		switch sys {
 		case psa.SystemKaseyaBMS:
-			if held(0) || held(1) || !c.repointUnknown[keyOf(propPlan.Changes[0])] || c.repointUnknown[keyOf(propPlan.Changes[1])] {
-				t.Errorf("%s: new line held %v, cixa held %v, unknown %v; want neither held, the new line's units unknown", sys, held(0), held(1), c.repointUnknown)
+			if held(0) || held(1) || !c.holdUnknown[keyOf(propPlan.Changes[0])] || c.holdUnknown[keyOf(propPlan.Changes[1])] {
+				t.Errorf("%s: new line held %v, cixa held %v, unknown %v; want neither held, the new line's units unknown", sys, held(0), held(1), c.holdUnknown)
 			}
 			for _, want := range []string{"proposed units unknown without psa-syncd's ledger",
 				"if psa-syncd set the line of service old on contract X-acme at an earlier pass (3 units under the current mappings;",
