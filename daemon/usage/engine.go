@@ -1146,7 +1146,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	inForce := &ledgerInForce{e: e, chunk: -1, before: p.plan.EffectiveDate.AddDate(0, 0, 1)}
 	moves := &ledgerMoves{e: e, source: srcName, customers: reading, chunk: -1}
 	named := syncedServices(products)
-	orph := e.findOrphans(doc, srcName, products, p.plan.EffectiveDate, o.Customer)
+	orph := e.findOrphans(ctx, doc, srcName, products, p.plan.EffectiveDate, o.Customer, !o.planOnly)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
 	recs := &oldRecords{e: e, ctx: ctx}
 	ownerOf := contractOwners(doc, srcName)

@@ -349,12 +349,18 @@ func (e *Engine) checkWrites(ctx context.Context, p *pass, recheck bool) {
 //
 // It keeps too the states of the mapped services (active or not), read
 // once a day as well (see Engine.checkServices), in a snapshot of their
-// own.
+// own, and the end dates of the contracts no customer mapping names any
+// more that hold a line psa-syncd set for a customer no mapping names
+// (Engine.orphanTerms), read once a day too and kept in the snapshot for
+// as long as that line is a candidate orphaned line.
 type ContractTerms struct {
-	mu     sync.Mutex
-	m      map[termsKey]contractTerm
-	svc    map[termsKey]serviceTerm
-	loaded bool
+	mu  sync.Mutex
+	m   map[termsKey]contractTerm
+	svc map[termsKey]serviceTerm
+	// orphaned are the contracts of Engine.orphanTerms, with when their
+	// records were last asked for (found or not).
+	orphaned map[termsKey]time.Time
+	loaded   bool
 }
 
 // snapshotContractTerms is the name of the state snapshot of the contract
@@ -392,6 +398,20 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 			}
 		}
 	}
+	var orphaned []storedOrphaned
+	if _, err := db.Snapshot(snapshotOrphanedContracts, &orphaned); err != nil {
+		logger.Warn("Could not restore when the end dates of the contracts with orphaned lines were read; reading them from the PSA again", "err", err)
+	} else {
+		if t.orphaned == nil {
+			t.orphaned = make(map[termsKey]time.Time, len(orphaned))
+		}
+		for _, st := range orphaned {
+			k := termsKey{st.System, st.ID}
+			if _, ok := t.orphaned[k]; !ok && st.ID != "" {
+				t.orphaned[k] = st.AskedAt
+			}
+		}
+	}
 	var stored []storedTerm
 	if _, err := db.Snapshot(snapshotContractTerms, &stored); err != nil {
 		logger.Warn("Could not restore the mapped contracts' end dates; reading them from the PSA again", "err", err)
@@ -415,16 +435,20 @@ func (t *ContractTerms) restore(db *state.DB, logger *slog.Logger) {
 // read that finds the other contracts but leaves some out (records it
 // cannot decode) does not read them again: the snapshot keeps them, as the
 // process's memory does, until they are this old (a contract unmapped
-// since is dropped then).
+// since is dropped then). The terms of a contract with a candidate
+// orphaned line (ContractTerms.orphaned) are kept however old: whether
+// its line is listed must not depend on how long ago the process started.
 const contractTermsKept = 35 * 24 * time.Hour
 
-// save stores the terms read less than contractTermsKept before now in
-// the state snapshot.
+// save stores the terms read less than contractTermsKept before now, and
+// those of the contracts with candidate orphaned lines, in the state
+// snapshot.
 func (t *ContractTerms) save(db *state.DB, now time.Time) error {
 	t.mu.Lock()
 	stored := make([]storedTerm, 0, len(t.m))
 	for k, c := range t.m {
-		if age := now.Sub(c.readAt); age >= 0 && age < contractTermsKept {
+		_, orphaned := t.orphaned[k]
+		if age := now.Sub(c.readAt); orphaned || age >= 0 && age < contractTermsKept {
 			stored = append(stored, storedTerm{System: k.system, ReadAt: c.readAt, Ct: c.ct})
 		}
 	}

@@ -2,10 +2,13 @@ package usage
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 )
@@ -66,7 +69,9 @@ func (l OrphanedLine) Hint(source string) string {
 }
 
 // orphans finds a pass's orphaned lines (Unmapped.Orphaned) from
-// psa-syncd's ledger, with no PSA request: the lines whose entry in force at
+// psa-syncd's ledger, with no PSA request but the once-a-day read of the
+// end dates of the contracts of customers no mapping names
+// (Engine.orphanTerms): the lines whose entry in force at
 // the pass's effective date (state.DB.SetBefore's) is psa-syncd's, from this
 // source's usage, above 0, that no mapping of the source makes it write any
 // more:
@@ -109,12 +114,15 @@ type orphans struct {
 // contracts alone are read (state.DB.LedgerContractsOf, once per 500 such
 // customers) to keep of the first those with a line of such a customer;
 // only the candidates' lines in force are read, once per 500 contracts
-// (state.DB.LinesInForce): none when nothing is orphaned. customer, when not empty,
+// (state.DB.LinesInForce): none when nothing is orphaned. The end dates of
+// the contracts of the candidates of OrphanCustomer are read from the PSA
+// once a day (Engine.orphanTerms; kept in the state database unless record
+// is false, for a plan). customer, when not empty,
 // limits the list to that customer's lines (a pass for one customer). An
 // error reading the ledger is logged, and the pass keeps the list the pass
 // before it found (Unmapped.OrphanedUnread): a line that bills does not
 // drop off the list, and the gauge to 0, for a pass.
-func (e *Engine) findOrphans(doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) *orphans {
+func (e *Engine) findOrphans(ctx context.Context, doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string, record bool) *orphans {
 	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}}
 	if e.db == nil {
 		return o
@@ -124,7 +132,7 @@ func (e *Engine) findOrphans(doc *export.Document, src string, products map[stri
 		err = e.failOrphans()
 	}
 	if err == nil {
-		err = e.readOrphans(o, doc, src, products, eff, customer)
+		err = e.readOrphans(ctx, o, doc, src, products, eff, customer, record)
 	}
 	if err != nil {
 		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass keeps the orphaned lines the last pass found", "err", err)
@@ -133,7 +141,7 @@ func (e *Engine) findOrphans(doc *export.Document, src string, products map[stri
 	return o
 }
 
-func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string) error {
+func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string, record bool) error {
 	sys := e.be.System()
 	named := namedServices(products)
 	owners := map[string][]export.CustomerMapping{}
@@ -214,6 +222,9 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 		}
 	}
 	if len(contracts) == 0 {
+		if customer == "" {
+			e.orphanTerms(ctx, nil, true, record)
+		}
 		return nil
 	}
 	slices.SortFunc(contracts, compareIDs)
@@ -226,17 +237,32 @@ func (e *Engine) readOrphans(o *orphans, doc *export.Document, src string, produ
 	if err != nil {
 		return err
 	}
+	candidate := func(le state.LedgerEntry) bool {
+		if le.System != sys || le.Source != src || le.After <= 0 || customer != "" && le.CustomerID != customer {
+			return false
+		}
+		// Not cleared by an operator, or psa-syncd changed the line
+		// since.
+		c, ok := cleared[clearedKey(sys, src, le.ContractID, le.ServiceID)]
+		return !ok || le.Seq > c.Seq
+	}
+	// The contracts of the lines of customers no mapping names are no
+	// longer read by the pass: their end dates are read here, once a day.
+	var gone []string
+	goneSeen := map[string]bool{}
+	for _, le := range inForce {
+		if candidate(le) && len(owners[idKey(le.ContractID)]) == 0 && !mappedCustomers[le.CustomerID] && !goneSeen[le.ContractID] {
+			goneSeen[le.ContractID] = true
+			gone = append(gone, le.ContractID)
+		}
+	}
+	e.orphanTerms(ctx, gone, customer == "", record)
 	effDay := eff.Format(time.DateOnly)
 	for key, le := range inForce {
-		if le.System != sys || le.Source != src || le.After <= 0 || customer != "" && le.CustomerID != customer {
+		if !candidate(le) {
 			continue
 		}
 		if t, ok := e.terms.get(sys, le.ContractID); ok && !t.ct.EndDate.IsZero() && t.ct.EndDate.Format(time.DateOnly) < effDay {
-			continue
-		}
-		if c, ok := cleared[clearedKey(sys, src, le.ContractID, le.ServiceID)]; ok && le.Seq <= c.Seq {
-			// Cleared by an operator, and psa-syncd has not changed
-			// the line since.
 			continue
 		}
 		l := &OrphanedLine{CustomerID: le.CustomerID, ContractID: le.ContractID, ServiceID: le.ServiceID,
@@ -299,4 +325,150 @@ func (o *orphans) list() []OrphanedLine {
 		return cmp.Or(strings.Compare(a.CustomerID, b.CustomerID), compareIDs(a.ContractID, b.ContractID), compareIDs(a.ServiceID, b.ServiceID))
 	})
 	return out
+}
+
+// snapshotOrphanedContracts is the name of the state snapshot of
+// ContractTerms.orphaned: a list of storedOrphaned.
+const snapshotOrphanedContracts = "orphaned_contracts"
+
+// storedOrphaned is an entry of ContractTerms.orphaned as the snapshot
+// keeps it.
+type storedOrphaned struct {
+	System  psa.System `json:"system"`
+	ID      string     `json:"id"`
+	AskedAt time.Time  `json:"asked_at"`
+}
+
+// orphanedDue records contracts ids as those with candidate orphaned lines
+// (all: every one of them, so that the others are dropped, and their terms
+// age out of the snapshot as the unmapped contracts' do) and returns those
+// whose records are due: never read nor asked for, or last contractCheckTTL
+// or more before now. changed reports whether the set changed.
+func (t *ContractTerms) orphanedDue(sys psa.System, ids []string, all bool, now time.Time) (due []string, changed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	next := t.orphaned
+	if all || next == nil {
+		next = make(map[termsKey]time.Time, len(ids))
+	}
+	for _, id := range ids {
+		k := termsKey{sys, id}
+		asked, known := t.orphaned[k]
+		if !known {
+			changed = true
+		}
+		next[k] = asked
+		if c, ok := t.m[k]; ok && c.readAt.After(asked) {
+			asked = c.readAt
+		}
+		if age := now.Sub(asked); asked.IsZero() || age < 0 || age >= contractCheckTTL {
+			due = append(due, id)
+		}
+	}
+	if all {
+		for k := range t.orphaned {
+			if _, ok := next[k]; !ok && k.system == sys {
+				changed = true
+			} else if !ok {
+				next[k] = t.orphaned[k]
+			}
+		}
+	}
+	t.orphaned = next
+	return due, changed
+}
+
+// orphanedAsked records that the records of contracts ids were asked for
+// at now.
+func (t *ContractTerms) orphanedAsked(sys psa.System, ids []string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := t.orphaned[termsKey{sys, id}]; ok {
+			t.orphaned[termsKey{sys, id}] = now
+		}
+	}
+}
+
+// saveOrphaned stores ContractTerms.orphaned in the state snapshot.
+func (t *ContractTerms) saveOrphaned(db *state.DB) error {
+	t.mu.Lock()
+	stored := make([]storedOrphaned, 0, len(t.orphaned))
+	for k, at := range t.orphaned {
+		stored = append(stored, storedOrphaned{System: k.system, ID: k.id, AskedAt: at})
+	}
+	t.mu.Unlock()
+	slices.SortFunc(stored, func(a, b storedOrphaned) int {
+		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.ID, b.ID))
+	})
+	return db.PutSnapshot(snapshotOrphanedContracts, stored)
+}
+
+// orphanTerms reads the records of contracts ids, those no customer
+// mapping of the source names any more on which psa-syncd set a line for a
+// customer no mapping names (the candidates of OrphanCustomer), so that
+// their end dates are read once a day as the mapped contracts' are
+// (checkContractEnds): a line of such a contract is listed until the
+// contract ends, and again once its end date is moved later (an Autotask
+// contract renewed by extending it) rather than for good as the day of the
+// customer mapping's removal left it; and a process started more than
+// contractTermsKept after that day lists what a long-running one does.
+// Only the records never read, or read (or asked for) a day or more
+// before, are read: one bulk read (psa.BulkReader: one Autotask query per
+// 500 contracts, one ConnectWise request per 100; Kaseya BMS three
+// requests per contract up to 24, else one lookup per 100 with the
+// contract summary and account lookup) a day, none at most passes. all is
+// set for a pass over every customer: the contracts it does not name are
+// no longer candidates. What is read is kept in e.terms and, unless record
+// is false (a plan changes no state), in its snapshot with ids, whose
+// terms it keeps however old. A read that fails is logged, and the terms
+// read before stand.
+func (e *Engine) orphanTerms(ctx context.Context, ids []string, all, record bool) {
+	sys := e.be.System()
+	now := e.now()
+	e.terms.restore(e.db, e.logger)
+	due, changed := e.terms.orphanedDue(sys, ids, all, now)
+	read := false
+	if len(due) > 0 {
+		slices.SortFunc(due, compareIDs)
+		found, errs := e.readContractRecords(ctx, due)
+		var asked []string
+		var failed error
+		for _, id := range due {
+			switch ct, err := found[id], errs[id]; {
+			case ct != nil:
+				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
+				asked, read = append(asked, id), true
+			case errors.Is(err, errNotRead):
+				// Not found (deleted, out of the API user's
+				// sight): asked again a day later, not at every
+				// pass; its terms as last read stand.
+				asked = append(asked, id)
+			case err != nil:
+				failed = err
+			}
+		}
+		if failed != nil {
+			e.logger.Warn("Could not read the end dates of the contracts with lines no customer mapping writes any more; their terms as read before stand",
+				"contracts", len(due), "err", failed)
+		}
+		if len(asked) > 0 {
+			e.terms.orphanedAsked(sys, asked, now)
+			changed = true
+		}
+	}
+	if !record || e.db == nil {
+		return
+	}
+	if read || changed {
+		if err := e.terms.save(e.db, now); err != nil {
+			e.logger.Warn("Could not keep the end dates of the contracts with orphaned lines in the state database; the next process reads them again", "err", err)
+			return
+		}
+	}
+	if changed {
+		if err := e.terms.saveOrphaned(e.db); err != nil {
+			e.logger.Warn("Could not keep the end dates of the contracts with orphaned lines in the state database; the next process reads them again", "err", err)
+		}
+	}
 }

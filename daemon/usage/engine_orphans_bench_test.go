@@ -94,7 +94,7 @@ func BenchmarkFindOrphans(b *testing.B) {
 			}
 			e := NewEngine(EngineOptions{Backend: h.be, State: db, Policies: h.pol, Location: time.UTC, Now: func() time.Time { return etNow }})
 			for b.Loop() {
-				if o := e.findOrphans(d, "file", products, eff, ""); o.unread || len(o.lines) != tc.removed*services {
+				if o := e.findOrphans(b.Context(), d, "file", products, eff, "", true); o.unread || len(o.lines) != tc.removed*services {
 					b.Fatalf("findOrphans = %d lines, unread %v; want %d", len(o.lines), o.unread, tc.removed*services)
 				}
 			}

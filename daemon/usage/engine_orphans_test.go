@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -235,7 +236,7 @@ func TestEngineSystems_orphanedLinesOldContractsNotRead(t *testing.T) {
 			for _, pm := range h.doc.ProductMappings {
 				products[pm.Product] = pm
 			}
-			o := h.engine().findOrphans(h.doc, "file", products, etPeriodDay, "")
+			o := h.engine().findOrphans(t.Context(), h.doc, "file", products, etPeriodDay, "", true)
 			if !slices.Equal(o.candidates, []string{h.contractB}) || o.unread {
 				t.Errorf("contracts whose lines in force were read = %v (unread %v), want cust-b's %s alone", o.candidates, o.unread, h.contractB)
 			}
@@ -243,7 +244,7 @@ func TestEngineSystems_orphanedLinesOldContractsNotRead(t *testing.T) {
 			if got := orphanKeys(&Plan{Unmapped: Unmapped{Orphaned: o.list()}}); got != want {
 				t.Errorf("orphaned lines = %q, want %q", got, want)
 			}
-			if o := h.engine().findOrphans(h.doc, "file", products, etPeriodDay, "cust-a"); len(o.candidates) != 0 {
+			if o := h.engine().findOrphans(t.Context(), h.doc, "file", products, etPeriodDay, "cust-a", true); len(o.candidates) != 0 {
 				t.Errorf("cust-a's pass read the lines in force of %v, want none", o.candidates)
 			}
 		})
@@ -516,3 +517,117 @@ func TestEngineSystems_orphanedLinesEarlierPeriod(t *testing.T) {
 		})
 	}
 }
+
+// recordHidden is a backend whose bulk read of contracts' records leaves
+// out contract hidden, as for a contract out of the API user's sight.
+type recordHidden struct {
+	psa.Backend
+	hidden string
+}
+
+func (b recordHidden) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
+	return b.Backend.(psa.BulkReader).GetServices(ctx, ids)
+}
+
+func (b recordHidden) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
+	return b.Backend.(psa.BulkReader).GetCompanies(ctx, ids)
+}
+
+func (b recordHidden) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
+	got, err := b.Backend.(psa.BulkReader).GetContracts(ctx, ids)
+	delete(got, b.hidden)
+	return got, err
+}
+
+// setContractEnd sets, out of band, the end date of a contract on every
+// simulator, as an operator who ends or extends it in the PSA does.
+func (h *sysHarness) setContractEnd(contract string, end time.Time) {
+	h.t.Helper()
+	switch h.system {
+	case psa.SystemAutotask:
+		h.sim.Autotask().SetContractEndDate(mustParse(h.t, contract), end)
+	case psa.SystemConnectWise:
+		h.sim.ConnectWise().SetAgreementEndDate(mustParse(h.t, contract), end)
+	default:
+		h.sim.KaseyaBMS().SetContractEndDate(int(mustParse(h.t, contract)), end)
+	}
+}
+
+// TestEngineSystems_orphanedLinesEndedContract: the line of a customer
+// whose mapping was removed is not listed while its contract has ended, as
+// the PSA says it once a day: not when the contract ended after the
+// mapping's removal (psa-syncd read it last while it was mapped), not by a
+// process started more than contractTermsKept later (the snapshot kept the
+// end dates of the mapped contracts 35 days), and listed again once the
+// contract's end date is moved later (renewed by extending it). The
+// contract is read once a day, not at every pass, by a new process too,
+// and the end date as last read stands while the PSA's read leaves the
+// contract out, however long ago it was read.
+func TestEngineSystems_orphanedLinesEndedContract(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-b,Globex,MDR,2"}
+			h.syncAt(etNow, rows...)
+			lineB := fmt.Sprintf("customer:cust-b/%s/%s=2", h.contractB, h.svcMDR)
+			h.doc.DeleteCustomer("file", "cust-b")
+			if got := orphanKeys(h.syncAt(etNow, rows...).Plan); got != lineB {
+				t.Fatalf("pass after cust-b's mapping was removed: orphaned %q, want %q", got, lineB)
+			}
+
+			// Globex's contract ended on 31 October in the PSA.
+			h.setContractEnd(h.contractB, time.Date(2026, time.October, 31, 0, 0, 0, 0, time.UTC))
+			if got := orphanKeys(h.syncAt(etNow.Add(time.Hour), rows...).Plan); got != lineB {
+				t.Errorf("pass within the day of the last read: orphaned %q, want %q (read once a day)", got, lineB)
+			}
+			if n := h.requestsNaming(h.contractB); n != 0 {
+				t.Errorf("pass within the day of the last read: %d requests named contract %s, want none", n, h.contractB)
+			}
+			day := etNow.Add(25 * time.Hour)
+			if got := orphanKeys(h.syncAt(day, rows...).Plan); got != "" {
+				t.Errorf("pass a day later: orphaned %q, want none (the contract ended)", got)
+			}
+			if n := h.requestsNaming(h.contractB); n == 0 {
+				t.Errorf("pass a day later: no request named contract %s, want its record read", h.contractB)
+			}
+
+			// A process started 36 days later lists what a long-running
+			// one does, and reads the contract once that day.
+			later := day.Add(36 * 24 * time.Hour)
+			restarted := func(at time.Time) *Result {
+				t.Helper()
+				h.terms = ContractTerms{}
+				return h.syncAt(at, rows...)
+			}
+			if got := orphanKeys(restarted(later).Plan); got != "" {
+				t.Errorf("process started 36 days later: orphaned %q, want none", got)
+			}
+			if got := orphanKeys(restarted(later.Add(time.Hour)).Plan); got != "" || h.requestsNaming(h.contractB) != 0 {
+				t.Errorf("process started an hour after that: orphaned %q, %d requests named contract %s; want none, none", got, h.requestsNaming(h.contractB), h.contractB)
+			}
+
+			// Weeks in which the contract's record cannot be read (the
+			// others' can): the end date as last read stands, in every
+			// new process.
+			be := h.be
+			h.be = recordHidden{be, h.contractB}
+			for _, d := range []int{40, 41} {
+				if got := orphanKeys(restarted(later.Add(time.Duration(d) * 24 * time.Hour)).Plan); got != "" {
+					t.Errorf("process started %d days after the last read, in which its record cannot be read: orphaned %q, want none", d, got)
+				}
+			}
+			h.be = be
+
+			// The contract is extended: its line bills again, and is
+			// listed from the next day's read.
+			h.setContractEnd(h.contractB, time.Date(2027, time.December, 31, 0, 0, 0, 0, time.UTC))
+			if got := orphanKeys(h.syncAt(later.Add(42*24*time.Hour), rows...).Plan); got != lineB {
+				t.Errorf("pass a day after the contract was extended: orphaned %q, want %q", got, lineB)
+			}
+		})
+	}
+}
+

@@ -366,6 +366,20 @@ func (cw *ConnectWise) SetAgreementStatus(id int64, status string) {
 	}
 }
 
+// SetAgreementEndDate sets an agreement's endDate (and noEndingDateFlag:
+// a zero end is none), as a ConnectWise user who ends an agreement early
+// or extends it does.
+func (cw *ConnectWise) SetAgreementEndDate(id int64, end time.Time) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	rec := cw.mustLocked(cw.agreements, "agreement", id)
+	rec["noEndingDateFlag"] = end.IsZero()
+	delete(rec, "endDate")
+	if !end.IsZero() {
+		rec["endDate"] = formatCWTime(end)
+	}
+}
+
 // SetCompanyDeleted sets a company's deletedFlag, as ConnectWise does to
 // the company merged into another (its status stays Active).
 func (cw *ConnectWise) SetCompanyDeleted(id int64, deleted bool) {
