@@ -200,6 +200,16 @@ type ContractLine struct {
 	// PeriodEnd then name that later period: Autotask carries a change
 	// into every later period. Backends that cannot tell leave it false.
 	Posted bool
+	// Inexact is set on a line that ReadServiceLines returns for a
+	// service the caller does not manage (see ServiceLineReader) that is
+	// not one line of whole units: the service is on the contract more
+	// than once (Autotask: two contract services of it; ConnectWise: two
+	// additions of its product in force on the date), or (ConnectWise) in
+	// a fractional quantity. Quantity is then the units of its lines on
+	// the date added up, rounded up to a whole unit, and LineID is empty:
+	// such a line is never written, and tells only whether, and about
+	// how much, the service still bills there.
+	Inexact bool
 }
 
 // QuantityChange is a quantity that applies to a line from a date on.
@@ -374,12 +384,15 @@ type RecordWriteChecker interface {
 // ServiceLineReader is implemented by a Backend whose read of a contract's
 // lines can fail because of one line that cannot be represented
 // (ConnectWise: an addition with a fractional quantity, or two active
-// additions of one product). ReadServiceLines reads like ReadLines, but
-// such a problem fails a contract only when it concerns one of the services
-// serviceIDs, the ones the caller manages; a line of another service with
-// such a problem is left out of the result. A caller that manages only
-// some of the services on a contract uses it, so that a line it does not
-// manage (labour billed in half hours) does not stop the lines it does.
+// additions of one product; Autotask: two contract services of one
+// service). ReadServiceLines reads like ReadLines, but such a problem
+// fails a contract only when it concerns one of the services serviceIDs,
+// the ones the caller manages; a line of another service with such a
+// problem is returned as one Inexact line, so that a caller that looks at
+// another service's line (one it no longer writes, which still bills) does
+// not take it for a line at 0. A caller that manages only some of the
+// services on a contract uses it, so that a line it does not manage
+// (labour billed in half hours) does not stop the lines it does.
 type ServiceLineReader interface {
 	ReadServiceLines(ctx context.Context, contractIDs, serviceIDs []string, asOf time.Time) ([]ContractLine, error)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
+	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
 )
 
 // orphanKeys spells the orphaned lines of p as reason:customer/contract/service=quantity.
@@ -631,3 +632,66 @@ func TestEngineSystems_orphanedLinesEndedContract(t *testing.T) {
 	}
 }
 
+// TestEngineSystems_orphanedLinesRepeatedService: an orphaned service that
+// sits on its contract twice (Autotask: a second contract service of it;
+// ConnectWise: a second addition of its product), which the pass's read
+// of the mapped services does not manage,
+// stays listed while it bills, at the units of its lines added up; it
+// leaves the list once every one of them reads 0.
+func TestEngineSystems_orphanedLinesRepeatedService(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+			h.sync(PassOptions{})
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=3", h.contractA, h.svcMDR)
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != want {
+				t.Fatalf("pass after MDR's mapping was removed: orphaned %q, want %q", got, want)
+			}
+
+			// MDR is added to Acme's contract a second time, by hand.
+			var zeroFirst, zeroRepeat func()
+			switch sys {
+			case psa.SystemAutotask:
+				at := h.sim.Autotask()
+				repeat := at.AddRepeatContractService(mustParse(t, h.contractA), mustParse(t, h.svcMDR), -1)
+				at.SetLineUnits(repeat, 2, etPeriodDay)
+				zeroFirst = func() { at.SetUnits(mustParse(t, h.contractA), mustParse(t, h.svcMDR), 0, etPeriodDay) }
+				zeroRepeat = func() { at.SetLineUnits(repeat, 0, etPeriodDay) }
+			default:
+				cw := h.sim.ConnectWise()
+				first := cw.Additions(mustParse(t, h.contractA))
+				repeat := cw.AddAddition(psatest.ConnectWiseAddition{AgreementID: mustParse(t, h.contractA), ProductID: mustParse(t, h.svcMDR), Quantity: 2})
+				zeroFirst = func() {
+					for _, a := range first {
+						if a.ProductID == mustParse(t, h.svcMDR) {
+							cw.SetQuantity(a.ID, 0)
+						}
+					}
+				}
+				zeroRepeat = func() { cw.SetQuantity(repeat, 0) }
+			}
+			want = fmt.Sprintf("service:cust-a/%s/%s=5", h.contractA, h.svcMDR)
+			res := h.sync(PassOptions{})
+			if got := orphanKeys(res.Plan); got != want || !res.Plan.Unmapped.Orphaned[0].Read {
+				t.Errorf("pass with MDR on the contract twice: orphaned %q, want %q as read", got, want)
+			}
+			if res.Run.Failed != 0 {
+				t.Errorf("pass with MDR on the contract twice = %+v, want nothing failed (MDR is not written)", res.Run)
+			}
+			zeroFirst()
+			want = fmt.Sprintf("service:cust-a/%s/%s=2", h.contractA, h.svcMDR)
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != want {
+				t.Errorf("pass with MDR's first line at 0: orphaned %q, want %q (the second bills)", got, want)
+			}
+			zeroRepeat()
+			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" {
+				t.Errorf("pass with both MDR lines at 0: orphaned %q, want none", got)
+			}
+		})
+	}
+}

@@ -597,11 +597,14 @@ func monthEnd(day time.Time) time.Time {
 // later period, so it would alter that invoiced one.
 //
 // A service whose rows belong to more than one contract service (a repeat
-// service: the contract holds it on two lines) has no line either: when
+// service: the contract holds it on two lines) is not one line: when
 // managed reports it (nil: every service), its contract gets a
 // *psa.AmbiguousError in problems, and none of the contract's lines is
 // returned, so that a caller fails the contract rather than reading it
-// without the line (and adding the whole quantity again).
+// without the line (and adding the whole quantity again). Otherwise it is
+// one psa.ContractLine.Inexact line of the units of its contract services
+// on day added up: a caller that no longer writes the service (a product
+// mapping removed) still sees that it bills.
 func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service int64) bool) (lines []psa.ContractLine, problems map[int64]error) {
 	type key struct{ contract, service int64 }
 	best := make(map[key]*ContractServiceUnit, len(rows))
@@ -646,8 +649,13 @@ func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service in
 		}
 	}
 	failed := map[int64]bool{}
+	var inexact map[key]psa.ContractLine
 	for k, rs := range repeats {
 		if managed != nil && !managed(k.service) {
+			if inexact == nil {
+				inexact = map[key]psa.ContractLine{}
+			}
+			inexact[k] = psa.ContractLine{ContractID: strconv.FormatInt(k.contract, 10), ServiceID: strconv.FormatInt(k.service, 10), Inexact: true}
 			continue
 		}
 		if problems == nil {
@@ -659,6 +667,25 @@ func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service in
 		}
 		problems[k.contract] = err
 		failed[k.contract] = true
+	}
+	if len(inexact) > 0 {
+		// Each contract service's units on day: its row that contains
+		// day (the latest that started, should rows overlap).
+		rowAt := map[int64]*ContractServiceUnit{}
+		for _, r := range rows {
+			if _, ok := inexact[key{r.ContractID, r.ServiceID}]; !ok || r.StartDate.After(day) || r.EndDate.Before(day) {
+				continue
+			}
+			if cur, ok := rowAt[r.ContractServiceID]; !ok || r.StartDate.After(cur.StartDate.Time) {
+				rowAt[r.ContractServiceID] = r
+			}
+		}
+		for _, r := range rowAt {
+			k := key{r.ContractID, r.ServiceID}
+			l := inexact[k]
+			l.Quantity += r.Units
+			inexact[k] = l
+		}
 	}
 	keys := make([]key, 0, len(best)+len(later))
 	for k := range best {
@@ -674,6 +701,10 @@ func toLines(rows []*ContractServiceUnit, day time.Time, managed func(service in
 	})
 	lines = make([]psa.ContractLine, 0, len(keys))
 	for _, k := range keys {
+		if l, ok := inexact[k]; ok && !failed[k.contract] {
+			lines = append(lines, l)
+			continue
+		}
 		if failed[k.contract] || len(repeats[k]) > 0 {
 			continue
 		}

@@ -2,6 +2,7 @@ package autotask_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -45,13 +46,20 @@ func TestBackend_ReadLines_repeatService(t *testing.T) {
 		t.Errorf("lines = %+v, want only contract %d's line of 4", lines, once)
 	}
 
-	// A caller that does not manage the repeated service reads the rest.
+	// A caller that does not manage the repeated service reads the rest,
+	// and the repeated service as one inexact line of both lines' units:
+	// it bills (a service psa-syncd no longer writes is not taken for a
+	// line at 0).
 	lines, err = b.ReadServiceLines(ctx, []string{id(twice)}, []string{id(other)}, date(11, 1))
 	if err != nil {
 		t.Fatalf("ReadServiceLines(other) = %v", err)
 	}
-	if len(lines) != 1 || lines[0].ServiceID != id(other) || lines[0].Quantity != 7 {
-		t.Errorf("lines = %+v, want only service %d's line of 7", lines, other)
+	want := []psa.ContractLine{
+		{ContractID: id(twice), ServiceID: id(svc), Quantity: 15, Inexact: true},
+		{ContractID: id(twice), ServiceID: id(other), Quantity: 7},
+	}
+	if len(lines) != 2 || !reflect.DeepEqual(lines[0], want[0]) || lines[1].ServiceID != id(other) || lines[1].Quantity != 7 || lines[1].Inexact {
+		t.Errorf("lines = %+v, want %+v", lines, want)
 	}
 	if _, err := b.ReadServiceLines(ctx, []string{id(twice)}, []string{id(svc)}, date(11, 1)); !errors.As(err, &ce) {
 		t.Errorf("ReadServiceLines(repeated service) = %v, want *ContractErrors", err)

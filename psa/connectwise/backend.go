@@ -987,8 +987,9 @@ func laterAdditions(adds []*Addition, day time.Time) []psa.QuantityChange {
 
 // linesOf turns an agreement's active additions live on asOf into lines,
 // refusing fractional quantities and two additions of one product when
-// managed is nil or true for the product; an addition of another product
-// with such a problem is left out. Additions that start after asOf are not
+// managed is nil or true for the product; another product with such a
+// problem is one psa.ContractLine.Inexact line (inexactLine). Additions
+// that start after asOf are not
 // the line: they are its LaterChanges, on a zero line when no addition of
 // the product is live on asOf.
 func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(product int64) bool) ([]psa.ContractLine, error) {
@@ -1031,6 +1032,8 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 		if len(group) > 1 {
 			if checked {
 				problems = append(problems, ambiguous(agreementID, p, group))
+			} else {
+				lines = append(lines, inexactLine(agreementID, p, group))
 			}
 			continue
 		}
@@ -1038,6 +1041,8 @@ func linesOf(agreementID int64, adds []*Addition, asOf time.Time, managed func(p
 		if err != nil {
 			if checked {
 				problems = append(problems, err)
+			} else {
+				lines = append(lines, inexactLine(agreementID, p, group))
 			}
 			continue
 		}
@@ -1064,6 +1069,26 @@ func ambiguous(agreementID, productID int64, group []*Addition) error {
 		Query:   fmt.Sprintf("for product %d%s on agreement %d", productID, ident, agreementID),
 		Matches: matches,
 	}
+}
+
+// inexactLine is the line of product p on an agreement whose additions
+// live on the date, group, are not one line of whole units (two additions,
+// or a fractional quantity), for a caller that does not manage p: their
+// quantities added up, rounded up to a whole unit (at most the largest
+// int64), with no LineID, so that a product psa-syncd no longer writes is
+// seen to bill rather than taken for a line at 0.
+func inexactLine(agreementID, p int64, group []*Addition) psa.ContractLine {
+	sum := 0.0
+	for _, a := range group {
+		if !math.IsNaN(a.Quantity) {
+			sum += a.Quantity
+		}
+	}
+	q := int64(math.MaxInt64)
+	if sum = math.Ceil(sum); sum < math.MaxInt64 {
+		q = int64(max(sum, math.MinInt64))
+	}
+	return psa.ContractLine{ContractID: strconv.FormatInt(agreementID, 10), ServiceID: strconv.FormatInt(p, 10), Quantity: q, Inexact: true}
 }
 
 func lineOf(agreementID int64, a *Addition) (psa.ContractLine, error) {

@@ -371,11 +371,13 @@ func TestBackend_ReadLines_notAPIAnswerFailsTheWholeRead(t *testing.T) {
 	}
 }
 
-// TestBackend_ReadServiceLines_unmanagedProblemsLeftOut checks that a
+// TestBackend_ReadServiceLines_unmanagedProblemsInexact checks that a
 // fractional quantity or two additions of a product the caller does not
-// manage leave that product out instead of failing the agreement, and that
-// the same problems of a managed product still fail it.
-func TestBackend_ReadServiceLines_unmanagedProblemsLeftOut(t *testing.T) {
+// manage make that product one inexact line (the quantities added up,
+// rounded up) instead of failing the agreement, so that a product the
+// caller no longer writes is seen to bill, and that the same problems of
+// a managed product still fail it.
+func TestBackend_ReadServiceLines_unmanagedProblemsInexact(t *testing.T) {
 	t.Parallel()
 	b, s, _ := newBackend(t)
 	cw := s.ConnectWise()
@@ -395,11 +397,16 @@ func TestBackend_ReadServiceLines_unmanagedProblemsLeftOut(t *testing.T) {
 		t.Fatalf("ReadServiceLines: %v", err)
 	}
 	got := map[string]int64{}
+	inexact := map[string]bool{}
 	for _, l := range lines {
 		got[l.ServiceID] = l.Quantity
+		if l.Inexact && l.LineID == "" {
+			inexact[l.ServiceID] = true
+		}
 	}
-	if want := map[string]int64{id(managed): 12, id(other): 3}; len(lines) != len(want) || !maps.Equal(got, want) {
-		t.Errorf("ReadServiceLines lines = %+v, want %v: the labour and kit additions left out", lines, want)
+	if want := map[string]int64{id(managed): 12, id(labour): 2, id(kit): 3, id(other): 3}; len(lines) != len(want) || !maps.Equal(got, want) ||
+		!maps.Equal(inexact, map[string]bool{id(labour): true, id(kit): true}) {
+		t.Errorf("ReadServiceLines lines = %+v, want %v, the labour and kit lines inexact without a line id", lines, want)
 	}
 
 	for _, tc := range []struct {
