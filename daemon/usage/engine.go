@@ -1355,6 +1355,9 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	if rows {
 		p.plan.Unmapped.Unreported = unreported(byMapping, usage, vendor)
 	}
+	if !p.ledger {
+		orph.readPairs(ctx, e, p.plan.EffectiveDate)
+	}
 	p.plan.Unmapped.Orphaned, p.plan.Unmapped.OrphanedUnread = orph.list(), orph.unread
 	return p, nil
 }

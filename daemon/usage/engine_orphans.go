@@ -98,6 +98,12 @@ type orphans struct {
 	// byContract holds the keys of lines of OrphanService by contract
 	// (idKey), for the read check.
 	byContract map[string][]psa.LineKey
+	// pairOf holds, by contract of byContract (idKey), the other
+	// contracts of the renewal pairs (contract_id, next_contract_id) that
+	// name it, and readIDs the contracts the pass read (idKey): a pass
+	// reads one contract of a pair, and readPairs the other.
+	pairOf  map[string][]string
+	readIDs map[string]bool
 	// unread is set when the ledger could not be read: lines is empty,
 	// and the pass keeps the list of the pass before (recordUnmapped).
 	unread bool
@@ -123,7 +129,7 @@ type orphans struct {
 // before it found (Unmapped.OrphanedUnread): a line that bills does not
 // drop off the list, and the gauge to 0, for a pass.
 func (e *Engine) findOrphans(ctx context.Context, doc *export.Document, src string, products map[string]export.ProductMapping, eff time.Time, customer string, record bool) *orphans {
-	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}}
+	o := &orphans{lines: map[psa.LineKey]*OrphanedLine{}, byContract: map[string][]psa.LineKey{}, pairOf: map[string][]string{}, readIDs: map[string]bool{}}
 	if e.db == nil {
 		return o
 	}
@@ -136,7 +142,7 @@ func (e *Engine) findOrphans(ctx context.Context, doc *export.Document, src stri
 	}
 	if err != nil {
 		e.logger.Warn("Could not read psa-syncd's ledger for lines no mapping writes any more; this pass keeps the orphaned lines the last pass found", "err", err)
-		o.lines, o.byContract, o.unread = map[psa.LineKey]*OrphanedLine{}, map[string][]psa.LineKey{}, true
+		o.lines, o.byContract, o.pairOf, o.unread = map[psa.LineKey]*OrphanedLine{}, map[string][]psa.LineKey{}, map[string][]string{}, true
 	}
 	return o
 }
@@ -288,6 +294,17 @@ func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Docume
 				}
 			}
 			k := idKey(le.ContractID)
+			if len(o.byContract[k]) == 0 {
+				for _, cm := range ms {
+					other := cm.ContractID
+					if idKey(other) == k {
+						other = cm.NextContractID
+					}
+					if other != "" && idKey(other) != k {
+						o.pairOf[k] = append(o.pairOf[k], idKey(other))
+					}
+				}
+			}
 			o.byContract[k] = append(o.byContract[k], key)
 		}
 		o.lines[key] = l
@@ -300,6 +317,7 @@ func (e *Engine) readOrphans(ctx context.Context, o *orphans, doc *export.Docume
 // 0, or not at all, was zeroed or ended by the operator and is not listed;
 // another shows the quantity read.
 func (o *orphans) read(contractID string, lines *lineIndex) {
+	o.readIDs[idKey(contractID)] = true
 	for _, k := range o.byContract[idKey(contractID)] {
 		l, ok := lines.get(k)
 		if !ok || l.Quantity <= 0 {
@@ -308,6 +326,71 @@ func (o *orphans) read(contractID string, lines *lineIndex) {
 		}
 		if ol := o.lines[k]; ol != nil {
 			ol.Quantity, ol.Read = l.Quantity, true
+		}
+	}
+}
+
+// readPairs reads at eff, after the pass's reads (read), the lines of the
+// contracts with lines of OrphanService that the pass did not read while
+// it read the other contract of a renewal pair naming them: the pass reads
+// the contract of the pair in force at the effective date alone, and a
+// line psa-syncd set on the other while that one was in force (a renewal
+// postponed in the PSA, a contract extended) would otherwise be listed from
+// the ledger after it was zeroed there, until cleared. The read applies as
+// read's does, but a line it does not show on a contract it shows no line
+// of (a contract the API user cannot see reads empty) stays listed from
+// the ledger. No service is managed by the read (psa.ServiceLineReader): a
+// service on the contract twice is one Inexact line. One read per
+// readChunk contracts (Autotask: a query per 500; ConnectWise: a request
+// per agreement), none when no such line is listed; only where the pass
+// reads lines (not Kaseya BMS). A read that fails leaves the lines listed
+// from the ledger, and is logged.
+func (o *orphans) readPairs(ctx context.Context, e *Engine, eff time.Time) {
+	var ids []string
+	for k, keys := range o.byContract {
+		if o.readIDs[k] || !slices.ContainsFunc(o.pairOf[k], func(x string) bool { return o.readIDs[x] }) {
+			continue
+		}
+		if slices.ContainsFunc(keys, func(lk psa.LineKey) bool { return o.lines[lk] != nil }) {
+			ids = append(ids, keys[0].ContractID)
+		}
+	}
+	slices.SortFunc(ids, compareIDs)
+	for batch := range slices.Chunk(ids, readChunk) {
+		got, err := e.readLines(ctx, batch, nil, eff)
+		var ce contractErrors
+		failed := map[string]error{}
+		switch {
+		case err == nil:
+		case errors.As(err, &ce):
+			for id, cerr := range ce.ContractErrors() {
+				failed[idKey(id)] = cerr
+			}
+		default:
+			e.logger.Warn("Could not read the lines no product mapping writes any more on the other contract of their customers' renewal pairs; they stay listed as psa-syncd last set them",
+				"contracts", len(batch), "err", err)
+			continue
+		}
+		lines := &lineIndex{}
+		lines.add(got)
+		for _, id := range batch {
+			if failed[idKey(id)] != nil {
+				continue
+			}
+			o.readIDs[idKey(id)] = true
+			shown := lines.hasContract(id)
+			for _, k := range o.byContract[idKey(id)] {
+				l, ok := lines.get(k)
+				switch {
+				case !ok && !shown:
+				case !ok || l.Quantity <= 0:
+					delete(o.lines, k)
+				default:
+					if ol := o.lines[k]; ol != nil {
+						ol.Quantity, ol.Read = l.Quantity, true
+					}
+				}
+			}
 		}
 	}
 }

@@ -540,6 +540,20 @@ func (b recordHidden) GetContracts(ctx context.Context, ids []string) (map[strin
 	return got, err
 }
 
+// setContractStart sets, out of band, the start date of a contract on
+// Autotask or ConnectWise, as an operator who postpones a renewal does.
+func (h *sysHarness) setContractStart(contract string, start time.Time) {
+	h.t.Helper()
+	switch h.system {
+	case psa.SystemAutotask:
+		h.sim.Autotask().SetContractStartDate(mustParse(h.t, contract), start)
+	case psa.SystemConnectWise:
+		h.sim.ConnectWise().SetAgreementStartDate(mustParse(h.t, contract), start)
+	default:
+		h.t.Fatalf("setContractStart: not on %s", h.system)
+	}
+}
+
 // setContractEnd sets, out of band, the end date of a contract on every
 // simulator, as an operator who ends or extends it in the PSA does.
 func (h *sysHarness) setContractEnd(contract string, end time.Time) {
@@ -691,6 +705,62 @@ func TestEngineSystems_orphanedLinesRepeatedService(t *testing.T) {
 			zeroRepeat()
 			if got := orphanKeys(h.sync(PassOptions{}).Plan); got != "" {
 				t.Errorf("pass with both MDR lines at 0: orphaned %q, want none", got)
+			}
+		})
+	}
+}
+
+// TestEngineSystems_orphanedLinesRenewalPair: the pass reads the lines of
+// the contract of a customer's renewal pair (contract_id,
+// next_contract_id) in force at the effective date alone; an orphaned
+// line on the other one, which psa-syncd set while that one was in force
+// (a renewal postponed in the PSA after it took over), is read too
+// (Autotask, ConnectWise), so that a line zeroed there by hand leaves the
+// list as on the contract read, rather than staying listed until cleared.
+func TestEngineSystems_orphanedLinesRenewalPair(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			day := func(m time.Month, d int) time.Time { return time.Date(2026, m, d, 0, 0, 0, 0, time.UTC) }
+			// Acme's contract A ended on 31 October; its renewal R
+			// bills from 1 November.
+			h.setContractEnd(h.contractA, day(time.October, 31))
+			a, _ := h.doc.Customer("file", "cust-a")
+			renewal := h.moveTo("cust-a", "Acme Managed Services 2027")
+			h.setContractStart(renewal, day(time.November, 1))
+			a.ContractID, a.NextContractID = h.contractA, renewal
+			h.doc.PutCustomer(a)
+			rows := []string{"cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2"}
+			h.syncAt(etNow, rows...)
+			h.wantUnits(renewal, h.svcMDR, 3)
+
+			// The renewal is postponed in the PSA to 1 December, and A
+			// extended to 30 November: the next day's pass bills A
+			// again, and leaves R's lines as they are.
+			h.setContractEnd(h.contractA, day(time.November, 30))
+			h.setContractStart(renewal, day(time.December, 1))
+			next := etNow.Add(25 * time.Hour)
+			h.syncAt(next, rows...)
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+
+			h.doc.DeleteProduct("file", "MDR")
+			want := fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, renewal, h.svcMDR, h.contractB, h.svcMDR)
+			res := h.syncAt(next, rows...)
+			if got := orphanKeys(res.Plan); got != want {
+				t.Fatalf("pass after MDR's mapping was removed: orphaned %q, want %q", got, want)
+			}
+			for _, l := range res.Plan.Unmapped.Orphaned {
+				if !l.Read {
+					t.Errorf("orphaned line %s/%s not read, want every line read", l.ContractID, l.ServiceID)
+				}
+			}
+			h.setByHand(renewal, h.svcMDR, 0)
+			want = fmt.Sprintf("service:cust-a/%s/%s=3 service:cust-b/%s/%s=2", h.contractA, h.svcMDR, h.contractB, h.svcMDR)
+			if got := orphanKeys(h.syncAt(next, rows...).Plan); got != want {
+				t.Errorf("pass after R's MDR line was zeroed by hand: orphaned %q, want %q", got, want)
 			}
 		})
 	}

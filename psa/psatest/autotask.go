@@ -327,6 +327,15 @@ func (a *Autotask) SetContractEndDate(id int64, end time.Time) {
 	rec["endDate"] = day(end)
 }
 
+// SetContractStartDate sets a contract's start date, as an Autotask user
+// who postpones a renewal does.
+func (a *Autotask) SetContractStartDate(id int64, start time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec := a.mustGetLocked(entContracts, id)
+	rec["startDate"] = day(start)
+}
+
 // SetContractCompany moves a contract to another company, as an Autotask
 // user who corrects a contract's account does.
 func (a *Autotask) SetContractCompany(id, companyID int64) {

@@ -380,6 +380,14 @@ func (cw *ConnectWise) SetAgreementEndDate(id int64, end time.Time) {
 	}
 }
 
+// SetAgreementStartDate sets an agreement's startDate, as a ConnectWise
+// user who postpones a renewal does.
+func (cw *ConnectWise) SetAgreementStartDate(id int64, start time.Time) {
+	cw.mu.Lock()
+	defer cw.mu.Unlock()
+	cw.mustLocked(cw.agreements, "agreement", id)["startDate"] = formatCWTime(start)
+}
+
 // SetCompanyDeleted sets a company's deletedFlag, as ConnectWise does to
 // the company merged into another (its status stays Active).
 func (cw *ConnectWise) SetCompanyDeleted(id int64, deleted bool) {
