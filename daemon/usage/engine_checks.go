@@ -358,9 +358,12 @@ type ContractTerms struct {
 	m   map[termsKey]contractTerm
 	svc map[termsKey]serviceTerm
 	// orphaned are the contracts of Engine.orphanTerms, with when their
-	// records were last asked for (found or not).
-	orphaned map[termsKey]time.Time
-	loaded   bool
+	// records were last asked for (found or not); orphanedDirty is set
+	// while the snapshot does not hold them as they are (a plan, which
+	// keeps no state, changed them).
+	orphaned      map[termsKey]time.Time
+	orphanedDirty bool
+	loaded        bool
 }
 
 // snapshotContractTerms is the name of the state snapshot of the contract

@@ -426,10 +426,11 @@ type storedOrphaned struct {
 // (all: every one of them, so that the others are dropped, and their terms
 // age out of the snapshot as the unmapped contracts' do) and returns those
 // whose records are due: never read nor asked for, or last contractCheckTTL
-// or more before now. changed reports whether the set changed.
-func (t *ContractTerms) orphanedDue(sys psa.System, ids []string, all bool, now time.Time) (due []string, changed bool) {
+// or more before now.
+func (t *ContractTerms) orphanedDue(sys psa.System, ids []string, all bool, now time.Time) (due []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	changed := false
 	next := t.orphaned
 	if all || next == nil {
 		next = make(map[termsKey]time.Time, len(ids))
@@ -458,7 +459,8 @@ func (t *ContractTerms) orphanedDue(sys psa.System, ids []string, all bool, now 
 		}
 	}
 	t.orphaned = next
-	return due, changed
+	t.orphanedDirty = t.orphanedDirty || changed
+	return due
 }
 
 // orphanedAsked records that the records of contracts ids were asked for
@@ -469,8 +471,17 @@ func (t *ContractTerms) orphanedAsked(sys psa.System, ids []string, now time.Tim
 	for _, id := range ids {
 		if _, ok := t.orphaned[termsKey{sys, id}]; ok {
 			t.orphaned[termsKey{sys, id}] = now
+			t.orphanedDirty = true
 		}
 	}
+}
+
+// orphanedUnsaved reports whether the snapshot does not hold
+// ContractTerms.orphaned as it is.
+func (t *ContractTerms) orphanedUnsaved() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.orphanedDirty
 }
 
 // saveOrphaned stores ContractTerms.orphaned in the state snapshot.
@@ -480,11 +491,18 @@ func (t *ContractTerms) saveOrphaned(db *state.DB) error {
 	for k, at := range t.orphaned {
 		stored = append(stored, storedOrphaned{System: k.system, ID: k.id, AskedAt: at})
 	}
+	t.orphanedDirty = false
 	t.mu.Unlock()
 	slices.SortFunc(stored, func(a, b storedOrphaned) int {
 		return cmp.Or(cmp.Compare(a.System, b.System), cmp.Compare(a.ID, b.ID))
 	})
-	return db.PutSnapshot(snapshotOrphanedContracts, stored)
+	if err := db.PutSnapshot(snapshotOrphanedContracts, stored); err != nil {
+		t.mu.Lock()
+		t.orphanedDirty = true
+		t.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // orphanTerms reads the records of contracts ids, those no customer
@@ -510,9 +528,7 @@ func (e *Engine) orphanTerms(ctx context.Context, ids []string, all, record bool
 	sys := e.be.System()
 	now := e.now()
 	e.terms.restore(e.db, e.logger)
-	due, changed := e.terms.orphanedDue(sys, ids, all, now)
-	read := false
-	if len(due) > 0 {
+	if due := e.terms.orphanedDue(sys, ids, all, now); len(due) > 0 {
 		slices.SortFunc(due, compareIDs)
 		found, errs := e.readContractRecords(ctx, due)
 		var asked []string
@@ -521,7 +537,7 @@ func (e *Engine) orphanTerms(ctx context.Context, ids []string, all, record bool
 			switch ct, err := found[id], errs[id]; {
 			case ct != nil:
 				e.terms.put(sys, id, contractTerm{ct: *ct, readAt: now})
-				asked, read = append(asked, id), true
+				asked = append(asked, id)
 			case errors.Is(err, errNotRead):
 				// Not found (deleted, out of the API user's
 				// sight): asked again a day later, not at every
@@ -535,23 +551,18 @@ func (e *Engine) orphanTerms(ctx context.Context, ids []string, all, record bool
 			e.logger.Warn("Could not read the end dates of the contracts with lines no customer mapping writes any more; their terms as read before stand",
 				"contracts", len(due), "err", failed)
 		}
-		if len(asked) > 0 {
-			e.terms.orphanedAsked(sys, asked, now)
-			changed = true
-		}
+		e.terms.orphanedAsked(sys, asked, now)
 	}
-	if !record || e.db == nil {
+	// The terms are saved with the set: a term read by a plan, which
+	// keeps no state, is saved by the next pass.
+	if !record || e.db == nil || !e.terms.orphanedUnsaved() {
 		return
 	}
-	if read || changed {
-		if err := e.terms.save(e.db, now); err != nil {
-			e.logger.Warn("Could not keep the end dates of the contracts with orphaned lines in the state database; the next process reads them again", "err", err)
-			return
-		}
+	err := e.terms.save(e.db, now)
+	if err == nil {
+		err = e.terms.saveOrphaned(e.db)
 	}
-	if changed {
-		if err := e.terms.saveOrphaned(e.db); err != nil {
-			e.logger.Warn("Could not keep the end dates of the contracts with orphaned lines in the state database; the next process reads them again", "err", err)
-		}
+	if err != nil {
+		e.logger.Warn("Could not keep the end dates of the contracts with orphaned lines in the state database; the next process reads them again", "err", err)
 	}
 }

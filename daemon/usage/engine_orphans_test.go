@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/psa-sync/terraform-provider-psa/daemon/source/file"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
 	"github.com/psa-sync/terraform-provider-psa/psa/psatest"
@@ -617,7 +618,23 @@ func TestEngineSystems_orphanedLinesEndedContract(t *testing.T) {
 				h.terms = ContractTerms{}
 				return h.syncAt(at, rows...)
 			}
-			if got := orphanKeys(restarted(later).Plan); got != "" {
+			// Its first plan reads the contract, and keeps no state: the
+			// pass after it keeps what the plan read.
+			h.terms = ContractTerms{}
+			src, err := file.New(file.Config{Path: h.usage})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := NewEngine(EngineOptions{Backend: h.be, Source: src, State: h.db, Policies: h.pol, Metrics: h.m,
+				Location: time.UTC, Now: func() time.Time { return later }, Failing: &h.failing, Terms: &h.terms})
+			plan, err := e.Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := orphanKeys(plan); got != "" {
+				t.Errorf("plan of a process started 36 days later: orphaned %q, want none", got)
+			}
+			if got := orphanKeys(h.syncAt(later, rows...).Plan); got != "" {
 				t.Errorf("process started 36 days later: orphaned %q, want none", got)
 			}
 			if got := orphanKeys(restarted(later.Add(time.Hour)).Plan); got != "" || h.requestsNaming(h.contractB) != 0 {
