@@ -524,19 +524,20 @@ func TestEngineSystems_orphanedLinesEarlierPeriod(t *testing.T) {
 // out contract hidden, as for a contract out of the API user's sight.
 type recordHidden struct {
 	psa.Backend
+	bulk   psa.BulkReader
 	hidden string
 }
 
 func (b recordHidden) GetServices(ctx context.Context, ids []string) (map[string]*psa.Service, error) {
-	return b.Backend.(psa.BulkReader).GetServices(ctx, ids)
+	return b.bulk.GetServices(ctx, ids)
 }
 
 func (b recordHidden) GetCompanies(ctx context.Context, ids []string) (map[string]*psa.Company, error) {
-	return b.Backend.(psa.BulkReader).GetCompanies(ctx, ids)
+	return b.bulk.GetCompanies(ctx, ids)
 }
 
 func (b recordHidden) GetContracts(ctx context.Context, ids []string) (map[string]*psa.Contract, error) {
-	got, err := b.Backend.(psa.BulkReader).GetContracts(ctx, ids)
+	got, err := b.bulk.GetContracts(ctx, ids)
 	delete(got, b.hidden)
 	return got, err
 }
@@ -645,7 +646,11 @@ func TestEngineSystems_orphanedLinesEndedContract(t *testing.T) {
 			// others' can): the end date as last read stands, in every
 			// new process.
 			be := h.be
-			h.be = recordHidden{be, h.contractB}
+			bulk, ok := be.(psa.BulkReader)
+			if !ok {
+				t.Fatalf("%s's backend reads no records in bulk", sys)
+			}
+			h.be = recordHidden{be, bulk, h.contractB}
 			for _, d := range []int{40, 41} {
 				if got := orphanKeys(restarted(later.Add(time.Duration(d) * 24 * time.Hour)).Plan); got != "" {
 					t.Errorf("process started %d days after the last read, in which its record cannot be read: orphaned %q, want none", d, got)
