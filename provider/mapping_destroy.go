@@ -39,10 +39,11 @@ func productMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanRe
 	source, service := state.Source.ValueString(), state.ServiceID.ValueString()
 	resp.Diagnostics.AddWarning(summaryRemovedMappingStillBills,
 		fmt.Sprintf("Product mapping %s is destroyed, and psa-syncd synced it: unless another product mapping of usage source %q "+
-			"names service %s, psa-syncd no longer writes the lines of service %s from its next pass. The quantities it last set "+
+			"with sync_enabled on names service %s, psa-syncd no longer writes the lines of service %s from its next pass. The quantities it last set "+
 			"on each customer's contract stay and are invoiced every month; psa-syncd never zeroes a service that no mapping "+
 			"names, and lists those lines as orphaned lines (reason service: psa-syncd plan, its status page, "+
-			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines). After the apply, set the customers' lines of service %s to 0 "+
+			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines), unless a product mapping with sync_enabled off names the service: "+
+			"its lines are then billed by hand, and not listed. After the apply, set the customers' lines of service %s to 0 "+
 			"(or end them) in %s, or keep the mapping. To move the product to another service, change service_id instead.",
 			productMappingImportID.format(source, state.Product.ValueString()), source, service, service, service, data.systemName()))
 }
@@ -66,10 +67,11 @@ func customerMappingDestroyWarning(ctx context.Context, req resource.ModifyPlanR
 	source := state.Source.ValueString()
 	resp.Diagnostics.AddWarning(summaryRemovedMappingStillBills,
 		fmt.Sprintf("Customer mapping %s is destroyed, and psa-syncd synced its usage: unless another customer mapping of usage "+
-			"source %q names %s, psa-syncd no longer writes the customer's lines there from its next pass. The quantities it "+
+			"source %q with usage_sync on names %s, psa-syncd no longer writes the customer's lines there from its next pass. The quantities it "+
 			"last set stay on the contract and are invoiced every month; psa-syncd never zeroes a contract that no mapping "+
 			"names, and lists those lines as orphaned lines (reason customer: psa-syncd plan, its status page, "+
-			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines). After the apply, end %s or set its lines to 0 in %s, or keep "+
+			"GET /api/v1/unmapped, alert PsaSyncOrphanedLines) until the contract ends, unless a customer mapping with usage_sync off "+
+			"names the contract: its lines are then billed by hand, and not listed. After the apply, end %s or set its lines to 0 in %s, or keep "+
 			"the mapping. To move the customer to another contract, change contract_id instead.",
 			customerMappingImportID.format(source, state.CustomerID.ValueString()), source, contracts, contracts, data.systemName()))
 }

@@ -79,14 +79,16 @@ func TestAccMappingDestroy_warnsLinesStillBill(t *testing.T) {
 						PreConfig: func() { w.take("") },
 						Config:    config("", " "),
 						Check: expectPlanWarnings(&w, summary, 1, "psa_product_mapping", "",
-							"Product mapping sophos/MDR is destroyed", "lines of service "+service,
+							"Product mapping sophos/MDR is destroyed", "lines of service "+service, "with sync_enabled on names service "+service,
+							"unless a product mapping with sync_enabled off names the service",
 							"orphaned lines (reason service", "set the customers' lines of service "+service+" to 0 (or end them) in "+title),
 					},
 					{
 						PreConfig: func() { w.take("") },
 						Config:    config("", ""),
 						Check: expectPlanWarnings(&w, summary, 1, "psa_customer_mapping", "",
-							"Customer mapping sophos/acme-1 is destroyed", "names contract "+acme.contract,
+							"Customer mapping sophos/acme-1 is destroyed", "with usage_sync on names contract "+acme.contract,
+							"unless a customer mapping with usage_sync off names the contract",
 							"orphaned lines (reason customer", "end contract "+acme.contract+" or set its lines to 0 in "+title),
 					},
 					{

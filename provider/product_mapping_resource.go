@@ -82,7 +82,7 @@ func (r *productMappingResource) Schema(_ context.Context, _ resource.SchemaRequ
 			"that destroys a mapping with `sync_enabled` on warns (Removed Mapping's Lines Still Bill): set those lines to 0 " +
 			"in the PSA after the apply.\n\n" +
 			"Changing `service_id` to another service (a new SKU) moves the billing of the product: psa-syncd no longer " +
-			"writes the lines of the old service (unless another product mapping of the source names it), which keep the " +
+			"writes the lines of the old service (unless another product mapping of the source names it with `sync_enabled` on), which keep the " +
 			"quantities it last set and go on invoicing, and it holds each customer's line of the new service that it would " +
 			"add while its ledger says that the customer's line of the old service still bills (hold `previous_service`). " +
 			"The plan warns (Previous Service Still Bills): set the old service's lines to 0 in the PSA (on Autotask and " +
