@@ -453,6 +453,11 @@ type Change struct {
 	// once (Policies.SurgeLinesPercent, holdSurges); an approval of the
 	// line releases it.
 	surge bool
+	// doubted is set when an operator said that the line may no longer
+	// hold the units psa-syncd's ledger says it set (Kaseya BMS, see
+	// DoubtedLine): it is posted again, and repointedLine takes it for a
+	// line at 0.
+	doubted bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`
@@ -848,6 +853,10 @@ type pass struct {
 	// (budgetGate.wrote), and readsStopped the reads (lineReader.refused).
 	stopped      *writesStoppedError
 	readsStopped *readsStoppedError
+	// released holds, by the line approved out of its previous_service
+	// hold, the lines that approval says were set to 0 by hand (Kaseya
+	// BMS): recorded once the line is written (recordDoubts).
+	released map[psa.LineKey][]DoubtedLine
 	// laterWritten counts the lines held because psa-syncd already
 	// changed them from a later date (Change.laterWrite).
 	laterWritten int
@@ -1148,6 +1157,14 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 	named := syncedServices(products)
 	orph := e.findOrphans(ctx, doc, srcName, products, p.plan.EffectiveDate, o.Customer, !o.planOnly)
 	olds := &oldContracts{e: e, ctx: ctx, moves: moves, chunk: -1}
+	// Where lines cannot be read, the lines an operator said may no longer
+	// hold what psa-syncd set (DoubtedLine).
+	var doubts map[string]DoubtedLine
+	if p.ledger && e.db != nil {
+		if doubts, err = e.doubtedLines(); err != nil {
+			return nil, err
+		}
+	}
 	recs := &oldRecords{e: e, ctx: ctx}
 	ownerOf := contractOwners(doc, srcName)
 	var unchecked []*customerPass
@@ -1229,6 +1246,16 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 			// being written.
 			_, laterW := later[key]
 			_, off := inactive[c.ServiceID]
+			if len(doubts) > 0 && c.CurrentKnown && (c.Action == ActionUnchanged || c.Action == ActionUpdate) && !laterW && !off {
+				d, ok, err := e.doubtInForce(doubts, c.Source, c.ContractID, c.ServiceID, c.EffectiveDate)
+				if err != nil {
+					cp.fail(i, err, c)
+					continue
+				}
+				if ok {
+					e.doubtedLine(c, d)
+				}
+			}
 			back := p.ledger && c.CurrentKnown && c.Desired > 0 && (c.Action == ActionUnchanged || c.Action == ActionUpdate) && !laterW && !off
 			if c.Action == ActionUpdate && (!c.CurrentKnown || c.Desired > c.Current) || back {
 				in := movedLookups{set: moves.of(cp.chunk), ledger: p.ledger,
@@ -1237,7 +1264,13 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 				if !p.ledger {
 					in.old, in.oldLines = olds.of(cp.chunk), true
 				} else {
-					in.old = recs.old
+					in.old, in.doubts = recs.old, doubts
+					in.release = func(d DoubtedLine) {
+						if p.released == nil {
+							p.released = map[psa.LineKey][]DoubtedLine{}
+						}
+						p.released[key] = append(p.released[key], d)
+					}
 				}
 				if err := e.movedLine(c, o, cp.period, in); err != nil {
 					cp.fail(i, err, c)
@@ -1249,6 +1282,7 @@ func (e *Engine) plan(ctx context.Context, doc *export.Document, o PassOptions, 
 						continue
 					}
 				}
+				doubtedPost(c)
 			}
 			if c.Action == ActionUpdate && c.CurrentKnown && !p.ledger && writesDeltas(e.be.System()) {
 				if err := e.staleRead(c, o, cp.period, inForce.of(rd, cp.chunk)); err != nil {

@@ -275,6 +275,12 @@ type movedLookups struct {
 	// ledger is true where the PSA cannot read lines (Kaseya BMS): a
 	// line's current units are those psa-syncd's ledger says it set.
 	ledger bool
+	// doubts holds, where ledger is true, the lines an operator said may
+	// no longer hold what psa-syncd set (DoubtedLine.key); release
+	// records that an approval of c's line says a line was set to 0
+	// (repointedLine), for the pass to keep once c is written.
+	doubts  map[string]DoubtedLine
+	release func(DoubtedLine)
 }
 
 // oldRecordsMax bounds the contracts whose records oldRecords reads in a

@@ -161,6 +161,9 @@ func (e *Engine) ClearOrphans(contract, service, note string) ([]OrphanedLine, e
 	if err := e.db.PutSnapshot(snapshotOrphansCleared, list); err != nil {
 		return nil, fmt.Errorf("daemon: recording the cleared orphaned lines: %w", err)
 	}
+	if err := e.doubtCleared(rep.Source, done, now, note); err != nil {
+		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but recording that their units are not known any more failed; clear them again: %w", err)
+	}
 	rep.Unmapped.Orphaned = kept
 	if err := e.db.PutSnapshot(SnapshotUnmapped, rep); err != nil {
 		return nil, fmt.Errorf("daemon: the orphaned lines are cleared, but the last pass's list still shows them until the next pass: %w", err)
@@ -231,4 +234,32 @@ func (e *Engine) forgetClears(p *Plan) {
 	for _, c := range mapped {
 		e.logger.Info("Cleared orphaned line mapped again: listed again if its mapping is removed", "contract", c.ContractID, "service", c.ServiceID)
 	}
+}
+
+// doubtCleared records the cleared lines that the pass listing them did
+// not read (DoubtedLine): on Kaseya BMS psa-syncd's ledger is all it
+// knows of them, and the operator just said they may no longer hold what
+// it set, so that a line mapped again is posted again rather than left
+// unchanged at units it may no longer have.
+func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, note string) error {
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, l := range done {
+		if l.Read {
+			continue
+		}
+		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Time: now, Note: note}
+		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq && old.Zeroed {
+			// An approval said it was set to 0: that says more.
+			continue
+		}
+		doubts[d.key()], changed = d, true
+	}
+	if !changed {
+		return nil
+	}
+	return e.putDoubtedLines(doubts)
 }

@@ -98,7 +98,7 @@ func syncedServices(products map[string]export.ProductMapping) map[string]bool {
 // reads lines); in is movedLine's (its set, mapping and old).
 func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, in movedLookups, named map[string]bool, lines *lineIndex, read bool) error {
 	raise := c.CurrentKnown
-	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current {
+	if e.db == nil || c.Desired <= 0 || raise && c.Desired <= c.Current && !c.doubted {
 		return nil
 	}
 	all, err := in.set()
@@ -127,7 +127,7 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 			// the product was pointed back to it: then the line
 			// psa-syncd set after it, of the service the product
 			// left, still bills.
-			if !read || lines == nil || c.CurrentKnown && c.Current > 0 {
+			if !c.doubted && (!read || lines == nil || c.CurrentKnown && c.Current > 0) {
 				return nil
 			}
 			since = l.Seq
@@ -168,6 +168,12 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 		if !ok || le.System != sys || le.Source != c.Source || le.CustomerID != c.CustomerID || le.After <= 0 {
 			continue
 		}
+		if d, ok := in.doubts[clearedKey(sys, c.Source, k.ContractID, k.ServiceID)]; ok && d.Zeroed && d.Seq == le.Seq {
+			// Kaseya BMS: an approval of a line held for this one
+			// said it was set to 0 (DoubtedLine).
+			c.Reason += fmt.Sprintf("; the line of service %s on contract %s, which no product mapping names any more, %s: it holds nothing back", k.ServiceID, k.ContractID, d.said(systemName(sys)))
+			continue
+		}
 		offOnly := ""
 		if _, off := named[k.ServiceID]; off {
 			offOnly = " with sync_enabled on (only mappings with sync_enabled = false name it, and psa-syncd does not write their lines)"
@@ -176,14 +182,24 @@ func (e *Engine) repointedLine(c *Change, o PassOptions, period source.Period, i
 			"and no product mapping of usage source %s names service %s any more%s (a product mapping's service_id changed: psa-syncd no longer writes that line)",
 			k.ServiceID, le.After, k.ContractID, le.EffectiveDate.Format(time.DateOnly), le.RunID, c.Source, k.ServiceID, offOnly)
 		verb, this := "add", "adding this line"
-		if raise {
+		switch {
+		case c.doubted:
+			verb, this = "post", "posting this line"
+		case raise:
 			what += " nor set this line above 0 after it"
 			verb, this = "raise", fmt.Sprintf("raising this line from %d", c.Current)
 		}
 		units := o.ApproveUnits
 		if o.Approve && o.ApproveService == c.ServiceID && (units == nil || *units == c.Desired) {
 			c.Reason += what + ": approved, so it is written"
-			return nil
+			if in.release != nil {
+				// The hold asked to set that line to 0 first: once
+				// this one is written, psa-syncd no longer takes the
+				// ledger's units for it (DoubtedLine).
+				in.release(DoubtedLine{System: sys, Source: c.Source, ContractID: k.ContractID, ServiceID: k.ServiceID, Seq: le.Seq,
+					Zeroed: true, ApprovedService: c.ServiceID, Time: e.now().UTC()})
+			}
+			continue
 		}
 		var failed string
 		if same && read && lines != nil {

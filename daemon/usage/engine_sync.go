@@ -161,6 +161,7 @@ func (e *Engine) Sync(ctx context.Context, doc *export.Document, o PassOptions) 
 			return fail(err)
 		}
 		e.readRefusedServices(ctx, p)
+		e.recordDoubts(p)
 	}
 	e.recordEndpointBudgets()
 

@@ -28,7 +28,9 @@ func cmdOrphans(ctx context.Context, e *env, args []string) (rc int) {
 		"(-contract and -service) or every one (-all: but those the last pass read above 0 in the PSA, which bill)\n"+
 		"once it is zeroed or ended in the PSA, or billed on purpose: it leaves the list and psa_sync_orphaned_lines\n"+
 		"at once, and later passes do not list it until psa-syncd changes the line again, or a mapping names it\n"+
-		"again and is then removed. Nothing is sent to the PSA. From the state database, or from a running daemon\n"+
+		"again and is then removed. On Kaseya BMS, whose lines cannot be read, a line cleared and mapped again is\n"+
+		"posted again at its usage: the clear says it may no longer hold what psa-syncd set. Nothing is sent to\n"+
+		"the PSA. From the state database, or from a running daemon\n"+
 		"with -web.url (its API token is needed to clear).")
 	cf.register(fs)
 	rf.register(fs)

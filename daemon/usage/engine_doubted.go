@@ -1,0 +1,166 @@
+package usage
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/psa-sync/terraform-provider-psa/psa"
+)
+
+// snapshotLinesDoubted holds the lines whose units an operator said were
+// changed by hand after psa-syncd last set them ([]DoubtedLine).
+const snapshotLinesDoubted = "lines_doubted"
+
+// DoubtedLine records a line that, as an operator said, may no longer
+// hold the units psa-syncd's ledger entry Seq set on it: on a PSA whose
+// lines cannot be read (Kaseya BMS), that entry is all psa-syncd knows of
+// the line, and a line mapped again would be left "unchanged" at units it
+// no longer has (unbilled), or a product pointed back to it would raise it
+// beside the line of the service it left, which still bills (billed
+// twice). It is recorded when:
+//
+//   - a pass writes a line approved out of its previous_service hold
+//     (Engine.repointedLine): the hold asked to set the line of the
+//     service the product left to 0 first, and the approval says so
+//     (Zeroed);
+//   - an operator clears an orphaned line psa-syncd did not read
+//     (ClearOrphans): it was set to 0, its contract ended, or it bills
+//     on purpose, which psa-syncd cannot tell apart.
+//
+// It counts while the ledger entry in force for the line is Seq: once
+// psa-syncd sets the line again it knows its units, and the record is
+// dropped.
+type DoubtedLine struct {
+	System     psa.System `json:"system"`
+	Source     string     `json:"source"`
+	ContractID string     `json:"contract_id"`
+	ServiceID  string     `json:"service_id"`
+	Seq        int64      `json:"seq"`
+	// Zeroed is true when the operator said the line was set to 0 (an
+	// approval of ApprovedService's line, held for this one).
+	Zeroed          bool      `json:"zeroed,omitempty"`
+	ApprovedService string    `json:"approved_service,omitempty"`
+	Time            time.Time `json:"time"`
+	Note            string    `json:"note,omitempty"`
+}
+
+func (d DoubtedLine) key() string { return clearedKey(d.System, d.Source, d.ContractID, d.ServiceID) }
+
+// said tells what the operator said of the line, for a change's reason;
+// sys names the PSA.
+func (d DoubtedLine) said(sys string) string {
+	if d.Zeroed {
+		return fmt.Sprintf("was set to 0 by hand since, as the approval of service %s's line held for it said at %s",
+			d.ApprovedService, d.Time.Format(time.RFC3339))
+	}
+	note := ""
+	if d.Note != "" {
+		note = " (" + d.Note + ")"
+	}
+	return fmt.Sprintf("was cleared from the orphaned lines at %s%s: set to 0 by hand, ended or billed on purpose since, which %s cannot show",
+		d.Time.Format(time.RFC3339), note, sys)
+}
+
+// doubtedLines reads the doubted lines by DoubtedLine.key.
+func (e *Engine) doubtedLines() (map[string]DoubtedLine, error) {
+	var list []DoubtedLine
+	if _, err := e.db.Snapshot(snapshotLinesDoubted, &list); err != nil {
+		return nil, err
+	}
+	out := make(map[string]DoubtedLine, len(list))
+	for _, d := range list {
+		out[d.key()] = d
+	}
+	return out, nil
+}
+
+// putDoubtedLines stores the doubted lines.
+func (e *Engine) putDoubtedLines(doubts map[string]DoubtedLine) error {
+	list := make([]DoubtedLine, 0, len(doubts))
+	for _, d := range doubts {
+		list = append(list, d)
+	}
+	slices.SortFunc(list, func(a, b DoubtedLine) int {
+		if c := compareIDs(a.ContractID, b.ContractID); c != 0 {
+			return c
+		}
+		return compareIDs(a.ServiceID, b.ServiceID)
+	})
+	return e.db.PutSnapshot(snapshotLinesDoubted, list)
+}
+
+// doubtInForce returns the doubted line of (contract, service) when the
+// ledger entry in force for it at eff is the one the record names.
+func (e *Engine) doubtInForce(doubts map[string]DoubtedLine, source, contract, service string, eff time.Time) (DoubtedLine, bool, error) {
+	d, ok := doubts[clearedKey(e.be.System(), source, contract, service)]
+	if !ok {
+		return DoubtedLine{}, false, nil
+	}
+	le, ok, err := e.db.SetBefore(contract, service, eff.AddDate(0, 0, 1))
+	if err != nil {
+		return DoubtedLine{}, false, fmt.Errorf("reading psa-syncd's ledger for its line of service %s on contract %s failed: %w", service, contract, err)
+	}
+	return d, ok && le.Seq == d.Seq, nil
+}
+
+// doubtedLine decides c, a Kaseya BMS line left unchanged, lowered or
+// raised from the units psa-syncd's ledger says it set, when an operator
+// said that the line may no longer hold them (d): it is posted at c's
+// desired units (again, when unchanged: a post sets the line's units from
+// its date, no change where it still has them), and repointedLine treats
+// it as a line at 0, held while the line of a service the product left
+// still bills.
+func (e *Engine) doubtedLine(c *Change, d DoubtedLine) {
+	c.doubted = true
+	c.Reason += fmt.Sprintf("; psa-syncd's ledger says %d units, as it set them, but the line %s", c.Current, d.said(systemName(e.be.System())))
+	if c.Action == ActionUnchanged && c.Desired > 0 {
+		// The reason says so once no hold keeps it (doubtedPost).
+		c.Action = ActionUpdate
+	}
+}
+
+// doubtedPost ends the reason of c, a doubted line (doubtedLine) at the
+// units psa-syncd's ledger says it set, when it is posted.
+func doubtedPost(c *Change) {
+	if c.doubted && c.Action == ActionUpdate && c.Desired == c.Current {
+		c.Reason += fmt.Sprintf(": posted again at %d units", c.Desired)
+	}
+}
+
+// recordDoubts records, after the pass's writes, the lines that the
+// approvals of the lines written say were set to 0 (p.released), and
+// drops the records of the lines written: psa-syncd knows their units
+// again.
+func (e *Engine) recordDoubts(p *pass) {
+	if e.db == nil || !p.ledger {
+		return
+	}
+	doubts, err := e.doubtedLines()
+	if err != nil {
+		e.logger.Warn("Could not read the lines psa-syncd was told were set by hand; the old lines of those approved this pass are not recorded", "err", err)
+		return
+	}
+	sys, changed := e.be.System(), false
+	for _, cp := range p.customers {
+		for i := range cp.changes {
+			c := &cp.changes[i]
+			if c.Action != ActionUpdate {
+				continue
+			}
+			if k := clearedKey(sys, c.Source, c.ContractID, c.ServiceID); doubts[k].Seq != 0 {
+				delete(doubts, k)
+				changed = true
+			}
+			for _, d := range p.released[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
+				doubts[d.key()], changed = d, true
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	if err := e.putDoubtedLines(doubts); err != nil {
+		e.logger.Warn("Could not record the lines that approvals say were set to 0 by hand; a product pointed back to one is not held for the line that replaced it", "err", err)
+	}
+}

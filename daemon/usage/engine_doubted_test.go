@@ -1,0 +1,163 @@
+package usage
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/psa-sync/terraform-provider-psa/daemon/state"
+	"github.com/psa-sync/terraform-provider-psa/psa"
+	"github.com/psa-sync/terraform-provider-psa/psa/export"
+)
+
+// TestEngineKaseyaBMS_repointedBackHeld: on Kaseya BMS, whose lines
+// psa-syncd cannot read, MDR is re-pointed S1 -> S2; the operator sets S1's
+// line to 0 by hand, as the hold asks, and approves S2's line. Pointed
+// back to S1, psa-syncd's ledger still said S1 has 3: with the same usage
+// nothing was posted (S2, which no mapping names, billed it), and a rise
+// posted S1 beside S2's 3 (billed twice). The approval of S2 records that
+// S1 was set to 0, so S1 is now held as previous_service naming S2, with
+// the same usage and with a rise, until S2 is zeroed and S1 approved,
+// which posts it; rises after that are not held. A clear of S2 from the
+// orphaned-lines list alone does not release S1 (a clear may also mean
+// that S2 bills on purpose): it stays held, shown, not unbilled unnoticed.
+func TestEngineKaseyaBMS_repointedBackHeld(t *testing.T) {
+	t.Parallel()
+	h := newSysHarness(t, psa.SystemKaseyaBMS)
+	h.pol.MaxDecreasePercent = 0
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3")
+	if res := h.sync(PassOptions{}); res.Run.Updated != 2 {
+		t.Fatalf("first pass = %+v, want 2 updated", res.Run)
+	}
+	svcNew := h.addService("Sophos MDR Complete", 11)
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: svcNew, ServiceName: "Sophos MDR Complete", SyncEnabled: true})
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 {
+		t.Fatalf("pass after the re-pointing = %+v, want the new line held", res.Run)
+	}
+	h.setByHand(h.contractA, h.svcMDR, 0)
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: svcNew}); res.Run.Updated != 1 {
+		t.Fatalf("approval of the new line = %+v, want it added", res.Run)
+	}
+	h.wantUnits(h.contractA, svcNew, 3)
+
+	// Pointed back to S1, with the same usage.
+	h.doc.PutProduct(export.ProductMapping{Source: "file", Product: "MDR", ServiceID: h.svcMDR, ServiceName: "Sophos MDR", SyncEnabled: true})
+	approve := fmt.Sprintf("sync --approve --customer cust-a --service %s --units 3 --period 2026-11", h.svcMDR)
+	plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	c := sysFindChange(plan, h.svcMDR)
+	if c == nil || c.Action != ActionHeld || c.Hold() != HoldPreviousService || !c.Approvable() ||
+		!strings.Contains(c.Reason, "set to 0 by hand") ||
+		!strings.Contains(c.Reason, "psa-syncd set service "+svcNew+" to 3 units on contract "+h.contractA+" for this customer from 2026-11-01 (run ") ||
+		!strings.Contains(c.Reason, "set the line of service "+svcNew+" on contract "+h.contractA+" to 0") || !strings.Contains(c.Reason, approve) {
+		t.Errorf("plan's MDR change after pointing back = %+v, want held (%s) saying S1 was set to 0 by hand, naming the 3 units of %s and %q", c, HoldPreviousService, svcNew, approve)
+	}
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("pass after pointing back = %+v (%d writes), want S1 held", res.Run, h.writes())
+	}
+	if cs := h.status("cust-a"); cs.Result != state.CustomerHeld || !strings.Contains(cs.Hint, approve) {
+		t.Errorf("status = %+v, want held with a hint naming %q", cs, approve)
+	}
+
+	// A rise is held too: not posted beside S2's 3.
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,4")
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("pass with a rise after pointing back = %+v (%d writes), want S1 held", res.Run, h.writes())
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 0)
+
+	// The operator zeroes S2 and clears it from the orphaned-lines list:
+	// S1 is still held, for an approval.
+	h.setByHand(h.contractA, svcNew, 0)
+	if _, err := h.engine().ClearOrphans(h.contractA, svcNew, "set to 0"); err != nil {
+		t.Fatalf("ClearOrphans: %v", err)
+	}
+	if res := h.sync(PassOptions{}); res.Run.Held != 1 || res.Run.Updated != 0 {
+		t.Errorf("pass after S2 was cleared = %+v, want S1 still held", res.Run)
+	}
+	if res := h.sync(PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("approval of S1 = %+v, want it posted", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 4)
+	h.wantUnits(h.contractA, svcNew, 0)
+	h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,5")
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 1 {
+		t.Errorf("rise after the approval = %+v, want 1 updated", res.Run)
+	}
+	h.wantUnits(h.contractA, h.svcMDR, 5)
+	h.sim.ResetRequests()
+	if res := h.sync(PassOptions{}); res.Run.Held != 0 || res.Run.Updated != 0 || h.writes() != 0 {
+		t.Errorf("pass after the rise = %+v (%d writes), want nothing held or written", res.Run, h.writes())
+	}
+}
+
+// TestEngineSystems_orphanedLineZeroedClearedMappedAgain: MDR's product
+// mapping is removed; the operator sets cust-a's MDR line to 0 by hand,
+// clears it from the orphaned-lines list, and maps MDR again with the same
+// usage. On Kaseya BMS psa-syncd's ledger said the line had the 3 units
+// it set, and the pass left it "unchanged" at the 0 the operator set:
+// unbilled, unnoticed. The clear tells psa-syncd that the line may no
+// longer hold them: the plan and the pass post it again at 3, once. On
+// ConnectWise the read shows it at 0, and it is raised; on Autotask, whose
+// writes are adjustments, a read at 0 of a line psa-syncd raised from 0
+// in the month is held as stale_read (an old page reads alike) until the
+// line's approval, which raises it. cust-b's line, never cleared, is left
+// alone.
+func TestEngineSystems_orphanedLineZeroedClearedMappedAgain(t *testing.T) {
+	t.Parallel()
+	for _, sys := range sysSystems {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			h := newSysHarness(t, sys)
+			h.pol.MaxDecreasePercent = 0
+			h.writeUsage("cust-a,Acme,CIXA-MSP,42", "cust-a,Acme,MDR,3", "cust-b,Globex,MDR,2")
+			if res := h.sync(PassOptions{}); res.Run.Updated != 3 {
+				t.Fatalf("first pass = %+v, want 3 updated", res.Run)
+			}
+			mdr, _ := h.doc.Product("file", "MDR")
+			h.doc.DeleteProduct("file", "MDR")
+			h.sync(PassOptions{})
+			h.setByHand(h.contractA, h.svcMDR, 0)
+			if sys == psa.SystemKaseyaBMS {
+				if _, err := h.engine().ClearOrphans(h.contractA, h.svcMDR, "set to 0 by hand"); err != nil {
+					t.Fatalf("ClearOrphans: %v", err)
+				}
+			} else if res := h.sync(PassOptions{}); len(res.Plan.Unmapped.Orphaned) != 1 {
+				t.Fatalf("pass after cust-a's line was zeroed: orphaned %s, want cust-b's only", orphanKeys(res.Plan))
+			}
+
+			h.doc.PutProduct(mdr)
+			plan, err := h.engine().Plan(t.Context(), h.doc, PassOptions{})
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			o := PassOptions{}
+			if c := sysFindChangeOf(plan, "cust-a", h.svcMDR); sys == psa.SystemAutotask {
+				if c == nil || c.Action != ActionHeld || c.Hold() != HoldStaleRead || !c.Approvable() {
+					t.Errorf("plan's cust-a MDR change after mapping it again = %+v, want held (%s)", c, HoldStaleRead)
+				}
+				o = PassOptions{Approve: true, Customer: "cust-a", ApproveService: h.svcMDR}
+			} else if c == nil || c.Action != ActionUpdate || c.Desired != 3 {
+				t.Errorf("plan's cust-a MDR change after mapping it again = %+v, want written at 3", c)
+			} else if sys == psa.SystemKaseyaBMS && (!strings.Contains(c.Reason, "cleared from the orphaned lines") || !strings.Contains(c.Reason, "posted again at 3 units")) {
+				t.Errorf("plan's cust-a MDR change reason = %q, want it to name the clear and the post", c.Reason)
+			}
+			if c := sysFindChangeOf(plan, "cust-b", h.svcMDR); c == nil || c.Action != ActionUnchanged {
+				t.Errorf("plan's cust-b MDR change = %+v, want unchanged", c)
+			}
+			if res := h.sync(o); res.Run.Updated != 1 || res.Run.Held != 0 {
+				t.Errorf("pass after mapping MDR again = %+v, want cust-a's line written", res.Run)
+			}
+			h.wantUnits(h.contractA, h.svcMDR, 3)
+			h.wantUnits(h.contractB, h.svcMDR, 2)
+			h.sim.ResetRequests()
+			if res := h.sync(PassOptions{}); res.Run.Updated != 0 || h.writes() != 0 {
+				t.Errorf("next pass = %+v (%d writes), want nothing written", res.Run, h.writes())
+			}
+		})
+	}
+}
