@@ -532,7 +532,14 @@ func (c *compare) lines(rep *Report, cur, prop *usage.Plan) {
 		case contractRead:
 			l.Now = ptr(psaLine.Quantity)
 		case either.CurrentKnown:
-			l.Now = ptr(either.Current)
+			// Kaseya BMS: the units psa-syncd's ledger says it set, unless
+			// an operator said the line may no longer hold them.
+			switch doubted, zero := either.LedgerDoubted(); {
+			case zero:
+				l.Now = ptr(int64(0))
+			case !doubted:
+				l.Now = ptr(either.Current)
+			}
 		}
 		l.Current, l.CurrentHeld = c.quantity(l.CurrentSynced, cc, l.Now)
 		l.Proposed, l.ProposedHeld = c.quantity(l.ProposedSynced, cp, l.Now)
@@ -890,7 +897,12 @@ func (c *compare) quantity(synced bool, ch usage.Change, now *int64) (*int64, *H
 	case ch.Action == usage.ActionFailed || !c.usageKnown:
 		return nil, nil
 	case ch.Action == usage.ActionHeld:
-		return ptr(ch.Current), &Held{Units: ch.Desired, Approvable: ch.Approvable(), Hold: ch.Hold()}
+		held := &Held{Units: ch.Desired, Approvable: ch.Approvable(), Hold: ch.Hold()}
+		if doubted, _ := ch.LedgerDoubted(); doubted {
+			// The line keeps what it holds now, not the ledger's units.
+			return now, held
+		}
+		return ptr(ch.Current), held
 	}
 	return ptr(ch.Desired), nil
 }

@@ -456,8 +456,8 @@ type Change struct {
 	// doubted is set when an operator said that the line may no longer
 	// hold the units psa-syncd's ledger says it set (Kaseya BMS, see
 	// DoubtedLine): it is posted again, and repointedLine takes it for a
-	// line at 0.
-	doubted bool
+	// line at 0. doubtedZero: the operator said it holds 0.
+	doubted, doubtedZero bool
 
 	Desired       int64     `json:"desired"`
 	EffectiveDate time.Time `json:"effective_date"`

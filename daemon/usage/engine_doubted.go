@@ -112,13 +112,20 @@ func (e *Engine) doubtInForce(doubts map[string]DoubtedLine, source, contract, s
 // it as a line at 0, held while the line of a service the product left
 // still bills.
 func (e *Engine) doubtedLine(c *Change, d DoubtedLine) {
-	c.doubted = true
+	c.doubted, c.doubtedZero = true, d.Zeroed
 	c.Reason += fmt.Sprintf("; psa-syncd's ledger says %d units, as it set them, but the line %s", c.Current, d.said(systemName(e.be.System())))
 	if c.Action == ActionUnchanged && c.Desired > 0 {
 		// The reason says so once no hold keeps it (doubtedPost).
 		c.Action = ActionUpdate
 	}
 }
+
+// LedgerDoubted reports whether an operator said that the line may no
+// longer hold Current, the units psa-syncd's ledger says it set (Kaseya
+// BMS: a clear of the orphaned line, or an approval of a line held for it,
+// see DoubtedLine), and zero whether they said it holds 0: the
+// billing-impact report shows what the line holds now from it.
+func (c Change) LedgerDoubted() (doubted, zero bool) { return c.doubted, c.doubtedZero }
 
 // doubtedPost ends the reason of c, a doubted line (doubtedLine) at the
 // units psa-syncd's ledger says it set, when it is posted.
