@@ -16,10 +16,10 @@ import (
 // services contract and MDR (3 units of usage) to service s1; s2 is
 // another MDR service.
 type kaseyaMDR struct {
-	w                   *impacttest.World
-	doc                 *export.Document
-	contract, s1, s2    int
-	svc1, svc2, mdrPlan string
+	w                *impacttest.World
+	doc              *export.Document
+	contract, s1, s2 int
+	svc1, svc2       string
 }
 
 func newKaseyaMDR(t *testing.T) *kaseyaMDR {
@@ -64,7 +64,7 @@ func (x *kaseyaMDR) setByHand(svc int) {
 	x.w.Sim.KaseyaBMS().AddLine(x.contract, svc, 0, time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC))
 }
 
-// plan is a Terraform plan that makes MDR's product mapping name service
+// mdrPlan is a Terraform plan that makes MDR's product mapping name service
 // after: an update from before, or a create when before is "".
 func mdrPlan(before, after string) []byte {
 	mapping := func(svc string) string {

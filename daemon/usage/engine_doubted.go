@@ -24,9 +24,9 @@ const snapshotLinesDoubted = "lines_doubted"
 //     (Engine.repointedLine): the hold asked to set the line of the
 //     service the product left to 0 first, and the approval says so
 //     (Zeroed);
-//   - an operator clears an orphaned line psa-syncd did not read
-//     (ClearOrphans): it was set to 0, its contract ended, or it bills
-//     on purpose, which psa-syncd cannot tell apart.
+//   - an operator clears an orphaned line of Kaseya BMS (ClearOrphans,
+//     doubtCleared): it was set to 0, its contract ended, or it bills on
+//     purpose, which psa-syncd cannot tell apart.
 //
 // It counts while the ledger entry in force for the line is Seq: once
 // psa-syncd sets the line again it knows its units, and the record is

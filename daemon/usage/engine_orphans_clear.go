@@ -236,21 +236,23 @@ func (e *Engine) forgetClears(p *Plan) {
 	}
 }
 
-// doubtCleared records the cleared lines that the pass listing them did
-// not read (DoubtedLine): on Kaseya BMS psa-syncd's ledger is all it
-// knows of them, and the operator just said they may no longer hold what
-// it set, so that a line mapped again is posted again rather than left
-// unchanged at units it may no longer have.
+// doubtCleared records the cleared lines of Kaseya BMS (DoubtedLine),
+// which no pass reads: psa-syncd's ledger is all it knows of them, and the
+// operator just said they may no longer hold what it set, so that a line
+// mapped again is posted again rather than left unchanged at units it may
+// no longer have.
 func (e *Engine) doubtCleared(src string, done []OrphanedLine, now time.Time, note string) error {
+	if e.be.System() != psa.SystemKaseyaBMS {
+		// Autotask and ConnectWise read a mapped contract's lines: a
+		// line mapped again is read, and no record would be used.
+		return nil
+	}
 	doubts, err := e.doubtedLines()
 	if err != nil {
 		return err
 	}
 	changed := false
 	for _, l := range done {
-		if l.Read {
-			continue
-		}
 		d := DoubtedLine{System: e.be.System(), Source: src, ContractID: l.ContractID, ServiceID: l.ServiceID, Seq: l.Seq, Time: now, Note: note}
 		if old, ok := doubts[d.key()]; ok && old.Seq == d.Seq && old.Zeroed {
 			// An approval said it was set to 0: that says more.
