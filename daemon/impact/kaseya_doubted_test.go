@@ -7,6 +7,7 @@ import (
 
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact"
 	"github.com/psa-sync/terraform-provider-psa/daemon/impact/impacttest"
+	"github.com/psa-sync/terraform-provider-psa/daemon/state/pgtest"
 	"github.com/psa-sync/terraform-provider-psa/daemon/usage"
 	"github.com/psa-sync/terraform-provider-psa/psa"
 	"github.com/psa-sync/terraform-provider-psa/psa/export"
@@ -22,8 +23,8 @@ type kaseyaMDR struct {
 	svc1, svc2       string
 }
 
-func newKaseyaMDR(t *testing.T) *kaseyaMDR {
-	w := impacttest.New(t, psa.SystemKaseyaBMS)
+func newKaseyaMDR(t *testing.T, opts ...impacttest.Option) *kaseyaMDR {
+	w := impacttest.New(t, psa.SystemKaseyaBMS, opts...)
 	k := w.Sim.KaseyaBMS()
 	x := &kaseyaMDR{w: w, doc: export.New(psa.SystemKaseyaBMS, "")}
 	var account int
@@ -96,19 +97,29 @@ func lineOf(t *testing.T, rep *impact.Report, svc string) impact.Line {
 // state database, a plan that points MDR back to the service it left,
 // whose line the approval of the new service's line said was set to 0,
 // shows that line at 0 now and held as previous_service, as the pass after
-// apply holds it, not unchanged at the 3 units psa-syncd's ledger says.
+// apply holds it, not unchanged at the 3 units psa-syncd's ledger says;
+// with the state in SQLite and in PostgreSQL.
 func TestBillingImpact_kaseyaBMSPointedBack(t *testing.T) {
 	t.Parallel()
-	x := newKaseyaMDR(t)
-	x.sync(t, usage.PassOptions{}, 1)
-	x.doc.PutProduct(x.mdr(x.svc2))
-	x.setByHand(x.s1)
-	x.sync(t, usage.PassOptions{Approve: true, Customer: "acme-tenant", ApproveService: x.svc2}, 1)
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) {
+			t.Parallel()
+			var opts []impacttest.Option
+			if db == "postgres" {
+				opts = append(opts, impacttest.WithPostgres(pgtest.NewDatabase(t)))
+			}
+			x := newKaseyaMDR(t, opts...)
+			x.sync(t, usage.PassOptions{}, 1)
+			x.doc.PutProduct(x.mdr(x.svc2))
+			x.setByHand(x.s1)
+			x.sync(t, usage.PassOptions{Approve: true, Customer: "acme-tenant", ApproveService: x.svc2}, 1)
 
-	rep, _ := report(t, impact.Options{Backend: x.w.Backend, Source: x.w.Source, State: x.w.State}, mdrPlan(x.svc2, x.svc1), x.doc, impact.FormatMarkdown)
-	if l := lineOf(t, rep, x.svc1); l.ProposedHeld == nil || l.ProposedHeld.Hold != usage.HoldPreviousService || l.ProposedHeld.Units != 3 ||
-		l.Now == nil || *l.Now != 0 || l.Proposed == nil || *l.Proposed != 0 {
-		t.Errorf("MDR's old line in the report = %+v (held %+v), want now 0 (set by hand, as the approval said) and held as %s at 3 units, keeping 0", l, l.ProposedHeld, usage.HoldPreviousService)
+			rep, _ := report(t, impact.Options{Backend: x.w.Backend, Source: x.w.Source, State: x.w.State}, mdrPlan(x.svc2, x.svc1), x.doc, impact.FormatMarkdown)
+			if l := lineOf(t, rep, x.svc1); l.ProposedHeld == nil || l.ProposedHeld.Hold != usage.HoldPreviousService || l.ProposedHeld.Units != 3 ||
+				l.Now == nil || *l.Now != 0 || l.Proposed == nil || *l.Proposed != 0 {
+				t.Errorf("MDR's old line in the report = %+v (held %+v), want now 0 (set by hand, as the approval said) and held as %s at 3 units, keeping 0", l, l.ProposedHeld, usage.HoldPreviousService)
+			}
+		})
 	}
 }
 
