@@ -149,6 +149,7 @@ func (e *Engine) recordDoubts(p *pass) {
 		return
 	}
 	sys, changed := e.be.System(), false
+	var recorded []DoubtedLine
 	for _, cp := range p.customers {
 		for i := range cp.changes {
 			c := &cp.changes[i]
@@ -161,6 +162,7 @@ func (e *Engine) recordDoubts(p *pass) {
 			}
 			for _, d := range p.released[psa.LineKey{ContractID: c.ContractID, ServiceID: c.ServiceID}] {
 				doubts[d.key()], changed = d, true
+				recorded = append(recorded, d)
 			}
 		}
 	}
@@ -169,5 +171,10 @@ func (e *Engine) recordDoubts(p *pass) {
 	}
 	if err := e.putDoubtedLines(doubts); err != nil {
 		e.logger.Warn("Could not record the lines that approvals say were set to 0 by hand; a product pointed back to one is not held for the line that replaced it", "err", err)
+		return
+	}
+	for _, d := range recorded {
+		e.logger.Info("Line taken as set to 0 by hand, as the approval of the line held for it says: a product pointed back to its service is held while the approved line bills",
+			"contract", d.ContractID, "service", d.ServiceID, "approved_service", d.ApprovedService, "seq", d.Seq)
 	}
 }
