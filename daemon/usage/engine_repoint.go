@@ -69,7 +69,11 @@ func syncedServices(products map[string]export.ProductMapping) map[string]bool {
 // the product pointed back to the service it left, whose line the operator
 // zeroed for the re-pointing, while the line of the service it leaves now
 // still bills. Kaseya BMS, whose lines are not read, cannot tell a line
-// zeroed by hand: the pointing back is not held there. Once it is written
+// zeroed by hand: there the approval that released c's hold is taken to
+// say that S's line was set to 0 (recorded once c is written, in.release,
+// DoubtedLine), and a line an operator said so of (c.doubted, doubtedLine)
+// is held as one read at 0; an old line with such a record in force (the
+// approval's, in.doubts) holds nothing back. Once it is written
 // (after the approval, or because S's line read 0), its rises are not held
 // month after month, and a product mapping removed (S no longer named)
 // holds no rise of the customer's other lines. The price of that bound: a

@@ -176,8 +176,8 @@ func TestEngineSystems_removedProductHoldsNoRise(t *testing.T) {
 // ConnectWise, which read the old line at 0, the plan and the pass hold the
 // raise (HoldPreviousService) naming the new service's line, and a blanket
 // approval does not release it; once that line is zeroed, an approval of
-// the line writes it. (Kaseya BMS, whose lines cannot be read, is not
-// covered: see README "Product mappings".)
+// the line writes it. (Kaseya BMS, whose lines cannot be read: see
+// TestEngineKaseyaBMS_repointedBackHeld.)
 func TestEngineSystems_repointedBackNotBilledTwice(t *testing.T) {
 	t.Parallel()
 	for _, sys := range []psa.System{psa.SystemAutotask, psa.SystemConnectWise} {
