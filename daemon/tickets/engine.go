@@ -77,6 +77,8 @@ type Engine struct {
 	alerts     AlertSource
 	routing    export.Tickets
 	settleTime time.Duration
+	// activeSince is Config.ActiveSince.
+	activeSince time.Time
 	// resolveAfter is Config.ResolveAfter.
 	resolveAfter time.Duration
 	retention    time.Duration
@@ -139,8 +141,23 @@ type Config struct {
 	// open intent that the search does not find is sent again only this
 	// long after it was recorded; until then it stays open and is searched
 	// for again each pass. 0 sends it again after the first search that
-	// misses it. The daemon passes policies.settle_time.
+	// misses it. A close, note or reopen whose outcome is unknown is
+	// looked for, or sent again, only this long after it was recorded too;
+	// both only this long after ActiveSince as well. The daemon passes
+	// policies.settle_time.
 	SettleTime time.Duration
+	// ActiveSince is when this psa-syncd became the active instance of
+	// the state database (with SQLite: when it started). A create, close,
+	// note or reopen whose outcome is unknown is settled only SettleTime
+	// after its record and after ActiveSince (settlesAt): a write the
+	// instance active before sent may still be on its way to the PSA (it
+	// sends writes until its lease runs out, which may be a term after
+	// the takeover, each taking up to the PSA client's request timeout),
+	// and a search or a note listing made before it arrives would send the
+	// same ticket, note or reopen a second time. Zero holds them for
+	// SettleTime after their record only. The daemon passes the time it
+	// took the leadership.
+	ActiveSince time.Time
 	// ResolveAfter is how long the alert of a followed ticket must be
 	// missing from the customer's complete listings of open alerts before
 	// the ticket is resolved (closed, or noted): the first listing that
@@ -236,7 +253,7 @@ func New(c Config) (*Engine, error) {
 	}
 	f := &fence{}
 	e := &Engine{system: c.System, instance: c.Instance, psa: fencedTicketer{c.PSA, f, c.Fence}, store: fencedStore{c.Store, f}, alerts: c.Alerts, routing: r,
-		settleTime: c.SettleTime, resolveAfter: c.ResolveAfter, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA,
+		settleTime: c.SettleTime, activeSince: c.ActiveSince, resolveAfter: c.ResolveAfter, retention: c.Retention, now: c.Now, logger: c.Logger, fence: f, budget: c.Budget, forgetOther: c.ForgetOtherPSA,
 		startWith: c.StartWith}
 	if b, ok := c.PSA.(psa.TicketBulkReader); ok {
 		e.bulk = b
@@ -600,7 +617,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			if r.AlertKey != SummaryKey && !p.dryRun {
 				p.adopted[customerKey(r.Source, r.CustomerID)]++
 			}
-		case e.now().Sub(r.Created) < e.settleTime:
+		case e.now().Before(e.settlesAt(r.Created)):
 			p.waiting[recordKey(r)] = true
 			continue
 		default:
@@ -620,6 +637,73 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// settlesAt is when a ticket write whose outcome is unknown, recorded at
+// intent, is settled: looked for, or taken as not applied and sent again.
+// That is SettleTime after the record and after this instance became the
+// active one (Config.ActiveSince), the later: until then a write the
+// instance active before sent before its lease ran out, or this
+// instance's own whose answer was lost, may still reach the PSA, after
+// the search or listing that would miss it. The time of the takeover is
+// this instance's own clock: a record's time is the clock of the instance
+// that wrote it.
+func (e *Engine) settlesAt(intent time.Time) time.Time {
+	if e.activeSince.After(intent) {
+		intent = e.activeSince
+	}
+	return intent.Add(e.settleTime)
+}
+
+// unsettledWrite returns when the write of r whose outcome is unknown, if
+// any, was recorded: a close or resolve note (ClosedAt, the intent's
+// time), a reopen (Updated), or a summary's "More alerts" note
+// (NoteAlerts, recorded at Updated).
+func unsettledWrite(r *Record) (time.Time, bool) {
+	switch {
+	case r.State == StateClosing || r.State == StateNoting:
+		return cmp.Or(r.ClosedAt, r.Updated), true
+	case r.State == StateReopening:
+		return r.Updated, true
+	case r.State == StateOpen && len(r.NoteAlerts) > 0:
+		return r.Updated, true
+	}
+	return time.Time{}, false
+}
+
+// unsettledWrites returns, by AlertKey, the records whose close, note or
+// reopen has an unknown outcome and is not settled yet (settlesAt), and
+// adds a notice naming them: the pass leaves them as they are, neither
+// reading nor writing their tickets.
+func (e *Engine) unsettledWrites(records []Record, cr *CustomerReport) map[string]bool {
+	out := map[string]bool{}
+	var names []string
+	last := time.Time{}
+	for i := range records {
+		r := &records[i]
+		at, ok := unsettledWrite(r)
+		if !ok {
+			continue
+		}
+		until := e.settlesAt(at)
+		if !e.now().Before(until) {
+			continue
+		}
+		out[r.AlertKey] = true
+		what := map[string]string{StateClosing: "close", StateNoting: "resolve note", StateReopening: "reopen", StateOpen: "\"More alerts\" note"}[r.State]
+		names = append(names, fmt.Sprintf("the %s of ticket %s", what, cmp.Or(r.Number, r.TicketID)))
+		if until.After(last) {
+			last = until
+		}
+	}
+	if len(names) > 0 {
+		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket writes whose outcome is unknown (%s) may still be on their way to the PSA: they are "+
+			"left as they are until %s, %s after they were recorded and after this psa-syncd became the active instance (policies.settle_time), "+
+			"then looked for and sent again only if they were not applied", listed(names), last.UTC().Format(time.RFC3339), e.settleTime))
+		e.logger.Info("Ticket writes whose outcome is unknown are left until the settle time has passed", "source", cr.Customer.Source,
+			"customer", cr.Customer.CustomerID, "tickets", len(names), "until", last)
+	}
+	return out
 }
 
 // dryRunSettled puts in records, in a dry run, the customer's open create
@@ -818,8 +902,14 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	}
 	if len(waiting) > 0 {
 		cr.Notices = append(cr.Notices, fmt.Sprintf("ticket creates whose outcome is unknown (%s) are not in the PSA yet: they are searched for "+
-			"again each pass, and sent again only %s after they were recorded", strings.Join(waiting, ", "), e.settleTime))
+			"again each pass, and sent again only %s after they were recorded (and after this psa-syncd became the active instance)",
+			strings.Join(waiting, ", "), e.settleTime))
 	}
+	// A close, note or reopen whose outcome is unknown is left as it is
+	// until settlesAt: it may still be on its way to the PSA (sent by the
+	// instance active before, or by this one before its answer was lost),
+	// and a read or note listing now would not show it yet.
+	unsettledWrites := e.unsettledWrites(records, &cr)
 	// A reopen whose outcome is unknown is settled first; so is a close
 	// or resolve note whose outcome is unknown, for an alert that is open
 	// again, so that the alert's ticket is reopened, followed or left as
@@ -827,7 +917,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	for i := range records {
 		r := &records[i]
 		switch {
-		case p.dryRun:
+		case p.dryRun, unsettledWrites[r.AlertKey]:
 		case r.State == StateReopening:
 			if err := e.settleReopen(ctx, p, r, &cr); err != nil {
 				e.throttle(p, err)
@@ -843,7 +933,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		}
 	}
 	summary := byKey[SummaryKey]
-	if summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0 {
+	if summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0 && !unsettledWrites[SummaryKey] {
 		// A "More alerts" note of an earlier pass whose outcome is unknown:
 		// looked for before anything is summarised, and sent again only
 		// when it is not on the ticket.
@@ -876,6 +966,11 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	if err != nil {
 		cr.fail(err)
 		return cr
+	}
+	// Nor is a ticket whose close, note or reopen is unsettled resolved
+	// meanwhile: the write on its way may change it after this pass.
+	for k := range unsettledWrites {
+		held[k] = true
 	}
 
 	// Resolved alerts first: closing frees no budget, but a storm that
@@ -1027,9 +1122,17 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 		if !p.dryRun && !p.waiting[recordKey(*summary)] {
 			cr.fail(fmt.Errorf("the alerts over the customer's cap (%d) wait for the summary ticket %s, whose create is unsettled", len(over), summary.Ref))
 		}
+	case summary != nil && unsettledWrites[SummaryKey] && summary.State != StateOpen:
+		// Its close or resolve note may still be on its way: whether it
+		// takes a note or a new summary ticket follows it is known only
+		// once it is settled.
+		cr.Deferred += len(over)
+		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts over the customer's cap wait for a later pass: the close or resolve note of summary ticket %s "+
+			"has an unknown outcome and is settled later", len(over), cmp.Or(summary.Number, summary.TicketID)))
 	case summary != nil && !p.dryRun && Followed(summary.State) && len(summary.NoteAlerts) > 0:
-		// Its note of an earlier pass could not be looked for (above): a
-		// second note now would leave the first one's outcome to guess.
+		// Its note of an earlier pass could not be looked for (above, or
+		// not yet: unsettledWrites): a second note now would leave the
+		// first one's outcome to guess.
 		cr.Deferred += len(over)
 		cr.Notices = append(cr.Notices, fmt.Sprintf("%d alerts over the customer's cap wait for a later pass: the note listing %d alerts on summary ticket %s "+
 			"has an unknown outcome and could not be looked for yet", len(over), len(summary.NoteAlerts), cmp.Or(summary.Number, summary.TicketID)))
