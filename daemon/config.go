@@ -1305,7 +1305,7 @@ func (c *Config) ParsedSchedule() schedule.Schedule { return c.schedule }
 // but in a rare case up to one term after the takeover, and a write sent
 // then may take up to the request timeout to reach the PSA, so a shorter
 // settle_time can write the same line twice (an Autotask adjustment is a
-// delta). It is a warning, not an error: any value has always been
+// delta), or send a ticket, note or reopen twice. It is a warning, not an error: any value has always been
 // accepted, a single instance on PostgreSQL has no takeover, and refusing
 // would stop every pass of an upgraded psa-syncd at its next start.
 // psa-syncd logs them when it loads the config and check shows them.
@@ -1319,7 +1319,8 @@ func (c *Config) Warnings() []string {
 	if want := term + backends.DefaultTimeout; c.Policies.SettleTime < want {
 		w = append(w, fmt.Sprintf("policies.settle_time: %s is shorter than %s, the leadership lease's term with state.lock_interval %s (%s) plus the PSA request timeout (%s): "+
 			"with replicas on PostgreSQL a write a deposed active instance sent may still reach the PSA after a standby took over, "+
-			"and the new active instance writes the same lines again once settle_time has passed, which can double them on the invoice; "+
+			"and the new active instance writes the same lines again once settle_time has passed, which can double them on the invoice "+
+			"(and sends the same ticket, ticket note or reopen again); "+
 			"set policies.settle_time to %s or more (the default is %s), or shorten state.lock_interval",
 			c.Policies.SettleTime, want, interval, term, backends.DefaultTimeout, want, usage.DefaultSettleTime))
 	}

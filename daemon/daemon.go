@@ -141,6 +141,12 @@ type Daemon struct {
 	listenAddress string // Options.ListenAddress
 
 	db *state.DB
+	// activeSince is when this instance last became the active one
+	// (BecomeActive), in Unix nanoseconds by d.now: ticket writes whose
+	// outcome is unknown are settled only policies.settle_time after it
+	// (tickets.Config.ActiveSince), as the writes of the instance active
+	// before may still be on their way to the PSA.
+	activeSince atomic.Int64
 	// leading is set while this instance holds the state database's
 	// leadership (always, once Run or BecomeActive took it, with SQLite).
 	leading         atomic.Bool
@@ -499,6 +505,7 @@ func (d *Daemon) BecomeActive(ctx context.Context) error {
 		return &StandbyError{Active: d.activeInstance()}
 	}
 	d.lead = l
+	d.activeSince.Store(d.now().UnixNano())
 	d.interruptRunningRuns()
 	d.leading.Store(true)
 	if d.exp.Load() != nil {

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	neturl "net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,6 +261,122 @@ func (h *ttHoldSearch) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/tickets/query") {
 		h.once.Do(func() {
 			h.arrived <- struct{}{}
+			<-h.release
+		})
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestDaemon_TicketPass_takeoverLeavesANoteOnItsWay: the active instance
+// records a resolve note and sends it; the request is on its way (held
+// here) when the instance loses the leadership and a standby takes over.
+// The new active instance's pass must not look for the note yet, which it
+// would not find, and send it a second time: it leaves it for
+// policies.settle_time after the takeover, and then finds the deposed
+// instance's note on the ticket (385a541's gap). The deposed instance's
+// clock is 10 minutes behind: the note's record looks older than
+// policies.settle_time to the new instance, which counts from its own
+// takeover.
+func TestDaemon_TicketPass_takeoverLeavesANoteOnItsWay(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := &ttHoldNote{arrived: make(chan struct{}), release: make(chan struct{})}
+	t.Cleanup(hold.let)
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	a, sim, sop := ttSetupOptions(t, routing, true,
+		fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 1h\npolicies:\n  ticket_resolve_after: 0s\n", url),
+		Options{HTTPClient: &http.Client{Timeout: time.Minute, Transport: hold}, Now: func() time.Time { return time.Now().Add(-10 * time.Minute) }})
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alert := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	if rep, err := a.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("first pass = %+v, %v; want the ticket created", rep.Totals(), err)
+	}
+	sop.ResolveAlert(ttAcme, alert.ID)
+	hold.armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.TicketPass(context.WithoutCancel(t.Context()), false)
+		done <- err
+	}()
+	select {
+	case <-hold.arrived: // the resolve note is recorded and on its way
+	case err := <-done:
+		t.Fatalf("the pass ended before sending the resolve note: %v", err)
+	}
+
+	dtCutLeadership(t, url)
+	var offset atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	cfg, err := Load(a.configPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, a.configPath, Options{Registry: prometheus.NewRegistry(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := b.BecomeActive(t.Context())
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("taking over: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rep, err := b.TicketPass(t.Context(), false)
+	if tot := rep.Totals(); err != nil || tot.Noted != 0 || !slices.ContainsFunc(tot.Notices, func(n string) bool { return strings.Contains(n, "policies.settle_time") }) {
+		t.Errorf("pass right after the takeover = %+v, %v; want the resolve note left for policies.settle_time", tot, err)
+	}
+	hold.let() // the deposed instance's note reaches the PSA
+	if err := <-done; !errors.Is(err, tickets.ErrNotLeader) {
+		t.Errorf("the deposed instance's pass = %v, want it stopped at its record after the note (tickets.ErrNotLeader)", err)
+	}
+
+	offset.Store(int64(cfg.Policies.SettleTime))
+	if rep, err := b.TicketPass(t.Context(), false); err != nil || rep.Totals().Noted != 1 {
+		t.Errorf("pass policies.settle_time after the takeover = %+v, %v; want the deposed instance's note found", rep.Totals(), err)
+	}
+	n := 0
+	for _, tk := range sim.Autotask().Tickets() {
+		for _, note := range sim.Autotask().TicketNotes(tk.ID) {
+			if strings.Contains(note.Description, "resolved in Sophos Central") {
+				n++
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d resolve notes on the ticket, want 1", n)
+	}
+}
+
+// ttHoldNote is the daemon's transport: once armed, it holds the first
+// ticket note it sends until let is called.
+type ttHoldNote struct {
+	armed   atomic.Bool
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
+	letOnce sync.Once
+}
+
+func (h *ttHoldNote) let() { h.letOnce.Do(func() { close(h.release) }) }
+
+func (h *ttHoldNote) RoundTrip(r *http.Request) (*http.Response, error) {
+	if h.armed.Load() && r.Method == http.MethodPost && strings.HasSuffix(strings.ToLower(r.URL.Path), "/notes") {
+		h.once.Do(func() {
+			close(h.arrived)
 			<-h.release
 		})
 	}

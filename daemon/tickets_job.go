@@ -87,7 +87,7 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	}
 	eng, err := tickets.New(tickets.Config{
 		System: cfg.PSA.System, Instance: instance, PSA: t, Store: d.db, Alerts: d.ticketAlertSource(src.Client()), Routing: *doc.Tickets,
-		SettleTime: cfg.Policies.SettleTime, ResolveAfter: cfg.Policies.TicketResolveAfter, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
+		SettleTime: cfg.Policies.SettleTime, ActiveSince: d.becameActive(), ResolveAfter: cfg.Policies.TicketResolveAfter, Retention: cmp.Or(cfg.State.HistoryRetention, DefaultHistoryRetention), Now: d.now, Logger: logger, Budget: budget, Fence: d.db.CheckFence,
 		ForgetOtherPSA: forgetOther, StartWith: resume,
 	})
 	if err != nil {
@@ -123,6 +123,15 @@ func (d *Daemon) ticketPass(ctx context.Context, dryRun, forgetOther bool) (tick
 	// at what it left of it.
 	budget.Record()
 	return rep, err
+}
+
+// becameActive returns when this instance became the active one, or the
+// zero time before it did (a dry run of a standby, which settles nothing).
+func (d *Daemon) becameActive() time.Time {
+	if ns := d.activeSince.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // ticketAlertSource returns the ticket passes' alert source reading with

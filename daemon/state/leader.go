@@ -214,10 +214,10 @@ const busyLeaderSQL = `SELECT EXISTS (SELECT 1 FROM pg_stat_activity a JOIN pg_l
 // its wait ends, and a standby take over, while this lease still runs: for
 // at most a term after the last answer, this instance may then still send
 // writes whose intents or ticket records it committed before: the new
-// instance leaves such a line alone for policies.settle_time (default
-// 2 min) after the takeover, and such a ticket create after its record, so
-// that they never meet a retry; a ticket note or reopen is looked for
-// first and one still on its way may be sent twice (audit-ha4, finding 2). An answer that
+// instance leaves such a line, and such a ticket create, close, reopen or
+// note, alone for policies.settle_time (default 2 min) after the takeover
+// (and the ticket write after its record too), so that they never meet a
+// retry (audit-ha4, finding 2; audit-tickets4). An answer that
 // does not show the session so (it is between two statements, it ended),
 // or no answer, leaves the lease as it is.
 func (db *DB) vouch(id backendID, check time.Duration, stop <-chan struct{}) {
