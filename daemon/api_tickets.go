@@ -179,13 +179,15 @@ func (d *Daemon) handleTickets(w http.ResponseWriter, r *http.Request) {
 		rep, err = d.ticketPass(r.Context(), body.DryRun, body.ForgetOtherPSA)
 	} else {
 		d.logger.Info("Running a ticket pass requested through the API")
-		rep, err = d.recordedTicketPass(r.Context(), doc, body.ForgetOtherPSA)
+		ctx, stop := d.whileActive(r.Context())
+		rep, err = d.recordedTicketPass(ctx, doc, body.ForgetOtherPSA)
+		stop()
 	}
 	switch {
 	case errors.Is(err, ErrNoTicketRouting):
 		writeError(w, http.StatusConflict, strings.TrimPrefix(err.Error(), "daemon: "))
 		return
-	case errors.Is(err, tickets.ErrNotLeader):
+	case errors.Is(err, tickets.ErrNotLeader) || errors.Is(err, errLostLeadership):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, "ticket pass stopped: this psa-syncd is no longer the active instance; the active instance settles what it recorded: "+err.Error())
 		return

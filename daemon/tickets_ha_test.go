@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	neturl "net/url"
 	"reflect"
 	"slices"
@@ -381,4 +382,70 @@ func (h *ttHoldNote) RoundTrip(r *http.Request) (*http.Response, error) {
 		})
 	}
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestDaemon_ticketsAPI_stopsAtLostLeadership: a ticket pass requested
+// through POST /api/v1/tickets runs with the request's context. Its PSA
+// client waits out a Retry-After before sending a resolve note again when
+// the instance loses the leadership: the pass must end there, as a
+// scheduled pass does, without sending the note, which the instance that
+// takes over sends (once) after policies.settle_time. It used to be sent
+// once the wait was over, however long after the takeover.
+func TestDaemon_ticketsAPI_stopsAtLostLeadership(t *testing.T) {
+	t.Parallel()
+	url, err := pgtest.New(t).CreateDatabase(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	routing := &export.Tickets{Enabled: true, QueueID: dtID(psatest.AutotaskQueueMonitoringAlert), OnResolve: export.OnResolveNote}
+	a, sim, sop := ttSetupWith(t, routing, true, "  api_token: "+ttToken+"\n"+
+		fmt.Sprintf("state:\n  driver: postgres\n  url: %q\n  lock_interval: 100ms\npolicies:\n  ticket_resolve_after: 0s\n", url))
+	if err := a.BecomeActive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	alert := sop.AddAlert(ttAcme, sophostest.Alert{Severity: "high", Description: "Malware on PC-1"})
+	if rep, err := a.TicketPass(t.Context(), false); err != nil || rep.Totals().Created != 1 {
+		t.Fatalf("first pass = %+v, %v; want the ticket created", rep.Totals(), err)
+	}
+	ticket := sim.Autotask().Tickets()[0].ID
+	notes := fmt.Sprintf("/ATServicesRest/V1.0/Tickets/%d/Notes", ticket)
+	sim.AddFault(psatest.Fault{Method: http.MethodPost, Path: notes, Status: http.StatusTooManyRequests, RetryAfter: time.Minute, Times: 1})
+	sop.ResolveAlert(ttAcme, alert.ID)
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	type answer struct {
+		code int
+		body string
+	}
+	done := make(chan answer, 1)
+	go func() {
+		code, body, _ := ttPost(t, srv.URL, ttToken, `{"dry_run": false}`)
+		done <- answer{code, body}
+	}()
+	throttled := func() bool {
+		for _, r := range sim.Requests() {
+			if r.Method == http.MethodPost && strings.EqualFold(r.Path, notes) {
+				return true
+			}
+		}
+		return false
+	}
+	for !throttled() {
+		select {
+		case got := <-done:
+			t.Fatalf("the pass ended before sending its note: %d %s", got.code, got.body)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	dtCutLeadership(t, url) // while the client waits a minute to send the note again
+	got := <-done
+	if got.code != http.StatusServiceUnavailable || !strings.Contains(got.body, "no longer the active instance") {
+		t.Errorf("POST /api/v1/tickets that lost the leadership = %d %s; want 503", got.code, got.body)
+	}
+	for _, r := range sim.Requests() {
+		if r.Method == http.MethodPost && strings.EqualFold(r.Path, notes) && r.Status != http.StatusTooManyRequests {
+			t.Errorf("the instance that lost the leadership sent the note again at %s (answered %d)", r.Time.Format(time.RFC3339), r.Status)
+		}
+	}
 }

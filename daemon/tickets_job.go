@@ -403,6 +403,36 @@ func (d *Daemon) scheduledTicketPass(ctx context.Context) {
 	_, _ = d.recordedTicketPass(ctx, snap.doc, false)
 }
 
+// whileActive returns ctx, also ended with errLostLeadership once this
+// instance loses the state database's leadership lock, as runActive ends
+// the scheduled passes' context, and the function that releases it. A
+// ticket pass requested through the API runs with the request's context,
+// which a lost lock does not end: the pass would go on until the process
+// exits, its writes refused by the lease or the database, but a write
+// already on its way (a PSA client waiting out a Retry-After of up to 5
+// minutes before sending it again) would still be sent, possibly after the
+// new active instance settled it (policies.settle_time after the
+// takeover), and sent twice. Ended, the client's wait ends unsent.
+func (d *Daemon) whileActive(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	lead := d.lead
+	if lead == nil {
+		return ctx, func() { cancel(nil) }
+	}
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-lead.Lost():
+			cancel(errLostLeadership)
+		case <-stop:
+		}
+	}()
+	return ctx, func() {
+		close(stop)
+		cancel(nil)
+	}
+}
+
 // recordedTicketPass runs a ticket pass that writes, for the customers of
 // doc (forgetting their records of another PSA with forgetOther), and
 // records its outcome in the metrics, the state database and the log, as
