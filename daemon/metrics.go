@@ -175,7 +175,7 @@ func NewMetrics(reg prometheus.Registerer, system psa.System) *Metrics {
 	m.TicketNextRunTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,
 		Name:      "ticket_next_run_timestamp_seconds",
-		Help:      "Time the next scheduled ticket pass is due, as a Unix timestamp, kept until that pass has ended; 0 while no ticket schedule runs (a standby, no valid schedule).",
+		Help:      "Time the next scheduled ticket pass is due (or the one more pass that settles the ticket writes a pass left for policies.settle_time), as a Unix timestamp, kept until that pass has ended; 0 while no ticket schedule runs (a standby, no valid schedule).",
 	}, []string{"system"}).With(sys)
 	m.TicketLastSuccessTimestamp = f.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace,

@@ -330,8 +330,16 @@ func (d *Daemon) logTicketSync(cfg *Config, doc *export.Document) {
 // Only the active instance runs it. psa_sync_ticket_next_run_timestamp_seconds
 // keeps the time of a due pass until the pass has ended, so that one that
 // never ends shows as overdue.
+//
+// A pass that left writes for policies.settle_time (tickets.Report.SettleAt:
+// after a restart or a takeover, the creates, closes, notes and reopens the
+// previous process may have had on their way) is followed by one more pass
+// then, when that comes before the schedule's next time: with an hourly or
+// daily schedule they would otherwise wait that long. The schedule's times
+// stay as they were.
 func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 	base := d.now()
+	var settleAt time.Time
 	var rec ticketRecord
 	if ok, err := d.db.Snapshot(snapshotTickets, &rec); err != nil {
 		d.logger.Warn("Cannot read the last ticket pass for the ticket schedule", "err", err)
@@ -344,11 +352,16 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 		var wait <-chan time.Time
 		var timer *time.Timer
 		var next time.Time
+		// followUp is set when next is settleAt, not the schedule's.
+		followUp := false
 		if err != nil {
 			d.logger.Error("No valid ticket schedule; no ticket passes run", "err", err)
 			d.metrics.TicketNextRunTimestamp.Set(0)
 		} else {
 			next = sched.Next(base, loc)
+			if !settleAt.IsZero() && settleAt.Before(next) {
+				next, followUp = settleAt, true
+			}
 			d.metrics.TicketNextRunTimestamp.Set(unixSeconds(next))
 			if desc := sched.String() + " " + loc.String(); desc != last {
 				d.logger.Debug("Ticket schedule", "schedule", sched.String(), "timezone", loc.String(), "next", next.Format(time.RFC3339))
@@ -366,7 +379,11 @@ func (d *Daemon) ticketLoop(ctx, passCtx context.Context) {
 			return
 		case <-d.ticketScheduleChanged:
 		case <-wait:
-			d.scheduledTicketPass(passCtx)
+			settleAt = d.scheduledTicketPass(passCtx)
+			if followUp {
+				// The schedule's next time is still to come.
+				break
+			}
 			base = next
 			if now := d.now(); now.After(base) {
 				base = now
@@ -388,19 +405,28 @@ func ticketPassWrites(doc *export.Document) bool {
 
 // scheduledTicketPass runs one ticket pass when the export has an enabled
 // ticket routing, the integration is on and some customer has ticket sync
-// on, and records its outcome in the metrics and the state database.
-func (d *Daemon) scheduledTicketPass(ctx context.Context) {
+// on, and records its outcome in the metrics and the state database. It
+// returns the pass's tickets.Report.SettleAt: zero when it left no write
+// for policies.settle_time, or did not run.
+func (d *Daemon) scheduledTicketPass(ctx context.Context) time.Time {
 	snap := d.exp.Load()
 	if snap == nil {
 		d.logger.Warn("Skipping ticket pass: no valid mapping export loaded")
-		return
+		return time.Time{}
 	}
 	if !ticketPassWrites(snap.doc) {
-		return
+		return time.Time{}
 	}
 	d.ticketMu.Lock()
 	defer d.ticketMu.Unlock()
-	_, _ = d.recordedTicketPass(ctx, snap.doc, false)
+	rep, err := d.recordedTicketPass(ctx, snap.doc, false)
+	if err != nil {
+		return time.Time{}
+	}
+	if !rep.SettleAt.IsZero() {
+		d.logger.Info("Ticket writes left for policies.settle_time; one more ticket pass runs then", "at", rep.SettleAt)
+	}
+	return rep.SettleAt
 }
 
 // whileActive returns ctx, also ended with errLostLeadership once this

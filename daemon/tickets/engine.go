@@ -340,6 +340,13 @@ type Report struct {
 	// WritesHeld, set by the caller on a dry run, says why a pass that
 	// writes would be refused (a restored backup not yet confirmed).
 	WritesHeld string
+	// SettleAt is the earliest time at which a write this pass left for
+	// the settle time (Config.SettleTime, Config.ActiveSince) is settled:
+	// a create whose search did not find it yet, or a close, note or
+	// reopen whose outcome is unknown. Zero when the pass left none. The
+	// daemon runs a ticket pass then, rather than leaving it for the next
+	// scheduled one.
+	SettleAt time.Time
 	// ResumeAt is the first customer, in the order the pass went through
 	// them, whose alerts were left for a later pass (Deferred: max_per_pass
 	// reached, the budget at the reserve, the PSA throttling), or whose
@@ -408,6 +415,15 @@ type pass struct {
 	// moved holds, by customerKey, the notices of the tickets settle
 	// found in another company than their create was sent to.
 	moved map[string][]string
+	// settleAt is Report.SettleAt.
+	settleAt time.Time
+}
+
+// settlesLater records that a write the pass left alone is settled at t.
+func (p *pass) settlesLater(t time.Time) {
+	if p.settleAt.IsZero() || t.Before(p.settleAt) {
+		p.settleAt = t
+	}
 }
 
 func customerKey(source, customerID string) string { return source + "\x00" + customerID }
@@ -469,6 +485,7 @@ func (e *Engine) Pass(ctx context.Context, customers []Customer, dryRun bool) (r
 		rep.OtherAdopted += n
 	}
 	rep.RateLimited = errors.Is(p.stopped, psa.ErrRateLimited)
+	rep.SettleAt = p.settleAt
 	rep.BudgetLimited = p.limited != ""
 	if u, ok := e.budget.(UnknownBudget); ok && rep.BudgetLimited {
 		rep.BudgetUnknown = u.Unknown()
@@ -619,6 +636,7 @@ func (e *Engine) settle(ctx context.Context, p *pass) (int, error) {
 			}
 		case e.now().Before(e.settlesAt(r.Created)):
 			p.waiting[recordKey(r)] = true
+			p.settlesLater(e.settlesAt(r.Created))
 			continue
 		default:
 			// The create never reached the PSA: forget the intent; the
@@ -675,7 +693,7 @@ func unsettledWrite(r *Record) (time.Time, bool) {
 // reopen has an unknown outcome and is not settled yet (settlesAt), and
 // adds a notice naming them: the pass leaves them as they are, neither
 // reading nor writing their tickets.
-func (e *Engine) unsettledWrites(records []Record, cr *CustomerReport) map[string]bool {
+func (e *Engine) unsettledWrites(p *pass, records []Record, cr *CustomerReport) map[string]bool {
 	out := map[string]bool{}
 	var names []string
 	last := time.Time{}
@@ -690,6 +708,7 @@ func (e *Engine) unsettledWrites(records []Record, cr *CustomerReport) map[strin
 			continue
 		}
 		out[r.AlertKey] = true
+		p.settlesLater(until)
 		what := map[string]string{StateClosing: "close", StateNoting: "resolve note", StateReopening: "reopen", StateOpen: "\"More alerts\" note"}[r.State]
 		names = append(names, fmt.Sprintf("the %s of ticket %s", what, cmp.Or(r.Number, r.TicketID)))
 		if until.After(last) {
@@ -909,7 +928,7 @@ func (e *Engine) customer(ctx context.Context, p *pass, c Customer) CustomerRepo
 	// until settlesAt: it may still be on its way to the PSA (sent by the
 	// instance active before, or by this one before its answer was lost),
 	// and a read or note listing now would not show it yet.
-	unsettledWrites := e.unsettledWrites(records, &cr)
+	unsettledWrites := e.unsettledWrites(p, records, &cr)
 	// A reopen whose outcome is unknown is settled first; so is a close
 	// or resolve note whose outcome is unknown, for an alert that is open
 	// again, so that the alert's ticket is reopened, followed or left as
